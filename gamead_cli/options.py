@@ -1,0 +1,46 @@
+"""Options shared by many commands, defined once, and the settings they feed."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gamead_core.config import GameadSettings, load_settings
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (default: $GAMEAD_CONFIG, else ./config.yaml if present).",
+        envvar="GAMEAD_CONFIG",
+        show_envvar=False,
+    ),
+]
+OutputOpt = Annotated[
+    OutputFormat,
+    typer.Option("--output", "-o", help="table for people, json for scripts.", case_sensitive=False),
+]
+ApiOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        help="URL of the gamead API [env GAMEAD_API_URL; default http://127.0.0.1:8080].",
+        show_default=False,
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
+    """Load settings for a command: its flags (``overrides``, nested dicts) win over everything else."""
+    return load_settings(config, **overrides)

@@ -1,0 +1,232 @@
+"""One settings object for every role: defaults < config.yaml < ``GAMEAD_*`` env vars < CLI flags.
+
+The entry point builds a :class:`GameadSettings` once (``load_settings``) and passes sub-settings down;
+nothing deeper in the code reads the environment. Nested keys use ``__`` in env vars, so
+``worker.concurrency`` is ``GAMEAD_WORKER__CONCURRENCY``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gamead_core.errors import ConfigError
+
+CONFIG_ENV = "GAMEAD_CONFIG"
+DEFAULT_CONFIG_FILE = "config.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `gamead serve` binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `gamead serve` listens on.")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted.")
+    publish_timeout: float = Field(2.0, gt=0, description="Seconds to wait for JetStream to ack a submit.")
+    list_scan_limit: int = Field(
+        10_000, ge=100, description="Most ad records `GET /ads` scans to build one filtered page."
+    )
+
+
+class NatsSettings(_Section):
+    url: str | None = Field(None, description="NATS server URL(s), comma separated; unset = embedded server.")
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    tls_ca: str | None = Field(None, description="CA bundle to verify the server's certificate.")
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    connect_timeout: float = Field(2.0, gt=0)
+    request_timeout: float = Field(2.0, gt=0, description="Timeout of JetStream API calls.")
+
+
+class QueueSettings(_Section):
+    aging_step: float = Field(10.0, gt=0, description="Seconds of waiting that lift an ad one priority level.")
+    ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacknowledged ad is redelivered.")
+    duplicate_window: float = Field(120.0, gt=0, description="Window in which a repeated message id is dropped.")
+    max_msgs: int = Field(1_000_000, description="Most ads waiting in the work stream (-1 = unlimited).")
+    max_bytes: int = Field(1024**3, description="Most bytes in the work stream (-1 = unlimited).")
+    replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a production cluster).")
+    head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads.")
+    idle_poll: float = Field(0.5, gt=0, description="Longest a worker waits between polls of an empty queue.")
+
+
+class WorkerSettings(_Section):
+    concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once.")
+    drain_timeout: float = Field(25.0, ge=0, description="Seconds to finish in-flight ads on SIGTERM.")
+
+
+class AnalysisSettings(_Section):
+    simulated_latency_ms: int = Field(0, ge=0, le=600_000, description="Extra I/O-like delay per analysis.")
+
+
+class EmbeddedSettings(_Section):
+    data_dir: Path = Field(Path(".gamead"), description="Where `gamead up` keeps NATS data and logs.")
+    nats_port: int = Field(0, ge=0, le=65535, description="Port of the embedded nats-server (0 = free port).")
+    sync_always: bool = Field(False, description="fsync before every ack (survives power loss; ~10x slower).")
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = Field("json", description="json = one JSON object per line.")
+
+
+class ClientSettings(_Section):
+    api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
+    token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
+    timeout: float = Field(10.0, gt=0)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file chosen by ``--config`` / ``GAMEAD_CONFIG`` / ``./config.yaml``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class GameadSettings(BaseSettings):
+    """Effective configuration of one gamead process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GAMEAD_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    api: ApiSettings = ApiSettings()
+    nats: NatsSettings = NatsSettings()
+    queue: QueueSettings = QueueSettings()
+    worker: WorkerSettings = WorkerSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    log: LogSettings = LogSettings()
+    client: ClientSettings = ClientSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_source = _YamlSource(settings_cls, _YAML_DATA.get())
+        return (init_settings, env_settings, yaml_source)
+
+
+#: The YAML data of the ``load_settings`` call in progress (a settings source cannot take arguments).
+_YAML_DATA: ContextVar[dict[str, Any]] = ContextVar("gamead_yaml_data", default={})
+
+
+def config_path(explicit: str | Path | None = None) -> Path | None:
+    """The config file in force: ``--config``, else ``$GAMEAD_CONFIG``, else ``./config.yaml`` if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides() -> dict[str, Any]:
+    """Env vars that are not ``GAMEAD_<SECTION>__<KEY>`` but that operators expect to work."""
+    out: dict[str, Any] = {}
+    if url := os.environ.get("GAMEAD_API_URL"):
+        out.setdefault("client", {})["api_url"] = url
+    if token := os.environ.get("GAMEAD_TOKEN"):
+        out.setdefault("client", {})["token"] = token
+    return out
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadSettings:
+    """Build the settings: defaults < YAML file < env < ``overrides`` (CLI flags, nested dicts).
+
+    ``overrides`` values of ``None`` are ignored so CLI options can pass their unset defaults through.
+    Raises :class:`ConfigError` with every problem named by its dotted key.
+    """
+    path = config_path(config)
+    data = _read_yaml(path) if path else {}
+    init = _deep_merge(_env_overrides(), _drop_none(overrides))
+    token = _YAML_DATA.set(data)
+    try:
+        # Flags (init) win over env; env wins over YAML. Env-derived aliases sit just above YAML.
+        settings = GameadSettings(**init) if init else GameadSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        source = f" (from {path})" if path else ""
+        raise ConfigError(f"invalid configuration{source}: {problems}") from exc
+    finally:
+        _YAML_DATA.reset(token)
+    return settings
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def masked_dump(settings: GameadSettings) -> dict[str, Any]:
+    """The effective configuration as plain data with every secret replaced by ``'********'``."""
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********"
+        if isinstance(value, BaseModel):
+            return {k: mask(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return mask(settings)

@@ -1,0 +1,83 @@
+"""The gamead error tree. Adapters translate third-party errors into these with ``raise … from exc``.
+
+::
+
+    GameadError
+    ├── ConfigError              bad or contradictory configuration; the process must not start
+    ├── QueueUnavailable         NATS / JetStream cannot be reached or did not answer in time
+    ├── TopologyError            a stream, consumer or bucket exists with an incompatible config
+    ├── QueueFull                the stream refused a publish because a limit was reached
+    ├── NotFound                 an ad (or other record) does not exist
+    ├── Conflict                 a compare-and-set lost: someone else updated the record first
+    └── ApiClientError           a CLI-side failure talking to the gamead API
+        └── ApiUnreachable       the API refused the connection or timed out
+
+The HTTP layer maps each class to one status and one stable ``code`` (see ``gamead_core.api.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GameadError(Exception):
+    """Base of every error gamead raises on purpose. ``code`` is stable; ``message`` is for humans."""
+
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(GameadError):
+    """The configuration is invalid or contradictory; the process refuses to start."""
+
+    code = "config_error"
+
+
+class QueueUnavailable(GameadError):
+    """NATS JetStream cannot be reached, or did not answer in time. Retrying later may succeed."""
+
+    code = "queue_unavailable"
+
+
+class TopologyError(GameadError):
+    """A stream, consumer or KV bucket exists with a config gamead cannot work with."""
+
+    code = "topology_error"
+
+
+class QueueFull(GameadError):
+    """The work stream is at its limit (messages or bytes) and refused the publish."""
+
+    code = "queue_full"
+
+
+class NotFound(GameadError):
+    """The requested record does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(GameadError):
+    """A compare-and-set write lost to a concurrent writer."""
+
+    code = "conflict"
+
+
+class ApiClientError(GameadError):
+    """The gamead API answered with an error, or answered something the client cannot use."""
+
+    code = "api_error"
+
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.status = status
+
+
+class ApiUnreachable(ApiClientError):
+    """The gamead API refused the connection or did not answer in time."""
+
+    code = "api_unreachable"

@@ -1,0 +1,131 @@
+"""Domain types: what a client submits, what the service stores, what the analysis returns.
+
+Field names on the wire are camelCase, as in the spec's sample request; Python attributes are snake_case.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.alias_generators import to_camel
+
+from gamead_core.names import DEFAULT_PRIORITY
+
+_WIRE = ConfigDict(
+    alias_generator=AliasGenerator(alias=to_camel),
+    populate_by_name=True,
+    serialize_by_alias=True,
+)
+
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text2000 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+MAX_LIST_ITEMS = 50
+
+
+class AdStatus(str, Enum):
+    """Lifecycle of an ad: queued → processing → completed | failed | dead."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DEAD = "dead"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (AdStatus.COMPLETED, AdStatus.FAILED, AdStatus.DEAD)
+
+
+class AdSubmission(BaseModel):
+    """The body of ``POST /ads``. Unknown fields are rejected by name."""
+
+    model_config = ConfigDict(**_WIRE, extra="forbid", frozen=True)
+
+    title: Text200
+    description: Text2000
+    genre: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    target_audience: list[Tag] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    visual_elements: list[Tag] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    call_to_action: Text200
+    duration: int = Field(ge=1, le=600, description="Length of the ad in seconds.")
+    priority: int = Field(DEFAULT_PRIORITY, ge=1, le=5, description="1 most urgent … 5 least.")
+
+    @field_validator("duration", "priority", mode="before")
+    @classmethod
+    def _no_bools(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be an integer, not a boolean")
+        return value
+
+
+class ComponentScore(BaseModel):
+    """One named part of the effectiveness score, with why it scored as it did."""
+
+    model_config = _WIRE
+
+    name: str
+    score: float = Field(ge=0, le=10)
+    weight: float = Field(ge=0, le=1)
+    reason: str
+
+
+class Analysis(BaseModel):
+    """The analyser's verdict on one ad. Deterministic: the same ad always gets the same analysis."""
+
+    model_config = _WIRE
+
+    effectiveness_score: float = Field(ge=0, le=10)
+    components: list[ComponentScore]
+    strengths: list[str]
+    improvement_suggestions: list[str]
+    analyzer_version: str
+
+
+class AdError(BaseModel):
+    """Why an ad failed."""
+
+    model_config = _WIRE
+
+    error_class: str
+    message: str
+
+
+class AdRecord(BaseModel):
+    """What the service stores (KV bucket) and returns from ``GET /ads/{id}``."""
+
+    model_config = _WIRE
+
+    id: str
+    status: AdStatus
+    priority: int
+    submitted_at: datetime
+    ad: AdSubmission
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    attempts: int = 0
+    worker_id: str | None = None
+    analysis: Analysis | None = None
+    error: AdError | None = None
+    idempotency_key: str | None = None
+
+
+class AdAccepted(BaseModel):
+    """The ``202`` answer to ``POST /ads``."""
+
+    model_config = _WIRE
+
+    id: str
+    status: AdStatus
+    priority: int
+    submitted_at: datetime
+    duplicate: bool = False
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (every timestamp gamead writes)."""
+    return datetime.now(timezone.utc)

@@ -1,0 +1,54 @@
+"""Every name gamead puts on the wire, defined once.
+
+Streams, subjects, consumers, KV buckets and message headers are referenced only through this module so
+a rename is one edit and two components can never disagree about a subject.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Priority levels, 1 most urgent … 5 least (the convention of the service we replace).
+LEVELS: Final[tuple[int, ...]] = (1, 2, 3, 4, 5)
+DEFAULT_PRIORITY: Final[int] = 3
+
+# --- work queue -------------------------------------------------------------------------------------
+ADS_STREAM: Final[str] = "GAMEAD_ADS"
+ADS_SUBJECT_PREFIX: Final[str] = "gamead.ads"
+ADS_SUBJECT_WILDCARD: Final[str] = f"{ADS_SUBJECT_PREFIX}.*"
+
+
+def level_subject(level: int) -> str:
+    """Subject of one priority level: ``gamead.ads.p1`` … ``gamead.ads.p5``."""
+    return f"{ADS_SUBJECT_PREFIX}.p{level}"
+
+
+def level_consumer(level: int) -> str:
+    """Durable pull consumer that serves one priority level."""
+    return f"gamead-p{level}"
+
+
+def level_of_subject(subject: str) -> int:
+    """Inverse of :func:`level_subject`."""
+    return int(subject.rsplit(".p", 1)[1])
+
+
+# --- dead-letter queue -------------------------------------------------------------------------------
+DLQ_STREAM: Final[str] = "GAMEAD_DLQ"
+DLQ_SUBJECT_PREFIX: Final[str] = "gamead.dlq"
+
+# --- key-value buckets -------------------------------------------------------------------------------
+ADS_BUCKET: Final[str] = "gamead_ads"
+REGISTRY_BUCKET: Final[str] = "gamead_registry"
+
+# --- headers -----------------------------------------------------------------------------------------
+HDR_MSG_ID: Final[str] = "Nats-Msg-Id"
+HDR_AD_ID: Final[str] = "Gamead-Ad-Id"
+HDR_SUBMITTED_AT: Final[str] = "Gamead-Submitted-At"
+
+# --- JetStream API ---------------------------------------------------------------------------------
+
+
+def pull_next_subject(stream: str, consumer: str) -> str:
+    """Subject of the raw JetStream pull API (used for ``no_wait`` pulls nats-py does not expose)."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
