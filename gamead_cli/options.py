@@ -34,7 +34,7 @@ ApiOpt = Annotated[
     str | None,
     typer.Option(
         "--api",
-        help="URL of the gamead API [env GAMEAD_API_URL; default http://127.0.0.1:8080].",
+        help="URL of the gamead API \\[env GAMEAD_API_URL; default http://127.0.0.1:8080].",
         show_default=False,
     ),
 ]

@@ -1,0 +1,3 @@
+from gamead_cli.main import main
+
+main()

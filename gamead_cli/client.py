@@ -1,0 +1,216 @@
+"""Synchronous client of the gamead HTTP API, used by every CLI command that talks to a running service.
+
+This module is the one boundary where httpx errors become gamead errors:
+
+* connection refused, DNS failure, timeouts → :class:`ApiUnreachable` (names the URL, the cause, a hint)
+* ``{"error": {"code", "message", "details"}}`` with 404 → :class:`NotFound`
+* any other error answer → :class:`ApiClientError` (``code`` = the API's code, ``status`` = HTTP status)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from gamead_core.config import ClientSettings
+from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
+
+HINT = "is `gamead up` or `gamead serve` running? Set --api or GAMEAD_API_URL."
+_MAX_FIELD_ERRORS = 5
+
+
+def _connect_cause(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if any(
+        s in text
+        for s in ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution")
+    ):
+        return "host name not found"
+    if "unreachable" in text:
+        return "network unreachable"
+    return str(exc) or type(exc).__name__
+
+
+def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
+    if isinstance(exc, httpx.ConnectTimeout):
+        cause = f"connect timed out after {timeout:g}s"
+    elif isinstance(exc, httpx.TimeoutException):
+        cause = f"no answer within {timeout:g}s"
+    elif isinstance(exc, httpx.ConnectError):
+        cause = _connect_cause(exc)
+    else:
+        cause = str(exc) or type(exc).__name__
+    return ApiUnreachable(f"cannot reach the gamead API at {url} ({cause}) — {HINT}")
+
+
+def _field_errors(details: Any) -> str:
+    """``[{"loc": "targetAudience.0", "msg": "…"}, …]`` → ``targetAudience.0: …; duration: …``."""
+    if not isinstance(details, list):
+        return ""
+    parts: list[str] = []
+    for item in details:
+        if not isinstance(item, Mapping):
+            continue
+        loc = item.get("loc", "")
+        if isinstance(loc, (list, tuple)):
+            loc = ".".join(str(p) for p in loc)
+        msg = item.get("msg", "invalid")
+        parts.append(f"{loc}: {msg}" if loc else str(msg))
+    shown = parts[:_MAX_FIELD_ERRORS]
+    more = len(parts) - len(shown)
+    return "; ".join(shown) + (f"; (+{more} more)" if more > 0 else "")
+
+
+def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
+    """Turn an HTTP error answer into the matching gamead error (not raised)."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        snippet = " ".join(response.text.split())[:120]
+        what = f"{response.request.method} {response.request.url.path}"
+        if status == 404:
+            return NotFound(f"{what}: not found (HTTP 404)")
+        message = f"API answered HTTP {status} to {what}" + (f": {snippet}" if snippet else "")
+        error = ApiClientError(message, status=status)
+        error.code = f"http_{status}"
+        return error
+
+    code = str(err.get("code") or f"http_{status}")
+    message = str(err.get("message") or response.reason_phrase or "error")
+    details = err.get("details")
+    if status == 404:
+        return NotFound(message, details=details)
+    text = f"{message} [{code}, HTTP {status}]"
+    fields = _field_errors(details) if status == 422 else ""
+    if fields and fields.split("; ")[0] not in message:  # the API may already name them
+        text = f"{message}: {fields} [{code}, HTTP {status}]"
+    if retry := response.headers.get("Retry-After"):
+        text += f"; retry after {retry}s"
+    if status in (401, 403):
+        text += " — set GAMEAD_TOKEN (or client.token in the config file)"
+    error = ApiClientError(text, status=status, details=details)
+    error.code = code  # the API's stable code, e.g. "validation_failed"
+    return error
+
+
+class ApiClient:
+    """A thin, typed wrapper over ``httpx.Client`` that speaks the gamead wire format (camelCase JSON).
+
+    Thread-safe: ``submit --count`` shares one instance between its sender threads.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        max_connections: int = 32,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        headers = {"Accept": "application/json", "User-Agent": "gamead-cli"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            self._http = httpx.Client(
+                base_url=self.api_url,
+                headers=headers,
+                timeout=timeout,
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+                transport=transport,
+            )
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise ApiClientError(f"invalid API URL {api_url!r}: {exc} — set --api or GAMEAD_API_URL") from exc
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings, **kw: Any) -> ApiClient:
+        token = settings.token.get_secret_value() if settings.token else None
+        return cls(settings.api_url, token=token, timeout=settings.timeout, **kw)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the one request path ----------------------------------------------------------------------
+
+    def send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """Send one request; return the successful response or raise the matching gamead error."""
+        try:
+            response = self._http.request(method, path, **kw)
+        except (httpx.TimeoutException, httpx.NetworkError) as exc:
+            raise _unreachable(self.api_url, exc, self.timeout) from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ApiClientError(
+                f"invalid API URL {self.api_url!r}: {exc} — set --api or GAMEAD_API_URL"
+            ) from exc
+        except httpx.RemoteProtocolError as exc:
+            raise ApiUnreachable(
+                f"cannot reach the gamead API at {self.api_url} (connection closed: {exc}) — {HINT}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        """Send one request and return its decoded JSON body (``None`` for an empty body)."""
+        response = self.send(method, path, **kw)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiClientError(
+                f"API answered {method} {path} with a non-JSON body (HTTP {response.status_code})",
+                status=response.status_code,
+            ) from exc
+
+    # --- ads ---------------------------------------------------------------------------------------
+
+    def submit(self, ad: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """``POST /ads`` → the 202 body ``{"id", "status", "priority", "submittedAt", "duplicate"}``."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._expect_dict(self.request("POST", "/ads", json=dict(ad), headers=headers), "POST /ads")
+
+    def get_ad(self, ad_id: str) -> dict[str, Any]:
+        """``GET /ads/{id}`` → the ad record. Raises :class:`NotFound` for an unknown id."""
+        path = f"/ads/{quote(ad_id, safe='')}"
+        return self._expect_dict(self.request("GET", path), f"GET {path}")
+
+    def list_ads(
+        self, status: str | None = None, priority: int | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        """``GET /ads`` → ``{"items": [record, …], "count": n}``."""
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        if priority is not None:
+            params["priority"] = priority
+        return self._expect_dict(self.request("GET", "/ads", params=params), "GET /ads")
+
+    @staticmethod
+    def _expect_dict(body: Any, what: str) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiClientError(f"API answered {what} with unexpected data: {type(body).__name__}")
+        return body

@@ -1,0 +1,74 @@
+"""``gamead ads``: look at submitted ads and their analyses."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from gamead_cli.client import ApiClient
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
+from gamead_cli.output import ad_list_view, ad_view, emit
+
+app = typer.Typer(
+    help="Look at submitted ads and their analyses.\n\n"
+    "[bold]Examples[/bold]\n\n"
+    "  gamead ads list --status failed\n"
+    "  gamead ads get 01J9Z7Q3M4K8 -o json | jq .analysis.effectivenessScore",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+class StatusFilter(str, Enum):
+    queued = "queued"
+    processing = "processing"
+    completed = "completed"
+    failed = "failed"
+    dead = "dead"
+
+
+def _client(config: ConfigOpt, api: ApiOpt) -> ApiClient:
+    return ApiClient.from_settings(settings_from(config, client={"api_url": api}).client)
+
+
+@app.command("get")
+def get(
+    ad_id: Annotated[str, typer.Argument(metavar="ID", help="Id returned by `gamead submit`.")],
+    output: OutputOpt = OutputFormat.table,
+    api: ApiOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show one ad: its status, timings and analysis (or error).
+
+    Example: gamead ads get 01J9Z7Q3M4K8
+    """
+    with _client(config, api) as client:
+        record = client.get_ad(ad_id)
+    emit(record, output, ad_view)
+
+
+@app.command("list")
+def list_(
+    status: Annotated[
+        StatusFilter | None,
+        typer.Option("--status", "-s", help="Only ads in this state.", case_sensitive=False),
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option("--priority", "-p", min=1, max=5, help="Only ads of this priority (1-5).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-l", min=1, max=500, help="Most ads to show (1-500).")
+    ] = 50,
+    output: OutputOpt = OutputFormat.table,
+    api: ApiOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List recent ads, newest first, optionally filtered.
+
+    Example: gamead ads list --status completed --priority 1 --limit 20
+    """
+    with _client(config, api) as client:
+        body = client.list_ads(status=status.value if status else None, priority=priority, limit=limit)
+    emit(body, output, ad_list_view)

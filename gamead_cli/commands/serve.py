@@ -1,0 +1,45 @@
+"""Run the HTTP API (one stateless node; run many behind a load balancer).
+
+Example: gamead serve --port 8080 --nats-url nats://127.0.0.1:4222
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from gamead_cli.options import ConfigOpt, settings_from
+from gamead_cli.runtime import require_nats_url
+from gamead_core.api.app import create_app
+from gamead_core.logs import setup_logging
+
+
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address \\[api.host, default 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port \\[api.port, default 8080].")] = None,
+    nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
+) -> None:
+    settings = settings_from(config, api={"host": host, "port": port}, nats={"url": nats_url})
+    url = require_nats_url(settings)
+    setup_logging(settings.log, role="api")
+    app = create_app(settings, url)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.api.host,
+            port=settings.api.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+            server_header=False,
+        )
+    )
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)

@@ -1,0 +1,458 @@
+"""Submit game ads for analysis: one from a file, stdin or flags, or many generated ones.
+
+[bold]Examples[/bold]
+
+  gamead submit ad.json --wait
+  cat ad.json | gamead submit - --priority 1
+  gamead submit -t "Sky Saga" -d "Epic RPG" -g rpg --cta "Play" --duration 30
+  gamead submit --count 1000 --rate 200 --wait -o json
+
+Exit codes: 0 ok, 1 rejected or timed out, 3 API unreachable, 6 an ad failed (--wait).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from gamead_cli import exitcodes
+from gamead_cli.client import ApiClient
+from gamead_cli.generate import generate_ads
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
+from gamead_cli.output import (
+    accepted_view,
+    ad_view,
+    emit,
+    error_line,
+    note_line,
+    stderr_console,
+    summary_view,
+)
+from gamead_core.errors import ApiUnreachable, GameadError
+
+TERMINAL = frozenset({"completed", "failed", "dead"})
+FAILED = frozenset({"failed", "dead"})
+
+# --- input -----------------------------------------------------------------------------------------
+
+
+def load_ad_file(source: str) -> dict[str, Any]:
+    """Read one ad (a JSON object) from a file path, or from stdin when ``source`` is ``-``."""
+    where = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise GameadError(f"ad file {source} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise GameadError(f"cannot read ad file {source}: {reason}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GameadError(
+            f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise GameadError(f"{where} must hold one JSON object (the ad), not {type(data).__name__}")
+    return data
+
+
+def ad_from_flags(
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    genre: str | None = None,
+    audience: list[str] | None = None,
+    visual: list[str] | None = None,
+    cta: str | None = None,
+    duration: int | None = None,
+    priority: int | None = None,
+) -> dict[str, Any]:
+    """The wire fields (camelCase) set by flags; unset flags are left out so they don't override."""
+    fields: dict[str, Any] = {
+        "title": title,
+        "description": description,
+        "genre": genre,
+        "targetAudience": audience or None,
+        "visualElements": visual or None,
+        "callToAction": cta,
+        "duration": duration,
+        "priority": priority,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+# --- one ad ----------------------------------------------------------------------------------------
+
+
+def wait_for_ad(client: ApiClient, ad_id: str, timeout: float) -> dict[str, Any]:
+    """Poll ``GET /ads/{id}`` until the ad is completed, failed or dead, or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    interval = 0.1
+    status = "queued"
+    with stderr_console().status(f"waiting for ad {ad_id} ({status})…") as spinner:
+        while True:
+            record = client.get_ad(ad_id)
+            status = str(record.get("status"))
+            if status in TERMINAL:
+                return record
+            spinner.update(f"waiting for ad {ad_id} ({status})…")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GameadError(
+                    f"ad {ad_id} is still {status} after {timeout:g}s"
+                    f" — check later with `gamead ads get {ad_id}`"
+                )
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, 1.0)
+
+
+def submit_one(
+    client: ApiClient,
+    ad: Mapping[str, Any],
+    *,
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+    output: OutputFormat,
+) -> int:
+    """Submit one ad, print the 202 answer (or, with ``wait``, the final record); return the exit code."""
+    accepted = client.submit(ad, idempotency_key)
+    if not wait:
+        emit(accepted, output, accepted_view)
+        return exitcodes.OK
+    if output != OutputFormat.json:
+        note_line(f"{'duplicate of' if accepted.get('duplicate') else 'accepted'} ad {accepted['id']}")
+    record = wait_for_ad(client, str(accepted["id"]), timeout)
+    emit(record, output, ad_view)
+    return exitcodes.AD_FAILED if record.get("status") in FAILED else exitcodes.OK
+
+
+# --- many ads --------------------------------------------------------------------------------------
+
+
+def _progress() -> Progress:
+    """A progress bar on stderr; silent when stderr is not a terminal (CI logs, pipes)."""
+    console = stderr_console()
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0–100) of ``values``; ``None`` when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def _latency(record: Mapping[str, Any]) -> float | None:
+    try:
+        start = datetime.fromisoformat(str(record["submittedAt"]))
+        end = datetime.fromisoformat(str(record["completedAt"]))
+    except (KeyError, ValueError, TypeError):
+        return None
+    return (end - start).total_seconds()
+
+
+def send_many(
+    client: ApiClient,
+    ads: Iterable[Mapping[str, Any]],
+    *,
+    total: int,
+    rate: float,
+    concurrency: int,
+    idempotency_key: str | None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Submit ``ads`` at ``rate`` per second (0 = as fast as possible) with ``concurrency`` senders.
+
+    Returns the summary so far and the ids of newly accepted ads. If the API cannot be reached before
+    any ad was accepted, stops and raises :class:`ApiUnreachable`.
+    """
+    lock = threading.Lock()
+    stop = threading.Event()
+    slots = threading.BoundedSemaphore(concurrency * 2)
+    rejected: Counter[str] = Counter()
+    ids: list[str] = []
+    counts = {"accepted": 0, "duplicates": 0}
+    fatal: list[ApiUnreachable] = []
+    sent = 0
+
+    with _progress() as progress:
+        task = progress.add_task("submitting", total=total, info="")
+
+        def one(index: int, ad: Mapping[str, Any]) -> None:
+            key = f"{idempotency_key}-{index}" if idempotency_key else None
+            try:
+                body = client.submit(ad, key)
+            except ApiUnreachable as exc:
+                with lock:
+                    rejected[exc.code] += 1
+                    if counts["accepted"] + counts["duplicates"] == 0:
+                        fatal.append(exc)
+                        stop.set()
+            except GameadError as exc:
+                with lock:
+                    rejected[exc.code] += 1
+            else:
+                with lock:
+                    if body.get("duplicate"):
+                        counts["duplicates"] += 1
+                    else:
+                        counts["accepted"] += 1
+                        ids.append(str(body["id"]))
+            finally:
+                slots.release()
+                with lock:
+                    info = f"{counts['accepted']} ok" + (
+                        f", {sum(rejected.values())} rejected" if rejected else ""
+                    )
+                progress.update(task, advance=1, info=info)
+
+        start = time.monotonic()
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
+        try:
+            for index, ad in enumerate(ads):
+                if rate > 0:
+                    delay = start + index / rate - time.monotonic()
+                    if delay > 0 and stop.wait(delay):
+                        break
+                slots.acquire()
+                if stop.is_set():
+                    slots.release()
+                    break
+                sent += 1
+                pool.submit(one, index, ad)
+        except KeyboardInterrupt:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        elapsed = time.monotonic() - start
+
+    if fatal and counts["accepted"] + counts["duplicates"] == 0:
+        raise fatal[0]
+    summary: dict[str, Any] = {
+        "sent": sent,
+        "accepted": counts["accepted"],
+        "duplicates": counts["duplicates"],
+        "rejected": dict(rejected),
+        "elapsedSeconds": round(elapsed, 3),
+        "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
+        "targetRate": rate or None,
+    }
+    return summary, ids
+
+
+def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency: int) -> dict[str, Any]:
+    """Poll the accepted ads until all are terminal or ``timeout`` passes; return the wait summary."""
+    pending = list(ids)
+    final: dict[str, dict[str, Any]] = {}
+    window = max(64, concurrency * 8)
+
+    def fetch(ad_id: str) -> dict[str, Any] | None:
+        try:
+            return client.get_ad(ad_id)
+        except GameadError:  # a transient failure: try again next round
+            return None
+
+    deadline = time.monotonic() + timeout
+    with _progress() as progress, ThreadPoolExecutor(concurrency, thread_name_prefix="gamead-wait") as pool:
+        task = progress.add_task("analysing", total=len(ids), info="")
+        while pending:
+            batch = pending[:window]
+            for ad_id, record in zip(batch, pool.map(fetch, batch), strict=True):
+                if record is not None and record.get("status") in TERMINAL:
+                    final[ad_id] = record
+            pending = [i for i in pending if i not in final]
+            failed = sum(1 for r in final.values() if r.get("status") in FAILED)
+            progress.update(task, completed=len(final), info=f"{failed} failed" if failed else "")
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                break
+            time.sleep(min(0.25, remaining))
+
+    statuses = Counter(str(r.get("status")) for r in final.values())
+    latencies = [lat for r in final.values() if (lat := _latency(r)) is not None]
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    return {
+        "completed": statuses["completed"],
+        "failed": statuses["failed"],
+        "dead": statuses["dead"],
+        "pending": len(pending),
+        "latencyP50Seconds": round(p50, 3) if p50 is not None else None,
+        "latencyP95Seconds": round(p95, 3) if p95 is not None else None,
+    }
+
+
+def generated_ads(count: int, seed: int, overrides: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """``count`` generated ads with ``overrides`` (from a file and/or flags) applied to each."""
+    for ad in generate_ads(count, seed):
+        yield {**ad, **overrides}
+
+
+def submit_bulk(
+    client: ApiClient,
+    overrides: Mapping[str, Any],
+    *,
+    count: int,
+    rate: float,
+    concurrency: int,
+    seed: int,
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+    output: OutputFormat,
+) -> int:
+    """Send ``count`` generated ads, maybe await the analyses, print the summary; return the exit code."""
+    summary, ids = send_many(
+        client,
+        generated_ads(count, seed, overrides),
+        total=count,
+        rate=rate,
+        concurrency=concurrency,
+        idempotency_key=idempotency_key,
+    )
+    if wait and ids:
+        summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))
+    elif wait:
+        summary.update(
+            completed=0, failed=0, dead=0, pending=0, latencyP50Seconds=None, latencyP95Seconds=None
+        )
+    emit(summary, output, summary_view)
+    if wait and summary["failed"] + summary["dead"]:
+        return exitcodes.AD_FAILED
+    if summary["rejected"] or summary.get("pending"):
+        return exitcodes.ERROR
+    return exitcodes.OK
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def submit(
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="FILE",
+            help="JSON file with one ad (spec fields, camelCase); '-' reads stdin. Flags override it.",
+            show_default=False,
+        ),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", "-t", help="Ad title.")] = None,
+    description: Annotated[str | None, typer.Option("--description", "-d", help="Ad description.")] = None,
+    genre: Annotated[str | None, typer.Option("--genre", "-g", help="Game genre, e.g. rpg.")] = None,
+    audience: Annotated[
+        list[str] | None, typer.Option("--audience", "-a", help="Target audience; repeat for several.")
+    ] = None,
+    visual: Annotated[
+        list[str] | None, typer.Option("--visual", help="Visual element; repeat for several.")
+    ] = None,
+    cta: Annotated[str | None, typer.Option("--cta", help="Call to action, e.g. 'Download now'.")] = None,
+    duration: Annotated[
+        int | None, typer.Option("--duration", min=1, max=600, help="Ad length in seconds (1-600).")
+    ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option("--priority", "-p", min=1, max=5, help="1 most urgent … 5 least (default 3)."),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Resubmitting with the same key returns the first ad (duplicate=true)."
+            " With --count: KEY-0, KEY-1, …",
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", "-w", help="Wait until analysed, then show the analysis (exit 6 if failed)."),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.0, help="Seconds --wait waits before giving up.")
+    ] = 60.0,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--count", "-n", min=1, help="Send N generated ads (flags/file fields override theirs)."
+        ),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option("--rate", "-r", min=0.0, help="With --count: ads per second; 0 = max.")
+    ] = 0.0,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=256, help="With --count: requests in flight.")
+    ] = 16,
+    seed: Annotated[int, typer.Option("--seed", help="With --count: seed of the generated ads.")] = 0,
+    output: OutputOpt = OutputFormat.table,
+    api: ApiOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    overrides = load_ad_file(file) if file else {}
+    overrides.update(
+        ad_from_flags(
+            title=title,
+            description=description,
+            genre=genre,
+            audience=audience,
+            visual=visual,
+            cta=cta,
+            duration=duration,
+            priority=priority,
+        )
+    )
+    if count is None and not overrides:
+        error_line(
+            "nothing to submit: give a JSON file, '-' for stdin, field flags (--title …), or --count N "
+            "— see `gamead submit --help`"
+        )
+        raise typer.Exit(exitcodes.USAGE)
+
+    settings = settings_from(config, client={"api_url": api})
+    with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
+        if count is None:
+            code = submit_one(
+                client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout, output=output
+            )
+        else:
+            code = submit_bulk(
+                client,
+                overrides,
+                count=count,
+                rate=rate,
+                concurrency=concurrency,
+                seed=seed,
+                idempotency_key=idempotency_key,
+                wait=wait,
+                timeout=timeout,
+                output=output,
+            )
+    if code != exitcodes.OK:
+        raise typer.Exit(code)

@@ -1,0 +1,40 @@
+"""Run a worker: pull ads by priority (with aging), analyse them, record the results.
+
+SIGTERM/SIGINT stop pulling, finish in-flight ads within worker.drain_timeout and hand back the rest;
+a second signal hands back at once.
+Example: gamead worker --concurrency 8 --nats-url nats://127.0.0.1:4222
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+import uvloop
+
+from gamead_cli.options import ConfigOpt, settings_from
+from gamead_cli.runtime import install_stop_signals, require_nats_url
+from gamead_core.logs import setup_logging
+from gamead_core.worker.runtime import Worker
+
+
+def worker(
+    config: ConfigOpt = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-n", min=1, help="Ads analysed at once \\[worker.concurrency].")
+    ] = None,
+    nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
+    worker_id: Annotated[str | None, typer.Option("--id", help="Worker id (default host-pid-random).")] = None,
+) -> None:
+    settings = settings_from(config, worker={"concurrency": concurrency}, nats={"url": nats_url})
+    url = require_nats_url(settings)
+    setup_logging(settings.log, role="worker")
+    runtime = Worker(settings, url, worker_id=worker_id)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop, runtime.hand_back_now)
+        await runtime.run(stop)
+
+    uvloop.run(main())

@@ -1,0 +1,275 @@
+"""Everything the CLI prints: one red error line, JSON for scripts, rich tables and panels for people.
+
+Rules: results go to stdout; errors, spinners and progress bars go to stderr, so ``-o json`` output can
+always be piped into ``jq``. JSON is printed without colour or markup.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from gamead_cli.options import OutputFormat
+
+STATUS_STYLES: dict[str, str] = {
+    "queued": "cyan",
+    "processing": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "dead": "bold red",
+}
+
+
+def stdout_console() -> Console:
+    """A console on the current ``sys.stdout`` (looked up per call, so test runners can capture it)."""
+    return Console(file=sys.stdout, highlight=False)
+
+
+def stderr_console() -> Console:
+    """A console on the current ``sys.stderr``: errors, spinners, progress bars."""
+    return Console(file=sys.stderr, highlight=False)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def error_line(exc_or_message: BaseException | str) -> None:
+    """Print exactly one red ``error: …`` line to stderr. Never a traceback."""
+    if isinstance(exc_or_message, BaseException):
+        message = getattr(exc_or_message, "message", None) or str(exc_or_message)
+        message = message or type(exc_or_message).__name__
+    else:
+        message = exc_or_message
+    line = Text(f"error: {_one_line(str(message))}", style="bold red")
+    stderr_console().print(line, soft_wrap=True)
+
+
+def note_line(message: str) -> None:
+    """A dim informational line on stderr (never pollutes machine-readable stdout)."""
+    stderr_console().print(Text(_one_line(message), style="dim"), soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Plain JSON on stdout: no colour, no markup, one trailing newline."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def emit(
+    data: Any,
+    output: OutputFormat,
+    render: Callable[[Any], RenderableType] | None = None,
+) -> None:
+    """Print a command's result: JSON for ``-o json``, else ``render(data)`` (or the data as JSON)."""
+    if output == OutputFormat.json or render is None:
+        print_json(data)
+        return
+    stdout_console().print(render(data))
+
+
+# --- ad records ------------------------------------------------------------------------------------
+
+
+def status_text(status: str | None) -> Text:
+    status = status or "?"
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def plain(value: Any) -> Text:
+    """User data as literal text: a title like ``[red]x`` must not be read as rich markup."""
+    return Text("" if value is None else str(value))
+
+
+def _short_time(value: Any) -> str:
+    """``2024-05-01T12:34:56.789+00:00`` → ``2024-05-01 12:34:56``."""
+    if not value:
+        return "-"
+    text = str(value).replace("T", " ")
+    return text[:19]
+
+
+def _score_style(score: float) -> str:
+    if score >= 7:
+        return "green"
+    if score >= 4:
+        return "yellow"
+    return "red"
+
+
+def score_bar(score: float, *, width: int = 20, maximum: float = 10.0) -> Text:
+    """``███████░░░ 7.0`` — a fixed-width bar for a 0–10 score."""
+    filled = max(0, min(width, round(width * float(score) / maximum)))
+    bar = Text("█" * filled, style=_score_style(float(score)))
+    bar.append("░" * (width - filled), style="dim")
+    return bar
+
+
+def ads_table(records: Iterable[Mapping[str, Any]]) -> Table:
+    """One row per ad record: id, status, priority, title, genre, score, submitted."""
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("P", justify="right")
+    table.add_column("TITLE", overflow="ellipsis", max_width=40)
+    table.add_column("GENRE")
+    table.add_column("SCORE", justify="right")
+    table.add_column("SUBMITTED", no_wrap=True)
+    rows = 0
+    for rec in records:
+        rows += 1
+        ad = rec.get("ad") or {}
+        analysis = rec.get("analysis") or {}
+        score = analysis.get("effectivenessScore")
+        table.add_row(
+            plain(rec.get("id", "")),
+            status_text(rec.get("status")),
+            plain(rec.get("priority", "")),
+            plain(ad.get("title", "")),
+            plain(ad.get("genre", "")),
+            Text(f"{score:.1f}", style=_score_style(score)) if score is not None else Text("-", style="dim"),
+            _short_time(rec.get("submittedAt")),
+        )
+    if rows == 0:
+        table.caption = "no ads match"
+    return table
+
+
+def ad_list_view(body: Mapping[str, Any]) -> RenderableType:
+    """The answer of ``GET /ads``: a table plus a count line."""
+    items = body.get("items") or []
+    count = body.get("count", len(items))
+    return Group(ads_table(items), Text(f"{count} ad(s)", style="dim"))
+
+
+def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:
+    """Score, component table with bars, strengths and suggestions of one analysis."""
+    score = float(analysis.get("effectivenessScore", 0.0))
+    head = Text("Effectiveness ", style="bold")
+    head.append(f"{score:.1f}", style=f"bold {_score_style(score)}")
+    head.append(" / 10  ")
+    head.append_text(score_bar(score, width=30))
+
+    parts: list[RenderableType] = [head]
+    components = analysis.get("components") or []
+    if components:
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        table.add_column("COMPONENT", no_wrap=True)
+        table.add_column("SCORE", justify="right")
+        table.add_column("", no_wrap=True)
+        table.add_column("WEIGHT", justify="right")
+        table.add_column("REASON")
+        for comp in components:
+            c_score = float(comp.get("score", 0.0))
+            table.add_row(
+                plain(comp.get("name", "")),
+                f"{c_score:.1f}",
+                score_bar(c_score, width=10),
+                f"{float(comp.get('weight', 0.0)):.0%}",
+                plain(comp.get("reason", "")),
+            )
+        parts.extend([Text(""), table])
+    for label, key, style in (
+        ("Strengths", "strengths", "green"),
+        ("Suggestions", "improvementSuggestions", "yellow"),
+    ):
+        items = analysis.get(key) or []
+        if items:
+            block = Text(f"{label}\n", style=f"bold {style}")
+            block.append("\n".join(f"  • {item}" for item in items))
+            parts.extend([Text(""), block])
+    if version := analysis.get("analyzerVersion"):
+        parts.extend([Text(""), Text(f"analyzer {version}", style="dim")])
+    return Group(*parts)
+
+
+def ad_view(record: Mapping[str, Any]) -> RenderableType:
+    """One ad record: facts, then its analysis or its error."""
+    ad = record.get("ad") or {}
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    facts.add_row("id", plain(record.get("id", "")))
+    facts.add_row("status", status_text(record.get("status")))
+    facts.add_row("priority", plain(record.get("priority", "")))
+    facts.add_row("title", plain(ad.get("title", "")))
+    facts.add_row("genre", plain(ad.get("genre", "")))
+    if ad.get("duration") is not None:
+        facts.add_row("duration", f"{ad['duration']} s")
+    if ad.get("targetAudience"):
+        facts.add_row("audience", plain(", ".join(map(str, ad["targetAudience"]))))
+    if ad.get("visualElements"):
+        facts.add_row("visuals", plain(", ".join(map(str, ad["visualElements"]))))
+    if ad.get("callToAction"):
+        facts.add_row("call to action", plain(ad["callToAction"]))
+    facts.add_row("submitted", _short_time(record.get("submittedAt")))
+    for label, key in (("started", "startedAt"), ("completed", "completedAt")):
+        if record.get(key):
+            facts.add_row(label, _short_time(record[key]))
+    if record.get("attempts"):
+        facts.add_row("attempts", str(record["attempts"]))
+    if record.get("workerId"):
+        facts.add_row("worker", plain(record["workerId"]))
+
+    parts: list[RenderableType] = [facts]
+    if analysis := record.get("analysis"):
+        parts.append(Panel(analysis_view(analysis), title="analysis", title_align="left"))
+    if error := record.get("error"):
+        text = Text(f"{error.get('errorClass', 'error')}: ", style="bold red")
+        text.append(str(error.get("message", "")))
+        parts.append(Panel(text, title="error", title_align="left", border_style="red"))
+    if not record.get("analysis") and not record.get("error"):
+        parts.append(
+            Text(f"no analysis yet — check again with: gamead ads get {record.get('id', '')}", style="dim")
+        )
+    return Group(*parts)
+
+
+def accepted_view(body: Mapping[str, Any]) -> RenderableType:
+    """The ``202`` answer to one submit, with the next command to run."""
+    verb = "duplicate of" if body.get("duplicate") else "accepted"
+    text = Text(f"{verb} ad ", style="bold")
+    text.append(str(body.get("id", "")), style="bold cyan")
+    text.append(f"  (priority {body.get('priority', '?')}, ")
+    text.append_text(status_text(body.get("status")))
+    text.append(")\n")
+    text.append(f"follow it with: gamead ads get {body.get('id', '')}", style="dim")
+    return text
+
+
+def summary_view(summary: Mapping[str, Any]) -> RenderableType:
+    """The end-of-run summary of ``submit --count``."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("sent", str(summary.get("sent", 0)))
+    grid.add_row("accepted", Text(str(summary.get("accepted", 0)), style="green"))
+    grid.add_row("duplicates", str(summary.get("duplicates", 0)))
+    rejected: Mapping[str, int] = summary.get("rejected") or {}
+    if rejected:
+        detail = ", ".join(f"{code} {n}" for code, n in sorted(rejected.items()))
+        grid.add_row("rejected", Text(f"{sum(rejected.values())} ({detail})", style="red"))
+    else:
+        grid.add_row("rejected", "0")
+    grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")
+    rate = f"{summary.get('ratePerSecond', 0.0):.1f} ads/s"
+    if summary.get("targetRate"):
+        rate += f" (target {summary['targetRate']:g})"
+    grid.add_row("rate", rate)
+    if "completed" in summary:
+        grid.add_row("completed", Text(str(summary["completed"]), style="green"))
+        failed = summary.get("failed", 0) + summary.get("dead", 0)
+        grid.add_row("failed/dead", Text(str(failed), style="red" if failed else ""))
+        if summary.get("pending"):
+            grid.add_row("still pending", Text(str(summary["pending"]), style="yellow"))
+        p50, p95 = summary.get("latencyP50Seconds"), summary.get("latencyP95Seconds")
+        if p50 is not None and p95 is not None:
+            grid.add_row("latency", f"p50 {p50:.2f} s · p95 {p95:.2f} s")
+    return Panel(grid, title="submit summary", title_align="left", expand=False)

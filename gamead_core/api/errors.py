@@ -1,0 +1,117 @@
+"""Every API error is ``{"error": {"code", "message", "details"}}`` with a stable code. Never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from gamead_core.errors import (
+    Conflict,
+    ConfigError,
+    GameadError,
+    NotFound,
+    QueueFull,
+    QueueUnavailable,
+    TopologyError,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 2
+
+#: error class → HTTP status. The ``code`` comes from the class.
+STATUS_OF: dict[type[GameadError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    QueueFull: 503,
+    QueueUnavailable: 503,
+    TopologyError: 503,
+    ConfigError: 500,
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+class ApiError(GameadError):
+    """An error raised by a route with an explicit status (bad input and the like)."""
+
+    def __init__(self, status: int, code: str, message: str, *, details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.status = status
+        self.code = code
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``('body', 'targetAudience', 0)`` → ``targetAudience.0``."""
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "(body)"
+
+
+def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        item = {"loc": field_path(err.get("loc", ())), "msg": err.get("msg", "invalid"), "type": err.get("type")}
+        if err.get("type") == "extra_forbidden":
+            item["msg"] = f"unknown field {field_path(err.get('loc', ()))!r}"
+        out.append(item)
+    return out
+
+
+def validation_message(details: list[dict[str, Any]]) -> str:
+    shown = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
+    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
+    return f"the request is invalid: {shown}{more}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(GameadError)
+    async def _gamead_error(_: Request, exc: GameadError) -> Response:
+        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 500)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+        if status >= 500:
+            log.warning("%s: %s", exc.code, exc.message)
+        return error_response(status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        details = validation_details(list(exc.errors()))
+        return error_response(422, "validation_failed", validation_message(details), details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error_response(exc.status_code, code, message, None, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "the server failed to handle the request; it has been logged")

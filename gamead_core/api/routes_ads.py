@@ -1,0 +1,100 @@
+"""``/ads``: submit an ad, read one, list a page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from gamead_core.api.errors import ApiError, validation_details, validation_message
+from gamead_core.api.state import QueueLink
+from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission
+
+router = APIRouter()
+
+_SUBMISSION_SCHEMA = AdSubmission.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed JSON (`invalid_json`)"},
+    413: {"description": "Body too large (`payload_too_large`)"},
+    422: {"description": "Validation failed (`validation_failed`), with field paths in details"},
+    503: {"description": "Queue unavailable (`queue_unavailable`), with Retry-After"},
+}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def _link(request: Request) -> QueueLink:
+    return request.app.state.link  # type: ignore[no-any-return]
+
+
+def parse_submission(body: bytes, max_bytes: int) -> AdSubmission:
+    """Decode and validate a ``POST /ads`` body, whatever Content-Type was sent (the spec's curl sends none)."""
+    if len(body) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"the body is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    try:
+        return AdSubmission.model_validate(data)
+    except ValidationError as exc:
+        details = validation_details(list(exc.errors()))
+        raise ApiError(422, "validation_failed", validation_message(details), details=details) from None
+
+
+@router.post(
+    "/ads",
+    status_code=202,
+    response_model=AdAccepted,
+    summary="Submit an ad for analysis",
+    responses=_ERROR_RESPONSES,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _SUBMISSION_SCHEMA}}}},
+)
+async def submit_ad(
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """Queue an ad at its priority (1 most urgent … 5 least). A repeated `Idempotency-Key` returns the
+    first ad's id and enqueues nothing new."""
+    settings = request.app.state.settings
+    body = await request.body()
+    ad = parse_submission(body, settings.api.max_body_bytes)
+    accepted = await _link(request).intake.submit(ad, idempotency_key)
+    rec = accepted.record
+    payload = {
+        "id": rec.id,
+        "status": rec.status.value,
+        "priority": rec.priority,
+        "submittedAt": rec.submitted_at.isoformat().replace("+00:00", "Z"),
+        "duplicate": accepted.duplicate,
+    }
+    return _json(payload, 202, {"Location": f"/ads/{rec.id}"})
+
+
+@router.get("/ads/{ad_id}", response_model=AdRecord, response_model_exclude_none=True,
+            summary="One ad: status, and its analysis once completed", responses={404: {"description": "`not_found`"}})
+async def get_ad(ad_id: str, request: Request) -> Response:
+    versioned = await _link(request).store.get(ad_id)
+    return Response(versioned.record.model_dump_json(exclude_none=True), media_type="application/json")
+
+
+@router.get("/ads", summary="A page of ads, newest first")
+async def list_ads(
+    request: Request,
+    status: AdStatus | None = None,
+    priority: Annotated[int | None, Query(ge=1, le=5)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    settings = request.app.state.settings
+    records = await _link(request).store.scan(
+        status=status, priority=priority, limit=limit, scan_limit=settings.api.list_scan_limit
+    )
+    items = [r.model_dump(mode="json", exclude_none=True) for r in records]
+    return _json({"items": items, "count": len(items)})

@@ -1,0 +1,33 @@
+"""Putting ads on the work stream: one subject per level, the ad id as ``Nats-Msg-Id`` (deduplication)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats.errors
+from nats.js import JetStreamContext
+
+from gamead_core import names
+from gamead_core.errors import QueueUnavailable
+from gamead_core.queue.connection import translate
+
+
+async def publish_ad(
+    js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float
+) -> bool:
+    """Publish one ad to its level and wait for JetStream's ack. Returns True if it was a duplicate.
+
+    Raises :class:`QueueUnavailable` or :class:`QueueFull`; never returns before the ad is stored.
+    """
+    try:
+        ack = await js.publish(
+            names.level_subject(level),
+            payload,
+            timeout=timeout,
+            headers={names.HDR_MSG_ID: ad_id, names.HDR_AD_ID: ad_id},
+        )
+    except (nats.errors.Error, asyncio.TimeoutError) as exc:
+        raise translate(exc) from exc
+    if ack.stream != names.ADS_STREAM:
+        raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.ADS_STREAM}")
+    return bool(ack.duplicate)

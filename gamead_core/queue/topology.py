@@ -1,0 +1,174 @@
+"""Create the JetStream topology idempotently: the work stream, one durable pull consumer per level, the
+ad-record KV bucket. Safe to run from every process at start-up, concurrently; fails clearly when something
+already exists with a config gamead cannot use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from gamead_core import names
+from gamead_core.config import QueueSettings
+from gamead_core.errors import TopologyError
+from gamead_core.queue.connection import translate
+
+log = logging.getLogger(__name__)
+
+#: Upper bound of unacknowledged ads per level across all workers (each worker holds ≤ its free slots).
+MAX_ACK_PENDING = 20_000
+
+
+def stream_config(qs: QueueSettings) -> StreamConfig:
+    return StreamConfig(
+        name=names.ADS_STREAM,
+        description="gamead work queue: one subject per priority level",
+        subjects=[names.ADS_SUBJECT_WILDCARD],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_msgs=qs.max_msgs,
+        max_bytes=qs.max_bytes,
+        duplicate_window=qs.duplicate_window,
+        num_replicas=qs.replicas,
+    )
+
+
+def consumer_config(level: int, qs: QueueSettings, max_deliver: int = -1) -> ConsumerConfig:
+    name = names.level_consumer(level)
+    return ConsumerConfig(
+        durable_name=name,
+        name=name,
+        description=f"gamead workers, priority {level}",
+        filter_subject=names.level_subject(level),
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=qs.ack_wait,
+        max_deliver=max_deliver,
+        max_ack_pending=MAX_ACK_PENDING,
+        max_waiting=512,
+    )
+
+
+def kv_config(qs: QueueSettings) -> KeyValueConfig:
+    return KeyValueConfig(
+        bucket=names.ADS_BUCKET,
+        description="gamead ad records (revisioned; compare-and-set updates)",
+        history=1,
+        storage=StorageType.FILE,
+        replicas=qs.replicas,
+    )
+
+
+@dataclass(frozen=True)
+class TopologyReport:
+    """What :func:`ensure_topology` did, for the start-up log line."""
+
+    created: tuple[str, ...]
+    updated: tuple[str, ...]
+
+
+async def _ensure_stream(js: JetStreamContext, wanted: StreamConfig, created: list[str], updated: list[str]) -> None:
+    try:
+        info = await js.stream_info(wanted.name)  # type: ignore[arg-type]
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(wanted)
+            created.append(f"stream {wanted.name}")
+            return
+        except nats.js.errors.BadRequestError as exc:  # lost a creation race: fall through to the check
+            if exc.err_code != 10058:
+                raise
+            info = await js.stream_info(wanted.name)  # type: ignore[arg-type]
+    have = info.config
+    if have.retention != wanted.retention:
+        raise TopologyError(
+            f"stream {wanted.name} exists with retention {have.retention}, gamead needs {wanted.retention}; "
+            f"delete it or point gamead at another NATS account"
+        )
+    if sorted(have.subjects or []) != sorted(wanted.subjects or []):
+        raise TopologyError(
+            f"stream {wanted.name} exists with subjects {have.subjects}, gamead needs {wanted.subjects}"
+        )
+    if (have.max_msgs, have.max_bytes, have.duplicate_window, have.discard) != (
+        wanted.max_msgs,
+        wanted.max_bytes,
+        wanted.duplicate_window,
+        wanted.discard,
+    ):
+        await js.update_stream(wanted)
+        updated.append(f"stream {wanted.name}")
+
+
+async def _ensure_consumer(
+    js: JetStreamContext, stream: str, wanted: ConsumerConfig, created: list[str], updated: list[str]
+) -> None:
+    name = wanted.durable_name or ""
+    try:
+        info = await js.consumer_info(stream, name)
+    except nats.js.errors.NotFoundError:
+        await js.add_consumer(stream, wanted)
+        created.append(f"consumer {name}")
+        return
+    have = info.config
+    if have.filter_subject != wanted.filter_subject or have.ack_policy != wanted.ack_policy:
+        raise TopologyError(
+            f"consumer {stream}/{name} exists with filter {have.filter_subject!r} and ack policy "
+            f"{have.ack_policy}, gamead needs {wanted.filter_subject!r} and {wanted.ack_policy}; delete it "
+            f"(nats consumer rm {stream} {name}) and restart"
+        )
+    if have.deliver_subject:
+        raise TopologyError(f"consumer {stream}/{name} is a push consumer; gamead needs a pull consumer")
+    if (have.ack_wait, have.max_deliver, have.max_ack_pending) != (
+        wanted.ack_wait,
+        wanted.max_deliver,
+        wanted.max_ack_pending,
+    ):
+        await js.add_consumer(stream, wanted)  # CONSUMER.CREATE on an existing durable updates it
+        updated.append(f"consumer {name}")
+
+
+async def ensure_topology(js: JetStreamContext, qs: QueueSettings, *, max_deliver: int = -1) -> TopologyReport:
+    """Create or check every stream, consumer and bucket gamead needs. Raises :class:`TopologyError`."""
+    created: list[str] = []
+    updated: list[str] = []
+    try:
+        await _ensure_stream(js, stream_config(qs), created, updated)
+        for level in names.LEVELS:
+            await _ensure_consumer(js, names.ADS_STREAM, consumer_config(level, qs, max_deliver), created, updated)
+        try:
+            await js.key_value(names.ADS_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            await js.create_key_value(kv_config(qs))
+            created.append(f"bucket {names.ADS_BUCKET}")
+    except nats.js.errors.APIError as exc:
+        raise TopologyError(f"JetStream refused the topology: {exc.description} (code {exc.err_code})") from exc
+    except nats.errors.Error as exc:
+        raise translate(exc) from exc
+    if created or updated:
+        log.info("jetstream topology ready", extra={"created_objects": created, "updated_objects": updated})
+    return TopologyReport(tuple(created), tuple(updated))
+
+
+async def topology_present(js: JetStreamContext) -> bool:
+    """True when the work stream and every level consumer exist (for ``/readyz``)."""
+    try:
+        await js.stream_info(names.ADS_STREAM)
+        for level in names.LEVELS:
+            await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
+    except (nats.errors.Error, TimeoutError):
+        return False
+    return True

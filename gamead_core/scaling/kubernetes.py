@@ -1,0 +1,259 @@
+"""Sets the worker count through the ``scale`` subresource of an ``apps/v1`` Deployment.
+
+The official client is synchronous; :meth:`KubernetesScaler.current_replicas_async` and
+:meth:`KubernetesScaler.set_replicas_async` run it in a thread. Each scaler owns its own
+``Configuration``/``ApiClient`` (never the client library's global default). Client errors are translated
+here, at the boundary, and chained with ``raise … from exc``::
+
+    GameadError
+    └── ScalerError              the Kubernetes API refused or failed a scale call
+        ├── ScalerForbidden      401/403: credentials rejected, or RBAC lacks the verb on the resource
+        ├── ScalerNotFound       404: no such Deployment (or namespace)
+        ├── ScalerConflict       409: a concurrent writer won; read again, then retry
+        └── ScalerUnavailable    timeout, refused connection, TLS failure, 429 or 5xx; retry later
+
+Unusable credentials (no kubeconfig, unknown context) raise :class:`gamead_core.errors.ConfigError` from
+the constructor. The RBAC the scaler needs is in ``manifests/rbac.yaml``: ``get`` + ``patch`` on
+``deployments/scale`` and ``get`` on ``deployments``, API group ``apps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import (
+    SERVICE_CERT_FILENAME,
+    SERVICE_TOKEN_FILENAME,
+    InClusterConfigLoader,
+)
+
+from gamead_core.errors import ConfigError, GameadError
+from gamead_core.scaling.settings import KubernetesScalerSettings
+
+#: Set in every pod by the kubelet; its presence means "use the pod's service account".
+IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
+#: What ``kubectl scale`` sends too: a JSON merge patch of the Scale object.
+SCALE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
+_API_GROUP = "apps"
+_SCALE = "deployments/scale"
+
+_T = TypeVar("_T")
+
+
+class ScalerError(GameadError):
+    """The Kubernetes API refused or failed a scale call. ``status`` is the HTTP status, if any."""
+
+    code = "scaler_error"
+
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.status = status
+
+
+class ScalerForbidden(ScalerError):
+    """The credentials were rejected (401) or RBAC does not grant the verb on the resource (403)."""
+
+    code = "scaler_forbidden"
+
+
+class ScalerNotFound(ScalerError):
+    """The Deployment (or its namespace) does not exist."""
+
+    code = "scaler_not_found"
+
+
+class ScalerConflict(ScalerError):
+    """A concurrent update won (409). Read the scale again and retry."""
+
+    code = "scaler_conflict"
+
+
+class ScalerUnavailable(ScalerError):
+    """The API server did not answer in time, refused the connection, or answered 429/5xx. Retry later."""
+
+    code = "scaler_unavailable"
+
+
+def config_source(
+    settings: KubernetesScalerSettings, environ: Mapping[str, str]
+) -> Literal["kubeconfig", "in-cluster"]:
+    """An explicit kubeconfig wins; else the pod's service account in a cluster; else ``$KUBECONFIG``."""
+    if settings.kubeconfig:
+        return "kubeconfig"
+    return "in-cluster" if environ.get(IN_CLUSTER_ENV) else "kubeconfig"
+
+
+class KubernetesScaler:
+    """Reads and sets ``spec.replicas`` of one Deployment through its ``scale`` subresource."""
+
+    def __init__(
+        self, settings: KubernetesScalerSettings, *, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self._settings = settings
+        env = os.environ if environ is None else environ
+        configuration = k8s.Configuration()
+        self.source = config_source(settings, env)
+        try:
+            if self.source == "in-cluster":
+                # What load_incluster_config() does, but reading the environ we were given.
+                InClusterConfigLoader(
+                    token_filename=SERVICE_TOKEN_FILENAME, cert_filename=SERVICE_CERT_FILENAME, environ=env
+                ).load_and_set(configuration)
+            else:
+                k8s_config.load_kube_config(
+                    config_file=settings.kubeconfig or env.get("KUBECONFIG") or "~/.kube/config",
+                    context=settings.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (ConfigException, OSError, ValueError) as exc:
+            where = "the pod's service account" if self.source == "in-cluster" else "kubeconfig"
+            raise ConfigError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+        # One attempt per call: the caller decides about retries (see policy.retry_delay).
+        configuration.retries = 0
+        self.host: str = configuration.host
+        self._api_client = k8s.ApiClient(configuration)
+        self._apps = k8s.AppsV1Api(self._api_client)
+
+    @property
+    def target(self) -> str:
+        """``namespace/deployment``, for logs and decision records."""
+        return f"{self._settings.namespace}/{self._settings.deployment}"
+
+    def __repr__(self) -> str:
+        return f"KubernetesScaler({self.target} via {self.host}, {self.source})"
+
+    # --- calls ----------------------------------------------------------------------------------------
+
+    def current_replicas(self) -> int:
+        """``spec.replicas`` of the Deployment (0 when the server omits it)."""
+        s = self._settings
+        scale = self._call(
+            "get",
+            lambda: self._apps.read_namespaced_deployment_scale(
+                s.deployment, s.namespace, _request_timeout=s.request_timeout
+            ),
+        )
+        spec = getattr(scale, "spec", None)
+        return int(getattr(spec, "replicas", None) or 0)
+
+    def set_replicas(self, n: int) -> None:
+        """Patch ``spec.replicas`` of the Deployment's scale to ``n``."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"replicas must be a non-negative int, not {n!r}")
+        s = self._settings
+        self._call(
+            "patch",
+            lambda: self._apps.patch_namespaced_deployment_scale(
+                s.deployment,
+                s.namespace,
+                {"spec": {"replicas": n}},
+                _content_type=SCALE_PATCH_CONTENT_TYPE,
+                _request_timeout=s.request_timeout,
+            ),
+        )
+
+    async def current_replicas_async(self) -> int:
+        return await asyncio.to_thread(self.current_replicas)
+
+    async def set_replicas_async(self, n: int) -> None:
+        await asyncio.to_thread(self.set_replicas, n)
+
+    def close(self) -> None:
+        self._api_client.close()
+
+    def __enter__(self) -> KubernetesScaler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the error boundary ---------------------------------------------------------------------------
+
+    def _call(self, verb: str, fn: Callable[[], _T]) -> _T:
+        try:
+            return fn()
+        except ApiException as exc:
+            raise self._from_status(verb, exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+            # NewConnectionError subclasses urllib3's TimeoutError: a refused connection is not a timeout.
+            timed_out = isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError))
+            if timed_out and not isinstance(cause, urllib3.exceptions.NewConnectionError):
+                what = f"did not answer within {self._settings.request_timeout:g}s"
+            else:
+                what = f"is unreachable ({_short(cause)})"
+            raise ScalerUnavailable(
+                f"Kubernetes API at {self.host} {what} trying to {verb} {_SCALE} of {self.target}"
+            ) from exc
+
+    def _from_status(self, verb: str, exc: ApiException) -> ScalerError:
+        s = self._settings
+        status = int(exc.status or 0)
+        said = _server_message(exc)
+        if status == 401:
+            return ScalerForbidden(
+                f"Kubernetes API at {self.host} rejected the credentials (401 Unauthorized) while trying to "
+                f"{verb} {_SCALE} of {self.target}; check the token in the kubeconfig / service account. "
+                f"Server: {said}",
+                status=status,
+            )
+        if status == 403:
+            return ScalerForbidden(
+                f"forbidden to {verb} {_SCALE} of {self.target}: RBAC must grant verb {verb!r} on resource "
+                f"{_SCALE!r} in API group {_API_GROUP!r}, namespace {s.namespace!r} (manifests/rbac.yaml "
+                f"grants get+patch on deployments/scale, get on deployments). Server: {said}",
+                status=status,
+            )
+        if status == 404:
+            return ScalerNotFound(
+                f"no Deployment {s.deployment!r} in namespace {s.namespace!r} (or no such namespace) at "
+                f"{self.host}. Server: {said}",
+                status=status,
+            )
+        if status == 409:
+            return ScalerConflict(
+                f"conflict while trying to {verb} {_SCALE} of {self.target}; read it again and retry. "
+                f"Server: {said}",
+                status=status,
+            )
+        if status == 0 or status == 429 or status >= 500:
+            label = "no HTTP answer" if status == 0 else f"HTTP {status}"
+            return ScalerUnavailable(
+                f"Kubernetes API at {self.host} failed to {verb} {_SCALE} of {self.target} ({label}): {said}",
+                status=status or None,
+            )
+        return ScalerError(
+            f"Kubernetes API at {self.host} answered HTTP {status} to {verb} {_SCALE} of {self.target}: "
+            f"{said}",
+            status=status,
+        )
+
+
+def _server_message(exc: ApiException) -> str:
+    """The ``message`` of a Kubernetes ``Status`` body, else the HTTP reason."""
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return _short(body)
+        if isinstance(data, dict) and data.get("message"):
+            return str(data["message"])
+    return _short(exc.reason or "no message")
+
+
+def _short(value: object, limit: int = 300) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,280 @@
+"""How many workers the queue needs: a pure, HPA-like policy (no I/O, no clock; time comes in ``at``).
+
+One decision, given an :class:`Observation`:
+
+1. **Hold on bad data.** Metrics older than ``stale_after_seconds``, or a backlog with no per-worker rate
+   ever measured, keep the current count (clamped to ``[min, max]``) — never "max because unknown".
+2. **Need.** ``work = backlog + in_flight``; the pool must keep up with arrivals and drain the work within
+   ``target_drain_seconds``::
+
+       need_rate = arrival_rate + work / target_drain_seconds
+
+   When the oldest urgent ad (levels ``1..urgent_max_level``) has waited longer than ``max_wait_seconds``,
+   the urgent backlog must drain within ``max_wait_seconds`` instead (workers serve urgent levels first)::
+
+       need_rate = max(need_rate, arrival_rate + urgent_backlog / max_wait_seconds)
+
+   ``needed = ceil(need_rate / per_worker_rate)`` (0 when there is no work and no arrival), the
+   *raw recommendation*, then clamped to ``[min, max]``.
+3. **Tolerance.** ``|needed / current - 1| <= tolerance`` → recommend ``current``.
+4. **Up at once, bounded.** Above ``current``: at most ``max(start + scale_up_max_step,
+   ceil(start * (1 + scale_up_max_percent/100)))`` where ``start`` is the count at the beginning of the
+   trailing ``period_seconds`` (HPA's ``selectPolicy: Max``).
+5. **Down after the window, bounded.** Below ``current``: only to the *highest* recommendation of the
+   trailing ``scale_down_stabilization_seconds``, and at most ``scale_down_max_step`` per period.
+6. Clamp to ``[min_replicas, max_replicas]``.
+
+:class:`ScalingPolicy` keeps the recommendation and scale-event history this needs; feed it observations
+in time order. :func:`retry_delay` is the backoff for a caller whose scaler call failed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gamead_core.scaling.settings import AutoscalerSettings
+
+#: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
+_RAW_CAP = 1_000_000
+#: Slack for float noise: ``ceil(3.0000000001)`` stays 3, and ``11/10 - 1`` is within a 0.1 tolerance.
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class LevelLoad:
+    """Queue state of one priority level (1 most urgent)."""
+
+    level: int
+    backlog: int
+    oldest_age_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the autoscaler saw at ``at`` (seconds on a monotonic clock of the caller's choosing)."""
+
+    at: float
+    levels: Sequence[LevelLoad]
+    in_flight: int
+    arrival_rate: float
+    completion_rate: float
+    per_worker_rate: float | None
+    current_replicas: int
+    metrics_age_s: float = 0.0
+
+    @property
+    def backlog(self) -> int:
+        return sum(max(0, lv.backlog) for lv in self.levels)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The replica count to set, why (one human line), and the unclamped need (None when held blind)."""
+
+    desired: int
+    reason: str
+    raw_recommendation: int | None
+
+
+def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): ``min(cap, base * 2**(attempt-1))``."""
+    exponent = max(0, attempt - 1)
+    if exponent >= 64:
+        return cap
+    return min(cap, base * (2**exponent))
+
+
+def required_replicas(
+    *,
+    work: int,
+    arrival_rate: float,
+    per_worker_rate: float,
+    target_drain_seconds: float,
+    urgent_backlog: int = 0,
+    urgent_late: bool = False,
+    max_wait_seconds: float = 10.0,
+) -> int:
+    """Workers needed to keep up with arrivals and drain ``work`` in time (see the module docstring)."""
+    arrival = max(0.0, arrival_rate)
+    if work <= 0 and arrival == 0:
+        return 0
+    need_rate = arrival + max(0, work) / target_drain_seconds
+    if urgent_late:
+        need_rate = max(need_rate, arrival + max(0, urgent_backlog) / max_wait_seconds)
+    replicas = need_rate / per_worker_rate
+    if replicas >= _RAW_CAP:
+        return _RAW_CAP
+    return max(1, math.ceil(replicas - _EPS))
+
+
+def _usable_rate(rate: float | None) -> float | None:
+    if rate is None or not math.isfinite(rate) or rate <= 0:
+        return None
+    return rate
+
+
+class ScalingPolicy:
+    """HPA-like replica recommendations with memory (stabilisation window, step limits, last rate)."""
+
+    def __init__(self, settings: AutoscalerSettings) -> None:
+        self._settings = settings
+        self._recommendations: deque[tuple[float, int]] = deque()
+        self._events: deque[tuple[float, int]] = deque()  # (at, replicas added (+) or removed (-))
+        self._last_rate: float | None = None
+
+    @property
+    def settings(self) -> AutoscalerSettings:
+        return self._settings
+
+    def decide(self, obs: Observation) -> Decision:
+        s = self._settings
+        self._forget_before(obs.at)
+        current = max(0, obs.current_replicas)
+
+        if not obs.metrics_age_s <= s.stale_after_seconds:  # also catches NaN
+            return self._hold(obs, f"metrics {obs.metrics_age_s:.1f}s old (> {s.stale_after_seconds:g}s)")
+
+        rate = _usable_rate(obs.per_worker_rate)
+        rate_note = ""
+        if rate is not None:
+            self._last_rate = rate
+        elif self._last_rate is not None:
+            rate, rate_note = self._last_rate, " (last measured)"
+
+        backlog = obs.backlog
+        work = backlog + max(0, obs.in_flight)
+        arrival = max(0.0, obs.arrival_rate) if math.isfinite(obs.arrival_rate) else 0.0
+        late = self._oldest_late_urgent(obs)
+        urgent_backlog = sum(max(0, lv.backlog) for lv in obs.levels if lv.level <= s.urgent_max_level)
+
+        if work == 0 and arrival == 0:
+            raw = 0
+            demand = "no backlog, nothing in flight, no arrivals"
+        elif rate is None:
+            what = f"backlog {backlog:,}" if backlog else f"{work:,} in flight" if work else "arrivals"
+            return self._hold(obs, f"{what} but no per-worker rate measured yet")
+        else:
+            raw = required_replicas(
+                work=work,
+                arrival_rate=arrival,
+                per_worker_rate=rate,
+                target_drain_seconds=s.target_drain_seconds,
+                urgent_backlog=urgent_backlog,
+                urgent_late=late is not None,
+                max_wait_seconds=s.max_wait_seconds,
+            )
+            demand = self._describe_demand(obs, backlog, arrival, late, rate, rate_note, raw)
+
+        target = self._clamp(raw)
+        within_tolerance = (
+            current > 0 and target != current and abs(target / current - 1) <= s.tolerance + _EPS
+        )
+        recommendation = current if within_tolerance else target
+        self._recommendations.append((obs.at, recommendation))
+
+        desired, notes = self._stabilise(current, recommendation, target)
+        if within_tolerance:
+            notes.append(f"within {s.tolerance:.0%} tolerance of {target}")
+        if raw > s.max_replicas and desired == s.max_replicas:
+            notes.append(f"max {s.max_replicas}")
+        if raw < s.min_replicas and desired == s.min_replicas:
+            notes.append(f"min {s.min_replicas}")
+        return self._finish(obs.at, current, desired, demand, notes, raw)
+
+    # --- steps ----------------------------------------------------------------------------------------
+
+    def _stabilise(self, current: int, recommendation: int, target: int) -> tuple[int, list[str]]:
+        """Apply the up/down step limits and the scale-down window; returns (desired, notes)."""
+        s = self._settings
+        if recommendation > current:
+            start = current - sum(d for _, d in self._events if d > 0)
+            limit = max(start + s.scale_up_max_step, math.ceil(start * (1 + s.scale_up_max_percent / 100)))
+            desired = max(current, min(recommendation, limit))
+            if desired == current:
+                return desired, [f"scale-up step for this {s.period_seconds:g}s period used"]
+            if desired < recommendation:
+                return desired, [f"step limit +{desired - current}"]
+            return desired, []
+        if recommendation < current:
+            highest = max(r for _, r in self._recommendations)
+            stabilised = min(current, highest)
+            notes = []
+            if highest > recommendation:
+                notes.append(
+                    f"highest recommendation in last {s.scale_down_stabilization_seconds:g}s is {highest}"
+                )
+            if stabilised >= current:
+                return current, notes
+            start = current + sum(-d for _, d in self._events if d < 0)
+            limit = start - s.scale_down_max_step
+            desired = min(current, max(stabilised, limit))
+            if desired == current:
+                notes.append(f"scale-down step for this {s.period_seconds:g}s period used")
+            elif desired > stabilised:
+                notes.append(f"step limit -{current - desired}")
+            return desired, notes
+        return current, []
+
+    def _hold(self, obs: Observation, why: str) -> Decision:
+        current = max(0, obs.current_replicas)
+        desired = self._clamp(current)
+        s = self._settings
+        notes = [] if desired == current else [f"clamped to [{s.min_replicas}, {s.max_replicas}]"]
+        return self._finish(obs.at, current, desired, why, notes, None)
+
+    def _finish(
+        self, at: float, current: int, desired: int, demand: str, notes: list[str], raw: int | None
+    ) -> Decision:
+        desired = self._clamp(desired)
+        if desired != current:
+            self._events.append((at, desired - current))
+            action = f"scale {current}→{desired}"
+        else:
+            action = f"hold {current}"
+        suffix = f" ({'; '.join(notes)})" if notes else ""
+        return Decision(desired=desired, reason=f"{demand} → {action}{suffix}", raw_recommendation=raw)
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    def _clamp(self, n: int) -> int:
+        return min(self._settings.max_replicas, max(self._settings.min_replicas, n))
+
+    def _forget_before(self, now: float) -> None:
+        window = self._settings.scale_down_stabilization_seconds
+        while self._recommendations and self._recommendations[0][0] <= now - window:
+            self._recommendations.popleft()
+        while self._events and self._events[0][0] <= now - self._settings.period_seconds:
+            self._events.popleft()
+
+    def _oldest_late_urgent(self, obs: Observation) -> LevelLoad | None:
+        s = self._settings
+        urgent = [
+            lv
+            for lv in obs.levels
+            if lv.level <= s.urgent_max_level and lv.backlog > 0 and lv.oldest_age_s > s.max_wait_seconds
+        ]
+        return max(urgent, key=lambda lv: (lv.oldest_age_s, -lv.level)) if urgent else None
+
+    def _describe_demand(
+        self,
+        obs: Observation,
+        backlog: int,
+        arrival: float,
+        late: LevelLoad | None,
+        rate: float,
+        rate_note: str,
+        raw: int,
+    ) -> str:
+        parts = [f"backlog {backlog:,}"]
+        if late is not None:
+            limit = self._settings.max_wait_seconds
+            parts.append(f" (oldest p{late.level} {late.oldest_age_s:.1f}s > {limit:g}s)")
+        if obs.in_flight > 0:
+            parts.append(f" + {obs.in_flight:,} in flight")
+        if arrival > 0:
+            parts.append(f", arriving {arrival:.1f} ads/s")
+        parts.append(f" at {rate:.1f} ads/s per worker{rate_note} needs {raw:,}")
+        return "".join(parts)

@@ -1,0 +1,80 @@
+"""Settings of the worker autoscaler (mounted as ``GameadSettings.autoscaler``).
+
+The numbers drive the pure :class:`gamead_core.scaling.policy.ScalingPolicy`; the ``kubernetes`` section
+drives :class:`gamead_core.scaling.kubernetes.KubernetesScaler`. Env vars follow the usual nesting, e.g.
+``GAMEAD_AUTOSCALER__MAX_REPLICAS=40`` or ``GAMEAD_AUTOSCALER__KUBERNETES__NAMESPACE=staging``.
+
+This module imports nothing from ``gamead_core.config`` so that ``config`` can import it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KubernetesScalerSettings(_Section):
+    namespace: str = Field("gamead", min_length=1, description="Namespace of the worker Deployment.")
+    deployment: str = Field(
+        "gamead-worker", min_length=1, description="Worker Deployment whose `scale` subresource is set."
+    )
+    kubeconfig: str | None = Field(
+        None,
+        description="kubeconfig file; unset = the pod's service account in a cluster, else $KUBECONFIG or "
+        "~/.kube/config.",
+    )
+    context: str | None = Field(None, description="kubeconfig context; unset = the file's current-context.")
+    request_timeout: float = Field(
+        5.0, gt=0, description="Seconds one Kubernetes API call may take (connect + read)."
+    )
+
+
+class AutoscalerSettings(_Section):
+    backend: Literal["kubernetes", "local", "none"] = Field(
+        "none", description="What sets the worker count: a Kubernetes Deployment, local processes, nothing."
+    )
+    interval: float = Field(5.0, gt=0, description="Seconds between two observations and decisions.")
+    min_replicas: int = Field(1, ge=0, description="Fewest workers, whatever the load.")
+    max_replicas: int = Field(20, ge=1, description="Most workers, whatever the load.")
+    target_drain_seconds: float = Field(
+        30.0, gt=0, description="Size the pool to drain backlog plus in-flight ads within this many seconds."
+    )
+    max_wait_seconds: float = Field(
+        10.0, gt=0, description="Longest the oldest urgent ad may wait; past it, urgent work drains in this."
+    )
+    urgent_max_level: int = Field(
+        2, ge=1, le=5, description="Levels 1..this count as urgent for max_wait_seconds."
+    )
+    scale_down_stabilization_seconds: float = Field(
+        300.0, ge=0, description="Scale down only to the highest recommendation of this trailing window."
+    )
+    scale_up_max_step: int = Field(
+        4, ge=1, description="Replicas one period may add (or scale_up_max_percent, if that is more)."
+    )
+    scale_up_max_percent: float = Field(
+        100.0, ge=0, description="Percent of the replicas one period may add (or the step, if larger)."
+    )
+    scale_down_max_step: int = Field(1, ge=1, description="Replicas one period may remove.")
+    period_seconds: float = Field(15.0, gt=0, description="The period the step limits apply to.")
+    tolerance: float = Field(
+        0.1, ge=0, lt=1, description="No change while |needed / current - 1| is within this fraction."
+    )
+    stale_after_seconds: float = Field(
+        30.0, gt=0, description="Metrics older than this are not acted upon: the replica count is held."
+    )
+    kubernetes: KubernetesScalerSettings = Field(
+        default_factory=KubernetesScalerSettings, description="Where the kubernetes backend finds workers."
+    )
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> AutoscalerSettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})"
+            )
+        return self

@@ -1,0 +1,152 @@
+"""Ad records in a JetStream KV bucket, updated by compare-and-set on the entry revision."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.kv import KeyValue
+
+from gamead_core import names
+from gamead_core.errors import Conflict, NotFound
+from gamead_core.models import AdRecord, AdStatus
+from gamead_core.queue.connection import translate
+
+
+def encode(record: AdRecord) -> bytes:
+    return record.model_dump_json(exclude_none=True).encode()
+
+
+def decode(data: bytes) -> AdRecord:
+    return AdRecord.model_validate_json(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A record and the KV revision it was read at (the ``last`` of the next compare-and-set)."""
+
+    record: AdRecord
+    revision: int
+
+
+class AdStore:
+    """Reads and writes :class:`AdRecord` s. Every NATS error leaves as a gamead error."""
+
+    def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
+        self._js = js
+        self._kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext) -> AdStore:
+        try:
+            return cls(js, await js.key_value(names.ADS_BUCKET))
+        except nats.errors.Error as exc:
+            raise translate(exc) from exc
+
+    async def get(self, ad_id: str) -> Versioned:
+        """The record of ``ad_id``; raises :class:`NotFound`."""
+        try:
+            entry = await self._kv.get(ad_id)
+        except nats.js.errors.KeyNotFoundError as exc:  # also covers deleted / purged keys
+            raise NotFound(f"no ad with id {ad_id!r}") from exc
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+        if entry.value is None:  # an expiry marker reads as an entry without a value
+            raise NotFound(f"no ad with id {ad_id!r}")
+        return Versioned(decode(entry.value), entry.revision or 0)
+
+    async def create(self, record: AdRecord) -> int:
+        """Write a new record; raises :class:`Conflict` if the id already exists."""
+        try:
+            return await self._kv.create(record.id, encode(record))
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            raise Conflict(f"ad {record.id} already exists") from exc
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def update(self, record: AdRecord, revision: int) -> int:
+        """Compare-and-set: write ``record`` only if the stored revision is still ``revision``."""
+        try:
+            return await self._kv.update(record.id, encode(record), last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            raise Conflict(f"ad {record.id} changed since revision {revision}") from exc
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def mutate(
+        self, ad_id: str, change: Callable[[AdRecord], AdRecord | None], *, attempts: int = 5
+    ) -> Versioned | None:
+        """Read-modify-write with retries on a lost compare-and-set.
+
+        ``change`` returns the new record, or ``None`` to leave it as it is (the call then returns None).
+        """
+        for _ in range(attempts):
+            current = await self.get(ad_id)
+            new = change(current.record)
+            if new is None:
+                return None
+            try:
+                return Versioned(new, await self.update(new, current.revision))
+            except Conflict:
+                continue
+        raise Conflict(f"ad {ad_id} kept changing; gave up after {attempts} attempts")
+
+    async def scan(
+        self,
+        *,
+        status: AdStatus | None = None,
+        priority: int | None = None,
+        limit: int = 50,
+        scan_limit: int = 10_000,
+        timeout: float = 2.0,
+    ) -> list[AdRecord]:
+        """Newest records (by submission time) matching the filters, among the last ``scan_limit`` written.
+
+        The bucket keeps one revision per key, so every message in its stream is a current record: reading
+        the tail of the stream in order is a scan of the most recently written ads.
+        """
+        stream = f"KV_{names.ADS_BUCKET}"
+        try:
+            info = await self._js.stream_info(stream)
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+        last, count = info.state.last_seq, info.state.messages
+        if count == 0:
+            return []
+        start = max(info.state.first_seq, last - scan_limit + 1)
+        found: list[AdRecord] = []
+        sub = await self._js.subscribe(
+            f"$KV.{names.ADS_BUCKET}.>",
+            stream=stream,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start),
+        )
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    msg = await sub.next_msg(timeout=remaining)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    break
+                meta = msg.metadata
+                if msg.data and not (msg.headers and msg.headers.get("KV-Operation")):
+                    record = decode(msg.data)
+                    if (status is None or record.status == status) and (
+                        priority is None or record.priority == priority
+                    ):
+                        found.append(record)
+                if meta.sequence.stream >= last or meta.num_pending == 0:
+                    break
+        finally:
+            await sub.unsubscribe()
+        found.sort(key=lambda r: r.submitted_at, reverse=True)
+        return found[:limit]

@@ -1,0 +1,127 @@
+"""Supervising child processes on one machine (``gamead up``): start, restart with back-off, stop cleanly.
+
+The restart policy is a pure function; :class:`Supervisor` applies it to real ``subprocess`` children.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def restart_delay(recent_failures: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Seconds to wait before restarting a child that has died ``recent_failures`` times in a row."""
+    if recent_failures <= 0:
+        return 0.0
+    return float(min(cap, base * 2 ** (recent_failures - 1)))
+
+
+#: A child that ran this long before dying is considered healthy again: its failure streak resets.
+HEALTHY_AFTER = 30.0
+
+
+@dataclass
+class Child:
+    """One supervised process and its restart bookkeeping."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    failures: int = 0
+    restarts: int = 0
+    restart_at: float | None = None
+    retired: bool = False  # being stopped on purpose: do not restart
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class Supervisor:
+    """Starts children, restarts the ones that die (even by SIGKILL), stops them with SIGTERM."""
+
+    on_event: Callable[[str], None] = field(default=lambda msg: log.info(msg))
+    children: dict[str, Child] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Child:
+        child = Child(name, argv, env, log_path)
+        self.children[name] = child
+        self._spawn(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(child.log_path, "ab") as out:
+            child.proc = subprocess.Popen(
+                child.argv,
+                env=child.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # our Ctrl-C handling decides how children stop
+            )
+        child.started_at = time.monotonic()
+        child.restart_at = None
+
+    def poll(self) -> None:
+        """Notice dead children and restart them when their back-off has passed. Call periodically."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.retired or child.proc is None:
+                continue
+            code = child.proc.poll()
+            if code is None:
+                continue
+            if child.restart_at is None:
+                ran = now - child.started_at
+                child.failures = 1 if ran >= HEALTHY_AFTER else child.failures + 1
+                delay = restart_delay(child.failures)
+                child.restart_at = now + delay
+                how = f"signal {-code}" if code < 0 else f"exit code {code}"
+                self.on_event(f"{child.name} (pid {child.proc.pid}) died with {how}; restarting in {delay:.1f}s")
+            elif now >= child.restart_at:
+                child.restarts += 1
+                self._spawn(child)
+                self.on_event(f"{child.name} restarted (pid {child.pid})")
+
+    def stop(self, name: str, timeout: float) -> None:
+        self.stop_many([name], timeout)
+
+    def stop_many(self, names: list[str], timeout: float) -> None:
+        """SIGTERM the named children (they drain), SIGKILL whoever is still alive after ``timeout``."""
+        targets = [self.children[n] for n in names if n in self.children]
+        for child in targets:
+            child.retired = True
+            if child.alive:
+                assert child.proc is not None
+                os.kill(child.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in targets:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.kill(child.proc.pid, signal.SIGKILL)
+                child.proc.wait()
+        for child in targets:
+            self.children.pop(child.name, None)
+
+    def stop_all(self, timeout: float) -> None:
+        self.stop_many(list(self.children), timeout)

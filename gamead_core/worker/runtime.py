@@ -1,0 +1,262 @@
+"""The worker process: pull ads with aging, analyse them, record the result, acknowledge.
+
+Read top-down: connect → topology → loop(pull up to free slots → one task per ad) → drain on shutdown.
+Delivery is at-least-once; every record write is a compare-and-set and a redelivered ad whose record is
+already terminal is acknowledged without being analysed again, so each ad completes exactly once.
+
+Shutdown (SIGTERM/SIGINT): stop pulling, let in-flight ads finish for up to ``worker.drain_timeout``, then
+hand the rest back with ``nak`` so another worker takes them at once. The final record write and ack are
+shielded from cancellation: an ad is never left half-written. Kubernetes' terminationGracePeriodSeconds
+must exceed the drain timeout (see manifests/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from nats.aio.msg import Msg
+from ulid import ULID
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
+from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
+from gamead_core.queue.connection import connect
+from gamead_core.queue.pull import AgingPuller
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.store.ads import AdStore, Versioned, decode
+from gamead_core.worker.analyzer import analyze
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{str(ULID())[-6:].lower()}"
+
+
+@dataclass
+class WorkerStats:
+    """Counters a worker keeps about itself (shown by the registry and logs)."""
+
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    handed_back: int = 0
+    in_flight: int = 0
+    last_error: str | None = None
+    started: float = field(default_factory=time.time)
+
+
+class Worker:
+    """One worker process's runtime. ``await Worker(settings, url).run(stop_event)``."""
+
+    def __init__(self, settings: GameadSettings, nats_url: str, *, worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.nats_url = nats_url
+        self.id = worker_id or new_worker_id()
+        self.concurrency = settings.worker.concurrency
+        self.stats = WorkerStats()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._critical: set[asyncio.Future[None]] = set()
+        self._store: AdStore | None = None
+        self._abort = asyncio.Event()
+
+    def hand_back_now(self) -> None:
+        """Cut the drain short: in-flight ads are handed back (nak) at once."""
+        self._abort.set()
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
+        try:
+            js = nc.jetstream(timeout=self.settings.nats.request_timeout)
+            await ensure_topology(js, self.settings.queue)
+            self._store = await AdStore.open(js)
+            puller = AgingPuller(nc, js, self.settings.queue)
+            await puller.start()
+            log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
+            try:
+                await self._loop(puller, stop)
+            finally:
+                await puller.stop()
+                await self._drain()
+        finally:
+            await nc.drain()
+            log.info(
+                "worker stopped",
+                extra={"worker_id": self.id, "processed": self.stats.processed, "failed": self.stats.failed,
+                       "handed_back": self.stats.handed_back},
+            )
+
+    async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                free = self.concurrency - len(self._tasks)
+                if free <= 0:
+                    await asyncio.wait({stopping, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                puller.clear_wake()
+                try:
+                    msgs = await puller.pull(free)
+                except (GameadError, OSError, asyncio.TimeoutError) as exc:
+                    log.warning("pull failed: %s", getattr(exc, "message", exc) or type(exc).__name__)
+                    await asyncio.wait({stopping}, timeout=1.0)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
+                    log.warning("pull failed: %r", exc)
+                    await asyncio.wait({stopping}, timeout=1.0)
+                    continue
+                if not msgs:
+                    waiter = asyncio.ensure_future(puller.wait_for_work(self.settings.queue.idle_poll))
+                    await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    continue
+                for msg in msgs:
+                    task = asyncio.create_task(self._handle(msg))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            stopping.cancel()
+
+    async def _drain(self) -> None:
+        """Give in-flight ads ``drain_timeout`` to finish, then hand the rest back."""
+        if self._tasks:
+            log.info("draining", extra={"in_flight": len(self._tasks)})
+            abort = asyncio.ensure_future(self._abort.wait())
+            deadline = asyncio.get_running_loop().time() + self.settings.worker.drain_timeout
+            while self._tasks and not self._abort.is_set():
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                await asyncio.wait({abort, *self._tasks}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            abort.cancel()
+            pending = set(self._tasks)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._critical:
+            await asyncio.gather(*self._critical, return_exceptions=True)
+
+    def _shielded(self, coro: object) -> asyncio.Future[None]:
+        """Run ``coro`` to completion even if the calling task is cancelled; drain waits for it."""
+        fut = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._critical.add(fut)
+        fut.add_done_callback(self._critical.discard)
+        return asyncio.shield(fut)
+
+    # --- one ad --------------------------------------------------------------------------------------
+    async def _handle(self, msg: Msg) -> None:
+        self.stats.in_flight += 1
+        settled = False
+        ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
+        try:
+            current = await self._begin(msg)
+            if current is None:
+                self.stats.skipped += 1
+                settled = True
+                await self._shielded(msg.ack())
+                return
+            keepalive = asyncio.create_task(self._keep_lease(msg))
+            try:
+                result = await self._analyse(current.record)
+            finally:
+                keepalive.cancel()
+            settled = True
+            await self._shielded(self._finish(msg, current, result))
+        except asyncio.CancelledError:
+            if not settled:
+                self.stats.handed_back += 1
+                await self._shielded(msg.nak())
+            raise
+        except QueueUnavailable as exc:
+            # Nothing was acknowledged; JetStream redelivers after ack_wait.
+            self.stats.last_error = exc.message
+            log.warning("ad %s: queue unavailable: %s", ad_id, exc.message)
+        except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker
+            self.stats.last_error = repr(exc)
+            log.exception("ad %s: unexpected error", ad_id)
+        finally:
+            self.stats.in_flight -= 1
+
+    async def _begin(self, msg: Msg) -> Versioned | None:
+        """Mark the ad ``processing`` (creating its record from the message if the API never wrote it).
+
+        Returns None when the record is already terminal: a redelivery of finished work.
+        """
+        store = self._store
+        assert store is not None
+        ad_id = (msg.headers or {})[names.HDR_AD_ID]
+        try:
+            await store.get(ad_id)
+        except NotFound:
+            try:
+                await store.create(decode(msg.data))
+            except Conflict:
+                pass
+        attempt = msg.metadata.num_delivered
+
+        def start(record: AdRecord) -> AdRecord | None:
+            if record.status.terminal:
+                return None
+            return record.model_copy(
+                update={
+                    "status": AdStatus.PROCESSING,
+                    "started_at": utcnow(),
+                    "attempts": max(record.attempts + 1, attempt),
+                    "worker_id": self.id,
+                }
+            )
+
+        return await store.mutate(ad_id, start)
+
+    async def _keep_lease(self, msg: Msg) -> None:
+        """Tell JetStream we are still working so a long analysis is not redelivered under us."""
+        period = max(0.5, self.settings.queue.ack_wait / 3)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await msg.in_progress()
+            except Exception as exc:  # noqa: BLE001 - best effort; redelivery is the fallback
+                log.debug("in_progress failed: %r", exc)
+
+    async def _analyse(self, record: AdRecord) -> Analysis | AdError:
+        delay = self.settings.analysis.simulated_latency_ms
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        try:
+            return analyze(record.ad)
+        except Exception as exc:  # noqa: BLE001 - recorded on the ad as its failure
+            return AdError(error_class=type(exc).__name__, message=str(exc) or repr(exc))
+
+    async def _finish(self, msg: Msg, current: Versioned, result: Analysis | AdError) -> None:
+        """Write the terminal record (compare-and-set), then acknowledge."""
+        store = self._store
+        assert store is not None
+        ok = isinstance(result, Analysis)
+        done = current.record.model_copy(
+            update={
+                "status": AdStatus.COMPLETED if ok else AdStatus.FAILED,
+                "completed_at": utcnow(),
+                "analysis": result if ok else None,
+                "error": None if ok else result,
+            }
+        )
+        try:
+            await store.update(done, current.revision)
+        except Conflict:  # redelivered to someone else meanwhile: finish unless they already have
+            await store.mutate(
+                done.id,
+                lambda rec: None if rec.status.terminal else done.model_copy(update={"attempts": rec.attempts}),
+            )
+        await msg.ack()
+        if ok:
+            self.stats.processed += 1
+        else:
+            self.stats.failed += 1
+            self.stats.last_error = f"{result.error_class}: {result.message}"  # type: ignore[union-attr]

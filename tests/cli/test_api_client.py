@@ -1,0 +1,133 @@
+"""``ApiClient``: httpx errors and API error bodies become gamead errors at one boundary."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gamead_cli.client import ApiClient
+from gamead_core.config import ClientSettings
+from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
+
+
+def client_for(handler: httpx.MockTransport | None = None, **kw: object) -> ApiClient:
+    return ApiClient("http://api.test", transport=handler, **kw)  # type: ignore[arg-type]
+
+
+def answering(status: int, body: object = None, *, text: str | None = None, headers: dict | None = None):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if text is not None:
+            return httpx.Response(status, text=text, headers=headers)
+        return httpx.Response(status, json=body, headers=headers)
+
+    return httpx.MockTransport(handler)
+
+
+def test_submit_sends_body_and_idempotency_key() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(202, json={"id": "a1", "status": "queued", "priority": 3, "duplicate": False})
+
+    client = client_for(httpx.MockTransport(handler), token="s3cret")
+    body = client.submit({"title": "t"}, idempotency_key="k-1")
+    assert body["id"] == "a1"
+    assert seen[0].method == "POST" and seen[0].url.path == "/ads"
+    assert seen[0].headers["Idempotency-Key"] == "k-1"
+    assert seen[0].headers["Authorization"] == "Bearer s3cret"
+
+
+def test_list_ads_params() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"items": [], "count": 0})
+
+    client_for(httpx.MockTransport(handler)).list_ads(status="failed", priority=2, limit=5)
+    assert dict(seen[0].url.params) == {"status": "failed", "priority": "2", "limit": "5"}
+
+
+def test_404_is_not_found() -> None:
+    body = {"error": {"code": "not_found", "message": "no ad with id x", "details": None}}
+    with pytest.raises(NotFound, match="no ad with id x"):
+        client_for(answering(404, body)).get_ad("x")
+
+
+def test_422_names_the_fields() -> None:
+    body = {
+        "error": {
+            "code": "validation_failed",
+            "message": "the ad is invalid",
+            "details": [
+                {"loc": "targetAudience.0", "msg": "too long"},
+                {"loc": ["duration"], "msg": "too small"},
+            ],
+        }
+    }
+    with pytest.raises(ApiClientError) as info:
+        client_for(answering(422, body)).submit({})
+    err = info.value
+    assert err.status == 422 and err.code == "validation_failed"
+    assert "targetAudience.0: too long" in err.message and "duration: too small" in err.message
+    assert "validation_failed" in err.message
+    assert err.details == body["error"]["details"]
+
+
+def test_422_fields_already_in_the_message_are_not_repeated() -> None:
+    details = [{"loc": "limit", "msg": "too big"}]
+    body = {"error": {"code": "validation_failed", "message": "invalid: limit: too big", "details": details}}
+    with pytest.raises(ApiClientError) as info:
+        client_for(answering(422, body)).list_ads()
+    assert info.value.message.count("limit: too big") == 1
+
+
+def test_503_mentions_retry_after() -> None:
+    body = {"error": {"code": "queue_unavailable", "message": "queue down", "details": None}}
+    with pytest.raises(ApiClientError, match="retry after 2s") as info:
+        client_for(answering(503, body, headers={"Retry-After": "2"})).submit({})
+    assert not isinstance(info.value, ApiUnreachable)
+    assert info.value.code == "queue_unavailable"
+
+
+def test_non_json_error_body_keeps_the_status() -> None:
+    with pytest.raises(ApiClientError, match="HTTP 502") as info:
+        client_for(answering(502, text="<html>Bad Gateway</html>")).list_ads()
+    assert info.value.status == 502
+
+
+def test_non_json_success_body_is_an_error() -> None:
+    with pytest.raises(ApiClientError, match="non-JSON"):
+        client_for(answering(200, text="hello")).list_ads()
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), "connection refused"),
+        (httpx.ConnectTimeout("timed out"), "connect timed out"),
+        (httpx.ReadTimeout("timed out"), "no answer within"),
+    ],
+)
+def test_transport_errors_are_unreachable(exc: Exception, cause: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    with pytest.raises(ApiUnreachable) as info:
+        client_for(httpx.MockTransport(handler)).get_ad("x")
+    assert "http://api.test" in info.value.message and cause in info.value.message
+    assert "GAMEAD_API_URL" in info.value.message
+    assert info.value.__cause__ is exc
+
+
+def test_from_settings_uses_url_token_timeout() -> None:
+    settings = ClientSettings(api_url="http://h:1/", token="tok", timeout=3.5)  # type: ignore[arg-type]
+    client = ApiClient.from_settings(settings)
+    assert client.api_url == "http://h:1" and client.timeout == 3.5
+    assert client._http.headers["Authorization"] == "Bearer tok"
+
+
+def test_bad_url_scheme_is_a_client_error() -> None:
+    with pytest.raises(ApiClientError, match="invalid API URL"):
+        ApiClient("ftp://x").get_ad("a")

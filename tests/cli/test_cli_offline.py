@@ -1,0 +1,138 @@
+"""CLI behaviour that needs no running service: errors as one red line, local input checks, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from gamead_cli import exitcodes
+from gamead_cli.main import app
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def unstyle(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+AD = {
+    "title": "Dragon Quest Legends",
+    "description": "Epic fantasy RPG adventure",
+    "genre": "rpg",
+    "targetAudience": ["18-34", "rpg fans"],
+    "visualElements": ["dragons", "epic battles"],
+    "callToAction": "Download now",
+    "duration": 30,
+    "priority": 2,
+}
+
+
+def error_lines(result: Result) -> list[str]:
+    return unstyle(result.stderr).strip().splitlines()
+
+
+def assert_one_error_line(result: Result, *fragments: str) -> str:
+    lines = error_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def ad_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ad.json"
+    path.write_text(json.dumps(AD), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ads", "get", "01ABC"],
+        ["ads", "list"],
+        ["ads", "list", "-o", "json"],
+        ["submit", "--title", "x", "-o", "json"],
+        ["submit", "--count", "3"],
+    ],
+    ids=["ads-get", "ads-list", "ads-list-json", "submit", "submit-count"],
+)
+def test_api_down_is_one_red_line_and_exit_3(runner: CliRunner, closed_api_url: str, args: list[str]) -> None:
+    result = runner.invoke(app, [*args, "--api", closed_api_url])
+    assert result.exit_code == exitcodes.UNREACHABLE, result.output
+    line = assert_one_error_line(result, closed_api_url, "connection refused", "GAMEAD_API_URL")
+    assert "gamead up" in line
+    assert result.stdout == ""
+
+
+def test_api_url_from_env(runner: CliRunner, closed_api_url: str) -> None:
+    result = runner.invoke(app, ["ads", "get", "x"], env={"GAMEAD_API_URL": closed_api_url})
+    assert result.exit_code == exitcodes.UNREACHABLE
+    assert_one_error_line(result, closed_api_url)
+
+
+def test_submit_missing_file(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    result = runner.invoke(app, ["submit", str(missing)])
+    assert result.exit_code == exitcodes.ERROR
+    assert_one_error_line(result, "nope.json", "does not exist")
+
+
+def test_submit_invalid_json(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"title": "x",\n  "genre": }', encoding="utf-8")
+    result = runner.invoke(app, ["submit", str(bad)])
+    assert result.exit_code == exitcodes.ERROR
+    assert_one_error_line(result, "bad.json", "not valid JSON", "line 2")
+
+
+def test_submit_invalid_json_on_stdin(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["submit", "-"], input="not json")
+    assert result.exit_code == exitcodes.ERROR
+    assert_one_error_line(result, "stdin", "not valid JSON")
+
+
+def test_submit_json_must_be_an_object(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]", encoding="utf-8")
+    result = runner.invoke(app, ["submit", str(path)])
+    assert result.exit_code == exitcodes.ERROR
+    assert_one_error_line(result, "one JSON object")
+
+
+def test_submit_nothing_is_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["submit"])
+    assert result.exit_code == exitcodes.USAGE
+    assert_one_error_line(result, "nothing to submit")
+
+
+def test_submit_priority_out_of_range_is_rejected_by_the_cli(runner: CliRunner, ad_file: Path) -> None:
+    result = runner.invoke(app, ["submit", str(ad_file), "--priority", "9"])
+    assert result.exit_code == exitcodes.USAGE
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["submit", "--help"],
+        ["ads", "--help"],
+        ["ads", "get", "--help"],
+        ["ads", "list", "--help"],
+        ["config", "show", "--help"],
+        ["config", "--help"],
+    ],
+)
+def test_help_has_an_example(runner: CliRunner, args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0
+    assert "gamead " in result.stdout
+    assert "Example" in result.stdout

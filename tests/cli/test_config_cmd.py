@@ -1,0 +1,105 @@
+"""``gamead config show`` / ``config path``: layering, masking, formats."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gamead_cli import exitcodes
+from gamead_cli.main import app
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def unstyle(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+
+def show(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> dict:
+    result = runner.invoke(app, ["config", "show", "-o", "json", *args], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_show_masks_secrets_and_reflects_env(runner: CliRunner) -> None:
+    env = {"GAMEAD_NATS__PASSWORD": "hunter2-secret", "GAMEAD_WORKER__CONCURRENCY": "1"}
+    result = runner.invoke(app, ["config", "show"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "hunter2-secret" not in result.output
+    data = yaml.safe_load(result.stdout)
+    assert data["nats"]["password"] == "********"
+    assert data["worker"]["concurrency"] == 1
+
+
+def test_show_json_is_valid_json(runner: CliRunner) -> None:
+    data = show(runner, env={"GAMEAD_TOKEN": "tok-123"})
+    assert data["worker"]["concurrency"] == 4
+    assert data["client"]["api_url"] == "http://127.0.0.1:8080"
+    assert data["client"]["token"] == "********"
+    assert set(data) >= {"api", "nats", "queue", "worker", "client"}
+
+
+def test_show_yaml_and_json_agree(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["config", "show"])
+    assert yaml.safe_load(result.stdout) == show(runner)
+
+
+def test_config_file_values_appear_and_env_beats_file(runner: CliRunner, tmp_path: Path) -> None:
+    cfg = tmp_path / "custom.yaml"
+    cfg.write_text(
+        "worker:\n  concurrency: 7\n  drain_timeout: 3\napi:\n  port: 9999\nnats:\n  password: from-file\n",
+        encoding="utf-8",
+    )
+    data = show(runner, "--config", str(cfg))
+    assert data["worker"]["concurrency"] == 7
+    assert data["api"]["port"] == 9999
+    assert data["nats"]["password"] == "********"
+
+    data = show(runner, "--config", str(cfg), env={"GAMEAD_WORKER__CONCURRENCY": "2"})
+    assert data["worker"]["concurrency"] == 2  # env wins
+    assert data["worker"]["drain_timeout"] == 3  # the rest of the file still applies
+    assert data["api"]["port"] == 9999
+
+
+def test_config_file_from_env_var(runner: CliRunner, tmp_path: Path) -> None:
+    cfg = tmp_path / "env.yaml"
+    cfg.write_text("worker:\n  concurrency: 5\n", encoding="utf-8")
+    assert show(runner, env={"GAMEAD_CONFIG": str(cfg)})["worker"]["concurrency"] == 5
+
+
+def test_invalid_config_is_one_red_line_exit_5(runner: CliRunner, tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("worker:\n  concurrency: 0\n", encoding="utf-8")
+    result = runner.invoke(app, ["config", "show", "--config", str(cfg)])
+    assert result.exit_code == exitcodes.CONFIG
+    lines = unstyle(result.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "worker.concurrency" in lines[0]
+
+
+def test_path_none_then_default_then_explicit(runner: CliRunner, isolated_env: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["config", "path"])
+    assert result.exit_code == 0 and result.stdout.strip() == "none"
+
+    (isolated_env / "config.yaml").write_text("{}\n", encoding="utf-8")
+    result = runner.invoke(app, ["config", "path"])
+    assert Path(result.stdout.strip()) == (isolated_env / "config.yaml").resolve()
+
+    other = tmp_path / "other.yaml"
+    other.write_text("{}\n", encoding="utf-8")
+    result = runner.invoke(app, ["config", "path", "--config", str(other)])
+    assert Path(result.stdout.strip()) == other.resolve()
+
+
+def test_path_missing_explicit_file(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["config", "path", "--config", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == exitcodes.CONFIG
+    assert "missing.yaml" in result.stderr

@@ -1,0 +1,67 @@
+"""Session fixtures: a real nats-server on a free loopback port (stopped by PID), a real API process and a
+real worker process on it. Tests that need a queue of their own use ``fresh_nats``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import Proc, start_api, start_worker
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_nats(tmp_path: Path) -> Iterator[Callable[[], EmbeddedNats]]:
+    """Factory of NATS servers with an empty store, for tests that need a queue to themselves."""
+    started: list[EmbeddedNats] = []
+
+    def make() -> EmbeddedNats:
+        server = EmbeddedNats(tmp_path / f"nats{len(started)}").start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Processes a test starts; all stopped (by PID) at the end, their logs shown if the test failed."""
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.stop(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def stack(nats_server: EmbeddedNats, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """A running API and one worker (4 slots) on the session NATS."""
+    logs = tmp_path_factory.mktemp("stack-logs")
+    api, url = start_api(nats_server.url, logs)
+    worker = start_worker(nats_server.url, logs, worker_id="session-worker", concurrency=4)
+    yield {"api": api, "url": url, "worker": worker, "nats": nats_server}
+    worker.stop()
+    api.stop()
+
+
+@pytest.fixture(scope="session")
+def api_url(stack: dict[str, object]) -> str:
+    return str(stack["url"])
+
+
+@pytest.fixture
+def client(api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=10) as c:
+        yield c

@@ -1,0 +1,153 @@
+"""The HTTP API on a real NATS, with a real worker behind it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+
+import httpx
+import pytest
+
+from tests.support import SAMPLE_AD, ad, wait_terminal
+
+SAMPLE_CURL_BODY = """{
+  "title": "Dragon Kingdom: Rise to Power",
+  "description": "Build your kingdom, train your dragons, and conquer new territories!",
+  "genre": "Strategy",
+  "targetAudience": ["18-34", "Strategy Gamers"],
+  "visualElements": ["Dragons", "Castle", "Battle Scenes"],
+  "callToAction": "Download Now & Claim 1000 Free Gems!",
+  "duration": 30,
+  "priority": 2
+}"""
+
+
+def test_the_spec_sample_curl_works_verbatim(api_url: str, client: httpx.Client) -> None:
+    port = api_url.rsplit(":", 1)[1]
+    curl = shutil.which("curl")
+    if curl:  # exactly the spec's command line: no Content-Type header, -d sends form encoding
+        out = subprocess.run(
+            [curl, "-s", "-i", "-X", "POST", f"http://localhost:{port}/ads", "-d", SAMPLE_CURL_BODY],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+        head, _, body = out.partition("\n\n")  # text mode turned CRLF into LF
+        status_line = head.splitlines()[0]
+    else:  # the same bytes and headers curl would send
+        resp = client.post("/ads", content=SAMPLE_CURL_BODY,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        status_line, body, head = f"HTTP/1.1 {resp.status_code}", resp.text, str(resp.headers)
+    assert " 202" in status_line
+    accepted = json.loads(body)
+    assert accepted["status"] == "queued" and accepted["priority"] == 2
+    assert f"/ads/{accepted['id']}" in head.lower()
+    record = wait_terminal(client, accepted["id"])
+    assert record["status"] == "completed"
+    assert record["ad"]["title"] == SAMPLE_AD["title"]
+    assert 0 <= record["analysis"]["effectivenessScore"] <= 10
+
+
+def test_submit_to_completed_round_trip(client: httpx.Client) -> None:
+    resp = client.post("/ads", json=ad("Round Trip Racer", priority=4))
+    assert resp.status_code == 202
+    body = resp.json()
+    assert set(body) >= {"id", "status", "priority", "submittedAt"}
+    assert resp.headers["location"] == f"/ads/{body['id']}"
+    record = wait_terminal(client, body["id"])
+    assert record["status"] == "completed"
+    assert record["attempts"] == 1
+    assert record["workerId"] == "session-worker"
+    analysis = record["analysis"]
+    assert analysis["strengths"] or analysis["improvementSuggestions"]
+    assert {c["name"] for c in analysis["components"]} >= {"call_to_action", "duration_fit"}
+    # the same ad always gets the same analysis
+    again = wait_terminal(client, client.post("/ads", json=ad("Round Trip Racer", priority=4)).json()["id"])
+    assert again["analysis"] == analysis
+
+
+def test_unknown_ad_is_a_json_404(client: httpx.Client) -> None:
+    resp = client.get("/ads/does-not-exist")
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "not_found"
+    assert "does-not-exist" in resp.json()["error"]["message"]
+
+
+def test_list_filters_by_status_and_priority(client: httpx.Client) -> None:
+    tag = uuid.uuid4().hex[:8]
+    ids = [client.post("/ads", json=ad(f"List {tag} {p}", priority=p)).json()["id"] for p in (1, 5, 5)]
+    for ad_id in ids:
+        wait_terminal(client, ad_id)
+    page = client.get("/ads", params={"priority": 5, "status": "completed", "limit": 500}).json()
+    mine = [r for r in page["items"] if tag in r["ad"]["title"]]
+    assert {r["id"] for r in mine} == set(ids[1:])
+    assert all(r["priority"] == 5 and r["status"] == "completed" for r in page["items"])
+    assert page["count"] == len(page["items"])
+    assert len(client.get("/ads", params={"limit": 2}).json()["items"]) == 2
+
+
+def test_repeated_idempotency_key_returns_the_first_id(client: httpx.Client) -> None:
+    key = f"order-{uuid.uuid4()}"
+    first = client.post("/ads", json=ad("Idem"), headers={"Idempotency-Key": key})
+    second = client.post("/ads", json=ad("Idem"), headers={"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+    assert first.json()["duplicate"] is False and second.json()["duplicate"] is True
+    assert wait_terminal(client, first.json()["id"])["attempts"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "mentions"),
+    [
+        (b'{"title": "x",', 400, "invalid_json", "not valid JSON"),
+        (b"[1, 2]", 400, "invalid_json", "JSON object"),
+        (b"", 400, "invalid_json", "not valid JSON"),
+        (json.dumps({**SAMPLE_AD, "title": ""}).encode(), 422, "validation_failed", "title"),
+        (json.dumps({**SAMPLE_AD, "priority": 9}).encode(), 422, "validation_failed", "priority"),
+        (json.dumps({**SAMPLE_AD, "duration": "long"}).encode(), 422, "validation_failed", "duration"),
+        (json.dumps({**SAMPLE_AD, "targetAudience": ["a"] * 51}).encode(), 422, "validation_failed", "targetAudience"),
+        (json.dumps({**SAMPLE_AD, "budget": 100}).encode(), 422, "validation_failed", "unknown field 'budget'"),
+        (json.dumps({k: v for k, v in SAMPLE_AD.items() if k != "genre"}).encode(), 422, "validation_failed", "genre"),
+        (b'{"title": "' + b"x" * 70_000 + b'"}', 413, "payload_too_large", "limit"),
+    ],
+)
+def test_bad_input_gets_its_status_and_code(
+    client: httpx.Client, body: bytes, status: int, code: str, mentions: str
+) -> None:
+    resp = client.post("/ads", content=body)
+    assert resp.status_code == status
+    error = resp.json()["error"]
+    assert error["code"] == code
+    assert mentions in error["message"]
+    assert "Traceback" not in resp.text
+
+
+def test_validation_errors_carry_field_paths(client: httpx.Client) -> None:
+    resp = client.post("/ads", json={**SAMPLE_AD, "visualElements": ["ok", ""], "duration": 0})
+    details = resp.json()["error"]["details"]
+    assert {d["loc"] for d in details} == {"visualElements.1", "duration"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nope", 404, "not_found"),
+        ("DELETE", "/ads", 405, "method_not_allowed"),
+        ("GET", "/ads?priority=0", 422, "validation_failed"),
+        ("GET", "/ads?status=lost", 422, "validation_failed"),
+    ],
+)
+def test_other_errors_are_json_too(client: httpx.Client, method: str, path: str, status: int, code: str) -> None:
+    resp = client.request(method, path)
+    assert resp.status_code == status
+    assert resp.json()["error"]["code"] == code
+
+
+def test_probes_and_docs(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready == {"status": "ready", "checks": {"nats": "ok", "topology": "ok"}}
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    schema = spec["paths"]["/ads"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "callToAction" in schema["properties"]

@@ -1,0 +1,384 @@
+"""KubernetesScaler against a small HTTP double of the apps/v1 Deployment ``scale`` endpoints.
+
+The double records every request (method, path, headers, body) so the tests assert what the official
+client really puts on the wire, reached through a temporary kubeconfig with a bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gamead_core.errors import ConfigError, GameadError
+from gamead_core.scaling.kubernetes import (
+    KubernetesScaler,
+    ScalerConflict,
+    ScalerForbidden,
+    ScalerNotFound,
+    ScalerUnavailable,
+    config_source,
+)
+from gamead_core.scaling.settings import KubernetesScalerSettings
+
+TOKEN = "t0ken-from-kubeconfig.abc123"
+NS = "gamead-test"
+DEPLOYMENT = "gamead-worker"
+SCALE_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/{DEPLOYMENT}/scale"
+_PATH_RE = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)(/scale)?$")
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class ApiDouble:
+    """State of the fake API server: one Deployment, a forced failure mode, and the requests seen."""
+
+    replicas: dict[tuple[str, str], int] = field(default_factory=lambda: {(NS, DEPLOYMENT): 2})
+    fail_with: int | None = None  # answer every request with this status (a Kubernetes Status body)
+    hang: bool = False  # never answer (until the test ends)
+    requests: list[Seen] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _status_body(code: int, ns: str, name: str, method: str) -> dict:
+    verb = {"GET": "get", "PATCH": "patch"}.get(method, method.lower())
+    reason, message = {
+        403: (
+            "Forbidden",
+            f'deployments.apps "{name}" is forbidden: User "system:serviceaccount:{ns}:gamead-autoscaler" '
+            f'cannot {verb} resource "deployments/scale" in API group "apps" in the namespace "{ns}"',
+        ),
+        404: ("NotFound", f'deployments.apps "{name}" not found'),
+        409: ("Conflict", "Operation cannot be fulfilled: the object has been modified"),
+        500: ("InternalError", "etcdserver: request timed out"),
+    }.get(code, ("Unknown", "boom"))
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": {"name": name, "group": "apps", "kind": "deployments"},
+        "code": code,
+    }
+
+
+def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # keep pytest output clean
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}  # header names are case-insensitive
+            state.requests.append(Seen(self.command, self.path, headers, body))
+            if state.hang:
+                state.release.wait(30)
+                return
+            path = self.path.split("?", 1)[0]
+            match = _PATH_RE.match(path)
+            if not match:
+                return self._send(404, _status_body(404, "?", path, self.command))
+            ns, name, scale = match.groups()
+            if state.fail_with is not None:
+                return self._send(state.fail_with, _status_body(state.fail_with, ns, name, self.command))
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                return self._send(401, {"kind": "Status", "code": 401, "message": "Unauthorized"})
+            if (ns, name) not in state.replicas:
+                return self._send(404, _status_body(404, ns, name, self.command))
+            if self.command == "PATCH" and scale:
+                patch = json.loads(body)
+                state.replicas[(ns, name)] = patch["spec"]["replicas"]
+            n = state.replicas[(ns, name)]
+            if scale:
+                obj = {
+                    "kind": "Scale",
+                    "apiVersion": "autoscaling/v1",
+                    "metadata": {"name": name, "namespace": ns, "resourceVersion": "7"},
+                    # the API server omits replicas: 0 (omitempty)
+                    "spec": {"replicas": n} if n else {},
+                    "status": {"replicas": n, "selector": "app.kubernetes.io/name=gamead-worker"},
+                }
+            else:
+                obj = {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": name}}
+            self._send(200, obj)
+
+        def _send(self, code: int, obj: dict) -> None:
+            data = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_PATCH = do_PUT = do_POST = _handle
+
+    return Handler
+
+
+@pytest.fixture
+def api() -> Iterator[ApiDouble]:
+    state = ApiDouble()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server.daemon_threads = True
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client honours proxy env vars; the double is on loopback.
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def write_kubeconfig(path: Path, server: str, *, token: str = TOKEN) -> Path:
+    """A kubeconfig whose current context is a decoy; the tests pick context ``double``."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "double", "cluster": {"server": server}},
+                    {"name": "decoy", "cluster": {"server": "http://127.0.0.1:9"}},
+                ],
+                "users": [
+                    {"name": "autoscaler", "user": {"token": token}},
+                    {"name": "decoy", "user": {"token": "wrong-token"}},
+                ],
+                "contexts": [
+                    {"name": "double", "context": {"cluster": "double", "user": "autoscaler"}},
+                    {"name": "decoy", "context": {"cluster": "decoy", "user": "decoy"}},
+                ],
+                "current-context": "decoy",
+            }
+        )
+    )
+    return path
+
+
+def make_scaler(tmp_path: Path, server: str, *, timeout: float = 2.0, **kw: str) -> KubernetesScaler:
+    settings = KubernetesScalerSettings(
+        namespace=kw.get("namespace", NS),
+        deployment=kw.get("deployment", DEPLOYMENT),
+        kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", server)),
+        context="double",
+        request_timeout=timeout,
+    )
+    return KubernetesScaler(settings, environ={})
+
+
+def free_closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the wire ----------------------------------------------------------------------------------------
+
+
+def test_set_replicas_sends_a_merge_patch_of_spec_replicas_with_the_kubeconfig_token(
+    api: ApiDouble, tmp_path: Path
+) -> None:
+    with make_scaler(tmp_path, api.url) as scaler:
+        scaler.set_replicas(7)
+
+    assert len(api.requests) == 1
+    req = api.requests[0]
+    assert req.method == "PATCH"
+    assert req.path.split("?")[0] == SCALE_PATH
+    assert req.headers["content-type"] == "application/merge-patch+json"
+    assert json.loads(req.body) == {"spec": {"replicas": 7}}
+    assert req.headers["authorization"] == f"Bearer {TOKEN}"
+    assert api.replicas[(NS, DEPLOYMENT)] == 7
+
+
+def test_current_replicas_reads_the_scale_subresource(api: ApiDouble, tmp_path: Path) -> None:
+    api.replicas[(NS, DEPLOYMENT)] = 5
+    with make_scaler(tmp_path, api.url) as scaler:
+        assert scaler.current_replicas() == 5
+        scaler.set_replicas(0)
+        assert scaler.current_replicas() == 0  # the server omits spec.replicas when it is 0
+
+    req = api.requests[0]
+    assert (req.method, req.path.split("?")[0]) == ("GET", SCALE_PATH)
+    assert req.headers["authorization"] == f"Bearer {TOKEN}"
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET"]
+
+
+def test_async_wrappers_reach_the_same_endpoints(api: ApiDouble, tmp_path: Path) -> None:
+    scaler = make_scaler(tmp_path, api.url)
+
+    async def scenario() -> int:
+        await scaler.set_replicas_async(4)
+        return await scaler.current_replicas_async()
+
+    assert asyncio.run(scenario()) == 4
+    assert [(r.method, r.path.split("?")[0]) for r in api.requests] == [
+        ("PATCH", SCALE_PATH),
+        ("GET", SCALE_PATH),
+    ]
+    scaler.close()
+
+
+def test_negative_replicas_are_refused_before_any_request(api: ApiDouble, tmp_path: Path) -> None:
+    scaler = make_scaler(tmp_path, api.url)
+    with pytest.raises(ValueError, match="non-negative"):
+        scaler.set_replicas(-1)
+    assert api.requests == []
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+def test_403_is_scaler_forbidden_naming_the_missing_rbac_verb_and_resource(
+    api: ApiDouble, tmp_path: Path
+) -> None:
+    api.fail_with = 403
+    scaler = make_scaler(tmp_path, api.url)
+    with pytest.raises(ScalerForbidden) as info:
+        scaler.set_replicas(3)
+    message = str(info.value)
+    assert "'patch'" in message and "deployments/scale" in message and "'apps'" in message
+    assert NS in message
+    assert "cannot patch resource" in message  # the server's own words are kept
+    assert info.value.status == 403
+    assert isinstance(info.value, GameadError)
+    assert info.value.code == "scaler_forbidden"
+
+    with pytest.raises(ScalerForbidden, match="'get'"):
+        scaler.current_replicas()
+
+
+def test_wrong_token_is_scaler_forbidden_with_401(api: ApiDouble, tmp_path: Path) -> None:
+    path = write_kubeconfig(tmp_path / "kc", api.url, token="stale-token")
+    scaler = KubernetesScaler(
+        KubernetesScalerSettings(namespace=NS, kubeconfig=str(path), context="double"), environ={}
+    )
+    with pytest.raises(ScalerForbidden, match="401") as info:
+        scaler.current_replicas()
+    assert info.value.status == 401
+
+
+def test_404_is_scaler_not_found_naming_namespace_and_deployment(api: ApiDouble, tmp_path: Path) -> None:
+    scaler = make_scaler(tmp_path, api.url, deployment="no-such-worker")
+    with pytest.raises(ScalerNotFound) as info:
+        scaler.set_replicas(2)
+    assert "'no-such-worker'" in str(info.value) and f"'{NS}'" in str(info.value)
+    assert info.value.status == 404
+    assert api.requests[0].path.split("?")[0] == f"/apis/apps/v1/namespaces/{NS}/deployments/no-such-worker/scale"
+
+
+def test_409_is_scaler_conflict(api: ApiDouble, tmp_path: Path) -> None:
+    api.fail_with = 409
+    with pytest.raises(ScalerConflict, match="modified"):
+        make_scaler(tmp_path, api.url).set_replicas(2)
+
+
+def test_5xx_is_scaler_unavailable(api: ApiDouble, tmp_path: Path) -> None:
+    api.fail_with = 500
+    with pytest.raises(ScalerUnavailable, match="HTTP 500") as info:
+        make_scaler(tmp_path, api.url).current_replicas()
+    assert "etcdserver" in str(info.value)
+
+
+def test_a_server_that_never_answers_is_unavailable_within_the_timeout(api: ApiDouble, tmp_path: Path) -> None:
+    api.hang = True
+    scaler = make_scaler(tmp_path, api.url, timeout=0.5)
+    for call in (scaler.current_replicas, lambda: scaler.set_replicas(3)):
+        started = time.monotonic()
+        with pytest.raises(ScalerUnavailable, match=r"within 0\.5s"):
+            call()
+        elapsed = time.monotonic() - started
+        assert 0.4 <= elapsed < 2.0, elapsed  # one attempt, bounded by request_timeout
+    assert len(api.requests) == 2  # no silent retries
+
+
+def test_async_timeout_is_bounded_too(api: ApiDouble, tmp_path: Path) -> None:
+    api.hang = True
+    scaler = make_scaler(tmp_path, api.url, timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(ScalerUnavailable):
+        asyncio.run(scaler.set_replicas_async(3))
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
+    port = free_closed_port()
+    scaler = make_scaler(tmp_path, f"http://127.0.0.1:{port}", timeout=2.0)
+    started = time.monotonic()
+    with pytest.raises(ScalerUnavailable, match=f"127.0.0.1:{port} is unreachable") as info:
+        scaler.set_replicas(2)
+    assert "refused" in str(info.value).lower()
+    assert time.monotonic() - started < 2.0
+    assert info.value.__cause__ is not None  # chained from the client's error
+
+
+# --- configuration -----------------------------------------------------------------------------------
+
+
+def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
+    settings = KubernetesScalerSettings(kubeconfig=str(tmp_path / "absent"))
+    with pytest.raises(ConfigError, match="kubeconfig"):
+        KubernetesScaler(settings, environ={})
+
+
+def test_unknown_context_is_a_config_error(tmp_path: Path) -> None:
+    path = write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:1")
+    with pytest.raises(ConfigError, match="nope"):
+        KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path), context="nope"), environ={})
+
+
+def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_path: Path) -> None:
+    path = write_kubeconfig(tmp_path / "kc", api.url)
+    settings = KubernetesScalerSettings(namespace=NS, context="double")
+    scaler = KubernetesScaler(settings, environ={"KUBECONFIG": str(path)})
+    assert scaler.source == "kubeconfig"
+    assert scaler.current_replicas() == 2
+
+
+def test_config_source_prefers_explicit_file_then_pod_then_kubeconfig() -> None:
+    in_pod = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
+    assert config_source(KubernetesScalerSettings(kubeconfig="/x"), in_pod) == "kubeconfig"
+    assert config_source(KubernetesScalerSettings(), in_pod) == "in-cluster"
+    assert config_source(KubernetesScalerSettings(), {}) == "kubeconfig"
+
+
+def test_in_cluster_without_a_service_account_is_a_config_error() -> None:
+    settings = KubernetesScalerSettings()
+    with pytest.raises(ConfigError, match="service account"):
+        KubernetesScaler(settings, environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})

@@ -1,0 +1,151 @@
+"""Test plumbing: real gamead processes on real servers, stopped by PID, and polling with a deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from gamead_core.embedded import free_port
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail the test with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test runner's environment without any GAMEAD_* variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEAD_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Proc:
+    """A gamead child process with its log file."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> Proc:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``. Returns the exit code."""
+        if self.popen is None:
+            return None
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait()
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def gamead_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gamead_cli", *args]
+
+
+def start_api(nats_url: str, log_dir: Path, *, ready: bool = True, **env: str) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(
+        "api",
+        gamead_argv("serve", "--port", str(port)),
+        clean_env(GAMEAD_NATS__URL=nats_url, **env),
+        log_dir / f"api-{port}.log",
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    if ready:
+        def is_ready() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"API exited during start-up:\n{proc.output()[-3000:]}")
+            try:
+                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(is_ready, timeout=30, what=f"API {url} ready")
+    return proc, url
+
+
+def start_worker(nats_url: str, log_dir: Path, *, worker_id: str = "w1", concurrency: int = 1, **env: str) -> Proc:
+    return Proc(
+        worker_id,
+        gamead_argv("worker", "--id", worker_id, "--concurrency", str(concurrency)),
+        clean_env(GAMEAD_NATS__URL=nats_url, **env),
+        log_dir / f"worker-{worker_id}.log",
+    ).start()
+
+
+SAMPLE_AD = {
+    "title": "Dragon Kingdom: Rise to Power",
+    "description": "Build your kingdom, train your dragons, and conquer new territories!",
+    "genre": "Strategy",
+    "targetAudience": ["18-34", "Strategy Gamers"],
+    "visualElements": ["Dragons", "Castle", "Battle Scenes"],
+    "callToAction": "Download Now & Claim 1000 Free Gems!",
+    "duration": 30,
+    "priority": 2,
+}
+
+
+def ad(title: str, priority: int = 3, **fields: object) -> dict[str, object]:
+    """A valid submission with ``title`` and ``priority``."""
+    return {**SAMPLE_AD, "title": title, "priority": priority, **fields}
+
+
+def wait_terminal(client: httpx.Client, ad_id: str, timeout: float = 20.0) -> dict[str, object]:
+    def probe() -> dict[str, object] | None:
+        record = client.get(f"/ads/{ad_id}").json()
+        return record if record.get("status") in ("completed", "failed", "dead") else None
+
+    return wait_for(probe, timeout=timeout, interval=0.05, what=f"ad {ad_id} to finish")

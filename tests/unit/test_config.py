@@ -1,0 +1,133 @@
+"""Configuration: defaults < config.yaml < GAMEAD_* env < flags, one error naming every bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gamead_core.config import GameadSettings, load_settings, masked_dump
+from gamead_core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_gamead_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("GAMEAD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_the_issue_names() -> None:
+    s = load_settings()
+    assert (s.api.host, s.api.port) == ("127.0.0.1", 8080)
+    assert s.nats.url is None
+    assert s.queue.aging_step == 10.0
+    assert s.analysis.simulated_latency_ms == 0
+
+
+def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("worker:\n  concurrency: 7\n  drain_timeout: 3\nqueue:\n  aging_step: 2\n")
+    assert load_settings(cfg).worker.concurrency == 7
+    monkeypatch.setenv("GAMEAD_WORKER__CONCURRENCY", "1")
+    s = load_settings(cfg)
+    assert (s.worker.concurrency, s.worker.drain_timeout, s.queue.aging_step) == (1, 3, 2)
+    assert load_settings(cfg, worker={"concurrency": 9, "drain_timeout": None}).worker.concurrency == 9
+
+
+def test_config_yaml_in_the_working_directory_and_gamead_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config.yaml").write_text("api:\n  port: 9000\n")
+    assert load_settings().api.port == 9000
+    other = tmp_path / "other.yaml"
+    other.write_text("api:\n  port: 9100\n")
+    monkeypatch.setenv("GAMEAD_CONFIG", str(other))
+    assert load_settings().api.port == 9100
+
+
+def test_every_issue_key_is_settable_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "GAMEAD_API__HOST": "0.0.0.0",
+        "GAMEAD_API__PORT": "9999",
+        "GAMEAD_NATS__URL": "nats://n:4222",
+        "GAMEAD_QUEUE__AGING_STEP": "2.5",
+        "GAMEAD_QUEUE__ACK_WAIT": "7",
+        "GAMEAD_WORKER__CONCURRENCY": "3",
+        "GAMEAD_WORKER__DRAIN_TIMEOUT": "11",
+        "GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "50",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    s = load_settings()
+    assert (s.api.host, s.api.port, s.nats.url) == ("0.0.0.0", 9999, "nats://n:4222")
+    assert (s.queue.aging_step, s.queue.ack_wait) == (2.5, 7)
+    assert (s.worker.concurrency, s.worker.drain_timeout, s.analysis.simulated_latency_ms) == (3, 11, 50)
+
+
+def test_bad_values_name_their_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAMEAD_WORKER__CONCURRENCY", "0")
+    with pytest.raises(ConfigError, match="worker.concurrency"):
+        load_settings()
+
+
+def test_unknown_keys_in_the_file_are_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("worker:\n  concurency: 3\n")
+    with pytest.raises(ConfigError, match="worker.concurency"):
+        load_settings(cfg)
+
+
+def test_unreadable_or_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("api: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad)
+
+
+def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAMEAD_NATS__PASSWORD", "hunter2")
+    dumped = masked_dump(load_settings())
+    assert dumped["nats"]["password"] == "********"
+    assert "hunter2" not in repr(dumped)
+
+
+def _keys(model: type, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        ann = field.annotation
+        if isinstance(ann, type) and hasattr(ann, "model_fields"):
+            out |= _keys(ann, f"{prefix}{name}.")
+        else:
+            out.add(f"{prefix}{name}")
+    return out
+
+
+def _yaml_keys(data: dict, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for k, v in data.items():
+        if isinstance(v, dict) and v:
+            out |= _yaml_keys(v, f"{prefix}{k}.")
+        else:
+            out.add(f"{prefix}{k}")
+    return out
+
+
+def test_config_example_documents_every_key_and_loads() -> None:
+    example = ROOT / "config.yaml.example"
+    data = yaml.safe_load(example.read_text())
+    assert _yaml_keys(data) == _keys(GameadSettings)
+    load_settings(example)  # and it is a valid config as it stands
+    text = example.read_text()
+    for key in _keys(GameadSettings):
+        leaf = key.rsplit(".", 1)[-1]
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"{leaf}:"))
+        assert "#" in line or any(
+            prev.strip().startswith("#") for prev in text.splitlines()[max(0, text.splitlines().index(line) - 2):text.splitlines().index(line)]
+        ), f"{key} has no comment"

@@ -1,0 +1,385 @@
+"""The autoscaler's pure policy: bounds, monotonicity, windows, step limits, blind holds, reasons."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from gamead_core.scaling.policy import (
+    Decision,
+    LevelLoad,
+    Observation,
+    ScalingPolicy,
+    required_replicas,
+    retry_delay,
+)
+from gamead_core.scaling.settings import AutoscalerSettings
+
+RATE = 40.0  # ads/s per worker
+PER_REPLICA_BACKLOG = 1200  # RATE * target_drain_seconds (30): backlog one worker drains in time
+
+
+def obs(
+    at: float,
+    backlog: int = 0,
+    *,
+    current: int,
+    level: int = 3,
+    age: float = 0.0,
+    levels: Sequence[LevelLoad] | None = None,
+    in_flight: int = 0,
+    arrival: float = 0.0,
+    rate: float | None = RATE,
+    metrics_age: float = 1.0,
+) -> Observation:
+    if levels is None:
+        levels = [LevelLoad(level, backlog, age if backlog else 0.0)] if backlog else []
+    return Observation(
+        at=at,
+        levels=list(levels),
+        in_flight=in_flight,
+        arrival_rate=arrival,
+        completion_rate=0.0,
+        per_worker_rate=rate,
+        current_replicas=current,
+        metrics_age_s=metrics_age,
+    )
+
+
+def needing(n: int) -> int:
+    """A backlog that needs exactly ``n`` workers at RATE with the default drain target."""
+    return n * PER_REPLICA_BACKLOG
+
+
+def run(policy: ScalingPolicy, backlogs: Sequence[int], *, start: int, every: float = 5.0) -> list[Decision]:
+    """Feed one observation per ``every`` seconds, applying each decision as the next current count."""
+    current, out = start, []
+    for i, backlog in enumerate(backlogs):
+        decision = policy.decide(obs(i * every, backlog, current=current))
+        out.append(decision)
+        current = decision.desired
+    return out
+
+
+# --- the numbers and the reason ------------------------------------------------------------------------
+
+
+def test_the_reason_is_one_line_with_the_numbers_behind_the_decision() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    levels = [LevelLoad(1, 3_000, 12.3), LevelLoad(3, 2_000, 40.0)]
+    decision = policy.decide(obs(0, levels=levels, current=2))
+    # drain: 5000/30 = 166.7 ads/s -> 5 workers; p1 is late, so 3000 urgent ads in 10 s -> 300/40 -> 8.
+    assert decision == Decision(
+        desired=6,
+        reason="backlog 5,000 (oldest p1 12.3s > 10s) at 40.0 ads/s per worker needs 8 → scale 2→6 (step limit +4)",
+        raw_recommendation=8,
+    )
+    assert "\n" not in decision.reason
+
+
+def test_need_counts_in_flight_work_and_keeps_up_with_arrivals() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    # (600 backlog + 600 in flight) / 30 s = 40 ads/s, + 80 ads/s arriving = 120 ads/s -> 3 workers
+    decision = policy.decide(obs(0, 600, in_flight=600, arrival=80.0, current=3))
+    assert decision.raw_recommendation == 3
+    assert decision.desired == 3
+    assert "backlog 600 + 600 in flight, arriving 80.0 ads/s at 40.0 ads/s per worker needs 3" in decision.reason
+    assert decision.reason.endswith("→ hold 3")
+
+
+def test_a_late_urgent_ad_adds_pressure_that_an_on_time_one_does_not() -> None:
+    on_time = ScalingPolicy(AutoscalerSettings()).decide(obs(0, 4_000, level=1, age=9.9, current=4))
+    late = ScalingPolicy(AutoscalerSettings()).decide(obs(0, 4_000, level=1, age=10.5, current=4))
+    assert on_time.raw_recommendation == 4  # 4000 / 30 / 40 = 3.3
+    assert late.raw_recommendation == 10  # 4000 / 10 / 40
+    assert "oldest p1 10.5s > 10s" in late.reason and "oldest" not in on_time.reason
+    # a level below the urgent ones is not urgent, however old
+    lazy = ScalingPolicy(AutoscalerSettings()).decide(obs(0, 4_000, level=3, age=500.0, current=4))
+    assert lazy.raw_recommendation == 4
+
+
+def test_required_replicas_is_exact_on_whole_numbers() -> None:
+    assert required_replicas(work=1200, arrival_rate=0, per_worker_rate=40, target_drain_seconds=30) == 1
+    assert required_replicas(work=1201, arrival_rate=0, per_worker_rate=40, target_drain_seconds=30) == 2
+    assert required_replicas(work=0, arrival_rate=0, per_worker_rate=40, target_drain_seconds=30) == 0
+    assert required_replicas(work=0, arrival_rate=0.01, per_worker_rate=40, target_drain_seconds=30) == 1
+    assert required_replicas(work=10**9, arrival_rate=0, per_worker_rate=1e-300, target_drain_seconds=30) == 1_000_000
+
+
+# --- up fast, bounded ----------------------------------------------------------------------------------
+
+
+def test_scale_up_is_immediate_but_bounded_per_period() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(max_replicas=40))
+    desired = [d.desired for d in run(policy, [needing(20)] * 7, start=2)]
+    # t=0: 2 -> 2+4; t=5,10: same period, step used; t=15: 6 -> max(6+4, 6*2)=12; t=30: 12 -> 20
+    assert desired == [6, 6, 6, 12, 12, 12, 20]
+
+
+def test_step_limited_scale_up_says_so() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    first, second = run(policy, [needing(20)] * 2, start=2)
+    assert first.reason.endswith("→ scale 2→6 (step limit +4)")
+    assert second.reason.endswith("→ hold 6 (scale-up step for this 15s period used)")
+
+
+def test_percent_step_wins_when_larger() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(max_replicas=100))
+    decision = policy.decide(obs(0, needing(100), current=10))
+    assert decision.desired == 20  # max(10 + 4, 10 * 200%)
+
+
+# --- down slowly ---------------------------------------------------------------------------------------
+
+
+def test_scale_down_waits_out_the_stabilisation_window_then_steps_down_to_min() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=2))
+    busy = policy.decide(obs(0, needing(10), current=10))
+    assert busy.desired == 10
+    current, t, history = 10, 0.0, []
+    while t < 600:
+        t += 5
+        decision = policy.decide(obs(t, 0, current=current))
+        history.append((t, decision.desired))
+        current = decision.desired
+    assert all(d == 10 for at, d in history if at < 300), "scaled down inside the window"
+    assert dict(history)[300] == 9
+    # at most one replica per 15 s period, never back up, and it ends at min_replicas
+    for (t1, d1), (t2, d2) in zip(history, history[1:]):
+        assert d2 <= d1
+    for at, d in history:
+        earlier = [d0 for a0, d0 in history if at - 15 < a0 <= at] or [d]
+        assert max(earlier) - d <= 1
+    assert current == 2
+    assert dict(history)[300 + 15 * 7] == 2
+
+
+def test_scale_down_goes_to_the_highest_recent_recommendation_and_says_why() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(scale_down_max_step=10))
+    policy.decide(obs(0, needing(10), current=10))
+    policy.decide(obs(100, needing(6), current=10))
+    decision = policy.decide(obs(200, needing(3), current=10))
+    assert decision.desired == 10
+    assert "hold 10 (highest recommendation in last 300s is 10)" in decision.reason
+    decision = policy.decide(obs(310, needing(3), current=10))
+    assert decision.desired == 6  # the t=0 recommendation left the window, t=100 did not
+    assert decision.reason.endswith("→ scale 10→6 (highest recommendation in last 300s is 6)")
+
+
+def test_idle_queue_without_any_rate_reaches_min_after_the_window() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=1))
+    current = 3
+    for i in range(0, 500):
+        decision = policy.decide(obs(i * 5.0, 0, current=current, rate=None))
+        current = decision.desired
+    assert current == 1
+    assert decision.raw_recommendation == 0
+    assert decision.reason.startswith("no backlog, nothing in flight, no arrivals")
+
+
+# --- no flapping ---------------------------------------------------------------------------------------
+
+
+def test_alternating_load_does_not_flap_the_replica_count() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    # needs 12 / 8 around a current 10: both are outside the 10% tolerance
+    backlogs = [needing(12) if i % 2 else needing(8) for i in range(58)]  # 290 s, inside the window
+    desired = [d.desired for d in run(policy, backlogs, start=10)]
+    changes = [(a, b) for a, b in zip(desired, desired[1:]) if a != b]
+    assert changes == [(10, 12)]
+    assert all(b >= a for a, b in zip(desired, desired[1:]))
+
+
+def test_jitter_inside_the_tolerance_changes_nothing() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    decisions = run(policy, [needing(11) if i % 2 else needing(9) for i in range(100)], start=10)
+    assert {d.desired for d in decisions} == {10}
+    assert "hold 10 (within 10% tolerance of 11)" in decisions[1].reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    low=st.integers(1, 20),
+    high=st.integers(1, 20),
+    steps=st.integers(10, 59),
+)
+def test_property_alternating_demand_changes_direction_at_most_once_per_window(
+    low: int, high: int, steps: int
+) -> None:
+    policy = ScalingPolicy(AutoscalerSettings(max_replicas=20))
+    backlogs = [needing(high) if i % 2 else needing(low) for i in range(steps)]  # < 300 s
+    desired = [d.desired for d in run(policy, backlogs, start=max(low, high))]
+    assert all(b >= a for a, b in zip(desired, desired[1:])), desired  # never a scale-down in the window
+
+
+# --- blind: hold, never guess ---------------------------------------------------------------------------
+
+
+def test_stale_metrics_hold_and_say_why() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    decision = policy.decide(obs(0, needing(20), current=3, metrics_age=45.0))
+    assert decision == Decision(desired=3, reason="metrics 45.0s old (> 30s) → hold 3", raw_recommendation=None)
+
+
+def test_stale_metrics_still_respect_the_bounds() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(max_replicas=20))
+    decision = policy.decide(obs(0, 0, current=50, metrics_age=math.nan))
+    assert decision.desired == 20
+    assert decision.reason.endswith("→ scale 50→20 (clamped to [1, 20])")
+
+
+@pytest.mark.parametrize("rate", [None, 0.0, -3.0, math.nan])
+def test_backlog_without_any_measured_rate_holds(rate: float | None) -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    decision = policy.decide(obs(0, 5_000, current=2, rate=rate))
+    assert decision.desired == 2
+    assert decision.raw_recommendation is None
+    assert decision.reason == "backlog 5,000 but no per-worker rate measured yet → hold 2"
+
+
+def test_a_missing_rate_falls_back_to_the_last_measured_one() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    policy.decide(obs(0, needing(2), current=2, rate=RATE))
+    decision = policy.decide(obs(5, needing(4), current=2, rate=None))
+    assert decision.desired == 4
+    assert "at 40.0 ads/s per worker (last measured) needs 4" in decision.reason
+
+
+# --- properties ----------------------------------------------------------------------------------------
+
+levels_st = st.lists(
+    st.builds(
+        LevelLoad,
+        level=st.integers(1, 5),
+        backlog=st.integers(0, 200_000),
+        oldest_age_s=st.floats(0, 120, allow_nan=False),
+    ),
+    max_size=5,
+)
+rate_st = st.one_of(st.none(), st.just(0.0), st.floats(0.01, 500, allow_nan=False))
+settings_st = st.builds(
+    lambda lo, span, tol, step_up, step_down: AutoscalerSettings(
+        min_replicas=lo,
+        max_replicas=max(1, lo + span),
+        tolerance=tol,
+        scale_up_max_step=step_up,
+        scale_down_max_step=step_down,
+    ),
+    st.integers(0, 10),
+    st.integers(0, 40),
+    st.sampled_from([0.0, 0.1, 0.3]),
+    st.integers(1, 8),
+    st.integers(1, 5),
+)
+
+
+@st.composite
+def observations(draw: st.DrawFn, max_size: int = 30) -> list[Observation]:
+    gaps = draw(st.lists(st.floats(0, 120, allow_nan=False), min_size=1, max_size=max_size))
+    out, at = [], 0.0
+    for gap in gaps:
+        at += gap
+        out.append(
+            Observation(
+                at=at,
+                levels=draw(levels_st),
+                in_flight=draw(st.integers(0, 5_000)),
+                arrival_rate=draw(st.floats(0, 5_000, allow_nan=False)),
+                completion_rate=0.0,
+                per_worker_rate=draw(rate_st),
+                current_replicas=draw(st.integers(0, 80)),
+                metrics_age_s=draw(st.floats(0, 60, allow_nan=False)),
+            )
+        )
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(config=settings_st, history=observations())
+def test_property_desired_is_always_within_min_and_max(
+    config: AutoscalerSettings, history: list[Observation]
+) -> None:
+    policy = ScalingPolicy(config)
+    for o in history:
+        decision = policy.decide(o)
+        assert config.min_replicas <= decision.desired <= config.max_replicas, decision
+        assert decision.reason and "\n" not in decision.reason
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    config=settings_st,
+    history=observations(max_size=15),
+    last=observations(max_size=1),
+    extra=st.integers(0, 100_000),
+    extra_level=st.integers(1, 5),
+)
+def test_property_more_backlog_never_means_fewer_replicas(
+    config: AutoscalerSettings,
+    history: list[Observation],
+    last: list[Observation],
+    extra: int,
+    extra_level: int,
+) -> None:
+    base = last[0]
+    final = Observation(**{**_fields(base), "at": history[-1].at + 1.0})
+    bigger = Observation(**{**_fields(final), "levels": [*final.levels, LevelLoad(extra_level, extra, 0.0)]})
+
+    def decide(o: Observation) -> Decision:
+        policy = ScalingPolicy(config)
+        for h in history:  # the same history for both
+            policy.decide(h)
+        return policy.decide(o)
+
+    small, large = decide(final), decide(bigger)
+    assert small.desired <= large.desired, (small, large)
+    if small.raw_recommendation is not None and large.raw_recommendation is not None:
+        assert small.raw_recommendation <= large.raw_recommendation
+
+
+@settings(max_examples=100, deadline=None)
+@given(config=settings_st, history=observations(max_size=10), stale=st.floats(30.001, 1e6))
+def test_property_missing_or_stale_data_holds_the_current_count(
+    config: AutoscalerSettings, history: list[Observation], stale: float
+) -> None:
+    policy = ScalingPolicy(config)
+    for o in history:
+        policy.decide(o)
+    o = Observation(**{**_fields(history[-1]), "metrics_age_s": stale})
+    decision = policy.decide(o)
+    expected = min(config.max_replicas, max(config.min_replicas, o.current_replicas))
+    assert decision.desired == expected
+    assert decision.raw_recommendation is None
+
+    fresh = ScalingPolicy(config)
+    blind = Observation(**{**_fields(o), "metrics_age_s": 0.0, "per_worker_rate": None,
+                           "levels": [LevelLoad(1, 10_000, 60.0)]})
+    assert fresh.decide(blind).desired == expected  # never max because the rate is unknown
+
+
+def _fields(o: Observation) -> dict:
+    return {name: getattr(o, name) for name in Observation.__dataclass_fields__}
+
+
+# --- helpers and settings ------------------------------------------------------------------------------
+
+
+def test_retry_delay_doubles_up_to_the_cap() -> None:
+    assert [retry_delay(a, base=0.5, cap=5.0) for a in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert retry_delay(0, base=0.5, cap=5.0) == 0.5
+    assert retry_delay(10_000, base=0.5, cap=5.0) == 5.0
+
+
+def test_settings_reject_min_above_max_and_unknown_keys() -> None:
+    with pytest.raises(ValidationError, match="min_replicas"):
+        AutoscalerSettings(min_replicas=5, max_replicas=3)
+    with pytest.raises(ValidationError, match="max_replica"):
+        AutoscalerSettings(max_replica=3)
+    with pytest.raises(ValidationError):
+        AutoscalerSettings(kubernetes={"namespce": "x"})
+    assert AutoscalerSettings().kubernetes.deployment == "gamead-worker"

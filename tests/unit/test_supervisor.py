@@ -1,0 +1,57 @@
+"""``gamead up`` restarts children that die, with a growing back-off."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from gamead_core.supervisor import Supervisor, restart_delay
+from tests.support import wait_for
+
+
+def test_restart_delay_grows_and_is_capped() -> None:
+    delays = [restart_delay(n) for n in range(0, 10)]
+    assert delays[0] == 0
+    assert delays[1:4] == [0.5, 1.0, 2.0]
+    assert all(a <= b for a, b in zip(delays, delays[1:]))
+    assert max(delays) == 30.0
+
+
+def test_a_child_killed_by_sigkill_is_restarted(tmp_path: Path) -> None:
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append)
+    child = sup.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
+                      tmp_path / "sleeper.log")
+    first = child.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+
+    def restarted() -> bool:
+        sup.poll()
+        return child.alive and child.pid != first
+
+    try:
+        wait_for(restarted, timeout=10, what="the child to be restarted")
+        assert child.restarts == 1
+        assert any("died with signal 9" in e for e in events)
+    finally:
+        sup.stop_all(timeout=5)
+    assert not sup.children
+
+
+def test_stopping_sends_sigterm_and_does_not_restart(tmp_path: Path) -> None:
+    script = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (open(sys.argv[1], 'w').write('drained'), sys.exit(0)))\n"
+        "open(sys.argv[1], 'w').write('ready')\n"
+        "time.sleep(60)\n"
+    )
+    marker = tmp_path / "marker"
+    sup = Supervisor(on_event=lambda _: None)
+    child = sup.start("w", [sys.executable, "-c", script, str(marker)], dict(os.environ), tmp_path / "w.log")
+    wait_for(lambda: marker.exists() and marker.read_text() == "ready", what="child ready")
+    sup.stop("w", timeout=5)
+    assert marker.read_text() == "drained"
+    assert child.proc is not None and child.proc.returncode == 0
