@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gamead_core.errors import ConfigError
+from gamead_core.scaling.settings import AutoscalerSettings
 
 CONFIG_ENV = "GAMEAD_CONFIG"
 DEFAULT_CONFIG_FILE = "config.yaml"
@@ -114,6 +115,7 @@ class GameadSettings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     log: LogSettings = LogSettings()
     client: ClientSettings = ClientSettings()
+    autoscaler: AutoscalerSettings = AutoscalerSettings()
 
     @classmethod
     def settings_customise_sources(

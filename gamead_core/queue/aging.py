@@ -19,6 +19,7 @@ class LevelHead:
     level: int
     pending: int
     head_age: float  # seconds the oldest waiting ad has waited; 0 if unknown
+    unacked: int = 0  # delivered but not acknowledged: in flight, or due back (timed out / nak'ed)
 
 
 def level_score(level: int, head_age: float, aging_step: float) -> float:

@@ -43,8 +43,10 @@ class AgingPuller:
         self._reply: dict[int, str] = {}
         self._subs: list[Subscription] = []
         self._wake = asyncio.Event()
+        self._published = 0
         self._heads: dict[int, LevelHead] = {}
         self._heads_at = 0.0
+        self._swept_at = 0.0
 
     async def start(self) -> None:
         for level in names.LEVELS:
@@ -68,6 +70,7 @@ class AgingPuller:
 
     async def _on_publish(self, msg: Msg) -> None:
         """An ad was just published: wake an idle worker; a level thought empty is empty no more."""
+        self._published += 1
         self._wake.set()
         level = names.level_of_subject(msg.subject)
         head = self._heads.get(level)
@@ -78,6 +81,7 @@ class AgingPuller:
     async def _level_head(self, level: int, now: float, need_age: bool) -> LevelHead:
         info = await self._js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
         pending = int(info.num_pending or 0)
+        unacked = int(info.num_ack_pending or 0)
         age = 0.0
         if pending and need_age:
             try:
@@ -91,7 +95,7 @@ class AgingPuller:
                     age = max(0.0, now - head.time.timestamp())
             except nats.js.errors.NotFoundError:
                 pass
-        return LevelHead(level, pending, age)
+        return LevelHead(level, pending, age, unacked)
 
     async def heads(self, *, fresh: bool = False) -> dict[int, LevelHead]:
         """Backlog and head age per level, reused for ``queue.head_cache_ms``."""
@@ -137,10 +141,20 @@ class AgingPuller:
         return got
 
     async def pull(self, free: int) -> list[Msg]:
-        """Up to ``free`` messages, best level first. Empty when every level is empty."""
+        """Up to ``free`` messages, best level first. Empty only when a fresh look found every level empty."""
         if free <= 0:
             return []
-        heads = await self.heads()
+        cached = bool(self._heads) and time.monotonic() - self._heads_at < self._qs.head_cache_ms / 1000
+        got = await self._pull_ordered(free, await self.heads())
+        if not got and cached:  # the cached view may be behind: look again before calling the queue empty
+            got = await self._pull_ordered(free, await self.heads(fresh=True))
+        if len(got) < free:
+            got.extend(await self._sweep(free - len(got)))
+        if not got:
+            self._heads_at = 0.0
+        return got
+
+    async def _pull_ordered(self, free: int, heads: dict[int, LevelHead]) -> list[Msg]:
         got: list[Msg] = []
         for level in pull_order(heads, self._qs.aging_step):
             want = free - len(got)
@@ -152,16 +166,46 @@ class AgingPuller:
                 self._heads[level] = replace(head, pending=max(0, remaining))
             if len(got) >= free:
                 break
-        if not got:
-            self._heads_at = 0.0  # our view was wrong: look again next time
         return got
 
-    async def wait_for_work(self, timeout: float) -> None:
-        """Sleep until an ad is published or ``timeout`` passes (delayed redeliveries have no signal)."""
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except asyncio.TimeoutError:
-            self._heads_at = 0.0
+    async def _sweep(self, free: int) -> list[Msg]:
+        """Collect redeliveries (timed-out or nak'ed ads) from levels with no new ads.
 
-    def clear_wake(self) -> None:
-        self._wake.clear()
+        ``num_pending`` counts only never-delivered ads; an ad whose lease expired comes back only through a
+        pull on its level. Levels with unacknowledged ads are asked, most urgent first, at most once per
+        ``queue.idle_poll``.
+        """
+        now = time.monotonic()
+        if now - self._swept_at < self._qs.idle_poll:
+            return []
+        self._swept_at = now
+        got: list[Msg] = []
+        for level in names.LEVELS:
+            head = self._heads.get(level)
+            if head is None or head.pending or not head.unacked:
+                continue
+            got.extend(await self._pull_level(level, free - len(got)))
+            if len(got) >= free:
+                break
+        return got
+
+    @property
+    def published(self) -> int:
+        """How many ads this worker has seen published; pass it to :meth:`wait_for_work`."""
+        return self._published
+
+    async def wait_for_work(self, since: int, timeout: float) -> None:
+        """Sleep until an ad is published after ``since`` was read, or ``timeout`` passes (delayed
+        redeliveries have no signal). Reading ``since`` before a pull makes the wake-up race-free."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._published == since:
+            self._wake.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), left)
+            except asyncio.TimeoutError:
+                break
+        self._heads_at = 0.0

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -102,6 +103,7 @@ class KubernetesScaler:
         env = os.environ if environ is None else environ
         configuration = k8s.Configuration()
         self.source = config_source(settings, env)
+        kubeconfig = settings.kubeconfig or env.get("KUBECONFIG") or "~/.kube/config"
         try:
             if self.source == "in-cluster":
                 # What load_incluster_config() does, but reading the environ we were given.
@@ -110,13 +112,13 @@ class KubernetesScaler:
                 ).load_and_set(configuration)
             else:
                 k8s_config.load_kube_config(
-                    config_file=settings.kubeconfig or env.get("KUBECONFIG") or "~/.kube/config",
+                    config_file=kubeconfig,
                     context=settings.context,
                     client_configuration=configuration,
                     persist_config=False,
                 )
-        except (ConfigException, OSError, ValueError) as exc:
-            where = "the pod's service account" if self.source == "in-cluster" else "kubeconfig"
+        except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
+            where = "the pod's service account" if self.source == "in-cluster" else f"kubeconfig {kubeconfig}"
             raise ConfigError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
         # One attempt per call: the caller decides about retries (see policy.retry_delay).
         configuration.retries = 0

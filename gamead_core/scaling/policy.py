@@ -21,7 +21,8 @@ One decision, given an :class:`Observation`:
    ceil(start * (1 + scale_up_max_percent/100)))`` where ``start`` is the count at the beginning of the
    trailing ``period_seconds`` (HPA's ``selectPolicy: Max``).
 5. **Down after the window, bounded.** Below ``current``: only to the *highest* recommendation of the
-   trailing ``scale_down_stabilization_seconds``, and at most ``scale_down_max_step`` per period.
+   trailing ``scale_down_stabilization_seconds``, and at most ``scale_down_max_step`` per period. A hold
+   counts as recommending the current count, and so does an empty history (first run, new leader).
 6. Clamp to ``[min_replicas, max_replicas]``.
 
 :class:`ScalingPolicy` keeps the recommendation and scale-event history this needs; feed it observations
@@ -133,6 +134,10 @@ class ScalingPolicy:
         s = self._settings
         self._forget_before(obs.at)
         current = max(0, obs.current_replicas)
+        if not self._recommendations:
+            # Nothing known about the last window (first run, new leader): assume the current count was
+            # recommended, so a restart never shortcuts the scale-down window.
+            self._recommendations.append((obs.at, self._clamp(current)))
 
         if not obs.metrics_age_s <= s.stale_after_seconds:  # also catches NaN
             return self._hold(obs, f"metrics {obs.metrics_age_s:.1f}s old (> {s.stale_after_seconds:g}s)")
@@ -175,7 +180,7 @@ class ScalingPolicy:
         recommendation = current if within_tolerance else target
         self._recommendations.append((obs.at, recommendation))
 
-        desired, notes = self._stabilise(current, recommendation, target)
+        desired, notes = self._stabilise(current, recommendation)
         if within_tolerance:
             notes.append(f"within {s.tolerance:.0%} tolerance of {target}")
         if raw > s.max_replicas and desired == s.max_replicas:
@@ -186,12 +191,13 @@ class ScalingPolicy:
 
     # --- steps ----------------------------------------------------------------------------------------
 
-    def _stabilise(self, current: int, recommendation: int, target: int) -> tuple[int, list[str]]:
+    def _stabilise(self, current: int, recommendation: int) -> tuple[int, list[str]]:
         """Apply the up/down step limits and the scale-down window; returns (desired, notes)."""
         s = self._settings
         if recommendation > current:
             start = current - sum(d for _, d in self._events if d > 0)
-            limit = max(start + s.scale_up_max_step, math.ceil(start * (1 + s.scale_up_max_percent / 100)))
+            by_percent = math.ceil(start * (1 + s.scale_up_max_percent / 100) - _EPS)
+            limit = max(start + s.scale_up_max_step, by_percent)
             desired = max(current, min(recommendation, limit))
             if desired == current:
                 return desired, [f"scale-up step for this {s.period_seconds:g}s period used"]
@@ -223,6 +229,7 @@ class ScalingPolicy:
         desired = self._clamp(current)
         s = self._settings
         notes = [] if desired == current else [f"clamped to [{s.min_replicas}, {s.max_replicas}]"]
+        self._recommendations.append((obs.at, desired))  # holding is recommending the current count
         return self._finish(obs.at, current, desired, why, notes, None)
 
     def _finish(

