@@ -39,14 +39,16 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from gamead_cli.commands import ads, config_cmd, serve, submit, up, worker
+    from gamead_cli.commands import ads, config_cmd, dlq, serve, submit, up, worker
 
     app.command("serve", help=serve.__doc__)(serve.serve)
     app.command("worker", help=worker.__doc__)(worker.worker)
     app.command("up", help=up.__doc__)(up.up)
     app.command("submit", help=submit.__doc__)(submit.submit)
     app.add_typer(ads.app, name="ads")
+    app.add_typer(dlq.app, name="dlq")
     app.add_typer(config_cmd.app, name="config")
+    # (top, workers: registered below by the dashboard work)
 
 
 _register()

@@ -60,9 +60,78 @@ class QueueSettings(_Section):
     idle_poll: float = Field(0.5, gt=0, description="Longest a worker waits between polls of an empty queue.")
 
 
+class FaultSettings(_Section):
+    """Fault injection for drills. Off unless ``rate`` > 0; logged loudly when on."""
+
+    rate: float = Field(0.0, ge=0, le=1, description="Share of matching ads that fail (0 = off).")
+    match: str | None = Field(None, description="Regex on the title; only matching ads can fail.")
+    mode: Literal["retryable", "permanent", "crash", "hang"] = Field(
+        "retryable", description="retryable error, permanent error, crash (hard exit) or hang (past task_timeout)."
+    )
+
+
 class WorkerSettings(_Section):
     concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once.")
     drain_timeout: float = Field(25.0, ge=0, description="Seconds to finish in-flight ads on SIGTERM.")
+    max_attempts: int = Field(5, ge=1, le=100, description="Deliveries before an ad goes to the DLQ.")
+    task_timeout: float = Field(60.0, gt=0, description="Seconds one analysis may take; longer is a failed attempt.")
+    backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
+    backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")
+    faults: FaultSettings = FaultSettings()
+
+
+class DlqSettings(_Section):
+    max_age: float = Field(14 * 86400, gt=0, description="Seconds a dead-lettered ad is kept (default 14 days).")
+    max_msgs: int = Field(1_000_000, description="Most entries kept in the DLQ (-1 = unlimited).")
+    replay_rate: float = Field(100.0, gt=0, description="Default replays per second.")
+
+
+class RegistrySettings(_Section):
+    heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between two heartbeats of a node.")
+    ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry.")
+
+
+class RedisSettings(_Section):
+    url: str | None = Field(None, description="redis:// URL of Redis 6+ or Valkey; unset = in-process fallbacks.")
+    socket_timeout: float = Field(0.25, gt=0, description="Seconds per Redis command before it counts as failed.")
+    connect_timeout: float = Field(0.5, gt=0)
+    max_connections: int = Field(64, ge=1)
+    breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open the circuit breaker.")
+    breaker_reset: float = Field(5.0, gt=0, description="Seconds the breaker stays open before a half-open probe.")
+
+
+class CacheSettings(_Section):
+    ttl: float = Field(300.0, gt=0, description="Seconds a terminal ad record stays cached in Redis.")
+
+
+class RateSettings(_Section):
+    rate: float = Field(gt=0, description="Requests per second refilled into the bucket.")
+    burst: int = Field(ge=1, description="Bucket size: requests allowed at once.")
+
+
+class RateLimitSettings(_Section):
+    enabled: bool = True
+    rate: float = Field(200.0, gt=0, description="Requests per second per API key (per IP when anonymous).")
+    burst: int = Field(400, ge=1, description="Bucket size per API key.")
+    roles: dict[str, RateSettings] = Field(
+        default_factory=dict, description="Overrides per role, e.g. {operator: {rate: 50, burst: 100}}."
+    )
+    admin: RateSettings = Field(
+        default_factory=lambda: RateSettings(rate=10, burst=20), description="Limit of /v1/* operator routes."
+    )
+
+
+class TokenSettings(_Section):
+    name: str
+    token: SecretStr
+    role: Literal["submitter", "operator"]
+
+
+class AuthSettings(_Section):
+    enabled: bool | None = Field(
+        None, description="Require tokens. Unset = required unless the API binds to a loopback address."
+    )
+    tokens: list[TokenSettings] = Field(default_factory=list, description="API tokens: {name, token, role}.")
 
 
 class AnalysisSettings(_Section):
@@ -115,6 +184,12 @@ class GameadSettings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     log: LogSettings = LogSettings()
     client: ClientSettings = ClientSettings()
+    dlq: DlqSettings = DlqSettings()
+    registry: RegistrySettings = RegistrySettings()
+    redis: RedisSettings = RedisSettings()
+    cache: CacheSettings = CacheSettings()
+    ratelimit: RateLimitSettings = RateLimitSettings()
+    auth: AuthSettings = AuthSettings()
     autoscaler: AutoscalerSettings = AutoscalerSettings()
 
     @classmethod

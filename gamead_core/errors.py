@@ -9,6 +9,9 @@
     ├── QueueFull                the stream refused a publish because a limit was reached
     ├── NotFound                 an ad (or other record) does not exist
     ├── Conflict                 a compare-and-set lost: someone else updated the record first
+    ├── TaskError                an analysis attempt failed
+    │   ├── RetryableError       try again later (backoff); dead-lettered after worker.max_attempts
+    │   └── PermanentError       can never succeed: dead-lettered at once
     └── ApiClientError           a CLI-side failure talking to the gamead API
         └── ApiUnreachable       the API refused the connection or timed out
 
@@ -65,6 +68,31 @@ class Conflict(GameadError):
     """A compare-and-set write lost to a concurrent writer."""
 
     code = "conflict"
+
+
+class TaskError(GameadError):
+    """An analysis attempt failed. Unknown exceptions raised by an analysis count as retryable."""
+
+    code = "task_failed"
+
+
+class RetryableError(TaskError):
+    """The attempt failed for a reason that may pass (a timeout, a dependency down): retry with backoff.
+
+    ``delay`` (seconds) overrides the computed backoff when the failure knows better (e.g. Retry-After).
+    """
+
+    code = "retryable"
+
+    def __init__(self, message: str, *, delay: float | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.delay = delay
+
+
+class PermanentError(TaskError):
+    """The ad can never be analysed (e.g. content the analyser cannot accept): dead-letter it now."""
+
+    code = "permanent"
 
 
 class ApiClientError(GameadError):

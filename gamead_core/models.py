@@ -87,12 +87,14 @@ class Analysis(BaseModel):
 
 
 class AdError(BaseModel):
-    """Why an ad failed."""
+    """Why an ad failed (its last failure)."""
 
     model_config = _WIRE
 
     error_class: str
     message: str
+    retryable: bool = True
+    at: datetime | None = None
 
 
 class AdRecord(BaseModel):
@@ -112,6 +114,32 @@ class AdRecord(BaseModel):
     analysis: Analysis | None = None
     error: AdError | None = None
     idempotency_key: str | None = None
+    first_failure_at: datetime | None = None
+    retry_at: datetime | None = None  #: when the next attempt is due, while retrying
+    replay_of: int | None = None  #: DLQ sequence this record was last replayed from
+
+
+class DlqEntry(BaseModel):
+    """One dead-lettered ad: everything needed to understand, replay or move it."""
+
+    model_config = _WIRE
+
+    id: str  #: the ad id (one entry per ad at a time)
+    ad_id: str
+    title: str
+    priority: int
+    attempts: int
+    error_class: str
+    error_message: str
+    retryable: bool
+    first_failure_at: datetime
+    last_failure_at: datetime
+    dead_at: datetime
+    worker_id: str | None = None
+    submitted_at: datetime
+    ad: AdSubmission
+    seq: int | None = None  #: sequence in the DLQ stream (set when read)
+    source_seq: int | None = None  #: sequence the ad had in the work stream
 
 
 class AdAccepted(BaseModel):

@@ -36,6 +36,19 @@ def level_of_subject(subject: str) -> int:
 # --- dead-letter queue -------------------------------------------------------------------------------
 DLQ_STREAM: Final[str] = "GAMEAD_DLQ"
 DLQ_SUBJECT_PREFIX: Final[str] = "gamead.dlq"
+DLQ_SUBJECT_WILDCARD: Final[str] = f"{DLQ_SUBJECT_PREFIX}.*"
+
+
+def dlq_subject(ad_id: str) -> str:
+    """One subject per dead ad: the stream keeps one entry per ad (``max_msgs_per_subject=1``)."""
+    return f"{DLQ_SUBJECT_PREFIX}.{ad_id}"
+
+
+#: JetStream's max-deliveries advisories for the level consumers, captured in a small stream of their own
+#: (they are not stored otherwise) so a worker killed on an ad's last attempt still ends in the DLQ.
+ADVISORY_STREAM: Final[str] = "GAMEAD_ADVISORIES"
+ADVISORY_SUBJECT: Final[str] = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{ADS_STREAM}.*"
+ADVISORY_CONSUMER: Final[str] = "gamead-dlq-mover"
 
 # --- key-value buckets -------------------------------------------------------------------------------
 ADS_BUCKET: Final[str] = "gamead_ads"
@@ -45,6 +58,7 @@ REGISTRY_BUCKET: Final[str] = "gamead_registry"
 HDR_MSG_ID: Final[str] = "Nats-Msg-Id"
 HDR_AD_ID: Final[str] = "Gamead-Ad-Id"
 HDR_SUBMITTED_AT: Final[str] = "Gamead-Submitted-At"
+HDR_REPLAY_OF: Final[str] = "Gamead-Replay-Of"
 
 # --- JetStream API ---------------------------------------------------------------------------------
 

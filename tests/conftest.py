@@ -13,6 +13,8 @@ import pytest
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, start_api, start_worker
 
+pytest_plugins = ["tests.redis_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:

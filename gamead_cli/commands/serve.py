@@ -13,6 +13,7 @@ import uvicorn
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.runtime import require_nats_url
 from gamead_core.api.app import create_app
+from gamead_core.api.auth import check_serve_safety
 from gamead_core.logs import setup_logging
 
 
@@ -23,6 +24,7 @@ def serve(
     nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
 ) -> None:
     settings = settings_from(config, api={"host": host, "port": port}, nats={"url": nats_url})
+    check_serve_safety(settings)  # no open API on a network address by accident
     url = require_nats_url(settings)
     setup_logging(settings.log, role="api")
     app = create_app(settings, url)

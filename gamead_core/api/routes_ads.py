@@ -6,16 +6,14 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import ValidationError
 from starlette.responses import Response
 
-from gamead_core.api.errors import ApiError, validation_details, validation_message
+from gamead_core.api.body import body_schema, parse_body
 from gamead_core.api.state import QueueLink
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission
 
 router = APIRouter()
 
-_SUBMISSION_SCHEMA = AdSubmission.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON (`invalid_json`)"},
     413: {"description": "Body too large (`payload_too_large`)"},
@@ -34,19 +32,7 @@ def _link(request: Request) -> QueueLink:
 
 def parse_submission(body: bytes, max_bytes: int) -> AdSubmission:
     """Decode and validate a ``POST /ads`` body, whatever Content-Type was sent (the spec's curl sends none)."""
-    if len(body) > max_bytes:
-        raise ApiError(413, "payload_too_large", f"the body is {len(body)} bytes; the limit is {max_bytes}")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    try:
-        return AdSubmission.model_validate(data)
-    except ValidationError as exc:
-        details = validation_details(list(exc.errors()))
-        raise ApiError(422, "validation_failed", validation_message(details), details=details) from None
+    return parse_body(body, AdSubmission, max_bytes)
 
 
 @router.post(
@@ -55,7 +41,7 @@ def parse_submission(body: bytes, max_bytes: int) -> AdSubmission:
     response_model=AdAccepted,
     summary="Submit an ad for analysis",
     responses=_ERROR_RESPONSES,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _SUBMISSION_SCHEMA}}}},
+    openapi_extra=body_schema(AdSubmission),
 )
 async def submit_ad(
     request: Request,
@@ -81,8 +67,15 @@ async def submit_ad(
 @router.get("/ads/{ad_id}", response_model=AdRecord, response_model_exclude_none=True,
             summary="One ad: status, and its analysis once completed", responses={404: {"description": "`not_found`"}})
 async def get_ad(ad_id: str, request: Request) -> Response:
-    versioned = await _link(request).store.get(ad_id)
-    return Response(versioned.record.model_dump_json(exclude_none=True), media_type="application/json")
+    """Terminal records are read through the cache (``X-Cache: hit|miss``); others always from the store."""
+    cache = request.app.state.cache
+    cached = await cache.get(ad_id)
+    if cached is not None:
+        return Response(cached, media_type="application/json", headers={"X-Cache": "hit"})
+    record = (await _link(request).store.get(ad_id)).record
+    body = record.model_dump_json(exclude_none=True).encode()
+    await cache.put(record, body)  # only terminal records are stored
+    return Response(body, media_type="application/json", headers={"X-Cache": "miss"})
 
 
 @router.get("/ads", summary="A page of ads, newest first")

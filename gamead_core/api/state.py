@@ -11,9 +11,11 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core.config import GameadSettings
+from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import GameadError, QueueUnavailable
 from gamead_core.intake import Intake
 from gamead_core.queue.connection import connect
+from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.topology import ensure_topology, topology_present
 from gamead_core.store.ads import AdStore
 
@@ -30,6 +32,8 @@ class QueueLink:
         self.js: JetStreamContext | None = None
         self._store: AdStore | None = None
         self._intake: Intake | None = None
+        self._dlq: DeadLetters | None = None
+        self._ops: DlqOps | None = None
         self.last_error: str | None = "connecting"
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
@@ -47,7 +51,7 @@ class QueueLink:
             try:
                 nc = await connect(self.settings.nats, self.url, name="gamead-api")
                 js = nc.jetstream(timeout=self.settings.nats.request_timeout)
-                await ensure_topology(js, self.settings.queue)
+                await ensure_topology(js, self.settings)
                 store = await AdStore.open(js)
             except GameadError as exc:
                 self.last_error = exc.message
@@ -60,6 +64,8 @@ class QueueLink:
                 continue
             self.nc, self.js, self._store = nc, js, store
             self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout)
+            self._dlq = DeadLetters(js)
+            self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout)
             self.last_error = None
             self.ready.set()
             log.info("connected to NATS at %s", self.url)
@@ -90,6 +96,18 @@ class QueueLink:
         self._check()
         assert self._store is not None
         return self._store
+
+    @property
+    def dlq(self) -> DeadLetters:
+        self._check()
+        assert self._dlq is not None
+        return self._dlq
+
+    @property
+    def ops(self) -> DlqOps:
+        self._check()
+        assert self._ops is not None
+        return self._ops
 
     async def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``: ``ok`` or the reason it is not."""

@@ -42,6 +42,7 @@ def connect_options(settings: NatsSettings, url: str, *, name: str) -> dict[str,
         "max_reconnect_attempts": -1,  # keep trying: a NATS restart must not kill the process
         "reconnect_time_wait": 0.5,
         "allow_reconnect": True,
+        "drain_timeout": 5,
     }
     if settings.user:
         opts["user"] = settings.user

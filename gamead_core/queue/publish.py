@@ -13,9 +13,11 @@ from gamead_core.queue.connection import translate
 
 
 async def publish_ad(
-    js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float
+    js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None
 ) -> bool:
     """Publish one ad to its level and wait for JetStream's ack. Returns True if it was a duplicate.
+
+    ``msg_id`` (default: the ad id) is JetStream's deduplication key within ``queue.duplicate_window``.
 
     Raises :class:`QueueUnavailable` or :class:`QueueFull`; never returns before the ad is stored.
     """
@@ -24,7 +26,7 @@ async def publish_ad(
             names.level_subject(level),
             payload,
             timeout=timeout,
-            headers={names.HDR_MSG_ID: ad_id, names.HDR_AD_ID: ad_id},
+            headers={names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id},
         )
     except (nats.errors.Error, asyncio.TimeoutError) as exc:
         raise translate(exc) from exc

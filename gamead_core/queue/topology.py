@@ -22,9 +22,10 @@ from nats.js.api import (
 )
 
 from gamead_core import names
-from gamead_core.config import QueueSettings
+from gamead_core.config import GameadSettings, QueueSettings
 from gamead_core.errors import TopologyError
 from gamead_core.queue.connection import translate
+from gamead_core.queue.dlq import advisory_stream_config, dlq_stream_config
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class TopologyReport:
 
 
 async def _ensure_stream(js: JetStreamContext, wanted: StreamConfig, created: list[str], updated: list[str]) -> None:
+    """Create the stream, or check it: retention and subjects must match; limits are updated in place."""
     try:
         info = await js.stream_info(wanted.name)  # type: ignore[arg-type]
     except nats.js.errors.NotFoundError:
@@ -103,12 +105,8 @@ async def _ensure_stream(js: JetStreamContext, wanted: StreamConfig, created: li
         raise TopologyError(
             f"stream {wanted.name} exists with subjects {have.subjects}, gamead needs {wanted.subjects}"
         )
-    if (have.max_msgs, have.max_bytes, have.duplicate_window, have.discard) != (
-        wanted.max_msgs,
-        wanted.max_bytes,
-        wanted.duplicate_window,
-        wanted.discard,
-    ):
+    limits = ("max_msgs", "max_bytes", "max_age", "duplicate_window", "discard", "max_msgs_per_subject")
+    if any(getattr(have, k) != getattr(wanted, k) for k in limits if getattr(wanted, k) is not None):
         await js.update_stream(wanted)
         updated.append(f"stream {wanted.name}")
 
@@ -124,7 +122,7 @@ async def _ensure_consumer(
         created.append(f"consumer {name}")
         return
     have = info.config
-    if have.filter_subject != wanted.filter_subject or have.ack_policy != wanted.ack_policy:
+    if (have.filter_subject or None) != (wanted.filter_subject or None) or have.ack_policy != wanted.ack_policy:
         raise TopologyError(
             f"consumer {stream}/{name} exists with filter {have.filter_subject!r} and ack policy "
             f"{have.ack_policy}, gamead needs {wanted.filter_subject!r} and {wanted.ack_policy}; delete it "
@@ -141,14 +139,32 @@ async def _ensure_consumer(
         updated.append(f"consumer {name}")
 
 
-async def ensure_topology(js: JetStreamContext, qs: QueueSettings, *, max_deliver: int = -1) -> TopologyReport:
+def mover_consumer_config() -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=names.ADVISORY_CONSUMER,
+        name=names.ADVISORY_CONSUMER,
+        description="moves ads whose last delivery was never acknowledged into the DLQ",
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=30.0,
+        max_deliver=-1,
+        max_ack_pending=1000,
+    )
+
+
+async def ensure_topology(js: JetStreamContext, settings: GameadSettings) -> TopologyReport:
     """Create or check every stream, consumer and bucket gamead needs. Raises :class:`TopologyError`."""
+    qs = settings.queue
     created: list[str] = []
     updated: list[str] = []
     try:
         await _ensure_stream(js, stream_config(qs), created, updated)
+        await _ensure_stream(js, dlq_stream_config(settings.dlq, qs), created, updated)
+        await _ensure_stream(js, advisory_stream_config(qs), created, updated)
+        max_deliver = settings.worker.max_attempts
         for level in names.LEVELS:
             await _ensure_consumer(js, names.ADS_STREAM, consumer_config(level, qs, max_deliver), created, updated)
+        await _ensure_consumer(js, names.ADVISORY_STREAM, mover_consumer_config(), created, updated)
         try:
             await js.key_value(names.ADS_BUCKET)
         except nats.js.errors.BucketNotFoundError:

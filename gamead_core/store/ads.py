@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
 from gamead_core import names
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.models import AdRecord, AdStatus
 from gamead_core.queue.connection import translate
+from gamead_core.queue.scan import read_stream
 
 
 def encode(record: AdRecord) -> bytes:
@@ -110,43 +110,14 @@ class AdStore:
         The bucket keeps one revision per key, so every message in its stream is a current record: reading
         the tail of the stream in order is a scan of the most recently written ads.
         """
-        stream = f"KV_{names.ADS_BUCKET}"
-        try:
-            info = await self._js.stream_info(stream)
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
-        last, count = info.state.last_seq, info.state.messages
-        if count == 0:
-            return []
-        start = max(info.state.first_seq, last - scan_limit + 1)
         found: list[AdRecord] = []
-        sub = await self._js.subscribe(
-            f"$KV.{names.ADS_BUCKET}.>",
-            stream=stream,
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start),
-        )
-        try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    msg = await sub.next_msg(timeout=remaining)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    break
-                meta = msg.metadata
-                if msg.data and not (msg.headers and msg.headers.get("KV-Operation")):
-                    record = decode(msg.data)
-                    if (status is None or record.status == status) and (
-                        priority is None or record.priority == priority
-                    ):
-                        found.append(record)
-                if meta.sequence.stream >= last or meta.num_pending == 0:
-                    break
-        finally:
-            await sub.unsubscribe()
+        async for msg in read_stream(
+            self._js, f"KV_{names.ADS_BUCKET}", f"$KV.{names.ADS_BUCKET}.>", tail=scan_limit, timeout=timeout
+        ):
+            if not msg.data or (msg.headers and msg.headers.get("KV-Operation")):
+                continue  # a delete or purge marker
+            record = decode(msg.data)
+            if (status is None or record.status == status) and (priority is None or record.priority == priority):
+                found.append(record)
         found.sort(key=lambda r: r.submitted_at, reverse=True)
         return found[:limit]

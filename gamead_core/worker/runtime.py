@@ -17,22 +17,48 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from nats.aio.msg import Msg
 from ulid import ULID
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
-from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
+from gamead_core.errors import Conflict, GameadError, NotFound, PermanentError, QueueUnavailable, RetryableError
+from gamead_core.models import AdError, AdRecord, AdStatus, AdSubmission, Analysis, utcnow
 from gamead_core.queue.connection import connect
+from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import AdStore, Versioned, decode
 from gamead_core.worker.analyzer import analyze
+from gamead_core.worker.backoff import backoff
+from gamead_core.worker.deadletter import dead_letter
+from gamead_core.worker.faults import Fault, pick_fault
+from gamead_core.worker.mover import run_mover
 
 log = logging.getLogger(__name__)
+
+#: Exit code of an injected ``crash`` fault (the process dies hard, as on an OOM kill).
+CRASH_EXIT_CODE = 70
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed attempt, classified."""
+
+    error_class: str
+    message: str
+    retryable: bool
+    delay: float | None = None  #: a delay the failure asked for, instead of the computed backoff
+
+
+def check_analysable(ad: AdSubmission) -> None:
+    """Refuse content the analyser can never work with: no letters at all in the title and description."""
+    if not any(ch.isalpha() for ch in f"{ad.title} {ad.description}"):
+        raise PermanentError("the title and description contain no words to analyse")
 
 
 def new_worker_id() -> str:
@@ -50,6 +76,9 @@ class WorkerStats:
     in_flight: int = 0
     last_error: str | None = None
     started: float = field(default_factory=time.time)
+    last_progress: float = field(default_factory=time.time)  #: when an ad last finished (stuck detection)
+    #: recent (finished_at epoch s, processing ms, queue-wait ms) samples, newest last
+    recent: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=512))
 
 
 class Worker:
@@ -64,6 +93,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._critical: set[asyncio.Future[None]] = set()
         self._store: AdStore | None = None
+        self._dlq: DeadLetters | None = None
         self._abort = asyncio.Event()
 
     def hand_back_now(self) -> None:
@@ -75,16 +105,26 @@ class Worker:
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         try:
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
-            await ensure_topology(js, self.settings.queue)
+            await ensure_topology(js, self.settings)
             self._store = await AdStore.open(js)
+            self._dlq = DeadLetters(js)
             puller = AgingPuller(nc, js, self.settings.queue)
             await puller.start()
+            faults = self.settings.worker.faults
+            if faults.rate > 0:
+                log.warning(
+                    "FAULT INJECTION IS ON: %.0f%% of attempts on titles matching %r will fail as %r",
+                    faults.rate * 100, faults.match or ".*", faults.mode,
+                )
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
+            mover = asyncio.create_task(run_mover(js, self._store, self._dlq, self.settings, stop))
             try:
                 await self._loop(puller, stop)
             finally:
                 await puller.stop()
                 await self._drain()
+                mover.cancel()
+                await asyncio.gather(mover, return_exceptions=True)
         finally:
             await nc.drain()
             log.info(
@@ -162,13 +202,17 @@ class Worker:
                 settled = True
                 await self._shielded(msg.ack())
                 return
+            attempt = max(current.record.attempts, msg.metadata.num_delivered or 1)
             keepalive = asyncio.create_task(self._keep_lease(msg))
             try:
-                result = await self._analyse(current.record)
+                outcome = await self._attempt(current.record, attempt)
             finally:
                 keepalive.cancel()
             settled = True
-            await self._shielded(self._finish(msg, current, result))
+            if isinstance(outcome, Analysis):
+                await self._shielded(self._complete(msg, current, outcome))
+            else:
+                await self._shielded(self._fail(msg, current, outcome, attempt))
         except asyncio.CancelledError:
             if not settled:
                 self.stats.handed_back += 1
@@ -225,27 +269,44 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - best effort; redelivery is the fallback
                 log.debug("in_progress failed: %r", exc)
 
-    async def _analyse(self, record: AdRecord) -> Analysis | AdError:
+    async def _attempt(self, record: AdRecord, attempt: int) -> Analysis | Failure:
+        """One analysis attempt, bounded by ``worker.task_timeout``, its failure classified."""
+        timeout = self.settings.worker.task_timeout
+        fault = pick_fault(self.settings.worker.faults, record.ad.title, record.id, attempt)
+        try:
+            return await asyncio.wait_for(self._analyse(record, fault), timeout)
+        except asyncio.TimeoutError:
+            return Failure("TaskTimeout", f"analysis took longer than worker.task_timeout ({timeout:g}s)", True)
+        except PermanentError as exc:
+            return Failure(type(exc).__name__, exc.message, retryable=False)
+        except RetryableError as exc:
+            return Failure(type(exc).__name__, exc.message, retryable=True, delay=exc.delay)
+        except Exception as exc:  # noqa: BLE001 - unknown errors are retried, then dead-lettered
+            return Failure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
+
+    async def _analyse(self, record: AdRecord, fault: Fault | None) -> Analysis:
+        if fault is not None:
+            log.warning("injecting a %s fault into ad %s", fault.mode, record.id)
+            if fault.mode == "crash":
+                os._exit(CRASH_EXIT_CODE)
+            if fault.mode == "hang":
+                await asyncio.sleep(self.settings.worker.task_timeout * 10)
+            if fault.mode == "permanent":
+                raise PermanentError("injected permanent fault (worker.faults)")
+            raise RetryableError("injected retryable fault (worker.faults)")
         delay = self.settings.analysis.simulated_latency_ms
         if delay:
             await asyncio.sleep(delay / 1000)
-        try:
-            return analyze(record.ad)
-        except Exception as exc:  # noqa: BLE001 - recorded on the ad as its failure
-            return AdError(error_class=type(exc).__name__, message=str(exc) or repr(exc))
+        check_analysable(record.ad)
+        return analyze(record.ad)
 
-    async def _finish(self, msg: Msg, current: Versioned, result: Analysis | AdError) -> None:
-        """Write the terminal record (compare-and-set), then acknowledge."""
+    async def _complete(self, msg: Msg, current: Versioned, analysis: Analysis) -> None:
+        """Write the completed record (compare-and-set), then acknowledge."""
         store = self._store
         assert store is not None
-        ok = isinstance(result, Analysis)
+        now = utcnow()
         done = current.record.model_copy(
-            update={
-                "status": AdStatus.COMPLETED if ok else AdStatus.FAILED,
-                "completed_at": utcnow(),
-                "analysis": result if ok else None,
-                "error": None if ok else result,
-            }
+            update={"status": AdStatus.COMPLETED, "completed_at": now, "analysis": analysis, "retry_at": None}
         )
         try:
             await store.update(done, current.revision)
@@ -255,8 +316,64 @@ class Worker:
                 lambda rec: None if rec.status.terminal else done.model_copy(update={"attempts": rec.attempts}),
             )
         await msg.ack()
-        if ok:
-            self.stats.processed += 1
-        else:
-            self.stats.failed += 1
-            self.stats.last_error = f"{result.error_class}: {result.message}"  # type: ignore[union-attr]
+        self.stats.processed += 1
+        self._sample(current.record, now)
+
+    def _sample(self, record: AdRecord, finished: datetime) -> None:
+        started, submitted = record.started_at, record.submitted_at
+        now = time.time()
+        if started is not None:
+            processing_ms = (finished.timestamp() - started.timestamp()) * 1000
+            wait_ms = (started.timestamp() - submitted.timestamp()) * 1000
+            self.stats.recent.append((now, processing_ms, wait_ms))
+        self.stats.last_progress = now
+
+    async def _fail(self, msg: Msg, current: Versioned, failure: Failure, attempt: int) -> None:
+        """Retry with backoff, or dead-letter: at once for a permanent error, else after the last attempt."""
+        self.stats.failed += 1
+        self.stats.last_error = f"{failure.error_class}: {failure.message}"
+        self.stats.last_progress = time.time()
+        wcfg = self.settings.worker
+        now = utcnow()
+        error = AdError(error_class=failure.error_class, message=failure.message, retryable=failure.retryable, at=now)
+        if failure.retryable and attempt < wcfg.max_attempts:
+            delay = failure.delay if failure.delay is not None else backoff(
+                attempt, base=wcfg.backoff_base, cap=wcfg.backoff_cap
+            )
+            await self._record_retry(current, error, delay)
+            await msg.nak(delay=delay)
+            log.info("ad %s attempt %d failed (%s); retry in %.2fs", current.record.id, attempt,
+                     failure.error_class, delay)
+            return
+        await self.dead_letter(current.record, error, attempt, source_seq=msg.metadata.sequence.stream)
+        await msg.ack()
+
+    async def _record_retry(self, current: Versioned, error: AdError, delay: float) -> None:
+        store = self._store
+        assert store is not None
+
+        def retrying(rec: AdRecord) -> AdRecord | None:
+            if rec.status.terminal:
+                return None
+            return rec.model_copy(update={
+                "status": AdStatus.QUEUED,
+                "error": error,
+                "first_failure_at": rec.first_failure_at or error.at,
+                "retry_at": (error.at or utcnow()) + timedelta(seconds=delay),
+            })
+
+        try:
+            new = retrying(current.record)
+            if new is not None:
+                await store.update(new, current.revision)
+        except Conflict:
+            await store.mutate(current.record.id, retrying)
+
+    async def dead_letter(self, record: AdRecord, error: AdError, attempts: int, *, source_seq: int | None) -> None:
+        """Copy the ad into the DLQ first, then mark its record ``dead``. Safe to repeat."""
+        store, dlq = self._store, self._dlq
+        assert store is not None and dlq is not None
+        await dead_letter(store, dlq, record, error, attempts, source_seq=source_seq, worker_id=self.id)
+        log.warning("ad %s dead-lettered after %d attempt(s): %s: %s", record.id, attempts,
+                    error.error_class, error.message)
+

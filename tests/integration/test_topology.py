@@ -10,7 +10,7 @@ import nats
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from gamead_core import names
-from gamead_core.config import QueueSettings
+from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import ensure_topology
 from tests.support import clean_env, gamead_argv
@@ -22,14 +22,14 @@ def test_topology_is_created_once_and_then_left_alone(fresh_nats: Callable[[], E
     async def run() -> tuple[object, object, int]:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        first = await ensure_topology(js, QueueSettings())
-        second, third = await asyncio.gather(ensure_topology(js, QueueSettings()), ensure_topology(js, QueueSettings()))
+        first = await ensure_topology(js, GameadSettings())
+        second, third = await asyncio.gather(ensure_topology(js, GameadSettings()), ensure_topology(js, GameadSettings()))
         consumers = len(await js.consumers_info(names.ADS_STREAM))
         await nc.close()
         return first, (second, third), consumers
 
     first, again, consumers = asyncio.run(run())
-    assert len(first.created) == 7  # stream, five level consumers, the ad bucket
+    assert len(first.created) == 10  # 3 streams, 5 level consumers, the DLQ mover, the ad bucket
     assert all(not r.created and not r.updated for r in again)
     assert consumers == 5
 

@@ -1,0 +1,187 @@
+"""Read-through cache of terminal ad records for ``GET /ads/{id}``.
+
+Only terminal records (completed, failed, dead) are ever stored: they no longer change, so a hit can never
+show an out-of-date status. Anything that moves a record *out* of a terminal status (DLQ replay) must call
+:meth:`AdCache.invalidate` (or :func:`invalidate_ad`) for the id. The TTL (``cache.ttl``) bounds what an
+invalidation lost to a Redis outage could leave behind.
+
+With ``redis.url`` set the cache is shared by every API node (key ``gamead:ad:{id}``); while the Redis
+breaker is open it is bypassed. Unset, a bounded in-process cache takes its place (one node, so a local
+invalidation is complete).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from gamead_core.models import AdRecord
+from gamead_core.redis_link import RedisLink
+
+#: Redis key of a cached terminal record: ``gamead:ad:{id}``.
+KEY_PREFIX = "gamead:ad:"
+
+
+def cache_key(ad_id: str) -> str:
+    return f"{KEY_PREFIX}{ad_id}"
+
+
+class _LocalTtlCache:
+    """A bounded LRU with per-entry expiry, for one-machine mode."""
+
+    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._max = max_entries
+        self._clock = clock
+
+    def get(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, body = item
+        if expires <= self._clock():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return body
+
+    def set(self, key: str, body: bytes, ttl: float) -> None:
+        self._data[key] = (self._clock() + ttl, body)
+        self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class AdCache:
+    """Cache of serialized terminal records, with hit/miss counters for ``/v1/stats``."""
+
+    def __init__(
+        self, link: RedisLink | None, ttl: float, *, max_local: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.link = link
+        self.ttl = ttl
+        self._ttl_ms = max(1, int(ttl * 1000))
+        self._local = _LocalTtlCache(max_local, clock) if link is None else None
+        self._pending_invalidations: set[str] = set()
+        self.hits = 0
+        self.misses = 0
+        self.stores = 0
+        self.bypassed = 0  #: reads while Redis was unavailable (served from the store, not counted as misses)
+
+    @property
+    def backend(self) -> str:
+        return "memory" if self.link is None else "redis"
+
+    async def get(self, ad_id: str) -> bytes | None:
+        """The cached JSON of ``ad_id`` (always a terminal record), or None."""
+        key = cache_key(ad_id)
+        if self._local is not None:
+            body = self._local.get(key)
+        else:
+            assert self.link is not None
+            if not self.link.usable:
+                self.bypassed += 1
+                return None
+            if self._pending_invalidations:
+                await self._flush_invalidations()
+            missing = object()
+            got = await self.link.guarded(lambda r: r.get(key), missing)
+            if got is missing:
+                self.bypassed += 1
+                return None
+            body = got  # type: ignore[assignment]
+        if body is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return body
+
+    async def put(self, record: AdRecord, body: bytes) -> None:
+        """Store ``body`` (the JSON of ``record``) if, and only if, the record is terminal."""
+        if not record.status.terminal:
+            return
+        key = cache_key(record.id)
+        if self._local is not None:
+            self._local.set(key, body, self.ttl)
+            self.stores += 1
+            return
+        assert self.link is not None
+        if not self.link.usable:
+            return
+        if await self.link.guarded(lambda r: r.set(key, body, px=self._ttl_ms), False):
+            self.stores += 1
+
+    async def invalidate(self, ad_id: str) -> None:
+        """Forget ``ad_id`` (call it whenever a record leaves a terminal status, e.g. on DLQ replay).
+
+        If Redis is unreachable the deletion is remembered and retried before the next cache read.
+        """
+        key = cache_key(ad_id)
+        if self._local is not None:
+            self._local.delete(key)
+            return
+        assert self.link is not None
+        missing = object()
+        if await self.link.guarded(lambda r: r.delete(key), missing) is missing:
+            self._pending_invalidations.add(key)
+
+    async def _flush_invalidations(self) -> None:
+        assert self.link is not None
+        keys = list(self._pending_invalidations)
+        missing = object()
+        if await self.link.guarded(lambda r: r.delete(*keys), missing) is not missing:
+            self._pending_invalidations.difference_update(keys)
+
+    def snapshot(self) -> dict[str, Any]:
+        lookups = self.hits + self.misses
+        return {
+            "backend": self.backend,
+            "hits": self.hits,
+            "misses": self.misses,
+            "hitRatio": round(self.hits / lookups, 4) if lookups else None,
+            "stores": self.stores,
+            "bypassed": self.bypassed,
+            "ttlSeconds": self.ttl,
+            "localEntries": len(self._local) if self._local is not None else None,
+            "pendingInvalidations": len(self._pending_invalidations),
+        }
+
+
+async def invalidate_ad(app: Any, ad_id: str) -> None:
+    """Invalidate ``ad_id`` in the cache of ``app`` (a no-op before the app has started)."""
+    cache: AdCache | None = getattr(app.state, "cache", None)
+    if cache is not None:
+        await cache.invalidate(ad_id)
+
+
+def redis_stats(app: Any) -> dict[str, Any]:
+    """Counters for ``/v1/stats``: ``cache`` (hits, misses…), ``redis`` (link and breaker), ``ratelimit``."""
+    state = app.state
+    cache: AdCache | None = getattr(state, "cache", None)
+    link: RedisLink | None = getattr(state, "redis", None)
+    limiter = getattr(state, "limiter", None)
+    if link is None:
+        redis: dict[str, Any] = {"status": "disabled", "url": None}
+    else:
+        redis = {"status": link.status(), "url": _redact(link.url), "breaker": link.breaker.snapshot()}
+    return {
+        "cache": cache.snapshot() if cache is not None else None,
+        "redis": redis,
+        "ratelimit": limiter.snapshot() if limiter is not None else None,
+    }
+
+
+def _redact(url: str) -> str:
+    """``redis://user:pw@host:6379/0`` → ``redis://***@host:6379/0``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"

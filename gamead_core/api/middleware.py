@@ -1,0 +1,233 @@
+"""The request gate of the API: body-size cap → authentication → rate limit, as one pure ASGI middleware.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) because it sits on the hot path of ``POST /ads``: in the default
+one-machine set-up (auth open, no Redis) it costs a header scan and an in-memory bucket update.
+
+Route classes, by path:
+
+=========  ==========================================  ===============  =========================
+class      paths                                       who (auth on)    bucket
+=========  ==========================================  ===============  =========================
+open       /healthz /readyz /docs /redoc /openapi.json anyone           none
+ads        /ads, /ads/…                                submitter, op.   ratelimit (+ role override)
+batch      /ads/batch, /ads:batch                      submitter, op.   ratelimit.admin (own bucket)
+admin      /v1, /v1/…                                  operator         ratelimit.admin
+other      anything else                               any token        ratelimit
+=========  ==========================================  ===============  =========================
+
+Anonymous callers (auth open) are keyed by client IP; a caller with a valid token is keyed by its name
+even when auth is open. Errors are the API's usual JSON (``unauthenticated``, ``forbidden``,
+``rate_limited``, ``payload_too_large``). The principal is put in ``scope["state"]["principal"]``
+(``request.state.principal`` in a handler).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gamead_core.api.auth import ANONYMOUS, Principal, TokenTable, auth_required, bearer_token
+from gamead_core.api.errors import error_response
+from gamead_core.api.ratelimit import Decision, RateLimiter
+from gamead_core.config import GameadSettings, RateSettings
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+BATCH_PATHS = frozenset({"/ads/batch", "/ads:batch"})
+
+
+def route_class(path: str) -> str:
+    """``open``, ``ads``, ``batch``, ``admin`` or ``other`` (see the module table)."""
+    if path in OPEN_PATHS:
+        return "open"
+    if path == "/ads" or path.startswith("/ads/") or path.startswith("/ads:"):
+        return "batch" if path in BATCH_PATHS else "ads"
+    if path == "/v1" or path.startswith("/v1/"):
+        return "admin"
+    return "other"
+
+
+#: who may call each class when auth is required (``other`` only needs a valid token)
+_NEEDS = {"ads": "ads", "batch": "ads", "admin": "admin"}
+
+
+class BodyTooLarge(HTTPException):
+    """A streamed body passed ``api.max_body_bytes``; rendered by the app's handlers as ``payload_too_large``."""
+
+    def __init__(self, limit: int, seen: int | None = None) -> None:
+        size = f"is {seen} bytes" if seen is not None else "is too large"
+        super().__init__(413, f"the body {size}; the limit is {limit} bytes (api.max_body_bytes)")
+
+
+class GateMiddleware:
+    """Body cap, auth and rate limit for every HTTP request (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, settings: GameadSettings) -> None:
+        self.app = app
+        self.max_body = settings.api.max_body_bytes
+        self.auth_required = auth_required(settings)
+        self.tokens = TokenTable(settings.auth)
+        self.identify = self.auth_required or len(self.tokens) > 0
+        rl = settings.ratelimit
+        self.limits_on = rl.enabled
+        self.default_limit = RateSettings(rate=rl.rate, burst=rl.burst)
+        self.role_limits = dict(rl.roles)
+        self.admin_limit = rl.admin
+        self._limiter: RateLimiter | None = None
+
+    def limiter(self, scope: Scope) -> RateLimiter:
+        """The app's limiter (made in the lifespan); a local-only one if the lifespan did not run."""
+        if self._limiter is None:
+            app = scope.get("app")
+            found = getattr(getattr(app, "state", None), "limiter", None)
+            self._limiter = found if isinstance(found, RateLimiter) else RateLimiter(None)
+        return self._limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        klass = route_class(scope["path"])
+
+        # --- 1. body-size cap ------------------------------------------------------------------------
+        length: bytes | None = None
+        authorization: bytes | None = None
+        streamed = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"transfer-encoding":
+                streamed = True
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                declared = 0  # the server rejects a malformed Content-Length itself
+            if declared > self.max_body:
+                await self._error(scope, receive, send, 413, "payload_too_large",
+                                  f"the body is {declared} bytes; the limit is {self.max_body} bytes "
+                                  "(api.max_body_bytes)")
+                return
+        elif streamed:  # chunked: count the bytes as they arrive
+            await self._call_capped(scope, receive, send, klass, authorization)
+            return
+        await self._gate(scope, receive, send, klass, authorization)
+
+    async def _call_capped(self, scope: Scope, receive: Receive, send: Send, klass: str,
+                           authorization: bytes | None) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._gate(scope, self._capped(receive), tracking_send, klass, authorization)
+        except BodyTooLarge as exc:  # raised where no handler of the app saw it
+            if started:
+                raise
+            await self._error(scope, receive, send, 413, "payload_too_large", str(exc.detail))
+
+    async def _gate(self, scope: Scope, receive: Receive, send: Send, klass: str,
+                    authorization: bytes | None) -> None:
+        path: str = scope["path"]
+
+        if klass == "open":
+            await self._run(scope, receive, send)
+            return
+
+        # --- 2. authentication and role ----------------------------------------------------------------
+        principal = ANONYMOUS
+        if self.identify:
+            token = bearer_token(authorization)
+            found = self.tokens.lookup(token) if token else None
+            if found is not None:
+                principal = found
+            elif self.auth_required:
+                message = "invalid API token" if token else "an API token is required: send Authorization: Bearer <token>"
+                await self._error(scope, receive, send, 401, "unauthenticated", message,
+                                  headers={"WWW-Authenticate": 'Bearer realm="gamead"'})
+                return
+            if self.auth_required and klass in _NEEDS and not principal.may(_NEEDS[klass]):
+                await self._error(scope, receive, send, 403, "forbidden",
+                                  f"token {principal.name!r} has role {principal.role!r}, which may not use {path}; "
+                                  "it needs role 'operator'", details={"role": principal.role, "needs": "operator"})
+                return
+        scope.setdefault("state", {})["principal"] = principal
+
+        if not self.limits_on:
+            await self.app(scope, receive, send)
+            return
+
+        # --- 3. rate limit -----------------------------------------------------------------------------
+        if klass in ("admin", "batch"):
+            limit, bucket = self.admin_limit, klass
+        else:
+            limit = self.role_limits.get(principal.role or "", self.default_limit)
+            bucket = "api"
+        who = f"tok:{principal.name}" if principal.authenticated else f"ip:{_client_ip(scope)}"
+        decision = await self.limiter(scope).hit(bucket, who, rate=limit.rate, burst=limit.burst)
+        if not decision.allowed:
+            await self._limited(scope, receive, send, decision, limit, principal)
+            return
+        await self.app(scope, receive, _with_headers(send, decision))
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("state", {})["principal"] = ANONYMOUS
+        await self.app(scope, receive, send)
+
+    def _capped(self, receive: Receive) -> Receive:
+        limit = self.max_body
+        seen = 0
+
+        async def capped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return capped
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, decision: Decision,
+                       limit: RateSettings, principal: Principal) -> None:
+        who = f"token {principal.name!r}" if principal.authenticated else "this client address"
+        retry = decision.headers()[-1][1].decode()
+        await self._error(
+            scope, receive, send, 429, "rate_limited",
+            f"rate limit exceeded for {who}: {limit.burst} requests at once, {limit.rate:g}/s sustained; "
+            f"retry after {retry}s",
+            details={"limit": limit.burst, "rate": limit.rate, "retryAfter": float(f"{decision.retry_after:.3f}")},
+            extra=decision.headers(),
+        )
+
+    @staticmethod
+    async def _error(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str, *,
+                     details: Any = None, headers: dict[str, str] | None = None,
+                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        response = error_response(status, code, message, details, headers)
+        if extra:
+            response.raw_headers.extend(extra)
+        await response(scope, receive, send)
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _with_headers(send: Send, decision: Decision) -> Send:
+    extra = decision.headers()
+
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return sender

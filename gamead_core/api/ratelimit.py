@@ -1,0 +1,176 @@
+"""Token-bucket rate limiting: pure arithmetic, an in-memory store, and an atomic Redis script.
+
+A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per second; a request takes one.
+:func:`take` is the whole policy and has no I/O. :class:`MemoryBuckets` applies it per node (one-machine
+mode, and the fallback while Redis is down); :data:`TOKEN_BUCKET_LUA` is the same arithmetic run inside
+Redis, so every API node shares one bucket per key. The script reads the clock with ``TIME`` on the
+server, so clock skew between API nodes does not matter.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from gamead_core.redis_link import RedisLink
+
+#: Redis key of one bucket: ``gamead:rl:{bucket}:{key}`` (bucket = route class, key = principal or IP).
+KEY_PREFIX = "gamead:rl:"
+
+
+def bucket_key(bucket: str, key: str) -> str:
+    return f"{KEY_PREFIX}{bucket}:{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one request against a bucket, and what the ``X-RateLimit-*`` headers say."""
+
+    allowed: bool
+    limit: int  #: bucket size (burst)
+    remaining: int  #: whole tokens left after this request
+    reset: float  #: seconds until the bucket is full again
+    retry_after: float  #: seconds until a refused request would pass (0 when allowed)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        out = [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(math.ceil(self.reset)).encode()),
+        ]
+        if not self.allowed:
+            out.append((b"retry-after", str(max(1, math.ceil(self.retry_after))).encode()))
+        return out
+
+
+def decide(allowed: bool, tokens: float, *, rate: float, burst: int, cost: float = 1.0) -> Decision:
+    """Build the :class:`Decision` from a bucket's level after the request (shared by every store)."""
+    tokens = max(0.0, min(float(burst), tokens))
+    return Decision(
+        allowed=allowed,
+        limit=burst,
+        remaining=int(tokens),
+        reset=(burst - tokens) / rate,
+        retry_after=0.0 if allowed else (cost - tokens) / rate,
+    )
+
+
+def take(
+    tokens: float, updated: float, now: float, *, rate: float, burst: int, cost: float = 1.0
+) -> tuple[float, Decision]:
+    """Refill a bucket that held ``tokens`` at time ``updated`` up to ``now``, then try to take ``cost``.
+
+    Returns the new level (the state to store with ``now``) and the decision. A clock that goes backwards
+    refills nothing. Pure: the same inputs always give the same answer.
+    """
+    level = min(float(burst), tokens + max(0.0, now - updated) * rate)
+    if level >= cost:
+        level -= cost
+        return level, decide(True, level, rate=rate, burst=burst, cost=cost)
+    return level, decide(False, level, rate=rate, burst=burst, cost=cost)
+
+
+class MemoryBuckets:
+    """Buckets of one process. Bounded: beyond ``max_keys`` the least recently used are forgotten
+    (a forgotten bucket comes back full, which is what an idle bucket would be anyway)."""
+
+    def __init__(self, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._max_keys = max_keys
+        self._clock = clock
+
+    def take(self, key: str, *, rate: float, burst: int, cost: float = 1.0) -> Decision:
+        now = self._clock()
+        state = self._buckets.pop(key, None)
+        tokens, updated = state if state is not None else (float(burst), now)
+        level, decision = take(tokens, updated, now, rate=rate, burst=burst, cost=cost)
+        self._buckets[key] = (level, now)  # re-inserted last: dict order is recency order
+        if len(self._buckets) > self._max_keys:
+            for old in list(self._buckets)[: len(self._buckets) // 10 or 1]:
+                del self._buckets[old]
+        return decision
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+#: KEYS[1] bucket key; ARGV rate, burst, cost. Returns {allowed (0/1), tokens left (string)}.
+#: The same arithmetic as :func:`take`, with the server's clock. Idle buckets expire once they would be full.
+TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(burst, tokens + elapsed * rate)
+local allowed = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {allowed, string.format('%.17g', tokens)}
+"""
+
+
+class RateLimiter:
+    """Takes a token for a request: in Redis when the link is up, else from this node's own buckets."""
+
+    def __init__(self, link: RedisLink | None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.link = link
+        self.memory = MemoryBuckets(clock=clock)
+        self._script: AsyncScript | None = link.client.register_script(TOKEN_BUCKET_LUA) if link else None
+        self.redis_decisions = 0
+        self.local_decisions = 0
+        self.limited = 0
+
+    async def hit(self, bucket: str, key: str, *, rate: float, burst: int, cost: float = 1.0) -> Decision:
+        decision: Decision | None = None
+        if self.link is not None and self._script is not None:
+            decision = await self._redis_take(bucket_key(bucket, key), rate, burst, cost)
+        if decision is None:
+            self.local_decisions += 1
+            decision = self.memory.take(f"{bucket}:{key}", rate=rate, burst=burst, cost=cost)
+        else:
+            self.redis_decisions += 1
+        if not decision.allowed:
+            self.limited += 1
+        return decision
+
+    async def _redis_take(self, key: str, rate: float, burst: int, cost: float) -> Decision | None:
+        assert self.link is not None and self._script is not None
+        script = self._script
+
+        async def call(client: Redis) -> list[object]:
+            return await script(keys=[key], args=[rate, burst, cost], client=client)  # type: ignore[no-any-return]
+
+        reply = await self.link.guarded(call, None)
+        if reply is None:
+            return None
+        allowed, tokens = reply
+        level = float(tokens.decode() if isinstance(tokens, bytes) else tokens)  # type: ignore[arg-type]
+        return decide(bool(allowed), level, rate=rate, burst=burst, cost=cost)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "backend": "redis" if self.link is not None else "memory",
+            "redisDecisions": self.redis_decisions,
+            "localDecisions": self.local_decisions,
+            "limited": self.limited,
+            "localBuckets": len(self.memory),
+        }

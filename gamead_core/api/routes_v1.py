@@ -1,0 +1,116 @@
+"""Operator read-outs: ``GET /v1/stats`` and ``GET /v1/workers``, both served from memory.
+
+:func:`start_observers` runs, on every API node, the stats sampler (one sample per second) and the node's
+own registry heartbeat. The app's lifespan starts it once ``app.state.link`` exists and awaits the stop
+function it returns on shutdown; NATS may be down at either moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request
+from starlette.responses import Response
+
+from gamead_core.api.errors import ApiError
+from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
+from gamead_core.stats import StatsSampler
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+HISTORY_MAX = 600
+
+
+def _json(data: Any) -> Response:
+    return Response(orjson.dumps(data), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _sampler(request: Request) -> StatsSampler:
+    sampler = getattr(request.app.state, "stats_sampler", None)
+    if sampler is None:
+        raise ApiError(503, "stats_unavailable", "this API node does not sample stats (observers not started)",
+                       headers={"Retry-After": "2"})
+    return sampler  # type: ignore[no-any-return]
+
+
+@router.get("/v1/stats", summary="Queue depth, rates, latency, DLQ size, NATS and history (from memory)")
+async def get_stats(
+    request: Request,
+    history: Annotated[
+        int, Query(ge=0, le=HISTORY_MAX, description="Most recent one-second samples returned in `history`.")
+    ] = HISTORY_MAX,
+) -> Response:
+    return _json(_sampler(request).stats(history))
+
+
+@router.get("/v1/workers", summary="Live API nodes and workers from the registry, with their health")
+async def get_workers(
+    request: Request,
+    role: Annotated[Literal["api", "worker"] | None, Query(description="Only nodes of this role.")] = None,
+) -> Response:
+    return _json(_sampler(request).workers_payload(role))
+
+
+def _cache_stats(app: FastAPI) -> Callable[[], Any] | None:
+    """``gamead_core.api.cache.redis_stats(app)`` when that module exists (it is optional)."""
+    try:
+        from gamead_core.api.cache import redis_stats  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return lambda: redis_stats(app)
+
+
+async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
+    """Start the stats sampler and this node's heartbeat; return the coroutine function that stops both.
+
+    Call it after ``app.state.link`` is set. Until NATS is connected the sampler reports it unavailable and
+    the heartbeat waits; both carry on by themselves when it comes.
+    """
+    settings = app.state.settings
+    link = app.state.link
+    node_id = new_api_node_id()
+    started = time.time()
+    extras: dict[str, Callable[[], Any]] = {}
+    if cache := _cache_stats(app):
+        extras["cache"] = cache
+    sampler = StatsSampler(link, settings, node_id=node_id, extras=extras)
+    app.state.stats_sampler = sampler
+    app.state.node_id = node_id
+    stop = asyncio.Event()
+
+    async def beat_when_connected() -> None:
+        await link.ready.wait()
+        registry = Registry(link.nc, link.js, settings.registry, replicas=settings.queue.replicas,
+                            timeout=settings.nats.request_timeout)
+        sampler.registry = registry
+        await run_heartbeat(
+            registry,
+            lambda: api_node_info(node_id, started=started, draining=stop.is_set()),
+            settings.registry.heartbeat_interval,
+            stop,
+        )
+
+    tasks = [
+        asyncio.create_task(sampler.run(stop), name="gamead-stats-sampler"),
+        asyncio.create_task(beat_when_connected(), name="gamead-api-heartbeat"),
+    ]
+
+    async def stop_observers() -> None:
+        stop.set()
+        _, pending = await asyncio.wait(tasks, timeout=3.0)
+        for task in pending:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("observer ended with an error: %r", result)
+
+    return stop_observers
+

@@ -1,0 +1,54 @@
+"""Reading a stream in order, once, from a start sequence up to its current end (ordered consumer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from gamead_core.queue.connection import translate
+
+
+async def read_stream(
+    js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None, tail: int | None = None,
+    timeout: float = 5.0,
+) -> AsyncIterator[Msg]:
+    """Yield the messages of ``stream`` on ``subject`` from ``start_seq`` (or the last ``tail`` sequences)
+    to the end as it was when the call started. Stops early after ``timeout`` seconds without a message."""
+    try:
+        info = await js.stream_info(stream)
+    except (nats.errors.Error, asyncio.TimeoutError) as exc:
+        raise translate(exc) from exc
+    last = info.state.last_seq
+    if info.state.messages == 0:
+        return
+    start = max(info.state.first_seq, start_seq or 1)
+    if tail is not None:
+        start = max(start, last - tail + 1)
+    if start > last:
+        return
+    sub = await js.subscribe(
+        subject,
+        stream=stream,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start),
+    )
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=timeout)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                return
+            yield msg
+            meta = msg.metadata
+            if meta.sequence.stream >= last or meta.num_pending == 0:
+                return
+    finally:
+        try:
+            await sub.unsubscribe()
+        except nats.errors.Error:
+            pass

@@ -1,0 +1,364 @@
+"""Redis-backed features on real processes: a real Valkey, a real NATS, real ``gamead serve`` nodes.
+
+Shared rate limits across API nodes, the cache of terminal ads, the auth matrix, body limits, a Redis
+outage under load (degrade, never 5xx, recover), and the serve-safety rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from gamead_cli.main import app as cli
+from gamead_core.api.ratelimit import RateLimiter
+from gamead_core.config import RedisSettings
+from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.redis_link import RedisLink
+from tests.redis_fixtures import ValkeyProc
+from tests.support import Proc, ad, clean_env, gamead_argv, start_api, start_worker, wait_for
+
+SUBMIT, SUBMIT2, RATE, OPS, OPS2 = "s3cret-ci", "s3cret-ci2", "s3cret-rl", "s3cret-ops", "s3cret-ops2"
+TOKENS = [
+    {"name": "ci", "token": SUBMIT, "role": "submitter"},
+    {"name": "ci2", "token": SUBMIT2, "role": "submitter"},
+    {"name": "rl", "token": RATE, "role": "submitter"},
+    {"name": "ops", "token": OPS, "role": "operator"},
+    {"name": "ops2", "token": OPS2, "role": "operator"},
+]
+SUBMITTER_BURST, SUBMITTER_RATE = 10, 1.0
+ADMIN_BURST, ADMIN_RATE = 5, 0.5
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    """A NATS of this module's own: no worker runs on it unless a test starts one."""
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats-redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(nats: EmbeddedNats, valkey_server: ValkeyProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """Two API nodes sharing one Valkey, with auth on and small submitter/admin limits."""
+    logs = tmp_path_factory.mktemp("redis-api-logs")
+    env = {
+        "GAMEAD_REDIS__URL": valkey_server.url,
+        "GAMEAD_AUTH__ENABLED": "true",
+        "GAMEAD_AUTH__TOKENS": json.dumps(TOKENS),
+        "GAMEAD_RATELIMIT__ROLES": json.dumps({"submitter": {"rate": SUBMITTER_RATE, "burst": SUBMITTER_BURST}}),
+        "GAMEAD_RATELIMIT__ADMIN__RATE": str(ADMIN_RATE),
+        "GAMEAD_RATELIMIT__ADMIN__BURST": str(ADMIN_BURST),
+    }
+    started = [start_api(nats.url, logs, ready=False, **env) for _ in range(2)]
+    urls = []
+    for proc, url in started:
+        def ready(proc: Proc = proc, url: str = url) -> bool:
+            if not proc.alive():
+                raise AssertionError(f"API exited during start-up:\n{proc.output()[-3000:]}")
+            try:
+                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=30, what=f"API {url} ready")
+        urls.append(url)
+    yield urls
+    for proc, _ in started:
+        proc.stop()
+
+
+@pytest.fixture
+def valkey(valkey_server: ValkeyProc) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(valkey_server.url)
+    yield client
+    client.close()
+
+
+# --- rate limits -------------------------------------------------------------------------------------------
+
+
+def test_two_api_nodes_share_one_bucket(nodes: list[str], valkey: redis.Redis) -> None:
+    a, b = (httpx.Client(base_url=u, headers=bearer(RATE), timeout=5) for u in nodes)
+    with a, b:
+        start = time.monotonic()
+        answers = [(node, (a, b)[node].get("/ads/no-such-ad")) for node in [0, 1] * 20]
+        elapsed = time.monotonic() - start
+    passed = [r for _, r in answers if r.status_code != 429]
+    assert all(r.status_code == 404 for r in passed)  # past the limiter, the handler answered
+    # the sum of both nodes stays within one bucket (two separate buckets would let 2 x burst through)
+    assert SUBMITTER_BURST <= len(passed) <= SUBMITTER_BURST + SUBMITTER_RATE * elapsed + 1
+    # the nodes count down the same bucket: remaining goes 9, 8, 7 … alternating between them
+    remaining = [int(r.headers["x-ratelimit-remaining"]) for _, r in answers[:4]]
+    assert remaining == [SUBMITTER_BURST - 1 - i for i in range(4)]
+    assert {node for node, r in answers if r.status_code == 429} == {0, 1}
+    refused = next(r for _, r in answers if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-ratelimit-limit"] == str(SUBMITTER_BURST)
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert int(refused.headers["x-ratelimit-reset"]) >= 1
+    assert valkey.exists("gamead:rl:api:tok:rl") == 1
+
+
+def test_admin_routes_have_their_own_smaller_bucket(nodes: list[str]) -> None:
+    with httpx.Client(base_url=nodes[0], headers=bearer(OPS2), timeout=5) as c:
+        codes = [c.get("/v1/stats").status_code for _ in range(ADMIN_BURST + 3)]
+        assert codes.count(429) >= 3 and 429 not in codes[:ADMIN_BURST]
+        limited = c.get("/v1/stats")
+        assert limited.status_code == 429 and limited.headers["x-ratelimit-limit"] == str(ADMIN_BURST)
+        # the same operator's /ads bucket is untouched: the default limit, nearly full
+        ads = c.get("/ads", params={"limit": 1})
+        assert ads.status_code == 200
+        assert ads.headers["x-ratelimit-limit"] == "400"
+        assert int(ads.headers["x-ratelimit-remaining"]) >= 398
+
+
+def test_the_redis_bucket_script_counts_down_and_refuses_past_the_burst(valkey_server: ValkeyProc) -> None:
+    async def scenario() -> list[tuple[bool, int, float]]:
+        link = RedisLink(RedisSettings(url=valkey_server.url))
+        try:
+            limiter = RateLimiter(link)
+            key = f"script-{time.monotonic_ns()}"
+            out = []
+            for _ in range(7):
+                d = await limiter.hit("test", key, rate=0.01, burst=5)
+                out.append((d.allowed, d.remaining, d.retry_after))
+            assert limiter.redis_decisions == 7 and limiter.local_decisions == 0
+            return out
+        finally:
+            await link.close()
+
+    got = asyncio.run(scenario())
+    assert [(a, r) for a, r, _ in got] == [(True, 4), (True, 3), (True, 2), (True, 1), (True, 0), (False, 0), (False, 0)]
+    assert 90 < got[-1][2] <= 100  # one whole token at 0.01/s
+
+
+# --- auth ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "method", "path", "expected"),
+    [
+        (None, "GET", "/ads", 401),
+        (None, "GET", "/ads/x", 401),
+        (None, "GET", "/v1/stats", 401),
+        (None, "GET", "/healthz", 200),
+        (None, "GET", "/readyz", 200),
+        (None, "GET", "/openapi.json", 200),
+        ("wrong-token", "GET", "/ads", 401),
+        ("wrong-token", "GET", "/v1/stats", 401),
+        (SUBMIT, "GET", "/ads/no-such-ad", 404),  # authorised; the ad does not exist
+        (SUBMIT, "GET", "/ads", 200),
+        (SUBMIT, "GET", "/v1/stats", 403),
+        (SUBMIT, "POST", "/v1/dlq/replay", 403),
+        (OPS, "GET", "/ads", 200),
+        (OPS, "GET", "/v1/stats", "passes"),
+    ],
+)
+def test_auth_matrix(nodes: list[str], token: str | None, method: str, path: str, expected: int | str) -> None:
+    headers = bearer(token) if token else {}
+    resp = httpx.request(method, nodes[1] + path, headers=headers, timeout=5)
+    if expected == "passes":  # /v1/* is being built elsewhere: anything but 401/403 means auth let it through
+        assert resp.status_code not in (401, 403), resp.text
+        return
+    assert resp.status_code == expected, resp.text
+    if expected == 401:
+        assert resp.json()["error"]["code"] == "unauthenticated"
+        assert resp.headers["www-authenticate"].startswith("Bearer")
+        assert ("invalid" if token else "required") in resp.json()["error"]["message"]
+    if expected == 403:
+        error = resp.json()["error"]
+        assert error["code"] == "forbidden" and "operator" in error["message"]
+
+
+def test_a_submitter_can_submit_and_read(nodes: list[str]) -> None:
+    with httpx.Client(base_url=nodes[0], headers=bearer(SUBMIT2), timeout=5) as c:
+        accepted = c.post("/ads", json=ad("Token Tales"))
+        assert accepted.status_code == 202
+        assert c.get(f"/ads/{accepted.json()['id']}").json()["status"] == "queued"
+
+
+def test_the_cli_sends_gamead_token(nodes: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("GAMEAD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    ad_id = httpx.post(f"{nodes[0]}/ads", json=ad("CLI Token"), headers=bearer(OPS), timeout=5).json()["id"]
+    runner = CliRunner()
+    denied = runner.invoke(cli, ["ads", "get", ad_id, "--api", nodes[0], "-o", "json"])
+    assert denied.exit_code != 0
+    assert "GAMEAD_TOKEN" in denied.output and "unauthenticated" in denied.output
+    ok = runner.invoke(cli, ["ads", "get", ad_id, "--api", nodes[0], "-o", "json"], env={"GAMEAD_TOKEN": OPS})
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["id"] == ad_id
+
+
+# --- body limits -------------------------------------------------------------------------------------------
+
+
+def test_a_100_kib_body_is_refused_on_every_route(nodes: list[str]) -> None:
+    big = b'{"title": "' + b"x" * (100 * 1024) + b'"}'
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked, capped while it streams
+        for i in range(0, len(big), 8192):
+            yield big[i : i + 8192]
+
+    cases = [
+        ("POST", "/ads", big, bearer(SUBMIT2)),
+        ("POST", "/ads", chunks(), bearer(SUBMIT2)),
+        ("POST", "/ads", big, {}),  # the size is checked first, before auth
+        ("POST", "/v1/dlq/replay", big, bearer(OPS)),
+        ("PUT", "/healthz", big, {}),
+    ]
+    for method, path, body, headers in cases:
+        resp = httpx.request(method, nodes[0] + path, content=body, headers=headers, timeout=10)
+        assert resp.status_code == 413, (method, path, resp.status_code, resp.text[:200])
+        error = resp.json()["error"]
+        assert error["code"] == "payload_too_large" and "limit" in error["message"]
+    # just under the limit is not refused for its size
+    near = json.dumps({**ad("Near"), "description": "y" * 60_000}).encode()
+    resp = httpx.post(f"{nodes[0]}/ads", content=near, headers=bearer(SUBMIT2), timeout=10)
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_failed"
+
+
+# --- cache -------------------------------------------------------------------------------------------------
+
+
+def test_cache_serves_terminal_records_and_never_a_stale_status(
+    nodes: list[str], nats: EmbeddedNats, valkey: redis.Redis, procs: list[Proc], tmp_path: Path
+) -> None:
+    a, b = (httpx.Client(base_url=u, headers=bearer(OPS), timeout=5) for u in nodes)
+    with a, b:
+        ad_id = a.post("/ads", json=ad("Cache Quest")).json()["id"]
+        for client in (a, b, a, b):  # no worker yet: queued, read from the store every time, never cached
+            resp = client.get(f"/ads/{ad_id}")
+            assert resp.json()["status"] == "queued" and resp.headers["x-cache"] == "miss"
+        assert valkey.exists(f"gamead:ad:{ad_id}") == 0
+
+        procs.append(start_worker(nats.url, tmp_path, worker_id="cache-worker", concurrency=2))
+
+        def completed() -> httpx.Response | None:
+            resp = a.get(f"/ads/{ad_id}")
+            return resp if resp.json()["status"] == "completed" else None
+
+        first = wait_for(completed, timeout=20, what="the ad to complete")
+        assert first.headers["x-cache"] == "miss"  # read from the store, then cached
+        cached = json.loads(valkey.get(f"gamead:ad:{ad_id}"))
+        assert cached == first.json() and cached["status"] == "completed"
+        assert 0 < valkey.ttl(f"gamead:ad:{ad_id}") <= 300
+        for client in (b, a, b):  # every node now answers from the shared cache, with the final status
+            hit = client.get(f"/ads/{ad_id}")
+            assert hit.headers["x-cache"] == "hit"
+            assert hit.json() == first.json()
+        stats = a.get("/v1/stats")
+        if stats.status_code == 200 and "cache" in stats.json():  # /v1/stats is wired by the lead
+            assert stats.json()["cache"]["hits"] >= 1
+
+
+# --- degrade, don't fail ----------------------------------------------------------------------------------
+
+
+class Load(threading.Thread):
+    """Submits and reads without pause until stopped; counts status codes, before/during/after an outage."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.stop = threading.Event()
+        self.phase = "before"
+        self.codes: Counter[tuple[str, int]] = Counter()
+        self.errors: list[str] = []
+        self.limit_headers_seen: set[str] = set()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=5) as c:
+            ad_id = c.post("/ads", json=ad("Load Runner")).json()["id"]
+            while not self.stop.is_set():
+                for method, path, body in (("POST", "/ads", ad("Load Runner")), ("GET", f"/ads/{ad_id}", None),
+                                           ("GET", "/ads?limit=5", None)):
+                    try:
+                        resp = c.request(method, path, json=body)
+                    except httpx.HTTPError as exc:
+                        self.errors.append(f"{self.phase}: {exc!r}")
+                        continue
+                    self.codes[(self.phase, resp.status_code)] += 1
+                    if "x-ratelimit-remaining" in resp.headers:
+                        self.limit_headers_seen.add(self.phase)
+
+    def ok(self, phase: str) -> int:
+        return sum(n for (p, code), n in self.codes.items() if p == phase and code < 400)
+
+
+def test_redis_outage_under_load_degrades_without_5xx_and_recovers(
+    nats: EmbeddedNats, fresh_valkey: object, procs: list[Proc], tmp_path: Path
+) -> None:
+    server: ValkeyProc = fresh_valkey()  # type: ignore[operator]
+    api, url = start_api(nats.url, tmp_path, GAMEAD_REDIS__URL=server.url, GAMEAD_REDIS__BREAKER_RESET="0.5",
+                         GAMEAD_RATELIMIT__RATE="100000", GAMEAD_RATELIMIT__BURST="100000")
+    procs.append(api)
+    valkey = redis.Redis.from_url(server.url)
+
+    def readyz() -> dict[str, object]:
+        resp = httpx.get(f"{url}/readyz", timeout=5)
+        assert resp.status_code == 200, resp.text  # degraded is still ready
+        return resp.json()  # type: ignore[no-any-return]
+
+    load = Load(url)
+    load.start()
+    try:
+        assert readyz()["checks"]["redis"] == "ok"  # type: ignore[index]
+        wait_for(lambda: valkey.exists("gamead:rl:api:ip:127.0.0.1"), what="limits kept in Redis")
+
+        server.kill()
+        degraded = wait_for(lambda: (r := readyz())["status"] == "degraded" and r, timeout=10, what="degraded")
+        assert str(degraded["checks"]["redis"]).startswith("degraded: ")  # type: ignore[index]
+        assert degraded["checks"]["nats"] == "ok"  # type: ignore[index]
+        load.phase = "during"
+        wait_for(lambda: load.ok("during") >= 30, timeout=10, what="requests served while Redis is down")
+
+        server.start()  # same port, empty data
+        load.phase = "after"
+        recovered = wait_for(lambda: (r := readyz())["status"] == "ready" and r, timeout=10, what="recovery")
+        assert recovered["checks"]["redis"] == "ok"  # type: ignore[index]
+        valkey = redis.Redis.from_url(server.url)
+        wait_for(lambda: valkey.exists("gamead:rl:api:ip:127.0.0.1"), what="limits back in Redis")
+        wait_for(lambda: load.ok("after") >= 10, timeout=10, what="requests after recovery")
+    finally:
+        load.stop.set()
+        load.join(10)
+    server_errors = {k: n for k, n in load.codes.items() if k[1] >= 500}
+    assert not server_errors, f"5xx while Redis was down: {server_errors}\n{api.output()[-3000:]}"
+    assert not load.errors, load.errors[:5]
+    assert {"before", "during", "after"} <= load.limit_headers_seen  # limits never switched off
+
+
+# --- serve safety ------------------------------------------------------------------------------------------
+
+
+def test_serve_on_0_0_0_0_without_tokens_refuses_to_start(nats: EmbeddedNats) -> None:
+    port = free_port()
+    result = subprocess.run(
+        gamead_argv("serve", "--host", "0.0.0.0", "--port", str(port)),
+        env=clean_env(GAMEAD_NATS__URL=nats.url), capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 5  # the config error exit code
+    assert "refusing to start" in result.stderr
+    assert "auth.tokens" in result.stderr and "auth.enabled: false" in result.stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
