@@ -242,9 +242,14 @@ async def _paced_main(a: argparse.Namespace) -> dict[str, Any]:
 
     await asyncio.sleep(max(0.0, a.start_at - time.time()))
     t0 = a.start_at
+    # An overloaded API makes the open-loop schedule fall behind; stop dispatching at this deadline so the
+    # run stays bounded (what was not sent is reported as unsent).
+    cutoff = t0 + a.duration + max(5.0, 0.5 * a.duration)
     nxt = 0
     while nxt < total:
         now = time.time()
+        if now > cutoff:
+            break
         while nxt < total and t0 + nxt / a.rate <= now:
             task = asyncio.create_task(send(nxt, t0 + nxt / a.rate))
             inflight.add(task)
@@ -257,7 +262,7 @@ async def _paced_main(a: argparse.Namespace) -> dict[str, Any]:
     for _ in range(pool.qsize()):
         _, w = pool.get_nowait()
         w.close()
-    return {"records": records, "planned": total}
+    return {"records": records, "planned": total, "dispatched": nxt}
 
 
 def child_main(argv: list[str]) -> None:
@@ -366,9 +371,17 @@ class Procs:
             self.stop(popen)
 
 
+#: The API's per-client rate limit (default 200/s per IP) would turn a load test from one address into 429s.
+#: The limiter stays on, so its cost is measured, but with a bucket no benchmark can empty.
+UNLIMITED = {"GAMEAD_RATELIMIT__RATE": "10000000", "GAMEAD_RATELIMIT__BURST": "10000000"}
+KEEP_RATE_LIMIT = False
+
+
 def gamead_env(nats_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEAD_")}
     env.update(GAMEAD_NATS__URL=nats_url, GAMEAD_LOG__LEVEL="WARNING", **extra)
+    if not KEEP_RATE_LIMIT:
+        env.update(UNLIMITED)
     return env
 
 
@@ -809,7 +822,7 @@ def finish_profiler(prof: tuple[subprocess.Popen[bytes], Path] | None, top: int 
         "self": [(f, c, round(100 * c / samples, 1)) for f, c in self_c.most_common(top)] if samples else [],
         # frames under every sample (interpreter start-up, the event loop's run) say nothing: leave them out
         "total": [(f, c, round(100 * c / samples, 1)) for f, c in total_c.most_common()
-                  if c < 0.97 * samples][:top] if samples else [],
+                  if c < 0.97 * samples][: top + 15] if samples else [],
     }
 
 
@@ -978,8 +991,10 @@ async def _e2e_async(stack: Stack, procs: Procs, tmp: Path, cfg: Cfg) -> dict[st
         if rec.get("completedAt") and rec.get("submittedAt"):
             server_lat.append(_iso(rec["completedAt"]) - _iso(rec["submittedAt"]))
     return {
+        "rate": cfg.rate,
         "planned": d["planned"],
         "sent": len(recs),
+        "unsent": d["planned"] - d.get("dispatched", d["planned"]),
         "accepted": len(accepted),
         "post_status": dict(status_counts),
         "achieved_rate": round(len(accepted) / send_window, 1) if send_window else None,
@@ -1073,6 +1088,9 @@ def parse_args(argv: list[str]) -> tuple[Cfg, argparse.Namespace]:
                         "worker 1 in the paced window. Perturbs the figure it profiles a little.")
     p.add_argument("--profile-nonblocking", action="store_true", help="pass --nonblocking to py-spy")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, raw results)")
+    p.add_argument("--keep-rate-limit", action="store_true",
+                   help="leave the API's rate limit at its configured value (default: raised out of reach, "
+                        "still enabled, so its cost is measured)")
     a = p.parse_args(argv)
     q = a.quick
     loadgen = a.loadgen
@@ -1125,9 +1143,11 @@ def verdicts(results: dict[str, Any]) -> dict[str, Any]:
     e2e = results.get("e2e")
     if e2e:
         p95 = e2e["latency_ms"]["p95"]
+        # the latency only counts if the offered rate was actually taken and every accepted ad finished
         complete = e2e["missing"] == 0 and e2e["accepted"] > 0
-        out["e2e_p95_ms"] = {"value": p95, "target": TARGET_E2E_P95_MS,
-                             "pass": p95 is not None and p95 <= TARGET_E2E_P95_MS and complete}
+        rate_held = (e2e["achieved_rate"] or 0) >= 0.95 * e2e["rate"]
+        out["e2e_p95_ms"] = {"value": p95, "target": TARGET_E2E_P95_MS, "rate_held": rate_held,
+                             "pass": p95 is not None and p95 <= TARGET_E2E_P95_MS and complete and rate_held}
     return out
 
 
@@ -1199,8 +1219,8 @@ def print_table(results: dict[str, Any], cfg: Cfg) -> None:
         t.add_row("  record completedAt−submittedAt p50 / p95 / p99 (ms)", lat3(e2e["record_latency_ms"]), "", "")
         t.add_row("  POST latency under load p50 / p95 / p99 (ms)", lat3(e2e["post_latency_ms"]), "", "")
         t.add_row("  achieved submit rate, 202/s", _fmt(e2e["achieved_rate"]), f"{cfg.rate:,.0f}", "")
-        t.add_row("  completed / accepted / sent",
-                  f"{e2e['completed']:,} / {e2e['accepted']:,} / {e2e['sent']:,}", "", "")
+        t.add_row("  completed / accepted / sent / planned",
+                  f"{e2e['completed']:,} / {e2e['accepted']:,} / {e2e['sent']:,} / {e2e['planned']:,}", "", "")
         if e2e["missing"] or set(e2e["terminal"]) - {"completed"}:
             t.add_row("  not completed", json.dumps({**e2e["terminal"], "missing": e2e["missing"]}), "", "")
         t.add_row("  send lag p99 (behind the open-loop schedule, ms)", _fmt(e2e["send_lag_ms"]["p99"]), "", "")
@@ -1227,6 +1247,8 @@ def main(argv: list[str]) -> int:
         child_main(argv)
         return 0
     cfg, a = parse_args(argv)
+    global KEEP_RATE_LIMIT  # noqa: PLW0603 - one flag read by gamead_env
+    KEEP_RATE_LIMIT = a.keep_rate_limit
     tmp_root = Path(tempfile.mkdtemp(prefix="gamead-bench-"))
     logdir = tmp_root / "logs"
     logdir.mkdir()

@@ -9,7 +9,9 @@ This module is the one boundary where httpx errors become gamead errors:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+
+from collections.abc import Iterator, Mapping
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -185,6 +187,22 @@ class ApiClient:
                 f"API answered {method} {path} with a non-JSON body (HTTP {response.status_code})",
                 status=response.status_code,
             ) from exc
+
+    def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
+        """Send one request asking for newline-delimited JSON and yield each line as it arrives."""
+        headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
+        try:
+            with self._http.stream(method, path, headers=headers, timeout=None, **kw) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except (httpx.TimeoutException, httpx.NetworkError) as exc:
+            raise _unreachable(self.api_url, exc, self.timeout) from exc
+        except httpx.RemoteProtocolError as exc:
+            raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — {HINT}") from exc
 
     # --- ads ---------------------------------------------------------------------------------------
 

@@ -49,6 +49,10 @@ def _register() -> None:
     app.add_typer(dlq.app, name="dlq")
     app.add_typer(config_cmd.app, name="config")
     # (top, workers: registered below by the dashboard work)
+    from gamead_cli.commands import top, workers
+
+    app.command("top", help=top.__doc__)(top.top)
+    app.command("workers", help=workers.__doc__)(workers.workers)
 
 
 _register()

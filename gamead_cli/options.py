@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gamead_cli.client import ApiClient
 from gamead_core.config import GameadSettings, load_settings
 
 
@@ -44,3 +45,8 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confir
 def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
     """Load settings for a command: its flags (``overrides``, nested dicts) win over everything else."""
     return load_settings(config, **overrides)
+
+
+def api_client(config: Path | None, api: str | None) -> ApiClient:
+    """The API client of a client command: ``--api`` wins over GAMEAD_API_URL and the config file."""
+    return ApiClient.from_settings(settings_from(config, client={"api_url": api}).client)

@@ -87,7 +87,7 @@ class DlqOps:
             return record
 
     async def replay_one(self, entry: DlqEntry) -> bool:
-        """Re-enqueue one entry. True if it was published, False if there was nothing to do."""
+        """Re-enqueue one entry. True if this call enqueued it, False if there was nothing (left) to do."""
         assert entry.seq is not None
         await self._record_for(entry)
 
@@ -101,14 +101,15 @@ class DlqOps:
 
         moved = await self._store.mutate(entry.ad_id, requeue)
         record = moved.record if moved else (await self._store.get(entry.ad_id)).record
-        publish = record.replay_of == entry.seq and record.status == AdStatus.QUEUED
-        if publish:
-            await publish_ad(
+        enqueued = False
+        if record.replay_of == entry.seq and record.status == AdStatus.QUEUED:
+            duplicate = await publish_ad(
                 self._js, ad_id=entry.ad_id, level=entry.priority, payload=encode(record), timeout=self._timeout,
                 msg_id=f"replay:{entry.ad_id}:{entry.seq}",
             )
+            enqueued = not duplicate  # a repeat (concurrent or resumed replay) was dropped by JetStream
         await self._dlq.delete(entry)
-        return publish
+        return enqueued
 
     async def replay(
         self,
@@ -173,10 +174,14 @@ class DlqOps:
         imported = duplicates = 0
         for entry in entries:
             entry = entry.model_copy(update={"seq": None})
-            _, dup = await self._dlq.add(entry)
-            if dup:
+            try:
+                present = await self._dlq.get(entry.ad_id)
+            except NotFound:
+                present = None
+            if present is not None and present.model_copy(update={"seq": None}) == entry:
                 duplicates += 1
                 continue
+            await self._dlq.add(entry, dedupe=False)  # one entry per ad: an older one is replaced
             imported += 1
             try:
                 await self._store.get(entry.ad_id)

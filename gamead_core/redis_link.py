@@ -149,10 +149,12 @@ class RedisLink:
 
         Never raises a Redis error. While the breaker is open the call is not attempted at all.
         """
+        if not self.breaker.allow():
+            return fallback
         try:
             async with asyncio.timeout(self._call_timeout):
                 result = await call(self.client)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, asyncio.TimeoutError) as exc:
             self.breaker.record_failure(_describe(exc))
             return fallback
         self.breaker.record_success()

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import ad_list_view, ad_view, emit
 
 app = typer.Typer(
@@ -29,10 +28,6 @@ class StatusFilter(str, Enum):
     dead = "dead"
 
 
-def _client(config: ConfigOpt, api: ApiOpt) -> ApiClient:
-    return ApiClient.from_settings(settings_from(config, client={"api_url": api}).client)
-
-
 @app.command("get")
 def get(
     ad_id: Annotated[str, typer.Argument(metavar="ID", help="Id returned by `gamead submit`.")],
@@ -44,7 +39,7 @@ def get(
 
     Example: gamead ads get 01J9Z7Q3M4K8
     """
-    with _client(config, api) as client:
+    with api_client(config, api) as client:
         record = client.get_ad(ad_id)
     emit(record, output, ad_view)
 
@@ -69,6 +64,6 @@ def list_(
 
     Example: gamead ads list --status completed --priority 1 --limit 20
     """
-    with _client(config, api) as client:
+    with api_client(config, api) as client:
         body = client.list_ads(status=status.value if status else None, priority=priority, limit=limit)
     emit(body, output, ad_list_view)

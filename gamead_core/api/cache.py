@@ -1,9 +1,11 @@
 """Read-through cache of terminal ad records for ``GET /ads/{id}``.
 
-Only terminal records (completed, failed, dead) are ever stored: they no longer change, so a hit can never
-show an out-of-date status. Anything that moves a record *out* of a terminal status (DLQ replay) must call
-:meth:`AdCache.invalidate` (or :func:`invalidate_ad`) for the id. The TTL (``cache.ttl``) bounds what an
-invalidation lost to a Redis outage could leave behind.
+Only *final* records are ever stored — ``completed`` and ``failed`` — because nothing moves a record out
+of those statuses, so a hit can never show an out-of-date status. ``dead`` is terminal too, but a DLQ replay
+moves it back to ``queued``; caching it would need an invalidation that races with concurrent reads (a read
+of the old ``dead`` record can re-fill the cache just after the replay deleted it), so dead records are
+always read from the store. Should a status ever leave ``completed``/``failed``, call
+:meth:`AdCache.invalidate` (or :func:`invalidate_ad`); the TTL (``cache.ttl``) bounds anything missed.
 
 With ``redis.url`` set the cache is shared by every API node (key ``gamead:ad:{id}``); while the Redis
 breaker is open it is bypassed. Unset, a bounded in-process cache takes its place (one node, so a local
@@ -17,11 +19,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from gamead_core.models import AdRecord
+from gamead_core.models import AdRecord, AdStatus
 from gamead_core.redis_link import RedisLink
 
 #: Redis key of a cached terminal record: ``gamead:ad:{id}``.
 KEY_PREFIX = "gamead:ad:"
+
+#: statuses no record ever leaves (``dead`` is left by a DLQ replay, so it is not among them)
+FINAL_STATUSES = frozenset({AdStatus.COMPLETED, AdStatus.FAILED})
 
 
 def cache_key(ad_id: str) -> str:
@@ -61,7 +66,7 @@ class _LocalTtlCache:
 
 
 class AdCache:
-    """Cache of serialized terminal records, with hit/miss counters for ``/v1/stats``."""
+    """Cache of serialized final records, with hit/miss counters for ``/v1/stats``."""
 
     def __init__(
         self, link: RedisLink | None, ttl: float, *, max_local: int = 10_000, clock: Callable[[], float] = time.monotonic
@@ -81,7 +86,7 @@ class AdCache:
         return "memory" if self.link is None else "redis"
 
     async def get(self, ad_id: str) -> bytes | None:
-        """The cached JSON of ``ad_id`` (always a terminal record), or None."""
+        """The cached JSON of ``ad_id`` (always a completed or failed record), or None."""
         key = cache_key(ad_id)
         if self._local is not None:
             body = self._local.get(key)
@@ -105,8 +110,8 @@ class AdCache:
         return body
 
     async def put(self, record: AdRecord, body: bytes) -> None:
-        """Store ``body`` (the JSON of ``record``) if, and only if, the record is terminal."""
-        if not record.status.terminal:
+        """Store ``body`` (the JSON of ``record``) if, and only if, its status is final."""
+        if record.status not in FINAL_STATUSES:
             return
         key = cache_key(record.id)
         if self._local is not None:
@@ -120,7 +125,7 @@ class AdCache:
             self.stores += 1
 
     async def invalidate(self, ad_id: str) -> None:
-        """Forget ``ad_id`` (call it whenever a record leaves a terminal status, e.g. on DLQ replay).
+        """Forget ``ad_id`` (needed only if a record could ever leave ``completed``/``failed``).
 
         If Redis is unreachable the deletion is remembered and retried before the next cache read.
         """

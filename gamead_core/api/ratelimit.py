@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -27,9 +27,11 @@ def bucket_key(bucket: str, key: str) -> str:
     return f"{KEY_PREFIX}{bucket}:{key}"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome of one request against a bucket, and what the ``X-RateLimit-*`` headers say."""
+class Decision(NamedTuple):
+    """The outcome of one request against a bucket, and what the ``X-RateLimit-*`` headers say.
+
+    (A named tuple, not a frozen dataclass: it is built on every request and is ~4x cheaper to make.)
+    """
 
     allowed: bool
     limit: int  #: bucket size (burst)
@@ -39,25 +41,22 @@ class Decision:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out = [
-            (b"x-ratelimit-limit", str(self.limit).encode()),
-            (b"x-ratelimit-remaining", str(self.remaining).encode()),
-            (b"x-ratelimit-reset", str(math.ceil(self.reset)).encode()),
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % math.ceil(self.reset)),
         ]
         if not self.allowed:
-            out.append((b"retry-after", str(max(1, math.ceil(self.retry_after))).encode()))
+            out.append((b"retry-after", b"%d" % max(1, math.ceil(self.retry_after))))
         return out
 
 
 def decide(allowed: bool, tokens: float, *, rate: float, burst: int, cost: float = 1.0) -> Decision:
     """Build the :class:`Decision` from a bucket's level after the request (shared by every store)."""
-    tokens = max(0.0, min(float(burst), tokens))
-    return Decision(
-        allowed=allowed,
-        limit=burst,
-        remaining=int(tokens),
-        reset=(burst - tokens) / rate,
-        retry_after=0.0 if allowed else (cost - tokens) / rate,
-    )
+    if tokens < 0.0:
+        tokens = 0.0
+    elif tokens > burst:
+        tokens = float(burst)
+    return Decision(allowed, burst, int(tokens), (burst - tokens) / rate, 0.0 if allowed else (cost - tokens) / rate)
 
 
 def take(
@@ -68,11 +67,14 @@ def take(
     Returns the new level (the state to store with ``now``) and the decision. A clock that goes backwards
     refills nothing. Pure: the same inputs always give the same answer.
     """
-    level = min(float(burst), tokens + max(0.0, now - updated) * rate)
+    elapsed = now - updated
+    level = tokens + elapsed * rate if elapsed > 0.0 else tokens
+    if level > burst:
+        level = float(burst)
     if level >= cost:
         level -= cost
-        return level, decide(True, level, rate=rate, burst=burst, cost=cost)
-    return level, decide(False, level, rate=rate, burst=burst, cost=cost)
+        return level, Decision(True, burst, int(level), (burst - level) / rate, 0.0)
+    return level, Decision(False, burst, int(level), (burst - level) / rate, (cost - level) / rate)
 
 
 class MemoryBuckets:
@@ -140,14 +142,21 @@ class RateLimiter:
         self.limited = 0
 
     async def hit(self, bucket: str, key: str, *, rate: float, burst: int, cost: float = 1.0) -> Decision:
-        decision: Decision | None = None
-        if self.link is not None and self._script is not None:
-            decision = await self._redis_take(bucket_key(bucket, key), rate, burst, cost)
+        """Take from the shared bucket in Redis; from this node's bucket if there is no link or it is down."""
+        if self.link is None or self._script is None:
+            return self.hit_local(bucket, key, rate=rate, burst=burst, cost=cost)
+        decision = await self._redis_take(bucket_key(bucket, key), rate, burst, cost)
         if decision is None:
-            self.local_decisions += 1
-            decision = self.memory.take(f"{bucket}:{key}", rate=rate, burst=burst, cost=cost)
-        else:
-            self.redis_decisions += 1
+            return self.hit_local(bucket, key, rate=rate, burst=burst, cost=cost)
+        self.redis_decisions += 1
+        if not decision.allowed:
+            self.limited += 1
+        return decision
+
+    def hit_local(self, bucket: str, key: str, *, rate: float, burst: int, cost: float = 1.0) -> Decision:
+        """Take from this node's own bucket (no I/O, no await: the one-machine hot path)."""
+        self.local_decisions += 1
+        decision = self.memory.take(f"{bucket}:{key}", rate=rate, burst=burst, cost=cost)
         if not decision.allowed:
             self.limited += 1
         return decision

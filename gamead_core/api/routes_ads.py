@@ -67,14 +67,15 @@ async def submit_ad(
 @router.get("/ads/{ad_id}", response_model=AdRecord, response_model_exclude_none=True,
             summary="One ad: status, and its analysis once completed", responses={404: {"description": "`not_found`"}})
 async def get_ad(ad_id: str, request: Request) -> Response:
-    """Terminal records are read through the cache (``X-Cache: hit|miss``); others always from the store."""
+    """Completed and failed records are read through the cache (``X-Cache: hit|miss``); others always
+    from the store, so a cached answer never hides a newer status."""
     cache = request.app.state.cache
     cached = await cache.get(ad_id)
     if cached is not None:
         return Response(cached, media_type="application/json", headers={"X-Cache": "hit"})
     record = (await _link(request).store.get(ad_id)).record
     body = record.model_dump_json(exclude_none=True).encode()
-    await cache.put(record, body)  # only terminal records are stored
+    await cache.put(record, body)  # only completed/failed records are stored
     return Response(body, media_type="application/json", headers={"X-Cache": "miss"})
 
 

@@ -13,6 +13,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 
 from gamead_core.config import NatsSettings
 from gamead_core.errors import QueueFull, QueueUnavailable
@@ -122,3 +123,17 @@ async def connection(settings: NatsSettings, url: str, *, name: str, retry_for: 
         except Exception:  # noqa: BLE001 - closing must never raise over the real error
             await nc.close()
 
+
+
+async def delete_if_present(js: JetStreamContext, stream: str, seq: int) -> bool:
+    """Delete one stream message; False (not an error) if it is already gone."""
+    try:
+        return bool(await js.delete_msg(stream, seq))
+    except nats.js.errors.NotFoundError:
+        return False
+    except nats.js.errors.APIError as exc:
+        if exc.err_code == 10057:  # no message found
+            return False
+        raise translate(exc) from exc
+    except (nats.errors.Error, asyncio.TimeoutError) as exc:
+        raise translate(exc) from exc

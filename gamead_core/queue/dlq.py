@@ -20,7 +20,7 @@ from gamead_core import names
 from gamead_core.config import DlqSettings, QueueSettings
 from gamead_core.errors import NotFound
 from gamead_core.models import DlqEntry
-from gamead_core.queue.connection import translate
+from gamead_core.queue.connection import delete_if_present, translate
 from gamead_core.queue.scan import read_stream
 
 
@@ -98,14 +98,21 @@ class DeadLetters:
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
 
-    async def add(self, entry: DlqEntry) -> tuple[int, bool]:
-        """Store ``entry``; returns (sequence, duplicate). Raises QueueFull/QueueUnavailable."""
-        msg_id = f"dead:{entry.ad_id}:{entry.source_seq}:{entry.attempts}:{entry.dead_at.timestamp():.6f}"
+    async def add(self, entry: DlqEntry, *, dedupe: bool = True) -> tuple[int, bool]:
+        """Store ``entry``; returns (sequence, duplicate). Raises QueueFull/QueueUnavailable.
+
+        With ``dedupe`` a repeat of the same dead-lettering (a worker retrying its copy) is dropped.
+        """
+        headers = {names.HDR_AD_ID: entry.ad_id}
+        if dedupe:
+            headers[names.HDR_MSG_ID] = (
+                f"dead:{entry.ad_id}:{entry.source_seq}:{entry.attempts}:{entry.dead_at.timestamp():.6f}"
+            )
         try:
             ack = await self._js.publish(
                 names.dlq_subject(entry.ad_id),
                 entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode(),
-                headers={names.HDR_MSG_ID: msg_id, names.HDR_AD_ID: entry.ad_id},
+                headers=headers,
             )
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise translate(exc) from exc
@@ -125,12 +132,7 @@ class DeadLetters:
         """Remove one entry (by its sequence). False if it was already gone."""
         if entry.seq is None:
             entry = await self.get(entry.ad_id)
-        try:
-            return bool(await self._js.delete_msg(names.DLQ_STREAM, entry.seq))  # type: ignore[arg-type]
-        except nats.js.errors.NotFoundError:
-            return False
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+        return await delete_if_present(self._js, names.DLQ_STREAM, entry.seq)  # type: ignore[arg-type]
 
     async def size(self) -> int:
         try:

@@ -23,6 +23,7 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, NotFound
 from gamead_core.models import AdError, AdRecord, utcnow
+from gamead_core.queue.connection import delete_if_present
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore, decode
 from gamead_core.worker.deadletter import dead_letter
@@ -66,10 +67,7 @@ async def move_stranded(
         await dead_letter(store, dlq, record, lost_error(settings.worker.max_attempts, record), attempts,
                           source_seq=seq, worker_id=record.worker_id)
         log.warning("ad %s moved to the DLQ: its last delivery was never acknowledged", ad_id)
-    try:
-        await js.delete_msg(names.ADS_STREAM, seq)
-    except nats.js.errors.NotFoundError:
-        pass
+    await delete_if_present(js, names.ADS_STREAM, seq)
     return True
 
 

@@ -1,0 +1,51 @@
+"""List the live API nodes and workers from the service registry, with their health.
+
+A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone.
+Examples: gamead workers
+          gamead workers -o json | jq '.items[] | select(.state == "stuck") | .id'
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from gamead_cli.client import ApiClient
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
+from gamead_cli.output import emit
+from gamead_cli.tui.view import nodes_table
+from gamead_core.errors import ApiClientError
+
+
+def _view(body: dict[str, Any]) -> RenderableType:
+    items = body.get("items") or []
+    workers = [n for n in items if n.get("role") == "worker"]
+    stuck = sum(1 for n in items if n.get("state") == "stuck")
+    line = Text(f"{len(items)} node(s): {len(items) - len(workers)} api, {len(workers)} worker(s)", style="dim")
+    if stuck:
+        line.append(f" — {stuck} stuck", style="bold red")
+    parts: list[RenderableType] = [nodes_table(items, title=None), line]
+    if body.get("error"):
+        parts.append(Text(f"registry: {body['error']}", style="yellow"))
+    return Group(*parts)
+
+
+def workers(
+    role: Annotated[
+        str | None, typer.Option("--role", help="Only nodes of this role: api or worker.", show_default=False)
+    ] = None,
+    output: OutputOpt = OutputFormat.table,
+    api: ApiOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    if role not in (None, "api", "worker"):
+        raise typer.BadParameter("must be api or worker", param_hint="--role")
+    settings = settings_from(config, client={"api_url": api})
+    with ApiClient.from_settings(settings.client) as client:
+        body = client.request("GET", "/v1/workers", params={"role": role} if role else None)
+    if not isinstance(body, dict):
+        raise ApiClientError("the API answered GET /v1/workers with unexpected data")
+    emit(body, output, _view)

@@ -1,0 +1,172 @@
+"""Where the dashboard's data comes from: the gamead API over HTTP, or a recorded payload (tests, demos).
+
+The dashboard only ever calls a :class:`DataSource`; :class:`ApiSource` is the real one (over
+:class:`gamead_cli.client.ApiClient`, so errors arrive as gamead errors), :class:`RecordedSource` replays a
+fixed ``{"stats", "workers", "dlq"}`` document so a screen can be pinned by a snapshot test.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from gamead_cli.client import ApiClient
+from gamead_cli.tui.view import Snapshot
+from gamead_core.errors import ApiClientError, NotFound
+
+DLQ_PAGE = 50
+
+
+class DataSource(Protocol):
+    """The dashboard's only view of the world. Every call may raise a :class:`GameadError`."""
+
+    api_url: str
+
+    def stats(self, history: int) -> dict[str, Any]: ...
+
+    def workers(self) -> dict[str, Any]: ...
+
+    def dlq(self, limit: int = DLQ_PAGE) -> dict[str, Any]: ...
+
+    def dlq_entry(self, entry_id: str) -> dict[str, Any]: ...
+
+    def replay(self, ids: list[str]) -> dict[str, Any]: ...
+
+    def purge(self, ids: list[str]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class ApiSource:
+    """The gamead API (``/v1/stats``, ``/v1/workers``, ``/v1/dlq…``) through :class:`ApiClient`."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+        self.api_url = client.api_url
+
+    def stats(self, history: int) -> dict[str, Any]:
+        return self._dict(self.client.request("GET", "/v1/stats", params={"history": history}))
+
+    def workers(self) -> dict[str, Any]:
+        return self._dict(self.client.request("GET", "/v1/workers"))
+
+    def dlq(self, limit: int = DLQ_PAGE) -> dict[str, Any]:
+        return self._dict(self.client.request("GET", "/v1/dlq", params={"limit": limit, "newest": "true"}))
+
+    def dlq_entry(self, entry_id: str) -> dict[str, Any]:
+        return self._dict(self.client.request("GET", f"/v1/dlq/{quote(entry_id, safe='')}"))
+
+    def replay(self, ids: list[str]) -> dict[str, Any]:
+        return self._dict(self.client.request("POST", "/v1/dlq/replay", json={"ids": ids}))
+
+    def purge(self, ids: list[str]) -> dict[str, Any]:
+        return self._dict(self.client.request("POST", "/v1/dlq/purge", json={"ids": ids, "confirm": True}))
+
+    def close(self) -> None:
+        self.client.close()
+
+    @staticmethod
+    def _dict(body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiClientError(f"the API answered with unexpected data: {type(body).__name__}")
+        return body
+
+
+class RecordedSource:
+    """A fixed recording: ``{"stats": …, "workers": …, "dlq": …}`` (the JSON of ``gamead top --once -o json``
+    also works). Replay and purge remove the entries from the recording, as the real API would."""
+
+    def __init__(self, recording: Mapping[str, Any], api_url: str = "http://recorded") -> None:
+        self.data = copy.deepcopy(dict(recording))
+        self.api_url = api_url
+        self.calls: list[tuple[str, Any]] = []
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kw: Any) -> RecordedSource:
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")), **kw)
+
+    def stats(self, history: int) -> dict[str, Any]:
+        stats = copy.deepcopy(self.data.get("stats") or {})
+        hist = stats.get("history")
+        if isinstance(hist, dict) and history >= 0:
+            for key, value in list(hist.items()):
+                if isinstance(value, list):
+                    hist[key] = value[-history:] if history else []
+                elif isinstance(value, dict):
+                    hist[key] = {k: v[-history:] if history else [] for k, v in value.items()}
+        return stats
+
+    def workers(self) -> dict[str, Any]:
+        workers = self.data.get("workers") or []
+        items = workers.get("items", []) if isinstance(workers, dict) else list(workers)
+        return {"items": copy.deepcopy(items), "count": len(items)}
+
+    def dlq(self, limit: int = DLQ_PAGE) -> dict[str, Any]:
+        dlq = self.data.get("dlq")
+        if dlq is None:
+            raise NotFound("GET /v1/dlq: not found (HTTP 404)")
+        items = list(dlq.get("items") or [])
+        return {"items": copy.deepcopy(items[:limit]), "count": min(limit, len(items)),
+                "total": dlq.get("total", len(items)), "nextCursor": None}
+
+    def dlq_entry(self, entry_id: str) -> dict[str, Any]:
+        for item in (self.data.get("dlq") or {}).get("items") or []:
+            if item.get("id") == entry_id:
+                return copy.deepcopy(item)
+        raise NotFound(f"no DLQ entry {entry_id}")
+
+    def _remove(self, ids: list[str]) -> int:
+        dlq = self.data.get("dlq") or {}
+        before = list(dlq.get("items") or [])
+        kept = [i for i in before if i.get("id") not in set(ids)]
+        dlq["items"] = kept
+        gone = len(before) - len(kept)
+        dlq["total"] = max(0, int(dlq.get("total", len(before))) - gone)
+        stats_dlq = (self.data.get("stats") or {}).get("dlq")
+        if isinstance(stats_dlq, dict) and isinstance(stats_dlq.get("size"), int):
+            stats_dlq["size"] = max(0, stats_dlq["size"] - gone)
+        return gone
+
+    def replay(self, ids: list[str]) -> dict[str, Any]:
+        self.calls.append(("replay", list(ids)))
+        done = self._remove(ids)
+        return {"matched": done, "replayed": done, "skipped": 0, "failed": 0, "stopped": False, "dryRun": False}
+
+    def purge(self, ids: list[str]) -> dict[str, Any]:
+        self.calls.append(("purge", list(ids)))
+        done = self._remove(ids)
+        return {"matched": done, "purged": done}
+
+    def close(self) -> None:
+        pass
+
+
+def fetch_snapshot(
+    source: DataSource,
+    history: int,
+    *,
+    want_dlq: bool | Callable[[Mapping[str, Any]], bool] = True,
+    previous: Snapshot | None = None,
+) -> Snapshot:
+    """One refresh: stats and nodes (their errors propagate: without them there is nothing to show), then
+    the DLQ page if ``want_dlq`` (or ``want_dlq(stats)``) says so — else the previous page is kept. DLQ
+    errors stay on the snapshot: an API without the DLQ routes still shows everything else."""
+    stats = source.stats(history)
+    nodes = source.workers().get("items") or []
+    fetch = want_dlq(stats) if callable(want_dlq) else want_dlq
+    if not fetch and previous is not None:
+        return Snapshot(stats=stats, nodes=nodes, dlq=previous.dlq, dlq_error=previous.dlq_error)
+    try:
+        dlq: dict[str, Any] | None = source.dlq()
+        error = None
+    except NotFound:
+        dlq, error = None, "the API has no DLQ endpoint (HTTP 404)"
+    except ApiClientError as exc:
+        if exc.status is None:  # unreachable: the whole refresh failed
+            raise
+        dlq, error = None, f"DLQ unavailable: {exc.message}"
+    return Snapshot(stats=stats, nodes=nodes, dlq=dlq, dlq_error=error)

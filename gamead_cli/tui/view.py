@@ -1,0 +1,386 @@
+"""Pure presentation of the dashboard's data: numbers → short strings, payloads → rows, and the rich-text
+snapshot printed by ``gamead top --once``. No I/O and no Textual here, so the TUI and the one-shot view
+agree and are tested alike.
+
+Every figure shown comes from the API's answers (ages are computed by the API), so the same payload always
+renders the same screen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gamead_cli.output import plain
+
+LEVELS = (1, 2, 3, 4, 5)
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+
+#: node state → rich style (the one place these colours are chosen; TCSS styles everything else)
+STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yellow", "stuck": "bold red"}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one refresh fetched. ``dlq`` is None when the DLQ could not be read (``dlq_error`` says why)."""
+
+    stats: Mapping[str, Any] | None = None
+    nodes: Sequence[Mapping[str, Any]] = ()
+    dlq: Mapping[str, Any] | None = None
+    dlq_error: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stats": self.stats, "workers": list(self.nodes), "dlq": self.dlq, "dlqError": self.dlq_error}
+
+
+# --- numbers ---------------------------------------------------------------------------------------------
+
+
+def num(value: Any) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def age(seconds: float | None) -> str:
+    """``0.4s``, ``12s``, ``3m05s``, ``2h10m``."""
+    if seconds is None:
+        return "-"
+    s = float(seconds)
+    if s < 10:
+        return f"{s:.1f}s"
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def rate(per_sec: float | None) -> str:
+    if per_sec is None:
+        return "-"
+    return f"{per_sec:,.1f}/s" if per_sec < 1000 else f"{per_sec / 1000:,.1f}k/s"
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value:.2f}ms"
+    if value < 1000:
+        return f"{value:.0f}ms" if value >= 10 else f"{value:.1f}ms"
+    return f"{value / 1000:.2f}s"
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def series(values: Iterable[Any] | None) -> list[float]:
+    """A history series with gaps (None) as zeros, ready for a sparkline."""
+    return [float(v) if isinstance(v, (int, float)) else 0.0 for v in (values or [])]
+
+
+def spark(values: Sequence[float], width: int = 30) -> str:
+    """A one-line sparkline of the last values, each cell the max of its bucket (as Textual's widget)."""
+    if not values:
+        return ""
+    values = list(values)
+    if len(values) > width:
+        step = len(values) / width
+        values = [max(values[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
+    top = max(values)
+    if top <= 0:
+        return SPARK_CHARS[0] * len(values)
+    return "".join(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int(v / top * (len(SPARK_CHARS) - 1) + 0.5))]
+                   for v in values)
+
+
+def clip(value: Any, width: int) -> str:
+    """One line of at most ``width`` characters (an ellipsis marks a cut)."""
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def short_time(value: Any) -> str:
+    """``2024-05-01T12:34:56.789Z`` → ``12:34:56``."""
+    if not value:
+        return "-"
+    text = str(value)
+    return text[11:19] if len(text) >= 19 and text[10] in "T " else text
+
+
+def short_datetime(value: Any) -> str:
+    if not value:
+        return "-"
+    return str(value).replace("T", " ")[:19]
+
+
+# --- payload → rows ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelRow:
+    priority: int
+    waiting: int | None
+    in_flight: int | None
+    redelivered: int | None
+    oldest: float | None
+    horizon: float | None
+    late: bool
+    history: list[float]
+
+
+def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
+    queue = (stats or {}).get("queue") or {}
+    by_level = {lv.get("priority"): lv for lv in queue.get("levels") or [] if isinstance(lv, Mapping)}
+    hist = ((stats or {}).get("history") or {}).get("waiting") or {}
+    rows = []
+    for level in LEVELS:
+        lv = by_level.get(level, {})
+        rows.append(LevelRow(
+            priority=level,
+            waiting=lv.get("waiting"),
+            in_flight=lv.get("inFlight"),
+            redelivered=lv.get("redelivered"),
+            oldest=lv.get("oldestAgeSeconds"),
+            horizon=lv.get("agingHorizonSeconds"),
+            late=bool(lv.get("overHorizon")),
+            history=series(hist.get(str(level))),
+        ))
+    return rows
+
+
+def level_text(row: LevelRow) -> str:
+    return (f"P{row.priority} {num(row.waiting):>7} {num(row.in_flight):>5} {num(row.redelivered):>5} "
+            f"{age(row.oldest):>6}")
+
+
+LEVEL_HEADER = f"{'':2} {'WAITING':>7} {'IN-FL':>5} {'REDEL':>5} {'OLDEST':>6}  DEPTH"
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    key: str
+    label: str
+    value: str
+    history: list[float]
+    note: str = ""
+
+
+def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
+    stats = stats or {}
+    rates = stats.get("rates") or {}
+    lat = stats.get("latency") or {}
+    hist = stats.get("history") or {}
+    wait = lat.get("queueWaitMs") or {}
+    proc = lat.get("processingMs") or {}
+
+    def pct(p: Mapping[str, Any]) -> str:
+        return f"p50 {ms(p.get('p50'))} · p99 {ms(p.get('p99'))}"
+
+    return [
+        MetricRow("submitted", "submitted", rate(rates.get("submittedPerSec")), series(hist.get("submittedPerSec"))),
+        MetricRow("completed", "completed", rate(rates.get("completedPerSec")), series(hist.get("completedPerSec"))),
+        MetricRow("failed", "failed", rate(rates.get("failedPerSec")), series(hist.get("failedPerSec"))),
+        MetricRow("wait", "wait p95", ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
+        MetricRow("proc", "proc p95", ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
+    ]
+
+
+def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
+                 compact: bool = False) -> Text:
+    """The header line: API, nodes, workers, NATS (``compact`` for terminals under 100 columns)."""
+    text = Text()
+    text.append("gamead ", style="bold")
+    if not compact:
+        text.append(api_url + "  ", style="dim")
+    if stats is None:
+        text.append("waiting for the first answer…", style="dim")
+    else:
+        nodes = stats.get("nodes") or {}
+        nats = stats.get("nats") or {}
+        text.append(f"{nodes.get('api', 0)} api", style="bold")
+        text.append(" · ", style="dim")
+        text.append(f"{nodes.get('workers', 0)} workers", style="bold")
+        text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} busy)", style="dim")
+        if nodes.get("stuck"):
+            text.append(f" {nodes['stuck']} stuck", style="bold red")
+        text.append("  NATS ", style="dim")
+        if nats.get("connected"):
+            name = "" if compact else f"{nats.get('server') or '?'} "
+            text.append(f"{name}v{nats.get('version') or '?'}", style="green")
+            storage = nats.get("storage") or {}
+            if storage:
+                used = (storage.get("fileBytes") or 0) + (storage.get("memoryBytes") or 0)
+                text.append(f" · {size(used)}", style="dim")
+        else:
+            text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
+        text.append(f"  {short_time(stats.get('generatedAt'))}", style="dim")
+    if paused:
+        text.append("  PAUSED", style="bold yellow")
+    return text
+
+
+def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
+    auto = (stats or {}).get("autoscaler")
+    text = Text("autoscaler ", style="bold")
+    if not isinstance(auto, Mapping):
+        text.append("not running", style="dim")
+        return text
+    current = auto.get("current", auto.get("currentReplicas"))
+    desired = auto.get("desired", auto.get("desiredReplicas"))
+    reason = auto.get("reason", auto.get("lastReason"))
+    text.append(f"{num(current)} → {num(desired)} replicas", style="bold" if current == desired else "bold yellow")
+    if reason:
+        text.append(f"  {reason}", style="dim")
+    return text
+
+
+def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
+    """ID, ROLE, STATE, IN-FL, PROCESSED, FAILED, P95, HEARTBEAT, LAST ERROR."""
+    state = str(node.get("state") or "?")
+    proc = node.get("processingMs") or {}
+    in_flight = f"{node.get('inFlight', 0)}/{node.get('concurrency', 0)}" if node.get("role") == "worker" else "-"
+    failed = node.get("failed") or 0
+    return (
+        plain(node.get("id", "?")),
+        plain(node.get("role", "?")),
+        Text(state, style=STATE_STYLES.get(state, "")),
+        Text(in_flight, justify="right"),
+        Text(num(node.get("processed", 0)), justify="right"),
+        Text(num(failed), justify="right", style="red" if failed else ""),
+        Text(ms(proc.get("p95")), justify="right"),
+        Text(age(node.get("heartbeatAgeSeconds")), justify="right"),
+        Text(clip(node.get("lastError"), 40), style="dim"),
+    )
+
+
+NODE_COLUMNS = ("ID", "ROLE", "STATE", "IN-FL", "PROCESSED", "FAILED", "P95", "HEARTBEAT", "LAST ERROR")
+
+
+def dlq_row(entry: Mapping[str, Any]) -> tuple[Text, ...]:
+    """ID, P, ATT, ERROR, MESSAGE, DEAD AT (the mark column is added by the table)."""
+    return (
+        plain(entry.get("id") or entry.get("adId") or "?"),
+        Text(num(entry.get("priority")), justify="right"),
+        Text(num(entry.get("attempts")), justify="right"),
+        Text(str(entry.get("errorClass") or "?"), style="red"),
+        plain(clip(entry.get("errorMessage"), 40)),
+        Text(short_datetime(entry.get("deadAt"))[5:]),
+    )
+
+
+DLQ_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT")
+
+
+def error_groups(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """``[(errorClass, count)]``, most frequent first."""
+    counts = Counter(str(i.get("errorClass") or "?") for i in items)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, error: str | None) -> Text:
+    size_ = ((stats or {}).get("dlq") or {}).get("size")
+    if size_ is None and dlq is not None:
+        size_ = dlq.get("total")
+    text = Text("DLQ ", style="bold")
+    text.append(f"{num(size_)} entr{'y' if size_ == 1 else 'ies'}", style="bold red" if size_ else "green")
+    if error:
+        text.append(f"  ({error})", style="yellow")
+        return text
+    items = list((dlq or {}).get("items") or [])
+    if items:
+        shown = len(items)
+        text.append(f"  · latest {shown}: ", style="dim")
+        for i, (cls, n) in enumerate(error_groups(items)[:5]):
+            if i:
+                text.append(" · ", style="dim")
+            text.append(cls, style="red")
+            text.append(f" ×{n}")
+    return text
+
+
+# --- the one-shot view of `gamead top --once` ------------------------------------------------------------------
+
+
+def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableType:
+    stats = snap.stats
+    parts: list[RenderableType] = [summary_text(stats, api_url)]
+
+    queue = Table(show_edge=False, header_style="bold", title="queue", title_justify="left", pad_edge=False)
+    for col in ("P", "WAITING", "IN-FL", "REDEL", "OLDEST", "HORIZON"):
+        queue.add_column(col, justify="right")
+    queue.add_column("DEPTH (history)", no_wrap=True)
+    for row in level_rows(stats):
+        style = "bold red" if row.late else ""
+        queue.add_row(f"P{row.priority}", num(row.waiting), num(row.in_flight), num(row.redelivered),
+                      Text(age(row.oldest), style=style), age(row.horizon),
+                      Text(spark(row.history, width), style="red" if row.late else "cyan"))
+    parts += [Text(""), queue]
+
+    metrics = Table(show_edge=False, header_style="bold", title="throughput & latency (last minute)",
+                    title_justify="left", pad_edge=False)
+    metrics.add_column("")
+    metrics.add_column("NOW", justify="right")
+    metrics.add_column("")
+    metrics.add_column("HISTORY", no_wrap=True)
+    for m in metric_rows(stats):
+        metrics.add_row(m.label, m.value, Text(m.note, style="dim"), Text(spark(m.history, width), style="cyan"))
+    parts += [Text(""), metrics]
+
+    parts += [Text(""), nodes_table(snap.nodes)]
+    parts += [Text(""), dlq_summary(stats, snap.dlq, snap.dlq_error)]
+    items = list((snap.dlq or {}).get("items") or [])[:10]
+    if items:
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        for col in DLQ_COLUMNS:
+            table.add_column(col, overflow="ellipsis", no_wrap=True, max_width=60 if col == "MESSAGE" else None)
+        for entry in items:
+            table.add_row(*dlq_row(entry))
+        parts.append(table)
+    parts += [Text(""), autoscaler_text(stats)]
+    return Group(*parts)
+
+
+def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes") -> Table:
+    table = Table(show_edge=False, header_style="bold", title=title, title_justify="left", pad_edge=False)
+    for col in NODE_COLUMNS:
+        table.add_column(col, no_wrap=col != "LAST ERROR", overflow="ellipsis",
+                         max_width=40 if col == "LAST ERROR" else None)
+    count = 0
+    for node in nodes:
+        count += 1
+        table.add_row(*node_row(node))
+    if not count:
+        table.caption = "no live nodes"
+    return table
+
+
+def details_view(data: Mapping[str, Any]) -> Table:
+    """Every field of one node or DLQ entry, nested values as compact JSON."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in data.items():
+        if isinstance(value, Mapping) and all(not isinstance(v, (Mapping, list)) for v in value.values()):
+            shown = " · ".join(f"{k} {'-' if v is None else v}" for k, v in value.items())
+        elif isinstance(value, (Mapping, list)):
+            shown = json.dumps(value, indent=2, default=str)
+        else:
+            shown = "-" if value is None else str(value)
+        grid.add_row(str(key), plain(shown))
+    return grid

@@ -1,0 +1,355 @@
+"""The dashboard's widgets. Each takes its data through reactives (bound to the app's) and redraws only
+what changed; colours and layout live in ``top.tcss``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Sparkline, Static
+
+from gamead_cli.tui import view
+
+log = logging.getLogger(__name__)
+
+Row = tuple[str, Sequence[RenderableType]]
+
+
+def _safe(render: Any, *args: Any, **kw: Any) -> RenderableType:
+    """A renderer that cannot take the dashboard down: unexpected data shows as a note instead."""
+    try:
+        return render(*args, **kw)  # type: ignore[no-any-return]
+    except Exception as exc:  # noqa: BLE001 - a bad payload must never end the app with a traceback
+        log.debug("render failed", exc_info=True)
+        return Text(f"(cannot show this data: {type(exc).__name__})", style="dim")
+
+
+# --- one-liners -------------------------------------------------------------------------------------------
+
+
+class SummaryBar(Static):
+    """Header: API, nodes, workers, NATS."""
+
+    stats: reactive[Mapping[str, Any] | None] = reactive(None)
+    paused: reactive[bool] = reactive(False)
+
+    def __init__(self, api_url: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.api_url = api_url
+
+    def render(self) -> RenderableType:
+        return _safe(view.summary_text, self.stats, self.api_url, paused=self.paused,
+                     compact=self.size.width < 100)
+
+
+class Banner(Static):
+    """A loud line while the API cannot be read; hidden otherwise."""
+
+    message: reactive[str | None] = reactive(None)
+
+    def watch_message(self, message: str | None) -> None:
+        self.set_class(message is not None, "-shown")
+        self.update(message or "")
+
+
+class AutoscalerLine(Static):
+    stats: reactive[Mapping[str, Any] | None] = reactive(None)
+
+    def render(self) -> RenderableType:
+        return _safe(view.autoscaler_text, self.stats)
+
+
+# --- queue and metrics panels ---------------------------------------------------------------------------------
+
+
+class SparkRow(Horizontal):
+    """Numbers on the left, a sparkline of their history on the right."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._text: Static = Static(classes="figures")
+        self._spark: Sparkline = Sparkline([0.0])
+        self._shown: tuple[Any, ...] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield self._text
+        yield self._spark
+
+    def show(self, text: RenderableType, history: list[float], *, late: bool = False) -> None:
+        key = (str(text), tuple(history), late)
+        if key == self._shown:
+            return
+        self._shown = key
+        self._text.update(text)
+        self._spark.data = history or [0.0]
+        self.set_class(late, "-late")
+
+
+class QueuePanel(Vertical, can_focus=True):
+    """Waiting / in flight / redelivered / oldest age per level, with a depth sparkline each."""
+
+    BORDER_TITLE = "queue"
+    stats: reactive[Mapping[str, Any] | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        yield Static(view.LEVEL_HEADER, classes="header")
+        for level in view.LEVELS:
+            yield SparkRow(id=f"level-{level}", classes="level")
+
+    def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
+        rows = view.level_rows(stats)
+        for row in rows:
+            self.query_one(f"#level-{row.priority}", SparkRow).show(
+                view.level_text(row), row.history, late=row.late)
+        late = [r.priority for r in rows if r.late]
+        self.border_subtitle = f"late: P{', P'.join(map(str, late))}" if late else ""
+        self.set_class(bool(late), "-late")
+
+
+class MetricsPanel(Vertical, can_focus=True):
+    """Submitted / completed / failed per second and queue-wait / processing p95, with sparklines."""
+
+    BORDER_TITLE = "throughput & latency · last minute"
+    stats: reactive[Mapping[str, Any] | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        for key in ("submitted", "completed", "failed", "wait", "proc"):
+            with Horizontal(id=f"metric-{key}", classes="metric"):
+                yield SparkRow(classes="spark-row")
+                yield Static(classes="note")
+
+    def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
+        for m in view.metric_rows(stats):
+            row = self.query_one(f"#metric-{m.key}")
+            row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,
+                                          late=m.key == "failed" and any(m.history))
+            row.query_one(".note", Static).update(Text(m.note, style="dim"))
+
+
+# --- tables ------------------------------------------------------------------------------------------------------
+
+
+class FilterTable(DataTable[RenderableType]):
+    """A row-cursor table that keeps its cursor across refreshes and hides rows not matching ``filter_text``."""
+
+    filter_text: reactive[str] = reactive("")
+
+    def __init__(self, columns: Sequence[str], **kw: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self._columns = list(columns)
+        self._rows: list[Row] = []
+        self._shown: tuple[Any, ...] | None = None
+        self.add_columns(*self._columns)
+
+    def set_rows(self, rows: Iterable[Row]) -> None:
+        self._rows = list(rows)
+        self._redraw()
+
+    def watch_filter_text(self) -> None:
+        self._redraw()
+
+    def visible_rows(self) -> list[Row]:
+        needle = self.filter_text.strip().lower()
+        if not needle:
+            return self._rows
+        return [r for r in self._rows if needle in " ".join([r[0], *map(str, r[1])]).lower()]
+
+    def decorate(self, key: str, cells: Sequence[RenderableType]) -> Sequence[RenderableType]:
+        return cells
+
+    def _redraw(self, force: bool = False) -> None:
+        rows = [(k, tuple(self.decorate(k, cells))) for k, cells in self.visible_rows()]
+        signature = tuple((k, tuple((str(c), str(getattr(c, "style", ""))) for c in cells)) for k, cells in rows)
+        if signature == self._shown and not force:
+            return
+        self._shown = signature
+        keep = self.current_key()
+        self.clear()
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if keep is not None and keep in {k for k, _ in rows}:
+            self.move_cursor(row=self.get_row_index(keep), animate=False)
+        self.border_subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
+
+    def current_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:  # noqa: BLE001 - an empty or shrinking table has no current row
+            return None
+
+
+class NodesTable(FilterTable):
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(view.NODE_COLUMNS, **kw)
+
+
+class DlqTable(FilterTable):
+    """DLQ entries; ``space`` marks entries for replay / purge (none marked = the current one)."""
+
+    BINDINGS = [Binding("space", "toggle_mark", "mark", show=True)]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(("✓", *view.DLQ_COLUMNS), **kw)
+        self.marked: set[str] = set()
+
+    def decorate(self, key: str, cells: Sequence[RenderableType]) -> Sequence[RenderableType]:
+        mark = Text("✓", style="bold yellow") if key in self.marked else Text(" ")
+        return (mark, *cells)
+
+    def set_rows(self, rows: Iterable[Row]) -> None:
+        rows = list(rows)
+        self.marked &= {k for k, _ in rows}
+        super().set_rows(rows)
+
+    def action_toggle_mark(self) -> None:
+        key = self.current_key()
+        if key is None:
+            return
+        self.marked ^= {key}
+        self._redraw()
+        self.refresh_bindings()
+
+    def selection(self) -> list[str]:
+        """Marked entries in table order, else the entry under the cursor."""
+        visible = [k for k, _ in self.visible_rows()]
+        marked = [k for k in visible if k in self.marked]
+        if marked:
+            return marked
+        current = self.current_key()
+        return [current] if current else []
+
+
+class NodesPanel(Vertical):
+    BORDER_TITLE = "nodes"
+    nodes: reactive[Sequence[Mapping[str, Any]]] = reactive(())
+
+    def compose(self) -> ComposeResult:
+        yield NodesTable(id="nodes-table")
+
+    def watch_nodes(self, nodes: Sequence[Mapping[str, Any]]) -> None:
+        self.query_one(NodesTable).set_rows((str(n.get("id")), view.node_row(n)) for n in nodes)
+        workers = [n for n in nodes if n.get("role") == "worker"]
+        stuck = sum(1 for n in nodes if n.get("state") == "stuck")
+        self.border_title = f"nodes · {len(workers)} workers" + (f" · {stuck} stuck" if stuck else "")
+        self.set_class(bool(stuck), "-alert")
+
+
+class DlqPanel(Vertical):
+    BORDER_TITLE = "dead letters"
+    stats: reactive[Mapping[str, Any] | None] = reactive(None)
+    dlq: reactive[Mapping[str, Any] | None] = reactive(None)
+    dlq_error: reactive[str | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="dlq-summary")
+        yield DlqTable(id="dlq-table")
+
+    def _update(self) -> None:
+        self.query_one("#dlq-summary", Static).update(_safe(view.dlq_summary, self.stats, self.dlq, self.dlq_error))
+        items = (self.dlq or {}).get("items") or []
+        self.query_one(DlqTable).set_rows(
+            (str(e.get("id") or e.get("adId")), view.dlq_row(e)) for e in items if isinstance(e, Mapping))
+        size = ((self.stats or {}).get("dlq") or {}).get("size")
+        self.set_class(bool(size), "-alert")
+
+    def watch_stats(self) -> None:
+        self._update()
+
+    def watch_dlq(self) -> None:
+        self._update()
+
+    def watch_dlq_error(self) -> None:
+        self._update()
+
+
+class FilterBar(Input):
+    """``/``: the filter of the table that had focus. Enter keeps it, Escape clears it."""
+
+    BINDINGS = [Binding("escape", "clear", "clear filter", show=False)]
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.post_message(self.Submitted(self, ""))
+
+
+# --- modal screens ------------------------------------------------------------------------------------------------
+
+
+HELP = """\
+[b]gamead top[/b] — live view of the queue, the nodes and the dead letters
+
+  [b]tab[/b] / [b]shift+tab[/b]  next / previous panel
+  [b]↑ ↓[/b]          move in a table
+  [b]enter[/b]        details of the current row
+  [b]/[/b]            filter the focused table (enter keeps, escape clears)
+  [b]space[/b]        mark a DLQ entry (several can be marked)
+  [b]r[/b]            replay the marked DLQ entries (or the current one), after confirmation
+  [b]x[/b]            purge the marked DLQ entries (or the current one), after confirmation
+  [b]p[/b]            pause / resume refreshing
+  [b]?[/b]            this help
+  [b]q[/b]            quit
+
+Queue rows turn red when their oldest ad has waited past its aging horizon
+((level − 1) × queue.aging_step): it has aged to the top and is late.
+Node states: [green]ok[/] busy · [cyan]idle[/] no work · [yellow]draining[/] shutting down ·
+[bold red]stuck[/] holds ads but finished none within its task timeout.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark,enter", "dismiss", "close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(HELP, id="help-text")
+            yield Static("press escape to close", classes="hint")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes / no. ``y`` confirms; ``n`` or escape cancels."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "yes"),
+        Binding("n,escape", "answer(False)", "no"),
+    ]
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(Text(self.question, style="bold"), id="question")
+            if self.detail:
+                yield Static(Text(self.detail, style="dim"), id="detail")
+            yield Static(Text.from_markup("[b]y[/b] yes    [b]n[/b] / [b]escape[/b] no"), classes="hint")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class DetailScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "close")]
+
+    def __init__(self, title: str, body: RenderableType) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="wide"):
+            yield Static(Text(self.title_text, style="bold"), id="detail-title")
+            with VerticalScroll():
+                yield Static(self.body, id="detail-body")
+            yield Static("escape to close", classes="hint")

@@ -1,0 +1,231 @@
+"""Retries with backoff, the dead-letter queue, and `gamead dlq` — on real NATS with real workers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from gamead_cli.main import app as cli
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.worker.backoff import backoff_ceiling
+from tests.integration.test_pipeline import KvWatch
+from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+
+MAX_ATTEMPTS = 3
+BASE = 0.4
+COMMON = {
+    "GAMEAD_WORKER__MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+    "GAMEAD_WORKER__BACKOFF_BASE": str(BASE),
+    "GAMEAD_QUEUE__ACK_WAIT": "2",
+    "GAMEAD_QUEUE__IDLE_POLL": "0.1",
+}
+POISON = {"GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MATCH": "^Poison"}
+UNANALYSABLE = {"description": "???", "callToAction": "!!!"}
+
+
+class Lane:
+    def __init__(self, nats: EmbeddedNats, url: str, logs: Path, procs: list[Proc]) -> None:
+        self.nats, self.url, self.logs, self._procs = nats, url, logs, procs
+        self.http = httpx.Client(base_url=url, timeout=30)
+        self._n = 0
+
+    def worker(self, **env: str) -> Proc:
+        self._n += 1
+        proc = start_worker(self.nats.url, self.logs, worker_id=f"w{self._n}", concurrency=2, **{**COMMON, **env})
+        self._procs.append(proc)
+        return proc
+
+    def submit(self, title: str, priority: int = 3, **fields: object) -> str:
+        resp = self.http.post("/ads", json=ad(title, priority, **fields))
+        assert resp.status_code == 202, resp.text
+        return str(resp.json()["id"])
+
+    def dead(self, ad_id: str, timeout: float = 30) -> dict:
+        record = wait_terminal(self.http, ad_id, timeout=timeout)
+        assert record["status"] == "dead", record
+        return record
+
+    def dlq(self, **params: object) -> dict:
+        return self.http.get("/v1/dlq", params={"limit": 1000, **params}).json()
+
+
+@pytest.fixture
+def lane(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> Iterator[Lane]:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **COMMON)
+    procs.append(api)
+    lane = Lane(server, url, tmp_path, procs)
+    yield lane
+    lane.http.close()
+
+
+def test_a_poison_ad_is_dead_lettered_after_exactly_max_attempts_with_growing_backoff(lane: Lane) -> None:
+    lane.worker(**POISON)
+    ad_id = lane.submit("Poison Pill", priority=2)
+    watch = KvWatch(lane.nats.url, ad_id)
+    try:
+        record = lane.dead(ad_id)
+    finally:
+        watch.close()
+    assert record["attempts"] == MAX_ATTEMPTS
+    assert record["error"]["errorClass"] == "RetryableError"
+    (entry,) = lane.dlq()["items"]
+    assert entry["adId"] == ad_id and entry["attempts"] == MAX_ATTEMPTS and entry["priority"] == 2
+    assert entry["errorClass"] == "RetryableError" and "injected" in entry["errorMessage"]
+    assert entry["workerId"] == "w1" and entry["firstFailureAt"] < entry["lastFailureAt"] <= entry["deadAt"]
+    # every failed attempt but the last scheduled a retry inside its (doubling) backoff window,
+    # and the next attempt did not start before it was due
+    retries = [w for w in watch.writes if w["status"] == "queued" and w.get("retryAt")]
+    starts = [w for w in watch.writes if w["status"] == "processing"]
+    assert len(retries) == MAX_ATTEMPTS - 1 and len(starts) == MAX_ATTEMPTS
+    for n, (retry, nxt) in enumerate(zip(retries, starts[1:]), start=1):
+        failed_at = datetime.fromisoformat(retry["error"]["at"])
+        due = datetime.fromisoformat(retry["retryAt"])
+        assert 0 <= (due - failed_at).total_seconds() <= backoff_ceiling(n, base=BASE, cap=60) + 1e-6
+        assert datetime.fromisoformat(nxt["startedAt"]) >= due
+    assert backoff_ceiling(2, base=BASE, cap=60) == 2 * backoff_ceiling(1, base=BASE, cap=60)
+
+
+def test_a_permanent_error_is_dead_lettered_after_one_attempt(lane: Lane) -> None:
+    lane.worker()
+    ad_id = lane.submit("!!!", priority=1, **UNANALYSABLE)
+    record = lane.dead(ad_id)
+    assert record["attempts"] == 1
+    entry = lane.http.get(f"/v1/dlq/{ad_id}").json()
+    assert entry["errorClass"] == "PermanentError" and entry["retryable"] is False
+    assert "no words" in entry["errorMessage"]
+
+
+def test_sigkill_on_the_last_attempt_still_ends_in_the_dlq(lane: Lane) -> None:
+    doomed = lane.worker(GAMEAD_WORKER__MAX_ATTEMPTS="1", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="60000")
+    ad_id = lane.submit("Last Chance", priority=3)
+    wait_for(lambda: lane.http.get(f"/ads/{ad_id}").json()["status"] == "processing", timeout=20,
+             what="the last attempt to start")
+    doomed.kill()
+    lane.worker(GAMEAD_WORKER__MAX_ATTEMPTS="1")  # any live worker runs the mover
+    record = lane.dead(ad_id, timeout=40)
+    assert record["error"]["errorClass"] == "WorkerLost"
+    entry = lane.http.get(f"/v1/dlq/{ad_id}").json()
+    assert entry["errorClass"] == "WorkerLost" and entry["attempts"] == 1
+    # and it left the work queue: nothing is stranded there
+    stats = lane.http.get("/ads", params={"status": "processing"}).json()
+    assert ad_id not in {r["id"] for r in stats["items"]}
+
+
+def test_replay_after_the_fault_is_fixed_completes_exactly_once_and_twice_enqueues_once(lane: Lane) -> None:
+    faulty = lane.worker(**POISON)
+    ad_id = lane.submit("Poison Then Fixed", priority=4)
+    lane.dead(ad_id)
+    faulty.stop()
+    lane.worker()  # the fix is deployed
+    watch = KvWatch(lane.nats.url, ad_id)
+    try:
+        results: list[dict] = []
+
+        def replay() -> None:
+            results.append(lane.http.post("/v1/dlq/replay", json={"ids": [ad_id]}).json())
+
+        threads = [threading.Thread(target=replay) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        record = wait_terminal(lane.http, ad_id)
+        again = lane.http.post("/v1/dlq/replay", json={"ids": [ad_id]}).json()
+        wait_for(lambda: lane.dlq()["total"] == 0, what="the entry to leave the DLQ")
+    finally:
+        watch.close()
+    assert record["status"] == "completed" and record["attempts"] == 1
+    assert all("replayed" in r for r in results), results
+    assert sum(r["replayed"] for r in results) == 1, results
+    assert again["matched"] == 0
+    assert watch.statuses().count("completed") == 1
+    assert record["replayOf"] is not None
+
+
+def test_filters_select_what_they_say_and_purge_removes_only_what_it_names(lane: Lane) -> None:
+    lane.worker(**POISON)
+    retry_ids = [lane.submit(f"Poison {i}", priority=5) for i in range(2)]
+    perm_id = lane.submit("???", priority=1, **UNANALYSABLE)
+    for ad_id in [*retry_ids, perm_id]:
+        lane.dead(ad_id)
+    assert {e["id"] for e in lane.dlq(errorClass="PermanentError")["items"]} == {perm_id}
+    assert {e["id"] for e in lane.dlq(priority=5)["items"]} == set(retry_ids)
+    assert {e["id"] for e in lane.dlq(message="^injected retryable")["items"]} == set(retry_ids)
+    assert lane.dlq(since="2999-01-01T00:00:00Z")["items"] == []
+    assert len(lane.dlq(until="2999-01-01T00:00:00Z")["items"]) == 3
+    page = lane.dlq(limit=2)
+    assert page["count"] == 2 and page["total"] == 3 and page["nextCursor"]
+    rest = lane.dlq(limit=2, cursor=page["nextCursor"])
+    assert {e["id"] for e in page["items"] + rest["items"]} == {*retry_ids, perm_id}
+    bad = lane.http.get("/v1/dlq", params={"message": "("})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_failed"
+
+    refused = lane.http.post("/v1/dlq/purge", json={"ids": [retry_ids[0]]})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "confirmation_required"
+    done = lane.http.post("/v1/dlq/purge", json={"ids": [retry_ids[0]], "confirm": True}).json()
+    assert done == {"matched": 1, "purged": 1}
+    assert {e["id"] for e in lane.dlq()["items"]} == {retry_ids[1], perm_id}
+    assert lane.http.get(f"/ads/{retry_ids[0]}").json()["status"] == "dead"  # the record stays
+
+
+def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path) -> None:
+    lane.worker(**POISON)
+    ids = [lane.submit("Poison Export", priority=2), lane.submit("!!!", priority=3, **UNANALYSABLE)]
+    for ad_id in ids:
+        lane.dead(ad_id)
+    before = {e["id"]: e for e in lane.dlq()["items"]}
+    dump = tmp_path / "dead.jsonl"
+    runner = CliRunner()
+    exported = runner.invoke(cli, ["dlq", "export", str(dump), "--api", lane.url])
+    assert exported.exit_code == 0, exported.output
+    lines = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert {e["id"] for e in lines} == set(ids)
+    purged = runner.invoke(cli, ["dlq", "purge", "--all", "--yes", "--api", lane.url])
+    assert purged.exit_code == 0, purged.output
+    assert lane.dlq()["total"] == 0
+    imported = runner.invoke(cli, ["dlq", "import", str(dump), "--api", lane.url, "-o", "json"])
+    assert imported.exit_code == 0, imported.output
+    assert json.loads(imported.stdout)["imported"] == 2
+    after = {e["id"]: e for e in lane.dlq()["items"]}
+    strip = lambda e: {k: v for k, v in e.items() if k != "seq"}  # noqa: E731 - the stream position is new
+    assert {k: strip(v) for k, v in after.items()} == {k: strip(v) for k, v in before.items()}
+
+
+def test_cli_replay_with_dry_run_confirmation_and_json(lane: Lane) -> None:
+    faulty = lane.worker(**POISON)
+    ad_id = lane.submit("Poison CLI", priority=3)
+    lane.dead(ad_id)
+    faulty.signal(signal.SIGTERM)
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["dlq", "replay", "--all", "--dry-run", "--api", lane.url, "-o", "json"])
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["matched"] == 1
+    no_yes = runner.invoke(cli, ["dlq", "replay", "--all", "--api", lane.url])
+    assert no_yes.exit_code != 0 and "--yes" in no_yes.output
+    listed = runner.invoke(cli, ["dlq", "list", "--api", lane.url, "-o", "json"])
+    assert json.loads(listed.stdout)["items"][0]["id"] == ad_id
+    lane.worker()
+    done = runner.invoke(cli, ["dlq", "replay", ad_id, "--yes", "--api", lane.url, "-o", "json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["replayed"] == 1
+    assert wait_terminal(lane.http, ad_id)["status"] == "completed"
+
+
+def test_dlq_commands_against_a_down_api_print_one_red_line() -> None:
+    from gamead_core.embedded import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (["dlq", "list"], ["dlq", "replay", "--all", "--yes"], ["dlq", "export", "-"]):
+        result = CliRunner().invoke(cli, [*args, "--api", url])
+        assert result.exit_code == 3
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and url in lines[0]
+        assert "Traceback" not in result.output
