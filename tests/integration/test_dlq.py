@@ -229,3 +229,30 @@ def test_dlq_commands_against_a_down_api_print_one_red_line() -> None:
         lines = [ln for ln in result.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and url in lines[0]
         assert "Traceback" not in result.output
+
+
+def test_an_analysis_past_the_task_timeout_is_a_failed_attempt(lane: Lane) -> None:
+    lane.worker(GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="hang",
+                GAMEAD_WORKER__TASK_TIMEOUT="0.5", GAMEAD_WORKER__FAULTS__MATCH="^Hang")
+    record = lane.dead(lane.submit("Hang Forever"))
+    assert record["error"]["errorClass"] == "TaskTimeout" and record["attempts"] == MAX_ATTEMPTS
+
+
+def test_a_long_analysis_keeps_its_lease_and_is_not_redelivered(lane: Lane) -> None:
+    # ack_wait is 2 s; the analysis takes 5 s: in_progress() must keep the ad from going to another worker
+    lane.worker(GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="5000")
+    lane.worker()
+    record = wait_terminal(lane.http, lane.submit("Slow But Steady"), timeout=30)
+    assert record["status"] == "completed" and record["attempts"] == 1 and record["workerId"] == "w1"
+
+
+def test_bulk_replay_stops_when_replayed_ads_keep_failing(lane: Lane) -> None:
+    lane.worker(GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="permanent",
+                GAMEAD_WORKER__FAULTS__MATCH="^Doomed")
+    ids = [lane.submit(f"Doomed {i}") for i in range(12)]
+    for ad_id in ids:
+        lane.dead(ad_id)
+    report = lane.http.post("/v1/dlq/replay", json={"all": True, "rate": 3, "stopOnFailureRate": 0.5}).json()
+    assert report["stopped"] is True and report["failed"] >= 5
+    assert report["replayed"] < len(ids)  # the rest stayed in the DLQ
+    assert "failed again" in report["reason"]
