@@ -88,6 +88,10 @@ def plain(value: Any) -> Text:
     return Text("" if value is None else str(value))
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _short_time(value: Any) -> str:
     """``2024-05-01T12:34:56.789+00:00`` → ``2024-05-01 12:34:56``."""
     if not value:
@@ -114,14 +118,14 @@ def score_bar(score: float, *, width: int = 20, maximum: float = 10.0) -> Text:
 
 def ads_table(records: Iterable[Mapping[str, Any]]) -> Table:
     """One row per ad record: id, status, priority, title, genre, score, submitted."""
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("P", justify="right")
-    table.add_column("TITLE", overflow="ellipsis", max_width=40)
-    table.add_column("GENRE")
-    table.add_column("SCORE", justify="right")
-    table.add_column("SUBMITTED", no_wrap=True)
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    table.add_column("ID", no_wrap=True, min_width=26)
+    table.add_column("STATUS", no_wrap=True, min_width=10)
+    table.add_column("PRI", justify="right", no_wrap=True, min_width=3)
+    table.add_column("SCORE", justify="right", no_wrap=True, min_width=5)
+    table.add_column("SUBMITTED", no_wrap=True, min_width=8)
+    table.add_column("TITLE", no_wrap=True)
+    room = max(12, stdout_console().width - 64)  # the other columns take ~62 cells; the title gets the rest
     rows = 0
     for rec in records:
         rows += 1
@@ -132,10 +136,9 @@ def ads_table(records: Iterable[Mapping[str, Any]]) -> Table:
             plain(rec.get("id", "")),
             status_text(rec.get("status")),
             plain(rec.get("priority", "")),
-            plain(ad.get("title", "")),
-            plain(ad.get("genre", "")),
             Text(f"{score:.1f}", style=_score_style(score)) if score is not None else Text("-", style="dim"),
-            _short_time(rec.get("submittedAt")),
+            _short_time(rec.get("submittedAt"))[-8:],
+            plain(_clip(f"{ad.get('title', '')} ({ad.get('genre', '')})", room)),
         )
     if rows == 0:
         table.caption = "no ads match"
