@@ -224,10 +224,19 @@ async def _paced_main(a: argparse.Namespace) -> dict[str, Any]:
         pool.put_nowait(await asyncio.open_connection(a.host, a.port))
     records: list[list[Any]] = []
     inflight: set[asyncio.Task[None]] = set()
+    # An overloaded API makes the open-loop schedule fall behind; nothing is sent after this deadline, so
+    # the run stays bounded (what was not sent is reported as unsent).
+    cutoff = a.start_at + a.duration + max(5.0, 0.5 * a.duration)
+    unsent = 0
 
     async def send(i: int, intended: float) -> None:
+        nonlocal unsent
         reader, writer = await pool.get()
         sent = time.time()
+        if sent > cutoff:
+            unsent += 1
+            pool.put_nowait((reader, writer))
+            return
         writer.write(reqs[i % len(reqs)])
         try:
             status, body = await read_response(reader)
@@ -242,9 +251,6 @@ async def _paced_main(a: argparse.Namespace) -> dict[str, Any]:
 
     await asyncio.sleep(max(0.0, a.start_at - time.time()))
     t0 = a.start_at
-    # An overloaded API makes the open-loop schedule fall behind; stop dispatching at this deadline so the
-    # run stays bounded (what was not sent is reported as unsent).
-    cutoff = t0 + a.duration + max(5.0, 0.5 * a.duration)
     nxt = 0
     while nxt < total:
         now = time.time()
@@ -262,7 +268,7 @@ async def _paced_main(a: argparse.Namespace) -> dict[str, Any]:
     for _ in range(pool.qsize()):
         _, w = pool.get_nowait()
         w.close()
-    return {"records": records, "planned": total, "dispatched": nxt}
+    return {"records": records, "planned": total, "unsent": unsent + (total - nxt)}
 
 
 def child_main(argv: list[str]) -> None:
@@ -645,6 +651,13 @@ def _parse_wrk(out: str) -> dict[str, Any]:
     raise RuntimeError(f"wrk printed no result:\n{out[-2000:]}")
 
 
+def _post_profile_pid(stack: Stack | FloorApp, cfg: Cfg) -> int | None:
+    """The API to py-spy in the POST window (``--profile api``; never the floor app)."""
+    if "api" in cfg.profile and isinstance(stack, Stack) and stack.api is not None:
+        return stack.api.pid
+    return None
+
+
 def post_throughput_wrk(procs: Procs, stack: Stack | FloorApp, tmp: Path, cfg: Cfg) -> dict[str, Any]:
     script = tmp / "post_ads.lua"
     _wrk_script(script, tmp / "bodies.json")
@@ -667,13 +680,12 @@ def post_throughput_wrk(procs: Procs, stack: Stack | FloorApp, tmp: Path, cfg: C
         procs.items = [(n, q) for n, q in procs.items if q is not p]
         return outf.read_text(errors="replace"), children_cpu_seconds() - cpu0, time.monotonic() - t0
 
-    log(f"phase 2: wrk warm-up {cfg.warmup:.0f}s ({cfg.wrk_threads} threads, {cfg.connections} connections)")
+    log(f"{stack.name}: wrk warm-up {cfg.warmup:.0f}s ({cfg.wrk_threads} threads, {cfg.connections} connections)")
     run(cfg.warmup, "warmup")
-    log(f"phase 2: wrk measuring {cfg.duration:.0f}s")
+    log(f"{stack.name}: wrk measuring {cfg.duration:.0f}s")
     pids = stack.pids()
     before = cpu_snapshot(pids)
-    prof = start_profiler(procs, stack.api.pid if "api" in cfg.profile and isinstance(stack, Stack) and stack.api else None, cfg.duration,
-                          tmp, cfg, f"{stack.name}-api-wrk")
+    prof = start_profiler(procs, _post_profile_pid(stack, cfg), cfg.duration, tmp, cfg, f"{stack.name}-api-wrk")
     out, client_cpu, wall = run(cfg.duration, "measure")
     after = cpu_snapshot(pids)
     profile = finish_profiler(prof)
@@ -705,9 +717,8 @@ def post_throughput_python(procs: Procs, stack: Stack | FloorApp, tmp: Path, cfg
     n_proc = cfg.py_procs
     per = max(1, cfg.connections // n_proc)
     start_at = time.time() + 1.0  # time for the children to import and connect
-    cpu0 = children_cpu_seconds()
     outs = []
-    log(f"phase 2: python generator, {n_proc} processes x {per} connections, "
+    log(f"{stack.name}: python generator, {n_proc} processes x {per} connections, "
         f"warm-up {cfg.warmup:.0f}s + {cfg.duration:.0f}s")
     children = []
     for k in range(n_proc):
@@ -719,20 +730,18 @@ def post_throughput_python(procs: Procs, stack: Stack | FloorApp, tmp: Path, cfg
              "--connections", str(per), "--start-at", str(start_at), "--warmup", str(cfg.warmup),
              "--duration", str(cfg.duration), "--index", str(k), "--out", str(out)],
         ))
-    pids = stack.pids()
+    # the generator processes are alive through the window: read their CPU from /proc like the API's
+    pids = {**stack.pids(), **{f"client{k}": c.pid for k, c in enumerate(children)}}
     time.sleep(max(0.0, start_at + cfg.warmup - time.time()))
     before = cpu_snapshot(pids)
     t_measure = time.monotonic()
-    prof = start_profiler(procs, stack.api.pid if "api" in cfg.profile and isinstance(stack, Stack) and stack.api else None, cfg.duration,
-                          tmp, cfg, f"{stack.name}-api-python")
+    prof = start_profiler(procs, _post_profile_pid(stack, cfg), cfg.duration, tmp, cfg, f"{stack.name}-api-python")
     time.sleep(max(0.0, start_at + cfg.warmup + cfg.duration - time.time()))
     after = cpu_snapshot(pids)
     wall = time.monotonic() - t_measure
     for c in children:
         c.wait(60)
     profile = finish_profiler(prof)
-    client_cpu = children_cpu_seconds() - cpu0
-    client_wall = time.time() - (start_at - 1.0)
     procs.items = [(n, q) for n, q in procs.items if q not in children]
     lat: list[float] = []
     status: Counter[str] = Counter()
@@ -755,10 +764,17 @@ def post_throughput_python(procs: Procs, stack: Stack | FloorApp, tmp: Path, cfg
         "accepted_rps": round(ok / cfg.duration, 1),
         "errors": errors,
         "latency_ms": lat_summary_ms(lat),
-        "cpu_cores": {**cpu_use(before, after, wall), "client": round(client_cpu / client_wall, 2)},
+        "cpu_cores": _merge_clients(cpu_use(before, after, wall)),
         "profile": profile,
     }
     return with_cpu_per_request(result)
+
+
+def _merge_clients(use: dict[str, float]) -> dict[str, float]:
+    """Sum the per-process ``clientN`` entries into one ``client`` figure."""
+    out = {k: v for k, v in use.items() if not k.startswith("client")}
+    out["client"] = round(sum(v for k, v in use.items() if k.startswith("client")), 2)
+    return out
 
 
 def with_cpu_per_request(r: dict[str, Any]) -> dict[str, Any]:
@@ -994,7 +1010,7 @@ async def _e2e_async(stack: Stack, procs: Procs, tmp: Path, cfg: Cfg) -> dict[st
         "rate": cfg.rate,
         "planned": d["planned"],
         "sent": len(recs),
-        "unsent": d["planned"] - d.get("dispatched", d["planned"]),
+        "unsent": d["unsent"],
         "accepted": len(accepted),
         "post_status": dict(status_counts),
         "achieved_rate": round(len(accepted) / send_window, 1) if send_window else None,
@@ -1305,7 +1321,7 @@ def main(argv: list[str]) -> int:
         procs.stop_all()
     results["elapsed_s"] = round(time.monotonic() - t_start, 1)
     results["verdict"] = verdicts(results)
-    if not failed or any(k in results for k in ("post", "raw", "e2e")):
+    if not failed or any(results.get(k) for k in ("floor", "post", "raw", "e2e")):
         if a.output == "json":
             print(json.dumps(results, indent=2, default=str))
         else:

@@ -110,7 +110,9 @@ class RateSettings(_Section):
 
 
 class RateLimitSettings(_Section):
-    enabled: bool = True
+    enabled: bool | None = Field(
+        None, description="Limit requests. Unset = on unless the API binds to a loopback address (one machine)."
+    )
     rate: float = Field(200.0, gt=0, description="Requests per second per API key (per IP when anonymous).")
     burst: int = Field(400, ge=1, description="Bucket size per API key.")
     roles: dict[str, RateSettings] = Field(

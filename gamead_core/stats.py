@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import time
 from collections import deque
@@ -216,6 +217,10 @@ class StatsSampler:
         self.extras = dict(extras or {})
         self._clock = clock
         self._ring: deque[Sample] = deque(maxlen=keep)
+        #: the ``history`` series, extended by one point per sample (a request only slices them)
+        self._series: dict[str, deque[Any]] = {name: deque(maxlen=keep) for name in _SERIES}
+        self._rates: dict[str, float | None] = {"submittedPerSec": None, "completedPerSec": None,
+                                                "failedPerSec": None}
         self._began = clock()
         self._submitted = MonotonicTotal()
         self._completed = MonotonicTotal()
@@ -264,7 +269,7 @@ class StatsSampler:
         if nc is None or js is None or not nc.is_connected:
             self._errors = [f"NATS unavailable: {self.link.last_error or 'reconnecting'}"]
             sample = Sample(t=now, connected=False)
-            self._ring.append(sample)
+            self._append(sample)
             return sample
         want_account = self._account is None or self._ticks % ACCOUNT_EVERY == 1
         parts = await asyncio.gather(
@@ -320,8 +325,25 @@ class StatsSampler:
             queue_wait=queue_wait,
             dlq_size=dlq_size,
         )
-        self._ring.append(sample)
+        self._append(sample)
         return sample
+
+    def _append(self, sample: Sample) -> None:
+        """Add ``sample`` to the ring and derive what requests read: the series and the minute's rates."""
+        prev = self._ring[-1] if self._ring else None
+        self._ring.append(sample)
+        series = self._series
+        series["t"].append(round(sample.t, 3))
+        for level in names.LEVELS:
+            series[f"waiting.{level}"].append(sample.waiting(level))
+        series["inFlight"].append(sum(x.in_flight for x in sample.levels) if sample.levels else None)
+        for key, attr in _COUNTERS.items():
+            series[key].append(step_rates([(prev.t, getattr(prev, attr)), (sample.t, getattr(sample, attr))])[1]
+                               if prev is not None else None)
+            self._rates[key] = window_rate([(s.t, getattr(s, attr)) for s in self._ring], sample.t)
+        series["processingP95Ms"].append(sample.processing.p95)
+        series["queueWaitP95Ms"].append(sample.queue_wait.p95)
+        series["dlqSize"].append(sample.dlq_size)
 
     async def _dlq_info(self, js: JetStreamContext) -> tuple[int, int]:
         try:
@@ -384,8 +406,7 @@ class StatsSampler:
     def stats(self, history: int | None = None) -> dict[str, Any]:
         """The ``/v1/stats`` document (see the module docstring); ``history`` = most ring points returned."""
         now = self._clock()
-        ring = list(self._ring)
-        last = ring[-1] if ring else None
+        last = self._ring[-1] if self._ring else None
         step = self.settings.queue.aging_step
         since = now - last.t if last else 0.0
 
@@ -427,12 +448,7 @@ class StatsSampler:
                 "messages": self._stream.get("messages"),
                 "bytes": self._stream.get("bytes"),
             },
-            "rates": {
-                "windowSeconds": RATE_WINDOW,
-                "submittedPerSec": window_rate([(s.t, s.submitted) for s in ring], now),
-                "completedPerSec": window_rate([(s.t, s.completed) for s in ring], now),
-                "failedPerSec": window_rate([(s.t, s.failed) for s in ring], now),
-            },
+            "rates": {"windowSeconds": RATE_WINDOW, **self._rates},
             "latency": {
                 "windowSeconds": RATE_WINDOW,
                 "queueWaitMs": last.queue_wait.model_dump() if last else Percentiles().model_dump(),
@@ -451,7 +467,7 @@ class StatsSampler:
             "autoscaler": self._extras.get("autoscaler"),
             "cache": self._extras.get("cache"),
             "errors": list(self._errors),
-            "history": self._history(ring, history),
+            "history": self._history(history),
         }
 
     def _nats_info(self, last: Sample | None) -> dict[str, Any]:
@@ -475,22 +491,26 @@ class StatsSampler:
             "error": None if connected else (self.link.last_error or "reconnecting"),
         }
 
-    def _history(self, ring: list[Sample], points: int | None) -> dict[str, Any]:
-        if points is not None:
-            ring = ring[-points:] if points > 0 else []
+    def _history(self, points: int | None) -> dict[str, Any]:
+        size = len(self._series["t"])
+        n = size if points is None else max(0, min(points, size))
+
+        def tail(name: str) -> list[Any]:
+            values = self._series[name]
+            return list(itertools.islice(values, size - n, size)) if n else []
+
         return {
             "intervalSeconds": self.interval,
-            "points": len(ring),
-            "t": [round(s.t, 3) for s in ring],
-            "waiting": {str(lvl): [s.waiting(lvl) for s in ring] for lvl in names.LEVELS},
-            "inFlight": [sum(x.in_flight for x in s.levels) if s.levels else None for s in ring],
-            "submittedPerSec": step_rates([(s.t, s.submitted) for s in ring]),
-            "completedPerSec": step_rates([(s.t, s.completed) for s in ring]),
-            "failedPerSec": step_rates([(s.t, s.failed) for s in ring]),
-            "processingP95Ms": [s.processing.p95 for s in ring],
-            "queueWaitP95Ms": [s.queue_wait.p95 for s in ring],
-            "dlqSize": [s.dlq_size for s in ring],
+            "points": n,
+            "t": tail("t"),
+            "waiting": {str(lvl): tail(f"waiting.{lvl}") for lvl in names.LEVELS},
+            **{name: tail(name) for name in _SERIES if name != "t" and not name.startswith("waiting.")},
         }
+
+
+_COUNTERS = {"submittedPerSec": "submitted", "completedPerSec": "completed", "failedPerSec": "failed"}
+_SERIES = ("t", *(f"waiting.{lvl}" for lvl in names.LEVELS), "inFlight", *_COUNTERS,
+           "processingP95Ms", "queueWaitP95Ms", "dlqSize")
 
 
 async def _none() -> None:

@@ -198,6 +198,8 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
         MetricRow("failed", "failed", rate(rates.get("failedPerSec")), series(hist.get("failedPerSec"))),
         MetricRow("wait", "wait p95", ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
         MetricRow("proc", "proc p95", ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
+        MetricRow("inflight", "in flight", num(((stats.get("queue") or {}).get("inFlight"))),
+                  series(hist.get("inFlight"))),
     ]
 
 

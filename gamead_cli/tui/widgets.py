@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Sparkline, Static
 
 from gamead_cli.tui import view
@@ -83,6 +84,11 @@ class SparkRow(Horizontal):
         yield self._text
         yield self._spark
 
+    @property
+    def text(self) -> str:
+        """The figures as shown (plain text)."""
+        return str(self._text.content)
+
     def show(self, text: RenderableType, history: list[float], *, late: bool = False) -> None:
         key = (str(text), tuple(history), late)
         if key == self._shown:
@@ -121,7 +127,7 @@ class MetricsPanel(Vertical, can_focus=True):
     stats: reactive[Mapping[str, Any] | None] = reactive(None)
 
     def compose(self) -> ComposeResult:
-        for key in ("submitted", "completed", "failed", "wait", "proc"):
+        for key in ("submitted", "completed", "failed", "wait", "proc", "inflight"):
             with Horizontal(id=f"metric-{key}", classes="metric"):
                 yield SparkRow(classes="spark-row")
                 yield Static(classes="note")
@@ -166,6 +172,8 @@ class FilterTable(DataTable[RenderableType]):
         return cells
 
     def _redraw(self, force: bool = False) -> None:
+        panel = self.parent if isinstance(self.parent, Widget) else self
+        panel.border_subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
         rows = [(k, tuple(self.decorate(k, cells))) for k, cells in self.visible_rows()]
         signature = tuple((k, tuple((str(c), str(getattr(c, "style", ""))) for c in cells)) for k, cells in rows)
         if signature == self._shown and not force:
@@ -177,7 +185,6 @@ class FilterTable(DataTable[RenderableType]):
             self.add_row(*cells, key=key)
         if keep is not None and keep in {k for k, _ in rows}:
             self.move_cursor(row=self.get_row_index(keep), animate=False)
-        self.border_subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
 
     def current_key(self) -> str | None:
         if not self.row_count:

@@ -28,7 +28,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gamead_core.api.auth import ANONYMOUS, Principal, TokenTable, auth_required, bearer_token
+from gamead_core.api.auth import ANONYMOUS, Principal, TokenTable, auth_required, bearer_token, is_loopback
 from gamead_core.api.errors import error_response
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.config import GameadSettings, RateSettings
@@ -70,7 +70,7 @@ class GateMiddleware:
         self.tokens = TokenTable(settings.auth)
         self.identify = self.auth_required or len(self.tokens) > 0
         rl = settings.ratelimit
-        self.limits_on = rl.enabled
+        self.limits_on = rl.enabled if rl.enabled is not None else not is_loopback(settings.api.host)
         self.default_limit = RateSettings(rate=rl.rate, burst=rl.burst)
         self.role_limits = dict(rl.roles)
         self.admin_limit = rl.admin

@@ -61,6 +61,7 @@ def nodes(nats: EmbeddedNats, valkey_server: ValkeyProc, tmp_path_factory: pytes
         "GAMEAD_REDIS__URL": valkey_server.url,
         "GAMEAD_AUTH__ENABLED": "true",
         "GAMEAD_AUTH__TOKENS": json.dumps(TOKENS),
+        "GAMEAD_RATELIMIT__ENABLED": "true",  # on loopback limits are off unless asked for
         "GAMEAD_RATELIMIT__ROLES": json.dumps({"submitter": {"rate": SUBMITTER_RATE, "burst": SUBMITTER_BURST}}),
         "GAMEAD_RATELIMIT__ADMIN__RATE": str(ADMIN_RATE),
         "GAMEAD_RATELIMIT__ADMIN__BURST": str(ADMIN_BURST),
@@ -321,6 +322,7 @@ def test_redis_outage_under_load_degrades_without_5xx_and_recovers(
 ) -> None:
     server: ValkeyProc = fresh_valkey()  # type: ignore[operator]
     api, url = start_api(nats.url, tmp_path, GAMEAD_REDIS__URL=server.url, GAMEAD_REDIS__BREAKER_RESET="0.5",
+                         GAMEAD_RATELIMIT__ENABLED="true",
                          GAMEAD_RATELIMIT__RATE="100000", GAMEAD_RATELIMIT__BURST="100000")
     procs.append(api)
     valkey = redis.Redis.from_url(server.url)

@@ -1,0 +1,106 @@
+"""Fixtures of the dashboard tests: a stack of this package's own (registry ttl 3 s) and Pilot helpers.
+
+The session ``stack`` (tests/conftest.py) is shared with other tests that drain its queue and use the
+default 10 s registry ttl, so the live dashboard tests run on a NATS + API of their own instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from textual.pilot import Pilot
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import Proc, clean_env, gamead_argv, start_worker, wait_for
+
+T = TypeVar("T")
+
+DATA = Path(__file__).parent / "data"
+TTL = 3.0
+#: every process of the observed stack: fast heartbeats, short ttl, no rate limit on /v1
+OBSERVED_ENV = {
+    "GAMEAD_REGISTRY__TTL": str(TTL),
+    "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "1",
+    "GAMEAD_RATELIMIT__ENABLED": "false",
+}
+
+
+@dataclass
+class Observed:
+    """A NATS and one API of the test module's own."""
+
+    nats: EmbeddedNats
+    api: Proc
+    url: str
+    logs: Path
+
+    def worker(self, worker_id: str, concurrency: int = 2, **env: str) -> Proc:
+        return start_worker(self.nats.url, self.logs, worker_id=worker_id, concurrency=concurrency,
+                            **OBSERVED_ENV, **env)
+
+
+def serve(nats_url: str, port: int, logs: Path, **env: str) -> tuple[Proc, str]:
+    """Start ``gamead serve`` on ``port`` and wait until it is ready."""
+    proc = Proc("api", gamead_argv("serve", "--port", str(port)),
+                clean_env(GAMEAD_NATS__URL=nats_url, **OBSERVED_ENV, **env), logs / f"api-{port}.log").start()
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"API exited during start-up:\n{proc.output()[-3000:]}")
+        try:
+            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ready, timeout=30, what=f"API {url} ready")
+
+    def observing() -> bool:  # its stats sampler has listed the registry, its own heartbeat included
+        body = httpx.get(f"{url}/v1/workers", timeout=2).json()
+        return any(n["pid"] == proc.pid for n in body.get("items", []))
+
+    wait_for(observing, timeout=10, what=f"API {url} in its own registry")
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
+    from gamead_core.embedded import free_port
+
+    root = tmp_path_factory.mktemp("observed")
+    nats = EmbeddedNats(root / "nats").start()
+    api, url = serve(nats.url, free_port(), root)
+    yield Observed(nats, api, url, root)
+    api.stop()
+    nats.stop()
+
+
+@pytest.fixture
+def recorded() -> dict[str, Any]:
+    """A ``gamead top --once -o json`` recording of a live stack, edited to show every state once: a late
+    level, a stuck worker, three error classes in the DLQ, an autoscaler decision."""
+    return json.loads((DATA / "recorded.json").read_text(encoding="utf-8"))
+
+
+async def until(pilot: Pilot[Any], probe: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
+    """Let the app run until ``probe()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def row_keys(table: Any) -> list[str]:
+    """The keys of a DataTable's rows, in display order."""
+    return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]

@@ -1,0 +1,154 @@
+"""The dashboard against a running stack on a real NATS: what it shows is what the stack holds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gamead_cli.client import ApiClient
+from gamead_cli.tui.app import DashboardApp
+from gamead_cli.tui.source import ApiSource
+from gamead_cli.tui.widgets import Banner, ConfirmScreen, DlqTable, NodesTable, SparkRow, SummaryBar
+from gamead_core.embedded import free_port
+from tests.support import Proc, ad, wait_terminal
+from tests.tui.conftest import TTL, Observed, row_keys, serve, until
+
+
+@pytest.fixture
+def api(observed: Observed) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=observed.url, timeout=10) as client:
+        yield client
+
+
+def dashboard(url: str, refresh: float = 0.5) -> DashboardApp:
+    return DashboardApp(ApiSource(ApiClient(url, timeout=2.0)), refresh=refresh)
+
+
+def waiting(stats: dict[str, Any]) -> dict[int, int]:
+    return {lv["priority"]: lv["waiting"] for lv in stats["queue"]["levels"]}
+
+
+def shown_waiting(app: DashboardApp) -> dict[int, int]:
+    """The WAITING figure of each level as the queue panel shows it."""
+    out = {}
+    for level in range(1, 6):
+        figures = app.query_one(f"#level-{level}", SparkRow).text.split()
+        out[level] = int(figures[1].replace(",", "")) if len(figures) > 1 and figures[1] != "-" else -1
+    return out
+
+
+def test_after_submitting_ads_the_panels_show_the_real_numbers(observed: Observed, api: httpx.Client) -> None:
+    # No worker runs in this test: what is submitted stays waiting, level by level.
+    before = waiting(api.get("/v1/stats").json())
+    sent = {1: 2, 3: 1, 5: 3}
+    for level, count in sent.items():
+        for i in range(count):
+            assert api.post("/ads", json=ad(f"Panel {level}.{i}", priority=level)).status_code == 202
+    expected = {lvl: before[lvl] + sent.get(lvl, 0) for lvl in range(1, 6)}
+
+    async def scenario() -> None:
+        app = dashboard(observed.url)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: shown_waiting(app) == expected, timeout=10,
+                        what=f"queue panel to show {expected} (shows {shown_waiting(app)})")
+            # the same numbers the API reports, and the API node itself in the nodes table and header
+            assert waiting(api.get("/v1/stats").json()) == expected
+            api_nodes = [n["id"] for n in api.get("/v1/workers").json()["items"] if n["role"] == "api"]
+            await until(pilot, lambda: set(api_nodes) <= set(row_keys(app.query_one(NodesTable))),
+                        what="the API node in the nodes table")
+            header = str(app.query_one(SummaryBar).render())
+            assert f"{len(api_nodes)} api" in header and "NATS" in header
+            oldest = app.query_one("#level-5", SparkRow).text.split()[-1]
+            assert oldest != "-"  # level 5 has ads waiting, so it has an oldest age
+
+    asyncio.run(scenario())
+
+
+def test_a_killed_worker_disappears_from_the_table_within_its_ttl(observed: Observed, procs: list[Proc]) -> None:
+    worker_id = f"doomed-{uuid.uuid4().hex[:6]}"
+    worker = observed.worker(worker_id)
+    procs.append(worker)
+
+    async def scenario() -> float:
+        app = dashboard(observed.url)
+        async with app.run_test(size=(120, 40)) as pilot:
+            table = app.query_one(NodesTable)
+            await until(pilot, lambda: worker_id in row_keys(table), timeout=20, what=f"{worker_id} in the table")
+            worker.kill()  # SIGKILL: no clean shutdown, no deletion — only the ttl removes it
+            killed = time.monotonic()
+            # ttl, plus one heartbeat that may have landed just before the kill, one sample and one refresh
+            await until(pilot, lambda: worker_id not in row_keys(table), timeout=TTL + 1 + 1 + 0.5 + 2,
+                        what=f"{worker_id} to leave the table")
+            assert app.error is None
+            return time.monotonic() - killed
+
+    gone_after = asyncio.run(scenario())
+    print(f"killed worker left the dashboard {gone_after:.1f}s after SIGKILL (ttl {TTL:g}s)")
+
+
+def test_selecting_a_dlq_entry_and_pressing_r_replays_it(
+    observed: Observed, api: httpx.Client, procs: list[Proc]
+) -> None:
+    title = f"Replay me {uuid.uuid4().hex[:8]}"
+    faulty = observed.worker(f"faulty-{uuid.uuid4().hex[:4]}", GAMEAD_WORKER__FAULTS__RATE="1",
+                             GAMEAD_WORKER__FAULTS__MODE="permanent", GAMEAD_WORKER__FAULTS__MATCH=title)
+    procs.append(faulty)
+    ad_id = api.post("/ads", json=ad(title, priority=2)).json()["id"]
+    record = wait_terminal(api, ad_id)
+    assert record["status"] == "dead", record
+    faulty.stop()  # the replayed ad must find a healthy worker, not the faulty one
+
+    async def scenario() -> None:
+        app = dashboard(observed.url)
+        async with app.run_test(size=(120, 40)) as pilot:
+            table = app.query_one(DlqTable)
+            await until(pilot, lambda: ad_id in row_keys(table), timeout=10, what="the dead ad in the DLQ panel")
+            assert app.dlq_error is None, app.dlq_error
+            table.focus()
+            table.move_cursor(row=row_keys(table).index(ad_id), animate=False)
+            await pilot.press("space", "r")
+            dialog = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
+                                 what="the replay confirmation")
+            assert ad_id in dialog.detail
+            await pilot.press("y")
+            await until(pilot, lambda: ad_id not in row_keys(table), timeout=10, what="the entry to leave the DLQ")
+            assert app.error is None
+
+    asyncio.run(scenario())
+    assert api.get(f"/v1/dlq/{ad_id}").status_code == 404
+    procs.append(observed.worker(f"healthy-{uuid.uuid4().hex[:4]}"))
+    assert wait_terminal(api, ad_id)["status"] == "completed"
+
+
+def test_the_api_going_away_shows_the_banner_and_the_dashboard_recovers(observed: Observed, procs: list[Proc]) -> None:
+    port = free_port()
+    first, url = serve(observed.nats.url, port, observed.logs)
+    procs.append(first)
+
+    async def scenario() -> None:
+        app = dashboard(url, refresh=0.3)
+        async with app.run_test(size=(120, 40)) as pilot:
+            banner = app.query_one(Banner)
+            await until(pilot, lambda: app.stats is not None, what="first stats")
+            node_before = app.stats["node"]
+            assert not banner.display
+
+            first.stop()
+            await until(pilot, lambda: banner.display, timeout=10, what="the banner")
+            assert "API unreachable" in str(banner.message) and "retrying" in str(banner.message)
+            assert app.stats is not None  # the last numbers stay on screen under the banner
+            await until(pilot, lambda: app.failures >= 2, what="a few retries")
+
+            second, _ = serve(observed.nats.url, port, observed.logs)
+            procs.append(second)
+            await until(pilot, lambda: not banner.display and app.stats["node"] != node_before, timeout=15,
+                        what="the dashboard to recover on the restarted API")
+            assert app.error is None
+
+    asyncio.run(scenario())

@@ -1,0 +1,76 @@
+"""``gamead top --once`` and ``gamead workers``: one snapshot for scripts and plain SSH sessions."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gamead_cli import exitcodes
+from gamead_cli.main import app
+from tests.tui.conftest import Observed
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("GAMEAD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def closed_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_top_once_prints_every_panel(observed: Observed) -> None:
+    result = CliRunner().invoke(app, ["top", "--once", "--api", observed.url])
+    assert result.exit_code == 0, result.output
+    out = _ANSI.sub("", result.stdout)
+    for heading in ("queue", "throughput & latency", "nodes", "DLQ", "autoscaler"):
+        assert heading in out
+    assert re.search(r"^P5\b", out, re.M) and "api-" in out
+
+
+def test_top_once_json_is_the_raw_snapshot(observed: Observed) -> None:
+    result = CliRunner().invoke(app, ["top", "--once", "-o", "json", "--api", observed.url])
+    assert result.exit_code == 0, result.output
+    snap = json.loads(result.stdout)
+    assert [lv["priority"] for lv in snap["stats"]["queue"]["levels"]] == [1, 2, 3, 4, 5]
+    assert snap["stats"]["nats"]["connected"] is True
+    assert any(n["role"] == "api" for n in snap["workers"])
+    assert snap["dlq"] is not None and "items" in snap["dlq"], snap["dlqError"]
+
+
+def test_workers_lists_the_registry(observed: Observed) -> None:
+    result = CliRunner().invoke(app, ["workers", "-o", "json", "--api", observed.url])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    api_nodes = [n for n in body["items"] if n["role"] == "api"]
+    assert api_nodes and api_nodes[0]["state"] == "ok" and api_nodes[0]["heartbeatAgeSeconds"] < 10
+    table = CliRunner().invoke(app, ["workers", "--api", observed.url])
+    assert table.exit_code == 0 and api_nodes[0]["id"] in table.stdout and "HEARTBEAT" in table.stdout
+
+
+def test_unreachable_api_is_one_line_and_exit_code_3(closed_url: str) -> None:
+    for argv in (["top", "--once"], ["workers"]):
+        result = CliRunner().invoke(app, [*argv, "--api", closed_url])
+        assert result.exit_code == exitcodes.UNREACHABLE, result.output
+        assert "cannot reach the gamead API" in result.stderr
+        assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_full_screen_top_needs_a_terminal(observed: Observed) -> None:
+    result = CliRunner().invoke(app, ["top", "--api", observed.url])
+    assert result.exit_code == exitcodes.CONFIG
+    assert "--once" in result.stderr
