@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
@@ -28,6 +29,16 @@ def new_ad_id(idempotency_key: str | None = None) -> str:
         return str(ULID()).lower()
     digest = hashlib.sha256(b"gamead-idem:" + idempotency_key.encode()).digest()[:16]
     return str(ULID.from_bytes(digest)).lower()
+
+
+def recently_issued(ad_id: str, *, within: float = 10.0) -> bool:
+    """True if ``ad_id`` is a ULID this service issued in the last ``within`` seconds (its record may still
+    be on its way: the submit path does not wait for the record write)."""
+    try:
+        issued = ULID.from_str(ad_id.upper()).timestamp
+    except (ValueError, TypeError):
+        return False
+    return 0 <= time.time() - issued <= within
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +79,11 @@ class Intake:
             except NotFound:
                 return Accepted(record, duplicate=True)
         try:
-            await self._store.create(record)
+            if idempotency_key is None:
+                # not awaited (one round trip less per submit); GET waits briefly for a fresh id's record
+                await self._store.create_nowait(record)
+            else:  # a derived id carries no issue time, so its record is written before answering
+                await self._store.create(record)
         except Conflict:
             pass  # a worker already picked the message up and created the record from it
         except GameadError as exc:  # the ad is safe on the stream; the worker will create the record

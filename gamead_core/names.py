@@ -53,6 +53,9 @@ ADVISORY_CONSUMER: Final[str] = "gamead-dlq-mover"
 # --- key-value buckets -------------------------------------------------------------------------------
 ADS_BUCKET: Final[str] = "gamead_ads"
 REGISTRY_BUCKET: Final[str] = "gamead_registry"
+#: Leader leases (key ``autoscaler``: which process runs the autoscaler) and the autoscaler's shared state.
+LEASES_BUCKET: Final[str] = "gamead_leases"
+SCALING_BUCKET: Final[str] = "gamead_scaling"
 
 # --- headers -----------------------------------------------------------------------------------------
 HDR_MSG_ID: Final[str] = "Nats-Msg-Id"

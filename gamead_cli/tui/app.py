@@ -17,7 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import DataTable, Footer, Input
 
 from gamead_cli.tui import view
@@ -77,12 +77,13 @@ class DashboardApp(App[None]):
         Binding("q", "quit", "quit"),
     ]
 
-    stats: reactive[Mapping[str, Any] | None] = reactive(None)
-    nodes: reactive[Sequence[Mapping[str, Any]]] = reactive(())
-    dlq: reactive[Mapping[str, Any] | None] = reactive(None)
-    dlq_error: reactive[str | None] = reactive(None)
-    error: reactive[str | None] = reactive(None)
-    paused: reactive[bool] = reactive(False)
+    # ``var``: the app itself draws nothing; the widgets bound to these repaint their own regions only.
+    stats: var[Mapping[str, Any] | None] = var(None)
+    nodes: var[Sequence[Mapping[str, Any]]] = var(())
+    dlq: var[Mapping[str, Any] | None] = var(None)
+    dlq_error: var[str | None] = var(None)
+    error: var[str | None] = var(None)
+    paused: var[bool] = var(False)
 
     def __init__(self, source: DataSource, *, refresh: float = 1.0, history: int = HISTORY_POINTS) -> None:
         super().__init__()

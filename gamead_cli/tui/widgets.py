@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Sparkline, Static
@@ -54,7 +54,7 @@ class SummaryBar(Static):
 class Banner(Static):
     """A loud line while the API cannot be read; hidden otherwise."""
 
-    message: reactive[str | None] = reactive(None)
+    message: var[str | None] = var(None)
 
     def watch_message(self, message: str | None) -> None:
         self.set_class(message is not None, "-shown")
@@ -93,8 +93,9 @@ class SparkRow(Horizontal):
         key = (str(text), tuple(history), late)
         if key == self._shown:
             return
+        resized = self._shown is None or len(str(text)) != len(self._shown[0])
         self._shown = key
-        self._text.update(text)
+        self._text.update(text, layout=resized)  # a layout pass costs far more than a repaint
         self._spark.data = history or [0.0]
         self.set_class(late, "-late")
 
@@ -103,7 +104,7 @@ class QueuePanel(Vertical, can_focus=True):
     """Waiting / in flight / redelivered / oldest age per level, with a depth sparkline each."""
 
     BORDER_TITLE = "queue"
-    stats: reactive[Mapping[str, Any] | None] = reactive(None)
+    stats: var[Mapping[str, Any] | None] = var(None)
 
     def compose(self) -> ComposeResult:
         yield Static(view.LEVEL_HEADER, classes="header")
@@ -116,7 +117,9 @@ class QueuePanel(Vertical, can_focus=True):
             self.query_one(f"#level-{row.priority}", SparkRow).show(
                 view.level_text(row), row.history, late=row.late)
         late = [r.priority for r in rows if r.late]
-        self.border_subtitle = f"late: P{', P'.join(map(str, late))}" if late else ""
+        subtitle = f"late: P{', P'.join(map(str, late))}" if late else ""
+        if subtitle != self.border_subtitle:
+            self.border_subtitle = subtitle
         self.set_class(bool(late), "-late")
 
 
@@ -124,7 +127,7 @@ class MetricsPanel(Vertical, can_focus=True):
     """Submitted / completed / failed per second and queue-wait / processing p95, with sparklines."""
 
     BORDER_TITLE = "throughput & latency · last minute"
-    stats: reactive[Mapping[str, Any] | None] = reactive(None)
+    stats: var[Mapping[str, Any] | None] = var(None)
 
     def compose(self) -> ComposeResult:
         for key in ("submitted", "completed", "failed", "wait", "proc", "inflight"):
@@ -137,7 +140,9 @@ class MetricsPanel(Vertical, can_focus=True):
             row = self.query_one(f"#metric-{m.key}")
             row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,
                                           late=m.key == "failed" and any(m.history))
-            row.query_one(".note", Static).update(Text(m.note, style="dim"))
+            note = row.query_one(".note", Static)
+            if str(note.content) != m.note:
+                note.update(Text(m.note, style="dim"), layout=len(str(note.content)) != len(m.note))
 
 
 # --- tables ------------------------------------------------------------------------------------------------------
@@ -150,10 +155,9 @@ class FilterTable(DataTable[RenderableType]):
 
     def __init__(self, columns: Sequence[str], **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
-        self._columns = list(columns)
         self._rows: list[Row] = []
-        self._shown: tuple[Any, ...] | None = None
-        self.add_columns(*self._columns)
+        self._shown: list[tuple[str, tuple[RenderableType, ...]]] = []
+        self._column_keys = self.add_columns(*columns)
 
     def set_rows(self, rows: Iterable[Row]) -> None:
         self._rows = list(rows)
@@ -171,14 +175,26 @@ class FilterTable(DataTable[RenderableType]):
     def decorate(self, key: str, cells: Sequence[RenderableType]) -> Sequence[RenderableType]:
         return cells
 
-    def _redraw(self, force: bool = False) -> None:
+    def _redraw(self) -> None:
         panel = self.parent if isinstance(self.parent, Widget) else self
-        panel.border_subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
+        subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
+        if panel.border_subtitle != subtitle:
+            panel.border_subtitle = subtitle
         rows = [(k, tuple(self.decorate(k, cells))) for k, cells in self.visible_rows()]
-        signature = tuple((k, tuple((str(c), str(getattr(c, "style", ""))) for c in cells)) for k, cells in rows)
-        if signature == self._shown and not force:
-            return
-        self._shown = signature
+        if [k for k, _ in rows] == [k for k, _ in self._shown]:
+            self._update_cells(rows)  # same rows: repaint changed cells only (no layout pass)
+        else:
+            self._rebuild(rows)
+        self._shown = rows
+
+    def _update_cells(self, rows: list[tuple[str, tuple[RenderableType, ...]]]) -> None:
+        for (key, cells), (_, before) in zip(rows, self._shown):
+            for column, new, old in zip(self._column_keys, cells, before):
+                if _signature(new) != _signature(old):
+                    width = new.cell_len if isinstance(new, Text) else len(str(new))
+                    self.update_cell(key, column, new, update_width=width > self.columns[column].content_width)
+
+    def _rebuild(self, rows: list[tuple[str, tuple[RenderableType, ...]]]) -> None:
         keep = self.current_key()
         self.clear()
         for key, cells in rows:
@@ -238,7 +254,7 @@ class DlqTable(FilterTable):
 
 class NodesPanel(Vertical):
     BORDER_TITLE = "nodes"
-    nodes: reactive[Sequence[Mapping[str, Any]]] = reactive(())
+    nodes: var[Sequence[Mapping[str, Any]]] = var(())
 
     def compose(self) -> ComposeResult:
         yield NodesTable(id="nodes-table")
@@ -247,22 +263,25 @@ class NodesPanel(Vertical):
         self.query_one(NodesTable).set_rows((str(n.get("id")), view.node_row(n)) for n in nodes)
         workers = [n for n in nodes if n.get("role") == "worker"]
         stuck = sum(1 for n in nodes if n.get("state") == "stuck")
-        self.border_title = f"nodes · {len(workers)} workers" + (f" · {stuck} stuck" if stuck else "")
+        title = f"nodes · {len(workers)} workers" + (f" · {stuck} stuck" if stuck else "")
+        if title != self.border_title:
+            self.border_title = title
         self.set_class(bool(stuck), "-alert")
 
 
 class DlqPanel(Vertical):
     BORDER_TITLE = "dead letters"
-    stats: reactive[Mapping[str, Any] | None] = reactive(None)
-    dlq: reactive[Mapping[str, Any] | None] = reactive(None)
-    dlq_error: reactive[str | None] = reactive(None)
+    stats: var[Mapping[str, Any] | None] = var(None)
+    dlq: var[Mapping[str, Any] | None] = var(None)
+    dlq_error: var[str | None] = var(None)
 
     def compose(self) -> ComposeResult:
         yield Static(id="dlq-summary")
         yield DlqTable(id="dlq-table")
 
     def _update(self) -> None:
-        self.query_one("#dlq-summary", Static).update(_safe(view.dlq_summary, self.stats, self.dlq, self.dlq_error))
+        summary = _safe(view.dlq_summary, self.stats, self.dlq, self.dlq_error)
+        self.query_one("#dlq-summary", Static).update(summary, layout=False)  # one line, fixed height
         items = (self.dlq or {}).get("items") or []
         self.query_one(DlqTable).set_rows(
             (str(e.get("id") or e.get("adId")), view.dlq_row(e)) for e in items if isinstance(e, Mapping))
@@ -287,6 +306,10 @@ class FilterBar(Input):
     def action_clear(self) -> None:
         self.value = ""
         self.post_message(self.Submitted(self, ""))
+
+
+def _signature(cell: RenderableType) -> tuple[str, str]:
+    return str(cell), str(getattr(cell, "style", ""))
 
 
 # --- modal screens ------------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ class QueueLink:
                 nc = await connect(self.settings.nats, self.url, name="gamead-api")
                 js = nc.jetstream(timeout=self.settings.nats.request_timeout)
                 await ensure_topology(js, self.settings)
-                store = await AdStore.open(js)
+                store = await AdStore.open(nc, js)
             except GameadError as exc:
                 self.last_error = exc.message
                 await asyncio.sleep(1.0)

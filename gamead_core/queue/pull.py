@@ -74,8 +74,10 @@ class AgingPuller:
         self._wake.set()
         level = names.level_of_subject(msg.subject)
         head = self._heads.get(level)
-        if head is None or head.pending == 0:
+        if head is None:
             self._heads_at = 0.0
+        elif head.pending == 0:  # count it in our view rather than asking the server again
+            self._heads[level] = replace(head, pending=1, head_age=0.0)
 
     # --- the view of the queue heads ----------------------------------------------------------------
     async def _level_head(self, level: int, now: float, need_age: bool) -> LevelHead:

@@ -71,6 +71,7 @@ def kv_config(qs: QueueSettings) -> KeyValueConfig:
         history=1,
         storage=StorageType.FILE,
         replicas=qs.replicas,
+        direct=True,  # reads skip the JSON/base64 STREAM.MSG.GET path
     )
 
 

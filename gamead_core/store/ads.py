@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -37,14 +38,15 @@ class Versioned:
 class AdStore:
     """Reads and writes :class:`AdRecord` s. Every NATS error leaves as a gamead error."""
 
-    def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
+    def __init__(self, nc: NATS, js: JetStreamContext, kv: KeyValue) -> None:
+        self._nc = nc
         self._js = js
         self._kv = kv
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> AdStore:
+    async def open(cls, nc: NATS, js: JetStreamContext) -> AdStore:
         try:
-            return cls(js, await js.key_value(names.ADS_BUCKET))
+            return cls(nc, js, await js.key_value(names.ADS_BUCKET))
         except nats.errors.Error as exc:
             raise translate(exc) from exc
 
@@ -66,6 +68,19 @@ class AdStore:
             return await self._kv.create(record.id, encode(record))
         except nats.js.errors.KeyWrongLastSequenceError as exc:
             raise Conflict(f"ad {record.id} already exists") from exc
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def create_nowait(self, record: AdRecord) -> None:
+        """Write a new record without waiting for the server's answer (create-only: the server refuses it
+        if the key already has a value). Saves a round trip on the submit path; the API publishes the ad
+        itself first and awaits that, so a lost record write is recreated by the worker from the message."""
+        try:
+            await self._nc.publish(  # the KV put subject, without a reply inbox
+                f"$KV.{names.ADS_BUCKET}.{record.id}",
+                encode(record),
+                headers={"Nats-Expected-Last-Subject-Sequence": "0"},
+            )
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise translate(exc) from exc
 

@@ -7,6 +7,7 @@ randomness, clock or I/O: the same ad always gets the same ``Analysis``, list or
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -138,11 +139,17 @@ def _join(parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+@functools.lru_cache(maxsize=4096)
+def _term_pattern(term: str) -> re.Pattern[str]:
+    """Compiled once per term (compiling per call was ~20% of a worker's CPU)."""
+    return re.compile(rf"\b{re.escape(term)}(?:e?s)?\b", re.IGNORECASE)
+
+
 def _find(text: str, vocab: Iterable[str]) -> list[str]:
     """Vocabulary terms in ``text`` (case-insensitive, whole words, plural allowed), in reading order."""
     spans = []
     for term in vocab:
-        if m := re.search(rf"\b{re.escape(term)}(?:e?s)?\b", text, re.IGNORECASE):
+        if m := _term_pattern(term).search(text):
             spans.append((m.start(), -m.end(), m.group(0).lower()))
     found: list[str] = []
     end = 0

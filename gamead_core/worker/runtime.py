@@ -106,7 +106,7 @@ class Worker:
         try:
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
             await ensure_topology(js, self.settings)
-            self._store = await AdStore.open(js)
+            self._store = await AdStore.open(nc, js)
             self._dlq = DeadLetters(js)
             puller = AgingPuller(nc, js, self.settings.queue)
             await puller.start()
@@ -236,13 +236,6 @@ class Worker:
         store = self._store
         assert store is not None
         ad_id = (msg.headers or {})[names.HDR_AD_ID]
-        try:
-            await store.get(ad_id)
-        except NotFound:
-            try:
-                await store.create(decode(msg.data))
-            except Conflict:
-                pass
         attempt = msg.metadata.num_delivered
 
         def start(record: AdRecord) -> AdRecord | None:
@@ -257,7 +250,14 @@ class Worker:
                 }
             )
 
-        return await store.mutate(ad_id, start)
+        try:
+            return await store.mutate(ad_id, start)
+        except NotFound:  # the API died between publishing and recording: the message is the truth
+            try:
+                await store.create(decode(msg.data))
+            except Conflict:
+                pass
+            return await store.mutate(ad_id, start)
 
     async def _keep_lease(self, msg: Msg) -> None:
         """Tell JetStream we are still working so a long analysis is not redelivered under us."""

@@ -1,0 +1,143 @@
+"""``/v1/scale``: what the autoscaler decided and why, and a manual override that expires (operator role).
+
+* ``GET /v1/scale`` → backend, leader, current, desired, the active override and the last decisions,
+  read fresh from the shared KV state (any API node answers the same).
+* ``POST /v1/scale/override`` ``{"replicas": N, "forSeconds": S}`` → the override wins over the policy
+  until it expires (clamped to ``[min_replicas, max_replicas]`` when applied).
+* ``DELETE /v1/scale/override`` → back to the policy at the next tick.
+
+:func:`start_autoscaler` runs this node's :class:`~gamead_core.scaling.loop.Autoscaler` from the app's
+lifespan; :func:`autoscaler_status` is its in-memory summary for ``/v1/stats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from starlette.responses import Response
+
+from gamead_core.api.body import body_schema, read_body
+from gamead_core.errors import QueueUnavailable
+from gamead_core.scaling.loop import Autoscaler, backend_for, new_holder_id, status_document
+from gamead_core.scaling.store import MAX_OVERRIDE_SECONDS, Override, ScaleStore, clamp_override
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/scale", tags=["scale"])
+
+
+class OverrideBody(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    replicas: int = Field(ge=0, le=10_000, description="Worker count to hold while the override lasts.")
+    for_seconds: float = Field(gt=0, le=MAX_OVERRIDE_SECONDS, description="How long it lasts (at most 7 days).")
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _store(request: Request) -> ScaleStore:
+    link = request.app.state.link
+    if link.js is None or link.nc is None or not link.nc.is_connected:
+        raise QueueUnavailable(f"the queue (NATS at {link.url}) is unavailable: {link.last_error or 'reconnecting'}")
+    store = getattr(request.app.state, "scale_store", None)
+    if store is None or store.js is not link.js:
+        store = ScaleStore(link.js, replicas=request.app.state.settings.queue.replicas)
+        request.app.state.scale_store = store
+    return store  # type: ignore[no-any-return]
+
+
+async def _document(request: Request) -> dict[str, Any]:
+    store = _store(request)
+    state, lease, override = await asyncio.gather(store.state(), store.lease(), store.override())
+    autoscaler: Autoscaler | None = getattr(request.app.state, "autoscaler", None)
+    return status_document(state, lease, override, now=time.time(),
+                           settings=request.app.state.settings.autoscaler,
+                           node_id=autoscaler.node_id if autoscaler else None)
+
+
+@router.get("", summary="Autoscaler: backend, leader, current and desired workers, override, last decisions")
+async def get_scale(request: Request) -> Response:
+    return _json(await _document(request))
+
+
+@router.post("/override", summary="Hold a worker count for a while, whatever the policy says",
+             openapi_extra=body_schema(OverrideBody), status_code=201)
+async def set_override(request: Request) -> Response:
+    body = await read_body(request, OverrideBody)
+    settings = request.app.state.settings.autoscaler
+    now = time.time()
+    autoscaler: Autoscaler | None = getattr(request.app.state, "autoscaler", None)
+    ov = Override(body.replicas, now + body.for_seconds, now, autoscaler.node_id if autoscaler else None)
+    store = _store(request)
+    await store.set_override(ov)
+    doc = await _document(request)
+    # Clamped by the leader's bounds when known (gamead up passes its own), else this node's settings.
+    low, high = doc.get("minReplicas", settings.min_replicas), doc.get("maxReplicas", settings.max_replicas)
+    effective, note = clamp_override(body.replicas, int(low), int(high))
+    log.info("manual override: %d workers for %.0fs", body.replicas, body.for_seconds)
+    return _json({"override": ov.wire(now), "effectiveReplicas": effective, "note": note, "status": doc}, 201)
+
+
+@router.delete("/override", summary="End the manual override; the policy decides again at the next tick")
+async def clear_override(request: Request) -> Response:
+    cleared = await _store(request).clear_override()
+    return _json({"cleared": cleared, "status": await _document(request)})
+
+
+# --- wiring ------------------------------------------------------------------------------------------
+
+
+def autoscaler_status(app: FastAPI) -> dict[str, Any] | None:
+    """This node's last view of the autoscaler (no I/O), for the ``autoscaler`` section of ``/v1/stats``."""
+    autoscaler: Autoscaler | None = getattr(app.state, "autoscaler", None)
+    if autoscaler is None:
+        return None
+    doc = autoscaler.status()
+    doc["decisions"] = doc["decisions"][:5]
+    return doc
+
+
+async def start_autoscaler(app: FastAPI) -> Callable[[], Awaitable[None]]:
+    """Start this node's autoscaler task (after ``app.state.link`` is set); return its stop function.
+
+    Backend ``kubernetes``: the node competes for the lease and, as leader, scales the Deployment.
+    ``none``: it competes too, decides and records, but changes nothing (advice only). ``local``: it never
+    leads — ``gamead up`` owns the worker processes and runs the autoscaler itself — and only shows the
+    shared state.
+    """
+    settings = app.state.settings
+    autoscaler = Autoscaler(
+        settings.autoscaler,
+        app.state.link,
+        node_id=getattr(app.state, "node_id", None) or new_holder_id("api"),
+        backend=backend_for(settings.autoscaler),
+        registry_settings=settings.registry,
+        stream_replicas=settings.queue.replicas,
+        request_timeout=settings.nats.request_timeout,
+    )
+    app.state.autoscaler = autoscaler
+    stop = asyncio.Event()
+    task = asyncio.create_task(autoscaler.run(stop), name="gamead-autoscaler")
+
+    async def stop_autoscaler() -> None:
+        stop.set()
+        done, _ = await asyncio.wait({task}, timeout=5.0)
+        if not done:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return stop_autoscaler
+
+
+__all__ = ["autoscaler_status", "router", "start_autoscaler"]

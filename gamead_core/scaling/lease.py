@@ -1,0 +1,270 @@
+"""A leader lease in a JetStream KV bucket: one process at a time runs the autoscaler.
+
+The lease is one key (``autoscaler``) in bucket ``gamead_leases`` (no bucket TTL: the lease carries its
+own expiry). Its value names the holder and when the lease expires::
+
+    {"holder": "api-host-123", "acquiredAt": 1717000000.0, "renewedAt": 1717000010.0,
+     "expiresAt": 1717000025.0, "ttl": 15.0}
+
+Every write is a compare-and-set on the key's revision (``kv.create`` when the key is new,
+``kv.update(last=revision)`` otherwise), so two candidates that race for an expired lease cannot both win:
+the loser gets ``KeyWrongLastSequenceError`` and stays a follower.
+
+* :func:`lease_decision` is the pure rule: no lease → acquire; my lease → renew (even if it has just
+  expired, the compare-and-set proves nobody took it meanwhile); someone else's expired lease → take over;
+  someone else's live lease → follow until it expires.
+* :class:`LeaseKeeper` applies it against the bucket. The holder renews every ``ttl / 3``; a follower
+  checks again when the lease it sees is due to expire, so it takes over within ``ttl`` of the holder's
+  last renewal. The holder counts itself leader only until ``ttl`` after it *sent* its last successful
+  renewal (local monotonic clock), so a holder cut off from NATS steps down on its own before anyone can
+  take over.
+
+``expiresAt`` is wall-clock time: the nodes' clocks must agree to well within the TTL (NTP does that;
+on one machine it is trivially true).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import nats.errors
+import nats.js.errors
+import orjson
+
+from gamead_core.queue.connection import translate
+
+log = logging.getLogger(__name__)
+
+#: The key of the autoscaler's lease.
+AUTOSCALER_LEASE = "autoscaler"
+#: The lease lasts this many autoscaler intervals: a holder misses two renewals before it is replaced.
+TTL_INTERVALS = 3.0
+#: A follower checks again this long after the lease it saw is due to expire.
+_SLACK = 0.05
+
+Action = Literal["acquire", "renew", "take", "follow"]
+
+
+def lease_ttl(interval: float) -> float:
+    """The lease TTL for an autoscaler that decides every ``interval`` seconds (3 × interval)."""
+    return TTL_INTERVALS * interval
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The value of a lease key (epoch seconds)."""
+
+    holder: str
+    acquired_at: float
+    renewed_at: float
+    expires_at: float
+
+    @property
+    def ttl(self) -> float:
+        return self.expires_at - self.renewed_at
+
+    def expired(self, now: float) -> bool:
+        return not self.holder or self.expires_at <= now
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({
+            "holder": self.holder,
+            "acquiredAt": self.acquired_at,
+            "renewedAt": self.renewed_at,
+            "expiresAt": self.expires_at,
+            "ttl": round(self.ttl, 3),
+        })
+
+    @classmethod
+    def from_json(cls, data: bytes | None) -> Lease | None:
+        """The lease in ``data``; None for a missing or unreadable value (treated as no lease)."""
+        if not data:
+            return None
+        try:
+            raw: Any = orjson.loads(data)
+            lease = cls(
+                holder=str(raw.get("holder") or ""),
+                acquired_at=float(raw["acquiredAt"]),
+                renewed_at=float(raw["renewedAt"]),
+                expires_at=float(raw["expiresAt"]),
+            )
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+            return None
+        if not all(map(math.isfinite, (lease.acquired_at, lease.renewed_at, lease.expires_at))):
+            return None
+        return lease
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDecision:
+    """What to do about the lease: the value to write (None when following) and when to look again."""
+
+    action: Action
+    write: Lease | None
+    check_in: float
+
+
+def lease_decision(now: float, current: Lease | None, me: str, ttl: float) -> LeaseDecision:
+    """The pure lease rule (see the module docstring). ``now`` is epoch seconds; ``ttl`` > 0."""
+    if not ttl > 0:
+        raise ValueError(f"ttl must be positive, not {ttl!r}")
+    if not me:
+        raise ValueError("the candidate needs a non-empty id")
+    renew_every = ttl / TTL_INTERVALS
+    if current is None or not current.holder:
+        return LeaseDecision("acquire", Lease(me, now, now, now + ttl), renew_every)
+    if current.holder == me:
+        return LeaseDecision("renew", Lease(me, current.acquired_at, now, now + ttl), renew_every)
+    if current.expired(now):
+        return LeaseDecision("take", Lease(me, now, now, now + ttl), renew_every)
+    # Someone else holds it: look again just after it is due to expire (but at least every renewal period).
+    return LeaseDecision("follow", None, min(renew_every, max(0.0, current.expires_at - now) + _SLACK))
+
+
+class LeaseKeeper:
+    """Holds (or waits for) one lease in a KV bucket. Call :meth:`step` repeatedly, or :meth:`run`.
+
+    ``kv`` is a nats-py ``KeyValue`` of the leases bucket. ``clock`` is wall time (written into the
+    lease); ``monotonic`` bounds how long this process trusts a lease it could not renew.
+    """
+
+    def __init__(
+        self,
+        kv: Any,
+        me: str,
+        ttl: float,
+        *,
+        key: str = AUTOSCALER_LEASE,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not ttl > 0:
+            raise ValueError(f"ttl must be positive, not {ttl!r}")
+        self.kv = kv
+        self.me = me
+        self.ttl = ttl
+        self.key = key
+        self._clock = clock
+        self._mono = monotonic
+        self._held_until = -math.inf  # monotonic deadline of the lease we hold
+        self._revision: int | None = None  # revision of our last write
+        self.seen: Lease | None = None  #: the lease as last read or written
+        self.changed = asyncio.Event()  #: set whenever leadership is gained or lost
+        self._was_leader = False
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this process holds a lease it renewed less than ``ttl`` ago (monotonic clock)."""
+        return self._mono() < self._held_until
+
+    @property
+    def leader(self) -> str | None:
+        """The holder of the lease as last seen, if it had not expired by then."""
+        if self.seen is None or self.seen.expired(self._clock()):
+            return None
+        return self.seen.holder
+
+    def _note_leadership(self) -> None:
+        now_leader = self.is_leader
+        if now_leader != self._was_leader:
+            self._was_leader = now_leader
+            log.info("%s the autoscaler lease (%s)", "acquired" if now_leader else "lost", self.me)
+            self.changed.set()
+
+    async def step(self) -> float:
+        """Read the lease, acquire/renew/take it when the rule says so; return seconds until the next step.
+
+        Never raises for NATS trouble or a lost race: it logs and reports a shorter wait instead.
+        """
+        wait = await self._step()
+        self._note_leadership()
+        return wait
+
+    async def _step(self) -> float:
+        sent = self._mono()
+        try:
+            entry = await self._get()
+            current = Lease.from_json(entry.value) if entry is not None else None
+            decision = lease_decision(self._clock(), current, self.me, self.ttl)
+            if decision.write is None:
+                self.seen = current
+                self._held_until = -math.inf
+                return decision.check_in
+            if entry is None:
+                revision = await self.kv.create(self.key, decision.write.to_json())
+            else:
+                revision = await self.kv.update(self.key, decision.write.to_json(), last=entry.revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            # Another candidate wrote first: it holds the lease now. Look again soon.
+            self._held_until = -math.inf
+            return min(self.ttl / TTL_INTERVALS, 0.25)
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            # Keep trusting a lease we hold until its local deadline; is_leader turns False by itself.
+            log.warning("autoscaler lease: cannot reach the leases bucket: %s", _text(translate(exc)))
+            return min(self.ttl / TTL_INTERVALS, 1.0)
+        self.seen = decision.write
+        self._revision = revision
+        self._held_until = sent + self.ttl
+        return decision.check_in
+
+    async def _get(self) -> Any:
+        try:
+            entry = await self.kv.get(self.key)
+        except nats.js.errors.KeyNotFoundError as exc:
+            # A deleted/purged key still has a revision to compare against.
+            marker = getattr(exc, "entry", None)
+            return marker if marker is not None and getattr(marker, "revision", None) else None
+        return entry
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Step until ``stop`` is set, then release the lease if held. Never raises."""
+        while not stop.is_set():
+            try:
+                wait = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the keeper must outlive any one bad step
+                log.exception("autoscaler lease step failed")
+                wait = 1.0
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(0.01, wait))
+            except asyncio.TimeoutError:
+                pass
+        await self.release()
+
+    async def release(self) -> None:
+        """Give the lease up at once (a clean shutdown), so a follower need not wait for it to expire."""
+        if not self.is_leader or self._revision is None or self.seen is None:
+            return
+        now = self._clock()
+        released = replace(self.seen, holder="", renewed_at=now, expires_at=now)
+        self._held_until = -math.inf
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(self.kv.update(self.key, released.to_json(), last=self._revision)), 2.0
+            )
+            log.info("released the autoscaler lease (%s)", self.me)
+        except Exception as exc:  # noqa: BLE001 - it expires on its own anyway
+            log.info("could not release the autoscaler lease (it expires in %.1fs): %r", self.ttl, exc)
+        self._note_leadership()
+
+
+def _text(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+
+__all__ = [
+    "AUTOSCALER_LEASE",
+    "Lease",
+    "LeaseDecision",
+    "LeaseKeeper",
+    "TTL_INTERVALS",
+    "lease_decision",
+    "lease_ttl",
+]

@@ -1,0 +1,206 @@
+"""Scaler backends without a cluster: ``local`` worker processes (``gamead up``) and ``none``.
+
+:class:`LocalScaler` owns ``gamead worker`` processes through a :class:`~gamead_core.supervisor.Supervisor`
+(the one ``gamead up`` already runs, so a worker that dies is restarted with back-off like any other
+child). Scaling up starts ``python -m gamead_cli worker --id local-<k>`` children (``k`` is the lowest
+free number, so ids stay ``local-1 … local-N``). Scaling down stops the newest workers with SIGTERM: they
+stop pulling, finish their in-flight ads within ``worker.drain_timeout`` and exit; whoever is still alive
+``drain_timeout + 5`` s later is killed. The waiting runs in a thread (``asyncio.to_thread``) in the
+background, so neither the event loop nor the next decision waits for a drain; draining workers no longer
+count as replicas.
+
+Every call comes from one thread (the event loop's): the supervisor is not thread-safe, so the workers to
+stop are first moved to a supervisor of their own, which the background thread alone then touches.
+
+:class:`NoneScaler` changes nothing: it reports the count it was last told (the number of live workers
+in the registry, in practice), so the autoscaler still computes and shows what it *would* do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from gamead_core.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+#: Seconds a stopping worker gets beyond its drain timeout before it is killed.
+STOP_GRACE = 5.0
+
+
+class Scaler(Protocol):
+    """What the autoscaler needs of a backend. Errors are :class:`~gamead_core.errors.GameadError`\\ s."""
+
+    name: str
+
+    async def current_replicas_async(self) -> int: ...
+
+    async def set_replicas_async(self, n: int) -> None: ...
+
+
+def _check_count(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"replicas must be a non-negative int, not {n!r}")
+
+
+class LocalScaler:
+    """``gamead worker`` processes on this machine, started and stopped through ``supervisor``."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        *,
+        argv: Callable[[str], list[str]],
+        env: dict[str, str],
+        log_dir: Path,
+        drain_timeout: float,
+    ) -> None:
+        """``argv(worker_id)`` is the command line of one worker; ``env`` its environment."""
+        self.supervisor = supervisor
+        self._argv = argv
+        self._env = dict(env)
+        self._log_dir = log_dir
+        self.stop_timeout = drain_timeout + STOP_GRACE
+        self._workers: list[str] = []  # child names of the replicas, oldest first
+        self._leaving: dict[str, Supervisor] = {}  # child name → its own supervisor while it drains
+        self._drains: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"LocalScaler({len(self._workers)} worker(s), {len(self._leaving)} draining)"
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    def current_replicas(self) -> int:
+        """Workers that count: started (or waiting to be restarted) and not being stopped."""
+        return len(self._workers)
+
+    @property
+    def draining(self) -> int:
+        """Workers stopped by a scale-down that are still finishing their in-flight ads."""
+        return len(self._leaving)
+
+    @property
+    def worker_names(self) -> list[str]:
+        return list(self._workers)
+
+    def pids(self) -> dict[str, int | None]:
+        """Worker name → pid of every current replica."""
+        return {n: self.supervisor.children[n].pid for n in self._workers if n in self.supervisor.children}
+
+    # --- changing ---------------------------------------------------------------------------------------
+
+    def _free_index(self) -> int:
+        taken = {int(n.rsplit("-", 1)[1]) for n in [*self._workers, *self._leaving]}
+        k = 1
+        while k in taken:
+            k += 1
+        return k
+
+    def _start_one(self) -> str:
+        k = self._free_index()
+        name, worker_id = f"worker-{k}", f"local-{k}"
+        self.supervisor.start(name, self._argv(worker_id), self._env, self._log_dir / f"{name}.log")
+        self._workers.append(name)
+        log.info("started %s (%s)", name, worker_id)
+        return name
+
+    def _detach_newest(self, count: int) -> Supervisor:
+        """Move the ``count`` newest workers out of the shared supervisor into one of their own."""
+        leaving = Supervisor(on_event=self.supervisor.on_event)
+        for name in reversed(self._workers[-count:]):
+            child = self.supervisor.children.pop(name)
+            child.retired = True  # nobody restarts it
+            leaving.children[name] = child
+            self._leaving[name] = leaving
+        del self._workers[-count:]
+        return leaving
+
+    def _stopped(self, names: list[str]) -> None:
+        for name in names:
+            self._leaving.pop(name, None)
+
+    def set_replicas(self, n: int) -> None:
+        """Start or stop workers until ``n`` remain. Blocking variant (stops and waits in this thread)."""
+        _check_count(n)
+        while len(self._workers) < n:
+            self._start_one()
+        if len(self._workers) > n:
+            leaving = self._detach_newest(len(self._workers) - n)
+            names = list(leaving.children)
+            try:
+                leaving.stop_many(names, self.stop_timeout)
+            finally:
+                self._stopped(names)
+
+    async def set_replicas_async(self, n: int) -> None:
+        """Start workers now, or SIGTERM the newest ones and let them drain in the background."""
+        _check_count(n)
+        while len(self._workers) < n:
+            self._start_one()
+        if len(self._workers) > n:
+            leaving = self._detach_newest(len(self._workers) - n)
+            names = list(leaving.children)
+            log.info("stopping %s (draining up to %.0fs)", ", ".join(names), self.stop_timeout)
+            task = asyncio.create_task(self._drain(leaving, names), name=f"gamead-drain-{'+'.join(names)}")
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+
+    async def _drain(self, leaving: Supervisor, names: list[str]) -> None:
+        try:
+            # stop_many sends SIGTERM once (a second one would cut the worker's drain short), then waits.
+            await asyncio.shield(asyncio.to_thread(leaving.stop_many, names, self.stop_timeout))
+        except Exception:  # noqa: BLE001 - a failed stop is logged; the next scale-down tries the rest
+            log.exception("stopping %s failed", ", ".join(names))
+        finally:
+            self._stopped(names)
+
+    async def current_replicas_async(self) -> int:
+        return self.current_replicas()
+
+    def poll(self) -> None:
+        """Restart dead children (the supervisor's back-off). Call periodically from the same thread."""
+        self.supervisor.poll()
+
+    async def wait_drained(self) -> None:
+        """Wait for every background stop to finish (bounded by ``stop_timeout``)."""
+        while self._drains:
+            await asyncio.gather(*list(self._drains), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop every worker (they drain, in parallel with any scale-down still draining) and wait."""
+        await self.set_replicas_async(0)
+        await self.wait_drained()
+
+
+class NoneScaler:
+    """The ``none`` backend: never changes anything; reports the count it was last told."""
+
+    name = "none"
+
+    def __init__(self, current: int = 0) -> None:
+        self.current = current
+
+    def tell(self, current: int) -> None:
+        """What the replica count is (e.g. live workers in the registry)."""
+        self.current = max(0, current)
+
+    def current_replicas(self) -> int:
+        return self.current
+
+    def set_replicas(self, n: int) -> None:
+        _check_count(n)
+
+    async def current_replicas_async(self) -> int:
+        return self.current
+
+    async def set_replicas_async(self, n: int) -> None:
+        _check_count(n)
+
+
+__all__ = ["LocalScaler", "NoneScaler", "STOP_GRACE", "Scaler"]

@@ -1,0 +1,247 @@
+"""The autoscaler's shared state in JetStream KV, so every API node can show it and set an override.
+
+Two buckets (names in :mod:`gamead_core.names`), both without a bucket TTL, one value per key::
+
+    gamead_leases    autoscaler  → the leader lease (see gamead_core.scaling.lease)
+    gamead_scaling   state       → written by the leader every interval: backend, current, desired,
+                                   the last observation and the last decisions (newest first)
+                     override    → a manual replica count and when it expires: {replicas, until, setAt, setBy}
+
+Only the leader writes ``state``; any node writes ``override`` (an operator's ``gamead scale set``). The
+pure helpers :func:`active_override`, :func:`clamp_override` and :func:`record_decision` hold the rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+import orjson
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+
+from gamead_core import names
+from gamead_core.errors import TopologyError
+from gamead_core.queue.connection import translate
+from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
+
+STATE_KEY = "state"
+OVERRIDE_KEY = "override"
+#: Decisions kept in ``state`` (consecutive identical ones are folded into one entry with a count).
+KEEP_DECISIONS = 20
+#: Longest manual override (a forgotten override must not pin the pool for ever).
+MAX_OVERRIDE_SECONDS = 7 * 86400.0
+
+
+def iso(epoch: float | None) -> str | None:
+    """Epoch seconds → ``2024-05-01T12:00:00.123Z`` (None stays None)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- the manual override ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A replica count set by an operator, in force until ``until`` (epoch seconds)."""
+
+    replicas: int
+    until: float
+    set_at: float
+    set_by: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"replicas": self.replicas, "until": self.until, "setAt": self.set_at,
+                             "setBy": self.set_by})
+
+    @classmethod
+    def from_json(cls, data: bytes | None) -> Override | None:
+        if not data:
+            return None
+        try:
+            raw = orjson.loads(data)
+            ov = cls(int(raw["replicas"]), float(raw["until"]), float(raw.get("setAt") or 0.0),
+                     raw.get("setBy"))
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+            return None
+        return ov if ov.replicas >= 0 and math.isfinite(ov.until) else None
+
+    def wire(self, now: float) -> dict[str, Any]:
+        return {"replicas": self.replicas, "until": iso(self.until), "remainingSeconds":
+                round(max(0.0, self.until - now), 1), "setAt": iso(self.set_at), "setBy": self.set_by}
+
+
+def active_override(ov: Override | None, now: float) -> Override | None:
+    """The override if it is still in force at ``now``; an expired one is no override."""
+    return ov if ov is not None and ov.until > now else None
+
+
+def clamp_override(replicas: int, min_replicas: int, max_replicas: int) -> tuple[int, str | None]:
+    """The count an override may set (clamped to ``[min, max]``) and a note when it was clamped."""
+    clamped = min(max_replicas, max(min_replicas, replicas))
+    if clamped == replicas:
+        return clamped, None
+    bound = "max_replicas" if replicas > max_replicas else "min_replicas"
+    return clamped, f"override {replicas} clamped to {clamped} ({bound})"
+
+
+# --- decisions ----------------------------------------------------------------------------------------
+
+
+def _same_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("current", "desired", "applied", "override", "leader")
+    return all(a.get(k) == b.get(k) for k in keys) and (a.get("error") is None) == (b.get("error") is None)
+
+
+def record_decision(
+    decisions: Sequence[dict[str, Any]], entry: dict[str, Any], keep: int = KEEP_DECISIONS
+) -> list[dict[str, Any]]:
+    """Put ``entry`` (``at``, ``current``, ``desired``, ``reason``, ``applied``…) first in the newest-first
+    list. When the newest entry is the same kind of decision (same counts, applied, override, leader, error
+    or not) it is folded in: ``repeats`` grows, ``lastAt`` and ``reason`` follow the newest. Keeps ``keep``.
+    """
+    out = [dict(d) for d in decisions]
+    if out and _same_kind(out[0], entry):
+        head = out[0]
+        head["repeats"] = int(head.get("repeats") or 1) + 1
+        head["lastAt"] = entry["at"]
+        head["reason"] = entry.get("reason")
+        head["error"] = entry.get("error")
+        return out[:keep]
+    first = {**entry, "repeats": 1, "lastAt": entry["at"]}
+    return [first, *out][:keep]
+
+
+# --- the KV adapter -----------------------------------------------------------------------------------
+
+
+async def open_bucket(js: JetStreamContext, bucket: str, description: str, replicas: int = 1) -> Any:
+    """Open ``bucket``, creating it (history 1, file storage, no TTL) if missing; racing creators agree."""
+    try:
+        try:
+            return await js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            pass
+        try:
+            return await js.create_key_value(KeyValueConfig(
+                bucket=bucket, description=description, history=1, storage=StorageType.FILE, replicas=replicas,
+            ))
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != 10058:  # not "exists with a different configuration"
+                raise
+            return await js.key_value(bucket)
+    except nats.js.errors.APIError as exc:
+        raise TopologyError(f"JetStream refused bucket {bucket}: {exc.description} (code {exc.err_code})") from exc
+    except (nats.errors.Error, asyncio.TimeoutError) as exc:
+        raise translate(exc) from exc
+
+
+class ScaleStore:
+    """The leases and scaling buckets of one NATS connection. Construct without I/O; opened on first use."""
+
+    def __init__(self, js: JetStreamContext, *, replicas: int = 1) -> None:
+        self.js = js
+        self._replicas = replicas
+        self._leases: Any = None
+        self._scaling: Any = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> ScaleStore:
+        if self._scaling is not None:
+            return self
+        async with self._lock:
+            if self._leases is None:
+                self._leases = await open_bucket(
+                    self.js, names.LEASES_BUCKET, "gamead leader leases (the autoscaler's)", self._replicas)
+            if self._scaling is None:
+                self._scaling = await open_bucket(
+                    self.js, names.SCALING_BUCKET, "gamead autoscaler state, decisions and override",
+                    self._replicas)
+        return self
+
+    async def leases_kv(self) -> Any:
+        await self.open()
+        return self._leases
+
+    async def _get(self, kv: Any, key: str) -> bytes | None:
+        try:
+            entry = await kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+        return entry.value or None
+
+    async def lease(self) -> Lease | None:
+        await self.open()
+        return Lease.from_json(await self._get(self._leases, AUTOSCALER_LEASE))
+
+    async def state(self) -> dict[str, Any] | None:
+        await self.open()
+        data = await self._get(self._scaling, STATE_KEY)
+        if not data:
+            return None
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    async def put_state(self, state: dict[str, Any]) -> None:
+        await self.open()
+        try:
+            await self._scaling.put(STATE_KEY, orjson.dumps(state))
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def override(self) -> Override | None:
+        """The stored override, expired or not (see :func:`active_override`)."""
+        await self.open()
+        return Override.from_json(await self._get(self._scaling, OVERRIDE_KEY))
+
+    async def set_override(self, ov: Override) -> None:
+        await self.open()
+        try:
+            await self._scaling.put(OVERRIDE_KEY, ov.to_json())
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def clear_override(self, only: Override | None = None) -> bool:
+        """Delete the override; with ``only``, just if it is still that one. True when one was removed."""
+        await self.open()
+        try:
+            try:
+                entry = await self._scaling.get(OVERRIDE_KEY)
+            except nats.js.errors.KeyNotFoundError:
+                return False
+            current = Override.from_json(entry.value)
+            if current is None or (only is not None and current != only):
+                return False
+            try:
+                await self._scaling.delete(OVERRIDE_KEY, last=entry.revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return False  # replaced meanwhile: leave the new one alone
+            return True
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise translate(exc) from exc
+
+
+__all__ = [
+    "KEEP_DECISIONS",
+    "MAX_OVERRIDE_SECONDS",
+    "Override",
+    "ScaleStore",
+    "active_override",
+    "clamp_override",
+    "iso",
+    "open_bucket",
+    "record_decision",
+]
