@@ -53,6 +53,10 @@ def _register() -> None:
 
     app.command("top", help=top.__doc__)(top.top)
     app.command("workers", help=workers.__doc__)(workers.workers)
+    # (scale: the autoscaler's status and manual override)
+    from gamead_cli.commands import scale
+
+    app.add_typer(scale.app, name="scale")
 
 
 _register()

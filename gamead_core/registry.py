@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import nats.errors
 import nats.js.errors
@@ -34,6 +34,7 @@ import orjson
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
 from gamead_core import names
@@ -145,8 +146,8 @@ def _version() -> str:
 VERSION = _version()
 
 
-def _ts(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
 
 
 def worker_node_info(worker: Worker, *, draining: bool = False, now: float | None = None) -> NodeInfo:
@@ -161,8 +162,8 @@ def worker_node_info(worker: Worker, *, draining: bool = False, now: float | Non
         host=socket.gethostname(),
         pid=os.getpid(),
         version=VERSION,
-        started_at=_ts(stats.started),  # type: ignore[arg-type]
-        heartbeat_at=_ts(now),  # type: ignore[arg-type]
+        started_at=_at(stats.started),
+        heartbeat_at=_at(now),
         concurrency=worker.concurrency,
         in_flight=stats.in_flight,
         processed=stats.processed,
@@ -170,7 +171,7 @@ def worker_node_info(worker: Worker, *, draining: bool = False, now: float | Non
         last_error=stats.last_error,
         processing_ms=percentiles(s[1] for s in recent),
         queue_wait_ms=percentiles(s[2] for s in recent),
-        last_progress_at=_ts(stats.last_progress),
+        last_progress_at=_at(stats.last_progress),
         task_timeout=worker.settings.worker.task_timeout,
         state="draining" if draining else "ok",
     )
@@ -197,7 +198,7 @@ def api_node_info(
         host=socket.gethostname(),
         pid=os.getpid(),
         version=VERSION,
-        started_at=_ts(started),  # type: ignore[arg-type]
+        started_at=_at(started),
         heartbeat_at=now,
         in_flight=in_flight,
         processed=processed,
@@ -237,7 +238,7 @@ class Registry:
         self.settings = settings
         self._replicas = replicas
         self._timeout = timeout
-        self._kv: Any = None
+        self._kv: KeyValue | None = None
         self._direct = True
         self._lock = asyncio.Lock()
 
@@ -249,13 +250,13 @@ class Registry:
     def prefix(self) -> str:
         return f"$KV.{names.REGISTRY_BUCKET}."
 
-    async def open(self) -> Registry:
+    async def open(self) -> KeyValue:
         """Create the bucket if missing (racing creators agree); reuse one that exists with other limits."""
         if self._kv is not None:
-            return self
+            return self._kv
         async with self._lock:
             if self._kv is not None:
-                return self
+                return self._kv
             try:
                 try:
                     kv = await self._js.create_key_value(bucket_config(self.settings, self._replicas))
@@ -278,32 +279,38 @@ class Registry:
             except (nats.errors.Error, asyncio.TimeoutError) as exc:
                 raise translate(exc) from exc
             self._kv = kv
-        return self
+        return kv
 
     async def put(self, info: NodeInfo) -> None:
-        await self.open()
+        kv = await self.open()
         try:
-            await self._kv.put(node_key(info.id), info.model_dump_json().encode())
+            await kv.put(node_key(info.id), info.model_dump_json().encode())
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+            raise self._failed(exc) from exc
 
     async def delete(self, node_id: str) -> None:
-        await self.open()
+        kv = await self.open()
         try:
-            await self._kv.delete(node_key(node_id))
+            await kv.delete(node_key(node_id))
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+            raise self._failed(exc) from exc
 
     async def list(self) -> list[NodeInfo]:
         """Every live node, sorted by role then id. One request to the server."""
-        await self.open()
+        kv = await self.open()
         try:
-            raw = await self._last_values() if self._direct else await self._scan()
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+            raw = await self._last_values() if self._direct else await self._scan(kv)
+        except (nats.errors.Error, asyncio.TimeoutError, QueueUnavailable) as exc:
+            raise self._failed(exc) from exc
         nodes = [info for info in map(_decode, raw) if info is not None]
         nodes.sort(key=lambda n: (n.role, n.id))
         return nodes
+
+    def _failed(self, exc: BaseException) -> Exception:
+        """Translate ``exc``; and forget the bucket, so the next call re-creates it if it went missing (a
+        memory-stored bucket does not survive a NATS restart)."""
+        self._kv = None
+        return exc if isinstance(exc, QueueUnavailable) else translate(exc)
 
     async def _last_values(self) -> list[bytes]:
         """The last value of every key: a ``multi_last`` batched direct get, read until its EOB marker."""
@@ -337,16 +344,16 @@ class Registry:
             except nats.errors.Error:
                 pass
 
-    async def _scan(self) -> list[bytes]:
+    async def _scan(self, kv: KeyValue) -> list[bytes]:
         """Fallback for a bucket without direct access: keys, then one get per key."""
         try:
-            keys = await self._kv.keys()
+            keys = await kv.keys()
         except nats.js.errors.NoKeysError:
             return []
         out: list[bytes] = []
         for key in keys:
             try:
-                entry = await self._kv.get(key)
+                entry = await kv.get(key)
             except nats.js.errors.KeyNotFoundError:
                 continue
             if entry.value:  # an expired key can come back with value None: treat it as missing
@@ -428,6 +435,7 @@ __all__ = [
     "api_node_info",
     "heartbeating",
     "is_stuck",
+    "new_api_node_id",
     "node_state",
     "percentiles",
     "run_heartbeat",

@@ -268,6 +268,7 @@ class StatsSampler:
         nc, js = self.link.nc, self.link.js
         if nc is None or js is None or not nc.is_connected:
             self._errors = [f"NATS unavailable: {self.link.last_error or 'reconnecting'}"]
+            self._nodes_ok = False
             sample = Sample(t=now, connected=False)
             self._append(sample)
             return sample
@@ -401,7 +402,7 @@ class StatsSampler:
     def _registry_error(self) -> str:
         if self.registry is None:
             return "registry not connected yet"
-        return next((e for e in self._errors if e.startswith("registry")), "registry unavailable")
+        return next((e for e in self._errors if e.startswith(("registry", "NATS"))), "registry unavailable")
 
     def stats(self, history: int | None = None) -> dict[str, Any]:
         """The ``/v1/stats`` document (see the module docstring); ``history`` = most ring points returned."""

@@ -18,6 +18,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import var
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input
 
 from gamead_cli.tui import view
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 HISTORY_POINTS = 300
 #: the DLQ page is re-read at least every this many refreshes (and whenever its size changes)
 DLQ_EVERY = 5
+_DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause"})
 
 
 def describe_failure(exc: BaseException, refresh: float, attempts: int) -> str:
@@ -178,6 +180,12 @@ class DashboardApp(App[None]):
 
     # --- actions --------------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The dashboard's keys do nothing while a dialog is open (``y``/``n``/escape belong to it)."""
+        if action in _DASHBOARD_ACTIONS and isinstance(self.screen, ModalScreen):
+            return False
+        return True
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -244,7 +252,8 @@ class DashboardApp(App[None]):
         extra = ""
         if verb == "replay" and (result.get("skipped") or result.get("failed")):
             extra = f" (skipped {result.get('skipped', 0)}, failed {result.get('failed', 0)})"
-        self.notify(f"{verb}ed {done} of {len(ids)}{extra}", severity="information", timeout=4)
+        past = "replayed" if verb == "replay" else "purged"
+        self.notify(f"{past} {done} of {len(ids)}{extra}", severity="information", timeout=4)
         self.query_one(DlqTable).marked.clear()
         self.refresh_now(dlq=True)
 

@@ -18,7 +18,7 @@ from gamead_cli.client import ApiClient
 from gamead_cli.tui.view import Snapshot
 from gamead_core.errors import ApiClientError, NotFound
 
-DLQ_PAGE = 50
+DLQ_PAGE = 30  #: entries the dashboard reads: more than fit on screen, few enough to poll
 
 
 class DataSource(Protocol):

@@ -238,6 +238,7 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
 
 
 def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
+    """``autoscaler 2 → 4 replicas  <reason>`` (with leader, override, staleness and error when present)."""
     auto = (stats or {}).get("autoscaler")
     text = Text("autoscaler ", style="bold")
     if not isinstance(auto, Mapping):
@@ -246,9 +247,22 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
     current = auto.get("current", auto.get("currentReplicas"))
     desired = auto.get("desired", auto.get("desiredReplicas"))
     reason = auto.get("reason", auto.get("lastReason"))
-    text.append(f"{num(current)} → {num(desired)} replicas", style="bold" if current == desired else "bold yellow")
-    if reason:
-        text.append(f"  {reason}", style="dim")
+    if current is None and desired is None:
+        text.append("no decision yet", style="dim")
+    else:
+        text.append(f"{num(current)} → {num(desired)} replicas",
+                    style="bold" if current == desired else "bold yellow")
+    if isinstance(auto.get("override"), Mapping):
+        text.append("  override", style="bold magenta")
+    if auto.get("error"):
+        text.append(f"  error: {clip(auto['error'], 60)}", style="bold red")
+    elif reason:
+        text.append(f"  {clip(reason, 90)}", style="dim")
+    if auto.get("stale"):
+        text.append("  (stale)", style="yellow")
+    leader = auto.get("leader")
+    if isinstance(leader, Mapping) and leader.get("id"):
+        text.append(f"  leader {leader['id']}", style="dim")
     return text
 
 

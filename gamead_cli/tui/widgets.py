@@ -240,7 +240,6 @@ class DlqTable(FilterTable):
             return
         self.marked ^= {key}
         self._redraw()
-        self.refresh_bindings()
 
     def selection(self) -> list[str]:
         """Marked entries in table order, else the entry under the cursor."""
@@ -279,23 +278,26 @@ class DlqPanel(Vertical):
         yield Static(id="dlq-summary")
         yield DlqTable(id="dlq-table")
 
-    def _update(self) -> None:
+    def _summary(self) -> None:
         summary = _safe(view.dlq_summary, self.stats, self.dlq, self.dlq_error)
         self.query_one("#dlq-summary", Static).update(summary, layout=False)  # one line, fixed height
-        items = (self.dlq or {}).get("items") or []
-        self.query_one(DlqTable).set_rows(
-            (str(e.get("id") or e.get("adId")), view.dlq_row(e)) for e in items if isinstance(e, Mapping))
         size = ((self.stats or {}).get("dlq") or {}).get("size")
         self.set_class(bool(size), "-alert")
 
+    def _table(self) -> None:
+        items = (self.dlq or {}).get("items") or []
+        self.query_one(DlqTable).set_rows(
+            (str(e.get("id") or e.get("adId")), view.dlq_row(e)) for e in items if isinstance(e, Mapping))
+
     def watch_stats(self) -> None:
-        self._update()
+        self._summary()
 
     def watch_dlq(self) -> None:
-        self._update()
+        self._summary()
+        self._table()
 
     def watch_dlq_error(self) -> None:
-        self._update()
+        self._summary()
 
 
 class FilterBar(Input):

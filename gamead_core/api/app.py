@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from gamead_core.api import routes_ads, routes_dlq, routes_health, routes_scale
+from gamead_core.api import routes_ads, routes_dlq, routes_health, routes_scale, routes_v1
 from gamead_core.api.cache import AdCache
 from gamead_core.api.errors import install_error_handlers
 from gamead_core.api.middleware import GateMiddleware
@@ -32,11 +32,13 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         if redis is not None:
             await redis.start()
         await link.start()
+        stop_observers = await routes_v1.start_observers(app)  # stats sampler + this node's heartbeat
         stop_autoscaler = await routes_scale.start_autoscaler(app)  # never raises; runs in the background
         try:
             yield
         finally:
             await stop_autoscaler()  # releases the lease if this node held it
+            await stop_observers()  # removes this node's registry entry
             await link.stop()
             if redis is not None:
                 await redis.close()
@@ -57,5 +59,6 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.router.routes.insert(0, Route("/ads", routes_ads.submit, methods=["POST"]))
     app.include_router(routes_health.router, tags=["health"])
     app.include_router(routes_dlq.router)
+    app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
     return app

@@ -77,8 +77,9 @@ async def set_override(request: Request) -> Response:
     body = await read_body(request, OverrideBody)
     settings = request.app.state.settings.autoscaler
     now = time.time()
-    autoscaler: Autoscaler | None = getattr(request.app.state, "autoscaler", None)
-    ov = Override(body.replicas, now + body.for_seconds, now, autoscaler.node_id if autoscaler else None)
+    principal = getattr(request.state, "principal", None)
+    who = getattr(principal, "name", None) or (request.client.host if request.client else None)
+    ov = Override(body.replicas, now + body.for_seconds, now, who)
     store = _store(request)
     await store.set_override(ov)
     doc = await _document(request)

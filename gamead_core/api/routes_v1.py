@@ -58,13 +58,23 @@ async def get_workers(
     return _json(_sampler(request).workers_payload(role))
 
 
-def _cache_stats(app: FastAPI) -> Callable[[], Any] | None:
-    """``gamead_core.api.cache.redis_stats(app)`` when that module exists (it is optional)."""
+def _optional_sections(app: FastAPI) -> dict[str, Callable[[], Any]]:
+    """``cache`` (Redis, cache and rate-limit counters) and ``autoscaler`` (its last decision), each read from
+    memory once per sample, when the module that provides it is present."""
+    sections: dict[str, Callable[[], Any]] = {}
     try:
-        from gamead_core.api.cache import redis_stats  # type: ignore[attr-defined]
+        from gamead_core.api.cache import redis_stats
     except ImportError:
-        return None
-    return lambda: redis_stats(app)
+        pass
+    else:
+        sections["cache"] = lambda: redis_stats(app)
+    try:
+        from gamead_core.api.routes_scale import autoscaler_status
+    except ImportError:
+        pass
+    else:
+        sections["autoscaler"] = lambda: autoscaler_status(app)
+    return sections
 
 
 async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
@@ -77,10 +87,7 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
     link = app.state.link
     node_id = new_api_node_id()
     started = time.time()
-    extras: dict[str, Callable[[], Any]] = {}
-    if cache := _cache_stats(app):
-        extras["cache"] = cache
-    sampler = StatsSampler(link, settings, node_id=node_id, extras=extras)
+    sampler = StatsSampler(link, settings, node_id=node_id, extras=_optional_sections(app))
     app.state.stats_sampler = sampler
     app.state.node_id = node_id
     stop = asyncio.Event()

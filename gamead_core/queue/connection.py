@@ -132,8 +132,8 @@ async def delete_if_present(js: JetStreamContext, stream: str, seq: int) -> bool
     except nats.js.errors.NotFoundError:
         return False
     except nats.js.errors.APIError as exc:
-        if exc.err_code == 10057:  # no message found
-            return False
+        if exc.err_code == 10057 or "not found" in (exc.description or "").lower():
+            return False  # "no message found" / "sequence N not found": someone deleted it first
         raise translate(exc) from exc
     except (nats.errors.Error, asyncio.TimeoutError) as exc:
         raise translate(exc) from exc

@@ -111,16 +111,25 @@ def stream_rates(prev: StreamPoint | None, now: StreamPoint) -> tuple[float, flo
 
 
 def per_worker_rate(
-    workers: Sequence[WorkerLoad], *, completion_rate: float | None, saturated: bool, since: float
+    workers: Sequence[WorkerLoad] | None,
+    *,
+    completion_rate: float | None,
+    saturated: bool,
+    since: float,
+    replicas_before: int | None = None,
 ) -> float | None:
     """Ads per second one worker completes (see the module docstring); None when unknown.
 
     ``saturated``: the backlog was non-empty at both ends of the interval that began at ``since`` (epoch).
+    The workers that ran all interval are the registry's live workers started before ``since``; without
+    registry entries, ``replicas_before`` (the backend's count at the start of the interval).
     """
-    live = [w for w in workers if not w.draining]
+    live = [w for w in workers or () if not w.draining]
     steady = [w for w in live if w.started_at <= since]
-    if saturated and completion_rate is not None and completion_rate > 0 and steady:
-        return completion_rate / len(steady)
+    if saturated and completion_rate is not None and completion_rate > 0:
+        n = len(steady) if live else (replicas_before or 0)
+        if n > 0:
+            return completion_rate / n
     capacities = [
         w.concurrency * 1000.0 / w.p50_ms
         for w in live
@@ -276,7 +285,7 @@ class Autoscaler:
         registry_settings: Any = None,
         stream_replicas: int = 1,
         request_timeout: float = 2.0,
-        on_decision: Callable[[dict[str, Any]], None] | None = None,
+        on_decision: Callable[[dict[str, Any]], None] | None = None,  # called with each new kind of decision
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -299,6 +308,7 @@ class Autoscaler:
         self._leading = False
         self._leader_since: float | None = None
         self._prev: StreamPoint | None = None
+        self._prev_current: int | None = None
         self._decisions: list[dict[str, Any]] = []
         self._failures = 0
         self._view: dict[str, Any] | None = None  # the shared state as last written or read
@@ -320,12 +330,13 @@ class Autoscaler:
         if not await self._wait_ready(stop):
             return
         keeper_task: asyncio.Task[None] | None = None
+        keeper_stop = asyncio.Event()  # the caller's ``stop`` is not ours to set
         try:
             if self.can_lead:
                 assert self.store is not None
                 self.keeper = LeaseKeeper(await self.store.leases_kv(), self.node_id, self.ttl,
                                           clock=self._clock, monotonic=self._mono)
-                keeper_task = asyncio.create_task(self.keeper.run(stop), name="gamead-autoscaler-lease")
+                keeper_task = asyncio.create_task(self.keeper.run(keeper_stop), name="gamead-autoscaler-lease")
             await self._loop(stop)
         except asyncio.CancelledError:
             raise
@@ -333,7 +344,7 @@ class Autoscaler:
             log.exception("the autoscaler stopped on an unexpected error")
         finally:
             if keeper_task is not None:
-                stop.set()
+                keeper_stop.set()  # releases the lease if held
                 done, _ = await asyncio.wait({keeper_task}, timeout=3.0)
                 if not done:
                     keeper_task.cancel()
@@ -392,11 +403,12 @@ class Autoscaler:
         self._leading = True
         self._leader_since = self._clock()
         self._policy = ScalingPolicy(self.settings)
-        self._prev = None
+        self._prev, self._prev_current = None, None
         self._failures = 0
         try:
             previous = await self.store.state()
-        except GameadError:
+        except Exception as exc:  # noqa: BLE001 - start with an empty log rather than not at all
+            log.info("autoscaler: cannot read the previous decisions: %s", _text(exc))
             previous = None
         self._decisions = list((previous or {}).get("decisions") or [])
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
@@ -441,8 +453,9 @@ class Autoscaler:
         arrival, completion = stream_rates(self._prev, snap.point)
         saturated = self._prev is not None and self._prev.backlog > 0 and snap.point.backlog > 0
         since = self._prev.wall if self._prev is not None else wall
-        rate = per_worker_rate(snap.workers or [], completion_rate=completion, saturated=saturated, since=since)
-        self._prev = snap.point
+        rate = per_worker_rate(snap.workers, completion_rate=completion, saturated=saturated, since=since,
+                               replicas_before=self._prev_current)
+        self._prev, self._prev_current = snap.point, current
 
         prefix = ""
         stored = await self._read_override()
@@ -494,9 +507,9 @@ class Autoscaler:
         else:
             self._failures = 0
             delay = self.interval
-            if desired != current:
-                log.info("autoscaler: %s", reason)
-        await self._record(entry, observed, stored if override is not None else None)
+        now_running = desired if applied else current
+        if await self._record(entry, observed, stored if override is not None else None, now_running) and error is None:
+            log.log(logging.INFO if desired != current else logging.DEBUG, "autoscaler: %s", reason)
         return delay
 
     async def _failed(self, wall: float, current: int | None, message: str, snap: _Snapshot | None = None) -> float:
@@ -505,7 +518,7 @@ class Autoscaler:
         log.warning("autoscaler: %s (attempt %d, retrying in %.1fs)", message, self._failures, delay)
         entry = self._entry(wall, current, None, message, False, message, False)
         observed = self._observed(snap, 0.0, None, None) if snap is not None else None
-        await self._record(entry, observed, None)
+        await self._record(entry, observed, None, current)
         return delay
 
     async def _read_override(self) -> Override | None:
@@ -537,12 +550,19 @@ class Autoscaler:
         }
 
     async def _record(self, entry: dict[str, Any], observed: dict[str, Any] | None,
-                      override: Override | None) -> None:
-        """Fold ``entry`` into the decisions and write the shared state (a failed write is only logged)."""
+                      override: Override | None, running: int | None) -> bool:
+        """Fold ``entry`` into the decisions and write the shared state (a failed write is only logged).
+
+        ``running`` is the replica count after this decision (``current`` in the state; the entry keeps the
+        count it started from).
+
+        True when ``entry`` started a new line in the decisions (not folded into the previous one).
+        """
         assert self.store is not None
         s = self.settings
         self._decisions = record_decision(self._decisions, entry)
-        if self._on_decision is not None:
+        new_line = self._decisions[0].get("repeats") == 1
+        if self._on_decision is not None and new_line:
             try:
                 self._on_decision(entry)
             except Exception:  # noqa: BLE001 - a display hook must not break the loop
@@ -558,7 +578,7 @@ class Autoscaler:
             "leaseTtlSeconds": self.ttl,
             "minReplicas": s.min_replicas,
             "maxReplicas": s.max_replicas,
-            "current": entry["current"],
+            "current": running,
             "desired": entry["desired"],
             "reason": entry["reason"],
             "applied": entry["applied"],
@@ -573,6 +593,7 @@ class Autoscaler:
             await self.store.put_state(state)
         except GameadError as exc:
             log.warning("autoscaler: cannot record the decision: %s", exc.message)
+        return new_line
 
     async def _observe(self, wall: float, mono: float) -> _Snapshot:
         js = self.link.js

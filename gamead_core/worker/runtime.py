@@ -33,6 +33,7 @@ from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import AdStore, Versioned, decode
+from gamead_core.registry import Registry, heartbeating, worker_node_info
 from gamead_core.worker.analyzer import analyze
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.deadletter import dead_letter
@@ -118,13 +119,17 @@ class Worker:
                 )
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
             mover = asyncio.create_task(run_mover(js, self._store, self._dlq, self.settings, stop))
-            try:
-                await self._loop(puller, stop)
-            finally:
-                await puller.stop()
-                await self._drain()
-                mover.cancel()
-                await asyncio.gather(mover, return_exceptions=True)
+            registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
+                                timeout=self.settings.nats.request_timeout)
+            async with heartbeating(registry, lambda: worker_node_info(self, draining=stop.is_set()),
+                                    self.settings.registry.heartbeat_interval):
+                try:
+                    await self._loop(puller, stop)
+                finally:
+                    await puller.stop()
+                    await self._drain()
+                    mover.cancel()
+                    await asyncio.gather(mover, return_exceptions=True)
         finally:
             await nc.drain()
             log.info(
@@ -192,6 +197,8 @@ class Worker:
 
     # --- one ad --------------------------------------------------------------------------------------
     async def _handle(self, msg: Msg) -> None:
+        if self.stats.in_flight == 0:  # idle time is not "no progress": a stuck check starts from here
+            self.stats.last_progress = time.time()
         self.stats.in_flight += 1
         settled = False
         ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")

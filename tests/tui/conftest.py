@@ -1,7 +1,8 @@
 """Fixtures of the dashboard tests: a stack of this package's own (registry ttl 3 s) and Pilot helpers.
 
-The session ``stack`` (tests/conftest.py) is shared with other tests that drain its queue and use the
-default 10 s registry ttl, so the live dashboard tests run on a NATS + API of their own instead.
+The session ``stack`` (tests/conftest.py) is shared with other tests, has a worker that drains its queue
+at once and the default 10 s registry ttl; tests that need an empty-handed queue, a 3 s ttl, a faulty
+worker or an API to stop run on ``observed``, a NATS + API of this package's own.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def serve(nats_url: str, port: int, logs: Path, **env: str) -> tuple[Proc, str]:
     return proc, url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     from gamead_core.embedded import free_port
 

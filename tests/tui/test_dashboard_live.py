@@ -70,6 +70,30 @@ def test_after_submitting_ads_the_panels_show_the_real_numbers(observed: Observe
     asyncio.run(scenario())
 
 
+def test_the_nodes_table_agrees_with_the_registry_of_the_shared_stack(api_url: str, client: httpx.Client) -> None:
+    ids = [client.post("/ads", json=ad(f"Shared stack {i}")).json()["id"] for i in range(3)]
+    for ad_id in ids:
+        assert wait_terminal(client, ad_id)["status"] == "completed"
+
+    def shown_processed(app: DashboardApp) -> int | None:
+        table = app.query_one(NodesTable)
+        if "session-worker" not in row_keys(table):
+            return None
+        return int(str(table.get_row("session-worker")[4]).replace(",", ""))
+
+    async def scenario() -> None:
+        app = dashboard(api_url)
+        async with app.run_test(size=(120, 40)) as pilot:
+            def agrees() -> bool:
+                nodes = {n["id"]: n for n in client.get("/v1/workers").json()["items"]}
+                shown = shown_processed(app)
+                return shown is not None and shown >= len(ids) and shown == nodes["session-worker"]["processed"]
+
+            await until(pilot, agrees, timeout=15, what="session-worker's processed count on screen")
+
+    asyncio.run(scenario())
+
+
 def test_a_killed_worker_disappears_from_the_table_within_its_ttl(observed: Observed, procs: list[Proc]) -> None:
     worker_id = f"doomed-{uuid.uuid4().hex[:6]}"
     worker = observed.worker(worker_id)

@@ -38,7 +38,7 @@ class CountingSource(RecordedSource):
 
 
 def run(source: RecordedSource, scenario: Callable[[DashboardApp, Any], Awaitable[None]],
-        size: tuple[int, int] = (120, 40), refresh: float = 0.2) -> None:
+        size: tuple[int, int] = (120, 40), refresh: float = 1.0) -> None:
     async def main() -> None:
         app = DashboardApp(source, refresh=refresh)
         async with app.run_test(size=size) as pilot:
@@ -99,6 +99,8 @@ def test_marked_dlq_entries_are_replayed_after_confirmation(recorded: dict[str, 
         dialog = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
                              what="confirmation")
         assert "Replay 2 dead-lettered ads" in dialog.question
+        await pilot.press("r", "x", "p")  # the dashboard's keys are inert while the dialog is open
+        assert app.screen is dialog and not app.paused
         await pilot.press("n")  # declined: nothing happens
         await pilot.pause()
         assert source.calls == []
@@ -142,7 +144,7 @@ def test_p_pauses_and_resumes_refreshing(recorded: dict[str, Any]) -> None:
         await pilot.press("p")
         await until(pilot, lambda: source.refreshes > paused_at, what="refreshes to resume")
 
-    run(source, scenario)
+    run(source, scenario, refresh=0.2)
 
 
 def test_question_mark_shows_help(recorded: dict[str, Any]) -> None:
@@ -172,7 +174,7 @@ def test_an_unreachable_api_shows_a_banner_keeps_the_data_and_recovers(recorded:
         await until(pilot, lambda: not banner.display, what="recovery")
         assert not app.query_one("#nodes").has_class("-stale")
 
-    run(source, scenario)
+    run(source, scenario, refresh=0.2)
 
 
 def test_unexpected_data_never_ends_the_app(recorded: dict[str, Any]) -> None:
@@ -190,4 +192,4 @@ def test_unexpected_data_never_ends_the_app(recorded: dict[str, Any]) -> None:
         await until(pilot, lambda: app.error is None and app.query_one(NodesTable).row_count == 3,
                     what="normal data again")
 
-    run(source, scenario)
+    run(source, scenario, refresh=0.2)

@@ -1,0 +1,162 @@
+"""Show what the worker autoscaler decided and why; hold a worker count for a while.
+
+[bold]Examples[/bold]
+
+  gamead scale status
+  gamead scale status -o json | jq '.decisions[0]'
+  gamead scale set 8 --for 30m      (a manual override: wins over the policy until it expires)
+  gamead scale clear                (back to the policy at the next decision)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
+from gamead_cli.output import emit, plain
+from gamead_core.errors import ApiClientError, GameadError
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The API's limit (7 days).
+MAX_FOR_SECONDS = 7 * 86400
+
+
+def parse_duration(value: str) -> float:
+    """``30s`` / ``10m`` / ``2h`` / ``1d`` / ``90`` (seconds) → seconds. Pure."""
+    m = _DURATION.match(value or "")
+    if not m:
+        raise GameadError(f"cannot read duration {value!r}: use a number with s, m, h or d (30s, 10m, 2h)")
+    seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    if not 0 < seconds <= MAX_FOR_SECONDS:
+        raise GameadError(f"duration {value!r} must be more than 0 and at most 7d")
+    return seconds
+
+
+def _short_time(value: Any) -> str:
+    return str(value).replace("T", " ")[11:19] if value else "-"
+
+
+def _n(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    table.add_column("TIME", no_wrap=True)
+    table.add_column("×", justify="right", no_wrap=True)
+    table.add_column("FROM", justify="right", no_wrap=True)
+    table.add_column("TO", justify="right", no_wrap=True)
+    table.add_column("APPLIED", no_wrap=True)
+    table.add_column("REASON")
+    for d in decisions:
+        applied = d.get("applied")
+        mark = Text("yes", style="green") if applied else Text("no", style="red" if d.get("error") else "yellow")
+        reason = plain(d.get("reason") or "")
+        if d.get("error") and d["error"] not in (d.get("reason") or ""):
+            reason.append(f" — {d['error']}", style="red")
+        times = _short_time(d.get("at"))
+        if d.get("repeats", 1) > 1:
+            times += f"–{_short_time(d.get('lastAt'))}"
+        table.add_row(times, str(d.get("repeats", 1)), _n(d.get("current")), _n(d.get("desired")), mark, reason)
+    if not decisions:
+        table.caption = "no decisions recorded yet"
+    return table
+
+
+def status_view(doc: dict[str, Any]) -> RenderableType:
+    """``GET /v1/scale`` for people: the facts, then the last decisions, newest first."""
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    facts.add_row("backend", plain(doc.get("backend")))
+    leader = doc.get("leader")
+    facts.add_row("leader", plain(f"{leader['id']} (since {_short_time(leader.get('since'))})") if leader
+                  else Text("none (no autoscaler holds the lease)", style="yellow"))
+    workers = Text(f"{_n(doc.get('current'))} → {_n(doc.get('desired'))}")
+    workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
+    if doc.get("draining"):
+        workers.append(f", {doc['draining']} draining", style="yellow")
+    facts.add_row("workers", workers)
+    if doc.get("reason"):
+        facts.add_row("reason", plain(doc["reason"]))
+    if doc.get("error"):
+        facts.add_row("error", Text(str(doc["error"]), style="red"))
+    ov = doc.get("override")
+    if ov:
+        facts.add_row("override", Text(f"{ov['replicas']} until {_short_time(ov.get('until'))} "
+                                       f"({ov.get('remainingSeconds', 0):.0f}s left)", style="bold magenta"))
+    else:
+        facts.add_row("override", Text("none", style="dim"))
+    obs = doc.get("observed") or {}
+    if obs:
+        rate = obs.get("perWorkerPerSec")
+        facts.add_row("observed", plain(
+            f"backlog {obs.get('backlog', 0):,}, in flight {obs.get('inFlight', 0):,}, oldest "
+            f"{obs.get('oldestAgeSeconds', 0):.1f}s, arriving {obs.get('arrivalPerSec', 0):.1f}/s, per worker "
+            + (f"{rate:.1f}/s" if rate is not None else "unknown")))
+    updated = Text(_short_time(doc.get("updatedAt")))
+    if doc.get("stale"):
+        updated.append("  (stale: no leader is recording)", style="yellow")
+    facts.add_row("updated", updated)
+    return Group(facts, Text(""), Text("last decisions", style="bold"), _decisions_table(doc.get("decisions") or []))
+
+
+def _expect_dict(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiClientError(f"the API answered {what} with unexpected data")
+    return body
+
+
+@app.command("status")
+def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None) -> None:
+    """Backend, leader, current and desired workers, the override, and the last decisions with reasons."""
+    with api_client(config, api) as client:
+        doc = _expect_dict(client.request("GET", "/v1/scale"), "GET /v1/scale")
+    emit(doc, output, status_view)
+
+
+@app.command("set")
+def set_override(
+    replicas: Annotated[int, typer.Argument(min=0, help="Workers to hold.")],
+    for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",
+    output: OutputOpt = OutputFormat.table,
+    api: ApiOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Hold REPLICAS workers for a while, whatever the policy says (clamped to min/max replicas).
+
+    Example: gamead scale set 8 --for 30m
+    """
+    seconds = parse_duration(for_)
+    with api_client(config, api) as client:
+        body = _expect_dict(client.request("POST", "/v1/scale/override",
+                                           json={"replicas": replicas, "forSeconds": seconds}),
+                            "POST /v1/scale/override")
+
+    def view(b: dict[str, Any]) -> RenderableType:
+        ov = b.get("override") or {}
+        line = Text(f"override: {ov.get('replicas')} worker(s) until {_short_time(ov.get('until'))}", style="bold")
+        if b.get("note"):
+            line.append(f" — {b['note']}", style="yellow")
+        line.append("\napplied by the autoscaler's leader at its next decision; undo with: gamead scale clear",
+                    style="dim")
+        return line
+
+    emit(body, output, view)
+
+
+@app.command("clear")
+def clear(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None) -> None:
+    """End the manual override: the policy decides again at the next decision."""
+    with api_client(config, api) as client:
+        body = _expect_dict(client.request("DELETE", "/v1/scale/override"), "DELETE /v1/scale/override")
+    emit(body, output, lambda b: Text("override cleared" if b.get("cleared") else "no override was set"))

@@ -1,0 +1,274 @@
+"""The autoscaler against real processes: local workers started and drained, `gamead up` following an
+override, one leader among API nodes with take-over after kill -9, and a broken Kubernetes backend that
+never takes the API down. Each test has a NATS server of its own (the lease is per server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.scaling.local import LocalScaler
+from gamead_core.supervisor import Supervisor
+from tests.support import Proc, ad, clean_env, gamead_argv, start_api, wait_for, wait_terminal
+
+
+def _scale(url: str) -> dict[str, Any]:
+    try:
+        return httpx.get(f"{url}/v1/scale", timeout=2).json()  # type: ignore[no-any-return]
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children_of(parent: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    kids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return kids
+
+
+def _stop_up(up: subprocess.Popen[bytes]) -> None:
+    """Stop `gamead up` the way a user does (it stops its children); kill it and them only if it hangs."""
+    if up.poll() is not None:
+        return
+    up.send_signal(signal.SIGINT)
+    try:
+        up.wait(60)
+    except subprocess.TimeoutExpired:
+        kids = _children_of(up.pid)  # in sessions of their own: killing up's group would orphan them
+        up.kill()
+        up.wait()
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(gamead_argv(*args), env=clean_env(), capture_output=True, text=True, timeout=30)
+
+
+# --- local backend ---------------------------------------------------------------------------------------
+
+
+def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    nats = fresh_nats()
+    api, url = start_api(nats.url, tmp_path, GAMEAD_AUTOSCALER__BACKEND="local")  # shows state; never leads
+    procs.append(api)
+    env = clean_env(GAMEAD_NATS__URL=nats.url, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="2500",
+                    GAMEAD_WORKER__DRAIN_TIMEOUT="20")
+    scaler = LocalScaler(Supervisor(), argv=lambda wid: gamead_argv("worker", "--id", wid, "--concurrency", "1"),
+                         env=env, log_dir=tmp_path / "workers", drain_timeout=20)
+
+    async def scenario(client: httpx.Client) -> None:
+        await scaler.set_replicas_async(1)
+        assert scaler.current_replicas() == 1
+        await scaler.set_replicas_async(3)
+        assert scaler.current_replicas() == 3 and scaler.worker_names == ["worker-1", "worker-2", "worker-3"]
+        pids = scaler.pids()
+        assert all(pid is not None and _alive(pid) for pid in pids.values())
+
+        # One slot per worker: three slow ads end up on three different workers.
+        ids = [client.post("/ads", json=ad(f"Drain {i}", 3)).json()["id"] for i in range(3)]
+
+        def all_processing() -> set[str] | None:
+            records = [client.get(f"/ads/{i}").json() for i in ids]
+            on = {r.get("workerId") for r in records if r.get("status") == "processing"}
+            return on if len(on) == 3 else None
+
+        def probe() -> set[str] | None:
+            return all_processing()
+
+        workers = await asyncio.to_thread(wait_for, probe, timeout=25, interval=0.1,
+                                          what="each of 3 workers to hold one ad")
+        assert workers == {"local-1", "local-2", "local-3"}
+
+        began = time.monotonic()
+        await scaler.set_replicas_async(1)  # SIGTERM the two newest, mid-ad; returns at once
+        assert time.monotonic() - began < 0.5
+        assert scaler.current_replicas() == 1 and scaler.draining == 2
+        assert scaler.worker_names == ["worker-1"]
+        await scaler.wait_drained()
+        assert scaler.draining == 0
+        assert not _alive(pids["worker-2"]) and not _alive(pids["worker-3"]) and _alive(pids["worker-1"])
+
+        # The stopped workers finished what they held: every ad completed on its first attempt.
+        for ad_id in ids:
+            record = await asyncio.to_thread(wait_terminal, client, ad_id, 20)
+            assert record["status"] == "completed" and record["attempts"] == 1, record
+
+        # A new replica reuses the lowest free number.
+        await scaler.set_replicas_async(2)
+        assert scaler.worker_names == ["worker-1", "worker-2"]
+
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            asyncio.run(scenario(client))
+    finally:
+        scaler.set_replicas(0)
+    logs = (tmp_path / "workers" / "worker-3.log").read_text()
+    assert "draining" in logs and "worker stopped" in logs
+
+
+def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = tmp_path / "up.out"
+    env = clean_env(GAMEAD_AUTOSCALER__INTERVAL="0.5", GAMEAD_AUTOSCALER__SCALE_DOWN_STABILIZATION_SECONDS="1",
+                    GAMEAD_AUTOSCALER__PERIOD_SECONDS="0.5", GAMEAD_API_URL=url)
+    with open(out, "wb") as sink:
+        up = subprocess.Popen(
+            gamead_argv("up", "--workers", "1", "--max-workers", "3", "--port", str(port), "--data-dir",
+                        str(tmp_path / "data")),
+            env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: "Press Ctrl-C" in out.read_text(), timeout=40, what="gamead up to be ready")
+        doc = wait_for(lambda: (d := _scale(url)).get("leader") and d, timeout=10, interval=0.1,
+                       what="the autoscaler to lead")
+        assert doc["leader"]["id"].startswith("up-")  # gamead up owns the workers and holds the lease
+        assert doc["backend"] == "local" and (doc["minReplicas"], doc["maxReplicas"]) == (1, 3)
+        assert doc["current"] == 1
+
+        setting = subprocess.run(gamead_argv("scale", "set", "5", "--for", "1m", "--api", url), env=env,
+                                 capture_output=True, text=True, timeout=30)
+        assert setting.returncode == 0, setting.stderr
+        assert "clamped to 3" in setting.stdout
+        wait_for(lambda: _scale(url).get("current") == 3, timeout=10, interval=0.1, what="3 workers")
+        wait_for(lambda: "autoscaler: manual override to 5" in out.read_text(), timeout=5,
+                 what="the scale-up on the console")
+
+        cleared = subprocess.run(gamead_argv("scale", "clear", "--api", url), env=env, capture_output=True,
+                                 text=True, timeout=30)
+        assert cleared.returncode == 0 and "override cleared" in cleared.stdout
+        doc = wait_for(lambda: (d := _scale(url)).get("current") == 1 and d, timeout=20, interval=0.1,
+                       what="back to 1 worker (draining)")
+        assert doc["override"] is None
+        reasons = [d["reason"] for d in doc["decisions"]]
+        assert any("manual override to 5" in r and "clamped to 3" in r for r in reasons), reasons
+        assert any("no backlog" in r for r in reasons), reasons
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0
+        assert "stopped" in out.read_text()
+    finally:
+        _stop_up(up)
+
+
+# --- leadership ------------------------------------------------------------------------------------------
+
+
+def test_one_leader_among_api_nodes_and_take_over_after_kill(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    nats = fresh_nats()
+    env = {"GAMEAD_AUTOSCALER__BACKEND": "none", "GAMEAD_AUTOSCALER__INTERVAL": "0.5"}
+    a, url_a = start_api(nats.url, tmp_path, **env)
+    b, url_b = start_api(nats.url, tmp_path, **env)
+    procs += [a, b]
+    ids = {a.pid: url_a, b.pid: url_b}
+
+    def agreed_leader() -> str | None:
+        seen = {(_scale(u).get("leader") or {}).get("id") for u in (url_a, url_b)}
+        return seen.pop() if len(seen) == 1 and None not in seen else None
+
+    leader_id = wait_for(agreed_leader, timeout=10, interval=0.1, what="both nodes to name one leader")
+    leader_pid = int(leader_id.rsplit("-", 1)[1])
+    assert leader_pid in ids
+    leader = a if a.pid == leader_pid else b
+    follower = b if leader is a else a
+    follower_url = ids[follower.pid]
+    doc = _scale(follower_url)
+    assert doc["backend"] == "none" and doc["leaseTtlSeconds"] == 1.5
+    assert {d["leader"] for d in doc["decisions"]} == {leader_id}  # only the leader decides
+
+    # An override set through one node is seen by all, and the leader applies it (as advice, backend none).
+    setting = _cli("scale", "set", "3", "--for", "1m", "--api", follower_url)
+    assert setting.returncode == 0, setting.stderr
+    status = _cli("scale", "status", "-o", "json", "--api", ids[leader.pid])
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["override"]["replicas"] == 3
+    wait_for(lambda: "manual override to 3" in (_scale(follower_url).get("reason") or ""), timeout=5,
+             interval=0.1, what="the leader to apply the override")
+    assert _scale(follower_url)["desired"] == 3
+
+    leader.kill()  # kill -9: no release, the lease must expire
+    killed = time.monotonic()
+    follower_id = f"{leader_id.rsplit('-', 1)[0]}-{follower.pid}"
+    wait_for(lambda: (_scale(follower_url).get("leader") or {}).get("id") == follower_id, timeout=10,
+             interval=0.05, what="the follower to take over")
+    took = time.monotonic() - killed
+    assert took <= 1.5 + 0.75, f"take-over took {took:.2f}s; the lease TTL is 1.5s"
+    # The new leader carries on with the shared decisions and the override.
+    doc = wait_for(lambda: (d := _scale(follower_url)).get("decisions", [{}])[0].get("leader") == follower_id
+                   and d, timeout=5, interval=0.1, what="a decision by the new leader")
+    assert doc["desired"] == 3 and "manual override to 3" in doc["reason"]
+    assert any(d["leader"] == leader_id for d in doc["decisions"])
+
+    cleared = _cli("scale", "clear", "--api", follower_url)
+    assert cleared.returncode == 0
+    assert json.loads(_cli("scale", "status", "-o", "json", "--api", follower_url).stdout)["override"] is None
+
+
+# --- kubernetes errors -----------------------------------------------------------------------------------
+
+
+def test_a_broken_kubernetes_backend_never_takes_the_api_down(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    nats = fresh_nats()
+    closed = free_port()  # nothing listens there
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{closed}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }))
+    api, url = start_api(nats.url, tmp_path, GAMEAD_AUTOSCALER__BACKEND="kubernetes",
+                         GAMEAD_AUTOSCALER__INTERVAL="0.5", GAMEAD_AUTOSCALER__KUBERNETES__KUBECONFIG=str(kubeconfig))
+    procs.append(api)
+    doc = wait_for(lambda: (d := _scale(url)).get("error") and d, timeout=10, interval=0.1,
+                   what="the scaler error to be recorded")
+    assert doc["backend"] == "kubernetes" and doc["applied"] is False
+    assert "cannot read the replica count" in doc["reason"] and "unreachable" in doc["error"]
+    assert f"127.0.0.1:{closed}" in doc["error"]
+    first = doc["decisions"][-1]
+    with httpx.Client(base_url=url, timeout=5) as client:
+        for i in range(5):
+            assert client.post("/ads", json=ad(f"Still serving {i}")).status_code == 202
+        assert client.get("/readyz").status_code == 200
+    # Retried with back-off, folded into one line of the log, never fatal.
+    wait_for(lambda: (_scale(url).get("decisions") or [{}])[0].get("repeats", 0) >= 2, timeout=10,
+             interval=0.2, what="a retry")
+    assert first["error"] and api.alive()
+    assert "retrying in" in api.output()

@@ -1,0 +1,191 @@
+"""The autoscaler loop's pure parts: rates from the stream, per-worker service rate, the override rules,
+the folded decision log, the status document and the CLI's duration parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from gamead_cli.commands.scale import parse_duration
+from gamead_core.errors import GameadError
+from gamead_core.scaling.lease import Lease
+from gamead_core.scaling.loop import StreamPoint, WorkerLoad, per_worker_rate, status_document, stream_rates
+from gamead_core.scaling.settings import AutoscalerSettings
+from gamead_core.scaling.store import Override, active_override, clamp_override, record_decision
+
+
+def point(mono: float, last_seq: int, messages: int, backlog: int = 0) -> StreamPoint:
+    return StreamPoint(mono=mono, wall=1000.0 + mono, last_seq=last_seq, messages=messages, backlog=backlog)
+
+
+# --- stream rates ----------------------------------------------------------------------------------------
+
+
+def test_arrivals_and_completions_come_from_last_seq_and_message_count() -> None:
+    # 100 published, the stream grew by 40: 60 were acked (removed) in 5 s
+    arrival, completion = stream_rates(point(0, 1000, 200), point(5, 1100, 240))
+    assert arrival == pytest.approx(20.0)
+    assert completion == pytest.approx(12.0)
+
+
+def test_rates_are_unknown_on_the_first_look_or_a_recreated_stream() -> None:
+    assert stream_rates(None, point(5, 10, 0)) == (0.0, None)
+    assert stream_rates(point(0, 500, 0), point(5, 10, 0)) == (0.0, None)  # last_seq went back
+    assert stream_rates(point(5, 1, 0), point(5, 2, 0)) == (0.0, None)  # no time passed
+
+
+def test_completions_never_go_negative() -> None:
+    _, completion = stream_rates(point(0, 100, 0), point(1, 100, 5))  # messages can't grow without publishes
+    assert completion == 0.0
+
+
+# --- per-worker rate ---------------------------------------------------------------------------------------
+
+
+def test_saturated_workers_are_measured_by_their_completions() -> None:
+    workers = [WorkerLoad(4, 50.0, started_at=0.0), WorkerLoad(4, 50.0, started_at=0.0)]
+    rate = per_worker_rate(workers, completion_rate=120.0, saturated=True, since=10.0)
+    assert rate == pytest.approx(60.0)  # not the 80/s Little's law would promise
+
+
+def test_workers_started_during_the_interval_do_not_dilute_the_measurement() -> None:
+    workers = [WorkerLoad(4, 50.0, started_at=0.0), WorkerLoad(4, 50.0, started_at=12.0)]
+    assert per_worker_rate(workers, completion_rate=60.0, saturated=True, since=10.0) == pytest.approx(60.0)
+
+
+def test_draining_workers_do_not_count() -> None:
+    workers = [WorkerLoad(4, 50.0, 0.0), WorkerLoad(4, 50.0, 0.0, draining=True)]
+    assert per_worker_rate(workers, completion_rate=60.0, saturated=True, since=10.0) == pytest.approx(60.0)
+
+
+def test_idle_workers_are_estimated_by_littles_law() -> None:
+    # not saturated: completions only show the arrivals, so use concurrency / p50
+    workers = [WorkerLoad(4, 50.0, 0.0), WorkerLoad(8, 200.0, 0.0)]
+    rate = per_worker_rate(workers, completion_rate=3.0, saturated=False, since=10.0)
+    assert rate == pytest.approx((80.0 + 40.0) / 2)
+
+
+def test_without_registry_entries_the_backend_count_is_the_denominator() -> None:
+    assert per_worker_rate(None, completion_rate=90.0, saturated=True, since=0.0, replicas_before=3) == 30.0
+    assert per_worker_rate([], completion_rate=90.0, saturated=True, since=0.0, replicas_before=3) == 30.0
+
+
+@pytest.mark.parametrize(
+    ("workers", "completion", "saturated", "before"),
+    [
+        (None, None, False, 2),  # nothing known
+        (None, 50.0, False, 2),  # completions while idle say nothing about capacity
+        (None, 0.0, True, 2),  # nothing completed
+        (None, 50.0, True, 0),  # no workers to divide by
+        ([WorkerLoad(4, None, 0.0)], None, False, 1),  # no processing samples yet
+        ([WorkerLoad(4, 0.0, 0.0)], None, False, 1),
+        ([WorkerLoad(0, 10.0, 0.0)], None, False, 1),
+    ],
+)
+def test_unknown_rates_are_none(workers: list[WorkerLoad] | None, completion: float | None, saturated: bool,
+                                before: int) -> None:
+    assert per_worker_rate(workers, completion_rate=completion, saturated=saturated, since=10.0,
+                           replicas_before=before) is None
+
+
+# --- override --------------------------------------------------------------------------------------------
+
+
+def test_an_override_is_active_until_it_expires() -> None:
+    ov = Override(3, until=100.0, set_at=40.0)
+    assert active_override(ov, 99.9) is ov
+    assert active_override(ov, 100.0) is None
+    assert active_override(None, 0.0) is None
+
+
+def test_an_override_is_clamped_to_the_bounds_and_says_so() -> None:
+    assert clamp_override(3, 1, 4) == (3, None)
+    assert clamp_override(9, 1, 4) == (4, "override 9 clamped to 4 (max_replicas)")
+    assert clamp_override(0, 1, 4) == (1, "override 0 clamped to 1 (min_replicas)")
+
+
+def test_override_values_round_trip_and_garbage_is_none() -> None:
+    ov = Override(5, 200.5, 100.0, "api-x-1")
+    assert Override.from_json(ov.to_json()) == ov
+    for junk in (None, b"", b"{", b'{"replicas": -1, "until": 5}', b'{"until": 5}', b'"x"'):
+        assert Override.from_json(junk) is None
+    assert ov.wire(150.0)["remainingSeconds"] == 50.5
+
+
+# --- decision log ----------------------------------------------------------------------------------------
+
+
+def entry(at: str, current: int | None, desired: int | None, reason: str = "r", **kw: object) -> dict[str, object]:
+    return {"at": at, "current": current, "desired": desired, "reason": reason, "applied": True, "error": None,
+            "override": False, "leader": "a", **kw}
+
+
+def test_repeated_decisions_fold_into_one_line_with_a_count() -> None:
+    log = record_decision([], entry("t1", 1, 1, "hold a"))
+    log = record_decision(log, entry("t2", 1, 1, "hold b"))
+    log = record_decision(log, entry("t3", 1, 3, "scale"))
+    log = record_decision(log, entry("t4", 3, 3, "hold c"))
+    assert [(d["at"], d["repeats"], d["lastAt"], d["reason"]) for d in log] == [
+        ("t4", 1, "t4", "hold c"),
+        ("t3", 1, "t3", "scale"),
+        ("t1", 2, "t2", "hold b"),  # the newest reason of the folded run
+    ]
+
+
+def test_errors_leader_changes_and_overrides_start_new_lines() -> None:
+    log = record_decision([], entry("t1", 1, 1))
+    for other in (entry("t2", 1, 1, error="boom", applied=False), entry("t3", 1, 1, leader="b"),
+                  entry("t4", 1, 1, override=True)):
+        log = record_decision(log, other)
+    assert [d["at"] for d in log] == ["t4", "t3", "t2", "t1"]
+
+
+def test_the_log_keeps_the_newest_entries() -> None:
+    log: list[dict[str, object]] = []
+    for i in range(30):
+        log = record_decision(log, entry(f"t{i}", i, i + 1), keep=20)
+    assert len(log) == 20 and log[0]["at"] == "t29" and log[-1]["at"] == "t10"
+
+
+def test_folding_does_not_touch_the_callers_list() -> None:
+    first = [dict(entry("t1", 1, 1), repeats=1, lastAt="t1")]
+    record_decision(first, entry("t2", 1, 1))
+    assert first[0]["repeats"] == 1
+
+
+# --- status document -------------------------------------------------------------------------------------
+
+
+def test_status_without_any_state_says_so() -> None:
+    doc = status_document(None, None, None, now=100.0, settings=AutoscalerSettings(backend="none"))
+    assert doc["backend"] == "none" and doc["leader"] is None and doc["current"] is None
+    assert doc["stale"] is True and doc["decisions"] == [] and doc["override"] is None
+    assert doc["leaseTtlSeconds"] == 15.0
+
+
+def test_status_shows_the_live_leader_the_active_override_and_staleness() -> None:
+    settings = AutoscalerSettings(backend="kubernetes", interval=2.0)
+    state = {"backend": "local", "t": 95.0, "intervalSeconds": 2.0, "current": 2, "desired": 3,
+             "decisions": [{"at": "x"}], "minReplicas": 1, "maxReplicas": 4}
+    lease = Lease("up-host-1", 10.0, 96.0, 102.0)
+    doc = status_document(state, lease, Override(3, 160.0, 90.0), now=100.0, settings=settings)
+    assert doc["backend"] == "local"  # the leader's backend, not this node's setting
+    assert doc["leader"]["id"] == "up-host-1" and doc["leader"]["expiresInSeconds"] == 2.0
+    assert doc["override"]["replicas"] == 3 and doc["override"]["remainingSeconds"] == 60.0
+    assert doc["ageSeconds"] == 5.0 and doc["stale"] is False and doc["maxReplicas"] == 4
+    later = status_document(state, lease, Override(3, 160.0, 90.0), now=170.0, settings=settings)
+    assert later["leader"] is None and later["override"] is None and later["stale"] is True
+
+
+# --- CLI durations ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("2h", 7200), ("1d", 86400),
+                                               ("90", 90), ("1.5m", 90), (" 5 m ", 300)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "m", "10x", "-5m", "0s", "8d", "1e3"])
+def test_bad_durations_are_refused_with_a_hint(text: str) -> None:
+    with pytest.raises(GameadError, match="duration"):
+        parse_duration(text)

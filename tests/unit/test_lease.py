@@ -1,0 +1,128 @@
+"""The leader lease rule, alone: acquire, renew, take over an expired lease, follow a live one."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from gamead_core.scaling.lease import Lease, lease_decision, lease_ttl
+
+TTL = 15.0
+
+
+def test_ttl_is_three_autoscaler_intervals() -> None:
+    assert lease_ttl(5.0) == 15.0
+    assert lease_ttl(0.5) == 1.5
+
+
+def test_no_lease_is_acquired_for_one_ttl() -> None:
+    d = lease_decision(100.0, None, "a", TTL)
+    assert d.action == "acquire"
+    assert d.write == Lease("a", 100.0, 100.0, 115.0)
+    assert d.check_in == pytest.approx(5.0)  # renew every ttl / 3
+
+
+def test_a_released_lease_is_acquired() -> None:
+    released = Lease("", 50.0, 90.0, 90.0)
+    d = lease_decision(100.0, released, "b", TTL)
+    assert d.action == "acquire" and d.write is not None and d.write.holder == "b"
+
+
+def test_the_holder_renews_and_keeps_its_start() -> None:
+    mine = Lease("a", 10.0, 100.0, 115.0)
+    d = lease_decision(105.0, mine, "a", TTL)
+    assert d.action == "renew"
+    assert d.write == Lease("a", 10.0, 105.0, 120.0)
+
+
+def test_the_holder_renews_even_just_after_expiry() -> None:
+    # The compare-and-set on the revision proves nobody took it meanwhile.
+    mine = Lease("a", 10.0, 100.0, 115.0)
+    d = lease_decision(116.0, mine, "a", TTL)
+    assert d.action == "renew" and d.write is not None and d.write.expires_at == 131.0
+
+
+def test_a_live_lease_of_another_is_followed_until_it_expires() -> None:
+    theirs = Lease("a", 10.0, 100.0, 115.0)
+    d = lease_decision(113.0, theirs, "b", TTL)
+    assert d.action == "follow" and d.write is None
+    assert d.check_in == pytest.approx(2.05)  # just after it is due to expire
+    far = lease_decision(101.0, theirs, "b", TTL)
+    assert far.check_in == pytest.approx(5.0)  # but at least every renewal period
+
+
+@pytest.mark.parametrize("now", [115.0, 115.001, 500.0])
+def test_an_expired_lease_of_another_is_taken_over(now: float) -> None:
+    theirs = Lease("a", 10.0, 100.0, 115.0)
+    d = lease_decision(now, theirs, "b", TTL)
+    assert d.action == "take"
+    assert d.write == Lease("b", now, now, now + TTL)
+
+
+@pytest.mark.parametrize("ttl", [0.0, -1.0, float("nan")])
+def test_a_non_positive_ttl_is_refused(ttl: float) -> None:
+    with pytest.raises(ValueError):
+        lease_decision(0.0, None, "a", ttl)
+
+
+def test_an_empty_candidate_id_is_refused() -> None:
+    with pytest.raises(ValueError):
+        lease_decision(0.0, None, "", TTL)
+
+
+def test_the_value_round_trips_and_garbage_is_no_lease() -> None:
+    lease = Lease("api-host-1", 1.5, 2.5, 17.5)
+    assert Lease.from_json(lease.to_json()) == lease
+    assert lease.ttl == 15.0
+    for junk in (None, b"", b"not json", b"[]", b'{"holder": "a"}', b'{"holder":"a","acquiredAt":"x",'
+                 b'"renewedAt":1,"expiresAt":2}', b'{"holder":"a","acquiredAt":1,"renewedAt":1,"expiresAt":NaN}'):
+        assert Lease.from_json(junk) is None
+
+
+# --- the rule under compare-and-set: at most one live holder, ever ------------------------------------------
+
+_steps = st.lists(
+    st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["read", "write"]),
+              st.one_of(st.just(0.0), st.floats(0.0, 1.0), st.floats(4.0, 7.0))),
+    min_size=1,
+    max_size=80,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_steps)
+@example([("a", "read", 0.0), ("a", "write", 0.0), ("b", "read", 5.95), ("b", "write", 0.0)])  # taken too early?
+def test_compare_and_set_never_yields_two_live_holders(steps: list[tuple[str, str, float]]) -> None:
+    """Candidates read and write in any interleaving; a write succeeds only on the revision its read saw.
+
+    As in LeaseKeeper, a candidate decides when it reads, and after a successful write counts itself leader
+    until ttl after that read; a lost race or a "follow" ends its belief. Whenever a write succeeds, no
+    other candidate may still count itself leader.
+    """
+    ttl = 6.0
+    value: Lease | None = None
+    revision = 0
+    pending: dict[str, tuple[int, float, Lease | None]] = {}  # candidate → (revision read, time, decision)
+    believes: dict[str, float] = {}  # candidate → until when it counts itself leader
+    now = 0.0
+    for who, phase, gap in steps:
+        now += gap
+        if phase == "read":
+            d = lease_decision(now, value, who, ttl)
+            if d.write is None:
+                believes.pop(who, None)
+                pending.pop(who, None)
+            else:
+                pending[who] = (revision, now, d.write)
+            continue
+        if who not in pending:
+            continue
+        read_rev, read_at, write = pending.pop(who)
+        if read_rev != revision:  # KeyWrongLastSequenceError
+            believes.pop(who, None)
+            continue
+        others = [c for c, until in believes.items() if c != who and until > now]
+        assert not others, f"{who} wrote the lease at {now} while {others} still lead"
+        value, revision = write, revision + 1
+        believes[who] = read_at + ttl
