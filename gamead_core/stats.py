@@ -466,7 +466,8 @@ class StatsSampler:
                 "concurrency": sum(n.concurrency for n in workers),
             },
             "autoscaler": self._extras.get("autoscaler"),
-            "cache": self._extras.get("cache"),
+            # redis_stats(app) gives {cache, redis, ratelimit}: each becomes a top-level section
+            **{k: (self._extras.get("cache") or {}).get(k) for k in ("cache", "redis", "ratelimit")},
             "errors": list(self._errors),
             "history": self._history(history),
         }

@@ -241,8 +241,11 @@ def test_an_analysis_past_the_task_timeout_is_a_failed_attempt(lane: Lane) -> No
 def test_a_long_analysis_keeps_its_lease_and_is_not_redelivered(lane: Lane) -> None:
     # ack_wait is 2 s; the analysis takes 5 s: in_progress() must keep the ad from going to another worker
     lane.worker(GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="5000")
-    lane.worker()
-    record = wait_terminal(lane.http, lane.submit("Slow But Steady"), timeout=30)
+    ad_id = lane.submit("Slow But Steady")
+    wait_for(lambda: lane.http.get(f"/ads/{ad_id}").json().get("workerId") == "w1", timeout=20,
+             what="the slow worker to take the ad")
+    lane.worker()  # an idle worker that would take the ad if its lease lapsed
+    record = wait_terminal(lane.http, ad_id, timeout=30)
     assert record["status"] == "completed" and record["attempts"] == 1 and record["workerId"] == "w1"
 
 
