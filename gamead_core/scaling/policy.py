@@ -125,6 +125,7 @@ class ScalingPolicy:
         self._recommendations: deque[tuple[float, int]] = deque()
         self._events: deque[tuple[float, int]] = deque()  # (at, replicas added (+) or removed (-))
         self._last_rate: float | None = None
+        self._seeded = False
 
     @property
     def settings(self) -> AutoscalerSettings:
@@ -134,10 +135,12 @@ class ScalingPolicy:
         s = self._settings
         self._forget_before(obs.at)
         current = max(0, obs.current_replicas)
-        if not self._recommendations:
+        if not self._seeded:
             # Nothing known about the last window (first run, new leader): assume the current count was
-            # recommended, so a restart never shortcuts the scale-down window.
+            # recommended, so a restart never shortcuts the scale-down window. (Only once: later, an empty
+            # window means the window has passed — with a 0 s window, at every decision.)
             self._recommendations.append((obs.at, self._clamp(current)))
+            self._seeded = True
 
         if not obs.metrics_age_s <= s.stale_after_seconds:  # also catches NaN
             return self._hold(obs, f"metrics {obs.metrics_age_s:.1f}s old (> {s.stale_after_seconds:g}s)")

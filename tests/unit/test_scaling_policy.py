@@ -409,3 +409,9 @@ def test_settings_reject_min_above_max_and_unknown_keys() -> None:
     with pytest.raises(ValidationError):
         AutoscalerSettings(kubernetes={"namespce": "x"})
     assert AutoscalerSettings().kubernetes.deployment == "gamead-worker"
+
+
+def test_a_zero_second_window_scales_down_at_the_next_period() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=1, max_replicas=10, scale_down_stabilization_seconds=0))
+    assert policy.decide(obs(0, current=4)).desired == 4  # the first look holds (a new leader knows nothing)
+    assert policy.decide(obs(20, current=4)).desired == 3  # idle: down one step, no window to wait out
