@@ -38,6 +38,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core import names
+from gamead_core.queue.depth import level_depth
 from gamead_core.config import GameadSettings
 from gamead_core.registry import NodeInfo, Percentiles, Registry, node_state
 
@@ -169,22 +170,8 @@ class _Link(Protocol):
 
 
 async def level_sample(js: JetStreamContext, level: int, now: float) -> LevelSample:
-    info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
-    pending = int(info.num_pending or 0)
-    age: float | None = None
-    if pending:
-        try:
-            head = await js.get_msg(
-                names.ADS_STREAM,
-                seq=(info.delivered.stream_seq or 0) + 1 if info.delivered else 1,
-                subject=names.level_subject(level),
-                next=True,
-            )
-            if head.time is not None:
-                age = max(0.0, now - head.time.timestamp())
-        except nats.js.errors.NotFoundError:
-            pass
-    return LevelSample(level, pending, int(info.num_ack_pending or 0), int(info.num_redelivered or 0), age)
+    d = await level_depth(js, level, now)
+    return LevelSample(level, d.waiting, d.in_flight, d.redelivered, d.oldest_age)
 
 
 def _iso(epoch: float) -> str:

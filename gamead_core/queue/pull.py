@@ -15,7 +15,6 @@ import time
 from dataclasses import replace
 
 import nats.errors
-import nats.js.errors
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -25,6 +24,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import QueueSettings
 from gamead_core.queue.aging import LevelHead, pull_order
+from gamead_core.queue.depth import level_depth
 
 log = logging.getLogger(__name__)
 
@@ -80,24 +80,9 @@ class AgingPuller:
             self._heads[level] = replace(head, pending=1, head_age=0.0)
 
     # --- the view of the queue heads ----------------------------------------------------------------
-    async def _level_head(self, level: int, now: float, need_age: bool) -> LevelHead:
-        info = await self._js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
-        pending = int(info.num_pending or 0)
-        unacked = int(info.num_ack_pending or 0)
-        age = 0.0
-        if pending and need_age:
-            try:
-                head = await self._js.get_msg(
-                    names.ADS_STREAM,
-                    seq=(info.delivered.stream_seq or 0) + 1 if info.delivered else 1,
-                    subject=names.level_subject(level),
-                    next=True,
-                )
-                if head.time is not None:
-                    age = max(0.0, now - head.time.timestamp())
-            except nats.js.errors.NotFoundError:
-                pass
-        return LevelHead(level, pending, age, unacked)
+    async def _level_head(self, level: int, now: float) -> LevelHead:
+        d = await level_depth(self._js, level, now)
+        return LevelHead(level, d.waiting, d.oldest_age or 0.0, d.in_flight)
 
     async def heads(self, *, fresh: bool = False) -> dict[int, LevelHead]:
         """Backlog and head age per level, reused for ``queue.head_cache_ms``."""
@@ -105,7 +90,7 @@ class AgingPuller:
         if not fresh and self._heads and mono - self._heads_at < self._qs.head_cache_ms / 1000:
             return self._heads
         now = time.time()
-        infos = await asyncio.gather(*(self._level_head(lvl, now, True) for lvl in names.LEVELS))
+        infos = await asyncio.gather(*(self._level_head(lvl, now) for lvl in names.LEVELS))
         self._heads = {h.level: h for h in infos}
         self._heads_at = mono
         return self._heads

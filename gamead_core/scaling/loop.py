@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import nats.errors
-import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core import names
+from gamead_core.queue.depth import level_depth
 from gamead_core.errors import GameadError
 from gamead_core.queue.connection import translate
 from gamead_core.scaling.lease import LeaseKeeper, lease_ttl
@@ -249,22 +249,8 @@ class _Snapshot:
 
 async def _level_load(js: JetStreamContext, level: int, now: float) -> tuple[LevelLoad, int]:
     """(waiting + oldest age, in flight) of one level, as the worker's puller sees it."""
-    info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
-    pending = int(info.num_pending or 0)
-    age = 0.0
-    if pending:
-        try:
-            head = await js.get_msg(
-                names.ADS_STREAM,
-                seq=(info.delivered.stream_seq or 0) + 1 if info.delivered else 1,
-                subject=names.level_subject(level),
-                next=True,
-            )
-            if head.time is not None:
-                age = max(0.0, now - head.time.timestamp())
-        except nats.js.errors.NotFoundError:
-            pass
-    return LevelLoad(level, pending, age), int(info.num_ack_pending or 0)
+    d = await level_depth(js, level, now)
+    return LevelLoad(level, d.waiting, d.oldest_age or 0.0), d.in_flight
 
 
 def new_holder_id(role: str = "api") -> str:
