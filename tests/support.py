@@ -149,3 +149,28 @@ def wait_terminal(client: httpx.Client, ad_id: str, timeout: float = 20.0) -> di
         return record if record.get("status") in ("completed", "failed", "dead") else None
 
     return wait_for(probe, timeout=timeout, interval=0.05, what=f"ad {ad_id} to finish")
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` runs and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def children_of(parent: int) -> list[int]:
+    """PIDs whose parent is ``parent`` (from /proc)."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    kids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return kids

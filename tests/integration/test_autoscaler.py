@@ -20,7 +20,7 @@ import yaml
 from gamead_core.embedded import EmbeddedNats, free_port
 from gamead_core.scaling.local import LocalScaler
 from gamead_core.supervisor import Supervisor
-from tests.support import Proc, ad, clean_env, gamead_argv, start_api, wait_for, wait_terminal
+from tests.support import children_of, pid_alive, Proc, ad, clean_env, gamead_argv, start_api, wait_for, wait_terminal
 
 
 def _scale(url: str) -> dict[str, Any]:
@@ -28,29 +28,6 @@ def _scale(url: str) -> dict[str, Any]:
         return httpx.get(f"{url}/v1/scale", timeout=2).json()  # type: ignore[no-any-return]
     except (httpx.HTTPError, ValueError):
         return {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _children_of(parent: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                    kids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return kids
 
 
 def _stop_up(up: subprocess.Popen[bytes]) -> None:
@@ -61,7 +38,7 @@ def _stop_up(up: subprocess.Popen[bytes]) -> None:
     try:
         up.wait(60)
     except subprocess.TimeoutExpired:
-        kids = _children_of(up.pid)  # in sessions of their own: killing up's group would orphan them
+        kids = children_of(up.pid)  # in sessions of their own: killing up's group would orphan them
         up.kill()
         up.wait()
         for pid in kids:
@@ -95,7 +72,7 @@ def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
         await scaler.set_replicas_async(3)
         assert scaler.current_replicas() == 3 and scaler.worker_names == ["worker-1", "worker-2", "worker-3"]
         pids = scaler.pids()
-        assert all(pid is not None and _alive(pid) for pid in pids.values())
+        assert all(pid is not None and pid_alive(pid) for pid in pids.values())
 
         # One slot per worker: three slow ads end up on three different workers.
         ids = [client.post("/ads", json=ad(f"Drain {i}", 3)).json()["id"] for i in range(3)]
@@ -119,7 +96,7 @@ def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
         assert scaler.worker_names == ["worker-1"]
         await scaler.wait_drained()
         assert scaler.draining == 0
-        assert not _alive(pids["worker-2"]) and not _alive(pids["worker-3"]) and _alive(pids["worker-1"])
+        assert not pid_alive(pids["worker-2"]) and not pid_alive(pids["worker-3"]) and pid_alive(pids["worker-1"])
 
         # The stopped workers finished what they held: every ad completed on its first attempt.
         for ad_id in ids:

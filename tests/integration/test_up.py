@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from gamead_core.embedded import free_port
-from tests.support import ad, clean_env, gamead_argv, wait_for, wait_terminal
+from tests.support import children_of, pid_alive, ad, clean_env, gamead_argv, wait_for, wait_terminal
 
 
 def _pids_with(*needles: str) -> list[int]:
@@ -26,29 +26,6 @@ def _pids_with(*needles: str) -> list[int]:
         if all(n in words for n in needles):
             found.append(int(entry.name))
     return found
-
-
-def _children_of(parent: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                    kids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return kids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_up_runs_supervises_and_stops_the_stack(tmp_path: Path) -> None:
@@ -74,13 +51,13 @@ def test_up_runs_supervises_and_stops_the_stack(tmp_path: Path) -> None:
             record = wait_terminal(client, ad_id, timeout=40)
         assert record["status"] == "completed" and record["attempts"] == 2
         assert "died with signal 9" in out.read_text() and "restarted" in out.read_text()
-        children = _children_of(up.pid)
+        children = children_of(up.pid)
         assert len(children) == 3  # nats-server, the API, the (restarted) worker
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0
         assert "stopped" in out.read_text()
-        assert not [pid for pid in children if _alive(pid)]
-        assert not [p for p in _pids_with("-c", str(data / "nats.conf")) if _alive(p)]
+        assert not [pid for pid in children if pid_alive(pid)]
+        assert not [p for p in _pids_with("-c", str(data / "nats.conf")) if pid_alive(p)]
     finally:
         if up.poll() is None:
             up.kill()
