@@ -53,6 +53,18 @@ def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], deadline
     raise QueueUnavailable(f"nats-server did not listen on {host}:{port} in time")
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """Stop a child by PID: SIGTERM, then SIGKILL if it is still alive after ``timeout``. Returns its code."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return int(proc.returncode)
+
+
 @dataclass
 class EmbeddedNats:
     """A ``nats-server`` child process with JetStream on, data under ``data_dir``."""
@@ -101,14 +113,8 @@ class EmbeddedNats:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop by PID: SIGTERM (lame-duck free, flushes JetStream), SIGKILL after ``timeout``."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            terminate(proc, timeout)
 
     def kill(self) -> None:
         """Hard stop (SIGKILL), as a crash would."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import free_port
+from gamead_core.embedded import free_port, terminate
 
 
 def valkey_binary() -> str:
@@ -75,14 +75,8 @@ class ValkeyProc:
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            terminate(proc, timeout)
 
     def restart(self) -> ValkeyProc:
         self.stop()

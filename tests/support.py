@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import httpx
 
-from gamead_core.embedded import free_port
+from gamead_core.embedded import free_port, terminate
 
 T = TypeVar("T")
 
@@ -71,16 +71,7 @@ class Proc:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``. Returns the exit code."""
-        if self.popen is None:
-            return None
-        if self.alive():
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.popen.wait()
-        return self.popen.returncode
+        return None if self.popen is None else terminate(self.popen, timeout)
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)
@@ -95,8 +86,24 @@ def gamead_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "gamead_cli", *args]
 
 
-def start_api(nats_url: str, log_dir: Path, *, ready: bool = True, **env: str) -> tuple[Proc, str]:
-    port = free_port()
+def wait_api_ready(proc: Proc, url: str, timeout: float = 30) -> None:
+    """Poll ``/readyz`` until 200; fail at once, with the log, if the process died."""
+
+    def is_ready() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"API exited during start-up:\n{proc.output()[-3000:]}")
+        try:
+            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(is_ready, timeout=timeout, what=f"API {url} ready")
+
+
+def start_api(
+    nats_url: str, log_dir: Path, *, ready: bool = True, port: int | None = None, **env: str
+) -> tuple[Proc, str]:
+    port = port or free_port()
     proc = Proc(
         "api",
         gamead_argv("serve", "--port", str(port)),
@@ -105,15 +112,7 @@ def start_api(nats_url: str, log_dir: Path, *, ready: bool = True, **env: str) -
     ).start()
     url = f"http://127.0.0.1:{port}"
     if ready:
-        def is_ready() -> bool:
-            if not proc.alive():
-                raise AssertionError(f"API exited during start-up:\n{proc.output()[-3000:]}")
-            try:
-                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(is_ready, timeout=30, what=f"API {url} ready")
+        wait_api_ready(proc, url)
     return proc, url
 
 

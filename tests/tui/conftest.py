@@ -19,7 +19,7 @@ import pytest
 from textual.pilot import Pilot
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, clean_env, gamead_argv, start_worker, wait_for
+from tests.support import Proc, start_api, start_worker, wait_for
 
 T = TypeVar("T")
 
@@ -49,19 +49,7 @@ class Observed:
 
 def serve(nats_url: str, port: int, logs: Path, **env: str) -> tuple[Proc, str]:
     """Start ``gamead serve`` on ``port`` and wait until it is ready."""
-    proc = Proc("api", gamead_argv("serve", "--port", str(port)),
-                clean_env(GAMEAD_NATS__URL=nats_url, **OBSERVED_ENV, **env), logs / f"api-{port}.log").start()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if not proc.alive():
-            raise AssertionError(f"API exited during start-up:\n{proc.output()[-3000:]}")
-        try:
-            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(ready, timeout=30, what=f"API {url} ready")
+    proc, url = start_api(nats_url, logs, port=port, **{**OBSERVED_ENV, **env})
 
     def observing() -> bool:  # its stats sampler has listed the registry, its own heartbeat included
         body = httpx.get(f"{url}/v1/workers", timeout=2).json()
