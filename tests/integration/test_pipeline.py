@@ -178,3 +178,20 @@ def test_nats_down_gives_503_queue_unavailable_and_recovers(
         wait_for(lambda: client.post("/ads", json=ad("After")).status_code == 202, timeout=20,
                  what="submits to succeed again")
         assert client.get("/readyz").status_code == 200
+
+
+def test_ads_acknowledged_just_before_the_api_is_killed_are_not_lost(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    with httpx.Client(base_url=url, timeout=10) as client:
+        ids = [_submit(client, f"Before The Crash {i}", 1 + i % 5) for i in range(40)]
+    api.kill()  # SIGKILL right after the last 202: record writes may not have landed
+    api2, url2 = start_api(server.url, tmp_path)
+    procs.append(api2)
+    procs.append(start_worker(server.url, tmp_path, concurrency=8))
+    with httpx.Client(base_url=url2, timeout=10) as client:
+        records = [wait_terminal(client, ad_id, timeout=30) for ad_id in ids]
+    assert [r["status"] for r in records] == ["completed"] * len(ids)
+    assert all(r["attempts"] == 1 for r in records)
