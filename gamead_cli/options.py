@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,3 +51,13 @@ def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
 def api_client(config: Path | None, api: str | None) -> ApiClient:
     """The API client of a client command: ``--api`` wins over GAMEAD_API_URL and the config file."""
     return ApiClient.from_settings(settings_from(config, client={"api_url": api}).client)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str | None) -> float | None:
+    """``30s`` / ``10m`` / ``2h`` / ``7d`` / ``1w`` / ``90`` (seconds) → seconds; None if it is not one. Pure."""
+    m = _DURATION.match(text or "")
+    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)] if m else None

@@ -154,6 +154,11 @@ class AdAccepted(BaseModel):
     duplicate: bool = False
 
 
+def utc_iso(epoch: float, timespec: str = "auto") -> str:
+    """Epoch seconds → ``2026-11-24T12:00:00.123Z``."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (every timestamp gamead writes)."""
     return datetime.now(timezone.utc)

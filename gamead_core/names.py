@@ -60,8 +60,6 @@ SCALING_BUCKET: Final[str] = "gamead_scaling"
 # --- headers -----------------------------------------------------------------------------------------
 HDR_MSG_ID: Final[str] = "Nats-Msg-Id"
 HDR_AD_ID: Final[str] = "Gamead-Ad-Id"
-HDR_SUBMITTED_AT: Final[str] = "Gamead-Submitted-At"
-HDR_REPLAY_OF: Final[str] = "Gamead-Replay-Of"
 
 # --- JetStream API ---------------------------------------------------------------------------------
 

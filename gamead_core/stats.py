@@ -38,8 +38,9 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core import names
-from gamead_core.queue.depth import level_depth
 from gamead_core.config import GameadSettings
+from gamead_core.models import utc_iso
+from gamead_core.queue.depth import level_depth
 from gamead_core.registry import NodeInfo, Percentiles, Registry, node_state
 
 log = logging.getLogger(__name__)
@@ -172,10 +173,6 @@ class _Link(Protocol):
 async def level_sample(js: JetStreamContext, level: int, now: float) -> LevelSample:
     d = await level_depth(js, level, now)
     return LevelSample(level, d.waiting, d.in_flight, d.redelivered, d.oldest_age)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -381,7 +378,7 @@ class StatsSampler:
         return {
             "items": items,
             "count": len(items),
-            "generatedAt": _iso(now),
+            "generatedAt": utc_iso(now),
             "ttlSeconds": self.settings.registry.ttl,
             "error": None if self._nodes_ok else self._registry_error(),
         }
@@ -422,8 +419,8 @@ class StatsSampler:
         states = [node_state(n, at, self.settings.worker.task_timeout) for n in self._nodes]
         nats_info = self._nats_info(last)
         return {
-            "generatedAt": _iso(now),
-            "sampledAt": _iso(last.t) if last else None,
+            "generatedAt": utc_iso(now),
+            "sampledAt": utc_iso(last.t) if last else None,
             "node": self.node_id,
             "intervalSeconds": self.interval,
             "nats": nats_info,

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, duration_seconds
 from gamead_cli.output import emit, note_line, plain, stderr_console
 from gamead_core.errors import GameadError
 
@@ -32,8 +31,6 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 IMPORT_BATCH = 20
 EXPORT_PAGE = 500
 
-_REL = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
@@ -41,8 +38,8 @@ def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
     if value is None:
         return None
     now = now or datetime.now(timezone.utc)
-    if m := _REL.match(value.strip()):
-        return (now - timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])).isoformat()
+    if (ago := duration_seconds(value)) is not None:
+        return (now - timedelta(seconds=ago)).isoformat()
     try:
         when = datetime.fromisoformat(value)
     except ValueError:

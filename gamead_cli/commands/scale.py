@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import typer
@@ -18,24 +17,21 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
 from gamead_cli.output import emit, plain
 from gamead_core.errors import ApiClientError, GameadError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 #: The API's limit (7 days).
 MAX_FOR_SECONDS = 7 * 86400
 
 
 def parse_duration(value: str) -> float:
     """``30s`` / ``10m`` / ``2h`` / ``1d`` / ``90`` (seconds) → seconds. Pure."""
-    m = _DURATION.match(value or "")
-    if not m:
+    seconds = duration_seconds(value)
+    if seconds is None:
         raise GameadError(f"cannot read duration {value!r}: use a number with s, m, h or d (30s, 10m, 2h)")
-    seconds = float(m.group(1)) * _UNIT[m.group(2)]
     if not 0 < seconds <= MAX_FOR_SECONDS:
         raise GameadError(f"duration {value!r} must be more than 0 and at most 7d")
     return seconds

@@ -47,6 +47,7 @@ from gamead_cli.output import (
     summary_view,
 )
 from gamead_core.errors import ApiUnreachable, GameadError
+from gamead_core.registry import percentiles
 
 TERMINAL = frozenset({"completed", "failed", "dead"})
 FAILED = frozenset({"failed", "dead"})
@@ -162,15 +163,6 @@ def _progress() -> Progress:
         console=console,
         disable=not console.is_terminal,
     )
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0–100) of ``values``; ``None`` when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def _latency(record: Mapping[str, Any]) -> float | None:
@@ -301,7 +293,8 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
 
     statuses = Counter(str(r.get("status")) for r in final.values())
     latencies = [lat for r in final.values() if (lat := _latency(r)) is not None]
-    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    spread = percentiles(latencies)
+    p50, p95 = (spread.p50, spread.p95) if latencies else (None, None)
     return {
         "completed": statuses["completed"],
         "failed": statuses["failed"],

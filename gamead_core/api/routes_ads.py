@@ -35,11 +35,6 @@ def _link(request: Request) -> QueueLink:
     return request.app.state.link  # type: ignore[no-any-return]
 
 
-def parse_submission(body: bytes, max_bytes: int) -> AdSubmission:
-    """Decode and validate a ``POST /ads`` body, whatever Content-Type was sent (the spec's curl sends none)."""
-    return parse_body(body, AdSubmission, max_bytes)
-
-
 MAX_IDEMPOTENCY_KEY = 200
 
 
@@ -52,7 +47,7 @@ async def submit(request: Request) -> Response:
         raise ApiError(422, "validation_failed", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
                        details=[{"loc": "Idempotency-Key", "msg": "length out of range"}])
     settings = request.app.state.settings
-    ad = parse_submission(await request.body(), settings.api.max_body_bytes)
+    ad = parse_body(await request.body(), AdSubmission, settings.api.max_body_bytes)  # any Content-Type
     accepted = await _link(request).intake.submit(ad, idempotency_key)
     rec = accepted.record
     payload = {

@@ -45,9 +45,9 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core import names
-from gamead_core.queue.depth import level_depth
 from gamead_core.errors import GameadError
 from gamead_core.queue.connection import translate
+from gamead_core.queue.depth import level_depth
 from gamead_core.scaling.lease import LeaseKeeper, lease_ttl
 from gamead_core.scaling.local import NoneScaler, Scaler
 from gamead_core.scaling.policy import LevelLoad, Observation, ScalingPolicy, retry_delay

@@ -17,7 +17,6 @@ import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import nats.errors
@@ -28,6 +27,7 @@ from nats.js.api import KeyValueConfig, StorageType
 
 from gamead_core import names
 from gamead_core.errors import TopologyError
+from gamead_core.models import utc_iso
 from gamead_core.queue.connection import translate
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
 
@@ -41,9 +41,7 @@ MAX_OVERRIDE_SECONDS = 7 * 86400.0
 
 def iso(epoch: float | None) -> str | None:
     """Epoch seconds → ``2024-05-01T12:00:00.123Z`` (None stays None)."""
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if epoch is None else utc_iso(epoch, "milliseconds")
 
 
 # --- the manual override ------------------------------------------------------------------------------

@@ -11,20 +11,12 @@ from hypothesis import strategies as st
 
 from gamead_core.models import AdSubmission, Analysis
 from gamead_core.worker.analyzer import ANALYZER_VERSION, WEIGHTS, analyze
+from tests.support import SAMPLE_AD
 
 COMPONENTS = ["call_to_action", "title_clarity", "description_clarity", "audience_genre_fit", "visual_richness",
               "duration_fit"]
 
-SAMPLE_WIRE: dict[str, Any] = {
-    "title": "Dragon Kingdom: Rise to Power",
-    "description": "Build your kingdom, train your dragons, and conquer new territories!",
-    "genre": "Strategy",
-    "targetAudience": ["18-34", "Strategy Gamers"],
-    "visualElements": ["Dragons", "Castle", "Battle Scenes"],
-    "callToAction": "Download Now & Claim 1000 Free Gems!",
-    "duration": 30,
-    "priority": 2,
-}
+SAMPLE_WIRE: dict[str, Any] = SAMPLE_AD  # the spec's sample request
 SAMPLE_CTA = SAMPLE_WIRE["callToAction"]
 
 
