@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import nats
@@ -86,7 +86,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
 
 def translate(exc: BaseException) -> Exception:
     """Map a nats-py exception to a gamead error (returned, so the caller can ``raise … from exc``)."""
-    if isinstance(exc, nats.js.errors.APIError) and exc.err_code in _FULL_CODES:
+    if isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in _FULL_CODES:
         return QueueFull(f"the work queue is full: {exc.description}")
     if isinstance(exc, nats.js.errors.NoStreamResponseError):
         return QueueUnavailable("JetStream did not answer: the stream may be missing or the server down")
@@ -97,10 +97,21 @@ def translate(exc: BaseException) -> Exception:
                         nats.errors.StaleConnectionError, nats.errors.NoRespondersError)):
         return QueueUnavailable(f"NATS is unavailable: {type(exc).__name__}")
     if isinstance(exc, nats.js.errors.ServiceUnavailableError):
-        return QueueUnavailable(f"JetStream is unavailable: {exc.description}")
+        return QueueUnavailable(f"JetStream is unavailable: {getattr(exc, 'description', None) or exc}")
     if isinstance(exc, nats.errors.Error):
         return QueueUnavailable(f"NATS error: {exc}")
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+@contextmanager
+def nats_boundary() -> Iterator[None]:
+    """``with nats_boundary(): await js.…``: every nats-py error (and a timeout) raised inside leaves as the
+    matching gamead error (:func:`translate`), chained with ``raise … from exc``. The one NATS error boundary,
+    as httpx's ``map_httpcore_exceptions`` is for httpcore. Other exceptions pass through unchanged."""
+    try:
+        yield
+    except (nats.errors.Error, asyncio.TimeoutError) as exc:
+        raise translate(exc) from exc
 
 
 async def guarded(call: Awaitable[T]) -> T:

@@ -1,0 +1,55 @@
+"""Pure: credentials are masked in URLs; the NATS error boundary maps every nats-py error, even those without
+an ``err_code`` (nats-py's ``KeyNotFoundError`` has none)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats.errors
+import nats.js.errors
+import pytest
+
+from gamead_core.errors import QueueFull, QueueUnavailable
+from gamead_core.queue.connection import nats_boundary, translate
+from gamead_core.redact import redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nats://user:PW@host:4222", "nats://user:***@host:4222"),
+        ("nats://TOKEN@host:4222", "nats://***@host:4222"),
+        ("redis://:PW@valkey:6379/0", "redis://:***@valkey:6379/0"),
+        ("nats://a:4222,nats://u:PW@b:4222", "nats://a:4222,nats://u:***@b:4222"),
+        ("nats://host:4222", "nats://host:4222"),
+        (None, None),
+    ],
+)
+def test_credentials_in_urls_are_masked(url: str | None, shown: str | None) -> None:
+    assert redact_url(url) == shown
+    assert "PW" not in (redact_url(url) or "") and "TOKEN" not in (redact_url(url) or "")
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        nats.js.errors.KeyNotFoundError(),
+        nats.js.errors.NotFoundError(),
+        nats.js.errors.ServiceUnavailableError(),
+        nats.errors.TimeoutError(),
+        nats.errors.ConnectionClosedError(),
+        asyncio.TimeoutError(),
+    ],
+)
+def test_translate_never_raises_itself(exc: BaseException) -> None:
+    assert isinstance(translate(exc), Exception)
+
+
+def test_boundary_maps_nats_errors_and_passes_others() -> None:
+    with pytest.raises(QueueUnavailable) as caught, nats_boundary():
+        raise nats.errors.NoServersError()
+    assert isinstance(caught.value.__cause__, nats.errors.NoServersError)
+    with pytest.raises(QueueFull), nats_boundary():
+        raise nats.js.errors.APIError(code=400, err_code=10077, description="maximum messages exceeded")
+    with pytest.raises(KeyError), nats_boundary():
+        raise KeyError("not ours")
