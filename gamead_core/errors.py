@@ -22,13 +22,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from gamead_core.redact import redact_text
+
 
 class GameadError(Exception):
-    """Base of every error gamead raises on purpose. ``code`` is stable; ``message`` is for humans."""
+    """Base of every error gamead raises on purpose. ``code`` is stable; ``message`` is for humans.
+
+    Credentials in any URL quoted by ``message`` are masked (``nats://user:***@host``): an error may reach a
+    log, a terminal or an API client, and none of them may see a password.
+    """
 
     code: str = "internal_error"
 
     def __init__(self, message: str, *, details: Any = None) -> None:
+        message = redact_text(message)
         super().__init__(message)
         self.message = message
         self.details = details

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from gamead_core.api import routes_ads, routes_dlq, routes_health, routes_scale, routes_v1
+from gamead_core.api.auth import auth_mode
 from gamead_core.api.cache import AdCache
 from gamead_core.api.errors import install_error_handlers
 from gamead_core.api.middleware import GateMiddleware
@@ -17,12 +19,16 @@ from gamead_core.api.state import QueueLink
 from gamead_core.config import GameadSettings
 from gamead_core.redis_link import RedisLink
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     """Build the API. NATS is connected in the lifespan; the app serves (503s) even before it is."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mode = auth_mode(settings)  # one line: the mode in force and tokens per role, never a token
+        log.info("auth %s: %s", mode["auth_mode"], mode["auth_reason"], extra=mode)
         link = QueueLink(settings, nats_url)
         app.state.link = link
         redis = RedisLink.from_settings(settings.redis)  # None = one-machine mode: in-process cache/limits
