@@ -176,17 +176,9 @@ def redis_stats(app: Any) -> dict[str, Any]:
     if link is None:
         redis: dict[str, Any] = {"status": "disabled", "url": None}
     else:
-        redis = {"status": link.status(), "url": _redact(link.url), "breaker": link.breaker.snapshot()}
+        redis = {"status": link.status(), "url": link.url, "breaker": link.breaker.snapshot()}
     return {
         "cache": cache.snapshot() if cache is not None else None,
         "redis": redis,
         "ratelimit": limiter.snapshot() if limiter is not None else None,
     }
-
-
-def _redact(url: str) -> str:
-    """``redis://user:pw@host:6379/0`` → ``redis://***@host:6379/0``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
