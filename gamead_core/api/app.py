@@ -6,7 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gamead_core.api import routes_ads, routes_dlq, routes_health, routes_scale, routes_v1
@@ -59,6 +61,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit
     app.include_router(routes_ads.router, tags=["ads"])
     # The hot path as a plain Starlette route, matched before the documented FastAPI one.
@@ -68,3 +71,10 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
     return app
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away (or was cut off by ``api.read_timeout``) before its body arrived: nobody is left
+    to answer, and it is not a server error. The response is dropped by the server."""
+    log.debug("client disconnected before its request body arrived", extra={"path": request.url.path})
+    return Response(status_code=400)
