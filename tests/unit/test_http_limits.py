@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from uvicorn.config import Config
@@ -85,7 +86,7 @@ def drive(*reads: bytes) -> Transport:
 
 
 def statuses(transport: Transport) -> list[int]:
-    return [int(line.split()[1]) for line in bytes(transport.out).split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", bytes(transport.out))]
 
 
 def request(target: bytes = b"/", headers: int = 2, body: bytes = b"") -> bytes:
