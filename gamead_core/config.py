@@ -248,6 +248,15 @@ class GameadSettings(BaseSettings):
     autoscaler: AutoscalerSettings = AutoscalerSettings()
     records: RecordSettings = RecordSettings()
 
+    @model_validator(mode="after")
+    def _keys_outlive_the_duplicate_window(self) -> GameadSettings:
+        # an idempotency key is remembered by its ad's record and, for concurrent repeats, by JetStream's
+        # duplicate window: a record must not vanish before the window closes
+        if self.records.completed_max_age < self.queue.duplicate_window:
+            raise ValueError(f"records.completed_max_age ({self.records.completed_max_age:g}s) must be at least "
+                             f"queue.duplicate_window ({self.queue.duplicate_window:g}s)")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -325,7 +334,8 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadS
         settings = GameadSettings(**init) if init else GameadSettings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in exc.errors()
         )
         source = f" (from {path})" if path else ""
         raise ConfigError(f"invalid configuration{source}: {problems}") from exc

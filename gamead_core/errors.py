@@ -9,6 +9,7 @@
     ├── QueueFull                the stream refused a publish because a limit was reached
     ├── NotFound                 an ad (or other record) does not exist
     ├── Conflict                 a compare-and-set lost: someone else updated the record first
+    ├── IdempotencyKeyReused     a caller's Idempotency-Key came back with a different ad
     ├── TaskError                an analysis attempt failed
     │   ├── RetryableError       try again later (backoff); dead-lettered after worker.max_attempts
     │   └── PermanentError       can never succeed: dead-lettered at once
@@ -75,6 +76,13 @@ class Conflict(GameadError):
     """A compare-and-set write lost to a concurrent writer."""
 
     code = "conflict"
+
+
+class IdempotencyKeyReused(GameadError):
+    """A caller sent an ``Idempotency-Key`` it had used before with a different ad (draft-ietf-httpapi-
+    idempotency-key-header: a key is bound to one request payload). ``details``: the key and the first ad."""
+
+    code = "idempotency_key_reused"
 
 
 class TaskError(GameadError):
