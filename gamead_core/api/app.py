@@ -35,7 +35,8 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         app.state.link = link
         redis = RedisLink.from_settings(settings.redis)  # None = one-machine mode: in-process cache/limits
         app.state.redis = redis
-        app.state.cache = AdCache(redis, settings.cache.ttl)
+        # a cached record never outlives the stored one (completed records expire: records.completed_max_age)
+        app.state.cache = AdCache(redis, min(settings.cache.ttl, settings.records.completed_max_age))
         app.state.limiter = RateLimiter(redis)
         if redis is not None:
             await redis.start()
