@@ -178,7 +178,7 @@ class RecordSettings(_Section):
         7 * 86400, ge=1, description="Seconds a completed or failed record is kept (default 7 days)."
     )
     max_bytes: int = Field(
-        8 * 1024**3, ge=1024**2, description="Most bytes the bucket holds; past it the oldest records go first."
+        4 * 1024**3, ge=1024**2, description="Most bytes the bucket holds; past it the oldest records go first."
     )
 
     @model_validator(mode="after")
