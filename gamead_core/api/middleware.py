@@ -25,6 +25,7 @@ route can say who called it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -44,6 +45,8 @@ from gamead_core.api.auth import (
 from gamead_core.api.errors import error_response
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.config import ROLES, GameadSettings, RateSettings
+
+log = logging.getLogger(__name__)
 
 BATCH_PATHS = frozenset({"/ads/batch", "/ads:batch"})
 
@@ -147,12 +150,17 @@ class GateMiddleware:
                 principal = found
             elif self.auth_required:
                 message = "invalid API token" if token else "an API token is required: send Authorization: Bearer <token>"
+                log.info("refused: 401 unauthenticated (%s token) %s %s", "invalid" if token else "no",
+                         scope["method"], path, extra={"client": _client_ip(scope), "status": 401})
                 await self._error(scope, receive, send, 401, "unauthenticated", message,
                                   headers={"WWW-Authenticate": 'Bearer realm="gamead"'})
                 return
             method: str = scope["method"]
             if self.auth_required and not principal.may(method, klass):
                 needs = allowed_roles(method, klass)
+                log.warning("refused: 403 forbidden, token %r (role %s) %s %s", principal.name, principal.role,
+                            method, path, extra={"principal": principal.name, "role": principal.role,
+                                                 "client": _client_ip(scope), "status": 403})
                 await self._error(
                     scope, receive, send, 403, "forbidden",
                     f"token {principal.name!r} has role {principal.role!r}, which may not {method} {path}; "
