@@ -42,6 +42,7 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.models import utc_iso
 from gamead_core.queue.depth import level_depth
+from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry, node_state
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ async def level_sample(js: JetStreamContext, level: int, now: float) -> LevelSam
 
 
 def _error_text(exc: BaseException) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return redact_text(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
 
 
 class StatsSampler:
@@ -253,7 +254,7 @@ class StatsSampler:
         await self._sample_extras()
         nc, js = self.link.nc, self.link.js
         if nc is None or js is None or not nc.is_connected:
-            self._errors = [f"NATS unavailable: {self.link.last_error or 'reconnecting'}"]
+            self._errors = [f"NATS unavailable: {redact_text(self.link.last_error or 'reconnecting')}"]
             self._nodes_ok = False
             sample = Sample(t=now, connected=False)
             self._append(sample)
@@ -480,7 +481,7 @@ class StatsSampler:
             "cluster": server.get("cluster"),
             "url": server.get("url"),
             "storage": self._account,
-            "error": None if connected else (self.link.last_error or "reconnecting"),
+            "error": None if connected else redact_text(self.link.last_error or "reconnecting"),
         }
 
     def _history(self, points: int | None) -> dict[str, Any]:
