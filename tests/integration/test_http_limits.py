@@ -16,7 +16,7 @@ import pytest
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, start_api
 
-READ_TIMEOUT = 1.5  #: api.read_timeout of the API under test (seconds), small so slow-client tests are quick
+READ_TIMEOUT = 1.0  #: api.read_timeout of the API under test (seconds), small so slow-client tests are quick
 MB = 1024 * 1024
 
 
@@ -121,24 +121,27 @@ def test_malformed_framing_is_answered_in_json(api: tuple[Proc, str]) -> None:
 # --- slow clients ----------------------------------------------------------------------------------------
 
 
-def test_a_client_that_stops_mid_header_gets_408_and_is_closed(api: tuple[Proc, str]) -> None:
-    with socket.create_connection(address(api[1]), timeout=READ_TIMEOUT * 8) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # …and nothing more
-        resp = Response(read_all(sock))  # returns once the server closes (the socket timeout is the deadline)
-    assert resp.status == 408
-    assert resp.error()["code"] == "request_timeout" and "api.read_timeout" in str(resp.error()["message"])
-
-
-def test_a_client_that_stops_mid_body_gets_408(api: tuple[Proc, str]) -> None:
-    with socket.create_connection(address(api[1]), timeout=READ_TIMEOUT * 8) as sock:
-        sock.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"title\": ")
-        resp = Response(read_all(sock))
-    assert resp.status == 408 and resp.error()["code"] == "request_timeout"
-
-
-def test_a_connection_that_never_speaks_is_closed(api: tuple[Proc, str]) -> None:
-    with socket.create_connection(address(api[1]), timeout=READ_TIMEOUT * 8) as sock:
-        assert read_all(sock) == b""  # closed by the server, without a word
+def test_slow_clients_get_408_and_silent_ones_are_closed(api: tuple[Proc, str]) -> None:
+    """Three slow clients at once: one stops mid-header, one mid-body, one never speaks."""
+    openings = {
+        "mid-header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        "mid-body": b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"title\": ",
+        "silent": b"",
+    }
+    socks = {name: socket.create_connection(address(api[1]), timeout=READ_TIMEOUT * 8) for name in openings}
+    try:
+        for name, opening in openings.items():
+            socks[name].sendall(opening)  # …and nothing more
+        # each read returns once the server closes the connection (the socket timeout is the deadline)
+        answers = {name: Response(read_all(sock)) for name, sock in socks.items()}
+    finally:
+        for sock in socks.values():
+            sock.close()
+    for name in ("mid-header", "mid-body"):
+        assert answers[name].status == 408, (name, answers[name].raw[:200])
+        error = answers[name].error()
+        assert error["code"] == "request_timeout" and "api.read_timeout" in str(error["message"])
+    assert answers["silent"].raw == b""  # closed without a word
 
 
 def test_keep_alive_still_serves_many_requests_on_one_connection(api: tuple[Proc, str]) -> None:
