@@ -19,14 +19,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from gamead_core.models import AdRecord, AdStatus
+from gamead_core.models import AdRecord
 from gamead_core.redis_link import RedisLink
+from gamead_core.store.ads import FINAL_STATUSES  # statuses no record ever leaves (not dead: replay leaves it)
 
 #: Redis key of a cached terminal record: ``gamead:ad:{id}``.
 KEY_PREFIX = "gamead:ad:"
 
-#: statuses no record ever leaves (``dead`` is left by a DLQ replay, so it is not among them)
-FINAL_STATUSES = frozenset({AdStatus.COMPLETED, AdStatus.FAILED})
 
 
 def cache_key(ad_id: str) -> str:
