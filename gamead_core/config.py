@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gamead_core.errors import ConfigError
+from gamead_core.redact import redact_url
 from gamead_core.scaling.settings import AutoscalerSettings
 
 CONFIG_ENV = "GAMEAD_CONFIG"
@@ -34,6 +35,21 @@ class ApiSettings(_Section):
     publish_timeout: float = Field(2.0, gt=0, description="Seconds to wait for JetStream to ack a submit.")
     list_scan_limit: int = Field(
         10_000, ge=100, description="Most ad records `GET /ads` scans to build one filtered page."
+    )
+    # --- HTTP framing limits (enforced by gamead_core.api.http_limits before any handler runs) ---------
+    max_request_line_bytes: int = Field(
+        8 * 1024, ge=256, description="Longest request target (path and query); longer → 414."
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Most bytes of request line and headers together; more → 431."
+    )
+    max_headers: int = Field(100, ge=8, description="Most header fields in one request; more → 431.")
+    read_timeout: float = Field(
+        15.0, gt=0, description="Seconds a client may take to send one whole request (line, headers, body), "
+        "counted from the connection's opening or the request's first byte; slower → 408 and close."
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection is kept open between two requests."
     )
 
 
@@ -123,10 +139,25 @@ class RateLimitSettings(_Section):
     )
 
 
+Role = Literal["submitter", "viewer", "operator"]
+#: every role, least privileged first (gamead_core.api.auth holds what each may do)
+ROLES: tuple[Role, ...] = ("submitter", "viewer", "operator")
+
+
 class TokenSettings(_Section):
-    name: str
+    name: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$",
+        description="Who the token belongs to: named in logs, rate-limit buckets and idempotency scopes.",
+    )
     token: SecretStr
-    role: Literal["submitter", "operator"]
+    role: Role
+
+    @field_validator("name")
+    @classmethod
+    def _not_anonymous(cls, value: str) -> str:
+        if value.lower() == "anonymous":
+            raise ValueError("'anonymous' is reserved for callers without a token")
+        return value
 
 
 class AuthSettings(_Section):
@@ -134,6 +165,28 @@ class AuthSettings(_Section):
         None, description="Require tokens. Unset = required unless the API binds to a loopback address."
     )
     tokens: list[TokenSettings] = Field(default_factory=list, description="API tokens: {name, token, role}.")
+
+
+class RecordSettings(_Section):
+    """Retention of the ad-record KV bucket. Completed and failed records expire first (a per-key TTL,
+    nats-server ≥ 2.11); everything else is bounded by the bucket's age and size limits."""
+
+    max_age: float = Field(
+        30 * 86400, gt=0, description="Seconds any record is kept after its last write (default 30 days)."
+    )
+    completed_max_age: float = Field(
+        7 * 86400, ge=1, description="Seconds a completed or failed record is kept (default 7 days)."
+    )
+    max_bytes: int = Field(
+        4 * 1024**3, ge=1024**2, description="Most bytes the bucket holds; past it the oldest records go first."
+    )
+
+    @model_validator(mode="after")
+    def _completed_within_max_age(self) -> RecordSettings:
+        if self.completed_max_age > self.max_age:
+            raise ValueError("completed_max_age cannot exceed max_age (JetStream caps a record's TTL at the "
+                             "bucket's max age)")
+        return self
 
 
 class AnalysisSettings(_Section):
@@ -193,6 +246,16 @@ class GameadSettings(BaseSettings):
     ratelimit: RateLimitSettings = RateLimitSettings()
     auth: AuthSettings = AuthSettings()
     autoscaler: AutoscalerSettings = AutoscalerSettings()
+    records: RecordSettings = RecordSettings()
+
+    @model_validator(mode="after")
+    def _keys_outlive_the_duplicate_window(self) -> GameadSettings:
+        # an idempotency key is remembered by its ad's record and, for concurrent repeats, by JetStream's
+        # duplicate window: a record must not vanish before the window closes
+        if self.records.completed_max_age < self.queue.duplicate_window:
+            raise ValueError(f"records.completed_max_age ({self.records.completed_max_age:g}s) must be at least "
+                             f"queue.duplicate_window ({self.queue.duplicate_window:g}s)")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -271,7 +334,8 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadS
         settings = GameadSettings(**init) if init else GameadSettings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in exc.errors()
         )
         source = f" (from {path})" if path else ""
         raise ConfigError(f"invalid configuration{source}: {problems}") from exc
@@ -293,11 +357,14 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def masked_dump(settings: GameadSettings) -> dict[str, Any]:
-    """The effective configuration as plain data with every secret replaced by ``'********'``."""
+    """The effective configuration as plain data with every secret replaced by ``'********'`` and the
+    password or token in any URL's user-info by ``***`` (``nats://user:***@host``)."""
 
     def mask(value: Any) -> Any:
         if isinstance(value, SecretStr):
             return "********"
+        if isinstance(value, str) and "://" in value:
+            return redact_url(value)
         if isinstance(value, BaseModel):
             return {k: mask(getattr(value, k)) for k in type(value).model_fields}
         if isinstance(value, dict):

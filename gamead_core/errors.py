@@ -9,6 +9,7 @@
     ├── QueueFull                the stream refused a publish because a limit was reached
     ├── NotFound                 an ad (or other record) does not exist
     ├── Conflict                 a compare-and-set lost: someone else updated the record first
+    ├── IdempotencyKeyReused     a caller's Idempotency-Key came back with a different ad
     ├── TaskError                an analysis attempt failed
     │   ├── RetryableError       try again later (backoff); dead-lettered after worker.max_attempts
     │   └── PermanentError       can never succeed: dead-lettered at once
@@ -22,13 +23,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from gamead_core.redact import redact_text
+
 
 class GameadError(Exception):
-    """Base of every error gamead raises on purpose. ``code`` is stable; ``message`` is for humans."""
+    """Base of every error gamead raises on purpose. ``code`` is stable; ``message`` is for humans.
+
+    Credentials in any URL quoted by ``message`` are masked (``nats://user:***@host``): an error may reach a
+    log, a terminal or an API client, and none of them may see a password.
+    """
 
     code: str = "internal_error"
 
     def __init__(self, message: str, *, details: Any = None) -> None:
+        message = redact_text(message)
         super().__init__(message)
         self.message = message
         self.details = details
@@ -68,6 +76,13 @@ class Conflict(GameadError):
     """A compare-and-set write lost to a concurrent writer."""
 
     code = "conflict"
+
+
+class IdempotencyKeyReused(GameadError):
+    """A caller sent an ``Idempotency-Key`` it had used before with a different ad (draft-ietf-httpapi-
+    idempotency-key-header: a key is bound to one request payload). ``details``: the key and the first ad."""
+
+    code = "idempotency_key_reused"
 
 
 class TaskError(GameadError):

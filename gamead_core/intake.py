@@ -3,32 +3,65 @@
 Order matters for "a 202 is never lost": the message is published (and acknowledged by JetStream) first; the
 KV record is written second. If the API dies between the two, the worker that receives the message creates
 the record from it. A publish that fails leaves nothing behind and the client gets a 503.
+
+Idempotency keys (draft-ietf-httpapi-idempotency-key-header; Stripe behaves the same way):
+
+* a key is **scoped to its caller**: the ad id is a hash of (scope, key), the scope being the caller's token
+  name (``token:<name>``) or ``anonymous`` for every caller without a token, so two clients that both send
+  ``Idempotency-Key: order-1`` get two ads;
+* a key is **bound to its ad**: the record keeps a fingerprint (sha256) of the validated ad, so an exact
+  repeat answers the first ad with ``duplicate: true`` and enqueues nothing, while the same key with another
+  ad is refused (:class:`~gamead_core.errors.IdempotencyKeyReused`, 422). "The same ad" is compared after
+  validation: field order, surrounding whitespace and defaults spelt out or not make no difference;
+* a key is remembered as long as its ad's record is kept (``records.*``), and never less than
+  ``queue.duplicate_window``: concurrent repeats are caught by JetStream's deduplication (the message id is
+  the derived ad id), whose ack names the first message, so even a repeat that arrives before the first
+  request wrote its record is compared with the first ad.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
 
+import nats.js.errors
 from nats.js import JetStreamContext
 from ulid import ULID
 
-from gamead_core.errors import Conflict, GameadError, NotFound
+from gamead_core import names
+from gamead_core.errors import Conflict, GameadError, IdempotencyKeyReused, NotFound
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
-from gamead_core.queue.publish import publish_ad
-from gamead_core.store.ads import AdStore, encode
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.publish import publish_ad, publish_ad_acked
+from gamead_core.store.ads import AdStore, decode, encode
 
 log = logging.getLogger(__name__)
 
+#: the scope of callers without a token (see the module docstring)
+ANONYMOUS_SCOPE = "anonymous"
+#: pauses while looking for the first ad of a duplicate whose record is not written yet (about 1 s in all)
+_FIRST_AD_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.3)
 
-def new_ad_id(idempotency_key: str | None = None) -> str:
-    """A fresh, time-sortable id; or the same id every time for the same idempotency key."""
-    if idempotency_key is None:
-        return str(ULID()).lower()
-    digest = hashlib.sha256(b"gamead-idem:" + idempotency_key.encode()).digest()[:16]
+
+def new_ad_id() -> str:
+    """A fresh, time-sortable id (a lower-case ULID)."""
+    return str(ULID()).lower()
+
+
+def keyed_ad_id(scope: str, idempotency_key: str) -> str:
+    """The id of the ad a caller submits with ``idempotency_key``: the same for the same (scope, key), and
+    different for another caller's same key. A ULID-shaped hash (its time part carries no time)."""
+    scoped = scope.encode()  # length-prefixed: no (scope, key) pair can pass for another
+    digest = hashlib.sha256(b"gamead-idem:%d:" % len(scoped) + scoped + idempotency_key.encode()).digest()[:16]
     return str(ULID.from_bytes(digest)).lower()
+
+
+def ad_fingerprint(ad: AdSubmission) -> str:
+    """sha256 (hex) of the validated ad's canonical JSON: what a repeated key must carry again."""
+    return hashlib.sha256(ad.model_dump_json().encode()).hexdigest()
 
 
 def recently_issued(ad_id: str, *, within: float = 10.0) -> bool:
@@ -55,37 +88,83 @@ class Intake:
         self._store = store
         self._timeout = publish_timeout
 
-    async def submit(self, ad: AdSubmission, idempotency_key: str | None = None) -> Accepted:
-        ad_id = new_ad_id(idempotency_key)
-        if idempotency_key is not None:
-            try:  # a repeat after the first request finished: answer from the record, enqueue nothing
-                return Accepted((await self._store.get(ad_id)).record, duplicate=True)
-            except NotFound:
-                pass
+    async def submit(
+        self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE
+    ) -> Accepted:
+        """Queue ``ad``; with ``idempotency_key``, at most once per (``scope``, key).
+
+        Raises :class:`IdempotencyKeyReused` for a known key with another ad, :class:`QueueUnavailable` or
+        :class:`QueueFull` when the ad could not be queued.
+        """
+        if idempotency_key is None:  # the common path: one awaited publish
+            ad_id = new_ad_id()
+            record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
+            duplicate = await publish_ad(
+                self._js, ad_id=ad_id, level=ad.priority, payload=encode(record), timeout=self._timeout
+            )
+            if duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
+                return Accepted(record, duplicate=True)
+            await self._record(record, wait=False)
+            return Accepted(record, duplicate=False)
+        return await self._submit_keyed(ad, idempotency_key, scope)
+
+    async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str) -> Accepted:
+        ad_id = keyed_ad_id(scope, key)
+        fingerprint = ad_fingerprint(ad)
+        try:  # a repeat after the first request finished: answer from the record, enqueue nothing
+            return _repeat((await self._store.get(ad_id)).record, fingerprint, key)
+        except NotFound:
+            pass
         record = AdRecord(
-            id=ad_id,
-            status=AdStatus.QUEUED,
-            priority=ad.priority,
-            submitted_at=utcnow(),
-            ad=ad,
-            idempotency_key=idempotency_key,
+            id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad,
+            idempotency_key=key, idempotency_fingerprint=fingerprint,
         )
-        duplicate = await publish_ad(
+        published = await publish_ad_acked(
             self._js, ad_id=ad_id, level=ad.priority, payload=encode(record), timeout=self._timeout
         )
-        if duplicate:  # a concurrent or retried request already enqueued this id
-            try:
-                return Accepted((await self._store.get(ad_id)).record, duplicate=True)
-            except NotFound:
-                return Accepted(record, duplicate=True)
+        if published.duplicate:  # a concurrent or retried request already enqueued this id
+            first = await self._first_ad(ad_id, published.seq)
+            return _repeat(first, fingerprint, key) if first is not None else Accepted(record, duplicate=True)
+        await self._record(record, wait=True)  # a derived id carries no issue time: written before answering
+        return Accepted(record, duplicate=False)
+
+    async def _record(self, record: AdRecord, *, wait: bool) -> None:
         try:
-            if idempotency_key is None:
-                # not awaited (one round trip less per submit); GET waits briefly for a fresh id's record
-                await self._store.create_nowait(record)
-            else:  # a derived id carries no issue time, so its record is written before answering
+            if wait:
                 await self._store.create(record)
+            else:  # not awaited (one round trip less per submit); GET waits briefly for a fresh id's record
+                await self._store.create_nowait(record)
         except Conflict:
             pass  # a worker already picked the message up and created the record from it
         except GameadError as exc:  # the ad is safe on the stream; the worker will create the record
-            log.warning("ad %s enqueued but its record was not written: %s", ad_id, exc.message)
-        return Accepted(record, duplicate=False)
+            log.warning("ad %s enqueued but its record was not written: %s", record.id, exc.message,
+                        extra={"ad_id": record.id})
+
+    async def _first_ad(self, ad_id: str, seq: int) -> AdRecord | None:
+        """The ad first enqueued under ``ad_id``: its record, else its message (stream sequence ``seq``, still
+        waiting), waiting about a second for one of them; None if neither is found (both gone already)."""
+        for pause in _FIRST_AD_WAITS:
+            try:
+                return (await self._store.get(ad_id)).record
+            except NotFound:
+                pass
+            with nats_boundary():
+                try:
+                    msg = await self._js.get_msg(names.ADS_STREAM, seq)
+                except nats.js.errors.NotFoundError:
+                    msg = None  # consumed (its record is on its way) or gone
+            if msg is not None and msg.data and (msg.headers or {}).get(names.HDR_AD_ID) == ad_id:
+                return decode(msg.data)
+            await asyncio.sleep(pause)
+        return None
+
+
+def _repeat(first: AdRecord, fingerprint: str, key: str) -> Accepted:
+    """The answer to a repeated key: the first ad if this is the same ad, else :class:`IdempotencyKeyReused`."""
+    if first.idempotency_fingerprint is not None and first.idempotency_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was used for ad {first.id} with a different body; use a new key for a "
+            "new ad, or resend exactly the first body to get the first ad back",
+            details={"idempotencyKey": key, "adId": first.id},
+        )
+    return Accepted(first, duplicate=True)

@@ -114,6 +114,8 @@ class AdRecord(BaseModel):
     analysis: Analysis | None = None
     error: AdError | None = None
     idempotency_key: str | None = None
+    #: sha256 of the validated ad a keyed submit carried: a repeat of the key with another ad is refused
+    idempotency_fingerprint: str | None = None
     first_failure_at: datetime | None = None
     retry_at: datetime | None = None  #: when the next attempt is due, while retrying
     replay_of: int | None = None  #: DLQ sequence this record was last replayed from

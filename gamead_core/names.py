@@ -52,6 +52,10 @@ ADVISORY_CONSUMER: Final[str] = "gamead-dlq-mover"
 
 # --- key-value buckets -------------------------------------------------------------------------------
 ADS_BUCKET: Final[str] = "gamead_ads"
+#: the stream behind the ad-record bucket (JetStream's KV convention, ADR-8: ``KV_<bucket>``)
+ADS_BUCKET_STREAM: Final[str] = f"KV_{ADS_BUCKET}"
+#: stream metadata of the ad-record bucket: seconds a completed or failed record lives (its per-key TTL)
+RECORDS_FINAL_TTL_METADATA: Final[str] = "gamead_final_record_ttl"
 REGISTRY_BUCKET: Final[str] = "gamead_registry"
 #: Leader leases (key ``autoscaler``: which process runs the autoscaler) and the autoscaler's shared state.
 LEASES_BUCKET: Final[str] = "gamead_leases"
@@ -60,6 +64,8 @@ SCALING_BUCKET: Final[str] = "gamead_scaling"
 # --- headers -----------------------------------------------------------------------------------------
 HDR_MSG_ID: Final[str] = "Nats-Msg-Id"
 HDR_AD_ID: Final[str] = "Gamead-Ad-Id"
+#: JetStream's compare-and-set header: the write succeeds only if the subject's last sequence is this
+HDR_EXPECTED_LAST_SUBJECT_SEQ: Final[str] = "Nats-Expected-Last-Subject-Sequence"
 
 # --- JetStream API ---------------------------------------------------------------------------------
 

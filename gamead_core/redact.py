@@ -2,11 +2,13 @@
 
 ``nats://user:secret@host:4222`` → ``nats://user:***@host:4222``; ``redis://:secret@host`` → ``redis://:***@host``;
 a token-only ``nats://secret@host`` → ``nats://***@host``. Comma-separated server lists are masked one by one.
-Pure: no I/O.
+:func:`redact_text` does the same for every URL inside free text (a log line, an error message): the net
+under every log handler and every :class:`~gamead_core.errors.GameadError` message. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
@@ -30,3 +32,21 @@ def redact_url(url: str | None) -> str | None:
     if url is None:
         return None
     return ",".join(_one(u) for u in url.split(","))
+
+
+#: ``scheme://userinfo@`` inside text: the user-info runs to the *last* ``@`` before a ``/``, a space or a quote
+#: (a password with a raw ``@`` is still masked whole).
+_USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/\"'<>]+)@")
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    user, sep, _secret = match["userinfo"].partition(":")
+    return f"{match['scheme']}{user}:{MASK}@" if sep else f"{match['scheme']}{MASK}@"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password or token of every URL in it replaced by ``***``. Idempotent; text without
+    ``://`` and ``@`` is returned as is (one substring test: cheap enough for every log line)."""
+    if "@" not in text or "://" not in text:
+        return text
+    return _USERINFO_IN_TEXT.sub(_mask_userinfo, text)

@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gamead_core.config import RedisSettings
+from gamead_core.redact import redact_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,7 +125,8 @@ class RedisLink:
         if not settings.url:
             raise ValueError("RedisLink needs redis.url; leave the link out (None) when it is unset")
         self.settings = settings
-        self.url = settings.url
+        #: for logs and ``/v1/stats``: the URL with any password masked (the pool alone sees the real one)
+        self.url: str = redact_url(settings.url) or ""
         self.pool = aioredis.BlockingConnectionPool.from_url(
             settings.url,
             max_connections=settings.max_connections,

@@ -12,7 +12,8 @@ Per sample:
 * the work stream's ``last_seq`` (every accepted submit or replay adds one) → submitted per second;
 * the registry: workers' ``processed``/``failed`` → completed/failed per second, their recent processing and
   queue-wait percentiles → merged percentiles;
-* the DLQ stream's size; the server's name, version and the account's storage use (every 5th sample).
+* the DLQ stream's size; the ad-record bucket's keys, bytes and limits; the server's name, version and the
+  account's storage use (every 5th sample).
 
 Counters from many workers are turned into totals that only grow (:class:`MonotonicTotal`), so a worker
 that restarts (its counters back to zero) or leaves never makes a rate negative. Rates "over the last
@@ -41,6 +42,7 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.models import utc_iso
 from gamead_core.queue.depth import level_depth
+from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry, node_state
 
 log = logging.getLogger(__name__)
@@ -176,7 +178,7 @@ async def level_sample(js: JetStreamContext, level: int, now: float) -> LevelSam
 
 
 def _error_text(exc: BaseException) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return redact_text(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
 
 
 class StatsSampler:
@@ -213,6 +215,7 @@ class StatsSampler:
         self._nodes_ok = False
         self._stream: dict[str, Any] = {}
         self._dlq_bytes: int | None = None
+        self._records: dict[str, Any] | None = None
         self._account: dict[str, Any] | None = None
         self._extras: dict[str, Any] = {k: None for k in self.extras}
         self._errors: list[str] = []
@@ -251,7 +254,7 @@ class StatsSampler:
         await self._sample_extras()
         nc, js = self.link.nc, self.link.js
         if nc is None or js is None or not nc.is_connected:
-            self._errors = [f"NATS unavailable: {self.link.last_error or 'reconnecting'}"]
+            self._errors = [f"NATS unavailable: {redact_text(self.link.last_error or 'reconnecting')}"]
             self._nodes_ok = False
             sample = Sample(t=now, connected=False)
             self._append(sample)
@@ -263,11 +266,12 @@ class StatsSampler:
             self._dlq_info(js),
             self._list_nodes(),
             js.account_info() if want_account else _none(),
+            js.stream_info(names.ADS_BUCKET_STREAM),
             return_exceptions=True,
         )
         errors: list[str] = []
-        levels, stream, dlq, nodes, account = parts
-        what = ("queue levels", "work stream", "DLQ", "registry", "account")
+        levels, stream, dlq, nodes, account, records = parts
+        what = ("queue levels", "work stream", "DLQ", "registry", "account", "records bucket")
         for name, part in zip(what, parts):
             if isinstance(part, BaseException):
                 errors.append(f"{name}: {_error_text(part)}")
@@ -281,6 +285,8 @@ class StatsSampler:
         dlq_size = None
         if not isinstance(dlq, BaseException):
             dlq_size, self._dlq_bytes = dlq
+        if not isinstance(records, BaseException):
+            self._records = records_section(records)
         if not isinstance(account, BaseException) and account is not None:
             self._account = {
                 "memoryBytes": account.memory, "fileBytes": account.storage,
@@ -440,6 +446,7 @@ class StatsSampler:
                 "processingMs": last.processing.model_dump() if last else Percentiles().model_dump(),
             },
             "dlq": {"size": last.dlq_size if last else None, "bytes": self._dlq_bytes},
+            "records": self._records,
             "nodes": {
                 "api": sum(1 for n in self._nodes if n.role == "api"),
                 "workers": len(workers),
@@ -474,7 +481,7 @@ class StatsSampler:
             "cluster": server.get("cluster"),
             "url": server.get("url"),
             "storage": self._account,
-            "error": None if connected else (self.link.last_error or "reconnecting"),
+            "error": None if connected else redact_text(self.link.last_error or "reconnecting"),
         }
 
     def _history(self, points: int | None) -> dict[str, Any]:
@@ -501,6 +508,20 @@ _SERIES = ("t", *(f"waiting.{lvl}" for lvl in names.LEVELS), "inFlight", *_COUNT
 
 async def _none() -> None:
     return None
+
+
+def records_section(info: Any) -> dict[str, Any]:
+    """``/v1/stats`` ``records``: the ad-record bucket's size (``keys``, ``bytes``) and its retention
+    (``maxBytes``, ``maxAgeSeconds``, ``completedMaxAgeSeconds``; None = unbounded)."""
+    config, state = info.config, info.state
+    ttl = (config.metadata or {}).get(names.RECORDS_FINAL_TTL_METADATA) if config.allow_msg_ttl else None
+    return {
+        "keys": int(state.messages or 0),
+        "bytes": int(state.bytes or 0),
+        "maxBytes": config.max_bytes if config.max_bytes and config.max_bytes > 0 else None,
+        "maxAgeSeconds": config.max_age or None,
+        "completedMaxAgeSeconds": float(ttl) if ttl else None,
+    }
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.runtime import require_nats_url
 from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
+from gamead_core.api.http_limits import HttpLimits, bounded_protocol
 from gamead_core.logs import setup_logging
 
 
@@ -34,11 +35,13 @@ def serve(
             host=settings.api.host,
             port=settings.api.port,
             loop="uvloop",
-            http="httptools",
+            # httptools with bounded heads, a read timeout and JSON refusals (api.max_* and api.*_timeout)
+            http=bounded_protocol(HttpLimits.from_settings(settings.api)),
             lifespan="on",
             access_log=False,
             log_config=None,
             timeout_graceful_shutdown=10,
+            timeout_keep_alive=settings.api.keep_alive_timeout,
             server_header=False,
         )
     )

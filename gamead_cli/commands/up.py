@@ -26,6 +26,7 @@ from gamead_cli.options import ConfigOpt, settings_from
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import GameadError
+from gamead_core.redact import redact_url
 from gamead_core.queue.connection import connect_options
 from gamead_core.scaling.local import LocalScaler
 from gamead_core.scaling.loop import Autoscaler, new_holder_id
@@ -152,7 +153,7 @@ def up(
     nats = None
     if settings.nats.url:
         nats_url = settings.nats.url
-        console.print(f"using NATS at {nats_url}")
+        console.print(f"using NATS at {redact_url(nats_url)}")
     else:
         nats = EmbeddedNats(data, port=settings.embedded.nats_port, sync_always=settings.embedded.sync_always).start()
         nats_url = nats.url

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from gamead_cli.client import ApiClient
 from gamead_cli.tui.view import Snapshot
 from gamead_core.errors import ApiClientError, NotFound
+from gamead_core.redact import redact_url
 
 DLQ_PAGE = 30  #: entries the dashboard reads: more than fit on screen, few enough to poll
 
@@ -46,7 +47,7 @@ class ApiSource:
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
-        self.api_url = client.api_url
+        self.api_url = redact_url(client.api_url) or ""  # shown on screen: never a password
 
     def stats(self, history: int) -> dict[str, Any]:
         return self._dict(self.client.request("GET", "/v1/stats", params={"history": history}))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gamead_core.api import routes_ads, routes_dlq, routes_health, routes_scale, routes_v1
+from gamead_core.api.auth import auth_mode
 from gamead_core.api.cache import AdCache
 from gamead_core.api.errors import install_error_handlers
 from gamead_core.api.middleware import GateMiddleware
@@ -17,17 +21,22 @@ from gamead_core.api.state import QueueLink
 from gamead_core.config import GameadSettings
 from gamead_core.redis_link import RedisLink
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     """Build the API. NATS is connected in the lifespan; the app serves (503s) even before it is."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mode = auth_mode(settings)  # one line: the mode in force and tokens per role, never a token
+        log.info("auth %s: %s", mode["auth_mode"], mode["auth_reason"], extra=mode)
         link = QueueLink(settings, nats_url)
         app.state.link = link
         redis = RedisLink.from_settings(settings.redis)  # None = one-machine mode: in-process cache/limits
         app.state.redis = redis
-        app.state.cache = AdCache(redis, settings.cache.ttl)
+        # a cached record never outlives the stored one (completed records expire: records.completed_max_age)
+        app.state.cache = AdCache(redis, min(settings.cache.ttl, settings.records.completed_max_age))
         app.state.limiter = RateLimiter(redis)
         if redis is not None:
             await redis.start()
@@ -53,6 +62,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit
     app.include_router(routes_ads.router, tags=["ads"])
     # The hot path as a plain Starlette route, matched before the documented FastAPI one.
@@ -62,3 +72,10 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
     return app
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away (or was cut off by ``api.read_timeout``) before its body arrived: nobody is left
+    to answer, and it is not a server error. The response is dropped by the server."""
+    log.debug("client disconnected before its request body arrived", extra={"path": request.url.path})
+    return Response(status_code=400)

@@ -1,12 +1,29 @@
-"""API tokens and roles.
+"""API tokens, roles and the grant table: who may call what.
 
-Two roles: ``submitter`` submits and reads ads; ``operator`` may also use the ``/v1/*`` operator routes
-(stats, workers, DLQ replay and purge, scaling). Tokens come from ``auth.tokens`` (config file, or
-``GAMEAD_AUTH__TOKENS`` as JSON from a mounted Secret). A presented token is compared with *every*
-configured token in constant time, so neither timing nor the position of a match leaks anything.
+Three roles (``auth.tokens``: ``[{name, token, role}]``, from the config file or ``GAMEAD_AUTH__TOKENS`` as
+JSON from a mounted Secret):
 
-Whether tokens are required at all is :func:`auth_required`; :func:`check_serve_safety` is the rule that
-keeps ``gamead serve`` from starting open on a network address by accident.
+============  ========================================================================================
+role          may
+============  ========================================================================================
+submitter     submit ads, read ads
+viewer        read ads and every ``GET /v1/*`` (stats, workers, DLQ, scale, jobs, audit…); change nothing
+operator      everything
+============  ========================================================================================
+
+The decision is :data:`GRANTS`, one pure table keyed by (access, route class): ``access`` is ``read`` for
+the safe methods of RFC 9110 §9.2.1 (GET, HEAD, OPTIONS, TRACE) and ``write`` for every other method; the
+route class comes from the path alone (:func:`route_class`), so a route added later (``/v1/jobs``,
+``/v1/audit``, ``/v1/doctor``…) is covered the day it is mounted: a ``/v1`` read is for viewers and
+operators, a ``/v1`` write (or any write gamead does not list) for operators only. Deny is the default.
+
+A presented token is compared with *every* configured token in constant time, so neither timing nor the
+position of a match leaks anything.
+
+Whether tokens are required at all is :func:`auth_required`: when tokens are configured they are enforced
+on every address; only ``auth.enabled: false`` set explicitly turns them off; with no tokens an API bound to
+loopback runs open (``gamead up``), and one bound to a network address refuses to start
+(:func:`check_serve_safety`). :func:`auth_mode` is what the start-up log line says.
 """
 
 from __future__ import annotations
@@ -14,24 +31,85 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from gamead_core.config import AuthSettings, GameadSettings
+from gamead_core.config import ROLES, AuthSettings, GameadSettings, Role
 from gamead_core.errors import ConfigError
 
-Role = Literal["submitter", "operator"]
+Access = Literal["read", "write"]
+RouteClass = Literal["open", "ads", "ad", "v1", "other"]
 
-#: What each role may do: the route classes of :mod:`gamead_core.api.middleware` it may call.
-ROLE_GRANTS: Final[dict[str, frozenset[str]]] = {
-    "submitter": frozenset({"ads"}),
-    "operator": frozenset({"ads", "admin"}),
+#: RFC 9110 §9.2.1: methods defined as safe (read-only); every other method is a write.
+SAFE_METHODS: Final[frozenset[str]] = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+#: paths anyone may call, whatever the auth mode
+OPEN_PATHS: Final[frozenset[str]] = frozenset(
+    {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
+#: the ad collection: ``GET`` lists, ``POST`` submits (one ad, or a batch)
+COLLECTION_PATHS: Final[frozenset[str]] = frozenset({"/ads", "/ads/batch", "/ads:batch"})
+
+_EVERYONE: Final[frozenset[Role]] = frozenset(ROLES)
+_OPERATOR: Final[frozenset[Role]] = frozenset({"operator"})
+
+#: (access, route class) → roles allowed. ``open`` is not here: it needs no token at all. A pair missing
+#: from the table allows the operator only (:func:`allowed_roles`).
+GRANTS: Final[Mapping[tuple[Access, RouteClass], frozenset[Role]]] = {
+    ("read", "ads"): _EVERYONE,  # GET /ads: list ads
+    ("write", "ads"): frozenset({"submitter", "operator"}),  # POST /ads, /ads/batch: submit
+    ("read", "ad"): _EVERYONE,  # GET /ads/{id}
+    ("write", "ad"): _OPERATOR,  # nothing today; any future change to one ad (cancel…) is an operator's
+    ("read", "v1"): frozenset({"viewer", "operator"}),  # every GET /v1/*
+    ("write", "v1"): _OPERATOR,  # replay, purge, import, jobs, scale override, doctor repair…
+    ("read", "other"): _EVERYONE,  # any other GET needs a valid token, of any role
+    ("write", "other"): _OPERATOR,
 }
+
+
+def route_class(path: str) -> RouteClass:
+    """The route class of a request path (see :data:`GRANTS`). Pure; decided by the path alone.
+
+    ``open`` (health, docs) · ``ads`` (the collection ``/ads``, ``/ads/batch``, ``/ads:batch``) · ``ad``
+    (``/ads/{id}`` and below) · ``v1`` (``/v1`` and below: the operator API) · ``other``.
+    """
+    if path in OPEN_PATHS:
+        return "open"
+    if path in COLLECTION_PATHS:
+        return "ads"
+    if path.startswith(("/ads/", "/ads:")):
+        return "ad"
+    if path == "/v1" or path.startswith("/v1/"):
+        return "v1"
+    return "other"
+
+
+def access_of(method: str) -> Access:
+    """``read`` for the safe methods of RFC 9110 §9.2.1, ``write`` for every other (or unknown) method."""
+    return "read" if method.upper() in SAFE_METHODS else "write"
+
+
+def allowed_roles(method: str, klass: RouteClass) -> frozenset[Role]:
+    """The roles that may call ``method`` on a route of class ``klass``; the operator alone if the table
+    has no rule (deny by default). ``open`` routes allow every role (and anonymous callers)."""
+    if klass == "open":
+        return _EVERYONE
+    return GRANTS.get((access_of(method), klass), _OPERATOR)
+
+
+def needed_roles_text(roles: frozenset[Role]) -> str:
+    """``'submitter' or 'operator'``: the roles, in the order of :data:`ROLES`, for error messages."""
+    return " or ".join(repr(r) for r in ROLES if r in roles)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a named token with its role, or an anonymous caller (open mode) keyed by IP."""
+    """Who is calling: a named token with its role, or :data:`ANONYMOUS` (no valid token; open mode).
+
+    Put on every request as ``request.state.principal`` so handlers (and the audit trail) can say who.
+    """
 
     name: str
     role: Role | None
@@ -40,8 +118,17 @@ class Principal:
     def authenticated(self) -> bool:
         return self.role is not None
 
-    def may(self, route_class: str) -> bool:
-        return self.role is not None and route_class in ROLE_GRANTS[self.role]
+    def may(self, method: str, klass: RouteClass) -> bool:
+        """True if this principal's role may call ``method`` on a ``klass`` route (anonymous: open only)."""
+        if klass == "open":
+            return True
+        return self.role is not None and self.role in allowed_roles(method, klass)
+
+    @property
+    def scope(self) -> str:
+        """The namespace of this caller's idempotency keys: ``token:<name>``, or ``anonymous`` for every
+        caller without a valid token (open mode has no identity to tell them apart)."""
+        return f"token:{self.name}" if self.role is not None else "anonymous"
 
 
 ANONYMOUS: Final[Principal] = Principal("anonymous", None)
@@ -99,18 +186,42 @@ def is_loopback(host: str) -> bool:
 
 
 def auth_required(settings: GameadSettings) -> bool:
-    """Tokens are required when ``auth.enabled`` is true, or unset and the API binds a non-loopback address."""
+    """Are tokens enforced? ``auth.enabled`` when set explicitly; else yes when any token is configured,
+    whatever the bind address; else yes unless the API binds a loopback address."""
     enabled = settings.auth.enabled
     if enabled is not None:
         return enabled
+    if settings.auth.tokens:
+        return True
     return not is_loopback(settings.api.host)
+
+
+def tokens_by_role(settings: AuthSettings) -> dict[str, int]:
+    """``{"submitter": n, "viewer": n, "operator": n}``: how many tokens each role has (never a token)."""
+    counts = Counter(t.role for t in settings.tokens)
+    return {role: counts.get(role, 0) for role in ROLES}
+
+
+def auth_mode(settings: GameadSettings) -> dict[str, Any]:
+    """What the start-up log line says about auth: ``mode`` (``required`` | ``open`` | ``disabled``), the
+    number of tokens per role and why. Pure; never includes a token."""
+    if auth_required(settings):
+        mode, why = "required", (
+            "auth.enabled is true" if settings.auth.enabled else
+            "tokens are configured" if settings.auth.tokens else f"the API binds {settings.api.host}"
+        )
+    elif settings.auth.enabled is False:
+        mode, why = "disabled", "auth.enabled is false: every request is accepted without a token"
+    else:
+        mode, why = "open", f"no tokens are configured and the API binds loopback ({settings.api.host})"
+    return {"auth_mode": mode, "auth_tokens": tokens_by_role(settings.auth), "auth_reason": why}
 
 
 def check_serve_safety(settings: GameadSettings) -> None:
     """Refuse (with :class:`ConfigError`) a configuration in which nobody, or everybody, could use the API.
 
     * tokens required but none configured → refuse (on 0.0.0.0 that is the "open by accident" case);
-    * an empty or repeated token → refuse.
+    * an empty or repeated token, or two tokens with one name → refuse.
 
     ``auth.enabled: false`` set explicitly is the one way to run open on a network address.
     """
@@ -121,6 +232,11 @@ def check_serve_safety(settings: GameadSettings) -> None:
     values = [t.token.get_secret_value() for t in tokens]
     if len(set(values)) != len(values):
         raise ConfigError("auth.tokens: two entries share the same token; give every client its own")
+    names = [t.name for t in tokens]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"auth.tokens: the name {', '.join(map(repr, repeated))} is used twice; names say "
+                          "who did what (rate limits, idempotency keys, the audit trail), so each must be unique")
     if not auth_required(settings) or tokens:
         return
     host = settings.api.host

@@ -19,14 +19,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from gamead_core.models import AdRecord, AdStatus
+from gamead_core.models import AdRecord
 from gamead_core.redis_link import RedisLink
+from gamead_core.store.ads import FINAL_STATUSES  # statuses no record ever leaves (not dead: replay leaves it)
 
 #: Redis key of a cached terminal record: ``gamead:ad:{id}``.
 KEY_PREFIX = "gamead:ad:"
 
-#: statuses no record ever leaves (``dead`` is left by a DLQ replay, so it is not among them)
-FINAL_STATUSES = frozenset({AdStatus.COMPLETED, AdStatus.FAILED})
 
 
 def cache_key(ad_id: str) -> str:
@@ -176,17 +175,9 @@ def redis_stats(app: Any) -> dict[str, Any]:
     if link is None:
         redis: dict[str, Any] = {"status": "disabled", "url": None}
     else:
-        redis = {"status": link.status(), "url": _redact(link.url), "breaker": link.breaker.snapshot()}
+        redis = {"status": link.status(), "url": link.url, "breaker": link.breaker.snapshot()}
     return {
         "cache": cache.snapshot() if cache is not None else None,
         "redis": redis,
         "ratelimit": limiter.snapshot() if limiter is not None else None,
     }
-
-
-def _redact(url: str) -> str:
-    """``redis://user:pw@host:6379/0`` → ``redis://***@host:6379/0``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"

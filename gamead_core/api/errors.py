@@ -15,6 +15,7 @@ from gamead_core.errors import (
     Conflict,
     ConfigError,
     GameadError,
+    IdempotencyKeyReused,
     NotFound,
     QueueFull,
     QueueUnavailable,
@@ -29,6 +30,7 @@ RETRY_AFTER_SECONDS = 2
 STATUS_OF: dict[type[GameadError], int] = {
     NotFound: 404,
     Conflict: 409,
+    IdempotencyKeyReused: 422,
     QueueFull: 503,
     QueueUnavailable: 503,
     TopologyError: 503,

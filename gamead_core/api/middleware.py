@@ -1,55 +1,56 @@
-"""The request gate of the API: body-size cap → authentication → rate limit, as one pure ASGI middleware.
+"""The request gate of the API: body-size cap → authentication → role → rate limit, as one pure ASGI middleware.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) because it sits on the hot path of ``POST /ads``: in the default
 one-machine set-up (auth open, no Redis) it costs a header scan and an in-memory bucket update.
 
-Route classes, by path:
+Who may call what is :data:`gamead_core.api.auth.GRANTS`, keyed by (read/write, route class):
 
-=========  ==========================================  ===============  =========================
-class      paths                                       who (auth on)    bucket
-=========  ==========================================  ===============  =========================
-open       /healthz /readyz /docs /redoc /openapi.json anyone           none
-ads        /ads, /ads/…                                submitter, op.   ratelimit (+ role override)
-batch      /ads/batch, /ads:batch                      submitter, op.   ratelimit.admin (own bucket)
-admin      /v1, /v1/…                                  operator         ratelimit.admin
-other      anything else                               any token        ratelimit
-=========  ==========================================  ===============  =========================
+=======  =================================================  ===================================  ===============
+class    paths                                              read (GET…) / write (POST, DELETE…)  bucket
+=======  =================================================  ===================================  ===============
+open     /healthz /readyz /docs /redoc /openapi.json        anyone / anyone                      none
+ads      /ads, /ads/batch, /ads:batch                       any role / submitter, operator       ratelimit
+ad       /ads/{id} and below                                any role / operator                  ratelimit
+v1       /v1, /v1/…                                         viewer, operator / operator          ratelimit.admin
+other    anything else                                      any role / operator                  ratelimit
+=======  =================================================  ===================================  ===============
 
-Anonymous callers (auth open) are keyed by client IP; a caller with a valid token is keyed by its name
-even when auth is open. Errors are the API's usual JSON (``unauthenticated``, ``forbidden``,
-``rate_limited``, ``payload_too_large``). The principal is put in ``scope["state"]["principal"]``
-(``request.state.principal`` in a handler).
+Batch submits (``/ads/batch``, ``/ads:batch``) use the admin bucket too. Anonymous callers (auth open) are
+keyed by client IP; a caller with a valid token is keyed by its name even when auth is open. Errors are the
+API's usual JSON (``unauthenticated``, ``forbidden`` naming the role needed, ``rate_limited``,
+``payload_too_large``). The principal (name and role; :data:`~gamead_core.api.auth.ANONYMOUS` without a
+valid token) is put in ``scope["state"]["principal"]`` (``request.state.principal`` in a handler), so every
+route can say who called it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gamead_core.api.auth import ANONYMOUS, Principal, TokenTable, auth_required, bearer_token, is_loopback
+from gamead_core.api.auth import (
+    ANONYMOUS,
+    Principal,
+    TokenTable,
+    allowed_roles,
+    auth_required,
+    bearer_token,
+    is_loopback,
+    needed_roles_text,
+    route_class,
+)
 from gamead_core.api.errors import error_response
 from gamead_core.api.ratelimit import Decision, RateLimiter
-from gamead_core.config import GameadSettings, RateSettings
+from gamead_core.config import ROLES, GameadSettings, RateSettings
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+log = logging.getLogger(__name__)
+
 BATCH_PATHS = frozenset({"/ads/batch", "/ads:batch"})
 
-
-def route_class(path: str) -> str:
-    """``open``, ``ads``, ``batch``, ``admin`` or ``other`` (see the module table)."""
-    if path in OPEN_PATHS:
-        return "open"
-    if path == "/ads" or path.startswith("/ads/") or path.startswith("/ads:"):
-        return "batch" if path in BATCH_PATHS else "ads"
-    if path == "/v1" or path.startswith("/v1/"):
-        return "admin"
-    return "other"
-
-
-#: who may call each class when auth is required (``other`` only needs a valid token)
-_NEEDS = {"ads": "ads", "batch": "ads", "admin": "admin"}
+__all__ = ["BATCH_PATHS", "BodyTooLarge", "GateMiddleware", "route_class"]
 
 
 class BodyTooLarge(HTTPException):
@@ -149,13 +150,23 @@ class GateMiddleware:
                 principal = found
             elif self.auth_required:
                 message = "invalid API token" if token else "an API token is required: send Authorization: Bearer <token>"
+                log.info("refused: 401 unauthenticated (%s token) %s %s", "invalid" if token else "no",
+                         scope["method"], path, extra={"client": _client_ip(scope), "status": 401})
                 await self._error(scope, receive, send, 401, "unauthenticated", message,
                                   headers={"WWW-Authenticate": 'Bearer realm="gamead"'})
                 return
-            if self.auth_required and klass in _NEEDS and not principal.may(_NEEDS[klass]):
-                await self._error(scope, receive, send, 403, "forbidden",
-                                  f"token {principal.name!r} has role {principal.role!r}, which may not use {path}; "
-                                  "it needs role 'operator'", details={"role": principal.role, "needs": "operator"})
+            method: str = scope["method"]
+            if self.auth_required and not principal.may(method, klass):
+                needs = allowed_roles(method, klass)
+                log.warning("refused: 403 forbidden, token %r (role %s) %s %s", principal.name, principal.role,
+                            method, path, extra={"principal": principal.name, "role": principal.role,
+                                                 "client": _client_ip(scope), "status": 403})
+                await self._error(
+                    scope, receive, send, 403, "forbidden",
+                    f"token {principal.name!r} has role {principal.role!r}, which may not {method} {path}; "
+                    f"it needs role {needed_roles_text(needs)}",
+                    details={"role": principal.role, "needs": [r for r in ROLES if r in needs]},
+                )
                 return
         scope.setdefault("state", {})["principal"] = principal
 
@@ -164,8 +175,10 @@ class GateMiddleware:
             return
 
         # --- 3. rate limit -----------------------------------------------------------------------------
-        if klass in ("admin", "batch"):
-            limit, bucket = self.admin_limit, klass
+        if klass == "v1":
+            limit, bucket = self.admin_limit, "admin"
+        elif path in BATCH_PATHS:
+            limit, bucket = self.admin_limit, "batch"
         else:
             limit = self.role_limits.get(principal.role or "", self.default_limit)
             bucket = "api"

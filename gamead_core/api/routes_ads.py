@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
+from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_schema, parse_body
 from gamead_core.api.errors import ApiError
 from gamead_core.api.state import QueueLink
@@ -22,7 +23,8 @@ router = APIRouter()
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON (`invalid_json`)"},
     413: {"description": "Body too large (`payload_too_large`)"},
-    422: {"description": "Validation failed (`validation_failed`), with field paths in details"},
+    422: {"description": "Validation failed (`validation_failed`), with field paths in details; or the "
+                         "Idempotency-Key was used before with another ad (`idempotency_key_reused`)"},
     503: {"description": "Queue unavailable (`queue_unavailable`), with Retry-After"},
 }
 
@@ -48,7 +50,11 @@ async def submit(request: Request) -> Response:
                        details=[{"loc": "Idempotency-Key", "msg": "length out of range"}])
     settings = request.app.state.settings
     ad = parse_body(await request.body(), AdSubmission, settings.api.max_body_bytes)  # any Content-Type
-    accepted = await _link(request).intake.submit(ad, idempotency_key)
+    if idempotency_key is None:
+        accepted = await _link(request).intake.submit(ad)
+    else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)
+        principal = request.scope.get("state", {}).get("principal", ANONYMOUS)
+        accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope)
     rec = accepted.record
     payload = {
         "id": rec.id,
@@ -72,8 +78,12 @@ async def submit_ad(
     request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
 ) -> Response:
-    """Queue an ad at its priority (1 most urgent … 5 least). A repeated `Idempotency-Key` returns the
-    first ad's id and enqueues nothing new. Any Content-Type is accepted."""
+    """Queue an ad at its priority (1 most urgent … 5 least). Any Content-Type is accepted.
+
+    `Idempotency-Key` (1-200 characters) is scoped to the caller (its token, or every anonymous caller
+    together) and bound to the ad: an exact repeat returns the first ad with `duplicate: true` and enqueues
+    nothing; the same key with another ad gets 422 `idempotency_key_reused`. A key is remembered as long as
+    its ad's record (`records.*`), never less than `queue.duplicate_window`."""
     return await submit(request)
 
 

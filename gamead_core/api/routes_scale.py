@@ -49,7 +49,7 @@ def _json(data: Any, status: int = 200) -> Response:
 def _store(request: Request) -> ScaleStore:
     link = request.app.state.link
     if link.js is None or link.nc is None or not link.nc.is_connected:
-        raise QueueUnavailable(f"the queue (NATS at {link.url}) is unavailable: {link.last_error or 'reconnecting'}")
+        raise QueueUnavailable("the queue is unavailable; retry shortly")  # never connection details
     store = getattr(request.app.state, "scale_store", None)
     if store is None or store.js is not link.js:
         store = ScaleStore(link.js, replicas=request.app.state.settings.queue.replicas)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import nats.errors
 from nats.js import JetStreamContext
@@ -10,6 +11,15 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import translate
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """JetStream's ack of one ad: ``seq`` is the stream sequence of the stored message, which for a
+    ``duplicate`` is the *first* message published with that message id (nats-server answers so)."""
+
+    seq: int
+    duplicate: bool
 
 
 async def publish_ad(
@@ -21,6 +31,15 @@ async def publish_ad(
 
     Raises :class:`QueueUnavailable` or :class:`QueueFull`; never returns before the ad is stored.
     """
+    published = await publish_ad_acked(js, ad_id=ad_id, level=level, payload=payload, timeout=timeout,
+                                       msg_id=msg_id)
+    return published.duplicate
+
+
+async def publish_ad_acked(
+    js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None
+) -> Published:
+    """:func:`publish_ad`, answering the ack's sequence too. Same errors."""
     try:
         ack = await js.publish(
             names.level_subject(level),
@@ -32,4 +51,4 @@ async def publish_ad(
         raise translate(exc) from exc
     if ack.stream != names.ADS_STREAM:
         raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.ADS_STREAM}")
-    return bool(ack.duplicate)
+    return Published(int(ack.seq or 0), bool(ack.duplicate))

@@ -15,17 +15,17 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
-    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
 
 from gamead_core import names
-from gamead_core.config import GameadSettings, QueueSettings
+from gamead_core.config import GameadSettings, QueueSettings, RecordSettings
 from gamead_core.errors import TopologyError
 from gamead_core.queue.connection import translate
 from gamead_core.queue.dlq import advisory_stream_config, dlq_stream_config
+from gamead_core.store.retention import ensure_records_bucket, records_stream_config
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,10 @@ def consumer_config(level: int, qs: QueueSettings, max_deliver: int = -1) -> Con
     )
 
 
-def kv_config(qs: QueueSettings) -> KeyValueConfig:
-    return KeyValueConfig(
-        bucket=names.ADS_BUCKET,
-        description="gamead ad records (revisioned; compare-and-set updates)",
-        history=1,
-        storage=StorageType.FILE,
-        replicas=qs.replicas,
-        direct=True,  # reads skip the JSON/base64 STREAM.MSG.GET path
-    )
+def kv_config(qs: QueueSettings, rs: RecordSettings | None = None) -> StreamConfig:
+    """The ad-record bucket, as its stream: KV conventions plus gamead's retention (``records.*``; see
+    :mod:`gamead_core.store.retention`)."""
+    return records_stream_config(qs, rs or RecordSettings())
 
 
 @dataclass(frozen=True)
@@ -166,11 +161,7 @@ async def ensure_topology(js: JetStreamContext, settings: GameadSettings) -> Top
         for level in names.LEVELS:
             await _ensure_consumer(js, names.ADS_STREAM, consumer_config(level, qs, max_deliver), created, updated)
         await _ensure_consumer(js, names.ADVISORY_STREAM, mover_consumer_config(), created, updated)
-        try:
-            await js.key_value(names.ADS_BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            await js.create_key_value(kv_config(qs))
-            created.append(f"bucket {names.ADS_BUCKET}")
+        await ensure_records_bucket(js, qs, settings.records, created, updated)
     except nats.js.errors.APIError as exc:
         raise TopologyError(f"JetStream refused the topology: {exc.description} (code {exc.err_code})") from exc
     except nats.errors.Error as exc:

@@ -17,6 +17,7 @@ from gamead_core.errors import Conflict, NotFound
 from gamead_core.models import AdRecord, AdStatus
 from gamead_core.queue.connection import translate
 from gamead_core.queue.scan import read_stream
+from gamead_core.store.retention import final_record_ttl
 
 
 def encode(record: AdRecord) -> bytes:
@@ -35,20 +36,36 @@ class Versioned:
     revision: int
 
 
-class AdStore:
-    """Reads and writes :class:`AdRecord` s. Every NATS error leaves as a gamead error."""
+#: statuses no record ever leaves: written with the bucket's per-key TTL (see gamead_core.store.retention)
+FINAL_STATUSES = frozenset({AdStatus.COMPLETED, AdStatus.FAILED})
+#: JetStream's "wrong last sequence" API errors: a compare-and-set put that lost
+_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
-    def __init__(self, nc: NATS, js: JetStreamContext, kv: KeyValue) -> None:
+
+class AdStore:
+    """Reads and writes :class:`AdRecord` s. Every NATS error leaves as a gamead error.
+
+    ``final_ttl`` (seconds, or None): the TTL of completed and failed records, read from the bucket by
+    :meth:`open`; every write of such a record carries it, so finished ads expire before anything else.
+    """
+
+    def __init__(self, nc: NATS, js: JetStreamContext, kv: KeyValue, *, final_ttl: float | None = None) -> None:
         self._nc = nc
         self._js = js
         self._kv = kv
+        self.final_ttl = final_ttl
 
     @classmethod
     async def open(cls, nc: NATS, js: JetStreamContext) -> AdStore:
         try:
-            return cls(nc, js, await js.key_value(names.ADS_BUCKET))
+            kv = await js.key_value(names.ADS_BUCKET)
+            info = await js.stream_info(names.ADS_BUCKET_STREAM)
         except nats.errors.Error as exc:
             raise translate(exc) from exc
+        return cls(nc, js, kv, final_ttl=final_record_ttl(info))
+
+    def _ttl_of(self, record: AdRecord) -> float | None:
+        return self.final_ttl if record.status in FINAL_STATUSES else None
 
     async def get(self, ad_id: str) -> Versioned:
         """The record of ``ad_id``; raises :class:`NotFound`."""
@@ -65,7 +82,7 @@ class AdStore:
     async def create(self, record: AdRecord) -> int:
         """Write a new record; raises :class:`Conflict` if the id already exists."""
         try:
-            return await self._kv.create(record.id, encode(record))
+            return await self._kv.create(record.id, encode(record), msg_ttl=self._ttl_of(record))
         except nats.js.errors.KeyWrongLastSequenceError as exc:
             raise Conflict(f"ad {record.id} already exists") from exc
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
@@ -79,17 +96,29 @@ class AdStore:
             await self._nc.publish(  # the KV put subject, without a reply inbox
                 f"$KV.{names.ADS_BUCKET}.{record.id}",
                 encode(record),
-                headers={"Nats-Expected-Last-Subject-Sequence": "0"},
+                headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: "0"},
             )
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise translate(exc) from exc
 
     async def update(self, record: AdRecord, revision: int) -> int:
         """Compare-and-set: write ``record`` only if the stored revision is still ``revision``."""
+        ttl = self._ttl_of(record)
         try:
-            return await self._kv.update(record.id, encode(record), last=revision)
+            if ttl is None:
+                return await self._kv.update(record.id, encode(record), last=revision)
+            # nats-py's kv.update() takes no TTL: the same compare-and-set put, with a Nats-TTL header
+            ack = await self._js.publish(
+                f"$KV.{names.ADS_BUCKET}.{record.id}", encode(record),
+                headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(revision)}, msg_ttl=ttl,
+            )
+            return int(ack.seq)
         except nats.js.errors.KeyWrongLastSequenceError as exc:
             raise Conflict(f"ad {record.id} changed since revision {revision}") from exc
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _WRONG_LAST_SEQUENCE:
+                raise Conflict(f"ad {record.id} changed since revision {revision}") from exc
+            raise translate(exc) from exc
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise translate(exc) from exc
 
@@ -127,7 +156,7 @@ class AdStore:
         """
         found: list[AdRecord] = []
         async for msg in read_stream(
-            self._js, f"KV_{names.ADS_BUCKET}", f"$KV.{names.ADS_BUCKET}.>", tail=scan_limit, timeout=timeout
+            self._js, names.ADS_BUCKET_STREAM, f"$KV.{names.ADS_BUCKET}.>", tail=scan_limit, timeout=timeout
         ):
             if not msg.data or (msg.headers and msg.headers.get("KV-Operation")):
                 continue  # a delete or purge marker

@@ -103,3 +103,15 @@ def test_path_missing_explicit_file(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "path", "--config", str(tmp_path / "missing.yaml")])
     assert result.exit_code == exitcodes.CONFIG
     assert "missing.yaml" in result.stderr
+
+
+def test_show_masks_passwords_inside_urls(runner: CliRunner) -> None:
+    """Issue 11.4: ``nats.url = nats://user:PW@host`` and ``redis.url`` printed by ``config show`` (yaml and json)."""
+    env = {"GAMEAD_NATS__URL": "nats://gamead:PW-nats@nats:4222", "GAMEAD_REDIS__URL": "redis://:PW-redis@valkey:6379/0"}
+    for fmt in ("yaml", "json"):
+        result = runner.invoke(app, ["config", "show", "-o", fmt], env=env)
+        assert result.exit_code == 0, result.output
+        assert "PW-" not in result.output
+    data = show(runner, env=env)
+    assert data["nats"]["url"] == "nats://gamead:***@nats:4222"
+    assert data["redis"]["url"] == "redis://:***@valkey:6379/0"

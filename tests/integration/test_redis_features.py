@@ -30,12 +30,17 @@ from tests.redis_fixtures import ValkeyProc
 from tests.support import Proc, ad, clean_env, gamead_argv, start_api, start_worker, wait_for
 
 SUBMIT, SUBMIT2, RATE, OPS, OPS2 = "s3cret-ci", "s3cret-ci2", "s3cret-rl", "s3cret-ops", "s3cret-ops2"
+VIEW = "s3cret-view"
+#: tokens of the auth matrix only (their own rate-limit buckets)
+MX = {"submitter": "s3cret-mx-sub", "viewer": "s3cret-mx-view", "operator": "s3cret-mx-ops"}
 TOKENS = [
     {"name": "ci", "token": SUBMIT, "role": "submitter"},
     {"name": "ci2", "token": SUBMIT2, "role": "submitter"},
     {"name": "rl", "token": RATE, "role": "submitter"},
+    {"name": "dash", "token": VIEW, "role": "viewer"},
     {"name": "ops", "token": OPS, "role": "operator"},
     {"name": "ops2", "token": OPS2, "role": "operator"},
+    *({"name": f"mx-{role}", "token": token, "role": role} for role, token in MX.items()),
 ]
 SUBMITTER_BURST, SUBMITTER_RATE = 10, 1.0
 ADMIN_BURST, ADMIN_RATE = 5, 0.5
@@ -54,12 +59,14 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
 
 
 @pytest.fixture(scope="module")
-def nodes(nats: EmbeddedNats, valkey_server: ValkeyProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Two API nodes sharing one Valkey, with auth on and small submitter/admin limits."""
+def node_procs(
+    nats: EmbeddedNats, valkey_server: ValkeyProc, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[tuple[Proc, str]]]:
+    """Two API nodes on 127.0.0.1 sharing one Valkey, with small submitter/admin limits. Tokens are
+    configured and ``auth.enabled`` is left unset: configured tokens alone must be enforced on loopback."""
     logs = tmp_path_factory.mktemp("redis-api-logs")
     env = {
         "GAMEAD_REDIS__URL": valkey_server.url,
-        "GAMEAD_AUTH__ENABLED": "true",
         "GAMEAD_AUTH__TOKENS": json.dumps(TOKENS),
         "GAMEAD_RATELIMIT__ENABLED": "true",  # on loopback limits are off unless asked for
         "GAMEAD_RATELIMIT__ROLES": json.dumps({"submitter": {"rate": SUBMITTER_RATE, "burst": SUBMITTER_BURST}}),
@@ -67,7 +74,7 @@ def nodes(nats: EmbeddedNats, valkey_server: ValkeyProc, tmp_path_factory: pytes
         "GAMEAD_RATELIMIT__ADMIN__BURST": str(ADMIN_BURST),
     }
     started = [start_api(nats.url, logs, ready=False, **env) for _ in range(2)]
-    urls = []
+    urls: list[str] = []
     for proc, url in started:
         def ready(proc: Proc = proc, url: str = url) -> bool:
             if not proc.alive():
@@ -79,9 +86,14 @@ def nodes(nats: EmbeddedNats, valkey_server: ValkeyProc, tmp_path_factory: pytes
 
         wait_for(ready, timeout=30, what=f"API {url} ready")
         urls.append(url)
-    yield urls
+    yield started
     for proc, _ in started:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(node_procs: list[tuple[Proc, str]]) -> list[str]:
+    return [url for _, url in node_procs]
 
 
 @pytest.fixture
@@ -153,39 +165,111 @@ def test_the_redis_bucket_script_counts_down_and_refuses_past_the_burst(valkey_s
 # --- auth ------------------------------------------------------------------------------------------------
 
 
+#: one request per (route class, read/write): what an authorised caller gets past the gate
+CLASS_REQUESTS: dict[tuple[str, str], tuple[str, str, object]] = {
+    ("open", "read"): ("GET", "/healthz", None),
+    ("open", "write"): ("POST", "/healthz", None),
+    ("ads", "read"): ("GET", "/ads?limit=1", None),
+    ("ads", "write"): ("POST", "/ads", {}),  # an empty ad: 422 once past the gate, nothing is queued
+    ("ad", "read"): ("GET", "/ads/no-such-ad", None),
+    ("ad", "write"): ("DELETE", "/ads/no-such-ad", None),
+    ("v1", "read"): ("GET", "/v1/workers", None),
+    ("v1", "write"): ("POST", "/v1/dlq/purge", {"ids": ["no-such-ad"]}),  # 400 confirmation_required
+    ("other", "read"): ("GET", "/nowhere", None),
+    ("other", "write"): ("POST", "/nowhere", {}),
+}
+#: what the handler answers once the gate lets the request through
+PAST_GATE = {
+    ("open", "read"): 200, ("open", "write"): 405, ("ads", "read"): 200, ("ads", "write"): 422,
+    ("ad", "read"): 404, ("ad", "write"): 405, ("v1", "read"): 200, ("v1", "write"): 400,
+    ("other", "read"): 404, ("other", "write"): 404,
+}
+#: the grant table as a user sees it: who gets past the gate
+ALLOWED = {
+    ("ads", "read"): {"submitter", "viewer", "operator"},
+    ("ads", "write"): {"submitter", "operator"},
+    ("ad", "read"): {"submitter", "viewer", "operator"},
+    ("ad", "write"): {"operator"},
+    ("v1", "read"): {"viewer", "operator"},
+    ("v1", "write"): {"operator"},
+    ("other", "read"): {"submitter", "viewer", "operator"},
+    ("other", "write"): {"operator"},
+}
+CALLERS = ["none", "wrong", "submitter", "viewer", "operator"]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("case", list(CLASS_REQUESTS), ids="-".join)
+def test_auth_matrix(nodes: list[str], caller: str, case: tuple[str, str]) -> None:
+    method, path, body = CLASS_REQUESTS[case]
+    token = {"none": None, "wrong": "wrong-token"}.get(caller, MX.get(caller))
+    headers = bearer(token) if token else {}
+    resp = httpx.request(method, nodes[1] + path, headers=headers, json=body, timeout=5)
+    if case[0] == "open":
+        expected = PAST_GATE[case]
+    elif caller in ("none", "wrong"):
+        expected = 401
+    else:
+        expected = PAST_GATE[case] if caller in ALLOWED[case] else 403
+    assert resp.status_code == expected, resp.text
+    error = resp.json().get("error") if resp.status_code >= 400 else None
+    if expected == 401:
+        assert error["code"] == "unauthenticated"
+        assert resp.headers["www-authenticate"].startswith("Bearer")
+        assert ("invalid" if token else "required") in error["message"]
+    if expected == 403:
+        assert error["code"] == "forbidden"
+        assert f"role {caller!r}" in error["message"]
+        needed = sorted(ALLOWED[case])
+        assert sorted(error["details"]["needs"]) == needed
+        assert all(repr(role) in error["message"] for role in needed)  # names the role it needs
+
+
 @pytest.mark.parametrize(
-    ("token", "method", "path", "expected"),
+    ("method", "path", "body"),
     [
-        (None, "GET", "/ads", 401),
-        (None, "GET", "/ads/x", 401),
-        (None, "GET", "/v1/stats", 401),
-        (None, "GET", "/healthz", 200),
-        (None, "GET", "/readyz", 200),
-        (None, "GET", "/openapi.json", 200),
-        ("wrong-token", "GET", "/ads", 401),
-        ("wrong-token", "GET", "/v1/stats", 401),
-        (SUBMIT, "GET", "/ads/no-such-ad", 404),  # authorised; the ad does not exist
-        (SUBMIT, "GET", "/ads", 200),
-        (SUBMIT, "GET", "/v1/stats", 403),
-        (SUBMIT, "POST", "/v1/dlq/replay", 403),
-        (OPS, "GET", "/ads", 200),
-        (OPS, "GET", "/v1/stats", "passes"),
+        ("POST", "/v1/dlq/purge", {"all": True, "confirm": True}),
+        ("POST", "/v1/scale/override", {"replicas": 7, "forSeconds": 60}),
     ],
 )
-def test_auth_matrix(nodes: list[str], token: str | None, method: str, path: str, expected: int | str) -> None:
-    headers = bearer(token) if token else {}
-    resp = httpx.request(method, nodes[1] + path, headers=headers, timeout=5)
-    if expected == "passes":  # /v1/* is being built elsewhere: anything but 401/403 means auth let it through
-        assert resp.status_code not in (401, 403), resp.text
-        return
-    assert resp.status_code == expected, resp.text
-    if expected == 401:
-        assert resp.json()["error"]["code"] == "unauthenticated"
-        assert resp.headers["www-authenticate"].startswith("Bearer")
-        assert ("invalid" if token else "required") in resp.json()["error"]["message"]
-    if expected == 403:
-        error = resp.json()["error"]
-        assert error["code"] == "forbidden" and "operator" in error["message"]
+def test_configured_tokens_are_enforced_on_loopback(
+    nodes: list[str], method: str, path: str, body: dict[str, object]
+) -> None:
+    """Issue 11.1: tokens configured, ``auth.enabled`` unset, API on 127.0.0.1: no token, a wrong one, a
+    submitter's or a viewer's cannot purge the DLQ or override the autoscaler."""
+    for token, status, code in [(None, 401, "unauthenticated"), ("wrong-token", 401, "unauthenticated"),
+                                (SUBMIT, 403, "forbidden"), (VIEW, 403, "forbidden")]:
+        resp = httpx.request(method, nodes[0] + path, json=body, headers=bearer(token) if token else {}, timeout=5)
+        assert (resp.status_code, resp.json()["error"]["code"]) == (status, code), (token, resp.text)
+    scale = httpx.get(f"{nodes[0]}/v1/scale", headers=bearer(VIEW), timeout=5)
+    assert scale.status_code == 200 and scale.json().get("override") is None  # nothing was overridden
+
+
+def test_refusals_are_logged_with_who_and_what(node_procs: list[tuple[Proc, str]]) -> None:
+    proc, url = node_procs[0]
+    httpx.post(f"{url}/v1/dlq/purge", json={"all": True, "confirm": True}, headers=bearer(VIEW), timeout=5)
+    httpx.post(f"{url}/v1/dlq/purge", json={"all": True, "confirm": True}, timeout=5)
+
+    def logged() -> list[dict[str, object]]:
+        lines = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+        return [line for line in lines if str(line.get("message", "")).startswith("refused: 40")]
+
+    lines = wait_for(lambda: len(logged()) >= 2 and logged(), what="the refusals in the log")
+    forbidden = next(line for line in lines if line["status"] == 403 and line.get("principal") == "dash")
+    assert forbidden["role"] == "viewer" and "POST /v1/dlq/purge" in str(forbidden["message"])
+    assert any(line["status"] == 401 and line["client"] == "127.0.0.1" for line in lines)
+    assert VIEW not in proc.output()
+
+
+def test_the_start_up_log_says_which_auth_mode_is_in_force(node_procs: list[tuple[Proc, str]]) -> None:
+    proc, _ = node_procs[0]
+    lines = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+    modes = [line for line in lines if "auth_mode" in line]
+    assert len(modes) == 1, modes
+    assert modes[0]["auth_mode"] == "required"
+    assert modes[0]["auth_tokens"] == {"submitter": 4, "viewer": 2, "operator": 3}
+    output = proc.output()
+    assert not any(t["token"] in output for t in TOKENS)  # never a token
 
 
 def test_a_submitter_can_submit_and_read(nodes: list[str]) -> None:

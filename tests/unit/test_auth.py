@@ -1,4 +1,5 @@
-"""Tokens and roles, the open-or-required rule, the serve-safety rule, and NATS credentials pass-through."""
+"""Tokens and roles, the grant table, the open-or-required rule, the serve-safety rule, and NATS credentials
+pass-through."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ from pathlib import Path
 import pytest
 
 from gamead_core.api import auth
+from gamead_core.api.app import create_app
 from gamead_core.api.auth import (
+    GRANTS,
     TokenTable,
+    allowed_roles,
+    auth_mode,
     auth_required,
     bearer_token,
     check_serve_safety,
     is_loopback,
+    route_class,
 )
-from gamead_core.api.middleware import route_class
-from gamead_core.config import GameadSettings, load_settings
+from gamead_core.config import ROLES, GameadSettings, load_settings
 from gamead_core.errors import ConfigError
 from gamead_core.queue.connection import connect_options
 
@@ -95,27 +100,95 @@ def test_bearer_token_parsing(header: bytes | str | None, token: str | None) -> 
     assert bearer_token(header) == token
 
 
-# --- roles and route classes ----------------------------------------------------------------------------
+# --- roles, route classes and the grant table ----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("path", "klass"),
     [
         ("/healthz", "open"), ("/readyz", "open"), ("/docs", "open"), ("/openapi.json", "open"), ("/redoc", "open"),
-        ("/ads", "ads"), ("/ads/01J0ABC", "ads"), ("/ads/batch", "batch"),
-        ("/v1/stats", "admin"), ("/v1/dlq/replay", "admin"), ("/v1", "admin"),
-        ("/adsx", "other"), ("/v10/stats", "other"), ("/", "other"),
+        ("/ads", "ads"), ("/ads/batch", "ads"), ("/ads:batch", "ads"),
+        ("/ads/01J0ABC", "ad"), ("/ads/01J0ABC/cancel", "ad"), ("/ads:other", "ad"),
+        ("/v1/stats", "v1"), ("/v1/dlq/replay", "v1"), ("/v1", "v1"), ("/v1/jobs/j1/cancel", "v1"),
+        ("/adsx", "other"), ("/v10/stats", "other"), ("/", "other"), ("/metrics", "other"),
     ],
 )
 def test_route_classes(path: str, klass: str) -> None:
     assert route_class(path) == klass
 
 
-def test_submitters_may_use_ads_only_and_operators_everything() -> None:
-    sub, op = auth.Principal("ci", "submitter"), auth.Principal("ops", "operator")
-    assert sub.may("ads") and not sub.may("admin")
-    assert op.may("ads") and op.may("admin")
-    assert not auth.ANONYMOUS.may("ads")
+@pytest.mark.parametrize(
+    ("method", "path", "roles"),
+    [
+        ("POST", "/ads", {"submitter", "operator"}),
+        ("GET", "/ads", {"submitter", "viewer", "operator"}),
+        ("GET", "/ads/x", {"submitter", "viewer", "operator"}),
+        ("HEAD", "/ads/x", {"submitter", "viewer", "operator"}),
+        ("GET", "/v1/stats", {"viewer", "operator"}),
+        ("GET", "/v1/audit", {"viewer", "operator"}),  # routes to come are covered already
+        ("GET", "/v1/jobs/j1", {"viewer", "operator"}),
+        ("POST", "/v1/dlq/replay", {"operator"}),
+        ("POST", "/v1/dlq/purge", {"operator"}),
+        ("POST", "/v1/dlq/import", {"operator"}),
+        ("POST", "/v1/scale/override", {"operator"}),
+        ("DELETE", "/v1/scale/override", {"operator"}),
+        ("POST", "/v1/jobs/j1/cancel", {"operator"}),
+        ("POST", "/v1/doctor/repair", {"operator"}),
+        ("PURGE", "/v1/anything", {"operator"}),  # an unknown method is a write
+        ("DELETE", "/ads/x", {"operator"}),
+        ("POST", "/somewhere", {"operator"}),
+        ("GET", "/somewhere", {"submitter", "viewer", "operator"}),
+    ],
+)
+def test_who_may_call_what(method: str, path: str, roles: set[str]) -> None:
+    klass = route_class(path)
+    assert allowed_roles(method, klass) == roles
+    for role in ROLES:
+        assert auth.Principal("p", role).may(method, klass) is (role in roles)
+    assert not auth.ANONYMOUS.may(method, klass)
+
+
+def test_the_grant_table_has_a_rule_for_every_class_and_access_and_viewers_never_write() -> None:
+    classes = ("ads", "ad", "v1", "other")
+    assert set(GRANTS) == {(access, klass) for access in ("read", "write") for klass in classes}
+    for (access, _), roles in GRANTS.items():
+        assert "operator" in roles  # the operator may do everything
+        if access == "write":
+            assert "viewer" not in roles
+    assert auth.ANONYMOUS.may("GET", "open") and auth.ANONYMOUS.may("POST", "open")
+
+
+def test_every_mounted_route_is_covered_by_the_grant_table() -> None:
+    """Present and future routes alike: whatever is mounted, GET /v1/* is for viewers and operators, a /v1
+    write for operators only, and submitting is the one write a submitter may make."""
+    app = create_app(GameadSettings(), "nats://127.0.0.1:1")
+    seen = 0
+    for path, operations in app.openapi()["paths"].items():
+        for method in (m.upper() for m in operations):
+            seen += 1
+            klass = route_class(path.replace("{", "").replace("}", ""))
+            roles = allowed_roles(method, klass)
+            if klass == "open":
+                continue
+            assert "operator" in roles, (method, path)
+            if path.startswith("/v1"):
+                assert roles == ({"viewer", "operator"} if method in ("GET", "HEAD") else {"operator"}), (method, path)
+            if "submitter" in roles and method not in ("GET", "HEAD"):
+                assert (method, path) == ("POST", "/ads"), (method, path)
+    assert seen >= 15
+
+
+def test_token_names_are_checked() -> None:
+    for bad in ("", "anonymous", "Anonymous", "has space", "x" * 65, "-lead"):
+        with pytest.raises(ConfigError):
+            load_settings(auth={"tokens": [{"name": bad, "token": "t", "role": "viewer"}]})
+    ok = load_settings(auth={"tokens": [{"name": "grafana.dash-1", "token": "t", "role": "viewer"}]})
+    assert ok.auth.tokens[0].role == "viewer"
+
+
+def test_a_caller_s_idempotency_scope_is_its_token_name_or_anonymous() -> None:
+    assert auth.Principal("ci", "submitter").scope == "token:ci"
+    assert auth.ANONYMOUS.scope == "anonymous"
 
 
 # --- open or required ------------------------------------------------------------------------------------
@@ -131,17 +204,27 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "enabled", "required"),
+    ("host", "enabled", "tokens", "required", "mode"),
     [
-        ("127.0.0.1", None, False),  # gamead up: open on loopback
-        ("0.0.0.0", None, True),
-        ("10.1.2.3", None, True),
-        ("127.0.0.1", True, True),
-        ("0.0.0.0", False, False),
+        ("127.0.0.1", None, [], False, "open"),  # gamead up: open on loopback
+        ("127.0.0.1", None, TOKENS, True, "required"),  # issue 11.1: configured tokens count on loopback too
+        ("::1", None, TOKENS, True, "required"),
+        ("0.0.0.0", None, [], True, "required"),  # (and check_serve_safety refuses to start)
+        ("10.1.2.3", None, TOKENS, True, "required"),
+        ("127.0.0.1", True, TOKENS, True, "required"),
+        ("0.0.0.0", False, [], False, "disabled"),
+        ("127.0.0.1", False, TOKENS, False, "disabled"),  # only auth.enabled: false turns tokens off
     ],
 )
-def test_auth_required(host: str, enabled: bool | None, required: bool) -> None:
-    assert auth_required(settings(api={"host": host}, auth={"enabled": enabled})) is required
+def test_auth_required_and_the_mode_logged(
+    host: str, enabled: bool | None, tokens: list[dict[str, str]], required: bool, mode: str
+) -> None:
+    s = settings(api={"host": host}, auth={"enabled": enabled, "tokens": tokens})
+    assert auth_required(s) is required
+    logged = auth_mode(s)
+    assert logged["auth_mode"] == mode
+    assert logged["auth_tokens"] == {"submitter": 2 if tokens else 0, "viewer": 0, "operator": 1 if tokens else 0}
+    assert not any(t["token"] in str(logged) for t in TOKENS)  # never a token
 
 
 # --- the serve-safety rule ------------------------------------------------------------------------------
@@ -174,6 +257,8 @@ def test_serve_accepts_safe_configurations(sections: dict[str, object]) -> None:
         ({"auth": {"tokens": [{"name": "a", "token": " ", "role": "submitter"}]}}, "'a' is empty"),
         ({"auth": {"tokens": [{"name": "a", "token": "t", "role": "submitter"},
                               {"name": "b", "token": "t", "role": "operator"}]}}, "same token"),
+        ({"auth": {"tokens": [{"name": "a", "token": "t1", "role": "submitter"},
+                              {"name": "a", "token": "t2", "role": "operator"}]}}, "'a' is used twice"),
     ],
 )
 def test_serve_refuses_unusable_token_settings(sections: dict[str, object], mentions: str) -> None:

@@ -1,0 +1,268 @@
+"""Bounded HTTP/1.1 framing for ``gamead serve``: a small subclass of uvicorn's httptools protocol.
+
+Why a subclass: neither uvicorn's httptools protocol nor httptools itself bounds a request head. llhttp
+parses any size, httptools concatenates a header's fragments into one Python ``bytes`` (quadratic copying
+too) and uvicorn appends every header to a list, so ten connections each sending an unfinished 50 MB header
+took the API from 145 MB to 679 MB RSS (issue 11), and a complete 50 MB header got a 200. uvicorn's
+``h11_max_incomplete_event_size`` applies only to the h11 protocol (pure Python, slower than httptools on the
+hot path); ``limit_concurrency`` counts connections and tasks, not bytes, and answers plain text; nothing in
+uvicorn times out a client that trickles its head or body (``timeout_keep_alive`` covers only the idle time
+*between* requests). So the bounds are checked where the bytes arrive, for about 3-4 µs of CPU per request
+(``benchmarks/bench_http_limits.py``); with them the same attack moves RSS by about 1 MB:
+
+* **request target** longer than ``api.max_request_line_bytes`` → ``414 request_line_too_long``;
+* **request line + header fields** over ``api.max_header_bytes``, counted on the raw bytes of a head that is
+  still incomplete (so an unfinished head never holds more than the limit plus one socket read) and on the
+  parsed fields of a complete one → ``431 headers_too_large``;
+* more than ``api.max_headers`` header fields → ``431 too_many_headers``;
+* a request not received whole (line, headers and body) within ``api.read_timeout`` of the connection's
+  opening or of its first byte → ``408 request_timeout`` (a connection that never sent a byte is just
+  closed); idle keep-alive connections close after ``api.keep_alive_timeout`` (uvicorn's own timer);
+* malformed framing → ``400 bad_request``.
+
+Every refusal is the API's JSON error shape with ``Connection: close``; then the write side is shut down and
+whatever the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the socket is
+closed (a "lingering close", as nginx does), so the client gets the answer instead of a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from gamead_core.config import ApiSettings
+
+log = logging.getLogger(__name__)
+
+#: seconds a refused connection is still read (and the bytes dropped) before it is closed
+LINGER_SECONDS = 2.0
+#: allowance for the method, version and separators around the request target in a head's byte count
+_LINE_OVERHEAD = 16
+#: ``": "`` and CRLF around each header field in a head's byte count
+_FIELD_OVERHEAD = 4
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """The limits of :class:`BoundedHttpToolsProtocol` (bytes, a count, seconds)."""
+
+    max_request_line: int = 8 * 1024
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    read_timeout: float = 15.0
+
+    @classmethod
+    def from_settings(cls, api: ApiSettings) -> HttpLimits:
+        return cls(api.max_request_line_bytes, api.max_header_bytes, api.max_headers, api.read_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An answer the protocol gives itself, before (or instead of) the application."""
+
+    status: int
+    code: str
+    message: str
+
+    def encode(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+        body = orjson.dumps({"error": {"code": self.code, "message": self.message, "details": None}})
+        parts = [STATUS_LINE[self.status]]
+        for name, value in default_headers:
+            parts += [name, b": ", value, b"\r\n"]
+        parts += [b"content-type: application/json\r\ncontent-length: ", str(len(body)).encode(),
+                  b"\r\nconnection: close\r\n\r\n", body]
+        return b"".join(parts)
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback to stop parsing; httptools re-raises it as a parser error."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with bounded heads, a read timeout and JSON refusals (module docstring).
+
+    Hot-path cost, measured by ``benchmarks/bench_http_limits.py``: a counter per header field, a clock read
+    per request and a few comparisons. Read deadlines are checked by one sweep of the server's connections
+    every :func:`sweep_interval` (not a timer per request: a uvloop timer costs more than all the rest).
+    """
+
+    limits: ClassVar[HttpLimits] = HttpLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_message = False  #: between a request's first byte and its last
+        self._in_head = False  #: between a request's first byte and the end of its headers
+        self._raw_head = 0  #: raw bytes received, in earlier reads, while the current head was incomplete
+        self._chunk = 0  #: size of the read being parsed
+        self._fields = 0
+        self._deadline: float | None = None  #: loop time by which the current request must be whole
+        self._refusal: Refusal | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._lingering = False
+
+    # --- connection ------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline = self.loop.time() + self.limits.read_timeout
+        _start_sweeper(self.loop, self.server_state, self.limits.read_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadline = None
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # refused: read and drop until the linger ends
+        self._unset_keepalive_if_required()
+        self._chunk = len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as exc:
+            self._refuse(self._refusal or Refusal(400, "bad_request", f"the request is not valid HTTP/1.1: {exc}"))
+            return
+        if self._in_head:  # an unfinished head: bound what the parser may be holding
+            self._raw_head += len(data)
+            if self._raw_head > self.limits.max_header_bytes:
+                self._refuse(self._line_too_long() if len(self.url) > self.limits.max_request_line
+                             else self._too_large())
+
+    # --- parser callbacks -------------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_message = self._in_head = True
+        self._raw_head = self._fields = 0
+        if self._deadline is None:
+            self._deadline = self.loop.time() + self.limits.read_timeout
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Counted here, not at the end of the head: 16 KiB of 4-byte fields would otherwise keep ~4,000
+        # (name, value) tuples alive per slow connection, 30 times the bytes received.
+        self._fields += 1
+        if self._fields > self.limits.max_headers:
+            self._stop(Refusal(431, "too_many_headers",
+                               f"more than {self.limits.max_headers} header fields (api.max_headers)"))
+        # the body of uvicorn's HttpToolsProtocol.on_header, inlined: a super() call per field is measurable
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        limits = self.limits
+        if len(self.url) > limits.max_request_line:
+            self._stop(self._line_too_long())
+        # A head that fits in the bytes seen so far fits the limit; only a big read needs the exact count.
+        if self._raw_head + self._chunk > limits.max_header_bytes and self._head_size() > limits.max_header_bytes:
+            self._stop(self._too_large())
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        self._deadline = None
+        super().on_message_complete()
+
+    # --- refusing -----------------------------------------------------------------------------------------
+
+    def _head_size(self) -> int:
+        return _LINE_OVERHEAD + len(self.url) + sum(len(n) + len(v) + _FIELD_OVERHEAD for n, v in self.headers)
+
+    def _line_too_long(self) -> Refusal:
+        return Refusal(414, "request_line_too_long", f"the request target is longer than "
+                       f"{self.limits.max_request_line} bytes (api.max_request_line_bytes)")
+
+    def _too_large(self) -> Refusal:
+        return Refusal(431, "headers_too_large", f"the request line and headers exceed "
+                       f"{self.limits.max_header_bytes} bytes (api.max_header_bytes)")
+
+    def _stop(self, refusal: Refusal) -> None:
+        self._refusal = refusal
+        raise _Refused(refusal.code)
+
+    def read_timed_out(self) -> None:
+        """The request was not received whole in time (called by the sweeper)."""
+        self._deadline = None
+        if self.transport.is_closing() or self._lingering:
+            return
+        if not self._in_message:  # opened and never spoke: nothing to answer
+            self.transport.close()
+            return
+        self._refuse(Refusal(408, "request_timeout", f"the request was not received whole within "
+                             f"{self.limits.read_timeout:g}s (api.read_timeout)"))
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Answer ``refusal`` (if this connection may still answer), then close with a linger."""
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        log.info("refused a request: %d %s", refusal.status, refusal.code,
+                 extra={"client": self.client[0] if self.client else None, "status": refusal.status,
+                        "code": refusal.code})
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if self._in_head or cycle.response_started:  # another response is being written: just close
+                self.transport.close()
+                return
+            cycle.disconnected = True  # the handler waiting for this body gets http.disconnect
+            cycle.message_event.set()
+        elif cycle is not None and not self._in_head:  # already answered; the rest of the body is late
+            self.transport.close()
+            return
+        self.transport.write(refusal.encode(self.server_state.default_headers))
+        self._linger()
+
+    def _linger(self) -> None:
+        self._lingering = True
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the client reads the answer, then EOF
+        self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def sweep_interval(read_timeout: float) -> float:
+    """Seconds between two sweeps for overdue requests: a quarter of the timeout, at most one second."""
+    return min(1.0, read_timeout / 4)
+
+
+def _start_sweeper(loop: asyncio.AbstractEventLoop, server_state: Any, read_timeout: float) -> None:
+    """One repeating check per server of every connection's read deadline; stops when no connection is left
+    and starts again with the next one."""
+    if getattr(server_state, "_gamead_sweeping", False):
+        return
+    server_state._gamead_sweeping = True
+    interval = sweep_interval(read_timeout)
+
+    def sweep() -> None:
+        now = loop.time()
+        for conn in list(server_state.connections):
+            deadline = getattr(conn, "_deadline", None)
+            if deadline is not None and now >= deadline:
+                conn.read_timed_out()
+        if server_state.connections:
+            loop.call_later(interval, sweep)
+        else:
+            server_state._gamead_sweeping = False
+
+    loop.call_later(interval, sweep)
+
+
+def bounded_protocol(limits: HttpLimits) -> type[BoundedHttpToolsProtocol]:
+    """A :class:`BoundedHttpToolsProtocol` class carrying ``limits``, for ``uvicorn.Config(http=...)``."""
+    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})

@@ -1,0 +1,117 @@
+"""Retention of the ad-record KV bucket: bounded in age and size, completed and failed records first.
+
+A KV bucket's ``max_age`` applies to every key alike, so on its own it would expire a long-queued ad's record
+as early as a finished one's. Instead:
+
+* completed and failed records (nothing ever moves a record out of those statuses) are written with a
+  per-key TTL, ``records.completed_max_age`` (the ``Nats-TTL`` header of ADR-43, nats-server ≥ 2.11; the
+  bucket's stream has ``allow_msg_ttl``). ``dead`` records are not among them: a DLQ replay moves them back
+  to ``queued``, and the DLQ keeps its entry for ``dlq.max_age``;
+* the bucket's ``max_age`` (``records.max_age``) bounds every other record, counted from its last write;
+* the bucket's ``max_bytes`` (``records.max_bytes``) bounds the disk, with ``discard: old``: a full bucket
+  drops its oldest records rather than refusing a worker's write (nats-py creates KV buckets with
+  ``discard: new``, which would stop the service when the bucket fills). A record lost that way is harmless
+  to the queue: the work message is the source of truth, and a worker that finds no record recreates it.
+
+The completed-record TTL is kept in the bucket's own stream metadata (:data:`~gamead_core.names.
+RECORDS_FINAL_TTL_METADATA`), so every writer (API nodes, workers, whatever their own config says) applies
+the bucket's one policy; :func:`ensure_records_bucket` sets it with the limits, updating a live bucket in
+place like the streams.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
+
+from gamead_core import names
+from gamead_core.config import QueueSettings, RecordSettings
+from gamead_core.errors import TopologyError
+
+log = logging.getLogger(__name__)
+
+#: fields of a live bucket that gamead updates in place when its settings change
+_LIMITS = ("max_age", "max_bytes", "discard", "allow_msg_ttl")
+
+
+def records_stream_config(qs: QueueSettings, rs: RecordSettings) -> StreamConfig:
+    """The ad-record bucket as a JetStream stream: the KV conventions of ADR-8 (what ``create_key_value``
+    makes: one subject per key, rollups, no deletes through the stream API, direct gets), one revision per
+    key, and gamead's retention (module docstring)."""
+    return StreamConfig(
+        name=names.ADS_BUCKET_STREAM,
+        description="gamead ad records (revisioned; compare-and-set updates)",
+        subjects=[f"$KV.{names.ADS_BUCKET}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=qs.replicas,
+        max_msgs_per_subject=1,  # history 1: every message in the stream is a current record
+        max_msgs=-1,
+        max_consumers=-1,
+        max_age=rs.max_age,
+        max_bytes=rs.max_bytes,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=min(120.0, rs.max_age),
+        allow_rollup_hdrs=True,
+        deny_delete=True,
+        allow_direct=True,  # reads skip the JSON/base64 STREAM.MSG.GET path
+        allow_msg_ttl=True,
+        metadata={names.RECORDS_FINAL_TTL_METADATA: str(int(rs.completed_max_age))},
+    )
+
+
+def final_record_ttl(info: StreamInfo) -> float | None:
+    """The per-key TTL (seconds) of completed and failed records that the bucket's metadata names; None for
+    a bucket gamead has not configured (its records then live by the bucket's own limits)."""
+    config = info.config
+    if not config.allow_msg_ttl:
+        return None
+    value = (config.metadata or {}).get(names.RECORDS_FINAL_TTL_METADATA)
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+async def ensure_records_bucket(
+    js: JetStreamContext, qs: QueueSettings, rs: RecordSettings, created: list[str], updated: list[str]
+) -> None:
+    """Create the bucket, or bring a live one to ``rs`` in place (limits, discard policy, TTL support and the
+    completed-record TTL; the records stay). Raises :class:`TopologyError` for a stream that is not a bucket
+    gamead can use; NATS errors pass through to the caller's boundary."""
+    wanted = records_stream_config(qs, rs)
+    try:
+        info = await js.stream_info(names.ADS_BUCKET_STREAM)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(wanted)
+            created.append(f"bucket {names.ADS_BUCKET}")
+            return
+        except nats.js.errors.BadRequestError as exc:  # lost a creation race: check what the winner made
+            if exc.err_code != 10058:
+                raise
+            info = await js.stream_info(names.ADS_BUCKET_STREAM)
+    have = info.config
+    if list(have.subjects or []) != wanted.subjects or (have.max_msgs_per_subject or 0) < 1:
+        raise TopologyError(
+            f"stream {names.ADS_BUCKET_STREAM} exists but is not the key-value bucket {names.ADS_BUCKET} gamead "
+            f"needs (subjects {have.subjects}); delete it or point gamead at another NATS account"
+        )
+    metadata = dict(have.metadata or {})
+    wanted_ttl = (wanted.metadata or {})[names.RECORDS_FINAL_TTL_METADATA]
+    stale = [k for k in _LIMITS if getattr(have, k) != getattr(wanted, k)]
+    if metadata.get(names.RECORDS_FINAL_TTL_METADATA) != wanted_ttl:
+        stale.append("completed TTL")
+    if not stale:
+        return
+    metadata[names.RECORDS_FINAL_TTL_METADATA] = wanted_ttl
+    await js.update_stream(dataclasses.replace(
+        have, metadata=metadata, **{k: getattr(wanted, k) for k in _LIMITS},
+    ))
+    updated.append(f"bucket {names.ADS_BUCKET}")
+    log.info("records bucket limits updated in place: %s", ", ".join(stale),
+             extra={"max_age": rs.max_age, "max_bytes": rs.max_bytes, "completed_max_age": rs.completed_max_age})

@@ -1,0 +1,193 @@
+"""Issue 11.5 on a real ``gamead serve`` over real sockets: bounded request line, header size and header count
+(JSON 414/431, then the connection is closed), slow clients timed out (JSON 408), malformed framing answered
+as JSON, and the API's memory held under the attack that took it from 145 MB to 679 MB RSS."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import Proc, start_api
+
+READ_TIMEOUT = 1.0  #: api.read_timeout of the API under test (seconds), small so slow-client tests are quick
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def api(nats_server: EmbeddedNats, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, str]]:
+    """An API process of this module's own, so its memory is ours to measure."""
+    proc, url = start_api(nats_server.url, tmp_path_factory.mktemp("limits-api"),
+                          GAMEAD_API__READ_TIMEOUT=str(READ_TIMEOUT))
+    yield proc, url
+    proc.stop()
+
+
+def address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+class Response:
+    """A raw HTTP/1.1 response read off a socket until the server closes it (or the socket times out)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        head, _, self.body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/1.1 ") else 0
+        self.headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+
+    def error(self) -> dict[str, object]:
+        assert self.headers.get("content-type") == "application/json", self.raw[:300]
+        return json.loads(self.body)["error"]  # type: ignore[no-any-return]
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def send_then_read(url: str, head: bytes, filler: int = 0, tail: bytes = b"", *, timeout: float = 10) -> Response:
+    """Send ``head``, then ``filler`` bytes of ``a`` (in 64 KiB writes), then ``tail``; stop sending as soon
+    as the server stops reading (it refused); return what it answered."""
+    with socket.create_connection(address(url), timeout=timeout) as sock:
+        try:
+            sock.sendall(head)
+            block = b"a" * 65536
+            sent = 0
+            while sent < filler:
+                sock.sendall(block[: min(len(block), filler - sent)])
+                sent += len(block)
+            sock.sendall(tail)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before taking it all
+        return Response(read_all(sock))
+
+
+# --- bounded framing -----------------------------------------------------------------------------------
+
+
+def test_a_complete_50_mb_header_gets_431_not_200(api: tuple[Proc, str]) -> None:
+    resp = send_then_read(api[1], b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", 50 * MB, b"\r\n\r\n")
+    assert resp.status == 431
+    error = resp.error()
+    assert error["code"] == "headers_too_large" and "api.max_header_bytes" in str(error["message"])
+    assert resp.headers["connection"] == "close"
+
+
+def test_many_small_headers_get_431(api: tuple[Proc, str]) -> None:
+    headers = b"".join(b"X-H%d: v\r\n" % i for i in range(101))
+    resp = send_then_read(api[1], b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    assert resp.status == 431 and resp.error()["code"] == "too_many_headers"
+    at_limit = b"".join(b"X-H%d: v\r\n" % i for i in range(98))  # + Host = 99 fields: fine
+    ok = send_then_read(api[1], b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + at_limit + b"\r\n")
+    assert ok.status == 200
+
+
+def test_a_long_request_line_gets_414(api: tuple[Proc, str]) -> None:
+    resp = send_then_read(api[1], b"GET /ads/" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert resp.status == 414 and resp.error()["code"] == "request_line_too_long"
+    ok = httpx.get(api[1] + "/healthz?pad=" + "a" * 7000, timeout=5)  # under the limit: the route answers
+    assert ok.status_code == 200
+
+
+def test_malformed_framing_is_answered_in_json(api: tuple[Proc, str]) -> None:
+    resp = send_then_read(api[1], b"NOT HTTP AT ALL\r\n\r\n")
+    assert resp.status == 400 and resp.error()["code"] == "bad_request"
+
+
+# --- slow clients ----------------------------------------------------------------------------------------
+
+
+def test_slow_clients_get_408_and_silent_ones_are_closed(api: tuple[Proc, str]) -> None:
+    """Three slow clients at once: one stops mid-header, one mid-body, one never speaks."""
+    openings = {
+        "mid-header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        "mid-body": b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"title\": ",
+        "silent": b"",
+    }
+    socks = {name: socket.create_connection(address(api[1]), timeout=READ_TIMEOUT * 8) for name in openings}
+    try:
+        for name, opening in openings.items():
+            socks[name].sendall(opening)  # …and nothing more
+        # each read returns once the server closes the connection (the socket timeout is the deadline)
+        answers = {name: Response(read_all(sock)) for name, sock in socks.items()}
+    finally:
+        for sock in socks.values():
+            sock.close()
+    for name in ("mid-header", "mid-body"):
+        assert answers[name].status == 408, (name, answers[name].raw[:200])
+        error = answers[name].error()
+        assert error["code"] == "request_timeout" and "api.read_timeout" in str(error["message"])
+    assert answers["silent"].raw == b""  # closed without a word
+
+
+def test_keep_alive_still_serves_many_requests_on_one_connection(api: tuple[Proc, str]) -> None:
+    with httpx.Client(base_url=api[1], timeout=5) as c:
+        for _ in range(20):
+            assert c.get("/healthz").status_code == 200
+        assert c.get("/ads/nope").json()["error"]["code"] == "not_found"
+
+
+# --- the measured attack ----------------------------------------------------------------------------------
+
+
+def test_ten_unfinished_50_mb_headers_leave_memory_flat(api: tuple[Proc, str]) -> None:
+    """The issue's figure: 10 connections each sending an unfinished 50 MB header. Required: RSS within
+    20 MB of the idle figure, every connection refused with 431 (or closed)."""
+    proc, url = api
+    for _ in range(30):  # warm up: what a normal request allocates is part of the idle figure
+        httpx.get(f"{url}/healthz", timeout=5)
+    idle = rss_bytes(proc.pid)
+    peak = idle
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_bytes(proc.pid))
+            done.wait(0.01)
+
+    answers: list[Response] = []
+
+    def attack() -> None:
+        answers.append(send_then_read(url, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", 50 * MB, timeout=30))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    attackers = [threading.Thread(target=attack, daemon=True) for _ in range(10)]
+    for t in attackers:
+        t.start()
+    for t in attackers:
+        t.join(60)
+    done.set()
+    watcher.join(5)
+    assert len(answers) == 10
+    assert all(a.status in (431, 0) for a in answers), [a.raw[:100] for a in answers]
+    assert sum(a.status == 431 for a in answers) >= 8  # the JSON answer reached (nearly) every client
+    grown = (peak - idle) / MB
+    print(f"API RSS idle {idle / MB:.1f} MB, peak under attack {peak / MB:.1f} MB (+{grown:.1f} MB)")
+    assert grown < 20, f"RSS grew by {grown:.1f} MB under the attack (idle {idle / MB:.1f} MB)"
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # and it still serves

@@ -1,0 +1,137 @@
+"""The bounded HTTP/1.1 protocol driven in memory (no sockets): what it counts, and what it must not refuse.
+
+The attack figures (10 x 50 MB heads, RSS) are measured against a real ``gamead serve`` in
+``tests/integration/test_http_limits.py``; here, the edges: heads split into many reads, big bodies in the
+same read as a small head, pipelined requests, and the JSON shape of a refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from gamead_core.api.http_limits import HttpLimits, Refusal, bounded_protocol, sweep_interval
+from gamead_core.config import ApiSettings
+
+LIMITS = HttpLimits(max_request_line=256, max_header_bytes=1024, max_headers=10, read_timeout=60)
+
+
+class Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+        self.closed = False
+        self.eof = False
+
+    def write(self, data: Any) -> None:
+        self.out += data
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self.closed or self.eof
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+
+async def echo_length(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    size = 0
+    while True:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = str(size).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def drive(*reads: bytes) -> Transport:
+    async def scenario() -> Transport:
+        config = Config(echo_length, lifespan="off", log_config=None, access_log=False)
+        config.load()
+        proto = bounded_protocol(LIMITS)(config=config, server_state=ServerState(), app_state={},
+                                        _loop=asyncio.get_running_loop())
+        transport = Transport()
+        proto.connection_made(transport)
+        for data in reads:
+            if transport.is_closing():
+                break
+            proto.data_received(data)
+            for _ in range(50):
+                await asyncio.sleep(0)
+        proto.connection_lost(None)
+        return transport
+
+    return asyncio.run(scenario())
+
+
+def statuses(transport: Transport) -> list[int]:
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", bytes(transport.out))]
+
+
+def request(target: bytes = b"/", headers: int = 2, body: bytes = b"") -> bytes:
+    fields = b"".join(b"X-%d: v\r\n" % i for i in range(headers - 2))  # + Host + Content-Length
+    return b"POST " + target + b" HTTP/1.1\r\nHost: x\r\n" + fields + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_a_head_dribbled_one_byte_at_a_time_is_served() -> None:
+    data = request(headers=9, body=b"hello")
+    out = drive(*(data[i : i + 1] for i in range(len(data))))
+    assert statuses(out) == [200] and out.out.endswith(b"5")
+
+
+def test_a_big_body_in_the_same_read_as_a_small_head_is_not_a_big_head() -> None:
+    out = drive(request(body=b"x" * 100_000))
+    assert statuses(out) == [200] and out.out.endswith(b"100000")
+
+
+def test_pipelined_requests_are_all_answered() -> None:
+    out = drive(request(body=b"a") + request(body=b"bb") + request(body=b"ccc"))
+    assert statuses(out) == [200, 200, 200]
+
+
+def test_limits_are_enforced_whether_the_head_arrives_whole_or_in_pieces() -> None:
+    big_head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n"
+    for reads in ([big_head], [big_head[i : i + 100] for i in range(0, len(big_head), 100)]):
+        out = drive(*reads)
+        assert statuses(out) == [431] and out.eof  # answered, then the write side shut (lingering close)
+    assert statuses(drive(request(headers=11))) == [431]
+    assert statuses(drive(request(headers=10))) == [200]
+    assert statuses(drive(request(target=b"/" + b"a" * 300))) == [414]
+    line = b"GET /" + b"a" * 2000  # a request line that never ends: refused as too long once over the head limit
+    assert statuses(drive(line[:1000], line[1000:])) == [414]
+
+
+def test_a_refusal_is_the_api_error_shape_and_closes() -> None:
+    raw = Refusal(431, "headers_too_large", "too big").encode([(b"date", b"today")])
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\ndate: today\r\n")
+    assert b"connection: close" in head and b"content-type: application/json" in head
+    assert json.loads(body) == {"error": {"code": "headers_too_large", "message": "too big", "details": None}}
+
+
+def test_limits_come_from_the_api_settings() -> None:
+    limits = HttpLimits.from_settings(ApiSettings(max_header_bytes=4096, max_headers=20, read_timeout=3,
+                                                  max_request_line_bytes=1024))
+    assert limits == HttpLimits(max_request_line=1024, max_header_bytes=4096, max_headers=20, read_timeout=3)
+    assert sweep_interval(3) == 0.75 and sweep_interval(60) == 1.0

@@ -1,0 +1,84 @@
+"""Issue 11.4, the whole kind: credentials in URLs are masked in every log line, every error message and the
+configuration dump, whoever produced them. Pure (no servers)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from gamead_core.config import GameadSettings, LogSettings, masked_dump
+from gamead_core.errors import ConfigError, GameadError, QueueUnavailable
+from gamead_core.logs import setup_logging
+from gamead_core.redact import redact_text
+
+SECRET = "PW-s3cret"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"connected to NATS at nats://gamead:{SECRET}@nats:4222", "connected to NATS at nats://gamead:***@nats:4222"),
+        (f"token url nats://{SECRET}@nats:4222 down", "token url nats://***@nats:4222 down"),
+        (f"redis://:{SECRET}@valkey:6379/0", "redis://:***@valkey:6379/0"),
+        (f"nats://a:4222,nats://u:{SECRET}@b:4222", "nats://a:4222,nats://u:***@b:4222"),
+        (f"nats://u:{SECRET}@with-at@host:4222/x", "nats://u:***@host:4222/x"),  # a raw @ in the password
+        (f'{{"url": "redis://u:{SECRET}@h:1"}}', '{"url": "redis://u:***@h:1"}'),
+        ("mail ops@example.com about nats://host:4222", "mail ops@example.com about nats://host:4222"),
+    ],
+)
+def test_every_url_in_free_text_is_masked(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
+    assert redact_text(shown) == shown  # idempotent
+
+
+def test_gamead_errors_never_carry_a_password() -> None:
+    for cls in (GameadError, QueueUnavailable, ConfigError):
+        exc = cls(f"cannot connect to NATS at nats://gamead:{SECRET}@10.0.0.1:4222: refused")
+        assert SECRET not in exc.message and SECRET not in str(exc)
+        assert "nats://gamead:***@10.0.0.1:4222" in exc.message
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_no_log_line_carries_a_password(fmt: str) -> None:
+    out = io.StringIO()
+    setup_logging(LogSettings(format=fmt), role="api", stream=out)
+    try:
+        log = logging.getLogger("gamead.test")
+        log.info("connected to NATS at %s", f"nats://u:{SECRET}@h:4222")
+        log.warning("redis down", extra={"url": f"redis://:{SECRET}@v:6379"})
+        try:
+            raise OSError(f"refused: nats://u:{SECRET}@h:4222")
+        except OSError:
+            log.exception("unexpected")
+    finally:
+        logging.getLogger().handlers.clear()
+    text = out.getvalue()
+    assert SECRET not in text
+    assert text.count("***@") >= 3
+    if fmt == "json":
+        assert all(json.loads(line) for line in text.splitlines() if line.startswith("{"))
+
+
+def test_config_dump_masks_url_credentials_as_well_as_secrets() -> None:
+    s = GameadSettings(nats={"url": f"nats://gamead:{SECRET}@n1:4222,nats://gamead:{SECRET}@n2:4222"},
+                       redis={"url": f"redis://:{SECRET}@valkey:6379/0"},
+                       client={"api_url": "http://127.0.0.1:8080", "token": SECRET})
+    dumped = masked_dump(s)
+    assert SECRET not in json.dumps(dumped)
+    assert dumped["nats"]["url"] == "nats://gamead:***@n1:4222,nats://gamead:***@n2:4222"
+    assert dumped["redis"]["url"] == "redis://:***@valkey:6379/0"
+    assert dumped["client"] == {"api_url": "http://127.0.0.1:8080", "token": "********", "timeout": 10.0}
+
+
+def test_the_dashboard_shows_the_api_url_without_its_password() -> None:
+    from gamead_cli.client import ApiClient
+    from gamead_cli.tui.source import ApiSource
+
+    client = ApiClient(f"https://ops:{SECRET}@gamead.example.com")
+    try:
+        assert ApiSource(client).api_url == "https://ops:***@gamead.example.com"
+    finally:
+        client.close()
