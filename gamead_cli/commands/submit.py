@@ -200,16 +200,26 @@ def submit_one(
     wait: bool,
     timeout: float,
     output: OutputFormat,
+    quiet: bool = False,
 ) -> int:
-    """Submit one ad, print the 202 answer (or, with ``wait``, the final record); return the exit code."""
+    """Submit one ad, print the 202 answer (or, with ``wait``, the final record); return the exit code.
+
+    ``quiet`` prints the ad's id alone (for ``ID=$(gamead submit … -q)``).
+    """
     accepted = client.submit(ad, idempotency_key)
     if not wait:
-        emit(accepted, output, accepted_view)
+        if quiet:
+            print(accepted["id"], flush=True)
+        else:
+            emit(accepted, output, accepted_view)
         return exitcodes.OK
-    if output != OutputFormat.json:
+    if output != OutputFormat.json and not quiet:
         note_line(f"{'duplicate of' if accepted.get('duplicate') else 'accepted'} ad {accepted['id']}")
     record = wait_for_ad(client, str(accepted["id"]), timeout)
-    emit(record, output, ad_view)
+    if quiet:
+        print(accepted["id"], flush=True)
+    else:
+        emit(record, output, ad_view)
     return exitcodes.AD_FAILED if record.get("status") in FAILED else exitcodes.OK
 
 
@@ -490,6 +500,9 @@ def submit(
         int, typer.Option("--concurrency", min=1, max=256, help="With --count: requests in flight.")
     ] = 16,
     seed: Annotated[int, typer.Option("--seed", help="With --count: seed of the generated ads.")] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the ad's id, e.g. ID=$(gamead submit … -q).")
+    ] = False,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
@@ -512,13 +525,14 @@ def submit(
     overrides.update(flags)
     if count is None and not file:
         overrides = complete_flag_ad(overrides)
+    if quiet and count is not None:
+        raise typer.BadParameter("prints the id of one ad: it does not go with --count", param_hint="--quiet")
 
     settings = settings_from(config, client={"api_url": api})
     with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
         if count is None:
-            code = submit_one(
-                client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout, output=output
-            )
+            code = submit_one(client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout,
+                              output=output, quiet=quiet)
         else:
             code = submit_bulk(
                 client,
