@@ -211,6 +211,10 @@ def root(
 ) -> None:
     """Control plane of the game ad analysis service: API, workers, queue, dashboard."""
     _state["debug"] = debug
+    if os.environ.get("GAMEAD_PARENT_PID"):  # started by `gamead up`: stop if it dies (gamead_core.proc)
+        from gamead_core.proc import watch_parent
+
+        watch_parent()
 
 
 def main() -> None:
