@@ -89,7 +89,7 @@ def next_commands(api_url: str, client_api_url: str) -> list[str]:
     api = "" if api_url == default == client_api_url else f" --api {api_url}"
     return [
         f"gamead submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now' --wait{api}",
-        f"gamead submit --count 200 --rate 50{api}",
+        f"gamead submit --count 100 --rate 50{api}",
         f"gamead ads list{api}",
         f"gamead top{api}",
         f"gamead scale status{api}",

@@ -115,7 +115,7 @@ def test_panels_drop_in_the_stated_order(recorded: dict[str, Any], size: tuple[i
 def test_no_sparkline_is_a_full_bar_before_the_first_answer() -> None:
     class Silent(RecordedSource):
         def stats(self, history: int) -> dict[str, Any]:
-            time.sleep(5)
+            time.sleep(1)
             raise TimeoutError("no answer yet")
 
     async def main() -> None:
