@@ -32,6 +32,7 @@ from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, wait_for_listener
 from gamead_core.errors import GameadError
 from gamead_core.proc import alive, port_free, port_owned_by
+from gamead_core.redact import redact_url
 from gamead_core.supervisor import Child, Supervisor
 
 console = Console(stderr=True, highlight=False)
@@ -306,7 +307,7 @@ def up(
         _check_port(settings.api.host, settings.api.port, "the API", "--port")
         if settings.nats.url:
             nats_url = settings.nats.url
-            say(f"using NATS at {nats_url}")
+            say(f"using NATS at {redact_url(nats_url)}")
         else:
             embedded = EmbeddedNats(data.path, port=settings.embedded.nats_port,
                                     sync_always=settings.embedded.sync_always)
