@@ -31,7 +31,7 @@ from gamead_core.config import ClientSettings, GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, wait_for_listener
 from gamead_core.errors import GameadError
-from gamead_core.proc import alive, port_free, port_owned_by
+from gamead_core.proc import alive, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
 from gamead_core.supervisor import Child, Supervisor
 
@@ -168,8 +168,8 @@ class _Stack:
 
     def hurry_workers(self) -> None:
         """A second stop signal: SIGTERM again to every worker still running (they hand back at once)."""
-        for entry in self.data.started():
-            if entry["name"].startswith("worker") and alive(entry["pid"]):
+        for entry in self.data.started():  # same PID *and* start time: never a process that reused the number
+            if entry["name"].startswith("worker") and alive(entry["pid"]) and start_time(entry["pid"]) == entry["start"]:
                 try:
                     os.kill(entry["pid"], signal.SIGTERM)
                 except ProcessLookupError:
