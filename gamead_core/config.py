@@ -164,7 +164,8 @@ class ClientSettings(_Section):
     def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
         """An HTTP header carries printable ASCII only (RFC 9110 §5.5; RFC 6750's b64token is a subset)."""
         if value is not None and not all(33 <= ord(c) <= 126 for c in value.get_secret_value()):
-            raise ValueError("must be printable ASCII without spaces: it is sent as an HTTP Bearer token (GAMEAD_TOKEN)")
+            raise ValueError(
+                "must be printable ASCII without spaces: it is sent as an HTTP Bearer token (GAMEAD_TOKEN)")
         return value
 
 

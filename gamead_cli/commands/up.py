@@ -169,9 +169,10 @@ class _Stack:
     def hurry_workers(self) -> None:
         """A second stop signal: SIGTERM again to every worker still running (they hand back at once)."""
         for entry in self.data.started():  # same PID *and* start time: never a process that reused the number
-            if entry["name"].startswith("worker") and alive(entry["pid"]) and start_time(entry["pid"]) == entry["start"]:
+            pid = entry["pid"]
+            if entry["name"].startswith("worker") and alive(pid) and start_time(pid) == entry["start"]:
                 try:
-                    os.kill(entry["pid"], signal.SIGTERM)
+                    os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
         say("stopping now: workers hand their ads back")

@@ -177,7 +177,8 @@ def test_every_readme_command_works_verbatim(stack: UpStack, tmp_path: Path) -> 
             continue
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=180)
-        assert result.returncode == 0, f"{script}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}"
+        assert result.returncode == 0, (
+            f"{script}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}")
         assert "Traceback" not in result.stderr
         ran += 1
     assert ran >= 3  # the curl sample, the CLI tour, the configuration examples
