@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import httpx
 
-from gamead_core.config import ClientSettings
 from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
+
+if TYPE_CHECKING:
+    from gamead_core.config import ClientSettings
 
 HINT = "is `gamead up` or `gamead serve` running? Set --api or GAMEAD_API_URL."
 _MAX_FIELD_ERRORS = 5
@@ -121,6 +123,7 @@ class ApiClient:
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self._verified: bool | None = None  # does api_url answer like a gamead API? (asked on a 404)
         headers = {"Accept": "application/json", "User-Agent": "gamead-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -172,8 +175,25 @@ class ApiClient:
         except httpx.HTTPError as exc:
             raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
         if response.is_error:
-            raise error_from_response(response)
+            error = error_from_response(response)
+            if response.status_code in (404, 405) and not self._is_gamead_api():
+                raise ApiUnreachable(
+                    f"no gamead API at {self.api_url}: {method} {response.request.url.path} answered HTTP "
+                    f"{response.status_code} and GET {self.api_url}/healthz did not answer like gamead — "
+                    "--api (GAMEAD_API_URL) must be the API's base URL, e.g. http://127.0.0.1:8080"
+                ) from error
+            raise error
         return response
+
+    def _is_gamead_api(self) -> bool:
+        """True if ``GET /healthz`` at the base URL answers like a gamead API (checked once per client)."""
+        if self._verified is None:
+            try:
+                body = self._http.get("/healthz").json()  # 200 ok, or 503 with a status while NATS is away
+            except (httpx.HTTPError, ValueError):
+                body = None
+            self._verified = isinstance(body, dict) and isinstance(body.get("status"), str)
+        return self._verified
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Send one request and return its decoded JSON body (``None`` for an empty body)."""
@@ -195,7 +215,11 @@ class ApiClient:
             with self._http.stream(method, path, headers=headers, timeout=None, **kw) as response:
                 if response.is_error:
                     response.read()
-                    raise error_from_response(response)
+                    error = error_from_response(response)
+                    if response.status_code in (404, 405) and not self._is_gamead_api():
+                        raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
+                                             f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
+                    raise error
                 for line in response.iter_lines():
                     if line.strip():
                         yield json.loads(line)

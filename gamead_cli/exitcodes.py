@@ -1,20 +1,38 @@
-"""Exit codes of the ``gamead`` command. Scripts may rely on them."""
+"""Exit codes of the ``gamead`` command. Scripts may rely on them.
+
+:data:`TABLE` is the one list of them; the README's exit-code table is checked against it by a test.
+The root group (``gamead_cli.main``) maps every failure to one of these; commands never call
+``sys.exit`` with a number of their own.
+"""
 
 from __future__ import annotations
 
 from gamead_core.errors import ApiUnreachable, ConfigError, GameadError, NotFound
 
 OK = 0
-ERROR = 1  #: any other failure
-USAGE = 2  #: bad flags or arguments (Click's own code)
-UNREACHABLE = 3  #: the API (or NATS) could not be reached
+ERROR = 1  #: the request failed, or any unexpected error (the message says why)
+USAGE = 2  #: bad usage: flags, arguments, a missing input file (Click's own code)
+UNREACHABLE = 3  #: the API (or NATS) could not be reached, or the URL is not a gamead API
 NOT_FOUND = 4  #: the named ad / entry does not exist
-CONFIG = 5  #: the configuration is invalid
+CONFIG = 5  #: the configuration is invalid (config file or GAMEAD_* variable)
 AD_FAILED = 6  #: ``submit --wait`` ended with the ad failed or dead
-INTERRUPTED = 130
+INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
+
+#: (code, meaning) in the order the README shows them.
+TABLE: tuple[tuple[int, str], ...] = (
+    (OK, "success"),
+    (ERROR, "the request failed, or an unexpected error (the message says why; `--debug` shows the traceback)"),
+    (USAGE, "bad usage: flags, arguments, a missing input file"),
+    (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API"),
+    (NOT_FOUND, "the ad (or DLQ entry) does not exist"),
+    (CONFIG, "the configuration is invalid (config file or `GAMEAD_*` variable)"),
+    (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
+    (INTERRUPTED, "interrupted (Ctrl-C)"),
+)
 
 
 def exit_code_for(exc: GameadError) -> int:
+    """The exit code of a :class:`GameadError` that ends a command."""
     if isinstance(exc, ApiUnreachable):
         return UNREACHABLE
     if isinstance(exc, NotFound):

@@ -1,65 +1,220 @@
-"""The ``gamead`` command: one root app, one sub-app per noun, errors turned into one red line."""
+"""The ``gamead`` command: one root app, one sub-app per noun, and the one place errors become exit codes.
+
+Two jobs live here and nowhere else:
+
+* **Fast start.** Every command is registered *lazily*: ``gamead --help`` lists them from the table below
+  and imports none of them; a command's module (and with it FastAPI, nats-py, uvicorn, the Kubernetes
+  client…) is imported only when that command runs or shows its own help. ``tests/cli`` pins which
+  modules ``gamead --help`` and ``gamead ads list`` import.
+* **The error boundary.** Whatever a command raises ends as one red ``error: …`` line on stderr and the
+  exit code of :mod:`gamead_cli.exitcodes` (the README's table): a usage error (``click.UsageError``,
+  ``typer.BadParameter``, from parsing or from a command body) → 2; a :class:`GameadError` → its code; an
+  unexpected exception → 1, with the traceback only under ``--debug`` / ``GAMEAD_DEBUG=1``. Output never
+  crashes on an encoding that cannot show a character (``PYTHONIOENCODING=ascii``): it is replaced.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import io
+import os
+import sys
+import traceback
+from typing import Annotated, Any
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from gamead_cli.exitcodes import exit_code_for
+try:  # Typer ≥ 0.2x ships its own copy of Click; older ones use Click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the Typer version installed
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
+from gamead_cli import exitcodes
 from gamead_cli.output import error_line
 from gamead_core.errors import GameadError
 
+#: name → (module, attribute, the one line ``gamead --help`` shows). The attribute is a command function
+#: (its module docstring is its help) or a ``typer.Typer`` sub-app. Order = the order in ``--help``.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "up": ("gamead_cli.commands.up", "up",
+           "The whole stack on this machine: embedded NATS, the API and autoscaled workers."),
+    "submit": ("gamead_cli.commands.submit", "submit",
+               "Submit game ads: one from a file, stdin or flags, or --count N generated ones."),
+    "ads": ("gamead_cli.commands.ads", "app", "Look at submitted ads and their analyses."),
+    "top": ("gamead_cli.commands.top", "top", "Live dashboard of the queue, the nodes and the dead letters."),
+    "workers": ("gamead_cli.commands.workers", "workers", "The live API nodes and workers, with their health."),
+    "scale": ("gamead_cli.commands.scale", "app", "The worker autoscaler: its decisions, a manual override."),
+    "dlq": ("gamead_cli.commands.dlq", "app", "Inspect, replay, purge, export and import dead-lettered ads."),
+    "config": ("gamead_cli.commands.config_cmd", "app", "The effective configuration and where it came from."),
+    "serve": ("gamead_cli.commands.serve", "serve", "Run one stateless API node (FastAPI on uvicorn)."),
+    "worker": ("gamead_cli.commands.worker", "worker", "Run one worker: pull ads by priority, analyse them."),
+}
+
+_DEBUG_ENV = "GAMEAD_DEBUG"
+_state = {"debug": False}
+
+
+def load_command(name: str) -> Any:
+    """Import the module of command ``name`` and build its click command (a group for a sub-app)."""
+    module_name, attr, _ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    target = getattr(module, attr)
+    if isinstance(target, typer.Typer):
+        command: Any = typer.main.get_group(target)
+    else:
+        single = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False)
+        single.command(name, help=module.__doc__)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class _LazyCommand(TyperCommand):
+    """Stands in for a command in ``gamead --help`` (name and one line) until the command is used."""
+
+    def __init__(self, name: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help, help=short_help, rich_markup_mode="rich")
+
+
+def _debug_on() -> bool:
+    return _state["debug"] or os.environ.get(_DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _safe_streams() -> None:
+    """Never crash on a character the terminal's encoding cannot show: replace it instead."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            try:
+                stream.reconfigure(errors="replace")
+            except (ValueError, io.UnsupportedOperation):  # pragma: no cover - a detached stream
+                pass
+
+
+def _kinds(name: str) -> tuple[type[BaseException], ...]:
+    """Exception class ``name`` of Typer's Click and, if a command imported it, of Click itself."""
+    modules = [click_errors, sys.modules.get("click.exceptions")]
+    return tuple({kind for m in modules if (kind := getattr(m, name, None)) is not None})
+
+
+def _usage_line(exc: Any) -> str:
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "gamead"
+    bare = getattr(exc, "param", None) is None and getattr(exc, "param_hint", None) is None
+    message = str(exc.message if bare and hasattr(exc, "message") else exc.format_message())
+    return f"{message.rstrip('.')} (see `{path} --help`)"
+
 
 class _GuardedGroup(TyperGroup):
-    """Root group: a :class:`GameadError` from any command becomes one red line and a meaningful exit."""
+    """The root group: lazy subcommands, and every failure turned into one red line and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        for name, (_, _, short) in COMMANDS.items():
+            self.commands.setdefault(name, _LazyCommand(name, short))
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def resolve_command(
+        self, ctx: Any, args: list[str]
+    ) -> tuple[str | None, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, _LazyCommand) and name is not None:
+            command = self.commands[name] = load_command(name)
+        return name, command, rest
+
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except GameadError as exc:
-            error_line(exc)
-            raise typer.Exit(exit_code_for(exc)) from None
         except KeyboardInterrupt:
             error_line("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(exitcodes.INTERRUPTED) from None
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _state["debug"] = False
+        _safe_streams()
+        sys.exit(self._run(args, prog_name or "gamead", complete_var, **extra))
+
+    def _run(self, args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _kinds("UsageError") as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help
+                exc.show()  # type: ignore[attr-defined]
+            else:
+                error_line(_usage_line(exc))
+            return exitcodes.USAGE
+        except _kinds("ClickException") as exc:  # e.g. a FileError of a file parameter
+            error_line(exc.format_message())  # type: ignore[attr-defined]
+            return getattr(exc, "exit_code", exitcodes.ERROR) or exitcodes.ERROR
+        except (typer.Abort, *_kinds("Abort")):  # Ctrl-C / EOF at a confirmation prompt
+            error_line("aborted")
+            return exitcodes.INTERRUPTED
+        except GameadError as exc:
+            error_line(exc)
+            return exitcodes.exit_code_for(exc)
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            return exitcodes.INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one red line, not a traceback
+            if _debug_on():
+                traceback.print_exc()
+            hint = "" if _debug_on() else f" (run with --debug or {_DEBUG_ENV}=1 for the traceback)"
+            error_line(f"unexpected {type(exc).__name__}: {exc}{hint}")
+            return exitcodes.ERROR
+        return result if isinstance(result, int) and not isinstance(result, bool) else exitcodes.OK
 
 
 app = typer.Typer(
     cls=_GuardedGroup,
     name="gamead",
-    help="Control plane of the game ad analysis service: API, workers, queue, dashboard.",
+    help="Control plane of the game ad analysis service: API, workers, queue, dashboard.\n\n"
+    "Example: gamead up, then in another terminal: gamead submit --title 'Sky Saga' --wait",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
 )
 
 
-def _register() -> None:
-    from gamead_cli.commands import ads, config_cmd, dlq, serve, submit, up, worker
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
 
-    app.command("serve", help=serve.__doc__)(serve.serve)
-    app.command("worker", help=worker.__doc__)(worker.worker)
-    app.command("up", help=up.__doc__)(up.up)
-    app.command("submit", help=submit.__doc__)(submit.submit)
-    app.add_typer(ads.app, name="ads")
-    app.add_typer(dlq.app, name="dlq")
-    app.add_typer(config_cmd.app, name="config")
-    # (top, workers: registered below by the dashboard work)
-    from gamead_cli.commands import top, workers
-
-    app.command("top", help=top.__doc__)(top.top)
-    app.command("workers", help=workers.__doc__)(workers.workers)
-    # (scale: the autoscaler's status and manual override)
-    from gamead_cli.commands import scale
-
-    app.add_typer(scale.app, name="scale")
+        try:
+            number = version("gamead")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+            number = "unknown"
+        typer.echo(f"gamead {number}")
+        raise typer.Exit(exitcodes.OK)
 
 
-_register()
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_version, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"Show the traceback of an unexpected error \\[env {_DEBUG_ENV}=1].")
+    ] = False,
+) -> None:
+    """Control plane of the game ad analysis service: API, workers, queue, dashboard."""
+    _state["debug"] = debug
+    if os.environ.get("GAMEAD_PARENT_PID"):  # started by `gamead up`: stop if it dies (gamead_core.proc)
+        from gamead_core.proc import watch_parent
+
+        watch_parent()
 
 
 def main() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gamead_cli.client import ApiClient
-from gamead_core.config import GameadSettings, load_settings
+if TYPE_CHECKING:  # imported on use: `gamead --help` must not load pydantic or httpx
+    from gamead_cli.client import ApiClient
+    from gamead_core.config import GameadSettings
 
 
 class OutputFormat(str, Enum):
@@ -44,12 +45,19 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confir
 
 
 def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
-    """Load settings for a command: its flags (``overrides``, nested dicts) win over everything else."""
+    """Load settings for a command: its flags (``overrides``, nested dicts) win over everything else.
+
+    Raises :class:`~gamead_core.errors.ConfigError` (exit 5) for a bad file or ``GAMEAD_*`` value.
+    """
+    from gamead_core.config import load_settings
+
     return load_settings(config, **overrides)
 
 
 def api_client(config: Path | None, api: str | None) -> ApiClient:
     """The API client of a client command: ``--api`` wins over GAMEAD_API_URL and the config file."""
+    from gamead_cli.client import ApiClient
+
     return ApiClient.from_settings(settings_from(config, client={"api_url": api}).client)
 
 

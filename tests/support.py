@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import TypeVar
 import httpx
 
 from gamead_core.embedded import free_port, terminate
+from gamead_core.proc import die_with_parent, start_time
 
 T = TypeVar("T")
 
@@ -53,7 +55,7 @@ class Proc:
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_parent(),  # dies with pytest, however it dies
             )
         return self
 
@@ -173,3 +175,92 @@ def children_of(parent: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
     return kids
+
+
+# --- `gamead up` as a user runs it, and everything it started found by PID -------------------------------
+
+
+@dataclass
+class UpStack:
+    """A real ``gamead up`` process. Its children are read from the PID file it writes
+    (``<data_dir>/gamead-up.json``, with start times), never by scanning command lines."""
+
+    data_dir: Path
+    port: int
+    argv: list[str]
+    env: dict[str, str]
+    out: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    seen: dict[int, int | None] = field(default_factory=dict, repr=False)  # pid → start time
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> UpStack:
+        with open(self.out, "ab") as sink:
+            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, cwd=self.out.parent,
+                                          preexec_fn=die_with_parent())
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace") if self.out.exists() else ""
+
+    def wait_ready(self, timeout: float = 60) -> str:
+        def ready() -> bool:
+            if self.popen is not None and self.popen.poll() is not None:
+                raise AssertionError(f"gamead up exited with {self.popen.returncode}:\n{self.output()[-3000:]}")
+            return "Press Ctrl-C" in self.output()
+
+        wait_for(ready, timeout=timeout, interval=0.1, what="gamead up to be ready")
+        self.started()
+        return self.output()
+
+    def started(self) -> list[dict[str, object]]:
+        """Every process this stack started so far (``{"name", "pid", "start"}``), from its PID file."""
+        try:
+            doc = json.loads((self.data_dir / "gamead-up.json").read_text())
+        except (OSError, ValueError):
+            return []
+        if doc.get("pid") != self.pid:
+            return []  # an earlier stack's file
+        for entry in doc["started"]:
+            self.seen.setdefault(int(entry["pid"]), entry.get("start"))
+        return list(doc["started"])
+
+    def pid_of(self, name: str) -> int:
+        """The newest PID of child ``name`` (``nats-server``, ``api``, ``worker-1`` …)."""
+        pids = [int(e["pid"]) for e in self.started() if e["name"] == name]
+        assert pids, f"{name} not in {self.started()}"
+        return pids[-1]
+
+    def ours_alive(self) -> list[int]:
+        """PIDs this stack started (and ``up`` itself) that still run: same PID *and* start time."""
+        self.started()
+        alive = [pid for pid, start in self.seen.items() if pid_alive(pid) and start_time(pid) == start]
+        return alive + ([self.pid] if self.popen is not None and self.popen.poll() is None else [])
+
+    def kill_everything(self) -> None:
+        """The cleanup of a failed test: SIGKILL ``up`` and every process it recorded, by PID."""
+        for pid in self.ours_alive():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.wait(10)
+
+
+def up_stack(tmp_path: Path, *args: str, port: int | None = None, data_dir: Path | None = None,
+             name: str = "up", **env: str) -> UpStack:
+    """A ``gamead up`` (not yet started) on a free port with its own data dir under ``tmp_path``."""
+    port = port or free_port()
+    data_dir = data_dir or tmp_path / f"{name}-data"
+    argv = gamead_argv("up", "--port", str(port), "--data-dir", str(data_dir), *args)
+    return UpStack(data_dir, port, argv, clean_env(**env), tmp_path / f"{name}.out")

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
 from gamead_cli.output import emit, plain
-from gamead_core.errors import ApiClientError, GameadError
+from gamead_core.errors import ApiClientError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
@@ -28,12 +28,16 @@ MAX_FOR_SECONDS = 7 * 86400
 
 
 def parse_duration(value: str) -> float:
-    """``30s`` / ``10m`` / ``2h`` / ``1d`` / ``90`` (seconds) → seconds. Pure."""
+    """``30s`` / ``10m`` / ``2h`` / ``1d`` / ``90`` (seconds) → seconds. Pure.
+
+    Raises ``typer.BadParameter`` (a usage error, exit 2) for anything else or outside (0, 7d].
+    """
     seconds = duration_seconds(value)
     if seconds is None:
-        raise GameadError(f"cannot read duration {value!r}: use a number with s, m, h or d (30s, 10m, 2h)")
+        raise typer.BadParameter(f"cannot read duration {value!r}: use a number with s, m, h or d (30s, 10m, 2h)",
+                                 param_hint="--for")
     if not 0 < seconds <= MAX_FOR_SECONDS:
-        raise GameadError(f"duration {value!r} must be more than 0 and at most 7d")
+        raise typer.BadParameter(f"duration {value!r} must be more than 0 and at most 7d", param_hint="--for")
     return seconds
 
 

@@ -4,10 +4,14 @@
 
   gamead submit ad.json --wait
   cat ad.json | gamead submit - --priority 1
+  gamead submit -t "Sky Saga" -g RPG --wait
   gamead submit -t "Sky Saga" -d "Epic RPG" -g rpg --cta "Play" --duration 30
   gamead submit --count 1000 --rate 200 --wait -o json
 
-Exit codes: 0 ok, 1 rejected or timed out, 3 API unreachable, 6 an ad failed (--wait).
+An ad built from flags needs --title and --genre; the rest has defaults (description from the title and
+genre, --cta "Play now", --duration 30, --priority 3). Ctrl-C during --count prints what was sent so far.
+Exit codes: 0 ok, 1 rejected or timed out, 2 bad usage or unreadable file, 3 API unreachable,
+6 an ad failed (--wait), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -47,33 +50,96 @@ from gamead_cli.output import (
     summary_view,
 )
 from gamead_core.errors import ApiUnreachable, GameadError
-from gamead_core.registry import percentiles
 
 TERMINAL = frozenset({"completed", "failed", "dead"})
 FAILED = frozenset({"failed", "dead"})
 
 # --- input -----------------------------------------------------------------------------------------
 
+#: Largest ad file read (bytes). The API takes 64 KiB bodies by default; `submit /dev/zero` must end.
+MAX_AD_FILE_BYTES = 1024 * 1024
+#: Deepest nesting accepted in an ad file: an ad is an object of strings and lists of strings (depth 2).
+MAX_AD_DEPTH = 16
+#: Defaults of an ad built from flags (only --title and --genre are needed).
+FLAG_DEFAULTS: dict[str, Any] = {"callToAction": "Play now", "duration": 30}
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of decoded JSON (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
+
+
+def _read_capped(source: str) -> bytes:
+    """At most MAX_AD_FILE_BYTES + 1 bytes of ``source`` (``-`` = stdin). Unreadable → a usage error."""
+    if source == "-":
+        return sys.stdin.buffer.read(MAX_AD_FILE_BYTES + 1) if hasattr(sys.stdin, "buffer") else (
+            sys.stdin.read(MAX_AD_FILE_BYTES + 1).encode("utf-8", "surrogateescape"))
+    try:
+        with open(source, "rb") as fh:
+            return fh.read(MAX_AD_FILE_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(f"ad file {source} does not exist", param_hint="FILE") from exc
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read ad file {source}: {exc.strerror or exc}", param_hint="FILE") from exc
+
 
 def load_ad_file(source: str) -> dict[str, Any]:
-    """Read one ad (a JSON object) from a file path, or from stdin when ``source`` is ``-``."""
+    """Read one ad (a JSON object) from a file path, or from stdin when ``source`` is ``-``.
+
+    Reads at most :data:`MAX_AD_FILE_BYTES`. A missing or unreadable file is a usage error (exit 2);
+    content that is not one JSON object of finite numbers, nested at most :data:`MAX_AD_DEPTH` deep,
+    is a :class:`GameadError` (exit 1).
+    """
     where = "stdin" if source == "-" else source
+    raw = _read_capped(source)
+    if len(raw) > MAX_AD_FILE_BYTES:
+        raise GameadError(f"{where} is larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object")
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise GameadError(f"ad file {source} does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise GameadError(f"cannot read ad file {source}: {reason}") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GameadError(f"{where} is not UTF-8 text (byte {exc.start}): an ad is a JSON object") from exc
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise GameadError(
             f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except ValueError as exc:  # NaN / Infinity
+        raise GameadError(f"{where} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from exc
     if not isinstance(data, dict):
         raise GameadError(f"{where} must hold one JSON object (the ad), not {type(data).__name__}")
+    if _depth(data) > MAX_AD_DEPTH:
+        raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)")
     return data
+
+
+def complete_flag_ad(fields: dict[str, Any]) -> dict[str, Any]:
+    """An ad built from flags alone, with defaults for what was not given. Needs title and genre.
+
+    Raises ``typer.BadParameter`` (exit 2) naming the missing flags.
+    """
+    missing = [flag for flag, key in (("--title", "title"), ("--genre", "genre")) if not fields.get(key)]
+    if missing:
+        raise typer.BadParameter(
+            f"an ad built from flags needs {' and '.join(missing)} (the rest has defaults), "
+            "or give a JSON file", param_hint=" / ".join(missing))
+    ad = {**FLAG_DEFAULTS, **fields}
+    ad.setdefault("description", f"{fields['title']}: a {fields['genre']} game.")
+    return ad
 
 
 def ad_from_flags(
@@ -134,16 +200,26 @@ def submit_one(
     wait: bool,
     timeout: float,
     output: OutputFormat,
+    quiet: bool = False,
 ) -> int:
-    """Submit one ad, print the 202 answer (or, with ``wait``, the final record); return the exit code."""
+    """Submit one ad, print the 202 answer (or, with ``wait``, the final record); return the exit code.
+
+    ``quiet`` prints the ad's id alone (for ``ID=$(gamead submit … -q)``).
+    """
     accepted = client.submit(ad, idempotency_key)
     if not wait:
-        emit(accepted, output, accepted_view)
+        if quiet:
+            print(accepted["id"], flush=True)
+        else:
+            emit(accepted, output, accepted_view)
         return exitcodes.OK
-    if output != OutputFormat.json:
+    if output != OutputFormat.json and not quiet:
         note_line(f"{'duplicate of' if accepted.get('duplicate') else 'accepted'} ad {accepted['id']}")
     record = wait_for_ad(client, str(accepted["id"]), timeout)
-    emit(record, output, ad_view)
+    if quiet:
+        print(accepted["id"], flush=True)
+    else:
+        emit(record, output, ad_view)
     return exitcodes.AD_FAILED if record.get("status") in FAILED else exitcodes.OK
 
 
@@ -186,7 +262,8 @@ def send_many(
     """Submit ``ads`` at ``rate`` per second (0 = as fast as possible) with ``concurrency`` senders.
 
     Returns the summary so far and the ids of newly accepted ads. If the API cannot be reached before
-    any ad was accepted, stops and raises :class:`ApiUnreachable`.
+    any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the
+    requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
     """
     lock = threading.Lock()
     stop = threading.Event()
@@ -229,6 +306,7 @@ def send_many(
                 progress.update(task, advance=1, info=info)
 
         start = time.monotonic()
+        interrupted = False
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
         try:
             for index, ad in enumerate(ads):
@@ -240,13 +318,16 @@ def send_many(
                 if stop.is_set():
                     slots.release()
                     break
-                sent += 1
                 pool.submit(one, index, ad)
+                sent += 1
         except KeyboardInterrupt:
+            interrupted = True
             stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+        try:
+            pool.shutdown(wait=True)  # the requests in flight finish (each bounded by the client timeout)
+        except KeyboardInterrupt:  # a second Ctrl-C: do not wait for them
+            interrupted = True
+            pool.shutdown(wait=False, cancel_futures=True)
         elapsed = time.monotonic() - start
 
     if fatal and counts["accepted"] + counts["duplicates"] == 0:
@@ -260,6 +341,8 @@ def send_many(
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
         "targetRate": rate or None,
     }
+    if interrupted:
+        summary["interrupted"] = True
     return summary, ids
 
 
@@ -276,26 +359,33 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
             return None
 
     deadline = time.monotonic() + timeout
+    interrupted = False
     with _progress() as progress, ThreadPoolExecutor(concurrency, thread_name_prefix="gamead-wait") as pool:
         task = progress.add_task("analysing", total=len(ids), info="")
-        while pending:
-            batch = pending[:window]
-            for ad_id, record in zip(batch, pool.map(fetch, batch), strict=True):
-                if record is not None and record.get("status") in TERMINAL:
-                    final[ad_id] = record
-            pending = [i for i in pending if i not in final]
-            failed = sum(1 for r in final.values() if r.get("status") in FAILED)
-            progress.update(task, completed=len(final), info=f"{failed} failed" if failed else "")
-            remaining = deadline - time.monotonic()
-            if not pending or remaining <= 0:
-                break
-            time.sleep(min(0.25, remaining))
+        try:
+            while pending:
+                batch = pending[:window]
+                for ad_id, record in zip(batch, pool.map(fetch, batch), strict=True):
+                    if record is not None and record.get("status") in TERMINAL:
+                        final[ad_id] = record
+                done = set(final)
+                pending = [i for i in pending if i not in done]
+                failed = sum(1 for r in final.values() if r.get("status") in FAILED)
+                progress.update(task, completed=len(final), info=f"{failed} failed" if failed else "")
+                remaining = deadline - time.monotonic()
+                if not pending or remaining <= 0:
+                    break
+                time.sleep(min(0.25, remaining))
+        except KeyboardInterrupt:  # stop waiting; the summary says what finished so far
+            interrupted = True
+
+    from gamead_core.registry import percentiles  # the one percentile definition (imports nats: on use)
 
     statuses = Counter(str(r.get("status")) for r in final.values())
     latencies = [lat for r in final.values() if (lat := _latency(r)) is not None]
     spread = percentiles(latencies)
     p50, p95 = (spread.p50, spread.p95) if latencies else (None, None)
-    return {
+    summary: dict[str, Any] = {
         "completed": statuses["completed"],
         "failed": statuses["failed"],
         "dead": statuses["dead"],
@@ -303,6 +393,9 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
         "latencyP50Seconds": round(p50, 3) if p50 is not None else None,
         "latencyP95Seconds": round(p95, 3) if p95 is not None else None,
     }
+    if interrupted:
+        summary["interrupted"] = True
+    return summary
 
 
 def generated_ads(count: int, seed: int, overrides: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -333,13 +426,16 @@ def submit_bulk(
         concurrency=concurrency,
         idempotency_key=idempotency_key,
     )
-    if wait and ids:
+    if wait and ids and not summary.get("interrupted"):
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))
     elif wait:
         summary.update(
-            completed=0, failed=0, dead=0, pending=0, latencyP50Seconds=None, latencyP95Seconds=None
+            completed=0, failed=0, dead=0, pending=len(ids), latencyP50Seconds=None, latencyP95Seconds=None
         )
     emit(summary, output, summary_view)
+    if summary.get("interrupted"):
+        error_line(f"interrupted: {summary['sent']} of {count} ad(s) sent")
+        return exitcodes.INTERRUPTED
     if wait and summary["failed"] + summary["dead"]:
         return exitcodes.AD_FAILED
     if summary["rejected"] or summary.get("pending"):
@@ -404,36 +500,39 @@ def submit(
         int, typer.Option("--concurrency", min=1, max=256, help="With --count: requests in flight.")
     ] = 16,
     seed: Annotated[int, typer.Option("--seed", help="With --count: seed of the generated ads.")] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the ad's id, e.g. ID=$(gamead submit … -q).")
+    ] = False,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    overrides = load_ad_file(file) if file else {}
-    overrides.update(
-        ad_from_flags(
-            title=title,
-            description=description,
-            genre=genre,
-            audience=audience,
-            visual=visual,
-            cta=cta,
-            duration=duration,
-            priority=priority,
-        )
+    flags = ad_from_flags(
+        title=title,
+        description=description,
+        genre=genre,
+        audience=audience,
+        visual=visual,
+        cta=cta,
+        duration=duration,
+        priority=priority,
     )
-    if count is None and not overrides:
-        error_line(
-            "nothing to submit: give a JSON file, '-' for stdin, field flags (--title …), or --count N "
-            "— see `gamead submit --help`"
+    if count is None and not file and not flags:
+        raise typer.BadParameter(
+            "nothing to submit: give a JSON file, '-' for stdin, field flags (--title …), or --count N"
         )
-        raise typer.Exit(exitcodes.USAGE)
+    overrides = load_ad_file(file) if file else {}
+    overrides.update(flags)
+    if count is None and not file:
+        overrides = complete_flag_ad(overrides)
+    if quiet and count is not None:
+        raise typer.BadParameter("prints the id of one ad: it does not go with --count", param_hint="--quiet")
 
     settings = settings_from(config, client={"api_url": api})
     with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
         if count is None:
-            code = submit_one(
-                client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout, output=output
-            )
+            code = submit_one(client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout,
+                              output=output, quiet=quiet)
         else:
             code = submit_bulk(
                 client,

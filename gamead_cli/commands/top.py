@@ -1,7 +1,11 @@
 """Live dashboard of the queue, the nodes and the dead letters (reads the API over HTTP).
 
-Keys: ? help · tab panels · / filter · enter details · space mark · r replay · x purge · p pause · q quit.
+Keys: q quit · ? help · tab panels · / filter · enter details · space mark · r replay · x purge · p pause.
+--readonly hides replay and purge (for a wall screen, or a viewer token). Small terminals drop whole panels
+in a fixed order (the metrics below 80 columns; the autoscaler line, the queue, the nodes as rows shrink);
+the dead letters and the footer always stay.
 Examples: gamead top --api http://gamead.internal:8080
+          gamead top --readonly
           gamead top --once            (one rich snapshot, for scripts and plain SSH sessions)
           gamead top --once -o json | jq .stats.queue
 """
@@ -29,6 +33,9 @@ def top(
         float, typer.Option("--refresh", min=0.2, max=60, help="Seconds between two refreshes.")
     ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit (no full-screen UI).")] = False,
+    readonly: Annotated[
+        bool, typer.Option("--readonly", help="No actions: replay and purge are hidden; the header says READ-ONLY.")
+    ] = False,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
@@ -48,6 +55,6 @@ def top(
     client = ApiClient(cs.api_url, token=cs.token.get_secret_value() if cs.token else None,
                        timeout=min(cs.timeout, max(2.0, 2 * refresh)), max_connections=4)
     try:
-        DashboardApp(ApiSource(client), refresh=refresh).run()
+        DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly).run()
     finally:
         client.close()

@@ -1,7 +1,11 @@
 """Run the whole stack on this machine: an embedded nats-server, the API and autoscaled workers.
 
-Workers scale between --workers and --max-workers with the queue; this process owns them and runs the autoscaler.
-Workers that die are restarted with a back-off; Ctrl-C stops everything cleanly (workers drain first).
+Workers scale between --workers and --max-workers with the queue; this process owns them and runs the
+autoscaler. Every child that dies (nats-server and the API included) is restarted with a back-off, on the
+same port and data dir. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers
+drain first, then the API, then NATS; a second signal makes workers hand their ads back at once. If this
+process is killed, its children stop too. One stack per --data-dir: a second one is refused.
+
 Example: gamead up --workers 2 --max-workers 6 --port 8080
 """
 
@@ -11,29 +15,48 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
-from types import SimpleNamespace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 import httpx
-import nats
-import nats.errors
 import typer
 from rich.console import Console
 
 from gamead_cli.options import ConfigOpt, settings_from
-from gamead_core.config import GameadSettings
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.config import ClientSettings, GameadSettings
+from gamead_core.datadir import DataDir
+from gamead_core.embedded import EmbeddedNats, wait_for_listener
 from gamead_core.errors import GameadError
+from gamead_core.proc import alive, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
-from gamead_core.queue.connection import connect_options
-from gamead_core.scaling.local import LocalScaler
-from gamead_core.scaling.loop import Autoscaler, new_holder_id
-from gamead_core.scaling.settings import AutoscalerSettings
-from gamead_core.supervisor import Supervisor
+from gamead_core.supervisor import Child, Supervisor
 
 console = Console(stderr=True, highlight=False)
+_console_ok = {"ok": True}
+
+#: Seconds the API gets to answer /readyz after its start (imports, NATS connect, topology).
+API_READY_TIMEOUT = 30.0
+NATS_READY_TIMEOUT = 10.0
+API_STOP_TIMEOUT = 15.0
+NATS_STOP_TIMEOUT = 10.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: names of the children in the supervisor (and in <data_dir>/gamead-up.json); workers are worker-<k>
+NATS_CHILD = "nats-server"
+API_CHILD = "api"
+
+
+def say(message: str) -> None:
+    """One console line; once the terminal is gone (SIGHUP), lines are dropped, never fatal."""
+    if not _console_ok["ok"]:
+        return
+    try:
+        console.print(message, highlight=False, soft_wrap=True)
+    except (OSError, ValueError):
+        _console_ok["ok"] = False
 
 
 def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
@@ -48,72 +71,195 @@ def _gamead(*args: str) -> list[str]:
     return [sys.executable, "-m", "gamead_cli", *args]
 
 
-def _wait_ready(url: str, sup: Supervisor, timeout: float) -> None:
+def _last_log_line(path: Path, width: int = 240) -> str:
+    """The last non-empty line of a child's log, shortened: why it died, on the console."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    line = " ".join(lines[-1].split()) if lines else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def next_commands(api_url: str, client_api_url: str) -> list[str]:
+    """What to try next, each runnable verbatim in another terminal. ``--api`` unless it is the default."""
+    default = ClientSettings.model_fields["api_url"].default
+    api = "" if api_url == default == client_api_url else f" --api {api_url}"
+    return [
+        f"gamead submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now' --wait{api}",
+        f"gamead submit --count 100 --rate 50{api}",
+        f"gamead ads list{api}",
+        f"gamead top{api}",
+        f"gamead scale status{api}",
+        f"curl -s '{api_url}/ads?limit=5'",
+    ]
+
+
+def fault_banner(settings: GameadSettings) -> str | None:
+    """One line saying fault injection is on, and how, or None when it is off."""
+    faults = settings.worker.faults
+    if faults.rate <= 0:
+        return None
+    which = f"ads whose title matches /{faults.match}/" if faults.match else "ads"
+    return (f"[bold yellow]![/] fault injection is ON: {faults.rate:.0%} of {which} fail on purpose, mode "
+            f"[bold]{faults.mode}[/] (worker.faults; GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
+
+
+def _check_port(host: str, port: int, what: str, flag: str) -> None:
+    if not port_free(host, port):
+        raise GameadError(f"port {port} on {host} is already in use (another `gamead up`?): "
+                          f"{what} cannot listen there — choose another with {flag}")
+
+
+class _StopRequested(Exception):
+    """A stop signal arrived while the stack was starting."""
+
+
+#: set by SIGINT / SIGTERM / SIGHUP. Signals set a flag, never raise: a stop must not tear a start apart.
+_stop_requested = threading.Event()
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    _stop_requested.set()
+
+
+def _check_stop() -> None:
+    if _stop_requested.is_set():
+        raise _StopRequested
+
+
+def _wait_api_ready(url: str, port: int, api: Child, timeout: float) -> None:
+    """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        api = sup.children.get("api")
-        if api is not None and not api.alive:
-            raise GameadError(f"the API exited during start-up; see {api.log_path}")
+        _check_stop()
+        if not api.alive:
+            code = api.proc.returncode if api.proc is not None else "?"
+            raise GameadError(f"the API exited during start-up (exit code {code}): "
+                              f"{_last_log_line(api.log_path) or 'no output'} — full log: {api.log_path}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
+            ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
+            ready = False
+        if ready and api.pid is not None:
+            owned = port_owned_by(api.pid, port)
+            if owned is None or owned:
+                return
         time.sleep(0.1)
-    raise GameadError(f"the API at {url} was not ready after {timeout:.0f}s")
+    raise GameadError(f"the API at {url} was not ready after {timeout:.0f}s; see {api.log_path}")
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _Stack:
+    """The children of one ``gamead up`` and the order they stop in: workers, then the API, then NATS."""
+
+    def __init__(self, settings: GameadSettings, data: DataDir) -> None:
+        self.settings = settings
+        self.data = data
+        self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {msg}"),
+                              on_spawn=lambda child: data.record(child.name, child.pid or 0),
+                              on_exit=self._on_exit)
+
+    def _on_exit(self, child: Child, code: int) -> None:
+        if code > 0 and (line := _last_log_line(child.log_path)):  # an exit, not a kill: say why
+            say(f"  [dim]{child.name} log: {line}[/]")
+
+    def hurry_workers(self) -> None:
+        """A second stop signal: SIGTERM again to every worker still running (they hand back at once)."""
+        for entry in self.data.started():  # same PID *and* start time: never a process that reused the number
+            pid = entry["pid"]
+            if entry["name"].startswith("worker") and alive(pid) and start_time(pid) == entry["start"]:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        say("stopping now: workers hand their ads back")
+
+    def stop_all(self, drain_timeout: float) -> None:
+        workers = [n for n in self.sup.children if n not in (API_CHILD, NATS_CHILD)]
+        self.sup.stop_many(workers, timeout=drain_timeout + 5)
+        self.sup.stop_many([API_CHILD], timeout=API_STOP_TIMEOUT)
+        self.sup.stop_many(list(self.sup.children), timeout=NATS_STOP_TIMEOUT)  # nats last
+
+
+def _install(handler: Callable[[int, Any], None]) -> None:
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, handler)
 
 
 def _show_decision(entry: dict[str, object]) -> None:
     if entry.get("error"):
-        console.print(f"[red]![/] autoscaler: {entry['reason']}: {entry['error']}", highlight=False)
+        say(f"[red]![/] autoscaler: {entry['reason']}: {entry['error']}")
     elif entry.get("desired") != entry.get("current"):
-        console.print(f"[cyan]↕[/] autoscaler: {entry['reason']}", highlight=False)
+        say(f"[cyan]↕[/] autoscaler: {entry['reason']}")
 
 
-async def _autoscale(settings: GameadSettings, scaling: AutoscalerSettings, nats_url: str, scaler: LocalScaler) -> None:
-    """Run the autoscaler over ``scaler`` (and the supervisor's restarts) until SIGINT/SIGTERM."""
+async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
+                     autoscaling: bool) -> None:
+    """Restart dead children and run the autoscaler until a stop signal; then drain the workers."""
+    import nats
+    import nats.errors
+
+    from gamead_core.queue.connection import connect_options
+    from gamead_core.scaling.loop import Autoscaler, new_holder_id
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    # nats-py reconnects by itself; the autoscaler reports what fails (no reconnect chatter on the console).
-    async def _quiet(exc: Exception) -> None:
-        pass
+    seen = {"signals": 0}
 
+    def on_signal() -> None:
+        seen["signals"] += 1
+        if seen["signals"] == 1:
+            stop.set()
+        else:
+            stack.hurry_workers()
+
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal)
+    if _stop_requested.is_set():  # it came before the handlers above: stop now
+        on_signal()
+    nc = None
     try:
-        nc = await nats.connect(**connect_options(settings.nats, nats_url, name="gamead-up autoscaler"),
-                                error_cb=_quiet)
-    except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
-        raise GameadError(f"the autoscaler cannot connect to NATS at {nats_url}: {exc}") from exc
-    try:
-        link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout), ready=asyncio.Event())
-        link.ready.set()
-        autoscaler = Autoscaler(
-            scaling, link, node_id=new_holder_id("up"), backend=scaler, registry_settings=settings.registry,
-            stream_replicas=settings.queue.replicas, request_timeout=settings.nats.request_timeout,
-            on_decision=_show_decision,
-        )
-        task = asyncio.create_task(autoscaler.run(stop))
+        task = None
+        if autoscaling:
+            async def _quiet(exc: Exception) -> None:  # nats-py reconnects; the autoscaler reports failures
+                pass
+
+            try:
+                nc = await nats.connect(**connect_options(settings.nats, nats_url, name="gamead-up autoscaler"),
+                                        error_cb=_quiet)
+            except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+                raise GameadError(f"the autoscaler cannot connect to NATS at {nats_url}: {exc}") from exc
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
+                                   ready=asyncio.Event())
+            link.ready.set()
+            autoscaler = Autoscaler(
+                scaling, link, node_id=new_holder_id("up"), backend=scaler, registry_settings=settings.registry,
+                stream_replicas=settings.queue.replicas, request_timeout=settings.nats.request_timeout,
+                on_decision=_show_decision,
+            )
+            task = asyncio.create_task(autoscaler.run(stop))
         while not stop.is_set():
-            scaler.poll()  # restart dead workers (and the API) with back-off
+            scaler.poll()  # restart dead children (workers, the API, nats-server) with back-off
             try:
                 await asyncio.wait_for(stop.wait(), 0.2)
             except asyncio.TimeoutError:
                 pass
-        console.print("stopping: workers drain first …")
-        await task  # releases the lease
+        say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; again to hurry) …")
+        if task is not None:
+            await task  # releases the lease
         await scaler.close()  # every worker drains, together with any scale-down still draining
     finally:
-        try:
-            await asyncio.wait_for(nc.close(), 5)
-        except Exception:  # noqa: BLE001 - shutting down anyway
-            pass
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        if nc is not None:
+            try:
+                await asyncio.wait_for(nc.close(), 5)
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+        for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+        _install(_request_stop)  # remove_signal_handler restored the defaults: never die by a late signal
 
 
 def up(
@@ -135,6 +281,8 @@ def up(
     ] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-n", min=1, help="Slots per worker.")] = None,
 ) -> None:
+    from gamead_core.scaling.local import LocalScaler
+
     settings = settings_from(
         config, api={"port": port}, embedded={"data_dir": data_dir}, worker={"concurrency": concurrency}
     )
@@ -146,64 +294,67 @@ def up(
     scaling = settings.autoscaler.model_copy(
         update={"backend": "local" if autoscaling else "none", "min_replicas": workers, "max_replicas": most}
     )
-    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where SIGINT is ignored
-    signal.signal(signal.SIGTERM, _interrupt)
-    data = settings.embedded.data_dir
-    logs = data / "logs"
-    nats = None
-    if settings.nats.url:
-        nats_url = settings.nats.url
-        console.print(f"using NATS at {redact_url(nats_url)}")
-    else:
-        nats = EmbeddedNats(data, port=settings.embedded.nats_port, sync_always=settings.embedded.sync_always).start()
-        nats_url = nats.url
-        console.print(f"[green]✓[/] nats-server (JetStream) on {nats_url}, data in {data}")
-    sup = Supervisor(on_event=lambda msg: console.print(f"[yellow]![/] {msg}"))
-    env = _child_env(settings, nats_url)
-    # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.
-    env["GAMEAD_AUTOSCALER__BACKEND"] = scaling.backend
-    env["GAMEAD_AUTOSCALER__MIN_REPLICAS"] = str(scaling.min_replicas)
-    env["GAMEAD_AUTOSCALER__MAX_REPLICAS"] = str(scaling.max_replicas)
-    if concurrency is not None:
-        env["GAMEAD_WORKER__CONCURRENCY"] = str(concurrency)
-    if config is not None:
-        env["GAMEAD_CONFIG"] = str(Path(config).resolve())
-    scaler = LocalScaler(sup, argv=lambda wid: _gamead("worker", "--id", wid), env=env, log_dir=logs,
-                         drain_timeout=settings.worker.drain_timeout)
-    api_url = f"http://{settings.api.host}:{settings.api.port}"
+    _stop_requested.clear()
+    _install(_request_stop)  # also when started in the background, where SIGINT is ignored
+    data = DataDir(settings.embedded.data_dir)
+    data.lock()  # one stack per data dir: refused at once, naming the holder's PID
+    logs = data.path / "logs"
+    stack = _Stack(settings, data)
     try:
-        sup.start("api", _gamead("serve"), env, logs / "api.log")
-        _wait_ready(api_url, sup, timeout=30)
-        console.print(f"[green]✓[/] API on {api_url}  (docs: {api_url}/docs, logs: {logs})")
+        for stray in data.stop_strays():
+            say(f"[yellow]![/] stopped a stray {stray['name']} (pid {stray['pid']}) left on {data.path} "
+                "by an earlier stack")
+        api_url = f"http://{settings.api.host}:{settings.api.port}"
+        _check_port(settings.api.host, settings.api.port, "the API", "--port")
+        if settings.nats.url:
+            nats_url = settings.nats.url
+            say(f"using NATS at {redact_url(nats_url)}")
+        else:
+            embedded = EmbeddedNats(data.path, port=settings.embedded.nats_port,
+                                    sync_always=settings.embedded.sync_always)
+            nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), dict(os.environ), embedded.log_path)
+            assert nats_child.proc is not None
+            wait_for_listener(embedded.host, embedded.port, nats_child.proc,
+                              time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)
+            nats_url = embedded.url
+            _check_stop()
+            say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, data in {data.path}")
+        env = _child_env(settings, nats_url)
+        # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.
+        env["GAMEAD_AUTOSCALER__BACKEND"] = scaling.backend
+        env["GAMEAD_AUTOSCALER__MIN_REPLICAS"] = str(scaling.min_replicas)
+        env["GAMEAD_AUTOSCALER__MAX_REPLICAS"] = str(scaling.max_replicas)
+        if concurrency is not None:
+            env["GAMEAD_WORKER__CONCURRENCY"] = str(concurrency)
+        if config is not None:
+            env["GAMEAD_CONFIG"] = str(Path(config).resolve())
+        scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid), env=env, log_dir=logs,
+                             drain_timeout=settings.worker.drain_timeout)
+        api = stack.sup.start(API_CHILD, _gamead("serve"), env, logs / "api.log")
+        _wait_api_ready(api_url, settings.api.port, api, API_READY_TIMEOUT)
+        say(f"[green]✓[/] API (pid {api.pid}) on {api_url}  (docs: {api_url}/docs, logs: {logs})")
+        _check_stop()
         scaler.set_replicas(workers)
         if workers:
-            console.print(f"[green]✓[/] {workers} worker(s), {settings.worker.concurrency} slot(s) each")
+            pids = ", ".join(str(p) for p in scaler.pids().values())
+            say(f"[green]✓[/] {workers} worker(s) (pid {pids}), {settings.worker.concurrency} slot(s) each")
         if autoscaling:
-            console.print(f"[green]✓[/] autoscaler: {workers}-{most} workers, every {scaling.interval:g}s "
-                          f"(gamead scale status; --no-autoscale keeps {workers})")
-        console.print(
-            "\nNext, in another terminal:\n"
-            f"  gamead submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now' --wait\n"
-            f"  gamead submit --count 200 --rate 50\n"
-            f"  gamead ads list\n"
-            f"  gamead scale status\n"
-            f"  curl {api_url}/ads/<id>\n"
-            "Press Ctrl-C to stop.\n"
-        )
-        if autoscaling:
-            asyncio.run(_autoscale(settings, scaling, nats_url, scaler))
-            signal.signal(signal.SIGINT, _interrupt)  # the loop's handlers are gone: stay interruptible
-            signal.signal(signal.SIGTERM, _interrupt)
-        else:
-            while True:
-                sup.poll()
-                time.sleep(0.2)
-    except KeyboardInterrupt:
-        console.print("stopping: workers drain first …")
+            say(f"[green]✓[/] autoscaler: {workers}-{most} workers, every {scaling.interval:g}s "
+                f"(gamead scale status; --no-autoscale keeps {workers})")
+        if banner := fault_banner(settings):
+            say(banner)
+        hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url))
+        say(f"\nNext, in another terminal:\n{hints}\n"
+            f"Processes started: {data.state_file}. Press Ctrl-C to stop.\n")
+        asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling))
+    except _StopRequested:
+        say("stopping before the start finished …")
     finally:
-        names = [n for n in sup.children if n != "api"]
-        sup.stop_many(names, timeout=settings.worker.drain_timeout + 5)
-        sup.stop_all(timeout=15)
-        if nats is not None:
-            nats.stop()
-        console.print("[green]✓[/] stopped")
+        _install(lambda signum, frame: stack.hurry_workers())  # a second signal hurries, never aborts the stop
+        try:
+            stack.stop_all(settings.worker.drain_timeout)
+        finally:
+            data.unlock()
+            _install(signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    say("[green]✓[/] stopped")

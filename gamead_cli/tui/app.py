@@ -13,8 +13,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
+from textual.geometry import Size
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import var
@@ -49,6 +50,16 @@ HISTORY_POINTS = 300
 #: the DLQ page is re-read at least every this many refreshes (and whenever its size changes)
 DLQ_EVERY = 5
 _DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause"})
+#: actions that change the service: absent from a read-only dashboard
+_WRITE_ACTIONS = frozenset({"replay", "purge"})
+#: Panels dropped, in this order, as the terminal shrinks: (widget id, axis, smallest size that shows it).
+#: The summary line, the dead letters and the footer always stay.
+DROP_ORDER: tuple[tuple[str, str, int], ...] = (
+    ("metrics", "width", 80),  # 1. narrower than 80 columns: the queue panel takes the whole row
+    ("autoscaler", "height", 22),  # 2. shorter than 22 rows: the autoscaler line
+    ("top-row", "height", 18),  # 3. shorter than 18 rows: the queue panel
+    ("nodes", "height", 12),  # 4. shorter than 12 rows: the nodes
+)
 
 
 def describe_failure(exc: BaseException, refresh: float, attempts: int) -> str:
@@ -70,13 +81,15 @@ class DashboardApp(App[None]):
     TITLE = "gamead top"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (32, "-tall")]
+    ENABLE_COMMAND_PALETTE = False  # the footer's room goes to the dashboard's own keys
+    #: in footer order: quit and help first, so a narrow footer still shows them
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("slash", "filter", "filter", key_display="/"),
         Binding("r", "replay", "replay"),
         Binding("x", "purge", "purge"),
         Binding("p", "pause", "pause"),
-        Binding("q", "quit", "quit"),
     ]
 
     # ``var``: the app itself draws nothing; the widgets bound to these repaint their own regions only.
@@ -87,9 +100,11 @@ class DashboardApp(App[None]):
     error: var[str | None] = var(None)
     paused: var[bool] = var(False)
 
-    def __init__(self, source: DataSource, *, refresh: float = 1.0, history: int = HISTORY_POINTS) -> None:
+    def __init__(self, source: DataSource, *, refresh: float = 1.0, history: int = HISTORY_POINTS,
+                 readonly: bool = False) -> None:
         super().__init__()
         self.source = source
+        self.readonly = readonly
         self.refresh_seconds = max(0.1, refresh)
         self.history = history
         self.snapshot: Snapshot | None = None
@@ -103,10 +118,11 @@ class DashboardApp(App[None]):
     # --- layout ---------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield SummaryBar(self.source.api_url, id="summary").data_bind(DashboardApp.stats, DashboardApp.paused)
+        yield SummaryBar(self.source.api_url, readonly=self.readonly, id="summary").data_bind(
+            DashboardApp.stats, DashboardApp.paused)
         yield Banner(id="banner").data_bind(message=DashboardApp.error)
         with Horizontal(id="top-row"):
-            yield QueuePanel(id="queue").data_bind(DashboardApp.stats)
+            yield QueuePanel(history_seconds=self.history, id="queue").data_bind(DashboardApp.stats)
             yield MetricsPanel(id="metrics").data_bind(DashboardApp.stats)
         yield NodesPanel(id="nodes").data_bind(DashboardApp.nodes)
         yield DlqPanel(id="dlq").data_bind(DashboardApp.stats, DashboardApp.dlq, DashboardApp.dlq_error)
@@ -116,8 +132,20 @@ class DashboardApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one(NodesTable).focus()
+        self.fit(self.size)
         self.set_interval(self.refresh_seconds, self.tick)
         self.tick()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit(event.size)
+
+    def fit(self, size: Size) -> None:
+        """Show the panels that fit ``size``, dropping whole panels in :data:`DROP_ORDER`."""
+        for widget_id, axis, smallest in DROP_ORDER:
+            shown = (size.width if axis == "width" else size.height) >= smallest
+            widget = self.query_one(f"#{widget_id}")
+            if widget.display != shown:
+                widget.display = shown
 
     # --- refreshing -----------------------------------------------------------------------------------
 
@@ -184,10 +212,12 @@ class DashboardApp(App[None]):
         """The dashboard's keys do nothing while a dialog is open (``y``/``n``/escape belong to it)."""
         if action in _DASHBOARD_ACTIONS and isinstance(self.screen, ModalScreen):
             return False
+        if action in _WRITE_ACTIONS and self.readonly:
+            return False  # hidden from the footer, and the key does nothing
         return True
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(readonly=self.readonly))
 
     def action_pause(self) -> None:
         self.paused = not self.paused

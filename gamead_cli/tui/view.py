@@ -62,6 +62,11 @@ def age(seconds: float | None) -> str:
     return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
 
 
+def ago(seconds: float | None) -> str:
+    """``1.9s ago``: how long since something happened."""
+    return "-" if seconds is None else f"{age(seconds)} ago"
+
+
 def rate(per_sec: float | None) -> str:
     if per_sec is None:
         return "-"
@@ -172,6 +177,11 @@ def level_text(row: LevelRow) -> str:
 LEVEL_HEADER = f"{'':2} {'WAITING':>7} {'IN-FL':>5} {'REDEL':>5} {'OLDEST':>6}  DEPTH"
 
 
+def span(seconds: float) -> str:
+    """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline reaches."""
+    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
+
+
 @dataclass(frozen=True)
 class MetricRow:
     key: str
@@ -192,6 +202,7 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
     def pct(p: Mapping[str, Any]) -> str:
         return f"p50 {ms(p.get('p50'))} · p99 {ms(p.get('p99'))}"
 
+    # rates and percentiles are over the last minute (the API's window); "in flight" is the value now
     return [
         MetricRow("submitted", "submitted", rate(rates.get("submittedPerSec")), series(hist.get("submittedPerSec"))),
         MetricRow("completed", "completed", rate(rates.get("completedPerSec")), series(hist.get("completedPerSec"))),
@@ -204,10 +215,15 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
 
 
 def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
-                 compact: bool = False) -> Text:
-    """The header line: API, nodes, workers, NATS (``compact`` for terminals under 100 columns)."""
+                 compact: bool = False, readonly: bool = False) -> Text:
+    """The header line: API, nodes, workers, NATS (``compact`` for terminals under 100 columns);
+    ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``)."""
     text = Text()
     text.append("gamead ", style="bold")
+    if readonly:  # first: a narrow terminal cuts the end of this line
+        text.append("READ-ONLY ", style="bold magenta")
+    if paused:
+        text.append("PAUSED ", style="bold yellow")
     if not compact:
         text.append(api_url + "  ", style="dim")
     if stats is None:
@@ -218,7 +234,7 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         text.append(f"{nodes.get('api', 0)} api", style="bold")
         text.append(" · ", style="dim")
         text.append(f"{nodes.get('workers', 0)} workers", style="bold")
-        text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} busy)", style="dim")
+        text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
         if nodes.get("stuck"):
             text.append(f" {nodes['stuck']} stuck", style="bold red")
         text.append("  NATS ", style="dim")
@@ -228,12 +244,10 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             storage = nats.get("storage") or {}
             if storage:
                 used = (storage.get("fileBytes") or 0) + (storage.get("memoryBytes") or 0)
-                text.append(f" · {size(used)}", style="dim")
+                text.append(f" · {size(used)} stored", style="dim")
         else:
             text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
-        text.append(f"  {short_time(stats.get('generatedAt'))}", style="dim")
-    if paused:
-        text.append("  PAUSED", style="bold yellow")
+        text.append(f"  at {short_time(stats.get('generatedAt'))}", style="dim")
     return text
 
 
@@ -267,7 +281,7 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
 
 
 def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
-    """ID, ROLE, STATE, IN-FL, PROCESSED, FAILED, P95, HEARTBEAT, LAST ERROR."""
+    """ID, ROLE, STATE, IN-FL (slots), PROCESSED, FAILED, PROC P95 (processing), HEARTBEAT (ago), LAST ERROR."""
     state = str(node.get("state") or "?")
     proc = node.get("processingMs") or {}
     in_flight = f"{node.get('inFlight', 0)}/{node.get('concurrency', 0)}" if node.get("role") == "worker" else "-"
@@ -280,12 +294,12 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
         Text(num(node.get("processed", 0)), justify="right"),
         Text(num(failed), justify="right", style="red" if failed else ""),
         Text(ms(proc.get("p95")), justify="right"),
-        Text(age(node.get("heartbeatAgeSeconds")), justify="right"),
+        Text(ago(node.get("heartbeatAgeSeconds")), justify="right"),
         Text(clip(node.get("lastError"), 40), style="dim"),
     )
 
 
-NODE_COLUMNS = ("ID", "ROLE", "STATE", "IN-FL", "PROCESSED", "FAILED", "P95", "HEARTBEAT", "LAST ERROR")
+NODE_COLUMNS = ("ID", "ROLE", "STATE", "IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
 
 
 def dlq_row(entry: Mapping[str, Any]) -> tuple[Text, ...]:
@@ -333,14 +347,23 @@ def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, 
 # --- the one-shot view of `gamead top --once` ------------------------------------------------------------------
 
 
+def history_span(stats: Mapping[str, Any] | None) -> int:
+    """Seconds of history in the stats' ``history`` (one point per second): the longest series."""
+    hist = (stats or {}).get("history") or {}
+    lengths = [len(v) for v in hist.values() if isinstance(v, list)]
+    lengths += [len(v) for lv in hist.values() if isinstance(lv, Mapping) for v in lv.values() if isinstance(v, list)]
+    return max(lengths, default=0)
+
+
 def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableType:
     stats = snap.stats
     parts: list[RenderableType] = [summary_text(stats, api_url)]
+    back = span(history_span(stats))
 
     queue = Table(show_edge=False, header_style="bold", title="queue", title_justify="left", pad_edge=False)
     for col in ("P", "WAITING", "IN-FL", "REDEL", "OLDEST", "HORIZON"):
         queue.add_column(col, justify="right")
-    queue.add_column("DEPTH (history)", no_wrap=True)
+    queue.add_column(f"WAITING, LAST {back.upper()}", no_wrap=True)
     for row in level_rows(stats):
         style = "bold red" if row.late else ""
         queue.add_row(f"P{row.priority}", num(row.waiting), num(row.in_flight), num(row.redelivered),
@@ -348,42 +371,84 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
                       Text(spark(row.history, width), style="red" if row.late else "cyan"))
     parts += [Text(""), queue]
 
-    metrics = Table(show_edge=False, header_style="bold", title="throughput & latency (last minute)",
-                    title_justify="left", pad_edge=False)
+    metrics = Table(show_edge=False, header_style="bold", title_justify="left", pad_edge=False,
+                    title="throughput & latency · last minute (in flight: now)")
     metrics.add_column("")
-    metrics.add_column("NOW", justify="right")
-    metrics.add_column("")
-    metrics.add_column("HISTORY", no_wrap=True)
+    metrics.add_column("VALUE", justify="right")
+    metrics.add_column("", no_wrap=True, overflow="ellipsis")
+    metrics.add_column(f"LAST {back.upper()}", no_wrap=True)
     for m in metric_rows(stats):
         metrics.add_row(m.label, m.value, Text(m.note, style="dim"), Text(spark(m.history, width), style="cyan"))
     parts += [Text(""), metrics]
 
     parts += [Text(""), nodes_table(snap.nodes)]
     parts += [Text(""), dlq_summary(stats, snap.dlq, snap.dlq_error)]
-    items = list((snap.dlq or {}).get("items") or [])[:10]
+    items = [e for e in list((snap.dlq or {}).get("items") or [])[:10] if isinstance(e, Mapping)]
     if items:
-        table = Table(show_edge=False, header_style="bold", pad_edge=False)
-        for col in DLQ_COLUMNS:
-            table.add_column(col, overflow="ellipsis", no_wrap=True, max_width=60 if col == "MESSAGE" else None)
-        for entry in items:
-            table.add_row(*dlq_row(entry))
-        parts.append(table)
+        parts.append(FittedTable(DLQ_COLUMNS, [dlq_row(e) for e in items], flex="MESSAGE",
+                                 drop=("DEAD AT", "ATT"), flex_max=60))
     parts += [Text(""), autoscaler_text(stats)]
     return Group(*parts)
 
 
-def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes") -> Table:
-    table = Table(show_edge=False, header_style="bold", title=title, title_justify="left", pad_edge=False)
-    for col in NODE_COLUMNS:
-        table.add_column(col, no_wrap=col != "LAST ERROR", overflow="ellipsis",
-                         max_width=40 if col == "LAST ERROR" else None)
-    count = 0
-    for node in nodes:
-        count += 1
-        table.add_row(*node_row(node))
-    if not count:
-        table.caption = "no live nodes"
-    return table
+FLEX_MIN = 4
+
+
+class FittedTable:
+    """A table that fits the width it is given without cutting a label or an id.
+
+    Every column gets its natural width (its longest cell or label), except ``flex``, which takes what is
+    left (at most ``flex_max``, at least :data:`FLEX_MIN` cells). If even that does not fit, the ``drop`` columns go, in
+    that order. Rich's own shrinking cuts every column a little (``IN-…``, ids of 20 characters that look
+    the same) or removes narrow ones silently; this decides instead. Pure: the width comes from rich.
+    """
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[RenderableType]], *, flex: str,
+                 drop: Sequence[str] = (), flex_max: int = 40, title: str | None = None, caption: str | None = None,
+                 right: Iterable[str] = ()) -> None:
+        self.columns = list(columns)
+        self.rows = [list(r) for r in rows]
+        self.flex, self.drop, self.flex_max = flex, list(drop), flex_max
+        self.title, self.caption, self.right = title, caption, set(right)
+
+    @staticmethod
+    def _len(cell: RenderableType) -> int:
+        return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+
+    def _natural(self, i: int) -> int:
+        return max([len(self.columns[i]), *(self._len(r[i]) for r in self.rows)])
+
+    def build(self, width: int) -> Table:
+        keep = list(range(len(self.columns)))
+        flex = self.columns.index(self.flex)
+        for name in [None, *self.drop]:
+            if name is not None and name in self.columns:
+                keep.remove(self.columns.index(name))
+            fixed = sum(self._natural(i) for i in keep if i != flex) + 2 * (len(keep) - 1)
+            if fixed + FLEX_MIN <= width:
+                break
+        flex_width = max(FLEX_MIN, min(self.flex_max, self._natural(flex), width - fixed))
+        table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), title=self.title,
+                      title_justify="left", caption=self.caption)
+        for i in keep:
+            table.add_column(self.columns[i], no_wrap=True, overflow="ellipsis",
+                             width=flex_width if i == flex else self._natural(i),
+                             justify="right" if self.columns[i] in self.right else "left")
+        for row in self.rows:
+            table.add_row(*(row[i] for i in keep))
+        return table
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield self.build(options.max_width)
+
+
+def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes") -> FittedTable:
+    """One row per node; every label and id whole, the last error gives way (then the heartbeat)."""
+    rows = [node_row(n) for n in nodes]
+    return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
+                       drop=("HEARTBEAT", "PROC P95", "FAILED", "PROCESSED", "ROLE"),
+                       caption=None if rows else "no live nodes",
+                       right=("IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT"))
 
 
 def details_view(data: Mapping[str, Any]) -> Table:

@@ -42,13 +42,14 @@ class SummaryBar(Static):
     stats: reactive[Mapping[str, Any] | None] = reactive(None)
     paused: reactive[bool] = reactive(False)
 
-    def __init__(self, api_url: str, **kw: Any) -> None:
+    def __init__(self, api_url: str, *, readonly: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         self.api_url = api_url
+        self.readonly = readonly
 
     def render(self) -> RenderableType:
         return _safe(view.summary_text, self.stats, self.api_url, paused=self.paused,
-                     compact=self.size.width < 100)
+                     compact=self.size.width < 100, readonly=self.readonly)
 
 
 class Banner(Static):
@@ -77,7 +78,7 @@ class SparkRow(Horizontal):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._text: Static = Static(classes="figures")
-        self._spark: Sparkline = Sparkline([0.0])
+        self._spark: Sparkline = Sparkline([])  # no data yet: a flat baseline, not a full bar
         self._shown: tuple[Any, ...] | None = None
 
     def compose(self) -> ComposeResult:
@@ -96,7 +97,7 @@ class SparkRow(Horizontal):
         resized = self._shown is None or len(str(text)) != len(self._shown[0])
         self._shown = key
         self._text.update(text, layout=resized)  # a layout pass costs far more than a repaint
-        self._spark.data = history or [0.0]
+        self._spark.data = history if len(history) > 1 else []  # one point has no shape: no full bar
         self.set_class(late, "-late")
 
 
@@ -105,6 +106,10 @@ class QueuePanel(Vertical, can_focus=True):
 
     BORDER_TITLE = "queue"
     stats: var[Mapping[str, Any] | None] = var(None)
+
+    def __init__(self, *, history_seconds: int = 300, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.border_title = f"queue · depth: last {view.span(history_seconds)}"
 
     def compose(self) -> ComposeResult:
         yield Static(view.LEVEL_HEADER, classes="header")
@@ -225,6 +230,12 @@ class DlqTable(FilterTable):
         super().__init__(("✓", *view.DLQ_COLUMNS), **kw)
         self.marked: set[str] = set()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Marking is for replay / purge: hidden in a read-only dashboard."""
+        if action == "toggle_mark" and getattr(self.app, "readonly", False):
+            return False
+        return True
+
     def decorate(self, key: str, cells: Sequence[RenderableType]) -> Sequence[RenderableType]:
         mark = Text("✓", style="bold yellow") if key in self.marked else Text(" ")
         return (mark, *cells)
@@ -317,34 +328,60 @@ def _signature(cell: RenderableType) -> tuple[str, str]:
 # --- modal screens ------------------------------------------------------------------------------------------------
 
 
-HELP = """\
-[b]gamead top[/b] — live view of the queue, the nodes and the dead letters
+#: the help, one line per key, each under 60 columns so it fits a 60-column terminal without wrapping
+HELP_KEYS: tuple[tuple[str, str], ...] = (
+    ("tab", "next panel (shift+tab: previous)"),
+    ("↑ ↓", "move in a table"),
+    ("enter", "details of the current row"),
+    ("/", "filter the table (enter keeps, escape clears)"),
+    ("space", "mark a DLQ entry (several can be marked)"),
+    ("r", "replay the marked entries (or the current one)"),
+    ("x", "purge the marked entries (or the current one)"),
+    ("p", "pause / resume refreshing"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+_ACTION_KEYS = frozenset({"space", "r", "x"})
+HELP_NOTES = """\
+r and x ask for a confirmation first.
+A queue row turns red when its oldest ad waited past its
+aging horizon ((level − 1) × queue.aging_step): it is late.
+Figures are per second or percentiles over the last minute;
+in flight and the queue are now; sparklines show the last
+5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
+[yellow]draining[/] stopping · [bold red]stuck[/] holds ads, finished none
+within its task timeout."""
 
-  [b]tab[/b] / [b]shift+tab[/b]  next / previous panel
-  [b]↑ ↓[/b]          move in a table
-  [b]enter[/b]        details of the current row
-  [b]/[/b]            filter the focused table (enter keeps, escape clears)
-  [b]space[/b]        mark a DLQ entry (several can be marked)
-  [b]r[/b]            replay the marked DLQ entries (or the current one), after confirmation
-  [b]x[/b]            purge the marked DLQ entries (or the current one), after confirmation
-  [b]p[/b]            pause / resume refreshing
-  [b]?[/b]            this help
-  [b]q[/b]            quit
 
-Queue rows turn red when their oldest ad has waited past its aging horizon
-((level − 1) × queue.aging_step): it has aged to the top and is late.
-Node states: [green]ok[/] busy · [cyan]idle[/] no work · [yellow]draining[/] shutting down ·
-[bold red]stuck[/] holds ads but finished none within its task timeout.
-"""
+def help_text(*, readonly: bool = False) -> Text:
+    """The help: keys (without the actions in a read-only dashboard), then what the colours mean."""
+    text = Text.from_markup("[b]gamead top[/b] — the queue, the nodes, the dead letters\n\n")
+    for key, meaning in HELP_KEYS:
+        if readonly and key in _ACTION_KEYS:
+            continue
+        text.append(f"  {key:<6} ", style="bold")
+        text.append(f"{meaning}\n")
+    if readonly:
+        text.append("\nread-only: replay and purge are off (gamead top --readonly)\n", style="bold magenta")
+    text.append("\n")
+    text.append_text(Text.from_markup(HELP_NOTES if not readonly else HELP_NOTES.split("\n", 1)[1]))
+    return text
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys and what the colours mean. The hint to close is docked: always on screen, even at 60×20."""
+
     BINDINGS = [Binding("escape,q,question_mark,enter", "dismiss", "close")]
+
+    def __init__(self, *, readonly: bool = False) -> None:
+        super().__init__()
+        self.readonly = readonly
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(HELP, id="help-text")
             yield Static("press escape to close", classes="hint")
+            with VerticalScroll(id="help-scroll"):
+                yield Static(help_text(readonly=self.readonly), id="help-text")
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -381,7 +418,7 @@ class DetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="wide"):
+            yield Static("escape to close", classes="hint")
             yield Static(Text(self.title_text, style="bold"), id="detail-title")
             with VerticalScroll():
                 yield Static(self.body, id="detail-body")
-            yield Static("escape to close", classes="hint")

@@ -16,6 +16,8 @@ def client_for(handler: httpx.MockTransport | None = None, **kw: object) -> ApiC
 
 def answering(status: int, body: object = None, *, text: str | None = None, headers: dict | None = None):
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/healthz":  # the client asks it after a 404: is this a gamead API?
+            return httpx.Response(200, json={"status": "ok"})
         if text is not None:
             return httpx.Response(status, text=text, headers=headers)
         return httpx.Response(status, json=body, headers=headers)
@@ -53,6 +55,14 @@ def test_404_is_not_found() -> None:
     body = {"error": {"code": "not_found", "message": "no ad with id x", "details": None}}
     with pytest.raises(NotFound, match="no ad with id x"):
         client_for(answering(404, body)).get_ad("x")
+
+
+def test_404_from_something_that_is_not_gamead_says_so() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="<html>Not Found</html>")
+
+    with pytest.raises(ApiUnreachable, match="no gamead API at http://api.test"):
+        client_for(httpx.MockTransport(handler)).get_ad("x")
 
 
 def test_422_names_the_fields() -> None:

@@ -104,8 +104,10 @@ def test_submit_wait_json_is_the_final_record(runner: CliRunner, api_url: str, a
     assert record["completedAt"] >= record["submittedAt"]
 
 
-def test_submit_validation_error_names_the_fields(runner: CliRunner, api_url: str) -> None:
-    result = run(runner, api_url, "submit", "--title", "Only a title")
+def test_submit_validation_error_names_the_fields(runner: CliRunner, api_url: str, tmp_path: Path) -> None:
+    partial = tmp_path / "partial.json"
+    partial.write_text('{"title": "Only a title"}', encoding="utf-8")
+    result = run(runner, api_url, "submit", str(partial))
     assert result.exit_code == exitcodes.ERROR
     lines = unstyle(result.stderr).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
@@ -113,6 +115,22 @@ def test_submit_validation_error_names_the_fields(runner: CliRunner, api_url: st
         assert field in lines[0]
     assert "validation_failed" in lines[0]
     assert result.stdout == ""
+
+
+def test_an_ad_from_flags_needs_only_title_and_genre(runner: CliRunner, api_url: str) -> None:
+    record = run_json(runner, api_url, "submit", "--title", "Star Racers", "--genre", "Racing", "--wait")
+    assert record["status"] == "completed"
+    assert record["ad"]["description"] and record["ad"]["callToAction"] and record["ad"]["duration"] == 30
+    missing = run(runner, api_url, "submit", "--title", "Only a title")
+    assert missing.exit_code == exitcodes.USAGE
+    assert "--genre" in unstyle(missing.stderr) and len(unstyle(missing.stderr).strip().splitlines()) == 1
+
+
+def test_api_url_with_a_wrong_path_says_so(runner: CliRunner, api_url: str) -> None:
+    result = runner.invoke(app, ["ads", "get", "01ABC", "--api", f"{api_url}/gamead"])
+    assert result.exit_code == exitcodes.UNREACHABLE, result.output
+    line = unstyle(result.stderr).strip()
+    assert "no gamead API at" in line and "does not exist" not in line and len(line.splitlines()) == 1
 
 
 def test_ads_get_and_list(runner: CliRunner, api_url: str, ad_file: Path) -> None:

@@ -60,7 +60,7 @@ def ad_file(tmp_path: Path) -> Path:
         ["ads", "get", "01ABC"],
         ["ads", "list"],
         ["ads", "list", "-o", "json"],
-        ["submit", "--title", "x", "-o", "json"],
+        ["submit", "--title", "x", "--genre", "rpg", "-o", "json"],
         ["submit", "--count", "3"],
     ],
     ids=["ads-get", "ads-list", "ads-list-json", "submit", "submit-count"],
@@ -82,7 +82,7 @@ def test_api_url_from_env(runner: CliRunner, closed_api_url: str) -> None:
 def test_submit_missing_file(runner: CliRunner, tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     result = runner.invoke(app, ["submit", str(missing)])
-    assert result.exit_code == exitcodes.ERROR
+    assert result.exit_code == exitcodes.USAGE  # the README: a missing file is bad usage
     assert_one_error_line(result, "nope.json", "does not exist")
 
 

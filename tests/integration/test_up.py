@@ -1,64 +1,299 @@
-"""``gamead up``: the whole stack from one command, supervised, stopped cleanly by Ctrl-C."""
+"""``gamead up`` as a real supervisor, and every command the README and ``gamead up`` print, run verbatim.
+
+Every process is found by PID from the PID file ``gamead up`` writes (``<data_dir>/gamead-up.json``, with
+start times), never by scanning command lines; every stack runs on free ports with its own data dir, so
+these tests pass beside another ``gamead up`` on the same machine (on :8080 or elsewhere); a failing test
+still SIGKILLs, by PID, everything its stack started.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
 import os
+import pty
+import re
+import select
 import signal
+import socket
+import struct
 import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gamead_core.embedded import free_port
-from tests.support import children_of, pid_alive, ad, clean_env, gamead_argv, wait_for, wait_terminal
+from gamead_core.proc import port_owned_by, start_time
+from tests.support import SAMPLE_AD, UpStack, ad, clean_env, gamead_argv, pid_alive, up_stack, wait_for, wait_terminal
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[@-Z\\-_])")
+#: small bounds so stops and redeliveries take seconds, not the production defaults
+FAST = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_LOG__LEVEL": "WARNING"}
 
 
-def _pids_with(*needles: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv]
-        if all(n in words for n in needles):
-            found.append(int(entry.name))
-    return found
-
-
-def test_up_runs_supervises_and_stops_the_stack(tmp_path: Path) -> None:
-    port = free_port()
-    data = tmp_path / "data"
-    out = tmp_path / "up.out"
-    env = clean_env(GAMEAD_QUEUE__ACK_WAIT="2", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="2000")
-    with open(out, "wb") as sink:
-        up = subprocess.Popen(gamead_argv("up", "--workers", "1", "--port", str(port), "--data-dir", str(data)),
-                              env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
+    """One ``gamead up`` (1-2 workers) for the tests of this module that use it; the last one stops it."""
+    tmp = tmp_path_factory.mktemp("up")
+    up = up_stack(tmp, "--workers", "1", "--max-workers", "2", **FAST).start()
     try:
-        wait_for(lambda: "Press Ctrl-C" in out.read_text(), timeout=40, what="gamead up to be ready")
-        text = out.read_text()
-        assert url in text and "gamead submit" in text  # the URL and the next commands to try
-        assert (data / "jetstream").is_dir()
-        with httpx.Client(base_url=url, timeout=10) as client:
-            ad_id = client.post("/ads", json=ad("Supervised", 2)).json()["id"]
-            wait_for(lambda: client.get(f"/ads/{ad_id}").json()["status"] == "processing", timeout=20,
-                     what="the worker to start the ad")
-            (victim,) = _pids_with("worker", "local-1")
-            os.kill(victim, signal.SIGKILL)
-            record = wait_terminal(client, ad_id, timeout=40)
-        assert record["status"] == "completed" and record["attempts"] == 2
-        assert "died with signal 9" in out.read_text() and "restarted" in out.read_text()
-        children = children_of(up.pid)
-        assert len(children) == 3  # nats-server, the API, the (restarted) worker
-        up.send_signal(signal.SIGINT)
-        assert up.wait(60) == 0
-        assert "stopped" in out.read_text()
-        assert not [pid for pid in children if pid_alive(pid)]
-        assert not [p for p in _pids_with("-c", str(data / "nats.conf")) if pid_alive(p)]
+        up.wait_ready()
+        yield up
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
+        up.kill_everything()
+
+
+def shell_env(up: UpStack) -> dict[str, str]:
+    """A user's second terminal: the venv's ``gamead`` on PATH, nothing else of ours set."""
+    env = clean_env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run_in_terminal(command: str, env: dict[str, str], cwd: Path, *, ready: str, keys: bytes,
+                    timeout: float = 60) -> tuple[int, str]:
+    """Run ``command`` in a real pseudo-terminal (80×24); once ``ready`` is on screen, type ``keys``."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal of 80×24, then the command as a user would type it
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        os.chdir(cwd)
+        os.execvpe("bash", ["bash", "-c", command], env)
+    screen, sent, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError as exc:
+                    if exc.errno == errno.EIO:  # the program ended and closed the terminal
+                        break
+                    raise
+                if not chunk:
+                    break
+                screen += chunk
+            if not sent and ready in _ANSI.sub("", screen.decode("utf-8", "replace")):
+                os.write(fd, keys)
+                sent = True
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), screen.decode("utf-8", "replace")
+        while time.monotonic() < deadline:  # the terminal closed: the program is ending
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), screen.decode("utf-8", "replace")
+            time.sleep(0.05)
+        raise AssertionError(f"{command!r} did not end in {timeout}s (keys sent: {sent}):\n"
+                             f"{_ANSI.sub('', screen.decode('utf-8', 'replace'))[-2000:]}")
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+
+
+# --- item 4: every command gamead up prints works verbatim --------------------------------------------------
+
+
+def printed_commands(output: str) -> list[str]:
+    """The commands under "Next, in another terminal:" in ``gamead up``'s output."""
+    block = output.split("Next, in another terminal:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines() if line.startswith("  ") and line.strip()]
+
+
+def test_up_says_what_it_started_and_every_hint_works_verbatim(stack: UpStack, tmp_path: Path) -> None:
+    output = stack.output()
+    started = {e["name"] for e in stack.started()}
+    assert {"nats-server", "api", "worker-1"} <= started
+    assert f"API (pid {stack.pid_of('api')}) on {stack.url}" in output
+    assert f"nats-server (JetStream, pid {stack.pid_of('nats-server')})" in output
+    assert "fault injection" not in output  # off unless configured
+    commands = printed_commands(output)
+    assert len(commands) >= 5
+    for command in commands:
+        if command.startswith("gamead"):
+            assert f"--api {stack.url}" in command  # not the default port: the hint says where the API is
+        if command.startswith("gamead top"):  # the full-screen dashboard: run it in a terminal, press q
+            code, screen = run_in_terminal(command, shell_env(stack), tmp_path, ready="quit", keys=b"q")
+            assert code == 0, _ANSI.sub("", screen)[-2000:]
+            continue
+        result = subprocess.run(["bash", "-c", command], env=shell_env(stack), cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
+        assert "Traceback" not in result.stderr
+
+
+# --- item 4: every command of the README works verbatim -----------------------------------------------------
+
+#: README commands that cannot run inside a test, and why. Everything else in a ```bash block runs.
+NOT_RUN_HERE = {
+    "make up": "runs `gamead up` in the foreground until Ctrl-C; `gamead up` is what this file tests",
+    "make test": "runs this very test suite",
+    "gamead worker": "a long-running server; every integration test runs `gamead worker` (tests/support.py)",
+    "gamead up": "a long-running server on :8080; this file runs `gamead up` on free ports",
+    "kubectl apply": "needs a Kubernetes cluster; the manifests are validated by tests/unit/test_manifests.py",
+    ".venv/bin/pytest": "runs (part of) this very test suite",
+    ".venv/bin/python benchmarks/": "a benchmark, run on demand (never as a test)",
+}
+
+
+def readme_bash_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def runnable(block: str) -> str:
+    """The block as one script, minus the lines NOT_RUN_HERE names (they are reported, not hidden)."""
+    kept = []
+    for line in block.splitlines():
+        command = re.sub(r"^\s*([A-Z_][A-Z0-9_]*=\S*\s+)*", "", line)  # without leading VAR=value
+        if any(command.startswith(prefix) for prefix in NOT_RUN_HERE):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def test_every_readme_command_works_verbatim(stack: UpStack, tmp_path: Path) -> None:
+    """Each ```bash block of the README runs as one script (``set -e``: every command must succeed).
+
+    The README's examples assume the default API at :8080; this stack runs on a free port so the suite
+    can run beside a real ``gamead up``, so ``localhost:8080`` is read as this stack's address and
+    ``GAMEAD_API_URL`` points the CLI at it. ``ad.json`` is the README's sample, as the README says.
+    """
+    (tmp_path / "ad.json").write_text(json.dumps(SAMPLE_AD), encoding="utf-8")
+    env = {**shell_env(stack), "GAMEAD_API_URL": stack.url}
+    ran = 0
+    for block in readme_bash_blocks():
+        script = runnable(block).replace("localhost:8080", f"127.0.0.1:{stack.port}")
+        script = script.replace("127.0.0.1:8080", f"127.0.0.1:{stack.port}")
+        if not script.strip():
+            continue
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, (
+            f"{script}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}")
+        assert "Traceback" not in result.stderr
+        ran += 1
+    assert ran >= 3  # the curl sample, the CLI tour, the configuration examples
+
+
+# --- items 1, 10: dead children come back, on the same port; the API and workers carry on -----------------
+
+
+def test_a_killed_worker_and_a_killed_nats_server_are_restarted_and_the_stack_carries_on(stack: UpStack) -> None:
+    worker = stack.pid_of("worker-1")
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: f"worker-1 (pid {worker}) died with signal 9" in stack.output(), timeout=15,
+             what="the supervisor to notice the dead worker")
+    wait_for(lambda: stack.pid_of("worker-1") != worker and pid_alive(stack.pid_of("worker-1")), timeout=20,
+             what="worker-1 to be restarted")
+
+    nats_url = re.search(r"nats-server \(JetStream, pid \d+\) on nats://127\.0\.0\.1:(\d+)", stack.output())
+    assert nats_url is not None
+    nats_port = int(nats_url.group(1))
+    old = stack.pid_of("nats-server")
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: f"nats-server (pid {old}) died with signal 9" in stack.output(), timeout=15,
+             what="the console to say nats-server died")
+    wait_for(lambda: stack.pid_of("nats-server") != old and port_owned_by(stack.pid_of("nats-server"), nats_port),
+             timeout=30, what="nats-server to be restarted on the same port")
+    assert "nats-server restarted" in stack.output()
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        def accepted() -> str | None:  # 503 while the API reconnects, then 202 by itself
+            answer = client.post("/ads", json=ad("After the restart", 1))
+            return answer.json()["id"] if answer.status_code == 202 else None
+
+        ad_id = wait_for(accepted, timeout=30, interval=0.2, what="the API to accept ads again")
+        assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"  # the workers carry on too
+
+
+# --- item 1: SIGHUP (the terminal closed) stops the stack like Ctrl-C ---------------------------------------
+
+
+def test_sighup_drains_and_stops_everything_it_started(stack: UpStack) -> None:
+    started = stack.ours_alive()
+    assert len(started) >= 4  # up, nats-server, api, worker(s)
+    stack.popen.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    assert stack.popen.wait(60) == 0  # type: ignore[union-attr]
+    output = stack.output()
+    assert "stopping: workers drain first" in output and output.rstrip().endswith("stopped")
+    assert output.index("stopping") < output.rindex("stopped")
+    wait_for(lambda: not stack.ours_alive(), timeout=10, what="every process it started to be gone")
+
+
+# --- items 1, 2, 3: SIGKILL, one stack per data dir, a taken port, strays --------------------------------
+
+
+def test_nothing_outlives_a_sigkilled_up_and_its_data_dir_is_free_again(tmp_path: Path) -> None:
+    first = up_stack(tmp_path, "--workers", "1", "--no-autoscale", name="first", **FAST).start()
+    try:
+        first.wait_ready()
+        children = first.ours_alive()
+        assert len(children) == 4  # up, nats-server, api, worker-1
+
+        # a second stack on the same data dir: refused at once, naming the dir and the PID holding it
+        same_dir = subprocess.run(gamead_argv("up", "--port", str(free_port()), "--data-dir", str(first.data_dir)),
+                                  env=clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert same_dir.returncode == 1
+        assert same_dir.stderr.strip() == (
+            f"error: data dir {first.data_dir.resolve()} is in use by another `gamead up` (pid {first.pid}): "
+            "stop it first, or give this one its own --data-dir")
+        # a second stack on the same port: one red line naming the port, before it starts anything
+        same_port = subprocess.run(gamead_argv("up", "--port", str(first.port), "--data-dir", str(tmp_path / "other")),
+                                   env=clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert same_port.returncode == 1 and "✓" not in same_port.stdout + same_port.stderr
+        assert same_port.stderr.strip().splitlines() == [
+            f"error: port {first.port} on 127.0.0.1 is already in use (another `gamead up`?): "
+            "the API cannot listen there — choose another with --port"]
+
+        os.kill(first.pid, signal.SIGKILL)
+        first.popen.wait(10)  # type: ignore[union-attr]
+        wait_for(lambda: not first.ours_alive(), timeout=30, what="every child of the killed stack to exit")
+    finally:
+        first.kill_everything()
+
+    # The lock died with its holder. A process recorded by a dead stack that still runs (where the kernel
+    # cannot stop children) is a stray: the next stack on that dir stops it and says so.
+    stray = subprocess.Popen(["sleep", "300"], preexec_fn=os.setsid)
+    try:
+        doc = json.loads((first.data_dir / "gamead-up.json").read_text())
+        doc["started"].append({"name": "nats-server", "pid": stray.pid, "start": start_time(stray.pid)})
+        (first.data_dir / "gamead-up.json").write_text(json.dumps(doc))
+        again = up_stack(tmp_path, "--workers", "0", data_dir=first.data_dir, name="again",
+                         GAMEAD_WORKER__FAULTS__RATE="0.3", GAMEAD_WORKER__FAULTS__MODE="permanent", **FAST).start()
+        try:
+            output = again.wait_ready()
+            assert f"stopped a stray nats-server (pid {stray.pid})" in output
+            assert stray.wait(10) is not None
+            # item 5: the console says fault injection is on, and how
+            assert "fault injection is ON: 30% of ads fail on purpose, mode permanent" in output
+            again.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            assert again.popen.wait(60) == 0, again.output()  # type: ignore[union-attr]
+            wait_for(lambda: not again.ours_alive(), timeout=10, what="the second stack to be gone")
+        finally:
+            again.kill_everything()
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
+def test_a_taken_nats_port_is_one_red_line(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up = up_stack(tmp_path, "--workers", "0", GAMEAD_EMBEDDED__NATS_PORT=str(port))
+        result = subprocess.run(up.argv, env=up.env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use: set embedded.nats_port to a free port "
+        "(0 = any free port)"]
+    assert not (up.data_dir / "gamead-up.json").exists()  # nothing was started

@@ -90,6 +90,19 @@ async def until(pilot: Pilot[Any], probe: Callable[[], T], *, timeout: float = 1
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def screen_text(app: Any) -> str:
+    """What the terminal shows now, as plain text (the same render as the SVG snapshots)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
+                      legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
 def row_keys(table: Any) -> list[str]:
     """The keys of a DataTable's rows, in display order."""
     return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]

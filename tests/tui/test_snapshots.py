@@ -12,12 +12,12 @@ from textual.pilot import Pilot
 
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import RecordedSource
-from gamead_cli.tui.widgets import ConfirmScreen, DlqTable
+from gamead_cli.tui.widgets import ConfirmScreen, DetailScreen, DlqTable, HelpScreen
 from tests.tui.conftest import until
 
 
-def dashboard(recorded: dict[str, Any]) -> DashboardApp:
-    return DashboardApp(RecordedSource(recorded), refresh=3600)  # one refresh: nothing moves
+def dashboard(recorded: dict[str, Any], **kw: Any) -> DashboardApp:
+    return DashboardApp(RecordedSource(recorded), refresh=3600, **kw)  # one refresh: nothing moves
 
 
 async def loaded(pilot: Pilot[Any]) -> None:
@@ -33,6 +33,46 @@ def test_layout_at_120x40(snap_compare: Any, recorded: dict[str, Any]) -> None:
 
 def test_layout_at_80x24(snap_compare: Any, recorded: dict[str, Any]) -> None:
     assert snap_compare(dashboard(recorded), terminal_size=(80, 24), run_before=loaded)
+
+
+def test_layout_at_60x20(snap_compare: Any, recorded: dict[str, Any]) -> None:
+    """Metrics (< 80 columns) and the autoscaler line (< 22 rows) dropped; queue columns, DLQ rows, footer kept."""
+    assert snap_compare(dashboard(recorded), terminal_size=(60, 20), run_before=loaded)
+
+
+def test_details_opened_and_closed_at_60x20(snap_compare: Any, recorded: dict[str, Any]) -> None:
+    """tab, enter, escape: the screen is as it was (it used to scroll and strand sparkline pieces)."""
+    async def visit(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("tab", "enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen), what="details")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(pilot.app.screen, DetailScreen), what="details closed")
+        await pilot.pause()
+
+    assert snap_compare(dashboard(recorded), terminal_size=(60, 20), run_before=visit)
+
+
+def help_open(pilot: Pilot[Any]) -> Any:
+    async def run() -> None:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="help")
+        await pilot.pause()
+
+    return run()
+
+
+def test_help_at_80x24(snap_compare: Any, recorded: dict[str, Any]) -> None:
+    assert snap_compare(dashboard(recorded), terminal_size=(80, 24), run_before=help_open)
+
+
+def test_help_at_60x20(snap_compare: Any, recorded: dict[str, Any]) -> None:
+    assert snap_compare(dashboard(recorded), terminal_size=(60, 20), run_before=help_open)
+
+
+def test_readonly_at_80x24(snap_compare: Any, recorded: dict[str, Any]) -> None:
+    assert snap_compare(dashboard(recorded, readonly=True), terminal_size=(80, 24), run_before=loaded)
 
 
 def test_replay_confirmation_at_80x24(snap_compare: Any, recorded: dict[str, Any]) -> None:

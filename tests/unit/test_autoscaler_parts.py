@@ -4,9 +4,9 @@ the folded decision log, the status document and the CLI's duration parser."""
 from __future__ import annotations
 
 import pytest
+import typer
 
 from gamead_cli.commands.scale import parse_duration
-from gamead_core.errors import GameadError
 from gamead_core.scaling.lease import Lease
 from gamead_core.scaling.loop import StreamPoint, WorkerLoad, per_worker_rate, status_document, stream_rates
 from gamead_core.scaling.settings import AutoscalerSettings
@@ -187,5 +187,5 @@ def test_durations(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "m", "10x", "-5m", "0s", "8d", "1e3"])
 def test_bad_durations_are_refused_with_a_hint(text: str) -> None:
-    with pytest.raises(GameadError, match="duration"):
+    with pytest.raises(typer.BadParameter, match="duration"):  # a usage error: exit 2
         parse_duration(text)

@@ -1,0 +1,128 @@
+"""One ``gamead up`` per data directory: an ``fcntl.flock`` lock, and a record of the processes it started.
+
+``<data_dir>/gamead-up.lock`` is locked (``LOCK_EX | LOCK_NB``) for the life of ``gamead up`` and holds its
+PID. The kernel drops a ``flock`` when its holder dies, however it dies, so a lock left by a killed stack is
+never stale: the next ``gamead up`` simply gets it. A second ``gamead up`` on a locked directory is refused
+at once, naming the directory and the holder's PID.
+
+``<data_dir>/gamead-up.json`` records every process the stack started (name, PID, start time), rewritten
+atomically on each start. Tests and operators read PIDs from it. At the next start, a recorded process
+that still runs with the same PID *and* start time (so not a reused PID) is a stray from a stack that died
+without its children (possible where the kernel cannot signal them): it is stopped and reported.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from gamead_core.errors import GameadError
+from gamead_core.proc import alive, start_time
+
+LOCK_FILE = "gamead-up.lock"
+STATE_FILE = "gamead-up.json"
+
+
+class DataDirBusy(GameadError):
+    """Another ``gamead up`` holds the data directory."""
+
+    code = "data_dir_busy"
+
+
+@dataclass
+class DataDir:
+    """The data directory of one ``gamead up``: its lock and the record of what it started."""
+
+    path: Path
+    _lock: IO[str] | None = field(default=None, init=False, repr=False)
+    _started: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / STATE_FILE
+
+    def lock(self) -> None:
+        """Take the lock or raise :class:`DataDirBusy` naming the holder's PID. Never waits."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the stack's life
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise DataDirBusy(
+                f"data dir {self.path.resolve()} is in use by another `gamead up` (pid {holder}): stop it first, "
+                "or give this one its own --data-dir"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock = fh
+
+    def unlock(self) -> None:
+        fh, self._lock = self._lock, None
+        if fh is not None:
+            fh.close()  # closing the file drops the flock
+
+    # --- the record of started processes -----------------------------------------------------------------
+
+    def record(self, name: str, pid: int) -> None:
+        """Add one started process (a restart under the same name keeps the old entry too)."""
+        self._started[f"{name}#{pid}"] = {"name": name, "pid": pid, "start": start_time(pid)}
+        self._write()
+
+    def started(self) -> list[dict[str, Any]]:
+        """Every process this stack started: ``[{"name", "pid", "start"}, …]``, oldest first."""
+        return list(self._started.values())
+
+    def _write(self) -> None:
+        doc = {"pid": os.getpid(), "started": list(self._started.values())}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, self.state_file)
+
+    def strays(self) -> list[dict[str, Any]]:
+        """Processes recorded by an earlier stack on this directory that still run (same PID and start)."""
+        try:
+            doc = json.loads(self.state_file.read_text(encoding="utf-8"))
+            entries = [e for e in doc.get("started", []) if isinstance(e, dict)]
+        except (OSError, ValueError, AttributeError):
+            return []
+        out = []
+        for entry in entries:
+            pid, started = entry.get("pid"), entry.get("start")
+            if isinstance(pid, int) and pid != os.getpid() and alive(pid):
+                if started is not None and start_time(pid) == started:
+                    out.append(entry)
+        return out
+
+    def stop_strays(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """SIGTERM every stray (SIGKILL after ``timeout``); returns them. Call with the lock held."""
+        found = self.strays()
+        for entry in found:
+            try:
+                os.kill(entry["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        for entry in found:
+            while alive(entry["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if alive(entry["pid"]):
+                try:
+                    os.kill(entry["pid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self._started.clear()
+        return found
+
+
+__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "STATE_FILE"]

@@ -1,0 +1,180 @@
+"""Facts about processes and ports on this machine, and the two ways a child learns its parent has died.
+
+* :func:`die_with_parent` — a ``preexec_fn`` for :class:`subprocess.Popen`: on Linux it asks the kernel
+  (``prctl(PR_SET_PDEATHSIG)``, see prctl(2)) to send the child a signal when the thread that started it
+  exits, whatever killed it (SIGKILL included). It runs in the child before ``exec``, so it works for any
+  program (nats-server too). Spawn from a long-lived thread (the main thread): the signal follows the
+  *thread*, not the process.
+* :func:`watch_parent` — the fallback where ``prctl`` is missing: a daemon thread in a Python child that
+  polls ``os.getppid()`` and sends the process SIGTERM once it no longer matches the parent it was started
+  by (``GAMEAD_PARENT_PID``). ``gamead`` starts it for every subcommand run under ``gamead up``.
+* :func:`port_free`, :func:`port_owned_by` — is a TCP port taken, and is it held by *this* PID (from
+  ``/proc/net/tcp*`` and ``/proc/<pid>/fd``, Linux; ``None`` = cannot tell)? Only the given PID's own
+  entries are read: nothing scans other processes.
+* :func:`start_time` — a PID's start time (``/proc/<pid>/stat`` field 22), so a recorded PID is never
+  confused with a later process that reused the number.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+#: env var naming the PID of the ``gamead up`` that started a child (read by :func:`watch_parent`)
+PARENT_PID_ENV = "GAMEAD_PARENT_PID"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+
+
+_prctl = _load_prctl()
+
+
+def pdeathsig_supported() -> bool:
+    """True where the kernel can signal a child when its parent dies (Linux)."""
+    return _prctl is not None
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child receive ``sig`` when this (thread of this) process dies.
+
+    Returns ``None`` where unsupported (pass it to ``Popen`` as is). Everything is resolved before the
+    fork; in the child it only makes two system calls. If the parent died between fork and ``prctl``,
+    the child exits at once instead of running orphaned.
+    """
+    prctl = _prctl
+    if prctl is None:
+        return None
+    parent = os.getpid()
+    signum = ctypes.c_ulong(int(sig))
+    zero = ctypes.c_ulong(0)
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signum, zero, zero, zero)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def watch_parent(interval: float = 1.0) -> threading.Thread | None:
+    """If ``GAMEAD_PARENT_PID`` is set, SIGTERM this process once its parent is no longer that PID.
+
+    The portable fallback of :func:`die_with_parent` for Python children; harmless beside it. Returns the
+    daemon thread, or ``None`` when the variable is unset or malformed.
+    """
+    try:
+        parent = int(os.environ.get(PARENT_PID_ENV, ""))
+    except ValueError:
+        return None
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="gamead-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def start_time(pid: int) -> int | None:
+    """Clock ticks after boot at which ``pid`` started (``/proc/<pid>/stat`` field 22); None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc: trust kill(0)
+
+
+def port_free(host: str, port: int) -> bool:
+    """True if a listener could bind ``host:port`` now (with SO_REUSEADDR, as uvicorn and nats-server do)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP ``port`` (any address), from ``/proc/net/tcp`` and ``tcp6``."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_owned_by(pid: int, port: int) -> bool | None:
+    """Does process ``pid`` hold the listening socket of TCP ``port``? ``None`` where /proc cannot tell."""
+    if not Path("/proc/net/tcp").exists():
+        return None
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
+__all__ = [
+    "PARENT_PID_ENV",
+    "alive",
+    "die_with_parent",
+    "pdeathsig_supported",
+    "port_free",
+    "port_owned_by",
+    "start_time",
+    "watch_parent",
+]

@@ -1,0 +1,230 @@
+"""Issue 10 item 6 and 7: no traceback ever, exit codes as the README says, and a fast ``gamead --help``.
+
+Most cases run the real ``gamead`` executable in a subprocess, as a user would: the boundary under test is
+the whole entry point (stream encodings, env vars, argv), not a function.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from gamead_cli import exitcodes
+from gamead_cli.main import app
+from tests.support import clean_env, gamead_argv, wait_for
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def gamead(*args: str, cwd: Path, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(gamead_argv(*args), env=clean_env(**env), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
+
+
+def one_red_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """The whole stderr is one ``error: …`` line holding every fragment; no traceback anywhere."""
+    lines = _ANSI.sub("", result.stderr).strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+# --- bad input files: one line, and exit 1 for bad content, 2 for a file that cannot be read ----------
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"title": "x", "duration": NaN}', "NaN"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"a": ' * 50 + "1" + "}" * 50, "nested too deeply"),
+        ("\x00\xff\xfe binary", "not UTF-8"),
+    ],
+    ids=["nan", "deep-100000", "deep-50", "binary"],
+)
+def test_submit_of_a_bad_file_is_one_line_and_exit_1(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "ad.json"
+    path.write_bytes(content.encode("latin-1"))
+    result = gamead("submit", str(path), cwd=tmp_path)
+    assert result.returncode == exitcodes.ERROR
+    one_red_line(result, "ad.json", fragment)
+
+
+def test_submit_of_dev_zero_reads_a_bounded_amount(tmp_path: Path) -> None:
+    result = gamead("submit", "/dev/zero", cwd=tmp_path)
+    assert result.returncode == exitcodes.ERROR
+    one_red_line(result, "/dev/zero", "larger than 1024 KiB")
+
+
+@pytest.mark.parametrize("path", ["missing.json", "."], ids=["missing", "a-directory"])
+def test_submit_of_a_file_that_cannot_be_read_is_bad_usage(tmp_path: Path, path: str) -> None:
+    result = gamead("submit", path, cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE
+    one_red_line(result, path, "gamead submit --help")
+
+
+# --- configuration: exit 5 for every malformed source ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"GAMEAD_AUTH__TOKENS": "not json"}, "GAMEAD_AUTH__TOKENS is not valid JSON"),
+        ({"GAMEAD_WORKER": "x"}, "GAMEAD_WORKER is not valid JSON"),
+        ({"GAMEAD_WORKER__CONCURRENCY": "many"}, "worker.concurrency"),
+        ({"GAMEAD_TOKEN": "jéton"}, "GAMEAD_TOKEN"),
+    ],
+    ids=["tokens-not-json", "section-not-json", "not-a-number", "non-ascii-token"],
+)
+def test_a_malformed_env_value_is_a_config_error(tmp_path: Path, env: dict[str, str], fragment: str) -> None:
+    result = gamead("ads", "list", cwd=tmp_path, **env)
+    assert result.returncode == exitcodes.CONFIG
+    one_red_line(result, fragment)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"\x7fELF\x02\x01\x01\x00\xd0\xff binary", "not UTF-8"),
+        (b"wokrer:\n  concurrency: 2\n", "unknown top-level key 'wokrer' (did you mean 'worker'?)"),
+        (b"worker:\n  concurency: 2\n", "worker.concurency"),
+        (b"- a list\n", "mapping"),
+    ],
+    ids=["binary", "unknown-top-level-key", "unknown-nested-key", "not-a-mapping"],
+)
+def test_a_bad_config_file_is_a_config_error(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(content)
+    result = gamead("config", "show", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == exitcodes.CONFIG
+    one_red_line(result, fragment)
+
+
+# --- usage errors found after parsing: exit 2 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["scale", "set", "3", "--for", "banana"], "banana"),
+        (["workers", "--role", "boss"], "--role"),
+        (["submit", "--title", "Only a title"], "--genre"),
+        (["nosuch"], "No such command"),
+        (["ads", "list", "--limit", "0"], "--limit"),
+    ],
+    ids=["scale-for-banana", "workers-role", "flags-without-genre", "unknown-command", "out-of-range"],
+)
+def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
+    result = gamead(*args, cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE
+    one_red_line(result, fragment, "--help")
+
+
+def test_an_unexpected_error_is_one_line_and_the_traceback_only_with_debug(
+    monkeypatch: pytest.MonkeyPatch, isolated_env: Path
+) -> None:
+    """A bug in any command: one red line and exit 1; ``--debug`` adds the traceback."""
+    from gamead_cli.commands import ads
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in a command")
+
+    monkeypatch.setattr(ads, "api_client", broken)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["ads", "get", "x"])
+    assert plain.exit_code == exitcodes.ERROR
+    lines = _ANSI.sub("", plain.stderr).strip().splitlines()
+    assert len(lines) == 1 and "RuntimeError: a bug in a command" in lines[0] and "--debug" in lines[0]
+    debug = runner.invoke(app, ["--debug", "ads", "get", "x"])
+    assert debug.exit_code == exitcodes.ERROR
+    assert "Traceback" in debug.stderr and "a bug in a command" in debug.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    result = gamead("--version", cwd=tmp_path)
+    assert result.returncode == 0 and re.fullmatch(r"gamead \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+# --- the README's exit-code table is the code's ---------------------------------------------------------
+
+
+def test_the_readme_exit_code_table_matches_the_code() -> None:
+    text = README.read_text(encoding="utf-8")
+    table = text.split("| exit | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()[1:]]
+    assert [(int(code), meaning.strip()) for code, meaning in rows] == list(exitcodes.TABLE)
+
+
+# --- item 7: client commands import only what they use --------------------------------------------------
+
+HEAVY = ("fastapi", "uvicorn", "nats", "kubernetes", "redis", "textual", "starlette")
+
+
+def imported_modules(*args: str, cwd: Path) -> set[str]:
+    """Top-level packages a real ``gamead ARGS`` run imports (from ``python -X importtime``)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "gamead_cli", *args], env=clean_env(),
+                            cwd=cwd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    names = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()
+             if line.startswith("import time:")}
+    assert "gamead_cli" in names, result.stderr[-2000:]
+    return names
+
+
+def test_help_imports_no_server_stack(tmp_path: Path) -> None:
+    names = imported_modules("--help", cwd=tmp_path)
+    assert not names & {*HEAVY, "pydantic", "pydantic_settings", "httpx"}, sorted(names & {*HEAVY, "pydantic"})
+
+
+def test_a_client_command_imports_no_server_stack(tmp_path: Path, closed_api_url: str) -> None:
+    names = imported_modules("ads", "list", "--api", closed_api_url, cwd=tmp_path)
+    assert "httpx" in names and not names & set(HEAVY), sorted(names & set(HEAVY))
+
+
+# --- against a live API ---------------------------------------------------------------------------------
+
+
+def test_non_ascii_output_on_an_ascii_terminal(tmp_path: Path, api_url: str) -> None:
+    """``PYTHONIOENCODING=ascii gamead ads list``: characters the stream cannot show are replaced."""
+    title = f"Drachenkönig — 龍 {uuid.uuid4().hex[:6]}"
+    submitted = gamead("submit", "--title", title, "--genre", "RPG", "--api", api_url, cwd=tmp_path,
+                       PYTHONIOENCODING="ascii")
+    assert submitted.returncode == 0, submitted.stderr
+    listing = gamead("ads", "list", "--api", api_url, cwd=tmp_path, PYTHONIOENCODING="ascii")
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr, listing.stderr
+    assert "Drachenk?nig" in listing.stdout
+
+
+def test_ctrl_c_during_submit_count_prints_the_summary(tmp_path: Path, api_url: str) -> None:
+    marker = f"ctrl-c-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=api_url, timeout=10) as http:
+        proc = subprocess.Popen(
+            gamead_argv("submit", "--count", "1000", "--rate", "20", "--title", marker, "-o", "json",
+                        "--api", api_url),
+            env=clean_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: any(r["ad"]["title"] == marker for r in http.get("/ads?limit=50").json()["items"]),
+                     timeout=30, what="the first ads to arrive")
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == exitcodes.INTERRUPTED, err
+    summary = json.loads(out)
+    assert summary["interrupted"] is True and 1 <= summary["sent"] < 1000
+    assert summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values()) == summary["sent"]
+    assert "Traceback" not in err and f"{summary['sent']} of 1000" in err

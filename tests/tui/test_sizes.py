@@ -1,0 +1,162 @@
+"""Issue 10 item 8: the dashboard at the sizes people use, ``--readonly``, honest labels (recorded payload).
+
+80×24 shows every panel; smaller terminals drop whole panels in ``DROP_ORDER`` and keep the footer; the help
+box always shows its way out; nothing pretends to be data before the first answer. The screens themselves
+are pinned by SVG snapshots in ``test_snapshots.py``; these tests say what a user would notice, in words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from gamead_cli.tui import view
+from gamead_cli.tui.app import DROP_ORDER, DashboardApp
+from gamead_cli.tui.source import RecordedSource
+from gamead_cli.tui.widgets import ConfirmScreen, DetailScreen, DlqTable, HelpScreen
+from tests.tui.conftest import screen_text, until
+
+ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "autoscaler")
+
+
+def run(recorded: dict[str, Any], size: tuple[int, int],
+        scenario: Callable[[DashboardApp, Any], Awaitable[None]], **kw: Any) -> None:
+    async def main() -> None:
+        app = DashboardApp(RecordedSource(recorded), refresh=3600, **kw)
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,
+                        what="the recording on screen")
+            await pilot.pause()
+            await scenario(app, pilot)
+
+    asyncio.run(main())
+
+
+async def footer(app: DashboardApp, pilot: Any) -> str:
+    """The bottom line once the footer has drawn its keys (it draws after the first frame)."""
+    def drawn() -> str:
+        line = screen_text(app).splitlines()[-1]
+        return line if "q quit" in line else ""
+
+    return await until(pilot, drawn, what="the footer")
+
+
+def shown(app: DashboardApp) -> set[str]:
+    return {p for p in ALL_PANELS if app.query_one(f"#{p}").display}
+
+
+def test_80x24_shows_every_panel_and_the_whole_help(recorded: dict[str, Any]) -> None:
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        assert shown(app) == set(ALL_PANELS)
+        await footer(app, pilot)
+        text = screen_text(app)
+        for figure in ("OLDEST", "DEPTH", "q quit", "? help", "DLQ 12 entries", "autoscaler 2 → 4"):
+            assert figure in text, figure
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "press escape to close" in text and "quit" in text and "pause / resume" in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="the help to close")
+
+    run(recorded, (80, 24), scenario)
+
+
+def test_60x20_drops_whole_panels_and_keeps_the_queue_columns_dlq_rows_and_footer(recorded: dict[str, Any]) -> None:
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        assert shown(app) == {"top-row", "nodes", "dlq"}  # metrics (< 80 cols) and autoscaler (< 22 rows) dropped
+        await footer(app, pilot)
+        text = screen_text(app)
+        lines = text.splitlines()
+        assert "OLDEST" in text and "DEPTH" in text and "47s" in text  # the queue keeps every column
+        assert "01m87vjgr0jpf99az52ef3wdqx" in text  # a DLQ row
+        assert lines[-1].lstrip().startswith("q quit  ? help")  # the footer, quit first
+        await pilot.press("tab", "enter")  # to the DLQ, open an entry, close it: nothing scrolls or stays
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the entry's details")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DetailScreen), what="the details to close")
+        await pilot.pause()
+        after = screen_text(app).splitlines()
+        assert after[0] == lines[0] and after[1] == lines[1]  # the top did not scroll away
+        assert all(len(line.rstrip()) <= 60 and not line.rstrip().endswith(("▁", "█", "▇")) or "│" in line
+                   for line in after)  # no sparkline pieces stranded at the right edge
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        await pilot.pause()
+        assert "press escape to close" in screen_text(app)
+
+    run(recorded, (60, 20), scenario)
+
+
+@pytest.mark.parametrize(("size", "dropped"), [
+    ((120, 40), set()),
+    ((79, 40), {"metrics"}),
+    ((120, 21), {"autoscaler"}),
+    ((120, 17), {"autoscaler", "top-row"}),
+    ((120, 11), {"autoscaler", "top-row", "nodes"}),
+    ((50, 10), {"metrics", "autoscaler", "top-row", "nodes"}),
+], ids=["120x40", "79x40", "120x21", "120x17", "120x11", "50x10"])
+def test_panels_drop_in_the_stated_order(recorded: dict[str, Any], size: tuple[int, int], dropped: set[str]) -> None:
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        assert set(ALL_PANELS) - shown(app) == dropped
+        assert (await footer(app, pilot)).lstrip().startswith("q quit")  # the footer always
+
+    run(recorded, size, scenario)
+    assert [d[0] for d in DROP_ORDER] == ["metrics", "autoscaler", "top-row", "nodes"]
+
+
+def test_no_sparkline_is_a_full_bar_before_the_first_answer() -> None:
+    class Silent(RecordedSource):
+        def stats(self, history: int) -> dict[str, Any]:
+            time.sleep(1)
+            raise TimeoutError("no answer yet")
+
+    async def main() -> None:
+        app = DashboardApp(Silent({}), refresh=3600)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            assert "waiting for the first answer" in text
+            assert not any(ch in text for ch in "▂▃▄▅▆▇█")  # flat baselines only: no made-up history
+
+    asyncio.run(main())
+
+
+def test_readonly_hides_the_actions_and_says_so(recorded: dict[str, Any]) -> None:
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        bottom = await footer(app, pilot)
+        assert "READ-ONLY" in screen_text(app).splitlines()[0]
+        assert "replay" not in bottom and "purge" not in bottom
+        app.query_one(DlqTable).focus()
+        await pilot.press("space", "r", "x")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and not app.query_one(DlqTable).marked
+        assert "mark" not in screen_text(app).splitlines()[-1]
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        await pilot.pause()
+        help_text = screen_text(app)
+        assert "read-only" in help_text and "replay the marked" not in help_text
+
+    run(recorded, (80, 24), scenario, readonly=True)
+
+
+def test_top_once_at_80_columns_keeps_whole_dlq_ids_and_labels_every_figure(recorded: dict[str, Any]) -> None:
+    snap = view.Snapshot(stats=recorded["stats"], nodes=recorded["workers"], dlq=recorded["dlq"])
+    console = Console(width=80, file=io.StringIO(), record=True, color_system=None)
+    console.print(view.snapshot_view(snap, "http://recorded"))
+    text = console.export_text()
+    ids = [str(e["id"]) for e in recorded["dlq"]["items"][:10]]
+    assert len(set(ids)) == len(ids) > 1
+    for entry_id in ids:
+        assert entry_id in text, entry_id  # whole: cut to 20 characters, two rows looked the same
+    assert "NOW" not in text  # a one-minute average is not "now"
+    assert "last minute (in flight: now)" in text
+    assert "slots busy" in text and "ago" in text
