@@ -35,6 +35,15 @@ class ApiSettings(_Section):
     list_scan_limit: int = Field(
         10_000, ge=100, description="Most ad records `GET /ads` scans to build one filtered page."
     )
+    nats_unhealthy_after: float = Field(
+        60.0, gt=0, description="`/healthz` fails once NATS has not answered for this many seconds (restart me)."
+    )
+    topology_check_interval: float = Field(
+        5.0, gt=0, description="Seconds between two checks of the JetStream topology (missing objects recreated)."
+    )
+    storage_probe_interval: float = Field(
+        5.0, gt=0, description="Seconds between two probe writes that tell `/readyz` whether JetStream stores writes."
+    )
 
 
 class NatsSettings(_Section):

@@ -18,7 +18,9 @@ from gamead_core.errors import (
     NotFound,
     QueueFull,
     QueueUnavailable,
+    StorageFailed,
     TopologyError,
+    TopologyMissing,
 )
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ STATUS_OF: dict[type[GameadError], int] = {
     NotFound: 404,
     Conflict: 409,
     QueueFull: 503,
+    StorageFailed: 503,
+    TopologyMissing: 503,
     QueueUnavailable: 503,
     TopologyError: 503,
     ConfigError: 500,
@@ -87,17 +91,28 @@ def validation_message(details: list[dict[str, Any]]) -> str:
     return f"the request is invalid: {shown}{more}"
 
 
+def _poke_storage_probe(request: Request) -> None:
+    link = getattr(request.app.state, "link", None)
+    poke = getattr(link, "poke_storage_probe", None)
+    if poke is not None:
+        poke()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(GameadError)
-    async def _gamead_error(_: Request, exc: GameadError) -> Response:
+    async def _gamead_error(request: Request, exc: GameadError) -> Response:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 500)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         if status >= 500:
-            log.warning("%s: %s", exc.code, exc.message)
+            log.warning("%s: %s", exc.code, exc.message, extra={"error_code": exc.code})
+            if isinstance(exc, QueueUnavailable):  # a failed write may be storage: let the probe look now
+                _poke_storage_probe(request)
+        if exc.client_message is not None:  # the message may name servers: clients get the class's text
+            return error_response(status, exc.code, exc.client_message, None, headers)
         return error_response(status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
