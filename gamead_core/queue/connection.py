@@ -34,6 +34,7 @@ T = TypeVar("T")
 # JetStream API error codes, from nats-server's ``server/errors.json`` (the ``error_code`` field of an API
 # error; the same numbers appear in the NATS ADRs and the ``nats`` CLI).
 JS_ACCOUNT_RESOURCES_EXCEEDED = 10002  #: "resource limits exceeded for account"
+JS_CLUSTER_NO_PEERS = 10005  #: "{err}", e.g. "no suitable peers for placement, insufficient storage"
 JS_CLUSTER_NOT_AVAILABLE = 10008  #: "JetStream system temporarily unavailable" (no meta leader)
 JS_CONSUMER_NOT_FOUND = 10014  #: "consumer not found"
 JS_INSUFFICIENT_RESOURCES = 10023  #: "insufficient resources" (a publish over the server's storage limit)
@@ -156,7 +157,8 @@ def _translate_api(exc: nats.js.errors.APIError) -> GameadError:
         return QueueFull(f"the stream is full: {exc.description}")
     if code == JS_STREAM_STORE_FAILED and "too large" in (getattr(exc, "description", None) or ""):
         return QueueUnavailable(f"the message is larger than the stream accepts: {_describe(exc)}")
-    if code in _STORAGE_CODES or code == JS_STREAM_STORE_FAILED:
+    if code in _STORAGE_CODES or code == JS_STREAM_STORE_FAILED or (
+            code == JS_CLUSTER_NO_PEERS and "storage" in (getattr(exc, "description", None) or "")):
         return StorageFailed(f"JetStream could not store the write: {_describe(exc)}")
     if code == JS_STREAM_NAME_EXISTS:
         return TopologyError(f"a stream exists with another configuration: {_describe(exc)}")
@@ -178,6 +180,7 @@ def translate(exc: BaseException) -> Exception:
     ``BucketNotFoundError``, 10059 stream / 10014 consumer      :class:`TopologyMissing` (503)
     10077 "maximum messages/bytes/… exceeded"                   :class:`QueueFull` (503 ``queue_full``)
     10077 other, 10023, 10002, 10047, 10028                     :class:`StorageFailed` (503)
+    10005 "no suitable peers…, insufficient storage"            :class:`StorageFailed`
     10058 "stream name already in use…"                         :class:`TopologyError`
     other 404                                                   :class:`NotFound`
     other API errors (503 cluster unavailable, 500, 400)        :class:`QueueUnavailable`

@@ -34,6 +34,7 @@ pure functions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ from nats.js.api import (
 
 from gamead_core import names
 from gamead_core.config import GameadSettings, QueueSettings
-from gamead_core.errors import GameadError, TopologyError, TopologyMissing
+from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, translate
 from gamead_core.queue.dlq import advisory_stream_config, dlq_stream_config
 from gamead_core.registry import bucket_config as registry_bucket_config
@@ -511,14 +512,33 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     return TopologyReport(tuple(states), calls)
 
 
-async def ensure_topology(js: JetStreamContext, settings: GameadSettings) -> TopologyReport:
+async def ensure_topology(js: JetStreamContext, settings: GameadSettings, *, retry_for: float = 15.0) -> TopologyReport:
     """Create or check every stream, consumer and bucket gamead needs (start-up of a worker or CLI).
 
-    Creates what is missing and updates compatible limit changes in place. Raises :class:`TopologyError` (one
-    line, naming the object and the fix) if an object exists with a config gamead cannot use, the gamead error
-    of a creation JetStream refused (e.g. :class:`~gamead_core.errors.StorageFailed`), or
-    :class:`~gamead_core.errors.QueueUnavailable` if NATS does not answer.
+    Creates what is missing and updates compatible limit changes in place. JetStream not answering (a cluster
+    electing a leader, a server restarting) is retried for up to ``retry_for`` seconds. Raises
+    :class:`TopologyError` (one line, naming the object and the fix) if an object exists with a config gamead
+    cannot use, :class:`~gamead_core.errors.StorageFailed` if JetStream has no room for it, or
+    :class:`~gamead_core.errors.QueueUnavailable` if JetStream still does not answer after ``retry_for``.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + retry_for
+    while True:
+        try:
+            report = await _ensure_once(js, settings)
+        except QueueUnavailable as exc:
+            if isinstance(exc, StorageFailed) or loop.time() >= deadline:
+                raise
+            log.warning("JetStream did not answer while checking the topology (%s); retrying", exc.message)
+            await asyncio.sleep(0.5)
+            continue
+        if report.created or report.updated:
+            log.info("jetstream topology ready",
+                     extra={"created_objects": list(report.created), "updated_objects": list(report.updated)})
+        return report
+
+
+async def _ensure_once(js: JetStreamContext, settings: GameadSettings) -> TopologyReport:
     report = await check_topology(js, settings, create=True, update=True)
     incompatible = [o for o in report.objects if o.outcome == "incompatible"]
     if incompatible:
@@ -530,7 +550,4 @@ async def ensure_topology(js: JetStreamContext, settings: GameadSettings) -> Top
         if first.error is not None and not isinstance(first.error, TopologyMissing):
             raise first.error
         raise TopologyError(f"JetStream refused to create {first.label}: {first.detail}")
-    if report.created or report.updated:
-        log.info("jetstream topology ready",
-                 extra={"created_objects": list(report.created), "updated_objects": list(report.updated)})
     return report

@@ -90,9 +90,13 @@ class TopologyWatch:
         problems = {o.label: o.detail for o in report.problems}
         for obj in report.problems:
             if self._problems.get(obj.label, "") != obj.detail:  # new, or changed: say it once
-                log.error("%s cannot be used: %s (left as it is; not overwritten)", obj.label, obj.detail,
-                          extra={"object_kind": obj.wanted.kind, "object_name": obj.wanted.name,
-                                 "problem": obj.outcome})
+                fields = {"object_kind": obj.wanted.kind, "object_name": obj.wanted.name, "problem": obj.outcome}
+                if obj.outcome == "incompatible":
+                    log.error("%s cannot be used: %s (left as it is; never overwritten)", obj.label, obj.detail,
+                              extra=fields)
+                else:
+                    log.error("%s is missing and could not be created: %s (trying again every %g s)", obj.label,
+                              obj.detail, self.interval, extra=fields)
         for label in self._problems.keys() - problems.keys():
             log.info("%s is usable again", label, extra={"object": label})
         self._problems = problems

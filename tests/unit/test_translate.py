@@ -54,6 +54,8 @@ CASES: list[tuple[BaseException, type[GameadError]]] = [
     (api(jse.ServerError, 500, 10047, "insufficient storage resources available"), StorageFailed),
     (api(jse.ServerError, 500, 10028, "insufficient memory resources available"), StorageFailed),
     (api(jse.ServiceUnavailableError, 503, 10077, "write: no space left on device"), StorageFailed),
+    (api(jse.BadRequestError, 400, 10005, "no suitable peers for placement, insufficient storage"), StorageFailed),
+    (api(jse.BadRequestError, 400, 10005, "no suitable peers for placement"), QueueUnavailable),
     # incompatible topology
     (api(jse.BadRequestError, 400, 10058, "stream name already in use with a different configuration"),
      TopologyError),
