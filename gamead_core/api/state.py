@@ -24,8 +24,9 @@ from nats.js import JetStreamContext
 
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
-from gamead_core.errors import GameadError, QueueUnavailable, TopologyError, TopologyMissing
-from gamead_core.intake import Intake
+from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
+from gamead_core.intake import Accepted, Intake
+from gamead_core.models import AdSubmission
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
@@ -35,6 +36,31 @@ from gamead_core.registry import new_api_node_id
 from gamead_core.store.ads import AdStore
 
 log = logging.getLogger(__name__)
+
+
+class _ObservedIntake:
+    """The submit path, with the outcome of each write told to the storage probe (see
+    :meth:`gamead_core.queue.storage.StorageProbe.observe_write`)."""
+
+    def __init__(self, intake: Intake, link: QueueLink) -> None:
+        self._intake = intake
+        self._link = link
+
+    async def submit(self, ad: AdSubmission, idempotency_key: str | None = None) -> Accepted:
+        storage = self._link.storage
+        try:
+            accepted = await self._intake.submit(ad, idempotency_key)
+        except QueueUnavailable as exc:
+            nc = self._link.nc
+            # An explicit storage refusal (StorageFailed) is server-wide and the probe sees it too; a write that
+            # JetStream did not answer while the connection is up may be this stream's own write error.
+            unanswered = not isinstance(exc, StorageFailed) and "did not answer in time" in exc.message
+            if storage is not None and unanswered and nc is not None and nc.is_connected:
+                storage.observe_write(exc)
+            raise
+        if storage is not None and not accepted.duplicate:
+            storage.observe_write(None)
+        return accepted
 
 
 class QueueLink:
@@ -75,7 +101,8 @@ class QueueLink:
         while True:
             try:
                 if nc is None:
-                    nc = await connect(self.settings.nats, self.url, name="gamead-api")
+                    nc = await connect(self.settings.nats, self.url, name="gamead-api",
+                                       on_reconnect=self._reconnected)
                 js = nc.jetstream(timeout=self.settings.nats.request_timeout)
                 watch = TopologyWatch(js, self.settings, interval=self.settings.api.topology_check_interval)
                 await watch.check_once(startup=True)  # creates, updates limits, reports; never overwrites
@@ -105,6 +132,11 @@ class QueueLink:
             self.ready.set()
             log.info("connected to NATS at %s", redact_url(self.url))
             return
+
+    def _reconnected(self) -> None:
+        self.last_contact = time.monotonic()
+        if self.storage is not None:
+            self.storage.reconnected()
 
     def _probe_failed(self, error: GameadError) -> None:
         if isinstance(error, TopologyMissing) or "no stream" in error.message:
@@ -136,8 +168,11 @@ class QueueLink:
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), 5)
-            except Exception:  # noqa: BLE001
-                await self.nc.close()
+            except Exception:  # noqa: BLE001 - NATS is gone or slow: close without draining
+                try:
+                    await self.nc.close()
+                except Exception as exc:  # noqa: BLE001 - nats-py can fail writing to a dead socket; we are leaving
+                    log.debug("closing the NATS connection failed: %r", exc)
 
     def _check(self) -> None:
         if self.nc is None or not self.nc.is_connected:
@@ -147,12 +182,13 @@ class QueueLink:
 
     @property
     def intake(self) -> Intake:
+        """The submit path (writes observed by the storage probe)."""
         self._check()
         report = self.watch.report if self.watch is not None else None
         if report is not None and report.essential_incompatible:  # never publish into a stream we cannot use
             raise TopologyError(f"the JetStream topology is not usable: {report.essential_incompatible[0].detail}")
         assert self._intake is not None
-        return self._intake
+        return _ObservedIntake(self._intake, self)  # type: ignore[return-value]
 
     @property
     def store(self) -> AdStore:

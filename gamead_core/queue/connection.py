@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -99,8 +99,10 @@ def connect_options(settings: NatsSettings, url: str, *, name: str) -> dict[str,
     return opts
 
 
-async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: float = 0.0) -> NATS:
-    """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`QueueUnavailable`."""
+async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: float = 0.0,
+                  on_reconnect: Callable[[], None] | None = None) -> NATS:
+    """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`QueueUnavailable` (its message
+    names the URL with credentials masked). ``on_reconnect`` is called each time the client reconnects."""
 
     async def _log_error(exc: Exception) -> None:
         log.warning("nats connection error: %s", exc)
@@ -110,6 +112,8 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
 
     async def _reconnected() -> None:
         log.info("reconnected to NATS")
+        if on_reconnect is not None:
+            on_reconnect()
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + retry_for

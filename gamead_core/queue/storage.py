@@ -10,8 +10,15 @@ the node's own writes failed) the node puts one small value under its own key in
   answering writes to that stream and marks it with a write error until it restarts (``failing: NATS did not
   answer in time``).
 
-The check is stale by at most one interval plus ``nats.request_timeout``. It recovers by itself as soon as a
-probe write succeeds again; what an operator frees or restarts is in the README ("Operating it").
+The probe bucket is not the work stream, and nats-server keeps a write error per stream: on a full disk the
+work stream can be dead to writes while the probe's small puts still fit. So the node's own writes count too
+(:meth:`StorageProbe.observe_write`): a submit whose publish JetStream did not answer, or refused for storage,
+while the connection is up, marks the work stream ``failing`` until a later publish succeeds, the connection is
+re-established (nats-server restarted: the one thing that clears a stream's write error on a single server) or
+:data:`WRITE_FAILURE_HOLD` seconds pass (a cluster moves the stream to another leader by itself).
+
+The check is stale by at most one interval plus ``nats.request_timeout``. It recovers by itself as soon as
+writes succeed again; what an operator frees or restarts is in the README ("Operating it").
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ log = logging.getLogger(__name__)
 FAILING_INTERVAL = 1.0
 #: Least seconds between two probes, however often the probe is poked.
 MIN_GAP = 0.5
+
+#: Seconds a failed submit-path write keeps the storage check failing unless a write succeeds or NATS reconnects.
+WRITE_FAILURE_HOLD = 15.0
 
 _KEY_UNSAFE = re.compile(r"[^-/_=.a-zA-Z0-9]")
 
@@ -65,10 +75,38 @@ class StorageProbe:
         self.probes = 0
         self._last = 0.0
         self._wake = asyncio.Event()
+        self._write_failure: tuple[float, str] | None = None  #: (when, why) the node's last write failed
 
     def poke(self) -> None:
         """Probe now (a write of this node just failed: is it storage?)."""
         self._wake.set()
+
+    def observe_write(self, error: GameadError | None) -> None:
+        """Count one of the node's own writes to the work stream: ``None`` if JetStream stored it, else the
+        error (only storage failures and unanswered writes count; call it while the connection is up)."""
+        if error is None:
+            if self._write_failure is not None:
+                log.info("writes to the work stream succeed again")
+            self._write_failure = None
+            return
+        first = self._write_failure is None
+        self._write_failure = (self._clock(), error.message)
+        if first:
+            log.error("a write to the work stream failed: %s", error.message, extra={"error_code": error.code})
+        self.poke()
+
+    def reconnected(self) -> None:
+        """The connection to NATS was re-established (a restarted nats-server clears its write errors)."""
+        self._write_failure = None
+
+    def _failed_write(self) -> str | None:
+        if self._write_failure is None:
+            return None
+        at, why = self._write_failure
+        if self._clock() - at > WRITE_FAILURE_HOLD:
+            self._write_failure = None
+            return None
+        return f"a submit's write to the work stream failed {self._clock() - at:.0f} s ago: {why}"
 
     async def probe_once(self) -> bool:
         """One probe write; True if JetStream stored it. Never raises."""
@@ -120,14 +158,18 @@ class StorageProbe:
                     pass
 
     def readiness(self) -> str:
-        """``/readyz``'s ``storage`` check: ``ok``, ``unknown: …`` or ``failing: <why> (for N s)``."""
-        if self.state == "ok":
-            return "ok"
+        """``/readyz``'s ``storage`` check: ``ok``, ``unknown: …`` or ``failing: <why>``."""
+        if self.state == "failing":
+            return f"failing: {self.detail} (for {self._clock() - self.since:.0f} s)"
+        if failed := self._failed_write():
+            return f"failing: {failed}"
         if self.state == "unknown":
             return "unknown: no probe write yet"
-        return f"failing: {self.detail} (for {self._clock() - self.since:.0f} s)"
+        return "ok"
 
     def status(self) -> dict[str, object]:
         """The ``storage`` section of ``/v1/stats``."""
-        return {"state": self.state, "detail": self.detail, "forSeconds": round(self._clock() - self.since, 1),
+        failed = self._failed_write()
+        return {"state": "failing" if failed else self.state, "probe": self.state, "detail": self.detail,
+                "forSeconds": round(self._clock() - self.since, 1), "lastFailedWrite": failed,
                 "probeIntervalSeconds": self.interval, "probes": self.probes}
