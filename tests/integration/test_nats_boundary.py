@@ -28,11 +28,11 @@ def stream_info(url: str):  # noqa: ANN201 - nats-py's StreamInfo
     return asyncio.run(run())
 
 
-def test_a_stream_at_max_msgs_or_max_bytes_answers_503_queue_full_with_retry_after(
+def test_a_stream_at_max_msgs_answers_503_queue_full_with_retry_after(
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
 ) -> None:
     server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__MAX_MSGS="3")
+    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__MAX_MSGS="3")  # and max_bytes: test_topology.py
     with httpx.Client(base_url=url, timeout=10) as client:
         codes = [client.post("/ads", json=ad(f"Ad {i}")).status_code for i in range(3)]
         assert codes == [202, 202, 202]
@@ -41,22 +41,8 @@ def test_a_stream_at_max_msgs_or_max_bytes_answers_503_queue_full_with_retry_aft
         assert full.json()["error"]["code"] == "queue_full"
         assert "maximum messages exceeded" in full.json()["error"]["message"]
         assert int(full.headers["retry-after"]) > 0
-    api.stop()
-    held = stream_info(server.url).state
-    assert held.messages == 3, "a refused submit leaves nothing behind"
-
-    # the same stream under a byte limit: a compatible limit change is applied in place at start-up
-    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__MAX_MSGS="-1",
-                         GAMEAD_QUEUE__MAX_BYTES=str(held.bytes + 10))
     procs.append(api)
-    config = stream_info(server.url).config
-    assert (config.max_msgs, config.max_bytes) == (-1, held.bytes + 10)
-    with httpx.Client(base_url=url, timeout=10) as client:
-        full = client.post("/ads", json=ad("Too many bytes"))
-        assert full.status_code == 503 and full.json()["error"]["code"] == "queue_full"
-        assert "maximum bytes exceeded" in full.json()["error"]["message"]
-        assert int(full.headers["retry-after"]) > 0
-    assert stream_info(server.url).state.messages == 3
+    assert stream_info(server.url).state.messages == 3, "a refused submit leaves nothing behind"
 
 
 def test_clients_never_see_the_nats_url_and_healthz_follows_nats(
@@ -74,7 +60,8 @@ def test_clients_never_see_the_nats_url_and_healthz_follows_nats(
             except httpx.TransportError:
                 return None
 
-        submit = wait_for(lambda: answer("POST", "/ads", json=ad("While NATS is down")), what="API listening")
+        submit = wait_for(lambda: answer("POST", "/ads", json=ad("While NATS is down")), timeout=30,
+                          what="API listening")
         shown = [submit, client.get("/readyz"), client.get("/ads/01jbq2xk5v8m3n4p6r7s9t0w1y"), client.get("/v1/dlq")]
         assert [r.status_code for r in shown] == [503, 503, 503, 503]
         assert submit.json()["error"]["code"] == "queue_unavailable"

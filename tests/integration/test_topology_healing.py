@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
+import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from gamead_core import names
@@ -70,12 +71,21 @@ async def delete_everything(js: Any) -> None:
         await js.delete_key_value(bucket)
 
 
-def test_every_deleted_object_is_recreated_logged_and_shown(
-    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
-) -> None:
-    server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, **FAST)
-    procs.append(api)
+@pytest.fixture(scope="module")
+def lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A NATS server of its own, an API that checks the topology every 0.5 s, and one worker (4 slots)."""
+    logs = tmp_path_factory.mktemp("healing")
+    server = EmbeddedNats(logs / "nats").start()
+    api, url = start_api(server.url, logs, **FAST)
+    worker = start_worker(server.url, logs, concurrency=4)
+    yield {"nats": server, "api": api, "url": url, "worker": worker}
+    worker.stop()
+    api.stop()
+    server.stop()
+
+
+def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]) -> None:
+    server, api, url = lane["nats"], lane["api"], lane["url"]
     assert not_ok(server.url) == {}
     js_call(server.url, delete_everything)  # as `nats consumer rm`, `nats stream rm`, `nats kv rm` would
 
@@ -92,14 +102,9 @@ def test_every_deleted_object_is_recreated_logged_and_shown(
         assert client.post("/ads", json=ad("After the repair")).status_code == 202
 
 
-def test_a_deleted_level_consumer_comes_back_and_every_level_runs(
-    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
-) -> None:
+def test_a_deleted_level_consumer_comes_back_and_every_level_runs(lane: dict[str, Any]) -> None:
     """The issue's example: `nats consumer rm GAMEAD_ADS gamead-p3` stalled p1 and p3 (0 of 5 each in 30 s)."""
-    server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, **FAST)
-    procs.append(api)
-    procs.append(start_worker(server.url, tmp_path, concurrency=4))
+    server, url = lane["nats"], lane["url"]
     js_call(server.url, lambda js: js.delete_consumer(names.ADS_STREAM, "gamead-p3"))
     with httpx.Client(base_url=url, timeout=10) as client:
         ids = []
@@ -113,12 +118,8 @@ def test_a_deleted_level_consumer_comes_back_and_every_level_runs(
     assert not_ok(server.url) == {}
 
 
-def test_an_incompatible_consumer_is_reported_and_never_overwritten(
-    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
-) -> None:
-    server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, **FAST)
-    procs.append(api)
+def test_an_incompatible_consumer_is_reported_and_never_overwritten(lane: dict[str, Any]) -> None:
+    server, api, url = lane["nats"], lane["api"], lane["url"]
     squatter = ConsumerConfig(durable_name="gamead-p3", filter_subject=names.level_subject(3),
                               deliver_subject="somebody.else", ack_policy=AckPolicy.EXPLICIT)
 
@@ -144,6 +145,10 @@ def test_an_incompatible_consumer_is_reported_and_never_overwritten(
     assert info.config.deliver_subject == "somebody.else", "the watch never overwrote it"
     errors = [line for line in log_lines(api) if line["level"] == "ERROR" and line.get("object_name") == "gamead-p3"]
     assert len(errors) == 1, "reported once, not on every check"
+    js_call(server.url, lambda js: js.delete_consumer(names.ADS_STREAM, "gamead-p3"))  # the operator's fix
+    wait_for(lambda: not_ok(server.url) == {}, timeout=10, what="gamead-p3 recreated as gamead's")
+    with httpx.Client(base_url=url, timeout=10) as client:
+        wait_for(lambda: client.get("/readyz").json()["status"] == "ready", what="ready again")
 
 
 def test_an_api_facing_an_incompatible_work_stream_says_so_and_never_publishes_into_it(
