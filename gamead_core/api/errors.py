@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -22,8 +23,18 @@ from gamead_core.errors import (
     TopologyError,
     TopologyMissing,
 )
+from gamead_core.redact import redact_url
 
 log = logging.getLogger(__name__)
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"),]+")
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked (:func:`gamead_core.redact.redact_url`): what an
+    error message may carry into a log line."""
+    return _URL.sub(lambda m: redact_url(m.group(0)) or "", text)
+
 
 RETRY_AFTER_SECONDS = 2
 
@@ -108,7 +119,7 @@ def install_error_handlers(app: FastAPI) -> None:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 500)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         if status >= 500:
-            log.warning("%s: %s", exc.code, exc.message, extra={"error_code": exc.code})
+            log.warning("%s: %s", exc.code, mask_urls(exc.message), extra={"error_code": exc.code})
             if isinstance(exc, QueueUnavailable):  # a failed write may be storage: let the probe look now
                 _poke_storage_probe(request)
         if exc.client_message is not None:  # the message may name servers: clients get the class's text

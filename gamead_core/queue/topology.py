@@ -40,7 +40,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -57,7 +56,7 @@ from nats.js.api import (
 from gamead_core import names
 from gamead_core.config import GameadSettings, QueueSettings
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
-from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, translate
+from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
 from gamead_core.queue.dlq import advisory_stream_config, dlq_stream_config
 from gamead_core.registry import bucket_config as registry_bucket_config
 
@@ -332,11 +331,11 @@ _CONSUMER_STREAMS = (names.ADS_STREAM, names.ADVISORY_STREAM)
 
 async def read_topology(js: JetStreamContext) -> Snapshot:
     """List every stream and the consumers of gamead's two consumer-bearing streams (3 API calls, one more
-    per extra page of 256). Raises the gamead error of a failed call (:func:`translate`)."""
+    per extra page of 256). Raises the gamead error of a failed call (``nats_boundary``)."""
     streams: dict[str, StreamConfig] = {}
     consumers: dict[tuple[str, str], ConsumerConfig] = {}
     calls = 0
-    try:
+    with nats_boundary():
         offset = 0
         while True:
             page = await js.streams_info_iterator(offset=offset)
@@ -360,8 +359,6 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
                 offset += len(page_c)
                 if len(page_c) < 256:
                     break
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise translate(exc) from exc
     return Snapshot(streams, consumers, calls)
 
 
@@ -502,12 +499,10 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
             states.append(ObjectState(w, "ok"))
             continue
         try:
-            states.append(await _settle(js, verdict, create=create, update=update, have=have))
-        except (nats.errors.Error, TimeoutError) as exc:
-            err = translate(exc)
-            text = getattr(err, "message", None) or str(err)
-            states.append(ObjectState(w, "failed", text,
-                                      err if isinstance(err, GameadError) else TopologyMissing(text)))
+            with nats_boundary():
+                states.append(await _settle(js, verdict, create=create, update=update, have=have))
+        except GameadError as err:
+            states.append(ObjectState(w, "failed", err.message, err))
         calls += 2 if verdict.state == "missing" else 1
     return TopologyReport(tuple(states), calls)
 

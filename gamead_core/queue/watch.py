@@ -131,7 +131,8 @@ class TopologyWatch:
         problems = self.report.problems
         if not problems:
             return "ok"
-        text = "; ".join(f"{o.label} {o.outcome}: {o.detail}" for o in problems)
+        text = "; ".join(f"{o.label} {'incompatible' if o.outcome == 'incompatible' else 'missing, not created'}: "
+                         f"{o.detail}" for o in problems)
         return f"degraded: {text}" if self.report.essential_ok else f"failing: {text}"
 
     def recent_repairs(self) -> list[dict[str, Any]]:

@@ -124,3 +124,10 @@ def test_errors_about_the_connection_show_clients_no_details() -> None:
         err = cls("cannot connect to NATS at nats://user:PW@nats-0.internal:4222")
         assert err.client_message and "nats" not in err.client_message.lower()
         assert err.client_message != err.message
+
+
+def test_error_messages_logged_by_the_api_have_credentials_masked() -> None:
+    from gamead_core.api.errors import mask_urls
+
+    text = "the queue (NATS at nats://u:PW@h:4222,nats://TOKEN@h2:4222) is unavailable"
+    assert mask_urls(text) == "the queue (NATS at nats://u:***@h:4222,nats://***@h2:4222) is unavailable"
