@@ -26,7 +26,6 @@ from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.intake import Accepted, Intake
-from gamead_core.models import AdSubmission
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
@@ -46,10 +45,14 @@ class _ObservedIntake:
         self._intake = intake
         self._link = link
 
-    async def submit(self, ad: AdSubmission, idempotency_key: str | None = None) -> Accepted:
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._intake, name)
+
+    async def submit(self, *args: Any, **kwargs: Any) -> Accepted:
+        """:meth:`Intake.submit` (same arguments), its outcome told to the storage probe."""
         storage = self._link.storage
         try:
-            accepted = await self._intake.submit(ad, idempotency_key)
+            accepted = await self._intake.submit(*args, **kwargs)
         except QueueUnavailable as exc:
             nc = self._link.nc
             # An explicit storage refusal (StorageFailed) is server-wide and the probe sees it too; a write that

@@ -150,7 +150,8 @@ def kv_stream(bucket: str) -> str:
 
 @dataclass(frozen=True)
 class Wanted:
-    """One object gamead needs: a stream, a consumer (on ``stream``) or a KV bucket (held by ``stream``)."""
+    """One object gamead needs: a stream, a consumer (on ``stream``) or a KV bucket (held by ``stream``; its
+    ``config`` a :class:`KeyValueConfig`, or the bucket's whole :class:`StreamConfig`)."""
 
     kind: Kind
     name: str
@@ -213,7 +214,8 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
 
 # --- pure comparison ---------------------------------------------------------------------------------------
 
-#: Stream fields gamead updates in place when they differ from its config (JetStream allows the change).
+#: Stream fields gamead updates in place when they differ from its config (JetStream allows the change), and
+#: the keys gamead sets in a stream's ``metadata``.
 STREAM_LIMITS = ("max_msgs", "max_bytes", "max_age", "duplicate_window", "discard", "max_msgs_per_subject")
 #: Consumer fields gamead updates in place (CONSUMER.CREATE of an existing durable updates these).
 CONSUMER_LIMITS = ("ack_wait", "max_deliver", "max_ack_pending")
@@ -256,6 +258,8 @@ def compare_stream(wanted: StreamConfig, have: StreamConfig) -> Difference:
     limits = tuple(k for k in STREAM_LIMITS
                    if getattr(wanted, k) not in (None, 0) and not _same(_enum_value(getattr(have, k)),
                                                                    _enum_value(getattr(wanted, k))))
+    if wanted.metadata and any((have.metadata or {}).get(k) != v for k, v in wanted.metadata.items()):
+        limits += ("metadata",)  # gamead's own keys (the server adds ``_nats.*`` keys of its own)
     return Difference(limits=limits)
 
 
@@ -427,10 +431,9 @@ async def _create(js: JetStreamContext, w: Wanted) -> None:
     if w.kind == "consumer":
         assert isinstance(w.config, ConsumerConfig)
         await js.add_consumer(w.stream, w.config)
-    elif w.kind == "bucket":
-        assert isinstance(w.config, KeyValueConfig)
+    elif isinstance(w.config, KeyValueConfig):  # a bucket as nats-py builds it (ADR-8)
         await js.create_key_value(w.config)
-    else:
+    else:  # a stream, or a bucket given as its full stream config (KV conventions plus gamead's own)
         assert isinstance(w.config, StreamConfig)
         await js.add_stream(w.config)
 
@@ -439,7 +442,10 @@ async def _update_limits(js: JetStreamContext, w: Wanted, have: StreamConfig | C
                          limits: tuple[str, ...]) -> None:
     """Change only ``limits`` of the existing object, keeping every other field as it is."""
     target = w.stream_config() if w.kind != "consumer" else w.config
-    changed = have.evolve(**{k: getattr(target, k) for k in limits})
+    values = {k: getattr(target, k) for k in limits}
+    if "metadata" in values:  # add or change gamead's keys, keep the server's
+        values["metadata"] = {**(getattr(have, "metadata", None) or {}), **(values["metadata"] or {})}
+    changed = have.evolve(**values)
     if w.kind == "consumer":
         await js.add_consumer(w.stream, changed)  # CONSUMER.CREATE on an existing durable updates it
     else:

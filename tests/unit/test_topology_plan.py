@@ -138,3 +138,11 @@ def test_a_bucket_with_another_ttl_only_needs_a_limit_update() -> None:
     diff = compare_stream(registry.stream_config(), have)
     assert diff.incompatible is None and diff.limits == ("max_age",)
     assert kv_stream_config(registry.config).storage == StorageType.MEMORY  # type: ignore[arg-type]
+
+
+def test_gamead_s_metadata_keys_are_a_limit_and_the_server_s_are_ignored() -> None:
+    wanted = replace(stream_config(SETTINGS.queue), metadata={"gamead_key": "60"})
+    have = replace(wanted, metadata={"_nats.req.level": "1", "gamead_key": "60"})
+    assert compare_stream(wanted, have).limits == ()
+    have = replace(wanted, metadata={"_nats.req.level": "1", "gamead_key": "30"})
+    assert compare_stream(wanted, have).limits == ("metadata",)
