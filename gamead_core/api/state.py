@@ -137,7 +137,8 @@ class QueueLink:
             return
 
     def _reconnected(self) -> None:
-        self.last_contact = time.monotonic()
+        # Not contact: a connection the server closes again at once (e.g. a message it refuses, re-sent on
+        # every reconnect) reconnects over and over; only a PING/PONG round trip counts (_keep_contact).
         if self.storage is not None:
             self.storage.reconnected()
 
