@@ -54,6 +54,15 @@ class ApiSettings(_Section):
     keep_alive_timeout: float = Field(
         5.0, gt=0, description="Seconds an idle keep-alive connection is kept open between two requests."
     )
+    nats_unhealthy_after: float = Field(
+        60.0, gt=0, description="`/healthz` fails once NATS has not answered for this many seconds (restart me)."
+    )
+    topology_check_interval: float = Field(
+        5.0, gt=0, description="Seconds between two checks of the JetStream topology (missing objects recreated)."
+    )
+    storage_probe_interval: float = Field(
+        5.0, gt=0, description="Seconds between two probe writes that tell `/readyz` whether JetStream stores writes."
+    )
 
 
 class NatsSettings(_Section):

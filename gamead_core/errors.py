@@ -5,6 +5,8 @@
     GameadError
     ├── ConfigError              bad or contradictory configuration; the process must not start
     ├── QueueUnavailable         NATS / JetStream cannot be reached or did not answer in time
+    │   ├── StorageFailed        JetStream could not store a write: disk, server or account storage full
+    │   └── TopologyMissing      a stream, consumer or bucket gamead needs does not exist (yet)
     ├── TopologyError            a stream, consumer or bucket exists with an incompatible config
     ├── QueueFull                the stream refused a publish because a limit was reached
     ├── NotFound                 an ad (or other record) does not exist
@@ -17,6 +19,9 @@
         └── ApiUnreachable       the API refused the connection or timed out
 
 The HTTP layer maps each class to one status and one stable ``code`` (see ``gamead_core.api.errors``).
+A class with a ``client_message`` shows clients that text instead of ``message``: the message of an error about
+the connection may name servers and URLs, and a client never sees connection details (``message`` is for logs,
+after ``gamead_core.redact.redact_url``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class GameadError(Exception):
     """
 
     code: str = "internal_error"
+    #: what an API client is told instead of ``message`` (None: ``message`` is safe to show)
+    client_message: str | None = None
 
     def __init__(self, message: str, *, details: Any = None) -> None:
         message = redact_text(message)
@@ -52,6 +59,24 @@ class QueueUnavailable(GameadError):
     """NATS JetStream cannot be reached, or did not answer in time. Retrying later may succeed."""
 
     code = "queue_unavailable"
+    client_message = "the queue is unavailable right now; retry after the time in Retry-After"
+
+
+class StorageFailed(QueueUnavailable):
+    """JetStream refused or could not complete a write because its storage is full or failing: the disk, the
+    server's ``max_file_store``/``max_memory_store`` or the account's limit (nats-server error codes 10023,
+    10002, 10047, 10028 and 10077 other than a stream limit). Freeing space lets writes succeed again."""
+
+    code = "storage_failed"
+    client_message = "the queue cannot store new data right now; retry after the time in Retry-After"
+
+
+class TopologyMissing(QueueUnavailable):
+    """A stream, consumer or KV bucket gamead needs does not exist (nats-server codes 10059, 10014 or a
+    missing bucket). The API nodes recreate it within seconds (``gamead_core.queue.topology``)."""
+
+    code = "topology_missing"
+    client_message = "the queue is being repaired; retry after the time in Retry-After"
 
 
 class TopologyError(GameadError):

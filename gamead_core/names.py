@@ -60,6 +60,8 @@ REGISTRY_BUCKET: Final[str] = "gamead_registry"
 #: Leader leases (key ``autoscaler``: which process runs the autoscaler) and the autoscaler's shared state.
 LEASES_BUCKET: Final[str] = "gamead_leases"
 SCALING_BUCKET: Final[str] = "gamead_scaling"
+#: One key per API node, rewritten by its storage probe (does JetStream still store writes?).
+HEALTH_BUCKET: Final[str] = "gamead_health"
 
 # --- headers -----------------------------------------------------------------------------------------
 HDR_MSG_ID: Final[str] = "Nats-Msg-Id"

@@ -15,6 +15,9 @@ Per sample:
 * the DLQ stream's size; the ad-record bucket's keys, bytes and limits; the server's name, version and the
   account's storage use (every 5th sample).
 
+``topology`` and ``storage`` come from the API node's link (its topology watch and storage probe), read from
+memory at answer time.
+
 Counters from many workers are turned into totals that only grow (:class:`MonotonicTotal`), so a worker
 that restarts (its counters back to zero) or leaves never makes a rate negative. Rates "over the last
 minute" are differences of those totals across the ring.
@@ -457,6 +460,10 @@ class StatsSampler:
                 "concurrency": sum(n.concurrency for n in workers),
             },
             "autoscaler": self._extras.get("autoscaler"),
+            # the link's own read-outs: the topology watch (objects missing, incompatible, recreated) and the
+            # storage probe (does JetStream store writes?); None before NATS was first reached
+            "topology": _link_section(self.link, "topology_status"),
+            "storage": _link_section(self.link, "storage_status"),
             # redis_stats(app) gives {cache, redis, ratelimit}: each becomes a top-level section
             **{k: (self._extras.get("cache") or {}).get(k) for k in ("cache", "redis", "ratelimit")},
             "errors": list(self._errors),
@@ -522,6 +529,11 @@ def records_section(info: Any) -> dict[str, Any]:
         "maxAgeSeconds": config.max_age or None,
         "completedMaxAgeSeconds": float(ttl) if ttl else None,
     }
+
+
+def _link_section(link: object, name: str) -> Any:
+    read = getattr(link, name, None)
+    return read() if callable(read) else None
 
 
 __all__ = [

@@ -13,7 +13,7 @@ import pytest
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, start_api, start_worker
 
-pytest_plugins = ["tests.redis_fixtures"]
+pytest_plugins = ["tests.redis_fixtures", "tests.cluster"]
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -19,10 +20,22 @@ from gamead_core.errors import (
     NotFound,
     QueueFull,
     QueueUnavailable,
+    StorageFailed,
     TopologyError,
+    TopologyMissing,
 )
+from gamead_core.redact import redact_url
 
 log = logging.getLogger(__name__)
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"),]+")
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked (:func:`gamead_core.redact.redact_url`): what an
+    error message may carry into a log line."""
+    return _URL.sub(lambda m: redact_url(m.group(0)) or "", text)
+
 
 RETRY_AFTER_SECONDS = 2
 
@@ -32,6 +45,8 @@ STATUS_OF: dict[type[GameadError], int] = {
     Conflict: 409,
     IdempotencyKeyReused: 422,
     QueueFull: 503,
+    StorageFailed: 503,
+    TopologyMissing: 503,
     QueueUnavailable: 503,
     TopologyError: 503,
     ConfigError: 500,
@@ -89,17 +104,28 @@ def validation_message(details: list[dict[str, Any]]) -> str:
     return f"the request is invalid: {shown}{more}"
 
 
+def _poke_storage_probe(request: Request) -> None:
+    link = getattr(request.app.state, "link", None)
+    poke = getattr(link, "poke_storage_probe", None)
+    if poke is not None:
+        poke()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(GameadError)
-    async def _gamead_error(_: Request, exc: GameadError) -> Response:
+    async def _gamead_error(request: Request, exc: GameadError) -> Response:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 500)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         if status >= 500:
-            log.warning("%s: %s", exc.code, exc.message)
+            log.warning("%s: %s", exc.code, mask_urls(exc.message), extra={"error_code": exc.code})
+            if isinstance(exc, QueueUnavailable):  # a failed write may be storage: let the probe look now
+                _poke_storage_probe(request)
+        if exc.client_message is not None:  # the message may name servers: clients get the class's text
+            return error_response(status, exc.code, exc.client_message, None, headers)
         return error_response(status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

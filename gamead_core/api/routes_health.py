@@ -1,4 +1,14 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes (Kubernetes ``livenessProbe`` / ``readinessProbe``). Both answer from memory.
+
+* ``GET /healthz`` — 200 ``{"status": "ok"}`` while the process is alive and has reached NATS within
+  ``api.nats_unhealthy_after`` seconds; else 503 ``nats_unreachable``, so Kubernetes restarts a node that is
+  cut off from NATS for good (a restart re-creates the connection from scratch).
+* ``GET /readyz`` — 200 when every hard check is ``ok`` or ``degraded: …``; else 503 ``not_ready``.
+  Checks: ``nats`` (connected), ``topology`` (the work stream and the ad bucket usable; other objects
+  ``degraded`` while missing or incompatible), ``storage`` (the last probe write was stored), ``redis``
+  (soft: ``degraded`` never makes the node unready). ``repairs`` lists objects the node recreated in the
+  last ten minutes. No check names a server or a URL.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +19,46 @@ from starlette.responses import Response
 router = APIRouter()
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
-async def healthz() -> Response:
-    return Response(b'{"status":"ok"}', media_type="application/json")
+def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+@router.get("/healthz", summary="Liveness: the process answers and has reached NATS recently")
+async def healthz(request: Request) -> Response:
+    link = getattr(request.app.state, "link", None)
+    limit = request.app.state.settings.api.nats_unhealthy_after
+    silent = link.seconds_without_contact() if link is not None else 0.0
+    if silent <= limit:
+        return _json({"status": "ok"})
+    message = (f"NATS has not answered for {silent:.0f} s (api.nats_unhealthy_after = {limit:g} s); "
+               "restarting this process reconnects it from scratch")
+    return _json({"status": "unhealthy",
+                  "error": {"code": "nats_unreachable", "message": message,
+                            "details": {"secondsWithoutNats": round(silent, 1), "unhealthyAfterSeconds": limit}}},
+                 503)
 
 
 #: checks that report but never make the node unready (Redis down = degraded, still serving)
 _SOFT_CHECKS = frozenset({"redis"})
 
 
-@router.get("/readyz", summary="Readiness: NATS reachable and the JetStream topology present")
+def _passes(name: str, value: str) -> bool:
+    return value == "ok" or value.startswith("degraded") or name in _SOFT_CHECKS
+
+
+@router.get("/readyz", summary="Readiness: NATS reachable, JetStream topology usable, storage writable")
 async def readyz(request: Request) -> Response:
-    checks = await request.app.state.link.readiness()
+    link = request.app.state.link
+    checks = link.readiness()
     redis = request.app.state.redis
     checks["redis"] = "disabled" if redis is None else redis.status()
-    ready = all(v == "ok" for k, v in checks.items() if k not in _SOFT_CHECKS)
-    degraded = ready and checks["redis"].startswith("degraded")
+    ready = all(_passes(k, v) for k, v in checks.items())
+    degraded = ready and any(v.startswith("degraded") for v in checks.values())
     body: dict[str, object] = {"status": "degraded" if degraded else "ready" if ready else "unready",
                                "checks": checks}
+    if repairs := link.recent_repairs():
+        body["repairs"] = repairs
     if not ready:
-        failing = "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok" and k not in _SOFT_CHECKS)
+        failing = "; ".join(f"{k}: {v}" for k, v in checks.items() if not _passes(k, v))
         body["error"] = {"code": "not_ready", "message": failing, "details": checks}
-    return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json",
-                    headers=None if ready else {"Retry-After": "2"})
+    return _json(body, 200 if ready else 503, None if ready else {"Retry-After": "2"})

@@ -1,95 +1,198 @@
 """The API node's link to NATS: connected in the background, so the node starts (and answers 503 with a
 clear code) even while NATS is down, and recovers on its own when NATS returns.
+
+Once connected the link runs three small loops, each read by the probes from memory:
+
+* the topology watch (:mod:`gamead_core.queue.watch`): recreates a missing stream, consumer or bucket;
+* the storage probe (:mod:`gamead_core.queue.storage`): does JetStream still store writes? (``/readyz``);
+* the contact check: a PING/PONG round trip (``flush``) every few seconds; ``/healthz`` fails when NATS has
+  not answered for ``api.nats_unhealthy_after`` seconds, so Kubernetes restarts a node cut off for good.
+
+Nothing here puts a URL or credentials in front of a client: ``/readyz`` and error messages say what is
+wrong, not where; logs show URLs through :func:`gamead_core.redact.redact_url` only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
-from gamead_core.errors import GameadError, QueueUnavailable
-from gamead_core.intake import Intake
+from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
+from gamead_core.intake import Accepted, Intake
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.queue.topology import ensure_topology, topology_present
+from gamead_core.queue.storage import StorageProbe
+from gamead_core.queue.watch import TopologyWatch
+from gamead_core.redact import redact_url
+from gamead_core.registry import new_api_node_id
 from gamead_core.store.ads import AdStore
 
 log = logging.getLogger(__name__)
 
 
+class _ObservedIntake:
+    """The submit path, with the outcome of each write told to the storage probe (see
+    :meth:`gamead_core.queue.storage.StorageProbe.observe_write`)."""
+
+    def __init__(self, intake: Intake, link: QueueLink) -> None:
+        self._intake = intake
+        self._link = link
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._intake, name)
+
+    async def submit(self, *args: Any, **kwargs: Any) -> Accepted:
+        """:meth:`Intake.submit` (same arguments), its outcome told to the storage probe."""
+        storage = self._link.storage
+        try:
+            accepted = await self._intake.submit(*args, **kwargs)
+        except QueueUnavailable as exc:
+            nc = self._link.nc
+            # An explicit storage refusal (StorageFailed) is server-wide and the probe sees it too; a write that
+            # JetStream did not answer while the connection is up may be this stream's own write error.
+            unanswered = not isinstance(exc, StorageFailed) and "did not answer in time" in exc.message
+            if storage is not None and unanswered and nc is not None and nc.is_connected:
+                storage.observe_write(exc)
+            raise
+        if storage is not None and not accepted.duplicate:
+            storage.observe_write(None)
+        return accepted
+
+
 class QueueLink:
     """Owns the NATS connection of one API node and the services built on it."""
 
-    def __init__(self, settings: GameadSettings, nats_url: str) -> None:
+    def __init__(self, settings: GameadSettings, nats_url: str, *, node_id: str | None = None) -> None:
         self.settings = settings
         self.url = nats_url
+        self.node_id = node_id or new_api_node_id()
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         self._store: AdStore | None = None
         self._intake: Intake | None = None
         self._dlq: DeadLetters | None = None
         self._ops: DlqOps | None = None
+        self.watch: TopologyWatch | None = None
+        self.storage: StorageProbe | None = None
+        #: why NATS is unavailable, for logs and operator read-outs (``/v1/stats``): URLs redacted
         self.last_error: str | None = "connecting"
         self._task: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
         self.ready = asyncio.Event()
+        #: monotonic time NATS last answered a round trip (the start counts, so a node gets a grace period)
+        self.last_contact = time.monotonic()
 
     async def start(self, wait: float = 5.0) -> None:
         """Start connecting; wait up to ``wait`` seconds for the first connection, then carry on."""
-        self._task = asyncio.create_task(self._connect_forever())
+        self._task = asyncio.create_task(self._connect_forever(), name="gamead-nats-link")
         try:
             await asyncio.wait_for(asyncio.shield(self.ready.wait()), wait)
         except asyncio.TimeoutError:
-            log.warning("NATS not reachable at %s yet (%s); serving 503 until it is", self.url, self.last_error)
+            log.warning("NATS not reachable at %s yet (%s); serving 503 until it is", redact_url(self.url),
+                        self.last_error)
 
     async def _connect_forever(self) -> None:
+        nc: NATS | None = None
         while True:
             try:
-                nc = await connect(self.settings.nats, self.url, name="gamead-api")
+                if nc is None:
+                    nc = await connect(self.settings.nats, self.url, name="gamead-api",
+                                       on_reconnect=self._reconnected)
                 js = nc.jetstream(timeout=self.settings.nats.request_timeout)
-                await ensure_topology(js, self.settings)
+                watch = TopologyWatch(js, self.settings, interval=self.settings.api.topology_check_interval)
+                await watch.check_once(startup=True)  # creates, updates limits, reports; never overwrites
                 store = await AdStore.open(nc, js)
             except GameadError as exc:
                 self.last_error = exc.message
                 await asyncio.sleep(1.0)
                 continue
             except Exception as exc:  # noqa: BLE001 - keep trying; say why on /readyz and in the log
-                self.last_error = repr(exc)
+                self.last_error = type(exc).__name__
                 log.exception("cannot set up the queue link; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            self.nc, self.js, self._store = nc, js, store
+            self.nc, self.js, self._store, self.watch = nc, js, store, watch
             self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout)
             self._dlq = DeadLetters(js)
             self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout)
+            self.storage = StorageProbe(js, self.node_id, interval=self.settings.api.storage_probe_interval,
+                                        timeout=self.settings.nats.request_timeout, on_failure=self._probe_failed)
             self.last_error = None
+            self.last_contact = time.monotonic()
+            self._loops = [
+                asyncio.create_task(watch.run(self._stop), name="gamead-topology-watch"),
+                asyncio.create_task(self.storage.run(self._stop), name="gamead-storage-probe"),
+                asyncio.create_task(self._keep_contact(nc), name="gamead-nats-contact"),
+            ]
             self.ready.set()
-            log.info("connected to NATS at %s", self.url)
+            log.info("connected to NATS at %s", redact_url(self.url))
             return
 
+    def _reconnected(self) -> None:
+        # Not contact: a connection the server closes again at once (e.g. a message it refuses, re-sent on
+        # every reconnect) reconnects over and over; only a PING/PONG round trip counts (_keep_contact).
+        if self.storage is not None:
+            self.storage.reconnected()
+
+    def _probe_failed(self, error: GameadError) -> None:
+        if isinstance(error, TopologyMissing) or "no stream" in error.message:
+            if self.watch is not None:
+                self.watch.poke()  # the probe's own bucket may be gone: let the watch recreate it now
+
+    async def _keep_contact(self, nc: NATS) -> None:
+        """Record every successful PING/PONG round trip in :attr:`last_contact`."""
+        every = max(0.5, min(5.0, self.settings.api.nats_unhealthy_after / 4))
+        while not self._stop.is_set():
+            if nc.is_connected:
+                try:
+                    await nc.flush(timeout=max(1, int(self.settings.nats.request_timeout)))
+                    self.last_contact = time.monotonic()
+                except Exception as exc:  # noqa: BLE001 - no answer is exactly what this measures
+                    log.debug("NATS round trip failed: %r", exc)
+            try:
+                await asyncio.wait_for(self._stop.wait(), every)
+            except asyncio.TimeoutError:
+                pass
+
     async def stop(self) -> None:
+        self._stop.set()
         if self._task:
             self._task.cancel()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), 5)
-            except Exception:  # noqa: BLE001
-                await self.nc.close()
+            except Exception:  # noqa: BLE001 - NATS is gone or slow: close without draining
+                try:
+                    await self.nc.close()
+                except Exception as exc:  # noqa: BLE001 - nats-py can fail writing to a dead socket; we are leaving
+                    log.debug("closing the NATS connection failed: %r", exc)
 
     def _check(self) -> None:
         if self.nc is None or not self.nc.is_connected:
+            # The message is for logs (the URL redacted); clients see QueueUnavailable.client_message.
             reason = self.last_error or "reconnecting"
-            raise QueueUnavailable(f"the queue (NATS at {self.url}) is unavailable: {reason}")
+            raise QueueUnavailable(f"NATS at {redact_url(self.url)} is unavailable: {reason}")
 
     @property
     def intake(self) -> Intake:
+        """The submit path (writes observed by the storage probe)."""
         self._check()
+        report = self.watch.report if self.watch is not None else None
+        if report is not None and report.essential_incompatible:  # never publish into a stream we cannot use
+            raise TopologyError(f"the JetStream topology is not usable: {report.essential_incompatible[0].detail}")
         assert self._intake is not None
-        return self._intake
+        return _ObservedIntake(self._intake, self)  # type: ignore[return-value]
 
     @property
     def store(self) -> AdStore:
@@ -109,10 +212,37 @@ class QueueLink:
         assert self._ops is not None
         return self._ops
 
-    async def readiness(self) -> dict[str, str]:
-        """Named checks for ``/readyz``: ``ok`` or the reason it is not."""
+    def poke_storage_probe(self) -> None:
+        """A write of this node failed: probe storage now rather than at the next tick."""
+        if self.storage is not None:
+            self.storage.poke()
+
+    # --- probes (from memory, no I/O) ---------------------------------------------------------------------------
+
+    def seconds_without_contact(self) -> float:
+        """Seconds since NATS last answered a round trip (or since the process started)."""
+        return time.monotonic() - self.last_contact
+
+    def readiness(self) -> dict[str, str]:
+        """Named checks for ``/readyz``: ``ok``, ``degraded: …`` (reported, still ready) or why not. No URLs."""
         if self.nc is None or not self.nc.is_connected:
-            return {"nats": f"unavailable: {self.last_error or 'reconnecting'}", "topology": "unknown"}
-        assert self.js is not None
-        present = await topology_present(self.js)
-        return {"nats": "ok", "topology": "ok" if present else "missing stream or consumers"}
+            since = self.seconds_without_contact()
+            state = "connecting" if self.nc is None else "reconnecting"
+            return {"nats": f"unavailable: {state} (no answer for {since:.0f} s)", "topology": "unknown",
+                    "storage": "unknown"}
+        return {
+            "nats": "ok",
+            "topology": self.watch.readiness() if self.watch else "unknown",
+            "storage": self.storage.readiness() if self.storage else "unknown",
+        }
+
+    def recent_repairs(self) -> list[dict[str, Any]]:
+        return self.watch.recent_repairs() if self.watch else []
+
+    def topology_status(self) -> dict[str, Any] | None:
+        """The ``topology`` section of ``/v1/stats`` (None before the first connection)."""
+        return self.watch.status() if self.watch else None
+
+    def storage_status(self) -> dict[str, Any] | None:
+        """The ``storage`` section of ``/v1/stats`` (None before the first connection)."""
+        return self.storage.status() if self.storage else None

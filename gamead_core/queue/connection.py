@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -16,13 +16,56 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core.config import NatsSettings
-from gamead_core.errors import QueueFull, QueueUnavailable
+from gamead_core.errors import (
+    Conflict,
+    GameadError,
+    NotFound,
+    QueueFull,
+    QueueUnavailable,
+    StorageFailed,
+    TopologyError,
+    TopologyMissing,
+)
+from gamead_core.redact import redact_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: JetStream API error codes that mean "the stream is at a limit".
-_FULL_CODES = {10077, 10047, 10027}  # maximum messages exceeded, insufficient resources, max bytes
+# JetStream API error codes, from nats-server's ``server/errors.json`` (the ``error_code`` field of an API
+# error; the same numbers appear in the NATS ADRs and the ``nats`` CLI).
+JS_ACCOUNT_RESOURCES_EXCEEDED = 10002  #: "resource limits exceeded for account"
+JS_CLUSTER_NO_PEERS = 10005  #: "{err}", e.g. "no suitable peers for placement, insufficient storage"
+JS_CLUSTER_NOT_AVAILABLE = 10008  #: "JetStream system temporarily unavailable" (no meta leader)
+JS_CONSUMER_NOT_FOUND = 10014  #: "consumer not found"
+JS_INSUFFICIENT_RESOURCES = 10023  #: "insufficient resources" (a publish over the server's storage limit)
+JS_MEMORY_RESOURCES_EXCEEDED = 10028  #: "insufficient memory resources available"
+JS_NO_MESSAGE_FOUND = 10037  #: "no message found"
+JS_SEQUENCE_NOT_FOUND = 10043  #: "sequence {seq} not found"
+JS_STORAGE_RESOURCES_EXCEEDED = 10047  #: "insufficient storage resources available" (creating a stream)
+JS_STREAM_MSG_DELETE_FAILED = 10057  #: "{err}", e.g. "no message found" when deleting a gone message
+JS_STREAM_NAME_EXISTS = 10058  #: "stream name already in use with a different configuration"
+JS_STREAM_NOT_FOUND = 10059  #: "stream not found"
+JS_STREAM_WRONG_LAST_MSG_ID = 10070  #: "wrong last msg ID: {id}"
+JS_STREAM_WRONG_LAST_SEQUENCE = 10071  #: "wrong last sequence: {seq}" (a lost compare-and-set)
+JS_STREAM_STORE_FAILED = 10077  #: "{err}": a stream limit (see _LIMIT_ERRORS) or another store failure
+JS_STREAM_OFFLINE = 10118  #: "stream is offline"
+JS_CONSUMER_OFFLINE = 10119  #: "consumer is offline"
+JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY = 10163  #: "expected last sequence per subject temporarily unavailable"
+JS_STREAM_WRONG_LAST_SEQUENCE_CONSTANT = 10164  #: "wrong last sequence"
+
+#: The ``{err}`` texts of 10077 that mean "this stream is at one of its limits" with ``discard: new``
+#: (nats-server ``server/store.go``: ErrMaxMsgs, ErrMaxBytes, ErrMaxMsgsPerSubject). Anything else under
+#: 10077 is a failed store write.
+_LIMIT_ERRORS = ("maximum messages exceeded", "maximum bytes exceeded", "maximum messages per subject exceeded")
+_STORAGE_CODES = frozenset({
+    JS_ACCOUNT_RESOURCES_EXCEEDED, JS_INSUFFICIENT_RESOURCES, JS_MEMORY_RESOURCES_EXCEEDED,
+    JS_STORAGE_RESOURCES_EXCEEDED,
+})
+_MISSING_CODES = frozenset({JS_STREAM_NOT_FOUND, JS_CONSUMER_NOT_FOUND})
+_CONFLICT_CODES = frozenset({
+    JS_STREAM_WRONG_LAST_SEQUENCE, JS_STREAM_WRONG_LAST_SEQUENCE_CONSTANT, JS_STREAM_WRONG_LAST_MSG_ID,
+})
+_GONE_CODES = frozenset({JS_NO_MESSAGE_FOUND, JS_SEQUENCE_NOT_FOUND})
 
 
 def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
@@ -56,8 +99,10 @@ def connect_options(settings: NatsSettings, url: str, *, name: str) -> dict[str,
     return opts
 
 
-async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: float = 0.0) -> NATS:
-    """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`QueueUnavailable`."""
+async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: float = 0.0,
+                  on_reconnect: Callable[[], None] | None = None) -> NATS:
+    """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`QueueUnavailable` (its message
+    names the URL with credentials masked). ``on_reconnect`` is called each time the client reconnects."""
 
     async def _log_error(exc: Exception) -> None:
         log.warning("nats connection error: %s", exc)
@@ -67,6 +112,8 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
 
     async def _reconnected() -> None:
         log.info("reconnected to NATS")
+        if on_reconnect is not None:
+            on_reconnect()
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + retry_for
@@ -80,26 +127,97 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             )
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             if loop.time() >= deadline:
-                raise QueueUnavailable(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from exc
+                raise QueueUnavailable(
+                    f"cannot connect to NATS at {redact_url(url)}: {exc or type(exc).__name__}"
+                ) from exc
             await asyncio.sleep(0.5)
 
 
+def _describe(exc: nats.js.errors.APIError) -> str:
+    text = getattr(exc, "description", None) or ""
+    code = getattr(exc, "err_code", None)
+    return f"{text} (code {code})" if code else text or type(exc).__name__
+
+
+def is_stream_limit(exc: BaseException) -> bool:
+    """True if ``exc`` is JetStream refusing a write because the stream is at ``max_msgs``, ``max_bytes`` or
+    ``max_msgs_per_subject`` (error 10077 with the limit's text; nats-server ``server/stream.go``)."""
+    return (isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) == JS_STREAM_STORE_FAILED
+            and (getattr(exc, "description", None) or "").lower().startswith(_LIMIT_ERRORS))
+
+
+def _translate_api(exc: nats.js.errors.APIError) -> GameadError:
+    """An error the JetStream API answered with (``{"code", "err_code", "description"}``)."""
+    code = getattr(exc, "err_code", None)
+    if isinstance(exc, nats.js.errors.KeyWrongLastSequenceError) or code in _CONFLICT_CODES:
+        return Conflict(f"the record changed meanwhile: {_describe(exc)}")
+    if isinstance(exc, (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError)) or code in _GONE_CODES:
+        return NotFound("no such record or message")
+    if isinstance(exc, nats.js.errors.BucketNotFoundError):
+        return TopologyMissing(f"a KV bucket gamead needs is missing: {_describe(exc)}")
+    if code in _MISSING_CODES:
+        return TopologyMissing(f"a stream or consumer gamead needs is missing: {_describe(exc)}")
+    if is_stream_limit(exc):
+        return QueueFull(f"the stream is full: {exc.description}")
+    if code == JS_STREAM_STORE_FAILED and "too large" in (getattr(exc, "description", None) or ""):
+        return QueueUnavailable(f"the message is larger than the stream accepts: {_describe(exc)}")
+    if code in _STORAGE_CODES or code == JS_STREAM_STORE_FAILED or (
+            code == JS_CLUSTER_NO_PEERS and "storage" in (getattr(exc, "description", None) or "")):
+        return StorageFailed(f"JetStream could not store the write: {_describe(exc)}")
+    if code == JS_STREAM_NAME_EXISTS:
+        return TopologyError(f"a stream exists with another configuration: {_describe(exc)}")
+    if isinstance(exc, nats.js.errors.NotFoundError):
+        return NotFound(f"not found: {_describe(exc)}")
+    if isinstance(exc, nats.js.errors.ServiceUnavailableError):
+        return QueueUnavailable(f"JetStream is unavailable: {_describe(exc)}")
+    return QueueUnavailable(f"JetStream refused the request: {_describe(exc)}")
+
+
 def translate(exc: BaseException) -> Exception:
-    """Map a nats-py exception to a gamead error (returned, so the caller can ``raise … from exc``)."""
-    if isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in _FULL_CODES:
-        return QueueFull(f"the work queue is full: {exc.description}")
-    if isinstance(exc, nats.js.errors.NoStreamResponseError):
-        return QueueUnavailable("JetStream did not answer: the stream may be missing or the server down")
+    """Map a nats-py exception to the gamead error tree (returned, so the caller can ``raise … from exc``).
+
+    ==========================================================  =============================================
+    nats-py error                                               gamead error
+    ==========================================================  =============================================
+    ``KeyWrongLastSequenceError``, API error 10071/10164/10070  :class:`Conflict` (a lost compare-and-set)
+    ``KeyNotFoundError``, ``KeyDeletedError``, 10037, 10043     :class:`NotFound`
+    ``BucketNotFoundError``, 10059 stream / 10014 consumer      :class:`TopologyMissing` (503)
+    10077 "maximum messages/bytes/… exceeded"                   :class:`QueueFull` (503 ``queue_full``)
+    10077 other, 10023, 10002, 10047, 10028                     :class:`StorageFailed` (503)
+    10005 "no suitable peers…, insufficient storage"            :class:`StorageFailed`
+    10058 "stream name already in use…"                         :class:`TopologyError`
+    other 404                                                   :class:`NotFound`
+    other API errors (503 cluster unavailable, 500, 400)        :class:`QueueUnavailable`
+    timeouts (``nats.errors.TimeoutError``, ``asyncio``'s)      :class:`QueueUnavailable` "did not answer in time"
+    ``NoRespondersError``, ``NoStreamResponseError``            :class:`QueueUnavailable` (JetStream not answering)
+    connection errors (closed, reconnecting, no servers, …)     :class:`QueueUnavailable`
+    ``InvalidKeyError``, ``BadSubjectError``                    :class:`NotFound` (no record can have that id)
+    10077 "message too large", ``MaxPayloadError``               :class:`QueueUnavailable` (over a size limit)
+    any other ``nats.errors.Error``                             :class:`QueueUnavailable`
+    ==========================================================  =============================================
+
+    Never raises itself, whatever attributes the error lacks; a non-NATS exception is returned unchanged
+    (a ``BaseException`` that is not an ``Exception`` as ``RuntimeError``). Messages never contain a URL or
+    credentials (nats-py's texts do not; server texts are JetStream descriptions).
+    """
+    if isinstance(exc, GameadError):
+        return exc
+    if isinstance(exc, nats.js.errors.APIError):
+        return _translate_api(exc)
     if isinstance(exc, (nats.errors.TimeoutError, asyncio.TimeoutError)):
         return QueueUnavailable("NATS did not answer in time")
+    if isinstance(exc, (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError)):
+        return QueueUnavailable("JetStream did not answer: no stream or JetStream server is responding")
+    if isinstance(exc, (nats.js.errors.InvalidKeyError, nats.errors.BadSubjectError)):
+        return NotFound("not a valid id")
+    if isinstance(exc, nats.errors.MaxPayloadError):
+        return QueueUnavailable("the message is larger than the NATS server accepts (max_payload)")
     if isinstance(exc, (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                        nats.errors.NoServersError, nats.errors.OutboundBufferLimitError,
-                        nats.errors.StaleConnectionError, nats.errors.NoRespondersError)):
+                        nats.errors.ConnectionDrainingError, nats.errors.NoServersError,
+                        nats.errors.OutboundBufferLimitError, nats.errors.StaleConnectionError)):
         return QueueUnavailable(f"NATS is unavailable: {type(exc).__name__}")
-    if isinstance(exc, nats.js.errors.ServiceUnavailableError):
-        return QueueUnavailable(f"JetStream is unavailable: {getattr(exc, 'description', None) or exc}")
     if isinstance(exc, nats.errors.Error):
-        return QueueUnavailable(f"NATS error: {exc}")
+        return QueueUnavailable(f"NATS error: {type(exc).__name__}")
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
@@ -143,7 +261,7 @@ async def delete_if_present(js: JetStreamContext, stream: str, seq: int) -> bool
     except nats.js.errors.NotFoundError:
         return False
     except nats.js.errors.APIError as exc:
-        if exc.err_code == 10057 or "not found" in (exc.description or "").lower():
+        if exc.err_code == JS_STREAM_MSG_DELETE_FAILED or "not found" in (exc.description or "").lower():
             return False  # "no message found" / "sequence N not found": someone deleted it first
         raise translate(exc) from exc
     except (nats.errors.Error, asyncio.TimeoutError) as exc:

@@ -1,10 +1,19 @@
-"""Ad records in a JetStream KV bucket, updated by compare-and-set on the entry revision."""
+"""Ad records in a JetStream KV bucket, updated by compare-and-set on the entry revision.
+
+Reads are consistent where it matters. The bucket allows direct gets (``$JS.API.DIRECT.GET``), which any
+replica may answer, including one that has not applied the newest write yet (an R3 cluster answers from
+the fastest replica). So a direct read that finds nothing is confirmed by the stream leader
+(``STREAM.MSG.GET``) before :class:`NotFound` is raised, and a read after a lost compare-and-set asks the
+leader. A record that exists is therefore never reported missing, and :meth:`AdStore.create` raising
+:class:`Conflict` means the leader holds the record (the next read will see it).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -13,11 +22,18 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from gamead_core import names
-from gamead_core.errors import Conflict, NotFound
+from gamead_core.errors import Conflict, GameadError, NotFound
 from gamead_core.models import AdRecord, AdStatus
-from gamead_core.queue.connection import translate
+from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary
 from gamead_core.queue.scan import read_stream
 from gamead_core.store.retention import final_record_ttl
+
+T = TypeVar("T")
+
+#: How often a write answered "expected last sequence per subject temporarily unavailable" (10163: another
+#: write of the same key is being replicated) is retried, and the pause between tries (seconds).
+NOT_READY_RETRIES = 20
+NOT_READY_PAUSE = 0.025
 
 
 def encode(record: AdRecord) -> bytes:
@@ -36,6 +52,23 @@ class Versioned:
     revision: int
 
 
+def _bucket(js: JetStreamContext, *, direct: bool) -> KeyValue:
+    return KeyValue(name=names.ADS_BUCKET, stream=f"KV_{names.ADS_BUCKET}", pre=f"$KV.{names.ADS_BUCKET}.",
+                    js=js, direct=direct)
+
+
+async def _retry_not_ready(write: Callable[[], Awaitable[T]]) -> T:
+    """Run ``write``, retrying while JetStream answers 10163 (a concurrent write of the key is in flight)."""
+    for _ in range(NOT_READY_RETRIES):
+        try:
+            return await write()
+        except nats.js.errors.APIError as exc:
+            if getattr(exc, "err_code", None) != JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY:
+                raise
+            await asyncio.sleep(NOT_READY_PAUSE)
+    return await write()
+
+
 #: statuses no record ever leaves: written with the bucket's per-key TTL (see gamead_core.store.retention)
 FINAL_STATUSES = frozenset({AdStatus.COMPLETED, AdStatus.FAILED})
 #: JetStream's "wrong last sequence" API errors: a compare-and-set put that lost
@@ -43,94 +76,144 @@ _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
 
 class AdStore:
-    """Reads and writes :class:`AdRecord` s. Every NATS error leaves as a gamead error.
+    """Reads and writes :class:`AdRecord` s. Every NATS error leaves as a gamead error (``nats_boundary``).
+
+    Construct without I/O (``AdStore(nc, js)``): a missing bucket shows at first use, as
+    :class:`~gamead_core.errors.TopologyMissing`, until the topology watch has recreated it.
 
     ``final_ttl`` (seconds, or None): the TTL of completed and failed records, read from the bucket by
     :meth:`open`; every write of such a record carries it, so finished ads expire before anything else.
     """
 
-    def __init__(self, nc: NATS, js: JetStreamContext, kv: KeyValue, *, final_ttl: float | None = None) -> None:
+    def __init__(
+        self, nc: NATS, js: JetStreamContext, kv: KeyValue | None = None, *, final_ttl: float | None = None
+    ) -> None:
         self._nc = nc
         self._js = js
-        self._kv = kv
+        self._kv = kv or _bucket(js, direct=True)  #: direct gets: any replica answers
+        self._leader = _bucket(js, direct=False)  #: STREAM.MSG.GET: the stream leader answers
         self.final_ttl = final_ttl
 
     @classmethod
     async def open(cls, nc: NATS, js: JetStreamContext) -> AdStore:
+        """The store of the ad bucket, with the completed-record TTL its metadata names (one
+        ``STREAM.INFO``; a bucket that cannot be read yet means no TTL, and the store still works)."""
         try:
-            kv = await js.key_value(names.ADS_BUCKET)
-            info = await js.stream_info(names.ADS_BUCKET_STREAM)
-        except nats.errors.Error as exc:
-            raise translate(exc) from exc
-        return cls(nc, js, kv, final_ttl=final_record_ttl(info))
+            with nats_boundary():
+                info = await js.stream_info(names.ADS_BUCKET_STREAM)
+        except GameadError:
+            return cls(nc, js)
+        return cls(nc, js, final_ttl=final_record_ttl(info))
 
     def _ttl_of(self, record: AdRecord) -> float | None:
         return self.final_ttl if record.status in FINAL_STATUSES else None
 
-    async def get(self, ad_id: str) -> Versioned:
-        """The record of ``ad_id``; raises :class:`NotFound`."""
+    async def _put(self, record: AdRecord, last: int) -> int:
+        """One compare-and-set put of ``record`` over revision ``last`` (0 = the key must be new), with the
+        final-record TTL when it applies; raises nats-py's ``KeyWrongLastSequenceError`` when it lost."""
+        ttl = self._ttl_of(record)
+        if ttl is None:
+            return await self._kv.update(record.id, encode(record), last=last)
+        try:  # nats-py's kv.update() takes no TTL: the same compare-and-set put, with a Nats-TTL header
+            ack = await self._js.publish(
+                f"$KV.{names.ADS_BUCKET}.{record.id}", encode(record),
+                headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}, msg_ttl=ttl,
+            )
+        except nats.js.errors.APIError as exc:
+            if getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
+                raise nats.js.errors.KeyWrongLastSequenceError(description=exc.description) from exc
+            raise
+        return int(ack.seq)
+
+    async def _entry(self, kv: KeyValue, ad_id: str) -> KeyValue.Entry | None:
+        """The live entry of ``ad_id`` as ``kv`` reads it; None if missing, deleted, purged or expired."""
         try:
-            entry = await self._kv.get(ad_id)
-        except nats.js.errors.KeyNotFoundError as exc:  # also covers deleted / purged keys
-            raise NotFound(f"no ad with id {ad_id!r}") from exc
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+            entry = await kv.get(ad_id)
+        except nats.js.errors.KeyNotFoundError:  # also covers deleted / purged keys
+            return None
         if entry.value is None:  # an expiry marker reads as an entry without a value
+            return None
+        return entry
+
+    async def get(self, ad_id: str, *, consistent: bool = False) -> Versioned:
+        """The record of ``ad_id``; raises :class:`NotFound`.
+
+        A direct read (any replica) first; if it finds nothing, or ``consistent`` is set, the stream leader is
+        asked: a record that exists is never reported missing because a replica lagged.
+        """
+        with nats_boundary():
+            entry = None
+            if not consistent:
+                try:
+                    entry = await self._entry(self._kv, ad_id)
+                except nats.errors.NoRespondersError:  # the stream does not allow direct gets (or is gone)
+                    entry = None
+            if entry is None:
+                entry = await self._entry(self._leader, ad_id)
+        if entry is None:
             raise NotFound(f"no ad with id {ad_id!r}")
-        return Versioned(decode(entry.value), entry.revision or 0)
+        return Versioned(decode(entry.value), entry.revision or 0)  # type: ignore[arg-type]
 
     async def create(self, record: AdRecord) -> int:
-        """Write a new record; raises :class:`Conflict` if the id already exists."""
+        """Write a new record; returns its revision. Raises :class:`Conflict` if the id already has a live
+        record, and then the stream leader holds it (a following :meth:`get` sees it). A key whose record was
+        deleted or purged is written again."""
+        key = record.id
+        with nats_boundary():
+            for _ in range(NOT_READY_RETRIES):
+                try:
+                    return await _retry_not_ready(lambda: self._put(record, 0))
+                except nats.js.errors.KeyWrongLastSequenceError as exc:
+                    if await self._entry(self._leader, key) is not None:
+                        raise Conflict(f"ad {key} already exists") from exc
+                    last = await self._tombstone(key)
+                    if last is not None:  # deleted or purged before: write over the marker
+                        try:
+                            return await self._put(record, last)
+                        except nats.js.errors.KeyWrongLastSequenceError:
+                            continue
+                    await asyncio.sleep(NOT_READY_PAUSE)  # the write that won is not applied yet: look again
+            raise Conflict(f"ad {key} kept changing while being created")
+
+    async def _tombstone(self, key: str) -> int | None:
+        """Revision of the delete/purge marker that ``key`` has at the leader, if that is what it has."""
         try:
-            return await self._kv.create(record.id, encode(record), msg_ttl=self._ttl_of(record))
-        except nats.js.errors.KeyWrongLastSequenceError as exc:
-            raise Conflict(f"ad {record.id} already exists") from exc
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+            await self._leader.get(key)
+        except nats.js.errors.KeyNotFoundError as exc:
+            entry = getattr(exc, "entry", None)
+            return getattr(entry, "revision", None)
+        return None
 
     async def create_nowait(self, record: AdRecord) -> None:
         """Write a new record without waiting for the server's answer (create-only: the server refuses it
         if the key already has a value). Saves a round trip on the submit path; the API publishes the ad
         itself first and awaits that, so a lost record write is recreated by the worker from the message."""
-        try:
+        with nats_boundary():
             await self._nc.publish(  # the KV put subject, without a reply inbox
                 f"$KV.{names.ADS_BUCKET}.{record.id}",
                 encode(record),
                 headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: "0"},
             )
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
 
     async def update(self, record: AdRecord, revision: int) -> int:
-        """Compare-and-set: write ``record`` only if the stored revision is still ``revision``."""
-        ttl = self._ttl_of(record)
-        try:
-            if ttl is None:
-                return await self._kv.update(record.id, encode(record), last=revision)
-            # nats-py's kv.update() takes no TTL: the same compare-and-set put, with a Nats-TTL header
-            ack = await self._js.publish(
-                f"$KV.{names.ADS_BUCKET}.{record.id}", encode(record),
-                headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(revision)}, msg_ttl=ttl,
-            )
-            return int(ack.seq)
-        except nats.js.errors.KeyWrongLastSequenceError as exc:
-            raise Conflict(f"ad {record.id} changed since revision {revision}") from exc
-        except nats.js.errors.APIError as exc:
-            if exc.err_code in _WRONG_LAST_SEQUENCE:
+        """Compare-and-set: write ``record`` only if the stored revision is still ``revision``; returns the new
+        revision. Raises :class:`Conflict` if someone wrote it first."""
+        with nats_boundary():
+            try:
+                return await _retry_not_ready(lambda: self._put(record, revision))
+            except nats.js.errors.KeyWrongLastSequenceError as exc:
                 raise Conflict(f"ad {record.id} changed since revision {revision}") from exc
-            raise translate(exc) from exc
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
 
     async def mutate(
         self, ad_id: str, change: Callable[[AdRecord], AdRecord | None], *, attempts: int = 5
     ) -> Versioned | None:
-        """Read-modify-write with retries on a lost compare-and-set.
+        """Read-modify-write with retries on a lost compare-and-set (each retry reads from the stream leader).
 
         ``change`` returns the new record, or ``None`` to leave it as it is (the call then returns None).
+        Raises :class:`NotFound` or, after ``attempts`` lost races, :class:`Conflict`.
         """
-        for _ in range(attempts):
-            current = await self.get(ad_id)
+        for attempt in range(attempts):
+            current = await self.get(ad_id, consistent=attempt > 0)
             new = change(current.record)
             if new is None:
                 return None
@@ -156,7 +239,7 @@ class AdStore:
         """
         found: list[AdRecord] = []
         async for msg in read_stream(
-            self._js, names.ADS_BUCKET_STREAM, f"$KV.{names.ADS_BUCKET}.>", tail=scan_limit, timeout=timeout
+            self._js, f"KV_{names.ADS_BUCKET}", f"$KV.{names.ADS_BUCKET}.>", tail=scan_limit, timeout=timeout
         ):
             if not msg.data or (msg.headers and msg.headers.get("KV-Operation")):
                 continue  # a delete or purge marker

@@ -15,22 +15,18 @@ as early as a finished one's. Instead:
 
 The completed-record TTL is kept in the bucket's own stream metadata (:data:`~gamead_core.names.
 RECORDS_FINAL_TTL_METADATA`), so every writer (API nodes, workers, whatever their own config says) applies
-the bucket's one policy; :func:`ensure_records_bucket` sets it with the limits, updating a live bucket in
-place like the streams.
+the bucket's one policy; the topology check (:mod:`gamead_core.queue.topology`) sets it with the limits,
+updating a live bucket in place like the streams.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
-import nats.js.errors
-from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 
 from gamead_core import names
 from gamead_core.config import QueueSettings, RecordSettings
-from gamead_core.errors import TopologyError
 
 log = logging.getLogger(__name__)
 
@@ -75,43 +71,3 @@ def final_record_ttl(info: StreamInfo) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
-
-
-async def ensure_records_bucket(
-    js: JetStreamContext, qs: QueueSettings, rs: RecordSettings, created: list[str], updated: list[str]
-) -> None:
-    """Create the bucket, or bring a live one to ``rs`` in place (limits, discard policy, TTL support and the
-    completed-record TTL; the records stay). Raises :class:`TopologyError` for a stream that is not a bucket
-    gamead can use; NATS errors pass through to the caller's boundary."""
-    wanted = records_stream_config(qs, rs)
-    try:
-        info = await js.stream_info(names.ADS_BUCKET_STREAM)
-    except nats.js.errors.NotFoundError:
-        try:
-            await js.add_stream(wanted)
-            created.append(f"bucket {names.ADS_BUCKET}")
-            return
-        except nats.js.errors.BadRequestError as exc:  # lost a creation race: check what the winner made
-            if exc.err_code != 10058:
-                raise
-            info = await js.stream_info(names.ADS_BUCKET_STREAM)
-    have = info.config
-    if list(have.subjects or []) != wanted.subjects or (have.max_msgs_per_subject or 0) < 1:
-        raise TopologyError(
-            f"stream {names.ADS_BUCKET_STREAM} exists but is not the key-value bucket {names.ADS_BUCKET} gamead "
-            f"needs (subjects {have.subjects}); delete it or point gamead at another NATS account"
-        )
-    metadata = dict(have.metadata or {})
-    wanted_ttl = (wanted.metadata or {})[names.RECORDS_FINAL_TTL_METADATA]
-    stale = [k for k in _LIMITS if getattr(have, k) != getattr(wanted, k)]
-    if metadata.get(names.RECORDS_FINAL_TTL_METADATA) != wanted_ttl:
-        stale.append("completed TTL")
-    if not stale:
-        return
-    metadata[names.RECORDS_FINAL_TTL_METADATA] = wanted_ttl
-    await js.update_stream(dataclasses.replace(
-        have, metadata=metadata, **{k: getattr(wanted, k) for k in _LIMITS},
-    ))
-    updated.append(f"bucket {names.ADS_BUCKET}")
-    log.info("records bucket limits updated in place: %s", ", ".join(stale),
-             extra={"max_age": rs.max_age, "max_bytes": rs.max_bytes, "completed_max_age": rs.completed_max_age})

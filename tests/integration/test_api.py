@@ -146,7 +146,7 @@ def test_other_errors_are_json_too(client: httpx.Client, method: str, path: str,
 def test_probes_and_docs(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready == {"status": "ready", "checks": {"nats": "ok", "topology": "ok", "redis": "disabled"}}
+    assert ready == {"status": "ready", "checks": {"nats": "ok", "topology": "ok", "storage": "ok", "redis": "disabled"}}
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     schema = spec["paths"]["/ads"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -12,6 +12,8 @@ from nats.js.api import RetentionPolicy, StreamConfig
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.errors import QueueFull
+from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
 from tests.support import clean_env, gamead_argv
 
@@ -29,7 +31,8 @@ def test_topology_is_created_once_and_then_left_alone(fresh_nats: Callable[[], E
         return first, (second, third), consumers
 
     first, again, consumers = asyncio.run(run())
-    assert len(first.created) == 10  # 3 streams, 5 level consumers, the DLQ mover, the ad bucket
+    # 3 streams, 5 level consumers, the DLQ mover, 5 buckets (ads, registry, leases, scaling, health)
+    assert len(first.created) == 14
     assert all(not r.created and not r.updated for r in again)
     assert consumers == 5
 
@@ -51,3 +54,32 @@ def test_a_worker_refuses_an_incompatible_stream_with_one_clear_line(fresh_nats:
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "retention" in errors[0] and names.ADS_STREAM in errors[0]
+
+
+def test_compatible_limit_changes_are_applied_in_place_and_a_full_stream_is_queue_full(
+    fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    server = fresh_nats()
+
+    async def run() -> tuple[object, object, object, str]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await ensure_topology(js, GameadSettings())
+        for i in range(3):
+            await publish_ad(js, ad_id=f"ad{i}", level=3, payload=b"x" * 500, timeout=2)
+        held = (await js.stream_info(names.ADS_STREAM)).state.bytes
+        report = await ensure_topology(js, GameadSettings(queue={"max_msgs": 10, "max_bytes": held + 10}))
+        config = (await js.stream_info(names.ADS_STREAM)).config
+        try:
+            await publish_ad(js, ad_id="one-too-many", level=3, payload=b"x" * 500, timeout=2)
+        except QueueFull as exc:
+            refused = exc.message
+        else:
+            refused = "accepted"
+        await nc.close()
+        return report.updated, (config.max_msgs, config.max_bytes), held, refused
+
+    updated, limits, held, refused = asyncio.run(run())
+    assert updated == (f"stream {names.ADS_STREAM}",)
+    assert limits == (10, held + 10)  # type: ignore[operator]
+    assert refused == "the stream is full: maximum bytes exceeded"

@@ -1,0 +1,155 @@
+"""The running service heals its own JetStream topology: every API node checks it every
+``api.topology_check_interval`` seconds and recreates a missing stream, consumer or bucket.
+
+Who watches: every API node (there is always one in a gamead deployment; ``gamead up`` runs one). Creation is
+idempotent, so two nodes that see the same object missing both succeed and nothing needs electing. Workers
+check at start-up only (:func:`gamead_core.queue.topology.ensure_topology`); a worker that meets a missing
+consumer skips that level until an API node has recreated it.
+
+Cost: one check is three JetStream API calls (``STREAM.LIST`` and two ``CONSUMER.LIST``), plus two per missing
+object (confirm, create): at the default interval of 5 s, 0.6 calls per second per API node.
+
+A check never overwrites anything that exists: an incompatible object is reported (logged once when it appears
+and once when it is gone, shown in ``/readyz`` and ``/v1/stats``). Limits that differ from the config are
+updated only by the start-up check (``startup=True``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from nats.js import JetStreamContext
+
+from gamead_core.config import GameadSettings
+from gamead_core.errors import GameadError
+from gamead_core.models import utc_iso
+from gamead_core.queue.topology import TopologyReport, check_topology
+
+log = logging.getLogger(__name__)
+
+#: Repairs remembered for ``/v1/stats`` (newest first) and how long ``/readyz`` lists one.
+KEEP_REPAIRS = 20
+RECENT_REPAIR_SECONDS = 600.0
+
+
+class TopologyWatch:
+    """Checks the topology on a schedule (or at once after :meth:`poke`) and remembers what it found and did.
+
+    ``clock`` is wall time (seconds) for the timestamps shown; waiting uses the event loop's clock.
+    """
+
+    def __init__(self, js: JetStreamContext, settings: GameadSettings, *, interval: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.js = js
+        self.settings = settings
+        self.interval = interval
+        self._clock = clock
+        self.report: TopologyReport | None = None
+        self.checked_at: float | None = None
+        self.error: str | None = None  #: why the last check could not run (NATS unreachable…); None if it ran
+        self.repairs: deque[tuple[float, dict[str, Any]]] = deque(maxlen=KEEP_REPAIRS)  #: (when, what), newest first
+        self._problems: dict[str, str | None] = {}
+        self._wake = asyncio.Event()
+        self.checks = 0
+
+    def poke(self) -> None:
+        """Check now rather than at the next tick (e.g. after a call found something missing)."""
+        self._wake.set()
+
+    async def check_once(self, *, startup: bool = False) -> TopologyReport:
+        """One check: create what is missing, report what is incompatible; at start-up also update limits.
+        Raises the gamead error of a failed listing (the caller decides whether to retry)."""
+        try:
+            report = await check_topology(self.js, self.settings, create=True, update=startup)
+        except GameadError as exc:
+            self.error = exc.message
+            raise
+        self.checks += 1
+        self.error = None
+        self.report, self.checked_at = report, self._clock()
+        self._record(report, startup=startup)
+        return report
+
+    def _record(self, report: TopologyReport, *, startup: bool) -> None:
+        for obj in report.objects:
+            fields = {"object_kind": obj.wanted.kind, "object_name": obj.wanted.name}
+            if obj.outcome == "created":
+                if startup:
+                    log.info("created %s", obj.label, extra=fields)
+                else:
+                    log.warning("recreated missing %s", obj.label, extra={**fields, "action": "recreated"})
+                self._repaired(obj.label, "created" if startup else "recreated", None)
+            elif obj.outcome == "updated":
+                log.info("updated %s limits in place: %s", obj.label, obj.detail, extra=fields)
+                self._repaired(obj.label, "updated", obj.detail)
+        problems = {o.label: o.detail for o in report.problems}
+        for obj in report.problems:
+            if self._problems.get(obj.label, "") != obj.detail:  # new, or changed: say it once
+                fields = {"object_kind": obj.wanted.kind, "object_name": obj.wanted.name, "problem": obj.outcome}
+                if obj.outcome == "incompatible":
+                    log.error("%s cannot be used: %s (left as it is; never overwritten)", obj.label, obj.detail,
+                              extra=fields)
+                else:
+                    log.error("%s is missing and could not be created: %s (trying again every %g s)", obj.label,
+                              obj.detail, self.interval, extra=fields)
+        for label in self._problems.keys() - problems.keys():
+            log.info("%s is usable again", label, extra={"object": label})
+        self._problems = problems
+
+    def _repaired(self, label: str, action: str, detail: str | None) -> None:
+        self.repairs.appendleft((self._clock(), {"object": label, "action": action, "detail": detail}))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Check every ``interval`` seconds (sooner when poked) until ``stop`` is set. Never raises."""
+        while not stop.is_set():
+            waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+            _, pending = await asyncio.wait(waiters, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
+            for fut in pending:
+                fut.cancel()
+            self._wake.clear()
+            if stop.is_set():
+                return
+            try:
+                await self.check_once()
+            except GameadError as exc:
+                log.debug("topology check skipped: %s", exc.message)
+            except Exception:  # noqa: BLE001 - the watch must outlive any one bad check
+                log.exception("topology check failed")
+
+    # --- read-outs --------------------------------------------------------------------------------------------
+
+    def readiness(self) -> str:
+        """``/readyz``'s ``topology`` check: ``ok``; ``degraded: …`` when only non-essential objects are
+        unusable (the node still takes submits); ``failing: …`` when the work stream or the ad bucket is."""
+        if self.report is None:
+            return f"unknown: {self.error or 'not checked yet'}"
+        problems = self.report.problems
+        if not problems:
+            return "ok"
+        text = "; ".join(f"{o.label} {'incompatible' if o.outcome == 'incompatible' else 'missing, not created'}: "
+                         f"{o.detail}" for o in problems)
+        return f"degraded: {text}" if self.report.essential_ok else f"failing: {text}"
+
+    def recent_repairs(self) -> list[dict[str, Any]]:
+        """Repairs of the last ten minutes, newest first (for ``/readyz``)."""
+        horizon = self._clock() - RECENT_REPAIR_SECONDS
+        return [{"at": utc_iso(t), **r} for t, r in self.repairs if t >= horizon and r["action"] == "recreated"]
+
+    def status(self) -> dict[str, Any]:
+        """The ``topology`` section of ``/v1/stats``."""
+        report = self.report
+        return {
+            "checkedAt": utc_iso(self.checked_at) if self.checked_at else None,
+            "checkIntervalSeconds": self.interval,
+            "apiCallsPerCheck": report.calls if report else None,
+            "ok": bool(report) and not report.problems,  # type: ignore[union-attr]
+            "error": self.error,
+            "objects": len(report.objects) if report else None,
+            "problems": [o.as_dict() for o in report.problems] if report else [],
+            "repairs": [{"at": utc_iso(t), **r} for t, r in self.repairs],
+        }

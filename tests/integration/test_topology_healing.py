@@ -1,0 +1,173 @@
+"""The running service heals its own JetStream topology (issue 9, item 3): a deleted stream, consumer or bucket
+comes back within seconds, logged with its name and shown in /readyz and /v1/stats; an object that exists with a
+config gamead cannot use is reported and never overwritten. Real nats-server, real API and worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.topology import plan, read_topology, wanted_topology
+from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+
+FAST = {"GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "0.5"}
+WANTED = wanted_topology(GameadSettings())
+
+
+def js_call(url: str, fn: Callable[[Any], Any]) -> Any:
+    """Run ``await fn(js)`` on a connection of the test's own (what an operator's ``nats`` CLI would do)."""
+
+    async def run() -> Any:
+        nc = await nats.connect(url)
+        try:
+            return await fn(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def not_ok(url: str) -> dict[str, str]:
+    """Objects that are not as gamead creates them: label → state."""
+
+    async def check(js: Any) -> dict[str, str]:
+        return {v.wanted.label: v.state for v in plan(WANTED, await read_topology(js)) if v.state != "ok"}
+
+    return js_call(url, check)  # type: ignore[no-any-return]
+
+
+def readyz(client: httpx.Client) -> tuple[int, dict[str, Any]] | None:
+    """(status, body) of /readyz; None while the API is not listening yet."""
+    try:
+        resp = client.get("/readyz")
+    except httpx.TransportError:
+        return None
+    return resp.status_code, resp.json()
+
+
+def log_lines(proc: Proc) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+
+
+async def delete_everything(js: Any) -> None:
+    for level in names.LEVELS:
+        await js.delete_consumer(names.ADS_STREAM, names.level_consumer(level))
+    await js.delete_consumer(names.ADVISORY_STREAM, names.ADVISORY_CONSUMER)
+    for stream in (names.DLQ_STREAM, names.ADVISORY_STREAM, names.ADS_STREAM):
+        await js.delete_stream(stream)
+    for bucket in (names.ADS_BUCKET, names.REGISTRY_BUCKET, names.LEASES_BUCKET, names.SCALING_BUCKET,
+                   names.HEALTH_BUCKET):
+        await js.delete_key_value(bucket)
+
+
+@pytest.fixture(scope="module")
+def lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A NATS server of its own, an API that checks the topology every 0.5 s, and one worker (4 slots)."""
+    logs = tmp_path_factory.mktemp("healing")
+    server = EmbeddedNats(logs / "nats").start()
+    api, url = start_api(server.url, logs, **FAST)
+    worker = start_worker(server.url, logs, concurrency=4)
+    yield {"nats": server, "api": api, "url": url, "worker": worker}
+    worker.stop()
+    api.stop()
+    server.stop()
+
+
+def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]) -> None:
+    server, api, url = lane["nats"], lane["api"], lane["url"]
+    assert not_ok(server.url) == {}
+    js_call(server.url, delete_everything)  # as `nats consumer rm`, `nats stream rm`, `nats kv rm` would
+
+    wait_for(lambda: not_ok(server.url) == {}, timeout=15, what="all 14 objects recreated")
+    recreated = {line.get("object_kind", "") + " " + line.get("object_name", "") for line in log_lines(api)
+                 if line.get("action") == "recreated"}
+    assert recreated == {w.label for w in WANTED}, "one JSON log line per recreated object, named as a field"
+    with httpx.Client(base_url=url, timeout=10) as client:
+        ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r.json(), what="ready again")
+        assert {r["object"] for r in ready["repairs"]} == {w.label for w in WANTED}
+        topology = wait_for(lambda: (t := client.get("/v1/stats").json()["topology"])["apiCallsPerCheck"] == 3
+                            and t, what="a quiet check: STREAM.LIST + 2 x CONSUMER.LIST")
+        assert topology["ok"] and {r["object"] for r in topology["repairs"]} == {w.label for w in WANTED}
+        assert client.post("/ads", json=ad("After the repair")).status_code == 202
+
+
+def test_a_deleted_level_consumer_comes_back_and_every_level_runs(lane: dict[str, Any]) -> None:
+    """The issue's example: `nats consumer rm GAMEAD_ADS gamead-p3` stalled p1 and p3 (0 of 5 each in 30 s)."""
+    server, url = lane["nats"], lane["url"]
+    js_call(server.url, lambda js: js.delete_consumer(names.ADS_STREAM, "gamead-p3"))
+    with httpx.Client(base_url=url, timeout=10) as client:
+        ids = []
+        for i in range(5):
+            for priority in (1, 3):
+                resp = client.post("/ads", json=ad(f"Level {priority} ad {i}", priority))
+                assert resp.status_code == 202
+                ids.append(resp.json()["id"])
+        done = [wait_terminal(client, ad_id, timeout=30)["status"] for ad_id in ids]
+    assert done == ["completed"] * 10, "5 of 5 p1 and 5 of 5 p3 ads completed"
+    assert not_ok(server.url) == {}
+
+
+def test_an_incompatible_consumer_is_reported_and_never_overwritten(lane: dict[str, Any]) -> None:
+    server, api, url = lane["nats"], lane["api"], lane["url"]
+    squatter = ConsumerConfig(durable_name="gamead-p3", filter_subject=names.level_subject(3),
+                              deliver_subject="somebody.else", ack_policy=AckPolicy.EXPLICIT)
+
+    async def replace_with_push_consumer(js: Any) -> bool:
+        try:
+            await js.delete_consumer(names.ADS_STREAM, "gamead-p3")
+            await js.add_consumer(names.ADS_STREAM, squatter)
+        except nats.js.errors.APIError:
+            return False  # the watch recreated gamead's consumer in between: try again
+        return True
+
+    wait_for(lambda: js_call(server.url, replace_with_push_consumer), what="a push consumer named gamead-p3")
+    with httpx.Client(base_url=url, timeout=10) as client:
+        ready = wait_for(lambda: (r := client.get("/readyz").json())["status"] == "degraded" and r,
+                         timeout=10, what="/readyz degraded")
+        assert ready["checks"]["topology"].startswith("degraded: consumer gamead-p3 incompatible")
+        assert "push consumer" in ready["checks"]["topology"]
+        problems = wait_for(lambda: client.get("/v1/stats").json()["topology"]["problems"], what="stats problem")
+        assert [(p["object"], p["state"]) for p in problems] == [("consumer gamead-p3", "incompatible")]
+        assert client.post("/ads", json=ad("Still accepted", 1)).status_code == 202  # not essential: serving
+        wait_for(lambda: client.get("/v1/stats").json()["topology"]["checkedAt"] is not None, what="checks")
+    info = js_call(server.url, lambda js: js.consumer_info(names.ADS_STREAM, "gamead-p3"))
+    assert info.config.deliver_subject == "somebody.else", "the watch never overwrote it"
+    errors = [line for line in log_lines(api) if line["level"] == "ERROR" and line.get("object_name") == "gamead-p3"]
+    assert len(errors) == 1, "reported once, not on every check"
+    js_call(server.url, lambda js: js.delete_consumer(names.ADS_STREAM, "gamead-p3"))  # the operator's fix
+    wait_for(lambda: not_ok(server.url) == {}, timeout=10, what="gamead-p3 recreated as gamead's")
+    with httpx.Client(base_url=url, timeout=10) as client:
+        wait_for(lambda: client.get("/readyz").json()["status"] == "ready", what="ready again")
+
+
+def test_an_api_facing_an_incompatible_work_stream_says_so_and_never_publishes_into_it(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    js_call(server.url, lambda js: js.add_stream(StreamConfig(
+        name=names.ADS_STREAM, subjects=[names.ADS_SUBJECT_WILDCARD], retention=RetentionPolicy.LIMITS)))
+    api, url = start_api(server.url, tmp_path, ready=False)
+    procs.append(api)
+    with httpx.Client(base_url=url, timeout=10) as client:
+        status, ready = wait_for(lambda: (r := readyz(client)) and r[1]["checks"]["nats"] == "ok" and r,
+                                 timeout=30, what="/readyz answering with NATS connected")
+        assert status == 503
+        assert ready["checks"]["topology"].startswith(f"failing: stream {names.ADS_STREAM} incompatible")
+        assert "retention" in ready["checks"]["topology"]
+        resp = client.post("/ads", json=ad("Refused"))
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "topology_error"
+    info = js_call(server.url, lambda js: js.stream_info(names.ADS_STREAM))
+    assert info.config.retention == RetentionPolicy.LIMITS and info.state.messages == 0
+    startup = [line for line in log_lines(api) if line["level"] == "ERROR" and line.get("object_name") == names.ADS_STREAM]
+    assert len(startup) == 1 and "retention" in startup[0]["message"]

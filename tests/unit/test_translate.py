@@ -1,0 +1,133 @@
+"""Pure: every nats-py error class (and every JetStream error code gamead meets) leaves the NATS boundary as
+the right gamead error, and never carries a URL or credentials. Codes from nats-server ``server/errors.json``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats.errors
+import nats.js.errors as jse
+import pytest
+
+from gamead_core.errors import (
+    Conflict,
+    GameadError,
+    NotFound,
+    QueueFull,
+    QueueUnavailable,
+    StorageFailed,
+    TopologyError,
+    TopologyMissing,
+)
+from gamead_core.queue.connection import is_stream_limit, nats_boundary, translate
+
+
+def api(cls: type[jse.APIError], code: int, err_code: int, description: str) -> jse.APIError:
+    return cls(code=code, err_code=err_code, description=description)
+
+
+CASES: list[tuple[BaseException, type[GameadError]]] = [
+    # a lost compare-and-set
+    (jse.KeyWrongLastSequenceError("wrong last sequence: 7"), Conflict),
+    (api(jse.BadRequestError, 400, 10071, "wrong last sequence: 7"), Conflict),
+    (api(jse.BadRequestError, 400, 10164, "wrong last sequence"), Conflict),
+    (api(jse.BadRequestError, 400, 10070, "wrong last msg ID: x"), Conflict),
+    # a key or message that is not there
+    (jse.KeyNotFoundError(), NotFound),
+    (jse.KeyDeletedError(), NotFound),
+    (api(jse.NotFoundError, 404, 10037, "no message found"), NotFound),
+    (api(jse.BadRequestError, 400, 10043, "sequence 9 not found"), NotFound),
+    (jse.NotFoundError(), NotFound),
+    (jse.InvalidKeyError(), NotFound),
+    (nats.errors.BadSubjectError(), NotFound),
+    # topology missing
+    (jse.BucketNotFoundError(), TopologyMissing),
+    (api(jse.NotFoundError, 404, 10059, "stream not found"), TopologyMissing),
+    (api(jse.NotFoundError, 404, 10014, "consumer not found"), TopologyMissing),
+    # a stream at its limit (discard: new) - the publish ack of a full stream
+    (api(jse.ServiceUnavailableError, 503, 10077, "maximum messages exceeded"), QueueFull),
+    (api(jse.ServiceUnavailableError, 503, 10077, "maximum bytes exceeded"), QueueFull),
+    (api(jse.ServiceUnavailableError, 503, 10077, "maximum messages per subject exceeded"), QueueFull),
+    # storage full or failing
+    (api(jse.ServiceUnavailableError, 503, 10023, "insufficient resources"), StorageFailed),
+    (api(jse.BadRequestError, 400, 10002, "resource limits exceeded for account"), StorageFailed),
+    (api(jse.ServerError, 500, 10047, "insufficient storage resources available"), StorageFailed),
+    (api(jse.ServerError, 500, 10028, "insufficient memory resources available"), StorageFailed),
+    (api(jse.ServiceUnavailableError, 503, 10077, "write: no space left on device"), StorageFailed),
+    (api(jse.BadRequestError, 400, 10005, "no suitable peers for placement, insufficient storage"), StorageFailed),
+    (api(jse.BadRequestError, 400, 10005, "no suitable peers for placement"), QueueUnavailable),
+    # incompatible topology
+    (api(jse.BadRequestError, 400, 10058, "stream name already in use with a different configuration"),
+     TopologyError),
+    # JetStream unavailable or refusing
+    (api(jse.ServiceUnavailableError, 503, 10008, "JetStream system temporarily unavailable"), QueueUnavailable),
+    (api(jse.ServerError, 500, 10118, "stream is offline"), QueueUnavailable),
+    (api(jse.ServiceUnavailableError, 503, 10163, "expected last sequence per subject temporarily unavailable"),
+     QueueUnavailable),
+    (api(jse.ServiceUnavailableError, 503, 10077, "message too large"), QueueUnavailable),
+    (jse.ServiceUnavailableError(), QueueUnavailable),
+    (jse.APIError(), QueueUnavailable),
+    (jse.NoStreamResponseError(), QueueUnavailable),
+    (nats.errors.NoRespondersError(), QueueUnavailable),
+    # timeouts
+    (nats.errors.TimeoutError(), QueueUnavailable),
+    (jse.FetchTimeoutError(), QueueUnavailable),
+    (nats.errors.FlushTimeoutError(), QueueUnavailable),
+    (asyncio.TimeoutError(), QueueUnavailable),
+    # the connection
+    (nats.errors.ConnectionClosedError(), QueueUnavailable),
+    (nats.errors.ConnectionReconnectingError(), QueueUnavailable),
+    (nats.errors.ConnectionDrainingError(), QueueUnavailable),
+    (nats.errors.NoServersError(), QueueUnavailable),
+    (nats.errors.StaleConnectionError(), QueueUnavailable),
+    (nats.errors.UnexpectedEOF(), QueueUnavailable),
+    (nats.errors.OutboundBufferLimitError(), QueueUnavailable),
+    (nats.errors.MaxPayloadError(), QueueUnavailable),
+    (nats.errors.AuthorizationError(), QueueUnavailable),
+    (jse.TooManyStalledMsgsError(), QueueUnavailable),
+]
+
+
+@pytest.mark.parametrize(("exc", "expected"), CASES, ids=lambda v: type(v).__name__ if isinstance(v, BaseException)
+                         else v.__name__)
+def test_translate_maps_each_nats_error_to_its_gamead_error(exc: BaseException, expected: type[GameadError]) -> None:
+    got = translate(exc)
+    assert type(got) is expected, f"{exc!r} → {got!r}"
+    assert "nats://" not in got.message and "@" not in got.message
+
+
+def test_only_the_limit_texts_of_10077_are_a_full_stream() -> None:
+    assert is_stream_limit(api(jse.ServiceUnavailableError, 503, 10077, "maximum bytes exceeded"))
+    assert not is_stream_limit(api(jse.ServiceUnavailableError, 503, 10077, "no space left on device"))
+    assert not is_stream_limit(api(jse.ServiceUnavailableError, 503, 10047, "maximum messages exceeded"))
+    assert not is_stream_limit(jse.KeyNotFoundError())
+
+
+def test_the_boundary_chains_the_original_error() -> None:
+    with pytest.raises(QueueFull) as caught, nats_boundary():
+        raise api(jse.ServiceUnavailableError, 503, 10077, "maximum messages exceeded")
+    assert isinstance(caught.value.__cause__, jse.ServiceUnavailableError)
+    with pytest.raises(Conflict), nats_boundary():
+        raise jse.KeyWrongLastSequenceError("wrong last sequence: 3")
+
+
+def test_gamead_errors_and_foreign_errors_pass_through() -> None:
+    mine = NotFound("x")
+    assert translate(mine) is mine
+    other = ValueError("y")
+    assert translate(other) is other
+    assert isinstance(translate(KeyboardInterrupt()), RuntimeError)
+
+
+def test_errors_about_the_connection_show_clients_no_details() -> None:
+    for cls in (QueueUnavailable, StorageFailed, TopologyMissing):
+        err = cls("cannot connect to NATS at nats://user:PW@nats-0.internal:4222")
+        assert err.client_message and "nats" not in err.client_message.lower()
+        assert err.client_message != err.message
+
+
+def test_error_messages_logged_by_the_api_have_credentials_masked() -> None:
+    from gamead_core.api.errors import mask_urls
+
+    text = "the queue (NATS at nats://u:PW@h:4222,nats://TOKEN@h2:4222) is unavailable"
+    assert mask_urls(text) == "the queue (NATS at nats://u:***@h:4222,nats://***@h2:4222) is unavailable"
