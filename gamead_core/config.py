@@ -68,12 +68,18 @@ class FaultSettings(_Section):
     mode: Literal["retryable", "permanent", "crash", "hang"] = Field(
         "retryable", description="retryable error, permanent error, crash (hard exit) or hang (past task_timeout)."
     )
+    attempts: int = Field(
+        0, ge=0, description="Only the first N attempts of a matching ad can fail (0 = every attempt)."
+    )
 
 
 class WorkerSettings(_Section):
     concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once.")
     drain_timeout: float = Field(25.0, ge=0, description="Seconds to finish in-flight ads on SIGTERM.")
-    max_attempts: int = Field(5, ge=1, le=100, description="Deliveries before an ad goes to the DLQ.")
+    max_attempts: int = Field(
+        5, ge=1, le=100,
+        description="Analysis attempts (not deliveries) an ad may use before it goes to the DLQ.",
+    )
     task_timeout: float = Field(60.0, gt=0, description="Seconds one analysis may take; longer is a failed attempt.")
     backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
     backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")

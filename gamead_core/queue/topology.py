@@ -48,7 +48,11 @@ def stream_config(qs: QueueSettings) -> StreamConfig:
     )
 
 
-def consumer_config(level: int, qs: QueueSettings, max_deliver: int = -1) -> ConsumerConfig:
+def consumer_config(level: int, qs: QueueSettings) -> ConsumerConfig:
+    """The durable pull consumer of one level. No delivery limit (``max_deliver = -1``): a delivery lost to
+    our storage, a shutdown or another ad's crash is not an analysis attempt, so the analysis budget
+    (``worker.max_attempts``) is kept in the ad's record instead (gamead_core.worker.budget), and JetStream
+    never strands a message past its consumer."""
     name = names.level_consumer(level)
     return ConsumerConfig(
         durable_name=name,
@@ -58,7 +62,7 @@ def consumer_config(level: int, qs: QueueSettings, max_deliver: int = -1) -> Con
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=qs.ack_wait,
-        max_deliver=max_deliver,
+        max_deliver=-1,
         max_ack_pending=MAX_ACK_PENDING,
         max_waiting=512,
     )
@@ -144,7 +148,7 @@ def mover_consumer_config() -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=names.ADVISORY_CONSUMER,
         name=names.ADVISORY_CONSUMER,
-        description="moves ads whose last delivery was never acknowledged into the DLQ",
+        description="unused since the level consumers have no delivery limit (kept for older deployments)",
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=30.0,
@@ -162,9 +166,8 @@ async def ensure_topology(js: JetStreamContext, settings: GameadSettings) -> Top
         await _ensure_stream(js, stream_config(qs), created, updated)
         await _ensure_stream(js, dlq_stream_config(settings.dlq, qs), created, updated)
         await _ensure_stream(js, advisory_stream_config(qs), created, updated)
-        max_deliver = settings.worker.max_attempts
         for level in names.LEVELS:
-            await _ensure_consumer(js, names.ADS_STREAM, consumer_config(level, qs, max_deliver), created, updated)
+            await _ensure_consumer(js, names.ADS_STREAM, consumer_config(level, qs), created, updated)
         await _ensure_consumer(js, names.ADVISORY_STREAM, mover_consumer_config(), created, updated)
         try:
             await js.key_value(names.ADS_BUCKET)
