@@ -66,6 +66,7 @@ WaitingSince = Callable[[str, int, float], Awaitable[float | None]]
 class _Health:
     failing: bool = False
     reason: str = ""
+    in_pull: bool = False  # the failure was the pull itself: only a pull answered normally clears it
     backoff: float = _LEVEL_BACKOFF
     retry_at: float = 0.0  # monotonic
 
@@ -143,8 +144,9 @@ class AgingPuller:
     def failing_levels(self) -> list[int]:
         return [lvl for lvl, h in self._health.items() if h.failing]
 
-    def _level_failed(self, level: int, reason: str) -> None:
+    def _level_failed(self, level: int, reason: str, *, in_pull: bool = False) -> None:
         health = self._health[level]
+        health.in_pull = in_pull
         if not health.failing or health.reason != reason:
             log.warning("priority %d cannot be read (%s); serving the other levels, retrying it with back-off",
                         level, reason, extra={"priority": level})
@@ -154,9 +156,9 @@ class AgingPuller:
         health.failing, health.reason = True, reason
         health.retry_at = time.monotonic() + health.backoff
 
-    def _level_ok(self, level: int) -> None:
+    def _level_ok(self, level: int, *, by_pull: bool = False) -> None:
         health = self._health[level]
-        if health.failing:
+        if health.failing and (by_pull or not health.in_pull):
             log.info("priority %d can be read again", level, extra={"priority": level})
             self._health[level] = _Health()
 
@@ -247,19 +249,21 @@ class AgingPuller:
                 msg = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 if not got:
-                    self._level_failed(level, "its pull request was not answered")
+                    self._level_failed(level, "its pull request was not answered", in_pull=True)
                 break
             status = msg.headers.get(_STATUS) if msg.headers else None
             if status:
-                if status not in ("404", "408"):
+                if status in ("404", "408"):  # no (more) messages: a normal answer
+                    self._level_ok(level, by_pull=True)
+                else:
                     description = (msg.headers.get("Description", "") if msg.headers else "") or "refused"
                     if status == "503":
                         description = f"consumer {names.level_consumer(level)} does not answer (missing?)"
-                    self._level_failed(level, f"pull answered {status} {description}")
+                    self._level_failed(level, f"pull answered {status} {description}", in_pull=True)
                 break
             got.append(msg)
         if got:
-            self._level_ok(level)
+            self._level_ok(level, by_pull=True)
         return got
 
     async def pull(self, free: int) -> list[Msg]:

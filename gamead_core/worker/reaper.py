@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,17 +44,25 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, GameadError, NotFound
 from gamead_core.models import AdError, AdRecord, AdStatus
+from gamead_core.queue.dlq import DeadLetters
 from gamead_core.registry import HeldAd, NodeInfo, Registry
 from gamead_core.scaling.lease import LeaseKeeper
 from gamead_core.scaling.store import open_bucket
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import death_verdict, held_state, nak_window_open
+from gamead_core.worker.mover import SWEEP_EVERY, sweep
 
 log = logging.getLogger(__name__)
 
-#: The reaper lease lasts this many heartbeat intervals (a dead reaper is replaced within it).
+#: The reaper lease lasts this many heartbeat intervals (a dead reaper is replaced within it), and at most
+#: half the registry TTL, so a new reaper still sees the entry of a reaper that died holding ads.
 LEASE_INTERVALS = 3.0
+
+
+def reaper_lease_ttl(heartbeat_interval: float, registry_ttl: float) -> float:
+    """The reaper lease TTL: ``min(3 × heartbeat interval, registry TTL / 2)`` (pure)."""
+    return min(LEASE_INTERVALS * heartbeat_interval, registry_ttl / 2)
 
 
 @dataclass
@@ -200,15 +209,19 @@ async def run_reaper(
     nc: NATS, js: JetStreamContext, store: AdStore, registry: Registry, settings: GameadSettings, me: str,
     stop: asyncio.Event,
 ) -> None:
-    """While holding the reaper lease, watch the registry and recover the ads of dead workers. Never raises."""
+    """While holding the reaper lease, watch the registry and recover the ads of dead workers, and sweep the
+    work stream for stranded messages every ``SWEEP_EVERY`` s (:mod:`gamead_core.worker.mover`). Never raises."""
     interval = settings.registry.heartbeat_interval
     keeper: LeaseKeeper | None = None
     seen: dict[str, NodeInfo] = {}
+    loop = asyncio.get_running_loop()
+    next_sweep = loop.time() + random.uniform(5.0, SWEEP_EVERY)
     while not stop.is_set():
         try:
             if keeper is None:
                 kv = await open_bucket(js, names.LEASES_BUCKET, "gamead leader leases", settings.queue.replicas)
-                keeper = LeaseKeeper(kv, me, LEASE_INTERVALS * interval, key=names.REAPER_LEASE)
+                ttl = reaper_lease_ttl(interval, settings.registry.ttl)
+                keeper = LeaseKeeper(kv, me, ttl, key=names.REAPER_LEASE)
             await keeper.step()
             if keeper.is_leader:
                 nodes = {n.id: n for n in await registry.list() if n.role == "worker"}
@@ -219,6 +232,9 @@ async def run_reaper(
                             continue
                     await recover(nc, store, dead, settings)
                 seen = nodes
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + SWEEP_EVERY
+                    await sweep(js, store, DeadLetters(js), settings)
             else:
                 seen = {}
         except asyncio.CancelledError:
@@ -233,4 +249,4 @@ async def run_reaper(
         await keeper.release()
 
 
-__all__ = ["Recovery", "adopt_predecessor", "deaths", "recover", "run_reaper"]
+__all__ = ["Recovery", "adopt_predecessor", "deaths", "reaper_lease_ttl", "recover", "run_reaper"]
