@@ -290,11 +290,19 @@ class Worker:
 
     # --- our storage ---------------------------------------------------------------------------------
     def _storage_failed(self, exc: GameadError) -> float:
-        """Note a storage failure; returns the back-off (seconds) before trying again. Pulls pause as long."""
+        """Note a storage failure; returns the seconds before trying again. Pulls pause as long. The pause
+        doubles (``STORAGE_BACKOFF`` … ``STORAGE_BACKOFF_CAP``) once per round, not once per failed ad; the
+        outage is logged when it starts, not for every ad."""
         self.stats.storage_failures += 1
         self.stats.last_error = f"storage: {exc.message}"
+        now = asyncio.get_running_loop().time()
+        if now < self._paused_until:  # another ad of the same round
+            return self._paused_until - now
+        if not self._storage_backoff:
+            log.warning("our storage is failing (%s): ads are handed back uncharged and pulls pause, retrying "
+                        "with back-off", exc.message)
         self._storage_backoff = min(STORAGE_BACKOFF_CAP, max(STORAGE_BACKOFF, self._storage_backoff * 2))
-        self._paused_until = asyncio.get_running_loop().time() + self._storage_backoff
+        self._paused_until = now + self._storage_backoff
         return self._storage_backoff
 
     def _storage_ok(self) -> None:
@@ -309,7 +317,7 @@ class Worker:
                 result = await self._shielded(write())
             except STORAGE_ERRORS as exc:
                 delay = self._storage_failed(exc)
-                log.warning("cannot record an outcome (%s); retrying in %.1fs", exc.message, delay)
+                log.debug("cannot record an outcome (%s); retrying in %.1fs", exc.message, delay)
                 await asyncio.sleep(delay)
                 continue
             self._storage_ok()
@@ -382,8 +390,8 @@ class Worker:
         except _StorageDown as exc:
             # Nothing was charged: hand it back after a back-off, and pull nothing new meanwhile.
             delay = self._storage_failed(QueueUnavailable(str(exc)))
-            log.warning("ad %s: our storage failed (%s); handed back uncharged, retry in %.1fs", ad_id, exc,
-                        delay, extra={"ad_id": ad_id})
+            log.debug("ad %s: our storage failed (%s); handed back uncharged, retry in %.1fs", ad_id, exc,
+                      delay, extra={"ad_id": ad_id})
             try:
                 await self._shielded(msg.nak(delay=delay))
             except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
