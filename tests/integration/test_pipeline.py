@@ -69,6 +69,60 @@ def test_an_old_low_priority_ad_is_served_before_fresh_urgent_ones(lane: dict, p
     assert _started(client, [old, *fresh])[0] == old
 
 
+def test_a_retried_ad_keeps_its_place_behind_a_steady_stream_of_urgent_ads(lane: dict, procs: list[Proc]) -> None:
+    """Issue 9 item 2. One slot, saturated by a steady stream of p1 ads (a new one every 80 ms, 100 ms of
+    analysis each); a p5 ad fails its first attempt and is retried after a backoff of at most 0.5 s.
+    Before: aging read only never-delivered ads, so the retry ran after the stream ended (44 s in the
+    issue). Now its wait counts from when the retry became due (``retryAt``), so it runs before every p1
+    ad that became due more than (5 − 1) × aging_step after it (aging_step 0.25 s here, plus 0.5 s for the
+    cached view and the analysis in progress): the README's bound, checked on the records' own times. (The
+    stream outpaces the slot, so in seconds the wait also holds the p1 backlog that was due before it.)"""
+    client, nats_url = lane["client"], lane["nats"].url
+    step = 0.25
+    procs.append(start_worker(
+        nats_url, lane["logs"], concurrency=1, GAMEAD_QUEUE__AGING_STEP=str(step),
+        GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="100", GAMEAD_WORKER__BACKOFF_BASE="0.5",
+        GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MATCH="^Retried",
+        GAMEAD_WORKER__FAULTS__ATTEMPTS="1",
+    ))
+    stream: list[str] = []
+    running = threading.Event()
+    running.set()
+
+    def urgent_stream() -> None:
+        with httpx.Client(base_url=lane["url"], timeout=10) as c:
+            for i in range(100):  # 8 s
+                if not running.is_set():
+                    return
+                stream.append(_submit(c, f"Urgent {i}", 1))
+                time.sleep(0.08)  # the load's own pace, not a wait for state
+
+    feeder = threading.Thread(target=urgent_stream)
+    feeder.start()
+    try:
+        wait_for(lambda: len(stream) >= 5, what="the urgent stream to run")
+        retried = _submit(client, "Retried Later", 5)
+        watch = KvWatch(nats_url, retried)
+        try:
+            record = wait_terminal(client, retried, timeout=30)
+        finally:
+            watch.close()
+    finally:
+        running.clear()
+        feeder.join(30)
+    assert record["status"] == "completed" and record["attempts"] == 2
+    due = datetime.fromisoformat(next(w["retryAt"] for w in watch.writes if w.get("retryAt")))
+    rerun = datetime.fromisoformat(record["startedAt"])
+    bound = 4 * step + 0.5
+    later = [client.get(f"/ads/{i}").json() for i in stream]
+    later = [r for r in later if (datetime.fromisoformat(r["submittedAt"]) - due).total_seconds() > bound]
+    print(f"retry due → started {(rerun - due).total_seconds():.2f}s (bound {bound:g}s); "
+          f"{len(later)} p1 ads submitted after the bound")
+    assert later, "the urgent stream must outlast the bound for the check to mean anything"
+    overtaken = [r["id"] for r in later if r.get("startedAt") and datetime.fromisoformat(r["startedAt"]) < rerun]
+    assert not overtaken, f"{len(overtaken)} p1 ads due more than {bound}s after the retry ran before it"
+
+
 class KvWatch:
     """Counts, from a plain NATS subscription, every write of one ad's record (KV puts are publishes)."""
 
