@@ -3,13 +3,18 @@
 gamead's level consumers have no delivery limit (``max_deliver = -1``; the analysis budget lives in the
 record, see :mod:`gamead_core.worker.budget`), so JetStream never gives up on an ad. A consumer with a
 finite ``max_deliver`` (made by an older gamead, or edited by hand) does: after the last delivery it drops
-the message from its pending list and moves its ack floor past it, leaving it in the work-queue stream
-where no consumer delivers it again — with or without a record.
+the message from its pending list, and the message stays in the work-queue stream where no consumer
+delivers it again — with or without a record. (Measured on nats-server 2.15: the consumer's ack floor does
+not move past it, so the floor alone does not tell.)
 
-The test is exact and needs no record: in a work-queue stream an acknowledged message is deleted, so a
-message of level ``p`` still in the stream **at or below the ack floor** of consumer ``gamead-p<p>`` is
-stranded. :func:`sweep` finds every such message (``get_msg(next=True)`` from the start of the level up
-to the floor) and, for each:
+The count is exact and needs no record: on a level, every message in the stream is either new
+(``num_pending``), delivered and not yet acknowledged (``num_ack_pending``: in flight or due back), or
+stranded. So ``stranded = messages on the level subject − num_pending − num_ack_pending``
+(:func:`stranded_count`; one ``stream_info`` with a subject filter and one ``consumer_info`` per level —
+what ``gamead doctor`` can report as "past its consumer's delivery budget"). Which ones: the messages at or
+below the consumer's delivered sequence are the delivered ones; when none of them is pending
+(``num_ack_pending`` = 0) they are all stranded, otherwise the stale ones are (their record has not moved
+for longer than any lease, backoff or analysis could take). :func:`sweep` settles each:
 
 * record final → the message is a leftover: deleted;
 * record missing → created from the message first (the ad was acknowledged with 202);
@@ -23,10 +28,12 @@ The reaper (one worker, :func:`gamead_core.worker.reaper.run_reaper`) runs it ev
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import nats.js.errors
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
@@ -97,25 +104,64 @@ async def settle_stranded(
     await delete_if_present(js, names.ADS_STREAM, seq)
 
 
-async def stranded(js: JetStreamContext, level: int, limit: int = SWEEP_BATCH) -> list[int]:
-    """Sequences of the messages of ``level`` at or below its consumer's ack floor (stranded), oldest first."""
-    out: list[int] = []
+async def stranded_count(js: JetStreamContext, level: int) -> tuple[int, ConsumerInfo | None]:
+    """How many messages of ``level`` its consumer gave up on (see the module doc), and the consumer info
+    it was computed with (None, and 0, when the consumer is missing)."""
     with nats_boundary():
         try:
             info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
         except nats.js.errors.NotFoundError:
-            return out  # the consumer is missing (the topology check recreates it)
-    floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
-    seq = 0
-    while len(out) < limit and seq < floor:
+            return 0, None  # the consumer is missing (the topology check recreates it)
+        stream = await js.stream_info(names.ADS_STREAM, subjects_filter=names.level_subject(level))
+    total = int((stream.state.subjects or {}).get(names.level_subject(level), 0))
+    return max(0, total - int(info.num_pending or 0) - int(info.num_ack_pending or 0)), info
+
+
+def _stale(record: AdRecord | None, published: float, now: float, settings: GameadSettings) -> bool:
+    """No delivery can still be pending for this ad: nothing moved for longer than a lease, the longest
+    backoff and an analysis could take (plus a minute)."""
+    q, w = settings.queue, settings.worker
+    quiet = q.ack_wait + w.backoff_cap + w.task_timeout + 60.0
+    if record is None:
+        return now - published > quiet
+    last = max(t.timestamp() for t in (record.submitted_at, record.started_at, record.retry_at) if t is not None)
+    return now - last > quiet
+
+
+async def stranded(
+    js: JetStreamContext, level: int, settings: GameadSettings | None = None, store: AdStore | None = None,
+    limit: int = SWEEP_BATCH,
+) -> list[int]:
+    """Sequences of the stranded messages of ``level``, oldest first (at most ``limit``, and never more than
+    :func:`stranded_count`). While some delivery of the level is pending, only messages whose record is
+    stale count (``settings`` and ``store`` are needed for that; without them none is named)."""
+    count, info = await stranded_count(js, level)
+    if not count or info is None:
+        return []
+    delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0
+    exact = not info.num_ack_pending
+    if not exact and (settings is None or store is None):
+        return []
+    out: list[int] = []
+    seq, now = 0, time.time()
+    while len(out) < min(limit, count) and seq < delivered:
         with nats_boundary():
             try:
                 raw = await js.get_msg(names.ADS_STREAM, seq=seq + 1, subject=names.level_subject(level), next=True)
             except nats.js.errors.NotFoundError:
                 break
         seq = raw.seq or 0
-        if not seq or seq > floor:
+        if not seq or seq > delivered:
             break
+        if not exact:
+            assert settings is not None and store is not None
+            try:
+                record: AdRecord | None = (await store.get((raw.headers or {}).get(names.HDR_AD_ID, ""))).record
+            except NotFound:
+                record = None
+            published = raw.time.timestamp() if raw.time is not None else now
+            if not _stale(record, published, now, settings):
+                continue
         out.append(seq)
     return out
 
@@ -124,7 +170,7 @@ async def sweep(js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings
     """Find and settle every stranded message of every level (up to ``SWEEP_BATCH`` per level)."""
     report = SweepReport()
     for level in names.LEVELS:
-        for seq in await stranded(js, level):
+        for seq in await stranded(js, level, settings, store):
             await settle_stranded(js, store, dlq, settings, seq, report)
     if report.total:
         log.warning("sweep: %d stranded ad(s) queued again, %d dead-lettered, %d leftovers removed",
@@ -132,4 +178,4 @@ async def sweep(js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings
     return report
 
 
-__all__ = ["SWEEP_EVERY", "SweepReport", "settle_stranded", "stranded", "sweep"]
+__all__ = ["SWEEP_EVERY", "SweepReport", "settle_stranded", "stranded", "stranded_count", "sweep"]

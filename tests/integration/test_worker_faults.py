@@ -367,3 +367,58 @@ def test_a_full_disk_charges_no_attempt_and_after_a_restart_everything_completes
             proc.stop(timeout=10)
         server.stop()
         subprocess.run(["umount", str(store)], capture_output=True, timeout=30)
+
+
+def test_the_sweep_puts_back_every_message_a_consumer_gave_up_on_with_or_without_its_record(lane: Lane) -> None:
+    """Issue 9 item 4, the sweep. A level consumer with a finite ``max_deliver`` (as an older gamead made
+    them, or an operator's edit) gives up on 3 ads whose deliveries were never acknowledged: they stay in
+    the work stream, where no consumer delivers them again. Of the 3, one has no record and one has used
+    its whole analysis budget. The sweep finds all 3 from stream state alone: the one whose
+    budget is spent goes to the DLQ, the other two (the record-less one recreated from its message) are
+    queued again and complete once the consumer is put back to gamead's config."""
+    from gamead_core.config import GameadSettings
+    from gamead_core.models import AdStatus
+    from gamead_core.queue.dlq import DeadLetters
+    from gamead_core.queue.topology import consumer_config, ensure_topology
+    from gamead_core.store.ads import AdStore
+    from gamead_core.worker.mover import stranded, sweep
+
+    ids = [lane.submit(f"Given Up {i}", priority=4) for i in range(3)]
+    settings = GameadSettings()
+
+    async def strand() -> list[int]:
+        nc = await nats.connect(lane.nats.url)
+        js = nc.jetstream()
+        try:
+            old = consumer_config(4, settings.queue)
+            old.max_deliver, old.ack_wait = 1, 1.0
+            await js.add_consumer(names.ADS_STREAM, old)  # what an older gamead configured
+            sub = await js.pull_subscribe_bind(names.level_consumer(4), names.ADS_STREAM)
+            msgs = await sub.fetch(3, timeout=5)  # delivered once, never acknowledged
+            assert len(msgs) == 3
+            store = await AdStore.open(nc, js)
+            kv = await js.key_value(names.ADS_BUCKET)
+            await kv.delete(ids[0])  # no record
+            spent = (await store.get(ids[1])).record.model_copy(
+                update={"attempts": settings.worker.max_attempts, "status": AdStatus.PROCESSING})
+            await kv.put(ids[1], spent.model_dump_json(exclude_none=True).encode())
+            found: list[int] = []
+            for _ in range(100):  # JetStream gives up at its next look at the pending list
+                found = await stranded(js, 4)
+                if len(found) == 3:
+                    break
+                await asyncio.sleep(0.1)
+            report = await sweep(js, store, DeadLetters(js), settings)
+            assert (report.requeued, report.dead_lettered) == (2, 1), report
+            assert await stranded(js, 4) == []
+            await ensure_topology(js, settings)  # back to max_deliver -1
+            return found
+        finally:
+            await nc.close()
+
+    assert len(asyncio.run(strand())) == 3
+    lane.worker("w1", concurrency=2)
+    records = [wait_terminal(lane.http, i, timeout=20) for i in ids]
+    assert [r["status"] for r in records] == ["completed", "dead", "completed"]
+    assert records[1]["error"]["errorClass"] == "WorkerLost"
+    assert [e["adId"] for e in lane.http.get("/v1/dlq").json()["items"]] == [ids[1]]
