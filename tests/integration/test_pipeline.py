@@ -212,6 +212,7 @@ def test_work_not_finished_within_the_drain_timeout_is_handed_back_at_once(lane:
     # ack_wait is 30 s by default: finishing well before it proves the ad was nak'ed, not timed out
     assert time.monotonic() - handed_back_at < 15
     assert record["status"] == "completed" and record["workerId"] == "next"
+    assert record["attempts"] == 1, "a shutdown hand-back is not an analysis attempt"
 
 
 def test_nats_down_gives_503_queue_unavailable_and_recovers(
