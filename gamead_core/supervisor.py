@@ -58,6 +58,10 @@ class Supervisor:
 
     on_event: Callable[[str], None] = field(default=lambda msg: log.info(msg))
     children: dict[str, Child] = field(default_factory=dict)
+    #: Called once per death, as soon as :meth:`poll` notices it and before the restart is scheduled, with
+    #: the child (its ``pid`` still the dead process's) and its exit code (negative: killed by that
+    #: signal). E.g. the local scaler hands a dead worker's ads to the others (gamead_core.worker.reaper).
+    on_exit: Callable[[Child, int], None] | None = None
 
     def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Child:
         child = Child(name, argv, env, log_path)
@@ -95,6 +99,11 @@ class Supervisor:
                 child.restart_at = now + delay
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
                 self.on_event(f"{child.name} (pid {child.proc.pid}) died with {how}; restarting in {delay:.1f}s")
+                if self.on_exit is not None:
+                    try:
+                        self.on_exit(child, code)
+                    except Exception:  # noqa: BLE001 - a failing hook must not stop the supervision
+                        log.exception("on_exit hook failed for %s", child.name)
             elif now >= child.restart_at:
                 child.restarts += 1
                 self._spawn(child)

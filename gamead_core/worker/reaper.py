@@ -189,6 +189,24 @@ async def adopt_predecessor(
     return await recover(nc, store, previous, settings)
 
 
+async def recover_exited(
+    nc: NATS, js: JetStreamContext, settings: GameadSettings, worker_id: str, pid: int
+) -> Recovery | None:
+    """A supervisor saw worker ``worker_id`` (process ``pid``) die: recover what its registry entry says it
+    held, if the entry is still that process's. For :meth:`gamead_core.scaling.local.LocalScaler.attach_recovery`.
+    Never raises (logs instead)."""
+    try:
+        registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
+                            timeout=settings.nats.request_timeout)
+        entry, _ = await registry.lookup(worker_id)
+        if entry is None or entry.pid != pid or entry.role != "worker":
+            return None
+        return await recover(nc, await AdStore.open(nc, js), entry, settings)
+    except Exception as exc:  # noqa: BLE001 - the worker's next incarnation or the reaper will try again
+        log.warning("could not recover what worker %s held: %s", worker_id, getattr(exc, "message", None) or exc)
+        return None
+
+
 def _same_incarnation(a: NodeInfo, b: NodeInfo) -> bool:
     return (a.host, a.pid, a.started_at) == (b.host, b.pid, b.started_at)
 
@@ -249,4 +267,4 @@ async def run_reaper(
         await keeper.release()
 
 
-__all__ = ["Recovery", "adopt_predecessor", "deaths", "reaper_lease_ttl", "recover", "run_reaper"]
+__all__ = ["Recovery", "adopt_predecessor", "deaths", "reaper_lease_ttl", "recover", "recover_exited", "run_reaper"]
