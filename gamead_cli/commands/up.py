@@ -91,6 +91,12 @@ async def _autoscale(settings: GameadSettings, scaling: AutoscalerSettings, nats
     try:
         link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout), ready=asyncio.Event())
         link.ready.set()
+        # a worker that dies has its held ads handed to the others at once (gamead_core.worker.reaper)
+        from functools import partial
+
+        from gamead_core.worker.reaper import recover_exited
+
+        scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
         autoscaler = Autoscaler(
             scaling, link, node_id=new_holder_id("up"), backend=scaler, registry_settings=settings.registry,
             stream_replicas=settings.queue.replicas, request_timeout=settings.nats.request_timeout,
