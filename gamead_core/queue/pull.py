@@ -14,7 +14,8 @@ Two kinds of ads wait in a level, and the view sees both:
   delivery, so the view reads the level's oldest *unacknowledged* messages (from the consumer's ack floor,
   at most ``DUE_PROBE`` of them, skipping the worker's own) and asks ``waiting_since`` (the worker reads
   the ad's record: its ``retryAt``) since when each has been due. Answers are cached: an ad in a worker's
-  hands for ``_BUSY_TTL``, a retry not yet due until it is. A pull of the level then gets the due
+  hands for ``_BUSY_TTL``, a retry not yet due until it is, and a level is looked at no more than once
+  per ``DUE_REFRESH`` (its finding reused meanwhile, the wait growing). A pull of the level then gets the due
   redelivery first (JetStream serves redeliveries before new messages), and its wait counts from when it
   became due: a retried ad keeps its place in the aging order.
 
@@ -51,6 +52,9 @@ _STATUS = "Status"
 _PULL_TIMEOUT = 1.0
 #: Most unacknowledged messages per level the view looks at for due redeliveries.
 DUE_PROBE = 4
+#: A level's due redeliveries are looked for at most this often (seconds); in between, the last finding
+#: is reused (its wait growing with the clock): a few reads per level per second, whatever the load.
+DUE_REFRESH = 1.0
 #: How long "this ad is in a worker's hands" is believed before the record is read again.
 _BUSY_TTL = 1.0
 _LEVEL_BACKOFF = 0.5
@@ -103,6 +107,7 @@ class AgingPuller:
         self._swept_at = 0.0
         self._health: dict[int, _Health] = {lvl: _Health() for lvl in names.LEVELS}
         self._verdicts: dict[int, _Verdict] = {}
+        self._due_seen: dict[int, tuple[float, int, float]] = {}  # level → (monotonic at, due, oldest due epoch)
 
     async def start(self) -> None:
         for level in names.LEVELS:
@@ -175,7 +180,15 @@ class AgingPuller:
             self._level_failed(level, getattr(exc, "message", None) or str(exc) or type(exc).__name__)
             return None
         self._level_ok(level)
-        due, due_age = await self._due(level, d, now) if d.in_flight and self._waiting_since else (0, 0.0)
+        due, due_age = 0, 0.0
+        if d.in_flight and self._waiting_since is not None:
+            mono = time.monotonic()
+            seen = self._due_seen.get(level)
+            if seen is None or mono - seen[0] >= DUE_REFRESH:
+                due, due_age = await self._due(level, d, now)
+                self._due_seen[level] = (mono, due, now - due_age)
+            else:
+                due, due_age = seen[1], (now - seen[2]) if seen[1] else 0.0
         return LevelHead(level, d.waiting, d.oldest_age or 0.0, d.in_flight, due, due_age)
 
     async def _due(self, level: int, d: LevelDepth, now: float) -> tuple[int, float]:
@@ -288,12 +301,17 @@ class AgingPuller:
             got.extend(msgs)
             head = self._heads.get(level)
             if head is not None:  # a short answer means the level is drained
+                taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1))
+                if level in self._due_seen and taken_due:
+                    at, due, since = self._due_seen[level]
+                    self._due_seen[level] = (at, max(0, due - taken_due), since)
                 if len(msgs) == want:
-                    taken_due = min(head.due, len(msgs))
                     head = replace(head, due=head.due - taken_due,
                                    pending=max(0, head.pending - (len(msgs) - taken_due)))
                 else:
                     head = replace(head, pending=0, due=0)
+                    if level in self._due_seen:
+                        self._due_seen[level] = (self._due_seen[level][0], 0, 0.0)
                 self._heads[level] = head
             for msg in msgs:
                 self._verdicts.pop(msg.metadata.sequence.stream, None)
