@@ -59,7 +59,7 @@ from gamead_core.store.ads import AdStore, Versioned, decode
 from gamead_core.worker.analyzer import analyze
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import (
-    budget_spent, delivery_id, lost_attempt, lost_error, superseded, waiting_since,
+    budget_spent, delivery_id, lost_attempt, lost_error, parse_delivery, superseded, waiting_since,
 )
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.faults import Fault, pick_fault
@@ -353,7 +353,8 @@ class Worker:
                 await self._shielded(msg.ack())
                 return
             if superseded(record, delivery):
-                settled = True  # a later delivery owns the ad (we were cut off): leave it to that one
+                settled = True
+                await self._stale(msg, record, delivery)
                 return
             if budget_spent(record, self.settings.worker.max_attempts):
                 settled = True
@@ -373,6 +374,8 @@ class Worker:
                         await self._shielded(msg.ack())
                     elif state == "spent":
                         await self._give_up(msg, current.record, delivery)
+                    else:
+                        await self._stale(msg, current.record, delivery)
                     return
                 if suspect:
                     log.info("ad %s runs alone: it was in flight on a worker that died", ad_id,
@@ -416,6 +419,14 @@ class Worker:
             except Conflict:
                 pass
             return await store.get(ad_id)
+
+    async def _stale(self, msg: Msg, record: AdRecord, delivery: str) -> None:
+        """The record names a later delivery than ours. Of the same message: someone else holds it now (our
+        lease lapsed), so leave the message to them. Of a later message (a replay or a sweep published the
+        ad again): ours is an obsolete copy, acknowledged so it leaves the stream."""
+        if parse_delivery(record.delivery)[0] != parse_delivery(delivery)[0]:
+            self.stats.skipped += 1
+            await self._shielded(msg.ack())
 
     async def _not_an_ad(self, msg: Msg, why: str) -> None:
         """A work-stream message no API published (no ad id, or a body that is not an ad record): without a
