@@ -96,12 +96,18 @@ class FaultSettings(_Section):
     mode: Literal["retryable", "permanent", "crash", "hang"] = Field(
         "retryable", description="retryable error, permanent error, crash (hard exit) or hang (past task_timeout)."
     )
+    attempts: int = Field(
+        0, ge=0, description="Only the first N attempts of a matching ad can fail (0 = every attempt)."
+    )
 
 
 class WorkerSettings(_Section):
     concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once.")
     drain_timeout: float = Field(25.0, ge=0, description="Seconds to finish in-flight ads on SIGTERM.")
-    max_attempts: int = Field(5, ge=1, le=100, description="Deliveries before an ad goes to the DLQ.")
+    max_attempts: int = Field(
+        5, ge=1, le=100,
+        description="Analysis attempts (not deliveries) an ad may use before it goes to the DLQ.",
+    )
     task_timeout: float = Field(60.0, gt=0, description="Seconds one analysis may take; longer is a failed attempt.")
     backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
     backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")
@@ -190,8 +196,16 @@ class RecordSettings(_Section):
         7 * 86400, ge=1, description="Seconds a completed or failed record is kept (default 7 days)."
     )
     max_bytes: int = Field(
-        4 * 1024**3, ge=1024**2, description="Most bytes the bucket holds; past it the oldest records go first."
+        4 * 1024**3, ge=-1, description="Most bytes the bucket holds; past it the oldest records go first "
+        "(-1 = unlimited). JetStream reserves it from the server's file store (max_file_store)."
     )
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _unlimited_or_a_mebibyte(cls, value: int) -> int:
+        if value != -1 and value < 1024**2:
+            raise ValueError("must be -1 (unlimited) or at least 1 MiB (1048576)")
+        return value
 
     @model_validator(mode="after")
     def _completed_within_max_age(self) -> RecordSettings:

@@ -119,6 +119,12 @@ class AdRecord(BaseModel):
     first_failure_at: datetime | None = None
     retry_at: datetime | None = None  #: when the next attempt is due, while retrying
     replay_of: int | None = None  #: DLQ sequence this record was last replayed from
+    #: The delivery that last started an analysis: ``"<stream seq>.<delivery count>"`` of its message. Tells a
+    #: delivery that is still running from one that was lost (a worker died), and which worker held it.
+    delivery: str | None = None
+    #: True after the ad was in flight on a worker that died: it next runs alone on its worker, so a crash
+    #: then is its own (see gamead_core.worker.budget).
+    suspect: bool | None = None
 
 
 class DlqEntry(BaseModel):

@@ -59,6 +59,8 @@ RECORDS_FINAL_TTL_METADATA: Final[str] = "gamead_final_record_ttl"
 REGISTRY_BUCKET: Final[str] = "gamead_registry"
 #: Leader leases (key ``autoscaler``: which process runs the autoscaler) and the autoscaler's shared state.
 LEASES_BUCKET: Final[str] = "gamead_leases"
+#: Key (in LEASES_BUCKET) of the lease held by the one worker that hands back the ads of dead workers.
+REAPER_LEASE: Final[str] = "reaper"
 SCALING_BUCKET: Final[str] = "gamead_scaling"
 #: One key per API node, rewritten by its storage probe (does JetStream still store writes?).
 HEALTH_BUCKET: Final[str] = "gamead_health"
@@ -70,6 +72,23 @@ HDR_AD_ID: Final[str] = "Gamead-Ad-Id"
 HDR_EXPECTED_LAST_SUBJECT_SEQ: Final[str] = "Nats-Expected-Last-Subject-Sequence"
 
 # --- JetStream API ---------------------------------------------------------------------------------
+
+
+def is_work_ack_subject(subject: str) -> bool:
+    """True for the reply subject of a delivery from a level consumer of the work stream
+    (``$JS.ACK[.<domain>.<account hash>].GAMEAD_ADS.gamead-p<N>.<delivered>.<sseq>.<cseq>.<ts>.<pending>…``):
+    the only subjects gamead sends a ``nak`` to on behalf of a dead worker (read from its heartbeat)."""
+    tokens = subject.split(".")
+    if len(tokens) < 9 or len(subject) > 512 or tokens[:2] != ["$JS", "ACK"]:
+        return False
+    if any(not t or "*" in t or ">" in t or not t.isprintable() or " " in t for t in tokens):
+        return False
+    try:
+        i = tokens.index(ADS_STREAM, 2)
+    except ValueError:
+        return False
+    return (len(tokens) >= i + 7 and tokens[i + 1] in {level_consumer(lvl) for lvl in LEVELS}
+            and all(t.isdigit() for t in tokens[i + 2:i + 7]))
 
 
 def pull_next_subject(stream: str, consumer: str) -> str:

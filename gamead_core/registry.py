@@ -73,6 +73,16 @@ class Percentiles(BaseModel):
     count: int = 0
 
 
+class HeldAd(BaseModel):
+    """One ad a worker holds: pulled and not yet settled (acknowledged or handed back)."""
+
+    model_config = _WIRE
+
+    ad_id: str
+    delivery: str  #: ``"<stream seq>.<delivery count>"`` (see gamead_core.worker.budget.delivery_id)
+    ack_subject: str  #: the delivery's reply subject: whoever notices the worker's death ``nak``\ s it there
+
+
 class NodeInfo(BaseModel):
     """One heartbeat: who the node is and how it is doing. camelCase on the wire."""
 
@@ -95,6 +105,10 @@ class NodeInfo(BaseModel):
     last_progress_at: datetime | None = None
     state: State = "ok"
     task_timeout: float | None = None  #: the node's own ``worker.task_timeout`` (for the stuck check)
+    #: A worker's held ads (written before their analyses start), so that whoever notices its death can
+    #: hand them to other workers at once (gamead_core.worker.reaper).
+    holding: list[HeldAd] = []
+    ack_wait: float | None = None  #: the worker's ``queue.ack_wait`` (when its ads return by themselves)
 
 
 # --- pure decisions -----------------------------------------------------------------------------------
@@ -174,6 +188,8 @@ def worker_node_info(worker: Worker, *, draining: bool = False, now: float | Non
         last_progress_at=_at(stats.last_progress),
         task_timeout=worker.settings.worker.task_timeout,
         state="draining" if draining else "ok",
+        holding=worker.holding(),
+        ack_wait=worker.settings.queue.ack_wait,
     )
     if not draining:
         info.state = node_state(info, info.heartbeat_at, worker.settings.worker.task_timeout)
@@ -287,6 +303,33 @@ class Registry:
             await kv.put(node_key(info.id), info.model_dump_json().encode())
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise self._failed(exc) from exc
+
+    async def put_nowait(self, info: NodeInfo) -> None:
+        """Send ``info`` as the node's entry without waiting for the server's answer (a plain publish to the
+        KV subject). Messages from one connection are applied in order, so a request sent after this call
+        (e.g. the record write before an analysis) reaches the server after it. Does nothing before the
+        bucket was opened. Never raises: the next periodic beat repairs a lost one."""
+        if self._kv is None:
+            return
+        try:
+            await self._nc.publish(f"{self.prefix}{node_key(info.id)}", info.model_dump_json().encode())
+        except Exception as exc:  # noqa: BLE001 - best effort; the periodic beat follows
+            log.debug("early heartbeat failed: %r", exc)
+
+    async def lookup(self, node_id: str) -> tuple[NodeInfo | None, bool]:
+        """``(entry, deleted)`` for ``node_id``: its current entry (None when there is none), and whether
+        the last thing written under its key was a deletion (a clean shutdown) rather than nothing at all
+        (never written, or expired: the node went silent)."""
+        kv = await self.open()
+        try:
+            entry = await kv.get(node_key(node_id))
+        except nats.js.errors.KeyDeletedError:
+            return None, True
+        except nats.js.errors.KeyNotFoundError:
+            return None, False
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise self._failed(exc) from exc
+        return (_decode(entry.value) if entry.value else None), False
 
     async def delete(self, node_id: str) -> None:
         kv = await self.open()
@@ -429,6 +472,7 @@ async def _settle(task: asyncio.Task[None], timeout: float) -> None:
 
 
 __all__ = [
+    "HeldAd",
     "NodeInfo",
     "Percentiles",
     "Registry",

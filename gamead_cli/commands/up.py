@@ -12,6 +12,7 @@ Example: gamead up --workers 2 --max-workers 6 --port 8080
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import os
 import signal
 import sys
@@ -235,6 +236,10 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
                                    ready=asyncio.Event())
             link.ready.set()
+            # a worker that dies has its held ads handed to the others at once (gamead_core.worker.reaper)
+            from gamead_core.worker.reaper import recover_exited
+
+            scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
             autoscaler = Autoscaler(
                 scaling, link, node_id=new_holder_id("up"), backend=scaler, registry_settings=settings.registry,
                 stream_replicas=settings.queue.replicas, request_timeout=settings.nats.request_timeout,

@@ -1,9 +1,20 @@
 """Priority with aging: which level a worker should pull from next. Pure functions, no I/O.
 
-Each non-empty level scores ``level − head_age / aging_step``; the lowest score wins, ties go to the more
-urgent level. An ad therefore climbs one level per ``aging_step`` seconds of waiting: a priority-5 ad that
-has waited ``4 × aging_step`` competes with a fresh priority-1 ad, and one that has waited longer beats it.
-Nothing starves.
+Each level that has work scores ``level − wait / aging_step``, where ``wait`` is how long its most
+patient ad has been due; the lowest score wins, ties go to the more urgent level. An ad therefore climbs
+one level per ``aging_step`` seconds of waiting: a priority-5 ad that has waited ``4 × aging_step``
+competes with a fresh priority-1 ad, and one that has waited longer beats it. Nothing starves.
+
+A level has two kinds of waiting ads, and both age:
+
+* **new** ads (``pending``, never delivered): the oldest is the next undelivered message (``head_age``);
+* **due redeliveries** (``due``): retries whose backoff has passed, ads handed back by a worker that shut
+  down or died. JetStream hands these out first on a pull of their level, and their wait counts from the
+  moment they became due (the record's ``retryAt``), so a retried ad keeps its place.
+
+The bound that follows (stated in the README): an ad that became due at priority ``p`` is served before
+every ad of priority ``q < p`` that became due more than ``(p − q) × aging_step`` after it — the order of
+``due time + level × aging_step``, earliest first.
 """
 
 from __future__ import annotations
@@ -14,12 +25,27 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class LevelHead:
-    """What a worker knows about one level: how many ads wait and how old the oldest is."""
+    """What a worker knows about one level: how many ads wait and how long the most patient one has."""
 
     level: int
-    pending: int
-    head_age: float  # seconds the oldest waiting ad has waited; 0 if unknown
+    pending: int  # new ads, never delivered
+    head_age: float  # seconds the oldest new ad has waited; 0 if unknown
     unacked: int = 0  # delivered but not acknowledged: in flight, or due back (timed out / nak'ed)
+    due: int = 0  # delivered ads known to be due for redelivery now (a lower bound)
+    due_age: float = 0.0  # seconds the longest-due of them has been due
+
+    @property
+    def waiting(self) -> int:
+        """Ads a pull of this level could hand out now (new ones plus known due redeliveries)."""
+        return self.pending + self.due
+
+    @property
+    def wait(self) -> float:
+        """Seconds the most patient waiting ad of this level has waited (0 when none waits)."""
+        ages = ([max(self.head_age, 0.0)] if self.pending > 0 else []) + (
+            [max(self.due_age, 0.0)] if self.due > 0 else []
+        )
+        return max(ages, default=0.0)
 
 
 def level_score(level: int, head_age: float, aging_step: float) -> float:
@@ -30,10 +56,10 @@ def level_score(level: int, head_age: float, aging_step: float) -> float:
 
 
 def pull_order(heads: Mapping[int, LevelHead] | list[LevelHead], aging_step: float) -> list[int]:
-    """Non-empty levels in the order a worker should try them (best first)."""
+    """Levels with waiting ads, in the order a worker should try them (best first)."""
     items = heads.values() if isinstance(heads, Mapping) else heads
-    ready = [h for h in items if h.pending > 0]
-    ready.sort(key=lambda h: (level_score(h.level, h.head_age, aging_step), h.level))
+    ready = [h for h in items if h.waiting > 0]
+    ready.sort(key=lambda h: (level_score(h.level, h.wait, aging_step), h.level))
     return [h.level for h in ready]
 
 

@@ -82,7 +82,11 @@ def stream_config(qs: QueueSettings) -> StreamConfig:
     )
 
 
-def consumer_config(level: int, qs: QueueSettings, max_deliver: int = -1) -> ConsumerConfig:
+def consumer_config(level: int, qs: QueueSettings) -> ConsumerConfig:
+    """The durable pull consumer of one level. No delivery limit (``max_deliver = -1``): a delivery lost to
+    our storage, a shutdown or another ad's crash is not an analysis attempt, so the analysis budget
+    (``worker.max_attempts``) is kept in the ad's record instead (gamead_core.worker.budget), and JetStream
+    never strands a message past its consumer."""
     name = names.level_consumer(level)
     return ConsumerConfig(
         durable_name=name,
@@ -92,7 +96,7 @@ def consumer_config(level: int, qs: QueueSettings, max_deliver: int = -1) -> Con
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=qs.ack_wait,
-        max_deliver=max_deliver,
+        max_deliver=-1,
         max_ack_pending=MAX_ACK_PENDING,
         max_waiting=512,
     )
@@ -108,7 +112,7 @@ def mover_consumer_config() -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=names.ADVISORY_CONSUMER,
         name=names.ADVISORY_CONSUMER,
-        description="moves ads whose last delivery was never acknowledged into the DLQ",
+        description="unused since the level consumers have no delivery limit (kept for older deployments)",
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=30.0,
@@ -188,12 +192,11 @@ def kv_stream_config(kv: KeyValueConfig) -> StreamConfig:
 def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
     """Every object gamead creates, in creation order (streams before their consumers)."""
     qs = settings.queue
-    max_deliver = settings.worker.max_attempts
     return (
         Wanted("stream", names.ADS_STREAM, names.ADS_STREAM, stream_config(qs), essential=True),
         Wanted("stream", names.DLQ_STREAM, names.DLQ_STREAM, dlq_stream_config(settings.dlq, qs)),
         Wanted("stream", names.ADVISORY_STREAM, names.ADVISORY_STREAM, advisory_stream_config(qs)),
-        *(Wanted("consumer", names.level_consumer(level), names.ADS_STREAM, consumer_config(level, qs, max_deliver))
+        *(Wanted("consumer", names.level_consumer(level), names.ADS_STREAM, consumer_config(level, qs))
           for level in names.LEVELS),
         Wanted("consumer", names.ADVISORY_CONSUMER, names.ADVISORY_STREAM, mover_consumer_config()),
         Wanted("bucket", names.ADS_BUCKET, names.ADS_BUCKET_STREAM, kv_config(qs, settings.records), essential=True),

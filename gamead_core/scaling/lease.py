@@ -174,7 +174,7 @@ class LeaseKeeper:
         now_leader = self.is_leader
         if now_leader != self._was_leader:
             self._was_leader = now_leader
-            log.info("%s the autoscaler lease (%s)", "acquired" if now_leader else "lost", self.me)
+            log.info("%s the %s lease (%s)", "acquired" if now_leader else "lost", self.key, self.me)
             self.changed.set()
 
     async def step(self) -> float:
@@ -206,7 +206,7 @@ class LeaseKeeper:
             return min(self.ttl / TTL_INTERVALS, 0.25)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             # Keep trusting a lease we hold until its local deadline; is_leader turns False by itself.
-            log.warning("autoscaler lease: cannot reach the leases bucket: %s", _text(translate(exc)))
+            log.warning("%s lease: cannot reach the leases bucket: %s", self.key, _text(translate(exc)))
             return min(self.ttl / TTL_INTERVALS, 1.0)
         self.seen = decision.write
         self._revision = revision
@@ -230,7 +230,7 @@ class LeaseKeeper:
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the keeper must outlive any one bad step
-                log.exception("autoscaler lease step failed")
+                log.exception("%s lease step failed", self.key)
                 wait = 1.0
             try:
                 await asyncio.wait_for(stop.wait(), timeout=max(0.01, wait))
@@ -249,9 +249,9 @@ class LeaseKeeper:
             await asyncio.wait_for(
                 asyncio.shield(self.kv.update(self.key, released.to_json(), last=self._revision)), 2.0
             )
-            log.info("released the autoscaler lease (%s)", self.me)
+            log.info("released the %s lease (%s)", self.key, self.me)
         except Exception as exc:  # noqa: BLE001 - it expires on its own anyway
-            log.info("could not release the autoscaler lease (it expires in %.1fs): %r", self.ttl, exc)
+            log.info("could not release the %s lease (it expires in %.1fs): %r", self.key, self.ttl, exc)
         self._note_leadership()
 
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gamead_core.supervisor import Supervisor
 
@@ -70,6 +70,11 @@ class LocalScaler:
         self._workers: list[str] = []  # child names of the replicas, oldest first
         self._leaving: dict[str, Supervisor] = {}  # child name → its own supervisor while it drains
         self._drains: set[asyncio.Task[None]] = set()
+        self._exits: list[tuple[str, int]] = []  # (worker id, pid) of workers that died, not yet recovered
+        self._recover: Callable[[str, int], Awaitable[object]] | None = None
+        self._recoveries: set[asyncio.Task[object]] = set()
+        self._chained_exit = supervisor.on_exit  # keep the owner's hook (e.g. gamead up's log line)
+        supervisor.on_exit = self._worker_exited
 
     def __repr__(self) -> str:
         return f"LocalScaler({len(self._workers)} worker(s), {len(self._leaving)} draining)"
@@ -164,8 +169,31 @@ class LocalScaler:
         return self.current_replicas()
 
     def poll(self) -> None:
-        """Restart dead children (the supervisor's back-off). Call periodically from the same thread."""
+        """Restart dead children (the supervisor's back-off), and start the recovery of what dead workers
+        held (see :meth:`attach_recovery`). Call periodically from the event loop's thread."""
         self.supervisor.poll()
+        exits, self._exits = self._exits, []
+        if self._recover is None:
+            return
+        for worker_id, pid in exits:
+            task = asyncio.get_running_loop().create_task(self._recover(worker_id, pid))
+            self._recoveries.add(task)
+            task.add_done_callback(self._recoveries.discard)
+
+    def attach_recovery(self, recover: Callable[[str, int], Awaitable[object]]) -> None:
+        """When a worker dies, :meth:`poll` runs ``recover(worker_id, pid)`` in the event loop at once, e.g.
+        ``functools.partial(gamead_core.worker.reaper.recover_exited, nc, js, settings)``: its held ads go to
+        the other workers within a poll period instead of when its heartbeat expires (``registry.ttl``), and
+        a crash that was its only running analysis is charged to that ad. Without it, the worker's next
+        incarnation (within the ttl) or the reaper still do it. Errors of ``recover`` are its own to log."""
+        self._recover = recover
+
+    def _worker_exited(self, child: Any, code: int) -> None:
+        if self._chained_exit is not None:
+            self._chained_exit(child, code)
+        name, pid = getattr(child, "name", ""), getattr(child, "pid", None)
+        if name in self._workers and pid is not None:
+            self._exits.append((f"local-{name.rsplit('-', 1)[1]}", pid))
 
     async def wait_drained(self) -> None:
         """Wait for every background stop to finish (bounded by ``stop_timeout``)."""

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore
 
 
-
 async def dead_letter(
     store: AdStore, dlq: DeadLetters, record: AdRecord, error: AdError, attempts: int, *,
-    source_seq: int | None, worker_id: str | None,
-) -> None:
-    """Put ``record`` into the DLQ and mark it ``dead`` (copy first: a crash in between leaves it in both
-    places, and the next attempt finds the record terminal)."""
+    source_seq: int | None, worker_id: str | None, owns: Callable[[AdRecord], bool] | None = None,
+) -> bool:
+    """Put ``record`` into the DLQ and mark it ``dead``. Returns True when this call made the ad dead.
+
+    Copy first: a crash in between leaves the ad in both places, and the next delivery finds the record
+    still alive and repeats this (the DLQ keeps one entry per ad). ``owns(current record)`` says whether
+    the caller still owns the ad (e.g. its delivery is the one the record names); when it does not, or the
+    ad is final already, the record is left alone and the copy just made is taken back unless the ad is
+    ``dead`` (so a completed ad never has a DLQ entry). Raises QueueFull/QueueUnavailable.
+    """
     now = utcnow()
     entry = DlqEntry(
         id=record.id,
@@ -32,10 +39,10 @@ async def dead_letter(
         ad=record.ad,
         source_seq=source_seq,
     )
-    await dlq.add(entry)
+    seq, _ = await dlq.add(entry)
 
     def dead(rec: AdRecord) -> AdRecord | None:
-        if rec.status.terminal:
+        if rec.status.terminal or (owns is not None and not owns(rec)):
             return None
         return rec.model_copy(update={
             "status": AdStatus.DEAD, "error": error, "attempts": max(rec.attempts, attempts),
@@ -43,4 +50,8 @@ async def dead_letter(
             "first_failure_at": rec.first_failure_at or error.at,
         })
 
-    await store.mutate(record.id, dead)
+    if await store.mutate(record.id, dead) is not None:
+        return True
+    if (await store.get(record.id)).record.status != AdStatus.DEAD:
+        await dlq.delete(entry.model_copy(update={"seq": seq}))
+    return False

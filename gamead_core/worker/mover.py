@@ -1,137 +1,181 @@
-"""Nothing stranded: ads whose last delivery was never acknowledged (a worker killed or hung on the last
-allowed attempt) are moved into the DLQ.
+"""Nothing stranded: a message JetStream gave up delivering is put back in the queue or dead-lettered.
 
-JetStream stops delivering a message after ``max_deliver`` and leaves it in the work stream; it says so only
-in a ``MAX_DELIVERIES`` advisory, which the ``GAMEAD_ADVISORIES`` stream captures. Every worker runs this
-mover: each advisory is handled by one of them (a shared durable consumer). A periodic sweep catches any
-advisory that was missed (e.g. published while the capture stream did not exist yet).
+gamead's level consumers have no delivery limit (``max_deliver = -1``; the analysis budget lives in the
+record, see :mod:`gamead_core.worker.budget`), so JetStream never gives up on an ad. A consumer with a
+finite ``max_deliver`` (made by an older gamead, or edited by hand) does: after the last delivery it drops
+the message from its pending list, and the message stays in the work-queue stream where no consumer
+delivers it again — with or without a record. (Measured on nats-server 2.15: the consumer's ack floor does
+not move past it, so the floor alone does not tell.)
+
+The count is exact and needs no record: on a level, every message in the stream is either new
+(``num_pending``), delivered and not yet acknowledged (``num_ack_pending``: in flight or due back), or
+stranded. So ``stranded = messages on the level subject − num_pending − num_ack_pending``
+(:func:`stranded_count`; one ``stream_info`` with a subject filter and one ``consumer_info`` per level —
+what ``gamead doctor`` can report as "past its consumer's delivery budget"). Which ones: the messages at or
+below the consumer's delivered sequence are the delivered ones; when none of them is pending
+(``num_ack_pending`` = 0) they are all stranded, otherwise the stale ones are (their record has not moved
+for longer than any lease, backoff or analysis could take). :func:`sweep` settles each:
+
+* record final → the message is a leftover: deleted;
+* record missing → created from the message first (the ad was acknowledged with 202);
+* analysis budget spent → dead-lettered (DLQ copy, record ``dead``), then deleted;
+* otherwise → re-published as a new message (id ``revive:<ad>:<seq>``, so a repeat is dropped) and the old
+  one deleted: the ad gets fresh deliveries and keeps its budget.
+
+The reaper (one worker, :func:`gamead_core.worker.reaper.run_reaper`) runs it every ``SWEEP_EVERY`` s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from datetime import timedelta
+import time
+from dataclasses import dataclass
 
-import nats.errors
 import nats.js.errors
-import orjson
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import GameadError, NotFound
-from gamead_core.models import AdError, AdRecord, utcnow
-from gamead_core.queue.connection import delete_if_present
+from gamead_core.errors import Conflict, NotFound
+from gamead_core.models import AdRecord
+from gamead_core.queue.connection import delete_if_present, nats_boundary
 from gamead_core.queue.dlq import DeadLetters
+from gamead_core.queue.publish import publish_ad
 from gamead_core.store.ads import AdStore, decode
+from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY = 60.0  #: seconds (jittered) between two sweeps of one worker
-SWEEP_BATCH = 200  #: most messages one sweep examines per level
+SWEEP_EVERY = 60.0  #: seconds between two sweeps (by the reaper)
+SWEEP_BATCH = 500  #: most stranded messages one sweep handles per level
 
 
-def lost_error(max_attempts: int, record: AdRecord) -> AdError:
-    """The error a stranded ad is dead-lettered with: its last recorded one, or 'the worker was lost'."""
-    if record.error is not None:
-        return record.error
-    return AdError(
-        error_class="WorkerLost",
-        message=f"no worker acknowledged the ad in {max_attempts} deliveries "
-        "(a worker died or hung during its last attempt)",
-        retryable=True,
-        at=utcnow(),
-    )
+@dataclass
+class SweepReport:
+    requeued: int = 0
+    dead_lettered: int = 0
+    removed: int = 0  #: leftovers of final ads
+
+    @property
+    def total(self) -> int:
+        return self.requeued + self.dead_lettered + self.removed
 
 
-async def move_stranded(
-    js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings: GameadSettings, seq: int
-) -> bool:
-    """Move the work-stream message ``seq`` into the DLQ and delete it. False if it was already gone."""
+async def _record_of(store: AdStore, ad_id: str, data: bytes) -> AdRecord:
     try:
-        raw = await js.get_msg(names.ADS_STREAM, seq)
-    except nats.js.errors.NotFoundError:
-        return False
-    ad_id = (raw.headers or {}).get(names.HDR_AD_ID)
-    if not ad_id or raw.data is None:
-        return False
-    try:
-        record = (await store.get(ad_id)).record
+        return (await store.get(ad_id)).record
     except NotFound:
-        record = decode(raw.data)
-    if not record.status.terminal:
-        attempts = max(record.attempts, settings.worker.max_attempts)
-        await dead_letter(store, dlq, record, lost_error(settings.worker.max_attempts, record), attempts,
-                          source_seq=seq, worker_id=record.worker_id)
-        log.warning("ad %s moved to the DLQ: its last delivery was never acknowledged", ad_id)
+        record = decode(data)
+        try:
+            await store.create(record)
+        except Conflict:
+            return (await store.get(ad_id)).record
+        return record
+
+
+async def settle_stranded(
+    js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings: GameadSettings, seq: int, report: SweepReport
+) -> None:
+    """Re-queue, dead-letter or remove the stranded work-stream message ``seq`` (see the module doc)."""
+    with nats_boundary():
+        try:
+            raw = await js.get_msg(names.ADS_STREAM, seq)
+        except nats.js.errors.NotFoundError:
+            return
+    ad_id = (raw.headers or {}).get(names.HDR_AD_ID)
+    if not ad_id or not raw.data or not raw.subject:
+        log.warning("work-stream message %d is not an ad; left in place", seq)
+        return
+    record = await _record_of(store, ad_id, raw.data)
+    if record.status.terminal:
+        report.removed += 1
+    elif budget_spent(record, settings.worker.max_attempts):
+        error = lost_error(settings.worker.max_attempts, record)
+        await dead_letter(store, dlq, record, error, record.attempts, source_seq=seq, worker_id=record.worker_id)
+        report.dead_lettered += 1
+        log.warning("ad %s was stranded past its budget: dead-lettered", ad_id, extra={"ad_id": ad_id})
+    else:
+        await publish_ad(js, ad_id=ad_id, level=names.level_of_subject(raw.subject), payload=raw.data,
+                         timeout=settings.nats.request_timeout, msg_id=f"revive:{ad_id}:{seq}")
+        report.requeued += 1
+        log.warning("ad %s was stranded in the work stream: queued again", ad_id, extra={"ad_id": ad_id})
     await delete_if_present(js, names.ADS_STREAM, seq)
-    return True
 
 
-async def sweep(js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings: GameadSettings) -> int:
-    """Find delivered-but-abandoned ads the advisories missed; returns how many were moved.
+async def stranded_count(js: JetStreamContext, level: int) -> tuple[int, ConsumerInfo | None]:
+    """How many messages of ``level`` its consumer gave up on (see the module doc), and the consumer info
+    it was computed with (None, and 0, when the consumer is missing)."""
+    with nats_boundary():
+        try:
+            info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
+        except nats.js.errors.NotFoundError:
+            return 0, None  # the consumer is missing (the topology check recreates it)
+        stream = await js.stream_info(names.ADS_STREAM, subjects_filter=names.level_subject(level))
+    total = int((stream.state.subjects or {}).get(names.level_subject(level), 0))
+    return max(0, total - int(info.num_pending or 0) - int(info.num_ack_pending or 0)), info
 
-    A message at or below its consumer's delivered sequence whose record used up every attempt and has not
-    moved for longer than a lease plus a task timeout is abandoned.
-    """
-    wcfg, qs = settings.worker, settings.queue
-    grace = timedelta(seconds=qs.ack_wait + wcfg.task_timeout + 30)
-    moved = 0
-    for level in names.LEVELS:
-        info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
-        delivered = info.delivered.stream_seq if info.delivered else 0
-        seq = 0
-        for _ in range(SWEEP_BATCH):
+
+def _stale(record: AdRecord | None, published: float, now: float, settings: GameadSettings) -> bool:
+    """No delivery can still be pending for this ad: nothing moved for longer than a lease, the longest
+    backoff and an analysis could take (plus a minute)."""
+    q, w = settings.queue, settings.worker
+    quiet = q.ack_wait + w.backoff_cap + w.task_timeout + 60.0
+    if record is None:
+        return now - published > quiet
+    last = max(t.timestamp() for t in (record.submitted_at, record.started_at, record.retry_at) if t is not None)
+    return now - last > quiet
+
+
+async def stranded(
+    js: JetStreamContext, level: int, settings: GameadSettings | None = None, store: AdStore | None = None,
+    limit: int = SWEEP_BATCH,
+) -> list[int]:
+    """Sequences of the stranded messages of ``level``, oldest first (at most ``limit``, and never more than
+    :func:`stranded_count`). While some delivery of the level is pending, only messages whose record is
+    stale count (``settings`` and ``store`` are needed for that; without them none is named)."""
+    count, info = await stranded_count(js, level)
+    if not count or info is None:
+        return []
+    delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0
+    exact = not info.num_ack_pending
+    if not exact and (settings is None or store is None):
+        return []
+    out: list[int] = []
+    seq, now = 0, time.time()
+    while len(out) < min(limit, count) and seq < delivered:
+        with nats_boundary():
             try:
                 raw = await js.get_msg(names.ADS_STREAM, seq=seq + 1, subject=names.level_subject(level), next=True)
             except nats.js.errors.NotFoundError:
                 break
-            seq = raw.seq or 0
-            if seq > delivered or raw.data is None:
-                break
+        seq = raw.seq or 0
+        if not seq or seq > delivered:
+            break
+        if not exact:
+            assert settings is not None and store is not None
             try:
-                record = (await store.get((raw.headers or {}).get(names.HDR_AD_ID, ""))).record
+                record: AdRecord | None = (await store.get((raw.headers or {}).get(names.HDR_AD_ID, ""))).record
             except NotFound:
+                record = None
+            published = raw.time.timestamp() if raw.time is not None else now
+            if not _stale(record, published, now, settings):
                 continue
-            stale = record.started_at is not None and utcnow() - record.started_at > grace
-            if record.attempts >= wcfg.max_attempts and stale and not record.status.terminal:
-                moved += await move_stranded(js, store, dlq, settings, seq)
-    return moved
+        out.append(seq)
+    return out
 
 
-async def run_mover(
-    js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings: GameadSettings, stop: asyncio.Event
-) -> None:
-    """Handle max-deliveries advisories until ``stop``; sweep now and then. Never raises."""
-    loop = asyncio.get_running_loop()
-    next_sweep = loop.time() + random.uniform(5, SWEEP_EVERY)
-    psub = None
-    try:
-        while not stop.is_set():
-            try:
-                if psub is None:
-                    psub = await js.pull_subscribe_bind(names.ADVISORY_CONSUMER, names.ADVISORY_STREAM)
-                try:
-                    msgs = await psub.fetch(10, timeout=1.0)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    msgs = []
-                for msg in msgs:
-                    advisory = orjson.loads(msg.data)
-                    await move_stranded(js, store, dlq, settings, int(advisory["stream_seq"]))
-                    await msg.ack()
-                if loop.time() >= next_sweep:
-                    next_sweep = loop.time() + random.uniform(0.5, 1.5) * SWEEP_EVERY
-                    if moved := await sweep(js, store, dlq, settings):
-                        log.warning("sweep moved %d abandoned ad(s) to the DLQ", moved)
-            except (GameadError, nats.errors.Error, OSError, KeyError, ValueError) as exc:
-                log.warning("dlq mover: %r", exc)
-                await asyncio.sleep(1.0)
-    finally:
-        if psub is not None:
-            try:
-                await psub.unsubscribe()
-            except nats.errors.Error:
-                pass
+async def sweep(js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings: GameadSettings) -> SweepReport:
+    """Find and settle every stranded message of every level (up to ``SWEEP_BATCH`` per level)."""
+    report = SweepReport()
+    for level in names.LEVELS:
+        for seq in await stranded(js, level, settings, store):
+            await settle_stranded(js, store, dlq, settings, seq, report)
+    if report.total:
+        log.warning("sweep: %d stranded ad(s) queued again, %d dead-lettered, %d leftovers removed",
+                    report.requeued, report.dead_lettered, report.removed)
+    return report
+
+
+__all__ = ["SWEEP_EVERY", "SweepReport", "settle_stranded", "stranded", "stranded_count", "sweep"]

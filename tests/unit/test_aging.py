@@ -77,3 +77,32 @@ def test_older_heads_never_lose_ground(a: float, b: float, level: int) -> None:
 def test_order_lists_each_non_empty_level_once(items: list[tuple[int, int, float]]) -> None:
     order = pull_order([LevelHead(lvl, n, age) for lvl, n, age in items], STEP)
     assert sorted(order) == sorted(lvl for lvl, n, _ in items if n > 0)
+
+
+# --- due redeliveries (retries, hand-backs) age like new ads ---------------------------------------------
+
+
+def test_a_level_with_only_a_due_retry_is_served() -> None:
+    assert pull_order([LevelHead(1, 3, 0.0), LevelHead(5, 0, 0.0, unacked=1, due=1, due_age=41)], STEP)[0] == 5
+    assert pull_order([LevelHead(5, 0, 0.0, unacked=1, due=0)], STEP) == []  # in flight, or not due yet
+
+
+def test_a_level_waits_as_long_as_its_most_patient_ad() -> None:
+    head = LevelHead(4, 2, head_age=3.0, unacked=1, due=1, due_age=25.0)
+    assert head.waiting == 3 and head.wait == 25.0
+    assert LevelHead(4, 0, head_age=99.0, due=1, due_age=5.0).wait == 5.0  # no new ad: its head age is stale
+
+
+levels = st.integers(1, 5)
+waits = st.floats(min_value=0, max_value=1_000, allow_nan=False)
+
+
+@given(st.lists(st.tuples(levels, st.integers(0, 3), waits, st.integers(0, 2), waits), min_size=1, max_size=5,
+                unique_by=lambda t: t[0]))
+def test_the_order_is_earliest_due_time_plus_level_steps(items: list[tuple[int, int, float, int, float]]) -> None:
+    """The README's bound: served in the order of (became due) + level × aging_step, so an ad due at
+    priority p goes before any ad of priority q < p that became due more than (p − q) steps after it."""
+    heads = [LevelHead(lvl, n, age, unacked=d, due=d, due_age=dage) for lvl, n, age, d, dage in items]
+    order = pull_order(heads, STEP)
+    key = {h.level: (h.level * STEP - h.wait, h.level) for h in heads if h.waiting}
+    assert order == sorted(key, key=lambda lvl: key[lvl])

@@ -109,14 +109,14 @@ def test_only_what_gamead_sets_is_compared(max_age: float, max_msgs: int) -> Non
     ],
 )
 def test_a_consumer_that_cannot_work_is_incompatible(change: dict[str, object], reason: str) -> None:
-    wanted = consumer_config(3, SETTINGS.queue, 5)
+    wanted = consumer_config(3, SETTINGS.queue)
     diff = compare_consumer(names.ADS_STREAM, wanted, replace(wanted, **change))
     assert diff.incompatible is not None and reason in diff.incompatible
     assert "nats consumer rm GAMEAD_ADS gamead-p3" in diff.incompatible  # the one line says the fix
 
 
 def test_consumer_limits_are_updatable() -> None:
-    wanted = consumer_config(3, SETTINGS.queue, 5)
+    wanted = consumer_config(3, SETTINGS.queue)
     diff = compare_consumer(names.ADS_STREAM, wanted, replace(wanted, ack_wait=wanted.ack_wait + 1.5,
                                                                max_deliver=9))
     assert diff.incompatible is None and diff.limits == ("ack_wait", "max_deliver")

@@ -1,0 +1,156 @@
+"""An ad's analysis budget, kept apart from JetStream's delivery count. Pure rules, no I/O.
+
+JetStream counts *deliveries*; gamead charges *analysis attempts*. The two differ whenever a delivery is
+lost for a reason that is not the ad's fault:
+
+* our own storage failed (the record could not be written: the delivery never reached the analysis);
+* the worker was shut down and handed the ad back;
+* the worker died while the ad was in flight beside other ads (any one of them may have killed it).
+
+So the level consumers have no delivery limit (``max_deliver = -1``) and the budget lives in the record:
+
+* ``attempts`` is charged by the write that marks the ad ``processing``, just before its analysis starts
+  (a write every attempt makes anyway). A delivery whose write fails is not charged.
+* A shutdown hand-back refunds the attempt (the record goes back to ``queued`` before the ``nak``).
+* When a worker dies, :func:`death_verdict` decides from the ads it was *running* (record ``processing``
+  with this very delivery): exactly one running ad is charged (the crash is attributable to it); with more
+  than one, none is charged and each becomes ``suspect``. A suspect ad runs alone on its next worker
+  (:mod:`gamead_core.worker.solo`), so a crash then is attributable. A poison ad therefore ends dead after
+  ``worker.max_attempts`` crashes of its own, and an innocent ad beside it loses nothing.
+* A delivery that finds its record ``processing`` under an *older* delivery knows that attempt never
+  ended (nobody saw its worker die): the attempt stays charged and the ad runs alone (suspect).
+* A delivery that finds the budget spent (``attempts >= max_attempts``, record not final) dead-letters
+  the ad at once: that is how an ad whose last attempt crashed ends in the DLQ.
+
+A message can therefore never be past its consumer's delivery budget; "past its budget" is a property of
+the record: :func:`budget_spent`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
+
+#: Share of ``queue.ack_wait`` after a dead worker's last heartbeat during which nobody else can have been
+#: given its ads yet (its lease renewals run every ack_wait / 3), so a ``nak`` on its ack subjects is safe.
+NAK_WINDOW = 2.0 / 3.0
+
+
+def delivery_id(stream_seq: int, num_delivered: int) -> str:
+    """The identity of one delivery of one message: ``"<stream seq>.<delivery count>"``."""
+    return f"{stream_seq}.{num_delivered}"
+
+
+def parse_delivery(delivery: str | None) -> tuple[int, int]:
+    """``"<seq>.<count>"`` → ``(seq, count)``; ``(0, 0)`` for None or anything else. Later deliveries of one
+    ad compare greater: a higher count of the same message, or a message published later (a replay)."""
+    try:
+        seq, count = (delivery or "").split(".")
+        return int(seq), int(count)
+    except ValueError:
+        return 0, 0
+
+
+def superseded(record: AdRecord, delivery: str) -> bool:
+    """True when the record names a *later* delivery than ``delivery``: the holder of ``delivery`` is stale
+    (it was frozen or cut off while the ad was handed to someone else) and must not write the outcome."""
+    return parse_delivery(record.delivery) > parse_delivery(delivery)
+
+
+def lost_error(max_attempts: int, record: AdRecord) -> AdError:
+    """The error an ad whose budget ran out without an outcome is dead-lettered with: the ``WorkerLost``
+    its last attempt was charged with, or a new one."""
+    if record.error is not None and record.error.error_class == "WorkerLost":
+        return record.error
+    return AdError(
+        error_class="WorkerLost",
+        message=f"no outcome was recorded for the last of its {max_attempts} attempt(s) "
+        "(its worker died or hung during it)",
+        retryable=True,
+        at=utcnow(),
+    )
+
+
+def budget_spent(record: AdRecord, max_attempts: int) -> bool:
+    """True when a non-final ad has used every analysis attempt it may (its next stop is the DLQ)."""
+    return not record.status.terminal and record.attempts >= max_attempts
+
+
+def lost_attempt(record: AdRecord, delivery: str) -> bool:
+    """True when ``record`` says an *earlier* delivery started an analysis that never ended.
+
+    The record is ``processing`` but under another delivery id: that delivery's worker died or froze, or
+    lost its lease. The attempt stays charged; the ad becomes suspect and runs alone.
+    """
+    return (record.status == AdStatus.PROCESSING and record.delivery is not None
+            and parse_delivery(record.delivery) < parse_delivery(delivery))
+
+
+HeldState = Literal["running", "waiting", "settled"]
+
+
+def held_state(record: AdRecord, delivery: str) -> HeldState:
+    """What a dead worker's held delivery ``delivery`` of ``record`` was doing when it died.
+
+    * ``running``: the record is ``processing`` under this delivery: its analysis had started.
+    * ``waiting``: pulled but not started (or waiting to run alone); the record is not final.
+    * ``settled``: nothing to do: the ad is final, or this delivery already recorded its outcome (a retry
+      or a hand-back), or a later delivery has started it.
+    """
+    if record.status.terminal:
+        return "settled"
+    if record.delivery == delivery:
+        return "running" if record.status == AdStatus.PROCESSING else "settled"
+    if record.status == AdStatus.PROCESSING:  # a later (or another) delivery owns it now
+        return "settled"
+    return "waiting"
+
+
+def death_verdict(running: int) -> bool:
+    """Whether the ads a dead worker was running are charged for its death: only when it ran exactly one.
+
+    With one running analysis the crash is attributable to that ad (or to the worker, which we cannot tell
+    apart: a SIGKILL charges it, as a lost lease always did). With several, nobody is charged; each runs
+    alone next time.
+    """
+    return running == 1
+
+
+def nak_window_open(now: float, heartbeat_at: float, ack_wait: float) -> bool:
+    """True while a dead worker's ads cannot have been redelivered to anyone yet (a ``nak`` is safe).
+
+    Its last lease renewal was at most ``ack_wait / 3`` before it died, and it died after its last
+    heartbeat; JetStream redelivers no earlier than ``ack_wait`` after the last renewal. A ``nak`` sent
+    later could hit a newer delivery of the same message (JetStream does not check the delivery count of a
+    ``nak``): then ``ack_wait`` has handed the ad back already.
+    """
+    return now < heartbeat_at + NAK_WINDOW * ack_wait
+
+
+def waiting_since(
+    record: AdRecord, published: float, now: float, *, ack_wait: float, task_timeout: float
+) -> float | None:
+    """When (epoch s) a delivered, unacknowledged ad is or was due for redelivery; None while it is in a
+    worker's hands. The aging input for ads JetStream will *redeliver* (``num_pending`` counts new ones only):
+
+    * ``queued`` with ``retryAt``: a retry (``nak`` with a delay), a hand-back or a recovered ad: due at
+      ``retryAt`` (which may still be ahead: its backoff is running);
+    * ``processing`` for longer than ``task_timeout + ack_wait``: its worker stopped renewing the lease and
+      JetStream redelivers it: due since then;
+    * anything else is in a worker's hands (pulled, running) or final.
+
+    ``published`` (the message's timestamp) stands in for a missing ``startedAt``.
+    """
+    if record.status == AdStatus.QUEUED:
+        return _epoch(record.retry_at) if record.retry_at is not None else None
+    if record.status == AdStatus.PROCESSING:
+        started = _epoch(record.started_at) if record.started_at is not None else published
+        lost_at = started + task_timeout + ack_wait
+        return lost_at if lost_at <= now else None
+    return None
+
+
+def _epoch(at: datetime) -> float:
+    return at.timestamp()

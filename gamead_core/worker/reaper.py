@@ -1,0 +1,270 @@
+"""When a worker dies, its held ads go to other workers within seconds, and innocent ones are not charged.
+
+A worker writes the ads it holds into its heartbeat (``holding``: ad id, delivery, ack subject) *before*
+their analyses start (an unconfirmed publish on the connection that then writes the records, so the server
+has it first). Whoever notices the death recovers them with :func:`recover`:
+
+* **the worker's next incarnation** (same id, e.g. restarted by ``gamead up``'s supervisor) finds its
+  predecessor's entry under its own key at start-up (:func:`adopt_predecessor`);
+* **the reaper**, one worker at a time (a lease in ``gamead_leases``, key ``reaper``), watches the registry
+  (:func:`run_reaper`): an entry that expired (its node went silent without deleting it) or was replaced by
+  another incarnation of the same id is a death. A clean shutdown deletes its entry (and hands back its
+  ads itself), which the reaper tells apart from an expiry.
+
+For each held ad, :func:`gamead_core.worker.budget.held_state` says what it was doing. Every change is a
+compare-and-set on the record, and only the writer that wins it sends the ``nak`` (so two recoveries of one
+death, or a recovery racing a redelivery that has started, never hand an ad out twice):
+
+* ``running`` ads: with exactly one, it is charged (its attempt stays counted, the error is ``WorkerLost``,
+  and it returns after its backoff); with several, none is charged (the attempt is refunded) and each is
+  marked ``suspect`` so it runs alone next time (:mod:`gamead_core.worker.solo`);
+* ``waiting`` ads (pulled, not started) are handed back as they are;
+* the ``nak`` (redelivery now, or after the backoff) is sent only while no redelivery can have happened
+  yet (:func:`~gamead_core.worker.budget.nak_window_open`); later, JetStream's ``ack_wait`` has handed the
+  ad back already and only the record changes.
+
+Recovered ads get ``retryAt`` = the moment they became due, so they keep their place in the aging order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import nats.errors
+import orjson
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.errors import Conflict, GameadError, NotFound
+from gamead_core.models import AdError, AdRecord, AdStatus
+from gamead_core.queue.dlq import DeadLetters
+from gamead_core.registry import HeldAd, NodeInfo, Registry
+from gamead_core.scaling.lease import LeaseKeeper
+from gamead_core.scaling.store import open_bucket
+from gamead_core.store.ads import AdStore
+from gamead_core.worker.backoff import backoff
+from gamead_core.worker.budget import death_verdict, held_state, nak_window_open
+from gamead_core.worker.mover import SWEEP_EVERY, sweep
+
+log = logging.getLogger(__name__)
+
+#: The reaper lease lasts this many heartbeat intervals (a dead reaper is replaced within it), and at most
+#: half the registry TTL, so a new reaper still sees the entry of a reaper that died holding ads.
+LEASE_INTERVALS = 3.0
+
+
+def reaper_lease_ttl(heartbeat_interval: float, registry_ttl: float) -> float:
+    """The reaper lease TTL: ``min(3 × heartbeat interval, registry TTL / 2)`` (pure)."""
+    return min(LEASE_INTERVALS * heartbeat_interval, registry_ttl / 2)
+
+
+@dataclass
+class Recovery:
+    """What one recovery did (for the log line and the tests)."""
+
+    worker_id: str
+    running: int = 0
+    charged: int = 0
+    refunded: int = 0
+    handed_back: int = 0  #: ``nak`` sent
+    untouched: int = 0  #: already settled, or changed meanwhile
+
+
+def _nak_payload(delay: float) -> bytes:
+    if delay <= 0:
+        return b"-NAK"
+    return b"-NAK " + orjson.dumps({"delay": int(delay * 1e9)})
+
+
+async def _nak(nc: NATS, held: HeldAd, delay: float) -> bool:
+    if not names.is_work_ack_subject(held.ack_subject):
+        log.warning("not handing back ad %s: %r is not an ack subject of the work stream", held.ad_id,
+                    held.ack_subject[:200], extra={"ad_id": held.ad_id})
+        return False
+    try:
+        await nc.publish(held.ack_subject, _nak_payload(delay))
+    except (nats.errors.Error, asyncio.TimeoutError) as exc:
+        log.warning("could not hand back ad %s: %r", held.ad_id, exc, extra={"ad_id": held.ad_id})
+        return False
+    return True
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+async def recover(
+    nc: NATS, store: AdStore, node: NodeInfo, settings: GameadSettings, *, now: float | None = None
+) -> Recovery:
+    """Hand back (and settle the budget of) the ads ``node`` held when it died. Safe to repeat.
+
+    Raises :class:`~gamead_core.errors.GameadError` only for NATS failures reading or writing records;
+    what was done before stays done, and a repeat finishes the rest.
+    """
+    now = time.time() if now is None else now
+    report = Recovery(node.id)
+    ack_wait = node.ack_wait or settings.queue.ack_wait
+    window = nak_window_open(now, node.heartbeat_at.timestamp(), ack_wait)
+    found: list[tuple[HeldAd, AdRecord, int]] = []
+    for held in node.holding:
+        try:
+            current = await store.get(held.ad_id)
+        except NotFound:
+            report.untouched += 1
+            continue
+        found.append((held, current.record, current.revision))
+    running = [f for f in found if held_state(f[1], f[0].delivery) == "running"]
+    report.running = len(running)
+    charge = death_verdict(len(running))
+    wcfg = settings.worker
+    for held, record, revision in found:
+        state = held_state(record, held.delivery)
+        if state == "settled":
+            report.untouched += 1
+            continue
+        delay = 0.0
+        if state == "running":
+            if charge:
+                delay = backoff(record.attempts, base=wcfg.backoff_base, cap=wcfg.backoff_cap)
+                error = AdError(
+                    error_class="WorkerLost",
+                    message=f"worker {node.id} died during this ad's analysis (the only one it was running)",
+                    retryable=True, at=_utc(now),
+                )
+                update = {"status": AdStatus.QUEUED, "suspect": True, "error": error,
+                          "first_failure_at": record.first_failure_at or error.at,
+                          "retry_at": _utc(now + delay)}
+            else:
+                update = {"status": AdStatus.QUEUED, "suspect": True, "attempts": max(0, record.attempts - 1),
+                          "retry_at": _utc(now)}
+        else:  # waiting: pulled but not started; claim this delivery so a second recovery leaves it alone
+            if not window:
+                report.untouched += 1
+                continue
+            due = min(record.retry_at or _utc(now), _utc(now))
+            update = {"delivery": held.delivery, "retry_at": due}
+        try:
+            await store.update(record.model_copy(update=update), revision)
+        except Conflict:  # a redelivery started it, or another recovery got there first
+            report.untouched += 1
+            continue
+        if state == "running":
+            if charge:
+                report.charged += 1
+            else:
+                report.refunded += 1
+        if window and await _nak(nc, held, delay):
+            report.handed_back += 1
+    if report.running or report.handed_back:
+        log.warning(
+            "worker %s died holding %d ad(s), %d of them running: %s; %d handed back",
+            node.id, len(node.holding), report.running,
+            "the one running was charged an attempt" if charge else "none charged (each runs alone next)",
+            report.handed_back,
+            extra={"worker_id": node.id, "charged": report.charged, "refunded": report.refunded},
+        )
+    return report
+
+
+async def adopt_predecessor(
+    nc: NATS, store: AdStore, registry: Registry, settings: GameadSettings, me: NodeInfo
+) -> Recovery | None:
+    """At start-up: if our key still holds the entry of an earlier process with our id (it died without
+    deleting it), recover what it held. Returns None when there was nothing to adopt."""
+    try:
+        previous, _ = await registry.lookup(me.id)
+    except GameadError as exc:
+        log.warning("could not read the registry entry of a predecessor: %s", exc.message)
+        return None
+    if previous is None or previous.role != "worker" or _same_incarnation(previous, me):
+        return None
+    log.info("adopting what the previous worker %s (pid %d) held", me.id, previous.pid)
+    return await recover(nc, store, previous, settings)
+
+
+async def recover_exited(
+    nc: NATS, js: JetStreamContext, settings: GameadSettings, worker_id: str, pid: int
+) -> Recovery | None:
+    """A supervisor saw worker ``worker_id`` (process ``pid``) die: recover what its registry entry says it
+    held, if the entry is still that process's. For :meth:`gamead_core.scaling.local.LocalScaler.attach_recovery`.
+    Never raises (logs instead)."""
+    try:
+        registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
+                            timeout=settings.nats.request_timeout)
+        entry, _ = await registry.lookup(worker_id)
+        if entry is None or entry.pid != pid or entry.role != "worker":
+            return None
+        return await recover(nc, await AdStore.open(nc, js), entry, settings)
+    except Exception as exc:  # noqa: BLE001 - the worker's next incarnation or the reaper will try again
+        log.warning("could not recover what worker %s held: %s", worker_id, getattr(exc, "message", None) or exc)
+        return None
+
+
+def _same_incarnation(a: NodeInfo, b: NodeInfo) -> bool:
+    return (a.host, a.pid, a.started_at) == (b.host, b.pid, b.started_at)
+
+
+def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[NodeInfo]:
+    """Workers seen in ``before`` that are gone from ``after`` or came back as another incarnation (pure).
+
+    A vanished entry may also be a clean shutdown (deleted); the caller checks that."""
+    out = []
+    for node_id, old in before.items():
+        new = after.get(node_id)
+        if old.holding and (new is None or not _same_incarnation(old, new)):
+            out.append(old)
+    return out
+
+
+async def run_reaper(
+    nc: NATS, js: JetStreamContext, store: AdStore, registry: Registry, settings: GameadSettings, me: str,
+    stop: asyncio.Event,
+) -> None:
+    """While holding the reaper lease, watch the registry and recover the ads of dead workers, and sweep the
+    work stream for stranded messages every ``SWEEP_EVERY`` s (:mod:`gamead_core.worker.mover`). Never raises."""
+    interval = settings.registry.heartbeat_interval
+    keeper: LeaseKeeper | None = None
+    seen: dict[str, NodeInfo] = {}
+    loop = asyncio.get_running_loop()
+    next_sweep = loop.time() + random.uniform(5.0, SWEEP_EVERY)
+    while not stop.is_set():
+        try:
+            if keeper is None:
+                kv = await open_bucket(js, names.LEASES_BUCKET, "gamead leader leases", settings.queue.replicas)
+                ttl = reaper_lease_ttl(interval, settings.registry.ttl)
+                keeper = LeaseKeeper(kv, me, ttl, key=names.REAPER_LEASE)
+            await keeper.step()
+            if keeper.is_leader:
+                nodes = {n.id: n for n in await registry.list() if n.role == "worker"}
+                for dead in deaths(seen, nodes):
+                    if dead.id not in nodes:
+                        _, deleted = await registry.lookup(dead.id)
+                        if deleted:  # a clean shutdown: it handed its ads back itself
+                            continue
+                    await recover(nc, store, dead, settings)
+                seen = nodes
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + SWEEP_EVERY
+                    await sweep(js, store, DeadLetters(js), settings)
+            else:
+                seen = {}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the reaper must outlive any one bad round
+            log.warning("reaper: %s", getattr(exc, "message", None) or repr(exc))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval / 2)
+        except asyncio.TimeoutError:
+            pass
+    if keeper is not None:
+        await keeper.release()
+
+
+__all__ = ["Recovery", "adopt_predecessor", "deaths", "reaper_lease_ttl", "recover", "recover_exited", "run_reaper"]

@@ -1,0 +1,448 @@
+"""Faults on the worker side, each on a NATS server of its own: a crashing ad, a dead or frozen worker, a
+missing consumer, a full store. Real nats-server, real worker processes (restarted by gamead's own
+Supervisor where a test needs restarts), stopped by PID."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import nats.js.errors
+import pytest
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.supervisor import Supervisor
+from tests.support import Proc, ad, clean_env, gamead_argv, start_api, start_worker, wait_for, wait_terminal
+
+#: Small registry figures so deaths are noticed in a second or two; ack_wait far above every deadline
+#: below, so an ad that finishes in time was handed back, not redelivered by JetStream's timeout.
+FAST_REGISTRY = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "3"}
+LONG_ACK_WAIT = {"GAMEAD_QUEUE__ACK_WAIT": "90"}
+
+
+class Lane:
+    """A NATS server of its own, an API on it, and helpers."""
+
+    def __init__(self, server: EmbeddedNats, url: str, logs: Path, procs: list[Proc]) -> None:
+        self.nats, self.url, self.logs, self.procs = server, url, logs, procs
+        self.http = httpx.Client(base_url=url, timeout=20)
+
+    def submit(self, title: str, priority: int = 3) -> str:
+        resp = self.http.post("/ads", json=ad(title, priority))
+        assert resp.status_code == 202, resp.text
+        return str(resp.json()["id"])
+
+    def record(self, ad_id: str) -> dict:
+        return self.http.get(f"/ads/{ad_id}").json()
+
+    def worker(self, worker_id: str, concurrency: int = 1, **env: str) -> Proc:
+        proc = start_worker(self.nats.url, self.logs, worker_id=worker_id, concurrency=concurrency, **env)
+        self.procs.append(proc)
+        return proc
+
+    def js(self, fn: Callable[[object], object]) -> object:
+        """Run ``await fn(js)`` on a connection of its own (the test acting as an operator would)."""
+
+        async def main() -> object:
+            nc = await nats.connect(self.nats.url)
+            try:
+                return await fn(nc.jetstream())  # type: ignore[misc]
+            finally:
+                await nc.close()
+
+        return asyncio.run(main())
+
+
+@pytest.fixture
+def lane(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> Iterator[Lane]:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **LONG_ACK_WAIT, **FAST_REGISTRY)
+    procs.append(api)
+    lane = Lane(server, url, tmp_path, procs)
+    yield lane
+    lane.http.close()
+
+
+def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_lose_nothing(lane: Lane) -> None:
+    """Issue 9 item 11. Two workers × 4 slots run by the local scaler as ``gamead up`` runs them (gamead's
+    Supervisor restarts them with back-off; a death is recovered at once through ``attach_recovery``); one
+    ad whose analysis kills its worker (fault mode ``crash``) among 20 normal ones. Before: the ads in
+    flight beside it waited a full ack_wait after each crash and were charged a delivery each time (1 of 20
+    unfinished 70 s later). Now: all 20 complete with 1 attempt each, well inside ack_wait (90 s here), and
+    the poison ad ends dead after exactly max_attempts (3) crashes of its own."""
+    from functools import partial
+
+    from gamead_core.config import load_settings
+    from gamead_core.scaling.local import LocalScaler
+    from gamead_core.worker.reaper import recover_exited
+
+    env = clean_env(
+        GAMEAD_NATS__URL=lane.nats.url, GAMEAD_WORKER__CONCURRENCY="4", GAMEAD_WORKER__MAX_ATTEMPTS="3",
+        GAMEAD_WORKER__BACKOFF_BASE="0.2", GAMEAD_WORKER__FAULTS__RATE="1",
+        GAMEAD_WORKER__FAULTS__MATCH="^Poison", GAMEAD_WORKER__FAULTS__MODE="crash",
+        GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="300", **FAST_REGISTRY, **LONG_ACK_WAIT,
+    )
+    deaths: list[str] = []
+
+    async def run() -> tuple[float, dict[str, dict], dict]:
+        nc = await nats.connect(lane.nats.url)
+        scaler = LocalScaler(Supervisor(on_event=deaths.append), argv=lambda wid: gamead_argv("worker", "--id", wid),
+                             env=env, log_dir=lane.logs, drain_timeout=5)
+        scaler.attach_recovery(partial(recover_exited, nc, nc.jetstream(), load_settings()))
+        scaler.set_replicas(2)
+        try:
+            async with httpx.AsyncClient(base_url=lane.url, timeout=20) as http:
+                async def submit(title: str) -> str:
+                    resp = await http.post("/ads", json=ad(title, 2))
+                    assert resp.status_code == 202, resp.text
+                    return str(resp.json()["id"])
+
+                started = time.monotonic()
+                poison = await submit("Poison Pill")
+                normal = [await submit(f"Innocent {i}") for i in range(20)]
+                deadline = started + 60
+                while True:
+                    scaler.poll()  # what gamead up's loop does: restart the dead, recover what they held
+                    records = {i: (await http.get(f"/ads/{i}")).json() for i in [poison, *normal]}
+                    if all(r["status"] in ("completed", "dead") for r in records.values()):
+                        break
+                    assert time.monotonic() < deadline, {i: r["status"] for i, r in records.items()}
+                    await asyncio.sleep(0.1)
+                return time.monotonic() - started, {i: records[i] for i in normal}, records[poison]
+        finally:
+            await scaler.close()
+            await nc.close()
+
+    took, records, dead = asyncio.run(run())
+    crashes = sum("died with exit code 70" in line for line in deaths)
+    print(f"21 ads (1 crashing) done in {took:.1f}s; {crashes} worker crashes")
+    assert [r["status"] for r in records.values()] == ["completed"] * 20
+    assert [r["attempts"] for r in records.values()] == [1] * 20, "an innocent ad was charged for a crash"
+    assert dead["status"] == "dead" and dead["attempts"] == 3
+    assert dead["error"]["errorClass"] == "WorkerLost"
+    entries = lane.http.get("/v1/dlq").json()["items"]
+    assert [e["adId"] for e in entries] == [dead["id"]]
+    assert crashes >= 3
+
+
+def _workers(lane: Lane) -> dict[str, dict]:
+    return {w["id"]: w for w in lane.http.get("/v1/workers").json()["items"] if w["role"] == "worker"}
+
+
+def test_a_frozen_worker_that_resumes_after_its_ad_completed_elsewhere_does_not_count_it(lane: Lane) -> None:
+    """Issue 9 item 10. Worker A is frozen (SIGSTOP) mid-analysis; its heartbeat expires, the ad goes to
+    worker B and completes there; A resumes (SIGCONT) and finishes its now stale analysis. Before: A
+    counted it too (2 processed for 1 ad). Now: processed 0 on A, 1 on B, and nobody counts a failure."""
+    fast = {**FAST_REGISTRY, "GAMEAD_QUEUE__ACK_WAIT": "2"}
+    frozen = lane.worker("frozen", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="4000", **fast)
+    ad_id = lane.submit("Frozen In Time", priority=3)
+    wait_for(lambda: lane.record(ad_id).get("workerId") == "frozen", timeout=20, what="A to start the ad")
+    frozen.signal(signal.SIGSTOP)
+    try:
+        lane.worker("rescuer", **fast)
+        record = wait_terminal(lane.http, ad_id, timeout=30)
+        assert record["status"] == "completed" and record["workerId"] == "rescuer"
+    finally:
+        frozen.signal(signal.SIGCONT)
+    # A finishes its stale analysis (4 s after it started) and heartbeats again
+    wait_for(lambda: _workers(lane).get("frozen", {}).get("inFlight") == 0, timeout=20,
+             what="the resumed worker to settle its stale ad")
+    workers = _workers(lane)
+    assert workers["frozen"]["processed"] == 0 and workers["frozen"]["failed"] == 0
+    assert workers["rescuer"]["processed"] == 1 and workers["rescuer"]["failed"] == 0
+    assert lane.record(ad_id)["workerId"] == "rescuer"
+
+
+def test_a_dead_workers_ads_go_to_another_worker_within_seconds_uncharged(lane: Lane) -> None:
+    """Issue 9 item 11, the Kubernetes way: no supervisor, and the replacement has another id. A worker
+    holding 3 ads in analysis is SIGKILLed; the reaper (another worker, holding the ``reaper`` lease) sees
+    its heartbeat expire (registry ttl 3 s here) and hands the 3 ads back at once, none charged (it was
+    running 3, so none is to blame): they complete well inside ack_wait (90 s) with 1 attempt each."""
+    doomed = lane.worker("doomed", concurrency=3, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="60000",
+                         **FAST_REGISTRY, **LONG_ACK_WAIT)
+    ids = [lane.submit(f"Held {i}", priority=4) for i in range(3)]
+    wait_for(lambda: all(lane.record(i).get("workerId") == "doomed" for i in ids), timeout=20,
+             what="the 3 ads in flight on the doomed worker")
+    lane.worker("survivor", concurrency=3, **FAST_REGISTRY, **LONG_ACK_WAIT)
+    wait_for(lambda: "survivor" in _workers(lane), timeout=20, what="the survivor's heartbeat")
+    doomed.kill()
+    killed = time.monotonic()
+    records = [wait_terminal(lane.http, i, timeout=30) for i in ids]
+    print(f"3 ads of a SIGKILLed worker completed {time.monotonic() - killed:.1f}s after the kill")
+    assert [r["status"] for r in records] == ["completed"] * 3
+    assert [r["workerId"] for r in records] == ["survivor"] * 3
+    assert [r["attempts"] for r in records] == [1] * 3
+
+
+def test_a_missing_or_unusable_consumer_stops_only_its_own_level(lane: Lane) -> None:
+    """Issue 9 item 3 (the pull side). Consumer ``gamead-p3`` is deleted (as ``nats consumer rm`` would).
+    Before: p1 and p3 both stalled (0 of 5 each in 30 s) and the worker logged ``pull failed`` every
+    second. Now: the p1 ads complete while p3 cannot be read. Then ``gamead-p3`` is replaced by a push
+    consumer, which the service reports but never overwrites, so p3 stays unreadable however fast the
+    topology heals itself: p1 still flows, the p3 ads wait, and the worker says so once, not every second.
+    When the operator puts the right consumer back, p3 resumes and the worker says that once too."""
+    worker = lane.worker("w1", concurrency=2)
+    wait_terminal(lane.http, lane.submit("Warm Up", priority=3))
+
+    async def drop(js) -> None:  # noqa: ANN001
+        await js.delete_consumer(names.ADS_STREAM, names.level_consumer(3))
+
+    async def unusable(js) -> None:  # noqa: ANN001
+        from nats.js.api import ConsumerConfig
+
+        try:
+            await js.delete_consumer(names.ADS_STREAM, names.level_consumer(3))
+        except nats.js.errors.NotFoundError:
+            pass
+        await js.add_consumer(names.ADS_STREAM, ConsumerConfig(
+            durable_name=names.level_consumer(3), filter_subject=names.level_subject(3),
+            deliver_subject="test.nobody.listens", ack_policy="explicit"))
+
+    async def repair(js) -> None:  # noqa: ANN001
+        from gamead_core.config import GameadSettings
+        from gamead_core.queue.topology import ensure_topology
+
+        await js.delete_consumer(names.ADS_STREAM, names.level_consumer(3))
+        await ensure_topology(js, GameadSettings())
+
+    lane.js(drop)  # missing
+    lane.submit("Level Three While Missing", priority=3)
+    p1 = [lane.submit(f"Level One {i}", priority=1) for i in range(5)]
+    assert [wait_terminal(lane.http, i, timeout=20)["status"] for i in p1] == ["completed"] * 5
+
+    lane.js(unusable)  # unusable, and left alone by any self-healing
+    p3 = [lane.submit(f"Level Three {i}", priority=3) for i in range(5)]
+    p1 = [lane.submit(f"Level One Again {i}", priority=1) for i in range(5)]
+    assert [wait_terminal(lane.http, i, timeout=20)["status"] for i in p1] == ["completed"] * 5
+    assert {lane.record(i)["status"] for i in p3} == {"queued"}
+    time.sleep(2)  # let it stay unreadable a while: what the worker logs meanwhile is under test
+
+    lane.js(repair)
+    assert [wait_terminal(lane.http, i, timeout=30)["status"] for i in p3] == ["completed"] * 5
+    log = worker.output()
+    # once per state change (missing → unusable, with maybe a glimpse of "missing" while it was swapped),
+    # not once per retry: the unusable state lasted over 2 s of back-off retries and is logged once
+    assert len(re.findall(r"priority 3 cannot be read \(pull answered 409", log)) == 1, log[-3000:]
+    assert 1 <= len(re.findall(r"priority 3 cannot be read", log)) <= 3, log[-3000:]
+    assert "priority 3 can be read again" in log
+    assert "pull failed" not in log
+
+
+def _fill_store(url: str) -> int:
+    """Take every byte the server's JetStream file quota has left (a stream of the test's own); returns
+    how many 8 KiB messages it took."""
+
+    async def main() -> int:
+        from nats.js.api import StreamConfig
+
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="TEST_FILLER", subjects=["test.filler"]))
+        n = 0
+        try:
+            while True:
+                await js.publish("test.filler", b"f" * 8192)
+                n += 1
+        except nats.js.errors.APIError as exc:
+            assert exc.err_code == 10023, exc  # insufficient resources: the store is full
+        finally:
+            await nc.close()
+        return n
+
+    return asyncio.run(main())
+
+
+def _consumer(url: str, level: int) -> object:
+    async def main() -> object:
+        nc = await nats.connect(url)
+        try:
+            return await nc.jetstream().consumer_info(names.ADS_STREAM, names.level_consumer(level))
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+def _purge(url: str, stream: str) -> dict[str, int]:
+    async def main() -> dict[str, int]:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        try:
+            if stream:
+                await js.purge_stream(stream)
+            state = (await js.stream_info(names.ADS_STREAM)).state
+            return {"messages": state.messages}
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+def test_a_full_store_charges_no_attempt_and_strands_nothing(procs: list[Proc], tmp_path: Path) -> None:
+    """Issue 9 item 4 (the worker side). Real store errors, from nats-server's own limit: the server's
+    JetStream ``max_file_store`` is 1 MB and a stream of the test's takes what is left, so every record
+    write fails with ``insufficient resources`` (10023) while deliveries go on (on a full disk, tmpfs,
+    writes fail the same way but JetStream then stays down until nats-server restarts: the operator's
+    part, see the README). Before: each delivery whose record write failed used up one of
+    ``max_deliver``; past it the ad sat in the stream past every consumer, with no DLQ entry. Now, with
+    ``worker.max_attempts`` 1, each of 7 ads is delivered at least twice while the store is full, none is
+    charged, and once space is freed all 7 complete with 1 attempt; nothing is left in the work stream."""
+    server = EmbeddedNats(tmp_path / "nats", max_file="1MB").start()
+    try:
+        env = {"GAMEAD_QUEUE__MAX_BYTES": "-1", "GAMEAD_RECORDS__MAX_BYTES": "-1",  # reserved from the 1 MB store
+               "GAMEAD_WORKER__MAX_ATTEMPTS": "1", "GAMEAD_QUEUE__ACK_WAIT": "2"}
+        api, url = start_api(server.url, tmp_path, **env)
+        procs.append(api)
+        with httpx.Client(base_url=url, timeout=20) as http:
+            ids = []
+            for i in range(7):
+                resp = http.post("/ads", json=ad(f"Stored Before The Disk Filled {i}", 2))
+                assert resp.status_code == 202, resp.text
+                ids.append(resp.json()["id"])
+            wait_for(lambda: all(http.get(f"/ads/{i}").status_code == 200 for i in ids), what="records written")
+            _fill_store(server.url)
+            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **env))
+
+            def redelivered_all() -> bool:
+                assert all(http.get(f"/ads/{i}").json()["status"] == "queued" for i in ids)  # never a 404
+                return _consumer(server.url, 2).num_redelivered >= len(ids)  # type: ignore[attr-defined]
+
+            wait_for(redelivered_all, timeout=30, interval=0.2,
+                     what="every ad to be delivered more often than its budget while the store is full")
+            _purge(server.url, "TEST_FILLER")
+            records = [wait_terminal(http, i, timeout=30) for i in ids]
+            assert [r["status"] for r in records] == ["completed"] * 7
+            assert [r["attempts"] for r in records] == [1] * 7
+            assert http.get("/v1/dlq").json()["total"] == 0
+        assert wait_for(lambda: _purge(server.url, "")["messages"] == 0, what="the work stream to empty")
+    finally:
+        for proc in procs:
+            proc.stop(timeout=10)
+        server.stop()
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def test_a_full_disk_charges_no_attempt_and_after_a_restart_everything_completes(
+    procs: list[Proc], tmp_path: Path
+) -> None:
+    """Issue 9 item 4 on a real full disk: the nats-server store on a 4 MB tmpfs (we mount it; skipped
+    where mounting is not allowed), filled by a file until ENOSPC. Record writes then time out while
+    deliveries go on, and JetStream keeps the stream in a write-error state until nats-server restarts,
+    as the issue saw. With ``worker.max_attempts`` 1, each of 7 ads is delivered at least twice meanwhile,
+    none is charged, and after the file is removed and nats-server restarted (same data directory) all 7
+    complete with 1 attempt."""
+    import subprocess
+
+    store = tmp_path / "store"
+    if not _mount_tmpfs(store, "4m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    server = EmbeddedNats(store)
+    try:
+        server.start()
+        env = {"GAMEAD_WORKER__MAX_ATTEMPTS": "1", "GAMEAD_QUEUE__ACK_WAIT": "2", "GAMEAD_QUEUE__MAX_BYTES": "-1",
+               "GAMEAD_NATS__REQUEST_TIMEOUT": "1"}
+        api, url = start_api(server.url, tmp_path, **env)
+        procs.append(api)
+        with httpx.Client(base_url=url, timeout=20) as http:
+            ids = []
+            for i in range(7):
+                resp = http.post("/ads", json=ad(f"Stored Before The Disk Filled {i}", 2))
+                assert resp.status_code == 202, resp.text
+                ids.append(resp.json()["id"])
+            wait_for(lambda: all(http.get(f"/ads/{i}").status_code == 200 for i in ids), what="records written")
+            filler = store / "filler"
+            with open(filler, "wb") as out:
+                try:
+                    while True:
+                        out.write(b"z" * 65536)
+                        out.flush()
+                except OSError:
+                    pass
+            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **env))
+            wait_for(lambda: _consumer(server.url, 2).num_redelivered >= len(ids), timeout=40,  # type: ignore[attr-defined]
+                     interval=0.2, what="every ad to be delivered more often than its budget on the full disk")
+            filler.unlink()
+            server.stop()
+            server.start()  # same port and data directory: what an operator does after freeing space
+            records = [wait_terminal(http, i, timeout=40) for i in ids]
+            assert [r["status"] for r in records] == ["completed"] * 7
+            assert [r["attempts"] for r in records] == [1] * 7
+            assert http.get("/v1/dlq").json()["total"] == 0
+    finally:
+        for proc in procs:
+            proc.stop(timeout=10)
+        server.stop()
+        subprocess.run(["umount", str(store)], capture_output=True, timeout=30)
+
+
+def test_the_sweep_puts_back_every_message_a_consumer_gave_up_on_with_or_without_its_record(lane: Lane) -> None:
+    """Issue 9 item 4, the sweep. A level consumer with a finite ``max_deliver`` (as an older gamead made
+    them, or an operator's edit) gives up on 3 ads whose deliveries were never acknowledged: they stay in
+    the work stream, where no consumer delivers them again. Of the 3, one has no record and one has used
+    its whole analysis budget. The sweep finds all 3 from stream state alone: the one whose
+    budget is spent goes to the DLQ, the other two (the record-less one recreated from its message) are
+    queued again and complete once the consumer is put back to gamead's config."""
+    from gamead_core.config import GameadSettings
+    from gamead_core.models import AdStatus
+    from gamead_core.queue.dlq import DeadLetters
+    from gamead_core.queue.topology import consumer_config, ensure_topology
+    from gamead_core.store.ads import AdStore
+    from gamead_core.worker.mover import stranded, sweep
+
+    ids = [lane.submit(f"Given Up {i}", priority=4) for i in range(3)]
+    settings = GameadSettings()
+
+    async def strand() -> list[int]:
+        nc = await nats.connect(lane.nats.url)
+        js = nc.jetstream()
+        try:
+            old = consumer_config(4, settings.queue)
+            old.max_deliver, old.ack_wait = 1, 1.0
+            await js.add_consumer(names.ADS_STREAM, old)  # what an older gamead configured
+            sub = await js.pull_subscribe_bind(names.level_consumer(4), names.ADS_STREAM)
+            msgs = await sub.fetch(3, timeout=5)  # delivered once, never acknowledged
+            assert len(msgs) == 3
+            store = await AdStore.open(nc, js)
+            kv = await js.key_value(names.ADS_BUCKET)
+            await kv.delete(ids[0])  # no record
+            spent = (await store.get(ids[1])).record.model_copy(
+                update={"attempts": settings.worker.max_attempts, "status": AdStatus.PROCESSING})
+            await kv.put(ids[1], spent.model_dump_json(exclude_none=True).encode())
+            found: list[int] = []
+            for _ in range(100):  # JetStream gives up at its next look at the pending list
+                found = await stranded(js, 4)
+                if len(found) == 3:
+                    break
+                await asyncio.sleep(0.1)
+            report = await sweep(js, store, DeadLetters(js), settings)
+            assert (report.requeued, report.dead_lettered) == (2, 1), report
+            assert await stranded(js, 4) == []
+            await ensure_topology(js, settings)  # back to max_deliver -1
+            return found
+        finally:
+            await nc.close()
+
+    assert len(asyncio.run(strand())) == 3
+    lane.worker("w1", concurrency=2)
+    records = [wait_terminal(lane.http, i, timeout=20) for i in ids]
+    assert [r["status"] for r in records] == ["completed", "dead", "completed"]
+    assert records[1]["error"]["errorClass"] == "WorkerLost"
+    assert [e["adId"] for e in lane.http.get("/v1/dlq").json()["items"]] == [ids[1]]
