@@ -168,6 +168,14 @@ async def _count(request: Request, body: SelectionBody) -> dict[str, Any]:
     return {"matched": len(items), "dryRun": True, "complete": not budget.exhausted, "scanned": budget.scanned}
 
 
+def _id_items(body: SelectionBody) -> list[list[Any]] | None:
+    """The work list a job over ``ids`` starts from: each id once, at most ``limit``; the job's first phase
+    looks up their current entries."""
+    if body.ids is None:
+        return None
+    return [[ad_id, None] for ad_id in dict.fromkeys(body.ids[: body.limit])]
+
+
 def job_response(request: Request, job: Job, status: int = 202) -> Response:
     """A job's document, or (``Accept: application/x-ndjson``) its progress stream."""
     if NDJSON in request.headers.get("accept", ""):
@@ -232,7 +240,7 @@ async def replay_dlq(request: Request) -> Response:
         JobKind.REPLAY, selection, started_by=_principal(request),
         rate=body.rate or request.app.state.settings.dlq.replay_rate,
         stop_on_failure_rate=body.stop_on_failure_rate,
-        items=[[i, None] for i in dict.fromkeys(body.ids)] if body.ids is not None else None,
+        items=_id_items(body),
     )
     return job_response(request, job)
 
@@ -253,7 +261,7 @@ async def purge_dlq(request: Request) -> Response:
     selection = await _selection(request, body)
     job = await _jobs(request).create(
         JobKind.PURGE, selection, started_by=_principal(request),
-        items=[[i, None] for i in dict.fromkeys(body.ids)] if body.ids is not None else None,
+        items=_id_items(body),
     )
     return job_response(request, job)
 

@@ -188,6 +188,10 @@ class JobService:
                 await self.sweep()
             except GameadError as exc:
                 log.debug("job sweep failed: %s", exc.message)
+                try:  # the bucket may have been deleted: open (and so recreate) it again
+                    self._store = await asyncio.wait_for(open_store(), interval)
+                except (GameadError, OSError, asyncio.TimeoutError):
+                    pass
             except Exception:  # noqa: BLE001 - the sweeper must outlive any one bad document
                 log.exception("job sweep failed")
             await asyncio.sleep(interval)

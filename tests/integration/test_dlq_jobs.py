@@ -4,13 +4,16 @@ reports what really became of the replayed ads."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 
 import httpx
+import nats
 from typer.testing import CliRunner
 
 from gamead_cli.main import app as cli
+from gamead_core import names
 from tests.integration.dlq_lane import DOOMED, Lane, broken_invariants, dlq_last_seq, lane  # noqa: F401
 from tests.support import Proc, clean_env, gamead_argv, wait_for, wait_terminal
 
@@ -170,3 +173,18 @@ def test_jobs_routes_check_their_ids_and_answer_404_for_unknown_ones(lane: Lane)
     bad_query = lane.http.get("/v1/jobs", params={"state": "nonsense"})
     assert bad_query.status_code == 422 and bad_query.json()["error"]["code"] == "validation_failed"
     assert lane.http.get("/readyz").status_code == 200
+
+
+def test_a_deleted_jobs_bucket_is_recreated_by_the_running_api(lane: Lane) -> None:
+    async def delete_bucket() -> None:
+        nc = await nats.connect(lane.nats.url)
+        try:
+            await nc.jetstream().delete_key_value(names.JOBS_BUCKET)
+        finally:
+            await nc.close()
+
+    assert lane.http.get("/v1/jobs").status_code == 200
+    asyncio.run(delete_bucket())
+    wait_for(lambda: lane.http.get("/v1/jobs").status_code == 200, timeout=15, what="the jobs bucket to come back")
+    done = lane.run_job("/v1/dlq/purge", {"all": True, "confirm": True})
+    assert done["state"] == "succeeded" and done["counts"]["matched"] == 0
