@@ -85,7 +85,7 @@ class DlqSettings(_Section):
     max_msgs: int = Field(1_000_000, description="Most entries kept in the DLQ (-1 = unlimited).")
     replay_rate: float = Field(100.0, gt=0, description="Default replays per second.")
     scan_limit: int = Field(
-        100_000, ge=100, description="Most entries one list or dry-run request reads; the answer says if it stopped."
+        100_000, ge=10, description="Most entries one list or dry-run request reads; the answer says if it stopped."
     )
     scan_time: float = Field(2.0, gt=0, description="Most seconds one list or dry-run request spends reading.")
 

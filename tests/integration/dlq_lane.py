@@ -94,6 +94,24 @@ def lane(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Pa
     lane.http.close()
 
 
+@pytest.fixture(scope="module")
+def shared_lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lane]:
+    """One lane for a whole test module (tests that do not need an empty DLQ of their own)."""
+    logs = tmp_path_factory.mktemp("dlq-lane")
+    server = EmbeddedNats(logs / "nats").start()
+    started: list[Proc] = []
+    try:
+        api, url = start_api(server.url, logs, **COMMON)
+        started.append(api)
+        lane = Lane(server, url, logs, started)
+        yield lane
+        lane.http.close()
+    finally:
+        for proc in started:
+            proc.stop(timeout=10)
+        server.stop()
+
+
 async def _store_view(nats_url: str, ad_ids: list[str]) -> tuple[dict[str, str | None], set[str], Counter[str], int]:
     """(status per ad, ads with a DLQ entry, work-stream messages per ad, the DLQ's last sequence)."""
     nc = await nats.connect(nats_url)

@@ -4,16 +4,13 @@ reports what really became of the replayed ads."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 
 import httpx
-import nats
 from typer.testing import CliRunner
 
 from gamead_cli.main import app as cli
-from gamead_core import names
 from tests.integration.dlq_lane import DOOMED, Lane, broken_invariants, dlq_last_seq, lane  # noqa: F401
 from tests.support import Proc, clean_env, gamead_argv, wait_for, wait_terminal
 
@@ -60,7 +57,7 @@ def test_two_overlapping_replay_all_jobs_strand_no_ad_and_their_counts_add_up(la
 def test_an_interrupted_cli_replay_goes_on_and_a_second_replay_strands_nothing(lane: Lane, procs: list[Proc]) -> None:
     """Issue 9.1: Ctrl-C `gamead dlq replay --all --rate 1` after 3 s, then `gamead dlq replay --all` again."""
     lane.worker(**DOOMED)
-    ids = [lane.submit(f"Doomed {i}") for i in range(8)]
+    ids = [lane.submit(f"Doomed {i}") for i in range(6)]
     for ad_id in ids:
         lane.dead(ad_id)
     first = Proc("cli", gamead_argv("dlq", "replay", "--all", "--rate", "1", "--yes", "--api", lane.url),
@@ -118,22 +115,22 @@ def test_a_job_whose_api_node_dies_is_resumed_by_another_and_replays_each_ad_onc
     """A job is not "running" for ever when its node dies: another API node takes it over once its lease
     (2 s here) expires and finishes it; the fences make the re-examined items safe."""
     faulty = lane.worker(**DOOMED)
-    ids = [lane.submit(f"Doomed {i}") for i in range(10)]
+    ids = [lane.submit(f"Doomed {i}") for i in range(6)]
     for ad_id in ids:
         lane.dead(ad_id)
     faulty.stop()
     lane.worker()
     doomed_node, doomed_url = lane.api()
     with httpx.Client(base_url=doomed_url, timeout=10) as doomed_http:
-        job = lane.start_job("/v1/dlq/replay", {"all": True, "rate": 2}, http=doomed_http)
-        wait_for(lambda: _replayed_at_least(lane, job["id"], 3, doomed_http), timeout=20, what="3 replays")
+        job = lane.start_job("/v1/dlq/replay", {"all": True, "rate": 3}, http=doomed_http)
+        wait_for(lambda: _replayed_at_least(lane, job["id"], 2, doomed_http), timeout=20, what="2 replays")
     doomed_node.kill()
     done = lane.job_done(job["id"], timeout=60)
     assert done["state"] == "succeeded" and done["resumes"] == 1 and done["runner"] != job["runner"], done
     _adds_up(done)
-    assert done["counts"]["replayed"] == 10 and done["counts"]["completed"] == 10
+    assert done["counts"]["replayed"] == 6 and done["counts"]["completed"] == 6
     records = [wait_terminal(lane.http, i) for i in ids]
-    assert [r["status"] for r in records] == ["completed"] * 10
+    assert [r["status"] for r in records] == ["completed"] * 6
     assert all(r["attempts"] == 1 and r["jobId"] == job["id"] for r in records)  # replayed once, analysed once
     assert broken_invariants(lane.nats.url, ids) == []
 
@@ -161,30 +158,3 @@ def test_cancel_stops_a_job_and_leaves_the_rest_in_the_dlq(lane: Lane) -> None:
     assert [j["id"] for j in json.loads(listed.stdout)["items"]] == [job["id"]]
     assert lane.http.get("/v1/jobs", params={"kind": "purge"}).json()["count"] == 0
     wait_for(lambda: not broken_invariants(lane.nats.url, ids), timeout=20, what="every ad settled")
-
-
-def test_jobs_routes_check_their_ids_and_answer_404_for_unknown_ones(lane: Lane) -> None:
-    for bad in ("*", ">", "x" * 4000, "..%2Fstats", "01M87V538CE744CFGETHVYB39N"):
-        for path in (f"/v1/jobs/{bad}", f"/v1/jobs/{bad}/events"):
-            resp = lane.http.get(path)
-            assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found", (path, resp.text)
-        assert lane.http.post(f"/v1/jobs/{bad}/cancel").status_code == 404
-    assert lane.http.get("/v1/jobs/01m87v538ce744cfgethvyb39n").status_code == 404
-    bad_query = lane.http.get("/v1/jobs", params={"state": "nonsense"})
-    assert bad_query.status_code == 422 and bad_query.json()["error"]["code"] == "validation_failed"
-    assert lane.http.get("/readyz").status_code == 200
-
-
-def test_a_deleted_jobs_bucket_is_recreated_by_the_running_api(lane: Lane) -> None:
-    async def delete_bucket() -> None:
-        nc = await nats.connect(lane.nats.url)
-        try:
-            await nc.jetstream().delete_key_value(names.JOBS_BUCKET)
-        finally:
-            await nc.close()
-
-    assert lane.http.get("/v1/jobs").status_code == 200
-    asyncio.run(delete_bucket())
-    wait_for(lambda: lane.http.get("/v1/jobs").status_code == 200, timeout=15, what="the jobs bucket to come back")
-    done = lane.run_job("/v1/dlq/purge", {"all": True, "confirm": True})
-    assert done["state"] == "succeeded" and done["counts"]["matched"] == 0
