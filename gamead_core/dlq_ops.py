@@ -37,7 +37,7 @@ from collections.abc import Iterable
 
 from nats.js import JetStreamContext
 
-from gamead_core.errors import Conflict, NotFound
+from gamead_core.errors import Conflict, NotFound, QueueFull
 from gamead_core.jobs.model import Mark
 from gamead_core.models import AdRecord, AdStatus, DlqEntry
 from gamead_core.queue.dlq import DeadLetters, DlqFilter, ScanBudget
@@ -131,45 +131,56 @@ class DlqOps:
             if current.entry is None:
                 return Mark.UNREADABLE
             try:
-                queued = await self._requeue(versioned, current.entry, seq, job_id)
+                moved = await self._requeue(versioned, current.entry, seq, job_id)
             except Conflict:
                 continue  # someone else moved the record: look again
-            if queued is None:
+            if moved is None:
                 if record is not None and record.replay_of == seq and record.status in (
                         AdStatus.QUEUED, AdStatus.PROCESSING):
                     return Mark.OTHER_JOB
                 if record is not None and record.purged_from == seq:
                     return Mark.OTHER_JOB
                 return Mark.NOT_DEAD
+            queued, revision, dead = moved
             if queued.status == AdStatus.QUEUED and queued.attempts == 0:
                 # a resumed replay cannot know whether its first publish landed: repeat it with the same id
-                await publish_ad(self._js, ad_id=ad_id, level=current.entry.priority, payload=encode(queued),
-                                 timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq))
+                try:
+                    await publish_ad(self._js, ad_id=ad_id, level=current.entry.priority, payload=encode(queued),
+                                     timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq))
+                except QueueFull:
+                    # refused for sure (the work stream is at its limit): put the record back as it was. (After a
+                    # timeout the publish may have landed: then the record stays queued and a retry, or the
+                    # job's next runner, repeats the publish with the same id.)
+                    if dead is not None and revision is not None:
+                        await self._store.update(dead, revision)
+                    raise
             await self._dlq.delete_seq(seq)
             return Mark.ACTED
         raise Conflict(f"ad {ad_id} kept changing during its replay; gave up after {CAS_ATTEMPTS} attempts")
 
-    async def _requeue(self, versioned: Versioned | None, entry: DlqEntry, seq: int, job_id: str) -> AdRecord | None:
-        """``dead → queued`` naming the entry and the job; the record as this job left it, or None if it is
-        not this job's to replay. Raises :class:`Conflict` if the record changed since it was read."""
+    async def _requeue(self, versioned: Versioned | None, entry: DlqEntry, seq: int,
+                       job_id: str) -> tuple[AdRecord, int | None, AdRecord | None] | None:
+        """``dead → queued`` naming the entry and the job. Returns (the record as this job left it, its
+        revision, the dead record it replaced) or None if it is not this job's to replay; for this job's own
+        half-done replay, (the record, None, None). Raises :class:`Conflict` if the record changed since read."""
         if versioned is None:  # e.g. imported, or the record expired: the entry has everything needed
             record = AdRecord(
                 id=entry.ad_id, status=AdStatus.QUEUED, priority=entry.priority, submitted_at=entry.submitted_at,
                 ad=entry.ad, replay_of=seq, job_id=job_id,
             )
-            await self._store.create(record)
-            return record
+            dead = record.model_copy(update={"status": AdStatus.DEAD, "attempts": entry.attempts,
+                                             "replay_of": None, "job_id": None})
+            return record, await self._store.create(record), dead
         record = versioned.record
         if record.status == AdStatus.DEAD:
             queued = record.model_copy(update={
                 "status": AdStatus.QUEUED, "attempts": 0, "replay_of": seq, "job_id": job_id, "retry_at": None,
                 "started_at": None, "completed_at": None, "worker_id": None, "purged_from": None,
             })
-            await self._store.update(queued, versioned.revision)
-            return queued
+            return queued, await self._store.update(queued, versioned.revision), record
         if record.replay_of == seq and record.job_id == job_id and record.status in (
                 AdStatus.QUEUED, AdStatus.PROCESSING, AdStatus.COMPLETED):
-            return record  # this job's own half-done replay: finish it
+            return record, None, None  # this job's own half-done replay: finish it
         return None
 
     async def outcome(self, ad_id: str, seq: int, job_id: str) -> str:

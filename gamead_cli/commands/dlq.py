@@ -41,7 +41,7 @@ IMPORT_BATCH_ENTRIES = 500
 MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
 ACTED = {"replay": "replayed", "purge": "purged", "import": "imported"}
-PHASE_TEXT = {"selecting": "selecting", "acting": "{verb}", "following": "waiting for outcomes", "done": "done"}
+ACTING = {"replay": "replaying", "purge": "purging", "import": "importing"}
 
 
 def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
@@ -222,19 +222,30 @@ def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
             time.sleep(1.0)
 
 
+def _phase_text(job: dict[str, Any]) -> str:
+    """What the progress bar says: e.g. ``replaying · replayed 7 · skipped 0`` then ``waiting for outcomes ·
+    completed 5 · dead again 0 · still running 7``."""
+    c, phase, kind = job.get("counts") or {}, job.get("phase"), job.get("kind", "")
+    if phase == "selecting":
+        return "selecting entries"
+    if phase == "following":
+        return (f"waiting for outcomes · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)} "
+                f"· still running {c.get('stillRunning', 0)}")
+    if phase == "done":
+        return "done"
+    return f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)} · skipped {c.get('skipped', 0)}"
+
+
 def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
     """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130)."""
-    verb = ACTED.get(job["kind"], job["kind"])
     final = job
     try:
         with _progress() as progress:
-            task = progress.add_task(verb, total=None, visible=not quiet)
+            task = progress.add_task(_phase_text(job), total=None, visible=not quiet)
             for final in _follow_lines(client, job["id"]):
                 counts = final.get("counts") or {}
-                phase = PHASE_TEXT.get(final.get("phase", ""), "{verb}").format(verb=verb)
-                if final.get("phase") == "following":
-                    phase += f" ({counts.get('stillRunning', 0)} still running)"
-                progress.update(task, description=phase, total=counts.get("matched"), completed=counts.get("done", 0))
+                progress.update(task, description=_phase_text(final), total=counts.get("matched"),
+                                completed=counts.get("done", 0))
                 if final.get("state") not in ("queued", "running"):
                     break
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import orjson
 import pytest
 
 from gamead_core import names
+from gamead_core.intake import new_ad_id
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
 
@@ -34,6 +36,16 @@ DOOMED = {"GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MODE": "pe
           "GAMEAD_WORKER__FAULTS__MATCH": "^Doomed"}
 UNANALYSABLE = {"description": "???", "callToAction": "!!!"}
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+def made_up_entry(title: str, priority: int = 3) -> dict[str, Any]:
+    """A DLQ entry (as `gamead dlq export` writes it) of a new ad: import it to have a dead ad without a worker."""
+    ad_id = new_ad_id()
+    now = datetime.now(timezone.utc).isoformat()
+    return {"id": ad_id, "adId": ad_id, "title": title, "priority": priority, "attempts": 1,
+            "errorClass": "PermanentError", "errorMessage": "made up for a test", "retryable": False,
+            "firstFailureAt": now, "lastFailureAt": now, "deadAt": now, "submittedAt": now,
+            "ad": ad(title, priority)}
 
 
 class Lane:

@@ -11,12 +11,23 @@ import httpx
 from typer.testing import CliRunner
 
 from gamead_cli.main import app as cli
-from tests.integration.dlq_lane import DOOMED, Lane, broken_invariants, dlq_last_seq, lane  # noqa: F401
-from tests.support import Proc, clean_env, gamead_argv, wait_for, wait_terminal
+from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
+    DOOMED, Lane, broken_invariants, dlq_last_seq, lane, made_up_entry,
+)
+from tests.support import SAMPLE_AD, Proc, clean_env, gamead_argv, wait_for, wait_terminal
+
+_AD = {k: v for k, v in SAMPLE_AD.items() if k != "title"}
 
 
 def _replayed_at_least(lane: Lane, job_id: str, n: int, http: httpx.Client | None = None) -> bool:
     return (http or lane.http).get(f"/v1/jobs/{job_id}").json()["counts"].get("replayed", 0) >= n
+
+
+def _dead_ads(lane: Lane, n: int) -> list[str]:
+    """``n`` dead ads with their DLQ entries, made by an import (faster than a faulty worker)."""
+    entries = [made_up_entry(f"Dead {i}") for i in range(n)]
+    assert lane.run_job("/v1/dlq/import", {"entries": entries})["counts"]["imported"] == n
+    return [e["adId"] for e in entries]
 
 
 def _adds_up(job: dict) -> None:
@@ -92,11 +103,7 @@ def test_the_summary_reports_what_the_replayed_ads_became_and_a_closed_stream_ne
     lane: Lane,
 ) -> None:
     """Issue 10.5: `gamead dlq replay --all` printed `completed: 0` when all 28 replayed ads completed."""
-    faulty = lane.worker(**DOOMED)
-    ids = [lane.submit(f"Doomed {i}") for i in range(28)]
-    for ad_id in ids:
-        lane.dead(ad_id)
-    faulty.stop()
+    ids = _dead_ads(lane, 28)
     lane.worker()  # the fix is deployed
     with lane.http.stream("POST", "/v1/dlq/replay", json={"all": True, "rate": 50},
                           headers={"Accept": "application/x-ndjson"}) as stream:
@@ -114,11 +121,7 @@ def test_the_summary_reports_what_the_replayed_ads_became_and_a_closed_stream_ne
 def test_a_job_whose_api_node_dies_is_resumed_by_another_and_replays_each_ad_once(lane: Lane) -> None:
     """A job is not "running" for ever when its node dies: another API node takes it over once its lease
     (2 s here) expires and finishes it; the fences make the re-examined items safe."""
-    faulty = lane.worker(**DOOMED)
-    ids = [lane.submit(f"Doomed {i}") for i in range(6)]
-    for ad_id in ids:
-        lane.dead(ad_id)
-    faulty.stop()
+    ids = _dead_ads(lane, 6)
     lane.worker()
     doomed_node, doomed_url = lane.api()
     with httpx.Client(base_url=doomed_url, timeout=10) as doomed_http:
@@ -136,11 +139,7 @@ def test_a_job_whose_api_node_dies_is_resumed_by_another_and_replays_each_ad_onc
 
 
 def test_cancel_stops_a_job_and_leaves_the_rest_in_the_dlq(lane: Lane) -> None:
-    faulty = lane.worker(**DOOMED)
-    ids = [lane.submit(f"Doomed {i}") for i in range(6)]
-    for ad_id in ids:
-        lane.dead(ad_id)
-    faulty.stop()
+    ids = _dead_ads(lane, 6)
     lane.worker()
     job = lane.start_job("/v1/dlq/replay", {"all": True, "rate": 1})
     wait_for(lambda: _replayed_at_least(lane, job["id"], 1), timeout=20, what="one replay")
@@ -158,3 +157,28 @@ def test_cancel_stops_a_job_and_leaves_the_rest_in_the_dlq(lane: Lane) -> None:
     assert [j["id"] for j in json.loads(listed.stdout)["items"]] == [job["id"]]
     assert lane.http.get("/v1/jobs", params={"kind": "purge"}).json()["count"] == 0
     wait_for(lambda: not broken_invariants(lane.nats.url, ids), timeout=20, what="every ad settled")
+
+
+def test_a_replay_refused_by_a_full_work_queue_puts_the_record_back_and_says_why(
+    fresh_nats, procs: list[Proc], tmp_path,  # noqa: ANN001 - pytest fixtures
+) -> None:
+    """A replay whose publish the work stream refuses (at `queue.max_msgs`) leaves the ad dead with its entry,
+    never `queued` without a message; the job ends `failed` and says why."""
+    from tests.integration.dlq_lane import COMMON
+    from tests.support import start_api
+
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **{**COMMON, "GAMEAD_QUEUE__MAX_MSGS": "2"})  # no worker
+    procs.append(api)
+    small = Lane(server, url, tmp_path, procs)
+    entries = [made_up_entry(f"Dead {i}") for i in range(2)]
+    assert small.run_job("/v1/dlq/import", {"entries": entries})["counts"]["imported"] == 2
+    ids = [e["adId"] for e in entries]
+    waiting = [small.submit("Waiting For A Worker") for _ in range(2)]  # the work stream is now full
+    assert small.http.post("/ads", json={"title": "One Too Many", **_AD}).status_code == 503
+    job = small.run_job("/v1/dlq/replay", {"all": True})
+    assert job["state"] == "failed" and "full" in job["stopReason"], job
+    assert job["counts"]["replayed"] == 0 and job["counts"]["remaining"] == 2
+    assert [small.http.get(f"/ads/{i}").json()["status"] for i in ids] == ["dead", "dead"]
+    assert broken_invariants(server.url, [*ids, *waiting]) == []
+    small.http.close()
