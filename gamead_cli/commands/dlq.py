@@ -530,6 +530,9 @@ def import_(
                 for why, n in (final.get("skippedReasons") or {}).items():
                     totals["skippedReasons"][why] = totals["skippedReasons"].get(why, 0) + n
                 progress.advance(task, len(batch))
+                if final.get("state") != "succeeded":
+                    raise GameadError(f"import job {final['id']} {final.get('state')}: {final.get('stopReason')}; "
+                                      f"imported {totals['imported']} of {len(entries)} lines so far")
 
     def view(t: dict[str, Any]) -> Any:
         text = f"imported {t['imported']} of {t['lines']} lines · skipped {t['skipped']}"
