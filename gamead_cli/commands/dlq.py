@@ -42,6 +42,7 @@ MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
 ACTED = {"replay": "replayed", "purge": "purged", "import": "imported"}
 ACTING = {"replay": "replaying", "purge": "purging", "import": "importing"}
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 
 def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
@@ -365,6 +366,8 @@ def jobs(
     """
     if kind is not None and kind not in ACTED:
         raise typer.BadParameter(f"{kind!r}: use replay, purge or import", param_hint="--kind")
+    if state is not None and state not in JOB_STATES:
+        raise typer.BadParameter(f"{state!r}: use one of {', '.join(JOB_STATES)}", param_hint="--state")
     with api_client(config, api) as client:
         if job is not None:
             path = f"/v1/jobs/{quote(_job_id(job), safe='')}"

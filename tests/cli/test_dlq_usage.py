@@ -39,6 +39,7 @@ CASES = [
     (["dlq", "cancel", "../x"], "is not a job id"),
     (["dlq", "jobs", "x y"], "is not a job id"),
     (["dlq", "jobs", "--kind", "resurrect"], "use replay, purge or import"),
+    (["dlq", "jobs", "--state", "zombie"], "use one of queued, running"),
 ]
 
 
@@ -58,4 +59,10 @@ def test_bad_dlq_usage_exits_2_with_its_reason_and_no_traceback(
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
     text = result.output.translate({ord(c): " " for c in "│╭╮╰╯─"})  # Click's usage box, if any
-    assert says in " ".join(text.split()), result.output
+    assert "".join(says.split()) in "".join(text.split()), result.output  # however the box wrapped it
+
+
+@pytest.mark.parametrize("verb", ["list", "show", "replay", "purge", "jobs", "cancel", "export", "import"])
+def test_every_dlq_verb_has_help_with_an_example(verb: str) -> None:
+    result = CliRunner().invoke(cli, ["dlq", verb, "--help"])
+    assert result.exit_code == 0 and "Example: gamead dlq " in " ".join(result.stdout.split())
