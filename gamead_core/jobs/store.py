@@ -102,11 +102,13 @@ class WorkList:
     def mark(self, index: int) -> str:
         return chr(self.marks[index])
 
+    def __post_init__(self) -> None:
+        self._starts = [b[0] for b in self.bounds]
+
     def set(self, index: int, mark: str) -> None:
         if self.marks[index] != ord(mark):
             self.marks[index] = ord(mark)
-            starts = [b[0] for b in self.bounds]
-            self.dirty.add(bisect.bisect_right(starts, index) - 1)
+            self.dirty.add(bisect.bisect_right(self._starts, index) - 1)
 
     def text(self) -> str:
         return self.marks.decode("ascii")
