@@ -37,6 +37,7 @@ from collections.abc import Iterable
 
 from nats.js import JetStreamContext
 
+from gamead_core import names
 from gamead_core.errors import Conflict, NotFound, QueueFull
 from gamead_core.jobs.model import Mark
 from gamead_core.models import AdRecord, AdStatus, DlqEntry
@@ -128,8 +129,8 @@ class DlqOps:
                 if ours:
                     return Mark.ACTED  # done by this job before its runner changed (resumed)
                 return Mark.GONE if current is None or current.seq < seq else Mark.NEWER
-            if current.entry is None:
-                return Mark.UNREADABLE
+            if current.entry is None or current.entry.priority not in names.LEVELS:
+                return Mark.UNREADABLE  # e.g. written before imports were validated: never a stranded publish
             try:
                 moved = await self._requeue(versioned, current.entry, seq, job_id)
             except Conflict:

@@ -86,7 +86,7 @@ class Mark:
         OTHER_JOB: "another job is acting on this entry",
         DUPLICATE: "already in the DLQ, identical",
         EXISTS: "the ad is alive here (queued, processing or completed)",
-        UNREADABLE: "the entry cannot be read",
+        UNREADABLE: "the entry cannot be read, or is invalid (e.g. no such priority)",
         BUSY: "the ad's record kept changing under this job; run the job again",
     }
     ACTED_ALL: Final = frozenset({ACTED, COMPLETED, DEAD_AGAIN})
