@@ -25,8 +25,9 @@ Purge of entry ``s``: the record moves ``dead → failed`` (``purgedFrom=s``), t
 ad stays readable (``GET /ads/{id}`` says ``failed`` with its last error) and is never retried.
 
 Import of an entry: written with ``Nats-Expected-Last-Subject-Sequence`` naming the ad's current entry (or 0),
-then the record is made ``dead`` by compare-and-set (created if missing, revived from ``failed`` if purged); an
-ad that is alive here (queued, processing, completed) is skipped and a raced write is undone.
+then the record is confirmed ``dead`` by compare-and-set (created from the entry if missing); an ad that exists
+here and is not dead (alive, or purged: ``failed`` is final) is skipped, and a write that raced a replay is
+undone.
 """
 
 from __future__ import annotations
@@ -230,22 +231,24 @@ class DlqOps:
 
     # --- import --------------------------------------------------------------------------------------
 
-    async def import_entry(self, entry: DlqEntry, job_id: str) -> tuple[str, bool]:
-        """Put ``entry`` into the DLQ for job ``job_id``. Returns (mark, revived): ``revived`` when a purged
-        (``failed``) record became ``dead`` again, so a cached copy must be forgotten."""
+    async def import_entry(self, entry: DlqEntry, job_id: str) -> str:
+        """Put ``entry`` into the DLQ for job ``job_id``; returns the :class:`Mark` of what happened. An ad
+        that exists here and is not ``dead`` is skipped: alive (queued, processing, completed), or purged
+        (``failed``: a purge cannot be undone, ``failed`` is final)."""
         entry = entry.model_copy(update={"seq": None})
         for _ in range(CAS_ATTEMPTS):
             versioned = await self._record(entry.ad_id)
             record = versioned.record if versioned else None
             current = await self._dlq.current(entry.ad_id)
-            if record is not None and record.status not in (AdStatus.DEAD, AdStatus.FAILED):
-                return Mark.EXISTS, False
+            if record is not None and record.status == AdStatus.FAILED:
+                return Mark.PURGED
+            if record is not None and record.status != AdStatus.DEAD:
+                return Mark.EXISTS
             written: int | None = None
             if current is not None and current.entry is not None and _same_entry(current.entry, entry):
                 mark = Mark.ACTED if current.job_id == job_id else Mark.DUPLICATE
-                if record is not None and record.status == AdStatus.DEAD and (
-                        mark == Mark.DUPLICATE or record.job_id == job_id):
-                    return mark, False  # already in place, record and all
+                if record is not None and (mark == Mark.DUPLICATE or record.job_id == job_id):
+                    return mark  # already in place, record and all
             else:
                 try:
                     written, _ = await self._dlq.add(entry, dedupe=False, job_id=job_id,
@@ -254,34 +257,28 @@ class DlqOps:
                     continue
                 mark = Mark.ACTED
             try:
-                revived = await self._mark_dead(versioned, entry, job_id)
+                await self._mark_dead(versioned, entry, job_id)
             except Conflict:
                 if written is not None:
                     await self._undo_if_alive(entry.ad_id, written)
                 continue
-            return mark, revived
+            return mark
         raise Conflict(f"ad {entry.ad_id} kept changing during its import; gave up after {CAS_ATTEMPTS} attempts")
 
-    async def _mark_dead(self, versioned: Versioned | None, entry: DlqEntry, job_id: str) -> bool:
-        """Make the record ``dead`` at the revision read (Conflict if it moved). True if it was ``failed``."""
+    async def _mark_dead(self, versioned: Versioned | None, entry: DlqEntry, job_id: str) -> None:
+        """Create the ``dead`` record from the entry, or confirm the ``dead`` one at the revision read (the
+        compare-and-set that fences an import against a concurrent replay). Raises :class:`Conflict`."""
         if versioned is None:
             await self._store.create(AdRecord(
                 id=entry.ad_id, status=AdStatus.DEAD, priority=entry.priority, submitted_at=entry.submitted_at,
                 ad=entry.ad, attempts=entry.attempts, worker_id=entry.worker_id, job_id=job_id,
                 completed_at=entry.dead_at, first_failure_at=entry.first_failure_at,
             ))
-            return False
-        record = versioned.record
-        if record.status == AdStatus.DEAD:
-            await self._store.update(record.model_copy(update={"job_id": job_id}), versioned.revision)
-            return False
-        await self._store.update(record.model_copy(update={
-            "status": AdStatus.DEAD, "purged_from": None, "job_id": job_id}), versioned.revision)
-        return True
+            return
+        await self._store.update(versioned.record.model_copy(update={"job_id": job_id}), versioned.revision)
 
     async def _undo_if_alive(self, ad_id: str, seq: int) -> None:
-        """An import raced a replay: if the ad is alive now, the entry just written must go."""
+        """An import raced a replay or a purge: if the ad is no longer dead, the entry just written must go."""
         versioned = await self._record(ad_id)
-        if versioned is not None and versioned.record.status not in (AdStatus.DEAD, AdStatus.FAILED):
+        if versioned is not None and versioned.record.status != AdStatus.DEAD:
             await self._dlq.delete_seq(seq)
-

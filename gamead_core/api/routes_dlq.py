@@ -270,7 +270,7 @@ async def purge_dlq(request: Request) -> Response:
              openapi_extra=body_schema(ImportBody))
 async def import_dlq(request: Request) -> Response:
     """`{entries: [...]}` from `gamead dlq export`. Every entry is validated before anything is written (422
-    names the entry's index and field). An ad alive here is skipped; a purged one becomes `dead` again."""
+    names the entry's index and field). An ad that exists here and is not dead (alive, or purged) is skipped."""
     body = await read_body(request, ImportBody)
     seen: dict[str, int] = {}
     for n, entry in enumerate(body.entries):

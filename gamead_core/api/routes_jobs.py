@@ -17,7 +17,6 @@ import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
-from gamead_core.api.cache import invalidate_ad
 from gamead_core.api.errors import ApiError
 from gamead_core.api.routes_dlq import NDJSON, progress_stream
 from gamead_core.dlq_ops import DlqOps
@@ -44,10 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             raise QueueUnavailable("connecting to NATS")
         return await JobStore.open(link.js, settings.jobs, settings.queue.replicas)
 
-    async def revived(ad_id: str) -> None:
-        await invalidate_ad(app, ad_id)
-
-    jobs = JobService(settings, node_id, ops, on_revive=revived)
+    jobs = JobService(settings, node_id, ops)
     app.state.jobs = jobs
     await jobs.start(open_store)
     try:

@@ -77,6 +77,7 @@ class Mark:
     EXISTS: Final = "e"
     UNREADABLE: Final = "?"
     BUSY: Final = "b"
+    PURGED: Final = "p"
 
     #: skipped items, by reason (the wire text of ``skippedReasons``)
     SKIPPED: Final[dict[str, str]] = {
@@ -86,6 +87,7 @@ class Mark:
         OTHER_JOB: "another job is acting on this entry",
         DUPLICATE: "already in the DLQ, identical",
         EXISTS: "the ad is alive here (queued, processing or completed)",
+        PURGED: "the ad was purged here (failed for good)",
         UNREADABLE: "the entry cannot be read, or is invalid (e.g. no such priority)",
         BUSY: "the ad's record kept changing under this job; run the job again",
     }

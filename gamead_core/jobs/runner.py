@@ -56,12 +56,10 @@ class CancelRequested(Exception):
 class JobService:
     """Creates, runs, resumes, cancels and reports the operator jobs of one API node."""
 
-    def __init__(self, settings: GameadSettings, node_id: str, ops: Callable[[], DlqOps],
-                 on_revive: Callable[[str], Awaitable[None]] | None = None) -> None:
+    def __init__(self, settings: GameadSettings, node_id: str, ops: Callable[[], DlqOps]) -> None:
         self.settings = settings
         self.node_id = node_id
         self._ops = ops  #: the node's DLQ actions (raises QueueUnavailable while NATS is away)
-        self._on_revive = on_revive
         self._store: JobStore | None = None
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -351,10 +349,7 @@ class JobRun:
                 return await ops.replay(item[0], item[1], job.id)
             if job.kind == JobKind.PURGE:
                 return await ops.purge(item[0], item[1], job.id)
-            mark, revived = await ops.import_entry(DlqEntry.model_validate(item), job.id)
-            if revived and self.service._on_revive is not None:
-                await self.service._on_revive(str(item.get("adId")))
-            return mark
+            return await ops.import_entry(DlqEntry.model_validate(item), job.id)
         except Conflict:
             return Mark.BUSY
 

@@ -8,15 +8,16 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 from typer.testing import CliRunner
 
 from gamead_cli.main import app as cli
 from gamead_core.worker.backoff import backoff_ceiling
 from tests.integration.test_pipeline import KvWatch
-from tests.support import wait_for, wait_terminal
+from tests.support import start_api, wait_for, wait_terminal
 
 from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
-    BASE, MAX_ATTEMPTS, POISON, UNANALYSABLE, Lane, broken_invariants, lane,
+    BASE, COMMON, MAX_ATTEMPTS, POISON, UNANALYSABLE, Lane, broken_invariants, lane,
 )
 
 
@@ -135,7 +136,7 @@ def test_filters_select_what_they_say_and_purge_removes_only_what_it_names(lane:
     assert broken_invariants(lane.nats.url, [*retry_ids, perm_id]) == []
 
 
-def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path) -> None:
+def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path, fresh_nats) -> None:  # noqa: ANN001
     lane.worker(**POISON)
     ids = [lane.submit("Poison Export", priority=2), lane.submit("!!!", priority=3, **UNANALYSABLE)]
     for ad_id in ids:
@@ -147,19 +148,31 @@ def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path) 
     assert exported.exit_code == 0, exported.output
     lines = [json.loads(line) for line in dump.read_text().splitlines()]
     assert {e["id"] for e in lines} == set(ids)
+
+    staging = fresh_nats()  # another environment: the ads do not exist there
+    api, url = start_api(staging.url, tmp_path / "staging", **COMMON)
+    try:
+        imported = runner.invoke(cli, ["dlq", "import", str(dump), "--api", url, "-o", "json"])
+        assert imported.exit_code == 0, imported.output
+        assert json.loads(imported.stdout)["imported"] == 2
+        with httpx.Client(base_url=url, timeout=10) as there:
+            after = {e["id"]: e for e in there.get("/v1/dlq").json()["items"]}
+            assert {there.get(f"/ads/{i}").json()["status"] for i in ids} == {"dead"}
+        strip = lambda e: {k: v for k, v in e.items() if k != "seq"}  # noqa: E731 - the stream position is new
+        assert {k: strip(v) for k, v in after.items()} == {k: strip(v) for k, v in before.items()}
+        again = runner.invoke(cli, ["dlq", "import", str(dump), "--api", url, "-o", "json"])
+        assert json.loads(again.stdout)["skipped"] == 2  # already there, identical
+    finally:
+        api.stop()
+
     purged = runner.invoke(cli, ["dlq", "purge", "--all", "--yes", "--api", lane.url])
     assert purged.exit_code == 0, purged.output
     assert lane.dlq()["total"] == 0
     assert {lane.http.get(f"/ads/{i}").json()["status"] for i in ids} == {"failed"}
-    imported = runner.invoke(cli, ["dlq", "import", str(dump), "--api", lane.url, "-o", "json"])
-    assert imported.exit_code == 0, imported.output
-    assert json.loads(imported.stdout)["imported"] == 2
-    assert {lane.http.get(f"/ads/{i}").json()["status"] for i in ids} == {"dead"}  # purged, imported: dead again
-    again = runner.invoke(cli, ["dlq", "import", str(dump), "--api", lane.url, "-o", "json"])
-    assert json.loads(again.stdout)["skipped"] == 2  # already there, identical
-    after = {e["id"]: e for e in lane.dlq()["items"]}
-    strip = lambda e: {k: v for k, v in e.items() if k != "seq"}  # noqa: E731 - the stream position is new
-    assert {k: strip(v) for k, v in after.items()} == {k: strip(v) for k, v in before.items()}
+    back = runner.invoke(cli, ["dlq", "import", str(dump), "--api", lane.url, "-o", "json"])
+    totals = json.loads(back.stdout)  # a purge cannot be undone: failed is final
+    assert totals["imported"] == 0 and totals["skippedReasons"] == {"the ad was purged here (failed for good)": 2}
+    assert lane.dlq()["total"] == 0
 
 
 def test_cli_replay_with_dry_run_confirmation_and_json(lane: Lane) -> None:

@@ -17,7 +17,7 @@ import nats
 import pytest
 
 from gamead_core import names
-from tests.integration.dlq_lane import DOOMED, Lane, broken_invariants, shared_lane  # noqa: F401
+from tests.integration.dlq_lane import DOOMED, Lane, broken_invariants, made_up_entry, shared_lane  # noqa: F401
 from tests.support import wait_for
 
 OTHER_ID = "01m87v538ce744cfgethvyb39n"
@@ -83,9 +83,8 @@ def test_jobs_routes_check_their_ids_and_answer_404_for_unknown_ones(lane: Lane)
 def test_an_import_is_validated_whole_before_anything_is_written(lane: Lane) -> None:
     """Issue 9.7: an import with a 5,000-char `adId` cut the API off NATS; one with `adId: "*"` was half
     written and then stopped every replay-all. Now: 422 naming the entry's index and field, nothing written."""
-    ad_id, good = _dead_entry(lane)
-    lane.run_job("/v1/dlq/purge", {"ids": [ad_id], "confirm": True})
-    assert lane.http.get(f"/v1/dlq/{ad_id}").status_code == 404
+    good = made_up_entry("Imported Input")  # an ad this environment has never seen
+    ad_id = good["adId"]
     imports = _jobs(lane, "import")
     for n, field, value in [(1, "adId", "a" * 5000), (2, "adId", "*"), (1, "id", ">"), (1, "priority", 99),
                             (2, "deadAt", "0001-01-01T00:00:00+01:00")]:
@@ -102,7 +101,7 @@ def test_an_import_is_validated_whole_before_anything_is_written(lane: Lane) -> 
     assert _jobs(lane, "import") == imports
     done = lane.run_job("/v1/dlq/import", {"entries": [good]})
     assert done["state"] == "succeeded" and done["counts"]["imported"] == 1
-    assert lane.http.get(f"/ads/{ad_id}").json()["status"] == "dead"  # purged (failed), imported: dead again
+    assert lane.http.get(f"/ads/{ad_id}").json()["status"] == "dead"  # the record is made from the entry
     assert lane.http.post("/v1/dlq/replay", json={"ids": [ad_id], "dryRun": True}).json()["matched"] == 1
     _healthy(lane, ad_id)
 
@@ -140,13 +139,14 @@ def test_a_catastrophic_regex_never_blocks_the_event_loop(lane: Lane) -> None:
 def test_a_time_without_an_offset_is_utc_everywhere_and_never_a_500(lane: Lane) -> None:
     """Issue 9.9: `since=2024-01-01T00:00:00` answered 500 on list, replay and purge when entries existed; an
     imported entry whose `deadAt` had no offset then broke every later time filter."""
-    ad_id, entry = _dead_entry(lane)
+    _dead_entry(lane)
     naive = "2024-01-01T00:00:00"
     assert lane.dlq(since=naive)["count"] >= 1 and lane.dlq(until=naive)["count"] == 0
     for path in ("/v1/dlq/replay", "/v1/dlq/purge"):
         resp = lane.http.post(path, json={"filter": {"since": naive}, "dryRun": True})
         assert resp.status_code == 200 and resp.json()["matched"] >= 1, resp.text
-    lane.run_job("/v1/dlq/purge", {"ids": [ad_id], "confirm": True})
+    entry = made_up_entry("Old Input")
+    ad_id = entry["adId"]
     entry["deadAt"] = naive  # no offset: read as UTC
     assert lane.run_job("/v1/dlq/import", {"entries": [entry]})["counts"]["imported"] == 1
     window = {"since": naive, "until": "2024-01-01T00:00:01"}
