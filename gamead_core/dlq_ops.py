@@ -153,18 +153,17 @@ class DlqOps:
                     # refused for sure (the work stream is at its limit): put the record back as it was. (After a
                     # timeout the publish may have landed: then the record stays queued and a retry, or the
                     # job's next runner, repeats the publish with the same id.)
-                    if dead is not None and revision is not None:
-                        await self._store.update(dead, revision)
+                    await self._store.update(dead, revision)
                     raise
             await self._dlq.delete_seq(seq)
             return Mark.ACTED
         raise Conflict(f"ad {ad_id} kept changing during its replay; gave up after {CAS_ATTEMPTS} attempts")
 
     async def _requeue(self, versioned: Versioned | None, entry: DlqEntry, seq: int,
-                       job_id: str) -> tuple[AdRecord, int | None, AdRecord | None] | None:
+                       job_id: str) -> tuple[AdRecord, int, AdRecord] | None:
         """``dead → queued`` naming the entry and the job. Returns (the record as this job left it, its
-        revision, the dead record it replaced) or None if it is not this job's to replay; for this job's own
-        half-done replay, (the record, None, None). Raises :class:`Conflict` if the record changed since read."""
+        revision, the dead record to restore if the publish is refused) or None if it is not this job's to
+        replay. Raises :class:`Conflict` if the record changed since it was read."""
         if versioned is None:  # e.g. imported, or the record expired: the entry has everything needed
             record = AdRecord(
                 id=entry.ad_id, status=AdStatus.QUEUED, priority=entry.priority, submitted_at=entry.submitted_at,
@@ -182,7 +181,8 @@ class DlqOps:
             return queued, await self._store.update(queued, versioned.revision), record
         if record.replay_of == seq and record.job_id == job_id and record.status in (
                 AdStatus.QUEUED, AdStatus.PROCESSING, AdStatus.COMPLETED):
-            return record, None, None  # this job's own half-done replay: finish it
+            # this job's own half-done replay: finish it (and, should its publish be refused, undo it)
+            return record, versioned.revision, record.model_copy(update={"status": AdStatus.DEAD, "job_id": None})
         return None
 
     async def outcome(self, ad_id: str, seq: int, job_id: str) -> str:
