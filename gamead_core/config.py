@@ -118,6 +118,22 @@ class DlqSettings(_Section):
     max_age: float = Field(14 * 86400, gt=0, description="Seconds a dead-lettered ad is kept (default 14 days).")
     max_msgs: int = Field(1_000_000, description="Most entries kept in the DLQ (-1 = unlimited).")
     replay_rate: float = Field(100.0, gt=0, description="Default replays per second.")
+    scan_limit: int = Field(
+        100_000, ge=10, description="Most entries one list or dry-run request reads; the answer says if it stopped."
+    )
+    scan_time: float = Field(2.0, gt=0, description="Most seconds one list or dry-run request spends reading.")
+
+
+class JobSettings(_Section):
+    """Operator jobs (DLQ replay, purge, import): server-side, resumable, kept in KV bucket ``gamead_jobs``."""
+
+    retention: float = Field(7 * 86400, gt=0, description="Seconds a job's document is kept after its last change.")
+    max_bytes: int = Field(256 * 1024**2, ge=1024**2, description="Most bytes the jobs bucket holds.")
+    lease: float = Field(15.0, gt=0, description="A job whose runner is silent this long is resumed elsewhere.")
+    follow_timeout: float = Field(
+        60.0, ge=0, description="Seconds a replay job follows its replayed ads after the last replay."
+    )
+    max_resumes: int = Field(3, ge=0, description="Times a job is resumed after its runner died; then interrupted.")
 
 
 class RegistrySettings(_Section):
@@ -282,6 +298,7 @@ class GameadSettings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     autoscaler: AutoscalerSettings = AutoscalerSettings()
     records: RecordSettings = RecordSettings()
+    jobs: JobSettings = JobSettings()
 
     @model_validator(mode="after")
     def _keys_outlive_the_duplicate_window(self) -> GameadSettings:

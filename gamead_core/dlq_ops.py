@@ -1,192 +1,284 @@
-"""Operator actions on the DLQ: replay, purge, import. Safe to repeat and to interrupt.
+"""Fenced operator actions on one DLQ entry: replay, purge, import. Operator *jobs* (``gamead_core.jobs``)
+call these once per entry; each returns a one-character mark (``gamead_core.jobs.model.Mark``) that says
+what happened, so a job's counts are always derived from what was really done.
 
-Replay of one entry, in this order:
-1. the ad's record moves ``dead → queued`` (compare-and-set) and remembers the entry (``replayOf``);
-2. the ad is published to its original level with the message id ``replay:<ad>:<entry seq>``;
-3. the entry is deleted from the DLQ.
-A crash after 1 or 2 leaves the entry in the DLQ; replaying it again resumes (the record already says it is
-this entry's replay) and JetStream drops the repeated publish as a duplicate. So a crash mid-replay neither
-loses nor duplicates the ad, and replaying the same entry twice enqueues it once.
+Two fences make two jobs over the same ads never both act on one (ARCHITECTURE, "Invariants"):
+
+* **the entry sequence.** An entry is acted on only while it is still the ad's *current* entry
+  (``max_msgs_per_subject=1``: the last message on ``gamead.dlq.<ad>``), and is deleted by its sequence, so
+  a job that selected an entry which was since replaced (the ad was replayed and died again, or an import
+  wrote a newer one) skips it instead of acting on stale data;
+* **the record revision.** The ad's record moves by compare-and-set from ``dead`` to ``queued`` (replay) or
+  ``failed`` (purge), and the new record names the entry it came from (``replayOf`` / ``purgedFrom``) and the
+  job (``jobId``). The record is read *before* the entry is checked: a dead-lettering writes the entry first
+  and the record second, so a ``dead`` record read before its entry was found current belongs to that entry.
+
+Replay of entry ``s`` of ad ``a`` by job ``J``:
+1. the record moves ``dead → queued`` with ``replayOf=s, jobId=J`` (created from the entry if missing);
+2. the ad is published to its original level with message id ``replay:a:s``;
+3. entry ``s`` is deleted.
+A job resumed after its runner died finds the record already ``queued`` by ``J`` from ``s`` and the entry still
+there: it repeats step 2 (the one publish JetStream may drop as a duplicate: the first one landed, within
+``queue.duplicate_window``) and step 3. Every other publish has a message id used once.
+
+Purge of entry ``s``: the record moves ``dead → failed`` (``purgedFrom=s``), then ``s`` is deleted; a purged
+ad stays readable (``GET /ads/{id}`` says ``failed`` with its last error) and is never retried.
+
+Import of an entry: written with ``Nats-Expected-Last-Subject-Sequence`` naming the ad's current entry (or 0),
+then the record is confirmed ``dead`` by compare-and-set (created from the entry if missing); an ad that exists
+here and is not dead (alive, or purged: ``failed`` is final) is skipped, and a write that raced a replay is
+undone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
 
 from nats.js import JetStreamContext
 
-from gamead_core.errors import Conflict, NotFound
+from gamead_core import names
+from gamead_core.errors import Conflict, NotFound, QueueFull
+from gamead_core.jobs.model import Mark
 from gamead_core.models import AdRecord, AdStatus, DlqEntry
-from gamead_core.queue.dlq import DeadLetters, DlqFilter
+from gamead_core.queue.dlq import DeadLetters, DlqFilter, ScanBudget
 from gamead_core.queue.publish import publish_ad
-from gamead_core.store.ads import AdStore, encode
+from gamead_core.store.ads import AdStore, Versioned, encode
 
 log = logging.getLogger(__name__)
 
-#: Replayed ads that must have finished before a failure rate is judged.
-MIN_SAMPLE = 5
+#: Times one action re-reads and retries after losing a compare-and-set to a concurrent writer.
+CAS_ATTEMPTS = 5
+
+WorkItem = tuple[str, int]  #: (ad id, DLQ entry sequence)
 
 
-@dataclass
-class ReplayReport:
-    matched: int = 0
-    replayed: int = 0
-    skipped: int = 0
-    completed: int = 0  #: replayed ads seen completed while the replay ran
-    failed: int = 0  #: replayed ads seen dead again while the replay ran
-    stopped: bool = False
-    reason: str | None = None
-    dry_run: bool = False
-
-    def as_wire(self) -> dict[str, object]:
-        out = asdict(self)
-        out["dryRun"] = out.pop("dry_run")
-        return out
+def replay_msg_id(ad_id: str, seq: int) -> str:
+    """The publish id of the replay of entry ``seq``: used once (and repeated only by a resumed replay)."""
+    return f"replay:{ad_id}:{seq}"
 
 
-def failure_rate_exceeded(completed: int, failed: int, threshold: float | None) -> bool:
-    """Pure: stop a bulk replay once enough replayed ads finished and too many of them failed again."""
-    if threshold is None:
-        return False
-    done = completed + failed
-    return done >= MIN_SAMPLE and failed / done > threshold
+def _same_entry(a: DlqEntry, b: DlqEntry) -> bool:
+    return a.model_copy(update={"seq": None}) == b.model_copy(update={"seq": None})
 
 
 class DlqOps:
+    """The fenced actions of operator jobs on single DLQ entries (see the module docstring)."""
+
     def __init__(self, js: JetStreamContext, store: AdStore, dlq: DeadLetters, *, publish_timeout: float) -> None:
         self._js = js
         self._store = store
         self._dlq = dlq
         self._timeout = publish_timeout
 
-    async def select(self, flt: DlqFilter, limit: int) -> list[DlqEntry]:
-        out: list[DlqEntry] = []
-        async for entry in self._dlq.entries(flt):
-            out.append(entry)
+    @property
+    def dlq(self) -> DeadLetters:
+        return self._dlq
+
+    @property
+    def store(self) -> AdStore:
+        return self._store
+
+    async def _record(self, ad_id: str) -> Versioned | None:
+        try:
+            return await self._store.get(ad_id)
+        except NotFound:
+            return None
+
+    # --- selecting -----------------------------------------------------------------------------------
+
+    async def select(self, flt: DlqFilter, *, fence: int, limit: int,
+                     budget: ScanBudget | None = None) -> list[WorkItem]:
+        """Entries matching ``flt`` at or below sequence ``fence``, oldest first, at most ``limit``."""
+        out: list[WorkItem] = []
+        async for entry in self._dlq.entries(flt, up_to=fence, budget=budget):
+            out.append((entry.ad_id, entry.seq or 0))
             if len(out) >= limit:
                 break
         return out
 
-    async def _record_for(self, entry: DlqEntry) -> AdRecord:
-        """The ad's record; recreated (as dead) from the entry when missing, e.g. after an import."""
-        try:
-            return (await self._store.get(entry.ad_id)).record
-        except NotFound:
-            record = AdRecord(
-                id=entry.ad_id, status=AdStatus.DEAD, priority=entry.priority, submitted_at=entry.submitted_at,
-                ad=entry.ad, attempts=entry.attempts, worker_id=entry.worker_id,
-            )
-            try:
-                await self._store.create(record)
-            except Conflict:
-                return (await self._store.get(entry.ad_id)).record
-            return record
-
-    async def replay_one(self, entry: DlqEntry) -> bool:
-        """Re-enqueue one entry. True if this call enqueued it, False if there was nothing (left) to do."""
-        assert entry.seq is not None
-        await self._record_for(entry)
-
-        def requeue(rec: AdRecord) -> AdRecord | None:
-            if rec.status != AdStatus.DEAD:
-                return None
-            return rec.model_copy(update={
-                "status": AdStatus.QUEUED, "attempts": 0, "replay_of": entry.seq, "retry_at": None,
-                "started_at": None, "completed_at": None, "worker_id": None,
-            })
-
-        moved = await self._store.mutate(entry.ad_id, requeue)
-        record = moved.record if moved else (await self._store.get(entry.ad_id)).record
-        enqueued = False
-        if record.replay_of == entry.seq and record.status == AdStatus.QUEUED:
-            duplicate = await publish_ad(
-                self._js, ad_id=entry.ad_id, level=entry.priority, payload=encode(record), timeout=self._timeout,
-                msg_id=f"replay:{entry.ad_id}:{entry.seq}",
-            )
-            enqueued = not duplicate  # a repeat (concurrent or resumed replay) was dropped by JetStream
-        await self._dlq.delete(entry)
-        return enqueued
-
-    async def replay(
-        self,
-        entries: list[DlqEntry],
-        *,
-        dry_run: bool = False,
-        rate: float | None = None,
-        stop_on_failure_rate: float | None = None,
-        progress: Callable[[ReplayReport], Awaitable[None]] | None = None,
-    ) -> ReplayReport:
-        report = ReplayReport(matched=len(entries), dry_run=dry_run)
-        if dry_run:
-            return report
-        interval = 1.0 / rate if rate else 0.0
-        started = time.monotonic()
-        watched: dict[str, int] = {}  # ad id → the entry seq it was replayed from
-        last_check = started
-        for i, entry in enumerate(entries):
-            if interval:
-                await asyncio.sleep(max(0.0, started + i * interval - time.monotonic()))
-            if await self.replay_one(entry):
-                report.replayed += 1
-                watched[entry.ad_id] = entry.seq  # type: ignore[assignment]
+    async def resolve_ids(self, ids: Iterable[str], *, fence: int) -> tuple[list[WorkItem], int]:
+        """The current entries (at or below ``fence``) of ``ids``, in the order given, and how many of the
+        ids have none. Duplicated ids count once."""
+        items: list[WorkItem] = []
+        missing = 0
+        seen: set[str] = set()
+        for n, ad_id in enumerate(ids):
+            if ad_id in seen:
+                continue
+            seen.add(ad_id)
+            if n % 100 == 99:
+                await asyncio.sleep(0)
+            current = await self._dlq.current(ad_id)
+            if current is None or current.seq > fence:
+                missing += 1
             else:
-                report.skipped += 1
-            if stop_on_failure_rate is not None and time.monotonic() - last_check >= 0.5:
-                last_check = time.monotonic()
-                await self._observe(watched, report)
-                if failure_rate_exceeded(report.completed, report.failed, stop_on_failure_rate):
-                    report.stopped = True
-                    report.reason = (
-                        f"{report.failed} of {report.completed + report.failed} replayed ads failed again "
-                        f"(over {stop_on_failure_rate:.0%}); {len(entries) - i - 1} left in the DLQ"
-                    )
-                    break
-            if progress is not None:
-                await progress(report)
-        return report
+                items.append((ad_id, current.seq))
+        return items, missing
 
-    async def _observe(self, watched: dict[str, int], report: ReplayReport) -> None:
-        """Count replayed ads that finished, forgetting them once counted."""
-        for ad_id, seq in list(watched.items())[-200:]:
+    # --- replay --------------------------------------------------------------------------------------
+
+    async def replay(self, ad_id: str, seq: int, job_id: str) -> str:
+        """Replay entry ``seq`` of ``ad_id`` for job ``job_id``; returns the :class:`Mark` of what happened."""
+        for _ in range(CAS_ATTEMPTS):
+            versioned = await self._record(ad_id)
+            record = versioned.record if versioned else None
+            current = await self._dlq.current(ad_id)
+            ours = record is not None and record.job_id == job_id and record.replay_of == seq
+            if current is None or current.seq != seq:
+                if ours:
+                    return Mark.ACTED  # done by this job before its runner changed (resumed)
+                return Mark.GONE if current is None or current.seq < seq else Mark.NEWER
+            if current.entry is None or current.entry.priority not in names.LEVELS:
+                return Mark.UNREADABLE  # e.g. written before imports were validated: never a stranded publish
             try:
-                record = (await self._store.get(ad_id)).record
-            except NotFound:
+                moved = await self._requeue(versioned, current.entry, seq, job_id)
+            except Conflict:
+                continue  # someone else moved the record: look again
+            if moved is None:
+                if record is not None and record.replay_of == seq and record.status in (
+                        AdStatus.QUEUED, AdStatus.PROCESSING):
+                    return Mark.OTHER_JOB
+                if record is not None and record.purged_from == seq:
+                    return Mark.OTHER_JOB
+                return Mark.NOT_DEAD
+            queued, revision, dead = moved
+            if queued.status == AdStatus.QUEUED and queued.attempts == 0:
+                # a resumed replay cannot know whether its first publish landed: repeat it with the same id
+                try:
+                    await publish_ad(self._js, ad_id=ad_id, level=current.entry.priority, payload=encode(queued),
+                                     timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq))
+                except QueueFull:
+                    # refused for sure (the work stream is at its limit): put the record back as it was. (After a
+                    # timeout the publish may have landed: then the record stays queued and a retry, or the
+                    # job's next runner, repeats the publish with the same id.)
+                    await self._store.update(dead, revision)
+                    raise
+            await self._dlq.delete_seq(seq)
+            return Mark.ACTED
+        raise Conflict(f"ad {ad_id} kept changing during its replay; gave up after {CAS_ATTEMPTS} attempts")
+
+    async def _requeue(self, versioned: Versioned | None, entry: DlqEntry, seq: int,
+                       job_id: str) -> tuple[AdRecord, int, AdRecord] | None:
+        """``dead → queued`` naming the entry and the job. Returns (the record as this job left it, its
+        revision, the dead record to restore if the publish is refused) or None if it is not this job's to
+        replay. Raises :class:`Conflict` if the record changed since it was read."""
+        if versioned is None:  # e.g. imported, or the record expired: the entry has everything needed
+            record = AdRecord(
+                id=entry.ad_id, status=AdStatus.QUEUED, priority=entry.priority, submitted_at=entry.submitted_at,
+                ad=entry.ad, replay_of=seq, job_id=job_id,
+            )
+            dead = record.model_copy(update={"status": AdStatus.DEAD, "attempts": entry.attempts,
+                                             "replay_of": None, "job_id": None})
+            return record, await self._store.create(record), dead
+        record = versioned.record
+        if record.status == AdStatus.DEAD:
+            queued = record.model_copy(update={
+                "status": AdStatus.QUEUED, "attempts": 0, "replay_of": seq, "job_id": job_id, "retry_at": None,
+                "started_at": None, "completed_at": None, "worker_id": None, "purged_from": None,
+            })
+            return queued, await self._store.update(queued, versioned.revision), record
+        if record.replay_of == seq and record.job_id == job_id and record.status in (
+                AdStatus.QUEUED, AdStatus.PROCESSING, AdStatus.COMPLETED):
+            # this job's own half-done replay: finish it (and, should its publish be refused, undo it)
+            return record, versioned.revision, record.model_copy(update={"status": AdStatus.DEAD, "job_id": None})
+        return None
+
+    async def outcome(self, ad_id: str, seq: int, job_id: str) -> str:
+        """What became of the ad this job replayed from entry ``seq``: ``Mark.COMPLETED``, ``Mark.DEAD_AGAIN``
+        or ``Mark.ACTED`` (still queued or processing)."""
+        versioned = await self._record(ad_id)
+        if versioned is None:
+            return Mark.ACTED
+        record = versioned.record
+        if record.job_id != job_id or record.replay_of != seq:
+            return Mark.DEAD_AGAIN  # another job replayed or purged it since: only a dead ad is moved
+        if record.status == AdStatus.COMPLETED:
+            return Mark.COMPLETED
+        if record.status in (AdStatus.DEAD, AdStatus.FAILED):
+            return Mark.DEAD_AGAIN
+        return Mark.ACTED
+
+    # --- purge ---------------------------------------------------------------------------------------
+
+    async def purge(self, ad_id: str, seq: int, job_id: str) -> str:
+        """Purge entry ``seq`` of ``ad_id`` for job ``job_id``: record ``dead → failed``, then the entry goes."""
+        for _ in range(CAS_ATTEMPTS):
+            versioned = await self._record(ad_id)
+            record = versioned.record if versioned else None
+            current = await self._dlq.current(ad_id)
+            ours = record is not None and record.job_id == job_id and record.purged_from == seq
+            if current is None or current.seq != seq:
+                if ours:
+                    return Mark.ACTED
+                return Mark.GONE if current is None or current.seq < seq else Mark.NEWER
+            if versioned is not None and record is not None and not ours:
+                if record.status != AdStatus.DEAD:
+                    if record.replay_of == seq or record.purged_from == seq:
+                        return Mark.OTHER_JOB
+                    return Mark.NOT_DEAD
+                failed = record.model_copy(update={
+                    "status": AdStatus.FAILED, "purged_from": seq, "job_id": job_id, "retry_at": None,
+                })
+                try:
+                    await self._store.update(failed, versioned.revision)
+                except Conflict:
+                    continue
+            await self._dlq.delete_seq(seq)
+            return Mark.ACTED
+        raise Conflict(f"ad {ad_id} kept changing during its purge; gave up after {CAS_ATTEMPTS} attempts")
+
+    # --- import --------------------------------------------------------------------------------------
+
+    async def import_entry(self, entry: DlqEntry, job_id: str) -> str:
+        """Put ``entry`` into the DLQ for job ``job_id``; returns the :class:`Mark` of what happened. An ad
+        that exists here and is not ``dead`` is skipped: alive (queued, processing, completed), or purged
+        (``failed``: a purge cannot be undone, ``failed`` is final)."""
+        entry = entry.model_copy(update={"seq": None})
+        for _ in range(CAS_ATTEMPTS):
+            versioned = await self._record(entry.ad_id)
+            record = versioned.record if versioned else None
+            current = await self._dlq.current(entry.ad_id)
+            if record is not None and record.status == AdStatus.FAILED:
+                return Mark.PURGED
+            if record is not None and record.status != AdStatus.DEAD:
+                return Mark.EXISTS
+            written: int | None = None
+            if current is not None and current.entry is not None and _same_entry(current.entry, entry):
+                mark = Mark.ACTED if current.job_id == job_id else Mark.DUPLICATE
+                if record is not None and (mark == Mark.DUPLICATE or record.job_id == job_id):
+                    return mark  # already in place, record and all
+            else:
+                try:
+                    written, _ = await self._dlq.add(entry, dedupe=False, job_id=job_id,
+                                                     expected_last_seq=current.seq if current else 0)
+                except Conflict:
+                    continue
+                mark = Mark.ACTED
+            try:
+                await self._mark_dead(versioned, entry, job_id)
+            except Conflict:
+                if written is not None:
+                    await self._undo_if_alive(entry.ad_id, written)
                 continue
-            if record.status == AdStatus.COMPLETED:
-                report.completed += 1
-                del watched[ad_id]
-            elif record.status == AdStatus.DEAD and record.replay_of == seq:
-                report.failed += 1
-                del watched[ad_id]
+            return mark
+        raise Conflict(f"ad {entry.ad_id} kept changing during its import; gave up after {CAS_ATTEMPTS} attempts")
 
-    async def purge(self, entries: list[DlqEntry]) -> int:
-        purged = 0
-        for entry in entries:
-            purged += await self._dlq.delete(entry)
-        return purged
+    async def _mark_dead(self, versioned: Versioned | None, entry: DlqEntry, job_id: str) -> None:
+        """Create the ``dead`` record from the entry, or confirm the ``dead`` one at the revision read (the
+        compare-and-set that fences an import against a concurrent replay). Raises :class:`Conflict`."""
+        if versioned is None:
+            await self._store.create(AdRecord(
+                id=entry.ad_id, status=AdStatus.DEAD, priority=entry.priority, submitted_at=entry.submitted_at,
+                ad=entry.ad, attempts=entry.attempts, worker_id=entry.worker_id, job_id=job_id,
+                completed_at=entry.dead_at, first_failure_at=entry.first_failure_at,
+            ))
+            return
+        await self._store.update(versioned.record.model_copy(update={"job_id": job_id}), versioned.revision)
 
-    async def import_entries(self, entries: list[DlqEntry]) -> tuple[int, int]:
-        """Put exported entries (back) into the DLQ; returns (imported, duplicates)."""
-        imported = duplicates = 0
-        for entry in entries:
-            entry = entry.model_copy(update={"seq": None})
-            try:
-                present = await self._dlq.get(entry.ad_id)
-            except NotFound:
-                present = None
-            if present is not None and present.model_copy(update={"seq": None}) == entry:
-                duplicates += 1
-                continue
-            await self._dlq.add(entry, dedupe=False)  # one entry per ad: an older one is replaced
-            imported += 1
-            try:
-                await self._store.get(entry.ad_id)
-            except NotFound:
-                await self._record_for(entry.model_copy(update={"seq": 0}))
-        return imported, duplicates
-
-
+    async def _undo_if_alive(self, ad_id: str, seq: int) -> None:
+        """An import raced a replay or a purge: if the ad is no longer dead, the entry just written must go."""
+        versioned = await self._record(ad_id)
+        if versioned is not None and versioned.record.status != AdStatus.DEAD:
+            await self._dlq.delete_seq(seq)

@@ -13,6 +13,7 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.alias_generators import to_camel
 
 from gamead_core.names import DEFAULT_PRIORITY
+from gamead_core.times import UtcDatetime
 
 _WIRE = ConfigDict(
     alias_generator=AliasGenerator(alias=to_camel),
@@ -125,10 +126,13 @@ class AdRecord(BaseModel):
     #: True after the ad was in flight on a worker that died: it next runs alone on its worker, so a crash
     #: then is its own (see gamead_core.worker.budget).
     suspect: bool | None = None
+    purged_from: int | None = None  #: DLQ sequence whose purge made this record ``failed``
+    job_id: str | None = None  #: the operator job (replay, purge, import) that last moved this record
 
 
 class DlqEntry(BaseModel):
-    """One dead-lettered ad: everything needed to understand, replay or move it."""
+    """One dead-lettered ad: everything needed to understand, replay or move it. Times follow
+    :mod:`gamead_core.times` (no offset = UTC), so an imported entry always compares with the others."""
 
     model_config = _WIRE
 
@@ -140,11 +144,11 @@ class DlqEntry(BaseModel):
     error_class: str
     error_message: str
     retryable: bool
-    first_failure_at: datetime
-    last_failure_at: datetime
-    dead_at: datetime
+    first_failure_at: UtcDatetime
+    last_failure_at: UtcDatetime
+    dead_at: UtcDatetime
     worker_id: str | None = None
-    submitted_at: datetime
+    submitted_at: UtcDatetime
     ad: AdSubmission
     seq: int | None = None  #: sequence in the DLQ stream (set when read)
     source_seq: int | None = None  #: sequence the ad had in the work stream

@@ -64,11 +64,34 @@ REAPER_LEASE: Final[str] = "reaper"
 SCALING_BUCKET: Final[str] = "gamead_scaling"
 #: One key per API node, rewritten by its storage probe (does JetStream still store writes?).
 HEALTH_BUCKET: Final[str] = "gamead_health"
+#: Operator jobs (DLQ replay, purge, import): one document per job plus its work list, with a retention limit.
+JOBS_BUCKET: Final[str] = "gamead_jobs"
+
+
+def job_key(job_id: str) -> str:
+    """Key of a job's document in :data:`JOBS_BUCKET` (``job.<id>``; ``job_id`` checked by ``gamead_core.ids``)."""
+    return f"job.{job_id}"
+
+
+def job_work_key(job_id: str, chunk: int) -> str:
+    """Key of one chunk of a job's work list (``job.<id>.work.<n>``)."""
+    return f"job.{job_id}.work.{chunk}"
+
+
+def job_input_key(job_id: str) -> str:
+    """Key of what a client sent for a job to act on (ids, or entries to import): ``job.<id>.input``."""
+    return f"job.{job_id}.input"
+
+
+#: Subject filter that matches job documents only (not their work lists or inputs).
+JOBS_DOC_SUBJECTS: Final[str] = f"$KV.{JOBS_BUCKET}.job.*"
 
 # --- headers -----------------------------------------------------------------------------------------
 HDR_MSG_ID: Final[str] = "Nats-Msg-Id"
 HDR_AD_ID: Final[str] = "Gamead-Ad-Id"
-#: JetStream's compare-and-set header: the write succeeds only if the subject's last sequence is this
+#: The operator job that wrote a message (a DLQ entry written by an import job).
+HDR_JOB_ID: Final[str] = "Gamead-Job-Id"
+#: JetStream's optimistic-concurrency header: the publish is refused unless the subject's last sequence is this.
 HDR_EXPECTED_LAST_SUBJECT_SEQ: Final[str] = "Nats-Expected-Last-Subject-Sequence"
 
 # --- JetStream API ---------------------------------------------------------------------------------

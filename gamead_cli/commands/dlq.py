@@ -1,10 +1,13 @@
-"""Inspect, replay, purge, export and import dead-lettered ads.
+"""Inspect, replay, purge, export and import dead-lettered ads. Replay, purge and import run as jobs on the
+server: they go on if this command is interrupted (Ctrl-C detaches), and `gamead dlq jobs` / `gamead dlq
+cancel JOB` find and stop them.
 
 [bold]Examples[/bold]
 
   gamead dlq list --error-class TaskTimeout --since 2h
   gamead dlq show 01m87v538ce744cfgethvyb39n
   gamead dlq replay --message 'timeout' --rate 20 --stop-on-failure-rate 0.5
+  gamead dlq replay --all --yes --detach && gamead dlq jobs
   gamead dlq purge --priority 5 --until 7d --yes
   gamead dlq export dead.jsonl && gamead dlq import dead.jsonl --api https://staging.example
 """
@@ -13,33 +16,46 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, duration_seconds
 from gamead_cli.output import emit, note_line, plain, stderr_console
-from gamead_core.errors import GameadError
+from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
+from gamead_core.ids import AD_ID_RULE, JOB_ID_RULE, is_ad_id, is_job_id
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
-IMPORT_BATCH = 20
 EXPORT_PAGE = 500
-
+IMPORT_BATCH_BYTES = 48 * 1024  #: one import request's entries (the API refuses bodies over api.max_body_bytes)
+IMPORT_BATCH_ENTRIES = 500
+MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
+FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
+ACTED = {"replay": "replayed", "purge": "purged", "import": "imported"}
+ACTING = {"replay": "replaying", "purge": "purging", "import": "importing"}
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 
 def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
-    """``2h`` / ``30m`` / ``7d`` (ago) or an ISO-8601 time → ISO-8601 UTC. Pure."""
+    """``2h`` / ``30m`` / ``7d`` (ago) or an ISO-8601 time (no offset = UTC) → ISO-8601 UTC. Pure.
+    Raises :class:`GameadError` for anything else, or an age too far back to represent."""
     if value is None:
         return None
     now = now or datetime.now(timezone.utc)
     if (ago := duration_seconds(value)) is not None:
-        return (now - timedelta(seconds=ago)).isoformat()
+        try:
+            return (now - timedelta(seconds=ago)).isoformat()
+        except OverflowError:
+            raise GameadError(f"cannot read time {value!r}: that is before the year 1") from None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
@@ -47,29 +63,50 @@ def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
 
 
+def _when(value: str | None, flag: str) -> str | None:
+    try:
+        return parse_when(value)
+    except GameadError as exc:
+        raise typer.BadParameter(exc.message, param_hint=flag) from None
+
+
 ErrorClassOpt = Annotated[str | None, typer.Option("--error-class", "-e", help="Only this error class.")]
-MessageOpt = Annotated[str | None, typer.Option("--message", "-m", help="Regex on the error message.")]
+MessageOpt = Annotated[str | None, typer.Option("--message", "-m", help="RE2 regex on the error message.")]
 PriorityOpt = Annotated[int | None, typer.Option("--priority", "-p", min=1, max=5, help="Only this priority.")]
-SinceOpt = Annotated[str | None, typer.Option("--since", help="Dead at or after: ISO time or age (2h, 7d).")]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="Dead before: ISO time or age (2h, 7d).")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Dead at or after: ISO time (UTC if no offset) or age (2h, 7d).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Dead before: ISO time (UTC if no offset) or age (2h, 7d).")]
 IdsArg = Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Ad ids; or use --all / filters.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every entry in the DLQ.")]
+DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and return at once (follow it with "
+                                                          "`gamead dlq jobs JOB --follow`).")]
 
 
 def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
     raw = {"errorClass": error_class, "message": message, "priority": priority,
-           "since": parse_when(since), "until": parse_when(until)}
+           "since": _when(since, "--since"), "until": _when(until, "--until")}
     return {k: v for k, v in raw.items() if v is not None}
+
+
+def _ad_id(value: str) -> str:
+    if not is_ad_id(value):
+        raise typer.BadParameter(f"{value[:40]!r} is not an ad id ({AD_ID_RULE})", param_hint="ID")
+    return value
+
+
+def _job_id(value: str) -> str:
+    if not is_job_id(value):
+        raise typer.BadParameter(f"{value[:40]!r} is not a job id ({JOB_ID_RULE})", param_hint="JOB")
+    return value
 
 
 def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> dict[str, Any]:
     chosen = [bool(ids), everything, bool(flt)]
     if sum(chosen) != 1:
-        raise GameadError("say which entries: ad IDs, --all, or filters (--error-class, --message, --priority, "
-                          "--since, --until) — exactly one of these")
+        raise typer.BadParameter("say which entries: ad IDs, --all, or filters (--error-class, --message, "
+                                 "--priority, --since, --until), exactly one of these")
     if ids:
-        return {"ids": ids}
+        return {"ids": [_ad_id(i) for i in ids]}
     return {"all": True} if everything else {"filter": flt}
 
 
@@ -84,7 +121,7 @@ def _confirm(question: str, yes: bool) -> None:
 
 def _entries_table(body: dict[str, Any]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT", "TITLE"):
+    for col in ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT (UTC)", "TITLE"):
         table.add_column(col, overflow="ellipsis", no_wrap=col not in ("MESSAGE", "TITLE"))
     for e in body["items"]:
         table.add_row(plain(e["id"]), str(e["priority"]), str(e["attempts"]), plain(e["errorClass"]),
@@ -96,7 +133,8 @@ def _list_view(body: dict[str, Any]) -> Any:
     from rich.console import Group
 
     more = f" · more after --cursor {body['nextCursor']}" if body.get("nextCursor") else ""
-    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} in the DLQ{more}"))
+    partial = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
+    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} in the DLQ{more}{partial}"))
 
 
 @app.command("list")
@@ -104,7 +142,7 @@ def list_(
     error_class: ErrorClassOpt = None, message: MessageOpt = None, priority: PriorityOpt = None,
     since: SinceOpt = None, until: UntilOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Entries per page.")] = 50,
-    cursor: Annotated[int, typer.Option(help="Continue after this cursor (from the previous page).")] = 0,
+    cursor: Annotated[int, typer.Option(min=0, help="Continue after this cursor (from the previous page).")] = 0,
     newest: Annotated[bool, typer.Option("--newest", help="The most recent entries first.")] = False,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
@@ -136,13 +174,112 @@ def show(
 
     Example: gamead dlq show 01m87v538ce744cfgethvyb39n -o json
     """
+    path = f"/v1/dlq/{quote(_ad_id(ad_id), safe='')}"
     with api_client(config, api) as client:
-        emit(client.request("GET", f"/v1/dlq/{ad_id}"), output, _entry_view)
+        emit(client.request("GET", path), output, _entry_view)
+
+
+# --- jobs ------------------------------------------------------------------------------------------
 
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=stderr_console(), transient=False, disable=not sys.stderr.isatty())
+
+
+def job_summary(job: dict[str, Any]) -> str:
+    """``replayed 28 of 28 matched · completed 28 · dead again 0 · still running 0 · skipped 0``: every
+    figure says what it is (same wording as ``gamead_core.jobs.policy.summary``)."""
+    from gamead_core.jobs.model import Job
+    from gamead_core.jobs.policy import summary
+
+    return summary(Job.model_validate(job))
+
+
+def _job_view(job: dict[str, Any]) -> Any:
+    text = f"job {job['id']} {job['kind']} {job['state']}: {job_summary(job)}"
+    if job.get("stopReason"):
+        text += f" — {job['stopReason']}"
+    reasons = job.get("skippedReasons") or {}
+    if reasons:
+        text += "\n  skipped: " + "; ".join(f"{n} {why}" for why, n in reasons.items())
+    return plain(text)
+
+
+def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
+    """The job's documents as they change, reconnecting for a while if the API node goes away."""
+    lost_since: float | None = None
+    while True:
+        try:
+            for line in client.stream_ndjson("GET", f"/v1/jobs/{quote(job_id, safe='')}"):
+                lost_since = None
+                yield line
+            return
+        except ApiUnreachable:
+            lost_since = lost_since or time.monotonic()
+            if time.monotonic() - lost_since > FOLLOW_RETRY_SECONDS:
+                raise ApiUnreachable(f"lost the API while following job {job_id}; the job goes on on the server: "
+                                     f"gamead dlq jobs {job_id}") from None
+            time.sleep(1.0)
+
+
+def _phase_text(job: dict[str, Any]) -> str:
+    """What the progress bar says: e.g. ``replaying · replayed 7 · skipped 0`` then ``waiting for outcomes ·
+    completed 5 · dead again 0 · still running 7``."""
+    c, phase, kind = job.get("counts") or {}, job.get("phase"), job.get("kind", "")
+    if phase == "selecting":
+        return "selecting entries"
+    if phase == "following":
+        return (f"waiting for outcomes · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)} "
+                f"· still running {c.get('stillRunning', 0)}")
+    if phase == "done":
+        return "done"
+    return f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)} · skipped {c.get('skipped', 0)}"
+
+
+def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+    """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130)."""
+    final = job
+    try:
+        with _progress() as progress:
+            task = progress.add_task(_phase_text(job), total=None, visible=not quiet)
+            for final in _follow_lines(client, job["id"]):
+                counts = final.get("counts") or {}
+                progress.update(task, description=_phase_text(final), total=counts.get("matched"),
+                                completed=counts.get("done", 0))
+                if final.get("state") not in ("queued", "running"):
+                    break
+    except KeyboardInterrupt:
+        note_line(f"job {job['id']} continues on the server: gamead dlq jobs / gamead dlq cancel {job['id']}")
+        raise typer.Exit(exitcodes.INTERRUPTED) from None
+    return final
+
+
+def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputFormat, detach: bool) -> None:
+    job = client.request("POST", path, json=body)
+    if detach:
+        emit(job, output, lambda j: plain(f"job {j['id']} started ({j['kind']}): gamead dlq jobs {j['id']} "
+                                          f"--follow · gamead dlq cancel {j['id']}"))
+        return
+    final = follow_job(client, job)
+    emit(final, output, _job_view)
+    if final.get("state") != "succeeded":
+        raise typer.Exit(exitcodes.ERROR)
+
+
+def _preview(client: ApiClient, path: str, selection: dict[str, Any]) -> dict[str, Any]:
+    preview = client.request("POST", path, json={**selection, "dryRun": True})
+    if not preview.get("complete", True):
+        note_line(f"the count read {preview.get('scanned')} entries and stopped (dlq.scan_limit / dlq.scan_time); "
+                  "the job itself reads the whole DLQ")
+    return preview
+
+
+def _would(preview: dict[str, Any], verb: str) -> Any:
+    n = preview["matched"]
+    at_least = "" if preview.get("complete", True) else "at least "
+    missing = f" ({preview['notInDlq']} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
+    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{missing}")
 
 
 @app.command("replay")
@@ -154,9 +291,11 @@ def replay(
     rate: Annotated[float | None, typer.Option(min=0.001, help="Replays per second [dlq.replay_rate].")] = None,
     stop_on_failure_rate: Annotated[float | None, typer.Option(
         min=0, max=1, help="Stop when more than this share of replayed ads fail again (e.g. 0.5).")] = None,
+    detach: DetachOpt = False,
     yes: YesOpt = False, output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
-    """Send dead-lettered ads back to their original priority; each leaves the DLQ once re-enqueued.
+    """Send dead-lettered ads back to their original priority, as a job on the server: shows its progress,
+    then what became of the replayed ads (completed, dead again, still running). Ctrl-C detaches.
 
     Example: gamead dlq replay --error-class TaskTimeout --rate 20 --stop-on-failure-rate 0.5
     """
@@ -167,35 +306,12 @@ def replay(
     if stop_on_failure_rate is not None:
         body["stopOnFailureRate"] = stop_on_failure_rate
     with api_client(config, api) as client:
-        preview = client.request("POST", "/v1/dlq/replay", json={**selection, "dryRun": True})
-        matched = int(preview["matched"])
-        if dry_run or matched == 0:
-            emit(preview, output, lambda r: plain(f"{r['matched']} entr{'y' if r['matched'] == 1 else 'ies'} "
-                                                  f"would be replayed"))
+        preview = _preview(client, "/v1/dlq/replay", selection)
+        if dry_run or preview["matched"] == 0:
+            emit(preview, output, lambda p: _would(p, "replayed"))
             return
-        _confirm(f"Replay {matched} dead-lettered ad(s)?", yes)
-        result = _replay_with_progress(client, body, matched)
-    emit(result, output, _replay_view)
-    if result.get("stopped"):
-        raise typer.Exit(1)
-
-
-def _replay_with_progress(client: ApiClient, body: dict[str, Any], matched: int) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    with _progress() as progress:
-        task = progress.add_task("replaying", total=matched)
-        for line in client.stream_ndjson("POST", "/v1/dlq/replay", json=body):
-            if "result" in line:
-                result = line["result"]
-            else:
-                progress.update(task, completed=line["progress"], total=line["matched"])
-    return result
-
-
-def _replay_view(r: dict[str, Any]) -> Any:
-    text = (f"replayed {r['replayed']} of {r['matched']} (skipped {r['skipped']}); while replaying "
-            f"{r['completed']} completed, {r['failed']} failed again")
-    return plain(text + (f" — STOPPED: {r['reason']}" if r.get("stopped") else ""))
+        _confirm(f"Replay {preview['matched']} dead-lettered ad(s)?", yes)
+        _run_job(client, "/v1/dlq/replay", body, output, detach)
 
 
 @app.command("purge")
@@ -203,20 +319,88 @@ def purge(
     ids: IdsArg = None, everything: AllOpt = False,
     error_class: ErrorClassOpt = None, message: MessageOpt = None, priority: PriorityOpt = None,
     since: SinceOpt = None, until: UntilOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be purged.")] = False,
+    detach: DetachOpt = False,
     yes: YesOpt = False, output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
-    """Delete dead-lettered ads for good (their records stay `dead`). Asks first unless --yes.
+    """Delete dead-lettered ads for good, as a job on the server (their records become `failed`: kept, never
+    retried). Asks first unless --yes.
 
     Example: gamead dlq purge --priority 5 --until 7d --yes
     """
     selection = _selection(ids, everything, _filter(error_class, message, priority, since, until))
     with api_client(config, api) as client:
-        preview = client.request("POST", "/v1/dlq/replay", json={**selection, "dryRun": True})
-        matched = int(preview["matched"])
-        if matched:
-            _confirm(f"Purge {matched} dead-lettered ad(s)? This cannot be undone", yes)
-        result = client.request("POST", "/v1/dlq/purge", json={**selection, "confirm": True})
-    emit(result, output, lambda r: plain(f"purged {r['purged']} of {r['matched']}"))
+        preview = _preview(client, "/v1/dlq/purge", selection)
+        if dry_run or preview["matched"] == 0:
+            emit(preview, output, lambda p: _would(p, "purged"))
+            return
+        _confirm(f"Purge {preview['matched']} dead-lettered ad(s)? This cannot be undone", yes)
+        _run_job(client, "/v1/dlq/purge", {**selection, "confirm": True}, output, detach)
+
+
+def _jobs_table(body: dict[str, Any]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", "CREATED (UTC)"):
+        table.add_column(col, overflow="ellipsis", no_wrap=col != "SUMMARY")
+    for j in body["items"]:
+        c = j.get("counts") or {}
+        table.add_row(plain(j["id"]), plain(j["kind"]), plain(j["state"]), plain(j.get("phase")),
+                      f"{c.get('done', 0)}/{c.get('matched', 0)}", plain(job_summary(j)), plain(j.get("startedBy")),
+                      plain(str(j.get("createdAt", ""))[:19].replace("T", " ")))
+    return table
+
+
+@app.command("jobs")
+def jobs(
+    job: Annotated[str | None, typer.Argument(metavar="[JOB]", help="One job's id: show it.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only replay, purge or import jobs.")] = None,
+    state: Annotated[str | None, typer.Option(
+        help="Only jobs in this state: queued, running, succeeded, failed, cancelled, interrupted.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Most jobs listed.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="With JOB: show its progress until it ends.")] = False,
+    output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
+) -> None:
+    """List the DLQ's operator jobs (replay, purge, import), newest first; or show (--follow) one.
+
+    Example: gamead dlq jobs --state running · gamead dlq jobs 01jb2… --follow
+    """
+    if kind is not None and kind not in ACTED:
+        raise typer.BadParameter(f"{kind!r}: use replay, purge or import", param_hint="--kind")
+    if state is not None and state not in JOB_STATES:
+        raise typer.BadParameter(f"{state!r}: use one of {', '.join(JOB_STATES)}", param_hint="--state")
+    with api_client(config, api) as client:
+        if job is not None:
+            path = f"/v1/jobs/{quote(_job_id(job), safe='')}"
+            found = client.request("GET", path)
+            if follow:
+                found = follow_job(client, found)
+            emit(found, output, _job_view)
+            return
+        params: dict[str, Any] = {"limit": limit}
+        if kind:
+            params["kind"] = kind
+        if state:
+            params["state"] = state
+        emit(client.request("GET", "/v1/jobs", params=params), output, _jobs_table)
+
+
+@app.command("cancel")
+def cancel(
+    job: Annotated[str, typer.Argument(metavar="JOB", help="The job's id (from `gamead dlq jobs`).")],
+    output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Stop a running job: what it did stays done, the rest of its entries stay in the DLQ.
+
+    Example: gamead dlq cancel 01jb2x4k7m9p3q5r8s0t2v4w6y
+    """
+    path = f"/v1/jobs/{quote(_job_id(job), safe='')}/cancel"
+    with api_client(config, api) as client:
+        found = client.request("POST", path)
+    emit(found, output, lambda j: plain(f"cancel asked for job {j['id']}: it stops within a second "
+                                        f"(gamead dlq jobs {j['id']})"))
+
+
+# --- export / import ---------------------------------------------------------------------------------
 
 
 @app.command("export")
@@ -230,7 +414,10 @@ def export(
     Example: gamead dlq export dead.jsonl --since 1d
     """
     params: dict[str, Any] = {**_filter(error_class, message, priority, since, until), "limit": EXPORT_PAGE}
-    out = sys.stdout if file == "-" else open(file, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        out = sys.stdout if file == "-" else open(file, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}", param_hint="FILE") from None
     written = 0
     try:
         with api_client(config, api) as client, _progress() as progress:
@@ -254,34 +441,106 @@ def export(
         note_line(f"exported {written} entr{'y' if written == 1 else 'ies'} to {file}")
 
 
+def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, entry)`` for every non-blank line of a JSONL file (``-`` = stdin). Raises
+    ``typer.BadParameter`` (exit 2) for a file that cannot be read, is not UTF-8 text, is larger than
+    :data:`MAX_IMPORT_BYTES`, or has a line that is not a JSON object."""
+    try:
+        if file == "-":
+            raw = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1)
+        else:
+            with open(file, "rb") as fh:
+                raw = fh.read(MAX_IMPORT_BYTES + 1)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror or exc}", param_hint="FILE") from None
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise typer.BadParameter(f"{file} is larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it",
+                                 param_hint="FILE")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise typer.BadParameter(f"{file} is not UTF-8 text (byte {exc.start}); expected JSON Lines from "
+                                 "`gamead dlq export`", param_hint="FILE") from None
+    entries: list[tuple[int, dict[str, Any]]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise typer.BadParameter(f"{file}:{n}: not a JSON line ({why})", param_hint="FILE") from None
+        if not isinstance(entry, dict):
+            raise typer.BadParameter(f"{file}:{n}: not a JSON object", param_hint="FILE")
+        entries.append((n, entry))
+    return entries
+
+
+def _batches(entries: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, dict[str, Any]]]]:
+    out: list[list[tuple[int, dict[str, Any]]]] = [[]]
+    size = 0
+    for item in entries:
+        n = len(json.dumps(item[1], separators=(",", ":")))
+        if out[-1] and (size + n > IMPORT_BATCH_BYTES or len(out[-1]) >= IMPORT_BATCH_ENTRIES):
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += n
+    return [b for b in out if b]
+
+
+def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> GameadError:
+    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``."""
+    for item in exc.details if isinstance(exc.details, list) else []:
+        loc = str(item.get("loc", "")) if isinstance(item, dict) else ""
+        parts = loc.split(".")
+        if len(parts) >= 2 and parts[0] == "entries" and parts[1].isdigit() and int(parts[1]) < len(batch):
+            field = ".".join(parts[2:]) or "(entry)"
+            return GameadError(f"{file}:{batch[int(parts[1])][0]}: {field}: {item.get('msg')} (nothing was imported)")
+    return GameadError(f"{exc.message} (nothing was imported)")
+
+
 @app.command("import")
 def import_(
     file: Annotated[str, typer.Argument(metavar="FILE", help="JSONL from `gamead dlq export`, or - for stdin.")],
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
-    """Put exported entries into this environment's DLQ (then `gamead dlq replay` them here).
+    """Put exported entries into this environment's DLQ (then `gamead dlq replay` them here). Every line is
+    checked by the API before anything is written; ads alive here are skipped.
 
     Example: gamead dlq import dead.jsonl --api http://staging:8080
     """
-    try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GameadError(f"cannot read {file}: {exc.strerror or exc}") from exc
-    entries = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise GameadError(f"{file}:{n}: not a JSON line ({exc.msg})") from exc
-    totals = {"imported": 0, "duplicates": 0, "lines": len(entries)}
-    with api_client(config, api) as client, _progress() as progress:
-        task = progress.add_task("importing", total=len(entries))
-        for i in range(0, len(entries), IMPORT_BATCH):
-            batch = entries[i:i + IMPORT_BATCH]
-            result = client.request("POST", "/v1/dlq/import", json={"entries": batch})
-            totals["imported"] += result["imported"]
-            totals["duplicates"] += result["duplicates"]
-            progress.advance(task, len(batch))
-    emit(totals, output, lambda t: plain(f"imported {t['imported']} of {t['lines']} ({t['duplicates']} already there)"))
+    entries = read_entries(file)
+    batches = _batches(entries)
+    totals: dict[str, Any] = {"lines": len(entries), "imported": 0, "skipped": 0, "skippedReasons": {}, "jobs": []}
+    with api_client(config, api) as client:
+        for batch in batches:  # validate everything first
+            try:
+                client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch], "dryRun": True})
+            except ApiClientError as exc:
+                if exc.status == 422:
+                    raise _invalid_line(file, batch, exc) from None
+                raise
+        with _progress() as progress:
+            task = progress.add_task("importing", total=len(entries))
+            for batch in batches:
+                job = client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch]})
+                final = follow_job(client, job, quiet=True)
+                counts = final.get("counts") or {}
+                totals["jobs"].append(final["id"])
+                totals["imported"] += counts.get("imported", 0)
+                totals["skipped"] += counts.get("skipped", 0)
+                for why, n in (final.get("skippedReasons") or {}).items():
+                    totals["skippedReasons"][why] = totals["skippedReasons"].get(why, 0) + n
+                progress.advance(task, len(batch))
+                if final.get("state") != "succeeded":
+                    raise GameadError(f"import job {final['id']} {final.get('state')}: {final.get('stopReason')}; "
+                                      f"imported {totals['imported']} of {len(entries)} lines so far")
+
+    def view(t: dict[str, Any]) -> Any:
+        text = f"imported {t['imported']} of {t['lines']} lines · skipped {t['skipped']}"
+        if t["skippedReasons"]:
+            text += " (" + "; ".join(f"{n} {why}" for why, n in t["skippedReasons"].items()) + ")"
+        return plain(text)
+
+    emit(totals, output, view)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from contextlib import closing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,10 +63,25 @@ class ApiSource:
         return self._dict(self.client.request("GET", f"/v1/dlq/{quote(entry_id, safe='')}"))
 
     def replay(self, ids: list[str]) -> dict[str, Any]:
-        return self._dict(self.client.request("POST", "/v1/dlq/replay", json={"ids": ids}))
+        """Start a replay job for ``ids`` and wait until every entry was handled (not for the replayed ads
+        to finish: the job follows those on the server). The job's counts, ``failed`` = dead again so far."""
+        job = self._dict(self.client.request("POST", "/v1/dlq/replay", json={"ids": ids}))
+        return self._handled(job)
 
     def purge(self, ids: list[str]) -> dict[str, Any]:
-        return self._dict(self.client.request("POST", "/v1/dlq/purge", json={"ids": ids, "confirm": True}))
+        """Start a purge job for ``ids`` and wait for it; its counts (``purged``, ``skipped`` …)."""
+        job = self._dict(self.client.request("POST", "/v1/dlq/purge", json={"ids": ids, "confirm": True}))
+        return self._handled(job)
+
+    def _handled(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Follow a job's progress stream until it is past acting on its entries (or ended)."""
+        with closing(self.client.stream_ndjson("GET", f"/v1/jobs/{quote(str(job['id']), safe='')}")) as lines:
+            for line in lines:
+                job = self._dict(line)
+                if job.get("phase") in ("following", "done") or job.get("state") not in ("queued", "running"):
+                    break
+        counts = dict(job.get("counts") or {})
+        return {**counts, "failed": counts.get("deadAgain", 0), "jobId": job.get("id"), "state": job.get("state")}
 
     def close(self) -> None:
         self.client.close()

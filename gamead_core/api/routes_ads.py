@@ -14,6 +14,7 @@ from gamead_core.api.body import body_schema, parse_body
 from gamead_core.api.errors import ApiError
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import NotFound
+from gamead_core.ids import is_ad_id
 from gamead_core.intake import recently_issued
 from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission
@@ -103,7 +104,10 @@ async def read_your_write(store: AdStore, ad_id: str) -> Versioned:
             summary="One ad: status, and its analysis once completed", responses={404: {"description": "`not_found`"}})
 async def get_ad(ad_id: str, request: Request) -> Response:
     """Completed and failed records are read through the cache (``X-Cache: hit|miss``); others always
-    from the store, so a cached answer never hides a newer status."""
+    from the store, so a cached answer never hides a newer status. A string that is not an ad id
+    (``gamead_core.ids``) is 404 at once: it never reaches the cache, NATS or a KV key."""
+    if not is_ad_id(ad_id):
+        raise NotFound(f"no ad with id {ad_id[:40]!r}: not an ad id")
     cache = request.app.state.cache
     cached = await cache.get(ad_id)
     if cached is not None:

@@ -1,11 +1,15 @@
-"""``/v1/dlq``: list, show, replay, purge and import dead-lettered ads (operator role)."""
+"""``/v1/dlq``: list and show dead-lettered ads; replay, purge and import them as server-side jobs
+(operator role).
+
+Every id a client sends is checked by ``gamead_core.ids`` before anything reaches NATS (404 ``not_found`` in a
+path, 422 ``validation_failed`` in a body or query); times follow ``gamead_core.times`` (no offset = UTC);
+``message`` filters are RE2 patterns (linear time; one RE2 cannot compile is 422). A list or dry run reads at
+most ``dlq.scan_limit`` entries and ``dlq.scan_time`` seconds and says when it stopped early.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -17,13 +21,19 @@ from starlette.responses import Response, StreamingResponse
 from gamead_core.api.body import body_schema, read_body
 from gamead_core.api.errors import ApiError
 from gamead_core.api.state import QueueLink
-from gamead_core.dlq_ops import ReplayReport
+from gamead_core.errors import NotFound
+from gamead_core.ids import AdId, is_ad_id
+from gamead_core.jobs.model import Job, JobKind, Selection
+from gamead_core.jobs.runner import JobService
 from gamead_core.models import DlqEntry
-from gamead_core.queue.dlq import DlqFilter
+from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget
+from gamead_core.times import UtcDatetime
 
 router = APIRouter(prefix="/v1/dlq", tags=["dlq"])
 
 MAX_SELECTION = 100_000
+MAX_TEXT = 200
+NDJSON = "application/x-ndjson"
 
 
 class _Body(BaseModel):
@@ -31,153 +41,248 @@ class _Body(BaseModel):
 
 
 class FilterBody(_Body):
-    error_class: str | None = None
-    message: str | None = Field(None, description="Regex searched in the error message.")
+    error_class: str | None = Field(None, max_length=MAX_TEXT)
+    message: str | None = Field(None, max_length=MAX_PATTERN, description="RE2 regex searched in the error message.")
     priority: int | None = Field(None, ge=1, le=5)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: UtcDatetime | None = Field(None, description="Dead at or after (ISO 8601; no offset = UTC).")
+    until: UtcDatetime | None = Field(None, description="Dead before (ISO 8601; no offset = UTC).")
 
 
-class Selection(_Body):
+class SelectionBody(_Body):
     """Exactly one of ``ids``, ``filter`` or ``all``."""
 
-    ids: list[str] | None = Field(None, max_length=MAX_SELECTION)
+    ids: list[AdId] | None = Field(None, max_length=MAX_SELECTION)
     filter: FilterBody | None = None
     all: bool = False
-    limit: int = Field(10_000, ge=1, le=MAX_SELECTION, description="Most entries one call acts on.")
+    limit: int = Field(10_000, ge=1, le=MAX_SELECTION, description="Most entries one job acts on.")
 
     @model_validator(mode="after")
-    def _one_selection(self) -> Selection:
+    def _one_selection(self) -> SelectionBody:
         chosen = sum([self.ids is not None, self.filter is not None, self.all])
         if chosen != 1:
             raise ValueError("give exactly one of ids, filter or all")
         return self
 
 
-class ReplayBody(Selection):
-    dry_run: bool = False
-    rate: float | None = Field(None, gt=0, description="Replays per second (default dlq.replay_rate).")
+class ReplayBody(SelectionBody):
+    dry_run: bool = Field(False, description="Only count what would be replayed (answered at once).")
+    rate: float | None = Field(None, gt=0, le=100_000, description="Replays per second (default dlq.replay_rate).")
     stop_on_failure_rate: float | None = Field(None, ge=0, le=1)
 
 
-class PurgeBody(Selection):
+class PurgeBody(SelectionBody):
     confirm: bool = Field(False, description="Must be true: purging cannot be undone.")
+    dry_run: bool = Field(False, description="Only count what would be purged (answered at once).")
+
+
+class ImportedEntry(DlqEntry):
+    """An entry from ``gamead dlq export``: the ids must be ad ids (and equal), the priority 1-5."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: AdId
+    ad_id: AdId
+    priority: int = Field(ge=1, le=5)
+    attempts: int = Field(ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _same_ids(self) -> ImportedEntry:
+        if self.id != self.ad_id:
+            raise ValueError("id and adId must be the same ad id")
+        return self
 
 
 class ImportBody(_Body):
-    entries: list[DlqEntry] = Field(max_length=10_000)
+    entries: list[ImportedEntry] = Field(max_length=10_000)
+    dry_run: bool = Field(False, description="Only validate the entries (answered at once).")
 
 
 def _link(request: Request) -> QueueLink:
     return request.app.state.link  # type: ignore[no-any-return]
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+def _jobs(request: Request) -> JobService:
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise ApiError(503, "queue_unavailable", "operator jobs are not running on this API node",
+                       headers={"Retry-After": "2"})
+    return jobs  # type: ignore[no-any-return]
+
+
+def _principal(request: Request) -> str:
+    principal = getattr(request.state, "principal", None)
+    return str(getattr(principal, "name", None) or "anonymous")
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 def _entry(entry: DlqEntry) -> dict[str, Any]:
     return entry.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def make_filter(
-    *, ids: list[str] | None = None, error_class: str | None = None, message: str | None = None,
-    priority: int | None = None, since: datetime | None = None, until: datetime | None = None,
-) -> DlqFilter:
+def _budget(request: Request) -> ScanBudget:
+    ds = request.app.state.settings.dlq
+    return ScanBudget(entries=ds.scan_limit, seconds=ds.scan_time)
+
+
+def make_filter(*, error_class: str | None = None, message: str | None = None, priority: int | None = None,
+                since: Any = None, until: Any = None) -> DlqFilter:
+    """A :class:`DlqFilter`, or 422 ``validation_failed`` naming ``message`` if RE2 cannot compile it."""
     try:
-        return DlqFilter(
-            ids=frozenset(ids) if ids is not None else None, error_class=error_class, message=message,
-            priority=priority, since=since, until=until,
-        )
-    except re.error as exc:
-        raise ApiError(422, "validation_failed", f"message: not a valid regular expression: {exc}",
-                       details=[{"loc": "message", "msg": str(exc)}]) from None
+        return DlqFilter(error_class=error_class, message=message, priority=priority, since=since, until=until)
+    except ValueError as exc:
+        raise ApiError(422, "validation_failed", f"message: {exc}",
+                       details=[{"loc": "message", "msg": str(exc), "type": "regex"}]) from None
 
 
-def _selection_filter(body: Selection) -> DlqFilter:
-    if body.ids is not None:
-        return make_filter(ids=body.ids)
+def _selection_filter(body: SelectionBody) -> DlqFilter:
     if body.filter is not None:
         return make_filter(**body.filter.model_dump())
     return DlqFilter()
+
+
+async def _selection(request: Request, body: SelectionBody) -> Selection:
+    flt = _selection_filter(body)  # 422 before anything is stored
+    fence = await _link(request).dlq.last_seq()
+    if body.ids is not None:
+        return Selection(mode="ids", ids=len(body.ids), fence=fence, limit=body.limit)
+    if body.filter is not None:
+        return Selection(mode="filter", filter=flt.wire(), fence=fence, limit=body.limit)
+    return Selection(mode="all", fence=fence, limit=body.limit)
+
+
+async def _count(request: Request, body: SelectionBody) -> dict[str, Any]:
+    """How many entries a job with this selection would act on now (a bounded read): ``{matched, dryRun,
+    complete, scanned}`` (+ ``notInDlq`` for ids)."""
+    link = _link(request)
+    flt = _selection_filter(body)
+    fence = await link.dlq.last_seq()
+    budget = _budget(request)
+    if body.ids is not None:
+        items, missing = await link.ops.resolve_ids(body.ids[: body.limit], fence=fence)
+        return {"matched": len(items), "notInDlq": missing, "dryRun": True, "complete": True,
+                "scanned": len(items) + missing}
+    items = await link.ops.select(flt, fence=fence, limit=body.limit, budget=budget)
+    return {"matched": len(items), "dryRun": True, "complete": not budget.exhausted, "scanned": budget.scanned}
+
+
+def _id_items(body: SelectionBody) -> list[list[Any]] | None:
+    """The work list a job over ``ids`` starts from: each id once, at most ``limit``; the job's first phase
+    looks up their current entries."""
+    if body.ids is None:
+        return None
+    return [[ad_id, None] for ad_id in dict.fromkeys(body.ids[: body.limit])]
+
+
+def job_response(request: Request, job: Job, status: int = 202) -> Response:
+    """A job's document, or (``Accept: application/x-ndjson``) its progress stream."""
+    if NDJSON in request.headers.get("accept", ""):
+        return progress_stream(_jobs(request), job.id)
+    return _json(job.wire(), status, {"Location": f"/v1/jobs/{job.id}"})
+
+
+def progress_stream(jobs: JobService, job_id: str) -> StreamingResponse:
+    """NDJSON: the job's document, then a line each time it changes, until it finishes. Disconnecting
+    never stops the job (it runs in its own task)."""
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for job in jobs.follow(job_id):
+            yield orjson.dumps(job.wire()) + b"\n"
+
+    return StreamingResponse(lines(), media_type=NDJSON, headers={"Cache-Control": "no-store"})
 
 
 @router.get("", summary="Dead-lettered ads, filtered; oldest first with a cursor, or newest first")
 async def list_dlq(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[int, Query(ge=0, description="nextCursor of the previous page")] = 0,
-    error_class: Annotated[str | None, Query(alias="errorClass")] = None,
-    error_class_snake: Annotated[str | None, Query(alias="error_class", include_in_schema=False)] = None,
-    message: Annotated[str | None, Query(description="regex on the error message")] = None,
+    cursor: Annotated[int, Query(ge=0, le=2**63, description="nextCursor of the previous page")] = 0,
+    error_class: Annotated[str | None, Query(alias="errorClass", max_length=MAX_TEXT)] = None,
+    error_class_snake: Annotated[str | None, Query(alias="error_class", include_in_schema=False,
+                                                   max_length=MAX_TEXT)] = None,
+    message: Annotated[str | None, Query(max_length=MAX_PATTERN, description="RE2 regex on the error message")] = None,
     priority: Annotated[int | None, Query(ge=1, le=5)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[UtcDatetime | None, Query(description="dead at or after (no offset = UTC)")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="dead before (no offset = UTC)")] = None,
     newest: bool = False,
 ) -> Response:
+    """`{items, count, total, nextCursor, scanned, complete}`: `complete` is false when the read stopped at
+    `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on from where it stopped."""
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)
-    page = await _link(request).dlq.page(flt, limit=limit, after=cursor, newest_first=newest)
+    page = await _link(request).dlq.page(flt, limit=limit, after=cursor, newest_first=newest,
+                                         budget=_budget(request))
     return _json({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
-                  "nextCursor": page.next_cursor})
+                  "nextCursor": page.next_cursor, "scanned": page.scanned, "complete": page.complete})
 
 
-@router.get("/{ad_id}", summary="One dead-lettered ad")
+@router.get("/{ad_id}", summary="One dead-lettered ad", responses={404: {"description": "`not_found`"}})
 async def get_dlq(ad_id: str, request: Request) -> Response:
+    if not is_ad_id(ad_id):
+        raise NotFound(f"no dead-lettered ad with id {ad_id[:40]!r}: not an ad id")
     return _json(_entry(await _link(request).dlq.get(ad_id)))
 
 
-@router.post("/replay", summary="Re-enqueue dead-lettered ads at their original priority",
+@router.post("/replay", status_code=202, summary="Replay dead-lettered ads: starts a job (202 with its document)",
              openapi_extra=body_schema(ReplayBody))
 async def replay_dlq(request: Request) -> Response:
-    """Replay by ids, filter or all; `dryRun`; a `rate` cap; `stopOnFailureRate`. With
-    `Accept: application/x-ndjson` the answer streams progress lines, then `{"result": …}`."""
+    """Replay by `ids`, `filter` or `all` at their original priority, at most `rate` per second, stopping if
+    more than `stopOnFailureRate` of the replayed ads that finished died again. Answers `202` with the job
+    (`Location: /v1/jobs/{id}`; with `Accept: application/x-ndjson`, its progress stream). `dryRun` answers
+    at once with `{matched}`."""
     body = await read_body(request, ReplayBody)
-    link = _link(request)
-    settings = request.app.state.settings
-    entries = await link.ops.select(_selection_filter(body), body.limit)
-    rate = body.rate or settings.dlq.replay_rate
-    if "application/x-ndjson" not in request.headers.get("accept", ""):
-        report = await link.ops.replay(
-            entries, dry_run=body.dry_run, rate=rate, stop_on_failure_rate=body.stop_on_failure_rate
-        )
-        return _json(report.as_wire())
-
-    async def lines() -> AsyncIterator[bytes]:
-        queue: asyncio.Queue[ReplayReport | None] = asyncio.Queue()
-
-        async def progress(report: ReplayReport) -> None:
-            queue.put_nowait(report)
-
-        task = asyncio.create_task(link.ops.replay(
-            entries, dry_run=body.dry_run, rate=rate, stop_on_failure_rate=body.stop_on_failure_rate,
-            progress=progress))
-        task.add_done_callback(lambda _: queue.put_nowait(None))
-        yield orjson.dumps({"progress": 0, "matched": len(entries)}) + b"\n"
-        while (item := await queue.get()) is not None:
-            yield orjson.dumps({"progress": item.replayed + item.skipped, "matched": item.matched}) + b"\n"
-        yield orjson.dumps({"result": task.result().as_wire()}) + b"\n"
-
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    if body.dry_run:
+        return _json(await _count(request, body))
+    selection = await _selection(request, body)
+    job = await _jobs(request).create(
+        JobKind.REPLAY, selection, started_by=_principal(request),
+        rate=body.rate or request.app.state.settings.dlq.replay_rate,
+        stop_on_failure_rate=body.stop_on_failure_rate,
+        items=_id_items(body),
+    )
+    return job_response(request, job)
 
 
-@router.post("/purge", summary="Delete dead-lettered ads for good (needs confirm: true)",
+@router.post("/purge", status_code=202, summary="Delete dead-lettered ads for good: starts a job (needs confirm)",
              openapi_extra=body_schema(PurgeBody))
 async def purge_dlq(request: Request) -> Response:
+    """Purged ads leave the DLQ; their records become `failed` (kept, never retried). Without `confirm: true`:
+    400 `confirmation_required` with the number matched. `dryRun` answers at once with `{matched}`."""
     body = await read_body(request, PurgeBody)
-    link = _link(request)
-    entries = await link.ops.select(_selection_filter(body), body.limit)
+    if body.dry_run:
+        return _json(await _count(request, body))
     if not body.confirm:
+        matched = (await _count(request, body))["matched"]
         raise ApiError(400, "confirmation_required",
-                       f"purging {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} cannot be undone; "
-                       "send confirm: true", details={"matched": len(entries)})
-    purged = await link.ops.purge(entries)
-    return _json({"matched": len(entries), "purged": purged})
+                       f"purging {matched} entr{'y' if matched == 1 else 'ies'} cannot be undone; send confirm: true",
+                       details={"matched": matched})
+    selection = await _selection(request, body)
+    job = await _jobs(request).create(
+        JobKind.PURGE, selection, started_by=_principal(request),
+        items=_id_items(body),
+    )
+    return job_response(request, job)
 
 
-@router.post("/import", summary="Put exported entries (JSONL from `gamead dlq export`) into the DLQ",
+@router.post("/import", status_code=202, summary="Put exported entries into the DLQ: starts a job",
              openapi_extra=body_schema(ImportBody))
 async def import_dlq(request: Request) -> Response:
+    """`{entries: [...]}` from `gamead dlq export`. Every entry is validated before anything is written (422
+    names the entry's index and field). An ad that exists here and is not dead (alive, or purged) is skipped."""
     body = await read_body(request, ImportBody)
-    imported, duplicates = await _link(request).ops.import_entries(body.entries)
-    return _json({"imported": imported, "duplicates": duplicates})
+    seen: dict[str, int] = {}
+    for n, entry in enumerate(body.entries):
+        if entry.ad_id in seen:
+            loc = f"entries.{n}.adId"
+            msg = f"the same ad as entries.{seen[entry.ad_id]}: one entry per ad"
+            raise ApiError(422, "validation_failed", f"the request is invalid: {loc}: {msg}",
+                           details=[{"loc": loc, "msg": msg, "type": "duplicate"}])
+        seen[entry.ad_id] = n
+    if body.dry_run:
+        return _json({"valid": len(body.entries), "dryRun": True})
+    items = [e.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"seq"}) for e in body.entries]
+    job = await _jobs(request).create(JobKind.IMPORT, Selection(mode="entries"), started_by=_principal(request),
+                                      items=items)
+    return job_response(request, job)

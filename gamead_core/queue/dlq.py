@@ -1,27 +1,53 @@
-"""The dead-letter queue: stream ``GAMEAD_DLQ``, one entry per dead ad, limits retention.
+"""The dead-letter queue: stream ``GAMEAD_DLQ``, one entry per dead ad (subject ``gamead.dlq.<ad id>``,
+``max_msgs_per_subject=1``: a newer entry for an ad replaces the older one), limits retention.
 
 Entries are copied here *before* the work message is acknowledged or deleted (``term()`` would delete at
 once), with a deterministic message id so a retried copy is dropped as a duplicate.
+
+An entry's stream sequence is its identity: operator jobs act on an entry only while it is still the ad's
+*current* entry (:meth:`DeadLetters.current`), and delete it by that sequence, so an entry that was replaced
+(the ad died again, or an import wrote a newer one) is never acted on by a job that selected the older one.
+
+Reading is bounded and never blocks the event loop: filters use RE2 (linear time, no backtracking: a pattern
+such as ``(.*)*X`` costs the same as any other), scans yield to the loop every :data:`YIELD_EVERY` entries and
+stop at a :class:`ScanBudget` (entries and seconds), saying so in their answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import logging
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-import nats.errors
 import nats.js.errors
+import re2
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from pydantic import ValidationError
 
 from gamead_core import names
 from gamead_core.config import DlqSettings, QueueSettings
-from gamead_core.errors import NotFound
+from gamead_core.errors import Conflict, NotFound
+from gamead_core.ids import is_ad_id
 from gamead_core.models import DlqEntry
-from gamead_core.queue.connection import delete_if_present, translate
+from gamead_core.queue.connection import delete_if_present, nats_boundary
 from gamead_core.queue.scan import read_stream
+from gamead_core.times import as_utc
+
+log = logging.getLogger(__name__)
+
+#: Longest ``message`` filter accepted (characters).
+MAX_PATTERN = 1000
+#: Memory RE2 may use to compile one pattern; a pattern that needs more is refused (422), never slow.
+PATTERN_MAX_MEM = 8 << 20
+#: A scan hands the event loop back after this many entries.
+YIELD_EVERY = 100
+#: JetStream's error code for a publish refused by ``Nats-Expected-Last-Subject-Sequence``.
+WRONG_LAST_SEQUENCE = 10071
 
 
 def dlq_stream_config(ds: DlqSettings, qs: QueueSettings) -> StreamConfig:
@@ -55,21 +81,61 @@ def advisory_stream_config(qs: QueueSettings) -> StreamConfig:
     )
 
 
+def compile_pattern(pattern: str) -> Any:
+    """Compile an operator's ``message`` filter with RE2 (linear-time matching, bounded memory).
+
+    Raises ValueError (with RE2's reason) for a pattern longer than :data:`MAX_PATTERN`, one RE2 cannot
+    parse (e.g. look-behind ``(?<=…)`` or back-references, which need backtracking) or one that needs more
+    than :data:`PATTERN_MAX_MEM` to compile. Syntax: https://github.com/google/re2/wiki/Syntax.
+    """
+    if len(pattern) > MAX_PATTERN:
+        raise ValueError(f"the pattern is {len(pattern)} characters; the limit is {MAX_PATTERN}")
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print to stderr, outside the JSON logs
+    options.max_mem = PATTERN_MAX_MEM
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(f"not a valid RE2 regular expression: {reason}") from None
+
+
 @dataclass(frozen=True)
 class DlqFilter:
-    """Which entries an operator means. Every field narrows; none means everything."""
+    """Which entries an operator means. Every field narrows; none means everything.
+
+    ``message`` is an RE2 pattern searched in the error message; an invalid one raises ValueError here.
+    ``since``/``until`` must be aware datetimes (the API reads them through ``gamead_core.times``).
+    """
 
     ids: frozenset[str] | None = None
     error_class: str | None = None
-    message: str | None = None  #: regex searched in the error message
+    message: str | None = None  #: RE2 regex searched in the error message
     priority: int | None = None
     since: datetime | None = None  #: dead at or after
     until: datetime | None = None  #: dead before
-    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _pattern: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.message is not None:
-            object.__setattr__(self, "_pattern", re.compile(self.message))
+            object.__setattr__(self, "_pattern", compile_pattern(self.message))
+
+    def wire(self) -> dict[str, Any]:
+        """The filter as camelCase JSON (ids aside), e.g. to keep it in a job document."""
+        raw = {"errorClass": self.error_class, "message": self.message, "priority": self.priority,
+               "since": self.since.isoformat() if self.since else None,
+               "until": self.until.isoformat() if self.until else None}
+        return {k: v for k, v in raw.items() if v is not None}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> DlqFilter:
+        """Inverse of :meth:`wire` (times read by the rule of ``gamead_core.times``)."""
+        since, until = data.get("since"), data.get("until")
+        return cls(error_class=data.get("errorClass"), message=data.get("message"), priority=data.get("priority"),
+                   since=as_utc(datetime.fromisoformat(since)) if since else None,
+                   until=as_utc(datetime.fromisoformat(until)) if until else None)
 
     def matches(self, entry: DlqEntry) -> bool:
         if self.ids is not None and entry.ad_id not in self.ids:
@@ -85,92 +151,199 @@ class DlqFilter:
         return not (self.until is not None and entry.dead_at >= self.until)
 
 
+@dataclass
+class ScanBudget:
+    """How much one scan may read: ``entries`` messages and ``seconds`` of wall time (None = unbounded).
+    After the scan, ``scanned`` says how many it read and ``exhausted`` whether it stopped early."""
+
+    entries: int | None = None
+    seconds: float | None = None
+    scanned: int = 0
+    exhausted: bool = False
+    last_seq: int | None = None  #: stream sequence of the last entry read
+    _started: float = field(default_factory=time.monotonic, repr=False)
+
+    def spend(self) -> bool:
+        """Count one entry read; False (and ``exhausted``) once the budget is spent."""
+        self.scanned += 1
+        if self.entries is not None and self.scanned >= self.entries:
+            self.exhausted = True
+        elif self.seconds is not None and time.monotonic() - self._started >= self.seconds:
+            self.exhausted = True
+        return not self.exhausted
+
+
+@dataclass(frozen=True)
+class Current:
+    """An ad's current DLQ entry: its sequence, the entry (None if it cannot be decoded) and the job that
+    wrote it (an import), if any."""
+
+    seq: int
+    entry: DlqEntry | None
+    job_id: str | None = None
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[DlqEntry]
     next_cursor: int | None  #: pass as ``after`` to read on; None at the end
     total: int  #: entries in the DLQ, all filters aside
+    scanned: int = 0  #: entries this page read
+    complete: bool = True  #: False if the scan budget stopped it before the end of the DLQ
+
+
+def _decode(data: bytes | None, seq: int) -> DlqEntry | None:
+    if not data:
+        return None
+    try:
+        return DlqEntry.model_validate_json(data).model_copy(update={"seq": seq})
+    except ValidationError as exc:
+        log.warning("DLQ entry %d cannot be read; skipped: %s", seq, exc.errors()[0].get("msg"),
+                    extra={"dlq_seq": seq})
+        return None
+
+
+def _subject(ad_id: str) -> str:
+    """The DLQ subject of ``ad_id``; refuses anything that is not an ad id (it would be a wildcard, a
+    second token or an over-long control line on the wire)."""
+    if not is_ad_id(ad_id):
+        raise ValueError(f"not an ad id: {ad_id[:40]!r}")
+    return names.dlq_subject(ad_id)
 
 
 class DeadLetters:
-    """Adds, reads, finds and deletes DLQ entries."""
+    """Adds, reads, finds and deletes DLQ entries. NATS errors leave as gamead errors."""
 
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
 
-    async def add(self, entry: DlqEntry, *, dedupe: bool = True) -> tuple[int, bool]:
+    async def add(self, entry: DlqEntry, *, dedupe: bool = True, expected_last_seq: int | None = None,
+                  job_id: str | None = None) -> tuple[int, bool]:
         """Store ``entry``; returns (sequence, duplicate). Raises QueueFull/QueueUnavailable.
 
-        With ``dedupe`` a repeat of the same dead-lettering (a worker retrying its copy) is dropped.
+        With ``dedupe`` a repeat of the same dead-lettering (a worker retrying its copy) is dropped. With
+        ``expected_last_seq`` (0 = the ad has no entry) the write happens only if the ad's current entry is
+        still that one, else :class:`Conflict` (JetStream's ``Nats-Expected-Last-Subject-Sequence``).
+        ``job_id`` marks an entry written by an operator job (an import).
         """
+        subject = _subject(entry.ad_id)
         headers = {names.HDR_AD_ID: entry.ad_id}
         if dedupe:
             headers[names.HDR_MSG_ID] = (
                 f"dead:{entry.ad_id}:{entry.source_seq}:{entry.attempts}:{entry.dead_at.timestamp():.6f}"
             )
-        try:
-            ack = await self._js.publish(
-                names.dlq_subject(entry.ad_id),
-                entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode(),
-                headers=headers,
-            )
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+        if expected_last_seq is not None:
+            headers[names.HDR_EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_seq)
+        if job_id is not None:
+            headers[names.HDR_JOB_ID] = job_id
+        payload = entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode()
+        with nats_boundary():
+            try:
+                ack = await self._js.publish(subject, payload, headers=headers)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code == WRONG_LAST_SEQUENCE:
+                    raise Conflict(f"the DLQ entry of ad {entry.ad_id} changed meanwhile") from exc
+                raise
         return ack.seq, bool(ack.duplicate)
 
+    async def current(self, ad_id: str) -> Current | None:
+        """The ad's current entry (the last message on its subject), or None if it has none (or ``ad_id``
+        is not an ad id)."""
+        if not is_ad_id(ad_id):
+            return None
+        with nats_boundary():
+            try:
+                raw = await self._js.get_last_msg(names.DLQ_STREAM, _subject(ad_id))
+            except nats.js.errors.NotFoundError:
+                return None
+        job = (raw.headers or {}).get(names.HDR_JOB_ID)
+        return Current(raw.seq, _decode(raw.data, raw.seq), job)
+
     async def get(self, ad_id: str) -> DlqEntry:
-        try:
-            raw = await self._js.get_last_msg(names.DLQ_STREAM, names.dlq_subject(ad_id))
-        except nats.js.errors.NotFoundError as exc:
-            raise NotFound(f"no dead-lettered ad with id {ad_id!r}") from exc
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
-        entry = DlqEntry.model_validate_json(raw.data or b"{}")
-        return entry.model_copy(update={"seq": raw.seq})
+        """The ad's current entry; raises :class:`NotFound` (also for a string that is not an ad id)."""
+        found = await self.current(ad_id)
+        if found is None or found.entry is None:
+            raise NotFound(f"no dead-lettered ad with id {ad_id[:40]!r}")
+        return found.entry
 
     async def delete(self, entry: DlqEntry) -> bool:
         """Remove one entry (by its sequence). False if it was already gone."""
         if entry.seq is None:
             entry = await self.get(entry.ad_id)
-        return await delete_if_present(self._js, names.DLQ_STREAM, entry.seq)  # type: ignore[arg-type]
+        return await self.delete_seq(entry.seq)  # type: ignore[arg-type]
+
+    async def delete_seq(self, seq: int) -> bool:
+        """Remove the entry at stream sequence ``seq``: exactly that entry, never a newer one of the same ad.
+        False if it was already gone."""
+        return await delete_if_present(self._js, names.DLQ_STREAM, seq)
+
+    async def _state(self) -> Any:
+        with nats_boundary():
+            try:
+                return (await self._js.stream_info(names.DLQ_STREAM)).state
+            except nats.js.errors.NotFoundError:
+                return None
 
     async def size(self) -> int:
-        try:
-            return int((await self._js.stream_info(names.DLQ_STREAM)).state.messages)
-        except nats.js.errors.NotFoundError:
-            return 0
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+        state = await self._state()
+        return int(state.messages) if state is not None else 0
 
-    async def entries(self, flt: DlqFilter | None = None, *, after: int = 0):  # noqa: ANN201 - async generator
-        """Every matching entry in DLQ order (oldest first), from sequence ``after`` + 1."""
+    async def last_seq(self) -> int:
+        """The DLQ's last sequence: a job acts only on entries at or below it (its fence)."""
+        state = await self._state()
+        return int(state.last_seq) if state is not None else 0
+
+    async def entries(
+        self, flt: DlqFilter | None = None, *, after: int = 0, up_to: int | None = None,
+        budget: ScanBudget | None = None,
+    ) -> AsyncIterator[DlqEntry]:
+        """Every matching, readable entry in DLQ order (oldest first), from sequence ``after`` + 1 up to
+        ``up_to``, within ``budget``. Yields to the event loop every :data:`YIELD_EVERY` entries read."""
         flt = flt or DlqFilter()
+        read = 0
         async for msg in read_stream(self._js, names.DLQ_STREAM, names.DLQ_SUBJECT_WILDCARD, start_seq=after + 1):
-            if not msg.data:
-                continue
-            entry = DlqEntry.model_validate_json(msg.data).model_copy(
-                update={"seq": msg.metadata.sequence.stream}
-            )
-            if flt.matches(entry):
+            seq = msg.metadata.sequence.stream
+            if up_to is not None and seq > up_to:
+                return
+            read += 1
+            if budget is not None:
+                budget.last_seq = seq
+            if read % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            entry = _decode(msg.data, seq)
+            if entry is not None and flt.matches(entry):
                 yield entry
+            if budget is not None and not budget.spend():
+                return
 
     async def page(self, flt: DlqFilter | None = None, *, limit: int = 50, after: int = 0,
-                   newest_first: bool = False, scan_limit: int = 100_000) -> Page:
-        """One page of matching entries. Oldest first with a cursor, or the newest ``limit`` entries."""
-        total = await self.size()
+                   newest_first: bool = False, budget: ScanBudget | None = None) -> Page:
+        """One page of matching entries: oldest first from ``after`` with a cursor, or the newest ``limit``.
+
+        ``budget`` bounds the read; a page it cut short has ``complete=False`` and (oldest first) a
+        ``next_cursor`` at the last entry read, so the next page goes on from there. Newest first reads the
+        most recent ``budget.entries`` entries only.
+        """
+        budget = budget or ScanBudget()
+        state = await self._state()
+        total = int(state.messages) if state is not None else 0
         items: list[DlqEntry] = []
         next_cursor: int | None = None
-        scanned = 0
-        async for entry in self.entries(flt, after=after):
-            scanned += 1
+        if newest_first and budget.entries is not None and state is not None:
+            after = max(after, int(state.last_seq) - budget.entries)
+        complete = True
+        async for entry in self.entries(flt, after=after, budget=budget):
             items.append(entry)
             if not newest_first and len(items) > limit:
                 items.pop()
                 next_cursor = items[-1].seq
                 break
-            if scanned >= scan_limit:
-                break
+        if budget.exhausted:
+            complete = False
+            if not newest_first and next_cursor is None:
+                next_cursor = budget.last_seq
         if newest_first:
             items = list(reversed(items[-limit:]))
             next_cursor = None
-        return Page(items, next_cursor, total)
+            complete = complete and (state is None or after < int(state.first_seq))
+        return Page(items, next_cursor, total, budget.scanned, complete)

@@ -5,66 +5,20 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import httpx
-import pytest
 from typer.testing import CliRunner
 
 from gamead_cli.main import app as cli
-from gamead_core.embedded import EmbeddedNats
 from gamead_core.worker.backoff import backoff_ceiling
 from tests.integration.test_pipeline import KvWatch
-from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+from tests.support import start_api, wait_for, wait_terminal
 
-MAX_ATTEMPTS = 3
-BASE = 0.4
-COMMON = {
-    "GAMEAD_WORKER__MAX_ATTEMPTS": str(MAX_ATTEMPTS),
-    "GAMEAD_WORKER__BACKOFF_BASE": str(BASE),
-    "GAMEAD_QUEUE__ACK_WAIT": "2",
-    "GAMEAD_QUEUE__IDLE_POLL": "0.1",
-}
-POISON = {"GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MATCH": "^Poison"}
-UNANALYSABLE = {"description": "???", "callToAction": "!!!"}
-
-
-class Lane:
-    def __init__(self, nats: EmbeddedNats, url: str, logs: Path, procs: list[Proc]) -> None:
-        self.nats, self.url, self.logs, self._procs = nats, url, logs, procs
-        self.http = httpx.Client(base_url=url, timeout=30)
-        self._n = 0
-
-    def worker(self, **env: str) -> Proc:
-        self._n += 1
-        proc = start_worker(self.nats.url, self.logs, worker_id=f"w{self._n}", concurrency=2, **{**COMMON, **env})
-        self._procs.append(proc)
-        return proc
-
-    def submit(self, title: str, priority: int = 3, **fields: object) -> str:
-        resp = self.http.post("/ads", json=ad(title, priority, **fields))
-        assert resp.status_code == 202, resp.text
-        return str(resp.json()["id"])
-
-    def dead(self, ad_id: str, timeout: float = 30) -> dict:
-        record = wait_terminal(self.http, ad_id, timeout=timeout)
-        assert record["status"] == "dead", record
-        return record
-
-    def dlq(self, **params: object) -> dict:
-        return self.http.get("/v1/dlq", params={"limit": 1000, **params}).json()
-
-
-@pytest.fixture
-def lane(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> Iterator[Lane]:
-    server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, **COMMON)
-    procs.append(api)
-    lane = Lane(server, url, tmp_path, procs)
-    yield lane
-    lane.http.close()
+from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
+    BASE, COMMON, MAX_ATTEMPTS, POISON, UNANALYSABLE, Lane, broken_invariants, lane,
+)
 
 
 def test_a_poison_ad_is_dead_lettered_after_exactly_max_attempts_with_growing_backoff(lane: Lane) -> None:
@@ -131,24 +85,25 @@ def test_replay_after_the_fault_is_fixed_completes_exactly_once_and_twice_enqueu
         results: list[dict] = []
 
         def replay() -> None:
-            results.append(lane.http.post("/v1/dlq/replay", json={"ids": [ad_id]}).json())
+            results.append(lane.run_job("/v1/dlq/replay", {"ids": [ad_id]}))
 
         threads = [threading.Thread(target=replay) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join(60)
         record = wait_terminal(lane.http, ad_id)
-        again = lane.http.post("/v1/dlq/replay", json={"ids": [ad_id]}).json()
+        again = lane.http.post("/v1/dlq/replay", json={"ids": [ad_id], "dryRun": True}).json()
         wait_for(lambda: lane.dlq()["total"] == 0, what="the entry to leave the DLQ")
     finally:
         watch.close()
     assert record["status"] == "completed" and record["attempts"] == 1
-    assert all("replayed" in r for r in results), results
-    assert sum(r["replayed"] for r in results) == 1, results
-    assert again["matched"] == 0
+    assert sum(r["counts"]["replayed"] for r in results) == 1, results
+    assert sum(r["counts"]["completed"] for r in results) == 1, results
+    assert again["matched"] == 0 and again["notInDlq"] == 1
     assert watch.statuses().count("completed") == 1
-    assert record["replayOf"] is not None
+    assert record["replayOf"] is not None and record["jobId"] in {r["id"] for r in results}
+    assert broken_invariants(lane.nats.url, [ad_id]) == []
 
 
 def test_filters_select_what_they_say_and_purge_removes_only_what_it_names(lane: Lane) -> None:
@@ -171,13 +126,17 @@ def test_filters_select_what_they_say_and_purge_removes_only_what_it_names(lane:
 
     refused = lane.http.post("/v1/dlq/purge", json={"ids": [retry_ids[0]]})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "confirmation_required"
-    done = lane.http.post("/v1/dlq/purge", json={"ids": [retry_ids[0]], "confirm": True}).json()
-    assert done == {"matched": 1, "purged": 1}
+    assert refused.json()["error"]["details"] == {"matched": 1}
+    done = lane.run_job("/v1/dlq/purge", {"ids": [retry_ids[0]], "confirm": True})
+    assert done["state"] == "succeeded" and done["counts"]["matched"] == 1 and done["counts"]["purged"] == 1
     assert {e["id"] for e in lane.dlq()["items"]} == {retry_ids[1], perm_id}
-    assert lane.http.get(f"/ads/{retry_ids[0]}").json()["status"] == "dead"  # the record stays
+    purged = lane.http.get(f"/ads/{retry_ids[0]}").json()  # the record stays, given up for good
+    assert purged["status"] == "failed" and purged["error"]["errorClass"] == "RetryableError"
+    assert purged["purgedFrom"] and purged["jobId"] == done["id"]
+    assert broken_invariants(lane.nats.url, [*retry_ids, perm_id]) == []
 
 
-def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path) -> None:
+def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path, fresh_nats) -> None:  # noqa: ANN001
     lane.worker(**POISON)
     ids = [lane.submit("Poison Export", priority=2), lane.submit("!!!", priority=3, **UNANALYSABLE)]
     for ad_id in ids:
@@ -189,15 +148,31 @@ def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path) 
     assert exported.exit_code == 0, exported.output
     lines = [json.loads(line) for line in dump.read_text().splitlines()]
     assert {e["id"] for e in lines} == set(ids)
+
+    staging = fresh_nats()  # another environment: the ads do not exist there
+    api, url = start_api(staging.url, tmp_path / "staging", **COMMON)
+    try:
+        imported = runner.invoke(cli, ["dlq", "import", str(dump), "--api", url, "-o", "json"])
+        assert imported.exit_code == 0, imported.output
+        assert json.loads(imported.stdout)["imported"] == 2
+        with httpx.Client(base_url=url, timeout=10) as there:
+            after = {e["id"]: e for e in there.get("/v1/dlq").json()["items"]}
+            assert {there.get(f"/ads/{i}").json()["status"] for i in ids} == {"dead"}
+        strip = lambda e: {k: v for k, v in e.items() if k != "seq"}  # noqa: E731 - the stream position is new
+        assert {k: strip(v) for k, v in after.items()} == {k: strip(v) for k, v in before.items()}
+        again = runner.invoke(cli, ["dlq", "import", str(dump), "--api", url, "-o", "json"])
+        assert json.loads(again.stdout)["skipped"] == 2  # already there, identical
+    finally:
+        api.stop()
+
     purged = runner.invoke(cli, ["dlq", "purge", "--all", "--yes", "--api", lane.url])
     assert purged.exit_code == 0, purged.output
     assert lane.dlq()["total"] == 0
-    imported = runner.invoke(cli, ["dlq", "import", str(dump), "--api", lane.url, "-o", "json"])
-    assert imported.exit_code == 0, imported.output
-    assert json.loads(imported.stdout)["imported"] == 2
-    after = {e["id"]: e for e in lane.dlq()["items"]}
-    strip = lambda e: {k: v for k, v in e.items() if k != "seq"}  # noqa: E731 - the stream position is new
-    assert {k: strip(v) for k, v in after.items()} == {k: strip(v) for k, v in before.items()}
+    assert {lane.http.get(f"/ads/{i}").json()["status"] for i in ids} == {"failed"}
+    back = runner.invoke(cli, ["dlq", "import", str(dump), "--api", lane.url, "-o", "json"])
+    totals = json.loads(back.stdout)  # a purge cannot be undone: failed is final
+    assert totals["imported"] == 0 and totals["skippedReasons"] == {"the ad was purged here (failed for good)": 2}
+    assert lane.dlq()["total"] == 0
 
 
 def test_cli_replay_with_dry_run_confirmation_and_json(lane: Lane) -> None:
@@ -215,8 +190,11 @@ def test_cli_replay_with_dry_run_confirmation_and_json(lane: Lane) -> None:
     lane.worker()
     done = runner.invoke(cli, ["dlq", "replay", ad_id, "--yes", "--api", lane.url, "-o", "json"])
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["replayed"] == 1
+    job = json.loads(done.stdout)  # the final job document
+    assert job["state"] == "succeeded" and job["counts"]["replayed"] == 1 and job["counts"]["completed"] == 1
     assert wait_terminal(lane.http, ad_id)["status"] == "completed"
+    detached = runner.invoke(cli, ["dlq", "replay", "--all", "--yes", "--detach", "--api", lane.url])
+    assert detached.exit_code == 0 and "0 entries would be replayed" in detached.stdout, detached.output
 
 
 def test_dlq_commands_against_a_down_api_print_one_red_line() -> None:
@@ -255,7 +233,9 @@ def test_bulk_replay_stops_when_replayed_ads_keep_failing(lane: Lane) -> None:
     ids = [lane.submit(f"Doomed {i}") for i in range(12)]
     for ad_id in ids:
         lane.dead(ad_id)
-    report = lane.http.post("/v1/dlq/replay", json={"all": True, "rate": 3, "stopOnFailureRate": 0.5}).json()
-    assert report["stopped"] is True and report["failed"] >= 5
-    assert report["replayed"] < len(ids)  # the rest stayed in the DLQ
-    assert "failed again" in report["reason"]
+    job = lane.run_job("/v1/dlq/replay", {"all": True, "rate": 3, "stopOnFailureRate": 0.5})
+    counts = job["counts"]
+    assert job["state"] == "failed" and counts["deadAgain"] >= 5, job
+    assert counts["replayed"] < len(ids) and counts["remaining"] == len(ids) - counts["done"]  # the rest stayed
+    assert "died again" in job["stopReason"] and f"{counts['remaining']} entries left in the DLQ" in job["stopReason"]
+    assert broken_invariants(lane.nats.url, ids) == []

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gamead_cli.commands.dlq import parse_when
 from gamead_core.config import FaultSettings
-from gamead_core.dlq_ops import failure_rate_exceeded
+from gamead_core.jobs.policy import failure_rate_exceeded
 from gamead_core.errors import GameadError
 from gamead_core.models import AdSubmission, DlqEntry
 from gamead_core.queue.dlq import DlqFilter

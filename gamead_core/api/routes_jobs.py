@@ -1,0 +1,122 @@
+"""``/v1/jobs``: operator jobs (DLQ replay, purge, import): list, show, follow, cancel (operator role).
+
+Any API node answers about any job: documents live in KV bucket ``gamead_jobs``. The router's lifespan starts
+this node's :class:`~gamead_core.jobs.runner.JobService` (runs the jobs created here, resumes jobs whose runner
+died) once the app's NATS link exists, and stops it (handing its jobs' leases back) on shutdown.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request
+from starlette.responses import Response
+
+from gamead_core.api.errors import ApiError
+from gamead_core.api.routes_dlq import NDJSON, progress_stream
+from gamead_core.dlq_ops import DlqOps
+from gamead_core.errors import NotFound, QueueUnavailable
+from gamead_core.ids import is_job_id, new_job_id
+from gamead_core.jobs.model import JobKind, JobState
+from gamead_core.jobs.runner import JobService
+from gamead_core.jobs.store import JobStore
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start this node's job service (after the app's own lifespan made ``app.state.link``)."""
+    settings = app.state.settings
+    link = app.state.link
+    node_id = f"{socket.gethostname()}-{os.getpid()}-{new_job_id()[-6:]}"
+
+    def ops() -> DlqOps:
+        return link.ops  # type: ignore[no-any-return]  # raises QueueUnavailable while NATS is away
+
+    async def open_store() -> JobStore:
+        await link.ready.wait()
+        if link.js is None:
+            raise QueueUnavailable("connecting to NATS")
+        return await JobStore.open(link.js, settings.jobs, settings.queue.replicas)
+
+    jobs = JobService(settings, node_id, ops)
+    app.state.jobs = jobs
+    await jobs.start(open_store)
+    try:
+        yield
+    finally:
+        await jobs.stop()
+
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], lifespan=lifespan)
+
+
+def _jobs(request: Request) -> JobService:
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise ApiError(503, "queue_unavailable", "operator jobs are not running on this API node",
+                       headers={"Retry-After": "2"})
+    return jobs  # type: ignore[no-any-return]
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _checked(job_id: str) -> str:
+    if not is_job_id(job_id):
+        raise NotFound(f"no job with id {job_id[:40]!r}: not a job id")
+    return job_id
+
+
+@router.get("", summary="Operator jobs, newest first")
+async def list_jobs(
+    request: Request,
+    kind: JobKind | None = None,
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Response:
+    """`{items, count}`: job documents (kept `jobs.retention` after their last change)."""
+    items = await _jobs(request).list(kind=kind, state=state, limit=limit)
+    return _json({"items": [j.wire() for j in items], "count": len(items)})
+
+
+@router.get("/{job_id}", summary="One job; with `Accept: application/x-ndjson`, its progress stream",
+            responses={404: {"description": "`not_found`"}})
+async def get_job(job_id: str, request: Request) -> Response:
+    """The job's document: state, phase, selection (with its fence), counts, skipped reasons, who started it,
+    times, rate, stop reason, runner and lease. With `Accept: application/x-ndjson`: the document, then a
+    line each time it changes, until the job ends (disconnecting never stops the job)."""
+    jobs = _jobs(request)
+    job = await jobs.get(_checked(job_id))
+    if NDJSON in request.headers.get("accept", ""):
+        return progress_stream(jobs, job.id)
+    return _json(job.wire())
+
+
+@router.get("/{job_id}/events", summary="A job's progress stream (NDJSON)",
+            responses={404: {"description": "`not_found`"}})
+async def job_events(job_id: str, request: Request) -> Response:
+    jobs = _jobs(request)
+    await jobs.get(_checked(job_id))  # 404 before the stream starts
+    return progress_stream(jobs, job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=202, summary="Ask a job to stop",
+             responses={404: {"description": "`not_found`"}, 409: {"description": "`job_finished`"}})
+async def cancel_job(job_id: str, request: Request) -> Response:
+    """The job stops at its next checkpoint (about half a second); what it did stays done, the rest of its
+    entries stay in the DLQ. 409 `job_finished` if it has already ended."""
+    jobs = _jobs(request)
+    job = await jobs.get(_checked(job_id))
+    if job.state.terminal:
+        raise ApiError(409, "job_finished", f"job {job_id} has already ended ({job.state.value})",
+                       details={"state": job.state.value})
+    principal = getattr(request.state, "principal", None)
+    job = await jobs.cancel(job_id, str(getattr(principal, "name", None) or "anonymous"))
+    return _json(job.wire(), 202)

@@ -1,0 +1,60 @@
+"""The one rule for the ids a client may send: an ad id and a job id, checked at the API boundary.
+
+Both are ULIDs (https://github.com/ulid/spec) written as 26 lowercase Crockford base32 characters, as
+:func:`gamead_core.intake.new_ad_id` makes them (from a random ULID, or from the hash of an idempotency key:
+16 bytes, so the first character is ``0``-``7``). The alphabet has no ``I L O U`` and no ``.``, ``*``, ``>`` or
+space, so an id that passes is always a safe NATS subject token and KV key, and it is short (26 bytes):
+a string that fails is answered 404 ``not_found`` (in a path) or 422 ``validation_failed`` (in a body or
+query) and never reaches NATS. Nothing else in gamead builds a subject or a key from a client's string.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
+from ulid import ULID
+
+#: 26 characters: the first ``0``-``7`` (a ULID is 128 bits), the rest Crockford base32, lowercase.
+ULID_PATTERN: Final[str] = r"[0-7][0-9a-hjkmnp-tv-z]{25}"
+_ULID = re.compile(ULID_PATTERN)
+ID_LENGTH: Final[int] = 26
+
+AD_ID_RULE: Final[str] = "an ad id is a ULID as gamead issues it: 26 characters, digits and lowercase letters"
+JOB_ID_RULE: Final[str] = "a job id is a ULID as gamead issues it: 26 characters, digits and lowercase letters"
+
+
+def is_ulid_id(value: object) -> bool:
+    """True if ``value`` is a string in gamead's id form (lowercase ULID). Pure; O(1) for any input."""
+    return isinstance(value, str) and len(value) == ID_LENGTH and _ULID.fullmatch(value) is not None
+
+
+def is_ad_id(value: object) -> bool:
+    """True if ``value`` may be an ad id (see the module docstring)."""
+    return is_ulid_id(value)
+
+
+def is_job_id(value: object) -> bool:
+    """True if ``value`` may be a job id (same form as an ad id)."""
+    return is_ulid_id(value)
+
+
+def new_job_id() -> str:
+    """A fresh, time-sortable job id (lowercase ULID): newer jobs sort after older ones."""
+    return str(ULID()).lower()
+
+
+def _check(rule: str):  # noqa: ANN202 - a pydantic validator factory
+    def check(value: str) -> str:
+        if not is_ulid_id(value):
+            raise ValueError(f"not a valid id ({rule})")
+        return value
+
+    return check
+
+
+#: A pydantic field type for an ad id sent by a client: validation fails with :data:`AD_ID_RULE`.
+AdId = Annotated[str, AfterValidator(_check(AD_ID_RULE))]
+#: A pydantic field type for a job id sent by a client.
+JobId = Annotated[str, AfterValidator(_check(JOB_ID_RULE))]

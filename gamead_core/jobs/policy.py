@@ -1,0 +1,83 @@
+"""Pure decisions of operator jobs: the counts from the marks, the failure-rate stop, pacing, leases."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from gamead_core.jobs.model import Job, JobKind, JobState, Mark
+
+#: Replayed ads that must have finished (completed or dead again) before a failure rate is judged.
+MIN_SAMPLE = 5
+
+
+def failure_rate_exceeded(completed: int, failed: int, threshold: float | None) -> bool:
+    """Stop a bulk replay once at least :data:`MIN_SAMPLE` replayed ads finished and more than ``threshold``
+    (0-1) of them died again. ``None`` never stops."""
+    if threshold is None:
+        return False
+    done = completed + failed
+    return done >= MIN_SAMPLE and failed / done > threshold
+
+
+def tally(kind: JobKind, marks: str) -> tuple[dict[str, int], dict[str, int]]:
+    """``(counts, skippedReasons)`` of a work list's marks (see ``gamead_core.jobs.model``).
+
+    counts: ``matched`` (items), ``done`` (items handled), ``remaining`` (not handled: the job stopped),
+    ``<acted>`` (``replayed``/``purged``/``imported``), ``skipped``; for a replay also ``completed``,
+    ``deadAgain`` and ``stillRunning`` (replayed ads neither completed nor dead again yet).
+    """
+    seen = Counter(marks)
+    acted = sum(seen[m] for m in Mark.ACTED_ALL)
+    skipped = {Mark.SKIPPED[m]: n for m, n in seen.items() if m in Mark.SKIPPED and n}
+    counts = {
+        "matched": len(marks),
+        "done": len(marks) - seen[Mark.PENDING],
+        "remaining": seen[Mark.PENDING],
+        kind.acted: acted,
+        "skipped": sum(skipped.values()),
+    }
+    if kind == JobKind.REPLAY:
+        counts.update(completed=seen[Mark.COMPLETED], deadAgain=seen[Mark.DEAD_AGAIN], stillRunning=seen[Mark.ACTED])
+    return counts, skipped
+
+
+def pace_delay(started: float, actions: int, rate: float | None, now: float) -> float:
+    """Seconds to wait before action number ``actions`` (0-based) so that at most ``rate`` actions per
+    second run, counted from ``started`` (monotonic seconds). Skipped items cost no time."""
+    if not rate:
+        return 0.0
+    return max(0.0, started + actions / rate - now)
+
+
+def lease_expired(job: Job, now: float) -> bool:
+    """True if ``job`` is unfinished and its runner has not renewed its lease (epoch seconds) by ``now``.
+    API nodes' clocks are assumed to agree within a fraction of ``jobs.lease`` (NTP)."""
+    return not job.state.terminal and job.lease_until < now
+
+
+def resume_decision(job: Job, max_resumes: int) -> JobState:
+    """What a node that finds ``job``'s lease expired does: resume it (``running``), or end it as
+    ``cancelled`` (a cancel was asked for) or ``interrupted`` (its runners died more than ``max_resumes``
+    times: something about the job itself may kill them)."""
+    if job.cancel_requested is not None:
+        return JobState.CANCELLED
+    if job.resumes >= max_resumes:
+        return JobState.INTERRUPTED
+    return JobState.RUNNING
+
+
+def summary(job: Job) -> str:
+    """One line a person reads: every figure says what it is. e.g. ``replayed 28 of 28 matched · completed
+    28 · dead again 0 · still running 0 · skipped 0``."""
+    c = job.counts
+    acted = job.kind.acted
+    parts = [f"{acted} {c.get(acted, 0)} of {c.get('matched', 0)} matched"]
+    if job.kind == JobKind.REPLAY:
+        parts += [f"completed {c.get('completed', 0)}", f"dead again {c.get('deadAgain', 0)}",
+                  f"still running {c.get('stillRunning', 0)}"]
+    parts.append(f"skipped {c.get('skipped', 0)}")
+    if c.get("remaining"):
+        parts.append(f"not done {c['remaining']}")
+    if job.selection.not_in_dlq:
+        parts.append(f"ids not in the DLQ {job.selection.not_in_dlq}")
+    return " · ".join(parts)

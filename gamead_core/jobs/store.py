@@ -1,0 +1,205 @@
+"""Jobs in KV bucket ``gamead_jobs``: the document (``job.<id>``, compare-and-set on its revision) and the work
+list in chunks (``job.<id>.work.<n>``: ``{"items": [...], "marks": "..."}``). The bucket keeps one revision per
+key and drops keys not written for ``jobs.retention`` seconds (its ``max_age``), within ``jobs.max_bytes``.
+Any API node can read any job; only the node holding a job's lease writes its work list.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.js.errors
+import orjson
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
+from gamead_core import names
+from gamead_core.config import JobSettings
+from gamead_core.errors import Conflict, NotFound, TopologyError
+from gamead_core.ids import is_job_id
+from gamead_core.jobs.model import Job, JobKind, JobState, Mark
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.scan import read_stream
+
+log = logging.getLogger(__name__)
+
+CHUNK_ITEMS = 1000  #: most items in one chunk of a work list
+CHUNK_BYTES = 256 * 1024  #: most bytes of items in one chunk (well under NATS' 1 MiB message default)
+
+
+def jobs_kv_config(settings: JobSettings, replicas: int) -> KeyValueConfig:
+    return KeyValueConfig(
+        bucket=names.JOBS_BUCKET,
+        description="gamead operator jobs (DLQ replay, purge, import): documents and work lists",
+        history=1,
+        ttl=settings.retention,
+        max_bytes=settings.max_bytes,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+
+
+async def ensure_jobs_bucket(js: JetStreamContext, settings: JobSettings, replicas: int) -> KeyValue:
+    """Open the jobs bucket, creating it if missing and updating its retention limits in place if they
+    changed. Raises :class:`TopologyError` if JetStream refuses, QueueUnavailable if NATS does not answer."""
+    wanted = jobs_kv_config(settings, replicas)
+    with nats_boundary():
+        try:
+            kv = await js.key_value(names.JOBS_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            try:
+                kv = await js.create_key_value(wanted)
+                log.info("jobs bucket created", extra={"bucket": names.JOBS_BUCKET})
+                return kv
+            except nats.js.errors.BadRequestError:  # lost a creation race, or a config drift: check below
+                kv = await js.key_value(names.JOBS_BUCKET)
+        stream = f"KV_{names.JOBS_BUCKET}"
+        try:
+            info = await js.stream_info(stream)
+            have = info.config
+            if have.max_age != wanted.ttl or have.max_bytes != wanted.max_bytes:
+                await js.update_stream(have.evolve(max_age=wanted.ttl, max_bytes=wanted.max_bytes))
+                log.info("jobs bucket limits updated", extra={"bucket": names.JOBS_BUCKET})
+        except nats.js.errors.APIError as exc:
+            raise TopologyError(f"cannot set the limits of bucket {names.JOBS_BUCKET}: {exc.description}") from exc
+    return kv
+
+
+def chunk_bounds(items: list[Any]) -> list[tuple[int, int]]:
+    """Split ``items`` into chunks of at most :data:`CHUNK_ITEMS` items and about :data:`CHUNK_BYTES`.
+    Pure. An empty list has one empty chunk."""
+    bounds: list[tuple[int, int]] = []
+    start = size = 0
+    for i, item in enumerate(items):
+        n = len(orjson.dumps(item))
+        if i > start and (i - start >= CHUNK_ITEMS or size + n > CHUNK_BYTES):
+            bounds.append((start, i))
+            start, size = i, 0
+        size += n
+    bounds.append((start, len(items)))
+    return bounds
+
+
+@dataclass
+class WorkList:
+    """A job's items and their marks, in memory; ``dirty`` chunks are written at the next checkpoint."""
+
+    items: list[Any]
+    marks: bytearray
+    bounds: list[tuple[int, int]]
+    dirty: set[int] = field(default_factory=set)
+
+    @classmethod
+    def new(cls, items: list[Any]) -> WorkList:
+        bounds = chunk_bounds(items)
+        return cls(items, bytearray(Mark.PENDING * len(items), "ascii"), bounds, set(range(len(bounds))))
+
+    def mark(self, index: int) -> str:
+        return chr(self.marks[index])
+
+    def __post_init__(self) -> None:
+        self._starts = [b[0] for b in self.bounds]
+
+    def set(self, index: int, mark: str) -> None:
+        if self.marks[index] != ord(mark):
+            self.marks[index] = ord(mark)
+            self.dirty.add(bisect.bisect_right(self._starts, index) - 1)
+
+    def text(self) -> str:
+        return self.marks.decode("ascii")
+
+    def first_pending(self) -> int:
+        at = self.marks.find(ord(Mark.PENDING))
+        return len(self.items) if at < 0 else at
+
+
+class JobStore:
+    """Reads and writes job documents and work lists. NATS errors leave as gamead errors."""
+
+    def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
+        self._js = js
+        self._kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, settings: JobSettings, replicas: int) -> JobStore:
+        return cls(js, await ensure_jobs_bucket(js, settings, replicas))
+
+    @staticmethod
+    def _encode(job: Job) -> bytes:
+        return job.model_dump_json(by_alias=True).encode()
+
+    async def create(self, job: Job) -> int:
+        with nats_boundary():
+            return await self._kv.create(names.job_key(job.id), self._encode(job))
+
+    async def get(self, job_id: str) -> tuple[Job, int]:
+        """The job and its revision; :class:`NotFound` (also for a string that is not a job id)."""
+        if not is_job_id(job_id):
+            raise NotFound(f"no job with id {job_id[:40]!r}")
+        with nats_boundary():
+            try:
+                entry = await self._kv.get(names.job_key(job_id))
+            except nats.js.errors.KeyNotFoundError as exc:
+                raise NotFound(f"no job with id {job_id!r} (jobs are kept for jobs.retention)") from exc
+        if entry.value is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        return Job.model_validate_json(entry.value), entry.revision or 0
+
+    async def update(self, job: Job, revision: int) -> int:
+        """Compare-and-set: write ``job`` only if its stored revision is still ``revision``."""
+        with nats_boundary():
+            try:
+                return await self._kv.update(names.job_key(job.id), self._encode(job), last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError as exc:
+                raise Conflict(f"job {job.id} changed since revision {revision}") from exc
+
+    async def save_work(self, job_id: str, work: WorkList) -> None:
+        """Write the dirty chunks of ``work`` (then they are clean)."""
+        for n in sorted(work.dirty):
+            start, end = work.bounds[n]
+            value = orjson.dumps({"items": work.items[start:end], "marks": work.marks[start:end].decode("ascii")})
+            with nats_boundary():
+                await self._kv.put(names.job_work_key(job_id, n), value)
+        work.dirty.clear()
+
+    async def load_work(self, job_id: str, chunks: int) -> WorkList:
+        """The work list written by :meth:`save_work` (``chunks`` chunks)."""
+        items: list[Any] = []
+        marks = bytearray()
+        bounds: list[tuple[int, int]] = []
+        for n in range(chunks):
+            with nats_boundary():
+                try:
+                    entry = await self._kv.get(names.job_work_key(job_id, n))
+                except nats.js.errors.KeyNotFoundError as exc:
+                    raise NotFound(f"job {job_id}: chunk {n} of its work list is gone") from exc
+            data = orjson.loads(entry.value or b"{}")
+            start = len(items)
+            items.extend(data.get("items", []))
+            marks.extend(str(data.get("marks", "")).encode("ascii"))
+            bounds.append((start, len(items)))
+        if len(marks) != len(items):
+            raise NotFound(f"job {job_id}: its work list is damaged")
+        return WorkList(items, marks, bounds or [(0, 0)])
+
+    async def list(self, *, kind: JobKind | None = None, state: JobState | None = None,
+                   limit: int = 50) -> list[Job]:
+        """Jobs newest first (ids are ULIDs), filtered; reads every job document in the bucket (bounded by
+        ``jobs.retention``)."""
+        found: list[Job] = []
+        async for msg in read_stream(self._js, f"KV_{names.JOBS_BUCKET}", names.JOBS_DOC_SUBJECTS):
+            if not msg.data or (msg.headers and msg.headers.get("KV-Operation")):
+                continue
+            try:
+                job = Job.model_validate_json(msg.data)
+            except ValidationError:
+                continue
+            if (kind is None or job.kind == kind) and (state is None or job.state == state):
+                found.append(job)
+        found.sort(key=lambda j: j.id, reverse=True)
+        return found[:limit]

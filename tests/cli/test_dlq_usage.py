@@ -1,0 +1,68 @@
+"""`gamead dlq …` with bad input (issue 10 item 6): never a traceback, exit 2 (bad usage) before any request.
+
+Each case runs against a closed port: exit 2 rather than 3 also proves nothing was sent to the API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gamead_cli.main import app as cli
+
+
+def _bad_file(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+CASES = [
+    (["dlq", "import", "{binary}"], "is not UTF-8 text"),
+    (["dlq", "import", "{nested}"], "nested too deeply"),
+    (["dlq", "import", "{array}"], ":1: not a JSON object"),
+    (["dlq", "import", "{missing}"], "cannot read"),
+    (["dlq", "list", "--since", "99999999d"], "before the year 1"),
+    (["dlq", "list", "--since", "2x"], "cannot read time '2x'"),
+    (["dlq", "list", "--until", "yesterday"], "cannot read time 'yesterday'"),
+    (["dlq", "show", ""], "is not an ad id"),
+    (["dlq", "show", "../stats"], "is not an ad id"),
+    (["dlq", "show", "*"], "is not an ad id"),
+    (["dlq", "export", "{missing_dir}"], "cannot write"),
+    (["dlq", "purge"], "say which entries"),
+    (["dlq", "replay"], "say which entries"),
+    (["dlq", "replay", "--all", "--priority", "2"], "exactly one of these"),
+    (["dlq", "replay", "../stats"], "is not an ad id"),
+    (["dlq", "purge", "01m87v538ce744cfgethvyb39n", "a" * 4000, "--yes"], "is not an ad id"),
+    (["dlq", "cancel", "../x"], "is not a job id"),
+    (["dlq", "jobs", "x y"], "is not a job id"),
+    (["dlq", "jobs", "--kind", "resurrect"], "use replay, purge or import"),
+    (["dlq", "jobs", "--state", "zombie"], "use one of queued, running"),
+]
+
+
+@pytest.mark.parametrize("args, says", CASES, ids=[" ".join(a)[:50] for a, _ in CASES])
+def test_bad_dlq_usage_exits_2_with_its_reason_and_no_traceback(
+    args: list[str], says: str, tmp_path: Path, closed_api_url: str, isolated_env: Path,
+) -> None:
+    files = {
+        "binary": _bad_file(tmp_path, "dead.bin", bytes(range(256)) * 4),
+        "nested": _bad_file(tmp_path, "nested.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n"),
+        "array": _bad_file(tmp_path, "array.jsonl", b"[1, 2]\n"),
+        "missing": str(tmp_path / "no-such.jsonl"),
+        "missing_dir": str(tmp_path / "no-such-dir" / "dead.jsonl"),
+    }
+    argv = [a.format(**files) if a.startswith("{") else a for a in args]
+    result = CliRunner().invoke(cli, [*argv, "--api", closed_api_url])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    text = result.output.translate({ord(c): " " for c in "│╭╮╰╯─"})  # Click's usage box, if any
+    assert "".join(says.split()) in "".join(text.split()), result.output  # however the box wrapped it
+
+
+@pytest.mark.parametrize("verb", ["list", "show", "replay", "purge", "jobs", "cancel", "export", "import"])
+def test_every_dlq_verb_has_help_with_an_example(verb: str) -> None:
+    result = CliRunner().invoke(cli, ["dlq", verb, "--help"])
+    assert result.exit_code == 0 and "Example: gamead dlq " in " ".join(result.stdout.split())

@@ -1,0 +1,162 @@
+"""Pure rules at the boundary and of operator jobs: ids, times, RE2 filters, job counts, leases, work lists."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from gamead_core.ids import AdId, is_ad_id, is_job_id, new_job_id
+from gamead_core.intake import new_ad_id
+from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
+from gamead_core.jobs.policy import lease_expired, pace_delay, resume_decision, summary, tally
+from gamead_core.jobs.store import CHUNK_BYTES, CHUNK_ITEMS, WorkList, chunk_bounds
+from gamead_core.models import AdSubmission, DlqEntry
+from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget, compile_pattern
+from gamead_core.times import UtcDatetime, as_utc
+
+UTC = timezone.utc
+
+
+# --- ids -------------------------------------------------------------------------------------------------
+
+@given(st.text(min_size=1, max_size=300))
+def test_every_id_gamead_issues_passes_the_rule(key: str) -> None:
+    assert is_ad_id(new_ad_id()) and is_ad_id(new_ad_id(key))
+    assert is_job_id(new_job_id())
+
+
+@pytest.mark.parametrize("bad", [
+    "", "a" * 4000, "*", ">", ".", " ", "../stats", "gamead.dlq.*", "01M87V538CE744CFGETHVYB39N",  # upper case
+    "01m87v538ce744cfgethvyb39", "01m87v538ce744cfgethvyb39nn", "81m87v538ce744cfgethvyb39n",  # > 128 bits
+    "01m87v538ce744cfgethvyb3 n", "01m87v538ce744cfgethvyb3in", "01m87v538ce744cfgethvyb39n\n", None, 42,
+])
+def test_what_is_not_an_id_fails_the_rule(bad: object) -> None:
+    assert not is_ad_id(bad) and not is_job_id(bad)
+    with pytest.raises(ValidationError, match="not a valid id"):
+        TypeAdapter(AdId).validate_python(bad if isinstance(bad, str) else str(bad))
+
+
+# --- times -----------------------------------------------------------------------------------------------
+
+def test_a_time_without_an_offset_is_utc_and_one_with_an_offset_is_converted() -> None:
+    naive = datetime(2024, 1, 1)
+    assert as_utc(naive) == datetime(2024, 1, 1, tzinfo=UTC)
+    assert as_utc(datetime(2024, 1, 1, 2, tzinfo=timezone(timedelta(hours=2)))) == datetime(2024, 1, 1, tzinfo=UTC)
+    adapter = TypeAdapter(UtcDatetime)
+    assert adapter.validate_python("2024-01-01T00:00:00") == datetime(2024, 1, 1, tzinfo=UTC)
+    assert adapter.validate_python("2024-01-01T00:00:00Z").tzinfo == UTC
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2x", "99999-01-01"])
+def test_a_time_out_of_range_or_unreadable_is_a_validation_error_never_another_exception(text: str) -> None:
+    with pytest.raises(ValidationError):
+        TypeAdapter(UtcDatetime).validate_python(text)
+
+
+def _entry(**kw: object) -> DlqEntry:
+    ad = AdSubmission(title="t", description="d", genre="RPG", call_to_action="Play", duration=30)
+    base = dict(id="a", ad_id="a", title="t", priority=3, attempts=5, error_class="TaskTimeout",
+                error_message="analysis took longer", retryable=True, first_failure_at="2024-01-01T00:00:00",
+                last_failure_at="2024-01-01T00:00:00", dead_at="2024-01-01T00:00:00",
+                submitted_at="2024-01-01T00:00:00", ad=ad)
+    return DlqEntry.model_validate({**base, **kw})
+
+
+def test_an_entry_whose_times_have_no_offset_compares_with_every_filter() -> None:
+    entry = _entry()
+    assert entry.dead_at == datetime(2024, 1, 1, tzinfo=UTC)
+    assert DlqFilter(since=as_utc(datetime(2024, 1, 1))).matches(entry)
+    assert not DlqFilter(until=datetime(2024, 1, 1, tzinfo=UTC)).matches(entry)
+
+
+# --- RE2 filters -----------------------------------------------------------------------------------------
+
+def test_a_pattern_that_backtracks_for_ever_in_python_is_linear_in_re2() -> None:
+    pattern = compile_pattern("(.*)*X")
+    assert pattern.search("analysis took longer than worker.task_timeout " * 2000) is None
+    assert DlqFilter(message="(.*)*X").matches(_entry(error_message="a" * 10_000 + "X"))
+
+
+@pytest.mark.parametrize("bad, why", [
+    ("(", r"missing \)"), ("(?<=a)b", "invalid perl operator"), ("(a)\\1", "invalid escape"),
+    ("x" * (MAX_PATTERN + 1), "limit"), ("a{1000}{1000}", "bad repetition"),
+])
+def test_a_pattern_re2_cannot_take_is_refused_with_its_reason(bad: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        DlqFilter(message=bad)
+
+
+def test_a_filter_survives_its_trip_through_a_job_document() -> None:
+    flt = DlqFilter(error_class="TaskTimeout", message="^time", priority=2,
+                    since=datetime(2024, 1, 1, tzinfo=UTC), until=datetime(2025, 1, 1, tzinfo=UTC))
+    assert DlqFilter.from_wire(flt.wire()) == flt
+
+
+def test_a_scan_budget_stops_at_its_entries() -> None:
+    budget = ScanBudget(entries=3)
+    assert [budget.spend() for _ in range(3)] == [True, True, False] and budget.exhausted and budget.scanned == 3
+
+
+# --- job counts ------------------------------------------------------------------------------------------
+
+MARKS = [Mark.PENDING, Mark.ACTED, Mark.COMPLETED, Mark.DEAD_AGAIN, *Mark.SKIPPED]
+
+
+@given(st.lists(st.sampled_from(MARKS), max_size=300).map("".join), st.sampled_from(list(JobKind)))
+def test_the_counts_of_a_job_always_add_up(marks: str, kind: JobKind) -> None:
+    counts, reasons = tally(kind, marks)
+    assert counts["matched"] == len(marks) == counts["done"] + counts["remaining"]
+    assert counts["done"] == counts[kind.acted] + counts["skipped"]
+    assert counts["skipped"] == sum(reasons.values())
+    if kind == JobKind.REPLAY:
+        assert counts["replayed"] == counts["completed"] + counts["deadAgain"] + counts["stillRunning"]
+
+
+def _job(**kw: object) -> Job:
+    base = dict(id=new_job_id(), kind=JobKind.REPLAY, selection=Selection(mode="all"), started_by="alice",
+                created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    return Job(**{**base, **kw})
+
+
+def test_the_summary_says_what_every_figure_is() -> None:
+    counts, _ = tally(JobKind.REPLAY, Mark.COMPLETED * 28)
+    assert summary(_job(counts=counts)) == \
+        "replayed 28 of 28 matched · completed 28 · dead again 0 · still running 0 · skipped 0"
+    counts, _ = tally(JobKind.PURGE, Mark.ACTED * 2 + Mark.GONE + Mark.PENDING)
+    assert summary(_job(kind=JobKind.PURGE, counts=counts)) == "purged 2 of 4 matched · skipped 1 · not done 1"
+
+
+def test_pacing_spaces_actions_at_the_rate_and_skips_cost_nothing() -> None:
+    assert pace_delay(100.0, 0, 2.0, 100.0) == 0
+    assert pace_delay(100.0, 3, 2.0, 100.5) == 1.0
+    assert pace_delay(100.0, 3, None, 100.0) == 0
+    assert pace_delay(100.0, 1, 2.0, 105.0) == 0  # behind schedule: no wait
+
+
+def test_a_job_is_resumed_only_when_its_lease_expired_and_at_most_max_resumes_times() -> None:
+    running = _job(state=JobState.RUNNING, lease_until=1000.0)
+    assert not lease_expired(running, 999.0) and lease_expired(running, 1000.5)
+    assert not lease_expired(_job(state=JobState.SUCCEEDED, lease_until=0.0), 1000.0)
+    assert resume_decision(running, max_resumes=3) == JobState.RUNNING
+    assert resume_decision(_job(state=JobState.RUNNING, resumes=3), max_resumes=3) == JobState.INTERRUPTED
+    cancelled = _job(state=JobState.RUNNING, cancel_requested={"by": "bob", "at": "2026-01-01T00:00:00Z"})
+    assert resume_decision(cancelled, max_resumes=3) == JobState.CANCELLED
+
+
+# --- work lists ------------------------------------------------------------------------------------------
+
+def test_a_work_list_is_chunked_by_count_and_by_bytes() -> None:
+    small = [["01m87v538ce744cfgethvyb39n", i] for i in range(2 * CHUNK_ITEMS + 1)]
+    assert chunk_bounds(small) == [(0, CHUNK_ITEMS), (CHUNK_ITEMS, 2 * CHUNK_ITEMS), (2 * CHUNK_ITEMS, 2 * CHUNK_ITEMS + 1)]
+    big = [{"x": "y" * (CHUNK_BYTES // 3)} for _ in range(7)]
+    bounds = chunk_bounds(big)
+    assert len(bounds) == 4 and bounds[0] == (0, 2) and bounds[-1][1] == 7
+    assert chunk_bounds([]) == [(0, 0)]
+    work = WorkList.new(small)
+    work.dirty.clear()
+    work.set(CHUNK_ITEMS + 5, Mark.ACTED)
+    assert work.dirty == {1} and work.first_pending() == 0 and work.mark(CHUNK_ITEMS + 5) == Mark.ACTED
