@@ -174,7 +174,7 @@ CLASS_REQUESTS: dict[tuple[str, str], tuple[str, str, object]] = {
     ("ad", "read"): ("GET", "/ads/no-such-ad", None),
     ("ad", "write"): ("DELETE", "/ads/no-such-ad", None),
     ("v1", "read"): ("GET", "/v1/workers", None),
-    ("v1", "write"): ("POST", "/v1/dlq/purge", {"ids": ["no-such-ad"]}),  # 400 confirmation_required
+    ("v1", "write"): ("POST", "/v1/dlq/purge", {"ids": ["01aaaaaaaaaaaaaaaaaaaaaaaa"]}),  # 400 confirmation_required
     ("other", "read"): ("GET", "/nowhere", None),
     ("other", "write"): ("POST", "/nowhere", {}),
 }

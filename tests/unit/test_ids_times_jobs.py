@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from gamead_core.ids import AdId, is_ad_id, is_job_id, new_job_id
-from gamead_core.intake import new_ad_id
+from gamead_core.intake import keyed_ad_id, new_ad_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
 from gamead_core.jobs.policy import lease_expired, pace_delay, resume_decision, summary, tally
 from gamead_core.jobs.store import CHUNK_BYTES, CHUNK_ITEMS, WorkList, chunk_bounds
@@ -25,7 +25,7 @@ UTC = timezone.utc
 
 @given(st.text(min_size=1, max_size=300))
 def test_every_id_gamead_issues_passes_the_rule(key: str) -> None:
-    assert is_ad_id(new_ad_id()) and is_ad_id(new_ad_id(key))
+    assert is_ad_id(new_ad_id()) and is_ad_id(keyed_ad_id("anonymous", key))
     assert is_job_id(new_job_id())
 
 
