@@ -136,6 +136,26 @@ class JobSettings(_Section):
     max_resumes: int = Field(3, ge=0, description="Times a job is resumed after its runner died; then interrupted.")
 
 
+class DoctorSettings(_Section):
+    """``gamead doctor`` / ``GET /v1/doctor``: the check of every invariant (``gamead_core.doctor``)."""
+
+    scan_time: float = Field(
+        60.0, gt=0, description="Most seconds one doctor run spends reading; past it the answer is partial."
+    )
+    scan_limit: int = Field(
+        5_000_000, ge=100, description="Most messages one doctor run reads per stream; past it the answer is partial."
+    )
+    settle: float = Field(
+        1.5, ge=0, le=60, description="Seconds before a finding is checked again (ads move while the doctor reads)."
+    )
+    sample: int = Field(20, ge=1, le=1000, description="Ad ids shown per kind of finding.")
+    concurrency: int = Field(64, ge=1, le=1024, description="Record reads in flight.")
+    overdue_after: float = Field(
+        60.0, ge=0, description="Seconds an ad whose analysis budget is spent may wait, once due, for a worker to "
+        "dead-letter it before the doctor reports it."
+    )
+
+
 class RegistrySettings(_Section):
     heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between two heartbeats of a node.")
     ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry.")
@@ -299,6 +319,7 @@ class GameadSettings(BaseSettings):
     autoscaler: AutoscalerSettings = AutoscalerSettings()
     records: RecordSettings = RecordSettings()
     jobs: JobSettings = JobSettings()
+    doctor: DoctorSettings = DoctorSettings()
 
     @model_validator(mode="after")
     def _keys_outlive_the_duplicate_window(self) -> GameadSettings:
