@@ -40,8 +40,8 @@ IMPORT_BATCH_BYTES = 48 * 1024  #: one import request's entries (the API refuses
 IMPORT_BATCH_ENTRIES = 500
 MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
-ACTED = {"replay": "replayed", "purge": "purged", "import": "imported"}
-ACTING = {"replay": "replaying", "purge": "purging", "import": "importing"}
+ACTED = {"replay": "replayed", "purge": "purged", "import": "imported", "repair": "repaired"}
+ACTING = {"replay": "replaying", "purge": "purging", "import": "importing", "repair": "repairing"}
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 
@@ -353,7 +353,7 @@ def _jobs_table(body: dict[str, Any]) -> Table:
 @app.command("jobs")
 def jobs(
     job: Annotated[str | None, typer.Argument(metavar="[JOB]", help="One job's id: show it.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Only replay, purge or import jobs.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only replay, purge, import or repair jobs.")] = None,
     state: Annotated[str | None, typer.Option(
         help="Only jobs in this state: queued, running, succeeded, failed, cancelled, interrupted.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Most jobs listed.")] = 50,
@@ -365,7 +365,7 @@ def jobs(
     Example: gamead dlq jobs --state running · gamead dlq jobs 01jb2… --follow
     """
     if kind is not None and kind not in ACTED:
-        raise typer.BadParameter(f"{kind!r}: use replay, purge or import", param_hint="--kind")
+        raise typer.BadParameter(f"{kind!r}: use replay, purge, import or repair", param_hint="--kind")
     if state is not None and state not in JOB_STATES:
         raise typer.BadParameter(f"{state!r}: use one of {', '.join(JOB_STATES)}", param_hint="--state")
     with api_client(config, api) as client:
