@@ -28,7 +28,7 @@ from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, ad, start_api, wait_for
 
 FAST = {"GAMEAD_API__STORAGE_PROBE_INTERVAL": "0.5", "GAMEAD_QUEUE__MAX_BYTES": "-1",
-        "GAMEAD_RECORDS__MAX_BYTES": "-1",  # a stream reserves its max_bytes from the 8 MB store
+        "GAMEAD_RECORDS__MAX_BYTES": "-1", "GAMEAD_JOBS__MAX_BYTES": "-1",  # reserved from the 8 MB store
         "GAMEAD_API__PUBLISH_TIMEOUT": "1", "GAMEAD_NATS__REQUEST_TIMEOUT": "1"}
 
 
