@@ -26,7 +26,7 @@ from gamead_core.errors import Conflict, NotFound
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.store.ads import AdStore
 from tests.cluster import NatsCluster, fresh_cluster
-from tests.support import SAMPLE_AD, Proc, ad, start_api, start_worker, wait_for
+from tests.support import SAMPLE_AD, Proc, ad, assert_doctor_clean, start_api, start_worker, wait_for
 
 R3 = {"GAMEAD_QUEUE__REPLICAS": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_NATS__REQUEST_TIMEOUT": "2"}
 
@@ -127,6 +127,7 @@ def test_no_ad_waits_for_a_replica_that_is_behind(r3_stack: dict[str, Any]) -> N
     redelivered = [i for i, r in records.items() if r["attempts"] != 1]
     assert redelivered == [], f"{len(redelivered)} of 300 ads needed a redelivery (was 1.3-1.8 %)"
     assert _tracebacks(*workers) == []
+    assert_doctor_clean(url)
 
 
 def test_killing_the_stream_leader_under_load_loses_nothing(r3_stack: dict[str, Any]) -> None:
@@ -168,3 +169,4 @@ def test_killing_the_stream_leader_under_load_loses_nothing(r3_stack: dict[str, 
     assert set(statuses) <= {202, 503}, f"only 202 and 503 while failing over, got {dict(statuses)}"
     assert _tracebacks(api, *workers) == []
     cluster.start_node(leader)  # the session's cluster is whole again for later tests
+    assert_doctor_clean(url, timeout=40)
