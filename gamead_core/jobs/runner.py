@@ -33,6 +33,7 @@ from gamead_core.jobs.policy import failure_rate_exceeded, lease_expired, pace_d
 from gamead_core.jobs.store import JobStore, WorkList
 from gamead_core.models import DlqEntry, utcnow
 from gamead_core.queue.dlq import DlqFilter
+from gamead_core.shutdown import last_write
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,14 @@ class JobService:
 
     def running_here(self) -> list[str]:
         return list(self._runs)
+
+    def reachable(self) -> bool:
+        """Is NATS reachable right now? (The node's DLQ actions refuse while it is away.)"""
+        try:
+            self._ops()
+        except QueueUnavailable:
+            return False
+        return True
 
     # --- what the routes call ------------------------------------------------------------------------
 
@@ -493,7 +502,8 @@ class JobRun:
             await store.update(job, self.revision)
 
         try:
-            await asyncio.wait_for(release(), 2.0)
+            await last_write(release, timeout=2.0, connected=self.service.reachable())
             log.info("job handed back for another node to resume", extra={"job_id": job.id})
-        except Exception:  # noqa: BLE001 - the lease then simply expires
-            pass
+        except Exception:  # noqa: BLE001 - the lease then simply expires (another node resumes it then)
+            log.info("job not handed back (NATS away or slow): another node resumes it when its lease expires",
+                     extra={"job_id": job.id})

@@ -314,6 +314,10 @@ class Autoscaler:
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
+    def _connected(self) -> bool:
+        nc = self.link.nc
+        return nc is not None and bool(nc.is_connected)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: lead (observe, decide, apply, record) or follow (read the shared state)."""
         if not await self._wait_ready(stop):
@@ -324,7 +328,7 @@ class Autoscaler:
             if self.can_lead:
                 assert self.store is not None
                 self.keeper = LeaseKeeper(await self.store.leases_kv(), self.node_id, self.ttl,
-                                          clock=self._clock, monotonic=self._mono)
+                                          clock=self._clock, monotonic=self._mono, connected=self._connected)
                 keeper_task = asyncio.create_task(self.keeper.run(keeper_stop), name="gamead-autoscaler-lease")
             await self._loop(stop)
         except asyncio.CancelledError:
