@@ -92,7 +92,7 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor") -> Rend
         f"read: {read.get('records', 0):,} records (keys only) · {read.get('workMessages', 0):,} messages in the "
         f"work stream · {read.get('dlqEntries', 0):,} DLQ entries · {read.get('recordReads', 0):,} whole records · "
         f"{read.get('jobs', 0):,} jobs · {read.get('apiCalls', 0):,} JetStream API calls · "
-        f"{_size(int(read.get('bytesIn', 0)))} received", style="dim"))
+        f"{_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
     for why in report.get("partial") or []:
         parts.append(Text(f"partial: {why} (counts are lower bounds; raise doctor.scan_time / doctor.scan_limit)",
                           style="yellow"))

@@ -197,7 +197,7 @@ class Doctor:
         report.findings = [found[k.code] for k in KINDS]
         report.notes = [notes[code] for code in NOTES]
         report.elapsed = time.monotonic() - started
-        stats.bytes_in = int(self.nc.stats.get("in_bytes", 0)) - bytes_before
+        stats.payload_bytes = int(self.nc.stats.get("in_bytes", 0)) - bytes_before
         return Diagnosis(report, actions)
 
     # --- reading -------------------------------------------------------------------------------------

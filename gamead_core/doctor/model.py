@@ -129,20 +129,22 @@ class Note:
 
 @dataclass
 class ReadStats:
-    """What one run read, for the report and the benchmark (``bytesIn``: bytes the NATS connection
-    received during the run, everything included; ``apiCalls``: JetStream API requests made)."""
+    """What one run read, for the report and the benchmark. ``payloadBytes``: message bodies the NATS
+    connection received during the run (nats-py's ``in_bytes``: headers and protocol lines not counted; on an
+    API node, its other traffic meanwhile included); ``apiCalls``: JetStream API requests made, direct gets of
+    whole records aside (``recordReads``)."""
 
     records: int = 0  #: record keys listed (headers only)
     work_messages: int = 0
     dlq_entries: int = 0
     record_reads: int = 0  #: whole records read (direct gets)
     api_calls: int = 0
-    bytes_in: int = 0
+    payload_bytes: int = 0
     jobs: int = 0
 
     def wire(self) -> dict[str, int]:
         return {"records": self.records, "workMessages": self.work_messages, "dlqEntries": self.dlq_entries,
-                "recordReads": self.record_reads, "apiCalls": self.api_calls, "bytesIn": self.bytes_in,
+                "recordReads": self.record_reads, "apiCalls": self.api_calls, "payloadBytes": self.payload_bytes,
                 "jobs": self.jobs}
 
 
