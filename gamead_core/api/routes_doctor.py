@@ -48,6 +48,13 @@ class _OneRun:
             task.add_done_callback(lambda _t: self._runs.pop(settle, None))
         return await asyncio.shield(task)
 
+    async def cancel(self) -> None:
+        """Stop every run in progress (the node is shutting down)."""
+        tasks = list(self._runs.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,8 +71,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     if jobs is not None:
         jobs.repairs = repairs
-    app.state.doctor = _OneRun()
-    yield
+    runs = app.state.doctor = _OneRun()
+    try:
+        yield
+    finally:
+        await runs.cancel()
 
 
 router = APIRouter(prefix="/v1/doctor", tags=["doctor"], lifespan=lifespan)

@@ -115,6 +115,7 @@ class Doctor:
         self.store = store or AdStore(nc, js)
         self.dlq = DeadLetters(js)
         self.rules = rules_of(settings)
+        self._work_whole = True  #: the last listing of the work stream read all of it
 
     async def diagnose(self, *, settle: float | None = None) -> Diagnosis:
         """Check every invariant (module doc). Raises a :class:`GameadError` only when NATS cannot be read at
@@ -154,7 +155,9 @@ class Doctor:
         unreadable: list[str] = []
         work_last = 0
         if names.ADS_STREAM not in absent:
+            stops = len(budget.partial)
             work_last = await self._list_work(first.work, unreadable, budget, stats)
+            self._work_whole = len(budget.partial) == stops
         final_keys: set[str] = set()
         other_keys: list[str] = []
         if names.ADS_BUCKET_STREAM not in absent:
@@ -276,11 +279,14 @@ class Doctor:
     # --- judging ---------------------------------------------------------------------------------------
 
     def _judge(self, look: _Look, now: float) -> dict[str, list[str]]:
-        """Ad id → codes of what it breaks, for every ad whose record was read."""
+        """Ad id → codes of what it breaks, for every ad whose record was read. When the work stream was not
+        read whole, "no message" cannot be told (the message may be in the part not read): not judged."""
         out: dict[str, list[str]] = {}
         for ad_id, versioned in look.records.items():
             record = versioned.record if versioned is not None else None
             codes = classify(record, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, self.rules)
+            if not self._work_whole:
+                codes = [c for c in codes if c != "no_message"]
             if record is None and look.work.get(ad_id):
                 codes.append("message_without_record")
             if codes:
@@ -296,7 +302,9 @@ class Doctor:
         if any(c in ("no_message", "message_without_record") for codes in suspects.values() for c in codes):
             # "no message": only a whole listing again can say so (a replica answering the first one may
             # have lagged behind a publish)
+            stops = len(budget.partial)
             await self._list_work(again.work, [], budget, stats)
+            self._work_whole = self._work_whole and len(budget.partial) == stops
             again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
         else:  # whether the messages the first listing saw are still there, and any published since
             await self._list_work(again.work, [], budget, stats, start_seq=work_last + 1)

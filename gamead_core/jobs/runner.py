@@ -333,7 +333,7 @@ class JobRun:
         job = self.job
         sel = job.selection
         if job.kind == JobKind.REPAIR:
-            items, job.findings = await self._retrying(lambda: self.repairs.plan())
+            items, job.findings = await self._retrying(self._plan_repair)
             self.work = WorkList.new(items)
             job.chunks = len(self.work.bounds)
             job.phase = JobPhase.ACTING
@@ -352,6 +352,21 @@ class JobRun:
         job.chunks = len(self.work.bounds)
         job.phase = JobPhase.ACTING
         await self.checkpoint(force=True)
+
+    async def _plan_repair(self) -> tuple[list[list[Any]], dict[str, int]]:
+        """The doctor's check (up to ``doctor.scan_time``), keeping the job's lease and cancel check going
+        meanwhile: a long check must not look like a dead runner to the other nodes."""
+        plan = asyncio.ensure_future(self.repairs.plan())
+        try:
+            while True:
+                done, _ = await asyncio.wait({plan}, timeout=FLUSH_EVERY)
+                if done:
+                    return plan.result()
+                await self._retrying(self.checkpoint)
+        finally:
+            if not plan.done():
+                plan.cancel()
+                await asyncio.gather(plan, return_exceptions=True)
 
     async def _act(self) -> None:
         job, work = self.job, self.work

@@ -285,6 +285,7 @@ def test_a_partial_read_says_so_and_counts_only_what_it_read(fresh_nats: Callabl
     assert report["ok"] is False and report["complete"] is False
     assert any("doctor.scan_limit" in why for why in report["partial"]), report["partial"]
     assert report["read"]["workMessages"] == 100
+    assert report["findings"] == []  # no ad is said to have no message because its message was not read
     assert_doctor_clean(server.url)
 
 
@@ -315,11 +316,13 @@ def test_a_busy_healthy_system_reports_nothing(fresh_nats: Callable[[], Embedded
     thread.start()
     try:
         wait_for(lambda: len(sent) > 20, timeout=20, what="ads flowing")
+        before = len(sent)
         reports = [doctor_report(url, settle=0.5) for _ in range(3)]
+        during = len(sent) - before
     finally:
         stop.set()
         thread.join(10)
-    assert len(sent) > 40
+    assert during > 0, "ads kept coming while the doctor ran"
     for report in reports:
         assert report["ok"] is True, report["findings"]
         assert report["read"]["records"] > 0
