@@ -171,8 +171,10 @@ class Doctor:
         # 5. whole records where the rules need them, 6. the rules
         wanted = records_to_read(other_keys, final_keys, first.work, first.entries)
         if names.ADS_BUCKET_STREAM not in absent:
-            first.records, _ = await read_records(self.store, wanted, concurrency=ds.concurrency, stats=stats,
-                                                  budget=budget)
+            first.records, broken = await read_records(self.store, wanted, concurrency=ds.concurrency,
+                                                       stats=stats, budget=budget)
+            for ad_id in broken:
+                self._note(notes["unreadable_record"], ad_id)
         now = time.time()
         suspects = self._judge(first, now)
 

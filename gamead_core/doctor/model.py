@@ -81,6 +81,7 @@ NOTES: Final[dict[str, str]] = {
     "message_without_record": "message waiting in the work stream whose record is missing (the worker recreates "
                               "the record from the message: a 202 is never lost)",
     "unreadable_message": "message in the work stream without an ad id (a worker terminates it on delivery)",
+    "unreadable_record": "record that cannot be read as an ad record (written by something other than gamead?)",
 }
 
 

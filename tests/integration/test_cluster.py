@@ -84,6 +84,7 @@ def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack:
             jss = [nc.jetstream(timeout=5) for nc in ncs]
             stores = [await AdStore.open(nc, js) for nc, js in zip(ncs, jss)]
             reads = misses = conflicts_unseen = 0
+            made: list[str] = []
             for writer in range(3):
                 for reader in range(3):
                     if writer == reader:
@@ -92,6 +93,7 @@ def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack:
                         record = AdRecord(id=str(ULID()).lower(), status=AdStatus.QUEUED, priority=3,
                                           submitted_at=utcnow(), ad=submission)
                         await stores[writer].create(record)
+                        made.append(record.id)
                         reads += 1
                         try:
                             await stores[reader].get(record.id)
@@ -104,6 +106,12 @@ def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack:
                                 await stores[reader].get(record.id)
                             except NotFound:
                                 conflicts_unseen += 1
+            # these are records of ads never published (queued, no message): test data that breaks the service's
+            # invariants, so it goes (gamead doctor checks the stack after the next tests)
+            for start in range(0, len(made), 100):
+                await asyncio.gather(*(jss[0].purge_stream(names.ADS_BUCKET_STREAM,
+                                                           subject=f"$KV.{names.ADS_BUCKET}.{ad_id}")
+                                       for ad_id in made[start:start + 100]))
             return reads, misses, conflicts_unseen
         finally:
             for nc in ncs:
