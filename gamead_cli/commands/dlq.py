@@ -228,7 +228,7 @@ def _phase_text(job: dict[str, Any]) -> str:
     completed 5 · dead again 0 · still running 7``."""
     c, phase, kind = job.get("counts") or {}, job.get("phase"), job.get("kind", "")
     if phase == "selecting":
-        return "selecting entries"
+        return "checking every invariant" if kind == "repair" else "selecting entries"
     if phase == "following":
         return (f"waiting for outcomes · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)} "
                 f"· still running {c.get('stillRunning', 0)}")
