@@ -67,11 +67,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100
 
 
-async def fill(js: nats.js.JetStreamContext, store: AdStore, records: int, queued: int, dead: int) -> list[str]:
+async def fill(js: nats.js.JetStreamContext, store: AdStore, records: int, queued: int, dead: int) -> None:
     """R records: ``queued`` queued with a work message, ``dead`` dead with a DLQ entry, the rest completed."""
     now = utcnow()
     analysis = analyze(AD)
-    queued_ids: list[str] = []
     pending = 0
     for i in range(records):
         ad_id = new_ad_id()
@@ -80,7 +79,6 @@ async def fill(js: nats.js.JetStreamContext, store: AdStore, records: int, queue
             await js.publish_async(names.level_subject(base.priority), encode(base),
                                    headers={names.HDR_MSG_ID: ad_id, names.HDR_AD_ID: ad_id})
             await js.publish_async(f"$KV.{names.ADS_BUCKET}.{ad_id}", encode(base))
-            queued_ids.append(ad_id)
         elif i < queued + dead:
             record = base.model_copy(update={"status": AdStatus.DEAD, "attempts": 5, "completed_at": now})
             await js.publish_async(names.dlq_subject(ad_id), entry_from_record(record).model_dump_json(
@@ -95,7 +93,6 @@ async def fill(js: nats.js.JetStreamContext, store: AdStore, records: int, queue
             await js.publish_async_completed()
             pending = 0
     await js.publish_async_completed()
-    return queued_ids
 
 
 async def naive_read(url: str) -> tuple[float, int, int]:
@@ -120,10 +117,12 @@ async def one_run(url: str, settings: GameadSettings, server_pid: int) -> dict[s
         wall = time.monotonic() - started
         wire = counter.total
         report = found.report
+        read = report.read
         return {"wall": wall, "cpu": time.process_time() - cpu, "server_cpu": cpu_seconds(server_pid) - server_cpu,
-                "bytes": wire, "payload": report.read.payload_bytes, "calls": report.read.api_calls, "reads": report.read.record_reads,
-                "records": report.read.records, "work": report.read.work_messages, "dlq": report.read.dlq_entries,
-                "summary": summary(report), "ok": report.ok, "partial": "; ".join(report.partial)}  # type: ignore[dict-item]
+                "bytes": wire, "payload": read.payload_bytes, "calls": read.api_calls, "reads": read.record_reads,
+                "records": read.records, "work": read.work_messages, "dlq": read.dlq_entries,
+                "summary": summary(report), "ok": report.ok,  # type: ignore[dict-item]
+                "partial": "; ".join(report.partial)}  # type: ignore[dict-item]
     finally:
         await nc.close()
 
@@ -138,7 +137,7 @@ async def main(args: argparse.Namespace) -> None:
             await ensure_topology(js, settings)
             store = await AdStore.open(nc, js)
             t = time.monotonic()
-            queued = await fill(js, store, args.records, args.queued, args.dead)
+            await fill(js, store, args.records, args.queued, args.dead)
             print(f"filled {args.records:,} records ({args.queued:,} queued, {args.dead:,} dead) in "
                   f"{time.monotonic() - t:.1f} s", file=sys.stderr)
             assert server.proc is not None
@@ -175,7 +174,8 @@ async def main(args: argparse.Namespace) -> None:
              f"{clean['records']:,} / {clean['work']:,} / {clean['dlq']:,}", ""),
             ("verdict", str(clean["summary"]), ""),
             ("naive read of every record whole: time", f"{naive_wall:.2f} s", f"{naive_wall / r * 1e6:.0f} µs"),
-            ("naive read: bytes received (on the wire)", f"{naive_bytes / 1e6:.1f} MB ({naive_n:,} records)", f"{naive_bytes / r:.0f} B")]
+            ("naive read: bytes received (on the wire)", f"{naive_bytes / 1e6:.1f} MB ({naive_n:,} records)",
+             f"{naive_bytes / r:.0f} B")]
     for name, value, per in rows:
         print(f"| {name} | {value} | {per} |")
     if broken is not None:

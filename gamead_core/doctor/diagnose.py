@@ -268,10 +268,8 @@ class Doctor:
         """Jobs not finished whose lease expired more than ``jobs.lease`` ago (every API node's sweeper had
         time to take them over)."""
         try:
-            with nats_boundary():
-                kv = await self.js.key_value(names.JOBS_BUCKET)
-            jobs = await JobStore(self.js, kv).list(limit=10**9)
-        except (GameadError, nats.js.errors.BucketNotFoundError):
+            jobs = await (await JobStore.open(self.js)).list(limit=10**9)
+        except GameadError:
             return []
         stats.api_calls += 2
         stats.jobs = len(jobs)
@@ -391,9 +389,10 @@ class Doctor:
                             actions: list[list[Any]]) -> None:
         if not job_ids:
             return
-        with nats_boundary():
-            kv = await self.js.key_value(names.JOBS_BUCKET)
-        store = JobStore(self.js, kv)
+        try:
+            store = await JobStore.open(self.js)
+        except GameadError:  # the bucket went meanwhile: a topology finding of the next run
+            return
         now = time.time() - self.settings.jobs.lease
         for job_id in job_ids:
             stats.api_calls += 1

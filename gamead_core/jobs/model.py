@@ -1,7 +1,8 @@
 """What an operator job is: its document (kept in KV bucket ``gamead_jobs``), its states, and the marks its
 work list carries. The document is the wire form too (``GET /v1/jobs/{id}``), camelCase like every answer.
 
-A job acts on a **work list**: one item per DLQ entry (``[adId, seq]``) or, for an import, per entry to write.
+A job acts on a **work list**: one item per DLQ entry (``[adId, seq]``), for an import per entry to write, for a
+repair per action (``[kind, item, fence, …]``, see ``gamead_core.doctor.repair``).
 Beside the items the list keeps one **mark** per item (one character, :class:`Mark`) saying what became of it;
 every count in the document is derived from the marks (:func:`gamead_core.jobs.policy.tally`), so the counts
 always add up: ``matched = done + remaining``, ``done = <acted> + skipped``, and for a replay

@@ -8,11 +8,11 @@ Read top-down (:meth:`Autoscaler.run`):
    competes; it only reads the shared state.
 2. **Observe** (leader only): per level ``consumer_info`` (waiting, in flight) and the age of the oldest
    waiting ad (``get_msg`` of the next undelivered message), each level on its own: a level that cannot be
-   read (its consumer deleted) is left out and named, and the policy then never scales down; the work stream's ``last_seq`` and message
-   count, whose deltas give the arrival rate and the completion rate (an ack removes the message from the
-   work-queue stream, so completions = Δlast_seq − Δmessages); the registry's worker heartbeats
-   (concurrency, p50 processing time, start time) for the per-worker service rate; the backend's replica
-   count.
+   read (its consumer deleted) is left out and named, and the policy then never scales down; the work
+   stream's ``last_seq`` and message count, whose deltas give the arrival rate and the completion rate (an
+   ack removes the message from the work-queue stream, so completions = Δlast_seq − Δmessages); the
+   registry's worker heartbeats (concurrency, p50 processing time, start time) for the per-worker service
+   rate; the backend's replica count.
 3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so); otherwise
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
