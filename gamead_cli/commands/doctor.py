@@ -150,7 +150,7 @@ def doctor(
     yes: YesOpt = False,
     detach: Annotated[bool, typer.Option("--detach", help="With --repair: start the job and return at once "
                                                           "(follow it with `gamead dlq jobs JOB --follow`).")] = False,
-    settle: Annotated[float | None, typer.Option(min=0, max=60, help="Seconds between a finding and its second "
+    settle: Annotated[float | None, typer.Option(min=0, max=10, help="Seconds between a finding and its second "
                                                                      "check \\[doctor.settle].")] = None,
     sample: Annotated[int | None, typer.Option(min=1, max=1000, help="Ad ids shown per problem "
                                                                       "\\[doctor.sample].")] = None,

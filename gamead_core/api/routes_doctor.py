@@ -2,8 +2,9 @@
 Operator role only, reads included (the route class ``doctor`` of ``gamead_core.api.auth``): the report
 names ads, and a run reads the whole store.
 
-One run at a time per API node: concurrent ``GET`` s with the same ``settle`` share the run in progress (and a
-client that disconnects does not stop it for the others).
+One run at a time per API node: concurrent ``GET`` s share the run in progress (with the first one's ``settle``),
+and a client that disconnects does not stop it for the others. A run reads the whole store, so this bounds
+what any number of requests can cost.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from gamead_core.jobs.runner import JobService
 
 
 class _OneRun:
-    """The doctor run in progress on this node (one per ``settle``), shared by concurrent requests."""
+    """The doctor run in progress on this node, shared by concurrent requests."""
 
     def __init__(self) -> None:
-        self._runs: dict[float, asyncio.Task[Report]] = {}
+        self._runs: dict[str, asyncio.Task[Report]] = {}
 
     async def report(self, link: QueueLink, settings: Any, settle: float) -> Report:
-        task = self._runs.get(settle)
+        task = self._runs.get("run")
         if task is None:
             store = link.store  # raises QueueUnavailable while NATS is away
             assert link.nc is not None and link.js is not None
@@ -44,8 +45,8 @@ class _OneRun:
                 return (await doctor.diagnose(settle=settle)).report
 
             task = asyncio.create_task(run(), name="gamead-doctor")
-            self._runs[settle] = task
-            task.add_done_callback(lambda _t: self._runs.pop(settle, None))
+            self._runs["run"] = task
+            task.add_done_callback(lambda _t: self._runs.pop("run", None))
         return await asyncio.shield(task)
 
     async def cancel(self) -> None:
@@ -84,7 +85,7 @@ router = APIRouter(prefix="/v1/doctor", tags=["doctor"], lifespan=lifespan)
 @router.get("", summary="Check every invariant: what is broken, with counts and ad ids (operator)")
 async def get_doctor(
     request: Request,
-    settle: Annotated[float | None, Query(ge=0, le=60, description="Seconds before a finding is checked "
+    settle: Annotated[float | None, Query(ge=0, le=10, description="Seconds before a finding is checked "
                                                                    "again (default doctor.settle).")] = None,
     sample: Annotated[int | None, Query(ge=1, le=1000, description="Ids shown per kind (default "
                                                                    "doctor.sample).")] = None,
