@@ -46,6 +46,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "workers": ("gamead_cli.commands.workers", "workers", "The live API nodes and workers, with their health."),
     "scale": ("gamead_cli.commands.scale", "app", "The worker autoscaler: its decisions, a manual override."),
     "dlq": ("gamead_cli.commands.dlq", "app", "Inspect, replay, purge, export and import dead-lettered ads."),
+    "doctor": ("gamead_cli.commands.doctor", "doctor",
+               "Check every invariant (nothing lost, nothing misreported); --repair fixes what is safe."),
     "config": ("gamead_cli.commands.config_cmd", "app", "The effective configuration and where it came from."),
     "serve": ("gamead_cli.commands.serve", "serve", "Run one stateless API node (FastAPI on uvicorn)."),
     "worker": ("gamead_cli.commands.worker", "worker", "Run one worker: pull ads by priority, analyse them."),

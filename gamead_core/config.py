@@ -128,12 +128,40 @@ class JobSettings(_Section):
     """Operator jobs (DLQ replay, purge, import): server-side, resumable, kept in KV bucket ``gamead_jobs``."""
 
     retention: float = Field(7 * 86400, gt=0, description="Seconds a job's document is kept after its last change.")
-    max_bytes: int = Field(256 * 1024**2, ge=1024**2, description="Most bytes the jobs bucket holds.")
+    max_bytes: int = Field(256 * 1024**2, ge=-1, description="Most bytes the jobs bucket holds (-1 = unlimited). "
+                           "JetStream reserves it from the server's file store (max_file_store).")
     lease: float = Field(15.0, gt=0, description="A job whose runner is silent this long is resumed elsewhere.")
     follow_timeout: float = Field(
         60.0, ge=0, description="Seconds a replay job follows its replayed ads after the last replay."
     )
     max_resumes: int = Field(3, ge=0, description="Times a job is resumed after its runner died; then interrupted.")
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _unlimited_or_a_mebibyte(cls, value: int) -> int:
+        if value != -1 and value < 1024**2:
+            raise ValueError("must be -1 (unlimited) or at least 1 MiB (1048576)")
+        return value
+
+
+class DoctorSettings(_Section):
+    """``gamead doctor`` / ``GET /v1/doctor``: the check of every invariant (``gamead_core.doctor``)."""
+
+    scan_time: float = Field(
+        60.0, gt=0, description="Most seconds one doctor run spends reading; past it the answer is partial."
+    )
+    scan_limit: int = Field(
+        5_000_000, ge=100, description="Most messages one doctor run reads per stream; past it the answer is partial."
+    )
+    settle: float = Field(
+        1.5, ge=0, le=60, description="Seconds before a finding is checked again (ads move while the doctor reads)."
+    )
+    sample: int = Field(20, ge=1, le=1000, description="Ad ids shown per kind of finding.")
+    concurrency: int = Field(64, ge=1, le=1024, description="Record reads in flight.")
+    overdue_after: float = Field(
+        60.0, ge=0, description="Seconds an ad whose analysis budget is spent may wait, once due, for a worker to "
+        "dead-letter it before the doctor reports it."
+    )
 
 
 class RegistrySettings(_Section):
@@ -299,6 +327,7 @@ class GameadSettings(BaseSettings):
     autoscaler: AutoscalerSettings = AutoscalerSettings()
     records: RecordSettings = RecordSettings()
     jobs: JobSettings = JobSettings()
+    doctor: DoctorSettings = DoctorSettings()
 
     @model_validator(mode="after")
     def _keys_outlive_the_duplicate_window(self) -> GameadSettings:

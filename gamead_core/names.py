@@ -44,11 +44,11 @@ def dlq_subject(ad_id: str) -> str:
     return f"{DLQ_SUBJECT_PREFIX}.{ad_id}"
 
 
-#: JetStream's max-deliveries advisories for the level consumers, captured in a small stream of their own
-#: (they are not stored otherwise) so a worker killed on an ad's last attempt still ends in the DLQ.
-ADVISORY_STREAM: Final[str] = "GAMEAD_ADVISORIES"
-ADVISORY_SUBJECT: Final[str] = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{ADS_STREAM}.*"
-ADVISORY_CONSUMER: Final[str] = "gamead-dlq-mover"
+#: Streams earlier versions of gamead created and this one no longer uses. ``GAMEAD_ADVISORIES`` captured the
+#: level consumers' max-deliveries advisories for a mover; since the level consumers have no delivery limit
+#: (``max_deliver = -1``) no such advisory is sent, and the reaper's sweep finds stranded messages by counting.
+#: ``gamead doctor`` notes one that still exists and ``gamead doctor --repair`` deletes it (with its consumer).
+OBSOLETE_STREAMS: Final[tuple[str, ...]] = ("GAMEAD_ADVISORIES",)
 
 # --- key-value buckets -------------------------------------------------------------------------------
 ADS_BUCKET: Final[str] = "gamead_ads"

@@ -42,6 +42,7 @@ from gamead_core.config import RegistrySettings
 from gamead_core.errors import QueueUnavailable, TopologyError
 from gamead_core.models import _WIRE, utcnow
 from gamead_core.queue.connection import translate
+from gamead_core.shutdown import last_write
 
 if TYPE_CHECKING:
     from gamead_core.worker.runtime import Worker
@@ -259,6 +260,11 @@ class Registry:
         self._lock = asyncio.Lock()
 
     @property
+    def connected(self) -> bool:
+        """Is the NATS connection up right now (not reconnecting, not closed)?"""
+        return bool(self._nc.is_connected)
+
+    @property
     def stream(self) -> str:
         return f"KV_{names.REGISTRY_BUCKET}"
 
@@ -445,9 +451,10 @@ async def run_heartbeat(
             pass
     if node_id is not None:
         try:
-            await asyncio.wait_for(asyncio.shield(registry.delete(node_id)), timeout=2.0)
+            await last_write(lambda: registry.delete(node_id), timeout=2.0, connected=registry.connected)
         except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway
-            log.info("could not remove heartbeat of %s on shutdown (the ttl will): %r", node_id, exc)
+            log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id,
+                     getattr(exc, "message", None) or repr(exc))
 
 
 @asynccontextmanager

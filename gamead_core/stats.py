@@ -8,7 +8,8 @@ Per sample:
 
 * per level, ``consumer_info`` of its durable: ``num_pending`` (waiting), ``num_ack_pending`` (in flight),
   ``num_redelivered``; and the age of the oldest waiting ad (``get_msg`` of the next undelivered message
-  on the level's subject);
+  on the level's subject). Each level is read on its own: one that cannot be read (its consumer deleted)
+  is shown as unreadable, with why, and the others as usual;
 * the work stream's ``last_seq`` (every accepted submit or replay adds one) → submitted per second;
 * the registry: workers' ``processed``/``failed`` → completed/failed per second, their recent processing and
   queue-wait percentiles → merged percentiles;
@@ -159,6 +160,8 @@ class Sample:
     processing: Percentiles = field(default_factory=Percentiles)
     queue_wait: Percentiles = field(default_factory=Percentiles)
     dlq_size: int | None = None
+    #: levels that could not be read at this sample, and why (``priority 3: consumer not found``)
+    unreadable: tuple[tuple[int, str], ...] = ()
 
     def waiting(self, level: int) -> int | None:
         for ls in self.levels:
@@ -264,7 +267,7 @@ class StatsSampler:
             return sample
         want_account = self._account is None or self._ticks % ACCOUNT_EVERY == 1
         parts = await asyncio.gather(
-            asyncio.gather(*(level_sample(js, lvl, now) for lvl in names.LEVELS)),
+            asyncio.gather(*(level_sample(js, lvl, now) for lvl in names.LEVELS), return_exceptions=True),
             js.stream_info(names.ADS_STREAM),
             self._dlq_info(js),
             self._list_nodes(),
@@ -278,6 +281,14 @@ class StatsSampler:
         for name, part in zip(what, parts):
             if isinstance(part, BaseException):
                 errors.append(f"{name}: {_error_text(part)}")
+        readable: list[LevelSample] = []
+        unreadable: list[tuple[int, str]] = []
+        for level, got in zip(names.LEVELS, levels if isinstance(levels, list) else ()):
+            if isinstance(got, BaseException):  # this level only: the others are shown as usual
+                unreadable.append((level, _error_text(got)))
+                errors.append(f"queue level {level}: {_error_text(got)}")
+            else:
+                readable.append(got)
         self._errors = errors
 
         submitted = None
@@ -311,7 +322,8 @@ class StatsSampler:
         sample = Sample(
             t=now,
             connected=True,
-            levels=tuple(levels) if not isinstance(levels, BaseException) else (),
+            levels=tuple(readable),
+            unreadable=tuple(unreadable),
             submitted=submitted,
             completed=completed,
             failed=failed,
@@ -405,6 +417,7 @@ class StatsSampler:
         since = now - last.t if last else 0.0
 
         levels = []
+        unreadable = dict(last.unreadable) if last else {}
         for level in names.LEVELS:
             ls = next((x for x in last.levels if x.level == level), None) if last else None
             age = None if ls is None or ls.oldest_age is None else round(ls.oldest_age + since, 3)
@@ -417,11 +430,15 @@ class StatsSampler:
                 "oldestAgeSeconds": age,
                 "agingHorizonSeconds": horizon,
                 "overHorizon": age is not None and age > horizon,
+                "readable": level not in unreadable if last and last.connected else None,
+                "error": unreadable.get(level),
             })
 
         def total(key: str) -> int | None:
-            values = [lv[key] for lv in levels]
-            return None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
+            """The sum over the levels that could be read (None when none could: ``unreadableLevels`` says
+            which were left out)."""
+            values = [lv[key] for lv in levels if lv[key] is not None]
+            return sum(values) if values else None  # type: ignore[arg-type]
 
         workers = [n for n in self._nodes if n.role == "worker"]
         at = datetime.fromtimestamp(now, timezone.utc)
@@ -439,6 +456,7 @@ class StatsSampler:
                 "waiting": total("waiting"),
                 "inFlight": total("inFlight"),
                 "redelivered": total("redelivered"),
+                "unreadableLevels": sorted(unreadable),
                 "messages": self._stream.get("messages"),
                 "bytes": self._stream.get("bytes"),
             },

@@ -264,3 +264,56 @@ def up_stack(tmp_path: Path, *args: str, port: int | None = None, data_dir: Path
     data_dir = data_dir or tmp_path / f"{name}-data"
     argv = gamead_argv("up", "--port", str(port), "--data-dir", str(data_dir), *args)
     return UpStack(data_dir, port, argv, clean_env(**env), tmp_path / f"{name}.out")
+
+
+# --- gamead doctor: the check every fault test ends with ----------------------------------------------------
+
+
+def doctor_report(target: str, *, settle: float = 0.5, token: str | None = None,
+                  **settings: object) -> dict[str, object]:
+    """One ``gamead doctor`` report (the wire form of ``GET /v1/doctor``). ``target``: an API URL (asked over
+    HTTP, with ``token`` if given), or a NATS URL (run in this process with default settings updated by
+    ``settings``, e.g. ``worker={"max_attempts": 3}``: for tests whose API is gone)."""
+    if target.startswith(("http://", "https://")):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = httpx.get(f"{target}/v1/doctor", params={"settle": settle, "sample": 50}, headers=headers,
+                         timeout=120)
+        assert resp.status_code == 200, resp.text[:500]
+        return dict(resp.json())
+
+    import asyncio
+
+    import nats
+
+    from gamead_core.config import load_settings
+    from gamead_core.doctor import diagnose
+
+    async def run() -> dict[str, object]:
+        nc = await nats.connect(target)
+        try:
+            found = await diagnose(nc, nc.jetstream(), load_settings(None, **settings), settle=settle)
+            return found.report.wire(50)
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def assert_doctor_clean(target: str, *, timeout: float = 20.0, settle: float = 0.5, token: str | None = None,
+                        **settings: object) -> dict[str, object]:
+    """Assert that ``gamead doctor`` finds every invariant holding (ARCHITECTURE "Invariants"): no finding,
+    everything read. Polls with a deadline (the system may still be settling what a test just did); fails with
+    the last report's findings. ``target``, ``token`` and ``settings`` as in :func:`doctor_report`."""
+    last: dict[str, object] = {}
+
+    def clean() -> bool:
+        nonlocal last
+        last = doctor_report(target, settle=settle, token=token, **settings)
+        return bool(last.get("ok"))
+
+    try:
+        wait_for(clean, timeout=timeout, interval=0.2, what="gamead doctor to find nothing")
+    except AssertionError:
+        raise AssertionError(f"gamead doctor found problems: {json.dumps(last.get('findings'))[:3000]}; "
+                             f"partial: {last.get('partial')}") from None
+    return last

@@ -40,8 +40,8 @@ IMPORT_BATCH_BYTES = 48 * 1024  #: one import request's entries (the API refuses
 IMPORT_BATCH_ENTRIES = 500
 MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
-ACTED = {"replay": "replayed", "purge": "purged", "import": "imported"}
-ACTING = {"replay": "replaying", "purge": "purging", "import": "importing"}
+ACTED = {"replay": "replayed", "purge": "purged", "import": "imported", "repair": "repaired"}
+ACTING = {"replay": "replaying", "purge": "purging", "import": "importing", "repair": "repairing"}
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 
@@ -228,7 +228,7 @@ def _phase_text(job: dict[str, Any]) -> str:
     completed 5 · dead again 0 · still running 7``."""
     c, phase, kind = job.get("counts") or {}, job.get("phase"), job.get("kind", "")
     if phase == "selecting":
-        return "selecting entries"
+        return "checking every invariant" if kind == "repair" else "selecting entries"
     if phase == "following":
         return (f"waiting for outcomes · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)} "
                 f"· still running {c.get('stillRunning', 0)}")
@@ -353,7 +353,7 @@ def _jobs_table(body: dict[str, Any]) -> Table:
 @app.command("jobs")
 def jobs(
     job: Annotated[str | None, typer.Argument(metavar="[JOB]", help="One job's id: show it.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Only replay, purge or import jobs.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only replay, purge, import or repair jobs.")] = None,
     state: Annotated[str | None, typer.Option(
         help="Only jobs in this state: queued, running, succeeded, failed, cancelled, interrupted.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Most jobs listed.")] = 50,
@@ -365,7 +365,7 @@ def jobs(
     Example: gamead dlq jobs --state running · gamead dlq jobs 01jb2… --follow
     """
     if kind is not None and kind not in ACTED:
-        raise typer.BadParameter(f"{kind!r}: use replay, purge or import", param_hint="--kind")
+        raise typer.BadParameter(f"{kind!r}: use replay, purge, import or repair", param_hint="--kind")
     if state is not None and state not in JOB_STATES:
         raise typer.BadParameter(f"{state!r}: use one of {', '.join(JOB_STATES)}", param_hint="--state")
     with api_client(config, api) as client:

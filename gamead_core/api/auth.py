@@ -7,15 +7,17 @@ JSON from a mounted Secret):
 role          may
 ============  ========================================================================================
 submitter     submit ads, read ads
-viewer        read ads and every ``GET /v1/*`` (stats, workers, DLQ, scale, jobs, audit…); change nothing
+viewer        read ads and every ``GET /v1/*`` (stats, workers, DLQ, scale, jobs, audit…) but the doctor's;
+              change nothing
 operator      everything
 ============  ========================================================================================
 
 The decision is :data:`GRANTS`, one pure table keyed by (access, route class): ``access`` is ``read`` for
 the safe methods of RFC 9110 §9.2.1 (GET, HEAD, OPTIONS, TRACE) and ``write`` for every other method; the
 route class comes from the path alone (:func:`route_class`), so a route added later (``/v1/jobs``,
-``/v1/audit``, ``/v1/doctor``…) is covered the day it is mounted: a ``/v1`` read is for viewers and
-operators, a ``/v1`` write (or any write gamead does not list) for operators only. Deny is the default.
+``/v1/audit``…) is covered the day it is mounted: a ``/v1`` read is for viewers and operators, a ``/v1``
+write (or any write gamead does not list) for operators only. ``/v1/doctor`` is for operators only, reads
+included: its report names ads and a run reads the whole store. Deny is the default.
 
 A presented token is compared with *every* configured token in constant time, so neither timing nor the
 position of a match leaks anything.
@@ -40,7 +42,7 @@ from gamead_core.config import ROLES, AuthSettings, GameadSettings, Role
 from gamead_core.errors import ConfigError
 
 Access = Literal["read", "write"]
-RouteClass = Literal["open", "ads", "ad", "v1", "other"]
+RouteClass = Literal["open", "ads", "ad", "doctor", "v1", "other"]
 
 #: RFC 9110 §9.2.1: methods defined as safe (read-only); every other method is a write.
 SAFE_METHODS: Final[frozenset[str]] = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -63,7 +65,9 @@ GRANTS: Final[Mapping[tuple[Access, RouteClass], frozenset[Role]]] = {
     ("read", "ad"): _EVERYONE,  # GET /ads/{id}
     ("write", "ad"): _OPERATOR,  # nothing today; any future change to one ad (cancel…) is an operator's
     ("read", "v1"): frozenset({"viewer", "operator"}),  # every GET /v1/*
-    ("write", "v1"): _OPERATOR,  # replay, purge, import, jobs, scale override, doctor repair…
+    ("write", "v1"): _OPERATOR,  # replay, purge, import, jobs, scale override…
+    ("read", "doctor"): _OPERATOR,  # GET /v1/doctor: names ads and reads the whole store
+    ("write", "doctor"): _OPERATOR,  # POST /v1/doctor/repair
     ("read", "other"): _EVERYONE,  # any other GET needs a valid token, of any role
     ("write", "other"): _OPERATOR,
 }
@@ -73,7 +77,8 @@ def route_class(path: str) -> RouteClass:
     """The route class of a request path (see :data:`GRANTS`). Pure; decided by the path alone.
 
     ``open`` (health, docs) · ``ads`` (the collection ``/ads``, ``/ads/batch``, ``/ads:batch``) · ``ad``
-    (``/ads/{id}`` and below) · ``v1`` (``/v1`` and below: the operator API) · ``other``.
+    (``/ads/{id}`` and below) · ``doctor`` (``/v1/doctor`` and below: operators only, reads too) · ``v1``
+    (``/v1`` and below: the operator API) · ``other``.
     """
     if path in OPEN_PATHS:
         return "open"
@@ -81,6 +86,8 @@ def route_class(path: str) -> RouteClass:
         return "ads"
     if path.startswith(("/ads/", "/ads:")):
         return "ad"
+    if path == "/v1/doctor" or path.startswith("/v1/doctor/"):
+        return "doctor"
     if path == "/v1" or path.startswith("/v1/"):
         return "v1"
     return "other"

@@ -41,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await link.ready.wait()
         if link.js is None:
             raise QueueUnavailable("connecting to NATS")
-        return await JobStore.open(link.js, settings.jobs, settings.queue.replicas)
+        return await JobStore.open(link.js)
 
     jobs = JobService(settings, node_id, ops)
     app.state.jobs = jobs

@@ -1,7 +1,8 @@
 """What an operator job is: its document (kept in KV bucket ``gamead_jobs``), its states, and the marks its
 work list carries. The document is the wire form too (``GET /v1/jobs/{id}``), camelCase like every answer.
 
-A job acts on a **work list**: one item per DLQ entry (``[adId, seq]``) or, for an import, per entry to write.
+A job acts on a **work list**: one item per DLQ entry (``[adId, seq]``), for an import per entry to write, for a
+repair per action (``[kind, item, fence, …]``, see ``gamead_core.doctor.repair``).
 Beside the items the list keeps one **mark** per item (one character, :class:`Mark`) saying what became of it;
 every count in the document is derived from the marks (:func:`gamead_core.jobs.policy.tally`), so the counts
 always add up: ``matched = done + remaining``, ``done = <acted> + skipped``, and for a replay
@@ -25,11 +26,12 @@ class JobKind(str, Enum):
     REPLAY = "replay"
     PURGE = "purge"
     IMPORT = "import"
+    REPAIR = "repair"  #: ``gamead doctor --repair``: one item per repair action (gamead_core.doctor.repair)
 
     @property
     def acted(self) -> str:
-        """The name of this kind's main count: ``replayed``, ``purged`` or ``imported``."""
-        return {"replay": "replayed", "purge": "purged", "import": "imported"}[self.value]
+        """The name of this kind's main count: ``replayed``, ``purged``, ``imported`` or ``repaired``."""
+        return {"replay": "replayed", "purge": "purged", "import": "imported", "repair": "repaired"}[self.value]
 
 
 class JobState(str, Enum):
@@ -78,6 +80,18 @@ class Mark:
     UNREADABLE: Final = "?"
     BUSY: Final = "b"
     PURGED: Final = "p"
+    # a repair's actions (kind ``repair``), each counted by name (REPAIRED) and as ``repaired``
+    REPUBLISHED: Final = "P"
+    DEAD_LETTERED: Final = "L"
+    ENTRY_WRITTEN: Final = "W"
+    MESSAGE_REMOVED: Final = "M"
+    ENTRY_REMOVED: Final = "E"
+    RECORD_CREATED: Final = "K"
+    OBJECT_CREATED: Final = "O"
+    OBJECT_DELETED: Final = "X"
+    JOB_TAKEN_OVER: Final = "T"
+    HEALED: Final = "h"
+    LEFT: Final = "l"
 
     #: skipped items, by reason (the wire text of ``skippedReasons``)
     SKIPPED: Final[dict[str, str]] = {
@@ -90,8 +104,16 @@ class Mark:
         PURGED: "the ad was purged here (failed for good)",
         UNREADABLE: "the entry cannot be read, or is invalid (e.g. no such priority)",
         BUSY: "the ad's record kept changing under this job; run the job again",
+        HEALED: "healthy again (or changed by someone else) when the repair came to it",
+        LEFT: "left alone: not safe to change (e.g. an ad alive and not replayed from its DLQ entry)",
     }
-    ACTED_ALL: Final = frozenset({ACTED, COMPLETED, DEAD_AGAIN})
+    #: the count each repair action adds to (a repair job's ``counts``)
+    REPAIRED: Final[dict[str, str]] = {
+        REPUBLISHED: "republished", DEAD_LETTERED: "deadLettered", ENTRY_WRITTEN: "entriesWritten",
+        MESSAGE_REMOVED: "messagesRemoved", ENTRY_REMOVED: "entriesRemoved", RECORD_CREATED: "recordsCreated",
+        OBJECT_CREATED: "objectsCreated", OBJECT_DELETED: "objectsDeleted", JOB_TAKEN_OVER: "jobsTakenOver",
+    }
+    ACTED_ALL: Final = frozenset({ACTED, COMPLETED, DEAD_AGAIN, *REPAIRED})
 
 
 class Selection(BaseModel):
@@ -100,7 +122,7 @@ class Selection(BaseModel):
 
     model_config = _WIRE
 
-    mode: Literal["ids", "filter", "all", "entries"]
+    mode: Literal["ids", "filter", "all", "entries", "doctor"]
     filter: dict[str, Any] | None = None
     ids: int | None = Field(None, description="How many ids were given (mode ids).")
     not_in_dlq: int = Field(0, description="Given ids that had no entry at or below the fence.")
@@ -140,6 +162,8 @@ class Job(BaseModel):
     cancel_requested: CancelRequest | None = None
     chunks: int = Field(0, description="Chunks of the work list in the jobs bucket.")
     follow_until: float | None = None
+    findings: dict[str, int] | None = Field(
+        None, description="A repair: what the doctor found when the job started (count per kind of problem).")
 
     def wire(self) -> dict[str, Any]:
         """The JSON form (camelCase, UTC times ``…Z``)."""

@@ -38,6 +38,8 @@ def tally(kind: JobKind, marks: str) -> tuple[dict[str, int], dict[str, int]]:
     }
     if kind == JobKind.REPLAY:
         counts.update(completed=seen[Mark.COMPLETED], deadAgain=seen[Mark.DEAD_AGAIN], stillRunning=seen[Mark.ACTED])
+    if kind == JobKind.REPAIR:
+        counts.update({name: seen[mark] for mark, name in Mark.REPAIRED.items()})
     return counts, skipped
 
 
@@ -71,6 +73,13 @@ def summary(job: Job) -> str:
     28 · dead again 0 · still running 0 · skipped 0``."""
     c = job.counts
     acted = job.kind.acted
+    if job.kind == JobKind.REPAIR:
+        parts = [f"{c.get(acted, 0)} of {c.get('matched', 0)} repair actions taken"]
+        parts += [f"{_REPAIR_WORDS[name]} {c[name]}" for name in Mark.REPAIRED.values() if c.get(name)]
+        parts.append(f"skipped {c.get('skipped', 0)}")
+        if c.get("remaining"):
+            parts.append(f"not done {c['remaining']}")
+        return " · ".join(parts)
     parts = [f"{acted} {c.get(acted, 0)} of {c.get('matched', 0)} matched"]
     if job.kind == JobKind.REPLAY:
         parts += [f"completed {c.get('completed', 0)}", f"dead again {c.get('deadAgain', 0)}",
@@ -81,3 +90,11 @@ def summary(job: Job) -> str:
     if job.selection.not_in_dlq:
         parts.append(f"ids not in the DLQ {job.selection.not_in_dlq}")
     return " · ".join(parts)
+
+
+_REPAIR_WORDS = {
+    "republished": "re-published", "deadLettered": "dead-lettered", "entriesWritten": "DLQ entries written",
+    "messagesRemoved": "work messages removed", "entriesRemoved": "DLQ entries removed",
+    "recordsCreated": "records created", "objectsCreated": "streams/consumers/buckets created",
+    "objectsDeleted": "obsolete streams deleted", "jobsTakenOver": "stuck jobs taken over",
+}

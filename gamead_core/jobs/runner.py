@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
@@ -33,6 +33,7 @@ from gamead_core.jobs.policy import failure_rate_exceeded, lease_expired, pace_d
 from gamead_core.jobs.store import JobStore, WorkList
 from gamead_core.models import DlqEntry, utcnow
 from gamead_core.queue.dlq import DlqFilter
+from gamead_core.shutdown import last_write
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,18 @@ FOLLOW_POLL = 0.5  #: seconds between two passes over unsettled replayed ads whi
 FOLLOW_CONCURRENCY = 16  #: record reads in flight while following
 STREAM_POLL = 0.25  #: seconds between two reads of a job by a progress stream
 STREAM_KEEPALIVE = 5.0  #: a progress stream sends the document at least this often
+
+
+class RepairActions(Protocol):
+    """What a ``repair`` job needs (``gamead_core.doctor.repair.RepairOps``): the actions to take, and taking one."""
+
+    async def plan(self) -> tuple[list[list[Any]], dict[str, int]]:
+        """The repair actions for what the doctor finds now, and the count of each kind of problem it found."""
+        ...
+
+    async def act(self, item: list[Any], job_id: str) -> str:
+        """Take one action (fenced); returns its ``Mark``."""
+        ...
 
 
 class LostLease(Exception):
@@ -64,6 +77,8 @@ class JobService:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.last_error: str | None = "starting"
+        #: the doctor's repair actions on this node, for ``repair`` jobs (set by ``gamead_core.api.routes_doctor``)
+        self.repairs: Callable[[], RepairActions] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -95,6 +110,14 @@ class JobService:
 
     def running_here(self) -> list[str]:
         return list(self._runs)
+
+    def reachable(self) -> bool:
+        """Is NATS reachable right now? (The node's DLQ actions refuse while it is away.)"""
+        try:
+            self._ops()
+        except QueueUnavailable:
+            return False
+        return True
 
     # --- what the routes call ------------------------------------------------------------------------
 
@@ -203,6 +226,15 @@ class JobService:
                 taken += await self._take_over(job.id)
         return taken
 
+    async def take_over(self, job_id: str) -> bool:
+        """Take over job ``job_id`` if its lease expired (resume it here, or end it: :func:`resume_decision`).
+        False if it is not expired, runs here already, or another node was faster. What ``gamead doctor
+        --repair`` does with a job no sweeper took over."""
+        before = await self.store.get(job_id)
+        await self._take_over(job_id)
+        after = await self.store.get(job_id)
+        return after[1] != before[1] and after[0].runner == self.node_id
+
     async def _take_over(self, job_id: str) -> int:
         store = self.store
         job, revision = await store.get(job_id)
@@ -252,6 +284,12 @@ class JobRun:
     def ops(self) -> DlqOps:
         return self.service._ops()
 
+    @property
+    def repairs(self) -> RepairActions:
+        if self.service.repairs is None:
+            raise QueueUnavailable("the doctor's repairs are not available on this API node yet")
+        return self.service.repairs()
+
     async def run(self) -> None:
         job = self.job
         try:
@@ -292,8 +330,16 @@ class JobRun:
     # --- phases --------------------------------------------------------------------------------------
 
     async def _select(self) -> None:
-        job, ops = self.job, self.ops
+        job = self.job
         sel = job.selection
+        if job.kind == JobKind.REPAIR:
+            items, job.findings = await self._retrying(self._plan_repair)
+            self.work = WorkList.new(items)
+            job.chunks = len(self.work.bounds)
+            job.phase = JobPhase.ACTING
+            await self.checkpoint(force=True)
+            return
+        ops = self.ops
         if sel.mode == "ids":
             assert self.work is not None
             ids = [item[0] for item in self.work.items]
@@ -306,6 +352,21 @@ class JobRun:
         job.chunks = len(self.work.bounds)
         job.phase = JobPhase.ACTING
         await self.checkpoint(force=True)
+
+    async def _plan_repair(self) -> tuple[list[list[Any]], dict[str, int]]:
+        """The doctor's check (up to ``doctor.scan_time``), keeping the job's lease and cancel check going
+        meanwhile: a long check must not look like a dead runner to the other nodes."""
+        plan = asyncio.ensure_future(self.repairs.plan())
+        try:
+            while True:
+                done, _ = await asyncio.wait({plan}, timeout=FLUSH_EVERY)
+                if done:
+                    return plan.result()
+                await self._retrying(self.checkpoint)
+        finally:
+            if not plan.done():
+                plan.cancel()
+                await asyncio.gather(plan, return_exceptions=True)
 
     async def _act(self) -> None:
         job, work = self.job, self.work
@@ -343,7 +404,13 @@ class JobRun:
         await self.checkpoint(force=True)
 
     async def _act_one(self, item: Any) -> str:
-        job, ops = self.job, self.ops
+        job = self.job
+        if job.kind == JobKind.REPAIR:
+            try:
+                return await self.repairs.act(item, job.id)
+            except Conflict:
+                return Mark.BUSY
+        ops = self.ops
         try:
             if job.kind == JobKind.REPLAY:
                 return await ops.replay(item[0], item[1], job.id)
@@ -450,7 +517,8 @@ class JobRun:
             await store.update(job, self.revision)
 
         try:
-            await asyncio.wait_for(release(), 2.0)
+            await last_write(release, timeout=2.0, connected=self.service.reachable())
             log.info("job handed back for another node to resume", extra={"job_id": job.id})
-        except Exception:  # noqa: BLE001 - the lease then simply expires
-            pass
+        except Exception:  # noqa: BLE001 - the lease then simply expires (another node resumes it then)
+            log.info("job not handed back (NATS away or slow): another node resumes it when its lease expires",
+                     extra={"job_id": job.id})

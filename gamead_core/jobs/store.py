@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from gamead_core import names
 from gamead_core.config import JobSettings
-from gamead_core.errors import Conflict, NotFound, TopologyError
+from gamead_core.errors import Conflict, NotFound
 from gamead_core.ids import is_job_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark
 from gamead_core.queue.connection import nats_boundary
@@ -33,6 +33,8 @@ CHUNK_BYTES = 256 * 1024  #: most bytes of items in one chunk (well under NATS' 
 
 
 def jobs_kv_config(settings: JobSettings, replicas: int) -> KeyValueConfig:
+    """The jobs bucket, as ``gamead_core.queue.topology`` declares it: one revision per key, keys dropped
+    ``jobs.retention`` after their last write, within ``jobs.max_bytes``."""
     return KeyValueConfig(
         bucket=names.JOBS_BUCKET,
         description="gamead operator jobs (DLQ replay, purge, import): documents and work lists",
@@ -42,32 +44,6 @@ def jobs_kv_config(settings: JobSettings, replicas: int) -> KeyValueConfig:
         storage=StorageType.FILE,
         replicas=replicas,
     )
-
-
-async def ensure_jobs_bucket(js: JetStreamContext, settings: JobSettings, replicas: int) -> KeyValue:
-    """Open the jobs bucket, creating it if missing and updating its retention limits in place if they
-    changed. Raises :class:`TopologyError` if JetStream refuses, QueueUnavailable if NATS does not answer."""
-    wanted = jobs_kv_config(settings, replicas)
-    with nats_boundary():
-        try:
-            kv = await js.key_value(names.JOBS_BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            try:
-                kv = await js.create_key_value(wanted)
-                log.info("jobs bucket created", extra={"bucket": names.JOBS_BUCKET})
-                return kv
-            except nats.js.errors.BadRequestError:  # lost a creation race, or a config drift: check below
-                kv = await js.key_value(names.JOBS_BUCKET)
-        stream = f"KV_{names.JOBS_BUCKET}"
-        try:
-            info = await js.stream_info(stream)
-            have = info.config
-            if have.max_age != wanted.ttl or have.max_bytes != wanted.max_bytes:
-                await js.update_stream(have.evolve(max_age=wanted.ttl, max_bytes=wanted.max_bytes))
-                log.info("jobs bucket limits updated", extra={"bucket": names.JOBS_BUCKET})
-        except nats.js.errors.APIError as exc:
-            raise TopologyError(f"cannot set the limits of bucket {names.JOBS_BUCKET}: {exc.description}") from exc
-    return kv
 
 
 def chunk_bounds(items: list[Any]) -> list[tuple[int, int]]:
@@ -126,8 +102,15 @@ class JobStore:
         self._kv = kv
 
     @classmethod
-    async def open(cls, js: JetStreamContext, settings: JobSettings, replicas: int) -> JobStore:
-        return cls(js, await ensure_jobs_bucket(js, settings, replicas))
+    async def open(cls, js: JetStreamContext) -> JobStore:
+        """Bind the jobs bucket. It is declared with every other object in ``gamead_core.queue.topology``
+        (:func:`jobs_kv_config`): the topology check of every API node creates it, applies changed limits at
+        start-up and recreates it within ``api.topology_check_interval`` if it is deleted. Raises
+        :class:`~gamead_core.errors.TopologyMissing` while it is missing, QueueUnavailable if NATS does not
+        answer."""
+        with nats_boundary():
+            kv = await js.key_value(names.JOBS_BUCKET)
+        return cls(js, kv)
 
     @staticmethod
     def _encode(job: Job) -> bytes:

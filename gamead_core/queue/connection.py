@@ -27,6 +27,7 @@ from gamead_core.errors import (
     TopologyMissing,
 )
 from gamead_core.redact import redact_url
+from gamead_core.shutdown import close_connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,11 +105,18 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
     """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`QueueUnavailable` (its message
     names the URL with credentials masked). ``on_reconnect`` is called each time the client reconnects."""
 
+    made: list[NATS] = []  # the client, once connected: a disconnect of a client being closed is no news
+
+    def _closing() -> bool:
+        return bool(made) and (made[0].is_closed or made[0].is_draining)
+
     async def _log_error(exc: Exception) -> None:
-        log.warning("nats connection error: %s", exc)
+        if not _closing():
+            log.warning("nats connection error: %s", exc)
 
     async def _disconnected() -> None:
-        log.warning("disconnected from NATS; reconnecting")
+        if not _closing():
+            log.warning("disconnected from NATS; reconnecting")
 
     async def _reconnected() -> None:
         log.info("reconnected to NATS")
@@ -119,12 +127,14 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
     deadline = loop.time() + retry_for
     while True:
         try:
-            return await nats.connect(
+            nc = await nats.connect(
                 **connect_options(settings, url, name=name),
                 error_cb=_log_error,
                 disconnected_cb=_disconnected,
                 reconnected_cb=_reconnected,
             )
+            made.append(nc)
+            return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             if loop.time() >= deadline:
                 raise QueueUnavailable(
@@ -247,10 +257,7 @@ async def connection(settings: NatsSettings, url: str, *, name: str, retry_for: 
     try:
         yield nc
     finally:
-        try:
-            await asyncio.wait_for(nc.drain(), timeout=5)
-        except Exception:  # noqa: BLE001 - closing must never raise over the real error
-            await nc.close()
+        await close_connection(nc)
 
 
 

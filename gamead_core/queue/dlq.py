@@ -68,19 +68,6 @@ def dlq_stream_config(ds: DlqSettings, qs: QueueSettings) -> StreamConfig:
     )
 
 
-def advisory_stream_config(qs: QueueSettings) -> StreamConfig:
-    return StreamConfig(
-        name=names.ADVISORY_STREAM,
-        description="captured max-deliveries advisories of the gamead level consumers",
-        subjects=[names.ADVISORY_SUBJECT],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        max_age=7 * 86400,
-        duplicate_window=qs.duplicate_window,
-        num_replicas=qs.replicas,
-    )
-
-
 def compile_pattern(pattern: str) -> Any:
     """Compile an operator's ``message`` filter with RE2 (linear-time matching, bounded memory).
 

@@ -5,28 +5,30 @@ Every object gamead creates (``essential`` ones are on the submit path: without 
 
     stream    GAMEAD_ADS            work queue, one subject per level                     essential
     stream    GAMEAD_DLQ            dead letters (limits retention)
-    stream    GAMEAD_ADVISORIES     captured max-deliveries advisories of the level consumers
     consumer  gamead-p1 … gamead-p5 one durable pull consumer per level, on GAMEAD_ADS
-    consumer  gamead-dlq-mover      the mover's consumer, on GAMEAD_ADVISORIES
     bucket    gamead_ads            ad records (KV)                                       essential
     bucket    gamead_registry       heartbeats of API nodes and workers (memory, TTL)
     bucket    gamead_leases         leader leases (the autoscaler's)
     bucket    gamead_scaling        the autoscaler's shared state
     bucket    gamead_health         each API node's storage probe (gamead_core.queue.storage)
+    bucket    gamead_jobs           operator jobs: documents and work lists (gamead_core.jobs)
+
+(The ``GAMEAD_ADVISORIES`` stream and its ``gamead-dlq-mover`` consumer of earlier versions are no longer
+created: see :data:`gamead_core.names.OBSOLETE_STREAMS`.)
 
 * :func:`ensure_topology` (every worker at start-up): create what is missing, update compatible limit changes
   in place (a stream's ``max_msgs``, ``max_bytes``, ``max_age``, ``duplicate_window``, ``discard``,
-  ``max_msgs_per_subject``; a consumer's ``ack_wait``, ``max_deliver``, ``max_ack_pending``) and raise
-  :class:`TopologyError` with one clear line for an object that exists with a config gamead cannot use
-  (retention, subjects or storage of a stream; filter, ack policy or push delivery of a consumer). Such an
-  object is never overwritten.
+  ``max_msgs_per_subject``, ``allow_msg_ttl``, ``allow_direct``; a consumer's ``ack_wait``, ``max_deliver``,
+  ``max_ack_pending``) and raise :class:`TopologyError` with one clear line for an object that exists with a
+  config gamead cannot use (retention, subjects or storage of a stream; filter, ack policy or push delivery of
+  a consumer). Such an object is never overwritten.
 * :func:`check_topology`: the same, returning a :class:`TopologyReport` instead of raising: the API node's
   start-up (which reports and carries on) and the watch of :mod:`gamead_core.queue.watch` (which only
   recreates what is missing; limits are the start-up's business, so nodes with different configs during a
   rolling deploy never flip a limit back and forth).
 
-Reading what exists costs three JetStream API calls (:func:`read_topology`): ``STREAM.LIST`` (the config of
-every stream, 256 a page) and ``CONSUMER.LIST`` of the two streams that have consumers. An object absent from a
+Reading what exists costs two JetStream API calls (:func:`read_topology`): ``STREAM.LIST`` (the config of
+every stream, 256 a page) and ``CONSUMER.LIST`` of the work stream. An object absent from a
 listing is confirmed with one ``STREAM.INFO``/``CONSUMER.INFO`` before it is created (a cluster may answer a
 listing incompletely). The comparisons (:func:`compare_stream`, :func:`compare_consumer`, :func:`plan`) are
 pure functions.
@@ -57,7 +59,8 @@ from gamead_core import names
 from gamead_core.config import GameadSettings, QueueSettings, RecordSettings
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
-from gamead_core.queue.dlq import advisory_stream_config, dlq_stream_config
+from gamead_core.jobs.store import jobs_kv_config
+from gamead_core.queue.dlq import dlq_stream_config
 from gamead_core.registry import bucket_config as registry_bucket_config
 from gamead_core.store.retention import records_stream_config
 
@@ -79,6 +82,9 @@ def stream_config(qs: QueueSettings) -> StreamConfig:
         max_bytes=qs.max_bytes,
         duplicate_window=qs.duplicate_window,
         num_replicas=qs.replicas,
+        # direct gets in batches: how `gamead doctor` lists the waiting ads (1 API call per 1,000 messages; a
+        # work-queue stream refuses the ordered consumer a listing would otherwise use)
+        allow_direct=True,
     )
 
 
@@ -106,19 +112,6 @@ def kv_config(qs: QueueSettings, rs: RecordSettings | None = None) -> StreamConf
     """The ad-record bucket, as its stream: KV conventions plus gamead's retention (``records.*``; see
     :mod:`gamead_core.store.retention`)."""
     return records_stream_config(qs, rs or RecordSettings())
-
-
-def mover_consumer_config() -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=names.ADVISORY_CONSUMER,
-        name=names.ADVISORY_CONSUMER,
-        description="unused since the level consumers have no delivery limit (kept for older deployments)",
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_wait=30.0,
-        max_deliver=-1,
-        max_ack_pending=1000,
-    )
 
 
 def plain_bucket_config(bucket: str, description: str, replicas: int) -> KeyValueConfig:
@@ -195,10 +188,8 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
     return (
         Wanted("stream", names.ADS_STREAM, names.ADS_STREAM, stream_config(qs), essential=True),
         Wanted("stream", names.DLQ_STREAM, names.DLQ_STREAM, dlq_stream_config(settings.dlq, qs)),
-        Wanted("stream", names.ADVISORY_STREAM, names.ADVISORY_STREAM, advisory_stream_config(qs)),
         *(Wanted("consumer", names.level_consumer(level), names.ADS_STREAM, consumer_config(level, qs))
           for level in names.LEVELS),
-        Wanted("consumer", names.ADVISORY_CONSUMER, names.ADVISORY_STREAM, mover_consumer_config()),
         Wanted("bucket", names.ADS_BUCKET, names.ADS_BUCKET_STREAM, kv_config(qs, settings.records), essential=True),
         Wanted("bucket", names.REGISTRY_BUCKET, kv_stream(names.REGISTRY_BUCKET),
                registry_bucket_config(settings.registry, qs.replicas)),
@@ -208,6 +199,7 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
                plain_bucket_config(names.SCALING_BUCKET, "gamead autoscaler state, decisions and override",
                                    qs.replicas)),
         Wanted("bucket", names.HEALTH_BUCKET, kv_stream(names.HEALTH_BUCKET), health_bucket_config(qs)),
+        Wanted("bucket", names.JOBS_BUCKET, kv_stream(names.JOBS_BUCKET), jobs_kv_config(settings.jobs, qs.replicas)),
     )
 
 
@@ -216,7 +208,7 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
 #: Stream fields gamead updates in place when they differ from its config (JetStream allows the change), and
 #: the keys gamead sets in a stream's ``metadata``.
 STREAM_LIMITS = ("max_msgs", "max_bytes", "max_age", "duplicate_window", "discard", "max_msgs_per_subject",
-                 "allow_msg_ttl")
+                 "allow_msg_ttl", "allow_direct")
 #: Consumer fields gamead updates in place (CONSUMER.CREATE of an existing durable updates these).
 CONSUMER_LIMITS = ("ack_wait", "max_deliver", "max_ack_pending")
 
@@ -330,12 +322,12 @@ def plan(wanted: tuple[Wanted, ...], snapshot: Snapshot) -> tuple[Verdict, ...]:
 # --- I/O -----------------------------------------------------------------------------------------------------
 
 #: Streams whose consumers gamead lists.
-_CONSUMER_STREAMS = (names.ADS_STREAM, names.ADVISORY_STREAM)
+_CONSUMER_STREAMS = (names.ADS_STREAM,)
 
 
 async def read_topology(js: JetStreamContext) -> Snapshot:
-    """List every stream and the consumers of gamead's two consumer-bearing streams (3 API calls, one more
-    per extra page of 256). Raises the gamead error of a failed call (``nats_boundary``)."""
+    """List every stream and the consumers of the work stream (2 API calls, one more per extra page of
+    256). Raises the gamead error of a failed call (``nats_boundary``)."""
     streams: dict[str, StreamConfig] = {}
     consumers: dict[tuple[str, str], ConsumerConfig] = {}
     calls = 0

@@ -6,8 +6,8 @@ idempotent, so two nodes that see the same object missing both succeed and nothi
 check at start-up only (:func:`gamead_core.queue.topology.ensure_topology`); a worker that meets a missing
 consumer skips that level until an API node has recreated it.
 
-Cost: one check is three JetStream API calls (``STREAM.LIST`` and two ``CONSUMER.LIST``), plus two per missing
-object (confirm, create): at the default interval of 5 s, 0.6 calls per second per API node.
+Cost: one check is two JetStream API calls (``STREAM.LIST`` and ``CONSUMER.LIST`` of the work stream), plus
+two per missing object (confirm, create): at the default interval of 5 s, 0.4 calls per second per API node.
 
 A check never overwrites anything that exists: an incompatible object is reported (logged once when it appears
 and once when it is gone, shown in ``/readyz`` and ``/v1/stats``). Limits that differ from the config are

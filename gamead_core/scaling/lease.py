@@ -38,6 +38,7 @@ import nats.js.errors
 import orjson
 
 from gamead_core.queue.connection import translate
+from gamead_core.shutdown import last_write
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class LeaseKeeper:
         key: str = AUTOSCALER_LEASE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        connected: Callable[[], bool] | None = None,
     ) -> None:
         if not ttl > 0:
             raise ValueError(f"ttl must be positive, not {ttl!r}")
@@ -152,6 +154,7 @@ class LeaseKeeper:
         self.key = key
         self._clock = clock
         self._mono = monotonic
+        self._connected = connected or (lambda: True)  #: is NATS reachable now? (a release is skipped if not)
         self._held_until = -math.inf  # monotonic deadline of the lease we hold
         self._revision: int | None = None  # revision of our last write
         self.seen: Lease | None = None  #: the lease as last read or written
@@ -245,13 +248,13 @@ class LeaseKeeper:
         now = self._clock()
         released = replace(self.seen, holder="", renewed_at=now, expires_at=now)
         self._held_until = -math.inf
+        revision = self._revision
         try:
-            await asyncio.wait_for(
-                asyncio.shield(self.kv.update(self.key, released.to_json(), last=self._revision)), 2.0
-            )
+            await last_write(lambda: self.kv.update(self.key, released.to_json(), last=revision), timeout=2.0,
+                             connected=self._connected())
             log.info("released the %s lease (%s)", self.key, self.me)
         except Exception as exc:  # noqa: BLE001 - it expires on its own anyway
-            log.info("could not release the %s lease (it expires in %.1fs): %r", self.key, self.ttl, exc)
+            log.info("could not release the %s lease (it expires in %.1fs): %s", self.key, self.ttl, _text(exc))
         self._note_leadership()
 
 

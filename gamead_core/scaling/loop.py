@@ -7,11 +7,12 @@ Read top-down (:meth:`Autoscaler.run`):
    without a backend (``backend=None``: an API node while ``gamead up`` owns the local workers) never
    competes; it only reads the shared state.
 2. **Observe** (leader only): per level ``consumer_info`` (waiting, in flight) and the age of the oldest
-   waiting ad (``get_msg`` of the next undelivered message); the work stream's ``last_seq`` and message
-   count, whose deltas give the arrival rate and the completion rate (an ack removes the message from the
-   work-queue stream, so completions = Δlast_seq − Δmessages); the registry's worker heartbeats
-   (concurrency, p50 processing time, start time) for the per-worker service rate; the backend's replica
-   count.
+   waiting ad (``get_msg`` of the next undelivered message), each level on its own: a level that cannot be
+   read (its consumer deleted) is left out and named, and the policy then never scales down; the work
+   stream's ``last_seq`` and message count, whose deltas give the arrival rate and the completion rate (an
+   ack removes the message from the work-queue stream, so completions = Δlast_seq − Δmessages); the
+   registry's worker heartbeats (concurrency, p50 processing time, start time) for the per-worker service
+   rate; the backend's replica count.
 3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so); otherwise
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
@@ -245,6 +246,7 @@ class _Snapshot:
     in_flight: int
     point: StreamPoint
     workers: list[WorkerLoad] | None  #: None when the registry could not be read
+    unreadable: tuple[int, ...] = ()  #: levels that could not be read (their backlog is not in ``levels``)
 
 
 async def _level_load(js: JetStreamContext, level: int, now: float) -> tuple[LevelLoad, int]:
@@ -297,6 +299,7 @@ class Autoscaler:
         self._prev_current: int | None = None
         self._decisions: list[dict[str, Any]] = []
         self._failures = 0
+        self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
         self._view: dict[str, Any] | None = None  # the shared state as last written or read
         self._override: Override | None = None
         self._lease_seen: Any = None
@@ -311,6 +314,10 @@ class Autoscaler:
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
+    def _connected(self) -> bool:
+        nc = self.link.nc
+        return nc is not None and bool(nc.is_connected)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: lead (observe, decide, apply, record) or follow (read the shared state)."""
         if not await self._wait_ready(stop):
@@ -321,7 +328,7 @@ class Autoscaler:
             if self.can_lead:
                 assert self.store is not None
                 self.keeper = LeaseKeeper(await self.store.leases_kv(), self.node_id, self.ttl,
-                                          clock=self._clock, monotonic=self._mono)
+                                          clock=self._clock, monotonic=self._mono, connected=self._connected)
                 keeper_task = asyncio.create_task(self.keeper.run(keeper_stop), name="gamead-autoscaler-lease")
             await self._loop(stop)
         except asyncio.CancelledError:
@@ -462,6 +469,7 @@ class Autoscaler:
             obs = Observation(
                 at=mono,
                 levels=snap.levels,
+                unreadable_levels=snap.unreadable,
                 in_flight=snap.in_flight,
                 arrival_rate=arrival,
                 completion_rate=completion or 0.0,
@@ -528,6 +536,7 @@ class Autoscaler:
             "backlog": snap.point.backlog,
             "inFlight": snap.in_flight,
             "waiting": {str(lv.level): lv.backlog for lv in snap.levels},
+            "unreadableLevels": list(snap.unreadable),
             "oldestAgeSeconds": round(max((lv.oldest_age_s for lv in snap.levels if lv.backlog), default=0.0), 3),
             "arrivalPerSec": round(arrival, 3),
             "completedPerSec": None if completion is None else round(completion, 3),
@@ -588,17 +597,26 @@ class Autoscaler:
             raise GameadError("NATS is not connected")
         try:
             levels, stream = await asyncio.gather(
-                asyncio.gather(*(_level_load(js, lvl, wall) for lvl in names.LEVELS)),
+                asyncio.gather(*(_level_load(js, lvl, wall) for lvl in names.LEVELS), return_exceptions=True),
                 js.stream_info(names.ADS_STREAM),
             )
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             raise translate(exc) from exc
+        read = [got for got in levels if not isinstance(got, BaseException)]
+        unreadable = tuple(lvl for lvl, got in zip(names.LEVELS, levels) if isinstance(got, BaseException))
+        if not read:  # no level at all: nothing to decide on
+            first = next(got for got in levels if isinstance(got, BaseException))
+            raise translate(first) from first
+        if unreadable and unreadable != self._unreadable:
+            log.warning("autoscaler: priority %s cannot be read; deciding on the others, never scaling down",
+                        ", ".join(map(str, unreadable)), extra={"unreadable_levels": list(unreadable)})
+        self._unreadable = unreadable
         workers = await self._workers()
-        loads = tuple(load for load, _ in levels)
-        in_flight = sum(n for _, n in levels)
+        loads = tuple(load for load, _ in read)
+        in_flight = sum(n for _, n in read)
         backlog = sum(lv.backlog for lv in loads)
         point = StreamPoint(mono, wall, int(stream.state.last_seq or 0), int(stream.state.messages or 0), backlog)
-        return _Snapshot(loads, in_flight, point, workers)
+        return _Snapshot(loads, in_flight, point, workers, unreadable)
 
     async def _workers(self) -> list[WorkerLoad] | None:
         if self._registry is None:

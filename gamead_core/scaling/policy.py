@@ -3,7 +3,9 @@
 One decision, given an :class:`Observation`:
 
 1. **Hold on bad data.** Metrics older than ``stale_after_seconds``, or a backlog with no per-worker rate
-   ever measured, keep the current count (clamped to ``[min, max]``) — never "max because unknown".
+   ever measured, keep the current count (clamped to ``[min, max]``) — never "max because unknown". A
+   level that could not be read (``unreadable_levels``) makes the need a lower bound: it may scale up on the
+   others, never down.
 2. **Need.** ``work = backlog + in_flight``; the pool must keep up with arrivals and drain the work within
    ``target_drain_seconds``::
 
@@ -65,6 +67,8 @@ class Observation:
     per_worker_rate: float | None
     current_replicas: int
     metrics_age_s: float = 0.0
+    #: levels that could not be read: their backlog is missing from ``levels``, so the need is a lower bound
+    unreadable_levels: tuple[int, ...] = ()
 
     @property
     def backlog(self) -> int:
@@ -181,9 +185,16 @@ class ScalingPolicy:
             current > 0 and target != current and abs(target / current - 1) <= s.tolerance + _EPS
         )
         recommendation = current if within_tolerance else target
+        blind = ""
+        if obs.unreadable_levels:  # the need is a lower bound: up is safe, down is not
+            blind = f"priority {', '.join(map(str, obs.unreadable_levels))} unreadable"
+            if recommendation < current:
+                recommendation, blind = current, blind + ": no scale-down"
         self._recommendations.append((obs.at, recommendation))
 
         desired, notes = self._stabilise(current, recommendation)
+        if blind:
+            notes.append(blind)
         if within_tolerance:
             notes.append(f"within {s.tolerance:.0%} tolerance of {target}")
         if raw > s.max_replicas and desired == s.max_replicas:

@@ -239,7 +239,7 @@ async def run_reaper(
             if keeper is None:
                 kv = await open_bucket(js, names.LEASES_BUCKET, "gamead leader leases", settings.queue.replicas)
                 ttl = reaper_lease_ttl(interval, settings.registry.ttl)
-                keeper = LeaseKeeper(kv, me, ttl, key=names.REAPER_LEASE)
+                keeper = LeaseKeeper(kv, me, ttl, key=names.REAPER_LEASE, connected=lambda: bool(nc.is_connected))
             await keeper.step()
             if keeper.is_leader:
                 nodes = {n.id: n for n in await registry.list() if n.role == "worker"}

@@ -63,6 +63,7 @@ from gamead_core.worker.budget import (
 )
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.faults import Fault, pick_fault
+from gamead_core.shutdown import close_connection
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.solo import SoloGate
 
@@ -187,7 +188,7 @@ class Worker:
                     await self._drain()
                     await asyncio.gather(reaper, return_exceptions=True)
         finally:
-            await nc.drain()
+            await close_connection(nc)  # drained; or closed at once if NATS is away
             log.info(
                 "worker stopped",
                 extra={"worker_id": self.id, "processed": self.stats.processed, "failed": self.stats.failed,

@@ -18,7 +18,7 @@ import pytest
 
 from gamead_core import names
 from tests.integration.dlq_lane import DOOMED, Lane, broken_invariants, made_up_entry, shared_lane  # noqa: F401
-from tests.support import wait_for
+from tests.support import assert_doctor_clean, wait_for
 
 OTHER_ID = "01m87v538ce744cfgethvyb39n"
 
@@ -30,11 +30,13 @@ def lane(shared_lane: Lane) -> Iterator[Lane]:  # noqa: F811 - the module's lane
 
 
 def _healthy(lane: Lane, ad_id: str) -> None:
-    """The API still reaches NATS: readiness, a real read and a real write all work."""
+    """The API still reaches NATS: readiness, a real read and a real write all work; and nothing a client
+    sent broke an invariant (gamead doctor)."""
     assert lane.http.get("/readyz").status_code == 200
     assert lane.http.get(f"/ads/{ad_id}").status_code == 200
     assert lane.http.get("/v1/dlq").status_code == 200
     assert lane.submit("Still Here") is not None
+    assert_doctor_clean(lane.url)
 
 
 def _dead_entry(lane: Lane, title: str = "Doomed Input") -> tuple[str, dict]:
@@ -185,6 +187,7 @@ def test_a_list_bounded_by_its_scan_budget_says_so_and_pages_on(lane: Lane) -> N
         assert [e["id"] for e in newest["items"]] == [e["id"] for e in reversed(everything[-5:])]
         assert newest["complete"] is False and newest["total"] == total
     assert broken_invariants(lane.nats.url, ids) == []
+    assert_doctor_clean(lane.url)
 
 
 def test_a_deleted_jobs_bucket_is_recreated_by_the_running_api(lane: Lane) -> None:
@@ -200,3 +203,4 @@ def test_a_deleted_jobs_bucket_is_recreated_by_the_running_api(lane: Lane) -> No
     wait_for(lambda: lane.http.get("/v1/jobs").status_code == 200, timeout=15, what="the jobs bucket to come back")
     done = lane.run_job("/v1/dlq/purge", {"ids": [OTHER_ID], "confirm": True})
     assert done["state"] == "succeeded" and done["counts"]["matched"] == 0 and done["selection"]["notInDlq"] == 1
+    assert_doctor_clean(lane.url)

@@ -14,7 +14,7 @@ from gamead_cli.main import app as cli
 from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
     DOOMED, Lane, broken_invariants, dlq_last_seq, lane, made_up_entry,
 )
-from tests.support import SAMPLE_AD, Proc, clean_env, gamead_argv, wait_for, wait_terminal
+from tests.support import SAMPLE_AD, Proc, assert_doctor_clean, clean_env, gamead_argv, wait_for, wait_terminal
 
 _AD = {k: v for k, v in SAMPLE_AD.items() if k != "title"}
 
@@ -63,6 +63,7 @@ def test_two_overlapping_replay_all_jobs_strand_no_ad_and_their_counts_add_up(la
     assert a["counts"]["deadAgain"] + b["counts"]["deadAgain"] == replays
     assert a["counts"]["matched"] == 10 and a["selection"]["fence"] == 10
     print(f"first job: {a['counts']} {a['skippedReasons']}; second: {b['counts']} {b['skippedReasons']}")
+    assert_doctor_clean(lane.url)
 
 
 def test_an_interrupted_cli_replay_goes_on_and_a_second_replay_strands_nothing(lane: Lane, procs: list[Proc]) -> None:
@@ -97,6 +98,7 @@ def test_an_interrupted_cli_replay_goes_on_and_a_second_replay_strands_nothing(l
         assert done["state"] == "succeeded", done
         _adds_up(done)
     assert a["counts"]["replayed"] + second["counts"]["replayed"] == replays
+    assert_doctor_clean(lane.url)
 
 
 def test_the_summary_reports_what_the_replayed_ads_became_and_a_closed_stream_never_stops_the_job(
@@ -116,6 +118,7 @@ def test_the_summary_reports_what_the_replayed_ads_became_and_a_closed_stream_ne
     assert "replayed 28 of 28 matched · completed 28 · dead again 0 · still running 0 · skipped 0" in line
     assert all(wait_terminal(lane.http, i)["status"] == "completed" for i in ids)
     assert broken_invariants(lane.nats.url, ids) == []
+    assert_doctor_clean(lane.url)
 
 
 def test_a_job_whose_api_node_dies_is_resumed_by_another_and_replays_each_ad_once(lane: Lane) -> None:
@@ -136,6 +139,7 @@ def test_a_job_whose_api_node_dies_is_resumed_by_another_and_replays_each_ad_onc
     assert [r["status"] for r in records] == ["completed"] * 6
     assert all(r["attempts"] == 1 and r["jobId"] == job["id"] for r in records)  # replayed once, analysed once
     assert broken_invariants(lane.nats.url, ids) == []
+    assert_doctor_clean(lane.url)
 
 
 def test_cancel_stops_a_job_and_leaves_the_rest_in_the_dlq(lane: Lane) -> None:
@@ -157,6 +161,7 @@ def test_cancel_stops_a_job_and_leaves_the_rest_in_the_dlq(lane: Lane) -> None:
     assert [j["id"] for j in json.loads(listed.stdout)["items"]] == [job["id"]]
     assert lane.http.get("/v1/jobs", params={"kind": "purge"}).json()["count"] == 0
     wait_for(lambda: not broken_invariants(lane.nats.url, ids), timeout=20, what="every ad settled")
+    assert_doctor_clean(lane.url)
 
 
 def test_a_replay_refused_by_a_full_work_queue_puts_the_record_back_and_says_why(
@@ -181,4 +186,5 @@ def test_a_replay_refused_by_a_full_work_queue_puts_the_record_back_and_says_why
     assert job["counts"]["replayed"] == 0 and job["counts"]["remaining"] == 2
     assert [small.http.get(f"/ads/{i}").json()["status"] for i in ids] == ["dead", "dead"]
     assert broken_invariants(server.url, [*ids, *waiting]) == []
+    assert_doctor_clean(url)
     small.http.close()

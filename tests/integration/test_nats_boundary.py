@@ -14,7 +14,7 @@ import nats
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats, free_port
-from tests.support import Proc, ad, start_api, wait_for
+from tests.support import Proc, ad, assert_doctor_clean, start_api, wait_for
 
 
 def stream_info(url: str):  # noqa: ANN201 - nats-py's StreamInfo
@@ -43,6 +43,7 @@ def test_a_stream_at_max_msgs_answers_503_queue_full_with_retry_after(
         assert int(full.headers["retry-after"]) > 0
     procs.append(api)
     assert stream_info(server.url).state.messages == 3, "a refused submit leaves nothing behind"
+    assert_doctor_clean(url)
 
 
 def test_clients_never_see_the_nats_url_and_healthz_follows_nats(
@@ -79,6 +80,7 @@ def test_clients_never_see_the_nats_url_and_healthz_follows_nats(
             wait_for(lambda: client.get("/healthz").status_code == 200, timeout=20, what="/healthz ok again")
             wait_for(lambda: client.post("/ads", json=ad("After")).status_code == 202, timeout=20, what="submits")
             assert client.get("/readyz").status_code == 200
+            assert_doctor_clean(url)
         finally:
             api.stop()
             server.stop()

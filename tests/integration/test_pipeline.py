@@ -17,7 +17,7 @@ import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+from tests.support import Proc, ad, assert_doctor_clean, start_api, start_worker, wait_for, wait_terminal
 
 
 @pytest.fixture
@@ -190,6 +190,7 @@ def test_a_worker_killed_mid_analysis_loses_nothing_and_the_ad_completes_once(la
         assert watch.statuses().count("completed") == 1
     finally:
         watch.close()
+    assert_doctor_clean(str(lane["url"]))
 
 
 def test_sigterm_drains_in_flight_work_then_exits(lane: dict, procs: list[Proc]) -> None:
@@ -219,6 +220,7 @@ def test_work_not_finished_within_the_drain_timeout_is_handed_back_at_once(lane:
     record = wait_terminal(client, ad_id, timeout=30)
     assert record["status"] == "completed" and record["workerId"] == "next"
     assert record["attempts"] == 1, "a shutdown hand-back is not an analysis attempt"
+    assert_doctor_clean(str(lane["url"]))
 
 
 def test_nats_down_gives_503_queue_unavailable_and_recovers(
@@ -239,6 +241,7 @@ def test_nats_down_gives_503_queue_unavailable_and_recovers(
         wait_for(lambda: client.post("/ads", json=ad("After")).status_code == 202, timeout=20,
                  what="submits to succeed again")
         assert client.get("/readyz").status_code == 200
+    assert_doctor_clean(url)
 
 
 def test_ads_acknowledged_just_before_the_api_is_killed_are_not_lost(
@@ -256,3 +259,4 @@ def test_ads_acknowledged_just_before_the_api_is_killed_are_not_lost(
         records = [wait_terminal(client, ad_id, timeout=30) for ad_id in ids]
     assert [r["status"] for r in records] == ["completed"] * len(ids)
     assert all(r["attempts"] == 1 for r in records)
+    assert_doctor_clean(url2)

@@ -25,10 +25,10 @@ from nats.js.api import StreamConfig
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, ad, start_api, wait_for
+from tests.support import Proc, ad, assert_doctor_clean, start_api, wait_for
 
 FAST = {"GAMEAD_API__STORAGE_PROBE_INTERVAL": "0.5", "GAMEAD_QUEUE__MAX_BYTES": "-1",
-        "GAMEAD_RECORDS__MAX_BYTES": "-1",  # a stream reserves its max_bytes from the 8 MB store
+        "GAMEAD_RECORDS__MAX_BYTES": "-1", "GAMEAD_JOBS__MAX_BYTES": "-1",  # reserved from the 8 MB store
         "GAMEAD_API__PUBLISH_TIMEOUT": "1", "GAMEAD_NATS__REQUEST_TIMEOUT": "1"}
 
 
@@ -86,6 +86,7 @@ def test_storage_at_the_servers_limit_fails_readyz_and_recovers_when_space_is_fr
             wait_for(lambda: readyz(client)["httpStatus"] == 200, timeout=10, what="/readyz ready by itself")
             assert client.post("/ads", json=ad("After")).status_code == 202
             assert readyz(client)["checks"]["storage"] == "ok"
+            assert_doctor_clean(url)
     finally:
         server.stop()
 
@@ -138,5 +139,6 @@ def test_a_full_disk_fails_readyz_and_after_freeing_space_and_a_nats_restart_it_
             assert client.post("/ads", json=ad("After")).status_code == 202
         info = js_call(server.url, lambda js: js.stream_info(names.ADS_STREAM))
         assert info.state.messages == statuses.count(202) + 3 + 1, "every acknowledged ad is still queued"
+        assert_doctor_clean(url)
     finally:
         server.stop()

@@ -19,7 +19,7 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import plan, read_topology, wanted_topology
-from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+from tests.support import Proc, ad, assert_doctor_clean, doctor_report, start_api, start_worker, wait_for, wait_terminal
 
 FAST = {"GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "0.5"}
 WANTED = wanted_topology(GameadSettings())
@@ -63,11 +63,10 @@ def log_lines(proc: Proc) -> list[dict[str, Any]]:
 async def delete_everything(js: Any) -> None:
     for level in names.LEVELS:
         await js.delete_consumer(names.ADS_STREAM, names.level_consumer(level))
-    await js.delete_consumer(names.ADVISORY_STREAM, names.ADVISORY_CONSUMER)
-    for stream in (names.DLQ_STREAM, names.ADVISORY_STREAM, names.ADS_STREAM):
+    for stream in (names.DLQ_STREAM, names.ADS_STREAM):
         await js.delete_stream(stream)
     for bucket in (names.ADS_BUCKET, names.REGISTRY_BUCKET, names.LEASES_BUCKET, names.SCALING_BUCKET,
-                   names.HEALTH_BUCKET):
+                   names.HEALTH_BUCKET, names.JOBS_BUCKET):
         await js.delete_key_value(bucket)
 
 
@@ -89,17 +88,18 @@ def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]
     assert not_ok(server.url) == {}
     js_call(server.url, delete_everything)  # as `nats consumer rm`, `nats stream rm`, `nats kv rm` would
 
-    wait_for(lambda: not_ok(server.url) == {}, timeout=15, what="all 14 objects recreated")
+    wait_for(lambda: not_ok(server.url) == {}, timeout=15, what=f"all {len(WANTED)} objects recreated")
     recreated = {line.get("object_kind", "") + " " + line.get("object_name", "") for line in log_lines(api)
                  if line.get("action") == "recreated"}
     assert recreated == {w.label for w in WANTED}, "one JSON log line per recreated object, named as a field"
     with httpx.Client(base_url=url, timeout=10) as client:
         ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r.json(), what="ready again")
         assert {r["object"] for r in ready["repairs"]} == {w.label for w in WANTED}
-        topology = wait_for(lambda: (t := client.get("/v1/stats").json()["topology"])["apiCallsPerCheck"] == 3
-                            and t, what="a quiet check: STREAM.LIST + 2 x CONSUMER.LIST")
+        topology = wait_for(lambda: (t := client.get("/v1/stats").json()["topology"])["apiCallsPerCheck"] == 2
+                            and t, what="a quiet check: STREAM.LIST + CONSUMER.LIST")
         assert topology["ok"] and {r["object"] for r in topology["repairs"]} == {w.label for w in WANTED}
         assert client.post("/ads", json=ad("After the repair")).status_code == 202
+    assert_doctor_clean(url)
 
 
 def test_a_deleted_level_consumer_comes_back_and_every_level_runs(lane: dict[str, Any]) -> None:
@@ -116,6 +116,7 @@ def test_a_deleted_level_consumer_comes_back_and_every_level_runs(lane: dict[str
         done = [wait_terminal(client, ad_id, timeout=30)["status"] for ad_id in ids]
     assert done == ["completed"] * 10, "5 of 5 p1 and 5 of 5 p3 ads completed"
     assert not_ok(server.url) == {}
+    assert_doctor_clean(url)
 
 
 def test_an_incompatible_consumer_is_reported_and_never_overwritten(lane: dict[str, Any]) -> None:
@@ -149,6 +150,7 @@ def test_an_incompatible_consumer_is_reported_and_never_overwritten(lane: dict[s
     wait_for(lambda: not_ok(server.url) == {}, timeout=10, what="gamead-p3 recreated as gamead's")
     with httpx.Client(base_url=url, timeout=10) as client:
         wait_for(lambda: client.get("/readyz").json()["status"] == "ready", what="ready again")
+    assert_doctor_clean(url)
 
 
 def test_an_api_facing_an_incompatible_work_stream_says_so_and_never_publishes_into_it(
@@ -171,3 +173,8 @@ def test_an_api_facing_an_incompatible_work_stream_says_so_and_never_publishes_i
     assert info.config.retention == RetentionPolicy.LIMITS and info.state.messages == 0
     startup = [line for line in log_lines(api) if line["level"] == "ERROR" and line.get("object_name") == names.ADS_STREAM]
     assert len(startup) == 1 and "retention" in startup[0]["message"]
+    report = doctor_report(url)  # gamead doctor names it, and --repair leaves it alone
+    (finding,) = report["findings"]
+    assert (finding["kind"], finding["sample"], finding["repair"]) == (
+        "topology_incompatible", [f"stream {names.ADS_STREAM}"], None)
+    assert "retention" in finding["details"][f"stream {names.ADS_STREAM}"]

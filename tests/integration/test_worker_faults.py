@@ -19,7 +19,17 @@ import pytest
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.supervisor import Supervisor
-from tests.support import Proc, ad, clean_env, gamead_argv, start_api, start_worker, wait_for, wait_terminal
+from tests.support import (
+    Proc,
+    ad,
+    assert_doctor_clean,
+    clean_env,
+    gamead_argv,
+    start_api,
+    start_worker,
+    wait_for,
+    wait_terminal,
+)
 
 #: Small registry figures so deaths are noticed in a second or two; ack_wait far above every deadline
 #: below, so an ad that finishes in time was handed back, not redelivered by JetStream's timeout.
@@ -130,6 +140,7 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
     entries = lane.http.get("/v1/dlq").json()["items"]
     assert [e["adId"] for e in entries] == [dead["id"]]
     assert crashes >= 3
+    assert_doctor_clean(lane.url)
 
 
 def _workers(lane: Lane) -> dict[str, dict]:
@@ -158,6 +169,7 @@ def test_a_frozen_worker_that_resumes_after_its_ad_completed_elsewhere_does_not_
     assert workers["frozen"]["processed"] == 0 and workers["frozen"]["failed"] == 0
     assert workers["rescuer"]["processed"] == 1 and workers["rescuer"]["failed"] == 0
     assert lane.record(ad_id)["workerId"] == "rescuer"
+    assert_doctor_clean(lane.url)
 
 
 def test_a_dead_workers_ads_go_to_another_worker_within_seconds_uncharged(lane: Lane) -> None:
@@ -179,6 +191,7 @@ def test_a_dead_workers_ads_go_to_another_worker_within_seconds_uncharged(lane: 
     assert [r["status"] for r in records] == ["completed"] * 3
     assert [r["workerId"] for r in records] == ["survivor"] * 3
     assert [r["attempts"] for r in records] == [1] * 3
+    assert_doctor_clean(lane.url)
 
 
 def test_a_missing_or_unusable_consumer_stops_only_its_own_level(lane: Lane) -> None:
@@ -233,6 +246,7 @@ def test_a_missing_or_unusable_consumer_stops_only_its_own_level(lane: Lane) -> 
     assert 1 <= len(re.findall(r"priority 3 cannot be read", log)) <= 3, log[-3000:]
     assert "priority 3 can be read again" in log
     assert "pull failed" not in log
+    assert_doctor_clean(lane.url)
 
 
 def _fill_store(url: str) -> int:
@@ -297,6 +311,7 @@ def test_a_full_store_charges_no_attempt_and_strands_nothing(procs: list[Proc], 
     server = EmbeddedNats(tmp_path / "nats", max_file="1MB").start()
     try:
         env = {"GAMEAD_QUEUE__MAX_BYTES": "-1", "GAMEAD_RECORDS__MAX_BYTES": "-1",  # reserved from the 1 MB store
+               "GAMEAD_JOBS__MAX_BYTES": "-1",
                "GAMEAD_WORKER__MAX_ATTEMPTS": "1", "GAMEAD_QUEUE__ACK_WAIT": "2"}
         api, url = start_api(server.url, tmp_path, **env)
         procs.append(api)
@@ -322,6 +337,7 @@ def test_a_full_store_charges_no_attempt_and_strands_nothing(procs: list[Proc], 
             assert [r["attempts"] for r in records] == [1] * 7
             assert http.get("/v1/dlq").json()["total"] == 0
         assert wait_for(lambda: _purge(server.url, "")["messages"] == 0, what="the work stream to empty")
+        assert_doctor_clean(url)
     finally:
         for proc in procs:
             proc.stop(timeout=10)
@@ -386,6 +402,7 @@ def test_a_full_disk_charges_no_attempt_and_after_a_restart_everything_completes
             assert [r["status"] for r in records] == ["completed"] * 7
             assert [r["attempts"] for r in records] == [1] * 7
             assert http.get("/v1/dlq").json()["total"] == 0
+            assert_doctor_clean(url)
     finally:
         for proc in procs:
             proc.stop(timeout=10)
@@ -446,3 +463,4 @@ def test_the_sweep_puts_back_every_message_a_consumer_gave_up_on_with_or_without
     assert [r["status"] for r in records] == ["completed", "dead", "completed"]
     assert records[1]["error"]["errorClass"] == "WorkerLost"
     assert [e["adId"] for e in lane.http.get("/v1/dlq").json()["items"]] == [ids[1]]
+    assert_doctor_clean(lane.url)

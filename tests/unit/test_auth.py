@@ -110,6 +110,7 @@ def test_bearer_token_parsing(header: bytes | str | None, token: str | None) -> 
         ("/ads", "ads"), ("/ads/batch", "ads"), ("/ads:batch", "ads"),
         ("/ads/01J0ABC", "ad"), ("/ads/01J0ABC/cancel", "ad"), ("/ads:other", "ad"),
         ("/v1/stats", "v1"), ("/v1/dlq/replay", "v1"), ("/v1", "v1"), ("/v1/jobs/j1/cancel", "v1"),
+        ("/v1/doctor", "doctor"), ("/v1/doctor/repair", "doctor"), ("/v1/doctorx", "v1"),
         ("/adsx", "other"), ("/v10/stats", "other"), ("/", "other"), ("/metrics", "other"),
     ],
 )
@@ -134,6 +135,7 @@ def test_route_classes(path: str, klass: str) -> None:
         ("DELETE", "/v1/scale/override", {"operator"}),
         ("POST", "/v1/jobs/j1/cancel", {"operator"}),
         ("POST", "/v1/doctor/repair", {"operator"}),
+        ("GET", "/v1/doctor", {"operator"}),  # the report names ads and reads the whole store
         ("PURGE", "/v1/anything", {"operator"}),  # an unknown method is a write
         ("DELETE", "/ads/x", {"operator"}),
         ("POST", "/somewhere", {"operator"}),
@@ -149,7 +151,7 @@ def test_who_may_call_what(method: str, path: str, roles: set[str]) -> None:
 
 
 def test_the_grant_table_has_a_rule_for_every_class_and_access_and_viewers_never_write() -> None:
-    classes = ("ads", "ad", "v1", "other")
+    classes = ("ads", "ad", "doctor", "v1", "other")
     assert set(GRANTS) == {(access, klass) for access in ("read", "write") for klass in classes}
     for (access, _), roles in GRANTS.items():
         assert "operator" in roles  # the operator may do everything
@@ -171,7 +173,9 @@ def test_every_mounted_route_is_covered_by_the_grant_table() -> None:
             if klass == "open":
                 continue
             assert "operator" in roles, (method, path)
-            if path.startswith("/v1"):
+            if path.startswith("/v1/doctor"):
+                assert roles == {"operator"}, (method, path)
+            elif path.startswith("/v1"):
                 assert roles == ({"viewer", "operator"} if method in ("GET", "HEAD") else {"operator"}), (method, path)
             if "submitter" in roles and method not in ("GET", "HEAD"):
                 assert (method, path) == ("POST", "/ads"), (method, path)

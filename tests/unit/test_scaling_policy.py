@@ -415,3 +415,25 @@ def test_a_zero_second_window_scales_down_at_the_next_period() -> None:
     policy = ScalingPolicy(AutoscalerSettings(min_replicas=1, max_replicas=10, scale_down_stabilization_seconds=0))
     assert policy.decide(obs(0, current=4)).desired == 4  # the first look holds (a new leader knows nothing)
     assert policy.decide(obs(20, current=4)).desired == 3  # idle: down one step, no window to wait out
+
+
+def test_an_unreadable_level_never_lets_it_scale_down_but_the_others_still_scale_it_up() -> None:
+    """A level whose consumer cannot be read is left out of the observation (issue 9, item 3): its backlog is
+    unknown, so the need is a lower bound. Idle readable levels past the whole window: no scale-down, and
+    the reason says why; a backlog on a readable level still scales up."""
+    settings = AutoscalerSettings(scale_down_stabilization_seconds=0, min_replicas=1)
+    policy = ScalingPolicy(settings)
+    held = [policy.decide(obs_unreadable(t, 0, current=5)) for t in (0, 10, 400)]
+    assert [d.desired for d in held] == [5, 5, 5]
+    assert "priority 3 unreadable: no scale-down" in held[-1].reason
+    up = policy.decide(obs_unreadable(410, needing(8), current=5))
+    assert up.desired > 5 and "priority 3 unreadable" in up.reason
+    sighted = ScalingPolicy(settings)
+    seen = [sighted.decide(obs(t, 0, current=5)) for t in (0, 10, 400)]
+    assert seen[-1].desired < 5  # the same idle queue, every level read: it scales down
+
+
+def obs_unreadable(at: float, backlog: int, *, current: int) -> Observation:
+    base = obs(at, backlog, current=current, level=1)
+    return Observation(at=base.at, levels=base.levels, in_flight=0, arrival_rate=0.0, completion_rate=0.0,
+                       per_worker_rate=RATE, current_replicas=current, unreadable_levels=(3,))

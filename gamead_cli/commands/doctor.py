@@ -1,0 +1,196 @@
+"""Check every invariant of the service and say what is broken: ads queued with no message, messages no
+consumer delivers, dead ads without their DLQ entry, DLQ entries of ads that are not dead, missing or unusable
+streams, consumers and buckets, jobs nobody runs. Each problem comes with its count and ad ids. Exit 0 when
+every invariant holds, 1 when not.
+
+With --repair it fixes what can be fixed safely, as a job on the server (the job goes on if this command is
+interrupted), after asking (or --yes), then checks again. Needs an operator token.
+
+[bold]Examples[/bold]
+
+  gamead doctor
+  gamead doctor -o json | jq '.findings[] | {kind, count}'
+  gamead doctor --repair --yes
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from gamead_cli import exitcodes
+from gamead_cli.client import ApiClient
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client
+from gamead_cli.output import emit, note_line, plain, stderr_console
+from gamead_core.errors import GameadError
+
+#: Seconds the CLI waits for one check (the server bounds a run by doctor.scan_time, 60 s by default).
+CHECK_TIMEOUT = 300.0
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+_NOUNS = {"ad": ("ad", "ads"), "object": ("object", "objects"), "job": ("job", "jobs")}
+
+
+def _how_many(count: int, item_kind: str, lower_bound: bool = False) -> str:
+    one, many = _NOUNS.get(item_kind, ("item", "items"))
+    return f"{'at least ' if lower_bound else ''}{count:,} {one if count == 1 else many}"
+
+
+def _items(items: list[str], count: int) -> str:
+    more = count - len(items)
+    return ", ".join(items) + (f" … and {more:,} more" if more > 0 else "")
+
+
+def report_view(report: dict[str, Any], *, title: str = "gamead doctor") -> RenderableType:
+    """The report for people: a block per kind of problem (what, how many, which, what --repair does), the
+    notes, what was read, and the verdict. Ids wrap, never truncate."""
+    parts: list[RenderableType] = [Text(
+        f"{title} · checked {str(report.get('checkedAt', ''))[:19].replace('T', ' ')} UTC in "
+        f"{report.get('elapsedSeconds', 0):.1f} s (each finding seen twice, {report.get('settleSeconds', 0):g} s "
+        "apart)", style="bold")]
+    findings = report.get("findings") or []
+    for f in findings:
+        block = Text()
+        block.append("✗ ", style="bold red")
+        block.append(f["kind"], style="bold red")
+        block.append(f" · {_how_many(f['count'], f.get('itemKind', 'ad'), bool(f.get('countIsLowerBound')))}"
+                     f" · invariant {f['invariant']}\n")
+        block.append(f"  {f['what']}\n")
+        block.append(f"  {f.get('itemKind', 'ad')}s: " if f.get("itemKind") != "ad" else "  ids: ", style="dim")
+        block.append(_items(f.get("sample") or [], f["count"]) + "\n")
+        details = f.get("details") or {}
+        for item, why in details.items():
+            block.append(f"    {item}: {why}\n", style="dim")
+        if f.get("repair"):
+            block.append("  --repair: ", style="dim")
+            block.append(f["repair"])
+        else:
+            block.append(f"  not repaired: {f.get('notRepairedBecause')}", style="yellow")
+        parts.append(block)
+    for n in report.get("notes") or []:
+        block = Text()
+        block.append("• ", style="dim")
+        block.append(n["kind"], style="bold")
+        block.append(f" · {n['count']:,} · {n['what']}\n  ", style="dim")
+        block.append(_items(n.get("sample") or [], n["count"]), style="dim")
+        for item, why in (n.get("details") or {}).items():
+            block.append(f"\n    {item}: {why}", style="dim")
+        parts.append(block)
+    read = report.get("read") or {}
+    parts.append(Text(
+        f"read: {read.get('records', 0):,} records (keys only) · {read.get('workMessages', 0):,} messages in the "
+        f"work stream · {read.get('dlqEntries', 0):,} DLQ entries · {read.get('recordReads', 0):,} whole records · "
+        f"{read.get('jobs', 0):,} jobs · {read.get('apiCalls', 0):,} JetStream API calls · "
+        f"{_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
+    for why in report.get("partial") or []:
+        parts.append(Text(f"partial: {why} (counts are lower bounds; raise doctor.scan_time / doctor.scan_limit)",
+                          style="yellow"))
+    problems = int(report.get("problems") or 0)
+    if report.get("ok"):
+        parts.append(Text("✓ every invariant holds", style="bold green"))
+    elif problems:
+        kinds = len(findings)
+        parts.append(Text(f"{problems:,} problem{'s' if problems != 1 else ''} of {kinds} "
+                          f"kind{'s' if kinds != 1 else ''}", style="bold red"))
+    else:
+        parts.append(Text("no problem in what was read, but the read was partial", style="bold yellow"))
+    return Group(*parts)
+
+
+def _check(client: ApiClient, settle: float | None, sample: int | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if settle is not None:
+        params["settle"] = settle
+    if sample is not None:
+        params["sample"] = sample
+    with stderr_console().status("checking every invariant…", spinner="dots") if sys.stderr.isatty() else _Null():
+        body = client.request("GET", "/v1/doctor", params=params, timeout=max(client.timeout, CHECK_TIMEOUT))
+    if not isinstance(body, dict) or "findings" not in body:
+        raise GameadError("the API answered GET /v1/doctor with something that is not a doctor's report")
+    return body
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _repairable(report: dict[str, Any]) -> int:
+    fixable = sum(f["count"] for f in report.get("findings") or [] if f.get("repair"))
+    obsolete = sum(n["count"] for n in report.get("notes") or [] if n["kind"] == "obsolete_object")
+    return int(fixable + obsolete)
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise GameadError(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask)")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(exitcodes.ERROR)
+
+
+def doctor(
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed safely (a job on the server), "
+                                                          "then check again. Asks first unless --yes.")] = False,
+    yes: YesOpt = False,
+    detach: Annotated[bool, typer.Option("--detach", help="With --repair: start the job and return at once "
+                                                          "(follow it with `gamead dlq jobs JOB --follow`).")] = False,
+    settle: Annotated[float | None, typer.Option(min=0, max=10, help="Seconds between a finding and its second "
+                                                                     "check \\[doctor.settle].")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, max=1000, help="Ad ids shown per problem "
+                                                                      "\\[doctor.sample].")] = None,
+    output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
+) -> None:
+    from gamead_cli.commands.dlq import follow_job, job_summary
+
+    if detach and not repair:
+        raise typer.BadParameter("--detach goes with --repair", param_hint="--detach")
+    with api_client(config, api) as client:
+        before = _check(client, settle, sample)
+        if not repair:
+            emit(before, output, report_view)
+            raise typer.Exit(exitcodes.OK if before.get("ok") else exitcodes.ERROR)
+        if output != OutputFormat.json:
+            emit(before, output, report_view)
+        fixable = _repairable(before)
+        if not fixable:
+            if output == OutputFormat.json:
+                emit({"before": before, "job": None, "after": before}, output)
+            else:
+                note_line("nothing --repair can fix" + ("" if before.get("ok") else " (see the reasons above)"))
+            raise typer.Exit(exitcodes.OK if before.get("ok") else exitcodes.ERROR)
+        _confirm(f"Repair {fixable} problem(s) as listed above?", yes)
+        job = client.request("POST", "/v1/doctor/repair")
+        if detach:
+            emit(job, output, lambda j: plain(f"repair job {j['id']} started: gamead dlq jobs {j['id']} --follow"))
+            return
+        final = follow_job(client, job)
+        if output != OutputFormat.json:
+            reasons = final.get("skippedReasons") or {}
+            text = f"repair job {final['id']} {final['state']}: {job_summary(final)}"
+            if final.get("stopReason"):
+                text += f" — {final['stopReason']}"
+            if reasons:
+                text += "\n  skipped: " + "; ".join(f"{n} {why}" for why, n in reasons.items())
+            emit(final, output, lambda _j: plain(text))
+        after = _check(client, settle, sample)
+        if output == OutputFormat.json:
+            emit({"before": before, "job": final, "after": after}, output)
+        else:
+            emit(after, output, lambda r: report_view(r, title="after the repair"))
+    raise typer.Exit(exitcodes.OK if after.get("ok") and final.get("state") == "succeeded" else exitcodes.ERROR)

@@ -1,0 +1,120 @@
+"""``/v1/doctor``: check every invariant (``GET``), repair what can be repaired safely (``POST /repair``, a job).
+Operator role only, reads included (the route class ``doctor`` of ``gamead_core.api.auth``): the report
+names ads, and a run reads the whole store.
+
+One run at a time per API node: concurrent ``GET`` s share the run in progress (with the first one's ``settle``),
+and a client that disconnects does not stop it for the others. A run reads the whole store, so this bounds
+what any number of requests can cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request
+from starlette.responses import Response
+
+from gamead_core.api.errors import ApiError
+from gamead_core.api.routes_dlq import job_response
+from gamead_core.api.state import QueueLink
+from gamead_core.doctor.diagnose import Doctor
+from gamead_core.doctor.model import Report
+from gamead_core.doctor.repair import RepairOps
+from gamead_core.jobs.model import JobKind, Selection
+from gamead_core.jobs.runner import JobService
+
+
+class _OneRun:
+    """The doctor run in progress on this node, shared by concurrent requests."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, asyncio.Task[Report]] = {}
+
+    async def report(self, link: QueueLink, settings: Any, settle: float) -> Report:
+        task = self._runs.get("run")
+        if task is None:
+            store = link.store  # raises QueueUnavailable while NATS is away
+            assert link.nc is not None and link.js is not None
+            doctor = Doctor(link.nc, link.js, settings, store=store)
+
+            async def run() -> Report:
+                return (await doctor.diagnose(settle=settle)).report
+
+            task = asyncio.create_task(run(), name="gamead-doctor")
+            self._runs["run"] = task
+            task.add_done_callback(lambda _t: self._runs.pop("run", None))
+        return await asyncio.shield(task)
+
+    async def cancel(self) -> None:
+        """Stop every run in progress (the node is shutting down)."""
+        tasks = list(self._runs.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Give this node's job service the doctor's repair actions (``repair`` jobs, resumed ones included)."""
+    link: QueueLink = app.state.link
+    settings = app.state.settings
+    jobs = getattr(app.state, "jobs", None)
+
+    def repairs() -> RepairOps:
+        store = link.store  # raises QueueUnavailable while NATS is away
+        assert link.nc is not None and link.js is not None
+        return RepairOps(link.nc, link.js, settings, store=store, jobs=jobs,
+                         publish_timeout=settings.api.publish_timeout)
+
+    if jobs is not None:
+        jobs.repairs = repairs
+    runs = app.state.doctor = _OneRun()
+    try:
+        yield
+    finally:
+        await runs.cancel()
+
+
+router = APIRouter(prefix="/v1/doctor", tags=["doctor"], lifespan=lifespan)
+
+
+@router.get("", summary="Check every invariant: what is broken, with counts and ad ids (operator)")
+async def get_doctor(
+    request: Request,
+    settle: Annotated[float | None, Query(ge=0, le=10, description="Seconds before a finding is checked "
+                                                                   "again (default doctor.settle).")] = None,
+    sample: Annotated[int | None, Query(ge=1, le=1000, description="Ids shown per kind (default "
+                                                                   "doctor.sample).")] = None,
+) -> Response:
+    """`{ok, complete, partial, checkedAt, elapsedSeconds, settleSeconds, problems, findings, notes, read}`.
+    `ok` when every invariant holds and everything was read; each finding: `kind`, `invariant` (1-4, as in
+    ARCHITECTURE.md), `what`, `count` (`countIsLowerBound` when the read was partial), a `sample` of ad ids,
+    `repair` (what `POST /v1/doctor/repair` does) or `notRepairedBecause`. Always 200: the answer is the
+    report, broken or not."""
+    settings = request.app.state.settings
+    ds = settings.doctor
+    report = await request.app.state.doctor.report(request.app.state.link, settings,
+                                                   ds.settle if settle is None else settle)
+    body = report.wire(sample or ds.sample)
+    return Response(orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/repair", status_code=202, summary="Repair what can be repaired safely: starts a job (operator)")
+async def repair(request: Request) -> Response:
+    """Starts a `repair` job (`202` with its document, `Location: /v1/jobs/{id}`; with `Accept:
+    application/x-ndjson`, its progress stream). The job runs a fresh check, then one fenced action per
+    problem it can repair; its `counts` say what it did (`republished`, `deadLettered`, `entriesWritten`,
+    `messagesRemoved`, `entriesRemoved`, `recordsCreated`, `objectsCreated`, `objectsDeleted`,
+    `jobsTakenOver`) and `skippedReasons` what it left and why; `findings` what the check found."""
+    jobs: JobService | None = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise ApiError(503, "queue_unavailable", "operator jobs are not running on this API node",
+                       headers={"Retry-After": "2"})
+    principal = getattr(request.state, "principal", None)
+    job = await jobs.create(JobKind.REPAIR, Selection(mode="doctor"),
+                            started_by=str(getattr(principal, "name", None) or "anonymous"))
+    return job_response(request, job)

@@ -1,0 +1,452 @@
+"""One doctor run: read everything, apply the rules, wait ``doctor.settle``, check every finding again, report.
+
+The order of the reads matters (ads move while the doctor reads): the work stream is listed *before* the
+record bucket, because every path writes in the opposite order (a submit publishes, then records; a worker
+records ``completed``, then acknowledges; a dead-lettering copies to the DLQ, then records ``dead``, then
+acknowledges). So a record the doctor reads is never older than the message list it is compared with, except
+for publishes that came after the listing: those are exactly what the second look reads (the tail of the work
+stream after the first listing's last sequence, and every candidate's record, messages and DLQ entry again).
+A finding is reported only if the second look, with fresh data, still finds it: a busy, healthy system
+reports nothing.
+
+Cost, for a store of R records, B waiting ads (the work stream), D dead-lettered ads and F findings:
+
+* JetStream API calls: 3 (topology) + 5 × 2 (consumers and their subject counts) + 2 per listing (work stream,
+  records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + one direct get per record read;
+* records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
+  or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
+* the second look: per finding, one record read, one DLQ read and one read per message it names.
+
+So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D) and scales with the store's *open* work, not its
+history. ``benchmarks/bench_doctor.py`` measures it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.doctor.checks import Rules, WorkMsg, classify, records_to_read, stranded_reading
+from gamead_core.doctor.model import KIND_BY_CODE, KINDS, NOTES, Finding, Note, ReadStats, Report
+from gamead_core.doctor.read import (
+    MSG_SIZE,
+    TTL,
+    ReadBudget,
+    list_messages,
+    read_records,
+    scan_headers,
+    subject_counts,
+)
+from gamead_core.errors import GameadError, NotFound, TopologyMissing
+from gamead_core.ids import is_ad_id, is_job_id
+from gamead_core.jobs.policy import lease_expired
+from gamead_core.jobs.store import JobStore
+from gamead_core.models import utc_iso
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.dlq import DeadLetters
+from gamead_core.queue.topology import Verdict, Wanted, plan, read_topology, wanted_topology
+from gamead_core.store.ads import AdStore, Versioned
+from gamead_core.worker.mover import stranded, stranded_count
+
+log = logging.getLogger(__name__)
+
+#: Most items (ad ids, messages, objects) one kind keeps for the repair; its count stays exact beyond it.
+MAX_ITEMS = 100_000
+_KV_PREFIX = f"$KV.{names.ADS_BUCKET}."
+_DLQ_PREFIX = f"{names.DLQ_SUBJECT_PREFIX}."
+_MARKERS = ("KV-Operation", "Nats-Marker-Reason")
+
+
+@dataclass
+class Diagnosis:
+    """A report, and the repair actions its findings call for (``[kind, item, fence, …]``, see
+    :mod:`gamead_core.doctor.repair`), in the order they should run."""
+
+    report: Report
+    actions: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Look:
+    """What one look at a set of ads found."""
+
+    work: dict[str, list[WorkMsg]] = field(default_factory=lambda: defaultdict(list))
+    records: dict[str, Versioned | None] = field(default_factory=dict)
+    entries: dict[str, int] = field(default_factory=dict)
+    entry_seq: dict[str, int] = field(default_factory=dict)
+
+
+def rules_of(settings: GameadSettings) -> Rules:
+    return Rules(max_attempts=settings.worker.max_attempts, overdue_after=settings.doctor.overdue_after,
+                 ack_wait=settings.queue.ack_wait, task_timeout=settings.worker.task_timeout)
+
+
+async def _confirm_missing(js: JetStreamContext, w: Wanted, stats: ReadStats) -> bool:
+    """True if ``w`` really is missing (one INFO call: a cluster may list incompletely)."""
+    stats.api_calls += 1
+    with nats_boundary():
+        try:
+            if w.kind == "consumer":
+                await js.consumer_info(w.stream, w.name)
+            else:
+                await js.stream_info(w.stream)
+        except nats.js.errors.NotFoundError:
+            return True
+    return False
+
+
+class Doctor:
+    """Runs :meth:`diagnose` over one NATS connection (an API node's, or a CLI's own)."""
+
+    def __init__(self, nc: NATS, js: JetStreamContext, settings: GameadSettings, store: AdStore | None = None) -> None:
+        self.nc = nc
+        self.js = js
+        self.settings = settings
+        self.store = store or AdStore(nc, js)
+        self.dlq = DeadLetters(js)
+        self.rules = rules_of(settings)
+        self._work_whole = True  #: the last listing of the work stream read all of it
+
+    async def diagnose(self, *, settle: float | None = None) -> Diagnosis:
+        """Check every invariant (module doc). Raises a :class:`GameadError` only when NATS cannot be read at
+        all; a missing stream or bucket is a finding, a listing cut short by the budget makes the report
+        partial."""
+        ds = self.settings.doctor
+        settle = ds.settle if settle is None else settle
+        started = time.monotonic()
+        bytes_before = int(self.nc.stats.get("in_bytes", 0))
+        budget = ReadBudget.of(ds.scan_time, ds.scan_limit)
+        report = Report(checked_at=utc_iso(time.time(), "milliseconds"), settle=settle)
+        stats = report.read
+        found = {k.code: Finding(k) for k in KINDS}
+        notes = {code: Note(code) for code in NOTES}
+        actions: list[list[Any]] = []
+
+        # 1. the topology, read-only (gamead_core.queue.topology's own plan)
+        snapshot = await read_topology(self.js)
+        stats.api_calls += snapshot.calls
+        verdicts = plan(wanted_topology(self.settings), snapshot)
+        missing: list[Verdict] = []
+        for v in verdicts:
+            if v.state == "missing" and await _confirm_missing(self.js, v.wanted, stats):
+                missing.append(v)
+            elif v.state == "incompatible":
+                self._add(found["topology_incompatible"], v.wanted.label, v.difference.incompatible)
+            elif v.state == "limits":
+                self._note(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
+        absent = {v.wanted.stream for v in missing if v.wanted.kind != "consumer"}
+        for name in names.OBSOLETE_STREAMS:
+            if name in snapshot.streams:
+                self._note(notes["obsolete_object"], f"stream {name}", "unused since the level consumers have "
+                           "no delivery limit (the reaper's sweep finds stranded messages instead)")
+
+        # 2. the work stream, then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
+        first = _Look()
+        unreadable: list[str] = []
+        work_last = 0
+        if names.ADS_STREAM not in absent:
+            stops = len(budget.partial)
+            work_last = await self._list_work(first.work, unreadable, budget, stats)
+            self._work_whole = len(budget.partial) == stops
+        final_keys: set[str] = set()
+        other_keys: list[str] = []
+        if names.ADS_BUCKET_STREAM not in absent:
+            await self._list_keys(final_keys, other_keys, budget, stats)
+        if names.DLQ_STREAM not in absent:
+            first.entries = await self._dlq_counts(names.DLQ_SUBJECT_WILDCARD, stats)
+        stats.dlq_entries = sum(first.entries.values())
+        for seq in unreadable:
+            self._note(notes["unreadable_message"], f"seq {seq}")
+
+        # 5. whole records where the rules need them, 6. the rules
+        wanted = records_to_read(other_keys, final_keys, first.work, first.entries)
+        if names.ADS_BUCKET_STREAM not in absent:
+            first.records, broken = await read_records(self.store, wanted, concurrency=ds.concurrency,
+                                                       stats=stats, budget=budget)
+            for ad_id in broken:
+                self._note(notes["unreadable_record"], ad_id)
+        now = time.time()
+        suspects = self._judge(first, now)
+
+        # 7. levels with stranded messages, 8. jobs whose runner's lease expired
+        levels = {lvl: n for lvl in names.LEVELS if (n := await self._stranded(lvl, stats))}
+        jobs = await self._expired_jobs(now, stats) if names.JOBS_BUCKET not in {
+            v.wanted.name for v in missing} else []
+
+        # the second look, after the system had time to finish what it was doing
+        if suspects or levels or jobs or missing:
+            await asyncio.sleep(settle)
+            await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
+            await self._confirm_stranded(levels, first, stats, found, actions)
+            await self._confirm_jobs(jobs, stats, found, actions)
+            for v in missing:
+                if await _confirm_missing(self.js, v.wanted, stats):
+                    self._add(found["topology_missing"], v.wanted.label, "missing")
+                    actions.append(["topology_missing", v.wanted.label, None])
+        actions.sort(key=lambda a: _ORDER.get(a[0], len(_ORDER)))
+        actions += [["obsolete_object", label.split(" ", 1)[1], None] for label in notes["obsolete_object"].items]
+
+        report.partial = list(budget.partial)
+        for f in found.values():
+            f.lower_bound = bool(report.partial) and f.kind.items == "ad"
+        report.findings = [found[k.code] for k in KINDS]
+        report.notes = [notes[code] for code in NOTES]
+        report.elapsed = time.monotonic() - started
+        stats.payload_bytes = int(self.nc.stats.get("in_bytes", 0)) - bytes_before
+        return Diagnosis(report, actions)
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    async def _list_work(self, work: dict[str, list[WorkMsg]], unreadable: list[str], budget: ReadBudget,
+                         stats: ReadStats, start_seq: int | None = None) -> int:
+        def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
+            stats.work_messages += 1
+            ad_id = (headers or {}).get(names.HDR_AD_ID)
+            if not ad_id or not is_ad_id(ad_id):
+                unreadable.append(str(seq))
+                return
+            try:
+                level = names.level_of_subject(subject)
+            except (IndexError, ValueError):
+                level = 0
+            work[ad_id].append(WorkMsg(seq, level, ad_id, at))
+
+        try:
+            return await list_messages(self.nc, self.js, names.ADS_STREAM, names.ADS_SUBJECT_WILDCARD,
+                                       on_msg=on_msg, budget=budget, stats=stats, what="work stream",
+                                       timeout=self.settings.nats.request_timeout, start_seq=start_seq)
+        except TopologyMissing:
+            return 0
+
+    async def _list_keys(self, final_keys: set[str], other_keys: list[str], budget: ReadBudget,
+                         stats: ReadStats) -> None:
+        def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
+            h = headers or {}
+            if any(m in h for m in _MARKERS) or h.get(MSG_SIZE) == "0":
+                return  # a delete, purge or expiry marker: no record
+            stats.records += 1
+            key = subject[len(_KV_PREFIX):]
+            if TTL in h:
+                final_keys.add(key)
+            else:
+                other_keys.append(key)
+
+        try:
+            await scan_headers(self.js, names.ADS_BUCKET_STREAM, f"{_KV_PREFIX}>", on_msg=on_msg, budget=budget,
+                               stats=stats, what="records")
+        except TopologyMissing:
+            pass
+
+    async def _dlq_counts(self, subjects: str, stats: ReadStats) -> dict[str, int]:
+        try:
+            counts = await subject_counts(self.nc, names.DLQ_STREAM, subjects,
+                                          timeout=self.settings.nats.request_timeout, stats=stats)
+        except TopologyMissing:
+            return {}
+        return {s[len(_DLQ_PREFIX):]: int(n) for s, n in counts.items() if s.startswith(_DLQ_PREFIX) and n}
+
+    async def _stranded(self, level: int, stats: ReadStats) -> int:
+        stats.api_calls += 2
+        try:
+            count, _ = await stranded_count(self.js, level)
+        except GameadError as exc:  # a missing stream is a topology finding; anything else: this level only
+            log.debug("doctor: stranded count of level %d: %s", level, exc.message)
+            return 0
+        return count
+
+    async def _expired_jobs(self, now: float, stats: ReadStats) -> list[str]:
+        """Jobs not finished whose lease expired more than ``jobs.lease`` ago (every API node's sweeper had
+        time to take them over)."""
+        try:
+            jobs = await (await JobStore.open(self.js)).list(limit=10**9)
+        except GameadError:
+            return []
+        stats.api_calls += 2
+        stats.jobs = len(jobs)
+        grace = self.settings.jobs.lease
+        return [j.id for j in jobs if lease_expired(j, now - grace)]
+
+    # --- judging ---------------------------------------------------------------------------------------
+
+    def _judge(self, look: _Look, now: float) -> dict[str, list[str]]:
+        """Ad id → codes of what it breaks, for every ad whose record was read. When the work stream was not
+        read whole, "no message" cannot be told (the message may be in the part not read): not judged."""
+        out: dict[str, list[str]] = {}
+        for ad_id, versioned in look.records.items():
+            record = versioned.record if versioned is not None else None
+            codes = classify(record, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, self.rules)
+            if not self._work_whole:
+                codes = [c for c in codes if c != "no_message"]
+            if record is None and look.work.get(ad_id):
+                codes.append("message_without_record")
+            if codes:
+                out[ad_id] = codes
+        return out
+
+    async def _second_look(self, first: _Look, suspects: dict[str, list[str]], work_last: int, budget: ReadBudget,
+                           stats: ReadStats, found: dict[str, Finding], notes: dict[str, Note],
+                           actions: list[list[Any]]) -> None:
+        if not suspects:
+            return
+        again = _Look()
+        if any(c in ("no_message", "message_without_record") for codes in suspects.values() for c in codes):
+            # "no message": only a whole listing again can say so (a replica answering the first one may
+            # have lagged behind a publish)
+            stops = len(budget.partial)
+            await self._list_work(again.work, [], budget, stats)
+            self._work_whole = self._work_whole and len(budget.partial) == stops
+            again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
+        else:  # whether the messages the first listing saw are still there, and any published since
+            await self._list_work(again.work, [], budget, stats, start_seq=work_last + 1)
+            again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
+            for ad_id in suspects:
+                for m in first.work.get(ad_id, []):
+                    if await self._message_there(m.seq, stats):
+                        again.work[ad_id].append(m)
+        for msgs in again.work.values():
+            msgs.sort(key=lambda m: m.seq)
+        # records from the stream leader, and each ad's DLQ entries
+        again.records, _ = await read_records(self.store, suspects, concurrency=self.settings.doctor.concurrency,
+                                              stats=stats, budget=budget, consistent=True)
+        for ad_id in suspects:
+            stats.api_calls += 1
+            current = await self.dlq.current(ad_id)
+            again.entries[ad_id] = 0 if current is None else 1
+            if current is not None:
+                again.entry_seq[ad_id] = current.seq
+                if first.entries.get(ad_id, 0) > 1:
+                    again.entries[ad_id] = sum((await self._dlq_counts(names.dlq_subject(ad_id), stats)).values())
+        confirmed = self._judge(again, time.time())
+        for ad_id in sorted(confirmed):
+            for code in confirmed[ad_id]:
+                if code not in suspects[ad_id]:
+                    continue  # new since the first look: the next run judges it
+                if code == "message_without_record":
+                    self._note(notes[code], ad_id)
+                    continue
+                self._add(found[code], ad_id)
+                actions.extend(self._actions_for(code, ad_id, again))
+
+    async def _message_there(self, seq: int, stats: ReadStats) -> bool:
+        stats.api_calls += 1
+        with nats_boundary():
+            try:
+                await self.js.get_msg(names.ADS_STREAM, seq)
+            except nats.js.errors.NotFoundError:
+                return False
+        return True
+
+    def _actions_for(self, code: str, ad_id: str, look: _Look) -> list[list[Any]]:
+        """The repair actions of one confirmed finding (none for kinds the repair leaves alone)."""
+        kind = KIND_BY_CODE[code]
+        if kind.repair is None:
+            return []
+        versioned = look.records.get(ad_id)
+        revision = versioned.revision if versioned is not None else 0
+        seqs = [m.seq for m in look.work.get(ad_id, [])]
+        if code in ("no_message", "dead_without_entry"):
+            return [[code, ad_id, revision]]
+        if code == "budget_spent":
+            return [[code, ad_id, revision, seqs]]
+        if code in ("dead_with_message", "completed_with_message", "failed_with_message"):
+            return [[code, ad_id, seq] for seq in seqs]
+        if code in ("failed_with_entry", "entry_of_completed", "entry_of_live_ad", "entry_without_record"):
+            return [[code, ad_id, look.entry_seq.get(ad_id, 0)]]
+        return []
+
+    async def _confirm_stranded(self, levels: dict[int, int], first: _Look, stats: ReadStats,
+                                found: dict[str, Finding], actions: list[list[Any]]) -> None:
+        ad_of = {m.seq: ad for ad, msgs in first.work.items() for m in msgs}
+        finding = found["stranded"]
+        for level, count in levels.items():
+            count = stranded_reading(count, await self._stranded(level, stats))
+            if not count:
+                continue
+            try:
+                seqs = await stranded(self.js, level, self.settings, self.store, limit=MAX_ITEMS)
+            except GameadError as exc:
+                log.debug("doctor: stranded messages of level %d: %s", level, exc.message)
+                seqs = []
+            finding.count += count
+            for seq in seqs[:count]:
+                label = ad_of.get(seq) or f"seq {seq}"
+                if len(finding.items) < MAX_ITEMS:
+                    finding.items.append(label)
+                    finding.details[label] = f"priority {level}, work-stream seq {seq}"
+                actions.append(["stranded", label, seq])
+
+    async def _confirm_jobs(self, job_ids: list[str], stats: ReadStats, found: dict[str, Finding],
+                            actions: list[list[Any]]) -> None:
+        if not job_ids:
+            return
+        try:
+            store = await JobStore.open(self.js)
+        except GameadError:  # the bucket went meanwhile: a topology finding of the next run
+            return
+        now = time.time() - self.settings.jobs.lease
+        for job_id in job_ids:
+            stats.api_calls += 1
+            try:
+                job, _ = await store.get(job_id)
+            except NotFound:
+                continue
+            if is_job_id(job.id) and lease_expired(job, now):
+                self._add(found["job_lease_expired"], job.id,
+                          f"{job.kind.value} job {job.state.value}, runner {job.runner}, lease ended "
+                          f"{utc_iso(job.lease_until, 'seconds')}")
+                actions.append(["job_lease_expired", job.id, None])
+
+    # --- collecting --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _add(finding: Finding, item: str, detail: str | None = None) -> None:
+        finding.count += 1
+        if len(finding.items) < MAX_ITEMS:
+            finding.items.append(item)
+            if detail:
+                finding.details[item] = detail
+
+    @staticmethod
+    def _note(note: Note, item: str, detail: str | None = None) -> None:
+        note.count += 1
+        if len(note.items) < MAX_ITEMS:
+            note.items.append(item)
+            if detail:
+                note.details[item] = detail
+
+
+#: The order repairs run in: the topology first (everything else needs it), then the DLQ before the work
+#: stream (an entry is written before a message it backs up is removed).
+_ORDER = {code: i for i, code in enumerate((
+    "topology_missing", "job_lease_expired", "entry_without_record", "dead_without_entry", "no_message",
+    "stranded", "budget_spent", "entry_of_completed", "failed_with_entry", "entry_of_live_ad",
+    "dead_with_message", "completed_with_message", "failed_with_message",
+))}
+
+
+async def diagnose(nc: NATS, js: JetStreamContext, settings: GameadSettings, *, settle: float | None = None,
+                   store: AdStore | None = None) -> Diagnosis:
+    """:meth:`Doctor.diagnose` in one call."""
+    return await Doctor(nc, js, settings, store).diagnose(settle=settle)
+
+
+def summary(report: Report) -> str:
+    """One line: ``3 problems: no_message 2, dead_without_entry 1`` or ``every invariant holds``."""
+    parts = [f"{f.kind.code} {f.count}{'+' if f.lower_bound else ''}" for f in report.findings if f.count]
+    if not parts:
+        return "every invariant holds" if report.complete else "no problem found in what was read (partial)"
+    total = sum(f.count for f in report.findings)
+    return f"{total} problem{'s' if total != 1 else ''}: " + ", ".join(parts)
+
+
+__all__ = ["MAX_ITEMS", "Diagnosis", "Doctor", "diagnose", "rules_of", "summary"]

@@ -1,0 +1,190 @@
+"""What the doctor reports: the kinds of broken invariant it knows (a catalogue, one entry per kind), one
+finding per kind found, and the whole report (the wire form of ``GET /v1/doctor``, camelCase).
+
+Each kind names the invariant of ARCHITECTURE.md ("Invariants", 1-4) it breaks, says in one line what is
+wrong, and what ``gamead doctor --repair`` does about it, or why it does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+ItemKind = Literal["ad", "object", "job"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of broken invariant."""
+
+    code: str  #: stable, e.g. ``no_message``
+    invariant: int  #: 1-4, as numbered in ARCHITECTURE.md "Invariants"
+    what: str  #: one line: what is wrong with each item of this kind
+    repair: str | None  #: what ``--repair`` does; None: not repaired (``why_not`` says why)
+    why_not: str | None = None
+    items: ItemKind = "ad"
+
+
+def _k(code: str, invariant: int, what: str, repair: str | None, why_not: str | None = None,
+       items: ItemKind = "ad") -> Kind:
+    return Kind(code, invariant, what, repair, why_not, items)
+
+
+#: Every kind, in the order of the report (and of repairs: topology first, it is what everything else needs).
+KINDS: Final[tuple[Kind, ...]] = (
+    _k("topology_missing", 4, "a stream, consumer or bucket gamead needs is missing",
+       "recreated with gamead's config (what the API nodes' topology watch does every few seconds)",
+       items="object"),
+    _k("topology_incompatible", 4, "a stream, consumer or bucket exists with a config gamead cannot use", None,
+       "never overwritten: it may hold data or belong to someone else; delete it and it is recreated",
+       items="object"),
+    _k("no_message", 1, "record queued or processing, and no message of the ad in the work stream",
+       "re-published from the record, keeping its analysis budget (or dead-lettered if the budget is spent)"),
+    _k("stranded", 3, "message in the work stream past its consumer's delivery limit (no consumer delivers it)",
+       "queued again (re-published, budget kept), dead-lettered if its analysis budget is spent, or removed if the "
+       "ad is final"),
+    _k("budget_spent", 1, "record queued with its analysis budget spent, due and not taken by a worker for longer "
+       "than doctor.overdue_after", "dead-lettered (the DLQ copy, then the record `dead`, then its message removed)"),
+    _k("duplicate_messages", 1, "more than one message of the ad in the work stream", None,
+       "a worker acknowledges an obsolete copy when it is delivered (the record names the message it runs)"),
+    _k("dead_without_entry", 2, "record `dead` with no DLQ entry",
+       "a DLQ entry is written from the record (only if the ad still has none)"),
+    _k("several_entries", 2, "more than one DLQ entry for one ad", None,
+       "the DLQ keeps one entry per ad (max_msgs_per_subject 1); a stream with another limit is a topology problem"),
+    _k("dead_with_message", 2, "record `dead` and a message of the ad still in the work stream",
+       "the message is removed (the DLQ entry stays: replay it to run the ad again)"),
+    _k("completed_with_message", 2, "record `completed` and a message of the ad still in the work stream",
+       "the message is removed (a worker would acknowledge it unanalysed)"),
+    _k("failed_with_message", 2, "record `failed` (purged) and a message of the ad still in the work stream",
+       "the message is removed (a purge is final)"),
+    _k("failed_with_entry", 2, "record `failed` (purged) and a DLQ entry still there",
+       "the DLQ entry is removed (a purge is final)"),
+    _k("entry_of_completed", 3, "DLQ entry of an ad whose record is `completed`",
+       "the DLQ entry is removed (the ad completed after it was dead-lettered)"),
+    _k("entry_of_live_ad", 3, "DLQ entry of an ad whose record is queued or processing",
+       "the DLQ entry is removed when the record says it was replayed from that entry (an unfinished replay); "
+       "otherwise left alone", None),
+    _k("entry_without_record", 3, "DLQ entry of an ad that has no record",
+       "the `dead` record is created from the entry (GET /ads/{id} then answers it)"),
+    _k("job_lease_expired", 4, "operator job still queued or running whose runner's lease expired longer than "
+       "jobs.lease ago (no API node took it over)",
+       "taken over by the API node running the repair: resumed, or ended `interrupted`/`cancelled` (jobs.max_resumes)",
+       items="job"),
+)
+
+KIND_BY_CODE: Final[dict[str, Kind]] = {k.code: k for k in KINDS}
+
+#: Things worth knowing that break no invariant: reported as notes, never change the exit code.
+NOTES: Final[dict[str, str]] = {
+    "topology_limits": "a limit differs from this API node's config (the next worker start updates it in place)",
+    "obsolete_object": "an object gamead no longer uses (`--repair` deletes it)",
+    "message_without_record": "message waiting in the work stream whose record is missing (the worker recreates "
+                              "the record from the message: a 202 is never lost)",
+    "unreadable_message": "message in the work stream without an ad id (a worker terminates it on delivery)",
+    "unreadable_record": "record that cannot be read as an ad record (written by something other than gamead?)",
+}
+
+
+@dataclass
+class Finding:
+    """Every item of one kind found (ids, object labels or job ids), checked twice."""
+
+    kind: Kind
+    items: list[str] = field(default_factory=list)  #: every item found, up to the repair cap
+    count: int = 0  #: how many (may exceed ``len(items)``)
+    lower_bound: bool = False  #: True when the read stopped early: there may be more
+    details: dict[str, str] = field(default_factory=dict)  #: per item (a topology problem's reason…)
+
+    def wire(self, sample: int) -> dict[str, Any]:
+        k = self.kind
+        out: dict[str, Any] = {
+            "kind": k.code,
+            "invariant": k.invariant,
+            "what": k.what,
+            "count": self.count,
+            "countIsLowerBound": self.lower_bound,
+            "itemKind": k.items,
+            "sample": self.items[:sample],
+            "repair": k.repair,
+            "notRepairedBecause": k.why_not,
+        }
+        if self.details:
+            out["details"] = {i: self.details[i] for i in self.items[:sample] if i in self.details}
+        return out
+
+
+@dataclass
+class Note:
+    code: str
+    items: list[str] = field(default_factory=list)
+    count: int = 0
+    details: dict[str, str] = field(default_factory=dict)
+
+    def wire(self, sample: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.code, "what": NOTES[self.code], "count": self.count,
+                               "sample": self.items[:sample]}
+        if self.details:
+            out["details"] = {i: self.details[i] for i in self.items[:sample] if i in self.details}
+        return out
+
+
+@dataclass
+class ReadStats:
+    """What one run read, for the report and the benchmark. ``payloadBytes``: message bodies the NATS
+    connection received during the run (nats-py's ``in_bytes``: headers and protocol lines not counted; on an
+    API node, its other traffic meanwhile included); ``apiCalls``: JetStream API requests made, direct gets of
+    whole records aside (``recordReads``)."""
+
+    records: int = 0  #: record keys listed (headers only)
+    work_messages: int = 0
+    dlq_entries: int = 0
+    record_reads: int = 0  #: whole records read (direct gets)
+    api_calls: int = 0
+    payload_bytes: int = 0
+    jobs: int = 0
+
+    def wire(self) -> dict[str, int]:
+        return {"records": self.records, "workMessages": self.work_messages, "dlqEntries": self.dlq_entries,
+                "recordReads": self.record_reads, "apiCalls": self.api_calls, "payloadBytes": self.payload_bytes,
+                "jobs": self.jobs}
+
+
+@dataclass
+class Report:
+    """One doctor run. ``ok`` when every invariant holds *and* everything was read (``complete``)."""
+
+    checked_at: str
+    elapsed: float = 0.0
+    settle: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)  #: why the read stopped early (empty: it read everything)
+    read: ReadStats = field(default_factory=ReadStats)
+
+    @property
+    def complete(self) -> bool:
+        return not self.partial
+
+    @property
+    def ok(self) -> bool:
+        return self.complete and not any(f.count for f in self.findings)
+
+    def finding(self, code: str) -> Finding | None:
+        return next((f for f in self.findings if f.kind.code == code), None)
+
+    def wire(self, sample: int) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "complete": self.complete,
+            "partial": list(self.partial),
+            "checkedAt": self.checked_at,
+            "elapsedSeconds": round(self.elapsed, 3),
+            "settleSeconds": self.settle,
+            "problems": sum(f.count for f in self.findings),
+            "findings": [f.wire(sample) for f in self.findings if f.count],
+            "notes": [n.wire(sample) for n in self.notes if n.count],
+            "read": self.read.wire(),
+        }
+
+
+__all__ = ["KINDS", "KIND_BY_CODE", "NOTES", "Finding", "Kind", "Note", "ReadStats", "Report"]

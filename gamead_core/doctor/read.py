@@ -1,0 +1,340 @@
+"""The doctor's reading: everything it looks at, read the cheapest way the server offers. NATS errors leave as
+gamead errors (``nats_boundary``).
+
+* **Listings without bodies.** The record bucket is read with an ordered consumer that delivers *headers
+  only* (``headers_only``: subject, headers, the stream sequence and time in the reply subject; the body
+  stays on the server): a key and "final or not" (the ``Nats-TTL`` header of completed and failed records)
+  per record, about 200 bytes instead of the whole record (~0.5-3 KB).
+* **Batched direct gets.** The work stream is a work-queue stream, which refuses a consumer beside the level
+  consumers, so its waiting ads are read 1,000 at a time with batched direct gets (bodies included: a
+  waiting ad's record, ~0.5 KB) (:func:`list_messages`).
+* **Per-subject counts.** The DLQ has one subject per ad, so ``STREAM.INFO`` with ``subjects_filter`` lists
+  which ads have entries, and how many, 100,000 subjects per call (:func:`subject_counts`).
+* **Direct gets** for the few whole records the rules need (:func:`read_records`, ``doctor.concurrency`` in
+  flight).
+
+Every listing stops at a :class:`ReadBudget` (seconds for the whole run, messages per stream) and says so:
+the report is then partial and its counts are lower bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import nats.js.errors
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DEFAULT_PREFIX, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+
+from gamead_core.doctor.model import ReadStats
+from gamead_core.errors import NotFound, TopologyMissing
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.store.ads import AdStore, Versioned
+
+#: A listing that receives nothing for this long (seconds) stops and says so (a server or network stall).
+IDLE = 5.0
+#: Headers of a record message that is not a value: a KV delete/purge marker, a server's TTL/limit marker.
+_MARKERS = ("KV-Operation", "Nats-Marker-Reason")
+#: Header JetStream sets on a headers-only delivery: the size of the body it left out.
+MSG_SIZE = "Nats-Msg-Size"
+#: Header of a message written with a per-message TTL (ADR-43): completed and failed records carry it.
+TTL = "Nats-TTL"
+
+
+@dataclass
+class ReadBudget:
+    """What one run may read: until ``deadline`` (monotonic seconds) and ``limit`` messages per listing.
+    ``partial`` collects why a listing stopped early."""
+
+    deadline: float
+    limit: int
+    partial: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, seconds: float, limit: int) -> ReadBudget:
+        return cls(time.monotonic() + seconds, limit)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def stop(self, why: str) -> None:
+        if why not in self.partial:
+            self.partial.append(why)
+
+
+def reply_fields(reply: str | None) -> tuple[int, float, int] | None:
+    """``(stream seq, time in epoch seconds, pending)`` from a JetStream delivery's reply subject
+    (``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>``, or the form with domain and
+    account hash of ADR-15); None if it is not one. Pure; cheaper than nats-py's ``msg.metadata``."""
+    if not reply:
+        return None
+    tokens = reply.split(".")
+    n = len(tokens)
+    if n == 9:
+        i = 5
+    elif n >= 11:
+        i = 7
+    else:
+        return None
+    try:
+        return int(tokens[i]), int(tokens[i + 2]) / 1e9, int(tokens[i + 3])
+    except ValueError:
+        return None
+
+
+OnMessage = Callable[[str, dict[str, str] | None, int, float], None]
+
+
+async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_msg: OnMessage, budget: ReadBudget,
+                       stats: ReadStats, what: str, start_seq: int | None = None) -> int:
+    """Call ``on_msg(subject, headers, stream seq, time)`` for every message of ``stream`` on ``subject`` from
+    ``start_seq`` to the stream's end as it was when the call started (bodies are not read). Returns the last
+    sequence covered: the stream's last sequence at the start when it read everything, else the last one it
+    read (and ``budget.partial`` says why it stopped). Raises :class:`TopologyMissing` if the stream is missing."""
+    with nats_boundary():
+        try:
+            info = await js.stream_info(stream)
+        except nats.js.errors.NotFoundError as exc:
+            raise TopologyMissing(f"stream {stream} is missing") from exc
+    stats.api_calls += 1
+    last = int(info.state.last_seq or 0)
+    start = max(int(info.state.first_seq or 1), start_seq or 1)
+    if not info.state.messages or start > last:
+        return last
+    done = asyncio.Event()
+    state = {"read": 0, "seq": start - 1}
+
+    async def collect(msg: Msg) -> None:
+        if done.is_set():
+            return
+        parsed = reply_fields(msg.reply)
+        if parsed is None:
+            meta = msg.metadata
+            parsed = (meta.sequence.stream, meta.timestamp.timestamp(), meta.num_pending)
+        seq, at, pending = parsed
+        state["read"] += 1
+        state["seq"] = seq
+        on_msg(msg.subject, msg.headers, seq, at)
+        if seq >= last or pending == 0:
+            done.set()
+        elif state["read"] >= budget.limit:
+            budget.stop(f"{what}: read {state['read']} messages, the limit (doctor.scan_limit)")
+            done.set()
+
+    with nats_boundary():
+        sub = await js.subscribe(
+            subject, stream=stream, cb=collect, ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
+                                  headers_only=True),
+        )
+    stats.api_calls += 1
+    try:
+        idle_since, seen = time.monotonic(), 0
+        while not done.is_set():
+            wait = min(budget.left(), 0.5)
+            if wait <= 0:
+                budget.stop(f"{what}: stopped after {state['read']} messages at doctor.scan_time")
+                break
+            try:
+                await asyncio.wait_for(done.wait(), wait)
+            except asyncio.TimeoutError:
+                if state["read"] != seen:
+                    idle_since, seen = time.monotonic(), state["read"]
+                elif time.monotonic() - idle_since > IDLE:
+                    budget.stop(f"{what}: no message for {IDLE:g} s after {state['read']} (server stalled?)")
+                    break
+    finally:
+        done.set()
+        try:
+            await sub.unsubscribe()
+        except nats.errors.Error:
+            pass
+    return last if state["seq"] >= last or not budget.partial else state["seq"]
+
+
+def _epoch(stamp: str | None) -> float:
+    """``2026-11-30T03:57:19.225513649Z`` (RFC 3339, nanoseconds) → epoch seconds; 0.0 if unreadable. Pure."""
+    if not stamp:
+        return 0.0
+    text = stamp.rstrip("Z")
+    base, _, frac = text.partition(".")
+    try:
+        return datetime.fromisoformat(f"{base}.{(frac + '000000')[:6]}+00:00").timestamp()
+    except ValueError:
+        return 0.0
+
+
+#: Messages per batched direct get (ADR-31, nats-server ≥ 2.11).
+DIRECT_BATCH = 1000
+#: Walkers that list a stream without direct gets in parallel, each over its own slice of sequences.
+WALKERS = 8
+
+
+async def list_messages(nc: NATS, js: JetStreamContext, stream: str, subject: str, *, on_msg: OnMessage,
+                        budget: ReadBudget, stats: ReadStats, what: str, timeout: float,
+                        start_seq: int | None = None) -> int:
+    """Like :func:`scan_headers`, for a stream that refuses an ordered consumer (a work-queue stream): batched
+    direct gets of :data:`DIRECT_BATCH` messages (``$JS.API.DIRECT.GET``, ``next_by_subj``, ``batch``: one API
+    call per batch, bodies included) when the stream allows direct gets, else ``STREAM.MSG.GET`` with
+    ``next_by_subj`` (one call per message, :data:`WALKERS` slices in parallel). Returns the last sequence
+    covered. Raises :class:`TopologyMissing` if the stream is missing."""
+    with nats_boundary():
+        try:
+            info = await js.stream_info(stream)
+        except nats.js.errors.NotFoundError as exc:
+            raise TopologyMissing(f"stream {stream} is missing") from exc
+    stats.api_calls += 1
+    last = int(info.state.last_seq or 0)
+    start = max(int(info.state.first_seq or 1), start_seq or 1)
+    if not info.state.messages or start > last:
+        return last
+    if info.config.allow_direct:
+        return await _list_direct(nc, stream, subject, start, last, on_msg=on_msg, budget=budget, stats=stats,
+                                  what=what, timeout=timeout)
+    return await _list_walking(js, stream, subject, start, last, on_msg=on_msg, budget=budget, stats=stats,
+                               what=what)
+
+
+async def _list_direct(nc: NATS, stream: str, subject: str, start: int, last: int, *, on_msg: OnMessage,
+                       budget: ReadBudget, stats: ReadStats, what: str, timeout: float) -> int:
+    inbox = nc.new_inbox()
+    batch_done = asyncio.Event()
+    state: dict[str, Any] = {"seq": start - 1, "read": 0, "status": None, "pending": None}
+
+    async def collect(msg: Msg) -> None:
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status:  # 204 EOB ends a batch; 404 no more messages; anything else is an error
+            state["status"] = status
+            batch_done.set()
+            return
+        seq = int(headers.get("Nats-Sequence", 0) or 0)
+        state["seq"], state["read"] = seq, state["read"] + 1
+        state["pending"] = int(headers.get("Nats-Num-Pending", 1) or 0)
+        on_msg(headers.get("Nats-Subject", ""), headers, seq, _epoch(headers.get("Nats-Time-Stamp")))
+
+    with nats_boundary():
+        sub = await nc.subscribe(inbox, cb=collect)
+    try:
+        while state["seq"] < last:
+            if budget.left() <= 0:
+                budget.stop(f"{what}: stopped after {state['read']} messages at doctor.scan_time")
+                break
+            if state["read"] >= budget.limit:
+                budget.stop(f"{what}: read {state['read']} messages, the limit (doctor.scan_limit)")
+                break
+            batch_done.clear()
+            state["status"] = None
+            request = {"seq": state["seq"] + 1, "next_by_subj": subject,
+                       "batch": min(DIRECT_BATCH, budget.limit - state["read"])}
+            with nats_boundary():
+                await nc.publish(f"{DEFAULT_PREFIX}.DIRECT.GET.{stream}", orjson.dumps(request), reply=inbox)
+            stats.api_calls += 1
+            try:
+                await asyncio.wait_for(batch_done.wait(), min(timeout, max(0.1, budget.left())))
+            except asyncio.TimeoutError:
+                budget.stop(f"{what}: a batch of messages did not arrive within {timeout:g} s")
+                break
+            if state["status"] != "204" or state["pending"] == 0:
+                break  # 404: nothing after this sequence
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
+    return last if not budget.partial or state["seq"] >= last else state["seq"]
+
+
+async def _list_walking(js: JetStreamContext, stream: str, subject: str, start: int, last: int, *,
+                        on_msg: OnMessage, budget: ReadBudget, stats: ReadStats, what: str) -> int:
+    read = 0
+    stopped = False
+    span = max(1, (last - start + WALKERS) // WALKERS)
+
+    async def walk(lo: int, hi: int) -> None:
+        nonlocal read, stopped
+        seq = lo
+        while seq <= hi and not stopped:
+            if budget.left() <= 0 or read >= budget.limit:
+                stopped = True
+                budget.stop(f"{what}: stopped after {read} messages (doctor.scan_time / doctor.scan_limit)")
+                return
+            stats.api_calls += 1
+            with nats_boundary():
+                try:
+                    raw = await js.get_msg(stream, seq=seq, subject=subject, next=True)
+                except nats.js.errors.NotFoundError:
+                    return
+            if not raw.seq or raw.seq > hi:
+                return
+            read += 1
+            on_msg(raw.subject or "", raw.headers, raw.seq, raw.time.timestamp() if raw.time else 0.0)
+            seq = raw.seq + 1
+
+    await asyncio.gather(*(walk(lo, min(last, lo + span - 1)) for lo in range(start, last + 1, span)))
+    return last
+
+
+async def subject_counts(nc: NATS, stream: str, subjects: str, *, timeout: float, stats: ReadStats) -> dict[str, int]:
+    """Messages per subject of ``stream`` matching ``subjects`` (``STREAM.INFO`` with ``subjects_filter``,
+    100,000 subjects a page). Raises :class:`TopologyMissing` if the stream is missing."""
+    out: dict[str, int] = {}
+    offset = 0
+    while True:
+        payload = orjson.dumps({"subjects_filter": subjects, "offset": offset})
+        with nats_boundary():
+            msg = await nc.request(f"{DEFAULT_PREFIX}.STREAM.INFO.{stream}", payload, timeout=timeout)
+            body = orjson.loads(msg.data)
+            if "error" in body:
+                try:
+                    nats.js.errors.APIError.from_error(body["error"])
+                except nats.js.errors.NotFoundError as exc:
+                    raise TopologyMissing(f"stream {stream} is missing") from exc
+        stats.api_calls += 1
+        page = (body.get("state") or {}).get("subjects") or {}
+        out.update(page)
+        offset += len(page)
+        if not page or offset >= int(body.get("total") or 0):
+            return out
+
+
+async def read_records(store: AdStore, ids: Iterable[str], *, concurrency: int, stats: ReadStats,
+                       budget: ReadBudget | None = None, consistent: bool = False,
+                       ) -> tuple[dict[str, Versioned | None], list[str]]:
+    """The records of ``ids`` with their revisions (None: the ad has no record), ``concurrency`` reads in
+    flight, and the ids whose record could not be decoded. ``consistent``: ask the stream leader (see
+    ``AdStore.get``). Stops at the budget's deadline (``budget.partial`` says so)."""
+    pending = iter(list(ids))
+    found: dict[str, Versioned | None] = {}
+    unreadable: list[str] = []
+    stopped = False
+
+    async def reader() -> None:
+        nonlocal stopped
+        for ad_id in pending:
+            if budget is not None and budget.left() <= 0:
+                if not stopped:
+                    stopped = True
+                    budget.stop(f"records: read {len(found)} of them, then stopped at doctor.scan_time")
+                return
+            stats.record_reads += 1
+            try:
+                found[ad_id] = await store.get(ad_id, consistent=consistent)
+            except NotFound:
+                found[ad_id] = None
+            except ValidationError:
+                unreadable.append(ad_id)
+
+    await asyncio.gather(*(reader() for _ in range(max(1, concurrency))))
+    return found, unreadable
+
+
+__all__ = ["IDLE", "MSG_SIZE", "TTL", "ReadBudget", "list_messages", "read_records", "reply_fields", "scan_headers",
+           "subject_counts"]

@@ -1,0 +1,294 @@
+"""``gamead doctor --repair``: the fenced actions that fix what can be fixed safely. A ``repair`` operator job
+(``gamead_core.jobs``) plans them with a fresh diagnosis (:meth:`RepairOps.plan`) and takes them one by one
+(:meth:`RepairOps.act`), so a repair survives the client's disconnect, is resumed by another API node if
+its own dies, and lands in the audit trail like every job.
+
+Every action looks again before it acts and changes nothing unless the problem is still there, as the
+doctor saw it (the record at the revision it read, the DLQ entry at the sequence it read, the message at its
+sequence); otherwise it is skipped as ``healed``. Every write is a compare-and-set or is addressed by
+sequence, so a repair racing a worker, a replay or another repair never acts twice on one ad:
+
+=========================  ===================================================================================
+kind                       action
+=========================  ===================================================================================
+topology_missing           ``check_topology(create=True)``: what the API nodes' topology watch does
+job_lease_expired          :meth:`JobService.take_over`: resume the job here, or end it (``jobs.max_resumes``)
+entry_without_record       create the ``dead`` record from the entry (create-only: never over a record)
+dead_without_entry         write a DLQ entry from the record, only if the ad has none
+                           (``Nats-Expected-Last-Subject-Sequence: 0``), then confirm the record at the revision
+                           read (the import's fence: a write that lost is undone)
+no_message                 record ``queued`` again by compare-and-set at the revision read (``jobId`` = the
+                           job), then re-published with message id ``repair:<ad>:<revision>`` (used once; only
+                           a resumed repair repeats it, which JetStream then drops). Budget spent → DLQ instead.
+stranded                   the reaper's own sweep action (``gamead_core.worker.mover.settle_stranded``)
+budget_spent               dead-lettered like a worker does it (DLQ copy, record ``dead`` if it is still as read),
+                           then its messages removed
+entry_of_completed,        the entry removed by its sequence, if the record is still completed / failed
+failed_with_entry
+entry_of_live_ad           the entry removed by its sequence only if the record says it was replayed from it
+                           (``replayOf``): an unfinished replay. Otherwise left alone.
+*_with_message             the message removed by its sequence, if the record is still completed / failed / dead
+                           (dead: only while its DLQ entry exists)
+obsolete_object            an obsolete stream of :data:`gamead_core.names.OBSOLETE_STREAMS` deleted
+=========================  ===================================================================================
+
+Not repaired, and why (``gamead_core.doctor.model.KINDS``): an incompatible object (never overwritten), more
+than one message or DLQ entry for one ad (a worker acknowledges an obsolete copy when it comes; the DLQ keeps
+one entry per ad by its own limit).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.doctor.diagnose import Doctor
+from gamead_core.errors import Conflict, NotFound
+from gamead_core.jobs.model import Mark
+from gamead_core.jobs.runner import JobService
+from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, utcnow
+from gamead_core.queue.connection import delete_if_present, nats_boundary
+from gamead_core.queue.dlq import DeadLetters
+from gamead_core.queue.publish import publish_ad
+from gamead_core.queue.topology import TopologyReport, check_topology
+from gamead_core.store.ads import AdStore, Versioned, encode
+from gamead_core.worker.budget import budget_spent, lost_error
+from gamead_core.worker.deadletter import dead_letter
+from gamead_core.worker.mover import SweepReport, settle_stranded
+
+log = logging.getLogger(__name__)
+
+
+def repair_msg_id(ad_id: str, revision: int) -> str:
+    """The publish id of the re-publication of ``ad_id`` whose record the doctor read at ``revision``."""
+    return f"repair:{ad_id}:{revision}"
+
+
+def entry_from_record(record: AdRecord) -> DlqEntry:
+    """The DLQ entry of a ``dead`` record that has none: its last error (or ``Unknown``), attempts, times."""
+    now = utcnow()
+    error = record.error or AdError(error_class="Unknown", message="dead without a recorded error (written by "
+                                    "gamead doctor --repair)", retryable=True, at=record.completed_at or now)
+    dead_at = record.completed_at or error.at or now
+    return DlqEntry(
+        id=record.id, ad_id=record.id, title=record.ad.title, priority=record.priority, attempts=record.attempts,
+        error_class=error.error_class, error_message=error.message, retryable=error.retryable,
+        first_failure_at=record.first_failure_at or error.at or dead_at, last_failure_at=error.at or dead_at,
+        dead_at=dead_at, worker_id=record.worker_id, submitted_at=record.submitted_at, ad=record.ad,
+    )
+
+
+class RepairOps:
+    """The repair actions of one API node (see the module doc)."""
+
+    def __init__(self, nc: NATS, js: JetStreamContext, settings: GameadSettings, *, store: AdStore,
+                 jobs: JobService | None = None, publish_timeout: float = 2.0) -> None:
+        self.nc = nc
+        self.js = js
+        self.settings = settings
+        self.store = store
+        self.dlq = DeadLetters(js)
+        self.jobs = jobs
+        self.timeout = publish_timeout
+        self._topology: TopologyReport | None = None
+
+    async def plan(self) -> tuple[list[list[Any]], dict[str, int]]:
+        """A fresh diagnosis: its repair actions, and how many problems of each kind it found."""
+        diagnosis = await Doctor(self.nc, self.js, self.settings, self.store).diagnose()
+        found = {f.kind.code: f.count for f in diagnosis.report.findings if f.count}
+        log.info("repair planned", extra={"findings": found, "actions": len(diagnosis.actions)})
+        return diagnosis.actions, found
+
+    async def act(self, item: list[Any], job_id: str) -> str:
+        """Take one action; returns the :class:`Mark` of what happened."""
+        code, key = item[0], item[1]
+        mark = await getattr(self, f"_{code}")(item, job_id)
+        log.info("repair %s %s: %s", code, key, mark, extra={"job_id": job_id, "kind": code,
+                                                               "ad_id" if code not in _NOT_ADS else "object": key})
+        return str(mark)
+
+    async def _record(self, ad_id: str) -> Versioned | None:
+        try:
+            return await self.store.get(ad_id, consistent=True)
+        except NotFound:
+            return None
+
+    # --- topology, jobs, obsolete objects ----------------------------------------------------------------
+
+    async def _topology_missing(self, item: list[Any], job_id: str) -> str:
+        if self._topology is None:
+            self._topology = await check_topology(self.js, self.settings, create=True, update=False)
+        state = next((o for o in self._topology.objects if o.label == item[1]), None)
+        if state is None or state.outcome == "ok":
+            return Mark.HEALED
+        return Mark.OBJECT_CREATED if state.outcome == "created" else Mark.LEFT
+
+    async def _job_lease_expired(self, item: list[Any], job_id: str) -> str:
+        if self.jobs is None:
+            return Mark.LEFT
+        try:
+            return Mark.JOB_TAKEN_OVER if await self.jobs.take_over(item[1]) else Mark.HEALED
+        except NotFound:
+            return Mark.HEALED
+
+    async def _obsolete_object(self, item: list[Any], job_id: str) -> str:
+        name = item[1]
+        if name not in names.OBSOLETE_STREAMS:
+            return Mark.LEFT
+        with nats_boundary():
+            try:
+                await self.js.delete_stream(name)  # its consumers go with it
+            except nats.js.errors.NotFoundError:
+                return Mark.HEALED
+        log.warning("deleted obsolete stream %s", name, extra={"object_name": name, "job_id": job_id})
+        return Mark.OBJECT_DELETED
+
+    # --- ads ---------------------------------------------------------------------------------------------
+
+    async def _entry_without_record(self, item: list[Any], job_id: str) -> str:
+        ad_id, seq = item[1], item[2]
+        current = await self.dlq.current(ad_id)
+        if current is None or current.seq != seq or current.entry is None:
+            return Mark.HEALED
+        entry = current.entry
+        try:
+            await self.store.create(AdRecord(
+                id=ad_id, status=AdStatus.DEAD, priority=entry.priority, submitted_at=entry.submitted_at,
+                ad=entry.ad, attempts=entry.attempts, worker_id=entry.worker_id, job_id=job_id,
+                completed_at=entry.dead_at, first_failure_at=entry.first_failure_at,
+                error=AdError(error_class=entry.error_class, message=entry.error_message,
+                              retryable=entry.retryable, at=entry.last_failure_at),
+            ))
+        except Conflict:
+            return Mark.HEALED
+        return Mark.RECORD_CREATED
+
+    async def _dead_without_entry(self, item: list[Any], job_id: str) -> str:
+        ad_id, revision = item[1], item[2]
+        versioned = await self._record(ad_id)
+        current = await self.dlq.current(ad_id)
+        if current is not None:
+            return Mark.ENTRY_WRITTEN if current.job_id == job_id else Mark.HEALED  # (resumed: done already)
+        if versioned is None or versioned.revision != revision or versioned.record.status != AdStatus.DEAD:
+            return Mark.HEALED
+        record = versioned.record
+        try:
+            seq, _ = await self.dlq.add(entry_from_record(record), dedupe=False, expected_last_seq=0, job_id=job_id)
+        except Conflict:
+            return Mark.HEALED  # an entry appeared meanwhile
+        try:
+            await self.store.update(record.model_copy(update={"job_id": job_id}), revision)
+        except Conflict:
+            again = await self._record(ad_id)
+            if again is None or again.record.status != AdStatus.DEAD:
+                await self.dlq.delete_seq(seq)  # the ad moved on (replayed, purged…): take the entry back
+                return Mark.HEALED
+        return Mark.ENTRY_WRITTEN
+
+    async def _no_message(self, item: list[Any], job_id: str) -> str:
+        ad_id, revision = item[1], item[2]
+        versioned = await self._record(ad_id)
+        if versioned is None:
+            return Mark.HEALED
+        record = versioned.record
+        if versioned.revision != revision:
+            if record.job_id == job_id and record.status == AdStatus.QUEUED and record.retry_at is None:
+                await self._publish(record, revision)  # resumed: repeat the publish (JetStream drops a repeat)
+                return Mark.REPUBLISHED
+            return Mark.HEALED
+        if record.status not in (AdStatus.QUEUED, AdStatus.PROCESSING):
+            return Mark.HEALED
+        if budget_spent(record, self.settings.worker.max_attempts):
+            error = lost_error(self.settings.worker.max_attempts, record)
+            made = await dead_letter(self.store, self.dlq, record, error, record.attempts, source_seq=None,
+                                     worker_id=record.worker_id, owns=lambda current: current == record)
+            return Mark.DEAD_LETTERED if made else Mark.HEALED
+        queued = record.model_copy(update={"status": AdStatus.QUEUED, "retry_at": None, "job_id": job_id})
+        try:
+            await self.store.update(queued, revision)
+        except Conflict:
+            return Mark.HEALED
+        await self._publish(queued, revision)
+        return Mark.REPUBLISHED
+
+    async def _publish(self, record: AdRecord, revision: int) -> None:
+        await publish_ad(self.js, ad_id=record.id, level=record.priority, payload=encode(record),
+                         timeout=self.timeout, msg_id=repair_msg_id(record.id, revision))
+
+    async def _stranded(self, item: list[Any], job_id: str) -> str:
+        report = SweepReport()
+        await settle_stranded(self.js, self.store, self.dlq, self.settings, item[2], report)
+        if report.requeued:
+            return Mark.REPUBLISHED
+        if report.dead_lettered:
+            return Mark.DEAD_LETTERED
+        return Mark.MESSAGE_REMOVED if report.removed else Mark.HEALED
+
+    async def _budget_spent(self, item: list[Any], job_id: str) -> str:
+        ad_id, revision, seqs = item[1], item[2], item[3]
+        versioned = await self._record(ad_id)
+        if versioned is None or versioned.revision != revision:
+            return Mark.HEALED
+        record = versioned.record
+        if record.status.terminal or not budget_spent(record, self.settings.worker.max_attempts):
+            return Mark.HEALED
+        error = lost_error(self.settings.worker.max_attempts, record)
+        made = await dead_letter(self.store, self.dlq, record, error, record.attempts,
+                                 source_seq=seqs[0] if seqs else None, worker_id=record.worker_id,
+                                 owns=lambda current: current == record)
+        if not made:
+            return Mark.HEALED
+        for seq in seqs:
+            await delete_if_present(self.js, names.ADS_STREAM, seq)
+        return Mark.DEAD_LETTERED
+
+    async def _remove_entry(self, item: list[Any], statuses: tuple[AdStatus, ...], *, replayed: bool = False) -> str:
+        ad_id, seq = item[1], item[2]
+        versioned = await self._record(ad_id)
+        if versioned is None or versioned.record.status not in statuses:
+            return Mark.HEALED
+        if replayed and versioned.record.replay_of != seq:
+            return Mark.LEFT
+        current = await self.dlq.current(ad_id)
+        if current is None or current.seq != seq:
+            return Mark.HEALED
+        return Mark.ENTRY_REMOVED if await self.dlq.delete_seq(seq) else Mark.HEALED
+
+    async def _entry_of_completed(self, item: list[Any], job_id: str) -> str:
+        return await self._remove_entry(item, (AdStatus.COMPLETED,))
+
+    async def _failed_with_entry(self, item: list[Any], job_id: str) -> str:
+        return await self._remove_entry(item, (AdStatus.FAILED,))
+
+    async def _entry_of_live_ad(self, item: list[Any], job_id: str) -> str:
+        return await self._remove_entry(item, (AdStatus.QUEUED, AdStatus.PROCESSING, AdStatus.COMPLETED),
+                                        replayed=True)
+
+    async def _remove_message(self, item: list[Any], status: AdStatus) -> str:
+        ad_id, seq = item[1], item[2]
+        versioned = await self._record(ad_id)
+        if versioned is None or versioned.record.status != status:
+            return Mark.HEALED
+        if status == AdStatus.DEAD and await self.dlq.current(ad_id) is None:
+            return Mark.LEFT  # never remove the last copy of a dead ad
+        return Mark.MESSAGE_REMOVED if await delete_if_present(self.js, names.ADS_STREAM, seq) else Mark.HEALED
+
+    async def _dead_with_message(self, item: list[Any], job_id: str) -> str:
+        return await self._remove_message(item, AdStatus.DEAD)
+
+    async def _completed_with_message(self, item: list[Any], job_id: str) -> str:
+        return await self._remove_message(item, AdStatus.COMPLETED)
+
+    async def _failed_with_message(self, item: list[Any], job_id: str) -> str:
+        return await self._remove_message(item, AdStatus.FAILED)
+
+
+_NOT_ADS = frozenset({"topology_missing", "job_lease_expired", "obsolete_object"})
+
+__all__ = ["RepairOps", "entry_from_record", "repair_msg_id"]

@@ -1,0 +1,66 @@
+"""The last writes of a process on its way out (release a lease, delete its heartbeat, hand a job back),
+done so that stopping is prompt and quiet whatever NATS is doing.
+
+* NATS away (the connection is reconnecting or closed): the write is not attempted at all. It could only wait
+  for its timeout; what it would have cleaned up expires by itself (a lease's TTL, the registry's TTL, a
+  job's lease). One line says so.
+* NATS there: the write gets ``timeout`` seconds. Cancelling the caller does not cancel it (as
+  ``asyncio.shield`` would not), and its outcome is always read, so a write that fails after its caller
+  gave up never surfaces as "Task exception was never retrieved".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from gamead_core.errors import QueueUnavailable
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def _read_outcome(task: asyncio.Future[object]) -> None:
+    if not task.cancelled():
+        task.exception()  # read: a failure after the caller gave up is expected, and not worth a warning
+
+
+async def last_write(call: Callable[[], Awaitable[T]], *, timeout: float, connected: bool = True) -> T:
+    """Run ``call()`` for at most ``timeout`` seconds. Raises :class:`QueueUnavailable` at once when not
+    ``connected``, ``asyncio.TimeoutError`` when it took too long (the write is then cancelled), or what the
+    call raised."""
+    if not connected:
+        raise QueueUnavailable("NATS is away")
+    task = asyncio.ensure_future(call())
+    task.add_done_callback(_read_outcome)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+
+
+async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
+    """Close a NATS connection on the way out: drained (pending publishes flushed, subscriptions ended, at
+    most ``drain_timeout`` seconds) when NATS is there, closed at once when it is away (a drain of a
+    reconnecting client raises, and could only wait for a server that is not coming back in time). Never
+    raises."""
+    if nc is None or nc.is_closed:
+        return
+    if nc.is_connected:
+        try:
+            await last_write(nc.drain, timeout=drain_timeout)
+            return
+        except Exception as exc:  # noqa: BLE001 - NATS went or is slow: close without draining
+            log.debug("draining the NATS connection failed: %r", exc)
+    try:
+        await asyncio.wait_for(nc.close(), 2.0)
+    except Exception as exc:  # noqa: BLE001 - nats-py can fail writing to a dead socket; we are leaving
+        log.debug("closing the NATS connection failed: %r", exc)
+
+
+__all__ = ["close_connection", "last_write"]

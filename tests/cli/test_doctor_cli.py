@@ -1,0 +1,60 @@
+"""`gamead doctor` without a live API: usage errors, an unreachable API, and the report as people read it."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from gamead_cli import exitcodes
+from gamead_cli.commands.doctor import report_view
+from gamead_cli.main import app
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+REPORT: dict[str, Any] = {
+    "ok": False, "complete": False, "partial": ["records: stopped after 900 messages at doctor.scan_time"],
+    "checkedAt": "2026-11-30T04:02:48.123Z", "elapsedSeconds": 60.2, "settleSeconds": 1.5, "problems": 27,
+    "findings": [
+        {"kind": "no_message", "invariant": 1, "what": "record queued or processing, and no message of the ad in "
+         "the work stream", "count": 26, "countIsLowerBound": True, "itemKind": "ad",
+         "sample": ["01m8n9x54xpmz6r2js5aqya767", "01m8n9x54xpmz6r2js5aqya768"], "repair": "re-published",
+         "notRepairedBecause": None},
+        {"kind": "topology_incompatible", "invariant": 4, "what": "exists with a config gamead cannot use",
+         "count": 1, "countIsLowerBound": False, "itemKind": "object", "sample": ["consumer gamead-p3"],
+         "repair": None, "notRepairedBecause": "never overwritten",
+         "details": {"consumer gamead-p3": "a push consumer"}},
+    ],
+    "notes": [{"kind": "obsolete_object", "what": "an object gamead no longer uses", "count": 1,
+               "sample": ["stream GAMEAD_ADVISORIES"]}],
+    "read": {"records": 900, "workMessages": 20, "dlqEntries": 5, "recordReads": 19, "apiCalls": 34,
+             "payloadBytes": 52800, "jobs": 0},
+}
+
+
+def test_the_report_names_every_figure_and_never_truncates_an_id() -> None:
+    out = io.StringIO()
+    Console(file=out, width=80, no_color=True).print(report_view(REPORT))
+    text = out.getvalue()
+    assert "01m8n9x54xpmz6r2js5aqya767, 01m8n9x54xpmz6r2js5aqya768 … and 24 more" in text
+    assert "no_message · at least 26 ads · invariant 1" in text
+    assert "topology_incompatible · 1 object · invariant 4" in text
+    assert "not repaired: never overwritten" in text and "consumer gamead-p3: a push consumer" in text
+    assert "900 records (keys only)" in text and "34 JetStream API calls" in text
+    assert "partial: records: stopped after 900 messages" in text
+    assert "27 problems of 2 kinds" in text
+
+
+def test_detach_without_repair_is_a_usage_error() -> None:
+    result = CliRunner().invoke(app, ["doctor", "--detach"])
+    assert result.exit_code == exitcodes.USAGE
+    assert "--detach goes with --repair" in result.output
+
+
+def test_an_api_that_is_not_there_is_exit_3_in_one_line(closed_api_url: str) -> None:
+    result = CliRunner().invoke(app, ["doctor", "--api", closed_api_url])
+    assert result.exit_code == exitcodes.UNREACHABLE, result.output
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1

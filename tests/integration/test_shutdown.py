@@ -1,0 +1,52 @@
+"""A process told to stop while NATS is away stops promptly and quietly (issue 9 follow-up: after a SIGKILL of
+`gamead up`, its API took ~8 s to exit, logging drain errors, a `RuntimeError` and an unretrieved
+`Registry.delete` task; a worker exited 1 with "unexpected ConnectionReconnectingError"). Real nats-server,
+real API and worker processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import Proc, start_api, start_worker, wait_for
+
+
+def _after(proc: Proc, marker: Callable[[dict], bool]) -> list[dict]:
+    """The process's JSON log lines from the first one ``marker`` accepts on."""
+    lines = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+    start = next((i for i, line in enumerate(lines) if marker(line)), len(lines))
+    return lines[start:]
+
+
+def test_the_api_and_a_worker_stop_at_once_and_quietly_when_nats_is_gone(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    api, _ = start_api(server.url, tmp_path)
+    worker = start_worker(server.url, tmp_path, worker_id="leaving")
+    procs += [api, worker]
+    wait_for(lambda: "worker started" in worker.output(), timeout=30, what="the worker to start")
+    server.kill()  # what a SIGKILL of `gamead up` does to its nats-server, as its API and workers are told to stop
+    for proc in (api, worker):
+        proc.signal(signal.SIGTERM)
+    for proc in (api, worker):
+        wait_for(lambda p=proc: not p.alive(), timeout=10, what=f"{proc.name} to exit")  # type: ignore[misc]
+    assert worker.popen is not None and worker.popen.returncode == 0, worker.output()[-2000:]
+    assert api.popen is not None and api.popen.returncode in (0, -signal.SIGTERM), api.output()[-2000:]
+    api_out = _after(api, lambda line: line.get("message") == "Shutting down")
+    worker_out = _after(worker, lambda line: line.get("message") == "disconnected from NATS; reconnecting")
+    # what the stop sequence itself says: nothing above INFO (the connection's own reconnect attempts and a
+    # heartbeat that failed before the signal arrived are about NATS going, not about stopping)
+    from_stopping = [line for line in api_out + worker_out if line.get("logger") != "gamead_core.queue.connection"
+                     and not str(line.get("message")).startswith("heartbeat failed")]
+    loud = [line for line in from_stopping if line["level"] in ("WARNING", "ERROR", "CRITICAL")]
+    assert loud == [], loud
+    for proc in (api, worker):
+        text = proc.output()
+        for quiet in ("never retrieved", "Traceback", "error: unexpected"):
+            assert quiet not in text, text[-2000:]
+    assert any("the ttl will" in str(line.get("message")) for line in api_out)  # it says why it left things
+    assert any(line.get("message") == "worker stopped" for line in worker_out)
