@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gamead_core.api import routes_ads, routes_dlq, routes_health, routes_jobs, routes_scale, routes_v1
+from gamead_core.api import contract, routes_ads, routes_dlq, routes_health, routes_jobs, routes_scale, routes_v1
 from gamead_core.api.auth import auth_mode
 from gamead_core.api.cache import AdCache
 from gamead_core.api.errors import install_error_handlers
@@ -72,6 +72,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_jobs.router)  # its lifespan runs this node's operator jobs
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
+    contract.install(app, settings)  # openapi.json: every status, one error schema; Allow on OPTIONS/405
     return app
 
 

@@ -19,7 +19,9 @@ from pydantic.alias_generators import to_camel
 from starlette.responses import Response, StreamingResponse
 
 from gamead_core.api.body import body_schema, read_body
+from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ApiError
+from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import NotFound
 from gamead_core.ids import AdId, is_ad_id
@@ -177,13 +179,15 @@ def _id_items(body: SelectionBody) -> list[list[Any]] | None:
 
 
 def job_response(request: Request, job: Job, status: int = 202) -> Response:
-    """A job's document, or (``Accept: application/x-ndjson``) its progress stream."""
+    """A job's document, or (``Accept: application/x-ndjson``) its progress stream; the same status either way."""
+    location = {"Location": f"/v1/jobs/{job.id}"}
     if NDJSON in request.headers.get("accept", ""):
-        return progress_stream(_jobs(request), job.id)
-    return _json(job.wire(), status, {"Location": f"/v1/jobs/{job.id}"})
+        return progress_stream(_jobs(request), job.id, status, location)
+    return _json(job.wire(), status, location)
 
 
-def progress_stream(jobs: JobService, job_id: str) -> StreamingResponse:
+def progress_stream(jobs: JobService, job_id: str, status: int = 200,
+                    headers: dict[str, str] | None = None) -> StreamingResponse:
     """NDJSON: the job's document, then a line each time it changes, until it finishes. Disconnecting
     never stops the job (it runs in its own task)."""
 
@@ -191,10 +195,19 @@ def progress_stream(jobs: JobService, job_id: str) -> StreamingResponse:
         async for job in jobs.follow(job_id):
             yield orjson.dumps(job.wire()) + b"\n"
 
-    return StreamingResponse(lines(), media_type=NDJSON, headers={"Cache-Control": "no-store"})
+    return StreamingResponse(lines(), status_code=status, media_type=NDJSON,
+                             headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-@router.get("", summary="Dead-lettered ads, filtered; oldest first with a cursor, or newest first")
+#: the answers of a route that starts a job: 202 with the job (JSON, or its NDJSON progress stream)
+_JOB_STARTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "The job was created and runs on the server (`Location: /v1/jobs/{id}`); with "
+                         "`Accept: application/x-ndjson`, its progress stream.", "content": NDJSON_JOB},
+}
+
+
+@router.get("", summary="Dead-lettered ads, filtered; oldest first with a cursor, or newest first",
+            response_model=DlqPage)
 async def list_dlq(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -218,7 +231,8 @@ async def list_dlq(
                   "nextCursor": page.next_cursor, "scanned": page.scanned, "complete": page.complete})
 
 
-@router.get("/{ad_id}", summary="One dead-lettered ad", responses={404: {"description": "`not_found`"}})
+@router.get("/{ad_id}", summary="One dead-lettered ad", response_model=DlqEntry, response_model_exclude_none=True,
+            responses=error_responses(404))
 async def get_dlq(ad_id: str, request: Request) -> Response:
     if not is_ad_id(ad_id):
         raise NotFound(f"no dead-lettered ad with id {ad_id[:40]!r}: not an ad id")
@@ -226,7 +240,10 @@ async def get_dlq(ad_id: str, request: Request) -> Response:
 
 
 @router.post("/replay", status_code=202, summary="Replay dead-lettered ads: starts a job (202 with its document)",
-             openapi_extra=body_schema(ReplayBody))
+             openapi_extra=body_schema(ReplayBody), response_model=Job,
+             responses={**_JOB_STARTED, 200: {"model": DryRun, "description": "`dryRun: true`: what would be "
+                                                                             "replayed now"},
+                        **error_responses(400, 422)})
 async def replay_dlq(request: Request) -> Response:
     """Replay by `ids`, `filter` or `all` at their original priority, at most `rate` per second, stopping if
     more than `stopOnFailureRate` of the replayed ads that finished died again. Answers `202` with the job
@@ -246,7 +263,10 @@ async def replay_dlq(request: Request) -> Response:
 
 
 @router.post("/purge", status_code=202, summary="Delete dead-lettered ads for good: starts a job (needs confirm)",
-             openapi_extra=body_schema(PurgeBody))
+             openapi_extra=body_schema(PurgeBody), response_model=Job,
+             responses={**_JOB_STARTED, 200: {"model": DryRun, "description": "`dryRun: true`: what would be "
+                                                                             "purged now"},
+                        **error_responses(400, 422)})
 async def purge_dlq(request: Request) -> Response:
     """Purged ads leave the DLQ; their records become `failed` (kept, never retried). Without `confirm: true`:
     400 `confirmation_required` with the number matched. `dryRun` answers at once with `{matched}`."""
@@ -267,7 +287,10 @@ async def purge_dlq(request: Request) -> Response:
 
 
 @router.post("/import", status_code=202, summary="Put exported entries into the DLQ: starts a job",
-             openapi_extra=body_schema(ImportBody))
+             openapi_extra=body_schema(ImportBody), response_model=Job,
+             responses={**_JOB_STARTED, 200: {"model": ImportChecked, "description": "`dryRun: true`: every "
+                                                                                     "entry is valid"},
+                        **error_responses(400, 422)})
 async def import_dlq(request: Request) -> Response:
     """`{entries: [...]}` from `gamead dlq export`. Every entry is validated before anything is written (422
     names the entry's index and field). An ad that exists here and is not dead (alive, or purged) is skipped."""
