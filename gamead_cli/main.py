@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "workers": ("gamead_cli.commands.workers", "workers", "The live API nodes and workers, with their health."),
     "scale": ("gamead_cli.commands.scale", "app", "The worker autoscaler: its decisions, a manual override."),
     "dlq": ("gamead_cli.commands.dlq", "app", "Inspect, replay, purge, export and import dead-lettered ads."),
+    "audit": ("gamead_cli.commands.audit", "audit", "The audit trail: who did what to the service, and how it went."),
     "config": ("gamead_cli.commands.config_cmd", "app", "The effective configuration and where it came from."),
     "serve": ("gamead_cli.commands.serve", "serve", "Run one stateless API node (FastAPI on uvicorn)."),
     "worker": ("gamead_cli.commands.worker", "worker", "Run one worker: pull ads by priority, analyse them."),

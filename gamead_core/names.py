@@ -50,6 +50,19 @@ ADVISORY_STREAM: Final[str] = "GAMEAD_ADVISORIES"
 ADVISORY_SUBJECT: Final[str] = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{ADS_STREAM}.*"
 ADVISORY_CONSUMER: Final[str] = "gamead-dlq-mover"
 
+# --- audit trail -------------------------------------------------------------------------------------
+#: Every operator action (gamead_core.audit): limits retention (``audit.*``), one subject per action.
+AUDIT_STREAM: Final[str] = "GAMEAD_AUDIT"
+AUDIT_SUBJECT_PREFIX: Final[str] = "gamead.audit"
+AUDIT_SUBJECT_WILDCARD: Final[str] = f"{AUDIT_SUBJECT_PREFIX}.>"
+
+
+def audit_subject(action: str) -> str:
+    """Subject of one action's records: ``gamead.audit.replay``, ``gamead.audit.scale.set``. ``action`` is a
+    member of ``gamead_core.audit.AuditAction`` (never a client's string)."""
+    return f"{AUDIT_SUBJECT_PREFIX}.{action}"
+
+
 # --- key-value buckets -------------------------------------------------------------------------------
 ADS_BUCKET: Final[str] = "gamead_ads"
 #: the stream behind the ad-record bucket (JetStream's KV convention, ADR-8: ``KV_<bucket>``)

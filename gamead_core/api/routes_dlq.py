@@ -23,6 +23,7 @@ from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ApiError
 from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.state import QueueLink
+from gamead_core.audit import not_an_action
 from gamead_core.errors import NotFound
 from gamead_core.ids import AdId, is_ad_id
 from gamead_core.jobs.model import Job, JobKind, Selection
@@ -251,6 +252,7 @@ async def replay_dlq(request: Request) -> Response:
     at once with `{matched}`."""
     body = await read_body(request, ReplayBody)
     if body.dry_run:
+        not_an_action()  # changes nothing: no audit record
         return _json(await _count(request, body))
     selection = await _selection(request, body)
     job = await _jobs(request).create(
@@ -272,6 +274,7 @@ async def purge_dlq(request: Request) -> Response:
     400 `confirmation_required` with the number matched. `dryRun` answers at once with `{matched}`."""
     body = await read_body(request, PurgeBody)
     if body.dry_run:
+        not_an_action()  # changes nothing: no audit record
         return _json(await _count(request, body))
     if not body.confirm:
         matched = (await _count(request, body))["matched"]
@@ -304,6 +307,7 @@ async def import_dlq(request: Request) -> Response:
                            details=[{"loc": loc, "msg": msg, "type": "duplicate"}])
         seen[entry.ad_id] = n
     if body.dry_run:
+        not_an_action()  # changes nothing: no audit record
         return _json({"valid": len(body.entries), "dryRun": True})
     items = [e.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"seq"}) for e in body.entries]
     job = await _jobs(request).create(JobKind.IMPORT, Selection(mode="entries"), started_by=_principal(request),

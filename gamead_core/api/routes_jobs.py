@@ -21,6 +21,7 @@ from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ApiError
 from gamead_core.api.routes_dlq import NDJSON, progress_stream
 from gamead_core.api.schemas import NDJSON_JOB, JobPage
+from gamead_core.audit import JobAudit, record_action
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import NotFound, QueueUnavailable
 from gamead_core.ids import is_job_id, new_job_id
@@ -45,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             raise QueueUnavailable("connecting to NATS")
         return await JobStore.open(link.js, settings.jobs, settings.queue.replicas)
 
-    jobs = JobService(settings, node_id, ops)
+    jobs = JobService(settings, node_id, ops, audit=JobAudit(app.state.audit))
     app.state.jobs = jobs
     await jobs.start(open_store)
     try:
@@ -120,6 +121,7 @@ async def cancel_job(job_id: str, request: Request) -> Response:
     if job.state.terminal:
         raise ApiError(409, "job_finished", f"job {job_id} has already ended ({job.state.value})",
                        details={"state": job.state.value})
+    await record_action(request.app.state.audit, "job.cancel", job_id=job_id, details={"kind": job.kind.value})
     principal = getattr(request.state, "principal", None)
     job = await jobs.cancel(job_id, str(getattr(principal, "name", None) or "anonymous"))
     return _json(job.wire(), 202)

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from gamead_core.api.body import body_schema, read_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.schemas import OverrideCleared, OverrideSet, ScaleDocument
+from gamead_core.audit import record_action
 from gamead_core.errors import QueueUnavailable
 from gamead_core.scaling.loop import Autoscaler, backend_for, new_holder_id, status_document
 from gamead_core.scaling.store import MAX_OVERRIDE_SECONDS, Override, ScaleStore, clamp_override
@@ -85,6 +86,8 @@ async def set_override(request: Request) -> Response:
     who = getattr(principal, "name", None) or (request.client.host if request.client else None)
     ov = Override(body.replicas, now + body.for_seconds, now, who)
     store = _store(request)
+    await record_action(request.app.state.audit, "scale.set",  # before acting: no record, no override
+                        details={"replicas": body.replicas, "forSeconds": body.for_seconds})
     await store.set_override(ov)
     doc = await _document(request)
     # Clamped by the leader's bounds when known (gamead up passes its own), else this node's settings.
@@ -97,7 +100,9 @@ async def set_override(request: Request) -> Response:
 @router.delete("/override", summary="End the manual override; the policy decides again at the next tick",
                response_model=OverrideCleared)
 async def clear_override(request: Request) -> Response:
-    cleared = await _store(request).clear_override()
+    store = _store(request)
+    await record_action(request.app.state.audit, "scale.clear")  # before acting: no record, no change
+    cleared = await store.clear_override()
     return _json({"cleared": cleared, "status": await _document(request)})
 
 

@@ -6,6 +6,7 @@ Every object gamead creates (``essential`` ones are on the submit path: without 
     stream    GAMEAD_ADS            work queue, one subject per level                     essential
     stream    GAMEAD_DLQ            dead letters (limits retention)
     stream    GAMEAD_ADVISORIES     captured max-deliveries advisories of the level consumers
+    stream    GAMEAD_AUDIT          the audit trail of operator actions (limits retention)
     consumer  gamead-p1 … gamead-p5 one durable pull consumer per level, on GAMEAD_ADS
     consumer  gamead-dlq-mover      the mover's consumer, on GAMEAD_ADVISORIES
     bucket    gamead_ads            ad records (KV)                                       essential
@@ -54,6 +55,7 @@ from nats.js.api import (
 )
 
 from gamead_core import names
+from gamead_core.audit.log import audit_stream_config
 from gamead_core.config import GameadSettings, QueueSettings, RecordSettings
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
@@ -196,6 +198,7 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
         Wanted("stream", names.ADS_STREAM, names.ADS_STREAM, stream_config(qs), essential=True),
         Wanted("stream", names.DLQ_STREAM, names.DLQ_STREAM, dlq_stream_config(settings.dlq, qs)),
         Wanted("stream", names.ADVISORY_STREAM, names.ADVISORY_STREAM, advisory_stream_config(qs)),
+        Wanted("stream", names.AUDIT_STREAM, names.AUDIT_STREAM, audit_stream_config(settings.audit, qs)),
         *(Wanted("consumer", names.level_consumer(level), names.ADS_STREAM, consumer_config(level, qs))
           for level in names.LEVELS),
         Wanted("consumer", names.ADVISORY_CONSUMER, names.ADVISORY_STREAM, mover_consumer_config()),
