@@ -26,51 +26,15 @@ from rich.text import Text
 from gamead_cli.commands.dlq import parse_when
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit, plain, stdout_console
+from gamead_cli.tui.view import audit_outcome, audit_selection
 from gamead_core.errors import ApiClientError, GameadError
 from gamead_core.ids import JOB_ID_RULE, is_job_id
 
-OUTCOME_STYLES = {"accepted": "cyan", "succeeded": "green", "refused": "bold red", "failed": "red",
-                  "cancelled": "yellow", "interrupted": "yellow"}
 _ACTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
 def _time(value: Any) -> str:
     return str(value or "-").replace("T", " ")[:19]
-
-
-def selection_text(record: dict[str, Any]) -> str:
-    """What the action chose, in a few words: ``3 ids``, ``filter errorClass=Timeout``, ``all``,
-    ``replicas 4 for 600s``. Pure."""
-    sel = record.get("selection") or {}
-    details = record.get("details") or {}
-    mode = sel.get("mode")
-    if mode == "ids":
-        return f"{sel.get('ids', '?')} ids"
-    if mode == "filter":
-        flt = sel.get("filter") or {}
-        return "filter " + ", ".join(f"{k}={v}" for k, v in flt.items()) if flt else "filter"
-    if mode == "all":
-        return "all"
-    if mode == "entries":
-        return "entries from a file"
-    if mode:
-        return str(mode)
-    if "replicas" in details:
-        return f"replicas {details['replicas']} for {details.get('forSeconds', 0):g}s"
-    if record.get("action") == "job.cancel" and details.get("kind"):
-        return f"a {details['kind']} job"
-    return "-"
-
-
-def outcome_text(record: dict[str, Any]) -> Text:
-    """``refused forbidden (+3)``, ``succeeded``… in the outcome's colour. Pure."""
-    outcome = str(record.get("outcome") or "?")
-    text = Text(outcome, style=OUTCOME_STYLES.get(outcome, ""))
-    if record.get("code"):
-        text.append(f" {record['code']}")
-    if record.get("repeats"):
-        text.append(f" (+{record['repeats']} not shown)", style="dim")
-    return text
 
 
 def _table(body: dict[str, Any], width: int) -> Table:
@@ -85,8 +49,8 @@ def _table(body: dict[str, Any], width: int) -> Table:
         row: list[Any] = [_time(r.get("at"))[5:], plain(r.get("actor", "?"))]
         if wider:
             row += [plain(r.get("role") or "-"), plain(r.get("client") or "-")]
-        row += [plain(r.get("action")), plain(selection_text(r)), "-" if r.get("ads") is None else str(r["ads"]),
-                outcome_text(r)]
+        row += [plain(r.get("action")), plain(audit_selection(r)), "-" if r.get("ads") is None else str(r["ads"]),
+                audit_outcome(r)]
         if wide:
             row.append(plain(r.get("jobId") or "-"))
         table.add_row(*row)

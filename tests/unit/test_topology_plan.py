@@ -41,7 +41,8 @@ def as_server_has_it(settings: GameadSettings = SETTINGS) -> Snapshot:
 
 def test_every_object_gamead_creates_is_declared_once() -> None:
     labels = [w.label for w in WANTED]
-    assert len(labels) == len(set(labels)) == 14
+    assert len(labels) == len(set(labels)) == 15
+    assert f"stream {names.AUDIT_STREAM}" in labels  # the audit trail (issue 11 item 3)
     assert {w.label for w in WANTED if w.essential} == {f"stream {names.ADS_STREAM}", f"bucket {names.ADS_BUCKET}"}
     kinds = {w.kind for w in WANTED}
     assert kinds == {"stream", "consumer", "bucket"}
