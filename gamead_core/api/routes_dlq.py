@@ -180,10 +180,10 @@ def _id_items(body: SelectionBody) -> list[list[Any]] | None:
 
 
 def job_response(request: Request, job: Job, status: int = 202) -> Response:
-    """A job's document, or (``Accept: application/x-ndjson``) its progress stream; the same status either way."""
+    """A job's document (``status``), or (``Accept: application/x-ndjson``) its progress stream (200)."""
     location = {"Location": f"/v1/jobs/{job.id}"}
     if NDJSON in request.headers.get("accept", ""):
-        return progress_stream(_jobs(request), job.id, status, location)
+        return progress_stream(_jobs(request), job.id, 200, location)
     return _json(job.wire(), status, location)
 
 
@@ -200,11 +200,17 @@ def progress_stream(jobs: JobService, job_id: str, status: int = 200,
                              headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-#: the answers of a route that starts a job: 202 with the job (JSON, or its NDJSON progress stream)
+#: the answers of a route that starts a job: 202 with the job; with ``Accept: application/x-ndjson``, 200 and
+#: the job's progress stream
 _JOB_STARTED: dict[int | str, dict[str, Any]] = {
-    202: {"description": "The job was created and runs on the server (`Location: /v1/jobs/{id}`); with "
-                         "`Accept: application/x-ndjson`, its progress stream.", "content": NDJSON_JOB},
+    202: {"description": "The job was created and runs on the server (`Location: /v1/jobs/{id}`)."},
 }
+
+
+def _dry_run_or_stream(model: type, what: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "content": NDJSON_JOB,
+                  "description": f"`dryRun: true`: {what} (JSON); or, with `Accept: application/x-ndjson`, the "
+                                 "created job's progress stream: its document, then a line each time it changes"}}
 
 
 @router.get("", summary="Dead-lettered ads, filtered; oldest first with a cursor, or newest first",
@@ -242,8 +248,7 @@ async def get_dlq(ad_id: str, request: Request) -> Response:
 
 @router.post("/replay", status_code=202, summary="Replay dead-lettered ads: starts a job (202 with its document)",
              openapi_extra=body_schema(ReplayBody), response_model=Job,
-             responses={**_JOB_STARTED, 200: {"model": DryRun, "description": "`dryRun: true`: what would be "
-                                                                             "replayed now"},
+             responses={**_JOB_STARTED, **_dry_run_or_stream(DryRun, "what would be replayed now"),
                         **error_responses(400, 422)})
 async def replay_dlq(request: Request) -> Response:
     """Replay by `ids`, `filter` or `all` at their original priority, at most `rate` per second, stopping if
@@ -266,8 +271,7 @@ async def replay_dlq(request: Request) -> Response:
 
 @router.post("/purge", status_code=202, summary="Delete dead-lettered ads for good: starts a job (needs confirm)",
              openapi_extra=body_schema(PurgeBody), response_model=Job,
-             responses={**_JOB_STARTED, 200: {"model": DryRun, "description": "`dryRun: true`: what would be "
-                                                                             "purged now"},
+             responses={**_JOB_STARTED, **_dry_run_or_stream(DryRun, "what would be purged now"),
                         **error_responses(400, 422)})
 async def purge_dlq(request: Request) -> Response:
     """Purged ads leave the DLQ; their records become `failed` (kept, never retried). Without `confirm: true`:
@@ -291,8 +295,7 @@ async def purge_dlq(request: Request) -> Response:
 
 @router.post("/import", status_code=202, summary="Put exported entries into the DLQ: starts a job",
              openapi_extra=body_schema(ImportBody), response_model=Job,
-             responses={**_JOB_STARTED, 200: {"model": ImportChecked, "description": "`dryRun: true`: every "
-                                                                                     "entry is valid"},
+             responses={**_JOB_STARTED, **_dry_run_or_stream(ImportChecked, "every entry is valid"),
                         **error_responses(400, 422)})
 async def import_dlq(request: Request) -> Response:
     """`{entries: [...]}` from `gamead dlq export`. Every entry is validated before anything is written (422

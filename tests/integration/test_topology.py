@@ -31,8 +31,9 @@ def test_topology_is_created_once_and_then_left_alone(fresh_nats: Callable[[], E
         return first, (second, third), consumers
 
     first, again, consumers = asyncio.run(run())
-    # 3 streams, 5 level consumers, the DLQ mover, 5 buckets (ads, registry, leases, scaling, health)
-    assert len(first.created) == 14
+    # 4 streams (work, DLQ, advisories, audit), 5 level consumers, the DLQ mover, 5 buckets (ads, registry,
+    # leases, scaling, health)
+    assert len(first.created) == 15
     assert all(not r.created and not r.updated for r in again)
     assert consumers == 5
 

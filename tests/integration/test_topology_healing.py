@@ -64,7 +64,7 @@ async def delete_everything(js: Any) -> None:
     for level in names.LEVELS:
         await js.delete_consumer(names.ADS_STREAM, names.level_consumer(level))
     await js.delete_consumer(names.ADVISORY_STREAM, names.ADVISORY_CONSUMER)
-    for stream in (names.DLQ_STREAM, names.ADVISORY_STREAM, names.ADS_STREAM):
+    for stream in (names.DLQ_STREAM, names.ADVISORY_STREAM, names.AUDIT_STREAM, names.ADS_STREAM):
         await js.delete_stream(stream)
     for bucket in (names.ADS_BUCKET, names.REGISTRY_BUCKET, names.LEASES_BUCKET, names.SCALING_BUCKET,
                    names.HEALTH_BUCKET):
@@ -89,7 +89,7 @@ def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]
     assert not_ok(server.url) == {}
     js_call(server.url, delete_everything)  # as `nats consumer rm`, `nats stream rm`, `nats kv rm` would
 
-    wait_for(lambda: not_ok(server.url) == {}, timeout=15, what="all 14 objects recreated")
+    wait_for(lambda: not_ok(server.url) == {}, timeout=15, what="all 15 objects recreated")
     recreated = {line.get("object_kind", "") + " " + line.get("object_name", "") for line in log_lines(api)
                  if line.get("action") == "recreated"}
     assert recreated == {w.label for w in WANTED}, "one JSON log line per recreated object, named as a field"
