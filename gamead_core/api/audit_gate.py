@@ -83,8 +83,8 @@ class AuditGate:
 
     async def _after(self, scope: Scope, ctx: ActionContext, status: int, body: bytes) -> None:
         """Record what the handler did not (never raises: the answer is already sent)."""
-        if ctx.principal is None or ctx.not_an_action or (ctx.recorded and status < 400):
-            return  # unidentified caller, a dry run, or recorded by the handler
+        if ctx.principal is None or ctx.not_an_action or status == 0 or (ctx.recorded and status < 400):
+            return  # unidentified caller, a dry run, a client gone before any answer, or recorded by the handler
         fields: dict[str, Any] = {}
         if status >= 400:
             error = _error_of(body)

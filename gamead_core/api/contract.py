@@ -16,7 +16,8 @@ added later is documented the day it is mounted. Each route adds its own (404, 4
 * the ``$defs`` of request bodies read with :func:`gamead_core.api.body.read_body` (documented through
   ``openapi_extra``) are moved into ``components.schemas``, where their ``$ref`` point (a dangling ``$ref`` was
   issue 11 item 8: ``DlqEntry``, ``FilterBody``);
-* when tokens are required, a ``bearer`` security scheme on every route that is not open.
+* when tokens are required, a ``bearer`` security scheme on every route that is not open;
+* ``X-Request-Id`` on every answer of an operator action (a ``/v1`` write: ``gamead_core.api.audit_gate``).
 
 Methods (RFC 9110 §9.3.7, §15.5.6): :func:`method_not_allowed` answers ``405`` with an ``Allow`` header listing
 the methods of *every* route on the path (Starlette lists those of the first route it tried only: ``OPTIONS /ads``
@@ -37,7 +38,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gamead_core.api.auth import auth_required, route_class
+from gamead_core.api.auth import SAFE_METHODS, auth_required, route_class
 from gamead_core.api.errors import error_response
 from gamead_core.config import GameadSettings
 
@@ -93,6 +94,10 @@ _HEADERS: Final[dict[int, dict[str, Any]]] = {
     },
     503: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}},
 }
+
+
+_REQUEST_ID: Final = {"description": "The request's id, as in its audit record (the client's `X-Request-Id` when "
+                                      "well-formed, else a new one).", "schema": {"type": "string"}}
 
 
 def error_statuses(path: str) -> frozenset[int]:
@@ -203,8 +208,11 @@ def build_openapi(app: FastAPI, settings: GameadSettings) -> dict[str, Any]:
         document["components"]["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer", "description": "An API token (`auth.tokens`)."}}
     for path, operations in document.get("paths", {}).items():
-        for operation in operations.values():
+        for method, operation in operations.items():
             _document_errors(path, operation)
+            if route_class(path) == "v1" and method.upper() not in SAFE_METHODS:  # an operator action
+                for response in operation["responses"].values():
+                    response.setdefault("headers", {})["X-Request-Id"] = _REQUEST_ID
             if secured and route_class(path) != "open":
                 operation["security"] = [{"bearer": []}]
     _drop_unreferenced(document, ("HTTPValidationError", "ValidationError"))
