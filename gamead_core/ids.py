@@ -59,6 +59,8 @@ ID_JSON_SCHEMA: Final = {"type": "string", "pattern": f"^{ULID_PATTERN}$", "minL
                          "maxLength": ID_LENGTH}
 
 #: A pydantic field type for an ad id sent by a client: validation fails with :data:`AD_ID_RULE`.
-AdId = Annotated[str, AfterValidator(_check(AD_ID_RULE)), WithJsonSchema({**ID_JSON_SCHEMA, "description": AD_ID_RULE})]
+AdId = Annotated[str, AfterValidator(_check(AD_ID_RULE)),
+                 WithJsonSchema({**ID_JSON_SCHEMA, "description": AD_ID_RULE})]
 #: A pydantic field type for a job id sent by a client.
-JobId = Annotated[str, AfterValidator(_check(JOB_ID_RULE)), WithJsonSchema({**ID_JSON_SCHEMA, "description": JOB_ID_RULE})]
+JobId = Annotated[str, AfterValidator(_check(JOB_ID_RULE)),
+                  WithJsonSchema({**ID_JSON_SCHEMA, "description": JOB_ID_RULE})]

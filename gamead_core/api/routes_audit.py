@@ -9,7 +9,7 @@ offset = UTC). None of them becomes a NATS subject: records are read by sequence
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS, auth_mode, auth_required
 from gamead_core.audit.log import AuditLog
-from gamead_core.audit.model import ACTOR_PATTERN, OUTCOMES, AuditAction, AuditFilter, AuditRecord
+from gamead_core.audit.model import ACTOR_PATTERN, AuditAction, AuditFilter, AuditRecord, Outcome
 from gamead_core.errors import QueueUnavailable
 from gamead_core.ids import ULID_PATTERN
 from gamead_core.times import UtcDatetime
@@ -71,7 +71,7 @@ async def list_audit(
     actor: Annotated[str | None, Query(pattern=ACTOR_PATTERN, description="Only this token name (or "
                                                                           "`anonymous`).")] = None,
     action: Annotated[AuditAction | None, Query(description="Only this action.")] = None,
-    outcome: Annotated[Literal[OUTCOMES] | None, Query(description="Only this outcome.")] = None,  # type: ignore[valid-type]
+    outcome: Annotated[Outcome | None, Query(description="Only this outcome.")] = None,
     job_id: Annotated[str | None, Query(alias="jobId", pattern=f"^{ULID_PATTERN}$",
                                         description="Only the records of this job.")] = None,
     since: Annotated[UtcDatetime | None, Query(description="At or after (ISO 8601; no offset = UTC).")] = None,

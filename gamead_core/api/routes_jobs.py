@@ -46,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             raise QueueUnavailable("connecting to NATS")
         return await JobStore.open(link.js, settings.jobs, settings.queue.replicas)
 
-    jobs = JobService(settings, node_id, ops, audit=JobAudit(app.state.audit))
+    jobs = JobService(settings, node_id, ops, audit=JobAudit(app.state.audit))  # every job is audited
     app.state.jobs = jobs
     await jobs.start(open_store)
     try:
@@ -121,7 +121,8 @@ async def cancel_job(job_id: str, request: Request) -> Response:
     if job.state.terminal:
         raise ApiError(409, "job_finished", f"job {job_id} has already ended ({job.state.value})",
                        details={"state": job.state.value})
-    await record_action(request.app.state.audit, "job.cancel", job_id=job_id, details={"kind": job.kind.value})
+    await record_action(getattr(request.app.state, "audit", None), "job.cancel", job_id=job_id,
+                        details={"kind": job.kind.value})  # before acting: no record, no cancel
     principal = getattr(request.state, "principal", None)
     job = await jobs.cancel(job_id, str(getattr(principal, "name", None) or "anonymous"))
     return _json(job.wire(), 202)

@@ -170,7 +170,8 @@ async def record_action(audit: AuditLog | None, action: str, *, outcome: str = "
     if ctx is not None:
         who = {"actor": ctx.actor, "role": ctx.role, "client": ctx.client, "request_id": ctx.request_id,
                "method": ctx.method, "path": ctx.path}
-    record = AuditRecord(at=utcnow(), action=action_of(action), outcome=outcome, **{**who, **fields})  # type: ignore[arg-type]
+    record = AuditRecord(at=utcnow(), action=action_of(action), outcome=outcome,  # type: ignore[arg-type]
+                         **{**who, **fields})
     if audit is None:
         raise AuditUnavailable("the audit trail is not running on this API node")
     await audit.write(record)
@@ -207,7 +208,8 @@ class JobAudit:
 
     async def job_ended(self, job: Job) -> None:
         """Record the job's final state with its counts, retrying while NATS is away (then it is logged)."""
-        record = AuditRecord(at=utcnow(), action=action_of(job.kind.value), outcome=job.state.value,  # type: ignore[arg-type]
+        record = AuditRecord(at=utcnow(), action=action_of(job.kind.value),
+                             outcome=job.state.value,  # type: ignore[arg-type]
                              actor=job.started_by, job_id=job.id, selection=_selection(job), ads=_acted(job),
                              counts=dict(job.counts), message=job.stop_reason)
         loop = asyncio.get_running_loop()
