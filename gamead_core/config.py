@@ -140,10 +140,13 @@ class AuditSettings(_Section):
     """The audit trail of operator actions: stream ``GAMEAD_AUDIT`` (limits retention, oldest dropped first)."""
 
     max_age: float = Field(90 * 86400, gt=0, description="Seconds an audit record is kept (default 90 days).")
-    max_msgs: int = Field(1_000_000, ge=-1, description="Most records kept; then the oldest go first (-1 = no limit).")
+    max_msgs: int = Field(
+        250_000, ge=-1, description="Most records kept; then the oldest go first (-1 = no limit). A record is "
+        "~0.5 KB, so the default bounds the stream to ~125 MB."
+    )
     max_bytes: int = Field(
-        256 * 1024**2, ge=-1, description="Most bytes kept; then the oldest records go first (-1 = no limit). "
-        "JetStream reserves it from the server's file store (max_file_store)."
+        -1, ge=-1, description="Most bytes kept; then the oldest records go first (-1 = bounded by max_msgs only). "
+        "A limit is reserved from the server's file store (max_file_store) when the stream is created."
     )
     scan_limit: int = Field(
         20_000, ge=100, description="Most records one `GET /v1/audit` reads; the answer says when it stopped."
