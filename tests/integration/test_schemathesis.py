@@ -38,7 +38,7 @@ from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, start_api, start_worker
 
 #: generated requests per operation in the fuzzing phase (the coverage phase adds its own, deterministic, set)
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 10
 
 TOKENS = {"submitter": "contract-submitter-token", "viewer": "contract-viewer-token",
           "operator": "contract-operator-token"}
