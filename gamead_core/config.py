@@ -149,7 +149,7 @@ class AuditSettings(_Section):
         "A limit is reserved from the server's file store (max_file_store) when the stream is created."
     )
     scan_limit: int = Field(
-        20_000, ge=100, description="Most records one `GET /v1/audit` reads; the answer says when it stopped."
+        10_000, ge=100, description="Most records one `GET /v1/audit` reads; the answer says when it stopped."
     )
     refusals_per_minute: int = Field(
         30, ge=1, description="Refused actions recorded per caller per API node a minute; beyond that they are "

@@ -24,23 +24,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
+import orjson
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from pydantic import ValidationError
 
 from gamead_core import names
 from gamead_core.audit.context import ActionContext, current
-from gamead_core.audit.model import AuditFilter, AuditRecord, action_of, older_than_wanted
+from gamead_core.audit.model import AuditFilter, AuditRecord, action_of, older_than_wanted, wire_time
 from gamead_core.config import AuditSettings, QueueSettings
 from gamead_core.errors import AuditUnavailable, GameadError, QueueUnavailable
 from gamead_core.jobs.model import Job
 from gamead_core.models import utcnow
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.scan import read_stream
 
 log = logging.getLogger("gamead.audit")
 
@@ -48,7 +48,11 @@ log = logging.getLogger("gamead.audit")
 END_RETRY_SECONDS = 60.0
 #: records read by the first window of a page; each next window is twice as large, up to :data:`MAX_WINDOW`
 FIRST_WINDOW = 64
-MAX_WINDOW = 4096
+FILTERED_WINDOW = 1024  #: the first window of a filtered page
+MAX_WINDOW = 8192
+#: seconds a window's read waits for its next message before giving up (records are never deleted in the
+#: middle of the stream, so only retention at its head can leave a window short)
+READ_TIMEOUT = 2.0
 
 
 def audit_stream_config(settings: AuditSettings, qs: QueueSettings) -> StreamConfig:
@@ -119,44 +123,69 @@ class AuditLog:
         hi = min(before - 1, last) if before > 0 else last
         items: list[AuditRecord] = []
         scanned = 0
-        window = max(FIRST_WINDOW, limit)
+        # unfiltered, the newest ``limit`` records are the page; a filter may need to look further back
+        window = max(FIRST_WINDOW, limit) if flt == AuditFilter() else FILTERED_WINDOW
         lowest = hi + 1
         while hi >= first and state.messages:
             lo = max(first, hi - window + 1)
             batch = await self._read(js, lo, hi)
-            for record in reversed(batch):
+            for seq, data in reversed(batch):
                 scanned += 1
-                lowest = record.seq or lowest
-                if older_than_wanted(flt, record):
+                lowest = seq
+                at = wire_time(data) if flt.timed else None
+                if older_than_wanted(flt, at):
                     return AuditPage(items, None, scanned, True)
-                if flt.matches(record):
+                if flt.matches_wire(data, at) and (record := _record(seq, data)) is not None:
                     items.append(record)
                     if len(items) == limit:
-                        more = (record.seq or 0) > first
-                        return AuditPage(items, record.seq if more else None, scanned, True)
+                        return AuditPage(items, seq if seq > first else None, scanned, True)
                 if scanned >= self.settings.scan_limit:
                     return AuditPage(items, lowest if lowest > first else None, scanned, lowest <= first)
             hi = lo - 1
             window = min(MAX_WINDOW, window * 2)
         return AuditPage(items, None, scanned, True)
 
-    async def _read(self, js: JetStreamContext, lo: int, hi: int) -> list[AuditRecord]:
-        """The readable records with sequences ``lo``-``hi``, oldest first."""
-        out: list[AuditRecord] = []
+    async def _read(self, js: JetStreamContext, lo: int, hi: int) -> list[tuple[int, dict[str, Any]]]:
+        """``(sequence, JSON)`` of the records ``lo``-``hi``, oldest first (unreadable ones skipped, logged), from
+        one ordered consumer (one API call to create it)."""
+        out: list[tuple[int, dict[str, Any]]] = []
         with nats_boundary():
-            async with aclosing(read_stream(js, names.AUDIT_STREAM, names.AUDIT_SUBJECT_WILDCARD,
-                                            start_seq=lo)) as messages:
-                async for msg in messages:
+            sub = await js.subscribe(names.AUDIT_SUBJECT_WILDCARD, stream=names.AUDIT_STREAM, ordered_consumer=True,
+                                     config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                           opt_start_seq=lo))
+            try:
+                while True:
+                    try:
+                        msg = await sub.next_msg(timeout=READ_TIMEOUT)
+                    except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                        break
                     seq = msg.metadata.sequence.stream
                     if seq > hi:
                         break
                     try:
-                        out.append(AuditRecord.model_validate_json(msg.data).model_copy(update={"seq": seq}))
-                    except ValidationError:
+                        data = orjson.loads(msg.data)
+                    except orjson.JSONDecodeError:
+                        data = None
+                    if isinstance(data, dict):
+                        out.append((seq, data))
+                    else:
                         log.warning("audit record %d cannot be read; skipped", seq, extra={"audit_seq": seq})
-                    if seq >= hi:
+                    if seq >= hi or msg.metadata.num_pending == 0:
                         break
+            finally:
+                try:
+                    await sub.unsubscribe()
+                except nats.errors.Error:
+                    pass
         return out
+
+
+def _record(seq: int, data: dict[str, Any]) -> AuditRecord | None:
+    try:
+        return AuditRecord.model_validate(data).model_copy(update={"seq": seq})
+    except ValidationError:
+        log.warning("audit record %d cannot be read; skipped", seq, extra={"audit_seq": seq})
+        return None
 
 
 async def record_action(audit: AuditLog | None, action: str, *, outcome: str = "accepted",

@@ -12,7 +12,7 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Final, Literal
 
@@ -145,14 +145,38 @@ class AuditFilter:
                 and (self.since is None or record.at >= self.since)
                 and (self.until is None or record.at < self.until))
 
+    def matches_wire(self, data: dict[str, Any], at: datetime | None) -> bool:
+        """:meth:`matches` on a record's JSON (``at`` parsed by the caller, only needed with since/until):
+        a scan decodes in full only the records it keeps."""
+        return ((self.actor is None or data.get("actor") == self.actor)
+                and (self.action is None or data.get("action") == self.action)
+                and (self.outcome is None or data.get("outcome") == self.outcome)
+                and (self.job_id is None or data.get("jobId") == self.job_id)
+                and (self.since is None or (at is not None and at >= self.since))
+                and (self.until is None or (at is not None and at < self.until)))
+
+    @property
+    def timed(self) -> bool:
+        return self.since is not None or self.until is not None
+
 
 #: records of several API nodes interleave in the stream; their clocks may differ by this much (seconds)
 CLOCK_SKEW: Final = 60.0
 
 
-def older_than_wanted(flt: AuditFilter, record: AuditRecord) -> bool:
-    """True once a newest-first scan has gone past ``since`` (allowing :data:`CLOCK_SKEW`): it can stop."""
-    return flt.since is not None and (flt.since - record.at).total_seconds() > CLOCK_SKEW
+def older_than_wanted(flt: AuditFilter, at: datetime | None) -> bool:
+    """True once a newest-first scan has reached a record at ``at``, older than ``since`` by more than
+    :data:`CLOCK_SKEW`: it can stop."""
+    return flt.since is not None and at is not None and (flt.since - at).total_seconds() > CLOCK_SKEW
+
+
+def wire_time(data: dict[str, Any]) -> datetime | None:
+    """A record's ``at`` from its JSON (aware UTC), or None if it has none readable."""
+    try:
+        at = datetime.fromisoformat(str(data.get("at")))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 class RefusalThrottle:

@@ -25,6 +25,7 @@ from gamead_core.audit.model import (
     action_for,
     older_than_wanted,
     request_id_from,
+    wire_time,
 )
 from gamead_core.config import load_settings
 from gamead_core.ids import is_ulid_id
@@ -67,8 +68,13 @@ def test_filters_narrow_and_a_since_scan_stops_past_the_clock_skew() -> None:
     assert AuditFilter(actor="alice", action="purge", outcome="accepted", job_id=rec.job_id).matches(rec)
     assert not AuditFilter(actor="bob").matches(rec) and not AuditFilter(outcome="refused").matches(rec)
     assert AuditFilter(since=at).matches(rec) and not AuditFilter(until=at).matches(rec)
-    assert not older_than_wanted(AuditFilter(since=at + timedelta(seconds=30)), rec)  # within the skew: read on
-    assert older_than_wanted(AuditFilter(since=at + timedelta(seconds=61)), rec)
+    assert not older_than_wanted(AuditFilter(since=at + timedelta(seconds=30)), at)  # within the skew: read on
+    assert older_than_wanted(AuditFilter(since=at + timedelta(seconds=61)), at)
+    wire = rec.wire()
+    for flt in (AuditFilter(), AuditFilter(actor="alice", job_id=rec.job_id), AuditFilter(actor="bob"),
+                AuditFilter(since=at), AuditFilter(until=at), AuditFilter(outcome="refused")):
+        assert flt.matches_wire(wire, wire_time(wire)) == flt.matches(rec), flt
+    assert wire_time({"at": "2026-11-24T12:00:00"}) == at and wire_time({}) is None
 
 
 def test_a_record_on_the_wire_is_camel_case_and_leaves_out_what_it_does_not_know() -> None:
