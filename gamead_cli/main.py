@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dlq": ("gamead_cli.commands.dlq", "app", "Inspect, replay, purge, export and import dead-lettered ads."),
     "doctor": ("gamead_cli.commands.doctor", "doctor",
                "Check every invariant (nothing lost, nothing misreported); --repair fixes what is safe."),
+    "audit": ("gamead_cli.commands.audit", "audit", "The audit trail: who did what to the service, and how it went."),
     "config": ("gamead_cli.commands.config_cmd", "app", "The effective configuration and where it came from."),
     "serve": ("gamead_cli.commands.serve", "serve", "Run one stateless API node (FastAPI on uvicorn)."),
     "worker": ("gamead_cli.commands.worker", "worker", "Run one worker: pull ads by priority, analyse them."),

@@ -164,6 +164,27 @@ class DoctorSettings(_Section):
     )
 
 
+class AuditSettings(_Section):
+    """The audit trail of operator actions: stream ``GAMEAD_AUDIT`` (limits retention, oldest dropped first)."""
+
+    max_age: float = Field(90 * 86400, gt=0, description="Seconds an audit record is kept (default 90 days).")
+    max_msgs: int = Field(
+        250_000, ge=-1, description="Most records kept; then the oldest go first (-1 = no limit). A record is "
+        "~0.5 KB, so the default bounds the stream to ~125 MB."
+    )
+    max_bytes: int = Field(
+        -1, ge=-1, description="Most bytes kept; then the oldest records go first (-1 = bounded by max_msgs only). "
+        "A limit is reserved from the server's file store (max_file_store) when the stream is created."
+    )
+    scan_limit: int = Field(
+        10_000, ge=100, description="Most records one `GET /v1/audit` reads; the answer says when it stopped."
+    )
+    refusals_per_minute: int = Field(
+        30, ge=1, description="Refused actions recorded per caller per API node a minute; beyond that they are "
+        "counted into the next record written (`repeats`)."
+    )
+
+
 class RegistrySettings(_Section):
     heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between two heartbeats of a node.")
     ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry.")
@@ -328,6 +349,7 @@ class GameadSettings(BaseSettings):
     records: RecordSettings = RecordSettings()
     jobs: JobSettings = JobSettings()
     doctor: DoctorSettings = DoctorSettings()
+    audit: AuditSettings = AuditSettings()
 
     @model_validator(mode="after")
     def _keys_outlive_the_duplicate_window(self) -> GameadSettings:

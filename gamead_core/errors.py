@@ -6,7 +6,8 @@
     ├── ConfigError              bad or contradictory configuration; the process must not start
     ├── QueueUnavailable         NATS / JetStream cannot be reached or did not answer in time
     │   ├── StorageFailed        JetStream could not store a write: disk, server or account storage full
-    │   └── TopologyMissing      a stream, consumer or bucket gamead needs does not exist (yet)
+    │   ├── TopologyMissing      a stream, consumer or bucket gamead needs does not exist (yet)
+    │   └── AuditUnavailable     an operator action's audit record could not be written: the action was not done
     ├── TopologyError            a stream, consumer or bucket exists with an incompatible config
     ├── QueueFull                the stream refused a publish because a limit was reached
     ├── NotFound                 an ad (or other record) does not exist
@@ -77,6 +78,15 @@ class TopologyMissing(QueueUnavailable):
 
     code = "topology_missing"
     client_message = "the queue is being repaired; retry after the time in Retry-After"
+
+
+class AuditUnavailable(QueueUnavailable):
+    """The audit record of an operator action could not be written (NATS away, stream ``GAMEAD_AUDIT`` missing or
+    full of storage), so the action was **not** done: the audit trail fails closed (``gamead_core.audit``)."""
+
+    code = "audit_unavailable"
+    client_message = ("nothing was done: the audit record of this action could not be written; retry after the "
+                      "time in Retry-After")
 
 
 class TopologyError(GameadError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 from ulid import ULID
 
 #: 26 characters: the first ``0``-``7`` (a ULID is 128 bits), the rest Crockford base32, lowercase.
@@ -54,7 +54,13 @@ def _check(rule: str):  # noqa: ANN202 - a pydantic validator factory
     return check
 
 
+#: how an id is documented in ``openapi.json``
+ID_JSON_SCHEMA: Final = {"type": "string", "pattern": f"^{ULID_PATTERN}$", "minLength": ID_LENGTH,
+                         "maxLength": ID_LENGTH}
+
 #: A pydantic field type for an ad id sent by a client: validation fails with :data:`AD_ID_RULE`.
-AdId = Annotated[str, AfterValidator(_check(AD_ID_RULE))]
+AdId = Annotated[str, AfterValidator(_check(AD_ID_RULE)),
+                 WithJsonSchema({**ID_JSON_SCHEMA, "description": AD_ID_RULE})]
 #: A pydantic field type for a job id sent by a client.
-JobId = Annotated[str, AfterValidator(_check(JOB_ID_RULE))]
+JobId = Annotated[str, AfterValidator(_check(JOB_ID_RULE)),
+                  WithJsonSchema({**ID_JSON_SCHEMA, "description": JOB_ID_RULE})]

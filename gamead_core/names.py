@@ -50,6 +50,19 @@ def dlq_subject(ad_id: str) -> str:
 #: ``gamead doctor`` notes one that still exists and ``gamead doctor --repair`` deletes it (with its consumer).
 OBSOLETE_STREAMS: Final[tuple[str, ...]] = ("GAMEAD_ADVISORIES",)
 
+# --- audit trail -------------------------------------------------------------------------------------
+#: Every operator action (gamead_core.audit): limits retention (``audit.*``), one subject per action.
+AUDIT_STREAM: Final[str] = "GAMEAD_AUDIT"
+AUDIT_SUBJECT_PREFIX: Final[str] = "gamead.audit"
+AUDIT_SUBJECT_WILDCARD: Final[str] = f"{AUDIT_SUBJECT_PREFIX}.>"
+
+
+def audit_subject(action: str) -> str:
+    """Subject of one action's records: ``gamead.audit.replay``, ``gamead.audit.scale.set``. ``action`` is a
+    member of ``gamead_core.audit.AuditAction`` (never a client's string)."""
+    return f"{AUDIT_SUBJECT_PREFIX}.{action}"
+
+
 # --- key-value buckets -------------------------------------------------------------------------------
 ADS_BUCKET: Final[str] = "gamead_ads"
 #: the stream behind the ad-record bucket (JetStream's KV convention, ADR-8: ``KV_<bucket>``)

@@ -9,10 +9,11 @@ of the representable range (years 1-9999 once in UTC) fails validation (422), ne
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 
 def as_utc(value: datetime) -> datetime:
@@ -26,5 +27,25 @@ def as_utc(value: datetime) -> datetime:
         raise ValueError(f"time {value.isoformat()} is out of range once converted to UTC") from exc
 
 
-#: A datetime field or query parameter that follows the module's rule (naive = UTC; always aware UTC).
-UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+_ISO_DATE = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_time(value: Any) -> Any:
+    """Read a string as an ISO-8601 date or time (``datetime.fromisoformat``: ``Z`` and offsets, a date alone
+    is its midnight); other values pass unchanged. Raises ValueError for any other string: pydantic would read
+    ``"0.5"`` as a Unix time, which a client never means (the API documents ``format: date-time``). Parsing
+    here also lets request bodies be validated in pydantic's strict mode (``gamead_core.api.body``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if _ISO_DATE.match(text):
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ValueError("must be an ISO-8601 time, e.g. 2026-11-24T10:00:00Z (no offset = UTC)")
+
+
+#: A datetime field or query parameter that follows the module's rule (naive = UTC; always aware UTC); a string
+#: must be ISO-8601.
+UtcDatetime = Annotated[datetime, BeforeValidator(iso_time), AfterValidator(as_utc)]

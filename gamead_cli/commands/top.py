@@ -1,9 +1,11 @@
 """Live dashboard of the queue, the nodes and the dead letters (reads the API over HTTP).
 
 Keys: q quit · ? help · tab panels · / filter · enter details · space mark · r replay · x purge · p pause.
---readonly hides replay and purge (for a wall screen, or a viewer token). Small terminals drop whole panels
-in a fixed order (the metrics below 80 columns; the autoscaler line, the queue, the nodes as rows shrink);
-the dead letters and the footer always stay.
+--readonly hides replay and purge; so does a token that may not act.
+The audit panel shows the last operator actions: who, what, how it went.
+Small terminals drop whole panels in a fixed order: the metrics below
+80 columns; then the audit panel, the autoscaler line, the queue and the
+nodes as rows shrink. The dead letters and the footer always stay.
 Examples: gamead top --api http://gamead.internal:8080
           gamead top --readonly
           gamead top --once            (one rich snapshot, for scripts and plain SSH sessions)

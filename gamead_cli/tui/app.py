@@ -26,6 +26,7 @@ from gamead_cli.tui import view
 from gamead_cli.tui.source import DataSource, fetch_snapshot
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.widgets import (
+    AuditPanel,
     AutoscalerLine,
     Banner,
     ConfirmScreen,
@@ -41,7 +42,7 @@ from gamead_cli.tui.widgets import (
     QueuePanel,
     SummaryBar,
 )
-from gamead_core.errors import ApiClientError, ApiUnreachable
+from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ _WRITE_ACTIONS = frozenset({"replay", "purge"})
 #: The summary line, the dead letters and the footer always stay.
 DROP_ORDER: tuple[tuple[str, str, int], ...] = (
     ("metrics", "width", 80),  # 1. narrower than 80 columns: the queue panel takes the whole row
-    ("autoscaler", "height", 22),  # 2. shorter than 22 rows: the autoscaler line
-    ("top-row", "height", 18),  # 3. shorter than 18 rows: the queue panel
-    ("nodes", "height", 12),  # 4. shorter than 12 rows: the nodes
+    ("audit", "height", 24),  # 2. shorter than 24 rows: the audit panel (`gamead audit` has it all)
+    ("autoscaler", "height", 22),  # 3. shorter than 22 rows: the autoscaler line
+    ("top-row", "height", 18),  # 4. shorter than 18 rows: the queue panel
+    ("nodes", "height", 12),  # 5. shorter than 12 rows: the nodes
 )
 
 
@@ -97,14 +99,19 @@ class DashboardApp(App[None]):
     nodes: var[Sequence[Mapping[str, Any]]] = var(())
     dlq: var[Mapping[str, Any] | None] = var(None)
     dlq_error: var[str | None] = var(None)
+    audit: var[Mapping[str, Any] | None] = var(None)
+    audit_error: var[str | None] = var(None)
     error: var[str | None] = var(None)
     paused: var[bool] = var(False)
+    #: no actions: ``--readonly``, or a token that may not act (``GET /v1/whoami``: a viewer's)
+    readonly: var[bool] = var(False)
 
     def __init__(self, source: DataSource, *, refresh: float = 1.0, history: int = HISTORY_POINTS,
                  readonly: bool = False) -> None:
         super().__init__()
         self.source = source
-        self.readonly = readonly
+        self.set_reactive(DashboardApp.readonly, readonly)
+        self._role_known = readonly  #: asked the API who we are (not needed when already read-only)
         self.refresh_seconds = max(0.1, refresh)
         self.history = history
         self.snapshot: Snapshot | None = None
@@ -118,14 +125,15 @@ class DashboardApp(App[None]):
     # --- layout ---------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield SummaryBar(self.source.api_url, readonly=self.readonly, id="summary").data_bind(
-            DashboardApp.stats, DashboardApp.paused)
+        yield SummaryBar(self.source.api_url, id="summary").data_bind(
+            DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly)
         yield Banner(id="banner").data_bind(message=DashboardApp.error)
         with Horizontal(id="top-row"):
             yield QueuePanel(history_seconds=self.history, id="queue").data_bind(DashboardApp.stats)
             yield MetricsPanel(id="metrics").data_bind(DashboardApp.stats)
         yield NodesPanel(id="nodes").data_bind(DashboardApp.nodes)
         yield DlqPanel(id="dlq").data_bind(DashboardApp.stats, DashboardApp.dlq, DashboardApp.dlq_error)
+        yield AuditPanel(id="audit").data_bind(DashboardApp.audit, DashboardApp.audit_error)
         yield FilterBar(placeholder="filter rows (enter keeps, escape clears)", id="filter")
         yield AutoscalerLine(id="autoscaler").data_bind(DashboardApp.stats)
         yield Footer()
@@ -173,6 +181,8 @@ class DashboardApp(App[None]):
             if forced:
                 self._dlq_forced = False
             self.apply(snap)
+            if not self._role_known:
+                await self.learn_role()
         except Exception as exc:  # noqa: BLE001 - any failure becomes the banner; the next tick retries
             self.failures += 1
             self._dlq_forced = True
@@ -180,6 +190,27 @@ class DashboardApp(App[None]):
             self._stale(True)
         finally:
             self._busy = False
+
+    async def learn_role(self) -> None:
+        """Ask the API who this token is (``GET /v1/whoami``) and turn read-only if it may not act. An API
+        without the route, or a token that may not ask, leaves the dashboard as it is; other failures are
+        retried at the next refresh."""
+        try:
+            me = await asyncio.to_thread(self.source.whoami)
+        except NotFound:
+            self._role_known = True
+            return
+        except ApiClientError as exc:
+            self._role_known = exc.status is not None and exc.status < 500
+            return
+        self._role_known = True
+        if not me.get("mayAct", True) and not self.readonly:
+            self.readonly = True
+            self.notify(f"read-only: token {me.get('name')!r} has role {me.get('role')!r}, which may not replay "
+                        "or purge", timeout=6)
+
+    def watch_readonly(self) -> None:
+        self.refresh_bindings()  # the footer drops (or shows) replay and purge
 
     def apply(self, snap: Snapshot) -> None:
         """Show one snapshot (called on the app's thread)."""
@@ -190,6 +221,8 @@ class DashboardApp(App[None]):
             self.nodes = list(snap.nodes)
             self.dlq = snap.dlq
             self.dlq_error = snap.dlq_error
+            self.audit = snap.audit
+            self.audit_error = snap.audit_error
         except Exception as exc:  # noqa: BLE001 - unexpected data must not end the app
             log.debug("cannot show snapshot", exc_info=True)
             self.error = f"⚠ cannot show the API's answer: {type(exc).__name__}: {exc}"
@@ -198,7 +231,7 @@ class DashboardApp(App[None]):
         self._stale(False)
 
     def _stale(self, stale: bool) -> None:
-        self.query("#top-row, NodesPanel, DlqPanel").set_class(stale, "-stale")
+        self.query("#top-row, NodesPanel, DlqPanel, AuditPanel").set_class(stale, "-stale")
 
     def refresh_now(self, *, dlq: bool = False) -> None:
         if dlq:

@@ -21,6 +21,7 @@ from gamead_core.errors import ApiClientError, NotFound
 from gamead_core.redact import redact_url
 
 DLQ_PAGE = 30  #: entries the dashboard reads: more than fit on screen, few enough to poll
+AUDIT_PAGE = 8  #: audit records the dashboard reads (the panel shows the newest that fit)
 
 
 class DataSource(Protocol):
@@ -35,6 +36,10 @@ class DataSource(Protocol):
     def dlq(self, limit: int = DLQ_PAGE) -> dict[str, Any]: ...
 
     def dlq_entry(self, entry_id: str) -> dict[str, Any]: ...
+
+    def audit(self, limit: int = AUDIT_PAGE) -> dict[str, Any]: ...
+
+    def whoami(self) -> dict[str, Any]: ...
 
     def replay(self, ids: list[str]) -> dict[str, Any]: ...
 
@@ -61,6 +66,13 @@ class ApiSource:
 
     def dlq_entry(self, entry_id: str) -> dict[str, Any]:
         return self._dict(self.client.request("GET", f"/v1/dlq/{quote(entry_id, safe='')}"))
+
+    def audit(self, limit: int = AUDIT_PAGE) -> dict[str, Any]:
+        return self._dict(self.client.request("GET", "/v1/audit", params={"limit": limit}))
+
+    def whoami(self) -> dict[str, Any]:
+        """``GET /v1/whoami``: the token's name, role and whether it may act (``mayAct``)."""
+        return self._dict(self.client.request("GET", "/v1/whoami"))
 
     def replay(self, ids: list[str]) -> dict[str, Any]:
         """Start a replay job for ``ids`` and wait until every entry was handled (not for the replayed ads
@@ -130,6 +142,16 @@ class RecordedSource:
         return {"items": copy.deepcopy(items[:limit]), "count": min(limit, len(items)),
                 "total": dlq.get("total", len(items)), "nextCursor": None}
 
+    def audit(self, limit: int = AUDIT_PAGE) -> dict[str, Any]:
+        audit = self.data.get("audit")
+        if audit is None:
+            raise NotFound("GET /v1/audit: not found (HTTP 404)")
+        items = copy.deepcopy(list(audit.get("items") or [])[:limit])
+        return {"items": items, "count": len(items), "nextCursor": None, "scanned": len(items), "complete": True}
+
+    def whoami(self) -> dict[str, Any]:
+        return copy.deepcopy(self.data.get("whoami") or {"name": "anonymous", "role": None, "mayAct": True})
+
     def dlq_entry(self, entry_id: str) -> dict[str, Any]:
         for item in (self.data.get("dlq") or {}).get("items") or []:
             if item.get("id") == entry_id:
@@ -170,20 +192,28 @@ def fetch_snapshot(
     previous: Snapshot | None = None,
 ) -> Snapshot:
     """One refresh: stats and nodes (their errors propagate: without them there is nothing to show), then
-    the DLQ page if ``want_dlq`` (or ``want_dlq(stats)``) says so — else the previous page is kept. DLQ
-    errors stay on the snapshot: an API without the DLQ routes still shows everything else."""
+    the DLQ page and the last audit records if ``want_dlq`` (or ``want_dlq(stats)``) says so — else the previous
+    ones are kept. Their errors stay on the snapshot: an API without those routes still shows everything else."""
     stats = source.stats(history)
     nodes = source.workers().get("items") or []
     fetch = want_dlq(stats) if callable(want_dlq) else want_dlq
     if not fetch and previous is not None:
-        return Snapshot(stats=stats, nodes=nodes, dlq=previous.dlq, dlq_error=previous.dlq_error)
+        return Snapshot(stats=stats, nodes=nodes, dlq=previous.dlq, dlq_error=previous.dlq_error,
+                        audit=previous.audit, audit_error=previous.audit_error)
+    dlq, error = _optional(source.dlq, "DLQ", "the API has no DLQ endpoint (HTTP 404)")
+    audit, audit_error = _optional(source.audit, "audit trail", "the API has no audit trail (HTTP 404)")
+    return Snapshot(stats=stats, nodes=nodes, dlq=dlq, dlq_error=error, audit=audit, audit_error=audit_error)
+
+
+def _optional(read: Callable[[], dict[str, Any]], what: str,
+              missing: str) -> tuple[dict[str, Any] | None, str | None]:
+    """``(answer, None)``, or ``(None, why)`` when this part cannot be read: an API without the route still shows
+    everything else. Raises if the API is unreachable (the whole refresh failed)."""
     try:
-        dlq: dict[str, Any] | None = source.dlq()
-        error = None
+        return read(), None
     except NotFound:
-        dlq, error = None, "the API has no DLQ endpoint (HTTP 404)"
+        return None, missing
     except ApiClientError as exc:
-        if exc.status is None:  # unreachable: the whole refresh failed
+        if exc.status is None:
             raise
-        dlq, error = None, f"DLQ unavailable: {exc.message}"
-    return Snapshot(stats=stats, nodes=nodes, dlq=dlq, dlq_error=error)
+        return None, f"{what} unavailable: {exc.message}"

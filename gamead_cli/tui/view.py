@@ -36,9 +36,12 @@ class Snapshot:
     dlq: Mapping[str, Any] | None = None
     dlq_error: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    audit: Mapping[str, Any] | None = None  #: the last operator actions (``GET /v1/audit``)
+    audit_error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"stats": self.stats, "workers": list(self.nodes), "dlq": self.dlq, "dlqError": self.dlq_error}
+        return {"stats": self.stats, "workers": list(self.nodes), "dlq": self.dlq, "dlqError": self.dlq_error,
+                "audit": self.audit, "auditError": self.audit_error}
 
 
 # --- numbers ---------------------------------------------------------------------------------------------
@@ -344,6 +347,74 @@ def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, 
     return text
 
 
+# --- the audit trail ------------------------------------------------------------------------------------------
+
+#: outcome → rich style
+OUTCOME_STYLES: dict[str, str] = {"accepted": "cyan", "succeeded": "green", "refused": "bold red", "failed": "red",
+                                  "cancelled": "yellow", "interrupted": "yellow"}
+AUDIT_COLUMNS = ("TIME", "WHO", "ACTION", "WHAT", "ADS", "OUTCOME")
+
+
+def audit_selection(record: Mapping[str, Any]) -> str:
+    """What an action chose, in a few words: ``3 ids``, ``filter errorClass=Timeout``, ``all``, ``replicas 4
+    for 600s``."""
+    sel = record.get("selection") or {}
+    details = record.get("details") or {}
+    mode = sel.get("mode")
+    if mode == "ids":
+        return f"{sel.get('ids', '?')} ids"
+    if mode == "filter":
+        flt = sel.get("filter") or {}
+        return ("filter " + ", ".join(f"{k}={v}" for k, v in flt.items())) if flt else "filter"
+    if mode == "entries":
+        return "entries from a file"
+    if mode:
+        return str(mode)
+    if "replicas" in details:
+        return f"replicas {details['replicas']} for {float(details.get('forSeconds') or 0):g}s"
+    if record.get("action") == "job.cancel" and details.get("kind"):
+        return f"a {details['kind']} job"
+    return "-"
+
+
+def audit_outcome(record: Mapping[str, Any]) -> Text:
+    """``refused forbidden (+3 not shown)``, ``succeeded``… in the outcome's colour."""
+    outcome = str(record.get("outcome") or "?")
+    text = Text(outcome, style=OUTCOME_STYLES.get(outcome, ""))
+    if record.get("code"):
+        text.append(f" {record['code']}")
+    if record.get("repeats"):
+        text.append(f" +{record['repeats']} more", style="dim")
+    return text
+
+
+def audit_row(record: Mapping[str, Any]) -> tuple[Text, ...]:
+    """TIME, WHO, ACTION, WHAT, ADS (``3 ads``: the figure says what it is), OUTCOME."""
+    ads = record.get("ads")
+    return (
+        Text(short_time(record.get("at"))),
+        plain(record.get("actor") or "?"),
+        plain(record.get("action") or "?"),
+        plain(audit_selection(record)),
+        Text("" if ads is None else f"{ads:,} ad{'' if ads == 1 else 's'}", justify="right"),
+        audit_outcome(record),
+    )
+
+
+def audit_table(audit: Mapping[str, Any] | None, error: str | None = None, *,
+                header: bool = False, limit: int = 10) -> RenderableType:
+    """The last operator actions, newest first (the dashboard's audit panel, ``gamead top --once``)."""
+    if error:
+        return Text(f"audit trail unavailable: {error}", style="yellow")
+    if audit is None:
+        return Text("waiting for the first answer…", style="dim")
+    items = [r for r in list(audit.get("items") or [])[:limit] if isinstance(r, Mapping)]
+    if not items:
+        return Text("no operator action recorded", style="dim")
+    return FittedTable(AUDIT_COLUMNS, [audit_row(r) for r in items], flex="WHAT", drop=("ADS",), flex_max=32,
+                       right=("ADS",), show_header=header)
+
+
 # --- the one-shot view of `gamead top --once` ------------------------------------------------------------------
 
 
@@ -387,6 +458,8 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     if items:
         parts.append(FittedTable(DLQ_COLUMNS, [dlq_row(e) for e in items], flex="MESSAGE",
                                  drop=("DEAD AT", "ATT"), flex_max=60))
+    parts += [Text(""), Text("audit · last operator actions", style="bold"),
+              audit_table(snap.audit, snap.audit_error, header=True, limit=5)]
     parts += [Text(""), autoscaler_text(stats)]
     return Group(*parts)
 
@@ -405,7 +478,8 @@ class FittedTable:
 
     def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[RenderableType]], *, flex: str,
                  drop: Sequence[str] = (), flex_max: int = 40, title: str | None = None, caption: str | None = None,
-                 right: Iterable[str] = ()) -> None:
+                 right: Iterable[str] = (), show_header: bool = True) -> None:
+        self.show_header = show_header
         self.columns = list(columns)
         self.rows = [list(r) for r in rows]
         self.flex, self.drop, self.flex_max = flex, list(drop), flex_max
@@ -429,7 +503,7 @@ class FittedTable:
                 break
         flex_width = max(FLEX_MIN, min(self.flex_max, self._natural(flex), width - fixed))
         table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), title=self.title,
-                      title_justify="left", caption=self.caption)
+                      title_justify="left", caption=self.caption, show_header=self.show_header)
         for i in keep:
             table.add_column(self.columns[i], no_wrap=True, overflow="ellipsis",
                              width=flex_width if i == flex else self._natural(i),

@@ -37,15 +37,15 @@ def _safe(render: Any, *args: Any, **kw: Any) -> RenderableType:
 
 
 class SummaryBar(Static):
-    """Header: API, nodes, workers, NATS."""
+    """Header: API, nodes, workers, NATS; ``READ-ONLY`` when the dashboard offers no actions."""
 
     stats: reactive[Mapping[str, Any] | None] = reactive(None)
     paused: reactive[bool] = reactive(False)
+    readonly: reactive[bool] = reactive(False)
 
-    def __init__(self, api_url: str, *, readonly: bool = False, **kw: Any) -> None:
+    def __init__(self, api_url: str, **kw: Any) -> None:
         super().__init__(**kw)
         self.api_url = api_url
-        self.readonly = readonly
 
     def render(self) -> RenderableType:
         return _safe(view.summary_text, self.stats, self.api_url, paused=self.paused,
@@ -311,6 +311,29 @@ class DlqPanel(Vertical):
         self._summary()
 
 
+class AuditPanel(Vertical):
+    """The last operator actions (``GET /v1/audit``): time, who, action, what, how many ads, outcome."""
+
+    BORDER_TITLE = "audit · last operator actions"
+    audit: var[Mapping[str, Any] | None] = var(None)
+    audit_error: var[str | None] = var(None)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="audit-body")
+
+    def _show(self) -> None:
+        self.query_one("#audit-body", Static).update(_safe(view.audit_table, self.audit, self.audit_error))
+        refused = any(r.get("outcome") in ("refused", "failed") for r in (self.audit or {}).get("items") or []
+                      if isinstance(r, Mapping))
+        self.set_class(refused, "-alert")
+
+    def watch_audit(self) -> None:
+        self._show()
+
+    def watch_audit_error(self) -> None:
+        self._show()
+
+
 class FilterBar(Input):
     """``/``: the filter of the table that had focus. Enter keeps it, Escape clears it."""
 
@@ -362,7 +385,8 @@ def help_text(*, readonly: bool = False) -> Text:
         text.append(f"  {key:<6} ", style="bold")
         text.append(f"{meaning}\n")
     if readonly:
-        text.append("\nread-only: replay and purge are off (gamead top --readonly)\n", style="bold magenta")
+        text.append("\nread-only: replay and purge are off (--readonly, or a token that may not act)\n",
+                    style="bold magenta")
     text.append("\n")
     text.append_text(Text.from_markup(HELP_NOTES if not readonly else HELP_NOTES.split("\n", 1)[1]))
     return text

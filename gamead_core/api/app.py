@@ -11,13 +11,25 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gamead_core.api import routes_ads, routes_dlq, routes_doctor, routes_health, routes_jobs, routes_scale, routes_v1
+from gamead_core.api import (
+    contract,
+    routes_ads,
+    routes_audit,
+    routes_dlq,
+    routes_doctor,
+    routes_health,
+    routes_jobs,
+    routes_scale,
+    routes_v1,
+)
+from gamead_core.api.audit_gate import AuditGate
 from gamead_core.api.auth import auth_mode
 from gamead_core.api.cache import AdCache
 from gamead_core.api.errors import install_error_handlers
 from gamead_core.api.middleware import GateMiddleware
 from gamead_core.api.ratelimit import RateLimiter
 from gamead_core.api.state import QueueLink
+from gamead_core.audit import AuditLog
 from gamead_core.config import GameadSettings
 from gamead_core.redis_link import RedisLink
 
@@ -33,6 +45,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         log.info("auth %s: %s", mode["auth_mode"], mode["auth_reason"], extra=mode)
         link = QueueLink(settings, nats_url)
         app.state.link = link
+        app.state.audit = AuditLog(lambda: link.js, settings.audit)  # the trail of operator actions
         redis = RedisLink.from_settings(settings.redis)  # None = one-machine mode: in-process cache/limits
         app.state.redis = redis
         # a cached record never outlives the stored one (completed records expire: records.completed_max_age)
@@ -64,6 +77,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     install_error_handlers(app)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit
+    app.add_middleware(AuditGate, settings=settings)  # outside the gate: /v1 writes, refused ones too
     app.include_router(routes_ads.router, tags=["ads"])
     # The hot path as a plain Starlette route, matched before the documented FastAPI one.
     app.router.routes.insert(0, Route("/ads", routes_ads.submit, methods=["POST"]))
@@ -73,6 +87,8 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_doctor.router)  # after jobs: its lifespan gives them the doctor's repairs
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
+    app.include_router(routes_audit.router)
+    contract.install(app, settings)  # openapi.json: every status, one error schema; Allow on OPTIONS/405
     return app
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
@@ -15,20 +14,25 @@ M = TypeVar("M", bound=BaseModel)
 
 def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     """Decode and validate a JSON object body: 413 ``payload_too_large``, 400 ``invalid_json`` or 422
-    ``validation_failed`` with field paths."""
+    ``validation_failed`` with field paths.
+
+    Validation is pydantic's **strict** mode on the JSON text (one parse): a JSON boolean is never an integer
+    (``{"replicas": false}`` was read as 0), a string never a number or a boolean; times are ISO-8601 strings.
+    """
     if len(body) > max_bytes:
         raise ApiError(413, "payload_too_large", f"the body is {len(body)} bytes; the limit is {max_bytes}")
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    try:
-        return model.model_validate(data)
+        return model.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        details = validation_details(list(exc.errors()))
-        raise ApiError(422, "validation_failed", validation_message(details), details=details) from None
+        errors = list(exc.errors(include_url=False))
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error") or first.get("msg")
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {reason}")
+    if not first.get("loc") and first.get("type") in ("model_type", "model_attributes_type", "dict_type"):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    details = validation_details(errors)
+    raise ApiError(422, "validation_failed", validation_message(details), details=details)
 
 
 async def read_body(request: Request, model: type[M]) -> M:

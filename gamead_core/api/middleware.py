@@ -155,6 +155,7 @@ class GateMiddleware:
                 await self._error(scope, receive, send, 401, "unauthenticated", message,
                                   headers={"WWW-Authenticate": 'Bearer realm="gamead"'})
                 return
+            scope.setdefault("state", {})["principal"] = principal  # known before a 403: the audit trail says who
             method: str = scope["method"]
             if self.auth_required and not principal.may(method, klass):
                 needs = allowed_roles(method, klass)

@@ -11,7 +11,9 @@ from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_schema, parse_body
+from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ApiError
+from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import NotFound
 from gamead_core.ids import is_ad_id
@@ -21,13 +23,7 @@ from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission
 
 router = APIRouter()
 
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Malformed JSON (`invalid_json`)"},
-    413: {"description": "Body too large (`payload_too_large`)"},
-    422: {"description": "Validation failed (`validation_failed`), with field paths in details; or the "
-                         "Idempotency-Key was used before with another ad (`idempotency_key_reused`)"},
-    503: {"description": "Queue unavailable (`queue_unavailable`), with Retry-After"},
-}
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = error_responses(400, 422, 503)
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -101,7 +97,8 @@ async def read_your_write(store: AdStore, ad_id: str) -> Versioned:
 
 
 @router.get("/ads/{ad_id}", response_model=AdRecord, response_model_exclude_none=True,
-            summary="One ad: status, and its analysis once completed", responses={404: {"description": "`not_found`"}})
+            summary="One ad: status, and its analysis once completed",
+            responses=error_responses(404))
 async def get_ad(ad_id: str, request: Request) -> Response:
     """Completed and failed records are read through the cache (``X-Cache: hit|miss``); others always
     from the store, so a cached answer never hides a newer status. A string that is not an ad id
@@ -118,7 +115,7 @@ async def get_ad(ad_id: str, request: Request) -> Response:
     return Response(body, media_type="application/json", headers={"X-Cache": "miss"})
 
 
-@router.get("/ads", summary="A page of ads, newest first")
+@router.get("/ads", summary="A page of ads, newest first", response_model=AdPage)
 async def list_ads(
     request: Request,
     status: AdStatus | None = None,

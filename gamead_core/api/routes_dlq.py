@@ -19,8 +19,11 @@ from pydantic.alias_generators import to_camel
 from starlette.responses import Response, StreamingResponse
 
 from gamead_core.api.body import body_schema, read_body
+from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ApiError
+from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.state import QueueLink
+from gamead_core.audit import not_an_action
 from gamead_core.errors import NotFound
 from gamead_core.ids import AdId, is_ad_id
 from gamead_core.jobs.model import Job, JobKind, Selection
@@ -177,13 +180,15 @@ def _id_items(body: SelectionBody) -> list[list[Any]] | None:
 
 
 def job_response(request: Request, job: Job, status: int = 202) -> Response:
-    """A job's document, or (``Accept: application/x-ndjson``) its progress stream."""
+    """A job's document (``status``), or (``Accept: application/x-ndjson``) its progress stream (200)."""
+    location = {"Location": f"/v1/jobs/{job.id}"}
     if NDJSON in request.headers.get("accept", ""):
-        return progress_stream(_jobs(request), job.id)
-    return _json(job.wire(), status, {"Location": f"/v1/jobs/{job.id}"})
+        return progress_stream(_jobs(request), job.id, 200, location)
+    return _json(job.wire(), status, location)
 
 
-def progress_stream(jobs: JobService, job_id: str) -> StreamingResponse:
+def progress_stream(jobs: JobService, job_id: str, status: int = 200,
+                    headers: dict[str, str] | None = None) -> StreamingResponse:
     """NDJSON: the job's document, then a line each time it changes, until it finishes. Disconnecting
     never stops the job (it runs in its own task)."""
 
@@ -191,10 +196,25 @@ def progress_stream(jobs: JobService, job_id: str) -> StreamingResponse:
         async for job in jobs.follow(job_id):
             yield orjson.dumps(job.wire()) + b"\n"
 
-    return StreamingResponse(lines(), media_type=NDJSON, headers={"Cache-Control": "no-store"})
+    return StreamingResponse(lines(), status_code=status, media_type=NDJSON,
+                             headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-@router.get("", summary="Dead-lettered ads, filtered; oldest first with a cursor, or newest first")
+#: the answers of a route that starts a job: 202 with the job; with ``Accept: application/x-ndjson``, 200 and
+#: the job's progress stream
+_JOB_STARTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "The job was created and runs on the server (`Location: /v1/jobs/{id}`)."},
+}
+
+
+def _dry_run_or_stream(model: type, what: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "content": NDJSON_JOB,
+                  "description": f"`dryRun: true`: {what} (JSON); or, with `Accept: application/x-ndjson`, the "
+                                 "created job's progress stream: its document, then a line each time it changes"}}
+
+
+@router.get("", summary="Dead-lettered ads, filtered; oldest first with a cursor, or newest first",
+            response_model=DlqPage)
 async def list_dlq(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -218,7 +238,8 @@ async def list_dlq(
                   "nextCursor": page.next_cursor, "scanned": page.scanned, "complete": page.complete})
 
 
-@router.get("/{ad_id}", summary="One dead-lettered ad", responses={404: {"description": "`not_found`"}})
+@router.get("/{ad_id}", summary="One dead-lettered ad", response_model=DlqEntry, response_model_exclude_none=True,
+            responses=error_responses(404))
 async def get_dlq(ad_id: str, request: Request) -> Response:
     if not is_ad_id(ad_id):
         raise NotFound(f"no dead-lettered ad with id {ad_id[:40]!r}: not an ad id")
@@ -226,7 +247,9 @@ async def get_dlq(ad_id: str, request: Request) -> Response:
 
 
 @router.post("/replay", status_code=202, summary="Replay dead-lettered ads: starts a job (202 with its document)",
-             openapi_extra=body_schema(ReplayBody))
+             openapi_extra=body_schema(ReplayBody), response_model=Job,
+             responses={**_JOB_STARTED, **_dry_run_or_stream(DryRun, "what would be replayed now"),
+                        **error_responses(400, 422)})
 async def replay_dlq(request: Request) -> Response:
     """Replay by `ids`, `filter` or `all` at their original priority, at most `rate` per second, stopping if
     more than `stopOnFailureRate` of the replayed ads that finished died again. Answers `202` with the job
@@ -234,6 +257,7 @@ async def replay_dlq(request: Request) -> Response:
     at once with `{matched}`."""
     body = await read_body(request, ReplayBody)
     if body.dry_run:
+        not_an_action()  # changes nothing: no audit record
         return _json(await _count(request, body))
     selection = await _selection(request, body)
     job = await _jobs(request).create(
@@ -246,12 +270,15 @@ async def replay_dlq(request: Request) -> Response:
 
 
 @router.post("/purge", status_code=202, summary="Delete dead-lettered ads for good: starts a job (needs confirm)",
-             openapi_extra=body_schema(PurgeBody))
+             openapi_extra=body_schema(PurgeBody), response_model=Job,
+             responses={**_JOB_STARTED, **_dry_run_or_stream(DryRun, "what would be purged now"),
+                        **error_responses(400, 422)})
 async def purge_dlq(request: Request) -> Response:
     """Purged ads leave the DLQ; their records become `failed` (kept, never retried). Without `confirm: true`:
     400 `confirmation_required` with the number matched. `dryRun` answers at once with `{matched}`."""
     body = await read_body(request, PurgeBody)
     if body.dry_run:
+        not_an_action()  # changes nothing: no audit record
         return _json(await _count(request, body))
     if not body.confirm:
         matched = (await _count(request, body))["matched"]
@@ -267,7 +294,9 @@ async def purge_dlq(request: Request) -> Response:
 
 
 @router.post("/import", status_code=202, summary="Put exported entries into the DLQ: starts a job",
-             openapi_extra=body_schema(ImportBody))
+             openapi_extra=body_schema(ImportBody), response_model=Job,
+             responses={**_JOB_STARTED, **_dry_run_or_stream(ImportChecked, "every entry is valid"),
+                        **error_responses(400, 422)})
 async def import_dlq(request: Request) -> Response:
     """`{entries: [...]}` from `gamead dlq export`. Every entry is validated before anything is written (422
     names the entry's index and field). An ad that exists here and is not dead (alive, or purged) is skipped."""
@@ -281,6 +310,7 @@ async def import_dlq(request: Request) -> Response:
                            details=[{"loc": loc, "msg": msg, "type": "duplicate"}])
         seen[entry.ad_id] = n
     if body.dry_run:
+        not_an_action()  # changes nothing: no audit record
         return _json({"valid": len(body.entries), "dryRun": True})
     items = [e.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"seq"}) for e in body.entries]
     job = await _jobs(request).create(JobKind.IMPORT, Selection(mode="entries"), started_by=_principal(request),

@@ -16,6 +16,8 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gamead_core.api.schemas import Health, Readiness
+
 router = APIRouter()
 
 
@@ -23,7 +25,10 @@ def _json(body: object, status: int = 200, headers: dict[str, str] | None = None
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-@router.get("/healthz", summary="Liveness: the process answers and has reached NATS recently")
+@router.get("/healthz", summary="Liveness: the process answers and has reached NATS recently",
+            response_model=Health,
+            responses={503: {"model": Health, "description": "`unhealthy`: NATS has not answered for "
+                                                             "`api.nats_unhealthy_after` (`nats_unreachable`)"}})
 async def healthz(request: Request) -> Response:
     link = getattr(request.app.state, "link", None)
     limit = request.app.state.settings.api.nats_unhealthy_after
@@ -46,7 +51,10 @@ def _passes(name: str, value: str) -> bool:
     return value == "ok" or value.startswith("degraded") or name in _SOFT_CHECKS
 
 
-@router.get("/readyz", summary="Readiness: NATS reachable, JetStream topology usable, storage writable")
+@router.get("/readyz", summary="Readiness: NATS reachable, JetStream topology usable, storage writable",
+            response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "`unready`, with `error` (`not_ready`) and "
+                                                                "`Retry-After`"}})
 async def readyz(request: Request) -> Response:
     link = request.app.state.link
     checks = link.readiness()

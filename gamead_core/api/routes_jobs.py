@@ -17,12 +17,15 @@ import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
+from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ApiError
 from gamead_core.api.routes_dlq import NDJSON, progress_stream
+from gamead_core.api.schemas import NDJSON_JOB, JobPage
+from gamead_core.audit import JobAudit, record_action
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import NotFound, QueueUnavailable
 from gamead_core.ids import is_job_id, new_job_id
-from gamead_core.jobs.model import JobKind, JobState
+from gamead_core.jobs.model import Job, JobKind, JobState
 from gamead_core.jobs.runner import JobService
 from gamead_core.jobs.store import JobStore
 
@@ -43,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             raise QueueUnavailable("connecting to NATS")
         return await JobStore.open(link.js)
 
-    jobs = JobService(settings, node_id, ops)
+    jobs = JobService(settings, node_id, ops, audit=JobAudit(app.state.audit))  # every job is audited
     app.state.jobs = jobs
     await jobs.start(open_store)
     try:
@@ -74,7 +77,7 @@ def _checked(job_id: str) -> str:
     return job_id
 
 
-@router.get("", summary="Operator jobs, newest first")
+@router.get("", summary="Operator jobs, newest first", response_model=JobPage)
 async def list_jobs(
     request: Request,
     kind: JobKind | None = None,
@@ -87,7 +90,7 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", summary="One job; with `Accept: application/x-ndjson`, its progress stream",
-            responses={404: {"description": "`not_found`"}})
+            response_model=Job, responses={200: {"content": NDJSON_JOB}, **error_responses(404)})
 async def get_job(job_id: str, request: Request) -> Response:
     """The job's document: state, phase, selection (with its fence), counts, skipped reasons, who started it,
     times, rate, stop reason, runner and lease. With `Accept: application/x-ndjson`: the document, then a
@@ -99,16 +102,17 @@ async def get_job(job_id: str, request: Request) -> Response:
     return _json(job.wire())
 
 
-@router.get("/{job_id}/events", summary="A job's progress stream (NDJSON)",
-            responses={404: {"description": "`not_found`"}})
+@router.get("/{job_id}/events", summary="A job's progress stream (NDJSON)", response_class=Response,
+            responses={200: {"description": "One job document a line, until the job ends.", "content": NDJSON_JOB},
+                       **error_responses(404)})
 async def job_events(job_id: str, request: Request) -> Response:
     jobs = _jobs(request)
     await jobs.get(_checked(job_id))  # 404 before the stream starts
     return progress_stream(jobs, job_id)
 
 
-@router.post("/{job_id}/cancel", status_code=202, summary="Ask a job to stop",
-             responses={404: {"description": "`not_found`"}, 409: {"description": "`job_finished`"}})
+@router.post("/{job_id}/cancel", status_code=202, summary="Ask a job to stop", response_model=Job,
+             responses=error_responses(404, 409))
 async def cancel_job(job_id: str, request: Request) -> Response:
     """The job stops at its next checkpoint (about half a second); what it did stays done, the rest of its
     entries stay in the DLQ. 409 `job_finished` if it has already ended."""
@@ -117,6 +121,8 @@ async def cancel_job(job_id: str, request: Request) -> Response:
     if job.state.terminal:
         raise ApiError(409, "job_finished", f"job {job_id} has already ended ({job.state.value})",
                        details={"state": job.state.value})
+    await record_action(getattr(request.app.state, "audit", None), "job.cancel", job_id=job_id,
+                        details={"kind": job.kind.value})  # before acting: no record, no cancel
     principal = getattr(request.state, "principal", None)
     job = await jobs.cancel(job_id, str(getattr(principal, "name", None) or "anonymous"))
     return _json(job.wire(), 202)

@@ -25,6 +25,9 @@ from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
 from gamead_core.api.body import body_schema, read_body
+from gamead_core.api.contract import error_responses
+from gamead_core.api.schemas import OverrideCleared, OverrideSet, ScaleDocument
+from gamead_core.audit import record_action
 from gamead_core.errors import QueueUnavailable
 from gamead_core.scaling.loop import Autoscaler, backend_for, new_holder_id, status_document
 from gamead_core.scaling.store import MAX_OVERRIDE_SECONDS, Override, ScaleStore, clamp_override
@@ -66,13 +69,15 @@ async def _document(request: Request) -> dict[str, Any]:
                            node_id=autoscaler.node_id if autoscaler else None)
 
 
-@router.get("", summary="Autoscaler: backend, leader, current and desired workers, override, last decisions")
+@router.get("", summary="Autoscaler: backend, leader, current and desired workers, override, last decisions",
+            response_model=ScaleDocument)
 async def get_scale(request: Request) -> Response:
     return _json(await _document(request))
 
 
 @router.post("/override", summary="Hold a worker count for a while, whatever the policy says",
-             openapi_extra=body_schema(OverrideBody), status_code=201)
+             openapi_extra=body_schema(OverrideBody), status_code=201, response_model=OverrideSet,
+             responses=error_responses(400, 422))
 async def set_override(request: Request) -> Response:
     body = await read_body(request, OverrideBody)
     settings = request.app.state.settings.autoscaler
@@ -81,6 +86,9 @@ async def set_override(request: Request) -> Response:
     who = getattr(principal, "name", None) or (request.client.host if request.client else None)
     ov = Override(body.replicas, now + body.for_seconds, now, who)
     store = _store(request)
+    # before acting: no record, no override
+    await record_action(getattr(request.app.state, "audit", None), "scale.set",
+                        details={"replicas": body.replicas, "forSeconds": body.for_seconds})
     await store.set_override(ov)
     doc = await _document(request)
     # Clamped by the leader's bounds when known (gamead up passes its own), else this node's settings.
@@ -90,9 +98,12 @@ async def set_override(request: Request) -> Response:
     return _json({"override": ov.wire(now), "effectiveReplicas": effective, "note": note, "status": doc}, 201)
 
 
-@router.delete("/override", summary="End the manual override; the policy decides again at the next tick")
+@router.delete("/override", summary="End the manual override; the policy decides again at the next tick",
+               response_model=OverrideCleared)
 async def clear_override(request: Request) -> Response:
-    cleared = await _store(request).clear_override()
+    store = _store(request)
+    await record_action(getattr(request.app.state, "audit", None), "scale.clear")  # no record, no change
+    cleared = await store.clear_override()
     return _json({"cleared": cleared, "status": await _document(request)})
 
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.errors import ApiError
+from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
 from gamead_core.stats import StatsSampler
 
@@ -40,7 +41,8 @@ def _sampler(request: Request) -> StatsSampler:
     return sampler  # type: ignore[no-any-return]
 
 
-@router.get("/v1/stats", summary="Queue depth, rates, latency, DLQ size, NATS and history (from memory)")
+@router.get("/v1/stats", summary="Queue depth, rates, latency, DLQ size, NATS and history (from memory)",
+            response_model=StatsDocument)
 async def get_stats(
     request: Request,
     history: Annotated[
@@ -50,7 +52,8 @@ async def get_stats(
     return _json(_sampler(request).stats(history))
 
 
-@router.get("/v1/workers", summary="Live API nodes and workers from the registry, with their health")
+@router.get("/v1/workers", summary="Live API nodes and workers from the registry, with their health",
+            response_model=WorkersDocument)
 async def get_workers(
     request: Request,
     role: Annotated[Literal["api", "worker"] | None, Query(description="Only nodes of this role.")] = None,

@@ -56,6 +56,16 @@ class RepairActions(Protocol):
     async def act(self, item: list[Any], job_id: str) -> str:
         """Take one action (fenced); returns its ``Mark``."""
         ...
+class JobAuditHook(Protocol):
+    """What the job framework tells the audit trail, for every kind of job (``gamead_core.audit.JobAudit``).
+
+    ``job_started`` runs before the job is stored; if it raises, the job is not created (the audit trail fails
+    closed). ``job_ended`` runs once the job has ended (succeeded, failed, cancelled, interrupted); it does its
+    own retrying and never raises."""
+
+    async def job_started(self, job: Job) -> None: ...
+
+    async def job_ended(self, job: Job) -> None: ...
 
 
 class LostLease(Exception):
@@ -69,10 +79,12 @@ class CancelRequested(Exception):
 class JobService:
     """Creates, runs, resumes, cancels and reports the operator jobs of one API node."""
 
-    def __init__(self, settings: GameadSettings, node_id: str, ops: Callable[[], DlqOps]) -> None:
+    def __init__(self, settings: GameadSettings, node_id: str, ops: Callable[[], DlqOps],
+                 audit: JobAuditHook | None = None) -> None:
         self.settings = settings
         self.node_id = node_id
         self._ops = ops  #: the node's DLQ actions (raises QueueUnavailable while NATS is away)
+        self.audit = audit  #: told when a job starts and ends
         self._store: JobStore | None = None
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -134,14 +146,25 @@ class JobService:
         work: WorkList | None = None
         if items is not None:
             work = WorkList.new(items)
-            await store.save_work(job.id, work)
             job.chunks = len(work.bounds)
             job.counts, job.skipped_reasons = tally(kind, work.text())
+        if self.audit is not None:
+            await self.audit.job_started(job)  # no record, no job
+        if work is not None:
+            await store.save_work(job.id, work)
         revision = await store.create(job)
         log.info("job created", extra={"job_id": job.id, "kind": kind.value, "started_by": started_by,
                                        "selection": selection.model_dump(mode="json", by_alias=True)})
         self._start(job, revision, work)
         return job
+
+    async def ended(self, job: Job) -> None:
+        """Tell the audit hook that ``job`` has ended (never raises)."""
+        if self.audit is not None:
+            try:
+                await self.audit.job_ended(job)
+            except Exception:  # noqa: BLE001 - the job's own document still says how it ended
+                log.exception("could not record the end of a job", extra={"job_id": job.id})
 
     async def get(self, job_id: str) -> Job:
         return (await self.store.get(job_id))[0]
@@ -262,6 +285,7 @@ class JobService:
         if decision != JobState.RUNNING:
             log.warning("job ended without its runner", extra={"job_id": job.id, "state": decision.value,
                                                                "previous_runner": previous})
+            await self.ended(job)
             return 0
         log.warning("job resumed: its runner's lease expired", extra={
             "job_id": job.id, "previous_runner": previous, "resumes": job.resumes, "phase": job.phase.value})
@@ -456,6 +480,7 @@ class JobRun:
         await self._retrying(lambda: self.checkpoint(force=True))
         log.info("job finished", extra={"job_id": job.id, "kind": job.kind.value, "state": state.value,
                                         "counts": job.counts, "stop_reason": reason})
+        await self.service.ended(job)
 
     # --- checkpoints ---------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Every object gamead creates (``essential`` ones are on the submit path: without 
 
     stream    GAMEAD_ADS            work queue, one subject per level                     essential
     stream    GAMEAD_DLQ            dead letters (limits retention)
+    stream    GAMEAD_AUDIT          the audit trail of operator actions (limits retention)
     consumer  gamead-p1 … gamead-p5 one durable pull consumer per level, on GAMEAD_ADS
     bucket    gamead_ads            ad records (KV)                                       essential
     bucket    gamead_registry       heartbeats of API nodes and workers (memory, TTL)
@@ -56,6 +57,7 @@ from nats.js.api import (
 )
 
 from gamead_core import names
+from gamead_core.audit.log import audit_stream_config
 from gamead_core.config import GameadSettings, QueueSettings, RecordSettings
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
@@ -188,6 +190,7 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
     return (
         Wanted("stream", names.ADS_STREAM, names.ADS_STREAM, stream_config(qs), essential=True),
         Wanted("stream", names.DLQ_STREAM, names.DLQ_STREAM, dlq_stream_config(settings.dlq, qs)),
+        Wanted("stream", names.AUDIT_STREAM, names.AUDIT_STREAM, audit_stream_config(settings.audit, qs)),
         *(Wanted("consumer", names.level_consumer(level), names.ADS_STREAM, consumer_config(level, qs))
           for level in names.LEVELS),
         Wanted("bucket", names.ADS_BUCKET, names.ADS_BUCKET_STREAM, kv_config(qs, settings.records), essential=True),

@@ -63,7 +63,7 @@ def log_lines(proc: Proc) -> list[dict[str, Any]]:
 async def delete_everything(js: Any) -> None:
     for level in names.LEVELS:
         await js.delete_consumer(names.ADS_STREAM, names.level_consumer(level))
-    for stream in (names.DLQ_STREAM, names.ADS_STREAM):
+    for stream in (names.DLQ_STREAM, names.AUDIT_STREAM, names.ADS_STREAM):
         await js.delete_stream(stream)
     for bucket in (names.ADS_BUCKET, names.REGISTRY_BUCKET, names.LEASES_BUCKET, names.SCALING_BUCKET,
                    names.HEALTH_BUCKET, names.JOBS_BUCKET):

@@ -22,7 +22,7 @@ from gamead_cli.tui.source import RecordedSource
 from gamead_cli.tui.widgets import ConfirmScreen, DetailScreen, DlqTable, HelpScreen
 from tests.tui.conftest import screen_text, until
 
-ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "autoscaler")
+ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "audit", "autoscaler")
 
 
 def run(recorded: dict[str, Any], size: tuple[int, int],
@@ -56,7 +56,8 @@ def test_80x24_shows_every_panel_and_the_whole_help(recorded: dict[str, Any]) ->
         assert shown(app) == set(ALL_PANELS)
         await footer(app, pilot)
         text = screen_text(app)
-        for figure in ("OLDEST", "DEPTH", "q quit", "? help", "DLQ 12 entries", "autoscaler 2 → 4"):
+        for figure in ("OLDEST", "DEPTH", "q quit", "? help", "DLQ 12 entries", "autoscaler 2 → 4",
+                       "audit · last operator actions", "wallboard", "refused forbidden"):
             assert figure in text, figure
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
@@ -98,18 +99,19 @@ def test_60x20_drops_whole_panels_and_keeps_the_queue_columns_dlq_rows_and_foote
 @pytest.mark.parametrize(("size", "dropped"), [
     ((120, 40), set()),
     ((79, 40), {"metrics"}),
-    ((120, 21), {"autoscaler"}),
-    ((120, 17), {"autoscaler", "top-row"}),
-    ((120, 11), {"autoscaler", "top-row", "nodes"}),
-    ((50, 10), {"metrics", "autoscaler", "top-row", "nodes"}),
-], ids=["120x40", "79x40", "120x21", "120x17", "120x11", "50x10"])
+    ((120, 23), {"audit"}),
+    ((120, 21), {"audit", "autoscaler"}),
+    ((120, 17), {"audit", "autoscaler", "top-row"}),
+    ((120, 11), {"audit", "autoscaler", "top-row", "nodes"}),
+    ((50, 10), {"metrics", "audit", "autoscaler", "top-row", "nodes"}),
+], ids=["120x40", "79x40", "120x23", "120x21", "120x17", "120x11", "50x10"])
 def test_panels_drop_in_the_stated_order(recorded: dict[str, Any], size: tuple[int, int], dropped: set[str]) -> None:
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         assert set(ALL_PANELS) - shown(app) == dropped
         assert (await footer(app, pilot)).lstrip().startswith("q quit")  # the footer always
 
     run(recorded, size, scenario)
-    assert [d[0] for d in DROP_ORDER] == ["metrics", "autoscaler", "top-row", "nodes"]
+    assert [d[0] for d in DROP_ORDER] == ["metrics", "audit", "autoscaler", "top-row", "nodes"]
 
 
 def test_no_sparkline_is_a_full_bar_before_the_first_answer() -> None:

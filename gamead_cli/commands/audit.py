@@ -1,0 +1,117 @@
+"""The audit trail: every operator action, newest first: when, who, from where, what it chose, how many ads,
+and how it went (accepted; refused or failed, with the error's code; a job's end, with its counts).
+
+A job (replay, purge, import, repair) has two records, accepted and its end, with the same job id.
+Records are kept audit.max_age (90 days). Viewers and operators may read them.
+
+[bold]Examples[/bold]
+
+  gamead audit
+  gamead audit --actor alice --action purge --since 7d
+  gamead audit --outcome refused --since 2h
+  gamead audit --job 01m8n9yn14df8p4qjad0cnvqad
+  gamead audit -o json | jq '.items[] | {at, actor, action, outcome, ads}'
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gamead_cli.commands.dlq import parse_when
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
+from gamead_cli.output import emit, plain, stdout_console
+from gamead_cli.tui.view import audit_outcome, audit_selection
+from gamead_core.errors import ApiClientError, GameadError
+from gamead_core.ids import JOB_ID_RULE, is_job_id
+
+_ACTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+def _time(value: Any) -> str:
+    return str(value or "-").replace("T", " ")[:19]
+
+
+def _table(body: dict[str, Any], width: int) -> Table:
+    """The records as a table that fits ``width`` columns: the job id from 110, role and client from 140."""
+    wide, wider = width >= 110, width >= 140
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    columns = ["TIME (UTC)", "WHO", *(["ROLE", "CLIENT"] if wider else []), "ACTION", "SELECTION", "ADS",
+               "OUTCOME", *(["JOB"] if wide else [])]
+    for col in columns:
+        table.add_column(col, no_wrap=col not in ("SELECTION", "OUTCOME"), justify="right" if col == "ADS" else "left")
+    for r in body.get("items") or []:
+        row: list[Any] = [_time(r.get("at"))[5:], plain(r.get("actor", "?"))]
+        if wider:
+            row += [plain(r.get("role") or "-"), plain(r.get("client") or "-")]
+        row += [plain(r.get("action")), plain(audit_selection(r)), "-" if r.get("ads") is None else str(r["ads"]),
+                audit_outcome(r)]
+        if wide:
+            row.append(plain(r.get("jobId") or "-"))
+        table.add_row(*row)
+    return table
+
+
+def audit_view(body: dict[str, Any]) -> RenderableType:
+    """``GET /v1/audit`` for people: the records, then what the page is."""
+    count = body.get("count", 0)
+    line = f"{count} record(s), newest first"
+    if body.get("nextCursor"):
+        line += f" · older: --cursor {body['nextCursor']}"
+    if not body.get("complete", True):
+        line += f" · read {body.get('scanned')} records, then stopped (audit.scan_limit)"
+    if body.get("items") and stdout_console().width < 110:
+        line += " · job ids and clients: -o json, or a wider terminal"
+    return Group(_table(body, stdout_console().width), Text(line, style="dim"))
+
+
+def _checked(actor: str | None, action: str | None, outcome: str | None, job: str | None) -> None:
+    from gamead_core.audit.model import OUTCOMES, AuditAction
+
+    if actor is not None and not _ACTOR.fullmatch(actor):
+        raise typer.BadParameter(f"{actor[:40]!r} is not a token name", param_hint="--actor")
+    actions = [a.value for a in AuditAction]
+    if action is not None and action not in actions:
+        raise typer.BadParameter(f"{action!r} is not one of {', '.join(actions)}", param_hint="--action")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise typer.BadParameter(f"{outcome!r} is not one of {', '.join(OUTCOMES)}", param_hint="--outcome")
+    if job is not None and not is_job_id(job):
+        raise typer.BadParameter(f"{job[:40]!r} is not a job id ({JOB_ID_RULE})", param_hint="--job")
+
+
+def _when(value: str | None, flag: str) -> str | None:
+    try:
+        return parse_when(value)
+    except GameadError as exc:
+        raise typer.BadParameter(exc.message, param_hint=flag) from None
+
+
+def audit(
+    actor: Annotated[str | None, typer.Option("--actor", help="Only this token name (or anonymous).")] = None,
+    action: Annotated[str | None, typer.Option("--action", help="Only this action: replay, purge, import, repair, "
+                                                                 "job.cancel, scale.set, scale.clear, other.")] = None,
+    outcome: Annotated[str | None, typer.Option("--outcome", help="Only this outcome: accepted, refused, failed, "
+                                                                   "succeeded, cancelled, interrupted.")] = None,
+    job: Annotated[str | None, typer.Option("--job", help="Only the records of this job.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="At or after: ISO time (UTC if no offset) or age "
+                                                               "(2h, 7d).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Before: ISO time (UTC if no offset) or age.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Records to show.")] = 20,
+    cursor: Annotated[int, typer.Option("--cursor", min=0, help="Older than this (the nextCursor shown).")] = 0,
+    output: OutputOpt = OutputFormat.table,
+    api: ApiOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    _checked(actor, action, outcome, job)
+    raw = {"actor": actor, "action": action, "outcome": outcome, "jobId": job, "since": _when(since, "--since"),
+           "until": _when(until, "--until"), "limit": limit, "cursor": cursor or None}
+    with api_client(config, api) as client:
+        body = client.request("GET", "/v1/audit", params={k: v for k, v in raw.items() if v is not None})
+    if not isinstance(body, dict):
+        raise ApiClientError("the API answered GET /v1/audit with unexpected data")
+    emit(body, output, audit_view)

@@ -1,0 +1,116 @@
+"""Every ``/v1`` write goes through the audit trail, whatever the outcome: a pure ASGI middleware outside the gate.
+
+For each ``POST``/``PUT``/``PATCH``/``DELETE`` under ``/v1`` (by :mod:`gamead_core.api.auth`'s rule, every one is
+an operator action):
+
+* it makes the request an :class:`~gamead_core.audit.context.ActionContext` (request id, method, path, client
+  address; the gate adds the caller), so the route, or the job framework it calls, records the action
+  (``accepted``) before doing it, with who did it;
+* it answers ``X-Request-Id`` (the client's, when it sent a well-formed one, else a new id);
+* once the answer is sent it records what the handler did not: a refusal (``refused``, with the error's code:
+  403 from the gate, 400/404/409/422/429/503 from the route), an accepted action that then failed (``failed``),
+  or, for a ``/v1`` write added later that records nothing itself, the action (``accepted``). A dry run says it
+  is not an action (:func:`gamead_core.audit.not_an_action`) and is not recorded.
+
+Not recorded: requests whose caller the gate could not identify (401, or a body refused before
+authentication): anyone can send those, and the trail keeps a bounded number of records (they are logged).
+Refusals are throttled per caller (``audit.refusals_per_minute``, the rest counted in ``repeats``).
+
+Reads (``GET``) and everything outside ``/v1`` pass straight through: the submit hot path pays one string test.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gamead_core.api.auth import SAFE_METHODS
+from gamead_core.audit.context import ActionContext, enter, leave
+from gamead_core.audit.log import AuditLog, record_action
+from gamead_core.audit.model import RefusalThrottle, action_for, request_id_from
+from gamead_core.config import GameadSettings
+from gamead_core.errors import GameadError
+
+log = logging.getLogger(__name__)
+
+#: bytes of an error answer kept to read its code
+_ERROR_BODY_BYTES = 4096
+
+
+class AuditGate:
+    """The audit middleware of the API (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, settings: GameadSettings) -> None:
+        self.app = app
+        self.throttle = RefusalThrottle(settings.audit.refusals_per_minute)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/") or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        client = scope.get("client")
+        ctx = ActionContext(
+            request_id=request_id_from(headers.get(b"x-request-id", b"").decode("latin-1") or None),
+            method=scope["method"], path=scope["path"], client=str(client[0]) if client else None,
+            state=scope.setdefault("state", {}),
+        )
+        status = 0
+        body = bytearray()
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                   (b"x-request-id", ctx.request_id.encode())]}
+            elif message["type"] == "http.response.body" and status >= 400 and len(body) < _ERROR_BODY_BYTES:
+                body.extend(message.get("body", b"")[: _ERROR_BODY_BYTES - len(body)])
+            await send(message)
+
+        token = enter(ctx)
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            await self._after(scope, ctx, 500, b'{"error": {"code": "internal_error"}}')
+            raise
+        finally:
+            leave(token)
+        await self._after(scope, ctx, status, bytes(body))
+
+    async def _after(self, scope: Scope, ctx: ActionContext, status: int, body: bytes) -> None:
+        """Record what the handler did not (never raises: the answer is already sent)."""
+        if ctx.principal is None or ctx.not_an_action or status == 0 or (ctx.recorded and status < 400):
+            return  # unidentified caller, a dry run, a client gone before any answer, or recorded by the handler
+        fields: dict[str, Any] = {}
+        if status >= 400:
+            error = _error_of(body)
+            fields = {"outcome": "failed" if ctx.recorded else "refused", "code": error.get("code"),
+                      "message": str(error.get("message") or "")[:300] or None,
+                      "details": {"status": status}}
+            allowed, skipped = self.throttle.take(f"{ctx.actor}|{ctx.client if ctx.role is None else ''}")
+            if not allowed:
+                return
+            if skipped:
+                fields["repeats"] = skipped
+        else:
+            fields = {"message": "recorded after the fact: this route writes no record of its own"}
+        audit: AuditLog | None = getattr(getattr(scope.get("app"), "state", None), "audit", None)
+        try:
+            await record_action(audit, action_for(ctx.method, ctx.path), ctx=ctx, **fields)
+        except GameadError as exc:
+            log.warning("an operator request could not be recorded in the audit trail: %s", exc.message,
+                        extra={"request_id": ctx.request_id, "actor": ctx.actor, "path": ctx.path,
+                               "status": status})
+
+
+def _error_of(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, dict) else {}

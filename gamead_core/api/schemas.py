@@ -1,0 +1,117 @@
+"""The shapes of the API's successful answers, for ``/openapi.json`` (``response_model=`` of each route).
+
+Routes build their answers themselves (orjson, no re-validation on the way out); these models say what those
+answers are, so a client (and Schemathesis, in the test suite) can check them. Fields a route leaves out when
+empty are optional here. Open-ended sections (``/v1/stats``, ``/v1/workers``, ``/v1/scale``) are documented
+as objects with their top-level keys; their figures are described in the README.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from gamead_core.jobs.model import Job
+from gamead_core.models import AdRecord, DlqEntry
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="allow", alias_generator=AliasGenerator(alias=to_camel), populate_by_name=True)
+
+
+class AdPage(_Doc):
+    """``GET /ads``."""
+
+    items: list[AdRecord]
+    count: int = Field(description="Items in this page.")
+
+
+class DlqPage(_Doc):
+    """``GET /v1/dlq``."""
+
+    items: list[DlqEntry]
+    count: int = Field(description="Items in this page.")
+    total: int = Field(description="Entries in the DLQ, filters aside.")
+    next_cursor: int | None = Field(None, description="Pass as `cursor` to read on; null at the end.")
+    scanned: int = Field(description="Entries this request read.")
+    complete: bool = Field(description="False when the read stopped at `dlq.scan_limit` or `dlq.scan_time`.")
+
+
+class DryRun(_Doc):
+    """A replay's or purge's ``dryRun: true``: what a job would act on now."""
+
+    matched: int
+    dry_run: bool
+    complete: bool
+    scanned: int
+    not_in_dlq: int | None = Field(None, description="Given ids with no entry in the DLQ (selection by ids).")
+
+
+class ImportChecked(_Doc):
+    """An import's ``dryRun: true``: every entry is valid."""
+
+    valid: int
+    dry_run: bool
+
+
+class JobPage(_Doc):
+    """``GET /v1/jobs``."""
+
+    items: list[Job]
+    count: int
+
+
+class ScaleDocument(_Doc):
+    """``GET /v1/scale``: backend, leader, current and desired workers, the override, the last decisions."""
+
+    backend: str | None = None
+    current: int | None = None
+    desired: int | None = None
+    decisions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class OverrideSet(_Doc):
+    """``POST /v1/scale/override``."""
+
+    override: dict[str, Any]
+    effective_replicas: int = Field(description="The override clamped to the autoscaler's min and max.")
+    note: str | None = None
+    status: ScaleDocument
+
+
+class OverrideCleared(_Doc):
+    """``DELETE /v1/scale/override``."""
+
+    cleared: bool = Field(description="False if no override was set.")
+    status: ScaleDocument
+
+
+class StatsDocument(_Doc):
+    """``GET /v1/stats`` (every figure is described in the README)."""
+
+
+class WorkersDocument(_Doc):
+    """``GET /v1/workers``: the registry's nodes."""
+
+    items: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Health(_Doc):
+    """``GET /healthz``: ``ok``; 503 ``unhealthy`` with ``error`` (``nats_unreachable``)."""
+
+    status: str
+    error: dict[str, Any] | None = None
+
+
+class Readiness(_Doc):
+    """``GET /readyz``: ``ready`` / ``degraded`` (200) or ``unready`` (503, with ``error``: ``not_ready``)."""
+
+    status: str
+    checks: dict[str, str]
+    repairs: list[Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+NDJSON_JOB = {"application/x-ndjson": {"schema": {"type": "string", "description": "One job document a line."}}}

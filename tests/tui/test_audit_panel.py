@@ -1,0 +1,90 @@
+"""Issue 11 items 2-3 in the dashboard (recorded payload): the audit panel shows the last operator actions, and a
+token that may not act (``GET /v1/whoami``: a viewer's) turns the dashboard read-only by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+from typing import Any
+
+from rich.console import Console
+
+from gamead_cli.tui import view
+from gamead_cli.tui.app import DashboardApp
+from gamead_cli.tui.source import RecordedSource
+from gamead_cli.tui.widgets import ConfirmScreen, DlqTable
+from tests.tui.conftest import screen_text, until
+
+
+def run(recorded: dict[str, Any], size: tuple[int, int], scenario: Any, **kw: Any) -> None:
+    async def main() -> None:
+        app = DashboardApp(RecordedSource(recorded), refresh=3600, **kw)
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: app.stats is not None and app.query_one(DlqTable).row_count > 0,
+                        what="the recording on screen")
+            await pilot.pause()
+            await scenario(app, pilot)
+
+    asyncio.run(main())
+
+
+def test_the_audit_panel_shows_when_who_what_how_many_and_how_it_went(recorded: dict[str, Any]) -> None:
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        lines = screen_text(app).splitlines()
+        panel = lines[next(i for i, line in enumerate(lines) if "audit · last operator actions" in line):]
+        text = "\n".join(panel)
+        assert "22:42:11" in text and "wallboard" in text and "refused forbidden +2 more" in text
+        assert "replicas 4 for 600s" in text and "28 ads" in text and "succeeded" in text
+        assert app.query_one("#audit").has_class("-alert")  # a refusal among the last actions
+
+    run(recorded, (120, 40), scenario)
+
+
+def test_a_token_that_may_not_act_makes_the_dashboard_read_only(recorded: dict[str, Any]) -> None:
+    recorded = {**recorded, "whoami": {"name": "wallboard", "role": "viewer", "authenticated": True, "mayAct": False}}
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        await until(pilot, lambda: app.readonly, what="read-only mode")
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        assert "READ-ONLY" in lines[0]
+        assert "replay" not in lines[-1] and "purge" not in lines[-1] and "q quit" in lines[-1]
+        app.query_one(DlqTable).focus()
+        await pilot.press("space", "r", "x")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and app.source.calls == []  # type: ignore[attr-defined]
+
+    run(recorded, (80, 24), scenario)
+
+
+def test_an_operator_token_keeps_the_actions(recorded: dict[str, Any]) -> None:
+    recorded = {**recorded, "whoami": {"name": "alice", "role": "operator", "authenticated": True, "mayAct": True}}
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        await until(pilot, lambda: app._role_known, what="the role asked")
+        assert not app.readonly and "r replay" in screen_text(app).splitlines()[-1]
+
+    run(recorded, (80, 24), scenario)
+
+
+def test_an_api_without_an_audit_trail_says_so_in_the_panel_and_shows_the_rest(recorded: dict[str, Any]) -> None:
+    recorded = copy.deepcopy(recorded)
+    del recorded["audit"]
+
+    async def scenario(app: DashboardApp, pilot: Any) -> None:
+        text = screen_text(app)
+        assert "the API has no audit trail (HTTP 404)" in text and "DLQ 12 entries" in text
+
+    run(recorded, (120, 40), scenario)
+
+
+def test_top_once_prints_the_last_actions_with_a_header(recorded: dict[str, Any]) -> None:
+    snap = view.Snapshot(stats=recorded["stats"], nodes=recorded["workers"], dlq=recorded["dlq"],
+                         audit=recorded["audit"])
+    console = Console(width=100, file=io.StringIO(), record=True, color_system=None)
+    console.print(view.snapshot_view(snap, "http://recorded"))
+    text = console.export_text()
+    assert "audit · last operator actions" in text
+    assert "TIME" in text and "WHO" in text and "OUTCOME" in text and "alice" in text
+    assert snap.as_json()["audit"]["items"][0]["actor"] == "wallboard"
