@@ -67,3 +67,27 @@ def api_url(stack: dict[str, object]) -> str:
 def client(api_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_url, timeout=10) as c:
         yield c
+
+
+# --- running in parallel: `make test` = pytest -n 4 --dist loadgroup --no-loadscope-reorder -------------
+
+#: directories in the order their modules start: the long ones with real servers first, so that the short
+#: ones fill the gaps at the end and the workers finish together
+_ORDER = ("tests/integration/", "tests/tui/", "tests/cli/", "tests/unit/")
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((i for i, prefix in enumerate(_ORDER) if path.startswith(prefix)), len(_ORDER))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make each test module one unit of work for pytest-xdist's ``loadgroup``: its module-scoped servers start
+    once, on one worker, and its tests run in their written order. A module that shares a package-scoped
+    fixture with others says so with ``pytestmark = pytest.mark.xdist_group("<name>")`` (all of them run on one
+    worker). Then order the modules by ``_ORDER`` (stable: the tests of a module stay together, in order)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=_rank)

@@ -21,15 +21,27 @@ from gamead_core.proc import die_with_parent, start_time
 T = TypeVar("T")
 
 
+#: the longest pause between two polls of :func:`wait_for` (unless a caller asks for a longer interval)
+POLL_CEILING = 0.2
+
+
 def wait_for(probe: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll ``probe`` until it returns something truthy; fail the test with ``what`` after ``timeout``."""
+    """Poll ``probe`` until it returns something truthy, and return that; fail the test naming ``what`` after
+    ``timeout`` seconds. The pause between polls starts at ``interval`` and grows by half each time, up to
+    ``max(interval, POLL_CEILING)``: a state that comes at once is seen at once, and a long wait does not load
+    a busy 2-core machine with polls (each one an HTTP request to a process under test, as often as not)."""
     deadline = time.monotonic() + timeout
+    ceiling = max(interval, POLL_CEILING)
     last: T | None = None
     while time.monotonic() < deadline:
         last = probe()
         if last:
             return last
-        time.sleep(interval)
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(ceiling, interval * 1.5)
+    last = probe()  # one last look at the deadline: a pause may have ended past it
+    if last:
+        return last
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
@@ -264,3 +276,62 @@ def up_stack(tmp_path: Path, *args: str, port: int | None = None, data_dir: Path
     data_dir = data_dir or tmp_path / f"{name}-data"
     argv = gamead_argv("up", "--port", str(port), "--data-dir", str(data_dir), *args)
     return UpStack(data_dir, port, argv, clean_env(**env), tmp_path / f"{name}.out")
+
+
+class SubjectTap:
+    """A plain NATS subscription on ``subject``, run on a thread of its own: counts (and keeps) every message
+    published there. For waiting on what a process *does* (its pull requests, its KV writes) instead of on
+    time. Use as a context manager, or ``close()`` it."""
+
+    def __init__(self, url: str, subject: str) -> None:
+        import asyncio
+        import threading
+
+        self.subject = subject
+        self.messages: list[bytes] = []
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run(url)), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10) or self._error is not None:
+            raise AssertionError(f"cannot subscribe to {subject} on {url}: {self._error!r}")
+
+    async def _run(self, url: str) -> None:
+        import asyncio
+
+        import nats
+
+        try:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            nc = await nats.connect(url)
+
+            async def on_msg(msg) -> None:  # noqa: ANN001 - nats.aio.msg.Msg
+                self.messages.append(msg.data)
+
+            await nc.subscribe(self.subject, cb=on_msg)
+            await nc.flush()
+        except Exception as exc:  # noqa: BLE001 - reported by __init__
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await nc.drain()
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def __enter__(self) -> SubjectTap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -11,7 +11,6 @@ import json
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -326,33 +325,29 @@ def test_a_server_that_never_answers_is_unavailable_within_the_timeout(
     api.hang = True
     scaler = make_scaler(tmp_path, api.url, timeout=0.5)
     for call in (scaler.current_replicas, lambda: scaler.set_replicas(3)):
-        started = time.monotonic()
         with pytest.raises(ScalerUnavailable, match=r"within 0\.5s"):
             call()
-        elapsed = time.monotonic() - started
-        assert 0.4 <= elapsed < 2.0, elapsed  # one attempt, bounded by request_timeout
-    assert len(api.requests) == 2  # no silent retries
+        assert not api.release.is_set()  # the double never answered: the client's timeout ended the call
+    assert len(api.requests) == 2  # one attempt each: no silent retries
 
 
 @pytest.mark.timeout(10)
 def test_async_timeout_is_bounded_too(api: ApiDouble, tmp_path: Path) -> None:
     api.hang = True
     scaler = make_scaler(tmp_path, api.url, timeout=0.3)
-    started = time.monotonic()
-    with pytest.raises(ScalerUnavailable):
+    with pytest.raises(ScalerUnavailable, match=r"within 0\.3s"):
         asyncio.run(scaler.set_replicas_async(3))
-    assert time.monotonic() - started < 2.0
+    assert not api.release.is_set() and len(api.requests) == 1  # ended by the timeout, one attempt
 
 
 @pytest.mark.timeout(10)
 def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
     port = free_closed_port()
-    scaler = make_scaler(tmp_path, f"http://127.0.0.1:{port}", timeout=2.0)
-    started = time.monotonic()
+    # a request timeout far past this test's own deadline (10 s): only an answer at once can pass
+    scaler = make_scaler(tmp_path, f"http://127.0.0.1:{port}", timeout=300.0)
     with pytest.raises(ScalerUnavailable, match=f"127.0.0.1:{port} is unreachable") as info:
         scaler.set_replicas(2)
     assert "refused" in str(info.value).lower()
-    assert time.monotonic() - started < 2.0
     assert info.value.__cause__ is not None  # chained from the client's error
 
 
