@@ -11,9 +11,17 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, start_api, start_worker
+from tests.support import ForkServer, Proc, start_api, start_worker
 
 pytest_plugins = ["tests.redis_fixtures", "tests.cluster"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fork_server() -> Iterator[None]:
+    """The fork server of ``tests.support.Proc`` (started on first use) is stopped and reaped after
+    everything else of the session."""
+    yield
+    ForkServer.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +60,7 @@ def stack(nats_server: EmbeddedNats, tmp_path_factory: pytest.TempPathFactory) -
     """A running API and one worker (4 slots) on the session NATS."""
     logs = tmp_path_factory.mktemp("stack-logs")
     api, url = start_api(nats_server.url, logs)
-    worker = start_worker(nats_server.url, logs, worker_id="session-worker", concurrency=4)
+    worker = start_worker(nats_server.url, logs, worker_id="session-worker", concurrency=4, ready=True)
     yield {"api": api, "url": url, "worker": worker, "nats": nats_server}
     worker.stop()
     api.stop()

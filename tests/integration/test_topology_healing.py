@@ -77,7 +77,7 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     logs = tmp_path_factory.mktemp("healing")
     server = EmbeddedNats(logs / "nats").start()
     api, url = start_api(server.url, logs, **FAST)
-    worker = start_worker(server.url, logs, concurrency=4)
+    worker = start_worker(server.url, logs, concurrency=4, ready=True)  # its own topology check is done
     yield {"nats": server, "api": api, "url": url, "worker": worker}
     worker.stop()
     api.stop()
