@@ -10,8 +10,8 @@ on real servers; only the interpreter start is shared. ``tests.support.Proc`` us
 commands; set ``GAMEAD_TEST_FORKSERVER=0`` to start every process with a fresh interpreter instead.
 
 Protocol (JSON lines): requests on stdin ``{"id", "args", "env", "cwd", "log"}``; answers on stdout
-``{"id", "pid"}`` once a child is forked, ``{"exit": pid, "code": returncode}`` when it has ended
-(``-N`` for signal N, as :mod:`subprocess` says). The server reaps every child; when stdin closes (pytest
+``{"id", "pid"}`` once a child is forked, ``{"exit": pid, "code": returncode, "cpu": seconds}`` when it has
+ended (``-N`` for signal N, as :mod:`subprocess` says; the CPU time it used). The server reaps every child; when stdin closes (pytest
 ended) it exits, and its children (``PR_SET_PDEATHSIG``) with it. It dies with pytest however pytest dies.
 
 Only run as a script (``python tests/forkserver.py``): it must not import pytest or the test package.
@@ -73,13 +73,13 @@ def _serve() -> dict[str, Any]:
                 _write({"id": request["id"], "pid": pid})
         while children:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
             children.discard(pid)
-            _write({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+            _write({"exit": pid, "code": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime})
 
 
 def _die_with_server() -> None:

@@ -116,6 +116,8 @@ class ForkServer:
         self._changed = threading.Condition()
         self._pids: dict[int, int] = {}  # request id → pid
         self._codes: dict[int, int] = {}  # pid → exit code
+        self.cpu: dict[int, float] = {}  # pid → CPU seconds it used, once it ended
+        self.started: dict[int, list[str]] = {}  # pid → its gamead arguments
         self._next = 0
         script = Path(__file__).with_name("forkserver.py")
         self.popen = subprocess.Popen(
@@ -138,6 +140,7 @@ class ForkServer:
             with self._changed:
                 if "exit" in message:
                     self._codes[int(message["exit"])] = int(message["code"])
+                    self.cpu[int(message["exit"])] = float(message.get("cpu", 0.0))
                 else:
                     self._pids[int(message["id"])] = int(message["pid"])
                 self._changed.notify_all()
@@ -160,6 +163,7 @@ class ForkServer:
                 raise RuntimeError("the fork server did not answer")
             if request not in self._pids:
                 raise RuntimeError("the fork server died")
+            self.started[self._pids[request]] = args
             return ForkedChild(self, self._pids[request], args)
 
     @classmethod
@@ -175,6 +179,10 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             server.popen.kill()
             server.popen.wait()
+        if report := os.environ.get("GAMEAD_TEST_FORKSERVER_REPORT"):  # CPU per process, for whoever tunes
+            with open(f"{report}.{os.getpid()}", "w") as out:
+                for pid, args in server.started.items():
+                    out.write(json.dumps({"pid": pid, "args": args, "cpu": server.cpu.get(pid)}) + "\n")
 
     def exit_code(self, pid: int) -> int | None:
         with self._changed:
