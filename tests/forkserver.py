@@ -11,8 +11,9 @@ commands; set ``GAMEAD_TEST_FORKSERVER=0`` to start every process with a fresh i
 
 Protocol (JSON lines): requests on stdin ``{"id", "args", "env", "cwd", "log"}``; answers on stdout
 ``{"id", "pid"}`` once a child is forked, ``{"exit": pid, "code": returncode, "cpu": seconds}`` when it has
-ended (``-N`` for signal N, as :mod:`subprocess` says; the CPU time it used). The server reaps every child; when stdin closes (pytest
-ended) it exits, and its children (``PR_SET_PDEATHSIG``) with it. It dies with pytest however pytest dies.
+ended (``-N`` for signal N, as :mod:`subprocess` says; the CPU time it used). The server reaps every child.
+When its stdin closes (pytest ended, or died however it died: the kernel closes the pipe) it exits, and its
+children get SIGTERM (``PR_SET_PDEATHSIG``).
 
 Only run as a script (``python tests/forkserver.py``): it must not import pytest or the test package.
 """

@@ -120,9 +120,11 @@ class ForkServer:
         self.started: dict[int, list[str]] = {}  # pid → its gamead arguments
         self._next = 0
         script = Path(__file__).with_name("forkserver.py")
+        # No PR_SET_PDEATHSIG here (it follows the starting *thread*, and a test may start its first process
+        # from a thread): the server exits when its stdin closes, which the kernel does when pytest dies.
         self.popen = subprocess.Popen(
             [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=die_with_parent(),  # dies with pytest, however it dies
+            start_new_session=True,
         )
         assert self.popen.stdout is not None
         ready = self.popen.stdout.readline()
