@@ -124,8 +124,8 @@ def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -
                                  capture_output=True, text=True, timeout=30)
         assert setting.returncode == 0, setting.stderr
         assert "clamped to 3" in setting.stdout
-        wait_for(lambda: _scale(url).get("current") == 3, timeout=10, interval=0.1, what="3 workers")
-        wait_for(lambda: "autoscaler: manual override to 5" in up.output(), timeout=5,
+        wait_for(lambda: _scale(url).get("current") == 3, timeout=30, interval=0.1, what="3 workers")
+        wait_for(lambda: "autoscaler: manual override to 5" in up.output(), timeout=15,
                  what="the scale-up on the console")
 
         cleared = subprocess.run(gamead_argv("scale", "clear", "--api", url), env=up.env, capture_output=True,
@@ -180,7 +180,7 @@ def test_one_leader_among_api_nodes_and_take_over_after_kill(
     status = _cli("scale", "status", "-o", "json", "--api", ids[leader.pid])
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["override"]["replicas"] == 3
-    wait_for(lambda: "manual override to 3" in (_scale(follower_url).get("reason") or ""), timeout=5,
+    wait_for(lambda: "manual override to 3" in (_scale(follower_url).get("reason") or ""), timeout=15,
              interval=0.1, what="the leader to apply the override")
     assert _scale(follower_url)["desired"] == 3
 
