@@ -20,14 +20,13 @@ import pytest
 import yaml
 from kubernetes.client import Configuration
 
-from gamead_core.errors import ConfigError, GameadError
+from gamead_core.errors import GameadError
 from gamead_core.scaling.kubernetes import (
     KubernetesScaler,
     ScalerConflict,
     ScalerForbidden,
     ScalerNotFound,
     ScalerUnavailable,
-    config_source,
 )
 from gamead_core.scaling.settings import KubernetesScalerSettings
 
@@ -351,26 +350,7 @@ def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
     assert info.value.__cause__ is not None  # chained from the client's error
 
 
-# --- configuration -----------------------------------------------------------------------------------
-
-
-def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
-    settings = KubernetesScalerSettings(kubeconfig=str(tmp_path / "absent"))
-    with pytest.raises(ConfigError, match=f"kubeconfig {tmp_path / 'absent'}"):
-        KubernetesScaler(settings, environ={})
-
-
-def test_malformed_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
-    path = tmp_path / "kc"
-    path.write_text("clusters: [unclosed\n")
-    with pytest.raises(ConfigError, match="cannot load Kubernetes credentials"):
-        KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path)), environ={})
-
-
-def test_unknown_context_is_a_config_error(tmp_path: Path) -> None:
-    path = write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:1")
-    with pytest.raises(ConfigError, match="nope"):
-        KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path), context="nope"), environ={})
+# --- configuration (the parts without a server: tests/unit/test_kubernetes_config.py) -------------------
 
 
 def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_path: Path) -> None:
@@ -381,16 +361,3 @@ def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_p
     assert scaler.current_replicas() == 2
     # the client library's process-wide default configuration is left alone
     assert Configuration.get_default().host != api.url
-
-
-def test_config_source_prefers_explicit_file_then_pod_then_kubeconfig() -> None:
-    in_pod = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
-    assert config_source(KubernetesScalerSettings(kubeconfig="/x"), in_pod) == "kubeconfig"
-    assert config_source(KubernetesScalerSettings(), in_pod) == "in-cluster"
-    assert config_source(KubernetesScalerSettings(), {}) == "kubeconfig"
-
-
-def test_in_cluster_without_a_service_account_is_a_config_error() -> None:
-    settings = KubernetesScalerSettings()
-    with pytest.raises(ConfigError, match="service account"):
-        KubernetesScaler(settings, environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
