@@ -127,7 +127,8 @@ def test_up_says_what_it_started_and_every_hint_works_verbatim(stack: UpStack, t
             continue
         result = subprocess.run(["bash", "-c", command], env=shell_env(stack), cwd=tmp_path, capture_output=True,
                                 text=True, timeout=120)
-        assert result.returncode == 0, f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
+        assert result.returncode == 0, (f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
+                                        f"\n--- the stack's API log\n{api_log_tail(stack)}")
         assert "Traceback" not in result.stderr
 
 
@@ -160,6 +161,12 @@ def runnable(block: str) -> str:
     return "\n".join(kept)
 
 
+def api_log_tail(up: UpStack, chars: int = 3000) -> str:
+    """The end of the API's log in ``up``'s data dir (what a failed command met on the other side)."""
+    log = up.data_dir / "logs" / "api.log"
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no api.log)"
+
+
 def test_every_readme_command_works_verbatim(stack: UpStack, tmp_path: Path) -> None:
     """Each ```bash block of the README runs as one script (``set -e``: every command must succeed).
 
@@ -178,7 +185,8 @@ def test_every_readme_command_works_verbatim(stack: UpStack, tmp_path: Path) -> 
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=180)
         assert result.returncode == 0, (
-            f"{script}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}")
+            f"{script}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}"
+            f"\n--- the stack's API log\n{api_log_tail(stack)}")
         assert "Traceback" not in result.stderr
         ran += 1
     assert ran >= 3  # the curl sample, the CLI tour, the configuration examples
