@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?= --workers 2
+# 4 pytest-xdist workers, each test module one unit of work (tests/conftest.py): the suite mostly waits on
+# servers, so 4 share 2 cores well. `make test TEST_ARGS=` runs it in one process. The suite starts ~200
+# Python processes: bytecode caches (__pycache__/, git-ignored) are kept even where PYTHONDONTWRITEBYTECODE is set.
+TEST_ARGS ?= -n 4 --dist loadgroup --no-loadscope-reorder
 
 .PHONY: up test bench clean
 
@@ -21,8 +25,8 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 up: $(VENV)/.installed          ## the whole stack: embedded NATS, API on :8080, workers
 	$(BIN)/gamead up $(ARGS)
 
-test: $(VENV)/.installed-test   ## the test suite, on real nats-server and valkey-server processes
-	$(BIN)/python -m pytest -q
+test: $(VENV)/.installed-test   ## the test suite, on real nats-server and valkey-server processes, 4 at a time
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q $(TEST_ARGS)
 
 bench: $(VENV)/.installed-test  ## benchmarks (on demand, not part of the tests)
 	$(BIN)/python benchmarks/bench_pipeline.py

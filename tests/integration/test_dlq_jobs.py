@@ -86,7 +86,9 @@ def test_an_interrupted_cli_replay_goes_on_and_a_second_replay_strands_nothing(l
     assert first.popen is not None and first.popen.returncode == 130
     assert f"job {job['id']} continues on the server: gamead dlq jobs / gamead dlq cancel {job['id']}" in first.output()
     assert "Traceback" not in first.output()
-    assert lane.http.get(f"/v1/jobs/{job['id']}").json()["state"] == "running"  # the server goes on
+    # the server goes on: the client's Ctrl-C cancelled nothing (on a slow machine the job may be done by now;
+    # that it ends "succeeded", every count adding up, is checked below)
+    assert lane.http.get(f"/v1/jobs/{job['id']}").json()["state"] in ("running", "succeeded")
 
     again = CliRunner().invoke(cli, ["dlq", "replay", "--all", "--yes", "--api", lane.url, "-o", "json"])
     assert again.exit_code == 0, again.output

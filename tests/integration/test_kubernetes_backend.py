@@ -11,7 +11,6 @@ import json
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,14 +20,13 @@ import pytest
 import yaml
 from kubernetes.client import Configuration
 
-from gamead_core.errors import ConfigError, GameadError
+from gamead_core.errors import GameadError
 from gamead_core.scaling.kubernetes import (
     KubernetesScaler,
     ScalerConflict,
     ScalerForbidden,
     ScalerNotFound,
     ScalerUnavailable,
-    config_source,
 )
 from gamead_core.scaling.settings import KubernetesScalerSettings
 
@@ -326,56 +324,33 @@ def test_a_server_that_never_answers_is_unavailable_within_the_timeout(
     api.hang = True
     scaler = make_scaler(tmp_path, api.url, timeout=0.5)
     for call in (scaler.current_replicas, lambda: scaler.set_replicas(3)):
-        started = time.monotonic()
         with pytest.raises(ScalerUnavailable, match=r"within 0\.5s"):
             call()
-        elapsed = time.monotonic() - started
-        assert 0.4 <= elapsed < 2.0, elapsed  # one attempt, bounded by request_timeout
-    assert len(api.requests) == 2  # no silent retries
+        assert not api.release.is_set()  # the double never answered: the client's timeout ended the call
+    assert len(api.requests) == 2  # one attempt each: no silent retries
 
 
 @pytest.mark.timeout(10)
 def test_async_timeout_is_bounded_too(api: ApiDouble, tmp_path: Path) -> None:
     api.hang = True
     scaler = make_scaler(tmp_path, api.url, timeout=0.3)
-    started = time.monotonic()
-    with pytest.raises(ScalerUnavailable):
+    with pytest.raises(ScalerUnavailable, match=r"within 0\.3s"):
         asyncio.run(scaler.set_replicas_async(3))
-    assert time.monotonic() - started < 2.0
+    assert not api.release.is_set() and len(api.requests) == 1  # ended by the timeout, one attempt
 
 
 @pytest.mark.timeout(10)
 def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
     port = free_closed_port()
-    scaler = make_scaler(tmp_path, f"http://127.0.0.1:{port}", timeout=2.0)
-    started = time.monotonic()
+    # a request timeout far past this test's own deadline (10 s): only an answer at once can pass
+    scaler = make_scaler(tmp_path, f"http://127.0.0.1:{port}", timeout=300.0)
     with pytest.raises(ScalerUnavailable, match=f"127.0.0.1:{port} is unreachable") as info:
         scaler.set_replicas(2)
     assert "refused" in str(info.value).lower()
-    assert time.monotonic() - started < 2.0
     assert info.value.__cause__ is not None  # chained from the client's error
 
 
-# --- configuration -----------------------------------------------------------------------------------
-
-
-def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
-    settings = KubernetesScalerSettings(kubeconfig=str(tmp_path / "absent"))
-    with pytest.raises(ConfigError, match=f"kubeconfig {tmp_path / 'absent'}"):
-        KubernetesScaler(settings, environ={})
-
-
-def test_malformed_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
-    path = tmp_path / "kc"
-    path.write_text("clusters: [unclosed\n")
-    with pytest.raises(ConfigError, match="cannot load Kubernetes credentials"):
-        KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path)), environ={})
-
-
-def test_unknown_context_is_a_config_error(tmp_path: Path) -> None:
-    path = write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:1")
-    with pytest.raises(ConfigError, match="nope"):
-        KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path), context="nope"), environ={})
+# --- configuration (the parts without a server: tests/unit/test_kubernetes_config.py) -------------------
 
 
 def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_path: Path) -> None:
@@ -386,16 +361,3 @@ def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_p
     assert scaler.current_replicas() == 2
     # the client library's process-wide default configuration is left alone
     assert Configuration.get_default().host != api.url
-
-
-def test_config_source_prefers_explicit_file_then_pod_then_kubeconfig() -> None:
-    in_pod = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
-    assert config_source(KubernetesScalerSettings(kubeconfig="/x"), in_pod) == "kubeconfig"
-    assert config_source(KubernetesScalerSettings(), in_pod) == "in-cluster"
-    assert config_source(KubernetesScalerSettings(), {}) == "kubeconfig"
-
-
-def test_in_cluster_without_a_service_account_is_a_config_error() -> None:
-    settings = KubernetesScalerSettings()
-    with pytest.raises(ConfigError, match="service account"):
-        KubernetesScaler(settings, environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})

@@ -36,6 +36,12 @@ def _submit(client: httpx.Client, title: str, priority: int) -> str:
     return str(resp.json()["id"])
 
 
+def _oldest_age(client: httpx.Client, level: int) -> float | None:
+    """``oldestAgeSeconds`` of ``level`` in ``/v1/stats``: how long its oldest ad has waited."""
+    levels = client.get("/v1/stats").json()["queue"]["levels"]
+    return next(lv["oldestAgeSeconds"] for lv in levels if lv["priority"] == level)
+
+
 def _started(client: httpx.Client, ids: list[str]) -> list[str]:
     records = [client.get(f"/ads/{i}").json() for i in ids]
     records.sort(key=lambda r: datetime.fromisoformat(r["startedAt"]))
@@ -43,25 +49,33 @@ def _started(client: httpx.Client, ids: list[str]) -> list[str]:
 
 
 def test_a_later_urgent_ad_is_analysed_next(lane: dict, procs: list[Proc]) -> None:
+    """One slot, a backlog of p5 ads; a p1 ad submitted while one of them is analysed is the next one
+    analysed. No time window: the worker pulls (one slot, no prefetch) only after the ad in hand is
+    completed, so whichever backlog ad was in analysis when the urgent ad's 202 came back (its
+    ``completedAt`` is later than the 202) must be followed by the urgent ad, however slow the machine."""
     client, nats_url = lane["client"], lane["nats"].url
     procs.append(start_worker(nats_url, lane["logs"], concurrency=1, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="400"))
     backlog = [_submit(client, f"Backlog {i}", 5) for i in range(5)]
     wait_for(lambda: client.get(f"/ads/{backlog[0]}").json()["status"] == "processing", what="first p5 started")
     urgent = _submit(client, "Urgent", 1)
-    for ad_id in [*backlog, urgent]:
-        wait_terminal(client, ad_id, timeout=30)
+    accepted = time.time()  # the urgent ad is in the stream: JetStream acknowledged it before the 202
+    records = {ad_id: wait_terminal(client, ad_id, timeout=30) for ad_id in [*backlog, urgent]}
+    assert {r["status"] for r in records.values()} == {"completed"}
     order = _started(client, [*backlog, urgent])
     assert order[0] == backlog[0]
-    assert order[1] == urgent, "the priority-1 ad must be the next one analysed"
-    assert order[2:] == backlog[1:], "the backlog keeps its FIFO order"
+    in_hand = next(i for i in order if datetime.fromisoformat(records[i]["completedAt"]).timestamp() > accepted)
+    assert in_hand != urgent and in_hand in backlog[:-1], "the urgent ad must overtake waiting backlog ads"
+    assert order[order.index(in_hand) + 1] == urgent, "the priority-1 ad must be the next one analysed"
+    assert [i for i in order if i != urgent] == backlog, "the backlog keeps its FIFO order"
 
 
 def test_an_old_low_priority_ad_is_served_before_fresh_urgent_ones(lane: dict, procs: list[Proc]) -> None:
     client, nats_url = lane["client"], lane["nats"].url
     old = _submit(client, "Patient", 5)
-    # With aging_step 0.5 s a priority-5 ad outranks fresh priority-1 ads once it has waited > 2 s.
-    # Waiting for time to pass is the behaviour under test here, not a synchronisation.
-    time.sleep(2.5)
+    # With aging_step 0.5 s a priority-5 ad outranks fresh priority-1 ads once it has waited > 2 s:
+    # wait until the queue itself reports it that old.
+    wait_for(lambda: (_oldest_age(client, 5) or 0) > 2.5, timeout=30, interval=0.2,
+             what="the p5 ad to have waited 2.5 s by /v1/stats")
     fresh = [_submit(client, f"Fresh {i}", 1) for i in range(3)]
     procs.append(start_worker(nats_url, lane["logs"], concurrency=1, GAMEAD_QUEUE__AGING_STEP="0.5"))
     for ad_id in [old, *fresh]:
@@ -121,6 +135,19 @@ def test_a_retried_ad_keeps_its_place_behind_a_steady_stream_of_urgent_ads(lane:
     assert later, "the urgent stream must outlast the bound for the check to mean anything"
     overtaken = [r["id"] for r in later if r.get("startedAt") and datetime.fromisoformat(r["startedAt"]) < rerun]
     assert not overtaken, f"{len(overtaken)} p1 ads due more than {bound}s after the retry ran before it"
+
+
+def _stream_messages(url: str) -> int:
+    """Messages in the work stream (work-queue retention: an acknowledged ad is removed)."""
+
+    async def main() -> int:
+        nc = await nats.connect(url)
+        try:
+            return int((await nc.jetstream().stream_info(names.ADS_STREAM)).state.messages)
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
 
 
 class KvWatch:
@@ -185,8 +212,9 @@ def test_a_worker_killed_mid_analysis_loses_nothing_and_the_ad_completes_once(la
         assert record["status"] == "completed"
         assert record["workerId"] == "rescuer"
         assert record["attempts"] == 2
-        # a while later, still exactly one completion was ever written
-        time.sleep(3)  # longer than ack_wait: a second delivery, had there been one, would have landed
+        # the message is acknowledged and gone from the work stream: no delivery can follow, and exactly
+        # one completion was ever written
+        wait_for(lambda: _stream_messages(nats_url) == 0, timeout=20, what="the work stream to be empty")
         assert watch.statuses().count("completed") == 1
     finally:
         watch.close()
@@ -221,6 +249,27 @@ def test_work_not_finished_within_the_drain_timeout_is_handed_back_at_once(lane:
     assert record["status"] == "completed" and record["workerId"] == "next"
     assert record["attempts"] == 1, "a shutdown hand-back is not an analysis attempt"
     assert_doctor_clean(str(lane["url"]))
+
+
+def test_a_second_signal_hands_back_at_once(lane: dict, procs: list[Proc]) -> None:
+    """README, "Graceful shutdown": a second signal cuts the drain short. The worker's drain would wait
+    120 s for an analysis of 60 s; after the second SIGTERM it hands the ad back and exits 0 at once, and
+    the next worker completes it on its first attempt (ack_wait 90 s: not a redelivery by timeout)."""
+    client, nats_url = lane["client"], lane["nats"].url
+    first = start_worker(nats_url, lane["logs"], worker_id="impatient", concurrency=1, GAMEAD_QUEUE__ACK_WAIT="90",
+                         GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="60000", GAMEAD_WORKER__DRAIN_TIMEOUT="120")
+    procs.append(first)
+    ad_id = _submit(client, "Second Signal", 3)
+    wait_for(lambda: client.get(f"/ads/{ad_id}").json().get("workerId") == "impatient", what="ad in flight")
+    first.signal(signal.SIGTERM)
+    wait_for(lambda: '"draining"' in first.output(), what="the worker to start draining")
+    assert first.alive()  # draining: it waits for the analysis
+    first.signal(signal.SIGTERM)
+    assert first.popen is not None and first.popen.wait(30) == 0, first.output()[-2000:]
+    procs.append(start_worker(nats_url, lane["logs"], worker_id="after", concurrency=1, GAMEAD_QUEUE__ACK_WAIT="90"))
+    record = wait_terminal(client, ad_id, timeout=30)
+    assert record["status"] == "completed" and record["workerId"] == "after"
+    assert record["attempts"] == 1, "a shutdown hand-back is not an analysis attempt"
 
 
 def test_nats_down_gives_503_queue_unavailable_and_recovers(

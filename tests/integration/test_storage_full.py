@@ -1,11 +1,19 @@
-"""JetStream's storage runs out (issue 9, item 4, the ``/readyz`` part): submits get 503 (never 500), ``/readyz``
-says storage is failing within seconds, and once writes succeed again it says ready by itself, with no restart of
-the API. Real store errors, provoked two ways:
+"""JetStream's storage runs out (issue 9, item 4), seen from both sides at once:
+
+* the API: submits get 503 ``storage_failed`` (never 500), ``/readyz`` says storage is failing within seconds,
+  and once writes succeed again it says ready by itself, with no restart of the API;
+* the worker: a delivery whose record cannot be written is not an analysis attempt. Before: each such
+  delivery used up one of ``max_deliver``; past it the ad sat in the stream past every consumer, with no DLQ
+  entry. Now, with ``worker.max_attempts`` 1, every ad is delivered more often than its budget while the store
+  is full, none is charged, and once there is room again every acknowledged ad completes with 1 attempt.
+
+Real store errors, provoked two ways (one test each; each starts one NATS, one API, one worker):
 
 * the server's ``max_file_store`` limit (any machine): JetStream answers 503 "insufficient resources" (10023)
   and writes succeed as soon as space is freed;
 * a full disk: the store directory on a 16 MB tmpfs (needs root to mount; skipped otherwise). nats-server
-  stops answering writes ("no space left on device") and keeps a stream's write error until it restarts.
+  stops answering writes ("no space left on device") and keeps a stream's write error until it restarts
+  (the operator's part, see the README).
 """
 
 from __future__ import annotations
@@ -25,11 +33,15 @@ from nats.js.api import StreamConfig
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, ad, assert_doctor_clean, start_api, wait_for
+from tests.support import Proc, ad, assert_doctor_clean, start_api, start_worker, wait_for, wait_terminal
 
 FAST = {"GAMEAD_API__STORAGE_PROBE_INTERVAL": "0.5", "GAMEAD_QUEUE__MAX_BYTES": "-1",
-        "GAMEAD_RECORDS__MAX_BYTES": "-1", "GAMEAD_JOBS__MAX_BYTES": "-1",  # reserved from the 8 MB store
-        "GAMEAD_API__PUBLISH_TIMEOUT": "1", "GAMEAD_NATS__REQUEST_TIMEOUT": "1"}
+        "GAMEAD_RECORDS__MAX_BYTES": "-1", "GAMEAD_JOBS__MAX_BYTES": "-1",  # reserved from the small store
+        "GAMEAD_API__PUBLISH_TIMEOUT": "1", "GAMEAD_NATS__REQUEST_TIMEOUT": "1",
+        # the worker side: one attempt allowed, deliveries every 2 s while the store is full
+        "GAMEAD_WORKER__MAX_ATTEMPTS": "1", "GAMEAD_QUEUE__ACK_WAIT": "2"}
+#: the ads accepted before the store fills up: 7, at priority 2 (their consumer's redeliveries are counted)
+BEFORE = 7
 
 
 def js_call(url: str, fn: Callable[[Any], Any]) -> Any:
@@ -61,15 +73,52 @@ def readyz(client: httpx.Client) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def test_storage_at_the_servers_limit_fails_readyz_and_recovers_when_space_is_freed(
+def submit_before(client: httpx.Client) -> list[str]:
+    """``BEFORE`` ads accepted (202) and recorded while there is room."""
+    ids = []
+    for i in range(BEFORE):
+        resp = client.post("/ads", json=ad(f"Stored Before The Disk Filled {i}", 2))
+        assert resp.status_code == 202, resp.text
+        ids.append(resp.json()["id"])
+    wait_for(lambda: all(client.get(f"/ads/{i}").status_code == 200 for i in ids), what="records written")
+    return ids
+
+
+def level_consumer(url: str, level: int) -> Any:
+    return js_call(url, lambda js: js.consumer_info(names.ADS_STREAM, names.level_consumer(level)))
+
+
+def work_messages(url: str) -> int:
+    return int(js_call(url, lambda js: js.stream_info(names.ADS_STREAM)).state.messages)
+
+
+def wait_redelivered_uncharged(client: httpx.Client, url: str, ids: list[str], timeout: float) -> None:
+    """Every ad of ``ids`` delivered more often than its budget (1) while the store is full, none charged."""
+
+    def redelivered_all() -> bool:
+        assert all(client.get(f"/ads/{i}").json()["status"] == "queued" for i in ids)  # never a 404, never dead
+        return level_consumer(url, 2).num_redelivered >= len(ids)  # type: ignore[no-any-return]
+
+    wait_for(redelivered_all, timeout=timeout, interval=0.2,
+             what="every ad to be delivered more often than its budget while the store is full")
+
+
+def all_completed_once(client: httpx.Client, ids: list[str], timeout: float) -> None:
+    records = [wait_terminal(client, i, timeout=timeout) for i in ids]
+    assert [r["status"] for r in records] == ["completed"] * len(ids)
+    assert [r["attempts"] for r in records] == [1] * len(ids), "a full store charged an analysis attempt"
+    assert client.get("/v1/dlq").json()["total"] == 0
+
+
+def test_storage_at_the_servers_limit_fails_readyz_charges_no_attempt_and_recovers_when_space_is_freed(
     procs: list[Proc], tmp_path: Path
 ) -> None:
-    server = EmbeddedNats(tmp_path / "nats", max_file="8MB").start()
+    server = EmbeddedNats(tmp_path / "nats", max_file="1MB").start()
     try:
         api, url = start_api(server.url, tmp_path, **FAST)
         procs.append(api)
-        with httpx.Client(base_url=url, timeout=10) as client:
-            assert client.post("/ads", json=ad("Before")).status_code == 202
+        with httpx.Client(base_url=url, timeout=20) as client:
+            ids = submit_before(client)
             assert js_call(server.url, fill_until_refused) == "10023 insufficient resources"
 
             refused = client.post("/ads", json=ad("While full"))
@@ -82,12 +131,20 @@ def test_storage_at_the_servers_limit_fails_readyz_and_recovers_when_space_is_fr
             assert body["checks"]["nats"] == "ok"
             assert client.get("/v1/stats").json()["storage"]["state"] == "failing"
 
+            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **FAST))
+            wait_redelivered_uncharged(client, server.url, ids, timeout=30)
+
             js_call(server.url, lambda js: js.delete_stream("FILLER"))  # the operator frees space
             wait_for(lambda: readyz(client)["httpStatus"] == 200, timeout=10, what="/readyz ready by itself")
-            assert client.post("/ads", json=ad("After")).status_code == 202
+            after = client.post("/ads", json=ad("After", 2))
+            assert after.status_code == 202
             assert readyz(client)["checks"]["storage"] == "ok"
+            all_completed_once(client, [*ids, after.json()["id"]], timeout=30)
             assert_doctor_clean(url)
+        assert wait_for(lambda: work_messages(server.url) == 0, what="the work stream to empty") is True
     finally:
+        for proc in procs:
+            proc.stop(timeout=10)
         server.stop()
 
 
@@ -106,25 +163,41 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_a_full_disk_fails_readyz_and_after_freeing_space_and_a_nats_restart_it_recovers_by_itself(
+def fill_up(path: Path) -> None:
+    """Append to ``path`` until the disk is full (ENOSPC)."""
+    with open(path, "ab", buffering=0) as out:
+        try:
+            while out.write(b"\0" * 65536):
+                pass
+        except OSError:  # no space left on device
+            pass
+
+
+def test_a_full_disk_fails_readyz_charges_no_attempt_and_after_a_nats_restart_every_ad_completes(
     tiny_disk: Path, procs: list[Proc], tmp_path: Path
 ) -> None:
+    """The disk fills up under a running stack: first with the worker reading (record writes fail; a stream
+    that never failed a write still delivers), then with the API writing into the last 64 KB: acknowledged
+    ads are kept, and once a publish fails (JetStream keeps that stream's write error until nats-server
+    restarts) ``/readyz`` says so: the probe's own small puts may still fit in a block on a full disk."""
     server = EmbeddedNats(tiny_disk / "nats").start()
     try:
         api, url = start_api(server.url, tmp_path, **FAST)
         procs.append(api)
-        with httpx.Client(base_url=url, timeout=10) as client:
-            accepted = [client.post("/ads", json=ad(f"Before {i}")) for i in range(3)]
-            assert [r.status_code for r in accepted] == [202, 202, 202]
-            stat = os.statvfs(tiny_disk)
+        with httpx.Client(base_url=url, timeout=20) as client:
+            ids = submit_before(client)
             ballast = tiny_disk / "ballast"
-            with open(ballast, "wb") as out:  # everything but 64 KB
-                out.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 64 * 1024))
+            fill_up(ballast)
+            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **FAST))
+            wait_redelivered_uncharged(client, server.url, ids, timeout=40)
 
-            statuses = []
+            os.truncate(ballast, max(0, ballast.stat().st_size - 64 * 1024))  # 64 KB free again
+            statuses, accepted = [], []
             for i in range(400):  # ~1 KB each: the last 64 KB run out (writes reach the disk a little later)
                 resp = client.post("/ads", json=ad(f"Filling {i}"))
                 statuses.append(resp.status_code)
+                if resp.status_code == 202:
+                    accepted.append(resp.json()["id"])
                 if resp.status_code == 503:
                     break
             assert statuses[-1] == 503 and set(statuses) <= {202, 503}, statuses
@@ -136,9 +209,12 @@ def test_a_full_disk_fails_readyz_and_after_freeing_space_and_a_nats_restart_it_
             server.stop()
             server.start()
             wait_for(lambda: readyz(client)["httpStatus"] == 200, timeout=30, what="/readyz ready by itself")
-            assert client.post("/ads", json=ad("After")).status_code == 202
-        info = js_call(server.url, lambda js: js.stream_info(names.ADS_STREAM))
-        assert info.state.messages == statuses.count(202) + 3 + 1, "every acknowledged ad is still queued"
-        assert_doctor_clean(url)
+            after = client.post("/ads", json=ad("After"))
+            assert after.status_code == 202
+            # every acknowledged ad was kept through the full disk and the restart, and completes uncharged
+            all_completed_once(client, [*ids, *accepted, after.json()["id"]], timeout=60)
+            assert_doctor_clean(url)
     finally:
+        for proc in procs:
+            proc.stop(timeout=10)
         server.stop()

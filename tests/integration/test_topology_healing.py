@@ -21,8 +21,11 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.topology import plan, read_topology, wanted_topology
 from tests.support import Proc, ad, assert_doctor_clean, doctor_report, start_api, start_worker, wait_for, wait_terminal
 
-FAST = {"GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "0.5"}
-WANTED = wanted_topology(GameadSettings())
+#: a topology check every 0.5 s; heartbeats rare, so that the check (which logs what it recreates) always finds a
+#: deleted registry bucket before a heartbeat does (the registry recreates its own bucket on the next put)
+FAST = {"GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "0.5", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "30",
+        "GAMEAD_REGISTRY__TTL": "90"}
+WANTED = wanted_topology(GameadSettings(registry={"heartbeat_interval": 30, "ttl": 90}))  # as FAST says
 
 
 def js_call(url: str, fn: Callable[[Any], Any]) -> Any:
@@ -76,7 +79,7 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     logs = tmp_path_factory.mktemp("healing")
     server = EmbeddedNats(logs / "nats").start()
     api, url = start_api(server.url, logs, **FAST)
-    worker = start_worker(server.url, logs, concurrency=4)
+    worker = start_worker(server.url, logs, concurrency=4, ready=True, **FAST)  # its own topology check is done
     yield {"nats": server, "api": api, "url": url, "worker": worker}
     worker.stop()
     api.stop()

@@ -127,7 +127,8 @@ def test_up_says_what_it_started_and_every_hint_works_verbatim(stack: UpStack, t
             continue
         result = subprocess.run(["bash", "-c", command], env=shell_env(stack), cwd=tmp_path, capture_output=True,
                                 text=True, timeout=120)
-        assert result.returncode == 0, f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
+        assert result.returncode == 0, (f"{command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
+                                        f"\n--- the stack's API log\n{api_log_tail(stack)}")
         assert "Traceback" not in result.stderr
 
 
@@ -160,6 +161,12 @@ def runnable(block: str) -> str:
     return "\n".join(kept)
 
 
+def api_log_tail(up: UpStack, chars: int = 3000) -> str:
+    """The end of the API's log in ``up``'s data dir (what a failed command met on the other side)."""
+    log = up.data_dir / "logs" / "api.log"
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no api.log)"
+
+
 def test_every_readme_command_works_verbatim(stack: UpStack, tmp_path: Path) -> None:
     """Each ```bash block of the README runs as one script (``set -e``: every command must succeed).
 
@@ -178,7 +185,8 @@ def test_every_readme_command_works_verbatim(stack: UpStack, tmp_path: Path) -> 
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=180)
         assert result.returncode == 0, (
-            f"{script}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}")
+            f"{script}\n--- stdout\n{result.stdout[-2000:]}\n--- stderr\n{result.stderr[-2000:]}"
+            f"\n--- the stack's API log\n{api_log_tail(stack)}")
         assert "Traceback" not in result.stderr
         ran += 1
     assert ran >= 3  # the curl sample, the CLI tour, the configuration examples
@@ -237,6 +245,7 @@ def test_nothing_outlives_a_sigkilled_up_and_its_data_dir_is_free_again(tmp_path
         first.wait_ready()
         children = first.ours_alive()
         assert len(children) == 4  # up, nats-server, api, worker-1
+        assert "sync_interval" not in nats_config(first).read_text()  # the default: nats-server's own fsync
 
         # a second stack on the same data dir: refused at once, naming the dir and the PID holding it
         same_dir = subprocess.run(gamead_argv("up", "--port", str(free_port()), "--data-dir", str(first.data_dir)),
@@ -267,13 +276,19 @@ def test_nothing_outlives_a_sigkilled_up_and_its_data_dir_is_free_again(tmp_path
         doc["started"].append({"name": "nats-server", "pid": stray.pid, "start": start_time(stray.pid)})
         (first.data_dir / "gamead-up.json").write_text(json.dumps(doc))
         again = up_stack(tmp_path, "--workers", "0", data_dir=first.data_dir, name="again",
-                         GAMEAD_WORKER__FAULTS__RATE="0.3", GAMEAD_WORKER__FAULTS__MODE="permanent", **FAST).start()
+                         GAMEAD_WORKER__FAULTS__RATE="0.3", GAMEAD_WORKER__FAULTS__MODE="permanent",
+                         GAMEAD_EMBEDDED__SYNC_ALWAYS="true", **FAST).start()
         try:
             output = again.wait_ready()
             assert f"stopped a stray nats-server (pid {stray.pid})" in output
             assert stray.wait(10) is not None
             # item 5: the console says fault injection is on, and how
             assert "fault injection is ON: 30% of ads fail on purpose, mode permanent" in output
+            # README "Durability": with embedded.sync_always the nats-server it runs fsyncs before every ack,
+            # and acknowledges ads with it
+            assert "sync_interval: always" in nats_config(again).read_text()
+            with httpx.Client(base_url=again.url, timeout=10) as client:
+                assert client.post("/ads", json=ad("Synced To Disk")).status_code == 202
             again.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
             assert again.popen.wait(60) == 0, again.output()  # type: ignore[union-attr]
             wait_for(lambda: not again.ours_alive(), timeout=10, what="the second stack to be gone")
@@ -283,6 +298,13 @@ def test_nothing_outlives_a_sigkilled_up_and_its_data_dir_is_free_again(tmp_path
         if stray.poll() is None:
             stray.kill()
             stray.wait()
+
+
+def nats_config(up: UpStack) -> Path:
+    """The config file the stack's running nats-server was started with (from its command line, by PID)."""
+    pid = up.pid_of("nats-server")
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return Path(f"/proc/{pid}/cwd").resolve() / argv[argv.index(b"-c") + 1].decode()  # (absolute stays so)
 
 
 def test_a_taken_nats_port_is_one_red_line(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Faults on the worker side, each on a NATS server of its own: a crashing ad, a dead or frozen worker, a
-missing consumer, a full store. Real nats-server, real worker processes (restarted by gamead's own
-Supervisor where a test needs restarts), stopped by PID."""
+missing consumer, stranded messages, a full DLQ (a full store: ``test_storage_full.py``, with the API side).
+Real nats-server, real worker processes (restarted by gamead's own Supervisor where a test needs restarts),
+stopped by PID."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.supervisor import Supervisor
 from tests.support import (
     Proc,
+    SubjectTap,
     ad,
     assert_doctor_clean,
     clean_env,
@@ -230,12 +232,19 @@ def test_a_missing_or_unusable_consumer_stops_only_its_own_level(lane: Lane) -> 
     p1 = [lane.submit(f"Level One {i}", priority=1) for i in range(5)]
     assert [wait_terminal(lane.http, i, timeout=20)["status"] for i in p1] == ["completed"] * 5
 
-    lane.js(unusable)  # unusable, and left alone by any self-healing
-    p3 = [lane.submit(f"Level Three {i}", priority=3) for i in range(5)]
-    p1 = [lane.submit(f"Level One Again {i}", priority=1) for i in range(5)]
-    assert [wait_terminal(lane.http, i, timeout=20)["status"] for i in p1] == ["completed"] * 5
-    assert {lane.record(i)["status"] for i in p3} == {"queued"}
-    time.sleep(2)  # let it stay unreadable a while: what the worker logs meanwhile is under test
+    # every pull request the worker sends to gamead-p3, seen on its subject
+    pulls = SubjectTap(lane.nats.url, names.pull_next_subject(names.ADS_STREAM, names.level_consumer(3)))
+    try:
+        lane.js(unusable)  # unusable, and left alone by any self-healing
+        p3 = [lane.submit(f"Level Three {i}", priority=3) for i in range(5)]
+        p1 = [lane.submit(f"Level One Again {i}", priority=1) for i in range(5)]
+        assert [wait_terminal(lane.http, i, timeout=20)["status"] for i in p1] == ["completed"] * 5
+        assert {lane.record(i)["status"] for i in p3} == {"queued"}
+        # let it stay unreadable through several retries: what the worker logs meanwhile is under test
+        tried = pulls.count
+        wait_for(lambda: pulls.count >= tried + 2, timeout=30, what="two more pulls of the unusable consumer")
+    finally:
+        pulls.close()
 
     lane.js(repair)
     assert [wait_terminal(lane.http, i, timeout=30)["status"] for i in p3] == ["completed"] * 5
@@ -247,167 +256,6 @@ def test_a_missing_or_unusable_consumer_stops_only_its_own_level(lane: Lane) -> 
     assert "priority 3 can be read again" in log
     assert "pull failed" not in log
     assert_doctor_clean(lane.url)
-
-
-def _fill_store(url: str) -> int:
-    """Take every byte the server's JetStream file quota has left (a stream of the test's own); returns
-    how many 8 KiB messages it took."""
-
-    async def main() -> int:
-        from nats.js.api import StreamConfig
-
-        nc = await nats.connect(url)
-        js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="TEST_FILLER", subjects=["test.filler"]))
-        n = 0
-        try:
-            while True:
-                await js.publish("test.filler", b"f" * 8192)
-                n += 1
-        except nats.js.errors.APIError as exc:
-            assert exc.err_code == 10023, exc  # insufficient resources: the store is full
-        finally:
-            await nc.close()
-        return n
-
-    return asyncio.run(main())
-
-
-def _consumer(url: str, level: int) -> object:
-    async def main() -> object:
-        nc = await nats.connect(url)
-        try:
-            return await nc.jetstream().consumer_info(names.ADS_STREAM, names.level_consumer(level))
-        finally:
-            await nc.close()
-
-    return asyncio.run(main())
-
-
-def _purge(url: str, stream: str) -> dict[str, int]:
-    async def main() -> dict[str, int]:
-        nc = await nats.connect(url)
-        js = nc.jetstream()
-        try:
-            if stream:
-                await js.purge_stream(stream)
-            state = (await js.stream_info(names.ADS_STREAM)).state
-            return {"messages": state.messages}
-        finally:
-            await nc.close()
-
-    return asyncio.run(main())
-
-
-def test_a_full_store_charges_no_attempt_and_strands_nothing(procs: list[Proc], tmp_path: Path) -> None:
-    """Issue 9 item 4 (the worker side). Real store errors, from nats-server's own limit: the server's
-    JetStream ``max_file_store`` is 1 MB and a stream of the test's takes what is left, so every record
-    write fails with ``insufficient resources`` (10023) while deliveries go on (on a full disk, tmpfs,
-    writes fail the same way but JetStream then stays down until nats-server restarts: the operator's
-    part, see the README). Before: each delivery whose record write failed used up one of
-    ``max_deliver``; past it the ad sat in the stream past every consumer, with no DLQ entry. Now, with
-    ``worker.max_attempts`` 1, each of 7 ads is delivered at least twice while the store is full, none is
-    charged, and once space is freed all 7 complete with 1 attempt; nothing is left in the work stream."""
-    server = EmbeddedNats(tmp_path / "nats", max_file="1MB").start()
-    try:
-        env = {"GAMEAD_QUEUE__MAX_BYTES": "-1", "GAMEAD_RECORDS__MAX_BYTES": "-1",  # reserved from the 1 MB store
-               "GAMEAD_JOBS__MAX_BYTES": "-1",
-               "GAMEAD_WORKER__MAX_ATTEMPTS": "1", "GAMEAD_QUEUE__ACK_WAIT": "2"}
-        api, url = start_api(server.url, tmp_path, **env)
-        procs.append(api)
-        with httpx.Client(base_url=url, timeout=20) as http:
-            ids = []
-            for i in range(7):
-                resp = http.post("/ads", json=ad(f"Stored Before The Disk Filled {i}", 2))
-                assert resp.status_code == 202, resp.text
-                ids.append(resp.json()["id"])
-            wait_for(lambda: all(http.get(f"/ads/{i}").status_code == 200 for i in ids), what="records written")
-            _fill_store(server.url)
-            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **env))
-
-            def redelivered_all() -> bool:
-                assert all(http.get(f"/ads/{i}").json()["status"] == "queued" for i in ids)  # never a 404
-                return _consumer(server.url, 2).num_redelivered >= len(ids)  # type: ignore[attr-defined]
-
-            wait_for(redelivered_all, timeout=30, interval=0.2,
-                     what="every ad to be delivered more often than its budget while the store is full")
-            _purge(server.url, "TEST_FILLER")
-            records = [wait_terminal(http, i, timeout=30) for i in ids]
-            assert [r["status"] for r in records] == ["completed"] * 7
-            assert [r["attempts"] for r in records] == [1] * 7
-            assert http.get("/v1/dlq").json()["total"] == 0
-        assert wait_for(lambda: _purge(server.url, "")["messages"] == 0, what="the work stream to empty")
-        assert_doctor_clean(url)
-    finally:
-        for proc in procs:
-            proc.stop(timeout=10)
-        server.stop()
-
-
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    import subprocess
-
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
-def test_a_full_disk_charges_no_attempt_and_after_a_restart_everything_completes(
-    procs: list[Proc], tmp_path: Path
-) -> None:
-    """Issue 9 item 4 on a real full disk: the nats-server store on a 4 MB tmpfs (we mount it; skipped
-    where mounting is not allowed), filled by a file until ENOSPC. Record writes then time out while
-    deliveries go on, and JetStream keeps the stream in a write-error state until nats-server restarts,
-    as the issue saw. With ``worker.max_attempts`` 1, each of 7 ads is delivered at least twice meanwhile,
-    none is charged, and after the file is removed and nats-server restarted (same data directory) all 7
-    complete with 1 attempt."""
-    import subprocess
-
-    store = tmp_path / "store"
-    if not _mount_tmpfs(store, "4m"):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    server = EmbeddedNats(store)
-    try:
-        server.start()
-        env = {"GAMEAD_WORKER__MAX_ATTEMPTS": "1", "GAMEAD_QUEUE__ACK_WAIT": "2", "GAMEAD_QUEUE__MAX_BYTES": "-1",
-               "GAMEAD_NATS__REQUEST_TIMEOUT": "1"}
-        api, url = start_api(server.url, tmp_path, **env)
-        procs.append(api)
-        with httpx.Client(base_url=url, timeout=20) as http:
-            ids = []
-            for i in range(7):
-                resp = http.post("/ads", json=ad(f"Stored Before The Disk Filled {i}", 2))
-                assert resp.status_code == 202, resp.text
-                ids.append(resp.json()["id"])
-            wait_for(lambda: all(http.get(f"/ads/{i}").status_code == 200 for i in ids), what="records written")
-            filler = store / "filler"
-            with open(filler, "wb") as out:
-                try:
-                    while True:
-                        out.write(b"z" * 65536)
-                        out.flush()
-                except OSError:
-                    pass
-            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **env))
-            wait_for(lambda: _consumer(server.url, 2).num_redelivered >= len(ids), timeout=40,  # type: ignore[attr-defined]
-                     interval=0.2, what="every ad to be delivered more often than its budget on the full disk")
-            filler.unlink()
-            server.stop()
-            server.start()  # same port and data directory: what an operator does after freeing space
-            records = [wait_terminal(http, i, timeout=40) for i in ids]
-            assert [r["status"] for r in records] == ["completed"] * 7
-            assert [r["attempts"] for r in records] == [1] * 7
-            assert http.get("/v1/dlq").json()["total"] == 0
-            assert_doctor_clean(url)
-    finally:
-        for proc in procs:
-            proc.stop(timeout=10)
-        server.stop()
-        subprocess.run(["umount", str(store)], capture_output=True, timeout=30)
 
 
 def test_the_sweep_puts_back_every_message_a_consumer_gave_up_on_with_or_without_its_record(lane: Lane) -> None:
@@ -464,3 +312,54 @@ def test_the_sweep_puts_back_every_message_a_consumer_gave_up_on_with_or_without
     assert records[1]["error"]["errorClass"] == "WorkerLost"
     assert [e["adId"] for e in lane.http.get("/v1/dlq").json()["items"]] == [ids[1]]
     assert_doctor_clean(lane.url)
+
+
+def _work_messages(url: str) -> int:
+    """Messages in the work stream (work-queue retention: an acknowledged ad is gone)."""
+
+    async def main() -> int:
+        nc = await nats.connect(url)
+        try:
+            return int((await nc.jetstream().stream_info(names.ADS_STREAM)).state.messages)
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+def test_a_full_dlq_refuses_and_the_ad_stays_queued_until_there_is_room(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """README, "Retries and the dead-letter queue": a full DLQ refuses rather than silently dropping, and the
+    ad stays in the work queue. The DLQ holds one entry here (``dlq.max_msgs`` 1, discard new): the first
+    doomed ad fills it; the second one's copy is refused, so the second ad is not dead, the entry already
+    there is kept, its message stays in the work stream, and the worker says why. Once an operator purges
+    the first entry, the second ad is dead-lettered by itself, charged one attempt."""
+    server = fresh_nats()
+    env = {"GAMEAD_DLQ__MAX_MSGS": "1", **LONG_ACK_WAIT, **FAST_REGISTRY}
+    api, url = start_api(server.url, tmp_path, **env)  # the API keeps the DLQ at gamead's config: 1 entry
+    procs.append(api)
+    lane = Lane(server, url, tmp_path, procs)
+    try:
+        lane.worker("w1", concurrency=2, GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="permanent",
+                    GAMEAD_WORKER__FAULTS__MATCH="^Doomed", **env)
+        first = lane.submit("Doomed First")
+        assert wait_terminal(lane.http, first)["status"] == "dead"
+        second = lane.submit("Doomed Second")
+        worker = wait_for(lambda: (w := _workers(lane).get("w1")) and "stream is full" in (w.get("lastError") or "")
+                          and w, timeout=20, what="the worker to report the full DLQ")
+        assert worker["failed"] == 1  # only the first ad's failure was written
+        record = lane.record(second)
+        assert record["status"] in ("queued", "processing") and record["attempts"] == 1, record
+        assert [e["adId"] for e in lane.http.get("/v1/dlq").json()["items"]] == [first]  # nothing dropped
+        assert _work_messages(server.url) == 1  # the second ad is still in the work queue
+
+        purged = lane.http.post("/v1/dlq/purge", json={"ids": [first], "confirm": True})
+        assert purged.status_code == 202, purged.text
+        record = wait_terminal(lane.http, second, timeout=30)
+        assert record["status"] == "dead" and record["attempts"] == 1
+        assert [e["adId"] for e in lane.http.get("/v1/dlq").json()["items"]] == [second]
+        assert wait_for(lambda: _work_messages(server.url) == 0, what="the work stream to empty")
+        assert_doctor_clean(url)
+    finally:
+        lane.http.close()

@@ -19,6 +19,9 @@ from gamead_core.embedded import free_port
 from tests.support import Proc, ad, wait_terminal
 from tests.tui.conftest import TTL, Observed, row_keys, serve, until
 
+#: one pytest-xdist worker runs every module of the package's ``observed`` stack (started once)
+pytestmark = pytest.mark.xdist_group("tui-observed")
+
 
 @pytest.fixture
 def api(observed: Observed) -> Iterator[httpx.Client]:

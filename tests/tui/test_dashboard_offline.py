@@ -131,20 +131,37 @@ def test_purge_needs_confirmation_and_acts_on_the_current_entry(recorded: dict[s
     run(source, scenario)
 
 
+def polling(app: DashboardApp) -> bool:
+    """A refresh is under way (its worker runs)."""
+    return any(w.group == "poll" and not w.is_finished for w in app.workers)
+
+
 def test_p_pauses_and_resumes_refreshing(recorded: dict[str, Any]) -> None:
     source = CountingSource(recorded)
 
-    async def scenario(app: DashboardApp, pilot: Any) -> None:
-        await pilot.press("p")
-        assert app.paused and "PAUSED" in str(app.query_one(SummaryBar).render())
-        await pilot.pause(0.3)  # let a refresh that was under way finish
-        paused_at = source.refreshes
-        await pilot.pause(0.6)  # three refresh periods
-        assert source.refreshes == paused_at
-        await pilot.press("p")
-        await until(pilot, lambda: source.refreshes > paused_at, what="refreshes to resume")
+    async def main() -> None:
+        app = DashboardApp(source, refresh=0.2)
+        ticks = 0
+        tick = app.tick
 
-    run(source, scenario, refresh=0.2)
+        def counted_tick() -> None:  # the refresh timer's callback (bound in on_mount), counted
+            nonlocal ticks
+            ticks += 1
+            tick()
+
+        app.tick = counted_tick  # type: ignore[method-assign]
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.stats is not None, what="the first refresh")
+            await pilot.press("p")
+            assert app.paused and "PAUSED" in str(app.query_one(SummaryBar).render())
+            await until(pilot, lambda: not polling(app), what="a refresh under way to finish")
+            paused_at, ticked = source.refreshes, ticks
+            await until(pilot, lambda: ticks >= ticked + 3, what="three refresh periods")
+            assert source.refreshes == paused_at  # the timer ticked, nothing was fetched
+            await pilot.press("p")
+            await until(pilot, lambda: source.refreshes > paused_at, what="refreshes to resume")
+
+    asyncio.run(main())
 
 
 def test_question_mark_shows_help(recorded: dict[str, Any]) -> None:
@@ -178,14 +195,16 @@ def test_an_unreachable_api_shows_a_banner_keeps_the_data_and_recovers(recorded:
 
 
 def test_unexpected_data_never_ends_the_app(recorded: dict[str, Any]) -> None:
-    source = RecordedSource(recorded)
+    source = CountingSource(recorded)
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         source.data["stats"] = {"queue": {"levels": "garbage"}, "nodes": [1, 2], "rates": [], "history": 7}
         source.data["workers"] = [{"id": 5, "processingMs": None}]
         source.data["dlq"] = {"items": [None, {"id": "x"}]}
         await until(pilot, lambda: app.nodes and app.nodes[0].get("id") == 5, what="the odd payload")
-        await pilot.pause(0.3)
+        shown_at = source.refreshes
+        await until(pilot, lambda: source.refreshes >= shown_at + 2 and not polling(app),
+                    what="two more refreshes of the odd payload")
         assert app.is_running
         source.data["stats"] = recorded["stats"]
         source.data["workers"] = recorded["workers"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -116,17 +116,34 @@ def test_panels_drop_in_the_stated_order(recorded: dict[str, Any], size: tuple[i
 
 def test_no_sparkline_is_a_full_bar_before_the_first_answer() -> None:
     class Silent(RecordedSource):
+        """An API that has not answered yet: the first request hangs until the test ends."""
+
+        def __init__(self) -> None:
+            super().__init__({})
+            self.asked = threading.Event()
+            self.release = threading.Event()
+
         def stats(self, history: int) -> dict[str, Any]:
-            time.sleep(1)
+            self.asked.set()
+            self.release.wait(30)
             raise TimeoutError("no answer yet")
 
+    source = Silent()
+
     async def main() -> None:
-        app = DashboardApp(Silent({}), refresh=3600)
+        app = DashboardApp(source, refresh=3600)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause(0.3)
-            text = screen_text(app)
-            assert "waiting for the first answer" in text
-            assert not any(ch in text for ch in "▂▃▄▅▆▇█")  # flat baselines only: no made-up history
+            try:
+                await until(pilot, source.asked.is_set, what="the first request")
+
+                def waiting() -> str | None:
+                    text = screen_text(app)
+                    return text if "waiting for the first answer" in text else None
+
+                text = await until(pilot, waiting, what="the waiting screen")
+                assert not any(ch in text for ch in "▂▃▄▅▆▇█")  # flat baselines only: no made-up history
+            finally:
+                source.release.set()
 
     asyncio.run(main())
 

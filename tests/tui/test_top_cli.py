@@ -15,6 +15,9 @@ from gamead_cli import exitcodes
 from gamead_cli.main import app
 from tests.tui.conftest import Observed
 
+#: one pytest-xdist worker runs every module of the package's ``observed`` stack (started once)
+pytestmark = pytest.mark.xdist_group("tui-observed")
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

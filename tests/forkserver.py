@@ -1,0 +1,141 @@
+"""A fork server for the gamead processes the tests start: the same program, without its import time.
+
+``python -m gamead_cli serve`` spends ~1.5 s of CPU importing FastAPI, uvicorn, pydantic and nats-py before it
+runs a line of gamead, and the suite starts well over a hundred of them: on a 2-core machine that is the
+largest share of ``make test``. So each pytest process starts this script once; it imports those modules,
+then forks one child per request, and the child runs ``gamead_cli`` exactly as ``python -m gamead_cli <args>``
+would (same ``__main__``, same ``sys.argv``, the caller's environment, working directory and log file, a
+session of its own, interpreter shutdown as usual). Every gamead line still runs in a real process of its own,
+on real servers; only the interpreter start is shared. ``tests.support.Proc`` uses it for ``gamead``
+commands; set ``GAMEAD_TEST_FORKSERVER=0`` to start every process with a fresh interpreter instead.
+
+Protocol (JSON lines): requests on stdin ``{"id", "args", "env", "cwd", "log"}``; answers on stdout
+``{"id", "pid"}`` once a child is forked, ``{"exit": pid, "code": returncode, "cpu": seconds}`` when it has
+ended (``-N`` for signal N, as :mod:`subprocess` says; the CPU time it used). The server reaps every child.
+When its stdin closes (pytest ended, or died however it died: the kernel closes the pipe) it exits, and its
+children get SIGTERM (``PR_SET_PDEATHSIG``).
+
+Only run as a script (``python tests/forkserver.py``): it must not import pytest or the test package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import threading
+from typing import Any
+
+#: what ``serve``, ``worker`` and the operator commands import before doing anything (import errors ignored)
+PRELOAD = (
+    "gamead_cli.main",
+    "gamead_cli.commands.serve",
+    "gamead_cli.commands.worker",
+    "gamead_cli.commands.dlq",
+    "gamead_cli.commands.ads",
+    "gamead_cli.commands.submit",
+    "gamead_cli.commands.scale",
+    "gamead_cli.commands.workers",
+    "gamead_core.api.app",
+    "gamead_core.worker.runtime",
+    "uvicorn.loops.uvloop",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.lifespan.on",
+    "redis.asyncio",
+)
+
+
+def _write(message: dict[str, Any]) -> None:
+    os.write(1, json.dumps(message).encode() + b"\n")
+
+
+def _serve() -> dict[str, Any]:
+    """Fork a child per request; reap and report them. Returns (in a child only) the request to run."""
+    buffer = b""
+    children: set[int] = set()
+    while True:
+        readable, _, _ = select.select([0], [], [], 0.05)
+        if readable:
+            chunk = os.read(0, 1 << 16)
+            if not chunk:  # pytest is done with us
+                os._exit(0)
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    return request  # type: ignore[no-any-return]
+                children.add(pid)
+                _write({"id": request["id"], "pid": pid})
+        while children:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            children.discard(pid)
+            _write({"exit": pid, "code": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime})
+
+
+def _die_with_server() -> None:
+    """``prctl(PR_SET_PDEATHSIG, SIGTERM)``: the kernel sends this child SIGTERM when the fork server (its
+    parent, which dies with pytest) is gone (Linux; elsewhere a no-op)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, ctypes.c_ulong(signal.SIGTERM), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    except (OSError, AttributeError):
+        pass
+
+
+def _become(request: dict[str, Any], server: int) -> None:
+    """In the forked child: what ``Popen(argv, env=…, cwd=…, stdout=log, stderr=STDOUT, stdin=DEVNULL,
+    start_new_session=True, preexec_fn=die_with_parent())`` would have set up."""
+    os.setsid()
+    _die_with_server()
+    if os.getppid() != server:  # the server died between fork and prctl
+        os._exit(1)
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.close(devnull)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.argv = ["-m", *request["args"]]  # runpy puts the module's path in argv[0], as `python -m` does
+
+
+def main() -> None:
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S112 - a module we cannot preload is imported by the child itself
+            continue
+    if threading.active_count() != 1:  # a fork would copy a thread's locks, not the thread
+        _write({"error": f"importing started threads: {threading.enumerate()}"})
+        sys.exit(3)
+    server = os.getpid()
+    _write({"ready": server})
+    request = _serve()
+    _become(request, server)
+    import runpy
+
+    runpy.run_module("gamead_cli", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The pure decisions behind the registry and ``/v1/stats``: stuck, node state, percentile merging,
+restart-proof totals and rates, the aging horizon (moved out of ``tests/integration/test_registry_stats.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from gamead_core.registry import NodeInfo, Percentiles, is_stuck, node_state, percentiles
+from gamead_core.stats import MonotonicTotal, aging_horizon, merge_percentiles, step_rates, window_rate
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def node(**kw: Any) -> NodeInfo:
+    base: dict[str, Any] = dict(id="w", role="worker", host="h", pid=1, version="0", started_at=T0,
+                                heartbeat_at=T0, concurrency=4)
+    return NodeInfo(**{**base, **kw})
+
+
+def test_stuck_means_in_flight_without_progress_past_the_task_timeout() -> None:
+    busy = node(in_flight=2, last_progress_at=T0)
+    assert not is_stuck(busy, T0 + timedelta(seconds=60), task_timeout=60)
+    assert is_stuck(busy, T0 + timedelta(seconds=61), task_timeout=60)
+    assert not is_stuck(node(in_flight=0, last_progress_at=T0), T0 + timedelta(hours=1), 60)  # idle, not stuck
+    assert is_stuck(node(in_flight=1), T0 + timedelta(seconds=61), 60)  # never progressed: since start
+    assert not is_stuck(node(role="api", in_flight=5), T0 + timedelta(hours=1), 60)
+
+
+def test_node_state_prefers_draining_then_stuck_then_idle() -> None:
+    late = T0 + timedelta(seconds=120)
+    assert node_state(node(in_flight=1, last_progress_at=T0, state="draining"), late, 60) == "draining"
+    assert node_state(node(in_flight=1, last_progress_at=T0), late, 60) == "stuck"
+    assert node_state(node(in_flight=1, last_progress_at=T0, task_timeout=300), late, 60) == "ok"  # its own
+    assert node_state(node(in_flight=0), late, 60) == "idle"
+    assert node_state(node(role="api"), late, 60) == "ok"
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    p = percentiles(range(1, 101))
+    assert (p.p50, p.p95, p.p99, p.count) == (50, 95, 99, 100)
+    assert percentiles([]) == Percentiles()
+
+
+def test_merged_percentiles_are_exact_for_one_worker_and_weighted_for_many() -> None:
+    one = Percentiles(p50=10, p95=40, p99=90, count=200)
+    assert merge_percentiles([one]) == one
+    slow = Percentiles(p50=100, p95=400, p99=900, count=200)
+    merged = merge_percentiles([one, slow, Percentiles()])
+    assert merged.count == 400 and 10 <= merged.p50 <= 100 and merged.p99 == 900
+    assert merge_percentiles([Percentiles(p50=1, p95=2, p99=3, count=1), slow]).p50 == 100  # weight counts
+
+
+def test_totals_survive_worker_restarts_and_departures() -> None:
+    total = MonotonicTotal()
+    assert total.update({"a": (100, False)}, now=0) == 0  # history from before we watched: not counted
+    assert total.update({"a": (110, False), "b": (5, True)}, now=1) == 15  # b started while we watched
+    assert total.update({"a": (3, False), "b": (5, True)}, now=2) == 18  # a restarted: 3 new, never negative
+    assert total.update({"b": (9, True)}, now=3) == 22  # a left: no change from its absence
+
+
+def test_rates_over_the_window_never_go_negative() -> None:
+    points = [(0.0, 0), (1.0, 10), (2.0, None), (3.0, 30)]
+    assert window_rate(points, now=3.0, window=60) == 10.0
+    assert window_rate(points, now=3.0, window=1.5) is None  # one known point only
+    assert window_rate([(0.0, 5), (1.0, 2)], now=1.0) == 0  # a total that went down counts as no progress
+    assert step_rates(points) == [None, 10.0, None, None]
+
+
+def test_aging_horizon_is_the_age_at_which_an_ad_reaches_the_top() -> None:
+    assert [aging_horizon(lvl, 10) for lvl in (1, 2, 3, 4, 5)] == [10, 10, 20, 30, 40]
