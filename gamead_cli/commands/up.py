@@ -85,16 +85,35 @@ def _last_log_line(path: Path, width: int = 240) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def next_commands(api_url: str, client_api_url: str) -> list[str]:
-    """What to try next, each runnable verbatim in another terminal. ``--api`` unless it is the default."""
+def gamead_program() -> str:
+    """How another terminal runs this very ``gamead``: ``gamead`` when the ``PATH`` finds it (an active venv, a
+    pipx install), else its path (``.venv/bin/gamead`` after ``make up``, relative to the working directory
+    when it is under it), so a hint works verbatim where the venv is not active."""
+    import shutil
+
+    ours = Path(sys.executable).parent / "gamead"  # the console script installed beside this interpreter
+    if not ours.is_file():
+        return "gamead"
+    found = shutil.which("gamead")
+    if found and os.path.realpath(found) == os.path.realpath(ours):
+        return "gamead"
+    try:
+        return str(ours.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(ours.absolute())
+
+
+def next_commands(api_url: str, client_api_url: str, program: str = "gamead") -> list[str]:
+    """What to try next, each runnable verbatim in another terminal (``program`` is how it runs gamead, see
+    :func:`gamead_program`). ``--api`` unless it is the default."""
     default = ClientSettings.model_fields["api_url"].default
     api = "" if api_url == default == client_api_url else f" --api {api_url}"
     return [
-        f"gamead submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now' --wait{api}",
-        f"gamead submit --count 100 --rate 50{api}",
-        f"gamead ads list{api}",
-        f"gamead top{api}",
-        f"gamead scale status{api}",
+        f"{program} submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now' --wait{api}",
+        f"{program} submit --count 100 --rate 50{api}",
+        f"{program} ads list{api}",
+        f"{program} top{api}",
+        f"{program} scale status{api}",
         f"curl -s '{api_url}/ads?limit=5'",
     ]
 
@@ -348,7 +367,7 @@ def up(
                 f"(gamead scale status; --no-autoscale keeps {workers})")
         if banner := fault_banner(settings):
             say(banner)
-        hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url))
+        hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url, gamead_program()))
         say(f"\nNext, in another terminal:\n{hints}\n"
             f"Processes started: {data.state_file}. Press Ctrl-C to stop.\n")
         asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling))
