@@ -6,7 +6,8 @@ One decision, given an :class:`Observation`:
    ever measured, keep the current count (clamped to ``[min, max]``) — never "max because unknown". A
    level that could not be read (``unreadable_levels``) makes the need a lower bound: it may scale up on the
    others, never down.
-2. **Need.** ``work = backlog + in_flight``; the pool must keep up with arrivals and drain the work within
+2. **Need.** ``work = pending + ack_pending`` (the reason line says "backlog" for the pending ads and "in
+   flight" for the ack pending ones); the pool must keep up with arrivals and drain the work within
    ``target_drain_seconds``::
 
        need_rate = arrival_rate + work / target_drain_seconds
@@ -38,6 +39,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gamead_core.queue.depth import LevelDepth
 from gamead_core.scaling.settings import AutoscalerSettings
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
@@ -47,36 +49,28 @@ _EPS = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
-class LevelLoad:
-    """Queue state of one priority level (1 most urgent)."""
-
-    level: int
-    backlog: int
-    oldest_age_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
 class Observation:
     """What the autoscaler saw at ``at`` (seconds on a monotonic clock of the caller's choosing)."""
 
     at: float
-    levels: Sequence[LevelLoad]
-    in_flight: int
+    levels: Sequence[LevelDepth]  #: the levels that could be read (their ``pending`` and ``oldest_age``)
+    ack_pending: int  #: delivered, not yet acknowledged, summed over the levels (NATS ``num_ack_pending``)
     arrival_rate: float
     completion_rate: float
     per_worker_rate: float | None
     current_replicas: int
     metrics_age_s: float = 0.0
-    #: levels that could not be read: their backlog is missing from ``levels``, so the need is a lower bound
+    #: levels that could not be read: their pending ads are missing from ``levels``, so the need is a lower bound
     unreadable_levels: tuple[int, ...] = ()
 
     @property
-    def backlog(self) -> int:
-        return sum(max(0, lv.backlog) for lv in self.levels)
+    def pending(self) -> int:
+        """Ads never delivered, summed over the readable levels (the "backlog" of the reason line)."""
+        return sum(max(0, lv.pending) for lv in self.levels)
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class ScalingDecision:
     """The replica count to set, why (one human line), and the unclamped need (None when held blind)."""
 
     desired: int
@@ -135,7 +129,7 @@ class ScalingPolicy:
     def settings(self) -> AutoscalerSettings:
         return self._settings
 
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> ScalingDecision:
         s = self._settings
         self._forget_before(obs.at)
         current = max(0, obs.current_replicas)
@@ -156,11 +150,11 @@ class ScalingPolicy:
         elif self._last_rate is not None:
             rate, rate_note = self._last_rate, " (last measured)"
 
-        backlog = obs.backlog
-        work = backlog + max(0, obs.in_flight)
+        backlog = obs.pending
+        work = backlog + max(0, obs.ack_pending)
         arrival = max(0.0, obs.arrival_rate) if math.isfinite(obs.arrival_rate) else 0.0
         late = self._oldest_late_urgent(obs)
-        urgent_backlog = sum(max(0, lv.backlog) for lv in obs.levels if lv.level <= s.urgent_max_level)
+        urgent_backlog = sum(max(0, lv.pending) for lv in obs.levels if lv.level <= s.urgent_max_level)
 
         if work == 0 and arrival == 0:
             raw = 0
@@ -238,7 +232,7 @@ class ScalingPolicy:
             return desired, notes
         return current, []
 
-    def _hold(self, obs: Observation, why: str) -> Decision:
+    def _hold(self, obs: Observation, why: str) -> ScalingDecision:
         current = max(0, obs.current_replicas)
         desired = self._clamp(current)
         s = self._settings
@@ -248,7 +242,7 @@ class ScalingPolicy:
 
     def _finish(
         self, at: float, current: int, desired: int, demand: str, notes: list[str], raw: int | None
-    ) -> Decision:
+    ) -> ScalingDecision:
         desired = self._clamp(desired)
         if desired != current:
             self._events.append((at, desired - current))
@@ -256,7 +250,7 @@ class ScalingPolicy:
         else:
             action = f"hold {current}"
         suffix = f" ({'; '.join(notes)})" if notes else ""
-        return Decision(desired=desired, reason=f"{demand} → {action}{suffix}", raw_recommendation=raw)
+        return ScalingDecision(desired=desired, reason=f"{demand} → {action}{suffix}", raw_recommendation=raw)
 
     # --- helpers --------------------------------------------------------------------------------------
 
@@ -270,21 +264,21 @@ class ScalingPolicy:
         while self._events and self._events[0][0] <= now - self._settings.period_seconds:
             self._events.popleft()
 
-    def _oldest_late_urgent(self, obs: Observation) -> LevelLoad | None:
+    def _oldest_late_urgent(self, obs: Observation) -> LevelDepth | None:
         s = self._settings
         urgent = [
             lv
             for lv in obs.levels
-            if lv.level <= s.urgent_max_level and lv.backlog > 0 and lv.oldest_age_s > s.max_wait_seconds
+            if lv.level <= s.urgent_max_level and lv.pending > 0 and (lv.oldest_age or 0.0) > s.max_wait_seconds
         ]
-        return max(urgent, key=lambda lv: (lv.oldest_age_s, -lv.level)) if urgent else None
+        return max(urgent, key=lambda lv: (lv.oldest_age or 0.0, -lv.level)) if urgent else None
 
     def _describe_demand(
         self,
         obs: Observation,
         backlog: int,
         arrival: float,
-        late: LevelLoad | None,
+        late: LevelDepth | None,
         rate: float,
         rate_note: str,
         raw: int,
@@ -292,9 +286,9 @@ class ScalingPolicy:
         parts = [f"backlog {backlog:,}"]
         if late is not None:
             limit = self._settings.max_wait_seconds
-            parts.append(f" (oldest p{late.level} {late.oldest_age_s:.1f}s > {limit:g}s)")
-        if obs.in_flight > 0:
-            parts.append(f" + {obs.in_flight:,} in flight")
+            parts.append(f" (oldest p{late.level} {(late.oldest_age or 0.0):.1f}s > {limit:g}s)")
+        if obs.ack_pending > 0:
+            parts.append(f" + {obs.ack_pending:,} in flight")
         if arrival > 0:
             parts.append(f", arriving {arrival:.1f} ads/s")
         parts.append(f" at {rate:.1f} ads/s per worker{rate_note} needs {raw:,}")

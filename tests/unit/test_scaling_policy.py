@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gamead_core.queue.depth import LevelDepth
 from gamead_core.scaling.policy import (
-    Decision,
-    LevelLoad,
+    ScalingDecision,
     Observation,
     ScalingPolicy,
     required_replicas,
@@ -31,18 +31,18 @@ def obs(
     current: int,
     level: int = 3,
     age: float = 0.0,
-    levels: Sequence[LevelLoad] | None = None,
+    levels: Sequence[LevelDepth] | None = None,
     in_flight: int = 0,
     arrival: float = 0.0,
     rate: float | None = RATE,
     metrics_age: float = 1.0,
 ) -> Observation:
     if levels is None:
-        levels = [LevelLoad(level, backlog, age if backlog else 0.0)] if backlog else []
+        levels = [LevelDepth(level, backlog, oldest_age=age if backlog else 0.0)] if backlog else []
     return Observation(
         at=at,
         levels=list(levels),
-        in_flight=in_flight,
+        ack_pending=in_flight,
         arrival_rate=arrival,
         completion_rate=0.0,
         per_worker_rate=rate,
@@ -56,7 +56,7 @@ def needing(n: int) -> int:
     return n * PER_REPLICA_BACKLOG
 
 
-def run(policy: ScalingPolicy, backlogs: Sequence[int], *, start: int, every: float = 5.0) -> list[Decision]:
+def run(policy: ScalingPolicy, backlogs: Sequence[int], *, start: int, every: float = 5.0) -> list[ScalingDecision]:
     """Feed one observation per ``every`` seconds, applying each decision as the next current count."""
     current, out = start, []
     for i, backlog in enumerate(backlogs):
@@ -71,10 +71,10 @@ def run(policy: ScalingPolicy, backlogs: Sequence[int], *, start: int, every: fl
 
 def test_the_reason_is_one_line_with_the_numbers_behind_the_decision() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
-    levels = [LevelLoad(1, 3_000, 12.3), LevelLoad(3, 2_000, 40.0)]
+    levels = [LevelDepth(1, 3_000, oldest_age=12.3), LevelDepth(3, 2_000, oldest_age=40.0)]
     decision = policy.decide(obs(0, levels=levels, current=2))
     # drain: 5000/30 = 166.7 ads/s -> 5 workers; p1 is late, so 3000 urgent ads in 10 s -> 300/40 -> 8.
-    assert decision == Decision(
+    assert decision == ScalingDecision(
         desired=6,
         reason=(
             "backlog 5,000 (oldest p1 12.3s > 10s) at 40.0 ads/s per worker needs 8"
@@ -247,7 +247,7 @@ def test_property_alternating_demand_changes_direction_at_most_once_per_window(
 def test_stale_metrics_hold_and_say_why() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
     decision = policy.decide(obs(0, needing(20), current=3, metrics_age=45.0))
-    assert decision == Decision(
+    assert decision == ScalingDecision(
         desired=3, reason="metrics 45.0s old (> 30s) → hold 3", raw_recommendation=None
     )
 
@@ -280,10 +280,10 @@ def test_a_missing_rate_falls_back_to_the_last_measured_one() -> None:
 
 levels_st = st.lists(
     st.builds(
-        LevelLoad,
+        LevelDepth,
         level=st.integers(1, 5),
-        backlog=st.integers(0, 200_000),
-        oldest_age_s=st.floats(0, 120, allow_nan=False),
+        pending=st.integers(0, 200_000),
+        oldest_age=st.floats(0, 120, allow_nan=False),
     ),
     max_size=5,
 )
@@ -314,7 +314,7 @@ def observations(draw: st.DrawFn, max_size: int = 30) -> list[Observation]:
             Observation(
                 at=at,
                 levels=draw(levels_st),
-                in_flight=draw(st.integers(0, 5_000)),
+                ack_pending=draw(st.integers(0, 5_000)),
                 arrival_rate=draw(st.floats(0, 5_000, allow_nan=False)),
                 completion_rate=0.0,
                 per_worker_rate=draw(rate_st),
@@ -354,9 +354,9 @@ def test_property_more_backlog_never_means_fewer_replicas(
 ) -> None:
     base = last[0]
     final = Observation(**{**_fields(base), "at": history[-1].at + 1.0})
-    bigger = Observation(**{**_fields(final), "levels": [*final.levels, LevelLoad(extra_level, extra, 0.0)]})
+    bigger = Observation(**{**_fields(final), "levels": [*final.levels, LevelDepth(extra_level, extra, oldest_age=0.0)]})
 
-    def decide(o: Observation) -> Decision:
+    def decide(o: Observation) -> ScalingDecision:
         policy = ScalingPolicy(config)
         for h in history:  # the same history for both
             policy.decide(h)
@@ -384,7 +384,7 @@ def test_property_missing_or_stale_data_holds_the_current_count(
 
     fresh = ScalingPolicy(config)
     blind = Observation(**{**_fields(o), "metrics_age_s": 0.0, "per_worker_rate": None,
-                           "levels": [LevelLoad(1, 10_000, 60.0)]})
+                           "levels": [LevelDepth(1, 10_000, oldest_age=60.0)]})
     assert fresh.decide(blind).desired == expected  # never max because the rate is unknown
 
 
@@ -435,5 +435,5 @@ def test_an_unreadable_level_never_lets_it_scale_down_but_the_others_still_scale
 
 def obs_unreadable(at: float, backlog: int, *, current: int) -> Observation:
     base = obs(at, backlog, current=current, level=1)
-    return Observation(at=base.at, levels=base.levels, in_flight=0, arrival_rate=0.0, completion_rate=0.0,
+    return Observation(at=base.at, levels=base.levels, ack_pending=0, arrival_rate=0.0, completion_rate=0.0,
                        per_worker_rate=RATE, current_replicas=current, unreadable_levels=(3,))
