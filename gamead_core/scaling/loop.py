@@ -29,104 +29,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
-
-from gamead_core.config import GameadSettings, RegistrySettings
 from gamead_core.errors import GameadError
-from gamead_core.models import utc_iso
 from gamead_core.registry import Registry
 from gamead_core.scaling.backends import LazyKubernetesScaler, backend_for
+from gamead_core.scaling.deps import AutoscalerDeps, new_holder_id
 from gamead_core.scaling.lease import Lease, LeaseKeeper, lease_ttl
-from gamead_core.scaling.local import NoneScaler, Scaler
+from gamead_core.scaling.local import NoneScaler
 from gamead_core.scaling.policy import Observation, ScalingPolicy, retry_delay
 from gamead_core.scaling.settings import AutoscalerSettings
-from gamead_core.scaling.status import STALE_INTERVALS, status_document
+from gamead_core.scaling.status import STALE_INTERVALS, observed_document, state_document, status_document
 from gamead_core.scaling.store import (
     Override,
     ScaleStore,
     active_override,
-    clamp_override,
     iso,
+    override_reason,
     record_decision,
 )
-from gamead_core.stats.sampler import QueueSampler, Sample
+from gamead_core.stats.sampler import Sample
 
 log = logging.getLogger(__name__)
 
 
-class Link(Protocol):
-    """What the loop needs of a NATS link (:class:`gamead_core.api.state.QueueLink` fits)."""
-
-    nc: NATS | None
-    js: JetStreamContext | None
-    ready: asyncio.Event
-
-
-@dataclass(frozen=True, slots=True)
-class AutoscalerDeps:
-    """What one :class:`Autoscaler` works with.
-
-    ``sampler`` is the process's one :class:`~gamead_core.stats.sampler.QueueSampler`: the autoscaler reads
-    its latest sample, or, with ``sample_on_tick`` (nobody else runs it), samples it once per tick.
-    ``backend`` None: never lead, only read the shared state. ``registry`` (settings) gives a sampler
-    without a registry one once NATS is up. ``on_decision`` is called with each new kind of decision.
-    """
-
-    link: Link
-    sampler: QueueSampler
-    node_id: str
-    backend: Scaler | None
-    sample_on_tick: bool = False
-    registry: RegistrySettings | None = None
-    stream_replicas: int = 1
-    request_timeout: float = 2.0
-    on_decision: Callable[[dict[str, Any]], None] | None = None
-    clock: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
-
-    @classmethod
-    def standalone(cls, settings: GameadSettings, link: Link, *, node_id: str, backend: Scaler | None,
-                   on_decision: Callable[[dict[str, Any]], None] | None = None) -> AutoscalerDeps:
-        """Deps for a process without a stats sampler (``gamead up``): a queue-only sampler of its own."""
-        sampler = QueueSampler(link, settings, node_id=node_id, sections=False)
-        return cls(link=link, sampler=sampler, node_id=node_id, backend=backend, sample_on_tick=True,
-                   registry=settings.registry, stream_replicas=settings.queue.replicas,
-                   request_timeout=settings.nats.request_timeout, on_decision=on_decision)
-
-
 def _text(exc: BaseException) -> str:
     return " ".join((getattr(exc, "message", None) or str(exc) or type(exc).__name__).split())
-
-
-def new_holder_id(role: str = "api") -> str:
-    """``<role>-<host>-<pid>``: the id an API node also uses in the registry."""
-    return f"{role}-{socket.gethostname()}-{os.getpid()}"
-
-
-def observed_document(sample: Sample, rates: dict[str, float | None]) -> dict[str, Any]:
-    """``observed`` of ``/v1/scale``: the figures the decision used, named as ``/v1/stats`` names them."""
-    reading = sample.reading
-    workers = reading.workers
-    return {
-        "sampledAt": utc_iso(reading.t),  # as /v1/stats writes it
-        "pending": reading.pending or 0,
-        "ackPending": reading.ack_pending or 0,
-        "pendingByLevel": {str(d.level): d.pending for d in reading.levels},
-        "unreadableLevels": [lvl for lvl, _ in reading.unreadable],
-        "oldestAgeSeconds": round(max((d.oldest_age or 0.0 for d in reading.levels if d.pending), default=0.0), 3),
-        "submittedPerSec": rates.get("submittedPerSec"),
-        "completedPerSec": rates.get("completedPerSec"),
-        "perWorkerPerSec": rates.get("perWorkerPerSec"),
-        "workers": None if workers is None else sum(1 for w in workers if w.state != "draining"),
-    }
 
 
 class Autoscaler:
@@ -306,11 +234,7 @@ class Autoscaler:
             except GameadError as exc:
                 log.info("autoscaler: cannot remove the expired override: %s", exc.message)
         if override is not None:
-            desired, note = clamp_override(override.replicas, s.min_replicas, s.max_replicas)
-            action = f"scale {current}→{desired}" if desired != current else f"hold {current}"
-            reason = f"manual override to {override.replicas} until {iso(override.until)} → {action}"
-            if note:
-                reason += f" ({note})"
+            desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas)
         else:
             obs = Observation(
                 at=mono,
@@ -408,25 +332,11 @@ class Autoscaler:
             except Exception:  # noqa: BLE001 - a display hook must not break the loop
                 log.exception("autoscaler: on_decision hook failed")
         wall = self._clock()
-        state = {
-            "backend": self.backend_name,
-            "leader": self.node_id,
-            "leaderSince": iso(self._leader_since),
-            "t": wall,
-            "updatedAt": iso(wall),
-            "intervalSeconds": self.interval,
-            "leaseTtlSeconds": self.ttl,
-            "minReplicas": s.min_replicas,
-            "maxReplicas": s.max_replicas,
-            "current": running,
-            "desired": entry["desired"],
-            "reason": entry["reason"],
-            "applied": entry["applied"],
-            "error": entry["error"],
-            "draining": getattr(self.backend, "draining", None),
-            "observed": observed,
-            "decisions": self._decisions,
-        }
+        state = state_document(
+            self.settings, backend=self.backend_name, leader=self.node_id, leader_since=self._leader_since,
+            now=wall, entry=entry, running=running, draining=getattr(self.backend, "draining", None),
+            observed=observed, decisions=self._decisions,
+        )
         self._view, self._override = state, override
         self._lease_seen = self.keeper.seen if self.keeper is not None else None
         try:
@@ -460,6 +370,5 @@ __all__ = [
     "LazyKubernetesScaler",
     "backend_for",
     "new_holder_id",
-    "observed_document",
     "status_document",
 ]

@@ -93,6 +93,14 @@ def clamp_override(replicas: int, min_replicas: int, max_replicas: int) -> tuple
 # --- decisions ----------------------------------------------------------------------------------------
 
 
+def override_reason(override: Override, current: int, min_replicas: int, max_replicas: int) -> tuple[int, str]:
+    """(desired replicas, the reason line) while ``override`` is active and ``current`` replicas run."""
+    desired, note = clamp_override(override.replicas, min_replicas, max_replicas)
+    action = f"scale {current}→{desired}" if desired != current else f"hold {current}"
+    reason = f"manual override to {override.replicas} until {iso(override.until)} → {action}"
+    return desired, reason + (f" ({note})" if note else "")
+
+
 def _same_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("current", "desired", "applied", "override", "leader")
     return all(a.get(k) == b.get(k) for k in keys) and (a.get("error") is None) == (b.get("error") is None)
@@ -234,5 +242,6 @@ __all__ = [
     "clamp_override",
     "iso",
     "open_bucket",
+    "override_reason",
     "record_decision",
 ]
