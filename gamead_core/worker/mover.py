@@ -14,7 +14,7 @@ stranded. So ``stranded = messages on the level subject − num_pending − num_
 what ``gamead doctor`` can report as "past its consumer's delivery budget"). Which ones: the messages at or
 below the consumer's delivered sequence are the delivered ones; when none of them is pending
 (``num_ack_pending`` = 0) they are all stranded, otherwise the stale ones are (their record has not moved
-for longer than any lease, backoff or analysis could take). :func:`sweep` settles each:
+for longer than any ``ack_wait``, backoff or analysis could take). :func:`sweep` settles each:
 
 * record final → the message is a leftover: deleted;
 * record missing → created from the message first (the ad was acknowledged with 202);
@@ -123,7 +123,7 @@ async def stranded_count(js: JetStreamContext, level: int) -> tuple[int, Consume
 
 
 def _stale(record: AdRecord | None, published: float, now: float, settings: GameadSettings) -> bool:
-    """No delivery can still be pending for this ad: nothing moved for longer than a lease, the longest
+    """No delivery can still be pending for this ad: nothing moved for longer than an ``ack_wait``, the longest
     backoff and an analysis could take (plus a minute)."""
     q, w = settings.queue, settings.worker
     quiet = q.ack_wait + w.backoff_cap + w.task_timeout + 60.0
