@@ -37,7 +37,8 @@ import nats.errors
 import nats.js.errors
 import orjson
 
-from gamead_core.queue.connection import translate
+from gamead_core.errors import GameadError
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.shutdown import last_write
 
 log = logging.getLogger(__name__)
@@ -192,24 +193,26 @@ class LeaseKeeper:
     async def _step(self) -> float:
         sent = self._mono()
         try:
-            entry = await self._get()
-            current = Lease.from_json(entry.value) if entry is not None else None
-            decision = lease_decision(self._clock(), current, self.me, self.ttl)
-            if decision.write is None:
-                self.seen = current
-                self._held_until = -math.inf
-                return decision.check_in
-            if entry is None:
-                revision = await self.kv.create(self.key, decision.write.to_json())
-            else:
-                revision = await self.kv.update(self.key, decision.write.to_json(), last=entry.revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            # Another candidate wrote first: it holds the lease now. Look again soon.
-            self._held_until = -math.inf
-            return min(self.ttl / TTL_INTERVALS, 0.25)
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            with nats_boundary():
+                try:
+                    entry = await self._get()
+                    current = Lease.from_json(entry.value) if entry is not None else None
+                    decision = lease_decision(self._clock(), current, self.me, self.ttl)
+                    if decision.write is None:
+                        self.seen = current
+                        self._held_until = -math.inf
+                        return decision.check_in
+                    if entry is None:
+                        revision = await self.kv.create(self.key, decision.write.to_json())
+                    else:
+                        revision = await self.kv.update(self.key, decision.write.to_json(), last=entry.revision)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    # Another candidate wrote first: it holds the lease now. Look again soon.
+                    self._held_until = -math.inf
+                    return min(self.ttl / TTL_INTERVALS, 0.25)
+        except GameadError as exc:
             # Keep trusting a lease we hold until its local deadline; is_leader turns False by itself.
-            log.warning("%s lease: cannot reach the leases bucket: %s", self.key, _text(translate(exc)))
+            log.warning("%s lease: cannot reach the leases bucket: %s", self.key, _text(exc))
             return min(self.ttl / TTL_INTERVALS, 1.0)
         self.seen = decision.write
         self._revision = revision
