@@ -107,7 +107,8 @@ class Autoscaler:
             if self.can_lead:
                 assert self.store is not None
                 self.keeper = LeaseKeeper(await self.store.leases_kv(), self.node_id, self.ttl,
-                                          clock=self._clock, monotonic=self._mono, connected=self._connected)
+                                          clock=self._clock, monotonic=self._mono, connected=self._connected,
+                                          acts=not isinstance(self.backend, NoneScaler))
                 keeper_task = asyncio.create_task(self.keeper.run(keeper_stop), name="gamead-autoscaler-lease")
             await self._loop(stop)
         except asyncio.CancelledError:
@@ -235,6 +236,7 @@ class Autoscaler:
                 log.info("autoscaler: cannot remove the expired override: %s", exc.message)
         if override is not None:
             desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas)
+            decision = None
         else:
             obs = Observation(
                 at=mono,
@@ -260,6 +262,8 @@ class Autoscaler:
                     await self.backend.set_replicas_async(desired)
                 except Exception as exc:  # noqa: BLE001 - recorded and retried, never raised
                     applied, error = False, _text(exc)
+            if not applied and decision is not None:  # what did not happen must not use the step limits
+                self._policy.not_applied(decision)
 
         entry = self._entry(wall, current, desired, reason, applied, error, override is not None)
         if error is not None:

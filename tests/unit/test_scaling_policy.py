@@ -385,7 +385,8 @@ def test_property_missing_or_stale_data_holds_the_current_count(
     fresh = ScalingPolicy(config)
     blind = Observation(**{**_fields(o), "metrics_age_s": 0.0, "per_worker_rate": None,
                            "levels": [LevelDepth(1, 10_000, oldest_age=60.0)]})
-    assert fresh.decide(blind).desired == expected  # never max because the rate is unknown
+    # never max because the rate is unknown; at 0 replicas with work, 1 (activation: issue 14 item 6)
+    assert fresh.decide(blind).desired == (max(expected, 1) if o.current_replicas <= 0 else expected)
 
 
 def _fields(o: Observation) -> dict:
@@ -437,3 +438,53 @@ def obs_unreadable(at: float, backlog: int, *, current: int) -> Observation:
     base = obs(at, backlog, current=current, level=1)
     return Observation(at=base.at, levels=base.levels, ack_pending=0, arrival_rate=0.0, completion_rate=0.0,
                        per_worker_rate=RATE, current_replicas=current, unreadable_levels=(3,))
+
+
+# --- scale from zero and on age (issue 14 item 6) -----------------------------------------------------------
+
+
+def test_zero_replicas_with_a_backlog_activate_one_at_once_without_any_rate() -> None:
+    """KEDA's headline case: ``min_replicas: 0``, a Deployment at 0 and a backlog → 1 replica at once, even
+    though no per-worker rate was ever measured (someone must run to measure it)."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=10))
+    decision = policy.decide(obs(0, 500, current=0, rate=None))
+    assert decision.desired == 1
+    assert decision.reason == "backlog 500 at 0 replicas: activation → scale 0→1"
+    assert policy.decide(obs(5, 0, current=1, rate=None)).desired == 1  # no work: hold (window)
+
+
+def test_a_configured_starting_rate_stands_in_until_one_is_measured() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=10, initial_per_worker_rate=20.0))
+    decision = policy.decide(obs(0, 1_200, current=0, rate=None))  # 1,200 / 30 s = 40 ads/s at 20 → 2
+    assert decision.desired == 2
+    assert "at 20.0 ads/s per worker (initial, none measured yet) needs 2" in decision.reason
+    decision = policy.decide(obs(30, 1_200, current=2, rate=40.0))  # measured wins: 1 is enough
+    assert "at 40.0 ads/s per worker needs 1" in decision.reason
+
+
+def test_the_oldest_age_of_any_level_adds_pressure_with_max_age_seconds() -> None:
+    """6,000 pending at priority 5, the oldest waited 90 s > 60 s: they must drain in 60 s (100 ads/s → 3
+    workers at 40/s), not in the 300 s drain target (20 ads/s → 1)."""
+    base = {"min_replicas": 1, "max_replicas": 10, "target_drain_seconds": 300.0}
+    levels = [LevelDepth(5, 6_000, oldest_age=90.0)]
+    assert ScalingPolicy(AutoscalerSettings(**base)).decide(obs(0, current=1, levels=levels)).desired == 1
+    decision = ScalingPolicy(AutoscalerSettings(**base, max_age_seconds=60.0)).decide(obs(0, current=1, levels=levels))
+    assert decision.desired == 3
+    assert decision.reason.startswith("backlog 6,000 (oldest p5 90.0s > 60s) at 40.0 ads/s per worker needs 3")
+
+
+def test_a_scale_event_that_did_not_happen_does_not_use_the_step() -> None:
+    """Backend ``none`` (or a failed call): the loop reports the decision as not applied, so the next tick
+    may still scale up by a full step instead of "step for this period used"."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=20, scale_up_max_step=4,
+                                              scale_up_max_percent=0))
+    first = policy.decide(obs(0, needing(8), current=0))
+    assert first.desired == 4
+    policy.not_applied(first)
+    again = policy.decide(obs(5, needing(8), current=0))
+    assert again.desired == 4 and "step for this" not in again.reason
+
+    counted = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=20, scale_up_max_step=4,
+                                               scale_up_max_percent=0))
+    counted.decide(obs(0, needing(8), current=0))  # applied, but the count read back is still 0
+    assert counted.decide(obs(5, needing(8), current=0)).desired == 0
