@@ -22,8 +22,8 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(("AdRecord", "AdStatus", "AdSubmission", "Analysis", "DlqEntry"), "gamead_core.models"),
     "LevelHead": "gamead_core.queue.aging",
     "pull_order": "gamead_core.queue.aging",
-    "Decision": "gamead_core.scaling.policy",
     "Observation": "gamead_core.scaling.policy",
+    "ScalingDecision": "gamead_core.scaling.policy",
     "ScalingPolicy": "gamead_core.scaling.policy",
     "analyze": "gamead_core.worker.analyzer",
     "backoff": "gamead_core.worker.backoff",
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     )
     from gamead_core.models import AdRecord, AdStatus, AdSubmission, Analysis, DlqEntry
     from gamead_core.queue.aging import LevelHead, pull_order
-    from gamead_core.scaling.policy import Decision, Observation, ScalingPolicy
+    from gamead_core.scaling.policy import Observation, ScalingDecision, ScalingPolicy
     from gamead_core.worker.analyzer import analyze
     from gamead_core.worker.backoff import backoff
 
@@ -74,7 +74,6 @@ __all__ = [
     "ApiUnreachable",
     "ConfigError",
     "Conflict",
-    "Decision",
     "DlqEntry",
     "GameadError",
     "GameadSettings",
@@ -85,6 +84,7 @@ __all__ = [
     "QueueFull",
     "QueueUnavailable",
     "RetryableError",
+    "ScalingDecision",
     "ScalingPolicy",
     "TaskError",
     "TopologyError",

@@ -29,7 +29,11 @@ MAX_LIST_ITEMS = 50
 
 
 class AdStatus(str, Enum):
-    """Lifecycle of an ad: queued → processing → completed | failed | dead."""
+    """Lifecycle of an ad: queued → processing → completed | failed | dead.
+
+    ``failed`` is written by a DLQ purge only (``POST /v1/dlq/purge``: the ad is given up on, kept with its
+    last error); like ``completed`` it is final (no write ever leaves it, so the read-through cache keeps
+    it). ``dead`` is terminal but not final: a replay takes the ad back to ``queued``."""
 
     QUEUED = "queued"
     PROCESSING = "processing"

@@ -100,8 +100,8 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     if obs:
         rate = obs.get("perWorkerPerSec")
         facts.add_row("observed", plain(
-            f"backlog {obs.get('backlog', 0):,}, in flight {obs.get('inFlight', 0):,}, oldest "
-            f"{obs.get('oldestAgeSeconds', 0):.1f}s, arriving {obs.get('arrivalPerSec', 0):.1f}/s, per worker "
+            f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
+            f"{obs.get('oldestAgeSeconds', 0):.1f}s, submitted {obs.get('submittedPerSec') or 0:.1f}/s, per worker "
             + (f"{rate:.1f}/s" if rate is not None else "unknown")))
     updated = Text(_short_time(doc.get("updatedAt")))
     if doc.get("stale"):

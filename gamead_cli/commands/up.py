@@ -223,7 +223,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
     import nats.errors
 
     from gamead_core.queue.connection import connect_options
-    from gamead_core.scaling.loop import Autoscaler, new_holder_id
+    from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, new_holder_id
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -259,11 +259,9 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             from gamead_core.worker.reaper import recover_exited
 
             scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
-            autoscaler = Autoscaler(
-                scaling, link, node_id=new_holder_id("up"), backend=scaler, registry_settings=settings.registry,
-                stream_replicas=settings.queue.replicas, request_timeout=settings.nats.request_timeout,
-                on_decision=_show_decision,
-            )
+            deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
+                                             on_decision=_show_decision)
+            autoscaler = Autoscaler(scaling, deps)
             task = asyncio.create_task(autoscaler.run(stop))
         while not stop.is_set():
             scaler.poll()  # restart dead children (workers, the API, nats-server) with back-off

@@ -143,8 +143,8 @@ def short_datetime(value: Any) -> str:
 @dataclass(frozen=True)
 class LevelRow:
     priority: int
-    waiting: int | None
-    in_flight: int | None
+    pending: int | None
+    ack_pending: int | None
     redelivered: int | None
     oldest: float | None
     horizon: float | None
@@ -155,14 +155,14 @@ class LevelRow:
 def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
     queue = (stats or {}).get("queue") or {}
     by_level = {lv.get("priority"): lv for lv in queue.get("levels") or [] if isinstance(lv, Mapping)}
-    hist = ((stats or {}).get("history") or {}).get("waiting") or {}
+    hist = ((stats or {}).get("history") or {}).get("pending") or {}
     rows = []
     for level in LEVELS:
         lv = by_level.get(level, {})
         rows.append(LevelRow(
             priority=level,
-            waiting=lv.get("waiting"),
-            in_flight=lv.get("inFlight"),
+            pending=lv.get("pending"),
+            ack_pending=lv.get("ackPending"),
             redelivered=lv.get("redelivered"),
             oldest=lv.get("oldestAgeSeconds"),
             horizon=lv.get("agingHorizonSeconds"),
@@ -173,11 +173,11 @@ def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
 
 
 def level_text(row: LevelRow) -> str:
-    return (f"P{row.priority} {num(row.waiting):>7} {num(row.in_flight):>5} {num(row.redelivered):>5} "
+    return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5} {num(row.redelivered):>5} "
             f"{age(row.oldest):>6}")
 
 
-LEVEL_HEADER = f"{'':2} {'WAITING':>7} {'IN-FL':>5} {'REDEL':>5} {'OLDEST':>6}  DEPTH"
+LEVEL_HEADER = f"{'':2} {'PENDING':>7} {'ACK-P':>5} {'REDEL':>5} {'OLDEST':>6}  DEPTH"
 
 
 def span(seconds: float) -> str:
@@ -205,15 +205,15 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
     def pct(p: Mapping[str, Any]) -> str:
         return f"p50 {ms(p.get('p50'))} · p99 {ms(p.get('p99'))}"
 
-    # rates and percentiles are over the last minute (the API's window); "in flight" is the value now
+    # rates and percentiles are over the last minute (the API's window); "ack pending" is the value now
     return [
         MetricRow("submitted", "submitted", rate(rates.get("submittedPerSec")), series(hist.get("submittedPerSec"))),
         MetricRow("completed", "completed", rate(rates.get("completedPerSec")), series(hist.get("completedPerSec"))),
         MetricRow("failed", "failed", rate(rates.get("failedPerSec")), series(hist.get("failedPerSec"))),
         MetricRow("wait", "wait p95", ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
         MetricRow("proc", "proc p95", ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
-        MetricRow("inflight", "in flight", num(((stats.get("queue") or {}).get("inFlight"))),
-                  series(hist.get("inFlight"))),
+        MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending"))),
+                  series(hist.get("ackPending"))),
     ]
 
 
@@ -432,18 +432,18 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     back = span(history_span(stats))
 
     queue = Table(show_edge=False, header_style="bold", title="queue", title_justify="left", pad_edge=False)
-    for col in ("P", "WAITING", "IN-FL", "REDEL", "OLDEST", "HORIZON"):
+    for col in ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON"):
         queue.add_column(col, justify="right")
-    queue.add_column(f"WAITING, LAST {back.upper()}", no_wrap=True)
+    queue.add_column(f"PENDING, LAST {back.upper()}", no_wrap=True)
     for row in level_rows(stats):
         style = "bold red" if row.late else ""
-        queue.add_row(f"P{row.priority}", num(row.waiting), num(row.in_flight), num(row.redelivered),
+        queue.add_row(f"P{row.priority}", num(row.pending), num(row.ack_pending), num(row.redelivered),
                       Text(age(row.oldest), style=style), age(row.horizon),
                       Text(spark(row.history, width), style="red" if row.late else "cyan"))
     parts += [Text(""), queue]
 
     metrics = Table(show_edge=False, header_style="bold", title_justify="left", pad_edge=False,
-                    title="throughput & latency · last minute (in flight: now)")
+                    title="throughput & latency · last minute (ack pending: now)")
     metrics.add_column("")
     metrics.add_column("VALUE", justify="right")
     metrics.add_column("", no_wrap=True, overflow="ellipsis")

@@ -102,7 +102,7 @@ class SparkRow(Horizontal):
 
 
 class QueuePanel(Vertical, can_focus=True):
-    """Waiting / in flight / redelivered / oldest age per level, with a depth sparkline each."""
+    """Pending / ack pending / redelivered / oldest age per level, with a depth sparkline each."""
 
     BORDER_TITLE = "queue"
     stats: var[Mapping[str, Any] | None] = var(None)
@@ -370,7 +370,7 @@ r and x ask for a confirmation first.
 A queue row turns red when its oldest ad waited past its
 aging horizon ((level − 1) × queue.aging_step): it is late.
 Figures are per second or percentiles over the last minute;
-in flight and the queue are now; sparklines show the last
+ack pending and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
 [yellow]draining[/] stopping · [bold red]stuck[/] holds ads, finished none
 within its task timeout."""

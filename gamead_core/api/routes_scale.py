@@ -29,7 +29,7 @@ from gamead_core.api.contract import error_responses
 from gamead_core.api.schemas import OverrideCleared, OverrideSet, ScaleDocument
 from gamead_core.audit import record_action
 from gamead_core.errors import QueueUnavailable
-from gamead_core.scaling.loop import Autoscaler, backend_for, new_holder_id, status_document
+from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for, new_holder_id, status_document
 from gamead_core.scaling.store import MAX_OVERRIDE_SECONDS, Override, ScaleStore, clamp_override
 
 log = logging.getLogger(__name__)
@@ -129,15 +129,17 @@ async def start_autoscaler(app: FastAPI) -> Callable[[], Awaitable[None]]:
     shared state.
     """
     settings = app.state.settings
-    autoscaler = Autoscaler(
-        settings.autoscaler,
-        app.state.link,
-        node_id=getattr(app.state, "node_id", None) or new_holder_id("api"),
-        backend=backend_for(settings.autoscaler),
-        registry_settings=settings.registry,
-        stream_replicas=settings.queue.replicas,
-        request_timeout=settings.nats.request_timeout,
-    )
+    node_id = getattr(app.state, "node_id", None) or new_holder_id("api")
+    sampler = getattr(app.state, "stats_sampler", None)  # the node's one sampler: /v1/stats shows the same
+    if sampler is None:
+        deps = AutoscalerDeps.standalone(settings, app.state.link, node_id=node_id,
+                                         backend=backend_for(settings.autoscaler))
+    else:
+        deps = AutoscalerDeps(link=app.state.link, sampler=sampler, node_id=node_id,
+                              backend=backend_for(settings.autoscaler), registry=settings.registry,
+                              stream_replicas=settings.queue.replicas,
+                              request_timeout=settings.nats.request_timeout)
+    autoscaler = Autoscaler(settings.autoscaler, deps)
     app.state.autoscaler = autoscaler
     stop = asyncio.Event()
     task = asyncio.create_task(autoscaler.run(stop), name="gamead-autoscaler")

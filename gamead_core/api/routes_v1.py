@@ -20,7 +20,7 @@ from starlette.responses import Response
 from gamead_core.api.errors import ApiError
 from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
-from gamead_core.stats import StatsSampler
+from gamead_core.stats import QueueSampler
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _json(data: Any) -> Response:
     return Response(orjson.dumps(data), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-def _sampler(request: Request) -> StatsSampler:
+def _sampler(request: Request) -> QueueSampler:
     sampler = getattr(request.app.state, "stats_sampler", None)
     if sampler is None:
         raise ApiError(503, "stats_unavailable", "this API node does not sample stats (observers not started)",
@@ -90,7 +90,7 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
     link = app.state.link
     node_id = new_api_node_id()
     started = time.time()
-    sampler = StatsSampler(link, settings, node_id=node_id, extras=_optional_sections(app))
+    sampler = QueueSampler(link, settings, node_id=node_id, extras=_optional_sections(app))
     app.state.stats_sampler = sampler
     app.state.node_id = node_id
     stop = asyncio.Event()

@@ -30,13 +30,13 @@ class LevelHead:
     level: int
     pending: int  # new ads, never delivered
     head_age: float  # seconds the oldest new ad has waited; 0 if unknown
-    unacked: int = 0  # delivered but not acknowledged: in flight, or due back (timed out / nak'ed)
+    ack_pending: int = 0  # delivered, not acknowledged (NATS num_ack_pending): being analysed, or due back
     due: int = 0  # delivered ads known to be due for redelivery now (a lower bound)
     due_age: float = 0.0  # seconds the longest-due of them has been due
 
     @property
-    def waiting(self) -> int:
-        """Ads a pull of this level could hand out now (new ones plus known due redeliveries)."""
+    def ready(self) -> int:
+        """Ads a pull of this level could hand out now (pending ones plus known due redeliveries)."""
         return self.pending + self.due
 
     @property
@@ -58,7 +58,7 @@ def level_score(level: int, head_age: float, aging_step: float) -> float:
 def pull_order(heads: Mapping[int, LevelHead] | list[LevelHead], aging_step: float) -> list[int]:
     """Levels with waiting ads, in the order a worker should try them (best first)."""
     items = heads.values() if isinstance(heads, Mapping) else heads
-    ready = [h for h in items if h.waiting > 0]
+    ready = [h for h in items if h.ready > 0]
     ready.sort(key=lambda h: (level_score(h.level, h.wait, aging_step), h.level))
     return [h.level for h in ready]
 

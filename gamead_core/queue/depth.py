@@ -1,6 +1,8 @@
-"""How deep one priority level is: waiting, in flight, redelivered, and how long its oldest ad has waited.
+"""How deep one priority level is: pending, ack pending, redelivered, and how long its oldest ad has waited.
 
-One reading shared by the worker's puller (aging), the autoscaler (backlog) and ``/v1/stats``.
+:class:`LevelDepth` is the one reading of a level, in NATS's own terms (``ConsumerInfo.num_pending``,
+``num_ack_pending``, ``num_redelivered``; see the README's Glossary). The worker's puller (aging), the
+queue sampler (``/v1/stats``, ``gamead top``) and the autoscaler all read it.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from gamead_core import names
 
 @dataclass(frozen=True, slots=True)
 class LevelDepth:
+    """One priority level (1 most urgent) at one moment."""
+
     level: int
-    waiting: int  #: never delivered
-    in_flight: int  #: delivered, not yet acknowledged (including nak'ed ads waiting to come back)
-    redelivered: int
-    oldest_age: float | None  #: seconds the oldest waiting ad has waited; None when nothing waits
+    pending: int  #: never delivered (NATS ``num_pending``)
+    #: delivered, not yet acknowledged (NATS ``num_ack_pending``): being analysed, or nak'ed / timed out and
+    #: due back
+    ack_pending: int = 0
+    redelivered: int = 0  #: delivered more than once and not yet acknowledged (NATS ``num_redelivered``)
+    oldest_age: float | None = None  #: seconds the oldest pending ad has waited; None when nothing is pending
     #: Stream sequence below which every message of the level was acknowledged (or given up on); the
     #: oldest unacknowledged ads follow it. 0 when nothing was acknowledged yet.
     ack_floor: int = 0
@@ -27,13 +33,17 @@ class LevelDepth:
 
 
 async def level_depth(js: JetStreamContext, level: int, now: float) -> LevelDepth:
-    """One ``consumer_info``, plus one ``get_msg`` of the next undelivered ad when something waits."""
+    """One ``consumer_info``, plus one ``get_msg`` of the next undelivered ad when something is pending.
+
+    ``now`` is epoch seconds. Raises nats-py's errors untranslated (``NotFoundError`` when the level's
+    consumer is missing): each caller decides what an unreadable level means to it.
+    """
     info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
-    waiting = int(info.num_pending or 0)
+    pending = int(info.num_pending or 0)
     delivered_seq = int(info.delivered.stream_seq or 0) if info.delivered else 0
     ack_floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
     age: float | None = None
-    if waiting:
+    if pending:
         try:
             head = await js.get_msg(
                 names.ADS_STREAM,
@@ -41,9 +51,9 @@ async def level_depth(js: JetStreamContext, level: int, now: float) -> LevelDept
                 subject=names.level_subject(level),
                 next=True,
             )
-            if head.time is not None:
-                age = max(0.0, now - head.time.timestamp())
         except nats.js.errors.NotFoundError:
-            pass
-    return LevelDepth(level, waiting, int(info.num_ack_pending or 0), int(info.num_redelivered or 0), age,
+            head = None
+        if head is not None and head.time is not None:
+            age = max(0.0, now - head.time.timestamp())
+    return LevelDepth(level, pending, int(info.num_ack_pending or 0), int(info.num_redelivered or 0), age,
                       ack_floor, delivered_seq)

@@ -181,7 +181,7 @@ class AgingPuller:
             return None
         self._level_ok(level)
         due, due_age = 0, 0.0
-        if d.in_flight and self._waiting_since is not None:
+        if d.ack_pending and self._waiting_since is not None:
             mono = time.monotonic()
             seen = self._due_seen.get(level)
             if seen is None or mono - seen[0] >= DUE_REFRESH:
@@ -189,7 +189,7 @@ class AgingPuller:
                 self._due_seen[level] = (mono, due, now - due_age)
             else:
                 due, due_age = seen[1], (now - seen[2]) if seen[1] else 0.0
-        return LevelHead(level, d.waiting, d.oldest_age or 0.0, d.in_flight, due, due_age)
+        return LevelHead(level, d.pending, d.oldest_age or 0.0, d.ack_pending, due, due_age)
 
     async def _due(self, level: int, d: LevelDepth, now: float) -> tuple[int, float]:
         """How many of the level's oldest unacknowledged ads are due for redelivery, and the longest wait."""
@@ -330,7 +330,7 @@ class AgingPuller:
         got: list[Msg] = []
         for level in names.LEVELS:
             head = self._heads.get(level)
-            if head is None or head.pending or not head.unacked or not self.readable(level):
+            if head is None or head.pending or not head.ack_pending or not self.readable(level):
                 continue
             got.extend(await self._pull_level(level, free - len(got)))
             if len(got) >= free:

@@ -4,7 +4,13 @@ The lease is one key (``autoscaler``) in bucket ``gamead_leases`` (no bucket TTL
 own expiry). Its value names the holder and when the lease expires::
 
     {"holder": "api-host-123", "acquiredAt": 1717000000.0, "renewedAt": 1717000010.0,
-     "expiresAt": 1717000025.0, "ttl": 15.0}
+     "expiresAt": 1717000025.0, "ttl": 15.0, "acts": true}
+
+``acts``: the holder changes the worker count (backend ``kubernetes`` or ``local``) rather than only
+advising (``none``). An advice-only candidate never takes the lease of an acting holder (a ``gamead serve``
+sharing ``gamead up``'s NATS must not silence the local autoscaler), unless that lease has been expired for
+``TTL_INTERVALS`` more TTLs (its holder is gone for good); an acting candidate takes the lease of an
+advice-only holder at once. A missing ``acts`` reads as true.
 
 Every write is a compare-and-set on the key's revision (``kv.create`` when the key is new,
 ``kv.update(last=revision)`` otherwise), so two candidates that race for an expired lease cannot both win:
@@ -37,7 +43,8 @@ import nats.errors
 import nats.js.errors
 import orjson
 
-from gamead_core.queue.connection import translate
+from gamead_core.errors import GameadError
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.shutdown import last_write
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,7 @@ class Lease:
     acquired_at: float
     renewed_at: float
     expires_at: float
+    acts: bool = True  #: the holder changes the worker count (not advice only)
 
     @property
     def ttl(self) -> float:
@@ -80,6 +88,7 @@ class Lease:
             "renewedAt": self.renewed_at,
             "expiresAt": self.expires_at,
             "ttl": round(self.ttl, 3),
+            "acts": self.acts,
         })
 
     @classmethod
@@ -94,6 +103,7 @@ class Lease:
                 acquired_at=float(raw["acquiredAt"]),
                 renewed_at=float(raw["renewedAt"]),
                 expires_at=float(raw["expiresAt"]),
+                acts=raw.get("acts") is not False,
             )
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
             return None
@@ -111,19 +121,27 @@ class LeaseDecision:
     check_in: float
 
 
-def lease_decision(now: float, current: Lease | None, me: str, ttl: float) -> LeaseDecision:
-    """The pure lease rule (see the module docstring). ``now`` is epoch seconds; ``ttl`` > 0."""
+def lease_decision(now: float, current: Lease | None, me: str, ttl: float, acts: bool = True) -> LeaseDecision:
+    """The pure lease rule (see the module docstring). ``now`` is epoch seconds; ``ttl`` > 0; ``acts``: the
+    candidate changes the worker count (not advice only)."""
     if not ttl > 0:
         raise ValueError(f"ttl must be positive, not {ttl!r}")
     if not me:
         raise ValueError("the candidate needs a non-empty id")
     renew_every = ttl / TTL_INTERVALS
     if current is None or not current.holder:
-        return LeaseDecision("acquire", Lease(me, now, now, now + ttl), renew_every)
+        return LeaseDecision("acquire", Lease(me, now, now, now + ttl, acts), renew_every)
     if current.holder == me:
-        return LeaseDecision("renew", Lease(me, current.acquired_at, now, now + ttl), renew_every)
+        return LeaseDecision("renew", Lease(me, current.acquired_at, now, now + ttl, acts), renew_every)
+    if acts and not current.acts:  # an acting candidate outranks an advice-only holder
+        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
+    if current.acts and not acts:  # advice only: leave an acting holder's lease alone until it is long gone
+        gone_at = current.expires_at + TTL_INTERVALS * ttl
+        if now < gone_at:
+            return LeaseDecision("follow", None, min(renew_every * TTL_INTERVALS, gone_at - now + _SLACK))
+        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
     if current.expired(now):
-        return LeaseDecision("take", Lease(me, now, now, now + ttl), renew_every)
+        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
     # Someone else holds it: look again just after it is due to expire (but at least every renewal period).
     return LeaseDecision("follow", None, min(renew_every, max(0.0, current.expires_at - now) + _SLACK))
 
@@ -145,6 +163,7 @@ class LeaseKeeper:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         connected: Callable[[], bool] | None = None,
+        acts: bool = True,
     ) -> None:
         if not ttl > 0:
             raise ValueError(f"ttl must be positive, not {ttl!r}")
@@ -152,6 +171,7 @@ class LeaseKeeper:
         self.me = me
         self.ttl = ttl
         self.key = key
+        self.acts = acts  #: changes the worker count (False: advice only; see the module docstring)
         self._clock = clock
         self._mono = monotonic
         self._connected = connected or (lambda: True)  #: is NATS reachable now? (a release is skipped if not)
@@ -192,24 +212,26 @@ class LeaseKeeper:
     async def _step(self) -> float:
         sent = self._mono()
         try:
-            entry = await self._get()
-            current = Lease.from_json(entry.value) if entry is not None else None
-            decision = lease_decision(self._clock(), current, self.me, self.ttl)
-            if decision.write is None:
-                self.seen = current
-                self._held_until = -math.inf
-                return decision.check_in
-            if entry is None:
-                revision = await self.kv.create(self.key, decision.write.to_json())
-            else:
-                revision = await self.kv.update(self.key, decision.write.to_json(), last=entry.revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            # Another candidate wrote first: it holds the lease now. Look again soon.
-            self._held_until = -math.inf
-            return min(self.ttl / TTL_INTERVALS, 0.25)
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            with nats_boundary():
+                try:
+                    entry = await self._get()
+                    current = Lease.from_json(entry.value) if entry is not None else None
+                    decision = lease_decision(self._clock(), current, self.me, self.ttl, self.acts)
+                    if decision.write is None:
+                        self.seen = current
+                        self._held_until = -math.inf
+                        return decision.check_in
+                    if entry is None:
+                        revision = await self.kv.create(self.key, decision.write.to_json())
+                    else:
+                        revision = await self.kv.update(self.key, decision.write.to_json(), last=entry.revision)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    # Another candidate wrote first: it holds the lease now. Look again soon.
+                    self._held_until = -math.inf
+                    return min(self.ttl / TTL_INTERVALS, 0.25)
+        except GameadError as exc:
             # Keep trusting a lease we hold until its local deadline; is_leader turns False by itself.
-            log.warning("%s lease: cannot reach the leases bucket: %s", self.key, _text(translate(exc)))
+            log.warning("%s lease: cannot reach the leases bucket: %s", self.key, _text(exc))
             return min(self.ttl / TTL_INTERVALS, 1.0)
         self.seen = decision.write
         self._revision = revision

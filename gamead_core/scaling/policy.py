@@ -6,7 +6,8 @@ One decision, given an :class:`Observation`:
    ever measured, keep the current count (clamped to ``[min, max]``) — never "max because unknown". A
    level that could not be read (``unreadable_levels``) makes the need a lower bound: it may scale up on the
    others, never down.
-2. **Need.** ``work = backlog + in_flight``; the pool must keep up with arrivals and drain the work within
+2. **Need.** ``work = pending + ack_pending`` (the reason line says "backlog" for the pending ads and "in
+   flight" for the ack pending ones); the pool must keep up with arrivals and drain the work within
    ``target_drain_seconds``::
 
        need_rate = arrival_rate + work / target_drain_seconds
@@ -16,8 +17,13 @@ One decision, given an :class:`Observation`:
 
        need_rate = max(need_rate, arrival_rate + urgent_backlog / max_wait_seconds)
 
+   With ``max_age_seconds`` set, the same holds for every level: when the oldest pending ad of level ``p``
+   has waited longer, the pending ads of levels ``1..p`` must drain within ``max_age_seconds``.
+
    ``needed = ceil(need_rate / per_worker_rate)`` (0 when there is no work and no arrival), the
-   *raw recommendation*, then clamped to ``[min, max]``.
+   *raw recommendation*, then clamped to ``[min, max]``. No rate measured yet: ``initial_per_worker_rate``
+   stands in for it when set; else the count is held — except at 0 replicas with work, which goes to 1 at
+   once (KEDA's *activation*: someone must run to measure anything).
 3. **Tolerance.** ``|needed / current - 1| <= tolerance`` → recommend ``current``.
 4. **Up at once, bounded.** Above ``current``: at most ``max(start + scale_up_max_step,
    ceil(start * (1 + scale_up_max_percent/100)))`` where ``start`` is the count at the beginning of the
@@ -26,6 +32,9 @@ One decision, given an :class:`Observation`:
    trailing ``scale_down_stabilization_seconds``, and at most ``scale_down_max_step`` per period. A hold
    counts as recommending the current count, and so does an empty history (first run, new leader).
 6. Clamp to ``[min_replicas, max_replicas]``.
+
+A scale event counts towards the step limits only once it happened: the caller reports one that was not
+applied (backend ``none``, a failed Kubernetes call) with :meth:`ScalingPolicy.not_applied`.
 
 :class:`ScalingPolicy` keeps the recommendation and scale-event history this needs; feed it observations
 in time order. :func:`retry_delay` is the backoff for a caller whose scaler call failed.
@@ -36,8 +45,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gamead_core.queue.depth import LevelDepth
 from gamead_core.scaling.settings import AutoscalerSettings
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
@@ -47,41 +57,34 @@ _EPS = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
-class LevelLoad:
-    """Queue state of one priority level (1 most urgent)."""
-
-    level: int
-    backlog: int
-    oldest_age_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
 class Observation:
     """What the autoscaler saw at ``at`` (seconds on a monotonic clock of the caller's choosing)."""
 
     at: float
-    levels: Sequence[LevelLoad]
-    in_flight: int
+    levels: Sequence[LevelDepth]  #: the levels that could be read (their ``pending`` and ``oldest_age``)
+    ack_pending: int  #: delivered, not yet acknowledged, summed over the levels (NATS ``num_ack_pending``)
     arrival_rate: float
     completion_rate: float
     per_worker_rate: float | None
     current_replicas: int
     metrics_age_s: float = 0.0
-    #: levels that could not be read: their backlog is missing from ``levels``, so the need is a lower bound
+    #: levels that could not be read: their pending ads are missing from ``levels``, so the need is a lower bound
     unreadable_levels: tuple[int, ...] = ()
 
     @property
-    def backlog(self) -> int:
-        return sum(max(0, lv.backlog) for lv in self.levels)
+    def pending(self) -> int:
+        """Ads never delivered, summed over the readable levels (the "backlog" of the reason line)."""
+        return sum(max(0, lv.pending) for lv in self.levels)
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class ScalingDecision:
     """The replica count to set, why (one human line), and the unclamped need (None when held blind)."""
 
     desired: int
     reason: str
     raw_recommendation: int | None
+    current: int | None = field(default=None, compare=False)  #: the replica count it was decided at
 
 
 def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
@@ -135,7 +138,7 @@ class ScalingPolicy:
     def settings(self) -> AutoscalerSettings:
         return self._settings
 
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> ScalingDecision:
         s = self._settings
         self._forget_before(obs.at)
         current = max(0, obs.current_replicas)
@@ -155,16 +158,22 @@ class ScalingPolicy:
             self._last_rate = rate
         elif self._last_rate is not None:
             rate, rate_note = self._last_rate, " (last measured)"
+        elif s.initial_per_worker_rate is not None:
+            rate, rate_note = s.initial_per_worker_rate, " (initial, none measured yet)"
 
-        backlog = obs.backlog
-        work = backlog + max(0, obs.in_flight)
+        backlog = obs.pending
+        work = backlog + max(0, obs.ack_pending)
         arrival = max(0.0, obs.arrival_rate) if math.isfinite(obs.arrival_rate) else 0.0
         late = self._oldest_late_urgent(obs)
-        urgent_backlog = sum(max(0, lv.backlog) for lv in obs.levels if lv.level <= s.urgent_max_level)
+        urgent_backlog = sum(max(0, lv.pending) for lv in obs.levels if lv.level <= s.urgent_max_level)
 
         if work == 0 and arrival == 0:
             raw = 0
             demand = "no backlog, nothing in flight, no arrivals"
+        elif rate is None and current == 0 and s.max_replicas > 0:
+            what = f"backlog {backlog:,}" if backlog else f"{work:,} in flight" if work else "arrivals"
+            self._recommendations.append((obs.at, self._clamp(1)))  # the scale-down window remembers it
+            return self._finish(obs.at, current, 1, f"{what} at 0 replicas: activation", [], 1)
         elif rate is None:
             what = f"backlog {backlog:,}" if backlog else f"{work:,} in flight" if work else "arrivals"
             return self._hold(obs, f"{what} but no per-worker rate measured yet")
@@ -178,6 +187,13 @@ class ScalingPolicy:
                 urgent_late=late is not None,
                 max_wait_seconds=s.max_wait_seconds,
             )
+            aged = self._oldest_over_age(obs)
+            if aged is not None and s.max_age_seconds is not None:
+                behind = sum(max(0, lv.pending) for lv in obs.levels if lv.level <= aged.level)
+                by_age = required_replicas(work=behind, arrival_rate=arrival, per_worker_rate=rate,
+                                           target_drain_seconds=s.max_age_seconds)
+                if by_age > raw:
+                    raw, late = by_age, aged
             demand = self._describe_demand(obs, backlog, arrival, late, rate, rate_note, raw)
 
         target = self._clamp(raw)
@@ -238,7 +254,13 @@ class ScalingPolicy:
             return desired, notes
         return current, []
 
-    def _hold(self, obs: Observation, why: str) -> Decision:
+    def not_applied(self, decision: ScalingDecision) -> None:
+        """``decision`` (the last one :meth:`decide` returned) did not change the replica count (backend
+        ``none``, a failed call): its scale event must not count towards the step limits."""
+        if decision.desired != decision.current and self._events:
+            self._events.pop()
+
+    def _hold(self, obs: Observation, why: str) -> ScalingDecision:
         current = max(0, obs.current_replicas)
         desired = self._clamp(current)
         s = self._settings
@@ -248,7 +270,7 @@ class ScalingPolicy:
 
     def _finish(
         self, at: float, current: int, desired: int, demand: str, notes: list[str], raw: int | None
-    ) -> Decision:
+    ) -> ScalingDecision:
         desired = self._clamp(desired)
         if desired != current:
             self._events.append((at, desired - current))
@@ -256,7 +278,8 @@ class ScalingPolicy:
         else:
             action = f"hold {current}"
         suffix = f" ({'; '.join(notes)})" if notes else ""
-        return Decision(desired=desired, reason=f"{demand} → {action}{suffix}", raw_recommendation=raw)
+        return ScalingDecision(desired=desired, reason=f"{demand} → {action}{suffix}", raw_recommendation=raw,
+                               current=current)
 
     # --- helpers --------------------------------------------------------------------------------------
 
@@ -270,31 +293,41 @@ class ScalingPolicy:
         while self._events and self._events[0][0] <= now - self._settings.period_seconds:
             self._events.popleft()
 
-    def _oldest_late_urgent(self, obs: Observation) -> LevelLoad | None:
+    def _oldest_late_urgent(self, obs: Observation) -> LevelDepth | None:
         s = self._settings
         urgent = [
             lv
             for lv in obs.levels
-            if lv.level <= s.urgent_max_level and lv.backlog > 0 and lv.oldest_age_s > s.max_wait_seconds
+            if lv.level <= s.urgent_max_level and lv.pending > 0 and (lv.oldest_age or 0.0) > s.max_wait_seconds
         ]
-        return max(urgent, key=lambda lv: (lv.oldest_age_s, -lv.level)) if urgent else None
+        return max(urgent, key=lambda lv: (lv.oldest_age or 0.0, -lv.level)) if urgent else None
+
+    def _oldest_over_age(self, obs: Observation) -> LevelDepth | None:
+        """The least urgent level whose oldest pending ad waited past ``max_age_seconds`` (None: none did)."""
+        limit = self._settings.max_age_seconds
+        if limit is None:
+            return None
+        over = [lv for lv in obs.levels if lv.pending > 0 and (lv.oldest_age or 0.0) > limit]
+        return max(over, key=lambda lv: lv.level) if over else None
 
     def _describe_demand(
         self,
         obs: Observation,
         backlog: int,
         arrival: float,
-        late: LevelLoad | None,
+        late: LevelDepth | None,
         rate: float,
         rate_note: str,
         raw: int,
     ) -> str:
         parts = [f"backlog {backlog:,}"]
         if late is not None:
-            limit = self._settings.max_wait_seconds
-            parts.append(f" (oldest p{late.level} {late.oldest_age_s:.1f}s > {limit:g}s)")
-        if obs.in_flight > 0:
-            parts.append(f" + {obs.in_flight:,} in flight")
+            s = self._settings
+            urgent = late.level <= s.urgent_max_level and (late.oldest_age or 0.0) > s.max_wait_seconds
+            limit = s.max_wait_seconds if urgent or s.max_age_seconds is None else s.max_age_seconds
+            parts.append(f" (oldest p{late.level} {(late.oldest_age or 0.0):.1f}s > {limit:g}s)")
+        if obs.ack_pending > 0:
+            parts.append(f" + {obs.ack_pending:,} in flight")
         if arrival > 0:
             parts.append(f", arriving {arrival:.1f} ads/s")
         parts.append(f" at {rate:.1f} ads/s per worker{rate_note} needs {raw:,}")

@@ -67,6 +67,16 @@ class AutoscalerSettings(_Section):
     stale_after_seconds: float = Field(
         30.0, gt=0, description="Metrics older than this are not acted upon: the replica count is held."
     )
+    initial_per_worker_rate: float | None = Field(
+        None, gt=0,
+        description="Ads/s one worker is assumed to complete until a rate is measured (unset: hold until then,"
+                    " except 0 → 1 replica when there is work).",
+    )
+    max_age_seconds: float | None = Field(
+        None, gt=0,
+        description="Longest the oldest pending ad of any level may wait; past it, that level and the more urgent"
+                    " ones must drain within this many seconds (unset: only the urgent rule applies).",
+    )
     kubernetes: KubernetesScalerSettings = Field(
         default_factory=KubernetesScalerSettings, description="Where the kubernetes backend finds workers."
     )

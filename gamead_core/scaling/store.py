@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nats.errors
 import nats.js.errors
 import orjson
 from nats.js import JetStreamContext
@@ -28,7 +27,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from gamead_core import names
 from gamead_core.errors import TopologyError
 from gamead_core.models import utc_iso
-from gamead_core.queue.connection import translate
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
 
 STATE_KEY = "state"
@@ -94,6 +93,14 @@ def clamp_override(replicas: int, min_replicas: int, max_replicas: int) -> tuple
 # --- decisions ----------------------------------------------------------------------------------------
 
 
+def override_reason(override: Override, current: int, min_replicas: int, max_replicas: int) -> tuple[int, str]:
+    """(desired replicas, the reason line) while ``override`` is active and ``current`` replicas run."""
+    desired, note = clamp_override(override.replicas, min_replicas, max_replicas)
+    action = f"scale {current}→{desired}" if desired != current else f"hold {current}"
+    reason = f"manual override to {override.replicas} until {iso(override.until)} → {action}"
+    return desired, reason + (f" ({note})" if note else "")
+
+
 def _same_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("current", "desired", "applied", "override", "leader")
     return all(a.get(k) == b.get(k) for k in keys) and (a.get("error") is None) == (b.get("error") is None)
@@ -123,23 +130,24 @@ def record_decision(
 
 async def open_bucket(js: JetStreamContext, bucket: str, description: str, replicas: int = 1) -> Any:
     """Open ``bucket``, creating it (history 1, file storage, no TTL) if missing; racing creators agree."""
-    try:
+    with nats_boundary():
         try:
-            return await js.key_value(bucket)
-        except nats.js.errors.BucketNotFoundError:
-            pass
-        try:
-            return await js.create_key_value(KeyValueConfig(
-                bucket=bucket, description=description, history=1, storage=StorageType.FILE, replicas=replicas,
-            ))
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != 10058:  # not "exists with a different configuration"
-                raise
-            return await js.key_value(bucket)
-    except nats.js.errors.APIError as exc:
-        raise TopologyError(f"JetStream refused bucket {bucket}: {exc.description} (code {exc.err_code})") from exc
-    except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        raise translate(exc) from exc
+            try:
+                return await js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                pass
+            try:
+                return await js.create_key_value(KeyValueConfig(
+                    bucket=bucket, description=description, history=1, storage=StorageType.FILE,
+                    replicas=replicas,
+                ))
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != 10058:  # not "exists with a different configuration"
+                    raise
+                return await js.key_value(bucket)
+        except nats.js.errors.APIError as exc:
+            raise TopologyError(
+                f"JetStream refused bucket {bucket}: {exc.description} (code {exc.err_code})") from exc
 
 
 class ScaleStore:
@@ -170,12 +178,11 @@ class ScaleStore:
         return self._leases
 
     async def _get(self, kv: Any, key: str) -> bytes | None:
-        try:
-            entry = await kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
+        with nats_boundary():
+            try:
+                entry = await kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return None
         return entry.value or None
 
     async def lease(self) -> Lease | None:
@@ -195,10 +202,8 @@ class ScaleStore:
 
     async def put_state(self, state: dict[str, Any]) -> None:
         await self.open()
-        try:
+        with nats_boundary():
             await self._scaling.put(STATE_KEY, orjson.dumps(state))
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
 
     async def override(self) -> Override | None:
         """The stored override, expired or not (see :func:`active_override`)."""
@@ -207,15 +212,13 @@ class ScaleStore:
 
     async def set_override(self, ov: Override) -> None:
         await self.open()
-        try:
+        with nats_boundary():
             await self._scaling.put(OVERRIDE_KEY, ov.to_json())
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
 
     async def clear_override(self, only: Override | None = None) -> bool:
         """Delete the override; with ``only``, just if it is still that one. True when one was removed."""
         await self.open()
-        try:
+        with nats_boundary():
             try:
                 entry = await self._scaling.get(OVERRIDE_KEY)
             except nats.js.errors.KeyNotFoundError:
@@ -228,8 +231,6 @@ class ScaleStore:
             except nats.js.errors.KeyWrongLastSequenceError:
                 return False  # replaced meanwhile: leave the new one alone
             return True
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            raise translate(exc) from exc
 
 
 __all__ = [
@@ -241,5 +242,6 @@ __all__ = [
     "clamp_override",
     "iso",
     "open_bucket",
+    "override_reason",
     "record_decision",
 ]

@@ -14,7 +14,7 @@ stranded. So ``stranded = messages on the level subject − num_pending − num_
 what ``gamead doctor`` can report as "past its consumer's delivery budget"). Which ones: the messages at or
 below the consumer's delivered sequence are the delivered ones; when none of them is pending
 (``num_ack_pending`` = 0) they are all stranded, otherwise the stale ones are (their record has not moved
-for longer than any lease, backoff or analysis could take). :func:`sweep` settles each:
+for longer than any ``ack_wait``, backoff or analysis could take). :func:`sweep` settles each:
 
 * record final → the message is a leftover: deleted;
 * record missing → created from the message first (the ad was acknowledged with 202);
@@ -22,13 +22,18 @@ for longer than any lease, backoff or analysis could take). :func:`sweep` settle
 * otherwise → re-published as a new message (id ``revive:<ad>:<seq>``, so a repeat is dropped) and the old
   one deleted: the ad gets fresh deliveries and keeps its budget.
 
-The reaper (one worker, :func:`gamead_core.worker.reaper.run_reaper`) runs it every ``SWEEP_EVERY`` s.
+One worker sweeps: the holder of the reaper lease (``gamead_leases``, key ``reaper``;
+:func:`gamead_core.worker.reaper.run_reaper`) calls :meth:`Sweeper.tick` on each of its rounds, and a
+:class:`Sweeper` sweeps every ``SWEEP_EVERY`` s while its worker leads. The other workers never read the
+stream for it (a sweep costs up to ``SWEEP_BATCH`` ``get_msg`` and KV reads per level).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nats.js.errors
@@ -118,7 +123,7 @@ async def stranded_count(js: JetStreamContext, level: int) -> tuple[int, Consume
 
 
 def _stale(record: AdRecord | None, published: float, now: float, settings: GameadSettings) -> bool:
-    """No delivery can still be pending for this ad: nothing moved for longer than a lease, the longest
+    """No delivery can still be pending for this ad: nothing moved for longer than an ``ack_wait``, the longest
     backoff and an analysis could take (plus a minute)."""
     q, w = settings.queue, settings.worker
     quiet = q.ack_wait + w.backoff_cap + w.task_timeout + 60.0
@@ -178,4 +183,36 @@ async def sweep(js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings
     return report
 
 
-__all__ = ["SWEEP_EVERY", "SweepReport", "settle_stranded", "stranded", "stranded_count", "sweep"]
+class Sweeper:
+    """Sweeps every ``every`` seconds, on the worker that holds the reaper lease only.
+
+    The first sweep comes a random 5 s … ``every`` after the worker first leads (capped by ``every``), so
+    workers that start together do not sweep together after a take-over. ``runs`` counts the sweeps done.
+    """
+
+    def __init__(self, every: float = SWEEP_EVERY, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.runs = 0
+        self._mono = monotonic
+        self._next: float | None = None
+
+    async def tick(self, leading: bool, js: JetStreamContext, store: AdStore, settings: GameadSettings,
+                   me: str) -> SweepReport | None:
+        """Sweep when ``leading`` and due; forget the schedule when not leading. The report, or None."""
+        now = self._mono()
+        if not leading:
+            self._next = None
+            return None
+        if self._next is None:
+            self._next = now + random.uniform(min(5.0, self.every), self.every)
+            return None
+        if now < self._next:
+            return None
+        self._next = now + self.every
+        self.runs += 1
+        report = await sweep(js, store, DeadLetters(js), settings)
+        log.debug("sweep %d by %s: %d settled", self.runs, me, report.total, extra={"worker_id": me})
+        return report
+
+
+__all__ = ["SWEEP_EVERY", "SweepReport", "Sweeper", "settle_stranded", "stranded", "stranded_count", "sweep"]

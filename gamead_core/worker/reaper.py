@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,14 +43,13 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, GameadError, NotFound
 from gamead_core.models import AdError, AdRecord, AdStatus
-from gamead_core.queue.dlq import DeadLetters
 from gamead_core.registry import HeldAd, NodeInfo, Registry
 from gamead_core.scaling.lease import LeaseKeeper
 from gamead_core.scaling.store import open_bucket
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import death_verdict, held_state, nak_window_open
-from gamead_core.worker.mover import SWEEP_EVERY, sweep
+from gamead_core.worker.mover import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -225,15 +223,15 @@ def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[Node
 
 async def run_reaper(
     nc: NATS, js: JetStreamContext, store: AdStore, registry: Registry, settings: GameadSettings, me: str,
-    stop: asyncio.Event,
+    stop: asyncio.Event, sweeper: Sweeper | None = None,
 ) -> None:
     """While holding the reaper lease, watch the registry and recover the ads of dead workers, and sweep the
-    work stream for stranded messages every ``SWEEP_EVERY`` s (:mod:`gamead_core.worker.mover`). Never raises."""
+    work stream for stranded messages with ``sweeper`` (every ``SWEEP_EVERY`` s unless given one;
+    :mod:`gamead_core.worker.mover`). Never raises."""
     interval = settings.registry.heartbeat_interval
     keeper: LeaseKeeper | None = None
     seen: dict[str, NodeInfo] = {}
-    loop = asyncio.get_running_loop()
-    next_sweep = loop.time() + random.uniform(5.0, SWEEP_EVERY)
+    sweeper = sweeper or Sweeper()
     while not stop.is_set():
         try:
             if keeper is None:
@@ -250,11 +248,10 @@ async def run_reaper(
                             continue
                     await recover(nc, store, dead, settings)
                 seen = nodes
-                if loop.time() >= next_sweep:
-                    next_sweep = loop.time() + SWEEP_EVERY
-                    await sweep(js, store, DeadLetters(js), settings)
+                await sweeper.tick(True, js, store, settings, me)
             else:
                 seen = {}
+                await sweeper.tick(False, js, store, settings, me)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the reaper must outlive any one bad round

@@ -54,7 +54,7 @@ from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.registry import HeldAd, NodeInfo, Registry, heartbeating, worker_node_info
+from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
 from gamead_core.store.ads import AdStore, Versioned, decode
 from gamead_core.worker.analyzer import analyze
 from gamead_core.worker.backoff import backoff
@@ -195,8 +195,18 @@ class Worker:
                        "handed_back": self.stats.handed_back},
             )
 
+    def describe(self) -> WorkerSelf:
+        """What this worker says of itself in its heartbeat (the registry needs nothing else of it)."""
+        st = self.stats
+        return WorkerSelf(
+            id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
+            processed=st.processed, failed=st.failed, last_error=st.last_error, last_progress=st.last_progress,
+            recent=list(st.recent), holding=self.holding(), task_timeout=self.settings.worker.task_timeout,
+            ack_wait=self.settings.queue.ack_wait,
+        )
+
     def _snapshot(self, *, draining: bool = False) -> NodeInfo:
-        self._beat = worker_node_info(self, draining=draining)
+        self._beat = worker_node_info(self.describe(), draining=draining)
         return self._beat
 
     async def _announce_held(self) -> None:

@@ -164,9 +164,9 @@ def test_every_broken_invariant_is_found_with_its_id_and_repaired(lane: dict[str
     # /v1/stats: the level whose consumer is gone is marked unreadable, the others keep their figures
     levels = wait_for(lambda: (lv := http.get("/v1/stats").json()["queue"]["levels"])[3]["readable"] is False and lv,
                       timeout=10, what="/v1/stats to mark priority 4 unreadable")
-    assert "consumer" in levels[3]["error"] and levels[3]["waiting"] is None
+    assert "consumer" in levels[3]["error"] and levels[3]["pending"] is None
     assert [lv["readable"] for lv in levels] == [True, True, True, False, True]
-    assert levels[2]["waiting"] is not None and levels[2]["inFlight"] is not None
+    assert levels[2]["pending"] is not None and levels[2]["ackPending"] is not None
     assert http.get("/v1/stats").json()["queue"]["unreadableLevels"] == [4]
 
     assert httpx.get(f"{url}/v1/doctor", headers={"Authorization": f"Bearer {VIEWER}"}).status_code == 403

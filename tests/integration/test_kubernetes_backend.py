@@ -11,16 +11,22 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
+import nats
 import pytest
 import yaml
 from kubernetes.client import Configuration
 
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import GameadError
+from gamead_core.queue.publish import publish_ad
+from gamead_core.queue.topology import ensure_topology
 from gamead_core.scaling.kubernetes import (
     KubernetesScaler,
     ScalerConflict,
@@ -28,6 +34,7 @@ from gamead_core.scaling.kubernetes import (
     ScalerNotFound,
     ScalerUnavailable,
 )
+from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
 from gamead_core.scaling.settings import KubernetesScalerSettings
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
@@ -361,3 +368,45 @@ def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_p
     assert scaler.current_replicas() == 2
     # the client library's process-wide default configuration is left alone
     assert Configuration.get_default().host != api.url
+
+
+# --- the autoscaler through the double (issue 14 item 6) ------------------------------------------------
+
+
+def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pending(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """KEDA's headline case: ``min_replicas: 0``, the Deployment at 0 replicas, no per-worker rate ever
+    measured, 3 ads pending → the autoscaler PATCHes ``spec.replicas: 1`` (activation) at its first tick."""
+    api.replicas[(NS, DEPLOYMENT)] = 0
+    server = fresh_nats()
+    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
+    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
+                                          "kubernetes": kube})
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            for i in range(3):
+                await publish_ad(js, ad_id=f"01KZERO{i:019d}", level=3, payload=b"{}", timeout=5.0)
+            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+            link.ready.set()
+            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-zero", backend=backend_for(settings.autoscaler))
+            task = asyncio.create_task(Autoscaler(settings.autoscaler, deps).run(stop))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while api.replicas[(NS, DEPLOYMENT)] == 0 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
+    assert api.replicas[(NS, DEPLOYMENT)] == 1
+    patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+    assert patches and patches[0] == {"spec": {"replicas": 1}}

@@ -25,6 +25,8 @@ ENV = {
     "GAMEAD_REGISTRY__TTL": str(TTL),
     "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "1",
     "GAMEAD_RATELIMIT__ENABLED": "false",
+    "GAMEAD_AUTOSCALER__BACKEND": "none",  # the API node leads and decides (advice only) every second
+    "GAMEAD_AUTOSCALER__INTERVAL": "1",
 }
 
 
@@ -168,7 +170,7 @@ def test_a_worker_heartbeats_its_figures_and_a_sigkilled_one_disappears_within_t
 
 
 def waiting(stats: dict[str, Any]) -> dict[int, int]:
-    return {lv["priority"]: lv["waiting"] for lv in stats["queue"]["levels"]}
+    return {lv["priority"]: lv["pending"] for lv in stats["queue"]["levels"]}
 
 
 def test_stats_count_what_was_submitted_per_level(stack: Stack) -> None:
@@ -183,8 +185,8 @@ def test_stats_count_what_was_submitted_per_level(stack: Stack) -> None:
                      and s, timeout=5, what=f"waiting counts {expected}")
 
     queue = stats["queue"]
-    assert queue["waiting"] == sum(expected.values())
-    assert queue["inFlight"] == 0
+    assert queue["pending"] == sum(expected.values())
+    assert queue["ackPending"] == 0
     for lv in queue["levels"]:
         assert (lv["oldestAgeSeconds"] is None) == (expected[lv["priority"]] == 0)
         assert lv["agingHorizonSeconds"] == aging_horizon(lv["priority"], queue["agingStepSeconds"])
@@ -198,8 +200,8 @@ def test_stats_count_what_was_submitted_per_level(stack: Stack) -> None:
     assert auto is None or {"current", "desired", "reason"} <= set(auto)
     assert isinstance(stats["cache"], dict)  # cache, Redis and rate-limit counters of this node
     history = stats["history"]
-    assert history["points"] == len(history["t"]) == len(history["waiting"]["5"]) > 0
-    assert history["waiting"]["5"][-1] == expected[5]
+    assert history["points"] == len(history["t"]) == len(history["pending"]["5"]) > 0
+    assert history["pending"]["5"][-1] == expected[5]
     assert len(stack.stats(history=10)["history"]["t"]) <= 10
 
 
@@ -218,3 +220,30 @@ def test_stats_answer_from_memory_fast(stack: Stack) -> None:
         p95 = statistics.quantiles(values, n=20)[-1]
         print(f"/v1/stats ({key} history) over 100 calls: p50 {statistics.median(values):.2f} ms, "
               f"p95 {p95:.2f} ms, max {max(values):.2f} ms")
+
+
+def test_stats_and_the_autoscaler_report_the_same_figures(stack: Stack, procs: list[Proc]) -> None:
+    """Issue 12 item 3: one sampler. ``/v1/stats`` (and so ``gamead top``) and the autoscaler's ``observed``
+    in ``/v1/scale`` read the same sample: for one ``sampledAt`` every shared figure is the same number."""
+    worker_id = f"same-{uuid.uuid4().hex[:6]}"
+    procs.append(stack.worker(worker_id, concurrency=2))
+    wait_for(lambda: stack.nodes().get(worker_id), timeout=20, what="the worker's heartbeat")
+    ids = [stack.http.post("/ads", json=ad(f"Same Figure {i}", priority=1 + i % 5)).json()["id"] for i in range(8)]
+    for ad_id in ids:
+        assert wait_terminal(stack.http, ad_id)["status"] == "completed"
+
+    def same_sample() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        stats = stack.stats(history=0)
+        observed = stack.http.get("/v1/scale").json().get("observed") or {}
+        if observed.get("sampledAt") != stats["sampledAt"] or not stats["rates"]["completedPerSec"]:
+            return None
+        return stats, observed
+
+    stats, observed = wait_for(same_sample, timeout=20, interval=0.05,
+                               what="/v1/stats and /v1/scale to show one sample with completions")
+    rates = stats["rates"]
+    assert observed["completedPerSec"] == rates["completedPerSec"] > 0
+    assert observed["submittedPerSec"] == rates["submittedPerSec"] > 0
+    assert observed["perWorkerPerSec"] == rates["perWorkerPerSec"]
+    assert observed["pending"] == stats["queue"]["pending"]
+    assert observed["ackPending"] == stats["queue"]["ackPending"]

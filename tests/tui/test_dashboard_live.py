@@ -34,11 +34,11 @@ def dashboard(url: str, refresh: float = 0.5) -> DashboardApp:
 
 
 def waiting(stats: dict[str, Any]) -> dict[int, int]:
-    return {lv["priority"]: lv["waiting"] for lv in stats["queue"]["levels"]}
+    return {lv["priority"]: lv["pending"] for lv in stats["queue"]["levels"]}
 
 
 def shown_waiting(app: DashboardApp) -> dict[int, int]:
-    """The WAITING figure of each level as the queue panel shows it."""
+    """The PENDING figure of each level as the queue panel shows it."""
     out = {}
     for level in range(1, 6):
         figures = app.query_one(f"#level-{level}", SparkRow).text.split()

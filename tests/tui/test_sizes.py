@@ -177,5 +177,5 @@ def test_top_once_at_80_columns_keeps_whole_dlq_ids_and_labels_every_figure(reco
     for entry_id in ids:
         assert entry_id in text, entry_id  # whole: cut to 20 characters, two rows looked the same
     assert "NOW" not in text  # a one-minute average is not "now"
-    assert "last minute (in flight: now)" in text
+    assert "last minute (ack pending: now)" in text
     assert "slots busy" in text and "ago" in text

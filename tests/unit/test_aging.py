@@ -83,13 +83,13 @@ def test_order_lists_each_non_empty_level_once(items: list[tuple[int, int, float
 
 
 def test_a_level_with_only_a_due_retry_is_served() -> None:
-    assert pull_order([LevelHead(1, 3, 0.0), LevelHead(5, 0, 0.0, unacked=1, due=1, due_age=41)], STEP)[0] == 5
-    assert pull_order([LevelHead(5, 0, 0.0, unacked=1, due=0)], STEP) == []  # in flight, or not due yet
+    assert pull_order([LevelHead(1, 3, 0.0), LevelHead(5, 0, 0.0, ack_pending=1, due=1, due_age=41)], STEP)[0] == 5
+    assert pull_order([LevelHead(5, 0, 0.0, ack_pending=1, due=0)], STEP) == []  # in flight, or not due yet
 
 
 def test_a_level_waits_as_long_as_its_most_patient_ad() -> None:
-    head = LevelHead(4, 2, head_age=3.0, unacked=1, due=1, due_age=25.0)
-    assert head.waiting == 3 and head.wait == 25.0
+    head = LevelHead(4, 2, head_age=3.0, ack_pending=1, due=1, due_age=25.0)
+    assert head.ready == 3 and head.wait == 25.0
     assert LevelHead(4, 0, head_age=99.0, due=1, due_age=5.0).wait == 5.0  # no new ad: its head age is stale
 
 
@@ -102,7 +102,7 @@ waits = st.floats(min_value=0, max_value=1_000, allow_nan=False)
 def test_the_order_is_earliest_due_time_plus_level_steps(items: list[tuple[int, int, float, int, float]]) -> None:
     """The README's bound: served in the order of (became due) + level × aging_step, so an ad due at
     priority p goes before any ad of priority q < p that became due more than (p − q) steps after it."""
-    heads = [LevelHead(lvl, n, age, unacked=d, due=d, due_age=dage) for lvl, n, age, d, dage in items]
+    heads = [LevelHead(lvl, n, age, ack_pending=d, due=d, due_age=dage) for lvl, n, age, d, dage in items]
     order = pull_order(heads, STEP)
-    key = {h.level: (h.level * STEP - h.wait, h.level) for h in heads if h.waiting}
+    key = {h.level: (h.level * STEP - h.wait, h.level) for h in heads if h.ready}
     assert order == sorted(key, key=lambda lvl: key[lvl])

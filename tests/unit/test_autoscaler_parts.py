@@ -1,4 +1,4 @@
-"""The autoscaler loop's pure parts: rates from the stream, per-worker service rate, the override rules,
+"""The autoscaler loop's pure parts: per-worker service rate, the override rules,
 the folded decision log, the status document and the CLI's duration parser."""
 
 from __future__ import annotations
@@ -8,34 +8,10 @@ import typer
 
 from gamead_cli.commands.scale import parse_duration
 from gamead_core.scaling.lease import Lease
-from gamead_core.scaling.loop import StreamPoint, WorkerLoad, per_worker_rate, status_document, stream_rates
+from gamead_core.scaling.status import status_document
+from gamead_core.stats.rates import WorkerLoad, per_worker_rate
 from gamead_core.scaling.settings import AutoscalerSettings
 from gamead_core.scaling.store import Override, active_override, clamp_override, record_decision
-
-
-def point(mono: float, last_seq: int, messages: int, backlog: int = 0) -> StreamPoint:
-    return StreamPoint(mono=mono, wall=1000.0 + mono, last_seq=last_seq, messages=messages, backlog=backlog)
-
-
-# --- stream rates ----------------------------------------------------------------------------------------
-
-
-def test_arrivals_and_completions_come_from_last_seq_and_message_count() -> None:
-    # 100 published, the stream grew by 40: 60 were acked (removed) in 5 s
-    arrival, completion = stream_rates(point(0, 1000, 200), point(5, 1100, 240))
-    assert arrival == pytest.approx(20.0)
-    assert completion == pytest.approx(12.0)
-
-
-def test_rates_are_unknown_on_the_first_look_or_a_recreated_stream() -> None:
-    assert stream_rates(None, point(5, 10, 0)) == (0.0, None)
-    assert stream_rates(point(0, 500, 0), point(5, 10, 0)) == (0.0, None)  # last_seq went back
-    assert stream_rates(point(5, 1, 0), point(5, 2, 0)) == (0.0, None)  # no time passed
-
-
-def test_completions_never_go_negative() -> None:
-    _, completion = stream_rates(point(0, 100, 0), point(1, 100, 5))  # messages can't grow without publishes
-    assert completion == 0.0
 
 
 # --- per-worker rate ---------------------------------------------------------------------------------------

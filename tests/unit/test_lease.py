@@ -126,3 +126,30 @@ def test_compare_and_set_never_yields_two_live_holders(steps: list[tuple[str, st
         assert not others, f"{who} wrote the lease at {now} while {others} still lead"
         value, revision = write, revision + 1
         believes[who] = read_at + ttl
+
+
+# --- acting and advice-only candidates (issue 14 item 6) ------------------------------------------------
+
+
+def test_an_advice_only_candidate_never_takes_an_acting_holders_lease() -> None:
+    """A ``gamead serve`` (backend none) on ``gamead up``'s NATS must not silence the local autoscaler: it
+    follows the acting holder's lease, even just after it expired, and takes it only once it is long gone."""
+    acting = Lease("up-host-1", 0.0, 10.0, 25.0)  # ttl 15, acts (the default)
+    assert lease_decision(20.0, acting, "api-host-2", 15.0, acts=False).action == "follow"
+    assert lease_decision(26.0, acting, "api-host-2", 15.0, acts=False).action == "follow"  # just expired
+    late = lease_decision(25.0 + 3 * 15.0 + 0.1, acting, "api-host-2", 15.0, acts=False)
+    assert late.action == "take" and late.write is not None and late.write.acts is False
+
+
+def test_an_acting_candidate_takes_an_advice_only_holders_lease_at_once() -> None:
+    advice = Lease("api-host-2", 0.0, 10.0, 25.0, acts=False)
+    decision = lease_decision(11.0, advice, "up-host-1", 15.0)
+    assert decision.action == "take" and decision.write is not None and decision.write.acts is True
+    assert lease_decision(11.0, advice, "api-host-3", 15.0, acts=False).action == "follow"  # peers as before
+
+
+def test_acts_round_trips_and_an_old_lease_without_it_acts() -> None:
+    advice = Lease("a", 1.0, 2.0, 3.0, acts=False)
+    assert Lease.from_json(advice.to_json()) == advice
+    old = b'{"holder": "a", "acquiredAt": 1.0, "renewedAt": 2.0, "expiresAt": 3.0, "ttl": 1.0}'
+    assert Lease.from_json(old) == Lease("a", 1.0, 2.0, 3.0, acts=True)

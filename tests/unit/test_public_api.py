@@ -6,8 +6,9 @@ import gamead_core
 def test_public_api_is_pinned() -> None:
     assert sorted(gamead_core.__all__) == [
         "AdRecord", "AdStatus", "AdSubmission", "Analysis", "ApiClientError", "ApiUnreachable", "ConfigError",
-        "Conflict", "Decision", "DlqEntry", "GameadError", "GameadSettings", "LevelHead", "NotFound",
-        "Observation", "PermanentError", "QueueFull", "QueueUnavailable", "RetryableError", "ScalingPolicy",
+        "Conflict", "DlqEntry", "GameadError", "GameadSettings", "LevelHead", "NotFound",
+        "Observation", "PermanentError", "QueueFull", "QueueUnavailable", "RetryableError", "ScalingDecision",
+        "ScalingPolicy",
         "TaskError", "TopologyError", "analyze", "backoff", "load_settings", "pull_order",
     ]
     for name in gamead_core.__all__:

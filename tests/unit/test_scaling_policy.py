@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gamead_core.queue.depth import LevelDepth
 from gamead_core.scaling.policy import (
-    Decision,
-    LevelLoad,
+    ScalingDecision,
     Observation,
     ScalingPolicy,
     required_replicas,
@@ -31,18 +31,18 @@ def obs(
     current: int,
     level: int = 3,
     age: float = 0.0,
-    levels: Sequence[LevelLoad] | None = None,
+    levels: Sequence[LevelDepth] | None = None,
     in_flight: int = 0,
     arrival: float = 0.0,
     rate: float | None = RATE,
     metrics_age: float = 1.0,
 ) -> Observation:
     if levels is None:
-        levels = [LevelLoad(level, backlog, age if backlog else 0.0)] if backlog else []
+        levels = [LevelDepth(level, backlog, oldest_age=age if backlog else 0.0)] if backlog else []
     return Observation(
         at=at,
         levels=list(levels),
-        in_flight=in_flight,
+        ack_pending=in_flight,
         arrival_rate=arrival,
         completion_rate=0.0,
         per_worker_rate=rate,
@@ -56,7 +56,7 @@ def needing(n: int) -> int:
     return n * PER_REPLICA_BACKLOG
 
 
-def run(policy: ScalingPolicy, backlogs: Sequence[int], *, start: int, every: float = 5.0) -> list[Decision]:
+def run(policy: ScalingPolicy, backlogs: Sequence[int], *, start: int, every: float = 5.0) -> list[ScalingDecision]:
     """Feed one observation per ``every`` seconds, applying each decision as the next current count."""
     current, out = start, []
     for i, backlog in enumerate(backlogs):
@@ -71,10 +71,10 @@ def run(policy: ScalingPolicy, backlogs: Sequence[int], *, start: int, every: fl
 
 def test_the_reason_is_one_line_with_the_numbers_behind_the_decision() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
-    levels = [LevelLoad(1, 3_000, 12.3), LevelLoad(3, 2_000, 40.0)]
+    levels = [LevelDepth(1, 3_000, oldest_age=12.3), LevelDepth(3, 2_000, oldest_age=40.0)]
     decision = policy.decide(obs(0, levels=levels, current=2))
     # drain: 5000/30 = 166.7 ads/s -> 5 workers; p1 is late, so 3000 urgent ads in 10 s -> 300/40 -> 8.
-    assert decision == Decision(
+    assert decision == ScalingDecision(
         desired=6,
         reason=(
             "backlog 5,000 (oldest p1 12.3s > 10s) at 40.0 ads/s per worker needs 8"
@@ -247,7 +247,7 @@ def test_property_alternating_demand_changes_direction_at_most_once_per_window(
 def test_stale_metrics_hold_and_say_why() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
     decision = policy.decide(obs(0, needing(20), current=3, metrics_age=45.0))
-    assert decision == Decision(
+    assert decision == ScalingDecision(
         desired=3, reason="metrics 45.0s old (> 30s) → hold 3", raw_recommendation=None
     )
 
@@ -280,10 +280,10 @@ def test_a_missing_rate_falls_back_to_the_last_measured_one() -> None:
 
 levels_st = st.lists(
     st.builds(
-        LevelLoad,
+        LevelDepth,
         level=st.integers(1, 5),
-        backlog=st.integers(0, 200_000),
-        oldest_age_s=st.floats(0, 120, allow_nan=False),
+        pending=st.integers(0, 200_000),
+        oldest_age=st.floats(0, 120, allow_nan=False),
     ),
     max_size=5,
 )
@@ -314,7 +314,7 @@ def observations(draw: st.DrawFn, max_size: int = 30) -> list[Observation]:
             Observation(
                 at=at,
                 levels=draw(levels_st),
-                in_flight=draw(st.integers(0, 5_000)),
+                ack_pending=draw(st.integers(0, 5_000)),
                 arrival_rate=draw(st.floats(0, 5_000, allow_nan=False)),
                 completion_rate=0.0,
                 per_worker_rate=draw(rate_st),
@@ -354,9 +354,9 @@ def test_property_more_backlog_never_means_fewer_replicas(
 ) -> None:
     base = last[0]
     final = Observation(**{**_fields(base), "at": history[-1].at + 1.0})
-    bigger = Observation(**{**_fields(final), "levels": [*final.levels, LevelLoad(extra_level, extra, 0.0)]})
+    bigger = Observation(**{**_fields(final), "levels": [*final.levels, LevelDepth(extra_level, extra, oldest_age=0.0)]})
 
-    def decide(o: Observation) -> Decision:
+    def decide(o: Observation) -> ScalingDecision:
         policy = ScalingPolicy(config)
         for h in history:  # the same history for both
             policy.decide(h)
@@ -384,8 +384,9 @@ def test_property_missing_or_stale_data_holds_the_current_count(
 
     fresh = ScalingPolicy(config)
     blind = Observation(**{**_fields(o), "metrics_age_s": 0.0, "per_worker_rate": None,
-                           "levels": [LevelLoad(1, 10_000, 60.0)]})
-    assert fresh.decide(blind).desired == expected  # never max because the rate is unknown
+                           "levels": [LevelDepth(1, 10_000, oldest_age=60.0)]})
+    # never max because the rate is unknown; at 0 replicas with work, 1 (activation: issue 14 item 6)
+    assert fresh.decide(blind).desired == (max(expected, 1) if o.current_replicas <= 0 else expected)
 
 
 def _fields(o: Observation) -> dict:
@@ -435,5 +436,55 @@ def test_an_unreadable_level_never_lets_it_scale_down_but_the_others_still_scale
 
 def obs_unreadable(at: float, backlog: int, *, current: int) -> Observation:
     base = obs(at, backlog, current=current, level=1)
-    return Observation(at=base.at, levels=base.levels, in_flight=0, arrival_rate=0.0, completion_rate=0.0,
+    return Observation(at=base.at, levels=base.levels, ack_pending=0, arrival_rate=0.0, completion_rate=0.0,
                        per_worker_rate=RATE, current_replicas=current, unreadable_levels=(3,))
+
+
+# --- scale from zero and on age (issue 14 item 6) -----------------------------------------------------------
+
+
+def test_zero_replicas_with_a_backlog_activate_one_at_once_without_any_rate() -> None:
+    """KEDA's headline case: ``min_replicas: 0``, a Deployment at 0 and a backlog → 1 replica at once, even
+    though no per-worker rate was ever measured (someone must run to measure it)."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=10))
+    decision = policy.decide(obs(0, 500, current=0, rate=None))
+    assert decision.desired == 1
+    assert decision.reason == "backlog 500 at 0 replicas: activation → scale 0→1"
+    assert policy.decide(obs(5, 0, current=1, rate=None)).desired == 1  # no work: hold (window)
+
+
+def test_a_configured_starting_rate_stands_in_until_one_is_measured() -> None:
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=10, initial_per_worker_rate=20.0))
+    decision = policy.decide(obs(0, 1_200, current=0, rate=None))  # 1,200 / 30 s = 40 ads/s at 20 → 2
+    assert decision.desired == 2
+    assert "at 20.0 ads/s per worker (initial, none measured yet) needs 2" in decision.reason
+    decision = policy.decide(obs(30, 1_200, current=2, rate=40.0))  # measured wins: 1 is enough
+    assert "at 40.0 ads/s per worker needs 1" in decision.reason
+
+
+def test_the_oldest_age_of_any_level_adds_pressure_with_max_age_seconds() -> None:
+    """6,000 pending at priority 5, the oldest waited 90 s > 60 s: they must drain in 60 s (100 ads/s → 3
+    workers at 40/s), not in the 300 s drain target (20 ads/s → 1)."""
+    base = {"min_replicas": 1, "max_replicas": 10, "target_drain_seconds": 300.0}
+    levels = [LevelDepth(5, 6_000, oldest_age=90.0)]
+    assert ScalingPolicy(AutoscalerSettings(**base)).decide(obs(0, current=1, levels=levels)).desired == 1
+    decision = ScalingPolicy(AutoscalerSettings(**base, max_age_seconds=60.0)).decide(obs(0, current=1, levels=levels))
+    assert decision.desired == 3
+    assert decision.reason.startswith("backlog 6,000 (oldest p5 90.0s > 60s) at 40.0 ads/s per worker needs 3")
+
+
+def test_a_scale_event_that_did_not_happen_does_not_use_the_step() -> None:
+    """Backend ``none`` (or a failed call): the loop reports the decision as not applied, so the next tick
+    may still scale up by a full step instead of "step for this period used"."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=20, scale_up_max_step=4,
+                                              scale_up_max_percent=0))
+    first = policy.decide(obs(0, needing(8), current=0))
+    assert first.desired == 4
+    policy.not_applied(first)
+    again = policy.decide(obs(5, needing(8), current=0))
+    assert again.desired == 4 and "step for this" not in again.reason
+
+    counted = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=20, scale_up_max_step=4,
+                                               scale_up_max_percent=0))
+    counted.decide(obs(0, needing(8), current=0))  # applied, but the count read back is still 0
+    assert counted.decide(obs(5, needing(8), current=0)).desired == 0

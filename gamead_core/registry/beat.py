@@ -1,0 +1,74 @@
+"""Heartbeating: put a node's entry every ``registry.heartbeat_interval`` s; delete it on a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from gamead_core.registry.kv import Registry
+from gamead_core.registry.wire import NodeInfo
+from gamead_core.shutdown import last_write
+
+log = logging.getLogger(__name__)
+
+
+async def run_heartbeat(
+    registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, stop: asyncio.Event
+) -> None:
+    """Put ``snapshot()`` every ``interval`` seconds until ``stop`` is set, then delete the entry.
+
+    Never raises: a failed beat is logged (once per outage) and retried at the next tick.
+    """
+    node_id: str | None = None
+    failing = False
+    while not stop.is_set():
+        try:
+            info = snapshot()
+            node_id = info.id
+            await registry.put(info)
+            if failing:
+                log.info("heartbeat restored")
+            failing = False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a heartbeat must never take its node down
+            if not failing:
+                log.warning("heartbeat failed (retrying every %.1fs): %s", interval,
+                            getattr(exc, "message", None) or repr(exc))
+            failing = True
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
+    if node_id is not None:
+        try:
+            await last_write(lambda: registry.delete(node_id), timeout=2.0, connected=registry.connected)
+        except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway
+            log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id,
+                     getattr(exc, "message", None) or repr(exc))
+
+
+@asynccontextmanager
+async def heartbeating(
+    registry: Registry, snapshot: Callable[[], NodeInfo], interval: float
+) -> AsyncIterator[None]:
+    """``async with heartbeating(...):`` beats while the block runs; the entry is deleted on the way out."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_heartbeat(registry, snapshot, interval, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await _settle(task, timeout=interval + 3.0)
+
+
+async def _settle(task: asyncio.Task[None], timeout: float) -> None:
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+__all__ = ["heartbeating", "run_heartbeat"]

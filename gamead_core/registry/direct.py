@@ -1,0 +1,61 @@
+"""The registry's one raw JetStream request: a batched direct get of the last value of every key.
+
+``$JS.API.DIRECT.GET.<stream>`` with ``{"multi_last": [subjects], "batch": n}`` (JetStream ≥ 2.11, ADR-31)
+answers with one message per key and an end-of-batch marker (status header ``204``; ``404`` when there is
+nothing) — no consumer is created. nats.py has no call for it, so it is written out here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats.errors
+import orjson
+from nats.aio.client import Client as NATS
+
+from gamead_core.errors import QueueUnavailable
+from gamead_core.queue.connection import nats_boundary
+
+log = logging.getLogger(__name__)
+
+_STATUS = "Status"
+
+
+async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout: float) -> list[bytes]:
+    """The last value of every key under ``prefix`` (``$KV.<bucket>.``) of ``stream``, deleted and purged
+    keys left out; at most ``batch`` of them. Raises ``QueueUnavailable`` when the answer does not end within
+    ``timeout`` seconds or fails, and the gamead error tree for NATS errors."""
+    request = orjson.dumps({"multi_last": [f"{prefix}>"], "batch": batch})
+    with nats_boundary():
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        out: list[bytes] = []
+        try:
+            await nc.publish(f"$JS.API.DIRECT.GET.{stream}", request, reply=inbox)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise QueueUnavailable("JetStream did not finish listing the registry in time")
+                msg = await sub.next_msg(timeout=left)
+                headers = msg.headers or {}
+                status = headers.get(_STATUS)
+                if status:
+                    if status not in ("204", "404"):  # 204 end of batch, 404 no entries
+                        raise QueueUnavailable(f"listing the registry failed: status {status}")
+                    if status == "204" and int(headers.get("Nats-Num-Pending", "0") or 0):
+                        log.warning("registry holds more than %d nodes; listing the first ones", batch)
+                    return out
+                if headers.get("KV-Operation") in ("DEL", "PURGE") or headers.get("Nats-Marker-Reason"):
+                    continue
+                if msg.data:
+                    out.append(msg.data)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error:
+                pass
+
+
+__all__ = ["last_values"]

@@ -1,0 +1,43 @@
+"""Health rules, pure: percentiles of a worker's recent samples, stuck, and the state to show."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime
+
+from gamead_core.registry.wire import NodeInfo, Percentiles, State
+
+
+def percentiles(values: Iterable[float]) -> Percentiles:
+    """Nearest-rank p50/p95/p99 of ``values``."""
+    data = sorted(values)
+    if not data:
+        return Percentiles()
+
+    def rank(q: float) -> float:
+        return round(data[max(0, math.ceil(q * len(data)) - 1)], 3)
+
+    return Percentiles(p50=rank(0.50), p95=rank(0.95), p99=rank(0.99), count=len(data))
+
+
+def is_stuck(info: NodeInfo, now: datetime, task_timeout: float) -> bool:
+    """A worker is stuck when it holds ads yet finished nothing for longer than ``task_timeout``."""
+    if info.role != "worker" or info.in_flight <= 0:
+        return False
+    since = info.last_progress_at or info.started_at
+    return (now - since).total_seconds() > task_timeout
+
+
+def node_state(info: NodeInfo, now: datetime, task_timeout: float) -> State:
+    """The state to show: the node's own ``draining``, else ``stuck`` / ``idle`` / ``ok`` as seen at ``now``."""
+    if info.state == "draining":
+        return "draining"
+    if is_stuck(info, now, info.task_timeout or task_timeout):
+        return "stuck"
+    if info.role == "worker" and info.in_flight <= 0:
+        return "idle"
+    return "ok"
+
+
+__all__ = ["is_stuck", "node_state", "percentiles"]

@@ -1,0 +1,191 @@
+"""The registry bucket: one KV entry per node, with a TTL (``registry.ttl``) that removes a silent node.
+
+:meth:`Registry.list` is one batched direct get (:mod:`gamead_core.registry.direct`); buckets without
+direct access fall back to ``keys()`` + ``get()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
+from gamead_core import names
+from gamead_core.config import RegistrySettings
+from gamead_core.errors import GameadError, TopologyError
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.registry.direct import last_values
+from gamead_core.registry.nodes import node_key
+from gamead_core.registry.wire import NodeInfo
+
+log = logging.getLogger(__name__)
+
+#: Most entries one ``list()`` reads (far more nodes than any deployment runs).
+MAX_NODES = 4096
+
+
+def bucket_config(settings: RegistrySettings, replicas: int = 1) -> KeyValueConfig:
+    return KeyValueConfig(
+        bucket=names.REGISTRY_BUCKET,
+        description="gamead service registry: one heartbeat per API node and worker",
+        history=1,
+        ttl=settings.ttl,
+        storage=StorageType.MEMORY,  # heartbeats are rewritten every few seconds; nothing to keep on disk
+        replicas=replicas,
+        direct=True,
+    )
+
+
+class Registry:
+    """The registry bucket. Construct without I/O; the bucket is created (idempotently) on first use."""
+
+    def __init__(
+        self, nc: NATS, js: JetStreamContext, settings: RegistrySettings, *, replicas: int = 1, timeout: float = 2.0
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self.settings = settings
+        self._replicas = replicas
+        self._timeout = timeout
+        self._kv: KeyValue | None = None
+        self._direct = True
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        """Is the NATS connection up right now (not reconnecting, not closed)?"""
+        return bool(self._nc.is_connected)
+
+    @property
+    def stream(self) -> str:
+        return f"KV_{names.REGISTRY_BUCKET}"
+
+    @property
+    def prefix(self) -> str:
+        return f"$KV.{names.REGISTRY_BUCKET}."
+
+    async def open(self) -> KeyValue:
+        """Create the bucket if missing (racing creators agree); reuse one that exists with other limits."""
+        if self._kv is not None:
+            return self._kv
+        async with self._lock:
+            if self._kv is not None:
+                return self._kv
+            with nats_boundary():
+                try:
+                    try:
+                        kv = await self._js.create_key_value(bucket_config(self.settings, self._replicas))
+                    except nats.js.errors.BadRequestError as exc:
+                        if exc.err_code != 10058:  # not "exists with a different configuration"
+                            raise
+                        kv = await self._js.key_value(names.REGISTRY_BUCKET)
+                        info = await self._js.stream_info(self.stream)
+                        have = info.config.max_age
+                        if have is not None and abs(have - self.settings.ttl) > 1e-3:
+                            log.warning(
+                                "registry bucket exists with ttl %.1fs, not the configured %.1fs; using it as is",
+                                have, self.settings.ttl,
+                            )
+                        self._direct = bool(info.config.allow_direct)
+                except nats.js.errors.APIError as exc:
+                    raise TopologyError(
+                        f"JetStream refused the registry bucket: {exc.description} (code {exc.err_code})"
+                    ) from exc
+            self._kv = kv
+        return kv
+
+    async def put(self, info: NodeInfo) -> None:
+        kv = await self.open()
+        with self._boundary():
+            await kv.put(node_key(info.id), info.model_dump_json().encode())
+
+    async def put_nowait(self, info: NodeInfo) -> None:
+        """Send ``info`` as the node's entry without waiting for the server's answer (a plain publish to the
+        KV subject). Messages from one connection are applied in order, so a request sent after this call
+        (e.g. the record write before an analysis) reaches the server after it. Does nothing before the
+        bucket was opened. Never raises: the next periodic beat repairs a lost one."""
+        if self._kv is None:
+            return
+        try:
+            await self._nc.publish(f"{self.prefix}{node_key(info.id)}", info.model_dump_json().encode())
+        except Exception as exc:  # noqa: BLE001 - best effort; the periodic beat follows
+            log.debug("early heartbeat failed: %r", exc)
+
+    async def lookup(self, node_id: str) -> tuple[NodeInfo | None, bool]:
+        """``(entry, deleted)`` for ``node_id``: its current entry (None when there is none), and whether
+        the last thing written under its key was a deletion (a clean shutdown) rather than nothing at all
+        (never written, or expired: the node went silent)."""
+        kv = await self.open()
+        with self._boundary():
+            try:
+                entry = await kv.get(node_key(node_id))
+            except nats.js.errors.KeyDeletedError:
+                return None, True
+            except nats.js.errors.KeyNotFoundError:
+                return None, False
+        return (_decode(entry.value) if entry.value else None), False
+
+    async def delete(self, node_id: str) -> None:
+        kv = await self.open()
+        with self._boundary():
+            await kv.delete(node_key(node_id))
+
+    async def list(self) -> list[NodeInfo]:
+        """Every live node, sorted by role then id. One request to the server."""
+        kv = await self.open()
+        with self._boundary():
+            if self._direct:
+                raw = await last_values(self._nc, self.stream, self.prefix, batch=MAX_NODES, timeout=self._timeout)
+            else:
+                raw = await self._scan(kv)
+        nodes = [info for info in map(_decode, raw) if info is not None]
+        nodes.sort(key=lambda n: (n.role, n.id))
+        return nodes
+
+    @contextmanager
+    def _boundary(self) -> Iterator[None]:
+        """:func:`~gamead_core.queue.connection.nats_boundary`, and on any NATS failure forget the bucket, so
+        the next call re-creates it if it went missing (a memory-stored bucket does not survive a NATS
+        restart)."""
+        try:
+            with nats_boundary():
+                yield
+        except GameadError:
+            self._kv = None
+            raise
+
+
+    async def _scan(self, kv: KeyValue) -> list[bytes]:
+        """Fallback for a bucket without direct access: keys, then one get per key."""
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        out: list[bytes] = []
+        for key in keys:
+            try:
+                entry = await kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                continue
+            if entry.value:  # an expired key can come back with value None: treat it as missing
+                out.append(entry.value)
+        return out
+
+
+def _decode(data: bytes) -> NodeInfo | None:
+    try:
+        return NodeInfo.model_validate_json(data)
+    except ValidationError:
+        log.debug("skipping an unreadable registry entry: %r", data[:200])
+        return None
+
+
+__all__ = ["MAX_NODES", "Registry", "bucket_config"]

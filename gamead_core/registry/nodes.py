@@ -1,0 +1,127 @@
+"""Node builders: the heartbeat of a worker (from what it says of itself) and of an API node."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+
+from gamead_core.models import utcnow
+from gamead_core.registry.health import node_state, percentiles
+from gamead_core.registry.wire import HeldAd, NodeInfo
+
+#: Processing and queue-wait figures in a heartbeat cover the ads finished in this many seconds.
+RECENT_WINDOW = 60.0
+_KEY_UNSAFE = re.compile(r"[^-_=a-zA-Z0-9]")
+
+
+def node_key(node_id: str) -> str:
+    """The KV key of a node: its id with every character a key cannot hold replaced by ``_``."""
+    return _KEY_UNSAFE.sub("_", node_id) or "_"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("gamead")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+VERSION = _version()
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSelf:
+    """What a worker says of itself for its heartbeat (``Worker.describe()``): the registry needs nothing
+    else of the worker, and never imports it."""
+
+    id: str
+    concurrency: int
+    started: float  #: epoch seconds
+    in_flight: int  #: ads it holds now
+    processed: int
+    failed: int
+    last_error: str | None
+    last_progress: float  #: epoch seconds an ad last finished (for the stuck check)
+    #: recent (finished_at epoch s, processing ms, queue-wait ms) samples, newest last
+    recent: Sequence[tuple[float, float, float]]
+    holding: list[HeldAd]
+    task_timeout: float  #: seconds (its ``worker.task_timeout``)
+    ack_wait: float  #: seconds (its ``queue.ack_wait``)
+
+
+def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
+    """The heartbeat of a worker, from what it says of itself (``now``: epoch seconds, default the clock).
+    Processing and queue-wait percentiles cover the samples of the last ``RECENT_WINDOW`` seconds."""
+    now = time.time() if now is None else now
+    cutoff = now - RECENT_WINDOW
+    recent = [s for s in list(me.recent) if s[0] >= cutoff]
+    info = NodeInfo(
+        id=me.id,
+        role="worker",
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        version=VERSION,
+        started_at=_at(me.started),
+        heartbeat_at=_at(now),
+        concurrency=me.concurrency,
+        in_flight=me.in_flight,
+        processed=me.processed,
+        failed=me.failed,
+        last_error=me.last_error,
+        processing_ms=percentiles(s[1] for s in recent),
+        queue_wait_ms=percentiles(s[2] for s in recent),
+        last_progress_at=_at(me.last_progress),
+        task_timeout=me.task_timeout,
+        state="draining" if draining else "ok",
+        holding=list(me.holding),
+        ack_wait=me.ack_wait,
+    )
+    if not draining:
+        info.state = node_state(info, info.heartbeat_at, me.task_timeout)
+    return info
+
+
+def api_node_info(
+    node_id: str,
+    *,
+    started: float,
+    in_flight: int = 0,
+    processed: int = 0,
+    failed: int = 0,
+    last_error: str | None = None,
+    draining: bool = False,
+) -> NodeInfo:
+    """The heartbeat of an API node (``processed``/``failed`` count requests, when the caller tracks them)."""
+    now = utcnow()
+    return NodeInfo(
+        id=node_id,
+        role="api",
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        version=VERSION,
+        started_at=_at(started),
+        heartbeat_at=now,
+        in_flight=in_flight,
+        processed=processed,
+        failed=failed,
+        last_error=last_error,
+        state="draining" if draining else "ok",
+    )
+
+
+def new_api_node_id() -> str:
+    return f"api-{socket.gethostname()}-{os.getpid()}"
+
+
+__all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_node_info", "new_api_node_id", "node_key",
+           "worker_node_info"]

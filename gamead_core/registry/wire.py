@@ -1,0 +1,65 @@
+"""The registry's wire types: one heartbeat (:class:`NodeInfo`), camelCase on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from gamead_core.models import _WIRE
+
+Role = Literal["api", "worker"]
+State = Literal["ok", "idle", "stuck", "draining"]
+
+
+class Percentiles(BaseModel):
+    """p50/p95/p99 in milliseconds of ``count`` samples (all None when there are none)."""
+
+    model_config = _WIRE
+
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    count: int = 0
+
+
+class HeldAd(BaseModel):
+    """One ad a worker holds: pulled and not yet settled (acknowledged or handed back)."""
+
+    model_config = _WIRE
+
+    ad_id: str
+    delivery: str  #: ``"<stream seq>.<delivery count>"`` (see gamead_core.worker.budget.delivery_id)
+    ack_subject: str  #: the delivery's reply subject: whoever notices the worker's death ``nak``\ s it there
+
+
+class NodeInfo(BaseModel):
+    """One heartbeat: who the node is and how it is doing. camelCase on the wire."""
+
+    model_config = _WIRE
+
+    id: str
+    role: Role
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    concurrency: int = 0
+    in_flight: int = 0
+    processed: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    processing_ms: Percentiles = Percentiles()
+    queue_wait_ms: Percentiles = Percentiles()
+    last_progress_at: datetime | None = None
+    state: State = "ok"
+    task_timeout: float | None = None  #: the node's own ``worker.task_timeout`` (for the stuck check)
+    #: A worker's held ads (written before their analyses start), so that whoever notices its death can
+    #: hand them to other workers at once (gamead_core.worker.reaper).
+    holding: list[HeldAd] = []
+    ack_wait: float | None = None  #: the worker's ``queue.ack_wait`` (when its ads return by themselves)
+
+
+__all__ = ["HeldAd", "NodeInfo", "Percentiles", "Role", "State"]

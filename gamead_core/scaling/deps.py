@@ -1,0 +1,66 @@
+"""What an :class:`~gamead_core.scaling.loop.Autoscaler` works with, in one typed object."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from gamead_core.config import GameadSettings, RegistrySettings
+from gamead_core.scaling.local import Scaler
+from gamead_core.stats.sampler import QueueSampler
+
+
+class Link(Protocol):
+    """What the loop needs of a NATS link (:class:`gamead_core.api.state.QueueLink` fits)."""
+
+    nc: NATS | None
+    js: JetStreamContext | None
+    ready: asyncio.Event
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscalerDeps:
+    """What one :class:`Autoscaler` works with.
+
+    ``sampler`` is the process's one :class:`~gamead_core.stats.sampler.QueueSampler`: the autoscaler reads
+    its latest sample, or, with ``sample_on_tick`` (nobody else runs it), samples it once per tick.
+    ``backend`` None: never lead, only read the shared state. ``registry`` (settings) gives a sampler
+    without a registry one once NATS is up. ``on_decision`` is called with each new kind of decision.
+    """
+
+    link: Link
+    sampler: QueueSampler
+    node_id: str
+    backend: Scaler | None
+    sample_on_tick: bool = False
+    registry: RegistrySettings | None = None
+    stream_replicas: int = 1
+    request_timeout: float = 2.0
+    on_decision: Callable[[dict[str, Any]], None] | None = None
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def standalone(cls, settings: GameadSettings, link: Link, *, node_id: str, backend: Scaler | None,
+                   on_decision: Callable[[dict[str, Any]], None] | None = None) -> AutoscalerDeps:
+        """Deps for a process without a stats sampler (``gamead up``): a queue-only sampler of its own."""
+        sampler = QueueSampler(link, settings, node_id=node_id, sections=False)
+        return cls(link=link, sampler=sampler, node_id=node_id, backend=backend, sample_on_tick=True,
+                   registry=settings.registry, stream_replicas=settings.queue.replicas,
+                   request_timeout=settings.nats.request_timeout, on_decision=on_decision)
+
+
+def new_holder_id(role: str = "api") -> str:
+    """``<role>-<host>-<pid>``: the id an API node also uses in the registry."""
+    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+__all__ = ["AutoscalerDeps", "Link", "new_holder_id"]

@@ -1,0 +1,116 @@
+"""The autoscaler's documents, pure (no I/O): ``GET /v1/scale`` (:func:`status_document`), the shared state
+the leader writes (:func:`state_document`) and its ``observed`` figures (:func:`observed_document`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gamead_core.models import utc_iso
+from gamead_core.scaling.lease import Lease, lease_ttl
+from gamead_core.scaling.settings import AutoscalerSettings
+from gamead_core.scaling.store import Override, active_override, iso
+from gamead_core.stats.sampler import Sample
+
+#: ``state`` older than this many intervals is shown as stale (its leader is gone or stuck).
+STALE_INTERVALS = 3.0
+
+
+def status_document(
+    state: dict[str, Any] | None,
+    lease: Lease | None,
+    override: Override | None,
+    *,
+    now: float,
+    settings: AutoscalerSettings,
+    node_id: str | None = None,
+) -> dict[str, Any]:
+    """The ``GET /v1/scale`` answer from the shared state, the lease and the override (all may be None)."""
+    st = state or {}
+    leader = None
+    if lease is not None and not lease.expired(now):
+        leader = {"id": lease.holder, "since": iso(lease.acquired_at), "expiresAt": iso(lease.expires_at),
+                  "expiresInSeconds": round(max(0.0, lease.expires_at - now), 2)}
+    updated = st.get("t")
+    interval = float(st.get("intervalSeconds") or settings.interval)
+    age = round(max(0.0, now - float(updated)), 2) if updated is not None else None
+    ov = active_override(override, now)
+    return {
+        "backend": st.get("backend") or settings.backend,
+        "leader": leader,
+        "current": st.get("current"),
+        "desired": st.get("desired"),
+        "reason": st.get("reason"),
+        "applied": st.get("applied"),
+        "error": st.get("error"),
+        "draining": st.get("draining"),
+        "minReplicas": st.get("minReplicas", settings.min_replicas),
+        "maxReplicas": st.get("maxReplicas", settings.max_replicas),
+        "intervalSeconds": interval,
+        "leaseTtlSeconds": st.get("leaseTtlSeconds", lease_ttl(settings.interval)),
+        "updatedAt": st.get("updatedAt"),
+        "ageSeconds": age,
+        "stale": age is None or age > STALE_INTERVALS * interval,
+        "observed": st.get("observed"),
+        "override": ov.wire(now) if ov is not None else None,
+        "decisions": list(st.get("decisions") or []),
+        "node": node_id,
+    }
+
+
+def observed_document(sample: Sample, rates: dict[str, float | None]) -> dict[str, Any]:
+    """``observed`` of ``/v1/scale``: the figures the decision used, named as ``/v1/stats`` names them."""
+    reading = sample.reading
+    workers = reading.workers
+    return {
+        "sampledAt": utc_iso(reading.t),  # as /v1/stats writes it
+        "pending": reading.pending or 0,
+        "ackPending": reading.ack_pending or 0,
+        "pendingByLevel": {str(d.level): d.pending for d in reading.levels},
+        "unreadableLevels": [lvl for lvl, _ in reading.unreadable],
+        "oldestAgeSeconds": round(max((d.oldest_age or 0.0 for d in reading.levels if d.pending), default=0.0), 3),
+        "submittedPerSec": rates.get("submittedPerSec"),
+        "completedPerSec": rates.get("completedPerSec"),
+        "perWorkerPerSec": rates.get("perWorkerPerSec"),
+        "workers": None if workers is None else sum(1 for w in workers if w.state != "draining"),
+    }
+
+
+
+def state_document(
+    settings: AutoscalerSettings,
+    *,
+    backend: str,
+    leader: str,
+    leader_since: float | None,
+    now: float,
+    entry: dict[str, Any],
+    running: int | None,
+    draining: Any,
+    observed: dict[str, Any] | None,
+    decisions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The shared ``state`` the leader writes after each tick (read back by :func:`status_document`).
+    ``running`` is the replica count after this decision; ``entry`` the decision (it keeps the count it
+    started from); epoch seconds throughout."""
+    return {
+        "backend": backend,
+        "leader": leader,
+        "leaderSince": iso(leader_since),
+        "t": now,
+        "updatedAt": iso(now),
+        "intervalSeconds": settings.interval,
+        "leaseTtlSeconds": lease_ttl(settings.interval),
+        "minReplicas": settings.min_replicas,
+        "maxReplicas": settings.max_replicas,
+        "current": running,
+        "desired": entry["desired"],
+        "reason": entry["reason"],
+        "applied": entry["applied"],
+        "error": entry["error"],
+        "draining": draining,
+        "observed": observed,
+        "decisions": decisions,
+    }
+
+
+__all__ = ["STALE_INTERVALS", "observed_document", "state_document", "status_document"]

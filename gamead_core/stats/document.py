@@ -1,0 +1,197 @@
+"""The ``/v1/stats`` and ``/v1/workers`` documents, rendered from a sampler's memory (no I/O).
+
+Field names follow the README's Glossary: per level ``pending`` (never delivered), ``ackPending``
+(delivered, not yet acknowledged), ``redelivered``, ``oldestAgeSeconds``; ``rates`` are per second over the
+last ``windowSeconds``. ``topology`` and ``storage`` come from the API node's link (its topology watch and
+storage probe), read from memory at answer time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from gamead_core import names
+from gamead_core.models import utc_iso
+from gamead_core.redact import redact_text
+from gamead_core.registry import Percentiles, node_state
+from gamead_core.stats.rates import RATE_WINDOW, aging_horizon
+
+if TYPE_CHECKING:
+    from gamead_core.stats.sampler import QueueSampler, Sample
+
+
+def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict[str, Any]]:
+    """The live nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now."""
+    now = sampler.clock() if now is None else now
+    at = datetime.fromtimestamp(now, timezone.utc)
+    timeout = sampler.settings.worker.task_timeout
+    out = []
+    for node in _nodes(sampler):
+        item = node.model_dump(mode="json")
+        item["state"] = node_state(node, at, timeout)
+        item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
+        out.append(item)
+    return out
+
+
+def workers_document(sampler: QueueSampler, role: str | None = None) -> dict[str, Any]:
+    """``GET /v1/workers``: the live nodes (of ``role``, or all), with what went wrong reading them."""
+    now = sampler.clock()
+    items = [n for n in nodes_document(sampler, now) if role is None or n["role"] == role]
+    return {
+        "items": items,
+        "count": len(items),
+        "generatedAt": utc_iso(now),
+        "ttlSeconds": sampler.settings.registry.ttl,
+        "error": None if sampler.nodes_ok else _registry_error(sampler),
+    }
+
+
+def _nodes(sampler: QueueSampler) -> tuple[Any, ...]:
+    """The registry entries of the last sample that could read them."""
+    for sample in reversed(sampler.ring):
+        if sample.reading.nodes is not None:
+            return sample.reading.nodes
+    return ()
+
+
+def _registry_error(sampler: QueueSampler) -> str:
+    if sampler.registry is None:
+        return "registry not connected yet"
+    return next((e for e in sampler.errors if e.startswith(("registry", "NATS"))), "registry unavailable")
+
+
+def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[str, Any]:
+    """The ``/v1/stats`` document; ``history`` = most ring points returned (all when None)."""
+    now = sampler.clock()
+    last = sampler.latest
+    step = sampler.settings.queue.aging_step
+    since = now - last.t if last else 0.0
+    reading = last.reading if last else None
+
+    levels = []
+    unreadable = dict(reading.unreadable) if reading else {}
+    for level in names.LEVELS:
+        depth = reading.level(level) if reading else None
+        age = None if depth is None or depth.oldest_age is None else round(depth.oldest_age + since, 3)
+        horizon = aging_horizon(level, step)
+        levels.append({
+            "priority": level,
+            "pending": depth.pending if depth else None,
+            "ackPending": depth.ack_pending if depth else None,
+            "redelivered": depth.redelivered if depth else None,
+            "oldestAgeSeconds": age,
+            "agingHorizonSeconds": horizon,
+            "overHorizon": age is not None and age > horizon,
+            "readable": level not in unreadable if reading and reading.connected else None,
+            "error": unreadable.get(level),
+        })
+
+    def total(key: str) -> int | None:
+        """The sum over the levels that could be read (None when none could: ``unreadableLevels`` says
+        which were left out)."""
+        values = [lv[key] for lv in levels if lv[key] is not None]
+        return sum(values) if values else None  # type: ignore[arg-type]
+
+    nodes = _nodes(sampler)
+    workers = [n for n in nodes if n.role == "worker"]
+    at = datetime.fromtimestamp(now, timezone.utc)
+    states = [node_state(n, at, sampler.settings.worker.task_timeout) for n in nodes]
+    stream = _stream(sampler)
+    cache = sampler.extra_values.get("cache") or {}
+    return {
+        "generatedAt": utc_iso(now),
+        "sampledAt": utc_iso(last.t) if last else None,
+        "node": sampler.node_id,
+        "intervalSeconds": sampler.interval,
+        "nats": _nats_info(sampler),
+        "queue": {
+            "agingStepSeconds": step,
+            "levels": levels,
+            "pending": total("pending"),
+            "ackPending": total("ackPending"),
+            "redelivered": total("redelivered"),
+            "unreadableLevels": sorted(unreadable),
+            "messages": stream[0],
+            "bytes": stream[1],
+        },
+        "rates": {"windowSeconds": RATE_WINDOW, **sampler.rates},
+        "latency": {
+            "windowSeconds": RATE_WINDOW,
+            "queueWaitMs": last.queue_wait.model_dump() if last else Percentiles().model_dump(),
+            "processingMs": last.processing.model_dump() if last else Percentiles().model_dump(),
+        },
+        "dlq": {"size": last.dlq_size if last else None, "bytes": sampler.dlq_bytes},
+        "records": sampler.records,
+        "nodes": {
+            "api": sum(1 for n in nodes if n.role == "api"),
+            "workers": len(workers),
+            "stuck": states.count("stuck"),
+            "draining": states.count("draining"),
+            "idle": states.count("idle"),
+            "inFlight": sum(n.in_flight for n in workers),
+            "concurrency": sum(n.concurrency for n in workers),
+        },
+        "autoscaler": sampler.extra_values.get("autoscaler"),
+        # the link's own read-outs: the topology watch (objects missing, incompatible, recreated) and the
+        # storage probe (does JetStream store writes?); None before NATS was first reached
+        "topology": _link_section(sampler.link, "topology_status"),
+        "storage": _link_section(sampler.link, "storage_status"),
+        # redis_stats(app) gives {cache, redis, ratelimit}: each becomes a top-level section
+        **{k: cache.get(k) for k in ("cache", "redis", "ratelimit")},
+        "errors": list(sampler.errors),
+        "history": sampler.history.tail(history, sampler.interval),
+    }
+
+
+def _stream(sampler: QueueSampler) -> tuple[int | None, int | None]:
+    """(messages, bytes) of the work stream at the last sample that could read it."""
+    for sample in reversed(sampler.ring):
+        if sample.reading.messages is not None:
+            return sample.reading.messages, sample.reading.bytes
+    return None, None
+
+
+def _nats_info(sampler: QueueSampler) -> dict[str, Any]:
+    nc = sampler.link.nc
+    server: dict[str, Any] = {}
+    if nc is not None:
+        info = getattr(nc, "_server_info", None) or {}
+        server = {"server": info.get("server_name"), "version": info.get("version"),
+                  "cluster": info.get("cluster")}
+        url = getattr(nc, "connected_url", None)
+        if url is not None and url.hostname:
+            server["url"] = f"{url.scheme}://{url.hostname}:{url.port}"
+    connected = bool(nc is not None and nc.is_connected)
+    return {
+        "connected": connected,
+        "server": server.get("server"),
+        "version": server.get("version"),
+        "cluster": server.get("cluster"),
+        "url": server.get("url"),
+        "storage": sampler.account,
+        "error": None if connected else redact_text(getattr(sampler.link, "last_error", None) or "reconnecting"),
+    }
+
+
+def records_section(info: Any) -> dict[str, Any]:
+    """``/v1/stats`` ``records``: the ad-record bucket's size (``keys``, ``bytes``) and its retention
+    (``maxBytes``, ``maxAgeSeconds``, ``completedMaxAgeSeconds``; None = unbounded)."""
+    config, state = info.config, info.state
+    ttl = (config.metadata or {}).get(names.RECORDS_FINAL_TTL_METADATA) if config.allow_msg_ttl else None
+    return {
+        "keys": int(state.messages or 0),
+        "bytes": int(state.bytes or 0),
+        "maxBytes": config.max_bytes if config.max_bytes and config.max_bytes > 0 else None,
+        "maxAgeSeconds": config.max_age or None,
+        "completedMaxAgeSeconds": float(ttl) if ttl else None,
+    }
+
+
+def _link_section(link: object, name: str) -> Any:
+    read = getattr(link, name, None)
+    return read() if callable(read) else None
+
+
+__all__ = ["nodes_document", "records_section", "stats_document", "workers_document"]

@@ -1,0 +1,152 @@
+"""Pure arithmetic behind the rates and percentiles of one reading of the queue. No I/O, no clock.
+
+Used by :class:`~gamead_core.stats.sampler.QueueSampler` — the one place the figures are computed, which
+``/v1/stats``, ``gamead top`` and the autoscaler all read — and tested on its own
+(``tests/unit/test_registry_rules.py``, ``tests/unit/test_autoscaler_parts.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from gamead_core.registry import Percentiles
+
+RATE_WINDOW = 60.0  #: seconds behind "per second over the last minute"
+#: rate name → the sample total it is the rate of
+COUNTERS = {"submittedPerSec": "submitted", "completedPerSec": "completed", "failedPerSec": "failed"}
+FORGET_AFTER = 600.0  #: a vanished node's counters are remembered this long (it may come back)
+
+
+def aging_horizon(level: int, aging_step: float) -> float:
+    """Seconds after which a pending ad of ``level`` has aged to the top: ``(level − 1) × aging_step``
+    (one step for level 1). Past it the level is late and the dashboard colours it."""
+    return max(level - 1, 1) * aging_step
+
+
+def merge_percentiles(parts: Iterable[Percentiles]) -> Percentiles:
+    """Approximate percentiles of several workers' samples pooled, from each one's p50/p95/p99 and count.
+
+    Each worker's distribution is stood in for by point masses at its p50 (50 %), p95 (45 %) and p99 (5 %):
+    exact for one worker, a fair estimate for several (exact merging would need the raw samples).
+    """
+    points: list[tuple[float, float]] = []
+    total = 0
+    for p in parts:
+        if not p.count or p.p50 is None or p.p95 is None or p.p99 is None:
+            continue
+        total += p.count
+        points += [(p.p50, 0.50 * p.count), (p.p95, 0.45 * p.count), (p.p99, 0.05 * p.count)]
+    if not total:
+        return Percentiles()
+    points.sort()
+
+    def quantile(q: float) -> float:
+        need, acc = q * total, 0.0
+        for value, weight in points:
+            acc += weight
+            if acc >= need - 1e-9:
+                return value
+        return points[-1][0]
+
+    return Percentiles(p50=quantile(0.50), p95=quantile(0.95), p99=quantile(0.99), count=total)
+
+
+class MonotonicTotal:
+    """One ever-growing total from counters of many sources that may restart from zero or vanish.
+
+    ``update({key: (counter, fresh)}, now)`` → the total: a known key adds its increase (a counter that went
+    down restarted, so its whole value is new); an unknown key adds its value only when ``fresh`` (it started
+    after we began counting), else 0 — its past belongs to before our window. Keys unseen for
+    ``FORGET_AFTER`` seconds are dropped.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._last: dict[str, tuple[int, float]] = {}
+
+    def update(self, counters: Mapping[str, tuple[int, bool]], now: float) -> int:
+        for key, (value, fresh) in counters.items():
+            prev = self._last.get(key)
+            if prev is None:
+                self.total += value if fresh else 0
+            elif value >= prev[0]:
+                self.total += value - prev[0]
+            else:
+                self.total += value
+            self._last[key] = (value, now)
+        for key in [k for k, (_, seen) in self._last.items() if now - seen > FORGET_AFTER]:
+            del self._last[key]
+        return self.total
+
+
+def window_rate(points: Sequence[tuple[float, int | None]], now: float, window: float = RATE_WINDOW) -> float | None:
+    """Per-second increase of a total over the last ``window`` seconds; ``points`` are (t, total), oldest
+    first. None with fewer than two known points in the window."""
+    known = [(t, v) for t, v in points if v is not None and t >= now - window]
+    if len(known) < 2 or known[-1][0] <= known[0][0]:
+        return None
+    (t0, v0), (t1, v1) = known[0], known[-1]
+    return round(max(0, v1 - v0) / (t1 - t0), 3)  # type: ignore[operator]
+
+
+def step_rates(points: Sequence[tuple[float, int | None]]) -> list[float | None]:
+    """Per-second rate between consecutive points (None where either end is unknown); first point None."""
+    out: list[float | None] = [None] if points else []
+    for (t0, v0), (t1, v1) in zip(points, points[1:]):
+        out.append(None if v0 is None or v1 is None or t1 <= t0 else round(max(0, v1 - v0) / (t1 - t0), 3))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLoad:
+    """What the per-worker rate uses of one worker's heartbeat."""
+
+    concurrency: int
+    p50_ms: float | None
+    started_at: float  #: epoch seconds
+    draining: bool = False
+
+
+def per_worker_rate(
+    workers: Sequence[WorkerLoad] | None,
+    *,
+    completion_rate: float | None,
+    saturated: bool,
+    since: float,
+    replicas_before: int | None = None,
+) -> float | None:
+    """Ads per second one worker completes; None when unknown.
+
+    While the queue stayed non-empty for the whole window (``saturated``; the window began at ``since``,
+    epoch seconds), the workers were busy all along, so the measured ``completion_rate`` (ads/s) divided by
+    the workers that ran all window (live workers started before ``since``; without registry entries,
+    ``replicas_before``) is what one worker does. Otherwise (idle workers understate their capacity) Little's
+    law: ``concurrency / p50 processing time``, averaged over the live workers.
+    """
+    live = [w for w in workers or () if not w.draining]
+    steady = [w for w in live if w.started_at <= since]
+    if saturated and completion_rate is not None and completion_rate > 0:
+        n = len(steady) if live else (replicas_before or 0)
+        if n > 0:
+            return completion_rate / n
+    capacities = [
+        w.concurrency * 1000.0 / w.p50_ms
+        for w in live
+        if w.concurrency > 0 and w.p50_ms is not None and math.isfinite(w.p50_ms) and w.p50_ms > 0
+    ]
+    return sum(capacities) / len(capacities) if capacities else None
+
+
+__all__ = [
+    "COUNTERS",
+    "RATE_WINDOW",
+    "MonotonicTotal",
+    "WorkerLoad",
+    "aging_horizon",
+    "merge_percentiles",
+    "per_worker_rate",
+    "step_rates",
+    "window_rate",
+]

@@ -1,0 +1,113 @@
+"""One reading of the queue: every level's depth, the work stream's state and the registry, read together.
+
+:func:`read_queue` is the one place these are read (all calls concurrent, about a dozen sub-millisecond
+JetStream API calls); :class:`~gamead_core.stats.sampler.QueueSampler` keeps the readings and derives the
+rates that ``/v1/stats``, ``gamead top`` and the autoscaler all show. Terms are NATS's (see the README's
+Glossary): ``pending`` (never delivered), ``ack_pending`` (delivered, not yet acknowledged),
+``redelivered``.
+
+Each level is read on its own: one that cannot be read (its consumer deleted) is named in ``unreadable``
+with why, and the others are read as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.js import JetStreamContext
+
+from gamead_core import names
+from gamead_core.queue.depth import LevelDepth, level_depth
+from gamead_core.redact import redact_text
+from gamead_core.registry import NodeInfo, Registry
+
+
+@dataclass(frozen=True, slots=True)
+class QueueReading:
+    """The queue at ``t`` (epoch seconds). ``connected`` False: NATS was down and nothing else is known."""
+
+    t: float
+    connected: bool
+    levels: tuple[LevelDepth, ...] = ()  #: the levels that could be read
+    #: levels that could not be read, and why (``(3, "consumer not found")``)
+    unreadable: tuple[tuple[int, str], ...] = ()
+    last_seq: int | None = None  #: the work stream's last sequence: every accepted submit or replay adds one
+    messages: int | None = None  #: messages in the work stream
+    bytes: int | None = None
+    nodes: tuple[NodeInfo, ...] | None = None  #: the registry's entries; None when it could not be read
+    errors: tuple[str, ...] = ()  #: what could not be read (``"work stream: timeout"``)
+
+    def level(self, level: int) -> LevelDepth | None:
+        return next((d for d in self.levels if d.level == level), None)
+
+    @property
+    def pending(self) -> int | None:
+        """Ads never delivered, summed over the readable levels (None when none could be read)."""
+        return sum(d.pending for d in self.levels) if self.levels else None
+
+    @property
+    def ack_pending(self) -> int | None:
+        """Ads delivered and not yet acknowledged, summed over the readable levels."""
+        return sum(d.ack_pending for d in self.levels) if self.levels else None
+
+    @property
+    def workers(self) -> tuple[NodeInfo, ...] | None:
+        return None if self.nodes is None else tuple(n for n in self.nodes if n.role == "worker")
+
+
+def error_text(exc: BaseException) -> str:
+    """One line saying what went wrong, secrets redacted."""
+    return redact_text(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+
+
+async def read_queue(js: JetStreamContext, registry: Registry | None, now: float) -> QueueReading:
+    """Read every level (:func:`~gamead_core.queue.depth.level_depth`), the work stream's state and the
+    registry concurrently. Never raises for a part that cannot be read: it is left out and named in
+    ``errors`` (and, for a level, in ``unreadable``)."""
+    parts = await asyncio.gather(
+        asyncio.gather(*(level_depth(js, lvl, now) for lvl in names.LEVELS), return_exceptions=True),
+        js.stream_info(names.ADS_STREAM),
+        registry.list() if registry is not None else _none(),
+        return_exceptions=True,
+    )
+    levels, stream, nodes = parts
+    errors: list[str] = []
+    for what, part in zip(("queue levels", "work stream", "registry"), parts):
+        if isinstance(part, BaseException):
+            errors.append(f"{what}: {error_text(part)}")
+    readable: list[LevelDepth] = []
+    unreadable: list[tuple[int, str]] = []
+    for level, got in zip(names.LEVELS, levels if isinstance(levels, list) else ()):
+        if isinstance(got, BaseException):  # this level only: the others are shown as usual
+            unreadable.append((level, error_text(got)))
+            errors.append(f"queue level {level}: {error_text(got)}")
+        else:
+            readable.append(got)
+    last_seq = messages = size = None
+    if not isinstance(stream, BaseException):
+        st = stream.state
+        last_seq, messages, size = int(st.last_seq or 0), int(st.messages or 0), int(st.bytes or 0)
+    return QueueReading(
+        t=now,
+        connected=True,
+        levels=tuple(readable),
+        unreadable=tuple(unreadable),
+        last_seq=last_seq,
+        messages=messages,
+        bytes=size,
+        nodes=None if isinstance(nodes, BaseException) or nodes is None else tuple(nodes),
+        errors=tuple(errors),
+    )
+
+
+def _none() -> Awaitable[Any]:
+    async def none() -> None:
+        return None
+
+    return none()
+
+
+__all__ = ["QueueReading", "error_text", "read_queue"]

@@ -1,0 +1,287 @@
+"""The one sampler: reads the queue every ``interval`` seconds and derives every figure shown of it.
+
+:class:`QueueSampler` takes a :class:`~gamead_core.stats.reading.QueueReading` per tick (plus, for
+``/v1/stats``, the DLQ's size, the ad-record bucket and the account's storage use: ``sections=True``),
+keeps a ring of the last ``keep`` samples and derives the rates over the last minute with the pure
+functions of :mod:`gamead_core.stats.rates`. It is the one source of truth: ``/v1/stats`` (and so
+``gamead top``) renders it (:mod:`gamead_core.stats.document`), and the autoscaler decides on it and records
+the same figures in ``/v1/scale``'s ``observed``.
+
+Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples are known):
+
+* ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one);
+* ``completedPerSec`` / ``failedPerSec``: Δ of the workers' ``processed`` / ``failed`` counters from the
+  registry, turned into totals that only grow (:class:`~gamead_core.stats.rates.MonotonicTotal`), so a
+  worker that restarts or leaves never makes a rate negative;
+* ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_rate` — the completion rate per worker
+  while ads were pending at every sample of the window, else Little's law from the heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.redact import redact_text
+from gamead_core.registry import Percentiles, Registry
+from gamead_core.stats.document import records_section, stats_document, workers_document
+from gamead_core.stats.history import History
+from gamead_core.stats.rates import (
+    COUNTERS,
+    RATE_WINDOW,
+    MonotonicTotal,
+    WorkerLoad,
+    merge_percentiles,
+    per_worker_rate,
+    window_rate,
+)
+from gamead_core.stats.reading import QueueReading, error_text, read_queue
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_EVERY = 5  #: account info (storage use) is read every this many samples
+
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading plus what was derived from it at the time: totals that only grow, merged percentiles."""
+
+    reading: QueueReading
+    submitted: int | None = None  #: monotonic totals
+    completed: int | None = None
+    failed: int | None = None
+    processing: Percentiles = field(default_factory=Percentiles)
+    queue_wait: Percentiles = field(default_factory=Percentiles)
+    dlq_size: int | None = None
+
+    @property
+    def t(self) -> float:
+        return self.reading.t
+
+
+class Link(Protocol):
+    """What the sampler needs of a NATS link (:class:`gamead_core.api.state.QueueLink` fits; either may be
+    None while down)."""
+
+    nc: NATS | None
+    js: JetStreamContext | None
+
+
+class QueueSampler:
+    """Samples once per ``interval`` (``run``) or on demand (``sample``) into a ring of ``keep`` samples.
+
+    ``sections``: also read what only ``/v1/stats`` shows (DLQ, records bucket, account, ``extras``: named
+    callables, sync or async, read once per sample with a 0.5 s bound). ``registry`` may be set later, once
+    NATS is connected.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        settings: GameadSettings,
+        *,
+        node_id: str,
+        interval: float = 1.0,
+        keep: int = 600,
+        registry: Registry | None = None,
+        sections: bool = True,
+        extras: Mapping[str, Callable[[], Any]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.link = link
+        self.settings = settings
+        self.node_id = node_id
+        self.interval = interval
+        self.registry = registry
+        self.sections = sections
+        self.extras = dict(extras or {})
+        self.clock = clock
+        self.ring: deque[Sample] = deque(maxlen=keep)
+        self.history = History(keep)
+        self.rates: dict[str, float | None] = {**{k: None for k in COUNTERS}, "perWorkerPerSec": None}
+        self.began = clock()
+        self._submitted = MonotonicTotal()
+        self._completed = MonotonicTotal()
+        self._failed = MonotonicTotal()
+        self.nodes_ok = False
+        self.dlq_bytes: int | None = None
+        self._dlq_size: int | None = None
+        self.records: dict[str, Any] | None = None
+        self.account: dict[str, Any] | None = None
+        self.extra_values: dict[str, Any] = {k: None for k in self.extras}
+        self.errors: list[str] = []
+        self._ticks = 0
+        self._failing = False
+
+    # --- sampling ----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sample every ``interval`` until ``stop`` is set. Never raises."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while not stop.is_set():
+            try:
+                await self.sample()
+                if self._failing:
+                    log.info("stats sampling recovered")
+                self._failing = False
+            except Exception as exc:  # noqa: BLE001 - the sampler must outlive any one bad sample
+                if not self._failing:
+                    log.warning("stats sampling failed: %r", exc)
+                self._failing = True
+            next_at += self.interval
+            now = loop.time()
+            if next_at < now:  # fell behind (a slow NATS): skip the missed ticks
+                next_at = now + self.interval
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=next_at - now)
+            except asyncio.TimeoutError:
+                pass
+
+    async def sample(self) -> Sample:
+        """Take one sample now, append it to the ring and update the rates."""
+        now = self.clock()
+        self._ticks += 1
+        if self.sections:
+            await self._sample_extras()
+        nc, js = self.link.nc, self.link.js
+        if nc is None or js is None or not nc.is_connected:
+            reason = redact_text(getattr(self.link, "last_error", None) or "reconnecting")
+            self.errors = [f"NATS unavailable: {reason}"]
+            self.nodes_ok = False
+            sample = Sample(QueueReading(t=now, connected=False))
+            self._append(sample)
+            return sample
+        if self.sections:
+            reading, extra = await asyncio.gather(read_queue(js, self.registry, now), self._sections(js))
+        else:
+            reading, extra = await read_queue(js, self.registry, now), []
+        self.errors = [*reading.errors, *extra]
+        sample = self._derive(reading)
+        self._append(sample)
+        return sample
+
+    def _derive(self, reading: QueueReading) -> Sample:
+        now = reading.t
+        submitted = None
+        if reading.last_seq is not None:
+            submitted = self._submitted.update({"stream": (reading.last_seq, False)}, now)
+        completed = failed = None
+        processing = queue_wait = Percentiles()
+        workers = reading.workers
+        if workers is not None:
+            self.nodes_ok = True
+            by_key = {f"{n.id}@{n.started_at.timestamp():.3f}": n for n in workers}
+            fresh = {k: n.started_at.timestamp() >= self.began for k, n in by_key.items()}
+            completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
+            failed = self._failed.update({k: (n.failed, fresh[k]) for k, n in by_key.items()}, now)
+            processing = merge_percentiles(n.processing_ms for n in workers)
+            queue_wait = merge_percentiles(n.queue_wait_ms for n in workers)
+        elif any(e.startswith("registry") for e in reading.errors):
+            self.nodes_ok = False
+        return Sample(reading, submitted, completed, failed, processing, queue_wait, self._dlq_size)
+
+    def _append(self, sample: Sample) -> None:
+        """Add ``sample`` to the ring and derive what readers use: the history series and the rates."""
+        prev = self.ring[-1] if self.ring else None
+        self.ring.append(sample)
+        for key, attr in COUNTERS.items():
+            self.rates[key] = window_rate([(s.t, getattr(s, attr)) for s in self.ring], sample.t)
+        self.rates["perWorkerPerSec"] = self._per_worker(sample)
+        self.history.add(prev, sample)
+
+    def _per_worker(self, last: Sample) -> float | None:
+        window = [s for s in self.ring if s.t >= last.t - RATE_WINDOW]
+        workers = last.reading.workers
+        saturated = len(window) >= 2 and all((s.reading.pending or 0) > 0 for s in window)
+        rate = per_worker_rate(
+            None if workers is None else [worker_load(n) for n in workers],
+            completion_rate=self.rates["completedPerSec"],
+            saturated=saturated,
+            since=window[0].t,
+        )
+        return None if rate is None else round(rate, 3)
+
+    # --- what only /v1/stats shows ---------------------------------------------------------------------
+
+    async def _sections(self, js: JetStreamContext) -> list[str]:
+        want_account = self.account is None or self._ticks % ACCOUNT_EVERY == 1
+        parts = await asyncio.gather(
+            self._dlq_info(js),
+            js.account_info() if want_account else _none(),
+            js.stream_info(names.ADS_BUCKET_STREAM),
+            return_exceptions=True,
+        )
+        dlq, account, records = parts
+        errors = [f"{what}: {error_text(part)}" for what, part in zip(("DLQ", "account", "records bucket"), parts)
+                  if isinstance(part, BaseException)]
+        self._dlq_size = None
+        if not isinstance(dlq, BaseException):
+            self._dlq_size, self.dlq_bytes = dlq
+        if not isinstance(records, BaseException):
+            self.records = records_section(records)
+        if not isinstance(account, BaseException) and account is not None:
+            self.account = {
+                "memoryBytes": account.memory, "fileBytes": account.storage,
+                "maxMemoryBytes": account.limits.max_memory, "maxFileBytes": account.limits.max_storage,
+                "streams": account.streams, "consumers": account.consumers,
+            }
+        return errors
+
+    async def _dlq_info(self, js: JetStreamContext) -> tuple[int, int]:
+        try:
+            info = await js.stream_info(names.DLQ_STREAM)
+        except nats.js.errors.NotFoundError:
+            return 0, 0  # no dead letter yet: the DLQ stream is created on first use
+        return int(info.state.messages or 0), int(info.state.bytes or 0)
+
+    async def _sample_extras(self) -> None:
+        for name, fn in self.extras.items():
+            try:
+                value = fn()
+                if inspect.isawaitable(value):
+                    value = await asyncio.wait_for(value, timeout=0.5)
+                self.extra_values[name] = value
+            except Exception as exc:  # noqa: BLE001 - an optional section must not break the stats
+                log.debug("stats extra %s failed: %r", name, exc)
+                self.extra_values[name] = None
+
+    # --- answering (no I/O) -------------------------------------------------------------------------
+
+    @property
+    def latest(self) -> Sample | None:
+        return self.ring[-1] if self.ring else None
+
+    def stats(self, history: int | None = None) -> dict[str, Any]:
+        """The ``/v1/stats`` document (:func:`gamead_core.stats.document.stats_document`)."""
+        return stats_document(self, history)
+
+    def workers_payload(self, role: str | None = None) -> dict[str, Any]:
+        """The ``/v1/workers`` document (:func:`gamead_core.stats.document.workers_document`)."""
+        return workers_document(self, role)
+
+
+def worker_load(node: Any) -> WorkerLoad:
+    """What the per-worker rate uses of one worker's registry entry."""
+    return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
+                      started_at=node.started_at.timestamp(), draining=node.state == "draining")
+
+
+async def _none() -> None:
+    return None
+
+
+__all__ = ["ACCOUNT_EVERY", "Link", "QueueSampler", "Sample", "worker_load"]

@@ -1,0 +1,53 @@
+"""Issue 12 item 3: the DLQ mover's sweep runs on one worker, the holder of the reaper lease."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import nats
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.registry import Registry
+from gamead_core.store.ads import AdStore
+from gamead_core.worker.mover import Sweeper
+from gamead_core.worker.reaper import run_reaper
+from gamead_core.embedded import EmbeddedNats
+
+
+def test_of_two_workers_only_the_lease_holder_sweeps(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """Two workers' reapers run side by side with a 0.2 s sweep: once four sweeps are done, all of them
+    came from one worker, the one holding the ``reaper`` lease; the other read nothing for it."""
+    server = fresh_nats()
+    settings = GameadSettings(registry={"heartbeat_interval": 0.2, "ttl": 3.0})
+
+    async def main() -> tuple[int, int, str | None]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            store = await AdStore.open(nc, js)
+            registry = Registry(nc, js, settings.registry)
+            sweepers = {me: Sweeper(every=0.2) for me in ("worker-a", "worker-b")}
+            tasks = [asyncio.create_task(run_reaper(nc, js, store, registry, settings, me, stop, sweeper=sw))
+                     for me, sw in sweepers.items()]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while sum(sw.runs for sw in sweepers.values()) < 4 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            kv = await js.key_value(names.LEASES_BUCKET)
+            holder = (await kv.get(names.REAPER_LEASE)).value.decode()
+            stop.set()
+            await asyncio.gather(*tasks)
+            a, b = (sweepers[k].runs for k in ("worker-a", "worker-b"))
+            return a, b, next((me for me in sweepers if me in holder), None)
+        finally:
+            await nc.close()
+
+    a, b, holder = asyncio.run(main())
+    assert a + b >= 4, (a, b)
+    assert sorted((a, b))[0] == 0, f"both workers swept: {a} and {b}"
+    assert holder == ("worker-a" if a else "worker-b")
