@@ -112,6 +112,11 @@ class WorkerSettings(_Section):
     backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
     backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")
     faults: FaultSettings = FaultSettings()
+    metrics_port: int = Field(
+        0, ge=0, le=65535,
+        description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives each worker one).",
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on (0.0.0.0 in a pod).")
 
 
 class DlqSettings(_Section):

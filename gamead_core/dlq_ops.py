@@ -44,6 +44,7 @@ from gamead_core.jobs.model import Mark
 from gamead_core.models import AdRecord, AdStatus, DlqEntry
 from gamead_core.queue.dlq import DeadLetters, DlqFilter, ScanBudget
 from gamead_core.queue.publish import publish_ad
+from gamead_core.telemetry.metrics import ads_replayed
 from gamead_core.store.ads import AdStore, Versioned, encode
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class DlqOps:
                     await self._store.update(dead, revision)
                     raise
             await self._dlq.delete_seq(seq)
+            ads_replayed()
             return Mark.ACTED
         raise Conflict(f"ad {ad_id} kept changing during its replay; gave up after {CAS_ATTEMPTS} attempts")
 

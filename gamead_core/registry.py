@@ -43,6 +43,7 @@ from gamead_core.errors import QueueUnavailable, TopologyError
 from gamead_core.models import _WIRE, utcnow
 from gamead_core.queue.connection import translate
 from gamead_core.shutdown import last_write
+from gamead_core.telemetry.histogram import LatencyBuckets
 
 if TYPE_CHECKING:
     from gamead_core.worker.runtime import Worker
@@ -110,6 +111,8 @@ class NodeInfo(BaseModel):
     #: hand them to other workers at once (gamead_core.worker.reaper).
     holding: list[HeldAd] = []
     ack_wait: float | None = None  #: the worker's ``queue.ack_wait`` (when its ads return by themselves)
+    metrics_url: str | None = None  #: where the node's Prometheus metrics are served (gamead_core.telemetry)
+    latency_buckets: LatencyBuckets | None = None  #: a worker's last-minute histograms (summed by /v1/stats)
 
 
 # --- pure decisions -----------------------------------------------------------------------------------
@@ -191,6 +194,8 @@ def worker_node_info(worker: Worker, *, draining: bool = False, now: float | Non
         state="draining" if draining else "ok",
         holding=worker.holding(),
         ack_wait=worker.settings.queue.ack_wait,
+        metrics_url=worker.metrics.url,
+        latency_buckets=LatencyBuckets(**worker.metrics.buckets(now)),
     )
     if not draining:
         info.state = node_state(info, info.heartbeat_at, worker.settings.worker.task_timeout)

@@ -48,6 +48,7 @@ from gamead_core.models import utc_iso
 from gamead_core.queue.depth import level_depth
 from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry, node_state
+from gamead_core.telemetry.histogram import BUCKETS, bucket_quantile, sum_counts
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,31 @@ def merge_percentiles(parts: Iterable[Percentiles]) -> Percentiles:
         return points[-1][0]
 
     return Percentiles(p50=quantile(0.50), p95=quantile(0.95), p99=quantile(0.99), count=total)
+
+
+def fleet_percentiles(workers: Iterable[NodeInfo], kind: str) -> Percentiles:
+    """The fleet's p50/p95/p99 (ms) of ``kind`` (``processing`` or ``queue_wait``) over the last minute.
+
+    From the sum of the workers' heartbeat bucket counts (``latencyBuckets``, gamead_core.telemetry.histogram)
+    when every worker that finished something sends them: exact to the bucket, and what Prometheus'
+    ``histogram_quantile()`` over ``gamead_ad_<kind>_seconds_bucket`` gives. Else (an older worker in the
+    fleet) the estimate of :func:`merge_percentiles`."""
+    nodes = list(workers)
+    legacy = [n.processing_ms if kind == "processing" else n.queue_wait_ms for n in nodes]
+    if any(n.latency_buckets is None or n.latency_buckets.bounds != list(BUCKETS) for n, p in zip(nodes, legacy)
+           if p.count):
+        return merge_percentiles(legacy)
+    counts = sum_counts((getattr(n.latency_buckets, kind) for n in nodes if n.latency_buckets is not None),
+                        len(BUCKETS) + 1)
+    total = sum(counts)
+    if not total:
+        return Percentiles()
+
+    def ms(q: float) -> float | None:
+        value = bucket_quantile(q, counts)
+        return None if value is None else round(value * 1000, 3)
+
+    return Percentiles(p50=ms(0.50), p95=ms(0.95), p99=ms(0.99), count=total)
 
 
 class MonotonicTotal:
@@ -228,6 +254,10 @@ class StatsSampler:
         self._ticks = 0
         self._failing = False
 
+    def nodes_known(self) -> bool:
+        """Did the last read of the registry succeed (so that :meth:`nodes` is current)?"""
+        return self._nodes_ok
+
     # --- sampling ----------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -315,8 +345,8 @@ class StatsSampler:
             fresh = {k: n.started_at.timestamp() >= self._began for k, n in workers.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in workers.items()}, now)
             failed = self._failed.update({k: (n.failed, fresh[k]) for k, n in workers.items()}, now)
-            processing = merge_percentiles(n.processing_ms for n in workers.values())
-            queue_wait = merge_percentiles(n.queue_wait_ms for n in workers.values())
+            processing = fleet_percentiles(workers.values(), "processing")
+            queue_wait = fleet_percentiles(workers.values(), "queue_wait")
         elif isinstance(nodes, BaseException):
             self._nodes_ok = False
         sample = Sample(
@@ -560,6 +590,7 @@ __all__ = [
     "Sample",
     "StatsSampler",
     "aging_horizon",
+    "fleet_percentiles",
     "merge_percentiles",
     "step_rates",
     "window_rate",

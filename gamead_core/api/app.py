@@ -19,6 +19,7 @@ from gamead_core.api import (
     routes_doctor,
     routes_health,
     routes_jobs,
+    routes_metrics,
     routes_scale,
     routes_v1,
 )
@@ -32,6 +33,7 @@ from gamead_core.api.state import QueueLink
 from gamead_core.audit import AuditLog
 from gamead_core.config import GameadSettings
 from gamead_core.redis_link import RedisLink
+from gamead_core.telemetry.http import HttpMetrics
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit
     app.add_middleware(AuditGate, settings=settings)  # outside the gate: /v1 writes, refused ones too
+    app.add_middleware(HttpMetrics)  # outermost: counts the gate's refusals too (gamead_http_requests_total)
     app.include_router(routes_ads.router, tags=["ads"])
     # The hot path as a plain Starlette route, matched before the documented FastAPI one.
     app.router.routes.insert(0, Route("/ads", routes_ads.submit, methods=["POST"]))
@@ -88,6 +91,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
     app.include_router(routes_audit.router)
+    app.include_router(routes_metrics.router, tags=["operations"])  # GET /metrics (Prometheus)
     contract.install(app, settings)  # openapi.json: every status, one error schema; Allow on OPTIONS/405
     return app
 

@@ -64,6 +64,7 @@ from gamead_core.worker.budget import (
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.faults import Fault, pick_fault
 from gamead_core.shutdown import close_connection
+from gamead_core.telemetry.metrics import WorkerMetrics, serve_worker_metrics
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.solo import SoloGate
 
@@ -131,6 +132,7 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.concurrency = settings.worker.concurrency
         self.stats = WorkerStats()
+        self.metrics = WorkerMetrics()  #: Prometheus series and the heartbeat's latency buckets
         self._tasks: set[asyncio.Task[None]] = set()
         self._critical: set[asyncio.Future[None]] = set()
         self._held: dict[int, HeldAd] = {}  #: stream seq → the delivery this worker holds
@@ -155,6 +157,19 @@ class Worker:
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        wcfg = self.settings.worker
+        metrics_server = serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port) if wcfg.metrics_port else None
+        if metrics_server is not None:
+            self.metrics.url = metrics_server[1]
+            log.info("worker metrics on %s", self.metrics.url, extra={"worker_id": self.id})
+        try:
+            await self._run(stop)
+        finally:
+            if metrics_server is not None:
+                metrics_server[0].shutdown()  # type: ignore[attr-defined]
+                metrics_server[0].server_close()  # type: ignore[attr-defined]
+
+    async def _run(self, stop: asyncio.Event) -> None:
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         self._nc = nc
         try:
@@ -552,6 +567,7 @@ class Worker:
             processing_ms = (finished.timestamp() - started.timestamp()) * 1000
             wait_ms = (started.timestamp() - submitted.timestamp()) * 1000
             self.stats.recent.append((now, processing_ms, wait_ms))
+            self.metrics.completed(record.priority, processing_ms / 1000, wait_ms / 1000, now)
         self.stats.last_progress = now
 
     async def _fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str) -> None:
@@ -570,6 +586,7 @@ class Worker:
             written = await self._persist(lambda: self._record_retry(current, error, delay, owns))
             if written:
                 self._count_failure(error)
+                self.metrics.retried(current.record.priority)
                 await self._shielded(msg.nak(delay=delay))
                 log.info("ad %s attempt %d failed (%s); retry in %.2fs", current.record.id, attempt,
                          failure.error_class, delay, extra={"ad_id": current.record.id})
@@ -635,6 +652,7 @@ class Worker:
         made = await dead_letter(store, dlq, record, error, attempts, source_seq=source_seq, worker_id=self.id,
                                  owns=owns)
         if made:
+            self.metrics.dead(record.priority, error.error_class)
             log.warning("ad %s dead-lettered after %d attempt(s): %s: %s", record.id, attempts,
                         error.error_class, error.message, extra={"ad_id": record.id})
         return made
