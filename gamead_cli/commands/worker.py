@@ -26,8 +26,13 @@ def worker(
     ] = None,
     nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
     worker_id: Annotated[str | None, typer.Option("--id", help="Worker id (default host-pid-random).")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", min=0, max=65535,
+                                 help="Serve Prometheus /metrics on this port, 0 = off \\[worker.metrics_port].")
+    ] = None,
 ) -> None:
-    settings = settings_from(config, worker={"concurrency": concurrency}, nats={"url": nats_url})
+    settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
+                             nats={"url": nats_url})
     url = require_nats_url(settings)
     setup_logging(settings.log, role="worker")
     runtime = Worker(settings, url, worker_id=worker_id)
