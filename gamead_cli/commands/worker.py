@@ -16,6 +16,7 @@ import uvloop
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.runtime import install_stop_signals, require_nats_url
 from gamead_core.logs import setup_logging
+from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
 
 
@@ -35,6 +36,7 @@ def worker(
                              nats={"url": nats_url})
     url = require_nats_url(settings)
     setup_logging(settings.log, role="worker")
+    setup_tracing("worker")  # only when OTEL_* variables ask for traces
     runtime = Worker(settings, url, worker_id=worker_id)
 
     async def main() -> None:
@@ -42,4 +44,7 @@ def worker(
         install_stop_signals(stop, runtime.hand_back_now)
         await runtime.run(stop)
 
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    finally:
+        shutdown_tracing()

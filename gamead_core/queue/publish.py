@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import translate
+from gamead_core.telemetry.tracing import producer_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +41,11 @@ async def publish_ad_acked(
     js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None
 ) -> Published:
     """:func:`publish_ad`, answering the ack's sequence too. Same errors."""
+    subject = names.level_subject(level)
+    headers = {names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id}
     try:
-        ack = await js.publish(
-            names.level_subject(level),
-            payload,
-            timeout=timeout,
-            headers={names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id},
-        )
+        with producer_span(subject, ad_id, headers):  # adds traceparent when tracing is on
+            ack = await js.publish(subject, payload, timeout=timeout, headers=headers)
     except (nats.errors.Error, asyncio.TimeoutError) as exc:
         raise translate(exc) from exc
     if ack.stream != names.ADS_STREAM:

@@ -31,6 +31,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from gamead_core.errors import ConfigError
 from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
+from gamead_core.telemetry.tracing import mark_span
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class WorkerMetrics:
         now = time.time() if now is None else now
         p = _priority(priority)
         ADS_PROCESSED.labels(p, "completed").inc()
+        mark_span("completed")
         if processing_s is not None:
             AD_PROCESSING.labels(p).observe(max(0.0, processing_s))
             self.processing.observe(max(0.0, processing_s), now)
@@ -116,9 +118,11 @@ class WorkerMetrics:
 
     def retried(self, priority: int) -> None:
         ADS_PROCESSED.labels(_priority(priority), "retried").inc()
+        mark_span("retried")
 
     def dead(self, priority: int, error_class: str) -> None:
         ADS_PROCESSED.labels(_priority(priority), "dead").inc()
+        mark_span("dead", error_class)
         DLQ_ADDED.labels(error_class[:_ERROR_CLASS_MAX] or "unknown").inc()
 
     def buckets(self, now: float | None = None) -> dict[str, list[int]]:

@@ -64,7 +64,9 @@ from gamead_core.worker.budget import (
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.faults import Fault, pick_fault
 from gamead_core.shutdown import close_connection
+from gamead_core.logs import ad_fields
 from gamead_core.telemetry.metrics import WorkerMetrics, serve_worker_metrics
+from gamead_core.telemetry.tracing import consumer_span
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.solo import SoloGate
 
@@ -262,7 +264,7 @@ class Worker:
                 self.stats.in_flight = len(self._held)
                 await self._announce_held()
                 for msg in msgs:
-                    task = asyncio.create_task(self._handle(msg))
+                    task = asyncio.create_task(self._observed(msg))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
@@ -340,6 +342,16 @@ class Worker:
             return result
 
     # --- one ad --------------------------------------------------------------------------------------
+    async def _observed(self, msg: Msg) -> None:
+        """:meth:`_handle` with the ad's ids on every log line and in a ``process`` span (gamead_core.telemetry)."""
+        headers, meta = msg.headers or {}, msg.metadata
+        ad_id = headers.get(names.HDR_AD_ID, "?")
+        with ad_fields(ad_id=ad_id, worker_id=self.id, priority=_level(msg.subject),
+                       attempt=meta.num_delivered or 1), \
+                consumer_span(msg.subject, ad_id, headers, delivery_count=meta.num_delivered or 1,
+                              stream_seq=meta.sequence.stream):
+            await self._handle(msg)
+
     async def _handle(self, msg: Msg) -> None:
         if self._gate.running == 0:  # idle time is not "no progress": a stuck check starts from here
             self.stats.last_progress = time.time()
@@ -705,6 +717,13 @@ class Worker:
             self.stats.handed_back += 1
         except Exception as exc:  # noqa: BLE001 - ack_wait brings it back anyway
             log.warning("ad %s: hand-back failed: %r", ad_id, exc, extra={"ad_id": ad_id})
+
+
+def _level(subject: str) -> int | None:
+    try:
+        return names.level_of_subject(subject)
+    except (ValueError, IndexError):
+        return None
 
 
 def _owner(delivery: str) -> Callable[[AdRecord], bool]:
