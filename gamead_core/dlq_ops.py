@@ -149,7 +149,8 @@ class DlqOps:
                 # a resumed replay cannot know whether its first publish landed: repeat it with the same id
                 try:
                     await publish_ad(self._js, ad_id=ad_id, level=current.entry.priority, payload=encode(queued),
-                                     timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq))
+                                     timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq),
+                                     link=current.entry.traceparent)
                 except QueueFull:
                     # refused for sure (the work stream is at its limit): put the record back as it was. (After a
                     # timeout the publish may have landed: then the record stays queued and a retry, or the

@@ -27,6 +27,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from gamead_core import names
+
 log = logging.getLogger(__name__)
 
 _enabled = False
@@ -89,17 +91,26 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
     return OTLPSpanExporter()
 
 
-def shutdown_tracing() -> None:
-    """Flush and stop the exporter (end of the process)."""
+def shutdown_tracing(timeout: float = 3.0) -> None:
+    """Flush and stop the exporter (end of the process), waiting at most ``timeout`` seconds: an
+    unreachable collector never holds a stopping process past its drain budget."""
     if not _enabled:
         return
+    import threading
+
     from opentelemetry import trace
 
     provider = trace.get_tracer_provider()
-    try:
-        provider.shutdown()  # type: ignore[attr-defined]
-    except Exception as exc:  # noqa: BLE001 - never fail a shutdown over traces
-        log.debug("tracer shutdown failed: %r", exc)
+
+    def stop() -> None:
+        try:
+            provider.shutdown()  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - never fail a shutdown over traces
+            log.debug("tracer shutdown failed: %r", exc)
+
+    thread = threading.Thread(target=stop, name="gamead-otel-shutdown", daemon=True)
+    thread.start()
+    thread.join(timeout)
 
 
 def current_ids() -> tuple[str, str] | None:
@@ -112,6 +123,17 @@ def current_ids() -> tuple[str, str] | None:
     if not ctx.is_valid:
         return None
     return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span (to keep with a DLQ entry), or None."""
+    if not _enabled:
+        return None
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get(names.HDR_TRACEPARENT)
 
 
 def _attributes(subject: str, ad_id: str, operation: str, **extra: Any) -> dict[str, Any]:
@@ -185,6 +207,7 @@ def mark_span(outcome: str, error_class: str | None = None) -> None:
 __all__ = [
     "consumer_span",
     "current_ids",
+    "current_traceparent",
     "enabled",
     "producer_span",
     "mark_span",
