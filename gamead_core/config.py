@@ -119,6 +119,13 @@ class WorkerSettings(_Section):
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on (0.0.0.0 in a pod).")
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics (gamead_core.telemetry): the API's ``GET /metrics``, each worker's
+    ``worker.metrics_port``. Traces are configured by the standard ``OTEL_*`` variables, not here."""
+
+    enabled: bool = Field(True, description="Record Prometheus metrics and serve them (cost: benchmarks/README.md).")
+
+
 class DlqSettings(_Section):
     max_age: float = Field(14 * 86400, gt=0, description="Seconds a dead-lettered ad is kept (default 14 days).")
     max_msgs: int = Field(1_000_000, description="Most entries kept in the DLQ (-1 = unlimited).")
@@ -355,6 +362,7 @@ class GameadSettings(BaseSettings):
     jobs: JobSettings = JobSettings()
     doctor: DoctorSettings = DoctorSettings()
     audit: AuditSettings = AuditSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _keys_outlive_the_duplicate_window(self) -> GameadSettings:

@@ -71,11 +71,14 @@ def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
 class WorkerMetricsPorts:
     """A free loopback port per local worker id, kept for the worker's restarts (``--metrics-port``)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, *, enabled: bool = True) -> None:
         self.host = host
+        self.enabled = enabled
         self.ports: dict[str, int] = {}
 
     def args(self, worker_id: str) -> list[str]:
+        if not self.enabled:
+            return []
         if worker_id not in self.ports:
             self.ports[worker_id] = free_port(self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1")
         return ["--metrics-port", str(self.ports[worker_id])]
@@ -349,7 +352,8 @@ def up(
             env["GAMEAD_WORKER__CONCURRENCY"] = str(concurrency)
         if config is not None:
             env["GAMEAD_CONFIG"] = str(Path(config).resolve())
-        metrics = WorkerMetricsPorts(settings.worker.metrics_host)  # each worker its own /metrics port
+        metrics = WorkerMetricsPorts(settings.worker.metrics_host,  # each worker its own /metrics port
+                                     enabled=settings.metrics.enabled)
         scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid, *metrics.args(wid)), env=env,
                              log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
@@ -361,7 +365,8 @@ def up(
         if workers:
             pids = ", ".join(str(p) for p in scaler.pids().values())
             say(f"[green]✓[/] {workers} worker(s) (pid {pids}), {settings.worker.concurrency} slot(s) each")
-            say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} (also in gamead workers)")
+            if metrics.enabled:
+                say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} (also in gamead workers)")
         if autoscaling:
             say(f"[green]✓[/] autoscaler: {workers}-{most} workers, every {scaling.interval:g}s "
                 f"(gamead scale status; --no-autoscale keeps {workers})")

@@ -34,6 +34,7 @@ from gamead_core.audit import AuditLog
 from gamead_core.config import GameadSettings
 from gamead_core.redis_link import RedisLink
 from gamead_core.telemetry.http import HttpMetrics
+from gamead_core.telemetry.metrics import set_recording
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit
     app.add_middleware(AuditGate, settings=settings)  # outside the gate: /v1 writes, refused ones too
-    app.add_middleware(HttpMetrics)  # outermost: counts the gate's refusals too (gamead_http_requests_total)
+    set_recording(settings.metrics.enabled)
+    if settings.metrics.enabled:
+        app.add_middleware(HttpMetrics)  # outermost: counts the gate's refusals too (gamead_http_requests_total)
     app.include_router(routes_ads.router, tags=["ads"])
     # The hot path as a plain Starlette route, matched before the documented FastAPI one.
     app.router.routes.insert(0, Route("/ads", routes_ads.submit, methods=["POST"]))
@@ -94,7 +97,8 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
     app.include_router(routes_audit.router)
-    app.include_router(routes_metrics.router, tags=["operations"])  # GET /metrics (Prometheus)
+    if settings.metrics.enabled:
+        app.include_router(routes_metrics.router, tags=["operations"])  # GET /metrics (Prometheus)
     contract.install(app, settings)  # openapi.json: every status, one error schema; Allow on OPTIONS/405
     return app
 

@@ -91,7 +91,7 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
     link = app.state.link
     node_id = new_api_node_id()
     started = time.time()
-    metrics_url = api_metrics_url(settings.api.host, settings.api.port)
+    metrics_url = api_metrics_url(settings.api.host, settings.api.port) if settings.metrics.enabled else None
     sampler = StatsSampler(link, settings, node_id=node_id, extras=_optional_sections(app))
     app.state.stats_sampler = sampler
     app.state.node_id = node_id

@@ -75,6 +75,17 @@ HTTP_DURATION = Histogram(
 )
 
 _LEVELS = tuple(str(level) for level in range(1, 6))
+_recording = True  #: ``metrics.enabled`` of this process (:func:`set_recording`)
+
+
+def set_recording(on: bool) -> None:
+    """Record Prometheus series in this process or not (``metrics.enabled``; set once at start-up)."""
+    global _recording
+    _recording = on
+
+
+def recording() -> bool:
+    return _recording
 _ERROR_CLASS_MAX = 64  #: longest error class label kept (class names; anything longer is cut)
 
 
@@ -85,19 +96,22 @@ def _priority(level: int) -> str:
 
 def ad_submitted(priority: int) -> None:
     """The API accepted one new ad of ``priority`` (call after the publish was acknowledged)."""
-    ADS_SUBMITTED.labels(_priority(priority)).inc()
+    if _recording:
+        ADS_SUBMITTED.labels(_priority(priority)).inc()
 
 
 def ads_replayed(n: int = 1) -> None:
     """``n`` ads were put back on the queue from the DLQ."""
-    REPLAYED.inc(n)
+    if _recording:
+        REPLAYED.inc(n)
 
 
 class WorkerMetrics:
     """What one worker records: outcomes, latency histograms (Prometheus) and the same latencies in
     :class:`~gamead_core.telemetry.histogram.WindowedHistogram`\\ s for the heartbeat."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled  #: Prometheus series recorded (the heartbeat's buckets always are)
         self.processing = WindowedHistogram()
         self.queue_wait = WindowedHistogram()
         self.url: str | None = None  #: where this worker's metrics are served (None = not served)
@@ -107,22 +121,28 @@ class WorkerMetrics:
         """One ad completed; its processing and queue-wait seconds (None when unknown)."""
         now = time.time() if now is None else now
         p = _priority(priority)
-        ADS_PROCESSED.labels(p, "completed").inc()
         mark_span("completed")
+        if self.enabled:
+            ADS_PROCESSED.labels(p, "completed").inc()
         if processing_s is not None:
-            AD_PROCESSING.labels(p).observe(max(0.0, processing_s))
             self.processing.observe(max(0.0, processing_s), now)
+            if self.enabled:
+                AD_PROCESSING.labels(p).observe(max(0.0, processing_s))
         if wait_s is not None:
-            AD_WAIT.labels(p).observe(max(0.0, wait_s))
             self.queue_wait.observe(max(0.0, wait_s), now)
+            if self.enabled:
+                AD_WAIT.labels(p).observe(max(0.0, wait_s))
 
     def retried(self, priority: int) -> None:
-        ADS_PROCESSED.labels(_priority(priority), "retried").inc()
         mark_span("retried")
+        if self.enabled:
+            ADS_PROCESSED.labels(_priority(priority), "retried").inc()
 
     def dead(self, priority: int, error_class: str) -> None:
-        ADS_PROCESSED.labels(_priority(priority), "dead").inc()
         mark_span("dead", error_class)
+        if not self.enabled:
+            return
+        ADS_PROCESSED.labels(_priority(priority), "dead").inc()
         DLQ_ADDED.labels(error_class[:_ERROR_CLASS_MAX] or "unknown").inc()
 
     def buckets(self, now: float | None = None) -> dict[str, list[int]]:
@@ -167,5 +187,7 @@ __all__ = [
     "ad_submitted",
     "ads_replayed",
     "api_metrics_url",
+    "recording",
     "serve_worker_metrics",
+    "set_recording",
 ]

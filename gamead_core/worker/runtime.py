@@ -134,7 +134,7 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.concurrency = settings.worker.concurrency
         self.stats = WorkerStats()
-        self.metrics = WorkerMetrics()  #: Prometheus series and the heartbeat's latency buckets
+        self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()
         self._critical: set[asyncio.Future[None]] = set()
         self._held: dict[int, HeldAd] = {}  #: stream seq → the delivery this worker holds
@@ -160,7 +160,8 @@ class Worker:
     # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         wcfg = self.settings.worker
-        metrics_server = serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port) if wcfg.metrics_port else None
+        serve = wcfg.metrics_port and self.settings.metrics.enabled
+        metrics_server = serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port) if serve else None
         if metrics_server is not None:
             self.metrics.url = metrics_server[1]
             log.info("worker metrics on %s", self.metrics.url, extra={"worker_id": self.id})
