@@ -20,6 +20,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from gamead_core.config import LogSettings
 from gamead_core.redact import redact_text
+from gamead_core.telemetry.tracing import current_ids
 
 _FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -51,9 +52,7 @@ class ContextFields(logging.Filter):
             for key, value in fields.items():
                 if value is not None and not hasattr(record, key):
                     setattr(record, key, value)
-        from gamead_core.telemetry.tracing import current_ids  # cheap: None when tracing is off
-
-        ids = current_ids()
+        ids = current_ids()  # None at once when tracing is off
         if ids is not None and not hasattr(record, "trace_id"):
             record.trace_id, record.span_id = ids
         return True
