@@ -29,6 +29,7 @@ from prometheus_client import PLATFORM_COLLECTOR, PROCESS_COLLECTOR  # noqa: F40
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError
 from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
 from gamead_core.telemetry.tracing import mark_span
@@ -156,6 +157,21 @@ class WorkerMetrics:
             return
         ADS_PROCESSED.labels(_priority(priority), "dead").inc()
         DLQ_ADDED.labels(error_class[:_ERROR_CLASS_MAX] or "unknown").inc()
+
+    def serve(self, settings: GameadSettings, worker_id: str) -> object | None:
+        """Serve this process's metrics on ``worker.metrics_port`` (when set and ``metrics.enabled``); sets
+        :attr:`url`. Returns the server for :meth:`stop_serving`. Raises :class:`ConfigError` (port taken)."""
+        wcfg = settings.worker
+        if not (wcfg.metrics_port and settings.metrics.enabled):
+            return None
+        server, self.url = serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port)
+        log.info("worker metrics on %s", self.url, extra={"worker_id": worker_id})
+        return server
+
+    def stop_serving(self, server: object | None) -> None:
+        if server is not None:
+            server.shutdown()  # type: ignore[attr-defined]
+            server.server_close()  # type: ignore[attr-defined]
 
     def buckets(self, now: float | None = None) -> dict[str, list[int]]:
         now = time.time() if now is None else now

@@ -65,7 +65,7 @@ from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.faults import Fault, pick_fault
 from gamead_core.shutdown import close_connection
 from gamead_core.logs import ad_fields
-from gamead_core.telemetry.metrics import WorkerMetrics, serve_worker_metrics
+from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.telemetry.tracing import consumer_span
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.solo import SoloGate
@@ -159,23 +159,11 @@ class Worker:
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        wcfg = self.settings.worker
-        serve = wcfg.metrics_port and self.settings.metrics.enabled
-        metrics_server = serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port) if serve else None
-        if metrics_server is not None:
-            self.metrics.url = metrics_server[1]
-            log.info("worker metrics on %s", self.metrics.url, extra={"worker_id": self.id})
-        try:
-            await self._run(stop)
-        finally:
-            if metrics_server is not None:
-                metrics_server[0].shutdown()  # type: ignore[attr-defined]
-                metrics_server[0].server_close()  # type: ignore[attr-defined]
-
-    async def _run(self, stop: asyncio.Event) -> None:
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         self._nc = nc
+        metrics_server = None
         try:
+            metrics_server = self.metrics.serve(self.settings, self.id)  # worker.metrics_port (0 = none)
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
             await ensure_topology(js, self.settings)
             self._store = store = await AdStore.open(nc, js)
@@ -207,6 +195,7 @@ class Worker:
                     await asyncio.gather(reaper, return_exceptions=True)
         finally:
             await close_connection(nc)  # drained; or closed at once if NATS is away
+            self.metrics.stop_serving(metrics_server)
             log.info(
                 "worker stopped",
                 extra={"worker_id": self.id, "processed": self.stats.processed, "failed": self.stats.failed,
