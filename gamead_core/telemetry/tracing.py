@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from gamead_core import names
+from gamead_core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def enabled() -> bool:
 
 def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     """Install the global tracer provider for this process (``role``: ``api`` or ``worker``) when the
-    ``OTEL_*`` variables ask for it; returns whether tracing is on. Idempotent."""
+    ``OTEL_*`` variables ask for it; returns whether tracing is on. Idempotent. Raises :class:`ConfigError`
+    for ``grpc`` without its exporter installed."""
     global _enabled, _tracer
     env = os.environ if env is None else env
     if _enabled or not wanted(env):
@@ -85,7 +87,11 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
     protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
                 or "http/protobuf").strip().lower()
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        except ImportError as exc:
+            raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: pip install "
+                              "opentelemetry-exporter-otlp-proto-grpc (or use http/protobuf)") from exc
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
     return OTLPSpanExporter()
