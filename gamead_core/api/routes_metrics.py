@@ -27,7 +27,7 @@ def _app_registry(request: Request) -> CollectorRegistry:
     return registry
 
 
-@router.get("/metrics", summary="Prometheus metrics of this API process (text exposition format 0.0.4)",
+@router.get("/metrics", summary="Prometheus metrics of this API process (text exposition format)",
             response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request) -> Response:
     body = generate_latest(REGISTRY) + generate_latest(_app_registry(request))
