@@ -112,6 +112,18 @@ class WorkerSettings(_Section):
     backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
     backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")
     faults: FaultSettings = FaultSettings()
+    metrics_port: int = Field(
+        0, ge=0, le=65535,
+        description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives each worker one).",
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on (0.0.0.0 in a pod).")
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics (gamead_core.telemetry): the API's ``GET /metrics``, each worker's
+    ``worker.metrics_port``. Traces are configured by the standard ``OTEL_*`` variables, not here."""
+
+    enabled: bool = Field(True, description="Record Prometheus metrics and serve them (cost: benchmarks/README.md).")
 
 
 class DlqSettings(_Section):
@@ -350,6 +362,7 @@ class GameadSettings(BaseSettings):
     jobs: JobSettings = JobSettings()
     doctor: DoctorSettings = DoctorSettings()
     audit: AuditSettings = AuditSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _keys_outlive_the_duplicate_window(self) -> GameadSettings:

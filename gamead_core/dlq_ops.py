@@ -44,6 +44,7 @@ from gamead_core.jobs.model import Mark
 from gamead_core.models import AdRecord, AdStatus, DlqEntry
 from gamead_core.queue.dlq import DeadLetters, DlqFilter, ScanBudget
 from gamead_core.queue.publish import publish_ad
+from gamead_core.telemetry.metrics import ads_replayed
 from gamead_core.store.ads import AdStore, Versioned, encode
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,8 @@ class DlqOps:
                 # a resumed replay cannot know whether its first publish landed: repeat it with the same id
                 try:
                     await publish_ad(self._js, ad_id=ad_id, level=current.entry.priority, payload=encode(queued),
-                                     timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq))
+                                     timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq),
+                                     link=current.entry.traceparent)
                 except QueueFull:
                     # refused for sure (the work stream is at its limit): put the record back as it was. (After a
                     # timeout the publish may have landed: then the record stays queued and a retry, or the
@@ -156,6 +158,7 @@ class DlqOps:
                     await self._store.update(dead, revision)
                     raise
             await self._dlq.delete_seq(seq)
+            ads_replayed()
             return Mark.ACTED
         raise Conflict(f"ad {ad_id} kept changing during its replay; gave up after {CAS_ATTEMPTS} attempts")
 

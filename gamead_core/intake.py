@@ -37,6 +37,7 @@ from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.publish import publish_ad, publish_ad_acked
 from gamead_core.store.ads import AdStore, decode, encode
+from gamead_core.telemetry.metrics import ad_submitted
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class Intake:
             if duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
                 return Accepted(record, duplicate=True)
             await self._record(record, wait=False)
+            ad_submitted(ad.priority)
             return Accepted(record, duplicate=False)
         return await self._submit_keyed(ad, idempotency_key, scope)
 
@@ -126,6 +128,7 @@ class Intake:
             first = await self._first_ad(ad_id, published.seq)
             return _repeat(first, fingerprint, key) if first is not None else Accepted(record, duplicate=True)
         await self._record(record, wait=True)  # a derived id carries no issue time: written before answering
+        ad_submitted(ad.priority)
         return Accepted(record, duplicate=False)
 
     async def _record(self, record: AdRecord, *, wait: bool) -> None:

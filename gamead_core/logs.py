@@ -1,16 +1,61 @@
-"""Logging set-up: one JSON object per line (or plain text for a terminal), configured once per process."""
+"""Logging set-up: one JSON object per line (or plain text for a terminal), configured once per process.
+
+Ids are fields, never only text: whatever a task logs while it works on one ad carries ``ad_id``,
+``worker_id``, ``priority`` and ``attempt`` (set once with :func:`ad_fields`, kept in a context variable, so
+every line of that asyncio task has them), and ``trace_id``/``span_id`` of the current OpenTelemetry span
+when tracing is on (:mod:`gamead_core.telemetry.tracing`). One ad's story is one filter:
+``jq 'select(.ad_id == "01h…")'``. Every line passes :func:`~gamead_core.redact.redact_text`.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
 from gamead_core.config import LogSettings
 from gamead_core.redact import redact_text
+from gamead_core.telemetry.tracing import current_ids
 
 _FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+#: the ad fields of the current task (see :func:`ad_fields`)
+_AD_FIELDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("gamead_ad_fields", default=None)
+
+
+@contextmanager
+def ad_fields(**fields: Any) -> Iterator[dict[str, Any]]:
+    """``with ad_fields(ad_id=…, worker_id=…, priority=…):`` every log line of this task carries them as
+    fields. The yielded dict may be updated inside the block (``attempt`` once it is known)."""
+    current = dict(_AD_FIELDS.get() or {})
+    current.update(fields)
+    token = _AD_FIELDS.set(current)
+    try:
+        yield current
+    finally:
+        _AD_FIELDS.reset(token)
+
+
+class ContextFields(logging.Filter):
+    """Adds the task's ad fields and the current span's ``trace_id``/``span_id`` to every record (an
+    ``extra=`` given at the call wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = _AD_FIELDS.get()
+        if fields:
+            for key, value in fields.items():
+                if value is not None and not hasattr(record, key):
+                    setattr(record, key, value)
+        ids = current_ids()  # None at once when tracing is off
+        if ids is not None and not hasattr(record, "trace_id"):
+            record.trace_id, record.span_id = ids
+        return True
 
 
 class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -26,6 +71,7 @@ def setup_logging(settings: LogSettings, *, role: str, stream: object = None) ->
 
     Every line passes :func:`~gamead_core.redact.redact_text`: no password in a URL reaches a log."""
     handler = RedactingHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.addFilter(ContextFields())
     if settings.format == "json":
         handler.setFormatter(
             JsonFormatter(

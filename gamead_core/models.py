@@ -156,6 +156,8 @@ class DlqEntry(BaseModel):
     ad: AdSubmission
     seq: int | None = None  #: sequence in the DLQ stream (set when read)
     source_seq: int | None = None  #: sequence the ad had in the work stream
+    #: W3C ``traceparent`` of the attempt that dead-lettered the ad (tracing on): a replay's trace links to it
+    traceparent: str | None = Field(None, max_length=128)
 
 
 class AdAccepted(BaseModel):

@@ -106,6 +106,9 @@ HDR_AD_ID: Final[str] = "Gamead-Ad-Id"
 HDR_JOB_ID: Final[str] = "Gamead-Job-Id"
 #: JetStream's optimistic-concurrency header: the publish is refused unless the subject's last sequence is this.
 HDR_EXPECTED_LAST_SUBJECT_SEQ: Final[str] = "Nats-Expected-Last-Subject-Sequence"
+#: W3C Trace Context (https://www.w3.org/TR/trace-context/): the trace an ad's message belongs to, set by the
+#: OpenTelemetry propagator when tracing is on (gamead_core.telemetry.tracing); ``tracestate`` may follow it.
+HDR_TRACEPARENT: Final[str] = "traceparent"
 
 # --- JetStream API ---------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from rich.console import Console
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_core.config import ClientSettings, GameadSettings
 from gamead_core.datadir import DataDir
-from gamead_core.embedded import EmbeddedNats, wait_for_listener
+from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
 from gamead_core.errors import GameadError
 from gamead_core.proc import alive, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
@@ -66,6 +66,25 @@ def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
     env["GAMEAD_API__HOST"] = settings.api.host
     env["GAMEAD_API__PORT"] = str(settings.api.port)
     return env
+
+
+class WorkerMetricsPorts:
+    """A free loopback port per local worker id, kept for the worker's restarts (``--metrics-port``)."""
+
+    def __init__(self, host: str, *, enabled: bool = True) -> None:
+        self.host = host
+        self.enabled = enabled
+        self.ports: dict[str, int] = {}
+
+    def args(self, worker_id: str) -> list[str]:
+        if not self.enabled:
+            return []
+        if worker_id not in self.ports:
+            self.ports[worker_id] = free_port(self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1")
+        return ["--metrics-port", str(self.ports[worker_id])]
+
+    def urls(self) -> str:
+        return ", ".join(f"{wid} http://{self.host}:{port}/metrics" for wid, port in sorted(self.ports.items()))
 
 
 def _gamead(*args: str) -> list[str]:
@@ -350,7 +369,10 @@ def up(
             env["GAMEAD_WORKER__CONCURRENCY"] = str(concurrency)
         if config is not None:
             env["GAMEAD_CONFIG"] = str(Path(config).resolve())
-        scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid), env=env, log_dir=logs,
+        metrics = WorkerMetricsPorts(settings.worker.metrics_host,  # each worker its own /metrics port
+                                     enabled=settings.metrics.enabled)
+        scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid, *metrics.args(wid)), env=env,
+                             log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
         api = stack.sup.start(API_CHILD, _gamead("serve"), env, logs / "api.log")
         _wait_api_ready(api_url, settings.api.port, api, API_READY_TIMEOUT)
@@ -360,6 +382,8 @@ def up(
         if workers:
             pids = ", ".join(str(p) for p in scaler.pids().values())
             say(f"[green]✓[/] {workers} worker(s) (pid {pids}), {settings.worker.concurrency} slot(s) each")
+            if metrics.enabled:
+                say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} (also in gamead workers)")
         if autoscaling:
             say(f"[green]✓[/] autoscaler: {workers}-{most} workers, every {scaling.interval:g}s "
                 f"(gamead scale status; --no-autoscale keeps {workers})")

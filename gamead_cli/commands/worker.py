@@ -16,6 +16,7 @@ import uvloop
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.runtime import install_stop_signals, require_nats_url
 from gamead_core.logs import setup_logging
+from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
 
 
@@ -26,10 +27,16 @@ def worker(
     ] = None,
     nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
     worker_id: Annotated[str | None, typer.Option("--id", help="Worker id (default host-pid-random).")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", min=0, max=65535,
+                                 help="Serve Prometheus /metrics on this port, 0 = off \\[worker.metrics_port].")
+    ] = None,
 ) -> None:
-    settings = settings_from(config, worker={"concurrency": concurrency}, nats={"url": nats_url})
+    settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
+                             nats={"url": nats_url})
     url = require_nats_url(settings)
     setup_logging(settings.log, role="worker")
+    setup_tracing("worker")  # only when OTEL_* variables ask for traces
     runtime = Worker(settings, url, worker_id=worker_id)
 
     async def main() -> None:
@@ -37,4 +44,7 @@ def worker(
         install_stop_signals(stop, runtime.hand_back_now)
         await runtime.run(stop)
 
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    finally:
+        shutdown_tracing()

@@ -21,6 +21,7 @@ from gamead_core.api.errors import ApiError
 from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
 from gamead_core.stats import QueueSampler
+from gamead_core.telemetry.metrics import api_metrics_url
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
     link = app.state.link
     node_id = new_api_node_id()
     started = time.time()
+    metrics_url = api_metrics_url(settings.api.host, settings.api.port) if settings.metrics.enabled else None
     sampler = QueueSampler(link, settings, node_id=node_id, extras=_optional_sections(app))
     app.state.stats_sampler = sampler
     app.state.node_id = node_id
@@ -102,7 +104,8 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
         sampler.registry = registry
         await run_heartbeat(
             registry,
-            lambda: api_node_info(node_id, started=started, draining=stop.is_set()),
+            lambda: api_node_info(node_id, started=started, draining=stop.is_set()).model_copy(
+                update={"metrics_url": metrics_url}),
             settings.registry.heartbeat_interval,
             stop,
         )

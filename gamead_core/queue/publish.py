@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import translate
+from gamead_core.telemetry.tracing import producer_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,30 +24,31 @@ class Published:
 
 
 async def publish_ad(
-    js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None
+    js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None,
+    link: str | None = None,
 ) -> bool:
     """Publish one ad to its level and wait for JetStream's ack. Returns True if it was a duplicate.
 
     ``msg_id`` (default: the ad id) is JetStream's deduplication key within ``queue.duplicate_window``.
+    ``link``: the ``traceparent`` of an earlier life of the ad (a DLQ replay): the ``send`` span links to it.
 
     Raises :class:`QueueUnavailable` or :class:`QueueFull`; never returns before the ad is stored.
     """
     published = await publish_ad_acked(js, ad_id=ad_id, level=level, payload=payload, timeout=timeout,
-                                       msg_id=msg_id)
+                                       msg_id=msg_id, link=link)
     return published.duplicate
 
 
 async def publish_ad_acked(
-    js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None
+    js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None,
+    link: str | None = None,
 ) -> Published:
     """:func:`publish_ad`, answering the ack's sequence too. Same errors."""
+    subject = names.level_subject(level)
+    headers = {names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id}
     try:
-        ack = await js.publish(
-            names.level_subject(level),
-            payload,
-            timeout=timeout,
-            headers={names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id},
-        )
+        with producer_span(subject, ad_id, headers, link={names.HDR_TRACEPARENT: link} if link else None):  # adds traceparent when tracing is on
+            ack = await js.publish(subject, payload, timeout=timeout, headers=headers)
     except (nats.errors.Error, asyncio.TimeoutError) as exc:
         raise translate(exc) from exc
     if ack.stream != names.ADS_STREAM:

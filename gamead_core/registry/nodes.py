@@ -14,6 +14,7 @@ from importlib import metadata
 from gamead_core.models import utcnow
 from gamead_core.registry.health import node_state, percentiles
 from gamead_core.registry.wire import HeldAd, NodeInfo
+from gamead_core.telemetry.histogram import LatencyBuckets
 
 #: Processing and queue-wait figures in a heartbeat cover the ads finished in this many seconds.
 RECENT_WINDOW = 60.0
@@ -57,6 +58,9 @@ class WorkerSelf:
     holding: list[HeldAd]
     task_timeout: float  #: seconds (its ``worker.task_timeout``)
     ack_wait: float  #: seconds (its ``queue.ack_wait``)
+    metrics_url: str | None = None  #: where its Prometheus metrics are served (``worker.metrics_port``)
+    #: its last minute's histogram bucket counts (``WorkerMetrics.buckets``), summed by /v1/stats
+    latency_buckets: LatencyBuckets | None = None
 
 
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
@@ -85,6 +89,8 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         state="draining" if draining else "ok",
         holding=list(me.holding),
         ack_wait=me.ack_wait,
+        metrics_url=me.metrics_url,
+        latency_buckets=me.latency_buckets,
     )
     if not draining:
         info.state = node_state(info, info.heartbeat_at, me.task_timeout)

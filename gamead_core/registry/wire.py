@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from gamead_core.models import _WIRE
+from gamead_core.telemetry.histogram import LatencyBuckets
 
 Role = Literal["api", "worker"]
 State = Literal["ok", "idle", "stuck", "draining"]
@@ -60,6 +61,8 @@ class NodeInfo(BaseModel):
     #: hand them to other workers at once (gamead_core.worker.reaper).
     holding: list[HeldAd] = []
     ack_wait: float | None = None  #: the worker's ``queue.ack_wait`` (when its ads return by themselves)
+    metrics_url: str | None = None  #: where the node's Prometheus metrics are served (gamead_core.telemetry)
+    latency_buckets: LatencyBuckets | None = None  #: a worker's last-minute histograms (summed by /v1/stats)
 
 
 __all__ = ["HeldAd", "NodeInfo", "Percentiles", "Role", "State"]

@@ -11,7 +11,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from gamead_core.registry import Percentiles
+from gamead_core.registry import NodeInfo, Percentiles
+from gamead_core.telemetry.histogram import BUCKETS, bucket_quantile, sum_counts
 
 RATE_WINDOW = 60.0  #: seconds behind "per second over the last minute"
 #: rate name → the sample total it is the rate of
@@ -139,12 +140,39 @@ def per_worker_rate(
     return sum(capacities) / len(capacities) if capacities else None
 
 
+
+def fleet_percentiles(workers: Iterable[NodeInfo], kind: str) -> Percentiles:
+    """The fleet's p50/p95/p99 (ms) of ``kind`` (``processing`` or ``queue_wait``) over the last minute.
+
+    From the sum of the workers' heartbeat bucket counts (``latencyBuckets``, gamead_core.telemetry.histogram)
+    when every worker that finished something sends them: exact to the bucket, and what Prometheus'
+    ``histogram_quantile()`` over ``gamead_ad_<kind>_seconds_bucket`` gives. Else (an older worker in the
+    fleet) the estimate of :func:`merge_percentiles`."""
+    nodes = list(workers)
+    legacy = [n.processing_ms if kind == "processing" else n.queue_wait_ms for n in nodes]
+    if any(n.latency_buckets is None or n.latency_buckets.bounds != list(BUCKETS) for n, p in zip(nodes, legacy)
+           if p.count):
+        return merge_percentiles(legacy)
+    counts = sum_counts((getattr(n.latency_buckets, kind) for n in nodes if n.latency_buckets is not None),
+                        len(BUCKETS) + 1)
+    total = sum(counts)
+    if not total:
+        return Percentiles()
+
+    def ms(q: float) -> float | None:
+        value = bucket_quantile(q, counts)
+        return None if value is None else round(value * 1000, 3)
+
+    return Percentiles(p50=ms(0.50), p95=ms(0.95), p99=ms(0.99), count=total)
+
+
 __all__ = [
     "COUNTERS",
     "RATE_WINDOW",
     "MonotonicTotal",
     "WorkerLoad",
     "aging_horizon",
+    "fleet_percentiles",
     "merge_percentiles",
     "per_worker_rate",
     "step_rates",

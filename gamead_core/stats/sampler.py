@@ -43,7 +43,7 @@ from gamead_core.stats.rates import (
     RATE_WINDOW,
     MonotonicTotal,
     WorkerLoad,
-    merge_percentiles,
+    fleet_percentiles,
     per_worker_rate,
     window_rate,
 )
@@ -188,8 +188,8 @@ class QueueSampler:
             fresh = {k: n.started_at.timestamp() >= self.began for k, n in by_key.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
             failed = self._failed.update({k: (n.failed, fresh[k]) for k, n in by_key.items()}, now)
-            processing = merge_percentiles(n.processing_ms for n in workers)
-            queue_wait = merge_percentiles(n.queue_wait_ms for n in workers)
+            processing = fleet_percentiles(workers, "processing")
+            queue_wait = fleet_percentiles(workers, "queue_wait")
         elif any(e.startswith("registry") for e in reading.errors):
             self.nodes_ok = False
         return Sample(reading, submitted, completed, failed, processing, queue_wait, self._dlq_size)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore
+from gamead_core.telemetry.tracing import current_traceparent
 
 
 async def dead_letter(
@@ -35,6 +36,7 @@ async def dead_letter(
         last_failure_at=error.at or now,
         dead_at=now,
         worker_id=worker_id,
+        traceparent=current_traceparent(),
         submitted_at=record.submitted_at,
         ad=record.ad,
         source_seq=source_seq,

@@ -64,6 +64,10 @@ from gamead_core.worker.budget import (
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.faults import Fault, pick_fault
 from gamead_core.shutdown import close_connection
+from gamead_core.logs import ad_fields
+from gamead_core.telemetry.histogram import LatencyBuckets
+from gamead_core.telemetry.metrics import WorkerMetrics
+from gamead_core.telemetry.tracing import consumer_span
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.solo import SoloGate
 
@@ -131,6 +135,7 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.concurrency = settings.worker.concurrency
         self.stats = WorkerStats()
+        self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()
         self._critical: set[asyncio.Future[None]] = set()
         self._held: dict[int, HeldAd] = {}  #: stream seq → the delivery this worker holds
@@ -157,7 +162,9 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         self._nc = nc
+        metrics_server = None
         try:
+            metrics_server = self.metrics.serve(self.settings, self.id)  # worker.metrics_port (0 = none)
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
             await ensure_topology(js, self.settings)
             self._store = store = await AdStore.open(nc, js)
@@ -189,6 +196,7 @@ class Worker:
                     await asyncio.gather(reaper, return_exceptions=True)
         finally:
             await close_connection(nc)  # drained; or closed at once if NATS is away
+            self.metrics.stop_serving(metrics_server)
             log.info(
                 "worker stopped",
                 extra={"worker_id": self.id, "processed": self.stats.processed, "failed": self.stats.failed,
@@ -202,7 +210,8 @@ class Worker:
             id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
             processed=st.processed, failed=st.failed, last_error=st.last_error, last_progress=st.last_progress,
             recent=list(st.recent), holding=self.holding(), task_timeout=self.settings.worker.task_timeout,
-            ack_wait=self.settings.queue.ack_wait,
+            ack_wait=self.settings.queue.ack_wait, metrics_url=self.metrics.url,
+            latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),
         )
 
     def _snapshot(self, *, draining: bool = False) -> NodeInfo:
@@ -257,7 +266,7 @@ class Worker:
                 self.stats.in_flight = len(self._held)
                 await self._announce_held()
                 for msg in msgs:
-                    task = asyncio.create_task(self._handle(msg))
+                    task = asyncio.create_task(self._observed(msg))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
@@ -335,6 +344,16 @@ class Worker:
             return result
 
     # --- one ad --------------------------------------------------------------------------------------
+    async def _observed(self, msg: Msg) -> None:
+        """:meth:`_handle` with the ad's ids on every log line and in a ``process`` span (gamead_core.telemetry)."""
+        headers, meta = msg.headers or {}, msg.metadata
+        ad_id = headers.get(names.HDR_AD_ID, "?")
+        with ad_fields(ad_id=ad_id, worker_id=self.id, priority=_level(msg.subject),
+                       attempt=meta.num_delivered or 1), \
+                consumer_span(msg.subject, ad_id, headers, delivery_count=meta.num_delivered or 1,
+                              stream_seq=meta.sequence.stream):
+            await self._handle(msg)
+
     async def _handle(self, msg: Msg) -> None:
         if self._gate.running == 0:  # idle time is not "no progress": a stuck check starts from here
             self.stats.last_progress = time.time()
@@ -562,6 +581,7 @@ class Worker:
             processing_ms = (finished.timestamp() - started.timestamp()) * 1000
             wait_ms = (started.timestamp() - submitted.timestamp()) * 1000
             self.stats.recent.append((now, processing_ms, wait_ms))
+            self.metrics.completed(record.priority, processing_ms / 1000, wait_ms / 1000, now)
         self.stats.last_progress = now
 
     async def _fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str) -> None:
@@ -580,6 +600,7 @@ class Worker:
             written = await self._persist(lambda: self._record_retry(current, error, delay, owns))
             if written:
                 self._count_failure(error)
+                self.metrics.retried(current.record.priority)
                 await self._shielded(msg.nak(delay=delay))
                 log.info("ad %s attempt %d failed (%s); retry in %.2fs", current.record.id, attempt,
                          failure.error_class, delay, extra={"ad_id": current.record.id})
@@ -645,6 +666,7 @@ class Worker:
         made = await dead_letter(store, dlq, record, error, attempts, source_seq=source_seq, worker_id=self.id,
                                  owns=owns)
         if made:
+            self.metrics.dead(record.priority, error.error_class)
             log.warning("ad %s dead-lettered after %d attempt(s): %s: %s", record.id, attempts,
                         error.error_class, error.message, extra={"ad_id": record.id})
         return made
@@ -697,6 +719,13 @@ class Worker:
             self.stats.handed_back += 1
         except Exception as exc:  # noqa: BLE001 - ack_wait brings it back anyway
             log.warning("ad %s: hand-back failed: %r", ad_id, exc, extra={"ad_id": ad_id})
+
+
+def _level(subject: str) -> int | None:
+    try:
+        return names.level_of_subject(subject)
+    except (ValueError, IndexError):
+        return None
 
 
 def _owner(delivery: str) -> Callable[[AdRecord], bool]:

@@ -1,0 +1,120 @@
+"""The API's read-outs as Prometheus series, collected at scrape time from memory (no NATS call).
+
+Queue gauges come from the one sampler (:class:`gamead_core.stats.StatsSampler`, once a second), so
+``/metrics``, ``/v1/stats`` and the autoscaler read the same numbers: Prometheus sees them at most one
+sampling interval old. A series whose value is unknown (NATS down, level unreadable) is left out rather than
+reported as 0: an absent series is what ``absent()`` alerts and Grafana gaps are made for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+#: the ``state`` label of ``gamead_workers``: as ``/v1/workers`` shows them
+WORKER_STATES = ("ok", "idle", "stuck", "draining")
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+class ApiCollector(Collector):
+    """Series of one API app, read from ``app.state`` (sampler, cache, limiter, Redis link) at scrape time."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Any]:  # noqa: C901 - one flat list of families
+        state = self.app.state
+        sampler = getattr(state, "stats_sampler", None)
+        sample = sampler.latest if sampler is not None else None
+
+        up = GaugeMetricFamily("gamead_nats_connected", "1 when the API's last sample reached NATS, else 0.")
+        up.add_metric([], 1.0 if sample is not None and sample.reading.connected else 0.0)
+        yield up
+
+        backlog = GaugeMetricFamily("gamead_queue_backlog", "Ads waiting on a level (consumer num_pending).",
+                                    labels=["priority"])
+        in_flight = GaugeMetricFamily("gamead_queue_in_flight",
+                                      "Ads delivered to a worker and not yet acknowledged (num_ack_pending).",
+                                      labels=["priority"])
+        oldest = GaugeMetricFamily("gamead_queue_oldest_age_seconds",
+                                   "Seconds the oldest waiting ad of a level has waited (0 when none waits).",
+                                   labels=["priority"])
+        if sample is not None:
+            for ls in sample.reading.levels:
+                label = [str(ls.level)]
+                backlog.add_metric(label, float(ls.pending))
+                in_flight.add_metric(label, float(ls.ack_pending))
+                oldest.add_metric(label, float(ls.oldest_age or 0.0))
+        yield backlog
+        yield in_flight
+        yield oldest
+
+        dlq = GaugeMetricFamily("gamead_dlq_entries", "Ads in the dead-letter queue.")
+        if sample is not None and sample.dlq_size is not None:
+            dlq.add_metric([], float(sample.dlq_size))
+        yield dlq
+
+        workers = GaugeMetricFamily("gamead_workers", "Live worker processes in the registry, by state.",
+                                    labels=["state"])
+        if sampler is not None and sampler.nodes_ok and sample is not None and sample.reading.nodes is not None:
+            counts = dict.fromkeys(WORKER_STATES, 0)
+            for node in sample.reading.nodes:
+                if node.role == "worker" and node.state in counts:
+                    counts[node.state] += 1
+            for name, n in counts.items():
+                workers.add_metric([name], float(n))
+        yield workers
+
+        yield from _autoscaler(sampler)
+        yield from _cache_and_limits(state)
+
+
+def _autoscaler(sampler: Any) -> Iterator[Any]:
+    doc = None
+    if sampler is not None:
+        read = sampler.extras.get("autoscaler")
+        try:
+            doc = read() if read is not None else None
+        except Exception:  # noqa: BLE001 - a scrape never fails on one section
+            doc = None
+    desired = GaugeMetricFamily("gamead_autoscaler_desired_replicas", "Workers the autoscaler last asked for.")
+    current = GaugeMetricFamily("gamead_autoscaler_current_replicas", "Workers the autoscaler last saw running.")
+    maximum = GaugeMetricFamily("gamead_autoscaler_max_replicas", "The autoscaler's ceiling (autoscaler.max_replicas).")
+    if doc:
+        for fam, key in ((desired, "desired"), (current, "current"), (maximum, "maxReplicas")):
+            if isinstance(doc.get(key), (int, float)):
+                fam.add_metric([], float(doc[key]))
+    yield desired
+    yield current
+    yield maximum
+
+
+def _cache_and_limits(state: Any) -> Iterator[Any]:
+    cache = getattr(state, "cache", None)
+    if cache is not None:
+        hits = CounterMetricFamily("gamead_cache_hits", "Reads of a final ad record answered by the cache.")
+        hits.add_metric([], float(cache.hits))
+        misses = CounterMetricFamily("gamead_cache_misses", "Reads of an ad record the cache could not answer.")
+        misses.add_metric([], float(cache.misses))
+        yield hits
+        yield misses
+    limiter = getattr(state, "limiter", None)
+    if limiter is not None:
+        limited = CounterMetricFamily("gamead_ratelimit_rejections", "Requests refused with 429 rate_limited.")
+        limited.add_metric([], float(limiter.limited))
+        yield limited
+    link = getattr(state, "redis", None)
+    breaker = GaugeMetricFamily("gamead_redis_circuit_breaker_state",
+                                "1 for the Redis circuit breaker's current state, 0 for the others.",
+                                labels=["state"])
+    if link is not None:
+        for name in BREAKER_STATES:
+            breaker.add_metric([name], 1.0 if link.breaker.state == name else 0.0)
+    yield breaker
+
+
+__all__ = ["ApiCollector", "BREAKER_STATES", "WORKER_STATES"]

@@ -1,0 +1,221 @@
+"""Prometheus metrics of every gamead process (``prometheus-client``), named by Prometheus' conventions
+(https://prometheus.io/docs/practices/naming/): base units (seconds), ``_total`` counters, ``_seconds``
+histograms, one ``gamead_`` prefix. Label values are bounded: ``priority`` is 1–5, ``outcome`` one of three,
+``route`` the route *template* (``/ads/{ad_id}``), ``error_class`` an exception class name. No ad ids.
+
+Who serves what:
+
+* every process: the series of this module's :data:`REGISTRY` (the ones a process counts itself) plus
+  ``process_*`` and ``python_*`` (prometheus-client's collectors);
+* the API (``GET /metrics``, :mod:`gamead_core.api.routes_metrics`): submits, HTTP requests, and the
+  read-outs of its once-a-second stats sampler (queue gauges, DLQ size, workers, autoscaler, cache, rate
+  limits, the Redis circuit breaker) through :class:`gamead_core.telemetry.collectors.ApiCollector`;
+* each worker (``worker.metrics_port``, :func:`serve_worker_metrics`): ads processed by outcome, wait and
+  processing histograms, DLQ additions.
+
+Recording is a dictionary lookup and an addition under a lock (prometheus-client's): cheap enough for the
+hot path (figures in benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import PLATFORM_COLLECTOR, PROCESS_COLLECTOR  # noqa: F401 - registered below
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from gamead_core.config import GameadSettings
+from gamead_core.errors import ConfigError
+from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
+from gamead_core.telemetry.tracing import mark_span
+
+log = logging.getLogger(__name__)
+
+#: Everything this process counts itself (one per process; the API adds its per-app collector beside it).
+REGISTRY: Final = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+OUTCOMES: Final[tuple[str, ...]] = ("completed", "retried", "dead")
+
+ADS_SUBMITTED = Counter(
+    "gamead_ads_submitted", "Ads the API accepted (202, not duplicates), by priority.",
+    ["priority"], registry=REGISTRY,
+)
+ADS_PROCESSED = Counter(
+    "gamead_ads_processed", "Analysis attempts a worker settled, by priority and outcome "
+    "(completed; retried: failed, will be retried; dead: moved to the DLQ).",
+    ["priority", "outcome"], registry=REGISTRY,
+)
+AD_WAIT = Histogram(
+    "gamead_ad_wait_seconds", "Seconds from submit to the start of the attempt that completed the ad.",
+    ["priority"], buckets=BUCKETS, registry=REGISTRY,
+)
+AD_PROCESSING = Histogram(
+    "gamead_ad_processing_seconds", "Seconds the completing analysis attempt took.",
+    ["priority"], buckets=BUCKETS, registry=REGISTRY,
+)
+DLQ_ADDED = Counter(
+    "gamead_dlq_added", "Ads this process moved to the DLQ, by the class of their last error.",
+    ["error_class"], registry=REGISTRY,
+)
+REPLAYED = Counter("gamead_replayed", "Ads put back on the queue from the DLQ (replays).", registry=REGISTRY)
+HTTP_REQUESTS = Counter(
+    "gamead_http_requests", "HTTP requests the API answered, by route template, method and status.",
+    ["route", "method", "status"], registry=REGISTRY,
+)
+HTTP_DURATION = Histogram(
+    "gamead_http_request_duration_seconds", "Seconds from request to the end of the response, by route template.",
+    ["route"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+
+_LEVELS = tuple(str(level) for level in range(1, 6))
+_recording = True  #: ``metrics.enabled`` of this process (:func:`set_recording`)
+
+
+def set_recording(on: bool) -> None:
+    """Record Prometheus series in this process or not (``metrics.enabled``; set once at start-up)."""
+    global _recording
+    _recording = on
+
+
+def recording() -> bool:
+    return _recording
+_ERROR_CLASS_MAX = 64  #: longest error class label kept (class names; anything longer is cut)
+
+
+def _priority(level: int) -> str:
+    text = str(level)
+    return text if text in _LEVELS else "other"
+
+
+#: labelled children made once: ``labels()`` costs several times what ``inc()`` does (benchmarks/README.md)
+_SUBMITTED = {level: ADS_SUBMITTED.labels(str(level)) for level in range(1, 6)}
+_PROCESSED = {(level, outcome): ADS_PROCESSED.labels(str(level), outcome) for level in range(1, 6)
+              for outcome in OUTCOMES}
+_WAIT = {level: AD_WAIT.labels(str(level)) for level in range(1, 6)}
+_PROCESSING = {level: AD_PROCESSING.labels(str(level)) for level in range(1, 6)}
+
+
+def ad_submitted(priority: int) -> None:
+    """The API accepted one new ad of ``priority`` (call after the publish was acknowledged)."""
+    if _recording:
+        child = _SUBMITTED.get(priority)
+        (child if child is not None else ADS_SUBMITTED.labels(_priority(priority))).inc()
+
+
+def ads_replayed(n: int = 1) -> None:
+    """``n`` ads were put back on the queue from the DLQ."""
+    if _recording:
+        REPLAYED.inc(n)
+
+
+class WorkerMetrics:
+    """What one worker records: outcomes, latency histograms (Prometheus) and the same latencies in
+    :class:`~gamead_core.telemetry.histogram.WindowedHistogram`\\ s for the heartbeat."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled  #: Prometheus series recorded (the heartbeat's buckets always are)
+        self.processing = WindowedHistogram()
+        self.queue_wait = WindowedHistogram()
+        self.url: str | None = None  #: where this worker's metrics are served (None = not served)
+
+    def completed(self, priority: int, processing_s: float | None, wait_s: float | None,
+                  now: float | None = None) -> None:
+        """One ad completed; its processing and queue-wait seconds (None when unknown)."""
+        now = time.time() if now is None else now
+        mark_span("completed")
+        if processing_s is not None:
+            self.processing.observe(max(0.0, processing_s), now)
+        if wait_s is not None:
+            self.queue_wait.observe(max(0.0, wait_s), now)
+        if not self.enabled:
+            return
+        if priority not in _WAIT:  # not a level: counted under priority="other"
+            ADS_PROCESSED.labels("other", "completed").inc()
+            return
+        _PROCESSED[(priority, "completed")].inc()
+        if processing_s is not None:
+            _PROCESSING[priority].observe(max(0.0, processing_s))
+        if wait_s is not None:
+            _WAIT[priority].observe(max(0.0, wait_s))
+
+    def retried(self, priority: int) -> None:
+        mark_span("retried")
+        if self.enabled:
+            ADS_PROCESSED.labels(_priority(priority), "retried").inc()
+
+    def dead(self, priority: int, error_class: str) -> None:
+        mark_span("dead", error_class)
+        if not self.enabled:
+            return
+        ADS_PROCESSED.labels(_priority(priority), "dead").inc()
+        DLQ_ADDED.labels(error_class[:_ERROR_CLASS_MAX] or "unknown").inc()
+
+    def serve(self, settings: GameadSettings, worker_id: str) -> object | None:
+        """Serve this process's metrics on ``worker.metrics_port`` (when set and ``metrics.enabled``); sets
+        :attr:`url`. Returns the server for :meth:`stop_serving`. Raises :class:`ConfigError` (port taken)."""
+        wcfg = settings.worker
+        if not (wcfg.metrics_port and settings.metrics.enabled):
+            return None
+        server, self.url = serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port)
+        log.info("worker metrics on %s", self.url, extra={"worker_id": worker_id})
+        return server
+
+    def stop_serving(self, server: object | None) -> None:
+        if server is not None:
+            server.shutdown()  # type: ignore[attr-defined]
+            server.server_close()  # type: ignore[attr-defined]
+
+    def buckets(self, now: float | None = None) -> dict[str, list[int]]:
+        now = time.time() if now is None else now
+        return {"processing": self.processing.counts(now), "queue_wait": self.queue_wait.counts(now)}
+
+
+def api_metrics_url(host: str, port: int) -> str:
+    """The ``/metrics`` URL an API bound to ``host:port`` advertises in its heartbeat (``/v1/workers``)."""
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/metrics"
+
+
+def serve_worker_metrics(host: str, port: int) -> tuple[object, str]:
+    """Serve :data:`REGISTRY` as Prometheus text on ``http://host:port/metrics`` from a daemon thread
+    (prometheus-client's ``start_http_server``). Returns (server, the URL to advertise).
+
+    Raises :class:`ConfigError` when the port cannot be bound (taken, or not ours to use)."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve worker metrics on {host}:{port} (worker.metrics_port): {exc}") from exc
+    return server, api_metrics_url(host, int(server.server_address[1]))
+
+
+__all__ = [
+    "AD_PROCESSING",
+    "AD_WAIT",
+    "ADS_PROCESSED",
+    "ADS_SUBMITTED",
+    "DLQ_ADDED",
+    "HTTP_DURATION",
+    "HTTP_REQUESTS",
+    "OUTCOMES",
+    "REGISTRY",
+    "REPLAYED",
+    "WorkerMetrics",
+    "ad_submitted",
+    "ads_replayed",
+    "api_metrics_url",
+    "recording",
+    "serve_worker_metrics",
+    "set_recording",
+]

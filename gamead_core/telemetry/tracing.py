@@ -1,0 +1,223 @@
+"""OpenTelemetry traces across the queue: API server span → ``send gamead.ads.pN`` producer span →
+``process gamead.ads.pN`` consumer span in the worker, one trace, carried by the W3C ``traceparent`` header
+(https://www.w3.org/TR/trace-context/) in the NATS message headers (header names in
+:mod:`gamead_core.names`). Span names and attributes follow the OpenTelemetry messaging semantic
+conventions (``messaging.system=nats``, ``messaging.destination.name``, ``messaging.operation.type``,
+``messaging.message.id``; the JetStream delivery count as ``messaging.nats.delivery_count``, gamead-specific).
+
+Configured by the standard variables only (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/):
+
+* on when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, ``console``) or an OTLP endpoint is set
+  (``OTEL_EXPORTER_OTLP_ENDPOINT``/``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); off when unset, or when
+  ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``. Off costs one module-level bool test per
+  hook: the SDK is not even imported;
+* ``OTEL_EXPORTER_OTLP_PROTOCOL``/``…_TRACES_PROTOCOL``: ``http/protobuf`` (the default; the exporter
+  ships with gamead) or ``grpc`` (needs ``opentelemetry-exporter-otlp-proto-grpc`` installed);
+* ``OTEL_SERVICE_NAME`` (default ``gamead-api`` / ``gamead-worker``), ``OTEL_RESOURCE_ATTRIBUTES``,
+  ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` (the SDK reads them).
+
+``gamead up`` passes the environment, so the variables, to every process it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from gamead_core import names
+from gamead_core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_enabled = False
+_tracer: Any = None
+
+
+def wanted(env: Mapping[str, str] | None = None) -> bool:
+    """Do the ``OTEL_*`` variables ask for traces? (Pure: see the module docstring.)"""
+    env = os.environ if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
+    """Install the global tracer provider for this process (``role``: ``api`` or ``worker``) when the
+    ``OTEL_*`` variables ask for it; returns whether tracing is on. Idempotent. Raises :class:`ConfigError`
+    for ``grpc`` without its exporter installed."""
+    global _enabled, _tracer
+    env = os.environ if env is None else env
+    if _enabled or not wanted(env):
+        return _enabled
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    service = env.get("OTEL_SERVICE_NAME") or f"gamead-{role}"
+    resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
+    resource = resource.merge(Resource.create({"service.name": service}))
+    provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER (SDK default)
+    for name in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(","):
+        name = name.strip().lower()
+        if name == "console":
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        elif name == "otlp":
+            provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(env)))
+        elif name and name != "none":
+            log.warning("OTEL_TRACES_EXPORTER %r is not supported by gamead (otlp, console); ignored", name)
+    trace.set_tracer_provider(provider)
+    _tracer = trace.get_tracer("gamead")
+    _enabled = True
+    log.info("tracing on: service %s, exporter %s", service, env.get("OTEL_TRACES_EXPORTER") or "otlp")
+    return True
+
+
+def _otlp_exporter(env: Mapping[str, str]) -> Any:
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or "http/protobuf").strip().lower()
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        except ImportError as exc:
+            raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: pip install "
+                              "opentelemetry-exporter-otlp-proto-grpc (or use http/protobuf)") from exc
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+    return OTLPSpanExporter()
+
+
+def shutdown_tracing(timeout: float = 3.0) -> None:
+    """Flush and stop the exporter (end of the process), waiting at most ``timeout`` seconds: an
+    unreachable collector never holds a stopping process past its drain budget."""
+    if not _enabled:
+        return
+    import threading
+
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+
+    def stop() -> None:
+        try:
+            provider.shutdown()  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - never fail a shutdown over traces
+            log.debug("tracer shutdown failed: %r", exc)
+
+    thread = threading.Thread(target=stop, name="gamead-otel-shutdown", daemon=True)
+    thread.start()
+    thread.join(timeout)
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace id, span id) in hex of the current span, or None (tracing off, or no span)."""
+    if not _enabled:
+        return None
+    from opentelemetry import trace
+
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span (to keep with a DLQ entry), or None."""
+    if not _enabled:
+        return None
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get(names.HDR_TRACEPARENT)
+
+
+def _attributes(subject: str, ad_id: str, operation: str, **extra: Any) -> dict[str, Any]:
+    attrs = {
+        "messaging.system": "nats",
+        "messaging.destination.name": subject,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+        "messaging.message.id": ad_id,
+        "gamead.ad_id": ad_id,
+    }
+    attrs.update({k: v for k, v in extra.items() if v is not None})
+    return attrs
+
+
+@contextmanager
+def producer_span(subject: str, ad_id: str, headers: dict[str, str], *,
+                  link: Mapping[str, str] | None = None) -> Iterator[None]:
+    """``send <subject>`` (kind PRODUCER) around a publish; injects ``traceparent`` into ``headers``. With
+    ``link`` (the headers of an earlier message of this ad, e.g. a replayed DLQ entry) the span links to
+    that trace. Does nothing when tracing is off."""
+    if not _enabled:
+        yield
+        return
+    from opentelemetry import propagate, trace
+
+    links = []
+    if link:
+        ctx = trace.get_current_span(propagate.extract(dict(link))).get_span_context()
+        if ctx.is_valid:
+            links.append(trace.Link(ctx, {"gamead.link": "original"}))
+    with _tracer.start_as_current_span(f"send {subject}", kind=trace.SpanKind.PRODUCER, links=links,
+                                       attributes=_attributes(subject, ad_id, "send")):
+        propagate.inject(headers)
+        yield
+
+
+@contextmanager
+def consumer_span(subject: str, ad_id: str, headers: Mapping[str, str] | None, *, delivery_count: int,
+                  stream_seq: int) -> Iterator[Any]:
+    """``process <subject>`` (kind CONSUMER) in the trace of the message's ``traceparent``: one per delivery,
+    so a retry shows as a new ``process`` span in the ad's trace. Yields the span (None when off)."""
+    if not _enabled:
+        yield None
+        return
+    from opentelemetry import propagate, trace
+
+    parent = propagate.extract(dict(headers or {}))
+    attrs = _attributes(subject, ad_id, "process", **{"messaging.nats.delivery_count": delivery_count,
+                                                      "messaging.nats.stream_sequence": stream_seq})
+    with _tracer.start_as_current_span(f"process {subject}", context=parent, kind=trace.SpanKind.CONSUMER,
+                                       attributes=attrs) as span:
+        yield span
+
+
+def mark_span(outcome: str, error_class: str | None = None) -> None:
+    """Mark the current (``process``) span's outcome (``completed``, ``retried``, ``dead``) and error class."""
+    if not _enabled:
+        return
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    span.set_attribute("gamead.outcome", outcome)
+    if error_class:
+        from opentelemetry.trace import Status, StatusCode
+
+        span.set_attribute("error.type", error_class)
+        span.set_status(Status(StatusCode.ERROR, error_class))
+
+
+__all__ = [
+    "consumer_span",
+    "current_ids",
+    "current_traceparent",
+    "enabled",
+    "producer_span",
+    "mark_span",
+    "setup_tracing",
+    "shutdown_tracing",
+    "wanted",
+]

@@ -1,0 +1,55 @@
+"""When traces are on (the standard OTEL_* variables only) and what log lines carry: pure, no servers."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from gamead_core.config import LogSettings
+from gamead_core.logs import ad_fields, setup_logging
+from gamead_core.telemetry import tracing
+
+
+@pytest.mark.parametrize(("env", "on"), [
+    ({}, False),
+    ({"OTEL_SERVICE_NAME": "x"}, False),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+    ({"OTEL_TRACES_EXPORTER": "console"}, True),
+    ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, False),
+    ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, False),
+])
+def test_traces_are_on_only_when_otel_variables_ask(env: dict[str, str], on: bool) -> None:
+    assert tracing.wanted(env) is on
+
+
+def test_off_means_no_span_and_no_header() -> None:
+    assert not tracing.enabled()
+    headers: dict[str, str] = {}
+    with tracing.producer_span("gamead.ads.p2", "ad1", headers):
+        pass
+    assert headers == {} and tracing.current_ids() is None and tracing.current_traceparent() is None
+
+
+def test_log_lines_carry_the_ad_fields_and_never_a_password() -> None:
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    setup_logging(LogSettings(format="json", level="INFO"), role="worker", stream=out)
+    try:
+        log = logging.getLogger("gamead_core.test")
+        with ad_fields(ad_id="01abc", worker_id="w1", priority=2, attempt=1) as fields:
+            fields["attempt"] = 2
+            log.info("ad %s failed talking to nats://user:hunter2@nats:4222", "01abc")
+        log.info("outside")
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert {k: first[k] for k in ("ad_id", "worker_id", "priority", "attempt")} == {
+        "ad_id": "01abc", "worker_id": "w1", "priority": 2, "attempt": 2}
+    assert "hunter2" not in out.getvalue()
+    assert "ad_id" not in second
