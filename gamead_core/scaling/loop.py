@@ -327,7 +327,6 @@ class Autoscaler:
         True when ``entry`` started a new line in the decisions (not folded into the previous one).
         """
         assert self.store is not None
-        s = self.settings
         self._decisions = record_decision(self._decisions, entry)
         new_line = self._decisions[0].get("repeats") == 1
         if self.deps.on_decision is not None and new_line:

@@ -37,6 +37,10 @@ from gamead_core.api.auth import allowed_roles, route_class
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, start_api, start_worker
 
+#: every operation runs inside one test (subtests): ~16 s alone, several times that on a loaded 2-core CI with
+#: the rest of the suite beside it, so this module gets more than the suite's 120 s per test (a hang still ends)
+pytestmark = pytest.mark.timeout(480)
+
 #: generated requests per operation in the fuzzing phase (the coverage phase adds its own, deterministic, set)
 MAX_EXAMPLES = 10
 
