@@ -84,9 +84,7 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
         if status == 404:
             return NotFound(f"{what}: not found (HTTP 404)")
         message = f"API answered HTTP {status} to {what}" + (f": {snippet}" if snippet else "")
-        error = ApiClientError(message, status=status)
-        error.code = f"http_{status}"
-        return error
+        return ApiClientError(message, status=status, api_code=f"http_{status}")
 
     code = str(err.get("code") or f"http_{status}")
     message = str(err.get("message") or response.reason_phrase or "error")
@@ -101,9 +99,7 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
         text += f"; retry after {retry}s"
     if status in (401, 403):
         text += " — set GAMEAD_TOKEN (or client.token in the config file)"
-    error = ApiClientError(text, status=status, details=details)
-    error.code = code  # the API's stable code, e.g. "validation_failed"
-    return error
+    return ApiClientError(text, status=status, details=details, api_code=code)  # e.g. "validation_failed"
 
 
 class ApiClient:

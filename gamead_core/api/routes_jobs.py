@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.contract import error_responses
-from gamead_core.api.errors import ApiError
+from gamead_core.api.errors import JobFinished, JobsNotRunning
 from gamead_core.api.routes_dlq import NDJSON, progress_stream
 from gamead_core.api.schemas import NDJSON_JOB, JobPage
 from gamead_core.audit import JobAudit, record_action
@@ -61,8 +61,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], lifespan=lifespan)
 def _jobs(request: Request) -> JobService:
     jobs = getattr(request.app.state, "jobs", None)
     if jobs is None:
-        raise ApiError(503, "queue_unavailable", "operator jobs are not running on this API node",
-                       headers={"Retry-After": "2"})
+        raise JobsNotRunning("operator jobs are not running on this API node")
     return jobs  # type: ignore[no-any-return]
 
 
@@ -119,8 +118,8 @@ async def cancel_job(job_id: str, request: Request) -> Response:
     jobs = _jobs(request)
     job = await jobs.get(_checked(job_id))
     if job.state.terminal:
-        raise ApiError(409, "job_finished", f"job {job_id} has already ended ({job.state.value})",
-                       details={"state": job.state.value})
+        raise JobFinished(f"job {job_id} has already ended ({job.state.value})",
+                          details={"state": job.state.value})
     await record_action(getattr(request.app.state, "audit", None), "job.cancel", job_id=job_id,
                         details={"kind": job.kind.value})  # before acting: no record, no cancel
     principal = getattr(request.state, "principal", None)

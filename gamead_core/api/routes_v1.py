@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
-from gamead_core.api.errors import ApiError
+from gamead_core.api.errors import StatsUnavailable
 from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
 from gamead_core.stats import StatsSampler
@@ -36,8 +36,7 @@ def _json(data: Any) -> Response:
 def _sampler(request: Request) -> StatsSampler:
     sampler = getattr(request.app.state, "stats_sampler", None)
     if sampler is None:
-        raise ApiError(503, "stats_unavailable", "this API node does not sample stats (observers not started)",
-                       headers={"Retry-After": "2"})
+        raise StatsUnavailable("this API node does not sample stats (observers not started)")
     return sampler  # type: ignore[no-any-return]
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
-import nats.errors
 from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.connection import translate
+from gamead_core.queue.connection import nats_boundary
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +38,13 @@ async def publish_ad_acked(
     js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None
 ) -> Published:
     """:func:`publish_ad`, answering the ack's sequence too. Same errors."""
-    try:
+    with nats_boundary():
         ack = await js.publish(
             names.level_subject(level),
             payload,
             timeout=timeout,
             headers={names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id},
         )
-    except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        raise translate(exc) from exc
     if ack.stream != names.ADS_STREAM:
         raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.ADS_STREAM}")
     return Published(int(ack.seq or 0), bool(ack.duplicate))
