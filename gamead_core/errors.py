@@ -20,6 +20,7 @@
     │   └── ScalerUnavailable    timeout, refused connection, TLS failure, 429 or 5xx; retry later
     ├── TaskError                an analysis attempt failed
     │   ├── RetryableError       try again later (backoff); dead-lettered after worker.max_attempts
+    │   │   └── TaskTimeout      the attempt ran longer than worker.task_timeout
     │   └── PermanentError       can never succeed: dead-lettered at once
     └── ApiClientError           a CLI-side failure talking to the gamead API
         └── ApiUnreachable       the API refused the connection or timed out
@@ -142,6 +143,12 @@ class RetryableError(TaskError):
     def __init__(self, message: str, *, delay: float | None = None, details: Any = None) -> None:
         super().__init__(message, details=details)
         self.delay = delay
+
+
+class TaskTimeout(RetryableError):
+    """The attempt ran longer than ``worker.task_timeout`` and was cancelled: retried like any retryable error."""
+
+    code = "task_timeout"
 
 
 class PermanentError(TaskError):
