@@ -37,7 +37,7 @@ def _connect_cause(exc: Exception) -> str:
         return "host name not found"
     if "unreachable" in text:
         return "network unreachable"
-    return str(exc) or type(exc).__name__
+    return error_text(exc)
 
 
 def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
@@ -48,7 +48,7 @@ def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
     elif isinstance(exc, httpx.ConnectError):
         cause = _connect_cause(exc)
     else:
-        cause = str(exc) or type(exc).__name__
+        cause = error_text(exc)
     return ApiUnreachable(f"cannot reach the gamead API at {url} ({cause}) — {HINT}")
 
 

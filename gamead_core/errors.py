@@ -209,3 +209,12 @@ class ScalerUnavailable(ScalerError):
     """The API server did not answer in time, refused the connection, or answered 429/5xx. Retry later."""
 
     code = "scaler_unavailable"
+
+
+def error_text(exc: BaseException, *, limit: int | None = None) -> str:
+    """One line about ``exc`` for a log, a status field or a dashboard: a :class:`GameadError`'s ``message``,
+    else ``str(exc)``, else the class name (``TimeoutError()`` says nothing by itself); whitespace collapsed to
+    single spaces, credentials in URLs masked, cut to ``limit`` characters if given."""
+    text = " ".join((getattr(exc, "message", None) or str(exc) or type(exc).__name__).split())
+    text = redact_text(text) or type(exc).__name__
+    return text if limit is None or len(text) <= limit else text[: max(0, limit - 1)] + "…"

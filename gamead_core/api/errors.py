@@ -6,12 +6,12 @@ import logging
 import re
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from gamead_core.api.responses import json_response
 from gamead_core.errors import (
     Conflict,
     ConfigError,
@@ -124,8 +124,7 @@ class StatsUnavailable(ApiError):
 
 def error_response(status: int, code: str, message: str, details: Any = None,
                    headers: dict[str, str] | None = None) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+    return json_response({"error": {"code": code, "message": message, "details": details}}, status, headers)
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from gamead_core.api.body import body_schema, read_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ConfirmationRequired, JobsNotRunning, ValidationFailed
+from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import not_an_action
@@ -114,10 +115,6 @@ def _jobs(request: Request) -> JobService:
 def _principal(request: Request) -> str:
     principal = getattr(request.state, "principal", None)
     return str(getattr(principal, "name", None) or "anonymous")
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 def _entry(entry: DlqEntry) -> dict[str, Any]:

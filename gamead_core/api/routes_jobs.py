@@ -7,18 +7,19 @@ died) once the app's NATS link exists, and stops it (handing its jobs' leases ba
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import JobFinished, JobsNotRunning
+from gamead_core.api.responses import json_response
 from gamead_core.api.routes_dlq import NDJSON, progress_stream
 from gamead_core.api.schemas import NDJSON_JOB, JobPage
 from gamead_core.audit import JobAudit, record_action
@@ -65,9 +66,7 @@ def _jobs(request: Request) -> JobService:
     return jobs  # type: ignore[no-any-return]
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+_json = functools.partial(json_response, no_store=True)  #: live data: never cached
 
 
 def _checked(job_id: str) -> str:

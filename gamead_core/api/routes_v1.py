@@ -8,16 +8,17 @@ function it returns on shutdown; NATS may be down at either moment.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.errors import StatsUnavailable
+from gamead_core.api.responses import json_response
 from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
 from gamead_core.stats import StatsSampler
@@ -29,8 +30,7 @@ router = APIRouter()
 HISTORY_MAX = 600
 
 
-def _json(data: Any) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json", headers={"Cache-Control": "no-store"})
+_json = functools.partial(json_response, no_store=True)  #: live data: never cached
 
 
 def _sampler(request: Request) -> StatsSampler:

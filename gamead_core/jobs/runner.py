@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
-from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
+from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable, error_text
 from gamead_core.ids import new_job_id
 from gamead_core.jobs.model import CancelRequest, Job, JobKind, JobPhase, JobState, Mark, Selection
 from gamead_core.jobs.policy import failure_rate_exceeded, lease_expired, pace_delay, resume_decision, tally
@@ -224,7 +224,7 @@ class JobService:
                 self._store = await open_store()
                 self.last_error = None
             except (GameadError, OSError) as exc:
-                self.last_error = getattr(exc, "message", None) or str(exc)
+                self.last_error = error_text(exc)
                 await asyncio.sleep(1.0)
         interval = min(5.0, max(0.2, self.lease / 3))
         while True:

@@ -43,7 +43,7 @@ from ulid import ULID
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import QueueUnavailable
+from gamead_core.errors import QueueUnavailable, error_text
 from gamead_core.models import AdRecord, Analysis, utcnow
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
@@ -194,7 +194,7 @@ class Worker:
                 try:
                     msgs = await puller.pull(free)
                 except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
-                    self._pull_failed(getattr(exc, "message", None) or repr(exc))
+                    self._pull_failed(error_text(exc))
                     await asyncio.wait({stopping}, timeout=1.0)
                     continue
                 self._pull_failed(None)

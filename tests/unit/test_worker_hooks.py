@@ -11,7 +11,7 @@ import pytest
 
 from gamead_core.config import FaultSettings
 from gamead_core.errors import PermanentError, QueueUnavailable, RetryableError
-from gamead_core.models import AdRecord, AdStatus, AdSubmission, Analysis
+from gamead_core.models import AdRecord, AdStatus, Analysis
 from gamead_core.worker.analyzer import analyze
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.faults import FaultInjection
@@ -19,9 +19,9 @@ from gamead_core.worker.hooks import Delivery, Failure, Hook, Hooks, classify
 from gamead_core.worker.keepalive import keepalive_period
 from gamead_core.worker.storage_pause import StoragePause
 from gamead_core.worker.timelimit import TimeLimit
+from tests.support import submission
 
-AD = AdSubmission(title="Dragon Quest", description="An epic role-playing adventure", genre="RPG",
-                  call_to_action="Play now", duration=30)
+AD = submission(title="Dragon Quest", description="An epic role-playing adventure", call_to_action="Play now")
 
 
 def record(title: str = "Dragon Quest") -> AdRecord:
