@@ -106,6 +106,35 @@ HDR_AD_ID: Final[str] = "Gamead-Ad-Id"
 HDR_JOB_ID: Final[str] = "Gamead-Job-Id"
 #: JetStream's optimistic-concurrency header: the publish is refused unless the subject's last sequence is this.
 HDR_EXPECTED_LAST_SUBJECT_SEQ: Final[str] = "Nats-Expected-Last-Subject-Sequence"
+#: What nats-py calls the status line of a NATS control message (``NATS/1.0 404``, ``408``…): a pull that found
+#: no message, a request that timed out, a direct get of a missing key (NATS ADR-9, ADR-31).
+HDR_STATUS: Final[str] = "Status"
+#: On a KV message: ``DEL`` or ``PURGE`` for a delete/purge marker (NATS ADR-8); absent on a value.
+HDR_KV_OPERATION: Final[str] = "KV-Operation"
+
+# --- KV buckets on the wire (NATS ADR-8) ----------------------------------------------------------
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream that holds KV bucket ``bucket``: ``KV_<bucket>``."""
+    return f"KV_{bucket}"
+
+
+def kv_prefix(bucket: str) -> str:
+    """The subject prefix of the keys of ``bucket``: ``$KV.<bucket>.`` (a key's subject is prefix + key)."""
+    return f"$KV.{bucket}."
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The subject a put of ``key`` in ``bucket`` is published to: ``$KV.<bucket>.<key>`` (``key`` validated
+    by the caller: an ad or job id, never a client's string as is)."""
+    return f"{kv_prefix(bucket)}{key}"
+
+
+def kv_all(bucket: str) -> str:
+    """The subject filter of every key of ``bucket``: ``$KV.<bucket>.>``."""
+    return f"{kv_prefix(bucket)}>"
+
 
 # --- JetStream API ---------------------------------------------------------------------------------
 

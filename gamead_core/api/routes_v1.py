@@ -17,8 +17,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
+from gamead_core.api.cache import redis_stats
 from gamead_core.api.errors import StatsUnavailable
 from gamead_core.api.responses import json_response
+from gamead_core.api.routes_scale import autoscaler_status
 from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
 from gamead_core.stats import StatsSampler
@@ -62,21 +64,8 @@ async def get_workers(
 
 def _optional_sections(app: FastAPI) -> dict[str, Callable[[], Any]]:
     """``cache`` (Redis, cache and rate-limit counters) and ``autoscaler`` (its last decision), each read from
-    memory once per sample, when the module that provides it is present."""
-    sections: dict[str, Callable[[], Any]] = {}
-    try:
-        from gamead_core.api.cache import redis_stats
-    except ImportError:
-        pass
-    else:
-        sections["cache"] = lambda: redis_stats(app)
-    try:
-        from gamead_core.api.routes_scale import autoscaler_status
-    except ImportError:
-        pass
-    else:
-        sections["autoscaler"] = lambda: autoscaler_status(app)
-    return sections
+    memory once per sample."""
+    return {"cache": lambda: redis_stats(app), "autoscaler": lambda: autoscaler_status(app)}
 
 
 async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:

@@ -138,11 +138,6 @@ def health_bucket_config(qs: QueueSettings) -> KeyValueConfig:
 Kind = Literal["stream", "consumer", "bucket"]
 
 
-def kv_stream(bucket: str) -> str:
-    """The stream that holds KV bucket ``bucket`` (nats-py / ADR-8 naming: ``KV_<bucket>``)."""
-    return f"KV_{bucket}"
-
-
 @dataclass(frozen=True)
 class Wanted:
     """One object gamead needs: a stream, a consumer (on ``stream``) or a KV bucket (held by ``stream``; its
@@ -172,8 +167,8 @@ def kv_stream_config(kv: KeyValueConfig) -> StreamConfig:
     :func:`compare_stream` checks: subjects, retention, storage, and the limits ``history`` and ``ttl`` and
     ``max_bytes`` turn into."""
     return StreamConfig(
-        name=kv_stream(kv.bucket),
-        subjects=[f"$KV.{kv.bucket}.>"],
+        name=names.kv_stream(kv.bucket),
+        subjects=[names.kv_all(kv.bucket)],
         retention=RetentionPolicy.LIMITS,
         storage=kv.storage or StorageType.FILE,
         max_msgs_per_subject=kv.history,
@@ -194,15 +189,15 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
         *(Wanted("consumer", names.level_consumer(level), names.ADS_STREAM, consumer_config(level, qs))
           for level in names.LEVELS),
         Wanted("bucket", names.ADS_BUCKET, names.ADS_BUCKET_STREAM, kv_config(qs, settings.records), essential=True),
-        Wanted("bucket", names.REGISTRY_BUCKET, kv_stream(names.REGISTRY_BUCKET),
+        Wanted("bucket", names.REGISTRY_BUCKET, names.kv_stream(names.REGISTRY_BUCKET),
                registry_bucket_config(settings.registry, qs.replicas)),
-        Wanted("bucket", names.LEASES_BUCKET, kv_stream(names.LEASES_BUCKET),
+        Wanted("bucket", names.LEASES_BUCKET, names.kv_stream(names.LEASES_BUCKET),
                plain_bucket_config(names.LEASES_BUCKET, "gamead leader leases (the autoscaler's)", qs.replicas)),
-        Wanted("bucket", names.SCALING_BUCKET, kv_stream(names.SCALING_BUCKET),
+        Wanted("bucket", names.SCALING_BUCKET, names.kv_stream(names.SCALING_BUCKET),
                plain_bucket_config(names.SCALING_BUCKET, "gamead autoscaler state, decisions and override",
                                    qs.replicas)),
-        Wanted("bucket", names.HEALTH_BUCKET, kv_stream(names.HEALTH_BUCKET), health_bucket_config(qs)),
-        Wanted("bucket", names.JOBS_BUCKET, kv_stream(names.JOBS_BUCKET), jobs_kv_config(settings.jobs, qs.replicas)),
+        Wanted("bucket", names.HEALTH_BUCKET, names.kv_stream(names.HEALTH_BUCKET), health_bucket_config(qs)),
+        Wanted("bucket", names.JOBS_BUCKET, names.kv_stream(names.JOBS_BUCKET), jobs_kv_config(settings.jobs, qs.replicas)),
     )
 
 
