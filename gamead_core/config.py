@@ -299,6 +299,10 @@ class ClientSettings(_Section):
     api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
     timeout: float = Field(10.0, gt=0)
+    retry_for: float = Field(
+        10.0, ge=0, le=600,
+        description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
+                    "connection, where that is safe (gamead_cli.retry); 0 never retries.")
 
     @field_validator("token")
     @classmethod
