@@ -91,10 +91,19 @@ class Intake:
     async def submit(
         self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE
     ) -> Accepted:
-        """Queue ``ad``; with ``idempotency_key``, at most once per (``scope``, key).
+        """Queue ``ad`` (a validated :class:`AdSubmission`) on the work stream at its priority level; with
+        ``idempotency_key``, at most once per (``scope``, key): ``scope`` is the caller's token name (or
+        ``anonymous``), so two callers' keys never collide (draft-ietf-httpapi-idempotency-key-header).
 
-        Raises :class:`IdempotencyKeyReused` for a known key with another ad, :class:`QueueUnavailable` or
-        :class:`QueueFull` when the ad could not be queued.
+        Returns :class:`Accepted`: the ``queued`` :class:`AdRecord` (a new ULID id; for a key, an id derived from
+        scope and key) and ``duplicate`` (True when a repeated key answered with the first ad). When it returns,
+        JetStream has stored the message (the 202 is never lost); the record write follows without being
+        awaited on the un-keyed path (a worker recreates it from the message if it is lost), and is awaited on
+        the keyed path. The record is encoded once for both writes.
+
+        Raises :class:`IdempotencyKeyReused` for a known key with another ad (422); :class:`QueueFull` when the
+        stream is at ``queue.max_msgs``/``max_bytes``, :class:`StorageFailed` when JetStream cannot store, and
+        :class:`QueueUnavailable` when NATS did not ack within ``api.publish_timeout`` seconds (all 503).
         """
         if idempotency_key is None:  # the common path: one awaited publish
             ad_id = new_ad_id()

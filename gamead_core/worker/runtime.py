@@ -125,6 +125,17 @@ class Worker:
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        """Run the worker until ``stop`` is set, then drain; returns once every held ad is settled or handed
+        back and the NATS connection is closed.
+
+        Connects (retrying for 30 s), ensures the topology, adopts what a dead predecessor with this id held,
+        then pulls up to ``worker.concurrency`` ads at a time with aging and handles each through the hooks
+        (:mod:`gamead_core.worker.hooks`). After ``stop``: no new pulls, in-flight ads get
+        ``worker.drain_timeout`` seconds (or until :meth:`hand_back_now`), the rest are handed back (``nak``,
+        attempt refunded). Raises :class:`~gamead_core.errors.QueueUnavailable` if NATS cannot be reached at
+        start or :class:`~gamead_core.errors.TopologyError` if a stream exists with an incompatible config;
+        errors of single ads or pulls are logged and never end the run.
+        """
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         self._nc = nc
         try:
