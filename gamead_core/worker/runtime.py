@@ -33,8 +33,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -53,19 +52,19 @@ from gamead_core.registry import HeldAd, NodeInfo, Registry, heartbeating, worke
 from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.analyzer import analyze, check_analysable
-from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded, waiting_since
+from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.faults import FaultInjection
 from gamead_core.worker.hooks import Delivery, Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
+from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
 from gamead_core.worker.timelimit import TimeLimit
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: What an ad id in a work message must look like to be used as a record key.
 _AD_KEY = re.compile(r"[-_=a-zA-Z0-9]{1,128}")
@@ -101,11 +100,10 @@ class Worker:
         self.concurrency = settings.worker.concurrency
         self.stats = WorkerStats()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._critical: set[asyncio.Future[None]] = set()
+        self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
         self._held: dict[int, HeldAd] = {}  #: stream seq → the delivery this worker holds
         self._gate = SoloGate()
         self._nc: NATS | None = None
-        self._store: AdStore | None = None
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
         self._beat: NodeInfo | None = None
@@ -141,17 +139,17 @@ class Worker:
         try:
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
             await ensure_topology(js, self.settings)
-            self._store = store = await AdStore.open(nc, js)
+            store = await AdStore.open(nc, js)
             self._dlq = DeadLetters(js)
-            self._settle = Settler(store, self._dlq, self.settings.worker, worker_id=self.id, stats=self.stats,
-                                   pause=self._pause, shielded=self._shielded)
+            self._settle = settle = Settler(store, self._dlq, self.settings.worker, worker_id=self.id, stats=self.stats,
+                                   pause=self._pause, shielded=self._shielded, ack_wait=self.settings.queue.ack_wait)
             registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                 timeout=self.settings.nats.request_timeout)
             self._registry = registry
             await registry.open()
             # Before our first heartbeat overwrites it: what a dead process with our id still held.
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot())
-            puller = AgingPuller(nc, js, self.settings.queue, waiting_since=self._waiting_since,
+            puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
                                  own=self._held.keys)
             await puller.start()
             await self._hooks.on_start()
@@ -256,15 +254,7 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._critical:
-            await asyncio.gather(*self._critical, return_exceptions=True)
-
-    def _shielded(self, coro: Awaitable[T]) -> Awaitable[T]:
-        """Run ``coro`` to completion even if the calling task is cancelled; drain waits for it."""
-        fut = asyncio.ensure_future(coro)
-        self._critical.add(fut)  # type: ignore[arg-type]
-        fut.add_done_callback(self._critical.discard)  # type: ignore[arg-type]
-        return asyncio.shield(fut)
+        await self._shielded.wait()
 
     # --- one ad --------------------------------------------------------------------------------------
     async def _handle(self, msg: Msg) -> None:
@@ -352,18 +342,6 @@ class Worker:
             await self._hooks.after_delivery(held)
             self._held.pop(seq, None)
             self.stats.in_flight = len(self._held)
-
-    async def _waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
-        """For the puller: when the delivered, unacknowledged ad ``ad_id`` is or was due for redelivery."""
-        store = self._store
-        if store is None:
-            return None
-        try:
-            record = (await store.get(ad_id)).record
-        except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
-            return None
-        q, w = self.settings.queue, self.settings.worker
-        return waiting_since(record, published, time.time(), ack_wait=q.ack_wait, task_timeout=w.task_timeout)
 
     async def _analyse(self, record: AdRecord) -> Analysis:
         delay = self.settings.analysis.simulated_latency_ms

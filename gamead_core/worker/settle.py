@@ -31,7 +31,9 @@ from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore, Versioned, decode
 from gamead_core.worker.backoff import backoff
-from gamead_core.worker.budget import budget_spent, lost_attempt, lost_error, parse_delivery, superseded
+from gamead_core.worker.budget import (
+    budget_spent, lost_attempt, lost_error, parse_delivery, superseded, waiting_since,
+)
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.hooks import Failure
@@ -39,7 +41,7 @@ from gamead_core.worker.storage_pause import StoragePause
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Shield = Callable[[Awaitable[Any]], Awaitable[Any]]
+Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
 
 
 class Settler:
@@ -47,7 +49,7 @@ class Settler:
     (a :class:`~gamead_core.worker.counters.WorkerStats`)."""
 
     def __init__(self, store: AdStore, dlq: DeadLetters, settings: WorkerSettings, *, worker_id: str,
-                 stats: WorkerStats, pause: StoragePause, shielded: Shield) -> None:
+                 stats: WorkerStats, pause: StoragePause, shielded: Shielding, ack_wait: float) -> None:
         self._store = store
         self._dlq = dlq
         self.settings = settings
@@ -55,6 +57,7 @@ class Settler:
         self.stats = stats
         self._pause = pause
         self._shielded = shielded
+        self._ack_wait = ack_wait
 
     async def _persist(self, write: Callable[[], Awaitable[T]]) -> T:
         return await self._pause.persist(write, self._shielded)
@@ -96,6 +99,16 @@ class Settler:
             except Conflict:
                 current = await store.get(rec.id)
         raise Conflict(f"ad {current.record.id} kept changing; not started")
+
+    async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
+        """For the puller: when the delivered, unacknowledged ad ``ad_id`` is or was due for redelivery
+        (epoch seconds; None while it is in a worker's hands, or unreadable)."""
+        try:
+            record = (await self._store.get(ad_id)).record
+        except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
+            return None
+        return waiting_since(record, published, time.time(), ack_wait=self._ack_wait,
+                             task_timeout=self.settings.task_timeout)
 
     async def stale(self, msg: Msg, record: AdRecord, delivery: str) -> None:
         """The record names a later delivery than ours. Of the same message: someone else holds it now (our
