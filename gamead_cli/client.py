@@ -5,19 +5,23 @@ This module is the one boundary where httpx errors become gamead errors:
 * connection refused, DNS failure, timeouts → :class:`ApiUnreachable` (names the URL, the cause, a hint)
 * ``{"error": {"code", "message", "details"}}`` with 404 → :class:`NotFound`
 * any other error answer → :class:`ApiClientError` (``code`` = the API's code, ``status`` = HTTP status)
+
+429, 503 and lost connections are retried first where that is safe (:mod:`gamead_cli.retry`).
 """
 
 from __future__ import annotations
 
 import json
-
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import httpx
 
-from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
+from gamead_cli import retry
+from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound, error_text
 
 if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
@@ -37,7 +41,7 @@ def _connect_cause(exc: Exception) -> str:
         return "host name not found"
     if "unreachable" in text:
         return "network unreachable"
-    return str(exc) or type(exc).__name__
+    return error_text(exc)
 
 
 def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
@@ -48,7 +52,7 @@ def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
     elif isinstance(exc, httpx.ConnectError):
         cause = _connect_cause(exc)
     else:
-        cause = str(exc) or type(exc).__name__
+        cause = error_text(exc)
     return ApiUnreachable(f"cannot reach the gamead API at {url} ({cause}) — {HINT}")
 
 
@@ -84,9 +88,7 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
         if status == 404:
             return NotFound(f"{what}: not found (HTTP 404)")
         message = f"API answered HTTP {status} to {what}" + (f": {snippet}" if snippet else "")
-        error = ApiClientError(message, status=status)
-        error.code = f"http_{status}"
-        return error
+        return ApiClientError(message, status=status, api_code=f"http_{status}")
 
     code = str(err.get("code") or f"http_{status}")
     message = str(err.get("message") or response.reason_phrase or "error")
@@ -101,9 +103,7 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
         text += f"; retry after {retry}s"
     if status in (401, 403):
         text += " — set GAMEAD_TOKEN (or client.token in the config file)"
-    error = ApiClientError(text, status=status, details=details)
-    error.code = code  # the API's stable code, e.g. "validation_failed"
-    return error
+    return ApiClientError(text, status=status, details=details, api_code=code)  # e.g. "validation_failed"
 
 
 class ApiClient:
@@ -120,9 +120,14 @@ class ApiClient:
         timeout: float = 10.0,
         max_connections: int = 32,
         transport: httpx.BaseTransport | None = None,
+        retry_for: float = 0.0,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self.retry_for = retry_for  #: seconds all the retries of one request may take (0: never retry)
+        self.retried = 0  #: requests sent again so far (a 429, a 503 or a lost connection)
+        self._reached = False  #: has the API answered this client yet?
+        self._lock = threading.Lock()
         self._verified: bool | None = None  # does api_url answer like a gamead API? (asked on a 404)
         headers = {"Accept": "application/json", "User-Agent": "gamead-cli"}
         if token:
@@ -143,7 +148,8 @@ class ApiClient:
     @classmethod
     def from_settings(cls, settings: ClientSettings, **kw: Any) -> ApiClient:
         token = settings.token.get_secret_value() if settings.token else None
-        return cls(settings.api_url, token=token, timeout=settings.timeout, **kw)
+        return cls(settings.api_url, token=token, timeout=settings.timeout,
+                   **{"retry_for": settings.retry_for, **kw})
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -159,21 +165,47 @@ class ApiClient:
     # --- the one request path ----------------------------------------------------------------------
 
     def send(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        """Send one request; return the successful response or raise the matching gamead error."""
-        try:
-            response = self._http.request(method, path, **kw)
-        except (httpx.TimeoutException, httpx.NetworkError) as exc:
-            raise _unreachable(self.api_url, exc, self.timeout) from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise ApiClientError(
-                f"invalid API URL {self.api_url!r}: {exc} — set --api or GAMEAD_API_URL"
-            ) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise ApiUnreachable(
-                f"cannot reach the gamead API at {self.api_url} (connection closed: {exc}) — {HINT}"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
+        """Send one request; return the successful response or raise the matching gamead error.
+
+        A 429, a 503 or a connection error is sent again within ``retry_for`` seconds when that cannot do
+        anything twice (:mod:`gamead_cli.retry`: GET and other idempotent methods, a POST with an
+        ``Idempotency-Key``; any request refused by the rate limiter or never connected), honouring
+        ``Retry-After``. A connection error before the API ever answered this client fails at once (wrong
+        URL, nothing running): waiting is for an API that was there and went away. Only the last answer
+        or error is raised."""
+        deadline = time.monotonic() + self.retry_for
+        headers = kw.get("headers")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._http.request(method, path, **kw)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
+                        method, headers, sent=False)):
+                    continue
+                raise _unreachable(self.api_url, exc, self.timeout) from exc
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(method, headers)):
+                    continue
+                if isinstance(exc, httpx.RemoteProtocolError):
+                    raise ApiUnreachable(
+                        f"cannot reach the gamead API at {self.api_url} (connection closed: {exc}) — {HINT}"
+                    ) from exc
+                raise _unreachable(self.api_url, exc, self.timeout) from exc
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                raise ApiClientError(
+                    f"invalid API URL {self.api_url!r}: {exc} — set --api or GAMEAD_API_URL"
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
+            self._reached = True
+            status = response.status_code
+            if status in retry.RETRY_STATUSES and self._wait_to_retry(
+                    attempt, deadline, retry.may_retry(method, headers, status=status),
+                    retry.retry_after_seconds(response.headers.get("Retry-After"), time.time())):
+                continue
+            break
         if response.is_error:
             error = error_from_response(response)
             if response.status_code in (404, 405) and not self._is_gamead_api():
@@ -184,6 +216,18 @@ class ApiClient:
                 ) from error
             raise error
         return response
+
+    def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None) -> bool:
+        """Sleep before sending again and answer True, or answer False (not allowed, or no budget left)."""
+        if not allowed:
+            return False
+        wait = retry.next_wait(attempt, retry_after, deadline - time.monotonic())
+        if wait is None:
+            return False
+        with self._lock:
+            self.retried += 1
+        time.sleep(wait)
+        return True
 
     def _is_gamead_api(self) -> bool:
         """True if ``GET /healthz`` at the base URL answers like a gamead API (checked once per client)."""

@@ -88,16 +88,26 @@ def plain(value: Any) -> Text:
     return Text("" if value is None else str(value))
 
 
-def _clip(text: str, width: int) -> str:
+def clip(value: Any, width: int) -> str:
+    """One line of at most ``width`` characters (an ellipsis marks a cut); runs of whitespace become one space."""
+    text = " ".join(str(value or "").split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _short_time(value: Any) -> str:
-    """``2024-05-01T12:34:56.789+00:00`` → ``2024-05-01 12:34:56``."""
+def short_datetime(value: Any) -> str:
+    """An ISO 8601 time as shown in tables: ``2024-05-01T12:34:56.789+00:00`` → ``2024-05-01 12:34:56``
+    (``-`` for none)."""
     if not value:
         return "-"
-    text = str(value).replace("T", " ")
-    return text[:19]
+    return str(value).replace("T", " ")[:19]
+
+
+def short_time(value: Any) -> str:
+    """The clock part of an ISO 8601 time: ``2024-05-01T12:34:56.789Z`` → ``12:34:56`` (``-`` for none)."""
+    if not value:
+        return "-"
+    text = str(value)
+    return text[11:19] if len(text) >= 19 and text[10] in "T " else text
 
 
 def _score_style(score: float) -> str:
@@ -137,8 +147,8 @@ def ads_table(records: Iterable[Mapping[str, Any]]) -> Table:
             status_text(rec.get("status")),
             plain(rec.get("priority", "")),
             Text(f"{score:.1f}", style=_score_style(score)) if score is not None else Text("-", style="dim"),
-            _short_time(rec.get("submittedAt"))[-8:],
-            plain(_clip(f"{ad.get('title', '')} ({ad.get('genre', '')})", room)),
+            short_datetime(rec.get("submittedAt"))[-8:],
+            plain(clip(f"{ad.get('title', '')} ({ad.get('genre', '')})", room)),
         )
     if rows == 0:
         table.caption = "no ads match"
@@ -212,10 +222,10 @@ def ad_view(record: Mapping[str, Any]) -> RenderableType:
         facts.add_row("visuals", plain(", ".join(map(str, ad["visualElements"]))))
     if ad.get("callToAction"):
         facts.add_row("call to action", plain(ad["callToAction"]))
-    facts.add_row("submitted", _short_time(record.get("submittedAt")))
+    facts.add_row("submitted", short_datetime(record.get("submittedAt")))
     for label, key in (("started", "startedAt"), ("completed", "completedAt")):
         if record.get(key):
-            facts.add_row(label, _short_time(record[key]))
+            facts.add_row(label, short_datetime(record[key]))
     if record.get("attempts"):
         facts.add_row("attempts", str(record["attempts"]))
     if record.get("workerId"):

@@ -28,10 +28,17 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class _Section(BaseModel):
+    """A section of the config file (``api:``, ``queue:``…): an unknown key is refused (``extra="forbid"``),
+    so a typo is an error that names it, not a silently ignored setting."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class ApiSettings(_Section):
+    """``api:`` – the HTTP API of ``gamead serve``: where it listens, what it accepts (body size, HTTP framing
+    limits: lengths in bytes, times in seconds), and how often it checks NATS, the topology and storage.
+    Invalid values raise :class:`~gamead_core.errors.ConfigError` from :func:`load_settings`."""
+
     host: str = Field("127.0.0.1", description="Address `gamead serve` binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Port `gamead serve` listens on.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted.")
@@ -66,6 +73,10 @@ class ApiSettings(_Section):
 
 
 class NatsSettings(_Section):
+    """``nats:`` – how every role reaches NATS: URL(s) (unset: ``gamead up`` starts an embedded server),
+    credentials (user/password, token or TLS client certificate; secrets masked in ``gamead config show``),
+    and timeouts in seconds for connecting and for each JetStream API call."""
+
     url: str | None = Field(None, description="NATS server URL(s), comma separated; unset = embedded server.")
     user: str | None = None
     password: SecretStr | None = None
@@ -78,6 +89,10 @@ class NatsSettings(_Section):
 
 
 class QueueSettings(_Section):
+    """``queue:`` – the work stream ``GAMEAD_ADS``: priority aging (seconds per level), JetStream's ack wait
+    and duplicate window (seconds), its limits (messages, bytes; -1 unlimited), replicas, and how a worker
+    polls (milliseconds it reuses queue heads, seconds between polls of an empty queue)."""
+
     aging_step: float = Field(10.0, gt=0, description="Seconds of waiting that lift an ad one priority level.")
     ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacknowledged ad is redelivered.")
     duplicate_window: float = Field(120.0, gt=0, description="Window in which a repeated message id is dropped.")
@@ -102,6 +117,10 @@ class FaultSettings(_Section):
 
 
 class WorkerSettings(_Section):
+    """``worker:`` – one worker process: concurrent analyses, the drain on SIGTERM (seconds; below the pod's
+    terminationGracePeriodSeconds), the analysis budget (attempts before the DLQ), the time limit of one
+    attempt and the retry backoff ``min(cap, base·2^(n−1))`` with full jitter (seconds), fault injection."""
+
     concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once.")
     drain_timeout: float = Field(25.0, ge=0, description="Seconds to finish in-flight ads on SIGTERM.")
     max_attempts: int = Field(
@@ -127,6 +146,9 @@ class MetricsSettings(_Section):
 
 
 class DlqSettings(_Section):
+    """``dlq:`` – the dead-letter stream: how long and how many entries it keeps (seconds, messages; -1
+    unlimited) and the default pace of a replay (entries per second)."""
+
     max_age: float = Field(14 * 86400, gt=0, description="Seconds a dead-lettered ad is kept (default 14 days).")
     max_msgs: int = Field(1_000_000, description="Most entries kept in the DLQ (-1 = unlimited).")
     replay_rate: float = Field(100.0, gt=0, description="Default replays per second.")
@@ -198,11 +220,18 @@ class AuditSettings(_Section):
 
 
 class RegistrySettings(_Section):
+    """``registry:`` – the KV bucket where every node says it is alive: heartbeat period and time to live
+    (seconds). A node silent for ``ttl`` is gone from ``gamead workers`` and the autoscaler's count."""
+
     heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between two heartbeats of a node.")
     ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry.")
 
 
 class RedisSettings(_Section):
+    """``redis:`` – optional Redis/Valkey for shared rate limits and the record cache. Unset: in-process
+    fallbacks. Timeouts in seconds; the circuit breaker opens after ``breaker_failures`` consecutive failures
+    and tries again after ``breaker_reset`` seconds (a Redis outage never fails a request)."""
+
     url: str | None = Field(None, description="redis:// URL of Redis 6+ or Valkey; unset = in-process fallbacks.")
     socket_timeout: float = Field(0.25, gt=0, description="Seconds per Redis command before it counts as failed.")
     connect_timeout: float = Field(0.5, gt=0)
@@ -212,15 +241,22 @@ class RedisSettings(_Section):
 
 
 class CacheSettings(_Section):
+    """``cache:`` – the cache of final ad records behind ``GET /ads/{id}`` (seconds an entry lives)."""
+
     ttl: float = Field(300.0, gt=0, description="Seconds a terminal ad record stays cached in Redis.")
 
 
 class RateSettings(_Section):
+    """One token bucket: ``rate`` requests per second refilled, ``burst`` requests at once."""
+
     rate: float = Field(gt=0, description="Requests per second refilled into the bucket.")
     burst: int = Field(ge=1, description="Bucket size: requests allowed at once.")
 
 
 class RateLimitSettings(_Section):
+    """``ratelimit:`` – token buckets per API key (per client IP when anonymous), per role and for the
+    ``/v1/*`` operator routes; a refused request gets 429 ``rate_limited`` with ``Retry-After``."""
+
     enabled: bool | None = Field(
         None, description="Limit requests. Unset = on unless the API binds to a loopback address (one machine)."
     )
@@ -240,6 +276,8 @@ ROLES: tuple[Role, ...] = ("submitter", "viewer", "operator")
 
 
 class TokenSettings(_Section):
+    """One API token under ``auth.tokens``: who it belongs to, the secret, and its role."""
+
     name: str = Field(
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$",
         description="Who the token belongs to: named in logs, rate-limit buckets and idempotency scopes.",
@@ -256,6 +294,8 @@ class TokenSettings(_Section):
 
 
 class AuthSettings(_Section):
+    """``auth:`` – bearer tokens (RFC 6750) and their roles; required unless the API binds to loopback."""
+
     enabled: bool | None = Field(
         None, description="Require tokens. Unset = required unless the API binds to a loopback address."
     )
@@ -293,24 +333,37 @@ class RecordSettings(_Section):
 
 
 class AnalysisSettings(_Section):
+    """``analysis:`` – the analyser; ``simulated_latency_ms`` adds a delay (milliseconds) per analysis."""
+
     simulated_latency_ms: int = Field(0, ge=0, le=600_000, description="Extra I/O-like delay per analysis.")
 
 
 class EmbeddedSettings(_Section):
+    """``embedded:`` – the nats-server ``gamead up`` starts: data directory, port (0: a free one), fsync."""
+
     data_dir: Path = Field(Path(".gamead"), description="Where `gamead up` keeps NATS data and logs.")
     nats_port: int = Field(0, ge=0, le=65535, description="Port of the embedded nats-server (0 = free port).")
     sync_always: bool = Field(False, description="fsync before every ack (survives power loss; ~10x slower).")
 
 
 class LogSettings(_Section):
+    """``log:`` – level and format (JSON lines with ids as fields, or text)."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = Field("json", description="json = one JSON object per line.")
 
 
 class ClientSettings(_Section):
+    """``client:`` – how the CLI talks to the API: URL, bearer token, the timeout of one answer and the time
+    it may spend sending a request again (seconds; see ``gamead_cli.retry``)."""
+
     api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
     timeout: float = Field(10.0, gt=0)
+    retry_for: float = Field(
+        10.0, ge=0, le=600,
+        description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
+                    "connection, where that is safe (gamead_cli.retry); 0 never retries.")
 
     @field_validator("token")
     @classmethod
@@ -337,7 +390,13 @@ class _YamlSource(PydanticBaseSettingsSource):
 
 
 class GameadSettings(BaseSettings):
-    """Effective configuration of one gamead process."""
+    """Effective configuration of one gamead process, one attribute per section of ``config.yaml``.
+
+    Built once at the entry point by :func:`load_settings` (defaults < the YAML file < ``GAMEAD_*`` env vars,
+    nested with ``__`` < CLI flags) and passed down as sub-settings; nothing deeper reads the environment.
+    Durations are seconds unless a name says ``_ms``; sizes are bytes. Invalid or contradictory values raise
+    :class:`~gamead_core.errors.ConfigError` naming each bad key.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="GAMEAD_", env_nested_delimiter="__", extra="ignore", validate_default=True

@@ -121,7 +121,19 @@ class DlqOps:
     # --- replay --------------------------------------------------------------------------------------
 
     async def replay(self, ad_id: str, seq: int, job_id: str) -> str:
-        """Replay entry ``seq`` of ``ad_id`` for job ``job_id``; returns the :class:`Mark` of what happened."""
+        """Replay DLQ entry ``seq`` (its stream sequence) of ``ad_id`` for operator job ``job_id``: the record goes
+        ``dead → queued`` with a fresh analysis budget (``attempts`` 0, ``replayOf`` = ``seq``), the ad is
+        published again at its priority (message id ``replay_msg_id(ad_id, seq)``, so a resumed job never
+        queues it twice), then the entry is deleted. Safe to repeat: a job resumed by another runner finds
+        its own earlier work and answers :data:`Mark.ACTED`.
+
+        Returns the :class:`~gamead_core.jobs.model.Mark` of what happened: ``ACTED`` (replayed), ``GONE``
+        (the entry no longer exists), ``NEWER`` (a later entry of the ad replaced it), ``UNREADABLE`` (an entry
+        without a valid priority), ``OTHER_JOB`` (another job replayed or purged it), ``NOT_DEAD`` (the record
+        is not dead). Raises :class:`QueueFull` if the work stream refuses the publish (the record is put back
+        to ``dead``), :class:`Conflict` if the record kept changing over ``CAS_ATTEMPTS`` tries, and
+        :class:`QueueUnavailable` when NATS is away.
+        """
         for _ in range(CAS_ATTEMPTS):
             versioned = await self._record(ad_id)
             record = versioned.record if versioned else None

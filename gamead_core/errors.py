@@ -13,8 +13,14 @@
     ├── NotFound                 an ad (or other record) does not exist
     ├── Conflict                 a compare-and-set lost: someone else updated the record first
     ├── IdempotencyKeyReused     a caller's Idempotency-Key came back with a different ad
+    ├── ScalerError              the Kubernetes API refused or failed a scale call (gamead_core.scaling.kubernetes)
+    │   ├── ScalerForbidden      401/403: credentials rejected, or RBAC lacks the verb on the resource
+    │   ├── ScalerNotFound       404: no such Deployment (or namespace)
+    │   ├── ScalerConflict       409: a concurrent writer won; read again, then retry
+    │   └── ScalerUnavailable    timeout, refused connection, TLS failure, 429 or 5xx; retry later
     ├── TaskError                an analysis attempt failed
     │   ├── RetryableError       try again later (backoff); dead-lettered after worker.max_attempts
+    │   │   └── TaskTimeout      the attempt ran longer than worker.task_timeout
     │   └── PermanentError       can never succeed: dead-lettered at once
     └── ApiClientError           a CLI-side failure talking to the gamead API
         └── ApiUnreachable       the API refused the connection or timed out
@@ -139,6 +145,12 @@ class RetryableError(TaskError):
         self.delay = delay
 
 
+class TaskTimeout(RetryableError):
+    """The attempt ran longer than ``worker.task_timeout`` and was cancelled: retried like any retryable error."""
+
+    code = "task_timeout"
+
+
 class PermanentError(TaskError):
     """The ad can never be analysed (e.g. content the analyser cannot accept): dead-letter it now."""
 
@@ -146,16 +158,63 @@ class PermanentError(TaskError):
 
 
 class ApiClientError(GameadError):
-    """The gamead API answered with an error, or answered something the client cannot use."""
+    """The gamead API answered with an error, or answered something the client cannot use. ``status``: the HTTP
+    status, if any; ``api_code``: the API's own stable code (``validation_failed``…), which becomes ``code``."""
 
     code = "api_error"
 
-    def __init__(self, message: str, *, status: int | None = None, details: Any = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None,
+                 api_code: str | None = None) -> None:
         super().__init__(message, details=details)
         self.status = status
+        if api_code:  # set once, at creation: the code the server answered with
+            self.code = api_code
 
 
 class ApiUnreachable(ApiClientError):
     """The gamead API refused the connection or did not answer in time."""
 
     code = "api_unreachable"
+
+
+class ScalerError(GameadError):
+    """The Kubernetes API refused or failed a scale call. ``status`` is the HTTP status, if any."""
+
+    code = "scaler_error"
+
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.status = status
+
+
+class ScalerForbidden(ScalerError):
+    """The credentials were rejected (401) or RBAC does not grant the verb on the resource (403)."""
+
+    code = "scaler_forbidden"
+
+
+class ScalerNotFound(ScalerError):
+    """The Deployment (or its namespace) does not exist."""
+
+    code = "scaler_not_found"
+
+
+class ScalerConflict(ScalerError):
+    """A concurrent update won (409). Read the scale again and retry."""
+
+    code = "scaler_conflict"
+
+
+class ScalerUnavailable(ScalerError):
+    """The API server did not answer in time, refused the connection, or answered 429/5xx. Retry later."""
+
+    code = "scaler_unavailable"
+
+
+def error_text(exc: BaseException, *, limit: int | None = None) -> str:
+    """One line about ``exc`` for a log, a status field or a dashboard: a :class:`GameadError`'s ``message``,
+    else ``str(exc)``, else the class name (``TimeoutError()`` says nothing by itself); whitespace collapsed to
+    single spaces, credentials in URLs masked, cut to ``limit`` characters if given."""
+    text = " ".join((getattr(exc, "message", None) or str(exc) or type(exc).__name__).split())
+    text = redact_text(text) or type(exc).__name__
+    return text if limit is None or len(text) <= limit else text[: max(0, limit - 1)] + "…"

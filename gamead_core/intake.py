@@ -92,20 +92,30 @@ class Intake:
     async def submit(
         self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE
     ) -> Accepted:
-        """Queue ``ad``; with ``idempotency_key``, at most once per (``scope``, key).
+        """Queue ``ad`` (a validated :class:`AdSubmission`) on the work stream at its priority level; with
+        ``idempotency_key``, at most once per (``scope``, key): ``scope`` is the caller's token name (or
+        ``anonymous``), so two callers' keys never collide (draft-ietf-httpapi-idempotency-key-header).
 
-        Raises :class:`IdempotencyKeyReused` for a known key with another ad, :class:`QueueUnavailable` or
-        :class:`QueueFull` when the ad could not be queued.
+        Returns :class:`Accepted`: the ``queued`` :class:`AdRecord` (a new ULID id; for a key, an id derived from
+        scope and key) and ``duplicate`` (True when a repeated key answered with the first ad). When it returns,
+        JetStream has stored the message (the 202 is never lost); the record write follows without being
+        awaited on the un-keyed path (a worker recreates it from the message if it is lost), and is awaited on
+        the keyed path. The record is encoded once for both writes.
+
+        Raises :class:`IdempotencyKeyReused` for a known key with another ad (422); :class:`QueueFull` when the
+        stream is at ``queue.max_msgs``/``max_bytes``, :class:`StorageFailed` when JetStream cannot store, and
+        :class:`QueueUnavailable` when NATS did not ack within ``api.publish_timeout`` seconds (all 503).
         """
         if idempotency_key is None:  # the common path: one awaited publish
             ad_id = new_ad_id()
             record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
+            payload = encode(record)  # once: the message and the record carry the same bytes
             duplicate = await publish_ad(
-                self._js, ad_id=ad_id, level=ad.priority, payload=encode(record), timeout=self._timeout
+                self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout
             )
             if duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
                 return Accepted(record, duplicate=True)
-            await self._record(record, wait=False)
+            await self._record(record, payload, wait=False)
             ad_submitted(ad.priority)
             return Accepted(record, duplicate=False)
         return await self._submit_keyed(ad, idempotency_key, scope)
@@ -121,22 +131,23 @@ class Intake:
             id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad,
             idempotency_key=key, idempotency_fingerprint=fingerprint,
         )
+        payload = encode(record)
         published = await publish_ad_acked(
-            self._js, ad_id=ad_id, level=ad.priority, payload=encode(record), timeout=self._timeout
+            self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout
         )
         if published.duplicate:  # a concurrent or retried request already enqueued this id
             first = await self._first_ad(ad_id, published.seq)
             return _repeat(first, fingerprint, key) if first is not None else Accepted(record, duplicate=True)
-        await self._record(record, wait=True)  # a derived id carries no issue time: written before answering
+        await self._record(record, payload, wait=True)  # a derived id carries no issue time: written before answering
         ad_submitted(ad.priority)
         return Accepted(record, duplicate=False)
 
-    async def _record(self, record: AdRecord, *, wait: bool) -> None:
+    async def _record(self, record: AdRecord, payload: bytes, *, wait: bool) -> None:
         try:
             if wait:
-                await self._store.create(record)
+                await self._store.create(record, payload)
             else:  # not awaited (one round trip less per submit); GET waits briefly for a fresh id's record
-                await self._store.create_nowait(record)
+                await self._store.create_nowait(record, payload)
         except Conflict:
             pass  # a worker already picked the message up and created the record from it
         except GameadError as exc:  # the ad is safe on the stream; the worker will create the record

@@ -109,6 +109,37 @@ HDR_EXPECTED_LAST_SUBJECT_SEQ: Final[str] = "Nats-Expected-Last-Subject-Sequence
 #: W3C Trace Context (https://www.w3.org/TR/trace-context/): the trace an ad's message belongs to, set by the
 #: OpenTelemetry propagator when tracing is on (gamead_core.telemetry.tracing); ``tracestate`` may follow it.
 HDR_TRACEPARENT: Final[str] = "traceparent"
+#: What nats-py calls the status line of a NATS control message (``NATS/1.0 404``, ``408``…): a pull that found
+#: no message, a request that timed out, a direct get of a missing key (NATS ADR-9, ADR-31).
+HDR_STATUS: Final[str] = "Status"
+#: On a KV message: ``DEL`` or ``PURGE`` for a delete/purge marker (NATS ADR-8); absent on a value.
+HDR_KV_OPERATION: Final[str] = "KV-Operation"
+#: On a delete marker the server wrote itself (a per-key TTL ran out, ADR-48): why (``MaxAge``, ``Remove``…).
+HDR_MARKER_REASON: Final[str] = "Nats-Marker-Reason"
+
+# --- KV buckets on the wire (NATS ADR-8) ----------------------------------------------------------
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream that holds KV bucket ``bucket``: ``KV_<bucket>``."""
+    return f"KV_{bucket}"
+
+
+def kv_prefix(bucket: str) -> str:
+    """The subject prefix of the keys of ``bucket``: ``$KV.<bucket>.`` (a key's subject is prefix + key)."""
+    return f"$KV.{bucket}."
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The subject a put of ``key`` in ``bucket`` is published to: ``$KV.<bucket>.<key>`` (``key`` validated
+    by the caller: an ad or job id, never a client's string as is)."""
+    return f"{kv_prefix(bucket)}{key}"
+
+
+def kv_all(bucket: str) -> str:
+    """The subject filter of every key of ``bucket``: ``$KV.<bucket>.>``."""
+    return f"{kv_prefix(bucket)}>"
+
 
 # --- JetStream API ---------------------------------------------------------------------------------
 

@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gamead_core.proc import PARENT_PID_ENV, die_with_parent
+from gamead_core.worker.backoff import backoff_ceiling
 
 log = logging.getLogger(__name__)
 
 
 def restart_delay(recent_failures: int, *, base: float = 0.5, cap: float = 30.0) -> float:
-    """Seconds to wait before restarting a child that has died ``recent_failures`` times in a row."""
-    if recent_failures <= 0:
-        return 0.0
-    return float(min(cap, base * 2 ** (recent_failures - 1)))
+    """Seconds to wait before restarting a child that has died ``recent_failures`` times in a row:
+    ``min(cap, base·2^(n−1))``, 0 before any failure."""
+    return backoff_ceiling(recent_failures, base=base, cap=cap)
 
 
 #: A child that ran this long before dying is considered healthy again: its failure streak resets.

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import pytest
 
 from gamead_core.embedded import free_port, terminate
+from gamead_core.models import AdSubmission
 from gamead_core.proc import die_with_parent, start_time
 
 T = TypeVar("T")
@@ -328,6 +330,36 @@ SAMPLE_AD = {
     "duration": 30,
     "priority": 2,
 }
+
+
+#: The CLI tests' sample ad (an RPG: the analyser's genre table has words for it).
+RPG_AD: dict[str, object] = {
+    "title": "Dragon Quest Legends",
+    "description": "Epic fantasy RPG adventure with dragons and loot",
+    "genre": "rpg",
+    "targetAudience": ["18-34", "rpg fans"],
+    "visualElements": ["dragons", "epic battles"],
+    "callToAction": "Download now",
+    "duration": 30,
+    "priority": 2,
+}
+
+
+def submission(**fields: object) -> AdSubmission:
+    """A minimal valid :class:`AdSubmission` for pure tests (title ``t``, genre RPG), with ``fields`` over it."""
+    base: dict[str, object] = {"title": "t", "description": "d", "genre": "RPG", "call_to_action": "Play",
+                               "duration": 30}
+    return AdSubmission(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def drop_gamead_env(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> Path:
+    """No ``GAMEAD_*`` variable in the environment and ``cwd`` as the working directory (so no ./config.yaml is
+    picked up): the test sees only the configuration it writes. Returns ``cwd``."""
+    for name in list(os.environ):
+        if name.startswith("GAMEAD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(cwd)
+    return cwd
 
 
 def ad(title: str, priority: int = 3, **fields: object) -> dict[str, object]:

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
-from gamead_cli.output import emit, plain
+from gamead_cli.output import emit, plain, short_time
 from gamead_core.errors import ApiClientError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
@@ -41,10 +41,6 @@ def parse_duration(value: str) -> float:
     return seconds
 
 
-def _short_time(value: Any) -> str:
-    return str(value).replace("T", " ")[11:19] if value else "-"
-
-
 def _n(value: Any) -> str:
     return "-" if value is None else str(value)
 
@@ -63,9 +59,9 @@ def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
         reason = plain(d.get("reason") or "")
         if d.get("error") and d["error"] not in (d.get("reason") or ""):
             reason.append(f" — {d['error']}", style="red")
-        times = _short_time(d.get("at"))
+        times = short_time(d.get("at"))
         if d.get("repeats", 1) > 1:
-            times += f"–{_short_time(d.get('lastAt'))}"
+            times += f"–{short_time(d.get('lastAt'))}"
         table.add_row(times, str(d.get("repeats", 1)), _n(d.get("current")), _n(d.get("desired")), mark, reason)
     if not decisions:
         table.caption = "no decisions recorded yet"
@@ -79,7 +75,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     facts.add_column()
     facts.add_row("backend", plain(doc.get("backend")))
     leader = doc.get("leader")
-    facts.add_row("leader", plain(f"{leader['id']} (since {_short_time(leader.get('since'))})") if leader
+    facts.add_row("leader", plain(f"{leader['id']} (since {short_time(leader.get('since'))})") if leader
                   else Text("none (no autoscaler holds the lease)", style="yellow"))
     workers = Text(f"{_n(doc.get('current'))} → {_n(doc.get('desired'))}")
     workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
@@ -92,7 +88,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
         facts.add_row("error", Text(str(doc["error"]), style="red"))
     ov = doc.get("override")
     if ov:
-        facts.add_row("override", Text(f"{ov['replicas']} until {_short_time(ov.get('until'))} "
+        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} "
                                        f"({ov.get('remainingSeconds', 0):.0f}s left)", style="bold magenta"))
     else:
         facts.add_row("override", Text("none", style="dim"))
@@ -103,7 +99,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
             f"{obs.get('oldestAgeSeconds', 0):.1f}s, submitted {obs.get('submittedPerSec') or 0:.1f}/s, per worker "
             + (f"{rate:.1f}/s" if rate is not None else "unknown")))
-    updated = Text(_short_time(doc.get("updatedAt")))
+    updated = Text(short_time(doc.get("updatedAt")))
     if doc.get("stale"):
         updated.append("  (stale: no leader is recording)", style="yellow")
     facts.add_row("updated", updated)
@@ -144,7 +140,7 @@ def set_override(
 
     def view(b: dict[str, Any]) -> RenderableType:
         ov = b.get("override") or {}
-        line = Text(f"override: {ov.get('replicas')} worker(s) until {_short_time(ov.get('until'))}", style="bold")
+        line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))}", style="bold")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
         line.append("\napplied by the autoscaler's leader at its next decision; undo with: gamead scale clear",

@@ -336,7 +336,8 @@ def send_many(
         "sent": sent,
         "accepted": counts["accepted"],
         "duplicates": counts["duplicates"],
-        "rejected": dict(rejected),
+        "rejected": dict(rejected),  # by code, counted after the client's retries (gamead_cli.retry)
+        "retried": client.retried,  # requests sent again after a 429, a 503 or a lost connection
         "elapsedSeconds": round(elapsed, 3),
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
         "targetRate": rate or None,

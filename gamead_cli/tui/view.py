@@ -18,7 +18,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.output import plain
+from gamead_cli.output import clip, plain, short_datetime, short_time  # noqa: F401 - re-exported to the TUI
 
 LEVELS = (1, 2, 3, 4, 5)
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -115,26 +115,6 @@ def spark(values: Sequence[float], width: int = 30) -> str:
         return SPARK_CHARS[0] * len(values)
     return "".join(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int(v / top * (len(SPARK_CHARS) - 1) + 0.5))]
                    for v in values)
-
-
-def clip(value: Any, width: int) -> str:
-    """One line of at most ``width`` characters (an ellipsis marks a cut)."""
-    text = " ".join(str(value or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def short_time(value: Any) -> str:
-    """``2024-05-01T12:34:56.789Z`` → ``12:34:56``."""
-    if not value:
-        return "-"
-    text = str(value)
-    return text[11:19] if len(text) >= 19 and text[10] in "T " else text
-
-
-def short_datetime(value: Any) -> str:
-    if not value:
-        return "-"
-    return str(value).replace("T", " ")[:19]
 
 
 # --- payload → rows ----------------------------------------------------------------------------------------

@@ -7,7 +7,13 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from gamead_core.api.errors import ApiError, validation_details, validation_message
+from gamead_core.api.errors import (
+    InvalidJson,
+    PayloadTooLarge,
+    ValidationFailed,
+    validation_details,
+    validation_message,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -20,7 +26,7 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     (``{"replicas": false}`` was read as 0), a string never a number or a boolean; times are ISO-8601 strings.
     """
     if len(body) > max_bytes:
-        raise ApiError(413, "payload_too_large", f"the body is {len(body)} bytes; the limit is {max_bytes}")
+        raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {max_bytes}")
     try:
         return model.model_validate_json(body, strict=True)
     except ValidationError as exc:
@@ -28,11 +34,11 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":
         reason = (first.get("ctx") or {}).get("error") or first.get("msg")
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {reason}")
+        raise InvalidJson(f"the body is not valid JSON: {reason}")
     if not first.get("loc") and first.get("type") in ("model_type", "model_attributes_type", "dict_type"):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+        raise InvalidJson("the body must be a JSON object")
     details = validation_details(errors)
-    raise ApiError(422, "validation_failed", validation_message(details), details=details)
+    raise ValidationFailed(validation_message(details), details=details)
 
 
 async def read_body(request: Request, model: type[M]) -> M:

@@ -4,20 +4,21 @@ Only *final* records are ever stored — ``completed`` and ``failed`` — becaus
 of those statuses, so a hit can never show an out-of-date status. ``dead`` is terminal too, but a DLQ replay
 moves it back to ``queued``; caching it would need an invalidation that races with concurrent reads (a read
 of the old ``dead`` record can re-fill the cache just after the replay deleted it), so dead records are
-always read from the store. Should a status ever leave ``completed``/``failed``, call
-:meth:`AdCache.invalidate` (or :func:`invalidate_ad`); the TTL (``cache.ttl``) bounds anything missed.
+always read from the store. Nothing is ever invalidated: no record leaves ``completed``/``failed`` (should
+one ever, add the invalidation with it); the TTL (``cache.ttl``) bounds the age of any entry.
 
 With ``redis.url`` set the cache is shared by every API node (key ``gamead:ad:{id}``); while the Redis
-breaker is open it is bypassed. Unset, a bounded in-process cache takes its place (one node, so a local
-invalidation is complete).
+breaker is open it is bypassed. Unset, a bounded in-process ``cachetools.TTLCache`` takes its place (one
+node; least recently used entries go first when it is full).
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+
+from cachetools import TTLCache
 
 from gamead_core.models import AdRecord
 from gamead_core.redis_link import RedisLink
@@ -27,41 +28,8 @@ from gamead_core.store.ads import FINAL_STATUSES  # statuses no record ever leav
 KEY_PREFIX = "gamead:ad:"
 
 
-
 def cache_key(ad_id: str) -> str:
     return f"{KEY_PREFIX}{ad_id}"
-
-
-class _LocalTtlCache:
-    """A bounded LRU with per-entry expiry, for one-machine mode."""
-
-    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
-        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._max = max_entries
-        self._clock = clock
-
-    def get(self, key: str) -> bytes | None:
-        item = self._data.get(key)
-        if item is None:
-            return None
-        expires, body = item
-        if expires <= self._clock():
-            del self._data[key]
-            return None
-        self._data.move_to_end(key)
-        return body
-
-    def set(self, key: str, body: bytes, ttl: float) -> None:
-        self._data[key] = (self._clock() + ttl, body)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
-
-    def delete(self, key: str) -> None:
-        self._data.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 class AdCache:
@@ -73,8 +41,9 @@ class AdCache:
         self.link = link
         self.ttl = ttl
         self._ttl_ms = max(1, int(ttl * 1000))
-        self._local = _LocalTtlCache(max_local, clock) if link is None else None
-        self._pending_invalidations: set[str] = set()
+        self._local: TTLCache[str, bytes] | None = (
+            TTLCache(maxsize=max_local, ttl=ttl, timer=clock) if link is None else None
+        )
         self.hits = 0
         self.misses = 0
         self.stores = 0
@@ -94,8 +63,6 @@ class AdCache:
             if not self.link.usable:
                 self.bypassed += 1
                 return None
-            if self._pending_invalidations:
-                await self._flush_invalidations()
             missing = object()
             got = await self.link.guarded(lambda r: r.get(key), missing)
             if got is missing:
@@ -114,7 +81,7 @@ class AdCache:
             return
         key = cache_key(record.id)
         if self._local is not None:
-            self._local.set(key, body, self.ttl)
+            self._local[key] = body
             self.stores += 1
             return
         assert self.link is not None
@@ -122,27 +89,6 @@ class AdCache:
             return
         if await self.link.guarded(lambda r: r.set(key, body, px=self._ttl_ms), False):
             self.stores += 1
-
-    async def invalidate(self, ad_id: str) -> None:
-        """Forget ``ad_id`` (needed only if a record could ever leave ``completed``/``failed``).
-
-        If Redis is unreachable the deletion is remembered and retried before the next cache read.
-        """
-        key = cache_key(ad_id)
-        if self._local is not None:
-            self._local.delete(key)
-            return
-        assert self.link is not None
-        missing = object()
-        if await self.link.guarded(lambda r: r.delete(key), missing) is missing:
-            self._pending_invalidations.add(key)
-
-    async def _flush_invalidations(self) -> None:
-        assert self.link is not None
-        keys = list(self._pending_invalidations)
-        missing = object()
-        if await self.link.guarded(lambda r: r.delete(*keys), missing) is not missing:
-            self._pending_invalidations.difference_update(keys)
 
     def snapshot(self) -> dict[str, Any]:
         lookups = self.hits + self.misses
@@ -155,15 +101,7 @@ class AdCache:
             "bypassed": self.bypassed,
             "ttlSeconds": self.ttl,
             "localEntries": len(self._local) if self._local is not None else None,
-            "pendingInvalidations": len(self._pending_invalidations),
         }
-
-
-async def invalidate_ad(app: Any, ad_id: str) -> None:
-    """Invalidate ``ad_id`` in the cache of ``app`` (a no-op before the app has started)."""
-    cache: AdCache | None = getattr(app.state, "cache", None)
-    if cache is not None:
-        await cache.invalidate(ad_id)
 
 
 def redis_stats(app: Any) -> dict[str, Any]:

@@ -6,12 +6,12 @@ import logging
 import re
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from gamead_core.api.responses import json_response
 from gamead_core.errors import (
     Conflict,
     ConfigError,
@@ -66,20 +66,65 @@ _HTTP_CODES = {
 
 
 class ApiError(GameadError):
-    """An error raised by a route with an explicit status (bad input and the like)."""
+    """An error a route raises about the request itself. Each subclass fixes its HTTP ``status`` and its stable
+    ``code`` as class attributes (as every :class:`GameadError` does); a 503 answer carries ``Retry-After``."""
 
-    def __init__(self, status: int, code: str, message: str, *, details: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
+    status: int = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
         super().__init__(message, details=details)
-        self.status = status
-        self.code = code
-        self.headers = headers or {}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)} if self.status == 503 else {}
+
+
+class InvalidJson(ApiError):
+    """The body is not JSON, or not a JSON object (400)."""
+
+    status, code = 400, "invalid_json"
+
+
+class PayloadTooLarge(ApiError):
+    """The body is over ``api.max_body_bytes`` (413)."""
+
+    status, code = 413, "payload_too_large"
+
+
+class ValidationFailed(ApiError):
+    """A field, header or query parameter is invalid (422); ``details``: ``[{"loc", "msg", "type"}]``."""
+
+    status, code = 422, "validation_failed"
+
+
+class ConfirmationRequired(ApiError):
+    """A destructive request without ``confirm: true`` (400); ``details`` says what it would have touched."""
+
+    status, code = 400, "confirmation_required"
+
+
+class JobFinished(ApiError):
+    """The operator job has already ended and cannot be cancelled (409)."""
+
+    status, code = 409, "job_finished"
+
+
+class JobsNotRunning(ApiError):
+    """This API node runs no operator jobs (yet): 503 with the queue's code, as a client retries it alike."""
+
+    status, code = 503, "queue_unavailable"
+
+
+class StatsUnavailable(ApiError):
+    """This API node does not sample stats (its observers are not started): 503."""
+
+    status, code = 503, "stats_unavailable"
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,
                    headers: dict[str, str] | None = None) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+    return json_response({"error": {"code": code, "message": message, "details": details}}, status, headers)
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:

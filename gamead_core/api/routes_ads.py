@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_schema, parse_body
 from gamead_core.api.contract import error_responses
-from gamead_core.api.errors import ApiError
+from gamead_core.api.errors import ValidationFailed
+from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import NotFound
@@ -24,10 +24,6 @@ from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission
 router = APIRouter()
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = error_responses(400, 422, 503)
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 def _link(request: Request) -> QueueLink:
@@ -43,8 +39,8 @@ async def submit(request: Request) -> Response:
     the FastAPI route below documents it in OpenAPI."""
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        raise ApiError(422, "validation_failed", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
-                       details=[{"loc": "Idempotency-Key", "msg": "length out of range"}])
+        raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
+                               details=[{"loc": "Idempotency-Key", "msg": "length out of range"}])
     settings = request.app.state.settings
     ad = parse_body(await request.body(), AdSubmission, settings.api.max_body_bytes)  # any Content-Type
     if idempotency_key is None:

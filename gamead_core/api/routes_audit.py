@@ -9,15 +9,16 @@ offset = UTC). None of them becomes a NATS subject: records are read by sequence
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS, auth_mode, auth_required
+from gamead_core.api.responses import json_response
 from gamead_core.audit.log import AuditLog
 from gamead_core.audit.model import ACTOR_PATTERN, AuditAction, AuditFilter, AuditRecord, Outcome
 from gamead_core.errors import QueueUnavailable
@@ -53,8 +54,7 @@ class Whoami(BaseModel):
     may_act: bool = Field(description="May this caller change things (replay, purge, import, scale…)?")
 
 
-def _json(data: object) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json", headers={"Cache-Control": "no-store"})
+_json = functools.partial(json_response, no_store=True)  #: live data: never cached
 
 
 def _audit(request: Request) -> AuditLog:

@@ -20,7 +20,8 @@ from starlette.responses import Response, StreamingResponse
 
 from gamead_core.api.body import body_schema, read_body
 from gamead_core.api.contract import error_responses
-from gamead_core.api.errors import ApiError
+from gamead_core.api.errors import ConfirmationRequired, JobsNotRunning, ValidationFailed
+from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import not_an_action
@@ -107,18 +108,13 @@ def _link(request: Request) -> QueueLink:
 def _jobs(request: Request) -> JobService:
     jobs = getattr(request.app.state, "jobs", None)
     if jobs is None:
-        raise ApiError(503, "queue_unavailable", "operator jobs are not running on this API node",
-                       headers={"Retry-After": "2"})
+        raise JobsNotRunning("operator jobs are not running on this API node")
     return jobs  # type: ignore[no-any-return]
 
 
 def _principal(request: Request) -> str:
     principal = getattr(request.state, "principal", None)
     return str(getattr(principal, "name", None) or "anonymous")
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 def _entry(entry: DlqEntry) -> dict[str, Any]:
@@ -136,8 +132,8 @@ def make_filter(*, error_class: str | None = None, message: str | None = None, p
     try:
         return DlqFilter(error_class=error_class, message=message, priority=priority, since=since, until=until)
     except ValueError as exc:
-        raise ApiError(422, "validation_failed", f"message: {exc}",
-                       details=[{"loc": "message", "msg": str(exc), "type": "regex"}]) from None
+        raise ValidationFailed(f"message: {exc}",
+                               details=[{"loc": "message", "msg": str(exc), "type": "regex"}]) from None
 
 
 def _selection_filter(body: SelectionBody) -> DlqFilter:
@@ -282,9 +278,9 @@ async def purge_dlq(request: Request) -> Response:
         return _json(await _count(request, body))
     if not body.confirm:
         matched = (await _count(request, body))["matched"]
-        raise ApiError(400, "confirmation_required",
-                       f"purging {matched} entr{'y' if matched == 1 else 'ies'} cannot be undone; send confirm: true",
-                       details={"matched": matched})
+        raise ConfirmationRequired(
+            f"purging {matched} entr{'y' if matched == 1 else 'ies'} cannot be undone; send confirm: true",
+            details={"matched": matched})
     selection = await _selection(request, body)
     job = await _jobs(request).create(
         JobKind.PURGE, selection, started_by=_principal(request),
@@ -306,8 +302,8 @@ async def import_dlq(request: Request) -> Response:
         if entry.ad_id in seen:
             loc = f"entries.{n}.adId"
             msg = f"the same ad as entries.{seen[entry.ad_id]}: one entry per ad"
-            raise ApiError(422, "validation_failed", f"the request is invalid: {loc}: {msg}",
-                           details=[{"loc": loc, "msg": msg, "type": "duplicate"}])
+            raise ValidationFailed(f"the request is invalid: {loc}: {msg}",
+                                   details=[{"loc": loc, "msg": msg, "type": "duplicate"}])
         seen[entry.ad_id] = n
     if body.dry_run:
         not_an_action()  # changes nothing: no audit record

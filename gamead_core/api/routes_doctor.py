@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
-from gamead_core.api.errors import ApiError
+from gamead_core.api.errors import JobsNotRunning
+from gamead_core.api.responses import json_response
 from gamead_core.api.routes_dlq import job_response
 from gamead_core.api.state import QueueLink
 from gamead_core.doctor.diagnose import Doctor
@@ -100,7 +100,7 @@ async def get_doctor(
     report = await request.app.state.doctor.report(request.app.state.link, settings,
                                                    ds.settle if settle is None else settle)
     body = report.wire(sample or ds.sample)
-    return Response(orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
+    return json_response(body, no_store=True)
 
 
 @router.post("/repair", status_code=202, summary="Repair what can be repaired safely: starts a job (operator)")
@@ -112,8 +112,7 @@ async def repair(request: Request) -> Response:
     `jobsTakenOver`) and `skippedReasons` what it left and why; `findings` what the check found."""
     jobs: JobService | None = getattr(request.app.state, "jobs", None)
     if jobs is None:
-        raise ApiError(503, "queue_unavailable", "operator jobs are not running on this API node",
-                       headers={"Retry-After": "2"})
+        raise JobsNotRunning("operator jobs are not running on this API node")
     principal = getattr(request.state, "principal", None)
     job = await jobs.create(JobKind.REPAIR, Selection(mode="doctor"),
                             started_by=str(getattr(principal, "name", None) or "anonymous"))

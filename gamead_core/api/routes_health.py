@@ -12,17 +12,13 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import Health, Readiness
 
 router = APIRouter()
-
-
-def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 @router.get("/healthz", summary="Liveness: the process answers and has reached NATS recently",

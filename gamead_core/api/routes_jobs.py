@@ -7,18 +7,19 @@ died) once the app's NATS link exists, and stops it (handing its jobs' leases ba
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.contract import error_responses
-from gamead_core.api.errors import ApiError
+from gamead_core.api.errors import JobFinished, JobsNotRunning
+from gamead_core.api.responses import json_response
 from gamead_core.api.routes_dlq import NDJSON, progress_stream
 from gamead_core.api.schemas import NDJSON_JOB, JobPage
 from gamead_core.audit import JobAudit, record_action
@@ -61,14 +62,11 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], lifespan=lifespan)
 def _jobs(request: Request) -> JobService:
     jobs = getattr(request.app.state, "jobs", None)
     if jobs is None:
-        raise ApiError(503, "queue_unavailable", "operator jobs are not running on this API node",
-                       headers={"Retry-After": "2"})
+        raise JobsNotRunning("operator jobs are not running on this API node")
     return jobs  # type: ignore[no-any-return]
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+_json = functools.partial(json_response, no_store=True)  #: live data: never cached
 
 
 def _checked(job_id: str) -> str:
@@ -119,8 +117,8 @@ async def cancel_job(job_id: str, request: Request) -> Response:
     jobs = _jobs(request)
     job = await jobs.get(_checked(job_id))
     if job.state.terminal:
-        raise ApiError(409, "job_finished", f"job {job_id} has already ended ({job.state.value})",
-                       details={"state": job.state.value})
+        raise JobFinished(f"job {job_id} has already ended ({job.state.value})",
+                          details={"state": job.state.value})
     await record_action(getattr(request.app.state, "audit", None), "job.cancel", job_id=job_id,
                         details={"kind": job.kind.value})  # before acting: no record, no cancel
     principal = getattr(request.state, "principal", None)

@@ -13,12 +13,12 @@ lifespan; :func:`autoscaler_status` is its in-memory summary for ``/v1/stats``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from gamead_core.api.body import body_schema, read_body
 from gamead_core.api.contract import error_responses
+from gamead_core.api.responses import json_response
 from gamead_core.api.schemas import OverrideCleared, OverrideSet, ScaleDocument
 from gamead_core.audit import record_action
 from gamead_core.errors import QueueUnavailable
@@ -44,9 +45,7 @@ class OverrideBody(BaseModel):
     for_seconds: float = Field(gt=0, le=MAX_OVERRIDE_SECONDS, description="How long it lasts (at most 7 days).")
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+_json = functools.partial(json_response, no_store=True)  #: live data: never cached
 
 
 def _store(request: Request) -> ScaleStore:

@@ -8,16 +8,19 @@ function it returns on shutdown; NATS may be down at either moment.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
-from gamead_core.api.errors import ApiError
+from gamead_core.api.cache import redis_stats
+from gamead_core.api.errors import StatsUnavailable
+from gamead_core.api.responses import json_response
+from gamead_core.api.routes_scale import autoscaler_status
 from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
 from gamead_core.stats import QueueSampler
@@ -30,15 +33,13 @@ router = APIRouter()
 HISTORY_MAX = 600
 
 
-def _json(data: Any) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json", headers={"Cache-Control": "no-store"})
+_json = functools.partial(json_response, no_store=True)  #: live data: never cached
 
 
 def _sampler(request: Request) -> QueueSampler:
     sampler = getattr(request.app.state, "stats_sampler", None)
     if sampler is None:
-        raise ApiError(503, "stats_unavailable", "this API node does not sample stats (observers not started)",
-                       headers={"Retry-After": "2"})
+        raise StatsUnavailable("this API node does not sample stats (observers not started)")
     return sampler  # type: ignore[no-any-return]
 
 
@@ -64,21 +65,8 @@ async def get_workers(
 
 def _optional_sections(app: FastAPI) -> dict[str, Callable[[], Any]]:
     """``cache`` (Redis, cache and rate-limit counters) and ``autoscaler`` (its last decision), each read from
-    memory once per sample, when the module that provides it is present."""
-    sections: dict[str, Callable[[], Any]] = {}
-    try:
-        from gamead_core.api.cache import redis_stats
-    except ImportError:
-        pass
-    else:
-        sections["cache"] = lambda: redis_stats(app)
-    try:
-        from gamead_core.api.routes_scale import autoscaler_status
-    except ImportError:
-        pass
-    else:
-        sections["autoscaler"] = lambda: autoscaler_status(app)
-    return sections
+    memory once per sample."""
+    return {"cache": lambda: redis_stats(app), "autoscaler": lambda: autoscaler_status(app)}
 
 
 async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:

@@ -62,9 +62,9 @@ log = logging.getLogger(__name__)
 
 #: Most items (ad ids, messages, objects) one kind keeps for the repair; its count stays exact beyond it.
 MAX_ITEMS = 100_000
-_KV_PREFIX = f"$KV.{names.ADS_BUCKET}."
+_KV_PREFIX = names.kv_prefix(names.ADS_BUCKET)
 _DLQ_PREFIX = f"{names.DLQ_SUBJECT_PREFIX}."
-_MARKERS = ("KV-Operation", "Nats-Marker-Reason")
+_MARKERS = (names.HDR_KV_OPERATION, names.HDR_MARKER_REASON)
 
 
 @dataclass

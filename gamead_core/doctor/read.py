@@ -35,6 +35,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DEFAULT_PREFIX, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
+from gamead_core import names
 from gamead_core.doctor.model import ReadStats
 from gamead_core.errors import NotFound, TopologyMissing
 from gamead_core.queue.connection import nats_boundary
@@ -43,7 +44,7 @@ from gamead_core.store.ads import AdStore, Versioned
 #: A listing that receives nothing for this long (seconds) stops and says so (a server or network stall).
 IDLE = 5.0
 #: Headers of a record message that is not a value: a KV delete/purge marker, a server's TTL/limit marker.
-_MARKERS = ("KV-Operation", "Nats-Marker-Reason")
+_MARKERS = (names.HDR_KV_OPERATION, names.HDR_MARKER_REASON)
 #: Header JetStream sets on a headers-only delivery: the size of the body it left out.
 MSG_SIZE = "Nats-Msg-Size"
 #: Header of a message written with a per-message TTL (ADR-43): completed and failed records carry it.
@@ -212,7 +213,7 @@ async def _list_direct(nc: NATS, stream: str, subject: str, start: int, last: in
 
     async def collect(msg: Msg) -> None:
         headers = msg.headers or {}
-        status = headers.get("Status")
+        status = headers.get(names.HDR_STATUS)
         if status:  # 204 EOB ends a batch; 404 no more messages; anything else is an error
             state["status"] = status
             batch_done.set()

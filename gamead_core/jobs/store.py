@@ -175,8 +175,8 @@ class JobStore:
         """Jobs newest first (ids are ULIDs), filtered; reads every job document in the bucket (bounded by
         ``jobs.retention``)."""
         found: list[Job] = []
-        async for msg in read_stream(self._js, f"KV_{names.JOBS_BUCKET}", names.JOBS_DOC_SUBJECTS):
-            if not msg.data or (msg.headers and msg.headers.get("KV-Operation")):
+        async for msg in read_stream(self._js, names.kv_stream(names.JOBS_BUCKET), names.JOBS_DOC_SUBJECTS):
+            if not msg.data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
                 continue
             try:
                 job = Job.model_validate_json(msg.data)

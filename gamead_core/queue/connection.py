@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import nats
 import nats.errors
@@ -30,7 +30,6 @@ from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # JetStream API error codes, from nats-server's ``server/errors.json`` (the ``error_code`` field of an API
 # error; the same numbers appear in the NATS ADRs and the ``nats`` CLI).
@@ -242,14 +241,6 @@ def nats_boundary() -> Iterator[None]:
         raise translate(exc) from exc
 
 
-async def guarded(call: Awaitable[T]) -> T:
-    """Await a NATS call, translating its errors into the gamead tree."""
-    try:
-        return await call
-    except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        raise translate(exc) from exc
-
-
 @asynccontextmanager
 async def connection(settings: NatsSettings, url: str, *, name: str, retry_for: float = 0.0) -> AsyncIterator[NATS]:
     """``async with connection(...) as nc``: connect, then drain and close on the way out."""
@@ -263,13 +254,12 @@ async def connection(settings: NatsSettings, url: str, *, name: str, retry_for: 
 
 async def delete_if_present(js: JetStreamContext, stream: str, seq: int) -> bool:
     """Delete one stream message; False (not an error) if it is already gone."""
-    try:
-        return bool(await js.delete_msg(stream, seq))
-    except nats.js.errors.NotFoundError:
-        return False
-    except nats.js.errors.APIError as exc:
-        if exc.err_code == JS_STREAM_MSG_DELETE_FAILED or "not found" in (exc.description or "").lower():
-            return False  # "no message found" / "sequence N not found": someone deleted it first
-        raise translate(exc) from exc
-    except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        raise translate(exc) from exc
+    with nats_boundary():
+        try:
+            return bool(await js.delete_msg(stream, seq))
+        except nats.js.errors.NotFoundError:
+            return False
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == JS_STREAM_MSG_DELETE_FAILED or "not found" in (exc.description or "").lower():
+                return False  # "no message found" / "sequence N not found": someone deleted it first
+            raise

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
-import nats.errors
 from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.connection import translate
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.telemetry.tracing import producer_span
 
 
@@ -46,11 +44,10 @@ async def publish_ad_acked(
     """:func:`publish_ad`, answering the ack's sequence too. Same errors."""
     subject = names.level_subject(level)
     headers = {names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id}
-    try:
-        with producer_span(subject, ad_id, headers, link={names.HDR_TRACEPARENT: link} if link else None):  # adds traceparent when tracing is on
-            ack = await js.publish(subject, payload, timeout=timeout, headers=headers)
-    except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        raise translate(exc) from exc
+    # the producer span adds ``traceparent`` to the headers when tracing is on
+    with nats_boundary(), producer_span(subject, ad_id, headers,
+                                        link={names.HDR_TRACEPARENT: link} if link else None):
+        ack = await js.publish(subject, payload, timeout=timeout, headers=headers)
     if ack.stream != names.ADS_STREAM:
         raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.ADS_STREAM}")
     return Published(int(ack.seq or 0), bool(ack.duplicate))

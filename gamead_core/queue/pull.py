@@ -48,7 +48,7 @@ from gamead_core.queue.depth import LevelDepth, level_depth
 
 log = logging.getLogger(__name__)
 
-_STATUS = "Status"
+_STATUS = names.HDR_STATUS
 _PULL_TIMEOUT = 1.0
 #: Most unacknowledged messages per level the view looks at for due redeliveries.
 DUE_PROBE = 4

@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from gamead_core.queue.connection import translate
+from gamead_core.queue.connection import nats_boundary
 
 
 async def read_stream(
@@ -19,10 +19,8 @@ async def read_stream(
 ) -> AsyncIterator[Msg]:
     """Yield the messages of ``stream`` on ``subject`` from ``start_seq`` (or the last ``tail`` sequences)
     to the end as it was when the call started. Stops early after ``timeout`` seconds without a message."""
-    try:
+    with nats_boundary():
         info = await js.stream_info(stream)
-    except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        raise translate(exc) from exc
     last = info.state.last_seq
     if info.state.messages == 0:
         return

@@ -36,7 +36,6 @@ from nats.js.kv import KeyValue
 from gamead_core import names
 from gamead_core.errors import GameadError, QueueUnavailable
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.topology import kv_stream
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +61,8 @@ class StorageProbe:
     def __init__(self, js: JetStreamContext, node_id: str, *, interval: float, timeout: float,
                  on_failure: Callable[[GameadError], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._kv = KeyValue(name=names.HEALTH_BUCKET, stream=kv_stream(names.HEALTH_BUCKET),
-                            pre=f"$KV.{names.HEALTH_BUCKET}.", js=js, direct=False)
+        self._kv = KeyValue(name=names.HEALTH_BUCKET, stream=names.kv_stream(names.HEALTH_BUCKET),
+                            pre=names.kv_prefix(names.HEALTH_BUCKET), js=js, direct=False)
         self._key = probe_key(node_id)
         self.interval = interval
         self.timeout = timeout

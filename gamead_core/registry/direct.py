@@ -14,12 +14,13 @@ import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
 
+from gamead_core import names
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import nats_boundary
 
 log = logging.getLogger(__name__)
 
-_STATUS = "Status"
+_STATUS = names.HDR_STATUS
 
 
 async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout: float) -> list[bytes]:
@@ -47,7 +48,7 @@ async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout
                     if status == "204" and int(headers.get("Nats-Num-Pending", "0") or 0):
                         log.warning("registry holds more than %d nodes; listing the first ones", batch)
                     return out
-                if headers.get("KV-Operation") in ("DEL", "PURGE") or headers.get("Nats-Marker-Reason"):
+                if headers.get(names.HDR_KV_OPERATION) in ("DEL", "PURGE") or headers.get(names.HDR_MARKER_REASON):
                     continue
                 if msg.data:
                     out.append(msg.data)

@@ -66,11 +66,11 @@ class Registry:
 
     @property
     def stream(self) -> str:
-        return f"KV_{names.REGISTRY_BUCKET}"
+        return names.kv_stream(names.REGISTRY_BUCKET)
 
     @property
     def prefix(self) -> str:
-        return f"$KV.{names.REGISTRY_BUCKET}."
+        return names.kv_prefix(names.REGISTRY_BUCKET)
 
     async def open(self) -> KeyValue:
         """Create the bucket if missing (racing creators agree); reuse one that exists with other limits."""

@@ -23,7 +23,7 @@ import asyncio
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import urllib3
 import yaml
@@ -37,7 +37,14 @@ from kubernetes.config.incluster_config import (
     InClusterConfigLoader,
 )
 
-from gamead_core.errors import ConfigError, GameadError
+from gamead_core.errors import (  # the scaler's errors live in the one tree; re-exported here
+    ConfigError,
+    ScalerConflict,
+    ScalerError,
+    ScalerForbidden,
+    ScalerNotFound,
+    ScalerUnavailable,
+)
 from gamead_core.scaling.settings import KubernetesScalerSettings
 
 #: Set in every pod by the kubelet; its presence means "use the pod's service account".
@@ -48,40 +55,6 @@ _API_GROUP = "apps"
 _SCALE = "deployments/scale"
 
 _T = TypeVar("_T")
-
-
-class ScalerError(GameadError):
-    """The Kubernetes API refused or failed a scale call. ``status`` is the HTTP status, if any."""
-
-    code = "scaler_error"
-
-    def __init__(self, message: str, *, status: int | None = None, details: Any = None) -> None:
-        super().__init__(message, details=details)
-        self.status = status
-
-
-class ScalerForbidden(ScalerError):
-    """The credentials were rejected (401) or RBAC does not grant the verb on the resource (403)."""
-
-    code = "scaler_forbidden"
-
-
-class ScalerNotFound(ScalerError):
-    """The Deployment (or its namespace) does not exist."""
-
-    code = "scaler_not_found"
-
-
-class ScalerConflict(ScalerError):
-    """A concurrent update won (409). Read the scale again and retry."""
-
-    code = "scaler_conflict"
-
-
-class ScalerUnavailable(ScalerError):
-    """The API server did not answer in time, refused the connection, or answered 429/5xx. Retry later."""
-
-    code = "scaler_unavailable"
 
 
 def config_source(

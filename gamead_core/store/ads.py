@@ -53,7 +53,7 @@ class Versioned:
 
 
 def _bucket(js: JetStreamContext, *, direct: bool) -> KeyValue:
-    return KeyValue(name=names.ADS_BUCKET, stream=f"KV_{names.ADS_BUCKET}", pre=f"$KV.{names.ADS_BUCKET}.",
+    return KeyValue(name=names.ADS_BUCKET, stream=names.ADS_BUCKET_STREAM, pre=names.kv_prefix(names.ADS_BUCKET),
                     js=js, direct=direct)
 
 
@@ -108,15 +108,17 @@ class AdStore:
     def _ttl_of(self, record: AdRecord) -> float | None:
         return self.final_ttl if record.status in FINAL_STATUSES else None
 
-    async def _put(self, record: AdRecord, last: int) -> int:
-        """One compare-and-set put of ``record`` over revision ``last`` (0 = the key must be new), with the
-        final-record TTL when it applies; raises nats-py's ``KeyWrongLastSequenceError`` when it lost."""
+    async def _put(self, record: AdRecord, last: int, payload: bytes | None = None) -> int:
+        """One compare-and-set put of ``record`` (``payload``: its :func:`encode`, if the caller has it) over
+        revision ``last`` (0 = the key must be new), with the final-record TTL when it applies; raises nats-py's
+        ``KeyWrongLastSequenceError`` when it lost."""
         ttl = self._ttl_of(record)
+        payload = encode(record) if payload is None else payload
         if ttl is None:
-            return await self._kv.update(record.id, encode(record), last=last)
+            return await self._kv.update(record.id, payload, last=last)
         try:  # nats-py's kv.update() takes no TTL: the same compare-and-set put, with a Nats-TTL header
             ack = await self._js.publish(
-                f"$KV.{names.ADS_BUCKET}.{record.id}", encode(record),
+                names.kv_subject(names.ADS_BUCKET, record.id), payload,
                 headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}, msg_ttl=ttl,
             )
         except nats.js.errors.APIError as exc:
@@ -154,22 +156,23 @@ class AdStore:
             raise NotFound(f"no ad with id {ad_id!r}")
         return Versioned(decode(entry.value), entry.revision or 0)  # type: ignore[arg-type]
 
-    async def create(self, record: AdRecord) -> int:
-        """Write a new record; returns its revision. Raises :class:`Conflict` if the id already has a live
+    async def create(self, record: AdRecord, payload: bytes | None = None) -> int:
+        """Write a new record; returns its revision. ``payload``: ``encode(record)`` if the caller has it
+        already (the submit path encodes once). Raises :class:`Conflict` if the id already has a live
         record, and then the stream leader holds it (a following :meth:`get` sees it). A key whose record was
         deleted or purged is written again."""
         key = record.id
         with nats_boundary():
             for _ in range(NOT_READY_RETRIES):
                 try:
-                    return await _retry_not_ready(lambda: self._put(record, 0))
+                    return await _retry_not_ready(lambda: self._put(record, 0, payload))
                 except nats.js.errors.KeyWrongLastSequenceError as exc:
                     if await self._entry(self._leader, key) is not None:
                         raise Conflict(f"ad {key} already exists") from exc
                     last = await self._tombstone(key)
                     if last is not None:  # deleted or purged before: write over the marker
                         try:
-                            return await self._put(record, last)
+                            return await self._put(record, last, payload)
                         except nats.js.errors.KeyWrongLastSequenceError:
                             continue
                     await asyncio.sleep(NOT_READY_PAUSE)  # the write that won is not applied yet: look again
@@ -184,14 +187,14 @@ class AdStore:
             return getattr(entry, "revision", None)
         return None
 
-    async def create_nowait(self, record: AdRecord) -> None:
+    async def create_nowait(self, record: AdRecord, payload: bytes | None = None) -> None:
         """Write a new record without waiting for the server's answer (create-only: the server refuses it
         if the key already has a value). Saves a round trip on the submit path; the API publishes the ad
         itself first and awaits that, so a lost record write is recreated by the worker from the message."""
         with nats_boundary():
             await self._nc.publish(  # the KV put subject, without a reply inbox
-                f"$KV.{names.ADS_BUCKET}.{record.id}",
-                encode(record),
+                names.kv_subject(names.ADS_BUCKET, record.id),
+                encode(record) if payload is None else payload,
                 headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: "0"},
             )
 
@@ -239,9 +242,9 @@ class AdStore:
         """
         found: list[AdRecord] = []
         async for msg in read_stream(
-            self._js, f"KV_{names.ADS_BUCKET}", f"$KV.{names.ADS_BUCKET}.>", tail=scan_limit, timeout=timeout
+            self._js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), tail=scan_limit, timeout=timeout
         ):
-            if not msg.data or (msg.headers and msg.headers.get("KV-Operation")):
+            if not msg.data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
                 continue  # a delete or purge marker
             record = decode(msg.data)
             if (status is None or record.status == status) and (priority is None or record.priority == priority):

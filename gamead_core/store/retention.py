@@ -41,7 +41,7 @@ def records_stream_config(qs: QueueSettings, rs: RecordSettings) -> StreamConfig
     return StreamConfig(
         name=names.ADS_BUCKET_STREAM,
         description="gamead ad records (revisioned; compare-and-set updates)",
-        subjects=[f"$KV.{names.ADS_BUCKET}.>"],
+        subjects=[names.kv_all(names.ADS_BUCKET)],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         num_replicas=qs.replicas,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from gamead_core.errors import PermanentError
 from gamead_core.models import AdSubmission, Analysis, ComponentScore
 
 ANALYZER_VERSION: Final[str] = "rules-1"
@@ -414,3 +415,10 @@ def analyze(ad: AdSubmission) -> Analysis:
         improvement_suggestions=suggestions[:MAX_NOTES],
         analyzer_version=ANALYZER_VERSION,
     )
+
+
+def check_analysable(ad: AdSubmission) -> None:
+    """Refuse content the analyser can never work with: no letters at all in the title and description.
+    Raises :class:`PermanentError` (the ad is dead-lettered at once)."""
+    if not any(ch.isalpha() for ch in f"{ad.title} {ad.description}"):
+        raise PermanentError("the title and description contain no words to analyse")

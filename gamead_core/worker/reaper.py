@@ -41,7 +41,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import Conflict, GameadError, NotFound
+from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus
 from gamead_core.registry import HeldAd, NodeInfo, Registry
 from gamead_core.scaling.lease import LeaseKeeper
@@ -201,7 +201,7 @@ async def recover_exited(
             return None
         return await recover(nc, await AdStore.open(nc, js), entry, settings)
     except Exception as exc:  # noqa: BLE001 - the worker's next incarnation or the reaper will try again
-        log.warning("could not recover what worker %s held: %s", worker_id, getattr(exc, "message", None) or exc)
+        log.warning("could not recover what worker %s held: %s", worker_id, error_text(exc))
         return None
 
 
@@ -255,7 +255,7 @@ async def run_reaper(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the reaper must outlive any one bad round
-            log.warning("reaper: %s", getattr(exc, "message", None) or repr(exc))
+            log.warning("reaper: %s", error_text(exc))
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval / 2)
         except asyncio.TimeoutError:

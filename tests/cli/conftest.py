@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+from tests.support import drop_gamead_env
 
 
 @pytest.fixture
@@ -20,11 +21,7 @@ def runner() -> CliRunner:
 @pytest.fixture
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """No ``GAMEAD_*`` env vars and an empty working directory (so no ./config.yaml is picked up)."""
-    for name in list(os.environ):
-        if name.startswith("GAMEAD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
+    yield drop_gamead_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from typer.testing import CliRunner, Result
 from gamead_cli import exitcodes
 from gamead_cli.main import app
 
+from tests.support import RPG_AD
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -23,16 +25,7 @@ def unstyle(text: str) -> str:
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
-AD: dict[str, Any] = {
-    "title": "Dragon Quest Legends",
-    "description": "Epic fantasy RPG adventure with dragons and loot",
-    "genre": "rpg",
-    "targetAudience": ["18-34", "rpg fans"],
-    "visualElements": ["dragons", "epic battles"],
-    "callToAction": "Download now",
-    "duration": 30,
-    "priority": 2,
-}
+AD = RPG_AD
 
 
 def run(runner: CliRunner, api_url: str, *args: str, input: str | None = None) -> Result:

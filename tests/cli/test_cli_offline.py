@@ -12,6 +12,8 @@ from typer.testing import CliRunner, Result
 from gamead_cli import exitcodes
 from gamead_cli.main import app
 
+from tests.support import RPG_AD
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -21,16 +23,7 @@ def unstyle(text: str) -> str:
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
-AD = {
-    "title": "Dragon Quest Legends",
-    "description": "Epic fantasy RPG adventure",
-    "genre": "rpg",
-    "targetAudience": ["18-34", "rpg fans"],
-    "visualElements": ["dragons", "epic battles"],
-    "callToAction": "Download now",
-    "duration": 30,
-    "priority": 2,
-}
+AD = RPG_AD
 
 
 def error_lines(result: Result) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import threading
 import time
@@ -27,7 +26,7 @@ from gamead_core.config import RedisSettings
 from gamead_core.embedded import EmbeddedNats, free_port
 from gamead_core.redis_link import RedisLink
 from tests.redis_fixtures import ValkeyProc
-from tests.support import Proc, ad, clean_env, gamead_argv, start_api, start_worker, wait_for
+from tests.support import Proc, ad, clean_env, drop_gamead_env, gamead_argv, start_api, start_worker, wait_for
 
 SUBMIT, SUBMIT2, RATE, OPS, OPS2 = "s3cret-ci", "s3cret-ci2", "s3cret-rl", "s3cret-ops", "s3cret-ops2"
 VIEW = "s3cret-view"
@@ -294,10 +293,7 @@ def test_a_submitter_can_submit_and_read(nodes: list[str]) -> None:
 
 
 def test_the_cli_sends_gamead_token(nodes: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("GAMEAD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    drop_gamead_env(monkeypatch, tmp_path)
     ad_id = httpx.post(f"{nodes[0]}/ads", json=ad("CLI Token"), headers=bearer(OPS), timeout=5).json()["id"]
     runner = CliRunner()
     denied = runner.invoke(cli, ["ads", "get", ad_id, "--api", nodes[0], "-o", "json"])

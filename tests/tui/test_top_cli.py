@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 from pathlib import Path
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 from gamead_cli import exitcodes
 from gamead_cli.main import app
 from tests.tui.conftest import Observed
+from tests.support import drop_gamead_env
 
 #: one pytest-xdist worker runs every module of the package's ``observed`` stack (started once)
 pytestmark = pytest.mark.xdist_group("tui-observed")
@@ -23,10 +23,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("GAMEAD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    drop_gamead_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from gamead_core.config import ROLES, GameadSettings, load_settings
 from gamead_core.errors import ConfigError
 from gamead_core.queue.connection import connect_options
 
+from tests.support import drop_gamead_env
+
 TOKENS = [
     {"name": "ci", "token": "s3cret-submit", "role": "submitter"},
     {"name": "ops", "token": "s3cret-operate", "role": "operator"},
@@ -40,12 +42,7 @@ def settings(**sections: object) -> GameadSettings:
 
 @pytest.fixture(autouse=True)
 def _no_gamead_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("GAMEAD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    drop_gamead_env(monkeypatch, tmp_path)
 
 
 # --- token lookup ---------------------------------------------------------------------------------------

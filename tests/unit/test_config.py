@@ -10,17 +10,14 @@ import yaml
 from gamead_core.config import GameadSettings, load_settings, masked_dump
 from gamead_core.errors import ConfigError
 
+from tests.support import drop_gamead_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def _no_gamead_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("GAMEAD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    drop_gamead_env(monkeypatch, tmp_path)
 
 
 def test_defaults_the_issue_names() -> None:

@@ -14,9 +14,11 @@ from gamead_core.intake import keyed_ad_id, new_ad_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
 from gamead_core.jobs.policy import lease_expired, pace_delay, resume_decision, summary, tally
 from gamead_core.jobs.store import CHUNK_BYTES, CHUNK_ITEMS, WorkList, chunk_bounds
-from gamead_core.models import AdSubmission, DlqEntry
+from gamead_core.models import DlqEntry
 from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget, compile_pattern
 from gamead_core.times import UtcDatetime, as_utc
+
+from tests.support import submission
 
 UTC = timezone.utc
 
@@ -58,7 +60,7 @@ def test_a_time_out_of_range_or_unreadable_is_a_validation_error_never_another_e
 
 
 def _entry(**kw: object) -> DlqEntry:
-    ad = AdSubmission(title="t", description="d", genre="RPG", call_to_action="Play", duration=30)
+    ad = submission()
     base = dict(id="a", ad_id="a", title="t", priority=3, attempts=5, error_class="TaskTimeout",
                 error_message="analysis took longer", retryable=True, first_failure_at="2024-01-01T00:00:00",
                 last_failure_at="2024-01-01T00:00:00", dead_at="2024-01-01T00:00:00",

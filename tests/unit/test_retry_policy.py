@@ -12,10 +12,12 @@ from gamead_cli.commands.dlq import parse_when
 from gamead_core.config import FaultSettings
 from gamead_core.jobs.policy import failure_rate_exceeded
 from gamead_core.errors import GameadError
-from gamead_core.models import AdSubmission, DlqEntry
+from gamead_core.models import DlqEntry
 from gamead_core.queue.dlq import DlqFilter
 from gamead_core.worker.backoff import backoff, backoff_ceiling
 from gamead_core.worker.faults import pick_fault
+
+from tests.support import submission
 
 
 def test_ceiling_doubles_from_the_base_up_to_the_cap() -> None:
@@ -50,7 +52,7 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
 
 def entry(**kw: object) -> DlqEntry:
-    ad = AdSubmission(title="t", description="d", genre="RPG", call_to_action="Play", duration=30)
+    ad = submission()
     base = dict(id="a", ad_id="a", title="t", priority=3, attempts=5, error_class="TaskTimeout",
                 error_message="analysis took longer", retryable=True, first_failure_at=NOW, last_failure_at=NOW,
                 dead_at=NOW, submitted_at=NOW, ad=ad)

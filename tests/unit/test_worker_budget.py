@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gamead_core import names
 from gamead_core.config import FaultSettings
-from gamead_core.models import AdError, AdRecord, AdStatus, AdSubmission
+from gamead_core.models import AdError, AdRecord, AdStatus
 from gamead_core.registry import HeldAd, NodeInfo
 from gamead_core.worker.budget import (
     budget_spent, death_verdict, delivery_id, held_state, lost_attempt, lost_error, nak_window_open,
@@ -22,8 +22,10 @@ from gamead_core.worker.faults import pick_fault
 from gamead_core.worker.reaper import deaths, reaper_lease_ttl
 from gamead_core.worker.solo import SoloGate
 
+from tests.support import submission
+
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
-AD = AdSubmission(title="t", description="d", genre="RPG", call_to_action="Play", duration=30)
+AD = submission()
 
 
 def rec(status: AdStatus = AdStatus.QUEUED, **kw: object) -> AdRecord:

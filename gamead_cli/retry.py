@@ -1,0 +1,76 @@
+"""When the CLI's API client sends a request again, and after how long (pure; used by ``gamead_cli.client``).
+
+A request is sent again only when that cannot do anything twice:
+
+* an answer **429** (the API's rate limiter refused it before any route ran) or a connection that was never
+  made (refused, connect timeout): always, whatever the method;
+* an answer **503** (the queue is unavailable: a submit may or may not have been stored) or a connection lost
+  after the request went out (read timeout, reset): only for an idempotent request, i.e. an idempotent method
+  of RFC 9110 §9.2.2 (GET, HEAD, OPTIONS, PUT, DELETE) or a POST carrying an ``Idempotency-Key``
+  (draft-ietf-httpapi-idempotency-key-header: the API answers a repeat with the first result).
+
+The wait honours ``Retry-After`` (RFC 9110 §10.2.3: delay-seconds or an HTTP-date); without one it backs off
+``min(cap, base·2^(n−1))`` with full jitter. All retries of one request fit in ``client.retry_for`` seconds:
+a wait that would end past that budget is not started and the last answer stands.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+
+from gamead_core.worker.backoff import backoff
+
+#: RFC 9110 §9.2.2
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Statuses worth a retry (see the module doc for which requests).
+RETRY_STATUSES = frozenset({429, 503})
+#: Back-off without a Retry-After: first and largest wait, in seconds.
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 4.0
+
+
+def idempotent(method: str, headers: Mapping[str, str] | None) -> bool:
+    """True if sending ``method`` with ``headers`` twice has the effect of sending it once."""
+    if method.upper() in IDEMPOTENT_METHODS:
+        return True
+    return method.upper() == "POST" and any(k.lower() == "idempotency-key" for k in (headers or {}))
+
+
+def may_retry(method: str, headers: Mapping[str, str] | None, *, status: int | None = None,
+              sent: bool = True) -> bool:
+    """Whether a request may be sent again after an answer ``status``, or (``status`` None) after a
+    connection error; ``sent``: False if the connection was never made (nothing reached the API)."""
+    if status is None:
+        return not sent or idempotent(method, headers)
+    if status == 429:
+        return True
+    return status in RETRY_STATUSES and idempotent(method, headers)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds (≥ 0), from delay-seconds or an HTTP-date
+    (``now``: epoch seconds); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def next_wait(attempt: int, retry_after: float | None, remaining: float, *,
+              uniform: Callable[[float, float], float] = random.uniform) -> float | None:
+    """Seconds to wait before sending again after failed attempt ``attempt`` (1-based), or None to give up:
+    the ``retry_after`` the API asked for, else the jittered back-off; None when that wait would not end
+    within the ``remaining`` seconds of the budget."""
+    wait = retry_after if retry_after is not None else backoff(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP,
+                                                              uniform=uniform)
+    return wait if wait < remaining else None

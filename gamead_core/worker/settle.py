@@ -1,0 +1,302 @@
+"""The record writes of one delivery: claim the ad for an attempt, then settle the message with its outcome.
+
+Every write is a compare-and-set made only while the record still names this delivery (or, for a completed
+analysis, while the ad is not final), so a delivery whose ad was handed over meanwhile never overwrites the
+new owner's work; it is counted only when the write was ours. Writes go through the storage pause (retried
+until our storage takes them) and, with every ack, are shielded from cancellation: an ad is never left
+half-written.
+
+* :meth:`Settler.read` – the ad's record, created from the message if the API never wrote it;
+* :meth:`Settler.begin` – ``processing`` under this delivery, charging one attempt of the budget;
+* :meth:`Settler.complete` – ``completed`` + the analysis, then ``ack``;
+* :meth:`Settler.fail` – ``queued`` with a backoff then ``nak(delay)``, or dead-letter then ``ack``;
+* :meth:`Settler.give_up` – the budget is spent and the last attempt left no outcome: dead-letter;
+* :meth:`Settler.hand_back` – shutdown: refund a started attempt, ``nak`` at once;
+* :meth:`Settler.stale`, :meth:`Settler.not_an_ad` – deliveries that must not run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from nats.aio.msg import Msg
+
+from gamead_core.config import WorkerSettings
+from gamead_core.errors import Conflict, GameadError, NotFound
+from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
+from gamead_core.queue.dlq import DeadLetters
+from gamead_core.store.ads import AdStore, Versioned, decode
+from gamead_core.worker.backoff import backoff
+from gamead_core.worker.budget import (
+    budget_spent, lost_attempt, lost_error, parse_delivery, superseded, waiting_since,
+)
+from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.deadletter import dead_letter
+from gamead_core.worker.hooks import Failure
+from gamead_core.telemetry.metrics import WorkerMetrics
+from gamead_core.worker.storage_pause import StoragePause
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
+
+
+class Settler:
+    """Writes outcomes for one worker (``worker_id``), counting what its own writes did in ``stats``
+    (a :class:`~gamead_core.worker.counters.WorkerStats`)."""
+
+    def __init__(self, store: AdStore, dlq: DeadLetters, settings: WorkerSettings, *, worker_id: str,
+                 stats: WorkerStats, pause: StoragePause, shielded: Shielding, ack_wait: float,
+                 metrics: WorkerMetrics | None = None) -> None:
+        self._store = store
+        self._dlq = dlq
+        self.settings = settings
+        self.worker_id = worker_id
+        self.stats = stats
+        self._pause = pause
+        self._shielded = shielded
+        self._ack_wait = ack_wait
+        self.metrics = metrics if metrics is not None else WorkerMetrics(False)  #: Prometheus series (telemetry)
+
+    async def _persist(self, write: Callable[[], Awaitable[T]]) -> T:
+        return await self._pause.persist(write, self._shielded)
+
+    async def read(self, msg: Msg, ad_id: str) -> Versioned:
+        """The ad's record; created from the message if the API died between publishing and recording."""
+        store = self._store
+        try:
+            return await store.get(ad_id)
+        except NotFound:  # the message is the truth
+            try:
+                await store.create(decode(msg.data))
+            except Conflict:
+                pass
+            return await store.get(ad_id)
+
+    async def begin(self, current: Versioned, delivery: str, suspect: bool) -> tuple[str, Versioned]:
+        """Mark the ad ``processing`` under ``delivery``, charging one attempt. Returns ``("started", …)``,
+        or ``("final" | "spent" | "superseded", record)`` when the record changed so that it must not run."""
+        store = self._store
+        for _ in range(5):
+            rec = current.record
+            if rec.status.terminal:
+                return "final", current
+            if superseded(rec, delivery):
+                return "superseded", current
+            if budget_spent(rec, self.settings.max_attempts):
+                return "spent", current
+            new = rec.model_copy(update={
+                "status": AdStatus.PROCESSING,
+                "started_at": utcnow(),
+                "attempts": rec.attempts + 1,
+                "worker_id": self.worker_id,
+                "delivery": delivery,
+                "suspect": True if (suspect or rec.suspect or lost_attempt(rec, delivery)) else None,
+            })
+            try:
+                return "started", Versioned(new, await self._shielded(store.update(new, current.revision)))
+            except Conflict:
+                current = await store.get(rec.id)
+        raise Conflict(f"ad {current.record.id} kept changing; not started")
+
+    async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
+        """For the puller: when the delivered, unacknowledged ad ``ad_id`` is or was due for redelivery
+        (epoch seconds; None while it is in a worker's hands, or unreadable)."""
+        try:
+            record = (await self._store.get(ad_id)).record
+        except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
+            return None
+        return waiting_since(record, published, time.time(), ack_wait=self._ack_wait,
+                             task_timeout=self.settings.task_timeout)
+
+    async def stale(self, msg: Msg, record: AdRecord, delivery: str) -> None:
+        """The record names a later delivery than ours. Of the same message: someone else holds it now (our
+        lease lapsed), so leave the message to them. Of a later message (a replay or a sweep published the
+        ad again): ours is an obsolete copy, acknowledged so it leaves the stream."""
+        if parse_delivery(record.delivery)[0] != parse_delivery(delivery)[0]:
+            self.stats.skipped += 1
+            await self._shielded(msg.ack())
+
+    async def not_an_ad(self, msg: Msg, why: str) -> None:
+        """A work-stream message no API published (no ad id, or a body that is not an ad record): without a
+        delivery limit it would come back for ever, so it is terminated, loudly. It never got a 202."""
+        log.error("work-stream message %d is not an ad (%s); terminating it", msg.metadata.sequence.stream, why)
+        try:
+            await self._shielded(msg.term())
+        except Exception as exc:  # noqa: BLE001 - it comes back after ack_wait and is refused again
+            log.warning("could not terminate message %d: %r", msg.metadata.sequence.stream, exc)
+
+    async def complete(self, msg: Msg, current: Versioned, analysis: Analysis, delivery: str) -> None:
+        """Write the completed record (compare-and-set), then acknowledge. Counted only if our write did it."""
+        store = self._store
+        now = utcnow()
+        done = current.record.model_copy(update={
+            "status": AdStatus.COMPLETED, "completed_at": now, "analysis": analysis, "retry_at": None,
+            "suspect": None,
+        })
+
+        async def write() -> bool:
+            try:
+                await store.update(done, current.revision)
+                return True
+            except Conflict:  # changed meanwhile (a hand-over while we were cut off): finish unless final
+                return await store.mutate(
+                    done.id,
+                    lambda rec: None if rec.status.terminal else done.model_copy(update={"attempts": rec.attempts}),
+                ) is not None
+
+        if await self._persist(write):
+            self.stats.processed += 1
+            self._sample(current.record, now)
+        await self._shielded(msg.ack())
+
+    def _sample(self, record: AdRecord, finished: datetime) -> None:
+        started, submitted = record.started_at, record.submitted_at
+        now = time.time()
+        if started is not None:
+            processing_ms = (finished.timestamp() - started.timestamp()) * 1000
+            wait_ms = (started.timestamp() - submitted.timestamp()) * 1000
+            self.stats.recent.append((now, processing_ms, wait_ms))
+            self.metrics.completed(record.priority, processing_ms / 1000, wait_ms / 1000, now)
+        self.stats.last_progress = now
+
+    async def fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str) -> None:
+        """Retry with backoff, or dead-letter: at once for a permanent error, else after the last attempt.
+        Written only while the record still names this delivery; counted only when written."""
+        self.stats.last_progress = time.time()
+        wcfg = self.settings
+        attempt = current.record.attempts
+        error = AdError(error_class=failure.error_class, message=failure.message, retryable=failure.retryable,
+                        at=utcnow())
+        owns = _owner(delivery)
+        if failure.retryable and attempt < wcfg.max_attempts:
+            delay = failure.delay if failure.delay is not None else backoff(
+                attempt, base=wcfg.backoff_base, cap=wcfg.backoff_cap
+            )
+            written = await self._persist(lambda: self._record_retry(current, error, delay, owns))
+            if written:
+                self._count_failure(error)
+                self.metrics.retried(current.record.priority)
+                await self._shielded(msg.nak(delay=delay))
+                log.info("ad %s attempt %d failed (%s); retry in %.2fs", current.record.id, attempt,
+                         failure.error_class, delay, extra={"ad_id": current.record.id})
+            else:
+                await self._settle_foreign(msg, current.record.id)
+            return
+        made_dead = await self._persist(lambda: self._dead_letter(
+            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns))
+        if made_dead:
+            self._count_failure(error)
+            await self._shielded(msg.ack())
+        else:
+            await self._settle_foreign(msg, current.record.id)
+
+    def _count_failure(self, error: AdError) -> None:
+        self.stats.failed += 1
+        self.stats.last_error = f"{error.error_class}: {error.message}"
+
+    async def _settle_foreign(self, msg: Msg, ad_id: str) -> None:
+        """Our outcome was not ours to write (final already, or a later delivery owns the ad): acknowledge
+        only if the ad is final; otherwise the owner of the current delivery settles the message."""
+        store = self._store
+        try:
+            if (await store.get(ad_id)).record.status.terminal:
+                await self._shielded(msg.ack())
+        except GameadError:
+            pass
+
+    async def _record_retry(
+        self, current: Versioned, error: AdError, delay: float, owns: Callable[[AdRecord], bool]
+    ) -> bool:
+        store = self._store
+
+        def retrying(rec: AdRecord) -> AdRecord | None:
+            if rec.status.terminal or not owns(rec):
+                return None
+            return rec.model_copy(update={
+                "status": AdStatus.QUEUED,
+                "error": error,
+                "first_failure_at": rec.first_failure_at or error.at,
+                "retry_at": (error.at or utcnow()) + timedelta(seconds=delay),
+                "suspect": None,  # it ran and failed without taking its worker down
+            })
+
+        new = retrying(current.record)
+        if new is None:
+            return False
+        try:
+            await store.update(new, current.revision)
+            return True
+        except Conflict:
+            return await store.mutate(current.record.id, retrying) is not None
+
+    async def _dead_letter(
+        self, record: AdRecord, error: AdError, attempts: int, *, source_seq: int | None,
+        owns: Callable[[AdRecord], bool] | None = None,
+    ) -> bool:
+        """Copy the ad into the DLQ first, then mark its record ``dead``. Safe to repeat."""
+        store, dlq = self._store, self._dlq
+        made = await dead_letter(store, dlq, record, error, attempts, source_seq=source_seq,
+                                 worker_id=self.worker_id, owns=owns)
+        if made:
+            self.metrics.dead(record.priority, error.error_class)
+            log.warning("ad %s dead-lettered after %d attempt(s): %s: %s", record.id, attempts,
+                        error.error_class, error.message, extra={"ad_id": record.id})
+        return made
+
+    async def give_up(self, msg: Msg, record: AdRecord, delivery: str) -> None:
+        """The ad's budget is spent and its last attempt left no outcome (its worker died): dead-letter it."""
+        max_attempts = self.settings.max_attempts
+        error = lost_error(max_attempts, record)
+
+        def owns(rec: AdRecord) -> bool:
+            return budget_spent(rec, max_attempts) and not superseded(rec, delivery)
+
+        made = await self._persist(lambda: self._dead_letter(
+            record, error, record.attempts, source_seq=msg.metadata.sequence.stream, owns=owns))
+        if made:
+            self._count_failure(error)
+            await self._shielded(msg.ack())
+        else:
+            await self._settle_foreign(msg, record.id)
+
+    async def hand_back(self, msg: Msg, ad_id: str, delivery: str) -> None:
+        """Shutdown: give the ad back at once. A started attempt is refunded (record ``queued`` again)
+        before the ``nak``; a delivery that had not started is claimed in the record, so nobody mistakes it
+        for one still held (see the reaper). Never raises."""
+        store = self._store
+        now = utcnow()
+
+        def back(rec: AdRecord) -> AdRecord | None:
+            if rec.status.terminal or superseded(rec, delivery):
+                return None
+            update: dict[str, object] = {"status": AdStatus.QUEUED, "delivery": delivery,
+                                         "retry_at": min(rec.retry_at or now, now)}
+            if rec.status == AdStatus.PROCESSING and rec.delivery == delivery:
+                update["attempts"] = max(0, rec.attempts - 1)  # not an analysis attempt: refunded
+            elif rec.status == AdStatus.PROCESSING:  # an older delivery's attempt never ended
+                update["suspect"] = True
+            return rec.model_copy(update=update)
+
+        try:
+            if await store.mutate(ad_id, back) is None:
+                if (await store.get(ad_id)).record.status.terminal:
+                    await msg.ack()
+                return
+        except (GameadError, ValueError) as exc:
+            log.warning("ad %s: could not refund its attempt on hand-back: %s", ad_id,
+                        getattr(exc, "message", exc), extra={"ad_id": ad_id})
+        try:
+            await msg.nak()
+            self.stats.handed_back += 1
+        except Exception as exc:  # noqa: BLE001 - ack_wait brings it back anyway
+            log.warning("ad %s: hand-back failed: %r", ad_id, exc, extra={"ad_id": ad_id})
+
+
+def _owner(delivery: str) -> Callable[[AdRecord], bool]:
+    """``owns(record)``: the record is still ``processing`` under ``delivery`` (this attempt's own)."""
+    return lambda rec: rec.status == AdStatus.PROCESSING and rec.delivery == delivery

@@ -1,0 +1,144 @@
+"""``ApiClient`` retries (issue 12 item 6): a 429, a 503 or a lost connection is sent again only where that
+cannot do anything twice, honouring ``Retry-After`` within ``client.retry_for``; ``submit --count`` counts an
+ad rejected only after its retries. The API side is httpx's in-process transport, as in test_api_client."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from gamead_cli import retry
+from gamead_cli.client import ApiClient
+from gamead_cli.commands.submit import send_many
+from gamead_core.config import ClientSettings
+from gamead_core.errors import ApiClientError, ApiUnreachable
+
+ACCEPTED = {"id": "a1", "status": "queued", "priority": 3, "duplicate": False}
+BUSY = {"error": {"code": "queue_unavailable", "message": "retry later", "details": None}}
+LIMITED = {"error": {"code": "rate_limited", "message": "slow down", "details": None}}
+
+
+def scripted(*answers: int, retry_after: str = "0") -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """Answers ``answers`` in turn (then 202/200 for ever); 429/503 carry ``Retry-After``."""
+    seen: list[httpx.Request] = []
+    lock = threading.Lock()
+    queue = iter(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            seen.append(request)
+            status = next(queue, 202 if request.method == "POST" else 200)
+        if status in (429, 503):
+            return httpx.Response(status, json=LIMITED if status == 429 else BUSY,
+                                  headers={"Retry-After": retry_after})
+        return httpx.Response(status, json=ACCEPTED)
+
+    return httpx.MockTransport(handler), seen
+
+
+def client(transport: httpx.BaseTransport, retry_for: float = 5.0) -> ApiClient:
+    return ApiClient("http://api.test", transport=transport, retry_for=retry_for)
+
+
+def test_a_get_answered_503_is_sent_again_and_succeeds() -> None:
+    transport, seen = scripted(503, 503)
+    c = client(transport)
+    assert c.get_ad("a1")["id"] == "a1"
+    assert len(seen) == 3 and c.retried == 2
+
+
+def test_a_submit_without_a_key_is_not_resent_after_a_503() -> None:
+    transport, seen = scripted(503)
+    with pytest.raises(ApiClientError) as caught:
+        client(transport).submit({"title": "t"})
+    assert caught.value.code == "queue_unavailable" and len(seen) == 1  # it may have been stored: never twice
+
+
+def test_a_submit_with_a_key_is_resent_after_a_503() -> None:
+    transport, seen = scripted(503)
+    assert client(transport).submit({"title": "t"}, idempotency_key="k-1")["id"] == "a1"
+    assert len(seen) == 2 and all(r.headers["Idempotency-Key"] == "k-1" for r in seen)
+
+
+def test_any_request_refused_by_the_rate_limiter_is_resent() -> None:
+    transport, seen = scripted(429, 429)
+    assert client(transport).submit({"title": "t"})["id"] == "a1"
+    assert len(seen) == 3
+
+
+def test_a_retry_after_past_the_budget_is_not_waited_for() -> None:
+    transport, seen = scripted(429, retry_after="120")
+    with pytest.raises(ApiClientError) as caught:
+        client(transport, retry_for=2.0).submit({"title": "t"})
+    assert caught.value.code == "rate_limited" and len(seen) == 1
+
+
+def test_no_retries_when_retry_for_is_zero() -> None:
+    transport, seen = scripted(503)
+    with pytest.raises(ApiClientError):
+        client(transport, retry_for=0).get_ad("a1")
+    assert len(seen) == 1
+
+
+def test_settings_give_the_client_its_retry_budget() -> None:
+    assert ApiClient.from_settings(ClientSettings()).retry_for == 10.0
+    assert ApiClient.from_settings(ClientSettings(retry_for=0)).retry_for == 0
+
+
+def test_a_connection_refused_before_the_api_ever_answered_fails_at_once() -> None:
+    attempts = itertools.count()
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        next(attempts)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(ApiUnreachable, match="connection refused"):
+        client(httpx.MockTransport(refuse)).get_ad("a1")
+    assert next(attempts) == 1
+
+
+def test_a_connection_lost_after_the_api_answered_is_retried() -> None:
+    calls = itertools.count()
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        n = next(calls)
+        if n == 1:
+            raise httpx.ConnectError("connection refused", request=request)  # the API restarting
+        return httpx.Response(200, json=ACCEPTED)
+
+    c = client(httpx.MockTransport(flaky))
+    c.get_ad("a1")
+    assert c.get_ad("a1")["id"] == "a1" and c.retried == 1
+
+
+def test_submit_count_rejects_an_ad_only_after_its_retries() -> None:
+    transport, seen = scripted(429, 429, 429)  # the first three requests are rate limited, then all pass
+    c = client(transport)
+    ads = [{"title": f"ad {i}"} for i in range(5)]
+    summary, ids = send_many(c, ads, total=5, rate=0, concurrency=2, idempotency_key=None)
+    assert summary["accepted"] == 5 and summary["rejected"] == {} and summary["retried"] == 3
+    assert len(seen) == 8
+
+
+def test_retry_after_in_seconds_and_as_an_http_date() -> None:
+    now = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
+    assert retry.retry_after_seconds("3", now.timestamp()) == 3
+    later = format_datetime(now + timedelta(seconds=5), usegmt=True)
+    assert retry.retry_after_seconds(later, now.timestamp()) == pytest.approx(5)
+    assert retry.retry_after_seconds("soon", now.timestamp()) is None
+    assert retry.retry_after_seconds(None, now.timestamp()) is None
+
+
+def test_which_requests_may_be_sent_again() -> None:
+    key = {"Idempotency-Key": "k"}
+    assert retry.may_retry("GET", None, status=503) and retry.may_retry("POST", key, status=503)
+    assert not retry.may_retry("POST", None, status=503) and retry.may_retry("POST", None, status=429)
+    assert retry.may_retry("POST", None, sent=False) and not retry.may_retry("POST", None, sent=True)
+    assert not retry.may_retry("GET", None, status=500)
+    assert retry.next_wait(1, None, 10, uniform=lambda lo, hi: hi) == retry.BACKOFF_BASE
+    assert retry.next_wait(1, 3.0, 2.0) is None
