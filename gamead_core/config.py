@@ -63,6 +63,13 @@ class ApiSettings(_Section):
     storage_probe_interval: float = Field(
         5.0, gt=0, description="Seconds between two probe writes that tell `/readyz` whether JetStream stores writes."
     )
+    # --- batch submit (POST /ads/batch) -------------------------------------------------------------
+    batch_max: int = Field(
+        500, ge=1, le=10_000, description="Most ads in one `POST /ads/batch`; more → 422 `batch_too_large`."
+    )
+    batch_max_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="Largest `POST /ads/batch` body (other routes: `max_body_bytes`)."
+    )
 
 
 class NatsSettings(_Section):
