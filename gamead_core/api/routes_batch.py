@@ -74,6 +74,10 @@ class AdBatchResult(BaseModel):
     rejected: int = Field(description="Ads answered with an error.")
 
 
+async def _nothing() -> list[Accepted | GameadError]:
+    return []
+
+
 def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
@@ -156,20 +160,26 @@ async def submit_batch(request: Request) -> Response:
     scope_name = state.get("principal", ANONYMOUS).scope
     intake = request.app.state.link.intake  # 503 at once if NATS is not connected
 
-    async def one(ad: AdSubmission, key: str | None) -> dict[str, Any] | GameadError:
+    async def keyed(ad: AdSubmission, key: str) -> Accepted | GameadError:
         try:
-            return _accepted(await intake.submit(ad, key, scope=scope_name) if key is not None
-                             else await intake.submit(ad))
+            return await intake.submit(ad, key, scope=scope_name)  # type: ignore[no-any-return]
         except GameadError as exc:
             return exc
 
     results: list[Any] = [parse_item(item) for item in raw[:granted]]
-    tried = [i for i, r in enumerate(results) if isinstance(r, tuple)]
-    outcomes = await asyncio.gather(*(one(*results[i]) for i in tried))  # the publishes are pipelined
-    if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) for o in outcomes):
-        raise outcomes[0]  # type: ignore[misc]  # NATS is away: 503 for the whole batch, retry it as it is
-    for i, outcome in zip(tried, outcomes, strict=True):
-        results[i] = _error_of(outcome) if isinstance(outcome, GameadError) else outcome
+    plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
+    keys = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
+    # every publish is written before any ack is awaited: the ads without a key in one pipeline, the keyed
+    # ones (which look for an earlier ad first) concurrently with it
+    outcomes = await asyncio.gather(
+        intake.submit_many([results[i][0] for i in plain]) if plain else _nothing(),
+        *(keyed(*results[i]) for i in keys))
+    tried = plain + keys
+    flat: list[Accepted | GameadError] = [*outcomes[0], *outcomes[1:]]
+    if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) for o in flat):
+        raise flat[0]  # type: ignore[misc]  # NATS is away: 503 for the whole batch, retry it as it is
+    for i, outcome in zip(tried, flat, strict=True):
+        results[i] = _error_of(outcome) if isinstance(outcome, GameadError) else _accepted(outcome)
     if granted < len(raw):
         assert decision is not None
         limited = _error("rate_limited", f"rate limit reached after {granted} ads of this batch; send the rest "
