@@ -93,6 +93,10 @@ class QueueSettings(_Section):
     replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a production cluster).")
     head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads.")
     idle_poll: float = Field(0.5, gt=0, description="Longest a worker waits between polls of an empty queue.")
+    idle_wait: float = Field(
+        5.0, gt=0, le=300, description="Seconds an idle worker's long-poll pull request waits at the server for "
+        "an ad (one per level, answered the moment an ad arrives); then it looks at the queue again."
+    )
 
 
 class FaultSettings(_Section):
