@@ -279,6 +279,12 @@ class ApiClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._expect_dict(self.request("POST", "/ads", json=dict(ad), headers=headers), "POST /ads")
 
+    def submit_batch(self, ads: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """``POST /ads/batch`` → ``{"results": [202 body or {"error": …}, …], "accepted", "rejected"}``, one result
+        per ad in order. An ad may carry ``idempotencyKey``. At most the API's ``api.batch_max`` ads."""
+        return self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]}),
+                                 "POST /ads/batch")
+
     def get_ad(self, ad_id: str) -> dict[str, Any]:
         """``GET /ads/{id}`` → the ad record. Raises :class:`NotFound` for an unknown id."""
         path = f"/ads/{quote(ad_id, safe='')}"

@@ -70,6 +70,13 @@ class ApiSettings(_Section):
     storage_probe_interval: float = Field(
         5.0, gt=0, description="Seconds between two probe writes that tell `/readyz` whether JetStream stores writes."
     )
+    # --- batch submit (POST /ads/batch) -------------------------------------------------------------
+    batch_max: int = Field(
+        500, ge=1, le=10_000, description="Most ads in one `POST /ads/batch`; more → 422 `batch_too_large`."
+    )
+    batch_max_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="Largest `POST /ads/batch` body (other routes: `max_body_bytes`)."
+    )
 
 
 class NatsSettings(_Section):
@@ -101,6 +108,10 @@ class QueueSettings(_Section):
     replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a production cluster).")
     head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads.")
     idle_poll: float = Field(0.5, gt=0, description="Longest a worker waits between polls of an empty queue.")
+    idle_wait: float = Field(
+        5.0, gt=0, le=300, description="Seconds an idle worker's long-poll pull request waits at the server for "
+        "an ad (one per level, answered the moment an ad arrives); then it looks at the queue again."
+    )
 
 
 class FaultSettings(_Section):

@@ -35,7 +35,7 @@ from gamead_core import names
 from gamead_core.errors import Conflict, GameadError, IdempotencyKeyReused, NotFound
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.publish import publish_ad, publish_ad_acked
+from gamead_core.queue.publish import Outgoing, publish_ad, publish_ad_acked, publish_ads
 from gamead_core.store.ads import AdStore, decode, encode
 from gamead_core.telemetry.metrics import ad_submitted
 
@@ -153,6 +153,31 @@ class Intake:
         except GameadError as exc:  # the ad is safe on the stream; the worker will create the record
             log.warning("ad %s enqueued but its record was not written: %s", record.id, exc.message,
                         extra={"ad_id": record.id})
+
+    async def submit_many(self, ads: list[AdSubmission]) -> list[Accepted | GameadError]:
+        """Queue ``ads`` (no idempotency keys) with their publishes pipelined (:func:`publish_ads`): one result
+        per ad, in order, each :class:`Accepted` only once JetStream acknowledged its message, else the gamead
+        error it met. The records are written afterwards without waiting, as :meth:`submit` does. Never raises
+        for one ad."""
+        now = utcnow()
+        # built without validation: every field is ours or an AdSubmission validated already
+        records = [AdRecord.model_construct(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority,
+                                            submitted_at=now, ad=ad) for ad in ads]
+        payloads = [encode(r) for r in records]
+        published = await publish_ads(
+            self._js, [Outgoing(r.id, r.priority, p) for r, p in zip(records, payloads, strict=True)],
+            timeout=self._timeout)
+        results: list[Accepted | GameadError] = []
+        for record, payload, outcome in zip(records, payloads, published, strict=True):
+            if isinstance(outcome, GameadError):
+                results.append(outcome)
+            elif isinstance(outcome, Exception):  # not a NATS error: a bug, reported for this ad alone
+                results.append(GameadError(f"ad could not be queued: {outcome}"))
+            else:
+                results.append(Accepted(record, duplicate=outcome.duplicate))
+                if not outcome.duplicate:
+                    await self._record(record, payload, wait=False)
+        return results
 
     async def _first_ad(self, ad_id: str, seq: int) -> AdRecord | None:
         """The ad first enqueued under ``ad_id``: its record, else its message (stream sequence ``seq``, still

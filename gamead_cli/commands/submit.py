@@ -7,9 +7,11 @@
   gamead submit -t "Sky Saga" -g RPG --wait
   gamead submit -t "Sky Saga" -d "Epic RPG" -g rpg --cta "Play" --duration 30
   gamead submit --count 1000 --rate 200 --wait -o json
+  gamead submit ads.ndjson --wait
 
 An ad built from flags needs --title and --genre; the rest has defaults (description from the title and
-genre, --cta "Play now", --duration 30, --priority 3). Ctrl-C during --count prints what was sent so far.
+genre, --cta "Play now", --duration 30, --priority 3). --count and NDJSON files (one ad a line) are sent
+with POST /ads/batch, --batch-size ads a request. Ctrl-C during --count prints what was sent so far.
 Exit codes: 0 ok, 1 rejected or timed out, 2 bad usage or unreadable file, 3 API unreachable,
 6 an ad failed (--wait), 130 interrupted.
 """
@@ -125,6 +127,78 @@ def load_ad_file(source: str) -> dict[str, Any]:
     if _depth(data) > MAX_AD_DEPTH:
         raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)")
     return data
+
+
+#: Longest NDJSON line read (bytes): an ad is far smaller (the API takes 64 KiB bodies by default).
+MAX_NDJSON_LINE_BYTES = 64 * 1024
+#: file names read as NDJSON (one ad per line) without --ndjson
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+
+
+def is_ndjson(source: str | None, flag: bool) -> bool:
+    return flag or (source is not None and source.endswith(NDJSON_SUFFIXES))
+
+
+def _open_lines(source: str) -> Any:
+    if source == "-":
+        return sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+    try:
+        return open(source, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(f"ad file {source} does not exist", param_hint="FILE") from exc
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read ad file {source}: {exc.strerror or exc}", param_hint="FILE") from exc
+
+
+def count_ndjson(source: str) -> int | None:
+    """Lines holding something in an NDJSON file (for the progress bar); None for stdin."""
+    if source == "-":
+        return None
+    with _open_lines(source) as fh:
+        return sum(1 for line in iter(lambda: fh.readline(MAX_NDJSON_LINE_BYTES + 1), b"") if line.strip())
+
+
+def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[dict[str, Any] | GameadError]:
+    """The ads of an NDJSON file (``-`` = stdin), one JSON object a line, read lazily (memory stays flat
+    whatever the file's size), with ``overrides`` applied to each. Blank lines are skipped. A line that is not
+    one JSON object (or longer than :data:`MAX_NDJSON_LINE_BYTES`) yields a :class:`GameadError` naming it,
+    code ``invalid_json``, in the ad's place: it is counted as rejected and the other lines go on."""
+    where = "stdin" if source == "-" else source
+    with _open_lines(source) as fh:
+        number = 0
+        while True:
+            line = fh.readline(MAX_NDJSON_LINE_BYTES + 1)
+            if not line:
+                return
+            number += 1
+            if isinstance(line, str):
+                line = line.encode("utf-8", "surrogateescape")
+            if len(line) > MAX_NDJSON_LINE_BYTES and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # skip the rest of the line, bounded reads
+                    line = fh.readline(MAX_NDJSON_LINE_BYTES + 1)
+                yield _bad_line(f"{where}:{number}: longer than {MAX_NDJSON_LINE_BYTES // 1024} KiB")
+                continue
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line, parse_constant=_no_constant)
+            except (ValueError, RecursionError) as exc:
+                yield _bad_line(f"{where}:{number}: not valid JSON ({str(exc)[:80]})")
+                continue
+            if not isinstance(data, dict) or _depth(data) > MAX_AD_DEPTH:
+                yield _bad_line(f"{where}:{number}: not one JSON object (an ad)")
+                continue
+            yield {**data, **overrides}
+
+
+class _BadLine(GameadError):
+    """A line of an NDJSON input that is not one JSON object (counted as rejected ``invalid_json``)."""
+
+    code = "invalid_json"
+
+
+def _bad_line(message: str) -> GameadError:
+    return _BadLine(message)
 
 
 def complete_flag_ad(fields: dict[str, Any]) -> dict[str, Any]:
@@ -250,20 +324,41 @@ def _latency(record: Mapping[str, Any]) -> float | None:
     return (end - start).total_seconds()
 
 
+#: Ads per ``POST /ads/batch`` request (the API takes up to ``api.batch_max``, 500 by default).
+BATCH_SIZE = 100
+
+
+Item = tuple[int, Any]  #: (index, an ad or the GameadError that stands for an unreadable one)
+
+
+def _chunks(ads: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in ads:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def send_many(
     client: ApiClient,
-    ads: Iterable[Mapping[str, Any]],
+    ads: Iterable[Mapping[str, Any] | GameadError],
     *,
-    total: int,
+    total: int | None,
     rate: float,
     concurrency: int,
     idempotency_key: str | None,
+    batch_size: int = BATCH_SIZE,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Submit ``ads`` at ``rate`` per second (0 = as fast as possible) with ``concurrency`` senders.
+    """Submit ``ads`` with ``POST /ads/batch``, ``batch_size`` ads a request, at ``rate`` ads per second (0 = as
+    fast as possible), ``concurrency`` requests in flight.
 
-    Returns the summary so far and the ids of newly accepted ads. If the API cannot be reached before
-    any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the
-    requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
+    An ad that is not a JSON object (say a bad NDJSON line: pass a :class:`GameadError` in its place) is counted
+    as rejected under that error's code. Returns the summary so far and the ids of newly accepted ads. If the API
+    cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending,
+    lets the requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
     """
     lock = threading.Lock()
     stop = threading.Event()
@@ -274,52 +369,69 @@ def send_many(
     fatal: list[ApiUnreachable] = []
     sent = 0
 
+    def keyed(index: int, ad: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**ad, "idempotencyKey": f"{idempotency_key}-{index}"} if idempotency_key else ad
+
     with _progress() as progress:
         task = progress.add_task("submitting", total=total, info="")
 
-        def one(index: int, ad: Mapping[str, Any]) -> None:
-            key = f"{idempotency_key}-{index}" if idempotency_key else None
+        def one(chunk: list[Item]) -> None:
             try:
-                body = client.submit(ad, key)
+                send(chunk)
+            finally:
+                slots.release()
+
+        def send(chunk: list[Item]) -> None:
+            good = [keyed(i, ad) for i, ad in chunk if not isinstance(ad, GameadError)]
+            bad = [ad for _, ad in chunk if isinstance(ad, GameadError)]
+            try:
+                results = client.submit_batch(good)["results"] if good else []
+                if not isinstance(results, list) or len(results) != len(good):
+                    raise GameadError(f"the API answered {len(results)} results for {len(good)} ads")
             except ApiUnreachable as exc:
                 with lock:
-                    rejected[exc.code] += 1
+                    rejected[exc.code] += len(good)
                     if counts["accepted"] + counts["duplicates"] == 0:
                         fatal.append(exc)
                         stop.set()
-            except GameadError as exc:
+                results = []
+            except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
                 with lock:
-                    rejected[exc.code] += 1
-            else:
-                with lock:
-                    if body.get("duplicate"):
+                    rejected[exc.code] += len(good)
+                results = []
+            with lock:
+                for err in bad:
+                    rejected[err.code] += 1
+                for body in results:
+                    error = body.get("error") if isinstance(body, dict) else None
+                    if isinstance(error, dict):
+                        rejected[str(error.get("code") or "error")] += 1
+                    elif not isinstance(body, dict) or "id" not in body:
+                        rejected["bad_answer"] += 1
+                    elif body.get("duplicate"):
                         counts["duplicates"] += 1
                     else:
                         counts["accepted"] += 1
                         ids.append(str(body["id"]))
-            finally:
-                slots.release()
-                with lock:
-                    info = f"{counts['accepted']} ok" + (
-                        f", {sum(rejected.values())} rejected" if rejected else ""
-                    )
-                progress.update(task, advance=1, info=info)
+                info = f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
+            progress.update(task, advance=len(chunk), info=info)
 
         start = time.monotonic()
         interrupted = False
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
+        size = max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))  # ≥ 10 requests/s when paced
         try:
-            for index, ad in enumerate(ads):
+            for chunk in _chunks(enumerate(ads), size):
                 if rate > 0:
-                    delay = start + index / rate - time.monotonic()
+                    delay = start + chunk[-1][0] / rate - time.monotonic()  # its last ad's turn
                     if delay > 0 and stop.wait(delay):
                         break
                 slots.acquire()
                 if stop.is_set():
                     slots.release()
                     break
-                pool.submit(one, index, ad)
-                sent += 1
+                pool.submit(one, chunk)
+                sent += len(chunk)
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
@@ -407,25 +519,27 @@ def generated_ads(count: int, seed: int, overrides: Mapping[str, Any]) -> Iterat
 
 def submit_bulk(
     client: ApiClient,
-    overrides: Mapping[str, Any],
+    ads: Iterable[Mapping[str, Any] | GameadError],
     *,
-    count: int,
+    count: int | None,
     rate: float,
     concurrency: int,
-    seed: int,
     idempotency_key: str | None,
     wait: bool,
     timeout: float,
     output: OutputFormat,
+    batch_size: int = BATCH_SIZE,
 ) -> int:
-    """Send ``count`` generated ads, maybe await the analyses, print the summary; return the exit code."""
+    """Send ``ads`` (``count`` of them, if known) in batches, maybe await the analyses, print the summary;
+    return the exit code."""
     summary, ids = send_many(
         client,
-        generated_ads(count, seed, overrides),
+        ads,
         total=count,
         rate=rate,
         concurrency=concurrency,
         idempotency_key=idempotency_key,
+        batch_size=batch_size,
     )
     if wait and ids and not summary.get("interrupted"):
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))
@@ -435,7 +549,7 @@ def submit_bulk(
         )
     emit(summary, output, summary_view)
     if summary.get("interrupted"):
-        error_line(f"interrupted: {summary['sent']} of {count} ad(s) sent")
+        error_line(f"interrupted: {summary['sent']} of {count if count is not None else '?'} ad(s) sent")
         return exitcodes.INTERRUPTED
     if wait and summary["failed"] + summary["dead"]:
         return exitcodes.AD_FAILED
@@ -452,7 +566,8 @@ def submit(
         str | None,
         typer.Argument(
             metavar="FILE",
-            help="JSON file with one ad (spec fields, camelCase); '-' reads stdin. Flags override it.",
+            help="JSON file with one ad (spec fields, camelCase), or NDJSON (one ad a line: *.ndjson, *.jsonl or "
+            "--ndjson) sent in batches; '-' reads stdin. Flags override it.",
             show_default=False,
         ),
     ] = None,
@@ -501,6 +616,14 @@ def submit(
         int, typer.Option("--concurrency", min=1, max=256, help="With --count: requests in flight.")
     ] = 16,
     seed: Annotated[int, typer.Option("--seed", help="With --count: seed of the generated ads.")] = 0,
+    ndjson: Annotated[
+        bool, typer.Option("--ndjson", help="FILE holds one ad a line (implied by *.ndjson, *.jsonl).")
+    ] = False,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=1, max=10_000,
+                     help="With --count or NDJSON: ads per POST /ads/batch request (the API's api.batch_max caps it)."),
+    ] = BATCH_SIZE,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the ad's id, e.g. ID=$(gamead submit … -q).")
     ] = False,
@@ -518,34 +641,45 @@ def submit(
         duration=duration,
         priority=priority,
     )
+    bulk_file = is_ndjson(file, ndjson)
+    if bulk_file and not file:
+        raise typer.BadParameter("--ndjson reads FILE ('-' for stdin): give one", param_hint="--ndjson")
+    if bulk_file and count is not None:
+        raise typer.BadParameter("sends generated ads: it does not go with an NDJSON file", param_hint="--count")
     if count is None and not file and not flags:
         raise typer.BadParameter(
             "nothing to submit: give a JSON file, '-' for stdin, field flags (--title …), or --count N"
         )
-    overrides = load_ad_file(file) if file else {}
+    overrides = load_ad_file(file) if file and not bulk_file else {}
     overrides.update(flags)
     if count is None and not file:
         overrides = complete_flag_ad(overrides)
-    if quiet and count is not None:
+    if quiet and (count is not None or bulk_file):
         raise typer.BadParameter("prints the id of one ad: it does not go with --count", param_hint="--quiet")
 
     settings = settings_from(config, client={"api_url": api})
     with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
-        if count is None:
+        if count is None and not bulk_file:
             code = submit_one(client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout,
                               output=output, quiet=quiet)
         else:
+            if bulk_file:
+                assert file is not None
+                total, ads = count_ndjson(file), read_ndjson(file, overrides)
+            else:
+                assert count is not None
+                total, ads = count, generated_ads(count, seed, overrides)
             code = submit_bulk(
                 client,
-                overrides,
-                count=count,
+                ads,
+                count=total,
                 rate=rate,
                 concurrency=concurrency,
-                seed=seed,
                 idempotency_key=idempotency_key,
                 wait=wait,
                 timeout=timeout,
                 output=output,
+                batch_size=batch_size,
             )
     if code != exitcodes.OK:
         raise typer.Exit(code)

@@ -15,6 +15,7 @@ from gamead_core.api import (
     contract,
     routes_ads,
     routes_audit,
+    routes_batch,
     routes_dlq,
     routes_doctor,
     routes_health,
@@ -90,6 +91,8 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_ads.router, tags=["ads"])
     # The hot path as a plain Starlette route, matched before the documented FastAPI one.
     app.router.routes.insert(0, Route("/ads", routes_ads.submit, methods=["POST"]))
+    app.include_router(routes_batch.router, tags=["ads"])
+    app.router.routes.insert(0, Route("/ads/batch", routes_batch.submit_batch, methods=["POST"]))
     app.include_router(routes_health.router, tags=["health"])
     app.include_router(routes_dlq.router)
     app.include_router(routes_jobs.router)  # its lifespan runs this node's operator jobs

@@ -98,6 +98,26 @@ class ValidationFailed(ApiError):
     status, code = 422, "validation_failed"
 
 
+class BatchTooLarge(ApiError):
+    """A ``POST /ads/batch`` holds more ads than ``api.batch_max`` (422)."""
+
+    status, code = 422, "batch_too_large"
+
+
+class RateLimited(ApiError):
+    """Over the caller's token bucket (429); ``headers`` are the limiter's (``Retry-After``, ``RateLimit-*``)."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, details: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, details=details)
+        self._headers = dict(headers or {})
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+
 class ConfirmationRequired(ApiError):
     """A destructive request without ``confirm: true`` (400); ``details`` says what it would have touched."""
 

@@ -15,7 +15,9 @@ v1       /v1, /v1/…                                         viewer, operator /
 other    anything else                                      any role / operator                  ratelimit
 =======  =================================================  ===================================  ===============
 
-Batch submits (``/ads/batch``, ``/ads:batch``) use the admin bucket too. Anonymous callers (auth open) are
+Batch submits (``/ads/batch``, ``/ads:batch``) take no token here: the route takes one per ad from the
+caller's submit bucket (:class:`~gamead_core.api.quota.RateQuota` in ``scope["state"]["rate_quota"]``), and
+their body cap is ``api.batch_max_body_bytes``. Anonymous callers (auth open) are
 keyed by client IP; a caller with a valid token is keyed by its name even when auth is open. Errors are the
 API's usual JSON (``unauthenticated``, ``forbidden`` naming the role needed, ``rate_limited``,
 ``payload_too_large``). The principal (name and role; :data:`~gamead_core.api.auth.ANONYMOUS` without a
@@ -43,6 +45,7 @@ from gamead_core.api.auth import (
     route_class,
 )
 from gamead_core.api.errors import error_response
+from gamead_core.api.quota import RateQuota
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.config import ROLES, GameadSettings, RateSettings
 
@@ -67,6 +70,7 @@ class GateMiddleware:
     def __init__(self, app: ASGIApp, settings: GameadSettings) -> None:
         self.app = app
         self.max_body = settings.api.max_body_bytes
+        self.max_batch_body = settings.api.batch_max_body_bytes
         self.auth_required = auth_required(settings)
         self.tokens = TokenTable(settings.auth)
         self.identify = self.auth_required or len(self.tokens) > 0
@@ -90,6 +94,7 @@ class GateMiddleware:
             await self.app(scope, receive, send)
             return
         klass = route_class(scope["path"])
+        max_body = self.max_batch_body if scope["path"] in BATCH_PATHS else self.max_body
 
         # --- 1. body-size cap ------------------------------------------------------------------------
         length: bytes | None = None
@@ -107,18 +112,18 @@ class GateMiddleware:
                 declared = int(length)
             except ValueError:
                 declared = 0  # the server rejects a malformed Content-Length itself
-            if declared > self.max_body:
+            if declared > max_body:
                 await self._error(scope, receive, send, 413, "payload_too_large",
-                                  f"the body is {declared} bytes; the limit is {self.max_body} bytes "
-                                  "(api.max_body_bytes)")
+                                  f"the body is {declared} bytes; the limit is {max_body} bytes "
+                                  f"({_limit_name(scope['path'])})")
                 return
         elif streamed:  # chunked: count the bytes as they arrive
-            await self._call_capped(scope, receive, send, klass, authorization)
+            await self._call_capped(scope, receive, send, klass, authorization, max_body)
             return
         await self._gate(scope, receive, send, klass, authorization)
 
     async def _call_capped(self, scope: Scope, receive: Receive, send: Send, klass: str,
-                           authorization: bytes | None) -> None:
+                           authorization: bytes | None, max_body: int) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -127,7 +132,7 @@ class GateMiddleware:
             await send(message)
 
         try:
-            await self._gate(scope, self._capped(receive), tracking_send, klass, authorization)
+            await self._gate(scope, self._capped(receive, max_body), tracking_send, klass, authorization)
         except BodyTooLarge as exc:  # raised where no handler of the app saw it
             if started:
                 raise
@@ -178,13 +183,15 @@ class GateMiddleware:
         # --- 3. rate limit -----------------------------------------------------------------------------
         if klass == "v1":
             limit, bucket = self.admin_limit, "admin"
-        elif path in BATCH_PATHS:
-            limit, bucket = self.admin_limit, "batch"
         else:
             limit = self.role_limits.get(principal.role or "", self.default_limit)
             bucket = "api"
         who = f"tok:{principal.name}" if principal.authenticated else f"ip:{_client_ip(scope)}"
         limiter = self._limiter or self.limiter(scope)
+        if path in BATCH_PATHS:  # counted per ad by the route, from the same bucket as POST /ads
+            scope["state"]["rate_quota"] = RateQuota(limiter, bucket, who, limit)
+            await self.app(scope, receive, send)
+            return
         if limiter.link is None:  # one-machine mode: no await on the hot path
             decision = limiter.hit_local(bucket, who, rate=limit.rate, burst=limit.burst)
         else:
@@ -198,8 +205,7 @@ class GateMiddleware:
         scope.setdefault("state", {})["principal"] = ANONYMOUS
         await self.app(scope, receive, send)
 
-    def _capped(self, receive: Receive) -> Receive:
-        limit = self.max_body
+    def _capped(self, receive: Receive, limit: int) -> Receive:
         seen = 0
 
         async def capped() -> Message:
@@ -233,6 +239,10 @@ class GateMiddleware:
         if extra:
             response.raw_headers.extend(extra)
         await response(scope, receive, send)
+
+
+def _limit_name(path: str) -> str:
+    return "api.batch_max_body_bytes" if path in BATCH_PATHS else "api.max_body_bytes"
 
 
 def _client_ip(scope: Scope) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+import nats
 from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.connection import nats_boundary, translate
 from gamead_core.telemetry.tracing import producer_span
 
 
@@ -51,3 +53,55 @@ async def publish_ad_acked(
     if ack.stream != names.ADS_STREAM:
         raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.ADS_STREAM}")
     return Published(int(ack.seq or 0), bool(ack.duplicate))
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One ad to publish with :func:`publish_ads`: its id (the ``Nats-Msg-Id``), level and encoded record."""
+
+    ad_id: str
+    level: int
+    payload: bytes
+
+
+async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: float) -> list[Published | Exception]:
+    """Publish ``ads`` pipelined: every message is written before any ack is awaited, and the acks are gathered
+    with one deadline of ``timeout`` seconds for all (nats-py's ``publish_async``: one reply subscription, one
+    future per message, no timer per message). One result per ad, in order: its :class:`Published` once
+    JetStream stored it, else the gamead error it met (:class:`QueueUnavailable` "did not answer in time" for an
+    ack that did not come, :class:`QueueFull`, …). Never raises for one ad; an ad without a ``Published`` was
+    perhaps stored anyway (an ack lost on the way): its id is its deduplication key, so a retry is safe.
+
+    With more than nats-py's ``publish_async_max_pending`` (4,000) acks outstanding on ``js`` a publish waits
+    for a slot; every caller cancels its own late futures after ``timeout``, so that wait is bounded too.
+    """
+    futures: list[asyncio.Future[object] | Exception] = []
+    for ad in ads:
+        try:
+            futures.append(await js.publish_async(
+                names.level_subject(ad.level), ad.payload,
+                headers={names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id},
+            ))  # no wait_stall: a timeout there costs a task and a loop turn per message (one write each)
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            futures.append(translate(exc))
+    waiting = [f for f in futures if isinstance(f, asyncio.Future)]
+    if waiting:
+        _, late = await asyncio.wait(waiting, timeout=timeout)
+        for future in late:
+            future.cancel()
+    results: list[Published | Exception] = []
+    for future in futures:
+        if isinstance(future, Exception):
+            results.append(future)
+        elif future.cancelled():
+            results.append(QueueUnavailable("NATS did not answer in time"))
+        elif (exc := future.exception()) is not None:
+            results.append(translate(exc))
+        else:
+            ack = future.result()
+            stream = getattr(ack, "stream", None)
+            if stream != names.ADS_STREAM:
+                results.append(QueueUnavailable(f"ad was stored by stream {stream!r}, expected {names.ADS_STREAM}"))
+            else:
+                results.append(Published(int(getattr(ack, "seq", 0) or 0), bool(getattr(ack, "duplicate", False))))
+    return results

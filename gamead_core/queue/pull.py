@@ -3,8 +3,17 @@
 JetStream cannot order messages by priority, so the worker decides: it keeps a short-lived view of each
 level (``consumer_info`` + a look at its oldest messages), asks :func:`gamead_core.queue.aging.pull_order`
 which level to serve, and pulls from that level's durable consumer with a ``no_wait`` request (answered at
-once, unlike ``fetch``). A plain NATS subscription to the level subjects wakes an idle worker the moment
-an ad is published.
+once, unlike ``fetch``).
+
+**Idle workers cost nothing** (issue 14.1). A worker whose fresh look found nothing waiting keeps one
+long-poll pull request per level at the server (``batch: 1``, ``expires: queue.idle_wait``; JetStream pull
+requests, ADR-13) and sleeps. An arriving ad (or a redelivery coming due) is handed by the server to *one*
+waiting request, so it wakes one worker, with the ad itself: no body is copied to every worker and nothing
+is read to find it. That worker runs it and, if the delivery's metadata says nothing else waits in its level
+(``num_pending == 0``), goes back to sleep without reading the queue heads ("quiet": every level is being
+watched, so nothing can wait unseen); otherwise it takes the ordered, aging-aware path below. A worker that
+holds long polls and is busy when one is answered keeps that ad (at most one per level) and starts it in
+its next free slot. The heads are read again at least every ``queue.idle_wait`` seconds.
 
 Two kinds of ads wait in a level, and the view sees both:
 
@@ -99,6 +108,9 @@ class AgingPuller:
         self._own = own or (lambda: ())
         self._inbox: dict[int, asyncio.Queue[Msg]] = {lvl: asyncio.Queue() for lvl in names.LEVELS}
         self._reply: dict[int, str] = {}
+        self._bell: dict[int, str] = {}  #: reply inbox of each level's long-poll request
+        self._polling: dict[int, float] = {}  #: level → monotonic expiry of its live long-poll request
+        self._quiet_until = 0.0  #: monotonic; until then nothing waits that the long polls would not bring
         self._subs: list[Subscription] = []
         self._wake = asyncio.Event()
         self._published = 0
@@ -119,26 +131,82 @@ class AgingPuller:
 
             self._subs.append(await self._nc.subscribe(inbox, cb=deliver))
             self._reply[level] = inbox
-        self._subs.append(await self._nc.subscribe(names.ADS_SUBJECT_WILDCARD, cb=self._on_publish))
+            bell = self._nc.new_inbox()
+
+            async def ring(msg: Msg, level: int = level) -> None:
+                self._on_bell(level, msg)
+
+            self._subs.append(await self._nc.subscribe(bell, cb=ring))
+            self._bell[level] = bell
 
     async def stop(self) -> None:
+        """Unsubscribe (the server then drops our waiting long polls: nobody listens to their inbox) and hand
+        back at once the ads a long poll delivered that no pull took yet (``nak``: redelivered without delay)."""
         for sub in self._subs:
             try:
                 await sub.unsubscribe()
             except nats.errors.Error:
                 pass
         self._subs.clear()
+        for queue in self._inbox.values():
+            while not queue.empty():
+                msg = queue.get_nowait()
+                if not (msg.headers and msg.headers.get(_STATUS)):
+                    try:
+                        await msg.nak()
+                    except (nats.errors.Error, asyncio.TimeoutError):
+                        pass  # redelivered after ack_wait instead
 
-    async def _on_publish(self, msg: Msg) -> None:
-        """An ad was just published: wake an idle worker; a level thought empty is empty no more."""
+    def _on_bell(self, level: int, msg: Msg) -> None:
+        """An answer to ``level``'s long poll (``batch: 1``: any answer ends the request). An ad is ours to run
+        (queued for the next pull) and wakes the worker; 408 (expired) or 404 only ends the request; another status
+        (409 consumer deleted…) wakes the worker, whose ordered pull reads the level and reports its state."""
+        self._polling.pop(level, None)
+        status = msg.headers.get(_STATUS) if msg.headers else None
+        if status:
+            if status not in ("404", "408"):  # the consumer is gone or unusable: the ordered path looks and says
+                self._quiet_until = 0.0
+                self._published += 1
+                self._wake.set()
+            return
+        self._inbox[level].put_nowait(msg)
+        try:
+            more = msg.metadata.num_pending
+        except (ValueError, IndexError, AttributeError):  # not a JetStream delivery: look at the heads
+            more = 1
+        if more:  # a backlog behind it: the ordered, aging-aware path decides what comes next
+            self._quiet_until = 0.0
         self._published += 1
         self._wake.set()
-        level = names.level_of_subject(msg.subject)
-        head = self._heads.get(level)
-        if head is None:
-            self._heads_at = 0.0
-        elif head.pending == 0:  # count it in our view rather than asking the server again
-            self._heads[level] = replace(head, pending=1, head_age=0.0)
+
+    async def _long_poll(self) -> None:
+        """Make sure each readable level has one long-poll pull request waiting at the server."""
+        mono = time.monotonic()
+        wait = self._qs.idle_wait
+        request = orjson.dumps({"batch": 1, "expires": int(wait * 1e9)})
+        for level in names.LEVELS:
+            if self._polling.get(level, 0.0) > mono or not self.readable(level):
+                continue
+            try:
+                await self._nc.publish(names.pull_next_subject(names.ADS_STREAM, names.level_consumer(level)),
+                                       request, reply=self._bell[level])
+            except nats.errors.Error:
+                return  # NATS is away: the next pull says so
+            self._polling[level] = mono + wait
+
+    def _take_local(self, free: int) -> list[Msg]:
+        """Ads already delivered to us (long polls, late answers), most urgent level first, at most ``free``."""
+        got: list[Msg] = []
+        for level in names.LEVELS:
+            queue = self._inbox[level]
+            while len(got) < free and not queue.empty():
+                msg = queue.get_nowait()
+                if not (msg.headers and msg.headers.get(_STATUS)):
+                    got.append(msg)
+        return got
+
+    def _has_local(self) -> bool:
+        return any(not q.empty() for q in self._inbox.values())
 
     # --- level health ------------------------------------------------------------------------------
     def readable(self, level: int) -> bool:
@@ -283,14 +351,20 @@ class AgingPuller:
         """Up to ``free`` messages, best level first. Empty only when a fresh look found nothing waiting."""
         if free <= 0:
             return []
+        local = self._take_local(free)
+        if local:  # delivered already: run them, no reads
+            return local
+        if time.monotonic() < self._quiet_until:  # every level is long-polled and none had a backlog
+            return []
         cached = bool(self._heads_at) and time.monotonic() - self._heads_at < self._qs.head_cache_ms / 1000
         got = await self._pull_ordered(free, await self.heads())
         if not got and cached:  # the cached view may be behind: look again before calling the queue empty
             got = await self._pull_ordered(free, await self.heads(fresh=True))
         if len(got) < free:
             got.extend(await self._sweep(free - len(got)))
-        if not got:
+        if not got:  # a fresh look found nothing: from now on the long polls watch every level
             self._heads_at = 0.0
+            self._quiet_until = time.monotonic() + self._qs.idle_wait
         return got
 
     async def _pull_ordered(self, free: int, heads: dict[int, LevelHead]) -> list[Msg]:
@@ -339,12 +413,16 @@ class AgingPuller:
 
     @property
     def published(self) -> int:
-        """How many ads this worker has seen published; pass it to :meth:`wait_for_work`."""
+        """How many ads long polls have delivered to this worker; pass it to :meth:`wait_for_work`."""
         return self._published
 
     async def wait_for_work(self, since: int, timeout: float) -> None:
-        """Sleep until an ad is published after ``since`` was read, or ``timeout`` passes (delayed
-        redeliveries have no signal). Reading ``since`` before a pull makes the wake-up race-free."""
+        """Sleep until a long poll delivers an ad after ``since`` was read, or ``timeout`` passes. The long
+        polls are (re)placed first; an ad that arrived since the last look is delivered to them at once, so
+        reading ``since`` before a pull makes the wake-up race-free."""
+        if self._has_local():
+            return
+        await self._long_poll()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._published == since:
@@ -356,7 +434,6 @@ class AgingPuller:
                 await asyncio.wait_for(self._wake.wait(), left)
             except asyncio.TimeoutError:
                 break
-        self._heads_at = 0.0
 
 
 __all__ = ["AgingPuller", "DUE_PROBE", "WaitingSince"]

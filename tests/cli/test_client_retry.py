@@ -5,9 +5,10 @@ ad rejected only after its retries. The API side is httpx's in-process transport
 from __future__ import annotations
 
 import itertools
+import json
 import threading
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -36,6 +37,11 @@ def scripted(*answers: int, retry_after: str = "0") -> tuple[httpx.MockTransport
         if status in (429, 503):
             return httpx.Response(status, json=LIMITED if status == 429 else BUSY,
                                   headers={"Retry-After": retry_after})
+        if request.url.path == "/ads/batch":  # one result per ad of the batch, each accepted
+            ads = json.loads(request.content)["ads"]
+            return httpx.Response(200, json={"results": [{**ACCEPTED, "id": f"a{len(seen)}-{i}"}
+                                                         for i in range(len(ads))],
+                                             "accepted": len(ads), "rejected": 0})
         return httpx.Response(status, json=ACCEPTED)
 
     return httpx.MockTransport(handler), seen
@@ -120,7 +126,7 @@ def test_submit_count_rejects_an_ad_only_after_its_retries() -> None:
     transport, seen = scripted(429, 429, 429)  # the first three requests are rate limited, then all pass
     c = client(transport)
     ads = [{"title": f"ad {i}"} for i in range(5)]
-    summary, ids = send_many(c, ads, total=5, rate=0, concurrency=2, idempotency_key=None)
+    summary, ids = send_many(c, ads, total=5, rate=0, concurrency=2, idempotency_key=None, batch_size=1)
     assert summary["accepted"] == 5 and summary["rejected"] == {} and summary["retried"] == 3
     assert len(seen) == 8
 

@@ -1,0 +1,177 @@
+"""Idle workers cost nothing (issue 14.1): NATS messages and CPU per ad with 1, 4 and 8 workers at a steady rate.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_idle.py                       # 1, 4, 8 workers, 200 ads/s, 8 s each
+    .venv/bin/python benchmarks/bench_idle.py --code /tmp/main-src  # the same against another checkout
+
+For each worker count: a fresh ``nats-server`` (with its monitoring port, for ``/varz``), one ``gamead serve``,
+N ``gamead worker`` processes (default concurrency), 2 s of warm-up at the rate, then ``--duration`` s
+measured while a paced generator submits ``--rate`` ads/s (``POST /ads``, one at a time, open loop). Steady
+state, single submits, not burn-down. Printed per worker count, per accepted ad:
+
+* messages through NATS (``in_msgs + out_msgs`` of ``/varz``: the API's publishes and acks, the workers'
+  pulls, deliveries, acks, KV writes and every JetStream API call);
+* CPU of nats-server, and of all workers together (µs);
+* after the run, with every worker idle, submit→start latency of 5 urgent (priority 1) ads, one at a time
+  (``startedAt − submittedAt`` of the record): how fast an idle worker picks up an arriving ad.
+
+Then the ratio 8 workers / 1 worker of messages and NATS CPU per ad (target ≤ 1.5×). Every process is
+stopped by PID at the end. ``--code DIR`` runs the roles from another source tree (``PYTHONPATH``), to
+compare with the code before this change in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_pipeline import Procs, free_port, gamead_env, proc_cpu_seconds  # noqa: E402
+
+from gamead_cli.generate import generate_ads  # noqa: E402
+from gamead_core.embedded import EmbeddedNats  # noqa: E402
+
+
+def varz(port: int) -> dict[str, Any]:
+    return httpx.get(f"http://127.0.0.1:{port}/varz", timeout=5).json()  # type: ignore[no-any-return]
+
+
+async def paced(url: str, rate: float, seconds: float, bodies: list[bytes]) -> int:
+    """Submit at ``rate`` per second for ``seconds`` (open loop); return how many were accepted."""
+    accepted = 0
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=httpx.Limits(max_connections=32)) as client:
+        async def one(body: bytes) -> None:
+            nonlocal accepted
+            try:
+                if (await client.post("/ads", content=body)).status_code == 202:
+                    accepted += 1
+            except httpx.HTTPError:
+                pass
+
+        start = time.monotonic()
+        tasks = []
+        n = int(rate * seconds)
+        for i in range(n):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(bodies[i % len(bodies)])))
+        await asyncio.gather(*tasks)
+    return accepted
+
+
+def wake_latency(url: str, samples: int = 5) -> list[float]:
+    """Submit→start (ms) of urgent ads sent one at a time to idle workers."""
+    out = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for i, ad in enumerate(generate_ads(samples, seed=99)):
+            time.sleep(1.0)  # every worker idle again, its long polls (or subscription) waiting
+            ad_id = client.post("/ads", json={**ad, "priority": 1}).json()["id"]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                rec = client.get(f"/ads/{ad_id}").json()
+                if rec.get("startedAt"):
+                    s = datetime.fromisoformat(rec["submittedAt"])
+                    t = datetime.fromisoformat(rec["startedAt"])
+                    out.append((t - s).total_seconds() * 1000)
+                    break
+                time.sleep(0.02)
+            del i
+    return out
+
+
+def one_run(root: Path, workers: int, rate: float, duration: float, code: str | None) -> dict[str, Any]:
+    procs = Procs(root / "logs")
+    run_dir = root / f"w{workers}"
+    nats_server = EmbeddedNats(run_dir / "nats")
+    argv = nats_server.prepare()
+    monitor = free_port()
+    try:
+        nproc = procs.start(f"w{workers}-nats", [*argv, "-m", str(monitor)])
+        nats_server.wait_ready(nproc)
+        extra = {"PYTHONPATH": code} if code else {}
+        api_port = free_port()
+        env = gamead_env(nats_server.url, **extra)
+        api = procs.start(f"w{workers}-api", [sys.executable, "-P", "-m", "gamead_cli", "serve", "--port", str(api_port)],
+                          env)
+        url = f"http://127.0.0.1:{api_port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        wpids = [procs.start(f"w{workers}-worker{k}",
+                             [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id", f"bench-{k}"], env).pid
+                 for k in range(workers)]
+        time.sleep(3.0)  # workers connected and pulling
+        bodies = [json.dumps(a).encode() for a in generate_ads(2000, seed=7)]
+        asyncio.run(paced(url, rate, 2.0, bodies))  # warm-up
+        v0, n0 = varz(monitor), proc_cpu_seconds(nproc.pid) or 0.0
+        w0 = sum(proc_cpu_seconds(p) or 0.0 for p in wpids)
+        accepted = asyncio.run(paced(url, rate, duration, bodies))
+        time.sleep(0.5)  # the last ads complete
+        v1, n1 = varz(monitor), proc_cpu_seconds(nproc.pid) or 0.0
+        w1 = sum(proc_cpu_seconds(p) or 0.0 for p in wpids)
+        latency = wake_latency(url)
+        del api
+    finally:
+        procs.stop_all()
+    ads = max(1, accepted)
+    msgs = (v1["in_msgs"] + v1["out_msgs"]) - (v0["in_msgs"] + v0["out_msgs"])
+    return {
+        "workers": workers, "accepted": accepted, "achievedRate": accepted / duration,
+        "natsMsgsPerAd": msgs / ads, "natsCpuUsPerAd": (n1 - n0) / ads * 1e6,
+        "workersCpuUsPerAd": (w1 - w0) / ads * 1e6,
+        "idleWakeMs": latency,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", default="1,4,8")
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--code", default=None, help="run the roles from this source tree (PYTHONPATH)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="gamead-bench-idle-"))
+    (root / "logs").mkdir()
+    rows = []
+    for n in (int(x) for x in args.workers.split(",")):
+        row = one_run(root, n, args.rate, args.duration, args.code)
+        rows.append(row)
+        wake = row["idleWakeMs"]
+        print(f"{n} worker(s): {row['achievedRate']:.0f} ads/s accepted; per ad: {row['natsMsgsPerAd']:.1f} NATS "
+              f"messages, NATS CPU {row['natsCpuUsPerAd']:.0f} µs, workers' CPU {row['workersCpuUsPerAd']:.0f} µs; "
+              f"idle wake submit→start median {statistics.median(wake) if wake else float('nan'):.1f} ms "
+              f"(max {max(wake) if wake else float('nan'):.1f} ms, {len(wake)} urgent ads)", flush=True)
+    first, last = rows[0], rows[-1]
+    if first is not last:
+        m = last["natsMsgsPerAd"] / first["natsMsgsPerAd"]
+        c = last["natsCpuUsPerAd"] / max(1e-9, first["natsCpuUsPerAd"])
+        verdict = "PASS" if max(m, c) <= 1.5 else "MISS"
+        print(f"{last['workers']} workers / {first['workers']} worker, per ad: NATS messages {m:.2f}x, NATS CPU "
+              f"{c:.2f}x (target <= 1.5x: {verdict})")
+    if os.environ.get("BENCH_JSON"):
+        print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

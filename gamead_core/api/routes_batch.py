@@ -1,0 +1,221 @@
+"""``POST /ads/batch``: many ads in one request, their publishes pipelined, one result per ad in order.
+
+Each ad goes through the very path of ``POST /ads`` (:meth:`gamead_core.intake.Intake.submit`: publish, wait
+for JetStream's ack, then write the record without waiting), all of them at once: the publishes leave
+together and their acks are gathered, so a batch of N costs about one round trip instead of N. An item is
+reported ``queued`` only once JetStream acknowledged its message: a result with an ``id`` is a 202 that is
+never lost. An item that fails (invalid, a reused idempotency key, NATS refusing it) gets the JSON error the
+single route would have answered, in its place; the others are not affected.
+
+Limits: at most ``api.batch_max`` ads (more → 422 ``batch_too_large``), a body of at most
+``api.batch_max_body_bytes`` (→ 413). Rate limits count **per ad**, from the caller's ``POST /ads`` bucket
+(:mod:`gamead_core.api.quota`): the ads beyond the tokens left get ``rate_limited`` in their place; if no
+token is left the whole request is 429. If every ad that was tried failed because NATS is away, the whole
+request is 503 (retry it as it is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from gamead_core.api.auth import ANONYMOUS
+from gamead_core.api.body import body_schema
+from gamead_core.api.contract import ErrorBody, error_responses
+from gamead_core.api.errors import (
+    BatchTooLarge,
+    InvalidJson,
+    PayloadTooLarge,
+    RateLimited,
+    ValidationFailed,
+    validation_details,
+    validation_message,
+)
+from gamead_core.api.quota import RateQuota
+from gamead_core.api.responses import json_response
+from gamead_core.api.routes_ads import MAX_IDEMPOTENCY_KEY
+from gamead_core.errors import GameadError, QueueFull, QueueUnavailable
+from gamead_core.intake import Accepted
+from gamead_core.models import AdAccepted, AdSubmission
+
+router = APIRouter()
+
+#: the one field a batch item may carry besides the ad's own
+KEY_FIELD = "idempotencyKey"
+
+
+class BatchAd(AdSubmission):
+    """One item of a batch: an ad (the body of ``POST /ads``), optionally with its own idempotency key."""
+
+    model_config = ConfigDict(title="BatchAd")
+
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
+        description="This ad's `Idempotency-Key` (scoped to the caller as on `POST /ads`).")
+
+
+class AdBatch(BaseModel):
+    """The body of ``POST /ads/batch``. Documentation only: the body is read by :func:`parse_batch` and each
+    item by :func:`parse_item`, so that one bad ad gets its own error and does not sink the others."""
+
+    model_config = ConfigDict(title="AdBatch", extra="forbid")
+
+    ads: list[BatchAd | Any] = Field(  # any item is taken: one that is not a valid BatchAd gets its own error
+        min_length=1,
+        description="1 … `api.batch_max` (default 500) ads, each as `POST /ads` takes it (`BatchAd`); an item "
+        "that is not a valid ad is answered with its own `validation_failed` in the results.")
+
+
+class AdBatchResult(BaseModel):
+    """The answer: one result per ad, in the order sent."""
+
+    model_config = ConfigDict(title="AdBatchResult")
+
+    results: list[AdAccepted | ErrorBody] = Field(
+        description="Per ad: what `POST /ads` answers with 202 (`id`, `status`…), or its error `{error: {…}}`.")
+    accepted: int = Field(description="Ads queued by this request (duplicates of earlier ads included).")
+    rejected: int = Field(description="Ads answered with an error.")
+
+
+async def _nothing() -> list[Accepted | GameadError]:
+    return []
+
+
+def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _error_of(exc: GameadError) -> dict[str, Any]:
+    if exc.client_message is not None:  # may name servers: clients get the class's text
+        return _error(exc.code, exc.client_message)
+    return _error(exc.code, exc.message, exc.details)
+
+
+def _accepted(accepted: Accepted) -> dict[str, Any]:
+    rec = accepted.record
+    return {"id": rec.id, "status": rec.status.value, "priority": rec.priority,
+            "submittedAt": rec.submitted_at.isoformat().replace("+00:00", "Z"), "duplicate": accepted.duplicate}
+
+
+def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
+    """One decoded item → (the ad, its idempotency key or None), or its ``validation_failed`` error. Pure.
+
+    The ad is validated exactly as ``POST /ads`` validates its body (pydantic strict mode)."""
+    if not isinstance(item, dict):
+        return _error("validation_failed", "an item must be a JSON object (an ad)",
+                      [{"loc": "(item)", "msg": f"got {type(item).__name__}", "type": "model_type"}])
+    key = item.get(KEY_FIELD)
+    if KEY_FIELD in item:
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+            return _error("validation_failed", f"{KEY_FIELD} must be a string of 1-{MAX_IDEMPOTENCY_KEY} characters",
+                          [{"loc": KEY_FIELD, "msg": "must be a string of 1-200 characters", "type": "string_type"}])
+        item = {k: v for k, v in item.items() if k != KEY_FIELD}
+    try:
+        return AdSubmission.model_validate(item, strict=True), key
+    except ValidationError as exc:
+        details = validation_details(list(exc.errors(include_url=False)))
+        return _error("validation_failed", validation_message(details), details)
+
+
+def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
+    """The raw items of a batch body. Raises :class:`ApiError`: 413 ``payload_too_large``, 400 ``invalid_json``
+    (not JSON, or not an object), 422 ``validation_failed`` (no ``ads`` list, or an empty one), 422
+    ``batch_too_large`` (more than ``batch_max`` items). Items are validated one by one later."""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(
+            f"the body is {len(body)} bytes; the limit is {max_bytes} (api.batch_max_body_bytes)")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJson(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidJson('the body must be a JSON object: {"ads": [...]}')
+    unknown = sorted(k for k in data if k != "ads")
+    ads = data.get("ads")
+    if unknown or not isinstance(ads, list) or not ads:
+        loc = unknown[0] if unknown else "ads"
+        msg = f"unknown field {loc!r}" if unknown else "must be a non-empty list of ads"
+        raise ValidationFailed(f"the request is invalid: {loc}: {msg}",
+                               details=[{"loc": loc, "msg": msg, "type": "extra_forbidden" if unknown else "list_type"}])
+    if len(ads) > batch_max:
+        raise BatchTooLarge(
+            f"the batch holds {len(ads)} ads; the most is {batch_max} (api.batch_max): send it in parts",
+            details={"count": len(ads), "max": batch_max})
+    return ads
+
+
+async def submit_batch(request: Request) -> Response:
+    """The batch route as a plain Starlette endpoint (as ``POST /ads``); the FastAPI route documents it."""
+    settings = request.app.state.settings
+    raw = parse_batch(await request.body(), settings.api.batch_max, settings.api.batch_max_body_bytes)
+    state = request.scope.get("state", {})
+    quota: RateQuota | None = state.get("rate_quota")
+    granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
+    if granted == 0:
+        assert decision is not None and quota is not None
+        retry = max(1, math.ceil(decision.retry_after))
+        raise RateLimited(
+            f"rate limit exceeded: {quota.limit.burst} ads at once, {quota.limit.rate:g}/s sustained "
+            f"(each ad of a batch counts); retry after {retry}s",
+            details={"limit": quota.limit.burst, "rate": quota.limit.rate,
+                     "retryAfter": float(f"{decision.retry_after:.3f}")},
+            headers={k.decode(): v.decode() for k, v in decision.headers()})
+    scope_name = state.get("principal", ANONYMOUS).scope
+    intake = request.app.state.link.intake  # 503 at once if NATS is not connected
+
+    async def keyed(ad: AdSubmission, key: str) -> Accepted | GameadError:
+        try:
+            return await intake.submit(ad, key, scope=scope_name)  # type: ignore[no-any-return]
+        except GameadError as exc:
+            return exc
+
+    results: list[Any] = [parse_item(item) for item in raw[:granted]]
+    plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
+    keys = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
+    # every publish is written before any ack is awaited: the ads without a key in one pipeline, the keyed
+    # ones (which look for an earlier ad first) concurrently with it
+    outcomes = await asyncio.gather(
+        intake.submit_many([results[i][0] for i in plain]) if plain else _nothing(),
+        *(keyed(*results[i]) for i in keys))
+    tried = plain + keys
+    flat: list[Accepted | GameadError] = [*outcomes[0], *outcomes[1:]]
+    if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) for o in flat):
+        raise flat[0]  # type: ignore[misc]  # NATS is away: 503 for the whole batch, retry it as it is
+    for i, outcome in zip(tried, flat, strict=True):
+        results[i] = _error_of(outcome) if isinstance(outcome, GameadError) else _accepted(outcome)
+    if granted < len(raw):
+        assert decision is not None
+        limited = _error("rate_limited", f"rate limit reached after {granted} ads of this batch; send the rest "
+                         f"again after {max(1, math.ceil(decision.retry_after))}s",
+                         {"retryAfter": float(f"{decision.retry_after:.3f}")})
+        results.extend(limited for _ in range(len(raw) - granted))
+    accepted = sum(1 for r in results if "id" in r)
+    body = {"results": results, "accepted": accepted, "rejected": len(results) - accepted}
+    headers = {k.decode(): v.decode() for k, v in decision.headers()} if decision is not None else None
+    return json_response(body, 200, headers)
+
+
+@router.post(
+    "/ads/batch",
+    status_code=200,
+    response_model=AdBatchResult,
+    summary="Submit many ads at once",
+    responses=error_responses(400, 422, 503),
+    openapi_extra=body_schema(AdBatch),
+)
+async def submit_ads_batch(request: Request) -> Response:
+    """Queue up to `api.batch_max` (default 500) ads in one request; their publishes are pipelined.
+
+    Answers 200 with one result per ad, in order: the 202 body of `POST /ads` (the ad is on the queue), or
+    that ad's error `{"error": {"code", "message", "details"}}` (`validation_failed`,
+    `idempotency_key_reused`, `rate_limited`, `queue_full`…). An ad may carry `idempotencyKey`, scoped to the
+    caller as the `Idempotency-Key` header of `POST /ads`. Each ad counts against the caller's rate limit;
+    429 when no ad could be taken, 503 when NATS took none of them (then retry the whole batch)."""
+    return await submit_batch(request)
+
