@@ -22,20 +22,29 @@ from textual.reactive import var
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input
 
-from gamead_cli.tui import view
+from gamead_cli.tui import commands, view
+from gamead_cli.tui.commands import CommandError
+from gamead_cli.tui.screens import (
+    CommandLine,
+    CommandSuggester,
+    DashboardCommands,
+    LevelScreen,
+    RecordScreen,
+    TypedConfirmScreen,
+)
 from gamead_cli.tui.source import DataSource, fetch_snapshot
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.widgets import (
     AuditPanel,
     AutoscalerLine,
     Banner,
-    ConfirmScreen,
     DetailScreen,
     DlqPanel,
     DlqTable,
     FilterBar,
     FilterTable,
     HelpScreen,
+    JobLine,
     MetricsPanel,
     NodesPanel,
     NodesTable,
@@ -50,9 +59,11 @@ log = logging.getLogger(__name__)
 HISTORY_POINTS = 300
 #: the DLQ page is re-read at least every this many refreshes (and whenever its size changes)
 DLQ_EVERY = 5
-_DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause"})
+_DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause", "command"})
 #: actions that change the service: absent from a read-only dashboard
 _WRITE_ACTIONS = frozenset({"replay", "purge"})
+#: ads of a level's drill-down read per status (``GET /ads``)
+LEVEL_READ = 200
 #: Panels dropped, in this order, as the terminal shrinks: (widget id, axis, smallest size that shows it).
 #: The summary line, the dead letters and the footer always stay.
 DROP_ORDER: tuple[tuple[str, str, int], ...] = (
@@ -83,11 +94,13 @@ class DashboardApp(App[None]):
     TITLE = "gamead top"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (32, "-tall")]
-    ENABLE_COMMAND_PALETTE = False  # the footer's room goes to the dashboard's own keys
+    ENABLE_COMMAND_PALETTE = True  # ctrl+p; not in the footer: its room goes to the dashboard's own keys
+    COMMANDS = {DashboardCommands}
     #: in footer order: quit and help first, so a narrow footer still shows them
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "help", key_display="?"),
+        Binding("colon", "command", "command", key_display=":"),
         Binding("slash", "filter", "filter", key_display="/"),
         Binding("r", "replay", "replay"),
         Binding("x", "purge", "purge"),
@@ -105,6 +118,11 @@ class DashboardApp(App[None]):
     paused: var[bool] = var(False)
     #: no actions: ``--readonly``, or a token that may not act (``GET /v1/whoami``: a viewer's)
     readonly: var[bool] = var(False)
+    #: the last ``:doctor`` verdict (``GET /v1/doctor``), run on demand only: a full check is not a poll
+    doctor: var[Mapping[str, Any] | None] = var(None)
+    doctor_error: var[str | None] = var(None)
+    #: the job a replay / purge started, as its progress stream last showed it
+    job: var[Mapping[str, Any] | None] = var(None)
 
     def __init__(self, source: DataSource, *, refresh: float = 1.0, history: int = HISTORY_POINTS,
                  readonly: bool = False) -> None:
@@ -126,7 +144,8 @@ class DashboardApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(
-            DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly)
+            DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly, DashboardApp.doctor,
+            DashboardApp.doctor_error)
         yield Banner(id="banner").data_bind(message=DashboardApp.error)
         with Horizontal(id="top-row"):
             yield QueuePanel(history_seconds=self.history, id="queue").data_bind(DashboardApp.stats)
@@ -134,9 +153,12 @@ class DashboardApp(App[None]):
         yield NodesPanel(id="nodes").data_bind(DashboardApp.nodes)
         yield DlqPanel(id="dlq").data_bind(DashboardApp.stats, DashboardApp.dlq, DashboardApp.dlq_error)
         yield AuditPanel(id="audit").data_bind(DashboardApp.audit, DashboardApp.audit_error)
-        yield FilterBar(placeholder="filter rows (enter keeps, escape clears)", id="filter")
+        yield JobLine(id="job").data_bind(DashboardApp.job)
+        yield FilterBar(placeholder="filter rows (! first inverts; enter keeps, escape clears)", id="filter")
+        yield CommandLine(placeholder=":command (tab completes: dlq, workers, level 2, audit, doctor, …)",
+                          id="command", suggester=CommandSuggester(self))
         yield AutoscalerLine(id="autoscaler").data_bind(DashboardApp.stats)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(NodesTable).focus()
@@ -283,31 +305,62 @@ class DashboardApp(App[None]):
         return self.query_one(DlqTable).selection()
 
     def action_replay(self) -> None:
-        self._confirm_dlq("replay", "Replay {n} dead-lettered ad{s} to {their} original priority?")
+        self._confirm_dlq("replay")
 
     def action_purge(self) -> None:
-        self._confirm_dlq("purge", "Purge {n} dead-lettered ad{s} for good? This cannot be undone.")
+        self._confirm_dlq("purge")
 
-    def _confirm_dlq(self, verb: str, question: str) -> None:
+    @staticmethod
+    def _question(verb: str, n: int, what: str = "") -> str:
+        s, their = ("s", "their") if n != 1 else ("", "its")
+        if verb == "replay":
+            return f"Replay {n:,} dead-lettered ad{s}{what} to {their} original priority?"
+        return f"Purge {n:,} dead-lettered ad{s}{what} for good? This cannot be undone."
+
+    def _confirm_dlq(self, verb: str) -> None:
         ids = self._dlq_selection()
         if not ids:
             self.notify(f"nothing to {verb}: select a DLQ entry (tab to the DLQ, space marks)", severity="warning")
             return
-        many = len(ids) != 1
-        text = question.format(n=len(ids), s="s" if many else "", their="their" if many else "its")
         shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5})" if len(ids) > 5 else "")
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.dlq_action(verb, ids)
 
-        self.push_screen(ConfirmScreen(text, shown), answered)
+        self.push_screen(TypedConfirmScreen(self._question(verb, len(ids)), len(ids), shown), answered)
+
+    @work(group="dlq-count", exclusive=True, exit_on_error=False)
+    async def confirm_filter(self, verb: str, flt: dict[str, Any]) -> None:
+        """``:replay class=X``: count what the filter matches now (a dry run), then the typed confirmation."""
+        try:
+            matched = await asyncio.to_thread(self.source.count, flt)
+        except Exception as exc:  # noqa: BLE001 - say so, keep running
+            self.notify(f"{verb} failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
+            return
+        what = " of class " + str(flt.get("errorClass"))
+        if not matched:
+            self.notify(f"nothing to {verb}: no DLQ entry{what}", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dlq_action(verb, None, flt)
+
+        self.push_screen(TypedConfirmScreen(self._question(verb, matched, what), matched,
+                                            f"one server-side job over every entry{what} (matched now)"), answered)
 
     @work(group="dlq-action", exit_on_error=False)
-    async def dlq_action(self, verb: str, ids: list[str]) -> None:
+    async def dlq_action(self, verb: str, ids: list[str] | None, flt: dict[str, Any] | None = None) -> None:
+        """One server-side job over ``ids`` (or every entry ``flt`` matches); its progress shows in the job
+        line as the stream reports it, its audit record in the audit panel at the next refresh."""
         call = self.source.replay if verb == "replay" else self.source.purge
+
+        def progress(job: dict[str, Any]) -> None:
+            self.call_from_thread(setattr, self, "job", dict(job))
+
         try:
-            result = await asyncio.to_thread(call, ids)
+            result = await asyncio.to_thread(call, ids, flt=flt, progress=progress)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
             self.notify(f"{verb} failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
             return
@@ -316,9 +369,144 @@ class DashboardApp(App[None]):
         if verb == "replay" and (result.get("skipped") or result.get("failed")):
             extra = f" (skipped {result.get('skipped', 0)}, failed {result.get('failed', 0)})"
         past = "replayed" if verb == "replay" else "purged"
-        self.notify(f"{past} {done} of {len(ids)}{extra}", severity="information", timeout=4)
+        of = f" of {len(ids)}" if ids is not None else f" of class {(flt or {}).get('errorClass')}"
+        self.notify(f"{past} {done}{of}{extra}", severity="information", timeout=4)
         self.query_one(DlqTable).marked.clear()
         self.refresh_now(dlq=True)
+
+    # --- the command line and the palette ----------------------------------------------------------------
+
+    def error_classes(self) -> list[str]:
+        """The error classes of the DLQ entries in view, most frequent first (for completion)."""
+        items = [i for i in (self.dlq or {}).get("items") or [] if isinstance(i, Mapping)]
+        return [cls for cls, _ in view.error_groups(items) if cls != "?"]
+
+    def action_command(self) -> None:
+        self.open_command_line("")
+
+    def open_command_line(self, text: str) -> None:
+        line = self.query_one(CommandLine)
+        line.value = text
+        line.cursor_position = len(text)
+        line.add_class("-shown")
+        line.focus()
+
+    @on(Input.Submitted, "#command")
+    def _command_done(self, event: Input.Submitted) -> None:
+        line = self.query_one(CommandLine)
+        line.remove_class("-shown")
+        line.value = ""
+        self.query_one(NodesTable).focus()
+        if event.value.strip():
+            self.run_command_line(event.value)
+
+    def run_command_line(self, text: str) -> None:
+        """Run one command line (``:`` or the palette); a bad one is a one-line warning, never an exception."""
+        try:
+            cmd = commands.parse(text)
+        except CommandError as exc:
+            self.notify(str(exc), severity="warning", timeout=5)
+            return
+        if cmd.acts and self.readonly:
+            self.notify(f"read-only: {cmd.name} is off (--readonly, or a token that may not act)",
+                        severity="warning", timeout=5)
+            return
+        if cmd.name == "dlq":
+            self.query_one(DlqTable).focus()
+        elif cmd.name == "workers":
+            self.query_one(NodesTable).focus()
+        elif cmd.name == "level":
+            self.open_level(cmd.args["level"])
+        elif cmd.name == "audit":
+            self.show_audit()
+        elif cmd.name == "doctor":
+            self.run_doctor()
+        elif cmd.name == "scale":
+            self.scale(cmd.args["replicas"], cmd.args["seconds"])
+        elif cmd.name in ("replay", "purge"):
+            self.confirm_filter(cmd.name, cmd.args["filter"])
+        elif cmd.name == "pause":
+            self.action_pause()
+        elif cmd.name == "help":
+            self.action_help()
+        elif cmd.name == "quit":
+            self.exit()
+
+    # --- drill-down --------------------------------------------------------------------------------------
+
+    def open_level(self, level: int) -> None:
+        screen = LevelScreen(level)
+        self.push_screen(screen)
+        self.load_level(screen)
+
+    @work(group="level", exclusive=True, exit_on_error=False)
+    async def load_level(self, screen: LevelScreen) -> None:
+        import time
+
+        level = screen.level
+        try:
+            waiting, in_flight = await asyncio.gather(
+                asyncio.to_thread(self.source.ads, "queued", level, LEVEL_READ),
+                asyncio.to_thread(self.source.ads, "processing", level, LEVEL_READ))
+        except Exception as exc:  # noqa: BLE001 - say so on the screen
+            screen.show([], f"P{level}: cannot read its ads: {getattr(exc, 'message', None) or exc}")
+            return
+        w, f = list(waiting.get("items") or []), list(in_flight.get("items") or [])
+        # ages at the time of the stats on screen (the API's clock; a replayed session stays consistent)
+        now = view.epoch((self.stats or {}).get("generatedAt")) or time.time()
+        rows = view.level_ads(w, f, now)
+        note = (f"P{level}: {len(w)} waiting and {len(f)} in flight read (at most {LEVEL_READ} each, newest "
+                f"scanned first); oldest first, {len(rows)} shown · enter: the ad's record")
+        screen.show(rows, note)
+
+    @work(group="details", exclusive=True, exit_on_error=False)
+    async def show_ad(self, ad_id: str) -> None:
+        try:
+            record = await asyncio.to_thread(self.source.ad, ad_id)
+        except Exception as exc:  # noqa: BLE001 - say so, keep running
+            self.notify(f"ad {ad_id}: {getattr(exc, 'message', None) or exc}", severity="warning")
+            return
+        self.push_screen(RecordScreen(f"ad {ad_id}", view.details_view(record)))
+
+    @work(group="details", exclusive=True, exit_on_error=False)
+    async def show_audit(self) -> None:
+        try:
+            audit = await asyncio.to_thread(self.source.audit, 50)
+        except Exception as exc:  # noqa: BLE001 - say so, keep running
+            self.notify(f"audit trail: {getattr(exc, 'message', None) or exc}", severity="warning")
+            return
+        self.push_screen(RecordScreen("audit", view.audit_table(audit, header=True, limit=50)))
+
+    @work(group="doctor", exclusive=True, exit_on_error=False)
+    async def run_doctor(self) -> None:
+        """``:doctor``: one full check; its verdict and time stay in the header until the next ``:doctor``."""
+        self.notify("doctor: checking every invariant…", timeout=3)
+        try:
+            verdict = await asyncio.to_thread(self.source.doctor)
+        except Exception as exc:  # noqa: BLE001 - shown in the header
+            self.doctor_error = str(getattr(exc, "message", None) or exc)
+            return
+        self.doctor_error = None
+        self.doctor = verdict
+        problems = verdict.get("problems") or 0
+        self.notify("doctor: every invariant holds" if verdict.get("ok") else f"doctor: {problems} problem(s)",
+                    severity="information" if verdict.get("ok") else "warning", timeout=5)
+
+    @work(group="scale", exclusive=True, exit_on_error=False)
+    async def scale(self, replicas: int, seconds: int) -> None:
+        try:
+            answer = await asyncio.to_thread(self.source.scale, replicas, seconds)
+        except Exception as exc:  # noqa: BLE001 - say so, keep running
+            self.notify(f"scale failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
+            return
+        note = f" ({answer['note']})" if answer.get("note") else ""
+        self.notify(f"holding {answer.get('effectiveReplicas', replicas)} workers for {seconds:,}s{note}",
+                    timeout=5)
+        self.refresh_now(dlq=True)
+
+    @on(QueuePanel.LevelChosen)
+    def _level_chosen(self, event: QueuePanel.LevelChosen) -> None:
+        self.open_level(event.level)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

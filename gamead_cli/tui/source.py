@@ -22,6 +22,30 @@ from gamead_core.redact import redact_url
 
 DLQ_PAGE = 30  #: entries the dashboard reads: more than fit on screen, few enough to poll
 AUDIT_PAGE = 8  #: audit records the dashboard reads (the panel shows the newest that fit)
+LEVEL_PAGE = 200  #: ads of one status read for a level's drill-down (``GET /ads``: newest first, bounded scan)
+
+#: ``/v1/stats`` field renames, API name → the name the dashboard reads (``view.level_rows`` and friends).
+#: Every stats answer goes through :func:`normalize_stats`: a renamed field is one entry here.
+STATS_RENAMES: dict[str, str] = {}
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def normalize_stats(stats: dict[str, Any], renames: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``stats`` with the fields of :data:`STATS_RENAMES` renamed in ``queue`` and each of its ``levels`` (in
+    place, and returned). A field already under the dashboard's name is left as it is."""
+    renames = STATS_RENAMES if renames is None else renames
+    if not renames:
+        return stats
+    queue = stats.get("queue")
+    parts = [queue] if isinstance(queue, dict) else []
+    if isinstance(queue, dict) and isinstance(queue.get("levels"), list):
+        parts += [lv for lv in queue["levels"] if isinstance(lv, dict)]
+    for part in parts:
+        for old, new in renames.items():
+            if old in part and new not in part:
+                part[new] = part.pop(old)
+    return stats
 
 
 class DataSource(Protocol):
@@ -41,9 +65,21 @@ class DataSource(Protocol):
 
     def whoami(self) -> dict[str, Any]: ...
 
-    def replay(self, ids: list[str]) -> dict[str, Any]: ...
+    def ads(self, status: str, priority: int, limit: int = LEVEL_PAGE) -> dict[str, Any]: ...
 
-    def purge(self, ids: list[str]) -> dict[str, Any]: ...
+    def ad(self, ad_id: str) -> dict[str, Any]: ...
+
+    def doctor(self) -> dict[str, Any]: ...
+
+    def scale(self, replicas: int, seconds: int) -> dict[str, Any]: ...
+
+    def count(self, flt: dict[str, Any]) -> int: ...
+
+    def replay(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+               progress: Progress | None = None) -> dict[str, Any]: ...
+
+    def purge(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+              progress: Progress | None = None) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -56,7 +92,7 @@ class ApiSource:
         self.api_url = redact_url(client.api_url) or ""  # shown on screen: never a password
 
     def stats(self, history: int) -> dict[str, Any]:
-        return self._dict(self.client.request("GET", "/v1/stats", params={"history": history}))
+        return normalize_stats(self._dict(self.client.request("GET", "/v1/stats", params={"history": history})))
 
     def workers(self) -> dict[str, Any]:
         return self._dict(self.client.request("GET", "/v1/workers"))
@@ -74,22 +110,54 @@ class ApiSource:
         """``GET /v1/whoami``: the token's name, role and whether it may act (``mayAct``)."""
         return self._dict(self.client.request("GET", "/v1/whoami"))
 
-    def replay(self, ids: list[str]) -> dict[str, Any]:
-        """Start a replay job for ``ids`` and wait until every entry was handled (not for the replayed ads
-        to finish: the job follows those on the server). The job's counts, ``failed`` = dead again so far."""
-        job = self._dict(self.client.request("POST", "/v1/dlq/replay", json={"ids": ids}))
-        return self._handled(job)
+    def ads(self, status: str, priority: int, limit: int = LEVEL_PAGE) -> dict[str, Any]:
+        """``GET /ads?status=&priority=&limit=``: ``{items, count}``, newest first (a bounded scan)."""
+        return self._dict(self.client.request("GET", "/ads", params={"status": status, "priority": priority,
+                                                                     "limit": limit}))
 
-    def purge(self, ids: list[str]) -> dict[str, Any]:
-        """Start a purge job for ``ids`` and wait for it; its counts (``purged``, ``skipped`` …)."""
-        job = self._dict(self.client.request("POST", "/v1/dlq/purge", json={"ids": ids, "confirm": True}))
-        return self._handled(job)
+    def ad(self, ad_id: str) -> dict[str, Any]:
+        """``GET /ads/{id}``: the ad's record, its analysis when done."""
+        return self._dict(self.client.request("GET", f"/ads/{quote(ad_id, safe='')}"))
 
-    def _handled(self, job: dict[str, Any]) -> dict[str, Any]:
+    def doctor(self) -> dict[str, Any]:
+        """``GET /v1/doctor``: ``{ok, problems, findings, checkedAt …}`` (one full check: call it on demand)."""
+        return self._dict(self.client.request("GET", "/v1/doctor"))
+
+    def scale(self, replicas: int, seconds: int) -> dict[str, Any]:
+        """``POST /v1/scale/override``: hold ``replicas`` workers for ``seconds``."""
+        return self._dict(self.client.request("POST", "/v1/scale/override",
+                                              json={"replicas": replicas, "forSeconds": seconds}))
+
+    def count(self, flt: dict[str, Any]) -> int:
+        """How many DLQ entries ``flt`` matches now (a replay dry run: changes nothing)."""
+        body = self._dict(self.client.request("POST", "/v1/dlq/replay", json={"filter": flt, "dryRun": True}))
+        return int(body.get("matched") or 0)
+
+    def replay(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
+        """Start ONE replay job for ``ids`` (or every entry ``flt`` matches) and follow it until every entry was
+        handled (not until the replayed ads finish: the job follows those on the server), calling
+        ``progress(job)`` at each change. The job's counts, ``failed`` = dead again so far."""
+        sel: dict[str, Any] = {"ids": ids} if flt is None else {"filter": flt}
+        job = self._dict(self.client.request("POST", "/v1/dlq/replay", json=sel))
+        return self._handled(job, progress)
+
+    def purge(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+              progress: Progress | None = None) -> dict[str, Any]:
+        """Start ONE purge job for ``ids`` (or ``flt``) and follow it; its counts (``purged``, ``skipped`` …)."""
+        sel: dict[str, Any] = {"ids": ids} if flt is None else {"filter": flt}
+        job = self._dict(self.client.request("POST", "/v1/dlq/purge", json={**sel, "confirm": True}))
+        return self._handled(job, progress)
+
+    def _handled(self, job: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
         """Follow a job's progress stream until it is past acting on its entries (or ended)."""
+        if progress is not None:
+            progress(job)
         with closing(self.client.stream_ndjson("GET", f"/v1/jobs/{quote(str(job['id']), safe='')}")) as lines:
             for line in lines:
                 job = self._dict(line)
+                if progress is not None:
+                    progress(job)
                 if job.get("phase") in ("following", "done") or job.get("state") not in ("queued", "running"):
                     break
         counts = dict(job.get("counts") or {})
@@ -170,14 +238,44 @@ class RecordedSource:
             stats_dlq["size"] = max(0, stats_dlq["size"] - gone)
         return gone
 
-    def replay(self, ids: list[str]) -> dict[str, Any]:
-        self.calls.append(("replay", list(ids)))
-        done = self._remove(ids)
+    def ads(self, status: str, priority: int, limit: int = LEVEL_PAGE) -> dict[str, Any]:
+        items = [copy.deepcopy(a) for a in self.data.get("ads") or []
+                 if a.get("status") == status and a.get("priority") == priority][:limit]
+        return {"items": items, "count": len(items)}
+
+    def ad(self, ad_id: str) -> dict[str, Any]:
+        for item in self.data.get("ads") or []:
+            if item.get("id") == ad_id:
+                return copy.deepcopy(item)
+        raise NotFound(f"no ad {ad_id}")
+
+    def doctor(self) -> dict[str, Any]:
+        self.calls.append(("doctor", None))
+        return copy.deepcopy(self.data.get("doctor") or {"ok": True, "problems": 0, "findings": []})
+
+    def scale(self, replicas: int, seconds: int) -> dict[str, Any]:
+        self.calls.append(("scale", (replicas, seconds)))
+        return {"effectiveReplicas": replicas, "note": None}
+
+    def _matching(self, ids: list[str] | None, flt: dict[str, Any] | None) -> list[str]:
+        items = (self.data.get("dlq") or {}).get("items") or []
+        if flt is None:
+            return list(ids or [])
+        return [i["id"] for i in items if i.get("errorClass") == flt.get("errorClass")]
+
+    def count(self, flt: dict[str, Any]) -> int:
+        return len(self._matching(None, flt))
+
+    def replay(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
+        self.calls.append(("replay", list(ids) if flt is None else flt))
+        done = self._remove(self._matching(ids, flt))
         return {"matched": done, "replayed": done, "skipped": 0, "failed": 0, "stopped": False, "dryRun": False}
 
-    def purge(self, ids: list[str]) -> dict[str, Any]:
-        self.calls.append(("purge", list(ids)))
-        done = self._remove(ids)
+    def purge(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+              progress: Progress | None = None) -> dict[str, Any]:
+        self.calls.append(("purge", list(ids) if flt is None else flt))
+        done = self._remove(self._matching(ids, flt))
         return {"matched": done, "purged": done}
 
     def close(self) -> None:

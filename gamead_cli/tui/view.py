@@ -218,15 +218,22 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
 
 
 def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
-                 compact: bool = False, readonly: bool = False) -> Text:
-    """The header line: API, nodes, workers, NATS (``compact`` for terminals under 100 columns);
-    ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``)."""
+                 compact: bool = False, readonly: bool = False, doctor: Text | None = None,
+                 replaying: str | None = None) -> Text:
+    """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals
+    under 100 columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``),
+    ``REPLAY <file>`` when it plays a recording, and ``doctor``'s last verdict (:func:`doctor_text`) once run."""
     text = Text()
     text.append("gamead ", style="bold")
     if readonly:  # first: a narrow terminal cuts the end of this line
         text.append("READ-ONLY ", style="bold magenta")
+    if replaying:
+        text.append(f"REPLAY {replaying} ", style="bold cyan")
     if paused:
         text.append("PAUSED ", style="bold yellow")
+    if doctor is not None:  # before the API's address: the verdict matters more and the line gets cut
+        text.append_text(doctor)
+        text.append("  ")
     if not compact:
         text.append(api_url + "  ", style="dim")
     if stats is None:
@@ -539,3 +546,78 @@ def details_view(data: Mapping[str, Any]) -> Table:
             shown = "-" if value is None else str(value)
         grid.add_row(str(key), plain(shown))
     return grid
+
+
+# --- drill-down: one level's ads ---------------------------------------------------------------------------------
+
+LEVEL_AD_COLUMNS = ("ID", "STATUS", "AGE", "ATT", "WORKER", "TITLE")
+#: rows a level's drill-down shows: the oldest, waiting first then in flight
+LEVEL_AD_ROWS = 50
+
+
+def epoch(value: Any) -> float | None:
+    """An ISO 8601 time (``…Z``) → epoch seconds; None when absent or unreadable."""
+    from datetime import datetime
+
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def level_ads(waiting: Iterable[Mapping[str, Any]], in_flight: Iterable[Mapping[str, Any]], now: float,
+              limit: int = LEVEL_AD_ROWS) -> list[tuple[str, tuple[Text, ...]]]:
+    """A level's oldest waiting ads, then its oldest in flight (``GET /ads`` records), as ``(id, cells)``:
+    ID, STATUS, AGE (since submitted, at ``now``: epoch seconds), ATT (attempts so far), WORKER, TITLE."""
+    def rows(items: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        good = [a for a in items if isinstance(a, Mapping) and a.get("id")]
+        return sorted(good, key=lambda a: epoch(a.get("submittedAt")) or now)
+
+    out = []
+    for ad in (rows(waiting) + rows(in_flight))[:limit]:
+        submitted = epoch(ad.get("submittedAt"))
+        status = str(ad.get("status") or "?")
+        out.append((str(ad["id"]), (
+            plain(ad["id"]),
+            Text(status, style="cyan" if status == "processing" else ""),
+            Text(age(None if submitted is None else max(0.0, now - submitted)), justify="right"),
+            Text(num(ad.get("attempts")), justify="right"),
+            plain(ad.get("workerId") or "-"),
+            plain(clip((ad.get("ad") or {}).get("title"), 40)),
+        )))
+    return out
+
+
+def doctor_text(verdict: Mapping[str, Any] | None, error: str | None = None) -> Text:
+    """``doctor ok 12:34:56`` / ``doctor 3 problems 12:34:56`` / ``doctor not run (:doctor)`` for the header."""
+    text = Text("doctor ", style="dim")
+    if error:
+        text.append(f"failed: {clip(error, 40)}", style="yellow")
+    elif verdict is None:
+        text.append("not run (:doctor)", style="dim")
+    else:
+        problems = verdict.get("problems") or 0
+        if verdict.get("ok"):
+            text.append("ok", style="green")
+        else:
+            text.append(f"{problems} problem{'' if problems == 1 else 's'}" if problems else "incomplete",
+                        style="bold red" if problems else "yellow")
+        text.append(f" at {short_time(verdict.get('checkedAt'))}", style="dim")
+    return text
+
+
+def job_text(job: Mapping[str, Any] | None) -> Text:
+    """One line of a running job: ``replay job 01J…: running (acting) · matched 40 · replayed 12 · skipped 0``."""
+    if not job:
+        return Text("")
+    state = str(job.get("state") or "?")
+    text = Text(f"{job.get('kind') or 'job'} job ", style="bold")
+    text.append(str(job.get("id") or "?"), style="dim")
+    text.append(f": {state}", style="green" if state == "succeeded" else "red" if state == "failed" else "cyan")
+    if job.get("phase"):
+        text.append(f" ({job['phase']})", style="dim")
+    for key, value in (job.get("counts") or {}).items():
+        text.append(f" · {key} {num(value)}")
+    return text
