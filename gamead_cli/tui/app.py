@@ -32,6 +32,7 @@ from gamead_cli.tui.screens import (
     RecordScreen,
     TypedConfirmScreen,
 )
+from gamead_cli.tui.recording import Player, Recorder
 from gamead_cli.tui.source import DataSource, fetch_snapshot
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.widgets import (
@@ -64,6 +65,10 @@ _DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause", "c
 _WRITE_ACTIONS = frozenset({"replay", "purge"})
 #: ads of a level's drill-down read per status (``GET /ads``)
 LEVEL_READ = 200
+#: the replay's speeds (``+``/``-``): frames per refresh period
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+#: keys that only mean something while replaying a recording
+_REPLAY_ACTIONS = frozenset({"step", "faster", "slower"})
 #: Panels dropped, in this order, as the terminal shrinks: (widget id, axis, smallest size that shows it).
 #: The summary line, the dead letters and the footer always stay.
 DROP_ORDER: tuple[tuple[str, str, int], ...] = (
@@ -105,6 +110,10 @@ class DashboardApp(App[None]):
         Binding("r", "replay", "replay"),
         Binding("x", "purge", "purge"),
         Binding("p", "pause", "pause"),
+        Binding("comma", "step(-1)", "back", key_display=","),
+        Binding("full_stop", "step(1)", "step", key_display="."),
+        Binding("minus", "slower", "slower", key_display="-"),
+        Binding("plus", "faster", "faster", key_display="+"),
     ]
 
     # ``var``: the app itself draws nothing; the widgets bound to these repaint their own regions only.
@@ -123,11 +132,17 @@ class DashboardApp(App[None]):
     doctor_error: var[str | None] = var(None)
     #: the job a replay / purge started, as its progress stream last showed it
     job: var[Mapping[str, Any] | None] = var(None)
+    #: ``frame 12/300 ×2 (recorded 12:34:56)`` while replaying a recording, else None
+    replaying: var[str | None] = var(None)
 
     def __init__(self, source: DataSource, *, refresh: float = 1.0, history: int = HISTORY_POINTS,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, recorder: Recorder | None = None, player: Player | None = None) -> None:
         super().__init__()
-        self.source = source
+        self.source = source if player is None else player  # type: ignore[assignment]
+        self.recorder = recorder
+        self.player = player
+        self.speed = 1.0
+        readonly = readonly or player is not None  # a replay acts on nothing
         self.set_reactive(DashboardApp.readonly, readonly)
         self._role_known = readonly  #: asked the API who we are (not needed when already read-only)
         self.refresh_seconds = max(0.1, refresh)
@@ -145,7 +160,7 @@ class DashboardApp(App[None]):
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(
             DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly, DashboardApp.doctor,
-            DashboardApp.doctor_error)
+            DashboardApp.doctor_error, replaying=DashboardApp.replaying)
         yield Banner(id="banner").data_bind(message=DashboardApp.error)
         with Horizontal(id="top-row"):
             yield QueuePanel(history_seconds=self.history, id="queue").data_bind(DashboardApp.stats)
@@ -163,7 +178,7 @@ class DashboardApp(App[None]):
     def on_mount(self) -> None:
         self.query_one(NodesTable).focus()
         self.fit(self.size)
-        self.set_interval(self.refresh_seconds, self.tick)
+        self._timer = self.set_interval(self.refresh_seconds, self.tick)
         self.tick()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -195,6 +210,9 @@ class DashboardApp(App[None]):
 
     @work(exclusive=True, group="poll", exit_on_error=False)
     async def poll(self) -> None:
+        if self.player is not None:
+            await self.play(1)
+            return
         try:
             self._ticks += 1
             forced = self._dlq_forced
@@ -203,6 +221,8 @@ class DashboardApp(App[None]):
             if forced:
                 self._dlq_forced = False
             self.apply(snap)
+            if self.recorder is not None:
+                await self.record(snap)
             if not self._role_known:
                 await self.learn_role()
         except Exception as exc:  # noqa: BLE001 - any failure becomes the banner; the next tick retries
@@ -212,6 +232,50 @@ class DashboardApp(App[None]):
             self._stale(True)
         finally:
             self._busy = False
+
+    async def record(self, snap: Snapshot) -> None:
+        """``--record``: append the snapshot; say once when the size cap stops the recording."""
+        assert self.recorder is not None
+        full = self.recorder.full
+        try:
+            await asyncio.to_thread(self.recorder.write, snap)
+        except OSError as exc:
+            self.notify(f"recording stopped: {exc.strerror or exc}", severity="error", timeout=10)
+            self.recorder.close()
+            self.recorder = None
+            return
+        if self.recorder.full and not full:
+            self.notify(f"recording stopped at its size cap ({self.recorder.written:,} bytes, "
+                        f"{self.recorder.frames:,} snapshots in {self.recorder.path})", severity="warning",
+                        timeout=10)
+
+    async def play(self, step: int) -> None:
+        """Show the recording's frame ``step`` away from the current one; pause at either end."""
+        player = self.player
+        assert player is not None
+        try:
+            target = player.position + step
+            if target >= len(player):
+                if not self.paused:
+                    self.paused = True
+                    self.notify("end of the recording: , steps back, p plays it again", timeout=6)
+                return
+            snap = await asyncio.to_thread(player.frame, target)
+            self.apply(snap)
+            self._show_position()
+        except Exception as exc:  # noqa: BLE001 - a bad recording is a banner, not a traceback
+            self.error = f"⚠ cannot replay: {getattr(exc, 'message', None) or exc}"
+        finally:
+            self._busy = False
+
+    def _show_position(self) -> None:
+        """The header's ``REPLAY frame 12/300 ×2 · received 12:34:56``."""
+        player = self.player
+        if player is None:
+            return
+        at = f" · received {view.short_time(_iso(player.at))}" if player.at else ""
+        speed = f" ×{self.speed:g}" if self.speed != 1 else ""
+        self.replaying = f"frame {player.position + 1}/{len(player)}{speed}{at}"
 
     async def learn_role(self) -> None:
         """Ask the API who this token is (``GET /v1/whoami``) and turn read-only if it may not act. An API
@@ -265,16 +329,40 @@ class DashboardApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The dashboard's keys do nothing while a dialog is open (``y``/``n``/escape belong to it)."""
-        if action in _DASHBOARD_ACTIONS and isinstance(self.screen, ModalScreen):
+        if action in (_DASHBOARD_ACTIONS | _REPLAY_ACTIONS) and isinstance(self.screen, ModalScreen):
             return False
+        if action in _REPLAY_ACTIONS and self.player is None:
+            return False  # only while replaying a recording
         if action in _WRITE_ACTIONS and self.readonly:
             return False  # hidden from the footer, and the key does nothing
         return True
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(readonly=self.readonly))
+        self.push_screen(HelpScreen(readonly=self.readonly, replay=self.player is not None))
+
+    def action_step(self, step: int) -> None:
+        """Replay: pause and show the next (``.``) or the previous (``,``) frame."""
+        self.paused = True
+        if not self._busy:
+            self._busy = True
+            self.run_worker(self.play(step), group="poll", exclusive=True, exit_on_error=False)
+
+    def _set_speed(self, faster: bool) -> None:
+        i = SPEEDS.index(self.speed) if self.speed in SPEEDS else SPEEDS.index(1.0)
+        self.speed = SPEEDS[min(len(SPEEDS) - 1, i + 1) if faster else max(0, i - 1)]
+        self._timer.stop()
+        self._timer = self.set_interval(self.refresh_seconds / self.speed, self.tick)
+        self._show_position()
+
+    def action_faster(self) -> None:
+        self._set_speed(True)
+
+    def action_slower(self) -> None:
+        self._set_speed(False)
 
     def action_pause(self) -> None:
+        if self.player is not None and self.paused and self.player.position >= len(self.player) - 1:
+            self.player.position = -1  # at the end: play again from the start
         self.paused = not self.paused
         self.notify("refresh paused — press p to resume" if self.paused else "refresh resumed", timeout=2)
         if not self.paused:
@@ -528,3 +616,9 @@ class DashboardApp(App[None]):
             self.notify(f"DLQ entry {entry_id} is gone", severity="warning")
             return
         self.push_screen(DetailScreen(f"dead letter {entry_id}", view.details_view(entry)))
+
+
+def _iso(epoch: float | None) -> str | None:
+    from datetime import datetime, timezone
+
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()

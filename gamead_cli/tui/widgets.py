@@ -430,7 +430,17 @@ in flight and the queue are now; sparklines show the last
 within its task timeout."""
 
 
-def help_text(*, readonly: bool = False) -> Text:
+#: the keys of a replayed recording (``gamead top --replay FILE``)
+HELP_REPLAY_KEYS: tuple[tuple[str, str], ...] = (
+    ("p", "pause / play (at the end: from the start)"),
+    (".", "pause and step one snapshot forward"),
+    (",", "pause and step one snapshot back"),
+    ("+", "play faster (up to ×16)"),
+    ("-", "play slower (down to ×0.25)"),
+)
+
+
+def help_text(*, readonly: bool = False, replay: bool = False) -> Text:
     """The help: keys (without the actions in a read-only dashboard), then what the colours mean."""
     text = Text.from_markup("[b]gamead top[/b] — the queue, the nodes, the dead letters\n\n")
     if readonly:  # first: a short terminal shows the top of the help
@@ -440,6 +450,11 @@ def help_text(*, readonly: bool = False) -> Text:
             continue
         text.append(f"  {key:<6} ", style="bold")
         text.append(f"{meaning}\n")
+    if replay:
+        text.append("\nreplaying a recording\n", style="bold")
+        for key, meaning in HELP_REPLAY_KEYS:
+            text.append(f"  {key:<6} ", style="bold")
+            text.append(f"{meaning}\n")
     text.append("\ncommands (: or ctrl+p)\n", style="bold")
     for spec in commands.COMMANDS:
         if readonly and spec.acts:
@@ -456,15 +471,16 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark,enter", "dismiss", "close")]
 
-    def __init__(self, *, readonly: bool = False) -> None:
+    def __init__(self, *, readonly: bool = False, replay: bool = False) -> None:
         super().__init__()
         self.readonly = readonly
+        self.replay = replay
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static("press escape to close", classes="hint")
             with VerticalScroll(id="help-scroll"):
-                yield Static(help_text(readonly=self.readonly), id="help-text")
+                yield Static(help_text(readonly=self.readonly, replay=self.replay), id="help-text")
 
 
 class DetailScreen(ModalScreen[None]):

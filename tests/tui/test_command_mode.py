@@ -189,7 +189,7 @@ def test_help_lists_every_key_and_command(recorded: dict[str, Any]) -> None:
         from gamead_cli.tui.commands import COMMANDS
         from gamead_cli.tui.widgets import help_text
 
-        text = help_text().plain
+        text = help_text(replay=True).plain
         for binding in app.BINDINGS:
             key = getattr(binding, "key_display", None) or binding.key  # type: ignore[union-attr]
             assert f"  {key}" in text, key
