@@ -172,12 +172,23 @@ def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
     return rows
 
 
-def level_text(row: LevelRow) -> str:
-    return (f"P{row.priority} {num(row.waiting):>7} {num(row.in_flight):>5} {num(row.redelivered):>5} "
-            f"{age(row.oldest):>6}")
+def level_text(row: LevelRow, *, compact: bool = False) -> str:
+    """``P5     177     0     2    47s   40s``: waiting (backlog), in flight, redelivered, the oldest ad's age and
+    the level's promised maximum wait (its aging horizon, from the API's settings); ``compact`` (a narrow panel)
+    leaves out the redelivered count."""
+    redel = "" if compact else f" {num(row.redelivered):>5}"
+    return (f"P{row.priority} {num(row.waiting):>7} {num(row.in_flight):>5}{redel} "
+            f"{age(row.oldest):>6} {age(row.horizon):>5}")
 
 
-LEVEL_HEADER = f"{'':2} {'WAITING':>7} {'IN-FL':>5} {'REDEL':>5} {'OLDEST':>6}  DEPTH"
+def level_header(*, compact: bool = False) -> str:
+    redel = "" if compact else f" {'REDEL':>5}"
+    return f"{'':2} {'WAITING':>7} {'IN-FL':>5}{redel} {'OLDEST':>6} {'MAX':>5}  DEPTH"
+
+
+LEVEL_HEADER = level_header()
+#: a queue panel narrower than this many cells shows the compact level rows (no REDEL)
+LEVEL_COMPACT_BELOW = 56
 
 
 def span(seconds: float) -> str:

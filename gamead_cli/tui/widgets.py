@@ -148,6 +148,7 @@ class QueuePanel(Vertical, can_focus=True):
 
     def __init__(self, *, history_seconds: int = 300, **kw: Any) -> None:
         super().__init__(**kw)
+        self._history = history_seconds
         self.border_title = f"queue · depth: last {view.span(history_seconds)}"
 
     def compose(self) -> ComposeResult:
@@ -156,10 +157,27 @@ class QueuePanel(Vertical, can_focus=True):
             yield SparkRow(id=f"level-{level}", classes="level")
 
     def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
+        self._show(stats)
+
+    def on_resize(self) -> None:
+        self._show(self.stats)
+
+    def _show(self, stats: Mapping[str, Any] | None) -> None:
+        compact = 0 < self.size.width < view.LEVEL_COMPACT_BELOW
+        header = self.query_one(".header", Static)
+        text = view.level_header(compact=compact)
+        if str(header.content) != text:
+            header.update(text)
+        wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
+        p95 = f"wait p95 {view.ms(wait.get('p95'))}"
+        title = (f"queue ({view.span(self._history)}) · {p95}" if compact
+                 else f"queue · {p95} · depth: last {view.span(self._history)}")
+        if title != self.border_title:
+            self.border_title = title
         rows = view.level_rows(stats)
         for row in rows:
             self.query_one(f"#level-{row.priority}", SparkRow).show(
-                view.level_text(row), row.history, late=row.late)
+                view.level_text(row, compact=compact), row.history, late=row.late)
         late = [r.priority for r in rows if r.late]
         subtitle = f"late: P{', P'.join(map(str, late))}" if late else ""
         if subtitle != self.border_subtitle:
@@ -421,8 +439,9 @@ _ACTION_KEYS = frozenset({"space", "ctrl+a", "r", "x"})
 HELP_NOTES = """\
 r and x ask you to type the number of entries first; one
 server-side job acts on them all, its progress shows live.
-A queue row turns red when its oldest ad waited past its
-aging horizon ((level − 1) × queue.aging_step): it is late.
+A queue row turns red when its OLDEST ad waited past MAX,
+the level's promised wait (its aging horizon: (level − 1)
+× queue.aging_step, one step for P1): the level is late.
 Figures are per second or percentiles over the last minute;
 in flight and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
