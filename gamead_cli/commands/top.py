@@ -8,7 +8,8 @@ Commands: :dlq :workers :level 2 :audit :doctor :scale 4 for 10m
           :replay class=Timeout :purge class=Timeout
 --readonly hides every action; so does a token that may not act.
 --record FILE saves every snapshot received (JSON lines), stopping at
---record-max-mb (default 50 MB: about 8 hours at one refresh a second);
+--record-max-mb (default 200 MB: about 6 hours at one refresh a second
+with 8 workers, ~10 KB a snapshot);
 --replay FILE plays it back, no server needed (p pause, . step, , back,
 + faster, - slower).
 The audit panel shows the last operator actions: who, what, how it went.

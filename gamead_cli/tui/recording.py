@@ -23,7 +23,7 @@ from gamead_cli.tui.view import Snapshot
 from gamead_core.errors import ConfigError, NotFound
 
 FORMAT = 1
-DEFAULT_MAX_MB = 50
+DEFAULT_MAX_MB = 200  #: about 6 h at one refresh a second with 8 workers (~10 KB a snapshot, measured)
 #: the longest line a replay accepts (a recorded snapshot is tens of KB)
 MAX_LINE = 8 * 1024 * 1024
 #: parts of a snapshot left out of a line when equal to the previous line's
