@@ -63,8 +63,8 @@ DLQ_EVERY = 5
 _DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause", "command"})
 #: actions that change the service: absent from a read-only dashboard
 _WRITE_ACTIONS = frozenset({"replay", "purge"})
-#: ads of a level's drill-down read per status (``GET /ads``)
-LEVEL_READ = 200
+#: ads a level's drill-down lists (``GET /v1/levels/{level}/oldest``)
+LEVEL_READ = 50
 #: the replay's speeds (``+``/``-``): frames per refresh period
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: keys that only mean something while replaying a recording
@@ -529,22 +529,17 @@ class DashboardApp(App[None]):
 
     @work(group="level", exclusive=True, exit_on_error=False)
     async def load_level(self, screen: LevelScreen) -> None:
-        import time
-
         level = screen.level
         try:
-            waiting, in_flight = await asyncio.gather(
-                asyncio.to_thread(self.source.ads, "queued", level, LEVEL_READ),
-                asyncio.to_thread(self.source.ads, "processing", level, LEVEL_READ))
+            page = await asyncio.to_thread(self.source.oldest, level, LEVEL_READ)
         except Exception as exc:  # noqa: BLE001 - say so on the screen
             screen.show([], f"P{level}: cannot read its ads: {getattr(exc, 'message', None) or exc}")
             return
-        w, f = list(waiting.get("items") or []), list(in_flight.get("items") or [])
-        # ages at the time of the stats on screen (the API's clock; a replayed session stays consistent)
-        now = view.epoch((self.stats or {}).get("generatedAt")) or time.time()
-        rows = view.level_ads(w, f, now)
-        note = (f"P{level}: {len(w)} waiting and {len(f)} in flight read (at most {LEVEL_READ} each, newest "
-                f"scanned first); oldest first, {len(rows)} shown · enter: the ad's record")
+        rows = view.level_ads(page.get("items") or [])
+        how = (" (from the newest records: this API has no /v1/levels)" if page.get("partial")
+               else "")
+        note = (f"P{level}: {view.num(page.get('waiting'))} waiting, {view.num(page.get('inFlight'))} in flight; "
+                f"the oldest {len(rows)}, oldest first{how} · enter: the ad's record")
         screen.show(rows, note)
 
     @work(group="details", exclusive=True, exit_on_error=False)

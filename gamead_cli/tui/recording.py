@@ -261,7 +261,7 @@ class Player:
     def _absent(self, *_: Any, **__: Any) -> dict[str, Any]:
         raise NotFound("not in the recording: a replay shows what the dashboard received, nothing more")
 
-    ads = ad = doctor = scale = replay = purge = _absent
+    oldest = ad = doctor = scale = replay = purge = _absent
 
     def count(self, flt: dict[str, Any]) -> int:
         self._absent()

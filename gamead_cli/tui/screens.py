@@ -103,7 +103,7 @@ class DashboardCommands(Provider):
         for line, meaning in self._lines():
             score = matcher.match(line)
             if score > 0:
-                yield Hit(score, matcher.highlight(line), self._callback(line), text=f":{line}", help=meaning)
+                yield Hit(score, matcher.highlight(f":{line}"), self._callback(line), text=f":{line}", help=meaning)
 
 
 # --- drill-down screens ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from contextlib import closing
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,7 +23,8 @@ from gamead_core.redact import redact_url
 
 DLQ_PAGE = 30  #: entries the dashboard reads: more than fit on screen, few enough to poll
 AUDIT_PAGE = 8  #: audit records the dashboard reads (the panel shows the newest that fit)
-LEVEL_PAGE = 200  #: ads of one status read for a level's drill-down (``GET /ads``: newest first, bounded scan)
+LEVEL_PAGE = 200  #: ads of one status read for a level's drill-down on an API without ``/v1/levels``
+OLDEST_PAGE = 50  #: ads a level's drill-down lists (``GET /v1/levels/{level}/oldest``)
 
 #: ``/v1/stats`` field renames, API name → the name the dashboard reads (``view.level_rows`` and friends).
 #: Every stats answer goes through :func:`normalize_stats`: a renamed field is one entry here.
@@ -65,7 +67,7 @@ class DataSource(Protocol):
 
     def whoami(self) -> dict[str, Any]: ...
 
-    def ads(self, status: str, priority: int, limit: int = LEVEL_PAGE) -> dict[str, Any]: ...
+    def oldest(self, level: int, limit: int = OLDEST_PAGE) -> dict[str, Any]: ...
 
     def ad(self, ad_id: str) -> dict[str, Any]: ...
 
@@ -110,10 +112,18 @@ class ApiSource:
         """``GET /v1/whoami``: the token's name, role and whether it may act (``mayAct``)."""
         return self._dict(self.client.request("GET", "/v1/whoami"))
 
-    def ads(self, status: str, priority: int, limit: int = LEVEL_PAGE) -> dict[str, Any]:
-        """``GET /ads?status=&priority=&limit=``: ``{items, count}``, newest first (a bounded scan)."""
-        return self._dict(self.client.request("GET", "/ads", params={"status": status, "priority": priority,
-                                                                     "limit": limit}))
+    def oldest(self, level: int, limit: int = OLDEST_PAGE) -> dict[str, Any]:
+        """``GET /v1/levels/{level}/oldest``: the level's oldest unacknowledged ads, oldest first. An API without
+        the route: its newest queued and processing records (``GET /ads``), oldest first, ``partial: true``."""
+        try:
+            return self._dict(self.client.request("GET", f"/v1/levels/{int(level)}/oldest",
+                                                  params={"limit": limit}))
+        except NotFound:
+            pass
+        lists = [self._dict(self.client.request("GET", "/ads", params={"status": st, "priority": int(level),
+                                                                       "limit": LEVEL_PAGE})).get("items") or []
+                 for st in ("queued", "processing")]
+        return oldest_from_records(level, [*lists[0], *lists[1]], time.time(), limit)
 
     def ad(self, ad_id: str) -> dict[str, Any]:
         """``GET /ads/{id}``: the ad's record, its analysis when done."""
@@ -238,10 +248,12 @@ class RecordedSource:
             stats_dlq["size"] = max(0, stats_dlq["size"] - gone)
         return gone
 
-    def ads(self, status: str, priority: int, limit: int = LEVEL_PAGE) -> dict[str, Any]:
-        items = [copy.deepcopy(a) for a in self.data.get("ads") or []
-                 if a.get("status") == status and a.get("priority") == priority][:limit]
-        return {"items": items, "count": len(items)}
+    def oldest(self, level: int, limit: int = OLDEST_PAGE) -> dict[str, Any]:
+        from gamead_cli.tui.view import epoch
+
+        now = epoch((self.data.get("stats") or {}).get("generatedAt")) or time.time()
+        records = [a for a in self.data.get("ads") or [] if a.get("status") in ("queued", "processing")]
+        return oldest_from_records(level, copy.deepcopy(records), now, limit)
 
     def ad(self, ad_id: str) -> dict[str, Any]:
         for item in self.data.get("ads") or []:
@@ -280,6 +292,28 @@ class RecordedSource:
 
     def close(self) -> None:
         pass
+
+
+def oldest_from_records(level: int, records: list[Mapping[str, Any]], now: float,
+                        limit: int = OLDEST_PAGE) -> dict[str, Any]:
+    """The answer of ``GET /v1/levels/{level}/oldest`` made from ad records (``GET /ads`` items) of ``level``:
+    oldest submitted first, ages at ``now`` (epoch seconds), ``partial: true`` (a scan of the newest records,
+    not the work stream)."""
+    from gamead_cli.tui.view import epoch
+
+    mine = [r for r in records if isinstance(r, Mapping) and r.get("priority") == level and r.get("id")]
+    mine.sort(key=lambda r: epoch(r.get("submittedAt")) or now)
+    items = []
+    for r in mine[:limit]:
+        submitted = epoch(r.get("submittedAt"))
+        items.append({"id": r["id"], "state": "inFlight" if r.get("status") == "processing" else "waiting",
+                      "queuedAt": r.get("submittedAt"),
+                      "ageSeconds": None if submitted is None else max(0.0, now - submitted),
+                      "status": r.get("status"), "attempts": r.get("attempts"), "workerId": r.get("workerId"),
+                      "title": (r.get("ad") or {}).get("title")})
+    waiting = sum(1 for r in mine if r.get("status") != "processing")
+    return {"level": level, "waiting": waiting, "inFlight": len(mine) - waiting, "count": len(items),
+            "items": items, "partial": True}
 
 
 def fetch_snapshot(

@@ -561,9 +561,7 @@ def details_view(data: Mapping[str, Any]) -> Table:
 
 # --- drill-down: one level's ads ---------------------------------------------------------------------------------
 
-LEVEL_AD_COLUMNS = ("ID", "STATUS", "AGE", "ATT", "WORKER", "TITLE")
-#: rows a level's drill-down shows: the oldest, waiting first then in flight
-LEVEL_AD_ROWS = 50
+LEVEL_AD_COLUMNS = ("ID", "STATE", "AGE", "ATT", "WORKER", "TITLE")
 
 
 def epoch(value: Any) -> float | None:
@@ -578,25 +576,21 @@ def epoch(value: Any) -> float | None:
         return None
 
 
-def level_ads(waiting: Iterable[Mapping[str, Any]], in_flight: Iterable[Mapping[str, Any]], now: float,
-              limit: int = LEVEL_AD_ROWS) -> list[tuple[str, tuple[Text, ...]]]:
-    """A level's oldest waiting ads, then its oldest in flight (``GET /ads`` records), as ``(id, cells)``:
-    ID, STATUS, AGE (since submitted, at ``now``: epoch seconds), ATT (attempts so far), WORKER, TITLE."""
-    def rows(items: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        good = [a for a in items if isinstance(a, Mapping) and a.get("id")]
-        return sorted(good, key=lambda a: epoch(a.get("submittedAt")) or now)
-
+def level_ads(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, tuple[Text, ...]]]:
+    """A level's oldest unacknowledged ads (``GET /v1/levels/{level}/oldest`` items, oldest first) as
+    ``(id, cells)``: ID, STATE (in flight / waiting), AGE (since queued), ATT (attempts so far), WORKER, TITLE."""
     out = []
-    for ad in (rows(waiting) + rows(in_flight))[:limit]:
-        submitted = epoch(ad.get("submittedAt"))
-        status = str(ad.get("status") or "?")
+    for ad in items:
+        if not isinstance(ad, Mapping) or not ad.get("id"):
+            continue
+        state = "in flight" if ad.get("state") == "inFlight" else "waiting"
         out.append((str(ad["id"]), (
             plain(ad["id"]),
-            Text(status, style="cyan" if status == "processing" else ""),
-            Text(age(None if submitted is None else max(0.0, now - submitted)), justify="right"),
+            Text(state, style="cyan" if state == "in flight" else ""),
+            Text(age(ad.get("ageSeconds")), justify="right"),
             Text(num(ad.get("attempts")), justify="right"),
             plain(ad.get("workerId") or "-"),
-            plain(clip((ad.get("ad") or {}).get("title"), 40)),
+            plain(clip(ad.get("title"), 40)),
         )))
     return out
 

@@ -19,6 +19,7 @@ from gamead_core.api import (
     routes_doctor,
     routes_health,
     routes_jobs,
+    routes_levels,
     routes_scale,
     routes_v1,
 )
@@ -88,6 +89,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
     app.include_router(routes_audit.router)
+    app.include_router(routes_levels.router)  # the dashboard's drill-down: a level's oldest ads
     contract.install(app, settings)  # openapi.json: every status, one error schema; Allow on OPTIONS/405
     return app
 

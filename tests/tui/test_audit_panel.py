@@ -64,6 +64,7 @@ def test_an_operator_token_keeps_the_actions(recorded: dict[str, Any]) -> None:
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         await until(pilot, lambda: app._role_known, what="the role asked")
+        await until(pilot, lambda: "q quit" in screen_text(app).splitlines()[-1], what="the footer drawn")
         assert not app.readonly and "r replay" in screen_text(app).splitlines()[-1]
 
     run(recorded, (80, 24), scenario)

@@ -190,7 +190,8 @@ def test_the_api_going_away_shows_the_banner_and_the_dashboard_recovers(observed
 
 
 def test_colon_level_lists_the_oldest_waiting_ads_and_enter_shows_one(observed: Observed, api: httpx.Client) -> None:
-    # No worker runs in this test: the ads stay waiting at level 4, oldest first on screen.
+    # No worker runs in this test: the ads stay waiting at level 4, oldest first on screen
+    # (GET /v1/levels/4/oldest: the work stream from the level's ack floor).
     tag = uuid.uuid4().hex[:6]
     ids = [api.post("/ads", json=ad(f"Drill {tag} {i}", priority=4)).json()["id"] for i in range(3)]
 
@@ -205,7 +206,7 @@ def test_colon_level_lists_the_oldest_waiting_ads_and_enter_shows_one(observed: 
             keys = row_keys(table)
             assert [k for k in keys if k in ids] == ids  # oldest first
             row = [str(c) for c in table.get_row(ids[0])]
-            assert row[1] == "queued" and row[3] == "0" and row[4] == "-"  # waiting, no attempt, no worker
+            assert row[1] == "waiting" and row[3] == "0" and row[4] == "-"  # no attempt, no worker yet
             table.move_cursor(row=keys.index(ids[1]), animate=False)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, RecordScreen), what="the ad's record")

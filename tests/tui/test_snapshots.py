@@ -103,8 +103,13 @@ def test_level_drill_down_at_120x40(snap_compare: Any, recorded: dict[str, Any])
 
 def test_command_line_at_80x24(snap_compare: Any, recorded: dict[str, Any]) -> None:
     async def typing(pilot: Pilot[Any]) -> None:
+        from gamead_cli.tui.screens import CommandLine
+
         await loaded(pilot)
+        line = pilot.app.query_one(CommandLine)
+        line.cursor_blink = False
         await pilot.press("colon", *"rep")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: line._suggestion == "replay class=PermanentError", what="the completion")
+        await pilot.pause()
 
     assert snap_compare(dashboard(recorded), terminal_size=(80, 24), run_before=typing)
