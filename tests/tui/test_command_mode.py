@@ -163,7 +163,7 @@ def test_read_only_hides_every_action_the_command_line_and_palette_offer(recorde
         await pilot.press("ctrl+a")
         assert table.marked == set()
         for line in ("scale 4 for 10m", "replay class=TimeoutError", "purge class=TimeoutError"):
-            await pilot.press("colon", *line, "enter")
+            app.run_command_line(line)  # what enter on the command line does (typing: the tests above)
             await pilot.pause()
             assert not isinstance(app.screen, TypedConfirmScreen)
         assert source.calls == []
