@@ -191,20 +191,26 @@ class MetricsPanel(Vertical, can_focus=True):
     BORDER_TITLE = "throughput & latency · last minute"
     stats: var[Mapping[str, Any] | None] = var(None)
 
+    #: the rows with a note (their percentiles): a fixed-width column, so a new figure never re-lays out
+    NOTED = frozenset({"wait", "proc"})
+
     def compose(self) -> ComposeResult:
         for key in ("submitted", "completed", "failed", "wait", "proc", "inflight"):
             with Horizontal(id=f"metric-{key}", classes="metric"):
                 yield SparkRow(classes="spark-row")
-                yield Static(classes="note")
+                if key in self.NOTED:
+                    yield Static(classes="note")
 
     def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
         for m in view.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
             row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,
                                           late=m.key == "failed" and any(m.history))
+            if m.key not in self.NOTED:
+                continue
             note = row.query_one(".note", Static)
             if str(note.content) != m.note:
-                note.update(Text(m.note, style="dim"), layout=len(str(note.content)) != len(m.note))
+                note.update(Text(m.note, style="dim", overflow="ellipsis", no_wrap=True), layout=False)
 
 
 # --- tables ------------------------------------------------------------------------------------------------------
