@@ -538,7 +538,7 @@ class DashboardApp(App[None]):
         rows = view.level_ads(page.get("items") or [])
         how = (" (from the newest records: this API has no /v1/levels)" if page.get("partial")
                else "")
-        note = (f"P{level}: {view.num(page.get('waiting'))} waiting, {view.num(page.get('inFlight'))} in flight; "
+        note = (f"P{level}: {view.num(page.get('pending'))} pending, {view.num(page.get('ackPending'))} ack pending; "
                 f"the oldest {len(rows)}, oldest first{how} · enter: the ad's record")
         screen.show(rows, note)
 

@@ -306,13 +306,13 @@ def oldest_from_records(level: int, records: list[Mapping[str, Any]], now: float
     items = []
     for r in mine[:limit]:
         submitted = epoch(r.get("submittedAt"))
-        items.append({"id": r["id"], "state": "inFlight" if r.get("status") == "processing" else "waiting",
+        items.append({"id": r["id"], "state": "ackPending" if r.get("status") == "processing" else "pending",
                       "queuedAt": r.get("submittedAt"),
                       "ageSeconds": None if submitted is None else max(0.0, now - submitted),
                       "status": r.get("status"), "attempts": r.get("attempts"), "workerId": r.get("workerId"),
                       "title": (r.get("ad") or {}).get("title")})
     waiting = sum(1 for r in mine if r.get("status") != "processing")
-    return {"level": level, "waiting": waiting, "inFlight": len(mine) - waiting, "count": len(items),
+    return {"level": level, "pending": waiting, "ackPending": len(mine) - waiting, "count": len(items),
             "items": items, "partial": True}
 
 

@@ -578,15 +578,16 @@ def epoch(value: Any) -> float | None:
 
 def level_ads(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, tuple[Text, ...]]]:
     """A level's oldest unacknowledged ads (``GET /v1/levels/{level}/oldest`` items, oldest first) as
-    ``(id, cells)``: ID, STATE (in flight / waiting), AGE (since queued), ATT (attempts so far), WORKER, TITLE."""
+    ``(id, cells)``: ID, STATE (ack pending: delivered, not acknowledged / pending: never delivered), AGE (since
+    queued), ATT (attempts so far), WORKER, TITLE."""
     out = []
     for ad in items:
         if not isinstance(ad, Mapping) or not ad.get("id"):
             continue
-        state = "in flight" if ad.get("state") == "inFlight" else "waiting"
+        state = "ack pending" if ad.get("state") == "ackPending" else "pending"
         out.append((str(ad["id"]), (
             plain(ad["id"]),
-            Text(state, style="cyan" if state == "in flight" else ""),
+            Text(state, style="cyan" if state == "ack pending" else ""),
             Text(age(ad.get("ageSeconds")), justify="right"),
             Text(num(ad.get("attempts")), justify="right"),
             plain(ad.get("workerId") or "-"),

@@ -1,7 +1,8 @@
 """``GET /v1/levels/{level}/oldest``: a priority level's oldest unacknowledged ads (the dashboard's drill-down).
 
-The work stream has work-queue retention, so every message left on a level's subject is unacknowledged: in
-flight (the level's consumer delivered it: sequence ≤ its ``delivered`` stream sequence) or waiting. Walking
+The work stream has work-queue retention, so every message left on a level's subject is unacknowledged: ack
+pending (the level's consumer delivered it: sequence ≤ its ``delivered`` stream sequence) or pending (never
+delivered) — JetStream's terms, as in the README's Glossary. Walking
 the subject from the consumer's ack floor with ``get_msg(next=True)`` gives them oldest first; each one's record
 (attempts, worker, status, title) comes from the ad-record bucket. Bounded: at most ``limit`` (≤ 100) messages
 and as many record reads, whatever the backlog (``GET /ads`` instead scans the newest records written).
@@ -46,8 +47,8 @@ class OldestAd(BaseModel):
 
 class OldestPage(BaseModel):
     level: int
-    waiting: int
-    inFlight: int  # noqa: N815
+    pending: int
+    ackPending: int  # noqa: N815
     count: int
     items: list[OldestAd]
 
@@ -56,15 +57,15 @@ def _iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-@router.get("/{level}/oldest", summary="A level's oldest unacknowledged ads, oldest first: in flight, then waiting",
+@router.get("/{level}/oldest", summary="A level's oldest unacknowledged ads, oldest first: ack pending, then pending",
             response_model=OldestPage, responses=error_responses(422, 503))
 async def oldest(
     request: Request,
     level: Annotated[int, Path(ge=1, le=5, description="Priority level, 1 (most urgent) to 5.")],
     limit: Annotated[int, Query(ge=1, le=MAX_OLDEST, description="Most ads listed.")] = 20,
 ) -> Response:
-    """`{level, waiting, inFlight, count, items}`: `waiting` and `inFlight` are the level consumer's counts now;
-    each item: `id`, `state` (`inFlight` or `waiting`), `seq` (work-stream sequence), `queuedAt` and
+    """`{level, pending, ackPending, count, items}`: `pending` and `ackPending` are the level consumer's counts
+    now (`num_pending`, `num_ack_pending`); each item: `id`, `state` (`ackPending` or `pending`), `seq` (work-stream sequence), `queuedAt` and
     `ageSeconds` (since the message was put on the stream), and from its record `status`, `attempts`,
     `workerId`, `title` (absent when the record cannot be read). 503 `queue_unavailable` while NATS is away."""
     link = request.app.state.link
@@ -85,7 +86,7 @@ async def oldest(
             queued = msg.time
             items.append({
                 "id": (msg.headers or {}).get(names.HDR_AD_ID),
-                "state": "inFlight" if seq <= depth.delivered_seq else "waiting",
+                "state": "ackPending" if seq <= depth.delivered_seq else "pending",
                 "seq": seq,
                 "queuedAt": _iso(queued),
                 "ageSeconds": None if queued is None else round(max(0.0, now - queued.timestamp()), 3),
@@ -104,6 +105,7 @@ async def oldest(
         if record is not None:
             item.update(status=record.status.value, attempts=record.attempts, workerId=record.worker_id,
                         title=record.ad.title)
-    body = {"level": level, "waiting": depth.waiting, "inFlight": depth.in_flight, "count": len(items),
+    # LevelDepth.waiting / .in_flight are named pending / ack_pending after issue 12's vocabulary change
+    body = {"level": level, "pending": depth.waiting, "ackPending": depth.in_flight, "count": len(items),
             "items": items}
     return Response(orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})

@@ -52,10 +52,10 @@ def test_colon_completes_and_enter_on_a_level_drills_down_with_a_breadcrumb(reco
         table = screen.query_one("#level-table")
         # oldest first, waiting and in flight: id, age (at the stats' time), attempts, worker
         assert row_keys(table) == [ADS[1]["id"], ADS[2]["id"], ADS[0]["id"]]
-        assert [str(c) for c in table.get_row(ADS[1]["id"])][1:5] == ["waiting", "4m00s", "1", "-"]
-        assert [str(c) for c in table.get_row(ADS[2]["id"])][1:5] == ["in flight", "2m00s", "2", "worker-b"]
+        assert [str(c) for c in table.get_row(ADS[1]["id"])][1:5] == ["pending", "4m00s", "1", "-"]
+        assert [str(c) for c in table.get_row(ADS[2]["id"])][1:5] == ["ack pending", "2m00s", "2", "worker-b"]
         assert "dashboard › P2" in screen_text(app)
-        await pilot.press("slash", *"!waiting", "enter")  # `/!` inverts: what is not waiting
+        await pilot.press("slash", *"!waiting", "enter")  # `/!` inverts: not the two titled "… waiting"
         await until(pilot, lambda: row_keys(table) == [ADS[2]["id"]], what="only the ad in flight")
         await pilot.press("enter")
         record = await until(pilot, lambda: isinstance(app.screen, RecordScreen) and app.screen,

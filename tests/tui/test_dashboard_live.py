@@ -206,7 +206,7 @@ def test_colon_level_lists_the_oldest_waiting_ads_and_enter_shows_one(observed: 
             keys = row_keys(table)
             assert [k for k in keys if k in ids] == ids  # oldest first
             row = [str(c) for c in table.get_row(ids[0])]
-            assert row[1] == "waiting" and row[3] == "0" and row[4] == "-"  # no attempt, no worker yet
+            assert row[1] == "pending" and row[3] == "0" and row[4] == "-"  # no attempt, no worker yet
             table.move_cursor(row=keys.index(ids[1]), animate=False)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, RecordScreen), what="the ad's record")

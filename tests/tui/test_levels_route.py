@@ -24,10 +24,10 @@ def test_the_oldest_waiting_ads_of_a_level_come_first_with_their_records(api: ht
     before = api.get("/v1/levels/3/oldest", params={"limit": 100}).json()["count"]
     ids = [api.post("/ads", json=ad(f"Oldest {tag} {i}", priority=3)).json()["id"] for i in range(3)]
     body = api.get("/v1/levels/3/oldest", params={"limit": 100}).json()
-    assert body["level"] == 3 and body["waiting"] >= 3
+    assert body["level"] == 3 and body["pending"] >= 3
     mine = [i for i in body["items"] if i["id"] in ids]
     assert [i["id"] for i in mine] == ids  # in the order they were queued
-    assert all(i["state"] == "waiting" and i["status"] == "queued" and i["attempts"] == 0 for i in mine)
+    assert all(i["state"] == "pending" and i["status"] == "queued" and i["attempts"] == 0 for i in mine)
     assert mine[0]["title"] == f"Oldest {tag} 0" and mine[0]["ageSeconds"] >= mine[2]["ageSeconds"]
     assert body["count"] == min(100, before + 3)
     small = api.get("/v1/levels/3/oldest", params={"limit": 1}).json()
