@@ -1,13 +1,25 @@
 """Live dashboard of the queue, the nodes and the dead letters (reads the API over HTTP).
 
-Keys: q quit · ? help · tab panels · / filter · enter details · space mark · r replay · x purge · p pause.
---readonly hides replay and purge; so does a token that may not act.
+Keys: q quit · ? help · : command line · ctrl+p palette · tab panels
+· / filter (/!x inverts) · enter details (on a queue level: its ads)
+· escape back · space mark · ctrl+a mark all shown · r replay · x purge
+(r and x ask you to type the count, then run ONE server-side job) · p pause.
+Commands: :dlq :workers :level 2 :audit :doctor :scale 4 for 10m
+          :replay class=Timeout :purge class=Timeout
+--readonly hides every action; so does a token that may not act.
+--record FILE saves every snapshot received (JSON lines), stopping at
+--record-max-mb (default 200 MB: about 6 hours at one refresh a second
+with 8 workers, ~10 KB a snapshot);
+--replay FILE plays it back, no server needed (p pause, . step, , back,
++ faster, - slower).
 The audit panel shows the last operator actions: who, what, how it went.
 Small terminals drop whole panels in a fixed order: the metrics below
 80 columns; then the audit panel, the autoscaler line, the queue and the
 nodes as rows shrink. The dead letters and the footer always stay.
 Examples: gamead top --api http://gamead.internal:8080
           gamead top --readonly
+          gamead top --record incident.jsonl
+          gamead top --replay incident.jsonl
           gamead top --once            (one rich snapshot, for scripts and plain SSH sessions)
           gamead top --once -o json | jq .stats.queue
 """
@@ -15,6 +27,7 @@ Examples: gamead top --api http://gamead.internal:8080
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +35,7 @@ import typer
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
 from gamead_cli.output import emit
+from gamead_cli.tui.recording import DEFAULT_MAX_MB
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
 from gamead_cli.tui.view import snapshot_view
 from gamead_core.errors import ConfigError
@@ -36,12 +50,41 @@ def top(
     ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit (no full-screen UI).")] = False,
     readonly: Annotated[
-        bool, typer.Option("--readonly", help="No actions: replay and purge are hidden; the header says READ-ONLY.")
+        bool, typer.Option("--readonly", help="No actions: replay, purge, scale and marking are hidden; the header says "
+                                           "READ-ONLY.")
     ] = False,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Save every snapshot received to FILE (JSON lines; "
+                                                   "overwritten), up to --record-max-mb.")
+    ] = None,
+    record_max_mb: Annotated[
+        float, typer.Option("--record-max-mb", min=0.01, max=10_000,
+                            help="Size cap of --record in MB: recording stops there (and says so).")
+    ] = DEFAULT_MAX_MB,
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="Play back a --record FILE (no server needed): p pause, "
+                                                   ". step, , back, + faster, - slower.")
+    ] = None,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
 ) -> None:
+    if replay is not None and record is not None:
+        raise ConfigError("--replay and --record: choose one (a replay records nothing new)")
+    if replay is not None:
+        from gamead_cli.tui.recording import Player
+
+        player = Player(replay)  # a file that is not a recording: one red line, before any screen
+        if not sys.stdout.isatty():
+            player.close()
+            raise ConfigError("the replay needs a terminal")
+        from gamead_cli.tui.app import DashboardApp
+
+        try:
+            DashboardApp(player, refresh=refresh, player=player).run()  # type: ignore[arg-type]
+        finally:
+            player.close()
+        return
     settings = settings_from(config, client={"api_url": api})
     if once or output == OutputFormat.json:
         with ApiClient.from_settings(settings.client) as client:
@@ -56,7 +99,14 @@ def top(
     cs = settings.client
     client = ApiClient(cs.api_url, token=cs.token.get_secret_value() if cs.token else None,
                        timeout=min(cs.timeout, max(2.0, 2 * refresh)), max_connections=4)
+    from gamead_cli.tui.recording import Recorder
+
+    recorder = Recorder(record, int(record_max_mb * 1024 * 1024)) if record is not None else None
     try:
-        DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly).run()
+        DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder).run()
     finally:
         client.close()
+        if recorder is not None:
+            recorder.close()
+            print(f"recorded {recorder.frames:,} snapshots ({recorder.written:,} bytes) to {recorder.path}"
+                  + (" — stopped at the size cap" if recorder.full else ""), file=sys.stderr)

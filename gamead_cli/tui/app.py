@@ -22,20 +22,30 @@ from textual.reactive import var
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input
 
-from gamead_cli.tui import view
+from gamead_cli.tui import commands, view
+from gamead_cli.tui.commands import CommandError
+from gamead_cli.tui.screens import (
+    CommandLine,
+    CommandSuggester,
+    DashboardCommands,
+    LevelScreen,
+    RecordScreen,
+    TypedConfirmScreen,
+)
+from gamead_cli.tui.recording import Player, Recorder
 from gamead_cli.tui.source import DataSource, fetch_snapshot
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.widgets import (
     AuditPanel,
     AutoscalerLine,
     Banner,
-    ConfirmScreen,
     DetailScreen,
     DlqPanel,
     DlqTable,
     FilterBar,
     FilterTable,
     HelpScreen,
+    JobLine,
     MetricsPanel,
     NodesPanel,
     NodesTable,
@@ -50,9 +60,15 @@ log = logging.getLogger(__name__)
 HISTORY_POINTS = 300
 #: the DLQ page is re-read at least every this many refreshes (and whenever its size changes)
 DLQ_EVERY = 5
-_DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause"})
+_DASHBOARD_ACTIONS = frozenset({"help", "filter", "replay", "purge", "pause", "command"})
 #: actions that change the service: absent from a read-only dashboard
 _WRITE_ACTIONS = frozenset({"replay", "purge"})
+#: ads a level's drill-down lists (``GET /v1/levels/{level}/oldest``)
+LEVEL_READ = 50
+#: the replay's speeds (``+``/``-``): frames per refresh period
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+#: keys that only mean something while replaying a recording
+_REPLAY_ACTIONS = frozenset({"step", "faster", "slower"})
 #: Panels dropped, in this order, as the terminal shrinks: (widget id, axis, smallest size that shows it).
 #: The summary line, the dead letters and the footer always stay.
 DROP_ORDER: tuple[tuple[str, str, int], ...] = (
@@ -83,15 +99,21 @@ class DashboardApp(App[None]):
     TITLE = "gamead top"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (32, "-tall")]
-    ENABLE_COMMAND_PALETTE = False  # the footer's room goes to the dashboard's own keys
+    ENABLE_COMMAND_PALETTE = True  # ctrl+p; not in the footer: its room goes to the dashboard's own keys
+    COMMANDS = {DashboardCommands}
     #: in footer order: quit and help first, so a narrow footer still shows them
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "help", key_display="?"),
+        Binding("colon", "command", "command", key_display=":"),
         Binding("slash", "filter", "filter", key_display="/"),
         Binding("r", "replay", "replay"),
         Binding("x", "purge", "purge"),
         Binding("p", "pause", "pause"),
+        Binding("comma", "step(-1)", "back", key_display=","),
+        Binding("full_stop", "step(1)", "step", key_display="."),
+        Binding("minus", "slower", "slower", key_display="-"),
+        Binding("plus", "faster", "faster", key_display="+"),
     ]
 
     # ``var``: the app itself draws nothing; the widgets bound to these repaint their own regions only.
@@ -105,11 +127,22 @@ class DashboardApp(App[None]):
     paused: var[bool] = var(False)
     #: no actions: ``--readonly``, or a token that may not act (``GET /v1/whoami``: a viewer's)
     readonly: var[bool] = var(False)
+    #: the last ``:doctor`` verdict (``GET /v1/doctor``), run on demand only: a full check is not a poll
+    doctor: var[Mapping[str, Any] | None] = var(None)
+    doctor_error: var[str | None] = var(None)
+    #: the job a replay / purge started, as its progress stream last showed it
+    job: var[Mapping[str, Any] | None] = var(None)
+    #: ``frame 12/300 ×2 (recorded 12:34:56)`` while replaying a recording, else None
+    replaying: var[str | None] = var(None)
 
     def __init__(self, source: DataSource, *, refresh: float = 1.0, history: int = HISTORY_POINTS,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, recorder: Recorder | None = None, player: Player | None = None) -> None:
         super().__init__()
-        self.source = source
+        self.source = source if player is None else player  # type: ignore[assignment]
+        self.recorder = recorder
+        self.player = player
+        self.speed = 1.0
+        readonly = readonly or player is not None  # a replay acts on nothing
         self.set_reactive(DashboardApp.readonly, readonly)
         self._role_known = readonly  #: asked the API who we are (not needed when already read-only)
         self.refresh_seconds = max(0.1, refresh)
@@ -126,7 +159,8 @@ class DashboardApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(
-            DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly)
+            DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly, DashboardApp.doctor,
+            DashboardApp.doctor_error, replaying=DashboardApp.replaying)
         yield Banner(id="banner").data_bind(message=DashboardApp.error)
         with Horizontal(id="top-row"):
             yield QueuePanel(history_seconds=self.history, id="queue").data_bind(DashboardApp.stats)
@@ -134,14 +168,17 @@ class DashboardApp(App[None]):
         yield NodesPanel(id="nodes").data_bind(DashboardApp.nodes)
         yield DlqPanel(id="dlq").data_bind(DashboardApp.stats, DashboardApp.dlq, DashboardApp.dlq_error)
         yield AuditPanel(id="audit").data_bind(DashboardApp.audit, DashboardApp.audit_error)
-        yield FilterBar(placeholder="filter rows (enter keeps, escape clears)", id="filter")
+        yield JobLine(id="job").data_bind(DashboardApp.job)
+        yield FilterBar(placeholder="filter rows (! first inverts; enter keeps, escape clears)", id="filter")
+        yield CommandLine(placeholder=":command (tab completes: dlq, workers, level 2, audit, doctor, …)",
+                          id="command", suggester=CommandSuggester(self))
         yield AutoscalerLine(id="autoscaler").data_bind(DashboardApp.stats)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(NodesTable).focus()
         self.fit(self.size)
-        self.set_interval(self.refresh_seconds, self.tick)
+        self._timer = self.set_interval(self.refresh_seconds, self.tick)
         self.tick()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -173,6 +210,9 @@ class DashboardApp(App[None]):
 
     @work(exclusive=True, group="poll", exit_on_error=False)
     async def poll(self) -> None:
+        if self.player is not None:
+            await self.play(1)
+            return
         try:
             self._ticks += 1
             forced = self._dlq_forced
@@ -181,6 +221,8 @@ class DashboardApp(App[None]):
             if forced:
                 self._dlq_forced = False
             self.apply(snap)
+            if self.recorder is not None:
+                await self.record(snap)
             if not self._role_known:
                 await self.learn_role()
         except Exception as exc:  # noqa: BLE001 - any failure becomes the banner; the next tick retries
@@ -190,6 +232,50 @@ class DashboardApp(App[None]):
             self._stale(True)
         finally:
             self._busy = False
+
+    async def record(self, snap: Snapshot) -> None:
+        """``--record``: append the snapshot; say once when the size cap stops the recording."""
+        assert self.recorder is not None
+        full = self.recorder.full
+        try:
+            await asyncio.to_thread(self.recorder.write, snap)
+        except OSError as exc:
+            self.notify(f"recording stopped: {exc.strerror or exc}", severity="error", timeout=10)
+            self.recorder.close()
+            self.recorder = None
+            return
+        if self.recorder.full and not full:
+            self.notify(f"recording stopped at its size cap ({self.recorder.written:,} bytes, "
+                        f"{self.recorder.frames:,} snapshots in {self.recorder.path})", severity="warning",
+                        timeout=10)
+
+    async def play(self, step: int) -> None:
+        """Show the recording's frame ``step`` away from the current one; pause at either end."""
+        player = self.player
+        assert player is not None
+        try:
+            target = player.position + step
+            if target >= len(player):
+                if not self.paused:
+                    self.paused = True
+                    self.notify("end of the recording: , steps back, p plays it again", timeout=6)
+                return
+            snap = await asyncio.to_thread(player.frame, target)
+            self.apply(snap)
+            self._show_position()
+        except Exception as exc:  # noqa: BLE001 - a bad recording is a banner, not a traceback
+            self.error = f"⚠ cannot replay: {getattr(exc, 'message', None) or exc}"
+        finally:
+            self._busy = False
+
+    def _show_position(self) -> None:
+        """The header's ``REPLAY frame 12/300 ×2 · received 12:34:56``."""
+        player = self.player
+        if player is None:
+            return
+        at = f" · received {view.short_time(_iso(player.at))}" if player.at else ""
+        speed = f" ×{self.speed:g}" if self.speed != 1 else ""
+        self.replaying = f"frame {player.position + 1}/{len(player)}{speed}{at}"
 
     async def learn_role(self) -> None:
         """Ask the API who this token is (``GET /v1/whoami``) and turn read-only if it may not act. An API
@@ -243,16 +329,40 @@ class DashboardApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The dashboard's keys do nothing while a dialog is open (``y``/``n``/escape belong to it)."""
-        if action in _DASHBOARD_ACTIONS and isinstance(self.screen, ModalScreen):
+        if action in (_DASHBOARD_ACTIONS | _REPLAY_ACTIONS) and isinstance(self.screen, ModalScreen):
             return False
+        if action in _REPLAY_ACTIONS and self.player is None:
+            return False  # only while replaying a recording
         if action in _WRITE_ACTIONS and self.readonly:
             return False  # hidden from the footer, and the key does nothing
         return True
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(readonly=self.readonly))
+        self.push_screen(HelpScreen(readonly=self.readonly, replay=self.player is not None))
+
+    def action_step(self, step: int) -> None:
+        """Replay: pause and show the next (``.``) or the previous (``,``) frame."""
+        self.paused = True
+        if not self._busy:
+            self._busy = True
+            self.run_worker(self.play(step), group="poll", exclusive=True, exit_on_error=False)
+
+    def _set_speed(self, faster: bool) -> None:
+        i = SPEEDS.index(self.speed) if self.speed in SPEEDS else SPEEDS.index(1.0)
+        self.speed = SPEEDS[min(len(SPEEDS) - 1, i + 1) if faster else max(0, i - 1)]
+        self._timer.stop()
+        self._timer = self.set_interval(self.refresh_seconds / self.speed, self.tick)
+        self._show_position()
+
+    def action_faster(self) -> None:
+        self._set_speed(True)
+
+    def action_slower(self) -> None:
+        self._set_speed(False)
 
     def action_pause(self) -> None:
+        if self.player is not None and self.paused and self.player.position >= len(self.player) - 1:
+            self.player.position = -1  # at the end: play again from the start
         self.paused = not self.paused
         self.notify("refresh paused — press p to resume" if self.paused else "refresh resumed", timeout=2)
         if not self.paused:
@@ -283,31 +393,62 @@ class DashboardApp(App[None]):
         return self.query_one(DlqTable).selection()
 
     def action_replay(self) -> None:
-        self._confirm_dlq("replay", "Replay {n} dead-lettered ad{s} to {their} original priority?")
+        self._confirm_dlq("replay")
 
     def action_purge(self) -> None:
-        self._confirm_dlq("purge", "Purge {n} dead-lettered ad{s} for good? This cannot be undone.")
+        self._confirm_dlq("purge")
 
-    def _confirm_dlq(self, verb: str, question: str) -> None:
+    @staticmethod
+    def _question(verb: str, n: int, what: str = "") -> str:
+        s, their = ("s", "their") if n != 1 else ("", "its")
+        if verb == "replay":
+            return f"Replay {n:,} dead-lettered ad{s}{what} to {their} original priority?"
+        return f"Purge {n:,} dead-lettered ad{s}{what} for good? This cannot be undone."
+
+    def _confirm_dlq(self, verb: str) -> None:
         ids = self._dlq_selection()
         if not ids:
             self.notify(f"nothing to {verb}: select a DLQ entry (tab to the DLQ, space marks)", severity="warning")
             return
-        many = len(ids) != 1
-        text = question.format(n=len(ids), s="s" if many else "", their="their" if many else "its")
         shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5})" if len(ids) > 5 else "")
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.dlq_action(verb, ids)
 
-        self.push_screen(ConfirmScreen(text, shown), answered)
+        self.push_screen(TypedConfirmScreen(self._question(verb, len(ids)), len(ids), shown), answered)
+
+    @work(group="dlq-count", exclusive=True, exit_on_error=False)
+    async def confirm_filter(self, verb: str, flt: dict[str, Any]) -> None:
+        """``:replay class=X``: count what the filter matches now (a dry run), then the typed confirmation."""
+        try:
+            matched = await asyncio.to_thread(self.source.count, flt)
+        except Exception as exc:  # noqa: BLE001 - say so, keep running
+            self.notify(f"{verb} failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
+            return
+        what = " of class " + str(flt.get("errorClass"))
+        if not matched:
+            self.notify(f"nothing to {verb}: no DLQ entry{what}", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dlq_action(verb, None, flt)
+
+        self.push_screen(TypedConfirmScreen(self._question(verb, matched, what), matched,
+                                            f"one server-side job over every entry{what} (matched now)"), answered)
 
     @work(group="dlq-action", exit_on_error=False)
-    async def dlq_action(self, verb: str, ids: list[str]) -> None:
+    async def dlq_action(self, verb: str, ids: list[str] | None, flt: dict[str, Any] | None = None) -> None:
+        """One server-side job over ``ids`` (or every entry ``flt`` matches); its progress shows in the job
+        line as the stream reports it, its audit record in the audit panel at the next refresh."""
         call = self.source.replay if verb == "replay" else self.source.purge
+
+        def progress(job: dict[str, Any]) -> None:
+            self.call_from_thread(setattr, self, "job", dict(job))
+
         try:
-            result = await asyncio.to_thread(call, ids)
+            result = await asyncio.to_thread(call, ids, flt=flt, progress=progress)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
             self.notify(f"{verb} failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
             return
@@ -316,9 +457,139 @@ class DashboardApp(App[None]):
         if verb == "replay" and (result.get("skipped") or result.get("failed")):
             extra = f" (skipped {result.get('skipped', 0)}, failed {result.get('failed', 0)})"
         past = "replayed" if verb == "replay" else "purged"
-        self.notify(f"{past} {done} of {len(ids)}{extra}", severity="information", timeout=4)
+        of = f" of {len(ids)}" if ids is not None else f" of class {(flt or {}).get('errorClass')}"
+        self.notify(f"{past} {done}{of}{extra}", severity="information", timeout=4)
         self.query_one(DlqTable).marked.clear()
         self.refresh_now(dlq=True)
+
+    # --- the command line and the palette ----------------------------------------------------------------
+
+    def error_classes(self) -> list[str]:
+        """The error classes of the DLQ entries in view, most frequent first (for completion)."""
+        items = [i for i in (self.dlq or {}).get("items") or [] if isinstance(i, Mapping)]
+        return [cls for cls, _ in view.error_groups(items) if cls != "?"]
+
+    def action_command(self) -> None:
+        self.open_command_line("")
+
+    def open_command_line(self, text: str) -> None:
+        line = self.query_one(CommandLine)
+        line.value = text
+        line.cursor_position = len(text)
+        line.add_class("-shown")
+        line.focus()
+
+    @on(Input.Submitted, "#command")
+    def _command_done(self, event: Input.Submitted) -> None:
+        line = self.query_one(CommandLine)
+        line.remove_class("-shown")
+        line.value = ""
+        self.query_one(NodesTable).focus()
+        if event.value.strip():
+            self.run_command_line(event.value)
+
+    def run_command_line(self, text: str) -> None:
+        """Run one command line (``:`` or the palette); a bad one is a one-line warning, never an exception."""
+        try:
+            cmd = commands.parse(text)
+        except CommandError as exc:
+            self.notify(str(exc), severity="warning", timeout=5)
+            return
+        if cmd.acts and self.readonly:
+            self.notify(f"read-only: {cmd.name} is off (--readonly, or a token that may not act)",
+                        severity="warning", timeout=5)
+            return
+        if cmd.name == "dlq":
+            self.query_one(DlqTable).focus()
+        elif cmd.name == "workers":
+            self.query_one(NodesTable).focus()
+        elif cmd.name == "level":
+            self.open_level(cmd.args["level"])
+        elif cmd.name == "audit":
+            self.show_audit()
+        elif cmd.name == "doctor":
+            self.run_doctor()
+        elif cmd.name == "scale":
+            self.scale(cmd.args["replicas"], cmd.args["seconds"])
+        elif cmd.name in ("replay", "purge"):
+            self.confirm_filter(cmd.name, cmd.args["filter"])
+        elif cmd.name == "pause":
+            self.action_pause()
+        elif cmd.name == "help":
+            self.action_help()
+        elif cmd.name == "quit":
+            self.exit()
+
+    # --- drill-down --------------------------------------------------------------------------------------
+
+    def open_level(self, level: int) -> None:
+        screen = LevelScreen(level)
+        self.push_screen(screen)
+        self.load_level(screen)
+
+    @work(group="level", exclusive=True, exit_on_error=False)
+    async def load_level(self, screen: LevelScreen) -> None:
+        level = screen.level
+        try:
+            page = await asyncio.to_thread(self.source.oldest, level, LEVEL_READ)
+        except Exception as exc:  # noqa: BLE001 - say so on the screen
+            screen.show([], f"P{level}: cannot read its ads: {getattr(exc, 'message', None) or exc}")
+            return
+        rows = view.level_ads(page.get("items") or [])
+        how = (" (from the newest records: this API has no /v1/levels)" if page.get("partial")
+               else "")
+        note = (f"P{level}: {view.num(page.get('pending'))} pending, {view.num(page.get('ackPending'))} ack pending; "
+                f"the oldest {len(rows)}, oldest first{how} · enter: the ad's record")
+        screen.show(rows, note)
+
+    @work(group="details", exclusive=True, exit_on_error=False)
+    async def show_ad(self, ad_id: str) -> None:
+        try:
+            record = await asyncio.to_thread(self.source.ad, ad_id)
+        except Exception as exc:  # noqa: BLE001 - say so, keep running
+            self.notify(f"ad {ad_id}: {getattr(exc, 'message', None) or exc}", severity="warning")
+            return
+        self.push_screen(RecordScreen(f"ad {ad_id}", view.details_view(record)))
+
+    @work(group="details", exclusive=True, exit_on_error=False)
+    async def show_audit(self) -> None:
+        try:
+            audit = await asyncio.to_thread(self.source.audit, 50)
+        except Exception as exc:  # noqa: BLE001 - say so, keep running
+            self.notify(f"audit trail: {getattr(exc, 'message', None) or exc}", severity="warning")
+            return
+        self.push_screen(RecordScreen("audit", view.audit_table(audit, header=True, limit=50)))
+
+    @work(group="doctor", exclusive=True, exit_on_error=False)
+    async def run_doctor(self) -> None:
+        """``:doctor``: one full check; its verdict and time stay in the header until the next ``:doctor``."""
+        self.notify("doctor: checking every invariant…", timeout=3)
+        try:
+            verdict = await asyncio.to_thread(self.source.doctor)
+        except Exception as exc:  # noqa: BLE001 - shown in the header
+            self.doctor_error = str(getattr(exc, "message", None) or exc)
+            return
+        self.doctor_error = None
+        self.doctor = verdict
+        problems = verdict.get("problems") or 0
+        self.notify("doctor: every invariant holds" if verdict.get("ok") else f"doctor: {problems} problem(s)",
+                    severity="information" if verdict.get("ok") else "warning", timeout=5)
+
+    @work(group="scale", exclusive=True, exit_on_error=False)
+    async def scale(self, replicas: int, seconds: int) -> None:
+        try:
+            answer = await asyncio.to_thread(self.source.scale, replicas, seconds)
+        except Exception as exc:  # noqa: BLE001 - say so, keep running
+            self.notify(f"scale failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
+            return
+        note = f" ({answer['note']})" if answer.get("note") else ""
+        self.notify(f"holding {answer.get('effectiveReplicas', replicas)} workers for {seconds:,}s{note}",
+                    timeout=5)
+        self.refresh_now(dlq=True)
+
+    @on(QueuePanel.LevelChosen)
+    def _level_chosen(self, event: QueuePanel.LevelChosen) -> None:
+        self.open_level(event.level)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -340,3 +611,9 @@ class DashboardApp(App[None]):
             self.notify(f"DLQ entry {entry_id} is gone", severity="warning")
             return
         self.push_screen(DetailScreen(f"dead letter {entry_id}", view.details_view(entry)))
+
+
+def _iso(epoch: float | None) -> str | None:
+    from datetime import datetime, timezone
+
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()

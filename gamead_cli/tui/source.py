@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
-from contextlib import closing
+import time
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -22,6 +23,10 @@ from gamead_core.redact import redact_url
 
 DLQ_PAGE = 30  #: entries the dashboard reads: more than fit on screen, few enough to poll
 AUDIT_PAGE = 8  #: audit records the dashboard reads (the panel shows the newest that fit)
+LEVEL_PAGE = 200  #: ads of one status read for a level's drill-down on an API without ``/v1/levels``
+OLDEST_PAGE = 50  #: ads a level's drill-down lists (``GET /v1/levels/{level}/oldest``)
+
+Progress = Callable[[dict[str, Any]], None]
 
 
 class DataSource(Protocol):
@@ -41,9 +46,21 @@ class DataSource(Protocol):
 
     def whoami(self) -> dict[str, Any]: ...
 
-    def replay(self, ids: list[str]) -> dict[str, Any]: ...
+    def oldest(self, level: int, limit: int = OLDEST_PAGE) -> dict[str, Any]: ...
 
-    def purge(self, ids: list[str]) -> dict[str, Any]: ...
+    def ad(self, ad_id: str) -> dict[str, Any]: ...
+
+    def doctor(self) -> dict[str, Any]: ...
+
+    def scale(self, replicas: int, seconds: int) -> dict[str, Any]: ...
+
+    def count(self, flt: dict[str, Any]) -> int: ...
+
+    def replay(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+               progress: Progress | None = None) -> dict[str, Any]: ...
+
+    def purge(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+              progress: Progress | None = None) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -74,22 +91,62 @@ class ApiSource:
         """``GET /v1/whoami``: the token's name, role and whether it may act (``mayAct``)."""
         return self._dict(self.client.request("GET", "/v1/whoami"))
 
-    def replay(self, ids: list[str]) -> dict[str, Any]:
-        """Start a replay job for ``ids`` and wait until every entry was handled (not for the replayed ads
-        to finish: the job follows those on the server). The job's counts, ``failed`` = dead again so far."""
-        job = self._dict(self.client.request("POST", "/v1/dlq/replay", json={"ids": ids}))
-        return self._handled(job)
+    def oldest(self, level: int, limit: int = OLDEST_PAGE) -> dict[str, Any]:
+        """``GET /v1/levels/{level}/oldest``: the level's oldest unacknowledged ads, oldest first. An API without
+        the route: its newest queued and processing records (``GET /ads``), oldest first, ``partial: true``."""
+        try:
+            return self._dict(self.client.request("GET", f"/v1/levels/{int(level)}/oldest",
+                                                  params={"limit": limit}))
+        except NotFound:
+            pass
+        lists = [self._dict(self.client.request("GET", "/ads", params={"status": st, "priority": int(level),
+                                                                       "limit": LEVEL_PAGE})).get("items") or []
+                 for st in ("queued", "processing")]
+        return oldest_from_records(level, [*lists[0], *lists[1]], time.time(), limit)
 
-    def purge(self, ids: list[str]) -> dict[str, Any]:
-        """Start a purge job for ``ids`` and wait for it; its counts (``purged``, ``skipped`` …)."""
-        job = self._dict(self.client.request("POST", "/v1/dlq/purge", json={"ids": ids, "confirm": True}))
-        return self._handled(job)
+    def ad(self, ad_id: str) -> dict[str, Any]:
+        """``GET /ads/{id}``: the ad's record, its analysis when done."""
+        return self._dict(self.client.request("GET", f"/ads/{quote(ad_id, safe='')}"))
 
-    def _handled(self, job: dict[str, Any]) -> dict[str, Any]:
+    def doctor(self) -> dict[str, Any]:
+        """``GET /v1/doctor``: ``{ok, problems, findings, checkedAt …}`` (one full check: call it on demand)."""
+        return self._dict(self.client.request("GET", "/v1/doctor"))
+
+    def scale(self, replicas: int, seconds: int) -> dict[str, Any]:
+        """``POST /v1/scale/override``: hold ``replicas`` workers for ``seconds``."""
+        return self._dict(self.client.request("POST", "/v1/scale/override",
+                                              json={"replicas": replicas, "forSeconds": seconds}))
+
+    def count(self, flt: dict[str, Any]) -> int:
+        """How many DLQ entries ``flt`` matches now (a replay dry run: changes nothing)."""
+        body = self._dict(self.client.request("POST", "/v1/dlq/replay", json={"filter": flt, "dryRun": True}))
+        return int(body.get("matched") or 0)
+
+    def replay(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
+        """Start ONE replay job for ``ids`` (or every entry ``flt`` matches) and follow it until every entry was
+        handled (not until the replayed ads finish: the job follows those on the server), calling
+        ``progress(job)`` at each change. The job's counts, ``failed`` = dead again so far."""
+        sel: dict[str, Any] = {"ids": ids} if flt is None else {"filter": flt}
+        job = self._dict(self.client.request("POST", "/v1/dlq/replay", json=sel))
+        return self._handled(job, progress)
+
+    def purge(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+              progress: Progress | None = None) -> dict[str, Any]:
+        """Start ONE purge job for ``ids`` (or ``flt``) and follow it; its counts (``purged``, ``skipped`` …)."""
+        sel: dict[str, Any] = {"ids": ids} if flt is None else {"filter": flt}
+        job = self._dict(self.client.request("POST", "/v1/dlq/purge", json={**sel, "confirm": True}))
+        return self._handled(job, progress)
+
+    def _handled(self, job: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
         """Follow a job's progress stream until it is past acting on its entries (or ended)."""
+        if progress is not None:
+            progress(job)
         with closing(self.client.stream_ndjson("GET", f"/v1/jobs/{quote(str(job['id']), safe='')}")) as lines:
             for line in lines:
                 job = self._dict(line)
+                if progress is not None:
+                    progress(job)
                 if job.get("phase") in ("following", "done") or job.get("state") not in ("queued", "running"):
                     break
         counts = dict(job.get("counts") or {})
@@ -170,18 +227,72 @@ class RecordedSource:
             stats_dlq["size"] = max(0, stats_dlq["size"] - gone)
         return gone
 
-    def replay(self, ids: list[str]) -> dict[str, Any]:
-        self.calls.append(("replay", list(ids)))
-        done = self._remove(ids)
+    def oldest(self, level: int, limit: int = OLDEST_PAGE) -> dict[str, Any]:
+        from gamead_cli.tui.view import epoch
+
+        now = epoch((self.data.get("stats") or {}).get("generatedAt")) or time.time()
+        records = [a for a in self.data.get("ads") or [] if a.get("status") in ("queued", "processing")]
+        return oldest_from_records(level, copy.deepcopy(records), now, limit)
+
+    def ad(self, ad_id: str) -> dict[str, Any]:
+        for item in self.data.get("ads") or []:
+            if item.get("id") == ad_id:
+                return copy.deepcopy(item)
+        raise NotFound(f"no ad {ad_id}")
+
+    def doctor(self) -> dict[str, Any]:
+        self.calls.append(("doctor", None))
+        return copy.deepcopy(self.data.get("doctor") or {"ok": True, "problems": 0, "findings": []})
+
+    def scale(self, replicas: int, seconds: int) -> dict[str, Any]:
+        self.calls.append(("scale", (replicas, seconds)))
+        return {"effectiveReplicas": replicas, "note": None}
+
+    def _matching(self, ids: list[str] | None, flt: dict[str, Any] | None) -> list[str]:
+        items = (self.data.get("dlq") or {}).get("items") or []
+        if flt is None:
+            return list(ids or [])
+        return [i["id"] for i in items if i.get("errorClass") == flt.get("errorClass")]
+
+    def count(self, flt: dict[str, Any]) -> int:
+        return len(self._matching(None, flt))
+
+    def replay(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
+        self.calls.append(("replay", list(ids) if flt is None else flt))
+        done = self._remove(self._matching(ids, flt))
         return {"matched": done, "replayed": done, "skipped": 0, "failed": 0, "stopped": False, "dryRun": False}
 
-    def purge(self, ids: list[str]) -> dict[str, Any]:
-        self.calls.append(("purge", list(ids)))
-        done = self._remove(ids)
+    def purge(self, ids: list[str] | None = None, *, flt: dict[str, Any] | None = None,
+              progress: Progress | None = None) -> dict[str, Any]:
+        self.calls.append(("purge", list(ids) if flt is None else flt))
+        done = self._remove(self._matching(ids, flt))
         return {"matched": done, "purged": done}
 
     def close(self) -> None:
         pass
+
+
+def oldest_from_records(level: int, records: list[Mapping[str, Any]], now: float,
+                        limit: int = OLDEST_PAGE) -> dict[str, Any]:
+    """The answer of ``GET /v1/levels/{level}/oldest`` made from ad records (``GET /ads`` items) of ``level``:
+    oldest submitted first, ages at ``now`` (epoch seconds), ``partial: true`` (a scan of the newest records,
+    not the work stream)."""
+    from gamead_cli.tui.view import epoch
+
+    mine = [r for r in records if isinstance(r, Mapping) and r.get("priority") == level and r.get("id")]
+    mine.sort(key=lambda r: epoch(r.get("submittedAt")) or now)
+    items = []
+    for r in mine[:limit]:
+        submitted = epoch(r.get("submittedAt"))
+        items.append({"id": r["id"], "state": "ackPending" if r.get("status") == "processing" else "pending",
+                      "queuedAt": r.get("submittedAt"),
+                      "ageSeconds": None if submitted is None else max(0.0, now - submitted),
+                      "status": r.get("status"), "attempts": r.get("attempts"), "workerId": r.get("workerId"),
+                      "title": (r.get("ad") or {}).get("title")})
+    waiting = sum(1 for r in mine if r.get("status") != "processing")
+    return {"level": level, "pending": waiting, "ackPending": len(mine) - waiting, "count": len(items),
+            "items": items, "partial": True}
 
 
 def fetch_snapshot(

@@ -152,12 +152,23 @@ def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
     return rows
 
 
-def level_text(row: LevelRow) -> str:
-    return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5} {num(row.redelivered):>5} "
-            f"{age(row.oldest):>6}")
+def level_text(row: LevelRow, *, compact: bool = False) -> str:
+    """``P5     177     0     2    47s   40s``: pending (never delivered), ack pending, redelivered, the oldest
+    ad's age and the level's promised maximum wait (its aging horizon, from the API's settings); ``compact`` (a
+    narrow panel) leaves out the redelivered count."""
+    redel = "" if compact else f" {num(row.redelivered):>5}"
+    return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5}{redel} "
+            f"{age(row.oldest):>6} {age(row.horizon):>5}")
 
 
-LEVEL_HEADER = f"{'':2} {'PENDING':>7} {'ACK-P':>5} {'REDEL':>5} {'OLDEST':>6}  DEPTH"
+def level_header(*, compact: bool = False) -> str:
+    redel = "" if compact else f" {'REDEL':>5}"
+    return f"{'':2} {'PENDING':>7} {'ACK-P':>5}{redel} {'OLDEST':>6} {'MAX':>5}  DEPTH"
+
+
+LEVEL_HEADER = level_header()
+#: a queue panel narrower than this many cells shows the compact level rows (no REDEL)
+LEVEL_COMPACT_BELOW = 56
 
 
 def span(seconds: float) -> str:
@@ -198,15 +209,22 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
 
 
 def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
-                 compact: bool = False, readonly: bool = False) -> Text:
-    """The header line: API, nodes, workers, NATS (``compact`` for terminals under 100 columns);
-    ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``)."""
+                 compact: bool = False, readonly: bool = False, doctor: Text | None = None,
+                 replaying: str | None = None) -> Text:
+    """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals
+    under 100 columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``),
+    ``REPLAY <file>`` when it plays a recording, and ``doctor``'s last verdict (:func:`doctor_text`) once run."""
     text = Text()
     text.append("gamead ", style="bold")
     if readonly:  # first: a narrow terminal cuts the end of this line
         text.append("READ-ONLY ", style="bold magenta")
+    if replaying:
+        text.append(f"REPLAY {replaying} ", style="bold cyan")
     if paused:
         text.append("PAUSED ", style="bold yellow")
+    if doctor is not None:  # before the API's address: the verdict matters more and the line gets cut
+        text.append_text(doctor)
+        text.append("  ")
     if not compact:
         text.append(api_url + "  ", style="dim")
     if stats is None:
@@ -519,3 +537,73 @@ def details_view(data: Mapping[str, Any]) -> Table:
             shown = "-" if value is None else str(value)
         grid.add_row(str(key), plain(shown))
     return grid
+
+
+# --- drill-down: one level's ads ---------------------------------------------------------------------------------
+
+LEVEL_AD_COLUMNS = ("ID", "STATE", "AGE", "ATT", "WORKER", "TITLE")
+
+
+def epoch(value: Any) -> float | None:
+    """An ISO 8601 time (``…Z``) → epoch seconds; None when absent or unreadable."""
+    from datetime import datetime
+
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def level_ads(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, tuple[Text, ...]]]:
+    """A level's oldest unacknowledged ads (``GET /v1/levels/{level}/oldest`` items, oldest first) as
+    ``(id, cells)``: ID, STATE (ack pending: delivered, not acknowledged / pending: never delivered), AGE (since
+    queued), ATT (attempts so far), WORKER, TITLE."""
+    out = []
+    for ad in items:
+        if not isinstance(ad, Mapping) or not ad.get("id"):
+            continue
+        state = "ack pending" if ad.get("state") == "ackPending" else "pending"
+        out.append((str(ad["id"]), (
+            plain(ad["id"]),
+            Text(state, style="cyan" if state == "ack pending" else ""),
+            Text(age(ad.get("ageSeconds")), justify="right"),
+            Text(num(ad.get("attempts")), justify="right"),
+            plain(ad.get("workerId") or "-"),
+            plain(clip(ad.get("title"), 40)),
+        )))
+    return out
+
+
+def doctor_text(verdict: Mapping[str, Any] | None, error: str | None = None) -> Text:
+    """``doctor ok 12:34:56`` / ``doctor 3 problems 12:34:56`` / ``doctor not run (:doctor)`` for the header."""
+    text = Text("doctor ", style="dim")
+    if error:
+        text.append(f"failed: {clip(error, 40)}", style="yellow")
+    elif verdict is None:
+        text.append("not run (:doctor)", style="dim")
+    else:
+        problems = verdict.get("problems") or 0
+        if verdict.get("ok"):
+            text.append("ok", style="green")
+        else:
+            text.append(f"{problems} problem{'' if problems == 1 else 's'}" if problems else "incomplete",
+                        style="bold red" if problems else "yellow")
+        text.append(f" at {short_time(verdict.get('checkedAt'))}", style="dim")
+    return text
+
+
+def job_text(job: Mapping[str, Any] | None) -> Text:
+    """One line of a running job: ``replay job 01J…: running (acting) · matched 40 · replayed 12 · skipped 0``."""
+    if not job:
+        return Text("")
+    state = str(job.get("state") or "?")
+    text = Text(f"{job.get('kind') or 'job'} job ", style="bold")
+    text.append(str(job.get("id") or "?"), style="dim")
+    text.append(f": {state}", style="green" if state == "succeeded" else "red" if state == "failed" else "cyan")
+    if job.get("phase"):
+        text.append(f" ({job['phase']})", style="dim")
+    for key, value in (job.get("counts") or {}).items():
+        text.append(f" · {key} {num(value)}")
+    return text

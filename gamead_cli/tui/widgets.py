@@ -14,10 +14,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive, var
 from textual.screen import ModalScreen
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Sparkline, Static
 
-from gamead_cli.tui import view
+from gamead_cli.tui import commands, view
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,30 @@ class SummaryBar(Static):
     stats: reactive[Mapping[str, Any] | None] = reactive(None)
     paused: reactive[bool] = reactive(False)
     readonly: reactive[bool] = reactive(False)
+    doctor: reactive[Mapping[str, Any] | None] = reactive(None)
+    doctor_error: reactive[str | None] = reactive(None)
+    replaying: reactive[str | None] = reactive(None)
 
     def __init__(self, api_url: str, **kw: Any) -> None:
         super().__init__(**kw)
         self.api_url = api_url
 
     def render(self) -> RenderableType:
+        compact = self.size.width < 100
+        ran = self.doctor is not None or self.doctor_error is not None
+        doctor = view.doctor_text(self.doctor, self.doctor_error) if ran else None
         return _safe(view.summary_text, self.stats, self.api_url, paused=self.paused,
-                     compact=self.size.width < 100, readonly=self.readonly)
+                     compact=compact, readonly=self.readonly, doctor=doctor, replaying=self.replaying)
+
+
+class JobLine(Static):
+    """The replay / purge job under way (or last run): state, phase and counts, live; hidden when none."""
+
+    job: var[Mapping[str, Any] | None] = var(None)
+
+    def watch_job(self, job: Mapping[str, Any] | None) -> None:
+        self.set_class(bool(job), "-shown")
+        self.update(_safe(view.job_text, job))
 
 
 class Banner(Static):
@@ -102,13 +119,36 @@ class SparkRow(Horizontal):
 
 
 class QueuePanel(Vertical, can_focus=True):
-    """Pending / ack pending / redelivered / oldest age per level, with a depth sparkline each."""
+    """Pending / ack pending / redelivered / oldest age per level, with a depth sparkline each. ↑ ↓ choose a
+    level, enter drills down into its ads."""
 
     BORDER_TITLE = "queue"
+    BINDINGS = [Binding("up", "move(-1)", show=False), Binding("down", "move(1)", show=False),
+                Binding("enter", "choose", "ads of the level", show=False)]
     stats: var[Mapping[str, Any] | None] = var(None)
+    cursor: reactive[int] = reactive(1)
+
+    class LevelChosen(Message):
+        def __init__(self, level: int) -> None:
+            super().__init__()
+            self.level = level
+
+    def action_move(self, step: int) -> None:
+        self.cursor = min(max(view.LEVELS), max(min(view.LEVELS), self.cursor + step))
+
+    def action_choose(self) -> None:
+        self.post_message(self.LevelChosen(self.cursor))
+
+    def watch_cursor(self, cursor: int) -> None:
+        for level in view.LEVELS:
+            self.query_one(f"#level-{level}").set_class(level == cursor, "-cursor")
+
+    def on_mount(self) -> None:
+        self.watch_cursor(self.cursor)
 
     def __init__(self, *, history_seconds: int = 300, **kw: Any) -> None:
         super().__init__(**kw)
+        self._history = history_seconds
         self.border_title = f"queue · depth: last {view.span(history_seconds)}"
 
     def compose(self) -> ComposeResult:
@@ -117,10 +157,27 @@ class QueuePanel(Vertical, can_focus=True):
             yield SparkRow(id=f"level-{level}", classes="level")
 
     def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
+        self._show(stats)
+
+    def on_resize(self) -> None:
+        self._show(self.stats)
+
+    def _show(self, stats: Mapping[str, Any] | None) -> None:
+        compact = 0 < self.size.width < view.LEVEL_COMPACT_BELOW
+        header = self.query_one(".header", Static)
+        text = view.level_header(compact=compact)
+        if str(header.content) != text:
+            header.update(text)
+        wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
+        p95 = f"wait p95 {view.ms(wait.get('p95'))}"
+        title = (f"queue ({view.span(self._history)}) · {p95}" if compact
+                 else f"queue · {p95} · depth: last {view.span(self._history)}")
+        if title != self.border_title:
+            self.border_title = title
         rows = view.level_rows(stats)
         for row in rows:
             self.query_one(f"#level-{row.priority}", SparkRow).show(
-                view.level_text(row), row.history, late=row.late)
+                view.level_text(row, compact=compact), row.history, late=row.late)
         late = [r.priority for r in rows if r.late]
         subtitle = f"late: P{', P'.join(map(str, late))}" if late else ""
         if subtitle != self.border_subtitle:
@@ -134,20 +191,26 @@ class MetricsPanel(Vertical, can_focus=True):
     BORDER_TITLE = "throughput & latency · last minute"
     stats: var[Mapping[str, Any] | None] = var(None)
 
+    #: the rows with a note (their percentiles): a fixed-width column, so a new figure never re-lays out
+    NOTED = frozenset({"wait", "proc"})
+
     def compose(self) -> ComposeResult:
         for key in ("submitted", "completed", "failed", "wait", "proc", "inflight"):
             with Horizontal(id=f"metric-{key}", classes="metric"):
                 yield SparkRow(classes="spark-row")
-                yield Static(classes="note")
+                if key in self.NOTED:
+                    yield Static(classes="note")
 
     def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
         for m in view.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
             row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,
                                           late=m.key == "failed" and any(m.history))
+            if m.key not in self.NOTED:
+                continue
             note = row.query_one(".note", Static)
             if str(note.content) != m.note:
-                note.update(Text(m.note, style="dim"), layout=len(str(note.content)) != len(m.note))
+                note.update(Text(m.note, style="dim", overflow="ellipsis", no_wrap=True), layout=False)
 
 
 # --- tables ------------------------------------------------------------------------------------------------------
@@ -172,10 +235,13 @@ class FilterTable(DataTable[RenderableType]):
         self._redraw()
 
     def visible_rows(self) -> list[Row]:
+        """The rows whose text contains the filter (case-insensitive); ``!text``: the rows that do not."""
         needle = self.filter_text.strip().lower()
+        invert = needle.startswith("!")
+        needle = needle[1:].strip() if invert else needle
         if not needle:
             return self._rows
-        return [r for r in self._rows if needle in " ".join([r[0], *map(str, r[1])]).lower()]
+        return [r for r in self._rows if (needle in " ".join([r[0], *map(str, r[1])]).lower()) != invert]
 
     def decorate(self, key: str, cells: Sequence[RenderableType]) -> Sequence[RenderableType]:
         return cells
@@ -224,7 +290,8 @@ class NodesTable(FilterTable):
 class DlqTable(FilterTable):
     """DLQ entries; ``space`` marks entries for replay / purge (none marked = the current one)."""
 
-    BINDINGS = [Binding("space", "toggle_mark", "mark", show=True)]
+    BINDINGS = [Binding("space", "toggle_mark", "mark", show=True),
+                Binding("ctrl+a", "mark_all", "mark all", show=False)]
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(("✓", *view.DLQ_COLUMNS), **kw)
@@ -232,7 +299,7 @@ class DlqTable(FilterTable):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Marking is for replay / purge: hidden in a read-only dashboard."""
-        if action == "toggle_mark" and getattr(self.app, "readonly", False):
+        if action in ("toggle_mark", "mark_all") and getattr(self.app, "readonly", False):
             return False
         return True
 
@@ -250,6 +317,12 @@ class DlqTable(FilterTable):
         if key is None:
             return
         self.marked ^= {key}
+        self._redraw()
+
+    def action_mark_all(self) -> None:
+        """Mark every row the filter shows (all rows without a filter); again when all are marked: unmark."""
+        visible = {k for k, _ in self.visible_rows()}
+        self.marked = self.marked - visible if visible <= self.marked else self.marked | visible
         self._redraw()
 
     def selection(self) -> list[str]:
@@ -355,20 +428,26 @@ def _signature(cell: RenderableType) -> tuple[str, str]:
 HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("tab", "next panel (shift+tab: previous)"),
     ("↑ ↓", "move in a table"),
-    ("enter", "details of the current row"),
-    ("/", "filter the table (enter keeps, escape clears)"),
+    ("enter", "details; on a queue level: its oldest ads"),
+    ("escape", "back one screen (the breadcrumb says where)"),
+    ("/", "filter the table (!text inverts; escape clears)"),
+    (":", "command line (tab completes; commands below)"),
+    ("ctrl+p", "command palette: the same commands"),
     ("space", "mark a DLQ entry (several can be marked)"),
+    ("ctrl+a", "mark every DLQ entry the filter shows"),
     ("r", "replay the marked entries (or the current one)"),
     ("x", "purge the marked entries (or the current one)"),
     ("p", "pause / resume refreshing"),
     ("?", "this help"),
     ("q", "quit"),
 )
-_ACTION_KEYS = frozenset({"space", "r", "x"})
+_ACTION_KEYS = frozenset({"space", "ctrl+a", "r", "x"})
 HELP_NOTES = """\
-r and x ask for a confirmation first.
-A queue row turns red when its oldest ad waited past its
-aging horizon ((level − 1) × queue.aging_step): it is late.
+r and x ask you to type the number of entries first; one
+server-side job acts on them all, its progress shows live.
+A queue row turns red when its OLDEST ad waited past MAX,
+the level's promised wait (its aging horizon: (level − 1)
+× queue.aging_step, one step for P1): the level is late.
 Figures are per second or percentiles over the last minute;
 ack pending and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
@@ -376,17 +455,37 @@ ack pending and the queue are now; sparklines show the last
 within its task timeout."""
 
 
-def help_text(*, readonly: bool = False) -> Text:
+#: the keys of a replayed recording (``gamead top --replay FILE``)
+HELP_REPLAY_KEYS: tuple[tuple[str, str], ...] = (
+    ("p", "pause / play (at the end: from the start)"),
+    (".", "pause and step one snapshot forward"),
+    (",", "pause and step one snapshot back"),
+    ("+", "play faster (up to ×16)"),
+    ("-", "play slower (down to ×0.25)"),
+)
+
+
+def help_text(*, readonly: bool = False, replay: bool = False) -> Text:
     """The help: keys (without the actions in a read-only dashboard), then what the colours mean."""
     text = Text.from_markup("[b]gamead top[/b] — the queue, the nodes, the dead letters\n\n")
+    if readonly:  # first: a short terminal shows the top of the help
+        text.append("read-only: actions are off (--readonly, or a token\nthat may not act)\n\n", style="bold magenta")
     for key, meaning in HELP_KEYS:
         if readonly and key in _ACTION_KEYS:
             continue
         text.append(f"  {key:<6} ", style="bold")
         text.append(f"{meaning}\n")
-    if readonly:
-        text.append("\nread-only: replay and purge are off (--readonly, or a token that may not act)\n",
-                    style="bold magenta")
+    if replay:
+        text.append("\nreplaying a recording\n", style="bold")
+        for key, meaning in HELP_REPLAY_KEYS:
+            text.append(f"  {key:<6} ", style="bold")
+            text.append(f"{meaning}\n")
+    text.append("\ncommands (: or ctrl+p)\n", style="bold")
+    for spec in commands.COMMANDS:
+        if readonly and spec.acts:
+            continue
+        text.append(f"  :{spec.usage:<21} ", style="bold")
+        text.append(f"{spec.meaning}\n")
     text.append("\n")
     text.append_text(Text.from_markup(HELP_NOTES if not readonly else HELP_NOTES.split("\n", 1)[1]))
     return text
@@ -397,39 +496,16 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark,enter", "dismiss", "close")]
 
-    def __init__(self, *, readonly: bool = False) -> None:
+    def __init__(self, *, readonly: bool = False, replay: bool = False) -> None:
         super().__init__()
         self.readonly = readonly
+        self.replay = replay
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static("press escape to close", classes="hint")
             with VerticalScroll(id="help-scroll"):
-                yield Static(help_text(readonly=self.readonly), id="help-text")
-
-
-class ConfirmScreen(ModalScreen[bool]):
-    """Yes / no. ``y`` confirms; ``n`` or escape cancels."""
-
-    BINDINGS = [
-        Binding("y", "answer(True)", "yes"),
-        Binding("n,escape", "answer(False)", "no"),
-    ]
-
-    def __init__(self, question: str, detail: str = "") -> None:
-        super().__init__()
-        self.question = question
-        self.detail = detail
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Static(Text(self.question, style="bold"), id="question")
-            if self.detail:
-                yield Static(Text(self.detail, style="dim"), id="detail")
-            yield Static(Text.from_markup("[b]y[/b] yes    [b]n[/b] / [b]escape[/b] no"), classes="hint")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+                yield Static(help_text(readonly=self.readonly, replay=self.replay), id="help-text")
 
 
 class DetailScreen(ModalScreen[None]):

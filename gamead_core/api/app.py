@@ -20,6 +20,7 @@ from gamead_core.api import (
     routes_doctor,
     routes_health,
     routes_jobs,
+    routes_levels,
     routes_metrics,
     routes_scale,
     routes_v1,
@@ -100,6 +101,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     app.include_router(routes_v1.router, tags=["operations"])
     app.include_router(routes_scale.router)
     app.include_router(routes_audit.router)
+    app.include_router(routes_levels.router)  # the dashboard's drill-down: a level's oldest ads
     if settings.metrics.enabled:
         app.include_router(routes_metrics.router, tags=["operations"])  # GET /metrics (Prometheus)
     contract.install(app, settings)  # openapi.json: every status, one error schema; Allow on OPTIONS/405

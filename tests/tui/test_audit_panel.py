@@ -13,7 +13,8 @@ from rich.console import Console
 from gamead_cli.tui import view
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import RecordedSource
-from gamead_cli.tui.widgets import ConfirmScreen, DlqTable
+from gamead_cli.tui.screens import TypedConfirmScreen
+from gamead_cli.tui.widgets import DlqTable
 from tests.tui.conftest import screen_text, until
 
 
@@ -53,7 +54,7 @@ def test_a_token_that_may_not_act_makes_the_dashboard_read_only(recorded: dict[s
         app.query_one(DlqTable).focus()
         await pilot.press("space", "r", "x")
         await pilot.pause()
-        assert not isinstance(app.screen, ConfirmScreen) and app.source.calls == []  # type: ignore[attr-defined]
+        assert not isinstance(app.screen, TypedConfirmScreen) and app.source.calls == []  # type: ignore[attr-defined]
 
     run(recorded, (80, 24), scenario)
 
@@ -63,6 +64,7 @@ def test_an_operator_token_keeps_the_actions(recorded: dict[str, Any]) -> None:
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         await until(pilot, lambda: app._role_known, what="the role asked")
+        await until(pilot, lambda: "q quit" in screen_text(app).splitlines()[-1], what="the footer drawn")
         assert not app.readonly and "r replay" in screen_text(app).splitlines()[-1]
 
     run(recorded, (80, 24), scenario)

@@ -14,10 +14,11 @@ import pytest
 from gamead_cli.client import ApiClient
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import ApiSource
-from gamead_cli.tui.widgets import Banner, ConfirmScreen, DlqTable, NodesTable, SparkRow, SummaryBar
+from gamead_cli.tui.screens import LevelScreen, RecordScreen, TypedConfirmScreen
+from gamead_cli.tui.widgets import Banner, DlqTable, JobLine, NodesTable, SparkRow, SummaryBar
 from gamead_core.embedded import free_port
 from tests.support import Proc, ad, wait_terminal
-from tests.tui.conftest import TTL, Observed, row_keys, serve, until
+from tests.tui.conftest import TTL, Observed, row_keys, screen_text, serve, until
 
 #: one pytest-xdist worker runs every module of the package's ``observed`` stack (started once)
 pytestmark = pytest.mark.xdist_group("tui-observed")
@@ -67,7 +68,7 @@ def test_after_submitting_ads_the_panels_show_the_real_numbers(observed: Observe
                         what="the API node in the nodes table")
             header = str(app.query_one(SummaryBar).render())
             assert f"{len(api_nodes)} api" in header and "NATS" in header
-            oldest = app.query_one("#level-5", SparkRow).text.split()[-1]
+            oldest = app.query_one("#level-5", SparkRow).text.split()[-2]  # OLDEST, then MAX
             assert oldest != "-"  # level 5 has ads waiting, so it has an oldest age
 
     asyncio.run(scenario())
@@ -140,12 +141,19 @@ def test_selecting_a_dlq_entry_and_pressing_r_replays_it(
             table.focus()
             table.move_cursor(row=row_keys(table).index(ad_id), animate=False)
             await pilot.press("space", "r")
-            dialog = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
+            dialog = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                                  what="the replay confirmation")
             assert ad_id in dialog.detail
-            await pilot.press("y")
+            await pilot.press("1", "enter")
             await until(pilot, lambda: ad_id not in row_keys(table), timeout=10, what="the entry to leave the DLQ")
             assert app.error is None
+            # one server-side job, its progress on the job line, then its record in the audit panel
+            job = await until(pilot, lambda: app.job, what="the job line")
+            assert job["kind"] == "replay" and "replay job" in str(app.query_one(JobLine).render())
+            assert job["selection"]["mode"] == "ids"
+            await until(pilot, lambda: any(r.get("action") == "replay" and r.get("ads") == 1
+                                           for r in (app.audit or {}).get("items") or []),
+                        timeout=10, what="the replay in the audit panel")
 
     asyncio.run(scenario())
     assert api.get(f"/v1/dlq/{ad_id}").status_code == 404
@@ -177,5 +185,33 @@ def test_the_api_going_away_shows_the_banner_and_the_dashboard_recovers(observed
             await until(pilot, lambda: not banner.display and app.stats["node"] != node_before, timeout=15,
                         what="the dashboard to recover on the restarted API")
             assert app.error is None
+
+    asyncio.run(scenario())
+
+
+def test_colon_level_lists_the_oldest_waiting_ads_and_enter_shows_one(observed: Observed, api: httpx.Client) -> None:
+    # No worker runs in this test: the ads stay waiting at level 4, oldest first on screen
+    # (GET /v1/levels/4/oldest: the work stream from the level's ack floor).
+    tag = uuid.uuid4().hex[:6]
+    ids = [api.post("/ads", json=ad(f"Drill {tag} {i}", priority=4)).json()["id"] for i in range(3)]
+
+    async def scenario() -> None:
+        app = dashboard(observed.url)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.stats is not None, what="first stats")
+            await pilot.press("colon", *"level 4", "enter")
+            screen = await until(pilot, lambda: isinstance(app.screen, LevelScreen) and app.screen.loaded
+                                 and app.screen, what="level 4's ads")
+            table = screen.query_one("#level-table")
+            keys = row_keys(table)
+            assert [k for k in keys if k in ids] == ids  # oldest first
+            row = [str(c) for c in table.get_row(ids[0])]
+            assert row[1] == "pending" and row[3] == "0" and row[4] == "-"  # no attempt, no worker yet
+            table.move_cursor(row=keys.index(ids[1]), animate=False)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RecordScreen), what="the ad's record")
+            assert f"Drill {tag} 1" in screen_text(app) and f"dashboard › P4 › ad {ids[1]}" in screen_text(app)
+            await pilot.press("escape", "escape")
+            await until(pilot, lambda: not isinstance(app.screen, (LevelScreen, RecordScreen)), what="back")
 
     asyncio.run(scenario())

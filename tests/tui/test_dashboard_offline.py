@@ -8,9 +8,9 @@ from typing import Any
 
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import RecordedSource
+from gamead_cli.tui.screens import TypedConfirmScreen
 from gamead_cli.tui.widgets import (
     Banner,
-    ConfirmScreen,
     DetailScreen,
     DlqTable,
     FilterBar,
@@ -96,15 +96,19 @@ def test_marked_dlq_entries_are_replayed_after_confirmation(recorded: dict[str, 
         table.focus()
         first, second, *_ = row_keys(table)
         await pilot.press("space", "down", "space", "r")
-        dialog = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
+        dialog = await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen,
                              what="confirmation")
         assert "Replay 2 dead-lettered ads" in dialog.question
-        await pilot.press("r", "x", "p")  # the dashboard's keys are inert while the dialog is open
-        assert app.screen is dialog and not app.paused
-        await pilot.press("n")  # declined: nothing happens
+        await pilot.press("p", "enter")  # keys type into the count; a wrong count keeps the dialog open
+        await pilot.pause()
+        assert app.screen is dialog and not app.paused and source.calls == []
+        assert "that is not 2" in str(dialog.query_one("#typed-hint").render())
+        await pilot.press("escape")  # declined: nothing happens
         await pilot.pause()
         assert source.calls == []
-        await pilot.press("r", "y")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")
+        await pilot.press("2", "enter")
         await until(pilot, lambda: source.calls == [("replay", [first, second])], what="the replay call")
         await until(pilot, lambda: first not in row_keys(table) and second not in row_keys(table),
                     what="replayed entries to leave the table")
@@ -121,11 +125,13 @@ def test_purge_needs_confirmation_and_acts_on_the_current_entry(recorded: dict[s
         table.focus()
         current = row_keys(table)[0]
         await pilot.press("x")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")
         await pilot.press("escape")
         await pilot.pause()
         assert source.calls == []
-        await pilot.press("x", "y")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen), what="confirmation")
+        await pilot.press("1", "enter")
         await until(pilot, lambda: source.calls == [("purge", [current])], what="the purge call")
 
     run(source, scenario)

@@ -19,7 +19,8 @@ from rich.console import Console
 from gamead_cli.tui import view
 from gamead_cli.tui.app import DROP_ORDER, DashboardApp
 from gamead_cli.tui.source import RecordedSource
-from gamead_cli.tui.widgets import ConfirmScreen, DetailScreen, DlqTable, HelpScreen
+from gamead_cli.tui.screens import TypedConfirmScreen
+from gamead_cli.tui.widgets import DetailScreen, DlqTable, HelpScreen
 from tests.tui.conftest import screen_text, until
 
 ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "audit", "autoscaler")
@@ -156,7 +157,7 @@ def test_readonly_hides_the_actions_and_says_so(recorded: dict[str, Any]) -> Non
         app.query_one(DlqTable).focus()
         await pilot.press("space", "r", "x")
         await pilot.pause()
-        assert not isinstance(app.screen, ConfirmScreen) and not app.query_one(DlqTable).marked
+        assert not isinstance(app.screen, TypedConfirmScreen) and not app.query_one(DlqTable).marked
         assert "mark" not in screen_text(app).splitlines()[-1]
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")

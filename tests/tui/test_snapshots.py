@@ -12,7 +12,8 @@ from textual.pilot import Pilot
 
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import RecordedSource
-from gamead_cli.tui.widgets import ConfirmScreen, DetailScreen, DlqTable, HelpScreen
+from gamead_cli.tui.screens import TypedConfirmScreen
+from gamead_cli.tui.widgets import DetailScreen, DlqTable, HelpScreen
 from tests.tui.conftest import until
 
 
@@ -80,7 +81,35 @@ def test_replay_confirmation_at_80x24(snap_compare: Any, recorded: dict[str, Any
         await loaded(pilot)
         pilot.app.query_one(DlqTable).focus()
         await pilot.press("space", "down", "space", "r")
-        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="confirmation")
+        await until(pilot, lambda: isinstance(pilot.app.screen, TypedConfirmScreen), what="confirmation")
         await pilot.pause()
 
     assert snap_compare(dashboard(recorded), terminal_size=(80, 24), run_before=confirm)
+
+
+def test_level_drill_down_at_120x40(snap_compare: Any, recorded: dict[str, Any]) -> None:
+    from gamead_cli.tui.screens import LevelScreen
+    from tests.tui.test_command_mode import ADS
+
+    async def drill(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("colon", *"level 2", "enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, LevelScreen) and pilot.app.screen.loaded,
+                    what="level 2's ads")
+        await pilot.pause()
+
+    assert snap_compare(dashboard({**recorded, "ads": ADS}), terminal_size=(120, 40), run_before=drill)
+
+
+def test_command_line_at_80x24(snap_compare: Any, recorded: dict[str, Any]) -> None:
+    async def typing(pilot: Pilot[Any]) -> None:
+        from gamead_cli.tui.screens import CommandLine
+
+        await loaded(pilot)
+        line = pilot.app.query_one(CommandLine)
+        line.cursor_blink = False
+        await pilot.press("colon", *"rep")
+        await until(pilot, lambda: line._suggestion == "replay class=PermanentError", what="the completion")
+        await pilot.pause()
+
+    assert snap_compare(dashboard(recorded), terminal_size=(80, 24), run_before=typing)

@@ -124,6 +124,7 @@ def test_route_classes(path: str, klass: str) -> None:
         ("HEAD", "/ads/x", {"submitter", "viewer", "operator"}),
         ("GET", "/v1/stats", {"viewer", "operator"}),
         ("GET", "/v1/audit", {"viewer", "operator"}),  # routes to come are covered already
+        ("GET", "/v1/levels/3/oldest", {"viewer", "operator"}),  # gamead top's drill-down
         ("GET", "/v1/jobs/j1", {"viewer", "operator"}),
         ("POST", "/v1/dlq/replay", {"operator"}),
         ("POST", "/v1/dlq/purge", {"operator"}),

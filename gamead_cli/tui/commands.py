@@ -1,0 +1,142 @@
+"""The dashboard's command line (``:``) and command palette (``ctrl+p``): what each command means, how a line
+is parsed, and what completes it. Pure: no Textual, no I/O, so every example of the help is a test.
+
+A line is ``name [args]``: ``dlq``, ``workers``, ``audit``, ``doctor``, ``level 2``, ``scale 4 for 10m``,
+``replay class=Timeout``, ``purge class=Timeout``, ``help``, ``pause``, ``quit``. Bad input raises
+:class:`CommandError` (its message is shown on one line); nothing here reaches NATS: ``scale`` and ``replay``
+go to the API, which validates again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: the largest ``scale`` hold the command line accepts (the API has its own bound too)
+MAX_SCALE_SECONDS = 24 * 3600
+#: longest command line accepted (an input box, not a document)
+MAX_LINE = 200
+
+
+class CommandError(ValueError):
+    """A command line that cannot be run; the message says what is wrong, on one line."""
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    usage: str
+    meaning: str
+    acts: bool = False  #: changes the service: absent from a read-only dashboard
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("dlq", "dlq", "go to the dead letters"),
+    CommandSpec("workers", "workers", "go to the nodes"),
+    CommandSpec("level", "level N", "a level's oldest ads (N: 1-5)"),
+    CommandSpec("audit", "audit", "operator actions, newest first"),
+    CommandSpec("doctor", "doctor", "check once; verdict in the header"),
+    CommandSpec("scale", "scale N for 10m", "hold N workers (s, m or h)", acts=True),
+    CommandSpec("replay", "replay class=Timeout", "replay a whole error class", acts=True),
+    CommandSpec("purge", "purge class=Timeout", "purge a whole error class", acts=True),
+    CommandSpec("pause", "pause", "pause / resume refreshing"),
+    CommandSpec("help", "help", "every key and command"),
+    CommandSpec("quit", "quit", "leave the dashboard"),
+)
+BY_NAME = {c.name: c for c in COMMANDS}
+#: what ``class=`` may be: an exception class name as workers report it
+_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
+_DURATION = re.compile(r"^(\d{1,6})([smh]?)$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed line: ``name`` and its arguments (``level``; ``replicas``/``seconds``; ``filter``)."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def acts(self) -> bool:
+        return BY_NAME[self.name].acts
+
+
+def duration(text: str) -> int:
+    """``90`` / ``90s`` → 90, ``10m`` → 600, ``2h`` → 7200 (seconds, 1 … :data:`MAX_SCALE_SECONDS`)."""
+    m = _DURATION.match(text.strip().lower())
+    if not m:
+        raise CommandError(f"not a duration: {text[:20]!r} (say 90s, 10m or 2h)")
+    seconds = int(m.group(1)) * _UNIT[m.group(2)]
+    if not 1 <= seconds <= MAX_SCALE_SECONDS:
+        raise CommandError(f"a hold lasts 1s to {MAX_SCALE_SECONDS // 3600}h, not {text!r}")
+    return seconds
+
+
+def parse(line: str) -> Command:
+    """One command line (with or without its leading ``:``) → :class:`Command`; raises :class:`CommandError`."""
+    if len(line) > MAX_LINE:
+        raise CommandError(f"a command line is at most {MAX_LINE} characters")
+    words = line.strip().lstrip(":").split()
+    if not words:
+        raise CommandError("no command: try dlq, workers, level 2, audit, doctor, scale 4 for 10m")
+    name, rest = words[0].lower(), words[1:]
+    spec = BY_NAME.get(name) or _unique_prefix(name)
+    if spec is None:
+        raise CommandError(f"no command {name[:30]!r}: try " + ", ".join(c.name for c in COMMANDS))
+    name = spec.name
+    if name == "level":
+        if len(rest) != 1 or not rest[0].isdigit() or not 1 <= int(rest[0]) <= 5:
+            raise CommandError("say level N, N from 1 to 5")
+        return Command(name, {"level": int(rest[0])})
+    if name == "scale":
+        if len(rest) != 3 or rest[1].lower() != "for" or not rest[0].isdigit():
+            raise CommandError("say scale N for 10m")
+        replicas = int(rest[0])
+        if not 0 <= replicas <= 1000:
+            raise CommandError("scale to 0 … 1000 workers")
+        return Command(name, {"replicas": replicas, "seconds": duration(rest[2])})
+    if name in ("replay", "purge"):
+        if len(rest) != 1 or not rest[0].lower().startswith("class="):
+            raise CommandError(f"say {name} class=ErrorClass (the marked entries: space, then {name[0]})")
+        cls = rest[0].split("=", 1)[1]
+        if not _CLASS.match(cls):
+            raise CommandError(f"not an error class: {cls[:30]!r}")
+        return Command(name, {"filter": {"errorClass": cls}})
+    if rest:
+        raise CommandError(f"{name} takes no arguments")
+    return Command(name)
+
+
+def _unique_prefix(word: str) -> CommandSpec | None:
+    found = [c for c in COMMANDS if c.name.startswith(word)] if word else []
+    return found[0] if len(found) == 1 else None
+
+
+def suggestions(*, readonly: bool = False, error_classes: Iterable[str] = ()) -> list[str]:
+    """Every line the completion offers, most useful first: the commands, ``level 1``…``level 5``, a scale
+    example, and ``replay class=X`` / ``purge class=X`` for the error classes in view (none when read-only)."""
+    out: list[str] = []
+    for spec in COMMANDS:
+        if readonly and spec.acts:
+            continue
+        if spec.name == "level":
+            out += [f"level {n}" for n in range(1, 6)]
+        elif spec.name == "scale":
+            out.append("scale 4 for 10m")
+        elif spec.name in ("replay", "purge"):
+            out += [f"{spec.name} class={c}" for c in error_classes if _CLASS.match(c)]
+        else:
+            out.append(spec.name)
+    return out
+
+
+def complete(text: str, *, readonly: bool = False, error_classes: Iterable[str] = ()) -> str | None:
+    """The first suggestion that starts with ``text`` (case-insensitive), or None."""
+    low = text.lstrip(":").lower()
+    if not low:
+        return None
+    return next((s for s in suggestions(readonly=readonly, error_classes=error_classes) if s.startswith(low)),
+                None)

@@ -1,0 +1,271 @@
+"""``gamead top --record FILE`` and ``gamead top --replay FILE``: a dashboard session as JSON lines.
+
+One line per snapshot the dashboard received: ``{"v": 1, "at": <epoch s>, "snapshot": <Snapshot.as_json()>}``.
+The sparkline history (``stats.history``, one point per second with its times in ``t``) is written whole in
+the first line only; later lines carry the points newer than the previous line's (``"historyDelta": true``),
+and the parts that did not change since the previous line (the DLQ page, the audit records, the nodes: see
+:data:`KEPT`) are left out and named in ``"same"``; so an hour at one refresh a second is a few MB, not the
+70 MB of whole snapshots. The recorder stops at a
+size cap (it never grows a file without bound) and says so; the player reads one line at a time (memory is
+one frame plus the line offsets) and refuses a line over :data:`MAX_LINE` bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from gamead_cli.tui.view import Snapshot
+from gamead_core.errors import ConfigError, NotFound
+
+FORMAT = 1
+DEFAULT_MAX_MB = 200  #: about 6 h at one refresh a second with 8 workers (~10 KB a snapshot, measured)
+#: the longest line a replay accepts (a recorded snapshot is tens of KB)
+MAX_LINE = 8 * 1024 * 1024
+#: parts of a snapshot left out of a line when equal to the previous line's
+KEPT = ("workers", "dlq", "dlqError", "audit", "auditError")
+
+
+# --- the history delta (pure) -------------------------------------------------------------------------------
+
+
+def _series(history: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """The list-valued series of a history: ``(key, None)`` or ``(key, sub)`` for ``pending.{level}``."""
+    out: list[tuple[str, str | None]] = []
+    for key, value in history.items():
+        if isinstance(value, list):
+            out.append((key, None))
+        elif isinstance(value, Mapping):
+            out += [(key, sub) for sub, v in value.items() if isinstance(v, list)]
+    return out
+
+
+def history_delta(history: Mapping[str, Any], since: float | None) -> dict[str, Any] | None:
+    """The points of ``history`` whose time (``t``) is after ``since``, every series cut alike; None when it
+    cannot be cut (no ``t`` series, or no ``since``): then the whole history is written."""
+    times = history.get("t")
+    if since is None or not isinstance(times, list):
+        return None
+    keep = sum(1 for t in times if isinstance(t, (int, float)) and t > since)
+    out: dict[str, Any] = {k: v for k, v in history.items() if not isinstance(v, (list, Mapping))}
+    for key, sub in _series(history):
+        values = history[key] if sub is None else history[key][sub]
+        cut = values[len(values) - keep:] if keep else []
+        if sub is None:
+            out[key] = cut
+        else:
+            out.setdefault(key, {})[sub] = cut
+    return out
+
+
+def apply_delta(previous: Mapping[str, Any], delta: Mapping[str, Any], points: int) -> dict[str, Any]:
+    """``previous`` history with ``delta``'s points appended, each series kept to its last ``points``."""
+    out: dict[str, Any] = {k: v for k, v in delta.items() if not isinstance(v, (list, Mapping))}
+    for key, sub in _series(delta):
+        new = delta[key] if sub is None else delta[key][sub]
+        old = previous.get(key) if sub is None else (previous.get(key) or {}).get(sub)
+        joined = (list(old) if isinstance(old, list) else []) + list(new)
+        joined = joined[-points:] if points > 0 else []
+        if sub is None:
+            out[key] = joined
+        else:
+            out.setdefault(key, {})[sub] = joined
+    return out
+
+
+def _last_time(history: Any) -> float | None:
+    times = history.get("t") if isinstance(history, Mapping) else None
+    if isinstance(times, list) and times and isinstance(times[-1], (int, float)):
+        return float(times[-1])
+    return None
+
+
+# --- recording ----------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Appends every snapshot to ``path`` as a JSON line until the file would pass ``max_bytes``; then it stops
+    (``full`` turns True) and writes nothing more. The file is created (truncated) when the recorder is."""
+
+    def __init__(self, path: str | Path, max_bytes: int = DEFAULT_MAX_MB * 1024 * 1024) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.written = 0
+        self.frames = 0
+        self.full = False
+        self._since: float | None = None
+        self._last: dict[str, Any] = {}
+        try:
+            self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot record to {path}: {exc.strerror or exc}") from exc
+
+    def write(self, snap: Snapshot, at: float | None = None) -> bool:
+        """Record one snapshot; False (and nothing written) once the cap is reached or the file closed."""
+        if self._file is None or self.full:
+            return False
+        doc = snap.as_json()
+        stats = doc.get("stats")
+        history = stats.get("history") if isinstance(stats, Mapping) else None
+        line: dict[str, Any] = {"v": FORMAT, "at": time.time() if at is None else at}
+        if isinstance(history, Mapping):
+            delta = history_delta(history, self._since)
+            if delta is not None:
+                doc = {**doc, "stats": {**stats, "history": delta}}  # type: ignore[dict-item]
+                line["historyDelta"] = True
+            self._since = _last_time(history) or self._since
+        same = [k for k in KEPT if k in self._last and self._last[k] == doc.get(k)]
+        if same:
+            line["same"] = same
+        self._last = {k: doc.get(k) for k in KEPT}
+        line["snapshot"] = {k: v for k, v in doc.items() if k not in same}
+        text = json.dumps(line, separators=(",", ":"), default=str) + "\n"
+        size = len(text.encode("utf-8"))
+        if self.written + size > self.max_bytes:
+            self.full = True
+            self._file.flush()
+            return False
+        self._file.write(text)
+        self._file.flush()  # a killed dashboard keeps what it recorded
+        self.written += size
+        self.frames += 1
+        return True
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+# --- replaying ----------------------------------------------------------------------------------------------
+
+
+class Player:
+    """A recording played back: :meth:`frame` gives the snapshot at a position (0 … ``len - 1``). It is also a
+    read-only :class:`~gamead_cli.tui.source.DataSource` for the parts the recording has (no drill-down: every
+    other call raises :class:`NotFound` "not in the recording")."""
+
+    def __init__(self, path: str | Path, history: int = 300) -> None:
+        self.path = Path(path)
+        self.api_url = f"replay of {self.path.name}"
+        self.history = history
+        self._offsets: list[int] = []
+        self.position = -1
+        self._current: Snapshot | None = None
+        self._history: dict[str, Any] = {}
+        self._at: float | None = None
+        try:
+            self._file = self.path.open("rb")
+        except OSError as exc:
+            raise ConfigError(f"cannot replay {path}: {exc.strerror or exc}") from exc
+        offset = 0
+        while True:
+            line = self._file.readline(MAX_LINE + 1)
+            if not line:
+                break
+            if len(line) > MAX_LINE:
+                raise ConfigError(f"{path}: a line longer than {MAX_LINE // 1024 // 1024} MB: not a recording")
+            if line.strip():
+                self._offsets.append(offset)
+            offset += len(line)
+        if not self._offsets:
+            raise ConfigError(f"{path}: an empty recording (record one with gamead top --record FILE)")
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    @property
+    def at(self) -> float | None:
+        """When the current frame was received (epoch seconds)."""
+        return self._at
+
+    def _read(self, i: int) -> dict[str, Any]:
+        self._file.seek(self._offsets[i])
+        try:
+            line = json.loads(self._file.readline(MAX_LINE + 1))
+        except ValueError as exc:
+            raise ConfigError(f"{self.path}: line {i + 1} is not JSON: {exc}") from exc
+        if not isinstance(line, dict) or not isinstance(line.get("snapshot"), dict):
+            raise ConfigError(f"{self.path}: line {i + 1} is not a gamead top recording")
+        return line
+
+    def frame(self, i: int) -> Snapshot:
+        """The snapshot at position ``i`` (clamped to the recording). Going back rebuilds the history from the
+        start (history deltas only go forward)."""
+        i = max(0, min(len(self) - 1, i))
+        start = self.position + 1 if i > self.position else 0
+        if start == 0:
+            self._history = {}
+            self._kept: dict[str, Any] = {}
+        line: dict[str, Any] = {}
+        for j in range(start, i + 1):
+            line = self._read(j)
+            same = line.get("same") if isinstance(line.get("same"), list) else []
+            line["snapshot"] = {**{k: self._kept.get(k) for k in same if k in KEPT}, **line["snapshot"]}
+            self._kept = {k: line["snapshot"].get(k) for k in KEPT}
+            stats = line["snapshot"].get("stats")
+            hist = stats.get("history") if isinstance(stats, dict) else None
+            if isinstance(hist, dict):
+                points = hist.get("points") if isinstance(hist.get("points"), int) else self.history
+                self._history = (apply_delta(self._history, hist, points) if line.get("historyDelta")
+                                 else copy.deepcopy(hist))
+        if not line:  # i == position: nothing new
+            assert self._current is not None
+            return self._current
+        doc = line["snapshot"]
+        stats = doc.get("stats")
+        if isinstance(stats, dict) and self._history:
+            stats = {**stats, "history": copy.deepcopy(self._history)}
+        self.position = i
+        self._at = line.get("at") if isinstance(line.get("at"), (int, float)) else None
+        self._current = Snapshot(stats=stats, nodes=doc.get("workers") or [], dlq=doc.get("dlq"),
+                                 dlq_error=doc.get("dlqError"), audit=doc.get("audit"),
+                                 audit_error=doc.get("auditError"))
+        return self._current
+
+    # --- DataSource: what the recording holds, nothing else ---
+
+    def _now(self) -> Snapshot:
+        return self._current or self.frame(0)
+
+    def stats(self, history: int) -> dict[str, Any]:
+        return dict(self._now().stats or {})
+
+    def workers(self) -> dict[str, Any]:
+        nodes = list(self._now().nodes)
+        return {"items": nodes, "count": len(nodes)}
+
+    def dlq(self, limit: int = 30) -> dict[str, Any]:
+        if self._now().dlq is None:
+            raise NotFound("the DLQ is not in the recording")
+        return dict(self._now().dlq or {})
+
+    def audit(self, limit: int = 8) -> dict[str, Any]:
+        if self._now().audit is None:
+            raise NotFound("the audit trail is not in the recording")
+        return dict(self._now().audit or {})
+
+    def dlq_entry(self, entry_id: str) -> dict[str, Any]:
+        for item in (self._now().dlq or {}).get("items") or []:
+            if isinstance(item, dict) and item.get("id") == entry_id:
+                return dict(item)
+        raise NotFound(f"DLQ entry {entry_id} is not in the recording")
+
+    def whoami(self) -> dict[str, Any]:
+        return {"name": "replay", "role": None, "mayAct": False}
+
+    def _absent(self, *_: Any, **__: Any) -> dict[str, Any]:
+        raise NotFound("not in the recording: a replay shows what the dashboard received, nothing more")
+
+    oldest = ad = doctor = scale = replay = purge = _absent
+
+    def count(self, flt: dict[str, Any]) -> int:
+        self._absent()
+        return 0  # pragma: no cover
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,46 @@
+"""SLO at a glance: per level the backlog, in flight, the oldest ad's age against the level's promised wait
+(red past it), the fleet's wait p95; the header's NATS server, storage and the doctor's last verdict."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gamead_cli.tui import view
+from gamead_cli.tui.app import DashboardApp
+from gamead_cli.tui.source import RecordedSource
+from gamead_cli.tui.widgets import QueuePanel, SparkRow, SummaryBar
+from tests.tui.conftest import until
+
+
+def test_each_level_shows_its_oldest_age_against_its_promised_wait(recorded: dict[str, Any]) -> None:
+    rows = {r.priority: r for r in view.level_rows(recorded["stats"])}
+    # P5: the oldest ad waited 47 s, its horizon is (5 − 1) × 10 s = 40 s: late
+    assert view.level_text(rows[5]).split() == ["P5", "177", "0", "2", "47s", "40s"]
+    assert rows[5].late and not rows[1].late
+    assert view.level_text(rows[5], compact=True).split() == ["P5", "177", "0", "47s", "40s"]
+    assert view.level_header().split() == ["PENDING", "ACK-P", "REDEL", "OLDEST", "MAX", "DEPTH"]
+
+
+def test_the_panel_reds_the_late_level_and_titles_the_fleet_wait_p95(recorded: dict[str, Any]) -> None:
+    async def main() -> None:
+        app = DashboardApp(RecordedSource(recorded), refresh=3600)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.stats is not None, what="the first refresh")
+            await pilot.pause()
+            assert app.query_one("#level-5", SparkRow).has_class("-late")
+            assert not app.query_one("#level-1", SparkRow).has_class("-late")
+            panel = app.query_one(QueuePanel)
+            assert "wait p95 25ms" in str(panel.border_title)  # queueWaitMs.p95 24.547 over the last minute
+            assert "late: P5" in str(panel.border_subtitle)
+            header = str(app.query_one(SummaryBar).render())
+            assert "NATS gamead_embedded v2.15.1" in header and "2.8 MB stored" in header
+
+    asyncio.run(main())
+
+
+def test_the_doctor_verdict_and_its_time() -> None:
+    assert view.doctor_text({"ok": True, "checkedAt": "2026-11-24T22:42:13Z"}).plain == "doctor ok at 22:42:13"
+    assert view.doctor_text({"ok": False, "problems": 3, "checkedAt": "2026-11-24T22:42:13Z"}).plain == \
+        "doctor 3 problems at 22:42:13"
+    assert view.doctor_text(None, "not allowed").plain == "doctor failed: not allowed"
