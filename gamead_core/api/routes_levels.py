@@ -16,12 +16,12 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import nats.js.errors
-import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from gamead_core import names
 from gamead_core.api.contract import error_responses
+from gamead_core.api.responses import json_response
 from gamead_core.errors import NotFound, QueueUnavailable
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.depth import level_depth
@@ -107,4 +107,4 @@ async def oldest(
                         title=record.ad.title)
     body = {"level": level, "pending": depth.pending, "ackPending": depth.ack_pending, "count": len(items),
             "items": items}
-    return Response(orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
+    return json_response(body, no_store=True)

@@ -135,8 +135,11 @@ def test_one_trace_from_post_ads_through_nats_to_the_worker(receiver: Receiver, 
         entry = client.get(f"/v1/dlq/{doomed}").json()
         assert client.post("/v1/dlq/replay", json={"ids": [doomed]}).status_code in (200, 201, 202)
 
-    first = next(s for s in receiver.spans if s["name"] == "process gamead.ads.p2"
-                 and s["attrs"].get("messaging.message.id") == doomed)
+    def first_process() -> dict[str, Any] | None:  # spans are exported in batches: it may not be here yet
+        return next((s for s in receiver.spans if s["name"] == "process gamead.ads.p2"
+                     and s["attrs"].get("messaging.message.id") == doomed), None)
+
+    first = wait_for(first_process, timeout=15, what="the doomed ad's process span")
     assert entry["traceparent"].split("-")[1] == first["trace_id"]
 
     def replay_send() -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import signal
 import socket
 import struct
@@ -30,7 +31,17 @@ import pytest
 
 from gamead_core.embedded import free_port
 from gamead_core.proc import port_owned_by, start_time
-from tests.support import SAMPLE_AD, UpStack, ad, clean_env, gamead_argv, pid_alive, up_stack, wait_for, wait_terminal
+from tests.support import (
+    SAMPLE_AD,
+    UpStack,
+    ad,
+    clean_env,
+    gamead_argv,
+    pid_alive,
+    up_stack,
+    wait_for,
+    wait_terminal,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 _ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[@-Z\\-_])")
@@ -119,9 +130,10 @@ def test_up_says_what_it_started_and_every_hint_works_verbatim(stack: UpStack, t
     commands = printed_commands(output)
     assert len(commands) >= 5
     for command in commands:
-        if command.startswith("gamead"):
+        argv = shlex.split(command)  # `gamead …`, or `.venv/bin/gamead …` where the PATH does not find it
+        if Path(argv[0]).name == "gamead":
             assert f"--api {stack.url}" in command  # not the default port: the hint says where the API is
-        if command.startswith("gamead top"):  # the full-screen dashboard: run it in a terminal, press q
+        if Path(argv[0]).name == "gamead" and argv[1] == "top":  # full-screen: run it in a terminal, press q
             code, screen = run_in_terminal(command, shell_env(stack), tmp_path, ready="quit", keys=b"q")
             assert code == 0, _ANSI.sub("", screen)[-2000:]
             continue
