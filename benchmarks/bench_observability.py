@@ -142,7 +142,7 @@ def drain(stack: EnvStack, concurrency: int, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         q = client.get("/v1/stats", params={"history": 0}).json()["queue"]
-        if q["waiting"] == 0 and q["inFlight"] == 0:
+        if q["pending"] == 0 and q["ackPending"] == 0:
             break
         time.sleep(0.2)
     cpu1, wall = bp.proc_cpu_seconds(worker.pid), time.monotonic() - t0
