@@ -9,16 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.source import RecordedSource
 from gamead_cli.tui.screens import TypedConfirmScreen
+from gamead_cli.tui.source import RecordedSource
 from gamead_cli.tui.widgets import DetailScreen, DlqTable, HelpScreen
 from tests.tui.conftest import until
 
 
 def dashboard(recorded: dict[str, Any], **kw: Any) -> DashboardApp:
     return DashboardApp(RecordedSource(recorded), refresh=3600, **kw)  # one refresh: nothing moves
+
+
+def steady_cursor(pilot: Pilot[Any]) -> None:
+    """Stop every text input's cursor blinking (it toggles every 0.5 s: a loaded machine would catch either
+    phase), so a snapshot with an input open is the same on every run."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
 
 
 async def loaded(pilot: Pilot[Any]) -> None:
@@ -82,6 +90,7 @@ def test_replay_confirmation_at_80x24(snap_compare: Any, recorded: dict[str, Any
         pilot.app.query_one(DlqTable).focus()
         await pilot.press("space", "down", "space", "r")
         await until(pilot, lambda: isinstance(pilot.app.screen, TypedConfirmScreen), what="confirmation")
+        steady_cursor(pilot)
         await pilot.pause()
 
     assert snap_compare(dashboard(recorded), terminal_size=(80, 24), run_before=confirm)
