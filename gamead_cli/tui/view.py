@@ -102,18 +102,22 @@ def series(values: Iterable[Any] | None) -> list[float]:
     return [float(v) if isinstance(v, (int, float)) else 0.0 for v in (values or [])]
 
 
-def spark(values: Sequence[float], width: int = 30) -> str:
-    """A one-line sparkline of the last values, each cell the max of its bucket (as Textual's widget)."""
+def spark(values: Sequence[float], width: int = 30, *, relative: bool = False) -> str:
+    """A one-line sparkline of the last values, each cell the max of its bucket (as Textual's widget). The
+    lowest bar is 0 (``relative=False``) or the smallest value shown (``relative=True``: the smallest of all
+    ``values``, Textual's ``Sparkline`` scale: the shape of a series that moves little around a large value)."""
     if not values:
         return ""
     values = list(values)
+    low = min(values) if relative else 0.0  # of every value, as Textual's: a bucket shows its max above it
     if len(values) > width:
         step = len(values) / width
         values = [max(values[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
-    top = max(values)
+    top = max(values) - low
     if top <= 0:
         return SPARK_CHARS[0] * len(values)
-    return "".join(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int(v / top * (len(SPARK_CHARS) - 1) + 0.5))]
+    half = 0.0 if relative else 0.5  # relative: rounded down, as Textual's
+    return "".join(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int((v - low) / top * (len(SPARK_CHARS) - 1) + half))]
                    for v in values)
 
 
