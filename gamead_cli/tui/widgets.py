@@ -324,6 +324,15 @@ class FilterTable(DataTable[RenderableType]):
 
 
 class NodesTable(FilterTable):
+    """The nodes; ``l`` follows the log of the node under the cursor (``:logs WORKER``)."""
+
+    BINDINGS = [Binding("l", "logs", "logs", show=False)]
+
+    def action_logs(self) -> None:
+        key = self.current_key()
+        if key is not None:
+            self.app.open_logs([key])  # type: ignore[attr-defined]
+
     def __init__(self, **kw: Any) -> None:
         super().__init__(view.NODE_COLUMNS, **kw)
 
@@ -474,6 +483,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("/", "filter the table (!text inverts; escape clears)"),
     (":", "command line (tab completes; commands below)"),
     ("ctrl+p", "command palette: the same commands"),
+    ("l", "on a node: follow its log (:logs WORKER)"),
     ("space", "mark a DLQ entry (several can be marked)"),
     ("ctrl+a", "mark every DLQ entry the filter shows"),
     ("r", "replay the marked entries (or the current one)"),
