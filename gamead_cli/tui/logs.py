@@ -59,13 +59,15 @@ def check_dir(log_dir: Path | None) -> Path:
 
 def worker_log(log_dir: Path, name: str) -> Path:
     """The log file of node ``name`` in ``log_dir``: ``name.log`` (``api``, ``worker-2``), ``worker-NAME.log``,
-    or ``worker-K.log`` for the worker id ``local-K`` as ``gamead up`` names them. Raises :class:`LogsUnavailable` for a name that
+    ``worker-K.log`` for the worker id ``local-K`` and ``api.log`` for an API node, as ``gamead up`` names them. Raises :class:`LogsUnavailable` for a name that
     is not a plain name (no path may be read through it) or has no log there."""
     if not _NAME.match(name):
         raise LogsUnavailable(f"not a worker name: {name[:40]!r} (a node id as the nodes table shows it)")
     candidates = [log_dir / f"{name}.log", log_dir / f"worker-{name}.log"]
     if m := _LOCAL_WORKER.match(name):
         candidates.append(log_dir / f"worker-{int(m.group(1))}.log")
+    if name.startswith("api-"):  # an API node (api-HOST-PID): gamead up runs one, logging to api.log
+        candidates.append(log_dir / "api.log")
     for path in candidates:
         if path.is_file():
             return path

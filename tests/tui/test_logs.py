@@ -55,6 +55,7 @@ def test_an_ad_story_merges_every_log_by_time_and_names_are_never_paths(tmp_path
     assert [s.split()[0] for s in story] == ["[api]", "[worker-2]", "[api]"]
     assert all(f"ad_id={ad_id}" in s for s in story)
     assert follower(tmp_path, ["local-2"]).read()[-1] == "not json"  # gamead up's worker id → its file
+    assert len(follower(tmp_path, ["api-host-123"]).read()) == 3  # an API node → gamead up's api.log
     for bad in (["../etc/passwd"], ["/etc/passwd"], ["ad", "not-an-id"], ["nobody"]):
         with pytest.raises(LogsUnavailable):
             follower(tmp_path, bad)
