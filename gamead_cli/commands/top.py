@@ -12,12 +12,18 @@ Commands: :dlq :workers :level 2 :audit :doctor :scale 4 for 10m
 with 8 workers, ~10 KB a snapshot);
 --replay FILE plays it back, no server needed (p pause, . step, , back,
 + faster, - slower).
+Logs: l on a node, :logs local-1 or :logs ad AD_ID follows a worker's log or
+one ad's story (its lines from every log) live. They are read from --logs
+DIR, by default the logs of the local `gamead up` (embedded.data_dir/logs,
+when its gamead-up.json is there); the last 64 KiB of each file, then what
+is appended while the screen is open.
 The audit panel shows the last operator actions: who, what, how it went.
 Small terminals drop whole panels in a fixed order: the metrics below
 80 columns; then the audit panel, the autoscaler line, the queue and the
 nodes as rows shrink. The dead letters and the footer always stay.
 Examples: gamead top --api http://gamead.internal:8080
           gamead top --readonly
+          gamead top --logs .gamead/logs
           gamead top --record incident.jsonl
           gamead top --replay incident.jsonl
           gamead top --once            (one rich snapshot, for scripts and plain SSH sessions)
@@ -35,6 +41,7 @@ import typer
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
 from gamead_cli.output import emit
+from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
 from gamead_cli.tui.view import snapshot_view
@@ -65,6 +72,11 @@ def top(
         Path | None, typer.Option("--replay", help="Play back a --record FILE (no server needed): p pause, "
                                                    ". step, , back, + faster, - slower.")
     ] = None,
+    logs: Annotated[
+        Path | None, typer.Option("--logs", help="Directory of the JSON log files for :logs and l "
+                                                "\\[default: the local `gamead up`'s, embedded.data_dir/logs, "
+                                                "if it ran there].", show_default=False)
+    ] = None,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
@@ -81,11 +93,13 @@ def top(
         from gamead_cli.tui.app import DashboardApp
 
         try:
-            DashboardApp(player, refresh=refresh, player=player).run()  # type: ignore[arg-type]
+            DashboardApp(player, refresh=refresh, player=player,  # type: ignore[arg-type]
+                         log_dir=logs).run()
         finally:
             player.close()
         return
     settings = settings_from(config, client={"api_url": api})
+    log_dir = logs if logs is not None else default_log_dir(settings.embedded.data_dir)
     if once or output == OutputFormat.json:
         with ApiClient.from_settings(settings.client) as client:
             snap = fetch_snapshot(ApiSource(client), ONCE_HISTORY)
@@ -103,7 +117,8 @@ def top(
 
     recorder = Recorder(record, int(record_max_mb * 1024 * 1024)) if record is not None else None
     try:
-        DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder).run()
+        DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder,
+                     log_dir=log_dir).run()
     finally:
         client.close()
         if recorder is not None:

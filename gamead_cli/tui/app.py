@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -24,11 +25,13 @@ from textual.widgets import DataTable, Footer, Input
 
 from gamead_cli.tui import commands, view
 from gamead_cli.tui.commands import CommandError
+from gamead_cli.tui.logs import LogsUnavailable, follower
 from gamead_cli.tui.screens import (
     CommandLine,
     CommandSuggester,
     DashboardCommands,
     LevelScreen,
+    LogScreen,
     RecordScreen,
     TypedConfirmScreen,
 )
@@ -136,8 +139,10 @@ class DashboardApp(App[None]):
     replaying: var[str | None] = var(None)
 
     def __init__(self, source: DataSource, *, refresh: float = 1.0, history: int = HISTORY_POINTS,
-                 readonly: bool = False, recorder: Recorder | None = None, player: Player | None = None) -> None:
+                 readonly: bool = False, recorder: Recorder | None = None, player: Player | None = None,
+                 log_dir: Path | None = None) -> None:
         super().__init__()
+        self.log_dir = log_dir  #: where ``:logs`` reads (None: not reachable; see ``gamead top --logs``)
         self.source = source if player is None else player  # type: ignore[assignment]
         self.recorder = recorder
         self.player = player
@@ -469,6 +474,19 @@ class DashboardApp(App[None]):
         items = [i for i in (self.dlq or {}).get("items") or [] if isinstance(i, Mapping)]
         return [cls for cls, _ in view.error_groups(items) if cls != "?"]
 
+    def node_ids(self) -> list[str]:
+        """The ids of the nodes in view (for ``:logs`` completion)."""
+        return [str(n.get("id")) for n in self.nodes if isinstance(n, Mapping) and n.get("id")]
+
+    def open_logs(self, args: list[str]) -> None:
+        """``:logs WORKER`` / ``:logs ad AD_ID`` / ``l`` on a node: the live tail, or one line saying why not."""
+        try:
+            tail = follower(self.log_dir, args)
+        except LogsUnavailable as exc:
+            self.notify(str(exc), severity="warning", timeout=6)
+            return
+        self.push_screen(LogScreen(tail, every=self.refresh_seconds))
+
     def action_command(self) -> None:
         self.open_command_line("")
 
@@ -507,6 +525,8 @@ class DashboardApp(App[None]):
             self.open_level(cmd.args["level"])
         elif cmd.name == "audit":
             self.show_audit()
+        elif cmd.name == "logs":
+            self.open_logs(["ad", cmd.args["ad_id"]] if "ad_id" in cmd.args else [cmd.args["worker"]])
         elif cmd.name == "doctor":
             self.run_doctor()
         elif cmd.name == "scale":

@@ -2,7 +2,7 @@
 is parsed, and what completes it. Pure: no Textual, no I/O, so every example of the help is a test.
 
 A line is ``name [args]``: ``dlq``, ``workers``, ``audit``, ``doctor``, ``level 2``, ``scale 4 for 10m``,
-``replay class=Timeout``, ``purge class=Timeout``, ``help``, ``pause``, ``quit``. Bad input raises
+``replay class=Timeout``, ``purge class=Timeout``, ``logs local-1``, ``logs ad ID``, ``help``, ``pause``, ``quit``. Bad input raises
 :class:`CommandError` (its message is shown on one line); nothing here reaches NATS: ``scale`` and ``replay``
 go to the API, which validates again.
 """
@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from gamead_core.ids import AD_ID_RULE, is_ad_id
 
 #: the largest ``scale`` hold the command line accepts (the API has its own bound too)
 MAX_SCALE_SECONDS = 24 * 3600
@@ -37,6 +39,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("workers", "workers", "go to the nodes"),
     CommandSpec("level", "level N", "a level's oldest ads (N: 1-5)"),
     CommandSpec("audit", "audit", "operator actions, newest first"),
+    CommandSpec("logs", "logs WORKER / ad ID", "follow a log, or an ad's story"),
     CommandSpec("doctor", "doctor", "check once; verdict in the header"),
     CommandSpec("scale", "scale N for 10m", "hold N workers (s, m or h)", acts=True),
     CommandSpec("replay", "replay class=Timeout", "replay a whole error class", acts=True),
@@ -48,6 +51,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
 BY_NAME = {c.name: c for c in COMMANDS}
 #: what ``class=`` may be: an exception class name as workers report it
 _CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
+#: what ``logs`` takes: a node id or a log file's name (``local-1``, ``worker-1``, ``api``), never a path
+_NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _DURATION = re.compile(r"^(\d{1,6})([smh]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
 
@@ -98,6 +103,14 @@ def parse(line: str) -> Command:
         if not 0 <= replicas <= 1000:
             raise CommandError("scale to 0 … 1000 workers")
         return Command(name, {"replicas": replicas, "seconds": duration(rest[2])})
+    if name == "logs":
+        if len(rest) == 2 and rest[0].lower() == "ad":
+            if not is_ad_id(rest[1]):
+                raise CommandError(f"not an ad id: {rest[1][:30]!r} ({AD_ID_RULE})")
+            return Command(name, {"ad_id": rest[1]})
+        if len(rest) != 1 or not _NODE.match(rest[0]):
+            raise CommandError("say logs WORKER (a node id, e.g. local-1) or logs ad AD_ID")
+        return Command(name, {"worker": rest[0]})
     if name in ("replay", "purge"):
         if len(rest) != 1 or not rest[0].lower().startswith("class="):
             raise CommandError(f"say {name} class=ErrorClass (the marked entries: space, then {name[0]})")
@@ -115,9 +128,10 @@ def _unique_prefix(word: str) -> CommandSpec | None:
     return found[0] if len(found) == 1 else None
 
 
-def suggestions(*, readonly: bool = False, error_classes: Iterable[str] = ()) -> list[str]:
-    """Every line the completion offers, most useful first: the commands, ``level 1``…``level 5``, a scale
-    example, and ``replay class=X`` / ``purge class=X`` for the error classes in view (none when read-only)."""
+def suggestions(*, readonly: bool = False, error_classes: Iterable[str] = (),
+                workers: Iterable[str] = ()) -> list[str]:
+    """Every line the completion offers, most useful first: the commands, ``level 1``…``level 5``, ``logs W``
+    for the workers in view, a scale example, and ``replay class=X`` / ``purge class=X`` for the error classes in view (none when read-only)."""
     out: list[str] = []
     for spec in COMMANDS:
         if readonly and spec.acts:
@@ -126,6 +140,8 @@ def suggestions(*, readonly: bool = False, error_classes: Iterable[str] = ()) ->
             out += [f"level {n}" for n in range(1, 6)]
         elif spec.name == "scale":
             out.append("scale 4 for 10m")
+        elif spec.name == "logs":
+            out += [f"logs {w}" for w in workers if _NODE.match(w)] + ["logs ad "]
         elif spec.name in ("replay", "purge"):
             out += [f"{spec.name} class={c}" for c in error_classes if _CLASS.match(c)]
         else:
@@ -133,10 +149,11 @@ def suggestions(*, readonly: bool = False, error_classes: Iterable[str] = ()) ->
     return out
 
 
-def complete(text: str, *, readonly: bool = False, error_classes: Iterable[str] = ()) -> str | None:
+def complete(text: str, *, readonly: bool = False, error_classes: Iterable[str] = (),
+             workers: Iterable[str] = ()) -> str | None:
     """The first suggestion that starts with ``text`` (case-insensitive), or None."""
     low = text.lstrip(":").lower()
     if not low:
         return None
-    return next((s for s in suggestions(readonly=readonly, error_classes=error_classes) if s.startswith(low)),
-                None)
+    return next((s for s in suggestions(readonly=readonly, error_classes=error_classes, workers=workers)
+                 if s.startswith(low)), None)

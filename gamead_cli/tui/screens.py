@@ -5,20 +5,22 @@ action. Parsing and completion are in :mod:`gamead_cli.tui.commands` (pure); I/O
 from __future__ import annotations
 
 from collections.abc import Iterable
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
-from textual.widgets import Input, Static
+from textual.widgets import Input, Log, Static
 
 from gamead_cli.tui import commands, view
+from gamead_cli.tui.logs import MAX_LINES, LogFollower, LogsUnavailable
 from gamead_cli.tui.widgets import FilterTable
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ class CommandSuggester(Suggester):
 
     async def get_suggestion(self, value: str) -> str | None:
         return commands.complete(value, readonly=self.dashboard.readonly,
-                                 error_classes=self.dashboard.error_classes())
+                                 error_classes=self.dashboard.error_classes(), workers=self.dashboard.node_ids())
 
 
 class CommandLine(Input):
@@ -84,7 +86,8 @@ class DashboardCommands(Provider):
     def _lines(self) -> list[tuple[str, str]]:
         app = self.dashboard
         out = []
-        for line in commands.suggestions(readonly=app.readonly, error_classes=app.error_classes()):
+        for line in commands.suggestions(readonly=app.readonly, error_classes=app.error_classes(),
+                                         workers=app.node_ids()):
             spec = commands.BY_NAME[line.split()[0]]
             out.append((line, spec.meaning))
         return out
@@ -92,6 +95,8 @@ class DashboardCommands(Provider):
     def _callback(self, line: str) -> Any:
         if line.startswith("scale"):
             return lambda: self.dashboard.open_command_line("scale ")
+        if line.startswith("logs ad"):
+            return lambda: self.dashboard.open_command_line("logs ad ")
         return lambda: self.dashboard.run_command_line(line)
 
     async def discover(self) -> Hits:
@@ -186,6 +191,54 @@ class RecordScreen(Crumbed):
             yield self.breadcrumb_line()
             with VerticalScroll():
                 yield Static(self.body, id="detail-body")
+
+
+class LogScreen(Crumbed):
+    """The live tail of one worker's log or of one ad's story (:mod:`gamead_cli.tui.logs`): the last lines,
+    then each new one as it is written, while the screen is open. Reads run in a worker thread."""
+
+    BINDINGS = [Binding("escape,q", "dismiss", "back")]
+
+    def __init__(self, follower: LogFollower, every: float = 1.0) -> None:
+        super().__init__()
+        self.follower = follower
+        self.every = every
+        self.crumb = follower.title
+        self.lines_shown = 0
+        self.reads = 0
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="wide"):
+            yield self.breadcrumb_line()
+            yield Static(Text(f"{self.follower.title} · from {self.follower.log_dir} · following (escape: back)",
+                              style="dim"), id="log-note")
+            yield Log(max_lines=MAX_LINES, id="log-lines")
+
+    def on_mount(self) -> None:
+        self.query_one("#log-lines", Log).focus()
+        self.follow()
+        self.set_interval(self.every, self.follow)
+
+    def text(self) -> str:
+        """Every line on the screen now (plain text; empty before the screen is composed)."""
+        return "\n".join(line for log in self.query("#log-lines").results(Log) for line in log.lines)
+
+    @work(group="log-tail", exclusive=True, exit_on_error=False)
+    async def follow(self) -> None:
+        try:
+            lines = await asyncio.to_thread(self.follower.read)
+        except LogsUnavailable as exc:
+            self.query_one("#log-note", Static).update(Text(str(exc), style="bold red"))
+            return
+        except OSError as exc:
+            self.query_one("#log-note", Static).update(Text(f"cannot read the logs: {exc}", style="bold red"))
+            return
+        self.reads += 1
+        if lines:
+            self.query_one("#log-lines", Log).write_lines(lines)
+            self.lines_shown += len(lines)
+        elif self.reads == 1:
+            self.query_one("#log-lines", Log).write_line("(no lines yet; new ones show as they are written)")
 
 
 # --- the typed confirmation -----------------------------------------------------------------------------------

@@ -102,18 +102,22 @@ def series(values: Iterable[Any] | None) -> list[float]:
     return [float(v) if isinstance(v, (int, float)) else 0.0 for v in (values or [])]
 
 
-def spark(values: Sequence[float], width: int = 30) -> str:
-    """A one-line sparkline of the last values, each cell the max of its bucket (as Textual's widget)."""
+def spark(values: Sequence[float], width: int = 30, *, relative: bool = False) -> str:
+    """A one-line sparkline of the last values, each cell the max of its bucket (as Textual's widget). The
+    lowest bar is 0 (``relative=False``) or the smallest value shown (``relative=True``: the smallest of all
+    ``values``, Textual's ``Sparkline`` scale: the shape of a series that moves little around a large value)."""
     if not values:
         return ""
     values = list(values)
+    low = min(values) if relative else 0.0  # of every value, as Textual's: a bucket shows its max above it
     if len(values) > width:
         step = len(values) / width
         values = [max(values[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
-    top = max(values)
+    top = max(values) - low
     if top <= 0:
         return SPARK_CHARS[0] * len(values)
-    return "".join(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int(v / top * (len(SPARK_CHARS) - 1) + 0.5))]
+    half = 0.0 if relative else 0.5  # relative: rounded down, as Textual's
+    return "".join(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int((v - low) / top * (len(SPARK_CHARS) - 1) + half))]
                    for v in values)
 
 
@@ -130,6 +134,7 @@ class LevelRow:
     horizon: float | None
     late: bool
     history: list[float]
+    wait_p95: float | None = None  #: ms, queue wait of the level's ads over the last minute (fleet histogram)
 
 
 def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
@@ -148,22 +153,26 @@ def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
             horizon=lv.get("agingHorizonSeconds"),
             late=bool(lv.get("overHorizon")),
             history=series(hist.get(str(level))),
+            wait_p95=lv.get("waitP95Ms"),
         ))
     return rows
 
 
 def level_text(row: LevelRow, *, compact: bool = False) -> str:
     """``P5     177     0     2    47s   40s``: pending (never delivered), ack pending, redelivered, the oldest
-    ad's age and the level's promised maximum wait (its aging horizon, from the API's settings); ``compact`` (a
-    narrow panel) leaves out the redelivered count."""
+    ad's age, the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
+    queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms); ``compact`` (a narrow panel)
+    leaves out the redelivered count and the p95 (the panel's title keeps the fleet's)."""
     redel = "" if compact else f" {num(row.redelivered):>5}"
+    p95 = "" if compact else f" {ms(row.wait_p95):>6}"
     return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5}{redel} "
-            f"{age(row.oldest):>6} {age(row.horizon):>5}")
+            f"{age(row.oldest):>6} {age(row.horizon):>5}{p95}")
 
 
 def level_header(*, compact: bool = False) -> str:
     redel = "" if compact else f" {'REDEL':>5}"
-    return f"{'':2} {'PENDING':>7} {'ACK-P':>5}{redel} {'OLDEST':>6} {'MAX':>5}  DEPTH"
+    p95 = "" if compact else f" {'P95':>6}"
+    return f"{'':2} {'PENDING':>7} {'ACK-P':>5}{redel} {'OLDEST':>6} {'MAX':>5}{p95}  DEPTH"
 
 
 LEVEL_HEADER = level_header()
@@ -430,13 +439,13 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     back = span(history_span(stats))
 
     queue = Table(show_edge=False, header_style="bold", title="queue", title_justify="left", pad_edge=False)
-    for col in ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON"):
+    for col in ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON", "WAIT P95"):
         queue.add_column(col, justify="right")
     queue.add_column(f"PENDING, LAST {back.upper()}", no_wrap=True)
     for row in level_rows(stats):
         style = "bold red" if row.late else ""
         queue.add_row(f"P{row.priority}", num(row.pending), num(row.ack_pending), num(row.redelivered),
-                      Text(age(row.oldest), style=style), age(row.horizon),
+                      Text(age(row.oldest), style=style), age(row.horizon), ms(row.wait_p95),
                       Text(spark(row.history, width), style="red" if row.late else "cyan"))
     parts += [Text(""), queue]
 

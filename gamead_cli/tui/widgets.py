@@ -16,7 +16,7 @@ from textual.reactive import reactive, var
 from textual.screen import ModalScreen
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Sparkline, Static
+from textual.widgets import DataTable, Input, Static
 
 from gamead_cli.tui import commands, view
 
@@ -89,13 +89,53 @@ class AutoscalerLine(Static):
 # --- queue and metrics panels ---------------------------------------------------------------------------------
 
 
+class SparkText(Widget):
+    """A sparkline drawn as one line of plain text (:func:`view.spark`'s characters, one colour from
+    ``top.tcss``). Textual's ``Sparkline`` buckets its data with ``Fraction`` arithmetic and blends a colour
+    per bar at every repaint; this widget recomputes its line only when the history or its width changed,
+    and asks for a repaint (never a layout pass) only when the line it would draw changed."""
+
+    DEFAULT_CSS = "SparkText { height: 1; }"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._history: tuple[float, ...] = ()
+        self._drawn: tuple[tuple[float, ...], int, str] = ((), 0, "")
+
+    @property
+    def history(self) -> tuple[float, ...]:
+        return self._history
+
+    @history.setter
+    def history(self, values: Sequence[float]) -> None:
+        values = tuple(values) if len(values) > 1 else ()  # one point has no shape: no full bar
+        if values != self._history:
+            self._history = values
+            if self._line(self.size.width) != self._drawn[2]:
+                self.refresh()
+
+    def _line(self, width: int) -> str:
+        if self._drawn[:2] != (self._history, width):
+            line = view.spark(self._history, width, relative=True) if width > 0 else ""
+            self._drawn = (self._history, width, line)
+        return self._drawn[2]
+
+    @property
+    def text(self) -> str:
+        """The line as drawn at the current width."""
+        return self._line(self.size.width)
+
+    def render(self) -> RenderableType:
+        return Text(self._line(self.size.width), no_wrap=True, overflow="crop")
+
+
 class SparkRow(Horizontal):
     """Numbers on the left, a sparkline of their history on the right."""
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._text: Static = Static(classes="figures")
-        self._spark: Sparkline = Sparkline([])  # no data yet: a flat baseline, not a full bar
+        self._spark = SparkText()  # no data yet: empty, not a full bar
         self._shown: tuple[Any, ...] | None = None
 
     def compose(self) -> ComposeResult:
@@ -112,9 +152,10 @@ class SparkRow(Horizontal):
         if key == self._shown:
             return
         resized = self._shown is None or len(str(text)) != len(self._shown[0])
+        if self._shown is None or str(text) != self._shown[0]:
+            self._text.update(text, layout=resized)  # a layout pass costs far more than a repaint
         self._shown = key
-        self._text.update(text, layout=resized)  # a layout pass costs far more than a repaint
-        self._spark.data = history if len(history) > 1 else []  # one point has no shape: no full bar
+        self._spark.history = history
         self.set_class(late, "-late")
 
 
@@ -283,6 +324,15 @@ class FilterTable(DataTable[RenderableType]):
 
 
 class NodesTable(FilterTable):
+    """The nodes; ``l`` follows the log of the node under the cursor (``:logs WORKER``)."""
+
+    BINDINGS = [Binding("l", "logs", "logs", show=False)]
+
+    def action_logs(self) -> None:
+        key = self.current_key()
+        if key is not None:
+            self.app.open_logs([key])  # type: ignore[attr-defined]
+
     def __init__(self, **kw: Any) -> None:
         super().__init__(view.NODE_COLUMNS, **kw)
 
@@ -433,6 +483,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("/", "filter the table (!text inverts; escape clears)"),
     (":", "command line (tab completes; commands below)"),
     ("ctrl+p", "command palette: the same commands"),
+    ("l", "on a node: follow its log (:logs WORKER)"),
     ("space", "mark a DLQ entry (several can be marked)"),
     ("ctrl+a", "mark every DLQ entry the filter shows"),
     ("r", "replay the marked entries (or the current one)"),

@@ -84,6 +84,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "oldestAgeSeconds": age,
             "agingHorizonSeconds": horizon,
             "overHorizon": age is not None and age > horizon,
+            "waitP95Ms": last.level_wait_p95.get(level) if last else None,
             "readable": level not in unreadable if reading and reading.connected else None,
             "error": unreadable.get(level),
         })

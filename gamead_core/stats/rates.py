@@ -166,12 +166,34 @@ def fleet_percentiles(workers: Iterable[NodeInfo], kind: str) -> Percentiles:
     return Percentiles(p50=ms(0.50), p95=ms(0.95), p99=ms(0.99), count=total)
 
 
+def fleet_level_wait_p95(workers: Iterable[NodeInfo]) -> dict[int, float | None]:
+    """Per priority level, the fleet's queue-wait p95 (ms) over the last minute: the sum of the workers'
+    ``latencyBuckets.queueWaitByLevel`` counts, read as :func:`fleet_percentiles` reads the fleet's (Prometheus'
+    ``histogram_quantile(0.95, …)`` over ``gamead_ad_wait_seconds_bucket{priority=…}``, exact to the bucket).
+    Levels no worker reported (idle, or only older workers without the field) are absent."""
+    size = len(BUCKETS) + 1
+    per_level: dict[int, list[list[int]]] = {}
+    for n in workers:
+        lb = n.latency_buckets
+        if lb is None or lb.bounds != list(BUCKETS):
+            continue
+        for level, counts in lb.queue_wait_by_level.items():
+            per_level.setdefault(level, []).append(counts)
+    out: dict[int, float | None] = {}
+    for level, parts in sorted(per_level.items()):
+        value = bucket_quantile(0.95, sum_counts(parts, size))
+        if value is not None:
+            out[level] = round(value * 1000, 3)
+    return out
+
+
 __all__ = [
     "COUNTERS",
     "RATE_WINDOW",
     "MonotonicTotal",
     "WorkerLoad",
     "aging_horizon",
+    "fleet_level_wait_p95",
     "fleet_percentiles",
     "merge_percentiles",
     "per_worker_rate",

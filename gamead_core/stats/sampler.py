@@ -43,6 +43,7 @@ from gamead_core.stats.rates import (
     RATE_WINDOW,
     MonotonicTotal,
     WorkerLoad,
+    fleet_level_wait_p95,
     fleet_percentiles,
     per_worker_rate,
     window_rate,
@@ -66,6 +67,8 @@ class Sample:
     processing: Percentiles = field(default_factory=Percentiles)
     queue_wait: Percentiles = field(default_factory=Percentiles)
     dlq_size: int | None = None
+    #: queue-wait p95 (ms) per priority level over the last minute (levels with data only)
+    level_wait_p95: dict[int, float | None] = field(default_factory=dict)
 
     @property
     def t(self) -> float:
@@ -181,6 +184,7 @@ class QueueSampler:
             submitted = self._submitted.update({"stream": (reading.last_seq, False)}, now)
         completed = failed = None
         processing = queue_wait = Percentiles()
+        level_wait: dict[int, float | None] = {}
         workers = reading.workers
         if workers is not None:
             self.nodes_ok = True
@@ -190,9 +194,10 @@ class QueueSampler:
             failed = self._failed.update({k: (n.failed, fresh[k]) for k, n in by_key.items()}, now)
             processing = fleet_percentiles(workers, "processing")
             queue_wait = fleet_percentiles(workers, "queue_wait")
+            level_wait = fleet_level_wait_p95(workers)
         elif any(e.startswith("registry") for e in reading.errors):
             self.nodes_ok = False
-        return Sample(reading, submitted, completed, failed, processing, queue_wait, self._dlq_size)
+        return Sample(reading, submitted, completed, failed, processing, queue_wait, self._dlq_size, level_wait)
 
     def _append(self, sample: Sample) -> None:
         """Add ``sample`` to the ring and derive what readers use: the history series and the rates."""

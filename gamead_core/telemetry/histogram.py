@@ -35,7 +35,9 @@ _SLOT: Final[float] = 1.0  #: width (seconds) of one slot of the sliding window
 class LatencyBuckets(BaseModel):
     """Heartbeat field ``latencyBuckets``: per-bucket (not cumulative) counts of the ads a worker finished in
     the last ``windowSeconds``; ``bounds`` are the upper bounds in seconds, the last count is ``+Inf``'s
-    (``len(counts) == len(bounds) + 1``)."""
+    (``len(counts) == len(bounds) + 1``). ``queueWaitByLevel`` (added later, optional): the queue-wait counts
+    per priority level (JSON keys ``"1"``…``"5"``), only the levels with an ad in the window, so an idle
+    level costs the heartbeat nothing."""
 
     model_config = _WIRE
 
@@ -43,6 +45,7 @@ class LatencyBuckets(BaseModel):
     window_seconds: float = WINDOW
     processing: list[int] = []
     queue_wait: list[int] = []
+    queue_wait_by_level: dict[int, list[int]] = {}
 
 
 def bucket_index(value: float, bounds: Sequence[float] = BUCKETS) -> int:

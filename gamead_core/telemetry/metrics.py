@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client import PLATFORM_COLLECTOR, PROCESS_COLLECTOR  # noqa: F401 - registered below
@@ -124,6 +124,8 @@ class WorkerMetrics:
         self.enabled = enabled  #: Prometheus series recorded (the heartbeat's buckets always are)
         self.processing = WindowedHistogram()
         self.queue_wait = WindowedHistogram()
+        #: queue wait per priority level (1-5), made at a level's first ad
+        self.queue_wait_by_level: dict[int, WindowedHistogram] = {}
         self.url: str | None = None  #: where this worker's metrics are served (None = not served)
 
     def completed(self, priority: int, processing_s: float | None, wait_s: float | None,
@@ -135,6 +137,8 @@ class WorkerMetrics:
             self.processing.observe(max(0.0, processing_s), now)
         if wait_s is not None:
             self.queue_wait.observe(max(0.0, wait_s), now)
+            if priority in _WAIT:  # a level (1-5): its own counts, for the per-level wait p95
+                self.queue_wait_by_level.setdefault(priority, WindowedHistogram()).observe(max(0.0, wait_s), now)
         if not self.enabled:
             return
         if priority not in _WAIT:  # not a level: counted under priority="other"
@@ -173,9 +177,13 @@ class WorkerMetrics:
             server.shutdown()  # type: ignore[attr-defined]
             server.server_close()  # type: ignore[attr-defined]
 
-    def buckets(self, now: float | None = None) -> dict[str, list[int]]:
+    def buckets(self, now: float | None = None) -> dict[str, Any]:
+        """The heartbeat's ``latencyBuckets`` fields: ``processing`` and ``queue_wait`` counts of the window,
+        and ``queue_wait_by_level`` (level → counts) for the levels with an ad in the window only."""
         now = time.time() if now is None else now
-        return {"processing": self.processing.counts(now), "queue_wait": self.queue_wait.counts(now)}
+        by_level = {p: c for p, h in sorted(self.queue_wait_by_level.items()) if any(c := h.counts(now))}
+        return {"processing": self.processing.counts(now), "queue_wait": self.queue_wait.counts(now),
+                "queue_wait_by_level": by_level}
 
 
 def api_metrics_url(host: str, port: int) -> str:

@@ -16,10 +16,12 @@ from tests.tui.conftest import until
 def test_each_level_shows_its_oldest_age_against_its_promised_wait(recorded: dict[str, Any]) -> None:
     rows = {r.priority: r for r in view.level_rows(recorded["stats"])}
     # P5: the oldest ad waited 47 s, its horizon is (5 − 1) × 10 s = 40 s: late
-    assert view.level_text(rows[5]).split() == ["P5", "177", "0", "2", "47s", "40s"]
+    # and its ads' queue wait p95 over the last minute, from the workers' per-level histograms (waitP95Ms)
+    assert view.level_text(rows[5]).split() == ["P5", "177", "0", "2", "47s", "40s", "52.00s"]
+    assert view.level_text(rows[4]).split()[-1] == "-"  # no ad of P4 in the minute
     assert rows[5].late and not rows[1].late
     assert view.level_text(rows[5], compact=True).split() == ["P5", "177", "0", "47s", "40s"]
-    assert view.level_header().split() == ["PENDING", "ACK-P", "REDEL", "OLDEST", "MAX", "DEPTH"]
+    assert view.level_header().split() == ["PENDING", "ACK-P", "REDEL", "OLDEST", "MAX", "P95", "DEPTH"]
 
 
 def test_the_panel_reds_the_late_level_and_titles_the_fleet_wait_p95(recorded: dict[str, Any]) -> None:

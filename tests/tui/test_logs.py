@@ -1,0 +1,131 @@
+"""The live log tail (``:logs WORKER``, ``:logs ad AD_ID``, ``l`` on a node): bounded reads of real files, and
+the screen on a live stack whose worker writes its JSON log while the screen is open."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gamead_cli.client import ApiClient
+from gamead_cli.tui.app import DashboardApp
+from gamead_cli.tui.logs import TAIL_BYTES, FileTail, LogFollower, LogsUnavailable, default_log_dir, follower
+from gamead_cli.tui.screens import LogScreen
+from gamead_cli.tui.source import ApiSource
+from gamead_cli.tui.widgets import NodesTable
+from tests.support import ad, wait_for, wait_worker_ready
+from tests.tui.conftest import Observed, until
+
+pytestmark = pytest.mark.xdist_group("tui-observed")
+
+
+def line(n: int, **fields: object) -> str:
+    return json.dumps({"ts": f"2026-01-01T00:00:{n % 60:02d}+0000", "level": "INFO", "logger": "t",
+                       "message": f"line {n}", **fields}) + "\n"
+
+
+def test_a_tail_reads_at_most_its_limit_then_only_what_is_appended(tmp_path: Path) -> None:
+    log = tmp_path / "worker-1.log"
+    log.write_text("".join(line(n) for n in range(5000)))  # ~500 KiB
+    assert log.stat().st_size > 4 * TAIL_BYTES
+    tail = FileTail(log)
+    first = tail.read()
+    assert sum(len(x) + 1 for x in first) <= TAIL_BYTES  # the last 64 KiB only, whole lines
+    assert json.loads(first[-1])["message"] == "line 4999" and json.loads(first[0])  # no broken first line
+    assert tail.read() == []  # nothing new
+    with log.open("a") as fh:
+        fh.write(line(5000) + '{"message": "half a li')
+    assert [json.loads(x)["message"] for x in tail.read()] == ["line 5000"]  # the half line waits
+    with log.open("a") as fh:
+        fh.write('ne"}\n')
+    assert tail.read() == ['{"message": "half a line"}']
+    log.write_text(line(1))  # rotated / truncated: read again from the start
+    assert [json.loads(x)["message"] for x in tail.read()] == ["line 1"]
+
+
+def test_an_ad_story_merges_every_log_by_time_and_names_are_never_paths(tmp_path: Path) -> None:
+    ad_id = "01" + "a" * 24
+    (tmp_path / "api.log").write_text(line(1, ad_id=ad_id) + line(2) + line(4, ad_id=ad_id))
+    (tmp_path / "worker-2.log").write_text(line(3, ad_id=ad_id) + "not json\n")
+    story = follower(tmp_path, ["ad", ad_id]).read()
+    assert [s.split()[0] for s in story] == ["[api]", "[worker-2]", "[api]"]
+    assert all(f"ad_id={ad_id}" in s for s in story)
+    assert follower(tmp_path, ["local-2"]).read()[-1] == "not json"  # gamead up's worker id → its file
+    assert len(follower(tmp_path, ["api-host-123"]).read()) == 3  # an API node → gamead up's api.log
+    for bad in (["../etc/passwd"], ["/etc/passwd"], ["ad", "not-an-id"], ["nobody"]):
+        with pytest.raises(LogsUnavailable):
+            follower(tmp_path, bad)
+    with pytest.raises(LogsUnavailable, match="not reachable"):
+        follower(None, ["local-1"])
+    assert default_log_dir(tmp_path) is None  # no gamead-up.json: no default
+    (tmp_path / "gamead-up.json").write_text("{}")
+    assert default_log_dir(tmp_path) == tmp_path / "logs"
+
+
+def test_logs_not_reachable_is_one_line() -> None:
+    async def scenario() -> None:
+        app = DashboardApp(ApiSource(ApiClient("http://127.0.0.1:9", timeout=0.5)), refresh=3600)
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.run_command_line("logs local-1")
+            await pilot.pause()
+            notes = [n.message for n in app._notifications]
+            assert any(m.startswith("logs not reachable") and "--logs DIR" in m and "\n" not in m for m in notes)
+            assert not isinstance(app.screen, LogScreen)
+
+    asyncio.run(scenario())
+
+
+def test_the_log_screen_follows_a_live_worker_and_an_ads_story(observed: Observed) -> None:
+    wid = f"logs-{uuid.uuid4().hex[:6]}"
+    title = f"Log tail {wid}"
+    worker = observed.worker(wid, GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="permanent",
+                             GAMEAD_WORKER__FAULTS__MATCH=title)
+    try:
+        wait_worker_ready(worker)
+
+        async def scenario() -> None:
+            app = DashboardApp(ApiSource(ApiClient(observed.url, timeout=2.0)), refresh=0.5, log_dir=observed.logs)
+            async with app.run_test(size=(120, 40)) as pilot:
+                table = app.query_one(NodesTable)
+                await until(pilot, lambda: wid in {k for k, _ in table._rows}, what=f"{wid} in the nodes table")
+                table.filter_text = wid
+                table.focus()
+                await pilot.press("l")  # the key on a node
+                screen = await until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen,
+                                     what="the log screen")
+                assert isinstance(screen, LogScreen)
+                await until(pilot, lambda: "worker started" in screen.text(), what="the worker's start line")
+                # while the screen is open, the worker logs an ad's fault: the line shows up
+                ad_id = httpx.post(f"{observed.url}/ads", json=ad(title), timeout=10).json()["id"]
+                fault = f"injecting a permanent fault into ad {ad_id}"
+                await until(pilot, lambda: fault in screen.text(), timeout=20, what="the fault line, followed")
+                await pilot.press("escape")
+                await until(pilot, lambda: not isinstance(app.screen, LogScreen), what="back to the dashboard")
+                app.run_command_line(f"logs ad {ad_id}")  # the ad's story, from every log of the stack
+                story = await until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen,
+                                    what="the story screen")
+                assert isinstance(story, LogScreen)
+                await until(pilot, lambda: fault in story.text(), what="the ad's fault line in its story")
+                assert all(ad_id in x for x in story.text().splitlines())
+                assert f"[worker-{wid}]" in story.text()
+
+        asyncio.run(scenario())
+    finally:
+        worker.stop()
+        wait_for(lambda: not worker.alive(), timeout=15, what="the worker to stop")
+
+
+def test_the_logs_command_line_takes_a_node_or_an_ad_and_nothing_else() -> None:
+    from gamead_cli.tui import commands
+
+    assert commands.parse(":logs local-1").args == {"worker": "local-1"}
+    ad_id = "01" + "b" * 24
+    assert commands.parse(f"logs ad {ad_id}").args == {"ad_id": ad_id}
+    for bad in ("logs", "logs ../x", "logs ad nope", "logs a b c"):
+        with pytest.raises(commands.CommandError):
+            commands.parse(bad)
+    assert commands.complete("logs l", workers=["local-3"]) == "logs local-3"
