@@ -22,9 +22,9 @@ Two kinds of ads wait in a level, and the view sees both:
   died. JetStream does not say when a ``nak``'ed message is due, and probing by pulling would spend a
   delivery, so the view reads the level's oldest *unacknowledged* messages (from the consumer's ack floor,
   at most ``DUE_PROBE`` of them, skipping the worker's own; :mod:`gamead_core.queue.due`) and asks
-  ``waiting_since`` (the worker reads the ad's record: its ``retryAt``) since when each has been due. Answers are cached: an ad in a worker's
-  hands for ``BUSY_TTL``, a retry not yet due until it is, and a level is looked at no more than once
-  per ``DUE_REFRESH`` (its finding reused meanwhile, the wait growing). A pull of the level then gets the due
+  ``waiting_since`` (the worker reads the ad's record: its ``retryAt``) since when each has been due.
+  Answers are cached: an ad in a worker's hands for ``BUSY_TTL``, a retry not yet due until it is, and a
+  level is looked at no more than once per ``DUE_REFRESH`` (its finding reused meanwhile, the wait growing). A pull of the level then gets the due
   redelivery first (JetStream serves redeliveries before new messages), and its wait counts from when it
   became due: a retried ad keeps its place in the aging order.
 

@@ -5,9 +5,9 @@ one task per ad) → drain on shutdown. Delivery is at-least-once; every record 
 and a redelivered ad whose record is already final is acknowledged without being analysed again, so each
 ad completes exactly once.
 
-One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create it from the message if the API never wrote it) →
-final? acknowledge · budget spent? dead-letter · else pass the :class:`~gamead_core.worker.solo.SoloGate`
-(alone if suspect) → the ``processing`` write, which charges one attempt of the analysis budget
+One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create it from the message if the
+API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
+:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → the ``processing`` write, which charges one attempt of the analysis budget
 (:mod:`gamead_core.worker.budget`) → analyse → write the outcome (only while the record still names this
 delivery) → ``ack`` / ``nak(backoff)``. The inline concerns are hooks around that handler
 (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware): the ack-wait keep-alive from pull to settlement,
