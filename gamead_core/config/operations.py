@@ -3,9 +3,21 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
 
 from gamead_core.config.section import Section
+
+
+def _unlimited_or_a_mebibyte(value: int) -> int:
+    if value != -1 and value < 1024**2:
+        raise ValueError("must be -1 (unlimited) or at least 1 MiB (1048576)")
+    return value
+
+
+#: A KV bucket's byte limit: -1 (unlimited) or at least 1 MiB (JetStream reserves it from max_file_store).
+BucketBytes = Annotated[int, AfterValidator(_unlimited_or_a_mebibyte)]
 
 
 class DlqSettings(Section):
@@ -25,20 +37,13 @@ class JobSettings(Section):
     """Operator jobs (DLQ replay, purge, import): server-side, resumable, kept in KV bucket ``gamead_jobs``."""
 
     retention: float = Field(7 * 86400, gt=0, description="Seconds a job's document is kept after its last change.")
-    max_bytes: int = Field(256 * 1024**2, ge=-1, description="Most bytes the jobs bucket holds (-1 = unlimited). "
+    max_bytes: BucketBytes = Field(256 * 1024**2, ge=-1, description="Most bytes the jobs bucket holds (-1 = unlimited). "
                            "JetStream reserves it from the server's file store (max_file_store).")
     lease: float = Field(15.0, gt=0, description="A job whose runner is silent this long is resumed elsewhere.")
     follow_timeout: float = Field(
         60.0, ge=0, description="Seconds a replay job follows its replayed ads after the last replay."
     )
     max_resumes: int = Field(3, ge=0, description="Times a job is resumed after its runner died; then interrupted.")
-
-    @field_validator("max_bytes")
-    @classmethod
-    def _unlimited_or_a_mebibyte(cls, value: int) -> int:
-        if value != -1 and value < 1024**2:
-            raise ValueError("must be -1 (unlimited) or at least 1 MiB (1048576)")
-        return value
 
 
 class DoctorSettings(Section):
@@ -101,17 +106,10 @@ class RecordSettings(Section):
     completed_max_age: float = Field(
         7 * 86400, ge=1, description="Seconds a completed or failed record is kept (default 7 days)."
     )
-    max_bytes: int = Field(
+    max_bytes: BucketBytes = Field(
         4 * 1024**3, ge=-1, description="Most bytes the bucket holds; past it the oldest records go first "
         "(-1 = unlimited). JetStream reserves it from the server's file store (max_file_store)."
     )
-
-    @field_validator("max_bytes")
-    @classmethod
-    def _unlimited_or_a_mebibyte(cls, value: int) -> int:
-        if value != -1 and value < 1024**2:
-            raise ValueError("must be -1 (unlimited) or at least 1 MiB (1048576)")
-        return value
 
     @model_validator(mode="after")
     def _completed_within_max_age(self) -> RecordSettings:

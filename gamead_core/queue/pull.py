@@ -51,7 +51,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import QueueSettings
-from gamead_core.errors import GameadError
+from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.aging import LevelHead, pull_order
 from gamead_core.queue.depth import level_depth
 from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
@@ -197,7 +197,7 @@ class AgingPuller:
             self._levels.failed(level, f"consumer {names.level_consumer(level)} not found")
             return None
         except (nats.errors.Error, asyncio.TimeoutError, GameadError, OSError) as exc:
-            self._levels.failed(level, getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+            self._levels.failed(level, error_text(exc))
             return None
         self._levels.ok(level)
         due, due_age = 0, 0.0
