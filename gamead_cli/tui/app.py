@@ -606,7 +606,7 @@ class DashboardApp(App[None]):
         try:
             entry = await asyncio.to_thread(self.source.dlq_entry, entry_id)
         except Exception:  # noqa: BLE001 - fall back to the row we already have
-            entry = next((e for e in (self.dlq or {}).get("items") or [] if str(e.get("id")) == entry_id), None)
+            entry = next((e for e in (self.dlq or {}).get("items") or [] if view.dlq_id(e) == entry_id), None)
         if entry is None:
             self.notify(f"DLQ entry {entry_id} is gone", severity="warning")
             return

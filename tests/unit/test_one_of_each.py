@@ -132,6 +132,13 @@ def test_the_local_cache_keeps_final_records_for_ttl_and_a_bounded_number() -> N
     assert not hasattr(cache, "invalidate") and not hasattr(cache_module, "invalidate_ad")
 
 
+def test_a_dlq_entry_names_its_ad_once() -> None:
+    """Issue 12.1: ``DlqEntry.id`` duplicated ``ad_id``; the entry's wire form says ``adId`` only."""
+    from gamead_core.models import DlqEntry
+
+    assert "id" not in DlqEntry.model_fields and "ad_id" in DlqEntry.model_fields
+
+
 def test_kv_names_follow_adr_8() -> None:
     assert names.kv_stream("gamead_ads") == "KV_gamead_ads" == names.ADS_BUCKET_STREAM
     assert names.kv_subject("gamead_ads", "01ABC") == "$KV.gamead_ads.01ABC"
