@@ -140,8 +140,7 @@ class DlqEntry(BaseModel):
 
     model_config = _WIRE
 
-    id: str  #: the ad id (one entry per ad at a time)
-    ad_id: str
+    ad_id: str  #: the ad id (one entry per ad at a time; entries of gamead < issue 12 also carried it as ``id``)
     title: str
     priority: int
     attempts: int

@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gamead_core.config import RedisSettings
+from gamead_core.errors import error_text
 from gamead_core.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,7 @@ class CircuitBreaker:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "timed out"
-    text = str(exc).strip() or type(exc).__name__
-    return text[:200]
+    return error_text(exc, limit=200)
 
 
 class RedisLink:

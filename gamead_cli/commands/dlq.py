@@ -124,7 +124,7 @@ def _entries_table(body: dict[str, Any]) -> Table:
     for col in ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT (UTC)", "TITLE"):
         table.add_column(col, overflow="ellipsis", no_wrap=col not in ("MESSAGE", "TITLE"))
     for e in body["items"]:
-        table.add_row(plain(e["id"]), str(e["priority"]), str(e["attempts"]), plain(e["errorClass"]),
+        table.add_row(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(e["errorClass"]),
                       plain(e["errorMessage"]), plain(e["deadAt"][:19].replace("T", " ")), plain(e["title"]))
     return table
 
@@ -159,7 +159,7 @@ def list_(
 
 def _entry_view(e: dict[str, Any]) -> Any:
     table = Table.grid(padding=(0, 2))
-    for key in ("id", "title", "priority", "attempts", "errorClass", "errorMessage", "retryable",
+    for key in ("adId", "title", "priority", "attempts", "errorClass", "errorMessage", "retryable",
                 "firstFailureAt", "lastFailureAt", "deadAt", "workerId", "submittedAt"):
         table.add_row(plain(key), plain(str(e.get(key, ""))))
     return table

@@ -55,7 +55,7 @@ from gamead_cli.tui.widgets import (
     QueuePanel,
     SummaryBar,
 )
-from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
+from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound, error_text
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class DashboardApp(App[None]):
             self.apply(snap)
             self._show_position()
         except Exception as exc:  # noqa: BLE001 - a bad recording is a banner, not a traceback
-            self.error = f"⚠ cannot replay: {getattr(exc, 'message', None) or exc}"
+            self.error = f"⚠ cannot replay: {error_text(exc)}"
         finally:
             self._busy = False
 
@@ -429,7 +429,7 @@ class DashboardApp(App[None]):
         try:
             matched = await asyncio.to_thread(self.source.count, flt)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
-            self.notify(f"{verb} failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
+            self.notify(f"{verb} failed: {error_text(exc)}", severity="error", timeout=8)
             return
         what = " of class " + str(flt.get("errorClass"))
         if not matched:
@@ -455,7 +455,7 @@ class DashboardApp(App[None]):
         try:
             result = await asyncio.to_thread(call, ids, flt=flt, progress=progress)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
-            self.notify(f"{verb} failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
+            self.notify(f"{verb} failed: {error_text(exc)}", severity="error", timeout=8)
             return
         done = result.get("replayed" if verb == "replay" else "purged", 0)
         extra = ""
@@ -553,7 +553,7 @@ class DashboardApp(App[None]):
         try:
             page = await asyncio.to_thread(self.source.oldest, level, LEVEL_READ)
         except Exception as exc:  # noqa: BLE001 - say so on the screen
-            screen.show([], f"P{level}: cannot read its ads: {getattr(exc, 'message', None) or exc}")
+            screen.show([], f"P{level}: cannot read its ads: {error_text(exc)}")
             return
         rows = view.level_ads(page.get("items") or [])
         how = (" (from the newest records: this API has no /v1/levels)" if page.get("partial")
@@ -567,7 +567,7 @@ class DashboardApp(App[None]):
         try:
             record = await asyncio.to_thread(self.source.ad, ad_id)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
-            self.notify(f"ad {ad_id}: {getattr(exc, 'message', None) or exc}", severity="warning")
+            self.notify(f"ad {ad_id}: {error_text(exc)}", severity="warning")
             return
         self.push_screen(RecordScreen(f"ad {ad_id}", view.details_view(record)))
 
@@ -576,7 +576,7 @@ class DashboardApp(App[None]):
         try:
             audit = await asyncio.to_thread(self.source.audit, 50)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
-            self.notify(f"audit trail: {getattr(exc, 'message', None) or exc}", severity="warning")
+            self.notify(f"audit trail: {error_text(exc)}", severity="warning")
             return
         self.push_screen(RecordScreen("audit", view.audit_table(audit, header=True, limit=50)))
 
@@ -587,7 +587,7 @@ class DashboardApp(App[None]):
         try:
             verdict = await asyncio.to_thread(self.source.doctor)
         except Exception as exc:  # noqa: BLE001 - shown in the header
-            self.doctor_error = str(getattr(exc, "message", None) or exc)
+            self.doctor_error = error_text(exc)
             return
         self.doctor_error = None
         self.doctor = verdict
@@ -600,7 +600,7 @@ class DashboardApp(App[None]):
         try:
             answer = await asyncio.to_thread(self.source.scale, replicas, seconds)
         except Exception as exc:  # noqa: BLE001 - say so, keep running
-            self.notify(f"scale failed: {getattr(exc, 'message', None) or exc}", severity="error", timeout=8)
+            self.notify(f"scale failed: {error_text(exc)}", severity="error", timeout=8)
             return
         note = f" ({answer['note']})" if answer.get("note") else ""
         self.notify(f"holding {answer.get('effectiveReplicas', replicas)} workers for {seconds:,}s{note}",
@@ -626,7 +626,7 @@ class DashboardApp(App[None]):
         try:
             entry = await asyncio.to_thread(self.source.dlq_entry, entry_id)
         except Exception:  # noqa: BLE001 - fall back to the row we already have
-            entry = next((e for e in (self.dlq or {}).get("items") or [] if str(e.get("id")) == entry_id), None)
+            entry = next((e for e in (self.dlq or {}).get("items") or [] if view.dlq_id(e) == entry_id), None)
         if entry is None:
             self.notify(f"DLQ entry {entry_id} is gone", severity="warning")
             return

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from gamead_cli.tui.view import Snapshot
+from gamead_cli.tui.view import Snapshot, dlq_id
 from gamead_core.errors import ConfigError, NotFound
 
 FORMAT = 1
@@ -251,7 +251,7 @@ class Player:
 
     def dlq_entry(self, entry_id: str) -> dict[str, Any]:
         for item in (self._now().dlq or {}).get("items") or []:
-            if isinstance(item, dict) and item.get("id") == entry_id:
+            if isinstance(item, dict) and dlq_id(item) == entry_id:
                 return dict(item)
         raise NotFound(f"DLQ entry {entry_id} is not in the recording")
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from gamead_cli.client import ApiClient
-from gamead_cli.tui.view import Snapshot
+from gamead_cli.tui.view import Snapshot, dlq_id
 from gamead_core.errors import ApiClientError, NotFound
 from gamead_core.redact import redact_url
 
@@ -211,14 +211,14 @@ class RecordedSource:
 
     def dlq_entry(self, entry_id: str) -> dict[str, Any]:
         for item in (self.data.get("dlq") or {}).get("items") or []:
-            if item.get("id") == entry_id:
+            if dlq_id(item) == entry_id:
                 return copy.deepcopy(item)
         raise NotFound(f"no DLQ entry {entry_id}")
 
     def _remove(self, ids: list[str]) -> int:
         dlq = self.data.get("dlq") or {}
         before = list(dlq.get("items") or [])
-        kept = [i for i in before if i.get("id") not in set(ids)]
+        kept = [i for i in before if dlq_id(i) not in set(ids)]
         dlq["items"] = kept
         gone = len(before) - len(kept)
         dlq["total"] = max(0, int(dlq.get("total", len(before))) - gone)
@@ -252,7 +252,7 @@ class RecordedSource:
         items = (self.data.get("dlq") or {}).get("items") or []
         if flt is None:
             return list(ids or [])
-        return [i["id"] for i in items if i.get("errorClass") == flt.get("errorClass")]
+        return [dlq_id(i) for i in items if i.get("errorClass") == flt.get("errorClass")]
 
     def count(self, flt: dict[str, Any]) -> int:
         return len(self._matching(None, flt))

@@ -312,10 +312,15 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
 NODE_COLUMNS = ("ID", "ROLE", "STATE", "IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
 
 
+def dlq_id(entry: Mapping[str, Any]) -> str:
+    """A DLQ entry's ad id: ``adId`` (recordings of an older gamead also carried it as ``id``); "" if none."""
+    return str(entry.get("adId") or entry.get("id") or "")
+
+
 def dlq_row(entry: Mapping[str, Any]) -> tuple[Text, ...]:
     """ID, P, ATT, ERROR, MESSAGE, DEAD AT (the mark column is added by the table)."""
     return (
-        plain(entry.get("id") or entry.get("adId") or "?"),
+        plain(dlq_id(entry) or "?"),
         Text(num(entry.get("priority")), justify="right"),
         Text(num(entry.get("attempts")), justify="right"),
         Text(str(entry.get("errorClass") or "?"), style="red"),

@@ -421,7 +421,7 @@ class DlqPanel(Vertical):
     def _table(self) -> None:
         items = (self.dlq or {}).get("items") or []
         self.query_one(DlqTable).set_rows(
-            (str(e.get("id") or e.get("adId")), view.dlq_row(e)) for e in items if isinstance(e, Mapping))
+            (view.dlq_id(e), view.dlq_row(e)) for e in items if isinstance(e, Mapping))
 
     def watch_stats(self) -> None:
         self._summary()

@@ -27,7 +27,6 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import nats.js.errors
@@ -36,8 +35,8 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.doctor.checks import Rules, WorkMsg, classify, records_to_read, stranded_reading
-from gamead_core.doctor.model import KIND_BY_CODE, KINDS, NOTES, Finding, Note, ReadStats, Report
+from gamead_core.doctor.checks import WorkMsg, records_to_read, stranded_reading
+from gamead_core.doctor.model import KINDS, NOTES, Finding, Note, ReadStats, Report
 from gamead_core.doctor.read import (
     MSG_SIZE,
     TTL,
@@ -47,6 +46,17 @@ from gamead_core.doctor.read import (
     scan_headers,
     subject_counts,
 )
+from gamead_core.doctor.verdict import (
+    MAX_ITEMS,
+    REPAIR_ORDER,
+    Diagnosis,
+    Look,
+    actions_for,
+    add,
+    judge,
+    rules_of,
+    summary,
+)
 from gamead_core.errors import GameadError, NotFound, TopologyMissing
 from gamead_core.ids import is_ad_id, is_job_id
 from gamead_core.jobs.policy import lease_expired
@@ -55,40 +65,14 @@ from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.topology import Verdict, Wanted, plan, read_topology, wanted_topology
-from gamead_core.store.ads import AdStore, Versioned
+from gamead_core.store.ads import AdStore
 from gamead_core.worker.mover import stranded, stranded_count
 
 log = logging.getLogger(__name__)
 
-#: Most items (ad ids, messages, objects) one kind keeps for the repair; its count stays exact beyond it.
-MAX_ITEMS = 100_000
 _KV_PREFIX = names.kv_prefix(names.ADS_BUCKET)
 _DLQ_PREFIX = f"{names.DLQ_SUBJECT_PREFIX}."
 _MARKERS = (names.HDR_KV_OPERATION, names.HDR_MARKER_REASON)
-
-
-@dataclass
-class Diagnosis:
-    """A report, and the repair actions its findings call for (``[kind, item, fence, …]``, see
-    :mod:`gamead_core.doctor.repair`), in the order they should run."""
-
-    report: Report
-    actions: list[list[Any]] = field(default_factory=list)
-
-
-@dataclass
-class _Look:
-    """What one look at a set of ads found."""
-
-    work: dict[str, list[WorkMsg]] = field(default_factory=lambda: defaultdict(list))
-    records: dict[str, Versioned | None] = field(default_factory=dict)
-    entries: dict[str, int] = field(default_factory=dict)
-    entry_seq: dict[str, int] = field(default_factory=dict)
-
-
-def rules_of(settings: GameadSettings) -> Rules:
-    return Rules(max_attempts=settings.worker.max_attempts, overdue_after=settings.doctor.overdue_after,
-                 ack_wait=settings.queue.ack_wait, task_timeout=settings.worker.task_timeout)
 
 
 async def _confirm_missing(js: JetStreamContext, w: Wanted, stats: ReadStats) -> bool:
@@ -141,17 +125,17 @@ class Doctor:
             if v.state == "missing" and await _confirm_missing(self.js, v.wanted, stats):
                 missing.append(v)
             elif v.state == "incompatible":
-                self._add(found["topology_incompatible"], v.wanted.label, v.difference.incompatible)
+                add(found["topology_incompatible"], v.wanted.label, v.difference.incompatible)
             elif v.state == "limits":
-                self._note(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
+                add(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
         absent = {v.wanted.stream for v in missing if v.wanted.kind != "consumer"}
         for name in names.OBSOLETE_STREAMS:
             if name in snapshot.streams:
-                self._note(notes["obsolete_object"], f"stream {name}", "unused since the level consumers have "
-                           "no delivery limit (the reaper's sweep finds stranded messages instead)")
+                add(notes["obsolete_object"], f"stream {name}", "unused since the level consumers have "
+                    "no delivery limit (the reaper's sweep finds stranded messages instead)")
 
         # 2. the work stream, then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
-        first = _Look()
+        first = Look()
         unreadable: list[str] = []
         work_last = 0
         if names.ADS_STREAM not in absent:
@@ -166,7 +150,7 @@ class Doctor:
             first.entries = await self._dlq_counts(names.DLQ_SUBJECT_WILDCARD, stats)
         stats.dlq_entries = sum(first.entries.values())
         for seq in unreadable:
-            self._note(notes["unreadable_message"], f"seq {seq}")
+            add(notes["unreadable_message"], f"seq {seq}")
 
         # 5. whole records where the rules need them, 6. the rules
         wanted = records_to_read(other_keys, final_keys, first.work, first.entries)
@@ -174,9 +158,9 @@ class Doctor:
             first.records, broken = await read_records(self.store, wanted, concurrency=ds.concurrency,
                                                        stats=stats, budget=budget)
             for ad_id in broken:
-                self._note(notes["unreadable_record"], ad_id)
+                add(notes["unreadable_record"], ad_id)
         now = time.time()
-        suspects = self._judge(first, now)
+        suspects = judge(first, now, self.rules, work_whole=self._work_whole)
 
         # 7. levels with stranded messages, 8. jobs whose runner's lease expired
         levels = {lvl: n for lvl in names.LEVELS if (n := await self._stranded(lvl, stats))}
@@ -191,9 +175,9 @@ class Doctor:
             await self._confirm_jobs(jobs, stats, found, actions)
             for v in missing:
                 if await _confirm_missing(self.js, v.wanted, stats):
-                    self._add(found["topology_missing"], v.wanted.label, "missing")
+                    add(found["topology_missing"], v.wanted.label, "missing")
                     actions.append(["topology_missing", v.wanted.label, None])
-        actions.sort(key=lambda a: _ORDER.get(a[0], len(_ORDER)))
+        actions.sort(key=lambda a: REPAIR_ORDER.get(a[0], len(REPAIR_ORDER)))
         actions += [["obsolete_object", label.split(" ", 1)[1], None] for label in notes["obsolete_object"].items]
 
         report.partial = list(budget.partial)
@@ -276,29 +260,12 @@ class Doctor:
         grace = self.settings.jobs.lease
         return [j.id for j in jobs if lease_expired(j, now - grace)]
 
-    # --- judging ---------------------------------------------------------------------------------------
-
-    def _judge(self, look: _Look, now: float) -> dict[str, list[str]]:
-        """Ad id → codes of what it breaks, for every ad whose record was read. When the work stream was not
-        read whole, "no message" cannot be told (the message may be in the part not read): not judged."""
-        out: dict[str, list[str]] = {}
-        for ad_id, versioned in look.records.items():
-            record = versioned.record if versioned is not None else None
-            codes = classify(record, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, self.rules)
-            if not self._work_whole:
-                codes = [c for c in codes if c != "no_message"]
-            if record is None and look.work.get(ad_id):
-                codes.append("message_without_record")
-            if codes:
-                out[ad_id] = codes
-        return out
-
-    async def _second_look(self, first: _Look, suspects: dict[str, list[str]], work_last: int, budget: ReadBudget,
+    async def _second_look(self, first: Look, suspects: dict[str, list[str]], work_last: int, budget: ReadBudget,
                            stats: ReadStats, found: dict[str, Finding], notes: dict[str, Note],
                            actions: list[list[Any]]) -> None:
         if not suspects:
             return
-        again = _Look()
+        again = Look()
         if any(c in ("no_message", "message_without_record") for codes in suspects.values() for c in codes):
             # "no message": only a whole listing again can say so (a replica answering the first one may
             # have lagged behind a publish)
@@ -326,16 +293,16 @@ class Doctor:
                 again.entry_seq[ad_id] = current.seq
                 if first.entries.get(ad_id, 0) > 1:
                     again.entries[ad_id] = sum((await self._dlq_counts(names.dlq_subject(ad_id), stats)).values())
-        confirmed = self._judge(again, time.time())
+        confirmed = judge(again, time.time(), self.rules, work_whole=self._work_whole)
         for ad_id in sorted(confirmed):
             for code in confirmed[ad_id]:
                 if code not in suspects[ad_id]:
                     continue  # new since the first look: the next run judges it
                 if code == "message_without_record":
-                    self._note(notes[code], ad_id)
+                    add(notes[code], ad_id)
                     continue
-                self._add(found[code], ad_id)
-                actions.extend(self._actions_for(code, ad_id, again))
+                add(found[code], ad_id)
+                actions.extend(actions_for(code, ad_id, again))
 
     async def _message_there(self, seq: int, stats: ReadStats) -> bool:
         stats.api_calls += 1
@@ -346,25 +313,7 @@ class Doctor:
                 return False
         return True
 
-    def _actions_for(self, code: str, ad_id: str, look: _Look) -> list[list[Any]]:
-        """The repair actions of one confirmed finding (none for kinds the repair leaves alone)."""
-        kind = KIND_BY_CODE[code]
-        if kind.repair is None:
-            return []
-        versioned = look.records.get(ad_id)
-        revision = versioned.revision if versioned is not None else 0
-        seqs = [m.seq for m in look.work.get(ad_id, [])]
-        if code in ("no_message", "dead_without_entry"):
-            return [[code, ad_id, revision]]
-        if code == "budget_spent":
-            return [[code, ad_id, revision, seqs]]
-        if code in ("dead_with_message", "completed_with_message", "failed_with_message"):
-            return [[code, ad_id, seq] for seq in seqs]
-        if code in ("failed_with_entry", "entry_of_completed", "entry_of_live_ad", "entry_without_record"):
-            return [[code, ad_id, look.entry_seq.get(ad_id, 0)]]
-        return []
-
-    async def _confirm_stranded(self, levels: dict[int, int], first: _Look, stats: ReadStats,
+    async def _confirm_stranded(self, levels: dict[int, int], first: Look, stats: ReadStats,
                                 found: dict[str, Finding], actions: list[list[Any]]) -> None:
         ad_of = {m.seq: ad for ad, msgs in first.work.items() for m in msgs}
         finding = found["stranded"]
@@ -401,52 +350,16 @@ class Doctor:
             except NotFound:
                 continue
             if is_job_id(job.id) and lease_expired(job, now):
-                self._add(found["job_lease_expired"], job.id,
-                          f"{job.kind.value} job {job.state.value}, runner {job.runner}, lease ended "
-                          f"{utc_iso(job.lease_until, 'seconds')}")
+                add(found["job_lease_expired"], job.id,
+                    f"{job.kind.value} job {job.state.value}, runner {job.runner}, lease ended "
+                    f"{utc_iso(job.lease_until, 'seconds')}")
                 actions.append(["job_lease_expired", job.id, None])
-
-    # --- collecting --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _add(finding: Finding, item: str, detail: str | None = None) -> None:
-        finding.count += 1
-        if len(finding.items) < MAX_ITEMS:
-            finding.items.append(item)
-            if detail:
-                finding.details[item] = detail
-
-    @staticmethod
-    def _note(note: Note, item: str, detail: str | None = None) -> None:
-        note.count += 1
-        if len(note.items) < MAX_ITEMS:
-            note.items.append(item)
-            if detail:
-                note.details[item] = detail
-
-
-#: The order repairs run in: the topology first (everything else needs it), then the DLQ before the work
-#: stream (an entry is written before a message it backs up is removed).
-_ORDER = {code: i for i, code in enumerate((
-    "topology_missing", "job_lease_expired", "entry_without_record", "dead_without_entry", "no_message",
-    "stranded", "budget_spent", "entry_of_completed", "failed_with_entry", "entry_of_live_ad",
-    "dead_with_message", "completed_with_message", "failed_with_message",
-))}
 
 
 async def diagnose(nc: NATS, js: JetStreamContext, settings: GameadSettings, *, settle: float | None = None,
                    store: AdStore | None = None) -> Diagnosis:
     """:meth:`Doctor.diagnose` in one call."""
     return await Doctor(nc, js, settings, store).diagnose(settle=settle)
-
-
-def summary(report: Report) -> str:
-    """One line: ``3 problems: no_message 2, dead_without_entry 1`` or ``every invariant holds``."""
-    parts = [f"{f.kind.code} {f.count}{'+' if f.lower_bound else ''}" for f in report.findings if f.count]
-    if not parts:
-        return "every invariant holds" if report.complete else "no problem found in what was read (partial)"
-    total = sum(f.count for f in report.findings)
-    return f"{total} problem{'s' if total != 1 else ''}: " + ", ".join(parts)
 
 
 __all__ = ["MAX_ITEMS", "Diagnosis", "Doctor", "diagnose", "rules_of", "summary"]

@@ -95,12 +95,9 @@ def reply_fields(reply: str | None) -> tuple[int, float, int] | None:
 OnMessage = Callable[[str, dict[str, str] | None, int, float], None]
 
 
-async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_msg: OnMessage, budget: ReadBudget,
-                       stats: ReadStats, what: str, start_seq: int | None = None) -> int:
-    """Call ``on_msg(subject, headers, stream seq, time)`` for every message of ``stream`` on ``subject`` from
-    ``start_seq`` to the stream's end as it was when the call started (bodies are not read). Returns the last
-    sequence covered: the stream's last sequence at the start when it read everything, else the last one it
-    read (and ``budget.partial`` says why it stopped). Raises :class:`TopologyMissing` if the stream is missing."""
+async def _span(js: JetStreamContext, stream: str, start_seq: int | None, stats: ReadStats) -> tuple[Any, int, int]:
+    """``stream``'s info and the first and last sequence to read from ``start_seq`` (first > last: nothing to
+    read). One API call. Raises :class:`TopologyMissing` if the stream is missing."""
     with nats_boundary():
         try:
             info = await js.stream_info(stream)
@@ -109,7 +106,17 @@ async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_ms
     stats.api_calls += 1
     last = int(info.state.last_seq or 0)
     start = max(int(info.state.first_seq or 1), start_seq or 1)
-    if not info.state.messages or start > last:
+    return info, (start if info.state.messages else last + 1), last
+
+
+async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_msg: OnMessage, budget: ReadBudget,
+                       stats: ReadStats, what: str, start_seq: int | None = None) -> int:
+    """Call ``on_msg(subject, headers, stream seq, time)`` for every message of ``stream`` on ``subject`` from
+    ``start_seq`` to the stream's end as it was when the call started (bodies are not read). Returns the last
+    sequence covered: the stream's last sequence at the start when it read everything, else the last one it
+    read (and ``budget.partial`` says why it stopped). Raises :class:`TopologyMissing` if the stream is missing."""
+    info, start, last = await _span(js, stream, start_seq, stats)
+    if start > last:
         return last
     done = asyncio.Event()
     state = {"read": 0, "seq": start - 1}
@@ -188,15 +195,8 @@ async def list_messages(nc: NATS, js: JetStreamContext, stream: str, subject: st
     call per batch, bodies included) when the stream allows direct gets, else ``STREAM.MSG.GET`` with
     ``next_by_subj`` (one call per message, :data:`WALKERS` slices in parallel). Returns the last sequence
     covered. Raises :class:`TopologyMissing` if the stream is missing."""
-    with nats_boundary():
-        try:
-            info = await js.stream_info(stream)
-        except nats.js.errors.NotFoundError as exc:
-            raise TopologyMissing(f"stream {stream} is missing") from exc
-    stats.api_calls += 1
-    last = int(info.state.last_seq or 0)
-    start = max(int(info.state.first_seq or 1), start_seq or 1)
-    if not info.state.messages or start > last:
+    info, start, last = await _span(js, stream, start_seq, stats)
+    if start > last:
         return last
     if info.config.allow_direct:
         return await _list_direct(nc, stream, subject, start, last, on_msg=on_msg, budget=budget, stats=stats,

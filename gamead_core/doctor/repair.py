@@ -77,7 +77,7 @@ def entry_from_record(record: AdRecord) -> DlqEntry:
                                     "gamead doctor --repair)", retryable=True, at=record.completed_at or now)
     dead_at = record.completed_at or error.at or now
     return DlqEntry(
-        id=record.id, ad_id=record.id, title=record.ad.title, priority=record.priority, attempts=record.attempts,
+        ad_id=record.id, title=record.ad.title, priority=record.priority, attempts=record.attempts,
         error_class=error.error_class, error_message=error.message, retryable=error.retryable,
         first_failure_at=record.first_failure_at or error.at or dead_at, last_failure_at=error.at or dead_at,
         dead_at=dead_at, worker_id=record.worker_id, submitted_at=record.submitted_at, ad=record.ad,

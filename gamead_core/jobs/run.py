@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gamead_core.dlq_ops import DlqOps
-from gamead_core.errors import Conflict, QueueUnavailable
+from gamead_core.errors import Conflict, GameadError, QueueUnavailable, error_text
 from gamead_core.jobs.model import Job, JobKind, JobPhase, JobState, Mark
 from gamead_core.jobs.policy import failure_rate_exceeded, pace_delay, tally
 from gamead_core.jobs.store import WorkList
@@ -113,7 +113,9 @@ class JobRun:
             raise
         except Exception as exc:  # noqa: BLE001 - a job that cannot go on says why, and ends
             log.exception("job failed", extra={"job_id": job.id})
-            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            message = error_text(exc)
+            if not isinstance(exc, GameadError):
+                message = f"{type(exc).__name__}: {message}"
             await self._finish_quietly(JobState.FAILED, f"error: {message}")
 
     async def _finish_quietly(self, state: JobState, reason: str) -> None:

@@ -21,16 +21,16 @@ Two kinds of ads wait in a level, and the view sees both:
 * **due redeliveries**: a retry whose backoff has passed, an ad handed back by a worker that stopped or
   died. JetStream does not say when a ``nak``'ed message is due, and probing by pulling would spend a
   delivery, so the view reads the level's oldest *unacknowledged* messages (from the consumer's ack floor,
-  at most ``DUE_PROBE`` of them, skipping the worker's own) and asks ``waiting_since`` (the worker reads
-  the ad's record: its ``retryAt``) since when each has been due. Answers are cached: an ad in a worker's
-  hands for ``_BUSY_TTL``, a retry not yet due until it is, and a level is looked at no more than once
-  per ``DUE_REFRESH`` (its finding reused meanwhile, the wait growing). A pull of the level then gets the due
+  at most ``DUE_PROBE`` of them, skipping the worker's own; :mod:`gamead_core.queue.due`) and asks
+  ``waiting_since`` (the worker reads the ad's record: its ``retryAt``) since when each has been due.
+  Answers are cached: an ad in a worker's hands for ``BUSY_TTL``, a retry not yet due until it is, and a
+  level is looked at no more than once per ``DUE_REFRESH`` (its finding reused meanwhile, the wait growing). A pull of the level then gets the due
   redelivery first (JetStream serves redeliveries before new messages), and its wait counts from when it
   became due: a retried ad keeps its place in the aging order.
 
 A level that cannot be read (its consumer was deleted, its pull is refused) never blocks the others: it is
-left out of the view and tried again with back-off (``_LEVEL_BACKOFF`` … ``_LEVEL_BACKOFF_CAP`` s), and
-logged once when it fails and once when it recovers.
+left out of the view and tried again with back-off (``LEVEL_BACKOFF`` … ``LEVEL_BACKOFF_CAP`` s), and
+logged once when it fails and once when it recovers (:mod:`gamead_core.queue.level_health`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Container
+from dataclasses import replace
 
 import nats.errors
 import nats.js.errors
@@ -51,43 +51,16 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import QueueSettings
-from gamead_core.errors import GameadError
+from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.aging import LevelHead, pull_order
-from gamead_core.queue.depth import LevelDepth, level_depth
+from gamead_core.queue.depth import level_depth
+from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
+from gamead_core.queue.level_health import LevelHealth
 
 log = logging.getLogger(__name__)
 
 _STATUS = names.HDR_STATUS
 _PULL_TIMEOUT = 1.0
-#: Most unacknowledged messages per level the view looks at for due redeliveries.
-DUE_PROBE = 4
-#: A level's due redeliveries are looked for at most this often (seconds); in between, the last finding
-#: is reused (its wait growing with the clock): a few reads per level per second, whatever the load.
-DUE_REFRESH = 1.0
-#: How long "this ad is in a worker's hands" is believed before the record is read again.
-_BUSY_TTL = 1.0
-_LEVEL_BACKOFF = 0.5
-_LEVEL_BACKOFF_CAP = 5.0
-
-#: ``waiting_since(ad_id, stream_seq, published_epoch)``: when (epoch s) a delivered, unacknowledged ad is
-#: or was due for redelivery (possibly ahead: a retry whose backoff runs), or None while it is in a worker's
-#: hands (see gamead_core.worker.budget.waiting_since).
-WaitingSince = Callable[[str, int, float], Awaitable[float | None]]
-
-
-@dataclass
-class _Health:
-    failing: bool = False
-    reason: str = ""
-    in_pull: bool = False  # the failure was the pull itself: only a pull answered normally clears it
-    backoff: float = _LEVEL_BACKOFF
-    retry_at: float = 0.0  # monotonic
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    due_since: float | None  # epoch, when due now
-    until: float  # monotonic: believe it until then
 
 
 class AgingPuller:
@@ -104,8 +77,6 @@ class AgingPuller:
         self._nc = nc
         self._js = js
         self._qs = qs
-        self._waiting_since = waiting_since
-        self._own = own or (lambda: ())
         self._inbox: dict[int, asyncio.Queue[Msg]] = {lvl: asyncio.Queue() for lvl in names.LEVELS}
         self._reply: dict[int, str] = {}
         self._bell: dict[int, str] = {}  #: reply inbox of each level's long-poll request
@@ -117,9 +88,8 @@ class AgingPuller:
         self._heads: dict[int, LevelHead] = {}
         self._heads_at = 0.0
         self._swept_at = 0.0
-        self._health: dict[int, _Health] = {lvl: _Health() for lvl in names.LEVELS}
-        self._verdicts: dict[int, _Verdict] = {}
-        self._due_seen: dict[int, tuple[float, int, float]] = {}  # level → (monotonic at, due, oldest due epoch)
+        self._levels = LevelHealth()
+        self._due = DueProbe(js, waiting_since, own or (lambda: ())) if waiting_since is not None else None
 
     async def start(self) -> None:
         for level in names.LEVELS:
@@ -208,32 +178,14 @@ class AgingPuller:
     def _has_local(self) -> bool:
         return any(not q.empty() for q in self._inbox.values())
 
-    # --- level health ------------------------------------------------------------------------------
+    # --- level health (gamead_core.queue.level_health) ---------------------------------------------
     def readable(self, level: int) -> bool:
         """False while ``level`` is failing and its back-off has not passed."""
-        health = self._health[level]
-        return not health.failing or time.monotonic() >= health.retry_at
+        return self._levels.readable(level)
 
     def failing_levels(self) -> list[int]:
-        return [lvl for lvl, h in self._health.items() if h.failing]
-
-    def _level_failed(self, level: int, reason: str, *, in_pull: bool = False) -> None:
-        health = self._health[level]
-        health.in_pull = in_pull
-        if not health.failing or health.reason != reason:
-            log.warning("priority %d cannot be read (%s); serving the other levels, retrying it with back-off",
-                        level, reason, extra={"priority": level})
-            health.backoff = _LEVEL_BACKOFF
-        else:
-            health.backoff = min(_LEVEL_BACKOFF_CAP, health.backoff * 2)
-        health.failing, health.reason = True, reason
-        health.retry_at = time.monotonic() + health.backoff
-
-    def _level_ok(self, level: int, *, by_pull: bool = False) -> None:
-        health = self._health[level]
-        if health.failing and (by_pull or not health.in_pull):
-            log.info("priority %d can be read again", level, extra={"priority": level})
-            self._health[level] = _Health()
+        """The levels that cannot be read now, most urgent first."""
+        return self._levels.failing_levels()
 
     # --- the view of the queue heads ----------------------------------------------------------------
     async def _level_head(self, level: int, now: float) -> LevelHead | None:
@@ -242,60 +194,16 @@ class AgingPuller:
         try:
             d = await level_depth(self._js, level, now)
         except nats.js.errors.NotFoundError:
-            self._level_failed(level, f"consumer {names.level_consumer(level)} not found")
+            self._levels.failed(level, f"consumer {names.level_consumer(level)} not found")
             return None
         except (nats.errors.Error, asyncio.TimeoutError, GameadError, OSError) as exc:
-            self._level_failed(level, getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+            self._levels.failed(level, error_text(exc))
             return None
-        self._level_ok(level)
+        self._levels.ok(level)
         due, due_age = 0, 0.0
-        if d.ack_pending and self._waiting_since is not None:
-            mono = time.monotonic()
-            seen = self._due_seen.get(level)
-            if seen is None or mono - seen[0] >= DUE_REFRESH:
-                due, due_age = await self._due(level, d, now)
-                self._due_seen[level] = (mono, due, now - due_age)
-            else:
-                due, due_age = seen[1], (now - seen[2]) if seen[1] else 0.0
+        if d.ack_pending and self._due is not None:
+            due, due_age = await self._due.count(level, d, now)
         return LevelHead(level, d.pending, d.oldest_age or 0.0, d.ack_pending, due, due_age)
-
-    async def _due(self, level: int, d: LevelDepth, now: float) -> tuple[int, float]:
-        """How many of the level's oldest unacknowledged ads are due for redelivery, and the longest wait."""
-        assert self._waiting_since is not None
-        own = self._own()
-        mono = time.monotonic()
-        due, longest, seq, looked, reads = 0, 0.0, d.ack_floor, 0, 0
-        while looked < DUE_PROBE and seq < d.delivered_seq and reads < 4 * DUE_PROBE:
-            reads += 1
-            try:
-                raw = await self._js.get_msg(names.ADS_STREAM, seq=seq + 1, subject=names.level_subject(level),
-                                             next=True)
-            except nats.js.errors.NotFoundError:
-                break
-            seq = raw.seq or 0
-            if not seq or seq > d.delivered_seq:
-                break
-            if seq in own:
-                continue
-            looked += 1
-            verdict = self._verdicts.get(seq)
-            if verdict is None or mono >= verdict.until:
-                ad_id = (raw.headers or {}).get(names.HDR_AD_ID, "")
-                published = raw.time.timestamp() if raw.time is not None else now
-                since = await self._waiting_since(ad_id, seq, published) if ad_id else None
-                if since is None:  # in a worker's hands: look again a little later
-                    verdict = _Verdict(None, mono + _BUSY_TTL)
-                elif since > now:  # a retry whose backoff runs: not due before then
-                    verdict = _Verdict(None, mono + (since - now))
-                else:  # due now: not cached, a pull takes it
-                    verdict = _Verdict(since, mono)
-                self._verdicts[seq] = verdict
-            if verdict.due_since is not None:
-                due += 1
-                longest = max(longest, now - verdict.due_since)
-        if len(self._verdicts) > 4096:
-            self._verdicts = {s: v for s, v in self._verdicts.items() if v.until > mono}
-        return due, longest
 
     async def heads(self, *, fresh: bool = False) -> dict[int, LevelHead]:
         """Waiting ads and the longest wait per readable level, reused for ``queue.head_cache_ms``."""
@@ -330,21 +238,21 @@ class AgingPuller:
                 msg = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 if not got:
-                    self._level_failed(level, "its pull request was not answered", in_pull=True)
+                    self._levels.failed(level, "its pull request was not answered", in_pull=True)
                 break
             status = msg.headers.get(_STATUS) if msg.headers else None
             if status:
                 if status in ("404", "408"):  # no (more) messages: a normal answer
-                    self._level_ok(level, by_pull=True)
+                    self._levels.ok(level, by_pull=True)
                 else:
                     description = (msg.headers.get("Description", "") if msg.headers else "") or "refused"
                     if status == "503":
                         description = f"consumer {names.level_consumer(level)} does not answer (missing?)"
-                    self._level_failed(level, f"pull answered {status} {description}", in_pull=True)
+                    self._levels.failed(level, f"pull answered {status} {description}", in_pull=True)
                 break
             got.append(msg)
         if got:
-            self._level_ok(level, by_pull=True)
+            self._levels.ok(level, by_pull=True)
         return got
 
     async def pull(self, free: int) -> list[Msg]:
@@ -376,19 +284,17 @@ class AgingPuller:
             head = self._heads.get(level)
             if head is not None:  # a short answer means the level is drained
                 taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1))
-                if level in self._due_seen and taken_due:
-                    at, due, since = self._due_seen[level]
-                    self._due_seen[level] = (at, max(0, due - taken_due), since)
+                if self._due is not None:
+                    self._due.taken(level, taken_due, drained=len(msgs) < want)
                 if len(msgs) == want:
                     head = replace(head, due=head.due - taken_due,
                                    pending=max(0, head.pending - (len(msgs) - taken_due)))
                 else:
                     head = replace(head, pending=0, due=0)
-                    if level in self._due_seen:
-                        self._due_seen[level] = (self._due_seen[level][0], 0, 0.0)
                 self._heads[level] = head
-            for msg in msgs:
-                self._verdicts.pop(msg.metadata.sequence.stream, None)
+            if self._due is not None:
+                for msg in msgs:
+                    self._due.forget(msg.metadata.sequence.stream)
             if len(got) >= free:
                 break
         return got

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from gamead_core.errors import error_text
 from gamead_core.registry.kv import Registry
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.shutdown import last_write
@@ -36,7 +37,7 @@ async def run_heartbeat(
         except Exception as exc:  # noqa: BLE001 - a heartbeat must never take its node down
             if not failing:
                 log.warning("heartbeat failed (retrying every %.1fs): %s", interval,
-                            getattr(exc, "message", None) or repr(exc))
+                            error_text(exc))
             failing = True
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
@@ -47,7 +48,7 @@ async def run_heartbeat(
             await last_write(lambda: registry.delete(node_id), timeout=2.0, connected=registry.connected)
         except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway
             log.info("could not remove heartbeat of %s on shutdown (the ttl will): %s", node_id,
-                     getattr(exc, "message", None) or repr(exc))
+                     error_text(exc))
 
 
 @asynccontextmanager

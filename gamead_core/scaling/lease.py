@@ -43,7 +43,7 @@ import nats.errors
 import nats.js.errors
 import orjson
 
-from gamead_core.errors import GameadError
+from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.shutdown import last_write
 
@@ -231,7 +231,7 @@ class LeaseKeeper:
                     return min(self.ttl / TTL_INTERVALS, 0.25)
         except GameadError as exc:
             # Keep trusting a lease we hold until its local deadline; is_leader turns False by itself.
-            log.warning("%s lease: cannot reach the leases bucket: %s", self.key, _text(exc))
+            log.warning("%s lease: cannot reach the leases bucket: %s", self.key, error_text(exc))
             return min(self.ttl / TTL_INTERVALS, 1.0)
         self.seen = decision.write
         self._revision = revision
@@ -276,12 +276,8 @@ class LeaseKeeper:
                              connected=self._connected())
             log.info("released the %s lease (%s)", self.key, self.me)
         except Exception as exc:  # noqa: BLE001 - it expires on its own anyway
-            log.info("could not release the %s lease (it expires in %.1fs): %s", self.key, self.ttl, _text(exc))
+            log.info("could not release the %s lease (it expires in %.1fs): %s", self.key, self.ttl, error_text(exc))
         self._note_leadership()
-
-
-def _text(exc: BaseException) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
 __all__ = [

@@ -130,13 +130,19 @@ class LocalScaler:
         for name in names:
             self._leaving.pop(name, None)
 
-    def set_replicas(self, n: int) -> None:
-        """Start or stop workers until ``n`` remain. Blocking variant (stops and waits in this thread)."""
+    def _start_or_detach(self, n: int) -> Supervisor | None:
+        """Start workers until ``n`` run; or detach the newest beyond ``n`` (returned, still to be stopped)."""
         _check_count(n)
         while len(self._workers) < n:
             self._start_one()
         if len(self._workers) > n:
-            leaving = self._detach_newest(len(self._workers) - n)
+            return self._detach_newest(len(self._workers) - n)
+        return None
+
+    def set_replicas(self, n: int) -> None:
+        """Start or stop workers until ``n`` remain. Blocking variant (stops and waits in this thread)."""
+        leaving = self._start_or_detach(n)
+        if leaving is not None:
             names = list(leaving.children)
             try:
                 leaving.stop_many(names, self.stop_timeout)
@@ -145,11 +151,8 @@ class LocalScaler:
 
     async def set_replicas_async(self, n: int) -> None:
         """Start workers now, or SIGTERM the newest ones and let them drain in the background."""
-        _check_count(n)
-        while len(self._workers) < n:
-            self._start_one()
-        if len(self._workers) > n:
-            leaving = self._detach_newest(len(self._workers) - n)
+        leaving = self._start_or_detach(n)
+        if leaving is not None:
             names = list(leaving.children)
             log.info("stopping %s (draining up to %.0fs)", ", ".join(names), self.stop_timeout)
             task = asyncio.create_task(self._drain(leaving, names), name=f"gamead-drain-{'+'.join(names)}")

@@ -31,13 +31,14 @@ import asyncio
 import logging
 from typing import Any
 
-from gamead_core.errors import GameadError
+from gamead_core.errors import GameadError, error_text
 from gamead_core.registry import Registry
 from gamead_core.scaling.backends import LazyKubernetesScaler, backend_for
 from gamead_core.scaling.deps import AutoscalerDeps, new_holder_id
 from gamead_core.scaling.lease import Lease, LeaseKeeper, lease_ttl
 from gamead_core.scaling.local import NoneScaler
-from gamead_core.scaling.policy import Observation, ScalingPolicy, retry_delay
+from gamead_core.scaling.observe import decision_entry, observation_of, usable_reading
+from gamead_core.scaling.policy import ScalingPolicy, retry_delay
 from gamead_core.scaling.settings import AutoscalerSettings
 from gamead_core.scaling.status import STALE_INTERVALS, observed_document, state_document, status_document
 from gamead_core.scaling.store import (
@@ -51,10 +52,6 @@ from gamead_core.scaling.store import (
 from gamead_core.stats.sampler import Sample
 
 log = logging.getLogger(__name__)
-
-
-def _text(exc: BaseException) -> str:
-    return " ".join((getattr(exc, "message", None) or str(exc) or type(exc).__name__).split())
 
 
 class Autoscaler:
@@ -145,7 +142,7 @@ class Autoscaler:
             except Exception as exc:  # noqa: BLE001 - e.g. JetStream still starting: try again
                 attempt += 1
                 delay = retry_delay(attempt)
-                log.warning("autoscaler: cannot open its buckets (%s); retrying in %.1fs", _text(exc), delay)
+                log.warning("autoscaler: cannot open its buckets (%s); retrying in %.1fs", error_text(exc), delay)
                 await _wait_any(stop, timeout=delay)
         return False
 
@@ -181,7 +178,7 @@ class Autoscaler:
         try:
             previous = await self.store.state()
         except Exception as exc:  # noqa: BLE001 - start with an empty log rather than not at all
-            log.info("autoscaler: cannot read the previous decisions: %s", _text(exc))
+            log.info("autoscaler: cannot read the previous decisions: %s", error_text(exc))
             previous = None
         self._decisions = list((previous or {}).get("decisions") or [])
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
@@ -202,7 +199,7 @@ class Autoscaler:
             self._view, self._override, self._lease_seen = await asyncio.gather(
                 self.store.state(), self.store.override(), self.store.lease())
         except Exception as exc:  # noqa: BLE001 - keep the last view
-            log.debug("autoscaler: cannot read the shared state: %s", _text(exc))
+            log.debug("autoscaler: cannot read the shared state: %s", error_text(exc))
 
     # --- one tick -----------------------------------------------------------------------------------------
 
@@ -214,7 +211,7 @@ class Autoscaler:
         try:
             sample = await self._observe()
         except Exception as exc:  # noqa: BLE001
-            return await self._failed(wall, None, f"cannot observe the queue: {_text(exc)}")
+            return await self._failed(wall, None, f"cannot observe the queue: {error_text(exc)}")
         reading, rates = sample.reading, dict(self.sampler.rates)
         workers = reading.workers
         if isinstance(self.backend, NoneScaler) and workers is not None:
@@ -223,7 +220,7 @@ class Autoscaler:
         try:
             current = await self.backend.current_replicas_async()
         except Exception as exc:  # noqa: BLE001
-            return await self._failed(wall, None, f"cannot read the replica count: {_text(exc)}", observed)
+            return await self._failed(wall, None, f"cannot read the replica count: {error_text(exc)}", observed)
 
         prefix = ""
         stored = await self._read_override()
@@ -238,17 +235,7 @@ class Autoscaler:
             desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas)
             decision = None
         else:
-            obs = Observation(
-                at=mono,
-                levels=reading.levels,
-                unreadable_levels=tuple(lvl for lvl, _ in reading.unreadable),
-                ack_pending=reading.ack_pending or 0,
-                arrival_rate=rates.get("submittedPerSec") or 0.0,
-                completion_rate=rates.get("completedPerSec") or 0.0,
-                per_worker_rate=rates.get("perWorkerPerSec"),
-                current_replicas=current,
-                metrics_age_s=max(0.0, self._clock() - reading.t),
-            )
+            obs = observation_of(reading, rates, current, at=mono, now=self._clock())
             decision = self._policy.decide(obs)
             desired, reason = decision.desired, prefix + decision.reason
 
@@ -261,11 +248,12 @@ class Autoscaler:
                 try:
                     await self.backend.set_replicas_async(desired)
                 except Exception as exc:  # noqa: BLE001 - recorded and retried, never raised
-                    applied, error = False, _text(exc)
+                    applied, error = False, error_text(exc)
             if not applied and decision is not None:  # what did not happen must not use the step limits
                 self._policy.not_applied(decision)
 
-        entry = self._entry(wall, current, desired, reason, applied, error, override is not None)
+        entry = decision_entry(wall, current, desired, reason, applied, error, override is not None,
+                               self.node_id)
         if error is not None:
             self._failures += 1
             delay = retry_delay(self._failures)
@@ -282,12 +270,8 @@ class Autoscaler:
     async def _observe(self) -> Sample:
         """The sampler's latest sample (taken now with ``sample_on_tick``); raises when it says nothing."""
         sample = await self.sampler.sample() if self.deps.sample_on_tick else self.sampler.latest
-        if sample is None or not sample.reading.connected:
-            raise GameadError("NATS is not connected")
-        reading = sample.reading
-        if not reading.levels:  # no level at all: nothing to decide on
-            why = reading.unreadable[0][1] if reading.unreadable else "no level read yet"
-            raise GameadError(f"no priority level can be read ({why})")
+        reading = usable_reading(sample)
+        assert sample is not None
         unreadable = tuple(lvl for lvl, _ in reading.unreadable)
         if unreadable and unreadable != self._unreadable:
             log.warning("autoscaler: priority %s cannot be read; deciding on the others, never scaling down",
@@ -300,7 +284,7 @@ class Autoscaler:
         self._failures += 1
         delay = retry_delay(self._failures)
         log.warning("autoscaler: %s (attempt %d, retrying in %.1fs)", message, self._failures, delay)
-        entry = self._entry(wall, current, None, message, False, message, False)
+        entry = decision_entry(wall, current, None, message, False, message, False, self.node_id)
         await self._record(entry, observed, None, current)
         return delay
 
@@ -311,11 +295,6 @@ class Autoscaler:
         except GameadError as exc:
             log.info("autoscaler: cannot read the override (ignoring it this tick): %s", exc.message)
             return None
-
-    def _entry(self, wall: float, current: int | None, desired: int | None, reason: str, applied: bool,
-               error: str | None, override: bool) -> dict[str, Any]:
-        return {"at": iso(wall), "current": current, "desired": desired, "reason": reason, "applied": applied,
-                "error": error, "override": override, "leader": self.node_id}
 
     async def _record(self, entry: dict[str, Any], observed: dict[str, Any] | None,
                       override: Override | None, running: int | None) -> bool:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 from gamead_core.queue.depth import LevelDepth
 from gamead_core.scaling.settings import AutoscalerSettings
+from gamead_core.worker.backoff import backoff_ceiling
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
 _RAW_CAP = 1_000_000
@@ -88,11 +89,9 @@ class ScalingDecision:
 
 
 def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): ``min(cap, base * 2**(attempt-1))``."""
-    exponent = max(0, attempt - 1)
-    if exponent >= 64:
-        return cap
-    return min(cap, base * (2**exponent))
+    """Seconds to wait before retry number ``attempt`` (1-based; below 1 counts as 1):
+    ``min(cap, base·2^(attempt−1))``, the one formula of :func:`gamead_core.worker.backoff.backoff_ceiling`."""
+    return backoff_ceiling(max(1, attempt), base=base, cap=cap)
 
 
 def required_replicas(

@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.queue.depth import LevelDepth, level_depth
-from gamead_core.redact import redact_text
+from gamead_core.errors import error_text
 from gamead_core.registry import NodeInfo, Registry
 
 
@@ -56,11 +56,6 @@ class QueueReading:
     @property
     def workers(self) -> tuple[NodeInfo, ...] | None:
         return None if self.nodes is None else tuple(n for n in self.nodes if n.role == "worker")
-
-
-def error_text(exc: BaseException) -> str:
-    """One line saying what went wrong, secrets redacted."""
-    return redact_text(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
 
 
 async def read_queue(js: JetStreamContext, registry: Registry | None, now: float) -> QueueReading:

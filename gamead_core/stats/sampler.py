@@ -34,6 +34,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
+from gamead_core.errors import error_text
 from gamead_core.redact import redact_text
 from gamead_core.registry import Percentiles, Registry
 from gamead_core.stats.document import records_section, stats_document, workers_document
@@ -48,7 +49,7 @@ from gamead_core.stats.rates import (
     per_worker_rate,
     window_rate,
 )
-from gamead_core.stats.reading import QueueReading, error_text, read_queue
+from gamead_core.stats.reading import QueueReading, read_queue
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ async def dead_letter(
     """
     now = utcnow()
     entry = DlqEntry(
-        id=record.id,
         ad_id=record.id,
         title=record.ad.title,
         priority=record.priority,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
-from gamead_core.errors import PermanentError, RetryableError
+from gamead_core.errors import PermanentError, RetryableError, error_text
 from gamead_core.models import AdRecord, Analysis
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def classify(exc: Exception) -> Failure:
         return Failure(type(exc).__name__, exc.message, retryable=False)
     if isinstance(exc, RetryableError):
         return Failure(type(exc).__name__, exc.message, retryable=True, delay=exc.delay)
-    return Failure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
+    return Failure(type(exc).__name__, error_text(exc), retryable=True)
 
 
 class Hook:

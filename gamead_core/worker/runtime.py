@@ -5,9 +5,9 @@ one task per ad) → drain on shutdown. Delivery is at-least-once; every record 
 and a redelivered ad whose record is already final is acknowledged without being analysed again, so each
 ad completes exactly once.
 
-One ad (:meth:`Worker._handle`): read the record (create it from the message if the API never wrote it) →
-final? acknowledge · budget spent? dead-letter · else pass the :class:`~gamead_core.worker.solo.SoloGate`
-(alone if suspect) → the ``processing`` write, which charges one attempt of the analysis budget
+One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create it from the message if the
+API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
+:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → the ``processing`` write, which charges one attempt of the analysis budget
 (:mod:`gamead_core.worker.budget`) → analyse → write the outcome (only while the record still names this
 delivery) → ``ack`` / ``nak(backoff)``. The inline concerns are hooks around that handler
 (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware): the ack-wait keep-alive from pull to settlement,
@@ -30,49 +30,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import socket
 import time
 from collections.abc import Sequence
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from pydantic import ValidationError
 from ulid import ULID
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import QueueUnavailable, error_text
-from gamead_core.models import AdRecord, Analysis, utcnow
+from gamead_core.errors import error_text
+from gamead_core.models import utcnow
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.logs import ad_fields
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
 from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
-from gamead_core.telemetry.tracing import consumer_span
-from gamead_core.worker.analyzer import analyze, check_analysable
-from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
+from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.faults import FaultInjection
-from gamead_core.worker.hooks import Delivery, Hook, Hooks
+from gamead_core.worker.handle import AdHandler
+from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
-from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
+from gamead_core.worker.storage_pause import StoragePause
 from gamead_core.worker.timelimit import TimeLimit
 
 log = logging.getLogger(__name__)
-
-#: What an ad id in a work message must look like to be used as a record key.
-_AD_KEY = re.compile(r"[-_=a-zA-Z0-9]{1,128}")
-
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{str(ULID())[-6:].lower()}"
@@ -87,10 +79,6 @@ def worker_hooks(settings: GameadSettings) -> list[Hook]:
         hooks.append(FaultInjection(w.faults, hang_for=w.task_timeout * 10))
     hooks.append(AckWaitKeepAlive(settings.queue.ack_wait))
     return hooks
-
-
-class _StorageDown(Exception):
-    """Internal: the delivery could not start because our storage failed (nothing was charged)."""
 
 
 class Worker:
@@ -112,7 +100,7 @@ class Worker:
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
         self._beat: NodeInfo | None = None
-        self._settle: Settler | None = None
+        self._handler: AdHandler | None = None
         self._hooks = Hooks([*worker_hooks(settings), *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause = StoragePause(self.stats)
         self._abort = asyncio.Event()
@@ -148,9 +136,11 @@ class Worker:
             await ensure_topology(js, self.settings)
             store = await AdStore.open(nc, js)
             self._dlq = DeadLetters(js)
-            self._settle = settle = Settler(store, self._dlq, self.settings.worker, worker_id=self.id, stats=self.stats,
-                                   pause=self._pause, shielded=self._shielded, ack_wait=self.settings.queue.ack_wait,
-                                   metrics=self.metrics)
+            settle = Settler(store, self._dlq, self.settings.worker, worker_id=self.id, stats=self.stats,
+                             pause=self._pause, shielded=self._shielded, ack_wait=self.settings.queue.ack_wait,
+                             metrics=self.metrics)
+            self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
+                                      pause=self._pause, hooks=self._hooks, shielded=self._shielded)
             registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                 timeout=self.settings.nats.request_timeout)
             self._registry = registry
@@ -242,7 +232,7 @@ class Worker:
                 self.stats.in_flight = len(self._held)
                 await self._announce_held()
                 for msg in msgs:
-                    task = asyncio.create_task(self._observed(msg))
+                    task = asyncio.create_task(self._run_one(msg))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
@@ -276,113 +266,11 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
         await self._shielded.wait()
 
-    # --- one ad --------------------------------------------------------------------------------------
-    async def _observed(self, msg: Msg) -> None:
-        """:meth:`_handle` with the ad's ids on every log line and in a ``process`` span (gamead_core.telemetry)."""
-        headers, meta = msg.headers or {}, msg.metadata
-        ad_id = headers.get(names.HDR_AD_ID, "?")
-        with ad_fields(ad_id=ad_id, worker_id=self.id, priority=_level(msg.subject),
-                       attempt=meta.num_delivered or 1), \
-                consumer_span(msg.subject, ad_id, headers, delivery_count=meta.num_delivered or 1,
-                              stream_seq=meta.sequence.stream):
-            await self._handle(msg)
-
-    async def _handle(self, msg: Msg) -> None:
-        if self._gate.running == 0:  # idle time is not "no progress": a stuck check starts from here
-            self.stats.last_progress = time.time()
-        meta = msg.metadata
-        seq = meta.sequence.stream
-        delivery = delivery_id(seq, meta.num_delivered or 1)
-        ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
-        held = Delivery(msg, seq, delivery, ad_id)
-        settle = self._settle
-        assert settle is not None
-        await self._hooks.before_delivery(held)
-        settled = False
+    # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
+    async def _run_one(self, msg: Msg) -> None:
+        assert self._handler is not None
         try:
-            if not _AD_KEY.fullmatch(ad_id):
-                settled = True
-                await settle.not_an_ad(msg, f"no valid {names.HDR_AD_ID} header")
-                return
-            try:
-                current = await settle.read(msg, ad_id)
-            except STORAGE_ERRORS as exc:
-                raise _StorageDown(exc.message) from exc
-            except ValidationError:
-                settled = True
-                await settle.not_an_ad(msg, "no record, and its body is not an ad record")
-                return
-            record = current.record
-            if record.status.terminal:
-                self.stats.skipped += 1
-                settled = True
-                await self._shielded(msg.ack())
-                return
-            if superseded(record, delivery):
-                settled = True
-                await settle.stale(msg, record, delivery)
-                return
-            if budget_spent(record, self.settings.worker.max_attempts):
-                settled = True
-                await settle.give_up(msg, record, delivery)
-                return
-            suspect = bool(record.suspect) or lost_attempt(record, delivery)
-            async with (self._gate.solo() if suspect else self._gate.shared()):
-                try:
-                    state, current = await settle.begin(current, delivery, suspect)
-                except STORAGE_ERRORS as exc:
-                    raise _StorageDown(exc.message) from exc
-                self._pause.ok()
-                if state != "started":
-                    settled = True
-                    if state == "final":
-                        self.stats.skipped += 1
-                        await self._shielded(msg.ack())
-                    elif state == "spent":
-                        await settle.give_up(msg, current.record, delivery)
-                    else:
-                        await settle.stale(msg, current.record, delivery)
-                    return
-                if suspect:
-                    log.info("ad %s runs alone: it was in flight on a worker that died", ad_id,
-                             extra={"ad_id": ad_id, "worker_id": self.id})
-                outcome = await self._hooks.attempt(current.record, self._analyse)
-                settled = True
-                if isinstance(outcome, Analysis):
-                    await settle.complete(msg, current, outcome, delivery)
-                else:
-                    await settle.fail(msg, current, outcome, delivery)
-        except asyncio.CancelledError:
-            if not settled:
-                await self._shielded(settle.hand_back(msg, ad_id, delivery))
-            raise
-        except _StorageDown as exc:
-            # Nothing was charged: hand it back after a back-off, and pull nothing new meanwhile.
-            delay = self._pause.failed(QueueUnavailable(str(exc)))
-            log.debug("ad %s: our storage failed (%s); handed back uncharged, retry in %.1fs", ad_id, exc,
-                      delay, extra={"ad_id": ad_id})
-            try:
-                await self._shielded(msg.nak(delay=delay))
-            except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
-                pass
-        except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker
-            self.stats.last_error = repr(exc)
-            log.exception("ad %s: unexpected error", ad_id, extra={"ad_id": ad_id})
+            await self._handler(msg)
         finally:
-            await self._hooks.after_delivery(held)
-            self._held.pop(seq, None)
+            self._held.pop(msg.metadata.sequence.stream, None)
             self.stats.in_flight = len(self._held)
-
-    async def _analyse(self, record: AdRecord) -> Analysis:
-        delay = self.settings.analysis.simulated_latency_ms
-        if delay:
-            await asyncio.sleep(delay / 1000)
-        check_analysable(record.ad)
-        return analyze(record.ad)
-
-
-def _level(subject: str) -> int | None:
-    try:
-        return names.level_of_subject(subject)
-    except (ValueError, IndexError):
-        return None

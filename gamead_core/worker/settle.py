@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from nats.aio.msg import Msg
 
 from gamead_core.config import WorkerSettings
-from gamead_core.errors import Conflict, GameadError, NotFound
+from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore, Versioned, decode
@@ -289,7 +289,7 @@ class Settler:
                 return
         except (GameadError, ValueError) as exc:
             log.warning("ad %s: could not refund its attempt on hand-back: %s", ad_id,
-                        getattr(exc, "message", exc), extra={"ad_id": ad_id})
+                        error_text(exc), extra={"ad_id": ad_id})
         try:
             await msg.nak()
             self.stats.handed_back += 1

@@ -42,7 +42,7 @@ def made_up_entry(title: str, priority: int = 3) -> dict[str, Any]:
     """A DLQ entry (as `gamead dlq export` writes it) of a new ad: import it to have a dead ad without a worker."""
     ad_id = new_ad_id()
     now = datetime.now(timezone.utc).isoformat()
-    return {"id": ad_id, "adId": ad_id, "title": title, "priority": priority, "attempts": 1,
+    return {"adId": ad_id, "title": title, "priority": priority, "attempts": 1,
             "errorClass": "PermanentError", "errorMessage": "made up for a test", "retryable": False,
             "firstFailureAt": now, "lastFailureAt": now, "deadAt": now, "submittedAt": now,
             "ad": ad(title, priority)}

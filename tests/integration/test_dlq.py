@@ -112,15 +112,15 @@ def test_filters_select_what_they_say_and_purge_removes_only_what_it_names(lane:
     perm_id = lane.submit("???", priority=1, **UNANALYSABLE)
     for ad_id in [*retry_ids, perm_id]:
         lane.dead(ad_id)
-    assert {e["id"] for e in lane.dlq(errorClass="PermanentError")["items"]} == {perm_id}
-    assert {e["id"] for e in lane.dlq(priority=5)["items"]} == set(retry_ids)
-    assert {e["id"] for e in lane.dlq(message="^injected retryable")["items"]} == set(retry_ids)
+    assert {e["adId"] for e in lane.dlq(errorClass="PermanentError")["items"]} == {perm_id}
+    assert {e["adId"] for e in lane.dlq(priority=5)["items"]} == set(retry_ids)
+    assert {e["adId"] for e in lane.dlq(message="^injected retryable")["items"]} == set(retry_ids)
     assert lane.dlq(since="2999-01-01T00:00:00Z")["items"] == []
     assert len(lane.dlq(until="2999-01-01T00:00:00Z")["items"]) == 3
     page = lane.dlq(limit=2)
     assert page["count"] == 2 and page["total"] == 3 and page["nextCursor"]
     rest = lane.dlq(limit=2, cursor=page["nextCursor"])
-    assert {e["id"] for e in page["items"] + rest["items"]} == {*retry_ids, perm_id}
+    assert {e["adId"] for e in page["items"] + rest["items"]} == {*retry_ids, perm_id}
     bad = lane.http.get("/v1/dlq", params={"message": "("})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_failed"
 
@@ -129,7 +129,7 @@ def test_filters_select_what_they_say_and_purge_removes_only_what_it_names(lane:
     assert refused.json()["error"]["details"] == {"matched": 1}
     done = lane.run_job("/v1/dlq/purge", {"ids": [retry_ids[0]], "confirm": True})
     assert done["state"] == "succeeded" and done["counts"]["matched"] == 1 and done["counts"]["purged"] == 1
-    assert {e["id"] for e in lane.dlq()["items"]} == {retry_ids[1], perm_id}
+    assert {e["adId"] for e in lane.dlq()["items"]} == {retry_ids[1], perm_id}
     purged = lane.http.get(f"/ads/{retry_ids[0]}").json()  # the record stays, given up for good
     assert purged["status"] == "failed" and purged["error"]["errorClass"] == "RetryableError"
     assert purged["purgedFrom"] and purged["jobId"] == done["id"]
@@ -141,13 +141,13 @@ def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path, 
     ids = [lane.submit("Poison Export", priority=2), lane.submit("!!!", priority=3, **UNANALYSABLE)]
     for ad_id in ids:
         lane.dead(ad_id)
-    before = {e["id"]: e for e in lane.dlq()["items"]}
+    before = {e["adId"]: e for e in lane.dlq()["items"]}
     dump = tmp_path / "dead.jsonl"
     runner = CliRunner()
     exported = runner.invoke(cli, ["dlq", "export", str(dump), "--api", lane.url])
     assert exported.exit_code == 0, exported.output
     lines = [json.loads(line) for line in dump.read_text().splitlines()]
-    assert {e["id"] for e in lines} == set(ids)
+    assert {e["adId"] for e in lines} == set(ids)
 
     staging = fresh_nats()  # another environment: the ads do not exist there
     api, url = start_api(staging.url, tmp_path / "staging", **COMMON)
@@ -156,7 +156,7 @@ def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path, 
         assert imported.exit_code == 0, imported.output
         assert json.loads(imported.stdout)["imported"] == 2
         with httpx.Client(base_url=url, timeout=10) as there:
-            after = {e["id"]: e for e in there.get("/v1/dlq").json()["items"]}
+            after = {e["adId"]: e for e in there.get("/v1/dlq").json()["items"]}
             assert {there.get(f"/ads/{i}").json()["status"] for i in ids} == {"dead"}
         strip = lambda e: {k: v for k, v in e.items() if k != "seq"}  # noqa: E731 - the stream position is new
         assert {k: strip(v) for k, v in after.items()} == {k: strip(v) for k, v in before.items()}
@@ -186,7 +186,7 @@ def test_cli_replay_with_dry_run_confirmation_and_json(lane: Lane) -> None:
     no_yes = runner.invoke(cli, ["dlq", "replay", "--all", "--api", lane.url])
     assert no_yes.exit_code != 0 and "--yes" in no_yes.output
     listed = runner.invoke(cli, ["dlq", "list", "--api", lane.url, "-o", "json"])
-    assert json.loads(listed.stdout)["items"][0]["id"] == ad_id
+    assert json.loads(listed.stdout)["items"][0]["adId"] == ad_id
     lane.worker()
     done = runner.invoke(cli, ["dlq", "replay", ad_id, "--yes", "--api", lane.url, "-o", "json"])
     assert done.exit_code == 0, done.output

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import nats
 import pytest
+from typer.testing import CliRunner
 
+from gamead_cli.main import app as cli
 from gamead_core import names
 from tests.integration.dlq_lane import DOOMED, Lane, broken_invariants, made_up_entry, shared_lane  # noqa: F401
 from tests.support import assert_doctor_clean, wait_for
@@ -91,8 +95,6 @@ def test_an_import_is_validated_whole_before_anything_is_written(lane: Lane) -> 
     for n, field, value in [(1, "adId", "a" * 5000), (2, "adId", "*"), (1, "id", ">"), (1, "priority", 99),
                             (2, "deadAt", "0001-01-01T00:00:00+01:00")]:
         bad = {**copy.deepcopy(good), field: value}
-        if field == "adId":
-            bad["id"] = value
         resp = lane.http.post("/v1/dlq/import", json={"entries": [good] * n + [bad]})
         assert resp.status_code == 422, resp.text[:300]
         locs = [d["loc"] for d in resp.json()["error"]["details"]]
@@ -106,6 +108,36 @@ def test_an_import_is_validated_whole_before_anything_is_written(lane: Lane) -> 
     assert lane.http.get(f"/ads/{ad_id}").json()["status"] == "dead"  # the record is made from the entry
     assert lane.http.post("/v1/dlq/replay", json={"ids": [ad_id], "dryRun": True}).json()["matched"] == 1
     _healthy(lane, ad_id)
+
+
+def test_an_entry_names_its_ad_once_and_an_older_export_with_id_still_imports(lane: Lane, tmp_path: Path) -> None:
+    """Issue 12.1: `DlqEntry.id` duplicated `adId`. An entry now says `adId` only; an export of an older gamead
+    (with `id` beside `adId`) imports when the two agree, and is refused with 422 at `entries.N.id` when not."""
+    older = made_up_entry("Older Export")
+    ad_id = older["adId"]
+    older["id"] = ad_id
+    other = made_up_entry("Other Id")
+    wrong = {**other, "id": made_up_entry("Third")["adId"]}
+    refused = lane.http.post("/v1/dlq/import", json={"entries": [older, wrong]})
+    assert refused.status_code == 422, refused.text[:300]
+    assert [d["loc"] for d in refused.json()["error"]["details"]] == ["entries.1.id"]
+    assert lane.http.get(f"/v1/dlq/{ad_id}").status_code == 404  # nothing was written
+    done = lane.run_job("/v1/dlq/import", {"entries": [older]})
+    assert done["state"] == "succeeded" and done["counts"]["imported"] == 1
+    entry = lane.http.get(f"/v1/dlq/{ad_id}").json()
+    assert entry["adId"] == ad_id and "id" not in entry
+    assert all("id" not in e for e in lane.dlq()["items"])
+    # the same through `gamead dlq import`: an older export's file (id beside adId) imports line by line
+    cli_entry = made_up_entry("Older Export File")
+    dump = tmp_path / "older.jsonl"
+    dump.write_text(json.dumps({**cli_entry, "id": cli_entry["adId"]}) + "\n")
+    imported = CliRunner().invoke(cli, ["dlq", "import", str(dump), "--api", lane.url, "-o", "json"])
+    assert imported.exit_code == 0, imported.output
+    assert json.loads(imported.stdout)["imported"] == 1
+    assert "id" not in lane.http.get(f"/v1/dlq/{cli_entry['adId']}").json()
+    dump.write_text(json.dumps({**cli_entry, "id": older["adId"]}) + "\n")
+    mismatched = CliRunner().invoke(cli, ["dlq", "import", str(dump), "--api", lane.url])
+    assert mismatched.exit_code != 0 and "id" in mismatched.output and "Traceback" not in mismatched.output
 
 
 def test_a_catastrophic_regex_never_blocks_the_event_loop(lane: Lane) -> None:
@@ -153,7 +185,7 @@ def test_a_time_without_an_offset_is_utc_everywhere_and_never_a_500(lane: Lane) 
     assert lane.run_job("/v1/dlq/import", {"entries": [entry]})["counts"]["imported"] == 1
     window = {"since": naive, "until": "2024-01-01T00:00:01"}
     (found,) = lane.dlq(**window)["items"]
-    assert found["id"] == ad_id and found["deadAt"] == "2024-01-01T00:00:00Z"
+    assert found["adId"] == ad_id and found["deadAt"] == "2024-01-01T00:00:00Z"
     assert lane.dlq(since="2024-01-01T00:00:01", until="2024-06-01")["count"] == 0
     assert lane.dlq(since="2024-01-01T01:00:00+01:00", until="2024-01-01T00:00:01Z")["count"] == 1  # same instant
     for bad in ["2x", "99999-01-01", "0001-01-01T00:00:00+01:00"]:
@@ -184,7 +216,7 @@ def test_a_list_bounded_by_its_scan_budget_says_so_and_pages_on(lane: Lane) -> N
             {"matched": 10, "dryRun": True, "complete": False, "scanned": 10}
         newest = small.get("/v1/dlq", params={"newest": True, "limit": 5}).json()
         everything = lane.dlq()["items"]  # the lane's own API reads up to 100,000 entries
-        assert [e["id"] for e in newest["items"]] == [e["id"] for e in reversed(everything[-5:])]
+        assert [e["adId"] for e in newest["items"]] == [e["adId"] for e in reversed(everything[-5:])]
         assert newest["complete"] is False and newest["total"] == total
     assert broken_invariants(lane.nats.url, ids) == []
     assert_doctor_clean(lane.url)

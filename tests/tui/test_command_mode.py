@@ -104,7 +104,7 @@ def test_the_palette_runs_the_same_commands(recorded: dict[str, Any]) -> None:
 
 def test_colon_replay_by_class_asks_for_the_count_and_runs_one_job(recorded: dict[str, Any]) -> None:
     source = RecordedSource(recorded)
-    timeouts = [i["id"] for i in recorded["dlq"]["items"] if i["errorClass"] == "TimeoutError"]
+    timeouts = [i["adId"] for i in recorded["dlq"]["items"] if i["errorClass"] == "TimeoutError"]
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         await pilot.press("colon", *"replay class=TimeoutError", "enter")
@@ -124,7 +124,7 @@ def test_colon_replay_by_class_asks_for_the_count_and_runs_one_job(recorded: dic
 def test_ctrl_a_marks_what_the_filter_shows_and_x_purges_them_after_typing_the_count(
         recorded: dict[str, Any]) -> None:
     source = RecordedSource(recorded)
-    values = [i["id"] for i in recorded["dlq"]["items"] if i["errorClass"] == "ValueError"]
+    values = [i["adId"] for i in recorded["dlq"]["items"] if i["errorClass"] == "ValueError"]
 
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         table = app.query_one(DlqTable)

@@ -173,7 +173,7 @@ def test_top_once_at_80_columns_keeps_whole_dlq_ids_and_labels_every_figure(reco
     console = Console(width=80, file=io.StringIO(), record=True, color_system=None)
     console.print(view.snapshot_view(snap, "http://recorded"))
     text = console.export_text()
-    ids = [str(e["id"]) for e in recorded["dlq"]["items"][:10]]
+    ids = [str(e["adId"]) for e in recorded["dlq"]["items"][:10]]
     assert len(set(ids)) == len(ids) > 1
     for entry_id in ids:
         assert entry_id in text, entry_id  # whole: cut to 20 characters, two rows looked the same

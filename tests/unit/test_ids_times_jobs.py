@@ -61,7 +61,7 @@ def test_a_time_out_of_range_or_unreadable_is_a_validation_error_never_another_e
 
 def _entry(**kw: object) -> DlqEntry:
     ad = submission()
-    base = dict(id="a", ad_id="a", title="t", priority=3, attempts=5, error_class="TaskTimeout",
+    base = dict(ad_id="a", title="t", priority=3, attempts=5, error_class="TaskTimeout",
                 error_message="analysis took longer", retryable=True, first_failure_at="2024-01-01T00:00:00",
                 last_failure_at="2024-01-01T00:00:00", dead_at="2024-01-01T00:00:00",
                 submitted_at="2024-01-01T00:00:00", ad=ad)

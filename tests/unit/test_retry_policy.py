@@ -53,7 +53,7 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
 def entry(**kw: object) -> DlqEntry:
     ad = submission()
-    base = dict(id="a", ad_id="a", title="t", priority=3, attempts=5, error_class="TaskTimeout",
+    base = dict(ad_id="a", title="t", priority=3, attempts=5, error_class="TaskTimeout",
                 error_message="analysis took longer", retryable=True, first_failure_at=NOW, last_failure_at=NOW,
                 dead_at=NOW, submitted_at=NOW, ad=ad)
     return DlqEntry(**{**base, **kw})

@@ -1,0 +1,86 @@
+"""Sections for who may call the API and how fast: ``redis:`` (shared limits, cache), ``cache:``,
+``ratelimit:`` and ``auth:`` (tokens and their roles)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from gamead_core.config.section import Section
+
+
+class RedisSettings(Section):
+    """``redis:`` – optional Redis/Valkey for shared rate limits and the record cache. Unset: in-process
+    fallbacks. Timeouts in seconds; the circuit breaker opens after ``breaker_failures`` consecutive failures
+    and tries again after ``breaker_reset`` seconds (a Redis outage never fails a request)."""
+
+    url: str | None = Field(None, description="redis:// URL of Redis 6+ or Valkey; unset = in-process fallbacks.")
+    socket_timeout: float = Field(0.25, gt=0, description="Seconds per Redis command before it counts as failed.")
+    connect_timeout: float = Field(0.5, gt=0)
+    max_connections: int = Field(64, ge=1)
+    breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open the circuit breaker.")
+    breaker_reset: float = Field(5.0, gt=0, description="Seconds the breaker stays open before a half-open probe.")
+
+
+class CacheSettings(Section):
+    """``cache:`` – the cache of final ad records behind ``GET /ads/{id}`` (seconds an entry lives)."""
+
+    ttl: float = Field(300.0, gt=0, description="Seconds a terminal ad record stays cached in Redis.")
+
+
+class RateSettings(Section):
+    """One token bucket: ``rate`` requests per second refilled, ``burst`` requests at once."""
+
+    rate: float = Field(gt=0, description="Requests per second refilled into the bucket.")
+    burst: int = Field(ge=1, description="Bucket size: requests allowed at once.")
+
+
+class RateLimitSettings(Section):
+    """``ratelimit:`` – token buckets per API key (per client IP when anonymous), per role and for the
+    ``/v1/*`` operator routes; a refused request gets 429 ``rate_limited`` with ``Retry-After``."""
+
+    enabled: bool | None = Field(
+        None, description="Limit requests. Unset = on unless the API binds to a loopback address (one machine)."
+    )
+    rate: float = Field(200.0, gt=0, description="Requests per second per API key (per IP when anonymous).")
+    burst: int = Field(400, ge=1, description="Bucket size per API key.")
+    roles: dict[str, RateSettings] = Field(
+        default_factory=dict, description="Overrides per role, e.g. {operator: {rate: 50, burst: 100}}."
+    )
+    admin: RateSettings = Field(
+        default_factory=lambda: RateSettings(rate=10, burst=20), description="Limit of /v1/* operator routes."
+    )
+
+
+Role = Literal["submitter", "viewer", "operator"]
+#: every role, least privileged first (gamead_core.api.auth holds what each may do)
+ROLES: tuple[Role, ...] = ("submitter", "viewer", "operator")
+
+
+class TokenSettings(Section):
+    """One API token under ``auth.tokens``: who it belongs to, the secret, and its role."""
+
+    name: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$",
+        description="Who the token belongs to: named in logs, rate-limit buckets and idempotency scopes.",
+    )
+    token: SecretStr
+    role: Role
+
+    @field_validator("name")
+    @classmethod
+    def _not_anonymous(cls, value: str) -> str:
+        if value.lower() == "anonymous":
+            raise ValueError("'anonymous' is reserved for callers without a token")
+        return value
+
+
+class AuthSettings(Section):
+    """``auth:`` – bearer tokens (RFC 6750) and their roles; required unless the API binds to loopback."""
+
+    enabled: bool | None = Field(
+        None, description="Require tokens. Unset = required unless the API binds to a loopback address."
+    )
+    tokens: list[TokenSettings] = Field(default_factory=list, description="API tokens: {name, token, role}.")
+

@@ -1,0 +1,170 @@
+"""Building the settings: find the config file, read it safely, merge env and flags, mask secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_settings import SettingsError
+
+from gamead_core.config.settings import _YAML_DATA, GameadSettings
+from gamead_core.errors import ConfigError
+from gamead_core.redact import redact_url
+
+CONFIG_ENV = "GAMEAD_CONFIG"
+DEFAULT_CONFIG_FILE = "config.yaml"
+#: Largest config file read (bytes): a config is a few KiB; `--config /dev/zero` must not fill memory.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def config_path(explicit: str | Path | None = None) -> Path | None:
+    """The config file in force: ``--config``, else ``$GAMEAD_CONFIG``, else ``./config.yaml`` if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in ``path``: at most :data:`MAX_CONFIG_BYTES` of UTF-8 YAML. Raises :class:`ConfigError`."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: is it the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): is it the right file?") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"config file {path} is nested too deeply") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    unknown = sorted(str(k) for k in data if k not in GameadSettings.model_fields)
+    if unknown:
+        import difflib
+
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(GameadSettings.model_fields), n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(
+            f"invalid configuration (from {path}): unknown top-level key {', '.join(hints)}; "
+            f"known sections: {', '.join(GameadSettings.model_fields)}"
+        )
+    return data
+
+
+def _bad_env_json(exc: SettingsError) -> ConfigError:
+    """A ``GAMEAD_*`` variable that should hold JSON (a list or a section) and does not."""
+    field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+    prefix = f"GAMEAD_{field.upper()}"
+    candidates = sorted(k for k in os.environ if field and (k == prefix or k.startswith(prefix + "__")))
+
+    def parses(name: str) -> bool:
+        try:
+            json.loads(os.environ[name])
+        except ValueError:
+            return False
+        return True
+
+    named = [k for k in candidates if not parses(k)] or candidates
+    what = ", ".join(named) if named else f"a GAMEAD_* variable of section {field!r}"
+    return ConfigError(
+        f"invalid configuration: {what} is not valid JSON (a list or section in an env var is written as "
+        f"JSON, e.g. GAMEAD_AUTH__TOKENS='[{{\"name\": \"ci\", \"token\": \"…\", \"role\": \"operator\"}}]')"
+    )
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides() -> dict[str, Any]:
+    """Env vars that are not ``GAMEAD_<SECTION>__<KEY>`` but that operators expect to work."""
+    out: dict[str, Any] = {}
+    if url := os.environ.get("GAMEAD_API_URL"):
+        out.setdefault("client", {})["api_url"] = url
+    if token := os.environ.get("GAMEAD_TOKEN"):
+        out.setdefault("client", {})["token"] = token
+    return out
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadSettings:
+    """Build the settings: defaults < YAML file < env < ``overrides`` (CLI flags, nested dicts).
+
+    ``overrides`` values of ``None`` are ignored so CLI options can pass their unset defaults through.
+    Raises :class:`ConfigError` with every problem named by its dotted key.
+    """
+    path = config_path(config)
+    data = _read_yaml(path) if path else {}
+    init = _deep_merge(_env_overrides(), _drop_none(overrides))
+    token = _YAML_DATA.set(data)
+    try:
+        # Flags (init) win over env; env wins over YAML. Env-derived aliases sit just above YAML.
+        settings = GameadSettings(**init) if init else GameadSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in exc.errors()
+        )
+        source = f" (from {path})" if path else ""
+        raise ConfigError(f"invalid configuration{source}: {problems}") from exc
+    except SettingsError as exc:
+        raise _bad_env_json(exc) from exc
+    finally:
+        _YAML_DATA.reset(token)
+    return settings
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def masked_dump(settings: GameadSettings) -> dict[str, Any]:
+    """The effective configuration as plain data with every secret replaced by ``'********'`` and the
+    password or token in any URL's user-info by ``***`` (``nats://user:***@host``)."""
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********"
+        if isinstance(value, str) and "://" in value:
+            return redact_url(value)
+        if isinstance(value, BaseModel):
+            return {k: mask(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return mask(settings)

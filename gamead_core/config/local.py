@@ -1,0 +1,49 @@
+"""Sections for one machine and the CLI: ``embedded:`` (the nats-server of ``gamead up``), ``log:`` and
+``client:`` (how the CLI reaches the API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from gamead_core.config.section import Section
+
+
+class EmbeddedSettings(Section):
+    """``embedded:`` – the nats-server ``gamead up`` starts: data directory, port (0: a free one), fsync."""
+
+    data_dir: Path = Field(Path(".gamead"), description="Where `gamead up` keeps NATS data and logs.")
+    nats_port: int = Field(0, ge=0, le=65535, description="Port of the embedded nats-server (0 = free port).")
+    sync_always: bool = Field(False, description="fsync before every ack (survives power loss; ~10x slower).")
+
+
+class LogSettings(Section):
+    """``log:`` – level and format (JSON lines with ids as fields, or text)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = Field("json", description="json = one JSON object per line.")
+
+
+class ClientSettings(Section):
+    """``client:`` – how the CLI talks to the API: URL, bearer token, the timeout of one answer and the time
+    it may spend sending a request again (seconds; see ``gamead_cli.retry``)."""
+
+    api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
+    token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
+    timeout: float = Field(10.0, gt=0)
+    retry_for: float = Field(
+        10.0, ge=0, le=600,
+        description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
+                    "connection, where that is safe (gamead_cli.retry); 0 never retries.")
+
+    @field_validator("token")
+    @classmethod
+    def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        """An HTTP header carries printable ASCII only (RFC 9110 §5.5; RFC 6750's b64token is a subset)."""
+        if value is not None and not all(33 <= ord(c) <= 126 for c in value.get_secret_value()):
+            raise ValueError(
+                "must be printable ASCII without spaces: it is sent as an HTTP Bearer token (GAMEAD_TOKEN)")
+        return value
+

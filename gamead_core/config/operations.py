@@ -1,0 +1,120 @@
+"""Sections for what gamead keeps and the operator's tools: ``dlq:``, ``jobs:``, ``doctor:``, ``audit:``,
+``registry:`` and ``records:`` (retention of the ad records)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
+
+from gamead_core.config.section import Section
+
+
+def _unlimited_or_a_mebibyte(value: int) -> int:
+    if value != -1 and value < 1024**2:
+        raise ValueError("must be -1 (unlimited) or at least 1 MiB (1048576)")
+    return value
+
+
+#: A KV bucket's byte limit: -1 (unlimited) or at least 1 MiB (JetStream reserves it from max_file_store).
+BucketBytes = Annotated[int, AfterValidator(_unlimited_or_a_mebibyte)]
+
+
+class DlqSettings(Section):
+    """``dlq:`` – the dead-letter stream: how long and how many entries it keeps (seconds, messages; -1
+    unlimited) and the default pace of a replay (entries per second)."""
+
+    max_age: float = Field(14 * 86400, gt=0, description="Seconds a dead-lettered ad is kept (default 14 days).")
+    max_msgs: int = Field(1_000_000, description="Most entries kept in the DLQ (-1 = unlimited).")
+    replay_rate: float = Field(100.0, gt=0, description="Default replays per second.")
+    scan_limit: int = Field(
+        100_000, ge=10, description="Most entries one list or dry-run request reads; the answer says if it stopped."
+    )
+    scan_time: float = Field(2.0, gt=0, description="Most seconds one list or dry-run request spends reading.")
+
+
+class JobSettings(Section):
+    """Operator jobs (DLQ replay, purge, import): server-side, resumable, kept in KV bucket ``gamead_jobs``."""
+
+    retention: float = Field(7 * 86400, gt=0, description="Seconds a job's document is kept after its last change.")
+    max_bytes: BucketBytes = Field(256 * 1024**2, ge=-1, description="Most bytes the jobs bucket holds (-1 = unlimited). "
+                           "JetStream reserves it from the server's file store (max_file_store).")
+    lease: float = Field(15.0, gt=0, description="A job whose runner is silent this long is resumed elsewhere.")
+    follow_timeout: float = Field(
+        60.0, ge=0, description="Seconds a replay job follows its replayed ads after the last replay."
+    )
+    max_resumes: int = Field(3, ge=0, description="Times a job is resumed after its runner died; then interrupted.")
+
+
+class DoctorSettings(Section):
+    """``gamead doctor`` / ``GET /v1/doctor``: the check of every invariant (``gamead_core.doctor``)."""
+
+    scan_time: float = Field(
+        60.0, gt=0, description="Most seconds one doctor run spends reading; past it the answer is partial."
+    )
+    scan_limit: int = Field(
+        5_000_000, ge=100, description="Most messages one doctor run reads per stream; past it the answer is partial."
+    )
+    settle: float = Field(
+        1.5, ge=0, le=60, description="Seconds before a finding is checked again (ads move while the doctor reads)."
+    )
+    sample: int = Field(20, ge=1, le=1000, description="Ad ids shown per kind of finding.")
+    concurrency: int = Field(64, ge=1, le=1024, description="Record reads in flight.")
+    overdue_after: float = Field(
+        60.0, ge=0, description="Seconds an ad whose analysis budget is spent may wait, once due, for a worker to "
+        "dead-letter it before the doctor reports it."
+    )
+
+
+class AuditSettings(Section):
+    """The audit trail of operator actions: stream ``GAMEAD_AUDIT`` (limits retention, oldest dropped first)."""
+
+    max_age: float = Field(90 * 86400, gt=0, description="Seconds an audit record is kept (default 90 days).")
+    max_msgs: int = Field(
+        250_000, ge=-1, description="Most records kept; then the oldest go first (-1 = no limit). A record is "
+        "~0.5 KB, so the default bounds the stream to ~125 MB."
+    )
+    max_bytes: int = Field(
+        -1, ge=-1, description="Most bytes kept; then the oldest records go first (-1 = bounded by max_msgs only). "
+        "A limit is reserved from the server's file store (max_file_store) when the stream is created."
+    )
+    scan_limit: int = Field(
+        10_000, ge=100, description="Most records one `GET /v1/audit` reads; the answer says when it stopped."
+    )
+    refusals_per_minute: int = Field(
+        30, ge=1, description="Refused actions recorded per caller per API node a minute; beyond that they are "
+        "counted into the next record written (`repeats`)."
+    )
+
+
+class RegistrySettings(Section):
+    """``registry:`` – the KV bucket where every node says it is alive: heartbeat period and time to live
+    (seconds). A node silent for ``ttl`` is gone from ``gamead workers`` and the autoscaler's count."""
+
+    heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between two heartbeats of a node.")
+    ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry.")
+
+
+
+class RecordSettings(Section):
+    """Retention of the ad-record KV bucket. Completed and failed records expire first (a per-key TTL,
+    nats-server ≥ 2.11); everything else is bounded by the bucket's age and size limits."""
+
+    max_age: float = Field(
+        30 * 86400, gt=0, description="Seconds any record is kept after its last write (default 30 days)."
+    )
+    completed_max_age: float = Field(
+        7 * 86400, ge=1, description="Seconds a completed or failed record is kept (default 7 days)."
+    )
+    max_bytes: BucketBytes = Field(
+        4 * 1024**3, ge=-1, description="Most bytes the bucket holds; past it the oldest records go first "
+        "(-1 = unlimited). JetStream reserves it from the server's file store (max_file_store)."
+    )
+
+    @model_validator(mode="after")
+    def _completed_within_max_age(self) -> RecordSettings:
+        if self.completed_max_age > self.max_age:
+            raise ValueError("completed_max_age cannot exceed max_age (JetStream caps a record's TTL at the "
+                             "bucket's max age)")
+        return self
+

@@ -1,0 +1,140 @@
+"""Sections for the processes that serve and work: ``api:``, ``nats:``, ``queue:``, ``worker:`` (with its
+``faults:``), ``analysis:`` and ``metrics:``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from gamead_core.config.section import Section
+
+
+class ApiSettings(Section):
+    """``api:`` – the HTTP API of ``gamead serve``: where it listens, what it accepts (body size, HTTP framing
+    limits: lengths in bytes, times in seconds), and how often it checks NATS, the topology and storage.
+    Invalid values raise :class:`~gamead_core.errors.ConfigError` from :func:`load_settings`."""
+
+    host: str = Field("127.0.0.1", description="Address `gamead serve` binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `gamead serve` listens on.")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted.")
+    publish_timeout: float = Field(2.0, gt=0, description="Seconds to wait for JetStream to ack a submit.")
+    list_scan_limit: int = Field(
+        10_000, ge=100, description="Most ad records `GET /ads` scans to build one filtered page."
+    )
+    # --- HTTP framing limits (enforced by gamead_core.api.http_limits before any handler runs) ---------
+    max_request_line_bytes: int = Field(
+        8 * 1024, ge=256, description="Longest request target (path and query); longer → 414."
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Most bytes of request line and headers together; more → 431."
+    )
+    max_headers: int = Field(100, ge=8, description="Most header fields in one request; more → 431.")
+    read_timeout: float = Field(
+        15.0, gt=0, description="Seconds a client may take to send one whole request (line, headers, body), "
+        "counted from the connection's opening or the request's first byte; slower → 408 and close."
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection is kept open between two requests."
+    )
+    nats_unhealthy_after: float = Field(
+        60.0, gt=0, description="`/healthz` fails once NATS has not answered for this many seconds (restart me)."
+    )
+    topology_check_interval: float = Field(
+        5.0, gt=0, description="Seconds between two checks of the JetStream topology (missing objects recreated)."
+    )
+    storage_probe_interval: float = Field(
+        5.0, gt=0, description="Seconds between two probe writes that tell `/readyz` whether JetStream stores writes."
+    )
+    # --- batch submit (POST /ads/batch) -------------------------------------------------------------
+    batch_max: int = Field(
+        500, ge=1, le=10_000, description="Most ads in one `POST /ads/batch`; more → 422 `batch_too_large`."
+    )
+    batch_max_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="Largest `POST /ads/batch` body (other routes: `max_body_bytes`)."
+    )
+
+
+class NatsSettings(Section):
+    """``nats:`` – how every role reaches NATS: URL(s) (unset: ``gamead up`` starts an embedded server),
+    credentials (user/password, token or TLS client certificate; secrets masked in ``gamead config show``),
+    and timeouts in seconds for connecting and for each JetStream API call."""
+
+    url: str | None = Field(None, description="NATS server URL(s), comma separated; unset = embedded server.")
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    tls_ca: str | None = Field(None, description="CA bundle to verify the server's certificate.")
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    connect_timeout: float = Field(2.0, gt=0)
+    request_timeout: float = Field(2.0, gt=0, description="Timeout of JetStream API calls.")
+
+
+class QueueSettings(Section):
+    """``queue:`` – the work stream ``GAMEAD_ADS``: priority aging (seconds per level), JetStream's ack wait
+    and duplicate window (seconds), its limits (messages, bytes; -1 unlimited), replicas, and how a worker
+    polls (milliseconds it reuses queue heads, seconds between polls of an empty queue)."""
+
+    aging_step: float = Field(10.0, gt=0, description="Seconds of waiting that lift an ad one priority level.")
+    ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacknowledged ad is redelivered.")
+    duplicate_window: float = Field(120.0, gt=0, description="Window in which a repeated message id is dropped.")
+    max_msgs: int = Field(1_000_000, description="Most ads waiting in the work stream (-1 = unlimited).")
+    max_bytes: int = Field(1024**3, description="Most bytes in the work stream (-1 = unlimited).")
+    replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a production cluster).")
+    head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads.")
+    idle_poll: float = Field(0.5, gt=0, description="Longest a worker waits between polls of an empty queue.")
+    idle_wait: float = Field(
+        5.0, gt=0, le=300, description="Seconds an idle worker's long-poll pull request waits at the server for "
+        "an ad (one per level, answered the moment an ad arrives); then it looks at the queue again."
+    )
+
+
+class FaultSettings(Section):
+    """Fault injection for drills. Off unless ``rate`` > 0; logged loudly when on."""
+
+    rate: float = Field(0.0, ge=0, le=1, description="Share of matching ads that fail (0 = off).")
+    match: str | None = Field(None, description="Regex on the title; only matching ads can fail.")
+    mode: Literal["retryable", "permanent", "crash", "hang"] = Field(
+        "retryable", description="retryable error, permanent error, crash (hard exit) or hang (past task_timeout)."
+    )
+    attempts: int = Field(
+        0, ge=0, description="Only the first N attempts of a matching ad can fail (0 = every attempt)."
+    )
+
+
+class WorkerSettings(Section):
+    """``worker:`` – one worker process: concurrent analyses, the drain on SIGTERM (seconds; below the pod's
+    terminationGracePeriodSeconds), the analysis budget (attempts before the DLQ), the time limit of one
+    attempt and the retry backoff ``min(cap, base·2^(n−1))`` with full jitter (seconds), fault injection."""
+
+    concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once.")
+    drain_timeout: float = Field(25.0, ge=0, description="Seconds to finish in-flight ads on SIGTERM.")
+    max_attempts: int = Field(
+        5, ge=1, le=100,
+        description="Analysis attempts (not deliveries) an ad may use before it goes to the DLQ.",
+    )
+    task_timeout: float = Field(60.0, gt=0, description="Seconds one analysis may take; longer is a failed attempt.")
+    backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
+    backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")
+    faults: FaultSettings = FaultSettings()
+    metrics_port: int = Field(
+        0, ge=0, le=65535,
+        description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives each worker one).",
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on (0.0.0.0 in a pod).")
+
+
+class MetricsSettings(Section):
+    """Prometheus metrics (gamead_core.telemetry): the API's ``GET /metrics``, each worker's
+    ``worker.metrics_port``. Traces are configured by the standard ``OTEL_*`` variables, not here."""
+
+    enabled: bool = Field(True, description="Record Prometheus metrics and serve them (cost: benchmarks/README.md).")
+
+
+
+class AnalysisSettings(Section):
+    """``analysis:`` – the analyser; ``simulated_latency_ms`` adds a delay (milliseconds) per analysis."""
+
+    simulated_latency_ms: int = Field(0, ge=0, le=600_000, description="Extra I/O-like delay per analysis.")
+

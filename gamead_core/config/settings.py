@@ -1,0 +1,91 @@
+"""The settings object: :class:`GameadSettings`, one attribute per section, and its sources."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gamead_core.config.access import AuthSettings, CacheSettings, RateLimitSettings, RedisSettings
+from gamead_core.config.local import ClientSettings, EmbeddedSettings, LogSettings
+from gamead_core.config.operations import AuditSettings, DlqSettings, DoctorSettings, JobSettings
+from gamead_core.config.operations import RecordSettings, RegistrySettings
+from gamead_core.config.process import AnalysisSettings, ApiSettings, MetricsSettings, NatsSettings
+from gamead_core.config.process import QueueSettings, WorkerSettings
+from gamead_core.scaling.settings import AutoscalerSettings
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file chosen by ``--config`` / ``GAMEAD_CONFIG`` / ``./config.yaml``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class GameadSettings(BaseSettings):
+    """Effective configuration of one gamead process, one attribute per section of ``config.yaml``.
+
+    Built once at the entry point by :func:`load_settings` (defaults < the YAML file < ``GAMEAD_*`` env vars,
+    nested with ``__`` < CLI flags) and passed down as sub-settings; nothing deeper reads the environment.
+    Durations are seconds unless a name says ``_ms``; sizes are bytes. Invalid or contradictory values raise
+    :class:`~gamead_core.errors.ConfigError` naming each bad key.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="GAMEAD_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    api: ApiSettings = ApiSettings()
+    nats: NatsSettings = NatsSettings()
+    queue: QueueSettings = QueueSettings()
+    worker: WorkerSettings = WorkerSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    log: LogSettings = LogSettings()
+    client: ClientSettings = ClientSettings()
+    dlq: DlqSettings = DlqSettings()
+    registry: RegistrySettings = RegistrySettings()
+    redis: RedisSettings = RedisSettings()
+    cache: CacheSettings = CacheSettings()
+    ratelimit: RateLimitSettings = RateLimitSettings()
+    auth: AuthSettings = AuthSettings()
+    autoscaler: AutoscalerSettings = AutoscalerSettings()
+    records: RecordSettings = RecordSettings()
+    jobs: JobSettings = JobSettings()
+    doctor: DoctorSettings = DoctorSettings()
+    audit: AuditSettings = AuditSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _keys_outlive_the_duplicate_window(self) -> GameadSettings:
+        # an idempotency key is remembered by its ad's record and, for concurrent repeats, by JetStream's
+        # duplicate window: a record must not vanish before the window closes
+        if self.records.completed_max_age < self.queue.duplicate_window:
+            raise ValueError(f"records.completed_max_age ({self.records.completed_max_age:g}s) must be at least "
+                             f"queue.duplicate_window ({self.queue.duplicate_window:g}s)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_source = _YamlSource(settings_cls, _YAML_DATA.get())
+        return (init_settings, env_settings, yaml_source)
+
+
+#: The YAML data of the ``load_settings`` call in progress (a settings source cannot take arguments).
+_YAML_DATA: ContextVar[dict[str, Any]] = ContextVar("gamead_yaml_data", default={})

@@ -1,0 +1,107 @@
+"""The pure half of a doctor run: what one look found (:class:`Look`), which ads break which rule
+(:func:`judge`), the repair actions a confirmed finding calls for (:func:`actions_for`), in which order they run
+(:data:`REPAIR_ORDER`), and the one-line :func:`summary`. No I/O: ``diagnose`` reads, this module decides.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from gamead_core.config import GameadSettings
+from gamead_core.doctor.checks import Rules, WorkMsg, classify
+from gamead_core.doctor.model import KIND_BY_CODE, Finding, Note, Report
+from gamead_core.store.ads import Versioned
+
+#: Most items (ad ids, messages, objects) one kind keeps for the repair; its count stays exact beyond it.
+MAX_ITEMS = 100_000
+
+
+@dataclass
+class Diagnosis:
+    """A report, and the repair actions its findings call for (``[kind, item, fence, …]``, see
+    :mod:`gamead_core.doctor.repair`), in the order they should run."""
+
+    report: Report
+    actions: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class Look:
+    """What one look at a set of ads found: work messages per ad id, records (``None``: no record), DLQ entry
+    counts and the stream sequence of each ad's current DLQ entry."""
+
+    work: dict[str, list[WorkMsg]] = field(default_factory=lambda: defaultdict(list))
+    records: dict[str, Versioned | None] = field(default_factory=dict)
+    entries: dict[str, int] = field(default_factory=dict)
+    entry_seq: dict[str, int] = field(default_factory=dict)
+
+
+def rules_of(settings: GameadSettings) -> Rules:
+    """The doctor's :class:`Rules` from the settings (attempts budget, overdue grace, ack wait, time limit)."""
+    return Rules(max_attempts=settings.worker.max_attempts, overdue_after=settings.doctor.overdue_after,
+                 ack_wait=settings.queue.ack_wait, task_timeout=settings.worker.task_timeout)
+
+
+def judge(look: Look, now: float, rules: Rules, *, work_whole: bool) -> dict[str, list[str]]:
+    """Ad id → codes of what it breaks, for every ad whose record was read (``now``: epoch seconds). When the
+    work stream was not read whole (``work_whole`` false), "no message" cannot be told (the message may be in
+    the part not read): not judged."""
+    out: dict[str, list[str]] = {}
+    for ad_id, versioned in look.records.items():
+        record = versioned.record if versioned is not None else None
+        codes = classify(record, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, rules)
+        if not work_whole:
+            codes = [c for c in codes if c != "no_message"]
+        if record is None and look.work.get(ad_id):
+            codes.append("message_without_record")
+        if codes:
+            out[ad_id] = codes
+    return out
+
+
+def actions_for(code: str, ad_id: str, look: Look) -> list[list[Any]]:
+    """The repair actions of one confirmed finding (none for kinds the repair leaves alone)."""
+    kind = KIND_BY_CODE[code]
+    if kind.repair is None:
+        return []
+    versioned = look.records.get(ad_id)
+    revision = versioned.revision if versioned is not None else 0
+    seqs = [m.seq for m in look.work.get(ad_id, [])]
+    if code in ("no_message", "dead_without_entry"):
+        return [[code, ad_id, revision]]
+    if code == "budget_spent":
+        return [[code, ad_id, revision, seqs]]
+    if code in ("dead_with_message", "completed_with_message", "failed_with_message"):
+        return [[code, ad_id, seq] for seq in seqs]
+    if code in ("failed_with_entry", "entry_of_completed", "entry_of_live_ad", "entry_without_record"):
+        return [[code, ad_id, look.entry_seq.get(ad_id, 0)]]
+    return []
+
+
+def add(finding: Finding | Note, item: str, detail: str | None = None) -> None:
+    """Count ``item`` under a finding or note; keep it (and its detail) while fewer than :data:`MAX_ITEMS`."""
+    finding.count += 1
+    if len(finding.items) < MAX_ITEMS:
+        finding.items.append(item)
+        if detail:
+            finding.details[item] = detail
+
+
+#: The order repairs run in: the topology first (everything else needs it), then the DLQ before the work
+#: stream (an entry is written before a message it backs up is removed).
+REPAIR_ORDER = {code: i for i, code in enumerate((
+    "topology_missing", "job_lease_expired", "entry_without_record", "dead_without_entry", "no_message",
+    "stranded", "budget_spent", "entry_of_completed", "failed_with_entry", "entry_of_live_ad",
+    "dead_with_message", "completed_with_message", "failed_with_message",
+))}
+
+
+def summary(report: Report) -> str:
+    """One line: ``3 problems: no_message 2, dead_without_entry 1`` or ``every invariant holds``."""
+    parts = [f"{f.kind.code} {f.count}{'+' if f.lower_bound else ''}" for f in report.findings if f.count]
+    if not parts:
+        return "every invariant holds" if report.complete else "no problem found in what was read (partial)"
+    total = sum(f.count for f in report.findings)
+    return f"{total} problem{'s' if total != 1 else ''}: " + ", ".join(parts)

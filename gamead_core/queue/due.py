@@ -1,0 +1,113 @@
+"""Seeing due redeliveries in a level (the second kind of waiting ad of :mod:`gamead_core.queue.pull`).
+
+JetStream does not say when a ``nak``'ed message is due, and probing by pulling would spend a delivery, so
+:class:`DueProbe` reads the level's oldest *unacknowledged* messages (from the consumer's ack floor, at most
+``DUE_PROBE`` of them, skipping the worker's own) and asks ``waiting_since`` since when each has been due.
+Answers are cached: an ad in a worker's hands for ``BUSY_TTL`` seconds, a retry not yet due until it is, and a
+level is looked at no more than once per ``DUE_REFRESH`` seconds (its finding reused meanwhile, the wait
+growing with the clock).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass
+
+import nats.js.errors
+from nats.js import JetStreamContext
+
+from gamead_core import names
+from gamead_core.queue.depth import LevelDepth
+
+#: Most unacknowledged messages per level the view looks at for due redeliveries.
+DUE_PROBE = 4
+#: A level's due redeliveries are looked for at most this often (seconds); in between, the last finding
+#: is reused (its wait growing with the clock): a few reads per level per second, whatever the load.
+DUE_REFRESH = 1.0
+#: How long "this ad is in a worker's hands" is believed before the record is read again.
+BUSY_TTL = 1.0
+
+#: ``waiting_since(ad_id, stream_seq, published_epoch)``: when (epoch s) a delivered, unacknowledged ad is
+#: or was due for redelivery (possibly ahead: a retry whose backoff runs), or None while it is in a worker's
+#: hands (see gamead_core.worker.budget.waiting_since).
+WaitingSince = Callable[[str, int, float], Awaitable[float | None]]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    due_since: float | None  # epoch, when due now
+    until: float  # monotonic: believe it until then
+
+
+class DueProbe:
+    """Due redeliveries per level: ``count(level, depth, now)`` → (how many are due, the longest wait in s)."""
+
+    def __init__(self, js: JetStreamContext, waiting_since: WaitingSince,
+                 own: Callable[[], Container[int]]) -> None:
+        self._js = js
+        self._waiting_since = waiting_since
+        self._own = own
+        self._verdicts: dict[int, _Verdict] = {}
+        self._seen: dict[int, tuple[float, int, float]] = {}  # level → (monotonic at, due, oldest due epoch)
+
+    async def count(self, level: int, d: LevelDepth, now: float) -> tuple[int, float]:
+        """Due ads of ``level`` and the longest wait (seconds), read at most once per ``DUE_REFRESH``."""
+        mono = time.monotonic()
+        seen = self._seen.get(level)
+        if seen is None or mono - seen[0] >= DUE_REFRESH:
+            due, due_age = await self._due(level, d, now)
+            self._seen[level] = (mono, due, now - due_age)
+            return due, due_age
+        return seen[1], (now - seen[2]) if seen[1] else 0.0
+
+    def taken(self, level: int, n: int, *, drained: bool) -> None:
+        """A pull of ``level`` took ``n`` due ads; ``drained``: it answered short, nothing more waits."""
+        if level not in self._seen:
+            return
+        at, due, since = self._seen[level]
+        if drained:
+            self._seen[level] = (at, 0, 0.0)
+        elif n:
+            self._seen[level] = (at, max(0, due - n), since)
+
+    def forget(self, stream_seq: int) -> None:
+        """The message at ``stream_seq`` was pulled: its cached verdict is stale."""
+        self._verdicts.pop(stream_seq, None)
+
+    async def _due(self, level: int, d: LevelDepth, now: float) -> tuple[int, float]:
+        """How many of the level's oldest unacknowledged ads are due for redelivery, and the longest wait."""
+        own = self._own()
+        mono = time.monotonic()
+        due, longest, seq, looked, reads = 0, 0.0, d.ack_floor, 0, 0
+        while looked < DUE_PROBE and seq < d.delivered_seq and reads < 4 * DUE_PROBE:
+            reads += 1
+            try:
+                raw = await self._js.get_msg(names.ADS_STREAM, seq=seq + 1, subject=names.level_subject(level),
+                                             next=True)
+            except nats.js.errors.NotFoundError:
+                break
+            seq = raw.seq or 0
+            if not seq or seq > d.delivered_seq:
+                break
+            if seq in own:
+                continue
+            looked += 1
+            verdict = self._verdicts.get(seq)
+            if verdict is None or mono >= verdict.until:
+                ad_id = (raw.headers or {}).get(names.HDR_AD_ID, "")
+                published = raw.time.timestamp() if raw.time is not None else now
+                since = await self._waiting_since(ad_id, seq, published) if ad_id else None
+                if since is None:  # in a worker's hands: look again a little later
+                    verdict = _Verdict(None, mono + BUSY_TTL)
+                elif since > now:  # a retry whose backoff runs: not due before then
+                    verdict = _Verdict(None, mono + (since - now))
+                else:  # due now: not cached, a pull takes it
+                    verdict = _Verdict(since, mono)
+                self._verdicts[seq] = verdict
+            if verdict.due_since is not None:
+                due += 1
+                longest = max(longest, now - verdict.due_since)
+        if len(self._verdicts) > 4096:
+            self._verdicts = {s: v for s, v in self._verdicts.items() if v.until > mono}
+        return due, longest

@@ -1,0 +1,50 @@
+"""What one autoscaler tick decides on, pure (no I/O): whether the sampler's latest sample can be used
+(:func:`usable_reading`), the policy's :class:`~gamead_core.scaling.policy.Observation` built from it
+(:func:`observation_of`), and the line a tick adds to the decisions (:func:`decision_entry`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gamead_core.errors import GameadError
+from gamead_core.scaling.policy import Observation
+from gamead_core.scaling.store import iso
+from gamead_core.stats.reading import QueueReading
+from gamead_core.stats.sampler import Sample
+
+
+def usable_reading(sample: Sample | None) -> QueueReading:
+    """The sample's reading; raises :class:`GameadError` when there is none, NATS is not connected, or no
+    priority level could be read (nothing to decide on)."""
+    if sample is None or not sample.reading.connected:
+        raise GameadError("NATS is not connected")
+    reading = sample.reading
+    if not reading.levels:
+        why = reading.unreadable[0][1] if reading.unreadable else "no level read yet"
+        raise GameadError(f"no priority level can be read ({why})")
+    return reading
+
+
+def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *, at: float,
+                   now: float) -> Observation:
+    """The policy's input: ``reading`` (levels, ack pending), the sampler's ``rates`` (ads per second:
+    ``submittedPerSec``, ``completedPerSec``, ``perWorkerPerSec``), the ``current`` replicas; ``at`` on the
+    policy's monotonic clock, ``now`` in epoch seconds (the reading's age is ``now - reading.t``)."""
+    return Observation(
+        at=at,
+        levels=reading.levels,
+        unreadable_levels=tuple(lvl for lvl, _ in reading.unreadable),
+        ack_pending=reading.ack_pending or 0,
+        arrival_rate=rates.get("submittedPerSec") or 0.0,
+        completion_rate=rates.get("completedPerSec") or 0.0,
+        per_worker_rate=rates.get("perWorkerPerSec"),
+        current_replicas=current,
+        metrics_age_s=max(0.0, now - reading.t),
+    )
+
+
+def decision_entry(wall: float, current: int | None, desired: int | None, reason: str, applied: bool,
+                   error: str | None, override: bool, leader: str) -> dict[str, Any]:
+    """One line of the decisions (``at`` is ``wall``, epoch seconds, as ISO 8601 UTC)."""
+    return {"at": iso(wall), "current": current, "desired": desired, "reason": reason, "applied": applied,
+            "error": error, "override": override, "leader": leader}

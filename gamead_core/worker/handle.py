@@ -1,0 +1,169 @@
+"""One ad through the worker (:class:`AdHandler`): read the record (create it from the message if the API
+never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
+:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → the ``processing`` write, which charges one
+attempt of the analysis budget (:mod:`gamead_core.worker.budget`) → analyse → write the outcome (only while the
+record still names this delivery) → ``ack`` / ``nak(backoff)``, through the hooks
+(:mod:`gamead_core.worker.hooks`). Outcomes are written by :mod:`gamead_core.worker.settle`.
+
+Our own storage failing is never the ad's fault: a delivery whose record cannot be read or written before the
+analysis is handed back uncharged after a back-off (:mod:`gamead_core.worker.storage_pause`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.errors import QueueUnavailable
+from gamead_core.logs import ad_fields
+from gamead_core.models import AdRecord, Analysis
+from gamead_core.telemetry.tracing import consumer_span
+from gamead_core.worker.analyzer import analyze, check_analysable
+from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
+from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.hooks import Delivery, Hooks
+from gamead_core.worker.settle import Settler
+from gamead_core.worker.shield import Shield
+from gamead_core.worker.solo import SoloGate
+from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
+
+log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as before the split
+
+#: What an ad id in a work message must look like to be used as a record key.
+_AD_KEY = re.compile(r"[-_=a-zA-Z0-9]{1,128}")
+
+
+class _StorageDown(Exception):
+    """Internal: the delivery could not start because our storage failed (nothing was charged)."""
+
+
+class AdHandler:
+    """Handles one delivery at a time per call, for the worker ``worker_id``; shares the worker's counters,
+    solo gate, storage pause, hooks and shield (:class:`~gamead_core.worker.runtime.Worker` builds it)."""
+
+    def __init__(self, settings: GameadSettings, worker_id: str, *, stats: WorkerStats, settle: Settler,
+                 gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield) -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        self.stats = stats
+        self._settle = settle
+        self._gate = gate
+        self._pause = pause
+        self._hooks = hooks
+        self._shielded = shielded
+
+    async def __call__(self, msg: Msg) -> None:
+        """Handle one delivery (the module doc) with the ad's ids on every log line and in a ``process`` span
+        (gamead_core.telemetry). Never raises but :class:`asyncio.CancelledError` (the ad is handed back first);
+        every other error of one ad is logged and counted in ``stats.last_error``."""
+        headers, meta = msg.headers or {}, msg.metadata
+        ad_id = headers.get(names.HDR_AD_ID, "?")
+        with ad_fields(ad_id=ad_id, worker_id=self.worker_id, priority=_level(msg.subject),
+                       attempt=meta.num_delivered or 1), \
+                consumer_span(msg.subject, ad_id, headers, delivery_count=meta.num_delivered or 1,
+                              stream_seq=meta.sequence.stream):
+            await self._handle(msg)
+
+    async def _handle(self, msg: Msg) -> None:
+        if self._gate.running == 0:  # idle time is not "no progress": a stuck check starts from here
+            self.stats.last_progress = time.time()
+        meta = msg.metadata
+        seq = meta.sequence.stream
+        delivery = delivery_id(seq, meta.num_delivered or 1)
+        ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
+        held = Delivery(msg, seq, delivery, ad_id)
+        settle = self._settle
+        await self._hooks.before_delivery(held)
+        settled = False
+        try:
+            if not _AD_KEY.fullmatch(ad_id):
+                settled = True
+                await settle.not_an_ad(msg, f"no valid {names.HDR_AD_ID} header")
+                return
+            try:
+                current = await settle.read(msg, ad_id)
+            except STORAGE_ERRORS as exc:
+                raise _StorageDown(exc.message) from exc
+            except ValidationError:
+                settled = True
+                await settle.not_an_ad(msg, "no record, and its body is not an ad record")
+                return
+            record = current.record
+            if record.status.terminal:
+                self.stats.skipped += 1
+                settled = True
+                await self._shielded(msg.ack())
+                return
+            if superseded(record, delivery):
+                settled = True
+                await settle.stale(msg, record, delivery)
+                return
+            if budget_spent(record, self.settings.worker.max_attempts):
+                settled = True
+                await settle.give_up(msg, record, delivery)
+                return
+            suspect = bool(record.suspect) or lost_attempt(record, delivery)
+            async with (self._gate.solo() if suspect else self._gate.shared()):
+                try:
+                    state, current = await settle.begin(current, delivery, suspect)
+                except STORAGE_ERRORS as exc:
+                    raise _StorageDown(exc.message) from exc
+                self._pause.ok()
+                if state != "started":
+                    settled = True
+                    if state == "final":
+                        self.stats.skipped += 1
+                        await self._shielded(msg.ack())
+                    elif state == "spent":
+                        await settle.give_up(msg, current.record, delivery)
+                    else:
+                        await settle.stale(msg, current.record, delivery)
+                    return
+                if suspect:
+                    log.info("ad %s runs alone: it was in flight on a worker that died", ad_id,
+                             extra={"ad_id": ad_id, "worker_id": self.worker_id})
+                outcome = await self._hooks.attempt(current.record, self._analyse)
+                settled = True
+                if isinstance(outcome, Analysis):
+                    await settle.complete(msg, current, outcome, delivery)
+                else:
+                    await settle.fail(msg, current, outcome, delivery)
+        except asyncio.CancelledError:
+            if not settled:
+                await self._shielded(settle.hand_back(msg, ad_id, delivery))
+            raise
+        except _StorageDown as exc:
+            # Nothing was charged: hand it back after a back-off, and pull nothing new meanwhile.
+            delay = self._pause.failed(QueueUnavailable(str(exc)))
+            log.debug("ad %s: our storage failed (%s); handed back uncharged, retry in %.1fs", ad_id, exc,
+                      delay, extra={"ad_id": ad_id})
+            try:
+                await self._shielded(msg.nak(delay=delay))
+            except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
+                pass
+        except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker
+            self.stats.last_error = repr(exc)
+            log.exception("ad %s: unexpected error", ad_id, extra={"ad_id": ad_id})
+        finally:
+            await self._hooks.after_delivery(held)
+
+    async def _analyse(self, record: AdRecord) -> Analysis:
+        delay = self.settings.analysis.simulated_latency_ms
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        check_analysable(record.ad)
+        return analyze(record.ad)
+
+
+def _level(subject: str) -> int | None:
+    try:
+        return names.level_of_subject(subject)
+    except (ValueError, IndexError):
+        return None

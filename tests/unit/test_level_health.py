@@ -1,0 +1,31 @@
+"""Pure: a level that cannot be read is retried with a doubling back-off (0.5 … 5 s) and cleared by a read;
+a failure of the pull itself is cleared only by a pull answered normally (gamead_core.queue.level_health)."""
+
+from __future__ import annotations
+
+from gamead_core.queue import level_health
+from gamead_core.queue.level_health import LEVEL_BACKOFF, LEVEL_BACKOFF_CAP, LevelHealth
+
+
+def test_a_failing_level_backs_off_doubling_up_to_the_cap_and_recovers() -> None:
+    health = LevelHealth()
+    backoffs = []
+    for _ in range(6):
+        health.failed(2, "consumer gamead_p2 not found")
+        backoffs.append(health._health[2].backoff)
+    assert backoffs == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0] and (LEVEL_BACKOFF, LEVEL_BACKOFF_CAP) == (0.5, 5.0)
+    assert health.failing_levels() == [2] and not health.readable(2) and health.readable(1)
+    health.failed(2, "another reason")  # a new reason starts the back-off again
+    assert health._health[2].backoff == LEVEL_BACKOFF
+    health.ok(2)
+    assert health.failing_levels() == [] and health.readable(2)
+
+
+def test_a_failed_pull_is_cleared_only_by_a_pull() -> None:
+    health = LevelHealth()
+    health.failed(4, "its pull request was not answered", in_pull=True)
+    health.ok(4)  # a consumer_info read is not a pull
+    assert health.failing_levels() == [4]
+    health.ok(4, by_pull=True)
+    assert health.failing_levels() == []
+    assert level_health.log.name == "gamead_core.queue.pull"  # the puller's log lines keep their logger
