@@ -47,6 +47,15 @@ def wait_for(probe: Callable[[], T], *, timeout: float = 10.0, interval: float =
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def sigint_reaches_it() -> None:
+    """``preexec_fn`` for a child a test interrupts with SIGINT: the default disposition, so that Python
+    installs its Ctrl-C handler. A runner started as a background job (``make test &`` in a script) has SIGINT
+    ignored, and an ignored signal stays ignored across ``exec``."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The test runner's environment without any GAMEAD_* variable, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAMEAD_")}
@@ -228,10 +237,17 @@ class Proc:
         if server is not None:
             self.popen = server.start(self.argv[3:], self.env, self.log)
             return self
+        dies_with_pytest = die_with_parent()
+
+        def preexec() -> None:  # dies with pytest, however it dies; a test's SIGINT reaches it
+            if dies_with_pytest is not None:
+                dies_with_pytest()
+            sigint_reaches_it()
+
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=die_with_parent(),  # dies with pytest, however it dies
+                start_new_session=True, preexec_fn=preexec,
             )
         return self
 

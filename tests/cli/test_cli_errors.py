@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from gamead_cli import exitcodes
 from gamead_cli.main import app
-from tests.support import clean_env, gamead_argv, wait_for
+from tests.support import clean_env, gamead_argv, sigint_reaches_it, wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -213,12 +213,19 @@ def test_ctrl_c_during_submit_count_prints_the_summary(tmp_path: Path, api_url: 
         proc = subprocess.Popen(
             gamead_argv("submit", "--count", "1000", "--rate", "20", "--title", marker, "-o", "json",
                         "--api", api_url),
-            env=clean_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # PYTHONFAULTHANDLER: should it hang, SIGABRT makes it print every thread's stack (below)
+            env=clean_env(PYTHONFAULTHANDLER="1"), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, preexec_fn=sigint_reaches_it)
         try:
             wait_for(lambda: any(r["ad"]["title"] == marker for r in http.get("/ads?limit=50").json()["items"]),
                      timeout=30, what="the first ads to arrive")
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
+            try:
+                out, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)
+                out, err = proc.communicate(timeout=10)
+                raise AssertionError(f"no exit 30 s after Ctrl-C; its threads:\n{err[-6000:]}") from None
         finally:
             if proc.poll() is None:
                 proc.kill()
