@@ -177,6 +177,7 @@ class Intake:
                 results.append(Accepted(record, duplicate=outcome.duplicate))
                 if not outcome.duplicate:
                     await self._record(record, payload, wait=False)
+                    ad_submitted(record.priority)  # gamead_ads_submitted_total, as for a single submit
         return results
 
     async def _first_ad(self, ad_id: str, seq: int) -> AdRecord | None:
