@@ -21,6 +21,7 @@ from gamead_core.config.access import (
     Role,
     TokenSettings,
 )
+from gamead_core.config.autoscaler import AutoscalerSettings, KubernetesScalerSettings
 from gamead_core.config.load import (
     CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
@@ -48,11 +49,10 @@ from gamead_core.config.process import (
     WorkerSettings,
 )
 from gamead_core.config.settings import GameadSettings
-from gamead_core.scaling.settings import AutoscalerSettings
 
 __all__ = [
     "CONFIG_ENV", "DEFAULT_CONFIG_FILE", "MAX_CONFIG_BYTES", "ROLES",
-    "AnalysisSettings", "ApiSettings", "AuditSettings", "AuthSettings", "AutoscalerSettings", "CacheSettings",
+    "AnalysisSettings", "ApiSettings", "AuditSettings", "AuthSettings", "AutoscalerSettings", "CacheSettings", "KubernetesScalerSettings",
     "ClientSettings", "DlqSettings", "DoctorSettings", "EmbeddedSettings", "FaultSettings", "GameadSettings",
     "JobSettings", "LogSettings", "MetricsSettings", "NatsSettings", "QueueSettings", "RateLimitSettings",
     "RateSettings", "RecordSettings", "RedisSettings", "RegistrySettings", "Role", "TokenSettings",

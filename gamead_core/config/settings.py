@@ -6,15 +6,36 @@ from contextvars import ContextVar
 from typing import Any
 
 from pydantic import model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-from gamead_core.config.access import AuthSettings, CacheSettings, RateLimitSettings, RedisSettings
+from gamead_core.config.access import (
+    AuthSettings,
+    CacheSettings,
+    RateLimitSettings,
+    RedisSettings,
+)
+from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.config.local import ClientSettings, EmbeddedSettings, LogSettings
-from gamead_core.config.operations import AuditSettings, DlqSettings, DoctorSettings, JobSettings
-from gamead_core.config.operations import RecordSettings, RegistrySettings
-from gamead_core.config.process import AnalysisSettings, ApiSettings, MetricsSettings, NatsSettings
-from gamead_core.config.process import QueueSettings, WorkerSettings
-from gamead_core.scaling.settings import AutoscalerSettings
+from gamead_core.config.operations import (
+    AuditSettings,
+    DlqSettings,
+    DoctorSettings,
+    JobSettings,
+    RecordSettings,
+    RegistrySettings,
+)
+from gamead_core.config.process import (
+    AnalysisSettings,
+    ApiSettings,
+    MetricsSettings,
+    NatsSettings,
+    QueueSettings,
+    WorkerSettings,
+)
 
 
 class _YamlSource(PydanticBaseSettingsSource):

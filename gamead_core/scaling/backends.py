@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gamead_core.config.autoscaler import AutoscalerSettings, KubernetesScalerSettings
 from gamead_core.scaling.local import NoneScaler, Scaler
-from gamead_core.scaling.settings import AutoscalerSettings, KubernetesScalerSettings
 
 
 class LazyKubernetesScaler:

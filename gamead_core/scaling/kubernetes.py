@@ -37,6 +37,7 @@ from kubernetes.config.incluster_config import (
     InClusterConfigLoader,
 )
 
+from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.errors import (  # the scaler's errors live in the one tree; re-exported here
     ConfigError,
     ScalerConflict,
@@ -45,7 +46,6 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
     ScalerNotFound,
     ScalerUnavailable,
 )
-from gamead_core.scaling.settings import KubernetesScalerSettings
 
 #: Set in every pod by the kubelet; its presence means "use the pod's service account".
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"

@@ -31,6 +31,7 @@ import asyncio
 import logging
 from typing import Any
 
+from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.registry import Registry
 from gamead_core.scaling.backends import LazyKubernetesScaler, backend_for
@@ -39,8 +40,12 @@ from gamead_core.scaling.lease import Lease, LeaseKeeper, lease_ttl
 from gamead_core.scaling.local import NoneScaler
 from gamead_core.scaling.observe import decision_entry, observation_of, usable_reading
 from gamead_core.scaling.policy import ScalingPolicy, retry_delay
-from gamead_core.scaling.settings import AutoscalerSettings
-from gamead_core.scaling.status import STALE_INTERVALS, observed_document, state_document, status_document
+from gamead_core.scaling.status import (
+    STALE_INTERVALS,
+    observed_document,
+    state_document,
+    status_document,
+)
 from gamead_core.scaling.store import (
     Override,
     ScaleStore,

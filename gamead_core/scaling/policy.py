@@ -47,8 +47,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.depth import LevelDepth
-from gamead_core.scaling.settings import AutoscalerSettings
 from gamead_core.worker.backoff import backoff_ceiling
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.models import utc_iso
 from gamead_core.scaling.lease import Lease, lease_ttl
-from gamead_core.scaling.settings import AutoscalerSettings
 from gamead_core.scaling.store import Override, active_override, iso
 from gamead_core.stats.sampler import Sample
 

@@ -23,6 +23,7 @@ import yaml
 from kubernetes.client import Configuration
 
 from gamead_core.config import GameadSettings
+from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import GameadError
 from gamead_core.queue.publish import publish_ad
@@ -35,7 +36,6 @@ from gamead_core.scaling.kubernetes import (
     ScalerUnavailable,
 )
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
-from gamead_core.scaling.settings import KubernetesScalerSettings
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
 NS = "gamead-test"

@@ -7,12 +7,16 @@ import pytest
 import typer
 
 from gamead_cli.commands.scale import parse_duration
+from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.scaling.lease import Lease
 from gamead_core.scaling.status import status_document
+from gamead_core.scaling.store import (
+    Override,
+    active_override,
+    clamp_override,
+    record_decision,
+)
 from gamead_core.stats.rates import WorkerLoad, per_worker_rate
-from gamead_core.scaling.settings import AutoscalerSettings
-from gamead_core.scaling.store import Override, active_override, clamp_override, record_decision
-
 
 # --- per-worker rate ---------------------------------------------------------------------------------------
 

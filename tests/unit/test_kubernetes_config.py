@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.errors import ConfigError
 from gamead_core.scaling.kubernetes import KubernetesScaler, config_source
-from gamead_core.scaling.settings import KubernetesScalerSettings
 
 #: a valid kubeconfig with one context, ``double``
 KUBECONFIG = {

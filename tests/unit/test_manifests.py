@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from gamead_core.config import load_settings
-from gamead_core.scaling.settings import AutoscalerSettings
+from gamead_core.config.autoscaler import AutoscalerSettings
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 NAMESPACE = "gamead"

@@ -10,15 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.depth import LevelDepth
 from gamead_core.scaling.policy import (
-    ScalingDecision,
     Observation,
+    ScalingDecision,
     ScalingPolicy,
     required_replicas,
     retry_delay,
 )
-from gamead_core.scaling.settings import AutoscalerSettings
 
 RATE = 40.0  # ads/s per worker
 PER_REPLICA_BACKLOG = 1200  # RATE * target_drain_seconds (30): backlog one worker drains in time

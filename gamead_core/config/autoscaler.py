@@ -4,21 +4,19 @@ The numbers drive the pure :class:`gamead_core.scaling.policy.ScalingPolicy`; th
 drives :class:`gamead_core.scaling.kubernetes.KubernetesScaler`. Env vars follow the usual nesting, e.g.
 ``GAMEAD_AUTOSCALER__MAX_REPLICAS=40`` or ``GAMEAD_AUTOSCALER__KUBERNETES__NAMESPACE=staging``.
 
-This module imports nothing from ``gamead_core.config`` so that ``config`` can import it.
+Part of the ``gamead_core.config`` package (every settings class lives there), on its one ``Section`` base.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from gamead_core.config.section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class KubernetesScalerSettings(_Section):
+class KubernetesScalerSettings(Section):
     namespace: str = Field("gamead", min_length=1, description="Namespace of the worker Deployment.")
     deployment: str = Field(
         "gamead-worker", min_length=1, description="Worker Deployment whose `scale` subresource is set."
@@ -34,7 +32,7 @@ class KubernetesScalerSettings(_Section):
     )
 
 
-class AutoscalerSettings(_Section):
+class AutoscalerSettings(Section):
     backend: Literal["kubernetes", "local", "none"] = Field(
         "none", description="What sets the worker count: a Kubernetes Deployment, local processes, nothing."
     )
