@@ -141,6 +141,17 @@ def per_worker_rate(
 
 
 
+def _quantile_ms(q: float, counts: list[int]) -> float | None:
+    """The ``q`` quantile (ms, 3 decimals) of summed bucket counts, as ``histogram_quantile()`` reads them."""
+    value = bucket_quantile(q, counts)
+    return None if value is None else round(value * 1000, 3)
+
+
+def _our_buckets(node: NodeInfo) -> bool:
+    """Does ``node`` send bucket counts on this version's bounds (an older worker may send none or others)?"""
+    return node.latency_buckets is not None and node.latency_buckets.bounds == list(BUCKETS)
+
+
 def fleet_percentiles(workers: Iterable[NodeInfo], kind: str) -> Percentiles:
     """The fleet's p50/p95/p99 (ms) of ``kind`` (``processing`` or ``queue_wait``) over the last minute.
 
@@ -150,20 +161,15 @@ def fleet_percentiles(workers: Iterable[NodeInfo], kind: str) -> Percentiles:
     fleet) the estimate of :func:`merge_percentiles`."""
     nodes = list(workers)
     legacy = [n.processing_ms if kind == "processing" else n.queue_wait_ms for n in nodes]
-    if any(n.latency_buckets is None or n.latency_buckets.bounds != list(BUCKETS) for n, p in zip(nodes, legacy)
-           if p.count):
+    if any(not _our_buckets(n) for n, p in zip(nodes, legacy) if p.count):
         return merge_percentiles(legacy)
     counts = sum_counts((getattr(n.latency_buckets, kind) for n in nodes if n.latency_buckets is not None),
                         len(BUCKETS) + 1)
     total = sum(counts)
     if not total:
         return Percentiles()
-
-    def ms(q: float) -> float | None:
-        value = bucket_quantile(q, counts)
-        return None if value is None else round(value * 1000, 3)
-
-    return Percentiles(p50=ms(0.50), p95=ms(0.95), p99=ms(0.99), count=total)
+    return Percentiles(p50=_quantile_ms(0.50, counts), p95=_quantile_ms(0.95, counts),
+                       p99=_quantile_ms(0.99, counts), count=total)
 
 
 def fleet_level_wait_p95(workers: Iterable[NodeInfo]) -> dict[int, float | None]:
@@ -174,16 +180,14 @@ def fleet_level_wait_p95(workers: Iterable[NodeInfo]) -> dict[int, float | None]
     size = len(BUCKETS) + 1
     per_level: dict[int, list[list[int]]] = {}
     for n in workers:
-        lb = n.latency_buckets
-        if lb is None or lb.bounds != list(BUCKETS):
-            continue
-        for level, counts in lb.queue_wait_by_level.items():
-            per_level.setdefault(level, []).append(counts)
+        if _our_buckets(n):
+            assert n.latency_buckets is not None
+            for level, counts in n.latency_buckets.queue_wait_by_level.items():
+                per_level.setdefault(level, []).append(counts)
     out: dict[int, float | None] = {}
     for level, parts in sorted(per_level.items()):
-        value = bucket_quantile(0.95, sum_counts(parts, size))
-        if value is not None:
-            out[level] = round(value * 1000, 3)
+        if (value := _quantile_ms(0.95, sum_counts(parts, size))) is not None:
+            out[level] = value
     return out
 
 
