@@ -23,9 +23,11 @@ from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
 
 def test_a_poison_ad_is_dead_lettered_after_exactly_max_attempts_with_growing_backoff(lane: Lane) -> None:
     lane.worker(**POISON)
-    ad_id = lane.submit("Poison Pill", priority=2)
-    watch = KvWatch(lane.nats.url, ad_id)
+    # watching before the submit: an idle worker starts the ad within milliseconds of its 202, so a watch
+    # opened after it can miss the first attempt's writes
+    watch = KvWatch(lane.nats.url, ">")
     try:
+        ad_id = lane.submit("Poison Pill", priority=2)
         record = lane.dead(ad_id)
     finally:
         watch.close()
@@ -37,8 +39,9 @@ def test_a_poison_ad_is_dead_lettered_after_exactly_max_attempts_with_growing_ba
     assert entry["workerId"] == "w1" and entry["firstFailureAt"] < entry["lastFailureAt"] <= entry["deadAt"]
     # every failed attempt but the last scheduled a retry inside its (doubling) backoff window,
     # and the next attempt did not start before it was due
-    retries = [w for w in watch.writes if w["status"] == "queued" and w.get("retryAt")]
-    starts = [w for w in watch.writes if w["status"] == "processing"]
+    writes = watch.of(ad_id)
+    retries = [w for w in writes if w["status"] == "queued" and w.get("retryAt")]
+    starts = [w for w in writes if w["status"] == "processing"]
     assert len(retries) == MAX_ATTEMPTS - 1 and len(starts) == MAX_ATTEMPTS
     for n, (retry, nxt) in enumerate(zip(retries, starts[1:]), start=1):
         failed_at = datetime.fromisoformat(retry["error"]["at"])
