@@ -16,6 +16,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from gamead_core import names
 from gamead_core.embedded import free_port, terminate
 from gamead_core.models import AdSubmission
 from gamead_core.proc import die_with_parent, start_time
@@ -613,3 +614,27 @@ class SubjectTap:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class KvWatch(SubjectTap):
+    """Every write of one ad's record (``ad_id=">"``: of every ad), decoded: KV puts are publishes on
+    ``$KV.<bucket>.<key>``. Open it *before* the action it watches: an idle worker starts an ad within
+    milliseconds of its 202, and a watch opened after that misses the first attempt's writes."""
+
+    def __init__(self, url: str, ad_id: str) -> None:
+        super().__init__(url, f"$KV.{names.ADS_BUCKET}.{ad_id}")
+
+    @property
+    def writes(self) -> list[dict]:
+        return [json.loads(data) for data in list(self.messages) if data]
+
+    @property
+    def started(self) -> set[str]:
+        """Ads whose record said ``processing`` at least once."""
+        return {w.get("id") for w in self.writes if w.get("status") == "processing"}
+
+    def statuses(self) -> list[str]:
+        return [w["status"] for w in self.writes]
+
+    def of(self, ad_id: str) -> list[dict]:
+        return [w for w in self.writes if w.get("id") == ad_id]

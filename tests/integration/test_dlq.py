@@ -13,12 +13,17 @@ from typer.testing import CliRunner
 
 from gamead_cli.main import app as cli
 from gamead_core.worker.backoff import backoff_ceiling
-from tests.integration.test_pipeline import KvWatch
-from tests.support import start_api, wait_for, wait_terminal
-
 from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
-    BASE, COMMON, MAX_ATTEMPTS, POISON, UNANALYSABLE, Lane, broken_invariants, lane,
+    BASE,
+    COMMON,
+    MAX_ATTEMPTS,
+    POISON,
+    UNANALYSABLE,
+    Lane,
+    broken_invariants,
+    lane,
 )
+from tests.support import KvWatch, start_api, wait_for, wait_terminal
 
 
 def test_a_poison_ad_is_dead_lettered_after_exactly_max_attempts_with_growing_backoff(lane: Lane) -> None:

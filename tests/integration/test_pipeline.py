@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import threading
 import time
@@ -17,7 +16,16 @@ import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, ad, assert_doctor_clean, start_api, start_worker, wait_for, wait_terminal
+from tests.support import (
+    KvWatch,
+    Proc,
+    ad,
+    assert_doctor_clean,
+    start_api,
+    start_worker,
+    wait_for,
+    wait_terminal,
+)
 
 
 @pytest.fixture
@@ -148,50 +156,6 @@ def _stream_messages(url: str) -> int:
             await nc.close()
 
     return asyncio.run(main())
-
-
-class KvWatch:
-    """Counts, from a plain NATS subscription, every write of one ad's record (KV puts are publishes);
-    ``ad_id=">"`` watches every ad."""
-
-    def __init__(self, url: str, ad_id: str) -> None:
-        self.writes: list[dict] = []
-        self.started: set[str] = set()  #: ads whose record said ``processing`` at least once
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run(url, ad_id)), daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10)
-
-    async def _run(self, url: str, ad_id: str) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        nc = await nats.connect(url)
-
-        async def on_msg(msg) -> None:  # noqa: ANN001
-            if msg.data:
-                write = json.loads(msg.data)
-                self.writes.append(write)
-                if write.get("status") == "processing":
-                    self.started.add(write.get("id"))
-
-        await nc.subscribe(f"$KV.{names.ADS_BUCKET}.{ad_id}", cb=on_msg)
-        await nc.flush()
-        self._ready.set()
-        await self._stop.wait()
-        await nc.drain()
-
-    def statuses(self) -> list[str]:
-        return [w["status"] for w in self.writes]
-
-    def of(self, ad_id: str) -> list[dict]:
-        return [w for w in list(self.writes) if w.get("id") == ad_id]
-
-    def close(self) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
 
 
 def test_a_worker_killed_mid_analysis_loses_nothing_and_the_ad_completes_once(lane: dict, procs: list[Proc]) -> None:
