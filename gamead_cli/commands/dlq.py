@@ -28,7 +28,7 @@ from rich.table import Table
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, duration_seconds
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, confirm, duration_seconds
 from gamead_cli.output import emit, note_line, plain, stderr_console
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 from gamead_core.ids import AD_ID_RULE, JOB_ID_RULE, is_ad_id, is_job_id
@@ -108,15 +108,6 @@ def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> 
     if ids:
         return {"ids": [_ad_id(i) for i in ids]}
     return {"all": True} if everything else {"filter": flt}
-
-
-def _confirm(question: str, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise GameadError(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask)")
-    if not typer.confirm(question, default=False, err=True):
-        raise typer.Exit(1)
 
 
 def _entries_table(body: dict[str, Any]) -> Table:
@@ -310,7 +301,7 @@ def replay(
         if dry_run or preview["matched"] == 0:
             emit(preview, output, lambda p: _would(p, "replayed"))
             return
-        _confirm(f"Replay {preview['matched']} dead-lettered ad(s)?", yes)
+        confirm(f"Replay {preview['matched']} dead-lettered ad(s)?", yes)
         _run_job(client, "/v1/dlq/replay", body, output, detach)
 
 
@@ -334,7 +325,7 @@ def purge(
         if dry_run or preview["matched"] == 0:
             emit(preview, output, lambda p: _would(p, "purged"))
             return
-        _confirm(f"Purge {preview['matched']} dead-lettered ad(s)? This cannot be undone", yes)
+        confirm(f"Purge {preview['matched']} dead-lettered ad(s)? This cannot be undone", yes)
         _run_job(client, "/v1/dlq/purge", {**selection, "confirm": True}, output, detach)
 
 
