@@ -63,7 +63,8 @@ def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
 
 
-def _when(value: str | None, flag: str) -> str | None:
+def when_option(value: str | None, flag: str) -> str | None:
+    """:func:`parse_when` for the option ``flag`` (``--since``…): an unreadable time is bad usage (exit 2)."""
     try:
         return parse_when(value)
     except GameadError as exc:
@@ -84,7 +85,7 @@ DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and ret
 def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
     raw = {"errorClass": error_class, "message": message, "priority": priority,
-           "since": _when(since, "--since"), "until": _when(until, "--until")}
+           "since": when_option(since, "--since"), "until": when_option(until, "--until")}
     return {k: v for k, v in raw.items() if v is not None}
 
 

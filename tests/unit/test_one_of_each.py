@@ -160,3 +160,10 @@ def test_one_confirmation_for_every_destructive_command(monkeypatch: pytest.Monk
     with pytest.raises(GameadError, match=r"^Purge 3 dead-lettered ad\(s\): refusing without --yes"):
         options.confirm("Purge 3 dead-lettered ad(s)?", False)
     options.confirm("Purge 3 dead-lettered ad(s)?", True)  # --yes: no question, no refusal
+
+
+def test_one_quiet_unsubscribe() -> None:
+    """A read's subscription is ended by ``queue.connection.unsubscribe_quietly`` (it was written out six
+    times). ``queue/pull.py`` and ``queue/scan.py`` were being edited elsewhere when this came in."""
+    allowed = {"gamead_core/queue/connection.py", "gamead_core/queue/pull.py", "gamead_core/queue/scan.py"}
+    assert _offenders(r"await sub\.unsubscribe\(\)", allowed=allowed) == []
