@@ -35,26 +35,27 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def _check_file(path: Path) -> None:
-    """Refuse what pydantic-settings would read forever or skip without a word: the config file must be a
-    regular file of at most :data:`MAX_CONFIG_BYTES` (not ``/dev/zero``, a FIFO, a directory or a missing
-    path, which the library silently ignores). Raises :class:`ConfigError` naming the file."""
+def check_file(path: str | Path, *, what: str = "config file", limit: int = MAX_CONFIG_BYTES) -> None:
+    """Refuse a file an operator named that a library would read forever or skip without a word: it must be
+    a regular file of at most ``limit`` bytes (not ``/dev/zero``, a FIFO, a directory or a missing path).
+    Call it before handing ``path`` to the library that reads it. Raises :class:`ConfigError` naming
+    ``what`` and the file."""
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"config file {path} is not a regular file: is it the right file?")
-    if st.st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: is it the right file?")
+        raise ConfigError(f"{what} {path} is not a regular file: is it the right file?")
+    if st.st_size > limit:
+        raise ConfigError(f"{what} {path} is larger than {limit // 1024} KiB: is it the right file?")
 
 
 def _yaml_source(path: Path) -> YamlConfigSettingsSource:
-    """pydantic-settings' YAML source over ``path``, read now (after :func:`_check_file`), so that every
+    """pydantic-settings' YAML source over ``path``, read now (after :func:`check_file`), so that every
     problem of the file is one :class:`ConfigError` naming it: unreadable, not UTF-8, not YAML, nested too
     deeply, not a mapping, or a top-level key that is no section (a typo would otherwise be ignored;
     unknown keys inside a section are refused by :class:`~gamead_core.config.section.Section`)."""
-    _check_file(path)
+    check_file(path)
     try:
         source = YamlConfigSettingsSource(GameadSettings, yaml_file=path, yaml_file_encoding="utf-8")
     except OSError as exc:
