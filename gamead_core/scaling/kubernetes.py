@@ -38,8 +38,8 @@ from kubernetes.config.incluster_config import (
 )
 from kubernetes.config.kube_config import ENV_KUBECONFIG_PATH_SEPARATOR
 
+from gamead_core.config import check_file
 from gamead_core.config.autoscaler import KubernetesScalerSettings
-from gamead_core.config.load import check_file
 from gamead_core.errors import (  # the scaler's errors live in the one tree; re-exported here
     ConfigError,
     ScalerConflict,
