@@ -44,6 +44,25 @@ ApiOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
+def confirm(question: str, yes: bool) -> None:
+    """Ask ``question`` on the terminal (default no) unless ``--yes`` was given.
+
+    Raises :class:`~gamead_core.errors.GameadError` (exit 1) without ``--yes`` when stdin is no terminal (a
+    script must say it), and ``typer.Exit(1)`` when the operator answers no.
+    """
+    if yes:
+        return
+    import sys
+
+    from gamead_cli import exitcodes
+    from gamead_core.errors import GameadError
+
+    if not sys.stdin.isatty():
+        raise GameadError(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask)")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(exitcodes.ERROR)
+
+
 def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
     """Load settings for a command: its flags (``overrides``, nested dicts) win over everything else.
 

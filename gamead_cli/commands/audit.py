@@ -23,11 +23,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.commands.dlq import parse_when
+from gamead_cli.commands.dlq import when_option
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit, plain, stdout_console
 from gamead_cli.tui.view import audit_outcome, audit_selection
-from gamead_core.errors import ApiClientError, GameadError
+from gamead_core.errors import ApiClientError
 from gamead_core.ids import JOB_ID_RULE, is_job_id
 
 _ACTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -84,13 +84,6 @@ def _checked(actor: str | None, action: str | None, outcome: str | None, job: st
         raise typer.BadParameter(f"{job[:40]!r} is not a job id ({JOB_ID_RULE})", param_hint="--job")
 
 
-def _when(value: str | None, flag: str) -> str | None:
-    try:
-        return parse_when(value)
-    except GameadError as exc:
-        raise typer.BadParameter(exc.message, param_hint=flag) from None
-
-
 def audit(
     actor: Annotated[str | None, typer.Option("--actor", help="Only this token name (or anonymous).")] = None,
     action: Annotated[str | None, typer.Option("--action", help="Only this action: replay, purge, import, repair, "
@@ -108,8 +101,9 @@ def audit(
     config: ConfigOpt = None,
 ) -> None:
     _checked(actor, action, outcome, job)
-    raw = {"actor": actor, "action": action, "outcome": outcome, "jobId": job, "since": _when(since, "--since"),
-           "until": _when(until, "--until"), "limit": limit, "cursor": cursor or None}
+    raw = {"actor": actor, "action": action, "outcome": outcome, "jobId": job,
+           "since": when_option(since, "--since"), "until": when_option(until, "--until"),
+           "limit": limit, "cursor": cursor or None}
     with api_client(config, api) as client:
         body = client.request("GET", "/v1/audit", params={k: v for k, v in raw.items() if v is not None})
     if not isinstance(body, dict):

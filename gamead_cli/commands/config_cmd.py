@@ -11,8 +11,7 @@ import typer
 import yaml
 
 from gamead_cli.options import ConfigOpt, settings_from
-from gamead_core.config import config_path, masked_dump
-from gamead_core.errors import ConfigError
+from gamead_core.config import check_file, config_path, masked_dump
 
 app = typer.Typer(
     help="Show the effective configuration: defaults < config file < GAMEAD_* env vars < flags.\n\n"
@@ -56,6 +55,6 @@ def path(config: ConfigOpt = None) -> None:
     Example: gamead config path
     """
     found = config_path(config)
-    if found is not None and not found.is_file():
-        raise ConfigError(f"config file {found} does not exist")
+    if found is not None:
+        check_file(found)  # missing, /dev/zero, a FIFO, a directory, over 1 MiB: the reason, exit 5
     sys.stdout.write(f"{found.resolve() if found else 'none'}\n")

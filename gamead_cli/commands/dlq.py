@@ -28,7 +28,7 @@ from rich.table import Table
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, duration_seconds
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, confirm, duration_seconds
 from gamead_cli.output import emit, note_line, plain, stderr_console
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 from gamead_core.ids import AD_ID_RULE, JOB_ID_RULE, is_ad_id, is_job_id
@@ -63,7 +63,8 @@ def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
 
 
-def _when(value: str | None, flag: str) -> str | None:
+def when_option(value: str | None, flag: str) -> str | None:
+    """:func:`parse_when` for the option ``flag`` (``--since``…): an unreadable time is bad usage (exit 2)."""
     try:
         return parse_when(value)
     except GameadError as exc:
@@ -84,7 +85,7 @@ DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and ret
 def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
     raw = {"errorClass": error_class, "message": message, "priority": priority,
-           "since": _when(since, "--since"), "until": _when(until, "--until")}
+           "since": when_option(since, "--since"), "until": when_option(until, "--until")}
     return {k: v for k, v in raw.items() if v is not None}
 
 
@@ -108,15 +109,6 @@ def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> 
     if ids:
         return {"ids": [_ad_id(i) for i in ids]}
     return {"all": True} if everything else {"filter": flt}
-
-
-def _confirm(question: str, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise GameadError(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask)")
-    if not typer.confirm(question, default=False, err=True):
-        raise typer.Exit(1)
 
 
 def _entries_table(body: dict[str, Any]) -> Table:
@@ -310,7 +302,7 @@ def replay(
         if dry_run or preview["matched"] == 0:
             emit(preview, output, lambda p: _would(p, "replayed"))
             return
-        _confirm(f"Replay {preview['matched']} dead-lettered ad(s)?", yes)
+        confirm(f"Replay {preview['matched']} dead-lettered ad(s)?", yes)
         _run_job(client, "/v1/dlq/replay", body, output, detach)
 
 
@@ -334,7 +326,7 @@ def purge(
         if dry_run or preview["matched"] == 0:
             emit(preview, output, lambda p: _would(p, "purged"))
             return
-        _confirm(f"Purge {preview['matched']} dead-lettered ad(s)? This cannot be undone", yes)
+        confirm(f"Purge {preview['matched']} dead-lettered ad(s)? This cannot be undone", yes)
         _run_job(client, "/v1/dlq/purge", {**selection, "confirm": True}, output, detach)
 
 

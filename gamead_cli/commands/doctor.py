@@ -24,7 +24,7 @@ from rich.text import Text
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, confirm
 from gamead_cli.output import emit, note_line, plain, stderr_console
 from gamead_core.errors import GameadError
 
@@ -135,15 +135,6 @@ def _repairable(report: dict[str, Any]) -> int:
     return int(fixable + obsolete)
 
 
-def _confirm(question: str, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise GameadError(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask)")
-    if not typer.confirm(question, default=False, err=True):
-        raise typer.Exit(exitcodes.ERROR)
-
-
 def doctor(
     repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed safely (a job on the server), "
                                                           "then check again. Asks first unless --yes.")] = False,
@@ -174,7 +165,7 @@ def doctor(
             else:
                 note_line("nothing --repair can fix" + ("" if before.get("ok") else " (see the reasons above)"))
             raise typer.Exit(exitcodes.OK if before.get("ok") else exitcodes.ERROR)
-        _confirm(f"Repair {fixable} problem(s) as listed above?", yes)
+        confirm(f"Repair {fixable} problem(s) as listed above?", yes)
         job = client.request("POST", "/v1/doctor/repair")
         if detach:
             emit(job, output, lambda j: plain(f"repair job {j['id']} started: gamead dlq jobs {j['id']} --follow"))

@@ -40,7 +40,7 @@ from gamead_core.config import AuditSettings, QueueSettings
 from gamead_core.errors import AuditUnavailable, GameadError, QueueUnavailable
 from gamead_core.jobs.model import Job
 from gamead_core.models import utcnow
-from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
 
 log = logging.getLogger("gamead.audit")
 
@@ -173,10 +173,7 @@ class AuditLog:
                     if seq >= hi or msg.metadata.num_pending == 0:
                         break
             finally:
-                try:
-                    await sub.unsubscribe()
-                except nats.errors.Error:
-                    pass
+                await unsubscribe_quietly(sub)
         return out
 
 

@@ -26,6 +26,7 @@ from gamead_core.config.load import (
     CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
     MAX_CONFIG_BYTES,
+    check_file,
     config_path,
     load_settings,
     masked_dump,
@@ -56,5 +57,5 @@ __all__ = [
     "ClientSettings", "DlqSettings", "DoctorSettings", "EmbeddedSettings", "FaultSettings", "GameadSettings",
     "JobSettings", "LogSettings", "MetricsSettings", "NatsSettings", "QueueSettings", "RateLimitSettings",
     "RateSettings", "RecordSettings", "RedisSettings", "RegistrySettings", "Role", "TokenSettings",
-    "WorkerSettings", "config_path", "load_settings", "masked_dump",
+    "WorkerSettings", "check_file", "config_path", "load_settings", "masked_dump",
 ]

@@ -1,17 +1,20 @@
-"""Building the settings: find the config file, read it safely, merge env and flags, mask secrets."""
+"""Building the settings: find the config file, check it, let pydantic-settings read and merge it with the
+env and the flags, mask secrets."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
-from pydantic_settings import SettingsError
+from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
-from gamead_core.config.settings import _YAML_DATA, GameadSettings
+from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
 from gamead_core.errors import ConfigError
 from gamead_core.redact import redact_url
 
@@ -32,31 +35,41 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    """The mapping in ``path``: at most :data:`MAX_CONFIG_BYTES` of UTF-8 YAML. Raises :class:`ConfigError`."""
+def check_file(path: str | Path, *, what: str = "config file", limit: int = MAX_CONFIG_BYTES) -> None:
+    """Refuse a file an operator named that a library would read forever or skip without a word: it must be
+    a regular file of at most ``limit`` bytes (not ``/dev/zero``, a FIFO, a directory or a missing path).
+    Call it before handing ``path`` to the library that reads it. Raises :class:`ConfigError` naming
+    ``what`` and the file."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{what} {path} is not a regular file: is it the right file?")
+    if st.st_size > limit:
+        raise ConfigError(f"{what} {path} is larger than {limit // 1024} KiB: is it the right file?")
+
+
+def _yaml_source(path: Path) -> YamlConfigSettingsSource:
+    """pydantic-settings' YAML source over ``path``, read now (after :func:`check_file`), so that every
+    problem of the file is one :class:`ConfigError` naming it: unreadable, not UTF-8, not YAML, nested too
+    deeply, not a mapping, or a top-level key that is no section (a typo would otherwise be ignored;
+    unknown keys inside a section are refused by :class:`~gamead_core.config.section.Section`)."""
+    check_file(path)
+    try:
+        source = YamlConfigSettingsSource(GameadSettings, yaml_file=path, yaml_file_encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: is it the right file?")
-    try:
-        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): is it the right file?") from exc
-    try:
-        data = yaml.safe_load(text) or {}
+        raise ConfigError(f"config file {path} is not UTF-8 text: is it the right file?") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     except RecursionError as exc:
         raise ConfigError(f"config file {path} is nested too deeply") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    unknown = sorted(str(k) for k in data if k not in GameadSettings.model_fields)
+    except (TypeError, ValueError, AttributeError) as exc:  # the library merges the top level with dict.update
+        raise ConfigError(f"config file {path} must hold a mapping of sections at the top level") from exc
+    unknown = sorted(str(k) for k in source.yaml_data if k not in GameadSettings.model_fields)
     if unknown:
-        import difflib
-
         hints = []
         for key in unknown:
             close = difflib.get_close_matches(key, list(GameadSettings.model_fields), n=1)
@@ -65,7 +78,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             f"invalid configuration (from {path}): unknown top-level key {', '.join(hints)}; "
             f"known sections: {', '.join(GameadSettings.model_fields)}"
         )
-    return data
+    return source
 
 
 def _bad_env_json(exc: SettingsError) -> ConfigError:
@@ -116,11 +129,11 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadS
     Raises :class:`ConfigError` with every problem named by its dotted key.
     """
     path = config_path(config)
-    data = _read_yaml(path) if path else {}
     init = _deep_merge(_env_overrides(), _drop_none(overrides))
-    token = _YAML_DATA.set(data)
+    token = _YAML_SOURCE.set(_yaml_source(path) if path else None)
     try:
-        # Flags (init) win over env; env wins over YAML. Env-derived aliases sit just above YAML.
+        # Flags (init) win over env; env wins over YAML. GAMEAD_API_URL / GAMEAD_TOKEN travel with the
+        # flags, below them (_env_overrides).
         settings = GameadSettings(**init) if init else GameadSettings()
     except ValidationError as exc:
         problems = "; ".join(
@@ -132,7 +145,7 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadS
     except SettingsError as exc:
         raise _bad_env_json(exc) from exc
     finally:
-        _YAML_DATA.reset(token)
+        _YAML_SOURCE.reset(token)
     return settings
 
 

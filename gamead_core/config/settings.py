@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
 
 from pydantic import model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    YamlConfigSettingsSource,
 )
 
 from gamead_core.config.access import (
@@ -36,20 +36,6 @@ from gamead_core.config.process import (
     QueueSettings,
     WorkerSettings,
 )
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    """Reads the YAML file chosen by ``--config`` / ``GAMEAD_CONFIG`` / ``./config.yaml``."""
-
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
 
 
 class GameadSettings(BaseSettings):
@@ -104,9 +90,12 @@ class GameadSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_source = _YamlSource(settings_cls, _YAML_DATA.get())
-        return (init_settings, env_settings, yaml_source)
+        # first wins: flags (init) > GAMEAD_* env > the YAML file > the defaults (README "Configuration")
+        yaml_source = _YAML_SOURCE.get()
+        return (init_settings, env_settings) + ((yaml_source,) if yaml_source is not None else ())
 
 
-#: The YAML data of the ``load_settings`` call in progress (a settings source cannot take arguments).
-_YAML_DATA: ContextVar[dict[str, Any]] = ContextVar("gamead_yaml_data", default={})
+#: The config file of the ``load_settings`` call in progress, already read by pydantic-settings' own
+#: YAML source (the library reads its file from the class's ``model_config``, so a per-call ``--config``
+#: is handed over here). Unset, as for a bare ``GameadSettings()``: no file.
+_YAML_SOURCE: ContextVar[YamlConfigSettingsSource | None] = ContextVar("gamead_yaml_source", default=None)

@@ -24,7 +24,6 @@ history. ``benchmarks/bench_doctor.py`` measures it.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import defaultdict
 from typing import Any
@@ -35,7 +34,8 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.doctor.checks import WorkMsg, records_to_read, stranded_reading
+from gamead_core.doctor.checks import WorkMsg, records_to_read
+from gamead_core.doctor.leftovers import confirm_jobs, confirm_stranded, expired_jobs, stranded_on
 from gamead_core.doctor.model import KINDS, NOTES, Finding, Note, ReadStats, Report
 from gamead_core.doctor.read import (
     MSG_SIZE,
@@ -57,18 +57,13 @@ from gamead_core.doctor.verdict import (
     rules_of,
     summary,
 )
-from gamead_core.errors import GameadError, NotFound, TopologyMissing
-from gamead_core.ids import is_ad_id, is_job_id
-from gamead_core.jobs.policy import lease_expired
-from gamead_core.jobs.store import JobStore
+from gamead_core.errors import TopologyMissing
+from gamead_core.ids import is_ad_id
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.topology import Verdict, Wanted, plan, read_topology, wanted_topology
 from gamead_core.store.ads import AdStore
-from gamead_core.worker.mover import stranded, stranded_count
-
-log = logging.getLogger(__name__)
 
 _KV_PREFIX = names.kv_prefix(names.ADS_BUCKET)
 _DLQ_PREFIX = f"{names.DLQ_SUBJECT_PREFIX}."
@@ -163,16 +158,18 @@ class Doctor:
         suspects = judge(first, now, self.rules, work_whole=self._work_whole)
 
         # 7. levels with stranded messages, 8. jobs whose runner's lease expired
-        levels = {lvl: n for lvl in names.LEVELS if (n := await self._stranded(lvl, stats))}
-        jobs = await self._expired_jobs(now, stats) if names.JOBS_BUCKET not in {
+        levels = {lvl: n for lvl in names.LEVELS if (n := await stranded_on(self.js, lvl, stats))}
+        grace = self.settings.jobs.lease
+        jobs = await expired_jobs(self.js, now, grace, stats) if names.JOBS_BUCKET not in {
             v.wanted.name for v in missing} else []
 
         # the second look, after the system had time to finish what it was doing
         if suspects or levels or jobs or missing:
             await asyncio.sleep(settle)
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
-            await self._confirm_stranded(levels, first, stats, found, actions)
-            await self._confirm_jobs(jobs, stats, found, actions)
+            await confirm_stranded(self.js, self.settings, self.store, levels, first.work, stats,
+                                   found["stranded"], actions)
+            await confirm_jobs(self.js, jobs, grace, stats, found["job_lease_expired"], actions)
             for v in missing:
                 if await _confirm_missing(self.js, v.wanted, stats):
                     add(found["topology_missing"], v.wanted.label, "missing")
@@ -239,27 +236,6 @@ class Doctor:
             return {}
         return {s[len(_DLQ_PREFIX):]: int(n) for s, n in counts.items() if s.startswith(_DLQ_PREFIX) and n}
 
-    async def _stranded(self, level: int, stats: ReadStats) -> int:
-        stats.api_calls += 2
-        try:
-            count, _ = await stranded_count(self.js, level)
-        except GameadError as exc:  # a missing stream is a topology finding; anything else: this level only
-            log.debug("doctor: stranded count of level %d: %s", level, exc.message)
-            return 0
-        return count
-
-    async def _expired_jobs(self, now: float, stats: ReadStats) -> list[str]:
-        """Jobs not finished whose lease expired more than ``jobs.lease`` ago (every API node's sweeper had
-        time to take them over)."""
-        try:
-            jobs = await (await JobStore.open(self.js)).list(limit=10**9)
-        except GameadError:
-            return []
-        stats.api_calls += 2
-        stats.jobs = len(jobs)
-        grace = self.settings.jobs.lease
-        return [j.id for j in jobs if lease_expired(j, now - grace)]
-
     async def _second_look(self, first: Look, suspects: dict[str, list[str]], work_last: int, budget: ReadBudget,
                            stats: ReadStats, found: dict[str, Finding], notes: dict[str, Note],
                            actions: list[list[Any]]) -> None:
@@ -312,48 +288,6 @@ class Doctor:
             except nats.js.errors.NotFoundError:
                 return False
         return True
-
-    async def _confirm_stranded(self, levels: dict[int, int], first: Look, stats: ReadStats,
-                                found: dict[str, Finding], actions: list[list[Any]]) -> None:
-        ad_of = {m.seq: ad for ad, msgs in first.work.items() for m in msgs}
-        finding = found["stranded"]
-        for level, count in levels.items():
-            count = stranded_reading(count, await self._stranded(level, stats))
-            if not count:
-                continue
-            try:
-                seqs = await stranded(self.js, level, self.settings, self.store, limit=MAX_ITEMS)
-            except GameadError as exc:
-                log.debug("doctor: stranded messages of level %d: %s", level, exc.message)
-                seqs = []
-            finding.count += count
-            for seq in seqs[:count]:
-                label = ad_of.get(seq) or f"seq {seq}"
-                if len(finding.items) < MAX_ITEMS:
-                    finding.items.append(label)
-                    finding.details[label] = f"priority {level}, work-stream seq {seq}"
-                actions.append(["stranded", label, seq])
-
-    async def _confirm_jobs(self, job_ids: list[str], stats: ReadStats, found: dict[str, Finding],
-                            actions: list[list[Any]]) -> None:
-        if not job_ids:
-            return
-        try:
-            store = await JobStore.open(self.js)
-        except GameadError:  # the bucket went meanwhile: a topology finding of the next run
-            return
-        now = time.time() - self.settings.jobs.lease
-        for job_id in job_ids:
-            stats.api_calls += 1
-            try:
-                job, _ = await store.get(job_id)
-            except NotFound:
-                continue
-            if is_job_id(job.id) and lease_expired(job, now):
-                add(found["job_lease_expired"], job.id,
-                    f"{job.kind.value} job {job.state.value}, runner {job.runner}, lease ended "
-                    f"{utc_iso(job.lease_until, 'seconds')}")
-                actions.append(["job_lease_expired", job.id, None])
 
 
 async def diagnose(nc: NATS, js: JetStreamContext, settings: GameadSettings, *, settle: float | None = None,

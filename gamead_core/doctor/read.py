@@ -20,7 +20,6 @@ the report is then partial and its counts are lower bounds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from pydantic import ValidationError
 from gamead_core import names
 from gamead_core.doctor.model import ReadStats
 from gamead_core.errors import NotFound, TopologyMissing
-from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
 from gamead_core.store.ads import AdStore, Versioned
 
 #: A listing that receives nothing for this long (seconds) stops and says so (a server or network stall).
@@ -162,10 +161,7 @@ async def scan_headers(js: JetStreamContext, stream: str, subject: str, *, on_ms
                     break
     finally:
         done.set()
-        try:
-            await sub.unsubscribe()
-        except nats.errors.Error:
-            pass
+        await unsubscribe_quietly(sub)
     return last if state["seq"] >= last or not budget.partial else state["seq"]
 
 
@@ -248,8 +244,7 @@ async def _list_direct(nc: NATS, stream: str, subject: str, start: int, last: in
             if state["status"] != "204" or state["pending"] == 0:
                 break  # 404: nothing after this sequence
     finally:
-        with contextlib.suppress(nats.errors.Error):
-            await sub.unsubscribe()
+        await unsubscribe_quietly(sub)
     return last if not budget.partial or state["seq"] >= last else state["seq"]
 
 

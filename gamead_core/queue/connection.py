@@ -6,6 +6,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
+import contextlib
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -13,6 +14,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from gamead_core.config import NatsSettings
@@ -239,6 +241,13 @@ def nats_boundary() -> Iterator[None]:
         yield
     except (nats.errors.Error, asyncio.TimeoutError) as exc:
         raise translate(exc) from exc
+
+
+async def unsubscribe_quietly(sub: Subscription) -> None:
+    """Unsubscribe ``sub`` on the way out of a read; a NATS error is ignored (the connection is closing or
+    gone, and the server drops the interest with it): the read's own result or error is what counts."""
+    with contextlib.suppress(nats.errors.Error):
+        await sub.unsubscribe()
 
 
 @asynccontextmanager

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
 
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +52,7 @@ async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout
                 if msg.data:
                     out.append(msg.data)
         finally:
-            try:
-                await sub.unsubscribe()
-            except nats.errors.Error:
-                pass
+            await unsubscribe_quietly(sub)
 
 
 __all__ = ["last_values"]

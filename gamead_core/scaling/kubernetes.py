@@ -36,7 +36,9 @@ from kubernetes.config.incluster_config import (
     SERVICE_TOKEN_FILENAME,
     InClusterConfigLoader,
 )
+from kubernetes.config.kube_config import ENV_KUBECONFIG_PATH_SEPARATOR
 
+from gamead_core.config import check_file
 from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.errors import (  # the scaler's errors live in the one tree; re-exported here
     ConfigError,
@@ -51,6 +53,8 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
 #: What ``kubectl scale`` sends too: a JSON merge patch of the Scale object.
 SCALE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
+#: Largest kubeconfig file read (bytes): a few KiB each, embedded certificates included; not /dev/zero.
+MAX_KUBECONFIG_BYTES = 16 * 1024**2
 _API_GROUP = "apps"
 _SCALE = "deployments/scale"
 
@@ -64,6 +68,15 @@ def config_source(
     if settings.kubeconfig:
         return "kubeconfig"
     return "in-cluster" if environ.get(IN_CLUSTER_ENV) else "kubeconfig"
+
+
+def _check_kubeconfig(paths: str) -> None:
+    """Each file of ``paths`` (``:``-separated, as ``$KUBECONFIG``) that exists must be a regular file of at
+    most :data:`MAX_KUBECONFIG_BYTES`: the client reads a named file whole, ``/dev/zero`` included. Missing
+    ones are the client's to skip or refuse. Raises :class:`ConfigError`."""
+    for path in filter(None, paths.split(ENV_KUBECONFIG_PATH_SEPARATOR)):
+        if os.path.lexists(os.path.expanduser(path)):
+            check_file(os.path.expanduser(path), what="kubeconfig", limit=MAX_KUBECONFIG_BYTES)
 
 
 class KubernetesScaler:
@@ -84,6 +97,7 @@ class KubernetesScaler:
                     token_filename=SERVICE_TOKEN_FILENAME, cert_filename=SERVICE_CERT_FILENAME, environ=env
                 ).load_and_set(configuration)
             else:
+                _check_kubeconfig(kubeconfig)
                 k8s_config.load_kube_config(
                     config_file=kubeconfig,
                     context=settings.context,

@@ -18,8 +18,9 @@ Read top-down (:meth:`Autoscaler.run`):
 4. **Apply** through the backend. A failure (Kubernetes down, RBAC, …) is logged with the backend's
    message, recorded, and the whole tick is retried after :func:`~gamead_core.scaling.policy.retry_delay`.
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
-5. **Record** ``state`` in the scaling bucket (see :mod:`gamead_core.scaling.store`): what was decided,
-   why, whether it was applied, and the last decisions, so every API node shows the same thing.
+5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
+   :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last
+   decisions, so every API node shows the same thing; a follower reads it every interval.
 
 The per-worker service rate is the sampler's (:func:`~gamead_core.stats.rates.per_worker_rate`); unknown →
 ``None`` and the policy holds (or uses the last rate it measured).
@@ -36,23 +37,18 @@ from gamead_core.errors import GameadError, error_text
 from gamead_core.registry import Registry
 from gamead_core.scaling.backends import LazyKubernetesScaler, backend_for
 from gamead_core.scaling.deps import AutoscalerDeps, new_holder_id
-from gamead_core.scaling.lease import Lease, LeaseKeeper, lease_ttl
+from gamead_core.scaling.lease import LeaseKeeper, lease_ttl
 from gamead_core.scaling.local import NoneScaler
 from gamead_core.scaling.observe import decision_entry, observation_of, usable_reading
 from gamead_core.scaling.policy import ScalingPolicy, retry_delay
-from gamead_core.scaling.status import (
-    STALE_INTERVALS,
-    observed_document,
-    state_document,
-    status_document,
-)
+from gamead_core.scaling.shared import SharedState
+from gamead_core.scaling.status import STALE_INTERVALS, observed_document, status_document
 from gamead_core.scaling.store import (
     Override,
     ScaleStore,
     active_override,
     iso,
     override_reason,
-    record_decision,
 )
 from gamead_core.stats.sampler import Sample
 
@@ -73,17 +69,18 @@ class Autoscaler:
         self.ttl = lease_ttl(settings.interval)
         self._clock = deps.clock
         self._mono = deps.monotonic
-        self.store: ScaleStore | None = None
+        self.shared = SharedState(settings, deps.node_id, clock=deps.clock, on_decision=deps.on_decision)
         self.keeper: LeaseKeeper | None = None
         self._policy: ScalingPolicy | None = None
         self._leading = False
         self._leader_since: float | None = None
-        self._decisions: list[dict[str, Any]] = []
         self._failures = 0
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
-        self._view: dict[str, Any] | None = None  # the shared state as last written or read
-        self._override: Override | None = None
-        self._lease_seen: Lease | None = None
+
+    @property
+    def store(self) -> ScaleStore | None:
+        """The scaling bucket, once open (:meth:`run`)."""
+        return self.shared.store
 
     @property
     def can_lead(self) -> bool:
@@ -139,7 +136,7 @@ class Autoscaler:
                 assert self.link.js is not None
                 store = ScaleStore(self.link.js, replicas=d.stream_replicas)
                 await store.open()
-                self.store = store
+                self.shared.store = store
                 if self.sampler.registry is None and d.registry is not None and self.link.nc is not None:
                     self.sampler.registry = Registry(self.link.nc, self.link.js, d.registry,
                                                      replicas=d.stream_replicas, timeout=d.request_timeout)
@@ -169,7 +166,7 @@ class Autoscaler:
             else:
                 if self._leading:
                     self._deposed()
-                await self._follow()
+                await self.shared.follow()
                 delay = self.interval
             waits = [stop] + ([self.keeper.changed] if self.keeper is not None else [])
             await _wait_any(*waits, timeout=delay)
@@ -180,12 +177,7 @@ class Autoscaler:
         self._leader_since = self._clock()
         self._policy = ScalingPolicy(self.settings)
         self._failures = 0
-        try:
-            previous = await self.store.state()
-        except Exception as exc:  # noqa: BLE001 - start with an empty log rather than not at all
-            log.info("autoscaler: cannot read the previous decisions: %s", error_text(exc))
-            previous = None
-        self._decisions = list((previous or {}).get("decisions") or [])
+        await self.shared.resume()
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
     def _deposed(self) -> None:
@@ -196,15 +188,6 @@ class Autoscaler:
     @property
     def backend_name(self) -> str:
         return self.backend.name if self.backend is not None else self.settings.backend
-
-    async def _follow(self) -> None:
-        """Refresh this node's view of the shared state (for ``/v1/stats``)."""
-        assert self.store is not None
-        try:
-            self._view, self._override, self._lease_seen = await asyncio.gather(
-                self.store.state(), self.store.override(), self.store.lease())
-        except Exception as exc:  # noqa: BLE001 - keep the last view
-            log.debug("autoscaler: cannot read the shared state: %s", error_text(exc))
 
     # --- one tick -----------------------------------------------------------------------------------------
 
@@ -303,41 +286,17 @@ class Autoscaler:
 
     async def _record(self, entry: dict[str, Any], observed: dict[str, Any] | None,
                       override: Override | None, running: int | None) -> bool:
-        """Fold ``entry`` into the decisions and write the shared state (a failed write is only logged).
-
-        ``running`` is the replica count after this decision (``current`` in the state; the entry keeps the
-        count it started from).
-
-        True when ``entry`` started a new line in the decisions (not folded into the previous one).
-        """
-        assert self.store is not None
-        self._decisions = record_decision(self._decisions, entry)
-        new_line = self._decisions[0].get("repeats") == 1
-        if self.deps.on_decision is not None and new_line:
-            try:
-                self.deps.on_decision(entry)
-            except Exception:  # noqa: BLE001 - a display hook must not break the loop
-                log.exception("autoscaler: on_decision hook failed")
-        wall = self._clock()
-        state = state_document(
-            self.settings, backend=self.backend_name, leader=self.node_id, leader_since=self._leader_since,
-            now=wall, entry=entry, running=running, draining=getattr(self.backend, "draining", None),
-            observed=observed, decisions=self._decisions,
-        )
-        self._view, self._override = state, override
-        self._lease_seen = self.keeper.seen if self.keeper is not None else None
-        try:
-            await self.store.put_state(state)
-        except GameadError as exc:
-            log.warning("autoscaler: cannot record the decision: %s", exc.message)
-        return new_line
+        """:meth:`SharedState.record` with this leader's figures; True when ``entry`` is a new line."""
+        return await self.shared.record(
+            entry, observed=observed, override=override, running=running, backend=self.backend_name,
+            leader_since=self._leader_since, draining=getattr(self.backend, "draining", None),
+            lease_seen=self.keeper.seen if self.keeper is not None else None)
 
     # --- reading --------------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """This node's last view of the shared state (no I/O): for ``/v1/stats``."""
-        return status_document(self._view, self._lease_seen, self._override, now=self._clock(),
-                               settings=self.settings, node_id=self.node_id)
+        return self.shared.status()
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:

@@ -113,6 +113,12 @@ def test_a_bad_config_file_is_a_config_error(tmp_path: Path, content: bytes, fra
     one_red_line(result, fragment)
 
 
+def test_a_config_file_that_never_ends_is_a_config_error(tmp_path: Path) -> None:
+    result = gamead("config", "show", "--config", "/dev/zero", cwd=tmp_path)
+    assert result.returncode == exitcodes.CONFIG
+    one_red_line(result, "/dev/zero", "not a regular file")
+
+
 # --- usage errors found after parsing: exit 2 -----------------------------------------------------------
 
 

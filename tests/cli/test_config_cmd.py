@@ -115,3 +115,10 @@ def test_show_masks_passwords_inside_urls(runner: CliRunner) -> None:
     data = show(runner, env=env)
     assert data["nats"]["url"] == "nats://gamead:***@nats:4222"
     assert data["redis"]["url"] == "redis://:***@valkey:6379/0"
+
+
+def test_path_of_a_file_that_is_no_config(runner: CliRunner, tmp_path: Path) -> None:
+    """``config path --config /dev/zero`` said "does not exist"; it says why the file cannot be the config."""
+    result = runner.invoke(app, ["config", "path", "--config", "/dev/zero"])
+    assert result.exit_code == exitcodes.CONFIG
+    assert "/dev/zero is not a regular file" in unstyle(result.stderr)

@@ -114,8 +114,9 @@ def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -
     up = up_stack(tmp_path, "--workers", "1", "--max-workers", "3", port=port, **env).start()
     try:
         up.wait_ready(timeout=40)
-        doc = wait_for(lambda: (d := _scale(url)).get("leader") and d, timeout=10, interval=0.1,
-                       what="the autoscaler to lead")
+        # the lease is taken before the leader's first decision is recorded: wait for both
+        doc = wait_for(lambda: (d := _scale(url)).get("leader") and d.get("current") is not None and d,
+                       timeout=10, interval=0.1, what="the autoscaler to lead and record its first decision")
         assert doc["leader"]["id"].startswith("up-")  # gamead up owns the workers and holds the lease
         assert doc["backend"] == "local" and (doc["minReplicas"], doc["maxReplicas"]) == (1, 3)
         assert doc["current"] == 1
@@ -170,7 +171,9 @@ def test_one_leader_among_api_nodes_and_take_over_after_kill(
     leader = a if a.pid == leader_pid else b
     follower = b if leader is a else a
     follower_url = ids[follower.pid]
-    doc = _scale(follower_url)
+    # the lease is taken before the leader's first decision is recorded: wait for that decision
+    doc = wait_for(lambda: (d := _scale(follower_url)).get("decisions") and d, timeout=10, interval=0.1,
+                   what="the leader's first decision")
     assert doc["backend"] == "none" and doc["leaseTtlSeconds"] == 1.5
     assert {d["leader"] for d in doc["decisions"]} == {leader_id}  # only the leader decides
 

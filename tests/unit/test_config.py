@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gamead_core.config import GameadSettings, load_settings, masked_dump
+from gamead_core.config import MAX_CONFIG_BYTES, GameadSettings, load_settings, masked_dump
 from gamead_core.errors import ConfigError
 
 from tests.support import drop_gamead_env
@@ -86,6 +88,66 @@ def test_unreadable_or_invalid_files(tmp_path: Path) -> None:
     bad.write_text("api: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(bad)
+
+
+def _fifo(tmp_path: Path) -> Path:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    return fifo
+
+
+def _big(tmp_path: Path) -> Path:
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
+    return big
+
+
+def _written(content: str):
+    def make(tmp_path: Path) -> Path:
+        path = tmp_path / "c.yaml"
+        path.write_text(content)
+        return path
+    return make
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda tmp_path: Path("/dev/zero"), "/dev/zero is not a regular file"),
+        (_fifo, "fifo.yaml is not a regular file"),  # opening it would wait for a writer forever
+        (lambda tmp_path: tmp_path, "is not a regular file"),
+        (_big, "big.yaml is larger than 1024 KiB"),
+        (_written("just a string\n"), "must hold a mapping"),
+        (_written("wokrer:\n  concurrency: 2\n"), "unknown top-level key 'wokrer' (did you mean 'worker'?)"),
+        (_written("api:\n  port: [1\n"), "c.yaml is not valid YAML"),
+    ],
+    ids=["dev-zero", "fifo", "directory", "over-1-MiB", "scalar", "unknown-section", "syntax"],
+)
+def test_the_file_is_checked_before_pydantic_settings_reads_it(
+    tmp_path: Path, make: Callable[[Path], Path], fragment: str
+) -> None:
+    """pydantic-settings' YAML source skips a path that is not a regular file without a word and would read
+    ``/dev/zero`` until memory ran out: each of these is refused with the file named instead."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(make(tmp_path))
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_bad_value_in_the_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("queue:\n  ack_wait: soon\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    assert "c.yaml" in str(info.value) and "queue.ack_wait" in str(info.value)
+
+
+def test_a_settings_object_built_without_load_settings_reads_no_file(tmp_path: Path) -> None:
+    """The file of one ``load_settings`` call is not left behind for the next settings object."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("api:\n  port: 9000\n")
+    assert load_settings(cfg).api.port == 9000
+    assert GameadSettings().api.port == 8080
 
 
 def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,8 @@ server (the wire is tested against an HTTP double in ``tests/integration/test_ku
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,17 @@ def test_in_cluster_without_a_service_account_is_a_config_error() -> None:
     settings = KubernetesScalerSettings()
     with pytest.raises(ConfigError, match="service account"):
         KubernetesScaler(settings, environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "{tmp}/fifo", "{tmp}/big"], ids=["dev-zero", "fifo", "over-16-MiB"])
+def test_a_kubeconfig_that_never_ends_is_refused_before_the_client_reads_it(tmp_path: Path, path: str) -> None:
+    """The client reads a named kubeconfig whole (``/dev/zero`` until memory runs out, a FIFO until a writer
+    comes): the same check as ``--config`` comes first, for each file of a ``:``-separated list."""
+    os.mkfifo(tmp_path / "fifo")
+    with open(tmp_path / "big", "wb") as fh:
+        fh.truncate(16 * 1024**2 + 1)  # sparse: costs no disk
+    named = path.format(tmp=tmp_path)
+    good = tmp_path / "kc"
+    good.write_text(yaml.safe_dump(KUBECONFIG))
+    with pytest.raises(ConfigError, match=f"kubeconfig {re.escape(named)} is (not a regular file|larger than)"):
+        KubernetesScaler(KubernetesScalerSettings(kubeconfig=f"{good}:{named}"), environ={})

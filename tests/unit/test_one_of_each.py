@@ -9,6 +9,7 @@ import asyncio
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -95,7 +96,7 @@ _TABLES = {"gamead_core/worker/analyzer.py"}
 def test_no_module_of_the_core_is_a_grab_bag() -> None:
     """Issue 12's "Done means": no module in gamead_core over ~350 lines unless it is a table."""
     long = [f"{name}: {text.count(chr(10))} lines" for name, text in _sources("gamead_core")
-            if text.count("\n") > 370 and name not in _TABLES]
+            if text.count("\n") > 350 and name not in _TABLES]
     assert long == []
 
 
@@ -143,3 +144,26 @@ def test_kv_names_follow_adr_8() -> None:
     assert names.kv_stream("gamead_ads") == "KV_gamead_ads" == names.ADS_BUCKET_STREAM
     assert names.kv_subject("gamead_ads", "01ABC") == "$KV.gamead_ads.01ABC"
     assert names.kv_all("gamead_jobs") == "$KV.gamead_jobs.>"
+
+
+def test_one_confirmation_for_every_destructive_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dlq replay``/``purge`` and ``doctor --repair`` ask through one ``confirm``: without ``--yes`` and
+    without a terminal it refuses in one line naming the action."""
+    import io
+
+    from gamead_cli import options
+    from gamead_cli.commands import dlq, doctor
+    from gamead_core.errors import GameadError
+
+    assert dlq.confirm is doctor.confirm is options.confirm
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(GameadError, match=r"^Purge 3 dead-lettered ad\(s\): refusing without --yes"):
+        options.confirm("Purge 3 dead-lettered ad(s)?", False)
+    options.confirm("Purge 3 dead-lettered ad(s)?", True)  # --yes: no question, no refusal
+
+
+def test_one_quiet_unsubscribe() -> None:
+    """A read's subscription is ended by ``queue.connection.unsubscribe_quietly`` (it was written out six
+    times). ``queue/pull.py`` and ``queue/scan.py`` were being edited elsewhere when this came in."""
+    allowed = {"gamead_core/queue/connection.py", "gamead_core/queue/pull.py", "gamead_core/queue/scan.py"}
+    assert _offenders(r"await sub\.unsubscribe\(\)", allowed=allowed) == []

@@ -1,0 +1,101 @@
+"""What a dead process leaves behind, for the doctor: messages stranded on a level (``gamead_core.worker.mover``'s
+reading) and operator jobs whose runner's lease expired (``gamead_core.jobs.policy.lease_expired``).
+
+Each check has a first reading (cheap: counts, a list of jobs) and a confirmation after ``doctor.settle``
+that writes the finding and its repair actions; :class:`~gamead_core.doctor.diagnose.Doctor` runs both.
+Reading errors never fail a run: a missing stream or bucket is the topology check's finding.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from nats.js import JetStreamContext
+
+from gamead_core.config import GameadSettings
+from gamead_core.doctor.checks import WorkMsg, stranded_reading
+from gamead_core.doctor.model import Finding, ReadStats
+from gamead_core.doctor.verdict import MAX_ITEMS, add
+from gamead_core.errors import GameadError, NotFound
+from gamead_core.ids import is_job_id
+from gamead_core.jobs.policy import lease_expired
+from gamead_core.jobs.store import JobStore
+from gamead_core.models import utc_iso
+from gamead_core.store.ads import AdStore
+from gamead_core.worker.mover import stranded, stranded_count
+
+log = logging.getLogger(__name__)
+
+
+async def stranded_on(js: JetStreamContext, level: int, stats: ReadStats) -> int:
+    """How many messages of priority ``level`` are stranded (2 JetStream API calls); 0 when it cannot be read."""
+    stats.api_calls += 2
+    try:
+        count, _ = await stranded_count(js, level)
+    except GameadError as exc:  # a missing stream is a topology finding; anything else: this level only
+        log.debug("doctor: stranded count of level %d: %s", level, exc.message)
+        return 0
+    return count
+
+
+async def confirm_stranded(js: JetStreamContext, settings: GameadSettings, store: AdStore, levels: dict[int, int],
+                           work: dict[str, list[WorkMsg]], stats: ReadStats, finding: Finding,
+                           actions: list[list[Any]]) -> None:
+    """Count again each level of ``levels`` (level → first count) and add what both readings agree on to
+    ``finding`` (items: ad ids from the first listing ``work``, else ``seq N``) and one ``stranded`` action
+    per message to ``actions``."""
+    ad_of = {m.seq: ad for ad, msgs in work.items() for m in msgs}
+    for level, count in levels.items():
+        count = stranded_reading(count, await stranded_on(js, level, stats))
+        if not count:
+            continue
+        try:
+            seqs = await stranded(js, level, settings, store, limit=MAX_ITEMS)
+        except GameadError as exc:
+            log.debug("doctor: stranded messages of level %d: %s", level, exc.message)
+            seqs = []
+        finding.count += count
+        for seq in seqs[:count]:
+            label = ad_of.get(seq) or f"seq {seq}"
+            if len(finding.items) < MAX_ITEMS:
+                finding.items.append(label)
+                finding.details[label] = f"priority {level}, work-stream seq {seq}"
+            actions.append(["stranded", label, seq])
+
+
+async def expired_jobs(js: JetStreamContext, now: float, grace: float, stats: ReadStats) -> list[str]:
+    """Ids of the jobs not finished whose lease ended more than ``grace`` seconds (``jobs.lease``) before
+    ``now`` (Unix seconds): every API node's sweeper had time to take them over. [] when unreadable."""
+    try:
+        jobs = await (await JobStore.open(js)).list(limit=10**9)
+    except GameadError:
+        return []
+    stats.api_calls += 2
+    stats.jobs = len(jobs)
+    return [j.id for j in jobs if lease_expired(j, now - grace)]
+
+
+async def confirm_jobs(js: JetStreamContext, job_ids: list[str], grace: float, stats: ReadStats,
+                       finding: Finding, actions: list[list[Any]]) -> None:
+    """Read each job of ``job_ids`` again; one still past its lease by ``grace`` seconds goes into ``finding``
+    with a ``job_lease_expired`` action."""
+    if not job_ids:
+        return
+    try:
+        store = await JobStore.open(js)
+    except GameadError:  # the bucket went meanwhile: a topology finding of the next run
+        return
+    now = time.time() - grace
+    for job_id in job_ids:
+        stats.api_calls += 1
+        try:
+            job, _ = await store.get(job_id)
+        except NotFound:
+            continue
+        if is_job_id(job.id) and lease_expired(job, now):
+            add(finding, job.id,
+                f"{job.kind.value} job {job.state.value}, runner {job.runner}, lease ended "
+                f"{utc_iso(job.lease_until, 'seconds')}")
+            actions.append(["job_lease_expired", job.id, None])
