@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
-from gamead_core.config import NatsSettings
+from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (
     Conflict,
     GameadError,
@@ -70,9 +70,20 @@ _CONFLICT_CODES = frozenset({
 _GONE_CODES = frozenset({JS_NO_MESSAGE_FOUND, JS_SEQUENCE_NOT_FOUND})
 
 
+#: the most a TLS file (CA bundle, certificate chain, key) may weigh; a CA bundle of a whole OS is ~0.3 MiB
+MAX_TLS_FILE_BYTES = 4 * 1024 * 1024
+
+
 def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
+    """The client TLS context for ``nats.tls_*``, or None. Each named file gets the config file's check first
+    (:func:`~gamead_core.config.check_file`: ``ssl`` would block on a FIFO, read ``/dev/zero`` for ever).
+    Raises :class:`~gamead_core.errors.ConfigError` for such a file, :class:`ssl.SSLError` for a bad one."""
     if not (settings.tls_ca or settings.tls_cert):
         return None
+    for what, path in (("nats.tls_ca", settings.tls_ca), ("nats.tls_cert", settings.tls_cert),
+                       ("nats.tls_key", settings.tls_key)):
+        if path:
+            check_file(path, what=what, limit=MAX_TLS_FILE_BYTES)
     ctx = ssl.create_default_context(cafile=settings.tls_ca)
     if settings.tls_cert:
         ctx.load_cert_chain(settings.tls_cert, settings.tls_key)

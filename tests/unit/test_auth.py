@@ -3,6 +3,7 @@ pass-through."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import subprocess
@@ -303,3 +304,18 @@ def test_nats_tls_settings_build_a_verifying_context(tmp_path: Path) -> None:
         subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(other)],
                        check=True, capture_output=True, timeout=30)
         connect_options(settings(nats={"tls_cert": str(cert), "tls_key": str(other)}).nats, "tls://n", name="w")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory"])
+def test_nats_tls_files_that_would_block_or_never_end_are_refused_by_name(tmp_path: Path, kind: str) -> None:
+    from gamead_core.errors import ConfigError
+
+    if kind == "fifo":
+        path = tmp_path / "ca.pem"
+        os.mkfifo(path)  # ssl would wait for a writer for ever
+    elif kind == "dev_zero":
+        path = Path("/dev/zero")
+    else:
+        path = tmp_path
+    with pytest.raises(ConfigError, match="nats.tls_ca"):
+        connect_options(settings(nats={"tls_ca": str(path)}).nats, "tls://n:4222", name="w")
