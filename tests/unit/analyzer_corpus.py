@@ -4,9 +4,9 @@
 ``corpus()`` returns the same list of :class:`AdSubmission` every call: 400 ads from
 ``gamead_cli.generate.generate_ads(400, seed=14)`` (what ``gamead submit --count`` sends), the spec's sample, and
 hand-written edge cases: every genre alias, plural and hyphenated terms, words that contain a term
-("Knowledge", "Freedom"), ALL CAPS, age bands in each spelling, typographic punctuation, and the four
-non-ASCII characters that Python's case-insensitive regex matches to an ASCII letter (``İ ı ſ K``), at the
-models' maximum field sizes too.
+("Knowledge", "Freedom"), ALL CAPS, age bands in each spelling, typographic punctuation, the four non-ASCII
+characters that Python's case-insensitive regex matches to an ASCII letter (``İ ı ſ`` and the Kelvin sign),
+and the models' maximum field sizes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from gamead_cli.generate import generate_ads
 from gamead_core.models import AdSubmission
 from tests.support import RPG_AD, SAMPLE_AD
 
-GENERATED = 400
+GENERATED = 400  # 528 ads in all
 SEED = 14
 
 _BASE: dict[str, Any] = {
@@ -99,6 +99,11 @@ _EDGES: tuple[dict[str, Any], ...] = (
     {"duration": 600},
     {"title": "!!! ??? ...", "description": "1 2 3 4 5 6 7 8 9 10 — yes: words"},
     {"genre": "x" * 50},
+    # the Kelvin sign (U+212A) matches "k" case-insensitively; İ (U+0130) lower-cases to two characters
+    {"callToAction": "\u212aeep playing: claim \u212aing's loot", "genre": "\u212aids"},
+    {"description": "\u212aingdom builders: \u0130nstall, conquer \u0130\u0130 empires and rule your \u212aingdom."},
+    {"targetAudience": ["\u212aids under 13", "Famıly"], "genre": "FAM\u0130LY"},
+    {"visualElements": ["\u212aingdom", "castle\u017f", "ARM\u0130ES"], "title": "\u212aingdom Wars: 2"},
 )
 
 
