@@ -156,6 +156,7 @@ async def one_step(stack: Stack, procs: Procs, obs: KvObserver, tmp: Path, a: ar
     achieved = len(accepted) / window if window else 0.0
     missing = len(accepted) - len(lat)
     machine = ((after["machine"] or 0.0) - (before["machine"] or 0.0)) / wall if before["machine"] else None
+    ours = sum((after[k] or 0.0) - (b or 0.0) for k, b in before.items() if k != "machine") + gen_cpu + observer_cpu
     obs.done.clear()  # the records of this step are no longer needed: keep the observer's memory flat
     step = {
         "target": rate,
@@ -172,6 +173,7 @@ async def one_step(stack: Stack, procs: Procs, obs: KvObserver, tmp: Path, a: ar
         "observer_cpu_ms_per_ad": round(observer_cpu / max(1, len(accepted)) * 1000.0, 3),
         "rss_mb_peak": {k: round(v, 1) for k, v in rss.peak.items()},
         "machine_busy_cores": None if machine is None else round(machine, 2),
+        "other_tenants_cores": None if machine is None else round(max(0.0, machine - ours / wall), 2),
         "load_average": f"{load_at_start} → {load_average()}",
         "seconds": round(wall, 1),
     }
@@ -248,17 +250,19 @@ def print_table(results: dict[str, Any]) -> None:
                     "(shared)", title_justify="left")
     roles = ("api", *workers, "nats")
     for col in ("target /s", "achieved /s", "p50", "p95", "p99", *(f"CPU {r}" for r in roles), "CPU all",
-                *(f"RSS {r}" for r in roles), "busy cores", "load 1m"):
+                *(f"RSS {r}" for r in roles), "busy cores", "others' cores",
+                "load 1m"):
         t.add_column(col, justify="right")
     t.caption = ("rates in ads/s; p50/p95/p99 submit→completed in ms; CPU in ms per ad (all = API + workers + "
-                 "nats-server); RSS = peak MB; busy cores = the whole machine's; load 1m at the end of the step")
+                 "nats-server); RSS = peak MB; busy cores = the whole machine's; others' cores = busy cores not used by this "
+                 "benchmark's processes (other tenants); load 1m at the end of the step")
     for s in steps:
         lat, cpu, rss = s["latency_ms"], s["cpu_ms_per_ad"], s["rss_mb_peak"]
         flag = "" if s["held"] else " (not held)"
         t.add_row(f"{s['target']:,.0f}", _f(s["achieved"], 0) + flag, _f(lat["p50"]), _f(lat["p95"]),
                   _f(lat["p99"]), *(_f(cpu.get(r), 2) for r in roles), _f(cpu.get("all roles"), 2),
                   *(_f(rss.get(r), 0) for r in roles), _f(s["machine_busy_cores"], 2),
-                  s["load_average"].split(" → ")[-1].split(" / ")[0])
+                  _f(s["other_tenants_cores"], 2), s["load_average"].split(" → ")[-1].split(" / ")[0])
     Console(width=max(160, shutil.get_terminal_size().columns)).print(t)
     k = results["knee"]
     print(f"knee (highest rate with p95 ≤ {KNEE_P95_MS:g} ms, rate held): "

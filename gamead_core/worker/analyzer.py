@@ -277,13 +277,6 @@ def _stems(text: str) -> frozenset[str]:
 _short_stems = functools.lru_cache(maxsize=4096)(_stems)
 
 
-@functools.lru_cache(maxsize=512)
-def _context_stems(genre: str, profile: GenreProfile | None) -> frozenset[str]:
-    """Stems of the genre field and of its table entry's themes: the part of the visual context shared by many
-    ads (genre ≤ 50 characters; bounded LRU cache)."""
-    return _stems(genre) | _stems(" ".join(profile.keywords if profile else ()))
-
-
 @functools.lru_cache(maxsize=1024)
 def _genre_profile(genre: str) -> GenreProfile | None:
     """The table entry whose longest alias appears in ``genre`` (first entry wins a tie). Cached: few distinct
@@ -305,6 +298,14 @@ def _age_band(tag: str) -> tuple[int, int] | None:
     if m := _AGE_PLUS.search(tag):
         return int(m[1]), 99
     return (0, 99) if "all ages" in tag.lower() else None
+
+
+@functools.lru_cache(maxsize=512)
+def _context_stems(genre: str) -> frozenset[str]:
+    """Stems of the genre field and of its table entry's themes: the part of the visual context that is the
+    same for every ad of a genre field (≤ 50 characters; bounded LRU cache)."""
+    profile = _genre_profile(genre)
+    return _stems(genre) | _stems(" ".join(profile.keywords if profile else ()))
 
 
 def _ages_text(profile: GenreProfile) -> str:
@@ -447,7 +448,7 @@ def _visual_richness(ad: AdSubmission, profile: GenreProfile | None) -> _Verdict
     n, distinct = len(elements), len({e.casefold() for e in elements})
     # _WORD never matches across a space, so the stems of "title description genre themes" are the union of
     # each part's stems; the genre's and its themes' are cached.
-    context = _stems(f"{ad.title} {ad.description}") | _context_stems(ad.genre, profile)
+    context = _stems(f"{ad.title} {ad.description}") | _context_stems(ad.genre)
     related = [e for e in elements if _short_stems(e) & context]
     score = _visual_count_points(distinct)
     score += 0 if n == 0 else 2 if n > 1 and distinct == n else 1 if n == 1 or distinct * 2 >= n else 0

@@ -92,7 +92,7 @@ ads = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(ads)
 def test_the_new_analyser_agrees_with_the_old_one_on_any_valid_ad(ad: AdSubmission) -> None:
     assert analyze(ad).model_dump() == reference.analyze(ad).model_dump()
