@@ -269,7 +269,7 @@ def _stem(word: str) -> str:
 
 
 def _stems(text: str) -> frozenset[str]:
-    return frozenset({_stem(w) for w in _WORD.findall(text.lower())} - STOPWORDS)
+    return frozenset({_stem(w) for w in set(_WORD.findall(text.lower()))} - STOPWORDS)  # each word stemmed once
 
 
 #: Texts that repeat across ads (visual elements, genres: at most 100 characters each) are stemmed once per
