@@ -48,9 +48,10 @@ def default_worker_concurrency() -> int:
 
 def start_workers(procs: Procs, stack: Stack, n: int, concurrency: int | None = None,
                   **settings: str) -> list[subprocess.Popen[bytes]]:
-    """Start ``n`` ``gamead worker`` processes on ``stack``'s NATS, with ``GAMEAD_*`` ``settings`` on top of the
-    benchmark environment (e.g. ``GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="50"``); appended to ``stack.workers``
-    so ``stack.stop()`` and ``procs.stop_all()`` end them by PID."""
+    """Start ``n`` ``gamead worker`` processes on ``stack``'s NATS, with ``settings`` (``GAMEAD_*`` variables, or
+    ``PYTHONPATH`` to run the workers from another source tree) on top of the benchmark environment; appended to
+    ``stack.workers`` so ``stack.stop()`` and ``procs.stop_all()`` end them by PID. ``-P``: the working
+    directory is not put first on ``sys.path``, so a ``PYTHONPATH`` tree wins over this one."""
     assert stack.nats is not None
     argv_tail = ["--concurrency", str(concurrency)] if concurrency else []
     env = gamead_env(stack.nats.url, **settings)
@@ -58,7 +59,7 @@ def start_workers(procs: Procs, stack: Stack, n: int, concurrency: int | None = 
     for k in range(len(stack.workers), len(stack.workers) + n):
         wid = f"bench-w{k + 1}"
         popen = procs.start(f"{stack.name}-{wid}",
-                            [sys.executable, "-m", "gamead_cli", "worker", "--id", wid, *argv_tail], env)
+                            [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id", wid, *argv_tail], env)
         stack.workers.append(popen)
         started.append(popen)
     return started

@@ -6,6 +6,10 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_scaling.py                  # 1, 2, 4, 8 workers, 2,400-ad backlog, ~2 min
     .venv/bin/python benchmarks/bench_scaling.py --quick          # smoke run: 1, 2 workers, 400 ads
     .venv/bin/python benchmarks/bench_scaling.py --workers 1,8 --backlog 4000 --output json
+    # one worker, real analysis only, this tree's workers against an export of another revision, same run:
+    git archive e6f552f | (mkdir -p /tmp/gamead-e6f552f && tar -x -C /tmp/gamead-e6f552f)
+    .venv/bin/python benchmarks/bench_scaling.py --workers 1 --latency-ms 0 --backlog 5000 \
+        --worker-code . --worker-code /tmp/gamead-e6f552f
 
 For each worker count, a fresh stack as ``bench_sweep.py`` runs it (embedded ``nats-server``, one ``gamead
 serve``, default settings) and N ``gamead worker`` processes at the default concurrency with
@@ -20,6 +24,10 @@ completion, the ratio to linear (ads/s ÷ (N × the 1-worker ads/s); target for 
 the ceiling the settings allow (N × concurrency ÷ 50 ms), the CPU ms per ad of the API, the workers together and
 nats-server, and the whole machine's busy cores (a shared 2-core box: when it is busy, more workers cannot
 help). Every process is stopped by PID at the end, also on Ctrl-C or failure.
+
+``--latency-ms`` changes the simulated latency (0: the real analysis only, so the workers' CPU bounds the rate);
+``--worker-code DIR`` (repeatable) runs the workers from another source tree (``PYTHONPATH``; the API and NATS
+stay this tree's), each worker count once per tree, alternating, to compare revisions in one run.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from bench_pipeline import KvObserver, Procs, Stack, cpu_snapshot, log, percenti
 
 from gamead_cli.generate import generate_ads  # noqa: E402
 
-LATENCY_MS = 50
+LATENCY_MS = 50  # the issue's setting; --latency-ms changes it
 TARGET_LINEAR = 0.9
 BATCH = 100
 
@@ -114,17 +122,20 @@ async def burn_down(stack: Stack, backlog: int, drain: float) -> dict[str, Any]:
     return out
 
 
-def one_count(procs: Procs, tmp: Path, workers: int, a: argparse.Namespace, concurrency: int) -> dict[str, Any]:
-    stack = Stack(procs, tmp, f"scale{workers}").start()
+def one_count(procs: Procs, tmp: Path, workers: int, a: argparse.Namespace, concurrency: int,
+              code: str | None) -> dict[str, Any]:
+    stack = Stack(procs, tmp, f"scale{workers}-{len(list(tmp.iterdir()))}").start()
+    extra = {"PYTHONPATH": str(Path(code).resolve())} if code else {}
     try:
-        start_workers(procs, stack, workers, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS=str(LATENCY_MS))
+        start_workers(procs, stack, workers, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS=str(a.latency_ms), **extra)
         wait_workers_registered(stack, workers)
         use_uvloop()
         row = asyncio.run(burn_down(stack, a.backlog, a.drain))
     finally:
         stack.stop()
     row["workers"] = workers
-    row["ceiling_ads_per_s"] = workers * concurrency * 1000 / LATENCY_MS
+    row["code"] = code or "."
+    row["ceiling_ads_per_s"] = workers * concurrency * 1000 / a.latency_ms if a.latency_ms else None
     return row
 
 
@@ -133,6 +144,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 workers, 400-ad backlog")
     p.add_argument("--workers", help="comma-separated worker counts (default 1,2,4,8)")
     p.add_argument("--backlog", type=int, help="ads in the backlog (default 2400, quick 400)")
+    p.add_argument("--latency-ms", type=int, default=LATENCY_MS,
+                   help="analysis.simulated_latency_ms of the workers (50; 0 = the real analysis only)")
+    p.add_argument("--worker-code", action="append", default=[],
+                   help="run the workers from this source tree (repeatable: each worker count once per tree)")
     p.add_argument("--drain", type=float, default=120.0, help="longest wait for the backlog to complete (120 s)")
     p.add_argument("--output", choices=("table", "json"), default="table")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
@@ -152,10 +167,11 @@ def main(argv: list[str]) -> int:
     failed = False
     try:
         for n in counts:
-            log(f"{n} worker(s), concurrency {concurrency}, {LATENCY_MS} ms simulated latency, backlog {a.backlog:,}"
-                f" (load average {load_average()})")
-            row = one_count(procs, tmp, n, a, concurrency)
-            rows.append(row)
+            for code in a.worker_code or [None]:
+                log(f"{n} worker(s){f' from {code}' if code else ''}, concurrency {concurrency}, {a.latency_ms} ms "
+                    f"simulated latency, backlog {a.backlog:,} (load average {load_average()})")
+                row = one_count(procs, tmp, n, a, concurrency, code)
+                rows.append(row)
             log(f"  {row.get('ads_per_s')} ads/s, burn-down {row.get('burn_down_s')} s, missing {row['missing']}")
     except KeyboardInterrupt:
         failed = True
@@ -166,15 +182,15 @@ def main(argv: list[str]) -> int:
         log(f"failed: {exc!r}; logs in {tmp / 'logs'}")
     finally:
         procs.stop_all()
-    base = next((r for r in rows if r["workers"] == 1 and r.get("ads_per_s")), None)
     for r in rows:
+        base = next((b for b in rows if b["workers"] == 1 and b["code"] == r["code"] and b.get("ads_per_s")), None)
         rate = r.get("ads_per_s")
         r["ratio_to_linear"] = round(rate / (r["workers"] * base["ads_per_s"]), 3) if base and rate else None
-        r["ratio_to_ceiling"] = round(rate / r["ceiling_ads_per_s"], 3) if rate else None
+        r["ratio_to_ceiling"] = round(rate / r["ceiling_ads_per_s"], 3) if rate and r["ceiling_ads_per_s"] else None
     result = {"what": "burn-down of a fixed backlog, batched submits (POST /ads/batch of 100), "
-                      f"analysis.simulated_latency_ms={LATENCY_MS}, worker.concurrency={concurrency}",
+                      f"analysis.simulated_latency_ms={a.latency_ms}, worker.concurrency={concurrency}",
               "backlog": a.backlog, "cpus": os.cpu_count(), "rows": rows}
-    last = rows[-1] if rows else None
+    last = rows[-1] if rows and len(a.worker_code) <= 1 else None
     if last and last["workers"] > 1 and last["ratio_to_linear"] is not None:
         result["verdict"] = {"workers": last["workers"], "ratio_to_linear": last["ratio_to_linear"],
                              "target": TARGET_LINEAR, "pass": last["ratio_to_linear"] >= TARGET_LINEAR}
@@ -182,20 +198,21 @@ def main(argv: list[str]) -> int:
         print(json.dumps(result, indent=2))
     elif rows:
         print(f"gamead scaling — {result['what']}; backlog {a.backlog:,} ads; {os.cpu_count()} cores (shared)")
-        print(f"{'workers':>7} {'ads/s':>8} {'ceiling':>8} {'×linear':>8} {'×ceiling':>9} {'burn-down s':>12} "
+        print(f"{'code':>20} {'workers':>7} {'ads/s':>8} {'ceiling':>8} {'×linear':>8} {'×ceiling':>9} {'burn-down s':>12} "
               f"{'CPU ms/ad api / workers / nats':>31} {'busy cores':>10} {'load avg (1/5/15)':>20}")
         for r in rows:
             cpu = r["cpu_ms_per_ad"]
 
             def f(v: Any, fmt: str = ".1f") -> str:
                 return "-" if v is None else format(v, fmt)
-            print(f"{r['workers']:>7} {f(r.get('ads_per_s')):>8} {r['ceiling_ads_per_s']:>8.0f} "
+            print(f"{r['code'][-20:]:>20} {r['workers']:>7} {f(r.get('ads_per_s')):>8} "
+                  f"{f(r['ceiling_ads_per_s'], '.0f'):>8} "
                   f"{f(r['ratio_to_linear'], '.2f'):>8} {f(r['ratio_to_ceiling'], '.2f'):>9} "
                   f"{f(r.get('burn_down_s')):>12} {cpu['api']:>9.2f} / {cpu['workers']:>6.2f} / {cpu['nats']:>6.2f}  "
                   f"{r['machine_busy_cores']:>10.2f} {r['load_average']:>20}"
                   + (f"  ({r['missing']} not completed)" if r["missing"] else ""))
         print("ads/s: completions between the 10th and 90th percentile of the completion times; ×linear: ads/s ÷ "
-              "(workers × the 1-worker ads/s); ceiling: workers × concurrency ÷ 50 ms.")
+              "(workers × the 1-worker ads/s, same code); ceiling: workers × concurrency ÷ the simulated latency.")
         if "verdict" in result:
             v = result["verdict"]
             print(f"{v['workers']} workers: {v['ratio_to_linear']:.2f}× linear (target ≥ {TARGET_LINEAR}: "
