@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -183,9 +184,10 @@ def main(argv: list[str]) -> int:
     finally:
         procs.stop_all()
     for r in rows:
-        base = next((b for b in rows if b["workers"] == 1 and b["code"] == r["code"] and b.get("ads_per_s")), None)
+        ones = [b["ads_per_s"] for b in rows if b["workers"] == 1 and b["code"] == r["code"] and b.get("ads_per_s")]
+        base = statistics.median(ones) if ones else None  # several 1-worker rows (--workers 1,1): their median
         rate = r.get("ads_per_s")
-        r["ratio_to_linear"] = round(rate / (r["workers"] * base["ads_per_s"]), 3) if base and rate else None
+        r["ratio_to_linear"] = round(rate / (r["workers"] * base), 3) if base and rate else None
         r["ratio_to_ceiling"] = round(rate / r["ceiling_ads_per_s"], 3) if rate and r["ceiling_ads_per_s"] else None
     result = {"what": "burn-down of a fixed backlog, batched submits (POST /ads/batch of 100), "
                       f"analysis.simulated_latency_ms={a.latency_ms}, worker.concurrency={concurrency}",
