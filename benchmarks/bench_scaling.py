@@ -200,7 +200,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(result, indent=2))
     elif rows:
         print(f"gamead scaling — {result['what']}; backlog {a.backlog:,} ads; {os.cpu_count()} cores (shared)")
-        print(f"{'code':>20} {'workers':>7} {'ads/s':>8} {'ceiling':>8} {'×linear':>8} {'×ceiling':>9} {'burn-down s':>12} "
+        print(f"{'code':>20} {'workers':>7} {'ads/s':>8} {'ceiling':>8} {'×linear':>8} {'×ceiling':>9} "
+              f"{'burn-down s':>12} "
               f"{'CPU ms/ad api / workers / nats':>31} {'busy cores':>10} {'load avg (1/5/15)':>20}")
         for r in rows:
             cpu = r["cpu_ms_per_ad"]

@@ -256,8 +256,8 @@ def print_table(results: dict[str, Any]) -> None:
                 "load 1m"):
         t.add_column(col, justify="right", min_width=min(len(col), 9))
     t.caption = ("rates in ads/s; p50/p95/p99 submit→completed in ms; CPU in ms per ad (all = API + workers + "
-                 "nats-server); RSS = peak MB; busy cores = the whole machine's; others' cores = busy cores not used by this "
-                 "benchmark's processes (other tenants); load 1m at the end of the step")
+                 "nats-server); RSS = peak MB; busy cores = the whole machine's; others' cores = busy cores not "
+                 "used by this benchmark's processes (other tenants); load 1m at the end of the step")
     for s in steps:
         lat, cpu, rss = s["latency_ms"], s["cpu_ms_per_ad"], s["rss_mb_peak"]
         flag = "" if s["held"] else " (not held)"
