@@ -96,3 +96,24 @@ ads = st.builds(
 @given(ads)
 def test_the_new_analyser_agrees_with_the_old_one_on_any_valid_ad(ad: AdSubmission) -> None:
     assert analyze(ad).model_dump() == reference.analyze(ad).model_dump()
+
+
+# --- the shortcut's two facts, checked directly ---------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=80))
+def test_ascii_tokens_from_the_byte_table_are_the_regex_tokens(text: str) -> None:
+    """The ASCII fast path (``bytes.translate`` + ``split``) yields exactly the ``\\w+`` tokens."""
+    fast = analyzer._text(text).tokens
+    assert fast == frozenset(t.encode() for t in analyzer._TOKEN.findall(text.lower()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_folding_keeps_length_and_word_boundaries(text: str) -> None:
+    """Every character folds to one character of the same word/non-word class, so token boundaries and
+    positions are those of the original text, which the regexes search."""
+    folded = analyzer._text(text).folded
+    assert len(folded) == len(text)
+    assert [bool(analyzer._TOKEN.match(c)) for c in folded] == [bool(analyzer._TOKEN.match(c)) for c in text]
