@@ -80,6 +80,10 @@ THIS = Path(__file__).resolve()
 RATES = (100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000)
 QUICK_RATES = (100, 500, 1000)
 KNEE_P95_MS = 50.0
+#: Issue 14's targets on 2 cores (gamead up, 2 workers, default settings).
+TARGET_RATE = 1000.0  # p95 ≤ KNEE_P95_MS at this rate
+TARGET_CPU_MS = 1.0  # all roles together, per ad
+TARGET_RSS_MB = {"api": 120.0, "worker": 80.0}
 HELD = 0.9  # achieved / target below this ends the sweep
 
 
@@ -192,6 +196,33 @@ def knee(steps: list[dict[str, Any]]) -> float | None:
     return max(ok) if ok else None
 
 
+def targets(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 14's targets, each with the value this run measured and PASS/MISS (None: not measured)."""
+    at = next((s for s in steps if s["target"] == TARGET_RATE), None)
+    p95 = at["latency_ms"]["p95"] if at and at["held"] else None
+    held = [s for s in steps if s["held"]]
+    top = max(held, key=lambda s: s["target"]) if held else None
+    cpu = top["cpu_ms_per_ad"]["all roles"] if top else None
+    rss = {role: max((v for s in steps for k, v in s["rss_mb_peak"].items() if k.startswith(role)), default=None)
+           for role in TARGET_RSS_MB}
+    # the sweep stopped below the target rate: the system could not hold a lower rate, so the target is missed
+    stopped_below = bool(steps) and steps[-1]["stop"] and steps[-1]["target"] < TARGET_RATE
+    verdict = (p95 is not None and p95 <= KNEE_P95_MS) if at else (False if stopped_below else None)
+    note = None if at or not steps else f"not reached: the sweep ended at {steps[-1]['target']:,.0f} ads/s"
+    out = [
+        {"figure": f"p95 submit→completed at {TARGET_RATE:,.0f} ads/s, ms", "value": p95,
+         "target": f"≤ {KNEE_P95_MS:g}", "pass": verdict, "note": note},
+        {"figure": "CPU ms per ad, all roles, at the highest rate held"
+                   + (f" ({top['target']:,.0f} ads/s)" if top else ""), "value": cpu,
+         "target": f"≤ {TARGET_CPU_MS:g}", "pass": None if cpu is None else cpu <= TARGET_CPU_MS, "note": None},
+    ]
+    for role, limit in TARGET_RSS_MB.items():
+        v = rss[role]
+        out.append({"figure": f"peak RSS of the {role}, MB", "value": None if v is None else round(v, 1),
+                    "target": f"≤ {limit:g}", "pass": None if v is None else v <= limit, "note": None})
+    return out
+
+
 async def sweep(stack: Stack, procs: Procs, tmp: Path, a: argparse.Namespace, rates: list[float],
                 results: dict[str, Any]) -> None:
     import httpx  # noqa: PLC0415
@@ -274,6 +305,10 @@ def print_table(results: dict[str, Any]) -> None:
     gens = ", ".join(f"{s['target']:g}/s: {s['generator_cpu_ms_per_ad']:.2f} + {s['observer_cpu_ms_per_ad']:.2f}"
                      for s in steps)
     print(f"not in 'all roles': load generator + this process's KV observer, CPU ms per ad: {gens}")
+    for t in results["targets"]:
+        verdict = "-" if t["pass"] is None else "PASS" if t["pass"] else "MISS"
+        print(f"target: {t['figure']}: {_f(t['value'], 2)} (target {t['target']}): {verdict}"
+              + (f" — {t['note']}" if t["note"] else ""))
     missing = [s for s in steps if s["missing"]]
     for s in missing:
         print(f"{s['target']:g}/s: {s['missing']:,} of {s['accepted']:,} accepted ads did not complete within "
@@ -348,6 +383,7 @@ def main(argv: list[str]) -> int:
     finally:
         procs.stop_all()
     results["knee"] = knee(results["steps"])
+    results["targets"] = targets(results["steps"])
     results["load_average_end"] = load_average()
     if results["steps"]:
         if a.output == "json":
