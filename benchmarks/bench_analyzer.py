@@ -50,12 +50,14 @@ def load_baseline(ref: str | None) -> tuple[str, Analyse]:
         return "rules-1 before the change (tests/unit/analyzer_rules1_reference.py)", old
     source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:gamead_core/worker/analyzer.py"],
                             check=True, capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="gamead-bench-analyzer-")) / "baseline_analyzer.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("baseline_analyzer", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="gamead-bench-analyzer-") as tmp:
+        path = Path(tmp) / "baseline_analyzer.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("baseline_analyzer", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
     return f"gamead_core/worker/analyzer.py at {ref}", module.analyze
 
 
