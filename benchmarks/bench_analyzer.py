@@ -1,0 +1,127 @@
+"""Microbenchmark of the rule-based analyser: CPU µs per ad over a fixed corpus, this tree's analyser against
+the one it replaced, in the same process and the same run.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_analyzer.py                 # 15 rounds, ~20 s
+    .venv/bin/python benchmarks/bench_analyzer.py --quick         # 3 rounds, smoke run
+    .venv/bin/python benchmarks/bench_analyzer.py --baseline-ref main --output json
+
+The corpus is ``tests/unit/analyzer_corpus.py`` (524 ads: 400 from ``gamead submit --count``'s generator, the
+spec's sample and hand-written edge cases, some at the models' maximum sizes). The baseline is the ``rules-1``
+analyser as it was before it was made cheaper (``tests/unit/analyzer_rules1_reference.py``), or the analyser
+at a git revision with ``--baseline-ref``. Each round times every corpus ad once with each analyser (the order
+alternates between rounds so a burst of load elsewhere hits both alike), with ``time.process_time`` (CPU of
+this process, so waiting for a core on a busy machine does not count). Printed: the median over rounds of µs
+per ad for each, the ratio, the worst single ad (max over ads of its median), and whether both gave equal
+outputs for every ad. Pure CPU, one process, no I/O: not a throughput figure of the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gamead_core.worker.analyzer import analyze  # noqa: E402
+from tests.unit.analyzer_corpus import corpus  # noqa: E402
+
+Analyse = Callable[[Any], Any]
+
+
+def load_baseline(ref: str | None) -> tuple[str, Analyse]:
+    """The analyser to compare with: the rules-1 oracle kept in tests, or ``gamead_core/worker/analyzer.py`` at
+    git revision ``ref`` (loaded as a module of its own from ``git show``)."""
+    if ref is None:
+        from tests.unit.analyzer_rules1_reference import analyze as old  # noqa: PLC0415
+
+        return "rules-1 before the change (tests/unit/analyzer_rules1_reference.py)", old
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:gamead_core/worker/analyzer.py"],
+                            check=True, capture_output=True, text=True).stdout
+    with tempfile.TemporaryDirectory(prefix="gamead-bench-analyzer-") as tmp:
+        path = Path(tmp) / "baseline_analyzer.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("baseline_analyzer", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return f"gamead_core/worker/analyzer.py at {ref}", module.analyze
+
+
+def time_round(fn: Analyse, ads: list[Any], per_ad: list[list[float]]) -> float:
+    """CPU seconds for one pass over ``ads``; each ad's own time appended to ``per_ad[i]``."""
+    clock = time.process_time_ns
+    total = 0
+    for i, ad in enumerate(ads):
+        t0 = clock()
+        fn(ad)
+        dt = clock() - t0
+        total += dt
+        per_ad[i].append(dt / 1e3)
+    return total / 1e9
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, help="timed rounds per analyser (default 15, --quick 3)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 3 rounds")
+    p.add_argument("--baseline-ref", help="compare with the analyser at this git revision instead of rules-1")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    a = p.parse_args(argv)
+    rounds = a.rounds or (3 if a.quick else 15)
+    ads = corpus()
+    label, old = load_baseline(a.baseline_ref)
+    same = [old(ad).model_dump() == analyze(ad).model_dump() for ad in ads]  # also warms caches and patterns
+    contenders: list[tuple[str, Analyse]] = [("baseline", old), ("current", analyze)]
+    totals: dict[str, list[float]] = {name: [] for name, _ in contenders}
+    per_ad: dict[str, list[list[float]]] = {name: [[] for _ in ads] for name, _ in contenders}
+    for r in range(rounds):
+        for name, fn in contenders if r % 2 == 0 else contenders[::-1]:
+            totals[name].append(time_round(fn, ads, per_ad[name]) / len(ads) * 1e6)
+    result: dict[str, Any] = {
+        "what": "analyser CPU µs per ad (process_time), median over rounds, one process, no I/O",
+        "corpus_ads": len(ads), "rounds": rounds, "baseline": label,
+        "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "equal_outputs": sum(same),
+    }
+    for name, _ in contenders:
+        worst = max(range(len(ads)), key=lambda i: statistics.median(per_ad[name][i]))
+        result[name] = {
+            "us_per_ad_median": round(statistics.median(totals[name]), 1),
+            "us_per_ad_min": round(min(totals[name]), 1),
+            "us_per_ad_max": round(max(totals[name]), 1),
+            "worst_ad_us": round(statistics.median(per_ad[name][worst]), 1),
+            "worst_ad_title": ads[worst].title[:60],
+        }
+    result["ratio_current_over_baseline"] = round(
+        result["current"]["us_per_ad_median"] / result["baseline"]["us_per_ad_median"], 3)
+    if a.output == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"analyser microbenchmark: {len(ads)} corpus ads x {rounds} rounds, CPU µs per ad (process_time), "
+              f"median of rounds [min-max]; load average {result['load_average_1m']} on {os.cpu_count()} cores")
+        for name, _ in contenders:
+            r = result[name]
+            print(f"  {name:8} {r['us_per_ad_median']:8.1f} µs/ad [{r['us_per_ad_min']:.1f}-{r['us_per_ad_max']:.1f}]"
+                  f"   slowest ad {r['worst_ad_us']:.1f} µs ({r['worst_ad_title']!r})")
+        print(f"  baseline = {label}")
+        print(f"  current / baseline = {result['ratio_current_over_baseline']:.3f}; "
+              f"equal outputs on {sum(same)}/{len(ads)} ads")
+    return 0 if all(same) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

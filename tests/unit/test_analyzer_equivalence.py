@@ -1,0 +1,119 @@
+"""The cheaper analyser gives exactly the outputs of the one it replaced (``rules-1``).
+
+Two pins: the digests of every analysis of the fixed corpus (``analyzer_corpus.py``), recorded with the old
+analyser before it was changed (``data/analyzer_rules1_golden.json``); and hypothesis, comparing the new
+``analyze`` with the old one (kept verbatim in ``analyzer_rules1_reference.py``) on arbitrary valid ads built
+from the analyser's own vocabulary, punctuation, and the non-ASCII letters that case-insensitive matching
+treats as ASCII ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gamead_core.models import AdSubmission
+from gamead_core.worker import analyzer
+from gamead_core.worker.analyzer import analyze
+from tests.unit import analyzer_rules1_reference as reference
+from tests.unit.analyzer_corpus import corpus
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "analyzer_rules1_golden.json").read_text())
+
+
+def digest(ad: AdSubmission) -> str:
+    return hashlib.sha256(analyze(ad).model_dump_json().encode()).hexdigest()[:20]
+
+
+def test_every_corpus_ad_gets_the_analysis_recorded_before_the_change() -> None:
+    ads = corpus()
+    assert len(ads) == len(GOLDEN["digests"]) == 528
+    changed = [(i, ad.title) for i, (ad, want) in enumerate(zip(ads, GOLDEN["digests"])) if digest(ad) != want]
+    assert changed == []
+    assert analyzer.ANALYZER_VERSION == GOLDEN["analyzer_version"]
+
+
+def test_the_reference_still_gives_the_recorded_digests() -> None:
+    """Guards the oracle itself: the hypothesis test below is only as good as this copy."""
+    for ad, want in zip(corpus()[::25], GOLDEN["digests"][::25]):
+        assert hashlib.sha256(reference.analyze(ad).model_dump_json().encode()).hexdigest()[:20] == want
+
+
+# --- arbitrary ads from the analyser's own words --------------------------------------------------------
+
+_TERMS = sorted({
+    *analyzer.ACTION_VERBS, *analyzer.INCENTIVES, *analyzer.URGENCY, *analyzer.DESCRIPTION_VERBS,
+    *analyzer.SECOND_PERSON, *(w for p in analyzer.GENRES for w in (*p.aliases, *p.audiences, *p.keywords)),
+})
+_ODD = ["\u0130", "\u0131", "\u017f", "\u212a", "\u0307", "’", "'", "-", "–", "—", ":", "!", "?", ".", ",",
+        "_", "é", "Σ", "ς", "ß", "ﬀ", "1000", "50%", "18-34", "under 13", "25+", "all ages", "12 to 17",
+        "s", "es", "ies", "ing", "pre", "un", " "]
+
+
+def _mangle(word: str, style: int) -> str:
+    return [word, word.upper(), word.title(), word + "s", word + "es",
+            word.replace("s", "\u017f").replace("i", "\u0131"), word.replace("k", "\u212a").replace("i", "\u0130"),
+            "x" + word][style]
+
+
+words = st.one_of(
+    st.builds(_mangle, st.sampled_from(_TERMS), st.integers(0, 7)),
+    st.sampled_from(_ODD),
+    st.text(max_size=6),
+)
+joiners = st.sampled_from([" ", "", " ", "-", ", ", ". ", "_", "’"])
+
+
+def phrase(max_size: int) -> st.SearchStrategy[str]:
+    return st.lists(st.tuples(words, joiners), min_size=1, max_size=14).map(
+        lambda parts: "".join(w + j for w, j in parts)[:max_size]).filter(lambda s: s.strip())
+
+
+def make_ad(**fields: Any) -> AdSubmission:
+    return AdSubmission(**fields)
+
+
+ads = st.builds(
+    make_ad,
+    title=phrase(200),
+    description=phrase(2000),
+    genre=st.one_of(st.builds(_mangle, st.sampled_from([a for p in analyzer.GENRES for a in p.aliases]),
+                              st.integers(0, 7)), phrase(50)),
+    target_audience=st.lists(phrase(100), max_size=5),
+    visual_elements=st.lists(phrase(100), max_size=8),
+    call_to_action=phrase(200),
+    duration=st.integers(1, 600),
+    priority=st.integers(1, 5),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(ads)
+def test_the_new_analyser_agrees_with_the_old_one_on_any_valid_ad(ad: AdSubmission) -> None:
+    assert analyze(ad).model_dump() == reference.analyze(ad).model_dump()
+
+
+# --- the shortcut's two facts, checked directly ---------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=80))
+def test_ascii_tokens_from_the_byte_table_are_the_regex_tokens(text: str) -> None:
+    """The ASCII fast path (``bytes.translate`` + ``split``) yields exactly the ``\\w+`` tokens."""
+    fast = analyzer._text(text).tokens
+    assert fast == frozenset(t.encode() for t in analyzer._TOKEN.findall(text.lower()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_folding_keeps_length_and_word_boundaries(text: str) -> None:
+    """Every character folds to one character of the same word/non-word class, so token boundaries and
+    positions are those of the original text, which the regexes search."""
+    folded = analyzer._text(text).folded
+    assert len(folded) == len(text)
+    assert [bool(analyzer._TOKEN.match(c)) for c in folded] == [bool(analyzer._TOKEN.match(c)) for c in text]
