@@ -20,15 +20,7 @@ from tests.support import RPG_AD, SAMPLE_AD
 GENERATED = 400  # 528 ads in all
 SEED = 14
 
-_BASE: dict[str, Any] = {
-    "title": "Dragon Kingdom: Rise to Power",
-    "description": "Build your kingdom, train your dragons, and conquer new territories!",
-    "genre": "Strategy",
-    "targetAudience": ["18-34", "Strategy Gamers"],
-    "visualElements": ["Dragons", "Castle", "Battle Scenes"],
-    "callToAction": "Download Now & Claim 1000 Free Gems!",
-    "duration": 30,
-}
+_BASE: dict[str, Any] = {k: v for k, v in SAMPLE_AD.items() if k != "priority"}
 
 _GENRE_SPELLINGS = (
     "strategy", "4X", "RTS", "Tower Defense", "war game", "puzzle", "casual", "match-3", "Match 3", "hypercasual",
