@@ -219,7 +219,8 @@ class RepairOps:
 
     async def _publish(self, record: AdRecord, revision: int) -> None:
         await publish_ad(self.js, ad_id=record.id, level=record.priority, payload=encode(record),
-                         timeout=self.timeout, msg_id=repair_msg_id(record.id, revision))
+                         timeout=self.timeout, msg_id=repair_msg_id(record.id, revision),
+                         partitions=self.settings.queue.partitions)
 
     async def _stranded(self, item: list[Any], job_id: str) -> str:
         report = SweepReport()

@@ -32,13 +32,14 @@ class LevelDepth:
     delivered_seq: int = 0  #: stream sequence of the last message the consumer delivered
 
 
-async def level_depth(js: JetStreamContext, level: int, now: float) -> LevelDepth:
-    """One ``consumer_info``, plus one ``get_msg`` of the next undelivered ad when something is pending.
+async def level_depth(js: JetStreamContext, level: int, now: float, partition: int = 0) -> LevelDepth:
+    """One ``consumer_info``, plus one ``get_msg`` of the next undelivered ad when something is pending, of the
+    level in work-stream ``partition`` (0: ``GAMEAD_ADS``; see :mod:`gamead_core.queue.partitions`).
 
     ``now`` is epoch seconds. Raises nats-py's errors untranslated (``NotFoundError`` when the level's
     consumer is missing): each caller decides what an unreadable level means to it.
     """
-    info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
+    info = await js.consumer_info(names.work_stream(partition), names.level_consumer(level, partition))
     pending = int(info.num_pending or 0)
     delivered_seq = int(info.delivered.stream_seq or 0) if info.delivered else 0
     ack_floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
@@ -46,9 +47,9 @@ async def level_depth(js: JetStreamContext, level: int, now: float) -> LevelDept
     if pending:
         try:
             head = await js.get_msg(
-                names.ADS_STREAM,
+                names.work_stream(partition),
                 seq=delivered_seq + 1,
-                subject=names.level_subject(level),
+                subject=names.level_subject(level, partition),
                 next=True,
             )
         except nats.js.errors.NotFoundError:

@@ -4,9 +4,11 @@ making it so, at start-up and while running.
 Every object gamead creates (``essential`` ones are on the submit path: without them a node is not ready)::
 
     stream    GAMEAD_ADS            work queue, one subject per level                     essential
+              GAMEAD_ADS_1 …        the other work-queue partitions (``queue.partitions`` > 1)  essential
     stream    GAMEAD_DLQ            dead letters (limits retention)
     stream    GAMEAD_AUDIT          the audit trail of operator actions (limits retention)
     consumer  gamead-p1 … gamead-p5 one durable pull consumer per level, on GAMEAD_ADS
+              gamead-<p>-p1 …       the same on partition p's stream
     bucket    gamead_ads            ad records (KV)                                       essential
     bucket    gamead_registry       heartbeats of API nodes and workers (memory, TTL)
     bucket    gamead_leases         leader leases (the autoscaler's)
@@ -39,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import nats.js.errors
@@ -48,7 +50,14 @@ from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
+from gamead_core.errors import (
+    GameadError,
+    PartitionsChanged,
+    QueueUnavailable,
+    StorageFailed,
+    TopologyError,
+    TopologyMissing,
+)
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
 from gamead_core.queue.topology_plan import (  # the pure half, re-exported for existing callers
     CONSUMER_LIMITS,
@@ -56,6 +65,7 @@ from gamead_core.queue.topology_plan import (  # the pure half, re-exported for 
     MAX_ACK_PENDING,
     STREAM_LIMITS,
     Difference,
+    PartitionChange,
     Snapshot,
     Verdict,
     Wanted,
@@ -65,6 +75,7 @@ from gamead_core.queue.topology_plan import (  # the pure half, re-exported for 
     health_bucket_config,
     kv_config,
     kv_stream_config,
+    partition_change,
     plain_bucket_config,
     plan,
     stream_config,
@@ -77,6 +88,7 @@ __all__ = [  # the pure half re-exported, and the I/O half's own names
     "MAX_ACK_PENDING",
     "STREAM_LIMITS",
     "Difference",
+    "PartitionChange",
     "Snapshot",
     "Verdict",
     "Wanted",
@@ -86,6 +98,7 @@ __all__ = [  # the pure half re-exported, and the I/O half's own names
     "health_bucket_config",
     "kv_config",
     "kv_stream_config",
+    "partition_change",
     "plain_bucket_config",
     "plan",
     "stream_config",
@@ -107,9 +120,10 @@ _CONSUMER_STREAMS = (names.ADS_STREAM,)
 
 
 async def read_topology(js: JetStreamContext) -> Snapshot:
-    """List every stream and the consumers of the work stream (2 API calls, one more per extra page of
-    256). Raises the gamead error of a failed call (``nats_boundary``)."""
+    """List every stream and the consumers of every work stream (2 API calls, one more per other partition
+    and per extra page of 256). Raises the gamead error of a failed call (``nats_boundary``)."""
     streams: dict[str, StreamConfig] = {}
+    held: dict[str, int] = {}
     consumers: dict[tuple[str, str], ConsumerConfig] = {}
     calls = 0
     with nats_boundary():
@@ -121,10 +135,11 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
             for info in infos:
                 if info.config.name:
                     streams[info.config.name] = info.config
+                    held[info.config.name] = int(info.state.messages or 0) if info.state else 0
             offset += len(infos)
             if not infos or offset >= (page.total or 0):
                 break
-        for stream in _CONSUMER_STREAMS:
+        for stream in (*_CONSUMER_STREAMS, *sorted(s for s in streams if names.partition_of_stream(s))):
             if stream not in streams:
                 continue
             offset = 0
@@ -136,7 +151,7 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
                 offset += len(page_c)
                 if len(page_c) < 256:
                     break
-    return Snapshot(streams, consumers, calls)
+    return Snapshot(streams, consumers, calls, held)
 
 
 Outcome = Literal["ok", "created", "updated", "incompatible", "failed"]
@@ -266,8 +281,16 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     """Compare every object with gamead's config and make it so: create the missing ones (``create``), update
     compatible limit changes (``update``). Never raises for an incompatible object (it is reported as such);
     an object JetStream refuses to create is reported ``failed`` with the gamead error. Raises the gamead
-    error of a failed listing (NATS unreachable and the like)."""
+    error of a failed listing (NATS unreachable and the like), and :class:`PartitionsChanged` when the work
+    streams that exist do not fit ``queue.partitions`` (:func:`partition_change`) and either still hold ads or
+    this is not a start-up check (``update`` False). A drained change at start-up is made: the partitions the
+    setting no longer has are deleted (each checked empty just before), the new ones created."""
     snap = snapshot or await read_topology(js)
+    change = partition_change(settings.queue.partitions, snap.work_streams())
+    if change is not None:
+        if not (change.drained and update):
+            raise PartitionsChanged(change.describe())
+        await _drop_partitions(js, change)
     wanted = wanted_topology(settings)
     calls = snap.calls
     states: list[ObjectState] = []
@@ -284,6 +307,26 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
             states.append(ObjectState(w, "failed", err.message, err))
         calls += 2 if verdict.state == "missing" else 1
     return TopologyReport(tuple(states), calls)
+
+
+async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> None:
+    """Delete the (empty) work streams of the partitions ``change`` removes; a stream that holds an ad again
+    by now is left, and the change refused."""
+    for p in change.removed:
+        stream = names.work_stream(p)
+        with nats_boundary():
+            try:
+                held = int((await js.stream_info(stream)).state.messages or 0)
+            except nats.js.errors.NotFoundError:
+                continue
+            if held:
+                raise PartitionsChanged(replace(change, held=held).describe())
+            await js.delete_stream(stream)
+        log.warning("queue.partitions is %d: deleted the empty work stream %s of partition %d", change.setting,
+                    stream, p, extra={"object_name": stream, "action": "deleted"})
+    if change.setting != len(change.found) or change.removed:
+        log.warning("queue.partitions changed on a drained queue: the work streams were %s, now %d partition(s)",
+                    ", ".join(names.work_stream(p) for p in change.found), change.setting)
 
 
 async def ensure_topology(js: JetStreamContext, settings: GameadSettings, *, retry_for: float = 15.0) -> TopologyReport:
