@@ -11,6 +11,13 @@ JetStream's duplicate window (which is per stream) sees it.
 A level's view across partitions (:func:`merge_depths`): pending, ack pending and redelivered add up; the
 oldest pending ad is the oldest of the partitions' heads. So the aging order of
 :mod:`gamead_core.queue.aging` holds across partitions: a level's score uses its oldest ad, wherever it waits.
+
+The worker (:mod:`gamead_core.queue.pull`) reads each level in every partition; a pull of the level goes first
+to the partition with the oldest head, then to the others that have something waiting (:func:`oldest_first`).
+An idle worker keeps one long poll per level *and partition*: 5 × N waiting pull requests at the server, each
+re-placed every ``queue.idle_wait`` seconds (5 N / idle_wait requests a second per idle worker: 3 a second for
+N = 3 at the default 5 s), and a look at the heads reads 5 × N consumers (concurrently). A partition that cannot
+be read makes its whole level unreadable for its back-off (the level's counts would be short otherwise).
 """
 
 from __future__ import annotations
@@ -66,4 +73,12 @@ def oldest_first(depths: dict[int, LevelDepth]) -> list[int]:
     return pending + sorted(p for p, d in depths.items() if not d.pending and d.ack_pending)
 
 
-__all__ = ["merge_depths", "oldest_first", "partition_of", "per_partition_limit", "work_streams"]
+def partition_of_msg(msg: object) -> int:
+    """The partition a delivered JetStream message came from (its ack subject names the stream); 0 if unknown."""
+    try:
+        return names.partition_of_stream(msg.metadata.stream) or 0  # type: ignore[attr-defined]
+    except (ValueError, IndexError, AttributeError):
+        return 0
+
+
+__all__ = ["merge_depths", "oldest_first", "partition_of", "partition_of_msg", "per_partition_limit", "work_streams"]
