@@ -64,7 +64,9 @@ from gamead_core.jobs.store import JobStore
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.queue.topology import Verdict, Wanted, plan, read_topology, wanted_topology
+from gamead_core.queue.partitions import partition_of
+from gamead_core.queue.topology import Verdict, Wanted, is_missing, partition_change, plan, read_topology
+from gamead_core.queue.topology import wanted_topology
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.mover import stranded, stranded_count
 
@@ -78,15 +80,7 @@ _MARKERS = (names.HDR_KV_OPERATION, names.HDR_MARKER_REASON)
 async def _confirm_missing(js: JetStreamContext, w: Wanted, stats: ReadStats) -> bool:
     """True if ``w`` really is missing (one INFO call: a cluster may list incompletely)."""
     stats.api_calls += 1
-    with nats_boundary():
-        try:
-            if w.kind == "consumer":
-                await js.consumer_info(w.stream, w.name)
-            else:
-                await js.stream_info(w.stream)
-        except nats.js.errors.NotFoundError:
-            return True
-    return False
+    return await is_missing(js, w)
 
 
 class Doctor:
@@ -100,6 +94,7 @@ class Doctor:
         self.dlq = DeadLetters(js)
         self.rules = rules_of(settings)
         self._work_whole = True  #: the last listing of the work stream read all of it
+        self._parts = range(settings.queue.partitions)  #: the work-stream partitions (queue.partitions)
 
     async def diagnose(self, *, settle: float | None = None) -> Diagnosis:
         """Check every invariant (module doc). Raises a :class:`GameadError` only when NATS cannot be read at
@@ -129,6 +124,8 @@ class Doctor:
             elif v.state == "limits":
                 add(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
         absent = {v.wanted.stream for v in missing if v.wanted.kind != "consumer"}
+        if (change := partition_change(self.settings.queue.partitions, snapshot.work_streams())) is not None:
+            add(found["topology_incompatible"], "queue.partitions", change.describe())
         for name in names.OBSOLETE_STREAMS:
             if name in snapshot.streams:
                 add(notes["obsolete_object"], f"stream {name}", "unused since the level consumers have "
@@ -137,11 +134,12 @@ class Doctor:
         # 2. the work stream, then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
         first = Look()
         unreadable: list[str] = []
-        work_last = 0
-        if names.ADS_STREAM not in absent:
-            stops = len(budget.partial)
-            work_last = await self._list_work(first.work, unreadable, budget, stats)
-            self._work_whole = len(budget.partial) == stops
+        work_last: dict[int, int] = {}
+        for p in self._parts:
+            if names.work_stream(p) not in absent:
+                stops = len(budget.partial)
+                work_last[p] = await self._list_work(first.work, unreadable, budget, stats, partition=p)
+                self._work_whole = self._work_whole and len(budget.partial) == stops
         final_keys: set[str] = set()
         other_keys: list[str] = []
         if names.ADS_BUCKET_STREAM not in absent:
@@ -163,7 +161,8 @@ class Doctor:
         suspects = judge(first, now, self.rules, work_whole=self._work_whole)
 
         # 7. levels with stranded messages, 8. jobs whose runner's lease expired
-        levels = {lvl: n for lvl in names.LEVELS if (n := await self._stranded(lvl, stats))}
+        levels = {(lvl, p): n for p in self._parts for lvl in names.LEVELS
+                  if (n := await self._stranded(lvl, stats, p))}
         jobs = await self._expired_jobs(now, stats) if names.JOBS_BUCKET not in {
             v.wanted.name for v in missing} else []
 
@@ -192,12 +191,14 @@ class Doctor:
     # --- reading -------------------------------------------------------------------------------------
 
     async def _list_work(self, work: dict[str, list[WorkMsg]], unreadable: list[str], budget: ReadBudget,
-                         stats: ReadStats, start_seq: int | None = None) -> int:
+                         stats: ReadStats, start_seq: int | None = None, partition: int = 0) -> int:
+        stream = names.work_stream(partition)  # a message outside its ad's partition is only noted (repairs act
+        # on an ad's messages in its partition: gamead_core.queue.partitions)
         def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
             stats.work_messages += 1
             ad_id = (headers or {}).get(names.HDR_AD_ID)
-            if not ad_id or not is_ad_id(ad_id):
-                unreadable.append(str(seq))
+            if not ad_id or not is_ad_id(ad_id) or partition_of(ad_id, len(self._parts)) != partition:
+                unreadable.append(str(seq) if not partition else f"{stream} seq {seq}")
                 return
             try:
                 level = names.level_of_subject(subject)
@@ -206,7 +207,7 @@ class Doctor:
             work[ad_id].append(WorkMsg(seq, level, ad_id, at))
 
         try:
-            return await list_messages(self.nc, self.js, names.ADS_STREAM, names.ADS_SUBJECT_WILDCARD,
+            return await list_messages(self.nc, self.js, stream, names.work_wildcard(partition),
                                        on_msg=on_msg, budget=budget, stats=stats, what="work stream",
                                        timeout=self.settings.nats.request_timeout, start_seq=start_seq)
         except TopologyMissing:
@@ -239,10 +240,10 @@ class Doctor:
             return {}
         return {s[len(_DLQ_PREFIX):]: int(n) for s, n in counts.items() if s.startswith(_DLQ_PREFIX) and n}
 
-    async def _stranded(self, level: int, stats: ReadStats) -> int:
+    async def _stranded(self, level: int, stats: ReadStats, partition: int = 0) -> int:
         stats.api_calls += 2
         try:
-            count, _ = await stranded_count(self.js, level)
+            count, _ = await stranded_count(self.js, level, partition)
         except GameadError as exc:  # a missing stream is a topology finding; anything else: this level only
             log.debug("doctor: stranded count of level %d: %s", level, exc.message)
             return 0
@@ -260,7 +261,8 @@ class Doctor:
         grace = self.settings.jobs.lease
         return [j.id for j in jobs if lease_expired(j, now - grace)]
 
-    async def _second_look(self, first: Look, suspects: dict[str, list[str]], work_last: int, budget: ReadBudget,
+    async def _second_look(self, first: Look, suspects: dict[str, list[str]], work_last: dict[int, int],
+                           budget: ReadBudget,
                            stats: ReadStats, found: dict[str, Finding], notes: dict[str, Note],
                            actions: list[list[Any]]) -> None:
         if not suspects:
@@ -270,15 +272,17 @@ class Doctor:
             # "no message": only a whole listing again can say so (a replica answering the first one may
             # have lagged behind a publish)
             stops = len(budget.partial)
-            await self._list_work(again.work, [], budget, stats)
+            for p in self._parts:
+                await self._list_work(again.work, [], budget, stats, partition=p)
             self._work_whole = self._work_whole and len(budget.partial) == stops
             again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
         else:  # whether the messages the first listing saw are still there, and any published since
-            await self._list_work(again.work, [], budget, stats, start_seq=work_last + 1)
+            for p in self._parts:
+                await self._list_work(again.work, [], budget, stats, start_seq=work_last.get(p, 0) + 1, partition=p)
             again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
             for ad_id in suspects:
                 for m in first.work.get(ad_id, []):
-                    if await self._message_there(m.seq, stats):
+                    if await self._message_there(m.seq, stats, ad_id):
                         again.work[ad_id].append(m)
         for msgs in again.work.values():
             msgs.sort(key=lambda m: m.seq)
@@ -304,35 +308,35 @@ class Doctor:
                 add(found[code], ad_id)
                 actions.extend(actions_for(code, ad_id, again))
 
-    async def _message_there(self, seq: int, stats: ReadStats) -> bool:
+    async def _message_there(self, seq: int, stats: ReadStats, ad_id: str) -> bool:
         stats.api_calls += 1
         with nats_boundary():
             try:
-                await self.js.get_msg(names.ADS_STREAM, seq)
+                await self.js.get_msg(names.work_stream(partition_of(ad_id, len(self._parts))), seq)
             except nats.js.errors.NotFoundError:
                 return False
         return True
 
-    async def _confirm_stranded(self, levels: dict[int, int], first: Look, stats: ReadStats,
+    async def _confirm_stranded(self, levels: dict[tuple[int, int], int], first: Look, stats: ReadStats,
                                 found: dict[str, Finding], actions: list[list[Any]]) -> None:
-        ad_of = {m.seq: ad for ad, msgs in first.work.items() for m in msgs}
+        ad_of = {(partition_of(ad, len(self._parts)), m.seq): ad for ad, msgs in first.work.items() for m in msgs}
         finding = found["stranded"]
-        for level, count in levels.items():
-            count = stranded_reading(count, await self._stranded(level, stats))
+        for (level, p), count in levels.items():
+            count = stranded_reading(count, await self._stranded(level, stats, p))
             if not count:
                 continue
             try:
-                seqs = await stranded(self.js, level, self.settings, self.store, limit=MAX_ITEMS)
+                seqs = await stranded(self.js, level, self.settings, self.store, limit=MAX_ITEMS, partition=p)
             except GameadError as exc:
                 log.debug("doctor: stranded messages of level %d: %s", level, exc.message)
                 seqs = []
             finding.count += count
             for seq in seqs[:count]:
-                label = ad_of.get(seq) or f"seq {seq}"
+                label = ad_of.get((p, seq)) or (f"seq {seq}" if not p else f"{names.work_stream(p)} seq {seq}")
                 if len(finding.items) < MAX_ITEMS:
                     finding.items.append(label)
-                    finding.details[label] = f"priority {level}, work-stream seq {seq}"
-                actions.append(["stranded", label, seq])
+                    finding.details[label] = f"priority {level}, work-stream seq {seq}" + (f" of partition {p}" if p else "")
+                actions.append(["stranded", label, seq] + ([p] if p else []))
 
     async def _confirm_jobs(self, job_ids: list[str], stats: ReadStats, found: dict[str, Finding],
                             actions: list[list[Any]]) -> None:

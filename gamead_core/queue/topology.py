@@ -107,6 +107,7 @@ __all__ = [  # the pure half re-exported, and the I/O half's own names
     "TopologyReport",
     "check_topology",
     "ensure_topology",
+    "is_missing",
     "read_topology",
 ]
 
@@ -213,6 +214,13 @@ async def _exists(js: JetStreamContext, w: Wanted) -> StreamConfig | ConsumerCon
         return (await js.stream_info(w.stream)).config
     except nats.js.errors.NotFoundError:
         return None
+
+
+async def is_missing(js: JetStreamContext, w: Wanted) -> bool:
+    """True if ``w`` really is missing (one INFO call: a cluster may list incompletely). Raises the gamead error
+    of a failed call."""
+    with nats_boundary():
+        return await _exists(js, w) is None
 
 
 async def _create(js: JetStreamContext, w: Wanted) -> None:
