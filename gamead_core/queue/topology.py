@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import nats.js.errors
@@ -50,15 +50,9 @@ from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.errors import (
-    GameadError,
-    PartitionsChanged,
-    QueueUnavailable,
-    StorageFailed,
-    TopologyError,
-    TopologyMissing,
-)
+from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
+from gamead_core.queue.repartition import settle_partitions
 from gamead_core.queue.topology_plan import (  # the pure half, re-exported for existing callers
     CONSUMER_LIMITS,
     HEALTH_TTL,
@@ -294,11 +288,7 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     this is not a start-up check (``update`` False). A drained change at start-up is made: the partitions the
     setting no longer has are deleted (each checked empty just before), the new ones created."""
     snap = snapshot or await read_topology(js)
-    change = partition_change(settings.queue.partitions, snap.work_streams())
-    if change is not None:
-        if not (change.drained and update):
-            raise PartitionsChanged(change.describe())
-        await _drop_partitions(js, change)
+    await settle_partitions(js, partition_change(settings.queue.partitions, snap.work_streams()), update=update)
     wanted = wanted_topology(settings)
     calls = snap.calls
     states: list[ObjectState] = []
@@ -315,26 +305,6 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
             states.append(ObjectState(w, "failed", err.message, err))
         calls += 2 if verdict.state == "missing" else 1
     return TopologyReport(tuple(states), calls)
-
-
-async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> None:
-    """Delete the (empty) work streams of the partitions ``change`` removes; a stream that holds an ad again
-    by now is left, and the change refused."""
-    for p in change.removed:
-        stream = names.work_stream(p)
-        with nats_boundary():
-            try:
-                held = int((await js.stream_info(stream)).state.messages or 0)
-            except nats.js.errors.NotFoundError:
-                continue
-            if held:
-                raise PartitionsChanged(replace(change, held=held).describe())
-            await js.delete_stream(stream)
-        log.warning("queue.partitions is %d: deleted the empty work stream %s of partition %d", change.setting,
-                    stream, p, extra={"object_name": stream, "action": "deleted"})
-    if change.setting != len(change.found) or change.removed:
-        log.warning("queue.partitions changed on a drained queue: the work streams were %s, now %d partition(s)",
-                    ", ".join(names.work_stream(p) for p in change.found), change.setting)
 
 
 async def ensure_topology(js: JetStreamContext, settings: GameadSettings, *, retry_for: float = 15.0) -> TopologyReport:
