@@ -30,8 +30,11 @@ created: see :data:`gamead_core.names.OBSOLETE_STREAMS`.)
   recreates what is missing; limits are the start-up's business, so nodes with different configs during a
   rolling deploy never flip a limit back and forth).
 
+A change of ``queue.partitions`` is refused on a live queue and made on a drained one
+(:mod:`gamead_core.queue.repartition`).
+
 Reading what exists costs two JetStream API calls (:func:`read_topology`): ``STREAM.LIST`` (the config of
-every stream, 256 a page) and ``CONSUMER.LIST`` of the work stream. An object absent from a
+every stream, 256 a page) and ``CONSUMER.LIST`` of each work stream (one per partition). An object absent from a
 listing is confirmed with one ``STREAM.INFO``/``CONSUMER.INFO`` before it is created (a cluster may answer a
 listing incompletely). The comparisons (:func:`compare_stream`, :func:`compare_consumer`, :func:`plan`) are
 pure functions, in :mod:`gamead_core.queue.topology_plan`.
