@@ -29,6 +29,7 @@ DUE_REFRESH = 1.0
 #: How long "this ad is in a worker's hands" is believed before the record is read again.
 BUSY_TTL = 1.0
 
+#: ``own()``: the (stream, stream sequence) of every delivery the worker holds (never due).
 #: ``waiting_since(ad_id, stream_seq, published_epoch)``: when (epoch s) a delivered, unacknowledged ad is
 #: or was due for redelivery (possibly ahead: a retry whose backoff runs), or None while it is in a worker's
 #: hands (see gamead_core.worker.budget.waiting_since).
@@ -45,7 +46,7 @@ class DueProbe:
     """Due redeliveries per level: ``count(level, depth, now)`` → (how many are due, the longest wait in s)."""
 
     def __init__(self, js: JetStreamContext, waiting_since: WaitingSince,
-                 own: Callable[[], Container[int]]) -> None:
+                 own: Callable[[], Container[tuple[str, int]]]) -> None:
         self._js = js
         self._waiting_since = waiting_since
         self._own = own
@@ -94,7 +95,7 @@ class DueProbe:
             seq = raw.seq or 0
             if not seq or seq > d.delivered_seq:
                 break
-            if seq in own:
+            if (names.work_stream(partition), seq) in own:
                 continue
             looked += 1
             verdict = self._verdicts.get((partition, seq))
