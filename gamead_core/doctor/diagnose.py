@@ -11,8 +11,8 @@ reports nothing.
 
 Cost, for a store of R records, B waiting ads (the work stream), D dead-lettered ads and F findings:
 
-* JetStream API calls: 3 (topology) + 5 × 2 (consumers and their subject counts) + 2 per listing (work stream,
-  records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + one direct get per record read;
+* JetStream API calls: 3 (topology) + 5 × 2 × N (consumers and their subject counts, N = ``queue.partitions``) +
+  2 per listing (each work stream, records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + a direct get per record;
 * records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
   or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
 * the second look: per finding, one record read, one DLQ read and one read per message it names.

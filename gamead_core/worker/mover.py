@@ -10,7 +10,8 @@ not move past it, so the floor alone does not tell.)
 The count is exact and needs no record: on a level, every message in the stream is either new
 (``num_pending``), delivered and not yet acknowledged (``num_ack_pending``: in flight or due back), or
 stranded. So ``stranded = messages on the level subject − num_pending − num_ack_pending``
-(:func:`stranded_count`; one ``stream_info`` with a subject filter and one ``consumer_info`` per level —
+(:func:`stranded_count`; one ``stream_info`` with a subject filter and one ``consumer_info`` per level and
+work-stream partition, ``queue.partitions`` —
 what ``gamead doctor`` can report as "past its consumer's delivery budget"). Which ones: the messages at or
 below the consumer's delivered sequence are the delivered ones; when none of them is pending
 (``num_ack_pending`` = 0) they are all stranded, otherwise the stale ones are (their record has not moved
