@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_core import names
 from tests.cluster import NatsCluster, fresh_cluster
@@ -88,6 +89,9 @@ def test_an_urgent_ad_behind_a_backlog_spread_over_partitions_is_done_first(p3_s
         stats = wait_for(lambda: (s := client.get("/v1/stats").json()["queue"])["pending"] == 31 and s,
                          timeout=15, what="/v1/stats to count the 31 waiting ads of every partition")
         assert [lv["pending"] for lv in stats["levels"]] == [1, 0, 0, 0, 30]
+        backlog = {s.labels["priority"]: s.value for f in text_string_to_metric_families(client.get("/metrics").text)
+                   if f.name == "gamead_queue_backlog" for s in f.samples}
+        assert (backlog["1"], backlog["5"]) == (1.0, 30.0)  # /metrics: the same sampler, every partition
         oldest = client.get("/v1/levels/5/oldest", params={"limit": 100}).json()
         assert oldest["pending"] == 30 and oldest["count"] == 30
         assert {i["stream"] for i in oldest["items"]} == set(STREAMS)
