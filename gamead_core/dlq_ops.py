@@ -67,7 +67,9 @@ def _same_entry(a: DlqEntry, b: DlqEntry) -> bool:
 class DlqOps:
     """The fenced actions of operator jobs on single DLQ entries (see the module docstring)."""
 
-    def __init__(self, js: JetStreamContext, store: AdStore, dlq: DeadLetters, *, publish_timeout: float) -> None:
+    def __init__(self, js: JetStreamContext, store: AdStore, dlq: DeadLetters, *, publish_timeout: float,
+                 partitions: int = 1) -> None:
+        self._partitions = partitions  #: queue.partitions: a replayed ad goes to its partition's stream
         self._js = js
         self._store = store
         self._dlq = dlq
@@ -162,6 +164,7 @@ class DlqOps:
                 try:
                     await publish_ad(self._js, ad_id=ad_id, level=current.entry.priority, payload=encode(queued),
                                      timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq),
+                                     partitions=self._partitions,
                                      link=current.entry.traceparent)
                 except QueueFull:
                     # refused for sure (the work stream is at its limit): put the record back as it was. (After a

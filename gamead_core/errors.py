@@ -4,6 +4,7 @@
 
     GameadError
     ├── ConfigError              bad or contradictory configuration; the process must not start
+    │   └── PartitionsChanged    queue.partitions differs from the work streams of a live system
     ├── QueueUnavailable         NATS / JetStream cannot be reached or did not answer in time
     │   ├── StorageFailed        JetStream could not store a write: disk, server or account storage full
     │   ├── TopologyMissing      a stream, consumer or bucket gamead needs does not exist (yet)
@@ -99,6 +100,14 @@ class TopologyError(GameadError):
     """A stream, consumer or KV bucket exists with a config gamead cannot work with."""
 
     code = "topology_error"
+
+
+class PartitionsChanged(ConfigError):
+    """``queue.partitions`` differs from the work streams that exist and they still hold ads: starting would
+    leave ads in a partition nobody reads (or split one ad's duplicate window over two streams). Drain the
+    queue, then change the setting (README, "Partitions"); the process does not start."""
+
+    code = "partitions_changed"
 
 
 class QueueFull(GameadError):

@@ -35,6 +35,7 @@ from gamead_core import names
 from gamead_core.errors import Conflict, GameadError, IdempotencyKeyReused, NotFound
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import Outgoing, publish_ad, publish_ad_acked, publish_ads
 from gamead_core.store.ads import AdStore, decode, encode
 from gamead_core.telemetry.metrics import ad_submitted
@@ -84,10 +85,11 @@ class Accepted:
 class Intake:
     """The submit path of the API."""
 
-    def __init__(self, js: JetStreamContext, store: AdStore, *, publish_timeout: float) -> None:
+    def __init__(self, js: JetStreamContext, store: AdStore, *, publish_timeout: float, partitions: int = 1) -> None:
         self._js = js
         self._store = store
         self._timeout = publish_timeout
+        self._partitions = partitions  #: queue.partitions: which work stream each ad goes to
 
     async def submit(
         self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE
@@ -111,7 +113,8 @@ class Intake:
             record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
             payload = encode(record)  # once: the message and the record carry the same bytes
             duplicate = await publish_ad(
-                self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout
+                self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
+                partitions=self._partitions,
             )
             if duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
                 return Accepted(record, duplicate=True)
@@ -133,7 +136,8 @@ class Intake:
         )
         payload = encode(record)
         published = await publish_ad_acked(
-            self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout
+            self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
+            partitions=self._partitions,
         )
         if published.duplicate:  # a concurrent or retried request already enqueued this id
             first = await self._first_ad(ad_id, published.seq)
@@ -166,7 +170,7 @@ class Intake:
         payloads = [encode(r) for r in records]
         published = await publish_ads(
             self._js, [Outgoing(r.id, r.priority, p) for r, p in zip(records, payloads, strict=True)],
-            timeout=self._timeout)
+            timeout=self._timeout, partitions=self._partitions)
         results: list[Accepted | GameadError] = []
         for record, payload, outcome in zip(records, payloads, published, strict=True):
             if isinstance(outcome, GameadError):
@@ -190,7 +194,7 @@ class Intake:
                 pass
             with nats_boundary():
                 try:
-                    msg = await self._js.get_msg(names.ADS_STREAM, seq)
+                    msg = await self._js.get_msg(names.work_stream(partition_of(ad_id, self._partitions)), seq)
                 except nats.js.errors.NotFoundError:
                     msg = None  # consumed (its record is on its way) or gone
             if msg is not None and msg.data and (msg.headers or {}).get(names.HDR_AD_ID) == ad_id:

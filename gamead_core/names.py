@@ -18,18 +18,64 @@ ADS_SUBJECT_PREFIX: Final[str] = "gamead.ads"
 ADS_SUBJECT_WILDCARD: Final[str] = f"{ADS_SUBJECT_PREFIX}.*"
 
 
-def level_subject(level: int) -> str:
-    """Subject of one priority level: ``gamead.ads.p1`` … ``gamead.ads.p5``."""
-    return f"{ADS_SUBJECT_PREFIX}.p{level}"
+#: Most work-stream partitions (``queue.partitions``); partition numbers are 0 … partitions − 1.
+MAX_PARTITIONS: Final[int] = 64
 
 
-def level_consumer(level: int) -> str:
-    """Durable pull consumer that serves one priority level."""
-    return f"gamead-p{level}"
+def _partition(partition: int) -> int:
+    """``partition`` checked: an int in 0 … MAX_PARTITIONS − 1 (never a client's string); ValueError if not."""
+    if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < MAX_PARTITIONS:
+        raise ValueError(f"work-stream partition must be an integer 0-{MAX_PARTITIONS - 1}, got {partition!r}")
+    return partition
+
+
+def work_stream(partition: int = 0) -> str:
+    """The work stream of one partition (``queue.partitions``): ``GAMEAD_ADS`` for partition 0 (so one partition
+    is exactly the single stream of earlier versions), ``GAMEAD_ADS_1`` … for the others."""
+    return ADS_STREAM if _partition(partition) == 0 else f"{ADS_STREAM}_{partition}"
+
+
+def work_subject_prefix(partition: int = 0) -> str:
+    """Subject prefix of one partition's levels: ``gamead.ads`` (partition 0), ``gamead.ads.<p>`` (others). The
+    partitions' subjects never overlap: ``gamead.ads.*`` matches one token after ``gamead.ads`` only."""
+    return ADS_SUBJECT_PREFIX if _partition(partition) == 0 else f"{ADS_SUBJECT_PREFIX}.{partition}"
+
+
+def work_wildcard(partition: int = 0) -> str:
+    """The subjects of one partition's stream: ``gamead.ads.*`` (partition 0), ``gamead.ads.<p>.*``."""
+    return f"{work_subject_prefix(partition)}.*"
+
+
+#: Work-stream metadata: how many partitions the gamead that made the stream had (``queue.partitions``), so a
+#: start with another setting is told apart from a deleted stream (absent on a single-stream install of before).
+PARTITIONS_METADATA: Final[str] = "gamead_partitions"
+
+
+def partition_of_stream(stream: str) -> int | None:
+    """Inverse of :func:`work_stream`: the partition a stream name is, or None for any other stream (a name
+    like ``GAMEAD_ADS_01`` or ``GAMEAD_ADS_X`` is not a partition)."""
+    if stream == ADS_STREAM:
+        return 0
+    head, _, tail = stream.rpartition("_")
+    if head != ADS_STREAM or not tail.isdigit() or tail != str(int(tail)) or not 0 < int(tail) < MAX_PARTITIONS:
+        return None
+    return int(tail)
+
+
+def level_subject(level: int, partition: int = 0) -> str:
+    """Subject of one priority level: ``gamead.ads.p1`` … ``gamead.ads.p5`` (partition 0), ``gamead.ads.2.p1``
+    … in partition 2."""
+    return f"{work_subject_prefix(partition)}.p{level}"
+
+
+def level_consumer(level: int, partition: int = 0) -> str:
+    """Durable pull consumer that serves one priority level of one partition: ``gamead-p3`` (partition 0),
+    ``gamead-2-p3`` (partition 2; consumer names are unique across partitions so a label names one)."""
+    return f"gamead-p{level}" if _partition(partition) == 0 else f"gamead-{partition}-p{level}"
 
 
 def level_of_subject(subject: str) -> int:
-    """Inverse of :func:`level_subject`."""
+    """Inverse of :func:`level_subject` (any partition)."""
     return int(subject.rsplit(".p", 1)[1])
 
 
@@ -145,7 +191,7 @@ def kv_all(bucket: str) -> str:
 
 
 def is_work_ack_subject(subject: str) -> bool:
-    """True for the reply subject of a delivery from a level consumer of the work stream
+    """True for the reply subject of a delivery from a level consumer of a work stream (any partition)
     (``$JS.ACK[.<domain>.<account hash>].GAMEAD_ADS.gamead-p<N>.<delivered>.<sseq>.<cseq>.<ts>.<pending>…``):
     the only subjects gamead sends a ``nak`` to on behalf of a dead worker (read from its heartbeat)."""
     tokens = subject.split(".")
@@ -153,11 +199,12 @@ def is_work_ack_subject(subject: str) -> bool:
         return False
     if any(not t or "*" in t or ">" in t or not t.isprintable() or " " in t for t in tokens):
         return False
-    try:
-        i = tokens.index(ADS_STREAM, 2)
-    except ValueError:
+    i = next((j for j in range(2, len(tokens)) if partition_of_stream(tokens[j]) is not None), None)
+    if i is None:
         return False
-    return (len(tokens) >= i + 7 and tokens[i + 1] in {level_consumer(lvl) for lvl in LEVELS}
+    partition = partition_of_stream(tokens[i])
+    assert partition is not None
+    return (len(tokens) >= i + 7 and tokens[i + 1] in {level_consumer(lvl, partition) for lvl in LEVELS}
             and all(t.isdigit() for t in tokens[i + 2:i + 7]))
 
 

@@ -16,6 +16,7 @@ from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
 from gamead_core.api.http_limits import HttpLimits, bounded_protocol
 from gamead_core.logs import setup_logging
+from gamead_core.queue.preflight import refuse_partition_change
 
 
 def serve(
@@ -28,6 +29,7 @@ def serve(
     check_serve_safety(settings)  # no open API on a network address by accident
     url = require_nats_url(settings)
     setup_logging(settings.log, role="api")
+    refuse_partition_change(settings, url)  # queue.partitions against a live queue: one line, exit 5
     app = create_app(settings, url)
     server = uvicorn.Server(
         uvicorn.Config(

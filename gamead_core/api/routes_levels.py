@@ -5,7 +5,9 @@ pending (the level's consumer delivered it: sequence ≤ its ``delivered`` strea
 delivered) — JetStream's terms, as in the README's Glossary. Walking
 the subject from the consumer's ack floor with ``get_msg(next=True)`` gives them oldest first; each one's record
 (attempts, worker, status, title) comes from the ad-record bucket. Bounded: at most ``limit`` (≤ 100) messages
-and as many record reads, whatever the backlog (``GET /ads`` instead scans the newest records written).
+per partition and ``limit`` record reads, whatever the backlog (``GET /ads`` instead scans the newest records
+written). With ``queue.partitions`` > 1 every partition's stream is walked and the lists merged: the ack pending
+ads first, then the pending ones, each oldest first; the counts are summed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from gamead_core.api.contract import error_responses
 from gamead_core.api.responses import json_response
 from gamead_core.errors import NotFound, QueueUnavailable
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.depth import level_depth
+from gamead_core.queue.depth import LevelDepth, level_depth
+from gamead_core.queue.partitions import merge_depths
 
 router = APIRouter(prefix="/v1/levels", tags=["operations"])
 
@@ -37,6 +40,7 @@ class OldestAd(BaseModel):
     id: str | None
     state: str
     seq: int
+    stream: str | None = None
     queuedAt: str | None  # noqa: N815 - wire name
     ageSeconds: float | None  # noqa: N815
     status: str | None = None
@@ -53,6 +57,29 @@ class OldestPage(BaseModel):
     items: list[OldestAd]
 
 
+async def _walk(js: Any, level: int, partition: int, depth: LevelDepth, limit: int, now: float) -> list[dict[str, Any]]:
+    """The oldest ``limit`` messages of ``level`` in ``partition``'s stream, from its consumer's ack floor."""
+    stream, subject = names.work_stream(partition), names.level_subject(level, partition)
+    items: list[dict[str, Any]] = []
+    seq = depth.ack_floor
+    while len(items) < limit:
+        try:
+            msg = await js.get_msg(stream, seq=seq + 1, subject=subject, next=True)
+        except nats.js.errors.NotFoundError:
+            break
+        seq = int(msg.seq or seq + 1)
+        queued = msg.time
+        items.append({
+            "id": (msg.headers or {}).get(names.HDR_AD_ID),
+            "state": "ackPending" if seq <= depth.delivered_seq else "pending",
+            "seq": seq,
+            "stream": stream,
+            "queuedAt": _iso(queued),
+            "ageSeconds": None if queued is None else round(max(0.0, now - queued.timestamp()), 3),
+        })
+    return items
+
+
 def _iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -66,31 +93,24 @@ async def oldest(
 ) -> Response:
     """`{level, pending, ackPending, count, items}`: `pending` and `ackPending` are the level consumer's counts
     now (`num_pending`, `num_ack_pending`); each item: `id`, `state` (`ackPending` or `pending`), `seq` (work-stream sequence), `queuedAt` and
-    `ageSeconds` (since the message was put on the stream), and from its record `status`, `attempts`,
-    `workerId`, `title` (absent when the record cannot be read). 503 `queue_unavailable` while NATS is away."""
+    `ageSeconds` (since the message was put on the stream), `stream` (the work stream it waits in: one per
+    partition, `queue.partitions`), and from its record `status`, `attempts`, `workerId`, `title` (absent when
+    the record cannot be read). 503 `queue_unavailable` while NATS is away."""
     link = request.app.state.link
     js = link.js
     if js is None:
         raise QueueUnavailable("the queue is unavailable; retry shortly")
     now = time.time()
     items: list[dict[str, Any]] = []
+    depths = []
     with nats_boundary():
-        depth = await level_depth(js, level, now)
-        seq = depth.ack_floor
-        while len(items) < limit:
-            try:
-                msg = await js.get_msg(names.ADS_STREAM, seq=seq + 1, subject=names.level_subject(level), next=True)
-            except nats.js.errors.NotFoundError:
-                break
-            seq = int(msg.seq or seq + 1)
-            queued = msg.time
-            items.append({
-                "id": (msg.headers or {}).get(names.HDR_AD_ID),
-                "state": "ackPending" if seq <= depth.delivered_seq else "pending",
-                "seq": seq,
-                "queuedAt": _iso(queued),
-                "ageSeconds": None if queued is None else round(max(0.0, now - queued.timestamp()), 3),
-            })
+        for partition in range(request.app.state.settings.queue.partitions):
+            depth = await level_depth(js, level, now, partition)
+            depths.append(depth)
+            items.extend(await _walk(js, level, partition, depth, limit, now))
+    depth = merge_depths(level, depths)
+    items.sort(key=lambda i: (i["state"] != "ackPending", -(i["ageSeconds"] or 0.0), i["stream"], i["seq"]))
+    del items[limit:]
     store = link.store
     records = await asyncio.gather(*(store.get(i["id"]) for i in items if i["id"]), return_exceptions=True)
     by_id = {}

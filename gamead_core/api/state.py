@@ -121,9 +121,11 @@ class QueueLink:
                 await asyncio.sleep(1.0)
                 continue
             self.nc, self.js, self._store, self.watch = nc, js, store, watch
-            self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout)
+            self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout,
+                                  partitions=self.settings.queue.partitions)
             self._dlq = DeadLetters(js)
-            self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout)
+            self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout,
+                               partitions=self.settings.queue.partitions)
             self.storage = StorageProbe(js, self.node_id, interval=self.settings.api.storage_probe_interval,
                                         timeout=self.settings.nats.request_timeout, on_failure=self._probe_failed)
             self.last_error = None

@@ -82,6 +82,10 @@ class QueueSettings(Section):
     max_msgs: int = Field(1_000_000, description="Most ads waiting in the work stream (-1 = unlimited).")
     max_bytes: int = Field(1024**3, description="Most bytes in the work stream (-1 = unlimited).")
     replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a production cluster).")
+    partitions: int = Field(
+        1, ge=1, le=64, description="Work streams the ads are spread over (by ad id), so a cluster's stream leaders "
+        "share the load; 1 = the single stream GAMEAD_ADS. Changed only on a drained queue (see the README)."
+    )
     head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads.")
     idle_poll: float = Field(0.5, gt=0, description="Longest a worker waits between polls of an empty queue.")
     idle_wait: float = Field(

@@ -11,8 +11,8 @@ reports nothing.
 
 Cost, for a store of R records, B waiting ads (the work stream), D dead-lettered ads and F findings:
 
-* JetStream API calls: 3 (topology) + 5 × 2 (consumers and their subject counts) + 2 per listing (work stream,
-  records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + one direct get per record read;
+* JetStream API calls: 3 (topology) + 5 × 2 × N (consumers and their subject counts, N = ``queue.partitions``) +
+  2 per listing (each work stream, records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + a direct get per record;
 * records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
   or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
 * the second look: per finding, one record read, one DLQ read and one read per message it names.
@@ -62,7 +62,9 @@ from gamead_core.ids import is_ad_id
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.queue.topology import Verdict, Wanted, plan, read_topology, wanted_topology
+from gamead_core.queue.partitions import partition_of
+from gamead_core.queue.topology import Verdict, Wanted, is_missing, partition_change, plan, read_topology
+from gamead_core.queue.topology import wanted_topology
 from gamead_core.store.ads import AdStore
 
 _KV_PREFIX = names.kv_prefix(names.ADS_BUCKET)
@@ -73,15 +75,7 @@ _MARKERS = (names.HDR_KV_OPERATION, names.HDR_MARKER_REASON)
 async def _confirm_missing(js: JetStreamContext, w: Wanted, stats: ReadStats) -> bool:
     """True if ``w`` really is missing (one INFO call: a cluster may list incompletely)."""
     stats.api_calls += 1
-    with nats_boundary():
-        try:
-            if w.kind == "consumer":
-                await js.consumer_info(w.stream, w.name)
-            else:
-                await js.stream_info(w.stream)
-        except nats.js.errors.NotFoundError:
-            return True
-    return False
+    return await is_missing(js, w)
 
 
 class Doctor:
@@ -95,6 +89,7 @@ class Doctor:
         self.dlq = DeadLetters(js)
         self.rules = rules_of(settings)
         self._work_whole = True  #: the last listing of the work stream read all of it
+        self._parts = range(settings.queue.partitions)  #: the work-stream partitions (queue.partitions)
 
     async def diagnose(self, *, settle: float | None = None) -> Diagnosis:
         """Check every invariant (module doc). Raises a :class:`GameadError` only when NATS cannot be read at
@@ -124,6 +119,8 @@ class Doctor:
             elif v.state == "limits":
                 add(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
         absent = {v.wanted.stream for v in missing if v.wanted.kind != "consumer"}
+        if (change := partition_change(self.settings.queue.partitions, snapshot.work_streams())) is not None:
+            add(found["topology_incompatible"], "queue.partitions", change.describe())
         for name in names.OBSOLETE_STREAMS:
             if name in snapshot.streams:
                 add(notes["obsolete_object"], f"stream {name}", "unused since the level consumers have "
@@ -132,11 +129,12 @@ class Doctor:
         # 2. the work stream, then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
         first = Look()
         unreadable: list[str] = []
-        work_last = 0
-        if names.ADS_STREAM not in absent:
-            stops = len(budget.partial)
-            work_last = await self._list_work(first.work, unreadable, budget, stats)
-            self._work_whole = len(budget.partial) == stops
+        work_last: dict[int, int] = {}
+        for p in self._parts:
+            if names.work_stream(p) not in absent:
+                stops = len(budget.partial)
+                work_last[p] = await self._list_work(first.work, unreadable, budget, stats, partition=p)
+                self._work_whole = self._work_whole and len(budget.partial) == stops
         final_keys: set[str] = set()
         other_keys: list[str] = []
         if names.ADS_BUCKET_STREAM not in absent:
@@ -158,7 +156,8 @@ class Doctor:
         suspects = judge(first, now, self.rules, work_whole=self._work_whole)
 
         # 7. levels with stranded messages, 8. jobs whose runner's lease expired
-        levels = {lvl: n for lvl in names.LEVELS if (n := await stranded_on(self.js, lvl, stats))}
+        levels = {(lvl, p): n for p in self._parts for lvl in names.LEVELS
+                  if (n := await stranded_on(self.js, lvl, stats, p))}
         grace = self.settings.jobs.lease
         jobs = await expired_jobs(self.js, now, grace, stats) if names.JOBS_BUCKET not in {
             v.wanted.name for v in missing} else []
@@ -189,12 +188,14 @@ class Doctor:
     # --- reading -------------------------------------------------------------------------------------
 
     async def _list_work(self, work: dict[str, list[WorkMsg]], unreadable: list[str], budget: ReadBudget,
-                         stats: ReadStats, start_seq: int | None = None) -> int:
+                         stats: ReadStats, start_seq: int | None = None, partition: int = 0) -> int:
+        stream = names.work_stream(partition)  # a message outside its ad's partition is only noted (repairs act
+        # on an ad's messages in its partition: gamead_core.queue.partitions)
         def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
             stats.work_messages += 1
             ad_id = (headers or {}).get(names.HDR_AD_ID)
-            if not ad_id or not is_ad_id(ad_id):
-                unreadable.append(str(seq))
+            if not ad_id or not is_ad_id(ad_id) or partition_of(ad_id, len(self._parts)) != partition:
+                unreadable.append(str(seq) if not partition else f"{stream} seq {seq}")
                 return
             try:
                 level = names.level_of_subject(subject)
@@ -203,7 +204,7 @@ class Doctor:
             work[ad_id].append(WorkMsg(seq, level, ad_id, at))
 
         try:
-            return await list_messages(self.nc, self.js, names.ADS_STREAM, names.ADS_SUBJECT_WILDCARD,
+            return await list_messages(self.nc, self.js, stream, names.work_wildcard(partition),
                                        on_msg=on_msg, budget=budget, stats=stats, what="work stream",
                                        timeout=self.settings.nats.request_timeout, start_seq=start_seq)
         except TopologyMissing:
@@ -236,7 +237,8 @@ class Doctor:
             return {}
         return {s[len(_DLQ_PREFIX):]: int(n) for s, n in counts.items() if s.startswith(_DLQ_PREFIX) and n}
 
-    async def _second_look(self, first: Look, suspects: dict[str, list[str]], work_last: int, budget: ReadBudget,
+    async def _second_look(self, first: Look, suspects: dict[str, list[str]], work_last: dict[int, int],
+                           budget: ReadBudget,
                            stats: ReadStats, found: dict[str, Finding], notes: dict[str, Note],
                            actions: list[list[Any]]) -> None:
         if not suspects:
@@ -246,15 +248,17 @@ class Doctor:
             # "no message": only a whole listing again can say so (a replica answering the first one may
             # have lagged behind a publish)
             stops = len(budget.partial)
-            await self._list_work(again.work, [], budget, stats)
+            for p in self._parts:
+                await self._list_work(again.work, [], budget, stats, partition=p)
             self._work_whole = self._work_whole and len(budget.partial) == stops
             again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
         else:  # whether the messages the first listing saw are still there, and any published since
-            await self._list_work(again.work, [], budget, stats, start_seq=work_last + 1)
+            for p in self._parts:
+                await self._list_work(again.work, [], budget, stats, start_seq=work_last.get(p, 0) + 1, partition=p)
             again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
             for ad_id in suspects:
                 for m in first.work.get(ad_id, []):
-                    if await self._message_there(m.seq, stats):
+                    if await self._message_there(m.seq, stats, ad_id):
                         again.work[ad_id].append(m)
         for msgs in again.work.values():
             msgs.sort(key=lambda m: m.seq)
@@ -280,11 +284,11 @@ class Doctor:
                 add(found[code], ad_id)
                 actions.extend(actions_for(code, ad_id, again))
 
-    async def _message_there(self, seq: int, stats: ReadStats) -> bool:
+    async def _message_there(self, seq: int, stats: ReadStats, ad_id: str) -> bool:
         stats.api_calls += 1
         with nats_boundary():
             try:
-                await self.js.get_msg(names.ADS_STREAM, seq)
+                await self.js.get_msg(names.work_stream(partition_of(ad_id, len(self._parts))), seq)
             except nats.js.errors.NotFoundError:
                 return False
         return True

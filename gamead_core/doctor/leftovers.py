@@ -14,6 +14,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
+from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.checks import WorkMsg, stranded_reading
 from gamead_core.doctor.model import Finding, ReadStats
@@ -23,46 +24,51 @@ from gamead_core.ids import is_job_id
 from gamead_core.jobs.policy import lease_expired
 from gamead_core.jobs.store import JobStore
 from gamead_core.models import utc_iso
+from gamead_core.queue.partitions import partition_of
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.mover import stranded, stranded_count
 
 log = logging.getLogger(__name__)
 
 
-async def stranded_on(js: JetStreamContext, level: int, stats: ReadStats) -> int:
-    """How many messages of priority ``level`` are stranded (2 JetStream API calls); 0 when it cannot be read."""
+async def stranded_on(js: JetStreamContext, level: int, stats: ReadStats, partition: int = 0) -> int:
+    """How many messages of priority ``level`` are stranded in work-stream ``partition`` (2 JetStream API
+    calls); 0 when it cannot be read."""
     stats.api_calls += 2
     try:
-        count, _ = await stranded_count(js, level)
+        count, _ = await stranded_count(js, level, partition)
     except GameadError as exc:  # a missing stream is a topology finding; anything else: this level only
         log.debug("doctor: stranded count of level %d: %s", level, exc.message)
         return 0
     return count
 
 
-async def confirm_stranded(js: JetStreamContext, settings: GameadSettings, store: AdStore, levels: dict[int, int],
-                           work: dict[str, list[WorkMsg]], stats: ReadStats, finding: Finding,
-                           actions: list[list[Any]]) -> None:
-    """Count again each level of ``levels`` (level → first count) and add what both readings agree on to
-    ``finding`` (items: ad ids from the first listing ``work``, else ``seq N``) and one ``stranded`` action
-    per message to ``actions``."""
-    ad_of = {m.seq: ad for ad, msgs in work.items() for m in msgs}
-    for level, count in levels.items():
-        count = stranded_reading(count, await stranded_on(js, level, stats))
+async def confirm_stranded(js: JetStreamContext, settings: GameadSettings, store: AdStore,
+                           levels: dict[tuple[int, int], int], work: dict[str, list[WorkMsg]], stats: ReadStats,
+                           finding: Finding, actions: list[list[Any]]) -> None:
+    """Count again each (level, partition) of ``levels`` (→ first count) and add what both readings agree on
+    to ``finding`` (items: ad ids from the first listing ``work``, else ``seq N`` / ``<stream> seq N``) and one
+    ``stranded`` action per message to ``actions`` (``["stranded", label, seq]``, plus the partition when it
+    is not 0)."""
+    parts = settings.queue.partitions
+    ad_of = {(partition_of(ad, parts), m.seq): ad for ad, msgs in work.items() for m in msgs}
+    for (level, p), count in levels.items():
+        count = stranded_reading(count, await stranded_on(js, level, stats, p))
         if not count:
             continue
         try:
-            seqs = await stranded(js, level, settings, store, limit=MAX_ITEMS)
+            seqs = await stranded(js, level, settings, store, limit=MAX_ITEMS, partition=p)
         except GameadError as exc:
             log.debug("doctor: stranded messages of level %d: %s", level, exc.message)
             seqs = []
         finding.count += count
         for seq in seqs[:count]:
-            label = ad_of.get(seq) or f"seq {seq}"
+            label = ad_of.get((p, seq)) or (f"seq {seq}" if not p else f"{names.work_stream(p)} seq {seq}")
             if len(finding.items) < MAX_ITEMS:
                 finding.items.append(label)
-                finding.details[label] = f"priority {level}, work-stream seq {seq}"
-            actions.append(["stranded", label, seq])
+                finding.details[label] = f"priority {level}, work-stream seq {seq}" + (
+                    f" of partition {p}" if p else "")
+            actions.append(["stranded", label, seq] + ([p] if p else []))
 
 
 async def expired_jobs(js: JetStreamContext, now: float, grace: float, stats: ReadStats) -> list[str]:

@@ -55,6 +55,7 @@ from gamead_core.jobs.runner import JobService
 from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, utcnow
 from gamead_core.queue.connection import delete_if_present, nats_boundary
 from gamead_core.queue.dlq import DeadLetters
+from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import TopologyReport, check_topology
 from gamead_core.store.ads import AdStore, Versioned, encode
@@ -112,6 +113,10 @@ class RepairOps:
         log.info("repair %s %s: %s", code, key, mark, extra={"job_id": job_id, "kind": code,
                                                                "ad_id" if code not in _NOT_ADS else "object": key})
         return str(mark)
+
+    def _work_stream(self, ad_id: str) -> str:
+        """The work stream that holds ``ad_id``'s messages: its partition's (the doctor lists no others for it)."""
+        return names.work_stream(partition_of(ad_id, self.settings.queue.partitions))
 
     async def _record(self, ad_id: str) -> Versioned | None:
         try:
@@ -219,11 +224,13 @@ class RepairOps:
 
     async def _publish(self, record: AdRecord, revision: int) -> None:
         await publish_ad(self.js, ad_id=record.id, level=record.priority, payload=encode(record),
-                         timeout=self.timeout, msg_id=repair_msg_id(record.id, revision))
+                         timeout=self.timeout, msg_id=repair_msg_id(record.id, revision),
+                         partitions=self.settings.queue.partitions)
 
     async def _stranded(self, item: list[Any], job_id: str) -> str:
         report = SweepReport()
-        await settle_stranded(self.js, self.store, self.dlq, self.settings, item[2], report)
+        await settle_stranded(self.js, self.store, self.dlq, self.settings, item[2], report,
+                              item[3] if len(item) > 3 else 0)  # the partition (queue.partitions > 1)
         if report.requeued:
             return Mark.REPUBLISHED
         if report.dead_lettered:
@@ -245,7 +252,7 @@ class RepairOps:
         if not made:
             return Mark.HEALED
         for seq in seqs:
-            await delete_if_present(self.js, names.ADS_STREAM, seq)
+            await delete_if_present(self.js, self._work_stream(ad_id), seq)
         return Mark.DEAD_LETTERED
 
     async def _remove_entry(self, item: list[Any], statuses: tuple[AdStatus, ...], *, replayed: bool = False) -> str:
@@ -277,7 +284,7 @@ class RepairOps:
             return Mark.HEALED
         if status == AdStatus.DEAD and await self.dlq.current(ad_id) is None:
             return Mark.LEFT  # never remove the last copy of a dead ad
-        return Mark.MESSAGE_REMOVED if await delete_if_present(self.js, names.ADS_STREAM, seq) else Mark.HEALED
+        return Mark.MESSAGE_REMOVED if await delete_if_present(self.js, self._work_stream(ad_id), seq) else Mark.HEALED
 
     async def _dead_with_message(self, item: list[Any], job_id: str) -> str:
         return await self._remove_message(item, AdStatus.DEAD)

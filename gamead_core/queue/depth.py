@@ -7,6 +7,7 @@ queue sampler (``/v1/stats``, ``gamead top``) and the autoscaler all read it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import nats.js.errors
@@ -32,13 +33,24 @@ class LevelDepth:
     delivered_seq: int = 0  #: stream sequence of the last message the consumer delivered
 
 
-async def level_depth(js: JetStreamContext, level: int, now: float) -> LevelDepth:
-    """One ``consumer_info``, plus one ``get_msg`` of the next undelivered ad when something is pending.
+async def level_depths(js: JetStreamContext, level: int, now: float, partitions: range) -> dict[int, LevelDepth]:
+    """:func:`level_depth` of ``level`` in each of ``partitions`` (read concurrently): partition → reading.
+    Raises the first error met, as :func:`level_depth` does."""
+    read = await asyncio.gather(*(level_depth(js, level, now, p) for p in partitions), return_exceptions=True)
+    for got in read:
+        if isinstance(got, BaseException):
+            raise got
+    return dict(zip(partitions, read))  # type: ignore[arg-type]
+
+
+async def level_depth(js: JetStreamContext, level: int, now: float, partition: int = 0) -> LevelDepth:
+    """One ``consumer_info``, plus one ``get_msg`` of the next undelivered ad when something is pending, of the
+    level in work-stream ``partition`` (0: ``GAMEAD_ADS``; see :mod:`gamead_core.queue.partitions`).
 
     ``now`` is epoch seconds. Raises nats-py's errors untranslated (``NotFoundError`` when the level's
     consumer is missing): each caller decides what an unreadable level means to it.
     """
-    info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
+    info = await js.consumer_info(names.work_stream(partition), names.level_consumer(level, partition))
     pending = int(info.num_pending or 0)
     delivered_seq = int(info.delivered.stream_seq or 0) if info.delivered else 0
     ack_floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
@@ -46,9 +58,9 @@ async def level_depth(js: JetStreamContext, level: int, now: float) -> LevelDept
     if pending:
         try:
             head = await js.get_msg(
-                names.ADS_STREAM,
+                names.work_stream(partition),
                 seq=delivered_seq + 1,
-                subject=names.level_subject(level),
+                subject=names.level_subject(level, partition),
                 next=True,
             )
         except nats.js.errors.NotFoundError:

@@ -5,7 +5,8 @@ JetStream does not say when a ``nak``'ed message is due, and probing by pulling 
 ``DUE_PROBE`` of them, skipping the worker's own) and asks ``waiting_since`` since when each has been due.
 Answers are cached: an ad in a worker's hands for ``BUSY_TTL`` seconds, a retry not yet due until it is, and a
 level is looked at no more than once per ``DUE_REFRESH`` seconds (its finding reused meanwhile, the wait
-growing with the clock).
+growing with the clock). With ``queue.partitions`` > 1 each (level, partition) is probed on its own (its
+stream's sequences; a cached verdict is keyed by partition and sequence).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ DUE_REFRESH = 1.0
 #: How long "this ad is in a worker's hands" is believed before the record is read again.
 BUSY_TTL = 1.0
 
+#: ``own()``: the (stream, stream sequence) of every delivery the worker holds (never due).
 #: ``waiting_since(ad_id, stream_seq, published_epoch)``: when (epoch s) a delivered, unacknowledged ad is
 #: or was due for redelivery (possibly ahead: a retry whose backoff runs), or None while it is in a worker's
 #: hands (see gamead_core.worker.budget.waiting_since).
@@ -44,38 +46,41 @@ class DueProbe:
     """Due redeliveries per level: ``count(level, depth, now)`` → (how many are due, the longest wait in s)."""
 
     def __init__(self, js: JetStreamContext, waiting_since: WaitingSince,
-                 own: Callable[[], Container[int]]) -> None:
+                 own: Callable[[], Container[tuple[str, int]]]) -> None:
         self._js = js
         self._waiting_since = waiting_since
         self._own = own
-        self._verdicts: dict[int, _Verdict] = {}
-        self._seen: dict[int, tuple[float, int, float]] = {}  # level → (monotonic at, due, oldest due epoch)
+        self._verdicts: dict[tuple[int, int], _Verdict] = {}  # (partition, stream seq) → verdict
+        # (level, partition) → (monotonic at, due, oldest due epoch)
+        self._seen: dict[tuple[int, int], tuple[float, int, float]] = {}
 
-    async def count(self, level: int, d: LevelDepth, now: float) -> tuple[int, float]:
-        """Due ads of ``level`` and the longest wait (seconds), read at most once per ``DUE_REFRESH``."""
+    async def count(self, level: int, d: LevelDepth, now: float, partition: int = 0) -> tuple[int, float]:
+        """Due ads of ``level`` in work-stream ``partition`` and the longest wait (seconds), read at most once
+        per ``DUE_REFRESH``."""
         mono = time.monotonic()
-        seen = self._seen.get(level)
+        seen = self._seen.get((level, partition))
         if seen is None or mono - seen[0] >= DUE_REFRESH:
-            due, due_age = await self._due(level, d, now)
-            self._seen[level] = (mono, due, now - due_age)
+            due, due_age = await self._due(level, d, now, partition)
+            self._seen[(level, partition)] = (mono, due, now - due_age)
             return due, due_age
         return seen[1], (now - seen[2]) if seen[1] else 0.0
 
-    def taken(self, level: int, n: int, *, drained: bool) -> None:
-        """A pull of ``level`` took ``n`` due ads; ``drained``: it answered short, nothing more waits."""
-        if level not in self._seen:
+    def taken(self, level: int, n: int, *, drained: bool, partition: int = 0) -> None:
+        """A pull of ``level`` in ``partition`` took ``n`` due ads; ``drained``: it answered short, nothing more
+        waits."""
+        if (level, partition) not in self._seen:
             return
-        at, due, since = self._seen[level]
+        at, due, since = self._seen[(level, partition)]
         if drained:
-            self._seen[level] = (at, 0, 0.0)
+            self._seen[(level, partition)] = (at, 0, 0.0)
         elif n:
-            self._seen[level] = (at, max(0, due - n), since)
+            self._seen[(level, partition)] = (at, max(0, due - n), since)
 
-    def forget(self, stream_seq: int) -> None:
-        """The message at ``stream_seq`` was pulled: its cached verdict is stale."""
-        self._verdicts.pop(stream_seq, None)
+    def forget(self, stream_seq: int, partition: int = 0) -> None:
+        """The message at ``stream_seq`` of ``partition``'s stream was pulled: its cached verdict is stale."""
+        self._verdicts.pop((partition, stream_seq), None)
 
-    async def _due(self, level: int, d: LevelDepth, now: float) -> tuple[int, float]:
+    async def _due(self, level: int, d: LevelDepth, now: float, partition: int = 0) -> tuple[int, float]:
         """How many of the level's oldest unacknowledged ads are due for redelivery, and the longest wait."""
         own = self._own()
         mono = time.monotonic()
@@ -83,17 +88,17 @@ class DueProbe:
         while looked < DUE_PROBE and seq < d.delivered_seq and reads < 4 * DUE_PROBE:
             reads += 1
             try:
-                raw = await self._js.get_msg(names.ADS_STREAM, seq=seq + 1, subject=names.level_subject(level),
-                                             next=True)
+                raw = await self._js.get_msg(names.work_stream(partition), seq=seq + 1,
+                                             subject=names.level_subject(level, partition), next=True)
             except nats.js.errors.NotFoundError:
                 break
             seq = raw.seq or 0
             if not seq or seq > d.delivered_seq:
                 break
-            if seq in own:
+            if (names.work_stream(partition), seq) in own:
                 continue
             looked += 1
-            verdict = self._verdicts.get(seq)
+            verdict = self._verdicts.get((partition, seq))
             if verdict is None or mono >= verdict.until:
                 ad_id = (raw.headers or {}).get(names.HDR_AD_ID, "")
                 published = raw.time.timestamp() if raw.time is not None else now
@@ -104,7 +109,7 @@ class DueProbe:
                     verdict = _Verdict(None, mono + (since - now))
                 else:  # due now: not cached, a pull takes it
                     verdict = _Verdict(since, mono)
-                self._verdicts[seq] = verdict
+                self._verdicts[(partition, seq)] = verdict
             if verdict.due_since is not None:
                 due += 1
                 longest = max(longest, now - verdict.due_since)

@@ -1,4 +1,8 @@
-"""Putting ads on the work stream: one subject per level, the ad id as ``Nats-Msg-Id`` (deduplication)."""
+"""Putting ads on the work stream: one subject per level, the ad id as ``Nats-Msg-Id`` (deduplication).
+
+With ``queue.partitions`` > 1 every publish of an ad goes to its partition's stream
+(:func:`gamead_core.queue.partitions.partition_of`: the same for every publish of one ad, so JetStream's duplicate
+window, which is per stream, sees a repeat); callers pass ``partitions`` (the setting), 1 by default."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import nats_boundary, translate
+from gamead_core.queue.partitions import partition_of
 from gamead_core.telemetry.tracing import producer_span
 
 
@@ -25,33 +30,36 @@ class Published:
 
 async def publish_ad(
     js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None,
-    link: str | None = None,
+    link: str | None = None, partitions: int = 1,
 ) -> bool:
     """Publish one ad to its level and wait for JetStream's ack. Returns True if it was a duplicate.
 
     ``msg_id`` (default: the ad id) is JetStream's deduplication key within ``queue.duplicate_window``.
     ``link``: the ``traceparent`` of an earlier life of the ad (a DLQ replay): the ``send`` span links to it.
+    ``partitions``: ``queue.partitions``; the ad goes to the stream of its partition.
 
     Raises :class:`QueueUnavailable` or :class:`QueueFull`; never returns before the ad is stored.
     """
     published = await publish_ad_acked(js, ad_id=ad_id, level=level, payload=payload, timeout=timeout,
-                                       msg_id=msg_id, link=link)
+                                       msg_id=msg_id, link=link, partitions=partitions)
     return published.duplicate
 
 
 async def publish_ad_acked(
     js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None,
-    link: str | None = None,
+    link: str | None = None, partitions: int = 1,
 ) -> Published:
-    """:func:`publish_ad`, answering the ack's sequence too. Same errors."""
-    subject = names.level_subject(level)
+    """:func:`publish_ad`, answering the ack's sequence too (a sequence of the ad's partition stream). Same
+    errors."""
+    partition = partition_of(ad_id, partitions)
+    subject = names.level_subject(level, partition)
     headers = {names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id}
     # the producer span adds ``traceparent`` to the headers when tracing is on
     with nats_boundary(), producer_span(subject, ad_id, headers,
                                         link={names.HDR_TRACEPARENT: link} if link else None):
         ack = await js.publish(subject, payload, timeout=timeout, headers=headers)
-    if ack.stream != names.ADS_STREAM:
-        raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.ADS_STREAM}")
+    if ack.stream != names.work_stream(partition):
+        raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.work_stream(partition)}")
     return Published(int(ack.seq or 0), bool(ack.duplicate))
 
 
@@ -64,7 +72,8 @@ class Outgoing:
     payload: bytes
 
 
-async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: float) -> list[Published | Exception]:
+async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: float,
+                      partitions: int = 1) -> list[Published | Exception]:
     """Publish ``ads`` pipelined: every message is written before any ack is awaited, and the acks are gathered
     with one deadline of ``timeout`` seconds for all (nats-py's ``publish_async``: one reply subscription, one
     future per message, no timer per message). One result per ad, in order: its :class:`Published` once
@@ -74,12 +83,14 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
 
     With more than nats-py's ``publish_async_max_pending`` (4,000) acks outstanding on ``js`` a publish waits
     for a slot; every caller cancels its own late futures after ``timeout``, so that wait is bounded too.
+    ``partitions``: ``queue.partitions``; each ad goes to the stream of its partition.
     """
     futures: list[asyncio.Future[object] | Exception] = []
+    streams = [names.work_stream(partition_of(ad.ad_id, partitions)) for ad in ads]
     for ad in ads:
         try:
             futures.append(await js.publish_async(
-                names.level_subject(ad.level), ad.payload,
+                names.level_subject(ad.level, partition_of(ad.ad_id, partitions)), ad.payload,
                 headers={names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id},
             ))  # no wait_stall: a timeout there costs a task and a loop turn per message (one write each)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
@@ -90,7 +101,7 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
         for future in late:
             future.cancel()
     results: list[Published | Exception] = []
-    for future in futures:
+    for future, expected in zip(futures, streams, strict=True):
         if isinstance(future, Exception):
             results.append(future)
         elif future.cancelled():
@@ -100,8 +111,8 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
         else:
             ack = future.result()
             stream = getattr(ack, "stream", None)
-            if stream != names.ADS_STREAM:
-                results.append(QueueUnavailable(f"ad was stored by stream {stream!r}, expected {names.ADS_STREAM}"))
+            if stream != expected:
+                results.append(QueueUnavailable(f"ad was stored by stream {stream!r}, expected {expected}"))
             else:
                 results.append(Published(int(getattr(ack, "seq", 0) or 0), bool(getattr(ack, "duplicate", False))))
     return results

@@ -28,6 +28,8 @@ Two kinds of ads wait in a level, and the view sees both:
   redelivery first (JetStream serves redeliveries before new messages), and its wait counts from when it
   became due: a retried ad keeps its place in the aging order.
 
+Partitions (``queue.partitions``): each level is read, long-polled and pulled in each; :mod:`.partitions`.
+
 A level that cannot be read (its consumer was deleted, its pull is refused) never blocks the others: it is
 left out of the view and tried again with back-off (``LEVEL_BACKOFF`` … ``LEVEL_BACKOFF_CAP`` s), and
 logged once when it fails and once when it recovers (:mod:`gamead_core.queue.level_health`).
@@ -53,9 +55,10 @@ from gamead_core import names
 from gamead_core.config import QueueSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.aging import LevelHead, pull_order
-from gamead_core.queue.depth import level_depth
+from gamead_core.queue.depth import LevelDepth, level_depths
 from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
 from gamead_core.queue.level_health import LevelHealth
+from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of_msg
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +70,23 @@ class AgingPuller:
     """Aging-aware, slot-bounded pulls across the per-level consumers of the work stream.
 
     ``waiting_since`` (optional) lets the view see due redeliveries (see the module doc); ``own`` returns
-    the stream sequences this worker holds, which are never due.
+    the (stream, sequence) of each delivery this worker holds, which are never due.
     """
 
     def __init__(
         self, nc: NATS, js: JetStreamContext, qs: QueueSettings, *,
-        waiting_since: WaitingSince | None = None, own: Callable[[], Container[int]] | None = None,
+        waiting_since: WaitingSince | None = None, own: Callable[[], Container[tuple[str, int]]] | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
         self._qs = qs
-        self._inbox: dict[int, asyncio.Queue[Msg]] = {lvl: asyncio.Queue() for lvl in names.LEVELS}
-        self._reply: dict[int, str] = {}
-        self._bell: dict[int, str] = {}  #: reply inbox of each level's long-poll request
-        self._polling: dict[int, float] = {}  #: level → monotonic expiry of its live long-poll request
+        self._parts = range(qs.partitions)  #: work-stream partitions (queue.partitions); the dicts: (level, partition)
+        self._inbox: dict[tuple[int, int], asyncio.Queue[Msg]] = {
+            (lvl, p): asyncio.Queue() for lvl in names.LEVELS for p in self._parts}
+        self._reply: dict[tuple[int, int], str] = {}
+        self._bell: dict[tuple[int, int], str] = {}  #: reply inbox of each level's long-poll request
+        self._polling: dict[tuple[int, int], float] = {}  #: monotonic expiry of its live long-poll request
+        self._depths: dict[int, dict[int, LevelDepth]] = {}  #: level → partition → its last reading
         self._quiet_until = 0.0  #: monotonic; until then nothing waits that the long polls would not bring
         self._subs: list[Subscription] = []
         self._wake = asyncio.Event()
@@ -92,22 +98,21 @@ class AgingPuller:
         self._due = DueProbe(js, waiting_since, own or (lambda: ())) if waiting_since is not None else None
 
     async def start(self) -> None:
-        for level in names.LEVELS:
+        for key, queue in self._inbox.items():
             inbox = self._nc.new_inbox()
-            queue = self._inbox[level]
 
             async def deliver(msg: Msg, queue: asyncio.Queue[Msg] = queue) -> None:
                 queue.put_nowait(msg)
 
             self._subs.append(await self._nc.subscribe(inbox, cb=deliver))
-            self._reply[level] = inbox
+            self._reply[key] = inbox
             bell = self._nc.new_inbox()
 
-            async def ring(msg: Msg, level: int = level) -> None:
-                self._on_bell(level, msg)
+            async def ring(msg: Msg, key: tuple[int, int] = key) -> None:
+                self._on_bell(key, msg)
 
             self._subs.append(await self._nc.subscribe(bell, cb=ring))
-            self._bell[level] = bell
+            self._bell[key] = bell
 
     async def stop(self) -> None:
         """Unsubscribe (the server then drops our waiting long polls: nobody listens to their inbox) and hand
@@ -127,11 +132,11 @@ class AgingPuller:
                     except (nats.errors.Error, asyncio.TimeoutError):
                         pass  # redelivered after ack_wait instead
 
-    def _on_bell(self, level: int, msg: Msg) -> None:
+    def _on_bell(self, key: tuple[int, int], msg: Msg) -> None:
         """An answer to ``level``'s long poll (``batch: 1``: any answer ends the request). An ad is ours to run
         (queued for the next pull) and wakes the worker; 408 (expired) or 404 only ends the request; another status
         (409 consumer deleted…) wakes the worker, whose ordered pull reads the level and reports its state."""
-        self._polling.pop(level, None)
+        self._polling.pop(key, None)
         status = msg.headers.get(_STATUS) if msg.headers else None
         if status:
             if status not in ("404", "408"):  # the consumer is gone or unusable: the ordered path looks and says
@@ -139,7 +144,7 @@ class AgingPuller:
                 self._published += 1
                 self._wake.set()
             return
-        self._inbox[level].put_nowait(msg)
+        self._inbox[key].put_nowait(msg)
         try:
             more = msg.metadata.num_pending
         except (ValueError, IndexError, AttributeError):  # not a JetStream delivery: look at the heads
@@ -154,21 +159,20 @@ class AgingPuller:
         mono = time.monotonic()
         wait = self._qs.idle_wait
         request = orjson.dumps({"batch": 1, "expires": int(wait * 1e9)})
-        for level in names.LEVELS:
-            if self._polling.get(level, 0.0) > mono or not self.readable(level):
+        for level, p in self._inbox:
+            if self._polling.get((level, p), 0.0) > mono or not self.readable(level):
                 continue
             try:
-                await self._nc.publish(names.pull_next_subject(names.ADS_STREAM, names.level_consumer(level)),
-                                       request, reply=self._bell[level])
+                await self._nc.publish(names.pull_next_subject(names.work_stream(p), names.level_consumer(level, p)),
+                                       request, reply=self._bell[(level, p)])
             except nats.errors.Error:
                 return  # NATS is away: the next pull says so
-            self._polling[level] = mono + wait
+            self._polling[(level, p)] = mono + wait
 
     def _take_local(self, free: int) -> list[Msg]:
         """Ads already delivered to us (long polls, late answers), most urgent level first, at most ``free``."""
         got: list[Msg] = []
-        for level in names.LEVELS:
-            queue = self._inbox[level]
+        for queue in self._inbox.values():  # (level, partition) in level order
             while len(got) < free and not queue.empty():
                 msg = queue.get_nowait()
                 if not (msg.headers and msg.headers.get(_STATUS)):
@@ -192,17 +196,22 @@ class AgingPuller:
         if not self.readable(level):
             return None
         try:
-            d = await level_depth(self._js, level, now)
+            depths = await level_depths(self._js, level, now, self._parts)
         except nats.js.errors.NotFoundError:
-            self._levels.failed(level, f"consumer {names.level_consumer(level)} not found")
+            self._levels.failed(level, f"consumer {'/'.join(names.level_consumer(level, p) for p in self._parts)} "
+                                "not found")
             return None
         except (nats.errors.Error, asyncio.TimeoutError, GameadError, OSError) as exc:
             self._levels.failed(level, error_text(exc))
             return None
         self._levels.ok(level)
+        self._depths[level] = depths
+        d = merge_depths(level, depths.values())
         due, due_age = 0, 0.0
-        if d.ack_pending and self._due is not None:
-            due, due_age = await self._due.count(level, d, now)
+        for p, dp in depths.items() if self._due is not None else ():
+            if dp.ack_pending:
+                n, age = await self._due.count(level, dp, now, p)  # type: ignore[union-attr]
+                due, due_age = due + n, max(due_age, age)
         return LevelHead(level, d.pending, d.oldest_age or 0.0, d.ack_pending, due, due_age)
 
     async def heads(self, *, fresh: bool = False) -> dict[int, LevelHead]:
@@ -218,7 +227,22 @@ class AgingPuller:
 
     # --- pulling -------------------------------------------------------------------------------------
     async def _pull_level(self, level: int, want: int) -> list[Msg]:
-        queue = self._inbox[level]
+        """Up to ``want`` ads of ``level``, partitions with the oldest head first (all when the view has none)."""
+        depths = self._depths.get(level)
+        order = oldest_first(depths) if depths else list(self._parts)
+        got: list[Msg] = []
+        for p in order:
+            msgs = await self._pull_partition(level, p, want - len(got))
+            if self._due is not None and len(self._parts) > 1:
+                self._due.taken(level, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1),
+                                drained=len(msgs) < want - len(got), partition=p)
+            got.extend(msgs)
+            if len(got) >= want:
+                break
+        return got
+
+    async def _pull_partition(self, level: int, partition: int, want: int) -> list[Msg]:
+        queue = self._inbox[key := (level, partition)]
         got: list[Msg] = []
         while not queue.empty() and len(got) < want:  # late arrivals of an earlier, timed-out request
             msg = queue.get_nowait()
@@ -228,9 +252,9 @@ class AgingPuller:
             return got
         request = orjson.dumps({"batch": want - len(got), "no_wait": True})
         await self._nc.publish(
-            names.pull_next_subject(names.ADS_STREAM, names.level_consumer(level)),
+            names.pull_next_subject(names.work_stream(partition), names.level_consumer(level, partition)),
             request,
-            reply=self._reply[level],
+            reply=self._reply[key],
         )
         deadline = time.monotonic() + _PULL_TIMEOUT
         while len(got) < want:
@@ -247,7 +271,7 @@ class AgingPuller:
                 else:
                     description = (msg.headers.get("Description", "") if msg.headers else "") or "refused"
                     if status == "503":
-                        description = f"consumer {names.level_consumer(level)} does not answer (missing?)"
+                        description = f"consumer {names.level_consumer(level, partition)} does not answer (missing?)"
                     self._levels.failed(level, f"pull answered {status} {description}", in_pull=True)
                 break
             got.append(msg)
@@ -284,7 +308,7 @@ class AgingPuller:
             head = self._heads.get(level)
             if head is not None:  # a short answer means the level is drained
                 taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1))
-                if self._due is not None:
+                if self._due is not None and len(self._parts) == 1:  # (per partition in _pull_level otherwise)
                     self._due.taken(level, taken_due, drained=len(msgs) < want)
                 if len(msgs) == want:
                     head = replace(head, due=head.due - taken_due,
@@ -294,7 +318,7 @@ class AgingPuller:
                 self._heads[level] = head
             if self._due is not None:
                 for msg in msgs:
-                    self._due.forget(msg.metadata.sequence.stream)
+                    self._due.forget(msg.metadata.sequence.stream, partition_of_msg(msg))
             if len(got) >= free:
                 break
         return got

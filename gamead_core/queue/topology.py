@@ -4,9 +4,11 @@ making it so, at start-up and while running.
 Every object gamead creates (``essential`` ones are on the submit path: without them a node is not ready)::
 
     stream    GAMEAD_ADS            work queue, one subject per level                     essential
+              GAMEAD_ADS_1 …        the other work-queue partitions (``queue.partitions`` > 1)  essential
     stream    GAMEAD_DLQ            dead letters (limits retention)
     stream    GAMEAD_AUDIT          the audit trail of operator actions (limits retention)
     consumer  gamead-p1 … gamead-p5 one durable pull consumer per level, on GAMEAD_ADS
+              gamead-<p>-p1 …       the same on partition p's stream
     bucket    gamead_ads            ad records (KV)                                       essential
     bucket    gamead_registry       heartbeats of API nodes and workers (memory, TTL)
     bucket    gamead_leases         leader leases (the autoscaler's)
@@ -28,8 +30,11 @@ created: see :data:`gamead_core.names.OBSOLETE_STREAMS`.)
   recreates what is missing; limits are the start-up's business, so nodes with different configs during a
   rolling deploy never flip a limit back and forth).
 
+A change of ``queue.partitions`` is refused on a live queue and made on a drained one
+(:mod:`gamead_core.queue.repartition`).
+
 Reading what exists costs two JetStream API calls (:func:`read_topology`): ``STREAM.LIST`` (the config of
-every stream, 256 a page) and ``CONSUMER.LIST`` of the work stream. An object absent from a
+every stream, 256 a page) and ``CONSUMER.LIST`` of each work stream (one per partition). An object absent from a
 listing is confirmed with one ``STREAM.INFO``/``CONSUMER.INFO`` before it is created (a cluster may answer a
 listing incompletely). The comparisons (:func:`compare_stream`, :func:`compare_consumer`, :func:`plan`) are
 pure functions, in :mod:`gamead_core.queue.topology_plan`.
@@ -50,12 +55,14 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
+from gamead_core.queue.repartition import settle_partitions
 from gamead_core.queue.topology_plan import (  # the pure half, re-exported for existing callers
     CONSUMER_LIMITS,
     HEALTH_TTL,
     MAX_ACK_PENDING,
     STREAM_LIMITS,
     Difference,
+    PartitionChange,
     Snapshot,
     Verdict,
     Wanted,
@@ -65,6 +72,7 @@ from gamead_core.queue.topology_plan import (  # the pure half, re-exported for 
     health_bucket_config,
     kv_config,
     kv_stream_config,
+    partition_change,
     plain_bucket_config,
     plan,
     stream_config,
@@ -77,6 +85,7 @@ __all__ = [  # the pure half re-exported, and the I/O half's own names
     "MAX_ACK_PENDING",
     "STREAM_LIMITS",
     "Difference",
+    "PartitionChange",
     "Snapshot",
     "Verdict",
     "Wanted",
@@ -86,6 +95,7 @@ __all__ = [  # the pure half re-exported, and the I/O half's own names
     "health_bucket_config",
     "kv_config",
     "kv_stream_config",
+    "partition_change",
     "plain_bucket_config",
     "plan",
     "stream_config",
@@ -94,6 +104,7 @@ __all__ = [  # the pure half re-exported, and the I/O half's own names
     "TopologyReport",
     "check_topology",
     "ensure_topology",
+    "is_missing",
     "read_topology",
 ]
 
@@ -107,9 +118,10 @@ _CONSUMER_STREAMS = (names.ADS_STREAM,)
 
 
 async def read_topology(js: JetStreamContext) -> Snapshot:
-    """List every stream and the consumers of the work stream (2 API calls, one more per extra page of
-    256). Raises the gamead error of a failed call (``nats_boundary``)."""
+    """List every stream and the consumers of every work stream (2 API calls, one more per other partition
+    and per extra page of 256). Raises the gamead error of a failed call (``nats_boundary``)."""
     streams: dict[str, StreamConfig] = {}
+    held: dict[str, int] = {}
     consumers: dict[tuple[str, str], ConsumerConfig] = {}
     calls = 0
     with nats_boundary():
@@ -121,10 +133,11 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
             for info in infos:
                 if info.config.name:
                     streams[info.config.name] = info.config
+                    held[info.config.name] = int(info.state.messages or 0) if info.state else 0
             offset += len(infos)
             if not infos or offset >= (page.total or 0):
                 break
-        for stream in _CONSUMER_STREAMS:
+        for stream in (*_CONSUMER_STREAMS, *sorted(s for s in streams if names.partition_of_stream(s))):
             if stream not in streams:
                 continue
             offset = 0
@@ -136,7 +149,7 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
                 offset += len(page_c)
                 if len(page_c) < 256:
                     break
-    return Snapshot(streams, consumers, calls)
+    return Snapshot(streams, consumers, calls, held)
 
 
 Outcome = Literal["ok", "created", "updated", "incompatible", "failed"]
@@ -198,6 +211,13 @@ async def _exists(js: JetStreamContext, w: Wanted) -> StreamConfig | ConsumerCon
         return (await js.stream_info(w.stream)).config
     except nats.js.errors.NotFoundError:
         return None
+
+
+async def is_missing(js: JetStreamContext, w: Wanted) -> bool:
+    """True if ``w`` really is missing (one INFO call: a cluster may list incompletely). Raises the gamead error
+    of a failed call."""
+    with nats_boundary():
+        return await _exists(js, w) is None
 
 
 async def _create(js: JetStreamContext, w: Wanted) -> None:
@@ -266,8 +286,12 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     """Compare every object with gamead's config and make it so: create the missing ones (``create``), update
     compatible limit changes (``update``). Never raises for an incompatible object (it is reported as such);
     an object JetStream refuses to create is reported ``failed`` with the gamead error. Raises the gamead
-    error of a failed listing (NATS unreachable and the like)."""
+    error of a failed listing (NATS unreachable and the like), and :class:`PartitionsChanged` when the work
+    streams that exist do not fit ``queue.partitions`` (:func:`partition_change`) and either still hold ads or
+    this is not a start-up check (``update`` False). A drained change at start-up is made: the partitions the
+    setting no longer has are deleted (each checked empty just before), the new ones created."""
     snap = snapshot or await read_topology(js)
+    await settle_partitions(js, partition_change(settings.queue.partitions, snap.work_streams()), update=update)
     wanted = wanted_topology(settings)
     calls = snap.calls
     states: list[ObjectState] = []

@@ -28,6 +28,7 @@ from gamead_core.audit.log import audit_stream_config
 from gamead_core.config import GameadSettings, QueueSettings, RecordSettings
 from gamead_core.jobs.store import jobs_kv_config
 from gamead_core.queue.dlq import dlq_stream_config
+from gamead_core.queue.partitions import per_partition_limit
 from gamead_core.registry import bucket_config as registry_bucket_config
 from gamead_core.store.retention import records_stream_config
 
@@ -36,35 +37,41 @@ from gamead_core.store.retention import records_stream_config
 MAX_ACK_PENDING = 20_000
 
 
-def stream_config(qs: QueueSettings) -> StreamConfig:
+def stream_config(qs: QueueSettings, partition: int = 0) -> StreamConfig:
+    """The work stream of ``partition`` (``GAMEAD_ADS`` for 0): ``queue.max_msgs``/``max_bytes`` split over the
+    ``queue.partitions`` streams (:func:`~gamead_core.queue.partitions.per_partition_limit`), ``queue.replicas``
+    replicas each."""
+    parts = qs.partitions
     return StreamConfig(
-        name=names.ADS_STREAM,
-        description="gamead work queue: one subject per priority level",
-        subjects=[names.ADS_SUBJECT_WILDCARD],
+        name=names.work_stream(partition),
+        description="gamead work queue: one subject per priority level"
+        + (f" (partition {partition} of {parts})" if parts > 1 else ""),
+        subjects=[names.work_wildcard(partition)],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         discard=DiscardPolicy.NEW,
-        max_msgs=qs.max_msgs,
-        max_bytes=qs.max_bytes,
+        max_msgs=per_partition_limit(qs.max_msgs, parts),
+        max_bytes=per_partition_limit(qs.max_bytes, parts),
         duplicate_window=qs.duplicate_window,
         num_replicas=qs.replicas,
         # direct gets in batches: how `gamead doctor` lists the waiting ads (1 API call per 1,000 messages; a
         # work-queue stream refuses the ordered consumer a listing would otherwise use)
         allow_direct=True,
+        metadata={names.PARTITIONS_METADATA: str(parts)},
     )
 
 
-def consumer_config(level: int, qs: QueueSettings) -> ConsumerConfig:
+def consumer_config(level: int, qs: QueueSettings, partition: int = 0) -> ConsumerConfig:
     """The durable pull consumer of one level. No delivery limit (``max_deliver = -1``): a delivery lost to
     our storage, a shutdown or another ad's crash is not an analysis attempt, so the analysis budget
     (``worker.max_attempts``) is kept in the ad's record instead (gamead_core.worker.budget), and JetStream
     never strands a message past its consumer."""
-    name = names.level_consumer(level)
+    name = names.level_consumer(level, partition)
     return ConsumerConfig(
         durable_name=name,
         name=name,
-        description=f"gamead workers, priority {level}",
-        filter_subject=names.level_subject(level),
+        description=f"gamead workers, priority {level}" + (f", partition {partition}" if partition else ""),
+        filter_subject=names.level_subject(level, partition),
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=qs.ack_wait,
@@ -146,12 +153,14 @@ def kv_stream_config(kv: KeyValueConfig) -> StreamConfig:
 def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
     """Every object gamead creates, in creation order (streams before their consumers)."""
     qs = settings.queue
+    parts = range(qs.partitions)
     return (
-        Wanted("stream", names.ADS_STREAM, names.ADS_STREAM, stream_config(qs), essential=True),
+        *(Wanted("stream", names.work_stream(p), names.work_stream(p), stream_config(qs, p), essential=True)
+          for p in parts),
         Wanted("stream", names.DLQ_STREAM, names.DLQ_STREAM, dlq_stream_config(settings.dlq, qs)),
         Wanted("stream", names.AUDIT_STREAM, names.AUDIT_STREAM, audit_stream_config(settings.audit, qs)),
-        *(Wanted("consumer", names.level_consumer(level), names.ADS_STREAM, consumer_config(level, qs))
-          for level in names.LEVELS),
+        *(Wanted("consumer", names.level_consumer(level, p), names.work_stream(p), consumer_config(level, qs, p))
+          for p in parts for level in names.LEVELS),
         Wanted("bucket", names.ADS_BUCKET, names.ADS_BUCKET_STREAM, kv_config(qs, settings.records), essential=True),
         Wanted("bucket", names.REGISTRY_BUCKET, names.kv_stream(names.REGISTRY_BUCKET),
                registry_bucket_config(settings.registry, qs.replicas)),
@@ -238,11 +247,71 @@ def compare_consumer(stream: str, wanted: ConsumerConfig, have: ConsumerConfig) 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What exists: stream name → config; (stream, consumer name) → config. ``calls``: API calls it took."""
+    """What exists: stream name → config; (stream, consumer name) → config. ``calls``: API calls it took.
+    ``held``: messages in each stream when the listing said (the work streams' are what a change of
+    ``queue.partitions`` looks at)."""
 
     streams: Mapping[str, StreamConfig]
     consumers: Mapping[tuple[str, str], ConsumerConfig]
     calls: int = 0
+    held: Mapping[str, int] = field(default_factory=dict)
+
+    def work_streams(self) -> dict[int, tuple[int | None, int]]:
+        """Partition → (the ``queue.partitions`` its stream was made with, messages it holds), for every work
+        stream that exists. A ``GAMEAD_ADS`` without the metadata is the single stream of an earlier version
+        (1); another partition's stream without it: None (unknown)."""
+        out: dict[int, tuple[int | None, int]] = {}
+        for name, config in self.streams.items():
+            p = names.partition_of_stream(name)
+            if p is None:
+                continue
+            declared = (config.metadata or {}).get(names.PARTITIONS_METADATA)
+            made_with = int(declared) if declared and declared.isdigit() else (1 if p == 0 else None)
+            out[p] = (made_with, int(self.held.get(name, 0)))
+        return out
+
+
+@dataclass(frozen=True)
+class PartitionChange:
+    """The work streams that exist do not match ``queue.partitions`` (``setting``): a change of the setting.
+    ``found``: partitions whose stream exists; ``made_with``: the settings they were made with; ``held``: ads in
+    them now. Safe only when ``drained`` (nothing can be stranded); otherwise a start is refused."""
+
+    setting: int
+    found: tuple[int, ...]
+    made_with: tuple[int | None, ...]
+    held: int
+
+    @property
+    def drained(self) -> bool:
+        return self.held == 0
+
+    @property
+    def removed(self) -> tuple[int, ...]:
+        """Partitions that exist and the setting no longer has (deleted by a drained change)."""
+        return tuple(p for p in self.found if p >= self.setting)
+
+    def describe(self) -> str:
+        """One line: what exists against the setting, and the fix."""
+        was = sorted({m for m in self.made_with if m is not None})
+        streams = ", ".join(names.work_stream(p) for p in self.found)
+        made = f"made with queue.partitions {'/'.join(map(str, was))}" if was else "made by hand"
+        return (f"queue.partitions is {self.setting} but the work streams on this NATS are {streams} ({made}) "
+                f"holding {self.held} ad(s); changing the partitions of a live queue would strand them: set "
+                f"queue.partitions back, or stop the API nodes, let the workers drain the queue, then start "
+                f"with the new setting (README: Partitions)")
+
+
+def partition_change(setting: int, existing: Mapping[int, tuple[int | None, int]]) -> PartitionChange | None:
+    """None when the work streams that exist fit ``queue.partitions`` = ``setting`` (none exists yet; or every
+    one is a partition below the setting and was made with this setting: a missing one was deleted and is simply
+    recreated). Otherwise the change, to be refused unless it is drained. Pure."""
+    if not existing:
+        return None
+    made_with = tuple(existing[p][0] for p in sorted(existing))
+    if all(p < setting for p in existing) and set(made_with) == {setting}:
+        return None
+    return PartitionChange(setting, tuple(sorted(existing)), made_with, sum(n for _, n in existing.values()))
 
 
 State = Literal["ok", "missing", "incompatible", "limits"]

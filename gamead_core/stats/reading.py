@@ -8,6 +8,10 @@ Glossary): ``pending`` (never delivered), ``ack_pending`` (delivered, not yet ac
 
 Each level is read on its own: one that cannot be read (its consumer deleted) is named in ``unreadable``
 with why, and the others are read as usual.
+
+With ``queue.partitions`` > 1 each level is read in every partition and the readings merged
+(:func:`gamead_core.queue.partitions.merge_depths`: counts summed, the oldest head); the work streams' states
+are summed. A level with one partition that cannot be read is unreadable as a whole (its counts would be short).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.queue.depth import LevelDepth, level_depth
+from gamead_core.queue.partitions import merge_depths
 from gamead_core.errors import error_text
 from gamead_core.registry import NodeInfo, Registry
 
@@ -34,8 +39,9 @@ class QueueReading:
     levels: tuple[LevelDepth, ...] = ()  #: the levels that could be read
     #: levels that could not be read, and why (``(3, "consumer not found")``)
     unreadable: tuple[tuple[int, str], ...] = ()
-    last_seq: int | None = None  #: the work stream's last sequence: every accepted submit or replay adds one
-    messages: int | None = None  #: messages in the work stream
+    #: the work stream's last sequence (summed over the partitions): every accepted submit or replay adds one
+    last_seq: int | None = None
+    messages: int | None = None  #: messages in the work stream(s)
     bytes: int | None = None
     nodes: tuple[NodeInfo, ...] | None = None  #: the registry's entries; None when it could not be read
     errors: tuple[str, ...] = ()  #: what could not be read (``"work stream: timeout"``)
@@ -58,13 +64,14 @@ class QueueReading:
         return None if self.nodes is None else tuple(n for n in self.nodes if n.role == "worker")
 
 
-async def read_queue(js: JetStreamContext, registry: Registry | None, now: float) -> QueueReading:
-    """Read every level (:func:`~gamead_core.queue.depth.level_depth`), the work stream's state and the
-    registry concurrently. Never raises for a part that cannot be read: it is left out and named in
-    ``errors`` (and, for a level, in ``unreadable``)."""
+async def read_queue(js: JetStreamContext, registry: Registry | None, now: float,
+                     partitions: int = 1) -> QueueReading:
+    """Read every level (:func:`~gamead_core.queue.depth.level_depth`) of every one of ``partitions`` work
+    streams (``queue.partitions``), the work streams' states and the registry concurrently. Never raises for a
+    part that cannot be read: it is left out and named in ``errors`` (and, for a level, in ``unreadable``)."""
     parts = await asyncio.gather(
-        asyncio.gather(*(level_depth(js, lvl, now) for lvl in names.LEVELS), return_exceptions=True),
-        js.stream_info(names.ADS_STREAM),
+        asyncio.gather(*(_level(js, lvl, now, partitions) for lvl in names.LEVELS), return_exceptions=True),
+        _streams(js, partitions),
         registry.list() if registry is not None else _none(),
         return_exceptions=True,
     )
@@ -83,8 +90,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
             readable.append(got)
     last_seq = messages = size = None
     if not isinstance(stream, BaseException):
-        st = stream.state
-        last_seq, messages, size = int(st.last_seq or 0), int(st.messages or 0), int(st.bytes or 0)
+        last_seq, messages, size = stream
     return QueueReading(
         t=now,
         connected=True,
@@ -96,6 +102,19 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         nodes=None if isinstance(nodes, BaseException) or nodes is None else tuple(nodes),
         errors=tuple(errors),
     )
+
+
+async def _level(js: JetStreamContext, level: int, now: float, partitions: int) -> LevelDepth:
+    """One level over every partition, merged; raises the first partition's error."""
+    depths = await asyncio.gather(*(level_depth(js, level, now, p) for p in range(partitions)))
+    return merge_depths(level, depths)
+
+
+async def _streams(js: JetStreamContext, partitions: int) -> tuple[int, int, int]:
+    """(last sequence, messages, bytes) summed over the work streams."""
+    infos = await asyncio.gather(*(js.stream_info(names.work_stream(p)) for p in range(partitions)))
+    return (sum(int(i.state.last_seq or 0) for i in infos), sum(int(i.state.messages or 0) for i in infos),
+            sum(int(i.state.bytes or 0) for i in infos))
 
 
 def _none() -> Awaitable[Any]:

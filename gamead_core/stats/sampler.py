@@ -170,9 +170,10 @@ class QueueSampler:
             self._append(sample)
             return sample
         if self.sections:
-            reading, extra = await asyncio.gather(read_queue(js, self.registry, now), self._sections(js))
+            reading, extra = await asyncio.gather(read_queue(js, self.registry, now, self.settings.queue.partitions),
+                                                   self._sections(js))
         else:
-            reading, extra = await read_queue(js, self.registry, now), []
+            reading, extra = await read_queue(js, self.registry, now, self.settings.queue.partitions), []
         self.errors = [*reading.errors, *extra]
         sample = self._derive(reading)
         self._append(sample)

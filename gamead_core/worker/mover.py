@@ -10,7 +10,8 @@ not move past it, so the floor alone does not tell.)
 The count is exact and needs no record: on a level, every message in the stream is either new
 (``num_pending``), delivered and not yet acknowledged (``num_ack_pending``: in flight or due back), or
 stranded. So ``stranded = messages on the level subject − num_pending − num_ack_pending``
-(:func:`stranded_count`; one ``stream_info`` with a subject filter and one ``consumer_info`` per level —
+(:func:`stranded_count`; one ``stream_info`` with a subject filter and one ``consumer_info`` per level and
+work-stream partition, ``queue.partitions`` —
 what ``gamead doctor`` can report as "past its consumer's delivery budget"). Which ones: the messages at or
 below the consumer's delivered sequence are the delivered ones; when none of them is pending
 (``num_ack_pending`` = 0) they are all stranded, otherwise the stale ones are (their record has not moved
@@ -81,12 +82,15 @@ async def _record_of(store: AdStore, ad_id: str, data: bytes) -> AdRecord:
 
 
 async def settle_stranded(
-    js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings: GameadSettings, seq: int, report: SweepReport
+    js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings: GameadSettings, seq: int, report: SweepReport,
+    partition: int = 0,
 ) -> None:
-    """Re-queue, dead-letter or remove the stranded work-stream message ``seq`` (see the module doc)."""
+    """Re-queue, dead-letter or remove the stranded message ``seq`` of work-stream ``partition`` (see the module
+    doc). A re-queued ad goes to its own partition (``queue.partitions``)."""
+    stream = names.work_stream(partition)
     with nats_boundary():
         try:
-            raw = await js.get_msg(names.ADS_STREAM, seq)
+            raw = await js.get_msg(stream, seq)
         except nats.js.errors.NotFoundError:
             return
     ad_id = (raw.headers or {}).get(names.HDR_AD_ID)
@@ -103,22 +107,24 @@ async def settle_stranded(
         log.warning("ad %s was stranded past its budget: dead-lettered", ad_id, extra={"ad_id": ad_id})
     else:
         await publish_ad(js, ad_id=ad_id, level=names.level_of_subject(raw.subject), payload=raw.data,
-                         timeout=settings.nats.request_timeout, msg_id=f"revive:{ad_id}:{seq}")
+                         timeout=settings.nats.request_timeout, msg_id=f"revive:{ad_id}:{seq}",
+                         partitions=settings.queue.partitions)
         report.requeued += 1
         log.warning("ad %s was stranded in the work stream: queued again", ad_id, extra={"ad_id": ad_id})
-    await delete_if_present(js, names.ADS_STREAM, seq)
+    await delete_if_present(js, stream, seq)
 
 
-async def stranded_count(js: JetStreamContext, level: int) -> tuple[int, ConsumerInfo | None]:
-    """How many messages of ``level`` its consumer gave up on (see the module doc), and the consumer info
-    it was computed with (None, and 0, when the consumer is missing)."""
+async def stranded_count(js: JetStreamContext, level: int, partition: int = 0) -> tuple[int, ConsumerInfo | None]:
+    """How many messages of ``level`` in work-stream ``partition`` its consumer gave up on (see the module doc),
+    and the consumer info it was computed with (None, and 0, when the consumer is missing)."""
+    subject = names.level_subject(level, partition)
     with nats_boundary():
         try:
-            info = await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))
+            info = await js.consumer_info(names.work_stream(partition), names.level_consumer(level, partition))
         except nats.js.errors.NotFoundError:
             return 0, None  # the consumer is missing (the topology check recreates it)
-        stream = await js.stream_info(names.ADS_STREAM, subjects_filter=names.level_subject(level))
-    total = int((stream.state.subjects or {}).get(names.level_subject(level), 0))
+        stream = await js.stream_info(names.work_stream(partition), subjects_filter=subject)
+    total = int((stream.state.subjects or {}).get(subject, 0))
     return max(0, total - int(info.num_pending or 0) - int(info.num_ack_pending or 0)), info
 
 
@@ -135,12 +141,13 @@ def _stale(record: AdRecord | None, published: float, now: float, settings: Game
 
 async def stranded(
     js: JetStreamContext, level: int, settings: GameadSettings | None = None, store: AdStore | None = None,
-    limit: int = SWEEP_BATCH,
+    limit: int = SWEEP_BATCH, partition: int = 0,
 ) -> list[int]:
-    """Sequences of the stranded messages of ``level``, oldest first (at most ``limit``, and never more than
-    :func:`stranded_count`). While some delivery of the level is pending, only messages whose record is
-    stale count (``settings`` and ``store`` are needed for that; without them none is named)."""
-    count, info = await stranded_count(js, level)
+    """Sequences of the stranded messages of ``level`` in work-stream ``partition``, oldest first (at most
+    ``limit``, and never more than :func:`stranded_count`). While some delivery of the level is pending, only
+    messages whose record is stale count (``settings`` and ``store`` are needed for that; without them none is
+    named)."""
+    count, info = await stranded_count(js, level, partition)
     if not count or info is None:
         return []
     delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0
@@ -152,7 +159,8 @@ async def stranded(
     while len(out) < min(limit, count) and seq < delivered:
         with nats_boundary():
             try:
-                raw = await js.get_msg(names.ADS_STREAM, seq=seq + 1, subject=names.level_subject(level), next=True)
+                raw = await js.get_msg(names.work_stream(partition), seq=seq + 1,
+                                       subject=names.level_subject(level, partition), next=True)
             except nats.js.errors.NotFoundError:
                 break
         seq = raw.seq or 0
@@ -172,11 +180,13 @@ async def stranded(
 
 
 async def sweep(js: JetStreamContext, store: AdStore, dlq: DeadLetters, settings: GameadSettings) -> SweepReport:
-    """Find and settle every stranded message of every level (up to ``SWEEP_BATCH`` per level)."""
+    """Find and settle every stranded message of every level of every partition (up to ``SWEEP_BATCH`` per level
+    and partition)."""
     report = SweepReport()
-    for level in names.LEVELS:
-        for seq in await stranded(js, level, settings, store):
-            await settle_stranded(js, store, dlq, settings, seq, report)
+    for partition in range(settings.queue.partitions):
+        for level in names.LEVELS:
+            for seq in await stranded(js, level, settings, store, partition=partition):
+                await settle_stranded(js, store, dlq, settings, seq, report, partition)
     if report.total:
         log.warning("sweep: %d stranded ad(s) queued again, %d dead-lettered, %d leftovers removed",
                     report.requeued, report.dead_lettered, report.removed)

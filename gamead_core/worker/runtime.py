@@ -94,7 +94,8 @@ class Worker:
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()
         self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
-        self._held: dict[int, HeldAd] = {}  #: stream seq → the delivery this worker holds
+        #: (stream, stream seq) → the delivery this worker holds (a sequence alone repeats across partitions)
+        self._held: dict[tuple[str, int], HeldAd] = {}
         self._gate = SoloGate()
         self._nc: NATS | None = None
         self._dlq: DeadLetters | None = None
@@ -224,7 +225,7 @@ class Worker:
                     continue
                 for msg in msgs:
                     meta = msg.metadata
-                    self._held[meta.sequence.stream] = HeldAd(
+                    self._held[(meta.stream, meta.sequence.stream)] = HeldAd(
                         ad_id=(msg.headers or {}).get(names.HDR_AD_ID, "?"),
                         delivery=delivery_id(meta.sequence.stream, meta.num_delivered or 1),
                         ack_subject=msg.reply or "",
@@ -272,5 +273,5 @@ class Worker:
         try:
             await self._handler(msg)
         finally:
-            self._held.pop(msg.metadata.sequence.stream, None)
+            self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream), None)
             self.stats.in_flight = len(self._held)

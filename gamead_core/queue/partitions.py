@@ -1,0 +1,84 @@
+"""Which work-stream partition an ad goes to (``queue.partitions``), and how partitions are read together.
+
+Pure, no I/O. With ``queue.partitions: N`` the work queue is N streams (:func:`gamead_core.names.work_stream`:
+``GAMEAD_ADS``, ``GAMEAD_ADS_1`` … ``GAMEAD_ADS_<N-1>``), each with one subject and one durable pull consumer per
+level, so a cluster can place their leaders on different servers. An ad's partition is
+``crc32(ad id) mod N`` (:func:`partition_of`): stable across processes, versions and machines (Python's ``hash``
+of a string is salted per process), so every publish of one ad — the submit, a retried submit with the same
+``Nats-Msg-Id``, the sweep's re-publish, a DLQ replay, a doctor repair — reaches the same stream, where
+JetStream's duplicate window (which is per stream) sees it.
+
+A level's view across partitions (:func:`merge_depths`): pending, ack pending and redelivered add up; the
+oldest pending ad is the oldest of the partitions' heads. So the aging order of
+:mod:`gamead_core.queue.aging` holds across partitions: a level's score uses its oldest ad, wherever it waits.
+
+The worker (:mod:`gamead_core.queue.pull`) reads each level in every partition; a pull of the level goes first
+to the partition with the oldest head, then to the others that have something waiting (:func:`oldest_first`).
+An idle worker keeps one long poll per level *and partition*: 5 × N waiting pull requests at the server, each
+re-placed every ``queue.idle_wait`` seconds (5 N / idle_wait requests a second per idle worker: 3 a second for
+N = 3 at the default 5 s), and a look at the heads reads 5 × N consumers (concurrently). A partition that cannot
+be read makes its whole level unreadable for its back-off (the level's counts would be short otherwise).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+from gamead_core import names
+from gamead_core.queue.depth import LevelDepth
+
+
+def partition_of(ad_id: str, partitions: int) -> int:
+    """The partition (0 … ``partitions`` − 1) of ``ad_id``: ``crc32(utf-8 ad id) mod partitions`` (zlib's CRC-32,
+    the same on every machine). Raises ValueError for ``partitions`` outside 1 … ``names.MAX_PARTITIONS``."""
+    if not 1 <= partitions <= names.MAX_PARTITIONS:
+        raise ValueError(f"partitions must be 1-{names.MAX_PARTITIONS}, got {partitions!r}")
+    if partitions == 1:
+        return 0
+    return zlib.crc32(ad_id.encode()) % partitions
+
+
+def work_streams(partitions: int) -> tuple[str, ...]:
+    """The work streams of ``partitions`` partitions, partition 0 first (``("GAMEAD_ADS",)`` for one)."""
+    return tuple(names.work_stream(p) for p in range(partitions))
+
+
+def per_partition_limit(total: int, partitions: int) -> int:
+    """A stream limit (``queue.max_msgs``, ``max_bytes``) split over the partitions so that their sum is the
+    setting: ⌈total / partitions⌉; ``-1`` (unlimited) stays ``-1``."""
+    if total < 0 or partitions <= 1:
+        return total
+    return -(-total // partitions)
+
+
+def merge_depths(level: int, depths: Iterable[LevelDepth]) -> LevelDepth:
+    """One level read over every partition: ``pending``, ``ack_pending`` and ``redelivered`` summed, the oldest
+    ``oldest_age`` (None when no partition has a pending ad). ``ack_floor`` and ``delivered_seq`` are stream
+    sequences, which mean nothing summed: they are kept only for a single partition (else 0)."""
+    depths = list(depths)
+    if len(depths) == 1:
+        return depths[0]
+    ages = [d.oldest_age for d in depths if d.oldest_age is not None]
+    return LevelDepth(level, sum(d.pending for d in depths), sum(d.ack_pending for d in depths),
+                      sum(d.redelivered for d in depths), max(ages) if ages else None)
+
+
+def oldest_first(depths: dict[int, LevelDepth]) -> list[int]:
+    """Partitions of one level with a pending ad, the one with the oldest head first (ties: lower partition),
+    then the partitions with nothing pending but ack pending ads (redeliveries may come due there). Which
+    partition a level's pull goes to first."""
+    pending = sorted((p for p, d in depths.items() if d.pending),
+                     key=lambda p: (-(depths[p].oldest_age or 0.0), p))
+    return pending + sorted(p for p, d in depths.items() if not d.pending and d.ack_pending)
+
+
+def partition_of_msg(msg: object) -> int:
+    """The partition a delivered JetStream message came from (its ack subject names the stream); 0 if unknown."""
+    try:
+        return names.partition_of_stream(msg.metadata.stream) or 0  # type: ignore[attr-defined]
+    except (ValueError, IndexError, AttributeError):
+        return 0
+
+
+__all__ = ["merge_depths", "oldest_first", "partition_of", "partition_of_msg", "per_partition_limit", "work_streams"]

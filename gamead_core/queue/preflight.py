@@ -1,0 +1,54 @@
+"""The start-up check of ``gamead serve`` for a change of ``queue.partitions`` (see
+:mod:`gamead_core.queue.repartition`).
+
+An API node connects to NATS in the background and serves 503 until it can (NATS may come up after it), so its
+own topology check cannot stop the process. This one runs before the server starts: when NATS answers and its
+work streams hold ads under another ``queue.partitions``, ``gamead serve`` ends with one line and exit code 5
+(:class:`~gamead_core.errors.PartitionsChanged`). When NATS does not answer within ``nats.connect_timeout`` the
+check is skipped after at most ``nats.connect_timeout`` + 1 s (the node's own start-up check refuses to take submits instead: ``/readyz`` says why). Workers
+check in :func:`gamead_core.queue.topology.ensure_topology`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import nats.errors
+
+from gamead_core.config import GameadSettings
+from gamead_core.errors import PartitionsChanged, QueueUnavailable
+from gamead_core.queue.connection import close_connection, connect_options
+from gamead_core.queue.topology import partition_change, read_topology
+
+
+async def check_partitions(settings: GameadSettings, url: str) -> None:
+    """Raise :class:`PartitionsChanged` if the work streams on ``url`` hold ads and do not fit
+    ``queue.partitions``; return quietly when they fit, when the change is drained (the node's start-up makes
+    it), or when NATS cannot be reached or read."""
+    async def quiet(exc: Exception) -> None:  # a NATS away is no news here (nats-py would log a traceback)
+        return None
+
+    options = {**connect_options(settings.nats, url, name="gamead-serve-check"),
+               "allow_reconnect": False, "max_reconnect_attempts": 0, "error_cb": quiet}  # never wait for NATS
+    try:
+        nc = await asyncio.wait_for(nats.connect(**options), settings.nats.connect_timeout + 1)
+    except (OSError, nats.errors.Error, asyncio.TimeoutError):
+        return
+    try:
+        snapshot = await read_topology(nc.jetstream(timeout=settings.nats.request_timeout))
+    except QueueUnavailable:
+        return
+    finally:
+        await close_connection(nc)
+    change = partition_change(settings.queue.partitions, snapshot.work_streams())
+    if change is not None and not change.drained:
+        raise PartitionsChanged(change.describe())
+
+
+def refuse_partition_change(settings: GameadSettings, url: str) -> None:
+    """:func:`check_partitions` from synchronous code (``gamead serve``, before its event loop starts)."""
+    asyncio.run(check_partitions(settings, url))
+
+
+__all__ = ["check_partitions", "refuse_partition_change"]
