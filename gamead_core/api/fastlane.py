@@ -1,0 +1,113 @@
+"""The submit routes (``POST /ads``, ``POST /ads/batch``) served without the framework's middleware stack.
+
+A ``POST /ads`` through FastAPI passes nine ASGI layers before its endpoint (FastAPI's telemetry and body-limit
+wrappers, Starlette's server-error and exception middleware, FastAPI's exit stack, the router's match over
+every route, ``request_response``) and five of them are there for features the submit routes do not use. On
+this machine they were ~60 of the ~280 µs of CPU a submit cost in-process (py-spy, ``benchmarks/
+bench_submit_profile.py``; issue 14.4). The fast lane keeps every layer that *does* something for these
+routes, in the same order, and drops the rest:
+
+=====================================  =========================================================================
+layer (outermost first)                in the fast lane
+=====================================  =========================================================================
+``HttpMetrics`` (when metrics are on)  yes: counts and times every request, refusals included
+``AuditGate``                          no: it passes everything outside ``/v1`` straight through
+``GateMiddleware``                     yes: body cap → auth → role → rate limit, unchanged
+exception handlers                     yes: the app's own (``install_error_handlers``), looked up by class as
+                                       Starlette's ``ExceptionMiddleware`` does; an unhandled error gets the
+                                       app's 500 handler and is re-raised, as ``ServerErrorMiddleware`` does
+routing                                a dict lookup on (method, path); ``scope["route"]`` is the app's own
+                                       ``Route`` (so the metrics label is the route's path)
+=====================================  =========================================================================
+
+The endpoints are the very functions the app's routes call. The lane is off when FastAPI's own
+OpenTelemetry server spans are on (tracing), when the app has a ``root_path``, and for every other method or
+path: those requests take the full stack.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+__all__ = ["FastLane"]
+
+
+class _Endpoints:
+    """The innermost layer: the endpoint of the matched route, with the app's exception handlers around it."""
+
+    def __init__(self, app: Any, routes: dict[str, Route]) -> None:
+        self.app = app
+        self.routes = routes
+        self._handlers: dict[type[BaseException], Handler] | None = None
+        self._server_error: Handler | None = None
+
+    def _handler(self, exc: Exception) -> Handler | None:
+        """The handler the app registered for ``exc``'s nearest class (Starlette's lookup by MRO); status-code
+        handlers (for an ``HTTPException``) first, as Starlette's ``ExceptionMiddleware`` does."""
+        if self._handlers is None:
+            handlers = dict(self.app.exception_handlers)
+            self._server_error = handlers.pop(Exception, None) or handlers.pop(500, None)
+            self._status_handlers = {k: v for k, v in handlers.items() if isinstance(k, int)}
+            self._handlers = {k: v for k, v in handlers.items() if isinstance(k, type)}
+        if isinstance(exc, HTTPException) and exc.status_code in self._status_handlers:
+            return self._status_handlers[exc.status_code]  # type: ignore[no-any-return]
+        for cls in type(exc).__mro__:
+            if cls in self._handlers:
+                return self._handlers[cls]
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes[scope["path"]]
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {}
+        request = Request(scope, receive)
+        try:  # the endpoint returns its response unsent: an error here is always before the answer started
+            response = await route.endpoint(request)
+        except Exception as exc:  # noqa: BLE001 - answered with the app's handler for it
+            handler = self._handler(exc)
+            if handler is not None:
+                response = await handler(request, exc)
+                await response(scope, receive, send)
+                return
+            server_error = self._server_error
+            if server_error is not None:  # as ServerErrorMiddleware: answer 500, then re-raise for the server
+                response = await server_error(request, exc)
+                await response(scope, receive, send)
+            raise
+        await response(scope, receive, send)
+
+
+class FastLane:
+    """Serve ``routes`` (path → the app's ``Route`` for POST) through ``middleware`` (the app's own classes,
+    outermost first, each ``(cls, kwargs)``) and the app's exception handlers. ``match(scope)`` says whether a
+    request is one of them; the caller sends everything else to the full app."""
+
+    def __init__(self, app: Any, routes: dict[str, Route],
+                 middleware: list[tuple[type, dict[str, Any]]]) -> None:
+        self.paths = frozenset(routes)
+        stack: ASGIApp = _Endpoints(app, routes)
+        for cls, kwargs in reversed(middleware):
+            stack = cls(stack, **kwargs)
+        self.stack = stack
+
+    def match(self, scope: Scope) -> bool:
+        """True for an HTTP ``POST`` to one of the lane's paths, without a ``root_path``."""
+        return (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths
+                and not scope.get("root_path"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stack(scope, receive, send)
