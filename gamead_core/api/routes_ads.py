@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
-from gamead_core.api.body import body_schema, parse_body
+from gamead_core.api.body import body_bytes, body_schema, parse_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import ValidationFailed
 from gamead_core.api.responses import json_response as _json
@@ -51,7 +51,7 @@ async def submit(request: Request) -> Response:
         raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
                                details=[{"loc": "Idempotency-Key", "msg": "length out of range"}])
     settings = request.app.state.settings
-    ad = parse_body(await request.body(), AdSubmission, settings.api.max_body_bytes)  # any Content-Type
+    ad = parse_body(await body_bytes(request), AdSubmission, settings.api.max_body_bytes)  # any Content-Type
     if idempotency_key is None:
         accepted = await _link(request).intake.submit(ad)
     else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)

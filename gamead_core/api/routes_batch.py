@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
-from gamead_core.api.body import body_schema
+from gamead_core.api.body import body_bytes, body_schema
 from gamead_core.api.contract import ErrorBody, error_responses
 from gamead_core.api.errors import (
     BatchTooLarge,
@@ -153,7 +153,7 @@ def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
 async def submit_batch(request: Request) -> Response:
     """The batch route as a plain Starlette endpoint (as ``POST /ads``); the FastAPI route documents it."""
     settings = request.app.state.settings
-    raw = parse_batch(await request.body(), settings.api.batch_max, settings.api.batch_max_body_bytes)
+    raw = parse_batch(await body_bytes(request), settings.api.batch_max, settings.api.batch_max_body_bytes)
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
