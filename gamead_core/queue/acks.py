@@ -11,7 +11,8 @@ Why not nats-py's own calls:
 
 :func:`publish_acked` publishes with a reply subject of its own connection-wide wildcard subscription
 (``_INBOX.<nuid>.*``, made on first use; nats-py re-subscribes it after a reconnect), resolves the future with
-nats-py's :class:`~nats.js.api.PubAck` or the error nats-py would have raised (``APIError`` subclasses,
+an :class:`Ack` (the fields of nats-py's ``PubAck`` gamead reads; ``PubAck.from_response`` walks every
+dataclass field per message) or the error nats-py would have raised (``APIError`` subclasses,
 ``NoStreamResponseError`` for a no-responders status), and keeps the deadline with
 :func:`gamead_core.queue.deadlines.expire_after`. Futures leave the map when they are done (answered, expired
 or cancelled): memory is bounded by the publishes in flight within one timeout.
@@ -20,24 +21,33 @@ or cancelled): memory is bounded by the publishes in flight within one timeout.
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 from weakref import WeakKeyDictionary
 
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError
 
 from gamead_core.queue.deadlines import expire_after
 
-__all__ = ["parse_ack", "pending", "publish_acked"]
+__all__ = ["Ack", "parse_ack", "pending", "publish_acked"]
 
 _NO_RESPONDERS = "503"
 
 
-def parse_ack(msg: Msg) -> PubAck:
-    """The :class:`PubAck` of a JetStream publish reply. Raises what ``js.publish`` raises for it:
+class Ack(NamedTuple):
+    """JetStream's answer to a stored publish (``{"stream", "seq", "duplicate"}``, nats-server ``JSPubAckResponse``).
+    ``seq`` of a ``duplicate`` is the first message's with that ``Nats-Msg-Id``."""
+
+    stream: str | None
+    seq: int
+    duplicate: bool
+
+
+def parse_ack(msg: Msg) -> Ack:
+    """The :class:`Ack` of a JetStream publish reply. Raises what ``js.publish`` raises for it:
     ``NoStreamResponseError`` (no stream listens on the subject), the ``APIError`` subclass of an error reply
     (``nats.js.errors.APIError.from_error``: ``ServiceUnavailableError`` for 503 …), ``APIError`` for a reply
     that is not JSON."""
@@ -53,7 +63,7 @@ def parse_ack(msg: Msg) -> PubAck:
     error = resp.get("error")
     if error is not None:
         raise APIError.from_error(error)  # raises the specific class itself for most codes
-    return PubAck.from_response(resp)
+    return Ack(resp.get("stream"), int(resp.get("seq") or 0), bool(resp.get("duplicate")))
 
 
 class _Acks:
@@ -64,7 +74,7 @@ class _Acks:
         self._prefix = ""
         self._cut = 0
         self._next = 0
-        self._futures: dict[str, asyncio.Future[PubAck]] = {}
+        self._futures: dict[str, asyncio.Future[Ack]] = {}
         self._lock = asyncio.Lock()
 
     async def _subscribe(self) -> None:
@@ -86,12 +96,12 @@ class _Acks:
             future.set_exception(exc)
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str], timeout: float
-                      ) -> asyncio.Future[PubAck]:
+                      ) -> asyncio.Future[Ack]:
         if not self._prefix:
             await self._subscribe()
         self._next += 1
         token = str(self._next)
-        future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         futures = self._futures
         futures[token] = future
         future.add_done_callback(lambda _: futures.pop(token, None))
@@ -108,7 +118,7 @@ _ACKS: WeakKeyDictionary[NATS, _Acks] = WeakKeyDictionary()
 
 
 async def publish_acked(js: JetStreamContext, subject: str, payload: bytes, *, headers: dict[str, str],
-                        timeout: float) -> asyncio.Future[PubAck]:
+                        timeout: float) -> asyncio.Future[Ack]:
     """Publish to a JetStream subject and return the future of its ack (``timeout`` seconds from now, then
     ``asyncio.TimeoutError``). Raises nats-py's errors if the publish itself fails (connection closed,
     reconnect buffer full …); the future carries the ack's errors (see :func:`parse_ack`). Call it inside
