@@ -10,12 +10,13 @@ routes, in the same order, and drops the rest:
 =====================================  =========================================================================
 layer (outermost first)                in the fast lane
 =====================================  =========================================================================
+server errors                          yes, outermost: an error no handler takes gets the app's 500 handler (if
+                                       no answer started) and is re-raised, as ``ServerErrorMiddleware`` does
 ``HttpMetrics`` (when metrics are on)  yes: counts and times every request, refusals included
 ``AuditGate``                          no: it passes everything outside ``/v1`` straight through
 ``GateMiddleware``                     yes: body cap → auth → role → rate limit, unchanged
 exception handlers                     yes: the app's own (``install_error_handlers``), looked up by class as
-                                       Starlette's ``ExceptionMiddleware`` does; an unhandled error gets the
-                                       app's 500 handler and is re-raised, as ``ServerErrorMiddleware`` does
+                                       Starlette's ``ExceptionMiddleware`` does
 routing                                a dict lookup on (method, path); ``scope["route"]`` is the app's own
                                        ``Route`` (so the metrics label is the route's path)
 =====================================  =========================================================================
@@ -35,7 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,15 @@ class _Endpoints:
         self.app = app
         self.routes = routes
         self._handlers: dict[type[BaseException], Handler] | None = None
-        self._server_error: Handler | None = None
+        self._status_handlers: dict[int, Handler] = {}
 
     def _handler(self, exc: Exception) -> Handler | None:
         """The handler the app registered for ``exc``'s nearest class (Starlette's lookup by MRO); status-code
         handlers (for an ``HTTPException``) first, as Starlette's ``ExceptionMiddleware`` does."""
         if self._handlers is None:
             handlers = dict(self.app.exception_handlers)
-            self._server_error = handlers.pop(Exception, None) or handlers.pop(500, None)
+            handlers.pop(Exception, None)  # the 500 handler: the lane's outermost layer (FastLane) runs it
+            handlers.pop(500, None)
             self._status_handlers = {k: v for k, v in handlers.items() if isinstance(k, int)}
             self._handlers = {k: v for k, v in handlers.items() if isinstance(k, type)}
         if isinstance(exc, HTTPException) and exc.status_code in self._status_handlers:
@@ -77,17 +79,11 @@ class _Endpoints:
         request = Request(scope, receive)
         try:  # the endpoint returns its response unsent: an error here is always before the answer started
             response = await route.endpoint(request)
-        except Exception as exc:  # noqa: BLE001 - answered with the app's handler for it
+        except Exception as exc:
             handler = self._handler(exc)
-            if handler is not None:
-                response = await handler(request, exc)
-                await response(scope, receive, send)
-                return
-            server_error = self._server_error
-            if server_error is not None:  # as ServerErrorMiddleware: answer 500, then re-raise for the server
-                response = await server_error(request, exc)
-                await response(scope, receive, send)
-            raise
+            if handler is None:
+                raise  # to the lane's outermost layer, as to ServerErrorMiddleware
+            response = await handler(request, exc)
         await response(scope, receive, send)
 
 
@@ -98,6 +94,7 @@ class FastLane:
 
     def __init__(self, app: Any, routes: dict[str, Route],
                  middleware: list[tuple[type, dict[str, Any]]]) -> None:
+        self.app = app
         self.paths = frozenset(routes)
         stack: ASGIApp = _Endpoints(app, routes)
         for cls, kwargs in reversed(middleware):
@@ -110,4 +107,21 @@ class FastLane:
                 and not scope.get("root_path"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.stack(scope, receive, send)
+        """Run the lane; an error no handler took is answered as Starlette's ``ServerErrorMiddleware`` answers it
+        (the app's handler for ``Exception``, a JSON 500, if no response has started), then re-raised for the
+        server to log."""
+        started = False
+
+        async def sender(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.stack(scope, receive, sender)
+        except Exception as exc:
+            handler = self.app.exception_handlers.get(Exception) or self.app.exception_handlers.get(500)
+            if handler is not None and not started:
+                response = await handler(Request(scope, receive), exc)
+                await response(scope, receive, send)
+            raise
