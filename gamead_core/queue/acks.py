@@ -30,6 +30,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError
 
+from gamead_core import names
 from gamead_core.queue.deadlines import expire_after
 
 __all__ = ["Ack", "parse_ack", "pending", "publish_acked"]
@@ -52,7 +53,7 @@ def parse_ack(msg: Msg) -> Ack:
     (``nats.js.errors.APIError.from_error``: ``ServiceUnavailableError`` for 503 …), ``APIError`` for a reply
     that is not JSON."""
     headers = msg.headers
-    if headers and headers.get("Status") == _NO_RESPONDERS:
+    if headers and headers.get(names.HDR_STATUS) == _NO_RESPONDERS:
         raise NoStreamResponseError
     try:
         resp = orjson.loads(msg.data)

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ulid import ULID
 
+from gamead_core import names
 from gamead_core.errors import QueueFull, QueueUnavailable
 from gamead_core.intake import new_ad_id
 from gamead_core.queue import deadlines
@@ -110,7 +111,7 @@ def test_an_error_ack_raises_the_error_the_boundary_maps_to_queue_full() -> None
     with pytest.raises(QueueFull, match="maximum messages exceeded"), nats_boundary():
         parse_ack(_reply(full))
     with pytest.raises(nats.js.errors.NoStreamResponseError):
-        parse_ack(_reply(b"", {"Status": "503"}))
+        parse_ack(_reply(b"", {names.HDR_STATUS: "503"}))
     with pytest.raises(nats.js.errors.APIError, match="not JSON"):
         parse_ack(_reply(b"<html>"))
 
