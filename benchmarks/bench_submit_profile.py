@@ -2,14 +2,23 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_submit_profile.py            # ~30 s
+    .venv/bin/python benchmarks/bench_submit_profile.py            # in-process, ~30 s
     .venv/bin/python benchmarks/bench_submit_profile.py --profile  # and the top functions (cProfile)
+    .venv/bin/python benchmarks/bench_submit_profile.py --http     # over HTTP, both apps served by uvicorn, ~1 min
 
-Both apps are driven in this process through ASGI directly (no HTTP server, no sockets to the client: the
-uvicorn/httptools share is the same for both and is measured by ``bench_pipeline.py``), 64 requests in flight,
-alternating rounds, same bodies (``gamead_cli.generate``). gamead's app runs its real lifespan on an embedded
-``nats-server`` (the publish and its ack are real). Printed: CPU µs per request of each (median of rounds) and
-the ratio plain / gamead, which bounds what the HTTP server can reach with the same uvicorn in front.
+In-process (default): both apps are driven in this process through ASGI directly (no HTTP server, no sockets
+to the client), on uvloop as ``gamead serve`` runs (``--loop asyncio`` for the stdlib loop), 64 requests in
+flight, alternating rounds, same bodies (``gamead_cli.generate``). gamead's app runs its real lifespan on an
+embedded ``nats-server`` (the publish and its ack are real). Printed: CPU µs per request of each (median of
+rounds) and the ratio plain / gamead.
+
+``--http``: the same comparison as a client sees it. One embedded ``nats-server`` and ``gamead serve`` (log
+level WARNING, rate limit on but out of reach, as in ``bench_pipeline.py``), and the plain app under uvicorn with
+the same loop and HTTP parser (uvloop, httptools, no access log). ``--rounds`` alternating pairs of closed-loop
+phases from ``bench_batch.py``'s load generator (a process of its own, raw keep-alive HTTP/1.1, 64 connections,
+1 s warm-up, ``--duration`` s measured). Printed per phase: requests answered 202 per second and the server's
+CPU µs per request; then the ratio gamead / plain of the rates per round and its median (target ≥ 0.7).
+Every process started is stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -18,14 +27,17 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fastapi import FastAPI, Request  # noqa: E402
@@ -39,12 +51,17 @@ from gamead_core.models import AdSubmission  # noqa: E402
 
 
 def plain_app() -> FastAPI:
+    """The peer: FastAPI validating the body as gamead does (pydantic strict, JSON text) and answering 202."""
     app = FastAPI()
 
     @app.post("/ads", status_code=202)
     async def submit(request: Request) -> Response:
         AdSubmission.model_validate_json(await request.body(), strict=True)
         return Response(b'{"id":"x"}', status_code=202, media_type="application/json")
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        return Response(b"{}", media_type="application/json")
 
     return app
 
@@ -98,7 +115,8 @@ async def main(args: argparse.Namespace) -> None:
                 g.append(await rounds(gamead, bodies, args.requests))
                 p.append(await rounds(plain, bodies, args.requests))
             gm, pm = statistics.median(g) * 1e6, statistics.median(p) * 1e6
-            print(f"CPU per request, median of {args.rounds} rounds x {args.requests:,} (ASGI, no HTTP server):")
+            print(f"CPU per request, median of {args.rounds} rounds x {args.requests:,} (ASGI, no HTTP server, "
+                  f"{args.loop}, load average {load_average()}):")
             print(f"  plain FastAPI, validate the body and answer 202   {pm:7.1f} µs")
             print(f"  gamead POST /ads (gate, validate, publish + ack)   {gm:7.1f} µs")
             print(f"  ratio plain / gamead: {pm / gm:.2f} (gamead spends {gm - pm:.0f} µs more per request)")
@@ -112,9 +130,89 @@ async def main(args: argparse.Namespace) -> None:
         server.stop()
 
 
+class PlainServer:
+    """:func:`plain_app` under uvicorn, as ``gamead serve`` runs (uvloop, httptools, no access log)."""
+
+    def __init__(self, procs: Any, nats_pid: int) -> None:
+        from bench_pipeline import free_port  # noqa: PLC0415
+
+        self.port = free_port()
+        self.nats_pid = nats_pid
+        self.proc = procs.start("plain-api", [
+            sys.executable, "-m", "uvicorn", "--factory", "bench_submit_profile:plain_app", "--app-dir",
+            str(Path(__file__).resolve().parent), "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning", "--no-server-header"])
+        import httpx  # noqa: PLC0415
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the plain app exited during start-up")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the plain app did not start")
+
+    def pids(self) -> dict[str, int]:
+        return {"api": self.proc.pid, "nats": self.nats_pid}
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main_http(args: argparse.Namespace) -> int:
+    """Alternating closed-loop phases over HTTP against the plain app and ``gamead serve`` (module docstring)."""
+    from bench_batch import phase  # noqa: PLC0415
+    from bench_pipeline import Procs, Stack  # noqa: PLC0415
+
+    root = Path(tempfile.mkdtemp(prefix="gamead-bench-submit-http-"))
+    (root / "logs").mkdir()
+    procs = Procs(root / "logs")
+    rounds_out: list[dict[str, Any]] = []
+    print(f"load average before: {load_average()}", flush=True)
+    try:
+        stack = Stack(procs, root, "submit").start()
+        plain = PlainServer(procs, stack.pids()["nats"])
+        for r in range(args.rounds):
+            p = phase(procs, plain, "single", args.connections, 1, args.duration)
+            g = phase(procs, stack, "single", args.connections, 1, args.duration)
+            ratio = g["adsPerSecond"] / max(1.0, p["adsPerSecond"])
+            rounds_out.append({"plain": p, "gamead": g, "ratio": ratio, "loadAverage": load_average()})
+            print(f"round {r + 1}: plain FastAPI {p['adsPerSecond']:7.0f} req/s ({p['apiCpuUsPerAd']:4.0f} µs CPU/req, "
+                  f"{p['errors']} errors) | gamead POST /ads {g['adsPerSecond']:7.0f} req/s "
+                  f"({g['apiCpuUsPerAd']:4.0f} µs API CPU/req, NATS {g['natsCpuUsPerAd']:3.0f} µs, {g['errors']} errors) "
+                  f"| gamead / plain {ratio:.2f} | load average {load_average()}", flush=True)
+    finally:
+        procs.stop_all()
+    median = statistics.median(r["ratio"] for r in rounds_out)
+    cpu = statistics.median(r["plain"]["apiCpuUsPerAd"] / max(1e-9, r["gamead"]["apiCpuUsPerAd"]) for r in rounds_out)
+    verdict = "PASS" if median >= 0.7 else "MISS"
+    print(f"POST /ads over HTTP, 202s per second, gamead / plain FastAPI, median of {len(rounds_out)} rounds: "
+          f"{median:.2f} (target >= 0.7: {verdict}); server CPU per request, plain / gamead: {cpu:.2f}")
+    return 0
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=4096)
-    parser.add_argument("--profile", action="store_true")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (in-process 5, --http 3)")
+    parser.add_argument("--requests", type=int, default=4096, help="requests per in-process round")
+    parser.add_argument("--profile", action="store_true", help="in-process: cProfile a round of gamead's app")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="in-process: the event loop (gamead serve runs uvloop)")
+    parser.add_argument("--http", action="store_true", help="compare over HTTP, both apps under uvicorn")
+    parser.add_argument("--duration", type=float, default=5.0, help="--http: measured seconds per phase")
+    parser.add_argument("--connections", type=int, default=64, help="--http: keep-alive connections")
+    parsed = parser.parse_args()
+    if parsed.http:
+        if "--rounds" not in sys.argv:
+            parsed.rounds = 3
+        raise SystemExit(main_http(parsed))
+    if parsed.loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(main(parsed))

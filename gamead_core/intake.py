@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ from gamead_core.errors import Conflict, GameadError, IdempotencyKeyReused, NotF
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import partition_of
-from gamead_core.queue.publish import Outgoing, publish_ad, publish_ad_acked, publish_ads
+from gamead_core.queue.publish import Outgoing, publish_ad_acked, publish_ads
 from gamead_core.store.ads import AdStore, decode, encode
 from gamead_core.telemetry.metrics import ad_submitted
 
@@ -48,9 +49,19 @@ ANONYMOUS_SCOPE = "anonymous"
 _FIRST_AD_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.3)
 
 
+#: Crockford's base32 in lower case (the ULID alphabet, https://github.com/ulid/spec), two characters per
+#: 10 bits: 1,024 strings
+_PAIRS = tuple(a + b for a in "0123456789abcdefghjkmnpqrstvwxyz" for b in "0123456789abcdefghjkmnpqrstvwxyz")
+#: a ULID's 26 characters are 130 bits (the top 2 always 0): 13 chunks of 10 bits, most significant first
+_SHIFTS = tuple(range(120, -1, -10))
+
+
 def new_ad_id() -> str:
-    """A fresh, time-sortable id (a lower-case ULID)."""
-    return str(ULID()).lower()
+    """A fresh, time-sortable id: a lower-case ULID (48 bits of Unix time in ms, then 80 random bits from
+    ``os.urandom``), 26 characters; the same form as ``str(ulid.ULID()).lower()`` at about a third of its
+    CPU (it is on the path of every submitted ad)."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def keyed_ad_id(scope: str, idempotency_key: str) -> str:
@@ -110,13 +121,15 @@ class Intake:
         """
         if idempotency_key is None:  # the common path: one awaited publish
             ad_id = new_ad_id()
+            # validated, not model_construct(): pydantic-core checks these five fields in ~9 µs, while
+            # model_construct walks the model's 20 fields and defaults in Python (~30 µs)
             record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
             payload = encode(record)  # once: the message and the record carry the same bytes
-            duplicate = await publish_ad(
+            published = await publish_ad_acked(
                 self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
                 partitions=self._partitions,
             )
-            if duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
+            if published.duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
                 return Accepted(record, duplicate=True)
             await self._record(record, payload, wait=False)
             ad_submitted(ad.priority)
@@ -164,9 +177,9 @@ class Intake:
         error it met. The records are written afterwards without waiting, as :meth:`submit` does. Never raises
         for one ad."""
         now = utcnow()
-        # built without validation: every field is ours or an AdSubmission validated already
-        records = [AdRecord.model_construct(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority,
-                                            submitted_at=now, ad=ad) for ad in ads]
+        # validated as in submit(): cheaper than model_construct (see there)
+        records = [AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=now, ad=ad)
+                   for ad in ads]
         payloads = [encode(r) for r in records]
         published = await publish_ads(
             self._js, [Outgoing(r.id, r.priority, p) for r, p in zip(records, payloads, strict=True)],

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gamead_core.api import (
     contract,
@@ -29,6 +31,7 @@ from gamead_core.api.audit_gate import AuditGate
 from gamead_core.api.auth import auth_mode
 from gamead_core.api.cache import AdCache
 from gamead_core.api.errors import install_error_handlers
+from gamead_core.api.fastlane import FastLane
 from gamead_core.api.middleware import GateMiddleware
 from gamead_core.api.ratelimit import RateLimiter
 from gamead_core.api.state import QueueLink
@@ -40,6 +43,21 @@ from gamead_core.telemetry.metrics import set_recording
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
+
+
+class GameadApi(FastAPI):
+    """The API app: FastAPI, with the submit routes served by a :class:`FastLane` when one is set (the same
+    middleware, handlers and endpoints, without the framework layers these routes do not use)."""
+
+    fast_lane: FastLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.fast_lane
+        if lane is not None and lane.match(scope):
+            scope["app"] = self
+            await lane(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
@@ -72,14 +90,15 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
                 await redis.close()
             shutdown_tracing()  # flush the last spans (nothing when tracing is off)
 
-    app = FastAPI(
+    tracing = setup_tracing("api")
+    app = GameadApi(
         title="gamead",
         version="0.1.0",
         summary="Submit game ads, queue them by priority, read their analysis.",
         lifespan=lifespan,
         # FastAPI's own OpenTelemetry server spans only when OTEL_* asks for traces (gamead_core.telemetry.tracing):
         # no per-request lookups on the hot path otherwise (~5% of API CPU when on and unused).
-        telemetry={"tracing": setup_tracing("api"), "metrics": False, "logs": False, "operation_spans": False},
+        telemetry={"tracing": tracing, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -91,9 +110,11 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         app.add_middleware(HttpMetrics)  # outermost: counts the gate's refusals too (gamead_http_requests_total)
     app.include_router(routes_ads.router, tags=["ads"])
     # The hot path as a plain Starlette route, matched before the documented FastAPI one.
-    app.router.routes.insert(0, Route("/ads", routes_ads.submit, methods=["POST"]))
+    submit_route = Route("/ads", routes_ads.submit, methods=["POST"])
+    app.router.routes.insert(0, submit_route)
     app.include_router(routes_batch.router, tags=["ads"])
-    app.router.routes.insert(0, Route("/ads/batch", routes_batch.submit_batch, methods=["POST"]))
+    batch_route = Route("/ads/batch", routes_batch.submit_batch, methods=["POST"])
+    app.router.routes.insert(0, batch_route)
     app.include_router(routes_health.router, tags=["health"])
     app.include_router(routes_dlq.router)
     app.include_router(routes_jobs.router)  # its lifespan runs this node's operator jobs
@@ -105,6 +126,10 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     if settings.metrics.enabled:
         app.include_router(routes_metrics.router, tags=["operations"])  # GET /metrics (Prometheus)
     contract.install(app, settings)  # openapi.json: every status, one error schema; Allow on OPTIONS/405
+    if not tracing and not app.root_path:  # FastAPI's server spans need its full stack
+        lane_middleware: list[tuple[type, dict[str, Any]]] = [(HttpMetrics, {})] if settings.metrics.enabled else []
+        lane_middleware.append((GateMiddleware, {"settings": settings}))  # AuditGate: /v1 only, nothing to do here
+        app.fast_lane = FastLane(app, {"/ads": submit_route, "/ads/batch": batch_route}, lane_middleware)
     return app
 
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
-from gamead_core.api.body import body_schema
+from gamead_core.api.body import body_bytes, body_schema
 from gamead_core.api.contract import ErrorBody, error_responses
 from gamead_core.api.errors import (
     BatchTooLarge,
@@ -97,10 +97,18 @@ def _error_of(exc: GameadError) -> dict[str, Any]:
     return _error(exc.code, exc.message, exc.details)
 
 
-def _accepted(accepted: Accepted) -> dict[str, Any]:
+def _accepted(accepted: Accepted, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
+    """The 202 body of ``POST /ads`` for one accepted ad. ``stamps``: ``submittedAt`` strings already made in
+    this batch, by time (the ads of one batch share their submit time: one ``isoformat`` per batch)."""
     rec = accepted.record
-    return {"id": rec.id, "status": rec.status.value, "priority": rec.priority,
-            "submittedAt": rec.submitted_at.isoformat().replace("+00:00", "Z"), "duplicate": accepted.duplicate}
+    when = rec.submitted_at
+    stamp = stamps.get(when) if stamps is not None else None
+    if stamp is None:
+        stamp = when.isoformat().replace("+00:00", "Z")
+        if stamps is not None:
+            stamps[when] = stamp
+    return {"id": rec.id, "status": rec.status.value, "priority": rec.priority, "submittedAt": stamp,
+            "duplicate": accepted.duplicate}
 
 
 def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
@@ -153,7 +161,7 @@ def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
 async def submit_batch(request: Request) -> Response:
     """The batch route as a plain Starlette endpoint (as ``POST /ads``); the FastAPI route documents it."""
     settings = request.app.state.settings
-    raw = parse_batch(await request.body(), settings.api.batch_max, settings.api.batch_max_body_bytes)
+    raw = parse_batch(await body_bytes(request), settings.api.batch_max, settings.api.batch_max_body_bytes)
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
@@ -187,8 +195,9 @@ async def submit_batch(request: Request) -> Response:
     flat: list[Accepted | GameadError] = [*outcomes[0], *outcomes[1:]]
     if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) for o in flat):
         raise flat[0]  # type: ignore[misc]  # NATS is away: 503 for the whole batch, retry it as it is
+    stamps: dict[Any, str] = {}
     for i, outcome in zip(tried, flat, strict=True):
-        results[i] = _error_of(outcome) if isinstance(outcome, GameadError) else _accepted(outcome)
+        results[i] = _error_of(outcome) if isinstance(outcome, GameadError) else _accepted(outcome, stamps)
     if granted < len(raw):
         assert decision is not None
         limited = _error("rate_limited", f"rate limit reached after {granted} ads of this batch; send the rest "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 import contextlib
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import nats
@@ -243,15 +243,21 @@ def translate(exc: BaseException) -> Exception:
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
-@contextmanager
-def nats_boundary() -> Iterator[None]:
+class nats_boundary:  # noqa: N801 - used as a function: ``with nats_boundary():``
     """``with nats_boundary(): await js.…``: every nats-py error (and a timeout) raised inside leaves as the
     matching gamead error (:func:`translate`), chained with ``raise … from exc``. The one NATS error boundary,
-    as httpx's ``map_httpcore_exceptions`` is for httpcore. Other exceptions pass through unchanged."""
-    try:
-        yield
-    except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        raise translate(exc) from exc
+    as httpx's ``map_httpcore_exceptions`` is for httpcore. Other exceptions pass through unchanged.
+
+    A class, not a ``@contextmanager`` generator: it is entered twice per submitted ad (issue 14.4)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, (nats.errors.Error, asyncio.TimeoutError)):
+            raise translate(exc) from exc
 
 
 async def unsubscribe_quietly(sub: Subscription) -> None:

@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import nats_boundary, translate
+from gamead_core.queue.acks import publish_acked
 from gamead_core.queue.partitions import partition_of
 from gamead_core.telemetry.tracing import producer_span
 
@@ -50,14 +51,18 @@ async def publish_ad_acked(
     link: str | None = None, partitions: int = 1,
 ) -> Published:
     """:func:`publish_ad`, answering the ack's sequence too (a sequence of the ad's partition stream). Same
-    errors."""
+    errors.
+
+    The ack is awaited on one reply subscription per connection, its deadline kept without a timer of its own
+    (:func:`gamead_core.queue.acks.publish_acked`)."""
     partition = partition_of(ad_id, partitions)
     subject = names.level_subject(level, partition)
     headers = {names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id}
     # the producer span adds ``traceparent`` to the headers when tracing is on
     with nats_boundary(), producer_span(subject, ad_id, headers,
                                         link={names.HDR_TRACEPARENT: link} if link else None):
-        ack = await js.publish(subject, payload, timeout=timeout, headers=headers)
+        # js.publish(timeout=…) without its timer per message (gamead_core.queue.acks): same ack, same errors
+        ack = await (await publish_acked(js, subject, payload, headers=headers, timeout=timeout))
     if ack.stream != names.work_stream(partition):
         raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.work_stream(partition)}")
     return Published(int(ack.seq or 0), bool(ack.duplicate))
@@ -75,24 +80,24 @@ class Outgoing:
 async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: float,
                       partitions: int = 1) -> list[Published | Exception]:
     """Publish ``ads`` pipelined: every message is written before any ack is awaited, and the acks are gathered
-    with one deadline of ``timeout`` seconds for all (nats-py's ``publish_async``: one reply subscription, one
-    future per message, no timer per message). One result per ad, in order: its :class:`Published` once
+    with one deadline of ``timeout`` seconds for all (:func:`gamead_core.queue.acks.publish_acked`: one reply
+    subscription, one future per message, no timer per message). One result per ad, in order: its :class:`Published` once
     JetStream stored it, else the gamead error it met (:class:`QueueUnavailable` "did not answer in time" for an
     ack that did not come, :class:`QueueFull`, …). Never raises for one ad; an ad without a ``Published`` was
     perhaps stored anyway (an ack lost on the way): its id is its deduplication key, so a retry is safe.
 
-    With more than nats-py's ``publish_async_max_pending`` (4,000) acks outstanding on ``js`` a publish waits
-    for a slot; every caller cancels its own late futures after ``timeout``, so that wait is bounded too.
+    An error ack (the stream full: :class:`QueueFull`) is that ad's result at once; nats-py's ``publish_async``,
+    used before, lost it and reported a timeout ``timeout`` seconds later.
     ``partitions``: ``queue.partitions``; each ad goes to the stream of its partition.
     """
     futures: list[asyncio.Future[object] | Exception] = []
     streams = [names.work_stream(partition_of(ad.ad_id, partitions)) for ad in ads]
     for ad in ads:
         try:
-            futures.append(await js.publish_async(
-                names.level_subject(ad.level, partition_of(ad.ad_id, partitions)), ad.payload,
-                headers={names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id},
-            ))  # no wait_stall: a timeout there costs a task and a loop turn per message (one write each)
+            futures.append(await publish_acked(
+                js, names.level_subject(ad.level, partition_of(ad.ad_id, partitions)), ad.payload,
+                headers={names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id}, timeout=timeout,
+            ))  # not nats-py's publish_async: it loses error acks (queue full) to a timeout (gamead_core.queue.acks)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             futures.append(translate(exc))
     waiting = [f for f in futures if isinstance(f, asyncio.Future)]

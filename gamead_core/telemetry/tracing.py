@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from gamead_core import names
@@ -155,15 +155,24 @@ def _attributes(subject: str, ad_id: str, operation: str, **extra: Any) -> dict[
     return attrs
 
 
-@contextmanager
+#: what a span helper returns when tracing is off: one shared no-op context manager (``nullcontext`` is
+#: reentrant), so a publish or a delivery pays no generator when tracing is off (it is on the submit path)
+_OFF: AbstractContextManager[Any] = nullcontext()
+
+
 def producer_span(subject: str, ad_id: str, headers: dict[str, str], *,
-                  link: Mapping[str, str] | None = None) -> Iterator[None]:
+                  link: Mapping[str, str] | None = None) -> AbstractContextManager[None]:
     """``send <subject>`` (kind PRODUCER) around a publish; injects ``traceparent`` into ``headers``. With
     ``link`` (the headers of an earlier message of this ad, e.g. a replayed DLQ entry) the span links to
-    that trace. Does nothing when tracing is off."""
+    that trace. Does nothing (a shared no-op context manager) when tracing is off."""
     if not _enabled:
-        yield
-        return
+        return _OFF
+    return _producer_span(subject, ad_id, headers, link=link)
+
+
+@contextmanager
+def _producer_span(subject: str, ad_id: str, headers: dict[str, str], *,
+                   link: Mapping[str, str] | None = None) -> Iterator[None]:
     from opentelemetry import propagate, trace
 
     links = []
@@ -177,14 +186,18 @@ def producer_span(subject: str, ad_id: str, headers: dict[str, str], *,
         yield
 
 
-@contextmanager
 def consumer_span(subject: str, ad_id: str, headers: Mapping[str, str] | None, *, delivery_count: int,
-                  stream_seq: int) -> Iterator[Any]:
+                  stream_seq: int) -> AbstractContextManager[Any]:
     """``process <subject>`` (kind CONSUMER) in the trace of the message's ``traceparent``: one per delivery,
     so a retry shows as a new ``process`` span in the ad's trace. Yields the span (None when off)."""
     if not _enabled:
-        yield None
-        return
+        return _OFF
+    return _consumer_span(subject, ad_id, headers, delivery_count=delivery_count, stream_seq=stream_seq)
+
+
+@contextmanager
+def _consumer_span(subject: str, ad_id: str, headers: Mapping[str, str] | None, *, delivery_count: int,
+                   stream_seq: int) -> Iterator[Any]:
     from opentelemetry import propagate, trace
 
     parent = propagate.extract(dict(headers or {}))

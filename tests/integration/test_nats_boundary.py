@@ -32,7 +32,9 @@ def test_a_stream_at_max_msgs_answers_503_queue_full_with_retry_after(
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
 ) -> None:
     server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__MAX_MSGS="3")  # and max_bytes: test_topology.py
+    # a publish timeout longer than the client's: an error ack lost to a timeout would show as a ReadTimeout
+    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__MAX_MSGS="3",  # and max_bytes: test_topology.py
+                         GAMEAD_API__PUBLISH_TIMEOUT="60")
     with httpx.Client(base_url=url, timeout=10) as client:
         codes = [client.post("/ads", json=ad(f"Ad {i}")).status_code for i in range(3)]
         assert codes == [202, 202, 202]
@@ -41,6 +43,10 @@ def test_a_stream_at_max_msgs_answers_503_queue_full_with_retry_after(
         assert full.json()["error"]["code"] == "queue_full"
         assert "maximum messages exceeded" in full.json()["error"]["message"]
         assert int(full.headers["retry-after"]) > 0
+        # the batch route's pipelined publishes read the same error ack (nats-py's publish_async lost it)
+        batch = client.post("/ads/batch", json={"ads": [ad("Batch 1"), ad("Batch 2")]})
+        assert batch.status_code == 503 and batch.json()["error"]["code"] == "queue_full"
+        assert "maximum messages exceeded" in batch.json()["error"]["message"]
     procs.append(api)
     assert stream_info(server.url).state.messages == 3, "a refused submit leaves nothing behind"
     assert_doctor_clean(url)

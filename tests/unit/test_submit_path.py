@@ -1,0 +1,153 @@
+"""The pure pieces of the lean submit path (issue 14.4): ad ids without python-ulid's object, ack deadlines
+without a timer per message, and the span helpers' no-op when tracing is off."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import nats.errors
+import nats.js.errors
+import pytest
+from nats.aio.msg import Msg
+from hypothesis import given
+from hypothesis import strategies as st
+from ulid import ULID
+
+from gamead_core import names
+from gamead_core.errors import QueueFull, QueueUnavailable
+from gamead_core.intake import new_ad_id
+from gamead_core.queue import deadlines
+from gamead_core.queue.acks import parse_ack
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.deadlines import expire_after
+from gamead_core.telemetry import tracing
+
+
+def test_a_new_ad_id_is_the_ulid_python_ulid_reads_with_the_time_of_now() -> None:
+    before_ms = time.time_ns() // 1_000_000
+    ad_id = new_ad_id()
+    after_ms = time.time_ns() // 1_000_000
+    parsed = ULID.from_str(ad_id.upper())
+    assert str(parsed).lower() == ad_id and len(ad_id) == 26
+    assert before_ms <= int(parsed.milliseconds) <= after_ms  # the time part is the issue time, in ms
+
+
+@given(st.integers(min_value=0, max_value=(1 << 48) - 1), st.binary(min_size=10, max_size=10))
+def test_the_id_encoding_is_crockford_base32_of_the_128_bits(ms: int, rand: bytes) -> None:
+    """Any time and any random part encode as python-ulid encodes them (the reference implementation)."""
+    from gamead_core import intake
+
+    value = ms << 80 | int.from_bytes(rand, "big")
+    ours = "".join([intake._PAIRS[(value >> shift) & 1023] for shift in intake._SHIFTS])
+    assert ours == str(ULID.from_bytes(value.to_bytes(16, "big"))).lower()
+
+
+def test_ids_issued_in_later_milliseconds_sort_later() -> None:
+    first = new_ad_id()
+    start = time.monotonic_ns()
+    while time.monotonic_ns() - start < 3_000_000:  # spin past the millisecond (no sleep: nothing to wait on)
+        pass
+    assert new_ad_id() > first
+
+
+async def _test_an_unanswered_ack_fails_with_the_timeout_nats_boundary_calls_queue_unavailable() -> None:
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[object] = loop.create_future()
+    expire_after(pending, 0.05)
+    await asyncio.wait([pending], timeout=10)
+    assert pending.done() and isinstance(pending.exception(), asyncio.TimeoutError)
+    try:
+        with nats_boundary():
+            await pending
+    except QueueUnavailable as exc:
+        assert "did not answer in time" in exc.message
+    else:
+        raise AssertionError("the expired ack did not raise")
+
+
+async def _test_answered_acks_keep_their_answer_and_leave_the_queue() -> None:
+    loop = asyncio.get_running_loop()
+    answered = []
+    for k in range(1000):
+        future: asyncio.Future[object] = loop.create_future()
+        expire_after(future, 30.0)
+        future.set_result(k)
+        answered.append(future)
+    queue = deadlines._QUEUES[loop][30.0]
+    assert len(queue.items) <= 1  # done futures are dropped at every watch: memory bounded by what is pending
+    assert [f.result() for f in answered] == list(range(1000))
+    late: asyncio.Future[object] = loop.create_future()
+    expire_after(late, 0.05)
+    await asyncio.wait([late], timeout=10)
+    assert isinstance(late.exception(), asyncio.TimeoutError)
+    assert [f.result() for f in answered] == list(range(1000))  # never touched by a later expiry
+
+
+async def _test_an_expired_ack_wins_over_a_late_answer_and_a_cancelled_waiter_is_left_alone() -> None:
+    loop = asyncio.get_running_loop()
+    cancelled: asyncio.Future[object] = loop.create_future()
+    expire_after(cancelled, 0.05)
+    cancelled.cancel()  # the waiting request went away: its future is done, nothing to expire
+    other: asyncio.Future[object] = loop.create_future()
+    expire_after(other, 0.05)
+    await asyncio.wait([other], timeout=10)
+    assert cancelled.cancelled() and isinstance(other.exception(), asyncio.TimeoutError)
+
+
+def _reply(data: bytes, headers: dict[str, str] | None = None) -> Msg:
+    return Msg(_client=None, subject="_INBOX.x.1", data=data, headers=headers)  # type: ignore[arg-type]
+
+
+def test_a_publish_ack_is_read_as_nats_py_reads_it() -> None:
+    ack = parse_ack(_reply(b'{"stream":"GAMEAD_ADS","seq":7,"duplicate":true}'))
+    assert (ack.stream, ack.seq, ack.duplicate) == ("GAMEAD_ADS", 7, True)
+    assert parse_ack(_reply(b'{"stream":"GAMEAD_ADS","seq":8}')) == ("GAMEAD_ADS", 8, False)
+
+
+def test_an_error_ack_raises_the_error_the_boundary_maps_to_queue_full() -> None:
+    """What nats-py's publish_async lost (its reply handler raised it inside the subscription's callback)."""
+    full = b'{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}'
+    with pytest.raises(QueueFull, match="maximum messages exceeded"), nats_boundary():
+        parse_ack(_reply(full))
+    with pytest.raises(nats.js.errors.NoStreamResponseError):
+        parse_ack(_reply(b"", {names.HDR_STATUS: "503"}))
+    with pytest.raises(nats.js.errors.APIError, match="not JSON"):
+        parse_ack(_reply(b"<html>"))
+
+
+def test_span_helpers_are_one_shared_no_op_when_tracing_is_off() -> None:
+    assert not tracing.enabled()
+    headers: dict[str, str] = {}
+    span = tracing.producer_span("gamead.ads.p2", "ad1", headers)
+    assert span is tracing.producer_span("gamead.ads.p1", "ad2", {})
+    with span as inner, span:  # reentrant
+        assert inner is None
+    assert headers == {}
+    with tracing.consumer_span("gamead.ads.p2", "ad1", None, delivery_count=1, stream_seq=1) as consumed:
+        assert consumed is None
+
+
+def test_nats_boundary_translates_nats_errors_and_passes_others() -> None:
+    try:
+        with nats_boundary():
+            raise nats.errors.TimeoutError
+    except QueueUnavailable as exc:
+        assert isinstance(exc.__cause__, nats.errors.TimeoutError)
+    try:
+        with nats_boundary():
+            raise KeyError("x")
+    except KeyError:
+        pass
+
+
+def test_an_unanswered_ack_fails_with_the_timeout_nats_boundary_calls_queue_unavailable() -> None:
+    asyncio.run(_test_an_unanswered_ack_fails_with_the_timeout_nats_boundary_calls_queue_unavailable())
+
+
+def test_answered_acks_keep_their_answer_and_leave_the_queue() -> None:
+    asyncio.run(_test_answered_acks_keep_their_answer_and_leave_the_queue())
+
+
+def test_an_expired_ack_wins_over_a_late_answer_and_a_cancelled_waiter_is_left_alone() -> None:
+    asyncio.run(_test_an_expired_ack_wins_over_a_late_answer_and_a_cancelled_waiter_is_left_alone())
