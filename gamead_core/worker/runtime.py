@@ -7,9 +7,9 @@ ad completes exactly once.
 
 One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create it from the message if the
 API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
-:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → the ``processing`` write, which charges one attempt of the analysis budget
-(:mod:`gamead_core.worker.budget`) → analyse → write the outcome (only while the record still names this
-delivery) → ``ack`` / ``nak(backoff)``. The inline concerns are hooks around that handler
+:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → analyse → write the outcome, which charges one
+attempt of the analysis budget (:mod:`gamead_core.worker.budget`; a ``processing`` mark first only for an
+analysis past ``worker.processing_mark_after``, a redelivery or a suspect ad) → ``ack`` / ``nak(backoff)``. The inline concerns are hooks around that handler
 (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware): the ack-wait keep-alive from pull to settlement,
 the time limit of an attempt, fault injection. Outcomes are written by :mod:`gamead_core.worker.settle`.
 
@@ -55,6 +55,7 @@ from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.faults import FaultInjection
 from gamead_core.worker.handle import AdHandler
+from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
@@ -94,7 +95,7 @@ class Worker:
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()
         self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
-        self._held: dict[int, HeldAd] = {}  #: stream seq → the delivery this worker holds
+        self._held = HeldAds()  #: stream seq → the delivery this worker holds (gamead_core.worker.held)
         self._gate = SoloGate()
         self._nc: NATS | None = None
         self._dlq: DeadLetters | None = None
@@ -112,7 +113,7 @@ class Worker:
 
     def holding(self) -> list[HeldAd]:
         """The deliveries this worker holds (for its heartbeat)."""
-        return list(self._held.values())
+        return self._held.listing()
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -140,7 +141,8 @@ class Worker:
                              pause=self._pause, shielded=self._shielded, ack_wait=self.settings.queue.ack_wait,
                              metrics=self.metrics)
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
-                                      pause=self._pause, hooks=self._hooks, shielded=self._shielded)
+                                      pause=self._pause, hooks=self._hooks, shielded=self._shielded,
+                                      held=self._held, announce=self._announce_held)
             registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                 timeout=self.settings.nats.request_timeout)
             self._registry = registry
@@ -222,13 +224,16 @@ class Worker:
                     await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     continue
+                fast = self.settings.worker.processing_mark_after > 0
                 for msg in msgs:
                     meta = msg.metadata
-                    self._held[meta.sequence.stream] = HeldAd(
+                    first = (meta.num_delivered or 1) == 1
+                    self._held.add(meta.sequence.stream, HeldAd(
                         ad_id=(msg.headers or {}).get(names.HDR_AD_ID, "?"),
                         delivery=delivery_id(meta.sequence.stream, meta.num_delivered or 1),
                         ack_subject=msg.reply or "",
-                    )
+                        started=fast and first,  # may run unmarked (gamead_core.worker.handle, fast path)
+                    ))
                 self.stats.in_flight = len(self._held)
                 await self._announce_held()
                 for msg in msgs:
@@ -272,5 +277,5 @@ class Worker:
         try:
             await self._handler(msg)
         finally:
-            self._held.pop(msg.metadata.sequence.stream, None)
+            self._held.pop(msg.metadata.sequence.stream)
             self.stats.in_flight = len(self._held)

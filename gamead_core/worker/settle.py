@@ -7,7 +7,10 @@ until our storage takes them) and, with every ack, are shielded from cancellatio
 half-written.
 
 * :meth:`Settler.read` – the ad's record, created from the message if the API never wrote it;
-* :meth:`Settler.begin` – ``processing`` under this delivery, charging one attempt of the budget;
+* :meth:`Settler.started` – the record as an attempt under this delivery sees it (``processing``, charged),
+  in memory: the fast path writes it only with the outcome, or by :meth:`Settler.mark` when the analysis
+  runs past ``worker.processing_mark_after`` (:mod:`gamead_core.worker.handle`);
+* :meth:`Settler.begin` – ``processing`` under this delivery, charging one attempt of the budget (slow path);
 * :meth:`Settler.complete` – ``completed`` + the analysis, then ``ack``;
 * :meth:`Settler.fail` – ``queued`` with a backoff then ``nak(delay)``, or dead-letter then ``ack``;
 * :meth:`Settler.give_up` – the budget is spent and the last attempt left no outcome: dead-letter;
@@ -62,8 +65,9 @@ class Settler:
         self._ack_wait = ack_wait
         self.metrics = metrics if metrics is not None else WorkerMetrics(False)  #: Prometheus series (telemetry)
 
-    async def _persist(self, write: Callable[[], Awaitable[T]]) -> T:
-        return await self._pause.persist(write, self._shielded)
+    async def _persist(self, write: Callable[[], Awaitable[T]],
+                       stalled: Callable[[], Awaitable[object]] | None = None) -> T:
+        return await self._pause.persist(write, self._shielded, stalled)
 
     async def read(self, msg: Msg, ad_id: str) -> Versioned:
         """The ad's record; created from the message if the API died between publishing and recording."""
@@ -77,6 +81,24 @@ class Settler:
                 pass
             return await store.get(ad_id)
 
+    def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
+        """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by this worker, one attempt
+        charged (pure; written by :meth:`begin`, :meth:`mark`, or with the outcome)."""
+        return rec.model_copy(update={
+            "status": AdStatus.PROCESSING,
+            "started_at": utcnow(),
+            "attempts": rec.attempts + 1,
+            "worker_id": self.worker_id,
+            "delivery": delivery,
+            "suspect": True if (suspect or rec.suspect or lost_attempt(rec, delivery)) else None,
+        })
+
+    async def mark(self, current: Versioned) -> Versioned:
+        """Write ``current.record`` (a :meth:`started` record, not yet written) over ``current.revision``: the
+        ``processing`` mark of an analysis past ``worker.processing_mark_after``. Shielded from cancellation.
+        Raises :class:`Conflict` if the record changed since it was read, or a storage error."""
+        return Versioned(current.record, await self._shielded(self._store.update(current.record, current.revision)))
+
     async def begin(self, current: Versioned, delivery: str, suspect: bool) -> tuple[str, Versioned]:
         """Mark the ad ``processing`` under ``delivery``, charging one attempt. Returns ``("started", …)``,
         or ``("final" | "spent" | "superseded", record)`` when the record changed so that it must not run."""
@@ -89,14 +111,7 @@ class Settler:
                 return "superseded", current
             if budget_spent(rec, self.settings.max_attempts):
                 return "spent", current
-            new = rec.model_copy(update={
-                "status": AdStatus.PROCESSING,
-                "started_at": utcnow(),
-                "attempts": rec.attempts + 1,
-                "worker_id": self.worker_id,
-                "delivery": delivery,
-                "suspect": True if (suspect or rec.suspect or lost_attempt(rec, delivery)) else None,
-            })
+            new = self.started(rec, delivery, suspect)
             try:
                 return "started", Versioned(new, await self._shielded(store.update(new, current.revision)))
             except Conflict:
@@ -144,9 +159,10 @@ class Settler:
                 await store.update(done, current.revision)
                 return True
             except Conflict:  # changed meanwhile (a hand-over while we were cut off): finish unless final
-                return await store.mutate(
+                return await store.mutate(  # attempts: ours may not have been written (the fast path)
                     done.id,
-                    lambda rec: None if rec.status.terminal else done.model_copy(update={"attempts": rec.attempts}),
+                    lambda rec: None if rec.status.terminal else done.model_copy(
+                        update={"attempts": max(rec.attempts, done.attempts)}),
                 ) is not None
 
         if await self._persist(write):
@@ -164,9 +180,13 @@ class Settler:
             self.metrics.completed(record.priority, processing_ms / 1000, wait_ms / 1000, now)
         self.stats.last_progress = now
 
-    async def fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str) -> None:
+    async def fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str, *,
+                   marked: bool = True) -> None:
         """Retry with backoff, or dead-letter: at once for a permanent error, else after the last attempt.
-        Written only while the record still names this delivery; counted only when written."""
+        Written only while the record is still this attempt's (:func:`_owner`); counted only when written.
+        ``marked=False``: ``current.record`` (a :meth:`started` record) was never written (the fast path); if
+        the dead-letter copy cannot be made (a full DLQ) it is written then, so the wait shows as
+        ``processing`` with its attempt charged."""
         self.stats.last_progress = time.time()
         wcfg = self.settings
         attempt = current.record.attempts
@@ -187,8 +207,12 @@ class Settler:
             else:
                 await self._settle_foreign(msg, current.record.id)
             return
+        async def stalled() -> None:
+            await self.mark(current)
+
         made_dead = await self._persist(lambda: self._dead_letter(
-            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns))
+            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns),
+            None if marked else stalled)
         if made_dead:
             self._count_failure(error)
             await self._shielded(msg.ack())
@@ -217,6 +241,11 @@ class Settler:
         def retrying(rec: AdRecord) -> AdRecord | None:
             if rec.status.terminal or not owns(rec):
                 return None
+            if rec.status != AdStatus.PROCESSING:  # our attempt ran unmarked: its charge is written now
+                rec = rec.model_copy(update={
+                    "attempts": max(rec.attempts + 1, current.record.attempts), "delivery": current.record.delivery,
+                    "worker_id": current.record.worker_id, "started_at": current.record.started_at,
+                })
             return rec.model_copy(update={
                 "status": AdStatus.QUEUED,
                 "error": error,
@@ -298,5 +327,13 @@ class Settler:
 
 
 def _owner(delivery: str) -> Callable[[AdRecord], bool]:
-    """``owns(record)``: the record is still ``processing`` under ``delivery`` (this attempt's own)."""
-    return lambda rec: rec.status == AdStatus.PROCESSING and rec.delivery == delivery
+    """``owns(record)``: the record is still this attempt's own: ``processing`` under ``delivery`` (a marked
+    attempt), or not final, not ``processing`` and naming only earlier deliveries (an attempt that ran
+    unmarked, the fast path: nobody has claimed the ad since it was read)."""
+
+    def owns(rec: AdRecord) -> bool:
+        if rec.status == AdStatus.PROCESSING:
+            return rec.delivery == delivery
+        return not rec.status.terminal and parse_delivery(rec.delivery) < parse_delivery(delivery)
+
+    return owns
