@@ -21,18 +21,20 @@ log = logging.getLogger(__name__)
 
 class ProcessingMark:
     """One attempt's delayed mark. ``current`` is the :meth:`Settler.started` record over the revision it
-    was read at; :meth:`stop` returns what the outcome must compare-and-set over (the mark, if it was written)."""
+    was read at; :meth:`stop` returns what the outcome must compare-and-set over (the mark, if it was written).
+    A timer handle until it fires (no task per ad: most analyses end first); the write is a task of its own."""
 
     def __init__(self, settle: Settler, current: Versioned, after: float) -> None:
         self._settle = settle
         self.current = current
         self.marked = False
-        self._writing = False
-        self._task = asyncio.create_task(self._run(after))
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(after, self._fire)
 
-    async def _run(self, after: float) -> None:
-        await asyncio.sleep(after)
-        self._writing = True
+    def _fire(self) -> None:
+        self._task = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
         try:
             self.current = await self._settle.mark(self.current)
             self.marked = True
@@ -44,12 +46,8 @@ class ProcessingMark:
             log.warning("ad %s: could not mark it processing: %r", self.current.record.id, exc)
 
     async def stop(self) -> Versioned:
-        """End the timer: cancelled if it is still waiting, else waited for (its write is shielded)."""
-        if not self._writing:
-            self._task.cancel()
-        try:
+        """End the timer: cancelled if it has not fired, else its write waited for (the write is shielded)."""
+        self._timer.cancel()
+        if self._task is not None:
             await self._task
-        except asyncio.CancelledError:
-            if self._writing:  # we were cancelled ourselves (a shutdown) while the mark was being written
-                raise
         return self.current
