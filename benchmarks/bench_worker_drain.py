@@ -18,7 +18,7 @@ bucket as the API writes them (create, not awaited); then the backlog is drained
   level first, decoding each record and running gamead's own ``analyze()`` on it (no record writes).
 
 Printed per round and as medians: ads/s of each, the ratio gamead / raw (target ≥ 0.8), and CPU µs per ad of
-each. ``--profile PATH`` runs one more gamead round under cProfile and prints its top functions by own time.
+each. ``--profile PATH`` runs one more gamead round under cProfile (CPU time) and prints its top functions.
 Every process is stopped by PID at the end.
 """
 
@@ -84,9 +84,13 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None) -> d
     nc = await nats.connect(url)
     js = nc.jetstream()
     argv = [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id", "bench-drain"]
-    if profile:
-        argv = [sys.executable, "-P", "-m", "cProfile", "-o", profile, "-m", "gamead_cli", "worker", "--id",
-                "bench-drain"]
+    if profile:  # cProfile on CPU time (process_time), not wall time: other processes' turns are not counted
+        code = ("import cProfile, runpy, sys, time; sys.argv = ['gamead', 'worker', '--id', 'bench-drain']; "
+                "p = cProfile.Profile(time.process_time); p.enable()\n"
+                "try:\n    runpy.run_module('gamead_cli', run_name='__main__')\n"
+                "except SystemExit:\n    pass\n"
+                f"finally:\n    p.disable(); p.dump_stats({profile!r})")
+        argv = [sys.executable, "-P", "-c", code]
     worker = procs.start("drain-worker", argv, gamead_env(url))
     left = n
     while left >= n:  # start-up: not counted

@@ -18,6 +18,7 @@ class HeldAds:
 
     def __init__(self) -> None:
         self._by_seq: dict[int, HeldAd] = {}
+        self._wire: dict[int, dict[str, object]] = {}  #: each one as the heartbeat writes it (camelCase)
 
     def __len__(self) -> int:
         return len(self._by_seq)
@@ -27,9 +28,16 @@ class HeldAds:
 
     def add(self, seq: int, held: HeldAd) -> None:
         self._by_seq[seq] = held
+        self._wire[seq] = {"adId": held.ad_id, "delivery": held.delivery, "ackSubject": held.ack_subject,
+                           "started": held.started}
 
     def pop(self, seq: int) -> None:
         self._by_seq.pop(seq, None)
+        self._wire.pop(seq, None)
+
+    def wire(self) -> list[dict[str, object]]:
+        """:meth:`listing` as JSON-ready dicts (``HeldAd``'s wire form), for the announcement between beats."""
+        return list(self._wire.values())
 
     def listing(self) -> list[HeldAd]:
         """Every held delivery (for the heartbeat)."""
@@ -46,6 +54,7 @@ class HeldAds:
         if held is None or not held.started:
             return False
         self._by_seq[seq] = held.model_copy(update={"started": False})
+        self._wire[seq] = {**self._wire[seq], "started": False}
         return True
 
     def unmark_others(self, seq: int) -> bool:

@@ -33,6 +33,9 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from typing import Any
+
+import orjson
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -101,6 +104,7 @@ class Worker:
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
         self._beat: NodeInfo | None = None
+        self._beat_doc: tuple[NodeInfo, dict[str, Any]] | None = None  #: the last beat and its JSON document
         self._handler: AdHandler | None = None
         self._hooks = Hooks([*worker_hooks(settings), *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause = StoragePause(self.stats)
@@ -188,16 +192,19 @@ class Worker:
         return self._beat
 
     async def _announce_held(self) -> None:
-        """Put the held ads into our registry entry before their analyses start (see the reaper)."""
+        """Put the held ads into our registry entry before their analyses start (see the reaper): the last
+        beat (serialised once per beat) with ``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date,
+        one ``orjson.dumps`` per pull instead of a model copy and dump."""
         if self._registry is None:
             return
-        if self._beat is None:
-            info = self._snapshot()
-        else:
-            info = self._beat.model_copy(update={
-                "holding": self.holding(), "in_flight": self.stats.in_flight, "heartbeat_at": utcnow(),
-            })
-        await self._registry.put_nowait(info)
+        beat = self._beat if self._beat is not None else self._snapshot()
+        if self._beat_doc is None or self._beat_doc[0] is not beat:
+            self._beat_doc = (beat, orjson.loads(beat.model_dump_json()))
+        doc = dict(self._beat_doc[1])
+        doc["holding"] = self._held.wire()
+        doc["inFlight"] = self.stats.in_flight
+        doc["heartbeatAt"] = utcnow().isoformat().replace("+00:00", "Z")
+        await self._registry.put_raw_nowait(beat.id, orjson.dumps(doc))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())
