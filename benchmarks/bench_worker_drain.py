@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_worker_drain.py                    # 10,000 ads, 3 rounds, medians
     .venv/bin/python benchmarks/bench_worker_drain.py --ads 3000 --rounds 1 --profile /tmp/worker.prof
+    .venv/bin/python benchmarks/bench_worker_drain.py --code /tmp/main-src   # and a worker of another checkout
 
 One fresh ``nats-server`` with gamead's topology. Each round, per contender, ``--ads`` generated ads
 (``gamead_cli.generate``, their own priorities 1-5) are published to the work stream as ``POST /ads`` publishes
@@ -80,7 +81,8 @@ async def backlog(js: Any) -> int:
     return int((await js.stream_info(names.ADS_STREAM)).state.messages)
 
 
-async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None) -> dict[str, float]:
+async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
+                       code: str | None = None) -> dict[str, float]:
     nc = await nats.connect(url)
     js = nc.jetstream()
     argv = [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id", "bench-drain"]
@@ -91,7 +93,7 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None) -> d
                 "except SystemExit:\n    pass\n"
                 f"finally:\n    p.disable(); p.dump_stats({profile!r})")
         argv = [sys.executable, "-P", "-c", code]
-    worker = procs.start("drain-worker", argv, gamead_env(url))
+    worker = procs.start("drain-worker", argv, gamead_env(url, **({"PYTHONPATH": code} if code else {})))
     left = n
     while left >= n:  # start-up: not counted
         await asyncio.sleep(0.01)
@@ -136,6 +138,8 @@ def main() -> None:
     parser.add_argument("--ads", type=int, default=10_000, help="backlog per round and contender")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", default=None, help="also profile one gamead round into this file")
+    parser.add_argument("--code", default=None,
+                        help="also drain with a worker from this source tree (PYTHONPATH), e.g. the code before")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -143,6 +147,7 @@ def main() -> None:
         procs = Procs(root / "logs")
         server = EmbeddedNats(root / "nats").start()
         rows: list[tuple[dict[str, float], dict[str, float]]] = []
+        other: list[dict[str, float]] = []
         try:
             for r in range(args.rounds):
                 asyncio.run(publish_backlog(server.url, args.ads, seed=r))
@@ -153,6 +158,12 @@ def main() -> None:
                 print(f"round {r + 1}: gamead worker {g['rate']:7.0f} ads/s ({g['cpu_us']:5.0f} µs CPU/ad)   "
                       f"raw fetch+ack+analyse {w['rate']:7.0f} ads/s ({w['cpu_us']:5.0f} µs CPU/ad)   "
                       f"ratio {g['rate'] / w['rate']:.2f}", flush=True)
+                if args.code:
+                    asyncio.run(publish_backlog(server.url, args.ads, seed=200 + r))
+                    o = asyncio.run(drain_gamead(server.url, args.ads, procs, None, args.code))
+                    other.append(o)
+                    print(f"         worker from {args.code}: {o['rate']:7.0f} ads/s ({o['cpu_us']:5.0f} µs CPU/ad)   "
+                          f"ratio {o['rate'] / w['rate']:.2f}", flush=True)
             if args.profile:
                 asyncio.run(publish_backlog(server.url, args.ads, seed=999))
                 asyncio.run(drain_gamead(server.url, args.ads, procs, args.profile))
@@ -168,6 +179,10 @@ def main() -> None:
     print(f"  raw fetch+ack+analyse  {w_rate:7.0f} ads/s, {statistics.median(w['cpu_us'] for _, w in rows):5.0f} µs "
           "CPU per ad (its process)")
     print(f"  ratio gamead / raw     {g_rate / w_rate:.2f}  (target ≥ 0.80)")
+    if other:
+        o_rate = statistics.median(o["rate"] for o in other)
+        print(f"  worker from {args.code}: {o_rate:7.0f} ads/s, {statistics.median(o['cpu_us'] for o in other):5.0f} "
+              f"µs CPU per ad, ratio {o_rate / w_rate:.2f}")
     if args.profile:
         print(f"\nprofile of one gamead round ({args.profile}), top 30 by own time:")
         pstats.Stats(args.profile).sort_stats("tottime").print_stats(30)
