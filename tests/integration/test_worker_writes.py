@@ -9,6 +9,7 @@ analysis is still charged, from the worker's heartbeat, and the poison ad still 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,3 +113,40 @@ def test_a_crash_during_an_unmarked_analysis_is_charged_from_the_heartbeat(
     assert statuses[0] == "queued" and statuses[1] == "queued"
     assert writes[1]["attempts"] == 1 and writes[1]["error"]["errorClass"] == "WorkerLost"
     assert "processing" in statuses[2:], "the redelivery is marked before it runs"
+
+
+def test_a_level_head_is_aged_by_a_direct_get_and_without_one_on_an_older_stream(
+    fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """The queue-head view (``level_depth``) reads the next undelivered ad's age with a direct get (headers
+    and time stamp; no JSON/base64 envelope), and still reads it on a work stream made without direct gets
+    (an older topology), through ``STREAM.MSG.GET``: the age an operator sees in ``/v1/stats`` either way."""
+    import asyncio
+    from dataclasses import replace
+
+    import nats
+
+    from gamead_core import names
+    from gamead_core.config import GameadSettings
+    from gamead_core.queue.depth import level_depth, peek_next
+    from gamead_core.queue.topology_plan import consumer_config, stream_config
+
+    async def run(direct: bool) -> tuple[float | None, str | None]:
+        server = fresh_nats()
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            qs = GameadSettings().queue
+            await js.add_stream(replace(stream_config(qs), allow_direct=direct))
+            await js.add_consumer(names.ADS_STREAM, consumer_config(3, qs))
+            await js.publish(names.level_subject(3), b'{"id":"x"}', headers={names.HDR_AD_ID: "ad-1"})
+            depth = await level_depth(js, 3, time.time() + 5.0)  # "now" is 5 s after the publish, or later
+            head = await peek_next(js, 3, 0)
+            return depth.oldest_age, (head.headers or {}).get(names.HDR_AD_ID) if head else None
+        finally:
+            await nc.close()
+
+    for direct in (True, False):
+        age, ad_id = asyncio.run(run(direct))
+        assert age is not None and age >= 5.0, (direct, age)
+        assert ad_id == "ad-1"
