@@ -84,9 +84,10 @@ def test_a_crash_during_an_unmarked_analysis_is_charged_from_the_heartbeat(
     crashes = 0
     try:
         with httpx.Client(base_url=url, timeout=20) as http:
+            ad_id = _submit(http, "Poison Pill")  # its record there first (the API's create is not awaited)
+            wait_for(lambda: http.get(f"/ads/{ad_id}").status_code == 200, what="the record")
             worker = start_worker(server.url, tmp_path, worker_id="w1", ready=True, **env)
             procs.append(worker)
-            ad_id = _submit(http, "Poison Pill")
             while http.get(f"/ads/{ad_id}").json()["status"] != "dead":
                 assert crashes < 3, "the poison ad must be dead after 2 crashes"
                 wait_for(lambda: not worker.alive(), timeout=30, what="the poison ad to crash its worker")
