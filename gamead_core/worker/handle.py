@@ -110,7 +110,7 @@ class AdHandler:
                 await settle.not_an_ad(msg, f"no valid {names.HDR_AD_ID} header")
                 return
             try:
-                current = await settle.read(msg, ad_id)
+                current = await settle.read(msg, ad_id, first=(meta.num_delivered or 1) == 1)
             except STORAGE_ERRORS as exc:
                 raise _StorageDown(exc.message) from exc
             except ValidationError:

@@ -20,6 +20,7 @@ half-written.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,10 @@ from gamead_core.worker.storage_pause import StoragePause
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Pauses (seconds) before a first delivery looks again for a record the API has not written yet (see
+#: :meth:`Settler.read`).
+RECORD_WAITS = (0.002, 0.005, 0.01)
 Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
 
 
@@ -69,17 +74,29 @@ class Settler:
                        stalled: Callable[[], Awaitable[object]] | None = None) -> T:
         return await self._pause.persist(write, self._shielded, stalled)
 
-    async def read(self, msg: Msg, ad_id: str) -> Versioned:
-        """The ad's record; created from the message if the API died between publishing and recording."""
+    async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
+        """The ad's record; created from the message if the API died between publishing and recording.
+
+        ``first`` (a first delivery): the API writes the record right after its publish was acknowledged,
+        without waiting, so a worker woken by the message can look before it arrives; the stream leader is
+        asked again after each of ``RECORD_WAITS`` (17 ms in all) before the worker creates the record itself
+        (a write of its own beside the ad's one, issue 14.2)."""
         store = self._store
         try:
             return await store.get(ad_id)
-        except NotFound:  # the message is the truth
+        except NotFound:
+            pass
+        for pause in RECORD_WAITS if first else ():
+            await asyncio.sleep(pause)
             try:
-                await store.create(decode(msg.data))
-            except Conflict:
-                pass
-            return await store.get(ad_id)
+                return await store.get(ad_id, consistent=True)
+            except NotFound:
+                continue
+        try:  # the message is the truth
+            await store.create(decode(msg.data))
+        except Conflict:
+            pass
+        return await store.get(ad_id)
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
         """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by this worker, one attempt
