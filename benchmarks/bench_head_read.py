@@ -79,7 +79,7 @@ async def run(url: str, reads: int) -> None:
         assert head.time is not None
 
     async def new() -> None:
-        head = await peek_next(js, 3, 0)
+        head = await peek_next(js, names.ADS_STREAM, names.level_subject(3), 0)
         assert head is not None and head.time is not None
 
     for kind, read in (("STREAM.MSG.GET (before)", old), ("direct get (now)", new)):

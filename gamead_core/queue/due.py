@@ -43,7 +43,7 @@ class DueProbe:
     """Due redeliveries per level: ``count(level, depth, now)`` → (how many are due, the longest wait in s)."""
 
     def __init__(self, js: JetStreamContext, waiting_since: WaitingSince,
-                 own: Callable[[], Container[int]]) -> None:
+                 own: Callable[[], Container[tuple[str, int]]]) -> None:
         self._js = js
         self._waiting_since = waiting_since
         self._own = own
@@ -81,13 +81,13 @@ class DueProbe:
         due, longest, seq, looked, reads = 0, 0.0, d.ack_floor, 0, 0
         while looked < DUE_PROBE and seq < d.delivered_seq and reads < 4 * DUE_PROBE:
             reads += 1
-            raw = await peek_next(self._js, level, seq)  # headers and time stamp, body never parsed
+            raw = await peek_next(self._js, names.ADS_STREAM, names.level_subject(level), seq)  # body never parsed
             if raw is None:
                 break
             seq = raw.seq or 0
             if not seq or seq > d.delivered_seq:
                 break
-            if seq in own:
+            if (names.ADS_STREAM, seq) in own:
                 continue
             looked += 1
             verdict = self._verdicts.get(seq)

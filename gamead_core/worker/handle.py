@@ -42,7 +42,7 @@ from gamead_core.telemetry.tracing import consumer_span
 from gamead_core.worker.analyzer import analyze, check_analysable
 from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
-from gamead_core.worker.held import HeldAds
+from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Delivery, Hooks
 from gamead_core.worker.mark import ProcessingMark
 from gamead_core.worker.settle import Settler
@@ -98,6 +98,7 @@ class AdHandler:
             self.stats.last_progress = time.time()
         meta = msg.metadata
         seq = meta.sequence.stream
+        key = (meta.stream, seq)  #: the held-ads key (gamead_core.worker.held)
         delivery = delivery_id(seq, meta.num_delivered or 1)
         ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
         held = Delivery(msg, seq, delivery, ad_id)
@@ -133,13 +134,13 @@ class AdHandler:
                 return
             suspect = bool(record.suspect) or lost_attempt(record, delivery)
             fast = (self._mark_after > 0 and not suspect and (meta.num_delivered or 1) == 1
-                    and record.status != AdStatus.PROCESSING and self._held.started(seq))
+                    and record.status != AdStatus.PROCESSING and self._held.started(key))
             if not fast:  # the record will tell whether it runs: it must not count as running meanwhile
-                await self._unmark(seq)
+                await self._unmark(key)
             async with (self._gate.solo() if suspect else self._gate.shared()):
-                if fast and not self._held.started(seq):  # a suspect ad ran alone meanwhile: the record tells
+                if fast and not self._held.started(key):  # a suspect ad ran alone meanwhile: the record tells
                     fast = False
-                if suspect and self._held.unmark_others(seq):  # nothing else may count as running beside it
+                if suspect and self._held.unmark_others(key):  # nothing else may count as running beside it
                     await self._announce_now()
                 if fast:
                     self._pause.ok()  # the read answered
@@ -195,8 +196,8 @@ class AdHandler:
         finally:
             await self._hooks.after_delivery(held)
 
-    async def _unmark(self, seq: int) -> None:
-        if self._held.unmark(seq):
+    async def _unmark(self, key: HeldKey) -> None:
+        if self._held.unmark(key):
             await self._announce_now()
 
     async def _announce_now(self) -> None:

@@ -12,26 +12,29 @@ from collections.abc import KeysView
 
 from gamead_core.registry import HeldAd
 
+#: A held delivery's key: (stream, stream sequence); a sequence alone repeats across work-stream partitions.
+HeldKey = tuple[str, int]
+
 
 class HeldAds:
-    """Stream sequence → the :class:`HeldAd` this worker holds."""
+    """(stream, stream sequence) → the :class:`HeldAd` this worker holds."""
 
     def __init__(self) -> None:
-        self._by_seq: dict[int, HeldAd] = {}
-        self._wire: dict[int, dict[str, object]] = {}  #: each one as the heartbeat writes it (camelCase)
+        self._by_seq: dict[HeldKey, HeldAd] = {}
+        self._wire: dict[HeldKey, dict[str, object]] = {}  #: each one as the heartbeat writes it (camelCase)
 
     def __len__(self) -> int:
         return len(self._by_seq)
 
-    def keys(self) -> KeysView[int]:
+    def keys(self) -> KeysView[HeldKey]:
         return self._by_seq.keys()
 
-    def add(self, seq: int, held: HeldAd) -> None:
+    def add(self, seq: HeldKey, held: HeldAd) -> None:
         self._by_seq[seq] = held
         self._wire[seq] = {"adId": held.ad_id, "delivery": held.delivery, "ackSubject": held.ack_subject,
                            "started": held.started}
 
-    def pop(self, seq: int) -> None:
+    def pop(self, seq: HeldKey) -> None:
         self._by_seq.pop(seq, None)
         self._wire.pop(seq, None)
 
@@ -43,13 +46,13 @@ class HeldAds:
         """Every held delivery (for the heartbeat)."""
         return list(self._by_seq.values())
 
-    def started(self, seq: int) -> bool:
+    def started(self, seq: HeldKey) -> bool:
         """True while the delivery at ``seq`` is flagged as possibly running unmarked."""
         held = self._by_seq.get(seq)
         return held is not None and held.started
 
-    def unmark(self, seq: int) -> bool:
-        """Clear the ``started`` flag of ``seq``; True when it was set (announce the change)."""
+    def unmark(self, seq: HeldKey) -> bool:
+        """Clear the ``started`` flag of the delivery ``seq``; True when it was set (announce the change)."""
         held = self._by_seq.get(seq)
         if held is None or not held.started:
             return False
@@ -57,7 +60,7 @@ class HeldAds:
         self._wire[seq] = {**self._wire[seq], "started": False}
         return True
 
-    def unmark_others(self, seq: int) -> bool:
+    def unmark_others(self, seq: HeldKey) -> bool:
         """Clear every ``started`` flag but that of ``seq`` (a suspect ad is about to run alone: nothing else
         may count as running beside it). True when any flag changed (announce the change)."""
         changed = False

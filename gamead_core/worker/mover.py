@@ -152,7 +152,7 @@ async def stranded(
     seq, now = 0, time.time()
     while len(out) < min(limit, count) and seq < delivered:
         with nats_boundary():
-            raw = await peek_next(js, level, seq)  # headers and time stamp only are read
+            raw = await peek_next(js, names.ADS_STREAM, names.level_subject(level), seq)  # headers, time stamp
         if raw is None:
             break
         seq = raw.seq or 0

@@ -9,9 +9,9 @@ One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create 
 API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
 :class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → analyse → write the outcome, which charges one
 attempt of the analysis budget (:mod:`gamead_core.worker.budget`; a ``processing`` mark first only for an
-analysis past ``worker.processing_mark_after``, a redelivery or a suspect ad) → ``ack`` / ``nak(backoff)``. The inline concerns are hooks around that handler
-(:mod:`gamead_core.worker.hooks`, as dramatiq's middleware): the ack-wait keep-alive from pull to settlement,
-the time limit of an attempt, fault injection. Outcomes are written by :mod:`gamead_core.worker.settle`.
+analysis past ``worker.processing_mark_after``, a redelivery or a suspect ad) → ``ack`` / ``nak(backoff)``.
+The inline concerns are hooks around that handler (:mod:`gamead_core.worker.hooks`, as dramatiq's
+middleware): the ack-wait keep-alive from pull to settlement, the time limit of an attempt, fault injection. Outcomes are written by :mod:`gamead_core.worker.settle`.
 
 Our own storage failing is never the ad's fault: a delivery whose record cannot be read or written before
 the analysis is handed back uncharged after a back-off (and the worker pulls nothing meanwhile); an outcome
@@ -98,7 +98,8 @@ class Worker:
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()
         self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
-        self._held = HeldAds()  #: stream seq → the delivery this worker holds (gamead_core.worker.held)
+        #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
+        self._held = HeldAds()
         self._gate = SoloGate()
         self._nc: NATS | None = None
         self._dlq: DeadLetters | None = None
@@ -235,7 +236,7 @@ class Worker:
                 for msg in msgs:
                     meta = msg.metadata
                     first = (meta.num_delivered or 1) == 1
-                    self._held.add(meta.sequence.stream, HeldAd(
+                    self._held.add((meta.stream, meta.sequence.stream), HeldAd(
                         ad_id=(msg.headers or {}).get(names.HDR_AD_ID, "?"),
                         delivery=delivery_id(meta.sequence.stream, meta.num_delivered or 1),
                         ack_subject=msg.reply or "",
@@ -284,5 +285,5 @@ class Worker:
         try:
             await self._handler(msg)
         finally:
-            self._held.pop(msg.metadata.sequence.stream)
+            self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
             self.stats.in_flight = len(self._held)

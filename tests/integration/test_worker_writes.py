@@ -86,14 +86,14 @@ def test_a_crash_during_an_unmarked_analysis_is_charged_from_the_heartbeat(
         with httpx.Client(base_url=url, timeout=20) as http:
             ad_id = _submit(http, "Poison Pill")  # its record there first (the API's create is not awaited)
             wait_for(lambda: http.get(f"/ads/{ad_id}").status_code == 200, what="the record")
-            worker = start_worker(server.url, tmp_path, worker_id="w1", ready=True, **env)
+            worker = start_worker(server.url, tmp_path, worker_id="w1", **env)  # it dies at once: not "ready"
             procs.append(worker)
             while http.get(f"/ads/{ad_id}").json()["status"] != "dead":
                 assert crashes < 3, "the poison ad must be dead after 2 crashes"
                 wait_for(lambda: not worker.alive(), timeout=30, what="the poison ad to crash its worker")
                 assert worker.popen is not None and worker.popen.wait() == 70
                 crashes += 1
-                worker = start_worker(server.url, tmp_path, worker_id="w1", ready=True, **env)
+                worker = start_worker(server.url, tmp_path, worker_id="w1", **env)
                 procs.append(worker)
                 wait_for(lambda: http.get(f"/ads/{ad_id}").json()["attempts"] >= crashes, timeout=30,
                          what=f"crash {crashes} to be charged")
@@ -142,7 +142,7 @@ def test_a_level_head_is_aged_by_a_direct_get_and_without_one_on_an_older_stream
             await js.add_consumer(names.ADS_STREAM, consumer_config(3, qs))
             await js.publish(names.level_subject(3), b'{"id":"x"}', headers={names.HDR_AD_ID: "ad-1"})
             depth = await level_depth(js, 3, time.time() + 5.0)  # "now" is 5 s after the publish, or later
-            head = await peek_next(js, 3, 0)
+            head = await peek_next(js, names.ADS_STREAM, names.level_subject(3), 0)
             return depth.oldest_age, (head.headers or {}).get(names.HDR_AD_ID) if head else None
         finally:
             await nc.close()
