@@ -16,7 +16,10 @@ from pathlib import Path
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
-from tests.integration.test_pipeline import KvWatch
+try:  # tests.support keeps it once the partitions branch is merged
+    from tests.support import KvWatch  # type: ignore[attr-defined]
+except ImportError:
+    from tests.integration.test_pipeline import KvWatch
 from tests.support import Proc, ad, assert_doctor_clean, start_api, start_worker, wait_for, wait_terminal
 
 #: ack_wait far above every deadline here: an ad that comes back in time was handed back, not timed out
