@@ -67,13 +67,12 @@ class AgingPuller:
     """Aging-aware, slot-bounded pulls across the per-level consumers of the work stream.
 
     ``waiting_since`` (optional) lets the view see due redeliveries (see the module doc); ``own`` returns
-    the (stream, stream sequence) of each delivery this worker holds, which are never due.
+    the (stream, sequence) of each delivery this worker holds, which are never due.
     """
 
     def __init__(
         self, nc: NATS, js: JetStreamContext, qs: QueueSettings, *,
-        waiting_since: WaitingSince | None = None,
-        own: Callable[[], Container[tuple[str, int]]] | None = None,
+        waiting_since: WaitingSince | None = None, own: Callable[[], Container[tuple[str, int]]] | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
