@@ -630,8 +630,9 @@ class KvWatch(SubjectTap):
 
     @property
     def started(self) -> set[str]:
-        """Ads whose record said ``processing`` at least once."""
-        return {w.get("id") for w in self.writes if w.get("status") == "processing"}
+        """Ads whose record said they started: a ``processing`` mark, or an outcome with ``startedAt`` (a
+        short analysis writes only its outcome, issue 14.2)."""
+        return {w.get("id") for w in self.writes if w.get("status") == "processing" or w.get("startedAt")}
 
     def statuses(self) -> list[str]:
         return [w["status"] for w in self.writes]

@@ -119,6 +119,11 @@ class WorkerSettings(Section):
         description="Analysis attempts (not deliveries) an ad may use before it goes to the DLQ.",
     )
     task_timeout: float = Field(60.0, gt=0, description="Seconds one analysis may take; longer is a failed attempt.")
+    processing_mark_after: float = Field(
+        0.5, ge=0,
+        description="Seconds an analysis runs before its record is marked `processing` (one more KV write); "
+        "shorter analyses go from queued to completed in one write (0 = mark every attempt before it starts).",
+    )
     backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
     backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")
     faults: FaultSettings = FaultSettings()

@@ -15,11 +15,10 @@ import time
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 
-import nats.js.errors
 from nats.js import JetStreamContext
 
 from gamead_core import names
-from gamead_core.queue.depth import LevelDepth
+from gamead_core.queue.depth import LevelDepth, peek_next
 
 #: Most unacknowledged messages per level the view looks at for due redeliveries.
 DUE_PROBE = 4
@@ -87,10 +86,9 @@ class DueProbe:
         due, longest, seq, looked, reads = 0, 0.0, d.ack_floor, 0, 0
         while looked < DUE_PROBE and seq < d.delivered_seq and reads < 4 * DUE_PROBE:
             reads += 1
-            try:
-                raw = await self._js.get_msg(names.work_stream(partition), seq=seq + 1,
-                                             subject=names.level_subject(level, partition), next=True)
-            except nats.js.errors.NotFoundError:
+            raw = await peek_next(self._js, names.work_stream(partition), names.level_subject(level, partition),
+                                  seq)  # body never parsed
+            if raw is None:
                 break
             seq = raw.seq or 0
             if not seq or seq > d.delivered_seq:

@@ -107,6 +107,16 @@ class Registry:
         with self._boundary():
             await kv.put(node_key(info.id), info.model_dump_json().encode())
 
+    async def put_raw_nowait(self, node_id: str, payload: bytes) -> None:
+        """:meth:`put_nowait` of an entry already serialised (``payload``: a :class:`NodeInfo` as JSON, e.g. a
+        worker's last beat with its held ads brought up to date). Never raises."""
+        if self._kv is None:
+            return
+        try:
+            await self._nc.publish(f"{self.prefix}{node_key(node_id)}", payload)
+        except Exception as exc:  # noqa: BLE001 - best effort; the periodic beat follows
+            log.debug("early heartbeat failed: %r", exc)
+
     async def put_nowait(self, info: NodeInfo) -> None:
         """Send ``info`` as the node's entry without waiting for the server's answer (a plain publish to the
         KV subject). Messages from one connection are applied in order, so a request sent after this call

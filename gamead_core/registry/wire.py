@@ -33,6 +33,10 @@ class HeldAd(BaseModel):
     ad_id: str
     delivery: str  #: ``"<stream seq>.<delivery count>"`` (see gamead_core.worker.budget.delivery_id)
     ack_subject: str  #: the delivery's reply subject: whoever notices the worker's death ``nak``\ s it there
+    #: True while the delivery may be analysed *without* a ``processing`` mark in its record (a first
+    #: delivery on the fast path, gamead_core.worker.handle): whoever recovers the dead worker counts it as
+    #: running (gamead_core.worker.budget.held_state). False for a delivery whose record tells (the slow path).
+    started: bool = False
 
 
 class NodeInfo(BaseModel):

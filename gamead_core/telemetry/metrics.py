@@ -138,7 +138,10 @@ class WorkerMetrics:
         if wait_s is not None:
             self.queue_wait.observe(max(0.0, wait_s), now)
             if priority in _WAIT:  # a level (1-5): its own counts, for the per-level wait p95
-                self.queue_wait_by_level.setdefault(priority, WindowedHistogram()).observe(max(0.0, wait_s), now)
+                level = self.queue_wait_by_level.get(priority)
+                if level is None:  # made once per level (setdefault would build a 60-slot ring per ad)
+                    level = self.queue_wait_by_level[priority] = WindowedHistogram()
+                level.observe(max(0.0, wait_s), now)
         if not self.enabled:
             return
         if priority not in _WAIT:  # not a level: counted under priority="other"

@@ -9,8 +9,23 @@ lost for a reason that is not the ad's fault:
 
 So the level consumers have no delivery limit (``max_deliver = -1``) and the budget lives in the record:
 
-* ``attempts`` is charged by the write that marks the ad ``processing``, just before its analysis starts
-  (a write every attempt makes anyway). A delivery whose write fails is not charged.
+* ``attempts`` is charged by the first record write of an attempt. Most analyses are short: their attempt
+  is written once, with its outcome (``completed``, or ``queued`` for a retry, or ``dead``), carrying the
+  charge (issue 14.2: one awaited KV write per completed ad). An analysis still running after
+  ``worker.processing_mark_after`` seconds is marked ``processing`` (charged, naming its delivery) by a timer,
+  so operators see it; a redelivery (``num_delivered > 1``), a suspect ad, or ``processing_mark_after: 0``
+  writes that mark before the analysis starts (the *slow path*, as every attempt did before). A delivery
+  whose read or mark fails because our storage failed is not charged.
+* An attempt that dies unmarked (its worker crashed or was killed) left nothing in its record. The worker
+  listed it in its heartbeat before it started (``holding``, flag ``started``; an unconfirmed registry put
+  followed by the record read on the same connection, so the server has it first), and whoever recovers
+  the dead worker (:mod:`gamead_core.worker.reaper`) charges it as :func:`held_state` ``started``. Chosen
+  over charging from ``num_delivered`` minus recorded refunds because the reaper must tell the one ad a
+  crash is attributable to from the innocent ones beside it anyway, and the heartbeat already carries the
+  held ads. If nobody recovers the death (every watcher gone until the entry expired), the first crash
+  is uncharged but the redelivery takes the slow path, so a second crash is charged by the record itself:
+  a poison ad then ends dead after at most ``max_attempts + 1`` crashes instead of exactly
+  ``max_attempts``.
 * A shutdown hand-back refunds the attempt (the record goes back to ``queued`` before the ``nak``).
 * When a worker dies, :func:`death_verdict` decides from the ads it was *running* (record ``processing``
   with this very delivery): exactly one running ad is charged (the crash is attributable to it); with more
@@ -88,28 +103,31 @@ def lost_attempt(record: AdRecord, delivery: str) -> bool:
             and parse_delivery(record.delivery) < parse_delivery(delivery))
 
 
-HeldState = Literal["running", "waiting", "settled"]
+HeldState = Literal["running", "started", "waiting", "settled"]
 
 
-def held_state(record: AdRecord, delivery: str) -> HeldState:
+def held_state(record: AdRecord, delivery: str, started: bool = False) -> HeldState:
     """What a dead worker's held delivery ``delivery`` of ``record`` was doing when it died.
 
-    * ``running``: the record is ``processing`` under this delivery: its analysis had started.
+    * ``running``: the record is ``processing`` under this delivery: its analysis had started (charged).
+    * ``started``: the heartbeat flagged it ``started`` (``HeldAd.started``) and the record names no later
+      or other running delivery: it may have been analysed unmarked (the fast path; not charged yet).
     * ``waiting``: pulled but not started (or waiting to run alone); the record is not final.
     * ``settled``: nothing to do: the ad is final, or this delivery already recorded its outcome (a retry
-      or a hand-back), or a later delivery has started it.
+      or a hand-back), or a later delivery has started or settled it.
     """
     if record.status.terminal:
         return "settled"
     if record.delivery == delivery:
         return "running" if record.status == AdStatus.PROCESSING else "settled"
-    if record.status == AdStatus.PROCESSING:  # a later (or another) delivery owns it now
+    if record.status == AdStatus.PROCESSING or superseded(record, delivery):  # a later delivery owns it
         return "settled"
-    return "waiting"
+    return "started" if started else "waiting"
 
 
 def death_verdict(running: int) -> bool:
-    """Whether the ads a dead worker was running are charged for its death: only when it ran exactly one.
+    """Whether the ads a dead worker was running are charged for its death: only when it ran exactly one
+    (``running`` counts :func:`held_state` ``running`` and ``started``).
 
     With one running analysis the crash is attributable to that ad (or to the worker, which we cannot tell
     apart: a SIGKILL charges it, as a lost lease always did). With several, nobody is charged; each runs

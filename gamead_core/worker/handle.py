@@ -1,9 +1,20 @@
 """One ad through the worker (:class:`AdHandler`): read the record (create it from the message if the API
 never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
-:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → the ``processing`` write, which charges one
-attempt of the analysis budget (:mod:`gamead_core.worker.budget`) → analyse → write the outcome (only while the
-record still names this delivery) → ``ack`` / ``nak(backoff)``, through the hooks
+:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → analyse → write the outcome (only while the
+record is still this attempt's) → ``ack`` / ``nak(backoff)``, through the hooks
 (:mod:`gamead_core.worker.hooks`). Outcomes are written by :mod:`gamead_core.worker.settle`.
+
+Two paths (issue 14.2: one awaited KV write per completed ad in the common case; the rules of the budget:
+:mod:`gamead_core.worker.budget`):
+
+* **fast** – a first delivery (``num_delivered == 1``) of an ad that is not suspect: the attempt's
+  ``processing`` record is kept in memory and written only with the outcome (one compare-and-set over the
+  revision read), or by a timer once the analysis has run ``worker.processing_mark_after`` seconds
+  (:mod:`gamead_core.worker.mark`). The worker's heartbeat flags the delivery ``started`` before the record is
+  read, so a crash is charged by whoever recovers the worker (:mod:`gamead_core.worker.reaper`).
+* **slow** – a redelivery, a suspect ad (it runs alone), ``processing_mark_after: 0``, or a first delivery
+  whose ``started`` flag a suspect ad cleared while it waited to run: the ``processing`` write charges the
+  attempt before the analysis, as the record itself then tells a crash.
 
 Our own storage failing is never the ad's fault: a delivery whose record cannot be read or written before the
 analysis is handed back uncharged after a back-off (:mod:`gamead_core.worker.storage_pause`).
@@ -19,16 +30,21 @@ import time
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
+from collections.abc import Awaitable, Callable
+
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import QueueUnavailable
 from gamead_core.logs import ad_fields
-from gamead_core.models import AdRecord, Analysis
+from gamead_core.models import AdRecord, AdStatus, Analysis
+from gamead_core.store.ads import Versioned
 from gamead_core.telemetry.tracing import consumer_span
 from gamead_core.worker.analyzer import analyze, check_analysable
 from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Delivery, Hooks
+from gamead_core.worker.mark import ProcessingMark
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
@@ -46,10 +62,13 @@ class _StorageDown(Exception):
 
 class AdHandler:
     """Handles one delivery at a time per call, for the worker ``worker_id``; shares the worker's counters,
-    solo gate, storage pause, hooks and shield (:class:`~gamead_core.worker.runtime.Worker` builds it)."""
+    solo gate, storage pause, hooks and shield (:class:`~gamead_core.worker.runtime.Worker` builds it).
+    ``held``: the worker's held deliveries (their ``started`` flags); ``announce``: put them into the registry
+    now (an unconfirmed publish)."""
 
     def __init__(self, settings: GameadSettings, worker_id: str, *, stats: WorkerStats, settle: Settler,
-                 gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield) -> None:
+                 gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield,
+                 held: HeldAds | None = None, announce: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.stats = stats
@@ -58,6 +77,9 @@ class AdHandler:
         self._pause = pause
         self._hooks = hooks
         self._shielded = shielded
+        self._held = held if held is not None else HeldAds()
+        self._announce = announce
+        self._mark_after = settings.worker.processing_mark_after
 
     async def __call__(self, msg: Msg) -> None:
         """Handle one delivery (the module doc) with the ad's ids on every log line and in a ``process`` span
@@ -76,6 +98,7 @@ class AdHandler:
             self.stats.last_progress = time.time()
         meta = msg.metadata
         seq = meta.sequence.stream
+        key = (meta.stream, seq)  #: the held-ads key (gamead_core.worker.held)
         delivery = delivery_id(seq, meta.num_delivered or 1)
         ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
         held = Delivery(msg, seq, delivery, ad_id)
@@ -88,7 +111,7 @@ class AdHandler:
                 await settle.not_an_ad(msg, f"no valid {names.HDR_AD_ID} header")
                 return
             try:
-                current = await settle.read(msg, ad_id)
+                current = await settle.read(msg, ad_id, first=(meta.num_delivered or 1) == 1)
             except STORAGE_ERRORS as exc:
                 raise _StorageDown(exc.message) from exc
             except ValidationError:
@@ -110,31 +133,50 @@ class AdHandler:
                 await settle.give_up(msg, record, delivery)
                 return
             suspect = bool(record.suspect) or lost_attempt(record, delivery)
+            fast = (self._mark_after > 0 and not suspect and (meta.num_delivered or 1) == 1
+                    and record.status != AdStatus.PROCESSING and self._held.started(key))
+            if not fast:  # the record will tell whether it runs: it must not count as running meanwhile
+                await self._unmark(key)
             async with (self._gate.solo() if suspect else self._gate.shared()):
-                try:
-                    state, current = await settle.begin(current, delivery, suspect)
-                except STORAGE_ERRORS as exc:
-                    raise _StorageDown(exc.message) from exc
-                self._pause.ok()
-                if state != "started":
-                    settled = True
-                    if state == "final":
-                        self.stats.skipped += 1
-                        await self._shielded(msg.ack())
-                    elif state == "spent":
-                        await settle.give_up(msg, current.record, delivery)
-                    else:
-                        await settle.stale(msg, current.record, delivery)
-                    return
-                if suspect:
-                    log.info("ad %s runs alone: it was in flight on a worker that died", ad_id,
-                             extra={"ad_id": ad_id, "worker_id": self.worker_id})
-                outcome = await self._hooks.attempt(current.record, self._analyse)
+                if fast and not self._held.started(key):  # a suspect ad ran alone meanwhile: the record tells
+                    fast = False
+                if suspect and self._held.unmark_others(key):  # nothing else may count as running beside it
+                    await self._announce_now()
+                if fast:
+                    self._pause.ok()  # the read answered
+                    current = Versioned(settle.started(record, delivery), current.revision)
+                    mark = ProcessingMark(settle, current, self._mark_after)
+                    try:
+                        outcome = await self._hooks.attempt(current.record, self._analyse)
+                    finally:
+                        current = await mark.stop()
+                    marked = mark.marked
+                else:
+                    try:
+                        state, current = await settle.begin(current, delivery, suspect)
+                    except STORAGE_ERRORS as exc:
+                        raise _StorageDown(exc.message) from exc
+                    self._pause.ok()
+                    if state != "started":
+                        settled = True
+                        if state == "final":
+                            self.stats.skipped += 1
+                            await self._shielded(msg.ack())
+                        elif state == "spent":
+                            await settle.give_up(msg, current.record, delivery)
+                        else:
+                            await settle.stale(msg, current.record, delivery)
+                        return
+                    if suspect:
+                        log.info("ad %s runs alone: it was in flight on a worker that died", ad_id,
+                                 extra={"ad_id": ad_id, "worker_id": self.worker_id})
+                    outcome = await self._hooks.attempt(current.record, self._analyse)
+                    marked = True
                 settled = True
                 if isinstance(outcome, Analysis):
                     await settle.complete(msg, current, outcome, delivery)
                 else:
-                    await settle.fail(msg, current, outcome, delivery)
+                    await settle.fail(msg, current, outcome, delivery, marked=marked)
         except asyncio.CancelledError:
             if not settled:
                 await self._shielded(settle.hand_back(msg, ad_id, delivery))
@@ -153,6 +195,14 @@ class AdHandler:
             log.exception("ad %s: unexpected error", ad_id, extra={"ad_id": ad_id})
         finally:
             await self._hooks.after_delivery(held)
+
+    async def _unmark(self, key: HeldKey) -> None:
+        if self._held.unmark(key):
+            await self._announce_now()
+
+    async def _announce_now(self) -> None:
+        if self._announce is not None:
+            await self._announce()
 
     async def _analyse(self, record: AdRecord) -> Analysis:
         delay = self.settings.analysis.simulated_latency_ms

@@ -95,9 +95,15 @@ class Hooks:
 
     def __init__(self, hooks: Sequence[Hook]) -> None:
         self.hooks = tuple(hooks)
+        #: per method, only the hooks that override it (the base's no-ops cost a coroutine each, per ad)
+        self._overriding: dict[str, tuple[Hook, ...]] = {
+            name: tuple(h for h in self.hooks if getattr(type(h), name) is not getattr(Hook, name))
+            for name in ("on_start", "before_delivery", "after_delivery", "before_attempt", "around_attempt",
+                         "after_attempt")
+        }
 
     async def _each(self, name: str, *args: object) -> None:
-        for hook in self.hooks:
+        for hook in self._overriding[name]:
             try:
                 await getattr(hook, name)(*args)
             except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
@@ -117,12 +123,12 @@ class Hooks:
         the :class:`Analysis` or the :class:`Failure` (:func:`classify`)."""
 
         async def run() -> Analysis:
-            for hook in self.hooks:
+            for hook in self._overriding["before_attempt"]:
                 await hook.before_attempt(record)
             return await analyse(record)
 
         call: Analyse = run
-        for hook in reversed(self.hooks):
+        for hook in reversed(self._overriding["around_attempt"]):
             call = functools.partial(hook.around_attempt, record, call)
         outcome: Analysis | Failure
         try:

@@ -23,24 +23,36 @@ def keepalive_period(ack_wait: float) -> float:
 
 
 class AckWaitKeepAlive(Hook):
-    """Extends the ack wait of every held delivery until it ends (``queue.ack_wait``)."""
+    """Extends the ack wait of every held delivery until it ends (``queue.ack_wait``). One timer handle per
+    held delivery (re-armed after each in-progress ack), not a task: most deliveries end before the first."""
 
     def __init__(self, ack_wait: float) -> None:
         self.period = keepalive_period(ack_wait)
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._sending: set[asyncio.Future[None]] = set()  #: in-progress acks on their way (kept referenced)
 
     async def before_delivery(self, delivery: Delivery) -> None:
-        self._tasks[delivery.seq] = asyncio.create_task(self._keep(delivery.msg))
+        self._arm(delivery.seq, delivery.msg)
 
     async def after_delivery(self, delivery: Delivery) -> None:
-        task = self._tasks.pop(delivery.seq, None)
-        if task is not None:
-            task.cancel()
+        timer = self._timers.pop(delivery.seq, None)
+        if timer is not None:
+            timer.cancel()
 
-    async def _keep(self, msg: Msg) -> None:
-        while True:
-            await asyncio.sleep(self.period)
-            try:
-                await msg.in_progress()
-            except Exception as exc:  # noqa: BLE001 - best effort; redelivery is the fallback
-                log.debug("in_progress failed: %r", exc)
+    def _arm(self, seq: int, msg: Msg) -> None:
+        self._timers[seq] = asyncio.get_running_loop().call_later(self.period, self._tick, seq, msg)
+
+    def _tick(self, seq: int, msg: Msg) -> None:
+        if seq not in self._timers:
+            return
+        sending = asyncio.ensure_future(self._progress(msg))
+        self._sending.add(sending)
+        sending.add_done_callback(self._sending.discard)
+        self._arm(seq, msg)
+
+    @staticmethod
+    async def _progress(msg: Msg) -> None:
+        try:
+            await msg.in_progress()
+        except Exception as exc:  # noqa: BLE001 - best effort; redelivery is the fallback
+            log.debug("in_progress failed: %r", exc)

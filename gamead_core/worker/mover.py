@@ -46,6 +46,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.models import AdRecord
 from gamead_core.queue.connection import delete_if_present, nats_boundary
+from gamead_core.queue.depth import peek_next
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.publish import publish_ad
 from gamead_core.store.ads import AdStore, decode
@@ -158,11 +159,9 @@ async def stranded(
     seq, now = 0, time.time()
     while len(out) < min(limit, count) and seq < delivered:
         with nats_boundary():
-            try:
-                raw = await js.get_msg(names.work_stream(partition), seq=seq + 1,
-                                       subject=names.level_subject(level, partition), next=True)
-            except nats.js.errors.NotFoundError:
-                break
+            raw = await peek_next(js, names.work_stream(partition), names.level_subject(level, partition), seq)
+        if raw is None:
+            break
         seq = raw.seq or 0
         if not seq or seq > delivered:
             break

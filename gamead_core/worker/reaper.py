@@ -15,9 +15,12 @@ For each held ad, :func:`gamead_core.worker.budget.held_state` says what it was 
 compare-and-set on the record, and only the writer that wins it sends the ``nak`` (so two recoveries of one
 death, or a recovery racing a redelivery that has started, never hand an ad out twice):
 
-* ``running`` ads: with exactly one, it is charged (its attempt stays counted, the error is ``WorkerLost``,
-  and it returns after its backoff); with several, none is charged (the attempt is refunded) and each is
-  marked ``suspect`` so it runs alone next time (:mod:`gamead_core.worker.solo`);
+* ``running`` ads (record ``processing`` under the held delivery) and ``started`` ones (flagged in the
+  heartbeat as analysed without that mark, the fast path; their record says nothing yet) count alike:
+  with exactly one, it is charged (a ``running`` attempt stays counted, a ``started`` one is counted now;
+  the error is ``WorkerLost``, and it returns after its backoff); with several, none is charged (a
+  ``running`` attempt is refunded) and each is marked ``suspect`` so it runs alone next time
+  (:mod:`gamead_core.worker.solo`);
 * ``waiting`` ads (pulled, not started) are handed back as they are;
 * the ``nak`` (redelivery now, or after the backoff) is sent only while no redelivery can have happened
   yet (:func:`~gamead_core.worker.budget.nak_window_open`); later, JetStream's ``ack_wait`` has handed the
@@ -118,17 +121,23 @@ async def recover(
             report.untouched += 1
             continue
         found.append((held, current.record, current.revision))
-    running = [f for f in found if held_state(f[1], f[0].delivery) == "running"]
+    running = [f for f in found if held_state(f[1], f[0].delivery, f[0].started) in ("running", "started")]
     report.running = len(running)
     charge = death_verdict(len(running))
     wcfg = settings.worker
     for held, record, revision in found:
-        state = held_state(record, held.delivery)
+        state = held_state(record, held.delivery, held.started)
         if state == "settled":
             report.untouched += 1
             continue
         delay = 0.0
-        if state == "running":
+        if state == "started":  # analysed unmarked: its record neither charged nor named this delivery
+            record = record.model_copy(update={"attempts": record.attempts + (1 if charge else 0),
+                                               "delivery": held.delivery, "worker_id": node.id})
+            state = "running" if charge else "started"
+        if state == "started":
+            update = {"status": AdStatus.QUEUED, "suspect": True, "retry_at": _utc(now)}
+        elif state == "running":
             if charge:
                 delay = backoff(record.attempts, base=wcfg.backoff_base, cap=wcfg.backoff_cap)
                 error = AdError(
@@ -153,7 +162,7 @@ async def recover(
         except Conflict:  # a redelivery started it, or another recovery got there first
             report.untouched += 1
             continue
-        if state == "running":
+        if state in ("running", "started"):
             if charge:
                 report.charged += 1
             else:

@@ -7,11 +7,11 @@ ad completes exactly once.
 
 One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create it from the message if the
 API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
-:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → the ``processing`` write, which charges one attempt of the analysis budget
-(:mod:`gamead_core.worker.budget`) → analyse → write the outcome (only while the record still names this
-delivery) → ``ack`` / ``nak(backoff)``. The inline concerns are hooks around that handler
-(:mod:`gamead_core.worker.hooks`, as dramatiq's middleware): the ack-wait keep-alive from pull to settlement,
-the time limit of an attempt, fault injection. Outcomes are written by :mod:`gamead_core.worker.settle`.
+:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → analyse → write the outcome, which charges one
+attempt of the analysis budget (:mod:`gamead_core.worker.budget`; a ``processing`` mark first only for an
+analysis past ``worker.processing_mark_after``, a redelivery or a suspect ad) → ``ack`` / ``nak(backoff)``.
+The inline concerns are hooks around that handler (:mod:`gamead_core.worker.hooks`, as dramatiq's
+middleware): the ack-wait keep-alive from pull to settlement, the time limit of an attempt, fault injection. Outcomes are written by :mod:`gamead_core.worker.settle`.
 
 Our own storage failing is never the ad's fault: a delivery whose record cannot be read or written before
 the analysis is handed back uncharged after a back-off (and the worker pulls nothing meanwhile); an outcome
@@ -33,6 +33,9 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from typing import Any
+
+import orjson
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -55,6 +58,7 @@ from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.faults import FaultInjection
 from gamead_core.worker.handle import AdHandler
+from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
@@ -94,13 +98,14 @@ class Worker:
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()
         self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
-        #: (stream, stream seq) → the delivery this worker holds (a sequence alone repeats across partitions)
-        self._held: dict[tuple[str, int], HeldAd] = {}
+        #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
+        self._held = HeldAds()
         self._gate = SoloGate()
         self._nc: NATS | None = None
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
         self._beat: NodeInfo | None = None
+        self._beat_doc: tuple[NodeInfo, dict[str, Any]] | None = None  #: the last beat and its JSON document
         self._handler: AdHandler | None = None
         self._hooks = Hooks([*worker_hooks(settings), *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause = StoragePause(self.stats)
@@ -113,7 +118,7 @@ class Worker:
 
     def holding(self) -> list[HeldAd]:
         """The deliveries this worker holds (for its heartbeat)."""
-        return list(self._held.values())
+        return self._held.listing()
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -141,7 +146,8 @@ class Worker:
                              pause=self._pause, shielded=self._shielded, ack_wait=self.settings.queue.ack_wait,
                              metrics=self.metrics)
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
-                                      pause=self._pause, hooks=self._hooks, shielded=self._shielded)
+                                      pause=self._pause, hooks=self._hooks, shielded=self._shielded,
+                                      held=self._held, announce=self._announce_held)
             registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                 timeout=self.settings.nats.request_timeout)
             self._registry = registry
@@ -187,16 +193,19 @@ class Worker:
         return self._beat
 
     async def _announce_held(self) -> None:
-        """Put the held ads into our registry entry before their analyses start (see the reaper)."""
+        """Put the held ads into our registry entry before their analyses start (see the reaper): the last
+        beat (serialised once per beat) with ``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date,
+        one ``orjson.dumps`` per pull instead of a model copy and dump."""
         if self._registry is None:
             return
-        if self._beat is None:
-            info = self._snapshot()
-        else:
-            info = self._beat.model_copy(update={
-                "holding": self.holding(), "in_flight": self.stats.in_flight, "heartbeat_at": utcnow(),
-            })
-        await self._registry.put_nowait(info)
+        beat = self._beat if self._beat is not None else self._snapshot()
+        if self._beat_doc is None or self._beat_doc[0] is not beat:
+            self._beat_doc = (beat, orjson.loads(beat.model_dump_json()))
+        doc = dict(self._beat_doc[1])
+        doc["holding"] = self._held.wire()
+        doc["inFlight"] = self.stats.in_flight
+        doc["heartbeatAt"] = utcnow().isoformat().replace("+00:00", "Z")
+        await self._registry.put_raw_nowait(beat.id, orjson.dumps(doc))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())
@@ -223,13 +232,16 @@ class Worker:
                     await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     continue
+                fast = self.settings.worker.processing_mark_after > 0
                 for msg in msgs:
                     meta = msg.metadata
-                    self._held[(meta.stream, meta.sequence.stream)] = HeldAd(
+                    first = (meta.num_delivered or 1) == 1
+                    self._held.add((meta.stream, meta.sequence.stream), HeldAd(
                         ad_id=(msg.headers or {}).get(names.HDR_AD_ID, "?"),
                         delivery=delivery_id(meta.sequence.stream, meta.num_delivered or 1),
                         ack_subject=msg.reply or "",
-                    )
+                        started=fast and first,  # may run unmarked (gamead_core.worker.handle, fast path)
+                    ))
                 self.stats.in_flight = len(self._held)
                 await self._announce_held()
                 for msg in msgs:
@@ -273,5 +285,5 @@ class Worker:
         try:
             await self._handler(msg)
         finally:
-            self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream), None)
+            self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
             self.stats.in_flight = len(self._held)

@@ -7,7 +7,10 @@ until our storage takes them) and, with every ack, are shielded from cancellatio
 half-written.
 
 * :meth:`Settler.read` – the ad's record, created from the message if the API never wrote it;
-* :meth:`Settler.begin` – ``processing`` under this delivery, charging one attempt of the budget;
+* :meth:`Settler.started` – the record as an attempt under this delivery sees it (``processing``, charged),
+  in memory: the fast path writes it only with the outcome, or by :meth:`Settler.mark` when the analysis
+  runs past ``worker.processing_mark_after`` (:mod:`gamead_core.worker.handle`);
+* :meth:`Settler.begin` – ``processing`` under this delivery, charging one attempt of the budget (slow path);
 * :meth:`Settler.complete` – ``completed`` + the analysis, then ``ack``;
 * :meth:`Settler.fail` – ``queued`` with a backoff then ``nak(delay)``, or dead-letter then ``ack``;
 * :meth:`Settler.give_up` – the budget is spent and the last attempt left no outcome: dead-letter;
@@ -17,6 +20,7 @@ half-written.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +46,10 @@ from gamead_core.worker.storage_pause import StoragePause
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Pauses (seconds) before a first delivery looks again for a record the API has not written yet (see
+#: :meth:`Settler.read`).
+RECORD_WAITS = (0.002, 0.005, 0.01)
 Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
 
 
@@ -62,20 +70,51 @@ class Settler:
         self._ack_wait = ack_wait
         self.metrics = metrics if metrics is not None else WorkerMetrics(False)  #: Prometheus series (telemetry)
 
-    async def _persist(self, write: Callable[[], Awaitable[T]]) -> T:
-        return await self._pause.persist(write, self._shielded)
+    async def _persist(self, write: Callable[[], Awaitable[T]],
+                       stalled: Callable[[], Awaitable[object]] | None = None) -> T:
+        return await self._pause.persist(write, self._shielded, stalled)
 
-    async def read(self, msg: Msg, ad_id: str) -> Versioned:
-        """The ad's record; created from the message if the API died between publishing and recording."""
+    async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
+        """The ad's record; created from the message if the API died between publishing and recording.
+
+        ``first`` (a first delivery): the API writes the record right after its publish was acknowledged,
+        without waiting, so a worker woken by the message can look before it arrives; the stream leader is
+        asked again after each of ``RECORD_WAITS`` (17 ms in all) before the worker creates the record itself
+        (a write of its own beside the ad's one, issue 14.2)."""
         store = self._store
         try:
             return await store.get(ad_id)
-        except NotFound:  # the message is the truth
+        except NotFound:
+            pass
+        for pause in RECORD_WAITS if first else ():
+            await asyncio.sleep(pause)
             try:
-                await store.create(decode(msg.data))
-            except Conflict:
-                pass
-            return await store.get(ad_id)
+                return await store.get(ad_id, consistent=True)
+            except NotFound:
+                continue
+        try:  # the message is the truth
+            await store.create(decode(msg.data))
+        except Conflict:
+            pass
+        return await store.get(ad_id)
+
+    def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
+        """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by this worker, one attempt
+        charged (pure; written by :meth:`begin`, :meth:`mark`, or with the outcome)."""
+        return rec.model_copy(update={
+            "status": AdStatus.PROCESSING,
+            "started_at": utcnow(),
+            "attempts": rec.attempts + 1,
+            "worker_id": self.worker_id,
+            "delivery": delivery,
+            "suspect": True if (suspect or rec.suspect or lost_attempt(rec, delivery)) else None,
+        })
+
+    async def mark(self, current: Versioned) -> Versioned:
+        """Write ``current.record`` (a :meth:`started` record, not yet written) over ``current.revision``: the
+        ``processing`` mark of an analysis past ``worker.processing_mark_after``. Shielded from cancellation.
+        Raises :class:`Conflict` if the record changed since it was read, or a storage error."""
+        return Versioned(current.record, await self._shielded(self._store.update(current.record, current.revision)))
 
     async def begin(self, current: Versioned, delivery: str, suspect: bool) -> tuple[str, Versioned]:
         """Mark the ad ``processing`` under ``delivery``, charging one attempt. Returns ``("started", …)``,
@@ -89,14 +128,7 @@ class Settler:
                 return "superseded", current
             if budget_spent(rec, self.settings.max_attempts):
                 return "spent", current
-            new = rec.model_copy(update={
-                "status": AdStatus.PROCESSING,
-                "started_at": utcnow(),
-                "attempts": rec.attempts + 1,
-                "worker_id": self.worker_id,
-                "delivery": delivery,
-                "suspect": True if (suspect or rec.suspect or lost_attempt(rec, delivery)) else None,
-            })
+            new = self.started(rec, delivery, suspect)
             try:
                 return "started", Versioned(new, await self._shielded(store.update(new, current.revision)))
             except Conflict:
@@ -144,15 +176,18 @@ class Settler:
                 await store.update(done, current.revision)
                 return True
             except Conflict:  # changed meanwhile (a hand-over while we were cut off): finish unless final
-                return await store.mutate(
+                return await store.mutate(  # attempts: ours may not have been written (the fast path)
                     done.id,
-                    lambda rec: None if rec.status.terminal else done.model_copy(update={"attempts": rec.attempts}),
+                    lambda rec: None if rec.status.terminal else done.model_copy(
+                        update={"attempts": max(rec.attempts, done.attempts)}),
                 ) is not None
 
         if await self._persist(write):
             self.stats.processed += 1
             self._sample(current.record, now)
-        await self._shielded(msg.ack())
+        # Not shielded (the hot path: one task fewer per ad): an ack is a publish nats-py puts in its pending
+        # buffer before its first await, so a cancellation cannot cut it in half; it is flushed regardless.
+        await msg.ack()
 
     def _sample(self, record: AdRecord, finished: datetime) -> None:
         started, submitted = record.started_at, record.submitted_at
@@ -164,9 +199,13 @@ class Settler:
             self.metrics.completed(record.priority, processing_ms / 1000, wait_ms / 1000, now)
         self.stats.last_progress = now
 
-    async def fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str) -> None:
+    async def fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str, *,
+                   marked: bool = True) -> None:
         """Retry with backoff, or dead-letter: at once for a permanent error, else after the last attempt.
-        Written only while the record still names this delivery; counted only when written."""
+        Written only while the record is still this attempt's (:func:`_owner`); counted only when written.
+        ``marked=False``: ``current.record`` (a :meth:`started` record) was never written (the fast path); if
+        the dead-letter copy cannot be made (a full DLQ) it is written then, so the wait shows as
+        ``processing`` with its attempt charged."""
         self.stats.last_progress = time.time()
         wcfg = self.settings
         attempt = current.record.attempts
@@ -187,8 +226,12 @@ class Settler:
             else:
                 await self._settle_foreign(msg, current.record.id)
             return
+        async def stalled() -> None:
+            await self.mark(current)
+
         made_dead = await self._persist(lambda: self._dead_letter(
-            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns))
+            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns),
+            None if marked else stalled)
         if made_dead:
             self._count_failure(error)
             await self._shielded(msg.ack())
@@ -217,6 +260,11 @@ class Settler:
         def retrying(rec: AdRecord) -> AdRecord | None:
             if rec.status.terminal or not owns(rec):
                 return None
+            if rec.status != AdStatus.PROCESSING:  # our attempt ran unmarked: its charge is written now
+                rec = rec.model_copy(update={
+                    "attempts": max(rec.attempts + 1, current.record.attempts), "delivery": current.record.delivery,
+                    "worker_id": current.record.worker_id, "started_at": current.record.started_at,
+                })
             return rec.model_copy(update={
                 "status": AdStatus.QUEUED,
                 "error": error,
@@ -298,5 +346,13 @@ class Settler:
 
 
 def _owner(delivery: str) -> Callable[[AdRecord], bool]:
-    """``owns(record)``: the record is still ``processing`` under ``delivery`` (this attempt's own)."""
-    return lambda rec: rec.status == AdStatus.PROCESSING and rec.delivery == delivery
+    """``owns(record)``: the record is still this attempt's own: ``processing`` under ``delivery`` (a marked
+    attempt), or not final, not ``processing`` and naming only earlier deliveries (an attempt that ran
+    unmarked, the fast path: nobody has claimed the ad since it was read)."""
+
+    def owns(rec: AdRecord) -> bool:
+        if rec.status == AdStatus.PROCESSING:
+            return rec.delivery == delivery
+        return not rec.status.terminal and parse_delivery(rec.delivery) < parse_delivery(delivery)
+
+    return owns

@@ -62,12 +62,21 @@ class StoragePause:
             log.info("storage answers again")
         self._rounds = 0
 
-    async def persist(self, write: Callable[[], Awaitable[T]], shielded: Callable[[Awaitable[T]], Awaitable[T]]) -> T:
-        """Run ``write`` (through ``shielded``) until our storage takes it; the ad's lease is held meanwhile."""
+    async def persist(self, write: Callable[[], Awaitable[T]], shielded: Callable[[Awaitable[T]], Awaitable[T]],
+                      stalled: Callable[[], Awaitable[object]] | None = None) -> T:
+        """Run ``write`` (through ``shielded``) until our storage takes it; the ad's lease is held meanwhile.
+        ``stalled`` (optional) runs once, after the first failure (e.g. mark the record ``processing`` so the
+        wait shows); what it raises is ignored."""
         while True:
             try:
                 result = await shielded(write())
             except STORAGE_ERRORS as exc:
+                if stalled is not None:
+                    try:
+                        await stalled()
+                    except Exception as why:  # noqa: BLE001 - only a courtesy to operators
+                        log.debug("could not mark a stalled outcome: %r", why)
+                    stalled = None
                 delay = self.failed(exc)
                 log.debug("cannot record an outcome (%s); retrying in %.1fs", exc.message, delay)
                 await asyncio.sleep(delay)

@@ -62,7 +62,9 @@ def test_a_later_urgent_ad_is_analysed_next(lane: dict, procs: list[Proc]) -> No
     completed, so whichever backlog ad was in analysis when the urgent ad's 202 came back (its
     ``completedAt`` is later than the 202) must be followed by the urgent ad, however slow the machine."""
     client, nats_url = lane["client"], lane["nats"].url
-    procs.append(start_worker(nats_url, lane["logs"], concurrency=1, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="400"))
+    # analyses of 400 ms, marked processing after 0.1 s (issue 14.2: shorter ones show only their outcome)
+    procs.append(start_worker(nats_url, lane["logs"], concurrency=1, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="400",
+                              GAMEAD_WORKER__PROCESSING_MARK_AFTER="0.1"))
     backlog = [_submit(client, f"Backlog {i}", 5) for i in range(5)]
     wait_for(lambda: client.get(f"/ads/{backlog[0]}").json()["status"] == "processing", what="first p5 started")
     urgent = _submit(client, "Urgent", 1)

@@ -4,8 +4,12 @@
   and once writes succeed again it says ready by itself, with no restart of the API;
 * the worker: a delivery whose record cannot be written is not an analysis attempt. Before: each such
   delivery used up one of ``max_deliver``; past it the ad sat in the stream past every consumer, with no DLQ
-  entry. Now, with ``worker.max_attempts`` 1, every ad is delivered more often than its budget while the store
-  is full, none is charged, and once there is room again every acknowledged ad completes with 1 attempt.
+  entry. Now, with ``worker.max_attempts`` 1, none is charged, and once there is room again every acknowledged
+  ad completes with 1 attempt. How the worker waits depends on its path (issue 14.2): with a ``processing``
+  mark before each analysis (``worker.processing_mark_after: 0``, as every attempt was before) the mark fails,
+  so each delivery is handed back uncharged and every ad is delivered more often than its budget; with the
+  default fast path the record is only read before the analysis, so each ad is analysed once and its outcome
+  waits, lease held, for storage to take it (the worker pulls nothing more meanwhile).
 
 Real store errors, provoked two ways (one test each; each starts one NATS, one API, one worker):
 
@@ -92,6 +96,27 @@ def work_messages(url: str) -> int:
     return int(js_call(url, lambda js: js.stream_info(names.ADS_STREAM)).state.messages)
 
 
+#: the worker's path, per test: ``slow`` marks ``processing`` before every analysis; ``fast`` is the default
+PATHS = {"slow": {"GAMEAD_WORKER__PROCESSING_MARK_AFTER": "0"}, "fast": {}}
+
+
+def wait_uncharged(client: httpx.Client, url: str, ids: list[str], timeout: float, path: str) -> None:
+    """While the store is full: none of ``ids`` is charged; each is handed back (``slow``) or held, analysed,
+    its outcome waiting for storage (``fast``: the worker says so in ``/v1/workers``)."""
+    if path == "slow":
+        wait_redelivered_uncharged(client, url, ids, timeout)
+        return
+
+    def held_all() -> bool:
+        assert all(client.get(f"/ads/{i}").json()["status"] == "queued" for i in ids)  # never a 404, never dead
+        w1 = next((w for w in client.get("/v1/workers").json()["items"] if w["id"] == "w1"), {})
+        return w1.get("inFlight") == len(ids) and (w1.get("lastError") or "").startswith("storage:")
+
+    wait_for(held_all, timeout=timeout, interval=0.2,
+             what="every ad analysed and its outcome waiting for storage, held by the worker")
+    assert level_consumer(url, 2).num_redelivered == 0  # held, not handed back: nothing was redelivered
+
+
 def wait_redelivered_uncharged(client: httpx.Client, url: str, ids: list[str], timeout: float) -> None:
     """Every ad of ``ids`` delivered more often than its budget (1) while the store is full, none charged."""
 
@@ -110,8 +135,9 @@ def all_completed_once(client: httpx.Client, ids: list[str], timeout: float) -> 
     assert client.get("/v1/dlq").json()["total"] == 0
 
 
+@pytest.mark.parametrize("path", ["slow", "fast"])
 def test_storage_at_the_servers_limit_fails_readyz_charges_no_attempt_and_recovers_when_space_is_freed(
-    procs: list[Proc], tmp_path: Path
+    procs: list[Proc], tmp_path: Path, path: str
 ) -> None:
     server = EmbeddedNats(tmp_path / "nats", max_file="1MB").start()
     try:
@@ -131,8 +157,8 @@ def test_storage_at_the_servers_limit_fails_readyz_charges_no_attempt_and_recove
             assert body["checks"]["nats"] == "ok"
             assert client.get("/v1/stats").json()["storage"]["state"] == "failing"
 
-            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **FAST))
-            wait_redelivered_uncharged(client, server.url, ids, timeout=30)
+            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **FAST, **PATHS[path]))
+            wait_uncharged(client, server.url, ids, timeout=30, path=path)
 
             js_call(server.url, lambda js: js.delete_stream("FILLER"))  # the operator frees space
             wait_for(lambda: readyz(client)["httpStatus"] == 200, timeout=10, what="/readyz ready by itself")
@@ -189,7 +215,7 @@ def test_a_full_disk_fails_readyz_charges_no_attempt_and_after_a_nats_restart_ev
             ballast = tiny_disk / "ballast"
             fill_up(ballast)
             procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **FAST))
-            wait_redelivered_uncharged(client, server.url, ids, timeout=40)
+            wait_uncharged(client, server.url, ids, timeout=40, path="fast")
 
             os.truncate(ballast, max(0, ballast.stat().st_size - 64 * 1024))  # 64 KB free again
             statuses, accepted = [], []

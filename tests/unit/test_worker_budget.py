@@ -80,6 +80,23 @@ def test_held_state(record: AdRecord, state: str) -> None:
     assert held_state(record, "5.1") == state
 
 
+@pytest.mark.parametrize(
+    ("record", "state"),
+    [
+        (rec(AdStatus.QUEUED), "started"),  # flagged in the heartbeat, record untouched: ran unmarked
+        (rec(AdStatus.QUEUED, delivery="4.1"), "started"),  # an earlier delivery ended, this one ran unmarked
+        (rec(AdStatus.PROCESSING, delivery="5.1"), "running"),  # its delayed processing mark was written
+        (rec(AdStatus.QUEUED, delivery="5.1", retry_at=T0), "settled"),  # its outcome (a retry) was written
+        (rec(AdStatus.QUEUED, delivery="6.1"), "settled"),  # a later message (a replay) owns it now
+        (rec(AdStatus.PROCESSING, delivery="4.1"), "settled"),  # someone else's analysis
+        (rec(AdStatus.COMPLETED), "settled"),
+    ],
+)
+def test_held_state_of_a_delivery_flagged_started(record: AdRecord, state: str) -> None:
+    """Issue 14.2: a fast-path delivery leaves no ``processing`` mark; its heartbeat flag says it may run."""
+    assert held_state(record, "5.1", started=True) == state
+
+
 def test_only_a_worker_that_ran_exactly_one_ad_charges_it_for_its_death() -> None:
     assert death_verdict(1)
     assert not death_verdict(0) and not death_verdict(2) and not death_verdict(16)

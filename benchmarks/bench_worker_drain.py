@@ -1,0 +1,192 @@
+"""One worker process draining a backlog vs a raw nats-py fetch+ack loop running the same analyser (issue 14).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_worker_drain.py                    # 10,000 ads, 3 rounds, medians
+    .venv/bin/python benchmarks/bench_worker_drain.py --ads 3000 --rounds 1 --profile /tmp/worker.prof
+    .venv/bin/python benchmarks/bench_worker_drain.py --code /tmp/main-src   # and a worker of another checkout
+
+One fresh ``nats-server`` with gamead's topology. Each round, per contender, ``--ads`` generated ads
+(``gamead_cli.generate``, their own priorities 1-5) are published to the work stream as ``POST /ads`` publishes
+them (encoded record, ``Nats-Msg-Id`` / ``Gamead-Ad-Id`` headers), and their records are written to the ad
+bucket as the API writes them (create, not awaited); then the backlog is drained (burn-down, not steady state):
+
+* **gamead**: one ``gamead worker`` process at the default concurrency (``worker.concurrency``, 4), real
+  settings: aging-aware pulls, record read, the outcome's compare-and-set, ack, heartbeats. Timed from its
+  first acknowledged ad (its start-up is not counted) to an empty work stream; its CPU (``/proc``) over the
+  same window, per ad.
+* **raw**: in this process, nats-py ``fetch(100)`` + ``ack`` on the same durable level consumers, most urgent
+  level first, decoding each record and running gamead's own ``analyze()`` on it (no record writes).
+
+Printed per round and as medians: ads/s of each, the ratio gamead / raw (target ≥ 0.8), and CPU µs per ad of
+each. ``--profile PATH`` runs one more gamead round under cProfile (CPU time) and prints its top functions.
+Every process is stopped by PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_pipeline import Procs, gamead_env, proc_cpu_seconds  # noqa: E402
+
+from gamead_cli.generate import generate_ads  # noqa: E402
+from gamead_core import names  # noqa: E402
+from gamead_core.config import GameadSettings  # noqa: E402
+from gamead_core.embedded import EmbeddedNats  # noqa: E402
+from gamead_core.intake import new_ad_id  # noqa: E402
+from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa: E402
+from gamead_core.queue.publish import Outgoing, publish_ads  # noqa: E402
+from gamead_core.queue.topology import ensure_topology  # noqa: E402
+from gamead_core.store.ads import AdStore, decode, encode  # noqa: E402
+from gamead_core.worker.analyzer import analyze  # noqa: E402
+
+
+async def publish_backlog(url: str, n: int, seed: int) -> None:
+    """``n`` ads into the work stream and their records into the ad bucket, as the API writes them."""
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    await ensure_topology(js, GameadSettings())
+    store = AdStore(nc, js)
+    batch: list[Outgoing] = []
+    for body in generate_ads(n, seed=seed):
+        ad = AdSubmission.model_validate(body)
+        record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
+        payload = encode(record)
+        batch.append(Outgoing(record.id, ad.priority, payload))
+        await store.create_nowait(record, payload)
+        if len(batch) == 1000:
+            results = await publish_ads(js, batch, timeout=30)
+            assert all(not isinstance(r, Exception) for r in results), results[:3]
+            batch = []
+    if batch:
+        await publish_ads(js, batch, timeout=30)
+    await nc.flush()
+    await nc.close()
+
+
+async def backlog(js: Any) -> int:
+    return int((await js.stream_info(names.ADS_STREAM)).state.messages)
+
+
+async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
+                       code: str | None = None) -> dict[str, float]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    argv = [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id", "bench-drain"]
+    if profile:  # cProfile on CPU time (process_time), not wall time: other processes' turns are not counted
+        code = ("import cProfile, runpy, sys, time; sys.argv = ['gamead', 'worker', '--id', 'bench-drain']; "
+                "p = cProfile.Profile(time.process_time); p.enable()\n"
+                "try:\n    runpy.run_module('gamead_cli', run_name='__main__')\n"
+                "except SystemExit:\n    pass\n"
+                f"finally:\n    p.disable(); p.dump_stats({profile!r})")
+        argv = [sys.executable, "-P", "-c", code]
+    worker = procs.start("drain-worker", argv, gamead_env(url, **({"PYTHONPATH": code} if code else {})))
+    left = n
+    while left >= n:  # start-up: not counted
+        await asyncio.sleep(0.01)
+        left = await backlog(js)
+        assert worker.poll() is None, "the worker exited"
+    t0, cpu0, start_left = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0, left
+    while left:
+        await asyncio.sleep(0.02)
+        left = await backlog(js)
+    t1, cpu1 = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0
+    procs.stop(worker)
+    await nc.close()
+    done = start_left
+    return {"rate": done / (t1 - t0), "cpu_us": (cpu1 - cpu0) / done * 1e6}
+
+
+async def drain_raw(url: str, n: int) -> dict[str, float]:
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    subs = {lvl: await js.pull_subscribe_bind(names.level_consumer(lvl), names.ADS_STREAM) for lvl in names.LEVELS}
+    done = 0
+    t0, cpu0 = time.monotonic(), time.process_time()
+    for lvl in names.LEVELS:  # the backlog is all there: most urgent level first, each until it is empty
+        while True:
+            try:
+                msgs = await subs[lvl].fetch(100, timeout=0.05)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                break
+            for msg in msgs:
+                analyze(decode(msg.data).ad)
+                await msg.ack()
+            done += len(msgs)
+    await nc.flush()
+    t1, cpu1 = time.monotonic(), time.process_time()
+    assert await backlog(js) == 0
+    await nc.close()
+    return {"rate": done / (t1 - t0), "cpu_us": (cpu1 - cpu0) / done * 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ads", type=int, default=10_000, help="backlog per round and contender")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", default=None, help="also profile one gamead round into this file")
+    parser.add_argument("--code", default=None,
+                        help="also drain with a worker from this source tree (PYTHONPATH), e.g. the code before")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "logs").mkdir()
+        procs = Procs(root / "logs")
+        server = EmbeddedNats(root / "nats").start()
+        rows: list[tuple[dict[str, float], dict[str, float]]] = []
+        other: list[dict[str, float]] = []
+        try:
+            for r in range(args.rounds):
+                asyncio.run(publish_backlog(server.url, args.ads, seed=r))
+                g = asyncio.run(drain_gamead(server.url, args.ads, procs, None))
+                asyncio.run(publish_backlog(server.url, args.ads, seed=100 + r))
+                w = asyncio.run(drain_raw(server.url, args.ads))
+                rows.append((g, w))
+                print(f"round {r + 1}: gamead worker {g['rate']:7.0f} ads/s ({g['cpu_us']:5.0f} µs CPU/ad)   "
+                      f"raw fetch+ack+analyse {w['rate']:7.0f} ads/s ({w['cpu_us']:5.0f} µs CPU/ad)   "
+                      f"ratio {g['rate'] / w['rate']:.2f}", flush=True)
+                if args.code:
+                    asyncio.run(publish_backlog(server.url, args.ads, seed=200 + r))
+                    o = asyncio.run(drain_gamead(server.url, args.ads, procs, None, args.code))
+                    other.append(o)
+                    print(f"         worker from {args.code}: {o['rate']:7.0f} ads/s ({o['cpu_us']:5.0f} µs CPU/ad)   "
+                          f"ratio {o['rate'] / w['rate']:.2f}", flush=True)
+            if args.profile:
+                asyncio.run(publish_backlog(server.url, args.ads, seed=999))
+                asyncio.run(drain_gamead(server.url, args.ads, procs, args.profile))
+        finally:
+            procs.stop_all()
+            server.stop()
+    g_rate = statistics.median(g["rate"] for g, _ in rows)
+    w_rate = statistics.median(w["rate"] for _, w in rows)
+    print(f"median of {args.rounds} (burn-down of {args.ads:,} ads, one worker process at the default "
+          f"concurrency, single ads):")
+    print(f"  gamead worker          {g_rate:7.0f} ads/s, {statistics.median(g['cpu_us'] for g, _ in rows):5.0f} µs "
+          "CPU per ad (worker process)")
+    print(f"  raw fetch+ack+analyse  {w_rate:7.0f} ads/s, {statistics.median(w['cpu_us'] for _, w in rows):5.0f} µs "
+          "CPU per ad (its process)")
+    print(f"  ratio gamead / raw     {g_rate / w_rate:.2f}  (target ≥ 0.80)")
+    if other:
+        o_rate = statistics.median(o["rate"] for o in other)
+        print(f"  worker from {args.code}: {o_rate:7.0f} ads/s, {statistics.median(o['cpu_us'] for o in other):5.0f} "
+              f"µs CPU per ad, ratio {o_rate / w_rate:.2f}")
+    if args.profile:
+        print(f"\nprofile of one gamead round ({args.profile}), top 30 by own time:")
+        pstats.Stats(args.profile).sort_stats("tottime").print_stats(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The deliveries one worker holds (pulled, not yet settled): what its heartbeat lists as ``holding``.
+
+Each entry is a :class:`~gamead_core.registry.HeldAd`; its ``started`` flag says the delivery may be analysed
+without a ``processing`` mark in its record (the fast path of :mod:`gamead_core.worker.handle`), so that
+whoever recovers the worker after its death counts it as running (:func:`gamead_core.worker.budget.held_state`).
+No I/O: the worker announces the ledger (an unconfirmed registry put) after every change that matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import KeysView
+
+from gamead_core.registry import HeldAd
+
+#: A held delivery's key: (stream, stream sequence); a sequence alone repeats across work-stream partitions.
+HeldKey = tuple[str, int]
+
+
+class HeldAds:
+    """(stream, stream sequence) → the :class:`HeldAd` this worker holds."""
+
+    def __init__(self) -> None:
+        self._by_seq: dict[HeldKey, HeldAd] = {}
+        self._wire: dict[HeldKey, dict[str, object]] = {}  #: each one as the heartbeat writes it (camelCase)
+
+    def __len__(self) -> int:
+        return len(self._by_seq)
+
+    def keys(self) -> KeysView[HeldKey]:
+        return self._by_seq.keys()
+
+    def add(self, seq: HeldKey, held: HeldAd) -> None:
+        self._by_seq[seq] = held
+        self._wire[seq] = {"adId": held.ad_id, "delivery": held.delivery, "ackSubject": held.ack_subject,
+                           "started": held.started}
+
+    def pop(self, seq: HeldKey) -> None:
+        self._by_seq.pop(seq, None)
+        self._wire.pop(seq, None)
+
+    def wire(self) -> list[dict[str, object]]:
+        """:meth:`listing` as JSON-ready dicts (``HeldAd``'s wire form), for the announcement between beats."""
+        return list(self._wire.values())
+
+    def listing(self) -> list[HeldAd]:
+        """Every held delivery (for the heartbeat)."""
+        return list(self._by_seq.values())
+
+    def started(self, seq: HeldKey) -> bool:
+        """True while the delivery at ``seq`` is flagged as possibly running unmarked."""
+        held = self._by_seq.get(seq)
+        return held is not None and held.started
+
+    def unmark(self, seq: HeldKey) -> bool:
+        """Clear the ``started`` flag of the delivery ``seq``; True when it was set (announce the change)."""
+        held = self._by_seq.get(seq)
+        if held is None or not held.started:
+            return False
+        self._by_seq[seq] = held.model_copy(update={"started": False})
+        self._wire[seq] = {**self._wire[seq], "started": False}
+        return True
+
+    def unmark_others(self, seq: HeldKey) -> bool:
+        """Clear every ``started`` flag but that of ``seq`` (a suspect ad is about to run alone: nothing else
+        may count as running beside it). True when any flag changed (announce the change)."""
+        changed = False
+        for other in list(self._by_seq):
+            if other != seq and self.unmark(other):
+                changed = True
+        return changed

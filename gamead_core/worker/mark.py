@@ -1,0 +1,53 @@
+"""The ``processing`` mark of a long analysis: written only once the analysis has run ``worker.processing_mark_after``
+seconds (issue 14.2: a short analysis costs one record write, its outcome).
+
+Where the line is: an analysis that ends within ``processing_mark_after`` (default 0.5 s) goes from ``queued`` to
+``completed`` in one KV write; one that runs longer is marked ``processing`` (charged, naming its delivery and
+worker) by a timer started with it, so ``gamead ads``, ``GET /ads/{id}`` and ``gamead top`` show it, and the
+outcome then compares-and-sets over the mark's revision. The timer is cancelled if the analysis ends first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gamead_core.errors import Conflict, GameadError
+from gamead_core.store.ads import Versioned
+from gamead_core.worker.settle import Settler
+
+log = logging.getLogger(__name__)
+
+
+class ProcessingMark:
+    """One attempt's delayed mark. ``current`` is the :meth:`Settler.started` record over the revision it
+    was read at; :meth:`stop` returns what the outcome must compare-and-set over (the mark, if it was written).
+    A timer handle until it fires (no task per ad: most analyses end first); the write is a task of its own."""
+
+    def __init__(self, settle: Settler, current: Versioned, after: float) -> None:
+        self._settle = settle
+        self.current = current
+        self.marked = False
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(after, self._fire)
+
+    def _fire(self) -> None:
+        self._task = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        try:
+            self.current = await self._settle.mark(self.current)
+            self.marked = True
+        except Conflict:  # the record changed under us (a recovery, an operator): the outcome's CAS decides
+            log.debug("ad %s changed during its analysis; not marked", self.current.record.id)
+        except GameadError as exc:  # our storage failed: the heartbeat's held flag still charges a crash
+            log.debug("ad %s: could not mark it processing: %s", self.current.record.id, exc.message)
+        except Exception as exc:  # noqa: BLE001 - the mark is for operators; the analysis goes on
+            log.warning("ad %s: could not mark it processing: %r", self.current.record.id, exc)
+
+    async def stop(self) -> Versioned:
+        """End the timer: cancelled if it has not fired, else its write waited for (the write is shielded)."""
+        self._timer.cancel()
+        if self._task is not None:
+            await self._task
+        return self.current
