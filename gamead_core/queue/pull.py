@@ -58,12 +58,13 @@ from gamead_core.queue.aging import LevelHead, pull_order
 from gamead_core.queue.depth import LevelDepth, level_depths
 from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
 from gamead_core.queue.level_health import LevelHealth
+from gamead_core.queue.connection import unsubscribe_quietly
 from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of_msg
+from gamead_core.queue.pull_request import pull_no_wait, take_delivered
 
 log = logging.getLogger(__name__)
 
 _STATUS = names.HDR_STATUS
-_PULL_TIMEOUT = 1.0
 
 
 class AgingPuller:
@@ -118,19 +119,16 @@ class AgingPuller:
         """Unsubscribe (the server then drops our waiting long polls: nobody listens to their inbox) and hand
         back at once the ads a long poll delivered that no pull took yet (``nak``: redelivered without delay)."""
         for sub in self._subs:
-            try:
-                await sub.unsubscribe()
-            except nats.errors.Error:
-                pass
+            await unsubscribe_quietly(sub)
         self._subs.clear()
         for queue in self._inbox.values():
-            while not queue.empty():
-                msg = queue.get_nowait()
-                if not (msg.headers and msg.headers.get(_STATUS)):
-                    try:
-                        await msg.nak()
-                    except (nats.errors.Error, asyncio.TimeoutError):
-                        pass  # redelivered after ack_wait instead
+            left: list[Msg] = []
+            take_delivered(queue, queue.qsize(), left)
+            for msg in left:
+                try:
+                    await msg.nak()
+                except (nats.errors.Error, asyncio.TimeoutError):
+                    pass  # redelivered after ack_wait instead
 
     def _on_bell(self, key: tuple[int, int], msg: Msg) -> None:
         """An answer to ``level``'s long poll (``batch: 1``: any answer ends the request). An ad is ours to run
@@ -173,10 +171,7 @@ class AgingPuller:
         """Ads already delivered to us (long polls, late answers), most urgent level first, at most ``free``."""
         got: list[Msg] = []
         for queue in self._inbox.values():  # (level, partition) in level order
-            while len(got) < free and not queue.empty():
-                msg = queue.get_nowait()
-                if not (msg.headers and msg.headers.get(_STATUS)):
-                    got.append(msg)
+            take_delivered(queue, free, got)
         return got
 
     def _has_local(self) -> bool:
@@ -232,51 +227,14 @@ class AgingPuller:
         order = oldest_first(depths) if depths else list(self._parts)
         got: list[Msg] = []
         for p in order:
-            msgs = await self._pull_partition(level, p, want - len(got))
+            msgs = await pull_no_wait(self._nc, self._inbox[(level, p)], self._reply[(level, p)], level=level,
+                                      partition=p, want=want - len(got), health=self._levels)
             if self._due is not None and len(self._parts) > 1:
                 self._due.taken(level, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1),
                                 drained=len(msgs) < want - len(got), partition=p)
             got.extend(msgs)
             if len(got) >= want:
                 break
-        return got
-
-    async def _pull_partition(self, level: int, partition: int, want: int) -> list[Msg]:
-        queue = self._inbox[key := (level, partition)]
-        got: list[Msg] = []
-        while not queue.empty() and len(got) < want:  # late arrivals of an earlier, timed-out request
-            msg = queue.get_nowait()
-            if not (msg.headers and msg.headers.get(_STATUS)):
-                got.append(msg)
-        if len(got) == want or not self.readable(level):
-            return got
-        request = orjson.dumps({"batch": want - len(got), "no_wait": True})
-        await self._nc.publish(
-            names.pull_next_subject(names.work_stream(partition), names.level_consumer(level, partition)),
-            request,
-            reply=self._reply[key],
-        )
-        deadline = time.monotonic() + _PULL_TIMEOUT
-        while len(got) < want:
-            try:
-                msg = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                if not got:
-                    self._levels.failed(level, "its pull request was not answered", in_pull=True)
-                break
-            status = msg.headers.get(_STATUS) if msg.headers else None
-            if status:
-                if status in ("404", "408"):  # no (more) messages: a normal answer
-                    self._levels.ok(level, by_pull=True)
-                else:
-                    description = (msg.headers.get("Description", "") if msg.headers else "") or "refused"
-                    if status == "503":
-                        description = f"consumer {names.level_consumer(level, partition)} does not answer (missing?)"
-                    self._levels.failed(level, f"pull answered {status} {description}", in_pull=True)
-                break
-            got.append(msg)
-        if got:
-            self._levels.ok(level, by_pull=True)
         return got
 
     async def pull(self, free: int) -> list[Msg]:

@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import PartitionsChanged
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.topology_plan import PartitionChange
+from gamead_core.queue.partitions import PartitionChange
 
 log = logging.getLogger("gamead_core.queue.topology")
 

@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from gamead_core.queue.connection import nats_boundary
+from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
 
 
 async def read_stream(
@@ -46,7 +46,4 @@ async def read_stream(
             if meta.sequence.stream >= last or meta.num_pending == 0:
                 return
     finally:
-        try:
-            await sub.unsubscribe()
-        except nats.errors.Error:
-            pass
+        await unsubscribe_quietly(sub)

@@ -55,6 +55,7 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
+from gamead_core.queue.partitions import PartitionChange, partition_change
 from gamead_core.queue.repartition import settle_partitions
 from gamead_core.queue.topology_plan import (  # the pure half, re-exported for existing callers
     CONSUMER_LIMITS,
@@ -62,7 +63,6 @@ from gamead_core.queue.topology_plan import (  # the pure half, re-exported for 
     MAX_ACK_PENDING,
     STREAM_LIMITS,
     Difference,
-    PartitionChange,
     Snapshot,
     Verdict,
     Wanted,
@@ -72,7 +72,6 @@ from gamead_core.queue.topology_plan import (  # the pure half, re-exported for 
     health_bucket_config,
     kv_config,
     kv_stream_config,
-    partition_change,
     plain_bucket_config,
     plan,
     stream_config,

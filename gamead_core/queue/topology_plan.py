@@ -271,49 +271,6 @@ class Snapshot:
         return out
 
 
-@dataclass(frozen=True)
-class PartitionChange:
-    """The work streams that exist do not match ``queue.partitions`` (``setting``): a change of the setting.
-    ``found``: partitions whose stream exists; ``made_with``: the settings they were made with; ``held``: ads in
-    them now. Safe only when ``drained`` (nothing can be stranded); otherwise a start is refused."""
-
-    setting: int
-    found: tuple[int, ...]
-    made_with: tuple[int | None, ...]
-    held: int
-
-    @property
-    def drained(self) -> bool:
-        return self.held == 0
-
-    @property
-    def removed(self) -> tuple[int, ...]:
-        """Partitions that exist and the setting no longer has (deleted by a drained change)."""
-        return tuple(p for p in self.found if p >= self.setting)
-
-    def describe(self) -> str:
-        """One line: what exists against the setting, and the fix."""
-        was = sorted({m for m in self.made_with if m is not None})
-        streams = ", ".join(names.work_stream(p) for p in self.found)
-        made = f"made with queue.partitions {'/'.join(map(str, was))}" if was else "made by hand"
-        return (f"queue.partitions is {self.setting} but the work streams on this NATS are {streams} ({made}) "
-                f"holding {self.held} ad(s); changing the partitions of a live queue would strand them: set "
-                f"queue.partitions back, or stop the API nodes, let the workers drain the queue, then start "
-                f"with the new setting (README: Partitions)")
-
-
-def partition_change(setting: int, existing: Mapping[int, tuple[int | None, int]]) -> PartitionChange | None:
-    """None when the work streams that exist fit ``queue.partitions`` = ``setting`` (none exists yet; or every
-    one is a partition below the setting and was made with this setting: a missing one was deleted and is simply
-    recreated). Otherwise the change, to be refused unless it is drained. Pure."""
-    if not existing:
-        return None
-    made_with = tuple(existing[p][0] for p in sorted(existing))
-    if all(p < setting for p in existing) and set(made_with) == {setting}:
-        return None
-    return PartitionChange(setting, tuple(sorted(existing)), made_with, sum(n for _, n in existing.values()))
-
-
 State = Literal["ok", "missing", "incompatible", "limits"]
 
 

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
@@ -43,6 +43,7 @@ from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.hooks import Failure
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.storage_pause import StoragePause
+from gamead_core.worker.transitions import handed_back, owner, retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -202,7 +203,7 @@ class Settler:
     async def fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str, *,
                    marked: bool = True) -> None:
         """Retry with backoff, or dead-letter: at once for a permanent error, else after the last attempt.
-        Written only while the record is still this attempt's (:func:`_owner`); counted only when written.
+        Written only while the record is still this attempt's (:func:`~gamead_core.worker.transitions.owner`); counted only when written.
         ``marked=False``: ``current.record`` (a :meth:`started` record) was never written (the fast path); if
         the dead-letter copy cannot be made (a full DLQ) it is written then, so the wait shows as
         ``processing`` with its attempt charged."""
@@ -211,7 +212,7 @@ class Settler:
         attempt = current.record.attempts
         error = AdError(error_class=failure.error_class, message=failure.message, retryable=failure.retryable,
                         at=utcnow())
-        owns = _owner(delivery)
+        owns = owner(delivery)
         if failure.retryable and attempt < wcfg.max_attempts:
             delay = failure.delay if failure.delay is not None else backoff(
                 attempt, base=wcfg.backoff_base, cap=wcfg.backoff_cap
@@ -257,30 +258,17 @@ class Settler:
     ) -> bool:
         store = self._store
 
-        def retrying(rec: AdRecord) -> AdRecord | None:
-            if rec.status.terminal or not owns(rec):
-                return None
-            if rec.status != AdStatus.PROCESSING:  # our attempt ran unmarked: its charge is written now
-                rec = rec.model_copy(update={
-                    "attempts": max(rec.attempts + 1, current.record.attempts), "delivery": current.record.delivery,
-                    "worker_id": current.record.worker_id, "started_at": current.record.started_at,
-                })
-            return rec.model_copy(update={
-                "status": AdStatus.QUEUED,
-                "error": error,
-                "first_failure_at": rec.first_failure_at or error.at,
-                "retry_at": (error.at or utcnow()) + timedelta(seconds=delay),
-                "suspect": None,  # it ran and failed without taking its worker down
-            })
+        def retry(rec: AdRecord) -> AdRecord | None:
+            return retrying(rec, current.record, error, delay, owns)
 
-        new = retrying(current.record)
+        new = retry(current.record)
         if new is None:
             return False
         try:
             await store.update(new, current.revision)
             return True
         except Conflict:
-            return await store.mutate(current.record.id, retrying) is not None
+            return await store.mutate(current.record.id, retry) is not None
 
     async def _dead_letter(
         self, record: AdRecord, error: AdError, attempts: int, *, source_seq: int | None,
@@ -320,15 +308,7 @@ class Settler:
         now = utcnow()
 
         def back(rec: AdRecord) -> AdRecord | None:
-            if rec.status.terminal or superseded(rec, delivery):
-                return None
-            update: dict[str, object] = {"status": AdStatus.QUEUED, "delivery": delivery,
-                                         "retry_at": min(rec.retry_at or now, now)}
-            if rec.status == AdStatus.PROCESSING and rec.delivery == delivery:
-                update["attempts"] = max(0, rec.attempts - 1)  # not an analysis attempt: refunded
-            elif rec.status == AdStatus.PROCESSING:  # an older delivery's attempt never ended
-                update["suspect"] = True
-            return rec.model_copy(update=update)
+            return handed_back(rec, delivery, now)
 
         try:
             if await store.mutate(ad_id, back) is None:
@@ -344,15 +324,3 @@ class Settler:
         except Exception as exc:  # noqa: BLE001 - ack_wait brings it back anyway
             log.warning("ad %s: hand-back failed: %r", ad_id, exc, extra={"ad_id": ad_id})
 
-
-def _owner(delivery: str) -> Callable[[AdRecord], bool]:
-    """``owns(record)``: the record is still this attempt's own: ``processing`` under ``delivery`` (a marked
-    attempt), or not final, not ``processing`` and naming only earlier deliveries (an attempt that ran
-    unmarked, the fast path: nobody has claimed the ad since it was read)."""
-
-    def owns(rec: AdRecord) -> bool:
-        if rec.status == AdStatus.PROCESSING:
-            return rec.delivery == delivery
-        return not rec.status.terminal and parse_delivery(rec.delivery) < parse_delivery(delivery)
-
-    return owns

@@ -16,7 +16,8 @@ from gamead_core.config import GameadSettings
 from gamead_core.intake import new_ad_id
 from gamead_core.queue.depth import LevelDepth
 from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of, per_partition_limit, work_streams
-from gamead_core.queue.topology_plan import Snapshot, partition_change, stream_config, wanted_topology
+from gamead_core.queue.partitions import partition_change
+from gamead_core.queue.topology_plan import Snapshot, stream_config, wanted_topology
 
 
 def _settings(partitions: int) -> GameadSettings:

@@ -1,0 +1,74 @@
+"""One JetStream pull request (ADR-13) on one level consumer, and its answer, for the
+:class:`~gamead_core.queue.pull.AgingPuller`.
+
+A ``no_wait`` request is answered at once: the messages there are (up to ``batch``), then a status message
+ends it — 404 (no messages) and 408 (expired) are normal answers, anything else (409 consumer deleted, 503 no
+responders…) is the level's failure, reported to its :class:`~gamead_core.queue.level_health.LevelHealth`.
+Answers land in the consumer's inbox queue, which may also hold late answers of an earlier request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from gamead_core import names
+from gamead_core.queue.level_health import LevelHealth
+
+_STATUS = names.HDR_STATUS
+#: seconds a ``no_wait`` request may go unanswered before its level counts as failing
+PULL_TIMEOUT = 1.0
+
+
+def is_status(msg: Msg) -> bool:
+    """True for a pull request's status answer (404, 408, 409, 503…), False for a delivered message."""
+    return bool(msg.headers and msg.headers.get(_STATUS))
+
+
+def take_delivered(queue: asyncio.Queue[Msg], want: int, into: list[Msg]) -> None:
+    """Move messages already in ``queue`` into ``into`` (skipping status answers) until it holds ``want``."""
+    while len(into) < want and not queue.empty():
+        msg = queue.get_nowait()
+        if not is_status(msg):
+            into.append(msg)
+
+
+async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level: int, partition: int,
+                       want: int, health: LevelHealth) -> list[Msg]:
+    """Up to ``want`` messages of ``level``'s consumer in work-stream ``partition``: first those already in
+    ``queue`` (the inbox behind subject ``reply``), then one ``no_wait`` request for the rest, waiting at most
+    :data:`PULL_TIMEOUT` s for its answer. Marks the level ok or failing in ``health``; an unreadable level
+    is not asked. Raises nats-py's errors of the publish untranslated."""
+    got: list[Msg] = []
+    take_delivered(queue, want, got)
+    if len(got) == want or not health.readable(level):
+        return got
+    consumer = names.level_consumer(level, partition)
+    await nc.publish(names.pull_next_subject(names.work_stream(partition), consumer),
+                     orjson.dumps({"batch": want - len(got), "no_wait": True}), reply=reply)
+    deadline = time.monotonic() + PULL_TIMEOUT
+    while len(got) < want:
+        try:
+            msg = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            if not got:
+                health.failed(level, "its pull request was not answered", in_pull=True)
+            break
+        status = msg.headers.get(_STATUS) if msg.headers else None
+        if status:
+            if status in ("404", "408"):  # no (more) messages: a normal answer
+                health.ok(level, by_pull=True)
+            else:
+                description = (msg.headers.get("Description", "") if msg.headers else "") or "refused"
+                if status == "503":
+                    description = f"consumer {consumer} does not answer (missing?)"
+                health.failed(level, f"pull answered {status} {description}", in_pull=True)
+            break
+        got.append(msg)
+    if got:
+        health.ok(level, by_pull=True)
+    return got

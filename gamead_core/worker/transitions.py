@@ -1,0 +1,62 @@
+"""The record changes of a settled attempt, as pure functions of the record read (no I/O): who still owns
+the ad, the ``queued``-with-backoff record of a retry, and the record of a shutdown hand-back.
+:class:`~gamead_core.worker.settle.Settler` writes what they answer with a compare-and-set (or
+``AdStore.mutate``), so each may run again on a record that changed meanwhile; ``None`` means "not ours:
+write nothing"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
+from gamead_core.worker.budget import parse_delivery, superseded
+
+
+def owner(delivery: str) -> Callable[[AdRecord], bool]:
+    """``owns(record)``: the record is still this attempt's own: ``processing`` under ``delivery`` (a marked
+    attempt), or not final, not ``processing`` and naming only earlier deliveries (an attempt that ran
+    unmarked, the fast path: nobody has claimed the ad since it was read)."""
+
+    def owns(rec: AdRecord) -> bool:
+        if rec.status == AdStatus.PROCESSING:
+            return rec.delivery == delivery
+        return not rec.status.terminal and parse_delivery(rec.delivery) < parse_delivery(delivery)
+
+    return owns
+
+
+def retrying(rec: AdRecord, attempt: AdRecord, error: AdError, delay: float,
+             owns: Callable[[AdRecord], bool]) -> AdRecord | None:
+    """``rec`` ``queued`` again after the failed ``attempt`` (the record as the attempt started it), due in
+    ``delay`` seconds from the error; an attempt that ran unmarked has its charge written now. None when
+    the ad is final or no longer the attempt's (``owns``)."""
+    if rec.status.terminal or not owns(rec):
+        return None
+    if rec.status != AdStatus.PROCESSING:  # our attempt ran unmarked: its charge is written now
+        rec = rec.model_copy(update={
+            "attempts": max(rec.attempts + 1, attempt.attempts), "delivery": attempt.delivery,
+            "worker_id": attempt.worker_id, "started_at": attempt.started_at,
+        })
+    return rec.model_copy(update={
+        "status": AdStatus.QUEUED,
+        "error": error,
+        "first_failure_at": rec.first_failure_at or error.at,
+        "retry_at": (error.at or utcnow()) + timedelta(seconds=delay),
+        "suspect": None,  # it ran and failed without taking its worker down
+    })
+
+
+def handed_back(rec: AdRecord, delivery: str, now: datetime) -> AdRecord | None:
+    """``rec`` after a shutdown gave ``delivery`` back at ``now``: ``queued``, due at once, claimed by the
+    delivery; its started attempt refunded (it was no analysis attempt), an older delivery's unfinished one
+    made suspect. None when the ad is final or a later delivery owns it."""
+    if rec.status.terminal or superseded(rec, delivery):
+        return None
+    update: dict[str, object] = {"status": AdStatus.QUEUED, "delivery": delivery,
+                                 "retry_at": min(rec.retry_at or now, now)}
+    if rec.status == AdStatus.PROCESSING and rec.delivery == delivery:
+        update["attempts"] = max(0, rec.attempts - 1)  # not an analysis attempt: refunded
+    elif rec.status == AdStatus.PROCESSING:  # an older delivery's attempt never ended
+        update["suspect"] = True
+    return rec.model_copy(update=update)
