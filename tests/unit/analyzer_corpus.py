@@ -56,7 +56,7 @@ _EDGES: tuple[dict[str, Any], ...] = (
     {"description": "a game"},
     {"description": "You! You? You. Build. Train. Race."},
     {"description": "Yours yourself your you. " * 20},
-    {"description": "Build your kingdom, train your dragons, and conquer new territories! " * 29},
+    {"description": ("Build your kingdom, train your dragons, and conquer new territories! " * 29).strip()},
     {"description": "Nothing here but words without verbs or pronouns at all in the text of it"},
     {"description": "Drift, race, drive and win the cup at the finish line with turbo and nitro on every track."},
     {"description": "Match tiles, solve puzzles, blast combos and relax your brain with word levels."},
