@@ -21,30 +21,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import nats
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.support: the README's sample ad
 
-from gamead_core import names
-from gamead_core.config import GameadSettings
-from gamead_core.embedded import EmbeddedNats
-from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
-from gamead_core.queue.depth import peek_next
-from gamead_core.queue.topology import ensure_topology
-from gamead_core.store.ads import encode
+import nats  # noqa: E402
 
-SAMPLE = {
-    "title": "Dragon Kingdom: Rise to Power",
-    "description": "Build your kingdom, train your dragons, and conquer new territories!",
-    "genre": "Strategy",
-    "targetAudience": ["18-34", "Strategy Gamers"],
-    "visualElements": ["Dragons", "Castle", "Battle Scenes"],
-    "callToAction": "Download Now & Claim 1000 Free Gems!",
-    "duration": 30,
-    "priority": 3,
-}
+from gamead_core import names  # noqa: E402
+from gamead_core.config import GameadSettings  # noqa: E402
+from gamead_core.embedded import EmbeddedNats  # noqa: E402
+from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa: E402
+from gamead_core.queue.depth import peek_next  # noqa: E402
+from gamead_core.queue.topology import ensure_topology  # noqa: E402
+from gamead_core.store.ads import encode  # noqa: E402
+from tests.support import SAMPLE_AD  # noqa: E402
 
 
 def _wire_bytes(msg: nats.aio.msg.Msg) -> int:
@@ -57,7 +51,7 @@ async def run(url: str, reads: int) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
     await ensure_topology(js, GameadSettings())
-    ad = AdSubmission.model_validate(SAMPLE)
+    ad = AdSubmission.model_validate({**SAMPLE_AD, "priority": 3})
     record = AdRecord(id="01jx0000000000000000000000", status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(), ad=ad)
     payload = encode(record)
     await js.publish(names.level_subject(3), payload,
