@@ -7,8 +7,10 @@ Not a benchmark itself; nothing here starts a process that ``Procs`` does not st
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_pipeline import Procs, Stack, gamead_env, http_request_bytes, read_response  # noqa: E402
+from bench_pipeline import Procs, Stack, gamead_env, http_request_bytes, log, read_response  # noqa: E402
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 1e6
 
@@ -174,3 +176,34 @@ async def paced_batches(host: str, port: int, bodies: list[bytes], rate: float, 
     while not pool.empty():
         pool.get_nowait()[1].close()
     return {"records": records, "planned": requests * batch, "unsent": unsent}
+
+
+class RunGuard:
+    """``with RunGuard(procs, args, logs) as run:`` around a benchmark's run: SIGTERM counts as Ctrl-C, and
+    whatever ends the block (normally, Ctrl-C, or an error: logged, ``args.keep`` set so the logs stay) every
+    process of ``procs`` is stopped by PID. ``run.failed`` says whether it ended early; nothing propagates
+    but ``SystemExit``."""
+
+    def __init__(self, procs: Procs, args: argparse.Namespace, logs: Path) -> None:
+        self.procs, self.args, self.logs = procs, args, logs
+        self.failed = False
+
+    def __enter__(self) -> RunGuard:
+        def on_term(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            if kind is not None and issubclass(kind, KeyboardInterrupt):
+                self.failed = True
+                log("interrupted; stopping every process")
+            elif kind is not None and issubclass(kind, Exception):
+                self.failed = True
+                self.args.keep = True
+                log(f"failed: {exc!r}; logs in {self.logs}")
+        finally:
+            self.procs.stop_all()
+        return kind is None or issubclass(kind, (KeyboardInterrupt, Exception))

@@ -37,7 +37,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -49,7 +48,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_common import default_worker_concurrency, load_average, start_workers, wait_workers_registered  # noqa: E402
+from bench_common import (  # noqa: E402
+    RunGuard, default_worker_concurrency, load_average, start_workers, wait_workers_registered,
+)
 from bench_pipeline import KvObserver, Procs, Stack, cpu_snapshot, log, percentile, use_uvloop  # noqa: E402
 
 from gamead_cli.generate import generate_ads  # noqa: E402
@@ -161,12 +162,7 @@ def main(argv: list[str]) -> int:
     procs = Procs(tmp / "logs")
     rows: list[dict[str, Any]] = []
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    failed = False
-    try:
+    with RunGuard(procs, a, tmp / "logs") as run:
         for n in counts:
             for code in a.worker_code or [None]:
                 log(f"{n} worker(s){f' from {code}' if code else ''}, concurrency {concurrency}, {a.latency_ms} ms "
@@ -174,15 +170,7 @@ def main(argv: list[str]) -> int:
                 row = one_count(procs, tmp, n, a, concurrency, code)
                 rows.append(row)
             log(f"  {row.get('ads_per_s')} ads/s, burn-down {row.get('burn_down_s')} s, missing {row['missing']}")
-    except KeyboardInterrupt:
-        failed = True
-        log("interrupted; stopping every process")
-    except Exception as exc:  # noqa: BLE001 - report, stop everything, exit non-zero
-        failed = True
-        a.keep = True
-        log(f"failed: {exc!r}; logs in {tmp / 'logs'}")
-    finally:
-        procs.stop_all()
+    failed = run.failed
     for r in rows:
         ones = [b["ads_per_s"] for b in rows if b["workers"] == 1 and b["code"] == r["code"] and b.get("ads_per_s")]
         base = statistics.median(ones) if ones else None  # several 1-worker rows (--workers 1,1): their median

@@ -44,7 +44,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -58,6 +57,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench_common import (  # noqa: E402
     RssPeaks,
+    RunGuard,
     default_worker_concurrency,
     load_average,
     paced_batches,
@@ -360,12 +360,7 @@ def main(argv: list[str]) -> int:
         "drain_seconds": a.drain, "cpus": os.cpu_count(), "load_average_start": load_average(), "steps": [],
     }
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    failed = False
-    try:
+    with RunGuard(procs, a, tmp / "logs") as run:
         write_bodies(tmp / "bodies.json", 2000, seed=random.randrange(1 << 30))
         log(f"starting NATS, one API and {a.workers} workers (concurrency {concurrency}); logs in {tmp / 'logs'}")
         stack = Stack(procs, tmp, "sweep").start()
@@ -373,15 +368,7 @@ def main(argv: list[str]) -> int:
         wait_workers_registered(stack, a.workers)
         use_uvloop()
         asyncio.run(sweep(stack, procs, tmp, a, a.rate_list, results))
-    except KeyboardInterrupt:
-        failed = True
-        log("interrupted; stopping every process")
-    except Exception as exc:  # noqa: BLE001 - report, stop everything, exit non-zero
-        failed = True
-        a.keep = True
-        log(f"failed: {exc!r}; logs in {tmp / 'logs'}")
-    finally:
-        procs.stop_all()
+    failed = run.failed
     results["knee"] = knee(results["steps"])
     results["targets"] = targets(results["steps"])
     results["load_average_end"] = load_average()
