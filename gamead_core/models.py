@@ -5,6 +5,8 @@ Field names on the wire are camelCase, as in the spec's sample request; Python a
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any
@@ -21,13 +23,33 @@ _WIRE = ConfigDict(
     serialize_by_alias=True,
 )
 
+#: C0 control characters but tab and the line ends, and DEL: nothing an ad shows, and a terminal obeys some
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: a character that shows: neither whitespace nor an invisible format character (zero-width space and
+#: joiners, word joiner, BOM, soft hyphen, Mongolian vowel separator, invisible operators)
+_VISIBLE = re.compile(r"[^\s\u00ad\u180e\u200b-\u200f\u2060-\u2064\u206a-\u206f\ufeff]")
+
+
 def _stripped(text: str) -> str:
-    """``text`` without surrounding whitespace; a text of only whitespace (Python's, which counts a few
-    control characters the schema's ``\\S`` does not) is refused."""
+    """``text`` without surrounding whitespace. Refused (``ValueError``): a text with no character that shows
+    (only whitespace, Python's, or invisible format characters such as U+200B, U+FEFF), or with a control
+    character (U+0000-U+001F but tab, LF and CR; U+007F)."""
     text = text.strip()
-    if not text:
-        raise ValueError("must have a character that is not whitespace")
+    if _VISIBLE.search(text) is None:
+        raise ValueError("must have a character that shows (not only whitespace or invisible characters)")
+    if (bad := _CONTROL.search(text)) is not None:
+        raise ValueError(f"must not contain control characters (found U+{ord(bad.group()):04X})")
     return text
+
+
+def is_ad_text(text: str) -> bool:
+    """True when ``text`` passes the ad texts' content rule (something shows, no control character), length
+    aside: for generators of valid ads (tests, benchmarks)."""
+    try:
+        _stripped(text)
+    except ValueError:
+        return False
+    return True
 
 
 #: An ad's text field as the OpenAPI document states it and the API enforces it, the same rule both ways:

@@ -96,6 +96,9 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         version="0.1.0",
         summary="Submit game ads, queue them by priority, read their analysis.",
         lifespan=lifespan,
+        # /ads/ is not /ads: a 404 in the error contract, not a bare 307 to a Location built from the client's
+        # Host header (and, on /v1, an audited "other" action)
+        redirect_slashes=False,
         # FastAPI's own OpenTelemetry server spans only when OTEL_* asks for traces (gamead_core.telemetry.tracing):
         # no per-request lookups on the hot path otherwise (~5% of API CPU when on and unused).
         telemetry={"tracing": tracing, "metrics": False, "logs": False, "operation_spans": False},

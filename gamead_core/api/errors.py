@@ -159,6 +159,10 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         item = {"loc": field_path(err.get("loc", ())), "msg": err.get("msg", "invalid"), "type": err.get("type")}
         if err.get("type") == "extra_forbidden":
             item["msg"] = f"unknown field {field_path(err.get('loc', ()))!r}"
+        elif err.get("type") == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == r"\S":
+            item["msg"] = "must have a character that is not whitespace"  # the ad texts' rule (models.Text200…)
+        elif err.get("type") == "value_error":
+            item["msg"] = str(item["msg"]).removeprefix("Value error, ")
         out.append(item)
     return out
 

@@ -57,11 +57,12 @@ __all__ = ["BATCH_PATHS", "BodyTooLarge", "GateMiddleware", "route_class"]
 
 
 class BodyTooLarge(HTTPException):
-    """A streamed body passed ``api.max_body_bytes``; rendered by the app's handlers as ``payload_too_large``."""
+    """A streamed body passed its cap (``setting``: ``api.max_body_bytes``, or ``api.batch_max_body_bytes`` on
+    the batch route); rendered by the app's handlers as ``payload_too_large``."""
 
-    def __init__(self, limit: int, seen: int | None = None) -> None:
+    def __init__(self, limit: int, seen: int | None = None, setting: str = "api.max_body_bytes") -> None:
         size = f"is {seen} bytes" if seen is not None else "is too large"
-        super().__init__(413, f"the body {size}; the limit is {limit} bytes (api.max_body_bytes)")
+        super().__init__(413, f"the body {size}; the limit is {limit} bytes ({setting})")
 
 
 class GateMiddleware:
@@ -132,7 +133,8 @@ class GateMiddleware:
             await send(message)
 
         try:
-            await self._gate(scope, self._capped(receive, max_body), tracking_send, klass, authorization)
+            await self._gate(scope, self._capped(receive, max_body, _limit_name(scope["path"])), tracking_send, klass,
+                             authorization)
         except BodyTooLarge as exc:  # raised where no handler of the app saw it
             if started:
                 raise
@@ -205,7 +207,7 @@ class GateMiddleware:
         scope.setdefault("state", {})["principal"] = ANONYMOUS
         await self.app(scope, receive, send)
 
-    def _capped(self, receive: Receive, limit: int) -> Receive:
+    def _capped(self, receive: Receive, limit: int, setting: str) -> Receive:
         seen = 0
 
         async def capped() -> Message:
@@ -214,7 +216,7 @@ class GateMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(limit, setting=setting)
             return message
 
         return capped

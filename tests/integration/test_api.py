@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -151,3 +152,37 @@ def test_probes_and_docs(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     schema = spec["paths"]["/ads"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "callToAction" in schema["properties"]
+
+
+@pytest.mark.parametrize(("field", "value", "mentions"), [
+    ("title", "\u200b\ufeff", "shows"),  # only invisible characters: was 202 and analysed
+    ("genre", "   ", "not whitespace"),
+    ("callToAction", "Buy\x00now", "U+0000"),  # a NUL inside: was 202
+    ("visualElements", ["ok", "\x1b[31mred"], "U+001B"),  # a terminal escape in a tag
+])
+def test_an_ad_text_must_show_something_and_hold_no_control_character(
+        client: httpx.Client, field: str, value: object, mentions: str) -> None:
+    for path, body in (("/ads", {**SAMPLE_AD, field: value}), ("/ads/batch", {"ads": [{**SAMPLE_AD, field: value}]})):
+        resp = client.post(path, json=body)
+        error = (resp.json()["results"][0] if path == "/ads/batch" else resp.json())["error"]
+        assert error["code"] == "validation_failed" and mentions in error["message"], (path, resp.text)
+
+
+def test_a_chunked_body_over_the_cap_names_the_setting_of_its_route(client: httpx.Client) -> None:
+    def chunks(total: int) -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"ads": ["'
+        for _ in range(total // 65536):
+            yield b"x" * 65536
+
+    for path, total, setting in (("/ads", 100_000, "api.max_body_bytes"),
+                                 ("/ads/batch", 3 * 1024 * 1024, "api.batch_max_body_bytes")):
+        resp = client.post(path, content=chunks(total))
+        assert resp.status_code == 413 and resp.json()["error"]["code"] == "payload_too_large"
+        assert f"({setting})" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/ads/", "/v1/dlq/replay/"])
+def test_a_trailing_slash_is_a_json_404_not_a_redirect(client: httpx.Client, path: str) -> None:
+    resp = client.post(path, json={}, follow_redirects=False)
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+    assert "location" not in resp.headers

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gamead_core.models import AdSubmission, Analysis
+from gamead_core.models import AdSubmission, Analysis, is_ad_text
 from gamead_core.worker.analyzer import ANALYZER_VERSION, WEIGHTS, analyze
 from tests.support import SAMPLE_AD
 
@@ -43,11 +43,11 @@ def reason(analysis: Analysis, name: str) -> str:
 VOCAB = ["Download", "now", "free", "1000", "gems", "Play", "today", "your", "you", "kingdom", "build", "!", ":",
          "Strategy", "Puzzle", "RPG", "Kids", "18-34", "under 13", "25+", "dragons", "race", "&", "-", "LIMITED"]
 phrases = st.lists(st.sampled_from(VOCAB), min_size=1, max_size=12).map(" ".join)
-free_text = st.text(min_size=1, max_size=120).filter(lambda s: s.strip())
+free_text = st.text(min_size=1, max_size=120).filter(is_ad_text)
 
 
 def text(max_size: int) -> st.SearchStrategy[str]:
-    return st.one_of(phrases, free_text).map(lambda s: s[:max_size]).filter(lambda s: s.strip())
+    return st.one_of(phrases, free_text).map(lambda s: s[:max_size]).filter(is_ad_text)
 
 
 def make_ad(**fields: Any) -> AdSubmission:

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gamead_core.models import AdSubmission
+from gamead_core.models import AdSubmission, is_ad_text
 from gamead_core.worker import analyzer
 from gamead_core.worker.analyzer import analyze
 from tests.unit.analyzer_corpus import corpus
@@ -101,7 +101,7 @@ joiners = st.sampled_from([" ", "", " ", "-", ", ", ". ", "_", "’"])
 
 def phrase(max_size: int) -> st.SearchStrategy[str]:
     return st.lists(st.tuples(words, joiners), min_size=1, max_size=14).map(
-        lambda parts: "".join(w + j for w, j in parts)[:max_size]).filter(lambda s: s.strip())
+        lambda parts: "".join(w + j for w, j in parts)[:max_size]).filter(is_ad_text)
 
 
 def make_ad(**fields: Any) -> AdSubmission:
