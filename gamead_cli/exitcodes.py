@@ -7,7 +7,7 @@ The root group (``gamead_cli.main``) maps every failure to one of these; command
 
 from __future__ import annotations
 
-from gamead_core.errors import ApiUnreachable, ConfigError, GameadError, NotFound
+from gamead_core.errors import ApiUnreachable, ConfigError, GameadError, NatsUnreachable, NotFound
 
 OK = 0
 ERROR = 1  #: the request failed, or any unexpected error (the message says why)
@@ -33,7 +33,7 @@ TABLE: tuple[tuple[int, str], ...] = (
 
 def exit_code_for(exc: GameadError) -> int:
     """The exit code of a :class:`GameadError` that ends a command."""
-    if isinstance(exc, ApiUnreachable):
+    if isinstance(exc, (ApiUnreachable, NatsUnreachable)):
         return UNREACHABLE
     if isinstance(exc, NotFound):
         return NOT_FOUND

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError
@@ -33,3 +34,22 @@ def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | No
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, handler)
+
+
+async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, started: Callable[[], bool]) -> None:
+    """Await ``work`` (a role's run, which drains by itself once ``stop`` is set); a stop that comes while
+    ``started()`` is still False (e.g. a worker still trying to reach NATS: ``connect`` retries for 30 s and
+    a TLS handshake can hang longer) cancels it instead, so SIGTERM and Ctrl-C end the process at once.
+    Raises what ``work`` raises."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done() and not started():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+        await task
+    finally:
+        stopped.cancel()

@@ -6,6 +6,7 @@
     ├── ConfigError              bad or contradictory configuration; the process must not start
     │   └── PartitionsChanged    queue.partitions differs from the work streams of a live system
     ├── QueueUnavailable         NATS / JetStream cannot be reached or did not answer in time
+    │   ├── NatsUnreachable      no connection to NATS could be made within the retry time (exit code 3)
     │   ├── StorageFailed        JetStream could not store a write: disk, server or account storage full
     │   ├── TopologyMissing      a stream, consumer or bucket gamead needs does not exist (yet)
     │   └── AuditUnavailable     an operator action's audit record could not be written: the action was not done
@@ -68,6 +69,12 @@ class QueueUnavailable(GameadError):
 
     code = "queue_unavailable"
     client_message = "the queue is unavailable right now; retry after the time in Retry-After"
+
+
+class NatsUnreachable(QueueUnavailable):
+    """No connection to NATS could be made (``gamead_core.queue.connection.connect`` retried for its time)."""
+
+    code = "queue_unavailable"
 
 
 class StorageFailed(QueueUnavailable):

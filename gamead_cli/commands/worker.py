@@ -14,7 +14,7 @@ import typer
 import uvloop
 
 from gamead_cli.options import ConfigOpt, settings_from
-from gamead_cli.runtime import install_stop_signals, require_nats_url
+from gamead_cli.runtime import install_stop_signals, require_nats_url, run_until_stopped
 from gamead_core.logs import setup_logging
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
@@ -42,7 +42,7 @@ def worker(
     async def main() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop, runtime.hand_back_now)
-        await runtime.run(stop)
+        await run_until_stopped(runtime.run(stop), stop, started=lambda: runtime.connected)
 
     try:
         uvloop.run(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from gamead_core.config.section import Section
 
@@ -69,6 +69,13 @@ class NatsSettings(Section):
     tls_key: str | None = None
     connect_timeout: float = Field(2.0, gt=0)
     request_timeout: float = Field(2.0, gt=0, description="Timeout of JetStream API calls.")
+
+    @model_validator(mode="after")
+    def _key_goes_with_a_cert(self) -> NatsSettings:
+        """A client key alone would be ignored without a word (ssl loads a key only with its certificate)."""
+        if self.tls_key and not self.tls_cert:
+            raise ValueError("nats.tls_key is set without nats.tls_cert: set both (mutual TLS) or neither")
+        return self
 
 
 class QueueSettings(Section):

@@ -19,14 +19,17 @@ from nats.js import JetStreamContext
 
 from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (
+    ConfigError,
     Conflict,
     GameadError,
+    NatsUnreachable,
     NotFound,
     QueueFull,
     QueueUnavailable,
     StorageFailed,
     TopologyError,
     TopologyMissing,
+    error_text,
 )
 from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
@@ -77,16 +80,24 @@ MAX_TLS_FILE_BYTES = 4 * 1024 * 1024
 def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     """The client TLS context for ``nats.tls_*``, or None. Each named file gets the config file's check first
     (:func:`~gamead_core.config.check_file`: ``ssl`` would block on a FIFO, read ``/dev/zero`` for ever).
-    Raises :class:`~gamead_core.errors.ConfigError` for such a file, :class:`ssl.SSLError` for a bad one."""
+    Raises :class:`~gamead_core.errors.ConfigError` for such a file, or one ``ssl`` cannot use, naming it."""
     if not (settings.tls_ca or settings.tls_cert):
         return None
     for what, path in (("nats.tls_ca", settings.tls_ca), ("nats.tls_cert", settings.tls_cert),
                        ("nats.tls_key", settings.tls_key)):
         if path:
             check_file(path, what=what, limit=MAX_TLS_FILE_BYTES)
-    ctx = ssl.create_default_context(cafile=settings.tls_ca)
+    try:
+        ctx = ssl.create_default_context(cafile=settings.tls_ca)
+    except ssl.SSLError as exc:  # a file, but no certificate in it
+        raise ConfigError(f"nats.tls_ca {settings.tls_ca} holds no CA certificate ssl can read: "
+                          f"{exc.reason or exc}") from exc
     if settings.tls_cert:
-        ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+        try:
+            ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+        except ssl.SSLError as exc:  # not a certificate, no key, or a key of another certificate
+            raise ConfigError(f"nats.tls_cert {settings.tls_cert} / nats.tls_key {settings.tls_key or '(none)'}: "
+                              f"not a certificate and its key ({exc.reason or exc})") from exc
     return ctx
 
 
@@ -114,8 +125,8 @@ def connect_options(settings: NatsSettings, url: str, *, name: str) -> dict[str,
 
 async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: float = 0.0,
                   on_reconnect: Callable[[], None] | None = None) -> NATS:
-    """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`QueueUnavailable` (its message
-    names the URL with credentials masked). ``on_reconnect`` is called each time the client reconnects."""
+    """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`NatsUnreachable` (its message
+    names the URL with credentials masked) or :class:`ConfigError` (a TLS file it cannot use). ``on_reconnect`` is called each time the client reconnects."""
 
     made: list[NATS] = []  # the client, once connected: a disconnect of a client being closed is no news
 
@@ -137,20 +148,23 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + retry_for
+    options = connect_options(settings, url, name=name)  # a bad TLS file: ConfigError now, not per attempt
     while True:
         try:
-            nc = await nats.connect(
-                **connect_options(settings, url, name=name),
+            # nats-py's first connect keeps trying as long as max_reconnect_attempts allows (-1: for ever, for
+            # the reconnects we want); each attempt here is bounded, so retry_for holds
+            nc = await asyncio.wait_for(nats.connect(
+                **options,
                 error_cb=_log_error,
                 disconnected_cb=_disconnected,
                 reconnected_cb=_reconnected,
-            )
+            ), timeout=max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0)
             made.append(nc)
             return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             if loop.time() >= deadline:
-                raise QueueUnavailable(
-                    f"cannot connect to NATS at {redact_url(url)}: {exc or type(exc).__name__}"
+                raise NatsUnreachable(
+                    f"cannot connect to NATS at {redact_url(url)}: {error_text(exc)}"
                 ) from exc
             await asyncio.sleep(0.5)
 

@@ -112,6 +112,11 @@ class Worker:
         self._abort = asyncio.Event()
         self._pull_problem: str | None = None
 
+    @property
+    def connected(self) -> bool:
+        """True once :meth:`run` reached NATS: from then on a stop drains; before, there is nothing to drain."""
+        return self._nc is not None
+
     def hand_back_now(self) -> None:
         """Cut the drain short: in-flight ads are handed back (nak) at once."""
         self._abort.set()

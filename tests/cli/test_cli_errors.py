@@ -241,3 +241,42 @@ def test_ctrl_c_during_submit_count_prints_the_summary(tmp_path: Path, api_url: 
     assert summary["interrupted"] is True and 1 <= summary["sent"] < 1000
     assert summary["accepted"] + summary["duplicates"] + sum(summary["rejected"].values()) == summary["sent"]
     assert "Traceback" not in err and f"{summary['sent']} of 1000" in err
+
+
+@pytest.mark.parametrize("scheme", ["nats", "tls"])
+def test_a_worker_still_reaching_for_nats_stops_on_sigterm(tmp_path: Path, scheme: str) -> None:
+    """The reviewer's find: a worker whose NATS does not answer kept retrying through SIGTERM and Ctrl-C (30 s;
+    a tls:// URL, 9.5 minutes under ``timeout 10``). Nothing is held yet, so a stop ends it at once."""
+    from gamead_core.embedded import free_port
+
+    proc = subprocess.Popen(
+        gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"{scheme}://127.0.0.1:{free_port()}",
+                                             PYTHONFAULTHANDLER="1"),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_reaches_it)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # its first failed attempt: it is in the retry loop now
+            if "nats connection error" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the worker did not stop on SIGTERM while connecting") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == exitcodes.OK
+
+
+def test_a_worker_that_never_reaches_nats_exits_3_within_its_retry_time(tmp_path: Path) -> None:
+    """``connect`` retries for 30 s; nats-py's first connect kept trying past that (max_reconnect_attempts -1):
+    each attempt is bounded now, and the failure is "could not be reached" (3), not an unexpected error (1)."""
+    from gamead_core.embedded import free_port
+
+    proc = subprocess.run(gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}"),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == exitcodes.UNREACHABLE, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot connect to NATS at nats://127.0.0.1:") and "Traceback" not in proc.stderr

@@ -299,23 +299,29 @@ def test_nats_tls_settings_build_a_verifying_context(tmp_path: Path) -> None:
     assert isinstance(ctx, ssl.SSLContext)
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     assert any(("commonName", "gamead-test-ca") in rdn for c in ctx.get_ca_certs() for rdn in c["subject"])
-    with pytest.raises(ssl.SSLError):  # the key really is loaded: a mismatching one is refused
+    with pytest.raises(ConfigError, match="nats.tls_key"):  # the key really is loaded: a mismatching one is refused
         other = tmp_path / "other.pem"
         subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(other)],
                        check=True, capture_output=True, timeout=30)
         connect_options(settings(nats={"tls_cert": str(cert), "tls_key": str(other)}).nats, "tls://n", name="w")
 
 
-@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory"])
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory", "no_certificate"])
 def test_nats_tls_files_that_would_block_or_never_end_are_refused_by_name(tmp_path: Path, kind: str) -> None:
-    from gamead_core.errors import ConfigError
-
     if kind == "fifo":
         path = tmp_path / "ca.pem"
         os.mkfifo(path)  # ssl would wait for a writer for ever
     elif kind == "dev_zero":
         path = Path("/dev/zero")
-    else:
+    elif kind == "directory":
         path = tmp_path
+    else:
+        path = tmp_path / "empty.pem"
+        path.write_text("not a certificate\n")  # was an "unexpected SSLError", exit 1
     with pytest.raises(ConfigError, match="nats.tls_ca"):
         connect_options(settings(nats={"tls_ca": str(path)}).nats, "tls://n:4222", name="w")
+
+
+def test_a_tls_key_without_its_certificate_is_refused_not_ignored() -> None:
+    with pytest.raises(ValueError, match="nats.tls_key is set without nats.tls_cert"):
+        settings(nats={"tls_key": "/etc/client.key"})
