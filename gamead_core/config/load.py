@@ -50,6 +50,11 @@ def check_file(path: str | Path, *, what: str = "config file", limit: int = MAX_
         raise ConfigError(f"{what} {path} is larger than {limit // 1024} KiB: is it the right file?")
 
 
+#: unknown top-level keys named in the error, and the characters shown of each (``--config /etc/shadow``
+#: printed every line of the file into the error, and so into logs)
+_SHOWN_KEYS, _SHOWN_KEY_CHARS = 3, 40
+
+
 def _yaml_source(path: Path) -> YamlConfigSettingsSource:
     """pydantic-settings' YAML source over ``path``, read now (after :func:`check_file`), so that every
     problem of the file is one :class:`ConfigError` naming it: unreadable, not UTF-8, not YAML, nested too
@@ -71,11 +76,13 @@ def _yaml_source(path: Path) -> YamlConfigSettingsSource:
     unknown = sorted(str(k) for k in source.yaml_data if k not in GameadSettings.model_fields)
     if unknown:
         hints = []
-        for key in unknown:
+        for key in unknown[:_SHOWN_KEYS]:  # the first few, each cut short: the wrong file's lines are no error text
             close = difflib.get_close_matches(key, list(GameadSettings.model_fields), n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            shown = key if len(key) <= _SHOWN_KEY_CHARS else key[: _SHOWN_KEY_CHARS - 1] + "…"
+            hints.append(f"{shown!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        more = f" and {len(unknown) - _SHOWN_KEYS} more" if len(unknown) > _SHOWN_KEYS else ""
         raise ConfigError(
-            f"invalid configuration (from {path}): unknown top-level key {', '.join(hints)}; "
+            f"invalid configuration (from {path}): unknown top-level key {', '.join(hints)}{more}; "
             f"known sections: {', '.join(GameadSettings.model_fields)}"
         )
     return source

@@ -1,13 +1,40 @@
-"""The base of every section of ``config.yaml``: unknown keys are refused."""
+"""The base of every section of ``config.yaml``: unknown keys are refused, and so is a boolean for a number."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+
+def _number_not_bool(annotation: Any) -> bool:
+    """True if a field of ``annotation`` takes an int or a float but not a bool (``int | None``, ``float``…)."""
+    kinds: set[Any] = set()
+    stack = [annotation]
+    while stack:
+        a = stack.pop()
+        args = typing.get_args(a)
+        if args and typing.get_origin(a) is not typing.Literal:
+            stack.extend(args)
+        else:
+            kinds.add(a)
+    return bool(kinds & {int, float}) and bool not in kinds
 
 
 class Section(BaseModel):
     """A section of the config file (``api:``, ``queue:``…): an unknown key is refused (``extra="forbid"``),
-    so a typo is an error that names it, not a silently ignored setting."""
+    so a typo is an error that names it, not a silently ignored setting; a YAML ``true``/``false`` given for a
+    number is refused too (pydantic's lax mode reads ``queue.partitions: true`` as 1). Strings from
+    ``GAMEAD_*`` variables are still parsed as numbers."""
 
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and _number_not_bool(field.annotation):
+                raise ValueError(f"a number is expected, not {str(value).lower()}")
+        return value

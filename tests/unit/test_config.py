@@ -190,3 +190,20 @@ def test_config_example_documents_every_key_and_loads() -> None:
         assert "#" in line or any(
             prev.strip().startswith("#") for prev in text.splitlines()[max(0, text.splitlines().index(line) - 2):text.splitlines().index(line)]
         ), f"{key} has no comment"
+
+
+def test_a_yaml_boolean_for_a_number_is_refused_not_read_as_1(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("queue:\n  partitions: true\n")
+    with pytest.raises(ConfigError, match=r"queue\.partitions.*a number is expected, not true"):
+        load_settings(cfg)
+
+
+def test_the_wrong_file_as_config_is_not_echoed_into_the_error(tmp_path: Path) -> None:
+    """``--config /etc/shadow`` printed every line as an unknown top-level key."""
+    cfg = tmp_path / "shadow"
+    cfg.write_text("".join(f"user{i}: $6$secret-hash-{i}{'x' * 80}\n" for i in range(20)))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg)
+    message = str(caught.value)
+    assert "and 17 more" in message and "user19" not in message and "secret-hash" not in message
