@@ -28,21 +28,22 @@ class AckWaitKeepAlive(Hook):
 
     def __init__(self, ack_wait: float) -> None:
         self.period = keepalive_period(ack_wait)
-        self._timers: dict[int, asyncio.TimerHandle] = {}
+        #: (stream, stream sequence) → its timer: a sequence alone repeats across work-stream partitions
+        self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._sending: set[asyncio.Future[None]] = set()  #: in-progress acks on their way (kept referenced)
 
     async def before_delivery(self, delivery: Delivery) -> None:
-        self._arm(delivery.seq, delivery.msg)
+        self._arm((delivery.msg.metadata.stream, delivery.seq), delivery.msg)
 
     async def after_delivery(self, delivery: Delivery) -> None:
-        timer = self._timers.pop(delivery.seq, None)
+        timer = self._timers.pop((delivery.msg.metadata.stream, delivery.seq), None)
         if timer is not None:
             timer.cancel()
 
-    def _arm(self, seq: int, msg: Msg) -> None:
+    def _arm(self, seq: tuple[str, int], msg: Msg) -> None:
         self._timers[seq] = asyncio.get_running_loop().call_later(self.period, self._tick, seq, msg)
 
-    def _tick(self, seq: int, msg: Msg) -> None:
+    def _tick(self, seq: tuple[str, int], msg: Msg) -> None:
         if seq not in self._timers:
             return
         sending = asyncio.ensure_future(self._progress(msg))
