@@ -21,10 +21,13 @@ import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.queue.partitions import partition_of
 from tests.support import Proc, ad, clean_env, gamead_argv, start_api, start_worker, up_stack, wait_for, wait_terminal
 
 P3 = {"GAMEAD_QUEUE__PARTITIONS": "3", "GAMEAD_QUEUE__ACK_WAIT": "3", "GAMEAD_QUEUE__IDLE_POLL": "0.1",
       "GAMEAD_NATS__CONNECT_TIMEOUT": "5"}
+#: the API's topology watch would recreate a deleted consumer within 5 s: here it must stay missing a while
+SLOW_WATCH = {"GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "3600"}
 STREAMS = ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]
 
 
@@ -33,7 +36,7 @@ def p3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One nats-server, an API with three partitions (no worker: each test starts what it needs)."""
     root = tmp_path_factory.mktemp("repartition")
     server = EmbeddedNats(root / "nats").start()
-    api, url = start_api(server.url, root, **P3)
+    api, url = start_api(server.url, root, **P3, **SLOW_WATCH)
     procs: list[Proc] = [api]
     with httpx.Client(base_url=url, timeout=30) as http:
         yield {"nats": server, "url": url, "http": http, "logs": root, "procs": procs, "api": api}
@@ -88,6 +91,39 @@ def test_a_stray_one_partition_worker_or_api_is_refused_and_touches_nothing(p3: 
     assert http.get("/readyz").status_code == 200
     p3["procs"].append(start_worker(url, p3["logs"], worker_id="p3-w1", ready=True, **P3))
     for ad_id in ids:
+        assert wait_terminal(http, ad_id, timeout=30)["status"] == "completed"
+
+
+def _delete_consumer(url: str, stream: str, consumer: str) -> None:
+    async def run() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream(timeout=5).delete_consumer(stream, consumer)
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_a_missing_consumer_in_one_partition_does_not_block_the_levels_other_partitions(p3: dict[str, Any]) -> None:
+    """Level 3's consumer of partition 1 deleted under a running worker: level 3's ads in partitions 0 and 2 are
+    still pulled and completed; once a worker start recreates it, partition 1's complete too."""
+    url, http = p3["nats"].url, p3["http"]
+    worker = p3["procs"][-1]
+    _delete_consumer(url, "GAMEAD_ADS_1", names.level_consumer(3, 1))
+    ids: list[str] = []
+    while not ({0, 2} <= {partition_of(i, 3) for i in ids} and 1 in {partition_of(i, 3) for i in ids}):
+        assert len(ids) < 60, "ad ids never covered the three partitions"
+        ids.append(http.post("/ads", json=ad(f"Level three {len(ids)}", 3)).json()["id"])
+    readable = [i for i in ids if partition_of(i, 3) != 1]
+    stuck = [i for i in ids if partition_of(i, 3) == 1]
+    for ad_id in readable:
+        assert wait_terminal(http, ad_id, timeout=30)["status"] == "completed"
+    assert all(http.get(f"/ads/{i}").json()["status"] == "queued" for i in stuck)
+    assert "level 3 of partition 1 cannot be read" in worker.output()
+    worker.stop(timeout=10)
+    p3["procs"].append(start_worker(url, p3["logs"], worker_id="p3-w3", ready=True, **P3))  # recreates it
+    for ad_id in stuck:
         assert wait_terminal(http, ad_id, timeout=30)["status"] == "completed"
 
 
