@@ -285,11 +285,9 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     """Compare every object with gamead's config and make it so: create the missing ones (``create``), update
     compatible limit changes (``update``). Never raises for an incompatible object (it is reported as such);
     an object JetStream refuses to create is reported ``failed`` with the gamead error. Raises the gamead
-    error of a failed listing (NATS unreachable and the like), and :class:`PartitionsChanged` when the work
-    streams that exist do not fit ``queue.partitions`` (:func:`partition_change`), before touching anything,
-    unless ``queue.repartition`` asks for the change at start-up (``update``) on a drained queue: then the
-    partitions the setting no longer has are deleted (each sealed and checked empty), the new ones created
-    (:mod:`gamead_core.queue.repartition`)."""
+    error of a failed listing (NATS unreachable and the like), and :class:`PartitionsChanged` (nothing touched)
+    when the work streams do not fit ``queue.partitions``, unless ``queue.repartition`` asks for the change at
+    start-up (``update``) on a drained queue (:mod:`gamead_core.queue.repartition`)."""
     snap = snapshot or await read_topology(js)
     await settle_partitions(js, partition_change(settings.queue.partitions, snap.work_streams()), update=update,
                             repartition=settings.queue.repartition)
