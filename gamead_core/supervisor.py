@@ -10,6 +10,10 @@ watch_parent`, the fallback where the kernel cannot). Start children from one lo
 Hooks: ``on_event(message)`` for the console; ``on_spawn(child)`` after every (re)start, e.g. to record
 PIDs; ``on_exit(child, code)`` when a child is found dead (before its restart is scheduled; ``code`` is
 the exit status, negative for a signal), e.g. to hand its in-flight work to others.
+
+A child that exits with one of ``refusal_codes`` (``gamead``'s exit code 5: its configuration was refused, e.g.
+``queue.partitions`` against the streams) is not restarted — it would only be refused again — and is kept in
+:attr:`Supervisor.refused` for the caller (``gamead up`` ends with the child's own message and code).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class Child:
     restarts: int = 0
     restart_at: float | None = None
     retired: bool = False  # being stopped on purpose: do not restart
+    refused: int | None = None  #: the exit code of a refused start (one of the supervisor's refusal_codes)
 
     @property
     def pid(self) -> int | None:
@@ -71,6 +76,13 @@ class Supervisor:
     children: dict[str, Child] = field(default_factory=dict)
     on_spawn: Callable[[Child], None] | None = None
     on_exit: Callable[[Child, int], None] | None = None
+    #: exit codes that mean "this configuration is refused": such a child is never restarted
+    refusal_codes: frozenset[int] = frozenset()
+
+    @property
+    def refused(self) -> list[Child]:
+        """The children that exited with a refusal code (not restarted), oldest first."""
+        return [c for c in self.children.values() if c.refused is not None]
 
     def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Child:
         child = Child(name, argv, env, log_path)
@@ -99,10 +111,20 @@ class Supervisor:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""
         now = time.monotonic()
         for child in self.children.values():
-            if child.retired or child.proc is None:
+            if child.retired or child.proc is None or child.refused is not None:
                 continue
             code = child.proc.poll()
             if code is None:
+                continue
+            if code in self.refusal_codes:
+                child.refused = code
+                self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code}); "
+                              "not restarted")
+                if self.on_exit is not None:
+                    try:
+                        self.on_exit(child, code)
+                    except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
+                        log.exception("on_exit hook failed for %s", child.name)
                 continue
             if child.restart_at is None:
                 ran = now - child.started_at

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 import os
+import re
 import signal
 import sys
 import threading
@@ -27,11 +28,12 @@ import httpx
 import typer
 from rich.console import Console
 
+from gamead_cli import exitcodes
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_core.config import ClientSettings, GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
-from gamead_core.errors import GameadError
+from gamead_core.errors import ConfigError, GameadError
 from gamead_core.proc import alive, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
 from gamead_core.supervisor import Child, Supervisor
@@ -102,6 +104,33 @@ def _last_log_line(path: Path, width: int = 240) -> str:
         return ""
     line = " ".join(lines[-1].split()) if lines else ""
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _child_error_line(path: Path) -> str:
+    """The child's own ``error: …`` line (the last one in its log; ``gamead`` prints exactly one), whole and
+    without the ``error:`` prefix; "" if there is none."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 65536))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        line = _ANSI.sub("", line).strip()
+        if line.startswith("error:"):
+            return line[len("error:"):].strip()
+    return ""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def refused_start(child: Child) -> ConfigError:
+    """The error that ends ``gamead up`` when ``child`` refused its configuration (exit code 5): the child's
+    message once, whole (its fix included), then where its log is. Exit code 5, as the child's."""
+    message = _child_error_line(child.log_path) or _last_log_line(child.log_path) or "no output"
+    return ConfigError(f"{message} [{child.name} refused to start; log: {child.log_path}]")
 
 
 def gamead_program() -> str:
@@ -177,6 +206,8 @@ def _wait_api_ready(url: str, port: int, api: Child, timeout: float) -> None:
         _check_stop()
         if not api.alive:
             code = api.proc.returncode if api.proc is not None else "?"
+            if code == exitcodes.CONFIG:
+                raise refused_start(api)
             raise GameadError(f"the API exited during start-up (exit code {code}): "
                               f"{_last_log_line(api.log_path) or 'no output'} — full log: {api.log_path}")
         try:
@@ -199,9 +230,11 @@ class _Stack:
         self.data = data
         self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {msg}"),
                               on_spawn=lambda child: data.record(child.name, child.pid or 0),
-                              on_exit=self._on_exit)
+                              on_exit=self._on_exit, refusal_codes=frozenset({exitcodes.CONFIG}))
 
     def _on_exit(self, child: Child, code: int) -> None:
+        if code in self.sup.refusal_codes:
+            return  # up ends with the child's own message (refused_start), said once
         if code > 0 and (line := _last_log_line(child.log_path)):  # an exit, not a kill: say why
             say(f"  [dim]{child.name} log: {line}[/]")
 
@@ -260,6 +293,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
     if _stop_requested.is_set():  # it came before the handlers above: stop now
         on_signal()
     nc = None
+    refusal: ConfigError | None = None
     try:
         task = None
         if autoscaling:
@@ -284,6 +318,10 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             task = asyncio.create_task(autoscaler.run(stop))
         while not stop.is_set():
             scaler.poll()  # restart dead children (workers, the API, nats-server) with back-off
+            if refused := stack.sup.refused:  # a configuration refusal: restarting cannot help
+                refusal = refused_start(refused[0])
+                stop.set()
+                break
             try:
                 await asyncio.wait_for(stop.wait(), 0.2)
             except asyncio.TimeoutError:
@@ -292,6 +330,8 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
         if task is not None:
             await task  # releases the lease
         await scaler.close()  # every worker drains, together with any scale-down still draining
+        if refusal is not None:
+            raise refusal
     finally:
         if nc is not None:
             try:

@@ -93,6 +93,11 @@ class QueueSettings(Section):
         1, ge=1, le=64, description="Work streams the ads are spread over (by ad id), so a cluster's stream leaders "
         "share the load; 1 = the single stream GAMEAD_ADS. Changed only on a drained queue (see the README)."
     )
+    repartition: bool = Field(
+        False, description="One-shot operator act: this start may change the work streams to queue.partitions "
+        "(every other node stopped, the queue drained; README: Partitions). Without it a start whose "
+        "queue.partitions differs from the streams is refused (exit 5) and touches nothing."
+    )
     head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads.")
     idle_poll: float = Field(0.5, gt=0, description="Longest a worker waits between polls of an empty queue.")
     idle_wait: float = Field(

@@ -8,6 +8,7 @@ queue sampler (``/v1/stats``, ``gamead top``) and the autoscaler all read it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import nats.errors
@@ -16,6 +17,8 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 
 from gamead_core import names
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +66,47 @@ async def peek_next(js: JetStreamContext, stream: str, subject: str, after_seq: 
 
 
 async def level_depths(js: JetStreamContext, level: int, now: float, partitions: range) -> dict[int, LevelDepth]:
-    """:func:`level_depth` of ``level`` in each of ``partitions`` (read concurrently): partition → reading.
-    Raises the first error met, as :func:`level_depth` does."""
+    """:func:`level_depth` of ``level`` in each of ``partitions`` (read concurrently): partition → reading, for
+    the partitions that answered. A partition that cannot be read (its consumer missing, its stream leaderless)
+    is left out — logged once per new error, not per read — so the level's other partitions are still pulled
+    from; the counts are then those of the readable partitions. Raises the first error only when no partition
+    answered (nats-py's errors untranslated, as :func:`level_depth`)."""
     read = await asyncio.gather(*(level_depth(js, level, now, p) for p in partitions), return_exceptions=True)
-    for got in read:
-        if isinstance(got, BaseException):
-            raise got
-    return dict(zip(partitions, read))  # type: ignore[arg-type]
+    got: dict[int, LevelDepth] = {}
+    errors: list[BaseException] = []
+    for p, one in zip(partitions, read):
+        if isinstance(one, BaseException):
+            if not isinstance(one, Exception):
+                raise one  # CancelledError, KeyboardInterrupt: never swallowed
+            errors.append(one)
+            _note_unreadable(level, p, one)
+        else:
+            got[p] = one
+            _note_unreadable(level, p, None)
+    if errors and not got:
+        raise errors[0]
+    return got
+
+
+#: (level, partition) → the last error logged for it: a partition's failure is logged when it starts or changes
+#: and when it ends, not on every read (the heads are read every ``queue.head_cache_ms``). Bounded: 5 levels ×
+#: at most ``names.MAX_PARTITIONS`` partitions.
+_UNREADABLE: dict[tuple[int, int], str] = {}
+
+
+def _note_unreadable(level: int, partition: int, exc: Exception | None) -> None:
+    key = (level, partition)
+    fields = {"level": level, "partition": partition, "stream": names.work_stream(partition),
+              "consumer": names.level_consumer(level, partition)}
+    if exc is None:
+        if _UNREADABLE.pop(key, None) is not None:
+            log.info("level %d of partition %d is readable again", level, partition, extra=fields)
+        return
+    text = f"{type(exc).__name__}: {exc}"
+    if _UNREADABLE.get(key) != text:
+        _UNREADABLE[key] = text
+        log.warning("level %d of partition %d cannot be read (%s); its other partitions are read meanwhile",
+                    level, partition, text, extra=fields)
 
 
 async def level_depth(js: JetStreamContext, level: int, now: float, partition: int = 0) -> LevelDepth:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from gamead_core import names
 from gamead_core.queue.depth import LevelDepth
@@ -82,14 +83,15 @@ def partition_of_msg(msg: object) -> int:
         return 0
 
 
-__all__ = ["merge_depths", "oldest_first", "partition_of", "partition_of_msg", "per_partition_limit", "work_streams"]
+__all__ = ["PartitionChange", "merge_depths", "oldest_first", "partition_change", "partition_of", "partition_of_msg",
+           "per_partition_limit", "settle_rule", "work_streams"]
 
 
 @dataclass(frozen=True)
 class PartitionChange:
     """The work streams that exist do not match ``queue.partitions`` (``setting``): a change of the setting.
     ``found``: partitions whose stream exists; ``made_with``: the settings they were made with; ``held``: ads in
-    them now. Safe only when ``drained`` (nothing can be stranded); otherwise a start is refused."""
+    them now. Made only by an explicit operator act on a drained queue (:func:`settle_rule`); otherwise refused."""
 
     setting: int
     found: tuple[int, ...]
@@ -106,14 +108,33 @@ class PartitionChange:
         return tuple(p for p in self.found if p >= self.setting)
 
     def describe(self) -> str:
-        """One line: what exists against the setting, and the fix."""
+        """One line: what exists against the setting (both values), and the fix."""
         was = sorted({m for m in self.made_with if m is not None})
         streams = ", ".join(names.work_stream(p) for p in self.found)
         made = f"made with queue.partitions {'/'.join(map(str, was))}" if was else "made by hand"
+        back = f"set queue.partitions back to {'/'.join(map(str, was))}" if was else "set queue.partitions back"
+        if self.drained:
+            return (f"queue.partitions is {self.setting} but the work streams on this NATS are {streams} ({made}), "
+                    f"empty; a start never changes them: {back}, or to change it stop every other node and start "
+                    f"once with queue.repartition: true (GAMEAD_QUEUE__REPARTITION=true; README: Partitions)")
         return (f"queue.partitions is {self.setting} but the work streams on this NATS are {streams} ({made}) "
-                f"holding {self.held} ad(s); changing the partitions of a live queue would strand them: set "
-                f"queue.partitions back, or stop the API nodes, let the workers drain the queue, then start "
-                f"with the new setting (README: Partitions)")
+                f"holding {self.held} ad(s); changing the partitions of a live queue would strand them: {back}, "
+                f"or stop the API nodes, let the workers drain the queue, stop them, then start once with "
+                f"queue.repartition: true (GAMEAD_QUEUE__REPARTITION=true; README: Partitions)")
+
+
+Settle = Literal["none", "refuse", "change"]
+
+
+def settle_rule(change: PartitionChange | None, *, repartition: bool, update: bool) -> Settle:
+    """What a topology check does about a change of ``queue.partitions``: ``"none"`` when the streams fit
+    (``change`` None); ``"change"`` only when the operator asked for it (``queue.repartition``), this is a
+    start-up check (``update``: never the API's running topology watch, nor the doctor) and the queue is drained;
+    otherwise ``"refuse"`` (:class:`~gamead_core.errors.PartitionsChanged`, nothing touched). A start's own
+    setting differing from the streams is never a reason to change them. Pure."""
+    if change is None:
+        return "none"
+    return "change" if repartition and update and change.drained else "refuse"
 
 
 def partition_change(setting: int, existing: Mapping[int, tuple[int | None, int]]) -> PartitionChange | None:

@@ -3,8 +3,9 @@
 
 An API node connects to NATS in the background and serves 503 until it can (NATS may come up after it), so its
 own topology check cannot stop the process. This one runs before the server starts: when NATS answers and its
-work streams hold ads under another ``queue.partitions``, ``gamead serve`` ends with one line and exit code 5
-(:class:`~gamead_core.errors.PartitionsChanged`). When NATS does not answer within ``nats.connect_timeout`` the
+work streams were made with another ``queue.partitions`` (holding ads or not), ``gamead serve`` ends with one
+line and exit code 5 (:class:`~gamead_core.errors.PartitionsChanged`), unless ``queue.repartition`` asks for the
+change on a drained queue. When NATS does not answer within ``nats.connect_timeout`` the
 check is skipped after at most ``nats.connect_timeout`` + 1 s (the node's own start-up check refuses to take submits instead: ``/readyz`` says why). Workers
 check in :func:`gamead_core.queue.topology.ensure_topology`.
 """
@@ -19,13 +20,14 @@ import nats.errors
 from gamead_core.config import GameadSettings
 from gamead_core.errors import PartitionsChanged, QueueUnavailable
 from gamead_core.queue.connection import close_connection, connect_options
+from gamead_core.queue.partitions import settle_rule
 from gamead_core.queue.topology import partition_change, read_topology
 
 
 async def check_partitions(settings: GameadSettings, url: str) -> None:
-    """Raise :class:`PartitionsChanged` if the work streams on ``url`` hold ads and do not fit
-    ``queue.partitions``; return quietly when they fit, when the change is drained (the node's start-up makes
-    it), or when NATS cannot be reached or read."""
+    """Raise :class:`PartitionsChanged` if the work streams on ``url`` do not fit ``queue.partitions`` (see
+    :func:`~gamead_core.queue.partitions.settle_rule`); return quietly when they fit, when ``queue.repartition``
+    asks for the change on a drained queue (the node's start-up makes it), or when NATS cannot be reached."""
     async def quiet(exc: Exception) -> None:  # a NATS away is no news here (nats-py would log a traceback)
         return None
 
@@ -42,7 +44,7 @@ async def check_partitions(settings: GameadSettings, url: str) -> None:
     finally:
         await close_connection(nc)
     change = partition_change(settings.queue.partitions, snapshot.work_streams())
-    if change is not None and not change.drained:
+    if settle_rule(change, repartition=settings.queue.repartition, update=True) == "refuse" and change is not None:
         raise PartitionsChanged(change.describe())
 
 

@@ -1,13 +1,20 @@
-"""A change of ``queue.partitions``: refused on a live queue, made on a drained one.
+"""A change of ``queue.partitions``: never made by a start on its own, only as an explicit operator act.
 
-The rule (:func:`gamead_core.queue.topology_plan.partition_change` decides, pure): the work streams that exist
-(``GAMEAD_ADS``, ``GAMEAD_ADS_1`` …, each with the setting it was made with in its metadata) must fit the setting.
-When they do not — more streams, fewer, or made with another setting — the start-up of ``gamead serve`` and
-``gamead worker`` is refused with one line (:class:`~gamead_core.errors.PartitionsChanged`, exit code 5) while
-any of them holds an ad: an ad in a partition the new setting no longer has would never be read, and an ad
-re-published to another partition would escape its duplicate window. Once they hold none (the queue drained),
-the start-up makes the change: it deletes the streams of partitions the setting no longer has (each checked
-empty just before) and the topology check creates the new ones. ``gamead doctor`` reports a mismatch.
+The rule (:func:`gamead_core.queue.partitions.settle_rule` decides, pure): the work streams that exist
+(``GAMEAD_ADS``, ``GAMEAD_ADS_1`` …, each with the setting it was made with in its metadata) must fit
+``queue.partitions``. When they do not — more streams, fewer, or made with another setting — a start
+(``gamead serve``, ``gamead worker``, ``gamead up``, the API's topology check) is refused with one line
+(:class:`~gamead_core.errors.PartitionsChanged`, exit code 5) and touches nothing: no stream deleted, no limits or
+metadata rewritten. A stray process started with the default setting next to a running queue is the case this
+guards against: its setting says nothing about what the operator wants.
+
+The change is made only when the start also says ``queue.repartition: true`` (the operator's word that every
+other node is stopped and the queue drained), and only if every work stream is empty. Then each stream of a
+partition the setting no longer has is sealed first (JetStream's ``sealed``: the stream refuses new messages and
+cannot be unsealed), its message count read again, and deleted only if it is still 0 — so an ad published
+between the first look and the delete cannot be deleted with it (a sealed stream that did get an ad is left as it
+is, sealed, and the start refused). The topology check then rewrites the kept streams' limits and metadata and
+creates the new ones. ``gamead doctor`` reports a mismatch.
 """
 
 from __future__ import annotations
@@ -21,40 +28,53 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import PartitionsChanged
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.queue.partitions import PartitionChange
+from gamead_core.queue.partitions import PartitionChange, settle_rule
 
 log = logging.getLogger("gamead_core.queue.topology")
 
 
-async def settle_partitions(js: JetStreamContext, change: PartitionChange | None, *, update: bool) -> None:
+async def settle_partitions(js: JetStreamContext, change: PartitionChange | None, *, update: bool,
+                            repartition: bool = False) -> None:
     """Nothing when ``change`` is None. Raises :class:`PartitionsChanged` (one line: what exists, what is set,
-    the fix) unless the change is drained and this is a start-up check (``update``); then makes it (the
-    streams of removed partitions deleted; the caller creates the new ones)."""
-    if change is None:
+    the fix) and touches nothing unless :func:`settle_rule` says ``"change"`` (``repartition`` asked for, a
+    start-up check, the queue drained); then deletes the streams of removed partitions (sealed, then checked
+    empty; the caller rewrites the kept ones and creates the new ones). NATS errors as the gamead error tree."""
+    decision = settle_rule(change, repartition=repartition, update=update)
+    if decision == "none" or change is None:
         return
-    if not (change.drained and update):
+    if decision == "refuse":
         raise PartitionsChanged(change.describe())
     await _drop_partitions(js, change)
 
 
 async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> None:
-    """Delete the (empty) work streams of the partitions ``change`` removes; a stream that holds an ad again
-    by now is left, and the change refused."""
+    """Delete the (empty) work streams of the partitions ``change`` removes: seal, re-read, delete if empty.
+    A stream that holds an ad is never deleted; the change is refused."""
     for p in change.removed:
         stream = names.work_stream(p)
         with nats_boundary():
             try:
-                held = int((await js.stream_info(stream)).state.messages or 0)
+                info = await js.stream_info(stream)
             except nats.js.errors.NotFoundError:
                 continue
+            if int(info.state.messages or 0):
+                raise PartitionsChanged(replace(change, held=int(info.state.messages)).describe())
+            if not info.config.sealed:  # no new message can land in it from here on
+                await js.update_stream(info.config.evolve(sealed=True))
+            held = int((await js.stream_info(stream)).state.messages or 0)
             if held:
-                raise PartitionsChanged(replace(change, held=held).describe())
+                raise PartitionsChanged(
+                    f"{stream} got {held} ad(s) while queue.repartition was changing the partitions (some node "
+                    f"is still running): it is left sealed, with its ads, and nothing else was changed; stop every "
+                    f"node, then start with queue.partitions {max(m or 0 for m in change.made_with)} to "
+                    f"drain it (README: Partitions)")
             await js.delete_stream(stream)
-        log.warning("queue.partitions is %d: deleted the empty work stream %s of partition %d", change.setting,
-                    stream, p, extra={"object_name": stream, "action": "deleted"})
-    if change.setting != len(change.found) or change.removed:
-        log.warning("queue.partitions changed on a drained queue: the work streams were %s, now %d partition(s)",
-                    ", ".join(names.work_stream(p) for p in change.found), change.setting)
+        log.warning("queue.repartition: deleted the empty (sealed) work stream %s of partition %d; "
+                    "queue.partitions is now %d", stream, p, change.setting,
+                    extra={"object_name": stream, "action": "deleted"})
+    log.warning("queue.repartition: the work streams were %s (queue.partitions %s), now %d partition(s)",
+                ", ".join(names.work_stream(p) for p in change.found),
+                "/".join(sorted({str(m) for m in change.made_with if m is not None})) or "unknown", change.setting)
 
 
 __all__ = ["settle_partitions"]

@@ -30,8 +30,8 @@ created: see :data:`gamead_core.names.OBSOLETE_STREAMS`.)
   recreates what is missing; limits are the start-up's business, so nodes with different configs during a
   rolling deploy never flip a limit back and forth).
 
-A change of ``queue.partitions`` is refused on a live queue and made on a drained one
-(:mod:`gamead_core.queue.repartition`).
+A start whose ``queue.partitions`` differs from the work streams is refused and touches nothing; the change is
+made only by an explicit ``queue.repartition: true`` on a drained queue (:mod:`gamead_core.queue.repartition`).
 
 Reading what exists costs two JetStream API calls (:func:`read_topology`): ``STREAM.LIST`` (the config of
 every stream, 256 a page) and ``CONSUMER.LIST`` of each work stream (one per partition). An object absent from a
@@ -285,12 +285,12 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     """Compare every object with gamead's config and make it so: create the missing ones (``create``), update
     compatible limit changes (``update``). Never raises for an incompatible object (it is reported as such);
     an object JetStream refuses to create is reported ``failed`` with the gamead error. Raises the gamead
-    error of a failed listing (NATS unreachable and the like), and :class:`PartitionsChanged` when the work
-    streams that exist do not fit ``queue.partitions`` (:func:`partition_change`) and either still hold ads or
-    this is not a start-up check (``update`` False). A drained change at start-up is made: the partitions the
-    setting no longer has are deleted (each checked empty just before), the new ones created."""
+    error of a failed listing (NATS unreachable and the like), and :class:`PartitionsChanged` (nothing touched)
+    when the work streams do not fit ``queue.partitions``, unless ``queue.repartition`` asks for the change at
+    start-up (``update``) on a drained queue (:mod:`gamead_core.queue.repartition`)."""
     snap = snapshot or await read_topology(js)
-    await settle_partitions(js, partition_change(settings.queue.partitions, snap.work_streams()), update=update)
+    await settle_partitions(js, partition_change(settings.queue.partitions, snap.work_streams()), update=update,
+                            repartition=settings.queue.repartition)
     wanted = wanted_topology(settings)
     calls = snap.calls
     states: list[ObjectState] = []

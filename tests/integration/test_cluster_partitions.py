@@ -1,8 +1,8 @@
 """Partitioned work streams (issue 14, item 5) on a real three-node JetStream cluster, every stream R3 and
 ``queue.partitions: 3``: ads spread over three streams (whose leaders the cluster places), every one is
 processed, the priority order holds across partitions, stats and the level drill-down see every partition, the
-doctor finds nothing; a start with another ``queue.partitions`` on the live queue is refused in one line with
-exit code 5, and once the queue is drained the change is made.
+doctor finds nothing; a start with another ``queue.partitions`` is refused in one line with exit code 5 (live
+queue or drained), and on the drained queue ``queue.repartition: true`` makes the change.
 
 Runs on the session's cluster after ``test_cluster.py`` (same xdist group: one cluster for both modules).
 """
@@ -147,14 +147,18 @@ def test_ads_spread_over_three_streams_are_all_processed(p3_stack: dict[str, Any
 
 
 def test_on_a_drained_queue_the_partitions_change(p3_stack: dict[str, Any]) -> None:
-    """The README's procedure: stop the API nodes, let the workers drain the queue, stop them, start with the new
-    setting. The worker's start-up deletes the (empty) partitions the setting no longer has."""
+    """The README's procedure: stop the API nodes, let the workers drain the queue, stop them, start once with
+    the new setting and ``queue.repartition: true``. That start-up deletes the (empty, sealed) partitions the
+    setting no longer has; without ``queue.repartition`` the same start is refused and changes nothing."""
     cluster = p3_stack["cluster"]
     for proc in (p3_stack["api"], *p3_stack["workers"]):
         proc.stop(timeout=10)
     assert all(int(i.state.messages) == 0 for i in _streams(cluster).values())
+    stray = _gamead(cluster, "worker", "--id", "stray", GAMEAD_QUEUE__REPLICAS="3")  # drained, but not asked for
+    assert stray.returncode == 5 and "queue.repartition: true" in stray.stderr, stray.stderr[-2000:]
+    assert sorted(_streams(cluster)) == list(STREAMS)
     one = start_worker(cluster.url, p3_stack["logs"], worker_id="p1-w1", concurrency=1, ready=True,
-                       GAMEAD_QUEUE__REPLICAS="3", GAMEAD_QUEUE__PARTITIONS="1")
+                       GAMEAD_QUEUE__REPLICAS="3", GAMEAD_QUEUE__PARTITIONS="1", GAMEAD_QUEUE__REPARTITION="true")
     p3_stack["workers"].append(one)
     streams = _streams(cluster)
     assert sorted(streams) == ["GAMEAD_ADS"]

@@ -1,5 +1,6 @@
 """Pure: partitioned work streams (issue 14, item 5) — the partition of an ad, the wire names of a partition, a
-level read over partitions, and the rule that refuses a change of ``queue.partitions`` on a live queue."""
+level read over partitions, and the rule that a start never changes the partitions on its own (only
+``queue.repartition`` on a drained queue does)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.intake import new_ad_id
 from gamead_core.queue.depth import LevelDepth
 from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of, per_partition_limit, work_streams
-from gamead_core.queue.partitions import partition_change
+from gamead_core.queue.partitions import partition_change, settle_rule
 from gamead_core.queue.topology_plan import Snapshot, stream_config, wanted_topology
 
 
@@ -173,3 +174,34 @@ def test_another_setting_on_a_live_queue_is_refused_in_one_line(made: int, exist
 def test_a_legacy_single_stream_then_three_partitions_is_a_change() -> None:
     change = partition_change(3, _existing(1, range(1), held=0, legacy=True).work_streams())
     assert change is not None and change.drained and change.removed == ()
+
+
+# --- the rule: a start's own setting never changes the streams ----------------------------------------------
+
+
+@given(made=st.integers(1, 8), setting=st.integers(1, 8), held=st.integers(0, 50), update=st.booleans())
+def test_a_start_without_repartition_never_changes_the_streams_drained_or_not(made: int, setting: int, held: int,
+                                                                              update: bool) -> None:
+    """The reviewer's stray worker: 3 partitions, a start with the default 1, queue empty (held 0): refused."""
+    change = partition_change(setting, _existing(made, range(made), held=held).work_streams())
+    decision = settle_rule(change, repartition=False, update=update)
+    assert decision == ("none" if made == setting else "refuse")
+
+
+def test_the_stray_one_partition_start_on_an_empty_three_partition_queue_is_refused_naming_both_values() -> None:
+    change = partition_change(1, _existing(3, range(3), held=0).work_streams())
+    assert change is not None and change.drained and change.removed == (1, 2)
+    assert settle_rule(change, repartition=False, update=True) == "refuse"
+    line = change.describe()
+    assert "\n" not in line and "queue.partitions is 1" in line and "queue.partitions 3" in line
+    assert "set queue.partitions back to 3" in line and "queue.repartition: true" in line
+
+
+@pytest.mark.parametrize(("held", "update", "expected"), [(0, True, "change"), (4, True, "refuse"),
+                                                          (0, False, "refuse"), (4, False, "refuse")])
+def test_repartition_changes_only_a_drained_queue_at_start_up(held: int, update: bool, expected: str) -> None:
+    """``queue.repartition`` is obeyed only at a start-up check (never the API's running watch, nor the doctor)
+    and only when every work stream is empty."""
+    change = partition_change(1, _existing(3, range(3), held=held).work_streams())
+    assert settle_rule(change, repartition=True, update=update) == expected
+    assert settle_rule(None, repartition=True, update=update) == "none"

@@ -55,3 +55,31 @@ def test_stopping_sends_sigterm_and_does_not_restart(tmp_path: Path) -> None:
     sup.stop("w", timeout=5)
     assert marker.read_text() == "drained"
     assert child.proc is not None and child.proc.returncode == 0
+
+
+def test_a_child_refusing_its_configuration_is_not_restarted_and_up_ends_with_its_whole_line(tmp_path: Path) -> None:
+    """Exit code 5 (a configuration refusal): restarting cannot help. ``gamead up`` ends with the child's own
+    ``error:`` line, whole (its fix included), "error:" once, exit code 5."""
+    from gamead_cli import exitcodes
+    from gamead_cli.commands.up import refused_start
+
+    fix = "x" * 300 + " (README: Partitions)"  # longer than the 240-character tail line up shows for a crash
+    script = ("import sys\nprint('{\"level\": \"INFO\", \"msg\": \"starting\"}')\n"
+              f"print('\\x1b[1;31merror: queue.partitions is 1 but {fix}\\x1b[0m', file=sys.stderr)\n"
+              "print('{\"level\": \"INFO\", \"msg\": \"bye\"}')\nsys.exit(5)\n")
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append, refusal_codes=frozenset({exitcodes.CONFIG}))
+    child = sup.start("worker-1", [sys.executable, "-c", script], dict(os.environ), tmp_path / "worker-1.log")
+    try:
+        wait_for(lambda: (sup.poll(), sup.refused)[1], timeout=10, what="the refusal noticed")
+        first = child.pid
+        for _ in range(3):
+            sup.poll()
+        assert sup.refused == [child] and child.refused == 5 and child.pid == first and child.restarts == 0
+        assert any("refused to start (exit code 5); not restarted" in e for e in events)
+        err = refused_start(child)
+        assert exitcodes.exit_code_for(err) == exitcodes.CONFIG
+        assert err.message.startswith(f"queue.partitions is 1 but {fix} [worker-1 refused to start; log: ")
+        assert "error:" not in err.message and "\x1b" not in err.message
+    finally:
+        sup.stop_all(timeout=5)

@@ -1,0 +1,175 @@
+"""A stray process never repartitions a running queue (review findings 1, 2, 5), on one nats-server.
+
+The reviewer's repro: a stack with ``queue.partitions: 3`` (empty queue), then a stray ``gamead worker`` with
+the default 1 on the same NATS. It must exit 5 with one line naming both values and the fix, and leave every work
+stream, its limits and its metadata as they were; a submitted ad then completes. The same for a stray
+``gamead serve`` and a stray ``gamead up`` (exit 5, the API's message once). ``queue.repartition: true`` is
+refused while an ad is queued, and on the drained queue makes the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.queue.partitions import partition_of
+from tests.support import Proc, ad, clean_env, gamead_argv, start_api, start_worker, up_stack, wait_for, wait_terminal
+
+P3 = {"GAMEAD_QUEUE__PARTITIONS": "3", "GAMEAD_QUEUE__ACK_WAIT": "3", "GAMEAD_QUEUE__IDLE_POLL": "0.1",
+      "GAMEAD_NATS__CONNECT_TIMEOUT": "5"}
+#: the API's topology watch would recreate a deleted consumer within 5 s: here it must stay missing a while
+SLOW_WATCH = {"GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "3600"}
+STREAMS = ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]
+
+
+@pytest.fixture(scope="module")
+def p3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One nats-server, an API with three partitions (no worker: each test starts what it needs)."""
+    root = tmp_path_factory.mktemp("repartition")
+    server = EmbeddedNats(root / "nats").start()
+    api, url = start_api(server.url, root, **P3, **SLOW_WATCH)
+    procs: list[Proc] = [api]
+    with httpx.Client(base_url=url, timeout=30) as http:
+        yield {"nats": server, "url": url, "http": http, "logs": root, "procs": procs, "api": api}
+    for proc in reversed(procs):
+        proc.stop(timeout=10)
+    server.stop()
+
+
+def _streams(url: str) -> dict[str, dict[str, Any]]:
+    """Every work stream: name → (its config as JSON, messages it holds)."""
+
+    async def run() -> dict[str, dict[str, Any]]:
+        nc = await nats.connect(url)
+        try:
+            infos = await nc.jetstream(timeout=5).streams_info()
+            return {i.config.name: {"config": i.config.as_dict(), "messages": int(i.state.messages)}
+                    for i in infos if names.partition_of_stream(i.config.name) is not None}
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _gamead(nats_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """One ``gamead`` command to its end (a refused start ends at once; 60 s bound)."""
+    return subprocess.run(gamead_argv(*args), env=clean_env(GAMEAD_NATS__URL=nats_url, **env), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def _red_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
+    """The console's lines on stderr (the process's own JSON log lines aside)."""
+    return [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("{")]
+
+
+def test_a_stray_one_partition_worker_or_api_is_refused_and_touches_nothing(p3: dict[str, Any]) -> None:
+    """The reviewer's finding 1: streams, limits and metadata untouched; then a submitted ad completes."""
+    url = p3["nats"].url
+    before = _streams(url)
+    assert sorted(before) == STREAMS and all(s["messages"] == 0 for s in before.values())
+    assert {s["config"]["metadata"][names.PARTITIONS_METADATA] for s in before.values()} == {"3"}
+    for args in (("worker", "--id", "stray"), ("serve", "--port", str(free_port()))):
+        run = _gamead(url, *args)  # the default queue.partitions: 1
+        lines = _red_lines(run)
+        assert run.returncode == 5, (args, run.returncode, run.stderr[-2000:])
+        assert len(lines) == 1 and lines[0].count("error:") == 1, lines
+        assert "queue.partitions is 1" in lines[0] and "queue.partitions 3" in lines[0]
+        assert "set queue.partitions back to 3" in lines[0] and "queue.repartition: true" in lines[0]
+        assert "Traceback" not in run.stderr + run.stdout
+        assert _streams(url) == before  # no stream deleted, no limit or metadata rewritten
+    http = p3["http"]
+    ids = [http.post("/ads", json=ad(f"After the stray {i}", 3)).json()["id"] for i in range(6)]
+    assert http.get("/readyz").status_code == 200
+    p3["procs"].append(start_worker(url, p3["logs"], worker_id="p3-w1", ready=True, **P3))
+    for ad_id in ids:
+        assert wait_terminal(http, ad_id, timeout=30)["status"] == "completed"
+
+
+def _delete_consumer(url: str, stream: str, consumer: str) -> None:
+    async def run() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream(timeout=5).delete_consumer(stream, consumer)
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_a_missing_consumer_in_one_partition_does_not_block_the_levels_other_partitions(p3: dict[str, Any]) -> None:
+    """Level 3's consumer of partition 1 deleted under a running worker: level 3's ads in partitions 0 and 2 are
+    still pulled and completed; once a worker start recreates it, partition 1's complete too."""
+    url, http = p3["nats"].url, p3["http"]
+    worker = p3["procs"][-1]
+    _delete_consumer(url, "GAMEAD_ADS_1", names.level_consumer(3, 1))
+    ids: list[str] = []
+    while not ({0, 2} <= {partition_of(i, 3) for i in ids} and 1 in {partition_of(i, 3) for i in ids}):
+        assert len(ids) < 60, "ad ids never covered the three partitions"
+        ids.append(http.post("/ads", json=ad(f"Level three {len(ids)}", 3)).json()["id"])
+    readable = [i for i in ids if partition_of(i, 3) != 1]
+    stuck = [i for i in ids if partition_of(i, 3) == 1]
+    for ad_id in readable:
+        assert wait_terminal(http, ad_id, timeout=30)["status"] == "completed"
+    assert all(http.get(f"/ads/{i}").json()["status"] == "queued" for i in stuck)
+    assert "level 3 of partition 1 cannot be read" in worker.output()
+    worker.stop(timeout=10)
+    p3["procs"].append(start_worker(url, p3["logs"], worker_id="p3-w3", ready=True, **P3))  # recreates it
+    for ad_id in stuck:
+        assert wait_terminal(http, ad_id, timeout=30)["status"] == "completed"
+
+
+def test_a_stray_gamead_up_exits_5_with_the_apis_message_once(p3: dict[str, Any], tmp_path: Path) -> None:
+    """The reviewer's finding 5: ``gamead up`` ends with the API's refusal, whole, "error:" once, exit 5."""
+    before = _streams(p3["nats"].url)
+    up = up_stack(tmp_path, "--workers", "0", GAMEAD_NATS__URL=p3["nats"].url)
+    run = subprocess.run(up.argv, env=up.env, capture_output=True, text=True, timeout=90, cwd=tmp_path,
+                         stdin=subprocess.DEVNULL)
+    lines = [line for line in _red_lines(run) if line.startswith("error:")]  # up's progress lines aside
+    assert run.returncode == 5, (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
+    assert len(lines) == 1 and (run.stdout + run.stderr).count("error:") == 1, run.stderr
+    assert lines[0].startswith("error: queue.partitions is 1 but the work streams")
+    assert "(GAMEAD_QUEUE__REPARTITION=true; README: Partitions)" in lines[0] and "api.log" in lines[0]
+    assert _streams(p3["nats"].url) == before
+
+
+def test_repartition_is_refused_while_an_ad_waits_and_made_on_the_drained_queue(p3: dict[str, Any]) -> None:
+    url, http = p3["nats"].url, p3["http"]
+    for proc in p3["procs"][1:]:  # the workers stop: an ad stays queued
+        proc.stop(timeout=10)
+    held = http.post("/ads", json=ad("Waiting", 2)).json()["id"]
+    before = _streams(url)
+    assert sum(s["messages"] for s in before.values()) == 1
+    run = _gamead(url, "worker", "--id", "early", GAMEAD_QUEUE__REPARTITION="true")
+    lines = _red_lines(run)
+    assert run.returncode == 5 and len(lines) == 1 and "holding 1 ad(s)" in lines[0], run.stderr[-2000:]
+    assert _streams(url) == before  # the held ad, every stream and its config as they were
+
+    # the README's procedure: a 3-partition worker drains the queue, every node stops, one start with
+    # queue.repartition: true and the new setting makes the change
+    worker = start_worker(url, p3["logs"], worker_id="p3-w2", ready=True, **P3)
+    assert wait_terminal(http, held, timeout=30)["status"] == "completed"
+    worker.stop(timeout=10)
+    p3["api"].stop(timeout=10)
+    wait_for(lambda: all(s["messages"] == 0 for s in _streams(url).values()), what="the drained queue")
+    one = start_worker(url, p3["logs"], worker_id="p1-w1", ready=True, GAMEAD_QUEUE__REPARTITION="true",
+                       GAMEAD_QUEUE__ACK_WAIT="3")
+    p3["procs"].append(one)
+    after = _streams(url)
+    assert sorted(after) == ["GAMEAD_ADS"]
+    assert after["GAMEAD_ADS"]["config"]["metadata"][names.PARTITIONS_METADATA] == "1"
+    assert after["GAMEAD_ADS"]["config"]["max_msgs"] == 1_000_000  # the whole queue.max_msgs again, not a third
+    assert "deleted the empty (sealed) work stream GAMEAD_ADS_2" in one.output()
+    api, api_url = start_api(url, p3["logs"])  # 1 partition now: an API with the default setting is served
+    p3["procs"].append(api)
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        ad_id = client.post("/ads", json=ad("After the change", 3)).json()["id"]
+        assert wait_terminal(client, ad_id, timeout=30)["status"] == "completed"
