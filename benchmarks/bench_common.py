@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,3 +208,11 @@ class RunGuard:
         finally:
             self.procs.stop_all()
         return kind is None or issubclass(kind, (KeyboardInterrupt, Exception))
+
+    def finish(self, tmp: Path) -> int:
+        """Keep ``tmp`` (``--keep``, or after an error) or remove it; the run's exit code (1 if it ended early)."""
+        if self.args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 1 if self.failed else 0

@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -170,7 +169,6 @@ def main(argv: list[str]) -> int:
                 row = one_count(procs, tmp, n, a, concurrency, code)
                 rows.append(row)
             log(f"  {row.get('ads_per_s')} ads/s, burn-down {row.get('burn_down_s')} s, missing {row['missing']}")
-    failed = run.failed
     for r in rows:
         ones = [b["ads_per_s"] for b in rows if b["workers"] == 1 and b["code"] == r["code"] and b.get("ads_per_s")]
         base = statistics.median(ones) if ones else None  # several 1-worker rows (--workers 1,1): their median
@@ -208,11 +206,7 @@ def main(argv: list[str]) -> int:
             v = result["verdict"]
             print(f"{v['workers']} workers: {v['ratio_to_linear']:.2f}× linear (target ≥ {TARGET_LINEAR}: "
                   f"{'PASS' if v['pass'] else 'MISS'})")
-    if a.keep:
-        log(f"kept {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return run.finish(tmp)
 
 
 if __name__ == "__main__":

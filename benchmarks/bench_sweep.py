@@ -368,7 +368,6 @@ def main(argv: list[str]) -> int:
         wait_workers_registered(stack, a.workers)
         use_uvloop()
         asyncio.run(sweep(stack, procs, tmp, a, a.rate_list, results))
-    failed = run.failed
     results["knee"] = knee(results["steps"])
     results["targets"] = targets(results["steps"])
     results["load_average_end"] = load_average()
@@ -377,11 +376,7 @@ def main(argv: list[str]) -> int:
             print(json.dumps(results, indent=2))
         else:
             print_table(results)
-    if a.keep:
-        log(f"kept {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return run.finish(tmp)
 
 
 if __name__ == "__main__":
