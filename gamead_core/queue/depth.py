@@ -96,17 +96,22 @@ _UNREADABLE: dict[tuple[int, int], str] = {}
 
 def _note_unreadable(level: int, partition: int, exc: Exception | None) -> None:
     key = (level, partition)
-    fields = {"level": level, "partition": partition, "stream": names.work_stream(partition),
-              "consumer": names.level_consumer(level, partition)}
-    if exc is None:
-        if _UNREADABLE.pop(key, None) is not None:
-            log.info("level %d of partition %d is readable again", level, partition, extra=fields)
+    if exc is None:  # the common case, on every head read: one dict lookup, nothing built
+        if key in _UNREADABLE:
+            del _UNREADABLE[key]
+            log.info("level %d of partition %d is readable again", level, partition,
+                     extra=_fields(level, partition))
         return
     text = f"{type(exc).__name__}: {exc}"
     if _UNREADABLE.get(key) != text:
         _UNREADABLE[key] = text
         log.warning("level %d of partition %d cannot be read (%s); its other partitions are read meanwhile",
-                    level, partition, text, extra=fields)
+                    level, partition, text, extra=_fields(level, partition))
+
+
+def _fields(level: int, partition: int) -> dict[str, object]:
+    return {"level": level, "partition": partition, "stream": names.work_stream(partition),
+            "consumer": names.level_consumer(level, partition)}
 
 
 async def level_depth(js: JetStreamContext, level: int, now: float, partition: int = 0) -> LevelDepth:
