@@ -242,13 +242,15 @@ class AdStore:
         """Delete the record of ``ad_id`` only if it is still at ``revision`` (a compare-and-set delete marker,
         ADR-8 ``KV-Operation: DEL``): the submit path takes back the record of an ad whose message JetStream
         refused. True if deleted; False if the record changed since (someone else owns it now). Raises the
-        gamead error of a failed write."""
+        gamead error of a failed write. The marker carries the final-record TTL (when the bucket names one),
+        so refused submits under a full queue leave nothing that outlives a finished ad's record."""
+        headers = {names.HDR_KV_OPERATION: "DEL", names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(revision)}
+        if self.final_ttl is not None:
+            headers[names.HDR_TTL] = str(int(self.final_ttl))
         with nats_boundary():
             try:
-                await (await publish_acked(
-                    self._js, names.kv_subject(names.ADS_BUCKET, ad_id), b"",
-                    headers={names.HDR_KV_OPERATION: "DEL", names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(revision)},
-                    timeout=self._timeout))
+                await (await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, ad_id), b"",
+                                           headers=headers, timeout=self._timeout))
             except nats.js.errors.APIError as exc:
                 if getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
                     return False

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
 
+from gamead_core import names
 from gamead_core.config import WorkerSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
@@ -54,6 +55,32 @@ RECORD_WAITS = (0.002, 0.005, 0.01)
 Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
 
 
+#: A ``Gamead-Record-Revision`` worth trusting: a KV revision (a stream sequence: a uint64) in decimal digits.
+_MAX_REVISION_DIGITS = 20
+
+
+def record_revision(msg: Msg) -> int | None:
+    """The ``Gamead-Record-Revision`` of ``msg`` (:data:`gamead_core.names.HDR_RECORD_REVISION`): a positive
+    integer of at most 20 decimal digits, else None (absent or malformed: the record is read)."""
+    value = (msg.headers or {}).get(names.HDR_RECORD_REVISION)
+    if not value or len(value) > _MAX_REVISION_DIGITS or not value.isascii() or not value.isdigit():
+        return None
+    revision = int(value)
+    return revision if 0 < revision < 2**64 else None
+
+
+def _trusted(msg: Msg, ad_id: str) -> Versioned | None:
+    """The record a first delivery carries (see :meth:`Settler.read`), or None to read it instead."""
+    revision = record_revision(msg)
+    if revision is None:
+        return None
+    try:
+        record = decode(msg.data)
+    except ValueError:  # pydantic's ValidationError included: read the record as for any message
+        return None
+    return Versioned(record, revision) if record.id == ad_id else None
+
+
 class Settler:
     """Writes outcomes for one worker (``worker_id``), counting what its own writes did in ``stats``
     (a :class:`~gamead_core.worker.counters.WorkerStats`)."""
@@ -75,14 +102,40 @@ class Settler:
                        stalled: Callable[[], Awaitable[object]] | None = None) -> T:
         return await self._pause.persist(write, self._shielded, stalled)
 
+    async def _recreate(self, msg: Msg) -> None:
+        """Create the record from ``msg`` (the message is the truth) when a write found none: a first delivery
+        that trusted its message (:meth:`read`) whose record was deleted since, or never written at the revision
+        its header named. Raises the store's errors (a body that is not a record: ``ValueError``)."""
+        try:
+            await self._store.create(decode(msg.data))
+        except Conflict:
+            pass  # someone else created it meanwhile: the retried write reads it
+
+    async def _or_recreated(self, msg: Msg, write: Callable[[], Awaitable[T]]) -> T:
+        """``write()``; if it found no record (:class:`NotFound`), once more after :meth:`_recreate`."""
+        try:
+            return await write()
+        except NotFound:
+            await self._recreate(msg)
+            return await write()
+
     async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
         """The ad's record; created from the message if the API died between publishing and recording.
 
-        ``first`` (a first delivery): the API writes the record right after its publish was acknowledged,
-        without waiting, so a worker woken by the message can look before it arrives; the stream leader is
-        asked again after each of ``RECORD_WAITS`` (17 ms in all) before the worker creates the record itself
-        (a write of its own beside the ad's one, issue 14.2)."""
+        ``first`` (a first delivery) of a message with a valid ``Gamead-Record-Revision`` (the un-keyed submit
+        path created the record at that revision before publishing it, with the very bytes of the message):
+        the message *is* the record at that revision, and nothing is read (issue 14.2). Every later write is a
+        compare-and-set over it, so a record changed since (a sweep, a repair, an operator) makes that write
+        lose and the fallback read decide. A body that is not that ad's record is read as below.
+
+        Else ``first``: the keyed path writes the record right after its publish was acknowledged, so a worker
+        woken by the message can look before it arrives; the stream leader is asked again after each of
+        ``RECORD_WAITS`` (17 ms in all) before the worker creates the record itself."""
         store = self._store
+        if first:
+            trusted = _trusted(msg, ad_id)
+            if trusted is not None:
+                return trusted
         try:
             return await store.get(ad_id)
         except NotFound:
@@ -93,10 +146,7 @@ class Settler:
                 return await store.get(ad_id, consistent=True)
             except NotFound:
                 continue
-        try:  # the message is the truth
-            await store.create(decode(msg.data))
-        except Conflict:
-            pass
+        await self._recreate(msg)  # the message is the truth
         return await store.get(ad_id)
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
@@ -117,9 +167,11 @@ class Settler:
         Raises :class:`Conflict` if the record changed since it was read, or a storage error."""
         return Versioned(current.record, await self._shielded(self._store.update(current.record, current.revision)))
 
-    async def begin(self, current: Versioned, delivery: str, suspect: bool) -> tuple[str, Versioned]:
+    async def begin(self, current: Versioned, delivery: str, suspect: bool,
+                    msg: Msg | None = None) -> tuple[str, Versioned]:
         """Mark the ad ``processing`` under ``delivery``, charging one attempt. Returns ``("started", …)``,
-        or ``("final" | "spent" | "superseded", record)`` when the record changed so that it must not run."""
+        or ``("final" | "spent" | "superseded", record)`` when the record changed so that it must not run.
+        ``msg``: the delivery, to create the record from if it is found missing after a lost write."""
         store = self._store
         for _ in range(5):
             rec = current.record
@@ -133,7 +185,10 @@ class Settler:
             try:
                 return "started", Versioned(new, await self._shielded(store.update(new, current.revision)))
             except Conflict:
-                current = await store.get(rec.id)
+                if msg is None:
+                    current = await store.get(rec.id)
+                else:
+                    current = await self._or_recreated(msg, lambda: store.get(rec.id, consistent=True))
         raise Conflict(f"ad {current.record.id} kept changing; not started")
 
     async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
@@ -177,11 +232,11 @@ class Settler:
                 await store.update(done, current.revision)
                 return True
             except Conflict:  # changed meanwhile (a hand-over while we were cut off): finish unless final
-                return await store.mutate(  # attempts: ours may not have been written (the fast path)
+                return await self._or_recreated(msg, lambda: store.mutate(  # attempts: ours may be unwritten
                     done.id,
                     lambda rec: None if rec.status.terminal else done.model_copy(
                         update={"attempts": max(rec.attempts, done.attempts)}),
-                ) is not None
+                )) is not None
 
         if await self._persist(write):
             self.stats.processed += 1
@@ -217,7 +272,8 @@ class Settler:
             delay = failure.delay if failure.delay is not None else backoff(
                 attempt, base=wcfg.backoff_base, cap=wcfg.backoff_cap
             )
-            written = await self._persist(lambda: self._record_retry(current, error, delay, owns))
+            written = await self._persist(lambda: self._or_recreated(
+                msg, lambda: self._record_retry(current, error, delay, owns)))
             if written:
                 self._count_failure(error)
                 self.metrics.retried(current.record.priority)
@@ -230,8 +286,8 @@ class Settler:
         async def stalled() -> None:
             await self.mark(current)
 
-        made_dead = await self._persist(lambda: self._dead_letter(
-            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns),
+        made_dead = await self._persist(lambda: self._or_recreated(msg, lambda: self._dead_letter(
+            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns)),
             None if marked else stalled)
         if made_dead:
             self._count_failure(error)
