@@ -6,7 +6,8 @@ new owner's work; it is counted only when the write was ours. Writes go through 
 until our storage takes them) and, with every ack, are shielded from cancellation: an ad is never left
 half-written.
 
-* :meth:`Settler.read` – the ad's record, created from the message if the API never wrote it;
+* :meth:`Settler.read` – the ad's record: the message itself on a first delivery naming its revision, else
+  read, and created from the message if the API never wrote it (:mod:`gamead_core.worker.records`);
 * :meth:`Settler.started` – the record as an attempt under this delivery sees it (``processing``, charged),
   in memory: the fast path writes it only with the outcome, or by :meth:`Settler.mark` when the analysis
   runs past ``worker.processing_mark_after`` (:mod:`gamead_core.worker.handle`);
@@ -20,7 +21,6 @@ half-written.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,12 +29,11 @@ from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
 
-from gamead_core import names
 from gamead_core.config import WorkerSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.store.ads import AdStore, Versioned, decode
+from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import (
     budget_spent, lost_attempt, lost_error, parse_delivery, superseded, waiting_since,
@@ -42,6 +41,7 @@ from gamead_core.worker.budget import (
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.hooks import Failure
+from gamead_core.worker.records import read_record, recreate
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.storage_pause import StoragePause
 from gamead_core.worker.transitions import handed_back, owner, retrying
@@ -49,36 +49,7 @@ from gamead_core.worker.transitions import handed_back, owner, retrying
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Pauses (seconds) before a first delivery looks again for a record the API has not written yet (see
-#: :meth:`Settler.read`).
-RECORD_WAITS = (0.002, 0.005, 0.01)
 Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
-
-
-#: A ``Gamead-Record-Revision`` worth trusting: a KV revision (a stream sequence: a uint64) in decimal digits.
-_MAX_REVISION_DIGITS = 20
-
-
-def record_revision(msg: Msg) -> int | None:
-    """The ``Gamead-Record-Revision`` of ``msg`` (:data:`gamead_core.names.HDR_RECORD_REVISION`): a positive
-    integer of at most 20 decimal digits, else None (absent or malformed: the record is read)."""
-    value = (msg.headers or {}).get(names.HDR_RECORD_REVISION)
-    if not value or len(value) > _MAX_REVISION_DIGITS or not value.isascii() or not value.isdigit():
-        return None
-    revision = int(value)
-    return revision if 0 < revision < 2**64 else None
-
-
-def _trusted(msg: Msg, ad_id: str) -> Versioned | None:
-    """The record a first delivery carries (see :meth:`Settler.read`), or None to read it instead."""
-    revision = record_revision(msg)
-    if revision is None:
-        return None
-    try:
-        record = decode(msg.data)
-    except ValueError:  # pydantic's ValidationError included: read the record as for any message
-        return None
-    return Versioned(record, revision) if record.id == ad_id else None
 
 
 class Settler:
@@ -102,52 +73,19 @@ class Settler:
                        stalled: Callable[[], Awaitable[object]] | None = None) -> T:
         return await self._pause.persist(write, self._shielded, stalled)
 
-    async def _recreate(self, msg: Msg) -> None:
-        """Create the record from ``msg`` (the message is the truth) when a write found none: a first delivery
-        that trusted its message (:meth:`read`) whose record was deleted since, or never written at the revision
-        its header named. Raises the store's errors (a body that is not a record: ``ValueError``)."""
-        try:
-            await self._store.create(decode(msg.data))
-        except Conflict:
-            pass  # someone else created it meanwhile: the retried write reads it
-
     async def _or_recreated(self, msg: Msg, write: Callable[[], Awaitable[T]]) -> T:
-        """``write()``; if it found no record (:class:`NotFound`), once more after :meth:`_recreate`."""
+        """``write()``; if it found no record (:class:`NotFound`), once more after the record was created from
+        the message (:func:`~gamead_core.worker.records.recreate`: a first delivery that trusted its message
+        whose record was deleted since, or never written at the revision its header named)."""
         try:
             return await write()
         except NotFound:
-            await self._recreate(msg)
+            await recreate(self._store, msg)
             return await write()
 
     async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
-        """The ad's record; created from the message if the API died between publishing and recording.
-
-        ``first`` (a first delivery) of a message with a valid ``Gamead-Record-Revision`` (the un-keyed submit
-        path created the record at that revision before publishing it, with the very bytes of the message):
-        the message *is* the record at that revision, and nothing is read (issue 14.2). Every later write is a
-        compare-and-set over it, so a record changed since (a sweep, a repair, an operator) makes that write
-        lose and the fallback read decide. A body that is not that ad's record is read as below.
-
-        Else ``first``: the keyed path writes the record right after its publish was acknowledged, so a worker
-        woken by the message can look before it arrives; the stream leader is asked again after each of
-        ``RECORD_WAITS`` (17 ms in all) before the worker creates the record itself."""
-        store = self._store
-        if first:
-            trusted = _trusted(msg, ad_id)
-            if trusted is not None:
-                return trusted
-        try:
-            return await store.get(ad_id)
-        except NotFound:
-            pass
-        for pause in RECORD_WAITS if first else ():
-            await asyncio.sleep(pause)
-            try:
-                return await store.get(ad_id, consistent=True)
-            except NotFound:
-                continue
-        await self._recreate(msg)  # the message is the truth
-        return await store.get(ad_id)
+        """The ad's record (:func:`gamead_core.worker.records.read_record`; ``first``: a first delivery)."""
+        return await read_record(self._store, msg, ad_id, first=first)
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
         """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by this worker, one attempt
