@@ -8,11 +8,13 @@ Run from the repository root::
 
 One fresh ``nats-server`` with gamead's topology. Each round, per contender, ``--ads`` generated ads
 (``gamead_cli.generate``, their own priorities 1-5) are published to the work stream as ``POST /ads`` publishes
-them (encoded record, ``Nats-Msg-Id`` / ``Gamead-Ad-Id`` headers), and their records are written to the ad
-bucket as the API writes them (create, not awaited); then the backlog is drained (burn-down, not steady state):
+them (encoded record, ``Nats-Msg-Id`` / ``Gamead-Ad-Id`` / ``Gamead-Record-Revision`` headers) after their records
+were created in the ad bucket, as the API writes them (record first, acknowledged; then the message); then the
+backlog is drained (burn-down, not steady state):
 
 * **gamead**: one ``gamead worker`` process at the default concurrency (``worker.concurrency``, 4), real
-  settings: aging-aware pulls, record read, the outcome's compare-and-set, ack, heartbeats. Timed from its
+  settings: aging-aware pulls, the record taken from the message (a worker of an older checkout reads it),
+  the outcome's compare-and-set, ack, heartbeats. Timed from its
   first acknowledged ad (its start-up is not counted) to an empty work stream; its CPU (``/proc``) over the
   same window, per ad.
 * **raw**: in this process, nats-py ``fetch(100)`` + ``ack`` on the same durable level consumers, most urgent
@@ -55,24 +57,26 @@ from gamead_core.worker.analyzer import analyze  # noqa: E402
 
 
 async def publish_backlog(url: str, n: int, seed: int) -> None:
-    """``n`` ads into the work stream and their records into the ad bucket, as the API writes them."""
+    """``n`` ads into the ad bucket and the work stream, as the API's un-keyed submit path writes them
+    (``Intake.submit_many``): the records created first (pipelined, acknowledged), then the messages with
+    ``Gamead-Record-Revision`` naming each record's revision."""
     nc = await nats.connect(url)
     js = nc.jetstream(timeout=10)
     await ensure_topology(js, GameadSettings())
-    store = AdStore(nc, js)
-    batch: list[Outgoing] = []
+    store = AdStore(nc, js, timeout=30)
+    records = []
     for body in generate_ads(n, seed=seed):
         ad = AdSubmission.model_validate(body)
-        record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
-        payload = encode(record)
-        batch.append(Outgoing(record.id, ad.priority, payload))
-        await store.create_nowait(record, payload)
-        if len(batch) == 1000:
-            results = await publish_ads(js, batch, timeout=30)
-            assert all(not isinstance(r, Exception) for r in results), results[:3]
-            batch = []
-    if batch:
-        await publish_ads(js, batch, timeout=30)
+        records.append(AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(),
+                                ad=ad))
+    for start in range(0, len(records), 1000):
+        chunk = records[start:start + 1000]
+        payloads = [encode(r) for r in chunk]
+        revisions = await store.create_many(chunk, payloads)
+        assert all(isinstance(r, int) for r in revisions), revisions[:3]
+        results = await publish_ads(js, [Outgoing(r.id, r.priority, p, rev)  # type: ignore[arg-type]
+                                         for r, p, rev in zip(chunk, payloads, revisions, strict=True)], timeout=30)
+        assert all(not isinstance(r, Exception) for r in results), results[:3]
     await nc.flush()
     await nc.close()
 

@@ -1,8 +1,22 @@
-"""Accepting an ad: give it an id, put it on the queue (the source of truth), then record it.
+"""Accepting an ad: give it an id, record it, then put it on the queue.
 
-Order matters for "a 202 is never lost": the message is published (and acknowledged by JetStream) first; the
-KV record is written second. If the API dies between the two, the worker that receives the message creates
-the record from it. A publish that fails leaves nothing behind and the client gets a 503.
+Why the order is safe ("a 202 is never lost"): the 202 is answered only once *both* writes were acknowledged
+by JetStream: the ``queued`` record (a create-only compare-and-set, its revision ``r`` learnt from the ack) and
+then the work message, which carries ``Gamead-Record-Revision: r`` so a worker's first delivery uses the
+message as the record at ``r`` without reading it back (issue 14.2; every later write is still a
+compare-and-set over ``r``, so a record changed meanwhile makes it lose and the worker read again).
+
+* The record write fails: no message was published, the client gets a 503, nothing is left behind.
+* The publish definitely fails (the stream is full, no stream, an error ack): the record is deleted again
+  (compare-and-set at ``r``, best effort) and the client gets the same 503 as before.
+* The publish is ambiguous (no ack in time: the message may be stored): the record is left, so a stored
+  message finds its record; the client gets a 503 and may retry (a new ad).
+* The API dies between the two writes: no 202 was given; a ``queued`` record without a message is left, which
+  ``gamead doctor`` reports as ``no_message`` and ``gamead doctor --repair`` queues again.
+
+The keyed path (``Idempotency-Key``) keeps the older order, publish first: JetStream's deduplication of the
+derived ad id is its guard against concurrent repeats, and its record is written (awaited) right after; if the
+API dies between the two, the worker creates the record from the message.
 
 Idempotency keys (draft-ietf-httpapi-idempotency-key-header; Stripe behaves the same way):
 
@@ -28,12 +42,15 @@ import os
 import time
 from dataclasses import dataclass
 
+import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 from ulid import ULID
 
 from gamead_core import names
-from gamead_core.errors import Conflict, GameadError, IdempotencyKeyReused, NotFound
+from gamead_core.errors import (
+    Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueFull, StorageFailed, TopologyMissing,
+)
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import partition_of
@@ -77,16 +94,6 @@ def ad_fingerprint(ad: AdSubmission) -> str:
     return hashlib.sha256(ad.model_dump_json().encode()).hexdigest()
 
 
-def recently_issued(ad_id: str, *, within: float = 10.0) -> bool:
-    """True if ``ad_id`` is a ULID this service issued in the last ``within`` seconds (its record may still
-    be on its way: the submit path does not wait for the record write)."""
-    try:
-        issued = ULID.from_str(ad_id.upper()).timestamp
-    except (ValueError, TypeError):
-        return False
-    return 0 <= time.time() - issued <= within
-
-
 @dataclass(frozen=True, slots=True)
 class Accepted:
     record: AdRecord
@@ -111,30 +118,43 @@ class Intake:
 
         Returns :class:`Accepted`: the ``queued`` :class:`AdRecord` (a new ULID id; for a key, an id derived from
         scope and key) and ``duplicate`` (True when a repeated key answered with the first ad). When it returns,
-        JetStream has stored the message (the 202 is never lost); the record write follows without being
-        awaited on the un-keyed path (a worker recreates it from the message if it is lost), and is awaited on
-        the keyed path. The record is encoded once for both writes.
+        JetStream has stored both the record and the message (the 202 is never lost; the order and why it is
+        safe: the module doc). The record is encoded once for both writes.
 
         Raises :class:`IdempotencyKeyReused` for a known key with another ad (422); :class:`QueueFull` when the
         stream is at ``queue.max_msgs``/``max_bytes``, :class:`StorageFailed` when JetStream cannot store, and
         :class:`QueueUnavailable` when NATS did not ack within ``api.publish_timeout`` seconds (all 503).
         """
-        if idempotency_key is None:  # the common path: one awaited publish
+        if idempotency_key is None:  # the common path: the record, then the message, both awaited
             ad_id = new_ad_id()
             # validated, not model_construct(): pydantic-core checks these five fields in ~9 µs, while
             # model_construct walks the model's 20 fields and defaults in Python (~30 µs)
             record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
             payload = encode(record)  # once: the message and the record carry the same bytes
-            published = await publish_ad_acked(
-                self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
-                partitions=self._partitions,
-            )
+            revision = await self._store.create(record, payload)
+            try:
+                published = await publish_ad_acked(
+                    self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
+                    partitions=self._partitions, record_revision=revision,
+                )
+            except GameadError as exc:
+                if not_stored(exc):
+                    await self._take_back(ad_id, revision)
+                raise
             if published.duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
                 return Accepted(record, duplicate=True)
-            await self._record(record, payload, wait=False)
             ad_submitted(ad.priority)
             return Accepted(record, duplicate=False)
         return await self._submit_keyed(ad, idempotency_key, scope)
+
+    async def _take_back(self, ad_id: str, revision: int) -> None:
+        """Delete the record of an ad whose message JetStream refused (best effort: a record left behind is a
+        ``no_message`` the doctor reports and repairs)."""
+        try:
+            await self._store.delete_created(ad_id, revision)
+        except GameadError as exc:
+            log.warning("ad %s was refused by the queue and its record could not be taken back: %s", ad_id,
+                        exc.message, extra={"ad_id": ad_id})
 
     async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str) -> Accepted:
         ad_id = keyed_ad_id(scope, key)
@@ -155,16 +175,14 @@ class Intake:
         if published.duplicate:  # a concurrent or retried request already enqueued this id
             first = await self._first_ad(ad_id, published.seq)
             return _repeat(first, fingerprint, key) if first is not None else Accepted(record, duplicate=True)
-        await self._record(record, payload, wait=True)  # a derived id carries no issue time: written before answering
+        await self._record(record, payload)  # written before answering: GET finds it
         ad_submitted(ad.priority)
         return Accepted(record, duplicate=False)
 
-    async def _record(self, record: AdRecord, payload: bytes, *, wait: bool) -> None:
+    async def _record(self, record: AdRecord, payload: bytes) -> None:
+        """The keyed path's record write, after its message was stored."""
         try:
-            if wait:
-                await self._store.create(record, payload)
-            else:  # not awaited (one round trip less per submit); GET waits briefly for a fresh id's record
-                await self._store.create_nowait(record, payload)
+            await self._store.create(record, payload)
         except Conflict:
             pass  # a worker already picked the message up and created the record from it
         except GameadError as exc:  # the ad is safe on the stream; the worker will create the record
@@ -172,28 +190,35 @@ class Intake:
                         extra={"ad_id": record.id})
 
     async def submit_many(self, ads: list[AdSubmission]) -> list[Accepted | GameadError]:
-        """Queue ``ads`` (no idempotency keys) with their publishes pipelined (:func:`publish_ads`): one result
-        per ad, in order, each :class:`Accepted` only once JetStream acknowledged its message, else the gamead
-        error it met. The records are written afterwards without waiting, as :meth:`submit` does. Never raises
-        for one ad."""
+        """Queue ``ads`` (no idempotency keys) in the order of :meth:`submit`, each step pipelined: the records
+        created (:meth:`AdStore.create_many`), then the messages of the ads whose record was stored published
+        (:func:`publish_ads`, with ``Gamead-Record-Revision``). One result per ad, in order, each
+        :class:`Accepted` only once JetStream acknowledged both, else the gamead error it met (a refused publish
+        takes its record back, as :meth:`submit` does). Never raises for one ad."""
         now = utcnow()
         # validated as in submit(): cheaper than model_construct (see there)
         records = [AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=now, ad=ad)
                    for ad in ads]
         payloads = [encode(r) for r in records]
+        created = await self._store.create_many(records, payloads)
+        stored = [i for i, revision in enumerate(created) if isinstance(revision, int)]
         published = await publish_ads(
-            self._js, [Outgoing(r.id, r.priority, p) for r, p in zip(records, payloads, strict=True)],
-            timeout=self._timeout, partitions=self._partitions)
-        results: list[Accepted | GameadError] = []
-        for record, payload, outcome in zip(records, payloads, published, strict=True):
+            self._js, [Outgoing(records[i].id, records[i].priority, payloads[i], created[i])  # type: ignore[arg-type]
+                       for i in stored],
+            timeout=self._timeout, partitions=self._partitions) if stored else []
+        results: list[Accepted | GameadError] = [
+            c if isinstance(c, GameadError) else GameadError("not published") for c in created]
+        for i, outcome in zip(stored, published, strict=True):
+            record = records[i]
             if isinstance(outcome, GameadError):
-                results.append(outcome)
+                if not_stored(outcome):
+                    await self._take_back(record.id, created[i])  # type: ignore[arg-type]
+                results[i] = outcome
             elif isinstance(outcome, Exception):  # not a NATS error: a bug, reported for this ad alone
-                results.append(GameadError(f"ad could not be queued: {outcome}"))
+                results[i] = GameadError(f"ad could not be queued: {outcome}")
             else:
-                results.append(Accepted(record, duplicate=outcome.duplicate))
+                results[i] = Accepted(record, duplicate=outcome.duplicate)
                 if not outcome.duplicate:
-                    await self._record(record, payload, wait=False)
                     ad_submitted(record.priority)  # gamead_ads_submitted_total, as for a single submit
         return results
 
@@ -214,6 +239,25 @@ class Intake:
                 return decode(msg.data)
             await asyncio.sleep(pause)
         return None
+
+
+#: What a failed publish raised when JetStream (or the client) certainly did not store the message: an error ack
+#: (stream full, storage failed …), no stream listening, or a connection that could not send it. A timeout is
+#: not among them: the message may be stored, its ack lost.
+_NOT_SENT = (nats.js.errors.APIError, nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError,
+             nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+             nats.errors.ConnectionDrainingError, nats.errors.NoServersError, nats.errors.OutboundBufferLimitError,
+             nats.errors.MaxPayloadError)
+
+
+def not_stored(exc: GameadError) -> bool:
+    """True when the failed publish that raised ``exc`` (a gamead error translated from nats-py's, see
+    :func:`gamead_core.queue.connection.translate`) certainly left no message: :class:`QueueFull`,
+    :class:`StorageFailed`, :class:`TopologyMissing`, or a translated error whose cause is in ``_NOT_SENT``.
+    False for a timeout (ambiguous) or a message stored by an unexpected stream."""
+    if isinstance(exc, (QueueFull, StorageFailed, TopologyMissing)):
+        return True
+    return isinstance(exc.__cause__, _NOT_SENT)
 
 
 def _repeat(first: AdRecord, fingerprint: str, key: str) -> Accepted:

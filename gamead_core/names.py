@@ -160,6 +160,12 @@ HDR_TRACEPARENT: Final[str] = "traceparent"
 HDR_STATUS: Final[str] = "Status"
 #: On a KV message: ``DEL`` or ``PURGE`` for a delete/purge marker (NATS ADR-8); absent on a value.
 HDR_KV_OPERATION: Final[str] = "KV-Operation"
+#: On an ad's work message published by the un-keyed submit path: the KV revision of the ``queued`` record the
+#: API created (and awaited) before publishing it, so a worker's first delivery need not read the record back
+#: (issue 14.2). Digits only; absent on keyed ads, replays, sweeps and repairs (the worker then reads the record).
+HDR_RECORD_REVISION: Final[str] = "Gamead-Record-Revision"
+#: JetStream's per-message TTL header (seconds, ADR-43; nats-server >= 2.11): the final records' expiry.
+HDR_TTL: Final[str] = "Nats-TTL"
 #: On a delete marker the server wrote itself (a per-key TTL ran out, ADR-48): why (``MaxAge``, ``Remove``…).
 HDR_MARKER_REASON: Final[str] = "Nats-Marker-Reason"
 

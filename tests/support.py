@@ -568,6 +568,7 @@ class SubjectTap:
 
         self.subject = subject
         self.messages: list[bytes] = []
+        self.subjects: list[str] = []  #: the subject of each message, in the same order
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -588,6 +589,7 @@ class SubjectTap:
             nc = await nats.connect(url)
 
             async def on_msg(msg) -> None:  # noqa: ANN001 - nats.aio.msg.Msg
+                self.subjects.append(msg.subject)
                 self.messages.append(msg.data)
 
             await nc.subscribe(self.subject, cb=on_msg)

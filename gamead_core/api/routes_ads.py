@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -17,8 +16,6 @@ from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import NotFound
 from gamead_core.ids import is_ad_id
-from gamead_core.intake import recently_issued
-from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission
 
 router = APIRouter()
@@ -89,18 +86,6 @@ async def submit_ad(
     return await submit(request)
 
 
-async def read_your_write(store: AdStore, ad_id: str) -> Versioned:
-    """The record of ``ad_id``; for an ad accepted a moment ago, wait briefly for its record to land."""
-    for delay in (0.005, 0.01, 0.02, 0.05, 0.1):
-        try:
-            return await store.get(ad_id)
-        except NotFound:
-            if not recently_issued(ad_id):
-                raise
-            await asyncio.sleep(delay)
-    return await store.get(ad_id)
-
-
 @router.get("/ads/{ad_id}", response_model=AdRecord, response_model_exclude_none=True,
             summary="One ad: status, and its analysis once completed",
             responses=error_responses(404))
@@ -114,7 +99,9 @@ async def get_ad(ad_id: str, request: Request) -> Response:
     cached = await cache.get(ad_id)
     if cached is not None:
         return Response(cached, media_type="application/json", headers={"X-Cache": "hit"})
-    record = (await read_your_write(_link(request).store, ad_id)).record
+    # no wait for a fresh ad: every 202 follows its record's acknowledged write (gamead_core.intake), and a
+    # record that exists is never reported missing (AdStore.get asks the stream leader before NotFound)
+    record = (await _link(request).store.get(ad_id)).record
     body = record.model_dump_json(exclude_none=True).encode()
     await cache.put(record, body)  # only completed/failed records are stored
     return Response(body, media_type="application/json", headers={"X-Cache": "miss"})

@@ -1,11 +1,13 @@
 """One doctor run: read everything, apply the rules, wait ``doctor.settle``, check every finding again, report.
 
 The order of the reads matters (ads move while the doctor reads): the work stream is listed *before* the
-record bucket, because every path writes in the opposite order (a submit publishes, then records; a worker
+record bucket, because most paths write in the opposite order (a keyed submit publishes, then records; a worker
 records ``completed``, then acknowledges; a dead-lettering copies to the DLQ, then records ``dead``, then
 acknowledges). So a record the doctor reads is never older than the message list it is compared with, except
 for publishes that came after the listing: those are exactly what the second look reads (the tail of the work
 stream after the first listing's last sequence, and every candidate's record, messages and DLQ entry again).
+An un-keyed submit records first, then publishes (``gamead_core.intake``): its record read between the two is a
+``no_message`` suspect, cleared by the second look's whole listing of the work stream.
 A finding is reported only if the second look, with fresh data, still finds it: a busy, healthy system
 reports nothing.
 

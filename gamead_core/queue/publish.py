@@ -48,16 +48,20 @@ async def publish_ad(
 
 async def publish_ad_acked(
     js: JetStreamContext, *, ad_id: str, level: int, payload: bytes, timeout: float, msg_id: str | None = None,
-    link: str | None = None, partitions: int = 1,
+    link: str | None = None, partitions: int = 1, record_revision: int | None = None,
 ) -> Published:
     """:func:`publish_ad`, answering the ack's sequence too (a sequence of the ad's partition stream). Same
-    errors.
+    errors. ``record_revision``: the KV revision of the record ``payload`` is, when the caller created that
+    record before publishing (the un-keyed submit path); sent as ``Gamead-Record-Revision`` so the worker's
+    first delivery need not read the record back.
 
     The ack is awaited on one reply subscription per connection, its deadline kept without a timer of its own
     (:func:`gamead_core.queue.acks.publish_acked`)."""
     partition = partition_of(ad_id, partitions)
     subject = names.level_subject(level, partition)
     headers = {names.HDR_MSG_ID: msg_id or ad_id, names.HDR_AD_ID: ad_id}
+    if record_revision is not None:
+        headers[names.HDR_RECORD_REVISION] = str(record_revision)
     # the producer span adds ``traceparent`` to the headers when tracing is on
     with nats_boundary(), producer_span(subject, ad_id, headers,
                                         link={names.HDR_TRACEPARENT: link} if link else None):
@@ -68,13 +72,25 @@ async def publish_ad_acked(
     return Published(int(ack.seq or 0), bool(ack.duplicate))
 
 
+def _translated(exc: BaseException) -> Exception:
+    """:func:`translate`, chained to ``exc`` as ``raise … from exc`` would (the submit path reads the cause to
+    tell a refused publish from an ambiguous one: :func:`gamead_core.intake.not_stored`)."""
+    out = translate(exc)
+    if out is not exc:
+        out.__cause__ = exc
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One ad to publish with :func:`publish_ads`: its id (the ``Nats-Msg-Id``), level and encoded record."""
+    """One ad to publish with :func:`publish_ads`: its id (the ``Nats-Msg-Id``), level and encoded record;
+    ``revision``: the KV revision of that record if it was created first (``Gamead-Record-Revision``, see
+    :func:`publish_ad_acked`)."""
 
     ad_id: str
     level: int
     payload: bytes
+    revision: int | None = None
 
 
 async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: float,
@@ -93,13 +109,16 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
     futures: list[asyncio.Future[object] | Exception] = []
     streams = [names.work_stream(partition_of(ad.ad_id, partitions)) for ad in ads]
     for ad in ads:
+        headers = {names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id}
+        if ad.revision is not None:
+            headers[names.HDR_RECORD_REVISION] = str(ad.revision)
         try:
             futures.append(await publish_acked(
                 js, names.level_subject(ad.level, partition_of(ad.ad_id, partitions)), ad.payload,
-                headers={names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id}, timeout=timeout,
+                headers=headers, timeout=timeout,
             ))  # not nats-py's publish_async: it loses error acks (queue full) to a timeout (gamead_core.queue.acks)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            futures.append(translate(exc))
+            futures.append(_translated(exc))
     waiting = [f for f in futures if isinstance(f, asyncio.Future)]
     if waiting:
         _, late = await asyncio.wait(waiting, timeout=timeout)
@@ -112,7 +131,7 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
         elif future.cancelled():
             results.append(QueueUnavailable("NATS did not answer in time"))
         elif (exc := future.exception()) is not None:
-            results.append(translate(exc))
+            results.append(_translated(exc))
         else:
             ack = future.result()
             stream = getattr(ack, "stream", None)

@@ -6,6 +6,11 @@ the fastest replica). So a direct read that finds nothing is confirmed by the st
 (``STREAM.MSG.GET``) before :class:`NotFound` is raised, and a read after a lost compare-and-set asks the
 leader. A record that exists is therefore never reported missing, and :meth:`AdStore.create` raising
 :class:`Conflict` means the leader holds the record (the next read will see it).
+
+Writes are compare-and-set publishes to the key's subject (``Nats-Expected-Last-Subject-Sequence``, ADR-8)
+whose acks are awaited on the connection's one reply subscription with one timer for all deadlines
+(:func:`gamead_core.queue.acks.publish_acked`), not through nats-py's ``kv.update``/``js.publish`` (a request
+each: an inbox future and a ``wait_for`` timer per write; issue 14.2).
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from gamead_core import names
-from gamead_core.errors import Conflict, GameadError, NotFound
+from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import AdRecord, AdStatus
-from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary
+from gamead_core.queue.acks import Ack, publish_acked
+from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
 from gamead_core.queue.scan import read_stream
 from gamead_core.store.retention import final_record_ttl
 
@@ -75,6 +81,14 @@ FINAL_STATUSES = frozenset({AdStatus.COMPLETED, AdStatus.FAILED})
 _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
 
+def _translated(exc: BaseException) -> GameadError:
+    """A write's error as the gamead error tree (a lost create-only put: :class:`Conflict`)."""
+    if isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
+        return Conflict(f"the record already exists ({exc.description})")
+    out = translate(exc)
+    return out if isinstance(out, GameadError) else QueueUnavailable(f"record write failed: {out!r}")
+
+
 class AdStore:
     """Reads and writes :class:`AdRecord` s. Every NATS error leaves as a gamead error (``nats_boundary``).
 
@@ -83,13 +97,17 @@ class AdStore:
 
     ``final_ttl`` (seconds, or None): the TTL of completed and failed records, read from the bucket by
     :meth:`open`; every write of such a record carries it, so finished ads expire before anything else.
+    ``timeout`` (seconds): how long a write waits for its ack; default the JetStream context's own timeout
+    (nats-py's default 5 s, as ``kv.update`` waited).
     """
 
     def __init__(
-        self, nc: NATS, js: JetStreamContext, kv: KeyValue | None = None, *, final_ttl: float | None = None
+        self, nc: NATS, js: JetStreamContext, kv: KeyValue | None = None, *, final_ttl: float | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
+        self._timeout = timeout if timeout is not None else float(getattr(js, "_timeout", None) or 5.0)
         self._kv = kv or _bucket(js, direct=True)  #: direct gets: any replica answers
         self._leader = _bucket(js, direct=False)  #: STREAM.MSG.GET: the stream leader answers
         self.final_ttl = final_ttl
@@ -110,22 +128,26 @@ class AdStore:
 
     async def _put(self, record: AdRecord, last: int, payload: bytes | None = None) -> int:
         """One compare-and-set put of ``record`` (``payload``: its :func:`encode`, if the caller has it) over
-        revision ``last`` (0 = the key must be new), with the final-record TTL when it applies; raises nats-py's
-        ``KeyWrongLastSequenceError`` when it lost."""
-        ttl = self._ttl_of(record)
-        payload = encode(record) if payload is None else payload
-        if ttl is None:
-            return await self._kv.update(record.id, payload, last=last)
-        try:  # nats-py's kv.update() takes no TTL: the same compare-and-set put, with a Nats-TTL header
-            ack = await self._js.publish(
-                names.kv_subject(names.ADS_BUCKET, record.id), payload,
-                headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}, msg_ttl=ttl,
-            )
+        revision ``last`` (0 = the key must be new), with the final-record TTL when it applies; returns the new
+        revision. Raises nats-py's ``KeyWrongLastSequenceError`` when it lost (JetStream's 10071/10164, as
+        ``kv.update`` does), the other ``APIError`` s of the ack, ``asyncio.TimeoutError`` after ``timeout``."""
+        try:
+            ack = await (await self._send(record, last, payload))
         except nats.js.errors.APIError as exc:
             if getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
                 raise nats.js.errors.KeyWrongLastSequenceError(description=exc.description) from exc
             raise
-        return int(ack.seq)
+        return ack.seq
+
+    async def _send(self, record: AdRecord, last: int, payload: bytes | None = None) -> asyncio.Future[Ack]:
+        """:meth:`_put` sent, its ack still to come (:func:`publish_acked`): for pipelining."""
+        headers = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
+        ttl = self._ttl_of(record)
+        if ttl is not None:  # as nats-py's js.publish(msg_ttl=…) writes it: whole seconds
+            headers[names.HDR_TTL] = str(int(ttl))
+        return await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, record.id),
+                                   encode(record) if payload is None else payload, headers=headers,
+                                   timeout=self._timeout)
 
     async def _entry(self, kv: KeyValue, ad_id: str) -> KeyValue.Entry | None:
         """The live entry of ``ad_id`` as ``kv`` reads it; None if missing, deleted, purged or expired."""
@@ -187,16 +209,53 @@ class AdStore:
             return getattr(entry, "revision", None)
         return None
 
-    async def create_nowait(self, record: AdRecord, payload: bytes | None = None) -> None:
-        """Write a new record without waiting for the server's answer (create-only: the server refuses it
-        if the key already has a value). Saves a round trip on the submit path; the API publishes the ad
-        itself first and awaits that, so a lost record write is recreated by the worker from the message."""
+    async def create_many(self, records: list[AdRecord], payloads: list[bytes]) -> list[int | GameadError]:
+        """Create fresh records (ids never used, e.g. new ULIDs) pipelined: every create-only put is sent before
+        any ack is awaited, the acks gathered on one reply subscription (:func:`publish_acked`). One result per
+        record, in order: its revision, or the gamead error it met (:class:`Conflict` if the id had a record,
+        :class:`QueueUnavailable` for an ack that did not come within ``timeout``, :class:`StorageFailed` …).
+        ``payloads``: the records' :func:`encode`. Never raises for one record. Unlike :meth:`create`, a key
+        with a delete marker is not written over: fresh ids have none."""
+        sent: list[asyncio.Future[Ack] | GameadError] = []
+        for record, payload in zip(records, payloads, strict=True):
+            try:
+                with nats_boundary():
+                    sent.append(await self._send(record, 0, payload))
+            except GameadError as exc:
+                sent.append(exc)
+        waiting = [f for f in sent if isinstance(f, asyncio.Future)]
+        if waiting:
+            await asyncio.wait(waiting)  # each ends by its own deadline (publish_acked)
+        results: list[int | GameadError] = []
+        for future in sent:
+            if isinstance(future, GameadError):
+                results.append(future)
+            elif future.cancelled():
+                results.append(QueueUnavailable("NATS did not answer in time"))
+            elif (exc := future.exception()) is not None:
+                results.append(_translated(exc))
+            else:
+                results.append(future.result().seq)
+        return results
+
+    async def delete_created(self, ad_id: str, revision: int) -> bool:
+        """Delete the record of ``ad_id`` only if it is still at ``revision`` (a compare-and-set delete marker,
+        ADR-8 ``KV-Operation: DEL``): the submit path takes back the record of an ad whose message JetStream
+        refused. True if deleted; False if the record changed since (someone else owns it now). Raises the
+        gamead error of a failed write. The marker carries the final-record TTL (when the bucket names one),
+        so refused submits under a full queue leave nothing that outlives a finished ad's record."""
+        headers = {names.HDR_KV_OPERATION: "DEL", names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(revision)}
+        if self.final_ttl is not None:
+            headers[names.HDR_TTL] = str(int(self.final_ttl))
         with nats_boundary():
-            await self._nc.publish(  # the KV put subject, without a reply inbox
-                names.kv_subject(names.ADS_BUCKET, record.id),
-                encode(record) if payload is None else payload,
-                headers={names.HDR_EXPECTED_LAST_SUBJECT_SEQ: "0"},
-            )
+            try:
+                await (await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, ad_id), b"",
+                                           headers=headers, timeout=self._timeout))
+            except nats.js.errors.APIError as exc:
+                if getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
+                    return False
+                raise
+        return True
 
     async def update(self, record: AdRecord, revision: int) -> int:
         """Compare-and-set: write ``record`` only if the stored revision is still ``revision``; returns the new

@@ -1,5 +1,6 @@
-"""One ad through the worker (:class:`AdHandler`): read the record (create it from the message if the API
-never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
+"""One ad through the worker (:class:`AdHandler`): read the record (on a first delivery that carries
+``Gamead-Record-Revision`` the message is the record at that revision, nothing is read; otherwise read, and
+created from the message if the API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
 :class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → analyse → write the outcome (only while the
 record is still this attempt's) → ``ack`` / ``nak(backoff)``, through the hooks
 (:mod:`gamead_core.worker.hooks`). Outcomes are written by :mod:`gamead_core.worker.settle`.
@@ -9,7 +10,7 @@ Two paths (issue 14.2: one awaited KV write per completed ad in the common case;
 
 * **fast** – a first delivery (``num_delivered == 1``) of an ad that is not suspect: the attempt's
   ``processing`` record is kept in memory and written only with the outcome (one compare-and-set over the
-  revision read), or by a timer once the analysis has run ``worker.processing_mark_after`` seconds
+  revision read, or named by the message: then the outcome is the only KV round trip of the ad), or by a timer once the analysis has run ``worker.processing_mark_after`` seconds
   (:mod:`gamead_core.worker.mark`). The worker's heartbeat flags the delivery ``started`` before the record is
   read, so a crash is charged by whoever recovers the worker (:mod:`gamead_core.worker.reaper`).
 * **slow** – a redelivery, a suspect ad (it runs alone), ``processing_mark_after: 0``, or a first delivery
@@ -153,7 +154,7 @@ class AdHandler:
                     marked = mark.marked
                 else:
                     try:
-                        state, current = await settle.begin(current, delivery, suspect)
+                        state, current = await settle.begin(current, delivery, suspect, msg)
                     except STORAGE_ERRORS as exc:
                         raise _StorageDown(exc.message) from exc
                     self._pause.ok()

@@ -6,7 +6,8 @@ new owner's work; it is counted only when the write was ours. Writes go through 
 until our storage takes them) and, with every ack, are shielded from cancellation: an ad is never left
 half-written.
 
-* :meth:`Settler.read` – the ad's record, created from the message if the API never wrote it;
+* :meth:`Settler.read` – the ad's record: the message itself on a first delivery naming its revision, else
+  read, and created from the message if the API never wrote it (:mod:`gamead_core.worker.records`);
 * :meth:`Settler.started` – the record as an attempt under this delivery sees it (``processing``, charged),
   in memory: the fast path writes it only with the outcome, or by :meth:`Settler.mark` when the analysis
   runs past ``worker.processing_mark_after`` (:mod:`gamead_core.worker.handle`);
@@ -20,7 +21,6 @@ half-written.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +33,7 @@ from gamead_core.config import WorkerSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.store.ads import AdStore, Versioned, decode
+from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import (
     budget_spent, lost_attempt, lost_error, parse_delivery, superseded, waiting_since,
@@ -41,6 +41,7 @@ from gamead_core.worker.budget import (
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.hooks import Failure
+from gamead_core.worker.records import read_record, recreate
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.storage_pause import StoragePause
 from gamead_core.worker.transitions import handed_back, owner, retrying
@@ -48,9 +49,6 @@ from gamead_core.worker.transitions import handed_back, owner, retrying
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Pauses (seconds) before a first delivery looks again for a record the API has not written yet (see
-#: :meth:`Settler.read`).
-RECORD_WAITS = (0.002, 0.005, 0.01)
 Shielding = Callable[[Awaitable[Any]], Awaitable[Any]]  #: a :class:`~gamead_core.worker.shield.Shield`
 
 
@@ -75,29 +73,19 @@ class Settler:
                        stalled: Callable[[], Awaitable[object]] | None = None) -> T:
         return await self._pause.persist(write, self._shielded, stalled)
 
-    async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
-        """The ad's record; created from the message if the API died between publishing and recording.
-
-        ``first`` (a first delivery): the API writes the record right after its publish was acknowledged,
-        without waiting, so a worker woken by the message can look before it arrives; the stream leader is
-        asked again after each of ``RECORD_WAITS`` (17 ms in all) before the worker creates the record itself
-        (a write of its own beside the ad's one, issue 14.2)."""
-        store = self._store
+    async def _or_recreated(self, msg: Msg, write: Callable[[], Awaitable[T]]) -> T:
+        """``write()``; if it found no record (:class:`NotFound`), once more after the record was created from
+        the message (:func:`~gamead_core.worker.records.recreate`: a first delivery that trusted its message
+        whose record was deleted since, or never written at the revision its header named)."""
         try:
-            return await store.get(ad_id)
+            return await write()
         except NotFound:
-            pass
-        for pause in RECORD_WAITS if first else ():
-            await asyncio.sleep(pause)
-            try:
-                return await store.get(ad_id, consistent=True)
-            except NotFound:
-                continue
-        try:  # the message is the truth
-            await store.create(decode(msg.data))
-        except Conflict:
-            pass
-        return await store.get(ad_id)
+            await recreate(self._store, msg)
+            return await write()
+
+    async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
+        """The ad's record (:func:`gamead_core.worker.records.read_record`; ``first``: a first delivery)."""
+        return await read_record(self._store, msg, ad_id, first=first)
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
         """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by this worker, one attempt
@@ -117,9 +105,11 @@ class Settler:
         Raises :class:`Conflict` if the record changed since it was read, or a storage error."""
         return Versioned(current.record, await self._shielded(self._store.update(current.record, current.revision)))
 
-    async def begin(self, current: Versioned, delivery: str, suspect: bool) -> tuple[str, Versioned]:
+    async def begin(self, current: Versioned, delivery: str, suspect: bool,
+                    msg: Msg | None = None) -> tuple[str, Versioned]:
         """Mark the ad ``processing`` under ``delivery``, charging one attempt. Returns ``("started", …)``,
-        or ``("final" | "spent" | "superseded", record)`` when the record changed so that it must not run."""
+        or ``("final" | "spent" | "superseded", record)`` when the record changed so that it must not run.
+        ``msg``: the delivery, to create the record from if it is found missing after a lost write."""
         store = self._store
         for _ in range(5):
             rec = current.record
@@ -133,7 +123,10 @@ class Settler:
             try:
                 return "started", Versioned(new, await self._shielded(store.update(new, current.revision)))
             except Conflict:
-                current = await store.get(rec.id)
+                if msg is None:
+                    current = await store.get(rec.id)
+                else:
+                    current = await self._or_recreated(msg, lambda: store.get(rec.id, consistent=True))
         raise Conflict(f"ad {current.record.id} kept changing; not started")
 
     async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
@@ -177,11 +170,11 @@ class Settler:
                 await store.update(done, current.revision)
                 return True
             except Conflict:  # changed meanwhile (a hand-over while we were cut off): finish unless final
-                return await store.mutate(  # attempts: ours may not have been written (the fast path)
+                return await self._or_recreated(msg, lambda: store.mutate(  # attempts: ours may be unwritten
                     done.id,
                     lambda rec: None if rec.status.terminal else done.model_copy(
                         update={"attempts": max(rec.attempts, done.attempts)}),
-                ) is not None
+                )) is not None
 
         if await self._persist(write):
             self.stats.processed += 1
@@ -217,7 +210,8 @@ class Settler:
             delay = failure.delay if failure.delay is not None else backoff(
                 attempt, base=wcfg.backoff_base, cap=wcfg.backoff_cap
             )
-            written = await self._persist(lambda: self._record_retry(current, error, delay, owns))
+            written = await self._persist(lambda: self._or_recreated(
+                msg, lambda: self._record_retry(current, error, delay, owns)))
             if written:
                 self._count_failure(error)
                 self.metrics.retried(current.record.priority)
@@ -230,8 +224,8 @@ class Settler:
         async def stalled() -> None:
             await self.mark(current)
 
-        made_dead = await self._persist(lambda: self._dead_letter(
-            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns),
+        made_dead = await self._persist(lambda: self._or_recreated(msg, lambda: self._dead_letter(
+            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns)),
             None if marked else stalled)
         if made_dead:
             self._count_failure(error)

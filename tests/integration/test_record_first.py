@@ -1,0 +1,184 @@
+"""Record first, then the message (issue 14.2, the worker drain target): the un-keyed submit path creates the
+``queued`` record (acknowledged) before it publishes the work message with ``Gamead-Record-Revision``, so a
+worker's first delivery takes the record from the message and reads nothing from KV. Real nats-server, API
+and worker processes; reads are counted on JetStream's own API subjects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from typer.testing import CliRunner
+
+from gamead_cli.main import app
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from tests.support import (
+    KvWatch, Proc, SubjectTap, ad, assert_doctor_clean, doctor_report, start_api, start_worker, wait_for,
+    wait_terminal,
+)
+
+#: no redelivery by timeout while a test runs: what comes back was handed back, not lost
+ENV = {"GAMEAD_QUEUE__ACK_WAIT": "30", "GAMEAD_DOCTOR__SETTLE": "0.3", "GAMEAD_DOCTOR__OVERDUE_AFTER": "0"}
+
+
+def _submit(http: httpx.Client, title: str, **headers: str) -> str:
+    resp = http.post("/ads", json=ad(title, 3), headers=headers)
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
+def _reads_of(taps: tuple[SubjectTap, SubjectTap], ad_id: str) -> int:
+    """Record reads of ``ad_id``: direct gets name the key in their subject, leader reads in their body."""
+    direct, leader = taps
+    key = f"{names.kv_prefix(names.ADS_BUCKET)}{ad_id}"
+    return (sum(1 for s in list(direct.subjects) if s.endswith(key))
+            + sum(1 for d in list(leader.messages) if key.encode() in d))
+
+
+def _run(url: str, action: Callable[[Any, Any], Any]) -> Any:
+    """``action(js, store)`` on a connection of the test's own."""
+    from gamead_core.store.ads import AdStore
+
+    async def go() -> Any:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            return await action(js, await AdStore.open(nc, js))
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def _work_messages(url: str) -> int:
+    async def count(js: Any, _store: Any) -> int:
+        return int((await js.stream_info(names.ADS_STREAM)).state.messages)
+
+    return int(_run(url, count))
+
+
+def test_a_first_delivery_with_the_revision_header_reads_no_record_and_a_keyed_one_does(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """Before: the worker read every ad's record back (a direct get) though the message carried it. Now 8
+    fresh un-keyed ads complete with 0 record reads by the worker, each written once by it (``queued`` by the
+    API, ``completed`` by the worker); a keyed ad (no header: published before its record) is still read."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **ENV)
+    procs.append(api)
+    watch = KvWatch(server.url, ">")
+    taps = (SubjectTap(server.url, "$JS.API.DIRECT.GET.>"), SubjectTap(server.url, "$JS.API.STREAM.MSG.GET.>"))
+    try:
+        with httpx.Client(base_url=url, timeout=20) as http:
+            plain = [_submit(http, f"Fresh {i}") for i in range(8)]
+            keyed = _submit(http, "Keyed", **{"Idempotency-Key": "record-first-keyed"})
+            before = {i: _reads_of(taps, i) for i in [*plain, keyed]}  # the keyed submit reads its key itself
+            procs.append(start_worker(server.url, tmp_path, worker_id="reader", concurrency=4, **ENV))
+            wait_for(lambda: all(any(w["status"] == "completed" for w in watch.of(i)) for i in [*plain, keyed]),
+                     timeout=30, what="every ad completed")
+            worker_reads = {i: _reads_of(taps, i) - before[i] for i in [*plain, keyed]}
+            print("record reads by the worker: un-keyed", [worker_reads[i] for i in plain],
+                  "keyed", worker_reads[keyed])
+            assert [worker_reads[i] for i in plain] == [0] * 8
+            assert worker_reads[keyed] >= 1
+            assert [[w["status"] for w in watch.of(i)] for i in plain] == [["queued", "completed"]] * 8
+            done = [http.get(f"/ads/{i}").json() for i in plain]
+            assert all(r["status"] == "completed" and r["attempts"] == 1 and r["analysis"] for r in done)
+    finally:
+        watch.close()
+        for tap in taps:
+            tap.close()
+
+
+def test_a_record_changed_before_the_first_delivery_is_never_overwritten(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """With no worker running, six ads are submitted and then changed behind the message's back: one rewritten
+    ``completed`` by hand, one ``dead``, one rewritten as it was (a newer revision), one deleted; and two
+    messages are published by hand with a record that was never written, one with a revision header that is
+    wrong (999999), one with a malformed header. A worker then completes every live one, and the changed
+    records keep their change; every message leaves the work stream."""
+    from gamead_core.intake import new_ad_id
+    from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+    from gamead_core.store.ads import encode
+
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **ENV)
+    procs.append(api)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        ids = {kind: _submit(http, f"Changed {kind}") for kind in ("completed", "dead", "bumped", "deleted")}
+        forged = {"wrong_revision": (new_ad_id(), "999999"), "bad_header": (new_ad_id(), "12x")}
+
+        async def change(js: Any, store: Any) -> None:
+            for kind, status in (("completed", AdStatus.COMPLETED), ("dead", AdStatus.DEAD), ("bumped", None)):
+                current = await store.get(ids[kind])
+                update = {} if status is None else {"status": status, "completed_at": utcnow()}
+                await store.update(current.record.model_copy(update=update), current.revision)
+            await (await js.key_value(names.ADS_BUCKET)).delete(ids["deleted"])
+            for ad_id, header in forged.values():
+                record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
+                                  ad=AdSubmission.model_validate(ad("Forged")))
+                await js.publish(names.level_subject(3), encode(record), headers={
+                    names.HDR_MSG_ID: ad_id, names.HDR_AD_ID: ad_id, names.HDR_RECORD_REVISION: header})
+
+        _run(server.url, change)
+        procs.append(start_worker(server.url, tmp_path, worker_id="late", concurrency=2, **ENV))
+        for ad_id in (ids["bumped"], ids["deleted"], *(i for i, _ in forged.values())):
+            assert wait_terminal(http, ad_id)["status"] == "completed", ad_id
+        wait_for(lambda: _work_messages(server.url) == 0, what="every message acknowledged")
+        completed = http.get(f"/ads/{ids['completed']}").json()
+        assert completed["status"] == "completed" and "analysis" not in completed  # ours, not the worker's
+        dead = http.get(f"/ads/{ids['dead']}").json()
+        assert dead["status"] == "dead"
+
+
+def test_a_refused_submit_leaves_no_record_and_an_orphan_record_is_queued_again_by_the_doctor(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """The work stream takes one message (``queue.max_msgs`` 1): the next single submit and a batch of two
+    are 503 ``queue_full`` and leave no record (the API takes back the record it created first). Then a
+    record is created exactly as the API does and no message follows (an API that died between the two
+    writes): ``gamead doctor`` names it ``no_message``, ``--repair`` queues it again, and it completes."""
+    from gamead_core.intake import new_ad_id
+    from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+    from gamead_core.store.ads import encode
+
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__MAX_MSGS="1", **ENV)
+    procs.append(api)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first = _submit(http, "The one that fits")
+        full = http.post("/ads", json=ad("One too many"))
+        assert full.status_code == 503 and full.json()["error"]["code"] == "queue_full", full.text
+        batch = http.post("/ads/batch", json={"ads": [ad("Batch 1"), ad("Batch 2")]})
+        assert batch.status_code == 503 and batch.json()["error"]["code"] == "queue_full", batch.text
+
+        async def records(js: Any, store: Any) -> list[str]:
+            return [r.id for r in await store.scan(limit=100)]
+
+        assert _run(server.url, records) == [first], "a refused submit left its record behind"
+        assert_doctor_clean(url)
+
+        orphan = new_ad_id()
+
+        async def create_only(js: Any, store: Any) -> int:
+            record = AdRecord(id=orphan, status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
+                              ad=AdSubmission.model_validate(ad("Orphan")))
+            return int(await store.create(record, encode(record)))
+
+        _run(server.url, create_only)
+        report = doctor_report(url)
+        assert {f["kind"]: f["sample"] for f in report["findings"]} == {"no_message": [orphan]}, report
+        procs.append(start_worker(server.url, tmp_path, worker_id="drain", concurrency=2, **ENV))
+        assert wait_terminal(http, first)["status"] == "completed"  # room in the stream for the repair
+        fixed = CliRunner().invoke(app, ["doctor", "--repair", "--yes", "--api", url, "-o", "json"])
+        assert fixed.exit_code == 0, fixed.output
+        assert json.loads(fixed.stdout)["job"]["counts"]["republished"] == 1, fixed.stdout
+        assert wait_terminal(http, orphan)["status"] == "completed"
+    assert_doctor_clean(url)
