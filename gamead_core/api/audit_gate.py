@@ -59,10 +59,10 @@ class AuditGate:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/") or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        sent = [value for name, value in scope["headers"] if name == b"x-request-id"]
         client = scope.get("client")
-        ctx = ActionContext(
-            request_id=request_id_from(headers.get(b"x-request-id", b"").decode("latin-1") or None),
+        ctx = ActionContext(  # an X-Request-Id sent twice names no one request: a fresh id
+            request_id=request_id_from(sent[0].decode("latin-1") or None if len(sent) == 1 else None),
             method=scope["method"], path=scope["path"], client=str(client[0]) if client else None,
             state=scope.setdefault("state", {}),
         )
