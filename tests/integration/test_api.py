@@ -222,6 +222,16 @@ def test_a_header_of_one_value_sent_twice_is_refused_and_nothing_is_queued(clien
         assert first.status_code == 202 and first.json()["duplicate"] is False
 
 
+def test_an_x_request_id_sent_twice_names_no_request_a_fresh_one_is_answered(client: httpx.Client) -> None:
+    """An operator request's ``X-Request-Id`` is kept when well-formed; sent twice, neither is (the trail would
+    have carried the last one): a fresh id is answered and recorded."""
+    resp = client.post("/v1/dlq/purge", json={"all": True},  # refused (no confirm): recorded with its id
+                       headers=[("X-Request-Id", "change-1"), ("X-Request-Id", "change-2")])
+    assert resp.status_code == 400 and resp.headers["x-request-id"] not in ("change-1", "change-2")
+    once = client.post("/v1/dlq/purge", json={"all": True}, headers={"X-Request-Id": "change-3"})
+    assert once.headers["x-request-id"] == "change-3"
+
+
 @pytest.mark.parametrize("body", [b'{"title": "\xff\xfe"}', b"\xff\xfe", b'{"ads": [{"title": "caf\xe9"}]}'],
                          ids=["inside-a-string", "whole-body", "latin-1-in-a-batch"])
 def test_a_body_that_is_not_utf8_gets_one_code_and_one_message_on_every_route(client: httpx.Client,
