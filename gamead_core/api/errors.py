@@ -93,8 +93,9 @@ class DuplicateHeader(ApiError):
 
     status, code = 400, "duplicate_header"
 
-    def __init__(self, header: str) -> None:
-        super().__init__(f"the {header} header is sent more than once: send it once", details={"header": header})
+    @classmethod
+    def of(cls, header: str) -> DuplicateHeader:
+        return cls(f"the {header} header is sent more than once: send it once", details={"header": header})
 
 
 class PayloadTooLarge(ApiError):

@@ -42,7 +42,7 @@ def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"idempotency-key":
             if found is not None:
-                raise DuplicateHeader("Idempotency-Key")
+                raise DuplicateHeader.of("Idempotency-Key")
             found = value
     return None if found is None else found.decode("latin-1")
 
