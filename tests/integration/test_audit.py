@@ -193,6 +193,8 @@ def test_whoami_tells_the_caller_its_role_and_gamead_audit_prints_the_trail(stac
 
     monkeypatch.setenv("GAMEAD_TOKEN", TOKENS["wall"][0])
     monkeypatch.setenv("GAMEAD_API_URL", stack.url)
+    with stack.as_("wall") as wall:  # its own refusal to print: the test stands alone (pytest -k whoami)
+        assert wall.post("/v1/dlq/purge", json={"all": True, "confirm": True}).status_code == 403
     with stack.as_("dave") as dave:
         assert dave.post("/v1/scale/override", json={"replicas": 1, "forSeconds": 30}).status_code == 201
         assert dave.delete("/v1/scale/override").status_code == 200
