@@ -169,6 +169,13 @@ def level_text(row: LevelRow, *, compact: bool = False) -> str:
             f"{age(row.oldest):>6} {age(row.horizon):>5}{p95}")
 
 
+def partitions_note(stats: Mapping[str, Any] | None) -> str:
+    """`` · 3 partitions`` when the queue spreads over several work streams (``queue.partitions``; the levels
+    shown are summed over them), else ""."""
+    n = ((stats or {}).get("queue") or {}).get("partitions")
+    return f" · {n} partitions" if isinstance(n, int) and n > 1 else ""
+
+
 def level_header(*, compact: bool = False) -> str:
     redel = "" if compact else f" {'REDEL':>5}"
     p95 = "" if compact else f" {'P95':>6}"
@@ -450,7 +457,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
         [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
           Text(age(r.oldest), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
          for r in levels],
-        flex=spark_label, flex_max=width, title="queue", drop=("REDEL", "WAIT P95", "HORIZON"),
+        flex=spark_label, flex_max=width, title="queue" + partitions_note(stats), drop=("REDEL", "WAIT P95", "HORIZON"),
         right=("PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON", "WAIT P95"),
         fill=lambda w: [Text(spark(r.history, w), style="red" if r.late else "cyan") for r in levels])
     parts += [Text(""), queue]

@@ -103,3 +103,11 @@ def test_gamead_dlq_list_and_jobs_show_every_label_whole(recorded: dict[str, Any
     assert JOB["id"] in rendered(dlq._jobs_table({"items": [JOB]}), width)
     if width == 120:
         assert entries == list(dlq.ENTRY_COLUMNS) and jobs == list(dlq.JOB_COLUMNS)
+
+
+def test_top_once_says_how_many_partitions_its_queue_figures_sum() -> None:
+    """With queue.partitions 3 nothing on the dashboard said the levels are summed over three work streams."""
+    stats = {"queue": {"partitions": 3, "levels": []}}
+    assert "queue · 3 partitions" in rendered(view.snapshot_view(view.Snapshot(stats=stats), "http://x"), 80)
+    one = rendered(view.snapshot_view(view.Snapshot(stats={"queue": {"partitions": 1}}), "http://x"), 80)
+    assert "partition" not in one
