@@ -104,7 +104,8 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor") -> Rend
     parts.append(Text(
         f"read: {read.get('records', 0):,} records (keys only) · {read.get('workMessages', 0):,} messages in "
         f"{_streams(read.get('workStreams'))} · {read.get('dlqEntries', 0):,} DLQ entries · {read.get('recordReads', 0):,} whole records · "
-        f"{read.get('jobs', 0):,} jobs · {read.get('apiCalls', 0):,} JetStream API calls · "
+        f"{read.get('jobs', 0):,} job{'' if read.get('jobs', 0) == 1 else 's'} · "
+        f"{read.get('apiCalls', 0):,} JetStream API calls · "
         f"{_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
     for why in report.get("partial") or []:
         parts.append(Text(f"partial: {why} (counts are lower bounds; raise doctor.scan_time / doctor.scan_limit)",

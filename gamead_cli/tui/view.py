@@ -250,7 +250,8 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         nats = stats.get("nats") or {}
         text.append(f"{nodes.get('api', 0)} api", style="bold")
         text.append(" · ", style="dim")
-        text.append(f"{nodes.get('workers', 0)} workers", style="bold")
+        n_workers = nodes.get("workers", 0)
+        text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
         text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
         if nodes.get("stuck"):
             text.append(f" {nodes['stuck']} stuck", style="bold red")
