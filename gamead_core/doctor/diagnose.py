@@ -1,6 +1,6 @@
 """One doctor run: read everything, apply the rules, wait ``doctor.settle``, check every finding again, report.
 
-The order of the reads matters (ads move while the doctor reads): the work streams are listed *before* the
+The order of the reads matters (ads move while the doctor reads): the work stream is listed *before* the
 record bucket, because every path writes in the opposite order (a submit publishes, then records; a worker
 records ``completed``, then acknowledges; a dead-lettering copies to the DLQ, then records ``dead``, then
 acknowledges). So a record the doctor reads is never older than the message list it is compared with, except
