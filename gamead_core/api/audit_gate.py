@@ -16,8 +16,10 @@ an operator action):
   or, for a ``/v1`` write added later that records nothing itself, the action (``accepted``). A dry run says it
   is not an action (:func:`gamead_core.audit.not_an_action`) and is not recorded.
 
-Not recorded: requests whose caller the gate could not identify (401, or a body refused before
-authentication): anyone can send those, and the trail keeps a bounded number of records (they are logged).
+Not recorded: requests whose caller the gate could not identify (401, a 413 with an unknown token) and answers
+the server gives before a request reaches the app (414, 431, 400 framing: no caller is known yet): anyone can
+send those, and the trail keeps a bounded number of records (they are logged). A 413 for a declared body over
+its cap is recorded with the caller the gate found (``GateMiddleware._note_caller``).
 Refusals are throttled per caller (``audit.refusals_per_minute``, the rest counted in ``repeats``).
 
 Reads (``GET``) and everything outside ``/v1`` pass straight through: the submit hot path pays one string test.

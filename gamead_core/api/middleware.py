@@ -125,6 +125,7 @@ class GateMiddleware:
             except ValueError:
                 declared = 0  # the server rejects a malformed Content-Length itself
             if declared > max_body:
+                self._note_caller(scope, authorization)  # so the audit trail says who got this 413
                 await self._error(scope, receive, send, 413, "payload_too_large",
                                   f"the body is {declared} bytes; the limit is {max_body} bytes "
                                   f"({_limit_name(scope['path'])})")
@@ -133,6 +134,15 @@ class GateMiddleware:
             await self._call_capped(scope, receive, send, klass, authorization, max_body)
             return
         await self._gate(scope, receive, send, klass, authorization)
+
+    def _note_caller(self, scope: Scope, authorization: bytes | None) -> None:
+        """Put the caller in ``scope["state"]`` for a request refused before authentication (a declared body
+        over the cap): a valid token's principal, or :data:`ANONYMOUS` when auth is open; nothing for an
+        unknown token where auth is required (anyone can send those: logged, not audited)."""
+        token = bearer_token(authorization) if self.identify else None
+        found = self.tokens.lookup(token) if token else None
+        if found is not None or not self.auth_required:
+            scope.setdefault("state", {})["principal"] = found or ANONYMOUS
 
     async def _head(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``HEAD`` is ``GET`` without the body (RFC 9110 §9.3.2), on every route that takes ``GET`` (FastAPI's
