@@ -24,12 +24,14 @@ from urllib.parse import quote
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import RenderableType
 from rich.table import Table
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, confirm, duration_seconds
-from gamead_cli.output import emit, note_line, plain, stderr_console
+from gamead_cli.output import clip, emit, note_line, plain, stderr_console
+from gamead_cli.tui.view import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 from gamead_core.ids import AD_ID_RULE, JOB_ID_RULE, is_ad_id, is_job_id
 
@@ -111,14 +113,19 @@ def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> 
     return {"all": True} if everything else {"filter": flt}
 
 
-def _entries_table(body: dict[str, Any]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT (UTC)", "TITLE"):
-        table.add_column(col, overflow="ellipsis", no_wrap=col not in ("MESSAGE", "TITLE"))
-    for e in body["items"]:
-        table.add_row(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(e["errorClass"]),
-                      plain(e["errorMessage"]), plain(e["deadAt"][:19].replace("T", " ")), plain(e["title"]))
-    return table
+#: the columns of `gamead dlq list`, and those a narrow terminal drops first (k9s-like: whole labels, fewer columns)
+ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT (UTC)", "TITLE")
+ENTRY_DROPS = ("TITLE", "ATT")
+
+
+def _entries_table(body: dict[str, Any]) -> RenderableType:
+    """One row per entry; every label and id whole at any width: the message wraps, the title and the
+    attempts go first when the terminal is narrow (``gamead dlq show ID`` or ``-o json`` have everything)."""
+    rows = [(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(e["errorClass"]),
+             plain(e["errorMessage"]), plain(str(e["deadAt"])[5:19].replace("T", " ")), plain(clip(e["title"], 30)))
+            for e in body["items"]]
+    return FittedTable(ENTRY_COLUMNS, rows, flex="MESSAGE", drop=ENTRY_DROPS, flex_max=60, wrap=True,
+                       right=("P", "ATT"))
 
 
 def _list_view(body: dict[str, Any]) -> Any:
@@ -330,16 +337,21 @@ def purge(
         _run_job(client, "/v1/dlq/purge", {**selection, "confirm": True}, output, detach)
 
 
-def _jobs_table(body: dict[str, Any]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", "CREATED (UTC)"):
-        table.add_column(col, overflow="ellipsis", no_wrap=col != "SUMMARY")
+JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", "CREATED (UTC)")
+JOB_DROPS = ("BY", "PHASE", "CREATED (UTC)")
+
+
+def _jobs_table(body: dict[str, Any]) -> RenderableType:
+    """One row per job; labels and job ids whole at any width: the summary wraps, who started it, the phase
+    and the creation time go first when the terminal is narrow."""
+    rows = []
     for j in body["items"]:
         c = j.get("counts") or {}
-        table.add_row(plain(j["id"]), plain(j["kind"]), plain(j["state"]), plain(j.get("phase")),
-                      f"{c.get('done', 0)}/{c.get('matched', 0)}", plain(job_summary(j)), plain(j.get("startedBy")),
-                      plain(str(j.get("createdAt", ""))[:19].replace("T", " ")))
-    return table
+        rows.append((plain(j["id"]), plain(j["kind"]), plain(j["state"]), plain(j.get("phase") or ""),
+                     f"{c.get('done', 0)}/{c.get('matched', 0)}", plain(job_summary(j)), plain(j.get("startedBy") or ""),
+                     plain(str(j.get("createdAt", ""))[5:19].replace("T", " "))))
+    return FittedTable(JOB_COLUMNS, rows, flex="SUMMARY", drop=JOB_DROPS, flex_max=80, wrap=True,
+                       right=("DONE/MATCHED",))
 
 
 @app.command("jobs")

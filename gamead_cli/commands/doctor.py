@@ -52,6 +52,19 @@ def _items(items: list[str], count: int) -> str:
     return ", ".join(items) + (f" … and {more:,} more" if more > 0 else "")
 
 
+def _streams(listed: Any) -> str:
+    """The work streams a report read, named: ``work stream GAMEAD_ADS``, ``3 work streams (GAMEAD_ADS,
+    GAMEAD_ADS_1, GAMEAD_ADS_2)`` (one per partition, ``queue.partitions``); ``no work stream`` when none
+    could be read (each missing one is a finding); an older API that does not say: ``the work streams``."""
+    if not isinstance(listed, list):
+        return "the work streams"
+    if not listed:
+        return "no work stream"
+    if len(listed) == 1:
+        return f"work stream {listed[0]}"
+    return f"{len(listed)} work streams ({', '.join(str(n) for n in listed)})"
+
+
 def report_view(report: dict[str, Any], *, title: str = "gamead doctor") -> RenderableType:
     """The report for people: a block per kind of problem (what, how many, which, what --repair does), the
     notes, what was read, and the verdict. Ids wrap, never truncate."""
@@ -89,9 +102,10 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor") -> Rend
         parts.append(block)
     read = report.get("read") or {}
     parts.append(Text(
-        f"read: {read.get('records', 0):,} records (keys only) · {read.get('workMessages', 0):,} messages in the "
-        f"work stream · {read.get('dlqEntries', 0):,} DLQ entries · {read.get('recordReads', 0):,} whole records · "
-        f"{read.get('jobs', 0):,} jobs · {read.get('apiCalls', 0):,} JetStream API calls · "
+        f"read: {read.get('records', 0):,} records (keys only) · {read.get('workMessages', 0):,} messages in "
+        f"{_streams(read.get('workStreams'))} · {read.get('dlqEntries', 0):,} DLQ entries · {read.get('recordReads', 0):,} whole records · "
+        f"{read.get('jobs', 0):,} job{'' if read.get('jobs', 0) == 1 else 's'} · "
+        f"{read.get('apiCalls', 0):,} JetStream API calls · "
         f"{_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
     for why in report.get("partial") or []:
         parts.append(Text(f"partial: {why} (counts are lower bounds; raise doctor.scan_time / doctor.scan_limit)",

@@ -6,6 +6,9 @@ same port and data dir. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop ev
 drain first, then the API, then NATS; a second signal makes workers hand their ads back at once. If this
 process is killed, its children stop too. One stack per --data-dir: a second one is refused.
 
+Each worker serves Prometheus /metrics on its own port: local-k on the API port + k (8081, 8082, … beside
+8080), or --metrics-port + k - 1; a taken port falls back to a free one, and the console says which.
+
 Example: gamead up --workers 2 --max-workers 6 --port 8080
 """
 
@@ -71,22 +74,67 @@ def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
 
 
 class WorkerMetricsPorts:
-    """A free loopback port per local worker id, kept for the worker's restarts (``--metrics-port``)."""
+    """Each local worker's ``/metrics`` port, predictable: worker ``local-<k>`` listens on ``base + k - 1``
+    (``--metrics-port``; by default the API's port + 1, so 8081, 8082, … beside the API on 8080), kept for the
+    worker's restarts. A port that is taken (or past 65535) falls back to a free one, and ``on_fallback`` gets
+    one line saying which worker serves where instead."""
 
-    def __init__(self, host: str, *, enabled: bool = True) -> None:
+    def __init__(self, host: str, base: int, *, enabled: bool = True,
+                 on_fallback: Callable[[str], None] | None = None) -> None:
         self.host = host
+        self.base = base
         self.enabled = enabled
+        self.on_fallback = on_fallback
         self.ports: dict[str, int] = {}
+
+    @property
+    def _bind_host(self) -> str:
+        return self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
+
+    def planned(self, worker_id: str) -> int | None:
+        """The port ``worker_id`` gets when it is free: ``base + k - 1`` for ``local-<k>``; None for another id."""
+        prefix, _, k = worker_id.rpartition("-")
+        if prefix != "local" or not k.isdigit() or int(k) < 1:
+            return None
+        return self.base + int(k) - 1
+
+    def port_for(self, worker_id: str) -> int:
+        if worker_id not in self.ports:
+            planned = self.planned(worker_id)
+            if planned is not None and planned <= 65535 and port_free(self._bind_host, planned):
+                self.ports[worker_id] = planned
+            else:
+                self.ports[worker_id] = free_port(self._bind_host)
+                if self.on_fallback is not None:
+                    taken = f"port {planned} is taken" if planned is not None and planned <= 65535 else (
+                        f"port {planned} is past 65535" if planned is not None else "it has no planned port")
+                    self.on_fallback(f"metrics: {taken}: {worker_id} serves http://{self.host}:"
+                                     f"{self.ports[worker_id]}/metrics instead")
+        return self.ports[worker_id]
 
     def args(self, worker_id: str) -> list[str]:
         if not self.enabled:
             return []
-        if worker_id not in self.ports:
-            self.ports[worker_id] = free_port(self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1")
-        return ["--metrics-port", str(self.ports[worker_id])]
+        return ["--metrics-port", str(self.port_for(worker_id))]
 
     def urls(self) -> str:
         return ", ".join(f"{wid} http://{self.host}:{port}/metrics" for wid, port in sorted(self.ports.items()))
+
+    def rule(self, most: int) -> str:
+        """How the ports are chosen, for the start-up line: ``local-k on port 8080+k (up to local-4)``."""
+        offset = self.base - 1
+        return f"local-k on port {offset}+k, up to local-{most}" if offset else f"local-k on port k, up to local-{most}"
+
+
+def partitions_line(partitions: int) -> str:
+    """What ``gamead up`` says of the queue: ``queue: 3 partitions (work streams GAMEAD_ADS, GAMEAD_ADS_1,
+    GAMEAD_ADS_2)``, ``queue: 1 partition (work stream GAMEAD_ADS)`` (``queue.partitions``)."""
+    from gamead_core import names
+
+    streams = ", ".join(names.work_stream(p) for p in range(partitions))
+    if partitions == 1:
+        return f"queue: 1 partition (work stream {streams}; queue.partitions)"
+    return f"queue: {partitions} partitions (work streams {streams}; queue.partitions)"
 
 
 def _gamead(*args: str) -> list[str]:
@@ -361,6 +409,12 @@ def up(
         Path | None, typer.Option("--data-dir", help="NATS data and logs \\[embedded.data_dir, default ./.gamead].")
     ] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-n", min=1, help="Slots per worker.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=1, max=65535,
+                     help="Port of worker local-1's /metrics; local-k gets this + k - 1 (a taken port falls back "
+                          "to a free one, said on the console) \\[default: the API port + 1].", show_default=False),
+    ] = None,
 ) -> None:
     from gamead_core.scaling.local import LocalScaler
 
@@ -409,21 +463,24 @@ def up(
             env["GAMEAD_WORKER__CONCURRENCY"] = str(concurrency)
         if config is not None:
             env["GAMEAD_CONFIG"] = str(Path(config).resolve())
-        metrics = WorkerMetricsPorts(settings.worker.metrics_host,  # each worker its own /metrics port
-                                     enabled=settings.metrics.enabled)
+        metrics = WorkerMetricsPorts(  # each worker its own /metrics port: local-k on base + k - 1
+            settings.worker.metrics_host, metrics_port if metrics_port is not None else settings.api.port + 1,
+            enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {line}"))
         scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid, *metrics.args(wid)), env=env,
                              log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
         api = stack.sup.start(API_CHILD, _gamead("serve"), env, logs / "api.log")
         _wait_api_ready(api_url, settings.api.port, api, API_READY_TIMEOUT)
         say(f"[green]✓[/] API (pid {api.pid}) on {api_url}  (docs: {api_url}/docs, logs: {logs})")
+        say(f"[green]✓[/] {partitions_line(settings.queue.partitions)}")
         _check_stop()
         scaler.set_replicas(workers)
         if workers:
             pids = ", ".join(str(p) for p in scaler.pids().values())
             say(f"[green]✓[/] {workers} worker(s) (pid {pids}), {settings.worker.concurrency} slot(s) each")
             if metrics.enabled:
-                say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} (also in gamead workers)")
+                say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} ({metrics.rule(most)}; "
+                    "also in gamead workers)")
         if autoscaling:
             say(f"[green]✓[/] autoscaler: {workers}-{most} workers, every {scaling.interval:g}s "
                 f"(gamead scale status; --no-autoscale keeps {workers})")

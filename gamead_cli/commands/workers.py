@@ -28,9 +28,9 @@ def _view(body: dict[str, Any]) -> RenderableType:
     if stuck:
         line.append(f" — {stuck} stuck", style="bold red")
     parts: list[RenderableType] = [nodes_table(items, title=None), line]
-    scrape = [f"{n.get('id')} {n['metricsUrl']}" for n in items if n.get("metricsUrl")]
-    if scrape:
-        parts.append(Text("metrics: " + ", ".join(scrape), style="dim"))
+    scrape = [f"  {n.get('id')} {n['metricsUrl']}" for n in items if n.get("metricsUrl")]
+    if scrape:  # one address a line: a URL cut across two lines cannot be pasted
+        parts.append(Text("metrics (Prometheus):\n" + "\n".join(scrape), style="dim"))
     if body.get("error"):
         parts.append(Text(f"registry: {body['error']}", style="yellow"))
     return Group(*parts)

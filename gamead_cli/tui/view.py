@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +169,13 @@ def level_text(row: LevelRow, *, compact: bool = False) -> str:
             f"{age(row.oldest):>6} {age(row.horizon):>5}{p95}")
 
 
+def partitions_note(stats: Mapping[str, Any] | None) -> str:
+    """`` · 3 partitions`` when the queue spreads over several work streams (``queue.partitions``; the levels
+    shown are summed over them), else ""."""
+    n = ((stats or {}).get("queue") or {}).get("partitions")
+    return f" · {n} partitions" if isinstance(n, int) and n > 1 else ""
+
+
 def level_header(*, compact: bool = False) -> str:
     redel = "" if compact else f" {'REDEL':>5}"
     p95 = "" if compact else f" {'P95':>6}"
@@ -243,7 +250,8 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         nats = stats.get("nats") or {}
         text.append(f"{nodes.get('api', 0)} api", style="bold")
         text.append(" · ", style="dim")
-        text.append(f"{nodes.get('workers', 0)} workers", style="bold")
+        n_workers = nodes.get("workers", 0)
+        text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
         text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
         if nodes.get("stuck"):
             text.append(f" {nodes['stuck']} stuck", style="bold red")
@@ -443,25 +451,25 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     parts: list[RenderableType] = [summary_text(stats, api_url)]
     back = span(history_span(stats))
 
-    queue = Table(show_edge=False, header_style="bold", title="queue", title_justify="left", pad_edge=False)
-    for col in ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON", "WAIT P95"):
-        queue.add_column(col, justify="right")
-    queue.add_column(f"PENDING, LAST {back.upper()}", no_wrap=True)
-    for row in level_rows(stats):
-        style = "bold red" if row.late else ""
-        queue.add_row(f"P{row.priority}", num(row.pending), num(row.ack_pending), num(row.redelivered),
-                      Text(age(row.oldest), style=style), age(row.horizon), ms(row.wait_p95),
-                      Text(spark(row.history, width), style="red" if row.late else "cyan"))
+    levels = level_rows(stats)
+    spark_label = f"PENDING, LAST {back.upper()}"
+    queue = FittedTable(
+        ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON", "WAIT P95", spark_label),
+        [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
+          Text(age(r.oldest), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
+         for r in levels],
+        flex=spark_label, flex_max=width, title="queue" + partitions_note(stats), drop=("REDEL", "WAIT P95", "HORIZON"),
+        right=("PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON", "WAIT P95"),
+        fill=lambda w: [Text(spark(r.history, w), style="red" if r.late else "cyan") for r in levels])
     parts += [Text(""), queue]
 
-    metrics = Table(show_edge=False, header_style="bold", title_justify="left", pad_edge=False,
-                    title="throughput & latency · last minute (ack pending: now)")
-    metrics.add_column("")
-    metrics.add_column("VALUE", justify="right")
-    metrics.add_column("", no_wrap=True, overflow="ellipsis")
-    metrics.add_column(f"LAST {back.upper()}", no_wrap=True)
-    for m in metric_rows(stats):
-        metrics.add_row(m.label, m.value, Text(m.note, style="dim"), Text(spark(m.history, width), style="cyan"))
+    rows = metric_rows(stats)
+    trend_label = f"LAST {back.upper()}"
+    metrics = FittedTable(
+        ("", "VALUE", " ", trend_label), [(m.label, m.value, Text(m.note, style="dim"), "") for m in rows],
+        flex=trend_label, flex_max=width, drop=(" ",), right=("VALUE",),
+        title="throughput & latency · last minute (ack pending: now)",
+        fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])
     parts += [Text(""), metrics]
 
     parts += [Text(""), nodes_table(snap.nodes)]
@@ -483,45 +491,74 @@ class FittedTable:
     """A table that fits the width it is given without cutting a label or an id.
 
     Every column gets its natural width (its longest cell or label), except ``flex``, which takes what is
-    left (at most ``flex_max``, at least :data:`FLEX_MIN` cells). If even that does not fit, the ``drop`` columns go, in
-    that order. Rich's own shrinking cuts every column a little (``IN-…``, ids of 20 characters that look
-    the same) or removes narrow ones silently; this decides instead. Pure: the width comes from rich.
+    left (at most ``flex_max``, at least its label or :data:`FLEX_MIN` cells). If even that does not fit,
+    columns go, as k9s drops them: first those with nothing in any row (an empty LAST ERROR), then the ``drop``
+    columns in that order. So every label shown is whole at any width. Rich's own shrinking cuts every column a
+    little (``IN-…``, ``PEND…``, ids of 20 characters that look the same) or removes narrow ones silently; this
+    decides instead. ``wrap``: the flex column's cells wrap (a message) rather than end in "…". ``fill(width)`` draws the flex column's cells for the width it got (a sparkline) instead of
+    taking them from ``rows``. Pure: the width comes from rich.
     """
 
     def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[RenderableType]], *, flex: str,
                  drop: Sequence[str] = (), flex_max: int = 40, title: str | None = None, caption: str | None = None,
-                 right: Iterable[str] = (), show_header: bool = True) -> None:
+                 right: Iterable[str] = (), show_header: bool = True,
+                 fill: Callable[[int], Sequence[RenderableType]] | None = None, wrap: bool = False) -> None:
         self.show_header = show_header
+        self.wrap = wrap  #: the flex column's cells wrap onto more lines (a message) instead of ending in "…"
         self.columns = list(columns)
         self.rows = [list(r) for r in rows]
         self.flex, self.drop, self.flex_max = flex, list(drop), flex_max
         self.title, self.caption, self.right = title, caption, set(right)
+        self.fill = fill
 
     @staticmethod
     def _len(cell: RenderableType) -> int:
         return cell.cell_len if isinstance(cell, Text) else len(str(cell))
 
     def _natural(self, i: int) -> int:
+        if self.fill is not None and self.columns[i] == self.flex:
+            return max(len(self.columns[i]), self.flex_max)
         return max([len(self.columns[i]), *(self._len(r[i]) for r in self.rows)])
 
-    def build(self, width: int) -> Table:
+    def _empty(self, i: int) -> bool:
+        """No row has anything in column ``i`` (a drawn flex column is never empty)."""
+        if not self.rows or (self.fill is not None and self.columns[i] == self.flex):
+            return False
+        return all(self._len(r[i]) == 0 for r in self.rows)
+
+    def columns_for(self, width: int) -> list[str]:
+        """The labels shown at ``width`` cells, in order."""
+        return [self.columns[i] for i in self._keep(width)[0]]
+
+    def _keep(self, width: int) -> tuple[list[int], int]:
         keep = list(range(len(self.columns)))
         flex = self.columns.index(self.flex)
-        for name in [None, *self.drop]:
-            if name is not None and name in self.columns:
+        flex_min = max(FLEX_MIN, len(self.flex))
+        empty = [self.columns[i] for i in keep if self._empty(i)]
+        fixed = 0
+        for name in [None, *empty, *self.drop]:
+            if name is not None and name in self.columns and self.columns.index(name) in keep:
                 keep.remove(self.columns.index(name))
             fixed = sum(self._natural(i) for i in keep if i != flex) + 2 * (len(keep) - 1)
-            if fixed + FLEX_MIN <= width:
+            if fixed + (flex_min if flex in keep else 0) <= width:
                 break
-        flex_width = max(FLEX_MIN, min(self.flex_max, self._natural(flex), width - fixed))
+        return keep, fixed
+
+    def build(self, width: int) -> Table:
+        keep, fixed = self._keep(width)
+        flex = self.columns.index(self.flex)
+        flex_min = max(FLEX_MIN, len(self.flex))
+        flex_width = max(flex_min, min(self.flex_max, self._natural(flex), width - fixed))
         table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), title=self.title,
                       title_justify="left", caption=self.caption, show_header=self.show_header)
         for i in keep:
-            table.add_column(self.columns[i], no_wrap=True, overflow="ellipsis",
+            wraps = self.wrap and i == flex
+            table.add_column(self.columns[i], no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
                              width=flex_width if i == flex else self._natural(i),
                              justify="right" if self.columns[i] in self.right else "left")
-        for row in self.rows:
-            table.add_row(*(row[i] for i in keep))
+        filled = list(self.fill(flex_width)) if self.fill is not None else None
+        for n, row in enumerate(self.rows):
+            table.add_row(*(filled[n] if filled is not None and i == flex else row[i] for i in keep))
         return table
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
@@ -529,10 +566,11 @@ class FittedTable:
 
 
 def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes") -> FittedTable:
-    """One row per node; every label and id whole, the last error gives way (then the heartbeat)."""
+    """One row per node; every label and id whole: an empty LAST ERROR goes first, then the last error gives
+    way down to its label, then PROC P95, then the heartbeat (stuck nodes are told by it)."""
     rows = [node_row(n) for n in nodes]
     return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
-                       drop=("HEARTBEAT", "PROC P95", "FAILED", "PROCESSED", "ROLE"),
+                       drop=("PROC P95", "HEARTBEAT", "FAILED", "PROCESSED", "ROLE"),
                        caption=None if rows else "no live nodes",
                        right=("IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT"))
 

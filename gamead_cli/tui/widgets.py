@@ -212,7 +212,7 @@ class QueuePanel(Vertical, can_focus=True):
         wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
         p95 = f"wait p95 {view.ms(wait.get('p95'))}"
         title = (f"queue ({view.span(self._history)}) · {p95}" if compact
-                 else f"queue · {p95} · depth: last {view.span(self._history)}")
+                 else f"queue{view.partitions_note(stats)} · {p95} · depth: last {view.span(self._history)}")
         if title != self.border_title:
             self.border_title = title
         rows = view.level_rows(stats)

@@ -7,13 +7,19 @@ an operator action):
   address; the gate adds the caller), so the route, or the job framework it calls, records the action
   (``accepted``) before doing it, with who did it;
 * it answers ``X-Request-Id`` (the client's, when it sent a well-formed one, else a new id);
-* once the answer is sent it records what the handler did not: a refusal (``refused``, with the error's code:
-  403 from the gate, 400/404/409/422/429/503 from the route), an accepted action that then failed (``failed``),
+* once the answer is sent it records what the handler did not: a refusal (``refused``, with the code of the
+  error the client got: 403 from the gate, 400/404/409/422/429/503 from the route, 413 for a streamed body over
+  its cap, ``request_timeout`` when the server cut a body off at ``api.read_timeout`` — the 408 the client got
+  from :mod:`gamead_core.api.http_limits`, not the app's answer into the void — and ``client_disconnected``
+  when the client went away before its body was whole, so a refusal's ``code`` is never null), an accepted
+  action that then failed (``failed``),
   or, for a ``/v1`` write added later that records nothing itself, the action (``accepted``). A dry run says it
   is not an action (:func:`gamead_core.audit.not_an_action`) and is not recorded.
 
-Not recorded: requests whose caller the gate could not identify (401, or a body refused before
-authentication): anyone can send those, and the trail keeps a bounded number of records (they are logged).
+Not recorded: requests whose caller the gate could not identify (401, a 413 with an unknown token) and answers
+the server gives before a request reaches the app (414, 431, 400 framing: no caller is known yet): anyone can
+send those, and the trail keeps a bounded number of records (they are logged). A 413 for a declared body over
+its cap is recorded with the caller the gate found (``GateMiddleware._note_caller``).
 Refusals are throttled per caller (``audit.refusals_per_minute``, the rest counted in ``repeats``).
 
 Reads (``GET``) and everything outside ``/v1`` pass straight through: the submit hot path pays one string test.
@@ -28,6 +34,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gamead_core.api.auth import SAFE_METHODS
+from gamead_core.api.http_limits import REFUSAL_SCOPE_KEY, Refusal
 from gamead_core.audit.context import ActionContext, enter, leave
 from gamead_core.audit.log import AuditLog, record_action
 from gamead_core.audit.model import RefusalThrottle, action_for, request_id_from
@@ -38,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: bytes of an error answer kept to read its code
 _ERROR_BODY_BYTES = 4096
+#: what the trail says of a request whose client went away before its body was whole (no answer reached it)
+_CLIENT_GONE = orjson.dumps({"error": {"code": "client_disconnected", "message": "the client went away before "
+                                       "its request was received whole: nothing was done"}})
 
 
 class AuditGate:
@@ -51,15 +61,22 @@ class AuditGate:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/") or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        sent = [value for name, value in scope["headers"] if name == b"x-request-id"]
         client = scope.get("client")
-        ctx = ActionContext(
-            request_id=request_id_from(headers.get(b"x-request-id", b"").decode("latin-1") or None),
+        ctx = ActionContext(  # an X-Request-Id sent twice names no one request: a fresh id
+            request_id=request_id_from(sent[0].decode("latin-1") or None if len(sent) == 1 else None),
             method=scope["method"], path=scope["path"], client=str(client[0]) if client else None,
             state=scope.setdefault("state", {}),
         )
         status = 0
         body = bytearray()
+        gone = False  #: the app was told the client disconnected
+
+        async def receiving() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -73,13 +90,21 @@ class AuditGate:
 
         token = enter(ctx)
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receiving, sending)
         except Exception:
             await self._after(scope, ctx, 500, b'{"error": {"code": "internal_error"}}')
             raise
         finally:
             leave(token)
-        await self._after(scope, ctx, status, bytes(body))
+        refusal = scope.get(REFUSAL_SCOPE_KEY)
+        if isinstance(refusal, Refusal):  # the server answered for the app (a 408): that is what the client got
+            status, answer = refusal.status, orjson.dumps({"error": {"code": refusal.code,
+                                                                     "message": refusal.message}})
+        elif gone and status >= 400 and not _error_of(bytes(body)).get("code"):
+            answer = _CLIENT_GONE  # nobody got the app's bare answer
+        else:
+            answer = bytes(body)
+        await self._after(scope, ctx, status, answer)
 
     async def _after(self, scope: Scope, ctx: ActionContext, status: int, body: bytes) -> None:
         """Record what the handler did not (never raises: the answer is already sent)."""

@@ -34,12 +34,22 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
         errors = list(exc.errors(include_url=False))
     first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":
-        reason = (first.get("ctx") or {}).get("error") or first.get("msg")
-        raise InvalidJson(f"the body is not valid JSON: {reason}")
+        raise not_json(body, (first.get("ctx") or {}).get("error") or first.get("msg"))
     if not first.get("loc") and first.get("type") in ("model_type", "model_attributes_type", "dict_type"):
         raise InvalidJson("the body must be a JSON object")
     details = validation_details(errors)
     raise ValidationFailed(validation_message(details), details=details)
+
+
+def not_json(body: bytes, reason: object) -> InvalidJson:
+    """The 400 ``invalid_json`` for a body a JSON parser refused with ``reason``: one message for a body that is
+    not UTF-8, whichever parser (pydantic's, orjson) read it and wherever it tripped (JSON text is UTF-8,
+    RFC 8259 §8.1); else ``reason``. Called on the error path only: the hot path never decodes twice."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return InvalidJson(f"the body is not UTF-8 text (byte {exc.start} is not): JSON is UTF-8 (RFC 8259 §8.1)")
+    return InvalidJson(f"the body is not valid JSON: {reason}")
 
 
 async def body_bytes(request: Request) -> bytes:

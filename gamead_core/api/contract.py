@@ -64,7 +64,8 @@ ERROR_REF: Final = {"$ref": "#/components/schemas/Error"}
 #: what each error status means, by code (the README's table); one description per status
 ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     400: "`bad_request`: not valid HTTP/1.1 (the connection is closed); `invalid_json`: the body is not a JSON "
-         "object; `confirmation_required` (purge without `confirm: true`)",
+         "object; `confirmation_required` (purge without `confirm: true`); `duplicate_header`: `Idempotency-Key` or "
+         "`Authorization` sent twice",
     401: "`unauthenticated`: no token, or an unknown one (`Authorization: Bearer <token>`)",
     403: "`forbidden`: the token's role may not do this (the message names the role needed)",
     404: "`not_found`: no such resource (or the id is not in gamead's id form)",
@@ -251,7 +252,7 @@ def route_table(app: Any) -> list[tuple[Any, frozenset[str], int]]:
 
 
 def allowed_methods(app: Any, path: str) -> list[str]:
-    """The methods the resource at ``path`` serves, ``OPTIONS`` included, sorted.
+    """The methods the resource at ``path`` serves, ``OPTIONS`` included (and ``HEAD`` with ``GET``), sorted.
 
     When routes of several templates match the path, the most specific (fewest path parameters) is the
     resource: ``/v1/dlq/replay`` is ``POST`` only, though ``GET /v1/dlq/{ad_id}`` would take it as an id."""
@@ -267,6 +268,8 @@ def allowed_methods(app: Any, path: str) -> list[str]:
     for methods, params in matching:
         if params == fewest:
             allowed |= methods
+    if "GET" in allowed:  # served as GET without a body (gamead_core.api.middleware)
+        allowed.add("HEAD")
     return sorted(allowed)
 
 

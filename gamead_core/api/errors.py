@@ -86,6 +86,18 @@ class InvalidJson(ApiError):
     status, code = 400, "invalid_json"
 
 
+class DuplicateHeader(ApiError):
+    """A header whose meaning is one value (``Idempotency-Key``, ``Authorization``) was sent more than once
+    (400): which one would count is a guess (RFC 9110 §5.3: such a field must not repeat); ``details``:
+    ``{"header": name}``."""
+
+    status, code = 400, "duplicate_header"
+
+    @classmethod
+    def of(cls, header: str) -> DuplicateHeader:
+        return cls(f"the {header} header is sent more than once: send it once", details={"header": header})
+
+
 class PayloadTooLarge(ApiError):
     """The body is over ``api.max_body_bytes`` (413)."""
 

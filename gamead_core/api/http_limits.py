@@ -46,6 +46,11 @@ LINGER_SECONDS = 2.0
 _LINE_OVERHEAD = 16
 #: ``": "`` and CRLF around each header field in a head's byte count
 _FIELD_OVERHEAD = 4
+#: key of the ASGI scope where a refusal of a request the application is already serving is put (a 408 in
+#: the middle of its body): the app sees only ``http.disconnect`` and answers into the void, so whatever
+#: reports the request afterwards (the audit trail, :mod:`gamead_core.api.audit_gate`) reads what the client
+#: really got from here (a :class:`Refusal`)
+REFUSAL_SCOPE_KEY = "gamead.refusal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +225,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if self._in_head or cycle.response_started:  # another response is being written: just close
                 self.transport.close()
                 return
+            cycle.scope[REFUSAL_SCOPE_KEY] = refusal  # type: ignore[literal-required]  # what the client got
             cycle.disconnected = True  # the handler waiting for this body gets http.disconnect
             cycle.message_event.set()
         elif cycle is not None and not self._in_head:  # already answered; the rest of the body is late

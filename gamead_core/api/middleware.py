@@ -15,6 +15,9 @@ v1       /v1, /v1/…                                         viewer, operator /
 other    anything else                                      any role / operator                  ratelimit
 =======  =================================================  ===================================  ===============
 
+``HEAD`` is served as ``GET`` without a body on every path (:meth:`GateMiddleware._head`); an ``Authorization``
+header sent twice is refused (400 ``duplicate_header``: which token counts would be a guess).
+
 Batch submits (``/ads/batch``, ``/ads:batch``) take no token here: the route takes one per ad from the
 caller's submit bucket (:class:`~gamead_core.api.quota.RateQuota` in ``scope["state"]["rate_quota"]``), and
 their body cap is ``api.batch_max_body_bytes``. Anonymous callers (auth open) are
@@ -94,6 +97,9 @@ class GateMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "HEAD":
+            await self._head(scope, receive, send)
+            return
         klass = route_class(scope["path"])
         max_body = self.max_batch_body if scope["path"] in BATCH_PATHS else self.max_body
 
@@ -105,6 +111,11 @@ class GateMiddleware:
             if name == b"content-length":
                 length = value
             elif name == b"authorization":
+                if authorization is not None:  # which token counts would be a guess
+                    await self._error(scope, receive, send, 400, "duplicate_header",
+                                      "the Authorization header is sent more than once: send it once",
+                                      details={"header": "Authorization"})
+                    return
                 authorization = value
             elif name == b"transfer-encoding":
                 streamed = True
@@ -114,6 +125,7 @@ class GateMiddleware:
             except ValueError:
                 declared = 0  # the server rejects a malformed Content-Length itself
             if declared > max_body:
+                self._note_caller(scope, authorization)  # so the audit trail says who got this 413
                 await self._error(scope, receive, send, 413, "payload_too_large",
                                   f"the body is {declared} bytes; the limit is {max_body} bytes "
                                   f"({_limit_name(scope['path'])})")
@@ -122,6 +134,29 @@ class GateMiddleware:
             await self._call_capped(scope, receive, send, klass, authorization, max_body)
             return
         await self._gate(scope, receive, send, klass, authorization)
+
+    def _note_caller(self, scope: Scope, authorization: bytes | None) -> None:
+        """Put the caller in ``scope["state"]`` for a request refused before authentication (a declared body
+        over the cap): a valid token's principal, or :data:`ANONYMOUS` when auth is open; nothing for an
+        unknown token where auth is required (anyone can send those: logged, not audited)."""
+        token = bearer_token(authorization) if self.identify else None
+        found = self.tokens.lookup(token) if token else None
+        if found is not None or not self.auth_required:
+            scope.setdefault("state", {})["principal"] = found or ANONYMOUS
+
+    async def _head(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``HEAD`` is ``GET`` without the body (RFC 9110 §9.3.2), on every route that takes ``GET`` (FastAPI's
+        routes answered 405 to it; Starlette's own add it). The app sees ``GET`` in a copy of the scope; the
+        server, which kept ``HEAD`` in its own, sends the headers (``Content-Length`` included) and drops the
+        body. The route the app matched is copied back for the outer middleware (metrics)."""
+        inner = dict(scope)
+        inner["method"] = "GET"
+        try:
+            await self(inner, receive, send)
+        finally:
+            for key in ("route", "endpoint", "path_params"):
+                if key in inner:
+                    scope[key] = inner[key]
 
     async def _call_capped(self, scope: Scope, receive: Receive, send: Send, klass: str,
                            authorization: bytes | None, max_body: int) -> None:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_bytes, body_schema, parse_body
 from gamead_core.api.contract import error_responses
-from gamead_core.api.errors import ValidationFailed
+from gamead_core.api.errors import DuplicateHeader, ValidationFailed
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
@@ -31,12 +31,17 @@ MAX_IDEMPOTENCY_KEY = 200
 
 
 def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The first ``Idempotency-Key`` of the raw ASGI headers (names arrive lower-cased), as Starlette's
-    ``request.headers.get`` reads it (latin-1), without building the header map on the hot path."""
+    """The ``Idempotency-Key`` of the raw ASGI headers (names arrive lower-cased), read as Starlette's
+    ``request.headers.get`` reads it (latin-1), without building the header map on the hot path. Raises
+    :class:`DuplicateHeader` (400) when it is sent twice: keeping the first silently deduplicated on a key the
+    client may not have meant."""
+    found: bytes | None = None
     for name, value in headers:
         if name == b"idempotency-key":
-            return value.decode("latin-1")
-    return None
+            if found is not None:
+                raise DuplicateHeader.of("Idempotency-Key")
+            found = value
+    return None if found is None else found.decode("latin-1")
 
 
 async def submit(request: Request) -> Response:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
-from gamead_core.api.body import body_bytes, body_schema
+from gamead_core.api.body import body_bytes, body_schema, not_json
 from gamead_core.api.contract import ErrorBody, error_responses
 from gamead_core.api.errors import (
     BatchTooLarge,
@@ -141,7 +141,7 @@ def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidJson(f"the body is not valid JSON: {exc}") from None
+        raise not_json(body, exc) from None  # one message for a body that is not UTF-8 (as POST /ads)
     if not isinstance(data, dict):
         raise InvalidJson('the body must be a JSON object: {"ads": [...]}')
     unknown = sorted(k for k in data if k != "ads")

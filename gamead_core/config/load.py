@@ -55,12 +55,63 @@ def check_file(path: str | Path, *, what: str = "config file", limit: int = MAX_
 _SHOWN_KEYS, _SHOWN_KEY_CHARS = 3, 40
 
 
+def _key_text(node: yaml.Node) -> str:
+    text = str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.id}>"
+    return text if len(text) <= _SHOWN_KEY_CHARS else text[: _SHOWN_KEY_CHARS - 1] + "…"
+
+
+def duplicate_key(text: str) -> tuple[str, int, int] | None:
+    """The first key written twice in one mapping of the YAML ``text``, at any depth: ``(dotted key, line of
+    its first use, line of the repeat)``, lines counted from 1; None if there is none (or ``text`` is not
+    YAML: reading it says why). PyYAML keeps the last of two equal keys without a word (YAML 1.2 says keys
+    are unique), so an operator's second ``queue:`` section would silently replace the first. Walks the
+    composed nodes, not the values: aliases are visited once, so a small file cannot make it work long."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    seen_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")] if root is not None else []
+    while stack:
+        node, where = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                name = _key_text(key)
+                dotted = f"{where}.{name}" if where else name
+                ident = (key.tag, str(key.value)) if isinstance(key, yaml.ScalarNode) else ("", str(id(key)))
+                if ident in first and name != "<<":
+                    return dotted, first[ident], key.start_mark.line + 1
+                first.setdefault(ident, key.start_mark.line + 1)
+                stack.append((value, dotted))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node.value))
+    return None
+
+
+def _check_unique_keys(path: Path) -> None:
+    """Refuse a config file with a key written twice in one mapping (:func:`duplicate_key`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # the YAML source reads it next and says why it cannot
+    if (dup := duplicate_key(text)) is not None:
+        key, line, again = dup
+        raise ConfigError(f"config file {path}: key {key!r} is written twice (line {line} and line {again}); "
+                          "keep one (YAML keys are unique; PyYAML would keep the last without a word)")
+
+
 def _yaml_source(path: Path) -> YamlConfigSettingsSource:
     """pydantic-settings' YAML source over ``path``, read now (after :func:`check_file`), so that every
     problem of the file is one :class:`ConfigError` naming it: unreadable, not UTF-8, not YAML, nested too
-    deeply, not a mapping, or a top-level key that is no section (a typo would otherwise be ignored;
+    deeply, not a mapping, a key written twice in one mapping (at any depth), or a top-level key that is no
+    section (a typo would otherwise be ignored;
     unknown keys inside a section are refused by :class:`~gamead_core.config.section.Section`)."""
     check_file(path)
+    _check_unique_keys(path)
     try:
         source = YamlConfigSettingsSource(GameadSettings, yaml_file=path, yaml_file_encoding="utf-8")
     except OSError as exc:

@@ -1,6 +1,6 @@
 """The doctor's rules: pure functions from what was read to what is broken. No I/O.
 
-For one ad the doctor knows (at most) its record, its messages in the work stream and how many DLQ entries it
+For one ad the doctor knows (at most) its record, its messages in its work stream and how many DLQ entries it
 has; :func:`classify` names every invariant of ARCHITECTURE.md ("Invariants") that this breaks:
 
 =======================  ==================================================================================
@@ -35,7 +35,7 @@ from gamead_core.worker.budget import budget_spent, waiting_since
 
 @dataclass(frozen=True, slots=True)
 class WorkMsg:
-    """One message of the work stream, from its headers: stream sequence, level, ad id, publish time (epoch s)."""
+    """One message of a work stream, from its headers: stream sequence, level, ad id, publish time (epoch s)."""
 
     seq: int
     level: int
@@ -68,7 +68,7 @@ def classify(record: AdRecord | None, messages: Sequence[WorkMsg], entries: int,
              rules: Rules) -> list[str]:
     """The codes (``gamead_core.doctor.model.KINDS``) of every invariant one ad breaks; [] when it is healthy.
 
-    ``record`` None: the ad has no record. ``messages``: its messages in the work stream. ``entries``: how many
+    ``record`` None: the ad has no record. ``messages``: its messages in its work stream. ``entries``: how many
     DLQ entries it has."""
     out: list[str] = []
     if record is None:
@@ -116,7 +116,7 @@ def records_to_read(nonfinal_keys: Iterable[str], final_keys: set[str], work_ads
 
 
 def unrecorded(work: Mapping[str, Sequence[WorkMsg]], records: Mapping[str, AdRecord | None]) -> list[str]:
-    """Ads with a message in the work stream and no record (a note, not a fault)."""
+    """Ads with a message in a work stream and no record (a note, not a fault)."""
     return sorted(ad for ad in work if ad in records and records[ad] is None)
 
 

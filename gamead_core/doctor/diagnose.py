@@ -11,7 +11,7 @@ An un-keyed submit records first, then publishes (``gamead_core.intake``): its r
 A finding is reported only if the second look, with fresh data, still finds it: a busy, healthy system
 reports nothing.
 
-Cost, for a store of R records, B waiting ads (the work stream), D dead-lettered ads and F findings:
+Cost, for a store of R records, B waiting ads (the work streams), D dead-lettered ads and F findings:
 
 * JetStream API calls: 3 (topology) + 5 × 2 × N (consumers and their subject counts, N = ``queue.partitions``) +
   2 per listing (each work stream, records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + a direct get per record;
@@ -90,7 +90,7 @@ class Doctor:
         self.store = store or AdStore(nc, js)
         self.dlq = DeadLetters(js)
         self.rules = rules_of(settings)
-        self._work_whole = True  #: the last listing of the work stream read all of it
+        self._work_whole = True  #: the last listing of the work streams read all of them
         self._parts = range(settings.queue.partitions)  #: the work-stream partitions (queue.partitions)
 
     async def diagnose(self, *, settle: float | None = None) -> Diagnosis:
@@ -128,12 +128,13 @@ class Doctor:
                 add(notes["obsolete_object"], f"stream {name}", "unused since the level consumers have "
                     "no delivery limit (the reaper's sweep finds stranded messages instead)")
 
-        # 2. the work stream, then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
+        # 2. the work streams (one per partition), then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
         first = Look()
         unreadable: list[str] = []
         work_last: dict[int, int] = {}
         for p in self._parts:
             if names.work_stream(p) not in absent:
+                stats.work_streams.append(names.work_stream(p))
                 stops = len(budget.partial)
                 work_last[p] = await self._list_work(first.work, unreadable, budget, stats, partition=p)
                 self._work_whole = self._work_whole and len(budget.partial) == stops
@@ -207,7 +208,7 @@ class Doctor:
 
         try:
             return await list_messages(self.nc, self.js, stream, names.work_wildcard(partition),
-                                       on_msg=on_msg, budget=budget, stats=stats, what="work stream",
+                                       on_msg=on_msg, budget=budget, stats=stats, what=f"work stream {stream}",
                                        timeout=self.settings.nats.request_timeout, start_seq=start_seq)
         except TopologyMissing:
             return 0

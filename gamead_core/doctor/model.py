@@ -38,24 +38,24 @@ KINDS: Final[tuple[Kind, ...]] = (
     _k("topology_incompatible", 4, "a stream, consumer or bucket exists with a config gamead cannot use", None,
        "never overwritten: it may hold data or belong to someone else; delete it and it is recreated",
        items="object"),
-    _k("no_message", 1, "record queued or processing, and no message of the ad in the work stream",
+    _k("no_message", 1, "record queued or processing, and no message of the ad in its work stream",
        "re-published from the record, keeping its analysis budget (or dead-lettered if the budget is spent)"),
-    _k("stranded", 3, "message in the work stream past its consumer's delivery limit (no consumer delivers it)",
+    _k("stranded", 3, "message in a work stream past its consumer's delivery limit (no consumer delivers it)",
        "queued again (re-published, budget kept), dead-lettered if its analysis budget is spent, or removed if the "
        "ad is final"),
     _k("budget_spent", 1, "record queued with its analysis budget spent, due and not taken by a worker for longer "
        "than doctor.overdue_after", "dead-lettered (the DLQ copy, then the record `dead`, then its message removed)"),
-    _k("duplicate_messages", 1, "more than one message of the ad in the work stream", None,
+    _k("duplicate_messages", 1, "more than one message of the ad in its work stream", None,
        "a worker acknowledges an obsolete copy when it is delivered (the record names the message it runs)"),
     _k("dead_without_entry", 2, "record `dead` with no DLQ entry",
        "a DLQ entry is written from the record (only if the ad still has none)"),
     _k("several_entries", 2, "more than one DLQ entry for one ad", None,
        "the DLQ keeps one entry per ad (max_msgs_per_subject 1); a stream with another limit is a topology problem"),
-    _k("dead_with_message", 2, "record `dead` and a message of the ad still in the work stream",
+    _k("dead_with_message", 2, "record `dead` and a message of the ad still in its work stream",
        "the message is removed (the DLQ entry stays: replay it to run the ad again)"),
-    _k("completed_with_message", 2, "record `completed` and a message of the ad still in the work stream",
+    _k("completed_with_message", 2, "record `completed` and a message of the ad still in its work stream",
        "the message is removed (a worker would acknowledge it unanalysed)"),
-    _k("failed_with_message", 2, "record `failed` (purged) and a message of the ad still in the work stream",
+    _k("failed_with_message", 2, "record `failed` (purged) and a message of the ad still in its work stream",
        "the message is removed (a purge is final)"),
     _k("failed_with_entry", 2, "record `failed` (purged) and a DLQ entry still there",
        "the DLQ entry is removed (a purge is final)"),
@@ -78,9 +78,10 @@ KIND_BY_CODE: Final[dict[str, Kind]] = {k.code: k for k in KINDS}
 NOTES: Final[dict[str, str]] = {
     "topology_limits": "a limit differs from this API node's config (the next worker start updates it in place)",
     "obsolete_object": "an object gamead no longer uses (`--repair` deletes it)",
-    "message_without_record": "message waiting in the work stream whose record is missing (the worker recreates "
+    "message_without_record": "message waiting in a work stream whose record is missing (the worker recreates "
                               "the record from the message: a 202 is never lost)",
-    "unreadable_message": "message in the work stream without an ad id (a worker terminates it on delivery)",
+    "unreadable_message": "message in a work stream without an ad id, or outside its ad's partition (a worker terminates it on "
+                          "delivery)",
     "unreadable_record": "record that cannot be read as an ad record (written by something other than gamead?)",
 }
 
@@ -136,15 +137,18 @@ class ReadStats:
     whole records aside (``recordReads``)."""
 
     records: int = 0  #: record keys listed (headers only)
-    work_messages: int = 0
+    work_messages: int = 0  #: summed over ``work_streams``
+    #: the work streams listed, one per partition (``queue.partitions``; a missing one is not listed)
+    work_streams: list[str] = field(default_factory=list)
     dlq_entries: int = 0
     record_reads: int = 0  #: whole records read (direct gets)
     api_calls: int = 0
     payload_bytes: int = 0
     jobs: int = 0
 
-    def wire(self) -> dict[str, int]:
-        return {"records": self.records, "workMessages": self.work_messages, "dlqEntries": self.dlq_entries,
+    def wire(self) -> dict[str, Any]:
+        return {"records": self.records, "workMessages": self.work_messages,
+                "workStreams": list(self.work_streams), "dlqEntries": self.dlq_entries,
                 "recordReads": self.record_reads, "apiCalls": self.api_calls, "payloadBytes": self.payload_bytes,
                 "jobs": self.jobs}
 

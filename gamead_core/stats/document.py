@@ -116,6 +116,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "unreadableLevels": sorted(unreadable),
             "messages": stream[0],
             "bytes": stream[1],
+            "partitions": sampler.settings.queue.partitions,  # work streams read and summed (queue.partitions)
         },
         "rates": {"windowSeconds": RATE_WINDOW, **sampler.rates},
         "latency": {

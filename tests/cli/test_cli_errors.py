@@ -102,8 +102,10 @@ def test_a_malformed_env_value_is_a_config_error(tmp_path: Path, env: dict[str, 
         (b"wokrer:\n  concurrency: 2\n", "unknown top-level key 'wokrer' (did you mean 'worker'?)"),
         (b"worker:\n  concurency: 2\n", "worker.concurency"),
         (b"- a list\n", "mapping"),
+        (b"worker:\n  concurrency: 2\n  drain_timeout: 5\n  concurrency: 8\n",
+         "key 'worker.concurrency' is written twice (line 2 and line 4)"),
     ],
-    ids=["binary", "unknown-top-level-key", "unknown-nested-key", "not-a-mapping"],
+    ids=["binary", "unknown-top-level-key", "unknown-nested-key", "not-a-mapping", "duplicate-nested-key"],
 )
 def test_a_bad_config_file_is_a_config_error(tmp_path: Path, content: bytes, fragment: str) -> None:
     path = tmp_path / "config.yaml"

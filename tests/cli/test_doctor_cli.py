@@ -48,6 +48,20 @@ def test_the_report_names_every_figure_and_never_truncates_an_id() -> None:
     assert "27 problems of 2 kinds" in text
 
 
+@pytest.mark.parametrize(("streams", "said"), [
+    (["GAMEAD_ADS"], "20 messages in work stream GAMEAD_ADS ·"),
+    (["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"], "20 messages in 3 work streams (GAMEAD_ADS, GAMEAD_ADS_1, "),
+    ([], "20 messages in no work stream ·"),
+    (None, "20 messages in the work streams ·"),  # an API from before workStreams
+])
+def test_the_read_line_names_the_work_streams_it_read(streams: list[str] | None, said: str) -> None:
+    """With queue.partitions 3 the line said "messages in the work stream": it names what was read."""
+    report = {**REPORT, "read": {**REPORT["read"], **({} if streams is None else {"workStreams": streams})}}
+    out = io.StringIO()
+    Console(file=out, width=200, no_color=True).print(report_view(report))
+    assert said in out.getvalue()
+
+
 def test_detach_without_repair_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["doctor", "--detach"])
     assert result.exit_code == exitcodes.USAGE

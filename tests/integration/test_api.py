@@ -186,3 +186,59 @@ def test_a_trailing_slash_is_a_json_404_not_a_redirect(client: httpx.Client, pat
     resp = client.post(path, json={}, follow_redirects=False)
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
     assert "location" not in resp.headers
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json", "/ads?limit=2", "/ads/01m8n9yn14df8p4qjad0cnvqad",
+                                  "/v1/stats", "/v1/workers", "/v1/dlq?limit=1", "/v1/audit?limit=1", "/metrics"])
+def test_head_answers_as_get_without_a_body(client: httpx.Client, path: str) -> None:
+    """The reviewer's figure: ``HEAD /ads`` answered 405 (every FastAPI GET route did; Starlette's own routes
+    answer HEAD). Now HEAD gets GET's status and headers, and no body (RFC 9110 §9.3.2)."""
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code != 405, (path, head.status_code)
+    assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+    if path in ("/healthz", "/openapi.json"):  # the same answer: the same length, announced
+        assert int(head.headers["content-length"]) == len(get.content)
+
+
+def test_head_on_a_write_only_path_answers_as_get_and_allow_lists_head_with_get(client: httpx.Client) -> None:
+    for path in ("/v1/dlq/replay", "/v1/scale/override", "/ads/batch"):
+        assert client.head(path).status_code == client.get(path).status_code >= 400, path
+    assert client.options("/ads").headers["allow"] == "GET, HEAD, OPTIONS, POST"
+
+
+@pytest.mark.parametrize("header", ["Idempotency-Key", "Authorization"])
+def test_a_header_of_one_value_sent_twice_is_refused_and_nothing_is_queued(client: httpx.Client, header: str) -> None:
+    """Two ``Idempotency-Key`` headers silently used the first: a retry carrying the other one made a second ad.
+    Refused (400 ``duplicate_header``, naming the header); so is a second ``Authorization``."""
+    key = f"dup-{uuid.uuid4().hex}"
+    values = [(f"{key}-a", f"{key}-b")] if header == "Idempotency-Key" else [("Bearer one", "Bearer two")]
+    resp = client.post("/ads", json=ad("Twice Told"), headers=[(header, v) for v in values[0]])
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "duplicate_header" and error["details"] == {"header": header}
+    assert header in error["message"]
+    if header == "Idempotency-Key":  # the refused request queued nothing under either key
+        first = client.post("/ads", json=ad("Twice Told"), headers={header: f"{key}-a"})
+        assert first.status_code == 202 and first.json()["duplicate"] is False
+
+
+def test_an_x_request_id_sent_twice_names_no_request_a_fresh_one_is_answered(client: httpx.Client) -> None:
+    """An operator request's ``X-Request-Id`` is kept when well-formed; sent twice, neither is (the trail would
+    have carried the last one): a fresh id is answered and recorded."""
+    resp = client.post("/v1/dlq/purge", json={"all": True},  # refused (no confirm): recorded with its id
+                       headers=[("X-Request-Id", "change-1"), ("X-Request-Id", "change-2")])
+    assert resp.status_code == 400 and resp.headers["x-request-id"] not in ("change-1", "change-2")
+    once = client.post("/v1/dlq/purge", json={"all": True}, headers={"X-Request-Id": "change-3"})
+    assert once.headers["x-request-id"] == "change-3"
+
+
+@pytest.mark.parametrize("body", [b'{"title": "\xff\xfe"}', b"\xff\xfe", b'{"ads": [{"title": "caf\xe9"}]}'],
+                         ids=["inside-a-string", "whole-body", "latin-1-in-a-batch"])
+def test_a_body_that_is_not_utf8_gets_one_code_and_one_message_on_every_route(client: httpx.Client,
+                                                                               body: bytes) -> None:
+    """``POST /ads`` said "invalid unicode code point", ``POST /ads/batch`` "str is not valid UTF-8: surrogates
+    not allowed" for the same bytes: now both (and the operator routes) say the body is not UTF-8, where."""
+    errors = {path: client.post(path, content=body).json()["error"] for path in ("/ads", "/ads/batch", "/v1/dlq/import")}
+    assert {e["code"] for e in errors.values()} == {"invalid_json"}
+    assert len({e["message"] for e in errors.values()}) == 1, errors
+    assert "not UTF-8" in errors["/ads"]["message"]

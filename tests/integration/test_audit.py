@@ -30,6 +30,7 @@ TOKENS = {  # name → (token, role)
     "bob": ("bob-operator-token", "operator"),
     "carol": ("carol-operator-token", "operator"),
     "dave": ("dave-operator-token", "operator"),
+    "erin": ("erin-operator-token", "operator"),
     "wall": ("wall-viewer-token", "viewer"),
     "kiosk": ("kiosk-viewer-token", "viewer"),
     "ci": ("ci-submitter-token", "submitter"),
@@ -172,6 +173,19 @@ def test_the_trail_is_paged_newest_first_filtered_and_kept_within_its_limits(sta
     assert getattr(config.discard, "value", config.discard) == "old" and config.subjects == ["gamead.audit.>"]
 
 
+def test_a_body_over_the_cap_is_recorded_with_its_caller_and_code(stack: Stack) -> None:
+    """A 413 for a declared body over ``api.max_body_bytes`` comes before authentication: it was not in the
+    trail. Now it is, with the caller's token and the code it got; an unknown token's 413 still is not."""
+    big = b'{"all": true, "confirm": true, "pad": "' + b"x" * 70_000 + b'"}'
+    with stack.as_("erin") as erin:  # no other test acts as erin
+        assert erin.post("/v1/dlq/purge", content=big).status_code == 413
+    with httpx.Client(base_url=stack.url, timeout=5, headers={"Authorization": "Bearer not-a-token"}) as nobody:
+        assert nobody.post("/v1/dlq/purge", content=big).status_code == 413
+    refused = wait_for(lambda: stack.trail(actor="erin", outcome="refused"), what="erin's 413 in the trail")
+    assert (refused[0]["action"], refused[0]["code"], refused[0]["role"]) == ("purge", "payload_too_large", "operator")
+    assert not stack.trail(actor="anonymous")
+
+
 def test_refusals_are_recorded_up_to_a_rate_per_caller(stack: Stack) -> None:
     """``audit.refusals_per_minute`` (3 here): a caller hammering a refused route cannot flood the trail."""
     with stack.as_("kiosk") as kiosk:
@@ -193,6 +207,8 @@ def test_whoami_tells_the_caller_its_role_and_gamead_audit_prints_the_trail(stac
 
     monkeypatch.setenv("GAMEAD_TOKEN", TOKENS["wall"][0])
     monkeypatch.setenv("GAMEAD_API_URL", stack.url)
+    with stack.as_("wall") as wall:  # its own refusal to print: the test stands alone (pytest -k whoami)
+        assert wall.post("/v1/dlq/purge", json={"all": True, "confirm": True}).status_code == 403
     with stack.as_("dave") as dave:
         assert dave.post("/v1/scale/override", json={"replicas": 1, "forSeconds": 30}).status_code == 201
         assert dave.delete("/v1/scale/override").status_code == 200

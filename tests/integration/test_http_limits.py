@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, start_api
+from tests.support import Proc, start_api, wait_for
 
 READ_TIMEOUT = 1.0  #: api.read_timeout of the API under test (seconds), small so slow-client tests are quick
 MB = 1024 * 1024
@@ -149,6 +149,45 @@ def test_keep_alive_still_serves_many_requests_on_one_connection(api: tuple[Proc
         for _ in range(20):
             assert c.get("/healthz").status_code == 200
         assert c.get("/ads/nope").json()["error"]["code"] == "not_found"
+
+
+def test_an_operator_request_cut_short_is_audited_with_the_code_the_client_got(api: tuple[Proc, str]) -> None:
+    """The reviewer's figure: a ``/v1`` write whose body stopped coming got a JSON 408 and was audited with
+    ``code: null`` (the trail read the app's bare answer into the void). Each early answer of a ``/v1`` write
+    is recorded with the code its client got: 408, a streamed or declared body over its cap (413), a body that
+    is not JSON (400/422), and a client that went away first (no answer: ``client_disconnected``)."""
+    url = api[1]
+    cut = send_then_read(url, b"POST /v1/dlq/purge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"X-Request-Id: cut-408\r\nContent-Length: 200\r\n\r\n{\"all\": ")
+    assert cut.status == 408 and cut.error()["code"] == "request_timeout"
+    over = send_then_read(url, b"POST /v1/dlq/purge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"X-Request-Id: big-413\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                          + b"".join(b"10000\r\n" + b" " * 0x10000 + b"\r\n" for _ in range(40)) + b"0\r\n\r\n")
+    assert over.status == 413 and over.error()["code"] == "payload_too_large"
+    declared = send_then_read(url, b"POST /v1/dlq/purge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"X-Request-Id: declared-413\r\nContent-Length: 99999999\r\nConnection: close\r\n\r\n")
+    assert declared.status == 413 and declared.error()["code"] == "payload_too_large"
+    with httpx.Client(base_url=url, timeout=5) as c:
+        bad = c.post("/v1/dlq/purge", content=b"{not json", headers={"Content-Type": "application/json",
+                                                                      "X-Request-Id": "bad-json"})
+    assert bad.status_code in (400, 422)
+    with socket.create_connection(address(url), timeout=5) as sock:  # goes away mid-body
+        sock.sendall(b"POST /v1/dlq/purge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-Request-Id: gone-early\r\nContent-Length: 200\r\n\r\n{\"all\": ")
+
+    def records() -> dict[str, dict[str, object]] | None:
+        items = httpx.get(f"{url}/v1/audit", params={"limit": 100, "outcome": "refused"}, timeout=5).json()["items"]
+        by_id = {r["requestId"]: r for r in items}
+        wanted = ("cut-408", "big-413", "declared-413", "bad-json", "gone-early")
+        return by_id if all(w in by_id for w in wanted) else None
+
+    by_id = wait_for(records, what="the five refusals in the audit trail")
+    assert by_id["cut-408"]["code"] == "request_timeout" and by_id["cut-408"]["details"] == {"status": 408}
+    assert by_id["big-413"]["code"] == "payload_too_large" and by_id["big-413"]["details"] == {"status": 413}
+    assert by_id["declared-413"]["code"] == "payload_too_large"  # refused before auth: the caller noted first
+    assert by_id["bad-json"]["code"] == bad.json()["error"]["code"]
+    assert by_id["gone-early"]["code"] == "client_disconnected"
+    assert all(r["code"] for r in by_id.values())
 
 
 # --- the measured attack ----------------------------------------------------------------------------------

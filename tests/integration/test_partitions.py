@@ -5,6 +5,7 @@ a DLQ replay — and every ad ends completed with every invariant holding."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,9 @@ import httpx
 import nats
 import nats.js.errors
 import pytest
+from rich.console import Console
 
+from gamead_cli.commands.doctor import report_view
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
@@ -102,6 +105,12 @@ def test_the_doctor_and_the_sweep_act_on_each_ads_own_partition(p3: dict[str, An
     report = doctor_report(p3["url"])
     found = {f["kind"]: f for f in report["findings"] if f["count"]}  # type: ignore[union-attr]
     assert set(found) == {"no_message"} and found["no_message"]["sample"] == [lost], found
+    # the reviewer's figure: with queue.partitions 3 the report said "the work stream"; it names the three read
+    assert report["read"]["workStreams"] == ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]  # type: ignore[index]
+    shown = io.StringIO()
+    Console(file=shown, width=120, no_color=True).print(report_view(report))  # type: ignore[arg-type]
+    assert "messages in 3 work streams (GAMEAD_ADS, GAMEAD_ADS_1, GAMEAD_ADS_2)" in shown.getvalue()
+    assert "the work stream" not in shown.getvalue() and "its work stream" in shown.getvalue()
     resp = http.post("/v1/doctor/repair", json={})
     assert resp.status_code == 202, resp.text
     job = wait_for(lambda: _job_done(http, resp.json()["id"]), timeout=30, what="the repair job")

@@ -5,13 +5,17 @@ the default 1 on the same NATS. It must exit 5 with one line naming both values 
 stream, its limits and its metadata as they were; a submitted ad then completes. The same for a stray
 ``gamead serve`` and a stray ``gamead up`` (exit 5, the API's message once). ``queue.repartition: true`` is
 refused while an ad is queued, and on the drained queue makes the change.
+
+Each test stands alone (``pytest -k <any one of them>`` passes): the module's stack is a nats-server and a
+3-partition API, and nothing else; every test starts the workers it needs and stops them (the ``procs``
+fixture), drains what it submits, and the test that changes the partitions does it on a server of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +37,17 @@ STREAMS = ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]
 
 @pytest.fixture(scope="module")
 def p3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One nats-server, an API with three partitions (no worker: each test starts what it needs)."""
+    """One nats-server, an API with three partitions (no worker: each test starts what it needs, and stops
+    it). No test changes the partitions of this server or leaves an ad on it."""
     root = tmp_path_factory.mktemp("repartition")
     server = EmbeddedNats(root / "nats").start()
     api, url = start_api(server.url, root, **P3, **SLOW_WATCH)
-    procs: list[Proc] = [api]
-    with httpx.Client(base_url=url, timeout=30) as http:
-        yield {"nats": server, "url": url, "http": http, "logs": root, "procs": procs, "api": api}
-    for proc in reversed(procs):
-        proc.stop(timeout=10)
-    server.stop()
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            yield {"nats": server, "url": url, "http": http, "logs": root}
+    finally:
+        api.stop(timeout=10)
+        server.stop()
 
 
 def _streams(url: str) -> dict[str, dict[str, Any]]:
@@ -71,7 +76,8 @@ def _red_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("{")]
 
 
-def test_a_stray_one_partition_worker_or_api_is_refused_and_touches_nothing(p3: dict[str, Any]) -> None:
+def test_a_stray_one_partition_worker_or_api_is_refused_and_touches_nothing(p3: dict[str, Any],
+                                                                           procs: list[Proc]) -> None:
     """The reviewer's finding 1: streams, limits and metadata untouched; then a submitted ad completes."""
     url = p3["nats"].url
     before = _streams(url)
@@ -89,7 +95,7 @@ def test_a_stray_one_partition_worker_or_api_is_refused_and_touches_nothing(p3: 
     http = p3["http"]
     ids = [http.post("/ads", json=ad(f"After the stray {i}", 3)).json()["id"] for i in range(6)]
     assert http.get("/readyz").status_code == 200
-    p3["procs"].append(start_worker(url, p3["logs"], worker_id="p3-w1", ready=True, **P3))
+    procs.append(start_worker(url, p3["logs"], worker_id="p3-w1", ready=True, **P3))
     for ad_id in ids:
         assert wait_terminal(http, ad_id, timeout=30)["status"] == "completed"
 
@@ -105,11 +111,14 @@ def _delete_consumer(url: str, stream: str, consumer: str) -> None:
     asyncio.run(run())
 
 
-def test_a_missing_consumer_in_one_partition_does_not_block_the_levels_other_partitions(p3: dict[str, Any]) -> None:
+def test_a_missing_consumer_in_one_partition_does_not_block_the_levels_other_partitions(
+        p3: dict[str, Any], procs: list[Proc]) -> None:
     """Level 3's consumer of partition 1 deleted under a running worker: level 3's ads in partitions 0 and 2 are
-    still pulled and completed; once a worker start recreates it, partition 1's complete too."""
+    still pulled and completed; once a worker start recreates it, partition 1's complete too. Its own worker:
+    it failed when run alone, on the worker an earlier test had left running."""
     url, http = p3["nats"].url, p3["http"]
-    worker = p3["procs"][-1]
+    worker = start_worker(url, p3["logs"], worker_id="p3-w2", ready=True, **P3)
+    procs.append(worker)
     _delete_consumer(url, "GAMEAD_ADS_1", names.level_consumer(3, 1))
     ids: list[str] = []
     while not ({0, 2} <= {partition_of(i, 3) for i in ids} and 1 in {partition_of(i, 3) for i in ids}):
@@ -122,7 +131,7 @@ def test_a_missing_consumer_in_one_partition_does_not_block_the_levels_other_par
     assert all(http.get(f"/ads/{i}").json()["status"] == "queued" for i in stuck)
     assert "level 3 of partition 1 cannot be read" in worker.output()
     worker.stop(timeout=10)
-    p3["procs"].append(start_worker(url, p3["logs"], worker_id="p3-w3", ready=True, **P3))  # recreates it
+    procs.append(start_worker(url, p3["logs"], worker_id="p3-w3", ready=True, **P3))  # recreates it
     for ad_id in stuck:
         assert wait_terminal(http, ad_id, timeout=30)["status"] == "completed"
 
@@ -141,10 +150,13 @@ def test_a_stray_gamead_up_exits_5_with_the_apis_message_once(p3: dict[str, Any]
     assert _streams(p3["nats"].url) == before
 
 
-def test_repartition_is_refused_while_an_ad_waits_and_made_on_the_drained_queue(p3: dict[str, Any]) -> None:
-    url, http = p3["nats"].url, p3["http"]
-    for proc in p3["procs"][1:]:  # the workers stop: an ad stays queued
-        proc.stop(timeout=10)
+def test_repartition_is_refused_while_an_ad_waits_and_made_on_the_drained_queue(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """On a server of its own (it changes the partitions): a 3-partition API and no worker, so an ad waits."""
+    url = fresh_nats().url
+    p3_api, p3_url = start_api(url, tmp_path, **P3, **SLOW_WATCH)
+    procs.append(p3_api)
+    http = httpx.Client(base_url=p3_url, timeout=30)
     held = http.post("/ads", json=ad("Waiting", 2)).json()["id"]
     before = _streams(url)
     assert sum(s["messages"] for s in before.values()) == 1
@@ -155,21 +167,23 @@ def test_repartition_is_refused_while_an_ad_waits_and_made_on_the_drained_queue(
 
     # the README's procedure: a 3-partition worker drains the queue, every node stops, one start with
     # queue.repartition: true and the new setting makes the change
-    worker = start_worker(url, p3["logs"], worker_id="p3-w2", ready=True, **P3)
+    worker = start_worker(url, tmp_path, worker_id="p3-w4", ready=True, **P3)
+    procs.append(worker)
     assert wait_terminal(http, held, timeout=30)["status"] == "completed"
+    http.close()
     worker.stop(timeout=10)
-    p3["api"].stop(timeout=10)
+    p3_api.stop(timeout=10)
     wait_for(lambda: all(s["messages"] == 0 for s in _streams(url).values()), what="the drained queue")
-    one = start_worker(url, p3["logs"], worker_id="p1-w1", ready=True, GAMEAD_QUEUE__REPARTITION="true",
+    one = start_worker(url, tmp_path, worker_id="p1-w1", ready=True, GAMEAD_QUEUE__REPARTITION="true",
                        GAMEAD_QUEUE__ACK_WAIT="3")
-    p3["procs"].append(one)
+    procs.append(one)
     after = _streams(url)
     assert sorted(after) == ["GAMEAD_ADS"]
     assert after["GAMEAD_ADS"]["config"]["metadata"][names.PARTITIONS_METADATA] == "1"
     assert after["GAMEAD_ADS"]["config"]["max_msgs"] == 1_000_000  # the whole queue.max_msgs again, not a third
     assert "deleted the empty (sealed) work stream GAMEAD_ADS_2" in one.output()
-    api, api_url = start_api(url, p3["logs"])  # 1 partition now: an API with the default setting is served
-    p3["procs"].append(api)
+    api, api_url = start_api(url, tmp_path)  # 1 partition now: an API with the default setting is served
+    procs.append(api)
     with httpx.Client(base_url=api_url, timeout=30) as client:
         ad_id = client.post("/ads", json=ad("After the change", 3)).json()["id"]
         assert wait_terminal(client, ad_id, timeout=30)["status"] == "completed"

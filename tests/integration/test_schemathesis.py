@@ -128,7 +128,7 @@ def test_the_contract_is_whole_and_every_caller_was_answered(contract_api: str) 
     token, 403 for a role's missing rights, 2xx for an operator)."""
     operator = {"Authorization": f"Bearer {TOKENS['operator']}"}
     options = httpx.options(f"{contract_api}/ads", headers=operator, timeout=5)
-    assert options.status_code == 204 and options.headers["allow"] == "GET, OPTIONS, POST"  # said "POST"
+    assert options.status_code == 204 and options.headers["allow"] == "GET, HEAD, OPTIONS, POST"  # said "POST"
     refused = httpx.post(f"{contract_api}/v1/scale/override", json={"replicas": False, "forSeconds": 60},
                          headers=operator, timeout=5)
     assert refused.status_code == 422 and refused.json()["error"]["details"][0]["loc"] == "replicas"  # was 201

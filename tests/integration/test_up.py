@@ -127,6 +127,22 @@ def test_up_says_what_it_started_and_every_hint_works_verbatim(stack: UpStack, t
     assert f"API (pid {stack.pid_of('api')}) on {stack.url}" in output
     assert f"nats-server (JetStream, pid {stack.pid_of('nats-server')})" in output
     assert "fault injection" not in output  # off unless configured
+    assert "queue: 1 partition (work stream GAMEAD_ADS; queue.partitions)" in output  # the reviewer's finding 2
+    # finding 3: local-1's /metrics on the API port + 1 (or a line naming the fallback), printed and served
+    api_port = int(stack.url.rsplit(":", 1)[1])
+    planned = f"local-1 http://127.0.0.1:{api_port + 1}/metrics"
+    fallback = re.search(rf"port {api_port + 1} is taken: local-1 serves (http://\S+/metrics) instead", output)
+    assert planned in output or fallback, output
+    metrics_url = fallback.group(1) if fallback else planned.split(" ", 1)[1]
+    assert f"local-k on port {api_port}+k, up to local-2" in output
+
+    def scraped() -> str | None:
+        try:
+            return httpx.get(metrics_url, timeout=10).text
+        except httpx.HTTPError:
+            return None  # the worker is still starting
+
+    assert "gamead_" in wait_for(scraped, timeout=30, what=f"local-1's metrics at {metrics_url}")
     commands = printed_commands(output)
     assert len(commands) >= 5
     for command in commands:

@@ -128,9 +128,9 @@ def test_every_operation_documents_every_status_the_server_and_the_gate_can_answ
 
 
 @pytest.mark.parametrize(("path", "methods"), [
-    ("/ads", ["GET", "OPTIONS", "POST"]), ("/ads/01m8n9yn14df8p4qjad0cnvqad", ["GET", "OPTIONS"]),
+    ("/ads", ["GET", "HEAD", "OPTIONS", "POST"]), ("/ads/01m8n9yn14df8p4qjad0cnvqad", ["GET", "HEAD", "OPTIONS"]),
     ("/v1/dlq/replay", ["OPTIONS", "POST"]), ("/v1/scale/override", ["DELETE", "OPTIONS", "POST"]),
-    ("/v1/audit", ["GET", "OPTIONS"]), ("/nowhere", ["OPTIONS"]),
+    ("/v1/audit", ["GET", "HEAD", "OPTIONS"]), ("/nowhere", ["OPTIONS"]),
 ])
 def test_allow_lists_the_methods_of_the_resource_at_the_path(path: str, methods: list[str]) -> None:
     """``OPTIONS /ads`` said ``Allow: POST`` though ``GET /ads`` exists (issue 11 item 8)."""
@@ -143,9 +143,9 @@ def test_options_and_405_answer_with_the_right_allow_without_nats() -> None:
     async def ask() -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(open_app), base_url="http://api") as client:
             resp = await client.options("/ads")
-            assert resp.status_code == 204 and resp.headers["allow"] == "GET, OPTIONS, POST"
+            assert resp.status_code == 204 and resp.headers["allow"] == "GET, HEAD, OPTIONS, POST"
             resp = await client.put("/ads")
-            assert resp.status_code == 405 and resp.headers["allow"] == "GET, OPTIONS, POST"
+            assert resp.status_code == 405 and resp.headers["allow"] == "GET, HEAD, OPTIONS, POST"
             assert resp.json()["error"]["code"] == "method_not_allowed"
             assert (await client.delete("/v1/dlq/replay")).headers["allow"] == "OPTIONS, POST"
 

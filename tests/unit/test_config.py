@@ -120,8 +120,15 @@ def _written(content: str):
         (_written("just a string\n"), "must hold a mapping"),
         (_written("wokrer:\n  concurrency: 2\n"), "unknown top-level key 'wokrer' (did you mean 'worker'?)"),
         (_written("api:\n  port: [1\n"), "c.yaml is not valid YAML"),
+        (_written("queue:\n  partitions: 3\nworker:\n  concurrency: 2\nqueue:\n  ack_wait: 30\n"),
+         "key 'queue' is written twice (line 1 and line 5)"),
+        (_written("queue:\n  partitions: 3\n  ack_wait: 30\n  partitions: 1\n"),
+         "key 'queue.partitions' is written twice (line 2 and line 4)"),
+        (_written("auth:\n  tokens:\n    - name: ci\n      role: viewer\n      name: ops\n"),
+         "key 'auth.tokens[0].name' is written twice (line 3 and line 5)"),
     ],
-    ids=["dev-zero", "fifo", "directory", "over-1-MiB", "scalar", "unknown-section", "syntax"],
+    ids=["dev-zero", "fifo", "directory", "over-1-MiB", "scalar", "unknown-section", "syntax", "duplicate-section",
+         "duplicate-nested-key", "duplicate-key-in-a-list"],
 )
 def test_the_file_is_checked_before_pydantic_settings_reads_it(
     tmp_path: Path, make: Callable[[Path], Path], fragment: str
@@ -132,6 +139,20 @@ def test_the_file_is_checked_before_pydantic_settings_reads_it(
         load_settings(make(tmp_path))
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_duplicate_key_is_refused_even_when_both_values_are_valid(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: ``partitions: 3`` then ``partitions: 1`` ran one partition
+    without a word. Refused instead, naming both lines; the same value twice too (one of them is a slip)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("# gamead\nqueue:\n  partitions: 3\n\nqueue:\n  partitions: 3\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: key 'queue' is written twice \(line 2 and line 5\)"):
+        load_settings(cfg)
+    cfg.write_text("queue:\n  partitions: 3\nworker:\n  concurrency: 2\n")  # equal keys in two sections: fine
+    assert load_settings(cfg).queue.partitions == 3
+    cfg.write_text("base: &b {concurrency: 2}\n")  # anchors / aliases are walked once, not refused for that
+    with pytest.raises(ConfigError, match="unknown top-level key 'base'"):
+        load_settings(cfg)
 
 
 def test_a_bad_value_in_the_file_names_the_file_and_the_key(tmp_path: Path) -> None:

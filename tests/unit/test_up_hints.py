@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -33,3 +34,48 @@ def test_elsewhere_the_hint_is_an_absolute_path(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.chdir(tmp_path)
     program = gamead_program()
     assert program == "gamead" or Path(program).is_absolute()
+
+
+def _taken_port_after_a_free_one() -> tuple[socket.socket, int]:
+    """A listening socket on port P whose port P - 1 is free (a few tries on the ephemeral range)."""
+    from gamead_core.proc import port_free
+
+    for _ in range(50):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        if port_free("127.0.0.1", port - 1):
+            return sock, port
+        sock.close()
+    raise AssertionError("no free port below a taken one in 50 tries")
+
+
+def test_worker_metrics_ports_follow_the_api_port_and_a_taken_one_falls_back_with_a_line() -> None:
+    """The reviewer's finding: worker /metrics ports under ``gamead up`` were random. local-k gets base + k - 1
+    (base: the API port + 1, or --metrics-port), kept across restarts; a taken port falls back, said once."""
+    from gamead_cli.commands.up import WorkerMetricsPorts
+
+    lines: list[str] = []
+    taken, busy = _taken_port_after_a_free_one()  # what would be local-2's port
+    with taken:
+        base = busy - 1
+        ports = WorkerMetricsPorts("127.0.0.1", base, on_fallback=lines.append)
+        assert ports.args("local-1") == ["--metrics-port", str(base)] and not lines
+        second = ports.port_for("local-2")
+        assert second != busy and lines == [f"metrics: port {busy} is taken: local-2 serves "
+                                            f"http://127.0.0.1:{second}/metrics instead"]
+        assert ports.port_for("local-2") == second and len(lines) == 1  # a restart keeps its port, said once
+    assert ports.urls() == (f"local-1 http://127.0.0.1:{base}/metrics, "
+                            f"local-2 http://127.0.0.1:{second}/metrics")
+    assert ports.rule(4) == f"local-k on port {base - 1}+k, up to local-4"
+    assert WorkerMetricsPorts("127.0.0.1", 8081).planned("local-3") == 8083
+    assert WorkerMetricsPorts("127.0.0.1", 8081, enabled=False).args("local-1") == []
+
+
+def test_up_names_the_partitions_and_their_streams() -> None:
+    from gamead_cli.commands.up import partitions_line
+
+    assert partitions_line(1) == "queue: 1 partition (work stream GAMEAD_ADS; queue.partitions)"
+    assert partitions_line(3) == ("queue: 3 partitions (work streams GAMEAD_ADS, GAMEAD_ADS_1, GAMEAD_ADS_2; "
+                                  "queue.partitions)")
