@@ -66,9 +66,9 @@ def plain_app() -> FastAPI:
     return app
 
 
-async def call(app: Any, body: bytes) -> int:
+async def call(app: Any, body: bytes, path: str = "/ads") -> int:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/ads", "raw_path": b"/ads", "query_string": b"", "root_path": "",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
              "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode())],
              "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
@@ -98,6 +98,42 @@ async def rounds(app: Any, bodies: list[bytes], n: int, inflight: int = 64) -> f
         statuses = await asyncio.gather(*(call(app, bodies[(k + i) % len(bodies)]) for i in range(inflight)))
         assert set(statuses) == {202}, statuses
     return (time.process_time() - t) / n
+
+
+async def batch_rounds(app: Any, batches: list[bytes], n: int, size: int, inflight: int = 8) -> float:
+    """CPU seconds per ad over ``n`` ads posted as ``POST /ads/batch`` of ``size``, ``inflight`` batches at a time."""
+    t = time.process_time()
+    for k in range(0, max(1, n // size), inflight):
+        statuses = await asyncio.gather(*(call(app, batches[(k + i) % len(batches)], "/ads/batch")
+                                          for i in range(inflight)))
+        assert set(statuses) == {200}, statuses
+    return (time.process_time() - t) / (max(1, n // size) // inflight * inflight * size or 1)
+
+
+async def main_batch(args: argparse.Namespace) -> None:
+    """``--batch N``: CPU per ad of ``POST /ads/batch`` (N ads a request, 8 in flight), in-process, and a profile."""
+    ads = [json.dumps(a, separators=(",", ":")).encode() for a in generate_ads(2000, seed=5)]
+    n = args.batch
+    batches = [b'{"ads":[' + b",".join(ads[k:k + n]) + b"]}" for k in range(0, len(ads) - n + 1, n)]
+    server = EmbeddedNats(Path(tempfile.mkdtemp(prefix="gamead-bench-batch-"))).start()
+    try:
+        gamead = create_app(load_settings(), server.url)
+        async with gamead.router.lifespan_context(gamead):
+            await asyncio.sleep(1.0)
+            await batch_rounds(gamead, batches, 4 * n * 8, n)
+            per = [await batch_rounds(gamead, batches, args.requests, n) for _ in range(args.rounds)]
+            print(f"POST /ads/batch x{n}, API CPU per ad, median of {args.rounds} rounds x {args.requests:,} ads "
+                  f"(ASGI, no HTTP server, {args.loop}, load average {load_average()}): "
+                  f"{statistics.median(per) * 1e6:.1f} µs")
+            if args.profile:
+                prof = cProfile.Profile()
+                prof.enable()
+                await batch_rounds(gamead, batches, args.requests, n)
+                prof.disable()
+                pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+                pstats.Stats(prof).sort_stats("cumulative").print_stats("gamead_core|json|pydantic", 40)
+    finally:
+        server.stop()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -203,6 +239,8 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true", help="in-process: cProfile a round of gamead's app")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="in-process: the event loop (gamead serve runs uvloop)")
+    parser.add_argument("--batch", type=int, default=0, metavar="N",
+                        help="in-process: POST /ads/batch of N ads instead (API CPU per ad)")
     parser.add_argument("--http", action="store_true", help="compare over HTTP, both apps under uvicorn")
     parser.add_argument("--duration", type=float, default=5.0, help="--http: measured seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="--http: keep-alive connections")
@@ -215,4 +253,4 @@ if __name__ == "__main__":
         import uvloop
 
         uvloop.install()
-    asyncio.run(main(parsed))
+    asyncio.run(main_batch(parsed) if parsed.batch else main(parsed))
