@@ -18,6 +18,9 @@ the same loop and HTTP parser (uvloop, httptools, no access log). ``--rounds`` a
 phases from ``bench_batch.py``'s load generator (a process of its own, raw keep-alive HTTP/1.1, 64 connections,
 1 s warm-up, ``--duration`` s measured). Printed per phase: requests answered 202 per second and the server's
 CPU µs per request; then the ratio gamead / plain of the rates per round and its median (target ≥ 0.7).
+``--code DIR`` (repeatable) adds a ``gamead serve`` run from another source tree (``PYTHONPATH``, e.g. an export of
+``main``) to every round, so before and after are measured in the same run. ``--batch N`` (in-process): API CPU
+per ad of ``POST /ads/batch`` with N ads a request instead, ``--profile`` for its top functions.
 Every process started is stopped by PID at the end.
 """
 
@@ -202,7 +205,7 @@ def load_average() -> str:
 
 def main_http(args: argparse.Namespace) -> int:
     """Alternating closed-loop phases over HTTP against the plain app and ``gamead serve`` (module docstring)."""
-    from bench_batch import phase  # noqa: PLC0415
+    from bench_batch import CodeStack, phase  # noqa: PLC0415
     from bench_pipeline import Procs, Stack  # noqa: PLC0415
 
     root = Path(tempfile.mkdtemp(prefix="gamead-bench-submit-http-"))
@@ -213,15 +216,23 @@ def main_http(args: argparse.Namespace) -> int:
     try:
         stack = Stack(procs, root, "submit").start()
         plain = PlainServer(procs, stack.pids()["nats"])
+        others = [(code, CodeStack(procs, root, f"submit{k}", code).start()) for k, code in enumerate(args.code)]
         for r in range(args.rounds):
             p = phase(procs, plain, "single", args.connections, 1, args.duration)
             g = phase(procs, stack, "single", args.connections, 1, args.duration)
             ratio = g["adsPerSecond"] / max(1.0, p["adsPerSecond"])
-            rounds_out.append({"plain": p, "gamead": g, "ratio": ratio, "loadAverage": load_average()})
+            row: dict[str, Any] = {"plain": p, "gamead": g, "ratio": ratio, "loadAverage": load_average()}
             print(f"round {r + 1}: plain FastAPI {p['adsPerSecond']:7.0f} req/s ({p['apiCpuUsPerAd']:4.0f} µs CPU/req, "
                   f"{p['errors']} errors) | gamead POST /ads {g['adsPerSecond']:7.0f} req/s "
                   f"({g['apiCpuUsPerAd']:4.0f} µs API CPU/req, NATS {g['natsCpuUsPerAd']:3.0f} µs, {g['errors']} errors) "
                   f"| gamead / plain {ratio:.2f} | load average {load_average()}", flush=True)
+            for code, other in others:
+                o = phase(procs, other, "single", args.connections, 1, args.duration)
+                row[code] = {**o, "ratio": o["adsPerSecond"] / max(1.0, p["adsPerSecond"])}
+                print(f"         gamead from {code} {o['adsPerSecond']:7.0f} req/s ({o['apiCpuUsPerAd']:4.0f} µs API "
+                      f"CPU/req, NATS {o['natsCpuUsPerAd']:3.0f} µs, {o['errors']} errors) | / plain "
+                      f"{row[code]['ratio']:.2f} | load average {load_average()}", flush=True)
+            rounds_out.append(row)
     finally:
         procs.stop_all()
     median = statistics.median(r["ratio"] for r in rounds_out)
@@ -229,6 +240,10 @@ def main_http(args: argparse.Namespace) -> int:
     verdict = "PASS" if median >= 0.7 else "MISS"
     print(f"POST /ads over HTTP, 202s per second, gamead / plain FastAPI, median of {len(rounds_out)} rounds: "
           f"{median:.2f} (target >= 0.7: {verdict}); server CPU per request, plain / gamead: {cpu:.2f}")
+    for code in args.code:
+        print(f"  gamead from {code}: median {statistics.median(r[code]['ratio'] for r in rounds_out):.2f}; server CPU "
+              f"per request, plain / gamead: "
+              f"{statistics.median(r['plain']['apiCpuUsPerAd'] / max(1e-9, r[code]['apiCpuUsPerAd']) for r in rounds_out):.2f}")
     return 0
 
 
@@ -244,6 +259,8 @@ if __name__ == "__main__":
     parser.add_argument("--http", action="store_true", help="compare over HTTP, both apps under uvicorn")
     parser.add_argument("--duration", type=float, default=5.0, help="--http: measured seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="--http: keep-alive connections")
+    parser.add_argument("--code", action="append", default=[], metavar="DIR",
+                        help="--http: also measure gamead serve run from this source tree each round (repeatable)")
     parsed = parser.parse_args()
     if parsed.http:
         if "--rounds" not in sys.argv:

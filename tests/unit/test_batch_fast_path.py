@@ -125,3 +125,16 @@ def test_the_printable_fast_check_decides_as_the_regex_scans_for_every_code_poin
     assert "".join(c for c in printable if c != " " and not _by_regex(c)) == ""
     for text in ("", " ", "\u200b", "a\x07", "\t a \n", "\u00a0x", "x\ufeff", "  ok  ", "\u2028y"):
         assert _by_model(text) == _by_regex(text), repr(text)
+
+
+@pytest.mark.parametrize("status", [200, 202, 204, 304, 404, 101])
+@pytest.mark.parametrize("headers", [None, {}, {"Location": "/ads/x", "X-Cache": "hit"},
+                                     {"Content-Type": "application/problem+json"}, {"content-length": "3"}])
+def test_the_json_response_is_starlettes_byte_for_byte(status: int, headers: dict[str, str] | None) -> None:
+    from starlette.responses import Response
+
+    from gamead_core.api.responses import JsonResponse
+
+    ours = JsonResponse(b'{"id":"x"}', status, headers)
+    theirs = Response(b'{"id":"x"}', status, headers, media_type="application/json")
+    assert (ours.status_code, ours.body, ours.raw_headers) == (theirs.status_code, theirs.body, theirs.raw_headers)
