@@ -42,6 +42,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if "--http" not in sys.argv and "--code" in sys.argv[:-1]:  # in-process: gamead's code from another tree
+    sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
 
 from fastapi import FastAPI, Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
@@ -260,7 +262,8 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=5.0, help="--http: measured seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="--http: keep-alive connections")
     parser.add_argument("--code", action="append", default=[], metavar="DIR",
-                        help="--http: also measure gamead serve run from this source tree each round (repeatable)")
+                        help="--http: also measure gamead serve run from this source tree each round (repeatable); "
+                        "in-process: run gamead's code from this tree (run twice, alternating, to compare)")
     parsed = parser.parse_args()
     if parsed.http:
         if "--rounds" not in sys.argv:

@@ -8,8 +8,8 @@ never lost. An item that fails (invalid, a reused idempotency key, NATS refusing
 single route would have answered, in its place; the others are not affected.
 
 Validation: the whole body is first checked by one pydantic-core call (:func:`validated`: JSON parsing and every
-ad's strict validation in Rust, no Python object per item but the ads themselves); only when that fails is the
-body read again item by item (:func:`parse_batch`, :func:`parse_item`), so a bad ad still gets exactly its own
+ad's strict validation in Rust, no Python object per item but the ads themselves, and an (ad, key) pair per item
+only when the body spells ``idempotencyKey``); only when that fails is the body read again item by item (:func:`parse_batch`, :func:`parse_item`), so a bad ad still gets exactly its own
 error and the others go through. Both paths accept the same ads and refuse the same requests
 (``tests/integration/test_batch_fast.py``).
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
@@ -145,7 +145,35 @@ class _AllValid(BaseModel):
     ads: list[AdSubmission] = Field(min_length=1)
 
 
+class _KeyedItem(BaseModel):
+    """One item of a batch that carries keys: the ad, and its ``idempotencyKey``."""
+
+    ad: AdSubmission
+    #: "" when the item has no key (a default is not validated; a key sent as "" or null is refused)
+    key: str = Field("", min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> dict[str, Any]:
+        """The item as sent → ``{"ad": the item without its key, "key": the key}``: anything that is not a valid
+        ad (a non-object, an unknown field, a bad key) still fails, and sends the batch to the per-item reading."""
+        if isinstance(value, dict) and KEY_FIELD in value:
+            rest = dict(value)
+            return {"ad": rest, "key": rest.pop(KEY_FIELD)}
+        return {"ad": value}
+
+
+class _AllValidKeyed(BaseModel):
+    """A batch body whose every item is a valid ad, some with ``idempotencyKey``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ads: list[_KeyedItem] = Field(min_length=1)
+
+
 _ALL_VALID = _AllValid.__pydantic_validator__
+_ALL_VALID_KEYED = _AllValidKeyed.__pydantic_validator__
+_KEY_BYTES = b'"' + KEY_FIELD.encode() + b'"'
 
 
 def _check_size(body: bytes, max_bytes: int) -> None:
@@ -154,21 +182,29 @@ def _check_size(body: bytes, max_bytes: int) -> None:
             f"the body is {len(body)} bytes; the limit is {max_bytes} (api.batch_max_body_bytes)")
 
 
-def validated(body: bytes, batch_max: int, max_bytes: int) -> list[AdSubmission] | None:
-    """The ads of a batch body (1 … ``batch_max`` of them, in order) when the body is a JSON object
-    ``{"ads": [...]}`` and every item is a valid ad without ``idempotencyKey``, checked by one pydantic-core call
-    (strict, on the JSON text, as ``POST /ads`` validates its body); else None: read the body with
-    :func:`parse_batch` and :func:`parse_item`, which say what is wrong and where. Raises 413
-    ``payload_too_large`` (over ``max_bytes``, checked first) and 422 ``batch_too_large`` (more than
+def validated(body: bytes, batch_max: int, max_bytes: int) -> tuple[list[AdSubmission], list[str | None] | None] | None:
+    """The ads of a batch body (1 … ``batch_max`` of them, in order) and their idempotency keys, when the body is a
+    JSON object ``{"ads": [...]}`` and every item is a valid ad (with a valid ``idempotencyKey`` or none), checked
+    by one pydantic-core call (strict, on the JSON text, as ``POST /ads`` validates its body). Returns ``(ads,
+    None)`` when no item can carry a key (the body never spells ``"idempotencyKey"``: no object per item but the
+    ad), else ``(ads, keys)`` with ``keys[i]`` the key of ``ads[i]`` or None; None when any item is refused:
+    then read the body with :func:`parse_batch` and :func:`parse_item`, which say what is wrong and where.
+    Raises 413 ``payload_too_large`` (over ``max_bytes``, checked first) and 422 ``batch_too_large`` (more than
     ``batch_max`` ads), as :func:`parse_batch` does."""
     _check_size(body, max_bytes)
+    keys: list[str | None] | None = None
     try:
-        ads: list[AdSubmission] = _ALL_VALID.validate_json(body, strict=True).ads
+        if _KEY_BYTES in body:  # perhaps keyed (or the word is in a text): items split into (ad, key)
+            items: list[_KeyedItem] = _ALL_VALID_KEYED.validate_json(body, strict=True).ads
+            ads = [item.ad for item in items]
+            keys = [item.key or None for item in items]
+        else:
+            ads = _ALL_VALID.validate_json(body, strict=True).ads
     except ValidationError:
         return None
     if len(ads) > batch_max:
         parse_batch(body, batch_max, max_bytes)  # raises batch_too_large with its usual message
-    return ads
+    return ads, keys
 
 
 def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
@@ -201,7 +237,8 @@ async def submit_batch(request: Request) -> Response:
     settings = request.app.state.settings
     body = await body_bytes(request)
     batch_max, max_bytes = settings.api.batch_max, settings.api.batch_max_body_bytes
-    ads = validated(body, batch_max, max_bytes)  # one pydantic-core call when every ad is valid and un-keyed
+    checked = validated(body, batch_max, max_bytes)  # one pydantic-core call when every ad is valid
+    ads, keys = checked if checked is not None else (None, None)
     raw: list[Any] = ads if ads is not None else parse_batch(body, batch_max, max_bytes)
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
@@ -225,20 +262,25 @@ async def submit_batch(request: Request) -> Response:
             return exc
 
     results: list[Any]
-    if ads is not None:  # all valid, none keyed: one pipeline
+    tried: list[int] | range
+    flat: list[Accepted | GameadError]
+    if ads is not None and keys is None:  # all valid, none keyed: one pipeline
         results = ads[:granted]  # a copy: each ad is replaced by its result below
-        tried: list[int] | range = range(granted)
-        flat: list[Accepted | GameadError] = await intake.submit_many(results)
+        tried = range(granted)
+        flat = await intake.submit_many(results)
     else:
-        results = [parse_item(item) for item in raw[:granted]]
+        if ads is not None and keys is not None:  # all valid, some keyed
+            results = list(zip(ads[:granted], keys[:granted]))
+        else:
+            results = [parse_item(item) for item in raw[:granted]]
         plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
-        keys = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
+        keyed_at = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
         # every publish is written before any ack is awaited: the ads without a key in one pipeline, the keyed
         # ones (which look for an earlier ad first) concurrently with it
         outcomes = await asyncio.gather(
             intake.submit_many([results[i][0] for i in plain]) if plain else _nothing(),
-            *(keyed(*results[i]) for i in keys))
-        tried = plain + keys
+            *(keyed(*results[i]) for i in keyed_at))
+        tried = plain + keyed_at
         flat = [*outcomes[0], *outcomes[1:]]
     if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) for o in flat):
         raise flat[0]  # type: ignore[misc]  # NATS is away: 503 for the whole batch, retry it as it is

@@ -69,3 +69,21 @@ def test_an_all_valid_batch_is_queued_as_single_submits_would_be(client: httpx.C
         batched = client.get(f"/ads/{body['results'][i]['id']}").json()
         assert batched["ad"] == client.get(f"/ads/{alone['id']}").json()["ad"]
         assert batched["ad"]["title"] == f"Valid {run} #{i}" and batched["priority"] == 1 + i % 5
+
+
+def test_a_valid_batch_with_keys_answers_as_keyed_single_submits(client: httpx.Client) -> None:
+    """The one-call path with keys: a keyed ad is the ad its key names for a single submit too, and a repeat
+    of the batch answers the keyed ads as duplicates (the un-keyed ones are new ads)."""
+    run = uuid.uuid4().hex[:8]
+    items: list[dict[str, Any]] = [ad(f"Plain {run}"), {**ad(f"Key A {run}", priority=2), "idempotencyKey": f"a-{run}"},
+                                   {**ad(f"Key B {run}"), "idempotencyKey": f"b-{run}"}]
+    first = client.post("/ads/batch", json={"ads": items}).json()
+    assert (first["accepted"], first["rejected"]) == (3, 0)
+    assert [r["duplicate"] for r in first["results"]] == [False, False, False]
+    alone = single(client, items[1]).json()
+    assert alone["id"] == first["results"][1]["id"] and alone["duplicate"] is True
+    again = client.post("/ads/batch", json={"ads": items}).json()
+    assert [r["duplicate"] for r in again["results"]] == [False, True, True]
+    assert [r["id"] for r in again["results"][1:]] == [r["id"] for r in first["results"][1:]]
+    reused = client.post("/ads/batch", json={"ads": [{**items[2], "title": "Another"}]}).json()["results"][0]
+    assert reused == single(client, {**items[2], "title": "Another"}).json()  # idempotency_key_reused, same text

@@ -24,7 +24,12 @@ ITEMS: list[Any] = [
     ad("Fine"),
     ad("  Padded title  ", priority=1, targetAudience=[" teens ", "adults"]),
     {**ad("Keyed"), "idempotencyKey": "k-1"},
+    {**ad("Keyed too"), "idempotencyKey": "k" * 200},
     {**ad("Bad key"), "idempotencyKey": ""},
+    {**ad("Null key"), "idempotencyKey": None},
+    {**ad("Long key"), "idempotencyKey": "k" * 201},
+    {**ad("Number key"), "idempotencyKey": 7},
+    {"ad": ad("Nested"), "key": "k-2"},
     {**ad("Too long"), "duration": 9999},
     {**ad("Bool"), "duration": True},
     {**ad("Float"), "duration": 30.0},
@@ -58,27 +63,46 @@ def check(items: list[Any] | Any, batch_max: int = 500) -> None:
         assert isinstance(slow, ApiError) and (exc.status, exc.code, str(exc)) == (slow.status, slow.code, str(slow))
         return
     if fast is None:
-        # not all valid and un-keyed: the route reads it item by item, as before
-        assert isinstance(slow, ApiError) or any(not isinstance(r, tuple) or r[1] is not None for r in slow)
+        # not all valid: the route reads it item by item, as before
+        assert isinstance(slow, ApiError) or any(not isinstance(r, tuple) for r in slow)
         return
     assert not isinstance(slow, ApiError)
-    assert all(isinstance(r, tuple) and r[1] is None for r in slow)
-    assert fast == [r[0] for r in slow]  # the same ads, field by field (stripped texts, defaults)
+    assert all(isinstance(r, tuple) for r in slow)
+    ads, keys = fast
+    assert ads == [r[0] for r in slow]  # the same ads, field by field (stripped texts, defaults)
+    assert (keys or [None] * len(ads)) == [r[1] for r in slow]  # the same keys
 
 
 def test_a_batch_of_valid_ads_is_read_in_one_call_with_the_same_ads() -> None:
     items = [ITEMS[0], ITEMS[1]] * 5
-    ads = validated(orjson.dumps({"ads": items}), 500, MAX_BYTES)
-    assert ads is not None and [a.title for a in ads] == ["Fine", "Padded title"] * 5
+    checked = validated(orjson.dumps({"ads": items}), 500, MAX_BYTES)
+    assert checked is not None and checked[1] is None  # no key anywhere: the ads alone
+    ads = checked[0]
+    assert [a.title for a in ads] == ["Fine", "Padded title"] * 5
     assert ads[1].target_audience == ["teens", "adults"] and ads[0].priority == 3
     check(items)
 
 
-@pytest.mark.parametrize("k", range(2, len(ITEMS)))
-def test_each_kind_of_refused_or_keyed_item_goes_item_by_item(k: int) -> None:
-    items = [ITEMS[0], ITEMS[k], ITEMS[1]]
-    assert validated(orjson.dumps({"ads": items}), 500, MAX_BYTES) is None
+def test_a_batch_with_keys_is_read_in_one_call_with_each_ads_key() -> None:
+    items = [ITEMS[0], ITEMS[2], ITEMS[3], ITEMS[1]]
+    checked = validated(orjson.dumps({"ads": items}), 500, MAX_BYTES)
+    assert checked is not None and checked[1] == [None, "k-1", "k" * 200, None]
+    assert [a.title for a in checked[0]] == ["Fine", "Keyed", "Keyed too", "Padded title"]
     check(items)
+    # the word in a text only: read with keys, none found
+    assert validated(orjson.dumps({"ads": [ad("idempotencyKey")]}), 500, MAX_BYTES)[1] == [None]  # type: ignore[index]
+    # a key spelt with an escape is not seen by the byte search: the batch is read item by item, key and all
+    escaped = orjson.dumps({"ads": [{**ad("Escaped"), "idempotencyKey": "k-9"}]}).replace(
+        b'"idempotencyKey"', b'"idempotency\\u004bey"')
+    assert validated(escaped, 500, MAX_BYTES) is None
+    assert parse_item(parse_batch(escaped, 500, MAX_BYTES)[0])[1] == "k-9"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("k", range(4, len(ITEMS)))
+def test_each_kind_of_refused_item_sends_the_batch_item_by_item(k: int) -> None:
+    for items in ([ITEMS[0], ITEMS[k], ITEMS[1]], [ITEMS[2], ITEMS[k]]):
+        assert validated(orjson.dumps({"ads": items}), 500, MAX_BYTES) is None
+        check(items)
 
 
 def test_whole_request_errors_are_the_same() -> None:
