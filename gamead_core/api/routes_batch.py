@@ -67,8 +67,9 @@ class BatchAd(AdSubmission):
 
 
 class AdBatch(BaseModel):
-    """The body of ``POST /ads/batch``. Documentation only: the body is read by :func:`parse_batch` and each
-    item by :func:`parse_item`, so that one bad ad gets its own error and does not sink the others."""
+    """The body of ``POST /ads/batch``. Documentation only: the body is read by :func:`validated` (all at once)
+    or else by :func:`parse_batch` and each item by :func:`parse_item`, so that one bad ad gets its own error and
+    does not sink the others."""
 
     model_config = ConfigDict(title="AdBatch", extra="forbid")
 
@@ -203,7 +204,7 @@ def validated(body: bytes, batch_max: int, max_bytes: int) -> tuple[list[AdSubmi
     except ValidationError:
         return None
     if len(ads) > batch_max:
-        parse_batch(body, batch_max, max_bytes)  # raises batch_too_large with its usual message
+        raise _too_many(len(ads), batch_max)
     return ads, keys
 
 
@@ -226,10 +227,13 @@ def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
         raise ValidationFailed(f"the request is invalid: {loc}: {msg}",
                                details=[{"loc": loc, "msg": msg, "type": "extra_forbidden" if unknown else "list_type"}])
     if len(ads) > batch_max:
-        raise BatchTooLarge(
-            f"the batch holds {len(ads)} ads; the most is {batch_max} (api.batch_max): send it in parts",
-            details={"count": len(ads), "max": batch_max})
+        raise _too_many(len(ads), batch_max)
     return ads
+
+
+def _too_many(count: int, batch_max: int) -> BatchTooLarge:
+    return BatchTooLarge(f"the batch holds {count} ads; the most is {batch_max} (api.batch_max): send it in parts",
+                         details={"count": count, "max": batch_max})
 
 
 async def submit_batch(request: Request) -> Response:
