@@ -17,6 +17,10 @@ warm-up):
 Printed per phase: ads accepted per second, API and NATS CPU µs per accepted ad; then the ratio
 batch/single per round and its median (target ≥ 4×). Every figure is burn-in-free closed-loop capacity
 (not a steady paced rate). Every process started is stopped by PID at the end.
+
+``--code DIR`` (repeatable) adds a stack whose API runs from another source tree (``PYTHONPATH``, e.g. an
+export of ``main``: ``git archive HEAD | tar -x -C DIR``); every round then runs the pair of phases against each
+stack in turn, so the trees are compared in the same run under the same load.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import sys
@@ -35,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_pipeline import Procs, Stack, proc_cpu_seconds, read_response  # noqa: E402
+from bench_pipeline import Procs, Stack, free_port, gamead_env, proc_cpu_seconds, read_response  # noqa: E402
 
 from gamead_cli.generate import generate_ads  # noqa: E402
 
@@ -100,6 +105,29 @@ def loadgen(argv: list[str]) -> None:
     print(json.dumps(out))
 
 
+class CodeStack(Stack):
+    """A :class:`Stack` (NATS + one API) whose API runs from the source tree ``code`` when given."""
+
+    def __init__(self, procs: Procs, root: Path, name: str, code: str | None = None) -> None:
+        super().__init__(procs, root, name)
+        self.code = code
+
+    def start(self) -> CodeStack:
+        if self.code is None:
+            super().start()
+            return self
+        from gamead_core.embedded import EmbeddedNats  # noqa: PLC0415
+
+        self.nats = EmbeddedNats(self.dir / "nats").start()
+        self.procs.items.append((f"{self.name}-nats", self.nats.proc))
+        self.port = free_port()
+        self.api = self.procs.start(  # -P: the working directory (this tree) is not put ahead of PYTHONPATH
+            f"{self.name}-api", [sys.executable, "-P", "-m", "gamead_cli", "serve", "--port", str(self.port)],
+            gamead_env(self.nats.url, PYTHONPATH=self.code))
+        self._wait_ready()
+        return self
+
+
 def phase(procs: Procs, stack: Stack, mode: str, connections: int, size: int, duration: float) -> dict[str, float]:
     warmup = 1.0
     pids = stack.pids()
@@ -122,6 +150,10 @@ def phase(procs: Procs, stack: Stack, mode: str, connections: int, size: int, du
     }
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_loadgen":
         loadgen(sys.argv[2:])
@@ -132,6 +164,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64, help="connections of the single phase")
     parser.add_argument("--batch-connections", type=int, default=8, help="connections of the batch phase")
     parser.add_argument("--batch-size", type=int, default=100, help="ads per POST /ads/batch")
+    parser.add_argument("--code", action="append", default=[], metavar="DIR",
+                        help="also measure an API run from this source tree (repeatable)")
     parser.add_argument("--output", choices=("text", "json"), default="text")
     args = parser.parse_args()
 
@@ -139,30 +173,40 @@ def main() -> int:
     logdir = root / "logs"
     logdir.mkdir()
     procs = Procs(logdir)
-    rounds: list[dict[str, Any]] = []
+    trees: list[str | None] = [None, *args.code]
+    rounds: dict[str, list[dict[str, Any]]] = {tree or "this tree": [] for tree in trees}
+    if args.output == "text":
+        print(f"load average before: {load_average()}", flush=True)
     try:
-        stack = Stack(procs, root, "batch").start()
+        stacks = [CodeStack(procs, root, f"batch{k}", tree).start() for k, tree in enumerate(trees)]
         for r in range(args.rounds):
-            single = phase(procs, stack, "single", args.connections, 1, args.duration)
-            batch = phase(procs, stack, "batch", args.batch_connections, args.batch_size, args.duration)
-            ratio = batch["adsPerSecond"] / max(1.0, single["adsPerSecond"])
-            rounds.append({"single": single, "batch": batch, "ratio": ratio})
-            if args.output == "text":
-                print(f"round {r + 1}: POST /ads {single['adsPerSecond']:8.0f} ads/s "
-                      f"(API {single['apiCpuUsPerAd']:4.0f} µs, NATS {single['natsCpuUsPerAd']:4.0f} µs CPU/ad, "
-                      f"{single['errors']} errors) | POST /ads/batch x{args.batch_size} "
-                      f"{batch['adsPerSecond']:8.0f} ads/s (API {batch['apiCpuUsPerAd']:4.0f} µs, NATS "
-                      f"{batch['natsCpuUsPerAd']:4.0f} µs CPU/ad, {batch['errors']} errors) | ratio {ratio:.2f}x",
-                      flush=True)
+            for tree, stack in zip(trees, stacks, strict=True):
+                single = phase(procs, stack, "single", args.connections, 1, args.duration)
+                batch = phase(procs, stack, "batch", args.batch_connections, args.batch_size, args.duration)
+                ratio = batch["adsPerSecond"] / max(1.0, single["adsPerSecond"])
+                rounds[tree or "this tree"].append({"single": single, "batch": batch, "ratio": ratio,
+                                                    "loadAverage": load_average()})
+                if args.output == "text":
+                    print(f"round {r + 1} [{tree or 'this tree'}]: POST /ads {single['adsPerSecond']:8.0f} ads/s "
+                          f"(API {single['apiCpuUsPerAd']:4.0f} µs, NATS {single['natsCpuUsPerAd']:4.0f} µs CPU/ad, "
+                          f"{single['errors']} errors) | POST /ads/batch x{args.batch_size} "
+                          f"{batch['adsPerSecond']:8.0f} ads/s (API {batch['apiCpuUsPerAd']:4.0f} µs, NATS "
+                          f"{batch['natsCpuUsPerAd']:4.0f} µs CPU/ad, {batch['errors']} errors) | ratio {ratio:.2f}x "
+                          f"| load average {load_average()}", flush=True)
     finally:
         procs.stop_all()
-    median = statistics.median(r["ratio"] for r in rounds)
+    summary = {tree: {"medianRatio": statistics.median(r["ratio"] for r in rs),
+                      "medianBatchApiCpuUsPerAd": statistics.median(r["batch"]["apiCpuUsPerAd"] for r in rs),
+                      "medianSingleApiCpuUsPerAd": statistics.median(r["single"]["apiCpuUsPerAd"] for r in rs)}
+               for tree, rs in rounds.items()}
     if args.output == "json":
-        print(json.dumps({"rounds": rounds, "medianRatio": median}, indent=2))
+        print(json.dumps({"rounds": rounds, "summary": summary}, indent=2))
     else:
-        verdict = "PASS" if median >= 4.0 else "MISS"
-        print(f"batch / single, ads accepted per second, median of {len(rounds)} rounds: {median:.2f}x "
-              f"(target >= 4x: {verdict})")
+        for tree, figures in summary.items():
+            verdict = "PASS" if figures["medianRatio"] >= 4.0 else "MISS"
+            print(f"[{tree}] batch / single, ads accepted per second, median of {args.rounds} rounds: "
+                  f"{figures['medianRatio']:.2f}x (target >= 4x: {verdict}); API CPU per ad, median: batch "
+                  f"{figures['medianBatchApiCpuUsPerAd']:.0f} µs, single {figures['medianSingleApiCpuUsPerAd']:.0f} µs")
     return 0
 
 

@@ -18,6 +18,9 @@ the same loop and HTTP parser (uvloop, httptools, no access log). ``--rounds`` a
 phases from ``bench_batch.py``'s load generator (a process of its own, raw keep-alive HTTP/1.1, 64 connections,
 1 s warm-up, ``--duration`` s measured). Printed per phase: requests answered 202 per second and the server's
 CPU µs per request; then the ratio gamead / plain of the rates per round and its median (target ≥ 0.7).
+``--code DIR`` (repeatable) adds a ``gamead serve`` run from another source tree (``PYTHONPATH``, e.g. an export of
+``main``) to every round, so before and after are measured in the same run. ``--batch N`` (in-process): API CPU
+per ad of ``POST /ads/batch`` with N ads a request instead, ``--profile`` for its top functions.
 Every process started is stopped by PID at the end.
 """
 
@@ -39,6 +42,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if "--http" not in sys.argv and "--code" in sys.argv[:-1]:  # in-process: gamead's code from another tree
+    sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
 
 from fastapi import FastAPI, Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
@@ -66,9 +71,9 @@ def plain_app() -> FastAPI:
     return app
 
 
-async def call(app: Any, body: bytes) -> int:
+async def call(app: Any, body: bytes, path: str = "/ads") -> int:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/ads", "raw_path": b"/ads", "query_string": b"", "root_path": "",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
              "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode())],
              "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
@@ -98,6 +103,42 @@ async def rounds(app: Any, bodies: list[bytes], n: int, inflight: int = 64) -> f
         statuses = await asyncio.gather(*(call(app, bodies[(k + i) % len(bodies)]) for i in range(inflight)))
         assert set(statuses) == {202}, statuses
     return (time.process_time() - t) / n
+
+
+async def batch_rounds(app: Any, batches: list[bytes], n: int, size: int, inflight: int = 8) -> float:
+    """CPU seconds per ad over ``n`` ads posted as ``POST /ads/batch`` of ``size``, ``inflight`` batches at a time."""
+    t = time.process_time()
+    for k in range(0, max(1, n // size), inflight):
+        statuses = await asyncio.gather(*(call(app, batches[(k + i) % len(batches)], "/ads/batch")
+                                          for i in range(inflight)))
+        assert set(statuses) == {200}, statuses
+    return (time.process_time() - t) / (max(1, n // size) // inflight * inflight * size or 1)
+
+
+async def main_batch(args: argparse.Namespace) -> None:
+    """``--batch N``: CPU per ad of ``POST /ads/batch`` (N ads a request, 8 in flight), in-process, and a profile."""
+    ads = [json.dumps(a, separators=(",", ":")).encode() for a in generate_ads(2000, seed=5)]
+    n = args.batch
+    batches = [b'{"ads":[' + b",".join(ads[k:k + n]) + b"]}" for k in range(0, len(ads) - n + 1, n)]
+    server = EmbeddedNats(Path(tempfile.mkdtemp(prefix="gamead-bench-batch-"))).start()
+    try:
+        gamead = create_app(load_settings(), server.url)
+        async with gamead.router.lifespan_context(gamead):
+            await asyncio.sleep(1.0)
+            await batch_rounds(gamead, batches, 4 * n * 8, n)
+            per = [await batch_rounds(gamead, batches, args.requests, n) for _ in range(args.rounds)]
+            print(f"POST /ads/batch x{n}, API CPU per ad, median of {args.rounds} rounds x {args.requests:,} ads "
+                  f"(ASGI, no HTTP server, {args.loop}, load average {load_average()}): "
+                  f"{statistics.median(per) * 1e6:.1f} µs")
+            if args.profile:
+                prof = cProfile.Profile()
+                prof.enable()
+                await batch_rounds(gamead, batches, args.requests, n)
+                prof.disable()
+                pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+                pstats.Stats(prof).sort_stats("cumulative").print_stats("gamead_core|json|pydantic", 40)
+    finally:
+        server.stop()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -166,7 +207,7 @@ def load_average() -> str:
 
 def main_http(args: argparse.Namespace) -> int:
     """Alternating closed-loop phases over HTTP against the plain app and ``gamead serve`` (module docstring)."""
-    from bench_batch import phase  # noqa: PLC0415
+    from bench_batch import CodeStack, phase  # noqa: PLC0415
     from bench_pipeline import Procs, Stack  # noqa: PLC0415
 
     root = Path(tempfile.mkdtemp(prefix="gamead-bench-submit-http-"))
@@ -177,15 +218,23 @@ def main_http(args: argparse.Namespace) -> int:
     try:
         stack = Stack(procs, root, "submit").start()
         plain = PlainServer(procs, stack.pids()["nats"])
+        others = [(code, CodeStack(procs, root, f"submit{k}", code).start()) for k, code in enumerate(args.code)]
         for r in range(args.rounds):
             p = phase(procs, plain, "single", args.connections, 1, args.duration)
             g = phase(procs, stack, "single", args.connections, 1, args.duration)
             ratio = g["adsPerSecond"] / max(1.0, p["adsPerSecond"])
-            rounds_out.append({"plain": p, "gamead": g, "ratio": ratio, "loadAverage": load_average()})
+            row: dict[str, Any] = {"plain": p, "gamead": g, "ratio": ratio, "loadAverage": load_average()}
             print(f"round {r + 1}: plain FastAPI {p['adsPerSecond']:7.0f} req/s ({p['apiCpuUsPerAd']:4.0f} µs CPU/req, "
                   f"{p['errors']} errors) | gamead POST /ads {g['adsPerSecond']:7.0f} req/s "
                   f"({g['apiCpuUsPerAd']:4.0f} µs API CPU/req, NATS {g['natsCpuUsPerAd']:3.0f} µs, {g['errors']} errors) "
                   f"| gamead / plain {ratio:.2f} | load average {load_average()}", flush=True)
+            for code, other in others:
+                o = phase(procs, other, "single", args.connections, 1, args.duration)
+                row[code] = {**o, "ratio": o["adsPerSecond"] / max(1.0, p["adsPerSecond"])}
+                print(f"         gamead from {code} {o['adsPerSecond']:7.0f} req/s ({o['apiCpuUsPerAd']:4.0f} µs API "
+                      f"CPU/req, NATS {o['natsCpuUsPerAd']:3.0f} µs, {o['errors']} errors) | / plain "
+                      f"{row[code]['ratio']:.2f} | load average {load_average()}", flush=True)
+            rounds_out.append(row)
     finally:
         procs.stop_all()
     median = statistics.median(r["ratio"] for r in rounds_out)
@@ -193,6 +242,10 @@ def main_http(args: argparse.Namespace) -> int:
     verdict = "PASS" if median >= 0.7 else "MISS"
     print(f"POST /ads over HTTP, 202s per second, gamead / plain FastAPI, median of {len(rounds_out)} rounds: "
           f"{median:.2f} (target >= 0.7: {verdict}); server CPU per request, plain / gamead: {cpu:.2f}")
+    for code in args.code:
+        print(f"  gamead from {code}: median {statistics.median(r[code]['ratio'] for r in rounds_out):.2f}; server CPU "
+              f"per request, plain / gamead: "
+              f"{statistics.median(r['plain']['apiCpuUsPerAd'] / max(1e-9, r[code]['apiCpuUsPerAd']) for r in rounds_out):.2f}")
     return 0
 
 
@@ -203,9 +256,14 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true", help="in-process: cProfile a round of gamead's app")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="in-process: the event loop (gamead serve runs uvloop)")
+    parser.add_argument("--batch", type=int, default=0, metavar="N",
+                        help="in-process: POST /ads/batch of N ads instead (API CPU per ad)")
     parser.add_argument("--http", action="store_true", help="compare over HTTP, both apps under uvicorn")
     parser.add_argument("--duration", type=float, default=5.0, help="--http: measured seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="--http: keep-alive connections")
+    parser.add_argument("--code", action="append", default=[], metavar="DIR",
+                        help="--http: also measure gamead serve run from this source tree each round (repeatable); "
+                        "in-process: run gamead's code from this tree (run twice, alternating, to compare)")
     parsed = parser.parse_args()
     if parsed.http:
         if "--rounds" not in sys.argv:
@@ -215,4 +273,4 @@ if __name__ == "__main__":
         import uvloop
 
         uvloop.install()
-    asyncio.run(main(parsed))
+    asyncio.run(main_batch(parsed) if parsed.batch else main(parsed))

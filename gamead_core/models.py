@@ -35,6 +35,8 @@ def _stripped(text: str) -> str:
     (only whitespace, Python's, or invisible format characters such as U+200B, U+FEFF), or with a control
     character (U+0000-U+001F but tab, LF and CR; U+007F)."""
     text = text.strip()
+    if text and text.isprintable():  # the common case, without the two regex scans: a printable text holds no
+        return text  # control character, no invisible format character and no whitespace but U+0020 (str.isprintable)
     if _VISIBLE.search(text) is None:
         raise ValueError("must have a character that shows (not only whitespace or invisible characters)")
     if (bad := _CONTROL.search(text)) is not None:

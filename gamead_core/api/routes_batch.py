@@ -7,6 +7,12 @@ reported ``queued`` only once JetStream acknowledged its message: a result with 
 never lost. An item that fails (invalid, a reused idempotency key, NATS refusing it) gets the JSON error the
 single route would have answered, in its place; the others are not affected.
 
+Validation: the whole body is first checked by one pydantic-core call (:func:`validated`: JSON parsing and every
+ad's strict validation in Rust, no Python object per item but the ads themselves, and an (ad, key) pair per item
+only when the body spells ``idempotencyKey``); only when that fails is the body read again item by item (:func:`parse_batch`, :func:`parse_item`), so a bad ad still gets exactly its own
+error and the others go through. Both paths accept the same ads and refuse the same requests
+(``tests/integration/test_batch_fast.py``).
+
 Limits: at most ``api.batch_max`` ads (more → 422 ``batch_too_large``), a body of at most
 ``api.batch_max_body_bytes`` (→ 413). Rate limits count **per ad**, from the caller's ``POST /ads`` bucket
 (:mod:`gamead_core.api.quota`): the ads beyond the tokens left get ``rate_limited`` in their place; if no
@@ -22,7 +28,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
@@ -61,8 +67,9 @@ class BatchAd(AdSubmission):
 
 
 class AdBatch(BaseModel):
-    """The body of ``POST /ads/batch``. Documentation only: the body is read by :func:`parse_batch` and each
-    item by :func:`parse_item`, so that one bad ad gets its own error and does not sink the others."""
+    """The body of ``POST /ads/batch``. Documentation only: the body is read by :func:`validated` (all at once)
+    or else by :func:`parse_batch` and each item by :func:`parse_item`, so that one bad ad gets its own error and
+    does not sink the others."""
 
     model_config = ConfigDict(title="AdBatch", extra="forbid")
 
@@ -131,13 +138,81 @@ def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
         return _error("validation_failed", validation_message(details), details)
 
 
+class _AllValid(BaseModel):
+    """A batch body whose every item is a valid ad without an idempotency key: what :func:`validated` accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ads: list[AdSubmission] = Field(min_length=1)
+
+
+class _KeyedItem(BaseModel):
+    """One item of a batch that carries keys: the ad, and its ``idempotencyKey``."""
+
+    ad: AdSubmission
+    #: "" when the item has no key (a default is not validated; a key sent as "" or null is refused)
+    key: str = Field("", min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> dict[str, Any]:
+        """The item as sent → ``{"ad": the item without its key, "key": the key}``: anything that is not a valid
+        ad (a non-object, an unknown field, a bad key) still fails, and sends the batch to the per-item reading."""
+        if isinstance(value, dict) and KEY_FIELD in value:
+            rest = dict(value)
+            return {"ad": rest, "key": rest.pop(KEY_FIELD)}
+        return {"ad": value}
+
+
+class _AllValidKeyed(BaseModel):
+    """A batch body whose every item is a valid ad, some with ``idempotencyKey``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ads: list[_KeyedItem] = Field(min_length=1)
+
+
+_ALL_VALID = _AllValid.__pydantic_validator__
+_ALL_VALID_KEYED = _AllValidKeyed.__pydantic_validator__
+_KEY_BYTES = b'"' + KEY_FIELD.encode() + b'"'
+
+
+def _check_size(body: bytes, max_bytes: int) -> None:
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(
+            f"the body is {len(body)} bytes; the limit is {max_bytes} (api.batch_max_body_bytes)")
+
+
+def validated(body: bytes, batch_max: int, max_bytes: int) -> tuple[list[AdSubmission], list[str | None] | None] | None:
+    """The ads of a batch body (1 … ``batch_max`` of them, in order) and their idempotency keys, when the body is a
+    JSON object ``{"ads": [...]}`` and every item is a valid ad (with a valid ``idempotencyKey`` or none), checked
+    by one pydantic-core call (strict, on the JSON text, as ``POST /ads`` validates its body). Returns ``(ads,
+    None)`` when no item can carry a key (the body never spells ``"idempotencyKey"``: no object per item but the
+    ad), else ``(ads, keys)`` with ``keys[i]`` the key of ``ads[i]`` or None; None when any item is refused:
+    then read the body with :func:`parse_batch` and :func:`parse_item`, which say what is wrong and where.
+    Raises 413 ``payload_too_large`` (over ``max_bytes``, checked first) and 422 ``batch_too_large`` (more than
+    ``batch_max`` ads), as :func:`parse_batch` does."""
+    _check_size(body, max_bytes)
+    keys: list[str | None] | None = None
+    try:
+        if _KEY_BYTES in body:  # perhaps keyed (or the word is in a text): items split into (ad, key)
+            items: list[_KeyedItem] = _ALL_VALID_KEYED.validate_json(body, strict=True).ads
+            ads = [item.ad for item in items]
+            keys = [item.key or None for item in items]
+        else:
+            ads = _ALL_VALID.validate_json(body, strict=True).ads
+    except ValidationError:
+        return None
+    if len(ads) > batch_max:
+        raise _too_many(len(ads), batch_max)
+    return ads, keys
+
+
 def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
     """The raw items of a batch body. Raises :class:`ApiError`: 413 ``payload_too_large``, 400 ``invalid_json``
     (not JSON, or not an object), 422 ``validation_failed`` (no ``ads`` list, or an empty one), 422
     ``batch_too_large`` (more than ``batch_max`` items). Items are validated one by one later."""
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(
-            f"the body is {len(body)} bytes; the limit is {max_bytes} (api.batch_max_body_bytes)")
+    _check_size(body, max_bytes)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -152,16 +227,23 @@ def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
         raise ValidationFailed(f"the request is invalid: {loc}: {msg}",
                                details=[{"loc": loc, "msg": msg, "type": "extra_forbidden" if unknown else "list_type"}])
     if len(ads) > batch_max:
-        raise BatchTooLarge(
-            f"the batch holds {len(ads)} ads; the most is {batch_max} (api.batch_max): send it in parts",
-            details={"count": len(ads), "max": batch_max})
+        raise _too_many(len(ads), batch_max)
     return ads
+
+
+def _too_many(count: int, batch_max: int) -> BatchTooLarge:
+    return BatchTooLarge(f"the batch holds {count} ads; the most is {batch_max} (api.batch_max): send it in parts",
+                         details={"count": count, "max": batch_max})
 
 
 async def submit_batch(request: Request) -> Response:
     """The batch route as a plain Starlette endpoint (as ``POST /ads``); the FastAPI route documents it."""
     settings = request.app.state.settings
-    raw = parse_batch(await body_bytes(request), settings.api.batch_max, settings.api.batch_max_body_bytes)
+    body = await body_bytes(request)
+    batch_max, max_bytes = settings.api.batch_max, settings.api.batch_max_body_bytes
+    checked = validated(body, batch_max, max_bytes)  # one pydantic-core call when every ad is valid
+    ads, keys = checked if checked is not None else (None, None)
+    raw: list[Any] = ads if ads is not None else parse_batch(body, batch_max, max_bytes)
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
@@ -183,31 +265,46 @@ async def submit_batch(request: Request) -> Response:
         except GameadError as exc:
             return exc
 
-    results: list[Any] = [parse_item(item) for item in raw[:granted]]
-    plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
-    keys = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
-    # every publish is written before any ack is awaited: the ads without a key in one pipeline, the keyed
-    # ones (which look for an earlier ad first) concurrently with it
-    outcomes = await asyncio.gather(
-        intake.submit_many([results[i][0] for i in plain]) if plain else _nothing(),
-        *(keyed(*results[i]) for i in keys))
-    tried = plain + keys
-    flat: list[Accepted | GameadError] = [*outcomes[0], *outcomes[1:]]
+    results: list[Any]
+    tried: list[int] | range
+    flat: list[Accepted | GameadError]
+    if ads is not None and keys is None:  # all valid, none keyed: one pipeline
+        results = ads[:granted]  # a copy: each ad is replaced by its result below
+        tried = range(granted)
+        flat = await intake.submit_many(results)
+    else:
+        if ads is not None and keys is not None:  # all valid, some keyed
+            results = list(zip(ads[:granted], keys[:granted]))
+        else:
+            results = [parse_item(item) for item in raw[:granted]]
+        plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
+        keyed_at = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
+        # every publish is written before any ack is awaited: the ads without a key in one pipeline, the keyed
+        # ones (which look for an earlier ad first) concurrently with it
+        outcomes = await asyncio.gather(
+            intake.submit_many([results[i][0] for i in plain]) if plain else _nothing(),
+            *(keyed(*results[i]) for i in keyed_at))
+        tried = plain + keyed_at
+        flat = [*outcomes[0], *outcomes[1:]]
     if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) for o in flat):
         raise flat[0]  # type: ignore[misc]  # NATS is away: 503 for the whole batch, retry it as it is
     stamps: dict[Any, str] = {}
+    accepted = 0
     for i, outcome in zip(tried, flat, strict=True):
-        results[i] = _error_of(outcome) if isinstance(outcome, GameadError) else _accepted(outcome, stamps)
+        if isinstance(outcome, GameadError):
+            results[i] = _error_of(outcome)
+        else:
+            results[i] = _accepted(outcome, stamps)
+            accepted += 1
     if granted < len(raw):
         assert decision is not None
         limited = _error("rate_limited", f"rate limit reached after {granted} ads of this batch; send the rest "
                          f"again after {max(1, math.ceil(decision.retry_after))}s",
                          {"retryAfter": float(f"{decision.retry_after:.3f}")})
         results.extend(limited for _ in range(len(raw) - granted))
-    accepted = sum(1 for r in results if "id" in r)
-    body = {"results": results, "accepted": accepted, "rejected": len(results) - accepted}
+    answer = {"results": results, "accepted": accepted, "rejected": len(results) - accepted}
     headers = {k.decode(): v.decode() for k, v in decision.headers()} if decision is not None else None
-    return json_response(body, 200, headers)
+    return json_response(answer, 200, headers)
 
 
 @router.post(
