@@ -54,13 +54,13 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import QueueSettings
 from gamead_core.errors import GameadError, error_text
-from gamead_core.queue.aging import LevelHead, pull_order
+from gamead_core.queue.aging import LevelHead, head_key, pull_order
 from gamead_core.queue.depth import LevelDepth, level_depths
 from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
 from gamead_core.queue.level_health import LevelHealth
 from gamead_core.queue.connection import unsubscribe_quietly
 from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of_msg
-from gamead_core.queue.pull_request import pull_no_wait, take_delivered
+from gamead_core.queue.pull_request import next_head_age, pull_no_wait, take_delivered
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class AgingPuller:
         self._published = 0
         self._heads: dict[int, LevelHead] = {}
         self._heads_at = 0.0
+        self._heads_read_at = 0.0  #: epoch seconds of the last read of the heads (their waits count from it)
         self._swept_at = 0.0
         self._levels = LevelHealth()
         self._due = DueProbe(js, waiting_since, own or (lambda: ())) if waiting_since is not None else None
@@ -218,6 +219,7 @@ class AgingPuller:
         infos = await asyncio.gather(*(self._level_head(lvl, now) for lvl in names.LEVELS))
         self._heads = {h.level: h for h in infos if h is not None}
         self._heads_at = mono
+        self._heads_read_at = now
         return self._heads
 
     # --- pulling -------------------------------------------------------------------------------------
@@ -237,8 +239,12 @@ class AgingPuller:
                 break
         return got
 
-    async def pull(self, free: int) -> list[Msg]:
-        """Up to ``free`` messages, best level first. Empty only when a fresh look found nothing waiting."""
+    async def pull(self, free: int, *, bar: float | None = None) -> list[Msg]:
+        """Up to ``free`` messages, best level first. Empty only when a fresh look found nothing waiting.
+        ``bar`` (an aging key, :func:`~gamead_core.queue.aging.due_key`: the worker's prefetch buffer's best):
+        only levels whose most patient ad beats it are pulled (ads long polls delivered are returned whatever
+        their key); an empty answer then says only that nothing beats it (no second look, sweep or quiet).
+        The heads are not read again while nothing due since their last read could beat ``bar``."""
         if free <= 0:
             return []
         local = self._take_local(free)
@@ -247,6 +253,10 @@ class AgingPuller:
         if time.monotonic() < self._quiet_until:  # every level is long-polled and none had a backlog
             return []
         cached = bool(self._heads_at) and time.monotonic() - self._heads_at < self._qs.head_cache_ms / 1000
+        if bar is not None:
+            if self._heads_at and bar <= self._heads_read_at + self._qs.aging_step:
+                return await self._pull_ordered(free, self._heads, bar)  # nothing new can beat it
+            return await self._pull_ordered(free, await self.heads(), bar)
         got = await self._pull_ordered(free, await self.heads())
         if not got and cached:  # the cached view may be behind: look again before calling the queue empty
             got = await self._pull_ordered(free, await self.heads(fresh=True))
@@ -257,9 +267,12 @@ class AgingPuller:
             self._quiet_until = time.monotonic() + self._qs.idle_wait
         return got
 
-    async def _pull_ordered(self, free: int, heads: dict[int, LevelHead]) -> list[Msg]:
+    async def _pull_ordered(self, free: int, heads: dict[int, LevelHead], bar: float | None = None) -> list[Msg]:
         got: list[Msg] = []
-        for level in pull_order(heads, self._qs.aging_step):
+        step = self._qs.aging_step
+        for level in pull_order(heads, step):
+            if bar is not None and head_key(heads[level], self._heads_read_at, step) >= bar:
+                break  # this level and every later one wait behind the buffer (same order as pull_order)
             want = free - len(got)
             msgs = await self._pull_level(level, want)
             got.extend(msgs)
@@ -270,7 +283,8 @@ class AgingPuller:
                     self._due.taken(level, taken_due, drained=len(msgs) < want)
                 if len(msgs) == want:
                     head = replace(head, due=head.due - taken_due,
-                                   pending=max(0, head.pending - (len(msgs) - taken_due)))
+                                   pending=max(0, head.pending - (len(msgs) - taken_due)),
+                                   head_age=next_head_age(head.head_age, self._heads_read_at, msgs))
                 else:
                     head = replace(head, pending=0, due=0)
                 self._heads[level] = head

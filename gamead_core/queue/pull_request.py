@@ -72,3 +72,15 @@ async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level
     if got:
         health.ok(level, by_pull=True)
     return got
+
+
+def next_head_age(head_age: float, read_at: float, taken: list[Msg]) -> float:
+    """The wait, as of ``read_at`` (epoch s, when the level's head was read), of a level's next new ad once
+    ``taken`` were pulled from it: at most that of the last first delivery taken (a level's new ads come in
+    publish order), so a level does not look more patient than the ads just pulled from it. ``head_age`` when
+    ``taken`` holds no first delivery."""
+    for msg in reversed(taken):
+        meta = msg.metadata
+        if (meta.num_delivered or 1) == 1 and meta.timestamp is not None:
+            return min(head_age, max(0.0, read_at - meta.timestamp.timestamp()))
+    return head_age

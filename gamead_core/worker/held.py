@@ -51,6 +51,16 @@ class HeldAds:
         held = self._by_seq.get(seq)
         return held is not None and held.started
 
+    def mark_started(self, seq: HeldKey) -> bool:
+        """Set the ``started`` flag of the delivery ``seq`` (a prefetched ad about to start on the fast path);
+        True when it changed (announce the change before the analysis starts)."""
+        held = self._by_seq.get(seq)
+        if held is None or held.started:
+            return False
+        self._by_seq[seq] = held.model_copy(update={"started": True})
+        self._wire[seq] = {**self._wire[seq], "started": True}
+        return True
+
     def unmark(self, seq: HeldKey) -> bool:
         """Clear the ``started`` flag of the delivery ``seq``; True when it was set (announce the change)."""
         held = self._by_seq.get(seq)

@@ -61,6 +61,7 @@ from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
+from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key, hand_back
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
@@ -107,7 +108,11 @@ class Worker:
         self._beat: NodeInfo | None = None
         self._beat_doc: tuple[NodeInfo, dict[str, Any]] | None = None  #: the last beat and its JSON document
         self._handler: AdHandler | None = None
-        self._hooks = Hooks([*worker_hooks(settings), *hooks])  #: extra ``hooks`` run inside the worker's own
+        own_hooks = worker_hooks(settings)
+        #: the ack-wait keep-alive also keeps the prefetch buffer's deliveries alive
+        self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))
+        self._buffer = PrefetchBuffer()  #: deliveries pulled beyond the free slots (gamead_core.worker.prefetch)
+        self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause = StoragePause(self.stats)
         self._abort = asyncio.Event()
         self._pull_problem: str | None = None
@@ -171,6 +176,7 @@ class Worker:
                     await self._loop(puller, stop)
                 finally:
                     await puller.stop()
+                    await self._hand_back_buffer()
                     await self._drain()
                     await asyncio.gather(reaper, return_exceptions=True)
         finally:
@@ -213,7 +219,12 @@ class Worker:
         await self._registry.put_raw_nowait(beat.id, orjson.dumps(doc))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
+        """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the
+        buffer holds enough for the free slots, the puller is asked only for ads that beat its best; otherwise
+        for the free slots plus ``worker.prefetch`` more, in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
+        buffer = self._buffer
+        prefetch = self.settings.worker.prefetch
         try:
             while not stop.is_set():
                 pause = self._pause.paused_for()
@@ -224,37 +235,75 @@ class Worker:
                 if free <= 0:
                     await asyncio.wait({stopping, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                buffered = len(buffer)
                 seen = puller.published
                 try:
-                    msgs = await puller.pull(free)
+                    if buffered >= free:  # the buffer fills the slots: only what beats its best is wanted
+                        msgs = await puller.pull(free, bar=buffer.best_key())
+                    else:
+                        msgs = await puller.pull(free + prefetch - buffered)
                 except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
                     self._pull_failed(error_text(exc))
-                    await asyncio.wait({stopping}, timeout=1.0)
-                    continue
-                self._pull_failed(None)
-                if not msgs:
+                    if not buffered:
+                        await asyncio.wait({stopping}, timeout=1.0)
+                        continue
+                    msgs = []
+                else:
+                    self._pull_failed(None)
+                if not msgs and not buffered:
                     waiter = asyncio.ensure_future(puller.wait_for_work(seen, self.settings.queue.idle_poll))
                     await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     continue
-                fast = self.settings.worker.processing_mark_after > 0
-                for msg in msgs:
-                    meta = msg.metadata
-                    first = (meta.num_delivered or 1) == 1
-                    self._held.add((meta.stream, meta.sequence.stream), HeldAd(
-                        ad_id=(msg.headers or {}).get(names.HDR_AD_ID, "?"),
-                        delivery=delivery_id(meta.sequence.stream, meta.num_delivered or 1),
-                        ack_subject=msg.reply or "",
-                        started=fast and first,  # may run unmarked (gamead_core.worker.handle, fast path)
-                    ))
-                self.stats.in_flight = len(self._held)
-                await self._announce_held()
-                for msg in msgs:
-                    task = asyncio.create_task(self._run_one(msg))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                await self._start(msgs, free)
         finally:
             stopping.cancel()
+
+    async def _start(self, msgs: list[Msg], free: int) -> None:
+        """Hold the new deliveries ``msgs`` (not started), then start the best ``free`` of them and of the
+        buffer; the rest stay buffered. One held-ads announcement covers the whole step, put before any of
+        its analyses starts (see the reaper)."""
+        buffer = self._buffer
+        changed = bool(msgs)
+        if msgs:
+            now = time.time()
+            step = self.settings.queue.aging_step
+            for msg in msgs:
+                meta = msg.metadata
+                self._held.add((meta.stream, meta.sequence.stream), HeldAd(
+                    ad_id=(msg.headers or {}).get(names.HDR_AD_ID, "?"),
+                    delivery=delivery_id(meta.sequence.stream, meta.num_delivered or 1),
+                    ack_subject=msg.reply or "",
+                    started=False,
+                ))
+                self._keepalive.hold(msg)
+                buffer.push(msg, delivery_key(msg, now, step))
+        fast = self.settings.worker.processing_mark_after > 0
+        starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
+        for msg in starting:
+            meta = msg.metadata
+            # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
+            if fast and (meta.num_delivered or 1) == 1 and self._held.mark_started((meta.stream, meta.sequence.stream)):
+                changed = True
+        self.stats.in_flight = len(self._held) - len(buffer)
+        if changed:
+            await self._announce_held()
+        for msg in starting:
+            task = asyncio.create_task(self._run_one(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _hand_back_buffer(self) -> None:
+        """Shutdown: ``nak`` every buffered (never started, never charged) delivery at once, so another worker
+        takes it now rather than after ``ack_wait``."""
+        msgs = self._buffer.take_all()
+        for msg in msgs:
+            self._keepalive.release(msg)
+            self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
+        if msgs:
+            log.info("handing back %d prefetched ads", len(msgs), extra={"worker_id": self.id, "count": len(msgs)})
+            self.stats.handed_back += await hand_back(msgs, self._shielded)
+        self.stats.in_flight = len(self._held)
 
     def _pull_failed(self, problem: str | None) -> None:
         """Log pull trouble once when it starts (or changes) and once when it ends, not every second."""
@@ -291,4 +340,4 @@ class Worker:
             await self._handler(msg)
         finally:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
-            self.stats.in_flight = len(self._held)
+            self.stats.in_flight = len(self._held) - len(self._buffer)

@@ -1,0 +1,93 @@
+"""The worker's prefetch buffer (``worker.prefetch``): deliveries pulled beyond the free slots, not started yet.
+
+A busy worker with ``worker.concurrency`` slots frees them one at a time; pulling one ad per freed slot costs a
+JetStream pull request (and an answer, a held-ads announcement, a look at the heads) per ad. With a backlog the
+worker instead pulls up to ``free slots + worker.prefetch`` ads in one request and keeps those it cannot start
+yet here. No I/O but :func:`hand_back`: the worker (:mod:`gamead_core.worker.runtime`) does the rest, and keeps
+the guarantees:
+
+* **order** – buffered ads are started in the order of the aging rule
+  (:func:`gamead_core.queue.aging.due_key`: ``due time + level × aging_step``, earliest first), and the
+  puller is asked before each start for any ad of the queue whose key beats the buffer's best
+  (``AgingPuller.pull(bar=…)``): an urgent ad that arrives meanwhile starts before buffered lower ones. A
+  buffered ad waits at most ``worker.prefetch`` analyses of its worker (more only if more urgent ads keep
+  arriving, which aging bounds as for any waiting ad);
+* **held, not started** – each is in the worker's held ads (heartbeat ``holding``, ``started: false``: a crash
+  does not charge it) and kept alive (``in_progress``) until it starts or is handed back;
+* **handed back at once** – on shutdown each is ``nak``'ed without delay, before the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from gamead_core import names
+from gamead_core.queue.aging import due_key
+
+log = logging.getLogger(__name__)
+
+
+def delivery_key(msg: Msg, now: float, aging_step: float) -> float:
+    """The aging key (:func:`~gamead_core.queue.aging.due_key`, epoch seconds) of a delivered work message.
+
+    A first delivery is due since it was published (the stream's time stamp in its metadata); a redelivery
+    since ``now`` at the latest (its record's ``retryAt`` is not read here, so a retried ad is never put ahead
+    of its place, at worst a little behind). A message whose subject names no level counts as the least
+    urgent level."""
+    meta = msg.metadata
+    try:
+        level = names.level_of_subject(msg.subject)
+    except (ValueError, IndexError):
+        level = names.LEVELS[-1]
+    due = now
+    if (meta.num_delivered or 1) == 1 and meta.timestamp is not None:
+        due = min(now, meta.timestamp.timestamp())
+    return due_key(level, due, aging_step)
+
+
+class PrefetchBuffer:
+    """Buffered deliveries, best (lowest :func:`delivery_key`) first; ties in arrival order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Msg]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __iter__(self) -> Iterator[Msg]:
+        return (m for _, _, m in self._heap)
+
+    def push(self, msg: Msg, key: float) -> None:
+        heapq.heappush(self._heap, (key, next(self._order), msg))
+
+    def best_key(self) -> float | None:
+        """The key of the next ad :meth:`pop` returns; None when empty."""
+        return self._heap[0][0] if self._heap else None
+
+    def pop(self) -> Msg:
+        """The best buffered delivery (raises ``IndexError`` when empty)."""
+        return heapq.heappop(self._heap)[2]
+
+    def take_all(self) -> list[Msg]:
+        """Empty the buffer: every delivery, best first (for the hand-back on shutdown)."""
+        out = [heapq.heappop(self._heap)[2] for _ in range(len(self._heap))]
+        return out
+
+
+async def hand_back(msgs: list[Msg], shielded: Callable[[Awaitable[Any]], Awaitable[Any]]) -> int:
+    """``nak`` (redelivery now, no delay) each of ``msgs``, concurrently, each shielded from cancellation
+    (``shielded``: the worker's :class:`~gamead_core.worker.shield.Shield`). Returns how many naks were sent;
+    one that fails is logged at debug level: JetStream redelivers it after ``ack_wait`` anyway. Never raises."""
+    results = await asyncio.gather(*(shielded(msg.nak()) for msg in msgs), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            log.debug("nak of a prefetched ad failed (redelivered after ack_wait): %r", result)
+    return sum(1 for r in results if not isinstance(r, BaseException))
