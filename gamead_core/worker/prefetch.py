@@ -3,8 +3,7 @@
 A busy worker with ``worker.concurrency`` slots frees them one at a time; pulling one ad per freed slot costs a
 JetStream pull request (and an answer, a held-ads announcement, a look at the heads) per ad. With a backlog the
 worker instead pulls up to ``free slots + worker.prefetch`` ads in one request and keeps those it cannot start
-yet here. No I/O but :func:`hand_back`: the worker (:mod:`gamead_core.worker.runtime`) does the rest, and keeps
-the guarantees:
+yet here. No I/O: the worker (:mod:`gamead_core.worker.runtime`) does the rest, and keeps the guarantees:
 
 * **order** – buffered ads are started in the order of the aging rule
   (:func:`gamead_core.queue.aging.due_key`: ``due time + level × aging_step``, earliest first), and the
@@ -19,19 +18,14 @@ the guarantees:
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
-import logging
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from nats.aio.msg import Msg
 
 from gamead_core import names
 from gamead_core.queue.aging import due_key
-
-log = logging.getLogger(__name__)
 
 
 def delivery_key(msg: Msg, now: float, aging_step: float) -> float:
@@ -81,13 +75,3 @@ class PrefetchBuffer:
         out = [heapq.heappop(self._heap)[2] for _ in range(len(self._heap))]
         return out
 
-
-async def hand_back(msgs: list[Msg], shielded: Callable[[Awaitable[Any]], Awaitable[Any]]) -> int:
-    """``nak`` (redelivery now, no delay) each of ``msgs``, concurrently, each shielded from cancellation
-    (``shielded``: the worker's :class:`~gamead_core.worker.shield.Shield`). Returns how many naks were sent;
-    one that fails is logged at debug level: JetStream redelivers it after ``ack_wait`` anyway. Never raises."""
-    results = await asyncio.gather(*(shielded(msg.nak()) for msg in msgs), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            log.debug("nak of a prefetched ad failed (redelivered after ack_wait): %r", result)
-    return sum(1 for r in results if not isinstance(r, BaseException))

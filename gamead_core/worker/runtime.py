@@ -48,6 +48,7 @@ from gamead_core.models import utcnow
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
+from gamead_core.queue.pull_request import nak_now
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
 from gamead_core.shutdown import close_connection
@@ -61,7 +62,7 @@ from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
-from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key, hand_back
+from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
@@ -270,12 +271,8 @@ class Worker:
             step = self.settings.queue.aging_step
             for msg in msgs:
                 meta = msg.metadata
-                self._held.add((meta.stream, meta.sequence.stream), HeldAd(
-                    ad_id=(msg.headers or {}).get(names.HDR_AD_ID, "?"),
-                    delivery=delivery_id(meta.sequence.stream, meta.num_delivered or 1),
-                    ack_subject=msg.reply or "",
-                    started=False,
-                ))
+                self._held.hold((meta.stream, meta.sequence.stream), (msg.headers or {}).get(names.HDR_AD_ID, "?"),
+                                delivery_id(meta.sequence.stream, meta.num_delivered or 1), msg.reply or "")
                 self._keepalive.hold(msg)
                 buffer.push(msg, delivery_key(msg, now, step))
         fast = self.settings.worker.processing_mark_after > 0
@@ -302,7 +299,7 @@ class Worker:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
         if msgs:
             log.info("handing back %d prefetched ads", len(msgs), extra={"worker_id": self.id, "count": len(msgs)})
-            self.stats.handed_back += await hand_back(msgs, self._shielded)
+            self.stats.handed_back += await nak_now(msgs, self._shielded)
         self.stats.in_flight = len(self._held)
 
     def _pull_failed(self, problem: str | None) -> None:
