@@ -281,7 +281,7 @@ class AgingPuller:
         step = self._qs.aging_step
         for level in pull_order(heads, step):
             if bar is not None and head_key(heads[level], self._read_at.get(level, 0.0), step) >= bar:
-                break  # this level and every later one wait behind the buffer (same order as pull_order)
+                continue  # waits behind the buffer (levels read at other moments: no break on the order)
             want = free - len(got)
             msgs = await self._pull_level(level, want)
             got.extend(msgs)
