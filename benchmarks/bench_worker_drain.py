@@ -88,12 +88,12 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
     js = nc.jetstream()
     argv = [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id", "bench-drain"]
     if profile:  # cProfile on CPU time (process_time), not wall time: other processes' turns are not counted
-        code = ("import cProfile, runpy, sys, time; sys.argv = ['gamead', 'worker', '--id', 'bench-drain']; "
+        script = ("import cProfile, runpy, sys, time; sys.argv = ['gamead', 'worker', '--id', 'bench-drain']; "
                 "p = cProfile.Profile(time.process_time); p.enable()\n"
                 "try:\n    runpy.run_module('gamead_cli', run_name='__main__')\n"
                 "except SystemExit:\n    pass\n"
                 f"finally:\n    p.disable(); p.dump_stats({profile!r})")
-        argv = [sys.executable, "-P", "-c", code]
+        argv = [sys.executable, "-P", "-c", script]
     worker = procs.start("drain-worker", argv, gamead_env(url, **({"PYTHONPATH": code} if code else {}), **(env or {})))
     left = n
     while left >= n:  # start-up: not counted
