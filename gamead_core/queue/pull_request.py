@@ -56,8 +56,9 @@ async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level
                      orjson.dumps({"batch": want - len(got), "no_wait": True}), reply=reply)
     deadline = time.monotonic() + PULL_TIMEOUT
     while len(got) < want:
-        try:
-            msg = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - time.monotonic()))
+        try:  # the answer's messages arrive together: a timer only to wait for the next, not per message
+            msg = queue.get_nowait() if not queue.empty() else await asyncio.wait_for(
+                queue.get(), timeout=max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             if not got:
                 health.failed(level, "its pull request was not answered", in_pull=True)
