@@ -1,7 +1,8 @@
 """The worker process: pull ads with aging, analyse them, record the result, acknowledge.
 
-Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull up to free slots →
-one task per ad) → drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set,
+Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull for the free slots and,
+at a backlog, ``worker.prefetch`` more → start the best in aging order, one task per ad; the rest wait in the
+prefetch buffer, :mod:`gamead_core.worker.prefetch`) → hand the buffer back and drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set,
 and a redelivered ad whose record is already final is acknowledged without being analysed again, so each
 ad completes exactly once.
 
@@ -17,9 +18,9 @@ Our own storage failing is never the ad's fault: a delivery whose record cannot 
 the analysis is handed back uncharged after a back-off (and the worker pulls nothing meanwhile); an outcome
 that cannot be written is retried, lease held, until storage answers (:mod:`gamead_core.worker.storage_pause`).
 
-Shutdown (SIGTERM/SIGINT): stop pulling, let in-flight ads finish for up to ``worker.drain_timeout``, then
-hand the rest back (the attempt refunded, then ``nak``) so another worker takes them at once. Each write
-and ack is shielded from cancellation: an ad is never left half-written. Kubernetes'
+Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched (never started) ads back at once, let in-flight
+ads finish for up to ``worker.drain_timeout``, then hand the rest back (the attempt refunded, then ``nak``) so
+another worker takes them at once. Each write and ack is shielded from cancellation: an ad is never left half-written. Kubernetes'
 terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
 
 What the counters count: :mod:`gamead_core.worker.counters`.
@@ -137,8 +138,9 @@ class Worker:
         back and the NATS connection is closed.
 
         Connects (retrying for 30 s), ensures the topology, adopts what a dead predecessor with this id held,
-        then pulls up to ``worker.concurrency`` ads at a time with aging and handles each through the hooks
-        (:mod:`gamead_core.worker.hooks`). After ``stop``: no new pulls, in-flight ads get
+        then runs up to ``worker.concurrency`` ads at a time, best first with aging (pulled with up to
+        ``worker.prefetch`` more held in a buffer), each through the hooks (:mod:`gamead_core.worker.hooks`).
+        After ``stop``: no new pulls, buffered ads are handed back at once (``nak``), in-flight ads get
         ``worker.drain_timeout`` seconds (or until :meth:`hand_back_now`), the rest are handed back (``nak``,
         attempt refunded). Raises :class:`~gamead_core.errors.QueueUnavailable` if NATS cannot be reached at
         start or :class:`~gamead_core.errors.TopologyError` if a stream exists with an incompatible config;
