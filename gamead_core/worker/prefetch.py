@@ -28,6 +28,34 @@ from gamead_core import names
 from gamead_core.queue.aging import due_key
 
 
+#: Weight of the newest sample in the slot-time average (an exponentially weighted moving average).
+PACE_WEIGHT = 0.2
+
+
+def prefetch_depth(cap: int, slots: int, slot_time: float | None, wait: float) -> int:
+    """How many ads to pull beyond the free slots (pure).
+
+    ``cap`` is ``worker.prefetch``, ``slots`` ``worker.concurrency``, ``slot_time`` the recent mean seconds one
+    ad holds a slot (None before one was timed), ``wait`` ``worker.prefetch_wait`` seconds (0 = no limit). As
+    many as the slots finish in ``wait`` at that pace, at most ``cap``; none before the pace is known, so a
+    worker that just started (or runs slow analyses) never takes ads another worker could start now."""
+    if cap <= 0:
+        return 0
+    if wait <= 0:
+        return cap
+    if slot_time is None:
+        return 0
+    if slot_time <= 0:
+        return cap
+    return min(cap, int(slots * wait / slot_time))
+
+
+def next_pace(slot_time: float | None, sample: float) -> float:
+    """The slot-time average after one more ``sample`` (seconds): :data:`PACE_WEIGHT` of it, the first taken
+    as it is."""
+    return sample if slot_time is None else slot_time + PACE_WEIGHT * (sample - slot_time)
+
+
 def delivery_key(msg: Msg, now: float, aging_step: float) -> float:
     """The aging key (:func:`~gamead_core.queue.aging.due_key`, epoch seconds) of a delivered work message.
 

@@ -63,7 +63,7 @@ from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
-from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key
+from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key, next_pace, prefetch_depth
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
@@ -114,6 +114,7 @@ class Worker:
         #: the ack-wait keep-alive also keeps the prefetch buffer's deliveries alive
         self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))
         self._buffer = PrefetchBuffer()  #: deliveries pulled beyond the free slots (gamead_core.worker.prefetch)
+        self._slot_time: float | None = None  #: recent mean seconds an ad holds a slot (prefetch_depth)
         self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause = StoragePause(self.stats)
         self._abort = asyncio.Event()
@@ -227,7 +228,7 @@ class Worker:
         for the free slots plus ``worker.prefetch`` more, in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
         buffer = self._buffer
-        prefetch = self.settings.worker.prefetch
+        ws = self.settings.worker
         try:
             while not stop.is_set():
                 pause = self._pause.paused_for()
@@ -244,7 +245,8 @@ class Worker:
                     if buffered >= free:  # the buffer fills the slots: only what beats its best is wanted
                         msgs = await puller.pull(free, bar=buffer.best_key())
                     else:
-                        msgs = await puller.pull(free + prefetch - buffered)
+                        extra = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
+                        msgs = await puller.pull(free + extra - buffered)
                 except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
                     self._pull_failed(error_text(exc))
                     if not buffered:
@@ -335,8 +337,10 @@ class Worker:
     # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
     async def _run_one(self, msg: Msg) -> None:
         assert self._handler is not None
+        began = time.monotonic()
         try:
             await self._handler(msg)
+            self._slot_time = next_pace(self._slot_time, time.monotonic() - began)
         finally:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
             self.stats.in_flight = len(self._held) - len(self._buffer)

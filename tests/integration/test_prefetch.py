@@ -25,7 +25,8 @@ from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_term
 #: deaths noticed within seconds; ack_wait far above every deadline below, so an ad that finishes in time was
 #: handed back (or recovered), not redelivered by JetStream's timeout
 FAST = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "3", "GAMEAD_QUEUE__ACK_WAIT": "90"}
-PREFETCH = {"GAMEAD_WORKER__PREFETCH": "4"}
+#: 4 ads beyond the one slot, whatever the pace of its (slow, simulated) analyses
+PREFETCH = {"GAMEAD_WORKER__PREFETCH": "4", "GAMEAD_WORKER__PREFETCH_WAIT": "0"}
 LOW = 5  #: 1 running + 4 buffered on a worker with one slot
 
 

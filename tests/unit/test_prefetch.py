@@ -13,7 +13,7 @@ from gamead_core.queue.aging import LevelHead, due_key, head_key, level_score, p
 from gamead_core.queue.pull_request import next_head_age
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
-from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key
+from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key, next_pace, prefetch_depth
 
 STEP = 10.0
 NOW = 1_800_000_000.0
@@ -65,6 +65,18 @@ def test_a_redelivery_is_due_since_it_was_pulled_at_the_latest_and_a_future_stam
     assert delivery_key(_msg(3, 9, NOW - 100, delivered=2), NOW, STEP) == NOW + 30
     assert delivery_key(_msg(3, 9, NOW + 5), NOW, STEP) == NOW + 30  # a clock ahead never makes it older
     assert delivery_key(_msg(2, 9, NOW - 3), NOW, STEP) == NOW - 3 + 20
+
+
+def test_a_worker_prefetches_only_what_its_slots_finish_within_the_wait() -> None:
+    """worker.prefetch 8, 4 slots, prefetch_wait 50 ms: a short analysis (4 ms a slot) takes the whole cap, a
+    50 ms one 4 ads, a 2.5 s one (or a worker that has timed none yet) nothing; prefetch_wait 0: always the cap."""
+    assert prefetch_depth(8, 4, 0.004, 0.05) == 8
+    assert prefetch_depth(8, 4, 0.05, 0.05) == 4
+    assert prefetch_depth(8, 4, 2.5, 0.05) == 0
+    assert prefetch_depth(8, 4, None, 0.05) == 0
+    assert prefetch_depth(8, 4, None, 0) == 8 and prefetch_depth(8, 4, 2.5, 0) == 8
+    assert prefetch_depth(0, 4, 0.001, 0) == 0
+    assert next_pace(None, 2.0) == 2.0 and next_pace(1.0, 2.0) == 1.2
 
 
 def test_a_level_looks_no_more_patient_than_the_last_new_ad_taken_from_it() -> None:
