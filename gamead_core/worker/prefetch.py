@@ -5,6 +5,9 @@ JetStream pull request (and an answer, a held-ads announcement, a look at the he
 worker instead pulls up to ``free slots + worker.prefetch`` ads in one request and keeps those it cannot start
 yet here. No I/O: the worker (:mod:`gamead_core.worker.runtime`) does the rest, and keeps the guarantees:
 
+* **how many** – :func:`prefetch_depth`: as many as the worker's slots finish in ``worker.prefetch_wait`` at
+  their recent pace, at most ``worker.prefetch``, none before an ad was timed: slow analyses are not hoarded
+  while another worker could start them;
 * **order** – buffered ads are started in the order of the aging rule
   (:func:`gamead_core.queue.aging.due_key`: ``due time + level × aging_step``, earliest first), and the
   puller is asked before each start for any ad of the queue whose key beats the buffer's best
