@@ -94,7 +94,7 @@ class AgingPuller:
         self._published = 0
         self._heads: dict[int, LevelHead] = {}
         self._heads_at = 0.0
-        self._read_at: dict[int, float] = {}  #: level → epoch seconds of its head's last read (its wait counts from it)
+        self._read_at: dict[int, float] = {}  #: level → epoch s of its head's last read (its wait counts from it)
         self._bar_at = 0.0  #: monotonic; the last look for ads beating the prefetch buffer (pull with a bar)
         self._swept_at = 0.0
         self._levels = LevelHealth()
@@ -248,7 +248,7 @@ class AgingPuller:
         ``bar`` (an aging key, :func:`~gamead_core.queue.aging.due_key`: the worker's prefetch buffer's best):
         only levels whose most patient ad beats it are pulled (long polls' ads are returned whatever their key);
         an empty answer then says only that nothing beats it. Only levels where an ad due since their last read
-        could beat ``bar`` are read again, every ``queue.head_cache_ms`` (``L`` read at ``t``: ``t + L·step < bar``)."""
+        could beat ``bar`` are read again, every ``queue.head_cache_ms`` (``L`` read at ``t``: ``t+L·step < bar``)."""
         if free <= 0:
             return []
         local = self._take_local(free)

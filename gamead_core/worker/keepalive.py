@@ -2,8 +2,9 @@
 
 JetStream redelivers a message not acknowledged within the consumer's ``ack_wait``; an "in progress" ack
 (``+WPI``, nats-server's ``AckProgress``) resets that timer. This hook sends one every ``ack_wait / 3`` seconds
-(at least 0.5 s) from pull to settlement, and for an ad in the worker's prefetch buffer
-(:mod:`gamead_core.worker.prefetch`) from pull to start or hand-back (:meth:`AckWaitKeepAlive.hold`). This is the *ack-wait extension*, not the autoscaler's leader lease.
+(at least 0.5 s) from pull to settlement, also for an ad in the worker's prefetch buffer
+(:mod:`gamead_core.worker.prefetch`; :meth:`AckWaitKeepAlive.hold`). This is the *ack-wait extension*, not
+the autoscaler's leader lease.
 """
 
 from __future__ import annotations

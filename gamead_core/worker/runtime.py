@@ -2,9 +2,9 @@
 
 Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull for the free slots and,
 at a backlog, ``worker.prefetch`` more → start the best in aging order, one task per ad; the rest wait in the
-prefetch buffer, :mod:`gamead_core.worker.prefetch`) → hand the buffer back and drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set,
-and a redelivered ad whose record is already final is acknowledged without being analysed again, so each
-ad completes exactly once.
+prefetch buffer, :mod:`gamead_core.worker.prefetch`) → hand the buffer back and drain on shutdown.
+Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad whose record is
+already final is acknowledged without being analysed again, so each ad completes exactly once.
 
 One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create it from the message if the
 API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
@@ -20,8 +20,8 @@ that cannot be written is retried, lease held, until storage answers (:mod:`game
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched (never started) ads back at once, let in-flight
 ads finish for up to ``worker.drain_timeout``, then hand the rest back (the attempt refunded, then ``nak``) so
-another worker takes them at once. Each write and ack is shielded from cancellation: an ad is never left half-written. Kubernetes'
-terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
+another worker takes them at once. Each write and ack is shielded from cancellation: an ad is never left
+half-written. Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
 
 What the counters count: :mod:`gamead_core.worker.counters`.
 """
@@ -225,7 +225,8 @@ class Worker:
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the
         buffer holds enough for the free slots, the puller is asked only for ads that beat its best; otherwise
-        for the free slots plus ``worker.prefetch`` more, in one request when a level has a backlog."""
+        for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
+        finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
         buffer = self._buffer
         ws = self.settings.worker
@@ -275,7 +276,8 @@ class Worker:
             step = self.settings.queue.aging_step
             for msg in msgs:
                 meta = msg.metadata
-                self._held.hold((meta.stream, meta.sequence.stream), (msg.headers or {}).get(names.HDR_AD_ID, "?"),
+                ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
+                self._held.hold((meta.stream, meta.sequence.stream), ad_id,
                                 delivery_id(meta.sequence.stream, meta.num_delivered or 1), msg.reply or "")
                 self._keepalive.hold(msg)
                 buffer.push(msg, delivery_key(msg, now, step))
@@ -284,8 +286,8 @@ class Worker:
         for msg in starting:
             meta = msg.metadata
             # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
-            if fast and (meta.num_delivered or 1) == 1 and self._held.mark_started((meta.stream, meta.sequence.stream)):
-                changed = True
+            if fast and (meta.num_delivered or 1) == 1:
+                changed = self._held.mark_started((meta.stream, meta.sequence.stream)) or changed
         self.stats.in_flight = len(self._held) - len(buffer)
         if changed:
             await self._announce_held()

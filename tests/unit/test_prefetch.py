@@ -38,7 +38,8 @@ def test_the_time_free_key_orders_two_ads_as_their_scores_do(a: int, b: int, wa:
         assert (ka < kb) == (sa < sb)
 
 
-@given(heads=st.lists(st.tuples(st.sampled_from(names.LEVELS), waits), min_size=1, max_size=5, unique_by=lambda t: t[0]))
+@given(heads=st.lists(st.tuples(st.sampled_from(names.LEVELS), waits), min_size=1, max_size=5,
+                     unique_by=lambda t: t[0]))
 def test_the_head_keys_follow_the_pull_order(heads: list[tuple[int, float]]) -> None:
     """The puller stops at the first level whose head key does not beat the buffer: that needs the keys to
     rise along ``pull_order``."""
