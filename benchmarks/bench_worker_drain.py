@@ -5,6 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_worker_drain.py                    # 10,000 ads, 3 rounds, medians
     .venv/bin/python benchmarks/bench_worker_drain.py --ads 3000 --rounds 1 --profile /tmp/worker.prof
     .venv/bin/python benchmarks/bench_worker_drain.py --code /tmp/main-src   # and a worker of another checkout
+    .venv/bin/python benchmarks/bench_worker_drain.py --prefetch 0,4,8,16    # and the worker at each worker.prefetch
 
 One fresh ``nats-server`` with gamead's topology. Each round, per contender, ``--ads`` generated ads
 (``gamead_cli.generate``, their own priorities 1-5) are published to the work stream as ``POST /ads`` publishes
@@ -86,18 +87,18 @@ async def backlog(js: Any) -> int:
 
 
 async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
-                       code: str | None = None) -> dict[str, float]:
+                       code: str | None = None, env: dict[str, str] | None = None) -> dict[str, float]:
     nc = await nats.connect(url)
     js = nc.jetstream()
     argv = [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id", "bench-drain"]
     if profile:  # cProfile on CPU time (process_time), not wall time: other processes' turns are not counted
-        code = ("import cProfile, runpy, sys, time; sys.argv = ['gamead', 'worker', '--id', 'bench-drain']; "
+        script = ("import cProfile, runpy, sys, time; sys.argv = ['gamead', 'worker', '--id', 'bench-drain']; "
                 "p = cProfile.Profile(time.process_time); p.enable()\n"
                 "try:\n    runpy.run_module('gamead_cli', run_name='__main__')\n"
                 "except SystemExit:\n    pass\n"
                 f"finally:\n    p.disable(); p.dump_stats({profile!r})")
-        argv = [sys.executable, "-P", "-c", code]
-    worker = procs.start("drain-worker", argv, gamead_env(url, **({"PYTHONPATH": code} if code else {})))
+        argv = [sys.executable, "-P", "-c", script]
+    worker = procs.start("drain-worker", argv, gamead_env(url, **({"PYTHONPATH": code} if code else {}), **(env or {})))
     left = n
     while left >= n:  # start-up: not counted
         await asyncio.sleep(0.01)
@@ -144,7 +145,12 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="also profile one gamead round into this file")
     parser.add_argument("--code", default=None,
                         help="also drain with a worker from this source tree (PYTHONPATH), e.g. the code before")
+    parser.add_argument("--prefetch", default=None,
+                        help="also drain with the worker at each of these worker.prefetch values (comma list), "
+                        "e.g. 0,4,8,16")
     args = parser.parse_args()
+    prefetches = [int(v) for v in args.prefetch.split(",")] if args.prefetch else []
+    sweep: dict[int, list[dict[str, float]]] = {v: [] for v in prefetches}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "logs").mkdir()
@@ -168,6 +174,13 @@ def main() -> None:
                     other.append(o)
                     print(f"         worker from {args.code}: {o['rate']:7.0f} ads/s ({o['cpu_us']:5.0f} µs CPU/ad)   "
                           f"ratio {o['rate'] / w['rate']:.2f}", flush=True)
+                for k, v in enumerate(prefetches):
+                    asyncio.run(publish_backlog(server.url, args.ads, seed=300 + 10 * r + k))
+                    o = asyncio.run(drain_gamead(server.url, args.ads, procs, None,
+                                                 env={"GAMEAD_WORKER__PREFETCH": str(v)}))
+                    sweep[v].append(o)
+                    print(f"         worker.prefetch={v}: {o['rate']:7.0f} ads/s ({o['cpu_us']:5.0f} µs CPU/ad)   "
+                          f"ratio {o['rate'] / w['rate']:.2f}", flush=True)
             if args.profile:
                 asyncio.run(publish_backlog(server.url, args.ads, seed=999))
                 asyncio.run(drain_gamead(server.url, args.ads, procs, args.profile))
@@ -187,6 +200,10 @@ def main() -> None:
         o_rate = statistics.median(o["rate"] for o in other)
         print(f"  worker from {args.code}: {o_rate:7.0f} ads/s, {statistics.median(o['cpu_us'] for o in other):5.0f} "
               f"µs CPU per ad, ratio {o_rate / w_rate:.2f}")
+    for v, runs in sweep.items():
+        v_rate = statistics.median(o["rate"] for o in runs)
+        print(f"  worker.prefetch={v}: {v_rate:7.0f} ads/s, {statistics.median(o['cpu_us'] for o in runs):5.0f} "
+              f"µs CPU per ad, ratio {v_rate / w_rate:.2f}")
     if args.profile:
         print(f"\nprofile of one gamead round ({args.profile}), top 30 by own time:")
         pstats.Stats(args.profile).sort_stats("tottime").print_stats(30)

@@ -136,6 +136,18 @@ class WorkerSettings(Section):
         description="Seconds an analysis runs before its record is marked `processing` (one more KV write); "
         "shorter analyses go from queued to completed in one write (0 = mark every attempt before it starts).",
     )
+    prefetch: int = Field(
+        8, ge=0, le=1024,
+        description="Ads a worker pulls beyond its free slots when a level has a backlog, held (kept alive, not "
+        "started) in a local buffer ordered by priority with aging; an urgent arrival still starts first, a "
+        "buffered ad waits at most this many analyses of its worker. 0 = pull only for free slots.",
+    )
+    prefetch_wait: float = Field(
+        0.05, ge=0,
+        description="Seconds a prefetched ad may wait in the buffer: the worker prefetches only as many ads as its "
+        "slots finish in this time at their recent pace (none before it has timed an ad; at most "
+        "`worker.prefetch`), so slow analyses are never hoarded while other workers idle. 0 = no limit.",
+    )
     backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
     backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")
     faults: FaultSettings = FaultSettings()

@@ -63,6 +63,21 @@ def pull_order(heads: Mapping[int, LevelHead] | list[LevelHead], aging_step: flo
     return [h.level for h in ready]
 
 
+def due_key(level: int, due_at: float, aging_step: float) -> float:
+    """The time-free form of :func:`level_score`: ``due_at + level × aging_step`` (epoch seconds; lower is
+    served first). Two waiting ads compare by it exactly as by their scores at any one moment
+    (``score = (key − now) / aging_step``), so it can be kept with a buffered ad and compared later, with
+    the queue's heads and with ads that arrive meanwhile. Raises ``ValueError`` for ``aging_step <= 0``."""
+    if aging_step <= 0:
+        raise ValueError("aging_step must be positive")
+    return due_at + level * aging_step
+
+
+def head_key(head: LevelHead, read_at: float, aging_step: float) -> float:
+    """:func:`due_key` of the most patient waiting ad of ``head``, a view read at ``read_at`` (epoch s)."""
+    return due_key(head.level, read_at - head.wait, aging_step)
+
+
 def effective_level(level: int, head_age: float, aging_step: float, top: int = 1) -> int:
     """The level an ad currently competes at after aging (never better than ``top``). For display."""
     return max(top, int(level - max(head_age, 0.0) // aging_step))

@@ -1,9 +1,10 @@
-"""Pulling ads with priority and aging, never more than the worker has free slots.
+"""Pulling ads with priority and aging, for the worker's free slots and its prefetch buffer.
 
 JetStream cannot order messages by priority, so the worker decides: it keeps a short-lived view of each
 level (``consumer_info`` + a look at its oldest messages), asks :func:`gamead_core.queue.aging.pull_order`
 which level to serve, and pulls from that level's durable consumer with a ``no_wait`` request (answered at
-once, unlike ``fetch``).
+once, unlike ``fetch``), for several ads at once when it has a backlog (``worker.prefetch``); a worker whose
+buffer fills its free slots asks only for ads that beat the buffer's best (``pull(bar=…)``).
 
 **Idle workers cost nothing** (issue 14.1). A worker whose fresh look found nothing waiting keeps one
 long-poll pull request per level at the server (``batch: 1``, ``expires: queue.idle_wait``; JetStream pull
@@ -11,9 +12,9 @@ requests, ADR-13) and sleeps. An arriving ad (or a redelivery coming due) is han
 waiting request, so it wakes one worker, with the ad itself: no body is copied to every worker and nothing
 is read to find it. That worker runs it and, if the delivery's metadata says nothing else waits in its level
 (``num_pending == 0``), goes back to sleep without reading the queue heads ("quiet": every level is being
-watched, so nothing can wait unseen); otherwise it takes the ordered, aging-aware path below. A worker that
-holds long polls and is busy when one is answered keeps that ad (at most one per level) and starts it in
-its next free slot. The heads are read again at least every ``queue.idle_wait`` seconds.
+watched, so nothing can wait unseen); otherwise it takes the ordered, aging-aware path below. A busy worker
+keeps an ad its long poll was answered with (at most one per level) for its next free slot. The heads are
+read again at least every ``queue.idle_wait`` seconds.
 
 Two kinds of ads wait in a level, and the view sees both:
 
@@ -24,15 +25,14 @@ Two kinds of ads wait in a level, and the view sees both:
   at most ``DUE_PROBE`` of them, skipping the worker's own; :mod:`gamead_core.queue.due`) and asks
   ``waiting_since`` (the worker reads the ad's record: its ``retryAt``) since when each has been due.
   Answers are cached: an ad in a worker's hands for ``BUSY_TTL``, a retry not yet due until it is, and a
-  level is looked at no more than once per ``DUE_REFRESH`` (its finding reused meanwhile, the wait growing). A pull of the level then gets the due
+  level is looked at no more than once per ``DUE_REFRESH``. A pull of the level then gets the due
   redelivery first (JetStream serves redeliveries before new messages), and its wait counts from when it
   became due: a retried ad keeps its place in the aging order.
 
 Partitions (``queue.partitions``): each level is read, long-polled and pulled in each; :mod:`.partitions`.
-
 A level that cannot be read (its consumer was deleted, its pull is refused) never blocks the others: it is
-left out of the view and tried again with back-off (``LEVEL_BACKOFF`` … ``LEVEL_BACKOFF_CAP`` s), and
-logged once when it fails and once when it recovers (:mod:`gamead_core.queue.level_health`).
+left out of the view and tried again with back-off, logged once when it fails and once when it recovers
+(:mod:`gamead_core.queue.level_health`).
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import QueueSettings
 from gamead_core.errors import GameadError, error_text
-from gamead_core.queue.aging import LevelHead, pull_order
+from gamead_core.queue.aging import LevelHead, head_key, pull_order
 from gamead_core.queue.depth import LevelDepth, level_depths
 from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
 from gamead_core.queue.level_health import LevelHealth
 from gamead_core.queue.connection import unsubscribe_quietly
 from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of_msg
-from gamead_core.queue.pull_request import pull_no_wait, take_delivered
+from gamead_core.queue.pull_request import nak_now, next_head_age, pull_no_wait, take_delivered
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,8 @@ class AgingPuller:
         self._published = 0
         self._heads: dict[int, LevelHead] = {}
         self._heads_at = 0.0
+        self._read_at: dict[int, float] = {}  #: level → epoch s of its head's last read (its wait counts from it)
+        self._bar_at = 0.0  #: monotonic; the last look for ads beating the prefetch buffer (pull with a bar)
         self._swept_at = 0.0
         self._levels = LevelHealth()
         self._due = DueProbe(js, waiting_since, own or (lambda: ())) if waiting_since is not None else None
@@ -121,14 +123,10 @@ class AgingPuller:
         for sub in self._subs:
             await unsubscribe_quietly(sub)
         self._subs.clear()
+        left: list[Msg] = []
         for queue in self._inbox.values():
-            left: list[Msg] = []
             take_delivered(queue, queue.qsize(), left)
-            for msg in left:
-                try:
-                    await msg.nak()
-                except (nats.errors.Error, asyncio.TimeoutError):
-                    pass  # redelivered after ack_wait instead
+        await nak_now(left)
 
     def _on_bell(self, key: tuple[int, int], msg: Msg) -> None:
         """An answer to ``level``'s long poll (``batch: 1``: any answer ends the request). An ad is ours to run
@@ -214,11 +212,19 @@ class AgingPuller:
         mono = time.monotonic()
         if not fresh and self._heads_at and mono - self._heads_at < self._qs.head_cache_ms / 1000:
             return self._heads
-        now = time.time()
-        infos = await asyncio.gather(*(self._level_head(lvl, now) for lvl in names.LEVELS))
-        self._heads = {h.level: h for h in infos if h is not None}
+        await self._read_heads(names.LEVELS)
         self._heads_at = mono
         return self._heads
+
+    async def _read_heads(self, levels: tuple[int, ...] | list[int]) -> None:
+        now = time.time()
+        infos = await asyncio.gather(*(self._level_head(lvl, now) for lvl in levels))
+        for level, head in zip(levels, infos):
+            self._read_at[level] = now
+            if head is None:
+                self._heads.pop(level, None)
+            else:
+                self._heads[level] = head
 
     # --- pulling -------------------------------------------------------------------------------------
     async def _pull_level(self, level: int, want: int) -> list[Msg]:
@@ -237,8 +243,12 @@ class AgingPuller:
                 break
         return got
 
-    async def pull(self, free: int) -> list[Msg]:
-        """Up to ``free`` messages, best level first. Empty only when a fresh look found nothing waiting."""
+    async def pull(self, free: int, *, bar: float | None = None) -> list[Msg]:
+        """Up to ``free`` messages, best level first. Empty only when a fresh look found nothing waiting.
+        ``bar`` (an aging key, :func:`~gamead_core.queue.aging.due_key`: the worker's prefetch buffer's best):
+        only levels whose most patient ad beats it are pulled (long polls' ads are returned whatever their key);
+        an empty answer then says only that nothing beats it. Only levels where an ad due since their last read
+        could beat ``bar`` are read again, every ``queue.head_cache_ms`` (``L`` read at ``t``: ``t+L·step < bar``)."""
         if free <= 0:
             return []
         local = self._take_local(free)
@@ -247,6 +257,15 @@ class AgingPuller:
         if time.monotonic() < self._quiet_until:  # every level is long-polled and none had a backlog
             return []
         cached = bool(self._heads_at) and time.monotonic() - self._heads_at < self._qs.head_cache_ms / 1000
+        if bar is not None:
+            mono = time.monotonic()
+            if mono - max(self._heads_at, self._bar_at) >= self._qs.head_cache_ms / 1000:
+                step = self._qs.aging_step
+                stale = [lvl for lvl in names.LEVELS if self._read_at.get(lvl, 0.0) + lvl * step < bar]
+                if stale:
+                    await self._read_heads(stale)
+                self._bar_at = mono
+            return await self._pull_ordered(free, self._heads, bar)
         got = await self._pull_ordered(free, await self.heads())
         if not got and cached:  # the cached view may be behind: look again before calling the queue empty
             got = await self._pull_ordered(free, await self.heads(fresh=True))
@@ -257,9 +276,12 @@ class AgingPuller:
             self._quiet_until = time.monotonic() + self._qs.idle_wait
         return got
 
-    async def _pull_ordered(self, free: int, heads: dict[int, LevelHead]) -> list[Msg]:
+    async def _pull_ordered(self, free: int, heads: dict[int, LevelHead], bar: float | None = None) -> list[Msg]:
         got: list[Msg] = []
-        for level in pull_order(heads, self._qs.aging_step):
+        step = self._qs.aging_step
+        for level in pull_order(heads, step):
+            if bar is not None and head_key(heads[level], self._read_at.get(level, 0.0), step) >= bar:
+                continue  # waits behind the buffer (levels read at other moments: no break on the order)
             want = free - len(got)
             msgs = await self._pull_level(level, want)
             got.extend(msgs)
@@ -270,7 +292,8 @@ class AgingPuller:
                     self._due.taken(level, taken_due, drained=len(msgs) < want)
                 if len(msgs) == want:
                     head = replace(head, due=head.due - taken_due,
-                                   pending=max(0, head.pending - (len(msgs) - taken_due)))
+                                   pending=max(0, head.pending - (len(msgs) - taken_due)),
+                                   head_age=next_head_age(head.head_age, self._read_at.get(level, 0.0), msgs))
                 else:
                     head = replace(head, pending=0, due=0)
                 self._heads[level] = head

@@ -10,7 +10,10 @@ Answers land in the consumer's inbox queue, which may also hold late answers of 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from nats.aio.client import Client as NATS
@@ -19,6 +22,7 @@ from nats.aio.msg import Msg
 from gamead_core import names
 from gamead_core.queue.level_health import LevelHealth
 
+log = logging.getLogger(__name__)
 _STATUS = names.HDR_STATUS
 #: seconds a ``no_wait`` request may go unanswered before its level counts as failing
 PULL_TIMEOUT = 1.0
@@ -52,8 +56,9 @@ async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level
                      orjson.dumps({"batch": want - len(got), "no_wait": True}), reply=reply)
     deadline = time.monotonic() + PULL_TIMEOUT
     while len(got) < want:
-        try:
-            msg = await asyncio.wait_for(queue.get(), timeout=max(0.0, deadline - time.monotonic()))
+        try:  # the answer's messages arrive together: a timer only to wait for the next, not per message
+            msg = queue.get_nowait() if not queue.empty() else await asyncio.wait_for(
+                queue.get(), timeout=max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             if not got:
                 health.failed(level, "its pull request was not answered", in_pull=True)
@@ -72,3 +77,29 @@ async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level
     if got:
         health.ok(level, by_pull=True)
     return got
+
+
+def next_head_age(head_age: float, read_at: float, taken: list[Msg]) -> float:
+    """The wait, as of ``read_at`` (epoch s, when the level's head was read), of a level's next new ad once
+    ``taken`` were pulled from it: at most that of the last first delivery taken (a level's new ads come in
+    publish order), so a level does not look more patient than the ads just pulled from it. ``head_age`` when
+    ``taken`` holds no first delivery."""
+    for msg in reversed(taken):
+        meta = msg.metadata
+        if (meta.num_delivered or 1) == 1 and meta.timestamp is not None:
+            return min(head_age, max(0.0, read_at - meta.timestamp.timestamp()))
+    return head_age
+
+
+async def nak_now(msgs: list[Msg], shield: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None) -> int:
+    """``nak`` each of ``msgs`` without delay (redelivered at once), concurrently; each through ``shield`` when
+    given (the worker's :class:`~gamead_core.worker.shield.Shield`: a shutdown cannot cut it off). Returns how
+    many naks were sent; one that fails is logged at debug level (JetStream redelivers that message after
+    ``ack_wait`` instead). Never raises but ``CancelledError``."""
+    if not msgs:
+        return 0
+    results = await asyncio.gather(*((shield(m.nak()) if shield else m.nak()) for m in msgs), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            log.debug("nak failed (redelivered after ack_wait): %r", result)
+    return sum(1 for r in results if not isinstance(r, BaseException))

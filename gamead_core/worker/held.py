@@ -17,25 +17,26 @@ HeldKey = tuple[str, int]
 
 
 class HeldAds:
-    """(stream, stream sequence) → the :class:`HeldAd` this worker holds."""
+    """(stream, stream sequence) → the :class:`HeldAd` this worker holds, kept in its wire form (a dict, as the
+    heartbeat writes it); the models are built only for :meth:`listing` (once per heartbeat), not per ad."""
 
     def __init__(self) -> None:
-        self._by_seq: dict[HeldKey, HeldAd] = {}
         self._wire: dict[HeldKey, dict[str, object]] = {}  #: each one as the heartbeat writes it (camelCase)
 
     def __len__(self) -> int:
-        return len(self._by_seq)
+        return len(self._wire)
 
     def keys(self) -> KeysView[HeldKey]:
-        return self._by_seq.keys()
+        return self._wire.keys()
 
     def add(self, seq: HeldKey, held: HeldAd) -> None:
-        self._by_seq[seq] = held
-        self._wire[seq] = {"adId": held.ad_id, "delivery": held.delivery, "ackSubject": held.ack_subject,
-                           "started": held.started}
+        self.hold(seq, held.ad_id, held.delivery, held.ack_subject, started=held.started)
+
+    def hold(self, seq: HeldKey, ad_id: str, delivery: str, ack_subject: str, *, started: bool = False) -> None:
+        """Hold the delivery ``seq`` (:class:`HeldAd`'s fields, without building one)."""
+        self._wire[seq] = {"adId": ad_id, "delivery": delivery, "ackSubject": ack_subject, "started": started}
 
     def pop(self, seq: HeldKey) -> None:
-        self._by_seq.pop(seq, None)
         self._wire.pop(seq, None)
 
     def wire(self) -> list[dict[str, object]]:
@@ -44,27 +45,34 @@ class HeldAds:
 
     def listing(self) -> list[HeldAd]:
         """Every held delivery (for the heartbeat)."""
-        return list(self._by_seq.values())
+        return [HeldAd.model_validate(w) for w in self._wire.values()]
 
     def started(self, seq: HeldKey) -> bool:
         """True while the delivery at ``seq`` is flagged as possibly running unmarked."""
-        held = self._by_seq.get(seq)
-        return held is not None and held.started
+        held = self._wire.get(seq)
+        return held is not None and bool(held["started"])
+
+    def mark_started(self, seq: HeldKey) -> bool:
+        """Set the ``started`` flag of the delivery ``seq`` (a prefetched ad about to start on the fast path);
+        True when it changed (announce the change before the analysis starts)."""
+        return self._flag(seq, True)
 
     def unmark(self, seq: HeldKey) -> bool:
         """Clear the ``started`` flag of the delivery ``seq``; True when it was set (announce the change)."""
-        held = self._by_seq.get(seq)
-        if held is None or not held.started:
+        return self._flag(seq, False)
+
+    def _flag(self, seq: HeldKey, started: bool) -> bool:
+        held = self._wire.get(seq)
+        if held is None or held["started"] is started:
             return False
-        self._by_seq[seq] = held.model_copy(update={"started": False})
-        self._wire[seq] = {**self._wire[seq], "started": False}
+        self._wire[seq] = {**held, "started": started}  # a new dict: a listing already handed out stays as it was
         return True
 
     def unmark_others(self, seq: HeldKey) -> bool:
         """Clear every ``started`` flag but that of ``seq`` (a suspect ad is about to run alone: nothing else
         may count as running beside it). True when any flag changed (announce the change)."""
         changed = False
-        for other in list(self._by_seq):
+        for other in list(self._wire):
             if other != seq and self.unmark(other):
                 changed = True
         return changed

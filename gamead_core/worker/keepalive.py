@@ -2,7 +2,9 @@
 
 JetStream redelivers a message not acknowledged within the consumer's ``ack_wait``; an "in progress" ack
 (``+WPI``, nats-server's ``AckProgress``) resets that timer. This hook sends one every ``ack_wait / 3`` seconds
-(at least 0.5 s) from pull to settlement. This is the *ack-wait extension*, not the autoscaler's leader lease.
+(at least 0.5 s) from pull to settlement, also for an ad in the worker's prefetch buffer
+(:mod:`gamead_core.worker.prefetch`; :meth:`AckWaitKeepAlive.hold`). This is the *ack-wait extension*, not
+the autoscaler's leader lease.
 """
 
 from __future__ import annotations
@@ -40,7 +42,20 @@ class AckWaitKeepAlive(Hook):
         if timer is not None:
             timer.cancel()
 
+    def hold(self, msg: Msg) -> None:
+        """Keep ``msg`` alive before its delivery starts (a prefetched ad); its delivery takes the timer over."""
+        self._arm((msg.metadata.stream, msg.metadata.sequence.stream), msg)
+
+    def release(self, msg: Msg) -> None:
+        """Stop keeping ``msg`` alive (a prefetched ad handed back without starting)."""
+        timer = self._timers.pop((msg.metadata.stream, msg.metadata.sequence.stream), None)
+        if timer is not None:
+            timer.cancel()
+
     def _arm(self, seq: tuple[str, int], msg: Msg) -> None:
+        old = self._timers.get(seq)
+        if old is not None:  # held since the pull (prefetch): one timer per delivery
+            old.cancel()
         self._timers[seq] = asyncio.get_running_loop().call_later(self.period, self._tick, seq, msg)
 
     def _tick(self, seq: tuple[str, int], msg: Msg) -> None:

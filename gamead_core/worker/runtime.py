@@ -1,9 +1,10 @@
 """The worker process: pull ads with aging, analyse them, record the result, acknowledge.
 
-Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull up to free slots →
-one task per ad) → drain on shutdown. Delivery is at-least-once; every record write is a compare-and-set,
-and a redelivered ad whose record is already final is acknowledged without being analysed again, so each
-ad completes exactly once.
+Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull for the free slots and,
+at a backlog, ``worker.prefetch`` more → start the best in aging order, one task per ad; the rest wait in the
+prefetch buffer, :mod:`gamead_core.worker.prefetch`) → hand the buffer back and drain on shutdown.
+Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad whose record is
+already final is acknowledged without being analysed again, so each ad completes exactly once.
 
 One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create it from the message if the
 API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
@@ -17,10 +18,10 @@ Our own storage failing is never the ad's fault: a delivery whose record cannot 
 the analysis is handed back uncharged after a back-off (and the worker pulls nothing meanwhile); an outcome
 that cannot be written is retried, lease held, until storage answers (:mod:`gamead_core.worker.storage_pause`).
 
-Shutdown (SIGTERM/SIGINT): stop pulling, let in-flight ads finish for up to ``worker.drain_timeout``, then
-hand the rest back (the attempt refunded, then ``nak``) so another worker takes them at once. Each write
-and ack is shielded from cancellation: an ad is never left half-written. Kubernetes'
-terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
+Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched (never started) ads back at once, let in-flight
+ads finish for up to ``worker.drain_timeout``, then hand the rest back (the attempt refunded, then ``nak``) so
+another worker takes them at once. Each write and ack is shielded from cancellation: an ad is never left
+half-written. Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
 
 What the counters count: :mod:`gamead_core.worker.counters`.
 """
@@ -48,6 +49,7 @@ from gamead_core.models import utcnow
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
+from gamead_core.queue.pull_request import nak_now
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
 from gamead_core.shutdown import close_connection
@@ -61,6 +63,7 @@ from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
+from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key, next_pace, prefetch_depth
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
@@ -107,7 +110,12 @@ class Worker:
         self._beat: NodeInfo | None = None
         self._beat_doc: tuple[NodeInfo, dict[str, Any]] | None = None  #: the last beat and its JSON document
         self._handler: AdHandler | None = None
-        self._hooks = Hooks([*worker_hooks(settings), *hooks])  #: extra ``hooks`` run inside the worker's own
+        own_hooks = worker_hooks(settings)
+        #: the ack-wait keep-alive also keeps the prefetch buffer's deliveries alive
+        self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))
+        self._buffer = PrefetchBuffer()  #: deliveries pulled beyond the free slots (gamead_core.worker.prefetch)
+        self._slot_time: float | None = None  #: recent mean seconds an ad holds a slot (prefetch_depth)
+        self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause = StoragePause(self.stats)
         self._abort = asyncio.Event()
         self._pull_problem: str | None = None
@@ -131,8 +139,9 @@ class Worker:
         back and the NATS connection is closed.
 
         Connects (retrying for 30 s), ensures the topology, adopts what a dead predecessor with this id held,
-        then pulls up to ``worker.concurrency`` ads at a time with aging and handles each through the hooks
-        (:mod:`gamead_core.worker.hooks`). After ``stop``: no new pulls, in-flight ads get
+        then runs up to ``worker.concurrency`` ads at a time, best first with aging (pulled with up to
+        ``worker.prefetch`` more held in a buffer), each through the hooks (:mod:`gamead_core.worker.hooks`).
+        After ``stop``: no new pulls, buffered ads are handed back at once (``nak``), in-flight ads get
         ``worker.drain_timeout`` seconds (or until :meth:`hand_back_now`), the rest are handed back (``nak``,
         attempt refunded). Raises :class:`~gamead_core.errors.QueueUnavailable` if NATS cannot be reached at
         start or :class:`~gamead_core.errors.TopologyError` if a stream exists with an incompatible config;
@@ -171,6 +180,7 @@ class Worker:
                     await self._loop(puller, stop)
                 finally:
                     await puller.stop()
+                    await self._hand_back_buffer()
                     await self._drain()
                     await asyncio.gather(reaper, return_exceptions=True)
         finally:
@@ -213,7 +223,13 @@ class Worker:
         await self._registry.put_raw_nowait(beat.id, orjson.dumps(doc))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
+        """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the
+        buffer holds enough for the free slots, the puller is asked only for ads that beat its best; otherwise
+        for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
+        finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
+        buffer = self._buffer
+        ws = self.settings.worker
         try:
             while not stop.is_set():
                 pause = self._pause.paused_for()
@@ -224,37 +240,73 @@ class Worker:
                 if free <= 0:
                     await asyncio.wait({stopping, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                buffered = len(buffer)
                 seen = puller.published
                 try:
-                    msgs = await puller.pull(free)
+                    if buffered >= free:  # the buffer fills the slots: only what beats its best is wanted
+                        msgs = await puller.pull(free, bar=buffer.best_key())
+                    else:
+                        extra = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
+                        msgs = await puller.pull(free + extra - buffered)
                 except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
                     self._pull_failed(error_text(exc))
-                    await asyncio.wait({stopping}, timeout=1.0)
-                    continue
-                self._pull_failed(None)
-                if not msgs:
+                    if not buffered:
+                        await asyncio.wait({stopping}, timeout=1.0)
+                        continue
+                    msgs = []
+                else:
+                    self._pull_failed(None)
+                if not msgs and not buffered:
                     waiter = asyncio.ensure_future(puller.wait_for_work(seen, self.settings.queue.idle_poll))
                     await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     continue
-                fast = self.settings.worker.processing_mark_after > 0
-                for msg in msgs:
-                    meta = msg.metadata
-                    first = (meta.num_delivered or 1) == 1
-                    self._held.add((meta.stream, meta.sequence.stream), HeldAd(
-                        ad_id=(msg.headers or {}).get(names.HDR_AD_ID, "?"),
-                        delivery=delivery_id(meta.sequence.stream, meta.num_delivered or 1),
-                        ack_subject=msg.reply or "",
-                        started=fast and first,  # may run unmarked (gamead_core.worker.handle, fast path)
-                    ))
-                self.stats.in_flight = len(self._held)
-                await self._announce_held()
-                for msg in msgs:
-                    task = asyncio.create_task(self._run_one(msg))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                await self._start(msgs, free)
         finally:
             stopping.cancel()
+
+    async def _start(self, msgs: list[Msg], free: int) -> None:
+        """Hold the new deliveries ``msgs`` (not started), then start the best ``free`` of them and of the
+        buffer; the rest stay buffered. One held-ads announcement covers the whole step, put before any of
+        its analyses starts (see the reaper)."""
+        buffer = self._buffer
+        changed = bool(msgs)
+        if msgs:
+            now = time.time()
+            step = self.settings.queue.aging_step
+            for msg in msgs:
+                meta = msg.metadata
+                ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
+                self._held.hold((meta.stream, meta.sequence.stream), ad_id,
+                                delivery_id(meta.sequence.stream, meta.num_delivered or 1), msg.reply or "")
+                self._keepalive.hold(msg)
+                buffer.push(msg, delivery_key(msg, now, step))
+        fast = self.settings.worker.processing_mark_after > 0
+        starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
+        for msg in starting:
+            meta = msg.metadata
+            # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
+            if fast and (meta.num_delivered or 1) == 1:
+                changed = self._held.mark_started((meta.stream, meta.sequence.stream)) or changed
+        self.stats.in_flight = len(self._held) - len(buffer)
+        if changed:
+            await self._announce_held()
+        for msg in starting:
+            task = asyncio.create_task(self._run_one(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _hand_back_buffer(self) -> None:
+        """Shutdown: ``nak`` every buffered (never started, never charged) delivery at once, so another worker
+        takes it now rather than after ``ack_wait``."""
+        msgs = self._buffer.take_all()
+        for msg in msgs:
+            self._keepalive.release(msg)
+            self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
+        if msgs:
+            log.info("handing back %d prefetched ads", len(msgs), extra={"worker_id": self.id, "count": len(msgs)})
+            self.stats.handed_back += await nak_now(msgs, self._shielded)
+        self.stats.in_flight = len(self._held)
 
     def _pull_failed(self, problem: str | None) -> None:
         """Log pull trouble once when it starts (or changes) and once when it ends, not every second."""
@@ -287,8 +339,10 @@ class Worker:
     # --- one ad (gamead_core.worker.handle) ------------------------------------------------------------
     async def _run_one(self, msg: Msg) -> None:
         assert self._handler is not None
+        began = time.monotonic()
         try:
             await self._handler(msg)
+            self._slot_time = next_pace(self._slot_time, time.monotonic() - began)
         finally:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
-            self.stats.in_flight = len(self._held)
+            self.stats.in_flight = len(self._held) - len(self._buffer)

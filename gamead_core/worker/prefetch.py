@@ -1,0 +1,108 @@
+"""The worker's prefetch buffer (``worker.prefetch``): deliveries pulled beyond the free slots, not started yet.
+
+A busy worker with ``worker.concurrency`` slots frees them one at a time; pulling one ad per freed slot costs a
+JetStream pull request (and an answer, a held-ads announcement, a look at the heads) per ad. With a backlog the
+worker instead pulls up to ``free slots + worker.prefetch`` ads in one request and keeps those it cannot start
+yet here. No I/O: the worker (:mod:`gamead_core.worker.runtime`) does the rest, and keeps the guarantees:
+
+* **how many** – :func:`prefetch_depth`: as many as the worker's slots finish in ``worker.prefetch_wait`` at
+  their recent pace, at most ``worker.prefetch``, none before an ad was timed: slow analyses are not hoarded
+  while another worker could start them;
+* **order** – buffered ads are started in the order of the aging rule
+  (:func:`gamead_core.queue.aging.due_key`: ``due time + level × aging_step``, earliest first), and the
+  puller is asked before each start for any ad of the queue whose key beats the buffer's best
+  (``AgingPuller.pull(bar=…)``): an urgent ad that arrives meanwhile starts before buffered lower ones. A
+  buffered ad waits at most ``worker.prefetch`` analyses of its worker (more only if more urgent ads keep
+  arriving, which aging bounds as for any waiting ad);
+* **held, not started** – each is in the worker's held ads (heartbeat ``holding``, ``started: false``: a crash
+  does not charge it) and kept alive (``in_progress``) until it starts or is handed back;
+* **handed back at once** – on shutdown each is ``nak``'ed without delay, before the drain.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+
+from nats.aio.msg import Msg
+
+from gamead_core import names
+from gamead_core.queue.aging import due_key
+
+
+#: Weight of the newest sample in the slot-time average (an exponentially weighted moving average).
+PACE_WEIGHT = 0.2
+
+
+def prefetch_depth(cap: int, slots: int, slot_time: float | None, wait: float) -> int:
+    """How many ads to pull beyond the free slots (pure).
+
+    ``cap`` is ``worker.prefetch``, ``slots`` ``worker.concurrency``, ``slot_time`` the recent mean seconds one
+    ad holds a slot (None before one was timed), ``wait`` ``worker.prefetch_wait`` seconds (0 = no limit). As
+    many as the slots finish in ``wait`` at that pace, at most ``cap``; none before the pace is known, so a
+    worker that just started (or runs slow analyses) never takes ads another worker could start now."""
+    if cap <= 0:
+        return 0
+    if wait <= 0:
+        return cap
+    if slot_time is None:
+        return 0
+    if slot_time <= 0:
+        return cap
+    return min(cap, int(slots * wait / slot_time))
+
+
+def next_pace(slot_time: float | None, sample: float) -> float:
+    """The slot-time average after one more ``sample`` (seconds): :data:`PACE_WEIGHT` of it, the first taken
+    as it is."""
+    return sample if slot_time is None else slot_time + PACE_WEIGHT * (sample - slot_time)
+
+
+def delivery_key(msg: Msg, now: float, aging_step: float) -> float:
+    """The aging key (:func:`~gamead_core.queue.aging.due_key`, epoch seconds) of a delivered work message.
+
+    A first delivery is due since it was published (the stream's time stamp in its metadata); a redelivery
+    since ``now`` at the latest (its record's ``retryAt`` is not read here, so a retried ad is never put ahead
+    of its place, at worst a little behind). A message whose subject names no level counts as the least
+    urgent level."""
+    meta = msg.metadata
+    try:
+        level = names.level_of_subject(msg.subject)
+    except (ValueError, IndexError):
+        level = names.LEVELS[-1]
+    due = now
+    if (meta.num_delivered or 1) == 1 and meta.timestamp is not None:
+        due = min(now, meta.timestamp.timestamp())
+    return due_key(level, due, aging_step)
+
+
+class PrefetchBuffer:
+    """Buffered deliveries, best (lowest :func:`delivery_key`) first; ties in arrival order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Msg]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __iter__(self) -> Iterator[Msg]:
+        return (m for _, _, m in self._heap)
+
+    def push(self, msg: Msg, key: float) -> None:
+        heapq.heappush(self._heap, (key, next(self._order), msg))
+
+    def best_key(self) -> float | None:
+        """The key of the next ad :meth:`pop` returns; None when empty."""
+        return self._heap[0][0] if self._heap else None
+
+    def pop(self) -> Msg:
+        """The best buffered delivery (raises ``IndexError`` when empty)."""
+        return heapq.heappop(self._heap)[2]
+
+    def take_all(self) -> list[Msg]:
+        """Empty the buffer: every delivery, best first (for the hand-back on shutdown)."""
+        out = [heapq.heappop(self._heap)[2] for _ in range(len(self._heap))]
+        return out
+

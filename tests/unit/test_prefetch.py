@@ -1,0 +1,110 @@
+"""The worker's prefetch buffer and the aging key it orders by (issue 14, worker drain target): pure, no servers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given
+from hypothesis import strategies as st
+from nats.aio.msg import Msg
+
+from gamead_core import names
+from gamead_core.queue.aging import LevelHead, due_key, head_key, level_score, pull_order
+from gamead_core.queue.pull_request import next_head_age
+from gamead_core.worker.held import HeldAds
+from gamead_core.worker.keepalive import AckWaitKeepAlive
+from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key, next_pace, prefetch_depth
+
+STEP = 10.0
+NOW = 1_800_000_000.0
+
+
+def _msg(level: int, seq: int, published: float, delivered: int = 1) -> Msg:
+    """A work message as JetStream delivers it: the ack subject carries stream, sequence, count and time stamp."""
+    reply = (f"$JS.ACK.{names.ADS_STREAM}.{names.level_consumer(level)}.{delivered}.{seq}.{seq}."
+             f"{int(published * 1e9)}.0")
+    return Msg(None, subject=names.level_subject(level), reply=reply, data=b"{}")  # type: ignore[arg-type]
+
+
+waits = st.floats(0, 10_000, allow_nan=False)
+
+
+@given(a=st.sampled_from(names.LEVELS), b=st.sampled_from(names.LEVELS), wa=waits, wb=waits)
+def test_the_time_free_key_orders_two_ads_as_their_scores_do(a: int, b: int, wa: float, wb: float) -> None:
+    """``due_key`` (kept with a buffered ad) and ``level_score`` (the puller's order at one moment) agree."""
+    ka, kb = due_key(a, NOW - wa, STEP), due_key(b, NOW - wb, STEP)
+    sa, sb = level_score(a, wa, STEP), level_score(b, wb, STEP)
+    if abs(sa - sb) > 1e-6:
+        assert (ka < kb) == (sa < sb)
+
+
+@given(heads=st.lists(st.tuples(st.sampled_from(names.LEVELS), waits), min_size=1, max_size=5,
+                     unique_by=lambda t: t[0]))
+def test_the_head_keys_follow_the_pull_order(heads: list[tuple[int, float]]) -> None:
+    """The puller stops at the first level whose head key does not beat the buffer: that needs the keys to
+    rise along ``pull_order``."""
+    view = {lvl: LevelHead(lvl, 1, wait) for lvl, wait in heads}
+    keys = [head_key(view[lvl], NOW, STEP) for lvl in pull_order(view, STEP)]
+    assert keys == sorted(keys)
+
+
+def test_the_buffer_starts_the_most_urgent_after_aging_first_ties_in_arrival_order() -> None:
+    buffer = PrefetchBuffer()
+    fresh_p5 = _msg(5, 1, NOW)  # key NOW + 50
+    old_p5 = _msg(5, 2, NOW - 45)  # waited 4.5 steps: key NOW + 5, ahead of a fresh p1 (NOW + 10)
+    fresh_p1 = _msg(1, 3, NOW)
+    twin_p1 = _msg(1, 4, NOW)
+    for msg in (fresh_p5, old_p5, fresh_p1, twin_p1):
+        buffer.push(msg, delivery_key(msg, NOW, STEP))
+    assert buffer.best_key() == NOW + 5
+    assert [buffer.pop() for _ in range(2)] == [old_p5, fresh_p1]
+    assert len(buffer) == 2
+    assert buffer.take_all() == [twin_p1, fresh_p5] and len(buffer) == 0 and buffer.best_key() is None
+
+
+def test_a_redelivery_is_due_since_it_was_pulled_at_the_latest_and_a_future_stamp_counts_as_now() -> None:
+    assert delivery_key(_msg(3, 9, NOW - 100, delivered=2), NOW, STEP) == NOW + 30
+    assert delivery_key(_msg(3, 9, NOW + 5), NOW, STEP) == NOW + 30  # a clock ahead never makes it older
+    assert delivery_key(_msg(2, 9, NOW - 3), NOW, STEP) == NOW - 3 + 20
+
+
+def test_a_worker_prefetches_only_what_its_slots_finish_within_the_wait() -> None:
+    """worker.prefetch 8, 4 slots, prefetch_wait 50 ms: a short analysis (4 ms a slot) takes the whole cap, a
+    50 ms one 4 ads, a 2.5 s one (or a worker that has timed none yet) nothing; prefetch_wait 0: always the cap."""
+    assert prefetch_depth(8, 4, 0.004, 0.05) == 8
+    assert prefetch_depth(8, 4, 0.05, 0.05) == 4
+    assert prefetch_depth(8, 4, 2.5, 0.05) == 0
+    assert prefetch_depth(8, 4, None, 0.05) == 0
+    assert prefetch_depth(8, 4, None, 0) == 8 and prefetch_depth(8, 4, 2.5, 0) == 8
+    assert prefetch_depth(0, 4, 0.001, 0) == 0
+    assert next_pace(None, 2.0) == 2.0 and next_pace(1.0, 2.0) == 1.2
+
+
+def test_a_level_looks_no_more_patient_than_the_last_new_ad_taken_from_it() -> None:
+    taken = [_msg(3, 1, NOW - 8), _msg(3, 2, NOW - 6), _msg(3, 3, NOW - 100, delivered=2)]
+    assert next_head_age(8.0, NOW, taken) == 6.0  # the redelivery says nothing about the next new ad
+    assert next_head_age(8.0, NOW, [_msg(3, 5, NOW - 100, delivered=3)]) == 8.0
+    assert next_head_age(2.0, NOW, taken) == 2.0  # never older than the view said
+
+
+def test_a_prefetched_ad_is_flagged_started_only_when_it_starts() -> None:
+    held = HeldAds()
+    held.hold(("GAMEAD_ADS", 1), "ad1", "1.1", "$JS.ACK.x.1")
+    assert [w["started"] for w in held.wire()] == [False]  # buffered: a crash must not charge it
+    assert held.mark_started(("GAMEAD_ADS", 1)) is True and held.started(("GAMEAD_ADS", 1))
+    assert held.mark_started(("GAMEAD_ADS", 1)) is False  # no change, no announcement
+    assert [h.started for h in held.listing()] == [True]
+
+
+def test_a_prefetched_ad_is_kept_alive_by_one_timer_from_pull_to_settlement() -> None:
+    async def main() -> None:
+        keep = AckWaitKeepAlive(30)
+        msg = _msg(3, 7, NOW)
+        keep.hold(msg)
+        first = keep._timers[(names.ADS_STREAM, 7)]  # noqa: SLF001
+        keep.hold(msg)  # its delivery takes the timer over (before_delivery arms it again)
+        assert first.cancelled() and len(keep._timers) == 1  # noqa: SLF001
+        keep.release(msg)
+        assert keep._timers == {}  # noqa: SLF001
+
+    asyncio.run(main())
