@@ -1,8 +1,9 @@
 """``POST /ads/batch``: many ads in one request, their publishes pipelined, one result per ad in order.
 
-Each ad goes through the very path of ``POST /ads`` (:meth:`gamead_core.intake.Intake.submit`: publish, wait
-for JetStream's ack, then write the record without waiting), all of them at once: the publishes leave
-together and their acks are gathered, so a batch of N costs about one round trip instead of N. An item is
+Each ad goes through the very path of ``POST /ads`` (:meth:`gamead_core.intake.Intake.submit_many`: create the
+record, then publish the message naming its revision, each acknowledged), all of them at once: the creates
+leave together, then the publishes, and their acks are gathered, so a batch of N costs about two round trips
+instead of 2N. An item is
 reported ``queued`` only once JetStream acknowledged its message: a result with an ``id`` is a 202 that is
 never lost. An item that fails (invalid, a reused idempotency key, NATS refusing it) gets the JSON error the
 single route would have answered, in its place; the others are not affected.

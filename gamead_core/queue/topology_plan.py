@@ -33,7 +33,8 @@ from gamead_core.registry import bucket_config as registry_bucket_config
 from gamead_core.store.retention import records_stream_config
 
 
-#: Upper bound of unacknowledged ads per level across all workers (each worker holds ≤ its free slots).
+#: Upper bound of unacknowledged ads per level across all workers (each worker holds ≤ its
+#: ``worker.concurrency`` + ``worker.prefetch`` ads).
 MAX_ACK_PENDING = 20_000
 
 
