@@ -117,7 +117,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "messages": stream[0],
             "bytes": stream[1],
         },
-        "rates": {"windowSeconds": RATE_WINDOW, **sampler.rates},
+        "rates": {"windowSeconds": RATE_WINDOW, **sampler.rates, "perWorkerBasis": sampler.per_worker_basis},
         "latency": {
             "windowSeconds": RATE_WINDOW,
             "queueWaitMs": last.queue_wait.model_dump() if last else Percentiles().model_dump(),
