@@ -127,6 +127,7 @@ class Capacity:
 
     rate: float
     bound: Literal["cpu", "latency"]
+    little: float  #: the latency bound alone (Little's law), ads/s
 
 
 def worker_capacity(w: WorkerLoad) -> Capacity | None:
@@ -150,8 +151,8 @@ def worker_capacity(w: WorkerLoad) -> Capacity | None:
     little = w.concurrency * 1000.0 / p50
     cpu = _positive(w.cpu_per_ad_ms)
     if cpu is not None and 1000.0 / cpu < little:
-        return Capacity(1000.0 / cpu, "cpu")
-    return Capacity(little, "latency")
+        return Capacity(1000.0 / cpu, "cpu", little)
+    return Capacity(little, "latency", little)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +167,14 @@ class PerWorkerRate:
     cpu_per_ad_ms: float | None = None  #: mean CPU per ad of the CPU-bound workers, ms
     concurrency: float | None = None  #: mean concurrency of the latency-bound workers
     p50_ms: float | None = None  #: mean p50 processing time of the latency-bound workers, ms
+    little_rate: float | None = None  #: mean of the workers' latency bounds alone (the rule without the CPU cap)
 
     def wire(self) -> dict[str, object]:
         """camelCase for ``/v1/stats`` (``rates.perWorkerBasis``) and ``/v1/scale`` (``observed``)."""
         return {"bound": self.bound, "perWorkerPerSec": round(self.rate, 3), "workers": self.workers,
                 "completedPerSec": self.completion_rate, "cpuBoundWorkers": self.cpu_bound_workers,
-                "cpuPerAdMs": self.cpu_per_ad_ms, "concurrency": self.concurrency, "p50Ms": self.p50_ms}
+                "cpuPerAdMs": self.cpu_per_ad_ms, "concurrency": self.concurrency, "p50Ms": self.p50_ms,
+                "latencyBoundPerSec": None if self.little_rate is None else round(self.little_rate, 3)}
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -212,6 +215,7 @@ def per_worker_capacity(
         cpu_per_ad_ms=_mean([w.cpu_per_ad_ms for w in by_cpu if w.cpu_per_ad_ms is not None]),
         concurrency=_mean([float(w.concurrency) for w in by_latency]),
         p50_ms=_mean([w.p50_ms for w in by_latency if w.p50_ms is not None]),
+        little_rate=sum(c.little for _, c in known) / len(known),
     )
 
 

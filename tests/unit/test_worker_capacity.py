@@ -29,6 +29,7 @@ def test_the_issues_figure_a_fast_analysis_is_cpu_bound_not_littles_8000() -> No
     found = per_worker_capacity([w], completion_rate=3.0, saturated=False, since=10.0)
     assert found is not None and round(found.rate) == 847 and found.bound == "cpu"
     assert found.wire()["cpuPerAdMs"] == 1.18 and found.wire()["bound"] == "cpu"
+    assert found.wire()["latencyBoundPerSec"] == 8000.0  # what the rule said before the CPU cap
 
 
 def test_a_slow_analysis_stays_latency_bound() -> None:
@@ -161,7 +162,8 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
     cpu = per_worker_capacity([WorkerLoad(4, 0.5, 0.0, cpu_per_ad_ms=1.18)], completion_rate=1.0,
                               saturated=False, since=1.0)
     assert cpu is not None
-    assert per_worker_text(round(cpu.rate, 3), cpu.wire()) == "847.5 ads/s (CPU-bound: 1.18 ms CPU per ad)"
+    assert per_worker_text(round(cpu.rate, 3), cpu.wire()) == (
+        "847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency ÷ p50 alone: 8,000/s)")
     lat = per_worker_capacity([WorkerLoad(4, 120.0, 0.0, cpu_per_ad_ms=1.18)], completion_rate=1.0,
                               saturated=False, since=1.0)
     assert lat is not None
@@ -174,7 +176,7 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
     assert per_worker_text(80.0, None) == "80.0 ads/s"  # an older leader without the basis
 
 
-def test_status_view_labels_the_repeat_column_and_the_per_worker_row() -> None:
+def test_status_view_labels_the_ticks_column_and_the_per_worker_row() -> None:
     doc = {"backend": "local", "current": 1, "desired": 1, "minReplicas": 1, "maxReplicas": 4,
            "observed": {"pending": 0, "ackPending": 0, "oldestAgeSeconds": 0.0, "submittedPerSec": 2.0,
                         "perWorkerPerSec": 847.458,
