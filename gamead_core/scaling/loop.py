@@ -224,7 +224,8 @@ class Autoscaler:
             desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas)
             decision = None
         else:
-            obs = observation_of(reading, rates, current, at=mono, now=self._clock())
+            obs = observation_of(reading, rates, current, at=mono, now=self._clock(),
+                                 basis=self.sampler.per_worker_basis)
             decision = self._policy.decide(obs)
             desired, reason = decision.desired, prefix + decision.reason
 

@@ -12,8 +12,13 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from gamead_cli.commands.scale import per_worker_text, status_view
+from gamead_core.config.autoscaler import AutoscalerSettings
+from gamead_core.queue.depth import LevelDepth
 from gamead_core.registry import NodeInfo, WorkerSelf, worker_node_info
+from gamead_core.scaling.observe import observation_of
+from gamead_core.scaling.policy import ScalingPolicy
 from gamead_core.stats.rates import WorkerLoad, per_worker_capacity, per_worker_rate, worker_capacity
+from gamead_core.stats.reading import QueueReading
 from gamead_core.worker.counters import CpuPerAd, WorkerStats
 
 # --- the capacity rule -------------------------------------------------------------------------------------
@@ -189,3 +194,12 @@ def test_status_view_labels_the_ticks_column_and_the_per_worker_row() -> None:
     assert "per worker  847.5 ads/s (CPU-bound: 1.18 ms CPU per ad)" in text
     header = next(line for line in text.splitlines() if "TIME" in line and "REASON" in line)
     assert header.split()[:2] == ["TIME", "TICKS"]
+
+
+def test_the_decision_reason_names_the_bound() -> None:
+    reading = QueueReading(t=100.0, connected=True, levels=(LevelDepth(3, 3000),))
+    rates = {"submittedPerSec": 0.0, "completedPerSec": 0.0, "perWorkerPerSec": 847.5}
+    obs = observation_of(reading, rates, 1, at=0.0, now=100.0, basis={"bound": "cpu", "cpuPerAdMs": 1.18})
+    decision = ScalingPolicy(AutoscalerSettings(min_replicas=1, max_replicas=10, target_drain_seconds=1)).decide(obs)
+    assert "at 847.5 ads/s per worker (CPU-bound) needs 4" in decision.reason
+    assert observation_of(reading, rates, 1, at=0.0, now=100.0).per_worker_bound is None  # an older sampler
