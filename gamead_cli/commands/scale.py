@@ -52,8 +52,9 @@ def _ms(value: float) -> str:
 def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     """``observed.perWorkerPerSec`` and which bound gave it (``observed.perWorkerBasis``), for people. Pure.
 
-    ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency ÷ p50 alone: 8,000/s)``, ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms)``,
-    ``60.0 ads/s (measured: 120.0 ads/s completed by 2 busy workers)``; ``unknown`` without a rate."""
+    ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000/s)``,
+    ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms)``,
+    ``60.0 ads/s (measured: 120.0 ads/s completed by 2 busy worker(s))``; ``unknown`` without a rate."""
     if rate is None:
         return "unknown"
     text = f"{rate:,.1f} ads/s"
@@ -68,7 +69,7 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
                        if done is not None else " (measured)")
     if bound == "cpu":
         little = b.get("latencyBoundPerSec")
-        return f"{text} (CPU-bound: {cpu}" + (f"; concurrency ÷ p50 alone: {little:,.0f}/s)" if little else ")")
+        return f"{text} (CPU-bound: {cpu}" + (f"; concurrency / p50 alone: {little:,.0f}/s)" if little else ")")
     if bound == "latency":
         return f"{text} (latency-bound: {latency})"
     if bound == "mixed":

@@ -131,7 +131,7 @@ class Capacity:
 
 
 def worker_capacity(w: WorkerLoad) -> Capacity | None:
-    """Ads per second one idle-ish worker could complete: ``min(concurrency / p50, 1 / cpu_per_ad)``.
+    """Ads per second one worker could complete given work: ``min(concurrency / p50, 1 / cpu_per_ad)``.
 
     * **Latency bound** — Little's law (L = λW, J. D. C. Little, *Operations Research* 9(3), 1961): with
       ``concurrency`` ads in service, each ``p50_ms`` long, at most ``concurrency × 1000 / p50_ms`` ads/s.
