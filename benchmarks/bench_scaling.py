@@ -23,7 +23,9 @@ completion times, so start-up and the tail do not count), the time from the firs
 completion, the ratio to linear (ads/s ÷ (N × the 1-worker ads/s); target for 8 workers ≥ 0.9), the ratio to
 the ceiling the settings allow (N × concurrency ÷ 50 ms), the CPU ms per ad of the API, the workers together and
 nats-server, and the whole machine's busy cores (a shared 2-core box: when it is busy, more workers cannot
-help). Every process is stopped by PID at the end, also on Ctrl-C or failure.
+help). After each drain, the autoscaler's per-worker rate (``/v1/stats`` ``perWorkerPerSec``, with
+the bound that gave it) and the workers' heartbeat ``cpuPerAdMs``, beside the measured ads/s per worker: an
+honest estimate is at or below what a worker measurably did when the CPU bounds it. Every process is stopped by PID at the end, also on Ctrl-C or failure.
 
 ``--latency-ms`` changes the simulated latency (0: the real analysis only, so the workers' CPU bounds the rate);
 ``--worker-code DIR`` (repeatable) runs the workers from another source tree (``PYTHONPATH``; the API and NATS
@@ -120,7 +122,29 @@ async def burn_down(stack: Stack, backlog: int, drain: float) -> dict[str, Any]:
     out["cpu_ms_per_ad"] = {k: round(v / max(1, n) * 1000, 3) for k, v in per_ad.items()}
     out["machine_busy_cores"] = round(cpu.get("machine", 0.0) / wall, 2)
     out["load_average"] = load_average()
+    out.update(await capacity_estimate(stack.url, n))
     return out
+
+
+async def capacity_estimate(url: str, completed: int, timeout: float = 6.0) -> dict[str, Any]:
+    """What the autoscaler would take one worker to do, read once the workers' heartbeats count the backlog:
+    ``/v1/stats`` ``rates.perWorkerPerSec`` and its bound, and the workers' mean heartbeat ``cpuPerAdMs``."""
+    import httpx  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        while True:
+            nodes = [n for n in (await client.get("/v1/workers")).json()["items"] if n.get("role") == "worker"]
+            if sum(n.get("processed") or 0 for n in nodes) >= completed or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.5)  # one more sample of the API's sampler (every second) after those heartbeats
+        rates = (await client.get("/v1/stats", params={"history": 0})).json()["rates"]
+    cpus = [n["cpuPerAdMs"] for n in nodes if n.get("cpuPerAdMs")]
+    return {"estimate_per_worker": rates.get("perWorkerPerSec"),
+            "estimate_bound": (rates.get("perWorkerBasis") or {}).get("bound"),
+            "latency_bound_per_worker": (rates.get("perWorkerBasis") or {}).get("latencyBoundPerSec"),
+            "worker_cpu_ms_per_ad_heartbeat": round(statistics.mean(cpus), 3) if cpus else None}
 
 
 def one_count(procs: Procs, tmp: Path, workers: int, a: argparse.Namespace, concurrency: int,
@@ -188,7 +212,8 @@ def main(argv: list[str]) -> int:
         print(f"gamead scaling — {result['what']}; backlog {a.backlog:,} ads; {os.cpu_count()} cores (shared)")
         print(f"{'code':>20} {'workers':>7} {'ads/s':>8} {'ceiling':>8} {'×linear':>8} {'×ceiling':>9} "
               f"{'burn-down s':>12} "
-              f"{'CPU ms/ad api / workers / nats':>31} {'busy cores':>10} {'load avg (1/5/15)':>20}")
+              f"{'CPU ms/ad api / workers / nats':>31} {'busy cores':>10} {'load avg (1/5/15)':>20} "
+              f"{'measured/worker':>15} {'estimate/worker':>24} {'c÷p50 alone':>11} {'hb CPU ms/ad':>12}")
         for r in rows:
             cpu = r["cpu_ms_per_ad"]
 
@@ -198,10 +223,17 @@ def main(argv: list[str]) -> int:
                   f"{f(r['ceiling_ads_per_s'], '.0f'):>8} "
                   f"{f(r['ratio_to_linear'], '.2f'):>8} {f(r['ratio_to_ceiling'], '.2f'):>9} "
                   f"{f(r.get('burn_down_s')):>12} {cpu['api']:>9.2f} / {cpu['workers']:>6.2f} / {cpu['nats']:>6.2f}  "
-                  f"{r['machine_busy_cores']:>10.2f} {r['load_average']:>20}"
+                  f"{r['machine_busy_cores']:>10.2f} {r['load_average']:>20} "
+                  f"{f(r['ads_per_s'] / r['workers'] if r.get('ads_per_s') else None):>15} "
+                  f"{f(r.get('estimate_per_worker')) + ' (' + str(r.get('estimate_bound')) + ')':>24} "
+                  f"{f(r.get('latency_bound_per_worker'), '.0f'):>11} "
+                  f"{f(r.get('worker_cpu_ms_per_ad_heartbeat'), '.2f'):>12}"
                   + (f"  ({r['missing']} not completed)" if r["missing"] else ""))
         print("ads/s: completions between the 10th and 90th percentile of the completion times; ×linear: ads/s ÷ "
               "(workers × the 1-worker ads/s, same code); ceiling: workers × concurrency ÷ the simulated latency.")
+        print("measured/worker: ads/s ÷ workers; estimate/worker: the autoscaler's per-worker rate after the drain "
+              "(/v1/stats perWorkerPerSec) and its bound; c÷p50 alone: the "
+              "rule before the CPU cap (concurrency ÷ p50); hb CPU ms/ad: the workers' heartbeat cpuPerAdMs (mean).")
         if "verdict" in result:
             v = result["verdict"]
             print(f"{v['workers']} workers: {v['ratio_to_linear']:.2f}× linear (target ≥ {TARGET_LINEAR}: "

@@ -61,6 +61,8 @@ class WorkerSelf:
     metrics_url: str | None = None  #: where its Prometheus metrics are served (``worker.metrics_port``)
     #: its last minute's histogram bucket counts (``WorkerMetrics.buckets``), summed by /v1/stats
     latency_buckets: LatencyBuckets | None = None
+    #: ms of process CPU per settled ad over its last ~30 s of work (``WorkerStats.cpu_per_ad_ms()``)
+    cpu_per_ad_ms: float | None = None
 
 
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
@@ -91,6 +93,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         ack_wait=me.ack_wait,
         metrics_url=me.metrics_url,
         latency_buckets=me.latency_buckets,
+        cpu_per_ad_ms=me.cpu_per_ad_ms,
     )
     if not draining:
         info.state = node_state(info, info.heartbeat_at, me.task_timeout)

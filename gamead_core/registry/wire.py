@@ -67,6 +67,10 @@ class NodeInfo(BaseModel):
     ack_wait: float | None = None  #: the worker's ``queue.ack_wait`` (when its ads return by themselves)
     metrics_url: str | None = None  #: where the node's Prometheus metrics are served (gamead_core.telemetry)
     latency_buckets: LatencyBuckets | None = None  #: a worker's last-minute histograms (summed by /v1/stats)
+    #: A worker's process CPU per settled ad, milliseconds, over its last ~30 s of work
+    #: (gamead_core.worker.counters.CpuPerAd): the autoscaler's CPU bound on its capacity. None (or absent,
+    #: from an older worker) while unknown.
+    cpu_per_ad_ms: float | None = None
 
 
 __all__ = ["HeldAd", "NodeInfo", "Percentiles", "Role", "State"]

@@ -22,8 +22,9 @@ Read top-down (:meth:`Autoscaler.run`):
    :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last
    decisions, so every API node shows the same thing; a follower reads it every interval.
 
-The per-worker service rate is the sampler's (:func:`~gamead_core.stats.rates.per_worker_rate`); unknown →
-``None`` and the policy holds (or uses the last rate it measured).
+The per-worker service rate is the sampler's (:func:`~gamead_core.stats.rates.per_worker_capacity`: measured
+while the queue stays non-empty, else Little's law capped by each worker's CPU per ad); unknown → ``None`` and
+the policy holds (or uses the last rate it measured). ``observed.perWorkerBasis`` says which bound gave it.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ class Autoscaler:
         workers = reading.workers
         if isinstance(self.backend, NoneScaler) and workers is not None:
             self.backend.tell(sum(1 for w in workers if w.state != "draining"))
-        observed = observed_document(sample, rates)
+        observed = observed_document(sample, rates, self.sampler.per_worker_basis)
         try:
             current = await self.backend.current_replicas_async()
         except Exception as exc:  # noqa: BLE001
@@ -223,7 +224,8 @@ class Autoscaler:
             desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas)
             decision = None
         else:
-            obs = observation_of(reading, rates, current, at=mono, now=self._clock())
+            obs = observation_of(reading, rates, current, at=mono, now=self._clock(),
+                                 basis=self.sampler.per_worker_basis)
             decision = self._policy.decide(obs)
             desired, reason = decision.desired, prefix + decision.reason
 

@@ -26,10 +26,11 @@ def usable_reading(sample: Sample | None) -> QueueReading:
 
 
 def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *, at: float,
-                   now: float) -> Observation:
+                   now: float, basis: dict[str, Any] | None = None) -> Observation:
     """The policy's input: ``reading`` (levels, ack pending), the sampler's ``rates`` (ads per second:
     ``submittedPerSec``, ``completedPerSec``, ``perWorkerPerSec``), the ``current`` replicas; ``at`` on the
-    policy's monotonic clock, ``now`` in epoch seconds (the reading's age is ``now - reading.t``)."""
+    policy's monotonic clock, ``now`` in epoch seconds (the reading's age is ``now - reading.t``); ``basis``
+    how the per-worker rate was derived (``QueueSampler.per_worker_basis``: its ``bound`` goes in the reason)."""
     return Observation(
         at=at,
         levels=reading.levels,
@@ -40,6 +41,7 @@ def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *
         per_worker_rate=rates.get("perWorkerPerSec"),
         current_replicas=current,
         metrics_age_s=max(0.0, now - reading.t),
+        per_worker_bound=(basis or {}).get("bound"),
     )
 
 

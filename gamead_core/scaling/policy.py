@@ -55,6 +55,9 @@ from gamead_core.worker.backoff import backoff_ceiling
 _RAW_CAP = 1_000_000
 #: Slack for float noise: ``ceil(3.0000000001)`` stays 3, and ``11/10 - 1`` is within a 0.1 tolerance.
 _EPS = 1e-9
+#: How the reason line names the rule behind a per-worker rate (gamead_core.stats.rates.per_worker_capacity).
+_BOUND_NOTES = {"measured": " (measured)", "cpu": " (CPU-bound)", "latency": " (latency-bound)",
+                "mixed": " (CPU- and latency-bound workers)"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ class Observation:
     metrics_age_s: float = 0.0
     #: levels that could not be read: their pending ads are missing from ``levels``, so the need is a lower bound
     unreadable_levels: tuple[int, ...] = ()
+    #: which rule gave ``per_worker_rate`` (gamead_core.stats.rates.Bound: measured, cpu, latency, mixed); shown
+    per_worker_bound: str | None = None
 
     @property
     def pending(self) -> int:
@@ -329,5 +334,7 @@ class ScalingPolicy:
             parts.append(f" + {obs.ack_pending:,} in flight")
         if arrival > 0:
             parts.append(f", arriving {arrival:.1f} ads/s")
+        if not rate_note and obs.per_worker_bound in _BOUND_NOTES:
+            rate_note = _BOUND_NOTES[obs.per_worker_bound]
         parts.append(f" at {rate:.1f} ads/s per worker{rate_note} needs {raw:,}")
         return "".join(parts)

@@ -57,8 +57,11 @@ def status_document(
     }
 
 
-def observed_document(sample: Sample, rates: dict[str, float | None]) -> dict[str, Any]:
-    """``observed`` of ``/v1/scale``: the figures the decision used, named as ``/v1/stats`` names them."""
+def observed_document(sample: Sample, rates: dict[str, float | None],
+                      basis: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``observed`` of ``/v1/scale``: the figures the decision used, named as ``/v1/stats`` names them.
+    ``basis`` is how ``perWorkerPerSec`` was derived (``QueueSampler.per_worker_basis``: ``bound`` is
+    ``measured``, ``cpu``, ``latency`` or ``mixed``, with ``cpuPerAdMs``, ``concurrency``, ``p50Ms``…)."""
     reading = sample.reading
     workers = reading.workers
     return {
@@ -71,6 +74,7 @@ def observed_document(sample: Sample, rates: dict[str, float | None]) -> dict[st
         "submittedPerSec": rates.get("submittedPerSec"),
         "completedPerSec": rates.get("completedPerSec"),
         "perWorkerPerSec": rates.get("perWorkerPerSec"),
+        "perWorkerBasis": basis,
         "workers": None if workers is None else sum(1 for w in workers if w.state != "draining"),
     }
 

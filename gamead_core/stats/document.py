@@ -118,7 +118,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "bytes": stream[1],
             "partitions": sampler.settings.queue.partitions,  # work streams read and summed (queue.partitions)
         },
-        "rates": {"windowSeconds": RATE_WINDOW, **sampler.rates},
+        "rates": {"windowSeconds": RATE_WINDOW, **sampler.rates, "perWorkerBasis": sampler.per_worker_basis},
         "latency": {
             "windowSeconds": RATE_WINDOW,
             "queueWaitMs": last.queue_wait.model_dump() if last else Percentiles().model_dump(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from gamead_core.registry import NodeInfo, Percentiles
 from gamead_core.telemetry.histogram import BUCKETS, bucket_quantile, sum_counts
@@ -108,6 +109,114 @@ class WorkerLoad:
     p50_ms: float | None
     started_at: float  #: epoch seconds
     draining: bool = False
+    cpu_per_ad_ms: float | None = None  #: the worker's process CPU per settled ad (``cpuPerAdMs``), ms
+
+
+#: Which rule gave a per-worker rate: the completions of busy workers, one core's worth of CPU per ad,
+#: Little's law (concurrency ÷ p50 processing time), or the last two for different workers.
+Bound = Literal["measured", "cpu", "latency", "mixed"]
+
+
+def _positive(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) and x > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """What one worker can complete, ads/s, and which bound gave it (``cpu`` or ``latency``)."""
+
+    rate: float
+    bound: Literal["cpu", "latency"]
+    little: float  #: the latency bound alone (Little's law), ads/s
+
+
+def worker_capacity(w: WorkerLoad) -> Capacity | None:
+    """Ads per second one worker could complete given work: ``min(concurrency / p50, 1 / cpu_per_ad)``.
+
+    * **Latency bound** — Little's law (L = λW, J. D. C. Little, *Operations Research* 9(3), 1961): with
+      ``concurrency`` ads in service, each ``p50_ms`` long, at most ``concurrency × 1000 / p50_ms`` ads/s.
+      It counts only the time an analysis takes, not the CPU the worker spends around it (pull, ack,
+      record writes, heartbeats), so for a fast analysis it overstates the worker many times.
+    * **CPU bound** — one worker process runs one event loop on one core at most (CPython's GIL), so it
+      cannot complete more than ``1000 / cpu_per_ad_ms`` ads/s, whatever its concurrency (the Utilisation
+      Law U = X·S of operational analysis, Denning & Buzen 1978, with U ≤ 1 core).
+
+    None when the latency bound is unknown (no processing samples in the last minute, concurrency 0): the
+    CPU bound alone would overstate a worker whose analyses wait on I/O. An unknown CPU figure (an older
+    worker, or too few ads yet) leaves the latency bound alone, the rule before the CPU bound existed.
+    """
+    p50 = _positive(w.p50_ms)
+    if w.concurrency <= 0 or p50 is None:
+        return None
+    little = w.concurrency * 1000.0 / p50
+    cpu = _positive(w.cpu_per_ad_ms)
+    if cpu is not None and 1000.0 / cpu < little:
+        return Capacity(1000.0 / cpu, "cpu", little)
+    return Capacity(little, "latency", little)
+
+
+@dataclass(frozen=True, slots=True)
+class PerWorkerRate:
+    """A per-worker rate (ads/s) and what it was derived from (:func:`per_worker_capacity`)."""
+
+    rate: float
+    bound: Bound
+    workers: int  #: the workers it divides (``measured``) or averages over
+    completion_rate: float | None = None  #: ads/s completed by the pool (``measured``)
+    cpu_bound_workers: int = 0  #: of ``workers``, those whose figure was the CPU bound
+    cpu_per_ad_ms: float | None = None  #: mean CPU per ad of the CPU-bound workers, ms
+    concurrency: float | None = None  #: mean concurrency of the latency-bound workers
+    p50_ms: float | None = None  #: mean p50 processing time of the latency-bound workers, ms
+    little_rate: float | None = None  #: mean of the workers' latency bounds alone (the rule without the CPU cap)
+
+    def wire(self) -> dict[str, object]:
+        """camelCase for ``/v1/stats`` (``rates.perWorkerBasis``) and ``/v1/scale`` (``observed``)."""
+        return {"bound": self.bound, "perWorkerPerSec": round(self.rate, 3), "workers": self.workers,
+                "completedPerSec": self.completion_rate, "cpuBoundWorkers": self.cpu_bound_workers,
+                "cpuPerAdMs": self.cpu_per_ad_ms, "concurrency": self.concurrency, "p50Ms": self.p50_ms,
+                "latencyBoundPerSec": None if self.little_rate is None else round(self.little_rate, 3)}
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def per_worker_capacity(
+    workers: Sequence[WorkerLoad] | None,
+    *,
+    completion_rate: float | None,
+    saturated: bool,
+    since: float,
+    replicas_before: int | None = None,
+) -> PerWorkerRate | None:
+    """Ads per second one worker completes, and the bound that gave it; None when unknown.
+
+    While the queue stayed non-empty for the whole window (``saturated``; the window began at ``since``,
+    epoch seconds), the workers were busy all along, so the measured ``completion_rate`` (ads/s) divided by
+    the workers that ran all window (live workers started before ``since``; without registry entries,
+    ``replicas_before``) is what one worker does (``measured``). Otherwise (idle workers understate their
+    capacity) the mean over the live workers of :func:`worker_capacity`: Little's law capped by the CPU a
+    worker spends per ad (``cpu``, ``latency``, or ``mixed`` when the workers differ).
+    """
+    live = [w for w in workers or () if not w.draining]
+    steady = [w for w in live if w.started_at <= since]
+    if saturated and completion_rate is not None and completion_rate > 0:
+        n = len(steady) if live else (replicas_before or 0)
+        if n > 0:
+            return PerWorkerRate(completion_rate / n, "measured", n, completion_rate=completion_rate)
+    known = [(w, c) for w in live if (c := worker_capacity(w)) is not None]
+    if not known:
+        return None
+    by_cpu = [w for w, c in known if c.bound == "cpu"]
+    by_latency = [w for w, c in known if c.bound == "latency"]
+    bound: Bound = "mixed" if by_cpu and by_latency else "cpu" if by_cpu else "latency"
+    return PerWorkerRate(
+        sum(c.rate for _, c in known) / len(known), bound, len(known), cpu_bound_workers=len(by_cpu),
+        cpu_per_ad_ms=_mean([w.cpu_per_ad_ms for w in by_cpu if w.cpu_per_ad_ms is not None]),
+        concurrency=_mean([float(w.concurrency) for w in by_latency]),
+        p50_ms=_mean([w.p50_ms for w in by_latency if w.p50_ms is not None]),
+        little_rate=sum(c.little for _, c in known) / len(known),
+    )
 
 
 def per_worker_rate(
@@ -118,27 +227,10 @@ def per_worker_rate(
     since: float,
     replicas_before: int | None = None,
 ) -> float | None:
-    """Ads per second one worker completes; None when unknown.
-
-    While the queue stayed non-empty for the whole window (``saturated``; the window began at ``since``,
-    epoch seconds), the workers were busy all along, so the measured ``completion_rate`` (ads/s) divided by
-    the workers that ran all window (live workers started before ``since``; without registry entries,
-    ``replicas_before``) is what one worker does. Otherwise (idle workers understate their capacity) Little's
-    law: ``concurrency / p50 processing time``, averaged over the live workers.
-    """
-    live = [w for w in workers or () if not w.draining]
-    steady = [w for w in live if w.started_at <= since]
-    if saturated and completion_rate is not None and completion_rate > 0:
-        n = len(steady) if live else (replicas_before or 0)
-        if n > 0:
-            return completion_rate / n
-    capacities = [
-        w.concurrency * 1000.0 / w.p50_ms
-        for w in live
-        if w.concurrency > 0 and w.p50_ms is not None and math.isfinite(w.p50_ms) and w.p50_ms > 0
-    ]
-    return sum(capacities) / len(capacities) if capacities else None
-
+    """Ads per second one worker completes (the rate of :func:`per_worker_capacity`); None when unknown."""
+    found = per_worker_capacity(workers, completion_rate=completion_rate, saturated=saturated, since=since,
+                                replicas_before=replicas_before)
+    return None if found is None else found.rate
 
 
 def _quantile_ms(q: float, counts: list[int]) -> float | None:
@@ -194,13 +286,18 @@ def fleet_level_wait_p95(workers: Iterable[NodeInfo]) -> dict[int, float | None]
 __all__ = [
     "COUNTERS",
     "RATE_WINDOW",
+    "Bound",
+    "Capacity",
     "MonotonicTotal",
+    "PerWorkerRate",
     "WorkerLoad",
     "aging_horizon",
     "fleet_level_wait_p95",
     "fleet_percentiles",
     "merge_percentiles",
+    "per_worker_capacity",
     "per_worker_rate",
     "step_rates",
     "window_rate",
+    "worker_capacity",
 ]

@@ -13,8 +13,9 @@ Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples ar
 * ``completedPerSec`` / ``failedPerSec``: Δ of the workers' ``processed`` / ``failed`` counters from the
   registry, turned into totals that only grow (:class:`~gamead_core.stats.rates.MonotonicTotal`), so a
   worker that restarts or leaves never makes a rate negative;
-* ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_rate` — the completion rate per worker
-  while ads were pending at every sample of the window, else Little's law from the heartbeats.
+* ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_capacity` — the completion rate per worker
+  while ads were pending at every sample of the window, else Little's law from the heartbeats capped by the
+  CPU each worker spends per ad (``cpuPerAdMs``); which rule gave it is :attr:`QueueSampler.per_worker_basis`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from gamead_core.stats.rates import (
     WorkerLoad,
     fleet_level_wait_p95,
     fleet_percentiles,
-    per_worker_rate,
+    per_worker_capacity,
     window_rate,
 )
 from gamead_core.stats.reading import QueueReading, read_queue
@@ -116,6 +117,8 @@ class QueueSampler:
         self.ring: deque[Sample] = deque(maxlen=keep)
         self.history = History(keep)
         self.rates: dict[str, float | None] = {**{k: None for k in COUNTERS}, "perWorkerPerSec": None}
+        #: how ``perWorkerPerSec`` was derived (``PerWorkerRate.wire()``: ``bound``, ``cpuPerAdMs``…), or None
+        self.per_worker_basis: dict[str, Any] | None = None
         self.began = clock()
         self._submitted = MonotonicTotal()
         self._completed = MonotonicTotal()
@@ -214,13 +217,14 @@ class QueueSampler:
         window = [s for s in self.ring if s.t >= last.t - RATE_WINDOW]
         workers = last.reading.workers
         saturated = len(window) >= 2 and all((s.reading.pending or 0) > 0 for s in window)
-        rate = per_worker_rate(
+        found = per_worker_capacity(
             None if workers is None else [worker_load(n) for n in workers],
             completion_rate=self.rates["completedPerSec"],
             saturated=saturated,
             since=window[0].t,
         )
-        return None if rate is None else round(rate, 3)
+        self.per_worker_basis = None if found is None else found.wire()
+        return None if found is None else round(found.rate, 3)
 
     # --- what only /v1/stats shows ---------------------------------------------------------------------
 
@@ -284,7 +288,8 @@ class QueueSampler:
 def worker_load(node: Any) -> WorkerLoad:
     """What the per-worker rate uses of one worker's registry entry."""
     return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
-                      started_at=node.started_at.timestamp(), draining=node.state == "draining")
+                      started_at=node.started_at.timestamp(), draining=node.state == "draining",
+                      cpu_per_ad_ms=getattr(node, "cpu_per_ad_ms", None))
 
 
 async def _none() -> None:

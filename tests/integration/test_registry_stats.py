@@ -4,7 +4,9 @@ decisions behind them (stuck, percentile merging, restart-proof rates) are in ``
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -247,3 +249,41 @@ def test_stats_and_the_autoscaler_report_the_same_figures(stack: Stack, procs: l
     assert observed["perWorkerPerSec"] == rates["perWorkerPerSec"]
     assert observed["pending"] == stats["queue"]["pending"]
     assert observed["ackPending"] == stats["queue"]["ackPending"]
+
+
+def test_the_per_worker_rate_is_bounded_by_the_cpu_a_worker_spends_per_ad(stack: Stack, procs: list[Proc]) -> None:
+    """Issue 14 item 6 follow-up: a worker heartbeats its CPU per settled ad, and ``gamead scale status`` reports
+    a per-worker rate no higher than one core allows (``1000 / cpuPerAdMs`` ads/s), saying which bound gave it
+    (before: Little's law alone, "per worker 7677.5/s" for a worker that drains ~850/s)."""
+    worker_id = f"cpu-{uuid.uuid4().hex[:6]}"
+    procs.append(stack.worker(worker_id, concurrency=4))
+    wait_for(lambda: stack.nodes().get(worker_id), timeout=20, what="the worker's heartbeat")
+    ids = [stack.http.post("/ads", json=ad(f"Cpu Bound {i}", priority=1 + i % 5)).json()["id"] for i in range(40)]
+    for ad_id in ids:
+        assert wait_terminal(stack.http, ad_id)["status"] == "completed"
+    node = wait_for(lambda: (n := stack.nodes().get(worker_id)) and n.get("cpuPerAdMs") and n, timeout=10,
+                    what="cpuPerAdMs in the worker's heartbeat")
+    cpu_ms = node["cpuPerAdMs"]
+    assert cpu_ms > 0
+
+    def status() -> dict[str, Any] | None:
+        run = subprocess.run(gamead_argv("scale", "status", "--output", "json", "--api", stack.url),
+                             env=clean_env(), capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0, run.stderr
+        observed = json.loads(run.stdout).get("observed") or {}
+        basis = observed.get("perWorkerBasis") or {}
+        # our worker alone, its CPU known to the leader, the queue not saturated
+        if basis.get("workers") == 1 and basis.get("bound") in ("cpu", "latency") and (
+                basis["bound"] == "latency" or basis.get("cpuPerAdMs")):
+            return observed
+        return None
+
+    observed = wait_for(status, timeout=20, interval=0.5, what="scale status with our worker's per-worker basis")
+    rate, basis = observed["perWorkerPerSec"], observed["perWorkerBasis"]
+    ceiling = 1000.0 / (basis["cpuPerAdMs"] if basis["bound"] == "cpu" else stack.nodes()[worker_id]["cpuPerAdMs"])
+    print(f"worker {worker_id}: {cpu_ms} ms CPU per ad, per-worker rate {rate} ads/s ({basis['bound']}-bound)")
+    assert 0 < rate <= ceiling * 1.01
+    if basis["bound"] == "cpu":
+        assert rate == pytest.approx(1000.0 / basis["cpuPerAdMs"], rel=1e-3)
+    else:  # the analysis, not the CPU, bounds it: concurrency / p50 is already below one core's worth
+        assert rate == pytest.approx(basis["concurrency"] * 1000.0 / basis["p50Ms"], rel=1e-2)
