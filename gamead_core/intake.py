@@ -6,7 +6,10 @@ then the work message, which carries ``Gamead-Record-Revision: r`` so a worker's
 message as the record at ``r`` without reading it back (issue 14.2; every later write is still a
 compare-and-set over ``r``, so a record changed meanwhile makes it lose and the worker read again).
 
-* The record write fails: no message was published, the client gets a 503, nothing is left behind.
+* The record write is refused (an error ack): no message was published, the client gets a 503, nothing is
+  left behind. Its ack does not come in time (NATS stalled: the record may be stored, now or once NATS
+  answers again): a delete marker is sent after it on the same connection, which NATS keeps in order, so the
+  create, if it lands, is undone; the client gets a 503 and nothing is published.
 * The publish definitely fails (the stream is full, no stream, an error ack): the record is deleted again
   (compare-and-set at ``r``, best effort) and the client gets the same 503 as before.
 * The publish is ambiguous (no ack in time: the message may be stored): the record is left, so a stored
@@ -131,7 +134,11 @@ class Intake:
             # model_construct walks the model's 20 fields and defaults in Python (~30 µs)
             record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad)
             payload = encode(record)  # once: the message and the record carry the same bytes
-            revision = await self._store.create(record, payload)
+            try:
+                revision = await self._store.create(record, payload)
+            except GameadError as exc:
+                await self._withdraw_if_ambiguous(ad_id, exc)
+                raise
             try:
                 published = await publish_ad_acked(
                     self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
@@ -146,6 +153,13 @@ class Intake:
             ad_submitted(ad.priority)
             return Accepted(record, duplicate=False)
         return await self._submit_keyed(ad, idempotency_key, scope)
+
+    async def _withdraw_if_ambiguous(self, ad_id: str, exc: GameadError) -> None:
+        """A record create of the fresh id ``ad_id`` failed with ``exc``: if its ack merely did not come (the
+        record may be stored, or be stored once NATS answers again), send a delete marker after it
+        (:meth:`AdStore.withdraw_nowait`), so a 503 leaves no ``queued`` record without a message."""
+        if not isinstance(exc, Conflict) and not not_stored(exc):
+            await self._store.withdraw_nowait(ad_id)
 
     async def _take_back(self, ad_id: str, revision: int) -> None:
         """Delete the record of an ad whose message JetStream refused (best effort: a record left behind is a
@@ -201,6 +215,9 @@ class Intake:
                    for ad in ads]
         payloads = [encode(r) for r in records]
         created = await self._store.create_many(records, payloads)
+        for record, revision in zip(records, created, strict=True):
+            if isinstance(revision, GameadError):
+                await self._withdraw_if_ambiguous(record.id, revision)
         stored = [i for i, revision in enumerate(created) if isinstance(revision, int)]
         published = await publish_ads(
             self._js, [Outgoing(records[i].id, records[i].priority, payloads[i], created[i])  # type: ignore[arg-type]

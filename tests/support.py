@@ -548,12 +548,18 @@ def assert_doctor_clean(target: str, *, timeout: float = 20.0, settle: float = 0
 
     def clean() -> bool:
         nonlocal last
-        last = doctor_report(target, settle=settle, token=token, **settings)
+        try:
+            last = doctor_report(target, settle=settle, token=token, **settings)
+        except AssertionError as exc:  # no report (e.g. a 503): keep why, and ask again
+            last = {"error": str(exc)[:1000]}
+            return False
         return bool(last.get("ok"))
 
     try:
         wait_for(clean, timeout=timeout, interval=0.2, what="gamead doctor to find nothing")
     except AssertionError:
+        if last.get("findings") is None:  # no report: the doctor itself failed (its error says why)
+            raise AssertionError(f"gamead doctor gave no report: {json.dumps(last)[:3000]}") from None
         raise AssertionError(f"gamead doctor found problems: {json.dumps(last.get('findings'))[:3000]}; "
                              f"partial: {last.get('partial')}") from None
     return last

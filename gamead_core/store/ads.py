@@ -16,6 +16,7 @@ each: an inbox future and a ``wait_for`` timer per write; issue 14.2).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -33,6 +34,8 @@ from gamead_core.queue.acks import Ack, publish_acked
 from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
 from gamead_core.queue.scan import read_stream
 from gamead_core.store.retention import final_record_ttl
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -237,6 +240,22 @@ class AdStore:
             else:
                 results.append(future.result().seq)
         return results
+
+    async def withdraw_nowait(self, ad_id: str) -> None:
+        """Send a delete marker for the fresh id ``ad_id`` (ADR-8 ``KV-Operation: DEL``, with the final-record
+        TTL) without waiting for its ack: the submit path's answer to a create whose ack did not come in time.
+        NATS delivers one connection's messages in order, so the marker reaches the bucket after the create, if
+        the create reaches it at all; the id is fresh and was never published, so nobody else writes it. Never
+        raises: a record left behind is a ``no_message`` finding that ``gamead doctor --repair`` queues."""
+        headers = {names.HDR_KV_OPERATION: "DEL"}
+        if self.final_ttl is not None:
+            headers[names.HDR_TTL] = str(int(self.final_ttl))
+        try:
+            with nats_boundary():
+                await self._nc.publish(names.kv_subject(names.ADS_BUCKET, ad_id), b"", headers=headers)
+        except GameadError as exc:
+            log.warning("ad %s: the record of a timed-out submit could not be withdrawn: %s", ad_id, exc.message,
+                        extra={"ad_id": ad_id})
 
     async def delete_created(self, ad_id: str, revision: int) -> bool:
         """Delete the record of ``ad_id`` only if it is still at ``revision`` (a compare-and-set delete marker,

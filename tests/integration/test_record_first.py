@@ -182,3 +182,38 @@ def test_a_refused_submit_leaves_no_record_and_an_orphan_record_is_queued_again_
         assert json.loads(fixed.stdout)["job"]["counts"]["republished"] == 1, fixed.stdout
         assert wait_terminal(http, orphan)["status"] == "completed"
     assert_doctor_clean(url)
+
+
+def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answers_again(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """A reviewer's finding: NATS stopped (SIGSTOP) while clients submitted; every submit was 503 (the record
+    create's ack never came), yet once NATS ran again each create landed: thousands of ``queued`` records without
+    a message, analysed after ``doctor --repair`` though their clients were told 503. Now a create that times out
+    is followed, on the same connection, by a delete marker: after the stall one single submit and a batch of
+    three (all 503 ``queue_unavailable``) leave no record and nothing on the queue; the doctor finds nothing."""
+    import os
+    import signal
+
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_API__PUBLISH_TIMEOUT="1", **ENV)
+    procs.append(api)
+    assert server.proc is not None
+    with httpx.Client(base_url=url, timeout=20) as http:
+        kept = _submit(http, "Before the stall")
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            single = http.post("/ads", json=ad("Stalled single"))
+            batch = http.post("/ads/batch", json={"ads": [ad("Stalled 1"), ad("Stalled 2"), ad("Stalled 3")]})
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        assert single.status_code == 503 and single.json()["error"]["code"] == "queue_unavailable", single.text
+        assert batch.status_code == 503 and batch.json()["error"]["code"] == "queue_unavailable", batch.text
+
+    async def records(js: Any, store: Any) -> list[str]:
+        return [r.id for r in await store.scan(limit=100)]
+
+    # the creates and their delete markers land once NATS reads its socket again: only the first ad is left
+    wait_for(lambda: _run(server.url, records) == [kept], timeout=20, what="the stalled submits' records withdrawn")
+    assert _work_messages(server.url) == 1
+    assert_doctor_clean(server.url)
