@@ -191,11 +191,14 @@ class Doctor:
     # --- reading -------------------------------------------------------------------------------------
 
     async def _list_work(self, work: dict[str, list[WorkMsg]], unreadable: list[str], budget: ReadBudget,
-                         stats: ReadStats, start_seq: int | None = None, partition: int = 0) -> int:
+                         stats: ReadStats, start_seq: int | None = None, partition: int = 0,
+                         counted: bool = True) -> int:
+        """``counted``: add the messages to ``stats.work_messages`` (the first listing only: the report's figure
+        is what the work streams held, not the sum of both looks)."""
         stream = names.work_stream(partition)  # a message outside its ad's partition is only noted (repairs act
         # on an ad's messages in its partition: gamead_core.queue.partitions)
         def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
-            stats.work_messages += 1
+            stats.work_messages += counted
             ad_id = (headers or {}).get(names.HDR_AD_ID)
             if not ad_id or not is_ad_id(ad_id) or partition_of(ad_id, len(self._parts)) != partition:
                 unreadable.append(str(seq) if not partition else f"{stream} seq {seq}")
@@ -252,12 +255,13 @@ class Doctor:
             # have lagged behind a publish)
             stops = len(budget.partial)
             for p in self._parts:
-                await self._list_work(again.work, [], budget, stats, partition=p)
+                await self._list_work(again.work, [], budget, stats, partition=p, counted=False)
             self._work_whole = self._work_whole and len(budget.partial) == stops
             again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
         else:  # whether the messages the first listing saw are still there, and any published since
             for p in self._parts:
-                await self._list_work(again.work, [], budget, stats, start_seq=work_last.get(p, 0) + 1, partition=p)
+                await self._list_work(again.work, [], budget, stats, start_seq=work_last.get(p, 0) + 1, partition=p,
+                                      counted=False)
             again.work = defaultdict(list, {ad: msgs for ad, msgs in again.work.items() if ad in suspects})
             for ad_id in suspects:
                 for m in first.work.get(ad_id, []):

@@ -175,6 +175,8 @@ def test_a_refused_submit_leaves_no_record_and_an_orphan_record_is_queued_again_
         _run(server.url, create_only)
         report = doctor_report(url)
         assert {f["kind"]: f["sample"] for f in report["findings"]} == {"no_message": [orphan]}, report
+        # what the work stream holds (1), not the sum of the doctor's two looks at it (a reviewer saw 200 for 100)
+        assert report["read"]["workMessages"] == _work_messages(server.url) == 1, report["read"]
         procs.append(start_worker(server.url, tmp_path, worker_id="drain", concurrency=2, **ENV))
         assert wait_terminal(http, first)["status"] == "completed"  # room in the stream for the repair
         fixed = CliRunner().invoke(app, ["doctor", "--repair", "--yes", "--api", url, "-o", "json"])
