@@ -21,7 +21,8 @@ or cancelled): memory is bounded by the publishes in flight within one timeout.
 from __future__ import annotations
 
 import asyncio
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
 
 import orjson
@@ -33,9 +34,10 @@ from nats.js.errors import APIError, NoStreamResponseError
 from gamead_core import names
 from gamead_core.queue.deadlines import expire_after
 
-__all__ = ["Ack", "parse_ack", "pending", "publish_acked"]
+__all__ = ["Ack", "gather_acks", "parse_ack", "pending", "publish_acked"]
 
 _NO_RESPONDERS = "503"
+E = TypeVar("E")
 
 
 class Ack(NamedTuple):
@@ -135,3 +137,28 @@ def pending(js: JetStreamContext) -> int:
     """Acks awaited on ``js``'s connection (for tests and read-outs)."""
     acks = _ACKS.get(js._nc)  # noqa: SLF001
     return len(acks._futures) if acks is not None else 0  # noqa: SLF001
+
+
+async def gather_acks(sent: Sequence[asyncio.Future[Ack] | E], translated: Callable[[BaseException], E], *,
+                      timeout: float | None = None) -> list[Ack | E]:
+    """The answers of pipelined publishes, in order. ``sent``: per publish, the future :func:`publish_acked`
+    returned, or what sending it raised, already translated (kept as it is). Waits for every future, at most
+    ``timeout`` seconds (None: each ends by its own deadline; the late ones are cancelled), then gives its
+    :class:`Ack`, or ``translated(error)``: nats-py's error of an error ack, ``asyncio.TimeoutError`` for an ack
+    that did not come (expired or cancelled: the message may be stored)."""
+    waiting = [f for f in sent if isinstance(f, asyncio.Future)]
+    if waiting:
+        _, late = await asyncio.wait(waiting, timeout=timeout)
+        for future in late:
+            future.cancel()
+    out: list[Ack | E] = []
+    for item in sent:
+        if not isinstance(item, asyncio.Future):
+            out.append(item)
+        elif item.cancelled():
+            out.append(translated(asyncio.TimeoutError()))
+        elif (exc := item.exception()) is not None:
+            out.append(translated(exc))
+        else:
+            out.append(item.result())
+    return out

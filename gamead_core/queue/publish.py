@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
 from gamead_core.queue.connection import nats_boundary, translate
-from gamead_core.queue.acks import publish_acked
+from gamead_core.queue.acks import Ack, gather_acks, publish_acked
 from gamead_core.queue.partitions import partition_of
 from gamead_core.telemetry.tracing import producer_span
 
@@ -106,7 +106,7 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
     used before, lost it and reported a timeout ``timeout`` seconds later.
     ``partitions``: ``queue.partitions``; each ad goes to the stream of its partition.
     """
-    futures: list[asyncio.Future[object] | Exception] = []
+    futures: list[asyncio.Future[Ack] | Exception] = []
     streams = [names.work_stream(partition_of(ad.ad_id, partitions)) for ad in ads]
     for ad in ads:
         headers = {names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id}
@@ -119,24 +119,12 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
             ))  # not nats-py's publish_async: it loses error acks (queue full) to a timeout (gamead_core.queue.acks)
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             futures.append(_translated(exc))
-    waiting = [f for f in futures if isinstance(f, asyncio.Future)]
-    if waiting:
-        _, late = await asyncio.wait(waiting, timeout=timeout)
-        for future in late:
-            future.cancel()
     results: list[Published | Exception] = []
-    for future, expected in zip(futures, streams, strict=True):
-        if isinstance(future, Exception):
-            results.append(future)
-        elif future.cancelled():
-            results.append(QueueUnavailable("NATS did not answer in time"))
-        elif (exc := future.exception()) is not None:
-            results.append(_translated(exc))
+    for answer, expected in zip(await gather_acks(futures, _translated, timeout=timeout), streams, strict=True):
+        if not isinstance(answer, Ack):
+            results.append(answer)
+        elif answer.stream != expected:
+            results.append(QueueUnavailable(f"ad was stored by stream {answer.stream!r}, expected {expected}"))
         else:
-            ack = future.result()
-            stream = getattr(ack, "stream", None)
-            if stream != expected:
-                results.append(QueueUnavailable(f"ad was stored by stream {stream!r}, expected {expected}"))
-            else:
-                results.append(Published(int(getattr(ack, "seq", 0) or 0), bool(getattr(ack, "duplicate", False))))
+            results.append(Published(answer.seq, answer.duplicate))
     return results

@@ -30,7 +30,7 @@ from nats.js.kv import KeyValue
 from gamead_core import names
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import AdRecord, AdStatus
-from gamead_core.queue.acks import Ack, publish_acked
+from gamead_core.queue.acks import Ack, gather_acks, publish_acked
 from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
 from gamead_core.queue.scan import read_stream
 from gamead_core.store.retention import final_record_ttl
@@ -226,20 +226,7 @@ class AdStore:
                     sent.append(await self._send(record, 0, payload))
             except GameadError as exc:
                 sent.append(exc)
-        waiting = [f for f in sent if isinstance(f, asyncio.Future)]
-        if waiting:
-            await asyncio.wait(waiting)  # each ends by its own deadline (publish_acked)
-        results: list[int | GameadError] = []
-        for future in sent:
-            if isinstance(future, GameadError):
-                results.append(future)
-            elif future.cancelled():
-                results.append(QueueUnavailable("NATS did not answer in time"))
-            elif (exc := future.exception()) is not None:
-                results.append(_translated(exc))
-            else:
-                results.append(future.result().seq)
-        return results
+        return [a.seq if isinstance(a, Ack) else a for a in await gather_acks(sent, _translated)]
 
     async def withdraw_nowait(self, ad_id: str) -> None:
         """Send a delete marker for the fresh id ``ad_id`` (ADR-8 ``KV-Operation: DEL``, with the final-record
