@@ -224,15 +224,20 @@ def test_stats_answer_from_memory_fast(stack: Stack) -> None:
               f"p95 {p95:.2f} ms, max {max(values):.2f} ms")
 
 
+def _worker_completes(stack: Stack, procs: list[Proc], worker_id: str, *, concurrency: int, ads: int,
+                      title: str) -> None:
+    """Start worker ``worker_id``, wait for its heartbeat, and see ``ads`` submitted ads (levels 1-5) complete."""
+    procs.append(stack.worker(worker_id, concurrency=concurrency))
+    wait_for(lambda: stack.nodes().get(worker_id), timeout=20, what="the worker's heartbeat")
+    ids = [stack.http.post("/ads", json=ad(f"{title} {i}", priority=1 + i % 5)).json()["id"] for i in range(ads)]
+    for ad_id in ids:
+        assert wait_terminal(stack.http, ad_id)["status"] == "completed"
+
+
 def test_stats_and_the_autoscaler_report_the_same_figures(stack: Stack, procs: list[Proc]) -> None:
     """Issue 12 item 3: one sampler. ``/v1/stats`` (and so ``gamead top``) and the autoscaler's ``observed``
     in ``/v1/scale`` read the same sample: for one ``sampledAt`` every shared figure is the same number."""
-    worker_id = f"same-{uuid.uuid4().hex[:6]}"
-    procs.append(stack.worker(worker_id, concurrency=2))
-    wait_for(lambda: stack.nodes().get(worker_id), timeout=20, what="the worker's heartbeat")
-    ids = [stack.http.post("/ads", json=ad(f"Same Figure {i}", priority=1 + i % 5)).json()["id"] for i in range(8)]
-    for ad_id in ids:
-        assert wait_terminal(stack.http, ad_id)["status"] == "completed"
+    _worker_completes(stack, procs, f"same-{uuid.uuid4().hex[:6]}", concurrency=2, ads=8, title="Same Figure")
 
     def same_sample() -> tuple[dict[str, Any], dict[str, Any]] | None:
         stats = stack.stats(history=0)
@@ -256,11 +261,7 @@ def test_the_per_worker_rate_is_bounded_by_the_cpu_a_worker_spends_per_ad(stack:
     a per-worker rate no higher than one core allows (``1000 / cpuPerAdMs`` ads/s), saying which bound gave it
     (before: Little's law alone, "per worker 7677.5/s" for a worker that drains ~850/s)."""
     worker_id = f"cpu-{uuid.uuid4().hex[:6]}"
-    procs.append(stack.worker(worker_id, concurrency=4))
-    wait_for(lambda: stack.nodes().get(worker_id), timeout=20, what="the worker's heartbeat")
-    ids = [stack.http.post("/ads", json=ad(f"Cpu Bound {i}", priority=1 + i % 5)).json()["id"] for i in range(40)]
-    for ad_id in ids:
-        assert wait_terminal(stack.http, ad_id)["status"] == "completed"
+    _worker_completes(stack, procs, worker_id, concurrency=4, ads=40, title="Cpu Bound")
     node = wait_for(lambda: (n := stack.nodes().get(worker_id)) and n.get("cpuPerAdMs") and n, timeout=10,
                     what="cpuPerAdMs in the worker's heartbeat")
     cpu_ms = node["cpuPerAdMs"]
