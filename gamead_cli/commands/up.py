@@ -322,7 +322,8 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
     import nats
     import nats.errors
 
-    from gamead_core.queue.connection import connect_options, guard_reader
+    from gamead_core.queue.connection import connect_options
+    from gamead_core.queue.liveness import guard_reader
     from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, new_holder_id
 
     loop = asyncio.get_running_loop()

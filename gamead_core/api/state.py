@@ -26,7 +26,8 @@ from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.intake import Accepted, Intake
-from gamead_core.queue.connection import check_outbound, connect, reader_alive, recover_reader, round_trip, unsent_bytes
+from gamead_core.queue.connection import connect
+from gamead_core.queue.liveness import check_outbound, reader_alive, recover_reader, round_trip, unsent_bytes
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
 from gamead_core.queue.watch import TopologyWatch

@@ -27,7 +27,8 @@ import pytest
 
 from gamead_core.config import NatsSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.queue.connection import connect, reader_alive, round_trip
+from gamead_core.queue.connection import connect
+from gamead_core.queue.liveness import reader_alive, round_trip
 from tests.support import Proc, ad, start_api, wait_for
 
 
@@ -80,7 +81,7 @@ def test_a_client_whose_read_loop_died_in_a_stall_is_reconnected(
             await bare.close()
             await guarded.close()
 
-    with caplog.at_level(logging.WARNING, logger="gamead_core.queue.connection"):
+    with caplog.at_level(logging.WARNING, logger="gamead_core.queue.liveness"):
         asyncio.run(run())
     assert any("read loop has died" in r.getMessage() for r in caplog.records), "the guard did the recovery"
 
