@@ -5,8 +5,13 @@ Once connected the link runs three small loops, each read by the probes from mem
 
 * the topology watch (:mod:`gamead_core.queue.watch`): recreates a missing stream, consumer or bucket;
 * the storage probe (:mod:`gamead_core.queue.storage`): does JetStream still store writes? (``/readyz``);
-* the contact check: a PING/PONG round trip (``flush``) every few seconds; ``/healthz`` fails when NATS has
-  not answered for ``api.nats_unhealthy_after`` seconds, so Kubernetes restarts a node cut off for good.
+* the contact check: a JetStream API round trip (:func:`gamead_core.queue.liveness.round_trip`; never
+  ``flush(timeout)``, which can kill nats-py's read loop) every few seconds; ``/healthz`` fails when NATS has
+  not answered for ``api.nats_unhealthy_after`` seconds, so Kubernetes restarts a node cut off for good, and
+  at once while the client's read loop is dead (the guard of every connection reconnects it within a second).
+
+Every use of the connection (:meth:`QueueLink._check`) answers 503 ``queue_unavailable`` at once while the
+reader is dead or more than ``nats.max_pending_bytes`` wait to be sent (a stalled server), never buffering more.
 
 Nothing here puts a URL or credentials in front of a client: ``/readyz`` and error messages say what is
 wrong, not where; logs show URLs through :func:`gamead_core.redact.redact_url` only.
