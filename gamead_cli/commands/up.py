@@ -323,6 +323,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
     import nats.errors
 
     from gamead_core.queue.connection import connect_options
+    from gamead_core.queue.liveness import guard_reader
     from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, new_holder_id
 
     loop = asyncio.get_running_loop()
@@ -353,6 +354,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
                                         error_cb=_quiet)
             except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
                 raise GameadError(f"the autoscaler cannot connect to NATS at {nats_url}: {exc}") from exc
+            guard_reader(nc)  # a dead read loop (nats-py #624) is reconnected, as for every other role
             link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
                                    ready=asyncio.Event())
             link.ready.set()

@@ -1,8 +1,11 @@
 """Liveness and readiness probes (Kubernetes ``livenessProbe`` / ``readinessProbe``). Both answer from memory.
 
-* ``GET /healthz`` — 200 ``{"status": "ok"}`` while the process is alive and has reached NATS within
-  ``api.nats_unhealthy_after`` seconds; else 503 ``nats_unreachable``, so Kubernetes restarts a node that is
-  cut off from NATS for good (a restart re-creates the connection from scratch).
+* ``GET /healthz`` — 200 ``{"status": "ok", "nats": {…}}`` while the process is alive, its NATS client's read
+  loop runs and NATS answered a round trip (a JetStream API request) within ``api.nats_unhealthy_after``
+  seconds; else 503 ``nats_unreachable``, so Kubernetes restarts a node that is cut off from NATS for good (a
+  restart re-creates the connection from scratch). ``nats`` holds ``readerAlive``, ``unsentBytes`` (bytes
+  waiting to be sent, bounded by ``nats.max_pending_bytes``), ``maxPendingBytes`` and
+  ``secondsWithoutContact``.
 * ``GET /readyz`` — 200 when every hard check is ``ok`` or ``degraded: …``; else 503 ``not_ready``.
   Checks: ``nats`` (connected), ``topology`` (the work stream and the ad bucket usable; other objects
   ``degraded`` while missing or incompatible), ``storage`` (the last probe write was stored), ``redis``
@@ -29,13 +32,19 @@ async def healthz(request: Request) -> Response:
     link = getattr(request.app.state, "link", None)
     limit = request.app.state.settings.api.nats_unhealthy_after
     silent = link.seconds_without_contact() if link is not None else 0.0
-    if silent <= limit:
-        return _json({"status": "ok"})
-    message = (f"NATS has not answered for {silent:.0f} s (api.nats_unhealthy_after = {limit:g} s); "
-               "restarting this process reconnects it from scratch")
-    return _json({"status": "unhealthy",
+    figures = link.connection_figures() if link is not None else None
+    dead = link is not None and link.reader_dead()
+    if silent <= limit and not dead:
+        return _json({"status": "ok", "nats": figures})
+    if dead:  # connected, yet nothing reads the socket: no answer can come (the guard reconnects it)
+        message = "the NATS client's read loop has died; it is being reconnected"
+    else:
+        message = (f"NATS has not answered for {silent:.0f} s (api.nats_unhealthy_after = {limit:g} s); "
+                   "restarting this process reconnects it from scratch")
+    return _json({"status": "unhealthy", "nats": figures,
                   "error": {"code": "nats_unreachable", "message": message,
-                            "details": {"secondsWithoutNats": round(silent, 1), "unhealthyAfterSeconds": limit}}},
+                            "details": {"secondsWithoutNats": round(silent, 1), "unhealthyAfterSeconds": limit,
+                                        "readerAlive": not dead}}},
                  503)
 
 

@@ -102,6 +102,7 @@ class Health(_Doc):
     """``GET /healthz``: ``ok``; 503 ``unhealthy`` with ``error`` (``nats_unreachable``)."""
 
     status: str
+    nats: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
 

@@ -5,8 +5,13 @@ Once connected the link runs three small loops, each read by the probes from mem
 
 * the topology watch (:mod:`gamead_core.queue.watch`): recreates a missing stream, consumer or bucket;
 * the storage probe (:mod:`gamead_core.queue.storage`): does JetStream still store writes? (``/readyz``);
-* the contact check: a PING/PONG round trip (``flush``) every few seconds; ``/healthz`` fails when NATS has
-  not answered for ``api.nats_unhealthy_after`` seconds, so Kubernetes restarts a node cut off for good.
+* the contact check: a JetStream API round trip (:func:`gamead_core.queue.liveness.round_trip`; never
+  ``flush(timeout)``, which can kill nats-py's read loop) every few seconds; ``/healthz`` fails when NATS has
+  not answered for ``api.nats_unhealthy_after`` seconds, so Kubernetes restarts a node cut off for good, and
+  at once while the client's read loop is dead (the guard of every connection reconnects it within a second).
+
+Every use of the connection (:meth:`QueueLink._check`) answers 503 ``queue_unavailable`` at once while the
+reader is dead or more than ``nats.max_pending_bytes`` wait to be sent (a stalled server), never buffering more.
 
 Nothing here puts a URL or credentials in front of a client: ``/readyz`` and error messages say what is
 wrong, not where; logs show URLs through :func:`gamead_core.redact.redact_url` only.
@@ -27,6 +32,7 @@ from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.intake import Accepted, Intake
 from gamead_core.queue.connection import connect
+from gamead_core.queue.liveness import check_outbound, reader_alive, recover_reader, round_trip, unsent_bytes
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
 from gamead_core.queue.watch import TopologyWatch
@@ -151,15 +157,15 @@ class QueueLink:
                 self.watch.poke()  # the probe's own bucket may be gone: let the watch recreate it now
 
     async def _keep_contact(self, nc: NATS) -> None:
-        """Record every successful PING/PONG round trip in :attr:`last_contact`."""
+        """Record every answered round trip (:func:`~gamead_core.queue.connection.round_trip`, a JetStream API
+        request: never ``flush(timeout)``, which can kill nats-py's read loop) in :attr:`last_contact`; a
+        connection whose read loop died is reconnected first (it can answer nothing)."""
         every = max(0.5, min(5.0, self.settings.api.nats_unhealthy_after / 4))
+        probe = nc.jetstream(timeout=self.settings.nats.request_timeout)
         while not self._stop.is_set():
-            if nc.is_connected:
-                try:
-                    await nc.flush(timeout=max(1, int(self.settings.nats.request_timeout)))
-                    self.last_contact = time.monotonic()
-                except Exception as exc:  # noqa: BLE001 - no answer is exactly what this measures
-                    log.debug("NATS round trip failed: %r", exc)
+            reconnecting = await recover_reader(nc)  # the guard of connect() does too; this one is in step
+            if not reconnecting and nc.is_connected and await round_trip(probe):
+                self.last_contact = time.monotonic()
             try:
                 await asyncio.wait_for(self._stop.wait(), every)
             except asyncio.TimeoutError:
@@ -177,10 +183,11 @@ class QueueLink:
         await close_connection(self.nc)
 
     def _check(self) -> None:
-        if self.nc is None or not self.nc.is_connected:
+        if self.nc is None or not self.nc.is_connected or not reader_alive(self.nc):
             # The message is for logs (the URL redacted); clients see QueueUnavailable.client_message.
             reason = self.last_error or "reconnecting"
             raise QueueUnavailable(f"NATS at {redact_url(self.url)} is unavailable: {reason}")
+        check_outbound(self.nc, self.settings.nats.max_pending_bytes)  # stalled: 503 now, not more buffering
 
     @property
     def intake(self) -> Intake:
@@ -221,13 +228,29 @@ class QueueLink:
         """Seconds since NATS last answered a round trip (or since the process started)."""
         return time.monotonic() - self.last_contact
 
+    def reader_dead(self) -> bool:
+        """True while the client says connected but its read loop has ended (nothing it sends is answered)."""
+        return self.nc is not None and not reader_alive(self.nc)
+
+    def connection_figures(self) -> dict[str, Any]:
+        """What ``/healthz`` shows of the connection: ``readerAlive`` (bool), ``unsentBytes`` (bytes waiting to
+        be sent: nats-py's pending buffer + the socket's), ``maxPendingBytes`` (``nats.max_pending_bytes``),
+        ``secondsWithoutContact`` (seconds since NATS last answered a round trip)."""
+        return {"readerAlive": not self.reader_dead(), "unsentBytes": unsent_bytes(self.nc),
+                "maxPendingBytes": self.settings.nats.max_pending_bytes,
+                "secondsWithoutContact": round(self.seconds_without_contact(), 1)}
+
     def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``: ``ok``, ``degraded: …`` (reported, still ready) or why not. No URLs."""
-        if self.nc is None or not self.nc.is_connected:
+        if self.nc is None or not self.nc.is_connected or self.reader_dead():
             since = self.seconds_without_contact()
             state = "connecting" if self.nc is None else "reconnecting"
             return {"nats": f"unavailable: {state} (no answer for {since:.0f} s)", "topology": "unknown",
                     "storage": "unknown"}
+        if (waiting := unsent_bytes(self.nc)) > self.settings.nats.max_pending_bytes:
+            return {"nats": f"unavailable: not taking writes ({waiting} bytes wait to be sent, "
+                            f"nats.max_pending_bytes = {self.settings.nats.max_pending_bytes})",
+                    "topology": "unknown", "storage": "unknown"}
         return {
             "nats": "ok",
             "topology": self.watch.readiness() if self.watch else "unknown",

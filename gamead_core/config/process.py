@@ -69,6 +69,14 @@ class NatsSettings(Section):
     tls_key: str | None = None
     connect_timeout: float = Field(2.0, gt=0)
     request_timeout: float = Field(2.0, gt=0, description="Timeout of JetStream API calls.")
+    ping_interval: float = Field(
+        10.0, gt=0, description="Seconds between the client's PINGs; a connection whose server misses "
+        "max_outstanding_pings of them in a row is stale and reconnected (nats-py's default is 120 s).")
+    max_outstanding_pings: int = Field(3, ge=1, description="Unanswered PINGs that make a connection stale.")
+    max_pending_bytes: int = Field(
+        4 * 1024 * 1024, ge=64 * 1024, description="Most bytes a process lets wait to be sent to NATS (nats-py's "
+        "pending buffer + the socket's write buffer); above it a write answers 503 queue_unavailable at once "
+        "instead of buffering (NATS connected but not reading, e.g. stalled).")
 
     @model_validator(mode="after")
     def _key_goes_with_a_cert(self) -> NatsSettings:

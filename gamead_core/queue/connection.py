@@ -31,6 +31,7 @@ from gamead_core.errors import (
     TopologyMissing,
     error_text,
 )
+from gamead_core.queue.liveness import guard_reader
 from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
 
@@ -111,6 +112,13 @@ def connect_options(settings: NatsSettings, url: str, *, name: str) -> dict[str,
         "reconnect_time_wait": 0.5,
         "allow_reconnect": True,
         "drain_timeout": 5,
+        # nats-py's defaults (120 s x 2) notice a server that stopped answering only after minutes
+        "ping_interval": settings.ping_interval,
+        "max_outstanding_pings": settings.max_outstanding_pings,
+        # nats-py's own bound (what is buffered while reconnecting; connected, a write over it waits up to
+        # flush_timeout): twice gamead's, so the API's check_outbound refuses writes before nats-py blocks them
+        "pending_size": 2 * settings.max_pending_bytes,
+        "flush_timeout": settings.request_timeout,
     }
     if settings.user:
         opts["user"] = settings.user
@@ -160,6 +168,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
                 reconnected_cb=_reconnected,
             ), timeout=max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0)
             made.append(nc)
+            guard_reader(nc)
             return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             if loop.time() >= deadline:

@@ -145,7 +145,9 @@ def test_other_errors_are_json_too(client: httpx.Client, method: str, path: str,
 
 
 def test_probes_and_docs(client: httpx.Client) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["nats"]["readerAlive"] is True
+    assert 0 <= health["nats"]["unsentBytes"] <= health["nats"]["maxPendingBytes"]
     ready = client.get("/readyz").json()
     assert ready == {"status": "ready", "checks": {"nats": "ok", "topology": "ok", "storage": "ok", "redis": "disabled"}}
     assert client.get("/docs").status_code == 200

@@ -1,0 +1,174 @@
+"""A NATS server that stalls (SIGSTOP, then SIGCONT: connected, not answering) on real servers (issue F1/F3).
+
+* F1: nats-py 2.16's ``flush(timeout)`` that times out during a stall kills the client's read loop when the
+  late PONG comes (nats-io/nats.py #624, #636, #853): the client says connected and never reconnects. Every
+  connection gamead makes is guarded and reconnected; the API probes with a JetStream request, never a flush,
+  serves submits again after a 6 s stall, and ``/healthz`` never says ok while its reader is dead.
+* F3: during a stall, writes stop at ``nats.max_pending_bytes`` of unsent bytes (503 ``queue_unavailable``)
+  instead of buffering without bound.
+
+Each test stops only its own nats-server, by PID, and always resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from gamead_core.config import NatsSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.connection import connect
+from gamead_core.queue.liveness import reader_alive, round_trip
+from tests.support import Proc, ad, start_api, wait_for
+
+
+@contextlib.contextmanager
+def stalled(server: EmbeddedNats) -> Iterator[None]:
+    """The test's own nats-server stopped (SIGSTOP by PID) inside the block, resumed on the way out."""
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+
+
+async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await probe():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def test_a_client_whose_read_loop_died_in_a_stall_is_reconnected(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reviewer's cause, at the connection every role uses: a timed-out flush during a stall, then the
+    server back. nats-py alone stays wedged (the bare client); a gamead connection answers again."""
+    server = fresh_nats()
+    settings = NatsSettings(request_timeout=1.0)
+
+    async def run() -> None:
+        guarded = await connect(settings, server.url, name="guarded")
+        bare = await nats.connect(server.url, max_reconnect_attempts=-1)
+        js = guarded.jetstream(timeout=1.0)
+        try:
+            assert await round_trip(js)
+            with stalled(server):
+                for nc in (guarded, bare):
+                    with pytest.raises(nats.errors.TimeoutError):
+                        await nc.flush(timeout=1)  # the cancelled PONG future stays queued in nats-py
+                assert not await round_trip(js), "a stalled server answers nothing"
+            # the late PONGs arrive: the bare client's reader dies and it still says connected
+            await until(lambda: _true(not reader_alive(bare)), timeout=10, what="nats-py's read loop to die")
+            assert bare.is_connected
+            # the guarded one is reconnected and answers a JetStream request again
+            await until(lambda: round_trip(js), timeout=20, what="the guarded client to answer again")
+            assert reader_alive(guarded)
+        finally:
+            await bare.close()
+            await guarded.close()
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.queue.liveness"):
+        asyncio.run(run())
+    assert any("read loop has died" in r.getMessage() for r in caplog.records), "the guard did the recovery"
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def test_after_a_6_s_stall_the_api_serves_submits_again_and_healthz_never_hid_a_dead_reader(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """The reviewer's F1 (``kill -STOP``; 6 s; ``kill -CONT``): the API's NATS link comes back by itself."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_NATS__REQUEST_TIMEOUT="1", GAMEAD_API__PUBLISH_TIMEOUT="1",
+                         GAMEAD_API__NATS_UNHEALTHY_AFTER="4")
+    procs.append(api)
+    seen: list[tuple[int, bool]] = []  # every /healthz answer: (status, readerAlive)
+
+    def health(client: httpx.Client) -> dict[str, object]:
+        resp = client.get("/healthz")
+        body = resp.json()
+        seen.append((resp.status_code, bool(body["nats"]["readerAlive"])))
+        return body
+
+    with httpx.Client(base_url=url, timeout=15) as client:
+        assert client.post("/ads", json=ad("Before the stall")).status_code == 202
+        with stalled(server):
+            # a stall of 6 s: the API's probes time out (request_timeout 1 s) and it stops hearing from NATS
+            wait_for(lambda: health(client)["nats"]["secondsWithoutContact"] >= 6, timeout=30,  # type: ignore[operator]
+                     interval=0.2, what="6 s without an answer from the stalled NATS")
+            during = client.post("/ads", json=ad("During the stall"))
+            assert during.status_code == 503 and during.json()["error"]["code"] == "queue_unavailable"
+
+        def served() -> bool:
+            health(client)
+            return client.post("/ads", json=ad("After the stall")).status_code == 202
+
+        wait_for(served, timeout=30, interval=0.2, what="the API to take submits again after the stall")
+        assert client.get("/readyz").json()["checks"]["nats"] == "ok"
+        wait_for(lambda: health(client) and seen[-1] == (200, True), timeout=15, what="/healthz ok again")
+    assert (200, False) not in seen, "/healthz said ok while the NATS client's reader was dead"
+
+
+def test_a_stall_under_submits_bounds_the_unsent_bytes_and_answers_503(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """The reviewer's F3: batches keep coming while NATS is stalled; the API buffers at most
+    ``nats.max_pending_bytes`` (plus one batch already past the check) and answers 503 ``queue_unavailable``."""
+    server = fresh_nats()
+    bound = 256 * 1024
+    api, url = start_api(server.url, tmp_path, GAMEAD_NATS__MAX_PENDING_BYTES=str(bound),
+                         GAMEAD_NATS__REQUEST_TIMEOUT="1", GAMEAD_API__PUBLISH_TIMEOUT="1")
+    procs.append(api)
+    batch = {"ads": [ad(f"Stalled ad {i}", description="x" * 1500) for i in range(100)]}
+    batch_bytes = len(httpx.Request("POST", url, json=batch).content)
+    unsent: list[int] = []
+    refused: list[str] = []
+    stop = threading.Event()
+
+    def submitter() -> None:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            while not stop.is_set():
+                resp = c.post("/ads/batch", json=batch)
+                if resp.status_code == 503:
+                    refused.append(resp.json()["error"]["code"])
+
+    with httpx.Client(base_url=url, timeout=15) as client, stalled(server):
+        threads = [threading.Thread(target=submitter, daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            def figure() -> int:
+                unsent.append(int(client.get("/healthz").json()["nats"]["unsentBytes"]))
+                return unsent[-1]
+
+            wait_for(lambda: figure() >= bound, timeout=60, interval=0.1,
+                     what="the unsent bytes to reach nats.max_pending_bytes")
+            # then keep submitting: 20 more batches (4 MB) must not add to the buffer, and are refused
+            more = len(refused) + 20
+            wait_for(lambda: figure() >= 0 and len(refused) >= more, timeout=60, interval=0.1,
+                     what="20 more batches refused during the stall")
+            assert set(refused) == {"queue_unavailable"}
+            ready = client.get("/readyz").json()["checks"]["nats"]
+            assert "not taking writes" in ready or "reconnecting" in ready
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+    slack = 4 * 2 * batch_bytes  # four batches already past the check, each written as messages + records
+    assert max(unsent) <= bound + slack, f"unsent bytes grew to {max(unsent)} (bound {bound} + {slack})"
