@@ -151,10 +151,11 @@ class WorkerSettings(Section):
         "buffered ad waits at most this many analyses of its worker. 0 = pull only for free slots.",
     )
     prefetch_wait: float = Field(
-        0.05, ge=0,
-        description="Seconds a prefetched ad may wait in the buffer: the worker prefetches only as many ads as its "
-        "slots finish in this time at their recent pace (none before it has timed an ad; at most "
-        "`worker.prefetch`), so slow analyses are never hoarded while other workers idle. 0 = no limit.",
+        0.05, ge=0, le=60,
+        description="Seconds of analyses a worker prefetches: only as many ads as its slots finish in this time at "
+        "their recent pace (none before it has timed an ad; at most `worker.prefetch`), so uniformly slow "
+        "analyses are not hoarded while other workers idle (one analysis far slower than the pace still holds "
+        "the buffer behind it). 0 = no limit: always `worker.prefetch`, hoarding included.",
     )
     backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
     backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")

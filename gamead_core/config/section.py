@@ -25,10 +25,12 @@ def _number_not_bool(annotation: Any) -> bool:
 class Section(BaseModel):
     """A section of the config file (``api:``, ``queue:``…): an unknown key is refused (``extra="forbid"``),
     so a typo is an error that names it, not a silently ignored setting; a YAML ``true``/``false`` given for a
-    number is refused too (pydantic's lax mode reads ``queue.partitions: true`` as 1). Strings from
-    ``GAMEAD_*`` variables are still parsed as numbers."""
+    number is refused too (pydantic's lax mode reads ``queue.partitions: true`` as 1), and so are ``inf`` and
+    ``nan`` for any number (``allow_inf_nan=False``: ``worker.prefetch_wait: inf`` passed ``ge=0`` and stopped
+    every worker at its first sizing of the prefetch). Strings from ``GAMEAD_*`` variables are still parsed
+    as numbers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod

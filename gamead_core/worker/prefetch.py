@@ -50,7 +50,7 @@ def prefetch_depth(cap: int, slots: int, slot_time: float | None, wait: float) -
         return 0
     if slot_time <= 0:
         return cap
-    return min(cap, int(slots * wait / slot_time))
+    return int(min(cap, slots * wait / slot_time))  # min first: a huge ratio is inf, which int() refuses
 
 
 def next_pace(slot_time: float | None, sample: float) -> float:
@@ -62,17 +62,19 @@ def next_pace(slot_time: float | None, sample: float) -> float:
 def delivery_key(msg: Msg, now: float, aging_step: float) -> float:
     """The aging key (:func:`~gamead_core.queue.aging.due_key`, epoch seconds) of a delivered work message.
 
-    A first delivery is due since it was published (the stream's time stamp in its metadata); a redelivery
-    since ``now`` at the latest (its record's ``retryAt`` is not read here, so a retried ad is never put ahead
-    of its place, at worst a little behind). A message whose subject names no level counts as the least
-    urgent level."""
+    Every delivery is due since its message was published (the stream's time stamp in its metadata; a clock
+    ahead counts as ``now``). A redelivery too: its record's ``retryAt`` is not read here, and keying it at
+    ``now`` (as before) put an ad that had aged in the queue behind newer, more urgent arrivals by up to
+    ``(level - 1) × aging_step`` beyond the aging bound; from its publish time it is never behind its place,
+    at worst ahead of it by its own retry back-off. A message whose subject names no level counts as the
+    least urgent level."""
     meta = msg.metadata
     try:
         level = names.level_of_subject(msg.subject)
     except (ValueError, IndexError):
         level = names.LEVELS[-1]
     due = now
-    if (meta.num_delivered or 1) == 1 and meta.timestamp is not None:
+    if meta.timestamp is not None:
         due = min(now, meta.timestamp.timestamp())
     return due_key(level, due, aging_step)
 

@@ -228,3 +228,18 @@ def test_the_wrong_file_as_config_is_not_echoed_into_the_error(tmp_path: Path) -
         load_settings(cfg)
     message = str(caught.value)
     assert "and 17 more" in message and "user19" not in message and "secret-hash" not in message
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e308"])
+def test_no_number_setting_takes_inf_or_nan_and_prefetch_wait_is_bounded(monkeypatch: pytest.MonkeyPatch,
+                                                                          value: str) -> None:
+    """A reviewer's hang: ``GAMEAD_WORKER__PREFETCH_WAIT=inf`` passed ``ge=0`` and stopped every worker after its
+    first ads (and ``config show -o json`` printed ``Infinity``, not JSON). Every section refuses inf/nan."""
+    monkeypatch.setenv("GAMEAD_WORKER__PREFETCH_WAIT", value)
+    with pytest.raises(ConfigError, match=r"worker\.prefetch_wait"):
+        load_settings(None)
+    monkeypatch.delenv("GAMEAD_WORKER__PREFETCH_WAIT")
+    monkeypatch.setenv("GAMEAD_QUEUE__ACK_WAIT", value)
+    if value != "1e308":
+        with pytest.raises(ConfigError, match=r"queue\.ack_wait.*finite"):
+            load_settings(None)

@@ -62,8 +62,10 @@ def test_the_buffer_starts_the_most_urgent_after_aging_first_ties_in_arrival_ord
     assert buffer.take_all() == [twin_p1, fresh_p5] and len(buffer) == 0 and buffer.best_key() is None
 
 
-def test_a_redelivery_is_due_since_it_was_pulled_at_the_latest_and_a_future_stamp_counts_as_now() -> None:
-    assert delivery_key(_msg(3, 9, NOW - 100, delivered=2), NOW, STEP) == NOW + 30
+def test_a_redelivery_is_due_since_its_publish_and_a_future_stamp_counts_as_now() -> None:
+    # a reviewer's finding: keyed at "now", a level-3 redelivery that had aged 100 s went behind every newer
+    # level-1/2 arrival for up to 2 aging steps past the aging bound
+    assert delivery_key(_msg(3, 9, NOW - 100, delivered=2), NOW, STEP) == NOW - 100 + 30
     assert delivery_key(_msg(3, 9, NOW + 5), NOW, STEP) == NOW + 30  # a clock ahead never makes it older
     assert delivery_key(_msg(2, 9, NOW - 3), NOW, STEP) == NOW - 3 + 20
 
@@ -108,3 +110,11 @@ def test_a_prefetched_ad_is_kept_alive_by_one_timer_from_pull_to_settlement() ->
         assert keep._timers == {}  # noqa: SLF001
 
     asyncio.run(main())
+
+
+def test_a_huge_prefetch_wait_sizes_the_buffer_at_its_cap_not_an_overflow() -> None:
+    """A reviewer's hang: ``worker.prefetch_wait: inf`` (or 1e308) made ``int(slots * wait / pace)`` raise
+    OverflowError at every pull, so the worker never pulled again. The setting is now finite and ≤ 60 s, and the
+    sizing takes the cap before ``int``."""
+    assert prefetch_depth(8, 4, 0.001, 1e308) == 8
+    assert prefetch_depth(8, 4, 1e-300, 60) == 8
