@@ -154,8 +154,8 @@ class WorkerSettings(Section):
         0.05, ge=0, le=60,
         description="Seconds of analyses a worker prefetches: only as many ads as its slots finish in this time at "
         "their recent pace (none before it has timed an ad; at most `worker.prefetch`), so uniformly slow "
-        "analyses are not hoarded while other workers idle (one analysis far slower than the pace still holds "
-        "the buffer behind it). 0 = no limit: always `worker.prefetch`, hoarding included.",
+        "analyses are not hoarded while other workers idle; a worker whose slots all stay busy for 4 × this (at "
+        "least 1 s) hands its buffer back. 0 = no limit: always `worker.prefetch`, kept, hoarding included.",
     )
     backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
     backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")

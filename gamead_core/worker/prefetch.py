@@ -53,6 +53,19 @@ def prefetch_depth(cap: int, slots: int, slot_time: float | None, wait: float) -
     return int(min(cap, slots * wait / slot_time))  # min first: a huge ratio is inf, which int() refuses
 
 
+#: Shortest time (seconds) a full worker keeps its buffer without a slot freeing (:func:`buffer_stall`).
+MIN_BUFFER_STALL = 1.0
+
+
+def buffer_stall(wait: float) -> float | None:
+    """Seconds a worker whose slots are all busy keeps its buffered ads before handing them back (pure):
+    ``4 × worker.prefetch_wait``, at least :data:`MIN_BUFFER_STALL` (1 s with the default 50 ms), so one
+    analysis far slower than the pace (a hung one, up to ``worker.task_timeout``) does not hold the ads buffered
+    behind it while another worker could start them. None for ``prefetch_wait: 0`` (no limit: the buffer is
+    kept, hoarding included)."""
+    return None if wait <= 0 else max(MIN_BUFFER_STALL, 4 * wait)
+
+
 def next_pace(slot_time: float | None, sample: float) -> float:
     """The slot-time average after one more ``sample`` (seconds): :data:`PACE_WEIGHT` of it, the first taken
     as it is."""

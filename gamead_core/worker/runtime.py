@@ -6,23 +6,15 @@ prefetch buffer, :mod:`gamead_core.worker.prefetch`) → hand the buffer back an
 Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad whose record is
 already final is acknowledged without being analysed again, so each ad completes exactly once.
 
-One ad (:class:`~gamead_core.worker.handle.AdHandler`): read the record (create it from the message if the
-API never wrote it) → final? acknowledge · budget spent? dead-letter · else pass the
-:class:`~gamead_core.worker.solo.SoloGate` (alone if suspect) → analyse → write the outcome, which charges one
-attempt of the analysis budget (:mod:`gamead_core.worker.budget`; a ``processing`` mark first only for an
-analysis past ``worker.processing_mark_after``, a redelivery or a suspect ad) → ``ack`` / ``nak(backoff)``.
+One ad: :class:`~gamead_core.worker.handle.AdHandler` (its record → checks → analyse → outcome → ack/nak).
 The inline concerns are hooks around that handler (:mod:`gamead_core.worker.hooks`, as dramatiq's
 middleware): the ack-wait keep-alive from pull to settlement, the time limit of an attempt, fault injection. Outcomes are written by :mod:`gamead_core.worker.settle`.
 
-Our own storage failing is never the ad's fault: a delivery whose record cannot be read or written before
-the analysis is handed back uncharged after a back-off (and the worker pulls nothing meanwhile); an outcome
-that cannot be written is retried, lease held, until storage answers (:mod:`gamead_core.worker.storage_pause`).
+Our own storage failing is never the ad's fault (:mod:`gamead_core.worker.storage_pause`).
 
-Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched (never started) ads back at once, let in-flight
-ads finish for up to ``worker.drain_timeout``, then hand the rest back (the attempt refunded, then ``nak``) so
-another worker takes them at once. Each write and ack is shielded from cancellation: an ad is never left
-half-written. Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
-
+Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for
+up to ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``). Writes and acks are shielded
+from cancellation. Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
 What the counters count: :mod:`gamead_core.worker.counters`.
 """
 
@@ -63,7 +55,7 @@ from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
-from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key, next_pace, prefetch_depth
+from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, delivery_key, next_pace, prefetch_depth
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
@@ -114,6 +106,7 @@ class Worker:
         #: the ack-wait keep-alive also keeps the prefetch buffer's deliveries alive
         self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))
         self._buffer = PrefetchBuffer()  #: deliveries pulled beyond the free slots (gamead_core.worker.prefetch)
+        self._last_start = time.monotonic()  #: when the last step started ads (a buffer's stall is timed from it)
         self._slot_time: float | None = None  #: recent mean seconds an ad holds a slot (prefetch_depth)
         self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause = StoragePause(self.stats)
@@ -239,7 +232,12 @@ class Worker:
                     continue
                 free = 0 if self._gate.blocked else self.concurrency - len(self._tasks)
                 if free <= 0:
-                    await asyncio.wait({stopping, *self._tasks}, return_when=asyncio.FIRST_COMPLETED)
+                    stall = buffer_stall(ws.prefetch_wait) if buffer else None
+                    wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
+                    done, _ = await asyncio.wait({stopping, *self._tasks}, timeout=wait,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if not done and stall is not None and time.monotonic() - self._last_start >= stall:
+                        await self._hand_back_buffer(f"no slot freed for {stall:g} s")
                     continue
                 buffered = len(buffer)
                 seen = puller.published
@@ -284,6 +282,8 @@ class Worker:
                 buffer.push(msg, delivery_key(msg, now, step))
         fast = self.settings.worker.processing_mark_after > 0
         starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
+        if starting:
+            self._last_start = time.monotonic()
         for msg in starting:
             meta = msg.metadata
             # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
@@ -297,15 +297,16 @@ class Worker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _hand_back_buffer(self) -> None:
-        """Shutdown: ``nak`` every buffered (never started, never charged) delivery at once, so another worker
-        takes it now rather than after ``ack_wait``."""
+    async def _hand_back_buffer(self, why: str = "shutting down") -> None:
+        """``nak`` every buffered (never started, never charged) delivery at once, for another worker: on
+        shutdown, and when no slot freed for :func:`~gamead_core.worker.prefetch.buffer_stall` seconds."""
         msgs = self._buffer.take_all()
         for msg in msgs:
             self._keepalive.release(msg)
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
         if msgs:
-            log.info("handing back %d prefetched ads", len(msgs), extra={"worker_id": self.id, "count": len(msgs)})
+            log.info("handing back %d prefetched ads (%s)", len(msgs), why,
+                     extra={"worker_id": self.id, "count": len(msgs)})
             self.stats.handed_back += await nak_now(msgs, self._shielded)
         self.stats.in_flight = len(self._held)
 

@@ -151,3 +151,33 @@ def test_a_kill_with_a_full_buffer_charges_only_the_started_ad(lane: Lane) -> No
 
 def _worker_ids(lane: Lane) -> set[str]:
     return {w["id"] for w in lane.http.get("/v1/workers").json()["items"] if w["role"] == "worker"}
+
+
+def test_ads_buffered_behind_a_hung_analysis_are_handed_back_for_an_idle_worker(lane: Lane) -> None:
+    """A reviewer's finding: the prefetch depth follows the *average* pace, so one analysis far slower than the
+    others (here a hung one, cut at ``worker.task_timeout`` 30 s) kept the ads buffered behind it for its whole
+    length while another worker idled (one fast ad waited 4.4 s). Now a worker whose slots stay busy for
+    ``buffer_stall`` (4 × ``prefetch_wait`` = 2 s here) hands its buffer back: the 4 ads behind the hung one
+    complete on the other worker while it still hangs, each with 1 attempt."""
+    one = lane.worker("one", GAMEAD_WORKER__PREFETCH="4", GAMEAD_WORKER__PREFETCH_WAIT="0.5",
+                      GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="100", GAMEAD_WORKER__TASK_TIMEOUT="30",
+                      GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MATCH="^Hung",
+                      GAMEAD_WORKER__FAULTS__MODE="hang")
+    assert _completed_at(lane, lane.submit("Warm", priority=3))  # its pace is known: it prefetches now
+    resp = lane.http.post("/ads/batch", json={"ads": [ad("Lead", 3), ad("Hung", 3)]
+                                              + [ad(f"Behind {i}", 3) for i in range(4)]})
+    assert resp.status_code == 200, resp.text
+    ids = [r["id"] for r in resp.json()["results"]]
+    hung, behind = ids[1], ids[2:]
+
+    def buffered_behind_the_hung_one() -> bool:
+        held = {h["adId"]: h["started"] for h in lane.holding("one")}
+        return held.get(hung) is True and any(held.get(i) is False for i in behind)
+
+    wait_for(buffered_behind_the_hung_one, timeout=20, what="'one' running the hung ad with ads buffered behind")
+    lane.worker("other", concurrency=4)
+    records = [wait_terminal(lane.http, i, timeout=20) for i in behind]
+    assert [r["status"] for r in records] == ["completed"] * 4
+    assert [r["attempts"] for r in records] == [1] * 4
+    assert lane.http.get(f"/ads/{hung}").json()["status"] not in ("completed", "failed", "dead")  # still hung
+    wait_for(lambda: "no slot freed for 2 s" in one.output(), timeout=10, what="the hand-back in 'one's log")

@@ -13,7 +13,7 @@ from gamead_core.queue.aging import LevelHead, due_key, head_key, level_score, p
 from gamead_core.queue.pull_request import next_head_age
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
-from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key, next_pace, prefetch_depth
+from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, delivery_key, next_pace, prefetch_depth
 
 STEP = 10.0
 NOW = 1_800_000_000.0
@@ -118,3 +118,9 @@ def test_a_huge_prefetch_wait_sizes_the_buffer_at_its_cap_not_an_overflow() -> N
     sizing takes the cap before ``int``."""
     assert prefetch_depth(8, 4, 0.001, 1e308) == 8
     assert prefetch_depth(8, 4, 1e-300, 60) == 8
+
+
+def test_a_full_worker_keeps_its_buffer_4_prefetch_waits_at_least_1_s_and_for_ever_without_a_limit() -> None:
+    assert buffer_stall(0.05) == 1.0  # the default: 1 s
+    assert buffer_stall(0.5) == 2.0
+    assert buffer_stall(0) is None  # prefetch_wait 0: no limit, hoarding included
