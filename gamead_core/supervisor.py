@@ -131,8 +131,9 @@ class Supervisor:
                 child.failures = 1 if ran >= HEALTHY_AFTER else child.failures + 1
                 delay = restart_delay(child.failures)
                 child.restart_at = now + delay
-                how = f"signal {-code}" if code < 0 else f"exit code {code}"
-                self.on_event(f"{child.name} (pid {child.proc.pid}) died with {how}; restarting in {delay:.1f}s")
+                how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}" if code
+                       else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
+                self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
                 if self.on_exit is not None:
                     try:
                         self.on_exit(child, code)

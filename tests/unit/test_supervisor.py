@@ -83,3 +83,16 @@ def test_a_child_refusing_its_configuration_is_not_restarted_and_up_ends_with_it
         assert "error:" not in err.message and "\x1b" not in err.message
     finally:
         sup.stop_all(timeout=5)
+
+
+def test_a_child_that_exits_cleanly_is_not_said_to_have_died(tmp_path: Path) -> None:
+    """A reviewer: a worker stopped with SIGTERM (it drains and exits 0) was reported as "died with exit code 0"."""
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append)
+    sup.start("w", [sys.executable, "-c", "import sys; sys.exit(0)"], dict(os.environ), tmp_path / "w.log")
+    try:
+        wait_for(lambda: (sup.poll(), any("exited cleanly" in e for e in events))[1], timeout=10,
+                 what="a clean exit reported")
+        assert not any("died" in e for e in events), events
+    finally:
+        sup.stop_all(timeout=5)
