@@ -107,6 +107,14 @@ class Supervisor:
         if self.on_spawn is not None:
             self.on_spawn(child)
 
+    def _notify_exit(self, child: Child, code: int) -> None:
+        """Tell ``on_exit`` that ``child`` ended with ``code``; a failing hook is logged, never fatal."""
+        if self.on_exit is not None:
+            try:
+                self.on_exit(child, code)
+            except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
+                log.exception("on_exit hook failed for %s", child.name)
+
     def poll(self) -> None:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""
         now = time.monotonic()
@@ -120,11 +128,7 @@ class Supervisor:
                 child.refused = code
                 self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code}); "
                               "not restarted")
-                if self.on_exit is not None:
-                    try:
-                        self.on_exit(child, code)
-                    except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
-                        log.exception("on_exit hook failed for %s", child.name)
+                self._notify_exit(child, code)
                 continue
             if child.restart_at is None:
                 ran = now - child.started_at
@@ -134,11 +138,7 @@ class Supervisor:
                 how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}" if code
                        else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
                 self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
-                if self.on_exit is not None:
-                    try:
-                        self.on_exit(child, code)
-                    except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
-                        log.exception("on_exit hook failed for %s", child.name)
+                self._notify_exit(child, code)
             elif now >= child.restart_at:
                 child.restarts += 1
                 self._spawn(child)

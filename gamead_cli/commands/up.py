@@ -129,9 +129,9 @@ class WorkerMetricsPorts:
 def partitions_line(partitions: int) -> str:
     """What ``gamead up`` says of the queue: ``queue: 3 partitions (work streams GAMEAD_ADS, GAMEAD_ADS_1,
     GAMEAD_ADS_2)``, ``queue: 1 partition (work stream GAMEAD_ADS)`` (``queue.partitions``)."""
-    from gamead_core import names
+    from gamead_core.queue.partitions import work_streams
 
-    streams = ", ".join(names.work_stream(p) for p in range(partitions))
+    streams = ", ".join(work_streams(partitions))
     if partitions == 1:
         return f"queue: 1 partition (work stream {streams}; queue.partitions)"
     return f"queue: {partitions} partitions (work streams {streams}; queue.partitions)"
@@ -141,15 +141,20 @@ def _gamead(*args: str) -> list[str]:
     return [sys.executable, "-m", "gamead_cli", *args]
 
 
-def _last_log_line(path: Path, width: int = 240) -> str:
-    """The last non-empty line of a child's log, shortened: why it died, on the console."""
+def _log_tail(path: Path, nbytes: int) -> list[str]:
+    """The lines of the last ``nbytes`` bytes of a child's log; [] if it cannot be read."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 8192))
-            lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+            fh.seek(max(0, fh.tell() - nbytes))
+            return fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
-        return ""
+        return []
+
+
+def _last_log_line(path: Path, width: int = 240) -> str:
+    """The last non-empty line of a child's log, shortened: why it died, on the console."""
+    lines = [ln for ln in _log_tail(path, 8192) if ln.strip()]
     line = " ".join(lines[-1].split()) if lines else ""
     return line if len(line) <= width else line[: width - 1] + "…"
 
@@ -157,14 +162,7 @@ def _last_log_line(path: Path, width: int = 240) -> str:
 def _child_error_line(path: Path) -> str:
     """The child's own ``error: …`` line (the last one in its log; ``gamead`` prints exactly one), whole and
     without the ``error:`` prefix; "" if there is none."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 65536))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
+    for line in reversed(_log_tail(path, 65536)):
         line = _ANSI.sub("", line).strip()
         if line.startswith("error:"):
             return line[len("error:"):].strip()

@@ -47,7 +47,7 @@ from gamead_core.api.auth import (
     needed_roles_text,
     route_class,
 )
-from gamead_core.api.errors import error_response
+from gamead_core.api.errors import DuplicateHeader, error_response
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.config import ROLES, GameadSettings, RateSettings
@@ -112,9 +112,9 @@ class GateMiddleware:
                 length = value
             elif name == b"authorization":
                 if authorization is not None:  # which token counts would be a guess
-                    await self._error(scope, receive, send, 400, "duplicate_header",
-                                      "the Authorization header is sent more than once: send it once",
-                                      details={"header": "Authorization"})
+                    twice = DuplicateHeader.of("Authorization")
+                    await self._error(scope, receive, send, twice.status, twice.code, twice.message,
+                                      details=twice.details)
                     return
                 authorization = value
             elif name == b"transfer-encoding":

@@ -32,7 +32,7 @@ from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.intake import Accepted, Intake
 from gamead_core.queue.connection import connect
-from gamead_core.queue.liveness import check_outbound, reader_alive, recover_reader, round_trip, unsent_bytes
+from gamead_core.queue.liveness import check_outbound, outbound_excess, reader_alive, round_trip, unsent_bytes
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
 from gamead_core.queue.watch import TopologyWatch
@@ -157,14 +157,14 @@ class QueueLink:
                 self.watch.poke()  # the probe's own bucket may be gone: let the watch recreate it now
 
     async def _keep_contact(self, nc: NATS) -> None:
-        """Record every answered round trip (:func:`~gamead_core.queue.connection.round_trip`, a JetStream API
-        request: never ``flush(timeout)``, which can kill nats-py's read loop) in :attr:`last_contact`; a
-        connection whose read loop died is reconnected first (it can answer nothing)."""
+        """Record every answered round trip (:func:`~gamead_core.queue.liveness.round_trip`, a JetStream API
+        request: never ``flush(timeout)``, which can kill nats-py's read loop) in :attr:`last_contact`. A
+        connection whose read loop died is reconnected by the guard :func:`connect` put on it
+        (:func:`~gamead_core.queue.liveness.guard_reader`); meanwhile its round trips go unanswered."""
         every = max(0.5, min(5.0, self.settings.api.nats_unhealthy_after / 4))
         probe = nc.jetstream(timeout=self.settings.nats.request_timeout)
         while not self._stop.is_set():
-            reconnecting = await recover_reader(nc)  # the guard of connect() does too; this one is in step
-            if not reconnecting and nc.is_connected and await round_trip(probe):
+            if nc.is_connected and reader_alive(nc) and await round_trip(probe):
                 self.last_contact = time.monotonic()
             try:
                 await asyncio.wait_for(self._stop.wait(), every)
@@ -247,7 +247,7 @@ class QueueLink:
             state = "connecting" if self.nc is None else "reconnecting"
             return {"nats": f"unavailable: {state} (no answer for {since:.0f} s)", "topology": "unknown",
                     "storage": "unknown"}
-        if (waiting := unsent_bytes(self.nc)) > self.settings.nats.max_pending_bytes:
+        if (waiting := outbound_excess(self.nc, self.settings.nats.max_pending_bytes)) is not None:
             return {"nats": f"unavailable: not taking writes ({waiting} bytes wait to be sent, "
                             f"nats.max_pending_bytes = {self.settings.nats.max_pending_bytes})",
                     "topology": "unknown", "storage": "unknown"}

@@ -55,9 +55,13 @@ def check_file(path: str | Path, *, what: str = "config file", limit: int = MAX_
 _SHOWN_KEYS, _SHOWN_KEY_CHARS = 3, 40
 
 
-def _key_text(node: yaml.Node) -> str:
-    text = str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.id}>"
+def _clipped(text: str) -> str:
+    """``text`` cut to ``_SHOWN_KEY_CHARS`` characters (a key named in an error: never a whole line of a file)."""
     return text if len(text) <= _SHOWN_KEY_CHARS else text[: _SHOWN_KEY_CHARS - 1] + "…"
+
+
+def _key_text(node: yaml.Node) -> str:
+    return _clipped(str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.id}>")
 
 
 def duplicate_key(text: str) -> tuple[str, int, int] | None:
@@ -129,8 +133,7 @@ def _yaml_source(path: Path) -> YamlConfigSettingsSource:
         hints = []
         for key in unknown[:_SHOWN_KEYS]:  # the first few, each cut short: the wrong file's lines are no error text
             close = difflib.get_close_matches(key, list(GameadSettings.model_fields), n=1)
-            shown = key if len(key) <= _SHOWN_KEY_CHARS else key[: _SHOWN_KEY_CHARS - 1] + "…"
-            hints.append(f"{shown!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hints.append(f"{_clipped(key)!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         more = f" and {len(unknown) - _SHOWN_KEYS} more" if len(unknown) > _SHOWN_KEYS else ""
         raise ConfigError(
             f"invalid configuration (from {path}): unknown top-level key {', '.join(hints)}{more}; "

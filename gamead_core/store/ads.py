@@ -84,9 +84,25 @@ FINAL_STATUSES = frozenset({AdStatus.COMPLETED, AdStatus.FAILED})
 _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
 
+def _lost(exc: BaseException) -> bool:
+    """True for JetStream's answer to a compare-and-set that lost (wrong last sequence: 10071/10164)."""
+    return isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE
+
+
+def _write_headers(last: int | None, ttl: float | None, *, delete: bool = False) -> dict[str, str]:
+    """The headers of a write to a record's key: the compare-and-set over revision ``last`` (None: none), the
+    TTL in whole seconds (as nats-py's ``js.publish(msg_ttl=…)`` writes it), a delete marker (ADR-8)."""
+    headers = {names.HDR_KV_OPERATION: "DEL"} if delete else {}
+    if last is not None:
+        headers[names.HDR_EXPECTED_LAST_SUBJECT_SEQ] = str(last)
+    if ttl is not None:
+        headers[names.HDR_TTL] = str(int(ttl))
+    return headers
+
+
 def _translated(exc: BaseException) -> GameadError:
     """A write's error as the gamead error tree (a lost create-only put: :class:`Conflict`)."""
-    if isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
+    if _lost(exc):
         return Conflict(f"the record already exists ({exc.description})")
     out = translate(exc)
     return out if isinstance(out, GameadError) else QueueUnavailable(f"record write failed: {out!r}")
@@ -137,20 +153,16 @@ class AdStore:
         try:
             ack = await (await self._send(record, last, payload))
         except nats.js.errors.APIError as exc:
-            if getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
+            if _lost(exc):
                 raise nats.js.errors.KeyWrongLastSequenceError(description=exc.description) from exc
             raise
         return ack.seq
 
     async def _send(self, record: AdRecord, last: int, payload: bytes | None = None) -> asyncio.Future[Ack]:
         """:meth:`_put` sent, its ack still to come (:func:`publish_acked`): for pipelining."""
-        headers = {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(last)}
-        ttl = self._ttl_of(record)
-        if ttl is not None:  # as nats-py's js.publish(msg_ttl=…) writes it: whole seconds
-            headers[names.HDR_TTL] = str(int(ttl))
         return await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, record.id),
-                                   encode(record) if payload is None else payload, headers=headers,
-                                   timeout=self._timeout)
+                                   encode(record) if payload is None else payload,
+                                   headers=_write_headers(last, self._ttl_of(record)), timeout=self._timeout)
 
     async def _entry(self, kv: KeyValue, ad_id: str) -> KeyValue.Entry | None:
         """The live entry of ``ad_id`` as ``kv`` reads it; None if missing, deleted, purged or expired."""
@@ -234,12 +246,10 @@ class AdStore:
         NATS delivers one connection's messages in order, so the marker reaches the bucket after the create, if
         the create reaches it at all; the id is fresh and was never published, so nobody else writes it. Never
         raises: a record left behind is a ``no_message`` finding that ``gamead doctor --repair`` queues."""
-        headers = {names.HDR_KV_OPERATION: "DEL"}
-        if self.final_ttl is not None:
-            headers[names.HDR_TTL] = str(int(self.final_ttl))
         try:
             with nats_boundary():
-                await self._nc.publish(names.kv_subject(names.ADS_BUCKET, ad_id), b"", headers=headers)
+                await self._nc.publish(names.kv_subject(names.ADS_BUCKET, ad_id), b"",
+                                       headers=_write_headers(None, self.final_ttl, delete=True))
         except GameadError as exc:
             log.warning("ad %s: the record of a timed-out submit could not be withdrawn: %s", ad_id, exc.message,
                         extra={"ad_id": ad_id})
@@ -250,15 +260,13 @@ class AdStore:
         refused. True if deleted; False if the record changed since (someone else owns it now). Raises the
         gamead error of a failed write. The marker carries the final-record TTL (when the bucket names one),
         so refused submits under a full queue leave nothing that outlives a finished ad's record."""
-        headers = {names.HDR_KV_OPERATION: "DEL", names.HDR_EXPECTED_LAST_SUBJECT_SEQ: str(revision)}
-        if self.final_ttl is not None:
-            headers[names.HDR_TTL] = str(int(self.final_ttl))
         with nats_boundary():
             try:
                 await (await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, ad_id), b"",
-                                           headers=headers, timeout=self._timeout))
+                                           headers=_write_headers(revision, self.final_ttl, delete=True),
+                                           timeout=self._timeout))
             except nats.js.errors.APIError as exc:
-                if getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE:
+                if _lost(exc):
                     return False
                 raise
         return True

@@ -35,7 +35,9 @@ class AckWaitKeepAlive(Hook):
         self._sending: set[asyncio.Future[None]] = set()  #: in-progress acks on their way (kept referenced)
 
     async def before_delivery(self, delivery: Delivery) -> None:
-        self._arm((delivery.msg.metadata.stream, delivery.seq), delivery.msg)
+        key = (delivery.msg.metadata.stream, delivery.seq)
+        if key not in self._timers:  # held since the pull (prefetch): its timer runs on, one per delivery
+            self._arm(key, delivery.msg)
 
     async def after_delivery(self, delivery: Delivery) -> None:
         timer = self._timers.pop((delivery.msg.metadata.stream, delivery.seq), None)
@@ -44,6 +46,7 @@ class AckWaitKeepAlive(Hook):
 
     def hold(self, msg: Msg) -> None:
         """Keep ``msg`` alive before its delivery starts (a prefetched ad); its delivery takes the timer over."""
+        self.release(msg)  # a timer of an earlier delivery of the same message must not tick on beside it
         self._arm((msg.metadata.stream, msg.metadata.sequence.stream), msg)
 
     def release(self, msg: Msg) -> None:
@@ -53,9 +56,6 @@ class AckWaitKeepAlive(Hook):
             timer.cancel()
 
     def _arm(self, seq: tuple[str, int], msg: Msg) -> None:
-        old = self._timers.get(seq)
-        if old is not None:  # held since the pull (prefetch): one timer per delivery
-            old.cancel()
         self._timers[seq] = asyncio.get_running_loop().call_later(self.period, self._tick, seq, msg)
 
     def _tick(self, seq: tuple[str, int], msg: Msg) -> None:

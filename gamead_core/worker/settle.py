@@ -105,8 +105,7 @@ class Settler:
         Raises :class:`Conflict` if the record changed since it was read, or a storage error."""
         return Versioned(current.record, await self._shielded(self._store.update(current.record, current.revision)))
 
-    async def begin(self, current: Versioned, delivery: str, suspect: bool,
-                    msg: Msg | None = None) -> tuple[str, Versioned]:
+    async def begin(self, current: Versioned, delivery: str, suspect: bool, msg: Msg) -> tuple[str, Versioned]:
         """Mark the ad ``processing`` under ``delivery``, charging one attempt. Returns ``("started", …)``,
         or ``("final" | "spent" | "superseded", record)`` when the record changed so that it must not run.
         ``msg``: the delivery, to create the record from if it is found missing after a lost write."""
@@ -123,10 +122,7 @@ class Settler:
             try:
                 return "started", Versioned(new, await self._shielded(store.update(new, current.revision)))
             except Conflict:
-                if msg is None:
-                    current = await store.get(rec.id)
-                else:
-                    current = await self._or_recreated(msg, lambda: store.get(rec.id, consistent=True))
+                current = await self._or_recreated(msg, lambda: store.get(rec.id, consistent=True))
         raise Conflict(f"ad {current.record.id} kept changing; not started")
 
     async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
