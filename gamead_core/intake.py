@@ -8,12 +8,14 @@ compare-and-set over ``r``, so a record changed meanwhile makes it lose and the 
 
 * The record write is refused (an error ack): no message was published, the client gets a 503, nothing is
   left behind. Its ack does not come in time (NATS stalled: the record may be stored, now or once NATS
-  answers again): a delete marker is sent after it on the same connection, which NATS keeps in order, so the
-  create, if it lands, is undone; the client gets a 503 and nothing is published.
+  answers again): the client gets a 503, nothing is published, and the record is withdrawn in the
+  background (:mod:`gamead_core.unsettled`).
 * The publish definitely fails (the stream is full, no stream, an error ack): the record is deleted again
   (compare-and-set at ``r``, best effort) and the client gets the same 503 as before.
-* The publish is ambiguous (no ack in time: the message may be stored): the record is left, so a stored
-  message finds its record; the client gets a 503 and may retry (a new ad).
+* The publish is ambiguous (no ack in time: the message may be stored): the client gets a 503 and may retry
+  (a new ad; with an ``Idempotency-Key`` the same one); the message is published again under the same
+  message id in the background (:mod:`gamead_core.unsettled`: JetStream deduplicates it), so the record never
+  stays without its message: the ad completes, as an ambiguous publish always could.
 * The API dies between the two writes: no 202 was given; a ``queued`` record without a message is left, which
   ``gamead doctor`` reports as ``no_message`` and ``gamead doctor --repair`` queues again.
 
@@ -60,6 +62,7 @@ from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import Outgoing, publish_ad_acked, publish_ads
 from gamead_core.store.ads import AdStore, decode, encode
 from gamead_core.telemetry.metrics import ad_submitted
+from gamead_core.unsettled import Unsettled
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,8 @@ class Intake:
         self._store = store
         self._timeout = publish_timeout
         self._partitions = partitions  #: queue.partitions: which work stream each ad goes to
+        #: the ambiguous submits being settled in the background (gamead_core.unsettled)
+        self.unsettled = Unsettled(js, store, timeout=publish_timeout, partitions=partitions)
 
     async def submit(
         self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE
@@ -145,8 +150,7 @@ class Intake:
                     partitions=self._partitions, record_revision=revision,
                 )
             except GameadError as exc:
-                if not_stored(exc):
-                    await self._take_back(ad_id, revision)
+                await self._after_failed_publish(ad_id, ad.priority, payload, revision, exc)
                 raise
             if published.duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
                 return Accepted(record, duplicate=True)
@@ -156,10 +160,19 @@ class Intake:
 
     async def _withdraw_if_ambiguous(self, ad_id: str, exc: GameadError) -> None:
         """A record create of the fresh id ``ad_id`` failed with ``exc``: if its ack merely did not come (the
-        record may be stored, or be stored once NATS answers again), send a delete marker after it
-        (:meth:`AdStore.withdraw_nowait`), so a 503 leaves no ``queued`` record without a message."""
+        record may be stored, or be stored once NATS answers again), withdraw it in the background, so a 503
+        leaves no ``queued`` record without a message."""
         if not isinstance(exc, Conflict) and not not_stored(exc):
-            await self._store.withdraw_nowait(ad_id)
+            self.unsettled.record_maybe_created(ad_id)
+
+    async def _after_failed_publish(self, ad_id: str, level: int, payload: bytes, revision: int,
+                                    exc: GameadError) -> None:
+        """The publish of ``ad_id`` (its record at ``revision``) failed with ``exc``: certainly not stored, the
+        record is taken back; ambiguous, the publish is finished in the background."""
+        if not_stored(exc):
+            await self._take_back(ad_id, revision)
+        else:
+            self.unsettled.message_maybe_published(ad_id, level, payload, revision)
 
     async def _take_back(self, ad_id: str, revision: int) -> None:
         """Delete the record of an ad whose message JetStream refused (best effort: a record left behind is a
@@ -228,8 +241,8 @@ class Intake:
         for i, outcome in zip(stored, published, strict=True):
             record = records[i]
             if isinstance(outcome, GameadError):
-                if not_stored(outcome):
-                    await self._take_back(record.id, created[i])  # type: ignore[arg-type]
+                await self._after_failed_publish(record.id, record.priority, payloads[i], created[i],  # type: ignore[arg-type]
+                                                 outcome)
                 results[i] = outcome
             elif isinstance(outcome, Exception):  # not a NATS error: a bug, reported for this ad alone
                 results[i] = GameadError(f"ad could not be queued: {outcome}")

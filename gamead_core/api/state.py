@@ -180,6 +180,8 @@ class QueueLink:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._intake is not None:  # ambiguous submits not settled yet are the doctor's
+            await self._intake.unsettled.close()
         await close_connection(self.nc)
 
     def _check(self) -> None:

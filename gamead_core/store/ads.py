@@ -240,19 +240,16 @@ class AdStore:
                 sent.append(exc)
         return [a.seq if isinstance(a, Ack) else a for a in await gather_acks(sent, _translated)]
 
-    async def withdraw_nowait(self, ad_id: str) -> None:
-        """Send a delete marker for the fresh id ``ad_id`` (ADR-8 ``KV-Operation: DEL``, with the final-record
-        TTL) without waiting for its ack: the submit path's answer to a create whose ack did not come in time.
-        NATS delivers one connection's messages in order, so the marker reaches the bucket after the create, if
-        the create reaches it at all; the id is fresh and was never published, so nobody else writes it. Never
-        raises: a record left behind is a ``no_message`` finding that ``gamead doctor --repair`` queues."""
-        try:
-            with nats_boundary():
-                await self._nc.publish(names.kv_subject(names.ADS_BUCKET, ad_id), b"",
-                                       headers=_write_headers(None, self.final_ttl, delete=True))
-        except GameadError as exc:
-            log.warning("ad %s: the record of a timed-out submit could not be withdrawn: %s", ad_id, exc.message,
-                        extra={"ad_id": ad_id})
+    async def withdraw(self, ad_id: str) -> None:
+        """Delete the record of the fresh id ``ad_id`` whatever its revision (ADR-8 ``KV-Operation: DEL``, with
+        the final-record TTL), acknowledged: the answer to a create whose ack did not come in time
+        (:mod:`gamead_core.unsettled`). NATS delivers one connection's messages in order, so the marker lands
+        after the create, if the create lands at all; the id was never published, so nobody else writes it.
+        Raises the gamead error of a failed write."""
+        with nats_boundary():
+            await (await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, ad_id), b"",
+                                       headers=_write_headers(None, self.final_ttl, delete=True),
+                                       timeout=self._timeout))
 
     async def delete_created(self, ad_id: str, revision: int) -> bool:
         """Delete the record of ``ad_id`` only if it is still at ``revision`` (a compare-and-set delete marker,
