@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -402,6 +403,29 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """True once every thread of ``pid`` is in the stopped state (``T``/``t`` in /proc/<pid>/task/*/stat)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        return bool(tasks) and all((t / "stat").read_text().rsplit(")", 1)[1].split()[0] in "Tt" for t in tasks)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def frozen(pid: int, *, timeout: float = 10.0) -> Iterator[None]:
+    """A process of the test's own, stopped (SIGSTOP by PID) inside the block and resumed (SIGCONT) on the way out.
+
+    ``kill`` returns before the stop takes effect: a loaded machine let a nats-server answer a flush sent just
+    after its SIGSTOP (CI, session 6). The block starts only once every thread of the process is stopped."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: _all_threads_stopped(pid), timeout=timeout, interval=0.005, what=f"process {pid} to stop")
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def children_of(parent: int) -> list[int]:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -29,18 +27,13 @@ from gamead_core.config import NatsSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import reader_alive, round_trip
-from tests.support import Proc, ad, start_api, wait_for
+from tests.support import Proc, ad, frozen, start_api, wait_for
 
 
-@contextlib.contextmanager
-def stalled(server: EmbeddedNats) -> Iterator[None]:
-    """The test's own nats-server stopped (SIGSTOP by PID) inside the block, resumed on the way out."""
+def stalled(server: EmbeddedNats) -> contextlib.AbstractContextManager[None]:
+    """The test's own nats-server stopped (SIGSTOP by PID, every thread stopped) inside the block, then resumed."""
     assert server.proc is not None
-    os.kill(server.proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(server.proc.pid, signal.SIGCONT)
+    return frozen(server.proc.pid)
 
 
 async def until(probe: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:

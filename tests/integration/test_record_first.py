@@ -19,7 +19,7 @@ from gamead_cli.main import app
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from tests.support import (
-    KvWatch, Proc, SubjectTap, ad, assert_doctor_clean, doctor_report, start_api, start_worker, wait_for,
+    KvWatch, Proc, SubjectTap, ad, assert_doctor_clean, doctor_report, frozen, start_api, start_worker, wait_for,
     wait_terminal,
 )
 
@@ -194,21 +194,15 @@ def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answe
     a message, analysed after ``doctor --repair`` though their clients were told 503. Now a create that times out
     is followed, on the same connection, by a delete marker: after the stall one single submit and a batch of
     three (all 503 ``queue_unavailable``) leave no record and nothing on the queue; the doctor finds nothing."""
-    import os
-    import signal
-
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, GAMEAD_API__PUBLISH_TIMEOUT="1", **ENV)
     procs.append(api)
     assert server.proc is not None
     with httpx.Client(base_url=url, timeout=20) as http:
         kept = _submit(http, "Before the stall")
-        os.kill(server.proc.pid, signal.SIGSTOP)
-        try:
+        with frozen(server.proc.pid):
             single = http.post("/ads", json=ad("Stalled single"))
             batch = http.post("/ads/batch", json={"ads": [ad("Stalled 1"), ad("Stalled 2"), ad("Stalled 3")]})
-        finally:
-            os.kill(server.proc.pid, signal.SIGCONT)
         assert single.status_code == 503 and single.json()["error"]["code"] == "queue_unavailable", single.text
         assert batch.status_code == 503 and batch.json()["error"]["code"] == "queue_unavailable", batch.text
 

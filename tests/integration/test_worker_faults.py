@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.support import (
     ad,
     assert_doctor_clean,
     clean_env,
+    frozen as stopped_process,
     gamead_argv,
     start_api,
     start_worker,
@@ -157,13 +157,10 @@ def test_a_frozen_worker_that_resumes_after_its_ad_completed_elsewhere_does_not_
     frozen = lane.worker("frozen", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="4000", **fast)
     ad_id = lane.submit("Frozen In Time", priority=3)
     wait_for(lambda: lane.record(ad_id).get("workerId") == "frozen", timeout=20, what="A to start the ad")
-    frozen.signal(signal.SIGSTOP)
-    try:
+    with stopped_process(frozen.pid):
         lane.worker("rescuer", **fast)
         record = wait_terminal(lane.http, ad_id, timeout=30)
         assert record["status"] == "completed" and record["workerId"] == "rescuer"
-    finally:
-        frozen.signal(signal.SIGCONT)
     # A finishes its stale analysis (4 s after it started) and heartbeats again
     wait_for(lambda: _workers(lane).get("frozen", {}).get("inFlight") == 0, timeout=20,
              what="the resumed worker to settle its stale ad")
