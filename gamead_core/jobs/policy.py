@@ -70,7 +70,8 @@ def resume_decision(job: Job, max_resumes: int) -> JobState:
 
 def summary(job: Job) -> str:
     """One line a person reads: every figure says what it is. e.g. ``replayed 28 of 28 matched · completed
-    28 · dead again 0 · still running 0 · skipped 0``."""
+    28 · dead again 0 · still running 0 · skipped 0``. Once the job has ended, nothing follows its replayed
+    ads any more: those not settled then are "not finished when the job ended", not "still running"."""
     c = job.counts
     acted = job.kind.acted
     if job.kind == JobKind.REPAIR:
@@ -82,8 +83,9 @@ def summary(job: Job) -> str:
         return " · ".join(parts)
     parts = [f"{acted} {c.get(acted, 0)} of {c.get('matched', 0)} matched"]
     if job.kind == JobKind.REPLAY:
+        unsettled = "not finished when the job ended" if job.state.terminal else "still running"
         parts += [f"completed {c.get('completed', 0)}", f"dead again {c.get('deadAgain', 0)}",
-                  f"still running {c.get('stillRunning', 0)}"]
+                  f"{unsettled} {c.get('stillRunning', 0)}"]
     parts.append(f"skipped {c.get('skipped', 0)}")
     if c.get("remaining"):
         parts.append(f"not done {c['remaining']}")

@@ -10,6 +10,7 @@ import signal
 import httpx
 from typer.testing import CliRunner
 
+from gamead_cli.commands.dlq import job_summary
 from gamead_cli.main import app as cli
 from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
     DOOMED, Lane, broken_invariants, dlq_last_seq, lane, made_up_entry,
@@ -161,6 +162,10 @@ def test_cancel_stops_a_job_and_leaves_the_rest_in_the_dlq(lane: Lane) -> None:
     assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"
     listed = runner.invoke(cli, ["dlq", "jobs", "--state", "cancelled", "--api", lane.url, "-o", "json"])
     assert [j["id"] for j in json.loads(listed.stdout)["items"]] == [job["id"]]
+    # an ended job follows nothing: its line never says "still running" (a reviewer's cancelled replay said
+    # "still running 14" for ads dead 26 minutes earlier); the last look settled what had finished
+    line = job_summary(done)
+    assert "still running" not in line and f"completed {done['counts']['completed']}" in line, line
     assert lane.http.get("/v1/jobs", params={"kind": "purge"}).json()["count"] == 0
     wait_for(lambda: not broken_invariants(lane.nats.url, ids), timeout=20, what="every ad settled")
     assert_doctor_clean(lane.url)

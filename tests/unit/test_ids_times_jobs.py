@@ -128,6 +128,12 @@ def test_the_summary_says_what_every_figure_is() -> None:
     counts, _ = tally(JobKind.REPLAY, Mark.COMPLETED * 28)
     assert summary(_job(counts=counts)) == \
         "replayed 28 of 28 matched · completed 28 · dead again 0 · still running 0 · skipped 0"
+    # a job that ended (cancelled, or its follow timed out) no longer follows its replayed ads: the reviewer's
+    # cancelled replay said "still running 14" for ads dead 26 minutes earlier
+    counts, _ = tally(JobKind.REPLAY, Mark.ACTED * 14 + Mark.PENDING * 6)
+    assert summary(_job(counts=counts, state=JobState.CANCELLED)) == (
+        "replayed 14 of 20 matched · completed 0 · dead again 0 · not finished when the job ended 14 · skipped 0"
+        " · not done 6")
     counts, _ = tally(JobKind.PURGE, Mark.ACTED * 2 + Mark.GONE + Mark.PENDING)
     assert summary(_job(kind=JobKind.PURGE, counts=counts)) == "purged 2 of 4 matched · skipped 1 · not done 1"
 
