@@ -34,6 +34,7 @@ from gamead_core.api.errors import install_error_handlers
 from gamead_core.api.fastlane import FastLane
 from gamead_core.api.middleware import GateMiddleware
 from gamead_core.api.ratelimit import RateLimiter
+from gamead_core.api.scan_gate import ScanGate
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import AuditLog
 from gamead_core.config import GameadSettings
@@ -104,6 +105,7 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         telemetry={"tracing": tracing, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
+    app.state.scans = ScanGate(settings.api.list_scans)
     install_error_handlers(app)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_middleware(GateMiddleware, settings=settings)  # body cap → auth → rate limit

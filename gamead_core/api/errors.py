@@ -130,6 +130,14 @@ class RateLimited(ApiError):
         return self._headers
 
 
+class ListBusy(ApiError):
+    """This API node already runs ``api.list_scans`` filtered scans of the records and has as many again
+    waiting (503, ``Retry-After``): a scan reads up to ``api.list_scan_limit`` records, so their number at once
+    is bounded, not their callers."""
+
+    status, code = 503, "list_busy"
+
+
 class ConfirmationRequired(ApiError):
     """A destructive request without ``confirm: true`` (400); ``details`` says what it would have touched."""
 

@@ -120,8 +120,9 @@ async def list_ads(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     settings = request.app.state.settings
-    records = await _link(request).store.scan(
-        status=status, priority=priority, limit=limit, scan_limit=settings.api.list_scan_limit
-    )
+    async with request.app.state.scans.slot():  # 503 list_busy past api.list_scans (gamead_core.api.scan_gate)
+        records = await _link(request).store.scan(
+            status=status, priority=priority, limit=limit, scan_limit=settings.api.list_scan_limit
+        )
     items = [r.model_dump(mode="json", exclude_none=True) for r in records]
     return _json({"items": items, "count": len(items)})

@@ -22,6 +22,10 @@ class ApiSettings(Section):
     list_scan_limit: int = Field(
         10_000, ge=100, description="Most ad records `GET /ads` scans to build one filtered page."
     )
+    list_scans: int = Field(
+        2, ge=1, le=64, description="`GET /ads` scans one API node runs at once; as many again wait, more get "
+        "503 `list_busy` (each scan reads up to `list_scan_limit` records: this bounds their memory and CPU)."
+    )
     # --- HTTP framing limits (enforced by gamead_core.api.http_limits before any handler runs) ---------
     max_request_line_bytes: int = Field(
         8 * 1024, ge=256, description="Longest request target (path and query); longer → 414."

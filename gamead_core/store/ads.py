@@ -16,9 +16,11 @@ each: an inbox future and a ``wait_for`` timer per write; issue 14.2).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import nats.errors
@@ -43,6 +45,7 @@ T = TypeVar("T")
 #: write of the same key is being replicated) is retried, and the pause between tries (seconds).
 NOT_READY_RETRIES = 20
 NOT_READY_PAUSE = 0.025
+SCAN_YIELD_EVERY = 128  #: a record scan lets other tasks run after this many messages
 
 
 def encode(record: AdRecord) -> bytes:
@@ -308,16 +311,30 @@ class AdStore:
         """Newest records (by submission time) matching the filters, among the last ``scan_limit`` written.
 
         The bucket keeps one revision per key, so every message in its stream is a current record: reading
-        the tail of the stream in order is a scan of the most recently written ads.
+        the tail of the stream in order is a scan of the most recently written ads. Memory is ``limit``
+        records whatever ``scan_limit`` is (a heap of the newest), a record whose bytes cannot hold the wanted
+        status (its value as a JSON string) is skipped undecoded, and the loop yields every
+        :data:`SCAN_YIELD_EVERY` messages so a long scan does not hold up other requests.
         """
-        found: list[AdRecord] = []
+        wanted = f'"{status.value}"'.encode() if status is not None else None
+        newest: list[tuple[datetime, int, AdRecord]] = []  # a min-heap of the ``limit`` newest
+        seen = 0
         async for msg in read_stream(
             self._js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), tail=scan_limit, timeout=timeout
         ):
-            if not msg.data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
+            seen += 1
+            if seen % SCAN_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            data = msg.data
+            if not data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
                 continue  # a delete or purge marker
-            record = decode(msg.data)
+            if wanted is not None and wanted not in data:
+                continue
+            record = decode(data)
             if (status is None or record.status == status) and (priority is None or record.priority == priority):
-                found.append(record)
-        found.sort(key=lambda r: r.submitted_at, reverse=True)
-        return found[:limit]
+                entry = (record.submitted_at, seen, record)
+                if len(newest) < limit:
+                    heapq.heappush(newest, entry)
+                else:
+                    heapq.heappushpop(newest, entry)
+        return [record for _, _, record in sorted(newest, reverse=True)]

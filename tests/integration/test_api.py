@@ -84,7 +84,10 @@ def test_list_filters_by_status_and_priority(client: httpx.Client) -> None:
     assert {r["id"] for r in mine} == set(ids[1:])
     assert all(r["priority"] == 5 and r["status"] == "completed" for r in page["items"])
     assert page["count"] == len(page["items"])
-    assert len(client.get("/ads", params={"limit": 2}).json()["items"]) == 2
+    newest = client.get("/ads", params={"limit": 2}).json()["items"]  # the newest two, newest first
+    assert len(newest) == 2 and newest[0]["submittedAt"] >= newest[1]["submittedAt"]
+    assert [r["id"] for r in client.get("/ads", params={"status": "completed", "limit": 500}).json()["items"]
+            if tag in r["ad"]["title"]] == ids[::-1]
 
 
 def test_repeated_idempotency_key_returns_the_first_id(client: httpx.Client) -> None:
