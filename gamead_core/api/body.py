@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import ClientDisconnect
 
 from gamead_core.api.errors import (
@@ -78,6 +78,22 @@ async def body_bytes(request: Request) -> bytes:
 
 async def read_body(request: Request, model: type[M]) -> M:
     return parse_body(await request.body(), model, request.app.state.settings.api.max_body_bytes)
+
+
+class NoFields(BaseModel):
+    """The body of a route that takes none: at most ``{}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+async def no_body(request: Request) -> None:
+    """For a write route that takes no body (``POST /v1/doctor/repair``, ``POST /v1/jobs/{id}/cancel``,
+    ``DELETE /v1/scale/override``): an empty body or ``{}`` is fine; anything else is refused as any body is
+    (400 ``invalid_json``, 422 ``validation_failed`` naming each field it does not take), never ignored. A
+    reviewer's ``{"dryRun": true}`` to the repair route started a real repair."""
+    body = await request.body()
+    if body.strip():
+        parse_body(body, NoFields, request.app.state.settings.api.max_body_bytes)
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
+from gamead_core.api.body import no_body
 from gamead_core.api.errors import JobsNotRunning
 from gamead_core.api.responses import json_response
 from gamead_core.api.routes_dlq import job_response
@@ -110,6 +111,7 @@ async def repair(request: Request) -> Response:
     problem it can repair; its `counts` say what it did (`republished`, `deadLettered`, `entriesWritten`,
     `messagesRemoved`, `entriesRemoved`, `recordsCreated`, `objectsCreated`, `objectsDeleted`,
     `jobsTakenOver`) and `skippedReasons` what it left and why; `findings` what the check found."""
+    await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
     jobs: JobService | None = getattr(request.app.state, "jobs", None)
     if jobs is None:
         raise JobsNotRunning("operator jobs are not running on this API node")

@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
+from gamead_core.api.body import no_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import JobFinished, JobsNotRunning
 from gamead_core.api.responses import json_response
@@ -114,6 +115,7 @@ async def job_events(job_id: str, request: Request) -> Response:
 async def cancel_job(job_id: str, request: Request) -> Response:
     """The job stops at its next checkpoint (about half a second); what it did stays done, the rest of its
     entries stay in the DLQ. 409 `job_finished` if it has already ended."""
+    await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
     jobs = _jobs(request)
     job = await jobs.get(_checked(job_id))
     if job.state.terminal:

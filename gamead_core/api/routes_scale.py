@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
-from gamead_core.api.body import body_schema, read_body
+from gamead_core.api.body import body_schema, no_body, read_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.responses import json_response
 from gamead_core.api.schemas import OverrideCleared, OverrideSet, ScaleDocument
@@ -100,6 +100,7 @@ async def set_override(request: Request) -> Response:
 @router.delete("/override", summary="End the manual override; the policy decides again at the next tick",
                response_model=OverrideCleared)
 async def clear_override(request: Request) -> Response:
+    await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
     store = _store(request)
     await record_action(getattr(request.app.state, "audit", None), "scale.clear")  # no record, no change
     cleared = await store.clear_override()

@@ -247,3 +247,22 @@ def test_a_body_that_is_not_utf8_gets_one_code_and_one_message_on_every_route(cl
     assert {e["code"] for e in errors.values()} == {"invalid_json"}
     assert len({e["message"] for e in errors.values()}) == 1, errors
     assert "not UTF-8" in errors["/ads"]["message"]
+
+
+def test_a_write_route_that_takes_no_body_refuses_one_instead_of_ignoring_it(client: httpx.Client) -> None:
+    """A reviewer's ``{"dryRun": true}`` to ``POST /v1/doctor/repair`` started a real repair (the route read no
+    body), and ``DELETE /v1/scale/override`` took ``[[[[`` with 200. A route that takes no body now accepts
+    none or ``{}`` and refuses anything else as every body is refused; nothing is started."""
+    jobs_before = client.get("/v1/jobs").json()["count"]
+    refused = [
+        ("POST", "/v1/doctor/repair", b'{"dryRun": true}', 422, "validation_failed"),
+        ("POST", "/v1/doctor/repair", b"\xff\xfe", 400, "invalid_json"),
+        ("POST", "/v1/doctor/repair", b"[" * 10_000, 400, "invalid_json"),
+        ("DELETE", "/v1/scale/override", b"[[[[", 400, "invalid_json"),
+        ("POST", "/v1/jobs/" + "0" * 26 + "/cancel", b'{"now": 1}', 422, "validation_failed"),
+    ]
+    for method, path, body, status, code in refused:
+        resp = client.request(method, path, content=body, headers={"Content-Type": "application/json"})
+        assert (resp.status_code, resp.json()["error"]["code"]) == (status, code), (method, path, resp.text)
+    assert client.get("/v1/jobs").json()["count"] == jobs_before  # no repair was started
+    assert client.request("DELETE", "/v1/scale/override", content=b"{}").status_code == 200
