@@ -97,6 +97,13 @@ class DuplicateHeader(ApiError):
     def of(cls, header: str) -> DuplicateHeader:
         return cls(f"the {header} header is sent more than once: send it once", details={"header": header})
 
+    @classmethod
+    def folded(cls, header: str, why: str) -> DuplicateHeader:
+        """``header``'s one value holds a comma: the form of two field lines joined into one (RFC 9110 §5.3, which
+        a proxy may do), so it is refused as if sent twice. ``why``: why a comma cannot be part of one value."""
+        return cls(f"the {header} header holds a comma, the form of two {header} headers joined into one (RFC 9110 "
+                   f"§5.3); {why}: send one value, once", details={"header": header, "folded": True})
+
 
 class PayloadTooLarge(ApiError):
     """The body is over ``api.max_body_bytes`` (413)."""
