@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
-from tests.support import Proc, ad, up_stack, wait_for
+from gamead_core.embedded import EmbeddedNats
+from tests.support import Proc, ad, start_api, up_stack, wait_for
 
 # --- C3.2: a single-valued header folded into one line ("k1, k2", RFC 9110 §5.3) is two headers -------------
 
@@ -84,3 +88,102 @@ def test_up_with_no_worker_prints_a_worker_command_first_and_every_hint_works_ve
         for proc in procs:
             proc.stop(timeout=10)
         up.kill_everything()
+
+
+# --- C3.5 / C3.6: a refused publish names its stream; a batch cannot overshoot nats.max_pending_bytes --------
+
+#: 2 partitions of 2 ads each (queue.max_msgs 4 split over them); no healing of a deleted stream meanwhile; the
+#: smallest outbound bound (64 KiB); no worker: what is queued stays
+LIMITED = {"GAMEAD_QUEUE__PARTITIONS": "2", "GAMEAD_QUEUE__MAX_MSGS": "4",
+           "GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "3600", "GAMEAD_NATS__MAX_PENDING_BYTES": "65536",
+           "GAMEAD_LOG__LEVEL": "WARNING"}
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedNats, str]]:
+    tmp = tmp_path_factory.mktemp("limited")
+    server = EmbeddedNats(tmp / "nats").start()
+    api, url = start_api(server.url, tmp, **LIMITED)
+    try:
+        yield server, url
+    finally:
+        api.stop()
+        server.stop()
+
+
+def _queued(client: httpx.Client) -> int:
+    return int(client.get("/ads", params={"status": "queued", "limit": 500}).json()["count"])
+
+
+def test_a_batch_that_would_overshoot_max_pending_bytes_is_refused_before_anything_is_sent(
+        limited: tuple[EmbeddedNats, str]) -> None:
+    """A batch was checked only against the bytes already waiting, so it could put a whole batch more on the way
+    to NATS (``nats.max_pending_bytes``). 120 ads (~40 KB of body, ~80 KB of records and messages) against 64 KiB:
+    503 ``queue_unavailable`` with ``Retry-After``, the figures in ``details``, and nothing queued."""
+    with httpx.Client(base_url=limited[1], timeout=20) as client:
+        body = {"ads": [ad(f"Overshoot {i}") for i in range(120)]}
+        size = len(httpx.Request("POST", "http://x", json=body).content)
+        resp = client.post("/ads/batch", json=body)
+        assert resp.status_code == 503, resp.text
+        assert resp.headers["retry-after"]
+        error = resp.json()["error"]
+        assert error["code"] == "queue_unavailable" and "nats.max_pending_bytes = 65536" in error["message"]
+        assert error["details"]["maxPendingBytes"] == 65536 and error["details"]["writeBytes"] >= 2 * size - 64
+        assert "smaller parts" in error["message"]  # over the bound by itself: only parts can pass
+        assert _queued(client) == 0
+        small = client.post("/ads/batch", json={"ads": [ad("Small Batch")]})  # one that fits goes through
+        assert small.status_code == 200 and small.json()["accepted"] == 1, small.text
+        assert _queued(client) == 1
+
+
+def test_a_full_partition_is_named_and_a_missing_one_is_topology_missing_on_every_submit_route(
+        limited: tuple[EmbeddedNats, str]) -> None:
+    """``queue_full`` did not say which partition's stream was full; a missing work stream answered
+    ``queue_unavailable``. Now the full stream is named (message and ``details``) and a publish no stream takes
+    is 503 ``topology_missing`` naming the stream and what to run; on ``POST /ads`` and ``POST /ads/batch``."""
+    from gamead_core import names
+
+    server, url = limited
+    with httpx.Client(base_url=url, timeout=20) as client:
+        full: dict[str, dict[str, object]] = {}
+        for i in range(40):  # 4 ads fit (2 per partition); then each partition refuses in turn
+            resp = client.post("/ads", json=ad(f"Fill {i}"))
+            if resp.status_code == 503:
+                error = resp.json()["error"]
+                assert error["code"] == "queue_full", error
+                full[str(error["details"]["stream"])] = error
+            else:
+                assert resp.status_code == 202, resp.text
+            if len(full) == 2:
+                break
+        assert set(full) == {names.work_stream(0), names.work_stream(1)}
+        one = full[names.work_stream(1)]
+        assert one["details"]["partition"] == 1  # type: ignore[index]
+        assert f"work stream {names.work_stream(1)} (partition 1) is full" in str(one["message"])
+        batch = client.post("/ads/batch", json={"ads": [ad("Full Batch A"), ad("Full Batch B")]})
+        assert batch.status_code == 503 and batch.json()["error"]["code"] == "queue_full"
+        assert batch.json()["error"]["details"]["stream"] in full
+
+        async def drop_partition_1() -> None:
+            nc = await nats.connect(server.url)
+            try:
+                await nc.jetstream().delete_stream(names.work_stream(1))
+            finally:
+                await nc.close()
+
+        asyncio.run(drop_partition_1())
+        missing: dict[str, object] | None = None
+        for i in range(40):  # an ad of partition 1 meets no stream (partition 0 is still full)
+            error = client.post("/ads", json=ad(f"Missing {i}")).json()["error"]
+            if error["code"] != "queue_full":
+                missing = error
+                break
+        assert missing is not None and missing["code"] == "topology_missing", missing
+        assert missing["details"] == {"stream": names.work_stream(1), "partition": 1,  # type: ignore[index]
+                                      "subject": missing["details"]["subject"]}  # type: ignore[index]
+        assert f"work stream {names.work_stream(1)} does not exist" in str(missing["message"])
+        assert "gamead doctor --repair" in str(missing["message"])
+        batch = client.post("/ads/batch", json={"ads": [ad(f"Batch {i}") for i in range(8)]})
+        assert batch.status_code == 503, batch.text  # no ad could be queued: the whole batch, named
+        assert batch.json()["error"]["code"] in ("queue_full", "topology_missing")
+        assert batch.json()["error"]["details"]["stream"] in full
