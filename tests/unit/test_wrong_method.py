@@ -4,6 +4,7 @@ error, never a ``404`` — ``GET /ads/batch`` was read as ``GET /ads/{ad_id}`` f
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 
@@ -31,17 +32,20 @@ def test_get_ads_batch_is_405_with_allow_post() -> None:
 
 
 def test_every_fixed_path_answers_a_wrong_method_with_405_and_its_allow() -> None:
-    """Each fixed path of every route, each method it does not serve: 405 + ``Allow`` (the shadowed ones
-    ``/ads/batch``, ``/v1/dlq/replay|purge|import`` included), never 404."""
+    """Each path of every route (fixed, or with its parameters filled), each method it does not serve: 405 +
+    ``Allow`` (the shadowed ones ``/ads/batch``, ``/v1/dlq/replay|purge|import`` included), never 404."""
     app = create_app(load_settings(None, metrics={"enabled": True}), "nats://127.0.0.1:1")
     assert {"/ads/batch", "/v1/dlq/replay", "/v1/dlq/purge", "/v1/dlq/import"} <= set(shadowed_paths(app))
-    fixed = sorted({str(r.path_format) for r in iter_route_contexts(app.routes)
-                    if getattr(r, "methods", None) and "{" not in str(r.path_format)})
+    templates = {str(r.path_format) for r in iter_route_contexts(app.routes) if getattr(r, "methods", None)}
+    fixed = sorted(t for t in templates if "{" not in t)
+    # and every route with a parameter, at a path it serves (an id in gamead's form; a level)
+    sample = sorted(re.sub(r"\{[^}]+\}", lambda m: "3" if m.group(0) == "{level}" else "01m8n9yn14df8p4qjad0cnvqad", t)
+                    for t in templates if "{" in t)
     wrong: list[tuple[str, str, int]] = []
 
     async def ask() -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as client:
-            for path in fixed:
+            for path in fixed + sample:
                 allow = allowed_methods(app, path)
                 for method in METHODS:
                     if method in allow:
@@ -53,5 +57,5 @@ def test_every_fixed_path_answers_a_wrong_method_with_405_and_its_allow() -> Non
                         wrong.append((method, path, resp.status_code))
 
     asyncio.run(ask())
-    assert len(fixed) > 20
+    assert len(fixed) > 20 and len(sample) >= 6
     assert wrong == []
