@@ -199,6 +199,12 @@ def _poke_storage_probe(request: Request) -> None:
         poke()
 
 
+def _poke_topology_watch(request: Request) -> None:
+    watch = getattr(getattr(request.app.state, "link", None), "watch", None)
+    if watch is not None:
+        watch.poke()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
@@ -210,7 +216,9 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         if status >= 500:
             log.warning("%s: %s", exc.code, mask_urls(exc.message), extra={"error_code": exc.code})
-            if isinstance(exc, QueueUnavailable):  # a failed write may be storage: let the probe look now
+            if isinstance(exc, TopologyMissing):  # a write found a stream or bucket missing: recreate it now
+                _poke_topology_watch(request)
+            elif isinstance(exc, QueueUnavailable):  # a failed write may be storage: let the probe look now
                 _poke_storage_probe(request)
         if exc.client_message is not None:  # the message may name servers: clients get the class's text
             return error_response(status, exc.code, exc.client_message, None, headers)

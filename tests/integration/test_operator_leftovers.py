@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import nats.js.errors
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
@@ -140,7 +141,8 @@ def test_a_full_partition_is_named_and_a_missing_one_is_topology_missing_on_ever
         limited: tuple[EmbeddedNats, str]) -> None:
     """``queue_full`` did not say which partition's stream was full; a missing work stream answered
     ``queue_unavailable``. Now the full stream is named (message and ``details``) and a publish no stream takes
-    is 503 ``topology_missing`` naming the stream and what to run; on ``POST /ads`` and ``POST /ads/batch``."""
+    is 503 ``topology_missing`` naming the stream and what to run, and wakes the API's topology watch, which
+    recreates it."""
     from gamead_core import names
 
     server, url = limited
@@ -183,7 +185,22 @@ def test_a_full_partition_is_named_and_a_missing_one_is_topology_missing_on_ever
                                       "subject": missing["details"]["subject"]}  # type: ignore[index]
         assert f"work stream {names.work_stream(1)} does not exist" in str(missing["message"])
         assert "gamead doctor --repair" in str(missing["message"])
-        batch = client.post("/ads/batch", json={"ads": [ad(f"Batch {i}") for i in range(8)]})
-        assert batch.status_code == 503, batch.text  # no ad could be queued: the whole batch, named
-        assert batch.json()["error"]["code"] in ("queue_full", "topology_missing")
-        assert batch.json()["error"]["details"]["stream"] in full
+
+        async def exists() -> bool:
+            nc = await nats.connect(server.url)
+            try:
+                await nc.jetstream().stream_info(names.work_stream(1))
+                return True
+            except nats.js.errors.NotFoundError:
+                return False
+            finally:
+                await nc.close()
+
+        # the refusal woke the API's topology watch (checked hourly here): the stream is back within seconds
+        wait_for(lambda: asyncio.run(exists()), timeout=20, interval=0.2, what="the API to recreate the stream")
+        for i in range(40):  # and an ad of partition 1 is queued again
+            resp = client.post("/ads", json=ad(f"Back {i}"))
+            if resp.status_code == 202:
+                break
+            assert resp.json()["error"]["code"] == "queue_full", resp.text
+        assert resp.status_code == 202
