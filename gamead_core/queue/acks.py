@@ -15,8 +15,8 @@ an :class:`Ack` (the fields of nats-py's ``PubAck`` gamead reads; ``PubAck.from_
 dataclass field per message) or the error nats-py would have raised (``APIError`` subclasses,
 ``NoStreamResponseError`` for a no-responders status), and keeps the deadline with
 :func:`gamead_core.queue.deadlines.expire_after`. A reply takes its future out of the map; futures that end
-without one (expired, cancelled) are swept out once the map has doubled since the last sweep (no done-callback
-per future: each costs an event-loop callback when the future ends). Memory is bounded by the publishes in
+without one (expired, cancelled) are swept out at every 1,024th publish and whenever the map has doubled since
+the last sweep (no done-callback per future: each costs an event-loop callback when the future ends). Memory is bounded by the publishes in
 flight within one timeout.
 
 :func:`publish_many` (the pipelined writes of a batch) has no future at all per message: the replies fill the
@@ -156,7 +156,7 @@ class _Acks:
         future: asyncio.Future[Ack] = _loop_future()
         waiting = self._waiting
         waiting[token] = future
-        if len(waiting) > self._sweep_at:
+        if len(waiting) > self._sweep_at or not self._next & _SWEEP_EVERY_MASK:
             self._sweep()
         try:
             await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
@@ -207,8 +207,11 @@ class _Acks:
         return [asyncio.TimeoutError() if r is None else r for r in results]
 
 
-#: the map of waiting acks is never swept below this size
+#: the map of waiting acks is swept when it passes this size (doubled after each sweep) …
 _SWEEP_FLOOR = 1024
+#: … and at every 1,024th publish (the tokens that are multiples of 1,024), so futures that ended without an
+#: answer (expired while NATS was away) do not stay in a map that never grows again
+_SWEEP_EVERY_MASK = 1023
 
 
 def _loop_future() -> asyncio.Future[Ack]:
