@@ -79,12 +79,25 @@ _PAIRS = tuple(a + b for a in "0123456789abcdefghjkmnpqrstvwxyz" for b in "01234
 _SHIFTS = tuple(range(120, -1, -10))
 
 
+def ulid_text(value: int) -> str:
+    """The 26 lower-case characters of the ULID whose 128 bits are ``value`` (as
+    ``str(ULID.from_bytes(value.to_bytes(16, "big"))).lower()``; ``base64.b32encode`` is slower: Python code)."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
 def new_ad_id() -> str:
     """A fresh, time-sortable id: a lower-case ULID (48 bits of Unix time in ms, then 80 random bits from
     ``os.urandom``), 26 characters; the same form as ``str(ulid.ULID()).lower()`` at about a third of its
     CPU (it is on the path of every submitted ad)."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+    return ulid_text((time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big"))
+
+
+def new_ad_ids(count: int) -> list[str]:
+    """``count`` fresh ids as :func:`new_ad_id` makes them, with one clock read and one ``os.urandom`` call (a
+    system call) for all: a batch's."""
+    stamp = (time.time_ns() // 1_000_000) << 80
+    noise = os.urandom(10 * count)
+    return [ulid_text(stamp | int.from_bytes(noise[k:k + 10], "big")) for k in range(0, 10 * count, 10)]
 
 
 def keyed_ad_id(scope: str, idempotency_key: str) -> str:
@@ -236,8 +249,8 @@ class Intake:
         takes its record back, as :meth:`submit` does). Never raises for one ad."""
         now = utcnow()
         # validated as in submit(): cheaper than model_construct (see there)
-        records = [AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=now, ad=ad)
-                   for ad in ads]
+        records = [AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=now, ad=ad)
+                   for ad_id, ad in zip(new_ad_ids(len(ads)), ads, strict=True)]
         payloads = [encode(r) for r in records]
         created = await self._store.create_many(records, payloads)
         for record, revision in zip(records, created, strict=True):
