@@ -35,6 +35,7 @@ from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import check_outbound, outbound_excess, reader_alive, round_trip, unsent_bytes
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
+from gamead_core.queue.topology import TopologyReport
 from gamead_core.queue.watch import TopologyWatch
 from gamead_core.redact import redact_url
 from gamead_core.registry import new_api_node_id
@@ -84,6 +85,10 @@ class QueueLink:
         self.js: JetStreamContext | None = None
         self._store: AdStore | None = None
         self._intake: Intake | None = None
+        self._observed: _ObservedIntake | None = None
+        #: the last topology report looked at, and its first essential incompatibility (None: none): a report
+        #: is replaced, never changed, so its verdict is worked out once, not on every submit (issue 14.4)
+        self._verdict: tuple[TopologyReport | None, str | None] = (None, None)
         self._dlq: DeadLetters | None = None
         self._ops: DlqOps | None = None
         self.watch: TopologyWatch | None = None
@@ -131,6 +136,7 @@ class QueueLink:
                                   partitions=self.settings.queue.partitions)
             bound = self.settings.nats.max_pending_bytes  # settling retries respect the outbound bound too
             self._intake.unsettled.held = lambda: outbound_excess(nc, bound) is not None
+            self._observed = _ObservedIntake(self._intake, self)
             self._dlq = DeadLetters(js)
             self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout,
                                partitions=self.settings.queue.partitions)
@@ -198,10 +204,16 @@ class QueueLink:
         """The submit path (writes observed by the storage probe)."""
         self._check()
         report = self.watch.report if self.watch is not None else None
-        if report is not None and report.essential_incompatible:  # never publish into a stream we cannot use
-            raise TopologyError(f"the JetStream topology is not usable: {report.essential_incompatible[0].detail}")
-        assert self._intake is not None
-        return _ObservedIntake(self._intake, self)  # type: ignore[return-value]
+        if report is not None:  # never publish into a stream we cannot use
+            seen, unusable = self._verdict
+            if report is not seen:
+                found = report.essential_incompatible
+                unusable = f"the JetStream topology is not usable: {found[0].detail}" if found else None
+                self._verdict = (report, unusable)
+            if unusable is not None:
+                raise TopologyError(unusable)
+        assert self._observed is not None
+        return self._observed  # type: ignore[return-value]
 
     @property
     def store(self) -> AdStore:

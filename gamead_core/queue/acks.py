@@ -14,17 +14,25 @@ Why not nats-py's own calls:
 an :class:`Ack` (the fields of nats-py's ``PubAck`` gamead reads; ``PubAck.from_response`` walks every
 dataclass field per message) or the error nats-py would have raised (``APIError`` subclasses,
 ``NoStreamResponseError`` for a no-responders status), and keeps the deadline with
-:func:`gamead_core.queue.deadlines.expire_after`. Futures leave the map when they are done (answered, expired
-or cancelled): memory is bounded by the publishes in flight within one timeout.
+:func:`gamead_core.queue.deadlines.expire_after`. A reply takes its future out of the map; futures that end
+without one (expired, cancelled) are swept out at every 1,024th publish and whenever the map has doubled since
+the last sweep (no done-callback per future: each costs an event-loop callback when the future ends). Memory is bounded by the publishes in
+flight within one timeout.
+
+:func:`publish_many` (the pipelined writes of a batch) has no future at all per message: the replies fill the
+slots of one group, whose one waiter wakes when the last arrives or at the group's one deadline (issue 14.3:
+``asyncio.wait`` over a future per message added a callback per message, twice).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Sequence
 from typing import NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
 
+import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -34,7 +42,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 from gamead_core import names
 from gamead_core.queue.deadlines import expire_after
 
-__all__ = ["Ack", "gather_acks", "parse_ack", "pending", "publish_acked"]
+__all__ = ["Ack", "parse_ack", "pending", "publish_acked", "publish_many"]
 
 _NO_RESPONDERS = "503"
 E = TypeVar("E")
@@ -69,15 +77,38 @@ def parse_ack(msg: Msg) -> Ack:
     return Ack(resp.get("stream"), int(resp.get("seq") or 0), bool(resp.get("duplicate")))
 
 
+class _Group:
+    """The acks of one :func:`publish_many`: a slot per message and one waiter, woken when the last slot is
+    filled (no future, callback or deadline per message)."""
+
+    __slots__ = ("results", "left", "waiter")
+
+    def __init__(self, results: list[Ack | BaseException | None], left: int,
+                 waiter: asyncio.Future[None]) -> None:
+        self.results = results
+        self.left = left
+        self.waiter = waiter
+
+    def fill(self, index: int, answer: Ack | BaseException) -> None:
+        self.results[index] = answer
+        self.left -= 1
+        if self.left == 0 and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
 class _Acks:
-    """The reply subscription of one connection and the futures waiting on it, by token."""
+    """The reply subscription of one connection and what waits on it, by token: the future of one publish
+    (:func:`publish_acked`), or a slot of a group (:func:`publish_many`)."""
 
     def __init__(self, nc: NATS) -> None:
         self._nc = nc
         self._prefix = ""
         self._cut = 0
         self._next = 0
-        self._futures: dict[str, asyncio.Future[Ack]] = {}
+        self._waiting: dict[str, asyncio.Future[Ack] | tuple[_Group, int]] = {}
+        #: above this many entries the map is swept of futures that ended without an answer (expired or
+        #: cancelled: a reply pops its own entry); doubled after each sweep, so sweeping is amortised O(1)
+        self._sweep_at = _SWEEP_FLOOR
         self._lock = asyncio.Lock()
 
     async def _subscribe(self) -> None:
@@ -90,34 +121,125 @@ class _Acks:
             self._prefix = prefix
 
     async def _on_reply(self, msg: Msg) -> None:
-        future = self._futures.get(msg.subject[self._cut:])
-        if future is None or future.done():
-            return  # expired, or its publisher went away
+        entry = self._waiting.pop(msg.subject[self._cut:], None)
+        if entry is None:
+            return  # expired (its group gave up), or swept
         try:
-            future.set_result(parse_ack(msg))
+            answer: Ack | BaseException = parse_ack(msg)
         except Exception as exc:  # noqa: BLE001 - the publisher's error, raised where it awaits
-            future.set_exception(exc)
+            answer = exc
+        if type(entry) is tuple:
+            entry[0].fill(entry[1], answer)
+        elif not entry.done():  # type: ignore[union-attr]  # else expired, or its publisher went away
+            if isinstance(answer, BaseException):
+                entry.set_exception(answer)  # type: ignore[union-attr]
+            else:
+                entry.set_result(answer)  # type: ignore[union-attr]
+
+    def _token(self) -> str:
+        self._next += 1
+        return str(self._next)
+
+    def _sweep(self) -> None:
+        """Drop the futures that ended without an answer (expired, cancelled): memory stays bounded by the
+        publishes in flight within one timeout."""
+        waiting = self._waiting
+        for token in [t for t, e in waiting.items() if type(e) is not tuple and e.done()]:  # type: ignore[union-attr]
+            del waiting[token]
+        self._sweep_at = max(_SWEEP_FLOOR, 2 * len(waiting))
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str], timeout: float
                       ) -> asyncio.Future[Ack]:
         if not self._prefix:
             await self._subscribe()
-        self._next += 1
-        token = str(self._next)
-        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        futures = self._futures
-        futures[token] = future
-        future.add_done_callback(lambda _: futures.pop(token, None))
+        token = self._token()
+        future: asyncio.Future[Ack] = _loop_future()
+        waiting = self._waiting
+        waiting[token] = future
+        if len(waiting) > self._sweep_at or not self._next & _SWEEP_EVERY_MASK:
+            self._sweep()
         try:
             await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
         except BaseException:
+            waiting.pop(token, None)
             future.cancel()
             raise
         expire_after(future, timeout)
         return future
 
+    async def publish_many(self, messages: Sequence[tuple[str, bytes, dict[str, str]] | BaseException],
+                           timeout: float) -> list[Ack | BaseException]:
+        if not self._prefix:
+            await self._subscribe()
+        loop = asyncio.get_running_loop()
+        results: list[Ack | BaseException | None] = [None] * len(messages)
+        group = _Group(results, 1, loop.create_future())  # 1: the loop below, so no early wake while it sends
+        waiting = self._waiting
+        prefix = self._prefix
+        publish = self._nc.publish
+        tokens: list[str] = []
+        try:
+            for index, message in enumerate(messages):
+                if isinstance(message, BaseException):
+                    results[index] = message
+                    continue
+                subject, payload, headers = message
+                token = self._token()
+                waiting[token] = (group, index)
+                tokens.append(token)
+                group.left += 1
+                try:
+                    await publish(subject, payload, reply=prefix + token, headers=headers)
+                except (nats.errors.Error, asyncio.TimeoutError) as exc:
+                    del waiting[token]
+                    group.left -= 1
+                    results[index] = exc
+            group.left -= 1
+            if group.left > 0:
+                timer = loop.call_later(timeout, _give_up, group.waiter)
+                try:
+                    await group.waiter
+                finally:
+                    timer.cancel()
+        finally:
+            for token in tokens:  # unanswered: the reply, should it come, finds nothing
+                waiting.pop(token, None)
+        return [asyncio.TimeoutError() if r is None else r for r in results]
+
+
+#: the map of waiting acks is swept when it passes this size (doubled after each sweep) …
+_SWEEP_FLOOR = 1024
+#: … and at every 1,024th publish (the tokens that are multiples of 1,024), so futures that ended without an
+#: answer (expired while NATS was away) do not stay in a map that never grows again
+_SWEEP_EVERY_MASK = 1023
+
+
+def _loop_future() -> asyncio.Future[Ack]:
+    return asyncio.get_running_loop().create_future()
+
+
+def _give_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
 
 _ACKS: WeakKeyDictionary[NATS, _Acks] = WeakKeyDictionary()
+#: the last connection looked up and its acks (a weak reference: the common case, one connection per process,
+#: skips the WeakKeyDictionary lookup)
+_last: tuple[weakref.ref[NATS], _Acks] | None = None
+
+
+def _acks_of(js: JetStreamContext) -> _Acks:
+    global _last  # noqa: PLW0603
+    nc: NATS = js._nc  # noqa: SLF001 - nats-py keeps the connection of a JetStream context here (all 2.x)
+    last = _last
+    if last is not None and last[0]() is nc:
+        return last[1]
+    acks = _ACKS.get(nc)
+    if acks is None:
+        acks = _ACKS[nc] = _Acks(nc)
+    _last = (weakref.ref(nc), acks)
+    return acks
 
 
 async def publish_acked(js: JetStreamContext, subject: str, payload: bytes, *, headers: dict[str, str],
@@ -126,39 +248,23 @@ async def publish_acked(js: JetStreamContext, subject: str, payload: bytes, *, h
     ``asyncio.TimeoutError``). Raises nats-py's errors if the publish itself fails (connection closed,
     reconnect buffer full …); the future carries the ack's errors (see :func:`parse_ack`). Call it inside
     ``nats_boundary()`` and await the future there too."""
-    nc: NATS = js._nc  # noqa: SLF001 - nats-py keeps the connection of a JetStream context here (all 2.x)
-    acks = _ACKS.get(nc)
-    if acks is None:
-        acks = _ACKS[nc] = _Acks(nc)
-    return await acks.publish(subject, payload, headers, timeout)
+    return await _acks_of(js).publish(subject, payload, headers, timeout)
+
+
+async def publish_many(js: JetStreamContext, messages: Sequence[tuple[str, bytes, dict[str, str]] | E],
+                       *, timeout: float) -> list[Ack | BaseException | E]:
+    """Publish ``messages`` (each ``(subject, payload, headers)``, or an error already met for that message,
+    kept as it is) back to back, then wait for their acks together: at most ``timeout`` seconds for all of
+    them, with one timer and one waiter for the whole group (no future, callback or deadline per message).
+    One answer per message, in order: its :class:`Ack`; the error of its error ack (see :func:`parse_ack`);
+    nats-py's error if sending it failed (connection closed, reconnect buffer full …);
+    ``asyncio.TimeoutError`` if its ack did not come in time (the message may be stored). Never raises for
+    one message (a cancelled caller gets ``CancelledError``: the late replies then find nothing)."""
+    return await _acks_of(js).publish_many(messages, timeout)  # type: ignore[arg-type, return-value]
 
 
 def pending(js: JetStreamContext) -> int:
-    """Acks awaited on ``js``'s connection (for tests and read-outs)."""
+    """Acks awaited on ``js``'s connection (for tests and read-outs): publishes whose answer has not come, and
+    not yet swept futures that ended without one."""
     acks = _ACKS.get(js._nc)  # noqa: SLF001
-    return len(acks._futures) if acks is not None else 0  # noqa: SLF001
-
-
-async def gather_acks(sent: Sequence[asyncio.Future[Ack] | E], translated: Callable[[BaseException], E], *,
-                      timeout: float | None = None) -> list[Ack | E]:
-    """The answers of pipelined publishes, in order. ``sent``: per publish, the future :func:`publish_acked`
-    returned, or what sending it raised, already translated (kept as it is). Waits for every future, at most
-    ``timeout`` seconds (None: each ends by its own deadline; the late ones are cancelled), then gives its
-    :class:`Ack`, or ``translated(error)``: nats-py's error of an error ack, ``asyncio.TimeoutError`` for an ack
-    that did not come (expired or cancelled: the message may be stored)."""
-    waiting = [f for f in sent if isinstance(f, asyncio.Future)]
-    if waiting:
-        _, late = await asyncio.wait(waiting, timeout=timeout)
-        for future in late:
-            future.cancel()
-    out: list[Ack | E] = []
-    for item in sent:
-        if not isinstance(item, asyncio.Future):
-            out.append(item)
-        elif item.cancelled():
-            out.append(translated(asyncio.TimeoutError()))
-        elif (exc := item.exception()) is not None:
-            out.append(translated(exc))
-        else:
-            out.append(item.result())
-    return out
+    return len(acks._waiting) if acks is not None else 0  # noqa: SLF001

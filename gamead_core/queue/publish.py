@@ -6,7 +6,6 @@ window, which is per stream, sees a repeat); callers pass ``partitions`` (the se
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import nats
@@ -16,7 +15,7 @@ from nats.js.errors import NoStreamResponseError
 from gamead_core import names
 from gamead_core.errors import QueueFull, QueueUnavailable, WorkStreamMissing
 from gamead_core.queue.connection import nats_boundary, translate
-from gamead_core.queue.acks import Ack, gather_acks, publish_acked
+from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.partitions import partition_of
 from gamead_core.telemetry.tracing import producer_span
 
@@ -122,9 +121,9 @@ class Outgoing:
 async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: float,
                       partitions: int = 1) -> list[Published | Exception]:
     """Publish ``ads`` pipelined: every message is written before any ack is awaited, and the acks are gathered
-    with one deadline of ``timeout`` seconds for all (:func:`gamead_core.queue.acks.publish_acked`: one reply
-    subscription, one future per message, no timer per message). One result per ad, in order: its :class:`Published` once
-    JetStream stored it, else the gamead error it met (:class:`QueueUnavailable` "did not answer in time" for an
+    with one deadline of ``timeout`` seconds for all (:func:`gamead_core.queue.acks.publish_many`: one reply
+    subscription, one waiter and one timer per call, nothing per message). One result per ad, in order: its
+    :class:`Published` once JetStream stored it, else the gamead error it met (:class:`QueueUnavailable` "did not answer in time" for an
     ack that did not come, :class:`QueueFull`, …). Never raises for one ad; an ad without a ``Published`` was
     perhaps stored anyway (an ack lost on the way): its id is its deduplication key, so a retry is safe.
 
@@ -132,25 +131,20 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
     used before, lost it and reported a timeout ``timeout`` seconds later.
     ``partitions``: ``queue.partitions``; each ad goes to the stream of its partition.
     """
-    futures: list[asyncio.Future[Ack] | Exception] = []
     streams = [names.work_stream(partition_of(ad.ad_id, partitions)) for ad in ads]
+    messages = []
     for ad in ads:
         headers = {names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id}
         if ad.revision is not None:
             headers[names.HDR_RECORD_REVISION] = str(ad.revision)
-        try:
-            futures.append(await publish_acked(
-                js, names.level_subject(ad.level, partition_of(ad.ad_id, partitions)), ad.payload,
-                headers=headers, timeout=timeout,
-            ))  # not nats-py's publish_async: it loses error acks (queue full) to a timeout (gamead_core.queue.acks)
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            futures.append(_translated(exc))
+        messages.append((names.level_subject(ad.level, partition_of(ad.ad_id, partitions)), ad.payload, headers))
+    # not nats-py's publish_async: it loses error acks (queue full) to a timeout (gamead_core.queue.acks)
+    answers = await publish_many(js, messages, timeout=timeout)
     results: list[Published | Exception] = []
-    for ad, answer, expected in zip(ads, await gather_acks(futures, _translated, timeout=timeout), streams,
-                                    strict=True):
+    for ad, answer, expected in zip(ads, answers, streams, strict=True):
         if not isinstance(answer, Ack):
             part = partition_of(ad.ad_id, partitions)
-            results.append(named(answer, part, names.level_subject(ad.level, part)))
+            results.append(named(_translated(answer), part, names.level_subject(ad.level, part)))
         elif answer.stream != expected:
             results.append(QueueUnavailable(f"ad was stored by stream {answer.stream!r}, expected {expected}"))
         else:

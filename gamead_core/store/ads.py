@@ -32,7 +32,7 @@ from nats.js.kv import KeyValue
 from gamead_core import names
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import AdRecord, AdStatus
-from gamead_core.queue.acks import Ack, gather_acks, publish_acked
+from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
 from gamead_core.queue.scan import read_stream
 from gamead_core.store.retention import final_record_ttl
@@ -167,6 +167,12 @@ class AdStore:
                                    encode(record) if payload is None else payload,
                                    headers=_write_headers(last, self._ttl_of(record)), timeout=self._timeout)
 
+    async def send_create(self, record: AdRecord, payload: bytes) -> asyncio.Future[Ack]:
+        """The create-only put of a fresh record (``payload``: its :func:`encode`) sent, the future of its ack
+        returned (:func:`publish_acked`; raises nats-py's errors): the submit path awaits it itself and calls
+        :meth:`create` for any answer but an ack."""
+        return await self._send(record, 0, payload)
+
     async def _entry(self, kv: KeyValue, ad_id: str) -> KeyValue.Entry | None:
         """The live entry of ``ad_id`` as ``kv`` reads it; None if missing, deleted, purged or expired."""
         try:
@@ -229,19 +235,15 @@ class AdStore:
 
     async def create_many(self, records: list[AdRecord], payloads: list[bytes]) -> list[int | GameadError]:
         """Create fresh records (ids never used, e.g. new ULIDs) pipelined: every create-only put is sent before
-        any ack is awaited, the acks gathered on one reply subscription (:func:`publish_acked`). One result per
+        any ack is awaited, the acks gathered with one deadline for all (:func:`publish_many`). One result per
         record, in order: its revision, or the gamead error it met (:class:`Conflict` if the id had a record,
         :class:`QueueUnavailable` for an ack that did not come within ``timeout``, :class:`StorageFailed` …).
         ``payloads``: the records' :func:`encode`. Never raises for one record. Unlike :meth:`create`, a key
         with a delete marker is not written over: fresh ids have none."""
-        sent: list[asyncio.Future[Ack] | GameadError] = []
-        for record, payload in zip(records, payloads, strict=True):
-            try:
-                with nats_boundary():
-                    sent.append(await self._send(record, 0, payload))
-            except GameadError as exc:
-                sent.append(exc)
-        return [a.seq if isinstance(a, Ack) else a for a in await gather_acks(sent, _translated)]
+        answers = await publish_many(self._js, [
+            (names.kv_subject(names.ADS_BUCKET, r.id), p, _write_headers(0, self._ttl_of(r)))
+            for r, p in zip(records, payloads, strict=True)], timeout=self._timeout)
+        return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
 
     async def withdraw(self, ad_id: str) -> None:
         """Delete the record of the fresh id ``ad_id`` whatever its revision (ADR-8 ``KV-Operation: DEL``, with

@@ -36,11 +36,20 @@ def test_a_new_ad_id_is_the_ulid_python_ulid_reads_with_the_time_of_now() -> Non
 @given(st.integers(min_value=0, max_value=(1 << 48) - 1), st.binary(min_size=10, max_size=10))
 def test_the_id_encoding_is_crockford_base32_of_the_128_bits(ms: int, rand: bytes) -> None:
     """Any time and any random part encode as python-ulid encodes them (the reference implementation)."""
-    from gamead_core import intake
+    from gamead_core.intake import ulid_text
 
     value = ms << 80 | int.from_bytes(rand, "big")
-    ours = "".join([intake._PAIRS[(value >> shift) & 1023] for shift in intake._SHIFTS])
-    assert ours == str(ULID.from_bytes(value.to_bytes(16, "big"))).lower()
+    assert ulid_text(value) == str(ULID.from_bytes(value.to_bytes(16, "big"))).lower()
+
+
+def test_the_ids_of_a_batch_are_fresh_ulids_of_now() -> None:
+    from gamead_core.intake import new_ad_ids
+
+    before_ms = time.time_ns() // 1_000_000
+    ids = new_ad_ids(100)
+    after_ms = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 100
+    assert all(before_ms <= int(ULID.from_str(i.upper()).milliseconds) <= after_ms for i in ids)
 
 
 def test_ids_issued_in_later_milliseconds_sort_later() -> None:

@@ -1,0 +1,114 @@
+"""Publish acks without a future per message (issue 14.3/14.4), on a real nats-server: a batch's acks are one
+group with one deadline (``acks.publish_many``), and a single publish's future leaves the map by its reply or by
+a sweep. What a user sees: every ad of a batch that NATS does not answer gets its own "did not answer in time"
+(and the ads may be stored anyway, so a retry is safe), nothing of a stall stays behind in the API's memory, and
+later publishes are answered as before."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import StorageType
+
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.errors import QueueUnavailable
+from gamead_core.queue import acks
+from gamead_core.queue.acks import Ack, publish_acked, publish_many
+from gamead_core.queue.connection import translate
+from tests.support import frozen
+
+
+async def _connected(server: EmbeddedNats) -> tuple[Any, Any]:
+    nc = await nats.connect(server.url)
+    js = nc.jetstream()
+    await js.add_stream(name="T", subjects=["t.>"], storage=StorageType.MEMORY)
+    return nc, js
+
+
+def test_a_batch_nats_does_not_answer_gets_a_timeout_per_message_at_one_deadline_and_leaves_nothing(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc, js = await _connected(server)
+        try:
+            messages = [(f"t.{i}", b"ad %d" % i, {"Nats-Msg-Id": f"id-{i}"}) for i in range(50)]
+            with frozen(server.proc.pid):
+                answers = await publish_many(js, messages, timeout=0.3)
+            assert all(isinstance(a, asyncio.TimeoutError) for a in answers), answers
+            # as the batch route reports it: 503 queue_unavailable "did not answer in time", per ad
+            assert all(isinstance(translate(a), QueueUnavailable) for a in answers)  # type: ignore[arg-type]
+            assert acks.pending(js) == 0, "the group's tokens left the map at its deadline"
+            # the messages were stored all the same once NATS woke up: a retry under the same ids is deduplicated
+            again = await publish_many(js, messages, timeout=10)
+            assert all(isinstance(a, Ack) and a.duplicate for a in again), again
+            assert (await js.stream_info("T")).state.messages == 50
+            fresh = await publish_many(js, [("t.x", b"new", {}), ("t.y", b"new", {})], timeout=10)
+            assert [a.seq for a in fresh if isinstance(a, Ack)] == [51, 52]
+            assert acks.pending(js) == 0
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_single_publishes_that_expired_unanswered_do_not_stay_in_memory(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """1,100 publishes to a subject whose listener never answers expire; the next 1,024 answered publishes
+    sweep them out of the map of waiting acks (memory bounded by what is in flight, not by past stalls)."""
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc, js = await _connected(server)
+        quiet = await nats.connect(server.url)
+        try:
+            await quiet.subscribe("quiet.x")  # a listener (so no "no responders" answer) that never replies
+            await quiet.flush()
+            futures = [await publish_acked(js, "quiet.x", b"x", headers={"H": "1"}, timeout=0.2)
+                       for _ in range(1100)]
+            await asyncio.wait(futures, timeout=30)
+            assert all(isinstance(f.exception(), asyncio.TimeoutError) for f in futures)
+            assert acks.pending(js) >= 1100  # expired, not answered: nothing took them out yet
+            for start in range(0, 1100, 100):
+                sent = [await publish_acked(js, f"t.{start + i}", b"x", headers={"H": "1"}, timeout=10)
+                        for i in range(100)]
+                answers = await asyncio.gather(*sent)
+                assert all(isinstance(a, Ack) for a in answers)
+            assert acks.pending(js) == 0
+        finally:
+            await quiet.close()
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_a_cancelled_batch_leaves_no_waiting_ack_behind(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """The client of a batch goes away mid-wait (the request task is cancelled): the late acks find nothing."""
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc, js = await _connected(server)
+        try:
+            messages = [(f"t.{i}", b"x", {}) for i in range(20)]
+            with frozen(server.proc.pid):
+                task = asyncio.ensure_future(publish_many(js, messages, timeout=30))
+                for _ in range(1000):  # at most ~10 s: until the batch is sent and waits for its acks
+                    if acks.pending(js) == 20:
+                        break
+                    await asyncio.sleep(0.01)
+                assert acks.pending(js) == 20
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            assert acks.pending(js) == 0
+            assert [isinstance(a, Ack) for a in await publish_many(js, messages[:2], timeout=10)] == [True, True]
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
