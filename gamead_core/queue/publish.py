@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nats
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 
