@@ -50,6 +50,7 @@ from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
+from gamead_core.worker.timers import Deadlines
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as before the split
 
@@ -81,6 +82,7 @@ class AdHandler:
         self._held = held if held is not None else HeldAds()
         self._announce = announce
         self._mark_after = settings.worker.processing_mark_after
+        self._marks = Deadlines(self._mark_after)  #: every attempt's delayed mark, on one timer
 
     async def __call__(self, msg: Msg) -> None:
         """Handle one delivery (the module doc) with the ad's ids on every log line and in a ``process`` span
@@ -146,7 +148,7 @@ class AdHandler:
                 if fast:
                     self._pause.ok()  # the read answered
                     current = Versioned(settle.started(record, delivery), current.revision)
-                    mark = ProcessingMark(settle, current, self._mark_after)
+                    mark = ProcessingMark(settle, current, self._marks)
                     try:
                         outcome = await self._hooks.attempt(current.record, self._analyse)
                     finally:
