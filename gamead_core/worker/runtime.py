@@ -50,34 +50,23 @@ from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
-from gamead_core.worker.faults import FaultInjection
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
+from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, delivery_key, next_pace, prefetch_depth
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
+from gamead_core.worker.slots import SlotWatch
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import StoragePause
-from gamead_core.worker.timelimit import TimeLimit
 
 log = logging.getLogger(__name__)
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{str(ULID())[-6:].lower()}"
-
-
-def worker_hooks(settings: GameadSettings) -> list[Hook]:
-    """The worker's own hooks, outermost first: the time limit, fault injection (only when ``worker.faults``
-    is on), the ack-wait keep-alive."""
-    w = settings.worker
-    hooks: list[Hook] = [TimeLimit(w.task_timeout)]
-    if w.faults.rate > 0:
-        hooks.append(FaultInjection(w.faults, hang_for=w.task_timeout * 10))
-    hooks.append(AckWaitKeepAlive(settings.queue.ack_wait))
-    return hooks
 
 
 class Worker:
@@ -96,6 +85,7 @@ class Worker:
         #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._held = HeldAds()
         self._gate = SoloGate()
+        self._slots = SlotWatch()  #: wakes the pull loop when an ad frees its slot
         self._nc: NATS | None = None
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
@@ -222,6 +212,7 @@ class Worker:
         for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
         finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: self._slots.freed())
         buffer = self._buffer
         ws = self.settings.worker
         try:
@@ -234,9 +225,8 @@ class Worker:
                 if free <= 0:
                     stall = buffer_stall(ws.prefetch_wait) if buffer else None
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
-                    done, _ = await asyncio.wait({stopping, *self._tasks}, timeout=wait,
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    if not done and stall is not None and time.monotonic() - self._last_start >= stall:
+                    woke = await self._slots.wait(wait)  # a slot freed, the stop, or the stall's timeout
+                    if not woke and stall is not None and time.monotonic() - self._last_start >= stall:
                         await self._hand_back_buffer(f"no slot freed for {stall:g} s")
                     continue
                 buffered = len(buffer)
@@ -348,3 +338,5 @@ class Worker:
         finally:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
             self.stats.in_flight = len(self._held) - len(self._buffer)
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type] # before the loop wakes
+            self._slots.freed()
