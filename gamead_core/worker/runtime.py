@@ -85,7 +85,7 @@ class Worker:
         #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._held = HeldAds()
         self._gate = SoloGate()
-        self._slots = SlotWatch()  #: wakes the pull loop when an ad frees its slot
+        self._slots = SlotWatch(self.concurrency)  #: free slots; wakes the pull loop when one frees
         self._nc: NATS | None = None
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
@@ -144,7 +144,8 @@ class Worker:
                              metrics=self.metrics)
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
-                                      held=self._held, announce=self._announce_held)
+                                      held=self._held, announce=self._announce_held,
+                                      analysed=lambda: self._slots.analysed(asyncio.current_task()))
             registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                 timeout=self.settings.nats.request_timeout)
             self._registry = registry
@@ -221,7 +222,7 @@ class Worker:
                 if pause > 0:  # our storage failed: pulling more would only hand them back
                     await asyncio.wait({stopping}, timeout=pause)
                     continue
-                free = 0 if self._gate.blocked else self.concurrency - len(self._tasks)
+                free = self._slots.free(len(self._tasks), blocked=self._gate.blocked)
                 if free <= 0:
                     stall = buffer_stall(ws.prefetch_wait) if buffer else None
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
@@ -302,12 +303,9 @@ class Worker:
 
     def _pull_failed(self, problem: str | None) -> None:
         """Log pull trouble once when it starts (or changes) and once when it ends, not every second."""
-        if problem == self._pull_problem:
-            return
-        if problem is None:
-            log.info("pulling works again")
-        else:
-            log.warning("pull failed (retrying every second): %s", problem)
+        if problem != self._pull_problem:
+            log.info("pulling works again") if problem is None else log.warning(
+                "pull failed (retrying every second): %s", problem)
         self._pull_problem = problem
 
     async def _drain(self) -> None:
@@ -338,5 +336,6 @@ class Worker:
         finally:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
             self.stats.in_flight = len(self._held) - len(self._buffer)
-            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type] # before the loop wakes
-            self._slots.freed()
+            task = asyncio.current_task()
+            self._tasks.discard(task)  # type: ignore[arg-type] # before the loop wakes
+            self._slots.ended(task)
