@@ -65,10 +65,10 @@ class SettleRounds:
         self.rounds += 1
         try:
             results = await self._store.update_many([(done, revision) for _, done, revision, _ in batch])
-        except BaseException as exc:  # noqa: BLE001 - never expected (update_many answers per write): tell each
+        except BaseException as exc:  # noqa: BLE001 - a cancelled loop (update_many answers per write): tell each
             for *_, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.cancel() if isinstance(exc, asyncio.CancelledError) else future.set_exception(exc)
             raise
         for (msg, _, _, future), result in zip(batch, results, strict=True):
             if isinstance(result, int):
