@@ -111,6 +111,15 @@ def _translated(exc: BaseException) -> GameadError:
     return out if isinstance(out, GameadError) else QueueUnavailable(f"record write failed: {out!r}")
 
 
+def _update_error(exc: BaseException) -> GameadError:
+    """A compare-and-set update's error as the gamead error tree: lost, or the key busy (10163), is
+    :class:`Conflict`."""
+    if _lost(exc) or getattr(exc, "err_code", None) == JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY:
+        return Conflict(f"the record changed ({getattr(exc, 'description', None) or exc!r})")
+    out = translate(exc)
+    return out if isinstance(out, GameadError) else QueueUnavailable(f"record write failed: {out!r}")
+
+
 class AdStore:
     """Reads and writes :class:`AdRecord` s. Every NATS error leaves as a gamead error (``nats_boundary``).
 
@@ -281,6 +290,24 @@ class AdStore:
                 return await _retry_not_ready(lambda: self._put(record, revision))
             except nats.js.errors.KeyWrongLastSequenceError as exc:
                 raise Conflict(f"ad {record.id} changed since revision {revision}") from exc
+
+    async def update_many(self, writes: list[tuple[AdRecord, int]]) -> list[int | GameadError]:
+        """Compare-and-set updates pipelined (issue 14.2, the worker's settle rounds): every write of
+        ``writes`` (a record and the revision it must still be at) is published before any ack is awaited, the
+        acks gathered on the connection's one reply subscription (:func:`publish_acked`, one deadline timer).
+        One result per write, in order: the new revision, :class:`Conflict` when the record changed since its
+        revision (JetStream's wrong last sequence 10071/10164, or 10163: another write of the key is being
+        replicated; read it again and decide), or the gamead error of a write that failed
+        (:class:`QueueUnavailable` for an ack that did not come within ``timeout`` …). Never raises for one
+        write."""
+        sent: list[asyncio.Future[Ack] | GameadError] = []
+        for record, revision in writes:
+            try:
+                with nats_boundary():
+                    sent.append(await self._send(record, revision))
+            except GameadError as exc:
+                sent.append(exc)
+        return [a.seq if isinstance(a, Ack) else a for a in await gather_acks(sent, _update_error)]
 
     async def mutate(
         self, ad_id: str, change: Callable[[AdRecord], AdRecord | None], *, attempts: int = 5

@@ -50,6 +50,7 @@ from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
+from gamead_core.worker.timers import Deadlines
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as before the split
 
@@ -65,11 +66,13 @@ class AdHandler:
     """Handles one delivery at a time per call, for the worker ``worker_id``; shares the worker's counters,
     solo gate, storage pause, hooks and shield (:class:`~gamead_core.worker.runtime.Worker` builds it).
     ``held``: the worker's held deliveries (their ``started`` flags); ``announce``: put them into the registry
-    now (an unconfirmed publish)."""
+    now (an unconfirmed publish); ``analysed``: called in the ad's task when its analysis succeeded, before
+    its outcome is written (the worker may then start another analysis in its slot)."""
 
     def __init__(self, settings: GameadSettings, worker_id: str, *, stats: WorkerStats, settle: Settler,
                  gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield,
-                 held: HeldAds | None = None, announce: Callable[[], Awaitable[None]] | None = None) -> None:
+                 held: HeldAds | None = None, announce: Callable[[], Awaitable[None]] | None = None,
+                 analysed: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.stats = stats
@@ -80,7 +83,9 @@ class AdHandler:
         self._shielded = shielded
         self._held = held if held is not None else HeldAds()
         self._announce = announce
+        self._analysed = analysed
         self._mark_after = settings.worker.processing_mark_after
+        self._marks = Deadlines(self._mark_after)  #: every attempt's delayed mark, on one timer
 
     async def __call__(self, msg: Msg) -> None:
         """Handle one delivery (the module doc) with the ad's ids on every log line and in a ``process`` span
@@ -146,7 +151,7 @@ class AdHandler:
                 if fast:
                     self._pause.ok()  # the read answered
                     current = Versioned(settle.started(record, delivery), current.revision)
-                    mark = ProcessingMark(settle, current, self._mark_after)
+                    mark = ProcessingMark(settle, current, self._marks)
                     try:
                         outcome = await self._hooks.attempt(current.record, self._analyse)
                     finally:
@@ -175,6 +180,8 @@ class AdHandler:
                     marked = True
                 settled = True
                 if isinstance(outcome, Analysis):
+                    if self._analysed is not None:  # its slot may analyse another while this one is written
+                        self._analysed()
                     await settle.complete(msg, current, outcome, delivery)
                 else:
                     await settle.fail(msg, current, outcome, delivery, marked=marked)

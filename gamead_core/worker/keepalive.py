@@ -15,6 +15,7 @@ import logging
 from nats.aio.msg import Msg
 
 from gamead_core.worker.hooks import Delivery, Hook
+from gamead_core.worker.timers import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -25,46 +26,39 @@ def keepalive_period(ack_wait: float) -> float:
 
 
 class AckWaitKeepAlive(Hook):
-    """Extends the ack wait of every held delivery until it ends (``queue.ack_wait``). One timer handle per
-    held delivery (re-armed after each in-progress ack), not a task: most deliveries end before the first."""
+    """Extends the ack wait of every held delivery until it ends (``queue.ack_wait``). One timer for all held
+    deliveries (:class:`~gamead_core.worker.timers.Deadlines`: they share the period), not a task or a timer
+    handle each: most deliveries end before their first in-progress ack."""
 
     def __init__(self, ack_wait: float) -> None:
         self.period = keepalive_period(ack_wait)
-        #: (stream, stream sequence) → its timer: a sequence alone repeats across work-stream partitions
-        self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
+        #: (stream, stream seq) → its next in-progress ack: a sequence alone repeats across work-stream partitions
+        self._timers = Deadlines(self.period)
         self._sending: set[asyncio.Future[None]] = set()  #: in-progress acks on their way (kept referenced)
 
     async def before_delivery(self, delivery: Delivery) -> None:
         key = (delivery.msg.metadata.stream, delivery.seq)
-        if key not in self._timers:  # held since the pull (prefetch): its timer runs on, one per delivery
-            self._arm(key, delivery.msg)
+        if key not in self._timers:  # held since the pull (prefetch): its deadline runs on, one per delivery
+            self._timers.add(key, self._tick, key, delivery.msg)
 
     async def after_delivery(self, delivery: Delivery) -> None:
-        timer = self._timers.pop((delivery.msg.metadata.stream, delivery.seq), None)
-        if timer is not None:
-            timer.cancel()
+        self._timers.remove((delivery.msg.metadata.stream, delivery.seq))
 
     def hold(self, msg: Msg) -> None:
-        """Keep ``msg`` alive before its delivery starts (a prefetched ad); its delivery takes the timer over."""
-        self.release(msg)  # a timer of an earlier delivery of the same message must not tick on beside it
-        self._arm((msg.metadata.stream, msg.metadata.sequence.stream), msg)
+        """Keep ``msg`` alive before its delivery starts (a prefetched ad); its delivery takes the timer over.
+        A timer of an earlier delivery of the same message is replaced (it must not tick on beside it)."""
+        key = (msg.metadata.stream, msg.metadata.sequence.stream)
+        self._timers.add(key, self._tick, key, msg)
 
     def release(self, msg: Msg) -> None:
         """Stop keeping ``msg`` alive (a prefetched ad handed back without starting)."""
-        timer = self._timers.pop((msg.metadata.stream, msg.metadata.sequence.stream), None)
-        if timer is not None:
-            timer.cancel()
-
-    def _arm(self, seq: tuple[str, int], msg: Msg) -> None:
-        self._timers[seq] = asyncio.get_running_loop().call_later(self.period, self._tick, seq, msg)
+        self._timers.remove((msg.metadata.stream, msg.metadata.sequence.stream))
 
     def _tick(self, seq: tuple[str, int], msg: Msg) -> None:
-        if seq not in self._timers:
-            return
         sending = asyncio.ensure_future(self._progress(msg))
         self._sending.add(sending)
         sending.add_done_callback(self._sending.discard)
-        self._arm(seq, msg)
+        self._timers.add(seq, self._tick, seq, msg)
 
     @staticmethod
     async def _progress(msg: Msg) -> None:

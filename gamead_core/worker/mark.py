@@ -15,6 +15,7 @@ import logging
 from gamead_core.errors import Conflict, GameadError
 from gamead_core.store.ads import Versioned
 from gamead_core.worker.settle import Settler
+from gamead_core.worker.timers import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +23,17 @@ log = logging.getLogger(__name__)
 class ProcessingMark:
     """One attempt's delayed mark. ``current`` is the :meth:`Settler.started` record over the revision it
     was read at; :meth:`stop` returns what the outcome must compare-and-set over (the mark, if it was written).
-    A timer handle until it fires (no task per ad: most analyses end first); the write is a task of its own."""
+    A deadline on the worker's one mark timer until it fires (``deadlines``: a
+    :class:`~gamead_core.worker.timers.Deadlines` of ``worker.processing_mark_after``; no task or timer handle
+    per ad: most analyses end first); the write is a task of its own."""
 
-    def __init__(self, settle: Settler, current: Versioned, after: float) -> None:
+    def __init__(self, settle: Settler, current: Versioned, deadlines: Deadlines) -> None:
         self._settle = settle
         self.current = current
         self.marked = False
         self._task: asyncio.Task[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(after, self._fire)
+        self._deadlines = deadlines
+        deadlines.add(self, self._fire)
 
     def _fire(self) -> None:
         self._task = asyncio.ensure_future(self._write())
@@ -47,7 +51,7 @@ class ProcessingMark:
 
     async def stop(self) -> Versioned:
         """End the timer: cancelled if it has not fired, else its write waited for (the write is shielded)."""
-        self._timer.cancel()
+        self._deadlines.remove(self)
         if self._task is not None:
             await self._task
         return self.current

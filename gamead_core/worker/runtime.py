@@ -50,34 +50,23 @@ from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
-from gamead_core.worker.faults import FaultInjection
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
+from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, delivery_key, next_pace, prefetch_depth
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
+from gamead_core.worker.slots import SlotWatch
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import StoragePause
-from gamead_core.worker.timelimit import TimeLimit
 
 log = logging.getLogger(__name__)
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{str(ULID())[-6:].lower()}"
-
-
-def worker_hooks(settings: GameadSettings) -> list[Hook]:
-    """The worker's own hooks, outermost first: the time limit, fault injection (only when ``worker.faults``
-    is on), the ack-wait keep-alive."""
-    w = settings.worker
-    hooks: list[Hook] = [TimeLimit(w.task_timeout)]
-    if w.faults.rate > 0:
-        hooks.append(FaultInjection(w.faults, hang_for=w.task_timeout * 10))
-    hooks.append(AckWaitKeepAlive(settings.queue.ack_wait))
-    return hooks
 
 
 class Worker:
@@ -96,6 +85,7 @@ class Worker:
         #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._held = HeldAds()
         self._gate = SoloGate()
+        self._slots = SlotWatch(self.concurrency)  #: free slots; wakes the pull loop when one frees
         self._nc: NATS | None = None
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
@@ -154,7 +144,8 @@ class Worker:
                              metrics=self.metrics)
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
-                                      held=self._held, announce=self._announce_held)
+                                      held=self._held, announce=self._announce_held,
+                                      analysed=lambda: self._slots.analysed(asyncio.current_task()))
             registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                 timeout=self.settings.nats.request_timeout)
             self._registry = registry
@@ -222,6 +213,7 @@ class Worker:
         for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
         finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: self._slots.freed())
         buffer = self._buffer
         ws = self.settings.worker
         try:
@@ -230,13 +222,12 @@ class Worker:
                 if pause > 0:  # our storage failed: pulling more would only hand them back
                     await asyncio.wait({stopping}, timeout=pause)
                     continue
-                free = 0 if self._gate.blocked else self.concurrency - len(self._tasks)
+                free = self._slots.free(len(self._tasks), blocked=self._gate.blocked)
                 if free <= 0:
                     stall = buffer_stall(ws.prefetch_wait) if buffer else None
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
-                    done, _ = await asyncio.wait({stopping, *self._tasks}, timeout=wait,
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    if not done and stall is not None and time.monotonic() - self._last_start >= stall:
+                    woke = await self._slots.wait(wait)  # a slot freed, the stop, or the stall's timeout
+                    if not woke and stall is not None and time.monotonic() - self._last_start >= stall:
                         await self._hand_back_buffer(f"no slot freed for {stall:g} s")
                     continue
                 buffered = len(buffer)
@@ -312,12 +303,9 @@ class Worker:
 
     def _pull_failed(self, problem: str | None) -> None:
         """Log pull trouble once when it starts (or changes) and once when it ends, not every second."""
-        if problem == self._pull_problem:
-            return
-        if problem is None:
-            log.info("pulling works again")
-        else:
-            log.warning("pull failed (retrying every second): %s", problem)
+        if problem != self._pull_problem:
+            log.info("pulling works again") if problem is None else log.warning(
+                "pull failed (retrying every second): %s", problem)
         self._pull_problem = problem
 
     async def _drain(self) -> None:
@@ -348,3 +336,6 @@ class Worker:
         finally:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
             self.stats.in_flight = len(self._held) - len(self._buffer)
+            task = asyncio.current_task()
+            self._tasks.discard(task)  # type: ignore[arg-type] # before the loop wakes
+            self._slots.ended(task)

@@ -21,6 +21,7 @@ half-written.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -42,8 +43,9 @@ from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.hooks import Failure
 from gamead_core.worker.records import read_record, recreate
+from gamead_core.worker.rounds import SettleRounds
 from gamead_core.telemetry.metrics import WorkerMetrics
-from gamead_core.worker.storage_pause import StoragePause
+from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
 from gamead_core.worker.transitions import handed_back, owner, retrying
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ class Settler:
         self._shielded = shielded
         self._ack_wait = ack_wait
         self.metrics = metrics if metrics is not None else WorkerMetrics(False)  #: Prometheus series (telemetry)
+        track = getattr(shielded, "track", None)
+        #: completed outcomes written and acknowledged in rounds (gamead_core.worker.rounds)
+        self.rounds = SettleRounds(store, track)
 
     async def _persist(self, write: Callable[[], Awaitable[T]],
                        stalled: Callable[[], Awaitable[object]] | None = None) -> T:
@@ -153,26 +158,46 @@ class Settler:
             log.warning("could not terminate message %d: %r", msg.metadata.sequence.stream, exc)
 
     async def complete(self, msg: Msg, current: Versioned, analysis: Analysis, delivery: str) -> None:
-        """Write the completed record (compare-and-set), then acknowledge. Counted only if our write did it."""
+        """Write the completed record (compare-and-set), then acknowledge. Counted only if our write did it.
+
+        The write and the ``ack`` go in a settle round with the others finished in the same turn
+        (:mod:`gamead_core.worker.rounds`). A write that lost its compare-and-set (the record changed since it
+        was read) reads the record again and finishes the ad unless it is final; one our storage failed is
+        retried after the storage back-off (lease held) until it is taken."""
         store = self._store
         now = utcnow()
         done = current.record.model_copy(update={
             "status": AdStatus.COMPLETED, "completed_at": now, "analysis": analysis, "retry_at": None,
             "suspect": None,
         })
+        first = await self.rounds.complete(msg, done, current.revision)
+        if isinstance(first, int):  # written and acknowledged by the round
+            self._pause.ok()
+            self.stats.processed += 1
+            self._sample(current.record, now)
+            return
+
+        async def finish() -> bool:  # changed meanwhile (a hand-over while we were cut off): finish unless final
+            return await self._or_recreated(msg, lambda: store.mutate(  # attempts: ours may be unwritten
+                done.id,
+                lambda rec: None if rec.status.terminal else done.model_copy(
+                    update={"attempts": max(rec.attempts, done.attempts)}),
+            )) is not None
 
         async def write() -> bool:
             try:
                 await store.update(done, current.revision)
                 return True
-            except Conflict:  # changed meanwhile (a hand-over while we were cut off): finish unless final
-                return await self._or_recreated(msg, lambda: store.mutate(  # attempts: ours may be unwritten
-                    done.id,
-                    lambda rec: None if rec.status.terminal else done.model_copy(
-                        update={"attempts": max(rec.attempts, done.attempts)}),
-                )) is not None
+            except Conflict:
+                return await finish()
 
-        if await self._persist(write):
+        if isinstance(first, Conflict):
+            written = await self._persist(finish)
+        else:
+            if isinstance(first, STORAGE_ERRORS):  # the back-off, as for any failed write (storage_pause)
+                await asyncio.sleep(self._pause.failed(first))
+            written = await self._persist(write)
+        if written:
             self.stats.processed += 1
             self._sample(current.record, now)
         # Not shielded (the hot path: one task fewer per ad): an ack is a publish nats-py puts in its pending

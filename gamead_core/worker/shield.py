@@ -26,6 +26,12 @@ class Shield:
         fut.add_done_callback(self._running.discard)
         return asyncio.shield(fut)
 
+    def track(self, fut: asyncio.Future[Any]) -> None:
+        """Count ``fut`` (a task that no caller's cancellation reaches, e.g. a settle round) among the writes
+        :meth:`wait` waits for."""
+        self._running.add(fut)
+        fut.add_done_callback(self._running.discard)
+
     async def wait(self) -> None:
         """Until every shielded write has ended (their errors are their callers' business)."""
         if self._running:

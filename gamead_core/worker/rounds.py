@@ -1,0 +1,81 @@
+"""Settle rounds: the outcome writes of ads whose analyses finish in the same event-loop turn, written and
+acknowledged together (issue 14.2: one wake-up per round instead of a task, a shield and a wake-up per ad).
+
+:meth:`SettleRounds.complete` queues one completed record (its compare-and-set over the revision the attempt
+read) and returns a future of its result. The first one queued in a turn starts the round, a task of its own
+that runs on the next turn: every record queued by then is published back to back
+(:meth:`~gamead_core.store.ads.AdStore.update_many`, each a compare-and-set), their acks are awaited together
+on the connection's one reply subscription, then every message whose write was acknowledged is acknowledged
+(``ack``), all in the same turn, so nats-py sends them in one write. Each future then gets its write's result:
+the new revision, or the error it met (:class:`~gamead_core.errors.Conflict`: the record changed since it was
+read; a storage error). A write that did not succeed leaves its message unacknowledged, for its handler to
+decide (:meth:`~gamead_core.worker.settle.Settler.complete`: read again and finish unless final, or retry
+after the storage back-off); the other writes of its round are settled regardless.
+
+The guarantees stay those of one ad at a time: one awaited compare-and-set per ad, ``ack`` only after its
+write was acknowledged, and the round is a task of the worker's shield (:class:`~gamead_core.worker.shield.Shield`),
+so a shutdown that cancels a handler waiting for its round does not cut the round in half: the write and the
+``ack`` still happen, and the drain waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from gamead_core.errors import GameadError
+from gamead_core.models import AdRecord
+from gamead_core.store.ads import AdStore
+
+log = logging.getLogger(__name__)
+
+#: A round's result for one ad: its new revision (written and acknowledged), or the error its write met.
+Result = int | GameadError
+
+
+class SettleRounds:
+    """The completion rounds of one worker. ``track``: the worker's shield (``Shield.track``), so the drain
+    waits for a round in flight. ``rounds`` and ``written`` count the rounds run and the writes they made."""
+
+    def __init__(self, store: AdStore, track: Callable[[asyncio.Future[Any]], None] | None = None) -> None:
+        self._store = store
+        self._track = track
+        self._queued: list[tuple[Msg, AdRecord, int, asyncio.Future[Result]]] = []
+        self.rounds = 0
+        self.written = 0
+
+    def complete(self, msg: Msg, done: AdRecord, revision: int) -> asyncio.Future[Result]:
+        """Queue the write of ``done`` over ``revision`` and the ``ack`` of ``msg`` after it; the future gets the
+        new revision once both are sent, or the error of the write (then ``msg`` is not acknowledged). Call it
+        from the event loop; a round starts on the next turn with everything queued by then."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queued.append((msg, done, revision, future))
+        if len(self._queued) == 1:
+            task = asyncio.ensure_future(self._round())
+            if self._track is not None:
+                self._track(task)
+        return future
+
+    async def _round(self) -> None:
+        batch, self._queued = self._queued, []
+        self.rounds += 1
+        try:
+            results = await self._store.update_many([(done, revision) for _, done, revision, _ in batch])
+        except BaseException as exc:  # noqa: BLE001 - a cancelled loop (update_many answers per write): tell each
+            for *_, future in batch:
+                if not future.done():
+                    future.cancel() if isinstance(exc, asyncio.CancelledError) else future.set_exception(exc)
+            raise
+        for (msg, _, _, future), result in zip(batch, results, strict=True):
+            if isinstance(result, int):
+                self.written += 1
+                try:
+                    await msg.ack()  # into nats-py's pending buffer: the round's acks leave in one write
+                except Exception as exc:  # noqa: BLE001 - written: ack_wait redelivers it, found final, acked
+                    log.debug("ack after a settled write failed: %r", exc)
+            if not future.done():  # its handler may have been cancelled (a shutdown): the round went on
+                future.set_result(result)

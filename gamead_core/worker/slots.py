@@ -1,0 +1,66 @@
+"""A worker's slots (:class:`SlotWatch`): how many analyses may start, and how the full pull loop waits for one.
+
+* **Free slots** – ``worker.concurrency`` analyses run at once. An ad whose analysis succeeded and whose
+  outcome is being written (its settle round, :mod:`gamead_core.worker.rounds`: a KV round trip) gives its slot
+  to the next analysis meanwhile, for at most ``concurrency`` such ads at a time (beyond that its slot stays
+  taken until it is written): the worker's CPU analyses while the writes are acknowledged, instead of idling
+  with every slot waiting for its ack (issue 14.2). The ad stays held (heartbeat ``holding``, keep-alive,
+  hand-back on shutdown) until its ack; nothing else about it changes.
+* **Waiting** – one future, resolved by the ad that frees a slot, by the stop, or by a timeout (the prefetch
+  buffer's stall), instead of ``asyncio.wait`` on every running task (a callback added to and removed from
+  each of them per wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class SlotWatch:
+    """The slots of a worker with ``concurrency`` of them. One waiter at a time (the pull loop); :meth:`freed`
+    may be called at any time, also with no waiter."""
+
+    __slots__ = ("concurrency", "settling", "_waiter")
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.settling: set[object] = set()  #: ads analysed whose outcome is being written, slot given back
+        self._waiter: asyncio.Future[bool] | None = None
+
+    def free(self, running: int, *, blocked: bool = False) -> int:
+        """Analyses that may start now, with ``running`` ads in hand (their tasks, settling ones included);
+        none while ``blocked`` (a suspect ad runs alone, :class:`~gamead_core.worker.solo.SoloGate`)."""
+        return 0 if blocked else self.concurrency - running + len(self.settling)
+
+    def analysed(self, ad: object) -> None:
+        """``ad`` (its task) analysed, its outcome being written: its slot is free, unless ``concurrency`` ads
+        are being written already."""
+        if len(self.settling) < self.concurrency:
+            self.settling.add(ad)
+            self.freed()
+
+    def ended(self, ad: object) -> None:
+        """``ad`` is settled (or handed back): its slot is free."""
+        self.settling.discard(ad)
+        self.freed()
+
+    def freed(self) -> None:
+        """A slot freed (or the worker stops): wake the waiter, if any."""
+        self._wake(True)
+
+    def _wake(self, woke: bool) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(woke)
+
+    async def wait(self, timeout: float | None) -> bool:
+        """Until :meth:`freed` (True) or ``timeout`` seconds (None: no limit) passed (False)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, self._wake, False) if timeout is not None else None
+        try:
+            return await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
