@@ -16,11 +16,9 @@ each: an inbox future and a ``wait_for`` timer per write; issue 14.2).
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TypeVar
 
 import nats.errors
@@ -34,7 +32,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import AdRecord, AdStatus
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
-from gamead_core.queue.scan import read_stream
+from gamead_core.store.listing import newest_records
 from gamead_core.store.retention import final_record_ttl
 
 log = logging.getLogger(__name__)
@@ -45,7 +43,6 @@ T = TypeVar("T")
 #: write of the same key is being replicated) is retried, and the pause between tries (seconds).
 NOT_READY_RETRIES = 20
 NOT_READY_PAUSE = 0.025
-SCAN_YIELD_EVERY = 128  #: a record scan lets other tasks run after this many messages
 
 
 def encode(record: AdRecord) -> bytes:
@@ -294,20 +291,16 @@ class AdStore:
     async def update_many(self, writes: list[tuple[AdRecord, int]]) -> list[int | GameadError]:
         """Compare-and-set updates pipelined (issue 14.2, the worker's settle rounds): every write of
         ``writes`` (a record and the revision it must still be at) is published before any ack is awaited, the
-        acks gathered on the connection's one reply subscription (:func:`publish_acked`, one deadline timer).
+        acks gathered on the connection's one reply subscription with one deadline for all (:func:`publish_many`).
         One result per write, in order: the new revision, :class:`Conflict` when the record changed since its
         revision (JetStream's wrong last sequence 10071/10164, or 10163: another write of the key is being
         replicated; read it again and decide), or the gamead error of a write that failed
         (:class:`QueueUnavailable` for an ack that did not come within ``timeout`` …). Never raises for one
         write."""
-        sent: list[asyncio.Future[Ack] | GameadError] = []
-        for record, revision in writes:
-            try:
-                with nats_boundary():
-                    sent.append(await self._send(record, revision))
-            except GameadError as exc:
-                sent.append(exc)
-        return [a.seq if isinstance(a, Ack) else a for a in await gather_acks(sent, _update_error)]
+        answers = await publish_many(self._js, [
+            (names.kv_subject(names.ADS_BUCKET, r.id), encode(r), _write_headers(revision, self._ttl_of(r)))
+            for r, revision in writes], timeout=self._timeout)
+        return [a.seq if isinstance(a, Ack) else _update_error(a) for a in answers]
 
     async def mutate(
         self, ad_id: str, change: Callable[[AdRecord], AdRecord | None], *, attempts: int = 5
@@ -328,42 +321,9 @@ class AdStore:
                 continue
         raise Conflict(f"ad {ad_id} kept changing; gave up after {attempts} attempts")
 
-    async def scan(
-        self,
-        *,
-        status: AdStatus | None = None,
-        priority: int | None = None,
-        limit: int = 50,
-        scan_limit: int = 10_000,
-        timeout: float = 2.0,
-    ) -> list[AdRecord]:
-        """Newest records (by submission time) matching the filters, among the last ``scan_limit`` written.
-
-        The bucket keeps one revision per key, so every message in its stream is a current record: reading
-        the tail of the stream in order is a scan of the most recently written ads. Memory is ``limit``
-        records whatever ``scan_limit`` is (a heap of the newest), a record whose bytes cannot hold the wanted
-        status (its value as a JSON string) is skipped undecoded, and the loop yields every
-        :data:`SCAN_YIELD_EVERY` messages so a long scan does not hold up other requests.
-        """
-        wanted = f'"{status.value}"'.encode() if status is not None else None
-        newest: list[tuple[datetime, int, AdRecord]] = []  # a min-heap of the ``limit`` newest
-        seen = 0
-        async for msg in read_stream(
-            self._js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), tail=scan_limit, timeout=timeout
-        ):
-            seen += 1
-            if seen % SCAN_YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            data = msg.data
-            if not data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
-                continue  # a delete or purge marker
-            if wanted is not None and wanted not in data:
-                continue
-            record = decode(data)
-            if (status is None or record.status == status) and (priority is None or record.priority == priority):
-                entry = (record.submitted_at, seen, record)
-                if len(newest) < limit:
-                    heapq.heappush(newest, entry)
-                else:
-                    heapq.heappushpop(newest, entry)
-        return [record for _, _, record in sorted(newest, reverse=True)]
+    async def scan(self, *, status: AdStatus | None = None, priority: int | None = None, limit: int = 50,
+                   scan_limit: int = 10_000, timeout: float = 2.0) -> list[AdRecord]:
+        """The newest records matching the filters among the last ``scan_limit`` written, newest first
+        (:func:`gamead_core.store.listing.newest_records`)."""
+        return await newest_records(self._js, status=status, priority=priority, limit=limit,
+                                    scan_limit=scan_limit, timeout=timeout)
