@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from nats.js import JetStreamContext
 
 from gamead_core import names
-from gamead_core.errors import Conflict, NotFound, QueueFull
+from gamead_core.errors import Conflict, NotFound, QueueFull, WorkStreamMissing
 from gamead_core.jobs.model import Mark
 from gamead_core.models import AdRecord, AdStatus, DlqEntry
 from gamead_core.queue.dlq import DeadLetters, DlqFilter, ScanBudget
@@ -166,8 +166,8 @@ class DlqOps:
                                      timeout=self._timeout, msg_id=replay_msg_id(ad_id, seq),
                                      partitions=self._partitions,
                                      link=current.entry.traceparent)
-                except QueueFull:
-                    # refused for sure (the work stream is at its limit): put the record back as it was. (After a
+                except (QueueFull, WorkStreamMissing):
+                    # refused for sure (the work stream at its limit, or missing): put the record back. (After a
                     # timeout the publish may have landed: then the record stays queued and a retry, or the
                     # job's next runner, repeats the publish with the same id.)
                     await self._store.update(dead, revision)

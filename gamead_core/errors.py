@@ -9,6 +9,8 @@
     │   ├── NatsUnreachable      no connection to NATS could be made within the retry time (exit code 3)
     │   ├── StorageFailed        JetStream could not store a write: disk, server or account storage full
     │   ├── TopologyMissing      a stream, consumer or bucket gamead needs does not exist (yet)
+    │   │   └── WorkStreamMissing  no work stream takes an ad's subject: the publish reached no stream
+    │   └── OutboundFull         a write would put more than nats.max_pending_bytes on the way to NATS
     │   └── AuditUnavailable     an operator action's audit record could not be written: the action was not done
     ├── TopologyError            a stream, consumer or bucket exists with an incompatible config
     ├── QueueFull                the stream refused a publish because a limit was reached
@@ -94,6 +96,23 @@ class TopologyMissing(QueueUnavailable):
     client_message = "the queue is being repaired; retry after the time in Retry-After"
 
 
+class WorkStreamMissing(TopologyMissing):
+    """A publish of an ad reached no stream: the work stream of its partition (``GAMEAD_ADS``, ``GAMEAD_ADS_<n>``)
+    does not exist (JetStream's no-responders answer; nothing was stored). ``details``: ``{"stream", "partition",
+    "subject"}``. The message names the stream and what the operator runs; it names no server, so clients see it.
+    """
+
+    client_message = None
+
+
+class OutboundFull(QueueUnavailable):
+    """A write was refused before it was sent: the bytes already waiting to be sent to NATS plus its own would be
+    more than ``nats.max_pending_bytes`` (:func:`gamead_core.queue.liveness.unsent_bytes`). ``details``:
+    ``{"unsentBytes", "writeBytes", "maxPendingBytes"}``; the message names no server, so clients see it."""
+
+    client_message = None
+
+
 class AuditUnavailable(QueueUnavailable):
     """The audit record of an operator action could not be written (NATS away, stream ``GAMEAD_AUDIT`` missing or
     full of storage), so the action was **not** done: the audit trail fails closed (``gamead_core.audit``)."""
@@ -118,7 +137,9 @@ class PartitionsChanged(ConfigError):
 
 
 class QueueFull(GameadError):
-    """The work stream is at its limit (messages or bytes) and refused the publish."""
+    """The work stream is at its limit (messages or bytes) and refused the publish. From a publish of an ad
+    (:mod:`gamead_core.queue.publish`) the message names the partition's stream, and ``details`` is
+    ``{"stream", "partition", "subject"}``."""
 
     code = "queue_full"
 

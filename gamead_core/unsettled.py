@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -47,6 +47,9 @@ class Unsettled:
         self._timeout = timeout
         self._partitions = partitions
         self._tasks: set[asyncio.Task[None]] = set()
+        #: True while more than ``nats.max_pending_bytes`` wait to be sent (set by the API's QueueLink): a try is
+        #: then skipped, as a request's write is refused (up to MAX_PENDING tries a second, unbounded otherwise)
+        self.held: Callable[[], bool] = lambda: False
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -78,6 +81,9 @@ class Unsettled:
 
     async def _withdraw(self, ad_id: str) -> None:
         for _ in range(TRIES):
+            if self.held():
+                await asyncio.sleep(RETRY_EVERY)
+                continue
             try:
                 await self._store.withdraw(ad_id)
                 return
@@ -88,6 +94,9 @@ class Unsettled:
 
     async def _publish(self, ad_id: str, level: int, payload: bytes, revision: int) -> None:
         for _ in range(TRIES):
+            if self.held():
+                await asyncio.sleep(RETRY_EVERY)
+                continue
             try:
                 await publish_ad_acked(self._js, ad_id=ad_id, level=level, payload=payload, timeout=self._timeout,
                                        partitions=self._partitions, record_revision=revision)

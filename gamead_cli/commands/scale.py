@@ -53,8 +53,9 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     """``observed.perWorkerPerSec`` and which bound gave it (``observed.perWorkerBasis``), for people. Pure.
 
     ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000/s)``,
-    ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms)``,
-    ``60.0 ads/s (measured: 120.0 ads/s completed by 2 busy worker(s))``; ``unknown`` without a rate."""
+    ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms; 1.18 ms CPU per ad)``,
+    ``60.0 ads/s (measured: 120.0 ads/s completed by 2 busy worker(s); 1.18 ms CPU per ad)``; ``unknown``
+    without a rate. The CPU per ad is shown whenever a worker measured it, whichever bound gave the rate."""
     if rate is None:
         return "unknown"
     text = f"{rate:,.1f} ads/s"
@@ -63,18 +64,19 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     latency = (f"concurrency {b['concurrency']:g} / p50 {_ms(b['p50Ms'])} ms"
                if b.get("concurrency") is not None and b.get("p50Ms") is not None else "concurrency / p50")
     bound = b.get("bound")
+    also = f"; {cpu}" if b.get("cpuPerAdMs") is not None else ""  # measured whatever the bound: say it
     if bound == "measured":
         done = b.get("completedPerSec")
-        return text + (f" (measured: {done:,.1f} ads/s completed by {b.get('workers')} busy worker(s))"
-                       if done is not None else " (measured)")
+        return text + (f" (measured: {done:,.1f} ads/s completed by {b.get('workers')} busy worker(s){also})"
+                       if done is not None else f" (measured{also})")
     if bound == "cpu":
         little = b.get("latencyBoundPerSec")
         return f"{text} (CPU-bound: {cpu}" + (f"; concurrency / p50 alone: {little:,.0f}/s)" if little else ")")
     if bound == "latency":
-        return f"{text} (latency-bound: {latency})"
+        return f"{text} (latency-bound: {latency}{also})"
     if bound == "mixed":
-        return (f"{text} (mean; CPU-bound for {b.get('cpuBoundWorkers')} of {b.get('workers')} workers: {cpu}; "
-                f"latency-bound for the others: {latency})")
+        return (f"{text} (mean; CPU-bound for {b.get('cpuBoundWorkers')} of {b.get('workers')} workers, "
+                f"latency-bound for the others; means of all: {cpu}, {latency})")
     return text
 
 

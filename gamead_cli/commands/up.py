@@ -18,6 +18,7 @@ import asyncio
 from functools import partial
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -197,19 +198,37 @@ def gamead_program() -> str:
         return str(ours.absolute())
 
 
-def next_commands(api_url: str, client_api_url: str, program: str = "gamead") -> list[str]:
+def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
+                  worker: str | None = None) -> list[str]:
     """What to try next, each runnable verbatim in another terminal (``program`` is how it runs gamead, see
-    :func:`gamead_program`). ``--api`` unless it is the default."""
+    :func:`gamead_program`). ``--api`` unless it is the default.
+
+    ``worker``: the command that starts a worker on this stack (:func:`worker_command`), given when ``gamead up``
+    runs none (``--workers 0``): it comes first, and the submit hint has no ``--wait`` (with no worker an ad is
+    never analysed, and ``--wait`` would only wait out its timeout)."""
     default = ClientSettings.model_fields["api_url"].default
     api = "" if api_url == default == client_api_url else f" --api {api_url}"
+    wait = "" if worker else " --wait"
     return [
-        f"{program} submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now' --wait{api}",
+        *([worker] if worker else []),
+        f"{program} submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now'{wait}{api}",
         f"{program} submit --count 100 --rate 50{api}",
         f"{program} ads list{api}",
         f"{program} top{api}",
         f"{program} scale status{api}",
         f"curl -s '{api_url}/ads?limit=5'",
     ]
+
+
+def worker_command(program: str, nats_url: str | None, config: Path | None) -> str:
+    """``gamead worker`` joining this stack from another terminal: ``--nats-url`` of the embedded nats-server
+    (None: NATS comes from the config, as for ``gamead up``) and ``--config`` of the file ``gamead up`` read."""
+    parts = [program, "worker"]
+    if config is not None:
+        parts += ["--config", shlex.quote(str(config.resolve()))]
+    if nats_url is not None:
+        parts += ["--nats-url", nats_url]
+    return " ".join(parts)
 
 
 def fault_banner(settings: GameadSettings) -> str | None:
@@ -486,7 +505,14 @@ def up(
                 f"(gamead scale status; --no-autoscale keeps {workers})")
         if banner := fault_banner(settings):
             say(banner)
-        hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url, gamead_program()))
+        program = gamead_program()
+        joining = None if workers else worker_command(program, None if settings.nats.url else nats_url,
+                                                      Path(config) if config is not None else None)
+        if joining:
+            say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
+                "below starts one")
+        hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url, program,
+                                                               worker=joining))
         say(f"\nNext, in another terminal:\n{hints}\n"
             f"Processes started: {data.state_file}. Press Ctrl-C to stop.\n")
         asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling))

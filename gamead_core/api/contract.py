@@ -21,7 +21,9 @@ added later is documented the day it is mounted. Each route adds its own (404, 4
 
 Methods (RFC 9110 §9.3.7, §15.5.6): :func:`method_not_allowed` answers ``405`` with an ``Allow`` header listing
 the methods of *every* route on the path (Starlette lists those of the first route it tried only: ``OPTIONS /ads``
-said ``Allow: POST`` though ``GET /ads`` exists), and ``OPTIONS`` with ``204`` and the same ``Allow``.
+said ``Allow: POST`` though ``GET /ads`` exists), and ``OPTIONS`` with ``204`` and the same ``Allow``. A fixed path
+that a route with a path parameter would also take (``GET /ads/batch`` read as ``GET /ads/{ad_id}``: a 404 for
+the ad ``batch``) answers ``405`` too: :class:`WrongMethod` is matched before every route (issue 14, C3.1).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
 from gamead_core.api.auth import SAFE_METHODS, auth_required, route_class
 from gamead_core.api.errors import error_response
@@ -234,6 +238,45 @@ def install(app: FastAPI, settings: GameadSettings) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(405, method_not_allowed)
+    app.router.routes.insert(0, WrongMethod(shadowed_paths(app)))
+
+
+def shadowed_paths(app: Any) -> dict[str, frozenset[str]]:
+    """Fixed paths (no path parameter) of ``app``'s routes that a route with a parameter also matches, each with
+    the methods its own routes serve. ``{"/ads/batch": {"POST"}, "/v1/dlq/replay": {"POST"}, …}``."""
+    from fastapi import routing
+
+    flatten = getattr(routing, "iter_route_contexts", None)
+    routes = flatten(app.routes) if flatten is not None else app.routes
+    rows = [(str(getattr(r, "path_format", "")), getattr(r, "path_regex", None), getattr(r, "methods", None))
+            for r in routes]
+    rows = [(path, regex, methods) for path, regex, methods in rows if regex is not None and methods]
+    fixed: dict[str, set[str]] = {}
+    for path, _, methods in rows:
+        if "{" not in path:
+            fixed.setdefault(path, set()).update(methods)
+    return {path: frozenset(methods) for path, methods in fixed.items()
+            if any("{" in other and regex.match(path) for other, regex, _ in rows)}
+
+
+class WrongMethod(BaseRoute):
+    """Matched first: a request to one of ``paths`` (:func:`shadowed_paths`) with a method its routes do not serve
+    raises ``405`` (answered by :func:`method_not_allowed`, after the gate, as Starlette's own 405), instead of
+    falling through to the route with a parameter (``GET /ads/batch`` → ``GET /ads/{ad_id}`` → 404). One dict
+    lookup per request; no path regex."""
+
+    def __init__(self, paths: dict[str, frozenset[str]]) -> None:
+        self.paths = paths
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http":
+            methods = self.paths.get(scope["path"])
+            if methods is not None and scope["method"] not in methods:
+                return Match.FULL, {}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(status_code=405)
 
 
 def route_table(app: Any) -> list[tuple[Any, frozenset[str], int]]:

@@ -97,6 +97,13 @@ class DuplicateHeader(ApiError):
     def of(cls, header: str) -> DuplicateHeader:
         return cls(f"the {header} header is sent more than once: send it once", details={"header": header})
 
+    @classmethod
+    def folded(cls, header: str, why: str) -> DuplicateHeader:
+        """``header``'s one value holds a comma: the form of two field lines joined into one (RFC 9110 §5.3, which
+        a proxy may do), so it is refused as if sent twice. ``why``: why a comma cannot be part of one value."""
+        return cls(f"the {header} header holds a comma, the form of two {header} headers joined into one (RFC 9110 "
+                   f"§5.3); {why}: send one value, once", details={"header": header, "folded": True})
+
 
 class PayloadTooLarge(ApiError):
     """The body is over ``api.max_body_bytes`` (413)."""
@@ -200,6 +207,12 @@ def _poke_storage_probe(request: Request) -> None:
         poke()
 
 
+def _poke_topology_watch(request: Request) -> None:
+    watch = getattr(getattr(request.app.state, "link", None), "watch", None)
+    if watch is not None:
+        watch.poke()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
@@ -211,7 +224,9 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         if status >= 500:
             log.warning("%s: %s", exc.code, mask_urls(exc.message), extra={"error_code": exc.code})
-            if isinstance(exc, QueueUnavailable):  # a failed write may be storage: let the probe look now
+            if isinstance(exc, TopologyMissing):  # a write found a stream or bucket missing: recreate it now
+                _poke_topology_watch(request)
+            elif isinstance(exc, QueueUnavailable):  # a failed write may be storage: let the probe look now
                 _poke_storage_probe(request)
         if exc.client_message is not None:  # the message may name servers: clients get the class's text
             return error_response(status, exc.code, exc.client_message, None, headers)

@@ -111,8 +111,9 @@ class GateMiddleware:
             if name == b"content-length":
                 length = value
             elif name == b"authorization":
-                if authorization is not None:  # which token counts would be a guess
-                    twice = DuplicateHeader.of("Authorization")
+                if authorization is not None or b"," in value:  # which token counts would be a guess; a comma:
+                    twice = (DuplicateHeader.of("Authorization") if authorization is not None  # two lines folded
+                             else DuplicateHeader.folded("Authorization", "a Bearer token never holds one (RFC 6750)"))
                     await self._error(scope, receive, send, twice.status, twice.code, twice.message,
                                       details=twice.details)
                     return

@@ -33,14 +33,16 @@ MAX_IDEMPOTENCY_KEY = 200
 def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The ``Idempotency-Key`` of the raw ASGI headers (names arrive lower-cased), read as Starlette's
     ``request.headers.get`` reads it (latin-1), without building the header map on the hot path. Raises
-    :class:`DuplicateHeader` (400) when it is sent twice: keeping the first silently deduplicated on a key the
-    client may not have meant."""
+    :class:`DuplicateHeader` (400) when it is sent twice, or once holding a comma (two keys folded into one
+    line, RFC 9110 §5.3): keeping either silently deduplicated on a key the client may not have meant."""
     found: bytes | None = None
     for name, value in headers:
         if name == b"idempotency-key":
             if found is not None:
                 raise DuplicateHeader.of("Idempotency-Key")
             found = value
+    if found is not None and b"," in found:  # "k1, k2": two keys joined by a proxy, or by the client
+        raise DuplicateHeader.folded("Idempotency-Key", "a key cannot hold a comma")
     return None if found is None else found.decode("latin-1")
 
 

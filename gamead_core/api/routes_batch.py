@@ -47,9 +47,10 @@ from gamead_core.api.errors import (
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import json_response
 from gamead_core.api.routes_ads import MAX_IDEMPOTENCY_KEY
-from gamead_core.errors import GameadError, QueueFull, QueueUnavailable
+from gamead_core.errors import GameadError, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.intake import Accepted
 from gamead_core.models import AdAccepted, AdSubmission
+from gamead_core.queue.liveness import unsent_bytes
 
 router = APIRouter()
 
@@ -232,6 +233,22 @@ def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
     return ads
 
 
+def check_room(unsent: int, body: int, limit: int) -> None:
+    """Refuse a batch whose writes would take the bytes waiting to be sent to NATS over ``limit``
+    (``nats.max_pending_bytes``), before any is sent: ``unsent`` bytes wait already; the batch sends each ad
+    twice (its record, then its message, each at least the ad's JSON), so ``2 × body`` bytes. Pure. Raises
+    :class:`OutboundFull` (503 ``queue_unavailable``, ``Retry-After``); the message says when the batch alone is
+    over the bound (then only smaller parts can pass)."""
+    needed = 2 * body
+    if unsent + needed <= limit:
+        return
+    alone = ("; this batch alone is over it: send it in smaller parts" if needed > limit
+             else "; retry after the time in Retry-After")
+    raise OutboundFull(f"NATS is not taking this batch: {unsent} bytes wait to be sent and the batch would add "
+                       f"~{needed} (its records and messages), over nats.max_pending_bytes = {limit}{alone}",
+                       details={"unsentBytes": unsent, "writeBytes": needed, "maxPendingBytes": limit})
+
+
 def _too_many(count: int, batch_max: int) -> BatchTooLarge:
     return BatchTooLarge(f"the batch holds {count} ads; the most is {batch_max} (api.batch_max): send it in parts",
                          details={"count": count, "max": batch_max})
@@ -259,6 +276,7 @@ async def submit_batch(request: Request) -> Response:
             headers={k.decode(): v.decode() for k, v in decision.headers()})
     scope_name = state.get("principal", ANONYMOUS).scope
     intake = request.app.state.link.intake  # 503 at once if NATS is not connected
+    check_room(unsent_bytes(request.app.state.link.nc), len(body), settings.nats.max_pending_bytes)
 
     async def keyed(ad: AdSubmission, key: str) -> Accepted | GameadError:
         try:

@@ -129,6 +129,8 @@ class QueueLink:
             self.nc, self.js, self._store, self.watch = nc, js, store, watch
             self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout,
                                   partitions=self.settings.queue.partitions)
+            bound = self.settings.nats.max_pending_bytes  # settling retries respect the outbound bound too
+            self._intake.unsettled.held = lambda: outbound_excess(nc, bound) is not None
             self._dlq = DeadLetters(js)
             self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout,
                                partitions=self.settings.queue.partitions)

@@ -68,6 +68,15 @@ class TokenSettings(Section):
     token: SecretStr
     role: Role
 
+    @field_validator("token")
+    @classmethod
+    def _no_comma(cls, value: SecretStr) -> SecretStr:
+        """A comma in ``Authorization`` is refused as two headers folded into one (RFC 9110 §5.3; RFC 6750's
+        b64token has none): a token holding one could never be used."""
+        if "," in value.get_secret_value():
+            raise ValueError("must not hold a comma (RFC 6750 b64token): the API refuses an Authorization with one")
+        return value
+
     @field_validator("name")
     @classmethod
     def _not_anonymous(cls, value: str) -> str:

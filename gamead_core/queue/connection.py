@@ -234,7 +234,8 @@ def translate(exc: BaseException) -> Exception:
     other 404                                                   :class:`NotFound`
     other API errors (503 cluster unavailable, 500, 400)        :class:`QueueUnavailable`
     timeouts (``nats.errors.TimeoutError``, ``asyncio``'s)      :class:`QueueUnavailable` "did not answer in time"
-    ``NoRespondersError``, ``NoStreamResponseError``            :class:`QueueUnavailable` (JetStream not answering)
+    ``NoStreamResponseError`` (a publish no stream took)        :class:`TopologyMissing` (503 ``topology_missing``)
+    ``NoRespondersError``                                       :class:`QueueUnavailable` (JetStream not answering)
     connection errors (closed, reconnecting, no servers, …)     :class:`QueueUnavailable`
     ``InvalidKeyError``, ``BadSubjectError``                    :class:`NotFound` (no record can have that id)
     10077 "message too large", ``MaxPayloadError``               :class:`QueueUnavailable` (over a size limit)
@@ -251,7 +252,9 @@ def translate(exc: BaseException) -> Exception:
         return _translate_api(exc)
     if isinstance(exc, (nats.errors.TimeoutError, asyncio.TimeoutError)):
         return QueueUnavailable("NATS did not answer in time")
-    if isinstance(exc, (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError)):
+    if isinstance(exc, nats.js.errors.NoStreamResponseError):  # a JetStream publish nobody took: nothing stored
+        return TopologyMissing("no stream took the write: the stream or KV bucket of its subject is missing")
+    if isinstance(exc, nats.errors.NoRespondersError):
         return QueueUnavailable("JetStream did not answer: no stream or JetStream server is responding")
     if isinstance(exc, (nats.js.errors.InvalidKeyError, nats.errors.BadSubjectError)):
         return NotFound("not a valid id")

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import nats
 from nats.js import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 
 from gamead_core import names
-from gamead_core.errors import QueueUnavailable
+from gamead_core.errors import QueueFull, QueueUnavailable, WorkStreamMissing
 from gamead_core.queue.connection import nats_boundary, translate
 from gamead_core.queue.acks import Ack, gather_acks, publish_acked
 from gamead_core.queue.partitions import partition_of
@@ -63,13 +64,38 @@ async def publish_ad_acked(
     if record_revision is not None:
         headers[names.HDR_RECORD_REVISION] = str(record_revision)
     # the producer span adds ``traceparent`` to the headers when tracing is on
-    with nats_boundary(), producer_span(subject, ad_id, headers,
-                                        link={names.HDR_TRACEPARENT: link} if link else None):
-        # js.publish(timeout=…) without its timer per message (gamead_core.queue.acks): same ack, same errors
-        ack = await (await publish_acked(js, subject, payload, headers=headers, timeout=timeout))
+    try:
+        with nats_boundary(), producer_span(subject, ad_id, headers,
+                                            link={names.HDR_TRACEPARENT: link} if link else None):
+            # js.publish(timeout=…) without its timer per message (gamead_core.queue.acks): same ack, same errors
+            ack = await (await publish_acked(js, subject, payload, headers=headers, timeout=timeout))
+    except (QueueFull, QueueUnavailable) as exc:
+        raise named(exc, partition, subject) from exc.__cause__
     if ack.stream != names.work_stream(partition):
         raise QueueUnavailable(f"ad was stored by stream {ack.stream!r}, expected {names.work_stream(partition)}")
     return Published(int(ack.seq or 0), bool(ack.duplicate))
+
+
+def named(exc: Exception, partition: int, subject: str) -> Exception:
+    """A refused publish of an ad to ``subject`` (the work stream of ``partition``), saying which stream refused:
+    :class:`QueueFull` naming the full stream, :class:`WorkStreamMissing` (503 ``topology_missing``) for a
+    publish no stream took (JetStream's no-responders answer, :class:`NoStreamResponseError`, is otherwise
+    ``queue_unavailable``), with what to run. Any other error is returned as it is. Pure."""
+    stream = names.work_stream(partition)
+    details = {"stream": stream, "partition": partition, "subject": subject}
+    if isinstance(exc, QueueFull):
+        out: Exception = QueueFull(
+            f"work stream {stream} (partition {partition}) is full: {exc.message.removeprefix('the stream is full: ')}; "
+            "it takes ads again as workers drain it (its limits: queue.max_msgs, queue.max_bytes, split over "
+            "queue.partitions)", details=details)
+    elif isinstance(exc, QueueUnavailable) and isinstance(exc.__cause__, NoStreamResponseError):
+        out = WorkStreamMissing(
+            f"work stream {stream} does not exist: no stream takes {subject}; an API node (gamead serve, or the "
+            "one gamead up runs) creates it within seconds, else run `gamead doctor --repair`", details=details)
+    else:
+        return exc
+    out.__cause__ = exc.__cause__
+    return out
 
 
 def _translated(exc: BaseException) -> Exception:
@@ -120,9 +146,11 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             futures.append(_translated(exc))
     results: list[Published | Exception] = []
-    for answer, expected in zip(await gather_acks(futures, _translated, timeout=timeout), streams, strict=True):
+    for ad, answer, expected in zip(ads, await gather_acks(futures, _translated, timeout=timeout), streams,
+                                    strict=True):
         if not isinstance(answer, Ack):
-            results.append(answer)
+            part = partition_of(ad.ad_id, partitions)
+            results.append(named(answer, part, names.level_subject(ad.level, part)))
         elif answer.stream != expected:
             results.append(QueueUnavailable(f"ad was stored by stream {answer.stream!r}, expected {expected}"))
         else:

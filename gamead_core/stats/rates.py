@@ -164,9 +164,10 @@ class PerWorkerRate:
     workers: int  #: the workers it divides (``measured``) or averages over
     completion_rate: float | None = None  #: ads/s completed by the pool (``measured``)
     cpu_bound_workers: int = 0  #: of ``workers``, those whose figure was the CPU bound
-    cpu_per_ad_ms: float | None = None  #: mean CPU per ad of the CPU-bound workers, ms
-    concurrency: float | None = None  #: mean concurrency of the latency-bound workers
-    p50_ms: float | None = None  #: mean p50 processing time of the latency-bound workers, ms
+    #: mean CPU per ad of the live workers that measured it, ms, whichever bound gave ``rate`` (``bound``)
+    cpu_per_ad_ms: float | None = None
+    concurrency: float | None = None  #: mean concurrency of the live workers with a p50, whichever the bound
+    p50_ms: float | None = None  #: mean p50 processing time of the live workers with one, ms, whichever the bound
     little_rate: float | None = None  #: mean of the workers' latency bounds alone (the rule without the CPU cap)
 
     def wire(self) -> dict[str, object]:
@@ -200,10 +201,15 @@ def per_worker_capacity(
     """
     live = [w for w in workers or () if not w.draining]
     steady = [w for w in live if w.started_at <= since]
+    # what was measured, reported whichever bound decides the rate (``bound`` names that one)
+    timed = [w for w in live if w.concurrency > 0 and _positive(w.p50_ms) is not None]
+    figures = {"cpu_per_ad_ms": _mean([c for w in live if (c := _positive(w.cpu_per_ad_ms)) is not None]),
+               "concurrency": _mean([float(w.concurrency) for w in timed]),
+               "p50_ms": _mean([w.p50_ms for w in timed if w.p50_ms is not None])}
     if saturated and completion_rate is not None and completion_rate > 0:
         n = len(steady) if live else (replicas_before or 0)
         if n > 0:
-            return PerWorkerRate(completion_rate / n, "measured", n, completion_rate=completion_rate)
+            return PerWorkerRate(completion_rate / n, "measured", n, completion_rate=completion_rate, **figures)
     known = [(w, c) for w in live if (c := worker_capacity(w)) is not None]
     if not known:
         return None
@@ -212,10 +218,7 @@ def per_worker_capacity(
     bound: Bound = "mixed" if by_cpu and by_latency else "cpu" if by_cpu else "latency"
     return PerWorkerRate(
         sum(c.rate for _, c in known) / len(known), bound, len(known), cpu_bound_workers=len(by_cpu),
-        cpu_per_ad_ms=_mean([w.cpu_per_ad_ms for w in by_cpu if w.cpu_per_ad_ms is not None]),
-        concurrency=_mean([float(w.concurrency) for w in by_latency]),
-        p50_ms=_mean([w.p50_ms for w in by_latency if w.p50_ms is not None]),
-        little_rate=sum(c.little for _, c in known) / len(known),
+        little_rate=sum(c.little for _, c in known) / len(known), **figures,
     )
 
 

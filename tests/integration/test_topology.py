@@ -82,4 +82,4 @@ def test_compatible_limit_changes_are_applied_in_place_and_a_full_stream_is_queu
     updated, limits, held, refused = asyncio.run(run())
     assert updated == (f"stream {names.ADS_STREAM}",)
     assert limits == (10, held + 10)  # type: ignore[operator]
-    assert refused == "the stream is full: maximum bytes exceeded"
+    assert refused.startswith(f"work stream {names.ADS_STREAM} (partition 0) is full: maximum bytes exceeded")

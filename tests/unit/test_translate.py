@@ -67,7 +67,7 @@ CASES: list[tuple[BaseException, type[GameadError]]] = [
     (api(jse.ServiceUnavailableError, 503, 10077, "message too large"), QueueUnavailable),
     (jse.ServiceUnavailableError(), QueueUnavailable),
     (jse.APIError(), QueueUnavailable),
-    (jse.NoStreamResponseError(), QueueUnavailable),
+    (jse.NoStreamResponseError(), TopologyMissing),  # a publish no stream took (C3.5)
     (nats.errors.NoRespondersError(), QueueUnavailable),
     # timeouts
     (nats.errors.TimeoutError(), QueueUnavailable),

@@ -67,6 +67,24 @@ def test_a_saturated_queue_is_still_measured_by_completions() -> None:
     assert found.workers == 2 and found.completion_rate == 1500.0
 
 
+def test_the_cpu_per_ad_is_reported_whenever_it_is_measured_whichever_bound_decides() -> None:
+    """C3.4: ``perWorkerBasis.cpuPerAdMs`` was null unless the worker was CPU-bound; a latency-bound or measured
+    rate hid the CPU figure the worker heartbeats. Now the figure is there whenever measured; ``bound`` names the
+    rule that gave the rate."""
+    lat = per_worker_capacity([WorkerLoad(4, 120.0, 0.0, cpu_per_ad_ms=1.18)], completion_rate=1.0,
+                              saturated=False, since=1.0)
+    assert lat is not None and lat.wire()["bound"] == "latency" and lat.wire()["cpuPerAdMs"] == 1.18
+    busy = per_worker_capacity([WorkerLoad(4, 0.5, 0.0, cpu_per_ad_ms=1.0), WorkerLoad(4, 1.5, 0.0, cpu_per_ad_ms=2.0)],
+                               completion_rate=1500.0, saturated=True, since=1.0)
+    assert busy is not None and busy.bound == "measured"
+    assert (busy.cpu_per_ad_ms, busy.concurrency, busy.p50_ms) == (1.5, 4.0, 1.0)
+    cpu = per_worker_capacity([WorkerLoad(4, 0.5, 0.0, cpu_per_ad_ms=1.18)], completion_rate=1.0,
+                              saturated=False, since=1.0)
+    assert cpu is not None and (cpu.wire()["concurrency"], cpu.wire()["p50Ms"]) == (4.0, 0.5)
+    unknown = per_worker_capacity([WorkerLoad(4, 120.0, 0.0)], completion_rate=1.0, saturated=False, since=1.0)
+    assert unknown is not None and unknown.wire()["cpuPerAdMs"] is None  # never measured: null
+
+
 def test_workers_bound_differently_are_mixed() -> None:
     workers = [WorkerLoad(4, 0.5, 0.0, cpu_per_ad_ms=2.0), WorkerLoad(4, 100.0, 0.0, cpu_per_ad_ms=2.0)]
     found = per_worker_capacity(workers, completion_rate=1.0, saturated=False, since=10.0)
@@ -172,11 +190,16 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
     lat = per_worker_capacity([WorkerLoad(4, 120.0, 0.0, cpu_per_ad_ms=1.18)], completion_rate=1.0,
                               saturated=False, since=1.0)
     assert lat is not None
-    assert per_worker_text(lat.rate, lat.wire()) == "33.3 ads/s (latency-bound: concurrency 4 / p50 120 ms)"
+    assert per_worker_text(lat.rate, lat.wire()) == (
+        "33.3 ads/s (latency-bound: concurrency 4 / p50 120 ms; 1.18 ms CPU per ad)")
     busy = per_worker_capacity([WorkerLoad(4, 0.5, 0.0)] * 2, completion_rate=1500.0, saturated=True, since=1.0)
     assert busy is not None
     assert per_worker_text(busy.rate, busy.wire()) == (
-        "750.0 ads/s (measured: 1,500.0 ads/s completed by 2 busy worker(s))")
+        "750.0 ads/s (measured: 1,500.0 ads/s completed by 2 busy worker(s))")  # no worker measured its CPU
+    measured = per_worker_capacity([WorkerLoad(4, 0.5, 0.0, cpu_per_ad_ms=1.18)] * 2, completion_rate=1500.0,
+                                   saturated=True, since=1.0)
+    assert measured is not None and per_worker_text(measured.rate, measured.wire()) == (
+        "750.0 ads/s (measured: 1,500.0 ads/s completed by 2 busy worker(s); 1.18 ms CPU per ad)")
     assert per_worker_text(None, None) == "unknown"
     assert per_worker_text(80.0, None) == "80.0 ads/s"  # an older leader without the basis
 
