@@ -23,6 +23,8 @@ from gamead_core.errors import ApiClientError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
+#: The API's bound of an override's worker count (POST /v1/scale/override).
+MAX_REPLICAS = 10_000
 #: The API's limit (7 days).
 MAX_FOR_SECONDS = 7 * 86400
 
@@ -156,7 +158,7 @@ def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: C
 
 @app.command("set")
 def set_override(
-    replicas: Annotated[int, typer.Argument(min=0, help="Workers to hold.")],
+    replicas: Annotated[int, typer.Argument(min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
     for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,

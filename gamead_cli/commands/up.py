@@ -427,7 +427,7 @@ def up(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="NATS data and logs \\[embedded.data_dir, default ./.gamead].")
     ] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-n", min=1, help="Slots per worker.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-n", min=1, max=1024, help="Slots per worker (1-1024).")] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option("--metrics-port", min=1, max=65535,
