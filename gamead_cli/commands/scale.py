@@ -150,7 +150,10 @@ def _expect_dict(body: Any, what: str) -> dict[str, Any]:
 
 @app.command("status")
 def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None) -> None:
-    """Backend, leader, current and desired workers, the override, and the last decisions with reasons."""
+    """Backend, leader, current and desired workers, the override, and the last decisions with reasons.
+
+    Example: gamead scale status -o json | jq '.decisions[0]'
+    """
     with api_client(config, api) as client:
         doc = _expect_dict(client.request("GET", "/v1/scale"), "GET /v1/scale")
     emit(doc, output, status_view)
@@ -188,7 +191,10 @@ def set_override(
 
 @app.command("clear")
 def clear(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None) -> None:
-    """End the manual override: the policy decides again at the next decision."""
+    """End the manual override: the policy decides again at the next decision.
+
+    Example: gamead scale clear
+    """
     with api_client(config, api) as client:
         body = _expect_dict(client.request("DELETE", "/v1/scale/override"), "DELETE /v1/scale/override")
     emit(body, output, lambda b: Text("override cleared" if b.get("cleared") else "no override was set"))

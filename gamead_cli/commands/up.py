@@ -30,6 +30,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from gamead_cli import exitcodes
@@ -182,8 +183,8 @@ def refused_start(child: Child) -> ConfigError:
 
 def gamead_program() -> str:
     """How another terminal runs this very ``gamead``: ``gamead`` when the ``PATH`` finds it (an active venv, a
-    pipx install), else its path (``.venv/bin/gamead`` after ``make up``, relative to the working directory
-    when it is under it), so a hint works verbatim where the venv is not active."""
+    pipx install), else its absolute path (``/home/me/gamead/.venv/bin/gamead`` after ``make up``), so a hint
+    works verbatim where the venv is not active, from any directory."""
     import shutil
 
     ours = Path(sys.executable).parent / "gamead"  # the console script installed beside this interpreter
@@ -192,10 +193,7 @@ def gamead_program() -> str:
     found = shutil.which("gamead")
     if found and os.path.realpath(found) == os.path.realpath(ours):
         return "gamead"
-    try:
-        return str(ours.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(ours.absolute())
+    return str(ours.absolute())
 
 
 def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
@@ -236,9 +234,11 @@ def fault_banner(settings: GameadSettings) -> str | None:
     faults = settings.worker.faults
     if faults.rate <= 0:
         return None
-    which = f"ads whose title matches /{faults.match}/" if faults.match else "ads"
-    return (f"[bold yellow]![/] fault injection is ON: {faults.rate:.0%} of {which} fail on purpose, mode "
-            f"[bold]{faults.mode}[/] (worker.faults; GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
+    which = f"ads whose title matches /{escape(faults.match)}/" if faults.match else "ads"
+    attempts = (f"their first {faults.attempts} attempt(s)" if faults.attempts else "every attempt")
+    return (f"[bold yellow]![/] fault injection is ON: {faults.rate:.0%} of {which} fail on purpose, on {attempts}, "
+            f"mode [bold]{faults.mode}[/] (worker.faults: rate, match, attempts, mode; "
+            "GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
