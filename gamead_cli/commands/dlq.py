@@ -516,15 +516,17 @@ def _batches(entries: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, 
     return [b for b in out if b]
 
 
-def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> GameadError:
-    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``."""
+def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> typer.BadParameter:
+    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``: bad input, exit 2, as a line that is not JSON."""
     for item in exc.details if isinstance(exc.details, list) else []:
         loc = str(item.get("loc", "")) if isinstance(item, dict) else ""
         parts = loc.split(".")
-        if len(parts) >= 2 and parts[0] == "entries" and parts[1].isdigit() and int(parts[1]) < len(batch):
+        index = parts[1] if len(parts) >= 2 and parts[0] == "entries" else ""
+        if index.isascii() and index.isdigit() and int(index) < len(batch):
             field = ".".join(parts[2:]) or "(entry)"
-            return GameadError(f"{file}:{batch[int(parts[1])][0]}: {field}: {item.get('msg')} (nothing was imported)")
-    return GameadError(f"{exc.message} (nothing was imported)")
+            return typer.BadParameter(f"{file}:{batch[int(index)][0]}: {field}: {item.get('msg')} (nothing was "
+                                      "imported)", param_hint="FILE")
+    return typer.BadParameter(f"{file}: {exc.message} (nothing was imported)", param_hint="FILE")
 
 
 @app.command("import")

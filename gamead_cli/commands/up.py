@@ -96,7 +96,7 @@ class WorkerMetricsPorts:
     def planned(self, worker_id: str) -> int | None:
         """The port ``worker_id`` gets when it is free: ``base + k - 1`` for ``local-<k>``; None for another id."""
         prefix, _, k = worker_id.rpartition("-")
-        if prefix != "local" or not k.isdigit() or int(k) < 1:
+        if prefix != "local" or not (k.isascii() and k.isdigit()) or int(k) < 1:
             return None
         return self.base + int(k) - 1
 

@@ -197,3 +197,22 @@ def test_the_fault_line_says_attempts() -> None:
     assert line is not None
     shown = Text.from_markup(line).plain  # what the console prints
     assert "on their first 2 attempt(s)" in shown and "/^[a-z]/" in shown and "attempts" in shown
+
+
+def test_dlq_import_names_a_line_the_api_refuses_and_exits_2(tmp_path: Path, api_url: str) -> None:
+    path = tmp_path / "dead.jsonl"
+    path.write_text("\n" + json.dumps({"adId": VALID_ID, "priority": 9, "attempts": 1}) + "\n", encoding="utf-8")
+    code, _, err = invoke("dlq", "import", "dead.jsonl", "--api", api_url)
+    assert code == 2, err  # bad input, like a line that is not JSON (was exit 1)
+    line = one_red_line(err)
+    assert "dead.jsonl:2: title: Field required" in line and "nothing was imported" in line, line
+
+
+def test_a_unicode_digit_is_refused_not_a_crash() -> None:
+    from gamead_cli.retry import retry_after_seconds
+    from gamead_cli.tui.commands import CommandError, parse
+
+    for line in ("scale ² for 10m", "level ²"):  # "²".isdigit() is True, int("²") raises ValueError
+        with pytest.raises(CommandError):
+            parse(line)
+    assert retry_after_seconds("²", 0.0) is None
