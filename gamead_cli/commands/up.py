@@ -149,7 +149,7 @@ def _log_tail(path: Path, nbytes: int) -> list[str]:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             fh.seek(max(0, fh.tell() - nbytes))
-            return fh.read().decode("utf-8", "replace").splitlines()
+            return fh.read(nbytes).decode("utf-8", "replace").splitlines()  # bounded if it grows meanwhile
     except OSError:
         return []
 

@@ -216,3 +216,13 @@ def test_a_unicode_digit_is_refused_not_a_crash() -> None:
         with pytest.raises(CommandError):
             parse(line)
     assert retry_after_seconds("²", 0.0) is None
+
+
+def test_a_streamed_line_is_bounded_and_strict() -> None:
+    from gamead_cli.client import MAX_STREAM_LINE_BYTES, _ndjson_lines
+    from gamead_core.errors import ApiClientError
+
+    assert list(_ndjson_lines([b'{"a": 1}\n{"b"', b': 2}\n\n{"c": 3}'], "GET /x")) == [{"a": 1}, {"b": 2}, {"c": 3}]
+    for chunks in ([b'{"a": NaN}\n'], [b"[1]\n"], [b"x" * 65536] * (MAX_STREAM_LINE_BYTES // 65536 + 2)):
+        with pytest.raises(ApiClientError):
+            list(_ndjson_lines(chunks, "GET /x"))
