@@ -121,7 +121,8 @@ def top(
         emit(snap.as_json(), output, lambda _: snapshot_view(snap, client.api_url))
         return
     if not sys.stdout.isatty():
-        raise typer.UsageError("the dashboard needs a terminal: use `gamead top --once` (or -o json) in scripts")
+        raise typer.BadParameter("the dashboard is full-screen and needs a terminal: add --once (or -o json) in "
+                                 "scripts", param_hint="--once")
     from gamead_cli.tui.app import DashboardApp  # Textual loads only for the full-screen UI
 
     # A short timeout: a dead API shows the banner within a refresh or two instead of hanging the screen.
