@@ -11,10 +11,9 @@ This module is the one boundary where httpx errors become gamead errors:
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
@@ -72,6 +71,38 @@ def _field_errors(details: Any) -> str:
     shown = parts[:_MAX_FIELD_ERRORS]
     more = len(parts) - len(shown)
     return "; ".join(shown) + (f"; (+{more} more)" if more > 0 else "")
+
+
+#: longest line of an NDJSON stream from the API (a job document is a few KiB)
+MAX_STREAM_LINE_BYTES = 1024 * 1024
+
+
+def _ndjson_lines(chunks: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a newline-delimited byte stream, holding at most one line of
+    :data:`MAX_STREAM_LINE_BYTES`; raises :class:`ApiClientError` for a longer line or one that is not JSON."""
+    from gamead_cli.inputs import NotJson, strict_loads
+
+    def parse(line: bytes) -> dict[str, Any]:
+        try:
+            doc = strict_loads(line)
+        except NotJson as exc:
+            raise ApiClientError(f"the API answered {what} with a line that is not JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise ApiClientError(f"the API answered {what} with a line that is not a JSON object")
+        return doc
+
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield parse(line)
+        if len(buf) > MAX_STREAM_LINE_BYTES:
+            raise ApiClientError(f"the API answered {what} with a line longer than "
+                                 f"{MAX_STREAM_LINE_BYTES // 1024} KiB: is --api a gamead API?")
+    if buf.strip():
+        yield parse(buf)
 
 
 def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
@@ -253,7 +284,10 @@ class ApiClient:
             ) from exc
 
     def stream_ndjson(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
-        """Send one request asking for newline-delimited JSON and yield each line as it arrives."""
+        """Send one request asking for newline-delimited JSON and yield each line as it arrives.
+
+        A line longer than :data:`MAX_STREAM_LINE_BYTES` (never held whole) or not strict JSON (say ``--api``
+        points at something else) raises :class:`ApiClientError`."""
         headers = {**kw.pop("headers", {}), "Accept": "application/x-ndjson"}
         try:
             with self._http.stream(method, path, headers=headers, timeout=None, **kw) as response:
@@ -264,9 +298,7 @@ class ApiClient:
                         raise ApiUnreachable(f"no gamead API at {self.api_url} ({method} {path} answered HTTP "
                                              f"{response.status_code}) — check --api / GAMEAD_API_URL") from error
                     raise error
-                for line in response.iter_lines():
-                    if line.strip():
-                        yield json.loads(line)
+                yield from _ndjson_lines(response.iter_bytes(), f"{method} {path}")
         except (httpx.TimeoutException, httpx.NetworkError) as exc:
             raise _unreachable(self.api_url, exc, self.timeout) from exc
         except httpx.RemoteProtocolError as exc:

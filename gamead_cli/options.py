@@ -88,3 +88,41 @@ def duration_seconds(text: str | None) -> float | None:
     """``30s`` / ``10m`` / ``2h`` / ``7d`` / ``1w`` / ``90`` (seconds) → seconds; None if it is not one. Pure."""
     m = _DURATION.match(text or "")
     return float(m.group(1)) * _UNIT_SECONDS[m.group(2)] if m else None
+
+
+def bounded_float(low: float, high: float, *, zero: bool = False) -> Any:
+    """A Typer ``callback`` for a float option: refuses ``inf``, ``nan`` and anything outside ``[low, high]``
+    (``0`` too when ``zero``: "0 = off / as fast as possible") at parse time, as one ``Invalid value for
+    '--flag'`` usage error (exit 2). The bounds are those the command can act on: past them a sleep, a
+    deadline or an ``int()`` of the value overflows (``OverflowError``) or the API refuses the number.
+    Click's own ``min``/``max`` let ``inf`` and ``nan`` through (nan compares false), hence this."""
+    import math
+
+    def check(value: float | None) -> float | None:
+        if value is None or (zero and value == 0):
+            return value
+        if not math.isfinite(value) or not low <= value <= high:
+            extra = " (or 0)" if zero else ""
+            raise typer.BadParameter(f"{value:g} is not a number from {low:g} to {high:g}{extra}")
+        return value
+
+    return check
+
+
+def ad_id_arg(value: str | None, hint: str = "ID") -> str | None:
+    """An ad id given on the command line, checked here as the API checks it (:mod:`gamead_core.ids`): a
+    malformed one (``a.b``, ``""``, 10 KB) is bad usage, exit 2, ``'a.b' is not an ad id (…)``, never a request."""
+    from gamead_core.ids import AD_ID_RULE, is_ad_id
+
+    if value is not None and not is_ad_id(value):
+        raise typer.BadParameter(f"{value[:40]!r} is not an ad id ({AD_ID_RULE})", param_hint=hint)
+    return value
+
+
+def job_id_arg(value: str | None, hint: str = "JOB") -> str | None:
+    """A job id given on the command line: as :func:`ad_id_arg`, with :data:`gamead_core.ids.JOB_ID_RULE`."""
+    from gamead_core.ids import JOB_ID_RULE, is_job_id
+
+    if value is not None and not is_job_id(value):
+        raise typer.BadParameter(f"{value[:40]!r} is not a job id ({JOB_ID_RULE})", param_hint=hint)
+    return value

@@ -41,6 +41,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def red_line(text: str) -> None:
+    """Print ``text`` as one red line on stderr (a rejected input named: ``ads.ndjson:2: invalid_json: …``)."""
+    stderr_console().print(Text(_one_line(text), style="red"), soft_wrap=True)
+
+
 def error_line(exc_or_message: BaseException | str) -> None:
     """Print exactly one red ``error: …`` line to stderr. Never a traceback."""
     if isinstance(exc_or_message, BaseException):
@@ -271,6 +276,8 @@ def summary_view(summary: Mapping[str, Any]) -> RenderableType:
         grid.add_row("rejected", Text(f"{sum(rejected.values())} ({detail})", style="red"))
     else:
         grid.add_row("rejected", "0")
+    if summary.get("batchSize"):
+        grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
     grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")
     rate = f"{summary.get('ratePerSecond', 0.0):.1f} ads/s"
     if summary.get("targetRate"):

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, ad_id_arg, api_client
 from gamead_cli.output import ad_list_view, ad_view, emit
 
 app = typer.Typer(
     help="Look at submitted ads and their analyses.\n\n"
     "[bold]Examples[/bold]\n\n"
     "  gamead ads list --status failed\n"
-    "  gamead ads get 01J9Z7Q3M4K8 -o json | jq .analysis.effectivenessScore",
+    "  gamead ads get 01m87v538ce744cfgethvyb39n -o json | jq .analysis.effectivenessScore",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -37,8 +37,9 @@ def get(
 ) -> None:
     """Show one ad: its status, timings and analysis (or error).
 
-    Example: gamead ads get 01J9Z7Q3M4K8
+    Example: gamead ads get 01m87v538ce744cfgethvyb39n
     """
+    ad_id_arg(ad_id)
     with api_client(config, api) as client:
         record = client.get_ad(ad_id)
     emit(record, output, ad_view)

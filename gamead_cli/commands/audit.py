@@ -95,7 +95,7 @@ def audit(
                                                                "(2h, 7d).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before: ISO time (UTC if no offset) or age.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Records to show.")] = 20,
-    cursor: Annotated[int, typer.Option("--cursor", min=0, help="Older than this (the nextCursor shown).")] = 0,
+    cursor: Annotated[int, typer.Option("--cursor", min=0, max=2**63, help="Older than this (the nextCursor shown).")] = 0,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,

@@ -29,11 +29,22 @@ from rich.table import Table
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, confirm, duration_seconds
+from gamead_cli.options import (
+    ApiOpt,
+    ConfigOpt,
+    OutputFormat,
+    OutputOpt,
+    YesOpt,
+    ad_id_arg,
+    api_client,
+    bounded_float,
+    confirm,
+    duration_seconds,
+    job_id_arg,
+)
 from gamead_cli.output import clip, emit, note_line, plain, stderr_console
 from gamead_cli.tui.view import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
-from gamead_core.ids import AD_ID_RULE, JOB_ID_RULE, is_ad_id, is_job_id
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
@@ -41,9 +52,15 @@ EXPORT_PAGE = 500
 IMPORT_BATCH_BYTES = 48 * 1024  #: one import request's entries (the API refuses bodies over api.max_body_bytes)
 IMPORT_BATCH_ENTRIES = 500
 MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
+#: longest line `dlq import` reads: one entry must fit in one import request (the API's api.max_body_bytes,
+#: 64 KiB by default, with the request's wrapping); a longer one is named, never read whole
+MAX_IMPORT_LINE_BYTES = IMPORT_BATCH_BYTES
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
 ACTED = {"replay": "replayed", "purge": "purged", "import": "imported", "repair": "repaired"}
 ACTING = {"replay": "replaying", "purge": "purging", "import": "importing", "repair": "repairing"}
+#: bounds of `dlq replay --rate` (ads per second), those of the API's replay job
+MIN_REPLAY_RATE = 0.001
+MAX_REPLAY_RATE = 100_000.0
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 
@@ -92,14 +109,12 @@ def _filter(error_class: str | None, message: str | None, priority: int | None, 
 
 
 def _ad_id(value: str) -> str:
-    if not is_ad_id(value):
-        raise typer.BadParameter(f"{value[:40]!r} is not an ad id ({AD_ID_RULE})", param_hint="ID")
+    ad_id_arg(value)
     return value
 
 
 def _job_id(value: str) -> str:
-    if not is_job_id(value):
-        raise typer.BadParameter(f"{value[:40]!r} is not a job id ({JOB_ID_RULE})", param_hint="JOB")
+    job_id_arg(value)
     return value
 
 
@@ -141,7 +156,7 @@ def list_(
     error_class: ErrorClassOpt = None, message: MessageOpt = None, priority: PriorityOpt = None,
     since: SinceOpt = None, until: UntilOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Entries per page.")] = 50,
-    cursor: Annotated[int, typer.Option(min=0, help="Continue after this cursor (from the previous page).")] = 0,
+    cursor: Annotated[int, typer.Option(min=0, max=2**63, help="Continue after this cursor (from the previous page).")] = 0,
     newest: Annotated[bool, typer.Option("--newest", help="The most recent entries first.")] = False,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
@@ -287,9 +302,11 @@ def replay(
     error_class: ErrorClassOpt = None, message: MessageOpt = None, priority: PriorityOpt = None,
     since: SinceOpt = None, until: UntilOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be replayed.")] = False,
-    rate: Annotated[float | None, typer.Option(min=0.001, help="Replays per second [dlq.replay_rate].")] = None,
+    rate: Annotated[float | None, typer.Option(
+        callback=bounded_float(MIN_REPLAY_RATE, MAX_REPLAY_RATE),
+        help=f"Replays per second, {MIN_REPLAY_RATE:g} to {MAX_REPLAY_RATE:g} \\[dlq.replay_rate].")] = None,
     stop_on_failure_rate: Annotated[float | None, typer.Option(
-        min=0, max=1, help="Stop when more than this share of replayed ads fail again (e.g. 0.5).")] = None,
+        callback=bounded_float(0, 1), help="Stop when more than this share of replayed ads fail again (e.g. 0.5).")] = None,
     detach: DetachOpt = False,
     yes: YesOpt = False, output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
@@ -446,37 +463,43 @@ def export(
 
 
 def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
-    """``(line number, entry)`` for every non-blank line of a JSONL file (``-`` = stdin). Raises
-    ``typer.BadParameter`` (exit 2) for a file that cannot be read, is not UTF-8 text, is larger than
-    :data:`MAX_IMPORT_BYTES`, or has a line that is not a JSON object."""
+    """``(line number, entry)`` for every non-blank line of a JSONL file (``-`` = stdin), each line read with
+    at most :data:`MAX_IMPORT_LINE_BYTES` in memory (:func:`gamead_cli.inputs.bounded_lines`). Raises
+    ``typer.BadParameter`` (exit 2) for a file that cannot be read or is larger than
+    :data:`MAX_IMPORT_BYTES`, and naming ``FILE:LINE`` for a line longer than :data:`MAX_IMPORT_LINE_BYTES`,
+    not UTF-8, not strict JSON (``NaN``, ``Infinity`` included) or not a JSON object."""
+    from gamead_cli.inputs import NotJson, TooLarge, bounded_lines, strict_loads
+
     try:
-        if file == "-":
-            raw = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1)
-        else:
-            with open(file, "rb") as fh:
-                raw = fh.read(MAX_IMPORT_BYTES + 1)
+        fh = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {file}: {exc.strerror or exc}", param_hint="FILE") from None
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise typer.BadParameter(f"{file} is larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it",
-                                 param_hint="FILE")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise typer.BadParameter(f"{file} is not UTF-8 text (byte {exc.start}); expected JSON Lines from "
-                                 "`gamead dlq export`", param_hint="FILE") from None
     entries: list[tuple[int, dict[str, Any]]] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            raise typer.BadParameter(f"{file}:{n}: not a JSON line ({why})", param_hint="FILE") from None
-        if not isinstance(entry, dict):
-            raise typer.BadParameter(f"{file}:{n}: not a JSON object", param_hint="FILE")
-        entries.append((n, entry))
+    try:
+        for n, line in bounded_lines(fh, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES):
+            if line is None:
+                raise typer.BadParameter(f"{file}:{n}: longer than {MAX_IMPORT_LINE_BYTES // 1024} KiB (an entry "
+                                         "must fit in one API request)", param_hint="FILE")
+            if not line.strip():
+                continue
+            try:
+                entry = strict_loads(line.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise typer.BadParameter(f"{file}:{n}: not UTF-8 text (byte {exc.start}); expected JSON Lines "
+                                         "from `gamead dlq export`", param_hint="FILE") from None
+            except NotJson as exc:
+                raise typer.BadParameter(f"{file}:{n}: not a JSON line ({exc})", param_hint="FILE") from None
+            if not isinstance(entry, dict):
+                raise typer.BadParameter(f"{file}:{n}: not a JSON object", param_hint="FILE")
+            entries.append((n, entry))
+    except TooLarge:
+        raise typer.BadParameter(f"{file} is larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it",
+                                 param_hint="FILE") from None
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror or exc}", param_hint="FILE") from None
+    finally:
+        if fh is not sys.stdin.buffer:
+            fh.close()
     return entries
 
 
@@ -493,15 +516,17 @@ def _batches(entries: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, 
     return [b for b in out if b]
 
 
-def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> GameadError:
-    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``."""
+def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> typer.BadParameter:
+    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``: bad input, exit 2, as a line that is not JSON."""
     for item in exc.details if isinstance(exc.details, list) else []:
         loc = str(item.get("loc", "")) if isinstance(item, dict) else ""
         parts = loc.split(".")
-        if len(parts) >= 2 and parts[0] == "entries" and parts[1].isdigit() and int(parts[1]) < len(batch):
+        index = parts[1] if len(parts) >= 2 and parts[0] == "entries" else ""
+        if index.isascii() and index.isdigit() and int(index) < len(batch):
             field = ".".join(parts[2:]) or "(entry)"
-            return GameadError(f"{file}:{batch[int(parts[1])][0]}: {field}: {item.get('msg')} (nothing was imported)")
-    return GameadError(f"{exc.message} (nothing was imported)")
+            return typer.BadParameter(f"{file}:{batch[int(index)][0]}: {field}: {item.get('msg')} (nothing was "
+                                      "imported)", param_hint="FILE")
+    return typer.BadParameter(f"{file}: {exc.message} (nothing was imported)", param_hint="FILE")
 
 
 @app.command("import")

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, confirm
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, bounded_float, confirm
 from gamead_cli.output import emit, note_line, plain, stderr_console
 from gamead_core.errors import GameadError
 
@@ -155,7 +155,7 @@ def doctor(
     yes: YesOpt = False,
     detach: Annotated[bool, typer.Option("--detach", help="With --repair: start the job and return at once "
                                                           "(follow it with `gamead dlq jobs JOB --follow`).")] = False,
-    settle: Annotated[float | None, typer.Option(min=0, max=10, help="Seconds between a finding and its second "
+    settle: Annotated[float | None, typer.Option(callback=bounded_float(0, 10), help="Seconds between a finding and its second "
                                                                      "check \\[doctor.settle].")] = None,
     sample: Annotated[int | None, typer.Option(min=1, max=1000, help="Ad ids shown per problem "
                                                                       "\\[doctor.sample].")] = None,

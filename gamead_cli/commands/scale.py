@@ -23,6 +23,8 @@ from gamead_core.errors import ApiClientError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
+#: The API's bound of an override's worker count (POST /v1/scale/override).
+MAX_REPLICAS = 10_000
 #: The API's limit (7 days).
 MAX_FOR_SECONDS = 7 * 86400
 
@@ -148,7 +150,10 @@ def _expect_dict(body: Any, what: str) -> dict[str, Any]:
 
 @app.command("status")
 def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None) -> None:
-    """Backend, leader, current and desired workers, the override, and the last decisions with reasons."""
+    """Backend, leader, current and desired workers, the override, and the last decisions with reasons.
+
+    Example: gamead scale status -o json | jq '.decisions[0]'
+    """
     with api_client(config, api) as client:
         doc = _expect_dict(client.request("GET", "/v1/scale"), "GET /v1/scale")
     emit(doc, output, status_view)
@@ -156,7 +161,7 @@ def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: C
 
 @app.command("set")
 def set_override(
-    replicas: Annotated[int, typer.Argument(min=0, help="Workers to hold.")],
+    replicas: Annotated[int, typer.Argument(min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
     for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
@@ -186,7 +191,10 @@ def set_override(
 
 @app.command("clear")
 def clear(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None) -> None:
-    """End the manual override: the policy decides again at the next decision."""
+    """End the manual override: the policy decides again at the next decision.
+
+    Example: gamead scale clear
+    """
     with api_client(config, api) as client:
         body = _expect_dict(client.request("DELETE", "/v1/scale/override"), "DELETE /v1/scale/override")
     emit(body, output, lambda b: Text("override cleared" if b.get("cleared") else "no override was set"))

@@ -11,22 +11,25 @@
 
 An ad built from flags needs --title and --genre; the rest has defaults (description from the title and
 genre, --cta "Play now", --duration 30, --priority 3). --count and NDJSON files (one ad a line) are sent
-with POST /ads/batch, --batch-size ads a request. Ctrl-C during --count prints what was sent so far.
+with POST /ads/batch, --batch-size ads a request: if the API's api.batch_max is smaller (422
+batch_too_large), each refused batch is split to that size and resent (a refused batch queued nothing, so no ad
+is sent twice) and the rest go at that size. Each rejected ad is named on stderr (FILE:LINE or "ad N": code:
+message, field paths for validation_failed; the first 20, then "… and N more") and in -o json
+(rejections, rejectionsNotListed). Ctrl-C during --count prints what was sent so far.
 Exit codes: 0 ok, 1 rejected or timed out, 2 bad usage or unreadable file, 3 API unreachable,
 6 an ad failed (--wait), 130 interrupted.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from rich.progress import (
@@ -41,17 +44,19 @@ from rich.progress import (
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.generate import generate_ads
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
+from gamead_cli.inputs import NotJson, bounded_lines, strict_loads
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, settings_from
 from gamead_cli.output import (
     accepted_view,
     ad_view,
     emit,
     error_line,
     note_line,
+    red_line,
     stderr_console,
     summary_view,
 )
-from gamead_core.errors import ApiUnreachable, GameadError
+from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 
 TERMINAL = frozenset({"completed", "failed", "dead"})
 FAILED = frozenset({"failed", "dead"})
@@ -77,10 +82,6 @@ def _depth(value: Any) -> int:
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
     return deepest
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
 
 
 def _read_capped(source: str) -> bytes:
@@ -113,15 +114,11 @@ def load_ad_file(source: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise GameadError(f"{where} is not UTF-8 text (byte {exc.start}): an ad is a JSON object") from exc
     try:
-        data = json.loads(text, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise GameadError(
-            f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except ValueError as exc:  # NaN / Infinity
-        raise GameadError(f"{where} is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from exc
+        data = strict_loads(text)
+    except NotJson as exc:
+        if str(exc) == "nested too deeply":
+            raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from exc
+        raise GameadError(f"{where}:{exc.line}: not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise GameadError(f"{where} must hold one JSON object (the ad), not {type(data).__name__}")
     if _depth(data) > MAX_AD_DEPTH:
@@ -155,40 +152,42 @@ def count_ndjson(source: str) -> int | None:
     if source == "-":
         return None
     with _open_lines(source) as fh:
-        return sum(1 for line in iter(lambda: fh.readline(MAX_NDJSON_LINE_BYTES + 1), b"") if line.strip())
+        return sum(1 for _, line in bounded_lines(fh, MAX_NDJSON_LINE_BYTES) if line is None or line.strip())
 
 
-def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[dict[str, Any] | GameadError]:
+class Labeled(NamedTuple):
+    """An ad (or the :class:`GameadError` standing for an unreadable one) and where it came from
+    (``ads.ndjson:2``), so a rejection can name it."""
+
+    where: str
+    ad: Mapping[str, Any] | GameadError
+
+
+def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
     """The ads of an NDJSON file (``-`` = stdin), one JSON object a line, read lazily (memory stays flat
-    whatever the file's size), with ``overrides`` applied to each. Blank lines are skipped. A line that is not
-    one JSON object (or longer than :data:`MAX_NDJSON_LINE_BYTES`) yields a :class:`GameadError` naming it,
-    code ``invalid_json``, in the ad's place: it is counted as rejected and the other lines go on."""
+    whatever the file's size: :func:`gamead_cli.inputs.bounded_lines`), with ``overrides`` applied to each, each
+    labelled ``FILE:LINE``. Blank lines are skipped. A line that is not one strict JSON object (``NaN`` and
+    ``Infinity`` are not JSON), or longer than :data:`MAX_NDJSON_LINE_BYTES`, comes as a :class:`GameadError`
+    (code ``invalid_json``) in the ad's place: it is counted as rejected, named, and the other lines go on."""
     where = "stdin" if source == "-" else source
     with _open_lines(source) as fh:
-        number = 0
-        while True:
-            line = fh.readline(MAX_NDJSON_LINE_BYTES + 1)
-            if not line:
-                return
-            number += 1
-            if isinstance(line, str):
-                line = line.encode("utf-8", "surrogateescape")
-            if len(line) > MAX_NDJSON_LINE_BYTES and not line.endswith(b"\n"):
-                while line and not line.endswith(b"\n"):  # skip the rest of the line, bounded reads
-                    line = fh.readline(MAX_NDJSON_LINE_BYTES + 1)
-                yield _bad_line(f"{where}:{number}: longer than {MAX_NDJSON_LINE_BYTES // 1024} KiB")
+        for number, line in bounded_lines(fh, MAX_NDJSON_LINE_BYTES):
+            label = f"{where}:{number}"
+            if line is None:
+                yield Labeled(label, _bad_line(f"longer than {MAX_NDJSON_LINE_BYTES // 1024} KiB (an ad is a "
+                                               "small JSON object)"))
                 continue
             if not line.strip():
                 continue
             try:
-                data = json.loads(line, parse_constant=_no_constant)
-            except (ValueError, RecursionError) as exc:
-                yield _bad_line(f"{where}:{number}: not valid JSON ({str(exc)[:80]})")
+                data = strict_loads(line)
+            except NotJson as exc:
+                yield Labeled(label, _bad_line(f"not valid JSON ({str(exc)[:80]})"))
                 continue
             if not isinstance(data, dict) or _depth(data) > MAX_AD_DEPTH:
-                yield _bad_line(f"{where}:{number}: not one JSON object (an ad)")
+                yield Labeled(label, _bad_line("not one JSON object (an ad)"))
                 continue
-            yield {**data, **overrides}
+            yield Labeled(label, {**data, **overrides})
 
 
 class _BadLine(GameadError):
@@ -324,18 +323,54 @@ def _latency(record: Mapping[str, Any]) -> float | None:
     return (end - start).total_seconds()
 
 
+#: bounds of ``--rate`` (ads per second; 0 = as fast as possible): slower than one ad in 1000 s is no rate
+MIN_RATE = 0.001
+MAX_RATE = 1_000_000.0
+#: longest ``--timeout`` of ``--wait`` (seconds)
+MAX_WAIT_SECONDS = 7 * 86400
 #: Ads per ``POST /ads/batch`` request (the API takes up to ``api.batch_max``, 500 by default).
 BATCH_SIZE = 100
 
 
 Item = tuple[int, Any]  #: (index, an ad or the GameadError that stands for an unreadable one)
+#: rejected ads named one by one (``FILE:LINE: code: message``) on stderr and in ``-o json``; the rest counted
+REJECTIONS_LISTED = 20
+#: API answers that refuse a batch for its size alone: nothing of it was queued, so it is split and resent
+SIZE_REFUSALS = frozenset({"batch_too_large", "payload_too_large"})
 
 
-def _chunks(ads: Iterable[Item], size: int) -> Iterator[list[Item]]:
+def rejection_text(error: Mapping[str, Any]) -> str:
+    """An API error object (``{"code", "message", "details"}``) → ``message`` or, for a 422 with field paths,
+    ``title: String should have at least 1 character; duration: …``. Pure."""
+    details = error.get("details")
+    fields = [f"{d.get('loc')}: {d.get('msg')}" for d in details if isinstance(d, dict) and d.get("loc")] \
+        if isinstance(details, list) else []
+    return "; ".join(fields[:5]) if fields else str(error.get("message") or "")
+
+
+def rejections_lines(summary: Mapping[str, Any]) -> list[str]:
+    """``FILE:LINE: code: message`` for each listed rejection, then ``… and N more rejected``. Pure."""
+    lines = [f"{r['where']}: {r['code']}: {r['message']}" for r in summary.get("rejections") or []]
+    if summary.get("rejectionsNotListed"):
+        lines.append(f"… and {summary['rejectionsNotListed']} more rejected")
+    return lines
+
+
+def _pace(stop: threading.Event, at: float) -> bool:
+    """Wait until monotonic time ``at`` (in bounded steps: ``Event.wait`` overflows past ``TIMEOUT_MAX``);
+    True if ``stop`` was set meanwhile."""
+    while (delay := at - time.monotonic()) > 0:
+        if stop.wait(min(delay, 60.0)):
+            return True
+    return stop.is_set()
+
+
+def _chunks(ads: Iterable[Item], size: Callable[[], int]) -> Iterator[list[Item]]:
+    """Runs of ``size()`` items (asked again for each run: a batch size learnt from the API applies at once)."""
     chunk: list[Item] = []
     for item in ads:
         chunk.append(item)
-        if len(chunk) >= size:
+        if len(chunk) >= size():
             yield chunk
             chunk = []
     if chunk:
@@ -344,7 +379,7 @@ def _chunks(ads: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 def send_many(
     client: ApiClient,
-    ads: Iterable[Mapping[str, Any] | GameadError],
+    ads: Iterable[Mapping[str, Any] | GameadError | Labeled],
     *,
     total: int | None,
     rate: float,
@@ -356,21 +391,37 @@ def send_many(
     fast as possible), ``concurrency`` requests in flight.
 
     An ad that is not a JSON object (say a bad NDJSON line: pass a :class:`GameadError` in its place) is counted
-    as rejected under that error's code. Returns the summary so far and the ids of newly accepted ads. If the API
-    cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending,
-    lets the requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
+    as rejected under that error's code. Each rejected ad is named (``FILE:LINE`` for a :class:`Labeled` one,
+    else ``ad N``, 1-based) with its code and message: the first :data:`REJECTIONS_LISTED` in the summary's
+    ``rejections``, the others counted in ``rejectionsNotListed``. A batch the API refuses for its size alone
+    (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued nothing: it is split (to the
+    API's max, else in halves) and the parts resent, and later batches use the smaller size — no ad is sent twice.
+    Returns the summary so far and the ids of newly accepted ads. If the API cannot be reached before any ad was
+    accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the requests in flight finish,
+    and returns the summary of what was sent with ``interrupted: true``.
     """
     lock = threading.Lock()
     stop = threading.Event()
     slots = threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
+    listed: list[dict[str, str]] = []
     ids: list[str] = []
-    counts = {"accepted": 0, "duplicates": 0}
+    counts = {"accepted": 0, "duplicates": 0, "split": 0}
     fatal: list[ApiUnreachable] = []
     sent = 0
+    size = max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))  # ≥ 10 requests/s when paced
+    limit = {"size": size}  # lowered when the API says its api.batch_max is smaller
 
     def keyed(index: int, ad: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**ad, "idempotencyKey": f"{idempotency_key}-{index}"} if idempotency_key else ad
+
+    def reject(where: str, code: str, message: str) -> None:  # under the lock
+        rejected[code] += 1
+        if len(listed) < REJECTIONS_LISTED:
+            listed.append({"where": where, "code": code, "message": message})
+
+    def labelled(index: int, item: Any) -> tuple[str, Any]:
+        return (item.where, item.ad) if isinstance(item, Labeled) else (f"ad {index + 1}", item)
 
     with _progress() as progress:
         task = progress.add_task("submitting", total=total, info="")
@@ -381,33 +432,46 @@ def send_many(
             finally:
                 slots.release()
 
-        def send(chunk: list[Item]) -> None:
-            good = [keyed(i, ad) for i, ad in chunk if not isinstance(ad, GameadError)]
-            bad = [ad for _, ad in chunk if isinstance(ad, GameadError)]
+        def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[str, Any]]:
+            """(where, result or GameadError) for each ad; splits on a size refusal."""
             try:
-                results = client.submit_batch(good)["results"] if good else []
+                results = client.submit_batch([keyed(i, ad) for i, _, ad in good])["results"]
                 if not isinstance(results, list) or len(results) != len(good):
                     raise GameadError(f"the API answered {len(results)} results for {len(good)} ads")
-            except ApiUnreachable as exc:
-                with lock:
-                    rejected[exc.code] += len(good)
-                    if counts["accepted"] + counts["duplicates"] == 0:
-                        fatal.append(exc)
-                        stop.set()
-                results = []
+            except ApiClientError as exc:
+                if exc.code in SIZE_REFUSALS and len(good) > 1 and not isinstance(exc, ApiUnreachable):
+                    most = exc.details.get("max") if isinstance(exc.details, dict) else None
+                    part = most if isinstance(most, int) and 0 < most < len(good) else (len(good) + 1) // 2
+                    with lock:
+                        limit["size"] = min(limit["size"], part)
+                        counts["split"] += 1
+                    return [r for k in range(0, len(good), part) for r in post(good[k:k + part])]
+                if isinstance(exc, ApiUnreachable):
+                    with lock:
+                        if counts["accepted"] + counts["duplicates"] == 0:
+                            fatal.append(exc)
+                            stop.set()
+                return [(where, exc) for _, where, _ in good]
             except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
-                with lock:
-                    rejected[exc.code] += len(good)
-                results = []
+                return [(where, exc) for _, where, _ in good]
+            return [(where, body) for (_, where, _), body in zip(good, results, strict=True)]
+
+        def send(chunk: list[Item]) -> None:
+            named = [(i, *labelled(i, item)) for i, item in chunk]
+            good = [(i, where, ad) for i, where, ad in named if not isinstance(ad, GameadError)]
+            bad = [(where, ad) for _, where, ad in named if isinstance(ad, GameadError)]
+            answers = post(good) if good else []
             with lock:
-                for err in bad:
-                    rejected[err.code] += 1
-                for body in results:
+                for where, err in bad:
+                    reject(where, err.code, err.message)
+                for where, body in answers:
                     error = body.get("error") if isinstance(body, dict) else None
-                    if isinstance(error, dict):
-                        rejected[str(error.get("code") or "error")] += 1
+                    if isinstance(body, GameadError):
+                        reject(where, body.code, body.message)
+                    elif isinstance(error, dict):
+                        reject(where, str(error.get("code") or "error"), rejection_text(error))
                     elif not isinstance(body, dict) or "id" not in body:
-                        rejected["bad_answer"] += 1
+                        reject(where, "bad_answer", "the API's answer has no ad id")
                     elif body.get("duplicate"):
                         counts["duplicates"] += 1
                     else:
@@ -419,13 +483,10 @@ def send_many(
         start = time.monotonic()
         interrupted = False
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
-        size = max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))  # ≥ 10 requests/s when paced
         try:
-            for chunk in _chunks(enumerate(ads), size):
-                if rate > 0:
-                    delay = start + chunk[-1][0] / rate - time.monotonic()  # its last ad's turn
-                    if delay > 0 and stop.wait(delay):
-                        break
+            for chunk in _chunks(enumerate(ads), lambda: limit["size"]):
+                if rate > 0 and _pace(stop, start + chunk[-1][0] / rate):  # its last ad's turn
+                    break
                 slots.acquire()
                 if stop.is_set():
                     slots.release()
@@ -453,7 +514,11 @@ def send_many(
         "elapsedSeconds": round(elapsed, 3),
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
         "targetRate": rate or None,
+        "rejections": listed,  # the first REJECTIONS_LISTED rejected ads: where, code, message
+        "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
     }
+    if counts["split"]:
+        summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted:
         summary["interrupted"] = True
     return summary, ids
@@ -548,6 +613,9 @@ def submit_bulk(
             completed=0, failed=0, dead=0, pending=len(ids), latencyP50Seconds=None, latencyP95Seconds=None
         )
     emit(summary, output, summary_view)
+    if output != OutputFormat.json:
+        for line in rejections_lines(summary):
+            red_line(line)
     if summary.get("interrupted"):
         error_line(f"interrupted: {summary['sent']} of {count if count is not None else '?'} ad(s) sent")
         return exitcodes.INTERRUPTED
@@ -601,7 +669,8 @@ def submit(
         typer.Option("--wait", "-w", help="Wait until analysed, then show the analysis (exit 6 if failed)."),
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.0, help="Seconds --wait waits before giving up.")
+        float, typer.Option("--timeout", callback=bounded_float(0, MAX_WAIT_SECONDS),
+                            help="Seconds --wait waits before giving up (at most 7 days).")
     ] = 60.0,
     count: Annotated[
         int | None,
@@ -610,7 +679,8 @@ def submit(
         ),
     ] = None,
     rate: Annotated[
-        float, typer.Option("--rate", "-r", min=0.0, help="With --count: ads per second; 0 = max.")
+        float, typer.Option("--rate", "-r", callback=bounded_float(MIN_RATE, MAX_RATE, zero=True),
+                            help=f"With --count: ads per second, {MIN_RATE:g} to {MAX_RATE:,.0f}; 0 = max.")
     ] = 0.0,
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=256, help="With --count: requests in flight.")
@@ -622,7 +692,8 @@ def submit(
     batch_size: Annotated[
         int,
         typer.Option("--batch-size", min=1, max=10_000,
-                     help="With --count or NDJSON: ads per POST /ads/batch request (the API's api.batch_max caps it)."),
+                     help="With --count or NDJSON: ads per POST /ads/batch request; a batch over the API's api.batch_max "
+                          "is split to it and resent (nothing is sent twice)."),
     ] = BATCH_SIZE,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the ad's id, e.g. ID=$(gamead submit … -q).")

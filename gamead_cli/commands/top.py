@@ -11,7 +11,8 @@ Commands: :dlq :workers :level 2 :audit :doctor :scale 4 for 10m
 --record-max-mb (default 200 MB: about 6 hours at one refresh a second
 with 8 workers, ~10 KB a snapshot);
 --replay FILE plays it back, no server needed (p pause, . step, , back,
-+ faster, - slower).
++ faster, - slower); with --once (or -o json) it prints the recording's
+last snapshot, no terminal needed.
 Logs: l on a node, :logs local-1 or :logs ad AD_ID follows a worker's log or
 one ad's story (its lines from every log) live. They are read from --logs
 DIR, by default the logs of the local `gamead up` (embedded.data_dir/logs,
@@ -26,6 +27,7 @@ Examples: gamead top --api http://gamead.internal:8080
           gamead top --logs .gamead/logs
           gamead top --record incident.jsonl
           gamead top --replay incident.jsonl
+          gamead top --replay incident.jsonl --once -o json
           gamead top --once            (one rich snapshot, for scripts and plain SSH sessions)
           gamead top --once -o json | jq .stats.queue
 """
@@ -39,7 +41,7 @@ from typing import Annotated
 import typer
 
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, settings_from
 from gamead_cli.output import emit
 from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB
@@ -53,7 +55,7 @@ ONCE_HISTORY = 120
 
 def top(
     refresh: Annotated[
-        float, typer.Option("--refresh", min=0.2, max=60, help="Seconds between two refreshes.")
+        float, typer.Option("--refresh", callback=bounded_float(0.2, 60), help="Seconds between two refreshes.")
     ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit (no full-screen UI).")] = False,
     readonly: Annotated[
@@ -65,7 +67,7 @@ def top(
                                                    "overwritten), up to --record-max-mb.")
     ] = None,
     record_max_mb: Annotated[
-        float, typer.Option("--record-max-mb", min=0.01, max=10_000,
+        float, typer.Option("--record-max-mb", callback=bounded_float(0.01, 10_000),
                             help="Size cap of --record in MB: recording stops there (and says so).")
     ] = DEFAULT_MAX_MB,
     replay: Annotated[
@@ -82,14 +84,27 @@ def top(
     config: ConfigOpt = None,
 ) -> None:
     if replay is not None and record is not None:
-        raise ConfigError("--replay and --record: choose one (a replay records nothing new)")
+        raise typer.BadParameter("choose --replay or --record (a replay records nothing new)", param_hint="--replay")
     if replay is not None:
         from gamead_cli.tui.recording import Player
 
-        player = Player(replay)  # a file that is not a recording: one red line, before any screen
+        try:  # a missing file or one that is not a recording: bad input (exit 2), one red line, before any screen
+            player = Player(replay)
+        except ConfigError as exc:
+            raise typer.BadParameter(exc.message, param_hint="--replay") from None
+        if once or output == OutputFormat.json:  # for scripts: the recording's last snapshot, no terminal needed
+            try:
+                snap = player.frame(len(player) - 1)
+            except ConfigError as exc:
+                raise typer.BadParameter(exc.message, param_hint="--replay") from None
+            finally:
+                player.close()
+            emit(snap.as_json(), output, lambda _: snapshot_view(snap, player.api_url))
+            return
         if not sys.stdout.isatty():
             player.close()
-            raise ConfigError("the replay needs a terminal")
+            raise typer.BadParameter("the replay is full-screen and needs a terminal: add --once (or -o json) to "
+                                     "print the recording's last snapshot", param_hint="--replay")
         from gamead_cli.tui.app import DashboardApp
 
         try:
@@ -106,7 +121,8 @@ def top(
         emit(snap.as_json(), output, lambda _: snapshot_view(snap, client.api_url))
         return
     if not sys.stdout.isatty():
-        raise ConfigError("the dashboard needs a terminal: use `gamead top --once` (or -o json) in scripts")
+        raise typer.BadParameter("the dashboard is full-screen and needs a terminal: add --once (or -o json) in "
+                                 "scripts", param_hint="--once")
     from gamead_cli.tui.app import DashboardApp  # Textual loads only for the full-screen UI
 
     # A short timeout: a dead API shows the banner within a refresh or two instead of hanging the screen.
@@ -115,7 +131,11 @@ def top(
                        timeout=min(cs.timeout, max(2.0, 2 * refresh)), max_connections=4)
     from gamead_cli.tui.recording import Recorder
 
-    recorder = Recorder(record, int(record_max_mb * 1024 * 1024)) if record is not None else None
+    try:  # a FILE that cannot be written: bad input (exit 2), as every verb's file
+        recorder = Recorder(record, int(record_max_mb * 1024 * 1024)) if record is not None else None
+    except ConfigError as exc:
+        client.close()
+        raise typer.BadParameter(exc.message, param_hint="--record") from None
     try:
         DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder,
                      log_dir=log_dir).run()

@@ -30,6 +30,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from gamead_cli import exitcodes
@@ -95,7 +96,7 @@ class WorkerMetricsPorts:
     def planned(self, worker_id: str) -> int | None:
         """The port ``worker_id`` gets when it is free: ``base + k - 1`` for ``local-<k>``; None for another id."""
         prefix, _, k = worker_id.rpartition("-")
-        if prefix != "local" or not k.isdigit() or int(k) < 1:
+        if prefix != "local" or not (k.isascii() and k.isdigit()) or int(k) < 1:
             return None
         return self.base + int(k) - 1
 
@@ -148,7 +149,7 @@ def _log_tail(path: Path, nbytes: int) -> list[str]:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             fh.seek(max(0, fh.tell() - nbytes))
-            return fh.read().decode("utf-8", "replace").splitlines()
+            return fh.read(nbytes).decode("utf-8", "replace").splitlines()  # bounded if it grows meanwhile
     except OSError:
         return []
 
@@ -182,8 +183,8 @@ def refused_start(child: Child) -> ConfigError:
 
 def gamead_program() -> str:
     """How another terminal runs this very ``gamead``: ``gamead`` when the ``PATH`` finds it (an active venv, a
-    pipx install), else its path (``.venv/bin/gamead`` after ``make up``, relative to the working directory
-    when it is under it), so a hint works verbatim where the venv is not active."""
+    pipx install), else its absolute path (``/home/me/gamead/.venv/bin/gamead`` after ``make up``), so a hint
+    works verbatim where the venv is not active, from any directory."""
     import shutil
 
     ours = Path(sys.executable).parent / "gamead"  # the console script installed beside this interpreter
@@ -192,10 +193,7 @@ def gamead_program() -> str:
     found = shutil.which("gamead")
     if found and os.path.realpath(found) == os.path.realpath(ours):
         return "gamead"
-    try:
-        return str(ours.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(ours.absolute())
+    return str(ours.absolute())
 
 
 def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
@@ -236,9 +234,11 @@ def fault_banner(settings: GameadSettings) -> str | None:
     faults = settings.worker.faults
     if faults.rate <= 0:
         return None
-    which = f"ads whose title matches /{faults.match}/" if faults.match else "ads"
-    return (f"[bold yellow]![/] fault injection is ON: {faults.rate:.0%} of {which} fail on purpose, mode "
-            f"[bold]{faults.mode}[/] (worker.faults; GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
+    which = f"ads whose title matches /{escape(faults.match)}/" if faults.match else "ads"
+    attempts = (f"their first {faults.attempts} attempt(s)" if faults.attempts else "every attempt")
+    return (f"[bold yellow]![/] fault injection is ON: {faults.rate:.0%} of {which} fail on purpose, on {attempts}, "
+            f"mode [bold]{faults.mode}[/] (worker.faults: rate, match, attempts, mode; "
+            "GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -427,7 +427,7 @@ def up(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="NATS data and logs \\[embedded.data_dir, default ./.gamead].")
     ] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-n", min=1, help="Slots per worker.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-n", min=1, max=1024, help="Slots per worker (1-1024).")] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option("--metrics-port", min=1, max=65535,

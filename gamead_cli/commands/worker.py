@@ -23,7 +23,7 @@ from gamead_core.worker.runtime import Worker
 def worker(
     config: ConfigOpt = None,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", "-n", min=1, help="Ads analysed at once \\[worker.concurrency].")
+        int | None, typer.Option("--concurrency", "-n", min=1, max=1024, help="Ads analysed at once (1-1024) \\[worker.concurrency].")
     ] = None,
     nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
     worker_id: Annotated[str | None, typer.Option("--id", help="Worker id (default host-pid-random).")] = None,

@@ -93,11 +93,11 @@ def parse(line: str) -> Command:
         raise CommandError(f"no command {name[:30]!r}: try " + ", ".join(c.name for c in COMMANDS))
     name = spec.name
     if name == "level":
-        if len(rest) != 1 or not rest[0].isdigit() or not 1 <= int(rest[0]) <= 5:
+        if len(rest) != 1 or not (rest[0].isascii() and rest[0].isdigit()) or not 1 <= int(rest[0]) <= 5:
             raise CommandError("say level N, N from 1 to 5")
         return Command(name, {"level": int(rest[0])})
     if name == "scale":
-        if len(rest) != 3 or rest[1].lower() != "for" or not rest[0].isdigit():
+        if len(rest) != 3 or rest[1].lower() != "for" or not (rest[0].isascii() and rest[0].isdigit()):
             raise CommandError("say scale N for 10m")
         replicas = int(rest[0])
         if not 0 <= replicas <= 1000:

@@ -152,11 +152,11 @@ def test_an_unexpected_error_is_one_line_and_the_traceback_only_with_debug(
 
     monkeypatch.setattr(ads, "api_client", broken)
     runner = CliRunner()
-    plain = runner.invoke(app, ["ads", "get", "x"])
+    plain = runner.invoke(app, ["ads", "get", "01m87v538ce744cfgethvyb39n"])
     assert plain.exit_code == exitcodes.ERROR
     lines = _ANSI.sub("", plain.stderr).strip().splitlines()
     assert len(lines) == 1 and "RuntimeError: a bug in a command" in lines[0] and "--debug" in lines[0]
-    debug = runner.invoke(app, ["--debug", "ads", "get", "x"])
+    debug = runner.invoke(app, ["--debug", "ads", "get", "01m87v538ce744cfgethvyb39n"])
     assert debug.exit_code == exitcodes.ERROR
     assert "Traceback" in debug.stderr and "a bug in a command" in debug.stderr
 

@@ -120,7 +120,7 @@ def test_an_ad_from_flags_needs_only_title_and_genre(runner: CliRunner, api_url:
 
 
 def test_api_url_with_a_wrong_path_says_so(runner: CliRunner, api_url: str) -> None:
-    result = runner.invoke(app, ["ads", "get", "01ABC", "--api", f"{api_url}/gamead"])
+    result = runner.invoke(app, ["ads", "get", "01m87v538ce744cfgethvyb39n", "--api", f"{api_url}/gamead"])
     assert result.exit_code == exitcodes.UNREACHABLE, result.output
     line = unstyle(result.stderr).strip()
     assert "no gamead API at" in line and "does not exist" not in line and len(line.splitlines()) == 1
@@ -150,7 +150,7 @@ def test_ads_get_and_list(runner: CliRunner, api_url: str, ad_file: Path) -> Non
 
 
 def test_ads_get_unknown_id_is_exit_4(runner: CliRunner, api_url: str) -> None:
-    result = run(runner, api_url, "ads", "get", "does-not-exist-0000")
+    result = run(runner, api_url, "ads", "get", "01m87v538ce744cfgethvyb39n")
     assert result.exit_code == exitcodes.NOT_FOUND
     lines = unstyle(result.stderr).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")

@@ -50,7 +50,7 @@ def ad_file(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "args",
     [
-        ["ads", "get", "01ABC"],
+        ["ads", "get", "01m87v538ce744cfgethvyb39n"],
         ["ads", "list"],
         ["ads", "list", "-o", "json"],
         ["submit", "--title", "x", "--genre", "rpg", "-o", "json"],
@@ -67,7 +67,7 @@ def test_api_down_is_one_red_line_and_exit_3(runner: CliRunner, closed_api_url: 
 
 
 def test_api_url_from_env(runner: CliRunner, closed_api_url: str) -> None:
-    result = runner.invoke(app, ["ads", "get", "x"], env={"GAMEAD_API_URL": closed_api_url})
+    result = runner.invoke(app, ["ads", "get", "01m87v538ce744cfgethvyb39n"], env={"GAMEAD_API_URL": closed_api_url})
     assert result.exit_code == exitcodes.UNREACHABLE
     assert_one_error_line(result, closed_api_url)
 
@@ -84,7 +84,7 @@ def test_submit_invalid_json(runner: CliRunner, tmp_path: Path) -> None:
     bad.write_text('{"title": "x",\n  "genre": }', encoding="utf-8")
     result = runner.invoke(app, ["submit", str(bad)])
     assert result.exit_code == exitcodes.ERROR
-    assert_one_error_line(result, "bad.json", "not valid JSON", "line 2")
+    assert_one_error_line(result, "bad.json:2:", "not valid JSON")
 
 
 def test_submit_invalid_json_on_stdin(runner: CliRunner) -> None:

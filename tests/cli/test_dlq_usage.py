@@ -20,7 +20,8 @@ def _bad_file(tmp_path: Path, name: str, data: bytes) -> str:
 
 
 CASES = [
-    (["dlq", "import", "{binary}"], "is not UTF-8 text"),
+    (["dlq", "import", "{binary}"], ":1: not a JSON line"),
+    (["dlq", "import", "{latin1}"], ":1: not UTF-8 text"),
     (["dlq", "import", "{nested}"], "nested too deeply"),
     (["dlq", "import", "{array}"], ":1: not a JSON object"),
     (["dlq", "import", "{missing}"], "cannot read"),
@@ -49,7 +50,8 @@ def test_bad_dlq_usage_exits_2_with_its_reason_and_no_traceback(
 ) -> None:
     files = {
         "binary": _bad_file(tmp_path, "dead.bin", bytes(range(256)) * 4),
-        "nested": _bad_file(tmp_path, "nested.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n"),
+        "nested": _bad_file(tmp_path, "nested.jsonl", b"[" * 20_000 + b"]" * 20_000 + b"\n"),
+        "latin1": _bad_file(tmp_path, "latin1.jsonl", '{"title": "café"}\n'.encode("latin-1")),
         "array": _bad_file(tmp_path, "array.jsonl", b"[1, 2]\n"),
         "missing": str(tmp_path / "no-such.jsonl"),
         "missing_dir": str(tmp_path / "no-such-dir" / "dead.jsonl"),

@@ -311,7 +311,7 @@ def test_nothing_outlives_a_sigkilled_up_and_its_data_dir_is_free_again(tmp_path
             assert f"stopped a stray nats-server (pid {stray.pid})" in output
             assert stray.wait(10) is not None
             # item 5: the console says fault injection is on, and how
-            assert "fault injection is ON: 30% of ads fail on purpose, mode permanent" in output
+            assert "fault injection is ON: 30% of ads fail on purpose, on every attempt, mode permanent" in output
             # README "Durability": with embedded.sync_always the nats-server it runs fsyncs before every ack,
             # and acknowledges ads with it
             assert "sync_interval: always" in nats_config(again).read_text()

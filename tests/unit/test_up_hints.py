@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ def test_a_hint_names_the_venv_gamead_when_the_path_does_not_find_it(monkeypatch
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # a fresh terminal after `make up`: no venv on the PATH
     monkeypatch.chdir(VENV_BIN.parent.parent)  # the checkout, where `make up` runs
     program = gamead_program()
-    assert program == os.path.join(VENV_BIN.parent.name, "bin", "gamead")  # `.venv/bin/gamead`
+    assert program == str(VENV_BIN.absolute() / "gamead")  # absolute: a hint works from any directory
     assert all(cmd.startswith(f"{program} ") for cmd in next_commands("http://127.0.0.1:9", "x", program)[:5])
 
 

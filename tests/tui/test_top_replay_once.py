@@ -1,0 +1,51 @@
+"""``gamead top --replay``: a missing or broken FILE is bad input (exit 2, the README's table), and ``--once``
+prints the recording's last snapshot with no terminal, for scripts (task C4 item 6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from gamead_cli.main import app
+from gamead_cli.tui.recording import Recorder
+from gamead_cli.tui.source import RecordedSource, fetch_snapshot
+
+
+def _recording(tmp_path: Path, recorded: dict[str, Any]) -> Path:
+    path = tmp_path / "incident.jsonl"
+    rec = Recorder(path)
+    snap = fetch_snapshot(RecordedSource(recorded), 300)
+    assert rec.write(snap, at=1000.0) and rec.write(snap, at=1001.0)
+    rec.close()
+    return path
+
+
+def test_replay_once_prints_without_a_terminal(tmp_path: Path, recorded: dict[str, Any]) -> None:
+    path = _recording(tmp_path, recorded)
+    result = CliRunner().invoke(app, ["top", "--replay", str(path), "--once", "-o", "json"])
+    assert result.exit_code == 0, result.output  # was: "the replay needs a terminal", exit 5
+    doc = json.loads(result.stdout)
+    assert doc["stats"]["queue"]["levels"][0]["pending"] == recorded["stats"]["queue"]["levels"][0]["pending"]
+    table = CliRunner().invoke(app, ["top", "--replay", str(path), "--once"])
+    assert table.exit_code == 0 and "replay of incident.jsonl" in table.stdout, table.output
+
+
+def test_replay_without_once_and_without_a_terminal_says_to_add_once(tmp_path: Path,
+                                                                      recorded: dict[str, Any]) -> None:
+    result = CliRunner().invoke(app, ["top", "--replay", str(_recording(tmp_path, recorded))])
+    assert result.exit_code == 2 and "add --once" in result.stderr, result.output
+
+
+def test_a_missing_or_broken_replay_file_is_exit_2(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(app, ["top", "--replay", str(tmp_path / "nonexistent")])
+    assert missing.exit_code == 2, missing.output  # was 5; the README's table: 2 for a missing input file
+    assert "No such file" in missing.stderr and "Traceback" not in missing.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    broken = CliRunner().invoke(app, ["top", "--replay", str(empty), "--once"])
+    assert broken.exit_code == 2 and "empty recording" in broken.stderr, broken.output
+    both = CliRunner().invoke(app, ["top", "--record", str(tmp_path / "r.jsonl"), "--replay", str(empty)])
+    assert both.exit_code == 2 and "choose --replay or --record" in both.stderr, both.output  # was 5
