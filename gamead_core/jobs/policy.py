@@ -83,9 +83,11 @@ def summary(job: Job) -> str:
         return " · ".join(parts)
     parts = [f"{acted} {c.get(acted, 0)} of {c.get('matched', 0)} matched"]
     if job.kind == JobKind.REPLAY:
-        unsettled = "not finished when the job ended" if job.state.terminal else "still running"
-        parts += [f"completed {c.get('completed', 0)}", f"dead again {c.get('deadAgain', 0)}",
-                  f"{unsettled} {c.get('stillRunning', 0)}"]
+        parts += [f"completed {c.get('completed', 0)}", f"dead again {c.get('deadAgain', 0)}"]
+        if not job.state.terminal:
+            parts.append(f"still running {c.get('stillRunning', 0)}")
+        elif c.get("stillRunning"):
+            parts.append(f"not finished when the job ended {c['stillRunning']}")
     parts.append(f"skipped {c.get('skipped', 0)}")
     if c.get("remaining"):
         parts.append(f"not done {c['remaining']}")

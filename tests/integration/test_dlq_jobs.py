@@ -118,7 +118,7 @@ def test_the_summary_reports_what_the_replayed_ads_became_and_a_closed_stream_ne
     shown = CliRunner().invoke(cli, ["dlq", "jobs", job["id"], "--follow", "--api", lane.url])
     assert shown.exit_code == 0, shown.output
     line = " ".join(shown.stdout.split())  # as one line, whatever the terminal's width
-    assert "replayed 28 of 28 matched · completed 28 · dead again 0 · still running 0 · skipped 0" in line
+    assert "replayed 28 of 28 matched · completed 28 · dead again 0 · skipped 0" in line  # ended: none unfinished
     assert all(wait_terminal(lane.http, i)["status"] == "completed" for i in ids)
     assert broken_invariants(lane.nats.url, ids) == []
     assert_doctor_clean(lane.url)
