@@ -92,7 +92,7 @@ async def no_body(request: Request) -> None:
     (400 ``invalid_json``, 422 ``validation_failed`` naming each field it does not take), never ignored. A
     reviewer's ``{"dryRun": true}`` to the repair route started a real repair."""
     body = await request.body()
-    if body.strip():
+    if body:  # whitespace alone is not JSON either: refused (a reviewer's "   " started a repair)
         parse_body(body, NoFields, request.app.state.settings.api.max_body_bytes)
 
 

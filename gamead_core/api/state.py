@@ -198,6 +198,9 @@ class QueueLink:
             reason = self.last_error or "reconnecting"
             raise QueueUnavailable(f"NATS at {redact_url(self.url)} is unavailable: {reason}")
         check_outbound(self.nc, self.settings.nats.max_pending_bytes)  # stalled: 503 now, not more buffering
+        if self._intake is not None and self._intake.unsettled.full:  # a new write could go unsettled: 503
+            raise QueueUnavailable(f"NATS is not taking writes: {len(self._intake.unsettled)} ambiguous submits "
+                                   "are still being settled")
 
     @property
     def intake(self) -> Intake:

@@ -262,6 +262,14 @@ class AdStore:
                                        headers=_write_headers(None, self.final_ttl, delete=True),
                                        timeout=self._timeout))
 
+    async def withdraw_many(self, ad_ids: list[str]) -> list[GameadError | None]:
+        """:meth:`withdraw` of every id of ``ad_ids`` pipelined (sent back to back, acks awaited together:
+        :func:`publish_many`). One result per id, in order: None once acknowledged, else the gamead error met."""
+        answers = await publish_many(self._js, [
+            (names.kv_subject(names.ADS_BUCKET, ad_id), b"", _write_headers(None, self.final_ttl, delete=True))
+            for ad_id in ad_ids], timeout=self._timeout)
+        return [None if isinstance(a, Ack) else _translated(a) for a in answers]
+
     async def delete_created(self, ad_id: str, revision: int) -> bool:
         """Delete the record of ``ad_id`` only if it is still at ``revision`` (a compare-and-set delete marker,
         ADR-8 ``KV-Operation: DEL``): the submit path takes back the record of an ad whose message JetStream

@@ -258,6 +258,7 @@ def test_a_write_route_that_takes_no_body_refuses_one_instead_of_ignoring_it(cli
         ("POST", "/v1/doctor/repair", b'{"dryRun": true}', 422, "validation_failed"),
         ("POST", "/v1/doctor/repair", b"\xff\xfe", 400, "invalid_json"),
         ("POST", "/v1/doctor/repair", b"[" * 10_000, 400, "invalid_json"),
+        ("POST", "/v1/doctor/repair", b"   ", 400, "invalid_json"),
         ("DELETE", "/v1/scale/override", b"[[[[", 400, "invalid_json"),
         ("POST", "/v1/jobs/" + "0" * 26 + "/cancel", b'{"now": 1}', 422, "validation_failed"),
     ]

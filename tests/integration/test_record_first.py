@@ -215,6 +215,39 @@ def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answe
     assert_doctor_clean(server.url)
 
 
+def test_a_burst_of_batches_503d_in_a_stall_leaves_no_record_once_nats_answers_again(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """A reviewer's finding: 40 batches of 100 ads, all 503 in a 4 s stall, left 3,000 ``queued`` records without
+    a message (``gamead doctor`` ``no_message``): the settling of ambiguous creates was a task per write, capped
+    at 1,000. Now one task settles them all in rounds: here 12 batches of 100 (1,200 ambiguous creates, past the
+    old cap) answered 503 during a stall leave no record once NATS runs again, and the doctor finds nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_API__PUBLISH_TIMEOUT="1", **ENV)
+    procs.append(api)
+    assert server.proc is not None
+    with httpx.Client(base_url=url, timeout=30) as http:
+        kept = _submit(http, "Before the stall")
+
+        def batch(n: int) -> int:
+            body = {"ads": [ad(f"Stalled {n}.{i}") for i in range(100)]}
+            with httpx.Client(base_url=url, timeout=30) as own:
+                return own.post("/ads/batch", json=body).status_code
+
+        with frozen(server.proc.pid), ThreadPoolExecutor(12) as pool:
+            codes = list(pool.map(batch, range(12)))
+    assert codes == [503] * 12, codes
+
+    async def records(js: Any, store: Any) -> list[str]:
+        return [r.id for r in await store.scan(limit=100)]
+
+    wait_for(lambda: _run(server.url, records) == [kept], timeout=60, what="1,200 stalled creates withdrawn")
+    assert _work_messages(server.url) == 1
+    assert_doctor_clean(server.url)
+
+
 def test_an_ambiguous_publish_is_finished_in_the_background_so_no_record_stays_without_its_message(
     fresh_nats: Callable[[], EmbeddedNats],
 ) -> None:
