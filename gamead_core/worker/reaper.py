@@ -181,6 +181,9 @@ async def recover(
         if state in ("running", "started"):
             if charge:
                 report.charged += 1
+                log.warning("ad %s charged an attempt (now %d): the only analysis worker %s was running when "
+                            "it died", held.ad_id, record.attempts, node.id,
+                            extra={"ad_id": held.ad_id, "worker_id": node.id, "lost_in": death})
             else:
                 report.refunded += 1
         if window and await _nak(nc, held, delay):
