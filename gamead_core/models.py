@@ -168,6 +168,10 @@ class AdRecord(BaseModel):
     #: True after the ad was in flight on a worker that died: it next runs alone on its worker, so a crash
     #: then is its own (see gamead_core.worker.budget).
     suspect: bool | None = None
+    #: The worker death (``"<worker id>:<pid>@<started at>"``, one incarnation) whose recovery settled the
+    #: attempt this ad had running then: every later recovery of that death counts it as running too, so
+    #: they all reach one verdict (gamead_core.worker.reaper.recover).
+    lost_in: str | None = None
     purged_from: int | None = None  #: DLQ sequence whose purge made this record ``failed``
     job_id: str | None = None  #: the operator job (replay, purge, import) that last moved this record
 

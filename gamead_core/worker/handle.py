@@ -138,7 +138,13 @@ class AdHandler:
                 settled = True
                 await settle.give_up(msg, record, delivery)
                 return
-            suspect = bool(record.suspect) or lost_attempt(record, delivery)
+            lost = lost_attempt(record, delivery)
+            if lost:  # the one charge an operator cannot otherwise trace: say it (issue I5)
+                log.warning("ad %s: its attempt under delivery %s (worker %s) never ended and no recovery of "
+                            "that worker's death reached it first: the attempt stays charged (%d so far); "
+                            "it runs alone", ad_id, record.delivery, record.worker_id, record.attempts,
+                            extra={"ad_id": ad_id, "lost_delivery": record.delivery})
+            suspect = bool(record.suspect) or lost
             fast = (self._mark_after > 0 and not suspect and (meta.num_delivered or 1) == 1
                     and record.status != AdStatus.PROCESSING and self._held.started(key))
             if not fast:  # the record will tell whether it runs: it must not count as running meanwhile

@@ -22,6 +22,11 @@ death, or a recovery racing a redelivery that has started, never hand an ad out 
   ``running`` attempt is refunded) and each is marked ``suspect`` so it runs alone next time
   (:mod:`gamead_core.worker.solo`);
 * ``waiting`` ads (pulled, not started) are handed back as they are;
+* one death is often recovered several times (``gamead up``'s supervisor at once, the restarted worker
+  adopting its predecessor, the reaper), each reading the records while another may be half-way: the
+  verdict must not depend on which ads the others reached first. So each ad settled as running is marked
+  with the death (``lostIn``, :func:`death_id`) and every recovery counts those as running too; without it,
+  a recovery that found one ad not reached yet charged that innocent ad (issue I5);
 * the ``nak`` (redelivery now, or after the backoff) is sent only while no redelivery can have happened
   yet (:func:`~gamead_core.worker.budget.nak_window_open`); later, JetStream's ``ack_wait`` has handed the
   ad back already and only the record changes.
@@ -97,6 +102,13 @@ async def _nak(nc: NATS, held: HeldAd, delay: float) -> bool:
     return True
 
 
+def death_id(node: NodeInfo) -> str:
+    """The identity of one worker death, ``"<worker id>:<pid>@<started at, ISO 8601>"`` (pure): the incarnation
+    that died (``gamead up`` restarts a worker under the same id). Written as the record's ``lostIn`` by the
+    recovery that settles an ad that was running then."""
+    return f"{node.id}:{node.pid}@{node.started_at.isoformat()}"
+
+
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc)
 
@@ -121,7 +133,11 @@ async def recover(
             report.untouched += 1
             continue
         found.append((held, current.record, current.revision))
-    running = [f for f in found if held_state(f[1], f[0].delivery, f[0].started) in ("running", "started")]
+    death = death_id(node)
+    # An ad an earlier recovery of this death already settled (lost_in) counts as it counted then: each
+    # recovery must reach the verdict of the first, whatever it finds half-done (issue I5).
+    running = [f for f in found if f[1].lost_in == death
+               or held_state(f[1], f[0].delivery, f[0].started) in ("running", "started")]
     report.running = len(running)
     charge = death_verdict(len(running))
     wcfg = settings.worker
@@ -136,7 +152,7 @@ async def recover(
                                                "delivery": held.delivery, "worker_id": node.id})
             state = "running" if charge else "started"
         if state == "started":
-            update = {"status": AdStatus.QUEUED, "suspect": True, "retry_at": _utc(now)}
+            update = {"status": AdStatus.QUEUED, "suspect": True, "retry_at": _utc(now), "lost_in": death}
         elif state == "running":
             if charge:
                 delay = backoff(record.attempts, base=wcfg.backoff_base, cap=wcfg.backoff_cap)
@@ -147,10 +163,10 @@ async def recover(
                 )
                 update = {"status": AdStatus.QUEUED, "suspect": True, "error": error,
                           "first_failure_at": record.first_failure_at or error.at,
-                          "retry_at": _utc(now + delay)}
+                          "retry_at": _utc(now + delay), "lost_in": death}
             else:
                 update = {"status": AdStatus.QUEUED, "suspect": True, "attempts": max(0, record.attempts - 1),
-                          "retry_at": _utc(now)}
+                          "retry_at": _utc(now), "lost_in": death}
         else:  # waiting: pulled but not started; claim this delivery so a second recovery leaves it alone
             if not window:
                 report.untouched += 1
@@ -165,6 +181,9 @@ async def recover(
         if state in ("running", "started"):
             if charge:
                 report.charged += 1
+                log.warning("ad %s charged an attempt (now %d): the only analysis worker %s was running when "
+                            "it died", held.ad_id, record.attempts, node.id,
+                            extra={"ad_id": held.ad_id, "worker_id": node.id, "lost_in": death})
             else:
                 report.refunded += 1
         if window and await _nak(nc, held, delay):
@@ -273,4 +292,4 @@ async def run_reaper(
         await keeper.release()
 
 
-__all__ = ["Recovery", "adopt_predecessor", "deaths", "reaper_lease_ttl", "recover", "recover_exited", "run_reaper"]
+__all__ = ["Recovery", "adopt_predecessor", "death_id", "deaths", "reaper_lease_ttl", "recover", "recover_exited", "run_reaper"]
