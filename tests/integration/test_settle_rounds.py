@@ -92,6 +92,9 @@ def test_ads_finished_together_are_written_once_each_and_acknowledged_once_in_on
         assert all(r.attempts == 1 and r.analysis is not None for r in out["final"])
         assert [[w["status"] for w in watch.of(i)] for i in out["ids"]] == [["queued", "completed"]] * ADS
         assert acks.count == ADS and out["left"] == 0
+        # the taps see reads in the server's order: once they have seen the test's own final read of each ad
+        # (after the worker's run), any read the worker made is counted too (CI under load saw -4 without this)
+        wait_for(lambda: sum(_reads_of((direct, leader), i) for i in out["ids"]) >= ADS, what="the test's reads")
         reads = sum(_reads_of((direct, leader), i) for i in out["ids"]) - ADS  # our own final read of each
         assert reads == 0
 
@@ -118,6 +121,8 @@ def test_a_round_where_one_write_loses_settles_the_others_and_reads_only_that_on
         assert acks.count == ADS and out["left"] == 0
         test_reads = {i: 1 for i in ids}  # the test's own final read of each
         test_reads[ids[3]] += 1  # and its read before the rewrite
+        wait_for(lambda: sum(_reads_of((direct, leader), i) for i in ids) >= sum(test_reads.values()),
+                 what="the test's reads")  # seen in the server's order, after the worker's (see above)
         worker_reads = {i: _reads_of((direct, leader), i) - test_reads[i] for i in ids}
         assert worker_reads[ids[3]] >= 1
         assert all(worker_reads[i] == 0 for i in others)
