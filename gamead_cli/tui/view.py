@@ -587,7 +587,7 @@ def details_view(data: Mapping[str, Any]) -> Table:
             shown = strict_dumps(value, indent=2, default=str)
         else:
             shown = "-" if value is None else str(value)
-        grid.add_row(str(key), plain(shown))
+        grid.add_row(Text(str(key)), plain(shown))  # a key from the server is never read as markup
     return grid
 
 
