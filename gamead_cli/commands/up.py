@@ -35,6 +35,7 @@ from rich.console import Console
 
 from gamead_cli import exitcodes
 from gamead_cli.options import ConfigOpt, settings_from
+from gamead_core.api.auth import auth_required
 from gamead_core.config import ClientSettings, GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
@@ -197,24 +198,33 @@ def gamead_program() -> str:
 
 
 def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
-                  worker: str | None = None) -> list[str]:
+                  worker: str | None = None, auth: bool = False) -> list[str]:
     """What to try next, each runnable verbatim in another terminal (``program`` is how it runs gamead, see
     :func:`gamead_program`). ``--api`` unless it is the default.
 
     ``worker``: the command that starts a worker on this stack (:func:`worker_command`), given when ``gamead up``
     runs none (``--workers 0``): it comes first, and the submit hint has no ``--wait`` (with no worker an ad is
-    never analysed, and ``--wait`` would only wait out its timeout)."""
+    never analysed, and ``--wait`` would only wait out its timeout).
+
+    ``auth``: tokens are required (:func:`gamead_core.api.auth.auth_required`). The first line is then a shell
+    comment saying to ``export GAMEAD_TOKEN=…`` (a token of ``auth.tokens``; never the token itself), the gamead
+    lines read it from the environment, and the curl line sends it as ``Authorization: Bearer $GAMEAD_TOKEN``:
+    given the export, every line runs verbatim."""
     default = ClientSettings.model_fields["api_url"].default
     api = "" if api_url == default == client_api_url else f" --api {api_url}"
     wait = "" if worker else " --wait"
+    note = ("# auth is on: first export GAMEAD_TOKEN=<a token of auth.tokens> (an operator's runs every line "
+            "below; a submitter's the submits and ads list)")
+    header = ' -H "Authorization: Bearer $GAMEAD_TOKEN"' if auth else ""
     return [
+        *([note] if auth else []),
         *([worker] if worker else []),
         f"{program} submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now'{wait}{api}",
         f"{program} submit --count 100 --rate 50{api}",
         f"{program} ads list{api}",
         f"{program} top{api}",
         f"{program} scale status{api}",
-        f"curl -s '{api_url}/ads?limit=5'",
+        f"curl -s{header} '{api_url}/ads?limit=5'",
     ]
 
 
@@ -515,7 +525,7 @@ def up(
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
         hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url, program,
-                                                               worker=joining))
+                                                               worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"
             f"Processes started: {escape(str(data.state_file))}. Press Ctrl-C to stop.\n")
         asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling))
