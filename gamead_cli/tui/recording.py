@@ -155,6 +155,7 @@ class Player:
         self.history = history
         self._offsets: list[int] = []
         self.position = -1
+        self.reading = -1
         self._current: Snapshot | None = None
         self._history: dict[str, Any] = {}
         self._at: float | None = None
@@ -203,6 +204,7 @@ class Player:
             self._kept: dict[str, Any] = {}
         line: dict[str, Any] = {}
         for j in range(start, i + 1):
+            self.reading = j  # the line a fault of the recording's shapes is on (0-based)
             line = self._read(j)
             same = line.get("same") if isinstance(line.get("same"), list) else []
             line["snapshot"] = {**{k: self._kept.get(k) for k in same if k in KEPT}, **line["snapshot"]}

@@ -114,6 +114,15 @@ def test_top_replay_of_valid_json_of_other_shapes_is_exit_2(tmp_path: Path, outp
     assert "f.jsonl is not a gamead top recording (line 1: AttributeError" in one_red_line(err)
 
 
+def test_top_replay_names_the_line_of_the_wrong_shapes(tmp_path: Path) -> None:
+    path = tmp_path / "f.jsonl"
+    path.write_text('{"v":1,"at":1,"snapshot":{"stats":{}}}\n{"v":1,"at":2,"snapshot":{"stats":{"queue":"x"}}}\n',
+                    encoding="utf-8")
+    code, _, err = invoke("top", "--replay", str(path), "--once")
+    assert code == 2
+    assert "f.jsonl is not a gamead top recording (line 2: AttributeError" in one_red_line(err)
+
+
 def test_top_record_with_once_records_the_one_snapshot(tmp_path: Path, api_url: str) -> None:
     path = tmp_path / "one.jsonl"
     code, out, err = invoke("top", "--once", "-o", "json", "--record", str(path), "--api", api_url)
