@@ -396,6 +396,8 @@ def send_many(
     ``rejections``, the others counted in ``rejectionsNotListed``. A batch the API refuses for its size alone
     (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued nothing: it is split (to the
     API's max, else in halves) and the parts resent, and later batches use the smaller size — no ad is sent twice.
+    A chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
+    rejected ``not_sent``, each ad named with the exception: every future of the pool is read, none vanishes.
     Returns the summary so far and the ids of newly accepted ads. If the API cannot be reached before any ad was
     accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the requests in flight finish,
     and returns the summary of what was sent with ``interrupted: true``.
