@@ -9,6 +9,7 @@ anything is sent.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -45,16 +46,37 @@ def _constant_line(text: str) -> int:
     return 1
 
 
+class _Overflow(ValueError):
+    """A number token (``1e999``) whose float is infinite; its text is the token."""
+
+
+def _token_line(text: str, token: str) -> int:
+    """1-based line of the first ``token`` in ``text`` (1 if none)."""
+    at = text.find(token)
+    return text.count("\n", 0, at) + 1 if at >= 0 else 1
+
+
 def strict_loads(text: str | bytes) -> Any:
-    """``json.loads`` that refuses ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON, RFC 8259 §6).
+    """``json.loads`` that refuses ``NaN``, ``Infinity``, ``-Infinity`` (not JSON, RFC 8259 §6) and a number
+    that overflows a float to infinity (``1e999``: RFC 8259 §6 lets a parser limit the range; ours is finite).
 
     Raises :class:`NotJson` (a ``ValueError``) with the line of the fault for any text that is not JSON, and
     for nesting deeper than Python's recursion limit."""
     def refuse(name: str) -> Any:
         raise NotJson(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
 
+    def finite(token: str) -> float:
+        value = float(token)
+        if not math.isfinite(value):
+            raise _Overflow(token)
+        return value
+
     try:
-        return json.loads(text, parse_constant=refuse)
+        return json.loads(text, parse_constant=refuse, parse_float=finite)
+    except _Overflow as exc:
+        body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        token = str(exc)
+        raise NotJson(f"{token[:40]} overflows to infinity (not a finite number)", _token_line(body, token)) from None
     except NotJson as exc:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
         raise NotJson(str(exc), _constant_line(body)) from None
@@ -99,3 +121,34 @@ def bounded_lines(fh: IO[bytes], limit: int, max_total: int | None = None) -> It
             yield number, None
             continue
         yield number, line
+
+
+def finite(value: Any) -> Any:
+    """``value`` (decoded JSON, or what a command prints) with every non-finite float (``inf``, ``nan``, what
+    a server or a file sent as ``1e999``) replaced by ``None``, without recursion; other values unchanged."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if not isinstance(value, dict | list | tuple):
+        return value
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        item, parent, key = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            item = None
+        elif isinstance(item, dict):
+            copy: Any = dict(item)
+            stack.extend((v, copy, k) for k, v in item.items())
+            item = copy
+        elif isinstance(item, list | tuple):
+            copy = list(item)
+            stack.extend((v, copy, k) for k, v in enumerate(item))
+            item = copy
+        parent[key] = item
+    return root[0]
+
+
+def strict_dumps(value: Any, **kw: Any) -> str:
+    """``json.dumps`` whose text is always strict JSON (RFC 8259 §6: no ``NaN``/``Infinity``): a non-finite
+    number is written as ``null`` (:func:`finite`). ``kw`` goes to ``json.dumps`` (``indent``, ``default``…)."""
+    return json.dumps(finite(value), allow_nan=False, **kw)

@@ -6,7 +6,6 @@ always be piped into ``jq``. JSON is printed without colour or markup.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -16,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
 
 STATUS_STYLES: dict[str, str] = {
@@ -64,7 +64,7 @@ def note_line(message: str) -> None:
 
 def print_json(data: Any) -> None:
     """Plain JSON on stdout: no colour, no markup, one trailing newline."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(strict_dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 

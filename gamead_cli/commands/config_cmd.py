@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import Enum
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_core.config import check_file, config_path, masked_dump
 
@@ -42,7 +42,7 @@ def show(
     """
     data = masked_dump(settings_from(config))
     if output == ConfigFormat.json:
-        text = json.dumps(data, indent=2, default=str) + "\n"
+        text = strict_dumps(data, indent=2, default=str) + "\n"
     else:
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
     sys.stdout.write(text)

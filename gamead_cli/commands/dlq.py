@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.console import RenderableType
 from rich.table import Table
 
+from gamead_cli.inputs import strict_dumps
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.options import (
@@ -449,7 +450,7 @@ def export(
                 progress.update(task, total=page["total"])
                 for entry in page["items"]:
                     entry.pop("seq", None)
-                    out.write(json.dumps(entry, separators=(",", ":")) + "\n")
+                    out.write(strict_dumps(entry, separators=(",", ":")) + "\n")
                     written += 1
                 progress.update(task, completed=written)
                 if not page.get("nextCursor"):

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Annotated, Any, NamedTuple
 
@@ -396,6 +396,8 @@ def send_many(
     ``rejections``, the others counted in ``rejectionsNotListed``. A batch the API refuses for its size alone
     (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued nothing: it is split (to the
     API's max, else in halves) and the parts resent, and later batches use the smaller size — no ad is sent twice.
+    A chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
+    rejected ``not_sent``, each ad named with the exception: every future of the pool is read, none vanishes.
     Returns the summary so far and the ids of newly accepted ads. If the API cannot be reached before any ad was
     accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the requests in flight finish,
     and returns the summary of what was sent with ``interrupted: true``.
@@ -429,6 +431,11 @@ def send_many(
         def one(chunk: list[Item]) -> None:
             try:
                 send(chunk)
+            except Exception as exc:  # a chunk that could not be sent is counted and named, never dropped
+                with lock:
+                    for i, item in chunk:
+                        reject(labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
+                raise
             finally:
                 slots.release()
 
@@ -483,6 +490,7 @@ def send_many(
         start = time.monotonic()
         interrupted = False
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
+        futures: list[Future[None]] = []
         try:
             for chunk in _chunks(enumerate(ads), lambda: limit["size"]):
                 if rate > 0 and _pace(stop, start + chunk[-1][0] / rate):  # its last ad's turn
@@ -491,7 +499,7 @@ def send_many(
                 if stop.is_set():
                     slots.release()
                     break
-                pool.submit(one, chunk)
+                futures.append(pool.submit(one, chunk))
                 sent += len(chunk)
         except KeyboardInterrupt:
             interrupted = True
@@ -502,6 +510,9 @@ def send_many(
             interrupted = True
             pool.shutdown(wait=False, cancel_futures=True)
         elapsed = time.monotonic() - start
+        for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
+            if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
+                future.result()
 
     if fatal and counts["accepted"] + counts["duplicates"] == 0:
         raise fatal[0]

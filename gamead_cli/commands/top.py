@@ -12,7 +12,8 @@ Commands: :dlq :workers :level 2 :audit :doctor :scale 4 for 10m
 with 8 workers, ~10 KB a snapshot);
 --replay FILE plays it back, no server needed (p pause, . step, , back,
 + faster, - slower); with --once (or -o json) it prints the recording's
-last snapshot, no terminal needed.
+last snapshot, no terminal needed. --record FILE with --once records
+that one snapshot (a one-frame recording).
 Logs: l on a node, :logs local-1 or :logs ad AD_ID follows a worker's log or
 one ad's story (its lines from every log) live. They are read from --logs
 DIR, by default the logs of the local `gamead up` (embedded.data_dir/logs,
@@ -34,17 +35,19 @@ Examples: gamead top --api http://gamead.internal:8080
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console, RenderableType
 
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, settings_from
 from gamead_cli.output import emit
 from gamead_cli.tui.logs import default_log_dir
-from gamead_cli.tui.recording import DEFAULT_MAX_MB
+from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
 from gamead_cli.tui.view import snapshot_view
 from gamead_core.errors import ConfigError
@@ -64,7 +67,8 @@ def top(
     ] = False,
     record: Annotated[
         Path | None, typer.Option("--record", help="Save every snapshot received to FILE (JSON lines; "
-                                                   "overwritten), up to --record-max-mb.")
+                                                   "overwritten), up to --record-max-mb; with --once, the one "
+                                                   "snapshot.")
     ] = None,
     record_max_mb: Annotated[
         float, typer.Option("--record-max-mb", callback=bounded_float(0.01, 10_000),
@@ -95,11 +99,18 @@ def top(
         if once or output == OutputFormat.json:  # for scripts: the recording's last snapshot, no terminal needed
             try:
                 snap = player.frame(len(player) - 1)
+                data, view = snap.as_json(), snapshot_view(snap, player.api_url)
+                if output != OutputFormat.json:
+                    rendered(view)  # a recording of the wrong shapes fails here, before anything is printed
             except ConfigError as exc:
                 raise typer.BadParameter(exc.message, param_hint="--replay") from None
+            except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:  # JSON of other shapes
+                raise typer.BadParameter(
+                    f"{replay} is not a gamead top recording (line {max(player.reading, player.position) + 1}: "
+                    f"{type(exc).__name__}: {str(exc)[:120]})", param_hint="--replay") from None
             finally:
                 player.close()
-            emit(snap.as_json(), output, lambda _: snapshot_view(snap, player.api_url))
+            emit(data, output, lambda _: view)
             return
         if not sys.stdout.isatty():
             player.close()
@@ -116,8 +127,15 @@ def top(
     settings = settings_from(config, client={"api_url": api})
     log_dir = logs if logs is not None else default_log_dir(settings.embedded.data_dir)
     if once or output == OutputFormat.json:
-        with ApiClient.from_settings(settings.client) as client:
-            snap = fetch_snapshot(ApiSource(client), ONCE_HISTORY)
+        recorder = _recorder(record, record_max_mb)  # --record with --once: the one snapshot is recorded
+        try:
+            with ApiClient.from_settings(settings.client) as client:
+                snap = fetch_snapshot(ApiSource(client), ONCE_HISTORY)
+            if recorder is not None:
+                recorder.write(snap)
+        finally:
+            if recorder is not None:
+                recorder.close()
         emit(snap.as_json(), output, lambda _: snapshot_view(snap, client.api_url))
         return
     if not sys.stdout.isatty():
@@ -129,13 +147,11 @@ def top(
     cs = settings.client
     client = ApiClient(cs.api_url, token=cs.token.get_secret_value() if cs.token else None,
                        timeout=min(cs.timeout, max(2.0, 2 * refresh)), max_connections=4)
-    from gamead_cli.tui.recording import Recorder
-
-    try:  # a FILE that cannot be written: bad input (exit 2), as every verb's file
-        recorder = Recorder(record, int(record_max_mb * 1024 * 1024)) if record is not None else None
-    except ConfigError as exc:
+    try:
+        recorder = _recorder(record, record_max_mb)
+    except typer.BadParameter:
         client.close()
-        raise typer.BadParameter(exc.message, param_hint="--record") from None
+        raise
     try:
         DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder,
                      log_dir=log_dir).run()
@@ -145,3 +161,21 @@ def top(
             recorder.close()
             print(f"recorded {recorder.frames:,} snapshots ({recorder.written:,} bytes) to {recorder.path}"
                   + (" — stopped at the size cap" if recorder.full else ""), file=sys.stderr)
+
+
+def _recorder(record: Path | None, record_max_mb: float) -> Recorder | None:
+    """The :class:`Recorder` of ``--record FILE`` (None without it). A FILE that cannot be written is bad input
+    (``typer.BadParameter``, exit 2), as every verb's file."""
+    if record is None:
+        return None
+    try:
+        return Recorder(record, int(record_max_mb * 1024 * 1024))
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--record") from None
+
+
+def rendered(view: RenderableType) -> str:
+    """``view`` rendered to text off-screen (to find a fault in it before anything reaches the terminal)."""
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(view)
+    return console.file.getvalue()  # type: ignore[attr-defined]

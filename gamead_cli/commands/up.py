@@ -35,6 +35,7 @@ from rich.console import Console
 
 from gamead_cli import exitcodes
 from gamead_cli.options import ConfigOpt, settings_from
+from gamead_core.api.auth import auth_required
 from gamead_core.config import ClientSettings, GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
@@ -197,24 +198,33 @@ def gamead_program() -> str:
 
 
 def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
-                  worker: str | None = None) -> list[str]:
+                  worker: str | None = None, auth: bool = False) -> list[str]:
     """What to try next, each runnable verbatim in another terminal (``program`` is how it runs gamead, see
     :func:`gamead_program`). ``--api`` unless it is the default.
 
     ``worker``: the command that starts a worker on this stack (:func:`worker_command`), given when ``gamead up``
     runs none (``--workers 0``): it comes first, and the submit hint has no ``--wait`` (with no worker an ad is
-    never analysed, and ``--wait`` would only wait out its timeout)."""
+    never analysed, and ``--wait`` would only wait out its timeout).
+
+    ``auth``: tokens are required (:func:`gamead_core.api.auth.auth_required`). The first line is then a shell
+    comment saying to ``export GAMEAD_TOKEN=…`` (a token of ``auth.tokens``; never the token itself), the gamead
+    lines read it from the environment, and the curl line sends it as ``Authorization: Bearer $GAMEAD_TOKEN``:
+    given the export, every line runs verbatim."""
     default = ClientSettings.model_fields["api_url"].default
     api = "" if api_url == default == client_api_url else f" --api {api_url}"
     wait = "" if worker else " --wait"
+    note = ("# auth is on: first export GAMEAD_TOKEN=<a token of auth.tokens> (an operator's runs every line "
+            "below; a submitter's the submits and ads list)")
+    header = ' -H "Authorization: Bearer $GAMEAD_TOKEN"' if auth else ""
     return [
+        *([note] if auth else []),
         *([worker] if worker else []),
         f"{program} submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now'{wait}{api}",
         f"{program} submit --count 100 --rate 50{api}",
         f"{program} ads list{api}",
         f"{program} top{api}",
         f"{program} scale status{api}",
-        f"curl -s '{api_url}/ads?limit=5'",
+        f"curl -s{header} '{api_url}/ads?limit=5'",
     ]
 
 
@@ -293,7 +303,7 @@ class _Stack:
     def __init__(self, settings: GameadSettings, data: DataDir) -> None:
         self.settings = settings
         self.data = data
-        self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {msg}"),
+        self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {escape(msg)}"),
                               on_spawn=lambda child: data.record(child.name, child.pid or 0),
                               on_exit=self._on_exit, refusal_codes=frozenset({exitcodes.CONFIG}))
 
@@ -301,7 +311,7 @@ class _Stack:
         if code in self.sup.refusal_codes:
             return  # up ends with the child's own message (refused_start), said once
         if code > 0 and (line := _last_log_line(child.log_path)):  # an exit, not a kill: say why
-            say(f"  [dim]{child.name} log: {line}[/]")
+            say(f"  [dim]{escape(child.name)} log: {escape(line)}[/]")
 
     def hurry_workers(self) -> None:
         """A second stop signal: SIGTERM again to every worker still running (they hand back at once)."""
@@ -328,9 +338,9 @@ def _install(handler: Callable[[int, Any], None]) -> None:
 
 def _show_decision(entry: dict[str, object]) -> None:
     if entry.get("error"):
-        say(f"[red]![/] autoscaler: {entry['reason']}: {entry['error']}")
+        say(f"[red]![/] autoscaler: {escape(str(entry['reason']))}: {escape(str(entry['error']))}")
     elif entry.get("desired") != entry.get("current"):
-        say(f"[cyan]↕[/] autoscaler: {entry['reason']}")
+        say(f"[cyan]↕[/] autoscaler: {escape(str(entry['reason']))}")
 
 
 async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
@@ -456,13 +466,14 @@ def up(
     stack = _Stack(settings, data)
     try:
         for stray in data.stop_strays():
-            say(f"[yellow]![/] stopped a stray {stray['name']} (pid {stray['pid']}) left on {data.path} "
+            say(f"[yellow]![/] stopped a stray {escape(str(stray['name']))} (pid {stray['pid']}) left on "
+                f"{escape(str(data.path))} "
                 "by an earlier stack")
         api_url = f"http://{settings.api.host}:{settings.api.port}"
         _check_port(settings.api.host, settings.api.port, "the API", "--port")
         if settings.nats.url:
             nats_url = settings.nats.url
-            say(f"using NATS at {redact_url(nats_url)}")
+            say(f"using NATS at {escape(redact_url(nats_url))}")
         else:
             embedded = EmbeddedNats(data.path, port=settings.embedded.nats_port,
                                     sync_always=settings.embedded.sync_always)
@@ -472,7 +483,8 @@ def up(
                               time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)
             nats_url = embedded.url
             _check_stop()
-            say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, data in {data.path}")
+            say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
+                f"data in {escape(str(data.path))}")
         env = _child_env(settings, nats_url)
         # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.
         env["GAMEAD_AUTOSCALER__BACKEND"] = scaling.backend
@@ -484,13 +496,14 @@ def up(
             env["GAMEAD_CONFIG"] = str(Path(config).resolve())
         metrics = WorkerMetricsPorts(  # each worker its own /metrics port: local-k on base + k - 1
             settings.worker.metrics_host, metrics_port if metrics_port is not None else settings.api.port + 1,
-            enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {line}"))
+            enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"))
         scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid, *metrics.args(wid)), env=env,
                              log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
         api = stack.sup.start(API_CHILD, _gamead("serve"), env, logs / "api.log")
         _wait_api_ready(api_url, settings.api.port, api, API_READY_TIMEOUT)
-        say(f"[green]✓[/] API (pid {api.pid}) on {api_url}  (docs: {api_url}/docs, logs: {logs})")
+        say(f"[green]✓[/] API (pid {api.pid}) on {escape(api_url)}  "
+            f"(docs: {escape(api_url)}/docs, logs: {escape(str(logs))})")
         say(f"[green]✓[/] {partitions_line(settings.queue.partitions)}")
         _check_stop()
         scaler.set_replicas(workers)
@@ -512,9 +525,9 @@ def up(
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
         hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url, program,
-                                                               worker=joining))
-        say(f"\nNext, in another terminal:\n{hints}\n"
-            f"Processes started: {data.state_file}. Press Ctrl-C to stop.\n")
+                                                               worker=joining, auth=auth_required(settings)))
+        say(f"\nNext, in another terminal:\n{escape(hints)}\n"
+            f"Processes started: {escape(str(data.state_file))}. Press Ctrl-C to stop.\n")
         asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling))
     except _StopRequested:
         say("stopping before the start finished …")

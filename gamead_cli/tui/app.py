@@ -162,6 +162,13 @@ class DashboardApp(App[None]):
 
     # --- layout ---------------------------------------------------------------------------------------
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Textual's toast, but its text is shown as is: a notification carries ids, filters and error messages
+        from the server (``[link=x]y``, ``/[/``), never markup. Every ``notify`` of the app and its screens
+        comes here."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(
             DashboardApp.stats, DashboardApp.paused, DashboardApp.readonly, DashboardApp.doctor,

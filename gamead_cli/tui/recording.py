@@ -13,12 +13,12 @@ one frame plus the line offsets) and refuses a line over :data:`MAX_LINE` bytes.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from gamead_cli.inputs import strict_dumps, strict_loads
 from gamead_cli.tui.view import Snapshot, dlq_id
 from gamead_core.errors import ConfigError, NotFound
 
@@ -123,7 +123,7 @@ class Recorder:
             line["same"] = same
         self._last = {k: doc.get(k) for k in KEPT}
         line["snapshot"] = {k: v for k, v in doc.items() if k not in same}
-        text = json.dumps(line, separators=(",", ":"), default=str) + "\n"
+        text = strict_dumps(line, separators=(",", ":"), default=str) + "\n"
         size = len(text.encode("utf-8"))
         if self.written + size > self.max_bytes:
             self.full = True
@@ -155,6 +155,7 @@ class Player:
         self.history = history
         self._offsets: list[int] = []
         self.position = -1
+        self.reading = -1
         self._current: Snapshot | None = None
         self._history: dict[str, Any] = {}
         self._at: float | None = None
@@ -186,7 +187,7 @@ class Player:
     def _read(self, i: int) -> dict[str, Any]:
         self._file.seek(self._offsets[i])
         try:
-            line = json.loads(self._file.readline(MAX_LINE + 1))
+            line = strict_loads(self._file.readline(MAX_LINE + 1))
         except ValueError as exc:
             raise ConfigError(f"{self.path}: line {i + 1} is not JSON: {exc}") from exc
         if not isinstance(line, dict) or not isinstance(line.get("snapshot"), dict):
@@ -203,6 +204,7 @@ class Player:
             self._kept: dict[str, Any] = {}
         line: dict[str, Any] = {}
         for j in range(start, i + 1):
+            self.reading = j  # the line a fault of the recording's shapes is on (0-based)
             line = self._read(j)
             same = line.get("same") if isinstance(line.get("same"), list) else []
             line["snapshot"] = {**{k: self._kept.get(k) for k in same if k in KEPT}, **line["snapshot"]}

@@ -8,7 +8,6 @@ fixed ``{"stats", "workers", "dlq"}`` document so a screen can be pinned by a sn
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable, Mapping
 from contextlib import closing
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from gamead_cli.inputs import strict_loads
 from gamead_cli.client import ApiClient
 from gamead_cli.tui.view import Snapshot, dlq_id
 from gamead_core.errors import ApiClientError, NotFound
@@ -173,7 +173,7 @@ class RecordedSource:
 
     @classmethod
     def from_file(cls, path: str | Path, **kw: Any) -> RecordedSource:
-        return cls(json.loads(Path(path).read_text(encoding="utf-8")), **kw)
+        return cls(strict_loads(Path(path).read_text(encoding="utf-8")), **kw)
 
     def stats(self, history: int) -> dict[str, Any]:
         stats = copy.deepcopy(self.data.get("stats") or {})

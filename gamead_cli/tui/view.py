@@ -8,7 +8,6 @@ renders the same screen.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gamead_cli.inputs import strict_dumps
 from gamead_cli.output import clip, plain, short_datetime, short_time  # noqa: F401 - re-exported to the TUI
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -584,10 +584,10 @@ def details_view(data: Mapping[str, Any]) -> Table:
         if isinstance(value, Mapping) and all(not isinstance(v, (Mapping, list)) for v in value.values()):
             shown = " · ".join(f"{k} {'-' if v is None else v}" for k, v in value.items())
         elif isinstance(value, (Mapping, list)):
-            shown = json.dumps(value, indent=2, default=str)
+            shown = strict_dumps(value, indent=2, default=str)
         else:
             shown = "-" if value is None else str(value)
-        grid.add_row(str(key), plain(shown))
+        grid.add_row(Text(str(key)), plain(shown))  # a key from the server is never read as markup
     return grid
 
 

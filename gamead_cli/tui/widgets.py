@@ -34,6 +34,24 @@ def _safe(render: Any, *args: Any, **kw: Any) -> RenderableType:
         return Text(f"(cannot show this data: {type(exc).__name__})", style="dim")
 
 
+def literal(text: RenderableType) -> RenderableType:
+    """``text`` as it must show: a ``str`` becomes a :class:`Text` that Textual never reads as markup (a filter
+    ``/[/``, an error ``[link=x]y`` from the server), other renderables pass unchanged. Every string built from
+    user or server data goes through here (or is a ``Text``) before a title, a ``Static`` or a table cell."""
+    return Text(text) if isinstance(text, str) else text
+
+
+def set_border(widget: Widget, *, title: str | None = None, subtitle: str | None = None) -> None:
+    """Set ``widget``'s border title / subtitle as literal text (never markup), only when it changed."""
+    for attr, value in (("title", title), ("subtitle", subtitle)):
+        if value is None:
+            continue
+        key = f"_gamead_border_{attr}"
+        if getattr(widget, key, None) != value:
+            setattr(widget, key, value)
+            setattr(widget, f"border_{attr}", Text(value) if value else "")
+
+
 # --- one-liners -------------------------------------------------------------------------------------------
 
 
@@ -76,7 +94,7 @@ class Banner(Static):
 
     def watch_message(self, message: str | None) -> None:
         self.set_class(message is not None, "-shown")
-        self.update(message or "")
+        self.update(Text(message or ""))
 
 
 class AutoscalerLine(Static):
@@ -153,7 +171,7 @@ class SparkRow(Horizontal):
             return
         resized = self._shown is None or len(str(text)) != len(self._shown[0])
         if self._shown is None or str(text) != self._shown[0]:
-            self._text.update(text, layout=resized)  # a layout pass costs far more than a repaint
+            self._text.update(literal(text), layout=resized)  # a layout pass costs far more than a repaint
         self._shown = key
         self._spark.history = history
         self.set_class(late, "-late")
@@ -190,7 +208,7 @@ class QueuePanel(Vertical, can_focus=True):
     def __init__(self, *, history_seconds: int = 300, **kw: Any) -> None:
         super().__init__(**kw)
         self._history = history_seconds
-        self.border_title = f"queue · depth: last {view.span(history_seconds)}"
+        set_border(self, title=f"queue · depth: last {view.span(history_seconds)}")
 
     def compose(self) -> ComposeResult:
         yield Static(view.LEVEL_HEADER, classes="header")
@@ -208,21 +226,19 @@ class QueuePanel(Vertical, can_focus=True):
         header = self.query_one(".header", Static)
         text = view.level_header(compact=compact)
         if str(header.content) != text:
-            header.update(text)
+            header.update(literal(text))
         wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
         p95 = f"wait p95 {view.ms(wait.get('p95'))}"
         title = (f"queue ({view.span(self._history)}) · {p95}" if compact
                  else f"queue{view.partitions_note(stats)} · {p95} · depth: last {view.span(self._history)}")
-        if title != self.border_title:
-            self.border_title = title
+        set_border(self, title=title)
         rows = view.level_rows(stats)
         for row in rows:
             self.query_one(f"#level-{row.priority}", SparkRow).show(
                 view.level_text(row, compact=compact), row.history, late=row.late)
         late = [r.priority for r in rows if r.late]
         subtitle = f"late: P{', P'.join(map(str, late))}" if late else ""
-        if subtitle != self.border_subtitle:
-            self.border_subtitle = subtitle
+        set_border(self, subtitle=subtitle)
         self.set_class(bool(late), "-late")
 
 
@@ -290,8 +306,7 @@ class FilterTable(DataTable[RenderableType]):
     def _redraw(self) -> None:
         panel = self.parent if isinstance(self.parent, Widget) else self
         subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
-        if panel.border_subtitle != subtitle:
-            panel.border_subtitle = subtitle
+        set_border(panel, subtitle=subtitle)  # the filter typed is shown as typed, never read as markup
         rows = [(k, tuple(self.decorate(k, cells))) for k, cells in self.visible_rows()]
         if [k for k, _ in rows] == [k for k, _ in self._shown]:
             self._update_cells(rows)  # same rows: repaint changed cells only (no layout pass)
@@ -397,8 +412,7 @@ class NodesPanel(Vertical):
         workers = [n for n in nodes if n.get("role") == "worker"]
         stuck = sum(1 for n in nodes if n.get("state") == "stuck")
         title = f"nodes · {len(workers)} workers" + (f" · {stuck} stuck" if stuck else "")
-        if title != self.border_title:
-            self.border_title = title
+        set_border(self, title=title)
         self.set_class(bool(stuck), "-alert")
 
 

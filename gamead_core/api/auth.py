@@ -17,7 +17,13 @@ the safe methods of RFC 9110 §9.2.1 (GET, HEAD, OPTIONS, TRACE) and ``write`` f
 route class comes from the path alone (:func:`route_class`), so a route added later (``/v1/jobs``,
 ``/v1/audit``…) is covered the day it is mounted: a ``/v1`` read is for viewers and operators, a ``/v1``
 write (or any write gamead does not list) for operators only. ``/v1/doctor`` is for operators only, reads
-included: its report names ads and a run reads the whole store. Deny is the default.
+included: its report names ads and a run reads the whole store. ``GET /v1/whoami`` is for every role.
+Deny is the default.
+
+A method the path has no route for (``PUT /ads``) is answered 405 with ``Allow`` by the app, not 403, for
+every role that may call the path with one of the methods it has (:func:`may_use_path`): a viewer's
+``PUT /ads`` is 405 like a submitter's. A caller who may use none of the path's methods gets 403; no token
+where one is required is 401 before anything else.
 
 A presented token is compared with *every* configured token in constant time, so neither timing nor the
 position of a match leaks anything.
@@ -42,7 +48,7 @@ from gamead_core.config import ROLES, AuthSettings, GameadSettings, Role
 from gamead_core.errors import ConfigError
 
 Access = Literal["read", "write"]
-RouteClass = Literal["open", "ads", "ad", "doctor", "v1", "other"]
+RouteClass = Literal["open", "ads", "ad", "doctor", "whoami", "v1", "other"]
 
 #: RFC 9110 §9.2.1: methods defined as safe (read-only); every other method is a write.
 SAFE_METHODS: Final[frozenset[str]] = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -51,6 +57,8 @@ SAFE_METHODS: Final[frozenset[str]] = frozenset({"GET", "HEAD", "OPTIONS", "TRAC
 OPEN_PATHS: Final[frozenset[str]] = frozenset(
     {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
+#: who the caller is: readable by every authenticated role (a submitter's too), unlike the rest of /v1
+WHOAMI_PATH: Final[str] = "/v1/whoami"
 #: the ad collection: ``GET`` lists, ``POST`` submits (one ad, or a batch)
 COLLECTION_PATHS: Final[frozenset[str]] = frozenset({"/ads", "/ads/batch", "/ads:batch"})
 
@@ -66,6 +74,8 @@ GRANTS: Final[Mapping[tuple[Access, RouteClass], frozenset[Role]]] = {
     ("write", "ad"): _OPERATOR,  # nothing today; any future change to one ad (cancel…) is an operator's
     ("read", "v1"): frozenset({"viewer", "operator"}),  # every GET /v1/*
     ("write", "v1"): _OPERATOR,  # replay, purge, import, jobs, scale override…
+    ("read", "whoami"): _EVERYONE,  # GET /v1/whoami: every authenticated role may ask who it is (README)
+    ("write", "whoami"): _OPERATOR,  # no such route: an operator gets its 405
     ("read", "doctor"): _OPERATOR,  # GET /v1/doctor: names ads and reads the whole store
     ("write", "doctor"): _OPERATOR,  # POST /v1/doctor/repair
     ("read", "other"): _EVERYONE,  # any other GET needs a valid token, of any role
@@ -77,7 +87,8 @@ def route_class(path: str) -> RouteClass:
     """The route class of a request path (see :data:`GRANTS`). Pure; decided by the path alone.
 
     ``open`` (health, docs) · ``ads`` (the collection ``/ads``, ``/ads/batch``, ``/ads:batch``) · ``ad``
-    (``/ads/{id}`` and below) · ``doctor`` (``/v1/doctor`` and below: operators only, reads too) · ``v1``
+    (``/ads/{id}`` and below) · ``doctor`` (``/v1/doctor`` and below: operators only, reads too) · ``whoami``
+    (``/v1/whoami``: every role may ask who it is) · ``v1``
     (``/v1`` and below: the operator API) · ``other``.
     """
     if path in OPEN_PATHS:
@@ -88,6 +99,8 @@ def route_class(path: str) -> RouteClass:
         return "ad"
     if path == "/v1/doctor" or path.startswith("/v1/doctor/"):
         return "doctor"
+    if path == WHOAMI_PATH:
+        return "whoami"
     if path == "/v1" or path.startswith("/v1/"):
         return "v1"
     return "other"
@@ -104,6 +117,12 @@ def allowed_roles(method: str, klass: RouteClass) -> frozenset[Role]:
     if klass == "open":
         return _EVERYONE
     return GRANTS.get((access_of(method), klass), _OPERATOR)
+
+
+def may_use_path(role: str | None, methods: frozenset[str], klass: RouteClass) -> bool:
+    """True if ``role`` may call at least one of ``methods`` (the methods a path has routes for) on a route of
+    class ``klass``: then a method the path lacks is the app's 405 (with ``Allow``), not a 403. Pure."""
+    return role is not None and any(role in allowed_roles(m, klass) for m in methods)
 
 
 def needed_roles_text(roles: frozenset[Role]) -> str:

@@ -34,6 +34,7 @@ import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gamead_core.api.auth import (
@@ -44,6 +45,7 @@ from gamead_core.api.auth import (
     auth_required,
     bearer_token,
     is_loopback,
+    may_use_path,
     needed_roles_text,
     route_class,
 )
@@ -200,7 +202,8 @@ class GateMiddleware:
                 return
             scope.setdefault("state", {})["principal"] = principal  # known before a 403: the audit trail says who
             method: str = scope["method"]
-            if self.auth_required and not principal.may(method, klass):
+            if self.auth_required and not principal.may(method, klass) and not _method_not_routed(
+                    scope, principal.role, klass):  # a method the path lacks: the app's 405 + Allow
                 needs = allowed_roles(method, klass)
                 log.warning("refused: 403 forbidden, token %r (role %s) %s %s", principal.name, principal.role,
                             method, path, extra={"principal": principal.name, "role": principal.role,
@@ -296,3 +299,24 @@ def _with_headers(send: Send, decision: Decision) -> Send:
         await send(message)
 
     return sender
+
+
+def _method_not_routed(scope: Scope, role: str | None, klass: str) -> bool:
+    """True when the app has routes for ``scope``'s path but none for its method, and ``role`` may call the path
+    with one of the methods it has (:func:`~gamead_core.api.auth.may_use_path`): the request goes on to the
+    app, whose answer is 405 with ``Allow``. Asked only on a refusal (never on the hot path); each route is asked
+    with :meth:`~starlette.routing.BaseRoute.matches`, so included routers count too."""
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", None) or []
+
+    def routed(method: str) -> bool:
+        probe = {**scope, "method": method}
+        return any(route.matches(probe)[0] == Match.FULL for route in routes)
+
+    if routed(scope["method"]):
+        return False  # the method is routed: the role decides (403)
+    methods = frozenset(m for m in _METHODS if routed(m))
+    return bool(methods) and may_use_path(role, methods, klass)  # type: ignore[arg-type]
+
+
+#: the methods a route may have (RFC 9110 §9): what :func:`_method_not_routed` asks the app about
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

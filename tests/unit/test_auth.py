@@ -150,7 +150,7 @@ def test_who_may_call_what(method: str, path: str, roles: set[str]) -> None:
 
 
 def test_the_grant_table_has_a_rule_for_every_class_and_access_and_viewers_never_write() -> None:
-    classes = ("ads", "ad", "doctor", "v1", "other")
+    classes = ("ads", "ad", "doctor", "whoami", "v1", "other")
     assert set(GRANTS) == {(access, klass) for access in ("read", "write") for klass in classes}
     for (access, _), roles in GRANTS.items():
         assert "operator" in roles  # the operator may do everything
@@ -174,6 +174,8 @@ def test_every_mounted_route_is_covered_by_the_grant_table() -> None:
             assert "operator" in roles, (method, path)
             if path.startswith("/v1/doctor"):
                 assert roles == {"operator"}, (method, path)
+            elif path == "/v1/whoami":  # every role may ask who it is (README)
+                assert roles == {"submitter", "viewer", "operator"}, (method, path)
             elif path.startswith("/v1"):
                 assert roles == ({"viewer", "operator"} if method in ("GET", "HEAD") else {"operator"}), (method, path)
             if "submitter" in roles and method not in ("GET", "HEAD"):
