@@ -344,8 +344,9 @@ def _show_decision(entry: dict[str, object]) -> None:
 
 
 async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
-                     autoscaling: bool) -> None:
-    """Restart dead children and run the autoscaler until a stop signal; then drain the workers."""
+                     autoscaling: bool, *, recovery: bool) -> None:
+    """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
+    recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not."""
     import nats
     import nats.errors
 
@@ -372,23 +373,26 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
     refusal: ConfigError | None = None
     try:
         task = None
-        if autoscaling:
+        if autoscaling or recovery:
             async def _quiet(exc: Exception) -> None:  # nats-py reconnects; the autoscaler reports failures
                 pass
 
             try:
-                nc = await nats.connect(**connect_options(settings.nats, nats_url, name="gamead-up autoscaler"),
+                nc = await nats.connect(**connect_options(settings.nats, nats_url, name="gamead-up supervisor"),
                                         error_cb=_quiet)
             except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
-                raise GameadError(f"the autoscaler cannot connect to NATS at {nats_url}: {exc}") from exc
+                raise GameadError(f"gamead up cannot connect to NATS at {nats_url}: {exc}") from exc
             guard_reader(nc)  # a dead read loop (nats-py #624) is reconnected, as for every other role
             link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
                                    ready=asyncio.Event())
             link.ready.set()
-            # a worker that dies has its held ads handed to the others at once (gamead_core.worker.reaper)
+            # a worker that dies has its held ads handed to the others at once (gamead_core.worker.reaper),
+            # with or without the autoscaler: else, with --no-autoscale, a death could go unrecovered until its
+            # ads were redelivered after ack_wait, and charge an innocent ad (a reviewer's crash drill, issue I5)
             from gamead_core.worker.reaper import recover_exited
 
             scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
+        if autoscaling:
             deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
                                              on_decision=_show_decision)
             autoscaler = Autoscaler(scaling, deps)
@@ -528,7 +532,7 @@ def up(
                                                                worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"
             f"Processes started: {escape(str(data.state_file))}. Press Ctrl-C to stop.\n")
-        asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling))
+        asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0))
     except _StopRequested:
         say("stopping before the start finished …")
     finally:

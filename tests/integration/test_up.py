@@ -347,3 +347,33 @@ def test_a_taken_nats_port_is_one_red_line(tmp_path: Path) -> None:
         f"error: port {port} on 127.0.0.1 is already in use: set embedded.nats_port to a free port "
         "(0 = any free port)"]
     assert not (up.data_dir / "gamead-up.json").exists()  # nothing was started
+
+
+# --- issue I5: a dead worker's ads are recovered at once, autoscaler or not -----------------------------------
+
+
+def test_with_no_autoscale_a_killed_workers_ad_is_recovered_by_the_supervisor_not_left_to_ack_wait(
+    tmp_path: Path,
+) -> None:
+    """A reviewer's crash drill under ``gamead up --no-autoscale`` charged innocent ads: the supervisor recovered
+    a dead worker's ads only when the autoscaler ran, so the death waited for JetStream's redelivery (here
+    ``ack_wait`` 120 s). Now it recovers them at once either way: the ad a killed worker was analysing carries
+    the death's mark (``lostIn``) and completes on the other worker."""
+    up = up_stack(tmp_path, "--workers", "2", "--no-autoscale", **{
+        **FAST, "GAMEAD_QUEUE__ACK_WAIT": "120", "GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "1500"}).start()
+    try:
+        up.wait_ready()
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            ad_id = client.post("/ads", json=ad("Killed Mid Analysis", 2)).json()["id"]
+            holder = wait_for(lambda: client.get(f"/ads/{ad_id}").json().get("workerId"), timeout=20,
+                              what="a worker to start the ad")
+            os.kill(up.pid_of(f"worker-{holder.rsplit('-', 1)[1]}"), signal.SIGKILL)  # worker id local-N
+            record = wait_for(lambda: (r := client.get(f"/ads/{ad_id}").json()).get("lostIn") and r, timeout=60,
+                              what="the supervisor to recover the dead worker's ad")
+            assert record["lostIn"].startswith(f"{holder}:")
+            # recovered by gamead up's own supervisor (its log), not left to a restarted worker or ack_wait
+            wait_for(lambda: f"worker {holder} died holding 1 ad(s)" in up.output(), timeout=20,
+                     what="gamead up to log its recovery of the dead worker's ad")
+            assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
+    finally:
+        up.kill_everything()
