@@ -25,11 +25,13 @@ VALID_ID = "01m87v538ce744cfgethvyb39n"
 
 
 def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    """``gamead ARGS`` in process: (exit code, stdout, stderr)."""
     result = CliRunner().invoke(app, list(args), input=input)
     return result.exit_code, result.stdout, result.stderr
 
 
 def one_red_line(stderr: str) -> str:
+    """The one ``error: …`` line a CLI error prints (no traceback, no "unexpected")."""
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert "unexpected" not in stderr and "Traceback" not in stderr, stderr

@@ -9,27 +9,14 @@ import math
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from gamead_cli.client import ApiClient
 from gamead_cli.commands.submit import send_many
 from gamead_cli.inputs import NotJson, strict_dumps, strict_loads
-from gamead_cli.main import app
+from tests.cli.test_review_c4 import invoke, one_red_line
 from tests.support import ad
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
-
-
-def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), input=input)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def one_red_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert "unexpected" not in stderr and "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def strict_json(text: str) -> object:
