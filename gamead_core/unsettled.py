@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nats.js import JetStreamContext
 
@@ -45,12 +45,10 @@ MAX_WITHDRAWALS = 100_000  #: ambiguous record creates waiting at once (an id ea
 MAX_PUBLISH_BYTES = 32 * 1024 * 1024  #: bytes of ambiguous messages waiting at once
 
 
-@dataclass(slots=True)
-class _Publish:
+class _Publish(NamedTuple):
     level: int
     payload: bytes
     revision: int
-    tries: int = 0
 
 
 class Unsettled:
@@ -62,8 +60,9 @@ class Unsettled:
         self._store = store
         self._timeout = timeout
         self._partitions = partitions
-        self._withdrawals: dict[str, int] = {}  # ad id → rounds tried
+        self._withdrawals: dict[str, None] = {}  # ad ids, in arrival order
         self._publishes: dict[str, _Publish] = {}
+        self._tries: dict[str, int] = {}  # ad id → rounds tried so far (either kind)
         self._publish_bytes = 0
         self._task: asyncio.Task[None] | None = None
         #: True while more than ``nats.max_pending_bytes`` wait to be sent (set by the API's QueueLink): a round
@@ -83,7 +82,7 @@ class Unsettled:
         if len(self._withdrawals) >= MAX_WITHDRAWALS:
             self._left_to_doctor(ad_id, "record")
             return
-        self._withdrawals.setdefault(ad_id, 0)
+        self._withdrawals[ad_id] = None
         self._wake()
 
     def message_maybe_published(self, ad_id: str, level: int, payload: bytes, revision: int) -> None:
@@ -127,7 +126,7 @@ class Unsettled:
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]
             for ad_id, answer in zip(chunk, await self._store.withdraw_many(chunk), strict=True):
-                self._tried(self._withdrawals, ad_id, answer is None, "record")
+                self._tried(ad_id, answer is None, "record")
             if self.held():
                 return
         ids = list(self._publishes)
@@ -139,23 +138,22 @@ class Unsettled:
                 refused = isinstance(answer, (QueueFull, StorageFailed, TopologyMissing))
                 if refused:  # stored before or not, the stream cannot take it now: take the record back
                     await self._take_back(ad_id, pending.revision)
-                self._tried(self._publishes, ad_id, refused or not isinstance(answer, Exception), "message")
+                self._tried(ad_id, refused or not isinstance(answer, Exception), "message")
             if self.held():
                 return
 
-    def _tried(self, pending: dict[str, int] | dict[str, _Publish], ad_id: str, settled: bool, what: str) -> None:
-        entry = pending[ad_id]
-        tries = (entry if isinstance(entry, int) else entry.tries) + 1
-        if settled or tries >= TRIES:
-            del pending[ad_id]
-            if isinstance(entry, _Publish):
-                self._publish_bytes -= len(entry.payload)
-            if not settled:
-                self._left_to_doctor(ad_id, what)
-        elif isinstance(entry, _Publish):
-            entry.tries = tries
-        else:
-            pending[ad_id] = tries  # type: ignore[assignment]
+    def _tried(self, ad_id: str, settled: bool, what: str) -> None:
+        """One round's answer for ``ad_id``: settled, or given up after :data:`TRIES` rounds, it leaves."""
+        tries = self._tries.get(ad_id, 0) + 1
+        if not settled and tries < TRIES:
+            self._tries[ad_id] = tries
+            return
+        self._tries.pop(ad_id, None)
+        self._withdrawals.pop(ad_id, None)
+        if (pending := self._publishes.pop(ad_id, None)) is not None:
+            self._publish_bytes -= len(pending.payload)
+        if not settled:
+            self._left_to_doctor(ad_id, what)
 
     async def _take_back(self, ad_id: str, revision: int) -> None:
         try:

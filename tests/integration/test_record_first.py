@@ -27,6 +27,11 @@ from tests.support import (
 ENV = {"GAMEAD_QUEUE__ACK_WAIT": "30", "GAMEAD_DOCTOR__SETTLE": "0.3", "GAMEAD_DOCTOR__OVERDUE_AFTER": "0"}
 
 
+async def _record_ids(js: Any, store: Any) -> list[str]:
+    """The ids of the newest 100 ad records (for :func:`_run`)."""
+    return [r.id for r in await store.scan(limit=100)]
+
+
 def _submit(http: httpx.Client, title: str, **headers: str) -> str:
     resp = http.post("/ads", json=ad(title, 3), headers=headers)
     assert resp.status_code == 202, resp.text
@@ -159,10 +164,7 @@ def test_a_refused_submit_leaves_no_record_and_an_orphan_record_is_queued_again_
         batch = http.post("/ads/batch", json={"ads": [ad("Batch 1"), ad("Batch 2")]})
         assert batch.status_code == 503 and batch.json()["error"]["code"] == "queue_full", batch.text
 
-        async def records(js: Any, store: Any) -> list[str]:
-            return [r.id for r in await store.scan(limit=100)]
-
-        assert _run(server.url, records) == [first], "a refused submit left its record behind"
+        assert _run(server.url, _record_ids) == [first], "a refused submit left its record behind"
         assert_doctor_clean(url)
 
         orphan = new_ad_id()
@@ -206,11 +208,8 @@ def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answe
         assert single.status_code == 503 and single.json()["error"]["code"] == "queue_unavailable", single.text
         assert batch.status_code == 503 and batch.json()["error"]["code"] == "queue_unavailable", batch.text
 
-    async def records(js: Any, store: Any) -> list[str]:
-        return [r.id for r in await store.scan(limit=100)]
-
     # the creates and their delete markers land once NATS reads its socket again: only the first ad is left
-    wait_for(lambda: _run(server.url, records) == [kept], timeout=20, what="the stalled submits' records withdrawn")
+    wait_for(lambda: _run(server.url, _record_ids) == [kept], timeout=20, what="the stalled submits' records withdrawn")
     assert _work_messages(server.url) == 1
     assert_doctor_clean(server.url)
 
@@ -240,10 +239,7 @@ def test_a_burst_of_batches_503d_in_a_stall_leaves_no_record_once_nats_answers_a
             codes = list(pool.map(batch, range(12)))
     assert codes == [503] * 12, codes
 
-    async def records(js: Any, store: Any) -> list[str]:
-        return [r.id for r in await store.scan(limit=100)]
-
-    wait_for(lambda: _run(server.url, records) == [kept], timeout=60, what="1,200 stalled creates withdrawn")
+    wait_for(lambda: _run(server.url, _record_ids) == [kept], timeout=60, what="1,200 stalled creates withdrawn")
     assert _work_messages(server.url) == 1
     assert_doctor_clean(server.url)
 
