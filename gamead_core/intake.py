@@ -11,7 +11,9 @@ compare-and-set over ``r``, so a record changed meanwhile makes it lose and the 
   answers again): the client gets a 503, nothing is published, and the record is withdrawn in the
   background (:mod:`gamead_core.unsettled`).
 * The publish definitely fails (the stream is full, no stream, an error ack): the record is deleted again
-  (compare-and-set at ``r``, best effort) and the client gets the same 503 as before.
+  (compare-and-set at ``r``) and the client gets the same 503 as before. If that delete fails too (the
+  records' stream failing over with the work stream's), it is sent again in the background until answered
+  (:mod:`gamead_core.unsettled`).
 * The publish is ambiguous (no ack in time: the message may be stored): the client gets a 503 and may retry
   (a new ad; with an ``Idempotency-Key`` the same one); the message is published again under the same
   message id in the background (:mod:`gamead_core.unsettled`: JetStream deduplicates it), so the record never
@@ -54,7 +56,8 @@ from ulid import ULID
 
 from gamead_core import names
 from gamead_core.errors import (
-    Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueFull, StorageFailed, TopologyMissing,
+    Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueFull, QueueUnavailable, StorageFailed,
+    TopologyMissing,
 )
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
@@ -163,7 +166,7 @@ class Intake:
                     partitions=self._partitions, record_revision=revision,
                 )
             except GameadError as exc:
-                await self._after_failed_publish(ad_id, ad.priority, payload, revision, exc)
+                await self._after_failed_publishes([(Outgoing(ad_id, ad.priority, payload, revision), exc)])
                 raise
             if published.duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
                 return Accepted(record, duplicate=True)
@@ -175,13 +178,17 @@ class Intake:
         """Create the record of a fresh id; its revision. The ack is awaited here, not three calls down in
         :meth:`AdStore.create` (each coroutine between an await and its task is resumed and suspended again on
         every wait: issue 14.4); any answer but an ack (a lost compare-and-set, a key being written …) is
-        left to :meth:`AdStore.create`, which sorts them out. Raises what it raises."""
+        left to :meth:`AdStore.create`, which sorts them out. Raises what it raises, but its :class:`Conflict`
+        as :class:`QueueUnavailable` (an ambiguous create, withdrawn by the caller)."""
         with nats_boundary():
             try:
                 return (await (await self._store.send_create(record, payload))).seq
             except nats.js.errors.APIError:
                 pass  # an error ack: not stored; AdStore.create retries or names the error
-        return await self._store.create(record, payload)
+        try:
+            return await self._store.create(record, payload)
+        except Conflict as exc:  # nobody else writes a fresh id: a try of ours won, its answer lost (withdrawn)
+            raise QueueUnavailable(f"the record of ad {record.id} may be stored: {exc.message}") from exc
 
     async def _withdraw_if_ambiguous(self, ad_id: str, exc: GameadError) -> None:
         """A record create of the fresh id ``ad_id`` failed with ``exc``: if its ack merely did not come (the
@@ -190,23 +197,32 @@ class Intake:
         if not isinstance(exc, Conflict) and not not_stored(exc):
             self.unsettled.record_maybe_created(ad_id)
 
-    async def _after_failed_publish(self, ad_id: str, level: int, payload: bytes, revision: int,
-                                    exc: GameadError) -> None:
-        """The publish of ``ad_id`` (its record at ``revision``) failed with ``exc``: certainly not stored, the
-        record is taken back; ambiguous, the publish is finished in the background."""
-        if not_stored(exc):
-            await self._take_back(ad_id, revision)
-        else:
-            self.unsettled.message_maybe_published(ad_id, level, payload, revision)
+    async def _after_failed_publishes(self, failed: list[tuple[Outgoing, GameadError]]) -> None:
+        """The publishes of ``failed`` (each ad's :class:`Outgoing`, its record at ``revision``, and the error
+        met): the records of those certainly not stored are taken back, all at once (one deadline); the
+        ambiguous ones are finished in the background (:meth:`Unsettled.message_maybe_published`)."""
+        refused = []
+        for out, exc in failed:
+            if not_stored(exc):
+                refused.append((out.ad_id, out.revision))
+            else:
+                self.unsettled.message_maybe_published(out.ad_id, out.level, out.payload, out.revision)
+        if refused:
+            await self._take_back(refused)
 
-    async def _take_back(self, ad_id: str, revision: int) -> None:
-        """Delete the record of an ad whose message JetStream refused (best effort: a record left behind is a
-        ``no_message`` the doctor reports and repairs)."""
+    async def _take_back(self, refused: list[tuple[str, int | None]]) -> None:
+        """Delete the records of ads whose message JetStream refused (``(ad_id, revision)`` pairs: each
+        only while still at its revision): now, or, for each that fails too, in the background until answered
+        (:meth:`Unsettled.take_back`)."""
         try:
-            await self._store.delete_created(ad_id, revision)
+            answers: list[GameadError | None] = list(await self._store.withdraw_many(refused))
         except GameadError as exc:
-            log.warning("ad %s was refused by the queue and its record could not be taken back: %s", ad_id,
-                        exc.message, extra={"ad_id": ad_id})
+            answers = [exc] * len(refused)
+        for (ad_id, revision), answer in zip(refused, answers, strict=True):
+            if answer is not None:
+                log.info("ad %s was refused by the queue and its record could not be taken back yet (%s): "
+                         "retrying in the background", ad_id, answer.message, extra={"ad_id": ad_id})
+                self.unsettled.take_back(ad_id, revision)
 
     async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str) -> Accepted:
         ad_id = keyed_ad_id(scope, key)
@@ -245,8 +261,8 @@ class Intake:
         """Queue ``ads`` (no idempotency keys) in the order of :meth:`submit`, each step pipelined: the records
         created (:meth:`AdStore.create_many`), then the messages of the ads whose record was stored published
         (:func:`publish_ads`, with ``Gamead-Record-Revision``). One result per ad, in order, each
-        :class:`Accepted` only once JetStream acknowledged both, else the gamead error it met (a refused publish
-        takes its record back, as :meth:`submit` does). Never raises for one ad."""
+        :class:`Accepted` only once JetStream acknowledged both, else the gamead error it met (refused publishes
+        take their records back, together, as :meth:`submit` does). Never raises for one ad."""
         now = utcnow()
         # validated as in submit(): cheaper than model_construct (see there)
         records = [AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=now, ad=ad)
@@ -257,17 +273,17 @@ class Intake:
             if isinstance(revision, GameadError):
                 await self._withdraw_if_ambiguous(record.id, revision)
         stored = [i for i, revision in enumerate(created) if isinstance(revision, int)]
-        published = await publish_ads(
-            self._js, [Outgoing(records[i].id, records[i].priority, payloads[i], created[i])  # type: ignore[arg-type]
-                       for i in stored],
-            timeout=self._timeout, partitions=self._partitions) if stored else []
+        outgoing = [Outgoing(records[i].id, records[i].priority, payloads[i], created[i])  # type: ignore[arg-type]
+                    for i in stored]
+        published = await publish_ads(self._js, outgoing, timeout=self._timeout,
+                                      partitions=self._partitions) if stored else []
         results: list[Accepted | GameadError] = [
             c if isinstance(c, GameadError) else GameadError("not published") for c in created]
-        for i, outcome in zip(stored, published, strict=True):
+        failed: list[tuple[Outgoing, GameadError]] = []
+        for i, out, outcome in zip(stored, outgoing, published, strict=True):
             record = records[i]
             if isinstance(outcome, GameadError):
-                await self._after_failed_publish(record.id, record.priority, payloads[i], created[i],  # type: ignore[arg-type]
-                                                 outcome)
+                failed.append((out, outcome))
                 results[i] = outcome
             elif isinstance(outcome, Exception):  # not a NATS error: a bug, reported for this ad alone
                 results[i] = GameadError(f"ad could not be queued: {outcome}")
@@ -275,6 +291,8 @@ class Intake:
                 results[i] = Accepted(record, duplicate=outcome.duplicate)
                 if not outcome.duplicate:
                     ad_submitted(record.priority)  # gamead_ads_submitted_total, as for a single submit
+        if failed:
+            await self._after_failed_publishes(failed)
         return results
 
     async def _first_ad(self, ad_id: str, seq: int) -> AdRecord | None:

@@ -8,19 +8,24 @@ here, tried again every :data:`RETRY_EVERY` s until NATS answers (for up to :dat
 
 * a record create without an answer: its delete marker is sent until acknowledged (the id is fresh and was
   never published: nobody else writes it);
+* a record whose message JetStream refused (the stream full or missing, or a publish that never left the
+  client), and whose take-back failed too (the records' stream failing over with the work stream's: the
+  fail-over test found one ``no_message`` this way): its compare-and-set delete marker is sent until
+  acknowledged or lost (the record changed: someone else owns it);
 * a message publish without an answer: it is published again with the same ``Nats-Msg-Id``, which JetStream
   deduplicates within the stream's duplicate window (``queue.duplicate_window``), until acknowledged: stored now or
   before, the ad has its record and its message and completes, as an ambiguous publish always could. A
-  refusal that says the stream cannot take it (full, storage failed, missing) takes the record back.
+  refusal that says the stream cannot take it (full, storage failed, missing) takes the record back, as above.
 
 One task settles them all, in rounds: every pending write is sent back to back, :data:`CHUNK` at a time, and
 their acks awaited together (:func:`~gamead_core.queue.acks.publish_many`), skipping a round while the
-connection's outbound buffer is over ``nats.max_pending_bytes``. What waits is an id (a withdrawal) or an id and
-its record's bytes (a publish), bounded by :data:`MAX_WITHDRAWALS` and :data:`MAX_PUBLISH_BYTES`, so a stall
-under a burst is settled whole: a reviewer's 40 batches of 100 ads 503'd in a 4 s stall left 3,000 records
-without a message when this was a task per write capped at 1,000. While either bound is reached :attr:`full`
-is True and the API refuses new submits (503) rather than leave their writes unsettled; what is not settled
-within :data:`TRIES` rounds (NATS away longer) is logged and left to ``gamead doctor --repair``.
+connection's outbound buffer is over ``nats.max_pending_bytes``. What waits is an id and perhaps a revision (a
+withdrawal) or an id and its record's bytes (a publish), bounded by :data:`MAX_WITHDRAWALS` and
+:data:`MAX_PUBLISH_BYTES`, so a stall under a burst is settled whole: a reviewer's 40 batches of 100 ads
+503'd in a 4 s stall left 3,000 records without a message when this was a task per write capped at 1,000.
+While either bound is reached :attr:`full` is True and the API refuses new submits (503) rather than leave
+their writes unsettled; what is not settled within :data:`TRIES` rounds (NATS away longer) is logged and left
+to ``gamead doctor --repair``.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class Unsettled:
         self._store = store
         self._timeout = timeout
         self._partitions = partitions
-        self._withdrawals: dict[str, None] = {}  # ad ids, in arrival order
+        #: ad id → the revision a take-back deletes at (None: any), in arrival order
+        self._withdrawals: dict[str, int | None] = {}
         self._publishes: dict[str, _Publish] = {}
         self._tries: dict[str, int] = {}  # ad id → rounds tried so far (either kind)
         self._publish_bytes = 0
@@ -79,10 +85,18 @@ class Unsettled:
 
     def record_maybe_created(self, ad_id: str) -> None:
         """The create of ``ad_id``'s record got no answer: withdraw it (a delete marker, until acknowledged)."""
+        self._withdraw(ad_id, None)
+
+    def take_back(self, ad_id: str, revision: int) -> None:
+        """The message of ``ad_id`` (its record at ``revision``) was refused and the record could not be deleted
+        yet: delete it at ``revision`` (a compare-and-set delete marker) until acknowledged or lost."""
+        self._withdraw(ad_id, revision)
+
+    def _withdraw(self, ad_id: str, revision: int | None) -> None:
         if len(self._withdrawals) >= MAX_WITHDRAWALS:
             self._left_to_doctor(ad_id, "record")
             return
-        self._withdrawals[ad_id] = None
+        self._withdrawals[ad_id] = revision
         self._wake()
 
     def message_maybe_published(self, ad_id: str, level: int, payload: bytes, revision: int) -> None:
@@ -122,10 +136,10 @@ class Unsettled:
                 await asyncio.sleep(RETRY_EVERY)
 
     async def _round(self) -> None:
-        ids = list(self._withdrawals)
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start:start + CHUNK]
-            for ad_id, answer in zip(chunk, await self._store.withdraw_many(chunk), strict=True):
+        withdrawals = list(self._withdrawals.items())
+        for start in range(0, len(withdrawals), CHUNK):
+            chunk = withdrawals[start:start + CHUNK]
+            for (ad_id, _), answer in zip(chunk, await self._store.withdraw_many(chunk), strict=True):
                 self._tried(ad_id, answer is None, "record")
             if self.held():
                 return
@@ -136,9 +150,9 @@ class Unsettled:
                                                    in chunk], timeout=self._timeout, partitions=self._partitions)
             for (ad_id, pending), answer in zip(chunk, answers, strict=True):
                 refused = isinstance(answer, (QueueFull, StorageFailed, TopologyMissing))
-                if refused:  # stored before or not, the stream cannot take it now: take the record back
-                    await self._take_back(ad_id, pending.revision)
                 self._tried(ad_id, refused or not isinstance(answer, Exception), "message")
+                if refused:  # stored before or not, the stream cannot take it now: take the record back
+                    self._withdraw(ad_id, pending.revision)
             if self.held():
                 return
 
@@ -154,12 +168,6 @@ class Unsettled:
             self._publish_bytes -= len(pending.payload)
         if not settled:
             self._left_to_doctor(ad_id, what)
-
-    async def _take_back(self, ad_id: str, revision: int) -> None:
-        try:
-            await self._store.delete_created(ad_id, revision)
-        except GameadError:
-            pass  # the doctor's no_message
 
     @staticmethod
     def _left_to_doctor(ad_id: str, what: str) -> None:

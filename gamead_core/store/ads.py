@@ -251,41 +251,24 @@ class AdStore:
             for r, p in zip(records, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
 
-    async def withdraw(self, ad_id: str) -> None:
-        """Delete the record of the fresh id ``ad_id`` whatever its revision (ADR-8 ``KV-Operation: DEL``, with
-        the final-record TTL), acknowledged: the answer to a create whose ack did not come in time
-        (:mod:`gamead_core.unsettled`). NATS delivers one connection's messages in order, so the marker lands
-        after the create, if the create lands at all; the id was never published, so nobody else writes it.
-        Raises the gamead error of a failed write."""
+    async def withdraw_many(self, withdrawals: list[tuple[str, int | None]]) -> list[GameadError | None]:
+        """Delete the records of fresh ids, pipelined (sent back to back, acks awaited together:
+        :func:`publish_many`): the delete markers (ADR-8 ``KV-Operation: DEL``, with the final-record TTL) that
+        settle a 503'd submit (:mod:`gamead_core.unsettled`). ``withdrawals``: ``(ad_id, revision)`` pairs;
+        ``revision`` None deletes whatever the revision (a create whose ack did not come: the id was never
+        published, so nobody else writes it, and NATS delivers one connection's messages in order, so the marker
+        lands after the create, if the create lands at all); an int deletes only a record still at that revision
+        (one whose message JetStream refused: the record is taken back unless it changed since). The markers carry
+        the final-record TTL (when the bucket names one), so refused submits under a full queue leave nothing
+        that outlives a finished ad's record. One result per pair, in order: None once settled (deleted, or a
+        compare-and-set that lost: the record changed, someone else owns it now), else the gamead error met.
+        Raises a gamead error only if nothing could be sent (:func:`nats_boundary`)."""
         with nats_boundary():
-            await (await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, ad_id), b"",
-                                       headers=_write_headers(None, self.final_ttl, delete=True),
-                                       timeout=self._timeout))
-
-    async def withdraw_many(self, ad_ids: list[str]) -> list[GameadError | None]:
-        """:meth:`withdraw` of every id of ``ad_ids`` pipelined (sent back to back, acks awaited together:
-        :func:`publish_many`). One result per id, in order: None once acknowledged, else the gamead error met."""
-        answers = await publish_many(self._js, [
-            (names.kv_subject(names.ADS_BUCKET, ad_id), b"", _write_headers(None, self.final_ttl, delete=True))
-            for ad_id in ad_ids], timeout=self._timeout)
-        return [None if isinstance(a, Ack) else _translated(a) for a in answers]
-
-    async def delete_created(self, ad_id: str, revision: int) -> bool:
-        """Delete the record of ``ad_id`` only if it is still at ``revision`` (a compare-and-set delete marker,
-        ADR-8 ``KV-Operation: DEL``): the submit path takes back the record of an ad whose message JetStream
-        refused. True if deleted; False if the record changed since (someone else owns it now). Raises the
-        gamead error of a failed write. The marker carries the final-record TTL (when the bucket names one),
-        so refused submits under a full queue leave nothing that outlives a finished ad's record."""
-        with nats_boundary():
-            try:
-                await (await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, ad_id), b"",
-                                           headers=_write_headers(revision, self.final_ttl, delete=True),
-                                           timeout=self._timeout))
-            except nats.js.errors.APIError as exc:
-                if _lost(exc):
-                    return False
-                raise
-        return True
+            answers = await publish_many(self._js, [
+                (names.kv_subject(names.ADS_BUCKET, ad_id), b"", _write_headers(revision, self.final_ttl,
+                                                                                 delete=True))
+                for ad_id, revision in withdrawals], timeout=self._timeout)
+        return [None if isinstance(a, Ack) or _lost(a) else _translated(a) for a in answers]
 
     async def update(self, record: AdRecord, revision: int) -> int:
         """Compare-and-set: write ``record`` only if the stored revision is still ``revision``; returns the new

@@ -4,12 +4,16 @@
   on different replicas; a direct get answered by a replica that is behind used to raise ``NotFound`` in the
   worker for 1.3-1.8 % of ads, which then waited a full ``ack_wait``. Now: 0 ads redelivered, 0 tracebacks.
 * Killing the stream leader under load: 0 acknowledged ads lost, 0 worker tracebacks, and clients get only
-  202 or 503 (never a 500) while the cluster fails over.
+  202 or 503 (never a 500) while the cluster fails over. The records' stream is led by the same node, so it
+  fails over at the same moment: a submit refused by the work stream could then not take its record back, and
+  the doctor found 1-4 records without a message after 5 of 6 drills (CI met it once with the leaders apart).
+  Now such a take-back is retried until answered: the doctor finds nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -60,16 +64,35 @@ def _tracebacks(*procs: Proc) -> list[str]:
             if "Traceback" in line or "unexpected error" in line]
 
 
-def _stream_leader(servers: list[str]) -> str:
+def _stream_leader(servers: list[str], stream: str = names.ADS_STREAM) -> str:
     async def run() -> str:
         nc = await nats.connect(servers)
         try:
-            info = await nc.jetstream(timeout=5).stream_info(names.ADS_STREAM)
+            info = await nc.jetstream(timeout=5).stream_info(stream)
             return str(info.cluster.leader)  # type: ignore[union-attr]
         finally:
             await nc.close()
 
     return asyncio.run(run())
+
+
+def _move_leader(servers: list[str], stream: str, to: str) -> None:
+    """Make node ``to`` the leader of ``stream`` (a leader step-down naming it preferred, nats-server 2.11+)."""
+    async def step_down() -> None:
+        nc = await nats.connect(servers)
+        try:
+            await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}",
+                             json.dumps({"placement": {"preferred": to}}).encode(), timeout=5)
+        finally:
+            await nc.close()
+
+    def moved() -> bool:
+        if _stream_leader(servers, stream) == to:
+            return True
+        asyncio.run(step_down())
+        return False
+
+    wait_for(moved, timeout=30, interval=0.5, what=f"{stream}'s leader moved to {to}")
 
 
 def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack: dict[str, Any]) -> None:
@@ -162,6 +185,8 @@ def test_killing_the_stream_leader_under_load_loses_nothing(r3_stack: dict[str, 
     try:
         wait_for(lambda: len(accepted) >= 60, timeout=30, what="60 ads accepted before the kill")
         leader = cluster.node_named(_stream_leader(cluster.servers))
+        # the records' stream fails over at the same moment: what CI once met (one record without its message)
+        _move_leader(cluster.servers, names.ADS_BUCKET_STREAM, leader.name)
         leader.kill()
         before = len(accepted)
         wait_for(lambda: len(accepted) >= before + 60, timeout=40, interval=0.2,

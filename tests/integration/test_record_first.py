@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import nats
+from nats.js.api import DiscardPolicy
 from typer.testing import CliRunner
 
 from gamead_cli.main import app
@@ -185,6 +186,47 @@ def test_a_refused_submit_leaves_no_record_and_an_orphan_record_is_queued_again_
         assert fixed.exit_code == 0, fixed.output
         assert json.loads(fixed.stdout)["job"]["counts"]["republished"] == 1, fixed.stdout
         assert wait_terminal(http, orphan)["status"] == "completed"
+    assert_doctor_clean(url)
+
+
+def test_a_refused_submit_whose_record_cannot_be_taken_back_at_once_is_taken_back_once_nats_takes_it(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """CI's fail-over test (``test_cluster.py::…killing_the_stream_leader…``) ended with one ``queued`` record
+    without a message (a doctor ``no_message``): a submit whose publish was refused while the records' stream
+    failed over too could not delete its record, and the take-back was best effort. Here the work stream is full
+    (``queue.max_msgs`` 1) and the records' stream refuses writes to keys it holds (``discard_new_per_subject``):
+    the next submit's record is created, its publish refused (503 ``queue_full``), and its take-back refused
+    too. Before: that record stayed
+    for good (1 record too many, the doctor's ``no_message``). Now it is deleted as soon as the records' stream
+    takes writes again; the doctor finds nothing."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__MAX_MSGS="1", **ENV)
+    procs.append(api)
+
+    kept: dict[str, Any] = {}
+
+    async def records_refuse_changes(js: Any, _store: Any, refuse: bool) -> None:
+        """The records' stream (history 1) refusing every write to a key it holds (discard new per subject), or
+        as it was."""
+        config = (await js.stream_info(names.ADS_BUCKET_STREAM)).config
+        if refuse:
+            kept["discard"] = config.discard
+            config.discard, config.discard_new_per_subject = DiscardPolicy.NEW, True
+        else:
+            config.discard, config.discard_new_per_subject = kept["discard"], False
+        await js.update_stream(config)
+
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first = _submit(http, "The one that fits")
+        _run(server.url, lambda js, store: records_refuse_changes(js, store, True))
+        refused = http.post("/ads", json=ad("Refused, and its record stuck for a while"))
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "queue_full", refused.text
+        assert len(_run(server.url, _record_ids)) == 2, "the take-back was refused: the record is still there"
+        _run(server.url, lambda js, store: records_refuse_changes(js, store, False))
+        wait_for(lambda: _run(server.url, _record_ids) == [first], timeout=30,
+                 what="the refused submit's record taken back once the records' stream takes writes")
+    assert _work_messages(server.url) == 1
     assert_doctor_clean(url)
 
 
