@@ -14,8 +14,10 @@ here, tried again every :data:`RETRY_EVERY` s until NATS answers (for up to :dat
   acknowledged or lost (the record changed: someone else owns it);
 * a message publish without an answer: it is published again with the same ``Nats-Msg-Id``, which JetStream
   deduplicates within the stream's duplicate window (``queue.duplicate_window``), until acknowledged: stored now or
-  before, the ad has its record and its message and completes, as an ambiguous publish always could. A
-  refusal that says the stream cannot take it (full, storage failed, missing) takes the record back, as above.
+  before, the ad has its record and its message and completes, as an ambiguous publish always could. An
+  error ack that says the stream cannot take it (full, storage failed) takes the record back, as above; "no
+  responders" (no stream, or a stream electing a leader: a reviewer saw a take-back then leave a stored
+  message without its record) is tried again like a timeout.
 
 One task settles them all, in rounds: every pending write is sent back to back, :data:`CHUNK` at a time, and
 their acks awaited together (:func:`~gamead_core.queue.acks.publish_many`), skipping a round while the
@@ -37,7 +39,7 @@ from typing import NamedTuple
 
 from nats.js import JetStreamContext
 
-from gamead_core.errors import GameadError, QueueFull, StorageFailed, TopologyMissing
+from gamead_core.errors import GameadError, QueueFull, StorageFailed
 from gamead_core.queue.publish import Outgoing, publish_ads
 from gamead_core.store.ads import AdStore
 
@@ -48,6 +50,7 @@ TRIES = 300  #: rounds an ambiguous write is tried in before it is left to the d
 CHUNK = 500  #: writes sent back to back before their acks are awaited
 MAX_WITHDRAWALS = 100_000  #: ambiguous record creates waiting at once (an id each: a few MB at most)
 MAX_PUBLISH_BYTES = 32 * 1024 * 1024  #: bytes of ambiguous messages waiting at once
+LAST_ROUND = 3.0  #: seconds the round at shutdown may take (within the API's drain)
 
 
 class _Publish(NamedTuple):
@@ -112,12 +115,20 @@ class Unsettled:
         self._wake()
 
     async def close(self) -> None:
-        """Stop settling (the API is stopping); what is left is the doctor's."""
+        """Stop settling (the API is stopping): one last round for what is pending, at most
+        :data:`LAST_ROUND` seconds (NATS may be back since the last one); what is left after it is the doctor's,
+        each ad id logged."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if len(self):
-            log.warning("%d ambiguous submits left unsettled at shutdown: gamead doctor will find them", len(self))
+            try:
+                await asyncio.wait_for(self._round(), LAST_ROUND)
+            except Exception as exc:  # noqa: BLE001 - stopping: what is left is logged below
+                log.info("settling ambiguous submits at shutdown: %r", exc)
+        if len(self):
+            log.warning("%d ambiguous submits left unsettled at shutdown: gamead doctor will find them "
+                        "(no_message)", len(self), extra={"ad_ids": [*self._withdrawals, *self._publishes][:100]})
 
     def _wake(self) -> None:
         if self._task is None or self._task.done():
@@ -149,7 +160,10 @@ class Unsettled:
             answers = await publish_ads(self._js, [Outgoing(ad_id, p.level, p.payload, p.revision) for ad_id, p
                                                    in chunk], timeout=self._timeout, partitions=self._partitions)
             for (ad_id, pending), answer in zip(chunk, answers, strict=True):
-                refused = isinstance(answer, (QueueFull, StorageFailed, TopologyMissing))
+                # an error ack: JetStream looks up the message id before it stores, so a try stored before
+                # would have been answered "duplicate"; not "no responders" (a stream electing a leader):
+                # that says nothing of the earlier try, which is sent again
+                refused = isinstance(answer, (QueueFull, StorageFailed))
                 self._tried(ad_id, refused or not isinstance(answer, Exception), "message")
                 if refused:  # stored before or not, the stream cannot take it now: take the record back
                     self._withdraw(ad_id, pending.revision)

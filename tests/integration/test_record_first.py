@@ -323,3 +323,54 @@ def test_an_ambiguous_publish_is_finished_in_the_background_so_no_record_stays_w
     _run(server.url, settle)
     assert _work_messages(server.url) == 1
     assert_doctor_clean(server.url)
+
+
+def test_a_stream_electing_a_leader_never_makes_the_settling_take_back_a_record_whose_message_is_stored(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """A reviewer's finding: the background settling took "no responders" (what a work stream answers while it
+    elects a leader) for a refusal and deleted the record, though the earlier try, whose ack was lost, had stored
+    the message: a message without its record, analysed although its client got 503. Here the message is stored,
+    its publish handed to :class:`Unsettled` as ambiguous while no stream listens on its level's subject, then the
+    subject is given back. Before: the record was gone (the doctor's ``message_without_record``). Now: the retry is
+    answered "duplicate" once the stream listens again; record and message both stay; the doctor finds nothing."""
+    from gamead_core.config import load_settings
+    from gamead_core.intake import new_ad_id
+    from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+    from gamead_core.queue.publish import Outgoing, publish_ads
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.store.ads import encode
+    from gamead_core.unsettled import Unsettled
+
+    server = fresh_nats()
+    ad_id = new_ad_id()
+
+    async def electing(js: Any, store: Any) -> bool:
+        await ensure_topology(js, load_settings(None))
+        record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
+                          ad=AdSubmission.model_validate(ad("Stored, its ack lost", 2)))
+        payload = encode(record)
+        revision = int(await store.create(record, payload))
+        [stored] = await publish_ads(js, [Outgoing(ad_id, 2, payload, revision)], timeout=5)
+        assert not isinstance(stored, Exception), stored
+        config = (await js.stream_info(names.ADS_STREAM)).config
+        subjects = config.subjects
+        config.subjects = [names.level_subject(level) for level in names.LEVELS if level != 2]
+        await js.update_stream(config)  # level 2's publishes now get "no responders"
+        unsettled = Unsettled(js, store, timeout=2.0)
+        unsettled.message_maybe_published(ad_id, 2, payload, revision)
+        while unsettled._tries.get(ad_id, 0) < 2 and len(unsettled):  # noqa: SLF001 - two rounds answered
+            await asyncio.sleep(0.05)
+        config.subjects = subjects
+        await js.update_stream(config)
+        while len(unsettled):
+            await asyncio.sleep(0.05)
+        try:
+            await store.get(ad_id)
+        except Exception:  # noqa: BLE001 - NotFound: the finding
+            return False
+        return True
+
+    assert _run(server.url, electing), "the record of an ad whose message is stored was taken back"
+    assert _work_messages(server.url) == 1
+    assert_doctor_clean(server.url)
