@@ -10,6 +10,7 @@
     │   ├── StorageFailed        JetStream could not store a write: disk, server or account storage full
     │   ├── TopologyMissing      a stream, consumer or bucket gamead needs does not exist (yet)
     │   │   └── WorkStreamMissing  no work stream takes an ad's subject: the publish reached no stream
+    │   ├── NoStreamLeader       a stream that exists took no write: no leader answered (a cluster electing one)
     │   └── OutboundFull         a write would put more than nats.max_pending_bytes on the way to NATS
     │   └── AuditUnavailable     an operator action's audit record could not be written: the action was not done
     ├── TopologyError            a stream, consumer or bucket exists with an incompatible config
@@ -101,6 +102,15 @@ class WorkStreamMissing(TopologyMissing):
     does not exist (JetStream's no-responders answer; nothing was stored). ``details``: ``{"stream", "partition",
     "subject"}``. The message names the stream and what the operator runs; it names no server, so clients see it.
     """
+
+    client_message = None
+
+
+class NoStreamLeader(QueueUnavailable):
+    """A write reached no stream although the last topology check found every stream gamead needs: JetStream's
+    "no responders" from a stream with no leader right now (a cluster electing one after its leader died), not a
+    missing stream (:mod:`gamead_core.api.leaderless`). ``details``: the stream, partition and subject when the
+    write was an ad's message. Code ``queue_unavailable`` (retry); the message names no server."""
 
     client_message = None
 

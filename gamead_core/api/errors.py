@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from gamead_core.errors import (
     ConfigError,
     GameadError,
     IdempotencyKeyReused,
+    NoStreamLeader,
     NotFound,
     QueueFull,
     QueueUnavailable,
@@ -24,9 +26,12 @@ from gamead_core.errors import (
     TopologyError,
     TopologyMissing,
 )
+from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 
 log = logging.getLogger(__name__)
+#: the 5xx answers' WARNING lines: one per code every 5 s, with the count left out
+_SERVER_ERRORS = Throttle()
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"),]+")
 
@@ -223,8 +228,13 @@ def install_error_handlers(app: FastAPI) -> None:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 500)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         if status >= 500:
-            log.warning("%s: %s", exc.code, mask_urls(exc.message), extra={"error_code": exc.code})
-            if isinstance(exc, TopologyMissing):  # a write found a stream or bucket missing: recreate it now
+            left_out = _SERVER_ERRORS.allow(exc.code, time.monotonic())
+            if left_out is not None:  # one line per code every few seconds (a fail-over answers thousands)
+                log.warning("%s: %s%s", exc.code, mask_urls(exc.message),
+                            f" ({left_out} more answered {exc.code} since the last such line)" if left_out else "",
+                            extra={"error_code": exc.code, "left_out": left_out})
+            if isinstance(exc, (TopologyMissing, NoStreamLeader)):  # a stream or bucket missing, or without a
+                # leader (the watch's next check tells which): recreate what is missing now
                 _poke_topology_watch(request)
             elif isinstance(exc, QueueUnavailable):  # a failed write may be storage: let the probe look now
                 _poke_storage_probe(request)
