@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
 from nats.js import JetStreamContext
 
 from gamead_core.errors import GameadError, QueueFull, StorageFailed
+from gamead_core.log_throttle import Throttle
 from gamead_core.queue.publish import Outgoing, publish_ads
 from gamead_core.store.ads import AdStore
 
@@ -74,6 +76,7 @@ class Unsettled:
         self._tries: dict[str, int] = {}  # ad id → rounds tried so far (either kind)
         self._publish_bytes = 0
         self._task: asyncio.Task[None] | None = None
+        self._failures = Throttle(every=60.0)  #: a round that fails unexpectedly logs its traceback once a minute
         #: True while more than ``nats.max_pending_bytes`` wait to be sent (set by the API's QueueLink): a round
         #: is then skipped, as a request's write is refused
         self.held: Callable[[], bool] = lambda: False
@@ -142,7 +145,9 @@ class Unsettled:
                 except GameadError as exc:  # a whole round failed (NATS away): the next one tries again
                     log.info("settling ambiguous submits: %s", exc.message)
                 except Exception:  # noqa: BLE001 - a bug must not end the settling of everything pending
-                    log.exception("settling ambiguous submits: a round failed")
+                    if (left_out := self._failures.allow("round", time.monotonic())) is not None:  # once a minute
+                        log.exception("settling ambiguous submits: a round failed (%d more since the last such "
+                                      "line)", left_out)
             if self._withdrawals or self._publishes:
                 await asyncio.sleep(RETRY_EVERY)
 

@@ -253,7 +253,8 @@ def translate(exc: BaseException) -> Exception:
     if isinstance(exc, (nats.errors.TimeoutError, asyncio.TimeoutError)):
         return QueueUnavailable("NATS did not answer in time")
     if isinstance(exc, nats.js.errors.NoStreamResponseError):  # a JetStream publish nobody took: nothing stored
-        return TopologyMissing("no stream took the write: the stream or KV bucket of its subject is missing")
+        return TopologyMissing("no stream took the write: the stream or KV bucket of its subject is missing, or "
+                               "(replicated) has no leader right now")
     if isinstance(exc, nats.errors.NoRespondersError):
         return QueueUnavailable("JetStream did not answer: no stream or JetStream server is responding")
     if isinstance(exc, (nats.js.errors.InvalidKeyError, nats.errors.BadSubjectError)):
