@@ -130,22 +130,26 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
     used before, lost it and reported a timeout ``timeout`` seconds later.
     ``partitions``: ``queue.partitions``; each ad goes to the stream of its partition.
     """
-    streams = [names.work_stream(partition_of(ad.ad_id, partitions)) for ad in ads]
+    subjects: dict[tuple[int, int], str] = {}  # (level, partition) → subject, made once per batch
+    parts = [partition_of(ad.ad_id, partitions) for ad in ads] if partitions != 1 else [0] * len(ads)
     messages = []
-    for ad in ads:
+    for ad, part in zip(ads, parts):
+        subject = subjects.get((ad.level, part))
+        if subject is None:
+            subject = subjects[ad.level, part] = names.level_subject(ad.level, part)
         headers = {names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id}
         if ad.revision is not None:
             headers[names.HDR_RECORD_REVISION] = str(ad.revision)
-        messages.append((names.level_subject(ad.level, partition_of(ad.ad_id, partitions)), ad.payload, headers))
+        messages.append((subject, ad.payload, headers))
     # not nats-py's publish_async: it loses error acks (queue full) to a timeout (gamead_core.queue.acks)
     answers = await publish_many(js, messages, timeout=timeout)
+    streams = [names.work_stream(p) for p in range(partitions)]
     results: list[Published | Exception] = []
-    for ad, answer, expected in zip(ads, answers, streams, strict=True):
+    for ad, part, answer in zip(ads, parts, answers, strict=True):
         if not isinstance(answer, Ack):
-            part = partition_of(ad.ad_id, partitions)
             results.append(named(_translated(answer), part, names.level_subject(ad.level, part)))
-        elif answer.stream != expected:
-            results.append(QueueUnavailable(f"ad was stored by stream {answer.stream!r}, expected {expected}"))
+        elif answer.stream != streams[part]:
+            results.append(QueueUnavailable(f"ad was stored by stream {answer.stream!r}, expected {streams[part]}"))
         else:
             results.append(Published(answer.seq, answer.duplicate))
     return results
