@@ -7,6 +7,7 @@ window, which is per stream, sees a repeat); callers pass ``partitions`` (the se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
@@ -105,11 +106,10 @@ def _translated(exc: BaseException) -> Exception:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     """One ad to publish with :func:`publish_ads`: its id (the ``Nats-Msg-Id``), level and encoded record;
     ``revision``: the KV revision of that record if it was created first (``Gamead-Record-Revision``, see
-    :func:`publish_ad_acked`)."""
+    :func:`publish_ad_acked`). A named tuple: made once per ad of a batch (half the cost of a frozen dataclass)."""
 
     ad_id: str
     level: int
