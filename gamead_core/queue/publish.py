@@ -6,7 +6,6 @@ window, which is per stream, sees a repeat); callers pass ``partitions`` (the se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from nats.js import JetStreamContext
@@ -20,10 +19,10 @@ from gamead_core.queue.partitions import partition_of
 from gamead_core.telemetry.tracing import producer_span
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
+class Published(NamedTuple):
     """JetStream's ack of one ad: ``seq`` is the stream sequence of the stored message, which for a
-    ``duplicate`` is the *first* message published with that message id (nats-server answers so)."""
+    ``duplicate`` is the *first* message published with that message id (nats-server answers so). A named
+    tuple: one per ad of a batch."""
 
     seq: int
     duplicate: bool
@@ -106,6 +105,9 @@ def _translated(exc: BaseException) -> Exception:
     return out
 
 
+_MSG_ID, _AD_ID, _REVISION = names.HDR_MSG_ID, names.HDR_AD_ID, names.HDR_RECORD_REVISION
+
+
 class Outgoing(NamedTuple):
     """One ad to publish with :func:`publish_ads`: its id (the ``Nats-Msg-Id``), level and encoded record;
     ``revision``: the KV revision of that record if it was created first (``Gamead-Record-Revision``, see
@@ -137,10 +139,9 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
         subject = subjects.get((ad.level, part))
         if subject is None:
             subject = subjects[ad.level, part] = names.level_subject(ad.level, part)
-        headers = {names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id}
-        if ad.revision is not None:
-            headers[names.HDR_RECORD_REVISION] = str(ad.revision)
-        messages.append((subject, ad.payload, headers))
+        ad_id = ad.ad_id
+        messages.append((subject, ad.payload, {_MSG_ID: ad_id, _AD_ID: ad_id} if ad.revision is None else
+                         {_MSG_ID: ad_id, _AD_ID: ad_id, _REVISION: str(ad.revision)}))
     # not nats-py's publish_async: it loses error acks (queue full) to a timeout (gamead_core.queue.acks)
     answers = await publish_many(js, messages, timeout=timeout)
     streams = [names.work_stream(p) for p in range(partitions)]
