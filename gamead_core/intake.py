@@ -45,9 +45,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
-import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
 import nats.errors
 import nats.js.errors
@@ -55,6 +55,7 @@ from nats.js import JetStreamContext
 from ulid import ULID
 
 from gamead_core import names
+from gamead_core.ad_ids import new_ad_id, new_ad_ids, ulid_text, ulid_texts  # noqa: F401 - also imported from here
 from gamead_core.errors import (
     Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueFull, QueueUnavailable, StorageFailed,
     TopologyMissing,
@@ -64,6 +65,7 @@ from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import Outgoing, publish_ad_acked, publish_ads
 from gamead_core.store.ads import AdStore, decode, encode
+from gamead_core.store.queued_json import queued_records
 from gamead_core.telemetry.metrics import ad_submitted
 from gamead_core.unsettled import Unsettled
 
@@ -73,34 +75,6 @@ log = logging.getLogger(__name__)
 ANONYMOUS_SCOPE = "anonymous"
 #: pauses while looking for the first ad of a duplicate whose record is not written yet (about 1 s in all)
 _FIRST_AD_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.3)
-
-
-#: Crockford's base32 in lower case (the ULID alphabet, https://github.com/ulid/spec), two characters per
-#: 10 bits: 1,024 strings
-_PAIRS = tuple(a + b for a in "0123456789abcdefghjkmnpqrstvwxyz" for b in "0123456789abcdefghjkmnpqrstvwxyz")
-#: a ULID's 26 characters are 130 bits (the top 2 always 0): 13 chunks of 10 bits, most significant first
-_SHIFTS = tuple(range(120, -1, -10))
-
-
-def ulid_text(value: int) -> str:
-    """The 26 lower-case characters of the ULID whose 128 bits are ``value`` (as
-    ``str(ULID.from_bytes(value.to_bytes(16, "big"))).lower()``; ``base64.b32encode`` is slower: Python code)."""
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
-
-
-def new_ad_id() -> str:
-    """A fresh, time-sortable id: a lower-case ULID (48 bits of Unix time in ms, then 80 random bits from
-    ``os.urandom``), 26 characters; the same form as ``str(ulid.ULID()).lower()`` at about a third of its
-    CPU (it is on the path of every submitted ad)."""
-    return ulid_text((time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big"))
-
-
-def new_ad_ids(count: int) -> list[str]:
-    """``count`` fresh ids as :func:`new_ad_id` makes them, with one clock read and one ``os.urandom`` call (a
-    system call) for all: a batch's."""
-    stamp = (time.time_ns() // 1_000_000) << 80
-    noise = os.urandom(10 * count)
-    return [ulid_text(stamp | int.from_bytes(noise[k:k + 10], "big")) for k in range(0, 10 * count, 10)]
 
 
 def keyed_ad_id(scope: str, idempotency_key: str) -> str:
@@ -119,6 +93,16 @@ def ad_fingerprint(ad: AdSubmission) -> str:
 @dataclass(frozen=True, slots=True)
 class Accepted:
     record: AdRecord
+    duplicate: bool
+
+
+class Queued(NamedTuple):
+    """An ad of :meth:`Intake.submit_many`, stored and queued (its ``queued`` record and its message both
+    acknowledged): what its 202 says, without the record."""
+
+    id: str
+    priority: int
+    submitted_at: datetime
     duplicate: bool
 
 
@@ -257,40 +241,40 @@ class Intake:
             log.warning("ad %s enqueued but its record was not written: %s", record.id, exc.message,
                         extra={"ad_id": record.id})
 
-    async def submit_many(self, ads: list[AdSubmission]) -> list[Accepted | GameadError]:
+    async def submit_many(self, ads: list[AdSubmission]) -> list[Queued | GameadError]:
         """Queue ``ads`` (no idempotency keys) in the order of :meth:`submit`, each step pipelined: the records
-        created (:meth:`AdStore.create_many`), then the messages of the ads whose record was stored published
-        (:func:`publish_ads`, with ``Gamead-Record-Revision``). One result per ad, in order, each
-        :class:`Accepted` only once JetStream acknowledged both, else the gamead error it met (refused publishes
-        take their records back, together, as :meth:`submit` does). Never raises for one ad."""
+        created (:meth:`AdStore.create_queued_many`, their bytes built without an :class:`AdRecord`:
+        :mod:`gamead_core.store.queued_json`, the same bytes), then the messages of the ads whose record was
+        stored published (:func:`publish_ads`, with ``Gamead-Record-Revision``). One result per ad, in order,
+        each :class:`Queued` only once JetStream acknowledged both, else the gamead error it met (refused
+        publishes take their records back, together, as :meth:`submit` does). Never raises for one ad."""
         now = utcnow()
-        # validated as in submit(): cheaper than model_construct (see there)
-        records = [AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=now, ad=ad)
-                   for ad_id, ad in zip(new_ad_ids(len(ads)), ads, strict=True)]
-        payloads = [encode(r) for r in records]
-        created = await self._store.create_many(records, payloads)
-        for record, revision in zip(records, created, strict=True):
-            if isinstance(revision, GameadError):
-                await self._withdraw_if_ambiguous(record.id, revision)
-        stored = [i for i, revision in enumerate(created) if isinstance(revision, int)]
-        outgoing = [Outgoing(records[i].id, records[i].priority, payloads[i], created[i])  # type: ignore[arg-type]
-                    for i in stored]
+        ids = new_ad_ids(len(ads))
+        payloads = queued_records(ids, now, ads)
+        created = await self._store.create_queued_many(ids, payloads)
+        results: list[Queued | GameadError] = []
+        outgoing: list[Outgoing] = []
+        stored: list[int] = []
+        for i, (ad_id, revision) in enumerate(zip(ids, created, strict=True)):
+            if isinstance(revision, int):
+                outgoing.append(Outgoing(ad_id, ads[i].priority, payloads[i], revision))
+                stored.append(i)
+            else:
+                await self._withdraw_if_ambiguous(ad_id, revision)
+            results.append(revision)  # type: ignore[arg-type]  # each int is replaced below
         published = await publish_ads(self._js, outgoing, timeout=self._timeout,
-                                      partitions=self._partitions) if stored else []
-        results: list[Accepted | GameadError] = [
-            c if isinstance(c, GameadError) else GameadError("not published") for c in created]
+                                      partitions=self._partitions) if outgoing else []
         failed: list[tuple[Outgoing, GameadError]] = []
         for i, out, outcome in zip(stored, outgoing, published, strict=True):
-            record = records[i]
             if isinstance(outcome, GameadError):
                 failed.append((out, outcome))
                 results[i] = outcome
             elif isinstance(outcome, Exception):  # not a NATS error: a bug, reported for this ad alone
                 results[i] = GameadError(f"ad could not be queued: {outcome}")
             else:
-                results[i] = Accepted(record, duplicate=outcome.duplicate)
+                results[i] = Queued(out.ad_id, out.level, now, outcome.duplicate)
                 if not outcome.duplicate:
-                    ad_submitted(record.priority)  # gamead_ads_submitted_total, as for a single submit
+                    ad_submitted(out.level)  # gamead_ads_submitted_total, as for a single submit
         if failed:
             await self._after_failed_publishes(failed)
         return results

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
+from gamead_core.api.batch_answer import answer_bytes, error, result_of
 from gamead_core.api.body import body_bytes, body_schema, not_json
 from gamead_core.api.contract import ErrorBody, error_responses
 from gamead_core.api.errors import (
@@ -45,10 +46,10 @@ from gamead_core.api.errors import (
     validation_message,
 )
 from gamead_core.api.quota import RateQuota
-from gamead_core.api.responses import json_response
+from gamead_core.api.responses import JsonResponse
 from gamead_core.api.routes_ads import MAX_IDEMPOTENCY_KEY
 from gamead_core.errors import GameadError, OutboundFull, QueueFull, QueueUnavailable
-from gamead_core.intake import Accepted
+from gamead_core.intake import Accepted, Queued
 from gamead_core.models import AdAccepted, AdSubmission
 from gamead_core.queue.liveness import unsent_bytes
 
@@ -92,32 +93,8 @@ class AdBatchResult(BaseModel):
     rejected: int = Field(description="Ads answered with an error.")
 
 
-async def _nothing() -> list[Accepted | GameadError]:
+async def _nothing() -> list[Queued | GameadError]:
     return []
-
-
-def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
-
-
-def _error_of(exc: GameadError) -> dict[str, Any]:
-    if exc.client_message is not None:  # may name servers: clients get the class's text
-        return _error(exc.code, exc.client_message)
-    return _error(exc.code, exc.message, exc.details)
-
-
-def _accepted(accepted: Accepted, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
-    """The 202 body of ``POST /ads`` for one accepted ad. ``stamps``: ``submittedAt`` strings already made in
-    this batch, by time (the ads of one batch share their submit time: one ``isoformat`` per batch)."""
-    rec = accepted.record
-    when = rec.submitted_at
-    stamp = stamps.get(when) if stamps is not None else None
-    if stamp is None:
-        stamp = when.isoformat().replace("+00:00", "Z")
-        if stamps is not None:
-            stamps[when] = stamp
-    return {"id": rec.id, "status": rec.status.value, "priority": rec.priority, "submittedAt": stamp,
-            "duplicate": accepted.duplicate}
 
 
 def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
@@ -125,19 +102,19 @@ def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
 
     The ad is validated exactly as ``POST /ads`` validates its body (pydantic strict mode)."""
     if not isinstance(item, dict):
-        return _error("validation_failed", "an item must be a JSON object (an ad)",
+        return error("validation_failed", "an item must be a JSON object (an ad)",
                       [{"loc": "(item)", "msg": f"got {type(item).__name__}", "type": "model_type"}])
     key = item.get(KEY_FIELD)
     if KEY_FIELD in item:
         if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-            return _error("validation_failed", f"{KEY_FIELD} must be a string of 1-{MAX_IDEMPOTENCY_KEY} characters",
+            return error("validation_failed", f"{KEY_FIELD} must be a string of 1-{MAX_IDEMPOTENCY_KEY} characters",
                           [{"loc": KEY_FIELD, "msg": "must be a string of 1-200 characters", "type": "string_type"}])
         item = {k: v for k, v in item.items() if k != KEY_FIELD}
     try:
         return AdSubmission.model_validate(item, strict=True), key
     except ValidationError as exc:
         details = validation_details(list(exc.errors(include_url=False)))
-        return _error("validation_failed", validation_message(details), details)
+        return error("validation_failed", validation_message(details), details)
 
 
 class _AllValid(BaseModel):
@@ -286,7 +263,7 @@ async def submit_batch(request: Request) -> Response:
 
     results: list[Any]
     tried: list[int] | range
-    flat: list[Accepted | GameadError]
+    flat: list[Accepted | Queued | GameadError]
     if ads is not None and keys is None:  # all valid, none keyed: one pipeline
         results = ads[:granted]  # a copy: each ad is replaced by its result below
         tried = range(granted)
@@ -307,23 +284,20 @@ async def submit_batch(request: Request) -> Response:
         flat = [*outcomes[0], *outcomes[1:]]
     if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) for o in flat):
         raise flat[0]  # type: ignore[misc]  # NATS is away: 503 for the whole batch, retry it as it is
-    stamps: dict[Any, str] = {}
     accepted = 0
     for i, outcome in zip(tried, flat, strict=True):
-        if isinstance(outcome, GameadError):
-            results[i] = _error_of(outcome)
-        else:
-            results[i] = _accepted(outcome, stamps)
-            accepted += 1
+        results[i] = outcome
+        accepted += not isinstance(outcome, GameadError)
+    stamps: dict[Any, bytes] = {}
+    parts = [result_of(r, stamps) for r in results]
     if granted < len(raw):
         assert decision is not None
-        limited = _error("rate_limited", f"rate limit reached after {granted} ads of this batch; send the rest "
-                         f"again after {max(1, math.ceil(decision.retry_after))}s",
-                         {"retryAfter": float(f"{decision.retry_after:.3f}")})
-        results.extend(limited for _ in range(len(raw) - granted))
-    answer = {"results": results, "accepted": accepted, "rejected": len(results) - accepted}
+        limited = result_of(error("rate_limited", f"rate limit reached after {granted} ads of this batch; send "
+                                  f"the rest again after {max(1, math.ceil(decision.retry_after))}s",
+                                  {"retryAfter": float(f"{decision.retry_after:.3f}")}), stamps)
+        parts.extend(limited for _ in range(len(raw) - granted))
     headers = {k.decode(): v.decode() for k, v in decision.headers()} if decision is not None else None
-    return json_response(answer, 200, headers)
+    return JsonResponse(answer_bytes(parts, accepted), 200, headers)
 
 
 @router.post(

@@ -6,7 +6,7 @@ window, which is per stream, sees a repeat); callers pass ``partitions`` (the se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
@@ -19,10 +19,10 @@ from gamead_core.queue.partitions import partition_of
 from gamead_core.telemetry.tracing import producer_span
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
+class Published(NamedTuple):
     """JetStream's ack of one ad: ``seq`` is the stream sequence of the stored message, which for a
-    ``duplicate`` is the *first* message published with that message id (nats-server answers so)."""
+    ``duplicate`` is the *first* message published with that message id (nats-server answers so). A named
+    tuple: one per ad of a batch."""
 
     seq: int
     duplicate: bool
@@ -105,11 +105,13 @@ def _translated(exc: BaseException) -> Exception:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+_MSG_ID, _AD_ID, _REVISION = names.HDR_MSG_ID, names.HDR_AD_ID, names.HDR_RECORD_REVISION
+
+
+class Outgoing(NamedTuple):
     """One ad to publish with :func:`publish_ads`: its id (the ``Nats-Msg-Id``), level and encoded record;
     ``revision``: the KV revision of that record if it was created first (``Gamead-Record-Revision``, see
-    :func:`publish_ad_acked`)."""
+    :func:`publish_ad_acked`). A named tuple: made once per ad of a batch (half the cost of a frozen dataclass)."""
 
     ad_id: str
     level: int
@@ -130,22 +132,25 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
     used before, lost it and reported a timeout ``timeout`` seconds later.
     ``partitions``: ``queue.partitions``; each ad goes to the stream of its partition.
     """
-    streams = [names.work_stream(partition_of(ad.ad_id, partitions)) for ad in ads]
+    subjects: dict[tuple[int, int], str] = {}  # (level, partition) → subject, made once per batch
+    parts = [partition_of(ad.ad_id, partitions) for ad in ads] if partitions != 1 else [0] * len(ads)
     messages = []
-    for ad in ads:
-        headers = {names.HDR_MSG_ID: ad.ad_id, names.HDR_AD_ID: ad.ad_id}
-        if ad.revision is not None:
-            headers[names.HDR_RECORD_REVISION] = str(ad.revision)
-        messages.append((names.level_subject(ad.level, partition_of(ad.ad_id, partitions)), ad.payload, headers))
+    for ad, part in zip(ads, parts):
+        subject = subjects.get((ad.level, part))
+        if subject is None:
+            subject = subjects[ad.level, part] = names.level_subject(ad.level, part)
+        ad_id = ad.ad_id
+        messages.append((subject, ad.payload, {_MSG_ID: ad_id, _AD_ID: ad_id} if ad.revision is None else
+                         {_MSG_ID: ad_id, _AD_ID: ad_id, _REVISION: str(ad.revision)}))
     # not nats-py's publish_async: it loses error acks (queue full) to a timeout (gamead_core.queue.acks)
     answers = await publish_many(js, messages, timeout=timeout)
+    streams = [names.work_stream(p) for p in range(partitions)]
     results: list[Published | Exception] = []
-    for ad, answer, expected in zip(ads, answers, streams, strict=True):
+    for ad, part, answer in zip(ads, parts, answers, strict=True):
         if not isinstance(answer, Ack):
-            part = partition_of(ad.ad_id, partitions)
             results.append(named(_translated(answer), part, names.level_subject(ad.level, part)))
-        elif answer.stream != expected:
-            results.append(QueueUnavailable(f"ad was stored by stream {answer.stream!r}, expected {expected}"))
+        elif answer.stream != streams[part]:
+            results.append(QueueUnavailable(f"ad was stored by stream {answer.stream!r}, expected {streams[part]}"))
         else:
             results.append(Published(answer.seq, answer.duplicate))
     return results

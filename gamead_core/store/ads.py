@@ -251,6 +251,15 @@ class AdStore:
             for r, p in zip(records, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
 
+    async def create_queued_many(self, ad_ids: list[str], payloads: list[bytes]) -> list[int | GameadError]:
+        """:meth:`create_many` for fresh ``queued`` records given by id and encoded bytes (no :class:`AdRecord`
+        at hand: the batch path, :mod:`gamead_core.store.queued_json`): the same writes (no TTL: not final),
+        one header dict for all; the same results and errors."""
+        headers, prefix = _write_headers(0, None), names.kv_prefix(names.ADS_BUCKET)
+        answers = await publish_many(
+            self._js, [(prefix + i, p, headers) for i, p in zip(ad_ids, payloads, strict=True)], timeout=self._timeout)
+        return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
+
     async def withdraw_many(self, withdrawals: list[tuple[str, int | None]]) -> list[GameadError | None]:
         """Delete the records of fresh ids, pipelined (sent back to back, acks awaited together:
         :func:`publish_many`): the delete markers (ADR-8 ``KV-Operation: DEL``, with the final-record TTL) that
