@@ -11,6 +11,7 @@
     │   ├── TopologyMissing      a stream, consumer or bucket gamead needs does not exist (yet)
     │   │   └── WorkStreamMissing  no work stream takes an ad's subject: the publish reached no stream
     │   ├── NoStreamLeader       a stream that exists took no write: no leader answered (a cluster electing one)
+    │   ├── MaybeQueued          an ad's publish got no answer in time: it may still be queued (being settled)
     │   └── OutboundFull         a write would put more than nats.max_pending_bytes on the way to NATS
     │   └── AuditUnavailable     an operator action's audit record could not be written: the action was not done
     ├── TopologyError            a stream, consumer or bucket exists with an incompatible config
@@ -113,6 +114,24 @@ class NoStreamLeader(QueueUnavailable):
     write was an ad's message. Code ``queue_unavailable`` (retry); the message names no server."""
 
     client_message = None
+
+
+class MaybeQueued(QueueUnavailable):
+    """An ad's work message got no acknowledgement in time: it may be stored, and is being published again under
+    the same message id until JetStream answers (:mod:`gamead_core.unsettled`; with an ``Idempotency-Key`` the
+    worker writes the record from the message), so the ad may still be analysed. 503 ``queue_unavailable``
+    like any other; ``details``: ``{"adId"}``, so the client can look it up instead of sending it again, or
+    resend it with an ``Idempotency-Key`` to get one ad, not two (:func:`maybe_queued`)."""
+
+    client_message = None
+
+
+def maybe_queued(ad_id: str, *, keyed: bool) -> MaybeQueued:
+    """The :class:`MaybeQueued` of ``ad_id`` (``keyed``: submitted with an idempotency key)."""
+    again = ("resend it with the same Idempotency-Key to get this ad, never a second one" if keyed else
+             "resend it only with an Idempotency-Key, to get one ad, not two")
+    return MaybeQueued(f"NATS did not answer in time: ad {ad_id} may still be queued and analysed (it is being "
+                       f"settled); GET /ads/{ad_id} tells, or {again}", details={"adId": ad_id})
 
 
 class OutboundFull(QueueUnavailable):

@@ -58,7 +58,7 @@ from gamead_core import names
 from gamead_core.ad_ids import new_ad_id, new_ad_ids, ulid_text, ulid_texts  # noqa: F401 - also imported from here
 from gamead_core.errors import (
     Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueFull, QueueUnavailable, StorageFailed,
-    TopologyMissing,
+    TopologyMissing, maybe_queued,
 )
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
@@ -151,7 +151,9 @@ class Intake:
                 )
             except GameadError as exc:
                 await self._after_failed_publishes([(Outgoing(ad_id, ad.priority, payload, revision), exc)])
-                raise
+                if not_stored(exc):
+                    raise
+                raise maybe_queued(ad_id, keyed=False) from exc
             if published.duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
                 return Accepted(record, duplicate=True)
             ad_submitted(ad.priority)
@@ -220,10 +222,15 @@ class Intake:
             idempotency_key=key, idempotency_fingerprint=fingerprint,
         )
         payload = encode(record)
-        published = await publish_ad_acked(
-            self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
-            partitions=self._partitions,
-        )
+        try:
+            published = await publish_ad_acked(
+                self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
+                partitions=self._partitions,
+            )
+        except GameadError as exc:  # no answer: stored or not, a worker creates the record from the message
+            if not_stored(exc):
+                raise
+            raise maybe_queued(ad_id, keyed=True) from exc
         if published.duplicate:  # a concurrent or retried request already enqueued this id
             first = await self._first_ad(ad_id, published.seq)
             return _repeat(first, fingerprint, key) if first is not None else Accepted(record, duplicate=True)
@@ -268,9 +275,11 @@ class Intake:
         for i, out, outcome in zip(stored, outgoing, published, strict=True):
             if isinstance(outcome, GameadError):
                 failed.append((out, outcome))
-                results[i] = outcome
-            elif isinstance(outcome, Exception):  # not a NATS error: a bug, reported for this ad alone
+                results[i] = outcome if not_stored(outcome) else maybe_queued(out.ad_id, keyed=False)
+            elif isinstance(outcome, Exception):  # not a NATS error: a bug, reported for this ad alone; whether
+                # its message is stored is unknown, so it is settled as an unanswered publish is (V6)
                 results[i] = GameadError(f"ad could not be queued: {outcome}")
+                failed.append((out, results[i]))  # type: ignore[arg-type]
             else:
                 results[i] = Queued(out.ad_id, out.level, now, outcome.duplicate)
                 if not outcome.duplicate:

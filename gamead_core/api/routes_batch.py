@@ -48,7 +48,7 @@ from gamead_core.api.errors import (
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import JsonResponse
 from gamead_core.api.routes_ads import MAX_IDEMPOTENCY_KEY
-from gamead_core.errors import GameadError, OutboundFull, QueueFull, QueueUnavailable
+from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.intake import Accepted, Queued
 from gamead_core.models import AdAccepted, AdSubmission
 from gamead_core.queue.liveness import unsent_bytes
@@ -282,8 +282,10 @@ async def submit_batch(request: Request) -> Response:
             *(keyed(*results[i]) for i in keyed_at))
         tried = plain + keyed_at
         flat = [*outcomes[0], *outcomes[1:]]
-    if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) for o in flat):
-        raise flat[0]  # type: ignore[misc]  # NATS is away: 503 for the whole batch, retry it as it is
+    if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) and not isinstance(o, MaybeQueued) for o in flat):
+        raise flat[0]  # type: ignore[misc]  # NATS took none of them: 503 for the whole batch, retry it as it is
+    # else each ad has its own result: one whose publish got no answer may still be analysed (MaybeQueued, with
+    # its id): a whole 503 would have told the client to send it again (a reviewer's drill analysed 40 twice)
     accepted = 0
     for i, outcome in zip(tried, flat, strict=True):
         results[i] = outcome
@@ -315,6 +317,6 @@ async def submit_ads_batch(request: Request) -> Response:
     that ad's error `{"error": {"code", "message", "details"}}` (`validation_failed`,
     `idempotency_key_reused`, `rate_limited`, `queue_full`…). An ad may carry `idempotencyKey`, scoped to the
     caller as the `Idempotency-Key` header of `POST /ads`. Each ad counts against the caller's rate limit;
-    429 when no ad could be taken, 503 when NATS took none of them (then retry the whole batch)."""
+    429 when no ad could be taken, 503 when NATS certainly took none of them (then retry the whole batch)."""
     return await submit_batch(request)
 

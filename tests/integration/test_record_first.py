@@ -374,3 +374,68 @@ def test_a_stream_electing_a_leader_never_makes_the_settling_take_back_a_record_
     assert _run(server.url, electing), "the record of an ad whose message is stored was taken back"
     assert _work_messages(server.url) == 1
     assert_doctor_clean(server.url)
+
+
+def test_an_ad_whose_publish_got_no_answer_is_named_in_its_503_and_a_batch_of_them_is_not_one_503(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """A reviewer's drill: a batch answered 503 as a whole ("NATS took none of them: retry the whole batch") had
+    its 40 ads analysed all the same (their publishes had no answer, and were finished in the background), so a
+    client that followed the advice had them analysed twice. Here the work stream stops listening on level 2 and
+    a silent subscriber takes its publishes (no ack ever comes): a single submit is 503 ``queue_unavailable``
+    naming its ad (``details.adId``), a batch of two is 200 with a result per ad naming each; once the stream
+    listens again all three complete, as their answers said they might."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_API__PUBLISH_TIMEOUT="1",
+                         GAMEAD_API__TOPOLOGY_CHECK_INTERVAL="3600", **ENV)  # no healing of the changed stream
+    procs.append(api)
+    procs.append(start_worker(server.url, tmp_path, worker_id="w", concurrency=2, **ENV))
+    level_2 = names.level_subject(2)
+
+    subjects: list[str] = []
+
+    async def listen_on_level_2(js: Any, _store: Any, listen: bool) -> None:
+        config = (await js.stream_info(names.ADS_STREAM)).config
+        if listen:
+            config.subjects = subjects
+        else:
+            subjects.extend(config.subjects)
+            config.subjects = [names.level_subject(n) for n in names.LEVELS if n != 2]
+        await js.update_stream(config)
+
+    async def silent_subscriber(stop: asyncio.Event, ready: asyncio.Event) -> None:
+        nc = await nats.connect(server.url)
+        try:
+            await nc.subscribe(level_2)  # takes the publishes, answers none: each one times out
+            await nc.flush()
+            ready.set()
+            await stop.wait()
+        finally:
+            await nc.close()
+
+    async def submit_while_unanswered() -> tuple[httpx.Response, httpx.Response]:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(silent_subscriber(stop, ready))
+        await ready.wait()
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                single = await http.post("/ads", json=ad("Unanswered", 2))
+                batch = await http.post("/ads/batch", json={"ads": [ad("Unanswered A", 2), ad("Unanswered B", 2)]})
+        finally:
+            stop.set()
+            await task
+        return single, batch
+
+    _run(server.url, lambda js, store: listen_on_level_2(js, store, False))
+    single, batch = asyncio.run(submit_while_unanswered())
+    assert single.status_code == 503, single.text
+    error = single.json()["error"]
+    assert error["code"] == "queue_unavailable" and "may still be queued" in error["message"], error
+    assert batch.status_code == 200, batch.text  # not a 503 that says "retry the whole batch"
+    items = [r["error"] for r in batch.json()["results"]]
+    assert [i["code"] for i in items] == ["queue_unavailable"] * 2, items
+    ids = [error["details"]["adId"], *(i["details"]["adId"] for i in items)]
+    _run(server.url, lambda js, store: listen_on_level_2(js, store, True))
+    with httpx.Client(base_url=url, timeout=20) as http:
+        assert [wait_terminal(http, i, timeout=60)["status"] for i in ids] == ["completed"] * 3
+    assert_doctor_clean(url)
