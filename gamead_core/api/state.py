@@ -31,7 +31,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.api.leaderless import leaderless
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
-from gamead_core.intake import Accepted, Intake
+from gamead_core.intake import Accepted, Intake, Queued
 from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import check_outbound, outbound_excess, reader_alive, round_trip, unsent_bytes
 from gamead_core.queue.dlq import DeadLetters
@@ -78,7 +78,7 @@ class _ObservedIntake:
             storage.observe_write(None)
         return accepted
 
-    async def submit_many(self, *args: Any, **kwargs: Any) -> list[Accepted | GameadError]:
+    async def submit_many(self, *args: Any, **kwargs: Any) -> list[Queued | GameadError]:
         """:meth:`Intake.submit_many` (same arguments), each ad's "no responders" from a stream that exists
         answered as a leader election (:func:`leaderless`)."""
         results = await self._intake.submit_many(*args, **kwargs)
