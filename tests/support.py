@@ -9,10 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -671,3 +671,24 @@ class KvWatch(SubjectTap):
 
     def of(self, ad_id: str) -> list[dict]:
         return [w for w in self.writes if w.get("id") == ad_id]
+
+
+@contextlib.asynccontextmanager
+async def fresh_intake(url: str) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """``(js, store, intake)`` on a connection of the test's own to the NATS at ``url``, gamead's topology
+    ensured (default settings; publish timeout 5 s); the connection is closed after the block."""
+    import nats
+
+    from gamead_core.config import GameadSettings
+    from gamead_core.intake import Intake
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.store.ads import AdStore
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await ensure_topology(js, GameadSettings())
+        store = await AdStore.open(nc, js)
+        yield js, store, Intake(js, store, publish_timeout=5)
+    finally:
+        await nc.close()

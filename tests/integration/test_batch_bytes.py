@@ -9,16 +9,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import nats
 
 from gamead_core import names
-from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.intake import Intake, Queued
+from gamead_core.intake import Queued
 from gamead_core.models import AdStatus, AdSubmission
-from gamead_core.queue.topology import ensure_topology
-from gamead_core.store.ads import AdStore, decode, encode
-from tests.support import ad
+from gamead_core.store.ads import decode, encode
+from tests.support import ad, fresh_intake
 
 
 def test_a_batched_ad_writes_the_bytes_and_headers_a_single_submit_writes(
@@ -28,12 +25,7 @@ def test_a_batched_ad_writes_the_bytes_and_headers_a_single_submit_writes(
            AdSubmission.model_validate(ad("Batched plain", priority=5))]
 
     async def written() -> tuple[list[Any], Any, list[tuple[bytes, int, bytes, dict[str, str]]]]:
-        nc = await nats.connect(server.url)
-        try:
-            js = nc.jetstream()
-            await ensure_topology(js, GameadSettings())
-            store = await AdStore.open(nc, js)
-            intake = Intake(js, store, publish_timeout=5)
+        async with fresh_intake(server.url) as (js, _store, intake):
             single = await intake.submit(AdSubmission.model_validate(ad("Single", priority=3)))
             results = await intake.submit_many(ads)
             kv = await js.key_value(names.ADS_BUCKET)
@@ -43,8 +35,6 @@ def test_a_batched_ad_writes_the_bytes_and_headers_a_single_submit_writes(
                 entry = await kv.get(msg.headers[names.HDR_AD_ID])
                 seen.append((entry.value, entry.revision, msg.data, dict(msg.headers)))
             return results, single, seen
-        finally:
-            await nc.close()
 
     results, single, seen = asyncio.run(written())
     assert all(type(r) is Queued and not r.duplicate for r in results), results
