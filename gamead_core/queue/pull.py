@@ -287,7 +287,7 @@ class AgingPuller:
             got.extend(msgs)
             head = self._heads.get(level)
             if head is not None:  # a short answer means the level is drained
-                taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1))
+                taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1)) if head.due else 0
                 if self._due is not None and len(self._parts) == 1:  # (per partition in _pull_level otherwise)
                     self._due.taken(level, taken_due, drained=len(msgs) < want)
                 if len(msgs) == want:
