@@ -279,9 +279,9 @@ class AgingPuller:
     async def _pull_ordered(self, free: int, heads: dict[int, LevelHead], bar: float | None = None) -> list[Msg]:
         got: list[Msg] = []
         step = self._qs.aging_step
-        for level in pull_order(heads, step):
-            if bar is not None and head_key(heads[level], self._read_at.get(level, 0.0), step) >= bar:
-                continue  # waits behind the buffer (levels read at other moments: no break on the order)
+        ahead = heads if bar is None else {  # what waits behind the buffer is left out before ordering (levels
+            lvl: h for lvl, h in heads.items() if head_key(h, self._read_at.get(lvl, 0.0), step) < bar}  # read apart)
+        for level in pull_order(ahead, step):
             want = free - len(got)
             msgs = await self._pull_level(level, want)
             got.extend(msgs)
