@@ -138,5 +138,6 @@ class Hooks:
             outcome = await call()
         except Exception as exc:  # noqa: BLE001 - unknown errors are retried, then dead-lettered
             outcome = classify(exc)
-        await self._each("after_attempt", record, outcome)
+        if self._overriding["after_attempt"]:  # none of the worker's own: no coroutine per ad for nothing
+            await self._each("after_attempt", record, outcome)
         return outcome
