@@ -42,6 +42,20 @@ def ad_fields(**fields: Any) -> Iterator[dict[str, Any]]:
         _AD_FIELDS.reset(token)
 
 
+def push_ad_fields(fields: dict[str, Any]) -> contextvars.Token[dict[str, Any] | None]:
+    """:func:`ad_fields` without the context manager, for a hot path (the worker's one call per delivery):
+    ``fields`` (added to the task's current ones) are on every log line of this task until
+    :func:`pop_ad_fields` with the returned token. A plain function pair costs ~0.3 µs against ~2 µs for
+    the generator-based ``with`` (issue 14)."""
+    current = _AD_FIELDS.get()
+    return _AD_FIELDS.set({**current, **fields} if current else fields)
+
+
+def pop_ad_fields(token: contextvars.Token[dict[str, Any] | None]) -> None:
+    """End what :func:`push_ad_fields` began (the task's fields are those before it again)."""
+    _AD_FIELDS.reset(token)
+
+
 class ContextFields(logging.Filter):
     """Adds the task's ad fields and the current span's ``trace_id``/``span_id`` to every record (an
     ``extra=`` given at the call wins)."""

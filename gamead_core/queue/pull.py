@@ -95,6 +95,7 @@ class AgingPuller:
         self._heads: dict[int, LevelHead] = {}
         self._heads_at = 0.0
         self._read_at: dict[int, float] = {}  #: level → epoch s of its head's last read (its wait counts from it)
+        self._mono_read: dict[int, float] = {}  #: level → monotonic s of the same read (how fresh the view is)
         self._bar_at = 0.0  #: monotonic; the last look for ads beating the prefetch buffer (pull with a bar)
         self._swept_at = 0.0
         self._levels = LevelHealth()
@@ -172,9 +173,6 @@ class AgingPuller:
             take_delivered(queue, free, got)
         return got
 
-    def _has_local(self) -> bool:
-        return any(not q.empty() for q in self._inbox.values())
-
     # --- level health (gamead_core.queue.level_health) ---------------------------------------------
     def readable(self, level: int) -> bool:
         """False while ``level`` is failing and its back-off has not passed."""
@@ -208,19 +206,21 @@ class AgingPuller:
         return LevelHead(level, d.pending, d.oldest_age or 0.0, d.ack_pending, due, due_age)
 
     async def heads(self, *, fresh: bool = False) -> dict[int, LevelHead]:
-        """Waiting ads and the longest wait per readable level, reused for ``queue.head_cache_ms``."""
-        mono = time.monotonic()
-        if not fresh and self._heads_at and mono - self._heads_at < self._qs.head_cache_ms / 1000:
+        """Waiting ads and the longest wait per readable level, each level's reused for ``queue.head_cache_ms``
+        (a level a pull with a bar read meanwhile is not read again; ``fresh``: every level is read)."""
+        mono, ttl = time.monotonic(), self._qs.head_cache_ms / 1000
+        if not fresh and self._heads_at and mono - self._heads_at < ttl:
             return self._heads
-        await self._read_heads(names.LEVELS)
-        self._heads_at = mono
+        await self._read_heads([lvl for lvl in names.LEVELS
+                                if fresh or not self._heads_at or mono - self._mono_read.get(lvl, -ttl) >= ttl])
+        self._heads_at = min(self._mono_read.get(lvl, mono) for lvl in names.LEVELS)  #: its oldest level's read
         return self._heads
 
     async def _read_heads(self, levels: tuple[int, ...] | list[int]) -> None:
-        now = time.time()
+        now, mono = time.time(), time.monotonic()
         infos = await asyncio.gather(*(self._level_head(lvl, now) for lvl in levels))
         for level, head in zip(levels, infos):
-            self._read_at[level] = now
+            self._read_at[level], self._mono_read[level] = now, mono
             if head is None:
                 self._heads.pop(level, None)
             else:
@@ -256,7 +256,7 @@ class AgingPuller:
             return local
         if time.monotonic() < self._quiet_until:  # every level is long-polled and none had a backlog
             return []
-        cached = bool(self._heads_at) and time.monotonic() - self._heads_at < self._qs.head_cache_ms / 1000
+        look = time.monotonic()  #: a level's view read before this is not a fresh look at it
         if bar is not None:
             mono = time.monotonic()
             if mono - max(self._heads_at, self._bar_at) >= self._qs.head_cache_ms / 1000:
@@ -267,7 +267,7 @@ class AgingPuller:
                 self._bar_at = mono
             return await self._pull_ordered(free, self._heads, bar)
         got = await self._pull_ordered(free, await self.heads())
-        if not got and cached:  # the cached view may be behind: look again before calling the queue empty
+        if not got and self._heads_at < look:  # a view of before may be behind: look again before calling it empty
             got = await self._pull_ordered(free, await self.heads(fresh=True))
         if len(got) < free:
             got.extend(await self._sweep(free - len(got)))
@@ -279,15 +279,15 @@ class AgingPuller:
     async def _pull_ordered(self, free: int, heads: dict[int, LevelHead], bar: float | None = None) -> list[Msg]:
         got: list[Msg] = []
         step = self._qs.aging_step
-        for level in pull_order(heads, step):
-            if bar is not None and head_key(heads[level], self._read_at.get(level, 0.0), step) >= bar:
-                continue  # waits behind the buffer (levels read at other moments: no break on the order)
+        ahead = heads if bar is None else {  # what waits behind the buffer is left out before ordering (levels
+            lvl: h for lvl, h in heads.items() if head_key(h, self._read_at.get(lvl, 0.0), step) < bar}  # read apart)
+        for level in pull_order(ahead, step):
             want = free - len(got)
             msgs = await self._pull_level(level, want)
             got.extend(msgs)
             head = self._heads.get(level)
             if head is not None:  # a short answer means the level is drained
-                taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1))
+                taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1)) if head.due else 0
                 if self._due is not None and len(self._parts) == 1:  # (per partition in _pull_level otherwise)
                     self._due.taken(level, taken_due, drained=len(msgs) < want)
                 if len(msgs) == want:
@@ -331,7 +331,7 @@ class AgingPuller:
         """Sleep until a long poll delivers an ad after ``since`` was read, or ``timeout`` passes. The long
         polls are (re)placed first; an ad that arrived since the last look is delivered to them at once, so
         reading ``since`` before a pull makes the wake-up race-free."""
-        if self._has_local():
+        if any(not q.empty() for q in self._inbox.values()):  # delivered already
             return
         await self._long_poll()
         loop = asyncio.get_running_loop()

@@ -71,6 +71,8 @@ def parse_delivery(delivery: str | None) -> tuple[int, int]:
 def superseded(record: AdRecord, delivery: str) -> bool:
     """True when the record names a *later* delivery than ``delivery``: the holder of ``delivery`` is stale
     (it was frozen or cut off while the ad was handed to someone else) and must not write the outcome."""
+    if record.delivery is None:  # a fresh ad (the common case): no delivery to compare with
+        return False
     return parse_delivery(record.delivery) > parse_delivery(delivery)
 
 

@@ -36,10 +36,10 @@ from collections.abc import Awaitable, Callable
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import QueueUnavailable
-from gamead_core.logs import ad_fields
+from gamead_core.logs import pop_ad_fields, push_ad_fields
 from gamead_core.models import AdRecord, AdStatus, Analysis
 from gamead_core.store.ads import Versioned
-from gamead_core.telemetry.tracing import consumer_span
+from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enabled
 from gamead_core.worker.analyzer import analyze, check_analysable
 from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
@@ -93,20 +93,26 @@ class AdHandler:
         every other error of one ad is logged and counted in ``stats.last_error``."""
         headers, meta = msg.headers or {}, msg.metadata
         ad_id = headers.get(names.HDR_AD_ID, "?")
-        with ad_fields(ad_id=ad_id, worker_id=self.worker_id, priority=_level(msg.subject),
-                       attempt=meta.num_delivered or 1), \
-                consumer_span(msg.subject, ad_id, headers, delivery_count=meta.num_delivered or 1,
-                              stream_seq=meta.sequence.stream):
-            await self._handle(msg)
+        attempt = meta.num_delivered or 1
+        # the fields and the span without context-manager objects when tracing is off (the hot path: issue 14)
+        token = push_ad_fields({"ad_id": ad_id, "worker_id": self.worker_id, "priority": _level(msg.subject),
+                                "attempt": attempt})
+        try:
+            if tracing_enabled():
+                with consumer_span(msg.subject, ad_id, headers, delivery_count=attempt,
+                                   stream_seq=meta.sequence.stream):
+                    await self._handle(msg, meta, ad_id, attempt)
+            else:
+                await self._handle(msg, meta, ad_id, attempt)
+        finally:
+            pop_ad_fields(token)
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, msg: Msg, meta: Msg.Metadata, ad_id: str, attempt: int) -> None:
         if self._gate.running == 0:  # idle time is not "no progress": a stuck check starts from here
             self.stats.last_progress = time.time()
-        meta = msg.metadata
         seq = meta.sequence.stream
         key = (meta.stream, seq)  #: the held-ads key (gamead_core.worker.held)
-        delivery = delivery_id(seq, meta.num_delivered or 1)
-        ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
+        delivery = delivery_id(seq, attempt)
         held = Delivery(msg, seq, delivery, ad_id)
         settle = self._settle
         await self._hooks.before_delivery(held)
@@ -117,7 +123,7 @@ class AdHandler:
                 await settle.not_an_ad(msg, f"no valid {names.HDR_AD_ID} header")
                 return
             try:
-                current = await settle.read(msg, ad_id, first=(meta.num_delivered or 1) == 1)
+                current = await settle.read(msg, ad_id, first=attempt == 1)
             except STORAGE_ERRORS as exc:
                 raise _StorageDown(exc.message) from exc
             except ValidationError:
@@ -145,7 +151,7 @@ class AdHandler:
                             "it runs alone", ad_id, record.delivery, record.worker_id, record.attempts,
                             extra={"ad_id": ad_id, "lost_delivery": record.delivery})
             suspect = bool(record.suspect) or lost
-            fast = (self._mark_after > 0 and not suspect and (meta.num_delivered or 1) == 1
+            fast = (self._mark_after > 0 and not suspect and attempt == 1
                     and record.status != AdStatus.PROCESSING and self._held.started(key))
             if not fast:  # the record will tell whether it runs: it must not count as running meanwhile
                 await self._unmark(key)
@@ -226,8 +232,19 @@ class AdHandler:
         return analyze(record.ad)
 
 
+#: subject → its priority level (None: not a level's subject), for the log fields: parsed once per subject
+_SUBJECT_LEVELS: dict[str, int | None] = {}
+_SUBJECT_LEVELS_MAX = 1024  #: bounded whatever subjects come (a work stream has 5 per partition)
+
+
 def _level(subject: str) -> int | None:
+    level = _SUBJECT_LEVELS.get(subject, -1)
+    if level != -1:
+        return level
     try:
-        return names.level_of_subject(subject)
+        level = names.level_of_subject(subject)
     except (ValueError, IndexError):
-        return None
+        level = None
+    if len(_SUBJECT_LEVELS) < _SUBJECT_LEVELS_MAX:
+        _SUBJECT_LEVELS[subject] = level
+    return level
