@@ -426,6 +426,9 @@ def test_an_ad_whose_publish_got_no_answer_is_named_in_its_503_and_a_batch_of_th
             await task
         return single, batch
 
+    with httpx.Client(base_url=url, timeout=20) as http:  # running before the stream changes (it checks it at start)
+        wait_for(lambda: http.get("/v1/workers", params={"role": "worker"}).json()["count"] == 1, timeout=30,
+                 what="the worker running")
     _run(server.url, lambda js, store: listen_on_level_2(js, store, False))
     single, batch = asyncio.run(submit_while_unanswered())
     assert single.status_code == 503, single.text
