@@ -276,6 +276,10 @@ def summary_view(summary: Mapping[str, Any]) -> RenderableType:
         grid.add_row("rejected", Text(f"{sum(rejected.values())} ({detail})", style="red"))
     else:
         grid.add_row("rejected", "0")
+    if summary.get("maybeQueued"):
+        grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time: they may still be analysed; "
+                                           "look them up, do not resend: ids in -o json, maybeQueuedIds)",
+                                           style="yellow"))
     if summary.get("batchSize"):
         grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
     grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")

@@ -15,8 +15,10 @@ with POST /ads/batch, --batch-size ads a request: if the API's api.batch_max is 
 batch_too_large), each refused batch is split to that size and resent (a refused batch queued nothing, so no ad
 is sent twice) and the rest go at that size. Each rejected ad is named on stderr (FILE:LINE or "ad N": code:
 message, field paths for validation_failed; the first 20, then "… and N more") and in -o json
-(rejections, rejectionsNotListed). Ctrl-C during --count prints what was sent so far.
-Exit codes: 0 ok, 1 rejected or timed out, 2 bad usage or unreadable file, 3 API unreachable,
+(rejections, rejectionsNotListed). An ad whose publish got no answer in time (503 queue_unavailable naming
+its id) is not rejected: it may still be analysed, so it is counted apart ("may be queued"; every id in -o json,
+maybeQueuedIds) to look up, not resend. Ctrl-C during --count prints what was sent so far.
+Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or unreadable file, 3 API unreachable,
 6 an ad failed (--wait), 130 interrupted.
 """
 
@@ -348,6 +350,16 @@ def rejection_text(error: Mapping[str, Any]) -> str:
     return "; ".join(fields[:5]) if fields else str(error.get("message") or "")
 
 
+def maybe_queued_id(error: Any) -> str | None:
+    """The ad id of a per-ad ``queue_unavailable`` error that names one (``details.adId``: the API's answer to
+    an ad whose publish got no answer in time, which may still be queued and analysed), else None. Pure."""
+    if not isinstance(error, dict) or error.get("code") != "queue_unavailable":
+        return None
+    details = error.get("details")
+    ad_id = details.get("adId") if isinstance(details, dict) else None
+    return ad_id if isinstance(ad_id, str) else None
+
+
 def rejections_lines(summary: Mapping[str, Any]) -> list[str]:
     """``FILE:LINE: code: message`` for each listed rejection, then ``… and N more rejected``. Pure."""
     lines = [f"{r['where']}: {r['code']}: {r['message']}" for r in summary.get("rejections") or []]
@@ -408,6 +420,7 @@ def send_many(
     rejected: Counter[str] = Counter()
     listed: list[dict[str, str]] = []
     ids: list[str] = []
+    unsure: list[str] = []  #: ids of ads whose publish got no answer (the API's details.adId)
     counts = {"accepted": 0, "duplicates": 0, "split": 0}
     fatal: list[ApiUnreachable] = []
     sent = 0
@@ -475,6 +488,8 @@ def send_many(
                     error = body.get("error") if isinstance(body, dict) else None
                     if isinstance(body, GameadError):
                         reject(where, body.code, body.message)
+                    elif (maybe := maybe_queued_id(error)) is not None:
+                        unsure.append(maybe)  # its publish got no answer: it may still be analysed
                     elif isinstance(error, dict):
                         reject(where, str(error.get("code") or "error"), rejection_text(error))
                     elif not isinstance(body, dict) or "id" not in body:
@@ -484,7 +499,8 @@ def send_many(
                     else:
                         counts["accepted"] += 1
                         ids.append(str(body["id"]))
-                info = f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
+                info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
+                        + (f", {len(unsure)} may still be queued" if unsure else ""))
             progress.update(task, advance=len(chunk), info=info)
 
         start = time.monotonic()
@@ -527,6 +543,10 @@ def send_many(
         "targetRate": rate or None,
         "rejections": listed,  # the first REJECTIONS_LISTED rejected ads: where, code, message
         "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
+        # neither accepted nor rejected: their publish got no answer in time, so they may still be analysed;
+        # every id, to look up (gamead ads get) rather than send again
+        "maybeQueued": len(unsure),
+        "maybeQueuedIds": unsure,
     }
     if counts["split"]:
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
@@ -632,7 +652,7 @@ def submit_bulk(
         return exitcodes.INTERRUPTED
     if wait and summary["failed"] + summary["dead"]:
         return exitcodes.AD_FAILED
-    if summary["rejected"] or summary.get("pending"):
+    if summary["rejected"] or summary.get("pending") or summary.get("maybeQueued"):
         return exitcodes.ERROR
     return exitcodes.OK
 
