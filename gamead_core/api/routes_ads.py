@@ -28,6 +28,9 @@ def _link(request: Request) -> QueueLink:
 
 
 MAX_IDEMPOTENCY_KEY = 200
+#: what a key may hold: no comma (a header holding one is two keys folded into one line) and no control
+#: character (no header can carry one), so a key sent in a batch item can be sent again as a header
+IDEMPOTENCY_KEY_PATTERN = r"^[^,\x00-\x1f\x7f]*$"
 
 
 def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from typing import Any
 
 import orjson
@@ -47,7 +48,7 @@ from gamead_core.api.errors import (
 )
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import JsonResponse
-from gamead_core.api.routes_ads import MAX_IDEMPOTENCY_KEY
+from gamead_core.api.routes_ads import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.intake import Accepted, Queued
 from gamead_core.models import AdAccepted, AdSubmission
@@ -57,6 +58,7 @@ router = APIRouter()
 
 #: the one field a batch item may carry besides the ad's own
 KEY_FIELD = "idempotencyKey"
+_KEY_TEXT = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class BatchAd(AdSubmission):
@@ -65,8 +67,9 @@ class BatchAd(AdSubmission):
     model_config = ConfigDict(title="BatchAd")
 
     idempotency_key: str | None = Field(
-        None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
-        description="This ad's `Idempotency-Key` (scoped to the caller as on `POST /ads`).")
+        None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="This ad's `Idempotency-Key` (scoped to the caller as on `POST /ads`; no comma or control "
+                    "character, as in the header).")
 
 
 class AdBatch(BaseModel):
@@ -109,6 +112,10 @@ def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
         if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             return error("validation_failed", f"{KEY_FIELD} must be a string of 1-{MAX_IDEMPOTENCY_KEY} characters",
                           [{"loc": KEY_FIELD, "msg": "must be a string of 1-200 characters", "type": "string_type"}])
+        if not _KEY_TEXT.fullmatch(key):
+            return error("validation_failed", f"{KEY_FIELD} cannot hold a comma or a control character (as the "
+                         "Idempotency-Key header cannot)",
+                         [{"loc": KEY_FIELD, "msg": "comma or control character", "type": "string_pattern_mismatch"}])
         item = {k: v for k, v in item.items() if k != KEY_FIELD}
     try:
         return AdSubmission.model_validate(item, strict=True), key
@@ -130,7 +137,7 @@ class _KeyedItem(BaseModel):
 
     ad: AdSubmission
     #: "" when the item has no key (a default is not validated; a key sent as "" or null is refused)
-    key: str = Field("", min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
+    key: str = Field("", min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=IDEMPOTENCY_KEY_PATTERN)
 
     @model_validator(mode="before")
     @classmethod
