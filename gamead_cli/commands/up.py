@@ -52,6 +52,9 @@ API_READY_TIMEOUT = 30.0
 NATS_READY_TIMEOUT = 10.0
 API_STOP_TIMEOUT = 15.0
 NATS_STOP_TIMEOUT = 10.0
+#: the most worker processes `gamead up` runs on one machine (each ~65 MB and one metrics port): a typo such as
+#: --workers 10000 is refused (exit 2) instead of forking the machine to a halt
+MAX_LOCAL_WORKERS = 64
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: names of the children in the supervisor (and in <data_dir>/gamead-up.json); workers are worker-<k>
 NATS_CHILD = "nats-server"
@@ -427,11 +430,13 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
 def up(
     config: ConfigOpt = None,
     workers: Annotated[
-        int, typer.Option("--workers", "-w", min=0, help="Workers to start, and the fewest kept (0 = API only).")
+        int, typer.Option("--workers", "-w", min=0, max=MAX_LOCAL_WORKERS,
+                          help="Workers to start, and the fewest kept (0 = API only).")
     ] = 1,
     max_workers: Annotated[
         int | None,
-        typer.Option("--max-workers", min=1, help="Most workers the autoscaler runs \\[default: max(4, --workers)].",
+        typer.Option("--max-workers", min=1, max=MAX_LOCAL_WORKERS,
+                     help="Most workers the autoscaler runs \\[default: max(4, --workers)].",
                      show_default=False),
     ] = None,
     autoscale: Annotated[

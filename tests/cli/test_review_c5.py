@@ -119,3 +119,12 @@ def test_top_record_with_once_records_the_one_snapshot(tmp_path: Path, api_url: 
     code, again, err = invoke("top", "--replay", str(path), "--once", "-o", "json")
     assert code == 0, err
     assert strict_json(again)["stats"]["queue"] == strict_json(out)["stats"]["queue"]
+
+
+@pytest.mark.parametrize("flag", ["--workers", "--max-workers"])
+def test_up_refuses_more_workers_than_one_machine_runs(flag: str) -> None:
+    """A leftover of session 6: ``gamead up --workers 100000`` tried to fork 100,000 workers. Now at most 64
+    (``MAX_LOCAL_WORKERS``), refused at parse time: exit 2, one red line, nothing started."""
+    code, _, err = invoke("up", flag, "100000", "--port", "1")
+    assert code == 2
+    assert "less than or equal to 64" in one_red_line(err)
