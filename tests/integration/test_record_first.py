@@ -230,6 +230,16 @@ def test_a_refused_submit_whose_record_cannot_be_taken_back_at_once_is_taken_bac
     assert_doctor_clean(url)
 
 
+def _stack_to_stall(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc],
+                    tmp_path: Path) -> tuple[EmbeddedNats, str]:
+    """A fresh NATS and an API on it whose writes wait 1 s for their acks (for the tests that stop NATS)."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_API__PUBLISH_TIMEOUT="1", **ENV)
+    procs.append(api)
+    assert server.proc is not None
+    return server, url
+
+
 def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answers_again(
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -238,10 +248,7 @@ def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answe
     a message, analysed after ``doctor --repair`` though their clients were told 503. Now a create that times out
     is followed, on the same connection, by a delete marker: after the stall one single submit and a batch of
     three (all 503 ``queue_unavailable``) leave no record and nothing on the queue; the doctor finds nothing."""
-    server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, GAMEAD_API__PUBLISH_TIMEOUT="1", **ENV)
-    procs.append(api)
-    assert server.proc is not None
+    server, url = _stack_to_stall(fresh_nats, procs, tmp_path)
     with httpx.Client(base_url=url, timeout=20) as http:
         kept = _submit(http, "Before the stall")
         with frozen(server.proc.pid):
@@ -265,10 +272,7 @@ def test_a_burst_of_batches_503d_in_a_stall_leaves_no_record_once_nats_answers_a
     old cap) answered 503 during a stall leave no record once NATS runs again, and the doctor finds nothing."""
     from concurrent.futures import ThreadPoolExecutor
 
-    server = fresh_nats()
-    api, url = start_api(server.url, tmp_path, GAMEAD_API__PUBLISH_TIMEOUT="1", **ENV)
-    procs.append(api)
-    assert server.proc is not None
+    server, url = _stack_to_stall(fresh_nats, procs, tmp_path)
     with httpx.Client(base_url=url, timeout=30) as http:
         kept = _submit(http, "Before the stall")
 
