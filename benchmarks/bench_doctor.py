@@ -26,11 +26,11 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamead_core import names  # noqa: E402
+from gamead_core.ad_ids import new_ad_id  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
 from gamead_core.doctor import diagnose, summary  # noqa: E402
 from gamead_core.doctor.repair import entry_from_record  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
-from gamead_core.intake import new_ad_id  # noqa: E402
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa: E402
 from gamead_core.queue.scan import read_stream  # noqa: E402
 from gamead_core.queue.topology import ensure_topology  # noqa: E402

@@ -47,9 +47,9 @@ from bench_pipeline import Procs, gamead_env, proc_cpu_seconds  # noqa: E402
 
 from gamead_cli.generate import generate_ads  # noqa: E402
 from gamead_core import names  # noqa: E402
+from gamead_core.ad_ids import new_ad_id  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
-from gamead_core.intake import new_ad_id  # noqa: E402
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa: E402
 from gamead_core.queue.publish import Outgoing, publish_ads  # noqa: E402
 from gamead_core.queue.topology import ensure_topology  # noqa: E402

@@ -1,7 +1,7 @@
 """The one rule for the ids a client may send: an ad id and a job id, checked at the API boundary.
 
 Both are ULIDs (https://github.com/ulid/spec) written as 26 lowercase Crockford base32 characters, as
-:func:`gamead_core.intake.new_ad_id` makes them (from a random ULID, or from the hash of an idempotency key:
+:func:`gamead_core.ad_ids.new_ad_id` makes them (from a random ULID, or from the hash of an idempotency key:
 16 bytes, so the first character is ``0``-``7``). The alphabet has no ``I L O U`` and no ``.``, ``*``, ``>`` or
 space, so an id that passes is always a safe NATS subject token and KV key, and it is short (26 bytes):
 a string that fails is answered 404 ``not_found`` (in a path) or 422 ``validation_failed`` (in a body or

@@ -55,7 +55,7 @@ from nats.js import JetStreamContext
 from ulid import ULID
 
 from gamead_core import names
-from gamead_core.ad_ids import new_ad_id, new_ad_ids, ulid_text, ulid_texts  # noqa: F401 - also imported from here
+from gamead_core.ad_ids import new_ad_id, new_ad_ids
 from gamead_core.errors import (
     Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueFull, QueueUnavailable, StorageFailed,
     TopologyMissing, maybe_queued,

@@ -213,9 +213,14 @@ class AdAccepted(BaseModel):
     duplicate: bool = False
 
 
+def iso_z(when: datetime, timespec: str = "auto") -> str:
+    """An aware UTC datetime → ``2026-11-24T12:00:00.123456Z`` (ISO 8601 with ``Z``: every time the API answers)."""
+    return when.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def utc_iso(epoch: float, timespec: str = "auto") -> str:
     """Epoch seconds → ``2026-11-24T12:00:00.123Z``."""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+    return iso_z(datetime.fromtimestamp(epoch, timezone.utc), timespec)
 
 
 def utcnow() -> datetime:

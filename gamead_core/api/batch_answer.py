@@ -16,6 +16,7 @@ import orjson
 
 from gamead_core.errors import GameadError
 from gamead_core.intake import Accepted, Queued
+from gamead_core.models import iso_z
 
 __all__ = ["answer_bytes", "error", "error_of", "result_of"]
 
@@ -36,11 +37,6 @@ def error_of(exc: GameadError) -> dict[str, Any]:
     return error(exc.code, exc.message, exc.details)
 
 
-def stamp(when: datetime) -> str:
-    """``submittedAt`` as ``POST /ads`` answers it: ISO 8601 with ``Z``."""
-    return when.isoformat().replace("+00:00", "Z")
-
-
 def result_of(outcome: Accepted | Queued | GameadError | dict[str, Any], stamps: dict[datetime, bytes]) -> bytes:
     """One ad's result as JSON bytes: the 202 body of ``POST /ads`` for an accepted ad (``{"id", "status",
     "priority", "submittedAt", "duplicate"}``), the error of a :class:`GameadError`, or a result dict as it is.
@@ -48,12 +44,12 @@ def result_of(outcome: Accepted | Queued | GameadError | dict[str, Any], stamps:
     if type(outcome) is Queued:
         text = stamps.get(outcome.submitted_at)
         if text is None:
-            text = stamps[outcome.submitted_at] = stamp(outcome.submitted_at).encode()
+            text = stamps[outcome.submitted_at] = iso_z(outcome.submitted_at).encode()
         return _QUEUED % (outcome.id.encode(), outcome.priority, text, _BOOL[outcome.duplicate])
     if isinstance(outcome, Accepted):
         rec = outcome.record
         return orjson.dumps({"id": rec.id, "status": rec.status.value, "priority": rec.priority,
-                             "submittedAt": stamp(rec.submitted_at), "duplicate": outcome.duplicate})
+                             "submittedAt": iso_z(rec.submitted_at), "duplicate": outcome.duplicate})
     if isinstance(outcome, GameadError):
         return orjson.dumps(error_of(outcome))
     return orjson.dumps(outcome)

@@ -16,7 +16,7 @@ from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import NotFound
 from gamead_core.ids import is_ad_id
-from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission
+from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
 
 router = APIRouter()
 
@@ -69,7 +69,7 @@ async def submit(request: Request) -> Response:
         "id": rec.id,
         "status": rec.status.value,
         "priority": rec.priority,
-        "submittedAt": rec.submitted_at.isoformat().replace("+00:00", "Z"),
+        "submittedAt": iso_z(rec.submitted_at),
         "duplicate": accepted.duplicate,
     }
     return _json(payload, 202, {"Location": f"/ads/{rec.id}"})

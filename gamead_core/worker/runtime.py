@@ -37,7 +37,7 @@ from ulid import ULID
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
-from gamead_core.models import utcnow
+from gamead_core.models import iso_z, utcnow
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
@@ -204,7 +204,7 @@ class Worker:
         doc = dict(self._beat_doc[1])
         doc["holding"] = self._held.wire()
         doc["inFlight"] = self.stats.in_flight
-        doc["heartbeatAt"] = utcnow().isoformat().replace("+00:00", "Z")
+        doc["heartbeatAt"] = iso_z(utcnow())
         await self._registry.put_raw_nowait(beat.id, orjson.dumps(doc))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from gamead_core import names
-from gamead_core.intake import new_ad_id
+from gamead_core.ad_ids import new_ad_id
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
 

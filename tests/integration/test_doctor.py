@@ -71,7 +71,7 @@ async def _break_everything(url: str, ids: dict[str, str]) -> None:
     """Break one invariant per ad, as an operator with the `nats` CLI (or a bug) would."""
     from gamead_core.config import GameadSettings
     from gamead_core.doctor.repair import entry_from_record
-    from gamead_core.intake import new_ad_id
+    from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import AdStatus, utcnow
     from gamead_core.queue.dlq import DeadLetters
     from gamead_core.queue.topology import consumer_config

@@ -110,7 +110,7 @@ def test_a_record_changed_before_the_first_delivery_is_never_overwritten(
     messages are published by hand with a record that was never written, one with a revision header that is
     wrong (999999), one with a malformed header. A worker then completes every live one, and the changed
     records keep their change; every message leaves the work stream."""
-    from gamead_core.intake import new_ad_id
+    from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
     from gamead_core.store.ads import encode
 
@@ -151,7 +151,7 @@ def test_a_refused_submit_leaves_no_record_and_an_orphan_record_is_queued_again_
     are 503 ``queue_full`` and leave no record (the API takes back the record it created first). Then a
     record is created exactly as the API does and no message follows (an API that died between the two
     writes): ``gamead doctor`` names it ``no_message``, ``--repair`` queues it again, and it completes."""
-    from gamead_core.intake import new_ad_id
+    from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
     from gamead_core.store.ads import encode
 
@@ -298,7 +298,7 @@ def test_an_ambiguous_publish_is_finished_in_the_background_so_no_record_stays_w
     ``no_message``). Now the publish is finished in the background under the same message id: here a record
     is created as the API does, its publish handed to :class:`Unsettled` twice (the second a repeat of a
     stored one, deduplicated), and the work stream ends with exactly one message for it; the doctor is clean."""
-    from gamead_core.intake import new_ad_id
+    from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
     from gamead_core.store.ads import encode
     from gamead_core.unsettled import Unsettled
@@ -339,7 +339,7 @@ def test_a_stream_electing_a_leader_never_makes_the_settling_take_back_a_record_
     subject is given back. Before: the record was gone (the doctor's ``message_without_record``). Now: the retry is
     answered "duplicate" once the stream listens again; record and message both stay; the doctor finds nothing."""
     from gamead_core.config import load_settings
-    from gamead_core.intake import new_ad_id
+    from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
     from gamead_core.queue.publish import Outgoing, publish_ads
     from gamead_core.queue.topology import ensure_topology

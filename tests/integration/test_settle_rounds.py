@@ -11,9 +11,9 @@ from typing import Any
 import nats
 
 from gamead_core import names
+from gamead_core.ad_ids import new_ad_id
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.intake import new_ad_id
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.topology import ensure_topology

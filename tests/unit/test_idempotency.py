@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gamead_core.intake import ad_fingerprint, keyed_ad_id, new_ad_id
+from gamead_core.ad_ids import new_ad_id
+from gamead_core.intake import ad_fingerprint, keyed_ad_id
 from gamead_core.models import AdSubmission
 from tests.support import SAMPLE_AD
 

@@ -9,15 +9,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from gamead_core.ad_ids import new_ad_id
 from gamead_core.ids import AdId, is_ad_id, is_job_id, new_job_id
-from gamead_core.intake import keyed_ad_id, new_ad_id
+from gamead_core.intake import keyed_ad_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
-from gamead_core.jobs.policy import lease_expired, pace_delay, resume_decision, summary, tally
+from gamead_core.jobs.policy import (
+    lease_expired,
+    pace_delay,
+    resume_decision,
+    summary,
+    tally,
+)
 from gamead_core.jobs.store import CHUNK_BYTES, CHUNK_ITEMS, WorkList, chunk_bounds
 from gamead_core.models import DlqEntry
 from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget, compile_pattern
 from gamead_core.times import UtcDatetime, as_utc
-
 from tests.support import submission
 
 UTC = timezone.utc

@@ -13,11 +13,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gamead_core import names
+from gamead_core.ad_ids import new_ad_id
 from gamead_core.config import GameadSettings
-from gamead_core.intake import new_ad_id
 from gamead_core.queue.depth import LevelDepth
-from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of, per_partition_limit, work_streams
-from gamead_core.queue.partitions import partition_change, settle_rule
+from gamead_core.queue.partitions import (
+    merge_depths,
+    oldest_first,
+    partition_change,
+    partition_of,
+    per_partition_limit,
+    settle_rule,
+    work_streams,
+)
 from gamead_core.queue.topology_plan import Snapshot, stream_config, wanted_topology
 
 

@@ -9,14 +9,14 @@ import time
 import nats.errors
 import nats.js.errors
 import pytest
-from nats.aio.msg import Msg
 from hypothesis import given
 from hypothesis import strategies as st
+from nats.aio.msg import Msg
 from ulid import ULID
 
 from gamead_core import names
+from gamead_core.ad_ids import new_ad_id
 from gamead_core.errors import QueueFull, QueueUnavailable
-from gamead_core.intake import new_ad_id
 from gamead_core.queue import deadlines
 from gamead_core.queue.acks import parse_ack
 from gamead_core.queue.connection import nats_boundary
@@ -36,14 +36,14 @@ def test_a_new_ad_id_is_the_ulid_python_ulid_reads_with_the_time_of_now() -> Non
 @given(st.integers(min_value=0, max_value=(1 << 48) - 1), st.binary(min_size=10, max_size=10))
 def test_the_id_encoding_is_crockford_base32_of_the_128_bits(ms: int, rand: bytes) -> None:
     """Any time and any random part encode as python-ulid encodes them (the reference implementation)."""
-    from gamead_core.intake import ulid_text
+    from gamead_core.ad_ids import ulid_text
 
     value = ms << 80 | int.from_bytes(rand, "big")
     assert ulid_text(value) == str(ULID.from_bytes(value.to_bytes(16, "big"))).lower()
 
 
 def test_the_ids_of_a_batch_are_fresh_ulids_of_now() -> None:
-    from gamead_core.intake import new_ad_ids
+    from gamead_core.ad_ids import new_ad_ids
 
     before_ms = time.time_ns() // 1_000_000
     ids = new_ad_ids(100)
