@@ -17,7 +17,9 @@ server, no sockets to the client) for ``--seconds``, four ways in turn:
   the id, the ``AdRecord`` and its JSON and answers: everything but the two JetStream round trips;
 * ``plain FastAPI`` — the peer of ``bench_submit_profile.py``: FastAPI validating the same body, answering 202;
 * ``two round trips`` — no app: gamead's own publish-and-ack (``gamead_core.queue.acks.publish_acked``) of a
-  600-byte message to a stream, awaited, then a second one: the floor of the submit's NATS path.
+  600-byte message to a stream, awaited, then a second one: the floor of the submit's NATS path;
+* ``one, pipelined`` — the same two messages sent back to back and their acks awaited together
+  (``gamead_core.queue.acks.publish_many``): what one round trip per ad instead of two would cost.
 
 Printed per rate and way: CPU µs per request (``time.process_time`` of the whole process over the step, so the
 app's background work — stats sampler, heartbeat, ~5 ms/s — is included, and so is the pacing: one timer and one
@@ -50,10 +52,10 @@ from gamead_core.config import load_settings  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
 from gamead_core.intake import Accepted  # noqa: E402
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa: E402
-from gamead_core.queue.acks import publish_acked  # noqa: E402
+from gamead_core.queue.acks import publish_acked, publish_many  # noqa: E402
 from gamead_core.store.ads import encode  # noqa: E402
 
-WAYS = ("gamead", "gamead, no NATS", "plain FastAPI", "two round trips")
+WAYS = ("gamead", "gamead, no NATS", "plain FastAPI", "two round trips", "one, pipelined")
 
 
 async def paced(op: Callable[[int], Awaitable[Any]], rate: float, seconds: float) -> float:
@@ -114,10 +116,15 @@ async def run(rates: list[float], seconds: float) -> list[dict[str, Any]]:
                                                headers={"Nats-Msg-Id": f"{kind}{i}-{time.monotonic_ns()}"},
                                                timeout=5.0))
 
+            async def pipelined(i: int) -> None:
+                stamp = time.monotonic_ns()
+                await publish_many(js, [(f"bench.steady.{kind}", payload, {"Nats-Msg-Id": f"p{kind}{i}-{stamp}"})
+                                        for kind in ("k", "w")], timeout=5.0)
+
             await paced(submit, 1000, 1.0)  # warm-up
             for rate in rates:
                 row: dict[str, Any] = {"rate": rate}
-                for way, op in zip(WAYS, (submit, no_nats, peer, round_trips), strict=True):
+                for way, op in zip(WAYS, (submit, no_nats, peer, round_trips, pipelined), strict=True):
                     row[way] = round(await paced(op, rate, seconds), 1)
                 row["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
                 rows.append(row)
