@@ -110,6 +110,9 @@ class _Acks:
         #: cancelled: a reply pops its own entry); doubled after each sweep, so sweeping is amortised O(1)
         self._sweep_at = _SWEEP_FLOOR
         self._lock = asyncio.Lock()
+        #: the connection's event loop, kept: ``asyncio.get_running_loop()`` is a ``getpid`` system call per call
+        #: on CPython 3.11 (two per ``POST /ads``)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _subscribe(self) -> None:
         async with self._lock:
@@ -117,6 +120,7 @@ class _Acks:
                 return
             prefix = self._nc.new_inbox() + "."
             await self._nc.subscribe(prefix + "*", cb=self._on_reply)
+            self._loop = asyncio.get_running_loop()
             self._cut = len(prefix)
             self._prefix = prefix
 
@@ -153,7 +157,7 @@ class _Acks:
         if not self._prefix:
             await self._subscribe()
         token = self._token()
-        future: asyncio.Future[Ack] = _loop_future()
+        future: asyncio.Future[Ack] = self._loop.create_future()  # type: ignore[union-attr]  # set by _subscribe
         waiting = self._waiting
         waiting[token] = future
         if len(waiting) > self._sweep_at or not self._next & _SWEEP_EVERY_MASK:
@@ -212,10 +216,6 @@ _SWEEP_FLOOR = 1024
 #: … and at every 1,024th publish (the tokens that are multiples of 1,024), so futures that ended without an
 #: answer (expired while NATS was away) do not stay in a map that never grows again
 _SWEEP_EVERY_MASK = 1023
-
-
-def _loop_future() -> asyncio.Future[Ack]:
-    return asyncio.get_running_loop().create_future()
 
 
 def _give_up(waiter: asyncio.Future[None]) -> None:
