@@ -26,7 +26,6 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
@@ -48,6 +47,7 @@ from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
+from gamead_core.worker.announce import announcement, beat_head
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.handle import AdHandler
@@ -90,7 +90,7 @@ class Worker:
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
         self._beat: NodeInfo | None = None
-        self._beat_doc: tuple[NodeInfo, dict[str, Any]] | None = None  #: the last beat and its JSON document
+        self._beat_doc: tuple[NodeInfo, bytes] | None = None  #: the last beat and its announcements' head
         self._handler: AdHandler | None = None
         own_hooks = worker_hooks(settings)
         #: the ack-wait keep-alive also keeps the prefetch buffer's deliveries alive
@@ -194,18 +194,15 @@ class Worker:
 
     async def _announce_held(self) -> None:
         """Put the held ads into our registry entry before their analyses start (see the reaper): the last
-        beat (serialised once per beat) with ``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date,
-        one ``orjson.dumps`` per pull instead of a model copy and dump."""
+        beat with ``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date, spliced onto the beat's
+        bytes made once per beat (:mod:`gamead_core.worker.announce`), not a model copy and dump per pull."""
         if self._registry is None:
             return
         beat = self._beat if self._beat is not None else self._snapshot()
         if self._beat_doc is None or self._beat_doc[0] is not beat:
-            self._beat_doc = (beat, orjson.loads(beat.model_dump_json()))
-        doc = dict(self._beat_doc[1])
-        doc["holding"] = self._held.wire()
-        doc["inFlight"] = self.stats.in_flight
-        doc["heartbeatAt"] = iso_z(utcnow())
-        await self._registry.put_raw_nowait(beat.id, orjson.dumps(doc))
+            self._beat_doc = (beat, beat_head(orjson.loads(beat.model_dump_json())))
+        await self._registry.put_raw_nowait(beat.id, announcement(
+            self._beat_doc[1], self._held.wire(), self.stats.in_flight, iso_z(utcnow())))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the
