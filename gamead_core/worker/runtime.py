@@ -53,6 +53,7 @@ from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
+from gamead_core.worker.idle import IdleWait
 from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, delivery_key, next_pace, prefetch_depth
@@ -210,7 +211,8 @@ class Worker:
         for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
         finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
-        stopping.add_done_callback(lambda _: self._slots.freed())
+        idle = IdleWait()  #: the wait for work, in this task (gamead_core.worker.idle)
+        stopping.add_done_callback(lambda _: (self._slots.freed(), idle.cut()))
         buffer = self._buffer
         ws = self.settings.worker
         try:
@@ -244,9 +246,8 @@ class Worker:
                 else:
                     self._pull_failed(None)
                 if not msgs and not buffered:
-                    waiter = asyncio.ensure_future(puller.wait_for_work(seen, self.settings.queue.idle_poll))
-                    await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
+                    if not stop.is_set():  # set now: the stop's cut may have come already; else it cuts the wait
+                        await idle.wait(puller.wait_for_work(seen, self.settings.queue.idle_poll))
                     continue
                 await self._start(msgs, free)
         finally:
