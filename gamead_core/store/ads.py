@@ -288,18 +288,21 @@ class AdStore:
             except nats.js.errors.KeyWrongLastSequenceError as exc:
                 raise Conflict(f"ad {record.id} changed since revision {revision}") from exc
 
-    async def update_many(self, writes: list[tuple[AdRecord, int]]) -> list[int | GameadError]:
+    async def update_many(self, writes: list[tuple[str, bytes, int]], *, final: bool = False
+                          ) -> list[int | GameadError]:
         """Compare-and-set updates pipelined (issue 14.2, the worker's settle rounds): every write of
-        ``writes`` (a record and the revision it must still be at) is published before any ack is awaited, the
-        acks gathered on the connection's one reply subscription with one deadline for all (:func:`publish_many`).
-        One result per write, in order: the new revision, :class:`Conflict` when the record changed since its
-        revision (JetStream's wrong last sequence 10071/10164, or 10163: another write of the key is being
-        replicated; read it again and decide), or the gamead error of a write that failed
+        ``writes`` (an ad id, its record's bytes as :func:`encode` writes them, and the revision it must still be
+        at; ``final``: the records are final, so the final-record TTL applies) is published before any ack is
+        awaited, the acks gathered on the connection's one reply subscription with one deadline for all
+        (:func:`publish_many`). One result per write, in order: the new revision, :class:`Conflict` when the
+        record changed since its revision (JetStream's wrong last sequence 10071/10164, or 10163: another write
+        of the key is being replicated; read it again and decide), or the gamead error of a write that failed
         (:class:`QueueUnavailable` for an ack that did not come within ``timeout`` …). Never raises for one
         write."""
+        ttl = self.final_ttl if final else None
         answers = await publish_many(self._js, [
-            (names.kv_subject(names.ADS_BUCKET, r.id), encode(r), _write_headers(revision, self._ttl_of(r)))
-            for r, revision in writes], timeout=self._timeout)
+            (names.kv_subject(names.ADS_BUCKET, ad_id), payload, _write_headers(revision, ttl))
+            for ad_id, payload, revision in writes], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _update_error(a) for a in answers]
 
     async def mutate(

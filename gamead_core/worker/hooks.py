@@ -101,6 +101,8 @@ class Hooks:
             for name in ("on_start", "before_delivery", "after_delivery", "before_attempt", "around_attempt",
                          "after_attempt")
         }
+        self._before_delivery = self._overriding["before_delivery"]
+        self._after_delivery = self._overriding["after_delivery"]
 
     async def _each(self, name: str, *args: object) -> None:
         for hook in self._overriding[name]:
@@ -112,11 +114,20 @@ class Hooks:
     async def on_start(self) -> None:
         await self._each("on_start")
 
+    # the two of every delivery: the loop of _each inlined (one coroutine and a getattr fewer each, per ad)
     async def before_delivery(self, delivery: Delivery) -> None:
-        await self._each("before_delivery", delivery)
+        for hook in self._before_delivery:
+            try:
+                await hook.before_delivery(delivery)
+            except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
+                log.exception("worker hook %s.before_delivery failed", type(hook).__name__)
 
     async def after_delivery(self, delivery: Delivery) -> None:
-        await self._each("after_delivery", delivery)
+        for hook in self._after_delivery:
+            try:
+                await hook.after_delivery(delivery)
+            except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
+                log.exception("worker hook %s.after_delivery failed", type(hook).__name__)
 
     async def attempt(self, record: AdRecord, analyse: Callable[[AdRecord], Awaitable[Analysis]]) -> Analysis | Failure:
         """Run one analysis attempt through the hooks; never raises (but for cancellation): the outcome is

@@ -1,8 +1,8 @@
 """Settle rounds: the outcome writes of ads whose analyses finish in the same event-loop turn, written and
 acknowledged together (issue 14.2: one wake-up per round instead of a task, a shield and a wake-up per ad).
 
-:meth:`SettleRounds.complete` queues one completed record (its compare-and-set over the revision the attempt
-read) and returns a future of its result. The first one queued in a turn starts the round, a task of its own
+:meth:`SettleRounds.complete` queues one completed record (its bytes, built by hand:
+:mod:`gamead_core.worker.completed_json`; its compare-and-set over the revision the attempt read) and returns a future of its result. The first one queued in a turn starts the round, a task of its own
 that runs on the next turn: every record queued by then is published back to back
 (:meth:`~gamead_core.store.ads.AdStore.update_many`, each a compare-and-set), their acks are awaited together
 on the connection's one reply subscription, then every message whose write was acknowledged is acknowledged
@@ -28,7 +28,6 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from gamead_core.errors import GameadError
-from gamead_core.models import AdRecord
 from gamead_core.store.ads import AdStore
 
 log = logging.getLogger(__name__)
@@ -44,16 +43,17 @@ class SettleRounds:
     def __init__(self, store: AdStore, track: Callable[[asyncio.Future[Any]], None] | None = None) -> None:
         self._store = store
         self._track = track
-        self._queued: list[tuple[Msg, AdRecord, int, asyncio.Future[Result]]] = []
+        self._queued: list[tuple[Msg, tuple[str, bytes, int], asyncio.Future[Result]]] = []
         self.rounds = 0
         self.written = 0
 
-    def complete(self, msg: Msg, done: AdRecord, revision: int) -> asyncio.Future[Result]:
-        """Queue the write of ``done`` over ``revision`` and the ``ack`` of ``msg`` after it; the future gets the
-        new revision once both are sent, or the error of the write (then ``msg`` is not acknowledged). Call it
-        from the event loop; a round starts on the next turn with everything queued by then."""
+    def complete(self, msg: Msg, ad_id: str, done: bytes, revision: int) -> asyncio.Future[Result]:
+        """Queue the write of ``ad_id``'s completed record ``done`` (its encoded bytes) over ``revision`` and the
+        ``ack`` of ``msg`` after it; the future gets the new revision once both are sent, or the error of the
+        write (then ``msg`` is not acknowledged). Call it from the event loop; a round starts on the next turn
+        with everything queued by then."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._queued.append((msg, done, revision, future))
+        self._queued.append((msg, (ad_id, done, revision), future))
         if len(self._queued) == 1:
             task = asyncio.ensure_future(self._round())
             if self._track is not None:
@@ -64,13 +64,13 @@ class SettleRounds:
         batch, self._queued = self._queued, []
         self.rounds += 1
         try:
-            results = await self._store.update_many([(done, revision) for _, done, revision, _ in batch])
+            results = await self._store.update_many([write for _, write, _ in batch], final=True)
         except BaseException as exc:  # noqa: BLE001 - a cancelled loop (update_many answers per write): tell each
             for *_, future in batch:
                 if not future.done():
                     future.cancel() if isinstance(exc, asyncio.CancelledError) else future.set_exception(exc)
             raise
-        for (msg, _, _, future), result in zip(batch, results, strict=True):
+        for (msg, _, future), result in zip(batch, results, strict=True):
             if isinstance(result, int):
                 self.written += 1
                 try:

@@ -26,7 +26,6 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
@@ -48,11 +47,13 @@ from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
+from gamead_core.worker.announce import announcement, beat_head
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.hooks import Hook, Hooks
+from gamead_core.worker.idle import IdleWait
 from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, delivery_key, next_pace, prefetch_depth
@@ -90,7 +91,7 @@ class Worker:
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
         self._beat: NodeInfo | None = None
-        self._beat_doc: tuple[NodeInfo, dict[str, Any]] | None = None  #: the last beat and its JSON document
+        self._beat_doc: tuple[NodeInfo, bytes] | None = None  #: the last beat and its announcements' head
         self._handler: AdHandler | None = None
         own_hooks = worker_hooks(settings)
         #: the ack-wait keep-alive also keeps the prefetch buffer's deliveries alive
@@ -194,18 +195,15 @@ class Worker:
 
     async def _announce_held(self) -> None:
         """Put the held ads into our registry entry before their analyses start (see the reaper): the last
-        beat (serialised once per beat) with ``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date,
-        one ``orjson.dumps`` per pull instead of a model copy and dump."""
+        beat with ``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date, spliced onto the beat's
+        bytes made once per beat (:mod:`gamead_core.worker.announce`), not a model copy and dump per pull."""
         if self._registry is None:
             return
         beat = self._beat if self._beat is not None else self._snapshot()
         if self._beat_doc is None or self._beat_doc[0] is not beat:
-            self._beat_doc = (beat, orjson.loads(beat.model_dump_json()))
-        doc = dict(self._beat_doc[1])
-        doc["holding"] = self._held.wire()
-        doc["inFlight"] = self.stats.in_flight
-        doc["heartbeatAt"] = iso_z(utcnow())
-        await self._registry.put_raw_nowait(beat.id, orjson.dumps(doc))
+            self._beat_doc = (beat, beat_head(orjson.loads(beat.model_dump_json())))
+        await self._registry.put_raw_nowait(beat.id, announcement(
+            self._beat_doc[1], self._held.wire(), self.stats.in_flight, iso_z(utcnow())))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the
@@ -213,7 +211,8 @@ class Worker:
         for the free slots plus up to ``worker.prefetch`` more (:func:`.prefetch.prefetch_depth`: what the slots
         finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
-        stopping.add_done_callback(lambda _: self._slots.freed())
+        idle = IdleWait()  #: the wait for work, in this task (gamead_core.worker.idle)
+        stopping.add_done_callback(lambda _: (self._slots.freed(), idle.cut()))
         buffer = self._buffer
         ws = self.settings.worker
         try:
@@ -247,9 +246,8 @@ class Worker:
                 else:
                     self._pull_failed(None)
                 if not msgs and not buffered:
-                    waiter = asyncio.ensure_future(puller.wait_for_work(seen, self.settings.queue.idle_poll))
-                    await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
+                    if not stop.is_set():  # set now: the stop's cut may have come already; else it cuts the wait
+                        await idle.wait(puller.wait_for_work(seen, self.settings.queue.idle_poll))
                     continue
                 await self._start(msgs, free)
         finally:

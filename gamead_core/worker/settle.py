@@ -36,6 +36,7 @@ from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.worker.backoff import backoff
+from gamead_core.worker.completed_json import completed_bytes, completed_record
 from gamead_core.worker.budget import (
     budget_spent, lost_attempt, lost_error, parse_delivery, superseded, waiting_since,
 )
@@ -166,16 +167,15 @@ class Settler:
         retried after the storage back-off (lease held) until it is taken."""
         store = self._store
         now = utcnow()
-        done = current.record.model_copy(update={
-            "status": AdStatus.COMPLETED, "completed_at": now, "analysis": analysis, "retry_at": None,
-            "suspect": None,
-        })
-        first = await self.rounds.complete(msg, done, current.revision)
+        started = current.record
+        first = await self.rounds.complete(msg, started.id, completed_bytes(started, now, analysis),
+                                           current.revision)
         if isinstance(first, int):  # written and acknowledged by the round
             self._pause.ok()
             self.stats.processed += 1
-            self._sample(current.record, now)
+            self._sample(started, now)
             return
+        done = completed_record(started, now, analysis)  # the record itself only where a retry needs it
 
         async def finish() -> bool:  # changed meanwhile (a hand-over while we were cut off): finish unless final
             return await self._or_recreated(msg, lambda: store.mutate(  # attempts: ours may be unwritten

@@ -1,0 +1,32 @@
+"""The held-ads announcement's bytes: the last heartbeat's document with ``holding``, ``inFlight`` and
+``heartbeatAt`` brought up to date, spliced from bytes made once per beat (issue 14).
+
+At a steady trickle of ads every start step announces (an unconfirmed registry put before the analyses start,
+so a crash is charged: :mod:`gamead_core.worker.reaper`). The document is ~1.8 kB, nearly all of it the beat's
+(latency buckets, counters), which changes once per heartbeat: :func:`beat_head` serialises that part once,
+and :func:`announcement` appends the three fields that change per step to it (key order aside, the same JSON
+object as the beat's document updated with them; readers validate it as a ``NodeInfo``, order-free).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+#: the fields an announcement brings up to date (the rest is the last beat's)
+FRESH = ("holding", "inFlight", "heartbeatAt")
+
+
+def beat_head(doc: dict[str, Any]) -> bytes:
+    """The JSON of the beat's document ``doc`` (a ``NodeInfo`` as JSON, decoded) without :data:`FRESH` and
+    without its closing brace: the constant part of every announcement until the next beat."""
+    return orjson.dumps({k: v for k, v in doc.items() if k not in FRESH})[:-1]
+
+
+def announcement(head: bytes, holding: list[dict[str, object]], in_flight: int, heartbeat_at: str) -> bytes:
+    """``head`` (:func:`beat_head`) completed with ``holding`` (the held ads' wire form), ``inFlight`` and
+    ``heartbeatAt`` (an ISO 8601 time, :func:`gamead_core.models.iso_z`)."""
+    sep = b"," if len(head) > 1 else b""
+    return b"%s%s\"holding\":%s,\"inFlight\":%d,\"heartbeatAt\":%s}" % (
+        head, sep, orjson.dumps(holding), in_flight, orjson.dumps(heartbeat_at))

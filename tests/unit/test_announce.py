@@ -1,0 +1,40 @@
+"""The held-ads announcement spliced from the beat's bytes (``worker.announce``) is the beat's document with
+``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date, as the registry reads it (issue 14)."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gamead_core.config import GameadSettings
+from gamead_core.models import iso_z, utcnow
+from gamead_core.registry import NodeInfo
+from gamead_core.worker.announce import announcement, beat_head
+from gamead_core.worker.runtime import Worker
+
+_HELD = st.lists(st.fixed_dictionaries({
+    "adId": st.text("0123456789abcdefghjkmnpqrstvwxyz", min_size=26, max_size=26),
+    "delivery": st.builds(lambda seq, n: f"{seq}.{n}", st.integers(1, 10**6), st.integers(1, 9)),
+    "ackSubject": st.text(max_size=60), "started": st.booleans()}), max_size=12)
+
+
+#: the beat a worker sends (built once: settings and a worker per example would be most of the test's time)
+_DOC = orjson.loads(Worker(GameadSettings(), "nats://127.0.0.1:1", worker_id="w5-test")._snapshot()  # noqa: SLF001
+                    .model_dump_json())
+
+
+@settings(max_examples=40, deadline=None)
+@given(_HELD, st.integers(0, 64))
+def test_an_announcement_is_the_beat_brought_up_to_date(held: list[dict[str, object]], in_flight: int) -> None:
+    doc = _DOC
+    at = iso_z(utcnow())
+    body = announcement(beat_head(doc), held, in_flight, at)
+    assert orjson.loads(body) == {**doc, "holding": held, "inFlight": in_flight, "heartbeatAt": at}
+    node = NodeInfo.model_validate_json(body)  # what the reaper and /v1/workers read
+    assert [h.ad_id for h in node.holding] == [h["adId"] for h in held] and node.in_flight == in_flight
+
+
+def test_an_empty_head_still_makes_an_object() -> None:
+    assert orjson.loads(announcement(beat_head({"holding": [], "inFlight": 1}), [], 2, "t")) == {
+        "holding": [], "inFlight": 2, "heartbeatAt": "t"}
