@@ -150,7 +150,8 @@ class QueueLink:
                 continue
             self.nc, self.js, self._store, self.watch = nc, js, store, watch
             self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout,
-                                  partitions=self.settings.queue.partitions)
+                                  partitions=self.settings.queue.partitions,
+                                  atomic_batches=self.settings.api.batch_atomic)
             bound = self.settings.nats.max_pending_bytes  # settling retries respect the outbound bound too
             self._intake.unsettled.held = lambda: outbound_excess(nc, bound) is not None
             self._observed = _ObservedIntake(self._intake, self)

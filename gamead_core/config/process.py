@@ -57,6 +57,9 @@ class ApiSettings(Section):
     batch_max_body_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, description="Largest `POST /ads/batch` body (other routes: `max_body_bytes`)."
     )
+    batch_atomic: bool = Field(
+        True, description="Write `POST /ads/batch`'s records and messages as JetStream atomic batches, one ack per "
+        "batch (NATS ADR-50, nats-server >= 2.12.1, streams with `allow_atomic`); false: one ack per message.")
 
 
 class NatsSettings(Section):

@@ -151,6 +151,11 @@ class AdStore:
             return cls(nc, js)
         return cls(nc, js, final_ttl=final_record_ttl(info))
 
+    @property
+    def timeout(self) -> float:
+        """Seconds a write waits for its ack (the constructor's ``timeout``)."""
+        return self._timeout
+
     def _ttl_of(self, record: AdRecord) -> float | None:
         return self.final_ttl if record.status in FINAL_STATUSES else None
 
