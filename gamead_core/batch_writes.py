@@ -9,10 +9,10 @@ as before (refused → the ad's own error; unanswered → settled in the backgro
 * committed: each ad's revision (records) or :class:`Published` (messages), from the batch's contiguous sequences;
 * refused (nothing stored): the same ads are written again message by message, so each gets its own answer (a
   full stream may take some of them; a stream without ``allow_atomic`` is written so for a while). In that second
-  try a record that already exists, or a message JetStream calls a duplicate, can only be one the refused batch
-  stored after all (the ids are fresh ULIDs; nats-server answers an error for the commit message even if the
-  messages before it were stored, should storing it fail): the record is answered as unanswered (withdrawn in
-  the background, as :meth:`Intake.submit` treats its own lost create) and the message as queued (not a duplicate);
+  try a message JetStream calls a duplicate can only be one the refused batch stored after all (the ids are fresh
+  ULIDs; an R1 stream answers an error for the commit message if storing *it* fails, after the messages before
+  it were stored): it is answered queued (not a duplicate); a record that already exists is read back, and
+  answered created (its revision) if it is exactly the one sent, else ``Conflict`` (someone else's: kept);
 * unanswered (any may be stored): every ad of the batch gets the ``QueueUnavailable`` of an unanswered publish.
 
 Where atomic batches are not used (``api.batch_atomic: false``, a server older than 2.12.1, a stream that refused
@@ -31,7 +31,7 @@ from gamead_core.queue.atomic import MAX_BATCH, AtomicBatches, BatchRefused, Bat
 from gamead_core.queue.connection import translate
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import Outgoing, Published, publish_ads
-from gamead_core.store.ads import AdStore
+from gamead_core.store.ads import AdStore, decode
 
 _EXPECTED = names.HDR_EXPECTED_LAST_SUBJECT_SEQ
 _MSG_ID, _AD_ID, _REVISION = names.HDR_MSG_ID, names.HDR_AD_ID, names.HDR_RECORD_REVISION
@@ -84,9 +84,20 @@ async def create_records(js: JetStreamContext, store: AdStore, atomic: AtomicBat
     if again:
         answers = await store.create_queued_many([ad_ids[i] for i in again], [payloads[i] for i in again])
         for i, answer in zip(again, answers, strict=True):
-            results[i] = QueueUnavailable(f"the record of ad {ad_ids[i]} may be stored: {answer.message}") \
-                if isinstance(answer, Conflict) else answer
+            results[i] = await _ours(store, ad_ids[i], payloads[i], answer) if isinstance(answer, Conflict) \
+                else answer
     return results  # type: ignore[return-value]  # every slot is filled
+
+
+async def _ours(store: AdStore, ad_id: str, payload: bytes, conflict: Conflict) -> int | GameadError:
+    """A record create, tried again after a refused batch, found ``ad_id``'s record there: the refused batch's own
+    (stored after all: the module doc), whose revision is read from the stream leader and answered, if the record is
+    exactly ``payload``; else someone else's, answered ``conflict`` (and never withdrawn)."""
+    try:
+        found = await store.get(ad_id, consistent=True)
+    except GameadError:
+        return conflict
+    return found.revision if found.record == decode(payload) else conflict
 
 
 async def publish_messages(js: JetStreamContext, atomic: AtomicBatches, ads: list[Outgoing], *, timeout: float,

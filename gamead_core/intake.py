@@ -112,7 +112,7 @@ class Intake:
     """The submit path of the API."""
 
     def __init__(self, js: JetStreamContext, store: AdStore, *, publish_timeout: float, partitions: int = 1,
-                 atomic_batches: bool = True) -> None:
+                 atomic_batches: bool = False) -> None:
         self._js = js
         #: which streams take submit_many's writes as atomic batches (api.batch_atomic; gamead_core.batch_writes)
         self.atomic = AtomicBatches(enabled=atomic_batches)

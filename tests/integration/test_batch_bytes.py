@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
@@ -19,14 +20,16 @@ from gamead_core.store.ads import decode, encode
 from tests.support import ad, fresh_intake
 
 
+@pytest.mark.parametrize("atomic", [False, True], ids=["ack-per-ad", "atomic-batch"])
 def test_a_batched_ad_writes_the_bytes_and_headers_a_single_submit_writes(
-        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+        fresh_nats: Callable[[], EmbeddedNats], atomic: bool) -> None:
     server = fresh_nats()
     ads = [AdSubmission.model_validate(ad("Batched \"quoted\" é\tad", priority=2, targetAudience=[" teens "])),
            AdSubmission.model_validate(ad("Batched plain", priority=5))]
 
     async def written() -> tuple[list[Any], Any, list[tuple[bytes, int, bytes, dict[str, str]]]]:
         async with fresh_intake(server.url) as (js, _store, intake):
+            intake.atomic.enabled = atomic  # api.batch_atomic (auto: on replicated streams only)
             single = await intake.submit(AdSubmission.model_validate(ad("Single", priority=3)))
             results = await intake.submit_many(ads)
             kv = await js.key_value(names.ADS_BUCKET)
@@ -57,6 +60,9 @@ def test_a_batched_ad_writes_the_bytes_and_headers_a_single_submit_writes(
                            names.HDR_RECORD_REVISION: str(revision)}
         assert list(headers) == list(single_headers)  # the single path's headers, in its order
     assert names.HDR_BATCH_ID not in single_headers
+    if not atomic:
+        assert batches == [{}, {}]
+        return
     assert [b[names.HDR_BATCH_SEQUENCE] for b in batches] == ["1", "2"]
     assert batches[0][names.HDR_BATCH_ID] == batches[1][names.HDR_BATCH_ID]
     assert [b.get(names.HDR_BATCH_COMMIT) for b in batches] == [None, "1"]
