@@ -76,7 +76,8 @@ def parse_ack(msg: Msg) -> Ack:
     error = resp.get("error")
     if error is not None:
         raise APIError.from_error(error)  # raises the specific class itself for most codes
-    return Ack(resp.get("stream"), int(resp.get("seq") or 0), bool(resp.get("duplicate")), int(resp.get("count") or 0))
+    return Ack(resp.get("stream"), int(resp.get("seq") or 0), bool(resp.get("duplicate")),
+               int(resp.get("count") or 0))
 
 
 class _Group:
