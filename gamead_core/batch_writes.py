@@ -105,6 +105,8 @@ async def publish_messages(js: JetStreamContext, atomic: AtomicBatches, ads: lis
     """:func:`publish_ads` (the ads' work messages, ``Gamead-Record-Revision`` naming their records), in one atomic
     batch (up to 1,000 messages) per work stream where :class:`AtomicBatches` allows. One result per ad, in order:
     its :class:`Published` once stored, else the error met (the module doc). Never raises for one ad."""
+    if partitions == 1 and not atomic.usable(js, names.work_stream(0)):  # the common R1 case: as before
+        return await publish_ads(js, ads, timeout=timeout)
     results: list[Published | Exception | None] = [None] * len(ads)
     by_partition: dict[int, list[int]] = {}
     for i, ad in enumerate(ads):
