@@ -56,6 +56,7 @@ from ulid import ULID
 
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id, new_ad_ids
+from gamead_core.batch_writes import create_records, publish_messages
 from gamead_core.errors import (
     Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueFull, QueueUnavailable, StorageFailed,
     TopologyMissing, maybe_queued,
@@ -63,7 +64,8 @@ from gamead_core.errors import (
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import partition_of
-from gamead_core.queue.publish import Outgoing, publish_ad_acked, publish_ads
+from gamead_core.queue.atomic import AtomicBatches
+from gamead_core.queue.publish import Outgoing, publish_ad_acked
 from gamead_core.store.ads import AdStore, decode, encode
 from gamead_core.store.queued_json import queued_records
 from gamead_core.telemetry.metrics import ad_submitted
@@ -109,8 +111,11 @@ class Queued(NamedTuple):
 class Intake:
     """The submit path of the API."""
 
-    def __init__(self, js: JetStreamContext, store: AdStore, *, publish_timeout: float, partitions: int = 1) -> None:
+    def __init__(self, js: JetStreamContext, store: AdStore, *, publish_timeout: float, partitions: int = 1,
+                 atomic_batches: bool = False) -> None:
         self._js = js
+        #: which streams take submit_many's writes as atomic batches (api.batch_atomic; gamead_core.batch_writes)
+        self.atomic = AtomicBatches(enabled=atomic_batches)
         self._store = store
         self._timeout = publish_timeout
         self._partitions = partitions  #: queue.partitions: which work stream each ad goes to
@@ -252,13 +257,15 @@ class Intake:
         """Queue ``ads`` (no idempotency keys) in the order of :meth:`submit`, each step pipelined: the records
         created (:meth:`AdStore.create_queued_many`, their bytes built without an :class:`AdRecord`:
         :mod:`gamead_core.store.queued_json`, the same bytes), then the messages of the ads whose record was
-        stored published (:func:`publish_ads`, with ``Gamead-Record-Revision``). One result per ad, in order,
+        stored published (:func:`publish_ads`, with ``Gamead-Record-Revision``); each step as JetStream atomic
+        batches, one ack per batch, where the server and stream take them (:mod:`gamead_core.batch_writes`).
+        One result per ad, in order,
         each :class:`Queued` only once JetStream acknowledged both, else the gamead error it met (refused
         publishes take their records back, together, as :meth:`submit` does). Never raises for one ad."""
         now = utcnow()
         ids = new_ad_ids(len(ads))
         payloads = queued_records(ids, now, ads)
-        created = await self._store.create_queued_many(ids, payloads)
+        created = await create_records(self._js, self._store, self.atomic, ids, payloads)
         results: list[Queued | GameadError] = []
         outgoing: list[Outgoing] = []
         stored: list[int] = []
@@ -269,8 +276,8 @@ class Intake:
             else:
                 await self._withdraw_if_ambiguous(ad_id, revision)
             results.append(revision)  # type: ignore[arg-type]  # each int is replaced below
-        published = await publish_ads(self._js, outgoing, timeout=self._timeout,
-                                      partitions=self._partitions) if outgoing else []
+        published = await publish_messages(self._js, self.atomic, outgoing, timeout=self._timeout,
+                                           partitions=self._partitions) if outgoing else []
         failed: list[tuple[Outgoing, GameadError]] = []
         for i, out, outcome in zip(stored, outgoing, published, strict=True):
             if isinstance(outcome, GameadError):

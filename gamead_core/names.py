@@ -168,6 +168,12 @@ HDR_RECORD_REVISION: Final[str] = "Gamead-Record-Revision"
 HDR_TTL: Final[str] = "Nats-TTL"
 #: On a delete marker the server wrote itself (a per-key TTL ran out, ADR-48): why (``MaxAge``, ``Remove``…).
 HDR_MARKER_REASON: Final[str] = "Nats-Marker-Reason"
+#: JetStream atomic batch publish (NATS ADR-50, nats-server >= 2.12): the batch a message belongs to (<= 64
+#: characters), its 1-based place in the batch (no gaps), and ``1`` on the message that commits it. Stored on the
+#: messages of a committed batch (records and work messages of ``POST /ads/batch``); nothing reads them back.
+HDR_BATCH_ID: Final[str] = "Nats-Batch-Id"
+HDR_BATCH_SEQUENCE: Final[str] = "Nats-Batch-Sequence"
+HDR_BATCH_COMMIT: Final[str] = "Nats-Batch-Commit"
 
 # --- KV buckets on the wire (NATS ADR-8) ----------------------------------------------------------
 

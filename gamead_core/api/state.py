@@ -32,6 +32,7 @@ from gamead_core.api.leaderless import leaderless
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
 from gamead_core.intake import Accepted, Intake, Queued
+from gamead_core.queue.atomic import atomic_wanted
 from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import check_outbound, outbound_excess, reader_alive, round_trip, unsent_bytes
 from gamead_core.queue.dlq import DeadLetters
@@ -150,7 +151,9 @@ class QueueLink:
                 continue
             self.nc, self.js, self._store, self.watch = nc, js, store, watch
             self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout,
-                                  partitions=self.settings.queue.partitions)
+                                  partitions=self.settings.queue.partitions,
+                                  atomic_batches=atomic_wanted(self.settings.api.batch_atomic,
+                                                               self.settings.queue.replicas))
             bound = self.settings.nats.max_pending_bytes  # settling retries respect the outbound bound too
             self._intake.unsettled.held = lambda: outbound_excess(nc, bound) is not None
             self._observed = _ObservedIntake(self._intake, self)

@@ -57,6 +57,10 @@ class ApiSettings(Section):
     batch_max_body_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, description="Largest `POST /ads/batch` body (other routes: `max_body_bytes`)."
     )
+    batch_atomic: Literal["auto", "always", "never"] = Field(
+        "auto", description="Write `POST /ads/batch`'s records and messages as JetStream atomic batches, one ack "
+        "per batch (NATS ADR-50, nats-server >= 2.12.1): `auto` when `queue.replicas` > 1 (faster there; on R1 "
+        "streams nats-server stages each batch on disk and it is slower), `always`, or `never` (one ack per ad).")
 
 
 class NatsSettings(Section):

@@ -50,11 +50,13 @@ E = TypeVar("E")
 
 class Ack(NamedTuple):
     """JetStream's answer to a stored publish (``{"stream", "seq", "duplicate"}``, nats-server ``JSPubAckResponse``).
-    ``seq`` of a ``duplicate`` is the first message's with that ``Nats-Msg-Id``."""
+    ``seq`` of a ``duplicate`` is the first message's with that ``Nats-Msg-Id``. ``count``: the messages of the
+    atomic batch this publish committed (its ``"count"``, NATS ADR-50; 0 for a plain publish)."""
 
     stream: str | None
     seq: int
     duplicate: bool
+    count: int = 0
 
 
 def parse_ack(msg: Msg) -> Ack:
@@ -74,7 +76,8 @@ def parse_ack(msg: Msg) -> Ack:
     error = resp.get("error")
     if error is not None:
         raise APIError.from_error(error)  # raises the specific class itself for most codes
-    return Ack(resp.get("stream"), int(resp.get("seq") or 0), bool(resp.get("duplicate")))
+    return Ack(resp.get("stream"), int(resp.get("seq") or 0), bool(resp.get("duplicate")),
+               int(resp.get("count") or 0))
 
 
 class _Group:

@@ -21,10 +21,10 @@ created: see :data:`gamead_core.names.OBSOLETE_STREAMS`.)
 
 * :func:`ensure_topology` (every worker at start-up): create what is missing, update compatible limit changes
   in place (a stream's ``max_msgs``, ``max_bytes``, ``max_age``, ``duplicate_window``, ``discard``,
-  ``max_msgs_per_subject``, ``allow_msg_ttl``, ``allow_direct``; a consumer's ``ack_wait``, ``max_deliver``,
-  ``max_ack_pending``) and raise :class:`TopologyError` with one clear line for an object that exists with a
-  config gamead cannot use (retention, subjects or storage of a stream; filter, ack policy or push delivery of
-  a consumer). Such an object is never overwritten.
+  ``max_msgs_per_subject``, ``allow_msg_ttl``, ``allow_direct``, ``allow_atomic``; a consumer's ``ack_wait``,
+  ``max_deliver``, ``max_ack_pending``) and raise :class:`TopologyError` with one clear line for an object that
+  exists with a config gamead cannot use (retention, subjects or storage of a stream; filter, ack policy or push
+  delivery of a consumer). Such an object is never overwritten.
 * :func:`check_topology`: the same, returning a :class:`TopologyReport` instead of raising: the API node's
   start-up (which reports and carries on) and the watch of :mod:`gamead_core.queue.watch` (which only
   recreates what is missing; limits are the start-up's business, so nodes with different configs during a

@@ -58,6 +58,8 @@ def stream_config(qs: QueueSettings, partition: int = 0) -> StreamConfig:
         # direct gets in batches: how `gamead doctor` lists the waiting ads (1 API call per 1,000 messages; a
         # work-queue stream refuses the ordered consumer a listing would otherwise use)
         allow_direct=True,
+        # POST /ads/batch writes its messages as atomic batches, one ack each (NATS ADR-50; gamead_core.queue.atomic)
+        allow_atomic=True,
         metadata={names.PARTITIONS_METADATA: str(parts)},
     )
 
@@ -180,7 +182,7 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
 #: Stream fields gamead updates in place when they differ from its config (JetStream allows the change), and
 #: the keys gamead sets in a stream's ``metadata``.
 STREAM_LIMITS = ("max_msgs", "max_bytes", "max_age", "duplicate_window", "discard", "max_msgs_per_subject",
-                 "allow_msg_ttl", "allow_direct")
+                 "allow_msg_ttl", "allow_direct", "allow_atomic")
 #: Consumer fields gamead updates in place (CONSUMER.CREATE of an existing durable updates these).
 CONSUMER_LIMITS = ("ack_wait", "max_deliver", "max_ack_pending")
 

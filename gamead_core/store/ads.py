@@ -101,11 +101,16 @@ def _write_headers(last: int | None, ttl: float | None, *, delete: bool = False)
 
 
 def _translated(exc: BaseException) -> GameadError:
-    """A write's error as the gamead error tree (a lost create-only put: :class:`Conflict`)."""
+    """A write's error as the gamead error tree (a lost create-only put: :class:`Conflict`), chained to ``exc`` as
+    ``raise … from exc`` would: the API reads the cause (a "no responders" from a stream electing its leader is
+    not a missing stream: :func:`gamead_core.api.leaderless.leaderless`; ``intake.not_stored``)."""
     if _lost(exc):
         return Conflict(f"the record already exists ({exc.description})")
     out = translate(exc)
-    return out if isinstance(out, GameadError) else QueueUnavailable(f"record write failed: {out!r}")
+    out = out if isinstance(out, GameadError) else QueueUnavailable(f"record write failed: {out!r}")
+    if out is not exc and out.__cause__ is None:
+        out.__cause__ = exc
+    return out
 
 
 def _update_error(exc: BaseException) -> GameadError:
@@ -150,6 +155,11 @@ class AdStore:
         except GameadError:
             return cls(nc, js)
         return cls(nc, js, final_ttl=final_record_ttl(info))
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a write waits for its ack (the constructor's ``timeout``)."""
+        return self._timeout
 
     def _ttl_of(self, record: AdRecord) -> float | None:
         return self.final_ttl if record.status in FINAL_STATUSES else None

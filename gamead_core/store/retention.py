@@ -56,6 +56,7 @@ def records_stream_config(qs: QueueSettings, rs: RecordSettings) -> StreamConfig
         deny_delete=True,
         allow_direct=True,  # reads skip the JSON/base64 STREAM.MSG.GET path
         allow_msg_ttl=True,
+        allow_atomic=True,  # POST /ads/batch creates its records as atomic batches (NATS ADR-50)
         metadata={names.RECORDS_FINAL_TTL_METADATA: str(int(rs.completed_max_age))},
     )
 

@@ -9,7 +9,9 @@
   the doctor found 1-4 records without a message after 5 of 6 drills (CI met it once with the leaders apart).
   Now such a take-back is retried until answered: the doctor finds nothing. The 503s say ``queue_unavailable``
   (retry), not ``topology_missing`` ("the work stream does not exist … run gamead doctor --repair", 1,682 of
-  1,686 503s in one drill before): every stream exists, none has a leader for a few seconds.
+  1,686 503s in one drill before): every stream exists, none has a leader for a few seconds. One of the four
+  clients sends batches of 20 (``POST /ads/batch``: atomic batches on R3, NATS ADR-50): every ad a batch
+  answered ``queued`` completes too, and its failed items carry the same codes.
 """
 
 from __future__ import annotations
@@ -175,6 +177,10 @@ def test_killing_the_stream_leader_under_load_loses_nothing(r3_stack: dict[str, 
         with httpx.Client(base_url=url, timeout=15) as client:
             i = 0
             while not stop.is_set():
+                if n == 0:  # batches of 20: atomic batches on R3 (api.batch_atomic auto), one ack per stream
+                    batch_load(client, i)
+                    i += 1
+                    continue
                 resp = client.post("/ads", json=ad(f"Load {n}-{i}", 1 + i % 5))
                 with lock:
                     statuses[resp.status_code] += 1
@@ -183,6 +189,22 @@ def test_killing_the_stream_leader_under_load_loses_nothing(r3_stack: dict[str, 
                     if resp.status_code == 202:
                         accepted.append(str(resp.json()["id"]))
                 i += 1
+
+    batched: list[str] = []  #: ads of POST /ads/batch answered queued (among ``accepted``)
+
+    def batch_load(client: httpx.Client, i: int) -> None:
+        resp = client.post("/ads/batch", json={"ads": [ad(f"Batch {i}-{k}", 1 + k % 5) for k in range(20)]})
+        with lock:
+            statuses[resp.status_code] += 1
+            if resp.status_code == 503:
+                codes[resp.json()["error"]["code"]] += 1
+            if resp.status_code == 200:
+                for item in resp.json()["results"]:
+                    if "error" in item:
+                        codes[item["error"]["code"]] += 1
+                    else:
+                        accepted.append(str(item["id"]))
+                        batched.append(str(item["id"]))
 
     threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
     for t in threads:
@@ -204,7 +226,8 @@ def test_killing_the_stream_leader_under_load_loses_nothing(r3_stack: dict[str, 
         records = wait_for(lambda: _all_completed(client, accepted), timeout=60, interval=1.0,
                            what=f"all {len(accepted)} acknowledged ads completed")
     assert len(records) == len(accepted), "0 acknowledged ads lost"
-    assert set(statuses) <= {202, 503}, f"only 202 and 503 while failing over, got {dict(statuses)}"
+    assert batched, "batched ads were queued too"
+    assert set(statuses) <= {200, 202, 503}, f"only 200 (batches), 202 and 503 while failing over, got {dict(statuses)}"
     # a stream electing its leader is not a missing one (was 1,682 of 1,686 503s: "does not exist … run doctor")
     assert codes["topology_missing"] == 0, f"503 codes while failing over: {dict(codes)}"
     assert _tracebacks(api, *workers) == []

@@ -111,7 +111,10 @@ def _reply(data: bytes, headers: dict[str, str] | None = None) -> Msg:
 def test_a_publish_ack_is_read_as_nats_py_reads_it() -> None:
     ack = parse_ack(_reply(b'{"stream":"GAMEAD_ADS","seq":7,"duplicate":true}'))
     assert (ack.stream, ack.seq, ack.duplicate) == ("GAMEAD_ADS", 7, True)
-    assert parse_ack(_reply(b'{"stream":"GAMEAD_ADS","seq":8}')) == ("GAMEAD_ADS", 8, False)
+    assert parse_ack(_reply(b'{"stream":"GAMEAD_ADS","seq":8}')) == ("GAMEAD_ADS", 8, False, 0)
+    # the commit of an atomic batch (NATS ADR-50): its count of messages, ending at seq
+    batch = parse_ack(_reply(b'{"stream":"GAMEAD_ADS","seq":108,"batch":"b1","count":100}'))
+    assert (batch.seq, batch.count, batch.duplicate) == (108, 100, False)
 
 
 def test_an_error_ack_raises_the_error_the_boundary_maps_to_queue_full() -> None:
