@@ -57,6 +57,6 @@ def test_each_ad_costs_its_budget_of_nats_messages(
     assert count["records"] == 2 * ADS, count  # create + outcome: no read, no `processing` mark
     # the publish (its delivery goes to the long poll's inbox: a subscriber on the subject never sees it)
     assert count["work"] == ADS, count
-    assert count["acks"] == ADS and set(taps["acks"].messages) == {b"+ACK"}, count  # no nak, no keep-alive
+    assert count["acks"] == ADS and set(taps["acks"].messages) <= {b"", b"+ACK"}, count  # an ack: no nak, no +WPI
     assert count["pulls"] <= ADS + 5, count  # the long poll put back (5 levels: at most one each more)
     assert count["registry"] <= ADS + 2, count  # the held-ads announcement
