@@ -29,7 +29,6 @@ compare with the code before this change in the same run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
