@@ -1,0 +1,62 @@
+"""Issue 14: the NATS messages one ad costs at steady state, counted by kind on a real stack (one API, one
+worker, ads submitted one at a time, so each ad wakes the idle worker on its own — the dearest case).
+
+The budget per ad (``benchmarks/README.md``, "Every NATS message of an ad"; ``bench_idle.py --breakdown``
+counted 10.6 distinct messages per ad at 100 ads/s and 8.9 at 1,000 ads/s, 2 workers):
+
+* the record: KV create (API) and the outcome write (worker), each acknowledged — 2 writes on ``$KV.gamead_ads``;
+* the work message: publish (API) and its publish ack, and its delivery (routed to the pull request's inbox);
+* one ``+ACK`` per ad, sent without a reply subject (no double ack), after the outcome write;
+* about one pull request per ad: the long poll that delivered it, put back; no heads read to find it;
+* about one held-ads announcement per ad (``$KV.gamead_registry``: the worker lists the ad as started before
+  it runs unmarked, so a crash charges it; :mod:`gamead_core.worker.held`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from tests.support import Proc, SubjectTap, ad, start_api, start_worker, wait_terminal
+
+ADS = 20
+#: no periodic look at the heads and no heartbeat during the count: what is counted is what the ads cause
+QUIET = {"GAMEAD_QUEUE__IDLE_WAIT": "120", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "60"}
+
+
+def test_each_ad_costs_its_budget_of_nats_messages(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    procs.append(start_worker(server.url, tmp_path, worker_id="budget", concurrency=2, ready=True, **QUIET))
+    with httpx.Client(base_url=url, timeout=20) as http:
+        wait_terminal(http, http.post("/ads", json=ad("Warm-up")).json()["id"])
+        taps = {
+            "records": SubjectTap(server.url, names.kv_all(names.ADS_BUCKET)),
+            "work": SubjectTap(server.url, f"{names.ADS_SUBJECT_PREFIX}.>"),
+            "acks": SubjectTap(server.url, f"$JS.ACK.{names.ADS_STREAM}.>"),
+            "pulls": SubjectTap(server.url, f"$JS.API.CONSUMER.MSG.NEXT.{names.ADS_STREAM}.>"),
+            "registry": SubjectTap(server.url, names.kv_all(names.REGISTRY_BUCKET)),
+        }
+        try:
+            records = []
+            for i in range(ADS):  # one at a time: the worker is idle when each arrives
+                ad_id = http.post("/ads", json=ad(f"Budget {i}", priority=1 + i % 5)).json()["id"]
+                records.append(wait_terminal(http, ad_id))
+        finally:
+            for tap in taps.values():
+                tap.close()
+    assert {r["status"] for r in records} == {"completed"}
+    count = {kind: len(tap.messages) for kind, tap in taps.items()}
+    assert count["records"] == 2 * ADS, count  # create + outcome: no read, no `processing` mark
+    # the publish (its delivery goes to the long poll's inbox: a subscriber on the subject never sees it)
+    assert count["work"] == ADS, count
+    assert count["acks"] == ADS and set(taps["acks"].messages) <= {b"", b"+ACK"}, count  # an ack: no nak, no +WPI
+    assert count["pulls"] <= ADS + 5, count  # the long poll put back (5 levels: at most one each more)
+    assert count["registry"] <= ADS + 2, count  # the held-ads announcement
