@@ -22,6 +22,7 @@ them lately) the message-by-message writes run as before.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from nats.js import JetStreamContext
 
@@ -64,21 +65,11 @@ async def create_records(js: JetStreamContext, store: AdStore, atomic: AtomicBat
     prefix = names.kv_prefix(names.ADS_BUCKET)
 
     async def one(chunk: list[int]) -> list[int]:
-        try:
-            revisions = await publish_batch(js, [(prefix + ad_ids[i], payloads[i], {_EXPECTED: "0"}) for i in chunk],
-                                            stream=stream, timeout=store.timeout)
-        except BatchRefused as exc:
-            atomic.refused(stream, exc)
-            return chunk
-        except BatchUnanswered as exc:
-            if exc.cause is None:
-                atomic.unconfirmed(stream)
-            for i in chunk:
-                results[i] = _unanswered(exc)
-            return []
+        messages = [(prefix + ad_ids[i], payloads[i], {_EXPECTED: "0"}) for i in chunk]
+        revisions, again = await _one_batch(js, atomic, stream, messages, store.timeout, chunk, results)
         for i, revision in zip(chunk, revisions):
             results[i] = revision
-        return []
+        return again
 
     again = [i for left in await asyncio.gather(*map(one, _chunks(list(range(len(ad_ids)))))) for i in left]
     if again:
@@ -87,6 +78,25 @@ async def create_records(js: JetStreamContext, store: AdStore, atomic: AtomicBat
             results[i] = await _ours(store, ad_ids[i], payloads[i], answer) if isinstance(answer, Conflict) \
                 else answer
     return results  # type: ignore[return-value]  # every slot is filled
+
+
+async def _one_batch(js: JetStreamContext, atomic: AtomicBatches, stream: str,
+                     messages: list[tuple[str, bytes, dict[str, str]]], timeout: float, chunk: list[int],
+                     results: list[Any]) -> tuple[list[int], list[int]]:
+    """``messages`` (one per index of ``chunk``) as one atomic batch on ``stream``. Returns ``(sequences, [])``
+    once stored; ``([], chunk)`` if the batch was refused (nothing stored: those ads are sent again one by one);
+    ``([], [])`` if it went unanswered, each of ``chunk``'s slots in ``results`` then holding that error."""
+    try:
+        return await publish_batch(js, messages, stream=stream, timeout=timeout), []
+    except BatchRefused as exc:
+        atomic.refused(stream, exc)
+        return [], chunk
+    except BatchUnanswered as exc:
+        if exc.cause is None:
+            atomic.unconfirmed(stream)
+        for i in chunk:
+            results[i] = _unanswered(exc)
+        return [], []
 
 
 async def _ours(store: AdStore, ad_id: str, payload: bytes, conflict: Conflict) -> int | GameadError:
@@ -131,20 +141,10 @@ async def publish_messages(js: JetStreamContext, atomic: AtomicBatches, ads: lis
             if ad.revision is not None:
                 headers[_REVISION] = str(ad.revision)
             messages.append((subject, ad.payload, headers))
-        try:
-            seqs = await publish_batch(js, messages, stream=stream, timeout=timeout)
-        except BatchRefused as exc:
-            atomic.refused(stream, exc)
-            return chunk
-        except BatchUnanswered as exc:
-            if exc.cause is None:
-                atomic.unconfirmed(stream)
-            for i in chunk:
-                results[i] = _unanswered(exc)
-            return []
+        seqs, again = await _one_batch(js, atomic, stream, messages, timeout, chunk, results)
         for i, seq in zip(chunk, seqs):
             results[i] = Published(seq, False)
-        return []
+        return again
 
     if chunks:
         again += [i for left in await asyncio.gather(*(one(p, c) for p, c in chunks)) for i in left]
