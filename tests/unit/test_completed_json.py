@@ -17,28 +17,26 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gamead_core.models import AdError, AdRecord, AdStatus, AdSubmission, Analysis, ComponentScore, is_ad_text
+from gamead_core.models import (
+    AdError,
+    AdRecord,
+    AdStatus,
+    AdSubmission,
+    Analysis,
+    ComponentScore,
+)
 from gamead_core.store.ads import decode, encode
 from gamead_core.worker import completed_json
 from gamead_core.worker.analyzer import analyze
+from tests.ad_strategies import ad_text
 from tests.support import ad
-
-_CHARS = st.one_of(
-    st.sampled_from(list('"\\\t\n\r /<>&\'é€😀\u2028\u2029\u00a0\u200b\ufeff')),
-    st.characters(blacklist_categories=("Cs", "Cc")),
-)
-
-
-def _text(max_size: int) -> st.SearchStrategy[str]:
-    return st.text(_CHARS, min_size=1, max_size=max_size).filter(is_ad_text)
-
 
 _ADS = st.builds(
     lambda title, description, genre, audience, visuals, cta, duration, priority: AdSubmission.model_validate_json(
         orjson.dumps({"title": title, "description": description, "genre": genre, "targetAudience": audience,
                       "visualElements": visuals, "callToAction": cta, "duration": duration, "priority": priority}),
         strict=True),
-    _text(40), _text(80), _text(20), st.lists(_text(12), max_size=4), st.lists(_text(12), max_size=4), _text(30),
+    ad_text(40), ad_text(80), ad_text(20), st.lists(ad_text(12), max_size=4), st.lists(ad_text(12), max_size=4), ad_text(30),
     st.integers(1, 600), st.integers(1, 5))
 _TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(
     lambda t: t.replace(tzinfo=timezone.utc))
@@ -48,8 +46,8 @@ _ANALYSES = st.builds(
         effectiveness_score=score, components=[ComponentScore(name=n, score=s, weight=w, reason=r)
                                                for n, s, w, r in parts],
         strengths=strengths, improvement_suggestions=tips, analyzer_version=version),
-    _SCORES, st.lists(st.tuples(_text(12), _SCORES, st.floats(0, 1, allow_nan=False), _text(40)), max_size=7),
-    st.lists(_text(30), max_size=3), st.lists(_text(30), max_size=3), _text(10))
+    _SCORES, st.lists(st.tuples(ad_text(12), _SCORES, st.floats(0, 1, allow_nan=False), ad_text(40)), max_size=7),
+    st.lists(ad_text(30), max_size=3), st.lists(ad_text(30), max_size=3), ad_text(10))
 
 
 def _started(ad_: AdSubmission, submitted: datetime, began: datetime, attempts: int, worker: str, delivery: str,

@@ -22,28 +22,17 @@ from gamead_core.ad_ids import new_ad_ids, ulid_text, ulid_texts
 from gamead_core.api.batch_answer import answer_bytes, error, error_of, result_of
 from gamead_core.errors import GameadError, QueueFull
 from gamead_core.intake import Accepted, Queued
-from gamead_core.models import AdRecord, AdStatus, AdSubmission, is_ad_text
+from gamead_core.models import AdRecord, AdStatus, AdSubmission
 from gamead_core.store import queued_json
 from gamead_core.store.ads import encode
+from tests.ad_strategies import ad_text
 from tests.support import ad
-
-#: characters an ad text may hold (no surrogates, no control characters but tab and the line ends), weighted
-#: towards those JSON escapes or writes as several bytes
-_CHARS = st.one_of(
-    st.sampled_from(list('"\\\t\n\r /<>&\'é€😀\u2028\u2029\u00a0\u200b\ufeff')),
-    st.characters(blacklist_categories=("Cs", "Cc")),
-)
-
-
-def _text(max_size: int) -> st.SearchStrategy[str]:
-    return st.text(_CHARS, min_size=1, max_size=max_size).filter(is_ad_text)
-
 
 _ADS = st.builds(
     lambda title, description, genre, audience, visuals, cta, duration, priority: {
         "title": title, "description": description, "genre": genre, "targetAudience": audience,
         "visualElements": visuals, "callToAction": cta, "duration": duration, "priority": priority},
-    _text(40), _text(80), _text(20), st.lists(_text(12), max_size=4), st.lists(_text(12), max_size=4), _text(30),
+    ad_text(40), ad_text(80), ad_text(20), st.lists(ad_text(12), max_size=4), st.lists(ad_text(12), max_size=4), ad_text(30),
     st.integers(1, 600), st.integers(1, 5))
 _TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(
     lambda t: t.replace(tzinfo=timezone.utc))
