@@ -18,8 +18,9 @@ task (start-up not counted) to the last:
 * **arq**: an arq worker, ``max_jobs`` 16, ``poll_delay`` 1 ms (its default 0.5 s would cap it at 32 jobs/s),
   no result kept, the same Valkey, a **no-op** job (``benchmarks/peers/arq_noop.py``).
 
-Printed per round and as medians: tasks/s and CPU µs per task of each process, and the ratios the issue sets:
-gamead / raw ≥ 0.8, gamead / arq ≥ 1, gamead / celery ≥ 2. Every process is stopped by PID at the end.
+Printed per round and as medians: tasks/s and CPU µs per task of each process, and the ratios the issue sets
+(gamead / raw ≥ 0.8, gamead / arq ≥ 1, gamead / celery ≥ 2), each the median of the rounds' own ratios. Every
+process is stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -138,8 +139,11 @@ def main() -> None:
         print(f"  {what[name]:<45} {rate[name]:7.0f} tasks/s, {statistics.median(r['cpu_us'] for r in rows):5.0f} "
               "µs CPU per task (its process)")
     for peer, target in (("raw", 0.8), ("arq", 1.0), ("celery", 2.0)):
-        ratio = rate["gamead"] / rate[peer]
-        print(f"  gamead / {peer:<7} {ratio:5.2f}  (target ≥ {target:g}: {'met' if ratio >= target else 'MISSED'})")
+        # each round's contenders ran back to back on the same machine: the ratio is taken within a round
+        rounds = [g["rate"] / p["rate"] for g, p in zip(runs["gamead"], runs[peer], strict=True)]
+        ratio = statistics.median(rounds)
+        print(f"  gamead / {peer:<7} {ratio:5.2f}, median of the rounds' ratios "
+              f"({', '.join(f'{r:.2f}' for r in rounds)}; target ≥ {target:g}: {'met' if ratio >= target else 'MISSED'})")
 
 
 if __name__ == "__main__":
