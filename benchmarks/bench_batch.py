@@ -32,7 +32,6 @@ import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_pipeline import Procs, Stack, free_port, gamead_env, proc_cpu_seconds, read_response  # noqa: E402
+from bench_pipeline import (  # noqa: E402
+    Procs, Stack, free_port, gamead_env, proc_cpu_seconds, read_response, scratch_dir,
+)
 
 from gamead_cli.generate import generate_ads  # noqa: E402
 
@@ -169,7 +170,7 @@ def main() -> int:
     parser.add_argument("--output", choices=("text", "json"), default="text")
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="gamead-bench-batch-"))
+    root = scratch_dir("gamead-bench-batch-")
     logdir = root / "logs"
     logdir.mkdir()
     procs = Procs(logdir)

@@ -35,7 +35,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +45,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_pipeline import Procs, free_port, gamead_env, proc_cpu_seconds  # noqa: E402
+from bench_pipeline import Procs, free_port, gamead_env, proc_cpu_seconds, scratch_dir  # noqa: E402
 
 from gamead_cli.generate import generate_ads  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
@@ -182,7 +181,7 @@ def main() -> int:
     parser.add_argument("--breakdown", action="store_true",
                         help="also count every message by class (msg_tap.py subscribed to '>' in its own process)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="gamead-bench-idle-"))
+    root = scratch_dir("gamead-bench-idle-")
     (root / "logs").mkdir()
     rows = []
     for n in (int(x) for x in args.workers.split(",")):

@@ -30,6 +30,7 @@ import json
 import os
 import random
 import resource
+import atexit
 import shutil
 import signal
 import socket
@@ -329,6 +330,17 @@ def proc_cpu_seconds(pid: int) -> float | None:
 def children_cpu_seconds() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary directory (``/tmp/<prefix>…``: NATS data, logs) removed when this process exits, however
+    ``main`` ends (``atexit``; not after a SIGKILL). ``GAMEAD_BENCH_KEEP=1`` keeps it, and says where."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("GAMEAD_BENCH_KEEP"):
+        atexit.register(lambda: print(f"kept {path}", file=sys.stderr))
+    else:
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def free_port() -> int:

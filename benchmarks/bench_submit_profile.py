@@ -35,7 +35,6 @@ import pstats
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -120,7 +119,8 @@ async def main_batch(args: argparse.Namespace) -> None:
     ads = [json.dumps(a, separators=(",", ":")).encode() for a in generate_ads(2000, seed=5)]
     n = args.batch
     batches = [b'{"ads":[' + b",".join(ads[k:k + n]) + b"]}" for k in range(0, len(ads) - n + 1, n)]
-    server = EmbeddedNats(Path(tempfile.mkdtemp(prefix="gamead-bench-batch-"))).start()
+    from bench_pipeline import scratch_dir  # noqa: PLC0415 - after the --code path is set
+    server = EmbeddedNats(scratch_dir("gamead-bench-batch-")).start()
     try:
         gamead = create_app(load_settings(), server.url)
         async with gamead.router.lifespan_context(gamead):
@@ -143,7 +143,8 @@ async def main_batch(args: argparse.Namespace) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     bodies = [json.dumps(a).encode() for a in generate_ads(2000, seed=5)]
-    server = EmbeddedNats(Path(tempfile.mkdtemp(prefix="gamead-bench-submit-"))).start()
+    from bench_pipeline import scratch_dir  # noqa: PLC0415 - after the --code path is set
+    server = EmbeddedNats(scratch_dir("gamead-bench-submit-")).start()
     try:
         gamead = create_app(load_settings(), server.url)
         plain = plain_app()
@@ -208,9 +209,9 @@ def load_average() -> str:
 def main_http(args: argparse.Namespace) -> int:
     """Alternating closed-loop phases over HTTP against the plain app and ``gamead serve`` (module docstring)."""
     from bench_batch import CodeStack, phase  # noqa: PLC0415
-    from bench_pipeline import Procs, Stack  # noqa: PLC0415
+    from bench_pipeline import Procs, Stack, scratch_dir  # noqa: PLC0415
 
-    root = Path(tempfile.mkdtemp(prefix="gamead-bench-submit-http-"))
+    root = scratch_dir("gamead-bench-submit-http-")
     (root / "logs").mkdir()
     procs = Procs(root / "logs")
     rounds_out: list[dict[str, Any]] = []

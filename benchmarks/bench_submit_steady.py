@@ -34,7 +34,6 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -84,7 +83,8 @@ async def _stub_submit(ad: AdSubmission, idempotency_key: str | None = None, *, 
 
 async def run(rates: list[float], seconds: float) -> list[dict[str, Any]]:
     bodies = [json.dumps(a, separators=(",", ":")).encode() for a in generate_ads(2000, seed=5)]
-    server = EmbeddedNats(Path(tempfile.mkdtemp(prefix="gamead-bench-steady-"))).start()
+    from bench_pipeline import scratch_dir  # noqa: PLC0415
+    server = EmbeddedNats(scratch_dir("gamead-bench-steady-")).start()
     rows: list[dict[str, Any]] = []
     try:
         gamead = create_app(load_settings(), server.url)
