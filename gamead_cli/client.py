@@ -157,6 +157,8 @@ class ApiClient:
         self.timeout = timeout
         self.retry_for = retry_for  #: seconds all the retries of one request may take (0: never retry)
         self.retried = 0  #: requests sent again so far (a 429, a 503 or a lost connection)
+        #: the flags a printed next command needs to reach this API again (:func:`gamead_cli.options.reach_again`)
+        self.again = ""
         self._reached = False  #: has the API answered this client yet?
         self._lock = threading.Lock()
         self._verified: bool | None = None  # does api_url answer like a gamead API? (asked on a 404)
@@ -278,6 +280,12 @@ class ApiClient:
         try:
             return response.json()
         except ValueError as exc:
+            if not self._is_gamead_api():  # say a worker's metrics port: not an API at all (exit 3, not 1)
+                raise ApiUnreachable(
+                    f"no gamead API at {self.api_url}: {method} {path} answered a non-JSON body (HTTP "
+                    f"{response.status_code}) and GET {self.api_url}/healthz did not answer like gamead — "
+                    "--api (GAMEAD_API_URL) must be the API's base URL, e.g. http://127.0.0.1:8080"
+                ) from exc
             raise ApiClientError(
                 f"API answered {method} {path} with a non-JSON body (HTTP {response.status_code})",
                 status=response.status_code,

@@ -74,10 +74,20 @@ def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
 
 
 def api_client(config: Path | None, api: str | None) -> ApiClient:
-    """The API client of a client command: ``--api`` wins over GAMEAD_API_URL and the config file."""
+    """The API client of a client command: ``--api`` wins over GAMEAD_API_URL and the config file. Its
+    ``again`` is :func:`reach_again` of the same flags, for the commands it prints next."""
     from gamead_cli.client import ApiClient
 
-    return ApiClient.from_settings(settings_from(config, client={"api_url": api}).client)
+    client = ApiClient.from_settings(settings_from(config, client={"api_url": api}).client)
+    client.again = reach_again(api, config)
+    return client
+
+
+def reach_again(api: str | None, config: Path | None) -> str:
+    """The flags a command printed as the next step needs to reach the same API, run verbatim in the same shell:
+    `` --api URL`` and `` --config PATH`` where this command was given them, else ``""`` (GAMEAD_API_URL and
+    GAMEAD_CONFIG are read again by the next command). Pure."""
+    return (f" --api {api}" if api else "") + (f" --config {config}" if config else "")
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

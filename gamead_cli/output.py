@@ -208,7 +208,7 @@ def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
-def ad_view(record: Mapping[str, Any]) -> RenderableType:
+def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     """One ad record: facts, then its analysis or its error."""
     ad = record.get("ad") or {}
     facts = Table.grid(padding=(0, 2))
@@ -245,20 +245,21 @@ def ad_view(record: Mapping[str, Any]) -> RenderableType:
         parts.append(Panel(text, title="error", title_align="left", border_style="red"))
     if not record.get("analysis") and not record.get("error"):
         parts.append(
-            Text(f"no analysis yet — check again with: gamead ads get {record.get('id', '')}", style="dim")
+            Text(f"no analysis yet — check again with: gamead ads get {record.get('id', '')}{again}", style="dim")
         )
     return Group(*parts)
 
 
-def accepted_view(body: Mapping[str, Any]) -> RenderableType:
-    """The ``202`` answer to one submit, with the next command to run."""
+def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:
+    """The ``202`` answer to one submit, with the next command to run (``again``: the flags that reach the same
+    API, :func:`gamead_cli.options.reach_again`)."""
     verb = "duplicate of" if body.get("duplicate") else "accepted"
     text = Text(f"{verb} ad ", style="bold")
     text.append(str(body.get("id", "")), style="bold cyan")
     text.append(f"  (priority {body.get('priority', '?')}, ")
     text.append_text(status_text(body.get("status")))
     text.append(")\n")
-    text.append(f"follow it with: gamead ads get {body.get('id', '')}", style="dim")
+    text.append(f"follow it with: gamead ads get {body.get('id', '')}{again}", style="dim")
     return text
 
 

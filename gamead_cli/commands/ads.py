@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -42,7 +43,7 @@ def get(
     ad_id_arg(ad_id)
     with api_client(config, api) as client:
         record = client.get_ad(ad_id)
-    emit(record, output, ad_view)
+    emit(record, output, partial(ad_view, again=client.again))
 
 
 @app.command("list")

@@ -234,7 +234,7 @@ def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
             lost_since = lost_since or time.monotonic()
             if time.monotonic() - lost_since > FOLLOW_RETRY_SECONDS:
                 raise ApiUnreachable(f"lost the API while following job {job_id}; the job goes on on the server: "
-                                     f"gamead dlq jobs {job_id}") from None
+                                     f"gamead dlq jobs {job_id}{client.again}") from None
             time.sleep(1.0)
 
 
@@ -274,7 +274,7 @@ def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputF
     job = client.request("POST", path, json=body)
     if detach:
         emit(job, output, lambda j: plain(f"job {j['id']} started ({j['kind']}): gamead dlq jobs {j['id']} "
-                                          f"--follow · gamead dlq cancel {j['id']}"))
+                                          f"--follow{client.again} · gamead dlq cancel {j['id']}{client.again}"))
         return
     final = follow_job(client, job)
     emit(final, output, _job_view)
@@ -419,7 +419,7 @@ def cancel(
     with api_client(config, api) as client:
         found = client.request("POST", path)
     emit(found, output, lambda j: plain(f"cancel asked for job {j['id']}: it stops within a second "
-                                        f"(gamead dlq jobs {j['id']})"))
+                                        f"(gamead dlq jobs {j['id']}{client.again})"))
 
 
 # --- export / import ---------------------------------------------------------------------------------

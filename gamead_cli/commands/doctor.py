@@ -182,7 +182,8 @@ def doctor(
         confirm(f"Repair {fixable} problem(s) as listed above?", yes)
         job = client.request("POST", "/v1/doctor/repair")
         if detach:
-            emit(job, output, lambda j: plain(f"repair job {j['id']} started: gamead dlq jobs {j['id']} --follow"))
+            emit(job, output, lambda j: plain(f"repair job {j['id']} started: gamead dlq jobs {j['id']} --follow"
+                                                         f"{client.again}"))
             return
         final = follow_job(client, job)
         if output != OutputFormat.json:

@@ -182,8 +182,8 @@ def set_override(
         line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))}", style="bold")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
-        line.append("\napplied by the autoscaler's leader at its next decision; undo with: gamead scale clear",
-                    style="dim")
+        line.append("\napplied by the autoscaler's leader at its next decision; undo with: gamead scale clear"
+                    f"{client.again}", style="dim")
         return line
 
     emit(body, output, view)

@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, NamedTuple
 
 import typer
@@ -47,7 +48,9 @@ from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.generate import generate_ads
 from gamead_cli.inputs import NotJson, bounded_lines, strict_loads
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, settings_from
+from gamead_cli.options import (
+    ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, reach_again, settings_from,
+)
 from gamead_cli.output import (
     accepted_view,
     ad_view,
@@ -286,7 +289,7 @@ def submit_one(
         if quiet:
             print(accepted["id"], flush=True)
         else:
-            emit(accepted, output, accepted_view)
+            emit(accepted, output, partial(accepted_view, again=client.again))
         return exitcodes.OK
     if output != OutputFormat.json and not quiet:
         note_line(f"{'duplicate of' if accepted.get('duplicate') else 'accepted'} ad {accepted['id']}")
@@ -294,7 +297,7 @@ def submit_one(
     if quiet:
         print(accepted["id"], flush=True)
     else:
-        emit(record, output, ad_view)
+        emit(record, output, partial(ad_view, again=client.again))
     return exitcodes.AD_FAILED if record.get("status") in FAILED else exitcodes.OK
 
 
@@ -761,6 +764,7 @@ def submit(
 
     settings = settings_from(config, client={"api_url": api})
     with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
+        client.again = reach_again(api, config)
         if count is None and not bulk_file:
             code = submit_one(client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout,
                               output=output, quiet=quiet)

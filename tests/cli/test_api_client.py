@@ -65,6 +65,18 @@ def test_404_from_something_that_is_not_gamead_says_so() -> None:
         client_for(httpx.MockTransport(handler)).get_ad("x")
 
 
+def test_a_non_json_200_from_something_that_is_not_gamead_is_unreachable() -> None:
+    """A newcomer's finding: `gamead workers --api` at a worker's metrics port (text, HTTP 200) exited 1 with
+    "non-JSON body"; the README's exit code for "--api is not a gamead API" is 3 (ApiUnreachable)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="# HELP gamead_worker_busy_slots ...\n")
+
+    with pytest.raises(ApiUnreachable, match="no gamead API at http://api.test: GET /v1/workers answered a non-JSON"):
+        client_for(httpx.MockTransport(handler)).request("GET", "/v1/workers")
+    with pytest.raises(ApiClientError, match="non-JSON body"):  # a gamead API that answered garbage: a client error
+        client_for(answering(200, text="not json")).request("GET", "/v1/workers")
+
+
 def test_422_names_the_fields() -> None:
     body = {
         "error": {

@@ -57,7 +57,13 @@ def test_submit_table_output_names_the_id(runner: CliRunner, api_url: str, ad_fi
     result = run(runner, api_url, "submit", str(ad_file))
     assert result.exit_code == 0, result.output
     assert "accepted ad" in result.stdout
-    assert "gamead ads get" in result.stdout
+    # the printed next command reaches the same API verbatim: it carries the --api this one was given (a
+    # newcomer pasted `gamead ads get ID` and got exit 3 from the default 127.0.0.1:8080)
+    ad_id = re.search(r"accepted ad (\S+)", result.stdout)[1]  # type: ignore[index]
+    hint = " ".join(result.stdout.split("follow it with:")[1].split())
+    assert hint == f"gamead ads get {ad_id} --api {api_url}"
+    again = runner.invoke(app, hint.split()[1:])
+    assert again.exit_code == 0, again.output
 
 
 def test_submit_stdin_with_flag_override(runner: CliRunner, api_url: str) -> None:
