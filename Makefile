@@ -32,4 +32,4 @@ bench: $(VENV)/.installed-test  ## benchmarks (on demand, not part of the tests)
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
-	rm -rf $(VENV) .venv-peers .gamead .pytest_cache
+	rm -rf $(VENV) .venv-peers .gamead .pytest_cache *.egg-info

@@ -68,11 +68,13 @@ def _streams(listed: Any) -> str:
 def report_view(report: dict[str, Any], *, title: str = "gamead doctor") -> RenderableType:
     """The report for people: a block per kind of problem (what, how many, which, what --repair does), the
     notes, what was read, and the verdict. Ids wrap, never truncate."""
-    parts: list[RenderableType] = [Text(
-        f"{title} · checked {str(report.get('checkedAt', ''))[:19].replace('T', ' ')} UTC in "
-        f"{report.get('elapsedSeconds', 0):.1f} s (each finding seen twice, {report.get('settleSeconds', 0):g} s "
-        "apart)", style="bold")]
     findings = report.get("findings") or []
+    elapsed = float(report.get("elapsedSeconds") or 0)
+    took = f"{elapsed * 1000:.0f} ms" if elapsed < 1 else f"{elapsed:.1f} s"
+    twice = f" (each finding seen twice, {report.get('settleSeconds', 0):g} s apart)" if findings else ""
+    parts: list[RenderableType] = [Text(
+        f"{title} · checked {str(report.get('checkedAt', ''))[:19].replace('T', ' ')} UTC in {took}{twice}",
+        style="bold")]
     for f in findings:
         block = Text()
         block.append("✗ ", style="bold red")

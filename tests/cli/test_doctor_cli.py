@@ -35,6 +35,18 @@ REPORT: dict[str, Any] = {
 }
 
 
+def test_a_clean_quick_check_says_its_time_in_ms_and_no_settle_note() -> None:
+    """A newcomer's finding: a clean 87 ms check printed "in 0.0 s (each finding seen twice, 1.5 s apart)"."""
+    clean = {**REPORT, "ok": True, "complete": True, "partial": [], "elapsedSeconds": 0.087, "problems": 0,
+             "findings": [], "notes": []}
+    out = io.StringIO()
+    Console(file=out, width=200, no_color=True).print(report_view(clean))
+    assert "UTC in 87 ms\n" in out.getvalue() and "seen twice" not in out.getvalue()
+    out = io.StringIO()
+    Console(file=out, width=200, no_color=True).print(report_view(REPORT))
+    assert "UTC in 60.2 s (each finding seen twice, 1.5 s apart)" in out.getvalue()
+
+
 def test_the_report_names_every_figure_and_never_truncates_an_id() -> None:
     out = io.StringIO()
     Console(file=out, width=80, no_color=True).print(report_view(REPORT))
