@@ -189,7 +189,7 @@ def main() -> int:
         rows.append(row)
         wake = row["idleWakeMs"]
         print(f"{n} worker(s): {row['achievedRate']:.0f} ads/s accepted; per ad: {row['natsMsgsPerAd']:.1f} NATS "
-              f"messages, NATS CPU {row['natsCpuUsPerAd']:.0f} µs, workers' CPU {row['workersCpuUsPerAd']:.0f} µs; "
+              f"messages in + out at the server (/varz), NATS CPU {row['natsCpuUsPerAd']:.0f} µs, workers' CPU {row['workersCpuUsPerAd']:.0f} µs; "
               f"idle wake submit→start median {statistics.median(wake) if wake else float('nan'):.1f} ms "
               f"(max {max(wake) if wake else float('nan'):.1f} ms, {len(wake)} urgent ads)", flush=True)
         if row["breakdownPerAd"]:
