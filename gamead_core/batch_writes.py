@@ -12,7 +12,8 @@ as before (refused → the ad's own error; unanswered → settled in the backgro
   try a message JetStream calls a duplicate can only be one the refused batch stored after all (the ids are fresh
   ULIDs; an R1 stream answers an error for the commit message if storing *it* fails, after the messages before
   it were stored): it is answered queued (not a duplicate); a record that already exists is read back, and
-  answered created (its revision) if it is exactly the one sent, else ``Conflict`` (someone else's: kept);
+  answered created (its revision) if it is exactly the one sent, else ``Conflict`` (someone else's: kept), and
+  ``QueueUnavailable`` if it cannot be read back (withdrawn in the background, as an unanswered create is);
 * unanswered (any may be stored): every ad of the batch gets the ``QueueUnavailable`` of an unanswered publish.
 
 Where atomic batches are not used (``api.batch_atomic: false``, a server older than 2.12.1, a stream that refused
@@ -102,11 +103,14 @@ async def _one_batch(js: JetStreamContext, atomic: AtomicBatches, stream: str,
 async def _ours(store: AdStore, ad_id: str, payload: bytes, conflict: Conflict) -> int | GameadError:
     """A record create, tried again after a refused batch, found ``ad_id``'s record there: the refused batch's own
     (stored after all: the module doc), whose revision is read from the stream leader and answered, if the record is
-    exactly ``payload``; else someone else's, answered ``conflict`` (and never withdrawn)."""
+    exactly ``payload``; else someone else's, answered ``conflict`` (and never withdrawn). If it cannot be read,
+    :class:`QueueUnavailable` (the record may be ours: the caller withdraws it as an unanswered create; a
+    ``Conflict`` here left a ``queued`` record without a message behind a ``conflict`` answer, reviewer V9)."""
     try:
         found = await store.get(ad_id, consistent=True)
-    except GameadError:
-        return conflict
+    except GameadError as exc:
+        return QueueUnavailable(f"the record of ad {ad_id} may be stored, but it could not be read back: "
+                                f"{exc.message}")
     return found.revision if found.record == decode(payload) else conflict
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -18,7 +19,7 @@ from gamead_core import names
 from gamead_core.batch_writes import create_records
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import Conflict, QueueFull, QueueUnavailable
-from gamead_core.intake import Intake, Queued
+from gamead_core.intake import Intake, Queued, not_stored
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.atomic import AtomicBatches, atomic_wanted
 from gamead_core.store.ads import AdStore
@@ -118,6 +119,53 @@ def test_one_conflicting_record_gets_its_own_error_and_the_others_are_created(
     assert all(isinstance(r, int) for i, r in enumerate(results) if i != 3)
     assert kept.status == AdStatus.COMPLETED and kept.priority == 1
     assert batch_ids == [None] * 10  # the two written by hand, then 8 one by one: nothing of the batch
+
+
+class _LeaderReadsDenied(EmbeddedNats):
+    """A nats-server whose user ``api`` may not ask the records' stream leader for a record (a real permission:
+    the read-back gets no answer, as from a leader being elected); user ``admin`` may do everything."""
+
+    def _write_config(self) -> Path:
+        conf = super()._write_config()
+        denied = f"$JS.API.STREAM.MSG.GET.{names.ADS_BUCKET_STREAM}"
+        conf.write_text(conf.read_text() + "authorization {\n  users = [\n    {user: admin, password: admin}\n"
+                        f'    {{user: api, password: api, permissions: {{publish: {{allow: ">", deny: ["{denied}"]}}}}}}'
+                        "\n  ]\n}\n")
+        return conf
+
+
+def test_a_record_of_a_refused_batch_that_cannot_be_read_back_is_withdrawn_not_answered_conflict(
+        tmp_path: Path) -> None:
+    """10 records; one id already holds exactly the record sent (the refused batch stored it after all), and the
+    read-back that would tell it is ours gets no answer: that ad is ``QueueUnavailable``, an ambiguous create the
+    intake withdraws in the background, not ``Conflict`` (kept: a ``queued`` record without a message, reviewer
+    V9); the 9 others are created."""
+    server = _LeaderReadsDenied(tmp_path / "nats").start()
+    host = f"{server.host}:{server.port}"
+    ads = _ads(10)
+    ids = [f"01jatomicreadback{i:09d}" for i in range(10)]
+    payloads = queued_records(ids, utcnow(), ads)
+
+    async def run() -> list[Any]:
+        async with fresh_intake(f"nats://admin:admin@{host}") as (_js, store, _intake):
+            await store.create(AdRecord.model_validate_json(payloads[6]), payloads[6])
+        nc = await nats.connect(f"nats://api:api@{host}", error_cb=_quiet)
+        try:
+            js = nc.jetstream(timeout=1)
+            return await create_records(js, await AdStore.open(nc, js), AtomicBatches(enabled=True), ids, payloads)
+        finally:
+            await nc.close()
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        server.stop()
+    assert type(results[6]) is QueueUnavailable and not not_stored(results[6]), results[6]
+    assert all(isinstance(r, int) for i, r in enumerate(results) if i != 6), results
+
+
+async def _quiet(_exc: Exception) -> None:
+    """nats-py's error callback: the permission violation is this test's fault, not news."""
 
 
 def test_a_stream_without_allow_atomic_is_written_ad_by_ad(fresh_nats: Callable[[], EmbeddedNats]) -> None:
