@@ -9,8 +9,8 @@ Run from the repository root::
 
 The corpus is ``tests/unit/analyzer_corpus.py`` (524 ads: 400 from ``gamead submit --count``'s generator, the
 spec's sample and hand-written edge cases, some at the models' maximum sizes). The baseline is the ``rules-1``
-analyser as it was before it was made cheaper (``tests/unit/analyzer_rules1_reference.py``), or the analyser
-at a git revision with ``--baseline-ref``. Each round times every corpus ad once with each analyser (the order
+analyser as it was before it was made cheaper (read from git at the commit ``tests/unit/test_analyzer_equivalence.py``
+names), or the analyser at a git revision with ``--baseline-ref``. Each round times every corpus ad once with each analyser (the order
 alternates between rounds so a burst of load elsewhere hits both alike), with ``time.process_time`` (CPU of
 this process, so waiting for a core on a busy machine does not count). Printed: the median over rounds of µs
 per ad for each, the ratio, the worst single ad (max over ads of its median), and whether both gave equal
@@ -42,12 +42,13 @@ Analyse = Callable[[Any], Any]
 
 
 def load_baseline(ref: str | None) -> tuple[str, Analyse]:
-    """The analyser to compare with: the rules-1 oracle kept in tests, or ``gamead_core/worker/analyzer.py`` at
-    git revision ``ref`` (loaded as a module of its own from ``git show``)."""
+    """The analyser to compare with: ``gamead_core/worker/analyzer.py`` at git revision ``ref`` (loaded as a module
+    of its own from ``git show``); by default the ``rules-1`` analyser as first written, at the commit the
+    equivalence test reads it from (``REFERENCE_COMMIT``). Raises ``CalledProcessError`` without that history."""
     if ref is None:
-        from tests.unit.analyzer_rules1_reference import analyze as old  # noqa: PLC0415
+        from tests.unit.test_analyzer_equivalence import REFERENCE_COMMIT  # noqa: PLC0415
 
-        return "rules-1 before the change (tests/unit/analyzer_rules1_reference.py)", old
+        return f"rules-1 before the change (at {REFERENCE_COMMIT[:7]})", load_baseline(REFERENCE_COMMIT)[1]
     source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:gamead_core/worker/analyzer.py"],
                             check=True, capture_output=True, text=True).stdout
     with tempfile.TemporaryDirectory(prefix="gamead-bench-analyzer-") as tmp:
