@@ -11,7 +11,7 @@ need it (a lost compare-and-set, a storage error).
 The bytes are the model's own, byte for byte (``tests/unit/test_completed_json.py``: hypothesis-generated ads,
 analyses and times). The layout is checked once at import against the model (:func:`_layout_holds`), and a
 record holding anything the hand-built path does not know (an ``error`` of an earlier attempt, a datetime that is
-not UTC) is encoded by the model, so the bytes cannot drift from what ``GET /ads/{id}`` and ``gamead doctor`` read.
+not UTC, an analysis a hook changed into something the analyser does not build) is encoded by the model, so the bytes cannot drift from what ``GET /ads/{id}`` and ``gamead doctor`` read.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def _by_hand(started: AdRecord, now: datetime, analysis: Analysis) -> bytes:
             raise _NotByHand
     ad = f["ad"].__dict__
     a = analysis.__dict__
+    if not _plain(analysis, a["components"]):
+        raise _NotByHand
     w = _W
     return orjson.dumps({
         w["id"]: f["id"], w["status"]: "completed", w["priority"]: f["priority"], w["submitted_at"]: submitted,
@@ -87,6 +89,15 @@ def _by_hand(started: AdRecord, now: datetime, analysis: Analysis) -> bytes:
             c.__dict__ if _SAME else {cw: c.__dict__[cn] for cn, cw in _COMPONENT} for c in a["components"]]},
         w["delivery"]: delivery,
     }, option=orjson.OPT_UTC_Z)
+
+
+def _plain(analysis: Analysis, components: list[ComponentScore]) -> bool:
+    """True when ``analysis`` is exactly what the analyser builds: an :class:`Analysis` and :class:`ComponentScore` s
+    (no subclass: its own fields would be written from ``__dict__``) whose scores and weights are floats (a hook
+    setting an int writes ``7``, the model ``7.0``; reviewer V8)."""
+    if type(analysis) is not Analysis or type(analysis.effectiveness_score) is not float:
+        return False
+    return all(type(c) is ComponentScore and type(c.score) is float and type(c.weight) is float for c in components)
 
 
 def _layout_holds() -> bool:

@@ -103,3 +103,25 @@ def test_records_the_hand_built_path_does_not_know_are_encoded_by_the_model() ->
     for extra in rare:
         started = _started(plain, when, when, 2, "w", "9.2", **extra)
         assert completed_json.completed_bytes(started, when, analysis) == _model(started, when, analysis), extra
+
+
+class _Scored(ComponentScore):
+    """A hook's own component kind, with a field of its own."""
+
+    source: str = "hook"
+
+
+def test_an_analysis_a_hook_changed_is_encoded_as_the_model_encodes_it() -> None:
+    """A hook may set an int score (the model writes ``7.0``, a hand-built record ``7``) or add a component of its
+    own kind (its extra field would be written from ``__dict__``): such records come from the model (reviewer V8)."""
+    when = datetime(2026, 11, 30, 12, 0, 0, 250, tzinfo=timezone.utc)
+    plain = AdSubmission.model_validate(ad("Hooked"))
+    started = _started(plain, when, when, 1, "w", "4.1")
+    int_score = analyze(plain)
+    int_score.effectiveness_score = 7
+    int_weight = analyze(plain)
+    int_weight.components[0].weight = 1
+    extra_kind = analyze(plain)
+    extra_kind.components.append(_Scored(name="hook", score=1.0, weight=0.0, reason="added by a hook"))
+    for analysis in (int_score, int_weight, extra_kind):
+        assert completed_json.completed_bytes(started, when, analysis) == _model(started, when, analysis)
