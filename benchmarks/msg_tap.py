@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from collections import Counter
 from collections.abc import Mapping
 
@@ -100,4 +99,10 @@ async def tap(url: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(tap(sys.argv[1], sys.argv[2]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url", help="the NATS server to tap, e.g. nats://127.0.0.1:4222")
+    parser.add_argument("out", help="where to write the counts (JSON) at SIGTERM/SIGINT")
+    args = parser.parse_args()
+    asyncio.run(tap(args.url, args.out))
