@@ -44,6 +44,24 @@ async def last_write(call: Callable[[], Awaitable[T]], *, timeout: float, connec
 
 
 
+def quiet_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """From now on (a process on its way out), a future that failed with nobody reading it is one DEBUG line,
+    not an ERROR with a traceback: nats-py's own ``drain`` gathers its subscriptions' drains and leaves that
+    gather unread when it gives up (NATS stopped answering: "_GatheringFuture exception was never retrieved",
+    reviewer V8). Every other loop error still goes to the handler that was there (default: ERROR)."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).endswith("exception was never retrieved"):
+            log.debug("left unread on the way out: %r", context.get("exception"))
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
     """Close a NATS connection on the way out: drained (pending publishes flushed, subscriptions ended, at
     most ``drain_timeout`` seconds) when NATS is there, closed at once when it is away (a drain of a
@@ -51,6 +69,7 @@ async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
     raises."""
     if nc is None or nc.is_closed:
         return
+    quiet_leftovers(asyncio.get_running_loop())
     if nc.is_connected:
         try:
             await last_write(nc.drain, timeout=drain_timeout)
@@ -63,4 +82,4 @@ async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
         log.debug("closing the NATS connection failed: %r", exc)
 
 
-__all__ = ["close_connection", "last_write"]
+__all__ = ["close_connection", "last_write", "quiet_leftovers"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, start_api, start_worker, wait_for
+from tests.support import Proc, frozen, start_api, start_worker, wait_for
 
 
 def _after(proc: Proc, marker: Callable[[dict], bool]) -> list[dict]:
@@ -58,3 +58,23 @@ def test_the_api_and_a_worker_stop_at_once_and_quietly_when_nats_is_gone(
             assert quiet not in text, text[-2000:]
     assert any("the ttl will" in str(line.get("message")) for line in api_out)  # it says why it left things
     assert any(line.get("message") == "worker stopped" for line in worker_out)
+
+
+def test_a_worker_told_to_stop_while_nats_is_frozen_leaves_no_traceback(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """NATS stopped answering (SIGSTOP) but its socket open: the worker's drain of its connection times out, and
+    nats-py leaves its own gather unread; that was an ERROR "_GatheringFuture exception was never retrieved" with
+    a traceback (reviewer V8). Now: exit 0, nothing at ERROR, no traceback."""
+    server = fresh_nats()
+    worker = start_worker(server.url, tmp_path, worker_id="frozen-out", ready=True, GAMEAD_WORKER__DRAIN_TIMEOUT="1")
+    procs.append(worker)
+    with frozen(server.proc.pid):  # type: ignore[union-attr]
+        worker.signal(signal.SIGTERM)
+        wait_for(lambda: not worker.alive(), timeout=30, what="the worker to exit")
+    out = worker.output()
+    assert worker.popen is not None and worker.popen.returncode == 0, out[-2000:]
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert not [line for line in lines if line["level"] in ("ERROR", "CRITICAL")], out[-2000:]
+    assert "Traceback" not in out and "never retrieved" not in out, out[-2000:]
+    assert any(line.get("message") == "worker stopped" for line in lines)
