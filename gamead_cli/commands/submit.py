@@ -18,6 +18,7 @@ message, field paths for validation_failed; the first 20, then "… and N more")
 (rejections, rejectionsNotListed). An ad whose publish got no answer in time (503 queue_unavailable naming
 its id) is not rejected: it may still be analysed, so it is counted apart ("may be queued"; every id in -o json,
 maybeQueuedIds) to look up, not resend. Ctrl-C during --count prints what was sent so far.
+
 Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or unreadable file, 3 API unreachable,
 6 an ad failed (--wait), 130 interrupted.
 """

@@ -2,6 +2,7 @@
 
 SIGTERM/SIGINT stop pulling, finish in-flight ads within worker.drain_timeout and hand back the rest;
 a second signal hands back at once.
+
 Example: gamead worker --concurrency 8 --nats-url nats://127.0.0.1:4222
 """
 

@@ -1,8 +1,11 @@
 """List the live API nodes and workers from the service registry, with their health.
 
 A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone.
-Examples: gamead workers
-          gamead workers -o json | jq '.items[] | select(.state == "stuck") | .id'
+
+[bold]Examples[/bold]
+
+  gamead workers
+  gamead workers -o json | jq '.items[] | select(.state == "stuck") | .id'
 """
 
 from __future__ import annotations
