@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
-from gamead_cli.output import emit, plain, short_time
+from gamead_cli.output import emit, empty_text, plain, short_time
 from gamead_core.errors import ApiClientError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
@@ -139,7 +139,10 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     if doc.get("stale"):
         updated.append("  (stale: no leader is recording)", style="yellow")
     facts.add_row("updated", updated)
-    return Group(facts, Text(""), Text("last decisions", style="bold"), _decisions_table(doc.get("decisions") or []))
+    decisions = doc.get("decisions") or []
+    listed: RenderableType = _decisions_table(decisions) if decisions else empty_text(
+        "no decisions recorded yet", None, "its leader decides every autoscaler.interval")
+    return Group(facts, Text(""), Text("last decisions", style="bold"), listed)
 
 
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:

@@ -402,6 +402,7 @@ def send_many(
     concurrency: int,
     idempotency_key: str | None,
     batch_size: int = BATCH_SIZE,
+    keep_items: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """Submit ``ads`` with ``POST /ads/batch``, ``batch_size`` ads a request, at ``rate`` ads per second (0 = as
     fast as possible), ``concurrency`` requests in flight.
@@ -414,7 +415,11 @@ def send_many(
     API's max, else in halves) and the parts resent, and later batches use the smaller size — no ad is sent twice.
     A chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
     rejected ``not_sent``, each ad named with the exception: every future of the pool is read, none vanishes.
-    Returns the summary so far and the ids of newly accepted ads. If the API cannot be reached before any ad was
+    With ``keep_items`` (``-o json``) the summary also has ``items``: one per ad sent, in input order, ``{"where",
+    "outcome", "id"}`` (outcome ``accepted``, ``duplicate`` — the first ad's id — or ``maybeQueued``) or ``{"where",
+    "outcome": "rejected", "code", "message"}``, and ``acceptedIds``, the ids of the ads newly queued, in input
+    order (a script learns which ad became which id; ~150 bytes an ad held until the end, so only when asked).
+    Returns the summary so far and the ids of newly accepted ads (in input order). If the API cannot be reached before any ad was
     accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the requests in flight finish,
     and returns the summary of what was sent with ``interrupted: true``.
     """
@@ -423,7 +428,7 @@ def send_many(
     slots = threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
     listed: list[dict[str, str]] = []
-    ids: list[str] = []
+    listed_at: list[int] = []  #: the input index of each listed rejection (listed in input order at the end)
     unsure: list[str] = []  #: ids of ads whose publish got no answer (the API's details.adId)
     counts = {"accepted": 0, "duplicates": 0, "split": 0}
     fatal: list[ApiUnreachable] = []
@@ -434,10 +439,20 @@ def send_many(
     def keyed(index: int, ad: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**ad, "idempotencyKey": f"{idempotency_key}-{index}"} if idempotency_key else ad
 
-    def reject(where: str, code: str, message: str) -> None:  # under the lock
+    items: dict[int, dict[str, Any]] = {}  #: input index → what became of that ad (keep_items)
+    order: dict[int, str] = {}  #: input index → id of a newly accepted ad (input order at the end)
+
+    def reject(index: int, where: str, code: str, message: str) -> None:  # under the lock
         rejected[code] += 1
         if len(listed) < REJECTIONS_LISTED:
             listed.append({"where": where, "code": code, "message": message})
+            listed_at.append(index)
+        if keep_items:
+            items[index] = {"where": where, "outcome": "rejected", "code": code, "message": message}
+
+    def done(index: int, where: str, outcome: str, ad_id: str) -> None:  # under the lock
+        if keep_items:
+            items[index] = {"where": where, "outcome": outcome, "id": ad_id}
 
     def labelled(index: int, item: Any) -> tuple[str, Any]:
         return (item.where, item.ad) if isinstance(item, Labeled) else (f"ad {index + 1}", item)
@@ -451,13 +466,13 @@ def send_many(
             except Exception as exc:  # a chunk that could not be sent is counted and named, never dropped
                 with lock:
                     for i, item in chunk:
-                        reject(labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
+                        reject(i, labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
                 raise
             finally:
                 slots.release()
 
-        def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[str, Any]]:
-            """(where, result or GameadError) for each ad; splits on a size refusal."""
+        def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[int, str, Any]]:
+            """(index, where, result or GameadError) for each ad; splits on a size refusal."""
             try:
                 results = client.submit_batch([keyed(i, ad) for i, _, ad in good])["results"]
                 if not isinstance(results, list) or len(results) != len(good):
@@ -475,34 +490,37 @@ def send_many(
                         if counts["accepted"] + counts["duplicates"] == 0:
                             fatal.append(exc)
                             stop.set()
-                return [(where, exc) for _, where, _ in good]
+                return [(i, where, exc) for i, where, _ in good]
             except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
-                return [(where, exc) for _, where, _ in good]
-            return [(where, body) for (_, where, _), body in zip(good, results, strict=True)]
+                return [(i, where, exc) for i, where, _ in good]
+            return [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
 
         def send(chunk: list[Item]) -> None:
             named = [(i, *labelled(i, item)) for i, item in chunk]
             good = [(i, where, ad) for i, where, ad in named if not isinstance(ad, GameadError)]
-            bad = [(where, ad) for _, where, ad in named if isinstance(ad, GameadError)]
+            bad = [(i, where, ad) for i, where, ad in named if isinstance(ad, GameadError)]
             answers = post(good) if good else []
             with lock:
-                for where, err in bad:
-                    reject(where, err.code, err.message)
-                for where, body in answers:
+                for i, where, err in bad:
+                    reject(i, where, err.code, err.message)
+                for i, where, body in answers:
                     error = body.get("error") if isinstance(body, dict) else None
                     if isinstance(body, GameadError):
-                        reject(where, body.code, body.message)
+                        reject(i, where, body.code, body.message)
                     elif (maybe := maybe_queued_id(error)) is not None:
                         unsure.append(maybe)  # its publish got no answer: it may still be analysed
+                        done(i, where, "maybeQueued", maybe)
                     elif isinstance(error, dict):
-                        reject(where, str(error.get("code") or "error"), rejection_text(error))
+                        reject(i, where, str(error.get("code") or "error"), rejection_text(error))
                     elif not isinstance(body, dict) or "id" not in body:
-                        reject(where, "bad_answer", "the API's answer has no ad id")
+                        reject(i, where, "bad_answer", "the API's answer has no ad id")
                     elif body.get("duplicate"):
                         counts["duplicates"] += 1
+                        done(i, where, "duplicate", str(body["id"]))
                     else:
                         counts["accepted"] += 1
-                        ids.append(str(body["id"]))
+                        order[i] = str(body["id"])
+                        done(i, where, "accepted", str(body["id"]))
                 info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
                         + (f", {len(unsure)} may still be queued" if unsure else ""))
             progress.update(task, advance=len(chunk), info=info)
@@ -536,6 +554,7 @@ def send_many(
 
     if fatal and counts["accepted"] + counts["duplicates"] == 0:
         raise fatal[0]
+    ids = [order[i] for i in sorted(order)]  # input order: the batches answer in any order
     summary: dict[str, Any] = {
         "sent": sent,
         "accepted": counts["accepted"],
@@ -545,13 +564,17 @@ def send_many(
         "elapsedSeconds": round(elapsed, 3),
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
         "targetRate": rate or None,
-        "rejections": listed,  # the first REJECTIONS_LISTED rejected ads: where, code, message
+        # the first REJECTIONS_LISTED rejected ads (as answered), in input order: where, code, message
+        "rejections": [r for _, r in sorted(zip(listed_at, listed, strict=True), key=lambda pair: pair[0])],
         "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
         # neither accepted nor rejected: their publish got no answer in time, so they may still be analysed;
         # every id, to look up (gamead ads get) rather than send again
         "maybeQueued": len(unsure),
         "maybeQueuedIds": unsure,
     }
+    if keep_items:
+        summary["acceptedIds"] = ids
+        summary["items"] = [items[i] for i in sorted(items)]
     if counts["split"]:
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted:
@@ -640,6 +663,7 @@ def submit_bulk(
         concurrency=concurrency,
         idempotency_key=idempotency_key,
         batch_size=batch_size,
+        keep_items=output == OutputFormat.json,
     )
     if wait and ids and not summary.get("interrupted"):
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))

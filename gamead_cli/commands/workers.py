@@ -18,13 +18,19 @@ from rich.text import Text
 
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
-from gamead_cli.output import emit
+from gamead_cli.output import emit, empty_text
 from gamead_cli.tui.view import nodes_table
 from gamead_core.errors import ApiClientError
 
 
-def _view(body: dict[str, Any]) -> RenderableType:
+def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
     items = body.get("items") or []
+    if not items:
+        nothing = {"api": "no live API nodes", "worker": "no live workers"}.get(role or "", "no live nodes")
+        parts = [empty_text(nothing, None, "none sent a heartbeat within registry.ttl")]
+        if body.get("error"):
+            parts.append(Text(f"registry: {body['error']}", style="yellow"))
+        return Group(*parts)
     workers = [n for n in items if n.get("role") == "worker"]
     stuck = sum(1 for n in items if n.get("state") == "stuck")
     line = Text(f"{len(items)} node(s): {len(items) - len(workers)} api, {len(workers)} worker(s)", style="dim")
@@ -54,4 +60,4 @@ def workers(
         body = client.request("GET", "/v1/workers", params={"role": role} if role else None)
     if not isinstance(body, dict):
         raise ApiClientError("the API answered GET /v1/workers with unexpected data")
-    emit(body, output, _view)
+    emit(body, output, lambda b: _view(b, role))
