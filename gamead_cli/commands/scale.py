@@ -84,7 +84,7 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
 
 def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
-    table.add_column("TIME", no_wrap=True)
+    table.add_column("TIME (UTC)", no_wrap=True)
     table.add_column("TICKS", justify="right", no_wrap=True)  # ticks folded into the line (record_decision)
     table.add_column("FROM", justify="right", no_wrap=True)
     table.add_column("TO", justify="right", no_wrap=True)
@@ -112,7 +112,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     facts.add_column()
     facts.add_row("backend", plain(doc.get("backend")))
     leader = doc.get("leader")
-    facts.add_row("leader", plain(f"{leader['id']} (since {short_time(leader.get('since'))})") if leader
+    facts.add_row("leader", plain(f"{leader['id']} (since {short_time(leader.get('since'))} UTC)") if leader
                   else Text("none (no autoscaler holds the lease)", style="yellow"))
     workers = Text(f"{_n(doc.get('current'))} → {_n(doc.get('desired'))}")
     workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
@@ -125,7 +125,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
         facts.add_row("error", Text(str(doc["error"]), style="red"))
     ov = doc.get("override")
     if ov:
-        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} "
+        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} UTC "
                                        f"({ov.get('remainingSeconds', 0):.0f}s left)", style="bold magenta"))
     else:
         facts.add_row("override", Text("none", style="dim"))
@@ -133,9 +133,9 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     if obs:
         facts.add_row("observed", plain(
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
-            f"{obs.get('oldestAgeSeconds', 0):.1f}s, submitted {obs.get('submittedPerSec') or 0:.1f}/s"))
+            f"{obs.get('oldestAgeSeconds', 0):.1f} s, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
-    updated = Text(short_time(doc.get("updatedAt")))
+    updated = Text(f"{short_time(doc.get('updatedAt'))} UTC")
     if doc.get("stale"):
         updated.append("  (stale: no leader is recording)", style="yellow")
     facts.add_row("updated", updated)
@@ -182,7 +182,7 @@ def set_override(
 
     def view(b: dict[str, Any]) -> RenderableType:
         ov = b.get("override") or {}
-        line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))}", style="bold")
+        line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))} UTC", style="bold")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
         line.append("\napplied by the autoscaler's leader at its next decision; undo with: gamead scale clear"
