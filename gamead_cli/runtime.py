@@ -60,14 +60,16 @@ async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, start
         stopped.cancel()
 
 
-async def reach_nats(settings: GameadSettings, url: str, *, role: str) -> None:
+async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asyncio.Event | None = None) -> None:
     """Wait until NATS at ``url`` takes a connection (then close it: the role makes its own), for
     ``nats.give_up_after`` seconds (0: for ever). Each round of attempts (:data:`REACH_ROUND` s, nats-py retrying
     every 0.5 s) that fails logs one WARNING naming the URL (credentials masked), the error, how long it has been
     and when it gives up, with fields ``nats_url``, ``waited_seconds``, ``give_up_after``. Raises
     :class:`NatsUnreachable` (exit 3) once ``give_up_after`` has passed. Why keep trying by default: under
     Kubernetes a process that exits is restarted with a growing back-off (CrashLoopBackOff, up to 5 minutes), so
-    exiting only delays the recovery once NATS is back; the log line says why it waits."""
+    exiting only delays the recovery once NATS is back; the log line says why it waits. Returns at once when
+    ``stop`` is set (checked after each round too: a cancellation that lands as an attempt times out can be
+    lost inside ``asyncio.wait_for`` on Python 3.11)."""
     from gamead_core.queue.connection import connect
     from gamead_core.redact import redact_url
     from gamead_core.shutdown import close_connection
@@ -75,11 +77,13 @@ async def reach_nats(settings: GameadSettings, url: str, *, role: str) -> None:
     give_up = settings.nats.give_up_after
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while True:
+    while stop is None or not stop.is_set():
         left = give_up - (loop.time() - started) if give_up else REACH_ROUND
         try:
             nc = await connect(settings.nats, url, name=f"gamead-{role} start", retry_for=max(0.0, min(REACH_ROUND, left)))
         except NatsUnreachable as exc:
+            if stop is not None and stop.is_set():
+                return
             waited = loop.time() - started
             if give_up and waited >= give_up:
                 raise NatsUnreachable(f"{exc.message}; gave up after {waited:.0f} s (nats.give_up_after "

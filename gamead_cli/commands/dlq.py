@@ -212,13 +212,40 @@ def job_summary(job: dict[str, Any]) -> str:
 
 
 def _job_view(job: dict[str, Any]) -> Any:
-    text = f"job {job['id']} {job['kind']} {job['state']}: {job_summary(job)}"
+    """One job for people, as the other ``show``/``get`` views: labels, the outcome in words (every figure says
+    what it is), times in UTC with their age; ``-o json`` keeps the wire names."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from gamead_cli.output import utc_when
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("job", plain(job.get("id", "")))
+    grid.add_row("kind", plain(job.get("kind", "")))
+    state = str(job.get("state") or "?")
+    shown = Text(state, style="green" if state == "succeeded" else "cyan" if state in ("queued", "running")
+                 else "red")
+    if job.get("phase") and job.get("phase") != "done":
+        shown.append(f" ({job['phase']})", style="dim")
+    grid.add_row("state", shown)
+    grid.add_row("outcome", plain(job_summary(job)))
     if job.get("stopReason"):
-        text += f" — {job['stopReason']}"
+        grid.add_row("stopped because", plain(job["stopReason"]))
     reasons = job.get("skippedReasons") or {}
     if reasons:
-        text += "\n  skipped: " + "; ".join(f"{n} {why}" for why, n in reasons.items())
-    return plain(text)
+        grid.add_row("skipped", plain("; ".join(f"{n} {why}" for why, n in reasons.items())))
+    if job.get("rate"):
+        grid.add_row("rate", f"{job['rate']:g} ads/s")
+    if job.get("startedBy"):
+        grid.add_row("started by", plain(job["startedBy"]))
+    for label, key in (("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt")):
+        if job.get(key):
+            grid.add_row(label, utc_when(job[key]))
+    if job.get("resumes"):
+        grid.add_row("resumed", f"{job['resumes']} time(s) after its API node died")
+    return grid
 
 
 def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
@@ -464,6 +491,8 @@ def export(
             out.close()
     if file != "-":
         note_line(f"exported {written} entr{'y' if written == 1 else 'ies'} to {file}")
+    elif written == 0:  # stdout holds nothing: say why on stderr
+        note_line("no DLQ entries match: nothing exported")
 
 
 def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:

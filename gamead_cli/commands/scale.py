@@ -84,7 +84,7 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
 
 def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
-    table.add_column("TIME (UTC)", no_wrap=True)
+    table.add_column("TIME", no_wrap=True)
     table.add_column("TICKS", justify="right", no_wrap=True)  # ticks folded into the line (record_decision)
     table.add_column("FROM", justify="right", no_wrap=True)
     table.add_column("TO", justify="right", no_wrap=True)
@@ -142,7 +142,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     decisions = doc.get("decisions") or []
     listed: RenderableType = _decisions_table(decisions) if decisions else empty_text(
         "no decisions recorded yet", None, "its leader decides every autoscaler.interval")
-    return Group(facts, Text(""), Text("last decisions", style="bold"), listed)
+    return Group(facts, Text(""), Text("last decisions (times in UTC)", style="bold"), listed)
 
 
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def worker(
         stop = asyncio.Event()
         install_stop_signals(stop, runtime.hand_back_now)
         # NATS first: a clear line while it is away, exit 3 after nats.give_up_after; a stop meanwhile ends it
-        await run_until_stopped(reach_nats(settings, url, role="worker"), stop, started=lambda: False)
+        await run_until_stopped(reach_nats(settings, url, role="worker", stop=stop), stop, started=lambda: False)
         if stop.is_set():
             return
         await run_until_stopped(runtime.run(stop), stop, started=lambda: runtime.connected)
