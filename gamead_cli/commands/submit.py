@@ -9,6 +9,11 @@
   gamead submit --count 1000 --rate 200 --wait -o json
   gamead submit ads.ndjson --wait
 
+A JSON file may also hold an array of ads: it is sent as a batch, as an NDJSON file, each ad named by its jq
+path (ads.json[0]). With -o json, a batch (NDJSON, an array, --count) lists every ad in input order: items
+(where, outcome accepted / duplicate / maybeQueued with its id, or rejected with code and message) and
+acceptedIds; one ad prints its 202 body, with its id.
+
 An ad built from flags needs --title and --genre; the rest has defaults (description from the title and
 genre, --cta "Play now", --duration 30, --priority 3). --count and NDJSON files (one ad a line) are sent
 with POST /ads/batch, --batch-size ads a request: if the API's api.batch_max is smaller (422
@@ -111,10 +116,35 @@ def load_ad_file(source: str) -> dict[str, Any]:
     content that is not one JSON object of finite numbers, nested at most :data:`MAX_AD_DEPTH` deep,
     is a :class:`GameadError` (exit 1).
     """
+    data = load_ad_input(source)
+    if not isinstance(data, dict):
+        where = "stdin" if source == "-" else source
+        raise GameadError(f"{where} must hold one JSON object (the ad), not {type(data).__name__}")
+    return data
+
+
+def ads_of_array(source: str, ads: list[Any], overrides: Mapping[str, Any]) -> list[Labeled]:
+    """The ads of a JSON file holding an array, each labelled with its jq path (``ads.json[0]``, 0-based) and
+    ``overrides`` applied. Pure. Raises :class:`GameadError` (exit 1, nothing sent) for an empty array or an
+    element that is not a JSON object: the whole file is read already, so it is refused whole."""
+    where = "stdin" if source == "-" else source
+    if not ads:
+        raise GameadError(f"{where} holds an empty array: no ad to submit")
+    for n, item in enumerate(ads):
+        if not isinstance(item, dict):
+            raise GameadError(f"{where}[{n}] is {type(item).__name__}, not an ad: the file must hold one JSON "
+                              "object (an ad) or an array of them")
+    return [Labeled(f"{where}[{n}]", {**item, **overrides}) for n, item in enumerate(ads)]
+
+
+def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
+    """:func:`load_ad_file`, also taking a JSON array of ads (sent as a batch, like an NDJSON file): the decoded
+    object or array. Raises as :func:`load_ad_file` for anything else."""
     where = "stdin" if source == "-" else source
     raw = _read_capped(source)
     if len(raw) > MAX_AD_FILE_BYTES:
-        raise GameadError(f"{where} is larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object")
+        raise GameadError(f"{where} is larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object "
+                          "(many ads: an NDJSON file, one a line)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -125,9 +155,10 @@ def load_ad_file(source: str) -> dict[str, Any]:
         if str(exc) == "nested too deeply":
             raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from exc
         raise GameadError(f"{where}:{exc.line}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise GameadError(f"{where} must hold one JSON object (the ad), not {type(data).__name__}")
-    if _depth(data) > MAX_AD_DEPTH:
+    if not isinstance(data, (dict, list)):
+        raise GameadError(f"{where} must hold one JSON object (the ad) or an array of them, not "
+                          f"{type(data).__name__}")
+    if _depth(data) > MAX_AD_DEPTH + isinstance(data, list):
         raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)")
     return data
 
@@ -693,8 +724,8 @@ def submit(
         str | None,
         typer.Argument(
             metavar="FILE",
-            help="JSON file with one ad (spec fields, camelCase), or NDJSON (one ad a line: *.ndjson, *.jsonl or "
-            "--ndjson) sent in batches; '-' reads stdin. Flags override it.",
+            help="JSON file with one ad (spec fields, camelCase) or an array of ads, or NDJSON (one ad a line: "
+            "*.ndjson, *.jsonl or --ndjson); several ads go in batches; '-' reads stdin. Flags override it.",
             show_default=False,
         ),
     ] = None,
@@ -780,21 +811,29 @@ def submit(
         raise typer.BadParameter(
             "nothing to submit: give a JSON file, '-' for stdin, field flags (--title …), or --count N"
         )
-    overrides = load_ad_file(file) if file and not bulk_file else {}
+    loaded = load_ad_input(file) if file and not bulk_file else {}
+    array = loaded if isinstance(loaded, list) else None  # a JSON array of ads: sent as a batch, as NDJSON
+    if array is not None and count is not None:
+        raise typer.BadParameter("sends generated ads: it does not go with a file of several ads", param_hint="--count")
+    overrides = loaded if isinstance(loaded, dict) else {}
     overrides.update(flags)
     if count is None and not file:
         overrides = complete_flag_ad(overrides)
-    if quiet and (count is not None or bulk_file):
+    if quiet and (count is not None or bulk_file or array is not None):
         raise typer.BadParameter("prints the id of one ad: it does not go with --count", param_hint="--quiet")
 
     settings = settings_from(config, client={"api_url": api})
     with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
         client.again = reach_again(api, config)
-        if count is None and not bulk_file:
+        if count is None and not bulk_file and array is None:
             code = submit_one(client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout,
                               output=output, quiet=quiet)
         else:
-            if bulk_file:
+            if array is not None:
+                assert file is not None
+                labelled = ads_of_array(file, array, flags)
+                total, ads = len(labelled), iter(labelled)
+            elif bulk_file:
                 assert file is not None
                 total, ads = count_ndjson(file), read_ndjson(file, overrides)
             else:

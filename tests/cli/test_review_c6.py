@@ -136,3 +136,20 @@ def test_dlq_show_has_labels_and_times_with_units(url: str, tmp_path: Path) -> N
     assert body["adId"] == entry["adId"] and body["errorClass"] == "PermanentError" and "deadAt" in body
     record = gamead(url, "ads", "get", entry["adId"])
     assert f"gamead dlq show {entry['adId']}" in " ".join(record.stdout.split())  # not "no analysis yet"
+
+
+def test_a_json_array_file_is_sent_as_a_batch_naming_each_id(url: str, tmp_path: Path) -> None:
+    """File/JSON input generally: a JSON file holding an array of ads (what a script writes with ``jq -s``) was
+    refused ("must hold one JSON object"); it is sent as a batch, each ad named by its jq path, flags applied."""
+    path = tmp_path / "ads.json"
+    path.write_text(json.dumps([ad("C6 array one", 2), {**ad("C6 array bad", 2), "duration": 0},
+                                ad("C6 array three", 2)]), encoding="utf-8")
+    body = as_json(url, "submit", str(path), "--priority", "1", code=1)
+    assert [(i["where"], i["outcome"]) for i in body["items"]] == [
+        (f"{path}[0]", "accepted"), (f"{path}[1]", "rejected"), (f"{path}[2]", "accepted")]
+    first, third = body["acceptedIds"]
+    assert as_json(url, "ads", "get", third)["priority"] == 1 and first == body["items"][0]["id"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"title": "x"}, 7]', encoding="utf-8")
+    refused = gamead(url, "submit", str(bad), code=1)
+    assert f"{bad}[1] is int, not an ad" in " ".join(refused.stderr.split())
