@@ -453,6 +453,11 @@ QUEUE_LEGEND = Text("PENDING: ads never delivered · ACK-P: ack pending, deliver
                     style="dim")
 
 
+#: what each figure of the nodes table is (``gamead workers``, ``gamead top --once``)
+NODES_LEGEND = Text("IN-FL: slots busy / slots · PROCESSED, FAILED: ads since the process started · PROC P95: "
+                    "analysis time, last minute · HEARTBEAT: age of its last heartbeat", style="dim")
+
+
 def _with_unit(row: MetricRow) -> str:
     """A metric's value with what it counts: ``0.1 ads/s`` (rates), ``3 ads`` (ack pending); times carry theirs."""
     if row.key in ("submitted", "completed", "failed") and row.value.endswith("/s"):
@@ -491,6 +496,8 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     parts += [Text(""), metrics]
 
     parts += [Text(""), nodes_table(snap.nodes)]
+    if snap.nodes:
+        parts.append(NODES_LEGEND)
     parts += [Text(""), dlq_summary(stats, snap.dlq, snap.dlq_error)]
     items = [e for e in list((snap.dlq or {}).get("items") or [])[:10] if isinstance(e, Mapping)]
     if items:

@@ -153,3 +153,18 @@ def test_a_json_array_file_is_sent_as_a_batch_naming_each_id(url: str, tmp_path:
     bad.write_text('[{"title": "x"}, 7]', encoding="utf-8")
     refused = gamead(url, "submit", str(bad), code=1)
     assert f"{bad}[1] is int, not an ad" in " ".join(refused.stderr.split())
+
+
+# --- 4. every figure printed says what it is ------------------------------------------------------------------------
+
+
+def test_top_once_and_workers_say_what_each_figure_is(url: str) -> None:
+    """N8: ``gamead top --once`` headed a column "PENDING, LAST 111 S". Its window keeps its unit as written, the
+    abbreviated columns are told under their tables, rates count ads per second, the time is in UTC."""
+    top = " ".join(_ANSI.sub("", gamead(url, "top", "--once").stdout).split())
+    assert re.search(r"PENDING, LAST \d+ (s|min) ", top), top
+    assert "ACK-P: ack pending" in top and "MAX WAIT: the level's promised wait" in top
+    assert re.search(r"submitted \d+\.\d ads/s", top) and re.search(r"at \d\d:\d\d:\d\d UTC", top)
+    assert "PROC P95: analysis time, last minute" in top
+    workers = text(gamead(url, "workers"))
+    assert "IN-FL: slots busy / slots" in workers and "HEARTBEAT: age of its last heartbeat" in workers
