@@ -32,6 +32,7 @@ from gamead_core.errors import (
     error_text,
 )
 from gamead_core.queue.liveness import guard_reader
+from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
 
@@ -146,21 +147,19 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
 
     where = redact_url(url)
     last_error: list[Exception] = []  #: what the last attempt met (a timeout of the whole try says nothing)
-    refused = {"last": -1e9, "since": 0}  #: one line per ERROR_LOG_EVERY seconds: nats-py retries every 0.5 s
+    throttle = Throttle(every=ERROR_LOG_EVERY, max_kinds=16)  #: nats-py retries every 0.5 s: one line per 5 s a kind
 
     async def _log_error(exc: Exception) -> None:
         if _closing():
             return
-        now = loop.time()
-        if now - refused["last"] < ERROR_LOG_EVERY:
-            last_error[:] = [exc]
-            refused["since"] += 1
-            return
         last_error[:] = [exc]
-        left_out, refused["last"], refused["since"] = refused["since"], now, 0
+        left_out = throttle.allow(type(exc).__name__, loop.time())
+        if left_out is None:
+            return
+        away = not made or not made[0].is_connected  # connecting or reconnecting: nats-py tries again
         more = f" ({left_out} more like it in the last {ERROR_LOG_EVERY:g} s)" if left_out else ""
-        log.warning("nats connection error at %s: %s; retrying every 0.5 s%s", where, error_text(exc) or exc, more,
-                    extra={"nats_url": where, "left_out": left_out})
+        log.warning("nats connection error at %s: %s%s%s", where, error_text(exc) or type(exc).__name__,
+                    "; retrying every 0.5 s" if away else "", more, extra={"nats_url": where, "left_out": left_out})
 
     async def _disconnected() -> None:
         if not _closing():
