@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from gamead_cli.main import COMMANDS, app, load_command
+from tests.support import clean_env, gamead_argv
 
 
 def _paths() -> list[list[str]]:
@@ -82,5 +84,6 @@ def test_completion_is_offered_on_the_root_help_only() -> None:
     root = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"})
     assert root.exit_code == 0
     assert all(option in root.output for option in COMPLETION)
-    shown = CliRunner().invoke(app, ["--show-completion", "bash"])
-    assert shown.exit_code == 0 and "_gamead_completion" in shown.output
+    shown = subprocess.run(gamead_argv("--show-completion", "bash"), env=clean_env(), capture_output=True, text=True,
+                           timeout=60)  # the real command: the script a user pastes into ~/.bashrc
+    assert shown.returncode == 0 and "_GAMEAD_COMPLETE" in shown.stdout, shown.stderr
