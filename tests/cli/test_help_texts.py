@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from typing import Any
 
@@ -84,6 +85,8 @@ def test_completion_is_offered_on_the_root_help_only() -> None:
     root = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"})
     assert root.exit_code == 0
     assert all(option in root.output for option in COMPLETION)
-    shown = subprocess.run(gamead_argv("--show-completion", "bash"), env=clean_env(), capture_output=True, text=True,
-                           timeout=60)  # the real command: the script a user pastes into ~/.bashrc
+    # the real command from bash (Typer asks shellingham for the parent shell: under `make`, sh, "not supported")
+    command = " ".join(shlex.quote(a) for a in gamead_argv("--show-completion"))
+    shown = subprocess.run(["bash", "-c", f"{command}; true"], env=clean_env(), capture_output=True, text=True,
+                           timeout=60)
     assert shown.returncode == 0 and "_GAMEAD_COMPLETE" in shown.stdout, shown.stderr
