@@ -71,7 +71,7 @@ async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asy
     Returns at once when ``stop`` is set (SIGTERM, Ctrl-C). Why keep trying by default: under Kubernetes a process
     that exits is restarted with a growing back-off (CrashLoopBackOff, up to 5 minutes), so exiting only delays
     the recovery once NATS is back; the log line says why it waits."""
-    from gamead_core.queue.connection import probe
+    from gamead_core.queue.probe import probe
     from gamead_core.redact import redact_url
 
     give_up = settings.nats.give_up_after
