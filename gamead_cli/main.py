@@ -65,18 +65,53 @@ _DEBUG_ENV = "GAMEAD_DEBUG"
 _state = {"debug": False}
 
 
+def reflow_help(text: str | None) -> str | None:
+    """A docstring as ``--help`` shows it: the lines of a paragraph joined into one, so the terminal wraps it
+    at its width (Typer's rich help keeps a docstring's line breaks, and at 80 columns each hard-wrapped line
+    then wrapped again, leaving a word or two alone on a line). A line that starts with white space (an
+    example, a continued list) keeps its own line, as does the line after it; blank lines still separate
+    paragraphs. Pure."""
+    if not text:
+        return text
+    out: list[str] = []
+    joinable = False  #: the last line out may take the next one
+    for line in text.strip("\n").split("\n"):
+        stripped = line.strip()
+        if not stripped:
+            out.append("")
+            joinable = False
+        elif line[:1].isspace():
+            out.append(line.rstrip())
+            joinable = False
+        elif joinable:
+            out[-1] = f"{out[-1]} {stripped}"
+        else:
+            out.append(stripped)
+            joinable = True
+    return "\n".join(out)
+
+
+def _reflow_tree(command: Any) -> None:
+    command.help = reflow_help(command.help)
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _reflow_tree(sub)
+
+
 def load_command(name: str) -> Any:
-    """Import the module of command ``name`` and build its click command (a group for a sub-app)."""
+    """Import the module of command ``name`` and build its click command (a group for a sub-app). Shell
+    completion (``--install-completion``/``--show-completion``) is an option of the root ``gamead`` alone, not
+    repeated in every verb's ``--help``."""
     module_name, attr, _ = COMMANDS[name]
     module = importlib.import_module(module_name)
     target = getattr(module, attr)
     if isinstance(target, typer.Typer):
         command: Any = typer.main.get_group(target)
     else:
-        single = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False)
+        single = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False, add_completion=False)
         single.command(name, help=module.__doc__)(target)
         command = typer.main.get_command(single)
     command.name = name
+    _reflow_tree(command)
     return command
 
 
@@ -198,7 +233,7 @@ app = typer.Typer(
     "Example: gamead up, then in another terminal: gamead submit --title 'Sky Saga' --wait",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion: on the root command only
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
 )

@@ -62,6 +62,17 @@ def note_line(message: str) -> None:
     stderr_console().print(Text(_one_line(message), style="dim"), soft_wrap=True)
 
 
+def empty_text(nothing: str, flags: Mapping[str, Any] | None = None, hint: str = "") -> Text:
+    """What a list verb prints when its list is empty, instead of a bare table header: ``no jobs`` or, with the
+    filters given (``{"--state": "running"}``; ``None`` values left out), ``no jobs match --state running``, then
+    ``hint`` (what to do, or why it can be empty). ``-o json`` prints the verb's empty shape instead. Pure."""
+    given = " ".join(f"{flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
+    text = Text(f"{nothing} match {given}" if given else nothing, style="yellow")
+    if hint:
+        text.append(f" ({hint})", style="dim")
+    return text
+
+
 def print_json(data: Any) -> None:
     """Plain JSON on stdout: no colour, no markup, one trailing newline."""
     sys.stdout.write(strict_dumps(data, indent=2, default=str) + "\n")
@@ -105,6 +116,27 @@ def short_datetime(value: Any) -> str:
     if not value:
         return "-"
     return str(value).replace("T", " ")[:19]
+
+
+def utc_when(value: Any, *, now: Any = None) -> str:
+    """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age
+    when the time can be read and is in the past; ``-`` for none). Pure given ``now`` (an aware datetime)."""
+    from datetime import datetime, timezone
+
+    if not value:
+        return "-"
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    text = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
+    if seconds >= 0:
+        from gamead_cli.tui.view import age
+
+        text += f" ({age(seconds)} ago)"
+    return text
 
 
 def short_time(value: Any) -> str:
@@ -160,11 +192,14 @@ def ads_table(records: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
-def ad_list_view(body: Mapping[str, Any]) -> RenderableType:
-    """The answer of ``GET /ads``: a table plus a count line."""
+def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None) -> RenderableType:
+    """The answer of ``GET /ads``: a table plus a count line; ``no ads`` (``no ads match --status dead``, with
+    the ``flags`` given) when there is none."""
     items = body.get("items") or []
+    if not items:
+        return empty_text("no ads", flags, "of the newest api.list_scan_limit records")
     count = body.get("count", len(items))
-    return Group(ads_table(items), Text(f"{count} ad(s)", style="dim"))
+    return Group(ads_table(items), Text(f"{count} ad(s), newest first", style="dim"))
 
 
 def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:
@@ -227,10 +262,10 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
         facts.add_row("visuals", plain(", ".join(map(str, ad["visualElements"]))))
     if ad.get("callToAction"):
         facts.add_row("call to action", plain(ad["callToAction"]))
-    facts.add_row("submitted", short_datetime(record.get("submittedAt")))
-    for label, key in (("started", "startedAt"), ("completed", "completedAt")):
+    facts.add_row("submitted", utc_when(record.get("submittedAt")))
+    for label, key in (("started", "startedAt"), ("completed", "completedAt"), ("retry at", "retryAt")):
         if record.get(key):
-            facts.add_row(label, short_datetime(record[key]))
+            facts.add_row(label, utc_when(record[key]))
     if record.get("attempts"):
         facts.add_row("attempts", str(record["attempts"]))
     if record.get("workerId"):
@@ -244,10 +279,55 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
         text.append(str(error.get("message", "")))
         parts.append(Panel(text, title="error", title_align="left", border_style="red"))
     if not record.get("analysis") and not record.get("error"):
-        parts.append(
-            Text(f"no analysis yet — check again with: gamead ads get {record.get('id', '')}{again}", style="dim")
-        )
+        ad_id = record.get("id", "")
+        if record.get("status") == "dead":  # final: nothing more will come
+            hint = f"no analysis: the ad is dead (its DLQ entry: gamead dlq show {ad_id}{again})"
+        elif record.get("status") == "failed":
+            hint = "no analysis: the ad failed for good (purged from the DLQ)"
+        else:
+            hint = f"no analysis yet — check again with: gamead ads get {ad_id}{again}"
+        parts.append(Text(hint, style="dim"))
     return Group(*parts)
+
+
+def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
+    """One DLQ entry (``GET /v1/dlq/{id}``) for people, as :func:`ad_view` shows an ad: labels an operator reads,
+    times in UTC with their age, the error with whether it was retryable, the ad's own fields, then the command
+    that replays it (``again``: the flags that reach the same API). ``-o json`` keeps the wire names."""
+    ad = entry.get("ad") or {}
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    ad_id = str(entry.get("adId") or entry.get("id") or "")
+    facts.add_row("ad id", plain(ad_id))
+    facts.add_row("title", plain(entry.get("title", ad.get("title", ""))))
+    facts.add_row("priority", plain(entry.get("priority", "")))
+    facts.add_row("attempts", plain(f"{entry.get('attempts', '?')} analysis attempt(s)"))
+    error = Text(str(entry.get("errorClass") or "?"), style="bold red")
+    retryable = entry.get("retryable")
+    if retryable is not None:
+        error.append(" (retryable; its attempts ran out)" if retryable else " (not retryable)", style="dim")
+    facts.add_row("error", error)
+    facts.add_row("message", plain(entry.get("errorMessage", "")))
+    facts.add_row("first failure", utc_when(entry.get("firstFailureAt")))
+    facts.add_row("last failure", utc_when(entry.get("lastFailureAt")))
+    facts.add_row("dead at", utc_when(entry.get("deadAt")))
+    facts.add_row("worker", plain(entry.get("workerId") or "-"))
+    facts.add_row("submitted", utc_when(entry.get("submittedAt")))
+    if ad.get("genre"):
+        facts.add_row("genre", plain(ad["genre"]))
+    if ad.get("duration") is not None:
+        facts.add_row("duration", f"{ad['duration']} s")
+    if ad.get("callToAction"):
+        facts.add_row("call to action", plain(ad["callToAction"]))
+    if entry.get("seq") is not None:
+        facts.add_row("DLQ sequence", plain(entry["seq"]))
+    if entry.get("sourceSeq") is not None:
+        facts.add_row("work sequence", plain(f"{entry['sourceSeq']} (in the work stream)"))
+    if entry.get("traceparent"):
+        facts.add_row("trace", plain(entry["traceparent"]))
+    hint = Text(f"replay it with: gamead dlq replay {ad_id}{again}", style="dim")
+    return Group(facts, Text(""), hint)
 
 
 def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 
 from gamead_core.config import GameadSettings
-from gamead_core.errors import ConfigError
+from gamead_core.errors import ConfigError, NatsUnreachable
+
+log = logging.getLogger("gamead_cli.runtime")
+#: seconds between two lines of :func:`reach_nats` saying that NATS is still away
+REACH_ROUND = 5.0
+#: seconds between two attempts of :func:`reach_nats` (nats-py's own reconnect wait)
+RETRY_EVERY = 0.5
 
 
 def require_nats_url(settings: GameadSettings) -> str:
@@ -53,3 +60,47 @@ async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, start
         await task
     finally:
         stopped.cancel()
+
+
+async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asyncio.Event | None = None) -> None:
+    """Wait until NATS at ``url`` takes a connection (one attempt every :data:`RETRY_EVERY` s, each closed at
+    once: the role then makes its own), for ``nats.give_up_after`` seconds (0: for ever). The first failed
+    attempt, then one every :data:`REACH_ROUND` s, logs a WARNING naming the URL (credentials masked), the error,
+    how long it has been, the next attempt and when it gives up, with fields ``nats_url``, ``waited_seconds``,
+    ``attempts``, ``give_up_after``. Raises :class:`NatsUnreachable` (exit 3) once ``give_up_after`` has passed.
+    Returns at once when ``stop`` is set (SIGTERM, Ctrl-C). Why keep trying by default: under Kubernetes a process
+    that exits is restarted with a growing back-off (CrashLoopBackOff, up to 5 minutes), so exiting only delays
+    the recovery once NATS is back; the log line says why it waits."""
+    from gamead_core.queue.probe import probe
+    from gamead_core.redact import redact_url
+
+    give_up = settings.nats.give_up_after
+    loop = asyncio.get_running_loop()
+    started, logged, attempts = loop.time(), None, 0
+    where = redact_url(url)
+    while stop is None or not stop.is_set():
+        attempts += 1
+        try:
+            await probe(settings.nats, url, name=f"gamead-{role} start")
+        except NatsUnreachable as exc:
+            now = loop.time()
+            waited = now - started
+            if give_up and waited >= give_up:
+                raise NatsUnreachable(f"{exc.message}; gave up after {waited:.0f} s and {attempts} attempt(s) "
+                                      f"(nats.give_up_after {give_up:g} s)") from exc
+            if logged is None or now - logged >= REACH_ROUND:
+                logged = now
+                until = f"giving up in {give_up - waited:.0f} s" if give_up else "for ever (nats.give_up_after 0)"
+                log.warning("%s cannot reach NATS at %s for %.0f s, %d attempt(s) (%s); next attempt in %g s, %s",
+                            role, where, waited, attempts, exc.message.split(f"{where}: ", 1)[-1], RETRY_EVERY,
+                            until, extra={"nats_url": where, "waited_seconds": round(waited, 1),
+                                          "attempts": attempts, "give_up_after": give_up})
+            if stop is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RETRY_EVERY)
+            else:
+                await asyncio.sleep(RETRY_EVERY)
+            continue
+        if attempts > 1:
+            log.info("%s reached NATS at %s after %.0f s", role, where, loop.time() - started)
+        return

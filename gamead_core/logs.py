@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from gamead_core.config import LogSettings
@@ -72,6 +74,34 @@ class ContextFields(logging.Filter):
         return True
 
 
+#: extras that only colour a terminal line: uvicorn adds ``color_message`` (the message with ANSI colours) to its
+#: records for its own colouring formatter; a JSON line is read by ``jq`` and log stores, never a terminal
+TERMINAL_ONLY_FIELDS = frozenset({"color_message"})
+#: an ANSI escape sequence (CSI: colours, cursor moves; OSC: titles, links), ECMA-48
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape sequences (colours, cursor moves, OSC titles and links). Pure."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object per record, for machines: no terminal-only extra (:data:`TERMINAL_ONLY_FIELDS`, such as
+    uvicorn's ``color_message``) and no ANSI escape sequence in any string field (a coloured message, a library's
+    styled exception text)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, *TERMINAL_ONLY_FIELDS])
+        super().__init__(*args, **kwargs)
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        for key, value in log_data.items():
+            if isinstance(value, str) and "\x1b" in value:
+                log_data[key] = strip_ansi(value)
+        return super().process_log_record(log_data)
+
+
 class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A stream handler that masks credentials in any URL of a formatted line (message, extra fields and
     traceback alike), whoever logged it: gamead, uvicorn, nats-py or redis-py."""
@@ -88,7 +118,7 @@ def setup_logging(settings: LogSettings, *, role: str, stream: object = None) ->
     handler.addFilter(ContextFields())
     if settings.format == "json":
         handler.setFormatter(
-            JsonFormatter(
+            JsonLineFormatter(
                 _FIELDS,
                 rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
                 static_fields={"role": role},

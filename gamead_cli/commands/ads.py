@@ -68,4 +68,5 @@ def list_(
     """
     with api_client(config, api) as client:
         body = client.list_ads(status=status.value if status else None, priority=priority, limit=limit)
-    emit(body, output, ad_list_view)
+    flags = {"--status": status.value if status else None, "--priority": priority}
+    emit(body, output, partial(ad_list_view, flags=flags))

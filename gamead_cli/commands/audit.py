@@ -25,7 +25,7 @@ from rich.text import Text
 
 from gamead_cli.commands.dlq import when_option
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
-from gamead_cli.output import emit, plain, stdout_console
+from gamead_cli.output import emit, empty_text, plain, stdout_console
 from gamead_cli.tui.view import audit_outcome, audit_selection
 from gamead_core.errors import ApiClientError
 from gamead_core.ids import JOB_ID_RULE, is_job_id
@@ -57,8 +57,15 @@ def _table(body: dict[str, Any], width: int) -> Table:
     return table
 
 
-def audit_view(body: dict[str, Any]) -> RenderableType:
-    """``GET /v1/audit`` for people: the records, then what the page is."""
+def audit_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> RenderableType:
+    """``GET /v1/audit`` for people: the records, then what the page is; ``no audit records`` (``… match
+    --actor alice``, with the ``flags`` given) when there is none."""
+    if not body.get("items"):
+        why = "a record is kept audit.max_age, 90 days"
+        if not body.get("complete", True):
+            why = f"read {body.get('scanned')} records, then stopped (audit.scan_limit): older with --cursor " \
+                  f"{body.get('nextCursor')}"
+        return empty_text("no audit records", flags, why)
     count = body.get("count", 0)
     line = f"{count} record(s), newest first"
     if body.get("nextCursor"):
@@ -108,4 +115,6 @@ def audit(
         body = client.request("GET", "/v1/audit", params={k: v for k, v in raw.items() if v is not None})
     if not isinstance(body, dict):
         raise ApiClientError("the API answered GET /v1/audit with unexpected data")
-    emit(body, output, audit_view)
+    flags = {"--actor": actor, "--action": action, "--outcome": outcome, "--job": job, "--since": since,
+             "--until": until, "--cursor": cursor or None}
+    emit(body, output, lambda b: audit_view(b, flags))

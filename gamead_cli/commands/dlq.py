@@ -19,13 +19,13 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.console import RenderableType
-from rich.table import Table
 
 from gamead_cli.inputs import strict_dumps
 from gamead_cli import exitcodes
@@ -43,7 +43,7 @@ from gamead_cli.options import (
     duration_seconds,
     job_id_arg,
 )
-from gamead_cli.output import clip, emit, note_line, plain, stderr_console
+from gamead_cli.output import clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console
 from gamead_cli.tui.view import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 
@@ -144,9 +144,15 @@ def _entries_table(body: dict[str, Any]) -> RenderableType:
                        right=("P", "ATT"))
 
 
-def _list_view(body: dict[str, Any]) -> Any:
+def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     from rich.console import Group
 
+    if not body.get("items"):
+        if body.get("total") == 0 and not body.get("nextCursor"):
+            return empty_text("the DLQ is empty", None, "0 entries")
+        partial_note = "" if body.get("complete", True) else \
+            f"; read {body.get('scanned')} entries, then stopped (scan limit): more after --cursor {body.get('nextCursor')}"
+        return empty_text("no DLQ entries", flags, f"{body.get('total')} in the DLQ{partial_note}")
     more = f" · more after --cursor {body['nextCursor']}" if body.get("nextCursor") else ""
     partial = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
     return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} in the DLQ{more}{partial}"))
@@ -169,15 +175,9 @@ def list_(
                               "cursor": cursor, "newest": newest}
     with api_client(config, api) as client:
         body = client.request("GET", "/v1/dlq", params=params)
-    emit(body, output, _list_view)
-
-
-def _entry_view(e: dict[str, Any]) -> Any:
-    table = Table.grid(padding=(0, 2))
-    for key in ("adId", "title", "priority", "attempts", "errorClass", "errorMessage", "retryable",
-                "firstFailureAt", "lastFailureAt", "deadAt", "workerId", "submittedAt"):
-        table.add_row(plain(key), plain(str(e.get(key, ""))))
-    return table
+    flags = {"--error-class": error_class, "--message": message, "--priority": priority, "--since": since,
+             "--until": until, "--cursor": cursor or None}
+    emit(body, output, partial(_list_view, flags=flags))
 
 
 @app.command("show")
@@ -191,7 +191,7 @@ def show(
     """
     path = f"/v1/dlq/{quote(_ad_id(ad_id), safe='')}"
     with api_client(config, api) as client:
-        emit(client.request("GET", path), output, _entry_view)
+        emit(client.request("GET", path), output, partial(dlq_entry_view, again=client.again))
 
 
 # --- jobs ------------------------------------------------------------------------------------------
@@ -212,13 +212,40 @@ def job_summary(job: dict[str, Any]) -> str:
 
 
 def _job_view(job: dict[str, Any]) -> Any:
-    text = f"job {job['id']} {job['kind']} {job['state']}: {job_summary(job)}"
+    """One job for people, as the other ``show``/``get`` views: labels, the outcome in words (every figure says
+    what it is), times in UTC with their age; ``-o json`` keeps the wire names."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from gamead_cli.output import utc_when
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("job", plain(job.get("id", "")))
+    grid.add_row("kind", plain(job.get("kind", "")))
+    state = str(job.get("state") or "?")
+    shown = Text(state, style="green" if state == "succeeded" else "cyan" if state in ("queued", "running")
+                 else "red")
+    if job.get("phase") and job.get("phase") != "done":
+        shown.append(f" ({job['phase']})", style="dim")
+    grid.add_row("state", shown)
+    grid.add_row("outcome", plain(job_summary(job)))
     if job.get("stopReason"):
-        text += f" — {job['stopReason']}"
+        grid.add_row("stopped because", plain(job["stopReason"]))
     reasons = job.get("skippedReasons") or {}
     if reasons:
-        text += "\n  skipped: " + "; ".join(f"{n} {why}" for why, n in reasons.items())
-    return plain(text)
+        grid.add_row("skipped", plain("; ".join(f"{n} {why}" for why, n in reasons.items())))
+    if job.get("rate"):
+        grid.add_row("rate", f"{job['rate']:g} ads/s")
+    if job.get("startedBy"):
+        grid.add_row("started by", plain(job["startedBy"]))
+    for label, key in (("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt")):
+        if job.get(key):
+            grid.add_row(label, utc_when(job[key]))
+    if job.get("resumes"):
+        grid.add_row("resumed", f"{job['resumes']} time(s) after its API node died")
+    return grid
 
 
 def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
@@ -359,9 +386,11 @@ JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY",
 JOB_DROPS = ("BY", "PHASE", "CREATED (UTC)")
 
 
-def _jobs_table(body: dict[str, Any]) -> RenderableType:
+def _jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> RenderableType:
     """One row per job; labels and job ids whole at any width: the summary wraps, who started it, the phase
-    and the creation time go first when the terminal is narrow."""
+    and the creation time go first when the terminal is narrow. ``no jobs`` when there is none."""
+    if not body.get("items"):
+        return empty_text("no jobs", flags, "a job is kept jobs.retention, 7 days")
     rows = []
     for j in body["items"]:
         c = j.get("counts") or {}
@@ -403,7 +432,8 @@ def jobs(
             params["kind"] = kind
         if state:
             params["state"] = state
-        emit(client.request("GET", "/v1/jobs", params=params), output, _jobs_table)
+        emit(client.request("GET", "/v1/jobs", params=params), output,
+             partial(_jobs_table, flags={"--kind": kind, "--state": state}))
 
 
 @app.command("cancel")
@@ -461,6 +491,8 @@ def export(
             out.close()
     if file != "-":
         note_line(f"exported {written} entr{'y' if written == 1 else 'ies'} to {file}")
+    elif written == 0:  # stdout holds nothing: say why on stderr
+        note_line("no DLQ entries match: nothing exported")
 
 
 def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:

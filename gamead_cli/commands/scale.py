@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
-from gamead_cli.output import emit, plain, short_time
+from gamead_cli.output import emit, empty_text, plain, short_time
 from gamead_core.errors import ApiClientError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
@@ -112,7 +112,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     facts.add_column()
     facts.add_row("backend", plain(doc.get("backend")))
     leader = doc.get("leader")
-    facts.add_row("leader", plain(f"{leader['id']} (since {short_time(leader.get('since'))})") if leader
+    facts.add_row("leader", plain(f"{leader['id']} (since {short_time(leader.get('since'))} UTC)") if leader
                   else Text("none (no autoscaler holds the lease)", style="yellow"))
     workers = Text(f"{_n(doc.get('current'))} → {_n(doc.get('desired'))}")
     workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
@@ -125,7 +125,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
         facts.add_row("error", Text(str(doc["error"]), style="red"))
     ov = doc.get("override")
     if ov:
-        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} "
+        facts.add_row("override", Text(f"{ov['replicas']} until {short_time(ov.get('until'))} UTC "
                                        f"({ov.get('remainingSeconds', 0):.0f}s left)", style="bold magenta"))
     else:
         facts.add_row("override", Text("none", style="dim"))
@@ -133,13 +133,16 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     if obs:
         facts.add_row("observed", plain(
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
-            f"{obs.get('oldestAgeSeconds', 0):.1f}s, submitted {obs.get('submittedPerSec') or 0:.1f}/s"))
+            f"{obs.get('oldestAgeSeconds', 0):.1f} s, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
-    updated = Text(short_time(doc.get("updatedAt")))
+    updated = Text(f"{short_time(doc.get('updatedAt'))} UTC")
     if doc.get("stale"):
         updated.append("  (stale: no leader is recording)", style="yellow")
     facts.add_row("updated", updated)
-    return Group(facts, Text(""), Text("last decisions", style="bold"), _decisions_table(doc.get("decisions") or []))
+    decisions = doc.get("decisions") or []
+    listed: RenderableType = _decisions_table(decisions) if decisions else empty_text(
+        "no decisions recorded yet", None, "its leader decides every autoscaler.interval")
+    return Group(facts, Text(""), Text("last decisions (times in UTC)", style="bold"), listed)
 
 
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:
@@ -179,7 +182,7 @@ def set_override(
 
     def view(b: dict[str, Any]) -> RenderableType:
         ov = b.get("override") or {}
-        line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))}", style="bold")
+        line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))} UTC", style="bold")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
         line.append("\napplied by the autoscaler's leader at its next decision; undo with: gamead scale clear"

@@ -1,17 +1,22 @@
 """Run the HTTP API (one stateless node; run many behind a load balancer).
 
+While NATS is away it serves 503 (queue_unavailable; /readyz not ready, /healthz failing after
+api.nats_unhealthy_after) and keeps trying, logging the URL and the error every few seconds. With
+--give-up-after S (nats.give_up_after) it first waits up to S seconds for NATS, then exits with code 3.
+
 Example: gamead serve --port 8080 --nats-url nats://127.0.0.1:4222
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
 import uvicorn
 
-from gamead_cli.options import ConfigOpt, settings_from
-from gamead_cli.runtime import require_nats_url
+from gamead_cli.options import ConfigOpt, bounded_float, settings_from
+from gamead_cli.runtime import reach_nats, require_nats_url
 from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
 from gamead_core.api.http_limits import HttpLimits, bounded_protocol
@@ -24,11 +29,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address \\[api.host, default 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port \\[api.port, default 8080].")] = None,
     nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
+    give_up_after: Annotated[
+        float | None, typer.Option("--give-up-after", callback=bounded_float(0, 7 * 86400),
+                                   help="Seconds to wait for NATS at start, then exit 3; 0 = start at once and "
+                                        "keep trying \\[nats.give_up_after, default 0].", show_default=False)
+    ] = None,
 ) -> None:
-    settings = settings_from(config, api={"host": host, "port": port}, nats={"url": nats_url})
+    settings = settings_from(config, api={"host": host, "port": port},
+                             nats={"url": nats_url, "give_up_after": give_up_after})
     check_serve_safety(settings)  # no open API on a network address by accident
     url = require_nats_url(settings)
     setup_logging(settings.log, role="api")
+    if settings.nats.give_up_after:  # wait for NATS, then exit 3: for a supervisor that wants to know
+        asyncio.run(reach_nats(settings, url, role="api"))
     refuse_partition_change(settings, url)  # queue.partitions against a live queue: one line, exit 5
     app = create_app(settings, url)
     server = uvicorn.Server(

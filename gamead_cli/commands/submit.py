@@ -9,6 +9,11 @@
   gamead submit --count 1000 --rate 200 --wait -o json
   gamead submit ads.ndjson --wait
 
+A JSON file may also hold an array of ads: it is sent as a batch, as an NDJSON file, each ad named by its jq
+path (ads.json[0]). With -o json, a batch (NDJSON, an array, --count) lists every ad in input order: items
+(where, outcome accepted / duplicate / maybeQueued with its id, or rejected with code and message) and
+acceptedIds; one ad prints its 202 body, with its id.
+
 An ad built from flags needs --title and --genre; the rest has defaults (description from the title and
 genre, --cta "Play now", --duration 30, --priority 3). --count and NDJSON files (one ad a line) are sent
 with POST /ads/batch, --batch-size ads a request: if the API's api.batch_max is smaller (422
@@ -18,6 +23,7 @@ message, field paths for validation_failed; the first 20, then "… and N more")
 (rejections, rejectionsNotListed). An ad whose publish got no answer in time (503 queue_unavailable naming
 its id) is not rejected: it may still be analysed, so it is counted apart ("may be queued"; every id in -o json,
 maybeQueuedIds) to look up, not resend. Ctrl-C during --count prints what was sent so far.
+
 Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or unreadable file, 3 API unreachable,
 6 an ad failed (--wait), 130 interrupted.
 """
@@ -110,10 +116,35 @@ def load_ad_file(source: str) -> dict[str, Any]:
     content that is not one JSON object of finite numbers, nested at most :data:`MAX_AD_DEPTH` deep,
     is a :class:`GameadError` (exit 1).
     """
+    data = load_ad_input(source)
+    if not isinstance(data, dict):
+        where = "stdin" if source == "-" else source
+        raise GameadError(f"{where} must hold one JSON object (the ad), not {type(data).__name__}")
+    return data
+
+
+def ads_of_array(source: str, ads: list[Any], overrides: Mapping[str, Any]) -> list[Labeled]:
+    """The ads of a JSON file holding an array, each labelled with its jq path (``ads.json[0]``, 0-based) and
+    ``overrides`` applied. Pure. Raises :class:`GameadError` (exit 1, nothing sent) for an empty array or an
+    element that is not a JSON object: the whole file is read already, so it is refused whole."""
+    where = "stdin" if source == "-" else source
+    if not ads:
+        raise GameadError(f"{where} holds an empty array: no ad to submit")
+    for n, item in enumerate(ads):
+        if not isinstance(item, dict):
+            raise GameadError(f"{where}[{n}] is {type(item).__name__}, not an ad: the file must hold one JSON "
+                              "object (an ad) or an array of them")
+    return [Labeled(f"{where}[{n}]", {**item, **overrides}) for n, item in enumerate(ads)]
+
+
+def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
+    """:func:`load_ad_file`, also taking a JSON array of ads (sent as a batch, like an NDJSON file): the decoded
+    object or array. Raises as :func:`load_ad_file` for anything else."""
     where = "stdin" if source == "-" else source
     raw = _read_capped(source)
     if len(raw) > MAX_AD_FILE_BYTES:
-        raise GameadError(f"{where} is larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object")
+        raise GameadError(f"{where} is larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object "
+                          "(many ads: an NDJSON file, one a line)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -124,9 +155,10 @@ def load_ad_file(source: str) -> dict[str, Any]:
         if str(exc) == "nested too deeply":
             raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from exc
         raise GameadError(f"{where}:{exc.line}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise GameadError(f"{where} must hold one JSON object (the ad), not {type(data).__name__}")
-    if _depth(data) > MAX_AD_DEPTH:
+    if not isinstance(data, (dict, list)):
+        raise GameadError(f"{where} must hold one JSON object (the ad) or an array of them, not "
+                          f"{type(data).__name__}")
+    if _depth(data) > MAX_AD_DEPTH + isinstance(data, list):
         raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)")
     return data
 
@@ -401,6 +433,7 @@ def send_many(
     concurrency: int,
     idempotency_key: str | None,
     batch_size: int = BATCH_SIZE,
+    keep_items: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """Submit ``ads`` with ``POST /ads/batch``, ``batch_size`` ads a request, at ``rate`` ads per second (0 = as
     fast as possible), ``concurrency`` requests in flight.
@@ -413,7 +446,11 @@ def send_many(
     API's max, else in halves) and the parts resent, and later batches use the smaller size — no ad is sent twice.
     A chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
     rejected ``not_sent``, each ad named with the exception: every future of the pool is read, none vanishes.
-    Returns the summary so far and the ids of newly accepted ads. If the API cannot be reached before any ad was
+    With ``keep_items`` (``-o json``) the summary also has ``items``: one per ad sent, in input order, ``{"where",
+    "outcome", "id"}`` (outcome ``accepted``, ``duplicate`` — the first ad's id — or ``maybeQueued``) or ``{"where",
+    "outcome": "rejected", "code", "message"}``, and ``acceptedIds``, the ids of the ads newly queued, in input
+    order (a script learns which ad became which id; ~150 bytes an ad held until the end, so only when asked).
+    Returns the summary so far and the ids of newly accepted ads (in input order). If the API cannot be reached before any ad was
     accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the requests in flight finish,
     and returns the summary of what was sent with ``interrupted: true``.
     """
@@ -422,7 +459,7 @@ def send_many(
     slots = threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
     listed: list[dict[str, str]] = []
-    ids: list[str] = []
+    listed_at: list[int] = []  #: the input index of each listed rejection (listed in input order at the end)
     unsure: list[str] = []  #: ids of ads whose publish got no answer (the API's details.adId)
     counts = {"accepted": 0, "duplicates": 0, "split": 0}
     fatal: list[ApiUnreachable] = []
@@ -433,10 +470,20 @@ def send_many(
     def keyed(index: int, ad: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**ad, "idempotencyKey": f"{idempotency_key}-{index}"} if idempotency_key else ad
 
-    def reject(where: str, code: str, message: str) -> None:  # under the lock
+    items: dict[int, dict[str, Any]] = {}  #: input index → what became of that ad (keep_items)
+    order: dict[int, str] = {}  #: input index → id of a newly accepted ad (input order at the end)
+
+    def reject(index: int, where: str, code: str, message: str) -> None:  # under the lock
         rejected[code] += 1
         if len(listed) < REJECTIONS_LISTED:
             listed.append({"where": where, "code": code, "message": message})
+            listed_at.append(index)
+        if keep_items:
+            items[index] = {"where": where, "outcome": "rejected", "code": code, "message": message}
+
+    def done(index: int, where: str, outcome: str, ad_id: str) -> None:  # under the lock
+        if keep_items:
+            items[index] = {"where": where, "outcome": outcome, "id": ad_id}
 
     def labelled(index: int, item: Any) -> tuple[str, Any]:
         return (item.where, item.ad) if isinstance(item, Labeled) else (f"ad {index + 1}", item)
@@ -450,13 +497,13 @@ def send_many(
             except Exception as exc:  # a chunk that could not be sent is counted and named, never dropped
                 with lock:
                     for i, item in chunk:
-                        reject(labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
+                        reject(i, labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
                 raise
             finally:
                 slots.release()
 
-        def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[str, Any]]:
-            """(where, result or GameadError) for each ad; splits on a size refusal."""
+        def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[int, str, Any]]:
+            """(index, where, result or GameadError) for each ad; splits on a size refusal."""
             try:
                 results = client.submit_batch([keyed(i, ad) for i, _, ad in good])["results"]
                 if not isinstance(results, list) or len(results) != len(good):
@@ -474,34 +521,37 @@ def send_many(
                         if counts["accepted"] + counts["duplicates"] == 0:
                             fatal.append(exc)
                             stop.set()
-                return [(where, exc) for _, where, _ in good]
+                return [(i, where, exc) for i, where, _ in good]
             except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
-                return [(where, exc) for _, where, _ in good]
-            return [(where, body) for (_, where, _), body in zip(good, results, strict=True)]
+                return [(i, where, exc) for i, where, _ in good]
+            return [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
 
         def send(chunk: list[Item]) -> None:
             named = [(i, *labelled(i, item)) for i, item in chunk]
             good = [(i, where, ad) for i, where, ad in named if not isinstance(ad, GameadError)]
-            bad = [(where, ad) for _, where, ad in named if isinstance(ad, GameadError)]
+            bad = [(i, where, ad) for i, where, ad in named if isinstance(ad, GameadError)]
             answers = post(good) if good else []
             with lock:
-                for where, err in bad:
-                    reject(where, err.code, err.message)
-                for where, body in answers:
+                for i, where, err in bad:
+                    reject(i, where, err.code, err.message)
+                for i, where, body in answers:
                     error = body.get("error") if isinstance(body, dict) else None
                     if isinstance(body, GameadError):
-                        reject(where, body.code, body.message)
+                        reject(i, where, body.code, body.message)
                     elif (maybe := maybe_queued_id(error)) is not None:
                         unsure.append(maybe)  # its publish got no answer: it may still be analysed
+                        done(i, where, "maybeQueued", maybe)
                     elif isinstance(error, dict):
-                        reject(where, str(error.get("code") or "error"), rejection_text(error))
+                        reject(i, where, str(error.get("code") or "error"), rejection_text(error))
                     elif not isinstance(body, dict) or "id" not in body:
-                        reject(where, "bad_answer", "the API's answer has no ad id")
+                        reject(i, where, "bad_answer", "the API's answer has no ad id")
                     elif body.get("duplicate"):
                         counts["duplicates"] += 1
+                        done(i, where, "duplicate", str(body["id"]))
                     else:
                         counts["accepted"] += 1
-                        ids.append(str(body["id"]))
+                        order[i] = str(body["id"])
+                        done(i, where, "accepted", str(body["id"]))
                 info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
                         + (f", {len(unsure)} may still be queued" if unsure else ""))
             progress.update(task, advance=len(chunk), info=info)
@@ -535,6 +585,7 @@ def send_many(
 
     if fatal and counts["accepted"] + counts["duplicates"] == 0:
         raise fatal[0]
+    ids = [order[i] for i in sorted(order)]  # input order: the batches answer in any order
     summary: dict[str, Any] = {
         "sent": sent,
         "accepted": counts["accepted"],
@@ -544,13 +595,17 @@ def send_many(
         "elapsedSeconds": round(elapsed, 3),
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
         "targetRate": rate or None,
-        "rejections": listed,  # the first REJECTIONS_LISTED rejected ads: where, code, message
+        # the first REJECTIONS_LISTED rejected ads (as answered), in input order: where, code, message
+        "rejections": [r for _, r in sorted(zip(listed_at, listed, strict=True), key=lambda pair: pair[0])],
         "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
         # neither accepted nor rejected: their publish got no answer in time, so they may still be analysed;
         # every id, to look up (gamead ads get) rather than send again
         "maybeQueued": len(unsure),
         "maybeQueuedIds": unsure,
     }
+    if keep_items:
+        summary["acceptedIds"] = ids
+        summary["items"] = [items[i] for i in sorted(items)]
     if counts["split"]:
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted:
@@ -639,6 +694,7 @@ def submit_bulk(
         concurrency=concurrency,
         idempotency_key=idempotency_key,
         batch_size=batch_size,
+        keep_items=output == OutputFormat.json,
     )
     if wait and ids and not summary.get("interrupted"):
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))
@@ -668,8 +724,8 @@ def submit(
         str | None,
         typer.Argument(
             metavar="FILE",
-            help="JSON file with one ad (spec fields, camelCase), or NDJSON (one ad a line: *.ndjson, *.jsonl or "
-            "--ndjson) sent in batches; '-' reads stdin. Flags override it.",
+            help="JSON file with one ad (spec fields, camelCase) or an array of ads, or NDJSON (one ad a line: "
+            "*.ndjson, *.jsonl or --ndjson); several ads go in batches; '-' reads stdin. Flags override it.",
             show_default=False,
         ),
     ] = None,
@@ -755,21 +811,29 @@ def submit(
         raise typer.BadParameter(
             "nothing to submit: give a JSON file, '-' for stdin, field flags (--title …), or --count N"
         )
-    overrides = load_ad_file(file) if file and not bulk_file else {}
+    loaded = load_ad_input(file) if file and not bulk_file else {}
+    array = loaded if isinstance(loaded, list) else None  # a JSON array of ads: sent as a batch, as NDJSON
+    if array is not None and count is not None:
+        raise typer.BadParameter("sends generated ads: it does not go with a file of several ads", param_hint="--count")
+    overrides = loaded if isinstance(loaded, dict) else {}
     overrides.update(flags)
     if count is None and not file:
         overrides = complete_flag_ad(overrides)
-    if quiet and (count is not None or bulk_file):
+    if quiet and (count is not None or bulk_file or array is not None):
         raise typer.BadParameter("prints the id of one ad: it does not go with --count", param_hint="--quiet")
 
     settings = settings_from(config, client={"api_url": api})
     with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
         client.again = reach_again(api, config)
-        if count is None and not bulk_file:
+        if count is None and not bulk_file and array is None:
             code = submit_one(client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout,
                               output=output, quiet=quiet)
         else:
-            if bulk_file:
+            if array is not None:
+                assert file is not None
+                labelled = ads_of_array(file, array, flags)
+                total, ads = len(labelled), iter(labelled)
+            elif bulk_file:
                 assert file is not None
                 total, ads = count_ndjson(file), read_ndjson(file, overrides)
             else:

@@ -4,9 +4,12 @@ Keys: q quit · ? help · : command line · ctrl+p palette · tab panels
 · / filter (/!x inverts) · enter details (on a queue level: its ads)
 · escape back · space mark · ctrl+a mark all shown · r replay · x purge
 (r and x ask you to type the count, then run ONE server-side job) · p pause.
+
 Commands: :dlq :workers :level 2 :audit :doctor :scale 4 for 10m
-          :replay class=Timeout :purge class=Timeout
+:replay class=Timeout :purge class=Timeout
+
 --readonly hides every action; so does a token that may not act.
+
 --record FILE saves every snapshot received (JSON lines), stopping at
 --record-max-mb (default 200 MB: about 6 hours at one refresh a second
 with 8 workers, ~10 KB a snapshot);
@@ -14,23 +17,31 @@ with 8 workers, ~10 KB a snapshot);
 + faster, - slower); with --once (or -o json) it prints the recording's
 last snapshot, no terminal needed. --record FILE with --once records
 that one snapshot (a one-frame recording).
+
 Logs: l on a node, :logs local-1 or :logs ad AD_ID follows a worker's log or
 one ad's story (its lines from every log) live. They are read from --logs
 DIR, by default the logs of the local `gamead up` (embedded.data_dir/logs,
 when its gamead-up.json is there); the last 64 KiB of each file, then what
 is appended while the screen is open.
+
 The audit panel shows the last operator actions: who, what, how it went.
 Small terminals drop whole panels in a fixed order: the metrics below
 80 columns; then the audit panel, the autoscaler line, the queue and the
 nodes as rows shrink. The dead letters and the footer always stay.
-Examples: gamead top --api http://gamead.internal:8080
-          gamead top --readonly
-          gamead top --logs .gamead/logs
-          gamead top --record incident.jsonl
-          gamead top --replay incident.jsonl
-          gamead top --replay incident.jsonl --once -o json
-          gamead top --once            (one rich snapshot, for scripts and plain SSH sessions)
-          gamead top --once -o json | jq .stats.queue
+
+--once prints one snapshot; rates and percentiles are over the last minute, the
+sparklines say how far back they reach.
+
+[bold]Examples[/bold]
+
+  gamead top --api http://gamead.internal:8080
+  gamead top --readonly
+  gamead top --logs .gamead/logs
+  gamead top --record incident.jsonl
+  gamead top --replay incident.jsonl
+  gamead top --replay incident.jsonl --once -o json
+  gamead top --once                  (one snapshot, for scripts and plain SSH)
+  gamead top --once -o json | jq .stats.queue
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 SIGTERM/SIGINT stop pulling, finish in-flight ads within worker.drain_timeout and hand back the rest;
 a second signal hands back at once.
+
+Until NATS takes a connection it keeps trying, logging a WARNING with the URL, the error and when it gives up
+every few seconds; with --give-up-after S (nats.give_up_after) it exits with code 3 after S seconds.
+
 Example: gamead worker --concurrency 8 --nats-url nats://127.0.0.1:4222
 """
 
@@ -14,7 +18,8 @@ import typer
 import uvloop
 
 from gamead_cli.options import ConfigOpt, settings_from
-from gamead_cli.runtime import install_stop_signals, require_nats_url, run_until_stopped
+from gamead_cli.options import bounded_float
+from gamead_cli.runtime import install_stop_signals, reach_nats, require_nats_url, run_until_stopped
 from gamead_core.logs import setup_logging
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
@@ -31,9 +36,14 @@ def worker(
         int | None, typer.Option("--metrics-port", min=0, max=65535,
                                  help="Serve Prometheus /metrics on this port, 0 = off \\[worker.metrics_port].")
     ] = None,
+    give_up_after: Annotated[
+        float | None, typer.Option("--give-up-after", callback=bounded_float(0, 7 * 86400),
+                                   help="Seconds to try reaching NATS at start, then exit 3; 0 = keep trying "
+                                        "\\[nats.give_up_after, default 0].", show_default=False)
+    ] = None,
 ) -> None:
     settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
-                             nats={"url": nats_url})
+                             nats={"url": nats_url, "give_up_after": give_up_after})
     url = require_nats_url(settings)
     setup_logging(settings.log, role="worker")
     setup_tracing("worker")  # only when OTEL_* variables ask for traces
@@ -42,6 +52,10 @@ def worker(
     async def main() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop, runtime.hand_back_now)
+        # NATS first: a clear line while it is away, exit 3 after nats.give_up_after; a stop meanwhile ends it
+        await run_until_stopped(reach_nats(settings, url, role="worker", stop=stop), stop, started=lambda: False)
+        if stop.is_set():
+            return
         await run_until_stopped(runtime.run(stop), stop, started=lambda: runtime.connected)
 
     try:

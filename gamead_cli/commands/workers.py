@@ -1,8 +1,11 @@
 """List the live API nodes and workers from the service registry, with their health.
 
 A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone.
-Examples: gamead workers
-          gamead workers -o json | jq '.items[] | select(.state == "stuck") | .id'
+
+[bold]Examples[/bold]
+
+  gamead workers
+  gamead workers -o json | jq '.items[] | select(.state == "stuck") | .id'
 """
 
 from __future__ import annotations
@@ -15,19 +18,25 @@ from rich.text import Text
 
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
-from gamead_cli.output import emit
-from gamead_cli.tui.view import nodes_table
+from gamead_cli.output import emit, empty_text
+from gamead_cli.tui.view import NODES_LEGEND, nodes_table
 from gamead_core.errors import ApiClientError
 
 
-def _view(body: dict[str, Any]) -> RenderableType:
+def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
     items = body.get("items") or []
+    if not items:
+        nothing = {"api": "no live API nodes", "worker": "no live workers"}.get(role or "", "no live nodes")
+        parts = [empty_text(nothing, None, "none sent a heartbeat within registry.ttl")]
+        if body.get("error"):
+            parts.append(Text(f"registry: {body['error']}", style="yellow"))
+        return Group(*parts)
     workers = [n for n in items if n.get("role") == "worker"]
     stuck = sum(1 for n in items if n.get("state") == "stuck")
     line = Text(f"{len(items)} node(s): {len(items) - len(workers)} api, {len(workers)} worker(s)", style="dim")
     if stuck:
         line.append(f" — {stuck} stuck", style="bold red")
-    parts: list[RenderableType] = [nodes_table(items, title=None), line]
+    parts: list[RenderableType] = [nodes_table(items, title=None), NODES_LEGEND, line]
     scrape = [f"  {n.get('id')} {n['metricsUrl']}" for n in items if n.get("metricsUrl")]
     if scrape:  # one address a line: a URL cut across two lines cannot be pasted
         parts.append(Text("metrics (Prometheus):\n" + "\n".join(scrape), style="dim"))
@@ -51,4 +60,4 @@ def workers(
         body = client.request("GET", "/v1/workers", params={"role": role} if role else None)
     if not isinstance(body, dict):
         raise ApiClientError("the API answered GET /v1/workers with unexpected data")
-    emit(body, output, _view)
+    emit(body, output, lambda b: _view(b, role))

@@ -265,7 +265,7 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
                 text.append(f" · {size(used)} stored", style="dim")
         else:
             text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
-        text.append(f"  at {short_time(stats.get('generatedAt'))}", style="dim")
+        text.append(f"  at {short_time(stats.get('generatedAt'))} UTC", style="dim")
     return text
 
 
@@ -446,33 +446,58 @@ def history_span(stats: Mapping[str, Any] | None) -> int:
     return max(lengths, default=0)
 
 
+#: what each figure of the one-shot queue table is (``gamead top --once``; the dashboard's help says the same)
+QUEUE_LEGEND = Text("PENDING: ads never delivered · ACK-P: ack pending, delivered and not yet acknowledged · REDEL: "
+                    "redelivered · OLDEST: age of the oldest waiting ad · MAX WAIT: the level's promised wait (its "
+                    "aging horizon; OLDEST turns red past it) · WAIT P95: queue wait over the last minute",
+                    style="dim")
+
+
+#: what each figure of the nodes table is (``gamead workers``, ``gamead top --once``)
+NODES_LEGEND = Text("IN-FL: slots busy / slots · PROCESSED, FAILED: ads since the process started · PROC P95: "
+                    "analysis time, last minute · HEARTBEAT: age of its last heartbeat", style="dim")
+
+
+def _with_unit(row: MetricRow) -> str:
+    """A metric's value with what it counts: ``0.1 ads/s`` (rates), ``3 ads`` (ack pending); times carry theirs."""
+    if row.key in ("submitted", "completed", "failed") and row.value.endswith("/s"):
+        return row.value[:-2] + " ads/s"
+    if row.key == "inflight" and row.value != "-":
+        return f"{row.value} ads"
+    return row.value
+
+
 def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableType:
     stats = snap.stats
     parts: list[RenderableType] = [summary_text(stats, api_url)]
     back = span(history_span(stats))
 
     levels = level_rows(stats)
-    spark_label = f"PENDING, LAST {back.upper()}"
+    spark_label = f"PENDING, LAST {back}"  # "56 s", "2 min": the unit as written (".upper()" made it "56 S")
     queue = FittedTable(
-        ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON", "WAIT P95", spark_label),
+        ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95", spark_label),
         [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
           Text(age(r.oldest), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
          for r in levels],
-        flex=spark_label, flex_max=width, title="queue" + partitions_note(stats), drop=("REDEL", "WAIT P95", "HORIZON"),
-        right=("PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON", "WAIT P95"),
+        flex=spark_label, flex_max=width, title="queue" + partitions_note(stats),
+        drop=("REDEL", "WAIT P95", "MAX WAIT"),
+        right=("PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95"),
         fill=lambda w: [Text(spark(r.history, w), style="red" if r.late else "cyan") for r in levels])
-    parts += [Text(""), queue]
+    parts += [Text(""), queue, QUEUE_LEGEND]
 
     rows = metric_rows(stats)
-    trend_label = f"LAST {back.upper()}"
+    trend_label = f"LAST {back}"
     metrics = FittedTable(
-        ("", "VALUE", " ", trend_label), [(m.label, m.value, Text(m.note, style="dim"), "") for m in rows],
+        ("", "VALUE", " ", trend_label),
+        [(m.label, _with_unit(m), Text(m.note, style="dim"), "") for m in rows],
         flex=trend_label, flex_max=width, drop=(" ",), right=("VALUE",),
         title="throughput & latency · last minute (ack pending: now)",
         fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])
     parts += [Text(""), metrics]
 
     parts += [Text(""), nodes_table(snap.nodes)]
+    if snap.nodes:
+        parts.append(NODES_LEGEND)
     parts += [Text(""), dlq_summary(stats, snap.dlq, snap.dlq_error)]
     items = [e for e in list((snap.dlq or {}).get("items") or [])[:10] if isinstance(e, Mapping)]
     if items:

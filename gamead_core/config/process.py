@@ -85,6 +85,10 @@ class NatsSettings(Section):
         4 * 1024 * 1024, ge=64 * 1024, description="Most bytes a process lets wait to be sent to NATS (nats-py's "
         "pending buffer + the socket's write buffer); above it a write answers 503 queue_unavailable at once "
         "instead of buffering (NATS connected but not reading, e.g. stalled).")
+    give_up_after: float = Field(
+        0.0, ge=0, le=7 * 86400, description="Seconds `gamead serve` and `gamead worker` try to reach NATS at start "
+        "before they exit with code 3 (cannot reach); 0 = keep trying, with a WARNING line naming the URL, the error "
+        "and the next attempt every few seconds.")
 
     @model_validator(mode="after")
     def _key_goes_with_a_cert(self) -> NatsSettings:

@@ -32,10 +32,13 @@ from gamead_core.errors import (
     error_text,
 )
 from gamead_core.queue.liveness import guard_reader
+from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
 
 log = logging.getLogger(__name__)
+#: seconds between two "nats connection error" lines of one client (the ones between are counted in the next)
+ERROR_LOG_EVERY = 5.0
 
 # JetStream API error codes, from nats-server's ``server/errors.json`` (the ``error_code`` field of an API
 # error; the same numbers appear in the NATS ADRs and the ``nats`` CLI).
@@ -137,13 +140,26 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
     names the URL with credentials masked) or :class:`ConfigError` (a TLS file it cannot use). ``on_reconnect`` is called each time the client reconnects."""
 
     made: list[NATS] = []  # the client, once connected: a disconnect of a client being closed is no news
+    loop = asyncio.get_running_loop()
 
     def _closing() -> bool:
         return bool(made) and (made[0].is_closed or made[0].is_draining)
 
+    where = redact_url(url)
+    last_error: list[Exception] = []  #: what the last attempt met (a timeout of the whole try says nothing)
+    throttle = Throttle(every=ERROR_LOG_EVERY, max_kinds=16)  #: nats-py retries every 0.5 s: one line per 5 s a kind
+
     async def _log_error(exc: Exception) -> None:
-        if not _closing():
-            log.warning("nats connection error: %s", exc)
+        if _closing():
+            return
+        last_error[:] = [exc]
+        left_out = throttle.allow(type(exc).__name__, loop.time())
+        if left_out is None:
+            return
+        away = not made or not made[0].is_connected  # connecting or reconnecting: nats-py tries again
+        more = f" ({left_out} more like it in the last {ERROR_LOG_EVERY:g} s)" if left_out else ""
+        log.warning("nats connection error at %s: %s%s%s", where, error_text(exc) or type(exc).__name__,
+                    "; retrying every 0.5 s" if away else "", more, extra={"nats_url": where, "left_out": left_out})
 
     async def _disconnected() -> None:
         if not _closing():
@@ -154,7 +170,6 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
         if on_reconnect is not None:
             on_reconnect()
 
-    loop = asyncio.get_running_loop()
     deadline = loop.time() + retry_for
     options = connect_options(settings, url, name=name)  # a bad TLS file: ConfigError now, not per attempt
     while True:
@@ -172,8 +187,9 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             if loop.time() >= deadline:
+                cause = last_error[0] if last_error and isinstance(exc, asyncio.TimeoutError) else exc
                 raise NatsUnreachable(
-                    f"cannot connect to NATS at {redact_url(url)}: {error_text(exc)}"
+                    f"cannot connect to NATS at {redact_url(url)}: {error_text(cause)}"
                 ) from exc
             await asyncio.sleep(0.5)
 

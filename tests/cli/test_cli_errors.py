@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -258,7 +259,7 @@ def test_a_worker_still_reaching_for_nats_stops_on_sigterm(tmp_path: Path, schem
     try:
         assert proc.stderr is not None
         for line in proc.stderr:  # its first failed attempt: it is in the retry loop now
-            if "nats connection error" in line:
+            if "cannot reach NATS" in line:
                 break
         proc.send_signal(signal.SIGTERM)
         try:
@@ -272,13 +273,53 @@ def test_a_worker_still_reaching_for_nats_stops_on_sigterm(tmp_path: Path, schem
     assert proc.returncode == exitcodes.OK
 
 
-def test_a_worker_that_never_reaches_nats_exits_3_within_its_retry_time(tmp_path: Path) -> None:
-    """``connect`` retries for 30 s; nats-py's first connect kept trying past that (max_reconnect_attempts -1):
-    each attempt is bounded now, and the failure is "could not be reached" (3), not an unexpected error (1)."""
+@pytest.mark.parametrize("verb", ["worker", "serve"])
+def test_a_role_that_never_reaches_nats_exits_3_after_give_up_after(tmp_path: Path, verb: str) -> None:
+    """Reviewer V8: ``gamead worker`` / ``gamead serve`` never used exit code 3 ("cannot reach"). With
+    ``--give-up-after S`` (``nats.give_up_after``) they try for about S seconds, then end with one line naming
+    the URL (credentials masked), the cause and the setting, and exit 3 — never a traceback."""
     from gamead_core.embedded import free_port
 
-    proc = subprocess.run(gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}"),
+    port = free_port()
+    argv = gamead_argv(verb, "--give-up-after", "2", *(["--port", str(free_port())] if verb == "serve" else []))
+    proc = subprocess.run(argv, env=clean_env(GAMEAD_NATS__URL=f"nats://ops:s3cret@127.0.0.1:{port}"),
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == exitcodes.UNREACHABLE, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: cannot connect to NATS at nats://127.0.0.1:") and "Traceback" not in proc.stderr
+    assert last.startswith(f"error: cannot connect to NATS at nats://ops:***@127.0.0.1:{port}: "), last
+    assert "[Errno 111]" in last and "gave up after" in last and "nats.give_up_after 2 s)" in last, last
+    assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
+
+
+def test_a_worker_keeps_trying_for_nats_and_says_why(tmp_path: Path) -> None:
+    """By default (``nats.give_up_after`` 0) a worker keeps trying — a restart would only add Kubernetes'
+    back-off — and its log says why it waits: at the first failed attempt, then every 5 s, a WARNING line with
+    the URL, the error, how long, the next attempt and that it tries for ever. SIGTERM ends it at once, exit 0."""
+    from gamead_core.embedded import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{port}",
+                                             GAMEAD_NATS__CONNECT_TIMEOUT="0.5"),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_reaches_it)
+    seen: list[dict[str, Any]] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            record = json.loads(line)
+            seen.append(record)
+            if record.get("logger") == "gamead_cli.runtime":
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == exitcodes.OK
+    waiting = seen[-1]
+    assert waiting["level"] == "WARNING" and waiting["nats_url"] == f"nats://127.0.0.1:{port}"
+    message = waiting["message"]
+    assert f"worker cannot reach NATS at nats://127.0.0.1:{port} for " in message and "[Errno 111]" in message
+    assert "next attempt in 0.5 s, for ever (nats.give_up_after 0)" in message and waiting["attempts"] >= 1
+    assert all(r.get("logger") != "gamead_core.queue.connection" for r in seen)  # one voice, not one per attempt

@@ -71,8 +71,16 @@ def test_top_once_shows_every_queue_and_node_label_whole(recorded: dict[str, Any
                          audit=recorded["audit"])
     queue, metrics, nodes, dead, audit = assert_headers_whole(view.snapshot_view(snap, "http://recorded"), width)
     # the figure: "PEND…", "OLDE…", "HORIZ…" at 80 columns; every queue column fits there
-    assert queue[:7] == ["P", "PENDING", "ACK-P", "REDEL", "OLDEST", "HORIZON", "WAIT P95"]
-    assert queue[7].startswith("PENDING, LAST")
+    assert queue[:7] == ["P", "PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95"]
+    # newcomer N8: "PENDING, LAST 111 S" (the unit upper-cased into an S) said nothing clear
+    assert re.fullmatch(r"PENDING, LAST \d+ (s|min)", queue[7]), queue[7]
+    text = rendered(view.snapshot_view(snap, "http://recorded"), width)
+    flat = " ".join(text.split())
+    for label, meaning in (("ACK-P", "ack pending"), ("REDEL", "redelivered"), ("MAX WAIT", "promised wait"),
+                           ("WAIT P95", "queue wait over the last minute")):
+        assert f"{label}: " in flat and meaning in flat, label  # each abbreviated figure is told below the table
+    assert re.search(r"submitted +\d+\.\d ads/s", text) and re.search(r"ack pending +\d+ ads", text)
+    assert re.search(r"at \d\d:\d\d:\d\d UTC", flat)
     assert "LAST ERROR" in nodes and "MESSAGE" in dead and "OUTCOME" in audit  # worker-a has an error
     if width == 120:
         assert nodes == list(view.NODE_COLUMNS) and dead == list(view.DLQ_COLUMNS)

@@ -1,0 +1,42 @@
+"""One bounded attempt to reach NATS, for a process that waits for it at start (``gamead worker``, ``gamead serve
+--give-up-after``: :func:`gamead_cli.runtime.reach_nats`), apart from :func:`~gamead_core.queue.connection.connect`,
+whose client reconnects for ever once made."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import nats.errors
+
+from gamead_core.config import NatsSettings
+from gamead_core.errors import NatsUnreachable, error_text
+from gamead_core.queue.connection import connect_options
+from gamead_core.redact import redact_url
+from gamead_core.shutdown import close_connection
+
+
+async def probe(settings: NatsSettings, url: str, *, name: str) -> None:
+    """One attempt to connect to NATS at ``url`` (each server of it once, no reconnect loop), closed at once:
+    returns if NATS took the connection. Raises :class:`NatsUnreachable` naming the URL (credentials masked) and
+    what the attempt met, or :class:`ConfigError` (a TLS file it cannot use). At most two tries a server, bounded
+    by 2 x ``nats.connect_timeout`` + 1.5 s, and without nats-py's own retry loop a cancellation always ends it (that loop, retrying for ever,
+    can lose a cancellation that lands as an attempt fails: Python 3.11's ``asyncio.wait_for``)."""
+    seen: list[Exception] = []
+
+    async def quiet(exc: Exception) -> None:  # the caller says what happened, once
+        seen.append(exc)
+
+    # max_reconnect_attempts 1: nats-py's server selection tries a server again until it has failed more than
+    # this many times (0 would mean: for ever), then gives up with NoServersError
+    options = {**connect_options(settings, url, name=name), "allow_reconnect": False, "max_reconnect_attempts": 1,
+               "error_cb": quiet}
+    try:
+        nc = await asyncio.wait_for(nats.connect(**options), 2 * settings.connect_timeout + 1.5)
+    except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+        cause = seen[-1] if seen else exc  # what the attempts met, not "no servers" or a timeout of the whole
+        raise NatsUnreachable(f"cannot connect to NATS at {redact_url(url)}: {error_text(cause)}") from exc
+    await close_connection(nc)
+
+
+__all__ = ["probe"]

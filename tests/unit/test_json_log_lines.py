@@ -1,0 +1,81 @@
+"""A JSON log line carries no terminal colouring (reviewer V8: uvicorn's ``color_message`` extra, the message
+again with ANSI escapes, leaked into every ``gamead serve`` JSON line). A real uvicorn server on a free loopback
+port logs through ``gamead_core.logs``; no NATS needed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from gamead_core.config import LogSettings
+from gamead_core.logs import setup_logging, strip_ansi
+from tests.support import wait_for
+
+
+@pytest.fixture
+def lines() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    setup_logging(LogSettings(format="json", level="INFO"), role="api", stream=out)
+    try:
+        yield out
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+def _records(out: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+async def _app(scope: dict, receive: object, send: object) -> None:  # a minimal ASGI app: uvicorn's lines only
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()  # type: ignore[operator]
+            kind = message["type"].replace(".startup", ".startup.complete").replace(".shutdown", ".shutdown.complete")
+            await send({"type": kind})  # type: ignore[operator]
+            if message["type"] == "lifespan.shutdown":
+                return
+
+
+def test_uvicorns_lines_carry_no_color_message(lines: io.StringIO) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(_app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, what="uvicorn started")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    records = _records(lines)
+    started = [r for r in records if str(r.get("message", "")).startswith("Uvicorn running on")]
+    assert started, records  # uvicorn logs this line with a color_message extra
+    for record in records:
+        assert "color_message" not in record, record
+        assert "\x1b" not in json.dumps(record, ensure_ascii=False), record
+        assert record["role"] == "api" and record["level"] in ("INFO", "WARNING")
+
+
+def test_ansi_escapes_leave_every_string_field(lines: io.StringIO) -> None:
+    logging.getLogger("gamead_core.test").warning("\x1b[31mred\x1b[0m done",
+                                                  extra={"color_message": "\x1b[1mx\x1b[0m", "detail": "\x1b[2Kok"})
+    (record,) = _records(lines)
+    assert record["message"] == "red done" and record["detail"] == "ok"
+    assert "color_message" not in record
+
+
+def test_strip_ansi_keeps_plain_text() -> None:
+    assert strip_ansi("plain [not markup] text") == "plain [not markup] text"
+    assert strip_ansi("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \x1b[38;5;208mok\x1b[0m") == "link ok"
