@@ -1,0 +1,90 @@
+"""Issue 14, steady state: a worker that a long poll hands an ad with more waiting behind it in the same level
+pulls that level directly, without reading any queue head (before: 5 ``consumer_info`` requests and a direct
+get per look, twice when the level ran dry: 0.36 ``consumer_info`` per ad at 500 ads/s); with a backlog in two
+levels it still takes the ordered look, so the more urgent level comes first (gamead_core.queue.long_poll).
+
+The puller runs on a real nats-server against the real topology; the work messages are published directly
+(the puller reads only their metadata)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import nats
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.pull import AgingPuller
+from gamead_core.queue.topology import ensure_topology
+from tests.support import SubjectTap
+
+
+async def _drain(puller: AgingPuller, want: int, free: int) -> list[nats.aio.msg.Msg]:
+    """Pull as the worker's loop does (waiting for the long polls between empty pulls) until ``want`` arrived."""
+    got: list[nats.aio.msg.Msg] = []
+    async with asyncio.timeout(20):
+        while len(got) < want:
+            seen = puller.published
+            msgs = await puller.pull(free)
+            got.extend(msgs)
+            if not msgs:
+                await puller.wait_for_work(seen, 0.5)
+    for msg in got:
+        await msg.ack()
+    return got
+
+
+def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int) -> tuple[list[tuple[int, bytes]], int]:
+    """Publish ``batches`` ((level, count) each, in one flush) to a quiet puller; pull them all. Returns (level,
+    body) in pull order and the ``consumer_info`` requests made meanwhile."""
+
+    async def go() -> tuple[list[tuple[int, bytes]], int]:
+        settings = GameadSettings(queue={"idle_wait": 120})
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await ensure_topology(js, settings)
+        puller = AgingPuller(nc, js, settings.queue)
+        await puller.start()
+        try:
+            assert await puller.pull(free) == []  # a fresh look at an empty queue: quiet from now on
+            await puller.wait_for_work(puller.published, 0)  # the long polls are placed
+            await nc.flush()
+            infos = SubjectTap(server.url, f"$JS.API.CONSUMER.INFO.{names.ADS_STREAM}.>")
+            try:
+                pub = await nats.connect(server.url)
+                pjs = pub.jetstream()
+                acks = [pjs.publish(names.level_subject(level), f"{level}-{i}".encode())
+                        for level, count in batches for i in range(count)]
+                await asyncio.gather(*acks)
+                await pub.close()
+                async with asyncio.timeout(10):  # each level's long poll has handed its first ad over
+                    while puller.published < len(batches):
+                        await asyncio.sleep(0.01)
+                got = await _drain(puller, sum(c for _, c in batches), free)
+                await nc.flush()
+            finally:
+                infos.close()
+            return [(names.level_of_subject(m.subject), m.data) for m in got], infos.count
+        finally:
+            await puller.stop()
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def test_a_backlog_in_one_level_is_pulled_without_reading_a_head(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    got, infos = _run(fresh_nats(), [(3, 12)], free=4)
+    assert [body for _, body in got] == [f"3-{i}".encode() for i in range(12)]  # all, in publish order
+    assert infos == 0  # before: 5 (one look at every level), and 5 more when a look came back empty
+
+
+def test_a_backlog_in_two_levels_takes_the_ordered_look(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    got, infos = _run(fresh_nats(), [(5, 6), (1, 6)], free=2)
+    levels = [level for level, _ in got]
+    # the long polls hand one ad of each level over at once (either first); after that the urgent level drains
+    # before the rest of level 5 (the ordered path: it read the heads)
+    assert sorted(levels[:2]) == [1, 5]
+    assert levels[2:7] == [1] * 5 and levels[7:] == [5] * 5
+    assert infos > 0
