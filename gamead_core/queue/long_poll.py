@@ -10,13 +10,19 @@ and wakes the worker.
 the puller returns nothing without reading anything until ``queue.idle_wait`` has passed (:attr:`quiet_until`).
 
 **Backlog hints** (issue 14, steady state): an ad a long poll brings says how many more wait behind it in its
-level (``num_pending`` of its delivery). Such a level is noted in :attr:`backlog`; while it is the only one, the
-puller pulls it directly (``no_wait``, for the free slots) after putting back the long polls of every other level
-(:meth:`place`): those levels are watched, so they hold nothing an ordered look would find, and an ad waiting
-there is sent to the long poll at once, ahead of the pull's answer on the same connection. No queue head is
-read. Before, any such ad ended the quiet spell and the next pull read every level's head (5 ``consumer_info``
-requests and a direct get), twice when it came back empty: at a steady 500 ads/s per worker 0.36
-``consumer_info`` requests per ad, ~10 % of the worker's Python CPU.
+level (``num_pending`` of its delivery). Such levels are noted in :attr:`backlog` and the puller pulls them
+directly, most urgent first (``no_wait``, for the free slots), after putting back the long polls of every other
+level (:meth:`place`): those levels are watched, so they hold nothing an ordered look would find, and an ad
+waiting there is sent to the long poll at once, ahead of the pull's answer on the same connection. No queue
+head is read; level order is the aging order there (:meth:`LongPolls.level_ordered` says when). Before, any
+such ad ended the quiet spell and the next pull read every level's head (5 ``consumer_info`` requests and a
+direct get), twice when it came back empty: at a steady 500 ads/s per worker 0.36 ``consumer_info`` requests
+per ad, ~10 % of the worker's Python CPU.
+
+**The look when the view runs dry**: a busy worker pulls in the order of its view of the heads (re-read every
+``queue.head_cache_ms``). When that view has nothing, the long polls are placed (:meth:`quiet`, :meth:`place`):
+that *is* the fresh look, and a cheaper one than reading every level again (5 pull requests without an answer
+where nothing waits, instead of 5 ``consumer_info`` requests and their ~1 kB answers).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class LongPolls:
         self._request = orjson.dumps({"batch": 1, "expires": int(idle_wait * 1e9)})
         self._polling: dict[Key, float] = {}  #: monotonic expiry of each live long poll
         self.quiet_until = 0.0  #: monotonic; until then nothing waits that the long polls would not bring
+        self._quiet_since = 0.0  #: monotonic; when the quiet spell began (nothing was waiting then)
         self.backlog: dict[Key, int] = {}  #: levels a long poll said hold more (module doc): key → how many more
         self.published = 0  #: ads (or trouble) the long polls brought; :meth:`wait` compares it
         self._waiter: asyncio.Future[None] | None = None
@@ -126,7 +133,8 @@ class LongPolls:
     def quiet(self) -> None:
         """A fresh look found nothing waiting: from now on, for ``queue.idle_wait``, the long polls watch every
         level (the hints of before are superseded by that look)."""
-        self.quiet_until = time.monotonic() + self._idle_wait
+        self._quiet_since = time.monotonic()
+        self.quiet_until = self._quiet_since + self._idle_wait
         self.backlog.clear()
 
     def loud(self) -> None:
@@ -134,15 +142,20 @@ class LongPolls:
         self.quiet_until = 0.0
         self.backlog.clear()
 
-    def watched(self, key: Key) -> bool:
-        """True while ``key`` has a live long poll of ours."""
-        return self._polling.get(key, 0.0) > time.monotonic()
+    def level_ordered(self, aging_step: float) -> bool:
+        """True when the levels in :attr:`backlog` may be pulled most urgent level first, with no head read: at
+        most one partition of each (which partition's head is older is not known), and the quiet spell began less
+        than ``aging_step`` seconds ago. Every ad waiting now arrived (or came due) since then, as nothing waited
+        when it began, so two of them differ in wait by less than one aging step, and a more urgent level's head
+        always has the smaller aging key (:func:`~gamead_core.queue.aging.due_key`: ``due + level × step``)."""
+        levels = [level for level, _ in self.backlog]
+        return len(set(levels)) == len(levels) and time.monotonic() - self._quiet_since < aging_step
 
-    async def place(self, skip: Key | None = None) -> None:
-        """Make sure each readable (level, partition) but ``skip`` has one long poll waiting at the server."""
+    async def place(self, skip: list[Key] | None = None) -> None:
+        """Make sure each readable (level, partition) not in ``skip`` has one long poll waiting at the server."""
         mono = time.monotonic()
         for key in self.inbox:
-            if key == skip or self._polling.get(key, 0.0) > mono or not self._readable(key[0]):
+            if (skip and key in skip) or self._polling.get(key, 0.0) > mono or not self._readable(key[0]):
                 continue
             try:
                 await self._nc.publish(self._subject[key], self._request, reply=self._bell[key])

@@ -171,7 +171,8 @@ class AgingPuller:
         return got
 
     async def pull(self, free: int, *, bar: float | None = None) -> list[Msg]:
-        """Up to ``free`` messages, best level first. Empty only when a fresh look found nothing waiting.
+        """Up to ``free`` messages, best level first. Empty when nothing was found: then every level is
+        long-polled (the long polls are the fresh look: an ad waiting now is handed to them at once).
         ``bar`` (an aging key, :func:`~gamead_core.queue.aging.due_key`: the worker's prefetch buffer's best):
         only levels whose most patient ad beats it are pulled (long polls' ads are returned whatever their key);
         an empty answer then says only that nothing beats it. Only levels where an ad due since their last read
@@ -184,13 +185,13 @@ class AgingPuller:
             return local
         if time.monotonic() < polls.quiet_until:  # every level is long-polled: only a noted backlog waits
             if not polls.backlog:
+                await polls.place()  # a long poll that brought an ad is put back (a no-op while all wait)
                 return []
-            if bar is None and len(polls.backlog) == 1:
+            if bar is None and polls.level_ordered(self._qs.aging_step):
                 got = await self._pull_backlog(free)
                 if got or polls.quiet_until:
                     return got
-            polls.loud()  # several levels (or one behind a bar, or one that failed): the ordered look decides
-        look = time.monotonic()  #: a level's view read before this is not a fresh look at it
+            polls.loud()  # behind a bar, two partitions of a level, a long spell, a failed pull: the ordered look
         if bar is not None:
             mono = time.monotonic()
             if mono - max(self._heads_at, self._bar_at) >= self._qs.head_cache_ms / 1000:
@@ -201,41 +202,47 @@ class AgingPuller:
                 self._bar_at = mono
             return await self._pull_ordered(free, self._heads, bar)
         got = await self._pull_ordered(free, await self.heads())
-        if not got and self._heads_at < look:  # a view of before may be behind: look again before calling it empty
-            got = await self._pull_ordered(free, await self.heads(fresh=True))
         if len(got) < free:
             got.extend(await self._sweep(free - len(got)))
-        if not got:  # a fresh look found nothing: from now on the long polls watch every level
-            self._heads_at = 0.0
+        if not got:  # the view has nothing: the long polls look again (an ad waiting now is handed to them at
+            self._heads_at = 0.0  # once, with how many wait behind it) and watch every level from now on
             polls.quiet()
+            await polls.place()
         return got
 
     async def _pull_backlog(self, free: int) -> list[Msg]:
-        """Up to ``free`` ads of the one level a long poll noted a backlog in, while every other level is
-        long-polled (:mod:`gamead_core.queue.long_poll`, "Backlog hints"): its long polls are put back first, so an
-        ad waiting elsewhere is delivered to us ahead of this pull's answer and returned with it (the worker's
-        start step orders them by aging key). Ends the quiet spell (``loud``) when the level cannot be pulled."""
+        """Up to ``free`` ads of the levels a long poll noted a backlog in, most urgent level first, while every
+        other level is long-polled (:mod:`gamead_core.queue.long_poll`, "Backlog hints"): their long polls are put
+        back first, so an ad waiting elsewhere is delivered to us ahead of this pull's answer and returned with it
+        (the worker's start step orders them by aging key). Ends the quiet spell (``loud``) when a level cannot
+        be pulled."""
         polls = self._polls
-        (key, _more), = polls.backlog.items()
-        level, p = key
-        if not self.readable(level):
-            polls.loud()
-            return []
-        await polls.place(skip=key)  # its own long poll would take the next ad this pull is for
-        msgs = await pull_no_wait(self._nc, polls.inbox[key], polls.reply[key], level=level, partition=p,
-                                  want=free, health=self._levels)
-        if not self.readable(level):  # the pull failed: the ordered path looks and says
-            polls.loud()
-        else:
-            more = msgs[-1].metadata.num_pending if len(msgs) == free else 0  # a short answer: drained
-            if more:
-                polls.backlog[key] = more
+        hinted = sorted(polls.backlog)  # (level, partition): most urgent level first
+        await polls.place(skip=hinted)  # their own long polls would take the next ads these pulls are for
+        got: list[Msg] = []
+        for key in hinted:
+            level, p = key
+            want = free - len(got)
+            if want <= 0:
+                break
+            if not self.readable(level):
+                polls.loud()
+                return got
+            msgs = await pull_no_wait(self._nc, polls.inbox[key], polls.reply[key], level=level, partition=p,
+                                      want=want, health=self._levels)
+            if not self.readable(level):  # the pull failed: the ordered path looks and says
+                polls.loud()
             else:
-                polls.backlog.pop(key, None)
-        if self._due is not None:
-            for msg in msgs:
-                self._due.forget(msg.metadata.sequence.stream, p)
-        return polls.take(free, msgs)
+                more = msgs[-1].metadata.num_pending if len(msgs) == want else 0  # a short answer: drained
+                if more:
+                    polls.backlog[key] = more
+                else:
+                    polls.backlog.pop(key, None)
+            if self._due is not None:
+                for msg in msgs:
+                    self._due.forget(msg.metadata.sequence.stream, p)
+            got.extend(msgs)
+        return polls.take(free, got)
 
     async def _pull_ordered(self, free: int, heads: dict[int, LevelHead], bar: float | None = None) -> list[Msg]:
         got: list[Msg] = []

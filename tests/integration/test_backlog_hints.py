@@ -36,12 +36,14 @@ async def _drain(puller: AgingPuller, want: int, free: int) -> list[nats.aio.msg
     return got
 
 
-def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int) -> tuple[list[tuple[int, bytes]], int]:
+def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int,
+         aging_step: float = 10.0) -> tuple[list[tuple[int, bytes]], int]:
     """Publish ``batches`` ((level, count) each, in one flush) to a quiet puller; pull them all. Returns (level,
-    body) in pull order and the ``consumer_info`` requests made meanwhile."""
+    body) in pull order and the ``consumer_info`` requests made meanwhile. With an ``aging_step`` under a second
+    the quiet spell is older than one step when the ads come."""
 
     async def go() -> tuple[list[tuple[int, bytes]], int]:
-        settings = GameadSettings(queue={"idle_wait": 120})
+        settings = GameadSettings(queue={"idle_wait": 120, "aging_step": aging_step})
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         await ensure_topology(js, settings)
@@ -51,6 +53,8 @@ def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int) -> tup
             assert await puller.pull(free) == []  # a fresh look at an empty queue: quiet from now on
             await puller.wait_for_work(puller.published, 0)  # the long polls are placed
             await nc.flush()
+            if aging_step < 1:
+                await asyncio.sleep(2 * aging_step)  # the spell is older than one step (not a wait for state)
             infos = SubjectTap(server.url, f"$JS.API.CONSUMER.INFO.{names.ADS_STREAM}.>")
             try:
                 pub = await nats.connect(server.url)
@@ -80,11 +84,20 @@ def test_a_backlog_in_one_level_is_pulled_without_reading_a_head(fresh_nats: Cal
     assert infos == 0  # before: 5 (one look at every level), and 5 more when a look came back empty
 
 
-def test_a_backlog_in_two_levels_takes_the_ordered_look(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+def test_backlogs_in_two_levels_are_pulled_most_urgent_first_without_a_head_read(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
     got, infos = _run(fresh_nats(), [(5, 6), (1, 6)], free=2)
     levels = [level for level, _ in got]
     # the long polls hand one ad of each level over at once (either first); after that the urgent level drains
-    # before the rest of level 5 (the ordered path: it read the heads)
+    # before the rest of level 5: every ad waiting arrived in the quiet spell, so level order is aging order
     assert sorted(levels[:2]) == [1, 5]
     assert levels[2:7] == [1] * 5 and levels[7:] == [5] * 5
-    assert infos > 0
+    assert infos == 0
+
+
+def test_backlogs_after_a_quiet_spell_longer_than_an_aging_step_take_the_ordered_look(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    got, infos = _run(fresh_nats(), [(5, 6), (1, 6)], free=2, aging_step=0.25)
+    levels = [level for level, _ in got]
+    assert sorted(levels[:2]) == [1, 5] and sorted(levels) == [1] * 6 + [5] * 6
+    assert infos > 0  # the heads were read: waits that long can reorder levels, and only the view knows them
