@@ -130,11 +130,13 @@ class LongPolls:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def quiet(self) -> None:
-        """A fresh look found nothing waiting: from now on, for ``queue.idle_wait``, the long polls watch every
-        level (the hints of before are superseded by that look)."""
-        self._quiet_since = time.monotonic()
-        self.quiet_until = self._quiet_since + self._idle_wait
+    def quiet(self, since: float | None = None) -> None:
+        """A look found nothing waiting: from now on, for ``queue.idle_wait``, the long polls watch every level
+        (the hints of before are superseded by that look). ``since``: when that look was taken (monotonic; its
+        oldest part when a view is read level by level; default now): the spell counts from it."""
+        mono = time.monotonic()
+        self._quiet_since = mono if since is None else min(since, mono)
+        self.quiet_until = mono + self._idle_wait
         self.backlog.clear()
 
     def loud(self) -> None:

@@ -205,8 +205,8 @@ class AgingPuller:
         if len(got) < free:
             got.extend(await self._sweep(free - len(got)))
         if not got:  # the view has nothing: the long polls look again (an ad waiting now is handed to them at
-            self._heads_at = 0.0  # once, with how many wait behind it) and watch every level from now on
-            polls.quiet()
+            polls.quiet(since=self._heads_at)  # once, with how many wait behind it) and watch every level from
+            self._heads_at = 0.0  # now on; what waits came after the view's oldest read (the spell's start)
             await polls.place()
         return got
 
