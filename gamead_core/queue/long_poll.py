@@ -14,7 +14,9 @@ level (``num_pending`` of its delivery). Such levels are noted in :attr:`backlog
 directly, most urgent first (``no_wait``, for the free slots), after putting back the long polls of every other
 level (:meth:`place`): those levels are watched, so they hold nothing an ordered look would find, and an ad
 waiting there is sent to the long poll at once, ahead of the pull's answer on the same connection. No queue
-head is read; level order is the aging order there (:meth:`LongPolls.level_ordered` says when). Before, any
+head is read; level order is the aging order there (:meth:`LongPolls.level_ordered` says when). A level whose
+long poll brought an ad with nothing behind it is unwatched until its long poll is put back: no noted level less
+urgent than it is pulled that step (the ordered look decides if nothing more urgent was noted). Before, any
 such ad ended the quiet spell and the next pull read every level's head (5 ``consumer_info`` requests and a
 direct get), twice when it came back empty: at a steady 500 ads/s per worker 0.36 ``consumer_info`` requests
 per ad, ~10 % of the worker's Python CPU.
@@ -144,14 +146,18 @@ class LongPolls:
         self.quiet_until = 0.0
         self.backlog.clear()
 
+    def watched(self, key: Key) -> bool:
+        """True while ``key`` has a live long poll of ours."""
+        return self._polling.get(key, 0.0) > time.monotonic()
+
     def level_ordered(self, aging_step: float) -> bool:
         """True when the levels in :attr:`backlog` may be pulled most urgent level first, with no head read: at
         most one partition of each (which partition's head is older is not known), and the quiet spell began less
         than ``aging_step`` seconds ago. Every ad waiting now arrived (or came due) since then, as nothing waited
         when it began, so two of them differ in wait by less than one aging step, and a more urgent level's head
         always has the smaller aging key (:func:`~gamead_core.queue.aging.due_key`: ``due + level × step``)."""
-        levels = [level for level, _ in self.backlog]
-        return len(set(levels)) == len(levels) and time.monotonic() - self._quiet_since < aging_step
+        return level_order_is_aging_order([level for level, _ in self.backlog],
+                                          time.monotonic() - self._quiet_since, aging_step)
 
     async def place(self, skip: list[Key] | None = None) -> None:
         """Make sure each readable (level, partition) not in ``skip`` has one long poll waiting at the server."""
@@ -195,6 +201,14 @@ class LongPolls:
         finally:
             self._waiter = None
             timer.cancel()
+
+
+def level_order_is_aging_order(levels: list[int], spell: float, aging_step: float) -> bool:
+    """Pure: may ads waiting in ``levels`` (one entry per noted (level, partition)) be served most urgent level
+    first, when nothing waited ``spell`` seconds ago? True when no level appears twice and ``spell <
+    aging_step``: every waiting ad then waited less than ``spell``, so two heads' due times differ by less than
+    one step and :func:`~gamead_core.queue.aging.due_key` (``due + level × step``) orders them by level."""
+    return len(set(levels)) == len(levels) and spell < aging_step
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:

@@ -213,17 +213,25 @@ class AgingPuller:
     async def _pull_backlog(self, free: int) -> list[Msg]:
         """Up to ``free`` ads of the levels a long poll noted a backlog in, most urgent level first, while every
         other level is long-polled (:mod:`gamead_core.queue.long_poll`, "Backlog hints"): their long polls are put
-        back first, so an ad waiting elsewhere is delivered to us ahead of this pull's answer and returned with it
-        (the worker's start step orders them by aging key). Ends the quiet spell (``loud``) when a level cannot
-        be pulled."""
+        back first, so an ad waiting elsewhere is delivered to us ahead of this pull's answer and returned with it,
+        beyond ``free`` if need be (at most one per long poll: the worker's start step holds them all and starts
+        the best by aging key). Ends the quiet spell (``loud``) when a level cannot be pulled."""
         polls = self._polls
         hinted = sorted(polls.backlog)  # (level, partition): most urgent level first
+        #: the most urgent level left unwatched for a while (its long poll brought an ad with nothing behind it):
+        #: what arrived there meanwhile is unseen, so no noted level after it is pulled blind
+        blind = min((k[0] for k in polls.inbox if k not in polls.backlog and not polls.watched(k)
+                     and self.readable(k[0])), default=None)
         await polls.place(skip=hinted)  # their own long polls would take the next ads these pulls are for
         got: list[Msg] = []
         for key in hinted:
             level, p = key
             want = free - len(got)
             if want <= 0:
+                break
+            if blind is not None and level > blind:
+                if not got:
+                    polls.loud()  # the ordered look sees the unwatched level
                 break
             if not self.readable(level):
                 polls.loud()
@@ -242,7 +250,7 @@ class AgingPuller:
                 for msg in msgs:
                     self._due.forget(msg.metadata.sequence.stream, p)
             got.extend(msgs)
-        return polls.take(free, got)
+        return polls.take(len(got) + len(polls.inbox), got)  # and what the long polls just brought (≤ 1 each)
 
     async def _pull_ordered(self, free: int, heads: dict[int, LevelHead], bar: float | None = None) -> list[Msg]:
         got: list[Msg] = []

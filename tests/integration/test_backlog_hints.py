@@ -9,6 +9,7 @@ The puller runs on a real nats-server against the real topology; the work messag
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import nats
@@ -18,28 +19,38 @@ from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
+from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key
 from tests.support import SubjectTap
 
 
-async def _drain(puller: AgingPuller, want: int, free: int) -> list[nats.aio.msg.Msg]:
-    """Pull as the worker's loop does (waiting for the long polls between empty pulls) until ``want`` arrived."""
-    got: list[nats.aio.msg.Msg] = []
+async def _drain(puller: AgingPuller, want: int, free: int, step: float) -> list[nats.aio.msg.Msg]:
+    """Pull and start as the worker's loop does (:mod:`gamead_core.worker.runtime`, each ad finishing at once):
+    what a pull returns is buffered, the best ``free`` by aging key start, the long polls are waited for between
+    empty pulls. Returns the ads in the order they started."""
+    buffer = PrefetchBuffer()
+    started: list[nats.aio.msg.Msg] = []
     async with asyncio.timeout(20):
-        while len(got) < want:
+        while len(started) < want:
             seen = puller.published
-            msgs = await puller.pull(free)
-            got.extend(msgs)
-            if not msgs:
+            if len(buffer) >= free:
+                msgs = await puller.pull(free, bar=buffer.best_key())
+            else:
+                msgs = await puller.pull(free - len(buffer))
+            now = time.time()
+            for msg in msgs:
+                buffer.push(msg, delivery_key(msg, now, step))
+            started.extend(buffer.pop() for _ in range(min(free, len(buffer))))
+            if not msgs and not buffer:
                 await puller.wait_for_work(seen, 0.5)
-    for msg in got:
+    for msg in started:
         await msg.ack()
-    return got
+    return started
 
 
 def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int,
          aging_step: float = 10.0) -> tuple[list[tuple[int, bytes]], int]:
     """Publish ``batches`` ((level, count) each, in one flush) to a quiet puller; pull them all. Returns (level,
-    body) in pull order and the ``consumer_info`` requests made meanwhile. With an ``aging_step`` under a second
+    body) in the order they started and the ``consumer_info`` requests made meanwhile. With an ``aging_step`` under a second
     the quiet spell is older than one step when the ads come."""
 
     async def go() -> tuple[list[tuple[int, bytes]], int]:
@@ -66,7 +77,7 @@ def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int,
                 async with asyncio.timeout(10):  # each level's long poll has handed its first ad over
                     while puller.published < len(batches):
                         await asyncio.sleep(0.01)
-                got = await _drain(puller, sum(c for _, c in batches), free)
+                got = await _drain(puller, sum(c for _, c in batches), free, aging_step)
                 await nc.flush()
             finally:
                 infos.close()
@@ -88,11 +99,13 @@ def test_backlogs_in_two_levels_are_pulled_most_urgent_first_without_a_head_read
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
     got, infos = _run(fresh_nats(), [(5, 6), (1, 6)], free=2)
     levels = [level for level, _ in got]
-    # the long polls hand one ad of each level over at once (either first); after that the urgent level drains
+    # the long polls hand one ad of each level over at once (both start); after that the urgent level drains
     # before the rest of level 5: every ad waiting arrived in the quiet spell, so level order is aging order
     assert sorted(levels[:2]) == [1, 5]
     assert levels[2:7] == [1] * 5 and levels[7:] == [5] * 5
-    assert infos == 0
+    # no head read when both first deliveries said what waits behind them; one ordered look (5 levels) when
+    # level 1's long poll answered before the rest of level 1 was stored (its level was then unwatched a moment)
+    assert infos <= 5
 
 
 def test_backlogs_after_a_quiet_spell_longer_than_an_aging_step_take_the_ordered_look(
