@@ -12,7 +12,9 @@ requests, ADR-13) and sleeps. An arriving ad (or a redelivery coming due) is han
 waiting request, so it wakes one worker, with the ad itself: no body is copied to every worker and nothing
 is read to find it. That worker runs it and, if the delivery's metadata says nothing else waits in its level
 (``num_pending == 0``), goes back to sleep without reading the queue heads ("quiet": every level is being
-watched, so nothing can wait unseen); otherwise it takes the ordered, aging-aware path below. A busy worker
+watched, so nothing can wait unseen). If more wait behind it in that one level, it pulls that level directly
+after putting back the other levels' long polls, still without reading a head; several such levels (or a pull
+against the prefetch buffer's best) take the ordered, aging-aware path below (:mod:`.long_poll`). A busy worker
 keeps an ad its long poll was answered with (at most one per level) for its next free slot. The heads are
 read again at least every ``queue.idle_wait`` seconds.
 
@@ -45,10 +47,8 @@ from dataclasses import replace
 
 import nats.errors
 import nats.js.errors
-import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from gamead_core import names
@@ -58,13 +58,12 @@ from gamead_core.queue.aging import LevelHead, head_key, pull_order
 from gamead_core.queue.depth import LevelDepth, level_depths
 from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
 from gamead_core.queue.level_health import LevelHealth
-from gamead_core.queue.connection import unsubscribe_quietly
 from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of_msg
-from gamead_core.queue.pull_request import nak_now, next_head_age, pull_no_wait, take_delivered
+from gamead_core.queue.long_poll import LongPolls
+from gamead_core.queue.pull_request import next_head_age, pull_no_wait
 
 log = logging.getLogger(__name__)
 
-_STATUS = names.HDR_STATUS
 
 
 class AgingPuller:
@@ -82,96 +81,24 @@ class AgingPuller:
         self._js = js
         self._qs = qs
         self._parts = range(qs.partitions)  #: work-stream partitions (queue.partitions); the dicts: (level, partition)
-        self._inbox: dict[tuple[int, int], asyncio.Queue[Msg]] = {
-            (lvl, p): asyncio.Queue() for lvl in names.LEVELS for p in self._parts}
-        self._reply: dict[tuple[int, int], str] = {}
-        self._bell: dict[tuple[int, int], str] = {}  #: reply inbox of each level's long-poll request
-        self._polling: dict[tuple[int, int], float] = {}  #: monotonic expiry of its live long-poll request
+        self._levels = LevelHealth()
+        self._polls = LongPolls(nc, qs.idle_wait, self._parts, self._levels.readable)  #: inboxes and long polls
         self._depths: dict[int, dict[int, LevelDepth]] = {}  #: level → partition → its last reading
-        self._quiet_until = 0.0  #: monotonic; until then nothing waits that the long polls would not bring
-        self._subs: list[Subscription] = []
-        self._wake = asyncio.Event()
-        self._published = 0
         self._heads: dict[int, LevelHead] = {}
         self._heads_at = 0.0
         self._read_at: dict[int, float] = {}  #: level → epoch s of its head's last read (its wait counts from it)
         self._mono_read: dict[int, float] = {}  #: level → monotonic s of the same read (how fresh the view is)
         self._bar_at = 0.0  #: monotonic; the last look for ads beating the prefetch buffer (pull with a bar)
         self._swept_at = 0.0
-        self._levels = LevelHealth()
         self._due = DueProbe(js, waiting_since, own or (lambda: ())) if waiting_since is not None else None
 
     async def start(self) -> None:
-        for key, queue in self._inbox.items():
-            inbox = self._nc.new_inbox()
-
-            async def deliver(msg: Msg, queue: asyncio.Queue[Msg] = queue) -> None:
-                queue.put_nowait(msg)
-
-            self._subs.append(await self._nc.subscribe(inbox, cb=deliver))
-            self._reply[key] = inbox
-            bell = self._nc.new_inbox()
-
-            async def ring(msg: Msg, key: tuple[int, int] = key) -> None:
-                self._on_bell(key, msg)
-
-            self._subs.append(await self._nc.subscribe(bell, cb=ring))
-            self._bell[key] = bell
+        await self._polls.start()
 
     async def stop(self) -> None:
-        """Unsubscribe (the server then drops our waiting long polls: nobody listens to their inbox) and hand
-        back at once the ads a long poll delivered that no pull took yet (``nak``: redelivered without delay)."""
-        for sub in self._subs:
-            await unsubscribe_quietly(sub)
-        self._subs.clear()
-        left: list[Msg] = []
-        for queue in self._inbox.values():
-            take_delivered(queue, queue.qsize(), left)
-        await nak_now(left)
-
-    def _on_bell(self, key: tuple[int, int], msg: Msg) -> None:
-        """An answer to ``level``'s long poll (``batch: 1``: any answer ends the request). An ad is ours to run
-        (queued for the next pull) and wakes the worker; 408 (expired) or 404 only ends the request; another status
-        (409 consumer deleted…) wakes the worker, whose ordered pull reads the level and reports its state."""
-        self._polling.pop(key, None)
-        status = msg.headers.get(_STATUS) if msg.headers else None
-        if status:
-            if status not in ("404", "408"):  # the consumer is gone or unusable: the ordered path looks and says
-                self._quiet_until = 0.0
-                self._published += 1
-                self._wake.set()
-            return
-        self._inbox[key].put_nowait(msg)
-        try:
-            more = msg.metadata.num_pending
-        except (ValueError, IndexError, AttributeError):  # not a JetStream delivery: look at the heads
-            more = 1
-        if more:  # a backlog behind it: the ordered, aging-aware path decides what comes next
-            self._quiet_until = 0.0
-        self._published += 1
-        self._wake.set()
-
-    async def _long_poll(self) -> None:
-        """Make sure each readable level has one long-poll pull request waiting at the server."""
-        mono = time.monotonic()
-        wait = self._qs.idle_wait
-        request = orjson.dumps({"batch": 1, "expires": int(wait * 1e9)})
-        for level, p in self._inbox:
-            if self._polling.get((level, p), 0.0) > mono or not self.readable(level):
-                continue
-            try:
-                await self._nc.publish(names.pull_next_subject(names.work_stream(p), names.level_consumer(level, p)),
-                                       request, reply=self._bell[(level, p)])
-            except nats.errors.Error:
-                return  # NATS is away: the next pull says so
-            self._polling[(level, p)] = mono + wait
-
-    def _take_local(self, free: int) -> list[Msg]:
-        """Ads already delivered to us (long polls, late answers), most urgent level first, at most ``free``."""
-        got: list[Msg] = []
-        for queue in self._inbox.values():  # (level, partition) in level order
-            take_delivered(queue, free, got)
-        return got
+        """Unsubscribe (the server then drops our waiting long polls) and hand back at once the ads a long poll
+        delivered that no pull took yet (``nak``: redelivered without delay)."""
+        await self._polls.stop()
 
     # --- level health (gamead_core.queue.level_health) ---------------------------------------------
     def readable(self, level: int) -> bool:
@@ -233,7 +160,7 @@ class AgingPuller:
         order = oldest_first(depths) if depths else list(self._parts)
         got: list[Msg] = []
         for p in order:
-            msgs = await pull_no_wait(self._nc, self._inbox[(level, p)], self._reply[(level, p)], level=level,
+            msgs = await pull_no_wait(self._nc, self._polls.inbox[(level, p)], self._polls.reply[(level, p)], level=level,
                                       partition=p, want=want - len(got), health=self._levels)
             if self._due is not None and len(self._parts) > 1:
                 self._due.taken(level, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1),
@@ -244,19 +171,27 @@ class AgingPuller:
         return got
 
     async def pull(self, free: int, *, bar: float | None = None) -> list[Msg]:
-        """Up to ``free`` messages, best level first. Empty only when a fresh look found nothing waiting.
+        """Up to ``free`` messages, best level first. Empty when nothing was found: then every level is
+        long-polled (the long polls are the fresh look: an ad waiting now is handed to them at once).
         ``bar`` (an aging key, :func:`~gamead_core.queue.aging.due_key`: the worker's prefetch buffer's best):
         only levels whose most patient ad beats it are pulled (long polls' ads are returned whatever their key);
         an empty answer then says only that nothing beats it. Only levels where an ad due since their last read
         could beat ``bar`` are read again, every ``queue.head_cache_ms`` (``L`` read at ``t``: ``t+L·step < bar``)."""
         if free <= 0:
             return []
-        local = self._take_local(free)
+        polls = self._polls
+        local = polls.take(free)
         if local:  # delivered already: run them, no reads
             return local
-        if time.monotonic() < self._quiet_until:  # every level is long-polled and none had a backlog
-            return []
-        look = time.monotonic()  #: a level's view read before this is not a fresh look at it
+        if time.monotonic() < polls.quiet_until:  # every level is long-polled: only a noted backlog waits
+            if not polls.backlog:
+                await polls.place()  # a long poll that brought an ad is put back (a no-op while all wait)
+                return []
+            if bar is None and polls.level_ordered(self._qs.aging_step):
+                got = await self._pull_backlog(free)
+                if got or polls.quiet_until:
+                    return got
+            polls.loud()  # behind a bar, two partitions of a level, a long spell, a failed pull: the ordered look
         if bar is not None:
             mono = time.monotonic()
             if mono - max(self._heads_at, self._bar_at) >= self._qs.head_cache_ms / 1000:
@@ -267,14 +202,55 @@ class AgingPuller:
                 self._bar_at = mono
             return await self._pull_ordered(free, self._heads, bar)
         got = await self._pull_ordered(free, await self.heads())
-        if not got and self._heads_at < look:  # a view of before may be behind: look again before calling it empty
-            got = await self._pull_ordered(free, await self.heads(fresh=True))
         if len(got) < free:
             got.extend(await self._sweep(free - len(got)))
-        if not got:  # a fresh look found nothing: from now on the long polls watch every level
-            self._heads_at = 0.0
-            self._quiet_until = time.monotonic() + self._qs.idle_wait
+        if not got:  # the view has nothing: the long polls look again (an ad waiting now is handed to them at
+            polls.quiet(since=self._heads_at)  # once, with how many wait behind it) and watch every level from
+            self._heads_at = 0.0  # now on; what waits came after the view's oldest read (the spell's start)
+            await polls.place()
         return got
+
+    async def _pull_backlog(self, free: int) -> list[Msg]:
+        """Up to ``free`` ads of the levels a long poll noted a backlog in, most urgent level first, while every
+        other level is long-polled (:mod:`gamead_core.queue.long_poll`, "Backlog hints"): their long polls are put
+        back first, so an ad waiting elsewhere is delivered to us ahead of this pull's answer and returned with it,
+        beyond ``free`` if need be (at most one per long poll: the worker's start step holds them all and starts
+        the best by aging key). Ends the quiet spell (``loud``) when a level cannot be pulled."""
+        polls = self._polls
+        hinted = sorted(polls.backlog)  # (level, partition): most urgent level first
+        #: the most urgent level left unwatched for a while (its long poll brought an ad with nothing behind it):
+        #: what arrived there meanwhile is unseen, so no noted level after it is pulled blind
+        blind = min((k[0] for k in polls.inbox if k not in polls.backlog and not polls.watched(k)
+                     and self.readable(k[0])), default=None)
+        await polls.place(skip=hinted)  # their own long polls would take the next ads these pulls are for
+        got: list[Msg] = []
+        for key in hinted:
+            level, p = key
+            want = free - len(got)
+            if want <= 0:
+                break
+            if blind is not None and level > blind:
+                if not got:
+                    polls.loud()  # the ordered look sees the unwatched level
+                break
+            if not self.readable(level):
+                polls.loud()
+                return got
+            msgs = await pull_no_wait(self._nc, polls.inbox[key], polls.reply[key], level=level, partition=p,
+                                      want=want, health=self._levels)
+            if not self.readable(level):  # the pull failed: the ordered path looks and says
+                polls.loud()
+            else:
+                more = msgs[-1].metadata.num_pending if len(msgs) == want else 0  # a short answer: drained
+                if more:
+                    polls.backlog[key] = more
+                else:
+                    polls.backlog.pop(key, None)
+            if self._due is not None:
+                for msg in msgs:
+                    self._due.forget(msg.metadata.sequence.stream, p)
+            got.extend(msgs)
+        return polls.take(len(got) + len(polls.inbox), got)  # and what the long polls just brought (≤ 1 each)
 
     async def _pull_ordered(self, free: int, heads: dict[int, LevelHead], bar: float | None = None) -> list[Msg]:
         got: list[Msg] = []
@@ -325,26 +301,13 @@ class AgingPuller:
     @property
     def published(self) -> int:
         """How many ads long polls have delivered to this worker; pass it to :meth:`wait_for_work`."""
-        return self._published
+        return self._polls.published
 
     async def wait_for_work(self, since: int, timeout: float) -> None:
         """Sleep until a long poll delivers an ad after ``since`` was read, or ``timeout`` passes. The long
         polls are (re)placed first; an ad that arrived since the last look is delivered to them at once, so
-        reading ``since`` before a pull makes the wake-up race-free."""
-        if any(not q.empty() for q in self._inbox.values()):  # delivered already
-            return
-        await self._long_poll()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._published == since:
-            self._wake.clear()
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            try:
-                await asyncio.wait_for(self._wake.wait(), left)
-            except asyncio.TimeoutError:
-                break
+        reading ``since`` before a pull makes the wake-up race-free (:meth:`LongPolls.wait`)."""
+        await self._polls.wait(since, timeout)
 
 
 __all__ = ["AgingPuller", "DUE_PROBE", "WaitingSince"]
