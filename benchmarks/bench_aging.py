@@ -108,6 +108,7 @@ def main() -> int:
             GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS=str(args.latency_ms), GAMEAD_WORKER__BACKOFF_BASE="0.2",
             GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MATCH="^Retried",
             GAMEAD_WORKER__FAULTS__ATTEMPTS="1",
+            GAMEAD_WORKER__PROCESSING_MARK_AFTER="0",  # every start written: this benchmark reads starts from it
         ))
         writes = Writes(server.url)
         http = httpx.Client(base_url=url, timeout=10)
