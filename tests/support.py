@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -692,3 +694,21 @@ async def fresh_intake(url: str) -> AsyncIterator[tuple[Any, Any, Any]]:
         yield js, store, Intake(js, store, publish_timeout=5)
     finally:
         await nc.close()
+
+
+@contextlib.contextmanager
+def json_log_lines(role: str) -> Iterator[io.StringIO]:
+    """gamead's JSON logging (INFO, ``role``) into a string buffer inside the block; the root logger's handlers
+    and level as they were after it."""
+    from gamead_core.config import LogSettings
+    from gamead_core.logs import setup_logging
+
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    setup_logging(LogSettings(format="json", level="INFO"), role=role, stream=out)
+    try:
+        yield out
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)

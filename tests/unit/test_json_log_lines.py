@@ -15,22 +15,14 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from gamead_core.config import LogSettings
-from gamead_core.logs import setup_logging, strip_ansi
-from tests.support import wait_for
+from gamead_core.logs import strip_ansi
+from tests.support import json_log_lines, wait_for
 
 
 @pytest.fixture
 def lines() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    root = logging.getLogger()
-    saved, level = list(root.handlers), root.level
-    setup_logging(LogSettings(format="json", level="INFO"), role="api", stream=out)
-    try:
+    with json_log_lines("api") as out:
         yield out
-    finally:
-        root.handlers[:] = saved
-        root.setLevel(level)
 
 
 def _records(out: io.StringIO) -> list[dict[str, object]]:

@@ -10,23 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from gamead_core.config import LogSettings
-from gamead_core.logs import ad_fields, pop_ad_fields, push_ad_fields, setup_logging
+from gamead_core.logs import ad_fields, pop_ad_fields, push_ad_fields
 from gamead_core import names
 from gamead_core.worker import handle
+from tests.support import json_log_lines
 
 
 @pytest.fixture
 def lines() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    root = logging.getLogger()
-    saved, level = list(root.handlers), root.level
-    setup_logging(LogSettings(format="json", level="INFO"), role="worker", stream=out)
-    try:
+    with json_log_lines("worker") as out:
         yield out
-    finally:
-        root.handlers[:] = saved
-        root.setLevel(level)
 
 
 def test_pushed_fields_are_on_every_line_until_popped(lines: io.StringIO) -> None:
