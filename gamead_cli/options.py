@@ -119,6 +119,15 @@ def bounded_float(low: float, high: float, *, zero: bool = False) -> Any:
     return check
 
 
+#: ``gamead serve`` and ``gamead worker``: how long to wait for NATS at start before exit 3 (0: keep trying)
+GiveUpAfterOpt = Annotated[
+    float | None,
+    typer.Option("--give-up-after", callback=bounded_float(0, 7 * 86400),
+                 help="Seconds to wait for NATS at start, then exit 3; 0 = keep trying "
+                      "\\[nats.give_up_after, default 0].", show_default=False),
+]
+
+
 def ad_id_arg(value: str | None, hint: str = "ID") -> str | None:
     """An ad id given on the command line, checked here as the API checks it (:mod:`gamead_core.ids`): a
     malformed one (``a.b``, ``""``, 10 KB) is bad usage, exit 2, ``'a.b' is not an ad id (…)``, never a request."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -118,11 +119,28 @@ def short_datetime(value: Any) -> str:
     return str(value).replace("T", " ")[:19]
 
 
-def utc_when(value: Any, *, now: Any = None) -> str:
+def age(seconds: float | None) -> str:
+    """``0.4s``, ``12s``, ``3m05s``, ``2h10m``."""
+    if seconds is None:
+        return "-"
+    s = float(seconds)
+    if s < 10:
+        return f"{s:.1f}s"
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def ago(seconds: float | None) -> str:
+    """``1.9s ago``: how long since something happened."""
+    return "-" if seconds is None else f"{age(seconds)} ago"
+
+
+def utc_when(value: Any, *, now: datetime | None = None) -> str:
     """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age
     when the time can be read and is in the past; ``-`` for none). Pure given ``now`` (an aware datetime)."""
-    from datetime import datetime, timezone
-
     if not value:
         return "-"
     try:
@@ -132,11 +150,7 @@ def utc_when(value: Any, *, now: Any = None) -> str:
     when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
     text = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
-    if seconds >= 0:
-        from gamead_cli.tui.view import age
-
-        text += f" ({age(seconds)} ago)"
-    return text
+    return f"{text} ({ago(seconds)})" if seconds >= 0 else text
 
 
 def short_time(value: Any) -> str:

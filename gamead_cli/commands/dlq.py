@@ -26,6 +26,8 @@ from urllib.parse import quote
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
 
 from gamead_cli.inputs import strict_dumps
 from gamead_cli import exitcodes
@@ -43,7 +45,7 @@ from gamead_cli.options import (
     duration_seconds,
     job_id_arg,
 )
-from gamead_cli.output import clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console
+from gamead_cli.output import clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, utc_when
 from gamead_cli.tui.view import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 
@@ -147,15 +149,13 @@ def _entries_table(body: dict[str, Any]) -> RenderableType:
 def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     from rich.console import Group
 
+    more = f" · more after --cursor {body['nextCursor']}" if body.get("nextCursor") else ""
+    stopped = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
     if not body.get("items"):
         if body.get("total") == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
-        partial_note = "" if body.get("complete", True) else \
-            f"; read {body.get('scanned')} entries, then stopped (scan limit): more after --cursor {body.get('nextCursor')}"
-        return empty_text("no DLQ entries", flags, f"{body.get('total')} in the DLQ{partial_note}")
-    more = f" · more after --cursor {body['nextCursor']}" if body.get("nextCursor") else ""
-    partial = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
-    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} in the DLQ{more}{partial}"))
+        return empty_text("no DLQ entries", flags, f"{body.get('total')} in the DLQ{stopped}{more}")
+    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} in the DLQ{more}{stopped}"))
 
 
 @app.command("list")
@@ -214,11 +214,6 @@ def job_summary(job: dict[str, Any]) -> str:
 def _job_view(job: dict[str, Any]) -> Any:
     """One job for people, as the other ``show``/``get`` views: labels, the outcome in words (every figure says
     what it is), times in UTC with their age; ``-o json`` keeps the wire names."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from gamead_cli.output import utc_when
-
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")

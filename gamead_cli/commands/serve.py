@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from gamead_cli.options import ConfigOpt, bounded_float, settings_from
+from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import reach_nats, require_nats_url
 from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
@@ -29,11 +29,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address \\[api.host, default 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port \\[api.port, default 8080].")] = None,
     nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
-    give_up_after: Annotated[
-        float | None, typer.Option("--give-up-after", callback=bounded_float(0, 7 * 86400),
-                                   help="Seconds to wait for NATS at start, then exit 3; 0 = start at once and "
-                                        "keep trying \\[nats.give_up_after, default 0].", show_default=False)
-    ] = None,
+    give_up_after: GiveUpAfterOpt = None,
 ) -> None:
     settings = settings_from(config, api={"host": host, "port": port},
                              nats={"url": nats_url, "give_up_after": give_up_after})

@@ -458,8 +458,7 @@ def send_many(
     stop = threading.Event()
     slots = threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
-    listed: list[dict[str, str]] = []
-    listed_at: list[int] = []  #: the input index of each listed rejection (listed in input order at the end)
+    listed: dict[int, dict[str, str]] = {}  #: input index → rejection (listed in input order at the end)
     unsure: list[str] = []  #: ids of ads whose publish got no answer (the API's details.adId)
     counts = {"accepted": 0, "duplicates": 0, "split": 0}
     fatal: list[ApiUnreachable] = []
@@ -476,8 +475,7 @@ def send_many(
     def reject(index: int, where: str, code: str, message: str) -> None:  # under the lock
         rejected[code] += 1
         if len(listed) < REJECTIONS_LISTED:
-            listed.append({"where": where, "code": code, "message": message})
-            listed_at.append(index)
+            listed[index] = {"where": where, "code": code, "message": message}
         if keep_items:
             items[index] = {"where": where, "outcome": "rejected", "code": code, "message": message}
 
@@ -596,7 +594,7 @@ def send_many(
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
         "targetRate": rate or None,
         # the first REJECTIONS_LISTED rejected ads (as answered), in input order: where, code, message
-        "rejections": [r for _, r in sorted(zip(listed_at, listed, strict=True), key=lambda pair: pair[0])],
+        "rejections": [listed[i] for i in sorted(listed)],
         "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
         # neither accepted nor rejected: their publish got no answer in time, so they may still be analysed;
         # every id, to look up (gamead ads get) rather than send again

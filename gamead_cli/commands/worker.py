@@ -17,8 +17,7 @@ from typing import Annotated
 import typer
 import uvloop
 
-from gamead_cli.options import ConfigOpt, settings_from
-from gamead_cli.options import bounded_float
+from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import install_stop_signals, reach_nats, require_nats_url, run_until_stopped
 from gamead_core.logs import setup_logging
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
@@ -36,11 +35,7 @@ def worker(
         int | None, typer.Option("--metrics-port", min=0, max=65535,
                                  help="Serve Prometheus /metrics on this port, 0 = off \\[worker.metrics_port].")
     ] = None,
-    give_up_after: Annotated[
-        float | None, typer.Option("--give-up-after", callback=bounded_float(0, 7 * 86400),
-                                   help="Seconds to try reaching NATS at start, then exit 3; 0 = keep trying "
-                                        "\\[nats.give_up_after, default 0].", show_default=False)
-    ] = None,
+    give_up_after: GiveUpAfterOpt = None,
 ) -> None:
     settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
                              nats={"url": nats_url, "give_up_after": give_up_after})

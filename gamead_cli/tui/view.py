@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.inputs import strict_dumps
-from gamead_cli.output import clip, plain, short_datetime, short_time  # noqa: F401 - re-exported to the TUI
+from gamead_cli.output import age, ago, clip, plain, short_datetime, short_time  # noqa: F401 - re-exported to the TUI
 
 LEVELS = (1, 2, 3, 4, 5)
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -49,25 +49,6 @@ class Snapshot:
 
 def num(value: Any) -> str:
     return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def age(seconds: float | None) -> str:
-    """``0.4s``, ``12s``, ``3m05s``, ``2h10m``."""
-    if seconds is None:
-        return "-"
-    s = float(seconds)
-    if s < 10:
-        return f"{s:.1f}s"
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{int(s // 60)}m{int(s % 60):02d}s"
-    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
-
-
-def ago(seconds: float | None) -> str:
-    """``1.9s ago``: how long since something happened."""
-    return "-" if seconds is None else f"{age(seconds)} ago"
 
 
 def rate(per_sec: float | None) -> str:
