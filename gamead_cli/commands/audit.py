@@ -61,7 +61,7 @@ def audit_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
     """``GET /v1/audit`` for people: the records, then what the page is; ``no audit records`` (``… match
     --actor alice``, with the ``flags`` given) when there is none."""
     if not body.get("items"):
-        why = "a record is kept audit.max_age, 90 days"
+        why = "a record is kept audit.max_age, 90 days by default"
         if not body.get("complete", True):
             why = f"read {body.get('scanned')} records, then stopped (audit.scan_limit): older with --cursor " \
                   f"{body.get('nextCursor')}"

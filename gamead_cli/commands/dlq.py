@@ -385,7 +385,7 @@ def _jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Re
     """One row per job; labels and job ids whole at any width: the summary wraps, who started it, the phase
     and the creation time go first when the terminal is narrow. ``no jobs`` when there is none."""
     if not body.get("items"):
-        return empty_text("no jobs", flags, "a job is kept jobs.retention, 7 days")
+        return empty_text("no jobs", flags, "a job is kept jobs.retention, 7 days by default")
     rows = []
     for j in body["items"]:
         c = j.get("counts") or {}
