@@ -157,7 +157,7 @@ class WorkerSettings(Section):
         "shorter analyses go from queued to completed in one write (0 = mark every attempt before it starts).",
     )
     prefetch: int = Field(
-        8, ge=0, le=1024,
+        32, ge=0, le=1024,
         description="Ads a worker pulls beyond its free slots when a level has a backlog, held (kept alive, not "
         "started) in a local buffer ordered by priority with aging; an urgent arrival still starts first, a "
         "buffered ad waits at most this many analyses of its worker. 0 = pull only for free slots.",
