@@ -2,10 +2,10 @@
 
 * **Free slots** – ``worker.concurrency`` analyses run at once. An ad whose analysis succeeded and whose
   outcome is being written (its settle round, :mod:`gamead_core.worker.rounds`: a KV round trip) gives its slot
-  to the next analysis meanwhile, for at most ``concurrency`` such ads at a time (beyond that its slot stays
-  taken until it is written): the worker's CPU analyses while the writes are acknowledged, instead of idling
-  with every slot waiting for its ack (issue 14.2). The ad stays held (heartbeat ``holding``, keep-alive,
-  hand-back on shutdown) until its ack; nothing else about it changes.
+  to the next analysis meanwhile, for at most :data:`WRITING_PER_SLOT` × ``concurrency`` such ads at a time
+  (beyond that its slot stays taken until it is written): the worker's CPU analyses while the writes are
+  acknowledged, instead of idling with every slot waiting for its ack (issue 14.2). The ad stays held
+  (heartbeat ``holding``, keep-alive, hand-back on shutdown) until its ack; nothing else about it changes.
 * **Waiting** – one future, resolved by the ad that frees a slot, by the stop, or by a timeout (the prefetch
   buffer's stall), instead of ``asyncio.wait`` on every running task (a callback added to and removed from
   each of them per wait).
@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import asyncio
 
+#: Analysed ads per slot whose outcome writes may await their acks while their slots analyse others. At a backlog
+#: a burn-down's writes are acknowledged a KV round trip (~1-2 ms) after they leave, while an analysis takes
+#: ~0.25 ms: with 1 per slot the worker waited for acks with nothing to analyse at every 4th ad or so; 8 keep it
+#: analysing (benchmarks/README.md, "The worker's machinery, branch w7"). A bound only while our storage is slow.
+WRITING_PER_SLOT = 8
+
 
 class SlotWatch:
-    """The slots of a worker with ``concurrency`` of them. One waiter at a time (the pull loop); :meth:`freed`
-    may be called at any time, also with no waiter."""
+    """The slots of a worker with ``concurrency`` of them, and at most ``writing`` (default
+    :data:`WRITING_PER_SLOT` × ``concurrency``) analysed ads being written with their slots given back. One waiter
+    at a time (the pull loop); :meth:`freed` may be called at any time, also with no waiter."""
 
-    __slots__ = ("concurrency", "settling", "_waiter")
+    __slots__ = ("concurrency", "writing", "settling", "_waiter")
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, writing: int | None = None) -> None:
         self.concurrency = concurrency
+        self.writing = concurrency * WRITING_PER_SLOT if writing is None else writing
         self.settling: set[object] = set()  #: ads analysed whose outcome is being written, slot given back
         self._waiter: asyncio.Future[bool] | None = None
 
@@ -33,9 +41,9 @@ class SlotWatch:
         return 0 if blocked else self.concurrency - running + len(self.settling)
 
     def analysed(self, ad: object) -> None:
-        """``ad`` (its task) analysed, its outcome being written: its slot is free, unless ``concurrency`` ads
-        are being written already."""
-        if len(self.settling) < self.concurrency:
+        """``ad`` (its task) analysed, its outcome being written: its slot is free, unless ``writing`` ads are
+        being written already."""
+        if len(self.settling) < self.writing:
             self.settling.add(ad)
             self.freed()
 

@@ -1,16 +1,16 @@
 """A worker's slots (gamead_core.worker.slots): an ad analysed and being written gives its slot to the next
-analysis, for at most ``concurrency`` ads being written at once; the pull loop waits for a free slot on one
-future, woken by the ad that frees it, or by its timeout."""
+analysis, for at most ``writing`` ads being written at once (by default ``WRITING_PER_SLOT`` per slot); the pull
+loop waits for a free slot on one future, woken by the ad that frees it, or by its timeout."""
 
 from __future__ import annotations
 
 import asyncio
 
-from gamead_core.worker.slots import SlotWatch
+from gamead_core.worker.slots import WRITING_PER_SLOT, SlotWatch
 
 
-def test_an_analysed_ad_gives_its_slot_back_while_written_at_most_concurrency_of_them() -> None:
-    slots = SlotWatch(2)
+def test_an_analysed_ad_gives_its_slot_back_while_written_at_most_writing_of_them() -> None:
+    slots = SlotWatch(2, writing=2)
     assert slots.free(2) == 0  # two analyses running: full
     slots.analysed("a")  # its outcome is being written: its slot analyses another meanwhile
     assert slots.free(2) == 1
@@ -25,6 +25,18 @@ def test_an_analysed_ad_gives_its_slot_back_while_written_at_most_concurrency_of
     slots.analysed("c")
     assert slots.free(3) == 1
     assert slots.free(3, blocked=True) == 0  # a suspect ad waits to run alone: nothing starts
+
+
+def test_by_default_each_slot_may_have_several_ads_being_written_behind_it() -> None:
+    slots = SlotWatch(2)
+    assert slots.writing == 2 * WRITING_PER_SLOT > 2
+    running = 2  # the worker's ads in hand (their tasks), those being written included
+    for n in range(slots.writing):  # analysed one after the other, all still being written: each frees its slot
+        slots.analysed(n)
+        assert slots.free(running) == 1
+        running += 1  # the next ad starts in that slot
+    slots.analysed("one too many")  # the bound: this one keeps its slot until a write ends
+    assert slots.free(running) == 0
 
 
 def test_the_pull_loop_wakes_when_a_slot_frees_or_after_its_timeout() -> None:
