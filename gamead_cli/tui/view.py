@@ -404,9 +404,10 @@ def audit_row(record: Mapping[str, Any]) -> tuple[Text, ...]:
 
 def audit_table(audit: Mapping[str, Any] | None, error: str | None = None, *,
                 header: bool = False, limit: int = 10) -> RenderableType:
-    """The last operator actions, newest first (the dashboard's audit panel, ``gamead top --once``)."""
+    """The last operator actions, newest first (the dashboard's audit panel, ``gamead top --once``). ``error``: why
+    they could not be read, already a sentence (``gamead_cli.tui.source``: "audit trail unavailable: …")."""
     if error:
-        return Text(f"audit trail unavailable: {error}", style="yellow")
+        return Text(error, style="yellow")
     if audit is None:
         return Text("waiting for the first answer…", style="dim")
     items = [r for r in list(audit.get("items") or [])[:limit] if isinstance(r, Mapping)]
