@@ -44,8 +44,12 @@ def exit_code_for(exc: GameadError) -> int:
     return ERROR
 
 
+#: the API's code for "NATS is away" (README error table: 503 ``queue_unavailable``)
+NATS_AWAY_CODES = frozenset({"queue_unavailable"})
+
+
 def _nats_away(exc: GameadError) -> bool:
     """True for the API's 503 ``queue_unavailable`` that did nothing (no ``details.adId``)."""
     details = exc.details if isinstance(exc.details, dict) else {}
-    return isinstance(exc, ApiClientError) and exc.status == 503 and exc.code == "queue_unavailable" \
+    return isinstance(exc, ApiClientError) and exc.status == 503 and exc.code in NATS_AWAY_CODES \
         and "adId" not in details
