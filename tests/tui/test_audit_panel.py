@@ -108,3 +108,18 @@ def test_an_audit_trail_the_api_cannot_read_is_said_once(recorded: dict[str, Any
     text = " ".join(console.export_text().split())
     assert "audit trail unavailable: the queue is unavailable right now" in text
     assert text.count("audit trail unavailable") == 1
+
+
+def test_levels_the_api_cannot_read_are_named_with_the_reason(recorded: dict[str, Any]) -> None:
+    """Levels ``/v1/stats`` could not read (NATS frozen: ``unreadableLevels``, each with its ``error``) show "-";
+    the queue's title says which and why instead of leaving the dashes unexplained (reviewer V10)."""
+    stats = copy.deepcopy(recorded["stats"])
+    for level in stats["queue"]["levels"]:
+        if level["priority"] in (1, 3):
+            level.update(pending=None, ackPending=None, redelivered=None, readable=False, error="nats: timeout")
+    stats["queue"]["unreadableLevels"] = [1, 3]
+    snap = view.Snapshot(stats=stats, nodes=recorded["workers"], dlq=recorded["dlq"], audit=recorded["audit"])
+    console = Console(width=100, file=io.StringIO(), record=True, color_system=None)
+    console.print(view.snapshot_view(snap, "http://recorded"))
+    assert "P1,P3 unreadable (nats: timeout)" in console.export_text()
+    assert view.unreadable_note(recorded["stats"]) == ""
