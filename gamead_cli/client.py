@@ -137,6 +137,12 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
     return ApiClientError(text, status=status, details=details, api_code=code)  # e.g. "validation_failed"
 
 
+def _from_gamead(response: httpx.Response) -> bool:
+    """True if an error answer carries gamead's error body ``{"error": {"code": …}}`` (the API's own answer, not a
+    proxy's in front of it)."""
+    return error_from_response(response).code != f"http_{response.status_code}"
+
+
 class ApiClient:
     """A thin, typed wrapper over ``httpx.Client`` that speaks the gamead wire format (camelCase JSON).
 
@@ -197,15 +203,16 @@ class ApiClient:
 
     # --- the one request path ----------------------------------------------------------------------
 
-    def send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def send(self, method: str, path: str, *, whole_503_took_nothing: bool = False, **kw: Any) -> httpx.Response:
         """Send one request; return the successful response or raise the matching gamead error.
 
         A 429, a 503 or a connection error is sent again within ``retry_for`` seconds when that cannot do
         anything twice (:mod:`gamead_cli.retry`: GET and other idempotent methods, a POST with an
-        ``Idempotency-Key``; any request refused by the rate limiter or never connected), honouring
-        ``Retry-After``. A connection error before the API ever answered this client fails at once (wrong
-        URL, nothing running): waiting is for an API that was there and went away. Only the last answer
-        or error is raised."""
+        ``Idempotency-Key``; any request refused by the rate limiter or never connected; with
+        ``whole_503_took_nothing``, a route whose own 503 means it stored nothing, when the 503 carries gamead's
+        error body), honouring ``Retry-After``. A connection error before the API ever answered this client
+        fails at once (wrong URL, nothing running): waiting is for an API that was there and went away. Only
+        the last answer or error is raised."""
         deadline = time.monotonic() + self.retry_for
         headers = kw.get("headers")
         attempt = 0
@@ -234,8 +241,9 @@ class ApiClient:
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
             status = response.status_code
+            took_nothing = whole_503_took_nothing and status == 503 and _from_gamead(response)
             if status in retry.RETRY_STATUSES and self._wait_to_retry(
-                    attempt, deadline, retry.may_retry(method, headers, status=status),
+                    attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing),
                     retry.retry_after_seconds(response.headers.get("Retry-After"), time.time())):
                 continue
             break
@@ -322,7 +330,8 @@ class ApiClient:
     def submit_batch(self, ads: list[Mapping[str, Any]]) -> dict[str, Any]:
         """``POST /ads/batch`` → ``{"results": [202 body or {"error": …}, …], "accepted", "rejected"}``, one result
         per ad in order. An ad may carry ``idempotencyKey``. At most the API's ``api.batch_max`` ads."""
-        return self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]}),
+        return self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]},
+                                              whole_503_took_nothing=True),  # routes_batch: "retry it as it is"
                                  "POST /ads/batch")
 
     def get_ad(self, ad_id: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ The root group (``gamead_cli.main``) maps every failure to one of these; command
 
 from __future__ import annotations
 
-from gamead_core.errors import ApiUnreachable, ConfigError, GameadError, NatsUnreachable, NotFound
+from gamead_core.errors import ApiClientError, ApiUnreachable, ConfigError, GameadError, NatsUnreachable, NotFound
 
 OK = 0
 ERROR = 1  #: the request failed, or any unexpected error (the message says why)
@@ -32,11 +32,24 @@ TABLE: tuple[tuple[int, str], ...] = (
 
 
 def exit_code_for(exc: GameadError) -> int:
-    """The exit code of a :class:`GameadError` that ends a command."""
-    if isinstance(exc, (ApiUnreachable, NatsUnreachable)):
+    """The exit code of a :class:`GameadError` that ends a command. An API that answered 503 ``queue_unavailable``
+    could not reach NATS: :data:`UNREACHABLE`, as the README's table says ("the API (or NATS)"), unless the answer
+    names an ad that may still be queued (``details.adId``: the request may have done something, so 1)."""
+    if isinstance(exc, (ApiUnreachable, NatsUnreachable)) or _nats_away(exc):
         return UNREACHABLE
     if isinstance(exc, NotFound):
         return NOT_FOUND
     if isinstance(exc, ConfigError):
         return CONFIG
     return ERROR
+
+
+#: the API's code for "NATS is away" (README error table: 503 ``queue_unavailable``)
+NATS_AWAY_CODES = frozenset({"queue_unavailable"})
+
+
+def _nats_away(exc: GameadError) -> bool:
+    """True for the API's 503 ``queue_unavailable`` that did nothing (no ``details.adId``)."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    return isinstance(exc, ApiClientError) and exc.status == 503 and exc.code in NATS_AWAY_CODES \
+        and "adId" not in details

@@ -95,6 +95,14 @@ class JsonLineFormatter(JsonFormatter):
         kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, *TERMINAL_ONLY_FIELDS])
         super().__init__(*args, **kwargs)
 
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        """The library's fields, then each renamed standard field again from the record: an extra of the same
+        name (a priority passed as ``level``) never replaces ``level``, ``ts`` or ``logger`` (reviewer V10)."""
+        super().add_fields(log_data, record, message_dict)
+        for source, shown in self.rename_fields.items():
+            if source in record.__dict__:
+                log_data[shown] = record.__dict__[source]
+
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         for key, value in log_data.items():
             if isinstance(value, str) and "\x1b" in value:

@@ -157,6 +157,18 @@ def partitions_note(stats: Mapping[str, Any] | None) -> str:
     return f" · {n} partitions" if isinstance(n, int) and n > 1 else ""
 
 
+def unreadable_note(stats: Mapping[str, Any] | None) -> str:
+    """`` · P1,P3 unreadable (nats: timeout)`` when ``/v1/stats`` could not read some levels (``unreadableLevels``:
+    their figures show "-"), with the first one's ``error``; else ""."""
+    queue = (stats or {}).get("queue") or {}
+    unreadable = [lv for lv in queue.get("unreadableLevels") or [] if isinstance(lv, int)]
+    if not unreadable:
+        return ""
+    why = next((lv.get("error") for lv in queue.get("levels") or []
+                if isinstance(lv, Mapping) and lv.get("priority") == unreadable[0]), None)
+    return f" · {','.join(f'P{lv}' for lv in unreadable)} unreadable" + (f" ({why})" if why else "")
+
+
 def level_header(*, compact: bool = False) -> str:
     redel = "" if compact else f" {'REDEL':>5}"
     p95 = "" if compact else f" {'P95':>6}"
@@ -404,9 +416,10 @@ def audit_row(record: Mapping[str, Any]) -> tuple[Text, ...]:
 
 def audit_table(audit: Mapping[str, Any] | None, error: str | None = None, *,
                 header: bool = False, limit: int = 10) -> RenderableType:
-    """The last operator actions, newest first (the dashboard's audit panel, ``gamead top --once``)."""
+    """The last operator actions, newest first (the dashboard's audit panel, ``gamead top --once``). ``error``: why
+    they could not be read, already a sentence (``gamead_cli.tui.source``: "audit trail unavailable: …")."""
     if error:
-        return Text(f"audit trail unavailable: {error}", style="yellow")
+        return Text(error, style="yellow")
     if audit is None:
         return Text("waiting for the first answer…", style="dim")
     items = [r for r in list(audit.get("items") or [])[:limit] if isinstance(r, Mapping)]
@@ -460,7 +473,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
         [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
           Text(age(r.oldest), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
          for r in levels],
-        flex=spark_label, flex_max=width, title="queue" + partitions_note(stats),
+        flex=spark_label, flex_max=width, title="queue" + partitions_note(stats) + unreadable_note(stats),
         drop=("REDEL", "WAIT P95", "MAX WAIT"),
         right=("PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95"),
         fill=lambda w: [Text(spark(r.history, w), style="red" if r.late else "cyan") for r in levels])

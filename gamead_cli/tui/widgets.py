@@ -231,6 +231,7 @@ class QueuePanel(Vertical, can_focus=True):
         p95 = f"wait p95 {view.ms(wait.get('p95'))}"
         title = (f"queue ({view.span(self._history)}) · {p95}" if compact
                  else f"queue{view.partitions_note(stats)} · {p95} · depth: last {view.span(self._history)}")
+        title += view.unreadable_note(stats)  # the levels whose figures show "-", and why
         set_border(self, title=title)
         rows = view.level_rows(stats)
         for row in rows:

@@ -110,7 +110,7 @@ def _note_unreadable(level: int, partition: int, exc: Exception | None) -> None:
 
 
 def _fields(level: int, partition: int) -> dict[str, object]:
-    return {"level": level, "partition": partition, "stream": names.work_stream(partition),
+    return {"priority": level, "partition": partition, "stream": names.work_stream(partition),
             "consumer": names.level_consumer(level, partition)}
 
 

@@ -90,3 +90,36 @@ def test_top_once_prints_the_last_actions_with_a_header(recorded: dict[str, Any]
     assert "audit · last operator actions" in text
     assert "TIME" in text and "WHO" in text and "OUTCOME" in text and "alice" in text
     assert snap.as_json()["audit"]["items"][0]["actor"] == "wallboard"
+
+
+def test_an_audit_trail_the_api_cannot_read_is_said_once(recorded: dict[str, Any]) -> None:
+    """The audit read answered 503 (NATS frozen): the panel says why in one phrase, not 'audit trail unavailable:
+    audit trail unavailable: …' (reviewer V10, `gamead top --once` while nats-server was SIGSTOPped)."""
+    from gamead_cli.tui.source import fetch_snapshot
+    from gamead_core.errors import ApiClientError
+
+    class Frozen(RecordedSource):
+        def audit(self) -> dict[str, Any]:
+            raise ApiClientError("the queue is unavailable right now [queue_unavailable, HTTP 503]", status=503)
+
+    snap = fetch_snapshot(Frozen(recorded), 60)
+    console = Console(width=100, file=io.StringIO(), record=True, color_system=None)
+    console.print(view.snapshot_view(snap, "http://recorded"))
+    text = " ".join(console.export_text().split())
+    assert "audit trail unavailable: the queue is unavailable right now" in text
+    assert text.count("audit trail unavailable") == 1
+
+
+def test_levels_the_api_cannot_read_are_named_with_the_reason(recorded: dict[str, Any]) -> None:
+    """Levels ``/v1/stats`` could not read (NATS frozen: ``unreadableLevels``, each with its ``error``) show "-";
+    the queue's title says which and why instead of leaving the dashes unexplained (reviewer V10)."""
+    stats = copy.deepcopy(recorded["stats"])
+    for level in stats["queue"]["levels"]:
+        if level["priority"] in (1, 3):
+            level.update(pending=None, ackPending=None, redelivered=None, readable=False, error="nats: timeout")
+    stats["queue"]["unreadableLevels"] = [1, 3]
+    snap = view.Snapshot(stats=stats, nodes=recorded["workers"], dlq=recorded["dlq"], audit=recorded["audit"])
+    console = Console(width=100, file=io.StringIO(), record=True, color_system=None)
+    console.print(view.snapshot_view(snap, "http://recorded"))
+    assert "P1,P3 unreadable (nats: timeout)" in console.export_text()
+    assert view.unreadable_note(recorded["stats"]) == ""
