@@ -60,7 +60,7 @@ from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
 from gamead_core.queue.level_health import LevelHealth
 from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of_msg
 from gamead_core.queue.long_poll import LongPolls
-from gamead_core.queue.pull_request import next_head_age, pull_no_wait
+from gamead_core.queue.pull_request import next_head_age, pending_behind, pull_no_wait
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class AgingPuller:
             if not self.readable(level):  # the pull failed: the ordered path looks and says
                 polls.loud()
             else:
-                more = msgs[-1].metadata.num_pending if len(msgs) == want else 0  # a short answer: drained
+                more = pending_behind(msgs) if len(msgs) == want else 0  # a short answer: drained
                 if more:
                     polls.backlog[key] = more
                 else:
@@ -266,9 +266,9 @@ class AgingPuller:
                 taken_due = min(head.due, sum(1 for m in msgs if (m.metadata.num_delivered or 1) > 1)) if head.due else 0
                 if self._due is not None and len(self._parts) == 1:  # (per partition in _pull_level otherwise)
                     self._due.taken(level, taken_due, drained=len(msgs) < want)
-                if len(msgs) == want:
-                    head = replace(head, due=head.due - taken_due,
-                                   pending=max(0, head.pending - (len(msgs) - taken_due)),
+                if len(msgs) == want:  # what the view counted, less what was taken, but never fewer than the
+                    head = replace(head, due=head.due - taken_due,  # deliveries say wait (pending_behind)
+                                   pending=max(0, head.pending - (len(msgs) - taken_due), pending_behind(msgs)),
                                    head_age=next_head_age(head.head_age, self._read_at.get(level, 0.0), msgs))
                 else:
                     head = replace(head, pending=0, due=0)

@@ -79,6 +79,24 @@ async def pull_no_wait(nc: NATS, queue: asyncio.Queue[Msg], reply: str, *, level
     return got
 
 
+def pending_behind(msgs: list[Msg]) -> int:
+    """How many new ads wait behind ``msgs`` (deliveries of one level) at their consumers: for each work-stream
+    partition among them, ``num_pending`` of its latest delivery (highest consumer sequence; the count JetStream
+    puts in each delivery's ack subject, ADR-15), summed. Never fewer than waited when they were delivered: an ad
+    that a long poll brought before a head read is in ``msgs`` but was not in that read's count, so subtracting
+    ``len(msgs)`` from the read could say a level is empty while an ad still waits in it. 0 for no deliveries."""
+    latest: dict[str, tuple[int, int]] = {}  # stream → (consumer sequence, num_pending)
+    for msg in msgs:
+        try:
+            meta = msg.metadata
+            seen = (meta.sequence.consumer, meta.num_pending or 0)
+        except (ValueError, IndexError, AttributeError):  # not a JetStream delivery
+            continue
+        if seen > latest.get(meta.stream, (-1, 0)):
+            latest[meta.stream] = seen
+    return sum(pending for _, pending in latest.values())
+
+
 def next_head_age(head_age: float, read_at: float, taken: list[Msg]) -> float:
     """The wait, as of ``read_at`` (epoch s, when the level's head was read), of a level's next new ad once
     ``taken`` were pulled from it: at most that of the last first delivery taken (a level's new ads come in

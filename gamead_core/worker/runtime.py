@@ -236,7 +236,10 @@ class Worker:
                         msgs = await puller.pull(free, bar=buffer.best_key())
                     else:
                         extra = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
-                        msgs = await puller.pull(free + extra - buffered)
+                        # at least the free slots: a buffered ad (e.g. one a long poll brought beyond what a pull
+                        # asked for) then competes with as many from the queue as there are slots, so an urgent ad
+                        # waiting there starts before it (before: with no prefetch it took a slot of its own)
+                        msgs = await puller.pull(max(free, free + extra - buffered))
                 except Exception as exc:  # noqa: BLE001 - a NATS hiccup must not kill the worker
                     self._pull_failed(error_text(exc))
                     if not buffered:
