@@ -112,6 +112,15 @@ class PrefetchBuffer:
         """The key of the next ad :meth:`pop` returns; None when empty."""
         return self._heap[0][0] if self._heap else None
 
+    def bar_key(self, free: int) -> float | None:
+        """The aging key of the ``free``-th best buffered ad: the last one that would start now in ``free`` slots
+        (the best when ``free`` is 1). An ad in the queue takes a slot only if it beats this one, so the puller
+        is asked with it as the bar (with the best ad's key instead, a P5 ad second in the buffer started in a
+        second slot while P1 ads waited in the queue). None when the buffer is empty."""
+        if not self._heap:
+            return None
+        return self._heap[0][0] if free <= 1 else heapq.nsmallest(free, self._heap)[-1][0]
+
     def pop(self) -> Msg:
         """The best buffered delivery (raises ``IndexError`` when empty)."""
         return heapq.heappop(self._heap)[2]

@@ -232,8 +232,8 @@ class Worker:
                 buffered = len(buffer)
                 seen = puller.published
                 try:
-                    if buffered >= free:  # the buffer fills the slots: only what beats its best is wanted
-                        msgs = await puller.pull(free, bar=buffer.best_key())
+                    if buffered >= free:  # the buffer fills the slots: only what beats the last it would start
+                        msgs = await puller.pull(free, bar=buffer.bar_key(free))
                     else:
                         extra = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
                         # at least the free slots: a buffered ad (e.g. one a long poll brought beyond what a pull

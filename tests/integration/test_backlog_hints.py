@@ -33,7 +33,7 @@ async def _drain(puller: AgingPuller, want: int, free: int, step: float) -> list
         while len(started) < want:
             seen = puller.published
             if len(buffer) >= free:
-                msgs = await puller.pull(free, bar=buffer.best_key())
+                msgs = await puller.pull(free, bar=buffer.bar_key(free))
             else:  # no prefetch: the free slots, whatever is buffered (the buffer's ads compete with them)
                 msgs = await puller.pull(free)
             now = time.time()

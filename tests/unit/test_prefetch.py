@@ -62,6 +62,19 @@ def test_the_buffer_starts_the_most_urgent_after_aging_first_ties_in_arrival_ord
     assert buffer.take_all() == [twin_p1, fresh_p5] and len(buffer) == 0 and buffer.best_key() is None
 
 
+def test_the_bar_of_a_pull_is_the_last_buffered_ad_that_would_start() -> None:
+    """With 2 free slots and a buffer of a P1 and a P5 ad, a P1 ad waiting in the queue must take the second slot:
+    the pull's bar is the P5 ad's key, not the buffer's best (before, only ads beating the buffered P1 were pulled,
+    so the P5 ad started beside it while P1 ads waited)."""
+    buffer = PrefetchBuffer()
+    p1, p5 = _msg(1, 1, NOW), _msg(5, 2, NOW)
+    for msg in (p5, p1):
+        buffer.push(msg, delivery_key(msg, NOW, STEP))
+    assert buffer.bar_key(1) == buffer.best_key() == NOW + 10
+    assert buffer.bar_key(2) == buffer.bar_key(3) == NOW + 50
+    assert len(buffer) == 2 and PrefetchBuffer().bar_key(2) is None
+
+
 def test_a_redelivery_is_due_since_its_publish_and_a_future_stamp_counts_as_now() -> None:
     # a reviewer's finding: keyed at "now", a level-3 redelivery that had aged 100 s went behind every newer
     # level-1/2 arrival for up to 2 aging steps past the aging bound
