@@ -1,0 +1,81 @@
+"""Reviewer V10's CLI findings N4, N5, N6, N9, N10: each refusal is one clear red line with the README's exit
+code, and every figure printed says what it is. The commands run as a user runs them (a subprocess of the real
+``gamead``; a real API when the behaviour needs one)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gamead_cli import exitcodes
+from tests.support import clean_env, gamead_argv
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+AD = {"title": "Sky Saga", "description": "An epic RPG.", "genre": "RPG", "callToAction": "Play", "duration": 30}
+
+
+def gamead(*args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(gamead_argv(*args), env=clean_env(**env), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
+
+
+def red_line(result: subprocess.CompletedProcess[str]) -> str:
+    """stderr's one ``error: …`` line (and no traceback)."""
+    lines = _ANSI.sub("", result.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+# --- N4: a UTF-16 (or UTF-32) file is refused the same clear way, whether it holds one ad or one a line -------
+
+WIDE = ["utf-16", "utf-16-le", "utf-16-be", "utf-32"]
+
+
+@pytest.mark.parametrize("encoding", WIDE)
+@pytest.mark.parametrize("name", ["ad.json", "ads.ndjson"])
+def test_a_file_that_is_not_utf8_is_refused_whole_naming_it(tmp_path: Path, closed_api_url: str, name: str,
+                                                           encoding: str) -> None:
+    """Nothing is sent (the API's port is closed: an attempt would say "cannot reach"), one line names the file
+    and says it must be UTF-8 — no Python codec text, no line counted as rejected."""
+    (tmp_path / name).write_bytes((json.dumps(AD) + "\n" + json.dumps(AD) + "\n").encode(encoding)
+                                  if name.endswith("ndjson") else json.dumps(AD).encode(encoding))
+    result = gamead("submit", name, "--api", closed_api_url, cwd=tmp_path)
+    line = red_line(result)
+    assert result.returncode == exitcodes.ERROR, result.stderr
+    assert line.startswith(f"error: {name} is not UTF-8 text (byte ") and line.endswith("save it as UTF-8"), line
+    assert "codec" not in line and "invalid_json" not in line, line
+
+
+@pytest.mark.parametrize("encoding", WIDE)
+def test_json_and_ndjson_say_the_same_of_the_same_bytes(tmp_path: Path, closed_api_url: str, encoding: str) -> None:
+    data = (json.dumps(AD) + "\n").encode(encoding)
+    lines = []
+    for name in ("same.json", "same.ndjson"):
+        (tmp_path / name).write_bytes(data)
+        lines.append(red_line(gamead("submit", name, "--api", closed_api_url, cwd=tmp_path)).replace(name, "F"))
+    assert lines[0] == lines[1]
+
+
+def test_a_later_line_not_utf8_is_that_line_rejected(tmp_path: Path, api_url: str) -> None:
+    """A UTF-8 file with one Latin-1 line: that line is named and rejected in words, the others are sent."""
+    (tmp_path / "mixed.ndjson").write_bytes(json.dumps(AD).encode() + b"\n"
+                                            + '{"title": "Caf\xe9"}\n'.encode("latin-1"))
+    result = gamead("submit", "mixed.ndjson", "--api", api_url, "-o", "json", cwd=tmp_path)
+    assert result.returncode == exitcodes.ERROR, result.stderr
+    items = json.loads(result.stdout)["items"]
+    assert [i["outcome"] for i in items] == ["accepted", "rejected"], items
+    assert items[1]["message"] == "not UTF-8 text (byte 14): save the file as UTF-8", items[1]
+
+
+def test_a_utf8_bom_stays_accepted(tmp_path: Path, api_url: str) -> None:
+    """Windows editors write a UTF-8 byte-order mark: NDJSON took it before, an ad file now takes it too."""
+    (tmp_path / "bom.ndjson").write_bytes((json.dumps(AD) + "\n").encode("utf-8-sig"))
+    (tmp_path / "bom.json").write_bytes(json.dumps(AD).encode("utf-8-sig"))
+    for name in ("bom.ndjson", "bom.json"):
+        result = gamead("submit", name, "--api", api_url, cwd=tmp_path)
+        assert result.returncode == exitcodes.OK, (name, result.stderr)
