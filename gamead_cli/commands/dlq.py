@@ -104,9 +104,24 @@ DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and ret
                                                           "`gamead dlq jobs JOB --follow`).")]
 
 
+def message_option(value: str | None) -> str | None:
+    """``--message`` as given, checked the way the API checks it (:func:`gamead_core.dlq_pattern.compile_pattern`:
+    RE2 syntax, at most ``MAX_PATTERN`` characters): a pattern the API would refuse (422) is bad usage, raised as
+    ``typer.BadParameter`` (exit 2, README "Exit codes") before any request is sent."""
+    if value is None:
+        return None
+    from gamead_core.dlq_pattern import compile_pattern  # re2 only: a client command imports no server stack
+
+    try:
+        compile_pattern(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--message") from None
+    return value
+
+
 def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
-    raw = {"errorClass": error_class, "message": message, "priority": priority,
+    raw = {"errorClass": error_class, "message": message_option(message), "priority": priority,
            "since": when_option(since, "--since"), "until": when_option(until, "--until")}
     return {k: v for k, v in raw.items() if v is not None}
 

@@ -79,3 +79,31 @@ def test_a_utf8_bom_stays_accepted(tmp_path: Path, api_url: str) -> None:
     for name in ("bom.ndjson", "bom.json"):
         result = gamead("submit", name, "--api", api_url, cwd=tmp_path)
         assert result.returncode == exitcodes.OK, (name, result.stderr)
+
+
+# --- N5: a --message the API would refuse is bad usage (exit 2), before any request -----------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["replay", "--yes"], ["purge", "--yes"], ["list"], ["export"], ["replay", "--dry-run"]],
+    ids=["replay", "purge", "list", "export", "dry-run"],
+)
+@pytest.mark.parametrize("pattern", ["(((", "(?<=x)y", "x" * 1001], ids=["unbalanced", "look-behind", "too-long"])
+def test_a_bad_message_pattern_is_bad_usage_before_any_request(tmp_path: Path, closed_api_url: str,
+                                                             args: list[str], pattern: str) -> None:
+    """The API's port is closed: had a request gone out, the exit would be 3 ("cannot reach")."""
+    result = gamead("dlq", *args, "--message", pattern, "--api", closed_api_url, cwd=tmp_path)
+    line = red_line(result)
+    assert result.returncode == exitcodes.USAGE, result.stderr
+    assert "--message" in line and ("RE2" in line or "limit is 1000" in line), line
+
+
+def test_a_good_message_pattern_goes_to_the_api_and_imports_no_server_stack(tmp_path: Path,
+                                                                          closed_api_url: str) -> None:
+    from tests.cli.test_cli_errors import HEAVY, imported_modules
+
+    result = gamead("dlq", "list", "--message", "time(out)?", "--api", closed_api_url, cwd=tmp_path)
+    assert result.returncode == exitcodes.UNREACHABLE, result.stderr
+    names = imported_modules("dlq", "list", "--message", "time(out)?", "--api", closed_api_url, cwd=tmp_path)
+    assert not names & set(HEAVY), sorted(names & set(HEAVY))
