@@ -107,3 +107,53 @@ def test_a_good_message_pattern_goes_to_the_api_and_imports_no_server_stack(tmp_
     assert result.returncode == exitcodes.UNREACHABLE, result.stderr
     names = imported_modules("dlq", "list", "--message", "time(out)?", "--api", closed_api_url, cwd=tmp_path)
     assert not names & set(HEAVY), sorted(names & set(HEAVY))
+
+
+# --- N6: `gamead top --once` explains exactly the columns it shows, at any width -------------------------------
+
+RECORDED = Path(__file__).resolve().parents[1] / "tui" / "data" / "recorded.json"
+#: columns whose label says it all: the legend does not explain them
+PLAIN = {"ID", "ROLE", "STATE", "P"}
+
+
+def _recording(tmp_path: Path) -> Path:
+    from gamead_cli.tui.recording import Recorder
+    from gamead_cli.tui.source import RecordedSource, fetch_snapshot
+
+    path = tmp_path / "incident.jsonl"
+    rec = Recorder(path)
+    assert rec.write(fetch_snapshot(RecordedSource(json.loads(RECORDED.read_text(encoding="utf-8"))), 300), at=1.0)
+    rec.close()
+    return path
+
+
+def _table_and_legend(lines: list[str], is_header, is_row) -> tuple[set[str], set[str]]:  # noqa: ANN001
+    """The labels a table's header line shows and those its legend (the lines after its rows, up to a blank
+    line) explains, as ``LABEL: meaning`` entries joined by `` · ``."""
+    at = next(i for i, line in enumerate(lines) if is_header(line))
+    shown = set(re.split(r"\s{2,}", lines[at].strip()))
+    end = at + 1
+    while is_row(lines[end]):
+        end += 1
+    legend: list[str] = []
+    while lines[end].strip():
+        legend.append(lines[end].strip())
+        end += 1
+    entries = " ".join(legend).split(" · ")
+    assert all(": " in e for e in entries), legend
+    return shown, {e.split(": ", 1)[0] for e in entries}
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 120, 200])
+def test_top_once_legends_name_exactly_the_columns_shown(tmp_path: Path, width: int) -> None:
+    result = gamead("top", "--replay", str(_recording(tmp_path)), "--once", cwd=tmp_path, COLUMNS=str(width))
+    assert result.returncode == exitcodes.OK, result.stderr
+    lines = [line.rstrip() for line in _ANSI.sub("", result.stdout).splitlines()]
+    for is_header, is_row in (
+        (lambda s: s.startswith("P ") and "PENDING" in s, lambda s: re.match(r"P\d ", s) is not None),
+        (lambda s: s.startswith("ID ") and " STATE " in s, lambda s: s.startswith(("api-", "worker-"))),
+    ):
+        shown, explained = _table_and_legend(lines, is_header, is_row)
+        assert explained <= shown, (width, explained - shown)  # the finding: PROC P95 told, not shown
+        told = {c for c in shown if c not in PLAIN and not c.startswith("PENDING, LAST")}
+        assert told <= explained, (width, told - explained)
