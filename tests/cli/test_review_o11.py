@@ -157,3 +157,19 @@ def test_top_once_legends_name_exactly_the_columns_shown(tmp_path: Path, width: 
         assert explained <= shown, (width, explained - shown)  # the finding: PROC P95 told, not shown
         told = {c for c in shown if c not in PLAIN and not c.startswith("PENDING, LAST")}
         assert told <= explained, (width, told - explained)
+
+
+# --- N9: a 503 is one sentence, its code in brackets, the wait said once --------------------------------------
+
+
+@pytest.mark.parametrize("args", [["ads", "list"], ["submit", "--title", "Sky", "--genre", "RPG"],
+                                  ["dlq", "list"]], ids=["ads-list", "submit", "dlq-list"])
+def test_a_503_says_what_happened_and_the_wait_once(tmp_path: Path, api_without_nats: str, args: list[str]) -> None:
+    """Was: "…; retry after the time in Retry-After [queue_unavailable, HTTP 503]; retry after 2s", and "the
+    queue is unavailable" for `ads list`, which reads records."""
+    result = gamead(*args, "--api", api_without_nats, cwd=tmp_path, GAMEAD_CLIENT__RETRY_FOR="0")
+    line = red_line(result)
+    assert result.returncode == exitcodes.UNREACHABLE, result.stderr
+    assert re.fullmatch(r"error: [^\[\];]+ \[queue_unavailable\]; try again in \d+(\.\d)? m?s", line), line
+    assert "the queue" not in line and "Retry-After" not in line and "HTTP" not in line, line
+    assert "NATS" in line, line
