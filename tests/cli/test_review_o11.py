@@ -173,3 +173,21 @@ def test_a_503_says_what_happened_and_the_wait_once(tmp_path: Path, api_without_
     assert re.fullmatch(r"error: [^\[\];]+ \[queue_unavailable\]; try again in \d+(\.\d)? m?s", line), line
     assert "the queue" not in line and "Retry-After" not in line and "HTTP" not in line, line
     assert "NATS" in line, line
+
+
+# --- N10: giving up on NATS says the real time it took and "1 attempt" ----------------------------------------
+
+
+def test_give_up_after_prints_the_real_elapsed_time_and_counts_attempts_in_words(tmp_path: Path,
+                                                                                closed_api_url: str) -> None:
+    """Was "gave up after 1 s and 1 attempt(s)" for --give-up-after 0.001: the figure rounded, "(s)". Nothing
+    listens at the NATS URL (a closed port), so the first attempt fails at once and is the last."""
+    nats_url = closed_api_url.replace("http://", "nats://")
+    result = gamead("worker", "--give-up-after", "0.001", cwd=tmp_path, GAMEAD_NATS__URL=nats_url,
+                    GAMEAD_NATS__CONNECT_TIMEOUT="0.5")
+    assert result.returncode == exitcodes.UNREACHABLE, result.stderr
+    line = red_line(result)
+    found = re.search(r"gave up after (\d+ ms|\d+\.\d s) and (\d+) attempts? \(nats\.give_up_after 0\.001 s\)$", line)
+    assert found, line
+    attempts = int(found[2])
+    assert found[0].count(" attempts ") == (attempts != 1), line  # "1 attempt", "2 attempts"
