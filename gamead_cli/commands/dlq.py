@@ -510,8 +510,9 @@ def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
     at most :data:`MAX_IMPORT_LINE_BYTES` in memory (:func:`gamead_cli.inputs.bounded_lines`). Raises
     ``typer.BadParameter`` (exit 2) for a file that cannot be read or is larger than
     :data:`MAX_IMPORT_BYTES`, and naming ``FILE:LINE`` for a line longer than :data:`MAX_IMPORT_LINE_BYTES`,
-    not UTF-8, not strict JSON (``NaN``, ``Infinity`` included) or not a JSON object."""
-    from gamead_cli.inputs import NotJson, TooLarge, bounded_lines, strict_loads
+    not UTF-8 (:func:`gamead_cli.inputs.utf8_text`: UTF-16/32 refused, a UTF-8 BOM dropped), not strict JSON
+    (``NaN``, ``Infinity`` included) or not a JSON object."""
+    from gamead_cli.inputs import NotJson, NotUtf8, TooLarge, bounded_lines, strict_loads, utf8_text
 
     try:
         fh = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 - closed below
@@ -526,9 +527,9 @@ def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                entry = strict_loads(line.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise typer.BadParameter(f"{file}:{n}: not UTF-8 text (byte {exc.start}); expected JSON Lines "
+                entry = strict_loads(utf8_text(line))
+            except NotUtf8 as exc:
+                raise typer.BadParameter(f"{file}:{n}: not UTF-8 text ({exc}); expected JSON Lines "
                                          "from `gamead dlq export`", param_hint="FILE") from None
             except NotJson as exc:
                 raise typer.BadParameter(f"{file}:{n}: not a JSON line ({exc})", param_hint="FILE") from None

@@ -191,3 +191,21 @@ def test_give_up_after_prints_the_real_elapsed_time_and_counts_attempts_in_words
     assert found, line
     attempts = int(found[2])
     assert found[0].count(" attempts ") == (attempts != 1), line  # "1 attempt", "2 attempts"
+
+
+@pytest.mark.parametrize("encoding", WIDE)
+def test_dlq_import_of_a_wide_file_names_its_line_and_utf8(tmp_path: Path, closed_api_url: str,
+                                                           encoding: str) -> None:
+    """`gamead dlq import` reads through the same decoder: a BOM-less UTF-16 file was "not a JSON line
+    (Expecting property name … at column 2)"; exit 2 before any request (the API's port is closed)."""
+    (tmp_path / "dead.jsonl").write_bytes(b'{"adId": "x"}\n'.decode().encode(encoding))
+    result = gamead("dlq", "import", "dead.jsonl", "--api", closed_api_url, cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE, result.stderr
+    assert "dead.jsonl:1: not UTF-8 text (byte " in red_line(result)
+
+
+def test_dlq_import_reads_past_a_utf8_bom(tmp_path: Path) -> None:
+    from gamead_cli.commands.dlq import read_entries
+
+    (tmp_path / "dead.jsonl").write_bytes('{"adId": "x"}\n{"adId": "y"}\n'.encode("utf-8-sig"))
+    assert read_entries(str(tmp_path / "dead.jsonl")) == [(1, {"adId": "x"}), (2, {"adId": "y"})]
