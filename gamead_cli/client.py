@@ -11,6 +11,7 @@ This module is the one boundary where httpx errors become gamead errors:
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from gamead_cli import retry
+from gamead_cli.output import took
 from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound, error_text
 
 if TYPE_CHECKING:
@@ -105,6 +107,35 @@ def _ndjson_lines(chunks: Iterable[bytes], what: str) -> Iterator[dict[str, Any]
         yield parse(buf)
 
 
+#: the API's "retry after the time in Retry-After" (gamead_core.errors client_message), said by :func:`_try_again`
+_RETRY_CLAUSE = re.compile(r"[;,.]?\s*retry after (the time in )?`?Retry-After`?\.?\s*$", re.IGNORECASE)
+#: the API's words for NATS away (gamead_core.errors client_message) → words true of any request, a read of
+#: records (``gamead ads list``) as much as a submit (reviewer V10, N9: "the queue is unavailable" for a read)
+_NATS_WORDS = {
+    "the queue is unavailable right now": "the API cannot reach NATS right now",
+    "the queue cannot store new data right now": "NATS cannot store new data right now (its storage is full or "
+                                                 "failing)",
+    "the queue is being repaired": "the API is recreating a NATS stream or bucket it needs",
+}
+
+
+def _without_retry_clause(message: str) -> str:
+    """The API's ``message`` of an answer that says when to retry (``Retry-After``), without its own "retry after
+    the time in Retry-After" (the CLI says the wait once, in seconds) and, for NATS away, in words that fit any
+    request. Pure."""
+    bare = _RETRY_CLAUSE.sub("", message).strip()
+    return _NATS_WORDS.get(bare, bare)
+
+
+def _try_again(value: str) -> str:
+    """``try again in 2.0 s`` from a ``Retry-After`` value (seconds or an HTTP-date); ``try again later`` when it
+    cannot be read."""
+    seconds = retry.retry_after_seconds(value, time.time())
+    if seconds is None:
+        return "try again later"
+    return "try again now" if seconds == 0 else f"try again in {took(seconds)}"
+
+
 def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
     """Turn an HTTP error answer into the matching gamead error (not raised)."""
     status = response.status_code
@@ -126,12 +157,14 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
     details = err.get("details")
     if status == 404:
         return NotFound(message, details=details)
-    text = f"{message} [{code}, HTTP {status}]"
     fields = _field_errors(details) if status == 422 else ""
     if fields and fields.split("; ")[0] not in message:  # the API may already name them
-        text = f"{message}: {fields} [{code}, HTTP {status}]"
-    if retry := response.headers.get("Retry-After"):
-        text += f"; retry after {retry}s"
+        message = f"{message}: {fields}"
+    wait = response.headers.get("Retry-After")
+    if wait is None:
+        text = f"{message} [{code}, HTTP {status}]"
+    else:
+        text = f"{_without_retry_clause(message)} [{code}]; {_try_again(wait)}"
     if status in (401, 403):
         text += " — set GAMEAD_TOKEN (or client.token in the config file)"
     return ApiClientError(text, status=status, details=details, api_code=code)  # e.g. "validation_failed"

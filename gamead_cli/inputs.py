@@ -88,6 +88,41 @@ def strict_loads(text: str | bytes) -> Any:
         raise NotJson(str(exc)[:120]) from None
 
 
+#: byte-order marks of the encodings JSON text must not come in (RFC 8259 §8.1: UTF-8), longest first
+_WIDE_BOMS = ((b"\x00\x00\xfe\xff", "a UTF-32 byte-order mark"), (b"\xff\xfe\x00\x00", "a UTF-32 byte-order mark"),
+              (b"\xfe\xff", "a UTF-16 byte-order mark"), (b"\xff\xfe", "a UTF-16 byte-order mark"))
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class NotUtf8(ValueError):
+    """Bytes that are not UTF-8 JSON text; the message says where (``byte 0: a UTF-16 byte-order mark``)."""
+
+
+def utf8_text(data: bytes, *, bom: bool = True) -> str:
+    """``data`` decoded as UTF-8, the one encoding of JSON text (RFC 8259 §8.1); with ``bom`` a leading UTF-8
+    byte-order mark is dropped (Windows editors write one). Pure.
+
+    Raises :class:`NotUtf8` naming the first offending byte (0-based) for a UTF-16/UTF-32 byte-order mark, a NUL
+    byte (JSON text never holds one raw, RFC 8259 §7; it is how UTF-16 and UTF-32 text shows) or bytes that are
+    not UTF-8 — so a UTF-16 file is refused as such, never half-read by Python's JSON encoding detection."""
+    for mark, what in _WIDE_BOMS:
+        if data.startswith(mark):
+            raise NotUtf8(f"byte 0: {what}")
+    skip = len(_UTF8_BOM) if bom and data.startswith(_UTF8_BOM) else 0
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise NotUtf8(f"byte {nul}: a NUL byte, as in UTF-16 or UTF-32 text")
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotUtf8(f"byte {exc.start + skip}") from None
+
+
+def not_utf8(where: str, exc: NotUtf8) -> str:
+    """The one sentence every reader of an input file says for ``where`` (``ads.ndjson``) that is not UTF-8."""
+    return f"{where} is not UTF-8 text ({exc}): save it as UTF-8"
+
+
 class TooLarge(ValueError):
     """A file larger than its reader's total bound."""
 

@@ -133,6 +133,12 @@ def age(seconds: float | None) -> str:
     return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
 
 
+def took(seconds: float) -> str:
+    """A duration as ``gamead doctor`` prints how long its check took: ``350 ms`` under a second, else ``2.5 s``
+    (one decimal). Pure."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
 def ago(seconds: float | None) -> str:
     """``1.9s ago``: how long since something happened."""
     return "-" if seconds is None else f"{age(seconds)} ago"

@@ -62,15 +62,22 @@ async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, start
         stopped.cancel()
 
 
+def _attempts(n: int) -> str:
+    """``1 attempt``, ``2 attempts``."""
+    return f"{n} attempt{'' if n == 1 else 's'}"
+
+
 async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asyncio.Event | None = None) -> None:
     """Wait until NATS at ``url`` takes a connection (one attempt every :data:`RETRY_EVERY` s, each closed at
     once: the role then makes its own), for ``nats.give_up_after`` seconds (0: for ever). The first failed
     attempt, then one every :data:`REACH_ROUND` s, logs a WARNING naming the URL (credentials masked), the error,
-    how long it has been, the next attempt and when it gives up, with fields ``nats_url``, ``waited_seconds``,
+    how long it has been (ms under a second: :func:`gamead_cli.output.took`), the next attempt and when it gives
+    up, with fields ``nats_url``, ``waited_seconds``,
     ``attempts``, ``give_up_after``. Raises :class:`NatsUnreachable` (exit 3) once ``give_up_after`` has passed.
     Returns at once when ``stop`` is set (SIGTERM, Ctrl-C). Why keep trying by default: under Kubernetes a process
     that exits is restarted with a growing back-off (CrashLoopBackOff, up to 5 minutes), so exiting only delays
     the recovery once NATS is back; the log line says why it waits."""
+    from gamead_cli.output import took
     from gamead_core.queue.probe import probe
     from gamead_core.redact import redact_url
 
@@ -86,14 +93,14 @@ async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asy
             now = loop.time()
             waited = now - started
             if give_up and waited >= give_up:
-                raise NatsUnreachable(f"{exc.message}; gave up after {waited:.0f} s and {attempts} attempt(s) "
+                raise NatsUnreachable(f"{exc.message}; gave up after {took(waited)} and {_attempts(attempts)} "
                                       f"(nats.give_up_after {give_up:g} s)") from exc
             if logged is None or now - logged >= REACH_ROUND:
                 logged = now
-                until = f"giving up in {give_up - waited:.0f} s" if give_up else "for ever (nats.give_up_after 0)"
-                log.warning("%s cannot reach NATS at %s for %.0f s, %d attempt(s) (%s); next attempt in %g s, %s",
-                            role, where, waited, attempts, exc.message.split(f"{where}: ", 1)[-1], RETRY_EVERY,
-                            until, extra={"nats_url": where, "waited_seconds": round(waited, 1),
+                until = f"giving up in {took(give_up - waited)}" if give_up else "for ever (nats.give_up_after 0)"
+                log.warning("%s cannot reach NATS at %s for %s, %s (%s); next attempt in %g s, %s",
+                            role, where, took(waited), _attempts(attempts), exc.message.split(f"{where}: ", 1)[-1],
+                            RETRY_EVERY, until, extra={"nats_url": where, "waited_seconds": round(waited, 1),
                                           "attempts": attempts, "give_up_after": give_up})
             if stop is not None:
                 with contextlib.suppress(asyncio.TimeoutError):

@@ -104,9 +104,24 @@ DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and ret
                                                           "`gamead dlq jobs JOB --follow`).")]
 
 
+def message_option(value: str | None) -> str | None:
+    """``--message`` as given, checked the way the API checks it (:func:`gamead_core.dlq_pattern.compile_pattern`:
+    RE2 syntax, at most ``MAX_PATTERN`` characters): a pattern the API would refuse (422) is bad usage, raised as
+    ``typer.BadParameter`` (exit 2, README "Exit codes") before any request is sent."""
+    if value is None:
+        return None
+    from gamead_core.dlq_pattern import compile_pattern  # re2 only: a client command imports no server stack
+
+    try:
+        compile_pattern(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--message") from None
+    return value
+
+
 def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
-    raw = {"errorClass": error_class, "message": message, "priority": priority,
+    raw = {"errorClass": error_class, "message": message_option(message), "priority": priority,
            "since": when_option(since, "--since"), "until": when_option(until, "--until")}
     return {k: v for k, v in raw.items() if v is not None}
 
@@ -495,8 +510,9 @@ def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
     at most :data:`MAX_IMPORT_LINE_BYTES` in memory (:func:`gamead_cli.inputs.bounded_lines`). Raises
     ``typer.BadParameter`` (exit 2) for a file that cannot be read or is larger than
     :data:`MAX_IMPORT_BYTES`, and naming ``FILE:LINE`` for a line longer than :data:`MAX_IMPORT_LINE_BYTES`,
-    not UTF-8, not strict JSON (``NaN``, ``Infinity`` included) or not a JSON object."""
-    from gamead_cli.inputs import NotJson, TooLarge, bounded_lines, strict_loads
+    not UTF-8 (:func:`gamead_cli.inputs.utf8_text`: UTF-16/32 refused, a UTF-8 BOM dropped), not strict JSON
+    (``NaN``, ``Infinity`` included) or not a JSON object."""
+    from gamead_cli.inputs import NotJson, NotUtf8, TooLarge, bounded_lines, strict_loads, utf8_text
 
     try:
         fh = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 - closed below
@@ -511,9 +527,9 @@ def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                entry = strict_loads(line.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise typer.BadParameter(f"{file}:{n}: not UTF-8 text (byte {exc.start}); expected JSON Lines "
+                entry = strict_loads(utf8_text(line))
+            except NotUtf8 as exc:
+                raise typer.BadParameter(f"{file}:{n}: not UTF-8 text ({exc}); expected JSON Lines "
                                          "from `gamead dlq export`", param_hint="FILE") from None
             except NotJson as exc:
                 raise typer.BadParameter(f"{file}:{n}: not a JSON line ({exc})", param_hint="FILE") from None

@@ -25,7 +25,7 @@ from rich.text import Text
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, bounded_float, confirm
-from gamead_cli.output import emit, note_line, plain, stderr_console
+from gamead_cli.output import emit, note_line, plain, stderr_console, took
 from gamead_core.errors import GameadError
 
 #: Seconds the CLI waits for one check (the server bounds a run by doctor.scan_time, 60 s by default).
@@ -70,10 +70,9 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor") -> Rend
     notes, what was read, and the verdict. Ids wrap, never truncate."""
     findings = report.get("findings") or []
     elapsed = float(report.get("elapsedSeconds") or 0)
-    took = f"{elapsed * 1000:.0f} ms" if elapsed < 1 else f"{elapsed:.1f} s"
     twice = f" (each finding seen twice, {report.get('settleSeconds', 0):g} s apart)" if findings else ""
     parts: list[RenderableType] = [Text(
-        f"{title} · checked {str(report.get('checkedAt', ''))[:19].replace('T', ' ')} UTC in {took}{twice}",
+        f"{title} · checked {str(report.get('checkedAt', ''))[:19].replace('T', ' ')} UTC in {took(elapsed)}{twice}",
         style="bold")]
     for f in findings:
         block = Text()

@@ -30,6 +30,7 @@ Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or unreada
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -53,7 +54,7 @@ from rich.progress import (
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.generate import generate_ads
-from gamead_cli.inputs import NotJson, bounded_lines, strict_loads
+from gamead_cli.inputs import NotJson, NotUtf8, bounded_lines, not_utf8, strict_loads, utf8_text
 from gamead_cli.options import (
     ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, reach_again, settings_from,
 )
@@ -146,9 +147,9 @@ def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
         raise GameadError(f"{where} is larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object "
                           "(many ads: an NDJSON file, one a line)")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise GameadError(f"{where} is not UTF-8 text (byte {exc.start}): an ad is a JSON object") from exc
+        text = utf8_text(raw)
+    except NotUtf8 as exc:
+        raise GameadError(not_utf8(where, exc)) from None
     try:
         data = strict_loads(text)
     except NotJson as exc:
@@ -205,8 +206,12 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
     whatever the file's size: :func:`gamead_cli.inputs.bounded_lines`), with ``overrides`` applied to each, each
     labelled ``FILE:LINE``. Blank lines are skipped. A line that is not one strict JSON object (``NaN`` and
     ``Infinity`` are not JSON), or longer than :data:`MAX_NDJSON_LINE_BYTES`, comes as a :class:`GameadError`
-    (code ``invalid_json``) in the ad's place: it is counted as rejected, named, and the other lines go on."""
+    (code ``invalid_json``) in the ad's place: it is counted as rejected, named, and the other lines go on.
+    Text is UTF-8 (:func:`gamead_cli.inputs.utf8_text`, a UTF-8 BOM is dropped): a file whose first ad is not
+    (UTF-16, UTF-32) raises :class:`GameadError` for the whole file, as :func:`load_ad_input` does, when that
+    line is read (:func:`first_read` makes it before anything is sent); a later line that is not is rejected."""
     where = "stdin" if source == "-" else source
+    first = True
     with _open_lines(source) as fh:
         for number, line in bounded_lines(fh, MAX_NDJSON_LINE_BYTES):
             label = f"{where}:{number}"
@@ -217,7 +222,15 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
             if not line.strip():
                 continue
             try:
-                data = strict_loads(line)
+                text = utf8_text(line)
+            except NotUtf8 as exc:
+                if first:
+                    raise GameadError(not_utf8(where, exc)) from None
+                yield Labeled(label, _bad_line(f"not UTF-8 text ({exc}): save the file as UTF-8"))
+                continue
+            first = False
+            try:
+                data = strict_loads(text)
             except NotJson as exc:
                 yield Labeled(label, _bad_line(f"not valid JSON ({str(exc)[:80]})"))
                 continue
@@ -225,6 +238,13 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
                 yield Labeled(label, _bad_line("not one JSON object (an ad)"))
                 continue
             yield Labeled(label, {**data, **overrides})
+
+
+def first_read(items: Iterator[Labeled]) -> Iterator[Labeled]:
+    """``items`` with its first item read at once (so :func:`read_ndjson` refuses a file that is not UTF-8
+    before any request is sent or a progress bar drawn); the same items, in order."""
+    head = next(items, None)
+    return items if head is None else itertools.chain([head], items)
 
 
 class _BadLine(GameadError):
@@ -833,7 +853,7 @@ def submit(
                 total, ads = len(labelled), iter(labelled)
             elif bulk_file:
                 assert file is not None
-                total, ads = count_ndjson(file), read_ndjson(file, overrides)
+                total, ads = count_ndjson(file), first_read(read_ndjson(file, overrides))
             else:
                 assert count is not None
                 total, ads = count, generated_ads(count, seed, overrides)

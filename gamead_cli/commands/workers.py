@@ -19,7 +19,7 @@ from rich.text import Text
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
 from gamead_cli.output import emit, empty_text
-from gamead_cli.tui.view import NODES_LEGEND, nodes_table
+from gamead_cli.tui.view import NODES_LEGEND, Legend, nodes_table
 from gamead_core.errors import ApiClientError
 
 
@@ -36,7 +36,8 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
     line = Text(f"{len(items)} node(s): {len(items) - len(workers)} api, {len(workers)} worker(s)", style="dim")
     if stuck:
         line.append(f" — {stuck} stuck", style="bold red")
-    parts: list[RenderableType] = [nodes_table(items, title=None), NODES_LEGEND, line]
+    table = nodes_table(items, title=None)
+    parts: list[RenderableType] = [table, Legend(table, NODES_LEGEND), line]
     scrape = [f"  {n.get('id')} {n['metricsUrl']}" for n in items if n.get("metricsUrl")]
     if scrape:  # one address a line: a URL cut across two lines cannot be pasted
         parts.append(Text("metrics (Prometheus):\n" + "\n".join(scrape), style="dim"))

@@ -24,13 +24,13 @@ from datetime import datetime
 from typing import Any
 
 import nats.js.errors
-import re2
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from pydantic import ValidationError
 
 from gamead_core import names
 from gamead_core.config import DlqSettings, QueueSettings
+from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern  # noqa: F401 - MAX_PATTERN re-exported
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.ids import is_ad_id
 from gamead_core.models import DlqEntry
@@ -40,10 +40,6 @@ from gamead_core.times import as_utc
 
 log = logging.getLogger(__name__)
 
-#: Longest ``message`` filter accepted (characters).
-MAX_PATTERN = 1000
-#: Memory RE2 may use to compile one pattern; a pattern that needs more is refused (422), never slow.
-PATTERN_MAX_MEM = 8 << 20
 #: A scan hands the event loop back after this many entries.
 YIELD_EVERY = 100
 #: JetStream's error code for a publish refused by ``Nats-Expected-Last-Subject-Sequence``.
@@ -66,27 +62,6 @@ def dlq_stream_config(ds: DlqSettings, qs: QueueSettings) -> StreamConfig:
         duplicate_window=qs.duplicate_window,
         num_replicas=qs.replicas,
     )
-
-
-def compile_pattern(pattern: str) -> Any:
-    """Compile an operator's ``message`` filter with RE2 (linear-time matching, bounded memory).
-
-    Raises ValueError (with RE2's reason) for a pattern longer than :data:`MAX_PATTERN`, one RE2 cannot
-    parse (e.g. look-behind ``(?<=…)`` or back-references, which need backtracking) or one that needs more
-    than :data:`PATTERN_MAX_MEM` to compile. Syntax: https://github.com/google/re2/wiki/Syntax.
-    """
-    if len(pattern) > MAX_PATTERN:
-        raise ValueError(f"the pattern is {len(pattern)} characters; the limit is {MAX_PATTERN}")
-    options = re2.Options()
-    options.log_errors = False  # RE2 would print to stderr, outside the JSON logs
-    options.max_mem = PATTERN_MAX_MEM
-    try:
-        return re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
-        raise ValueError(f"not a valid RE2 regular expression: {reason}") from None
 
 
 @dataclass(frozen=True)

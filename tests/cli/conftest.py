@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.support import drop_gamead_env
+from tests.support import clean_env, drop_gamead_env, gamead_argv, sigint_reaches_it, wait_for
 
 
 @pytest.fixture
@@ -31,3 +34,33 @@ def closed_api_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def api_without_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real ``gamead serve`` whose NATS never started: it answers 503 ``queue_unavailable`` (stopped by
+    SIGTERM, by its PID, at the end of the module)."""
+    from gamead_core.embedded import free_port
+
+    api = f"http://127.0.0.1:{free_port()}"
+    serve = subprocess.Popen(
+        gamead_argv("serve", "--port", api.rsplit(":", 1)[1]),
+        env=clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}"), cwd=tmp_path_factory.mktemp("serve"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=sigint_reaches_it)
+
+    def answers_503() -> bool:
+        try:
+            return httpx.get(f"{api}/ads?limit=1", timeout=2).status_code == 503
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(answers_503, timeout=60, what="the API serving 503 while NATS is away")
+        yield api
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()

@@ -325,37 +325,14 @@ def test_a_worker_keeps_trying_for_nats_and_says_why(tmp_path: Path) -> None:
     assert all(r.get("logger") != "gamead_core.queue.connection" for r in seen)  # one voice, not one per attempt
 
 
-def test_a_client_command_whose_api_cannot_reach_nats_exits_3(tmp_path: Path) -> None:
+def test_a_client_command_whose_api_cannot_reach_nats_exits_3(tmp_path: Path, api_without_nats: str) -> None:
     """The README's exit 3 is "the API (or NATS) could not be reached": an API answering 503 ``queue_unavailable``
     (NATS away, here never started) makes `gamead ads list` / `ads get` exit 3 with one line, as a script that
     tells "down, try later" from "the request failed" (1) expects (reviewer V10: they exited 1 while nats-server
     was SIGSTOPped)."""
-    from gamead_core.embedded import free_port
-
-    api = f"http://127.0.0.1:{free_port()}"
-    serve = subprocess.Popen(
-        gamead_argv("serve", "--port", api.rsplit(":", 1)[1]),
-        env=clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}"), cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=sigint_reaches_it)
-
-    def answers_503() -> bool:
-        try:
-            return httpx.get(f"{api}/ads?limit=1", timeout=2).status_code == 503
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(answers_503, timeout=60, what="the API serving 503 while NATS is away")
-        for args in (["ads", "list"], ["ads", "get", "01m8qx6zxxe4pjjehad9yjvjjw"]):
-            proc = subprocess.run(gamead_argv(*args, "--api", api), env=clean_env(GAMEAD_CLIENT__RETRY_FOR="0"),
-                                  cwd=tmp_path, capture_output=True, text=True, timeout=60)
-            assert proc.returncode == exitcodes.UNREACHABLE, (args, proc.returncode, proc.stderr)
-            lines = proc.stderr.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("error: ") and "queue_unavailable" in lines[0], lines
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
+    for args in (["ads", "list"], ["ads", "get", "01m8qx6zxxe4pjjehad9yjvjjw"]):
+        proc = subprocess.run(gamead_argv(*args, "--api", api_without_nats), env=clean_env(GAMEAD_CLIENT__RETRY_FOR="0"),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == exitcodes.UNREACHABLE, (args, proc.returncode, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "queue_unavailable" in lines[0], lines

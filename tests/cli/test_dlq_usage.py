@@ -20,7 +20,7 @@ def _bad_file(tmp_path: Path, name: str, data: bytes) -> str:
 
 
 CASES = [
-    (["dlq", "import", "{binary}"], ":1: not a JSON line"),
+    (["dlq", "import", "{binary}"], ":1: not UTF-8 text (byte 0: a NUL byte"),
     (["dlq", "import", "{latin1}"], ":1: not UTF-8 text"),
     (["dlq", "import", "{nested}"], "nested too deeply"),
     (["dlq", "import", "{array}"], ":1: not a JSON object"),
