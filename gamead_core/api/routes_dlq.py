@@ -132,7 +132,9 @@ def _budget(request: Request) -> ScanBudget:
 
 def make_filter(*, error_class: str | None = None, message: str | None = None, priority: int | None = None,
                 since: Any = None, until: Any = None) -> DlqFilter:
-    """A :class:`DlqFilter`, or 422 ``validation_failed`` naming ``message`` if RE2 cannot compile it."""
+    """A :class:`DlqFilter`, or 422 ``validation_failed`` naming ``message`` if RE2 cannot compile it, or
+    ``since`` if it is not before ``until`` (an empty window)."""
+    ValidationFailed.unless_window(since, until)
     try:
         return DlqFilter(error_class=error_class, message=message, priority=priority, since=since, until=until)
     except ValueError as exc:

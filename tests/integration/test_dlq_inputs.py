@@ -194,6 +194,28 @@ def test_a_time_without_an_offset_is_utc_everywhere_and_never_a_500(lane: Lane) 
     _healthy(lane, ad_id)
 
 
+def test_a_reversed_time_window_is_refused_on_every_route_that_takes_one(lane: Lane) -> None:
+    """Reviewer V10, N3: `since` later than `until` answered an empty list (and a job matching nothing) as if
+    the DLQ were empty. Every route that takes both answers 422 `validation_failed` naming `since`, and writes
+    nothing."""
+    ad_id, _ = _dead_entry(lane)
+    later, earlier = "2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"
+    replays, purges = _jobs(lane, "replay"), _jobs(lane, "purge")
+    answers = [lane.http.get("/v1/dlq", params={"since": later, "until": earlier}),
+               lane.http.get("/v1/dlq", params={"since": earlier, "until": earlier}),  # an empty window too
+               lane.http.get("/v1/audit", params={"since": later, "until": earlier})]
+    for path in ("/v1/dlq/replay", "/v1/dlq/purge"):
+        for extra in ({"dryRun": True}, {"confirm": True} if path.endswith("purge") else {}):
+            answers.append(lane.http.post(path, json={"filter": {"since": later, "until": earlier}, **extra}))
+    for resp in answers:
+        assert resp.status_code == 422, (resp.request.url, resp.text[:300])
+        error = resp.json()["error"]
+        assert error["code"] == "validation_failed" and error["details"][0]["loc"] == "since", error
+    assert (_jobs(lane, "replay"), _jobs(lane, "purge")) == (replays, purges)  # no job was started
+    assert lane.dlq(since=earlier, until=later)["count"] == 0  # the right way round still answers
+    _healthy(lane, ad_id)
+
+
 def test_a_list_bounded_by_its_scan_budget_says_so_and_pages_on(lane: Lane) -> None:
     """Item 8, second half: a filter scan reads at most `dlq.scan_limit` entries per request (10 here), and
     says where it stopped, so a huge DLQ cannot stall the API either."""
