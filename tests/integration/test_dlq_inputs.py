@@ -110,6 +110,29 @@ def test_an_import_is_validated_whole_before_anything_is_written(lane: Lane) -> 
     _healthy(lane, ad_id)
 
 
+def test_an_import_never_replaces_an_entry_and_is_held_to_the_service_bounds(lane: Lane) -> None:
+    """Reviewer V10, N2: each modified copy of a dead ad's entry answered `imported 1 of 1` and replaced it:
+    `sourceSeq: -1`, a 10,000-character `errorClass`, `deadAt: 9999-12-31T23:59:59Z`, `workerId: "a.b.>"`. Now
+    those are 422 at their field, and a valid but different copy is skipped (the entry here is kept)."""
+    ad_id, entry = _dead_entry(lane, "Doomed Kept")
+    for field, bad in [("sourceSeq", -1), ("errorClass", "E" * 10_000), ("deadAt", "9999-12-31T23:59:59Z"),
+                       ("workerId", "a.b.>")]:
+        resp = lane.http.post("/v1/dlq/import", json={"entries": [{**entry, field: bad}]})
+        assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_failed", resp.text[:300]
+        assert [d["loc"] for d in resp.json()["error"]["details"]] == [f"entries.0.{field}"]
+    changed = {**entry, "errorClass": "ForgedError", "errorMessage": "rewritten by an import", "attempts": 99}
+    done = lane.run_job("/v1/dlq/import", {"entries": [changed]})
+    assert done["state"] == "succeeded" and done["counts"]["imported"] == 0, done
+    assert done["counts"]["skipped"] == 1 and any("kept" in r for r in done["skippedReasons"]), done
+    kept = lane.http.get(f"/v1/dlq/{ad_id}").json()
+    kept.pop("seq", None)
+    assert kept == entry  # what this environment wrote, untouched
+    same = lane.run_job("/v1/dlq/import", {"entries": [entry]})  # the identical entry: a duplicate, as before
+    assert same["counts"]["imported"] == 0 and any("identical" in r for r in same["skippedReasons"]), same
+    assert lane.http.get(f"/ads/{ad_id}").json()["status"] == "dead"
+    _healthy(lane, ad_id)
+
+
 def test_an_entry_names_its_ad_once_and_an_older_export_with_id_still_imports(lane: Lane, tmp_path: Path) -> None:
     """Issue 12.1: `DlqEntry.id` duplicated `adId`. An entry now says `adId` only; an export of an older gamead
     (with `id` beside `adId`) imports when the two agree, and is refused with 422 at `entries.N.id` when not."""
