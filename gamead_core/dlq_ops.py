@@ -24,10 +24,14 @@ there: it repeats step 2 (the one publish JetStream may drop as a duplicate: the
 Purge of entry ``s``: the record moves ``dead → failed`` (``purgedFrom=s``), then ``s`` is deleted; a purged
 ad stays readable (``GET /ads/{id}`` says ``failed`` with its last error) and is never retried.
 
-Import of an entry: written with ``Nats-Expected-Last-Subject-Sequence`` naming the ad's current entry (or 0),
-then the record is confirmed ``dead`` by compare-and-set (created from the entry if missing); an ad that exists
-here and is not dead (alive, or purged: ``failed`` is final) is skipped, and a write that raced a replay is
-undone.
+Import of an entry: written only where the ad has no entry (``Nats-Expected-Last-Subject-Sequence`` 0, so a
+racing writer wins and the import looks again), then the record is confirmed ``dead`` by compare-and-set (created
+from the entry if missing); an ad that exists here and is not dead (alive, or purged: ``failed`` is final) is
+skipped, and a write that raced a replay is undone. An ad that already has an entry here keeps it: an identical
+one counts as a duplicate, a different one is skipped as ``KEPT`` (reviewer V10, N2: an import used to replace
+it with whatever the file said). As in Sidekiq's dead set, where a job is added and never edited in place, the
+entry this environment wrote is the record of what happened here; to take the imported one, replay or purge
+the ad's entry first.
 """
 
 from __future__ import annotations
@@ -252,7 +256,8 @@ class DlqOps:
     async def import_entry(self, entry: DlqEntry, job_id: str) -> str:
         """Put ``entry`` into the DLQ for job ``job_id``; returns the :class:`Mark` of what happened. An ad
         that exists here and is not ``dead`` is skipped: alive (queued, processing, completed), or purged
-        (``failed``: a purge cannot be undone, ``failed`` is final)."""
+        (``failed``: a purge cannot be undone, ``failed`` is final); so is an ad with an entry here already
+        (``DUPLICATE`` when identical, else ``KEPT``: an import never replaces an entry)."""
         entry = entry.model_copy(update={"seq": None})
         for _ in range(CAS_ATTEMPTS):
             versioned = await self._record(entry.ad_id)
@@ -267,10 +272,11 @@ class DlqOps:
                 mark = Mark.ACTED if current.job_id == job_id else Mark.DUPLICATE
                 if record is not None and (mark == Mark.DUPLICATE or record.job_id == job_id):
                     return mark  # already in place, record and all
+            elif current is not None:
+                return Mark.KEPT  # the entry this environment wrote is its evidence: an import never replaces it
             else:
                 try:
-                    written, _ = await self._dlq.add(entry, dedupe=False, job_id=job_id,
-                                                     expected_last_seq=current.seq if current else 0)
+                    written, _ = await self._dlq.add(entry, dedupe=False, job_id=job_id, expected_last_seq=0)
                 except Conflict:
                     continue
                 mark = Mark.ACTED

@@ -64,3 +64,28 @@ AdId = Annotated[str, AfterValidator(_check(AD_ID_RULE)),
 #: A pydantic field type for a job id sent by a client.
 JobId = Annotated[str, AfterValidator(_check(JOB_ID_RULE)),
                   WithJsonSchema({**ID_JSON_SCHEMA, "description": JOB_ID_RULE})]
+
+#: A worker id: what ``gamead worker --id`` takes and ``new_worker_id`` makes (``<host>-<pid>-<6 chars>``, or
+#: ``local-<k>`` under ``gamead up``): 1-128 letters, digits and ``- _ . : @ =``, starting with a letter or digit.
+#: No ``*``, ``>`` or space, so it is never a subject wildcard, and a host name always fits.
+WORKER_ID_PATTERN: Final[str] = r"[A-Za-z0-9][-_.:@=A-Za-z0-9]{0,127}"
+_WORKER_ID = re.compile(WORKER_ID_PATTERN)
+WORKER_ID_RULE: Final[str] = ("a worker id is 1-128 letters, digits and - _ . : @ =, starting with a letter or "
+                              "digit (no *, > or space)")
+
+
+def is_worker_id(value: object) -> bool:
+    """True if ``value`` is a string in the worker-id form (:data:`WORKER_ID_PATTERN`). Pure."""
+    return isinstance(value, str) and len(value) <= 128 and _WORKER_ID.fullmatch(value) is not None
+
+
+def _check_worker(value: str) -> str:
+    if not is_worker_id(value):
+        raise ValueError(f"not a valid worker id ({WORKER_ID_RULE})")
+    return value
+
+
+#: A pydantic field type for a worker id sent by a client (an imported DLQ entry's ``workerId``).
+WorkerId = Annotated[str, AfterValidator(_check_worker),
+                     WithJsonSchema({"type": "string", "pattern": f"^{WORKER_ID_PATTERN}$", "maxLength": 128,
+                                     "description": WORKER_ID_RULE})]

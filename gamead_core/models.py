@@ -176,6 +176,22 @@ class AdRecord(BaseModel):
     job_id: str | None = None  #: the operator job (replay, purge, import) that last moved this record
 
 
+#: Longest ``errorClass`` / ``errorMessage`` of a DLQ entry (characters): the service cuts what it writes to them
+#: (:func:`clip_error`), and an imported entry over them is refused (``gamead_core.api.dlq_import``), so every
+#: entry an export holds imports again.
+MAX_ERROR_CLASS = 200
+MAX_ERROR_MESSAGE = 4000
+
+
+def clip_error(error_class: str, message: str) -> tuple[str, str]:
+    """``(error_class, message)`` cut to :data:`MAX_ERROR_CLASS` / :data:`MAX_ERROR_MESSAGE` characters (``…``
+    ends a cut text): what a DLQ entry the service writes holds. Pure."""
+    def cut(text: str, limit: int) -> str:
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    return cut(error_class, MAX_ERROR_CLASS), cut(message, MAX_ERROR_MESSAGE)
+
+
 class DlqEntry(BaseModel):
     """One dead-lettered ad: everything needed to understand, replay or move it. Times follow
     :mod:`gamead_core.times` (no offset = UTC), so an imported entry always compares with the others."""
@@ -186,8 +202,8 @@ class DlqEntry(BaseModel):
     title: str
     priority: int
     attempts: int
-    error_class: str
-    error_message: str
+    error_class: str  #: at most MAX_ERROR_CLASS characters as the service writes it (clip_error)
+    error_message: str  #: at most MAX_ERROR_MESSAGE characters as the service writes it
     retryable: bool
     first_failure_at: UtcDatetime
     last_failure_at: UtcDatetime

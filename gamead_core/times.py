@@ -49,3 +49,12 @@ def iso_time(value: Any) -> Any:
 #: A datetime field or query parameter that follows the module's rule (naive = UTC; always aware UTC); a string
 #: must be ISO-8601.
 UtcDatetime = Annotated[datetime, BeforeValidator(iso_time), AfterValidator(as_utc)]
+
+
+def check_window(since: datetime | None, until: datetime | None) -> None:
+    """Refuse a time window that can hold nothing: ``since`` (at or after) not before ``until`` (before), e.g.
+    ``--since 2h --until 3h``, which used to answer an empty list as if nothing matched. Either may be None (open).
+    Raises ValueError naming both times. Pure."""
+    if since is not None and until is not None and since >= until:
+        raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()}): the window "
+                         "[since, until) is empty; swap them, or drop one")

@@ -23,7 +23,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.commands.dlq import when_option
+from gamead_cli.commands.dlq import window_options
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit, empty_text, plain, stdout_console
 from gamead_cli.tui.view import audit_outcome, audit_selection
@@ -109,7 +109,7 @@ def audit(
 ) -> None:
     _checked(actor, action, outcome, job)
     raw = {"actor": actor, "action": action, "outcome": outcome, "jobId": job,
-           "since": when_option(since, "--since"), "until": when_option(until, "--until"),
+           **window_options(since, until),
            "limit": limit, "cursor": cursor or None}
     with api_client(config, api) as client:
         body = client.request("GET", "/v1/audit", params={k: v for k, v in raw.items() if v is not None})

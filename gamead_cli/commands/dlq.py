@@ -85,10 +85,10 @@ def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
 
 
-def when_option(value: str | None, flag: str) -> str | None:
+def when_option(value: str | None, flag: str, *, now: datetime | None = None) -> str | None:
     """:func:`parse_when` for the option ``flag`` (``--since``…): an unreadable time is bad usage (exit 2)."""
     try:
-        return parse_when(value)
+        return parse_when(value, now=now)
     except GameadError as exc:
         raise typer.BadParameter(exc.message, param_hint=flag) from None
 
@@ -119,10 +119,21 @@ def message_option(value: str | None) -> str | None:
     return value
 
 
+def window_options(since: str | None, until: str | None) -> dict[str, str | None]:
+    """``--since``/``--until`` read by :func:`when_option`: ``{"since", "until"}`` (ISO, or None). A window that can
+    hold nothing (``--since`` not before ``--until``, e.g. ``--since 2h --until 3h``) is bad usage (exit 2)."""
+    now = datetime.now(timezone.utc)  # one instant for both: `--since 1d --until 1d` is empty, not a microsecond
+    start, end = when_option(since, "--since", now=now), when_option(until, "--until", now=now)
+    if start is not None and end is not None and datetime.fromisoformat(start) >= datetime.fromisoformat(end):
+        raise typer.BadParameter(f"--since {since} is not before --until {until}: nothing can match; swap them, or "
+                                 "drop one", param_hint="--since")
+    return {"since": start, "until": end}
+
+
 def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
     raw = {"errorClass": error_class, "message": message_option(message), "priority": priority,
-           "since": when_option(since, "--since"), "until": when_option(until, "--until")}
+           **window_options(since, until)}
     return {k: v for k, v in raw.items() if v is not None}
 
 

@@ -19,6 +19,7 @@ import uvloop
 
 from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import install_stop_signals, reach_nats, require_nats_url, run_until_stopped
+from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 from gamead_core.logs import setup_logging
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
@@ -37,6 +38,8 @@ def worker(
     ] = None,
     give_up_after: GiveUpAfterOpt = None,
 ) -> None:
+    if worker_id is not None and not is_worker_id(worker_id):  # it is written into DLQ entries an export carries
+        raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="--id")
     settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
                              nats={"url": nats_url, "give_up_after": give_up_after})
     url = require_nats_url(settings)

@@ -74,7 +74,8 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     403: "`forbidden`: the token's role may not do this (the message names the role needed)",
     404: "`not_found`: no such resource (or the id is not in gamead's id form)",
     408: "`request_timeout`: the request was not received whole within `api.read_timeout`",
-    409: "`job_finished`: the job has already ended",
+    409: "`job_finished`: the job has already ended; `conflict`: another writer changed it first (a scale override: "
+         "`details.override` is what stands, `details.overrideRevision` its revision)",
     413: "`payload_too_large`: the body is over `api.max_body_bytes`",
     414: "`request_line_too_long`: the request target is over `api.max_request_line_bytes`",
     422: "`validation_failed` (details: each field path and why); `idempotency_key_reused`",

@@ -28,6 +28,7 @@ from gamead_core.errors import (
 )
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
+from gamead_core.times import check_window
 
 log = logging.getLogger(__name__)
 #: the 5xx answers' WARNING lines: one per code every 5 s, with the count left out
@@ -120,6 +121,15 @@ class ValidationFailed(ApiError):
     """A field, header or query parameter is invalid (422); ``details``: ``[{"loc", "msg", "type"}]``."""
 
     status, code = 422, "validation_failed"
+
+    @classmethod
+    def unless_window(cls, since: Any, until: Any) -> None:
+        """Raise 422 ``validation_failed`` (``loc`` ``since``, ``type`` ``time_window``) when ``since`` is not
+        before ``until`` (:func:`gamead_core.times.check_window`): every route that takes both filters."""
+        try:
+            check_window(since, until)
+        except ValueError as exc:
+            raise cls(f"since: {exc}", details=[{"loc": "since", "msg": str(exc), "type": "time_window"}]) from None
 
 
 class BatchTooLarge(ApiError):

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS, auth_mode, auth_required
+from gamead_core.api.errors import ValidationFailed
 from gamead_core.api.responses import json_response
 from gamead_core.audit.log import AuditLog
 from gamead_core.audit.model import ACTOR_PATTERN, AuditAction, AuditFilter, AuditRecord, Outcome
@@ -82,6 +83,7 @@ async def list_audit(
     """`{items, count, nextCursor, scanned, complete}`. Each record: `at`, `actor`, `role`, `client`, `action`,
     `outcome` (`accepted`, `refused` with `code`, `failed`, or a job's end: `succeeded`, `cancelled`…),
     `selection`, `ads`, `counts`, `jobId`, `requestId`."""
+    ValidationFailed.unless_window(since, until)
     flt = AuditFilter(actor=actor, action=action.value if action else None, outcome=outcome, job_id=job_id,
                       since=since, until=until)
     page = await _audit(request).page(flt, limit=limit, before=cursor)

@@ -14,12 +14,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response, StreamingResponse
 
 from gamead_core.api.body import body_schema, read_body
 from gamead_core.api.contract import error_responses
+from gamead_core.api.dlq_import import ImportedEntry
 from gamead_core.api.errors import ConfirmationRequired, JobsNotRunning, ValidationFailed
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
@@ -79,27 +80,6 @@ class PurgeBody(SelectionBody):
     dry_run: bool = Field(False, description="Only count what would be purged (answered at once).")
 
 
-class ImportedEntry(DlqEntry):
-    """An entry from ``gamead dlq export``: ``adId`` must be an ad id, the priority 1-5. An export of an older
-    gamead also carries ``id`` (the same ad id): accepted when equal to ``adId``, else 422 at ``entries.N.id``;
-    it is not kept."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    ad_id: AdId
-    priority: int = Field(ge=1, le=5)
-    attempts: int = Field(ge=0, le=1_000_000)
-    id: AdId | None = Field(None, exclude=True, description="Older exports only: must equal adId.")
-
-    @field_validator("id")
-    @classmethod
-    def _same_as_ad_id(cls, value: str | None, info: ValidationInfo) -> str | None:
-        ad_id = info.data.get("ad_id")
-        if value is not None and ad_id is not None and value != ad_id:
-            raise ValueError(f"must be the same ad id as adId ({ad_id!r}); it is an older export's copy of adId")
-        return value
-
-
 class ImportBody(_Body):
     entries: list[ImportedEntry] = Field(max_length=10_000)
     dry_run: bool = Field(False, description="Only validate the entries (answered at once).")
@@ -132,7 +112,9 @@ def _budget(request: Request) -> ScanBudget:
 
 def make_filter(*, error_class: str | None = None, message: str | None = None, priority: int | None = None,
                 since: Any = None, until: Any = None) -> DlqFilter:
-    """A :class:`DlqFilter`, or 422 ``validation_failed`` naming ``message`` if RE2 cannot compile it."""
+    """A :class:`DlqFilter`, or 422 ``validation_failed`` naming ``message`` if RE2 cannot compile it, or
+    ``since`` if it is not before ``until`` (an empty window)."""
+    ValidationFailed.unless_window(since, until)
     try:
         return DlqFilter(error_class=error_class, message=message, priority=priority, since=since, until=until)
     except ValueError as exc:

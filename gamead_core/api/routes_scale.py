@@ -26,12 +26,21 @@ from starlette.responses import Response
 
 from gamead_core.api.body import body_schema, no_body, read_body
 from gamead_core.api.contract import error_responses
+from gamead_core.api.errors import ValidationFailed
 from gamead_core.api.responses import json_response
 from gamead_core.api.schemas import OverrideCleared, OverrideSet, ScaleDocument
 from gamead_core.audit import record_action
-from gamead_core.errors import QueueUnavailable
+from gamead_core.errors import Conflict, QueueUnavailable
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for, new_holder_id, status_document
-from gamead_core.scaling.store import MAX_OVERRIDE_SECONDS, Override, ScaleStore, clamp_override
+from gamead_core.scaling.store import (
+    MAX_OVERRIDE_SECONDS,
+    Override,
+    ScaleStore,
+    StoredOverride,
+    active_override,
+    clamp_override,
+    standing_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +68,51 @@ def _store(request: Request) -> ScaleStore:
     return store  # type: ignore[no-any-return]
 
 
-async def _document(request: Request) -> dict[str, Any]:
+async def _document(request: Request) -> tuple[dict[str, Any], StoredOverride]:
+    """``GET /v1/scale``'s document (with ``overrideRevision``, what ``If-Match`` names) and the override as read."""
     store = _store(request)
-    state, lease, override = await asyncio.gather(store.state(), store.lease(), store.override())
+    state, lease, stored = await asyncio.gather(store.state(), store.lease(), store.read_override())
     autoscaler: Autoscaler | None = getattr(request.app.state, "autoscaler", None)
-    return status_document(state, lease, override, now=time.time(),
-                           settings=request.app.state.settings.autoscaler,
-                           node_id=autoscaler.node_id if autoscaler else None)
+    doc = status_document(state, lease, stored.override, now=time.time(),
+                          settings=request.app.state.settings.autoscaler,
+                          node_id=autoscaler.node_id if autoscaler else None)
+    doc["overrideRevision"] = stored.revision
+    return doc, stored
+
+
+def _expected(request: Request, read: StoredOverride) -> int:
+    """The revision a change must find: ``If-Match`` (``overrideRevision`` of a ``GET /v1/scale``, quoted or not)
+    when sent, else the one just read. 422 ``validation_failed`` for an ``If-Match`` that is not a revision."""
+    sent = request.headers.get("if-match")
+    if sent is None:
+        return read.revision
+    text = sent.strip().strip('"')
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise ValidationFailed("If-Match: must be the overrideRevision of GET /v1/scale (a number)",
+                               details=[{"loc": "If-Match", "msg": "not a revision", "type": "if_match"}])
+    return int(text)
+
+
+def _changed(stands: StoredOverride, what: str) -> Conflict:
+    """409 ``conflict``: another operator changed the override first; names what stands (and its revision)."""
+    now = time.time()
+    ov = active_override(stands.override, now)
+    return Conflict(f"{what}: another operator changed the override first; {standing_text(stands, now)} stands",
+                    details={"override": ov.wire(now) if ov else None, "overrideRevision": stands.revision})
 
 
 @router.get("", summary="Autoscaler: backend, leader, current and desired workers, override, last decisions",
             response_model=ScaleDocument)
 async def get_scale(request: Request) -> Response:
-    return _json(await _document(request))
+    return _json((await _document(request))[0])
 
 
 @router.post("/override", summary="Hold a worker count for a while, whatever the policy says",
              openapi_extra=body_schema(OverrideBody), status_code=201, response_model=OverrideSet,
-             responses=error_responses(400, 422))
+             responses=error_responses(400, 409, 422))
 async def set_override(request: Request) -> Response:
+    """A compare-and-set on the override's revision (the one read, or ``If-Match``): 201 only when this override
+    was written and still stands once the answer is made; else 409 ``conflict`` naming what stands."""
     body = await read_body(request, OverrideBody)
     settings = request.app.state.settings.autoscaler
     now = time.time()
@@ -85,11 +120,18 @@ async def set_override(request: Request) -> Response:
     who = getattr(principal, "name", None) or (request.client.host if request.client else None)
     ov = Override(body.replicas, now + body.for_seconds, now, who)
     store = _store(request)
+    expected = _expected(request, await store.read_override())
     # before acting: no record, no override
     await record_action(getattr(request.app.state, "audit", None), "scale.set",
                         details={"replicas": body.replicas, "forSeconds": body.for_seconds})
-    await store.set_override(ov)
-    doc = await _document(request)
+    what = f"override {body.replicas} not set"
+    try:
+        revision = await store.put_override(ov, expected=expected)
+    except Conflict:
+        raise _changed(await store.read_override(), what) from None
+    doc, stands = await _document(request)
+    if stands.revision != revision:
+        raise _changed(stands, f"override {body.replicas} was set, then replaced before this answer")
     # Clamped by the leader's bounds when known (gamead up passes its own), else this node's settings.
     low, high = doc.get("minReplicas", settings.min_replicas), doc.get("maxReplicas", settings.max_replicas)
     effective, note = clamp_override(body.replicas, int(low), int(high))
@@ -98,13 +140,28 @@ async def set_override(request: Request) -> Response:
 
 
 @router.delete("/override", summary="End the manual override; the policy decides again at the next tick",
-               response_model=OverrideCleared)
+               response_model=OverrideCleared, responses=error_responses(409, 422))
 async def clear_override(request: Request) -> Response:
+    """A compare-and-set like ``POST``: ``cleared`` true when this request removed the override, false when none
+    was set; 409 ``conflict`` (naming what stands) when another operator set one first or right after."""
     await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
     store = _store(request)
+    read = await store.read_override()
+    expected = _expected(request, read)
     await record_action(getattr(request.app.state, "audit", None), "scale.clear")  # no record, no change
-    cleared = await store.clear_override()
-    return _json({"cleared": cleared, "status": await _document(request)})
+    if expected != read.revision:  # If-Match named what stood before: another operator changed it since
+        raise _changed(read, "override not cleared")
+    cleared = read.override is not None
+    if cleared:
+        try:
+            await store.delete_override(expected=expected)
+        except Conflict:
+            raise _changed(await store.read_override(), "override not cleared") from None
+    doc, stands = await _document(request)
+    if stands.override is not None:
+        raise _changed(stands, "override cleared, then set again before this answer" if cleared
+                       else "no override to clear, then one was set before this answer")
+    return _json({"cleared": cleared, "status": doc})
 
 
 # --- wiring ------------------------------------------------------------------------------------------

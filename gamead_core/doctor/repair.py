@@ -52,7 +52,7 @@ from gamead_core.doctor.diagnose import Doctor
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.jobs.model import Mark
 from gamead_core.jobs.runner import JobService
-from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, utcnow
+from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, clip_error, utcnow
 from gamead_core.queue.connection import delete_if_present, nats_boundary
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
@@ -77,9 +77,10 @@ def entry_from_record(record: AdRecord) -> DlqEntry:
     error = record.error or AdError(error_class="Unknown", message="dead without a recorded error (written by "
                                     "gamead doctor --repair)", retryable=True, at=record.completed_at or now)
     dead_at = record.completed_at or error.at or now
+    error_class, message = clip_error(error.error_class, error.message)
     return DlqEntry(
         ad_id=record.id, title=record.ad.title, priority=record.priority, attempts=record.attempts,
-        error_class=error.error_class, error_message=error.message, retryable=error.retryable,
+        error_class=error_class, error_message=message, retryable=error.retryable,
         first_failure_at=record.first_failure_at or error.at or dead_at, last_failure_at=error.at or dead_at,
         dead_at=dead_at, worker_id=record.worker_id, submitted_at=record.submitted_at, ad=record.ad,
     )

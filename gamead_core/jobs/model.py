@@ -80,6 +80,7 @@ class Mark:
     UNREADABLE: Final = "?"
     BUSY: Final = "b"
     PURGED: Final = "p"
+    KEPT: Final = "k"  #: an import found a different entry of the ad here, and kept it
     # a repair's actions (kind ``repair``), each counted by name (REPAIRED) and as ``repaired``
     REPUBLISHED: Final = "P"
     DEAD_LETTERED: Final = "L"
@@ -100,6 +101,8 @@ class Mark:
         NOT_DEAD: "the ad's record is not dead",
         OTHER_JOB: "another job is acting on this entry",
         DUPLICATE: "already in the DLQ, identical",
+        KEPT: "the ad already has a different DLQ entry here, kept (an import never replaces one; replay or "
+              "purge it first)",
         EXISTS: "the ad is alive here (queued, processing or completed)",
         PURGED: "the ad was purged here (failed for good)",
         UNREADABLE: "the entry cannot be read, or is invalid (e.g. no such priority)",

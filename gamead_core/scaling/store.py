@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 
 from gamead_core import names
-from gamead_core.errors import TopologyError
+from gamead_core.errors import Conflict, TopologyError
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
@@ -74,6 +74,25 @@ class Override:
     def wire(self, now: float) -> dict[str, Any]:
         return {"replicas": self.replicas, "until": iso(self.until), "remainingSeconds":
                 round(max(0.0, self.until - now), 1), "setAt": iso(self.set_at), "setBy": self.set_by}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOverride:
+    """The override key as read: its override (None: never set, cleared, or unreadable) and its revision (0: never
+    written), which an operator's write names so that it lands only on what the operator saw."""
+
+    override: Override | None
+    revision: int
+
+
+def standing_text(stored: StoredOverride, now: float) -> str:
+    """What stands, for an operator told that the override changed under them: ``override 4 until …Z (set by
+    alice)``, or ``no override`` (an expired one is none). Pure."""
+    ov = active_override(stored.override, now)
+    if ov is None:
+        return "no override"
+    by = f" (set by {ov.set_by})" if ov.set_by else ""
+    return f"override {ov.replicas} until {iso(ov.until)}{by}"
 
 
 def active_override(ov: Override | None, now: float) -> Override | None:
@@ -207,30 +226,48 @@ class ScaleStore:
 
     async def override(self) -> Override | None:
         """The stored override, expired or not (see :func:`active_override`)."""
-        await self.open()
-        return Override.from_json(await self._get(self._scaling, OVERRIDE_KEY))
+        return (await self.read_override()).override
 
-    async def set_override(self, ov: Override) -> None:
-        await self.open()
-        with nats_boundary():
-            await self._scaling.put(OVERRIDE_KEY, ov.to_json())
-
-    async def clear_override(self, only: Override | None = None) -> bool:
-        """Delete the override; with ``only``, just if it is still that one. True when one was removed."""
+    async def read_override(self) -> StoredOverride:
+        """The stored override (expired or not) and the key's revision, the one a compare-and-set names: that of
+        the value, of the delete marker a clear left, or 0 if never written. Raises QueueUnavailable."""
         await self.open()
         with nats_boundary():
             try:
                 entry = await self._scaling.get(OVERRIDE_KEY)
-            except nats.js.errors.KeyNotFoundError:
-                return False
-            current = Override.from_json(entry.value)
-            if current is None or (only is not None and current != only):
-                return False
-            try:
-                await self._scaling.delete(OVERRIDE_KEY, last=entry.revision)
-            except nats.js.errors.KeyWrongLastSequenceError:
-                return False  # replaced meanwhile: leave the new one alone
-            return True
+            except nats.js.errors.KeyNotFoundError as exc:  # never written (no entry), or cleared (its marker)
+                marker = getattr(exc, "entry", None)
+                return StoredOverride(None, int(getattr(marker, "revision", 0) or 0))
+        return StoredOverride(Override.from_json(entry.value), int(entry.revision or 0))
+
+    async def put_override(self, ov: Override, *, expected: int) -> int:
+        """Write ``ov`` only if the key is still at revision ``expected`` (:meth:`read_override`); returns the new
+        revision. Raises :class:`~gamead_core.errors.Conflict` if another operator changed it since (reviewer V10,
+        N7: the last of concurrent writers won silently), QueueUnavailable if NATS is away."""
+        await self.open()
+        with nats_boundary():
+            return int(await self._scaling.update(OVERRIDE_KEY, ov.to_json(), last=expected))
+
+    async def delete_override(self, *, expected: int) -> None:
+        """Delete the override only if the key is still at revision ``expected`` (> 0). Raises
+        :class:`~gamead_core.errors.Conflict` if it changed since, QueueUnavailable if NATS is away."""
+        if expected <= 0:
+            raise ValueError("a delete names the revision it removes (without one it would remove any)")
+        await self.open()
+        with nats_boundary():
+            await self._scaling.delete(OVERRIDE_KEY, last=expected)
+
+    async def clear_override(self, only: Override | None = None) -> bool:
+        """Delete the override; with ``only``, just if it is still that one (the leader removing an expired
+        override). True when one was removed; False when none was set or it changed meanwhile."""
+        stored = await self.read_override()
+        if stored.override is None or (only is not None and stored.override != only):
+            return False
+        try:
+            await self.delete_override(expected=stored.revision)
+        except Conflict:
+            return False  # replaced meanwhile: leave the new one alone
+        return True
 
 
 __all__ = [
@@ -238,10 +275,12 @@ __all__ = [
     "MAX_OVERRIDE_SECONDS",
     "Override",
     "ScaleStore",
+    "StoredOverride",
     "active_override",
     "clamp_override",
     "iso",
     "open_bucket",
     "override_reason",
     "record_decision",
+    "standing_text",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, utcnow
+from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, clip_error, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.tracing import current_traceparent
@@ -23,13 +23,14 @@ async def dead_letter(
     ``dead`` (so a completed ad never has a DLQ entry). Raises QueueFull/QueueUnavailable.
     """
     now = utcnow()
+    error_class, message = clip_error(error.error_class, error.message)  # what an export must import again
     entry = DlqEntry(
         ad_id=record.id,
         title=record.ad.title,
         priority=record.priority,
         attempts=attempts,
-        error_class=error.error_class,
-        error_message=error.message,
+        error_class=error_class,
+        error_message=message,
         retryable=error.retryable,
         first_failure_at=record.first_failure_at or error.at or now,
         last_failure_at=error.at or now,

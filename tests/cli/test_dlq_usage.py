@@ -28,6 +28,11 @@ CASES = [
     (["dlq", "list", "--since", "99999999d"], "before the year 1"),
     (["dlq", "list", "--since", "2x"], "cannot read time '2x'"),
     (["dlq", "list", "--until", "yesterday"], "cannot read time 'yesterday'"),
+    # reviewer V10, N3: a reversed window printed "the DLQ is empty" and exited 0
+    (["dlq", "list", "--since", "2h", "--until", "3h"], "is not before --until 3h"),
+    (["dlq", "export", "-", "--since", "2026-01-02", "--until", "2026-01-01"], "is not before --until"),
+    (["dlq", "purge", "--since", "1d", "--until", "1d", "--yes"], "is not before --until"),
+    (["audit", "--since", "2h", "--until", "3h"], "is not before --until 3h"),
     (["dlq", "show", ""], "is not an ad id"),
     (["dlq", "show", "../stats"], "is not an ad id"),
     (["dlq", "show", "*"], "is not an ad id"),

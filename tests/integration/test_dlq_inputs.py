@@ -110,6 +110,29 @@ def test_an_import_is_validated_whole_before_anything_is_written(lane: Lane) -> 
     _healthy(lane, ad_id)
 
 
+def test_an_import_never_replaces_an_entry_and_is_held_to_the_service_bounds(lane: Lane) -> None:
+    """Reviewer V10, N2: each modified copy of a dead ad's entry answered `imported 1 of 1` and replaced it:
+    `sourceSeq: -1`, a 10,000-character `errorClass`, `deadAt: 9999-12-31T23:59:59Z`, `workerId: "a.b.>"`. Now
+    those are 422 at their field, and a valid but different copy is skipped (the entry here is kept)."""
+    ad_id, entry = _dead_entry(lane, "Doomed Kept")
+    for field, bad in [("sourceSeq", -1), ("errorClass", "E" * 10_000), ("deadAt", "9999-12-31T23:59:59Z"),
+                       ("workerId", "a.b.>")]:
+        resp = lane.http.post("/v1/dlq/import", json={"entries": [{**entry, field: bad}]})
+        assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_failed", resp.text[:300]
+        assert [d["loc"] for d in resp.json()["error"]["details"]] == [f"entries.0.{field}"]
+    changed = {**entry, "errorClass": "ForgedError", "errorMessage": "rewritten by an import", "attempts": 99}
+    done = lane.run_job("/v1/dlq/import", {"entries": [changed]})
+    assert done["state"] == "succeeded" and done["counts"]["imported"] == 0, done
+    assert done["counts"]["skipped"] == 1 and any("kept" in r for r in done["skippedReasons"]), done
+    kept = lane.http.get(f"/v1/dlq/{ad_id}").json()
+    kept.pop("seq", None)
+    assert kept == entry  # what this environment wrote, untouched
+    same = lane.run_job("/v1/dlq/import", {"entries": [entry]})  # the identical entry: a duplicate, as before
+    assert same["counts"]["imported"] == 0 and any("identical" in r for r in same["skippedReasons"]), same
+    assert lane.http.get(f"/ads/{ad_id}").json()["status"] == "dead"
+    _healthy(lane, ad_id)
+
+
 def test_an_entry_names_its_ad_once_and_an_older_export_with_id_still_imports(lane: Lane, tmp_path: Path) -> None:
     """Issue 12.1: `DlqEntry.id` duplicated `adId`. An entry now says `adId` only; an export of an older gamead
     (with `id` beside `adId`) imports when the two agree, and is refused with 422 at `entries.N.id` when not."""
@@ -191,6 +214,28 @@ def test_a_time_without_an_offset_is_utc_everywhere_and_never_a_500(lane: Lane) 
     for bad in ["2x", "99999-01-01", "0001-01-01T00:00:00+01:00"]:
         resp = lane.http.get("/v1/dlq", params={"since": bad})
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_failed", resp.text
+    _healthy(lane, ad_id)
+
+
+def test_a_reversed_time_window_is_refused_on_every_route_that_takes_one(lane: Lane) -> None:
+    """Reviewer V10, N3: `since` later than `until` answered an empty list (and a job matching nothing) as if
+    the DLQ were empty. Every route that takes both answers 422 `validation_failed` naming `since`, and writes
+    nothing."""
+    ad_id, _ = _dead_entry(lane)
+    later, earlier = "2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"
+    replays, purges = _jobs(lane, "replay"), _jobs(lane, "purge")
+    answers = [lane.http.get("/v1/dlq", params={"since": later, "until": earlier}),
+               lane.http.get("/v1/dlq", params={"since": earlier, "until": earlier}),  # an empty window too
+               lane.http.get("/v1/audit", params={"since": later, "until": earlier})]
+    for path in ("/v1/dlq/replay", "/v1/dlq/purge"):
+        for extra in ({"dryRun": True}, {"confirm": True} if path.endswith("purge") else {}):
+            answers.append(lane.http.post(path, json={"filter": {"since": later, "until": earlier}, **extra}))
+    for resp in answers:
+        assert resp.status_code == 422, (resp.request.url, resp.text[:300])
+        error = resp.json()["error"]
+        assert error["code"] == "validation_failed" and error["details"][0]["loc"] == "since", error
+    assert (_jobs(lane, "replay"), _jobs(lane, "purge")) == (replays, purges)  # no job was started
+    assert lane.dlq(since=earlier, until=later)["count"] == 0  # the right way round still answers
     _healthy(lane, ad_id)
 
 

@@ -192,6 +192,39 @@ def test_an_import_entry_is_strict_too_and_times_must_be_iso() -> None:
         assert err.value.status == 422 and err.value.details[0]["loc"] == f"entries.0.{field}"
 
 
+def test_an_import_entry_is_held_to_the_bounds_of_the_entries_the_service_writes() -> None:
+    """Reviewer V10, N2: each of these was imported (`imported 1 of 1`) into the DLQ; now 422 at its field."""
+    from tests.integration.dlq_lane import made_up_entry
+
+    entry = made_up_entry("Bounded")
+    parse_body(orjson.dumps({"entries": [{**entry, "workerId": "ip-10-0-0-1.ec2.internal-4242-abcdef",
+                                          "sourceSeq": 12, "errorClass": "gamead.TaskTimeout"}]}), ImportBody, 65536)
+    for field, bad in (("sourceSeq", -1), ("sourceSeq", 0), ("errorClass", "E" * 10_000),
+                       ("errorClass", ""), ("errorClass", "a b"), ("errorMessage", "m" * 4001),
+                       ("deadAt", "9999-12-31T23:59:59Z"), ("firstFailureAt", "2999-01-01T00:00:00Z"),
+                       ("submittedAt", "9999-12-31"), ("lastFailureAt", "2999-01-01T00:00:00"),
+                       ("workerId", "a.b.>"), ("workerId", "w*"), ("workerId", "w 1"), ("workerId", "w" * 129),
+                       ("title", "T" * 201), ("title", "Another Title"), ("traceparent", "not-a-trace")):
+        with pytest.raises(ApiError) as err:
+            parse_body(orjson.dumps({"entries": [{**entry, field: bad}]}), ImportBody, 65536)
+        locs = [d["loc"] for d in err.value.details]
+        want = "entries.0.ad" if (field, bad) == ("title", "Another Title") else f"entries.0.{field}"
+        assert err.value.status == 422 and locs == [want], (field, str(bad)[:40], locs)
+
+
+def test_what_the_service_writes_into_the_dlq_always_imports_again() -> None:
+    """The bounds above are those of the service's own entries: an over-long error text is cut when written."""
+    from gamead_core.models import MAX_ERROR_CLASS, MAX_ERROR_MESSAGE, clip_error
+    from tests.integration.dlq_lane import made_up_entry
+
+    error_class, message = clip_error("E" * 300, "x" * 9000)
+    assert (len(error_class), len(message)) == (MAX_ERROR_CLASS, MAX_ERROR_MESSAGE) and message.endswith("…")
+    assert clip_error("TaskTimeout", "short") == ("TaskTimeout", "short")
+    written = {**made_up_entry("Long"), "errorClass": "Failure", "errorMessage": message,
+               "workerId": "build-host.example.com-4242-abcdef"}
+    parse_body(orjson.dumps({"entries": [written]}), ImportBody, 65536)
+
+
 @pytest.mark.parametrize(("body", "status"), [(b"", 400), (b"[1]", 400), (b'{"title": ', 400), (b"null", 400),
                                               (b'{"title": 1}', 422)])
 def test_a_body_that_is_not_a_json_object_is_400_and_a_wrong_one_422(body: bytes, status: int) -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from gamead_core.ad_ids import new_ad_id
-from gamead_core.ids import AdId, is_ad_id, is_job_id, new_job_id
+from gamead_core.ids import AdId, is_ad_id, is_job_id, is_worker_id, new_job_id
 from gamead_core.intake import keyed_ad_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
 from gamead_core.jobs.policy import (
@@ -23,7 +23,8 @@ from gamead_core.jobs.policy import (
 from gamead_core.jobs.store import CHUNK_BYTES, CHUNK_ITEMS, WorkList, chunk_bounds
 from gamead_core.models import DlqEntry
 from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget, compile_pattern
-from gamead_core.times import UtcDatetime, as_utc
+from gamead_core.scaling.store import Override, StoredOverride, standing_text
+from gamead_core.times import UtcDatetime, as_utc, check_window
 from tests.support import submission
 
 UTC = timezone.utc
@@ -174,3 +175,29 @@ def test_a_work_list_is_chunked_by_count_and_by_bytes() -> None:
     work.dirty.clear()
     work.set(CHUNK_ITEMS + 5, Mark.ACTED)
     assert work.dirty == {1} and work.first_pending() == 0 and work.mark(CHUNK_ITEMS + 5) == Mark.ACTED
+
+
+def test_a_time_window_must_be_able_to_hold_something() -> None:
+    early, late = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+    for since, until in ((early, late), (None, late), (early, None), (None, None)):
+        check_window(since, until)
+    for since, until in ((late, early), (early, early)):
+        with pytest.raises(ValueError, match="must be before until"):
+            check_window(since, until)
+
+
+@pytest.mark.parametrize("wid, ok", [
+    ("local-1", True), ("w1", True), ("ip-10-0-0-1.ec2.internal-4242-abcdef", True), ("a" * 128, True),
+    ("a.b.>", False), ("w*", False), ("w 1", False), ("", False), ("-w", False), ("a" * 129, False),
+    ("wörker", False), (None, False), (7, False),
+])
+def test_a_worker_id_is_never_a_subject_wildcard(wid: object, ok: bool) -> None:
+    assert is_worker_id(wid) is ok
+
+
+def test_what_stands_is_said_in_words() -> None:
+    now = 1_000.0
+    assert standing_text(StoredOverride(None, 3), now) == "no override"
+    assert standing_text(StoredOverride(Override(4, now - 1, now - 60, "alice"), 5), now) == "no override"  # expired
+    text = standing_text(StoredOverride(Override(4, now + 60, now, "alice"), 5), now)
+    assert text.startswith("override 4 until ") and text.endswith(" (set by alice)")

@@ -1,0 +1,78 @@
+"""The rules an entry sent to ``POST /v1/dlq/import`` must pass (reviewer V10, N2): the bounds of the entries the
+service writes itself, so an import can never put into the DLQ what no worker could have written.
+
+* ``adId`` an ad id and ``workerId`` a worker id, by the validators of :mod:`gamead_core.ids` (never a subject
+  wildcard such as ``a.b.>``); an older export's ``id`` must equal ``adId``;
+* ``title`` an ad's title (:data:`~gamead_core.models.Text200`), and ``ad.title`` the same (the service copies it);
+* ``priority`` 1-5, ``attempts`` 0-1,000,000, ``sourceSeq`` a stream sequence (1 to 2⁶⁴-1);
+* ``errorClass`` a class name (letters, digits, ``_`` and ``.``; at most
+  :data:`~gamead_core.models.MAX_ERROR_CLASS` characters), ``errorMessage`` at most
+  :data:`~gamead_core.models.MAX_ERROR_MESSAGE` (what the service writes is cut to both);
+* ``traceparent`` a W3C trace context (``00-<32 hex>-<16 hex>-<2 hex>``);
+* every time (``submittedAt``, ``firstFailureAt``, ``lastFailureAt``, ``deadAt``) at most :data:`CLOCK_SKEW`
+  seconds in the future: an entry from the future (``9999-12-31``) would sort after every real one and never age.
+
+A failed rule is 422 ``validation_failed`` naming ``entries.N.<field>``; nothing is written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+
+from gamead_core.ids import AdId, WorkerId
+from gamead_core.models import MAX_ERROR_CLASS, MAX_ERROR_MESSAGE, AdSubmission, DlqEntry, Text200, utcnow
+
+#: How far in the future an imported time may be (seconds): the clocks of two environments may differ a little.
+CLOCK_SKEW: Final = 300.0
+#: an exception's class name, as the service records it (``type(exc).__name__``), optionally dotted
+ERROR_CLASS_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+TRACEPARENT_PATTERN: Final = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+MAX_SEQ: Final = 2**64 - 1
+
+
+class ImportedEntry(DlqEntry):
+    """An entry from ``gamead dlq export``, checked by the rules of the module docstring. An export of an older
+    gamead also carries ``id`` (the same ad id): accepted when equal to ``adId``, else 422 at ``entries.N.id``;
+    it is not kept."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ad_id: AdId
+    title: Text200
+    priority: int = Field(ge=1, le=5)
+    attempts: int = Field(ge=0, le=1_000_000)
+    error_class: str = Field(min_length=1, max_length=MAX_ERROR_CLASS, pattern=ERROR_CLASS_PATTERN)
+    error_message: str = Field(max_length=MAX_ERROR_MESSAGE)
+    worker_id: WorkerId | None = None
+    source_seq: int | None = Field(None, ge=1, le=MAX_SEQ)
+    traceparent: str | None = Field(None, pattern=TRACEPARENT_PATTERN)
+    id: AdId | None = Field(None, exclude=True, description="Older exports only: must equal adId.")
+
+    @field_validator("id")
+    @classmethod
+    def _same_as_ad_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        ad_id = info.data.get("ad_id")
+        if value is not None and ad_id is not None and value != ad_id:
+            raise ValueError(f"must be the same ad id as adId ({ad_id!r}); it is an older export's copy of adId")
+        return value
+
+    @field_validator("submitted_at", "first_failure_at", "last_failure_at", "dead_at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime) -> datetime:
+        latest = utcnow() + timedelta(seconds=CLOCK_SKEW)
+        if value > latest:
+            raise ValueError(f"is in the future (after {latest.isoformat(timespec='seconds')}, now + "
+                             f"{CLOCK_SKEW:.0f} s of clock skew): no ad died then")
+        return value
+
+    @field_validator("ad")
+    @classmethod
+    def _titled_as_the_entry(cls, ad: AdSubmission, info: ValidationInfo) -> AdSubmission:
+        title = info.data.get("title")
+        if title is not None and ad.title != title:
+            raise ValueError(f"the ad's title ({ad.title[:60]!r}) must be the entry's title ({title[:60]!r}), as "
+                             "the service writes it")
+        return ad

@@ -1,0 +1,130 @@
+"""Concurrent operators on the scale override, against two real API nodes and a real nats-server (reviewer V10,
+N7): `gamead scale set 1`, `2`, `3`, `4` and `gamead scale clear` at once all said they succeeded, yet an
+override of 4 stood. The override is now a compare-and-set on its KV revision: an answer of success means the
+operator's change stands when the answer is made; every other operator gets 409 `conflict` naming what stands.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import Proc, clean_env, gamead_argv, start_api
+
+ROUNDS = 6
+ENV = {"GAMEAD_AUTOSCALER__BACKEND": "local"}  # shows the shared state, never leads: only operators write
+
+
+def _nodes(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> list[str]:
+    nats = fresh_nats()
+    urls = []
+    for _ in range(2):
+        api, url = start_api(nats.url, tmp_path, **ENV)
+        procs.append(api)
+        urls.append(url)
+    return urls
+
+
+def _act(url: str, replicas: int | None) -> tuple[int | None, httpx.Response]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        if replicas is None:
+            return None, client.delete("/v1/scale/override")
+        return replicas, client.post("/v1/scale/override", json={"replicas": replicas, "forSeconds": 600})
+
+
+def _check_round(answers: list[tuple[int | None, httpx.Response]], final: dict[str, Any]) -> list[int]:
+    """Every answer tells the truth about what stood when it was made, and the final state is the change of
+    the success with the highest revision. Returns the statuses."""
+    wins: list[tuple[int, int | None]] = []  # (revision, replicas or None for a clear)
+    for replicas, resp in answers:
+        body = resp.json()
+        if resp.status_code == 409:
+            error = body["error"]
+            assert error["code"] == "conflict" and "stands" in error["message"], error
+            assert "override" in error["details"] and error["details"]["overrideRevision"] >= 1, error
+            assert error["details"]["overrideRevision"] <= final["overrideRevision"], (error, final)
+            continue
+        status = body["status"]
+        if replicas is None:
+            assert resp.status_code == 200, body
+            assert status["override"] is None, body  # "cleared" (or "none was set") while one stood: the bug
+            if body["cleared"]:
+                wins.append((status["overrideRevision"], None))
+        else:
+            assert resp.status_code == 201, body
+            assert status["override"]["replicas"] == replicas == body["override"]["replicas"], body
+            wins.append((status["overrideRevision"], replicas))
+    assert len({rev for rev, _ in wins}) == len(wins), wins  # no two writes both won one revision
+    if wins:
+        revision, value = max(wins, key=lambda w: w[0])
+        assert final["overrideRevision"] == revision, (wins, final)
+        assert (final["override"] or {}).get("replicas") == value, (wins, final)
+    return [resp.status_code for _, resp in answers]
+
+
+def test_concurrent_operators_get_one_final_state_and_truthful_answers(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    urls = _nodes(fresh_nats, procs, tmp_path)
+    statuses: list[int] = []
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        for n in range(ROUNDS):
+            actions = [1, 2, 3, 4, None]
+            answers = list(pool.map(lambda a: _act(urls[(a or 0) % 2], a), actions[n % 5:] + actions[: n % 5]))
+            final = httpx.get(f"{urls[n % 2]}/v1/scale", timeout=10).json()
+            statuses += _check_round(answers, final)
+    assert set(statuses) <= {200, 201, 409}, statuses
+
+
+def test_a_change_naming_an_old_revision_is_refused_with_what_stands(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """`If-Match: <overrideRevision>` makes the change conditional on what the operator saw."""
+    first, second = _nodes(fresh_nats, procs, tmp_path)
+    seen = httpx.get(f"{first}/v1/scale", timeout=10).json()["overrideRevision"]
+    set_by_alice = httpx.post(f"{first}/v1/scale/override", json={"replicas": 3, "forSeconds": 600}, timeout=10)
+    assert set_by_alice.status_code == 201, set_by_alice.text
+    stale = {"If-Match": f'"{seen}"'}
+    for resp in (httpx.post(f"{second}/v1/scale/override", json={"replicas": 5, "forSeconds": 600}, headers=stale,
+                            timeout=10),
+                 httpx.delete(f"{second}/v1/scale/override", headers=stale, timeout=10)):
+        assert resp.status_code == 409, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == "conflict" and "override 3 until" in error["message"], error
+        assert error["details"]["override"]["replicas"] == 3
+    doc = httpx.get(f"{second}/v1/scale", timeout=10).json()
+    assert doc["override"]["replicas"] == 3  # nothing the stale operators sent was written
+    fresh = {"If-Match": str(doc["overrideRevision"])}
+    cleared = httpx.delete(f"{second}/v1/scale/override", headers=fresh, timeout=10)
+    assert cleared.status_code == 200 and cleared.json()["cleared"] is True, cleared.text
+    bad = httpx.delete(f"{second}/v1/scale/override", headers={"If-Match": "*"}, timeout=10)
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_failed", bad.text
+
+
+def test_concurrent_cli_operators_each_exit_0_or_a_single_red_line_and_1(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """The reviewer's exact run: `gamead scale set 1..4` and `gamead scale clear` at once."""
+    url = _nodes(fresh_nats, procs, tmp_path)[0]
+    env = clean_env(GAMEAD_API_URL=url)
+    commands = [("scale", "set", str(n)) for n in (1, 2, 3, 4)] + [("scale", "clear")]
+    runs = [subprocess.Popen(gamead_argv(*c), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for c in commands]
+    results = [(c, *run.communicate(timeout=60), run.returncode) for c, run in zip(commands, runs, strict=True)]
+    final = httpx.get(f"{url}/v1/scale", timeout=10).json()["override"]
+    winners = []
+    for command, out, err, code in results:
+        assert code in (0, 1) and "Traceback" not in out + err, (command, code, out, err)
+        if code == 1:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and "stands" in lines[0] and "conflict" not in out, (command, err)
+        elif command[1] == "set":
+            winners.append(int(command[2]))
+    # the final state is what one operator was told stands (or none, when a clear was last)
+    assert final is None or final["replicas"] in winners, (final, results)
