@@ -180,8 +180,20 @@ class AgingPuller:
         if free <= 0:
             return []
         polls = self._polls
-        local = polls.take(free)
-        if local:  # delivered already: run them, no reads
+        # Delivered already (the long polls bring ≤ 1 each): all of them, beyond ``free`` — the start step runs the
+        # best by aging key and holds the rest (taking ``free`` in level order starved a P2 ad behind a P1 stream
+        # past its aging bound). No reads. The long polls that brought them are put back now, not at the next empty
+        # look: until then a more urgent ad arriving reached no one, and the next slot took a less urgent one.
+        # A level noted with a backlog is pulled directly (no long poll): when it is more urgent than one of these,
+        # it is pulled too, so the long polls' less urgent ads cannot keep it waiting.
+        local = polls.take(free + len(polls.inbox))
+        if local:
+            await polls.place(skip=list(polls.backlog))
+            hinted = min(polls.backlog, default=None)
+            if (hinted is not None and hinted[0] < max(names.level_of_subject(m.subject) for m in local)
+                    and bar is None and time.monotonic() < polls.quiet_until
+                    and polls.level_ordered(self._qs.aging_step)):
+                local.extend(await self._pull_backlog(free))
             return local
         if time.monotonic() < polls.quiet_until:  # every level is long-polled: only a noted backlog waits
             if not polls.backlog:

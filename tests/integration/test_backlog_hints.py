@@ -99,20 +99,23 @@ def test_backlogs_in_two_levels_are_pulled_most_urgent_first_without_a_head_read
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
     got, infos = _run(fresh_nats(), [(5, 6), (1, 6)], free=2)
     levels = [level for level, _ in got]
-    # the long polls hand one ad of each level over at once (both start); after that the urgent level drains
-    # before the rest of level 5: every ad waiting arrived in the quiet spell, so level order is aging order
-    assert sorted(levels[:2]) == [1, 5]
-    assert levels[2:7] == [1] * 5 and levels[7:] == [5] * 5
-    # no head read when both first deliveries said what waits behind them; one ordered look (5 levels) when
-    # level 1's long poll answered before the rest of level 1 was stored (its level was then unwatched a moment)
-    assert infos <= 5
+    # every P1 ad before every P5 ad: every ad waiting arrived in the quiet spell, so level order is aging order
+    # (before, the P5 ad a long poll brought started beside the first P1 ad). Under load nats-server may hand a
+    # P1 ad over before it counts the rest behind it (2 runs in 36 with 6 copies at once): nothing then says more
+    # P1 ads wait, level 1's long poll brings one at a time, and a P5 ad its long poll brought takes the other slot
+    assert sorted(levels) == [1] * 6 + [5] * 6
+    last_p1 = max(i for i, level in enumerate(levels) if level == 1)
+    assert levels[:last_p1].count(5) <= 2, levels  # the P1 ads never wait behind the P5 backlog
+    # the held P5 ad is the bar of the pulls that follow (only what beats it is pulled): up to two ordered looks
+    # of 5 levels while level 1 drains (before, none: the P5 ad started at once)
+    assert infos <= 10, infos
 
 
 def test_backlogs_after_a_quiet_spell_longer_than_an_aging_step_take_the_ordered_look(
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
     got, infos = _run(fresh_nats(), [(5, 6), (1, 6)], free=2, aging_step=0.25)
     levels = [level for level, _ in got]
-    assert sorted(levels[:2]) == [1, 5] and sorted(levels) == [1] * 6 + [5] * 6
+    assert sorted(levels) == [1] * 6 + [5] * 6
     assert infos > 0  # the heads were read: waits that long can reorder levels, and only the view knows them
 
 
@@ -167,3 +170,54 @@ def test_an_ad_a_long_poll_brought_before_the_heads_were_read_is_not_counted_off
     # load nats-server may count an ad in a delivery's or a consumer's pending a moment after acknowledging it,
     # and a look in that moment may take a P5 ad first: the view's staleness the README states)
     assert levels[-1] == 5, f"a P1 ad waited behind every P5 ad: {levels}"
+
+
+def test_an_ad_a_long_poll_brought_waits_for_a_more_urgent_level_whose_long_poll_was_used_up(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """``bench_aging.py`` (one slot under a steady P1 stream): fresh P3-P5 ads started 0.15-0.35 s after submit,
+    ahead of P1 ads that had waited 0.44 s, where aging says 2-4 steps more than the P1 head (now 3.91 / 5.92 /
+    7.92 s against bounds 4 / 6 / 8). Each P1 ad came through level 1's long poll, used up until put back; a P5
+    ad its own long poll brought was started at the next free slot as "delivered already", while the next P1 ad
+    waited unseen. Now a long poll is put back as soon as its ad is taken."""
+
+    async def go() -> list[bytes]:
+        server = fresh_nats()
+        settings = GameadSettings(queue={"idle_wait": 120, "aging_step": 10.0})
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await ensure_topology(js, settings)
+        puller = AgingPuller(nc, js, settings.queue)
+        await puller.start()
+        pub = await nats.connect(server.url)
+        pjs = pub.jetstream()
+        buffer = PrefetchBuffer()
+        try:
+            assert await puller.pull(1) == []  # quiet: every level long-polled
+            await puller.wait_for_work(puller.published, 0)
+            await nc.flush()
+            async with asyncio.timeout(10):
+                await pjs.publish(names.level_subject(1), b"1-0")
+                while puller.published < 1:  # level 1's long poll has it, and is used up
+                    await asyncio.sleep(0.01)
+                first = await puller.pull(1)
+                await pjs.publish(names.level_subject(1), b"1-1")
+                consumer = names.level_consumer(1, 0)  # handed to level 1's long poll, or waiting unseen (before)
+                while puller.published < 2 and (await js.consumer_info(names.ADS_STREAM, consumer)).num_pending < 1:
+                    await asyncio.sleep(0.01)
+                seen = puller.published
+                await pjs.publish(names.level_subject(5), b"5-0")
+                while puller.published < seen + 1:  # level 5's long poll has it
+                    await asyncio.sleep(0.01)
+                now = time.time()
+                for msg in await puller.pull(1):  # the next free slot
+                    buffer.push(msg, delivery_key(msg, now, 10.0))
+                started = [*first, buffer.pop()]
+            for msg in [*started, *buffer.take_all()]:
+                await msg.ack()
+            return [m.data for m in started]
+        finally:
+            await pub.close()
+            await puller.stop()
+            await nc.close()
+
+    assert asyncio.run(go()) == [b"1-0", b"1-1"]  # before: [b"1-0", b"5-0"]
