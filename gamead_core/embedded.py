@@ -71,13 +71,15 @@ def wait_for_listener(host: str, port: int, proc: subprocess.Popen[bytes], deadl
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
-    """Stop a child by PID: SIGTERM, then SIGKILL if it is still alive after ``timeout``. Returns its code."""
+    """Stop a child by PID: SIGTERM, then SIGKILL if it is still alive after ``timeout``. Returns its code. A child
+    that exited (and was reaped) since ``poll()`` is not an error: ``send_signal`` ignores it (before, ``os.kill``
+    raised ProcessLookupError in a test's teardown once in a fresh clone's run, after a test had killed a worker)."""
     if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
+            proc.send_signal(signal.SIGKILL)
             proc.wait()
     return int(proc.returncode)
 
