@@ -9,10 +9,12 @@ The puller runs on a real nats-server against the real topology; the work messag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import nats
+from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
@@ -89,6 +91,28 @@ def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int,
     return asyncio.run(go())
 
 
+@contextlib.asynccontextmanager
+async def _quiet_puller(server: EmbeddedNats) -> AsyncIterator[tuple[AgingPuller, JetStreamContext, JetStreamContext]]:
+    """A puller on ``server``'s topology (aging step 10 s) that found the queue empty, so every level is
+    long-polled; yields it, its JetStream context and a publisher's. Everything is closed at the end."""
+    settings = GameadSettings(queue={"idle_wait": 120, "aging_step": 10.0})
+    nc = await nats.connect(server.url)
+    js = nc.jetstream()
+    await ensure_topology(js, settings)
+    puller = AgingPuller(nc, js, settings.queue)
+    await puller.start()
+    pub = await nats.connect(server.url)
+    try:
+        assert await puller.pull(1) == []  # a fresh look at an empty queue: quiet from now on
+        await puller.wait_for_work(puller.published, 0)  # the long polls are placed
+        await nc.flush()
+        yield puller, js, pub.jetstream()
+    finally:
+        await pub.close()
+        await puller.stop()
+        await nc.close()
+
+
 def test_a_backlog_in_one_level_is_pulled_without_reading_a_head(fresh_nats: Callable[[], EmbeddedNats]) -> None:
     got, infos = _run(fresh_nats(), [(3, 12)], free=4)
     assert [body for _, body in got] == [f"3-{i}".encode() for i in range(12)]  # all, in publish order
@@ -128,27 +152,15 @@ def test_an_ad_a_long_poll_brought_before_the_heads_were_read_is_not_counted_off
     left, and level 5 went next. Made certain here: P1's first ad alone, then P5's backlog, then the rest of P1."""
 
     async def go() -> list[int]:
-        server = fresh_nats()
-        settings = GameadSettings(queue={"idle_wait": 120, "aging_step": 10.0})
-        nc = await nats.connect(server.url)
-        js = nc.jetstream()
-        await ensure_topology(js, settings)
-        puller = AgingPuller(nc, js, settings.queue)
-        await puller.start()
-        pub = await nats.connect(server.url)
-        pjs = pub.jetstream()
+        async with _quiet_puller(fresh_nats()) as (puller, js, pjs):
 
-        async def publish(level: int, count: int, delivered: int) -> None:
-            await asyncio.gather(*(pjs.publish(names.level_subject(level), f"{level}-{i}".encode())
-                                   for i in range(count)))
-            async with asyncio.timeout(10):  # the level's long poll has handed its first ad over
-                while puller.published < delivered:
-                    await asyncio.sleep(0.01)
+            async def publish(level: int, count: int, delivered: int) -> None:
+                await asyncio.gather(*(pjs.publish(names.level_subject(level), f"{level}-{i}".encode())
+                                       for i in range(count)))
+                async with asyncio.timeout(10):  # the level's long poll has handed its first ad over
+                    while puller.published < delivered:
+                        await asyncio.sleep(0.01)
 
-        try:
-            assert await puller.pull(2) == []  # quiet: every level long-polled
-            await puller.wait_for_work(puller.published, 0)
-            await nc.flush()
             await publish(1, 1, delivered=1)  # brought with nothing behind it: level 1 unwatched from now on
             await publish(5, 6, delivered=2)  # brought with 5 behind it: a backlog hint
             await asyncio.gather(*(pjs.publish(names.level_subject(1), f"1-{i}".encode()) for i in range(1, 6)))
@@ -158,10 +170,6 @@ def test_an_ad_a_long_poll_brought_before_the_heads_were_read_is_not_counted_off
                     await asyncio.sleep(0.01)
             got = await _drain(puller, 12, 2, 10.0)
             return [names.level_of_subject(m.subject) for m in got]
-        finally:
-            await pub.close()
-            await puller.stop()
-            await nc.close()
 
     levels = asyncio.run(go())
     assert sorted(levels) == [1] * 6 + [5] * 6
@@ -181,20 +189,8 @@ def test_an_ad_a_long_poll_brought_waits_for_a_more_urgent_level_whose_long_poll
     waited unseen. Now a long poll is put back as soon as its ad is taken."""
 
     async def go() -> list[bytes]:
-        server = fresh_nats()
-        settings = GameadSettings(queue={"idle_wait": 120, "aging_step": 10.0})
-        nc = await nats.connect(server.url)
-        js = nc.jetstream()
-        await ensure_topology(js, settings)
-        puller = AgingPuller(nc, js, settings.queue)
-        await puller.start()
-        pub = await nats.connect(server.url)
-        pjs = pub.jetstream()
         buffer = PrefetchBuffer()
-        try:
-            assert await puller.pull(1) == []  # quiet: every level long-polled
-            await puller.wait_for_work(puller.published, 0)
-            await nc.flush()
+        async with _quiet_puller(fresh_nats()) as (puller, js, pjs):
             async with asyncio.timeout(10):
                 await pjs.publish(names.level_subject(1), b"1-0")
                 while puller.published < 1:  # level 1's long poll has it, and is used up
@@ -215,9 +211,5 @@ def test_an_ad_a_long_poll_brought_waits_for_a_more_urgent_level_whose_long_poll
             for msg in [*started, *buffer.take_all()]:
                 await msg.ack()
             return [m.data for m in started]
-        finally:
-            await pub.close()
-            await puller.stop()
-            await nc.close()
 
     assert asyncio.run(go()) == [b"1-0", b"1-1"]  # before: [b"1-0", b"5-0"]
