@@ -136,15 +136,22 @@ def _try_again(value: str) -> str:
     return "try again now" if seconds == 0 else f"try again in {took(seconds)}"
 
 
-def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
-    """Turn an HTTP error answer into the matching gamead error (not raised)."""
-    status = response.status_code
+def _error_body(response: httpx.Response) -> dict[str, Any] | None:
+    """The ``error`` object of gamead's error body ``{"error": {"code", "message", "details"}}``; None when the
+    answer has none (a proxy's page, not JSON)."""
     try:
         body = response.json()
     except ValueError:
-        body = None
+        return None
     err = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(err, dict):
+    return err if isinstance(err, dict) else None
+
+
+def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
+    """Turn an HTTP error answer into the matching gamead error (not raised)."""
+    status = response.status_code
+    err = _error_body(response)
+    if err is None:
         snippet = " ".join(response.text.split())[:120]
         what = f"{response.request.method} {response.request.url.path}"
         if status == 404:
@@ -173,7 +180,8 @@ def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
 def _from_gamead(response: httpx.Response) -> bool:
     """True if an error answer carries gamead's error body ``{"error": {"code": …}}`` (the API's own answer, not a
     proxy's in front of it)."""
-    return error_from_response(response).code != f"http_{response.status_code}"
+    err = _error_body(response)
+    return err is not None and bool(err.get("code")) and str(err["code"]) != f"http_{response.status_code}"
 
 
 class ApiClient:

@@ -191,15 +191,14 @@ class AgingPuller:
             await polls.place(skip=list(polls.backlog))
             hinted = min(polls.backlog, default=None)
             if (hinted is not None and hinted[0] < max(names.level_of_subject(m.subject) for m in local)
-                    and bar is None and time.monotonic() < polls.quiet_until
-                    and polls.level_ordered(self._qs.aging_step)):
+                    and time.monotonic() < polls.quiet_until and self._backlog_first(bar)):
                 local.extend(await self._pull_backlog(free))
             return local
         if time.monotonic() < polls.quiet_until:  # every level is long-polled: only a noted backlog waits
             if not polls.backlog:
                 await polls.place()  # a long poll that brought an ad is put back (a no-op while all wait)
                 return []
-            if bar is None and polls.level_ordered(self._qs.aging_step):
+            if self._backlog_first(bar):
                 got = await self._pull_backlog(free)
                 if got or polls.quiet_until:
                     return got
@@ -221,6 +220,11 @@ class AgingPuller:
             self._heads_at = 0.0  # now on; what waits came after the view's oldest read (the spell's start)
             await polls.place()
         return got
+
+    def _backlog_first(self, bar: float | None) -> bool:
+        """True when the noted backlogs may be pulled most urgent level first with no head read: no buffer's bar
+        to compare with, and the levels are in aging order (:meth:`LongPolls.level_ordered`)."""
+        return bar is None and self._polls.level_ordered(self._qs.aging_step)
 
     async def _pull_backlog(self, free: int) -> list[Msg]:
         """Up to ``free`` ads of the levels a long poll noted a backlog in, most urgent level first, while every
