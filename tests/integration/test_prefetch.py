@@ -159,16 +159,20 @@ def test_ads_buffered_behind_a_hung_analysis_are_handed_back_for_an_idle_worker(
     length while another worker idled (one fast ad waited 4.4 s). Now a worker whose slots stay busy for
     ``buffer_stall`` (4 × ``prefetch_wait`` = 2 s here) hands its buffer back: the 4 ads behind the hung one
     complete on the other worker while it still hangs, each with 1 attempt."""
-    one = lane.worker("one", GAMEAD_WORKER__PREFETCH="4", GAMEAD_WORKER__PREFETCH_WAIT="0.5",
-                      GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="100", GAMEAD_WORKER__TASK_TIMEOUT="30",
-                      GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MATCH="^Hung",
-                      GAMEAD_WORKER__FAULTS__MODE="hang")
-    assert _completed_at(lane, lane.submit("Warm", priority=3))  # its pace is known: it prefetches now
+    # all queued before the worker starts: it pulls 'Warm' alone (no pace known yet), then, its pace known,
+    # 'Lead' and 4 more in one request. (With the batch sent after 'Warm' completed, the idle worker's long poll
+    # could bring 'Lead' and then 'Hung' one at a time as they were stored, and nothing was buffered: a CI run.)
+    warm = lane.submit("Warm", priority=3)
     resp = lane.http.post("/ads/batch", json={"ads": [ad("Lead", 3), ad("Hung", 3)]
                                               + [ad(f"Behind {i}", 3) for i in range(4)]})
     assert resp.status_code == 200, resp.text
     ids = [r["id"] for r in resp.json()["results"]]
     hung, behind = ids[1], ids[2:]
+    one = lane.worker("one", GAMEAD_WORKER__PREFETCH="4", GAMEAD_WORKER__PREFETCH_WAIT="0.5",
+                      GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="100", GAMEAD_WORKER__TASK_TIMEOUT="30",
+                      GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MATCH="^Hung",
+                      GAMEAD_WORKER__FAULTS__MODE="hang")
+    assert _completed_at(lane, warm)
 
     def buffered_behind_the_hung_one() -> bool:
         held = {h["adId"]: h["started"] for h in lane.holding("one")}
