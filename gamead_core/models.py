@@ -177,19 +177,21 @@ class AdRecord(BaseModel):
 
 
 #: Longest ``errorClass`` / ``errorMessage`` of a DLQ entry (characters): the service cuts what it writes to them
-#: (:func:`clip_error`), and an imported entry over them is refused (``gamead_core.api.dlq_import``), so every
-#: entry an export holds imports again.
+#: (:func:`clip_error`); an imported entry's ``errorClass`` over its bound is refused and its ``errorMessage`` cut the
+#: same way (``gamead_core.api.dlq_import``), so every entry an export holds imports again, an older gamead's too.
 MAX_ERROR_CLASS = 200
 MAX_ERROR_MESSAGE = 4000
 
 
-def clip_error(error_class: str, message: str) -> tuple[str, str]:
-    """``(error_class, message)`` cut to :data:`MAX_ERROR_CLASS` / :data:`MAX_ERROR_MESSAGE` characters (``…``
-    ends a cut text): what a DLQ entry the service writes holds. Pure."""
-    def cut(text: str, limit: int) -> str:
-        return text if len(text) <= limit else text[: limit - 1] + "…"
+def clip_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, ``…`` ending a cut one (so a cut text is exactly ``limit`` long). Pure."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    return cut(error_class, MAX_ERROR_CLASS), cut(message, MAX_ERROR_MESSAGE)
+
+def clip_error(error_class: str, message: str) -> tuple[str, str]:
+    """``(error_class, message)`` cut to :data:`MAX_ERROR_CLASS` / :data:`MAX_ERROR_MESSAGE` characters
+    (:func:`clip_text`): what a DLQ entry the service writes holds. Pure."""
+    return clip_text(error_class, MAX_ERROR_CLASS), clip_text(message, MAX_ERROR_MESSAGE)
 
 
 class DlqEntry(BaseModel):

@@ -6,8 +6,9 @@ service writes itself, so an import can never put into the DLQ what no worker co
 * ``title`` an ad's title (:data:`~gamead_core.models.Text200`), and ``ad.title`` the same (the service copies it);
 * ``priority`` 1-5, ``attempts`` 0-1,000,000, ``sourceSeq`` a stream sequence (1 to 2⁶⁴-1);
 * ``errorClass`` a class name (letters, digits, ``_`` and ``.``; at most
-  :data:`~gamead_core.models.MAX_ERROR_CLASS` characters), ``errorMessage`` at most
-  :data:`~gamead_core.models.MAX_ERROR_MESSAGE` (what the service writes is cut to both);
+  :data:`~gamead_core.models.MAX_ERROR_CLASS` characters; what the service writes is cut to it); ``errorMessage``
+  longer than :data:`~gamead_core.models.MAX_ERROR_MESSAGE` is *cut* to it (``…`` at its end), as the service cuts
+  what it writes, not refused: an entry an older gamead wrote (it kept the whole message) still imports;
 * ``traceparent`` a W3C trace context (``00-<32 hex>-<16 hex>-<2 hex>``);
 * every time (``submittedAt``, ``firstFailureAt``, ``lastFailureAt``, ``deadAt``) at most :data:`CLOCK_SKEW`
   seconds in the future: an entry from the future (``9999-12-31``) would sort after every real one and never age.
@@ -23,7 +24,9 @@ from typing import Final
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from gamead_core.ids import AdId, WorkerId
-from gamead_core.models import MAX_ERROR_CLASS, MAX_ERROR_MESSAGE, AdSubmission, DlqEntry, Text200, utcnow
+from gamead_core.models import (
+    MAX_ERROR_CLASS, MAX_ERROR_MESSAGE, AdSubmission, DlqEntry, Text200, clip_text, utcnow,
+)
 
 #: How far in the future an imported time may be (seconds): the clocks of two environments may differ a little.
 CLOCK_SKEW: Final = 300.0
@@ -50,6 +53,13 @@ class ImportedEntry(DlqEntry):
     source_seq: int | None = Field(None, ge=1, le=MAX_SEQ)
     traceparent: str | None = Field(None, pattern=TRACEPARENT_PATTERN)
     id: AdId | None = Field(None, exclude=True, description="Older exports only: must equal adId.")
+
+    @field_validator("error_message", mode="before")
+    @classmethod
+    def _cut_as_written(cls, value: object) -> object:
+        """An over-long message is cut as the service cuts what it writes (an older gamead did not); the body's
+        size cap (``api.max_body_bytes``) bounds what is read before."""
+        return clip_text(value, MAX_ERROR_MESSAGE) if isinstance(value, str) else value
 
     @field_validator("id")
     @classmethod

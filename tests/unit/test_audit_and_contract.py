@@ -200,7 +200,7 @@ def test_an_import_entry_is_held_to_the_bounds_of_the_entries_the_service_writes
     parse_body(orjson.dumps({"entries": [{**entry, "workerId": "ip-10-0-0-1.ec2.internal-4242-abcdef",
                                           "sourceSeq": 12, "errorClass": "gamead.TaskTimeout"}]}), ImportBody, 65536)
     for field, bad in (("sourceSeq", -1), ("sourceSeq", 0), ("errorClass", "E" * 10_000),
-                       ("errorClass", ""), ("errorClass", "a b"), ("errorMessage", "m" * 4001),
+                       ("errorClass", ""), ("errorClass", "a b"),
                        ("deadAt", "9999-12-31T23:59:59Z"), ("firstFailureAt", "2999-01-01T00:00:00Z"),
                        ("submittedAt", "9999-12-31"), ("lastFailureAt", "2999-01-01T00:00:00"),
                        ("workerId", "a.b.>"), ("workerId", "w*"), ("workerId", "w 1"), ("workerId", "w" * 129),
@@ -223,6 +223,21 @@ def test_what_the_service_writes_into_the_dlq_always_imports_again() -> None:
     written = {**made_up_entry("Long"), "errorClass": "Failure", "errorMessage": message,
                "workerId": "build-host.example.com-4242-abcdef"}
     parse_body(orjson.dumps({"entries": [written]}), ImportBody, 65536)
+
+
+def test_an_older_entrys_long_error_message_imports_cut_as_the_service_cuts_it() -> None:
+    """An entry an older gamead wrote kept its whole error message (9,000 characters here): its import was 422 at
+    ``entries.0.errorMessage``, so that export could not be imported. Now the message is cut to 4,000 characters,
+    ``…`` last, as the worker cuts what it writes; one at the bound is kept whole."""
+    from gamead_core.models import MAX_ERROR_MESSAGE
+    from tests.integration.dlq_lane import made_up_entry
+
+    entry = made_up_entry("Older")
+    body = parse_body(orjson.dumps({"entries": [{**entry, "errorMessage": "m" * 9000}]}), ImportBody, 65536)
+    message = body.entries[0].error_message
+    assert len(message) == MAX_ERROR_MESSAGE == 4000 and message == "m" * 3999 + "…"
+    whole = parse_body(orjson.dumps({"entries": [{**entry, "errorMessage": "m" * 4000}]}), ImportBody, 65536)
+    assert whole.entries[0].error_message == "m" * 4000
 
 
 @pytest.mark.parametrize(("body", "status"), [(b"", 400), (b"[1]", 400), (b'{"title": ', 400), (b"null", 400),
