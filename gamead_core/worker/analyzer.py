@@ -121,8 +121,7 @@ _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _AGE_RANGE = re.compile(r"\b(\d{1,2})\s*(?:-|–|to)\s*(\d{1,2})\b")
 _AGE_UNDER = re.compile(r"\bunder[\s-]*(\d{1,2})\b", re.IGNORECASE)
 _AGE_PLUS = re.compile(r"\b(\d{1,2})\s*\+")
-_SENTENCE_END = re.compile(r"[.!?]+")
-#: From a sentence's first word character to its end: one match per part of ``_SENTENCE_END.split`` that has a word.
+#: A sentence (the text between runs of . ! ?) that has a word: from its first word character to its end.
 _SENTENCE_WORDS = re.compile(r"[^\W_][^.!?]*")
 #: ASCII bytes of ``_WORD`` (letters, digits, ' and -) kept, every other byte a space; and a joiner (' or -) that
 #: does not sit between two letters/digits, which ``_WORD`` does not take into a word (one byte: linear).
@@ -199,43 +198,44 @@ _WORD_BYTES: Final[bytes] = bytes(b if chr(b).isascii() and (chr(b).isalnum() or
 
 
 class _Text(NamedTuple):
-    """A text with its fold and the set of its folded ``\\w+`` tokens (UTF-8), computed once for every
-    vocabulary; for ASCII text also each token's first index in reading order (``tokens`` is then its keys)."""
+    """A text with its fold and the set of its folded ``\\w+`` tokens, computed once for every vocabulary; for
+    ASCII text also the tokens in reading order and each one's first index (``tokens`` is then its keys)."""
 
     text: str
     folded: str
-    tokens: AbstractSet[bytes]
-    first: dict[bytes, int] | None  # ASCII text only: token → index of its first occurrence among the tokens
+    tokens: AbstractSet[str]
+    first: dict[str, int] | None  # ASCII text only: token → index of its first occurrence among the tokens
+    order: list[str] | None  # ASCII text only: the tokens in reading order
 
 
 def _text(text: str) -> _Text:
     if text.isascii():
         folded = text.lower()
-        order = folded.encode().translate(_WORD_BYTES).split()
+        order = folded.encode().translate(_WORD_BYTES).decode().split()
         first = dict(zip(reversed(order), range(len(order) - 1, -1, -1)))  # later (smaller) indexes overwrite
-        return _Text(text, folded, first.keys(), first)
+        return _Text(text, folded, first.keys(), first, order)
     folded = text.translate(_ASCII_TWINS).lower()
-    return _Text(text, folded, frozenset(t.encode() for t in _TOKEN.findall(folded)), None)
+    return _Text(text, folded, frozenset(_TOKEN.findall(folded)), None, None)
 
 
 class _Vocab(NamedTuple):
     patterns: dict[str, re.Pattern[str]]  # term → whole word, case-insensitive, plural allowed
-    spellings: dict[bytes, tuple[str, ...]]  # token (term, term+"s", term+"es") → the one-word terms it spells
-    spelled: set[bytes]  # the keys of ``spellings`` (a set: intersecting it with dict keys walks the smaller)
+    spellings: dict[str, tuple[str, ...]]  # token (term, term+"s", term+"es") → the one-word terms it spells
+    spelled: set[str]  # the keys of ``spellings`` (a set: intersecting it with dict keys walks the smaller)
     phrases: tuple[str, ...]  # terms of several words: candidates when a substring of the folded text
 
 
 def _vocab(terms: Iterable[str]) -> _Vocab:
     """A vocabulary ready for ``_find``, compiled once at import. Terms are lower-case ASCII (ValueError if not)."""
     patterns: dict[str, re.Pattern[str]] = {}
-    spellings: dict[bytes, tuple[str, ...]] = {}
+    spellings: dict[str, tuple[str, ...]] = {}
     phrases: list[str] = []
     for term in terms:
         if not (term.isascii() and term == term.lower() and term.strip() == term and term):
             raise ValueError(f"vocabulary terms are lower-case ASCII: {term!r}")
         patterns[term] = re.compile(rf"\b{re.escape(term)}(?:e?s)?\b", re.IGNORECASE)
         if _ONE_WORD.fullmatch(term):
-            for spelling in (term.encode(), term.encode() + b"s", term.encode() + b"es"):
+            for spelling in (term, term + "s", term + "es"):
                 spellings[spelling] = (*spellings.get(spelling, ()), term)
         else:
             phrases.append(term)
@@ -252,14 +252,14 @@ def _find(text: _Text, vocab: _Vocab) -> list[str]:
     phrases = [term for term in vocab.phrases if term in text.folded] if vocab.phrases else ()
     if text.first is not None and not phrases:  # ASCII, whole tokens only: no regex (see the comment above)
         if len(spelled) < 2:
-            return [spelled.pop().decode()] if spelled else []
-        firsts: dict[str, tuple[int, bytes]] = {}
+            return [spelled.pop()] if spelled else []
+        firsts: dict[str, tuple[int, str]] = {}
         for spelling in spelled:
             at = (text.first[spelling], spelling)
             for term in vocab.spellings[spelling]:
                 if term not in firsts or at < firsts[term]:
                     firsts[term] = at
-        return [spelling.decode() for _, spelling in sorted(set(firsts.values()))]
+        return [spelling for _, spelling in sorted(set(firsts.values()))]
     candidates = {term for spelling in spelled for term in vocab.spellings[spelling]}
     candidates.update(phrases)
     spans = []
@@ -354,7 +354,6 @@ def _genre_profile(genre: str) -> GenreProfile | None:
     return best[1] if best else None
 
 
-@functools.lru_cache(maxsize=4096)  # audience tags (≤ 100 characters) repeat across ads; bounded
 def _age_band(tag: str) -> tuple[int, int] | None:
     if m := _AGE_RANGE.search(tag):
         return int(m[1]), int(m[2])
@@ -385,9 +384,16 @@ _EXAMPLES: Final[dict[str, str]] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
+def _rounded(score: float) -> float:
+    """A component's raw score as reported: clamped to 0-10, one decimal. Cached (``round`` to a decimal is a
+    slow call): raw scores are sums of a few constants, or the duration's (one per length in seconds)."""
+    return float(round(min(10.0, max(0.0, score)), 1))
+
+
 def _strong(score: float) -> bool:
     """Whether a component scoring ``score`` (raw) is a strength: only then does analyze() read its strength."""
-    return round(min(10.0, max(0.0, score)), 1) >= STRONG
+    return _rounded(score) >= STRONG
 
 
 def _suggest(prefix: str, issues: list[str]) -> str | None:
@@ -408,10 +414,19 @@ def _read(ad: AdSubmission) -> _Copy:
     title, description = ad.title, ad.description
     heading, text = _text(title), _text(description)
     if title.isascii() and description.isascii():  # lower() keeps each ASCII word, lower-cased, where it was
-        title_words, words = _words(heading.folded), _words(text.folded)
+        title_words, words = _ascii_words(heading), _ascii_words(text)
         stems = _stem_all({*title_words, *words})
         return _Copy(len(title_words), len(words), heading, text, stems)
     return _Copy(len(_words(title)), len(_words(description)), heading, text, _stems(f"{title} {description}"))
+
+
+def _ascii_words(text: _Text) -> list[str]:
+    """``_WORD.findall(text.folded)`` of an ASCII ``_Text``: its ``\\w+`` tokens when the text has no "_" and
+    no ' or - (the only characters where the two differ), else ``_words``."""
+    folded = text.folded
+    if text.order is None or "_" in folded or "'" in folded or "-" in folded:
+        return _words(folded)
+    return text.order
 
 
 #: Below every token index of any text (at most a few thousand tokens).
@@ -424,7 +439,8 @@ def _joined(a: _Text, sep: str, b: _Text) -> _Text:
     if a.first is None or b.first is None:
         return _text(f"{a.text}{sep}{b.text}")
     first = {**b.first, **{token: i - _FAR for token, i in a.first.items()}}
-    return _Text(f"{a.text}{sep}{b.text}", f"{a.folded}{sep}{b.folded}", first.keys(), first)
+    order = None if a.order is None or b.order is None else a.order + b.order
+    return _Text(f"{a.text}{sep}{b.text}", f"{a.folded}{sep}{b.folded}", first.keys(), first, order)
 
 
 # --- components ---------------------------------------------------------------------------------------
@@ -535,12 +551,25 @@ def _description_clarity(ad: AdSubmission, profile: GenreProfile | None, copy: _
     return _Verdict(score, reason, strength, suggestion)
 
 
+class _Tag(NamedTuple):
+    """What the audience-fit rule reads in one audience tag, for one genre table entry."""
+
+    banded: bool  # the tag has an age band (_age_band)
+    fitting: bool  # ... that overlaps one of the entry's typical ages
+    audience: bool  # the tag names an audience of the entry
+
+
+_PROFILES: Final[dict[str, GenreProfile]] = {p.name: p for p in GENRES}
+
+
 @functools.lru_cache(maxsize=4096)
-def _names_audience(tag: str, genre: str) -> bool:
-    """Whether audience ``tag`` names an audience of table entry ``genre``. Asked tag by tag, which is asking
-    the tags joined by " ; " (no term holds a ";", and a word boundary at a tag's edge is one either way);
-    tags (≤ 100 characters) repeat across ads, so the answers are cached (bounded LRU)."""
-    return bool(_find(_text(tag), _GENRE_VOCAB[genre].audiences))
+def _read_tag(tag: str, genre: str) -> _Tag:
+    """``tag`` read for table entry ``genre``. Tag by tag is the same as the tags joined by " ; " (no term holds
+    a ";", and a word boundary at a tag's edge is one either way); tags (≤ 100 characters) repeat across ads, so
+    the readings are cached (bounded LRU)."""
+    band, ages = _age_band(tag), _PROFILES[genre].ages
+    fitting = band is not None and any(lo <= band[1] and band[0] <= hi for lo, hi in ages)
+    return _Tag(band is not None, fitting, bool(_find(_text(tag), _GENRE_VOCAB[genre].audiences)))
 
 
 #: Genre name ("" for none) → its themes, then the generic verbs, that are description verbs (repeats kept).
@@ -559,11 +588,9 @@ def _audience_genre_fit(ad: AdSubmission, profile: GenreProfile | None, copy: _C
         suggestion = f"Name a specific genre instead of {genre} (one of {names}) so the ad can find its audience."
         return _Verdict(5.0 if tags else 3.0, reason, "", lambda: suggestion)
     ages = _AGES_TEXT[profile.name]
-    banded = {tag: band for tag in tags if (band := _age_band(tag))}
-    fitting = [t for t, (a, b) in banded.items() if any(lo <= b and a <= hi for lo, hi in profile.ages)]
-    vocab = _GENRE_VOCAB[profile.name]
-    audience_hits = any(_names_audience(tag, profile.name) for tag in tags)
-    themes = _find(_joined(copy.title, " . ", copy.description), vocab.keywords)
+    readings = [_read_tag(tag, profile.name) for tag in tags]
+    banded, fitting, audience_hits = map(any, zip(*readings)) if readings else (False, False, False)
+    themes = _find(_joined(copy.title, " . ", copy.description), _GENRE_VOCAB[profile.name].keywords)
     age_points = 4 if fitting else 0 if banded or not tags else 2  # a mismatched band costs the most
     score = 1 + age_points + (2 if audience_hits else 0) + (3 if len(themes) >= 2 else 1.5 if themes else 0)
     audience = f"audience {_quote_all(tags)}" if tags else "no declared audience"
@@ -578,7 +605,8 @@ def _audience_genre_fit(ad: AdSubmission, profile: GenreProfile | None, copy: _C
         if not tags:
             issues.append(f'declare a target audience such as "{profile.typical}" aged {ages}')
         elif banded and not fitting:
-            issues.append(f"{_quote_all(list(banded))} is unusual for {profile.name} (typically {ages})")
+            with_band = list(dict.fromkeys(tag for tag, read in zip(tags, readings) if read.banded))
+            issues.append(f"{_quote_all(with_band)} is unusual for {profile.name} (typically {ages})")
         elif not banded:
             issues.append(f"add an age band such as {ages}")
         if tags and not audience_hits:
@@ -680,7 +708,7 @@ def analyze(ad: AdSubmission) -> Analysis:
         _visual_richness(ad, profile, copy),
         _duration_fit(ad),
     )
-    scores = [float(round(min(10.0, max(0.0, v.score)), 1)) for v in verdicts]
+    scores = [_rounded(v.score) for v in verdicts]
     # Plain dicts, validated once with the Analysis (cheaper than a ComponentScore each; the same values).
     components = [{"name": name, "score": score, "weight": weight, "reason": v.reason}
                   for (name, weight), score, v in zip(WEIGHTS.items(), scores, verdicts)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import types
@@ -134,9 +135,13 @@ def test_the_new_analyser_agrees_with_the_old_one_on_any_valid_ad(ad: AdSubmissi
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(codec="ascii"), max_size=80))
 def test_ascii_tokens_from_the_byte_table_are_the_regex_tokens(text: str) -> None:
-    """The ASCII fast path (``bytes.translate`` + ``split``) yields exactly the ``\\w+`` tokens."""
-    fast = analyzer._text(text).tokens
-    assert fast == frozenset(t.encode() for t in analyzer._TOKEN.findall(text.lower()))
+    """The ASCII fast path (``bytes.translate`` + ``split``) yields exactly the ``\\w+`` tokens, in order; and
+    ``_ascii_words`` exactly the ``_WORD`` words."""
+    fast = analyzer._text(text)
+    assert fast.order == analyzer._TOKEN.findall(text.lower())
+    assert fast.tokens == frozenset(fast.order)
+    assert fast.first == {t: fast.order.index(t) for t in fast.order}
+    assert analyzer._ascii_words(fast) == analyzer._WORD.findall(text.lower())
 
 
 @settings(max_examples=200, deadline=None)
@@ -191,3 +196,11 @@ def test_the_copy_read_once_is_what_each_rule_read(title: str, description: str)
 @given(st.lists(st.text(alphabet="sie'-ſKİy1", min_size=1, max_size=7), max_size=12))
 def test_stemming_all_at_once_is_stemming_each_word(words: list[str]) -> None:
     assert analyzer._stem_all(words) == frozenset({analyzer._stem(w) for w in words} - analyzer.STOPWORDS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aZ9 .!?_-é’", max_size=40))
+def test_sentences_are_counted_as_before(text: str) -> None:
+    """One ``_SENTENCE_WORDS`` match per part between runs of . ! ? that has a ``_WORD`` word (as rules-1)."""
+    parts = re.split(r"[.!?]+", text)
+    assert len(analyzer._SENTENCE_WORDS.findall(text)) == sum(1 for part in parts if analyzer._WORD.search(part))
