@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import types
@@ -134,9 +135,13 @@ def test_the_new_analyser_agrees_with_the_old_one_on_any_valid_ad(ad: AdSubmissi
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(codec="ascii"), max_size=80))
 def test_ascii_tokens_from_the_byte_table_are_the_regex_tokens(text: str) -> None:
-    """The ASCII fast path (``bytes.translate`` + ``split``) yields exactly the ``\\w+`` tokens."""
-    fast = analyzer._text(text).tokens
-    assert fast == frozenset(t.encode() for t in analyzer._TOKEN.findall(text.lower()))
+    """The ASCII fast path (``bytes.translate`` + ``split``) yields exactly the ``\\w+`` tokens, in order; and
+    ``_ascii_words`` exactly the ``_WORD`` words."""
+    fast = analyzer._text(text)
+    assert fast.order == analyzer._TOKEN.findall(text.lower())
+    assert fast.tokens == frozenset(fast.order)
+    assert fast.first == {t: fast.order.index(t) for t in fast.order}
+    assert analyzer._ascii_words(fast) == analyzer._WORD.findall(text.lower())
 
 
 @settings(max_examples=200, deadline=None)
@@ -147,3 +152,55 @@ def test_folding_keeps_length_and_word_boundaries(text: str) -> None:
     folded = analyzer._text(text).folded
     assert len(folded) == len(text)
     assert [bool(analyzer._TOKEN.match(c)) for c in folded] == [bool(analyzer._TOKEN.match(c)) for c in text]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet="aZ9 '-_.’é", max_size=40),
+                 st.text(alphabet=st.characters(codec="ascii"), max_size=80)))
+def test_words_without_the_regex_are_the_regex_words(text: str) -> None:
+    """``_words`` (``split()`` on ASCII text) yields exactly ``_WORD.findall``, stray ' and - included."""
+    assert analyzer._words(text) == analyzer._WORD.findall(text)
+
+
+_VOCABS = [analyzer._ACTION_VERBS, analyzer._INCENTIVES, analyzer._URGENCY, analyzer._DESCRIPTION_VERBS,
+           analyzer._SECOND_PERSON, *(v for g in analyzer._GENRE_VOCAB.values() for v in g)]
+ascii_copy = st.lists(st.tuples(st.builds(_mangle, st.sampled_from(_TERMS), st.sampled_from([0, 1, 2, 3, 4, 7])),
+                                st.sampled_from([" ", "", "-", ", ", ". ", "_", "'", " - "])),
+                      max_size=30).map(lambda parts: "".join(w + j for w, j in parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(ascii_copy)
+def test_the_token_order_finds_what_the_regexes_find(text: str) -> None:
+    """On ASCII text ``_find`` orders one-word hits by their first token instead of running their regexes: the
+    same hits in the same order as the regex path (forced here by dropping ``first``)."""
+    folded = analyzer._text(text)
+    for vocab in _VOCABS:
+        assert analyzer._find(folded, vocab) == analyzer._find(folded._replace(first=None), vocab)
+
+
+@settings(max_examples=200, deadline=None)
+@given(phrase(200), phrase(2000))
+def test_the_copy_read_once_is_what_each_rule_read(title: str, description: str) -> None:
+    """``_read`` (ASCII: words of the lower-cased parts, stemmed all at once) gives the word counts and
+    the stems that ``_WORD.findall`` and ``_stem`` word by word give."""
+    copy = analyzer._read(make_ad(title=title, description=description, genre="x", target_audience=[],
+                                  visual_elements=[], call_to_action="Play", duration=30, priority=3))
+    assert copy.title_words == len(analyzer._WORD.findall(title))
+    assert copy.description_words == len(analyzer._WORD.findall(description))
+    words = set(analyzer._WORD.findall(f"{title} {description}".lower()))
+    assert copy.stems == frozenset({analyzer._stem(w) for w in words} - analyzer.STOPWORDS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="sie'-ſKİy1", min_size=1, max_size=7), max_size=12))
+def test_stemming_all_at_once_is_stemming_each_word(words: list[str]) -> None:
+    assert analyzer._stem_all(words) == frozenset({analyzer._stem(w) for w in words} - analyzer.STOPWORDS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aZ9 .!?_-é’", max_size=40))
+def test_sentences_are_counted_as_before(text: str) -> None:
+    """One ``_SENTENCE_WORDS`` match per part between runs of . ! ? that has a ``_WORD`` word (as rules-1)."""
+    parts = re.split(r"[.!?]+", text)
+    assert len(analyzer._SENTENCE_WORDS.findall(text)) == sum(1 for part in parts if analyzer._WORD.search(part))
