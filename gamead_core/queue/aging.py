@@ -21,6 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gamead_core import names
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +87,23 @@ def head_key(head: LevelHead, read_at: float, aging_step: float) -> float:
 def effective_level(level: int, head_age: float, aging_step: float, top: int = 1) -> int:
     """The level an ad currently competes at after aging (never better than ``top``). For display."""
     return max(top, int(level - max(head_age, 0.0) // aging_step))
+
+
+def delivery_key(msg: Msg, now: float, aging_step: float) -> float:
+    """The aging key (:func:`due_key`, epoch seconds) of a delivered work message ``msg``; ``now`` epoch seconds.
+
+    Every delivery is due since its message was published (the stream's time stamp in its metadata; a clock
+    ahead counts as ``now``). A redelivery too: its record's ``retryAt`` is not read here, and keying it at
+    ``now`` (as before) put an ad that had aged in the queue behind newer, more urgent arrivals by up to
+    ``(level - 1) × aging_step`` beyond the aging bound; from its publish time it is never behind its place,
+    at worst ahead of it by its own retry back-off. A message whose subject names no level counts as the
+    least urgent level. Used by the worker's prefetch buffer and by the puller (ads its long polls brought)."""
+    meta = msg.metadata
+    try:
+        level = names.level_of_subject(msg.subject)
+    except (ValueError, IndexError):
+        level = names.LEVELS[-1]
+    due = now
+    if meta.timestamp is not None:
+        due = min(now, meta.timestamp.timestamp())
+    return due_key(level, due, aging_step)

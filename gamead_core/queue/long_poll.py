@@ -141,10 +141,13 @@ class LongPolls:
         self.quiet_until = mono + self._idle_wait
         self.backlog.clear()
 
-    def loud(self) -> None:
-        """End the quiet spell: the next pull looks at the queue heads."""
+    def loud(self) -> set[int]:
+        """End the quiet spell: the next pull looks at the queue heads. Returns the levels a backlog was noted in
+        (a view of them read before is out of date)."""
+        noted = {level for level, _ in self.backlog}
         self.quiet_until = 0.0
         self.backlog.clear()
+        return noted
 
     def watched(self, key: Key) -> bool:
         """True while ``key`` has a live long poll of ours."""

@@ -9,7 +9,7 @@ yet here. No I/O: the worker (:mod:`gamead_core.worker.runtime`) does the rest, 
   their recent pace, at most ``worker.prefetch``, none before an ad was timed: slow analyses are not hoarded
   while another worker could start them;
 * **order** – buffered ads are started in the order of the aging rule
-  (:func:`gamead_core.queue.aging.due_key`: ``due time + level × aging_step``, earliest first), and the
+  (:func:`gamead_core.queue.aging.delivery_key`: ``due time + level × aging_step``, earliest first), and the
   puller is asked before each start for any ad of the queue whose key beats the buffer's best
   (``AgingPuller.pull(bar=…)``): an urgent ad that arrives meanwhile starts before buffered lower ones. A
   buffered ad waits at most ``worker.prefetch`` analyses of its worker (more only if more urgent ads keep
@@ -26,9 +26,6 @@ import itertools
 from collections.abc import Iterator
 
 from nats.aio.msg import Msg
-
-from gamead_core import names
-from gamead_core.queue.aging import due_key
 
 
 #: Weight of the newest sample in the slot-time average (an exponentially weighted moving average).
@@ -70,26 +67,6 @@ def next_pace(slot_time: float | None, sample: float) -> float:
     """The slot-time average after one more ``sample`` (seconds): :data:`PACE_WEIGHT` of it, the first taken
     as it is."""
     return sample if slot_time is None else slot_time + PACE_WEIGHT * (sample - slot_time)
-
-
-def delivery_key(msg: Msg, now: float, aging_step: float) -> float:
-    """The aging key (:func:`~gamead_core.queue.aging.due_key`, epoch seconds) of a delivered work message.
-
-    Every delivery is due since its message was published (the stream's time stamp in its metadata; a clock
-    ahead counts as ``now``). A redelivery too: its record's ``retryAt`` is not read here, and keying it at
-    ``now`` (as before) put an ad that had aged in the queue behind newer, more urgent arrivals by up to
-    ``(level - 1) × aging_step`` beyond the aging bound; from its publish time it is never behind its place,
-    at worst ahead of it by its own retry back-off. A message whose subject names no level counts as the
-    least urgent level."""
-    meta = msg.metadata
-    try:
-        level = names.level_of_subject(msg.subject)
-    except (ValueError, IndexError):
-        level = names.LEVELS[-1]
-    due = now
-    if meta.timestamp is not None:
-        due = min(now, meta.timestamp.timestamp())
-    return due_key(level, due, aging_step)
 
 
 class PrefetchBuffer:

@@ -37,6 +37,7 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
 from gamead_core.models import iso_z, utcnow
+from gamead_core.queue.aging import delivery_key
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
@@ -56,7 +57,7 @@ from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.idle import IdleWait
 from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
-from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, delivery_key, next_pace, prefetch_depth
+from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, next_pace, prefetch_depth
 from gamead_core.worker.reaper import adopt_predecessor, run_reaper
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield

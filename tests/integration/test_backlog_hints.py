@@ -21,7 +21,8 @@ from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.worker.prefetch import PrefetchBuffer, delivery_key
+from gamead_core.queue.aging import delivery_key
+from gamead_core.worker.prefetch import PrefetchBuffer
 from tests.support import SubjectTap
 
 
@@ -92,10 +93,11 @@ def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int,
 
 
 @contextlib.asynccontextmanager
-async def _quiet_puller(server: EmbeddedNats) -> AsyncIterator[tuple[AgingPuller, JetStreamContext, JetStreamContext]]:
-    """A puller on ``server``'s topology (aging step 10 s) that found the queue empty, so every level is
-    long-polled; yields it, its JetStream context and a publisher's. Everything is closed at the end."""
-    settings = GameadSettings(queue={"idle_wait": 120, "aging_step": 10.0})
+async def _quiet_puller(server: EmbeddedNats, aging_step: float = 10.0,
+                        ) -> AsyncIterator[tuple[AgingPuller, JetStreamContext, JetStreamContext]]:
+    """A puller on ``server``'s topology (aging step 10 s by default) that found the queue empty, so every level
+    is long-polled; yields it, its JetStream context and a publisher's. Everything is closed at the end."""
+    settings = GameadSettings(queue={"idle_wait": 120, "aging_step": aging_step})
     nc = await nats.connect(server.url)
     js = nc.jetstream()
     await ensure_topology(js, settings)
@@ -213,3 +215,33 @@ def test_an_ad_a_long_poll_brought_waits_for_a_more_urgent_level_whose_long_poll
             return [m.data for m in started]
 
     assert asyncio.run(go()) == [b"1-0", b"1-1"]  # before: [b"1-0", b"5-0"]
+
+
+def test_a_long_polled_ad_does_not_overtake_a_more_urgent_backlog_a_long_spell_cannot_order(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """``bench_aging.py`` (aging step 2 s, one slot under a steady P1 stream), twice in a row: a fresh P2 ad
+    started 0.05-0.1 s after submit, where aging says it waits 2 s behind the P1 ads (excess −0.05 against 2.0).
+    Its own long poll brought it while level 1 had a noted backlog; the quiet spell was older than an aging step,
+    so the backlog could not be pulled blind, and the P2 ad was started as it was. Here: aging step 0.25 s, the
+    spell 0.5 s old; P1's long poll brings its first ad with 5 behind it, then a P5 ad arrives. Before: the P5 ad
+    started second, ahead of 5 P1 ads whose keys beat it ([1, 5, 1, 1, 1, 1]); now the view is asked first."""
+    step = 0.25
+
+    async def go() -> list[int]:
+        async with _quiet_puller(fresh_nats(), aging_step=step) as (puller, js, pjs):
+            await asyncio.sleep(2 * step)  # the spell is older than one step (not a wait for state)
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(pjs.publish(names.level_subject(1), f"1-{i}".encode()) for i in range(6)))
+                while puller.published < 1:  # level 1's long poll has its first ad (and notes the 5 behind it)
+                    await asyncio.sleep(0.01)
+                first = await puller.pull(1)
+                await pjs.publish(names.level_subject(5), b"5-0")
+                while puller.published < 2:  # level 5's long poll has it
+                    await asyncio.sleep(0.01)
+            for msg in first:
+                await msg.ack()
+            got = await _drain(puller, 6, 1, step)
+            return [names.level_of_subject(m.subject) for m in first + got]
+
+    levels = asyncio.run(go())
+    assert levels == [1, 1, 1, 1, 1, 1, 5], levels

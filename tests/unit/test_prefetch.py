@@ -13,7 +13,8 @@ from gamead_core.queue.aging import LevelHead, due_key, head_key, level_score, p
 from gamead_core.queue.pull_request import next_head_age
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
-from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, delivery_key, next_pace, prefetch_depth
+from gamead_core.queue.aging import delivery_key
+from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, next_pace, prefetch_depth
 
 STEP = 10.0
 NOW = 1_800_000_000.0
