@@ -27,7 +27,9 @@ One decision, given an :class:`Observation`:
 3. **Tolerance.** ``|needed / current - 1| <= tolerance`` → recommend ``current``.
 4. **Up at once, bounded.** Above ``current``: at most ``max(start + scale_up_max_step,
    ceil(start * (1 + scale_up_max_percent/100)))`` where ``start`` is the count at the beginning of the
-   trailing ``period_seconds`` (HPA's ``selectPolicy: Max``).
+   trailing ``period_seconds`` (HPA's ``selectPolicy: Max``): the current count less this period's
+   scale-ups, never below 0 — so a count cut behind the policy's back (0 with work included) can always
+   climb again at once.
 5. **Down after the window, bounded.** Below ``current``: only to the *highest* recommendation of the
    trailing ``scale_down_stabilization_seconds``, and at most ``scale_down_max_step`` per period. A hold
    counts as recommending the current count, and so does an empty history (first run, new leader).
@@ -229,7 +231,9 @@ class ScalingPolicy:
         """Apply the up/down step limits and the scale-down window; returns (desired, notes)."""
         s = self._settings
         if recommendation > current:
-            start = current - sum(d for _, d in self._events if d > 0)
+            # The count at the period's start, never below 0: the count may have been cut behind the policy's
+            # back (an override, kubectl, another controller) since its own scale-ups of this period.
+            start = max(0, current - sum(d for _, d in self._events if d > 0))
             by_percent = math.ceil(start * (1 + s.scale_up_max_percent / 100) - _EPS)
             limit = max(start + s.scale_up_max_step, by_percent)
             desired = max(current, min(recommendation, limit))
