@@ -11,7 +11,7 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +21,9 @@ import nats
 import pytest
 import yaml
 from kubernetes.client import Configuration
+from nats.js import JetStreamContext
 
+from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.embedded import EmbeddedNats
@@ -373,13 +375,11 @@ def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_p
 # --- the autoscaler through the double (issue 14 item 6) ------------------------------------------------
 
 
-def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pending(
-    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
-) -> None:
-    """KEDA's headline case: ``min_replicas: 0``, the Deployment at 0 replicas, no per-worker rate ever
-    measured, 3 ads pending → the autoscaler PATCHes ``spec.replicas: 1`` (activation) at its first tick."""
+def _autoscale_from_zero(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
+                         prepare: Callable[[JetStreamContext], Awaitable[None]]) -> None:
+    """Run a ``kubernetes`` autoscaler (``min_replicas: 0``, interval 0.5 s) against the double's Deployment at 0
+    replicas, after ``prepare(js)`` on a fresh topology, until it PATCHes a replica count (deadline 20 s)."""
     api.replicas[(NS, DEPLOYMENT)] = 0
-    server = fresh_nats()
     kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
             "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
     settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
@@ -391,8 +391,7 @@ def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pe
         stop = asyncio.Event()
         try:
             await ensure_topology(js, settings)
-            for i in range(3):
-                await publish_ad(js, ad_id=f"01KZERO{i:019d}", level=3, payload=b"{}", timeout=5.0)
+            await prepare(js)
             link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
             link.ready.set()
             deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-zero", backend=backend_for(settings.autoscaler))
@@ -407,6 +406,36 @@ def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pe
             await nc.close()
 
     asyncio.run(main())
+
+
+def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pending(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """KEDA's headline case: ``min_replicas: 0``, the Deployment at 0 replicas, no per-worker rate ever
+    measured, 3 ads pending → the autoscaler PATCHes ``spec.replicas: 1`` (activation) at its first tick."""
+
+    async def three_ads(js: JetStreamContext) -> None:
+        for i in range(3):
+            await publish_ad(js, ad_id=f"01KZERO{i:019d}", level=3, payload=b"{}", timeout=5.0)
+
+    _autoscale_from_zero(api, tmp_path, fresh_nats(), three_ads)
+    assert api.replicas[(NS, DEPLOYMENT)] == 1
+    patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+    assert patches and patches[0] == {"spec": {"replicas": 1}}
+
+
+def test_a_deployment_at_zero_gets_one_replica_while_a_level_with_ads_cannot_be_read(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """3 ads at priority 3 whose consumer the autoscaler cannot read (deleted behind its back), the other levels
+    idle: the ads may be waiting, so 0→1 rather than 0 replicas for as long as the level stays unreadable."""
+
+    async def unreadable_ads(js: JetStreamContext) -> None:
+        for i in range(3):
+            await publish_ad(js, ad_id=f"01KBLND{i:019d}", level=3, payload=b"{}", timeout=5.0)
+        await js.delete_consumer(names.work_stream(0), names.level_consumer(3, 0))
+
+    _autoscale_from_zero(api, tmp_path, fresh_nats(), unreadable_ads)
     assert api.replicas[(NS, DEPLOYMENT)] == 1
     patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
     assert patches and patches[0] == {"spec": {"replicas": 1}}

@@ -509,3 +509,17 @@ def test_zero_replicas_with_work_activate_even_after_a_scale_up_and_down_in_the_
     policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=5, scale_up_max_step=1,
                                               scale_up_max_percent=0, scale_down_stabilization_seconds=0))
     assert [policy.decide(obs(t, n, current=c)).desired for t, n, c in ((0, 1, 0), (5, 0, 1), (10, 1, 0))] == [1, 0, 1]
+
+
+def test_zero_replicas_activate_one_when_a_level_cannot_be_read() -> None:
+    """``min_replicas: 0``, 0 replicas, the readable levels idle, priority 3 unreadable (its consumer or one
+    partition's stream cannot be read): ads may wait there unseen, so 0→1 (activation) instead of holding 0
+    for as long as the level stays unreadable; then held at 1 (no scale-down while blind), and back to 0 once
+    every level is read again and the window has passed."""
+    settings = AutoscalerSettings(min_replicas=0, max_replicas=10, scale_down_stabilization_seconds=0)
+    policy = ScalingPolicy(settings)
+    first = policy.decide(obs_unreadable(0, 0, current=0))
+    assert first.desired == 1 and first.reason == "priority 3 unreadable at 0 replicas: activation → scale 0→1"
+    assert policy.decide(obs_unreadable(20, 0, current=1)).desired == 1
+    assert policy.decide(obs(40, 0, current=1)).desired == 0
+    assert ScalingPolicy(settings).decide(obs(0, 0, current=0)).desired == 0  # every level read, idle: stays 0
