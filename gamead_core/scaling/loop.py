@@ -12,7 +12,8 @@ Read top-down (:meth:`Autoscaler.run`):
    submitted, completed and per-worker rates over the last minute). An API node shares its stats sampler;
    ``gamead up`` gives the autoscaler a sampler of its own, sampled once per tick. A level that cannot be
    read is left out and named, and the policy then never scales down. Then the backend's replica count.
-3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so); otherwise
+3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so; while the
+   override cannot be read, the one read last stands until it expires); otherwise
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
 4. **Apply** through the backend. A failure (Kubernetes down, RBAC, …) is logged with the backend's
@@ -77,6 +78,7 @@ class Autoscaler:
         self._leader_since: float | None = None
         self._failures = 0
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
+        self._override_read: Override | None = None  # the override as last read (kept while it cannot be read)
 
     @property
     def store(self) -> ScaleStore | None:
@@ -178,6 +180,7 @@ class Autoscaler:
         self._leader_since = self._clock()
         self._policy = ScalingPolicy(self.settings)
         self._failures = 0
+        self._override_read = self.shared.override  # as this node last read it while following (or None)
         await self.shared.resume()
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
@@ -216,6 +219,7 @@ class Autoscaler:
         override = active_override(stored, wall)
         if stored is not None and override is None:
             prefix = f"override {stored.replicas} expired at {iso(stored.until)}; "
+            self._override_read = None  # expired: never again, readable or not
             try:
                 await self.store.clear_override(only=stored)
             except GameadError as exc:
@@ -279,12 +283,15 @@ class Autoscaler:
         return delay
 
     async def _read_override(self) -> Override | None:
+        """The stored override; when it cannot be read (a KV timeout), the one read last, which stands until it
+        expires: an operator's hold must not give way to the policy for a tick and come back at the next."""
         assert self.store is not None
         try:
-            return await self.store.override()
+            self._override_read = await self.store.override()
         except GameadError as exc:
-            log.info("autoscaler: cannot read the override (ignoring it this tick): %s", exc.message)
-            return None
+            log.info("autoscaler: cannot read the override (going on with the one read last: %s): %s",
+                     "none" if self._override_read is None else self._override_read.replicas, exc.message)
+        return self._override_read
 
     async def _record(self, entry: dict[str, Any], observed: dict[str, Any] | None,
                       override: Override | None, running: int | None) -> bool:

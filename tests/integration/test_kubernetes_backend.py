@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +29,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.config.autoscaler import KubernetesScalerSettings
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary
 from gamead_core.errors import GameadError
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
@@ -38,6 +41,7 @@ from gamead_core.scaling.kubernetes import (
     ScalerUnavailable,
 )
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
+from gamead_core.scaling.store import Override, ScaleStore
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
 NS = "gamead-test"
@@ -439,3 +443,90 @@ def test_a_deployment_at_zero_gets_one_replica_while_a_level_with_ads_cannot_be_
     assert api.replicas[(NS, DEPLOYMENT)] == 1
     patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
     assert patches and patches[0] == {"spec": {"replicas": 1}}
+
+
+def _nats_conf(path: Path, port: int, store: Path, deny: list[str]) -> None:
+    """A nats-server config whose one user (also the no-auth user) may publish anything but ``deny``."""
+    rules = json.dumps(deny or ["gamead.test.nothing"])
+    path.write_text(
+        f'listen: "127.0.0.1:{port}"\njetstream {{ store_dir: "{store}" }}\n'
+        f"authorization {{ users: [ {{ user: gamead, password: pw, permissions: {{ publish: {{ allow: [\">\"], "
+        f"deny: {rules} }}, subscribe: {{ allow: [\">\"] }} }} }} ] }}\nno_auth_user: gamead\n"
+    )
+
+
+@pytest.mark.timeout(90)
+def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble, tmp_path: Path) -> None:
+    """An operator holds 0 workers (``gamead scale set 0``) while 3 ads wait; then the leader's reads of the
+    override fail (here nats-server, reloaded, refuses them; in life a KV timeout under load) while the rest of
+    NATS works. The override read last still stands until it expires: no PATCH for the six ticks the override
+    is unreadable (before: 0→1 at once, the policy's activation, until the override could be read again)."""
+    port, conf, store = free_port(), tmp_path / "nats.conf", tmp_path / "js"
+    _nats_conf(conf, port, store, [])
+    server = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    api.replicas[(NS, DEPLOYMENT)] = 0
+    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
+    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
+                                          "kubernetes": kube})
+    override_reads = [f"$JS.API.DIRECT.GET.KV_{names.SCALING_BUCKET}.>",
+                      f"$JS.API.STREAM.MSG.GET.KV_{names.SCALING_BUCKET}"]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while True:
+            try:
+                nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
+                break
+            except Exception:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+        js = nc.jetstream(timeout=0.5)
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            for i in range(3):
+                await publish_ad(js, ad_id=f"01KHELD{i:019d}", level=3, payload=b"{}", timeout=5.0)
+            scale_store = ScaleStore(js)
+            now = time.time()
+            await scale_store.put_override(Override(0, now + 300, now, "alice"), expected=0)
+            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+            link.ready.set()
+            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-held", backend=backend_for(settings.autoscaler))
+            autoscaler = Autoscaler(settings.autoscaler, deps)
+            task = asyncio.create_task(autoscaler.run(stop))
+
+            def ticks() -> int:
+                return sum(int(d.get("repeats") or 1) for d in autoscaler.shared.decisions)
+
+            while "manual override to 0" not in (autoscaler.status().get("reason") or ""):
+                assert loop.time() < deadline, "the override was never applied"
+                await asyncio.sleep(0.05)
+            _nats_conf(conf, port, store, override_reads)
+            server.send_signal(signal.SIGHUP)  # reload: the override can no longer be read
+            while True:
+                try:
+                    await scale_store.override()
+                except GameadError:
+                    break
+                assert loop.time() < deadline + 10, "nats-server did not reload its permissions"
+                await asyncio.sleep(0.05)
+            seen = ticks()
+            while ticks() < seen + 6:  # six ticks of the leader without a readable override
+                assert loop.time() < deadline + 30, "the leader stopped deciding"
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert [json.loads(r.body) for r in api.requests if r.method == "PATCH"] == []
+    assert api.replicas[(NS, DEPLOYMENT)] == 0
