@@ -16,6 +16,8 @@ Read top-down (:meth:`Autoscaler.run`):
    override cannot be read, the one read last stands until it expires); otherwise
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
+   A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
+   reason (``replicas changed outside the autoscaler (4→2)``).
 4. **Apply** through the backend. A failure (Kubernetes down, RBAC, …) is logged with the backend's
    message, recorded, and the whole tick is retried after :func:`~gamead_core.scaling.policy.retry_delay`.
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
@@ -79,6 +81,7 @@ class Autoscaler:
         self._failures = 0
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
         self._override_read: Override | None = None  # the override as last read (kept while it cannot be read)
+        self._expected: int | None = None  # the replica count the last tick left (None: unknown)
 
     @property
     def store(self) -> ScaleStore | None:
@@ -181,6 +184,7 @@ class Autoscaler:
         self._policy = ScalingPolicy(self.settings)
         self._failures = 0
         self._override_read = self.shared.override  # as this node last read it while following (or None)
+        self._expected = None
         await self.shared.resume()
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
@@ -215,10 +219,12 @@ class Autoscaler:
             return await self._failed(wall, None, f"cannot read the replica count: {error_text(exc)}", observed)
 
         prefix = ""
+        if self._expected is not None and current != self._expected and not isinstance(self.backend, NoneScaler):
+            prefix = f"replicas changed outside the autoscaler ({self._expected}→{current}); "  # kubectl, an HPA…
         stored = await self._read_override()
         override = active_override(stored, wall)
         if stored is not None and override is None:
-            prefix = f"override {stored.replicas} expired at {iso(stored.until)}; "
+            prefix += f"override {stored.replicas} expired at {iso(stored.until)}; "
             self._override_read = None  # expired: never again, readable or not
             try:
                 await self.store.clear_override(only=stored)
@@ -226,7 +232,7 @@ class Autoscaler:
                 log.info("autoscaler: cannot remove the expired override: %s", exc.message)
         if override is not None:
             desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas)
-            decision = None
+            decision, reason = None, prefix + reason
         else:
             obs = observation_of(reading, rates, current, at=mono, now=self._clock(),
                                  basis=self.sampler.per_worker_basis)
@@ -257,6 +263,7 @@ class Autoscaler:
             self._failures = 0
             delay = self.interval
         now_running = desired if applied else current
+        self._expected = None if error is not None else now_running  # a failed call may still have landed
         if await self._record(entry, observed, stored if override is not None else None, now_running) and error is None:
             log.log(logging.INFO if desired != current else logging.DEBUG, "autoscaler: %s", reason)
         return delay

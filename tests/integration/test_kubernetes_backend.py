@@ -530,3 +530,47 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
         server.wait(10)
     assert [json.loads(r.body) for r in api.requests if r.method == "PATCH"] == []
     assert api.replicas[(NS, DEPLOYMENT)] == 0
+
+
+def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """An idle queue at 1 replica (``min_replicas: 1``); someone runs ``kubectl scale --replicas=5`` (an HPA on
+    the same Deployment does the same): the next decision says so, so an operator watching workers come and go
+    learns that two controllers are fighting, instead of reading only 'scale 5→4'."""
+    server = fresh_nats()
+    api.replicas[(NS, DEPLOYMENT)] = 1
+    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
+    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 1,
+                                          "kubernetes": kube})
+
+    async def main() -> list[dict]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+            link.ready.set()
+            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-hand", backend=backend_for(settings.autoscaler))
+            autoscaler = Autoscaler(settings.autoscaler, deps)
+            task = asyncio.create_task(autoscaler.run(stop))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while "hold 1" not in (autoscaler.status().get("reason") or ""):
+                assert loop.time() < deadline, "no first decision"
+                await asyncio.sleep(0.05)
+            api.replicas[(NS, DEPLOYMENT)] = 5  # kubectl scale, behind its back
+            while autoscaler.status().get("decisions", [{}])[0].get("current") != 5:
+                assert loop.time() < deadline, "the hand edit was never seen"
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+            return autoscaler.status()["decisions"]
+        finally:
+            await nc.close()
+
+    decisions = asyncio.run(main())
+    assert decisions[0]["reason"].startswith("replicas changed outside the autoscaler (1→5); no backlog")
+    assert not any("outside" in d["reason"] for d in decisions[1:])  # its own decisions are not
