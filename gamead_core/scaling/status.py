@@ -70,6 +70,8 @@ def observed_document(sample: Sample, rates: dict[str, float | None],
         "ackPending": reading.ack_pending or 0,
         "pendingByLevel": {str(d.level): d.pending for d in reading.levels},
         "unreadableLevels": [lvl for lvl, _ in reading.unreadable],
+        #: of an unreadable level, what its readable partitions hold (the autoscaler counts it, a lower bound)
+        "partialPendingByLevel": {str(d.level): d.pending for d in reading.partial},
         "oldestAgeSeconds": round(max((d.oldest_age or 0.0 for d in reading.levels if d.pending), default=0.0), 3),
         "submittedPerSec": rates.get("submittedPerSec"),
         "completedPerSec": rates.get("completedPerSec"),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import nats
 import pytest
@@ -31,6 +32,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary
 from gamead_core.errors import GameadError
+from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.scaling.kubernetes import (
@@ -380,14 +382,16 @@ def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_p
 
 
 def _autoscale_from_zero(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
-                         prepare: Callable[[JetStreamContext], Awaitable[None]]) -> None:
-    """Run a ``kubernetes`` autoscaler (``min_replicas: 0``, interval 0.5 s) against the double's Deployment at 0
-    replicas, after ``prepare(js)`` on a fresh topology, until it PATCHes a replica count (deadline 20 s)."""
+                         prepare: Callable[[JetStreamContext], Awaitable[None]], **settings_: Any) -> None:
+    """Run a ``kubernetes`` autoscaler (``min_replicas: 0``, interval 0.5 s; ``settings_`` are more settings)
+    against the double's Deployment at 0 replicas, after ``prepare(js)`` on a fresh topology, until it PATCHes a
+    replica count (deadline 20 s)."""
     api.replicas[(NS, DEPLOYMENT)] = 0
     kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
             "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
-    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
-                                          "kubernetes": kube})
+    scaling = {"backend": "kubernetes", "interval": 0.5, "min_replicas": 0, "kubernetes": kube,
+               **settings_.pop("autoscaler", {})}
+    settings = GameadSettings(autoscaler=scaling, **settings_)
 
     async def main() -> None:
         nc = await nats.connect(server.url)
@@ -444,6 +448,26 @@ def test_a_deployment_at_zero_gets_one_replica_while_a_level_with_ads_cannot_be_
     patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
     assert patches and patches[0] == {"spec": {"replicas": 1}}
 
+
+
+def test_the_readable_partitions_of_a_level_still_count_when_another_cannot_be_read(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """``queue.partitions: 2``; 60 ads at priority 3 in partition 0, and partition 1's priority-3 consumer cannot
+    be read (deleted). The 60 are known: at 0.5 ads/s per worker (``initial_per_worker_rate``) draining them in
+    30 s needs 4 workers, so 0→4 — not 0→1 as if priority 3 were empty (the level, unreadable as a whole, was
+    left out of the observation: known backlog and all)."""
+    ids = [i for i in (f"01KPART{n:019d}" for n in range(400)) if partition_of(i, 2) == 0][:60]
+
+    async def one_partition_blind(js: JetStreamContext) -> None:
+        for ad_id in ids:
+            await publish_ad(js, ad_id=ad_id, level=3, payload=b"{}", timeout=5.0, partitions=2)
+        await js.delete_consumer(names.work_stream(1), names.level_consumer(3, 1))
+
+    _autoscale_from_zero(api, tmp_path, fresh_nats(), one_partition_blind, queue={"partitions": 2},
+                         autoscaler={"initial_per_worker_rate": 0.5})
+    patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+    assert len(ids) == 60 and patches and patches[0] == {"spec": {"replicas": 4}}, patches
 
 def _nats_conf(path: Path, port: int, store: Path, deny: list[str]) -> None:
     """A nats-server config whose one user (also the no-auth user) may publish anything but ``deny``."""
