@@ -18,7 +18,8 @@ Read top-down (:meth:`Autoscaler.run`):
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
    A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
    reason (``replicas changed outside the autoscaler (4→2)``).
-4. **Apply** through the backend. A failure (Kubernetes down, RBAC, …) is logged with the backend's
+4. **Apply** through the backend — only while the lease is still held: one that lapsed during the tick's
+   calls (a slow Kubernetes API, NATS cut off) applies and records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's
    message, recorded, and the whole tick is retried after :func:`~gamead_core.scaling.policy.retry_delay`.
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
@@ -239,6 +240,9 @@ class Autoscaler:
             decision = self._policy.decide(obs)
             desired, reason = decision.desired, prefix + decision.reason
 
+        if not self.is_leader:  # the lease lapsed during this tick's calls: another node may lead by now
+            log.warning("autoscaler: the lease lapsed during this tick; %s neither applied nor recorded", reason)
+            return self.interval
         applied, error = True, None
         if desired != current:
             if isinstance(self.backend, NoneScaler):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import signal
 import socket
@@ -67,6 +68,7 @@ class ApiDouble:
     replicas: dict[tuple[str, str], int] = field(default_factory=lambda: {(NS, DEPLOYMENT): 2})
     fail_with: int | None = None  # answer every request with this status (a Kubernetes Status body)
     hang: bool = False  # never answer (until the test ends)
+    get_delay: float = 0.0  # seconds before a GET is answered (a slow API server)
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -116,6 +118,8 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 state.release.wait(30)
                 self.close_connection = True
                 return
+            if self.command == "GET" and state.get_delay:
+                state.release.wait(state.get_delay)
             path = self.path.split("?", 1)[0]
             match = _PATH_RE.match(path)
             if not match:
@@ -469,14 +473,41 @@ def test_the_readable_partitions_of_a_level_still_count_when_another_cannot_be_r
     patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
     assert len(ids) == 60 and patches and patches[0] == {"spec": {"replicas": 4}}, patches
 
-def _nats_conf(path: Path, port: int, store: Path, deny: list[str]) -> None:
-    """A nats-server config whose one user (also the no-auth user) may publish anything but ``deny``."""
-    rules = json.dumps(deny or ["gamead.test.nothing"])
-    path.write_text(
-        f'listen: "127.0.0.1:{port}"\njetstream {{ store_dir: "{store}" }}\n'
-        f"authorization {{ users: [ {{ user: gamead, password: pw, permissions: {{ publish: {{ allow: [\">\"], "
-        f"deny: {rules} }}, subscribe: {{ allow: [\">\"] }} }} }} ] }}\nno_auth_user: gamead\n"
-    )
+class GuardedNats:
+    """A nats-server whose one user (also the no-auth user) may publish anything but :meth:`deny`'s subjects,
+    changed by a config reload (SIGHUP) while clients stay connected: a NATS that refuses one kind of request
+    while the rest works, as a KV timeout under load does. Stopped (by PID) with :meth:`stop`."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port, self.conf, self.store = free_port(), tmp_path / "nats.conf", tmp_path / "js"
+        self._write([])
+        self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    def _write(self, deny: list[str]) -> None:
+        rules = json.dumps(deny or ["gamead.test.nothing"])
+        self.conf.write_text(
+            f'listen: "127.0.0.1:{self.port}"\njetstream {{ store_dir: "{self.store}" }}\n'
+            f"authorization {{ users: [ {{ user: gamead, password: pw, permissions: {{ publish: {{ allow: "
+            f"[\">\"], deny: {rules} }}, subscribe: {{ allow: [\">\"] }} }} }} ] }}\nno_auth_user: gamead\n")
+
+    def deny(self, subjects: list[str]) -> None:
+        self._write(subjects)
+        self.proc.send_signal(signal.SIGHUP)
+
+    async def connect(self, within: float = 10.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            try:
+                return await nats.connect(f"nats://127.0.0.1:{self.port}", allow_reconnect=False)
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 @pytest.mark.timeout(90)
@@ -485,10 +516,7 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
     override fail (here nats-server, reloaded, refuses them; in life a KV timeout under load) while the rest of
     NATS works. The override read last still stands until it expires: no PATCH for the six ticks the override
     is unreadable (before: 0→1 at once, the policy's activation, until the override could be read again)."""
-    port, conf, store = free_port(), tmp_path / "nats.conf", tmp_path / "js"
-    _nats_conf(conf, port, store, [])
-    server = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = GuardedNats(tmp_path)
     api.replicas[(NS, DEPLOYMENT)] = 0
     kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
             "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
@@ -500,14 +528,7 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
     async def main() -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
-        while True:
-            try:
-                nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
-                break
-            except Exception:
-                if loop.time() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+        nc = await server.connect()
         js = nc.jetstream(timeout=0.5)
         stop = asyncio.Event()
         try:
@@ -529,8 +550,7 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
             while "manual override to 0" not in (autoscaler.status().get("reason") or ""):
                 assert loop.time() < deadline, "the override was never applied"
                 await asyncio.sleep(0.05)
-            _nats_conf(conf, port, store, override_reads)
-            server.send_signal(signal.SIGHUP)  # reload: the override can no longer be read
+            server.deny(override_reads)  # reload: the override can no longer be read
             while True:
                 try:
                     await scale_store.override()
@@ -550,10 +570,61 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
     try:
         asyncio.run(main())
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
     assert [json.loads(r.body) for r in api.requests if r.method == "PATCH"] == []
     assert api.replicas[(NS, DEPLOYMENT)] == 0
+
+
+@pytest.mark.timeout(90)
+def test_a_leader_whose_lease_lapsed_during_a_slow_tick_does_not_scale(
+    api: ApiDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The leader can no longer renew its lease (nats-server refuses its writes to the leases bucket; in life a
+    partition from NATS) while its tick waits 4 s for a slow Kubernetes API, longer than the 1.5 s lease: another
+    node may lead by then. 3 ads arrived at 0 replicas; the old leader must not PATCH (before: 0→1 from a node
+    that no longer held the lease, beside the new leader's own decisions)."""
+    server = GuardedNats(tmp_path)
+    api.replicas[(NS, DEPLOYMENT)] = 0
+    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double", "request_timeout": 20.0,
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
+    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
+                                          "kubernetes": kube})
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        nc = await server.connect()
+        js = nc.jetstream(timeout=0.5)
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+            link.ready.set()
+            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-lapsed",
+                                             backend=backend_for(settings.autoscaler))
+            autoscaler = Autoscaler(settings.autoscaler, deps)
+            task = asyncio.create_task(autoscaler.run(stop))
+            while "hold 0" not in (autoscaler.status().get("reason") or ""):
+                assert loop.time() < deadline, "no first decision"
+                await asyncio.sleep(0.05)
+            api.get_delay = 4.0
+            server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
+            for i in range(3):
+                await publish_ad(js, ad_id=f"01KLAPS{i:019d}", level=3, payload=b"{}", timeout=5.0)
+            while not any("no longer leading" in r.getMessage() for r in caplog.records):
+                assert loop.time() < deadline, "it never stepped down"
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.stop()
+    assert [json.loads(r.body) for r in api.requests if r.method == "PATCH"] == []
 
 
 def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
