@@ -268,7 +268,8 @@ class Autoscaler:
             delay = self.interval
         now_running = desired if applied else current
         self._expected = None if error is not None else now_running  # a failed call may still have landed
-        if await self._record(entry, observed, stored if override is not None else None, now_running) and error is None:
+        if await self._record(entry, observed, stored if override is not None else None, now_running,
+                              delay) and error is None:
             log.log(logging.INFO if desired != current else logging.DEBUG, "autoscaler: %s", reason)
         return delay
 
@@ -290,7 +291,7 @@ class Autoscaler:
         delay = retry_delay(self._failures)
         log.warning("autoscaler: %s (attempt %d, retrying in %.1fs)", message, self._failures, delay)
         entry = decision_entry(wall, current, None, message, False, message, False, self.node_id)
-        await self._record(entry, observed, None, current)
+        await self._record(entry, observed, None, current, delay)
         return delay
 
     async def _read_override(self) -> Override | None:
@@ -305,12 +306,12 @@ class Autoscaler:
         return self._override_read
 
     async def _record(self, entry: dict[str, Any], observed: dict[str, Any] | None,
-                      override: Override | None, running: int | None) -> bool:
+                      override: Override | None, running: int | None, next_in: float) -> bool:
         """:meth:`SharedState.record` with this leader's figures; True when ``entry`` is a new line."""
         return await self.shared.record(
             entry, observed=observed, override=override, running=running, backend=self.backend_name,
             leader_since=self._leader_since, draining=getattr(self.backend, "draining", None),
-            lease_seen=self.keeper.seen if self.keeper is not None else None)
+            lease_seen=self.keeper.seen if self.keeper is not None else None, next_in=next_in)
 
     # --- reading --------------------------------------------------------------------------------------------
 
