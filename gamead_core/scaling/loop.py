@@ -19,8 +19,9 @@ Read top-down (:meth:`Autoscaler.run`):
    A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
    reason (``replicas changed outside the autoscaler (4→2)``).
 4. **Apply** through the backend — only while the lease is still held: one that lapsed during the tick's
-   calls (a slow Kubernetes API, NATS cut off) applies and records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's
-   message, recorded, and the whole tick is retried after :func:`~gamead_core.scaling.policy.retry_delay`.
+   calls (a slow Kubernetes API, NATS cut off) applies and records nothing. A failure (Kubernetes down,
+   RBAC, …) is logged with the backend's message, recorded, and the whole tick is retried after
+   :func:`~gamead_core.scaling.policy.retry_delay`.
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
    :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last

@@ -29,9 +29,9 @@ def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *
                    now: float, basis: dict[str, Any] | None = None) -> Observation:
     """The policy's input: ``reading`` (levels and ack pending, counting the readable partitions of a level
     unreadable as a whole), the sampler's ``rates`` (ads per second: ``submittedPerSec``, ``completedPerSec``,
-    ``perWorkerPerSec``), the ``current`` replicas; ``at`` on the
-    policy's monotonic clock, ``now`` in epoch seconds (the reading's age is ``now - reading.t``); ``basis``
-    how the per-worker rate was derived (``QueueSampler.per_worker_basis``: its ``bound`` goes in the reason)."""
+    ``perWorkerPerSec``), the ``current`` replicas; ``at`` on the policy's monotonic clock, ``now`` in epoch
+    seconds (the reading's age is ``now - reading.t``); ``basis`` how the per-worker rate was derived
+    (``QueueSampler.per_worker_basis``: its ``bound`` goes in the reason)."""
     return Observation(
         at=at,
         levels=reading.levels + reading.partial,  # a partly read level counts what was read (a lower bound)

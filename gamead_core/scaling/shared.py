@@ -65,7 +65,8 @@ class SharedState:
         """Fold ``entry`` into the decisions and write the state document (a failed write is only logged).
 
         ``running`` is the replica count after this decision (``current`` in the state; the entry keeps the
-        count it started from); ``next_in`` the seconds until the next record (the interval, or a back-off). True when ``entry`` started a new line (not folded into the previous one).
+        count it started from); ``next_in`` the seconds until the next record (the interval, or a back-off).
+        True when ``entry`` started a new line (not folded into the previous one).
         """
         assert self.store is not None
         self.decisions = record_decision(self.decisions, entry)
