@@ -145,6 +145,16 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     return Group(facts, Text(""), Text("last decisions (times in UTC)", style="bold"), listed)
 
 
+def who_applies(doc: dict[str, Any]) -> str:
+    """Who will act on an override, from ``GET /v1/scale``'s ``backend`` and ``leader``. Pure."""
+    if not doc.get("leader"):
+        return ("no autoscaler holds the lease now: nothing applies it until one leads (gamead up, or a gamead serve "
+                "with backend kubernetes or none)")
+    if doc.get("backend") == "none":
+        return "backend none: the leader only shows what it would do; no worker count changes"
+    return "applied by the autoscaler's leader at its next decision"
+
+
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiClientError(f"the API answered {what} with unexpected data")
@@ -185,8 +195,8 @@ def set_override(
         line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))} UTC", style="bold")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
-        line.append("\napplied by the autoscaler's leader at its next decision; undo with: gamead scale clear"
-                    f"{client.again}", style="dim")
+        line.append(f"\n{who_applies(b.get('status') or {})}; undo with: gamead scale clear{client.again}",
+                    style="dim")
         return line
 
     emit(body, output, view)

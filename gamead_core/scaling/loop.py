@@ -12,11 +12,16 @@ Read top-down (:meth:`Autoscaler.run`):
    submitted, completed and per-worker rates over the last minute). An API node shares its stats sampler;
    ``gamead up`` gives the autoscaler a sampler of its own, sampled once per tick. A level that cannot be
    read is left out and named, and the policy then never scales down. Then the backend's replica count.
-3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so); otherwise
+3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so; while the
+   override cannot be read, the one read last stands until it expires); otherwise
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
-4. **Apply** through the backend. A failure (Kubernetes down, RBAC, …) is logged with the backend's
-   message, recorded, and the whole tick is retried after :func:`~gamead_core.scaling.policy.retry_delay`.
+   A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
+   reason (``replicas changed outside the autoscaler (4→2)``).
+4. **Apply** through the backend — only while the lease is still held: one that lapsed during the tick's
+   calls (a slow Kubernetes API, NATS cut off) applies and records nothing. A failure (Kubernetes down,
+   RBAC, …) is logged with the backend's message, recorded, and the whole tick is retried after
+   :func:`~gamead_core.scaling.policy.retry_delay`.
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
    :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last
@@ -77,6 +82,8 @@ class Autoscaler:
         self._leader_since: float | None = None
         self._failures = 0
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
+        self._override_read: Override | None = None  # the override as last read (kept while it cannot be read)
+        self._expected: int | None = None  # the replica count the last tick left (None: unknown)
 
     @property
     def store(self) -> ScaleStore | None:
@@ -178,6 +185,8 @@ class Autoscaler:
         self._leader_since = self._clock()
         self._policy = ScalingPolicy(self.settings)
         self._failures = 0
+        self._override_read = self.shared.override  # as this node last read it while following (or None)
+        self._expected = None
         await self.shared.resume()
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
@@ -212,23 +221,29 @@ class Autoscaler:
             return await self._failed(wall, None, f"cannot read the replica count: {error_text(exc)}", observed)
 
         prefix = ""
+        if self._expected is not None and current != self._expected and not isinstance(self.backend, NoneScaler):
+            prefix = f"replicas changed outside the autoscaler ({self._expected}→{current}); "  # kubectl, an HPA…
         stored = await self._read_override()
         override = active_override(stored, wall)
         if stored is not None and override is None:
-            prefix = f"override {stored.replicas} expired at {iso(stored.until)}; "
+            prefix += f"override {stored.replicas} expired at {iso(stored.until)}; "
+            self._override_read = None  # expired: never again, readable or not
             try:
                 await self.store.clear_override(only=stored)
             except GameadError as exc:
                 log.info("autoscaler: cannot remove the expired override: %s", exc.message)
         if override is not None:
             desired, reason = override_reason(override, current, s.min_replicas, s.max_replicas)
-            decision = None
+            decision, reason = None, prefix + reason
         else:
             obs = observation_of(reading, rates, current, at=mono, now=self._clock(),
                                  basis=self.sampler.per_worker_basis)
             decision = self._policy.decide(obs)
             desired, reason = decision.desired, prefix + decision.reason
 
+        if not self.is_leader:  # the lease lapsed during this tick's calls: another node may lead by now
+            log.warning("autoscaler: the lease lapsed during this tick; %s neither applied nor recorded", reason)
+            return self.interval
         applied, error = True, None
         if desired != current:
             if isinstance(self.backend, NoneScaler):
@@ -253,7 +268,9 @@ class Autoscaler:
             self._failures = 0
             delay = self.interval
         now_running = desired if applied else current
-        if await self._record(entry, observed, stored if override is not None else None, now_running) and error is None:
+        self._expected = None if error is not None else now_running  # a failed call may still have landed
+        if await self._record(entry, observed, stored if override is not None else None, now_running,
+                              delay) and error is None:
             log.log(logging.INFO if desired != current else logging.DEBUG, "autoscaler: %s", reason)
         return delay
 
@@ -275,24 +292,27 @@ class Autoscaler:
         delay = retry_delay(self._failures)
         log.warning("autoscaler: %s (attempt %d, retrying in %.1fs)", message, self._failures, delay)
         entry = decision_entry(wall, current, None, message, False, message, False, self.node_id)
-        await self._record(entry, observed, None, current)
+        await self._record(entry, observed, None, current, delay)
         return delay
 
     async def _read_override(self) -> Override | None:
+        """The stored override; when it cannot be read (a KV timeout), the one read last, which stands until it
+        expires: an operator's hold must not give way to the policy for a tick and come back at the next."""
         assert self.store is not None
         try:
-            return await self.store.override()
+            self._override_read = await self.store.override()
         except GameadError as exc:
-            log.info("autoscaler: cannot read the override (ignoring it this tick): %s", exc.message)
-            return None
+            log.info("autoscaler: cannot read the override (going on with the one read last: %s): %s",
+                     "none" if self._override_read is None else self._override_read.replicas, exc.message)
+        return self._override_read
 
     async def _record(self, entry: dict[str, Any], observed: dict[str, Any] | None,
-                      override: Override | None, running: int | None) -> bool:
+                      override: Override | None, running: int | None, next_in: float) -> bool:
         """:meth:`SharedState.record` with this leader's figures; True when ``entry`` is a new line."""
         return await self.shared.record(
             entry, observed=observed, override=override, running=running, backend=self.backend_name,
             leader_since=self._leader_since, draining=getattr(self.backend, "draining", None),
-            lease_seen=self.keeper.seen if self.keeper is not None else None)
+            lease_seen=self.keeper.seen if self.keeper is not None else None, next_in=next_in)
 
     # --- reading --------------------------------------------------------------------------------------------
 

@@ -15,11 +15,11 @@ from gamead_core.stats.sampler import Sample
 
 def usable_reading(sample: Sample | None) -> QueueReading:
     """The sample's reading; raises :class:`GameadError` when there is none, NATS is not connected, or no
-    priority level could be read (nothing to decide on)."""
+    priority level could be read, not even in part (nothing to decide on)."""
     if sample is None or not sample.reading.connected:
         raise GameadError("NATS is not connected")
     reading = sample.reading
-    if not reading.levels:
+    if not reading.levels and not reading.partial:
         why = reading.unreadable[0][1] if reading.unreadable else "no level read yet"
         raise GameadError(f"no priority level can be read ({why})")
     return reading
@@ -27,15 +27,16 @@ def usable_reading(sample: Sample | None) -> QueueReading:
 
 def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *, at: float,
                    now: float, basis: dict[str, Any] | None = None) -> Observation:
-    """The policy's input: ``reading`` (levels, ack pending), the sampler's ``rates`` (ads per second:
-    ``submittedPerSec``, ``completedPerSec``, ``perWorkerPerSec``), the ``current`` replicas; ``at`` on the
-    policy's monotonic clock, ``now`` in epoch seconds (the reading's age is ``now - reading.t``); ``basis``
-    how the per-worker rate was derived (``QueueSampler.per_worker_basis``: its ``bound`` goes in the reason)."""
+    """The policy's input: ``reading`` (levels and ack pending, counting the readable partitions of a level
+    unreadable as a whole), the sampler's ``rates`` (ads per second: ``submittedPerSec``, ``completedPerSec``,
+    ``perWorkerPerSec``), the ``current`` replicas; ``at`` on the policy's monotonic clock, ``now`` in epoch
+    seconds (the reading's age is ``now - reading.t``); ``basis`` how the per-worker rate was derived
+    (``QueueSampler.per_worker_basis``: its ``bound`` goes in the reason)."""
     return Observation(
         at=at,
-        levels=reading.levels,
+        levels=reading.levels + reading.partial,  # a partly read level counts what was read (a lower bound)
         unreadable_levels=tuple(lvl for lvl, _ in reading.unreadable),
-        ack_pending=reading.ack_pending or 0,
+        ack_pending=(reading.ack_pending or 0) + sum(d.ack_pending for d in reading.partial),
         arrival_rate=rates.get("submittedPerSec") or 0.0,
         completion_rate=rates.get("completedPerSec") or 0.0,
         per_worker_rate=rates.get("perWorkerPerSec"),

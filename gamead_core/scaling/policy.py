@@ -5,7 +5,7 @@ One decision, given an :class:`Observation`:
 1. **Hold on bad data.** Metrics older than ``stale_after_seconds``, or a backlog with no per-worker rate
    ever measured, keep the current count (clamped to ``[min, max]``) — never "max because unknown". A
    level that could not be read (``unreadable_levels``) makes the need a lower bound: it may scale up on the
-   others, never down.
+   others, never down; at 0 replicas it is activation (1 replica), since ads may wait there unseen.
 2. **Need.** ``work = pending + ack_pending`` (the reason line says "backlog" for the pending ads and "in
    flight" for the ack pending ones); the pool must keep up with arrivals and drain the work within
    ``target_drain_seconds``::
@@ -27,7 +27,9 @@ One decision, given an :class:`Observation`:
 3. **Tolerance.** ``|needed / current - 1| <= tolerance`` → recommend ``current``.
 4. **Up at once, bounded.** Above ``current``: at most ``max(start + scale_up_max_step,
    ceil(start * (1 + scale_up_max_percent/100)))`` where ``start`` is the count at the beginning of the
-   trailing ``period_seconds`` (HPA's ``selectPolicy: Max``).
+   trailing ``period_seconds`` (HPA's ``selectPolicy: Max``): the current count less this period's
+   scale-ups, never below 0 — so a count cut behind the policy's back (0 with work included) can always
+   climb again at once.
 5. **Down after the window, bounded.** Below ``current``: only to the *highest* recommendation of the
    trailing ``scale_down_stabilization_seconds``, and at most ``scale_down_max_step`` per period. A hold
    counts as recommending the current count, and so does an empty history (first run, new leader).
@@ -171,15 +173,18 @@ class ScalingPolicy:
         late = self._oldest_late_urgent(obs)
         urgent_backlog = sum(max(0, lv.pending) for lv in obs.levels if lv.level <= s.urgent_max_level)
 
-        if work == 0 and arrival == 0:
-            raw = 0
-            demand = "no backlog, nothing in flight, no arrivals"
-        elif rate is None and current == 0 and s.max_replicas > 0:
-            what = f"backlog {backlog:,}" if backlog else f"{work:,} in flight" if work else "arrivals"
+        idle = work == 0 and arrival == 0
+        unseen = ", ".join(map(str, obs.unreadable_levels))
+        what = f"backlog {backlog:,}" if backlog else f"{work:,} in flight" if work else "arrivals"
+        if current == 0 and s.max_replicas > 0 and (obs.unreadable_levels if idle else rate is None):
+            # KEDA's activation: someone must run to measure a rate, or to drain what may wait unseen.
+            what = f"priority {unseen} unreadable" if idle else what
             self._recommendations.append((obs.at, self._clamp(1)))  # the scale-down window remembers it
             return self._finish(obs.at, current, 1, f"{what} at 0 replicas: activation", [], 1)
+        if idle:
+            raw = 0
+            demand = "no backlog, nothing in flight, no arrivals"
         elif rate is None:
-            what = f"backlog {backlog:,}" if backlog else f"{work:,} in flight" if work else "arrivals"
             return self._hold(obs, f"{what} but no per-worker rate measured yet")
         else:
             raw = required_replicas(
@@ -207,7 +212,7 @@ class ScalingPolicy:
         recommendation = current if within_tolerance else target
         blind = ""
         if obs.unreadable_levels:  # the need is a lower bound: up is safe, down is not
-            blind = f"priority {', '.join(map(str, obs.unreadable_levels))} unreadable"
+            blind = f"priority {unseen} unreadable"
             if recommendation < current:
                 recommendation, blind = current, blind + ": no scale-down"
         self._recommendations.append((obs.at, recommendation))
@@ -229,7 +234,9 @@ class ScalingPolicy:
         """Apply the up/down step limits and the scale-down window; returns (desired, notes)."""
         s = self._settings
         if recommendation > current:
-            start = current - sum(d for _, d in self._events if d > 0)
+            # The count at the period's start, never below 0: the count may have been cut behind the policy's
+            # back (an override, kubectl, another controller) since its own scale-ups of this period.
+            start = max(0, current - sum(d for _, d in self._events if d > 0))
             by_percent = math.ceil(start * (1 + s.scale_up_max_percent / 100) - _EPS)
             limit = max(start + s.scale_up_max_step, by_percent)
             desired = max(current, min(recommendation, limit))

@@ -61,11 +61,12 @@ class SharedState:
 
     async def record(self, entry: dict[str, Any], *, observed: dict[str, Any] | None, override: Override | None,
                      running: int | None, backend: str, leader_since: float | None, draining: Any,
-                     lease_seen: Lease | None) -> bool:
+                     lease_seen: Lease | None, next_in: float | None = None) -> bool:
         """Fold ``entry`` into the decisions and write the state document (a failed write is only logged).
 
         ``running`` is the replica count after this decision (``current`` in the state; the entry keeps the
-        count it started from). True when ``entry`` started a new line (not folded into the previous one).
+        count it started from); ``next_in`` the seconds until the next record (the interval, or a back-off).
+        True when ``entry`` started a new line (not folded into the previous one).
         """
         assert self.store is not None
         self.decisions = record_decision(self.decisions, entry)
@@ -78,6 +79,7 @@ class SharedState:
         state = state_document(
             self.settings, backend=backend, leader=self.node_id, leader_since=leader_since, now=self._clock(),
             entry=entry, running=running, draining=draining, observed=observed, decisions=self.decisions,
+            next_in=next_in,
         )
         self.view, self.override, self.lease_seen = state, override, lease_seen
         try:

@@ -11,7 +11,8 @@ from gamead_core.scaling.lease import Lease, lease_ttl
 from gamead_core.scaling.store import Override, active_override, iso
 from gamead_core.stats.sampler import Sample
 
-#: ``state`` older than this many intervals is shown as stale (its leader is gone or stuck).
+#: ``state`` older than this many intervals is shown as stale (its leader is gone or stuck); a leader backing off
+#: after a failure says when it records next (``nextInSeconds``), and is allowed that instead of one interval.
 STALE_INTERVALS = 3.0
 
 
@@ -33,6 +34,8 @@ def status_document(
     updated = st.get("t")
     interval = float(st.get("intervalSeconds") or settings.interval)
     age = round(max(0.0, now - float(updated)), 2) if updated is not None else None
+    # stale: the leader missed its own next record (an interval, or its back-off after a failure) by 2 intervals
+    due = max(interval, float(st.get("nextInSeconds") or interval))
     ov = active_override(override, now)
     return {
         "backend": st.get("backend") or settings.backend,
@@ -49,7 +52,7 @@ def status_document(
         "leaseTtlSeconds": st.get("leaseTtlSeconds", lease_ttl(settings.interval)),
         "updatedAt": st.get("updatedAt"),
         "ageSeconds": age,
-        "stale": age is None or age > STALE_INTERVALS * interval,
+        "stale": age is None or age > due + (STALE_INTERVALS - 1) * interval,
         "observed": st.get("observed"),
         "override": ov.wire(now) if ov is not None else None,
         "decisions": list(st.get("decisions") or []),
@@ -70,6 +73,8 @@ def observed_document(sample: Sample, rates: dict[str, float | None],
         "ackPending": reading.ack_pending or 0,
         "pendingByLevel": {str(d.level): d.pending for d in reading.levels},
         "unreadableLevels": [lvl for lvl, _ in reading.unreadable],
+        #: of an unreadable level, what its readable partitions hold (the autoscaler counts it, a lower bound)
+        "partialPendingByLevel": {str(d.level): d.pending for d in reading.partial},
         "oldestAgeSeconds": round(max((d.oldest_age or 0.0 for d in reading.levels if d.pending), default=0.0), 3),
         "submittedPerSec": rates.get("submittedPerSec"),
         "completedPerSec": rates.get("completedPerSec"),
@@ -92,10 +97,12 @@ def state_document(
     draining: Any,
     observed: dict[str, Any] | None,
     decisions: list[dict[str, Any]],
+    next_in: float | None = None,
 ) -> dict[str, Any]:
     """The shared ``state`` the leader writes after each tick (read back by :func:`status_document`).
     ``running`` is the replica count after this decision; ``entry`` the decision (it keeps the count it
-    started from); epoch seconds throughout."""
+    started from); ``next_in``: seconds until the leader records again (its interval, or its back-off); epoch
+    seconds throughout."""
     return {
         "backend": backend,
         "leader": leader,
@@ -103,6 +110,7 @@ def state_document(
         "t": now,
         "updatedAt": iso(now),
         "intervalSeconds": settings.interval,
+        "nextInSeconds": round(settings.interval if next_in is None else next_in, 3),
         "leaseTtlSeconds": lease_ttl(settings.interval),
         "minReplicas": settings.min_replicas,
         "maxReplicas": settings.max_replicas,

@@ -11,7 +11,8 @@ with why, and the others are read as usual.
 
 With ``queue.partitions`` > 1 each level is read in every partition and the readings merged
 (:func:`gamead_core.queue.partitions.merge_depths`: counts summed, the oldest head); the work streams' states
-are summed. A level with one partition that cannot be read is unreadable as a whole (its counts would be short).
+are summed. A level with one partition that cannot be read is unreadable as a whole (its counts would be short);
+what its other partitions said is kept apart in ``partial``, a lower bound the autoscaler still scales up on.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class QueueReading:
     levels: tuple[LevelDepth, ...] = ()  #: the levels that could be read
     #: levels that could not be read, and why (``(3, "consumer not found")``)
     unreadable: tuple[tuple[int, str], ...] = ()
+    #: levels of ``unreadable`` some of whose partitions could be read: those partitions merged (a lower bound)
+    partial: tuple[LevelDepth, ...] = ()
     #: the work stream's last sequence (summed over the partitions): every accepted submit or replay adds one
     last_seq: int | None = None
     messages: int | None = None  #: messages in the work stream(s)
@@ -82,12 +85,16 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
             errors.append(f"{what}: {error_text(part)}")
     readable: list[LevelDepth] = []
     unreadable: list[tuple[int, str]] = []
+    partial: list[LevelDepth] = []
     for level, got in zip(names.LEVELS, levels if isinstance(levels, list) else ()):
-        if isinstance(got, BaseException):  # this level only: the others are shown as usual
-            unreadable.append((level, error_text(got)))
-            errors.append(f"queue level {level}: {error_text(got)}")
-        else:
-            readable.append(got)
+        depth, error = (None, got) if isinstance(got, BaseException) else got
+        if error is not None:  # this level only: the others are shown as usual
+            unreadable.append((level, error_text(error)))
+            errors.append(f"queue level {level}: {error_text(error)}")
+            if depth is not None:
+                partial.append(depth)
+        elif depth is not None:
+            readable.append(depth)
     last_seq = messages = size = None
     if not isinstance(stream, BaseException):
         last_seq, messages, size = stream
@@ -96,6 +103,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         connected=True,
         levels=tuple(readable),
         unreadable=tuple(unreadable),
+        partial=tuple(partial),
         last_seq=last_seq,
         messages=messages,
         bytes=size,
@@ -104,10 +112,17 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
     )
 
 
-async def _level(js: JetStreamContext, level: int, now: float, partitions: int) -> LevelDepth:
-    """One level over every partition, merged; raises the first partition's error."""
-    depths = await asyncio.gather(*(level_depth(js, level, now, p) for p in range(partitions)))
-    return merge_depths(level, depths)
+async def _level(js: JetStreamContext, level: int, now: float,
+                 partitions: int) -> tuple[LevelDepth | None, Exception | None]:
+    """One level over every partition: the readable partitions merged (None if none was) and the first
+    partition's error (None if every partition was read)."""
+    got = await asyncio.gather(*(level_depth(js, level, now, p) for p in range(partitions)), return_exceptions=True)
+    fatal = next((g for g in got if isinstance(g, BaseException) and not isinstance(g, Exception)), None)
+    if fatal is not None:
+        raise fatal  # CancelledError, KeyboardInterrupt: never swallowed
+    read = [g for g in got if isinstance(g, LevelDepth)]
+    error = next((g for g in got if isinstance(g, Exception)), None)
+    return (merge_depths(level, read) if read else None), error
 
 
 async def _streams(js: JetStreamContext, partitions: int) -> tuple[int, int, int]:

@@ -236,3 +236,10 @@ def test_a_broken_kubernetes_backend_never_takes_the_api_down(
              interval=0.2, what="a retry")
     assert first["error"] and api.alive()
     assert "retrying in" in api.output()
+    # Backing off (0.5, 1, 2, 4 s…) past 3 intervals (1.5 s) between records, it still leads and records on its
+    # own schedule: not shown as 'stale: no leader is recording'.
+    wait_for(lambda: (_scale(url).get("decisions") or [{}])[0].get("repeats", 0) >= 4, timeout=20,
+             interval=0.2, what="a back-off longer than 3 intervals")
+    doc = wait_for(lambda: (d := _scale(url)).get("ageSeconds", 0) > 1.6 and d, timeout=20, interval=0.1,
+                   what="a record older than 3 intervals")
+    assert doc["leader"] is not None and doc["stale"] is False, doc

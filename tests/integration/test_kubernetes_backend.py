@@ -8,24 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import signal
 import socket
+import subprocess
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import nats
 import pytest
 import yaml
 from kubernetes.client import Configuration
+from nats.js import JetStreamContext
 
+from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.config.autoscaler import KubernetesScalerSettings
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary
 from gamead_core.errors import GameadError
+from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.scaling.kubernetes import (
@@ -36,6 +44,7 @@ from gamead_core.scaling.kubernetes import (
     ScalerUnavailable,
 )
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
+from gamead_core.scaling.store import Override, ScaleStore
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
 NS = "gamead-test"
@@ -59,6 +68,7 @@ class ApiDouble:
     replicas: dict[tuple[str, str], int] = field(default_factory=lambda: {(NS, DEPLOYMENT): 2})
     fail_with: int | None = None  # answer every request with this status (a Kubernetes Status body)
     hang: bool = False  # never answer (until the test ends)
+    get_delay: float = 0.0  # seconds before a GET is answered (a slow API server)
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -108,6 +118,8 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 state.release.wait(30)
                 self.close_connection = True
                 return
+            if self.command == "GET" and state.get_delay:
+                state.release.wait(state.get_delay)
             path = self.path.split("?", 1)[0]
             match = _PATH_RE.match(path)
             if not match:
@@ -373,17 +385,17 @@ def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_p
 # --- the autoscaler through the double (issue 14 item 6) ------------------------------------------------
 
 
-def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pending(
-    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
-) -> None:
-    """KEDA's headline case: ``min_replicas: 0``, the Deployment at 0 replicas, no per-worker rate ever
-    measured, 3 ads pending → the autoscaler PATCHes ``spec.replicas: 1`` (activation) at its first tick."""
+def _autoscale_from_zero(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
+                         prepare: Callable[[JetStreamContext], Awaitable[None]], **settings_: Any) -> None:
+    """Run a ``kubernetes`` autoscaler (``min_replicas: 0``, interval 0.5 s; ``settings_`` are more settings)
+    against the double's Deployment at 0 replicas, after ``prepare(js)`` on a fresh topology, until it PATCHes a
+    replica count (deadline 20 s)."""
     api.replicas[(NS, DEPLOYMENT)] = 0
-    server = fresh_nats()
     kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
             "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
-    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
-                                          "kubernetes": kube})
+    scaling = {"backend": "kubernetes", "interval": 0.5, "min_replicas": 0, "kubernetes": kube,
+               **settings_.pop("autoscaler", {})}
+    settings = GameadSettings(autoscaler=scaling, **settings_)
 
     async def main() -> None:
         nc = await nats.connect(server.url)
@@ -391,8 +403,7 @@ def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pe
         stop = asyncio.Event()
         try:
             await ensure_topology(js, settings)
-            for i in range(3):
-                await publish_ad(js, ad_id=f"01KZERO{i:019d}", level=3, payload=b"{}", timeout=5.0)
+            await prepare(js)
             link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
             link.ready.set()
             deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-zero", backend=backend_for(settings.autoscaler))
@@ -407,6 +418,254 @@ def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pe
             await nc.close()
 
     asyncio.run(main())
+
+
+def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pending(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """KEDA's headline case: ``min_replicas: 0``, the Deployment at 0 replicas, no per-worker rate ever
+    measured, 3 ads pending → the autoscaler PATCHes ``spec.replicas: 1`` (activation) at its first tick."""
+
+    async def three_ads(js: JetStreamContext) -> None:
+        for i in range(3):
+            await publish_ad(js, ad_id=f"01KZERO{i:019d}", level=3, payload=b"{}", timeout=5.0)
+
+    _autoscale_from_zero(api, tmp_path, fresh_nats(), three_ads)
     assert api.replicas[(NS, DEPLOYMENT)] == 1
     patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
     assert patches and patches[0] == {"spec": {"replicas": 1}}
+
+
+def test_a_deployment_at_zero_gets_one_replica_while_a_level_with_ads_cannot_be_read(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """3 ads at priority 3 whose consumer the autoscaler cannot read (deleted behind its back), the other levels
+    idle: the ads may be waiting, so 0→1 rather than 0 replicas for as long as the level stays unreadable."""
+
+    async def unreadable_ads(js: JetStreamContext) -> None:
+        for i in range(3):
+            await publish_ad(js, ad_id=f"01KBLND{i:019d}", level=3, payload=b"{}", timeout=5.0)
+        await js.delete_consumer(names.work_stream(0), names.level_consumer(3, 0))
+
+    _autoscale_from_zero(api, tmp_path, fresh_nats(), unreadable_ads)
+    assert api.replicas[(NS, DEPLOYMENT)] == 1
+    patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+    assert patches and patches[0] == {"spec": {"replicas": 1}}
+
+
+
+def test_the_readable_partitions_of_a_level_still_count_when_another_cannot_be_read(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """``queue.partitions: 2``; 60 ads at priority 3 in partition 0, and partition 1's priority-3 consumer cannot
+    be read (deleted). The 60 are known: at 0.5 ads/s per worker (``initial_per_worker_rate``) draining them in
+    30 s needs 4 workers, so 0→4 — not 0→1 as if priority 3 were empty (the level, unreadable as a whole, was
+    left out of the observation: known backlog and all)."""
+    ids = [i for i in (f"01KPART{n:019d}" for n in range(400)) if partition_of(i, 2) == 0][:60]
+
+    async def one_partition_blind(js: JetStreamContext) -> None:
+        for ad_id in ids:
+            await publish_ad(js, ad_id=ad_id, level=3, payload=b"{}", timeout=5.0, partitions=2)
+        await js.delete_consumer(names.work_stream(1), names.level_consumer(3, 1))
+
+    _autoscale_from_zero(api, tmp_path, fresh_nats(), one_partition_blind, queue={"partitions": 2},
+                         autoscaler={"initial_per_worker_rate": 0.5})
+    patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+    assert len(ids) == 60 and patches and patches[0] == {"spec": {"replicas": 4}}, patches
+
+class GuardedNats:
+    """A nats-server whose one user (also the no-auth user) may publish anything but :meth:`deny`'s subjects,
+    changed by a config reload (SIGHUP) while clients stay connected: a NATS that refuses one kind of request
+    while the rest works, as a KV timeout under load does. Stopped (by PID) with :meth:`stop`."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port, self.conf, self.store = free_port(), tmp_path / "nats.conf", tmp_path / "js"
+        self._write([])
+        self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    def _write(self, deny: list[str]) -> None:
+        rules = json.dumps(deny or ["gamead.test.nothing"])
+        self.conf.write_text(
+            f'listen: "127.0.0.1:{self.port}"\njetstream {{ store_dir: "{self.store}" }}\n'
+            f"authorization {{ users: [ {{ user: gamead, password: pw, permissions: {{ publish: {{ allow: "
+            f"[\">\"], deny: {rules} }}, subscribe: {{ allow: [\">\"] }} }} }} ] }}\nno_auth_user: gamead\n")
+
+    def deny(self, subjects: list[str]) -> None:
+        self._write(subjects)
+        self.proc.send_signal(signal.SIGHUP)
+
+    async def connect(self, within: float = 10.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            try:
+                return await nats.connect(f"nats://127.0.0.1:{self.port}", allow_reconnect=False)
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.mark.timeout(90)
+def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble, tmp_path: Path) -> None:
+    """An operator holds 0 workers (``gamead scale set 0``) while 3 ads wait; then the leader's reads of the
+    override fail (here nats-server, reloaded, refuses them; in life a KV timeout under load) while the rest of
+    NATS works. The override read last still stands until it expires: no PATCH for the six ticks the override
+    is unreadable (before: 0→1 at once, the policy's activation, until the override could be read again)."""
+    server = GuardedNats(tmp_path)
+    api.replicas[(NS, DEPLOYMENT)] = 0
+    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
+    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
+                                          "kubernetes": kube})
+    override_reads = [f"$JS.API.DIRECT.GET.KV_{names.SCALING_BUCKET}.>",
+                      f"$JS.API.STREAM.MSG.GET.KV_{names.SCALING_BUCKET}"]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        nc = await server.connect()
+        js = nc.jetstream(timeout=0.5)
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            for i in range(3):
+                await publish_ad(js, ad_id=f"01KHELD{i:019d}", level=3, payload=b"{}", timeout=5.0)
+            scale_store = ScaleStore(js)
+            now = time.time()
+            await scale_store.put_override(Override(0, now + 300, now, "alice"), expected=0)
+            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+            link.ready.set()
+            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-held", backend=backend_for(settings.autoscaler))
+            autoscaler = Autoscaler(settings.autoscaler, deps)
+            task = asyncio.create_task(autoscaler.run(stop))
+
+            def ticks() -> int:
+                return sum(int(d.get("repeats") or 1) for d in autoscaler.shared.decisions)
+
+            while "manual override to 0" not in (autoscaler.status().get("reason") or ""):
+                assert loop.time() < deadline, "the override was never applied"
+                await asyncio.sleep(0.05)
+            server.deny(override_reads)  # reload: the override can no longer be read
+            while True:
+                try:
+                    await scale_store.override()
+                except GameadError:
+                    break
+                assert loop.time() < deadline + 10, "nats-server did not reload its permissions"
+                await asyncio.sleep(0.05)
+            seen = ticks()
+            while ticks() < seen + 6:  # six ticks of the leader without a readable override
+                assert loop.time() < deadline + 30, "the leader stopped deciding"
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.stop()
+    assert [json.loads(r.body) for r in api.requests if r.method == "PATCH"] == []
+    assert api.replicas[(NS, DEPLOYMENT)] == 0
+
+
+@pytest.mark.timeout(90)
+def test_a_leader_whose_lease_lapsed_during_a_slow_tick_does_not_scale(
+    api: ApiDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The leader can no longer renew its lease (nats-server refuses its writes to the leases bucket; in life a
+    partition from NATS) while its tick waits 4 s for a slow Kubernetes API, longer than the 1.5 s lease: another
+    node may lead by then. 3 ads arrived at 0 replicas; the old leader must not PATCH (before: 0→1 from a node
+    that no longer held the lease, beside the new leader's own decisions)."""
+    server = GuardedNats(tmp_path)
+    api.replicas[(NS, DEPLOYMENT)] = 0
+    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double", "request_timeout": 20.0,
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
+    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
+                                          "kubernetes": kube})
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        nc = await server.connect()
+        js = nc.jetstream(timeout=0.5)
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+            link.ready.set()
+            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-lapsed",
+                                             backend=backend_for(settings.autoscaler))
+            autoscaler = Autoscaler(settings.autoscaler, deps)
+            task = asyncio.create_task(autoscaler.run(stop))
+            while "hold 0" not in (autoscaler.status().get("reason") or ""):
+                assert loop.time() < deadline, "no first decision"
+                await asyncio.sleep(0.05)
+            api.get_delay = 4.0
+            server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
+            for i in range(3):
+                await publish_ad(js, ad_id=f"01KLAPS{i:019d}", level=3, payload=b"{}", timeout=5.0)
+            while not any("no longer leading" in r.getMessage() for r in caplog.records):
+                assert loop.time() < deadline, "it never stepped down"
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.stop()
+    assert [json.loads(r.body) for r in api.requests if r.method == "PATCH"] == []
+
+
+def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """An idle queue at 1 replica (``min_replicas: 1``); someone runs ``kubectl scale --replicas=5`` (an HPA on
+    the same Deployment does the same): the next decision says so, so an operator watching workers come and go
+    learns that two controllers are fighting, instead of reading only 'scale 5→4'."""
+    server = fresh_nats()
+    api.replicas[(NS, DEPLOYMENT)] = 1
+    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
+    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 1,
+                                          "kubernetes": kube})
+
+    async def main() -> list[dict]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+            link.ready.set()
+            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-hand", backend=backend_for(settings.autoscaler))
+            autoscaler = Autoscaler(settings.autoscaler, deps)
+            task = asyncio.create_task(autoscaler.run(stop))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while "hold 1" not in (autoscaler.status().get("reason") or ""):
+                assert loop.time() < deadline, "no first decision"
+                await asyncio.sleep(0.05)
+            api.replicas[(NS, DEPLOYMENT)] = 5  # kubectl scale, behind its back
+            while autoscaler.status().get("decisions", [{}])[0].get("current") != 5:
+                assert loop.time() < deadline, "the hand edit was never seen"
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+            return autoscaler.status()["decisions"]
+        finally:
+            await nc.close()
+
+    decisions = asyncio.run(main())
+    assert decisions[0]["reason"].startswith("replicas changed outside the autoscaler (1→5); no backlog")
+    assert not any("outside" in d["reason"] for d in decisions[1:])  # its own decisions are not

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, clean_env, gamead_argv, start_api
+from tests.support import Proc, clean_env, gamead_argv, start_api, wait_for
 
 ROUNDS = 6
 ENV = {"GAMEAD_AUTOSCALER__BACKEND": "local"}  # shows the shared state, never leads: only operators write
@@ -128,3 +128,29 @@ def test_concurrent_cli_operators_each_exit_0_or_a_single_red_line_and_1(
             winners.append(int(command[2]))
     # the final state is what one operator was told stands (or none, when a clear was last)
     assert final is None or final["replicas"] in winners, (final, results)
+
+
+def test_scale_set_says_when_no_autoscaler_will_apply_the_override(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """`gamead scale set 3` said "applied by the autoscaler's leader at its next decision" also when no
+    autoscaler held the lease (a `gamead serve` with backend `local` and no `gamead up`) and when the leader
+    only advises (backend `none`): the operator was told workers would change and none ever did."""
+    nats = fresh_nats()
+    lone, lone_url = start_api(nats.url, tmp_path, **ENV)
+    procs.append(lone)
+    run = subprocess.run(gamead_argv("scale", "set", "3", "--for", "1m", "--api", lone_url), env=clean_env(),
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "no autoscaler holds the lease" in run.stdout and "applied by" not in run.stdout, run.stdout
+
+    advice = fresh_nats()
+    adviser, adviser_url = start_api(advice.url, tmp_path, GAMEAD_AUTOSCALER__BACKEND="none",
+                                     GAMEAD_AUTOSCALER__INTERVAL="0.5")
+    procs.append(adviser)
+    wait_for(lambda: httpx.get(f"{adviser_url}/v1/scale", timeout=5).json().get("leader"), timeout=10,
+             what="the advice-only node to lead")
+    run = subprocess.run(gamead_argv("scale", "set", "3", "--for", "1m", "--api", adviser_url), env=clean_env(),
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "backend none" in run.stdout and "applied by" not in run.stdout, run.stdout

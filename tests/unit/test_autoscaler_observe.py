@@ -38,3 +38,14 @@ def test_a_decision_line_says_when_what_and_who() -> None:
     entry = decision_entry(0.0, 2, 4, "backlog 42", True, None, False, "api-1")
     assert entry == {"at": "1970-01-01T00:00:00.000Z", "current": 2, "desired": 4, "reason": "backlog 42",
                      "applied": True, "error": None, "override": False, "leader": "api-1"}
+
+
+def test_a_level_read_in_part_counts_what_was_read_and_is_still_unreadable() -> None:
+    """``queue.partitions: 2`` with one partition's stream down: every level is unreadable as a whole, yet the
+    other partition's counts are known. The tick decides on them (a lower bound: the level stays named
+    unreadable, so the policy never scales down) instead of giving up on 'no priority level can be read'."""
+    reading = QueueReading(t=100.0, connected=True, unreadable=((3, "stream offline"),),
+                           partial=(LevelDepth(3, 60, ack_pending=2, oldest_age=5.0),))
+    assert usable_reading(Sample(reading)) is reading
+    obs = observation_of(reading, {}, 1, at=0.0, now=100.0)
+    assert (obs.pending, obs.ack_pending, obs.unreadable_levels) == (60, 2, (3,))

@@ -156,6 +156,19 @@ def test_status_shows_the_live_leader_the_active_override_and_staleness() -> Non
     assert later["leader"] is None and later["override"] is None and later["stale"] is True
 
 
+def test_a_leader_backing_off_after_failures_is_not_shown_stale_before_its_next_try() -> None:
+    """A leader whose scale calls fail retries after a growing back-off (up to 30 s) and writes when it will
+    record next (``nextInSeconds``): 20 s after its last record with a 30 s back-off it is on schedule, not
+    'stale: no leader is recording' (3 × a 5 s interval was the only allowance); two intervals late, it is."""
+    settings = AutoscalerSettings(interval=5.0)
+    state = {"t": 100.0, "intervalSeconds": 5.0, "nextInSeconds": 30.0, "decisions": []}
+    assert status_document(state, None, None, now=120.0, settings=settings)["stale"] is False
+    assert status_document(state, None, None, now=141.0, settings=settings)["stale"] is True
+    on_time = {"t": 100.0, "intervalSeconds": 5.0, "nextInSeconds": 5.0, "decisions": []}
+    assert [status_document(on_time, None, None, now=n, settings=settings)["stale"] for n in (114.0, 116.0)] == [
+        False, True]  # a leader on its interval: stale after 3 intervals, as before
+
+
 # --- CLI durations ---------------------------------------------------------------------------------------
 
 

@@ -486,5 +486,40 @@ def test_a_scale_event_that_did_not_happen_does_not_use_the_step() -> None:
 
     counted = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=20, scale_up_max_step=4,
                                                scale_up_max_percent=0))
-    counted.decide(obs(0, needing(8), current=0))  # applied, but the count read back is still 0
-    assert counted.decide(obs(5, needing(8), current=0)).desired == 0
+    counted.decide(obs(0, needing(8), current=0))  # applied: the count read back is 4
+    held = counted.decide(obs(5, needing(8), current=4))
+    assert held.desired == 4 and "scale-up step for this 15s period used" in held.reason
+
+
+@pytest.mark.parametrize("cut_to", [0, 2])
+def test_a_count_cut_behind_its_back_climbs_again_at_once(cut_to: int) -> None:
+    """The policy scaled 0→4, then the count was cut behind its back (an override of 0 that ended, a
+    ``kubectl scale``, another controller) while 9,600 ads wait: it scales up again at the next tick, instead
+    of holding 0 (or 2) workers for the rest of the 15 s period as if its own 4 were still running."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=20, scale_up_max_step=4,
+                                              scale_up_max_percent=0))
+    assert policy.decide(obs(0, needing(8), current=0)).desired == 4
+    again = policy.decide(obs(5, needing(8), current=cut_to))
+    assert again.desired == 4 and again.reason.endswith(f"→ scale {cut_to}→4 (step limit +{4 - cut_to})")
+
+
+def test_zero_replicas_with_work_activate_even_after_a_scale_up_and_down_in_the_period() -> None:
+    """One ad, done, back to 0 (no window), then another ad within the period: 0→1 again at once, also with
+    the slowest scale-up (1 replica per period, no percent step)."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=0, max_replicas=5, scale_up_max_step=1,
+                                              scale_up_max_percent=0, scale_down_stabilization_seconds=0))
+    assert [policy.decide(obs(t, n, current=c)).desired for t, n, c in ((0, 1, 0), (5, 0, 1), (10, 1, 0))] == [1, 0, 1]
+
+
+def test_zero_replicas_activate_one_when_a_level_cannot_be_read() -> None:
+    """``min_replicas: 0``, 0 replicas, the readable levels idle, priority 3 unreadable (its consumer or one
+    partition's stream cannot be read): ads may wait there unseen, so 0→1 (activation) instead of holding 0
+    for as long as the level stays unreadable; then held at 1 (no scale-down while blind), and back to 0 once
+    every level is read again and the window has passed."""
+    settings = AutoscalerSettings(min_replicas=0, max_replicas=10, scale_down_stabilization_seconds=0)
+    policy = ScalingPolicy(settings)
+    first = policy.decide(obs_unreadable(0, 0, current=0))
+    assert first.desired == 1 and first.reason == "priority 3 unreadable at 0 replicas: activation → scale 0→1"
+    assert policy.decide(obs_unreadable(20, 0, current=1)).desired == 1
+    assert policy.decide(obs(40, 0, current=1)).desired == 0
+    assert ScalingPolicy(settings).decide(obs(0, 0, current=0)).desired == 0  # every level read, idle: stays 0
