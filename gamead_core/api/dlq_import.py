@@ -48,7 +48,8 @@ class ImportedEntry(DlqEntry):
     priority: int = Field(ge=1, le=5)
     attempts: int = Field(ge=0, le=1_000_000)
     error_class: str = Field(min_length=1, max_length=MAX_ERROR_CLASS, pattern=ERROR_CLASS_PATTERN)
-    error_message: str = Field(max_length=MAX_ERROR_MESSAGE)
+    error_message: str = Field(description=f"Cut to {MAX_ERROR_MESSAGE:,} characters ('…' last) as the service "
+                               "cuts what it writes; a longer one is accepted (an older gamead kept it whole).")
     worker_id: WorkerId | None = None
     source_seq: int | None = Field(None, ge=1, le=MAX_SEQ)
     traceparent: str | None = Field(None, pattern=TRACEPARENT_PATTERN)
