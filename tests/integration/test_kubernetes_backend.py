@@ -7,6 +7,7 @@ client really puts on the wire, reached through a temporary kubeconfig with a be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -385,6 +386,57 @@ def test_kubeconfig_env_is_used_when_no_file_is_configured(api: ApiDouble, tmp_p
 # --- the autoscaler through the double (issue 14 item 6) ------------------------------------------------
 
 
+async def _publish(js: JetStreamContext, ids: list[str], *, partitions: int = 1) -> None:
+    """Publish a (not analysable) priority-3 ad for each of ``ids``, each acknowledged."""
+    for ad_id in ids:
+        await publish_ad(js, ad_id=ad_id, level=3, payload=b"{}", timeout=5.0, partitions=partitions)
+
+
+def _patches(api: ApiDouble) -> list[dict]:
+    """The bodies of the PATCH requests the Kubernetes API double received, in order."""
+    return [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+
+
+def _at_zero(api: ApiDouble, tmp_path: Path, **kube: Any) -> GameadSettings:
+    """The double's Deployment at 0 replicas, and settings for an autoscaler of it (``min_replicas: 0``, a
+    0.5 s interval); ``kube``: more of ``autoscaler.kubernetes``."""
+    api.replicas[(NS, DEPLOYMENT)] = 0
+    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url)), **kube}
+    return GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
+                                      "kubernetes": kube})
+
+
+@contextlib.asynccontextmanager
+async def _guarded_link(server: GuardedNats, settings: GameadSettings,
+                        ) -> AsyncIterator[tuple[nats.aio.client.Client, JetStreamContext]]:
+    """A connection to ``server`` (JetStream calls time out after 0.5 s) with gamead's topology; closed after."""
+    nc = await server.connect()
+    js = nc.jetstream(timeout=0.5)
+    try:
+        await ensure_topology(js, settings)
+        yield nc, js
+    finally:
+        await nc.close()
+
+
+def _standalone(settings: GameadSettings, nc: nats.aio.client.Client, js: JetStreamContext,
+                node_id: str) -> Autoscaler:
+    """An autoscaler on its own NATS link (``nc``, ``js``: connected), as a ``gamead serve`` node runs it."""
+    link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+    link.ready.set()
+    return Autoscaler(settings.autoscaler, AutoscalerDeps.standalone(settings, link, node_id=node_id,
+                                                                     backend=backend_for(settings.autoscaler)))
+
+
+def _run_stopping(server: GuardedNats, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())``, then stop ``server`` (by its PID) whatever happened."""
+    try:
+        asyncio.run(main())
+    finally:
+        server.stop()
+
+
 def _autoscale_from_zero(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
                          prepare: Callable[[JetStreamContext], Awaitable[None]], **settings_: Any) -> None:
     """Run a ``kubernetes`` autoscaler (``min_replicas: 0``, interval 0.5 s; ``settings_`` are more settings)
@@ -404,10 +456,8 @@ def _autoscale_from_zero(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
         try:
             await ensure_topology(js, settings)
             await prepare(js)
-            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
-            link.ready.set()
-            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-zero", backend=backend_for(settings.autoscaler))
-            task = asyncio.create_task(Autoscaler(settings.autoscaler, deps).run(stop))
+            autoscaler = _standalone(settings, nc, js, "k8s-zero")
+            task = asyncio.create_task(autoscaler.run(stop))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 20
             while api.replicas[(NS, DEPLOYMENT)] == 0 and loop.time() < deadline:
@@ -420,38 +470,28 @@ def _autoscale_from_zero(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
     asyncio.run(main())
 
 
-def test_the_autoscaler_scales_a_deployment_at_zero_to_one_as_soon_as_ads_are_pending(
-    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+async def _three_pending(js: JetStreamContext) -> None:
+    await _publish(js, [f"01KZERO{i:019d}" for i in range(3)])
+
+
+async def _three_unreadable(js: JetStreamContext) -> None:
+    await _publish(js, [f"01KBLND{i:019d}" for i in range(3)])
+    await js.delete_consumer(names.work_stream(0), names.level_consumer(3, 0))
+
+
+@pytest.mark.parametrize("prepare", [_three_pending, _three_unreadable], ids=["pending", "level-unreadable"])
+def test_a_deployment_at_zero_gets_one_replica_at_once_when_ads_may_wait(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats],
+    prepare: Callable[[JetStreamContext], Coroutine[Any, Any, None]],
 ) -> None:
     """KEDA's headline case: ``min_replicas: 0``, the Deployment at 0 replicas, no per-worker rate ever
-    measured, 3 ads pending → the autoscaler PATCHes ``spec.replicas: 1`` (activation) at its first tick."""
-
-    async def three_ads(js: JetStreamContext) -> None:
-        for i in range(3):
-            await publish_ad(js, ad_id=f"01KZERO{i:019d}", level=3, payload=b"{}", timeout=5.0)
-
-    _autoscale_from_zero(api, tmp_path, fresh_nats(), three_ads)
+    measured, 3 ads pending → the autoscaler PATCHes ``spec.replicas: 1`` (activation) at its first tick.
+    Also when the 3 ads are at a priority whose consumer the autoscaler cannot read (deleted behind its back),
+    the other levels idle: they may be waiting, so 0→1 rather than 0 replicas while the level stays unreadable."""
+    _autoscale_from_zero(api, tmp_path, fresh_nats(), prepare)
     assert api.replicas[(NS, DEPLOYMENT)] == 1
-    patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+    patches = _patches(api)
     assert patches and patches[0] == {"spec": {"replicas": 1}}
-
-
-def test_a_deployment_at_zero_gets_one_replica_while_a_level_with_ads_cannot_be_read(
-    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
-) -> None:
-    """3 ads at priority 3 whose consumer the autoscaler cannot read (deleted behind its back), the other levels
-    idle: the ads may be waiting, so 0→1 rather than 0 replicas for as long as the level stays unreadable."""
-
-    async def unreadable_ads(js: JetStreamContext) -> None:
-        for i in range(3):
-            await publish_ad(js, ad_id=f"01KBLND{i:019d}", level=3, payload=b"{}", timeout=5.0)
-        await js.delete_consumer(names.work_stream(0), names.level_consumer(3, 0))
-
-    _autoscale_from_zero(api, tmp_path, fresh_nats(), unreadable_ads)
-    assert api.replicas[(NS, DEPLOYMENT)] == 1
-    patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
-    assert patches and patches[0] == {"spec": {"replicas": 1}}
-
 
 
 def test_the_readable_partitions_of_a_level_still_count_when_another_cannot_be_read(
@@ -464,14 +504,14 @@ def test_the_readable_partitions_of_a_level_still_count_when_another_cannot_be_r
     ids = [i for i in (f"01KPART{n:019d}" for n in range(400)) if partition_of(i, 2) == 0][:60]
 
     async def one_partition_blind(js: JetStreamContext) -> None:
-        for ad_id in ids:
-            await publish_ad(js, ad_id=ad_id, level=3, payload=b"{}", timeout=5.0, partitions=2)
+        await _publish(js, ids, partitions=2)
         await js.delete_consumer(names.work_stream(1), names.level_consumer(3, 1))
 
     _autoscale_from_zero(api, tmp_path, fresh_nats(), one_partition_blind, queue={"partitions": 2},
                          autoscaler={"initial_per_worker_rate": 0.5})
-    patches = [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+    patches = _patches(api)
     assert len(ids) == 60 and patches and patches[0] == {"spec": {"replicas": 4}}, patches
+
 
 class GuardedNats:
     """A nats-server whose one user (also the no-auth user) may publish anything but :meth:`deny`'s subjects,
@@ -517,31 +557,20 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
     NATS works. The override read last still stands until it expires: no PATCH for the six ticks the override
     is unreadable (before: 0→1 at once, the policy's activation, until the override could be read again)."""
     server = GuardedNats(tmp_path)
-    api.replicas[(NS, DEPLOYMENT)] = 0
-    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
-            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
-    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
-                                          "kubernetes": kube})
+    settings = _at_zero(api, tmp_path)
     override_reads = [f"$JS.API.DIRECT.GET.KV_{names.SCALING_BUCKET}.>",
                       f"$JS.API.STREAM.MSG.GET.KV_{names.SCALING_BUCKET}"]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
-        nc = await server.connect()
-        js = nc.jetstream(timeout=0.5)
         stop = asyncio.Event()
-        try:
-            await ensure_topology(js, settings)
-            for i in range(3):
-                await publish_ad(js, ad_id=f"01KHELD{i:019d}", level=3, payload=b"{}", timeout=5.0)
+        async with _guarded_link(server, settings) as (nc, js):
+            await _publish(js, [f"01KHELD{i:019d}" for i in range(3)])
             scale_store = ScaleStore(js)
             now = time.time()
             await scale_store.put_override(Override(0, now + 300, now, "alice"), expected=0)
-            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
-            link.ready.set()
-            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-held", backend=backend_for(settings.autoscaler))
-            autoscaler = Autoscaler(settings.autoscaler, deps)
+            autoscaler = _standalone(settings, nc, js, "k8s-held")
             task = asyncio.create_task(autoscaler.run(stop))
 
             def ticks() -> int:
@@ -564,14 +593,9 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
                 await asyncio.sleep(0.05)
             stop.set()
             await task
-        finally:
-            await nc.close()
 
-    try:
-        asyncio.run(main())
-    finally:
-        server.stop()
-    assert [json.loads(r.body) for r in api.requests if r.method == "PATCH"] == []
+    _run_stopping(server, main)
+    assert _patches(api) == []
     assert api.replicas[(NS, DEPLOYMENT)] == 0
 
 
@@ -584,47 +608,30 @@ def test_a_leader_whose_lease_lapsed_during_a_slow_tick_does_not_scale(
     node may lead by then. 3 ads arrived at 0 replicas; the old leader must not PATCH (before: 0→1 from a node
     that no longer held the lease, beside the new leader's own decisions)."""
     server = GuardedNats(tmp_path)
-    api.replicas[(NS, DEPLOYMENT)] = 0
-    kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double", "request_timeout": 20.0,
-            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url))}
-    settings = GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
-                                          "kubernetes": kube})
+    settings = _at_zero(api, tmp_path, request_timeout=20.0)
     caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
-        nc = await server.connect()
-        js = nc.jetstream(timeout=0.5)
         stop = asyncio.Event()
-        try:
-            await ensure_topology(js, settings)
-            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
-            link.ready.set()
-            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-lapsed",
-                                             backend=backend_for(settings.autoscaler))
-            autoscaler = Autoscaler(settings.autoscaler, deps)
+        async with _guarded_link(server, settings) as (nc, js):
+            autoscaler = _standalone(settings, nc, js, "k8s-lapsed")
             task = asyncio.create_task(autoscaler.run(stop))
             while "hold 0" not in (autoscaler.status().get("reason") or ""):
                 assert loop.time() < deadline, "no first decision"
                 await asyncio.sleep(0.05)
             api.get_delay = 4.0
             server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
-            for i in range(3):
-                await publish_ad(js, ad_id=f"01KLAPS{i:019d}", level=3, payload=b"{}", timeout=5.0)
+            await _publish(js, [f"01KLAPS{i:019d}" for i in range(3)])
             while not any("no longer leading" in r.getMessage() for r in caplog.records):
                 assert loop.time() < deadline, "it never stepped down"
                 await asyncio.sleep(0.05)
             stop.set()
             await task
-        finally:
-            await nc.close()
 
-    try:
-        asyncio.run(main())
-    finally:
-        server.stop()
-    assert [json.loads(r.body) for r in api.requests if r.method == "PATCH"] == []
+    _run_stopping(server, main)
+    assert _patches(api) == []
 
 
 def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
@@ -646,10 +653,7 @@ def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
         stop = asyncio.Event()
         try:
             await ensure_topology(js, settings)
-            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
-            link.ready.set()
-            deps = AutoscalerDeps.standalone(settings, link, node_id="k8s-hand", backend=backend_for(settings.autoscaler))
-            autoscaler = Autoscaler(settings.autoscaler, deps)
+            autoscaler = _standalone(settings, nc, js, "k8s-hand")
             task = asyncio.create_task(autoscaler.run(stop))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 20
