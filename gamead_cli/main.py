@@ -230,7 +230,7 @@ app = typer.Typer(
     cls=_GuardedGroup,
     name="gamead",
     help="Control plane of the game ad analysis service: API, workers, queue, dashboard.\n\n"
-    "Example: gamead up, then in another terminal: gamead submit --title 'Sky Saga' --wait",
+    "Example: gamead up, then in another terminal: gamead submit --title 'Sky Saga' --genre RPG --wait",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,  # --install-completion / --show-completion: on the root command only

@@ -47,18 +47,17 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confir
 def confirm(question: str, yes: bool) -> None:
     """Ask ``question`` on the terminal (default no) unless ``--yes`` was given.
 
-    Raises :class:`~gamead_core.errors.GameadError` (exit 1) without ``--yes`` when stdin is no terminal (a
-    script must say it), and ``typer.Exit(1)`` when the operator answers no.
+    Raises ``typer.BadParameter`` (bad usage, exit 2: the README's table) without ``--yes`` when stdin is no
+    terminal (a script must say it), and ``typer.Exit(1)`` when the operator answers no.
     """
     if yes:
         return
     import sys
 
     from gamead_cli import exitcodes
-    from gamead_core.errors import GameadError
 
-    if not sys.stdin.isatty():
-        raise GameadError(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask)")
+    if not sys.stdin.isatty():  # no parameter named: the message says which flag is missing
+        raise typer.BadParameter(f"{question.rstrip('?')}: refusing without --yes (no terminal to ask)")
     if not typer.confirm(question, default=False, err=True):
         raise typer.Exit(exitcodes.ERROR)
 

@@ -283,7 +283,9 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     if ad.get("callToAction"):
         facts.add_row("call to action", plain(ad["callToAction"]))
     facts.add_row("submitted", utc_when(record.get("submittedAt")))
-    for label, key in (("started", "startedAt"), ("completed", "completedAt"), ("retry at", "retryAt")):
+    #: ``completedAt`` is when the ad reached its final status: analysed, dead-lettered, or failed (purged)
+    ended = {"dead": "dead at", "failed": "failed at"}.get(str(record.get("status")), "completed")
+    for label, key in (("started", "startedAt"), (ended, "completedAt"), ("retry at", "retryAt")):
         if record.get(key):
             facts.add_row(label, utc_when(record[key]))
     if record.get("attempts"):

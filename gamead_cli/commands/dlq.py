@@ -229,7 +229,7 @@ def _progress() -> Progress:
 
 
 def job_summary(job: dict[str, Any]) -> str:
-    """``replayed 28 of 28 matched · completed 28 · dead again 0 · still running 0 · skipped 0``: every
+    """``replayed 28 of 28 matched · completed 28 · dead again 0 · skipped 0``: every
     figure says what it is (same wording as ``gamead_core.jobs.policy.summary``)."""
     from gamead_core.jobs.model import Job
     from gamead_core.jobs.policy import summary

@@ -151,7 +151,7 @@ def top(
         return
     if not sys.stdout.isatty():
         raise typer.BadParameter("the dashboard is full-screen and needs a terminal: add --once (or -o json) in "
-                                 "scripts", param_hint="--once")
+                                 "scripts")  # no parameter named: nothing the operator gave is wrong
     from gamead_cli.tui.app import DashboardApp  # Textual loads only for the full-screen UI
 
     # A short timeout: a dead API shows the banner within a refresh or two instead of hanging the screen.

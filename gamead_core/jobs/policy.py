@@ -70,8 +70,9 @@ def resume_decision(job: Job, max_resumes: int) -> JobState:
 
 def summary(job: Job) -> str:
     """One line a person reads: every figure says what it is. e.g. ``replayed 28 of 28 matched · completed
-    28 · dead again 0 · still running 0 · skipped 0``. Once the job has ended, nothing follows its replayed
-    ads any more: those not settled then are "not finished when the job ended", not "still running"."""
+    28 · dead again 0 · skipped 0`` (``· still running N`` before the skipped count while it runs). Once the
+    job has ended, nothing follows its replayed ads any more: those not settled then are "not finished when
+    the job ended", not "still running"."""
     c = job.counts
     acted = job.kind.acted
     if job.kind == JobKind.REPAIR:

@@ -148,16 +148,18 @@ def test_kv_names_follow_adr_8() -> None:
 
 def test_one_confirmation_for_every_destructive_command(monkeypatch: pytest.MonkeyPatch) -> None:
     """``dlq replay``/``purge`` and ``doctor --repair`` ask through one ``confirm``: without ``--yes`` and
-    without a terminal it refuses in one line naming the action."""
+    without a terminal it refuses in one line naming the action, as bad usage (exit 2: a flag is missing; it was
+    exit 1, a failed request, until a newcomer's trial)."""
     import io
+
+    import typer
 
     from gamead_cli import options
     from gamead_cli.commands import dlq, doctor
-    from gamead_core.errors import GameadError
 
     assert dlq.confirm is doctor.confirm is options.confirm
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    with pytest.raises(GameadError, match=r"^Purge 3 dead-lettered ad\(s\): refusing without --yes"):
+    with pytest.raises(typer.BadParameter, match=r"^Purge 3 dead-lettered ad\(s\): refusing without --yes"):
         options.confirm("Purge 3 dead-lettered ad(s)?", False)
     options.confirm("Purge 3 dead-lettered ad(s)?", True)  # --yes: no question, no refusal
 
