@@ -47,8 +47,13 @@ def fresh_nats(tmp_path: Path) -> Iterator[Callable[[], EmbeddedNats]]:
 
 
 @pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    """Processes a test starts; all stopped (by PID) at the end, their logs shown if the test failed."""
+def procs(fresh_nats: Callable[[], EmbeddedNats]) -> Iterator[list[Proc]]:
+    """Processes a test starts; all stopped (by PID) at the end, their logs shown if the test failed.
+
+    Set up after ``fresh_nats`` (its parameter, unused) so that they are stopped *before* the test's NATS servers:
+    a worker left running after its server stopped reconnects to the same address, and a later test's server
+    that took the freed port got its acks (an ack names a stream sequence, and each test's first ad is 1):
+    once in a full run, a work stream of ``max_msgs`` 1 took a second ad (``test_record_first``)."""
     started: list[Proc] = []
     yield started
     for proc in started:

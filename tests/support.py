@@ -284,10 +284,17 @@ def gamead_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "gamead_cli", *args]
 
 
+class PortTaken(AssertionError):
+    """The API could not bind its port: another process took it between :func:`free_port` and the bind."""
+
+
 def wait_api_ready(proc: Proc, url: str, timeout: float = 30) -> None:
-    """Poll ``/readyz`` until 200; fail at once, with the log, if the process died."""
+    """Poll ``/readyz`` until 200; fail at once, with the log, if the process died or its port was taken
+    (:class:`PortTaken`: ``/readyz`` then answers from whoever holds the port, or not at all)."""
 
     def is_ready() -> bool:
+        if "address already in use" in proc.output():
+            raise PortTaken(f"API {url} could not bind its port:\n{proc.output()[-1000:]}")
         if not proc.alive():
             raise AssertionError(f"API exited during start-up:\n{proc.output()[-3000:]}")
         try:
@@ -301,17 +308,29 @@ def wait_api_ready(proc: Proc, url: str, timeout: float = 30) -> None:
 def start_api(
     nats_url: str, log_dir: Path, *, ready: bool = True, port: int | None = None, **env: str
 ) -> tuple[Proc, str]:
-    port = port or free_port()
-    proc = Proc(
-        "api",
-        gamead_argv("serve", "--port", str(port)),
-        clean_env(GAMEAD_NATS__URL=nats_url, **env),
-        log_dir / f"api-{port}.log",
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    if ready:
-        wait_api_ready(proc, url)
-    return proc, url
+    """``gamead serve`` on ``nats_url`` and ``port`` (a free one by default); with ``ready``, return once
+    ``/readyz`` answers 200. A free port another process took before the API bound it (a full parallel run did,
+    once) is given up for another, up to 3 times; a port the caller chose is not."""
+    for attempt in range(3):
+        chosen = port or free_port()
+        proc = Proc(
+            "api",
+            gamead_argv("serve", "--port", str(chosen)),
+            clean_env(GAMEAD_NATS__URL=nats_url, **env),
+            log_dir / f"api-{chosen}.log",
+        ).start()
+        url = f"http://127.0.0.1:{chosen}"
+        if not ready:
+            return proc, url
+        try:
+            wait_api_ready(proc, url)
+        except PortTaken:
+            proc.stop(timeout=10)
+            if port is not None or attempt == 2:
+                raise
+            continue
+        return proc, url
+    raise AssertionError("unreachable")
 
 
 def start_worker(nats_url: str, log_dir: Path, *, worker_id: str = "w1", concurrency: int = 1, ready: bool = False,
