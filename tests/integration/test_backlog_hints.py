@@ -57,37 +57,20 @@ def _run(server: EmbeddedNats, batches: list[tuple[int, int]], free: int,
     the quiet spell is older than one step when the ads come."""
 
     async def go() -> tuple[list[tuple[int, bytes]], int]:
-        settings = GameadSettings(queue={"idle_wait": 120, "aging_step": aging_step})
-        nc = await nats.connect(server.url)
-        js = nc.jetstream()
-        await ensure_topology(js, settings)
-        puller = AgingPuller(nc, js, settings.queue)
-        await puller.start()
-        try:
-            assert await puller.pull(free) == []  # a fresh look at an empty queue: quiet from now on
-            await puller.wait_for_work(puller.published, 0)  # the long polls are placed
-            await nc.flush()
+        async with _quiet_puller(server, aging_step) as (puller, _, pjs):
             if aging_step < 1:
                 await asyncio.sleep(2 * aging_step)  # the spell is older than one step (not a wait for state)
             infos = SubjectTap(server.url, f"$JS.API.CONSUMER.INFO.{names.ADS_STREAM}.>")
             try:
-                pub = await nats.connect(server.url)
-                pjs = pub.jetstream()
-                acks = [pjs.publish(names.level_subject(level), f"{level}-{i}".encode())
-                        for level, count in batches for i in range(count)]
-                await asyncio.gather(*acks)
-                await pub.close()
+                await asyncio.gather(*(pjs.publish(names.level_subject(level), f"{level}-{i}".encode())
+                                       for level, count in batches for i in range(count)))
                 async with asyncio.timeout(10):  # each level's long poll has handed its first ad over
                     while puller.published < len(batches):
                         await asyncio.sleep(0.01)
                 got = await _drain(puller, sum(c for _, c in batches), free, aging_step)
-                await nc.flush()
             finally:
                 infos.close()
             return [(names.level_of_subject(m.subject), m.data) for m in got], infos.count
-        finally:
-            await puller.stop()
-            await nc.close()
 
     return asyncio.run(go())
 
