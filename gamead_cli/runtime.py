@@ -29,7 +29,11 @@ def require_nats_url(settings: GameadSettings) -> str:
 
 
 def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | None = None) -> None:
-    """SIGTERM/SIGINT set ``stop``; a second signal calls ``on_second`` (e.g. skip the drain)."""
+    """SIGTERM, SIGINT and SIGHUP set ``stop``; a second SIGTERM/SIGINT calls ``on_second`` (e.g. skip the drain).
+
+    SIGHUP too: a closed terminal, and the kernel's SIGHUP + SIGCONT to a stopped process whose ``gamead up``
+    died (its process group orphaned), must drain like a stop, not end the process mid-ad (the default
+    action of SIGHUP)."""
     loop = asyncio.get_running_loop()
     seen = {"n": 0}
 
@@ -41,6 +45,7 @@ def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | No
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, handler)
+    loop.add_signal_handler(signal.SIGHUP, stop.set)  # never "a second signal": it comes beside a SIGTERM
 
 
 async def run_until_stopped(work: Awaitable[None], stop: asyncio.Event, *, started: Callable[[], bool]) -> None:

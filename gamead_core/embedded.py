@@ -141,7 +141,9 @@ class EmbeddedNats:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in a terminal must not reach it before we drain
+                # its own process group, in our session: Ctrl-C in a terminal must not reach it before we
+                # drain, and a stopped one is continued if we die (gamead_core.supervisor._spawn)
+                process_group=0,
                 preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - two syscalls, nothing else
             )
         self.wait_ready(self.proc, timeout)

@@ -99,7 +99,11 @@ class Supervisor:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # our Ctrl-C handling decides how children stop
+                # its own process group (our Ctrl-C handling decides how children stop) in our session: if we
+                # die while it is stopped (SIGSTOP), the kernel continues it (SIGHUP + SIGCONT to a process
+                # group orphaned with a stopped member, POSIX "orphaned process group"), so the SIGTERM below
+                # is acted on; a session of its own is orphaned from the start and would stay stopped
+                process_group=0,
                 preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - two syscalls, nothing else
             )
         child.started_at = time.monotonic()

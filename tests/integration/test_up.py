@@ -267,7 +267,8 @@ def test_sighup_drains_and_stops_everything_it_started(stack: UpStack) -> None:
 # --- items 1, 2, 3: SIGKILL, one stack per data dir, a taken port, strays --------------------------------
 
 
-def test_nothing_outlives_a_sigkilled_up_and_its_data_dir_is_free_again(tmp_path: Path) -> None:
+def test_nothing_outlives_a_sigkilled_up_not_even_a_stopped_worker_and_its_data_dir_is_free_again(
+        tmp_path: Path) -> None:
     first = up_stack(tmp_path, "--workers", "1", "--no-autoscale", name="first", **FAST).start()
     try:
         first.wait_ready()
@@ -290,6 +291,9 @@ def test_nothing_outlives_a_sigkilled_up_and_its_data_dir_is_free_again(tmp_path
             f"error: port {first.port} on 127.0.0.1 is already in use (another `gamead up`?): "
             "the API cannot listen there — choose another with --port"]
 
+        # a worker frozen (SIGSTOP: a debugger, Ctrl-Z of its own, a frozen cgroup) when `up` is SIGKILLed: its
+        # death signal waits while it is stopped, so before, it outlived the stack until someone continued it
+        os.kill(first.pid_of("worker-1"), signal.SIGSTOP)
         os.kill(first.pid, signal.SIGKILL)
         first.popen.wait(10)  # type: ignore[union-attr]
         wait_for(lambda: not first.ours_alive(), timeout=30, what="every child of the killed stack to exit")
