@@ -92,7 +92,10 @@ def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
     table.add_column("REASON")
     for d in decisions:
         applied = d.get("applied")
-        mark = Text("yes", style="green") if applied else Text("no", style="red" if d.get("error") else "yellow")
+        if "applied" in d and applied is None:
+            mark = Text("unknown", style="red")  # no answer to the call, and the count could not be read back
+        else:
+            mark = Text("yes", style="green") if applied else Text("no", style="red" if d.get("error") else "yellow")
         reason = plain(d.get("reason") or "")
         if d.get("error") and d["error"] not in (d.get("reason") or ""):
             reason.append(f" — {d['error']}", style="red")
@@ -118,6 +121,8 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
     if doc.get("draining"):
         workers.append(f", {doc['draining']} draining", style="yellow")
+    if "applied" in doc and doc["applied"] is None and doc.get("desired") is not None:
+        workers.append("   (last scale call: outcome unknown)", style="red")
     facts.add_row("workers", workers)
     if doc.get("reason"):
         facts.add_row("reason", plain(doc["reason"]))
