@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
 from gamead_cli.output import emit, empty_text, plain, short_time
@@ -177,7 +179,24 @@ def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: C
     emit(doc, output, status_view)
 
 
-@app.command("set")
+class _CountCommand(TyperCommand):
+    """A command whose argument is a count: a negative one (``-1``) would read as an unknown option ("No such
+    option: -1"); it is refused saying what a count must be instead (a usage error, exit 2)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        valued = {o for p in self.get_params(ctx) if p.param_type_name == "option" and not getattr(p, "is_flag", True)
+                  for o in p.opts}
+        tokens = iter(args)
+        for token in tokens:
+            if token in valued:
+                next(tokens, None)  # an option's value, e.g. --for 10m
+            elif re.fullmatch(r"-\d+", token):
+                raise typer.BadParameter(f"the worker count must be ≥ 0 (0 to {MAX_REPLICAS:,}), not {token}",
+                                         ctx=ctx, param_hint="REPLICAS")
+        return super().parse_args(ctx, args)
+
+
+@app.command("set", cls=_CountCommand)
 def set_override(
     replicas: Annotated[int, typer.Argument(min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
     for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",
