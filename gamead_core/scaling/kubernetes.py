@@ -178,13 +178,15 @@ class KubernetesScaler:
             cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
             # NewConnectionError subclasses urllib3's TimeoutError: a refused connection is not a timeout.
             timed_out = isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError))
-            if timed_out and not isinstance(cause, urllib3.exceptions.NewConnectionError):
-                what = f"did not answer within {self._settings.request_timeout:g}s"
-            else:
-                what = f"is unreachable ({_short(cause)})"
             # Sent, then no answer: a read timeout, or the connection reset or closed while waiting for one.
             sent = isinstance(cause, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError,
                                       ConnectionResetError))
+            if timed_out and not isinstance(cause, urllib3.exceptions.NewConnectionError):
+                what = f"did not answer within {self._settings.request_timeout:g}s"
+            elif sent:
+                what = f"closed the connection without an answer ({_short(cause)})"
+            else:
+                what = f"is unreachable ({_short(cause)})"
             raise ScalerUnavailable(
                 f"Kubernetes API at {self.host} {what} trying to {verb} {_SCALE} of {self.target}", sent=sent
             ) from exc

@@ -39,6 +39,7 @@ from gamead_core.errors import GameadError
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
+from gamead_core.scaling.apply import Outcome, apply_replicas
 from gamead_core.scaling.kubernetes import (
     KubernetesScaler,
     ScalerConflict,
@@ -74,6 +75,7 @@ class ApiDouble:
     get_delay: float = 0.0  # seconds before a GET is answered (a slow API server)
     patch_delay: float = 0.0  # seconds before a PATCH, applied at once, is answered (a reply that comes too late)
     after_patch: dict[str, Any] = field(default_factory=dict)  # fields of this double set once a PATCH is applied
+    patch_unanswered: bool = False  # close the connection instead of answering a PATCH (applied all the same)
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -143,6 +145,9 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                     setattr(state, key, value)
                 if state.patch_delay:
                     state.release.wait(state.patch_delay)
+                if state.patch_unanswered:
+                    self.close_connection = True
+                    return
             n = state.replicas[(ns, name)]
             if scale:
                 obj = {
@@ -379,6 +384,23 @@ def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
         scaler.set_replicas(2)
     assert "refused" in str(info.value).lower()
     assert info.value.__cause__ is not None  # chained from the client's error
+    assert not info.value.sent  # never sent: nothing to read back
+    outcome = asyncio.run(apply_replicas(scaler, 1, 2))
+    assert (outcome.applied, outcome.running) == (False, 1) and "refused" in (outcome.error or "").lower()
+
+
+def test_a_patch_whose_connection_closed_unanswered_is_read_back(api: ApiDouble, tmp_path: Path) -> None:
+    """The API server applies the PATCH and closes the connection without an answer (a reset after the request
+    went out): the error says it was sent, and the apply step reads the count back and counts it as applied."""
+    api.patch_unanswered = True
+    scaler = make_scaler(tmp_path, api.url)
+    with pytest.raises(ScalerUnavailable, match="closed the connection without an answer") as info:
+        scaler.set_replicas(5)
+    assert info.value.sent and api.replicas[(NS, DEPLOYMENT)] == 5
+    outcome = asyncio.run(apply_replicas(scaler, 5, 6))
+    assert outcome == Outcome(True, 6, None, " (no answer to the call, but the count read back is 6)")
+    assert [r.method for r in api.requests] == ["PATCH", "PATCH", "GET"]
+    scaler.close()
 
 
 # --- configuration (the parts without a server: tests/unit/test_kubernetes_config.py) -------------------
