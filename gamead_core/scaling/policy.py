@@ -39,7 +39,8 @@ One decision, given an :class:`Observation`:
 6. Clamp to ``[min_replicas, max_replicas]``.
 
 A scale event counts towards the step limits only once it happened: the caller reports one that was not
-applied (backend ``none``, a failed Kubernetes call) with :meth:`ScalingPolicy.not_applied`.
+applied (backend ``none``, a failed Kubernetes call, one whose outcome is unknown) with
+:meth:`ScalingPolicy.not_applied`.
 
 :class:`ScalingPolicy` keeps the recommendation and scale-event history this needs; feed it observations
 in time order. :func:`retry_delay` is the backoff for a caller whose scaler call failed.
@@ -273,7 +274,8 @@ class ScalingPolicy:
 
     def not_applied(self, decision: ScalingDecision) -> None:
         """``decision`` (the last one :meth:`decide` returned) did not change the replica count (backend
-        ``none``, a failed call): its scale event must not count towards the step limits."""
+        ``none``, a failed call, or not surely: no answer and no read back): its scale event must not count
+        towards the step limits."""
         if decision.desired != decision.current and self._events:
             self._events.pop()
 
