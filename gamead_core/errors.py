@@ -272,9 +272,15 @@ class ScalerConflict(ScalerError):
 
 
 class ScalerUnavailable(ScalerError):
-    """The API server did not answer in time, refused the connection, or answered 429/5xx. Retry later."""
+    """The API server did not answer in time, refused the connection, or answered 429/5xx. Retry later.
+    ``sent``: the request went out and no answer came back (a read timeout, a connection reset, 504), so a
+    write may have landed all the same: read the object back before counting it as not done."""
 
     code = "scaler_unavailable"
+
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None, sent: bool = False) -> None:
+        super().__init__(message, status=status, details=details)
+        self.sent = sent
 
 
 def error_text(exc: BaseException, *, limit: int | None = None) -> str:

@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
 from gamead_cli.output import emit, empty_text, plain, short_time
@@ -92,7 +94,10 @@ def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
     table.add_column("REASON")
     for d in decisions:
         applied = d.get("applied")
-        mark = Text("yes", style="green") if applied else Text("no", style="red" if d.get("error") else "yellow")
+        if "applied" in d and applied is None:
+            mark = Text("unknown", style="red")  # no answer to the call, and the count could not be read back
+        else:
+            mark = Text("yes", style="green") if applied else Text("no", style="red" if d.get("error") else "yellow")
         reason = plain(d.get("reason") or "")
         if d.get("error") and d["error"] not in (d.get("reason") or ""):
             reason.append(f" — {d['error']}", style="red")
@@ -118,6 +123,8 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
     if doc.get("draining"):
         workers.append(f", {doc['draining']} draining", style="yellow")
+    if "applied" in doc and doc["applied"] is None and doc.get("desired") is not None:
+        workers.append("   (last scale call: outcome unknown)", style="red")
     facts.add_row("workers", workers)
     if doc.get("reason"):
         facts.add_row("reason", plain(doc["reason"]))
@@ -172,7 +179,24 @@ def status(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: C
     emit(doc, output, status_view)
 
 
-@app.command("set")
+class _CountCommand(TyperCommand):
+    """A command whose argument is a count: a negative one (``-1``) would read as an unknown option ("No such
+    option: -1"); it is refused saying what a count must be instead (a usage error, exit 2)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        valued = {o for p in self.get_params(ctx) if p.param_type_name == "option" and not getattr(p, "is_flag", True)
+                  for o in p.opts}
+        tokens = iter(args)
+        for token in tokens:
+            if token in valued:
+                next(tokens, None)  # an option's value, e.g. --for 10m
+            elif re.fullmatch(r"-\d+", token):
+                raise typer.BadParameter(f"the worker count must be ≥ 0 (0 to {MAX_REPLICAS:,}), not {token}",
+                                         ctx=ctx, param_hint="REPLICAS")
+        return super().parse_args(ctx, args)
+
+
+@app.command("set", cls=_CountCommand)
 def set_override(
     replicas: Annotated[int, typer.Argument(min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
     for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",

@@ -10,7 +10,8 @@ here, at the boundary, and chained with ``raise … from exc``::
         ├── ScalerForbidden      401/403: credentials rejected, or RBAC lacks the verb on the resource
         ├── ScalerNotFound       404: no such Deployment (or namespace)
         ├── ScalerConflict       409: a concurrent writer won; read again, then retry
-        └── ScalerUnavailable    timeout, refused connection, TLS failure, 429 or 5xx; retry later
+        └── ScalerUnavailable    timeout, refused connection, TLS failure, 429 or 5xx; retry later (``sent``:
+                                 no answer to a request that went out, so it may have landed: read back)
 
 Unusable credentials (no kubeconfig, unknown context) raise :class:`gamead_core.errors.ConfigError` from
 the constructor. The RBAC the scaler needs is in ``manifests/rbac.yaml``: ``get`` + ``patch`` on
@@ -177,12 +178,17 @@ class KubernetesScaler:
             cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
             # NewConnectionError subclasses urllib3's TimeoutError: a refused connection is not a timeout.
             timed_out = isinstance(cause, (urllib3.exceptions.TimeoutError, TimeoutError))
+            # Sent, then no answer: a read timeout, or the connection reset or closed while waiting for one.
+            sent = isinstance(cause, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError,
+                                      ConnectionResetError))
             if timed_out and not isinstance(cause, urllib3.exceptions.NewConnectionError):
                 what = f"did not answer within {self._settings.request_timeout:g}s"
+            elif sent:
+                what = f"closed the connection without an answer ({_short(cause)})"
             else:
                 what = f"is unreachable ({_short(cause)})"
             raise ScalerUnavailable(
-                f"Kubernetes API at {self.host} {what} trying to {verb} {_SCALE} of {self.target}"
+                f"Kubernetes API at {self.host} {what} trying to {verb} {_SCALE} of {self.target}", sent=sent
             ) from exc
 
     def _from_status(self, verb: str, exc: ApiException) -> ScalerError:
@@ -219,7 +225,7 @@ class KubernetesScaler:
             label = "no HTTP answer" if status == 0 else f"HTTP {status}"
             return ScalerUnavailable(
                 f"Kubernetes API at {self.host} failed to {verb} {_SCALE} of {self.target} ({label}): {said}",
-                status=status or None,
+                status=status or None, sent=status == 504,  # the API server's own timeout: the write may land
             )
         return ScalerError(
             f"Kubernetes API at {self.host} answered HTTP {status} to {verb} {_SCALE} of {self.target}: "

@@ -18,10 +18,12 @@ Read top-down (:meth:`Autoscaler.run`):
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
    A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
    reason (``replicas changed outside the autoscaler (4→2)``).
-4. **Apply** through the backend — only while the lease is still held: one that lapsed during the tick's
-   calls (a slow Kubernetes API, NATS cut off) applies and records nothing. A failure (Kubernetes down,
-   RBAC, …) is logged with the backend's message, recorded, and the whole tick is retried after
-   :func:`~gamead_core.scaling.policy.retry_delay`.
+4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease
+   is still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and
+   records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and
+   the whole tick is retried after :func:`~gamead_core.scaling.policy.retry_delay`. A call with no answer is
+   read back (applied, not applied, or unknown when that read fails too). While an override wins, the policy
+   is told what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
    :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last
@@ -41,6 +43,7 @@ from typing import Any
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.registry import Registry
+from gamead_core.scaling.apply import apply_replicas
 from gamead_core.scaling.backends import LazyKubernetesScaler, backend_for
 from gamead_core.scaling.deps import AutoscalerDeps, new_holder_id
 from gamead_core.scaling.lease import LeaseKeeper, lease_ttl
@@ -244,30 +247,24 @@ class Autoscaler:
         if not self.is_leader:  # the lease lapsed during this tick's calls: another node may lead by now
             log.warning("autoscaler: the lease lapsed during this tick; %s neither applied nor recorded", reason)
             return self.interval
-        applied, error = True, None
-        if desired != current:
-            if isinstance(self.backend, NoneScaler):
-                applied = False
-                reason += " (backend none: advice only, not applied)"
-            else:
-                try:
-                    await self.backend.set_replicas_async(desired)
-                except Exception as exc:  # noqa: BLE001 - recorded and retried, never raised
-                    applied, error = False, error_text(exc)
-            if not applied and decision is not None:  # what did not happen must not use the step limits
-                self._policy.not_applied(decision)
+        outcome = await apply_replicas(self.backend, current, desired)
+        reason, error, now_running = reason + outcome.note, outcome.error, outcome.running
+        if outcome.applied is not True and decision is not None:  # what did not (surely) happen: no step used
+            self._policy.not_applied(decision)
+        if override is not None:  # the scale-down window after the override covers what ran under it
+            self._policy.overridden(mono, max(current, desired) if now_running is None else now_running)
 
-        entry = decision_entry(wall, current, desired, reason, applied, error, override is not None,
+        entry = decision_entry(wall, current, desired, reason, outcome.applied, error, override is not None,
                                self.node_id)
         if error is not None:
             self._failures += 1
             delay = retry_delay(self._failures)
-            log.warning("autoscaler: could not scale %d→%d (attempt %d, retrying in %.1fs): %s",
+            log.warning("autoscaler: %s %d→%d (attempt %d, retrying in %.1fs): %s",
+                        "outcome unknown of scale" if outcome.applied is None else "could not scale",
                         current, desired, self._failures, delay, error)
         else:
             self._failures = 0
             delay = self.interval
-        now_running = desired if applied else current
         self._expected = None if error is not None else now_running  # a failed call may still have landed
         if await self._record(entry, observed, stored if override is not None else None, now_running,
                               delay) and error is None:

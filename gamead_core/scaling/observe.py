@@ -46,8 +46,9 @@ def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *
     )
 
 
-def decision_entry(wall: float, current: int | None, desired: int | None, reason: str, applied: bool,
+def decision_entry(wall: float, current: int | None, desired: int | None, reason: str, applied: bool | None,
                    error: str | None, override: bool, leader: str) -> dict[str, Any]:
-    """One line of the decisions (``at`` is ``wall``, epoch seconds, as ISO 8601 UTC)."""
+    """One line of the decisions (``at`` is ``wall``, epoch seconds, as ISO 8601 UTC; ``applied`` None: unknown,
+    a call with no answer whose count could not be read back)."""
     return {"at": iso(wall), "current": current, "desired": desired, "reason": reason, "applied": applied,
             "error": error, "override": override, "leader": leader}

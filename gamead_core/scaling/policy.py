@@ -32,11 +32,15 @@ One decision, given an :class:`Observation`:
    climb again at once.
 5. **Down after the window, bounded.** Below ``current``: only to the *highest* recommendation of the
    trailing ``scale_down_stabilization_seconds``, and at most ``scale_down_max_step`` per period. A hold
-   counts as recommending the current count, and so does an empty history (first run, new leader).
+   counts as recommending the current count, and so does an empty history (first run, new leader). While an
+   operator's override is in force the caller reports each tick with :meth:`ScalingPolicy.overridden`: the count
+   that ran under it counts as recommended then, and once more at the first decision after it (it was in force
+   until some moment before): after a clear, no scale-down below it until the window has passed.
 6. Clamp to ``[min_replicas, max_replicas]``.
 
 A scale event counts towards the step limits only once it happened: the caller reports one that was not
-applied (backend ``none``, a failed Kubernetes call) with :meth:`ScalingPolicy.not_applied`.
+applied (backend ``none``, a failed Kubernetes call, one whose outcome is unknown) with
+:meth:`ScalingPolicy.not_applied`.
 
 :class:`ScalingPolicy` keeps the recommendation and scale-event history this needs; feed it observations
 in time order. :func:`retry_delay` is the backoff for a caller whose scaler call failed.
@@ -51,15 +55,13 @@ from dataclasses import dataclass, field
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.depth import LevelDepth
+from gamead_core.scaling.reason import demand_text
 from gamead_core.worker.backoff import backoff_ceiling
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
 _RAW_CAP = 1_000_000
 #: Slack for float noise: ``ceil(3.0000000001)`` stays 3, and ``11/10 - 1`` is within a 0.1 tolerance.
 _EPS = 1e-9
-#: How the reason line names the rule behind a per-worker rate (gamead_core.stats.rates.per_worker_capacity).
-_BOUND_NOTES = {"measured": " (measured)", "cpu": " (CPU-bound)", "latency": " (latency-bound)",
-                "mixed": " (CPU- and latency-bound workers)"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ class ScalingPolicy:
         self._events: deque[tuple[float, int]] = deque()  # (at, replicas added (+) or removed (-))
         self._last_rate: float | None = None
         self._seeded = False
+        self._after_override: int | None = None  # the count that ran under an override seen at the last tick
 
     @property
     def settings(self) -> AutoscalerSettings:
@@ -154,6 +157,9 @@ class ScalingPolicy:
             # window means the window has passed — with a 0 s window, at every decision.)
             self._recommendations.append((obs.at, self._clamp(current)))
             self._seeded = True
+        if self._after_override is not None:  # in force until some moment since the last tick: count it as now
+            self._recommendations.append((obs.at, self._after_override))
+            self._after_override = None
 
         if not obs.metrics_age_s <= s.stale_after_seconds:  # also catches NaN
             return self._hold(obs, f"metrics {obs.metrics_age_s:.1f}s old (> {s.stale_after_seconds:g}s)")
@@ -203,7 +209,8 @@ class ScalingPolicy:
                                            target_drain_seconds=s.max_age_seconds)
                 if by_age > raw:
                     raw, late = by_age, aged
-            demand = self._describe_demand(obs, backlog, arrival, late, rate, rate_note, raw)
+            demand = demand_text(s, backlog=backlog, ack_pending=obs.ack_pending, arrival=arrival, late=late,
+                                 rate=rate, rate_note=rate_note, bound=obs.per_worker_bound, raw=raw)
 
         target = self._clamp(raw)
         within_tolerance = (
@@ -267,9 +274,19 @@ class ScalingPolicy:
 
     def not_applied(self, decision: ScalingDecision) -> None:
         """``decision`` (the last one :meth:`decide` returned) did not change the replica count (backend
-        ``none``, a failed call): its scale event must not count towards the step limits."""
+        ``none``, a failed call, or not surely: no answer and no read back): its scale event must not count
+        towards the step limits."""
         if decision.desired != decision.current and self._events:
             self._events.pop()
+
+    def overridden(self, at: float, running: int) -> None:
+        """An operator's override was in force at ``at`` (the clock of :attr:`Observation.at`, seconds) and
+        ``running`` replicas ran under it: the scale-down window counts them as recommended at ``at`` and at the
+        next :meth:`decide` (scale-up stays immediate). Call it at every tick the override wins, in time order."""
+        self._forget_before(at)
+        self._recommendations.append((at, max(0, running)))
+        self._after_override = max(0, running)
+        self._seeded = True
 
     def _hold(self, obs: Observation, why: str) -> ScalingDecision:
         current = max(0, obs.current_replicas)
@@ -320,28 +337,3 @@ class ScalingPolicy:
             return None
         over = [lv for lv in obs.levels if lv.pending > 0 and (lv.oldest_age or 0.0) > limit]
         return max(over, key=lambda lv: lv.level) if over else None
-
-    def _describe_demand(
-        self,
-        obs: Observation,
-        backlog: int,
-        arrival: float,
-        late: LevelDepth | None,
-        rate: float,
-        rate_note: str,
-        raw: int,
-    ) -> str:
-        parts = [f"backlog {backlog:,}"]
-        if late is not None:
-            s = self._settings
-            urgent = late.level <= s.urgent_max_level and (late.oldest_age or 0.0) > s.max_wait_seconds
-            limit = s.max_wait_seconds if urgent or s.max_age_seconds is None else s.max_age_seconds
-            parts.append(f" (oldest p{late.level} {(late.oldest_age or 0.0):.1f}s > {limit:g}s)")
-        if obs.ack_pending > 0:
-            parts.append(f" + {obs.ack_pending:,} in flight")
-        if arrival > 0:
-            parts.append(f", arriving {arrival:.1f} ads/s")
-        if not rate_note and obs.per_worker_bound in _BOUND_NOTES:
-            rate_note = _BOUND_NOTES[obs.per_worker_bound]
-        parts.append(f" at {rate:.1f} ads/s per worker{rate_note} needs {raw:,}")
-        return "".join(parts)

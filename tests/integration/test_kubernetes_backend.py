@@ -28,7 +28,9 @@ import pytest
 import yaml
 from kubernetes.client import Configuration
 from nats.js import JetStreamContext
+from rich.console import Console
 
+from gamead_cli.commands.scale import status_view
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.config.autoscaler import KubernetesScalerSettings
@@ -37,6 +39,7 @@ from gamead_core.errors import GameadError
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
+from gamead_core.scaling.apply import Outcome, apply_replicas
 from gamead_core.scaling.kubernetes import (
     KubernetesScaler,
     ScalerConflict,
@@ -70,6 +73,9 @@ class ApiDouble:
     fail_with: int | None = None  # answer every request with this status (a Kubernetes Status body)
     hang: bool = False  # never answer (until the test ends)
     get_delay: float = 0.0  # seconds before a GET is answered (a slow API server)
+    patch_delay: float = 0.0  # seconds before a PATCH, applied at once, is answered (a reply that comes too late)
+    after_patch: dict[str, Any] = field(default_factory=dict)  # fields of this double set once a PATCH is applied
+    patch_unanswered: bool = False  # close the connection instead of answering a PATCH (applied all the same)
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -135,6 +141,13 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             if self.command == "PATCH" and scale:
                 patch = json.loads(body)
                 state.replicas[(ns, name)] = patch["spec"]["replicas"]
+                for key, value in state.after_patch.items():
+                    setattr(state, key, value)
+                if state.patch_delay:
+                    state.release.wait(state.patch_delay)
+                if state.patch_unanswered:
+                    self.close_connection = True
+                    return
             n = state.replicas[(ns, name)]
             if scale:
                 obj = {
@@ -151,11 +164,14 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, code: int, obj: dict) -> None:
             data = json.dumps(obj).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (patch_delay)
+                self.close_connection = True
 
         do_GET = do_PATCH = do_PUT = do_POST = _handle
 
@@ -368,6 +384,23 @@ def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
         scaler.set_replicas(2)
     assert "refused" in str(info.value).lower()
     assert info.value.__cause__ is not None  # chained from the client's error
+    assert not info.value.sent  # never sent: nothing to read back
+    outcome = asyncio.run(apply_replicas(scaler, 1, 2))
+    assert (outcome.applied, outcome.running) == (False, 1) and "refused" in (outcome.error or "").lower()
+
+
+def test_a_patch_whose_connection_closed_unanswered_is_read_back(api: ApiDouble, tmp_path: Path) -> None:
+    """The API server applies the PATCH and closes the connection without an answer (a reset after the request
+    went out): the error says it was sent, and the apply step reads the count back and counts it as applied."""
+    api.patch_unanswered = True
+    scaler = make_scaler(tmp_path, api.url)
+    with pytest.raises(ScalerUnavailable, match="closed the connection without an answer") as info:
+        scaler.set_replicas(5)
+    assert info.value.sent and api.replicas[(NS, DEPLOYMENT)] == 5
+    outcome = asyncio.run(apply_replicas(scaler, 5, 6))
+    assert outcome == Outcome(True, 6, None, " (no answer to the call, but the count read back is 6)")
+    assert [r.method for r in api.requests] == ["PATCH", "PATCH", "GET"]
+    scaler.close()
 
 
 # --- configuration (the parts without a server: tests/unit/test_kubernetes_config.py) -------------------
@@ -400,11 +433,33 @@ def _patches(api: ApiDouble) -> list[dict]:
 def _at_zero(api: ApiDouble, tmp_path: Path, **kube: Any) -> GameadSettings:
     """The double's Deployment at 0 replicas, and settings for an autoscaler of it (``min_replicas: 0``, a
     0.5 s interval); ``kube``: more of ``autoscaler.kubernetes``."""
-    api.replicas[(NS, DEPLOYMENT)] = 0
+    return _at(api, tmp_path, 0, kube=kube)
+
+
+def _at(api: ApiDouble, tmp_path: Path, replicas: int, *, kube: dict[str, Any] | None = None,
+        **scaling: Any) -> GameadSettings:
+    """The double's Deployment at ``replicas``, and settings for an autoscaler of it (a 0.5 s interval,
+    ``min_replicas: 0``; ``scaling``: more of ``autoscaler``, ``kube``: more of ``autoscaler.kubernetes``)."""
+    api.replicas[(NS, DEPLOYMENT)] = replicas
     kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
-            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url)), **kube}
+            "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", api.url)), **(kube or {})}
     return GameadSettings(autoscaler={"backend": "kubernetes", "interval": 0.5, "min_replicas": 0,
-                                      "kubernetes": kube})
+                                      "kubernetes": kube, **scaling})
+
+
+def _ticks(autoscaler: Autoscaler, *, override: bool | None = None) -> int:
+    """The leader's decisions so far (folded lines counted by their ``repeats``); ``override``: only those made
+    under an override (True) or by the policy (False)."""
+    return sum(int(d.get("repeats") or 1) for d in autoscaler.shared.decisions
+               if override is None or bool(d.get("override")) == override)
+
+
+async def _until(done: Callable[[], bool], what: str, within: float = 20.0) -> None:
+    """Wait until ``done()`` (polled every 50 ms); fails with ``what`` after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -572,10 +627,6 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
             await scale_store.put_override(Override(0, now + 300, now, "alice"), expected=0)
             autoscaler = _standalone(settings, nc, js, "k8s-held")
             task = asyncio.create_task(autoscaler.run(stop))
-
-            def ticks() -> int:
-                return sum(int(d.get("repeats") or 1) for d in autoscaler.shared.decisions)
-
             while "manual override to 0" not in (autoscaler.status().get("reason") or ""):
                 assert loop.time() < deadline, "the override was never applied"
                 await asyncio.sleep(0.05)
@@ -587,8 +638,8 @@ def test_an_override_that_cannot_be_read_for_a_while_still_holds(api: ApiDouble,
                     break
                 assert loop.time() < deadline + 10, "nats-server did not reload its permissions"
                 await asyncio.sleep(0.05)
-            seen = ticks()
-            while ticks() < seen + 6:  # six ticks of the leader without a readable override
+            seen = _ticks(autoscaler)
+            while _ticks(autoscaler) < seen + 6:  # six ticks of the leader without a readable override
                 assert loop.time() < deadline + 30, "the leader stopped deciding"
                 await asyncio.sleep(0.05)
             stop.set()
@@ -673,3 +724,125 @@ def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
     decisions = asyncio.run(main())
     assert decisions[0]["reason"].startswith("replicas changed outside the autoscaler (1→5); no backlog")
     assert not any("outside" in d["reason"] for d in decisions[1:])  # its own decisions are not
+
+
+def _run_autoscaler(server: EmbeddedNats, settings: GameadSettings, node_id: str,
+                    scenario: Callable[[Autoscaler, JetStreamContext], Awaitable[None]]) -> Autoscaler:
+    """Run an autoscaler of ``settings`` on ``server`` (fresh topology) while ``scenario(autoscaler, js)`` runs;
+    stopped after it. Returns the autoscaler (its ``status()`` and ``shared.decisions`` stay readable)."""
+
+    async def main() -> Autoscaler:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            autoscaler = _standalone(settings, nc, js, node_id)
+            task = asyncio.create_task(autoscaler.run(stop))
+            try:
+                await scenario(autoscaler, js)
+            finally:
+                stop.set()
+                await task
+            return autoscaler
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+# --- brief scale12: the window after an override; a PATCH that timed out but landed ----------------------
+
+
+@pytest.mark.timeout(90)
+def test_after_scale_clear_the_window_keeps_the_overrides_count(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """Idle at 2 (``min_replicas: 2``, a 3 s scale-down window, 1 s periods); ``gamead scale set 4`` for longer
+    than the window, then ``gamead scale clear``. The first decision of the policy after the clear holds 4 ("highest
+    recommendation in last 3s is 4"): the Deployment ran 4 until the clear. Then 4→3→2, one step a period. Before:
+    4→3 at the first decision after the clear (the policy's own 2s from before the override had left the window)."""
+    settings = _at(api, tmp_path, 2, min_replicas=2, scale_down_stabilization_seconds=3.0, period_seconds=1.0)
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: "hold 2" in (autoscaler.status().get("reason") or ""), "no first decision")
+        scale_store = ScaleStore(js)
+        now = time.time()
+        await scale_store.put_override(Override(4, now + 300, now, "alice"), expected=0)
+        await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 4, "the override was never applied")
+        seen = _ticks(autoscaler, override=True)
+        await _until(lambda: _ticks(autoscaler, override=True) >= seen + 8, "the override stopped ticking")  # > 3 s
+        assert await scale_store.clear_override()
+        await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 2, "never back at min_replicas", within=40)
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-clear", scenario)
+    assert _patches(api) == [{"spec": {"replicas": n}} for n in (4, 3, 2)]
+    decisions = autoscaler.shared.decisions[::-1]  # oldest first
+    last_override = max(i for i, d in enumerate(decisions) if d["override"])
+    after = decisions[last_override + 1]
+    assert (after["current"], after["desired"]) == (4, 4), decisions
+    assert after["reason"].endswith("→ hold 4 (highest recommendation in last 3s is 4)")
+
+
+def _stepping(api: ApiDouble, tmp_path: Path) -> GameadSettings:
+    """The Deployment at 1; one replica per 60 s period at most; 0.5 ads/s per worker until one is measured; a
+    0.5 s request timeout, and PATCHes answered after 2 s (applied at once): 60 ads pending need 4 → 1→2."""
+    api.patch_delay = 2.0
+    return _at(api, tmp_path, 1, kube={"request_timeout": 0.5}, min_replicas=1, scale_up_max_step=1,
+               scale_up_max_percent=0, period_seconds=60.0, initial_per_worker_rate=0.5)
+
+
+def _scaled(autoscaler: Autoscaler) -> list[dict]:
+    """The leader's decisions that asked for another count, oldest first."""
+    return [d for d in autoscaler.shared.decisions[::-1] if d["desired"] is not None and d["desired"] != d["current"]]
+
+
+@pytest.mark.timeout(90)
+def test_a_patch_that_timed_out_but_landed_counts_as_applied(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """The API server applies the PATCH 1→2 but answers after the client's timeout: the count read back is 2, so
+    the decision is recorded as applied and its step is used — the next ticks hold 2 ("scale-up step for this 60s
+    period used"). Before: recorded as not applied while the Deployment ran 2, and 2→3 at the next tick."""
+    settings = _stepping(api, tmp_path)
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _publish(js, [f"01KLATE{i:019d}" for i in range(60)])
+        await _until(lambda: bool(_scaled(autoscaler)), "it never scaled")
+        seen = _ticks(autoscaler)
+        await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-late", scenario)
+    assert _patches(api) == [{"spec": {"replicas": 2}}]
+    first = _scaled(autoscaler)
+    assert [(d["current"], d["desired"], d["applied"], d["error"]) for d in first] == [(1, 2, True, None)], first
+    assert first[0]["reason"].endswith("(step limit +1) (no answer to the call, but the count read back is 2)")
+    newest = autoscaler.shared.decisions[0]
+    assert newest["current"] == 2 and "scale-up step for this 60s period used" in newest["reason"]
+
+
+@pytest.mark.timeout(90)
+def test_a_patch_with_no_answer_whose_count_cannot_be_read_back_is_unknown(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """As above, but once the PATCH is applied the API server answers GETs after 3 s too: the read back times out
+    as well. The decision says "unknown" (``applied: null``; `gamead scale status`: APPLIED ``unknown``), not "not
+    applied", with both errors; the count it ran after is unknown (``current: null`` in the state)."""
+    settings = _stepping(api, tmp_path)
+    api.after_patch = {"get_delay": 3.0}
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _publish(js, [f"01KLOST{i:019d}" for i in range(60)])
+        await _until(lambda: bool(_scaled(autoscaler)), "it never scaled")
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-lost", scenario)
+    assert _patches(api) == [{"spec": {"replicas": 2}}] and api.replicas[(NS, DEPLOYMENT)] == 2
+    [entry] = _scaled(autoscaler)
+    assert (entry["current"], entry["desired"], entry["applied"]) == (1, 2, None)
+    assert "reading the count back failed too" in entry["error"] and "within 0.5s" in entry["error"]
+    assert "(outcome unknown: no answer to the call, and the count could not be read back)" in entry["reason"]
+    console = Console(width=200, record=True)
+    console.print(status_view(autoscaler.status()))
+    text = console.export_text()
+    assert "outcome unknown" in text
+    assert any(line.split()[2:5] == ["1", "2", "unknown"] for line in text.splitlines()), text  # FROM TO APPLIED

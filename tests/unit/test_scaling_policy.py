@@ -523,3 +523,46 @@ def test_zero_replicas_activate_one_when_a_level_cannot_be_read() -> None:
     assert policy.decide(obs_unreadable(20, 0, current=1)).desired == 1
     assert policy.decide(obs(40, 0, current=1)).desired == 0
     assert ScalingPolicy(settings).decide(obs(0, 0, current=0)).desired == 0  # every level read, idle: stays 0
+
+
+# --- after an operator's override (brief scale12 item 1) ---------------------------------------------------
+
+
+def test_after_an_override_is_cleared_the_window_covers_the_count_it_ran() -> None:
+    """Idle at 2 (``min_replicas: 2``), then ``gamead scale set 4`` for 400 s, then ``gamead scale clear``: the
+    policy's own recommendations (2) left the 300 s window long ago, but the Deployment ran 4 until the clear. No
+    scale-down below 4 until 300 s after the override was last in force (before: 4→3 at the first decision,
+    4→3→2 within a minute); then one step per period as usual."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=2))
+    assert policy.decide(obs(0, 0, current=2)).desired == 2
+    for t in range(5, 405, 5):  # the override wins: the loop reports each tick instead of deciding
+        policy.overridden(t, 4)
+    first = policy.decide(obs(405, 0, current=4))
+    assert first.desired == 4
+    assert first.reason == ("no backlog, nothing in flight, no arrivals → hold 4 "
+                            "(highest recommendation in last 300s is 4)")
+    held = [policy.decide(obs(t, 0, current=4)).desired for t in range(410, 705, 5)]
+    assert set(held) == {4}  # through t = 700: the first decision after the override (t = 405) is in the window
+    assert policy.decide(obs(705, 0, current=4)).desired == 3
+    assert policy.decide(obs(710, 0, current=3)).desired == 3  # one step per 15 s period
+    assert policy.decide(obs(720, 0, current=3)).desired == 2
+
+
+def test_after_an_override_scale_up_stays_immediate() -> None:
+    """An override of 1 is cleared while 9,600 ads wait (need 8): up at once, by the usual step (+4 or +100 %)."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=1))
+    policy.decide(obs(0, 0, current=1))
+    for t in range(5, 50, 5):
+        policy.overridden(t, 1)
+    assert policy.decide(obs(50, needing(8), current=1)).desired == 5
+
+
+def test_a_new_leader_that_saw_only_the_override_keeps_its_count_in_the_window() -> None:
+    """A fresh policy (a leader elected while the override was in force) never decided before the clear: the
+    override's ticks are its history, so the window starts from them rather than from an empty one."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=1, scale_down_stabilization_seconds=60))
+    policy.overridden(0, 6)
+    policy.overridden(5, 6)
+    assert policy.decide(obs(10, 0, current=6)).desired == 6
+    assert policy.decide(obs(69, 0, current=6)).desired == 6  # t = 10 (the first decision after it) in the window
+    assert policy.decide(obs(71, 0, current=6)).desired == 5
