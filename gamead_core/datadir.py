@@ -5,8 +5,10 @@ PID. The kernel drops a ``flock`` when its holder dies, however it dies, so a lo
 never stale: the next ``gamead up`` simply gets it. A second ``gamead up`` on a locked directory is refused
 at once, naming the directory and the holder's PID.
 
-``<data_dir>/gamead-up.json`` records every process the stack started (name, PID, start time), rewritten
-atomically on each start. Tests and operators read PIDs from it. At the next start, a recorded process
+``<data_dir>/gamead-up.json`` lists the processes of the stack that run now (name, PID, start time) under
+``"started"``: rewritten (a temporary file renamed over it, so a reader never sees half of one) whenever the
+supervisor starts one, finds one dead or stops one (a restart replaces the dead PID; a worker stopped by a
+scale-down leaves once it has ended). Tests and operators read PIDs from it. At the next start, a recorded process
 that still runs with the same PID *and* start time (so not a reused PID) is a stray from a stack that died
 without its children (possible where the kernel cannot signal them): it is stopped and reported.
 """
@@ -17,6 +19,7 @@ import fcntl
 import json
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +44,10 @@ class DataDir:
 
     path: Path
     _lock: IO[str] | None = field(default=None, init=False, repr=False)
-    _started: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _live: dict[int, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)  # pid → entry
+    #: record/forget come from the event loop's thread and from a scale-down's draining thread; reentrant, for
+    #: a signal handler reading :meth:`live` while its own thread writes
+    _guard: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     @property
     def state_file(self) -> Path:
@@ -75,19 +81,27 @@ class DataDir:
     # --- the record of started processes -----------------------------------------------------------------
 
     def record(self, name: str, pid: int) -> None:
-        """Add one started process (a restart under the same name keeps the old entry too)."""
-        self._started[f"{name}#{pid}"] = {"name": name, "pid": pid, "start": start_time(pid)}
-        self._write()
+        """Add a process just started (``pid``) as ``name``; rewrites the file."""
+        with self._guard:
+            self._live[pid] = {"name": name, "pid": pid, "start": start_time(pid)}
+            self._write()
 
-    def started(self) -> list[dict[str, Any]]:
-        """Every process this stack started: ``[{"name", "pid", "start"}, …]``, oldest first."""
-        return list(self._started.values())
+    def forget(self, pid: int) -> None:
+        """Drop a process that has ended (found dead, or stopped); rewrites the file. Unknown PIDs: no-op."""
+        with self._guard:
+            if self._live.pop(pid, None) is not None:
+                self._write()
+
+    def live(self) -> list[dict[str, Any]]:
+        """The processes of this stack that run now: ``[{"name", "pid", "start"}, …]``, oldest first."""
+        with self._guard:
+            return list(self._live.values())
 
     def _write(self) -> None:
-        doc = {"pid": os.getpid(), "started": list(self._started.values())}
+        doc = {"pid": os.getpid(), "started": list(self._live.values())}
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, self.state_file)
+        os.replace(tmp, self.state_file)  # atomic: a reader sees the old file or the new one, whole
 
     def strays(self) -> list[dict[str, Any]]:
         """Processes recorded by an earlier stack on this directory that still run (same PID and start)."""
@@ -121,7 +135,8 @@ class DataDir:
                     os.kill(entry["pid"], signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        self._started.clear()
+        with self._guard:
+            self._live.clear()
         return found
 
 

@@ -89,12 +89,14 @@ class AdSubmission(BaseModel):
 
     model_config = ConfigDict(**_WIRE, extra="forbid", frozen=True)
 
-    title: Text200
-    description: Text2000
-    genre: Genre
-    target_audience: list[Tag] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
-    visual_elements: list[Tag] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
-    call_to_action: Text200
+    title: Text200 = Field(description="The ad's title: 1-200 characters, surrounding whitespace stripped.")
+    description: Text2000 = Field(description="What the ad shows and says: 1-2000 characters, stripped.")
+    genre: Genre = Field(description="The game's genre, e.g. \"puzzle\": 1-50 characters, stripped.")
+    target_audience: list[Tag] = Field(default_factory=list, max_length=MAX_LIST_ITEMS,
+                                       description="Who the ad is for: up to 50 tags of 1-100 characters each.")
+    visual_elements: list[Tag] = Field(default_factory=list, max_length=MAX_LIST_ITEMS,
+                                       description="What the ad shows: up to 50 tags of 1-100 characters each.")
+    call_to_action: Text200 = Field(description="What the ad asks the viewer to do: 1-200 characters, stripped.")
     duration: int = Field(ge=1, le=600, description="Length of the ad in seconds.")
     priority: int = Field(DEFAULT_PRIORITY, ge=1, le=5, description="1 most urgent … 5 least.")
 
@@ -111,10 +113,10 @@ class ComponentScore(BaseModel):
 
     model_config = _WIRE
 
-    name: str
-    score: float = Field(ge=0, le=10)
-    weight: float = Field(ge=0, le=1)
-    reason: str
+    name: str = Field(description="The part scored, e.g. \"call_to_action\".")
+    score: float = Field(ge=0, le=10, description="This part's score, 0 (worst) to 10 (best).")
+    weight: float = Field(ge=0, le=1, description="Its share of effectivenessScore, 0-1 (the weights add up to 1).")
+    reason: str = Field(description="Why it scored so, in one sentence.")
 
 
 class Analysis(BaseModel):
@@ -122,11 +124,14 @@ class Analysis(BaseModel):
 
     model_config = _WIRE
 
-    effectiveness_score: float = Field(ge=0, le=10)
-    components: list[ComponentScore]
-    strengths: list[str]
-    improvement_suggestions: list[str]
-    analyzer_version: str
+    effectiveness_score: float = Field(ge=0, le=10, description="The ad's overall score, 0 (worst) to 10 (best): "
+                                       "the weighted sum of the components' scores.")
+    components: list[ComponentScore] = Field(description="The named parts of the score, each with its weight and "
+                                                         "reason.")
+    strengths: list[str] = Field(description="What works in the ad, one sentence each.")
+    improvement_suggestions: list[str] = Field(description="What to change, one sentence each.")
+    analyzer_version: str = Field(description="The analyser that wrote this analysis (the same ad and version "
+                                              "always give the same analysis).")
 
 
 class AdError(BaseModel):
@@ -134,10 +139,12 @@ class AdError(BaseModel):
 
     model_config = _WIRE
 
-    error_class: str
-    message: str
-    retryable: bool = True
-    at: datetime | None = None
+    error_class: str = Field(description="The failure's kind, e.g. \"Timeout\", \"WorkerLost\" (the DLQ filters "
+                                         "on it).")
+    message: str = Field(description="What went wrong, as the failure said it.")
+    retryable: bool = Field(True, description="False for a permanent failure: the ad is dead-lettered at once, "
+                                             "not retried.")
+    at: datetime | None = Field(None, description="When it failed (ISO 8601, UTC, Z).")
 
 
 class AdRecord(BaseModel):
@@ -145,35 +152,50 @@ class AdRecord(BaseModel):
 
     model_config = _WIRE
 
-    id: str
-    status: AdStatus
-    priority: int
-    submitted_at: datetime
-    ad: AdSubmission
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    attempts: int = 0
-    worker_id: str | None = None
-    analysis: Analysis | None = None
-    error: AdError | None = None
-    idempotency_key: str | None = None
+    id: str = Field(description="The ad's id: a lower-case ULID, 26 characters, sortable by submission time.")
+    status: AdStatus = Field(description="queued, processing, completed, dead (dead-lettered: a replay queues it "
+                                         "again) or failed (purged from the DLQ). completed and failed are final.")
+    priority: int = Field(description="1 most urgent … 5 least, as submitted.")
+    submitted_at: datetime = Field(description="When the API accepted the ad (ISO 8601, UTC, Z).")
+    ad: AdSubmission = Field(description="The ad as submitted, after validation (texts stripped).")
+    started_at: datetime | None = Field(None, description="When the last analysis attempt started (ISO 8601, UTC).")
+    completed_at: datetime | None = Field(None, description="When the ad ended: completed, or dead-lettered "
+                                                            "(ISO 8601, UTC); cleared by a replay.")
+    attempts: int = Field(0, description="Analysis attempts charged so far (a count; at most worker.max_attempts, "
+                                         "5 by default, before the ad is dead-lettered). Deliveries that ran no "
+                                         "analysis (a shutdown, storage down, another ad's crash) are not counted.")
+    worker_id: str | None = Field(None, description="The worker that ran the last attempt, e.g. \"local-1\".")
+    analysis: Analysis | None = Field(None, description="The verdict, once completed.")
+    error: AdError | None = Field(None, description="The last failure, while retrying and once dead or failed.")
+    idempotency_key: str | None = Field(None, description="The Idempotency-Key header the ad was submitted with.")
     #: sha256 of the validated ad a keyed submit carried: a repeat of the key with another ad is refused
-    idempotency_fingerprint: str | None = None
-    first_failure_at: datetime | None = None
-    retry_at: datetime | None = None  #: when the next attempt is due, while retrying
-    replay_of: int | None = None  #: DLQ sequence this record was last replayed from
+    idempotency_fingerprint: str | None = Field(
+        None, description="sha256 (hex) of the validated ad submitted with idempotencyKey: a repeat of the key "
+                          "with another ad is refused (422 idempotency_key_reused).")
+    first_failure_at: datetime | None = Field(None, description="When the first attempt failed (ISO 8601, UTC).")
+    retry_at: datetime | None = Field(None, description="While retrying (status queued after a failure): when the "
+                                                        "next attempt is due (ISO 8601, UTC).")
+    replay_of: int | None = Field(None, description="The DLQ stream sequence the ad was last replayed from.")
     #: The delivery that last started an analysis: ``"<stream seq>.<delivery count>"`` of its message. Tells a
     #: delivery that is still running from one that was lost (a worker died), and which worker held it.
-    delivery: str | None = None
+    delivery: str | None = Field(
+        None, description="The delivery of the work message that last started an analysis: \"<stream sequence>."
+                          "<delivery count>\" (e.g. \"4812.2\": message 4812 of its partition's work stream, "
+                          "delivered the 2nd time). Tells a running attempt from one lost with its worker.")
     #: True after the ad was in flight on a worker that died: it next runs alone on its worker, so a crash
     #: then is its own (see gamead_core.worker.budget).
-    suspect: bool | None = None
+    suspect: bool | None = Field(
+        None, description="True after the ad was in flight beside others on a worker that died: it next runs "
+                          "alone on its worker, so a crash then is its own. Absent otherwise.")
     #: The worker death (``"<worker id>:<pid>@<started at>"``, one incarnation) whose recovery settled the
     #: attempt this ad had running then: every later recovery of that death counts it as running too, so
     #: they all reach one verdict (gamead_core.worker.reaper.recover).
-    lost_in: str | None = None
-    purged_from: int | None = None  #: DLQ sequence whose purge made this record ``failed``
-    job_id: str | None = None  #: the operator job (replay, purge, import) that last moved this record
+    lost_in: str | None = Field(
+        None, description="The worker death that settled the attempt the ad had running then: \"<worker id>:"
+                          "<pid>@<worker start, ISO 8601>\" (one incarnation of the worker).")
+    purged_from: int | None = Field(None, description="The DLQ stream sequence whose purge made the ad failed.")
+    job_id: str | None = Field(None, description="The operator job (replay, purge, import, repair) that last "
+                                                 "moved the ad (GET /v1/jobs/{id}).")
 
 
 #: Longest ``errorClass`` / ``errorMessage`` of a DLQ entry (characters): the service cuts what it writes to them

@@ -9,7 +9,10 @@ watch_parent`, the fallback where the kernel cannot). Start children from one lo
 
 Hooks: ``on_event(message)`` for the console; ``on_spawn(child)`` after every (re)start, e.g. to record
 PIDs; ``on_exit(child, code)`` when a child is found dead (before its restart is scheduled; ``code`` is
-the exit status, negative for a signal), e.g. to hand its in-flight work to others.
+the exit status, negative for a signal), e.g. to hand its in-flight work to others; ``on_end(child)`` once a
+process of it has ended, found dead or stopped, e.g. to drop its PID from a record of the live ones. ``on_end``
+travels with the child (:attr:`Child.on_end`): a child moved to another supervisor to be stopped there (a
+local scale-down) still tells the supervisor that started it.
 
 A child that exits with one of ``refusal_codes`` (``gamead``'s exit code 5: its configuration was refused, e.g.
 ``queue.partitions`` against the streams) is not restarted — it would only be refused again — and is kept in
@@ -58,6 +61,8 @@ class Child:
     restart_at: float | None = None
     retired: bool = False  # being stopped on purpose: do not restart
     refused: int | None = None  #: the exit code of a refused start (one of the supervisor's refusal_codes)
+    #: called with this child once its process has ended (found dead or stopped); set by the starting supervisor
+    on_end: Callable[[Child], None] | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int | None:
@@ -76,6 +81,7 @@ class Supervisor:
     children: dict[str, Child] = field(default_factory=dict)
     on_spawn: Callable[[Child], None] | None = None
     on_exit: Callable[[Child, int], None] | None = None
+    on_end: Callable[[Child], None] | None = None
     #: exit codes that mean "this configuration is refused": such a child is never restarted
     refusal_codes: frozenset[int] = frozenset()
 
@@ -85,7 +91,7 @@ class Supervisor:
         return [c for c in self.children.values() if c.refused is not None]
 
     def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Child:
-        child = Child(name, argv, env, log_path)
+        child = Child(name, argv, env, log_path, on_end=self.on_end)
         self.children[name] = child
         self._spawn(child)
         return child
@@ -119,6 +125,15 @@ class Supervisor:
             except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
                 log.exception("on_exit hook failed for %s", child.name)
 
+    @staticmethod
+    def _ended(child: Child) -> None:
+        """Tell ``child.on_end`` that its process has ended; a failing hook is logged, never fatal."""
+        if child.on_end is not None:
+            try:
+                child.on_end(child)
+            except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
+                log.exception("on_end hook failed for %s", child.name)
+
     def poll(self) -> None:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""
         now = time.monotonic()
@@ -132,6 +147,7 @@ class Supervisor:
                 child.refused = code
                 self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code}); "
                               "not restarted")
+                self._ended(child)
                 self._notify_exit(child, code)
                 continue
             if child.restart_at is None:
@@ -142,6 +158,7 @@ class Supervisor:
                 how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}" if code
                        else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
                 self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
+                self._ended(child)
                 self._notify_exit(child, code)
             elif now >= child.restart_at:
                 child.restarts += 1
@@ -168,6 +185,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.kill(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
+            self._ended(child)
         for child in targets:
             self.children.pop(child.name, None)
 

@@ -520,10 +520,15 @@ class UpStack:
         return list(doc["started"])
 
     def pid_of(self, name: str) -> int:
-        """The newest PID of child ``name`` (``nats-server``, ``api``, ``worker-1`` …)."""
+        """The PID of child ``name`` (``nats-server``, ``api``, ``worker-1`` …), which must be running."""
+        pid = self.running_pid(name)
+        assert pid is not None, f"{name} not in {self.started()}"
+        return pid
+
+    def running_pid(self, name: str) -> int | None:
+        """The PID of child ``name`` if it runs (the file lists it), else None (e.g. dead, awaiting restart)."""
         pids = [int(e["pid"]) for e in self.started() if e["name"] == name]
-        assert pids, f"{name} not in {self.started()}"
-        return pids[-1]
+        return pids[-1] if pids else None
 
     def ours_alive(self) -> list[int]:
         """PIDs this stack started (and ``up`` itself) that still run: same PID *and* start time."""

@@ -308,6 +308,7 @@ class _Stack:
         self.data = data
         self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {escape(msg)}"),
                               on_spawn=lambda child: data.record(child.name, child.pid or 0),
+                              on_end=lambda child: data.forget(child.pid or 0),
                               on_exit=self._on_exit, refusal_codes=frozenset({exitcodes.CONFIG}))
 
     def _on_exit(self, child: Child, code: int) -> None:
@@ -318,7 +319,7 @@ class _Stack:
 
     def hurry_workers(self) -> None:
         """A second stop signal: SIGTERM again to every worker still running (they hand back at once)."""
-        for entry in self.data.started():  # same PID *and* start time: never a process that reused the number
+        for entry in self.data.live():  # same PID *and* start time: never a process that reused the number
             pid = entry["pid"]
             if entry["name"].startswith("worker") and alive(pid) and start_time(pid) == entry["start"]:
                 try:
@@ -536,7 +537,7 @@ def up(
         hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url, program,
                                                                worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"
-            f"Processes started: {escape(str(data.state_file))}. Press Ctrl-C to stop.\n")
+            f"Processes running: {escape(str(data.state_file))}. Press Ctrl-C to stop.\n")
         asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0))
     except _StopRequested:
         say("stopping before the start finished …")

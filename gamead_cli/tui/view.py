@@ -180,6 +180,18 @@ LEVEL_HEADER = level_header()
 LEVEL_COMPACT_BELOW = 56
 
 
+def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, compact: bool = False) -> str:
+    """The queue panel's title, the live dashboard's and ``gamead top --once``'s alike: ``queue · 3 partitions ·
+    wait p95 25ms · depth: last 5 min`` (the partitions when several; the fleet's queue-wait p95 over the last
+    minute, ``latency.queueWaitMs.p95``; how far back the depth sparklines reach, ``history_seconds``) and the
+    levels that could not be read. ``compact`` (a narrow panel): ``queue (5 min) · wait p95 25ms``."""
+    wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
+    p95 = f"wait p95 {ms(wait.get('p95') if isinstance(wait, Mapping) else None)}"
+    title = (f"queue ({span(history_seconds)}) · {p95}" if compact
+             else f"queue{partitions_note(stats)} · {p95} · depth: last {span(history_seconds)}")
+    return title + unreadable_note(stats)  # the levels whose figures show "-", and why
+
+
 def span(seconds: float) -> str:
     """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline reaches."""
     return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
@@ -494,7 +506,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
         [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
           Text(age(r.oldest), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
          for r in levels],
-        flex=spark_label, flex_max=width, title="queue" + partitions_note(stats) + unreadable_note(stats),
+        flex=spark_label, flex_max=width, title=queue_title(stats, history_span(stats)),
         drop=("REDEL", "WAIT P95", "MAX WAIT"),
         right=("PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95"),
         fill=lambda w: [Text(spark(r.history, w), style="red" if r.late else "cyan") for r in levels])

@@ -227,12 +227,7 @@ class QueuePanel(Vertical, can_focus=True):
         text = view.level_header(compact=compact)
         if str(header.content) != text:
             header.update(literal(text))
-        wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
-        p95 = f"wait p95 {view.ms(wait.get('p95'))}"
-        title = (f"queue ({view.span(self._history)}) · {p95}" if compact
-                 else f"queue{view.partitions_note(stats)} · {p95} · depth: last {view.span(self._history)}")
-        title += view.unreadable_note(stats)  # the levels whose figures show "-", and why
-        set_border(self, title=title)
+        set_border(self, title=view.queue_title(stats, self._history, compact=compact))
         rows = view.level_rows(stats)
         for row in rows:
             self.query_one(f"#level-{row.priority}", SparkRow).show(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
+from gamead_core.config.origin import origin
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
 from gamead_core.errors import ConfigError
 from gamead_core.redact import redact_url
@@ -173,36 +175,78 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: the variables that are no ``GAMEAD_<SECTION>__<KEY>`` but that operators expect to work, by the key they set
+_ENV_ALIASES = {("client", "api_url"): "GAMEAD_API_URL", ("client", "token"): "GAMEAD_TOKEN"}
+
+
 def _env_overrides() -> dict[str, Any]:
     """Env vars that are not ``GAMEAD_<SECTION>__<KEY>`` but that operators expect to work."""
     out: dict[str, Any] = {}
-    if url := os.environ.get("GAMEAD_API_URL"):
-        out.setdefault("client", {})["api_url"] = url
-    if token := os.environ.get("GAMEAD_TOKEN"):
-        out.setdefault("client", {})["token"] = token
+    for (section, key), name in _ENV_ALIASES.items():
+        if value := os.environ.get(name):
+            out.setdefault(section, {})[key] = value
     return out
+
+
+_DOTTED = re.compile(r"\b([a-z_]+)\.([a-z_]+)\b")
+
+
+def _named_in(loc: tuple[str | int, ...], message: str) -> list[tuple[str, ...]]:
+    """The settings a rule across settings names in its ``message``, when it is on the whole configuration
+    (``loc`` empty: ``records.completed_max_age … queue.duplicate_window``) or on one section (``("autoscaler",)``:
+    ``min_replicas … max_replicas``); [] for an error on one setting."""
+    fields = GameadSettings.model_fields
+    if len(loc) > 1 or (loc and loc[0] not in fields):
+        return []
+    named = {(m.group(1), m.group(2)): None for m in _DOTTED.finditer(message) if m.group(1) in fields}
+    if loc:
+        section = fields[str(loc[0])].annotation
+        keys = section.model_fields if isinstance(section, type) and issubclass(section, BaseModel) else {}
+        named.update({(str(loc[0]), w): None for w in re.findall(r"[a-z_]+", message) if w in keys})
+    return list(named)
+
+
+def _refusal(exc: ValidationError, init: dict[str, Any], path: Path | None,
+             source: YamlConfigSettingsSource | None) -> ConfigError:
+    """One line naming every bad setting and where its value was written (the ``GAMEAD_*`` variable and its
+    value, the config file and line, or a flag), so the operator knows which one to fix."""
+    def where(loc: tuple[str | int, ...]) -> str:
+        return origin(GameadSettings, loc, flags=init, env_flags=_ENV_ALIASES, file=path,
+                      file_data=source.yaml_data if source is not None else None)
+
+    problems, placed = [], False
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        named, head, msg = _named_in(loc, err["msg"]), ".".join(str(p) for p in loc), err["msg"]
+        if named:  # a rule across settings: where each one it names was set, after the rule
+            found = "; ".join(f"{'.'.join(key)} from {w}" for key in named if (w := where(key)))
+            text = (f"{head}: {msg}" if head else msg) + (f" ({found})" if found else "")
+        else:
+            found = where(loc) if loc else ""
+            text = f"{head}{f' ({found})' if found else ''}: {msg}" if head else msg
+        problems.append(text)
+        placed = placed or bool(found)
+    unplaced = f" (from {path})" if path and not placed else ""
+    return ConfigError(f"invalid configuration{unplaced}: {'; '.join(problems)}")
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadSettings:
     """Build the settings: defaults < YAML file < env < ``overrides`` (CLI flags, nested dicts).
 
     ``overrides`` values of ``None`` are ignored so CLI options can pass their unset defaults through.
-    Raises :class:`ConfigError` with every problem named by its dotted key.
+    Raises :class:`ConfigError` with every problem named by its dotted key and where its value came from
+    (the ``GAMEAD_*`` variable, the config file and line, or a flag).
     """
     path = config_path(config)
     init = _deep_merge(_env_overrides(), _drop_none(overrides))
-    token = _YAML_SOURCE.set(_yaml_source(path) if path else None)
+    source = _yaml_source(path) if path else None
+    token = _YAML_SOURCE.set(source)
     try:
         # Flags (init) win over env; env wins over YAML. GAMEAD_API_URL / GAMEAD_TOKEN travel with the
         # flags, below them (_env_overrides).
         settings = GameadSettings(**init) if init else GameadSettings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
-            for err in exc.errors()
-        )
-        source = f" (from {path})" if path else ""
-        raise ConfigError(f"invalid configuration{source}: {problems}") from exc
+        raise _refusal(exc, init, path, source) from exc
     except SettingsError as exc:
         raise _bad_env_json(exc) from exc
     finally:

@@ -85,6 +85,40 @@ def test_invalid_config_is_one_red_line_exit_5(runner: CliRunner, tmp_path: Path
     assert "worker.concurrency" in lines[0]
 
 
+def _one_red_line(runner: CliRunner, args: list[str], env: dict[str, str] | None = None) -> str:
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == exitcodes.CONFIG, result.output
+    lines = unstyle(result.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid configuration: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["config", "show"], ["scale", "status"]], ids=["config-show", "scale-status"])
+def test_a_bad_value_names_the_variable_or_the_file_line_it_came_from(runner: CliRunner, tmp_path: Path,
+                                                                      command: list[str]) -> None:
+    """A newcomer with ``GAMEAD_QUEUE__PARTITIONS=abc`` (and a config file) read only ``queue.partitions``:
+    the one red line (exit 5) names where the value in force was written, the variable and its value or the
+    file and line; a secret's variable is named, never its value."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("# gamead\nqueue:\n  partitions: abc\n", encoding="utf-8")
+    integer = "Input should be a valid integer, unable to parse string as an integer"
+    line = _one_red_line(runner, [*command, "--config", str(cfg)])
+    assert line == f"error: invalid configuration: queue.partitions (config file {cfg}, line 3): {integer}"
+    line = _one_red_line(runner, [*command, "--config", str(cfg)], env={"GAMEAD_QUEUE__PARTITIONS": "xyz"})
+    assert line == f"error: invalid configuration: queue.partitions (GAMEAD_QUEUE__PARTITIONS=xyz): {integer}"
+    line = _one_red_line(runner, command, env={"GAMEAD_QUEUE__PARTITIONS": "abc"})  # no file at all
+    assert line == f"error: invalid configuration: queue.partitions (GAMEAD_QUEUE__PARTITIONS=abc): {integer}"
+
+    secret = '[{"name": "ci", "token": "s3cr3t,x", "role": "operator"}]'
+    line = _one_red_line(runner, command, env={"GAMEAD_AUTH__TOKENS": secret})
+    assert "auth.tokens.0.token (GAMEAD_AUTH__TOKENS): " in line and "s3cr3t" not in line
+
+    cfg.write_text("autoscaler:\n  max_replicas: 2\n", encoding="utf-8")  # a rule across two settings
+    line = _one_red_line(runner, [*command, "--config", str(cfg)], env={"GAMEAD_AUTOSCALER__MIN_REPLICAS": "5"})
+    assert line.endswith("min_replicas (5) must not exceed max_replicas (2) (autoscaler.min_replicas from "
+                         f"GAMEAD_AUTOSCALER__MIN_REPLICAS=5; autoscaler.max_replicas from config file {cfg}, line 2)")
+
+
 def test_path_none_then_default_then_explicit(runner: CliRunner, isolated_env: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "path"])
     assert result.exit_code == 0 and result.stdout.strip() == "none"

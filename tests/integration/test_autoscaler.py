@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 from collections.abc import Callable
@@ -20,7 +21,9 @@ from gamead_core.scaling.local import LocalScaler
 from gamead_core.supervisor import Supervisor
 from tests.support import (
     Proc,
+    UpStack,
     ad,
+    children_of,
     clean_env,
     gamead_argv,
     pid_alive,
@@ -146,6 +149,70 @@ def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -
         wait_for(lambda: not up.ours_alive(), timeout=10, what="every process it started to be gone")
     finally:
         up.kill_everything()  # by PID, from its PID file: only what this stack started
+
+
+def _listed_and_running(up: UpStack) -> tuple[dict[int, str], set[int]]:
+    """(PID → name in ``gamead-up.json``, PIDs of ``up``'s children that run: not yet reaped zombies excluded)."""
+    json.loads((up.data_dir / "gamead-up.json").read_text())  # never half a file: always whole JSON
+    listed = up.started()  # (and remembered by PID for kill_everything)
+    running = set()
+    for pid in children_of(up.pid):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                running.add(pid)
+        except OSError:
+            continue
+    return {int(str(e["pid"])): str(e["name"]) for e in listed}, running
+
+
+def _file_lists_exactly(up: UpStack, names: set[str]) -> Callable[[], dict[str, int] | None]:
+    """A probe: the state file names exactly the stack's running processes, and they are ``names``."""
+    def probe() -> dict[str, int] | None:
+        listed, running = _listed_and_running(up)
+        ok = set(listed) == running and sorted(listed.values()) == sorted(names)
+        return {name: pid for pid, name in listed.items()} if ok else None
+    return probe
+
+
+def test_gamead_up_state_file_lists_exactly_the_running_processes_as_it_scales(tmp_path: Path) -> None:
+    """A newcomer found ``.gamead/gamead-up.json`` still listing workers the autoscaler had stopped (and a
+    restarted worker's dead PID). Scaled 1 → 3 → (one killed, restarted) → 1 → stopped, the file names exactly
+    the processes that run, each time."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"GAMEAD_AUTOSCALER__INTERVAL": "0.5", "GAMEAD_AUTOSCALER__SCALE_DOWN_STABILIZATION_SECONDS": "1",
+           "GAMEAD_AUTOSCALER__PERIOD_SECONDS": "0.5", "GAMEAD_API_URL": url, "GAMEAD_WORKER__DRAIN_TIMEOUT": "3",
+           "GAMEAD_LOG__LEVEL": "WARNING"}
+    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "3", port=port, **env).start()
+    base = {"nats-server", "api"}
+    try:
+        up.wait_ready(timeout=40)
+        wait_for(_file_lists_exactly(up, base | {"worker-1"}), timeout=10, what="nats-server, api, worker-1")
+        setting = subprocess.run(gamead_argv("scale", "set", "3", "--for", "1m", "--api", url), env=up.env,
+                                 capture_output=True, text=True, timeout=30, check=False)
+        assert setting.returncode == 0, setting.stderr
+        three = base | {"worker-1", "worker-2", "worker-3"}
+        pids = wait_for(_file_lists_exactly(up, three), timeout=30, what="3 workers listed, and only they")
+
+        os.kill(pids["worker-2"], signal.SIGKILL)  # restarted with a new PID: the dead one leaves the file
+        again = wait_for(lambda: (p := _file_lists_exactly(up, three)()) and p["worker-2"] != pids["worker-2"] and p,
+                         timeout=30, what="worker-2 restarted, its dead PID gone from the file")
+        assert pids["worker-2"] not in again.values()
+
+        cleared = subprocess.run(gamead_argv("scale", "clear", "--api", url), env=up.env, capture_output=True,
+                                 text=True, timeout=30, check=False)
+        assert cleared.returncode == 0, cleared.stderr
+        wait_for(lambda: _scale(url).get("current") == 1, timeout=20, interval=0.1, what="back to 1 worker")
+        left = wait_for(_file_lists_exactly(up, base | {"worker-1"}), timeout=30,
+                        what="the drained workers gone from the file once they ended")
+        assert left["worker-1"] == again["worker-1"]
+
+        assert up.popen is not None
+        up.popen.send_signal(signal.SIGINT)
+        assert up.popen.wait(60) == 0
+        assert json.loads((up.data_dir / "gamead-up.json").read_text())["started"] == []  # nothing runs
+    finally:
+        up.kill_everything()  # by PID: every PID the file ever listed (UpStack.seen)
 
 
 # --- leadership ------------------------------------------------------------------------------------------

@@ -49,3 +49,35 @@ def test_a_missing_or_broken_replay_file_is_exit_2(tmp_path: Path) -> None:
     assert broken.exit_code == 2 and "empty recording" in broken.stderr, broken.output
     both = CliRunner().invoke(app, ["top", "--record", str(tmp_path / "r.jsonl"), "--replay", str(empty)])
     assert both.exit_code == 2 and "choose --replay or --record" in both.stderr, both.output  # was 5
+
+
+def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, recorded: dict[str, Any]) -> None:
+    """A newcomer's find: ``--once`` titled its queue table "queue" alone, without the fleet's wait p95 the
+    README says the dashboard shows there. Both now print :func:`view.queue_title`: the partitions, the fleet's
+    queue-wait p95 over the last minute and how far back the depth reaches, each said for what it is."""
+    import asyncio
+
+    from gamead_cli.tui import view
+    from gamead_cli.tui.app import DashboardApp
+    from gamead_cli.tui.widgets import QueuePanel
+
+    stats = {**recorded["stats"], "queue": {**recorded["stats"]["queue"], "partitions": 3}}
+    path = _recording(tmp_path, {**recorded, "stats": stats})
+    table = CliRunner().invoke(app, ["top", "--replay", str(path), "--once"], env={"COLUMNS": "120"})
+    assert table.exit_code == 0, table.output
+    depth = view.span(view.history_span(stats))
+    title = f"queue · 3 partitions · wait p95 25ms · depth: last {depth}"  # queueWaitMs.p95 24.547
+    assert title == view.queue_title(stats, view.history_span(stats))
+    titles = [line.strip() for line in table.stdout.splitlines() if line.strip().split(" ·")[0] == "queue"]
+    assert titles == [title]
+
+    async def live() -> str:
+        dashboard = DashboardApp(RecordedSource({**recorded, "stats": stats}), refresh=3600)
+        async with dashboard.run_test(size=(120, 40)) as pilot:
+            while dashboard.stats is None:
+                await pilot.pause(0.05)
+            await pilot.pause()
+            return str(dashboard.query_one(QueuePanel).border_title)
+
+    shown = asyncio.run(asyncio.wait_for(live(), 30))
+    assert shown == view.queue_title(stats, 300) == "queue · 3 partitions · wait p95 25ms · depth: last 5 min"

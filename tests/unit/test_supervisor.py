@@ -96,3 +96,23 @@ def test_a_child_that_exits_cleanly_is_not_said_to_have_died(tmp_path: Path) -> 
         assert not any("died" in e for e in events), events
     finally:
         sup.stop_all(timeout=5)
+
+
+def test_on_end_is_told_when_a_child_dies_and_when_it_is_stopped_even_by_another_supervisor(tmp_path: Path) -> None:
+    """What keeps ``gamead-up.json`` to the running processes: ``on_end`` hears of a death (before the restart)
+    and of a stop, also when the child was moved to a supervisor of its own to be stopped (a local scale-down)."""
+    ended: list[int] = []
+    sup = Supervisor(on_event=lambda _: None, on_end=lambda child: ended.append(child.pid or 0))
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    first = sup.start("a", sleeper, dict(os.environ), tmp_path / "a.log")
+    other = sup.start("b", sleeper, dict(os.environ), tmp_path / "b.log")
+    dead = first.pid
+    assert dead is not None and ended == []
+    os.kill(dead, signal.SIGKILL)
+    wait_for(lambda: (sup.poll(), ended)[1] == [dead], timeout=10, what="the death told")
+    wait_for(lambda: (sup.poll(), first.pid != dead and first.alive)[1], timeout=10, what="the restart")
+    leaving = Supervisor(on_event=lambda _: None)  # as LocalScaler detaches a worker to drain it
+    leaving.children["b"] = sup.children.pop("b")
+    leaving.stop("b", timeout=5)
+    sup.stop_all(timeout=5)
+    assert ended == [dead, other.pid, first.pid]
