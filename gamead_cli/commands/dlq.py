@@ -46,7 +46,7 @@ from gamead_cli.options import (
     job_id_arg,
 )
 from gamead_cli.output import clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, utc_when
-from gamead_cli.tui.view import FittedTable
+from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
@@ -157,19 +157,23 @@ def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> 
     return {"all": True} if everything else {"filter": flt}
 
 
-#: the columns of `gamead dlq list`, and those a narrow terminal drops first (k9s-like: whole labels, fewer columns)
+#: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
+#: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
 ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT (UTC)", "TITLE")
-ENTRY_DROPS = ("TITLE", "ATT")
+ENTRY_DROPS = ("TITLE", "ATT", "P", "DEAD AT (UTC)", "MESSAGE")
+MESSAGE_MIN = 20
+ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dlq show has it whole)
 
 
 def _entries_table(body: dict[str, Any]) -> RenderableType:
-    """One row per entry; every label and id whole at any width: the message wraps, the title and the
-    attempts go first when the terminal is narrow (``gamead dlq show ID`` or ``-o json`` have everything)."""
-    rows = [(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(e["errorClass"]),
+    """One row per entry; every label and id whole at any width: the message wraps, the title, the attempts,
+    the priority and the time go first when the terminal is narrow, then the message (``gamead dlq show ID`` or
+    ``-o json`` have everything)."""
+    rows = [(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
              plain(e["errorMessage"]), plain(str(e["deadAt"])[5:19].replace("T", " ")), plain(clip(e["title"], 30)))
             for e in body["items"]]
     return FittedTable(ENTRY_COLUMNS, rows, flex="MESSAGE", drop=ENTRY_DROPS, flex_max=60, wrap=True,
-                       right=("P", "ATT"))
+                       flex_min=MESSAGE_MIN, right=("P", "ATT"))
 
 
 def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
