@@ -523,41 +523,41 @@ def export(
 def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, entry)`` for every non-blank line of a JSONL file (``-`` = stdin), each line read with
     at most :data:`MAX_IMPORT_LINE_BYTES` in memory (:func:`gamead_cli.inputs.bounded_lines`). Raises
-    ``typer.BadParameter`` (exit 2) for a file that cannot be read or is larger than
-    :data:`MAX_IMPORT_BYTES`, and naming ``FILE:LINE`` for a line longer than :data:`MAX_IMPORT_LINE_BYTES`,
-    not UTF-8 (:func:`gamead_cli.inputs.utf8_text`: UTF-16/32 refused, a UTF-8 BOM dropped), not strict JSON
-    (``NaN``, ``Infinity`` included) or not a JSON object."""
-    from gamead_cli.inputs import NotJson, NotUtf8, TooLarge, bounded_lines, strict_loads, utf8_text
+    :class:`gamead_cli.inputs.BadInputFile` (exit 2, the shared reader of every input file) for a file that
+    does not exist, cannot be read or is larger than :data:`MAX_IMPORT_BYTES`, and naming ``FILE:LINE`` for a
+    line longer than :data:`MAX_IMPORT_LINE_BYTES`, not UTF-8 (UTF-16/32 refused, a UTF-8 BOM dropped), not
+    strict JSON (``NaN``, ``Infinity`` included) or not a JSON object."""
+    from gamead_cli.inputs import (
+        BadInputFile,
+        TooLarge,
+        bounded_lines,
+        input_name,
+        json_line,
+        open_input,
+    )
 
-    try:
-        fh = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {file}: {exc.strerror or exc}", param_hint="FILE") from None
+    where = input_name(file)
+    fh = open_input(file)
     entries: list[tuple[int, dict[str, Any]]] = []
     try:
         for n, line in bounded_lines(fh, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES):
-            if line is None:
-                raise typer.BadParameter(f"{file}:{n}: longer than {MAX_IMPORT_LINE_BYTES // 1024} KiB (an entry "
-                                         "must fit in one API request)", param_hint="FILE")
-            if not line.strip():
+            if line is not None and not line.strip():
                 continue
             try:
-                entry = strict_loads(utf8_text(line))
-            except NotUtf8 as exc:
-                raise typer.BadParameter(f"{file}:{n}: not UTF-8 text ({exc}); expected JSON Lines "
-                                         "from `gamead dlq export`", param_hint="FILE") from None
-            except NotJson as exc:
-                raise typer.BadParameter(f"{file}:{n}: not a JSON line ({exc})", param_hint="FILE") from None
+                entry = json_line(n, line, where, MAX_IMPORT_LINE_BYTES)
+            except BadInputFile as exc:
+                if line is None:
+                    raise BadInputFile(where, f"{exc.problem} (an entry must fit in one API request)", n) from None
+                raise
             if not isinstance(entry, dict):
-                raise typer.BadParameter(f"{file}:{n}: not a JSON object", param_hint="FILE")
+                raise BadInputFile(where, "not a JSON object (expected JSON Lines from `gamead dlq export`)", n)
             entries.append((n, entry))
     except TooLarge:
-        raise typer.BadParameter(f"{file} is larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it",
-                                 param_hint="FILE") from None
+        raise BadInputFile(where, f"larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it") from None
     except OSError as exc:
-        raise typer.BadParameter(f"cannot read {file}: {exc.strerror or exc}", param_hint="FILE") from None
+        raise BadInputFile(where, f"cannot be read ({exc.strerror or exc})") from None
     finally:
-        if fh is not sys.stdin.buffer:
+        if file != "-":
             fh.close()
     return entries
 
@@ -576,16 +576,19 @@ def _batches(entries: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, 
 
 
 def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> typer.BadParameter:
-    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``: bad input, exit 2, as a line that is not JSON."""
+    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``: bad input, exit 2, as a line that is not JSON
+    (:class:`gamead_cli.inputs.BadInputFile`)."""
+    from gamead_cli.inputs import BadInputFile, input_name
+
     for item in exc.details if isinstance(exc.details, list) else []:
         loc = str(item.get("loc", "")) if isinstance(item, dict) else ""
         parts = loc.split(".")
         index = parts[1] if len(parts) >= 2 and parts[0] == "entries" else ""
         if index.isascii() and index.isdigit() and int(index) < len(batch):
             field = ".".join(parts[2:]) or "(entry)"
-            return typer.BadParameter(f"{file}:{batch[int(index)][0]}: {field}: {item.get('msg')} (nothing was "
-                                      "imported)", param_hint="FILE")
-    return typer.BadParameter(f"{file}: {exc.message} (nothing was imported)", param_hint="FILE")
+            return BadInputFile(input_name(file), f"{field}: {item.get('msg')} (nothing was imported)",
+                                batch[int(index)][0])
+    return BadInputFile(input_name(file), f"{exc.message} (nothing was imported)")
 
 
 @app.command("import")

@@ -5,6 +5,8 @@
    next page's exact command; an ad submitted between pages neither shifts nor repeats one.
 2. ``gamead dlq list`` at 60 or 80 columns cut the ids (``01m87v538ce744cfgethv…``): every list (ads list, dlq
    list, dlq jobs, workers) drops whole columns instead, and an id is never cut nor wrapped.
+3. A file that is not JSON was exit 1 for ``gamead submit`` but 2 for ``dlq import`` and ``top --replay``: every
+   reader of an input file says 2 (bad input), in one red line naming the file and line.
 """
 
 from __future__ import annotations
@@ -199,3 +201,46 @@ def test_every_id_printed_is_whole_and_on_one_line(own_api: str, seven: list[str
                                                                                             table.stdout)
     cut = [line for line in lines if re.search(r"\b[0-9a-z]{6,}…", line) and not any(i in line for i in ids)]
     assert not cut, (columns, cut)
+
+
+# --- 3. an input file that is not JSON: exit 2 everywhere, one red line naming file and line -------------------
+
+NOT_JSON = {
+    "ad.json": 'title: Sky Saga\ngenre: rpg\n',  # YAML, not JSON
+    "ads.ndjson": "not json\n" + json.dumps(ad("fine")) + "\n",
+    "dead.jsonl": json.dumps({"adId": "01m87v538ce744cfgethvyb39n"}) + "\n{broken\n",
+    "rec.jsonl": json.dumps({"v": 1, "at": 1, "snapshot": {"stats": {}}}) + "\n\nnot json\n",
+}
+READERS = [
+    (["submit", "ad.json"], "ad.json:1: not valid JSON"),
+    (["submit", "ads.ndjson"], "ads.ndjson:1: not valid JSON"),
+    (["dlq", "import", "dead.jsonl"], "dead.jsonl:2: not valid JSON"),
+    (["top", "--replay", "rec.jsonl", "--once"], "rec.jsonl:3: not valid JSON"),  # line 3: the blank one counts
+]
+
+
+@pytest.mark.parametrize(("args", "named"), READERS, ids=[" ".join(a) for a, _ in READERS])
+def test_a_file_that_is_not_json_is_exit_2_naming_file_and_line(tmp_path: Path, closed_api_url: str,
+                                                               args: list[str], named: str) -> None:
+    """Was: exit 1 for submit (and an NDJSON file whose first line is not JSON was sent, all of it rejected), 2
+    for dlq import and top --replay. The API's port is closed: 2, not 3, also says nothing was sent."""
+    for name, text in NOT_JSON.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    result = gamead(*args, "--api", closed_api_url, cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE, (result.returncode, result.stderr)
+    assert named in red_line(result)
+
+
+@pytest.mark.parametrize("args", [["submit"], ["submit", "--ndjson"], ["dlq", "import"], ["top", "--once",
+                                                                                          "--replay"]])
+def test_a_missing_input_file_is_exit_2_in_the_same_words(tmp_path: Path, closed_api_url: str,
+                                                          args: list[str]) -> None:
+    result = gamead(*args, "gone.json", "--api", closed_api_url, cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE, result.stderr
+    assert "gone.json: does not exist" in red_line(result)
+
+
+def test_the_readme_exit_table_says_a_file_not_json_is_2() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| 2 |"))
+    assert "not valid JSON/NDJSON" in row and "missing" in row, row
