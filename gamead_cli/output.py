@@ -211,23 +211,38 @@ def ads_table(records: Iterable[Mapping[str, Any]]) -> RenderableType:
                        right=("PRI", "SCORE"), caption=None if rows else "no ads match")
 
 
-def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",
-                 limit: int | None = None) -> RenderableType:
-    """The answer of ``GET /ads``: a table, then how many are shown of how many match and, when more exist, the
-    exact command of the next page (``gamead ads list --cursor … `` with the same ``flags`` — ``{"--status":
-    "failed"}``, ``None`` values left out — ``--limit`` when not the default, and ``again``: the flags that reach
-    the same API). ``no ads`` (``no ads match --status dead``) when there is none."""
+def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None) -> RenderableType:
+    """The answer of ``GET /ads``: a table, then how many are shown of how many match and whether more exist
+    (:func:`next_page_command` says how to read them). ``no ads`` (``no ads match --status dead``, with the
+    ``flags`` given: ``{"--status": "dead"}``, ``None`` values left out) when there is none."""
     items = body.get("items") or []
-    cursor = body.get("nextCursor")
     if not items:
         return empty_text("no ads", flags, "of the newest api.list_scan_limit records")
     count, total = body.get("count", len(items)), body.get("total")
     line = Text(f"{count} shown" + (f" of {total}" if total is not None else "") + ", newest first", style="dim")
-    if cursor:
-        given = "".join(f" {flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
-        more = f" --limit {limit}" if limit not in (None, 50) else ""
-        line.append(f" · more: gamead ads list --cursor {cursor}{given}{more}{again}", style="")
+    if body.get("nextCursor"):
+        line.append(" · more exist; the next page:", style="dim")
     return Group(ads_table(items), line)
+
+
+def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",
+                      limit: int | None = None) -> str | None:
+    """The exact command of the page after ``body`` (``GET /ads``), None on the last page: ``gamead ads list
+    --cursor C``, the same ``flags`` (as :func:`ad_list_view`), ``--limit`` when not the default 50, and
+    ``again`` (the flags that reach the same API). Pure. The caller prints it on one line
+    (:func:`print_command`)."""
+    cursor = body.get("nextCursor")
+    if not cursor:
+        return None
+    given = "".join(f" {flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
+    more = f" --limit {limit}" if limit not in (None, 50) else ""
+    return f"gamead ads list --cursor {cursor}{given}{more}{again}"
+
+
+def print_command(command: str) -> None:
+    """``command`` on stdout as one line however narrow the terminal (it folds it; rich would break it at a space,
+    and a command cut across lines cannot be pasted)."""
+    stdout_console().print(Text(command), soft_wrap=True)
 
 
 def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:

@@ -17,7 +17,13 @@ from gamead_cli.options import (
     api_client,
     cursor_arg,
 )
-from gamead_cli.output import ad_list_view, ad_view, emit
+from gamead_cli.output import (
+    ad_list_view,
+    ad_view,
+    emit,
+    next_page_command,
+    print_command,
+)
 
 app = typer.Typer(
     help="Look at submitted ads and their analyses.\n\n"
@@ -84,4 +90,7 @@ def list_(
         body = client.list_ads(status=status.value if status else None, priority=priority, limit=limit,
                                cursor=cursor)
     flags = {"--status": status.value if status else None, "--priority": priority}
-    emit(body, output, partial(ad_list_view, flags=flags, again=client.again, limit=limit))
+    emit(body, output, partial(ad_list_view, flags=flags))
+    command = next_page_command(body, flags, client.again, limit)
+    if command and output != OutputFormat.json:  # -o json: its nextCursor
+        print_command(command)

@@ -122,17 +122,23 @@ def test_the_cursor_and_next_cursor_are_in_the_openapi_schema(http: httpx.Client
 
 def test_ads_list_says_how_many_and_prints_the_next_pages_command(own_api: str, seven: list[str],
                                                                   tmp_path: Path) -> None:
-    """The table ends ``3 shown of N, newest first · more: gamead ads list --cursor C --priority 2 --limit 3 --api
-    URL``; that command, run as printed, gives the next page (``-o json`` carries the same ``nextCursor``)."""
-    shown = gamead("ads", "list", "--priority", "2", "--limit", "3", "--api", own_api, cwd=tmp_path, COLUMNS="250")
+    """The table ends ``3 shown of N, newest first · more exist; the next page:`` then, on one line however
+    narrow the terminal (60 columns here), ``gamead ads list --cursor C --priority 2 --limit 3 --api URL``; that
+    command, run as printed, gives the next page (``-o json`` carries the same ``nextCursor``)."""
+    shown = gamead("ads", "list", "--priority", "2", "--limit", "3", "--api", own_api, cwd=tmp_path, COLUMNS="60")
     assert shown.returncode == 0, shown.stderr
-    text = " ".join(_ANSI.sub("", shown.stdout).split())
-    more = re.search(r"3 shown of (\d+), newest first · more: (gamead ads list --cursor (\S+) .*--api \S+)", text)
-    assert more is not None, text
+    lines = _ANSI.sub("", shown.stdout).splitlines()
+    counted = next((re.search(r"^3 shown of (\d+), newest first · more exist; the next page:$", line.strip())
+                    for line in lines if "shown of" in line), None)
+    assert counted is not None, shown.stdout
+    printed = [line.strip() for line in lines if line.startswith("gamead ads list --cursor ")]
+    assert len(printed) == 1 and printed[0].endswith(f"--api {own_api}"), shown.stdout
+    more = re.fullmatch(r"(gamead ads list --cursor (\S+) .*)", printed[0])
+    assert more is not None
     as_json = json.loads(gamead("ads", "list", "--priority", "2", "--limit", "3", "--api", own_api, "-o", "json",
                                 cwd=tmp_path).stdout)
-    assert as_json["nextCursor"] == more.group(3) and as_json["total"] == int(more.group(1))
-    command = more.group(2).split()
+    assert as_json["nextCursor"] == more.group(2) and as_json["total"] == int(counted.group(1))
+    command = more.group(1).split()
     assert command[:3] == ["gamead", "ads", "list"] and "--priority" in command and "--limit" in command
     nxt = gamead(*command[1:], "-o", "json", cwd=tmp_path)
     assert nxt.returncode == 0, nxt.stderr
