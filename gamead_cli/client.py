@@ -381,10 +381,13 @@ class ApiClient:
         return self._expect_dict(self.request("GET", path), f"GET {path}")
 
     def list_ads(
-        self, status: str | None = None, priority: int | None = None, limit: int = 50
+        self, status: str | None = None, priority: int | None = None, limit: int = 50, cursor: str | None = None
     ) -> dict[str, Any]:
-        """``GET /ads`` → ``{"items": [record, …], "count": n}``."""
+        """``GET /ads`` → ``{"items": [record, …], "count": n, "total": n, "nextCursor": str | None}``; ``cursor``:
+        a previous page's ``nextCursor``, to read on."""
         params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
         if status:
             params["status"] = status
         if priority is not None:

@@ -11,7 +11,7 @@ from gamead_core.errors import ApiClientError, ApiUnreachable, ConfigError, Game
 
 OK = 0
 ERROR = 1  #: the request failed, or any unexpected error (the message says why)
-USAGE = 2  #: bad usage: flags, arguments, a missing input file (Click's own code)
+USAGE = 2  #: bad usage: flags, arguments, an input file missing or not JSON (Click's own code)
 UNREACHABLE = 3  #: the API (or NATS) could not be reached, or the URL is not a gamead API
 NOT_FOUND = 4  #: the named ad / entry does not exist
 CONFIG = 5  #: the configuration is invalid (config file or GAMEAD_* variable)
@@ -22,7 +22,8 @@ INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
 TABLE: tuple[tuple[int, str], ...] = (
     (OK, "success"),
     (ERROR, "the request failed, or an unexpected error (the message says why; `--debug` shows the traceback)"),
-    (USAGE, "bad usage: flags, arguments, a missing input file"),
+    (USAGE, "bad usage: flags, arguments, or an input file that is missing, unreadable or not valid JSON/NDJSON "
+            "(the one red line names the file and line)"),
     (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API"),
     (NOT_FOUND, "the ad (or DLQ entry) does not exist"),
     (CONFIG, "the configuration is invalid (config file or `GAMEAD_*` variable)"),

@@ -1,17 +1,22 @@
 """The one way the CLI reads JSON from a file: strict JSON (no ``NaN``/``Infinity``), lines of bounded length.
 
-Every reader of an input file (``gamead submit`` FILE / NDJSON, ``gamead dlq import``) goes through here, so a
-line is never read whole past its bound (a 50 MB line costs 64 KiB of memory, not 50 MB) and a token the API
-would refuse (``NaN``, ``Infinity``: RFC 8259 §6 has no such numbers) is named with its ``file:line`` before
-anything is sent.
+Every reader of an operator's input file (``gamead submit`` FILE / NDJSON, ``gamead dlq import``, ``gamead top
+--replay``) goes through here, so a line is never read whole past its bound (a 50 MB line costs 64 KiB of memory,
+not 50 MB) and a token the API would refuse (``NaN``, ``Infinity``: RFC 8259 §6 has no such numbers) is named
+with its ``file:line`` before anything is sent. A file that is missing, unreadable, not UTF-8 or not JSON is
+refused the same way by all of them (:class:`BadInputFile`: bad usage, exit 2, one red line naming the file and
+the line where known): :func:`open_input`, :func:`load_json`, :func:`json_line`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterator
 from typing import IO, Any
+
+import typer
 
 #: JSON's non-numbers, refused by :func:`strict_loads` (Python's json module accepts them by default)
 _CONSTANTS = ("NaN", "Infinity", "-Infinity")
@@ -95,7 +100,12 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class NotUtf8(ValueError):
-    """Bytes that are not UTF-8 JSON text; the message says where (``byte 0: a UTF-16 byte-order mark``)."""
+    """Bytes that are not UTF-8 JSON text; the message says where (``byte 0: a UTF-16 byte-order mark``), ``at``
+    is that byte's 0-based offset."""
+
+    def __init__(self, message: str, at: int = 0) -> None:
+        super().__init__(message)
+        self.at = at
 
 
 def utf8_text(data: bytes, *, bom: bool = True) -> str:
@@ -107,20 +117,15 @@ def utf8_text(data: bytes, *, bom: bool = True) -> str:
     not UTF-8 — so a UTF-16 file is refused as such, never half-read by Python's JSON encoding detection."""
     for mark, what in _WIDE_BOMS:
         if data.startswith(mark):
-            raise NotUtf8(f"byte 0: {what}")
+            raise NotUtf8(f"byte 0: {what}", 0)
     skip = len(_UTF8_BOM) if bom and data.startswith(_UTF8_BOM) else 0
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise NotUtf8(f"byte {nul}: a NUL byte, as in UTF-16 or UTF-32 text")
+        raise NotUtf8(f"byte {nul}: a NUL byte, as in UTF-16 or UTF-32 text", nul)
     try:
         return data[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise NotUtf8(f"byte {exc.start + skip}") from None
-
-
-def not_utf8(where: str, exc: NotUtf8) -> str:
-    """The one sentence every reader of an input file says for ``where`` (``ads.ndjson``) that is not UTF-8."""
-    return f"{where} is not UTF-8 text ({exc}): save it as UTF-8"
+        raise NotUtf8(f"byte {exc.start + skip}", exc.start + skip) from None
 
 
 class TooLarge(ValueError):
@@ -187,3 +192,58 @@ def strict_dumps(value: Any, **kw: Any) -> str:
     """``json.dumps`` whose text is always strict JSON (RFC 8259 §6: no ``NaN``/``Infinity``): a non-finite
     number is written as ``null`` (:func:`finite`). ``kw`` goes to ``json.dumps`` (``indent``, ``default``…)."""
     return json.dumps(finite(value), allow_nan=False, **kw)
+
+
+class BadInputFile(typer.BadParameter):
+    """An operator's input file that cannot be used as given: missing, unreadable, not UTF-8, not strict JSON /
+    JSON Lines, or not the shape its command reads. Bad input, so bad usage: exit 2 (README "Exit codes"), one red
+    line ``Invalid value for FILE: ads.ndjson:2: not valid JSON (…)``. ``where``: the file (``stdin`` for ``-``);
+    ``line``: the 1-based line of the fault, None when it is the whole file's."""
+
+    def __init__(self, where: str, problem: str, line: int | None = None, hint: str = "FILE") -> None:
+        self.where, self.line, self.problem = where, line, problem
+        super().__init__(f"{where}:{line}: {problem}" if line is not None else f"{where}: {problem}",
+                         param_hint=hint)
+
+
+def input_name(source: str | Any) -> str:
+    """How a message names an input: ``stdin`` for ``-``, else the path as given."""
+    return "stdin" if str(source) == "-" else str(source)
+
+
+def open_input(source: str | Any, hint: str = "FILE") -> IO[bytes]:
+    """The bytes of an input file, ``-`` for stdin (the caller closes a file it opened). Raises
+    :class:`BadInputFile` (exit 2) for a file that does not exist or cannot be read."""
+    if str(source) == "-":
+        return sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin  # type: ignore[return-value]
+    try:
+        return open(source, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise BadInputFile(input_name(source), "does not exist", hint=hint) from None
+    except OSError as exc:
+        raise BadInputFile(input_name(source), f"cannot be read ({exc.strerror or exc})", hint=hint) from None
+
+
+def load_json(data: bytes, where: str, *, line: int | None = None, hint: str = "FILE") -> Any:
+    """The strict JSON of ``data``: a whole file's bytes, or line ``line`` of a JSON Lines file. UTF-8 only
+    (:func:`utf8_text`, a UTF-8 BOM dropped). Raises :class:`BadInputFile` (exit 2) naming ``where`` and the
+    line of the fault (that of the file: within a whole file, where the parser stopped)."""
+    try:
+        text = utf8_text(data)
+    except NotUtf8 as exc:
+        at = data.count(b"\n", 0, exc.at) + 1 if line is None else line
+        raise BadInputFile(where, f"not UTF-8 text ({exc}): save it as UTF-8", at, hint) from None
+    try:
+        return strict_loads(text)
+    except NotJson as exc:
+        raise BadInputFile(where, f"not valid JSON ({str(exc)[:120]})", exc.line if line is None else line,
+                           hint) from None
+
+
+def json_line(number: int, line: bytes | None, where: str, limit: int, *, hint: str = "FILE") -> Any:
+    """One line of a JSON Lines file as :func:`bounded_lines` yields it (``None``: longer than ``limit`` bytes),
+    decoded by :func:`load_json`; raises :class:`BadInputFile` naming ``where:number`` for a line too long, not
+    UTF-8 or not JSON."""
+    if line is None:
+        raise BadInputFile(where, f"longer than {limit // 1024} KiB", number, hint)
+    return load_json(line, where, line=number, hint=hint)

@@ -144,3 +144,13 @@ def job_id_arg(value: str | None, hint: str = "JOB") -> str | None:
     if value is not None and not is_job_id(value):
         raise typer.BadParameter(f"{value[:40]!r} is not a job id ({JOB_ID_RULE})", param_hint=hint)
     return value
+
+
+def cursor_arg(value: str | None, hint: str = "--cursor") -> str | None:
+    """A ``GET /ads`` page cursor given on the command line, checked as the API checks it
+    (:func:`gamead_core.ids.is_ad_cursor`): a malformed one is bad usage, exit 2, one line, never a request."""
+    from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
+
+    if value is not None and not is_ad_cursor(value):
+        raise typer.BadParameter(f"{value[:60]!r} is not a page cursor ({AD_CURSOR_RULE})", param_hint=hint)
+    return value

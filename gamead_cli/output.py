@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
 
@@ -183,43 +184,65 @@ def score_bar(score: float, *, width: int = 20, maximum: float = 10.0) -> Text:
     return bar
 
 
-def ads_table(records: Iterable[Mapping[str, Any]]) -> Table:
-    """One row per ad record: id, status, priority, title, genre, score, submitted."""
-    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
-    table.add_column("ID", no_wrap=True, min_width=26)
-    table.add_column("STATUS", no_wrap=True, min_width=10)
-    table.add_column("PRI", justify="right", no_wrap=True, min_width=3)
-    table.add_column("SCORE", justify="right", no_wrap=True, min_width=5)
-    table.add_column("SUBMITTED", no_wrap=True, min_width=8)
-    table.add_column("TITLE", no_wrap=True)
-    room = max(12, stdout_console().width - 64)  # the other columns take ~62 cells; the title gets the rest
-    rows = 0
+#: the columns of `gamead ads list`, and the order a narrower terminal drops them in (gamead_cli.fitted: the id
+#: is never cut; the title takes what is left, at least TITLE_MIN cells, or goes too)
+AD_COLUMNS = ("ID", "STATUS", "PRI", "SCORE", "SUBMITTED", "TITLE")
+AD_DROPS = ("SUBMITTED", "SCORE", "PRI", "TITLE")
+TITLE_MIN = 12
+
+
+def ads_table(records: Iterable[Mapping[str, Any]]) -> RenderableType:
+    """One row per ad record: id, status, priority, score, submitted (UTC clock), title (genre); fitted to the
+    terminal by :class:`gamead_cli.fitted.FittedTable` (whole ids, whole columns dropped as it narrows)."""
+    rows = []
     for rec in records:
-        rows += 1
         ad = rec.get("ad") or {}
         analysis = rec.get("analysis") or {}
         score = analysis.get("effectivenessScore")
-        table.add_row(
+        rows.append((
             plain(rec.get("id", "")),
             status_text(rec.get("status")),
             plain(rec.get("priority", "")),
             Text(f"{score:.1f}", style=_score_style(score)) if score is not None else Text("-", style="dim"),
             short_datetime(rec.get("submittedAt"))[-8:],
-            plain(clip(f"{ad.get('title', '')} ({ad.get('genre', '')})", room)),
-        )
-    if rows == 0:
-        table.caption = "no ads match"
-    return table
+            plain(clip(f"{ad.get('title', '')} ({ad.get('genre', '')})", 200)),
+        ))
+    return FittedTable(AD_COLUMNS, rows, flex="TITLE", drop=AD_DROPS, flex_max=200, flex_min=TITLE_MIN,
+                       right=("PRI", "SCORE"), caption=None if rows else "no ads match")
 
 
 def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None) -> RenderableType:
-    """The answer of ``GET /ads``: a table plus a count line; ``no ads`` (``no ads match --status dead``, with
-    the ``flags`` given) when there is none."""
+    """The answer of ``GET /ads``: a table, then how many are shown of how many match and whether more exist
+    (:func:`next_page_command` says how to read them). ``no ads`` (``no ads match --status dead``, with the
+    ``flags`` given: ``{"--status": "dead"}``, ``None`` values left out) when there is none."""
     items = body.get("items") or []
     if not items:
         return empty_text("no ads", flags, "of the newest api.list_scan_limit records")
-    count = body.get("count", len(items))
-    return Group(ads_table(items), Text(f"{count} ad(s), newest first", style="dim"))
+    count, total = body.get("count", len(items)), body.get("total")
+    line = Text(f"{count} shown" + (f" of {total}" if total is not None else "") + ", newest first", style="dim")
+    if body.get("nextCursor"):
+        line.append(" · more exist; the next page:", style="dim")
+    return Group(ads_table(items), line)
+
+
+def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",
+                      limit: int | None = None) -> str | None:
+    """The exact command of the page after ``body`` (``GET /ads``), None on the last page: ``gamead ads list
+    --cursor C``, the same ``flags`` (as :func:`ad_list_view`), ``--limit`` when not the default 50, and
+    ``again`` (the flags that reach the same API). Pure. The caller prints it on one line
+    (:func:`print_command`)."""
+    cursor = body.get("nextCursor")
+    if not cursor:
+        return None
+    given = "".join(f" {flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
+    more = f" --limit {limit}" if limit not in (None, 50) else ""
+    return f"gamead ads list --cursor {cursor}{given}{more}{again}"
+
+
+def print_command(command: str) -> None:
+    """``command`` on stdout as one line however narrow the terminal (it folds it; rich would break it at a space,
+    and a command cut across lines cannot be pasted)."""
+    stdout_console().print(Text(command), soft_wrap=True)
 
 
 def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:

@@ -89,3 +89,15 @@ def _check_worker(value: str) -> str:
 WorkerId = Annotated[str, AfterValidator(_check_worker),
                      WithJsonSchema({"type": "string", "pattern": f"^{WORKER_ID_PATTERN}$", "maxLength": 128,
                                      "description": WORKER_ID_RULE})]
+
+#: A page cursor of ``GET /ads`` (``nextCursor``): ``<submittedAt in µs since the epoch>-<ad id>``, the key of a
+#: page's last ad (``gamead_core.store.listing``). Digits, a dash and an id: a safe query value, 44 bytes at most.
+AD_CURSOR_PATTERN: Final[str] = rf"[0-9]{{1,17}}-{ULID_PATTERN}"
+AD_CURSOR_MAX_LENGTH: Final[int] = 17 + 1 + ID_LENGTH
+_AD_CURSOR = re.compile(AD_CURSOR_PATTERN)
+AD_CURSOR_RULE: Final[str] = "a page cursor is the nextCursor of the previous page (digits, '-', an ad id)"
+
+
+def is_ad_cursor(value: object) -> bool:
+    """True if ``value`` is a string in the ``GET /ads`` cursor form (:data:`AD_CURSOR_PATTERN`). Pure."""
+    return isinstance(value, str) and len(value) <= AD_CURSOR_MAX_LENGTH and _AD_CURSOR.fullmatch(value) is not None

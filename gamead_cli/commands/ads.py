@@ -8,13 +8,28 @@ from typing import Annotated
 
 import typer
 
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, ad_id_arg, api_client
-from gamead_cli.output import ad_list_view, ad_view, emit
+from gamead_cli.options import (
+    ApiOpt,
+    ConfigOpt,
+    OutputFormat,
+    OutputOpt,
+    ad_id_arg,
+    api_client,
+    cursor_arg,
+)
+from gamead_cli.output import (
+    ad_list_view,
+    ad_view,
+    emit,
+    next_page_command,
+    print_command,
+)
 
 app = typer.Typer(
     help="Look at submitted ads and their analyses.\n\n"
     "[bold]Examples[/bold]\n\n"
     "  gamead ads list --status failed\n"
+    "  gamead ads list --cursor 1764584102123456-01m87v538ce744cfgethvyb39n   (the next page, as printed)\n"
     "  gamead ads get 01m87v538ce744cfgethvyb39n -o json | jq .analysis.effectivenessScore",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -58,15 +73,24 @@ def list_(
     limit: Annotated[
         int, typer.Option("--limit", "-l", min=1, max=500, help="Most ads to show (1-500).")
     ] = 50,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", "-c", help="Read on after this cursor: the next page's command is "
+                                 "printed under a full page (-o json: nextCursor).", show_default=False)
+    ] = None,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """List recent ads, newest first, optionally filtered.
+    """List recent ads, newest first, optionally filtered, a page at a time.
 
     Example: gamead ads list --status completed --priority 1 --limit 20
     """
+    cursor_arg(cursor)
     with api_client(config, api) as client:
-        body = client.list_ads(status=status.value if status else None, priority=priority, limit=limit)
+        body = client.list_ads(status=status.value if status else None, priority=priority, limit=limit,
+                               cursor=cursor)
     flags = {"--status": status.value if status else None, "--priority": priority}
     emit(body, output, partial(ad_list_view, flags=flags))
+    command = next_page_command(body, flags, client.again, limit)
+    if command and output != OutputFormat.json:  # -o json: its nextCursor
+        print_command(command)

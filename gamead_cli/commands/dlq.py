@@ -46,7 +46,7 @@ from gamead_cli.options import (
     job_id_arg,
 )
 from gamead_cli.output import clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, utc_when
-from gamead_cli.tui.view import FittedTable
+from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
@@ -157,19 +157,23 @@ def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> 
     return {"all": True} if everything else {"filter": flt}
 
 
-#: the columns of `gamead dlq list`, and those a narrow terminal drops first (k9s-like: whole labels, fewer columns)
+#: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
+#: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
 ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT (UTC)", "TITLE")
-ENTRY_DROPS = ("TITLE", "ATT")
+ENTRY_DROPS = ("TITLE", "ATT", "P", "DEAD AT (UTC)", "MESSAGE")
+MESSAGE_MIN = 20
+ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dlq show has it whole)
 
 
 def _entries_table(body: dict[str, Any]) -> RenderableType:
-    """One row per entry; every label and id whole at any width: the message wraps, the title and the
-    attempts go first when the terminal is narrow (``gamead dlq show ID`` or ``-o json`` have everything)."""
-    rows = [(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(e["errorClass"]),
+    """One row per entry; every label and id whole at any width: the message wraps, the title, the attempts,
+    the priority and the time go first when the terminal is narrow, then the message (``gamead dlq show ID`` or
+    ``-o json`` have everything)."""
+    rows = [(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
              plain(e["errorMessage"]), plain(str(e["deadAt"])[5:19].replace("T", " ")), plain(clip(e["title"], 30)))
             for e in body["items"]]
     return FittedTable(ENTRY_COLUMNS, rows, flex="MESSAGE", drop=ENTRY_DROPS, flex_max=60, wrap=True,
-                       right=("P", "ATT"))
+                       flex_min=MESSAGE_MIN, right=("P", "ATT"))
 
 
 def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
@@ -519,41 +523,41 @@ def export(
 def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, entry)`` for every non-blank line of a JSONL file (``-`` = stdin), each line read with
     at most :data:`MAX_IMPORT_LINE_BYTES` in memory (:func:`gamead_cli.inputs.bounded_lines`). Raises
-    ``typer.BadParameter`` (exit 2) for a file that cannot be read or is larger than
-    :data:`MAX_IMPORT_BYTES`, and naming ``FILE:LINE`` for a line longer than :data:`MAX_IMPORT_LINE_BYTES`,
-    not UTF-8 (:func:`gamead_cli.inputs.utf8_text`: UTF-16/32 refused, a UTF-8 BOM dropped), not strict JSON
-    (``NaN``, ``Infinity`` included) or not a JSON object."""
-    from gamead_cli.inputs import NotJson, NotUtf8, TooLarge, bounded_lines, strict_loads, utf8_text
+    :class:`gamead_cli.inputs.BadInputFile` (exit 2, the shared reader of every input file) for a file that
+    does not exist, cannot be read or is larger than :data:`MAX_IMPORT_BYTES`, and naming ``FILE:LINE`` for a
+    line longer than :data:`MAX_IMPORT_LINE_BYTES`, not UTF-8 (UTF-16/32 refused, a UTF-8 BOM dropped), not
+    strict JSON (``NaN``, ``Infinity`` included) or not a JSON object."""
+    from gamead_cli.inputs import (
+        BadInputFile,
+        TooLarge,
+        bounded_lines,
+        input_name,
+        json_line,
+        open_input,
+    )
 
-    try:
-        fh = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {file}: {exc.strerror or exc}", param_hint="FILE") from None
+    where = input_name(file)
+    fh = open_input(file)
     entries: list[tuple[int, dict[str, Any]]] = []
     try:
         for n, line in bounded_lines(fh, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES):
-            if line is None:
-                raise typer.BadParameter(f"{file}:{n}: longer than {MAX_IMPORT_LINE_BYTES // 1024} KiB (an entry "
-                                         "must fit in one API request)", param_hint="FILE")
-            if not line.strip():
+            if line is not None and not line.strip():
                 continue
             try:
-                entry = strict_loads(utf8_text(line))
-            except NotUtf8 as exc:
-                raise typer.BadParameter(f"{file}:{n}: not UTF-8 text ({exc}); expected JSON Lines "
-                                         "from `gamead dlq export`", param_hint="FILE") from None
-            except NotJson as exc:
-                raise typer.BadParameter(f"{file}:{n}: not a JSON line ({exc})", param_hint="FILE") from None
+                entry = json_line(n, line, where, MAX_IMPORT_LINE_BYTES)
+            except BadInputFile as exc:
+                if line is None:
+                    raise BadInputFile(where, f"{exc.problem} (an entry must fit in one API request)", n) from None
+                raise
             if not isinstance(entry, dict):
-                raise typer.BadParameter(f"{file}:{n}: not a JSON object", param_hint="FILE")
+                raise BadInputFile(where, "not a JSON object (expected JSON Lines from `gamead dlq export`)", n)
             entries.append((n, entry))
     except TooLarge:
-        raise typer.BadParameter(f"{file} is larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it",
-                                 param_hint="FILE") from None
+        raise BadInputFile(where, f"larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it") from None
     except OSError as exc:
-        raise typer.BadParameter(f"cannot read {file}: {exc.strerror or exc}", param_hint="FILE") from None
+        raise BadInputFile(where, f"cannot be read ({exc.strerror or exc})") from None
     finally:
-        if fh is not sys.stdin.buffer:
+        if file != "-":
             fh.close()
     return entries
 
@@ -572,16 +576,19 @@ def _batches(entries: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, 
 
 
 def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> typer.BadParameter:
-    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``: bad input, exit 2, as a line that is not JSON."""
+    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``: bad input, exit 2, as a line that is not JSON
+    (:class:`gamead_cli.inputs.BadInputFile`)."""
+    from gamead_cli.inputs import BadInputFile, input_name
+
     for item in exc.details if isinstance(exc.details, list) else []:
         loc = str(item.get("loc", "")) if isinstance(item, dict) else ""
         parts = loc.split(".")
         index = parts[1] if len(parts) >= 2 and parts[0] == "entries" else ""
         if index.isascii() and index.isdigit() and int(index) < len(batch):
             field = ".".join(parts[2:]) or "(entry)"
-            return typer.BadParameter(f"{file}:{batch[int(index)][0]}: {field}: {item.get('msg')} (nothing was "
-                                      "imported)", param_hint="FILE")
-    return typer.BadParameter(f"{file}: {exc.message} (nothing was imported)", param_hint="FILE")
+            return BadInputFile(input_name(file), f"{field}: {item.get('msg')} (nothing was imported)",
+                                batch[int(index)][0])
+    return BadInputFile(input_name(file), f"{exc.message} (nothing was imported)")
 
 
 @app.command("import")

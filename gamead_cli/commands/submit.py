@@ -24,14 +24,13 @@ message, field paths for validation_failed; the first 20, then "… and N more")
 its id) is not rejected: it may still be analysed, so it is counted apart ("may be queued"; every id in -o json,
 maybeQueuedIds) to look up, not resend. Ctrl-C during --count prints what was sent so far.
 
-Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or unreadable file, 3 API unreachable,
-6 an ad failed (--wait), 130 interrupted.
+Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or a file missing or not JSON, 3 API
+unreachable, 6 an ad failed (--wait), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
 from collections import Counter
@@ -54,7 +53,14 @@ from rich.progress import (
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.generate import generate_ads
-from gamead_cli.inputs import NotJson, NotUtf8, bounded_lines, not_utf8, strict_loads, utf8_text
+from gamead_cli.inputs import (
+    BadInputFile,
+    bounded_lines,
+    input_name,
+    json_line,
+    load_json,
+    open_input,
+)
 from gamead_cli.options import (
     ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, reach_again, settings_from,
 )
@@ -97,70 +103,63 @@ def _depth(value: Any) -> int:
 
 
 def _read_capped(source: str) -> bytes:
-    """At most MAX_AD_FILE_BYTES + 1 bytes of ``source`` (``-`` = stdin). Unreadable → a usage error."""
-    if source == "-":
-        return sys.stdin.buffer.read(MAX_AD_FILE_BYTES + 1) if hasattr(sys.stdin, "buffer") else (
-            sys.stdin.read(MAX_AD_FILE_BYTES + 1).encode("utf-8", "surrogateescape"))
+    """At most MAX_AD_FILE_BYTES + 1 bytes of ``source`` (``-`` = stdin). Missing or unreadable: bad usage (exit
+    2, :func:`gamead_cli.inputs.open_input`)."""
+    fh = open_input(source)
     try:
-        with open(source, "rb") as fh:
-            return fh.read(MAX_AD_FILE_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(f"ad file {source} does not exist", param_hint="FILE") from exc
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read ad file {source}: {exc.strerror or exc}", param_hint="FILE") from exc
+        data: bytes | str = fh.read(MAX_AD_FILE_BYTES + 1)
+        return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data  # a text stdin (tests)
+    finally:
+        if source != "-":
+            fh.close()
 
 
 def load_ad_file(source: str) -> dict[str, Any]:
     """Read one ad (a JSON object) from a file path, or from stdin when ``source`` is ``-``.
 
-    Reads at most :data:`MAX_AD_FILE_BYTES`. A missing or unreadable file is a usage error (exit 2);
-    content that is not one JSON object of finite numbers, nested at most :data:`MAX_AD_DEPTH` deep,
-    is a :class:`GameadError` (exit 1).
+    Reads at most :data:`MAX_AD_FILE_BYTES`. A missing or unreadable file, or content that is not one JSON
+    object of finite numbers nested at most :data:`MAX_AD_DEPTH` deep, is bad input: exit 2
+    (:class:`gamead_cli.inputs.BadInputFile`, the README's exit codes).
     """
     data = load_ad_input(source)
     if not isinstance(data, dict):
-        where = "stdin" if source == "-" else source
-        raise GameadError(f"{where} must hold one JSON object (the ad), not {type(data).__name__}")
+        raise BadInputFile(input_name(source), f"must hold one JSON object (the ad), not {type(data).__name__}")
     return data
 
 
 def ads_of_array(source: str, ads: list[Any], overrides: Mapping[str, Any]) -> list[Labeled]:
     """The ads of a JSON file holding an array, each labelled with its jq path (``ads.json[0]``, 0-based) and
-    ``overrides`` applied. Pure. Raises :class:`GameadError` (exit 1, nothing sent) for an empty array or an
+    ``overrides`` applied. Pure. Raises :class:`BadInputFile` (exit 2, nothing sent) for an empty array or an
     element that is not a JSON object: the whole file is read already, so it is refused whole."""
-    where = "stdin" if source == "-" else source
+    where = input_name(source)
     if not ads:
-        raise GameadError(f"{where} holds an empty array: no ad to submit")
+        raise BadInputFile(where, "holds an empty array: no ad to submit")
     for n, item in enumerate(ads):
         if not isinstance(item, dict):
-            raise GameadError(f"{where}[{n}] is {type(item).__name__}, not an ad: the file must hold one JSON "
-                              "object (an ad) or an array of them")
+            raise BadInputFile(f"{where}[{n}]", f"is {type(item).__name__}, not an ad: the file must hold one "
+                               "JSON object (an ad) or an array of them")
     return [Labeled(f"{where}[{n}]", {**item, **overrides}) for n, item in enumerate(ads)]
 
 
 def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
     """:func:`load_ad_file`, also taking a JSON array of ads (sent as a batch, like an NDJSON file): the decoded
     object or array. Raises as :func:`load_ad_file` for anything else."""
-    where = "stdin" if source == "-" else source
+    where = input_name(source)
     raw = _read_capped(source)
     if len(raw) > MAX_AD_FILE_BYTES:
-        raise GameadError(f"{where} is larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object "
-                          "(many ads: an NDJSON file, one a line)")
+        raise BadInputFile(where, f"larger than {MAX_AD_FILE_BYTES // 1024} KiB: an ad is a small JSON object "
+                           "(many ads: an NDJSON file, one a line)")
     try:
-        text = utf8_text(raw)
-    except NotUtf8 as exc:
-        raise GameadError(not_utf8(where, exc)) from None
-    try:
-        data = strict_loads(text)
-    except NotJson as exc:
-        if str(exc) == "nested too deeply":
-            raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from exc
-        raise GameadError(f"{where}:{exc.line}: not valid JSON: {exc}") from exc
+        data = load_json(raw, where)
+    except BadInputFile as exc:
+        if "nested too deeply" in exc.problem:
+            raise BadInputFile(where, f"nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)") from None
+        raise
     if not isinstance(data, (dict, list)):
-        raise GameadError(f"{where} must hold one JSON object (the ad) or an array of them, not "
-                          f"{type(data).__name__}")
+        raise BadInputFile(where, f"must hold one JSON object (the ad) or an array of them, not "
+                           f"{type(data).__name__}")
     if _depth(data) > MAX_AD_DEPTH + isinstance(data, list):
-        raise GameadError(f"{where} is nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)")
+        raise BadInputFile(where, f"nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)")
     return data
 
 
@@ -175,14 +174,7 @@ def is_ndjson(source: str | None, flag: bool) -> bool:
 
 
 def _open_lines(source: str) -> Any:
-    if source == "-":
-        return sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
-    try:
-        return open(source, "rb")  # noqa: SIM115 - closed by the caller
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(f"ad file {source} does not exist", param_hint="FILE") from exc
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read ad file {source}: {exc.strerror or exc}", param_hint="FILE") from exc
+    return open_input(source)
 
 
 def count_ndjson(source: str) -> int | None:
@@ -204,40 +196,39 @@ class Labeled(NamedTuple):
 def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
     """The ads of an NDJSON file (``-`` = stdin), one JSON object a line, read lazily (memory stays flat
     whatever the file's size: :func:`gamead_cli.inputs.bounded_lines`), with ``overrides`` applied to each, each
-    labelled ``FILE:LINE``. Blank lines are skipped. A line that is not one strict JSON object (``NaN`` and
-    ``Infinity`` are not JSON), or longer than :data:`MAX_NDJSON_LINE_BYTES`, comes as a :class:`GameadError`
-    (code ``invalid_json``) in the ad's place: it is counted as rejected, named, and the other lines go on.
-    Text is UTF-8 (:func:`gamead_cli.inputs.utf8_text`, a UTF-8 BOM is dropped): a file whose first ad is not
-    (UTF-16, UTF-32) raises :class:`GameadError` for the whole file, as :func:`load_ad_input` does, when that
-    line is read (:func:`first_read` makes it before anything is sent); a later line that is not is rejected."""
-    where = "stdin" if source == "-" else source
+    labelled ``FILE:LINE``. Blank lines are skipped. The first line holding something must be strict JSON in
+    UTF-8 (:func:`gamead_cli.inputs.json_line`, a UTF-8 BOM dropped), else the file is not NDJSON and is refused
+    whole, as an ad file that is not JSON is: :class:`gamead_cli.inputs.BadInputFile` (exit 2) when that line is
+    read (:func:`first_read` makes it before anything is sent). After it, a line that is not JSON (``NaN`` and
+    ``Infinity`` are not JSON), not UTF-8, or longer than :data:`MAX_NDJSON_LINE_BYTES`, and any line that is
+    not one JSON object, comes as a :class:`GameadError` (code ``invalid_json``) in the ad's place: it is
+    counted as rejected, named, and the other lines go on (a stream is not held back for one bad ad)."""
+    where = input_name(source)
     first = True
     with _open_lines(source) as fh:
         for number, line in bounded_lines(fh, MAX_NDJSON_LINE_BYTES):
             label = f"{where}:{number}"
-            if line is None:
-                yield Labeled(label, _bad_line(f"longer than {MAX_NDJSON_LINE_BYTES // 1024} KiB (an ad is a "
-                                               "small JSON object)"))
-                continue
-            if not line.strip():
+            if line is not None and not line.strip():
                 continue
             try:
-                text = utf8_text(line)
-            except NotUtf8 as exc:
-                if first:
-                    raise GameadError(not_utf8(where, exc)) from None
-                yield Labeled(label, _bad_line(f"not UTF-8 text ({exc}): save the file as UTF-8"))
+                data = json_line(number, line, where, MAX_NDJSON_LINE_BYTES)
+            except BadInputFile as exc:
+                if first:  # not JSON Lines at all (a YAML file, pretty-printed JSON…): refused whole
+                    raise
+                yield Labeled(label, _bad_line(_line_problem(exc.problem)))
                 continue
             first = False
-            try:
-                data = strict_loads(text)
-            except NotJson as exc:
-                yield Labeled(label, _bad_line(f"not valid JSON ({str(exc)[:80]})"))
-                continue
             if not isinstance(data, dict) or _depth(data) > MAX_AD_DEPTH:
                 yield Labeled(label, _bad_line("not one JSON object (an ad)"))
                 continue
             yield Labeled(label, {**data, **overrides})
+
+
+def _line_problem(problem: str) -> str:
+    """What a rejected NDJSON line's summary says (``not valid JSON (…)``; an ad is small, a file is UTF-8)."""
+    if problem.startswith("longer than"):
+        return f"{problem} (an ad is a small JSON object)"
+    return problem.replace("save it as UTF-8", "save the file as UTF-8")
 
 
 def first_read(items: Iterator[Labeled]) -> Iterator[Labeled]:

@@ -117,8 +117,8 @@ def top(
                 raise typer.BadParameter(exc.message, param_hint="--replay") from None
             except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:  # JSON of other shapes
                 raise typer.BadParameter(
-                    f"{replay} is not a gamead top recording (line {max(player.reading, player.position) + 1}: "
-                    f"{type(exc).__name__}: {str(exc)[:120]})", param_hint="--replay") from None
+                    f"{replay}:{player.line_of(max(player.reading, player.position))}: not a gamead top recording "
+                    f"({type(exc).__name__}: {str(exc)[:120]})", param_hint="--replay") from None
             finally:
                 player.close()
             emit(data, output, lambda _: view)

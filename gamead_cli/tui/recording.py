@@ -18,7 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from gamead_cli.inputs import strict_dumps, strict_loads
+from gamead_cli.inputs import (
+    BadInputFile,
+    bounded_lines,
+    json_line,
+    open_input,
+    strict_dumps,
+)
 from gamead_cli.tui.view import Snapshot, dlq_id
 from gamead_core.errors import ConfigError, NotFound
 
@@ -28,6 +34,7 @@ DEFAULT_MAX_MB = 200  #: about 6 h at one refresh a second with 8 workers (~10 K
 MAX_LINE = 8 * 1024 * 1024
 #: parts of a snapshot left out of a line when equal to the previous line's
 KEPT = ("workers", "dlq", "dlqError", "audit", "auditError")
+HINT = "--replay"  #: the option a fault of a recording is reported under
 
 
 # --- the history delta (pure) -------------------------------------------------------------------------------
@@ -159,22 +166,24 @@ class Player:
         self._current: Snapshot | None = None
         self._history: dict[str, Any] = {}
         self._at: float | None = None
+        self._lines: list[int] = []  #: the file's 1-based line number of each frame (blank lines are skipped)
+        where = str(path)
+        self._file = open_input(path, hint=HINT)  # missing or unreadable: bad input, exit 2 (gamead_cli.inputs)
         try:
-            self._file = self.path.open("rb")
-        except OSError as exc:
-            raise ConfigError(f"cannot replay {path}: {exc.strerror or exc}") from exc
-        offset = 0
-        while True:
-            line = self._file.readline(MAX_LINE + 1)
-            if not line:
-                break
-            if len(line) > MAX_LINE:
-                raise ConfigError(f"{path}: a line longer than {MAX_LINE // 1024 // 1024} MB: not a recording")
-            if line.strip():
-                self._offsets.append(offset)
-            offset += len(line)
-        if not self._offsets:
-            raise ConfigError(f"{path}: an empty recording (record one with gamead top --record FILE)")
+            offset = 0
+            for number, line in bounded_lines(self._file, MAX_LINE):
+                if line is None:
+                    raise BadInputFile(where, f"longer than {MAX_LINE // 1024 // 1024} MB: not a recording", number,
+                                       HINT)
+                if line.strip():
+                    self._offsets.append(offset)
+                    self._lines.append(number)
+                offset += len(line)
+            if not self._offsets:
+                raise BadInputFile(where, "an empty recording (record one with gamead top --record FILE)", hint=HINT)
+        except BaseException:
+            self._file.close()
+            raise
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -184,14 +193,17 @@ class Player:
         """When the current frame was received (epoch seconds)."""
         return self._at
 
+    def line_of(self, i: int) -> int:
+        """The file's 1-based line number of frame ``i`` (0-based; clamped to the recording)."""
+        return self._lines[max(0, min(len(self._lines) - 1, i))]
+
     def _read(self, i: int) -> dict[str, Any]:
+        """Frame ``i``'s line, decoded; raises :class:`BadInputFile` naming the file and line for one that is not
+        JSON (:func:`gamead_cli.inputs.json_line`, the reader of every input file) or not a recording's line."""
         self._file.seek(self._offsets[i])
-        try:
-            line = strict_loads(self._file.readline(MAX_LINE + 1))
-        except ValueError as exc:
-            raise ConfigError(f"{self.path}: line {i + 1} is not JSON: {exc}") from exc
+        line = json_line(self.line_of(i), self._file.readline(MAX_LINE + 1), str(self.path), MAX_LINE, hint=HINT)
         if not isinstance(line, dict) or not isinstance(line.get("snapshot"), dict):
-            raise ConfigError(f"{self.path}: line {i + 1} is not a gamead top recording")
+            raise BadInputFile(str(self.path), "not a gamead top recording", self.line_of(i), HINT)
         return line
 
     def frame(self, i: int) -> Snapshot:

@@ -9,7 +9,7 @@ renders the same screen.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.output import age, ago, clip, plain, short_datetime, short_time  # noqa: F401 - re-exported to the TUI
 
@@ -535,87 +536,6 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
               audit_table(snap.audit, snap.audit_error, header=True, limit=5)]
     parts += [Text(""), autoscaler_text(stats)]
     return Group(*parts)
-
-
-FLEX_MIN = 4
-
-
-class FittedTable:
-    """A table that fits the width it is given without cutting a label or an id.
-
-    Every column gets its natural width (its longest cell or label), except ``flex``, which takes what is
-    left (at most ``flex_max``, at least its label or :data:`FLEX_MIN` cells). If even that does not fit,
-    columns go, as k9s drops them: first those with nothing in any row (an empty LAST ERROR), then the ``drop``
-    columns in that order. So every label shown is whole at any width. Rich's own shrinking cuts every column a
-    little (``IN-…``, ``PEND…``, ids of 20 characters that look the same) or removes narrow ones silently; this
-    decides instead. ``wrap``: the flex column's cells wrap (a message) rather than end in "…". ``fill(width)`` draws the flex column's cells for the width it got (a sparkline) instead of
-    taking them from ``rows``. Pure: the width comes from rich.
-    """
-
-    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[RenderableType]], *, flex: str,
-                 drop: Sequence[str] = (), flex_max: int = 40, title: str | None = None, caption: str | None = None,
-                 right: Iterable[str] = (), show_header: bool = True,
-                 fill: Callable[[int], Sequence[RenderableType]] | None = None, wrap: bool = False) -> None:
-        self.show_header = show_header
-        self.wrap = wrap  #: the flex column's cells wrap onto more lines (a message) instead of ending in "…"
-        self.columns = list(columns)
-        self.rows = [list(r) for r in rows]
-        self.flex, self.drop, self.flex_max = flex, list(drop), flex_max
-        self.title, self.caption, self.right = title, caption, set(right)
-        self.fill = fill
-
-    @staticmethod
-    def _len(cell: RenderableType) -> int:
-        return cell.cell_len if isinstance(cell, Text) else len(str(cell))
-
-    def _natural(self, i: int) -> int:
-        if self.fill is not None and self.columns[i] == self.flex:
-            return max(len(self.columns[i]), self.flex_max)
-        return max([len(self.columns[i]), *(self._len(r[i]) for r in self.rows)])
-
-    def _empty(self, i: int) -> bool:
-        """No row has anything in column ``i`` (a drawn flex column is never empty)."""
-        if not self.rows or (self.fill is not None and self.columns[i] == self.flex):
-            return False
-        return all(self._len(r[i]) == 0 for r in self.rows)
-
-    def columns_for(self, width: int) -> list[str]:
-        """The labels shown at ``width`` cells, in order."""
-        return [self.columns[i] for i in self._keep(width)[0]]
-
-    def _keep(self, width: int) -> tuple[list[int], int]:
-        keep = list(range(len(self.columns)))
-        flex = self.columns.index(self.flex)
-        flex_min = max(FLEX_MIN, len(self.flex))
-        empty = [self.columns[i] for i in keep if self._empty(i)]
-        fixed = 0
-        for name in [None, *empty, *self.drop]:
-            if name is not None and name in self.columns and self.columns.index(name) in keep:
-                keep.remove(self.columns.index(name))
-            fixed = sum(self._natural(i) for i in keep if i != flex) + 2 * (len(keep) - 1)
-            if fixed + (flex_min if flex in keep else 0) <= width:
-                break
-        return keep, fixed
-
-    def build(self, width: int) -> Table:
-        keep, fixed = self._keep(width)
-        flex = self.columns.index(self.flex)
-        flex_min = max(FLEX_MIN, len(self.flex))
-        flex_width = max(flex_min, min(self.flex_max, self._natural(flex), width - fixed))
-        table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), title=self.title,
-                      title_justify="left", caption=self.caption, show_header=self.show_header)
-        for i in keep:
-            wraps = self.wrap and i == flex
-            table.add_column(self.columns[i], no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
-                             width=flex_width if i == flex else self._natural(i),
-                             justify="right" if self.columns[i] in self.right else "left")
-        filled = list(self.fill(flex_width)) if self.fill is not None else None
-        for n, row in enumerate(self.rows):
-            table.add_row(*(filled[n] if filled is not None and i == flex else row[i] for i in keep))
-        return table
-
-    def __rich_console__(self, console: Any, options: Any) -> Any:
-        yield self.build(options.max_width)
 
 
 def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes") -> FittedTable:

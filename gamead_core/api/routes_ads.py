@@ -15,7 +15,7 @@ from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import NotFound
-from gamead_core.ids import is_ad_id
+from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, is_ad_id
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
 
 router = APIRouter()
@@ -117,17 +117,24 @@ async def get_ad(ad_id: str, request: Request) -> Response:
     return Response(body, media_type="application/json", headers={"X-Cache": "miss"})
 
 
-@router.get("/ads", summary="A page of ads, newest first", response_model=AdPage)
+@router.get("/ads", summary="A page of ads, newest first", response_model=AdPage,
+            responses=error_responses(422))
 async def list_ads(
     request: Request,
     status: AdStatus | None = None,
     priority: Annotated[int | None, Query(ge=1, le=5)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=f"^{AD_CURSOR_PATTERN}$", max_length=AD_CURSOR_MAX_LENGTH,
+                                        description="`nextCursor` of the previous page: read on after it.")] = None,
 ) -> Response:
+    """Ads ordered by (`submittedAt`, `id`), newest first, a page at a time: pass a page's `nextCursor` as
+    `cursor` (with the same filters) for the next; `nextCursor` is null on the last page. The cursor is the last
+    ad's key, so an ad submitted meanwhile never appears on a later page and none is skipped or repeated
+    (`gamead_core.store.listing`). A cursor that is not one is 422 `validation_failed`."""
     settings = request.app.state.settings
     async with request.app.state.scans.slot():  # 503 list_busy past api.list_scans (gamead_core.api.scan_gate)
-        records = await _link(request).store.scan(
-            status=status, priority=priority, limit=limit, scan_limit=settings.api.list_scan_limit
+        page = await _link(request).store.page(
+            status=status, priority=priority, limit=limit, before=cursor, scan_limit=settings.api.list_scan_limit
         )
-    items = [r.model_dump(mode="json", exclude_none=True) for r in records]
-    return _json({"items": items, "count": len(items)})
+    items = [r.model_dump(mode="json", exclude_none=True) for r in page.records]
+    return _json({"items": items, "count": len(items), "total": page.total, "nextCursor": page.next_cursor})

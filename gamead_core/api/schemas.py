@@ -26,6 +26,10 @@ class AdPage(_Doc):
 
     items: list[AdRecord]
     count: int = Field(description="Items in this page.")
+    total: int = Field(description="Ads matching the filters among the last `api.list_scan_limit` records written, "
+                                   "every page's.")
+    next_cursor: str | None = Field(None, description="Pass as `cursor` (same filters) for the next page, older "
+                                                      "ads; null on the last page.")
 
 
 class DlqPage(_Doc):

@@ -32,7 +32,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import AdRecord, AdStatus
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
-from gamead_core.store.listing import newest_records
+from gamead_core.store.listing import RecordsPage, newest_records, records_page
 from gamead_core.store.retention import final_record_ttl
 
 log = logging.getLogger(__name__)
@@ -340,3 +340,8 @@ class AdStore:
         (:func:`gamead_core.store.listing.newest_records`)."""
         return await newest_records(self._js, status=status, priority=priority, limit=limit,
                                     scan_limit=scan_limit, timeout=timeout)
+
+    async def page(self, *, before: str | None = None, limit: int = 50, **filters: object) -> RecordsPage:
+        """:meth:`scan` a page at a time: the records older than the cursor ``before``, and the next cursor
+        (:func:`gamead_core.store.listing.records_page`; ``filters``: its status, priority, scan_limit)."""
+        return await records_page(self._js, before=before, limit=limit, **filters)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The newest ad records, filtered, from the tail of the records' bucket stream (``GET /ads``).
+"""The newest ad records, filtered, a page at a time, from the tail of the records' bucket stream (``GET /ads``).
 
 The bucket keeps one revision per key, so every message in its stream is a current record: reading the tail of
 the stream in order is a scan of the most recently written ads. A reviewer's 40 filtered lists at once took an
@@ -6,38 +6,86 @@ API from 87 to 433 MB RSS: memory is now ``limit`` records whatever ``scan_limit
 record whose bytes cannot hold the wanted status (its value as a JSON string) is skipped undecoded, and the loop
 yields every :data:`SCAN_YIELD_EVERY` messages so a long scan does not hold up other requests. How many scans
 run at once is the API's (:mod:`gamead_core.api.scan_gate`).
+
+Paging (a keyset cursor): records are ordered by ``(submittedAt, id)``, newest first. Neither ever changes for
+an ad (a status change rewrites the record, not its submission time), and the id breaks ties between ads
+submitted in the same microsecond, so the order is total and fixed. A page's cursor is the key of its last
+record, written ``<submittedAt in µs since the epoch>-<id>``; the next page is the records strictly older than
+it. An ad submitted after the first page is newer than every cursor, so it never shows up on a later page, and
+none is skipped or repeated. What a page cannot see: a record written before the last ``scan_limit`` records
+(the window slides as ads are written), and one whose status moved into or out of the ``status`` filter between
+pages (it is listed or not by its status when its page is read).
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from nats.js import JetStreamContext
 
 from gamead_core import names
+from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
 from gamead_core.models import AdRecord, AdStatus
 from gamead_core.queue.scan import read_stream
 
 SCAN_YIELD_EVERY = 128  #: a record scan lets other tasks run after this many messages
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
 
-async def newest_records(
+Key = tuple[int, str]  #: ``(submittedAt in µs since the epoch, id)``: the order of a listing, newest first
+
+
+def record_key(record: AdRecord) -> Key:
+    """The paging key of ``record``: its submission time in whole µs since the epoch (exact, no float) and id."""
+    return (record.submitted_at - _EPOCH) // _MICRO, record.id
+
+
+def cursor_of(key: Key) -> str:
+    """The cursor string of a key (``1764584102123456-01m87v538ce744cfgethvyb39n``). Pure."""
+    return f"{key[0]}-{key[1]}"
+
+
+def parse_cursor(cursor: str) -> Key:
+    """The key a cursor stands for. Raises ``ValueError`` for a string that is not one
+    (:data:`gamead_core.ids.AD_CURSOR_PATTERN`); the API checks the pattern first, so this guards a direct call."""
+    if not is_ad_cursor(cursor):
+        raise ValueError(f"not a page cursor ({AD_CURSOR_RULE})")
+    micros, ad_id = cursor.split("-", 1)
+    return int(micros), ad_id
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsPage:
+    """One page: ``records`` newest first; ``next_cursor`` (None on the last page) reads on; ``total``: records
+    matching the filters in the scanned window, every page's (the cursor aside)."""
+
+    records: list[AdRecord]
+    next_cursor: str | None
+    total: int
+
+
+async def records_page(
     js: JetStreamContext,
     *,
     status: AdStatus | None = None,
     priority: int | None = None,
     limit: int = 50,
+    before: str | None = None,
     scan_limit: int = 10_000,
     timeout: float = 2.0,
-) -> list[AdRecord]:
-    """Newest records (by submission time, newest first) matching ``status`` and ``priority``, at most
-    ``limit``, among the last ``scan_limit`` written. Stops early after ``timeout`` seconds without a message.
-    Raises the gamead error of a failed read (``read_stream``'s NATS boundary)."""
+) -> RecordsPage:
+    """The page of records matching ``status`` and ``priority``, at most ``limit``, strictly older than the
+    cursor ``before`` (None: the newest), among the last ``scan_limit`` written, ordered as the module docstring
+    says. Stops early after ``timeout`` seconds without a message. Raises ``ValueError`` for a bad cursor and the
+    gamead error of a failed read (``read_stream``'s NATS boundary)."""
+    after_key = parse_cursor(before) if before is not None else None
     wanted = f'"{status.value}"'.encode() if status is not None else None
-    newest: list[tuple[datetime, int, AdRecord]] = []  # a min-heap of the ``limit`` newest
-    seen = 0
+    newest: list[tuple[Key, AdRecord]] = []  # a min-heap of the ``limit + 1`` newest (one more: is there more?)
+    seen = total = 0
     async for msg in read_stream(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), tail=scan_limit,
                                  timeout=timeout):
         seen += 1
@@ -49,10 +97,32 @@ async def newest_records(
         if wanted is not None and wanted not in data:
             continue
         record = AdRecord.model_validate_json(data)  # gamead_core.store.ads.decode
-        if (status is None or record.status == status) and (priority is None or record.priority == priority):
-            entry = (record.submitted_at, seen, record)
-            if len(newest) < limit:
-                heapq.heappush(newest, entry)
-            else:
-                heapq.heappushpop(newest, entry)
-    return [record for _, _, record in sorted(newest, reverse=True)]
+        if (status is not None and record.status != status) or (priority is not None and record.priority != priority):
+            continue
+        total += 1
+        key = record_key(record)
+        if after_key is not None and key >= after_key:
+            continue
+        if len(newest) <= limit:
+            heapq.heappush(newest, (key, record))
+        elif key > newest[0][0]:
+            heapq.heapreplace(newest, (key, record))
+    ordered = sorted(newest, key=lambda entry: entry[0], reverse=True)
+    more = len(ordered) > limit
+    page = ordered[:limit]
+    return RecordsPage([record for _, record in page], cursor_of(page[-1][0]) if more else None, total)
+
+
+async def newest_records(
+    js: JetStreamContext,
+    *,
+    status: AdStatus | None = None,
+    priority: int | None = None,
+    limit: int = 50,
+    scan_limit: int = 10_000,
+    timeout: float = 2.0,
+) -> list[AdRecord]:
+    """The records of the first page (:func:`records_page`): newest first by ``(submittedAt, id)``."""
+    page = await records_page(js, status=status, priority=priority, limit=limit, scan_limit=scan_limit,
+                              timeout=timeout)
+    return page.records

@@ -43,7 +43,7 @@ def one_red_line(result: subprocess.CompletedProcess[str], *fragments: str) -> s
     return lines[0]
 
 
-# --- bad input files: one line, and exit 1 for bad content, 2 for a file that cannot be read ----------
+# --- bad input files: one line, and exit 2 (bad input: README) for bad content as for a file that cannot be read --
 
 
 @pytest.mark.parametrize(
@@ -56,17 +56,17 @@ def one_red_line(result: subprocess.CompletedProcess[str], *fragments: str) -> s
     ],
     ids=["nan", "deep-100000", "deep-50", "binary"],
 )
-def test_submit_of_a_bad_file_is_one_line_and_exit_1(tmp_path: Path, content: str, fragment: str) -> None:
+def test_submit_of_a_bad_file_is_one_line_and_exit_2(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "ad.json"
     path.write_bytes(content.encode("latin-1"))
     result = gamead("submit", str(path), cwd=tmp_path)
-    assert result.returncode == exitcodes.ERROR
+    assert result.returncode == exitcodes.USAGE  # was 1; dlq import and top --replay said 2 (ops12a)
     one_red_line(result, "ad.json", fragment)
 
 
 def test_submit_of_dev_zero_reads_a_bounded_amount(tmp_path: Path) -> None:
     result = gamead("submit", "/dev/zero", cwd=tmp_path)
-    assert result.returncode == exitcodes.ERROR
+    assert result.returncode == exitcodes.USAGE
     one_red_line(result, "/dev/zero", "larger than 1024 KiB")
 
 

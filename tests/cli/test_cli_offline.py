@@ -83,13 +83,13 @@ def test_submit_invalid_json(runner: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"title": "x",\n  "genre": }', encoding="utf-8")
     result = runner.invoke(app, ["submit", str(bad)])
-    assert result.exit_code == exitcodes.ERROR
+    assert result.exit_code == exitcodes.USAGE  # bad input, as in dlq import and top --replay (was 1)
     assert_one_error_line(result, "bad.json:2:", "not valid JSON")
 
 
 def test_submit_invalid_json_on_stdin(runner: CliRunner) -> None:
     result = runner.invoke(app, ["submit", "-"], input="not json")
-    assert result.exit_code == exitcodes.ERROR
+    assert result.exit_code == exitcodes.USAGE
     assert_one_error_line(result, "stdin", "not valid JSON")
 
 
@@ -97,7 +97,7 @@ def test_submit_json_must_be_an_object(runner: CliRunner, tmp_path: Path) -> Non
     path = tmp_path / "list.json"
     path.write_text("[1, 2]", encoding="utf-8")
     result = runner.invoke(app, ["submit", str(path)])
-    assert result.exit_code == exitcodes.ERROR
+    assert result.exit_code == exitcodes.USAGE
     assert_one_error_line(result, "one JSON object")
 
 

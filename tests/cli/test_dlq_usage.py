@@ -24,7 +24,7 @@ CASES = [
     (["dlq", "import", "{latin1}"], ":1: not UTF-8 text"),
     (["dlq", "import", "{nested}"], "nested too deeply"),
     (["dlq", "import", "{array}"], ":1: not a JSON object"),
-    (["dlq", "import", "{missing}"], "cannot read"),
+    (["dlq", "import", "{missing}"], "does not exist"),
     (["dlq", "list", "--since", "99999999d"], "before the year 1"),
     (["dlq", "list", "--since", "2x"], "cannot read time '2x'"),
     (["dlq", "list", "--until", "yesterday"], "cannot read time 'yesterday'"),

@@ -77,7 +77,7 @@ def test_dlq_import_names_a_nan_line_and_exits_2(tmp_path: Path, closed_api_url:
     path.write_text(json.dumps({"adId": VALID_ID}) + '\n{"adId": "x", "priority": NaN}\n', encoding="utf-8")
     code, _, err = invoke("dlq", "import", str(path), "--api", closed_api_url)
     assert code == 2  # was: unexpected ValueError: Out of range float values are not JSON compliant, exit 1
-    assert "dead.jsonl:2: not a JSON line (NaN is not a JSON number" in one_red_line(err)
+    assert "dead.jsonl:2: not valid JSON (NaN is not a JSON number" in one_red_line(err)
 
 
 def test_dlq_import_names_a_50_mb_line_without_reading_it_whole(tmp_path: Path, closed_api_url: str) -> None:
@@ -102,8 +102,8 @@ def test_submit_ad_file_names_the_nan_line(tmp_path: Path) -> None:
     path = tmp_path / "ad.json"
     path.write_text('{"title": "x",\n "genre": "rpg",\n "duration": Infinity}\n', encoding="utf-8")
     code, _, err = invoke("submit", str(path))
-    assert code == 1
-    assert "ad.json:3: not valid JSON: Infinity is not a JSON number" in one_red_line(err)
+    assert code == 2  # bad input (README), as dlq import and top --replay say of theirs (was 1)
+    assert "ad.json:3: not valid JSON (Infinity is not a JSON number" in one_red_line(err)
 
 
 def test_submit_ndjson_names_each_rejected_line_first_20_then_a_count(tmp_path: Path, closed_api_url: str) -> None:

@@ -70,8 +70,8 @@ def test_submit_json_file_with_1e999_names_file_line(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
     path.write_text('{"title": "x",\n "duration": 1e999}\n', encoding="utf-8")
     code, _, err = invoke("submit", str(path))
-    assert code == 1  # as every ad file that is not JSON (README); was: unexpected ValueError
-    assert "x.json:2: not valid JSON: 1e999 overflows to infinity" in one_red_line(err)
+    assert code == 2  # as every input file that is not JSON (README); was: unexpected ValueError, then exit 1
+    assert "x.json:2: not valid JSON (1e999 overflows to infinity" in one_red_line(err)
 
 
 def test_dlq_import_with_1e999_is_exit_2_naming_file_line(tmp_path: Path, closed_api_url: str) -> None:
@@ -79,7 +79,7 @@ def test_dlq_import_with_1e999_is_exit_2_naming_file_line(tmp_path: Path, closed
     path.write_text('{"a":1e999}\n', encoding="utf-8")
     code, _, err = invoke("dlq", "import", str(path), "--api", closed_api_url)
     assert code == 2, err  # was: unexpected ValueError, exit 1
-    assert "f.jsonl:1: not a JSON line (1e999 overflows to infinity" in one_red_line(err)
+    assert "f.jsonl:1: not valid JSON (1e999 overflows to infinity" in one_red_line(err)
 
 
 def test_top_replay_of_1e999_is_refused_not_printed_as_infinity(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_top_replay_of_1e999_is_refused_not_printed_as_infinity(tmp_path: Path) 
     path.write_text('{"v":1,"at":1,"snapshot":{"stats":{"queue":{"depth":1e999}}}}\n', encoding="utf-8")
     code, out, err = invoke("top", "--replay", str(path), "--once", "-o", "json")
     assert code == 2 and out == ""  # was: exit 0 and "Infinity" on stdout (not JSON)
-    assert "f.jsonl: line 1 is not JSON: 1e999 overflows to infinity" in one_red_line(err)
+    assert "f.jsonl:1: not valid JSON (1e999 overflows to infinity" in one_red_line(err)
 
 
 # --- item 3: a recording of the wrong shapes; --record with --once ----------------------------------------
@@ -98,7 +98,7 @@ def test_top_replay_of_valid_json_of_other_shapes_is_exit_2(tmp_path: Path, outp
     path.write_text('{"v":1,"at":1,"snapshot":{"stats":{"queue":"x"}}}\n', encoding="utf-8")
     code, out, err = invoke("top", "--replay", str(path), "--once", "-o", output)
     assert code == 2 and out == ""  # was: unexpected AttributeError, exit 1
-    assert "f.jsonl is not a gamead top recording (line 1: AttributeError" in one_red_line(err)
+    assert "f.jsonl:1: not a gamead top recording (AttributeError" in one_red_line(err)
 
 
 def test_top_replay_names_the_line_of_the_wrong_shapes(tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_top_replay_names_the_line_of_the_wrong_shapes(tmp_path: Path) -> None:
                     encoding="utf-8")
     code, _, err = invoke("top", "--replay", str(path), "--once")
     assert code == 2
-    assert "f.jsonl is not a gamead top recording (line 2: AttributeError" in one_red_line(err)
+    assert "f.jsonl:2: not a gamead top recording (AttributeError" in one_red_line(err)
 
 
 def test_top_record_with_once_records_the_one_snapshot(tmp_path: Path, api_url: str) -> None:

@@ -151,8 +151,8 @@ def test_a_json_array_file_is_sent_as_a_batch_naming_each_id(url: str, tmp_path:
     assert as_json(url, "ads", "get", third)["priority"] == 1 and first == body["items"][0]["id"]
     bad = tmp_path / "bad.json"
     bad.write_text('[{"title": "x"}, 7]', encoding="utf-8")
-    refused = gamead(url, "submit", str(bad), code=1)
-    assert f"{bad}[1] is int, not an ad" in " ".join(refused.stderr.split())
+    refused = gamead(url, "submit", str(bad), code=2)  # bad input, as every input file (was 1; ops12a)
+    assert f"{bad}[1]: is int, not an ad" in " ".join(refused.stderr.split())
 
 
 # --- 4. every figure printed says what it is ------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_replay_without_once_and_without_a_terminal_says_to_add_once(tmp_path: P
 def test_a_missing_or_broken_replay_file_is_exit_2(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["top", "--replay", str(tmp_path / "nonexistent")])
     assert missing.exit_code == 2, missing.output  # was 5; the README's table: 2 for a missing input file
-    assert "No such file" in missing.stderr and "Traceback" not in missing.output
+    assert "nonexistent: does not exist" in missing.stderr and "Traceback" not in missing.output
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     broken = CliRunner().invoke(app, ["top", "--replay", str(empty), "--once"])
