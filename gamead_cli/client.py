@@ -22,7 +22,7 @@ import httpx
 
 from gamead_cli import retry
 from gamead_cli.output import took
-from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound, error_text
+from gamead_core.errors import ApiClientError, ApiUnreachable, NoAnswer, NotFound, error_text
 
 if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
@@ -55,6 +55,18 @@ def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
     else:
         cause = error_text(exc)
     return ApiUnreachable(f"cannot reach the gamead API at {url} ({cause}) — {HINT}")
+
+
+def _no_answer(url: str, exc: Exception, timeout: float) -> NoAnswer:
+    """The request went out and no answer came (read timeout, connection closed or reset while waiting)."""
+    if isinstance(exc, httpx.TimeoutException):
+        cause = f"no answer within {timeout:g}s"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        cause = f"connection closed without an answer: {exc}"
+    else:
+        cause = f"connection lost without an answer: {error_text(exc)}"
+    return NoAnswer(f"the gamead API at {url} got the request but gave no answer ({cause}): it may have been "
+                    "carried out — is the API overloaded or stopped? (--api / GAMEAD_API_URL names it)")
 
 
 def _field_errors(details: Any) -> str:
@@ -244,16 +256,19 @@ class ApiClient:
 
     # --- the one request path ----------------------------------------------------------------------
 
-    def send(self, method: str, path: str, *, whole_503_took_nothing: bool = False, **kw: Any) -> httpx.Response:
+    def send(self, method: str, path: str, *, whole_503_took_nothing: bool = False, keyed: bool = False,
+             **kw: Any) -> httpx.Response:
         """Send one request; return the successful response or raise the matching gamead error.
 
         A 429, a 503 or a connection error is sent again within ``retry_for`` seconds when that cannot do
         anything twice (:mod:`gamead_cli.retry`: GET and other idempotent methods, a POST with an
         ``Idempotency-Key``; any request refused by the rate limiter or never connected; with
         ``whole_503_took_nothing``, a route whose own 503 means it stored nothing, when the 503 carries gamead's
-        error body), honouring ``Retry-After``. A connection error before the API ever answered this client
+        error body), honouring ``Retry-After``; with ``keyed``, a body that keys everything it may create (every
+        ad of a batch has its ``idempotencyKey``). A connection error before the API ever answered this client
         fails at once (wrong URL, nothing running): waiting is for an API that was there and went away. Only
-        the last answer or error is raised."""
+        the last answer or error is raised: :class:`NoAnswer` when the request went out and no answer came
+        (it may have been carried out), :class:`ApiUnreachable` when it never reached the API."""
         deadline = time.monotonic() + self.retry_for
         headers = kw.get("headers")
         attempt = 0
@@ -267,13 +282,12 @@ class ApiClient:
                     continue
                 raise _unreachable(self.api_url, exc, self.timeout) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(method, headers)):
+                if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
+                        method, headers, keyed=keyed)):
                     continue
-                if isinstance(exc, httpx.RemoteProtocolError):
-                    raise ApiUnreachable(
-                        f"cannot reach the gamead API at {self.api_url} (connection closed: {exc}) — {HINT}"
-                    ) from exc
-                raise _unreachable(self.api_url, exc, self.timeout) from exc
+                if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
+                    raise _unreachable(self.api_url, exc, self.timeout) from exc
+                raise _no_answer(self.api_url, exc, self.timeout) from exc
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
                 raise ApiClientError(
                     f"invalid API URL {self.api_url!r}: {exc} — set --api or GAMEAD_API_URL"
@@ -284,7 +298,8 @@ class ApiClient:
             status = response.status_code
             took_nothing = whole_503_took_nothing and status == 503 and _from_gamead(response)
             if status in retry.RETRY_STATUSES and self._wait_to_retry(
-                    attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing),
+                    attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing,
+                                                       keyed=keyed),
                     retry.retry_after_seconds(response.headers.get("Retry-After"), time.time())):
                 continue
             break
@@ -371,8 +386,10 @@ class ApiClient:
     def submit_batch(self, ads: list[Mapping[str, Any]]) -> dict[str, Any]:
         """``POST /ads/batch`` → ``{"results": [202 body or {"error": …}, …], "accepted", "rejected"}``, one result
         per ad in order. An ad may carry ``idempotencyKey``. At most the API's ``api.batch_max`` ads."""
+        keyed = all(a.get("idempotencyKey") for a in ads)  # then a repeat queues nothing: it may be resent
         return self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]},
-                                              whole_503_took_nothing=True),  # routes_batch: "retry it as it is"
+                                              whole_503_took_nothing=True,  # routes_batch: "retry it as it is"
+                                              keyed=keyed),
                                  "POST /ads/batch")
 
     def get_ad(self, ad_id: str) -> dict[str, Any]:

@@ -24,7 +24,9 @@ TABLE: tuple[tuple[int, str], ...] = (
     (ERROR, "the request failed, or an unexpected error (the message says why; `--debug` shows the traceback)"),
     (USAGE, "bad usage: flags, arguments, or an input file that is missing, unreadable or not valid JSON/NDJSON "
             "(the one red line names the file and line)"),
-    (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API"),
+    (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API; or a request went out and "
+                  "no answer came (`got the request but gave no answer`: it may have been carried out, and a submit "
+                  "says how to find or settle its ad)"),
     (NOT_FOUND, "the ad (or DLQ entry) does not exist"),
     (CONFIG, "the configuration is invalid (config file or `GAMEAD_*` variable)"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),

@@ -403,9 +403,19 @@ def summary_view(summary: Mapping[str, Any]) -> RenderableType:
     else:
         grid.add_row("rejected", "0")
     if summary.get("maybeQueued"):
+        key, unknown = summary.get("idempotencyKey"), summary.get("maybeQueuedUnknown") or 0
+        if key:
+            settle = (f"to settle them, send the same command again with --idempotency-key {key}: an ad already "
+                      "queued answers as a duplicate, none is queued twice")
+        elif unknown:
+            known = summary["maybeQueued"] - unknown
+            settle = ("do not resend: their batches got no answer, so their ids are unknown: find them in `gamead ads "
+                      "list`" if not known else f"do not resend: {unknown} got no answer at all (ids unknown: find them "
+                      f"in `gamead ads list`), the other {known} ids are in -o json, maybeQueuedIds")
+        else:
+            settle = "look them up, do not resend: ids in -o json, maybeQueuedIds"
         grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time: they may still be analysed; "
-                                           "look them up, do not resend: ids in -o json, maybeQueuedIds)",
-                                           style="yellow"))
+                                           f"{settle})", style="yellow"))
     if summary.get("batchSize"):
         grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
     grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")

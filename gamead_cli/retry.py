@@ -6,8 +6,10 @@ A request is sent again only when that cannot do anything twice:
   made (refused, connect timeout): always, whatever the method;
 * an answer **503** (the queue is unavailable: a submit may or may not have been stored) or a connection lost
   after the request went out (read timeout, reset): only for an idempotent request, i.e. an idempotent method
-  of RFC 9110 §9.2.2 (GET, HEAD, OPTIONS, PUT, DELETE) or a POST carrying an ``Idempotency-Key``
-  (draft-ietf-httpapi-idempotency-key-header: the API answers a repeat with the first result);
+  of RFC 9110 §9.2.2 (GET, HEAD, OPTIONS, PUT, DELETE), a POST carrying an ``Idempotency-Key``
+  (draft-ietf-httpapi-idempotency-key-header: the API answers a repeat with the first result), or one whose
+  body keys everything it may create (``keyed``: a ``POST /ads/batch`` whose every ad has its
+  ``idempotencyKey``);
 * an answer **503** that the API itself gave to a whole ``POST /ads/batch`` (its error body, not a proxy's): the
   route answers so only when NATS took none of the ads ("retry it as it is",
   :mod:`gamead_core.api.routes_batch`; an ad that may be stored gets its own result in a 200 instead).
@@ -42,16 +44,18 @@ def idempotent(method: str, headers: Mapping[str, str] | None) -> bool:
 
 
 def may_retry(method: str, headers: Mapping[str, str] | None, *, status: int | None = None,
-              sent: bool = True, took_nothing: bool = False) -> bool:
+              sent: bool = True, took_nothing: bool = False, keyed: bool = False) -> bool:
     """Whether a request may be sent again after an answer ``status``, or (``status`` None) after a
     connection error; ``sent``: False if the connection was never made (nothing reached the API);
     ``took_nothing``: the answer is the API's own word that it stored nothing (a whole ``POST /ads/batch``
-    answered 503 with gamead's error body), so a 503 may be resent even without an ``Idempotency-Key``."""
+    answered 503 with gamead's error body), so a 503 may be resent even without an ``Idempotency-Key``;
+    ``keyed``: the body carries an idempotency key for everything it may create (a repeat creates nothing)."""
+    once = keyed or idempotent(method, headers)
     if status is None:
-        return not sent or idempotent(method, headers)
+        return not sent or once
     if status == 429:
         return True
-    return status in RETRY_STATUSES and (idempotent(method, headers) or (status == 503 and took_nothing))
+    return status in RETRY_STATUSES and (once or (status == 503 and took_nothing))
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:

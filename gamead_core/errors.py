@@ -30,6 +30,7 @@
     │   └── PermanentError       can never succeed: dead-lettered at once
     └── ApiClientError           a CLI-side failure talking to the gamead API
         └── ApiUnreachable       the API refused the connection or timed out
+            └── NoAnswer         the request went out and no answer came: it may have been carried out
 
 The HTTP layer maps each class to one status and one stable ``code`` (see ``gamead_core.api.errors``).
 A class with a ``client_message`` shows clients that text instead of ``message``: the message of an error about
@@ -241,6 +242,12 @@ class ApiUnreachable(ApiClientError):
     """The gamead API refused the connection or did not answer in time."""
 
     code = "api_unreachable"
+
+
+class NoAnswer(ApiUnreachable):
+    """The request went out but no answer came back (a read timeout, the connection closed or reset while
+    waiting): unlike a refused connection, the API may have carried it out — a submit may be queued. Resend
+    only what is idempotent (an ``Idempotency-Key``: draft-ietf-httpapi-idempotency-key-header)."""
 
 
 class ScalerError(GameadError):

@@ -22,7 +22,9 @@ is sent twice) and the rest go at that size. Each rejected ad is named on stderr
 message, field paths for validation_failed; the first 20, then "… and N more") and in -o json
 (rejections, rejectionsNotListed). An ad whose publish got no answer in time (503 queue_unavailable naming
 its id) is not rejected: it may still be analysed, so it is counted apart ("may be queued"; every id in -o json,
-maybeQueuedIds) to look up, not resend. Ctrl-C during --count prints what was sent so far.
+maybeQueuedIds) to look up, not resend; so is every ad of a batch that got no answer at all (ids unknown:
+maybeQueuedUnknown; with --idempotency-key, their keys in maybeQueuedKeys, and the same command with the same key
+settles them). Ctrl-C during --count prints what was sent so far.
 
 Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or a file missing or not JSON, 3 API
 unreachable, 6 an ad failed (--wait), 130 interrupted.
@@ -74,7 +76,7 @@ from gamead_cli.output import (
     stderr_console,
     summary_view,
 )
-from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
+from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
 
 TERMINAL = frozenset({"completed", "failed", "dead"})
 FAILED = frozenset({"failed", "dead"})
@@ -325,9 +327,18 @@ def submit_one(
 ) -> int:
     """Submit one ad, print the 202 answer (or, with ``wait``, the final record); return the exit code.
 
-    ``quiet`` prints the ad's id alone (for ``ID=$(gamead submit … -q)``).
+    ``quiet`` prints the ad's id alone (for ``ID=$(gamead submit … -q)``). Raises :class:`NoAnswer` saying what
+    to do when the request went out and no answer came (the ad may be queued: with a key, the client sent it
+    again first, :mod:`gamead_cli.retry`).
     """
-    accepted = client.submit(ad, idempotency_key)
+    try:
+        accepted = client.submit(ad, idempotency_key)
+    except NoAnswer as exc:
+        settle = (f"send the same command again with --idempotency-key {idempotency_key} (a repeat queues nothing "
+                  "and prints its id)" if idempotency_key else
+                  "look for it with `gamead ads list` before sending it again (or send it with --idempotency-key "
+                  "KEY, which a repeat cannot queue twice)")
+        raise NoAnswer(f"{exc.message}; the ad may be queued: {settle}") from exc
     if not wait:
         if quiet:
             print(accepted["id"], flush=True)
@@ -464,6 +475,11 @@ def send_many(
     Returns the summary so far and the ids of newly accepted ads (in input order). If the API cannot be reached before any ad was
     accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the requests in flight finish,
     and returns the summary of what was sent with ``interrupted: true``.
+
+    A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
+    but counted as "may be queued" (``maybeQueuedUnknown``: their ids never came back; with ``idempotency_key``,
+    whose ``KEY-N`` per ad, N its input index, lets the client send the batch again first, :mod:`gamead_cli.retry`,
+    their keys in ``maybeQueuedKeys``: the same command with the same key settles them, queueing nothing twice).
     """
     lock = threading.Lock()
     stop = threading.Event()
@@ -471,6 +487,7 @@ def send_many(
     rejected: Counter[str] = Counter()
     listed: dict[int, dict[str, str]] = {}  #: input index → rejection (listed in input order at the end)
     unsure: list[str] = []  #: ids of ads whose publish got no answer (the API's details.adId)
+    unknown: list[int] = []  #: input indexes of ads whose batch got no answer (ids unknown)
     counts = {"accepted": 0, "duplicates": 0, "split": 0}
     fatal: list[ApiUnreachable] = []
     sent = 0
@@ -490,9 +507,11 @@ def send_many(
         if keep_items:
             items[index] = {"where": where, "outcome": "rejected", "code": code, "message": message}
 
-    def done(index: int, where: str, outcome: str, ad_id: str) -> None:  # under the lock
+    def done(index: int, where: str, outcome: str, ad_id: str | None) -> None:  # under the lock
         if keep_items:
             items[index] = {"where": where, "outcome": outcome, "id": ad_id}
+            if ad_id is None and idempotency_key:
+                items[index]["idempotencyKey"] = f"{idempotency_key}-{index}"
 
     def labelled(index: int, item: Any) -> tuple[str, Any]:
         return (item.where, item.ad) if isinstance(item, Labeled) else (f"ad {index + 1}", item)
@@ -528,7 +547,8 @@ def send_many(
                 if isinstance(exc, ApiUnreachable):
                     with lock:
                         if counts["accepted"] + counts["duplicates"] == 0:
-                            fatal.append(exc)
+                            if not isinstance(exc, NoAnswer):  # one that got no answer may be queued: counted
+                                fatal.append(exc)
                             stop.set()
                 return [(i, where, exc) for i, where, _ in good]
             except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
@@ -545,7 +565,10 @@ def send_many(
                     reject(i, where, err.code, err.message)
                 for i, where, body in answers:
                     error = body.get("error") if isinstance(body, dict) else None
-                    if isinstance(body, GameadError):
+                    if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
+                        unknown.append(i)
+                        done(i, where, "maybeQueued", None)
+                    elif isinstance(body, GameadError):
                         reject(i, where, body.code, body.message)
                     elif (maybe := maybe_queued_id(error)) is not None:
                         unsure.append(maybe)  # its publish got no answer: it may still be analysed
@@ -562,7 +585,7 @@ def send_many(
                         order[i] = str(body["id"])
                         done(i, where, "accepted", str(body["id"]))
                 info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
-                        + (f", {len(unsure)} may still be queued" if unsure else ""))
+                        + (f", {len(unsure) + len(unknown)} may still be queued" if unsure or unknown else ""))
             progress.update(task, advance=len(chunk), info=info)
 
         start = time.monotonic()
@@ -592,7 +615,7 @@ def send_many(
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
                 future.result()
 
-    if fatal and counts["accepted"] + counts["duplicates"] == 0:
+    if fatal and counts["accepted"] + counts["duplicates"] == 0 and not unknown:
         raise fatal[0]
     ids = [order[i] for i in sorted(order)]  # input order: the batches answer in any order
     summary: dict[str, Any] = {
@@ -607,10 +630,15 @@ def send_many(
         # the first REJECTIONS_LISTED rejected ads (as answered), in input order: where, code, message
         "rejections": [listed[i] for i in sorted(listed)],
         "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
-        # neither accepted nor rejected: their publish got no answer in time, so they may still be analysed;
-        # every id, to look up (gamead ads get) rather than send again
-        "maybeQueued": len(unsure),
+        # neither accepted nor rejected: their publish (or their whole batch) got no answer in time, so they may
+        # still be analysed; every id, to look up (gamead ads get), and the keys of those whose id never came back
+        "maybeQueued": len(unsure) + len(unknown),
         "maybeQueuedIds": unsure,
+        # of those, the ones whose whole batch got no answer: ids unknown (found in `gamead ads list`); with
+        # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
+        "maybeQueuedUnknown": len(unknown),
+        "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown)] if idempotency_key else [],
+        "idempotencyKey": idempotency_key,
     }
     if keep_items:
         summary["acceptedIds"] = ids

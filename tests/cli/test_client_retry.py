@@ -17,7 +17,7 @@ from gamead_cli import retry
 from gamead_cli.client import ApiClient
 from gamead_cli.commands.submit import send_many
 from gamead_core.config import ClientSettings
-from gamead_core.errors import ApiClientError, ApiUnreachable
+from gamead_core.errors import ApiClientError, ApiUnreachable, NoAnswer
 
 ACCEPTED = {"id": "a1", "status": "queued", "priority": 3, "duplicate": False}
 BUSY = {"error": {"code": "queue_unavailable", "message": "retry later", "details": None}}
@@ -78,6 +78,41 @@ def test_a_whole_batch_answered_503_by_the_api_is_sent_again() -> None:
     transport, seen = scripted(503, 503)
     answer = client(transport).submit_batch([{"title": "t"}, {"title": "u"}])
     assert answer["accepted"] == 2 and len(seen) == 3
+
+
+def _answer_lost_once(lost_at: int) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """Batches answered, but for request number ``lost_at`` (1-based): it went out and its answer never came."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == lost_at:
+            raise httpx.ReadTimeout("timed out", request=request)
+        ads = json.loads(request.content)["ads"]
+        return httpx.Response(200, json={"results": [{**ACCEPTED, "id": f"a{len(seen)}-{i}"} for i in range(len(ads))],
+                                         "accepted": len(ads), "rejected": 0})
+
+    return httpx.MockTransport(handler), seen
+
+
+def test_a_batch_whose_every_ad_is_keyed_is_resent_when_its_answer_is_lost() -> None:
+    """Keyed, a repeat queues nothing (the API answers the first ads, duplicate): safe to send again."""
+    transport, seen = _answer_lost_once(2)
+    c = client(transport)
+    keyed = [{"title": "t", "idempotencyKey": "run-0"}, {"title": "u", "idempotencyKey": "run-1"}]
+    c.submit_batch(keyed)
+    assert c.submit_batch(keyed)["accepted"] == 2 and len(seen) == 3 and c.retried == 1
+
+
+def test_a_batch_without_keys_whose_answer_is_lost_is_not_resent_and_may_have_been_queued() -> None:
+    """Reviewer A12: an API that took a batch and answered nothing in time (frozen) queued it later; the error says
+    so (NoAnswer), where a refused connection says the API could not be reached."""
+    transport, seen = _answer_lost_once(2)
+    c = client(transport)
+    c.submit_batch([{"title": "t"}])
+    with pytest.raises(NoAnswer, match="got the request but gave no answer .*: it may have been carried out"):
+        c.submit_batch([{"title": "t"}, {"title": "u", "idempotencyKey": "k"}])  # one ad without a key: not resent
+    assert len(seen) == 2
 
 
 def test_a_batch_503_not_from_the_api_is_not_sent_again() -> None:
