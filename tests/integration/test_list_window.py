@@ -26,6 +26,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import AdStore
+from tests.cluster import NatsCluster, fresh_cluster
 from tests.support import SAMPLE_AD, clean_env, gamead_argv, start_api
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -135,3 +136,25 @@ def test_get_ads_and_ads_list_say_how_much_was_scanned(fresh_nats: Callable[[], 
         assert (as_json["scanned"], as_json["complete"]) == (100, False)
     finally:
         api.stop(timeout=10)
+
+
+def test_the_window_is_found_on_an_r3_bucket_of_a_cluster(nats_cluster: NatsCluster) -> None:
+    """The same on a three-node cluster, the bucket R3 (its probe consumers are R1, in memory): a scan of 10
+    reads exactly the 10 ads written last."""
+    cluster = fresh_cluster(nats_cluster)
+
+    async def run() -> None:
+        nc = await nats.connect(cluster.servers)
+        try:
+            js = nc.jetstream(timeout=5)
+            await ensure_topology(js, GameadSettings(queue={"replicas": 3}))
+            store = await AdStore.open(nc, js)
+            ids = await _write_thrice(store, 30)
+            whole = await store.page(limit=500, scan_limit=100)
+            assert (whole.scanned, whole.complete, [r.id for r in whole.records]) == (30, True, ids[::-1])
+            window = await store.page(limit=500, scan_limit=10)
+            assert (window.scanned, window.complete, [r.id for r in window.records]) == (10, False, ids[-10:][::-1])
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
