@@ -31,8 +31,8 @@ class AdPage(_Doc):
     next_cursor: str | None = Field(None, description="Pass as `cursor` (same filters) for the next page, older "
                                                       "ads; null on the last page.")
     scanned: int = Field(description="Records this request read: the newest, at most `api.list_scan_limit`.")
-    complete: bool = Field(description="False when older records were not read (`api.list_scan_limit`) or the "
-                                       "read stopped early: an ad missing here may still exist.")
+    complete: bool = Field(description="False when older records were not read (`api.list_scan_limit`): an ad "
+                                       "missing here may still exist.")
 
 
 class DlqPage(_Doc):

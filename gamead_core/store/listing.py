@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import time
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from gamead_core import names
+from gamead_core.errors import QueueUnavailable
 from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
 from gamead_core.models import AdRecord, AdStatus
 from gamead_core.queue.scan import read_stream
@@ -69,7 +71,7 @@ class RecordsPage:
     """One page: ``records`` newest first; ``next_cursor`` (None on the last page) reads on; ``total``: records
     matching the filters in the scanned window, every page's (the cursor aside); ``scanned``: the messages read
     (the newest ones: at most ``scan_limit``); ``complete``: they were all the bucket held (False: older records
-    were not read, or the read stopped early, ``timeout`` seconds without a message)."""
+    were not read)."""
 
     records: list[AdRecord]
     next_cursor: str | None
@@ -90,14 +92,16 @@ async def records_page(
 ) -> RecordsPage:
     """The page of records matching ``status`` and ``priority``, at most ``limit``, strictly older than the
     cursor ``before`` (None: the newest), among the newest ``scan_limit`` records (bucket messages), ordered as
-    the module docstring says; with how many were read and whether that was all of them. Stops early after
-    ``timeout`` seconds without a message. Raises ``ValueError`` for a bad cursor and the gamead error of a
-    failed read (``read_stream``'s NATS boundary)."""
+    the module docstring says; with how many were read and whether that was all of them. Raises ``ValueError``
+    for a bad cursor, :class:`QueueUnavailable` when the read stalls (``timeout`` seconds without a message
+    before the window's end: a page of part of the window would be listed as the newest records), and the gamead
+    error of a failed read (``read_stream``'s NATS boundary)."""
     after_key = parse_cursor(before) if before is not None else None
     wanted = f'"{status.value}"'.encode() if status is not None else None
     newest: list[tuple[Key, AdRecord]] = []  # a min-heap of the ``limit + 1`` newest (one more: is there more?)
     seen = total = 0
     reached = False
+    heard = time.monotonic()  # when the read last got a message (or began)
     window = await newest_window(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), max(1, scan_limit))
     async with aclosing(read_stream(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
                                     start_seq=window.start, timeout=timeout)) as reads:
@@ -107,6 +111,7 @@ async def records_page(
                 reached = True
                 break  # written after the window was measured: the next listing sees it
             seen += 1
+            heard = time.monotonic()
             reached = meta.sequence.stream == window.last or meta.num_pending == 0
             if seen % SCAN_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -121,11 +126,14 @@ async def records_page(
                 heapq.heappush(newest, (key, record))
             elif key > newest[0][0]:
                 heapq.heapreplace(newest, (key, record))
+    if not reached and time.monotonic() - heard >= timeout:  # (not a stream emptied meanwhile: that ends at once)
+        raise QueueUnavailable(f"the ad records stopped coming: {seen} of about {window.messages} read, then "
+                               f"{timeout:g} s without one")
     ordered = sorted(newest, key=lambda entry: entry[0], reverse=True)
     more = len(ordered) > limit
     page = ordered[:limit]
     return RecordsPage([record for _, record in page], cursor_of(page[-1][0]) if more else None, total,
-                       scanned=seen, complete=window.whole and (reached or not window.messages))
+                       scanned=seen, complete=window.whole)
 
 
 def _matching(msg: Msg, wanted: bytes | None, status: AdStatus | None, priority: int | None) -> AdRecord | None:
