@@ -15,9 +15,10 @@ an ad (a status change rewrites the record, not its submission time), and the id
 submitted in the same microsecond, so the order is total and fixed. A page's cursor is the key of its last
 record, written ``<submittedAt in µs since the epoch>-<id>``; the next page is the records strictly older than
 it. An ad submitted after the first page is newer than every cursor, so it never shows up on a later page, and
-none is skipped or repeated. What a page cannot see: a record written before the last ``scan_limit`` records
-(the window slides as ads are written), and one whose status moved into or out of the ``status`` filter between
-pages (it is listed or not by its status when its page is read).
+none is skipped or repeated. What a page cannot see: a record older than the newest ``scan_limit`` records
+(the window slides as ads are written), one whose status moved into or out of the ``status`` filter between
+pages (it is listed or not by its status when its page is read), and one rewritten while its page is read from
+a place not yet read (its new revision lies past the window; an ad is never listed twice).
 """
 
 from __future__ import annotations
