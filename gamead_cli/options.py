@@ -44,8 +44,18 @@ ApiOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def confirm(question: str, yes: bool) -> None:
-    """Ask ``question`` on the terminal (default no) unless ``--yes`` was given.
+def api_named(url: str) -> str:
+    """``API http://127.0.0.1:8080``: the API a command talks to, as every confirmation prompt and ``gamead
+    doctor``'s header name it (a password in the URL shown as ``***``), so a ``GAMEAD_API_URL`` pointing at the
+    wrong stack shows on screen before anything is done. Pure."""
+    from gamead_core.redact import redact_url
+
+    return f"API {redact_url(url)}"
+
+
+def confirm(question: str, yes: bool, *, api: str) -> None:
+    """Ask ``question`` on the terminal (default no) unless ``--yes`` was given, after the API it acts on
+    (``api``: its URL; ``API http://127.0.0.1:8080 · Purge 3 dead-lettered ad(s)? …``, :func:`api_named`).
 
     Raises ``typer.BadParameter`` (bad usage, exit 2: the README's table) without ``--yes`` when stdin is no
     terminal (a script must say it), and ``typer.Exit(1)`` when the operator answers no.
@@ -53,6 +63,8 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     import sys
+
+    question = f"{api_named(api)} · {question}"
 
     from gamead_cli import exitcodes
 

@@ -214,15 +214,30 @@ def ads_table(records: Iterable[Mapping[str, Any]]) -> RenderableType:
 def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None) -> RenderableType:
     """The answer of ``GET /ads``: a table, then how many are shown of how many match and whether more exist
     (:func:`next_page_command` says how to read them). ``no ads`` (``no ads match --status dead``, with the
-    ``flags`` given: ``{"--status": "dead"}``, ``None`` values left out) when there is none."""
+    ``flags`` given: ``{"--status": "dead"}``, ``None`` values left out) when there is none. When the API's scan
+    did not read every record (``complete`` false), both say it: ``among the newest 100 records
+    (api.list_scan_limit)``, 100 being ``scanned``."""
     items = body.get("items") or []
+    among = scan_note(body)
     if not items:
-        return empty_text("no ads", flags, "of the newest api.list_scan_limit records")
+        text = empty_text("no ads", flags)
+        if among:
+            text.append(f" {among}", style="dim")
+        return text
     count, total = body.get("count", len(items)), body.get("total")
-    line = Text(f"{count} shown" + (f" of {total}" if total is not None else "") + ", newest first", style="dim")
+    line = Text(f"{count} shown" + (f" of {total}" if total is not None else "") + (f" {among}" if among else "")
+                + ", newest first", style="dim")
     if body.get("nextCursor"):
         line.append(" · more exist; the next page:", style="dim")
     return Group(ads_table(items), line)
+
+
+def scan_note(body: Mapping[str, Any]) -> str:
+    """``among the newest 100 records (api.list_scan_limit)`` when a ``GET /ads`` answer's scan stopped short of
+    the bucket (``complete`` false; 100: its ``scanned``), else ``""`` (every record was read). Pure."""
+    if body.get("complete", True):
+        return ""
+    return f"among the newest {body.get('scanned', 'api.list_scan_limit')} records (api.list_scan_limit)"
 
 
 def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",

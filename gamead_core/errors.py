@@ -192,6 +192,14 @@ class IdempotencyKeyReused(GameadError):
 
     code = "idempotency_key_reused"
 
+    @classmethod
+    def of(cls, key: str, ad_id: str) -> IdempotencyKeyReused:
+        """The error for ``key`` (as the client wrote it: a header's is shown decoded as UTF-8, never its
+        latin-1 reading), first used for the ad ``ad_id``."""
+        return cls(f"Idempotency-Key {key!r} was used for ad {ad_id} with a different body; use a new key for a "
+                   "new ad, or resend exactly the first body to get the first ad back",
+                   details={"idempotencyKey": key, "adId": ad_id})
+
 
 class TaskError(GameadError):
     """An analysis attempt failed. Unknown exceptions raised by an analysis count as retryable."""

@@ -336,9 +336,5 @@ def not_stored(exc: GameadError) -> bool:
 def _repeat(first: AdRecord, fingerprint: str, key: str) -> Accepted:
     """The answer to a repeated key: the first ad if this is the same ad, else :class:`IdempotencyKeyReused`."""
     if first.idempotency_fingerprint is not None and first.idempotency_fingerprint != fingerprint:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was used for ad {first.id} with a different body; use a new key for a "
-            "new ad, or resend exactly the first body to get the first ad back",
-            details={"idempotencyKey": key, "adId": first.id},
-        )
+        raise IdempotencyKeyReused.of(key, first.id)
     return Accepted(first, duplicate=True)

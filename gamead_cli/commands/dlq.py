@@ -343,10 +343,31 @@ def _preview(client: ApiClient, path: str, selection: dict[str, Any]) -> dict[st
 
 
 def _would(preview: dict[str, Any], verb: str) -> Any:
+    """A dry run's answer: ``28 entries would be purged`` (``at least`` when the count stopped early)."""
     n = preview["matched"]
     at_least = "" if preview.get("complete", True) else "at least "
-    missing = f" ({preview['notInDlq']} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
-    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{missing}")
+    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{_not_in_dlq(preview)}")
+
+
+def _none_matched(preview: dict[str, Any], verb: str) -> Any:
+    """A real replay's or purge's answer when its count found nothing: ``no entries matched: nothing purged``
+    (never the dry run's wording: nothing was asked, nothing was done)."""
+    return plain(f"no entries matched: nothing {verb}{_not_in_dlq(preview)}")
+
+
+def _not_in_dlq(preview: dict[str, Any]) -> str:
+    return f" ({preview['notInDlq']} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
+
+
+def _nothing_to_do(preview: dict[str, Any]) -> bool:
+    """The count found no entry and read the whole DLQ (a count that stopped early proves nothing: the job reads
+    it all)."""
+    return preview["matched"] == 0 and bool(preview.get("complete", True))
+
+
+def _how_many(preview: dict[str, Any]) -> str:
+    """``28`` or, after a count that stopped early, ``at least 28``."""
+    return f"{'' if preview.get('complete', True) else 'at least '}{preview['matched']}"
 
 
 @app.command("replay")
@@ -376,10 +397,13 @@ def replay(
         body["stopOnFailureRate"] = stop_on_failure_rate
     with api_client(config, api) as client:
         preview = _preview(client, "/v1/dlq/replay", selection)
-        if dry_run or preview["matched"] == 0:
+        if dry_run:
             emit(preview, output, lambda p: _would(p, "replayed"))
             return
-        confirm(f"Replay {preview['matched']} dead-lettered ad(s)?", yes)
+        if _nothing_to_do(preview):
+            emit(preview, output, lambda p: _none_matched(p, "replayed"))
+            return
+        confirm(f"Replay {_how_many(preview)} dead-lettered ad(s)?", yes, api=client.api_url)
         _run_job(client, "/v1/dlq/replay", body, output, detach)
 
 
@@ -400,10 +424,13 @@ def purge(
     selection = _selection(ids, everything, _filter(error_class, message, priority, since, until))
     with api_client(config, api) as client:
         preview = _preview(client, "/v1/dlq/purge", selection)
-        if dry_run or preview["matched"] == 0:
+        if dry_run:
             emit(preview, output, lambda p: _would(p, "purged"))
             return
-        confirm(f"Purge {preview['matched']} dead-lettered ad(s)? This cannot be undone", yes)
+        if _nothing_to_do(preview):
+            emit(preview, output, lambda p: _none_matched(p, "purged"))
+            return
+        confirm(f"Purge {_how_many(preview)} dead-lettered ad(s)? This cannot be undone", yes, api=client.api_url)
         _run_job(client, "/v1/dlq/purge", {**selection, "confirm": True}, output, detach)
 
 

@@ -16,6 +16,7 @@ interrupted), after asking (or --yes), then checks again. Needs an operator toke
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -24,7 +25,17 @@ from rich.text import Text
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, YesOpt, api_client, bounded_float, confirm
+from gamead_cli.options import (
+    ApiOpt,
+    ConfigOpt,
+    OutputFormat,
+    OutputOpt,
+    YesOpt,
+    api_client,
+    api_named,
+    bounded_float,
+    confirm,
+)
 from gamead_cli.output import emit, note_line, plain, stderr_console, took
 from gamead_core.errors import GameadError
 
@@ -65,14 +76,15 @@ def _streams(listed: Any) -> str:
     return f"{len(listed)} work streams ({', '.join(str(n) for n in listed)})"
 
 
-def report_view(report: dict[str, Any], *, title: str = "gamead doctor") -> RenderableType:
-    """The report for people: a block per kind of problem (what, how many, which, what --repair does), the
-    notes, what was read, and the verdict. Ids wrap, never truncate."""
+def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: str | None = None) -> RenderableType:
+    """The report for people: a header naming the API it came from (``api``: its URL, :func:`api_named`), a
+    block per kind of problem (what, how many, which, what --repair does), the notes, what was read, and the
+    verdict. Ids wrap, never truncate."""
     findings = report.get("findings") or []
     elapsed = float(report.get("elapsedSeconds") or 0)
     twice = f" (each finding seen twice, {report.get('settleSeconds', 0):g} s apart)" if findings else ""
     parts: list[RenderableType] = [Text(
-        f"{title} · checked {str(report.get('checkedAt', ''))[:19].replace('T', ' ')} UTC in {took(elapsed)}{twice}",
+        f"{title}{f' · {api_named(api)}' if api else ''} · checked {str(report.get('checkedAt', ''))[:19].replace('T', ' ')} UTC in {took(elapsed)}{twice}",
         style="bold")]
     for f in findings:
         block = Text()
@@ -169,10 +181,10 @@ def doctor(
     with api_client(config, api) as client:
         before = _check(client, settle, sample)
         if not repair:
-            emit(before, output, report_view)
+            emit(before, output, partial(report_view, api=client.api_url))
             raise typer.Exit(exitcodes.OK if before.get("ok") else exitcodes.ERROR)
         if output != OutputFormat.json:
-            emit(before, output, report_view)
+            emit(before, output, partial(report_view, api=client.api_url))
         fixable = _repairable(before)
         if not fixable:
             if output == OutputFormat.json:
@@ -180,7 +192,7 @@ def doctor(
             else:
                 note_line("nothing --repair can fix" + ("" if before.get("ok") else " (see the reasons above)"))
             raise typer.Exit(exitcodes.OK if before.get("ok") else exitcodes.ERROR)
-        confirm(f"Repair {fixable} problem(s) as listed above?", yes)
+        confirm(f"Repair {fixable} problem(s) as listed above?", yes, api=client.api_url)
         job = client.request("POST", "/v1/doctor/repair")
         if detach:
             emit(job, output, lambda j: plain(f"repair job {j['id']} started: gamead dlq jobs {j['id']} --follow"
@@ -199,5 +211,5 @@ def doctor(
         if output == OutputFormat.json:
             emit({"before": before, "job": final, "after": after}, output)
         else:
-            emit(after, output, lambda r: report_view(r, title="after the repair"))
+            emit(after, output, lambda r: report_view(r, title="after the repair", api=client.api_url))
     raise typer.Exit(exitcodes.OK if after.get("ok") and final.get("state") == "succeeded" else exitcodes.ERROR)

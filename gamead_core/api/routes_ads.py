@@ -14,7 +14,7 @@ from gamead_core.api.errors import DuplicateHeader, ValidationFailed
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
-from gamead_core.errors import NotFound
+from gamead_core.errors import IdempotencyKeyReused, NotFound
 from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, is_ad_id
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
 
@@ -49,6 +49,13 @@ def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None if found is None else found.decode("latin-1")
 
 
+def key_as_sent(key: str) -> str:
+    """A header's key for messages: its bytes (``key`` is their latin-1 reading, which keeps them all) decoded as
+    UTF-8, an invalid byte shown as U+FFFD (``ключ😀``, not the latin-1 reading ``ÐºÐ»Ñ…``). The key's identity
+    stays its bytes (:func:`gamead_core.intake.keyed_ad_id`). Pure."""
+    return key.encode("latin-1").decode("utf-8", "replace")
+
+
 async def submit(request: Request) -> Response:
     """The submit path, as a plain Starlette endpoint: the hot path skips FastAPI's dependency solving
     (about half of the API's CPU per request, measured with py-spy). It is mounted ahead of the router;
@@ -63,7 +70,10 @@ async def submit(request: Request) -> Response:
         accepted = await _link(request).intake.submit(ad)
     else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)
         principal = request.scope.get("state", {}).get("principal", ANONYMOUS)
-        accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope)
+        try:
+            accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope)
+        except IdempotencyKeyReused as exc:  # say the key as sent, not its latin-1 reading
+            raise IdempotencyKeyReused.of(key_as_sent(idempotency_key), exc.details["adId"]) from None
     rec = accepted.record
     payload = {
         "id": rec.id,
@@ -130,11 +140,13 @@ async def list_ads(
     """Ads ordered by (`submittedAt`, `id`), newest first, a page at a time: pass a page's `nextCursor` as
     `cursor` (with the same filters) for the next; `nextCursor` is null on the last page. The cursor is the last
     ad's key, so an ad submitted meanwhile never appears on a later page and none is skipped or repeated
-    (`gamead_core.store.listing`). A cursor that is not one is 422 `validation_failed`."""
+    (`gamead_core.store.listing`). A cursor that is not one is 422 `validation_failed`. The scan reads the
+    newest `api.list_scan_limit` records: `scanned` says how many it read, `complete` whether that was all."""
     settings = request.app.state.settings
     async with request.app.state.scans.slot():  # 503 list_busy past api.list_scans (gamead_core.api.scan_gate)
         page = await _link(request).store.page(
             status=status, priority=priority, limit=limit, before=cursor, scan_limit=settings.api.list_scan_limit
         )
     items = [r.model_dump(mode="json", exclude_none=True) for r in page.records]
-    return _json({"items": items, "count": len(items), "total": page.total, "nextCursor": page.next_cursor})
+    return _json({"items": items, "count": len(items), "total": page.total, "nextCursor": page.next_cursor,
+                  "scanned": page.scanned, "complete": page.complete})

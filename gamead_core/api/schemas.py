@@ -26,10 +26,13 @@ class AdPage(_Doc):
 
     items: list[AdRecord]
     count: int = Field(description="Items in this page.")
-    total: int = Field(description="Ads matching the filters among the last `api.list_scan_limit` records written, "
-                                   "every page's.")
+    total: int = Field(description="Ads matching the filters among the records scanned (the newest "
+                                   "`api.list_scan_limit`), every page's.")
     next_cursor: str | None = Field(None, description="Pass as `cursor` (same filters) for the next page, older "
                                                       "ads; null on the last page.")
+    scanned: int = Field(description="Records this request read: the newest, at most `api.list_scan_limit`.")
+    complete: bool = Field(description="False when older records were not read (`api.list_scan_limit`): an ad "
+                                       "missing here may still exist.")
 
 
 class DlqPage(_Doc):

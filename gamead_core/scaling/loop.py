@@ -212,7 +212,7 @@ class Autoscaler:
         try:
             sample = await self._observe()
         except Exception as exc:  # noqa: BLE001
-            return await self._failed(wall, None, f"cannot observe the queue: {error_text(exc)}")
+            return await self._failed(wall, None, "cannot observe the queue", exc)
         reading, rates = sample.reading, dict(self.sampler.rates)
         workers = reading.workers
         if isinstance(self.backend, NoneScaler) and workers is not None:
@@ -221,7 +221,7 @@ class Autoscaler:
         try:
             current = await self.backend.current_replicas_async()
         except Exception as exc:  # noqa: BLE001
-            return await self._failed(wall, None, f"cannot read the replica count: {error_text(exc)}", observed)
+            return await self._failed(wall, None, "cannot read the replica count", exc, observed)
 
         prefix = ""
         if self._expected is not None and current != self._expected and not isinstance(self.backend, NoneScaler):
@@ -283,12 +283,16 @@ class Autoscaler:
         self._unreadable = unreadable
         return sample
 
-    async def _failed(self, wall: float, current: int | None, message: str,
+    async def _failed(self, wall: float, current: int | None, what: str, exc: BaseException,
                       observed: dict[str, Any] | None = None) -> float:
+        """Record a tick that could not decide: ``what`` failed (the entry's ``reason``) because of ``exc`` (its
+        ``error``, :func:`error_text`), each said once: a status line shows ``reason: error``, so a reason that
+        held the error too read it twice. Returns the seconds until the next try (the back-off)."""
         self._failures += 1
         delay = retry_delay(self._failures)
-        log.warning("autoscaler: %s (attempt %d, retrying in %.1fs)", message, self._failures, delay)
-        entry = decision_entry(wall, current, None, message, False, message, False, self.node_id)
+        error = error_text(exc)
+        log.warning("autoscaler: %s: %s (attempt %d, retrying in %.1fs)", what, error, self._failures, delay)
+        entry = decision_entry(wall, current, None, what, False, error, False, self.node_id)
         await self._record(entry, observed, None, current, delay)
         return delay
 

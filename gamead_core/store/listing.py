@@ -1,35 +1,44 @@
 """The newest ad records, filtered, a page at a time, from the tail of the records' bucket stream (``GET /ads``).
 
-The bucket keeps one revision per key, so every message in its stream is a current record: reading the tail of
-the stream in order is a scan of the most recently written ads. A reviewer's 40 filtered lists at once took an
-API from 87 to 433 MB RSS: memory is now ``limit`` records whatever ``scan_limit`` is (a heap of the newest), a
-record whose bytes cannot hold the wanted status (its value as a JSON string) is skipped undecoded, and the loop
-yields every :data:`SCAN_YIELD_EVERY` messages so a long scan does not hold up other requests. How many scans
-run at once is the API's (:mod:`gamead_core.api.scan_gate`).
+The bucket keeps one revision per key, so every message in its stream is a current record (or the marker of a
+deleted one): reading the newest ``scan_limit`` messages in order is a scan of the ``scan_limit`` most recently
+written ads. Its sequences are sparse (each rewrite frees the older one), so the window is found by count, not
+by sequence (:func:`gamead_core.store.window.newest_window`). A page says how many records it read
+(``scanned``) and whether that was every record of the bucket (``complete``). A reviewer's 40 filtered lists
+at once took an API from 87 to 433 MB RSS: memory is now ``limit`` records whatever ``scan_limit`` is (a heap
+of the newest), a record whose bytes cannot hold the wanted status (its value as a JSON string) is skipped
+undecoded, and the loop yields every :data:`SCAN_YIELD_EVERY` messages so a long scan does not hold up other
+requests. How many scans run at once is the API's (:mod:`gamead_core.api.scan_gate`).
 
 Paging (a keyset cursor): records are ordered by ``(submittedAt, id)``, newest first. Neither ever changes for
 an ad (a status change rewrites the record, not its submission time), and the id breaks ties between ads
 submitted in the same microsecond, so the order is total and fixed. A page's cursor is the key of its last
 record, written ``<submittedAt in µs since the epoch>-<id>``; the next page is the records strictly older than
 it. An ad submitted after the first page is newer than every cursor, so it never shows up on a later page, and
-none is skipped or repeated. What a page cannot see: a record written before the last ``scan_limit`` records
-(the window slides as ads are written), and one whose status moved into or out of the ``status`` filter between
-pages (it is listed or not by its status when its page is read).
+none is skipped or repeated. What a page cannot see: a record older than the newest ``scan_limit`` records
+(the window slides as ads are written), one whose status moved into or out of the ``status`` filter between
+pages (it is listed or not by its status when its page is read), and one rewritten while its page is read from
+a place not yet read (its new revision lies past the window; an ad is never listed twice).
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import time
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from gamead_core import names
+from gamead_core.errors import QueueUnavailable
 from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
 from gamead_core.models import AdRecord, AdStatus
 from gamead_core.queue.scan import read_stream
+from gamead_core.store.window import newest_window
 
 SCAN_YIELD_EVERY = 128  #: a record scan lets other tasks run after this many messages
 
@@ -61,11 +70,15 @@ def parse_cursor(cursor: str) -> Key:
 @dataclass(frozen=True, slots=True)
 class RecordsPage:
     """One page: ``records`` newest first; ``next_cursor`` (None on the last page) reads on; ``total``: records
-    matching the filters in the scanned window, every page's (the cursor aside)."""
+    matching the filters in the scanned window, every page's (the cursor aside); ``scanned``: the messages read
+    (the newest ones: at most ``scan_limit``); ``complete``: they were all the bucket held (False: older records
+    were not read)."""
 
     records: list[AdRecord]
     next_cursor: str | None
     total: int
+    scanned: int = 0
+    complete: bool = True
 
 
 async def records_page(
@@ -79,38 +92,63 @@ async def records_page(
     timeout: float = 2.0,
 ) -> RecordsPage:
     """The page of records matching ``status`` and ``priority``, at most ``limit``, strictly older than the
-    cursor ``before`` (None: the newest), among the last ``scan_limit`` written, ordered as the module docstring
-    says. Stops early after ``timeout`` seconds without a message. Raises ``ValueError`` for a bad cursor and the
-    gamead error of a failed read (``read_stream``'s NATS boundary)."""
+    cursor ``before`` (None: the newest), among the newest ``scan_limit`` records (bucket messages), ordered as
+    the module docstring says; with how many were read and whether that was all of them. Raises ``ValueError``
+    for a bad cursor, :class:`QueueUnavailable` when the read stalls (``timeout`` seconds without a message
+    before the window's end: a page of part of the window would be listed as the newest records), and the gamead
+    error of a failed read (``read_stream``'s NATS boundary)."""
     after_key = parse_cursor(before) if before is not None else None
     wanted = f'"{status.value}"'.encode() if status is not None else None
     newest: list[tuple[Key, AdRecord]] = []  # a min-heap of the ``limit + 1`` newest (one more: is there more?)
     seen = total = 0
-    async for msg in read_stream(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), tail=scan_limit,
-                                 timeout=timeout):
-        seen += 1
-        if seen % SCAN_YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-        data = msg.data
-        if not data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
-            continue  # a delete or purge marker
-        if wanted is not None and wanted not in data:
-            continue
-        record = AdRecord.model_validate_json(data)  # gamead_core.store.ads.decode
-        if (status is not None and record.status != status) or (priority is not None and record.priority != priority):
-            continue
-        total += 1
-        key = record_key(record)
-        if after_key is not None and key >= after_key:
-            continue
-        if len(newest) <= limit:
-            heapq.heappush(newest, (key, record))
-        elif key > newest[0][0]:
-            heapq.heapreplace(newest, (key, record))
+    reached = False
+    heard = time.monotonic()  # when the read last got a message (or began)
+    window = await newest_window(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), max(1, scan_limit))
+    async with aclosing(read_stream(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
+                                    start_seq=window.start, timeout=timeout)) as reads:
+        async for msg in reads:
+            meta = msg.metadata
+            if meta.sequence.stream > window.last:
+                reached = True
+                break  # written after the window was measured: the next listing sees it
+            seen += 1
+            heard = time.monotonic()
+            reached = meta.sequence.stream == window.last or meta.num_pending == 0
+            if seen % SCAN_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            record = _matching(msg, wanted, status, priority)
+            if record is None:
+                continue
+            total += 1
+            key = record_key(record)
+            if after_key is not None and key >= after_key:
+                continue
+            if len(newest) <= limit:
+                heapq.heappush(newest, (key, record))
+            elif key > newest[0][0]:
+                heapq.heapreplace(newest, (key, record))
+    if not reached and time.monotonic() - heard >= timeout:  # (not a stream emptied meanwhile: that ends at once)
+        raise QueueUnavailable(f"the ad records stopped coming: {seen} of about {window.messages} read, then "
+                               f"{timeout:g} s without one")
     ordered = sorted(newest, key=lambda entry: entry[0], reverse=True)
     more = len(ordered) > limit
     page = ordered[:limit]
-    return RecordsPage([record for _, record in page], cursor_of(page[-1][0]) if more else None, total)
+    return RecordsPage([record for _, record in page], cursor_of(page[-1][0]) if more else None, total,
+                       scanned=seen, complete=window.whole)
+
+
+def _matching(msg: Msg, wanted: bytes | None, status: AdStatus | None, priority: int | None) -> AdRecord | None:
+    """The record in ``msg`` if it matches the filters (``wanted``: the status as JSON bytes, a quick test before
+    decoding), else None (also for a delete or purge marker)."""
+    data = msg.data
+    if not data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
+        return None
+    if wanted is not None and wanted not in data:
+        return None
+    record = AdRecord.model_validate_json(data)  # gamead_core.store.ads.decode
+    if (status is not None and record.status != status) or (priority is not None and record.priority != priority):
+        return None
+    return record
 
 
 async def newest_records(

@@ -292,6 +292,10 @@ def test_a_broken_kubernetes_backend_never_takes_the_api_down(
                    what="the scaler error to be recorded")
     assert doc["backend"] == "kubernetes" and doc["applied"] is False
     assert "cannot read the replica count" in doc["reason"] and "unreachable" in doc["error"]
+    # said once (brief small12 item 6): a status line shows `reason: error` (gamead up, scale status), and the
+    # reason used to hold the error too: "cannot read …: X (…): cannot read …: X (…)"
+    assert doc["reason"] == "cannot read the replica count", doc
+    assert f"{doc['reason']}: {doc['error']}".count("cannot read the replica count") == 1, doc
     assert f"127.0.0.1:{closed}" in doc["error"]
     first = doc["decisions"][-1]
     with httpx.Client(base_url=url, timeout=5) as client:

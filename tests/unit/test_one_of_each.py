@@ -159,9 +159,10 @@ def test_one_confirmation_for_every_destructive_command(monkeypatch: pytest.Monk
 
     assert dlq.confirm is doctor.confirm is options.confirm
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    with pytest.raises(typer.BadParameter, match=r"^Purge 3 dead-lettered ad\(s\): refusing without --yes"):
-        options.confirm("Purge 3 dead-lettered ad(s)?", False)
-    options.confirm("Purge 3 dead-lettered ad(s)?", True)  # --yes: no question, no refusal
+    with pytest.raises(typer.BadParameter, match=r"^API http://h:1 · Purge 3 dead-lettered ad\(s\): refusing "
+                                                 r"without --yes"):
+        options.confirm("Purge 3 dead-lettered ad(s)?", False, api="http://h:1")
+    options.confirm("Purge 3 dead-lettered ad(s)?", True, api="http://h:1")  # --yes: no question, no refusal
 
 
 def test_one_quiet_unsubscribe() -> None:

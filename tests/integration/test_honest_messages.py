@@ -1,0 +1,88 @@
+"""API messages that misled a reviewer (brief small12 items 4 and 5), against a real API on its own NATS:
+
+4. A non-ASCII ``Idempotency-Key`` (``ключ😀``) came back garbled in the 422 message and ``details``
+   (``'ÐºÐ»Ñ\\x8e…'``: the header's latin-1 reading): both now show what the client sent (its bytes as UTF-8,
+   an invalid byte as U+FFFD), while the key's identity (which ad it names) is unchanged.
+5. A body holding a lone surrogate ``"\\ud800"`` got 400 "unexpected end of hex escape": the message now names
+   the fault, an unpaired UTF-16 surrogate, and where it is; a proper pair still goes through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from gamead_core.embedded import EmbeddedNats
+from tests.support import SAMPLE_AD, start_api
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats-honest")).start()
+    try:
+        api, url = start_api(server.url, tmp_path_factory.mktemp("logs-honest"))
+        try:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                yield client
+        finally:
+            api.stop(timeout=10)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("sent, shown", [("ключ😀".encode(), "ключ😀"), (b"caf\xc3\xa9-1", "café-1"),
+                                         (b"bad\xff-key", "bad\ufffd-key")], ids=["cyrillic-emoji", "latin", "not-utf8"])
+def test_a_reused_non_ascii_idempotency_key_is_shown_as_sent(http: httpx.Client, sent: bytes, shown: str) -> None:
+    first = http.post("/ads", json=SAMPLE_AD, headers={"Idempotency-Key": sent})
+    assert first.status_code == 202, first.text
+    again = http.post("/ads", json=SAMPLE_AD, headers={"Idempotency-Key": sent})
+    assert again.status_code in (200, 202), again.text
+    assert again.json()["id"] == first.json()["id"], "the same bytes name the same ad"
+    reused = http.post("/ads", json={**SAMPLE_AD, "title": "Another"}, headers={"Idempotency-Key": sent})
+    assert reused.status_code == 422, reused.text
+    error = reused.json()["error"]
+    assert error["code"] == "idempotency_key_reused"
+    assert error["details"] == {"idempotencyKey": shown, "adId": first.json()["id"]}, error
+    assert f"Idempotency-Key {shown!r} was used for ad {first.json()['id']}" in error["message"], error
+
+
+def _title_body(escaped_title: str) -> bytes:
+    """The sample ad's JSON with ``escaped_title`` written into it as is (JSON escapes kept)."""
+    text = json.dumps({**SAMPLE_AD, "title": "@@"})
+    return text.replace('"@@"', f'"{escaped_title}"').encode()
+
+
+@pytest.mark.parametrize("title, escape", [
+    ("\\ud800", "\\ud800"),  # a high half, then the end of the string
+    ("Go \\ud83d now", "\\ud83d"),  # a high half, then text
+    ("\\udc00", "\\udc00"),  # a low half alone
+    ("\\ud800\\u0041", "\\ud800"),  # a high half, then no low one
+    ("\\\\ud800 \\udfff", "\\udfff"),  # an escaped backslash is no escape; the low half after it is
+])
+@pytest.mark.parametrize("path", ["/ads", "/ads/batch"])
+def test_a_lone_surrogate_is_named_as_such(http: httpx.Client, title: str, escape: str, path: str) -> None:
+    body = _title_body(title)
+    if path == "/ads/batch":
+        body = b'{"ads": [' + body + b"]}"
+    resp = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    at = body.index(escape.encode(), body.index(b'"title"'))
+    assert error["code"] == "invalid_json"
+    assert error["message"] == (f"the body is not valid JSON: {escape} at byte {at} is half of a UTF-16 surrogate "
+                                "pair without its other half (an unpaired surrogate is no character; RFC 8259 "
+                                "§8.2)"), error
+
+
+@pytest.mark.parametrize("title", ["Go \\ud83d\\ude00 now", "\\\\ud800 is text"])
+def test_a_surrogate_pair_or_an_escaped_backslash_goes_through(http: httpx.Client, title: str) -> None:
+    resp = http.post("/ads", content=_title_body(title), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 202, resp.text
+
+
+def test_other_bad_escapes_keep_the_parsers_reason(http: httpx.Client) -> None:
+    resp = http.post("/ads", content=_title_body("\\u12"), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and "surrogate" not in resp.text, resp.text
