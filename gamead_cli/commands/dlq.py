@@ -401,7 +401,7 @@ def replay(
             emit(preview, output, lambda p: _would(p, "replayed"))
             return
         if _nothing_to_do(preview):
-            emit(preview, output, lambda p: _none_matched(p, "replayed"))
+            emit({**preview, "dryRun": False}, output, lambda p: _none_matched(p, "replayed"))  # it was no dry run
             return
         confirm(f"Replay {_how_many(preview)} dead-lettered ad(s)?", yes, api=client.api_url)
         _run_job(client, "/v1/dlq/replay", body, output, detach)
@@ -428,7 +428,7 @@ def purge(
             emit(preview, output, lambda p: _would(p, "purged"))
             return
         if _nothing_to_do(preview):
-            emit(preview, output, lambda p: _none_matched(p, "purged"))
+            emit({**preview, "dryRun": False}, output, lambda p: _none_matched(p, "purged"))  # it was no dry run
             return
         confirm(f"Purge {_how_many(preview)} dead-lettered ad(s)? This cannot be undone", yes, api=client.api_url)
         _run_job(client, "/v1/dlq/purge", {**selection, "confirm": True}, output, detach)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import re
 import subprocess
@@ -101,3 +103,6 @@ def test_a_real_purge_or_replay_that_matches_nothing_says_nothing_was_done(own_a
     assert _words(real.stdout) == f"no entries matched: nothing {done}", real.stdout
     dry = gamead("dlq", verb, "--error-class", "NoSuchClass", "--dry-run", cwd=tmp_path, api=own_api)
     assert dry.returncode == 0 and _words(dry.stdout) == f"0 entries would be {done}", dry.stdout
+    # and a script is not told it was a dry run either
+    scripted = gamead("dlq", verb, "--error-class", "NoSuchClass", "--yes", "-o", "json", cwd=tmp_path, api=own_api)
+    assert scripted.returncode == 0 and json.loads(scripted.stdout)["dryRun"] is False, scripted.stdout
