@@ -34,8 +34,10 @@ IDEMPOTENCY_KEY_PATTERN = r"^[^,\x00-\x1f\x7f]*$"
 
 
 def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The ``Idempotency-Key`` of the raw ASGI headers (names arrive lower-cased), read as Starlette's
-    ``request.headers.get`` reads it (latin-1), without building the header map on the hot path. Raises
+    """The ``Idempotency-Key`` of the raw ASGI headers (names arrive lower-cased), without building the header map
+    on the hot path: its bytes as UTF-8 text, so a key names the same ad whether it came in this header or in a
+    batch item's ``idempotencyKey`` (JSON text); bytes that are not UTF-8 are read as latin-1 (as Starlette's
+    ``request.headers.get`` reads every header), which keeps each byte: such a key still names one ad. Raises
     :class:`DuplicateHeader` (400) when it is sent twice, or once holding a comma (two keys folded into one
     line, RFC 9110 §5.3): keeping either silently deduplicated on a key the client may not have meant."""
     found: bytes | None = None
@@ -46,14 +48,18 @@ def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
             found = value
     if found is not None and b"," in found:  # "k1, k2": two keys joined by a proxy, or by the client
         raise DuplicateHeader.folded("Idempotency-Key", "a key cannot hold a comma")
-    return None if found is None else found.decode("latin-1")
+    if found is None:
+        return None
+    try:
+        return found.decode("utf-8")
+    except UnicodeDecodeError:
+        return found.decode("latin-1")
 
 
-def key_as_sent(key: str) -> str:
-    """A header's key for messages: its bytes (``key`` is their latin-1 reading, which keeps them all) decoded as
-    UTF-8, an invalid byte shown as U+FFFD (``ключ😀``, not the latin-1 reading ``ÐºÐ»Ñ…``). The key's identity
-    stays its bytes (:func:`gamead_core.intake.keyed_ad_id`). Pure."""
-    return key.encode("latin-1").decode("utf-8", "replace")
+def key_as_sent(headers: list[tuple[bytes, bytes]]) -> str:
+    """The ``Idempotency-Key`` header for messages: its bytes decoded as UTF-8, an invalid byte shown as U+FFFD
+    (``bad\ufffd-key``, not the latin-1 reading ``badÿ-key``). Pure; the header must be there."""
+    return next(v for n, v in headers if n == b"idempotency-key").decode("utf-8", "replace")
 
 
 async def submit(request: Request) -> Response:
@@ -73,7 +79,7 @@ async def submit(request: Request) -> Response:
         try:
             accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope)
         except IdempotencyKeyReused as exc:  # say the key as sent, not its latin-1 reading
-            raise IdempotencyKeyReused.of(key_as_sent(idempotency_key), exc.details["adId"]) from None
+            raise IdempotencyKeyReused.of(key_as_sent(request.scope["headers"]), exc.details["adId"]) from None
     rec = accepted.record
     payload = {
         "id": rec.id,

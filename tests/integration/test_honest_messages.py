@@ -2,7 +2,7 @@
 
 4. A non-ASCII ``Idempotency-Key`` (``ключ😀``) came back garbled in the 422 message and ``details``
    (``'ÐºÐ»Ñ\\x8e…'``: the header's latin-1 reading): both now show what the client sent (its bytes as UTF-8,
-   an invalid byte as U+FFFD), while the key's identity (which ad it names) is unchanged.
+   an invalid byte as U+FFFD); and a UTF-8 key names the same ad in the header as in a batch item.
 5. A body holding a lone surrogate ``"\\ud800"`` got 400 "unexpected end of hex escape": the message now names
    the fault, an unpaired UTF-16 surrogate, and where it is; a proper pair still goes through.
 """
@@ -47,6 +47,17 @@ def test_a_reused_non_ascii_idempotency_key_is_shown_as_sent(http: httpx.Client,
     assert error["code"] == "idempotency_key_reused"
     assert error["details"] == {"idempotencyKey": shown, "adId": first.json()["id"]}, error
     assert f"Idempotency-Key {shown!r} was used for ad {first.json()['id']}" in error["message"], error
+
+
+def test_a_non_ascii_key_names_the_same_ad_in_a_header_and_in_a_batch_item(http: httpx.Client) -> None:
+    """The header's bytes were read as latin-1 for the key's identity, a batch item's key as the JSON text: the same
+    key ``ключ-7`` named two different ads, so a batch resent after a single submit queued the ad twice."""
+    first = http.post("/ads", json=SAMPLE_AD, headers={"Idempotency-Key": "ключ-7".encode()})
+    assert first.status_code == 202, first.text
+    batch = http.post("/ads/batch", json={"ads": [{**SAMPLE_AD, "idempotencyKey": "ключ-7"}]})
+    assert batch.status_code == 200, batch.text
+    result = batch.json()["results"][0]
+    assert result["id"] == first.json()["id"] and result["duplicate"] is True, result
 
 
 def _title_body(escaped_title: str) -> bytes:
