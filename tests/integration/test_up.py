@@ -381,3 +381,91 @@ def test_with_no_autoscale_a_killed_workers_ad_is_recovered_by_the_supervisor_no
             assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
     finally:
         up.kill_everything()
+
+
+# --- up12 item 1: every child runs with the configuration up started with ------------------------------------
+
+
+def _worker_entry(client: httpx.Client, worker_id: str, pid: int) -> dict[str, object] | None:
+    """The registry entry of worker ``worker_id`` as process ``pid`` (``GET /v1/workers``), once it beats."""
+    items = client.get("/v1/workers", params={"role": "worker"}).json()["items"]
+    return next((n for n in items if n["id"] == worker_id and n["pid"] == pid), None)
+
+
+def test_an_edited_config_file_changes_no_restarted_child_and_never_stops_the_stack(tmp_path: Path) -> None:
+    """A reviewer's repro: with ``gamead up`` running, ``./config.yaml`` (in up's cwd) written with one slot and
+    fault injection on, then ``kill -9`` of the worker, restarted it with 1 slot and failing every ad; then
+    ``queue: {partitions: 3}`` and ``kill -9`` of the API stopped the whole stack ("api refused to start").
+    Every child now reads a copy of the configuration of up's start (here: none)."""
+    up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", **FAST).start()
+    try:
+        output = up.wait_ready()
+        snapshot = up.data_dir / "config-in-force.yaml"
+        assert "config: no config file (defaults, GAMEAD_* and flags); every child runs with it as it is now" in output
+        assert snapshot.is_file()
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            first = up.pid_of("worker-1")
+            assert wait_for(lambda: _worker_entry(client, "local-1", first), timeout=30,
+                            what="worker-1 in the registry")["concurrency"] == 4  # the default
+
+            (tmp_path / "config.yaml").write_text(
+                "worker: {concurrency: 1, faults: {rate: 1.0, mode: permanent}}\n")
+            os.kill(first, signal.SIGKILL)
+            again = wait_for(lambda: (pid := up.running_pid("worker-1")) not in (None, first) and pid, timeout=30,
+                             what="worker-1 to be restarted")
+            entry = wait_for(lambda: _worker_entry(client, "local-1", again), timeout=30,
+                             what="the restarted worker-1 in the registry")
+            assert entry["concurrency"] == 4  # not the edited file's 1
+            ad_id = client.post("/ads", json=ad("Edited Config Ignored", 1)).json()["id"]
+            assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"  # no fault injection
+
+            (tmp_path / "config.yaml").write_text("queue: {partitions: 3}\n")
+            api = up.pid_of("api")
+            os.kill(api, signal.SIGKILL)
+            wait_for(lambda: (pid := up.running_pid("api")) not in (None, api) and pid_alive(pid), timeout=30,
+                     what="the API to be restarted")
+
+            def accepted() -> str | None:
+                try:
+                    answer = client.post("/ads", json=ad("After The Api Restart", 1))
+                except httpx.HTTPError:
+                    return None
+                return answer.json()["id"] if answer.status_code == 202 else None
+
+            ad_id = wait_for(accepted, timeout=30, interval=0.2, what="the restarted API to accept ads")
+            assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
+        assert up.popen is not None and up.popen.poll() is None, up.output()[-3000:]
+        assert "refused" not in up.output()
+    finally:
+        up.kill_everything()
+
+
+# --- up12 item 2: a frozen worker is replaced, as a liveness probe would ---------------------------------------
+
+
+def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tmp_path: Path) -> None:
+    """A reviewer froze a worker (``kill -STOP``): ``gamead up`` counted it live for ever and said nothing. Now
+    a worker whose registry heartbeat is silent for ``registry.ttl`` (here 3 s) is named on the console with
+    its pid, SIGKILLed and restarted; the stack carries on with 2 serving workers."""
+    up = up_stack(tmp_path, "--workers", "2", "--max-workers", "2", **{
+        **FAST, "GAMEAD_REGISTRY__TTL": "3", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5"}).start()
+    try:
+        up.wait_ready()
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            frozen_pid = up.pid_of("worker-1")
+            wait_for(lambda: _worker_entry(client, "local-1", frozen_pid), timeout=30, what="worker-1 beating")
+            os.kill(frozen_pid, signal.SIGSTOP)
+            wait_for(lambda: f"worker-1 (pid {frozen_pid}) has not renewed its registry heartbeat" in up.output(),
+                     timeout=30, what="gamead up to name the frozen worker")
+            line = next(ln for ln in up.output().splitlines() if f"(pid {frozen_pid}) has not renewed" in ln)
+            assert "(registry.ttl 3s): frozen or hung; killing it (SIGKILL) to restart it" in line
+            wait_for(lambda: not pid_alive(frozen_pid), timeout=10, what="the frozen worker to be killed")
+            new = wait_for(lambda: (pid := up.running_pid("worker-1")) not in (None, frozen_pid) and pid,
+                           timeout=30, what="worker-1 to be restarted")
+            wait_for(lambda: _worker_entry(client, "local-1", new), timeout=30, what="the new worker-1 beating")
+            assert up.running_pid("worker-2") is not None
+            ad_id = client.post("/ads", json=ad("After The Freeze", 1)).json()["id"]
+            assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
+        assert "worker-2 (pid" not in up.output()  # the healthy one was left alone
+    finally:
+        up.kill_everything()
