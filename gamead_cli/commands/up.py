@@ -562,7 +562,6 @@ def up(
                                  worker={"concurrency": concurrency})
         settings.api.host = "127.0.0.1"
         stack.settings = settings
-        say(config_line(in_force, snapshot))
         for stray in data.stop_strays():
             say(f"[yellow]![/] stopped a stray {escape(str(stray['name']))} (pid {stray['pid']}) left on "
                 f"{escape(str(data.path))} "
@@ -583,6 +582,7 @@ def up(
             _check_stop()
             say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
                 f"data in {escape(str(data.path))}")
+        say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
         env = _child_env(settings, nats_url)
         # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.
         env["GAMEAD_AUTOSCALER__BACKEND"] = scaling.backend

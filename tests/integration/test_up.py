@@ -447,10 +447,13 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
     """A reviewer froze a worker (``kill -STOP``): ``gamead up`` counted it live for ever and said nothing. Now
     a worker whose registry heartbeat is silent for ``registry.ttl`` (here 3 s) is named on the console with
     its pid, SIGKILLed and restarted; the stack carries on with 2 serving workers."""
-    up = up_stack(tmp_path, "--workers", "2", "--max-workers", "2", **{
-        **FAST, "GAMEAD_REGISTRY__TTL": "3", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5"}).start()
+    config = "registry: {ttl: 3, heartbeat_interval: 0.5}\n"
+    (tmp_path / "config.yaml").write_text(config)  # in up's cwd: the file in force, copied for every child
+    up = up_stack(tmp_path, "--workers", "2", "--max-workers", "2", **FAST).start()
     try:
-        up.wait_ready()
+        output = up.wait_ready()
+        assert "config: config file config.yaml; every child runs with it as it is now (a copy: " in output
+        assert (up.data_dir / "config-in-force.yaml").read_text() == config
         with httpx.Client(base_url=up.url, timeout=10) as client:
             frozen_pid = up.pid_of("worker-1")
             wait_for(lambda: _worker_entry(client, "local-1", frozen_pid), timeout=30, what="worker-1 beating")
