@@ -3,12 +3,12 @@ bound (``registry.ttl``) on the observer's clock; a blind spell is no evidence; 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from gamead_core.registry.wire import NodeInfo
 from gamead_core.scaling.probe import HeartbeatProbe, Watched
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def entry(pid: int, beat: float) -> dict[str, NodeInfo]:
