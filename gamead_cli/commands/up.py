@@ -269,7 +269,8 @@ def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
 
 def worker_command(program: str, nats_url: str | None, config: Path | None) -> str:
     """``gamead worker`` joining this stack from another terminal: ``--nats-url`` of the embedded nats-server
-    (None: NATS comes from the config, as for ``gamead up``) and ``--config`` of the file ``gamead up`` read."""
+    (None: NATS comes from the config, as for ``gamead up``) and ``--config`` of ``config`` (``gamead up`` gives
+    the copy of the configuration it started with, which its own children read: the joining worker runs as they do)."""
     parts = [program, "worker"]
     if config is not None:
         parts += ["--config", shlex.quote(str(config.resolve()))]
@@ -616,8 +617,7 @@ def up(
         if banner := fault_banner(settings):
             say(banner)
         program = gamead_program()
-        joining = None if workers else worker_command(program, None if settings.nats.url else nats_url,
-                                                      Path(config) if config is not None else None)
+        joining = None if workers else worker_command(program, None if settings.nats.url else nats_url, snapshot)
         if joining:
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
