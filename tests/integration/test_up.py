@@ -38,6 +38,7 @@ from tests.support import (
     clean_env,
     gamead_argv,
     pid_alive,
+    start_worker,
     up_stack,
     wait_for,
     wait_terminal,
@@ -470,5 +471,36 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
             ad_id = client.post("/ads", json=ad("After The Freeze", 1)).json()["id"]
             assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
         assert "worker-2 (pid" not in up.output()  # the healthy one was left alone
+    finally:
+        up.kill_everything()
+
+
+def test_a_child_refused_after_the_stack_is_up_is_one_line_and_retried_while_the_rest_runs(tmp_path: Path) -> None:
+    """The streams changed under a running stack (a 3-partition ``queue.repartition`` run from elsewhere on the
+    drained queue): the API, restarted after ``kill -9``, refuses its 1 partition (exit 5). Before, ``gamead up``
+    then stopped the whole stack; now it says so in one line naming the API and its reason, keeps the rest
+    running and retries the API with back-off."""
+    up = up_stack(tmp_path, "--workers", "0", **FAST).start()
+    try:
+        output = up.wait_ready()
+        nats_url = re.search(r"on (nats://127\.0\.0\.1:\d+)", output)
+        assert nats_url is not None
+        nats_pid = up.pid_of("nats-server")
+        repartition = start_worker(nats_url.group(1), tmp_path, worker_id="repartitioner", ready=True,
+                                   GAMEAD_QUEUE__PARTITIONS="3", GAMEAD_QUEUE__REPARTITION="true")
+        try:
+            assert "now 3 partition(s)" in repartition.output()
+        finally:
+            repartition.stop(timeout=10)
+        api = up.pid_of("api")
+        os.kill(api, signal.SIGKILL)
+        wait_for(lambda: "api (pid " in up.output() and "refused to start (exit code 5)" in up.output(),
+                 timeout=60, what="the restarted API's refusal on the console")
+        line = next(ln for ln in up.output().splitlines() if "refused to start (exit code 5)" in ln)
+        assert "queue.partitions is 1 but" in line and "the rest keeps running; retrying in" in line, line
+        wait_for(lambda: up.output().count("refused to start (exit code 5)") >= 2, timeout=60,
+                 what="the API retried")
+        assert up.popen is not None and up.popen.poll() is None, up.output()[-3000:]
+        assert up.running_pid("nats-server") == nats_pid  # the rest keeps running
     finally:
         up.kill_everything()
