@@ -15,8 +15,11 @@ travels with the child (:attr:`Child.on_end`): a child moved to another supervis
 local scale-down) still tells the supervisor that started it.
 
 A child that exits with one of ``refusal_codes`` (``gamead``'s exit code 5: its configuration was refused, e.g.
-``queue.partitions`` against the streams) is not restarted — it would only be refused again — and is kept in
-:attr:`Supervisor.refused` for the caller (``gamead up`` ends with the child's own message and code).
+``queue.partitions`` against the streams) while the stack starts is not restarted — it would only be refused
+again — and is kept in :attr:`Supervisor.refused` for the caller (``gamead up`` ends with the child's own
+message and code). Once the caller says the stack is up (:attr:`Supervisor.settled`), a refusal is one event
+line (with ``explain(child)``: why, e.g. the child's own error line) and a restart with back-off like any death:
+one child refused later (say, by a stream someone changed) must not take the running rest down.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class Child:
     restarts: int = 0
     restart_at: float | None = None
     retired: bool = False  # being stopped on purpose: do not restart
+    #: started before the stack was up (:attr:`Supervisor.settled`): a refusal of this process ends the stack
+    refusal_final: bool = True
     refused: int | None = None  #: the exit code of a refused start (one of the supervisor's refusal_codes)
     #: called with this child once its process has ended (found dead or stopped); set by the starting supervisor
     on_end: Callable[[Child], None] | None = field(default=None, repr=False)
@@ -82,8 +87,12 @@ class Supervisor:
     on_spawn: Callable[[Child], None] | None = None
     on_exit: Callable[[Child, int], None] | None = None
     on_end: Callable[[Child], None] | None = None
-    #: exit codes that mean "this configuration is refused": such a child is never restarted
+    #: exit codes that mean "this configuration is refused": such a child is not restarted while the stack starts
     refusal_codes: frozenset[int] = frozenset()
+    #: the stack is up: processes started from now on are restarted with back-off after a refusal too
+    settled: bool = False
+    #: why ``child`` refused (its own error line), for the one event line of a refusal after the start
+    explain: Callable[[Child], str] | None = None
 
     @property
     def refused(self) -> list[Child]:
@@ -114,6 +123,7 @@ class Supervisor:
             )
         child.started_at = time.monotonic()
         child.restart_at = None
+        child.refusal_final = not self.settled
         if self.on_spawn is not None:
             self.on_spawn(child)
 
@@ -134,6 +144,15 @@ class Supervisor:
             except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
                 log.exception("on_end hook failed for %s", child.name)
 
+    def _why(self, child: Child) -> str:
+        if self.explain is None:
+            return ""
+        try:
+            return self.explain(child)
+        except Exception:  # a failing hook is logged, never fatal
+            log.exception("explain hook failed for %s", child.name)
+            return ""
+
     def poll(self) -> None:
         """Notice dead children and restart them when their back-off has passed. Call periodically."""
         now = time.monotonic()
@@ -143,7 +162,7 @@ class Supervisor:
             code = child.proc.poll()
             if code is None:
                 continue
-            if code in self.refusal_codes:
+            if code in self.refusal_codes and child.refusal_final:
                 child.refused = code
                 self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code}); "
                               "not restarted")
@@ -155,9 +174,14 @@ class Supervisor:
                 child.failures = 1 if ran >= HEALTHY_AFTER else child.failures + 1
                 delay = restart_delay(child.failures)
                 child.restart_at = now + delay
-                how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}" if code
-                       else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
-                self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
+                if code in self.refusal_codes:
+                    why = self._why(child)
+                    self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code})"
+                                  f"{f': {why}' if why else ''}; the rest keeps running; retrying in {delay:.1f}s")
+                else:
+                    how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}" if code
+                           else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
+                    self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
                 self._ended(child)
                 self._notify_exit(child, code)
             elif now >= child.restart_at:

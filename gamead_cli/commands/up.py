@@ -143,6 +143,42 @@ def partitions_line(partitions: int) -> str:
     return f"queue: {partitions} partitions (work streams {streams}; queue.partitions)"
 
 
+#: the copy of the configuration in force that every child of ``gamead up`` reads (``GAMEAD_CONFIG``)
+CONFIG_SNAPSHOT = "config-in-force.yaml"
+_NO_CONFIG = "# no config file was in force when gamead up started: defaults, GAMEAD_* variables and flags\n{}\n"
+
+
+def snapshot_config(path: Path | None, data_dir: Path) -> Path:
+    """Copy the config file ``gamead up`` read (``path``; None: there was none) to ``<data_dir>/config-in-force
+    .yaml`` and return the copy, which every child is pointed at (``GAMEAD_CONFIG``): a child restarted or
+    started later runs with the configuration of ``up``'s start, never with an edited ``./config.yaml``, nor
+    with one created meanwhile. Written to a temporary file renamed over the copy. Raises :class:`ConfigError`
+    if ``path`` cannot be read (it was read a moment ago)."""
+    from gamead_core.config import check_file
+
+    if path is not None:
+        check_file(path)
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    else:
+        text = _NO_CONFIG.encode()
+    snapshot = data_dir / CONFIG_SNAPSHOT
+    tmp = snapshot.with_name(snapshot.name + ".tmp")
+    tmp.write_bytes(text)
+    os.replace(tmp, snapshot)
+    return snapshot.resolve()
+
+
+def config_line(path: Path | None, snapshot: Path) -> str:
+    """What ``gamead up`` says of its configuration, once at start: the file in force (or none) and that
+    every child reads a copy of it, so an edit waits for the next ``gamead up``."""
+    what = f"config file {escape(str(path))}" if path is not None else "no config file (defaults, GAMEAD_* and flags)"
+    return (f"[green]✓[/] config: {what}; every child runs with it as it is now (a copy: "
+            f"{escape(str(snapshot))}); an edit takes effect at the next gamead up")
+
+
 def _gamead(*args: str) -> list[str]:
     return [sys.executable, "-m", "gamead_cli", *args]
 
@@ -233,7 +269,8 @@ def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
 
 def worker_command(program: str, nats_url: str | None, config: Path | None) -> str:
     """``gamead worker`` joining this stack from another terminal: ``--nats-url`` of the embedded nats-server
-    (None: NATS comes from the config, as for ``gamead up``) and ``--config`` of the file ``gamead up`` read."""
+    (None: NATS comes from the config, as for ``gamead up``) and ``--config`` of ``config`` (``gamead up`` gives
+    the copy of the configuration it started with, which its own children read: the joining worker runs as they do)."""
     parts = [program, "worker"]
     if config is not None:
         parts += ["--config", shlex.quote(str(config.resolve()))]
@@ -309,7 +346,8 @@ class _Stack:
         self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {escape(msg)}"),
                               on_spawn=lambda child: data.record(child.name, child.pid or 0),
                               on_end=lambda child: data.forget(child.pid or 0),
-                              on_exit=self._on_exit, refusal_codes=frozenset({exitcodes.CONFIG}))
+                              on_exit=self._on_exit, refusal_codes=frozenset({exitcodes.CONFIG}),
+                              explain=lambda child: _child_error_line(child.log_path) or _last_log_line(child.log_path))
 
     def _on_exit(self, child: Child, code: int) -> None:
         if code in self.sup.refusal_codes:
@@ -347,6 +385,44 @@ def _show_decision(entry: dict[str, object]) -> None:
         say(f"[cyan]↕[/] autoscaler: {escape(str(entry['reason']))}")
 
 
+def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: asyncio.Event) -> asyncio.Task[None]:
+    """The liveness probe of the local workers (:mod:`gamead_core.scaling.probe`): a worker whose registry
+    heartbeat is silent for ``registry.ttl`` is named on the console and SIGKILLed, so that the supervisor
+    restarts it (and its held ads are recovered as for any dead worker); a scale-down stops such workers first."""
+    from gamead_core.registry import Registry
+    from gamead_core.scaling.probe import HeartbeatProbe, Silent, Watched, run_probe
+
+    registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
+                        timeout=settings.nats.request_timeout)
+    probe = HeartbeatProbe(settings.registry.ttl)
+    scaler.unhealthy = lambda name: probe.unhealthy(name, time.monotonic())
+
+    def watched() -> list[Watched]:
+        out = []
+        for name in scaler.worker_names:
+            child = scaler.supervisor.children.get(name)
+            if child is not None and child.alive and child.pid is not None:
+                out.append(Watched(name, f"local-{name.rsplit('-', 1)[1]}", child.pid, child.started_at))
+        return out
+
+    def replace(silent: Silent) -> None:
+        child = scaler.supervisor.children.get(silent.name)
+        if child is None or child.pid != silent.pid or not child.alive:
+            return  # replaced, stopped or dead meanwhile
+        what = (f"has not renewed its registry heartbeat for {silent.silent_for:.1f}s (registry.ttl "
+                f"{settings.registry.ttl:g}s)" if silent.beat_before else
+                f"has written no registry heartbeat in the {silent.silent_for:.1f}s since its start")
+        say(f"[yellow]![/] {escape(silent.name)} (pid {silent.pid}) {what}: frozen or hung; killing it "
+            "(SIGKILL) to restart it")
+        try:
+            os.kill(silent.pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
+        except ProcessLookupError:
+            pass
+
+    return asyncio.create_task(run_probe(probe, registry.list, watched, replace, stop,
+                                         settings.registry.heartbeat_interval), name="gamead-up-probe")
+
+
 async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
                      autoscaling: bool, *, recovery: bool) -> None:
     """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
@@ -375,6 +451,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
         on_signal()
     nc = None
     refusal: ConfigError | None = None
+    probe: asyncio.Task[None] | None = None
     try:
         task = None
         if autoscaling or recovery:
@@ -396,6 +473,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             from gamead_core.worker.reaper import recover_exited
 
             scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
+            probe = _start_probe(settings, nc, link.js, scaler, stop)
         if autoscaling:
             deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
                                              on_decision=_show_decision)
@@ -414,6 +492,8 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
         say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; again to hurry) …")
         if task is not None:
             await task  # releases the lease
+        if probe is not None:
+            await probe  # it ends with stop: draining workers are never probed
         await scaler.close()  # every worker drains, together with any scale-down still draining
         if refusal is not None:
             raise refusal
@@ -455,11 +535,13 @@ def up(
                           "to a free one, said on the console) \\[default: the API port + 1].", show_default=False),
     ] = None,
 ) -> None:
+    from gamead_core.config import config_path
     from gamead_core.scaling.local import LocalScaler
 
     settings = settings_from(
         config, api={"port": port}, embedded={"data_dir": data_dir}, worker={"concurrency": concurrency}
     )
+    in_force = config_path(config)
     settings.api.host = "127.0.0.1"
     most = max_workers if max_workers is not None else max(4, workers)
     if most < workers:
@@ -475,6 +557,12 @@ def up(
     logs = data.path / "logs"
     stack = _Stack(settings, data)
     try:
+        snapshot = snapshot_config(in_force, data.path)
+        # up itself runs with the copy too: what it checked is exactly what its children read
+        settings = settings_from(snapshot, api={"port": port}, embedded={"data_dir": settings.embedded.data_dir},
+                                 worker={"concurrency": concurrency})
+        settings.api.host = "127.0.0.1"
+        stack.settings = settings
         for stray in data.stop_strays():
             say(f"[yellow]![/] stopped a stray {escape(str(stray['name']))} (pid {stray['pid']}) left on "
                 f"{escape(str(data.path))} "
@@ -495,6 +583,7 @@ def up(
             _check_stop()
             say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
                 f"data in {escape(str(data.path))}")
+        say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
         env = _child_env(settings, nats_url)
         # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.
         env["GAMEAD_AUTOSCALER__BACKEND"] = scaling.backend
@@ -502,8 +591,7 @@ def up(
         env["GAMEAD_AUTOSCALER__MAX_REPLICAS"] = str(scaling.max_replicas)
         if concurrency is not None:
             env["GAMEAD_WORKER__CONCURRENCY"] = str(concurrency)
-        if config is not None:
-            env["GAMEAD_CONFIG"] = str(Path(config).resolve())
+        env["GAMEAD_CONFIG"] = str(snapshot)  # every child, every (re)start: the configuration of up's start
         metrics = WorkerMetricsPorts(  # each worker its own /metrics port: local-k on base + k - 1
             settings.worker.metrics_host, metrics_port if metrics_port is not None else settings.api.port + 1,
             enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"))
@@ -529,8 +617,7 @@ def up(
         if banner := fault_banner(settings):
             say(banner)
         program = gamead_program()
-        joining = None if workers else worker_command(program, None if settings.nats.url else nats_url,
-                                                      Path(config) if config is not None else None)
+        joining = None if workers else worker_command(program, None if settings.nats.url else nats_url, snapshot)
         if joining:
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
@@ -538,6 +625,9 @@ def up(
                                                                worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"
             f"Processes running: {escape(str(data.state_file))}. Press Ctrl-C to stop.\n")
+        # the stack is up: a child refused from now on (a restart, a new worker) is retried with back-off and the
+        # rest keeps running; a refusal of a first start (above) still ends up with the child's message
+        stack.sup.settled = True
         asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0))
     except _StopRequested:
         say("stopping before the start finished …")

@@ -3,7 +3,9 @@
 :class:`LocalScaler` owns ``gamead worker`` processes through a :class:`~gamead_core.supervisor.Supervisor`
 (the one ``gamead up`` already runs, so a worker that dies is restarted with back-off like any other
 child). Scaling up starts ``python -m gamead_cli worker --id local-<k>`` children (``k`` is the lowest
-free number, so ids stay ``local-1 … local-N``). Scaling down stops the newest workers with SIGTERM: they
+free number, so ids stay ``local-1 … local-N``). Scaling down stops unhealthy workers first (dead and awaiting
+their restart, or :attr:`LocalScaler.unhealthy` says so: e.g. frozen, or not beaten yet), then the newest, with
+SIGTERM: they
 stop pulling, finish their in-flight ads within ``worker.drain_timeout`` and exit; whoever is still alive
 ``drain_timeout + 5`` s later is killed. The waiting runs in a thread (``asyncio.to_thread``) in the
 background, so neither the event loop nor the next decision waits for a drain; draining workers no longer
@@ -74,6 +76,9 @@ class LocalScaler:
         self._recover: Callable[[str, int], Awaitable[object]] | None = None
         self._recoveries: set[asyncio.Task[object]] = set()
         self._chained_exit = supervisor.on_exit  # keep the owner's hook (e.g. gamead up's log line)
+        #: ``unhealthy(child name)``: is this worker not known to be serving (e.g. its heartbeat is silent,
+        #: :meth:`gamead_core.scaling.probe.HeartbeatProbe.unhealthy`)? A scale-down stops those first.
+        self.unhealthy: Callable[[str], bool] | None = None
         supervisor.on_exit = self._worker_exited
 
     def __repr__(self) -> str:
@@ -115,15 +120,32 @@ class LocalScaler:
         log.info("started %s (%s)", name, worker_id)
         return name
 
+    def _healthy(self, name: str) -> bool:
+        child = self.supervisor.children.get(name)
+        if child is None or not child.alive:
+            return False  # dead, awaiting its restart
+        if self.unhealthy is None:
+            return True
+        try:
+            return not self.unhealthy(name)
+        except Exception:  # a failing hook is logged; the worker counts as healthy
+            log.exception("unhealthy hook failed for %s", name)
+            return True
+
+    def to_stop(self, count: int) -> list[str]:
+        """The ``count`` workers a scale-down stops: unhealthy ones first, then the newest."""
+        order = sorted(range(len(self._workers)), key=lambda i: (self._healthy(self._workers[i]), -i))
+        return [self._workers[i] for i in order[:count]]
+
     def _detach_newest(self, count: int) -> Supervisor:
-        """Move the ``count`` newest workers out of the shared supervisor into one of their own."""
+        """Move ``count`` workers (:meth:`to_stop`) out of the shared supervisor into one of their own."""
         leaving = Supervisor(on_event=self.supervisor.on_event)
-        for name in reversed(self._workers[-count:]):
+        for name in self.to_stop(count):
             child = self.supervisor.children.pop(name)
             child.retired = True  # nobody restarts it
             leaving.children[name] = child
             self._leaving[name] = leaving
-        del self._workers[-count:]
+            self._workers.remove(name)
         return leaving
 
     def _stopped(self, names: list[str]) -> None:

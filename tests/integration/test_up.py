@@ -38,6 +38,7 @@ from tests.support import (
     clean_env,
     gamead_argv,
     pid_alive,
+    start_worker,
     up_stack,
     wait_for,
     wait_terminal,
@@ -379,5 +380,127 @@ def test_with_no_autoscale_a_killed_workers_ad_is_recovered_by_the_supervisor_no
             wait_for(lambda: f"worker {holder} died holding 1 ad(s)" in up.output(), timeout=20,
                      what="gamead up to log its recovery of the dead worker's ad")
             assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
+    finally:
+        up.kill_everything()
+
+
+# --- up12 item 1: every child runs with the configuration up started with ------------------------------------
+
+
+def _worker_entry(client: httpx.Client, worker_id: str, pid: int) -> dict[str, object] | None:
+    """The registry entry of worker ``worker_id`` as process ``pid`` (``GET /v1/workers``), once it beats."""
+    items = client.get("/v1/workers", params={"role": "worker"}).json()["items"]
+    return next((n for n in items if n["id"] == worker_id and n["pid"] == pid), None)
+
+
+def test_an_edited_config_file_changes_no_restarted_child_and_never_stops_the_stack(tmp_path: Path) -> None:
+    """A reviewer's repro: with ``gamead up`` running, ``./config.yaml`` (in up's cwd) written with one slot and
+    fault injection on, then ``kill -9`` of the worker, restarted it with 1 slot and failing every ad; then
+    ``queue: {partitions: 3}`` and ``kill -9`` of the API stopped the whole stack ("api refused to start").
+    Every child now reads a copy of the configuration of up's start (here: none)."""
+    up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", **FAST).start()
+    try:
+        output = up.wait_ready()
+        snapshot = up.data_dir / "config-in-force.yaml"
+        assert "config: no config file (defaults, GAMEAD_* and flags); every child runs with it as it is now" in output
+        assert snapshot.is_file()
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            first = up.pid_of("worker-1")
+            assert wait_for(lambda: _worker_entry(client, "local-1", first), timeout=30,
+                            what="worker-1 in the registry")["concurrency"] == 4  # the default
+
+            (tmp_path / "config.yaml").write_text(
+                "worker: {concurrency: 1, faults: {rate: 1.0, mode: permanent}}\n")
+            os.kill(first, signal.SIGKILL)
+            again = wait_for(lambda: (pid := up.running_pid("worker-1")) not in (None, first) and pid, timeout=30,
+                             what="worker-1 to be restarted")
+            entry = wait_for(lambda: _worker_entry(client, "local-1", again), timeout=30,
+                             what="the restarted worker-1 in the registry")
+            assert entry["concurrency"] == 4  # not the edited file's 1
+            ad_id = client.post("/ads", json=ad("Edited Config Ignored", 1)).json()["id"]
+            assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"  # no fault injection
+
+            (tmp_path / "config.yaml").write_text("queue: {partitions: 3}\n")
+            api = up.pid_of("api")
+            os.kill(api, signal.SIGKILL)
+            wait_for(lambda: (pid := up.running_pid("api")) not in (None, api) and pid_alive(pid), timeout=30,
+                     what="the API to be restarted")
+
+            def accepted() -> str | None:
+                try:
+                    answer = client.post("/ads", json=ad("After The Api Restart", 1))
+                except httpx.HTTPError:
+                    return None
+                return answer.json()["id"] if answer.status_code == 202 else None
+
+            ad_id = wait_for(accepted, timeout=30, interval=0.2, what="the restarted API to accept ads")
+            assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
+        assert up.popen is not None and up.popen.poll() is None, up.output()[-3000:]
+        assert "refused" not in up.output()
+    finally:
+        up.kill_everything()
+
+
+# --- up12 item 2: a frozen worker is replaced, as a liveness probe would ---------------------------------------
+
+
+def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tmp_path: Path) -> None:
+    """A reviewer froze a worker (``kill -STOP``): ``gamead up`` counted it live for ever and said nothing. Now
+    a worker whose registry heartbeat is silent for ``registry.ttl`` (here 3 s) is named on the console with
+    its pid, SIGKILLed and restarted; the stack carries on with 2 serving workers."""
+    config = "registry: {ttl: 3, heartbeat_interval: 0.5}\n"
+    (tmp_path / "config.yaml").write_text(config)  # in up's cwd: the file in force, copied for every child
+    up = up_stack(tmp_path, "--workers", "2", "--max-workers", "2", **FAST).start()
+    try:
+        output = up.wait_ready()
+        assert "config: config file config.yaml; every child runs with it as it is now (a copy: " in output
+        assert (up.data_dir / "config-in-force.yaml").read_text() == config
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            frozen_pid = up.pid_of("worker-1")
+            wait_for(lambda: _worker_entry(client, "local-1", frozen_pid), timeout=30, what="worker-1 beating")
+            os.kill(frozen_pid, signal.SIGSTOP)
+            wait_for(lambda: f"worker-1 (pid {frozen_pid}) has not renewed its registry heartbeat" in up.output(),
+                     timeout=30, what="gamead up to name the frozen worker")
+            line = next(ln for ln in up.output().splitlines() if f"(pid {frozen_pid}) has not renewed" in ln)
+            assert "(registry.ttl 3s): frozen or hung; killing it (SIGKILL) to restart it" in line
+            wait_for(lambda: not pid_alive(frozen_pid), timeout=10, what="the frozen worker to be killed")
+            new = wait_for(lambda: (pid := up.running_pid("worker-1")) not in (None, frozen_pid) and pid,
+                           timeout=30, what="worker-1 to be restarted")
+            wait_for(lambda: _worker_entry(client, "local-1", new), timeout=30, what="the new worker-1 beating")
+            assert up.running_pid("worker-2") is not None
+            ad_id = client.post("/ads", json=ad("After The Freeze", 1)).json()["id"]
+            assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
+        assert "worker-2 (pid" not in up.output()  # the healthy one was left alone
+    finally:
+        up.kill_everything()
+
+
+def test_a_child_refused_after_the_stack_is_up_is_one_line_and_retried_while_the_rest_runs(tmp_path: Path) -> None:
+    """The streams changed under a running stack (a 3-partition ``queue.repartition`` run from elsewhere on the
+    drained queue): the API, restarted after ``kill -9``, refuses its 1 partition (exit 5). Before, ``gamead up``
+    then stopped the whole stack; now it says so in one line naming the API and its reason, keeps the rest
+    running and retries the API with back-off."""
+    up = up_stack(tmp_path, "--workers", "0", **FAST).start()
+    try:
+        output = up.wait_ready()
+        nats_url = re.search(r"on (nats://127\.0\.0\.1:\d+)", output)
+        assert nats_url is not None
+        nats_pid = up.pid_of("nats-server")
+        repartition = start_worker(nats_url.group(1), tmp_path, worker_id="repartitioner", ready=True,
+                                   GAMEAD_QUEUE__PARTITIONS="3", GAMEAD_QUEUE__REPARTITION="true")
+        try:
+            assert "now 3 partition(s)" in repartition.output()
+        finally:
+            repartition.stop(timeout=10)
+        api = up.pid_of("api")
+        os.kill(api, signal.SIGKILL)
+        wait_for(lambda: "api (pid " in up.output() and "refused to start (exit code 5)" in up.output(),
+                 timeout=60, what="the restarted API's refusal on the console")
+        line = next(ln for ln in up.output().splitlines() if "refused to start (exit code 5)" in ln)
+        assert "queue.partitions is 1 but" in line and "the rest keeps running; retrying in" in line, line
+        wait_for(lambda: up.output().count("refused to start (exit code 5)") >= 2, timeout=60,
+                 what="the API retried")
+        assert up.popen is not None and up.popen.poll() is None, up.output()[-3000:]
+        assert up.running_pid("nats-server") == nats_pid  # the rest keeps running
     finally:
         up.kill_everything()

@@ -116,3 +116,59 @@ def test_on_end_is_told_when_a_child_dies_and_when_it_is_stopped_even_by_another
     leaving.stop("b", timeout=5)
     sup.stop_all(timeout=5)
     assert ended == [dead, other.pid, first.pid]
+
+
+def test_a_refusal_after_the_stack_is_up_is_one_line_and_a_restart_not_the_end_of_the_stack(tmp_path: Path) -> None:
+    """A reviewer's repro stopped the whole stack: the API, restarted after ``kill -9``, refused its
+    configuration (exit 5), and ``gamead up`` ended. A child started once the stack is up (``settled``: a restart,
+    an autoscaled worker) that refuses is one event line with its reason, and is retried with back-off; the
+    first start's refusal still ends the stack (test above)."""
+    from gamead_cli import exitcodes
+
+    script = "import sys\nprint('error: queue.partitions is 1 but the streams say 3', file=sys.stderr)\nsys.exit(5)\n"
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append, refusal_codes=frozenset({exitcodes.CONFIG}),
+                     explain=lambda child: child.log_path.read_text().strip().removeprefix("error: "))
+    sleeper = sup.start("api", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
+                        tmp_path / "api.log")
+    sup.settled = True
+    sleeper.argv = [sys.executable, "-c", script]  # its next start refuses, as with a changed configuration
+    first = sleeper.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    try:
+        wait_for(lambda: (sup.poll(), sum("refused" in e for e in events) >= 2)[1], timeout=20,
+                 what="the restarted child refused twice (retried with back-off)")
+        assert sup.refused == [] and sleeper.restarts >= 2
+        line = next(e for e in events if "refused" in e)
+        assert line.startswith("api (pid ") and line.endswith("s")
+        assert ("refused to start (exit code 5): queue.partitions is 1 but the streams say 3; the rest keeps "
+                "running; retrying in ") in line
+    finally:
+        sup.stop_all(timeout=5)
+
+
+def test_a_scale_down_stops_an_unhealthy_worker_before_a_healthy_one(tmp_path: Path) -> None:
+    """A reviewer froze worker-1 of 3; the local autoscaler then scaled 3→2 by stopping a healthy worker (the
+    newest). A scale-down now stops a worker that is dead (awaiting its restart) or unhealthy (silent heartbeat,
+    :attr:`LocalScaler.unhealthy`) first, the newest only among equals."""
+    from gamead_core.scaling.local import LocalScaler
+
+    sup = Supervisor(on_event=lambda _: None)
+    scaler = LocalScaler(sup, argv=lambda wid: [sys.executable, "-c", "import time; time.sleep(60)"],
+                         env=dict(os.environ), log_dir=tmp_path, drain_timeout=1)
+    try:
+        scaler.set_replicas(4)
+        scaler.unhealthy = lambda name: name == "worker-1"
+        scaler.set_replicas(3)
+        assert scaler.worker_names == ["worker-2", "worker-3", "worker-4"]
+        dead = sup.children["worker-3"]
+        os.kill(dead.pid or 0, signal.SIGKILL)
+        wait_for(lambda: (sup.poll(), dead.restart_at is not None)[1], timeout=10, what="the death noticed")
+        scaler.set_replicas(2)
+        assert scaler.worker_names == ["worker-2", "worker-4"]
+        scaler.set_replicas(1)  # both healthy: the newest goes
+        assert scaler.worker_names == ["worker-2"]
+    finally:
+        scaler.set_replicas(0)
+        sup.stop_all(timeout=5)

@@ -1,0 +1,143 @@
+"""A liveness probe of local workers (``gamead up``): a worker whose registry heartbeat is not renewed for the
+registry's liveness bound is replaced, as a Kubernetes liveness probe replaces a container.
+
+The bound is the registry's own: ``registry.ttl``, the silence after which a node's entry expires, it is gone
+from ``gamead workers`` and the autoscaler's count, and the reaper (:func:`gamead_core.worker.reaper.run_reaper`)
+recovers what it held. A process that still exists past it is frozen (SIGSTOP, a frozen cgroup) or hung: the
+supervisor, which sees only processes, would count it as live for ever. :class:`HeartbeatProbe` tells which
+ones (pure bookkeeping, clocked by ``time.monotonic``); :func:`run_probe` reads the registry every
+``registry.heartbeat_interval`` s and hands each such worker to a callback, which kills it (SIGKILL: a stopped
+process dies by nothing else) so that the supervisor restarts it and its held ads are recovered as for any
+dead worker.
+
+Renewals are timed on the observer's clock, when it sees an entry's ``heartbeatAt`` change, never by comparing
+clocks. What the observer could not see is no evidence: after a failed read of the registry, every worker's
+clock starts again at the next good one (a NATS restart empties the memory-stored registry too). A process
+that has not beaten yet gets :data:`START_GRACE` more for its start (imports, connecting), as a startup
+probe does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from gamead_core.errors import error_text
+from gamead_core.registry.wire import NodeInfo
+
+log = logging.getLogger(__name__)
+
+#: Seconds a (re)started worker process gets, beyond ``registry.ttl``, to write its first heartbeat.
+START_GRACE = 30.0
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One worker process to watch: its child name (``worker-1``), worker id (``local-1``), pid and the
+    ``time.monotonic()`` of its start."""
+
+    name: str
+    worker_id: str
+    pid: int
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Silent:
+    """A worker process that has not renewed its heartbeat for longer than the bound: ``silent_for`` s."""
+
+    name: str
+    worker_id: str
+    pid: int
+    silent_for: float
+    beat_before: bool  #: it had beaten since its start (False: it never wrote its first heartbeat)
+
+
+@dataclass
+class _Seen:
+    pid: int
+    renewed_at: float  #: monotonic: the last renewal seen (or the start, before the first one)
+    beat_at: datetime | None = None  #: its entry's heartbeatAt at the last renewal seen
+
+
+class HeartbeatProbe:
+    """Which watched worker processes stopped renewing their registry heartbeat for ``ttl`` seconds
+    (``registry.ttl``; ``start_grace`` more before their first beat)."""
+
+    def __init__(self, ttl: float, *, start_grace: float = START_GRACE) -> None:
+        self.ttl = ttl
+        self.start_grace = start_grace
+        self._seen: dict[str, _Seen] = {}
+        self._blind = False
+
+    def blind(self) -> None:
+        """The registry could not be read: the next :meth:`observe` starts every clock again."""
+        self._blind = True
+
+    def observe(self, workers: list[Watched], entries: Mapping[str, NodeInfo], now: float) -> list[Silent]:
+        """Take one reading: ``workers`` that run now, ``entries`` the registry's worker entries by id, ``now``
+        monotonic seconds. Returns the workers silent past the bound (each until it is replaced)."""
+        blind, self._blind = self._blind, False
+        current = {w.name for w in workers}
+        for name in [n for n in self._seen if n not in current]:
+            del self._seen[name]
+        out = []
+        for w in workers:
+            seen = self._seen.get(w.name)
+            if seen is None or seen.pid != w.pid:
+                seen = self._seen[w.name] = _Seen(w.pid, w.started_at)
+            elif blind:
+                seen.renewed_at = max(seen.renewed_at, now)
+            entry = entries.get(w.worker_id)
+            if entry is not None and entry.pid == w.pid and entry.heartbeat_at != seen.beat_at:
+                seen.beat_at, seen.renewed_at = entry.heartbeat_at, now
+            bound = self.ttl + (0.0 if seen.beat_at is not None else self.start_grace)
+            if now - seen.renewed_at > bound:
+                out.append(Silent(w.name, w.worker_id, w.pid, now - seen.renewed_at, seen.beat_at is not None))
+        return out
+
+    def unhealthy(self, name: str, now: float) -> bool:
+        """Is worker ``name`` not known to be serving: never beaten since its (re)start, or silent past the
+        bound? (A scale-down stops such workers before healthy ones.)"""
+        seen = self._seen.get(name)
+        if seen is None or seen.beat_at is None:
+            return True
+        return now - seen.renewed_at > self.ttl
+
+
+async def run_probe(
+    probe: HeartbeatProbe,
+    read: Callable[[], Awaitable[list[NodeInfo]]],
+    workers: Callable[[], list[Watched]],
+    on_silent: Callable[[Silent], None],
+    stop: asyncio.Event,
+    interval: float,
+) -> None:
+    """Every ``interval`` s until ``stop``: ``read()`` the registry's entries, and call ``on_silent`` for each
+    worker of ``workers()`` silent past the bound. Never raises (a failed read is logged and makes the probe
+    :meth:`~HeartbeatProbe.blind`)."""
+    while not stop.is_set():
+        try:
+            entries = {n.id: n for n in await read() if n.role == "worker"}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the probe must outlive any one bad read
+            log.info("liveness probe: cannot read the registry: %s", error_text(exc))
+            probe.blind()
+        else:
+            for silent in probe.observe(workers(), entries, time.monotonic()):
+                try:
+                    on_silent(silent)
+                except Exception:  # a failing hook is logged, never fatal
+                    log.exception("liveness probe: on_silent failed for %s", silent.name)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+
+
+__all__ = ["START_GRACE", "HeartbeatProbe", "Silent", "Watched", "run_probe"]
