@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 
@@ -36,6 +37,7 @@ class ClusterNode:
     route_port: int
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    http_port: int = field(default_factory=free_port)  #: its monitoring port (``/jsz``: its storage reservations)
 
     @property
     def url(self) -> str:
@@ -48,6 +50,7 @@ class ClusterNode:
         conf.write_text(
             f'server_name: "{self.name}"\n'
             f'listen: "127.0.0.1:{self.port}"\n'
+            f'http: "127.0.0.1:{self.http_port}"\n'
             f'jetstream {{\n  store_dir: "{(self.data_dir / "js").resolve()}"\n'
             f"  max_memory_store: 128MB\n  max_file_store: 8GB\n}}\n"
             f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: "127.0.0.1:{self.route_port}"\n'
@@ -65,6 +68,14 @@ class ClusterNode:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def reserved(self) -> int | None:
+        """Bytes of file and memory storage this node holds reserved for streams (``/jsz``), None if unreadable."""
+        try:
+            jsz = httpx.get(f"http://127.0.0.1:{self.http_port}/jsz", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return int(jsz.get("reserved_storage", 0)) + int(jsz.get("reserved_memory", 0))
 
     def kill(self) -> None:
         """SIGKILL by PID, as a crash would."""
@@ -163,5 +174,9 @@ def fresh_cluster(nats_cluster: NatsCluster) -> NatsCluster:
             await nc.close()
 
     asyncio.run(wipe())
+    # a deleted stream's reservation is released on each node a moment later: a test that created a big topology
+    # right after the wipe was refused "insufficient storage" (an R3 KV of 4 GiB beside 5.3 GB of the last one's)
+    wait_for(lambda: all(n.reserved() == 0 for n in nats_cluster.nodes), timeout=30, interval=0.1,
+             what="every node to release the wiped streams' storage reservations")
     return nats_cluster
 

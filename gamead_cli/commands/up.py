@@ -152,7 +152,8 @@ def snapshot_config(path: Path | None, data_dir: Path) -> Path:
     """Copy the config file ``gamead up`` read (``path``; None: there was none) to ``<data_dir>/config-in-force
     .yaml`` and return the copy, which every child is pointed at (``GAMEAD_CONFIG``): a child restarted or
     started later runs with the configuration of ``up``'s start, never with an edited ``./config.yaml``, nor
-    with one created meanwhile. Written to a temporary file renamed over the copy. Raises :class:`ConfigError`
+    with one created meanwhile. Written (owner-only: it may hold secrets) to a temporary file renamed over the
+    copy. Raises :class:`ConfigError`
     if ``path`` cannot be read (it was read a moment ago)."""
     from gamead_core.config import check_file
 
@@ -166,7 +167,11 @@ def snapshot_config(path: Path | None, data_dir: Path) -> Path:
         text = _NO_CONFIG.encode()
     snapshot = data_dir / CONFIG_SNAPSHOT
     tmp = snapshot.with_name(snapshot.name + ".tmp")
-    tmp.write_bytes(text)
+    # owner-only, whatever the umask: the file may hold tokens and passwords (nats.url, auth.tokens)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(text)
+    os.chmod(tmp, 0o600)  # an older .tmp left by a killed start keeps its mode through O_CREAT
     os.replace(tmp, snapshot)
     return snapshot.resolve()
 

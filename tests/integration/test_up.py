@@ -403,7 +403,7 @@ def test_an_edited_config_file_changes_no_restarted_child_and_never_stops_the_st
         output = up.wait_ready()
         snapshot = up.data_dir / "config-in-force.yaml"
         assert "config: no config file (defaults, GAMEAD_* and flags); every child runs with it as it is now" in output
-        assert snapshot.is_file()
+        assert snapshot.is_file() and snapshot.stat().st_mode & 0o777 == 0o600  # owner-only: it may hold secrets
         with httpx.Client(base_url=up.url, timeout=10) as client:
             first = up.pid_of("worker-1")
             assert wait_for(lambda: _worker_entry(client, "local-1", first), timeout=30,
