@@ -16,6 +16,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
 from gamead_core.config.origin import origin
+from gamead_core.config.yaml_nodes import Part, key_part, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
 from gamead_core.errors import ConfigError
 from gamead_core.redact import redact_url
@@ -62,10 +63,6 @@ def _clipped(text: str) -> str:
     return text if len(text) <= _SHOWN_KEY_CHARS else text[: _SHOWN_KEY_CHARS - 1] + "…"
 
 
-def _key_text(node: yaml.Node) -> str:
-    return _clipped(str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.id}>")
-
-
 def duplicate_key(text: str) -> tuple[str, int, int] | None:
     """The first key written twice in one mapping of the YAML ``text``, at any depth: ``(dotted key, line of
     its first use, line of the repeat)``, lines counted from 1; None if there is none (or ``text`` is not
@@ -76,26 +73,23 @@ def duplicate_key(text: str) -> tuple[str, int, int] | None:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except (yaml.YAMLError, RecursionError):
         return None
-    seen_nodes: set[int] = set()
-    stack: list[tuple[yaml.Node, str]] = [(root, "")] if root is not None else []
-    while stack:
-        node, where = stack.pop()
-        if id(node) in seen_nodes:
-            continue
-        seen_nodes.add(id(node))
+    for where, node in walk(root):
         if isinstance(node, yaml.MappingNode):
             first: dict[tuple[str, str], int] = {}
-            for key, value in node.value:
-                name = _key_text(key)
-                dotted = f"{where}.{name}" if where else name
+            for key, _ in node.value:
                 ident = (key.tag, str(key.value)) if isinstance(key, yaml.ScalarNode) else ("", str(id(key)))
-                if ident in first and name != "<<":
-                    return dotted, first[ident], key.start_mark.line + 1
+                if ident in first and key_part(key) != "<<":
+                    return _dotted((*where, key_part(key))), first[ident], key.start_mark.line + 1
                 first.setdefault(ident, key.start_mark.line + 1)
-                stack.append((value, dotted))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node.value))
     return None
+
+
+def _dotted(path: tuple[Part, ...]) -> str:
+    """``queue.levels[2].name``: a node's path as an error names it (each key clipped)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{_clipped(part)}"
+    return out
 
 
 def _check_unique_keys(path: Path) -> None:

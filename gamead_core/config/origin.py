@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 
+from gamead_core.config.section import leaf_types
+from gamead_core.config.yaml_nodes import walk
 from gamead_core.redact import redact_url
 
 ENV_PREFIX, ENV_DELIMITER = "GAMEAD_", "__"
@@ -58,16 +60,8 @@ def _shows_value(model: type[BaseModel], loc: Sequence[str | int]) -> bool:
     annotation = _annotation(model, loc)
     if annotation is None or any(w in str(p).lower() for p in loc for w in _SECRET_WORDS):
         return False
-    stack, kinds = [annotation], []
-    while stack:
-        a = stack.pop()
-        args = typing.get_args(a)
-        if args and typing.get_origin(a) is not typing.Literal:
-            stack.extend(args)
-        else:
-            kinds.append(a)
     return not any(k is SecretStr or (isinstance(k, type) and issubclass(k, (BaseModel, list, dict)))
-                   for k in kinds)
+                   for k in leaf_types(annotation))
 
 
 def _shown(text: str) -> str:
@@ -95,22 +89,14 @@ def file_lines(path: Path) -> dict[tuple[str | int, ...], int]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return {}
     out: dict[tuple[str | int, ...], int] = {}
-    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())] if root is not None else []
-    seen: set[int] = set()
-    while stack:
-        node, where = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
+    for where, node in walk(root):
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
+            for key, _ in node.value:
                 if isinstance(key, yaml.ScalarNode):
                     out.setdefault((*where, str(key.value)), key.start_mark.line + 1)
-                    stack.append((value, (*where, str(key.value))))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 out.setdefault((*where, i), item.start_mark.line + 1)
-                stack.append((item, (*where, i)))
     return out
 
 

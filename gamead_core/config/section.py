@@ -8,9 +8,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 
-def _number_not_bool(annotation: Any) -> bool:
-    """True if a field of ``annotation`` takes an int or a float but not a bool (``int | None``, ``float``…)."""
-    kinds: set[Any] = set()
+def leaf_types(annotation: Any) -> list[Any]:
+    """The plain types a field's ``annotation`` is made of (``int | None`` → ``[NoneType, int]``; ``list[str]`` →
+    ``[str]``; a ``Literal[...]`` stays whole). Pure."""
+    kinds: list[Any] = []
     stack = [annotation]
     while stack:
         a = stack.pop()
@@ -18,8 +19,14 @@ def _number_not_bool(annotation: Any) -> bool:
         if args and typing.get_origin(a) is not typing.Literal:
             stack.extend(args)
         else:
-            kinds.add(a)
-    return bool(kinds & {int, float}) and bool not in kinds
+            kinds.append(a)
+    return kinds
+
+
+def _number_not_bool(annotation: Any) -> bool:
+    """True if a field of ``annotation`` takes an int or a float but not a bool (``int | None``, ``float``…)."""
+    kinds = leaf_types(annotation)
+    return any(k in (int, float) for k in kinds) and bool not in kinds
 
 
 class Section(BaseModel):
