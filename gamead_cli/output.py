@@ -431,6 +431,9 @@ def summary_view(summary: Mapping[str, Any]) -> RenderableType:
             settle = "look them up, do not resend: ids in -o json, maybeQueuedIds"
         grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time: they may still be analysed; "
                                            f"{settle})", style="yellow"))
+    if summary.get("notSent"):
+        grid.add_row("not sent", Text(f"{summary['notSent']} (stopped: a batch got no answer before any ad was "
+                                      "accepted; none of these reached the API)", style="yellow"))
     if summary.get("batchSize"):
         grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
     grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")

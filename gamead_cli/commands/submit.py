@@ -477,7 +477,8 @@ def send_many(
     and returns the summary of what was sent with ``interrupted: true``.
 
     A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
-    but counted as "may be queued" (``maybeQueuedUnknown``: their ids never came back; with ``idempotency_key``,
+    (if no ad was accepted before it, sending stops there and ``notSent`` counts the ads never sent) but counted
+    as "may be queued" (``maybeQueuedUnknown``: their ids never came back; with ``idempotency_key``,
     whose ``KEY-N`` per ad, N its input index, lets the client send the batch again first, :mod:`gamead_cli.retry`,
     their keys in ``maybeQueuedKeys``: the same command with the same key settles them, queueing nothing twice).
     """
@@ -647,6 +648,8 @@ def send_many(
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted:
         summary["interrupted"] = True
+    elif stop.is_set() and total is not None and sent < total:  # a batch got no answer before any was accepted
+        summary["notSent"] = total - sent  # stopped there rather than wait on an API that answers nothing
     return summary, ids
 
 
@@ -748,7 +751,7 @@ def submit_bulk(
         return exitcodes.INTERRUPTED
     if wait and summary["failed"] + summary["dead"]:
         return exitcodes.AD_FAILED
-    if summary["rejected"] or summary.get("pending") or summary.get("maybeQueued"):
+    if summary["rejected"] or summary.get("pending") or summary.get("maybeQueued") or summary.get("notSent"):
         return exitcodes.ERROR
     return exitcodes.OK
 

@@ -395,19 +395,24 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
     heartbeat is silent for ``registry.ttl`` is named on the console and SIGKILLed, so that the supervisor
     restarts it (and its held ads are recovered as for any dead worker); a scale-down stops such workers first."""
     from gamead_core.registry import Registry
+    from gamead_core.scaling.local import worker_id_of
     from gamead_core.scaling.probe import HeartbeatProbe, Silent, Watched, run_probe
 
     registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                         timeout=settings.nats.request_timeout)
     probe = HeartbeatProbe(settings.registry.ttl)
-    scaler.unhealthy = lambda name: probe.unhealthy(name, time.monotonic())
+    def unhealthy(name: str) -> bool:
+        child = scaler.supervisor.children.get(name)
+        return probe.unhealthy(name, child.pid if child is not None else None, time.monotonic())
+
+    scaler.unhealthy = unhealthy
 
     def watched() -> list[Watched]:
         out = []
         for name in scaler.worker_names:
             child = scaler.supervisor.children.get(name)
             if child is not None and child.alive and child.pid is not None:
-                out.append(Watched(name, f"local-{name.rsplit('-', 1)[1]}", child.pid, child.started_at))
+                out.append(Watched(name, worker_id_of(name), child.pid, child.started_at))
         return out
 
     def replace(silent: Silent) -> None:

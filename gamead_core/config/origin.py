@@ -114,6 +114,8 @@ def origin(model: type[BaseModel], loc: Sequence[str | int], *, flags: Mapping[s
     found, value = _walk(flags, loc)
     if found:
         by_env = next((name for key, name in env_flags.items() if loc[: len(key)] == key), None)
+        if by_env is not None and environ.get(by_env) != str(value):  # a flag given too wins over the variable
+            by_env = None
         if by_env is None:
             return "a command-line option"
         return f"{by_env}={_shown(str(value))}" if _shows_value(model, loc) else by_env

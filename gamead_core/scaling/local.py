@@ -49,6 +49,11 @@ def _check_count(n: int) -> None:
         raise ValueError(f"replicas must be a non-negative int, not {n!r}")
 
 
+
+def worker_id_of(name: str) -> str:
+    """The worker id (``local-3``) of the local worker child ``name`` (``worker-3``): the one rule for both."""
+    return f"local-{name.rsplit('-', 1)[1]}"
+
 class LocalScaler:
     """``gamead worker`` processes on this machine, started and stopped through ``supervisor``."""
 
@@ -114,7 +119,8 @@ class LocalScaler:
 
     def _start_one(self) -> str:
         k = self._free_index()
-        name, worker_id = f"worker-{k}", f"local-{k}"
+        name = f"worker-{k}"
+        worker_id = worker_id_of(name)
         self.supervisor.start(name, self._argv(worker_id), self._env, self._log_dir / f"{name}.log")
         self._workers.append(name)
         log.info("started %s (%s)", name, worker_id)
@@ -218,7 +224,7 @@ class LocalScaler:
             self._chained_exit(child, code)
         name, pid = getattr(child, "name", ""), getattr(child, "pid", None)
         if name in self._workers and pid is not None:
-            self._exits.append((f"local-{name.rsplit('-', 1)[1]}", pid))
+            self._exits.append((worker_id_of(name), pid))
 
     async def wait_drained(self) -> None:
         """Wait for every background stop to finish (bounded by ``stop_timeout``)."""

@@ -100,11 +100,12 @@ class HeartbeatProbe:
                 out.append(Silent(w.name, w.worker_id, w.pid, now - seen.renewed_at, seen.beat_at is not None))
         return out
 
-    def unhealthy(self, name: str, now: float) -> bool:
-        """Is worker ``name`` not known to be serving: never beaten since its (re)start, or silent past the
-        bound? (A scale-down stops such workers before healthy ones.)"""
+    def unhealthy(self, name: str, pid: int | None, now: float) -> bool:
+        """Is worker ``name``, now process ``pid``, not known to be serving: never beaten since its (re)start
+        (a restarted process is judged on its own beats, never on its predecessor's), or silent past the bound?
+        (A scale-down stops such workers before healthy ones.)"""
         seen = self._seen.get(name)
-        if seen is None or seen.beat_at is None:
+        if seen is None or seen.pid != pid or seen.beat_at is None:
             return True
         return now - seen.renewed_at > self.ttl
 

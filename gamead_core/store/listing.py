@@ -102,8 +102,8 @@ async def records_page(
     newest: list[tuple[Key, AdRecord]] = []  # a min-heap of the ``limit + 1`` newest (one more: is there more?)
     seen = total = 0
     reached = False
-    heard = time.monotonic()  # when the read last got a message (or began)
     window = await newest_window(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), max(1, scan_limit))
+    heard = time.monotonic()  # when the read last got a message (or began: after the window's search)
     async with aclosing(read_stream(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
                                     start_seq=window.start, timeout=timeout)) as reads:
         async for msg in reads:

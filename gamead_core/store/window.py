@@ -9,8 +9,9 @@ records (a reviewer's 6,401 ads held 3,999 in the last 10,000 sequences, and an 
 server how many messages lie at or after a sequence (``num_pending`` of a consumer created there, then deleted:
 no message is read). The answer is a step function of the sequence, so a search bracketed by the stream's
 first and last sequence finds it in about log2(last - first) questions (14 for 16,000 sequences; an
-interpolated guess first, so usually far fewer). Messages written during the search are newer than ``last``
-and are not counted.
+interpolated guess first, so usually far fewer). The reading stops at ``last`` (the stream's end when the search
+began), but a question asked later also counts the messages written since, less the records they replaced: while
+ads are being written the window may start a little late and hold a few fewer than ``count`` records.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ def test_a_batch_a_frozen_api_never_answered_may_be_queued_it_is_not_rejected(
     assert sent >= 3 and summary["rejected"] == {} and summary["accepted"] == 0, summary
     assert summary["maybeQueued"] == summary["maybeQueuedUnknown"] == sent, summary
     assert [i["outcome"] for i in summary["items"]] == ["maybeQueued"] * sent
+    assert summary.get("notSent", 0) == 6 - sent  # stopped after a batch got no answer: the rest said, not hidden
     # the table says so, and what to do: no resend (their ids never came back)
     with frozen(api.pid):
         table = CliRunner().invoke(app, ["submit", "--count", "3", "--batch-size", "3", "--api", url], env=QUICK)

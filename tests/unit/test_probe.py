@@ -21,20 +21,23 @@ def test_a_worker_silent_past_the_ttl_is_reported_and_a_renewing_one_never() -> 
     w = [Watched("worker-1", "local-1", 100, started_at=0.0)]
     for t in range(1, 20):  # beats every second: never silent
         assert probe.observe(w, entry(100, t), now=float(t)) == []
-    assert not probe.unhealthy("worker-1", 19.0)
+    assert not probe.unhealthy("worker-1", 100, 19.0)
     assert probe.observe(w, entry(100, 19), now=22.0) == []  # the same beat for 3 s: at the bound, not past it
     silent = probe.observe(w, entry(100, 19), now=22.5)
     assert [(s.name, s.pid, s.silent_for, s.beat_before) for s in silent] == [("worker-1", 100, 3.5, True)]
     assert probe.observe(w, {}, now=23.0)[0].silent_for == 4.0  # its entry expired: still silent
-    assert probe.unhealthy("worker-1", 23.0)
+    assert probe.unhealthy("worker-1", 100, 23.0)
 
 
 def test_another_process_starts_afresh_with_the_start_grace_and_an_entry_of_another_pid_is_no_renewal() -> None:
     probe = HeartbeatProbe(ttl=3, start_grace=30)
     probe.observe([Watched("worker-1", "local-1", 100, 0.0)], entry(100, 1), now=1.0)
+    assert not probe.unhealthy("worker-1", 100, 2.0)
+    # restarted: before the next reading it is judged on its own beats (none), not its predecessor's
+    assert probe.unhealthy("worker-1", 200, 5.5)
     w = [Watched("worker-1", "local-1", 200, started_at=5.0)]  # restarted
     assert probe.observe(w, entry(100, 1), now=30.0) == []  # the old process's entry: no beat of this one
-    assert probe.unhealthy("worker-1", 30.0)  # not beaten yet
+    assert probe.unhealthy("worker-1", 200, 30.0)  # not beaten yet
     silent = probe.observe(w, entry(100, 1), now=38.5)
     assert [(s.pid, s.beat_before) for s in silent] == [(200, False)]  # 3 + 30 s after its start
 
