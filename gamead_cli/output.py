@@ -19,6 +19,7 @@ from rich.text import Text
 from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
+from gamead_cli.program import gamead_program
 
 STATUS_STYLES: dict[str, str] = {
     "queued": "cyan",
@@ -244,14 +245,15 @@ def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None =
                       limit: int | None = None) -> str | None:
     """The exact command of the page after ``body`` (``GET /ads``), None on the last page: ``gamead ads list
     --cursor C``, the same ``flags`` (as :func:`ad_list_view`), ``--limit`` when not the default 50, and
-    ``again`` (the flags that reach the same API). Pure. The caller prints it on one line
+    ``again`` (the flags that reach the same API); ``gamead`` as the PATH finds it (:func:`gamead_program`). The
+    caller prints it on one line
     (:func:`print_command`)."""
     cursor = body.get("nextCursor")
     if not cursor:
         return None
     given = "".join(f" {flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
     more = f" --limit {limit}" if limit not in (None, 50) else ""
-    return f"gamead ads list --cursor {cursor}{given}{more}{again}"
+    return f"{gamead_program()} ads list --cursor {cursor}{given}{more}{again}"
 
 
 def print_command(command: str) -> None:
@@ -399,7 +401,7 @@ def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:
     text.append(f"  (priority {body.get('priority', '?')}, ")
     text.append_text(status_text(body.get("status")))
     text.append(")\n")
-    text.append(f"follow it with: gamead ads get {body.get('id', '')}{again}", style="dim")
+    text.append(f"follow it with: {gamead_program()} ads get {body.get('id', '')}{again}", style="dim")
     return text
 
 

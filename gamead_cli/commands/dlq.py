@@ -48,6 +48,7 @@ from gamead_cli.options import (
 from gamead_cli.output import clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, utc_when
 from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
+from gamead_cli.program import gamead_program
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
@@ -286,7 +287,7 @@ def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
             lost_since = lost_since or time.monotonic()
             if time.monotonic() - lost_since > FOLLOW_RETRY_SECONDS:
                 raise ApiUnreachable(f"lost the API while following job {job_id}; the job goes on on the server: "
-                                     f"gamead dlq jobs {job_id}{client.again}") from None
+                                     f"{gamead_program()} dlq jobs {job_id}{client.again}") from None
             time.sleep(1.0)
 
 

@@ -35,6 +35,7 @@ from rich.console import Console
 
 from gamead_cli import exitcodes
 from gamead_cli.options import ConfigOpt, settings_from
+from gamead_cli.program import gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.config import ClientSettings, GameadSettings
 from gamead_core.datadir import DataDir
@@ -224,21 +225,6 @@ def refused_start(child: Child) -> ConfigError:
     message once, whole (its fix included), then where its log is. Exit code 5, as the child's."""
     message = _child_error_line(child.log_path) or _last_log_line(child.log_path) or "no output"
     return ConfigError(f"{message} [{child.name} refused to start; log: {child.log_path}]")
-
-
-def gamead_program() -> str:
-    """How another terminal runs this very ``gamead``: ``gamead`` when the ``PATH`` finds it (an active venv, a
-    pipx install), else its absolute path (``/home/me/gamead/.venv/bin/gamead`` after ``make up``), so a hint
-    works verbatim where the venv is not active, from any directory."""
-    import shutil
-
-    ours = Path(sys.executable).parent / "gamead"  # the console script installed beside this interpreter
-    if not ours.is_file():
-        return "gamead"
-    found = shutil.which("gamead")
-    if found and os.path.realpath(found) == os.path.realpath(ours):
-        return "gamead"
-    return str(ours.absolute())
 
 
 def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,

@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from gamead_cli import exitcodes
 from gamead_cli.main import app
+from gamead_cli.program import gamead_program
 
 from tests.support import RPG_AD
 
@@ -61,7 +62,8 @@ def test_submit_table_output_names_the_id(runner: CliRunner, api_url: str, ad_fi
     # newcomer pasted `gamead ads get ID` and got exit 3 from the default 127.0.0.1:8080)
     ad_id = re.search(r"accepted ad (\S+)", result.stdout)[1]  # type: ignore[index]
     hint = " ".join(result.stdout.split("follow it with:")[1].split())
-    assert hint == f"gamead ads get {ad_id} --api {api_url}"
+    # `gamead` as the PATH finds it, else this venv's own path: `make up` does not put the venv on the PATH
+    assert hint == f"{gamead_program()} ads get {ad_id} --api {api_url}"
     again = runner.invoke(app, hint.split()[1:])
     assert again.exit_code == 0, again.output
 
