@@ -15,6 +15,7 @@ Example: gamead up --workers 2 --max-workers 6 --port 8080
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from functools import partial
 import os
 import re
@@ -23,10 +24,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -47,6 +48,7 @@ from gamead_core.supervisor import Child, Supervisor
 
 console = Console(stderr=True, highlight=False)
 _console_ok = {"ok": True}
+T = TypeVar("T")
 
 #: Seconds the API gets to answer /readyz after its start (imports, NATS connect, topology).
 API_READY_TIMEOUT = 30.0
@@ -419,6 +421,29 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
                                          settings.registry.heartbeat_interval), name="gamead-up-probe")
 
 
+async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: asyncio.Event,
+                      every: float = 0.2) -> T | None:
+    """Await ``connecting`` (the supervisor's NATS connection) while still supervising: ``poll()`` (restart dead
+    children) every ``every`` s, and give up (cancel it, return None) once ``stop`` is set. nats-py's connect
+    with ``allow_reconnect`` and no attempt limit tries for ever while the server is down: if the embedded
+    nats-server died just before, the loop that restarts it never ran and Ctrl-C only said "stopping now",
+    for ever (a full test run caught `gamead up` so). Raises what ``connecting`` raises."""
+    task = asyncio.ensure_future(connecting)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not task.done():
+            if stop.is_set():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return None
+            poll()
+            await asyncio.wait({task, stopping}, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+        return task.result()
+    finally:
+        stopping.cancel()
+
+
 async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
                      autoscaling: bool, *, recovery: bool) -> None:
     """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
@@ -455,10 +480,12 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
                 pass
 
             try:
-                nc = await nats.connect(**connect_options(settings.nats, nats_url, name="gamead-up supervisor"),
-                                        error_cb=_quiet)
+                nc = await supervising(nats.connect(**connect_options(settings.nats, nats_url,
+                                                                      name="gamead-up supervisor"),
+                                                    error_cb=_quiet), scaler.poll, stop)
             except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
                 raise GameadError(f"gamead up cannot connect to NATS at {nats_url}: {exc}") from exc
+        if nc is not None:
             guard_reader(nc)  # a dead read loop (nats-py #624) is reconnected, as for every other role
             link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
                                    ready=asyncio.Event())
@@ -470,7 +497,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
 
             scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
             probe = _start_probe(settings, nc, link.js, scaler, stop)
-        if autoscaling:
+        if autoscaling and nc is not None:
             deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
                                              on_decision=_show_decision)
             autoscaler = Autoscaler(scaling, deps)
