@@ -427,7 +427,8 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
     children) every ``every`` s, and give up (cancel it, return None) once ``stop`` is set. nats-py's connect
     with ``allow_reconnect`` and no attempt limit tries for ever while the server is down: if the embedded
     nats-server died just before, the loop that restarts it never ran and Ctrl-C only said "stopping now",
-    for ever (a full test run caught `gamead up` so). Raises what ``connecting`` raises."""
+    for ever (found so when a test run was stopped, its nats-server killed just before a stack's supervisor
+    connected). Raises what ``connecting`` raises."""
     task = asyncio.ensure_future(connecting)
     stopping = asyncio.ensure_future(stop.wait())
     try:

@@ -1,6 +1,7 @@
 """``gamead up``'s supervisor connects to NATS while it keeps supervising (gamead_cli.commands.up.supervising).
 
-A full test run caught a ``gamead up`` whose embedded nats-server died just before its supervisor connected:
+A ``gamead up`` whose embedded nats-server died just before its supervisor connected (a test run stopped at that
+moment) hung:
 nats-py's connect, with reconnects allowed and no attempt limit (``connect_options``), tried for ever; the loop
 that restarts dead children never ran, so NATS never came back, and every Ctrl-C only printed "stopping now:
 workers hand their ads back". A real nats-py client against a port nothing listens on (the same options)."""
