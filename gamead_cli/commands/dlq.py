@@ -371,6 +371,22 @@ def _how_many(preview: dict[str, Any]) -> str:
     return f"{'' if preview.get('complete', True) else 'at least '}{preview['matched']}"
 
 
+def _count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body: dict[str, Any], verb: str,
+                   question: str, *, dry_run: bool, yes: bool, output: OutputFormat, detach: bool) -> None:
+    """The one course of a replay or a purge: count the ``selection`` (a dry run at ``path``); with ``dry_run``
+    say what would be ``verb``; when the count read the whole DLQ and found nothing, say nothing was done (never
+    as a dry run); else ask ``question`` (``{n}``: the count) unless ``yes``, and run the job with ``body``."""
+    preview = _preview(client, path, selection)
+    if dry_run:
+        emit(preview, output, lambda p: _would(p, verb))
+        return
+    if _nothing_to_do(preview):
+        emit({**preview, "dryRun": False}, output, lambda p: _none_matched(p, verb))  # it was no dry run
+        return
+    confirm(question.format(n=_how_many(preview)), yes, api=client.api_url)
+    _run_job(client, path, body, output, detach)
+
+
 @app.command("replay")
 def replay(
     ids: IdsArg = None, everything: AllOpt = False,
@@ -397,15 +413,8 @@ def replay(
     if stop_on_failure_rate is not None:
         body["stopOnFailureRate"] = stop_on_failure_rate
     with api_client(config, api) as client:
-        preview = _preview(client, "/v1/dlq/replay", selection)
-        if dry_run:
-            emit(preview, output, lambda p: _would(p, "replayed"))
-            return
-        if _nothing_to_do(preview):
-            emit({**preview, "dryRun": False}, output, lambda p: _none_matched(p, "replayed"))  # it was no dry run
-            return
-        confirm(f"Replay {_how_many(preview)} dead-lettered ad(s)?", yes, api=client.api_url)
-        _run_job(client, "/v1/dlq/replay", body, output, detach)
+        _count_ask_run(client, "/v1/dlq/replay", selection, body, "replayed", "Replay {n} dead-lettered ad(s)?",
+                       dry_run=dry_run, yes=yes, output=output, detach=detach)
 
 
 @app.command("purge")
@@ -424,15 +433,9 @@ def purge(
     """
     selection = _selection(ids, everything, _filter(error_class, message, priority, since, until))
     with api_client(config, api) as client:
-        preview = _preview(client, "/v1/dlq/purge", selection)
-        if dry_run:
-            emit(preview, output, lambda p: _would(p, "purged"))
-            return
-        if _nothing_to_do(preview):
-            emit({**preview, "dryRun": False}, output, lambda p: _none_matched(p, "purged"))  # it was no dry run
-            return
-        confirm(f"Purge {_how_many(preview)} dead-lettered ad(s)? This cannot be undone", yes, api=client.api_url)
-        _run_job(client, "/v1/dlq/purge", {**selection, "confirm": True}, output, detach)
+        _count_ask_run(client, "/v1/dlq/purge", selection, {**selection, "confirm": True}, "purged",
+                       "Purge {n} dead-lettered ad(s)? This cannot be undone",
+                       dry_run=dry_run, yes=yes, output=output, detach=detach)
 
 
 JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", "CREATED (UTC)")

@@ -160,13 +160,13 @@ class Player:
         self.path = Path(path)
         self.api_url = f"replay of {self.path.name}"
         self.history = history
-        self._offsets: list[int] = []
+        #: each frame: (byte offset, 1-based line number) in the file (blank lines are skipped)
+        self._offsets: list[tuple[int, int]] = []
         self.position = -1
         self.reading = -1
         self._current: Snapshot | None = None
         self._history: dict[str, Any] = {}
         self._at: float | None = None
-        self._lines: list[int] = []  #: the file's 1-based line number of each frame (blank lines are skipped)
         where = str(path)
         self._file = open_input(path, hint=HINT)  # missing or unreadable: bad input, exit 2 (gamead_cli.inputs)
         try:
@@ -176,8 +176,7 @@ class Player:
                     raise BadInputFile(where, f"longer than {MAX_LINE // 1024 // 1024} MB: not a recording", number,
                                        HINT)
                 if line.strip():
-                    self._offsets.append(offset)
-                    self._lines.append(number)
+                    self._offsets.append((offset, number))
                 offset += len(line)
             if not self._offsets:
                 raise BadInputFile(where, "an empty recording (record one with gamead top --record FILE)", hint=HINT)
@@ -195,12 +194,12 @@ class Player:
 
     def line_of(self, i: int) -> int:
         """The file's 1-based line number of frame ``i`` (0-based; clamped to the recording)."""
-        return self._lines[max(0, min(len(self._lines) - 1, i))]
+        return self._offsets[max(0, min(len(self._offsets) - 1, i))][1]
 
     def _read(self, i: int) -> dict[str, Any]:
         """Frame ``i``'s line, decoded; raises :class:`BadInputFile` naming the file and line for one that is not
         JSON (:func:`gamead_cli.inputs.json_line`, the reader of every input file) or not a recording's line."""
-        self._file.seek(self._offsets[i])
+        self._file.seek(self._offsets[i][0])
         line = json_line(self.line_of(i), self._file.readline(MAX_LINE + 1), str(self.path), MAX_LINE, hint=HINT)
         if not isinstance(line, dict) or not isinstance(line.get("snapshot"), dict):
             raise BadInputFile(str(self.path), "not a gamead top recording", self.line_of(i), HINT)

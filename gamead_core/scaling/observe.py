@@ -32,11 +32,12 @@ def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *
     ``perWorkerPerSec``), the ``current`` replicas; ``at`` on the policy's monotonic clock, ``now`` in epoch
     seconds (the reading's age is ``now - reading.t``); ``basis`` how the per-worker rate was derived
     (``QueueSampler.per_worker_basis``: its ``bound`` goes in the reason)."""
+    levels = reading.levels + reading.partial  # a partly read level counts what was read (a lower bound)
     return Observation(
         at=at,
-        levels=reading.levels + reading.partial,  # a partly read level counts what was read (a lower bound)
+        levels=levels,
         unreadable_levels=tuple(lvl for lvl, _ in reading.unreadable),
-        ack_pending=(reading.ack_pending or 0) + sum(d.ack_pending for d in reading.partial),
+        ack_pending=sum(d.ack_pending for d in levels),
         arrival_rate=rates.get("submittedPerSec") or 0.0,
         completion_rate=rates.get("completedPerSec") or 0.0,
         per_worker_rate=rates.get("perWorkerPerSec"),

@@ -61,7 +61,7 @@ class SharedState:
 
     async def record(self, entry: dict[str, Any], *, observed: dict[str, Any] | None, override: Override | None,
                      running: int | None, backend: str, leader_since: float | None, draining: Any,
-                     lease_seen: Lease | None, next_in: float | None = None) -> bool:
+                     lease_seen: Lease | None, next_in: float) -> bool:
         """Fold ``entry`` into the decisions and write the state document (a failed write is only logged).
 
         ``running`` is the replica count after this decision (``current`` in the state; the entry keeps the

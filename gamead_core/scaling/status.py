@@ -97,7 +97,7 @@ def state_document(
     draining: Any,
     observed: dict[str, Any] | None,
     decisions: list[dict[str, Any]],
-    next_in: float | None = None,
+    next_in: float,
 ) -> dict[str, Any]:
     """The shared ``state`` the leader writes after each tick (read back by :func:`status_document`).
     ``running`` is the replica count after this decision; ``entry`` the decision (it keeps the count it
@@ -110,7 +110,7 @@ def state_document(
         "t": now,
         "updatedAt": iso(now),
         "intervalSeconds": settings.interval,
-        "nextInSeconds": round(settings.interval if next_in is None else next_in, 3),
+        "nextInSeconds": round(next_in, 3),
         "leaseTtlSeconds": lease_ttl(settings.interval),
         "minReplicas": settings.min_replicas,
         "maxReplicas": settings.max_replicas,

@@ -119,7 +119,7 @@ async def _level(js: JetStreamContext, level: int, now: float,
     got = await asyncio.gather(*(level_depth(js, level, now, p) for p in range(partitions)), return_exceptions=True)
     fatal = next((g for g in got if isinstance(g, BaseException) and not isinstance(g, Exception)), None)
     if fatal is not None:
-        raise fatal  # CancelledError, KeyboardInterrupt: never swallowed
+        raise fatal  # CancelledError, KeyboardInterrupt: not taken for a partition's error (the caller decides)
     read = [g for g in got if isinstance(g, LevelDepth)]
     error = next((g for g in got if isinstance(g, Exception)), None)
     return (merge_depths(level, read) if read else None), error

@@ -181,8 +181,8 @@ def _join(parts: Sequence[str]) -> str:
 # ASCII letter (found by trying every code point against every letter: İ ı ſ and the Kelvin sign K), which the
 # fold maps to that letter before lower-casing; after that every character lower-cases to exactly one
 # character of the same word/non-word class (checked over every code point too), so the folded text has the
-# same length, the same token boundaries, and a term's letters where the regex would find them. The test
-# oracle (tests/unit/analyzer_rules1_reference.py) pins the outputs to those of the regex-per-term analyser.
+# same length, the same token boundaries, and a term's letters where the regex would find them. The tests
+# (tests/unit/test_analyzer_equivalence.py) pin the outputs to those of the regex-per-term analyser, read from git.
 #
 # On ASCII text no candidate needs its regex unless a phrase is among them: a one-word term's first match is
 # then the first ``\w+`` token that spells it, and ``_Text.first`` maps each token to the index of its first
@@ -311,13 +311,7 @@ def _words(text: str) -> list[str]:
     return kept.decode().split()
 
 
-def _stem(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-#: ``_stem`` on words joined by spaces (no word holds one), all at once: "ies" ending a word of 5+ characters
+#: The plural rule on words joined by spaces (no word holds one), all at once: "ies" ending a word of 5+ characters
 #: becomes "y", then an "s" (not "ss") ending a word of 4+ loses it. The literal comes first, so the regex
 #: engine scans for it at C speed; one pass each, no backtracking (fixed-width look-arounds).
 _PLURAL_IES = re.compile(r"ies(?= |\Z)(?<=[^ ][^ ]ies)")

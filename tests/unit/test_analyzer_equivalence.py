@@ -179,6 +179,13 @@ def test_the_token_order_finds_what_the_regexes_find(text: str) -> None:
         assert analyzer._find(folded, vocab) == analyzer._find(folded._replace(first=None), vocab)
 
 
+
+def _stem(word: str) -> str:
+    """The plural rule word by word, as the analyser stemmed before ``_stem_all`` did it all at once."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
 @settings(max_examples=200, deadline=None)
 @given(phrase(200), phrase(2000))
 def test_the_copy_read_once_is_what_each_rule_read(title: str, description: str) -> None:
@@ -189,13 +196,13 @@ def test_the_copy_read_once_is_what_each_rule_read(title: str, description: str)
     assert copy.title_words == len(analyzer._WORD.findall(title))
     assert copy.description_words == len(analyzer._WORD.findall(description))
     words = set(analyzer._WORD.findall(f"{title} {description}".lower()))
-    assert copy.stems == frozenset({analyzer._stem(w) for w in words} - analyzer.STOPWORDS)
+    assert copy.stems == frozenset({_stem(w) for w in words} - analyzer.STOPWORDS)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet="sie'-ſKİy1", min_size=1, max_size=7), max_size=12))
 def test_stemming_all_at_once_is_stemming_each_word(words: list[str]) -> None:
-    assert analyzer._stem_all(words) == frozenset({analyzer._stem(w) for w in words} - analyzer.STOPWORDS)
+    assert analyzer._stem_all(words) == frozenset({_stem(w) for w in words} - analyzer.STOPWORDS)
 
 
 @settings(max_examples=300, deadline=None)
