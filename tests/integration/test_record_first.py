@@ -88,6 +88,9 @@ def test_a_first_delivery_with_the_revision_header_reads_no_record_and_a_keyed_o
             procs.append(start_worker(server.url, tmp_path, worker_id="reader", concurrency=4, **ENV))
             wait_for(lambda: all(any(w["status"] == "completed" for w in watch.of(i)) for i in [*plain, keyed]),
                      timeout=30, what="every ad completed")
+            # the taps run on their own connections: a read can reach them after the completion reached the watch
+            wait_for(lambda: _reads_of(taps, keyed) > before[keyed], timeout=10,
+                     what="the worker's read of the keyed ad's record, seen by the tap")
             worker_reads = {i: _reads_of(taps, i) - before[i] for i in [*plain, keyed]}
             print("record reads by the worker: un-keyed", [worker_reads[i] for i in plain],
                   "keyed", worker_reads[keyed])

@@ -21,7 +21,9 @@ def test_of_two_workers_only_the_lease_holder_sweeps(fresh_nats: Callable[[], Em
     """Two workers' reapers run side by side with a 0.2 s sweep: once four sweeps are done, all of them
     came from one worker, the one holding the ``reaper`` lease; the other read nothing for it."""
     server = fresh_nats()
-    settings = GameadSettings(registry={"heartbeat_interval": 0.2, "ttl": 3.0})
+    # a reaper lease of 3 s (3 heartbeats): a loaded machine's stall of a few tenths lapses no lease
+    # (with 0.2 s heartbeats it lasted 0.6 s, and a lapsed lease is rightly taken over: both swept)
+    settings = GameadSettings(registry={"heartbeat_interval": 1.0, "ttl": 10.0})
 
     async def main() -> tuple[int, int, str | None]:
         nc = await nats.connect(server.url)
