@@ -3,8 +3,9 @@
 A real ``gamead serve`` (tokens of every role configured, so auth is enforced) on a real nats-server, with a
 worker, of this module's own. Schemathesis reads ``/openapi.json`` and sends every operation generated
 requests, valid and invalid (its coverage phase: boundaries, wrong types, missing fields, methods a path does not
-take; then fuzzing), each one four times: without a token and with the submitter's, the viewer's and the
-operator's. Every answer must be documented and match its schema:
+take; then fuzzing). Each fuzzing request is sent four times: without a token and with the submitter's, the
+viewer's and the operator's; each coverage request once, as the least privileged caller its handler admits
+(:func:`callers_for`). Every answer must be documented and match its schema:
 
 * 0 server errors (``not_a_server_error``),
 * 0 undocumented status codes (``status_code_conformance``), content types and headers as documented,
@@ -99,12 +100,15 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 def callers_for(case: schemathesis.Case) -> dict[str, str | None]:
     """Every caller, for the fuzzing phase's requests. The coverage phase's (hundreds of boundary and invalid
-    variants of one body) go to the callers that reach the handler only: for the others the gate answers 401 or
-    403 before the request is read, which the fuzzing phase already checks on every operation."""
+    variants of one body) go to one caller that reaches the handler, the least privileged one: for the others
+    the gate answers 401 or 403 before the request is read, which the fuzzing phase already checks on every
+    operation, and a handler reads a body the same way for every role it admits (the operator's own rights are
+    fuzzed). One caller instead of each admitted one: ~2,100 → ~1,200 coverage requests, a third of the module."""
     if case.meta is None or case.meta.phase.name != "coverage" or route_class(case.path) == "open":
         return CALLERS
     allowed = allowed_roles(case.method.upper(), route_class(case.path))
-    return {caller: token for caller, token in CALLERS.items() if caller in allowed}
+    first = next(caller for caller in CALLERS if caller in allowed)  # CALLERS: least privileged first
+    return {first: CALLERS[first]}
 
 
 @schema.parametrize()
