@@ -67,7 +67,11 @@ def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
         pids = scaler.pids()
         assert all(pid is not None and pid_alive(pid) for pid in pids.values())
 
-        # One slot per worker: three slow ads end up on three different workers.
+        # One slot per worker: three slow ads end up on three different workers, once all three run (a worker
+        # still starting on a loaded machine would leave its ad to the first free one after 2.5 s)
+        await asyncio.to_thread(
+            wait_for, lambda: client.get("/v1/workers", params={"role": "worker"}).json()["count"] == 3,
+            timeout=30, what="3 workers registered")
         ids = [client.post("/ads", json=ad(f"Drain {i}", 3)).json()["id"] for i in range(3)]
 
         def all_processing() -> set[str] | None:
