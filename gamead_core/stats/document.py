@@ -31,6 +31,8 @@ def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict
         item = node.model_dump(mode="json")
         item["state"] = node_state(node, at, timeout)
         item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
+        if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
+            item["lastError"] = without_servers(item["lastError"])
         out.append(item)
     return out
 
@@ -44,7 +46,7 @@ def workers_document(sampler: QueueSampler, role: str | None = None) -> dict[str
         "count": len(items),
         "generatedAt": utc_iso(now),
         "ttlSeconds": sampler.settings.registry.ttl,
-        "error": None if sampler.nodes_ok else _registry_error(sampler),
+        "error": None if sampler.nodes_ok else without_servers(_registry_error(sampler)),
     }
 
 
@@ -142,7 +144,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
         "storage": _link_section(sampler.link, "storage_status"),
         # redis_stats(app) gives {cache, redis, ratelimit}: each becomes a top-level section
         **{k: cache.get(k) for k in ("cache", "redis", "ratelimit")},
-        "errors": list(sampler.errors),
+        "errors": [without_servers(e) for e in sampler.errors],
         "history": sampler.history.tail(history, sampler.interval),
     }
 

@@ -33,7 +33,8 @@ from tests.support import Proc, ad, frozen, start_api, wait_for
 CSI_TITLE = "A\u009b31mRED\u009b0m"
 OSC_TITLE = "X\u009d8;;http://evil\u009cLINK\u009d8;;\u009c"
 #: every character the API now refuses in client text, as (text, the code point its error names)
-REFUSED = [(CSI_TITLE, "U+009B"), (OSC_TITLE, "U+009D"), ("txt\u202eexe.", "U+202E"), ("a\u2066b\u2069", "U+2066"),
+REFUSED = [(CSI_TITLE, "U+009B"), (OSC_TITLE, "U+009D"), ("txt\u202eexe.", "U+202E"),
+           ("a\u2066b\u2069", "U+2066"),
            ("a\u0085b", "U+0085"), ("a\x1b[31m", "U+001B"), ("a\x7f", "U+007F")]
 #: what legitimate text needs, kept: emoji with joiners, combining marks, RTL script with its marks, ZWSP (Thai)
 ACCEPTED = ["👩\u200d💻 Dev Quest", "Cafe\u0301 Rush", "مرحبا بالعالم\u200f!", "สวัสดี\u200bเกม", "x\ufeffy",

@@ -148,7 +148,8 @@ def test_the_printable_fast_check_decides_as_the_regex_scans_for_every_code_poin
     one the regex scans find visible and not a control character, so they would have kept the text as well."""
     printable = [chr(cp) for cp in range(0x110000) if chr(cp).isprintable()]
     assert "".join(c for c in printable if c != " " and not _by_regex(c)) == ""
-    for text in ("", " ", "\u200b", "a\x07", "\t a \n", "\u00a0x", "x\ufeff", "  ok  ", "\u2028y", "a\x9b", "a\u202e", "\u2066b"):
+    for text in ("", " ", "\u200b", "a\x07", "\t a \n", "\u00a0x", "x\ufeff", "  ok  ", "\u2028y",
+                 "a\x9b", "a\u202e", "\u2066b"):
         assert _by_model(text) == _by_regex(text), repr(text)
 
 
