@@ -14,8 +14,9 @@ Two rules, one module (the API's input check and every CLI and dashboard print s
   paragraph separators: texts already take LF and CR). Display escapes those (below), so they never hide.
 * **escaped on display** (:func:`shown`): everything that does not show as itself, whatever is stored (a
   record from before the input rule, a DLQ import of an older export, a log line, an audit entry): controls
-  (but tab and LF, which a renderer lays out), format characters (category Cf) but the kept ones above, line
-  and paragraph separators, lone surrogates, each as ``\\u009b`` (``\\U000e0001`` above U+FFFF), visibly.
+  (but tab and LF, which a renderer lays out, and the CR of a CRLF line end, dropped), format characters
+  (category Cf) but the kept ones above, line and paragraph separators, lone surrogates, each as ``\\u009b``
+  (``\\U000e0001`` above U+FFFF), visibly.
 
 Pure: no I/O.
 """
@@ -61,7 +62,7 @@ def shown(text: str) -> str:
     that is printable (nearly all) is returned as is, after one ``str.isprintable`` scan."""
     if text.isprintable():
         return text
-    return "".join(_escaped(c) for c in text)
+    return "".join(_escaped(c) for c in text.replace("\r\n", "\n"))  # a CRLF line end is a line end
 
 
 def shown_tree(value: Any) -> Any:

@@ -51,6 +51,7 @@ def test_shown_escapes_what_a_terminal_obeys_and_keeps_what_text_needs() -> None
         "x\\u200by\\ufeffz\\u2028w\\u2029\\u001b[0m\\U000e0001"
     for text in LEGIT:
         assert shown(text) == text
+    assert shown("a\r\nb\rc") == "a\nb\\u000dc"  # a CRLF line end stays one; a lone CR (moves the cursor) shows
     for text in (CSI, OSC, "a\u202e", "x\u200by"):
         assert shown(shown(text)) == shown(text)  # idempotent: a view may escape twice
     assert shown_tree({"k\u009b": [CSI, 1, None, {"t": ("a\u202e",)}]}) == \
