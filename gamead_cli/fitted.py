@@ -1,5 +1,6 @@
 """The one table of the CLI's lists (``ads list``, ``dlq list``, ``dlq jobs``, ``workers``, ``top --once``): it fits
-the terminal's width by leaving out whole columns, as k9s does, and never cuts a label or an id.
+the terminal's width by leaving out whole columns, as k9s does, and never cuts a label or an id. A cell's control
+and invisible format characters show escaped (:func:`gamead_core.safe_text.shown`), whoever built the cell.
 
 An operator copies ids out of these tables: an id cut to ``01m87v538ce744cfgethv…`` or folded across two lines
 cannot be pasted. So a table's id columns (``ID``, ``JOB``) always keep their whole width on one line, and the
@@ -17,8 +18,21 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gamead_core.safe_text import shown
+
 FLEX_MIN = 4  #: fewest cells the flex column is drawn in
 ID_COLUMNS = ("ID", "JOB")  #: the labels of id columns, by default (:class:`FittedTable` ``ids``)
+
+
+def _shown_cell(cell: RenderableType) -> RenderableType:
+    """``cell`` with any character that does not show as itself escaped (:func:`gamead_core.safe_text.shown`):
+    a ``str`` or a one-style :class:`Text` (a styled cell keeps its style; its spans, if any, are dropped only
+    when something had to be escaped). Other renderables pass as they are."""
+    if isinstance(cell, str):
+        return shown(cell)
+    if isinstance(cell, Text) and not cell.plain.isprintable() and (escaped := shown(cell.plain)) != cell.plain:
+        return Text(escaped, style=cell.style, justify=cell.justify, overflow=cell.overflow, no_wrap=cell.no_wrap)
+    return cell
 
 
 class FittedTable:
@@ -43,7 +57,7 @@ class FittedTable:
         self.show_header = show_header
         self.wrap = wrap  #: the flex column's cells wrap onto more lines (a message) instead of ending in "…"
         self.columns = list(columns)
-        self.rows = [list(r) for r in rows]
+        self.rows = [[_shown_cell(c) for c in r] for r in rows]
         self.flex, self.drop, self.flex_max, self.flex_min = flex, list(drop), flex_max, flex_min
         self.ids = [c for c in self.columns if c in (ID_COLUMNS if ids is None else ids)]
         self.title, self.caption, self.right = title, caption, set(right)

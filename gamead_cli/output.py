@@ -20,6 +20,7 @@ from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
 from gamead_cli.program import gamead_program
+from gamead_core.safe_text import shown, shown_tree
 
 STATUS_STYLES: dict[str, str] = {
     "queued": "cyan",
@@ -41,7 +42,7 @@ def stderr_console() -> Console:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return shown(" ".join(text.split()))
 
 
 def red_line(text: str) -> None:
@@ -87,11 +88,14 @@ def emit(
     output: OutputFormat,
     render: Callable[[Any], RenderableType] | None = None,
 ) -> None:
-    """Print a command's result: JSON for ``-o json``, else ``render(data)`` (or the data as JSON)."""
+    """Print a command's result: JSON for ``-o json`` (JSON escapes every non-ASCII character), else
+    ``render(data)`` of the data with every text escaped where it would not show as itself
+    (:func:`gamead_core.safe_text.shown_tree`: a stored ``A\x9b31m`` prints as ``A\u009b31m``, never as a
+    terminal command), or the data as JSON."""
     if output == OutputFormat.json or render is None:
         print_json(data)
         return
-    stdout_console().print(render(data))
+    stdout_console().print(render(shown_tree(data)))
 
 
 # --- ad records ------------------------------------------------------------------------------------
@@ -103,13 +107,15 @@ def status_text(status: str | None) -> Text:
 
 
 def plain(value: Any) -> Text:
-    """User data as literal text: a title like ``[red]x`` must not be read as rich markup."""
-    return Text("" if value is None else str(value))
+    """User data as literal text: a title like ``[red]x`` must not be read as rich markup, and a control
+    character shows escaped (:func:`gamead_core.safe_text.shown`)."""
+    return Text("" if value is None else shown(str(value)))
 
 
 def clip(value: Any, width: int) -> str:
-    """One line of at most ``width`` characters (an ellipsis marks a cut); runs of whitespace become one space."""
-    text = " ".join(str(value or "").split())
+    """One line of at most ``width`` characters (an ellipsis marks a cut); runs of whitespace become one space,
+    a control character shows escaped (:func:`gamead_core.safe_text.shown`)."""
+    text = shown(" ".join(str(value or "").split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

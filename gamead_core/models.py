@@ -11,10 +11,13 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from gamead_core.names import DEFAULT_PRIORITY
+from gamead_core.safe_text import REFUSED, code_point
 from gamead_core.times import UtcDatetime
 
 _WIRE = ConfigDict(
@@ -23,24 +26,32 @@ _WIRE = ConfigDict(
     serialize_by_alias=True,
 )
 
-#: C0 control characters but tab and the line ends, and DEL: nothing an ad shows, and a terminal obeys some
+#: the validation context of a text read back from storage (a record, a DLQ entry): checked by the rule it was
+#: written under (C0 controls and DEL refused), not refused for what a later rule refuses on input, so a record
+#: from before the C1/bidi rule still reads (and is shown escaped: gamead_core.safe_text.shown)
+STORED: dict[str, Any] = {"stored": True}
+#: C0 control characters but tab and the line ends, and DEL: what storage always refused
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: a character that shows: neither whitespace nor an invisible format character (zero-width space and
 #: joiners, word joiner, BOM, soft hyphen, Mongolian vowel separator, invisible operators)
 _VISIBLE = re.compile(r"[^\s\u00ad\u180e\u200b-\u200f\u2060-\u2064\u206a-\u206f\ufeff]")
 
 
-def _stripped(text: str) -> str:
+def _stripped(text: str, info: ValidationInfo | None) -> str:
     """``text`` without surrounding whitespace. Refused (``ValueError``): a text with no character that shows
-    (only whitespace, Python's, or invisible format characters such as U+200B, U+FEFF), or with a control
-    character (U+0000-U+001F but tab, LF and CR; U+007F)."""
+    (only whitespace, Python's, or invisible format characters such as U+200B, U+FEFF), or with a character
+    :func:`gamead_core.safe_text.refused_char` refuses (C0 controls but tab, LF and CR; DEL; the C1 controls
+    U+0080-U+009F; the bidi embedding/override/isolate controls U+202A-U+202E, U+2066-U+2069). Read with the
+    :data:`STORED` context, only C0 controls and DEL are refused (the rule older records were written under)."""
     text = text.strip()
     if text and text.isprintable():  # the common case, without the two regex scans: a printable text holds no
         return text  # control character, no invisible format character and no whitespace but U+0020 (str.isprintable)
     if _VISIBLE.search(text) is None:
         raise ValueError("must have a character that shows (not only whitespace or invisible characters)")
-    if (bad := _CONTROL.search(text)) is not None:
-        raise ValueError(f"must not contain control characters (found U+{ord(bad.group()):04X})")
+    stored = info is not None and bool((info.context or {}).get("stored"))
+    bad = _CONTROL.search(text) if stored else REFUSED.search(text)
+    if bad is not None:
+        raise ValueError(f"must not contain control characters (found {code_point(bad.group())})")
     return text
 
 
@@ -48,7 +59,7 @@ def is_ad_text(text: str) -> bool:
     """True when ``text`` passes the ad texts' content rule (something shows, no control character), length
     aside: for generators of valid ads (tests, benchmarks)."""
     try:
-        _stripped(text)
+        _stripped(text, None)
     except ValueError:
         return False
     return True

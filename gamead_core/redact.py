@@ -3,7 +3,8 @@
 ``nats://user:secret@host:4222`` → ``nats://user:***@host:4222``; ``redis://:secret@host`` → ``redis://:***@host``;
 a token-only ``nats://secret@host`` → ``nats://***@host``. Comma-separated server lists are masked one by one.
 :func:`redact_text` does the same for every URL inside free text (a log line, an error message): the net
-under every log handler and every :class:`~gamead_core.errors.GameadError` message. Pure: no I/O.
+under every log handler and every :class:`~gamead_core.errors.GameadError` message. :func:`without_servers`
+goes further for check and status texts (``/readyz``, ``/v1/stats``): no host, port or URL at all. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -50,3 +51,25 @@ def redact_text(text: str) -> str:
     if "@" not in text or "://" not in text:
         return text
     return _USERINFO_IN_TEXT.sub(_mask_userinfo, text)
+
+
+#: where a server is named in free text: a URL, an IPv4 address (with its port), a bracketed IPv6 address, or a
+#: ``host:port`` whose host starts with a letter (so a time such as ``12:30:45`` is left alone)
+_SERVER_IN_TEXT = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>),]+"
+    r"|\[[0-9A-Fa-f:.%]+\](?::\d{1,5})?"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b"
+    r"|\b(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*:\d{1,5}\b"
+)
+#: what a server's name becomes in a status text
+SERVER = "a server"
+
+
+def without_servers(text: str) -> str:
+    """``text`` with every URL, IP address and ``host:port`` in it replaced by ``a server``: what a check or
+    status field (``/readyz``, ``/v1/stats``) says about a failure, which names no host, port, URL or password
+    (``Error 111 connecting to 127.0.0.1:16413.`` → ``Error 111 connecting to a server.``). Pure; text
+    without ``:`` or a dotted number is returned as is."""
+    if ":" not in text and "." not in text:
+        return text
+    return _SERVER_IN_TEXT.sub(SERVER, text)

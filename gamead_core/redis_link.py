@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
@@ -24,11 +25,21 @@ from typing import Literal, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError as RedisAuthError
+from redis.exceptions import (
+    AuthorizationError,
+    BusyLoadingError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gamead_core.config import RedisSettings
 from gamead_core.errors import error_text
-from gamead_core.redact import redact_url
+from gamead_core.redact import redact_url, without_servers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,10 +123,41 @@ class CircuitBreaker:
         }
 
 
+#: Redis's answers, by kind, as a status says them (no server named: the README's "No check names a server")
+_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (RedisAuthError, "authentication refused"),
+    (AuthorizationError, "authentication refused"),
+    (NoPermissionError, "permission denied"),
+    (BusyLoadingError, "loading its data set"),
+    (ReadOnlyError, "read-only (a replica)"),
+    (OutOfMemoryError, "out of memory"),
+)
+
+
+def _errno(exc: BaseException) -> int | None:
+    """The OS error number behind ``exc`` (redis-py wraps the ``OSError`` it caught), if any."""
+    for link in (exc, exc.__cause__, exc.__context__):
+        if isinstance(link, OSError) and link.errno:
+            return link.errno
+    return None
+
+
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+    """What failed, for the breaker's ``reason`` (``/readyz``, ``/v1/stats``): ``timed out``, ``connection
+    refused``, ``authentication refused``…, never the server's host, port or URL (redis-py's own text says
+    ``Error 111 connecting to 127.0.0.1:16413``); another error is its class and its text with every server
+    named in it replaced (:func:`gamead_core.redact.without_servers`)."""
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, RedisTimeoutError)):
         return "timed out"
-    return error_text(exc, limit=200)
+    kind = next((said for cls, said in _KINDS if isinstance(exc, cls)), None)
+    if kind is not None:
+        return kind
+    if isinstance(exc, (RedisConnectionError, OSError)):
+        number = _errno(exc)
+        if number is not None:
+            return f"cannot connect: {os.strerror(number).lower()}"
+        return "connection lost" if isinstance(exc, RedisConnectionError) else "cannot connect"
+    return f"{type(exc).__name__}: {without_servers(error_text(exc, limit=200))}"
 
 
 class RedisLink:

@@ -36,7 +36,7 @@ from gamead_cli.tui.screens import (
     TypedConfirmScreen,
 )
 from gamead_cli.tui.recording import Player, Recorder
-from gamead_cli.tui.source import DataSource, fetch_snapshot
+from gamead_cli.tui.source import DataSource, ShownSource, fetch_snapshot
 from gamead_cli.tui.view import Snapshot
 from gamead_cli.tui.widgets import (
     AuditPanel,
@@ -143,7 +143,8 @@ class DashboardApp(App[None]):
                  log_dir: Path | None = None) -> None:
         super().__init__()
         self.log_dir = log_dir  #: where ``:logs`` reads (None: not reachable; see ``gamead top --logs``)
-        self.source = source if player is None else player  # type: ignore[assignment]
+        #: every answer shown escaped (ShownSource): no stored text can restyle the terminal
+        self.source: DataSource = ShownSource(source if player is None else player)  # type: ignore[assignment]
         self.recorder = recorder
         self.player = player
         self.speed = 1.0

@@ -26,6 +26,7 @@ from typing import Any
 
 from gamead_core.datadir import STATE_FILE
 from gamead_core.ids import AD_ID_RULE, is_ad_id
+from gamead_core.safe_text import shown
 
 #: bytes read from the end of a file at first, and at most per later read
 TAIL_BYTES = 64 * 1024
@@ -135,14 +136,15 @@ _SKIP = frozenset({*_HEAD, "taskName", "color_message"})
 
 def format_line(line: str, *, source: str = "") -> str:
     """One log line for the screen: ``ts LEVEL logger message key=value …`` (``[source]`` first when the
-    lines come from several files); a line that is not a JSON object is shown as it is."""
+    lines come from several files); a line that is not a JSON object is shown as it is. Either way a control
+    character (an ANSI colour of a crash's output, a C1 CSI a client sent) shows escaped (``\\u001b``)."""
     rec = parse(line)
     prefix = f"[{source}] " if source else ""
     if rec is None:
-        return prefix + line
+        return shown(prefix + line)
     head = " ".join(str(rec[k]) for k in ("ts", "level", "logger") if rec.get(k) is not None)
     rest = " ".join(f"{k}={v}" for k, v in rec.items() if k not in _SKIP and v is not None)
-    return f"{prefix}{head} {rec.get('message', '')}" + (f"  {rest}" if rest else "")
+    return shown(f"{prefix}{head} {rec.get('message', '')}" + (f"  {rest}" if rest else ""))
 
 
 @dataclass

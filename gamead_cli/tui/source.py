@@ -20,6 +20,7 @@ from gamead_cli.client import ApiClient
 from gamead_cli.tui.view import Snapshot, dlq_id
 from gamead_core.errors import ApiClientError, NotFound
 from gamead_core.redact import redact_url
+from gamead_core.safe_text import shown_tree
 
 DLQ_PAGE = 30  #: entries the dashboard reads: more than fit on screen, few enough to poll
 AUDIT_PAGE = 8  #: audit records the dashboard reads (the panel shows the newest that fit)
@@ -63,6 +64,28 @@ class DataSource(Protocol):
               progress: Progress | None = None) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+class ShownSource:
+    """Any :class:`DataSource` (the API, a recording, a replay) whose answers are shown: every text in them
+    with the characters that do not show as themselves escaped (:func:`gamead_core.safe_text.shown_tree`), so
+    no table, detail or title of the dashboard prints a stored control character (a title's ``\x9b31m``
+    shows as ``\u009b31m``). Methods and attributes are the source's; only answers that are dicts or lists
+    are changed. Ids are ASCII and come back as they were."""
+
+    def __init__(self, source: DataSource) -> None:
+        self._source = source
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._source, name)
+        if not callable(found):
+            return found
+
+        def shown_answer(*args: Any, **kw: Any) -> Any:
+            answer = found(*args, **kw)
+            return shown_tree(answer) if isinstance(answer, (dict, list)) else answer
+
+        return shown_answer
 
 
 class ApiSource:

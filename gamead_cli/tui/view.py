@@ -20,6 +20,7 @@ from rich.text import Text
 from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.output import age, ago, clip, plain, short_datetime, short_time  # noqa: F401 - re-exported to the TUI
+from gamead_core.safe_text import shown_tree
 
 LEVELS = (1, 2, 3, 4, 5)
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -495,7 +496,16 @@ def _with_unit(row: MetricRow) -> str:
     return row.value
 
 
+def shown_snapshot(snap: Snapshot) -> Snapshot:
+    """``snap`` with every text escaped where it would not show as itself (:func:`gamead_core.safe_text.shown_tree`):
+    what ``gamead top --once`` renders (its ``-o json`` keeps the texts as the API sent them)."""
+    return Snapshot(stats=shown_tree(snap.stats), nodes=shown_tree(list(snap.nodes)), dlq=shown_tree(snap.dlq),
+                    dlq_error=shown_tree(snap.dlq_error), extra=shown_tree(dict(snap.extra)),
+                    audit=shown_tree(snap.audit), audit_error=shown_tree(snap.audit_error))
+
+
 def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableType:
+    snap = shown_snapshot(snap)
     stats = snap.stats
     parts: list[RenderableType] = [summary_text(stats, api_url)]
     back = span(history_span(stats))

@@ -9,6 +9,8 @@ service writes itself, so an import can never put into the DLQ what no worker co
   :data:`~gamead_core.models.MAX_ERROR_CLASS` characters; what the service writes is cut to it); ``errorMessage``
   longer than :data:`~gamead_core.models.MAX_ERROR_MESSAGE` is *cut* to it (``…`` at its end), as the service cuts
   what it writes, not refused: an entry an older gamead wrote (it kept the whole message) still imports;
+* ``errorMessage`` without the control characters an ad's texts refuse (C0 but tab, LF, CR; DEL; C1; bidi
+  embedding/override/isolate: :func:`gamead_core.safe_text.refused_char`), as ``title`` and the ad's texts;
 * ``traceparent`` a W3C trace context (``00-<32 hex>-<16 hex>-<2 hex>``);
 * every time (``submittedAt``, ``firstFailureAt``, ``lastFailureAt``, ``deadAt``) at most :data:`CLOCK_SKEW`
   seconds in the future: an entry from the future (``9999-12-31``) would sort after every real one and never age.
@@ -27,6 +29,7 @@ from gamead_core.ids import AdId, WorkerId
 from gamead_core.models import (
     MAX_ERROR_CLASS, MAX_ERROR_MESSAGE, AdSubmission, DlqEntry, Text200, clip_text, utcnow,
 )
+from gamead_core.safe_text import code_point, refused_char
 
 #: How far in the future an imported time may be (seconds): the clocks of two environments may differ a little.
 CLOCK_SKEW: Final = 300.0
@@ -61,6 +64,15 @@ class ImportedEntry(DlqEntry):
         """An over-long message is cut as the service cuts what it writes (an older gamead did not); the body's
         size cap (``api.max_body_bytes``) bounds what is read before."""
         return clip_text(value, MAX_ERROR_MESSAGE) if isinstance(value, str) else value
+
+    @field_validator("error_message")
+    @classmethod
+    def _no_terminal_controls(cls, value: str) -> str:
+        """Refused as in an ad's texts (:func:`gamead_core.safe_text.refused_char`): a C0 control but tab, LF and
+        CR, DEL, a C1 control, a bidi embedding/override/isolate control; the message is shown to operators."""
+        if (bad := refused_char(value)) is not None:
+            raise ValueError(f"must not contain control characters (found {code_point(bad)})")
+        return value
 
     @field_validator("id")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -17,6 +18,7 @@ from gamead_core.api.state import QueueLink
 from gamead_core.errors import IdempotencyKeyReused, NotFound
 from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, is_ad_id
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
+from gamead_core.safe_text import code_point
 
 router = APIRouter()
 
@@ -29,8 +31,12 @@ def _link(request: Request) -> QueueLink:
 
 MAX_IDEMPOTENCY_KEY = 200
 #: what a key may hold: no comma (a header holding one is two keys folded into one line) and no control
-#: character (no header can carry one), so a key sent in a batch item can be sent again as a header
-IDEMPOTENCY_KEY_PATTERN = r"^[^,\x00-\x1f\x7f]*$"
+#: character (no header can carry a C0 one), so a key sent in a batch item can be sent again as a header; nor a
+#: C1 control or a bidi embedding/override/isolate control (gamead_core.safe_text: a key is shown back)
+_KEY_REFUSED = r",\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+IDEMPOTENCY_KEY_PATTERN = f"^[^{_KEY_REFUSED}]*$"
+#: the first character a key may not hold (the header's check; a batch item's key is checked by the pattern)
+KEY_REFUSED = re.compile(f"[{_KEY_REFUSED}]")
 
 
 def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -70,6 +76,11 @@ async def submit(request: Request) -> Response:
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
                                details=[{"loc": "Idempotency-Key", "msg": "length out of range"}])
+    if idempotency_key is not None and (bad := KEY_REFUSED.search(idempotency_key)) is not None:
+        point = code_point(bad.group())
+        raise ValidationFailed(f"Idempotency-Key must not contain control characters (found {point})",
+                               details=[{"loc": "Idempotency-Key", "msg": f"control character {point}",
+                                         "type": "string_pattern_mismatch"}])
     settings = request.app.state.settings
     ad = parse_body(await body_bytes(request), AdSubmission, settings.api.max_body_bytes)  # any Content-Type
     if idempotency_key is None:

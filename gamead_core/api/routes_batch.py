@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from typing import Any
 
 import orjson
@@ -48,17 +47,17 @@ from gamead_core.api.errors import (
 )
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import JsonResponse
-from gamead_core.api.routes_ads import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY
+from gamead_core.api.routes_ads import IDEMPOTENCY_KEY_PATTERN, KEY_REFUSED, MAX_IDEMPOTENCY_KEY
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.intake import Accepted, Queued
 from gamead_core.models import AdAccepted, AdSubmission
 from gamead_core.queue.liveness import unsent_bytes
+from gamead_core.safe_text import code_point
 
 router = APIRouter()
 
 #: the one field a batch item may carry besides the ad's own
 KEY_FIELD = "idempotencyKey"
-_KEY_TEXT = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class BatchAd(AdSubmission):
@@ -112,10 +111,12 @@ def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
         if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             return error("validation_failed", f"{KEY_FIELD} must be a string of 1-{MAX_IDEMPOTENCY_KEY} characters",
                           [{"loc": KEY_FIELD, "msg": "must be a string of 1-200 characters", "type": "string_type"}])
-        if not _KEY_TEXT.fullmatch(key):
+        if (bad := KEY_REFUSED.search(key)) is not None:
+            point = code_point(bad.group())
             return error("validation_failed", f"{KEY_FIELD} cannot hold a comma or a control character (as the "
-                         "Idempotency-Key header cannot)",
-                         [{"loc": KEY_FIELD, "msg": "comma or control character", "type": "string_pattern_mismatch"}])
+                         f"Idempotency-Key header cannot; found {point})",
+                         [{"loc": KEY_FIELD, "msg": f"comma or control character ({point})",
+                           "type": "string_pattern_mismatch"}])
         item = {k: v for k, v in item.items() if k != KEY_FIELD}
     try:
         return AdSubmission.model_validate(item, strict=True), key

@@ -32,6 +32,7 @@ from gamead_core.jobs.model import Job, JobKind, Selection
 from gamead_core.jobs.runner import JobService
 from gamead_core.models import DlqEntry
 from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget
+from gamead_core.safe_text import code_point, refused_char
 from gamead_core.times import UtcDatetime
 
 router = APIRouter(prefix="/v1/dlq", tags=["dlq"])
@@ -112,9 +113,14 @@ def _budget(request: Request) -> ScanBudget:
 
 def make_filter(*, error_class: str | None = None, message: str | None = None, priority: int | None = None,
                 since: Any = None, until: Any = None) -> DlqFilter:
-    """A :class:`DlqFilter`, or 422 ``validation_failed`` naming ``message`` if RE2 cannot compile it, or
-    ``since`` if it is not before ``until`` (an empty window)."""
+    """A :class:`DlqFilter`, or 422 ``validation_failed`` naming ``message`` if RE2 cannot compile it, ``since``
+    if it is not before ``until`` (an empty window), or ``errorClass``/``message`` holding a control character
+    (:func:`gamead_core.safe_text.refused_char`)."""
     ValidationFailed.unless_window(since, until)
+    for loc, text in (("errorClass", error_class), ("message", message)):  # kept in a job, shown back to operators
+        if text is not None and (bad := refused_char(text)) is not None:
+            msg = f"must not contain control characters (found {code_point(bad)})"
+            raise ValidationFailed(f"{loc}: {msg}", details=[{"loc": loc, "msg": msg, "type": "value_error"}])
     try:
         return DlqFilter(error_class=error_class, message=message, priority=priority, since=since, until=until)
     except ValueError as exc:

@@ -10,7 +10,9 @@
   Checks: ``nats`` (connected), ``topology`` (the work stream and the ad bucket usable; other objects
   ``degraded`` while missing or incompatible), ``storage`` (the last probe write was stored), ``redis``
   (soft: ``degraded`` never makes the node unready). ``repairs`` lists objects the node recreated in the
-  last ten minutes. No check names a server or a URL.
+  last ten minutes. No check names a server or a URL: each says what failed (``degraded: timed out (circuit
+  open)``), and any host, port or URL an error text held reads ``a server``
+  (:func:`gamead_core.redact.without_servers`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.responses import Response
 
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import Health, Readiness
+from gamead_core.redact import without_servers
 
 router = APIRouter()
 
@@ -65,6 +68,7 @@ async def readyz(request: Request) -> Response:
     checks = link.readiness()
     redis = request.app.state.redis
     checks["redis"] = "disabled" if redis is None else redis.status()
+    checks = {name: without_servers(text) for name, text in checks.items()}  # what failed, never where
     ready = all(_passes(k, v) for k, v in checks.items())
     degraded = ready and any(v.startswith("degraded") for v in checks.values())
     body: dict[str, object] = {"status": "degraded" if degraded else "ready" if ready else "unready",

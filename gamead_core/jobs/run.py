@@ -20,7 +20,7 @@ from gamead_core.errors import Conflict, GameadError, QueueUnavailable, error_te
 from gamead_core.jobs.model import Job, JobKind, JobPhase, JobState, Mark
 from gamead_core.jobs.policy import failure_rate_exceeded, pace_delay, tally
 from gamead_core.jobs.store import WorkList
-from gamead_core.models import DlqEntry, utcnow
+from gamead_core.models import STORED, DlqEntry, utcnow
 from gamead_core.queue.dlq import DlqFilter
 from gamead_core.shutdown import last_write
 
@@ -218,7 +218,7 @@ class JobRun:
                 return await ops.replay(item[0], item[1], job.id)
             if job.kind == JobKind.PURGE:
                 return await ops.purge(item[0], item[1], job.id)
-            return await ops.import_entry(DlqEntry.model_validate(item), job.id)
+            return await ops.import_entry(DlqEntry.model_validate(item, context=STORED), job.id)  # checked when asked
         except Conflict:
             return Mark.BUSY
 

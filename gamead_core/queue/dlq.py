@@ -33,7 +33,7 @@ from gamead_core.config import DlqSettings, QueueSettings
 from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern  # noqa: F401 - MAX_PATTERN re-exported
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.ids import is_ad_id
-from gamead_core.models import DlqEntry
+from gamead_core.models import STORED, DlqEntry
 from gamead_core.queue.connection import delete_if_present, nats_boundary
 from gamead_core.queue.scan import read_stream
 from gamead_core.times import as_utc
@@ -158,7 +158,7 @@ def _decode(data: bytes | None, seq: int) -> DlqEntry | None:
     if not data:
         return None
     try:
-        return DlqEntry.model_validate_json(data).model_copy(update={"seq": seq})
+        return DlqEntry.model_validate_json(data, context=STORED).model_copy(update={"seq": seq})
     except ValidationError as exc:
         log.warning("DLQ entry %d cannot be read; skipped: %s", seq, exc.errors()[0].get("msg"),
                     extra={"dlq_seq": seq})

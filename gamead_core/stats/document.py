@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gamead_core import names
 from gamead_core.models import utc_iso
-from gamead_core.redact import redact_text
+from gamead_core.redact import redact_text, without_servers
 from gamead_core.registry import Percentiles, node_state
 from gamead_core.stats.rates import RATE_WINDOW, aging_horizon
 
@@ -31,6 +31,8 @@ def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict
         item = node.model_dump(mode="json")
         item["state"] = node_state(node, at, timeout)
         item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
+        if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
+            item["lastError"] = without_servers(item["lastError"])
         out.append(item)
     return out
 
@@ -44,7 +46,7 @@ def workers_document(sampler: QueueSampler, role: str | None = None) -> dict[str
         "count": len(items),
         "generatedAt": utc_iso(now),
         "ttlSeconds": sampler.settings.registry.ttl,
-        "error": None if sampler.nodes_ok else _registry_error(sampler),
+        "error": None if sampler.nodes_ok else without_servers(_registry_error(sampler)),
     }
 
 
@@ -142,7 +144,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
         "storage": _link_section(sampler.link, "storage_status"),
         # redis_stats(app) gives {cache, redis, ratelimit}: each becomes a top-level section
         **{k: cache.get(k) for k in ("cache", "redis", "ratelimit")},
-        "errors": list(sampler.errors),
+        "errors": [without_servers(e) for e in sampler.errors],
         "history": sampler.history.tail(history, sampler.interval),
     }
 
@@ -173,7 +175,8 @@ def _nats_info(sampler: QueueSampler) -> dict[str, Any]:
         "cluster": server.get("cluster"),
         "url": server.get("url"),
         "storage": sampler.account,
-        "error": None if connected else redact_text(getattr(sampler.link, "last_error", None) or "reconnecting"),
+        "error": None if connected else without_servers(redact_text(getattr(sampler.link, "last_error", None)
+                                                                    or "reconnecting")),
     }
 
 
@@ -192,8 +195,20 @@ def records_section(info: Any) -> dict[str, Any]:
 
 
 def _link_section(link: object, name: str) -> Any:
+    """The link's ``topology`` or ``storage`` section; its texts (an error, a failed write's detail) name no
+    server (:func:`gamead_core.redact.without_servers`), as ``/readyz``'s checks."""
     read = getattr(link, name, None)
-    return read() if callable(read) else None
+    return _no_servers(read()) if callable(read) else None
+
+
+def _no_servers(value: Any) -> Any:
+    if isinstance(value, str):
+        return without_servers(value)
+    if isinstance(value, dict):
+        return {k: _no_servers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_servers(v) for v in value]
+    return value
 
 
 __all__ = ["nodes_document", "records_section", "stats_document", "workers_document"]

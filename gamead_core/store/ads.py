@@ -29,7 +29,7 @@ from nats.js.kv import KeyValue
 
 from gamead_core import names
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
-from gamead_core.models import AdRecord, AdStatus
+from gamead_core.models import STORED, AdRecord, AdStatus
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
@@ -50,7 +50,7 @@ def encode(record: AdRecord) -> bytes:
 
 
 def decode(data: bytes) -> AdRecord:
-    return AdRecord.model_validate_json(data)
+    return AdRecord.model_validate_json(data, context=STORED)  # an older record still reads (models.STORED)
 
 
 @dataclass(frozen=True, slots=True)

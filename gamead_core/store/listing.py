@@ -36,7 +36,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import QueueUnavailable
 from gamead_core.ids import AD_CURSOR_RULE, is_ad_cursor
-from gamead_core.models import AdRecord, AdStatus
+from gamead_core.models import STORED, AdRecord, AdStatus
 from gamead_core.queue.scan import read_stream
 from gamead_core.store.window import newest_window
 
@@ -145,7 +145,7 @@ def _matching(msg: Msg, wanted: bytes | None, status: AdStatus | None, priority:
         return None
     if wanted is not None and wanted not in data:
         return None
-    record = AdRecord.model_validate_json(data)  # gamead_core.store.ads.decode
+    record = AdRecord.model_validate_json(data, context=STORED)  # gamead_core.store.ads.decode
     if (status is not None and record.status != status) or (priority is not None and record.priority != priority):
         return None
     return record

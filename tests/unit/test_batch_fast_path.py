@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from gamead_core.api.errors import ApiError
 from gamead_core.api.routes_batch import parse_batch, parse_item, validated
-from gamead_core.models import _CONTROL, _VISIBLE, _stripped
+from gamead_core.models import _VISIBLE, _stripped
+from gamead_core.safe_text import REFUSED
 from tests.support import ad
 
 MAX_BYTES = 1_000_000
@@ -130,14 +131,14 @@ def test_any_mix_reads_the_same_both_ways(items: list[Any], titles: list[str]) -
 
 def _by_regex(text: str) -> str | None:
     text = text.strip()
-    if _VISIBLE.search(text) is None or _CONTROL.search(text):
+    if _VISIBLE.search(text) is None or REFUSED.search(text):
         return None
     return text
 
 
 def _by_model(text: str) -> str | None:
     try:
-        return _stripped(text)
+        return _stripped(text, None)
     except ValueError:
         return None
 
@@ -147,7 +148,8 @@ def test_the_printable_fast_check_decides_as_the_regex_scans_for_every_code_poin
     one the regex scans find visible and not a control character, so they would have kept the text as well."""
     printable = [chr(cp) for cp in range(0x110000) if chr(cp).isprintable()]
     assert "".join(c for c in printable if c != " " and not _by_regex(c)) == ""
-    for text in ("", " ", "\u200b", "a\x07", "\t a \n", "\u00a0x", "x\ufeff", "  ok  ", "\u2028y"):
+    for text in ("", " ", "\u200b", "a\x07", "\t a \n", "\u00a0x", "x\ufeff", "  ok  ", "\u2028y",
+                 "a\x9b", "a\u202e", "\u2066b"):
         assert _by_model(text) == _by_regex(text), repr(text)
 
 
