@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from gamead_cli.atomic import PendingFile
 from gamead_cli.inputs import (
     BadInputFile,
     bounded_lines,
@@ -96,7 +97,10 @@ def _last_time(history: Any) -> float | None:
 
 class Recorder:
     """Appends every snapshot to ``path`` as a JSON line until the file would pass ``max_bytes``; then it stops
-    (``full`` turns True) and writes nothing more. The file is created (truncated) when the recorder is."""
+    (``full`` turns True) and writes nothing more. The lines go to a temporary file beside ``path``
+    (:class:`gamead_cli.atomic.PendingFile`; a killed dashboard leaves what it recorded there) that
+    :meth:`close` renames over ``path`` once at least one snapshot is in it: a session that recorded nothing
+    (the API down) leaves an existing ``path`` as it was."""
 
     def __init__(self, path: str | Path, max_bytes: int = DEFAULT_MAX_MB * 1024 * 1024) -> None:
         self.path = Path(path)
@@ -107,7 +111,8 @@ class Recorder:
         self._since: float | None = None
         self._last: dict[str, Any] = {}
         try:
-            self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+            self._pending: PendingFile | None = PendingFile(self.path)
+            self._file: IO[str] | None = self._pending.file
         except OSError as exc:
             raise ConfigError(f"cannot record to {path}: {exc.strerror or exc}") from exc
 
@@ -143,9 +148,18 @@ class Recorder:
         return True
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """End the recording: its file replaces ``path`` if a snapshot was recorded, else it is deleted (an old
+        ``path`` stays). Raises ``ConfigError`` if the rename fails."""
+        pending, self._pending, self._file = self._pending, None, None
+        if pending is None:
+            return
+        if not self.frames:
+            pending.discard()
+            return
+        try:
+            pending.commit()
+        except OSError as exc:
+            raise ConfigError(f"cannot record to {self.path}: {exc.strerror or exc}") from exc
 
 
 # --- replaying ----------------------------------------------------------------------------------------------

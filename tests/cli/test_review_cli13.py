@@ -1,0 +1,46 @@
+"""Brief cli13: CLI edges a newcomer and an attacker found. Each case runs the real ``gamead`` in a subprocess, as
+a user would (a real API where the behaviour needs one; a closed port where the API must be away)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from gamead_cli import exitcodes
+from tests.support import clean_env, gamead_argv
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+AD = {"title": "Sky Saga", "description": "An epic RPG.", "genre": "RPG", "callToAction": "Play", "duration": 30}
+
+
+def gamead(*args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(gamead_argv(*args), check=False, env=clean_env(**env), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
+
+
+def red_line(result: subprocess.CompletedProcess[str]) -> str:
+    """stderr's one ``error: …`` line (and no traceback)."""
+    lines = _ANSI.sub("", result.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+# --- 1: a verb that fails leaves the file it would have written as it was ---------------------------------------
+
+
+def test_a_failed_export_or_recording_leaves_the_old_file_intact(tmp_path: Path, closed_api_url: str) -> None:
+    old = '{"kept": true}\n'
+    for args in (["dlq", "export", "y.jsonl"], ["top", "--once", "--record", "y.jsonl"]):
+        (tmp_path / "y.jsonl").write_text(old, encoding="utf-8")
+        result = gamead(*args, "--api", closed_api_url, cwd=tmp_path)
+        assert result.returncode == exitcodes.UNREACHABLE, result.stderr  # was: y.jsonl emptied
+        red_line(result)
+        assert (tmp_path / "y.jsonl").read_text(encoding="utf-8") == old, args
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["y.jsonl"], args  # no temporary file left
+
+
+def test_a_new_file_is_not_created_by_a_failed_export(tmp_path: Path, closed_api_url: str) -> None:
+    result = gamead("dlq", "export", "new.jsonl", "--api", closed_api_url, cwd=tmp_path)
+    assert result.returncode == exitcodes.UNREACHABLE and list(tmp_path.iterdir()) == [], result.stderr
