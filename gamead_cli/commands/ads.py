@@ -74,7 +74,7 @@ def list_(
         int, typer.Option("--limit", "-l", min=1, max=500, help="Most ads to show (1-500).")
     ] = 50,
     cursor: Annotated[
-        str | None, typer.Option("--cursor", "-c", help="Read on after this cursor: the next page's command is "
+        str | None, typer.Option("--cursor", help="Read on after this cursor: the next page's command is "
                                  "printed under a full page (-o json: nextCursor).", show_default=False)
     ] = None,
     output: OutputOpt = OutputFormat.table,

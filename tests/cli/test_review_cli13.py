@@ -15,8 +15,8 @@ AD = {"title": "Sky Saga", "description": "An epic RPG.", "genre": "RPG", "callT
 
 
 def gamead(*args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gamead_argv(*args), check=False, env=clean_env(**env), cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
+    return subprocess.run(gamead_argv(*args), check=False, env=clean_env(**env), cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
 
 
 def red_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -44,3 +44,49 @@ def test_a_failed_export_or_recording_leaves_the_old_file_intact(tmp_path: Path,
 def test_a_new_file_is_not_created_by_a_failed_export(tmp_path: Path, closed_api_url: str) -> None:
     result = gamead("dlq", "export", "new.jsonl", "--api", closed_api_url, cwd=tmp_path)
     assert result.returncode == exitcodes.UNREACHABLE and list(tmp_path.iterdir()) == [], result.stderr
+
+
+# --- 2: no option string is declared twice by any command ----------------------------------------------------
+
+
+def _every_command() -> list[tuple[str, object]]:
+    """``(path, click command)`` of the root, every command and every sub-command, each loaded as ``gamead`` loads
+    it when used (:func:`gamead_cli.main.load_command`)."""
+    import typer
+
+    from gamead_cli.main import COMMANDS, app, load_command
+
+    found: list[tuple[str, object]] = [("gamead", typer.main.get_command(app))]
+    todo = [(f"gamead {name}", load_command(name)) for name in COMMANDS]
+    while todo:
+        path, command = todo.pop()
+        found.append((path, command))
+        todo.extend((f"{path} {name}", sub) for name, sub in (getattr(command, "commands", None) or {}).items())
+    return found
+
+
+def test_no_command_declares_an_option_string_twice() -> None:
+    commands = _every_command()
+    assert len(commands) > 25  # every verb and sub-command (28 when written)
+    clashes = []
+    for path, command in commands:
+        seen: dict[str, str] = {}
+        for param in command.get_params(_context(command)):  # type: ignore[attr-defined]
+            for opt in [*param.opts, *param.secondary_opts]:
+                if not opt.startswith("-"):
+                    continue  # an argument's name
+                if opt in seen:
+                    clashes.append(f"{path}: {opt} is both {seen[opt]} and {param.name}")
+                seen[opt] = param.name
+    assert not clashes  # was: `gamead ads list`: -c is both cursor and config
+
+
+def _context(command: object) -> object:
+    import click
+
+    return click.Context(command)  # type: ignore[arg-type]
+
+
+def test_ads_list_short_c_is_the_config_file(tmp_path: Path) -> None:
+    result = gamead("ads", "list", "-c", "nowhere.yaml", cwd=tmp_path)
+    assert result.returncode == exitcodes.CONFIG and "nowhere.yaml" in red_line(result), result.stderr
