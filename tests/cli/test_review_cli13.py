@@ -3,6 +3,7 @@ a user would (a real API where the behaviour needs one; a closed port where the 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -90,3 +91,35 @@ def _context(command: object) -> object:
 def test_ads_list_short_c_is_the_config_file(tmp_path: Path) -> None:
     result = gamead("ads", "list", "-c", "nowhere.yaml", cwd=tmp_path)
     assert result.returncode == exitcodes.CONFIG and "nowhere.yaml" in red_line(result), result.stderr
+
+
+# --- 3: under -o json every failure is also one JSON document on stdout -----------------------------------------
+
+
+def _error_document(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """stdout's one JSON document ``{"error": {…}}`` (and stderr's one red line saying the same)."""
+    doc = json.loads(result.stdout)  # the whole of stdout: one document
+    error = doc["error"]
+    assert set(doc) == {"error"} and error["exitCode"] == result.returncode, doc
+    assert error["message"] in red_line(result), (error, result.stderr)
+    return error
+
+
+def test_every_failure_under_o_json_is_one_json_document(tmp_path: Path, closed_api_url: str, api_url: str) -> None:
+    missing = "01jb2x4k7m9p3q5r8s0t2v4w6y"
+    cases = [  # (argv, exit code, error code)
+        (["ads", "get", missing, "-o", "json", "--api", api_url], exitcodes.NOT_FOUND, "not_found"),
+        (["workers", "-o", "json", "--api", closed_api_url], exitcodes.UNREACHABLE, "api_unreachable"),
+        (["submit", "--count", "3000", "--output=json", "--api", closed_api_url], exitcodes.UNREACHABLE,
+         "api_unreachable"),
+        (["dlq", "list", "-oJSON", "--api", closed_api_url], exitcodes.UNREACHABLE, "api_unreachable"),
+        (["ads", "list", "--limit", "0", "-o", "json"], exitcodes.USAGE, "bad_usage"),  # refused while parsing
+        (["ads", "get", "a.b", "-o", "json"], exitcodes.USAGE, "bad_usage"),
+    ]
+    for argv, exit_code, code in cases:
+        result = gamead(*argv, cwd=tmp_path)
+        assert result.returncode == exit_code, (argv, result.stderr)
+        assert _error_document(result)["code"] == code, argv
+    table = gamead("workers", "--api", closed_api_url, cwd=tmp_path)  # for people: stdout stays empty
+    assert table.returncode == exitcodes.UNREACHABLE and table.stdout == "", table.stdout
+
