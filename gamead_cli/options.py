@@ -33,12 +33,28 @@ OutputOpt = Annotated[
     OutputFormat,
     typer.Option("--output", "-o", help="table for people, json for scripts.", case_sensitive=False),
 ]
+
+
+def api_url_arg(value: str | None) -> str | None:
+    """``--api URL``, checked by the rule of ``client.api_url`` (:func:`gamead_core.config.local.api_url_problem`)
+    while the flags are read: ``--api notaurl`` or ``ftp://x`` is bad usage (exit 2, the line names ``--api``),
+    never a request."""
+    if value is None:
+        return None
+    from gamead_core.config.local import api_url_problem
+
+    if (problem := api_url_problem(value)) is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 ApiOpt = Annotated[
     str | None,
     typer.Option(
         "--api",
         help="URL of the gamead API \\[env GAMEAD_API_URL; default http://127.0.0.1:8080].",
         show_default=False,
+        callback=api_url_arg,
     ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

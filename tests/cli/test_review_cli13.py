@@ -123,3 +123,15 @@ def test_every_failure_under_o_json_is_one_json_document(tmp_path: Path, closed_
     table = gamead("workers", "--api", closed_api_url, cwd=tmp_path)  # for people: stdout stays empty
     assert table.returncode == exitcodes.UNREACHABLE and table.stdout == "", table.stdout
 
+
+# --- 4: --api that is not an http(s) URL is bad usage; GAMEAD_API_URL of the same is bad configuration ----------
+
+
+def test_an_api_flag_that_is_no_http_url_is_bad_usage(tmp_path: Path) -> None:
+    cases = [(["workers"], url) for url in ("notaurl", "ftp://x", "http://", "http://h:99999")]
+    for verb, url in [*cases, (["submit", "--count", "2"], "notaurl"), (["top", "--once"], "ftp://x")]:
+        result = gamead(*verb, "--api", url, cwd=tmp_path)
+        assert result.returncode == exitcodes.USAGE, (verb, url, result.stderr)  # was 1
+        assert "'--api'" in red_line(result), result.stderr
+    result = gamead("workers", cwd=tmp_path, GAMEAD_API_URL="ftp://x")
+    assert result.returncode == exitcodes.CONFIG and "GAMEAD_API_URL" in red_line(result), result.stderr
