@@ -101,3 +101,23 @@ AD_CURSOR_RULE: Final[str] = "a page cursor is the nextCursor of the previous pa
 def is_ad_cursor(value: object) -> bool:
     """True if ``value`` is a string in the ``GET /ads`` cursor form (:data:`AD_CURSOR_PATTERN`). Pure."""
     return isinstance(value, str) and len(value) <= AD_CURSOR_MAX_LENGTH and _AD_CURSOR.fullmatch(value) is not None
+
+
+#: the longest ``Idempotency-Key`` (header, or a batch item's ``idempotencyKey``) the API takes, in characters
+MAX_IDEMPOTENCY_KEY: Final[int] = 200
+#: what a key may hold: no comma (a header holding one is two keys folded into one line) and no control
+#: character (no header can carry one), so a key sent in a batch item can be sent again as a header
+IDEMPOTENCY_KEY_PATTERN: Final[str] = r"^[^,\x00-\x1f\x7f]*$"
+_KEY_TEXT = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def idempotency_key_problem(key: str) -> str | None:
+    """What the API would refuse in the idempotency key ``key`` (the rule of the header and of a batch item's
+    ``idempotencyKey``), or None: 1-:data:`MAX_IDEMPOTENCY_KEY` characters, no comma, no control character.
+    Pure; the CLI checks ``--idempotency-key`` with it before sending anything."""
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        return f"an idempotency key is 1-{MAX_IDEMPOTENCY_KEY} characters (got {len(key)})"
+    if not _KEY_TEXT.fullmatch(key):
+        return ("an idempotency key cannot hold a comma (two keys folded into one header) or a control "
+                "character")
+    return None

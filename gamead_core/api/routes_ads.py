@@ -15,7 +15,7 @@ from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import IdempotencyKeyReused, NotFound
-from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, is_ad_id
+from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, MAX_IDEMPOTENCY_KEY, is_ad_id
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
 
 router = APIRouter()
@@ -27,10 +27,6 @@ def _link(request: Request) -> QueueLink:
     return request.app.state.link  # type: ignore[no-any-return]
 
 
-MAX_IDEMPOTENCY_KEY = 200
-#: what a key may hold: no comma (a header holding one is two keys folded into one line) and no control
-#: character (no header can carry one), so a key sent in a batch item can be sent again as a header
-IDEMPOTENCY_KEY_PATTERN = r"^[^,\x00-\x1f\x7f]*$"
 
 
 def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -135,3 +135,20 @@ def test_an_api_flag_that_is_no_http_url_is_bad_usage(tmp_path: Path) -> None:
         assert "'--api'" in red_line(result), result.stderr
     result = gamead("workers", cwd=tmp_path, GAMEAD_API_URL="ftp://x")
     assert result.returncode == exitcodes.CONFIG and "GAMEAD_API_URL" in red_line(result), result.stderr
+
+
+# --- 5: an idempotency key the API would refuse is refused before anything is sent ------------------------------
+
+
+def test_an_idempotency_key_the_api_refuses_is_bad_usage_before_sending(tmp_path: Path, closed_api_url: str) -> None:
+    """The API's port is closed: a request would say "cannot reach" (exit 3) instead."""
+    (tmp_path / "ad.json").write_text(json.dumps(AD), encoding="utf-8")
+    for args in (["ad.json", "--idempotency-key", "a,b"],  # was: sent, 400 duplicate_header, exit 1
+                 ["ad.json", "--idempotency-key", "tab\there"],
+                 ["ad.json", "--idempotency-key", "k" * 201],
+                 ["--count", "10", "--idempotency-key", "k" * 199]):  # KEY-9 is 201 characters
+        result = gamead("submit", *args, "--api", closed_api_url, cwd=tmp_path)
+        assert result.returncode == exitcodes.USAGE, (args, result.stderr)
+        assert "--idempotency-key" in red_line(result), result.stderr
+    fine = gamead("submit", "ad.json", "--idempotency-key", "k" * 200, "--api", closed_api_url, cwd=tmp_path)
+    assert fine.returncode == exitcodes.UNREACHABLE, fine.stderr  # a key the API takes is sent
