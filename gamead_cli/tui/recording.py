@@ -23,6 +23,7 @@ from gamead_cli.inputs import (
     BadInputFile,
     bounded_lines,
     json_line,
+    load_json,
     open_input,
     strict_dumps,
 )
@@ -214,10 +215,34 @@ class Player:
         """Frame ``i``'s line, decoded; raises :class:`BadInputFile` naming the file and line for one that is not
         JSON (:func:`gamead_cli.inputs.json_line`, the reader of every input file) or not a recording's line."""
         self._file.seek(self._offsets[i][0])
-        line = json_line(self.line_of(i), self._file.readline(MAX_LINE + 1), str(self.path), MAX_LINE, hint=HINT)
+        try:
+            line = json_line(self.line_of(i), self._file.readline(MAX_LINE + 1), str(self.path), MAX_LINE,
+                             hint=HINT)
+        except BadInputFile as exc:  # an ad.json of several lines is valid JSON: say what it is not
+            if i == 0 and exc.problem.startswith("not valid JSON") and (lines := self._one_document()):
+                raise BadInputFile(str(self.path), f"not a gamead top recording (one JSON document over {lines} "
+                                   "lines; a recording is one snapshot a line, from gamead top --record FILE)",
+                                   self.line_of(i), HINT) from None
+            raise
         if not isinstance(line, dict) or not isinstance(line.get("snapshot"), dict):
-            raise BadInputFile(str(self.path), "not a gamead top recording", self.line_of(i), HINT)
+            kind = {dict: "object without a snapshot", list: "array", str: "string", bool: "true/false",
+                    type(None): "null"}.get(type(line), "number")
+            what = f"a JSON {kind}"
+            raise BadInputFile(str(self.path), f"not a gamead top recording ({what}; a recording is one snapshot a "
+                               "line, from gamead top --record FILE)", self.line_of(i), HINT)
         return line
+
+    def _one_document(self) -> int:
+        """The number of lines of the file when it is, whole, one JSON document (not JSON lines), else 0."""
+        self._file.seek(0)
+        data = self._file.read(MAX_LINE + 1)
+        if len(data) > MAX_LINE:
+            return 0
+        try:
+            load_json(data, str(self.path), hint=HINT)
+        except BadInputFile:
+            return 0
+        return data.count(b"\n") + (not data.endswith(b"\n"))
 
     def frame(self, i: int) -> Snapshot:
         """The snapshot at position ``i`` (clamped to the recording). Going back rebuilds the history from the

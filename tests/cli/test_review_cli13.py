@@ -152,3 +152,20 @@ def test_an_idempotency_key_the_api_refuses_is_bad_usage_before_sending(tmp_path
         assert "--idempotency-key" in red_line(result), result.stderr
     fine = gamead("submit", "ad.json", "--idempotency-key", "k" * 200, "--api", closed_api_url, cwd=tmp_path)
     assert fine.returncode == exitcodes.UNREACHABLE, fine.stderr  # a key the API takes is sent
+
+
+# --- 6: a JSON file that is not a recording says so, whether it is one line or several ---------------------------
+
+
+def test_replay_of_a_json_file_that_is_no_recording_says_so(tmp_path: Path) -> None:
+    files = {"ad.json": json.dumps(AD, indent=2),  # valid JSON of 7 lines: was "ad.json:1: not valid JSON"
+             "one.json": json.dumps(AD), "list.json": "[1, 2]"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text + "\n", encoding="utf-8")
+        result = gamead("top", "--replay", name, "--once", cwd=tmp_path)
+        assert result.returncode == exitcodes.USAGE, result.stderr
+        line = red_line(result)
+        assert f"{name}:1: not a gamead top recording (" in line and "not valid JSON" not in line, line
+    (tmp_path / "broken.json").write_text('{\n  "title": \n', encoding="utf-8")  # not JSON at all: says so
+    assert "broken.json:1: not valid JSON" in red_line(gamead("top", "--replay", "broken.json", "--once",
+                                                              cwd=tmp_path))
