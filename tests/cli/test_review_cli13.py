@@ -169,3 +169,21 @@ def test_replay_of_a_json_file_that_is_no_recording_says_so(tmp_path: Path) -> N
     (tmp_path / "broken.json").write_text('{\n  "title": \n', encoding="utf-8")  # not JSON at all: says so
     assert "broken.json:1: not valid JSON" in red_line(gamead("top", "--replay", "broken.json", "--once",
                                                               cwd=tmp_path))
+
+
+# --- 7: an NDJSON file not JSON from its first line is refused whole (2); a later bad line is that ad rejected (1) --
+
+
+def test_ndjson_refused_whole_or_one_line_as_the_readme_says(tmp_path: Path, closed_api_url: str,
+                                                             api_url: str) -> None:
+    (tmp_path / "first.ndjson").write_text("not json\n" + json.dumps(AD) + "\n", encoding="utf-8")
+    result = gamead("submit", "first.ndjson", "--api", closed_api_url, cwd=tmp_path)  # nothing is sent
+    assert result.returncode == exitcodes.USAGE and "first.ndjson:1: not valid JSON" in red_line(result)
+    (tmp_path / "m.ndjson").write_text(json.dumps(AD) + "\nnot json\n" + json.dumps(AD) + "\n", encoding="utf-8")
+    result = gamead("submit", "m.ndjson", "-o", "json", "--api", api_url, cwd=tmp_path)
+    assert result.returncode == exitcodes.ERROR, result.stderr
+    items = json.loads(result.stdout)["items"]
+    assert [(i["where"], i["outcome"], i.get("code")) for i in items] == [
+        ("m.ndjson:1", "accepted", None), ("m.ndjson:2", "rejected", "invalid_json"), ("m.ndjson:3", "accepted", None)]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "a later bad line is that one ad rejected, `invalid_json`, and the others are sent: exit 1" in readme
