@@ -30,6 +30,15 @@ def is_ulid_id(value: object) -> bool:
     return isinstance(value, str) and len(value) == ID_LENGTH and _ULID.fullmatch(value) is not None
 
 
+def normal_id(value: str) -> str:
+    """An ad or job id as gamead keeps it: a ULID is case-insensitive (Crockford base32), so ``01M8RVR27Y…``
+    names the same id as ``01m8rvr27y…``, and only the lowercase form is used in NATS keys and subjects. Returns
+    ``value`` lowercased when that is an id, else ``value`` unchanged (for the caller's check to refuse and its
+    message to quote as given). Call it before :func:`is_ad_id` / :func:`is_job_id`. Pure."""
+    lowered = value.lower()
+    return lowered if lowered != value and is_ulid_id(lowered) else value
+
+
 def is_ad_id(value: object) -> bool:
     """True if ``value`` may be an ad id (see the module docstring)."""
     return is_ulid_id(value)

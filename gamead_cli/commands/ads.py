@@ -55,7 +55,7 @@ def get(
 
     Example: gamead ads get 01m87v538ce744cfgethvyb39n
     """
-    ad_id_arg(ad_id)
+    ad_id = ad_id_arg(ad_id) or ad_id  # lowercase: a ULID in capitals is the same id
     with api_client(config, api) as client:
         record = client.get_ad(ad_id)
     emit(record, output, partial(ad_view, again=client.again))

@@ -140,13 +140,13 @@ def _filter(error_class: str | None, message: str | None, priority: int | None, 
 
 
 def _ad_id(value: str) -> str:
-    ad_id_arg(value)
-    return value
+    """``value`` checked as an ad id, lowercase (:func:`gamead_cli.options.ad_id_arg`)."""
+    return ad_id_arg(value) or value
 
 
 def _job_id(value: str) -> str:
-    job_id_arg(value)
-    return value
+    """``value`` checked as a job id, lowercase (:func:`gamead_cli.options.job_id_arg`)."""
+    return job_id_arg(value) or value
 
 
 def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import IdempotencyKeyReused, NotFound
-from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, MAX_IDEMPOTENCY_KEY, is_ad_id
+from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, MAX_IDEMPOTENCY_KEY, is_ad_id, normal_id
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
 
 router = APIRouter()
@@ -114,7 +114,9 @@ async def submit_ad(
 async def get_ad(ad_id: str, request: Request) -> Response:
     """Completed and failed records are read through the cache (``X-Cache: hit|miss``); others always
     from the store, so a cached answer never hides a newer status. A string that is not an ad id
-    (``gamead_core.ids``) is 404 at once: it never reaches the cache, NATS or a KV key."""
+    (``gamead_core.ids``) is 404 at once: it never reaches the cache, NATS or a KV key. An id in capitals is
+    the same id (a ULID is case-insensitive): read as its lowercase form."""
+    ad_id = normal_id(ad_id)
     if not is_ad_id(ad_id):
         raise NotFound(f"no ad with id {ad_id[:40]!r}: not an ad id")
     cache = request.app.state.cache

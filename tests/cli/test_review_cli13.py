@@ -187,3 +187,24 @@ def test_ndjson_refused_whole_or_one_line_as_the_readme_says(tmp_path: Path, clo
         ("m.ndjson:1", "accepted", None), ("m.ndjson:2", "rejected", "invalid_json"), ("m.ndjson:3", "accepted", None)]
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert "a later bad line is that one ad rejected, `invalid_json`, and the others are sent: exit 1" in readme
+
+
+# --- 8: a ULID in capitals is the same id, on the command line and in an API path -------------------------------
+
+
+def test_an_id_in_capitals_is_the_same_id(tmp_path: Path, api_url: str) -> None:
+    import httpx
+
+    (tmp_path / "ad.json").write_text(json.dumps(AD), encoding="utf-8")
+    sent = gamead("submit", "ad.json", "-q", "--api", api_url, cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    ad_id = sent.stdout.strip()
+    shown = gamead("ads", "get", ad_id.upper(), "-o", "json", "--api", api_url, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr  # was: exit 2, "not an ad id"
+    assert json.loads(shown.stdout)["id"] == ad_id
+    assert httpx.get(f"{api_url}/ads/{ad_id.upper()}", timeout=10).json()["id"] == ad_id
+    for args in (["dlq", "show", ad_id.upper()], ["dlq", "jobs", "01JB2X4K7M9P3Q5R8S0T2V4W6Y"]):
+        missing = gamead(*args, "--api", api_url, cwd=tmp_path)  # read, not refused: none exists
+        assert missing.returncode == exitcodes.NOT_FOUND, (args, missing.stderr)
+    bad = gamead("ads", "get", "01M8RVR27Y8SZ43D85C33HH2CU", "--api", api_url, cwd=tmp_path)  # U: not base32
+    assert bad.returncode == exitcodes.USAGE and "'01M8RVR27Y8SZ43D85C33HH2CU'" in red_line(bad)
