@@ -15,7 +15,13 @@ from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import IdempotencyKeyReused, NotFound
-from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, MAX_IDEMPOTENCY_KEY, is_ad_id, normal_id
+from gamead_core.ids import (
+    AD_CURSOR_MAX_LENGTH,
+    AD_CURSOR_PATTERN,
+    MAX_IDEMPOTENCY_KEY,
+    is_ad_id,
+    normal_id,
+)
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
 
 router = APIRouter()
