@@ -9,7 +9,8 @@ Two jobs live here and nowhere else:
 * **The error boundary.** Whatever a command raises ends as one red ``error: …`` line on stderr and the
   exit code of :mod:`gamead_cli.exitcodes` (the README's table): a usage error (``click.UsageError``,
   ``typer.BadParameter``, from parsing or from a command body) → 2; a :class:`GameadError` → its code; an
-  unexpected exception → 1, with the traceback only under ``--debug`` / ``GAMEAD_DEBUG=1``. Output never
+  unexpected exception → 1, with the traceback only under ``--debug`` / ``GAMEAD_DEBUG=1``. Under ``-o json``
+  the same failure is also one ``{"error": {"code", "message", "exitCode"}}`` document on stdout. Output never
   crashes on an encoding that cannot show a character (``PYTHONIOENCODING=ascii``): it is replaced.
 """
 
@@ -197,33 +198,81 @@ class _GuardedGroup(TyperGroup):
         sys.exit(self._run(args, prog_name or "gamead", complete_var, **extra))
 
     def _run(self, args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
+        argv = list(sys.argv[1:] if args is None else args)
+        if (output := sys.modules.get("gamead_cli.output")) is not None:  # a runner calling main() again
+            output.JSON_PRINTED["done"] = False
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _kinds("UsageError") as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help
                 exc.show()  # type: ignore[attr-defined]
-            else:
-                error_line(_usage_line(exc))
-            return exitcodes.USAGE
+                return exitcodes.USAGE
+            return _fail(argv, _usage_line(exc), "bad_usage", exitcodes.USAGE)
         except _kinds("ClickException") as exc:  # e.g. a FileError of a file parameter
-            error_line(exc.format_message())  # type: ignore[attr-defined]
-            return getattr(exc, "exit_code", exitcodes.ERROR) or exitcodes.ERROR
+            code = getattr(exc, "exit_code", exitcodes.ERROR) or exitcodes.ERROR
+            kind = "bad_usage" if code == exitcodes.USAGE else "failed"
+            return _fail(argv, exc.format_message(), kind, code)  # type: ignore[attr-defined]
         except (typer.Abort, *_kinds("Abort")):  # Ctrl-C / EOF at a confirmation prompt
-            error_line("aborted")
-            return exitcodes.INTERRUPTED
+            return _fail(argv, "aborted", "interrupted", exitcodes.INTERRUPTED)
         except GameadError as exc:
-            error_line(exc)
-            return exitcodes.exit_code_for(exc)
+            return _fail(argv, exc.message or type(exc).__name__, exc.code, exitcodes.exit_code_for(exc),
+                         exc.details)
         except KeyboardInterrupt:
-            error_line("interrupted")
-            return exitcodes.INTERRUPTED
+            return _fail(argv, "interrupted", "interrupted", exitcodes.INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one red line, not a traceback
             if _debug_on():
                 traceback.print_exc()
             hint = "" if _debug_on() else f" (run with --debug or {_DEBUG_ENV}=1 for the traceback)"
-            error_line(f"unexpected {type(exc).__name__}: {exc}{hint}")
-            return exitcodes.ERROR
+            return _fail(argv, f"unexpected {type(exc).__name__}: {exc}{hint}", "internal_error", exitcodes.ERROR)
         return result if isinstance(result, int) and not isinstance(result, bool) else exitcodes.OK
+
+
+def _fail(argv: list[str], message: str, code: str, exit_code: int, details: Any = None) -> int:
+    """Show a failure that ends the command and return its exit code: one red ``error: …`` line on stderr and,
+    under ``-o json`` (:func:`json_wanted`), one JSON document on stdout for scripts, ``{"error": {"code",
+    "message", "exitCode"}}`` (plus ``details`` when the error has some), ``code`` being the API's stable code
+    where the error came from the API or has one (``not_found``, ``api_unreachable``, ``validation_failed``…),
+    else ``bad_usage``, ``interrupted``, ``failed`` or ``internal_error``. No second document when the command
+    already printed its own (a submit's summary, a job's final state)."""
+    error_line(message)
+    if json_wanted(argv) and not _json_printed():
+        from gamead_cli.inputs import strict_dumps
+        from gamead_core.redact import redact_text
+
+        doc: dict[str, Any] = {"code": code, "message": " ".join(redact_text(str(message)).split()),
+                               "exitCode": exit_code}
+        if details is not None:
+            doc["details"] = details
+        sys.stdout.write(strict_dumps({"error": doc}, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+    return exit_code
+
+
+def json_wanted(argv: list[str]) -> bool:
+    """True when the command line asks for ``-o json`` / ``--output json`` (``--output=json``, ``-ojson``, any
+    case) before a ``--``. Read from the words themselves, so that an error raised while the options are parsed
+    (before ``--output`` is) is a JSON document too. Pure."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return False
+        if word in ("-o", "--output"):
+            value = next(words, "")
+        elif word.startswith("--output="):
+            value = word.split("=", 1)[1]
+        elif word.startswith("-o") and not word.startswith("--"):
+            value = word[2:]
+        else:
+            continue
+        if value.lower() == "json":
+            return True
+    return False
+
+
+def _json_printed() -> bool:
+    """True once the command printed a JSON document on stdout (:func:`gamead_cli.output.print_json`)."""
+    output = sys.modules.get("gamead_cli.output")
+    return bool(output is not None and getattr(output, "JSON_PRINTED", {}).get("done"))
 
 
 app = typer.Typer(

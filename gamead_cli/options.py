@@ -33,12 +33,28 @@ OutputOpt = Annotated[
     OutputFormat,
     typer.Option("--output", "-o", help="table for people, json for scripts.", case_sensitive=False),
 ]
+
+
+def api_url_arg(value: str | None) -> str | None:
+    """``--api URL``, checked by the rule of ``client.api_url`` (:func:`gamead_core.config.local.api_url_problem`)
+    while the flags are read: ``--api notaurl`` or ``ftp://x`` is bad usage (exit 2, the line names ``--api``),
+    never a request."""
+    if value is None:
+        return None
+    from gamead_core.config.local import api_url_problem
+
+    if (problem := api_url_problem(value)) is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 ApiOpt = Annotated[
     str | None,
     typer.Option(
         "--api",
         help="URL of the gamead API \\[env GAMEAD_API_URL; default http://127.0.0.1:8080].",
         show_default=False,
+        callback=api_url_arg,
     ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -141,19 +157,26 @@ GiveUpAfterOpt = Annotated[
 
 def ad_id_arg(value: str | None, hint: str = "ID") -> str | None:
     """An ad id given on the command line, checked here as the API checks it (:mod:`gamead_core.ids`): a
-    malformed one (``a.b``, ``""``, 10 KB) is bad usage, exit 2, ``'a.b' is not an ad id (…)``, never a request."""
-    from gamead_core.ids import AD_ID_RULE, is_ad_id
+    malformed one (``a.b``, ``""``, 10 KB) is bad usage, exit 2, ``'a.b' is not an ad id (…)``, never a request.
+    Returns the id in lowercase, the one form gamead uses (a ULID is case-insensitive: ``01M8RVR…`` is taken)."""
+    from gamead_core.ids import AD_ID_RULE, is_ad_id, normal_id
 
-    if value is not None and not is_ad_id(value):
+    if value is None:
+        return None
+    value = normal_id(value)
+    if not is_ad_id(value):
         raise typer.BadParameter(f"{value[:40]!r} is not an ad id ({AD_ID_RULE})", param_hint=hint)
     return value
 
 
 def job_id_arg(value: str | None, hint: str = "JOB") -> str | None:
     """A job id given on the command line: as :func:`ad_id_arg`, with :data:`gamead_core.ids.JOB_ID_RULE`."""
-    from gamead_core.ids import JOB_ID_RULE, is_job_id
+    from gamead_core.ids import JOB_ID_RULE, is_job_id, normal_id
 
-    if value is not None and not is_job_id(value):
+    if value is None:
+        return None
+    value = normal_id(value)
+    if not is_job_id(value):
         raise typer.BadParameter(f"{value[:40]!r} is not a job id ({JOB_ID_RULE})", param_hint=hint)
     return value
 

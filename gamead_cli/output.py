@@ -77,10 +77,15 @@ def empty_text(nothing: str, flags: Mapping[str, Any] | None = None, hint: str =
     return text
 
 
+#: ``done`` once :func:`print_json` printed a document: the error boundary (``gamead_cli.main``) then adds none
+JSON_PRINTED = {"done": False}
+
+
 def print_json(data: Any) -> None:
     """Plain JSON on stdout: no colour, no markup, one trailing newline."""
     sys.stdout.write(strict_dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+    JSON_PRINTED["done"] = True
 
 
 def emit(

@@ -30,6 +30,15 @@ def is_ulid_id(value: object) -> bool:
     return isinstance(value, str) and len(value) == ID_LENGTH and _ULID.fullmatch(value) is not None
 
 
+def normal_id(value: str) -> str:
+    """An ad or job id as gamead keeps it: a ULID is case-insensitive (Crockford base32), so ``01M8RVR27Y…``
+    names the same id as ``01m8rvr27y…``, and only the lowercase form is used in NATS keys and subjects. Returns
+    ``value`` lowercased when that is an id, else ``value`` unchanged (for the caller's check to refuse and its
+    message to quote as given). Call it before :func:`is_ad_id` / :func:`is_job_id`. Pure."""
+    lowered = value.lower()
+    return lowered if lowered != value and is_ulid_id(lowered) else value
+
+
 def is_ad_id(value: object) -> bool:
     """True if ``value`` may be an ad id (see the module docstring)."""
     return is_ulid_id(value)
@@ -101,3 +110,26 @@ AD_CURSOR_RULE: Final[str] = "a page cursor is the nextCursor of the previous pa
 def is_ad_cursor(value: object) -> bool:
     """True if ``value`` is a string in the ``GET /ads`` cursor form (:data:`AD_CURSOR_PATTERN`). Pure."""
     return isinstance(value, str) and len(value) <= AD_CURSOR_MAX_LENGTH and _AD_CURSOR.fullmatch(value) is not None
+
+
+#: the longest ``Idempotency-Key`` (header, or a batch item's ``idempotencyKey``) the API takes, in characters
+MAX_IDEMPOTENCY_KEY: Final[int] = 200
+#: what a key may not hold: a comma (a header holding one is two keys folded into one line) or a control
+#: character (no header can carry a C0 one), so a key sent in a batch item can be sent again as a header; nor a
+#: C1 control or a bidi embedding/override/isolate control (gamead_core.safe_text: a key is shown back)
+_KEY_REFUSED = r",\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+IDEMPOTENCY_KEY_PATTERN: Final[str] = f"^[^{_KEY_REFUSED}]*$"
+#: the first character a key may not hold (the header's check; a batch item's key is checked by the pattern)
+KEY_REFUSED: Final[re.Pattern[str]] = re.compile(f"[{_KEY_REFUSED}]")
+
+
+def idempotency_key_problem(key: str) -> str | None:
+    """What the API would refuse in the idempotency key ``key`` (the rule of the header and of a batch item's
+    ``idempotencyKey``), or None: 1-:data:`MAX_IDEMPOTENCY_KEY` characters, no comma, no control character.
+    Pure; the CLI checks ``--idempotency-key`` with it before sending anything."""
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        return f"an idempotency key is 1-{MAX_IDEMPOTENCY_KEY} characters (got {len(key)})"
+    if KEY_REFUSED.search(key) is not None:
+        return ("an idempotency key cannot hold a comma (two keys folded into one header) or a control "
+                "character")
+    return None

@@ -55,7 +55,7 @@ def get(
 
     Example: gamead ads get 01m87v538ce744cfgethvyb39n
     """
-    ad_id_arg(ad_id)
+    ad_id = ad_id_arg(ad_id) or ad_id  # lowercase: a ULID in capitals is the same id
     with api_client(config, api) as client:
         record = client.get_ad(ad_id)
     emit(record, output, partial(ad_view, again=client.again))
@@ -74,7 +74,7 @@ def list_(
         int, typer.Option("--limit", "-l", min=1, max=500, help="Most ads to show (1-500).")
     ] = 50,
     cursor: Annotated[
-        str | None, typer.Option("--cursor", "-c", help="Read on after this cursor: the next page's command is "
+        str | None, typer.Option("--cursor", help="Read on after this cursor: the next page's command is "
                                  "printed under a full page (-o json: nextCursor).", show_default=False)
     ] = None,
     output: OutputOpt = OutputFormat.table,

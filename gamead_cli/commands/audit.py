@@ -28,7 +28,7 @@ from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_c
 from gamead_cli.output import emit, empty_text, plain, stdout_console
 from gamead_cli.tui.view import audit_outcome, audit_selection
 from gamead_core.errors import ApiClientError
-from gamead_core.ids import JOB_ID_RULE, is_job_id
+from gamead_core.ids import JOB_ID_RULE, is_job_id, normal_id
 
 _ACTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
@@ -107,6 +107,7 @@ def audit(
     api: ApiOpt = None,
     config: ConfigOpt = None,
 ) -> None:
+    job = normal_id(job) if job is not None else None  # a ULID in capitals is the same id
     _checked(actor, action, outcome, job)
     raw = {"actor": actor, "action": action, "outcome": outcome, "jobId": job,
            **window_options(since, until),

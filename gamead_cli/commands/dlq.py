@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.inputs import strict_dumps
+from gamead_cli.atomic import PendingFile
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.options import (
@@ -139,13 +140,13 @@ def _filter(error_class: str | None, message: str | None, priority: int | None, 
 
 
 def _ad_id(value: str) -> str:
-    ad_id_arg(value)
-    return value
+    """``value`` checked as an ad id, lowercase (:func:`gamead_cli.options.ad_id_arg`)."""
+    return ad_id_arg(value) or value
 
 
 def _job_id(value: str) -> str:
-    job_id_arg(value)
-    return value
+    """``value`` checked as a job id, lowercase (:func:`gamead_cli.options.job_id_arg`)."""
+    return job_id_arg(value) or value
 
 
 def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> dict[str, Any]:
@@ -522,10 +523,11 @@ def export(
     Example: gamead dlq export dead.jsonl --since 1d
     """
     params: dict[str, Any] = {**_filter(error_class, message, priority, since, until), "limit": EXPORT_PAGE}
-    try:
-        out = sys.stdout if file == "-" else open(file, "w", encoding="utf-8")  # noqa: SIM115
+    try:  # the file replaces FILE only once every page is written: a failure leaves an old FILE intact
+        pending = None if file == "-" else PendingFile(file)
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}", param_hint="FILE") from None
+    out = sys.stdout if pending is None else pending.file
     written = 0
     try:
         with api_client(config, api) as client, _progress() as progress:
@@ -542,9 +544,15 @@ def export(
                 if not page.get("nextCursor"):
                     break
                 cursor = page["nextCursor"]
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    except BaseException:
+        if pending is not None:
+            pending.discard()
+        raise
+    if pending is not None:
+        try:
+            pending.commit()
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}", param_hint="FILE") from None
     if file != "-":
         note_line(f"exported {written} entr{'y' if written == 1 else 'ies'} to {file}")
     elif written == 0:  # stdout holds nothing: say why on stderr

@@ -79,6 +79,17 @@ from gamead_cli.output import (
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
 
 TERMINAL = frozenset({"completed", "failed", "dead"})
+
+
+def idempotency_key_arg(value: str | None) -> str | None:
+    """``--idempotency-key KEY`` checked by the API's own rule (:func:`gamead_core.ids.idempotency_key_problem`)
+    before anything is sent: a key the API would refuse (``a,b``: 400 ``duplicate_header``) is bad usage, exit 2,
+    one line naming the flag."""
+    from gamead_core.ids import idempotency_key_problem
+
+    if value is not None and (problem := idempotency_key_problem(value)) is not None:
+        raise typer.BadParameter(f"{value[:60]!r}: {problem}", param_hint="--idempotency-key")
+    return value
 FAILED = frozenset({"failed", "dead"})
 
 # --- input -----------------------------------------------------------------------------------------
@@ -791,7 +802,8 @@ def submit(
         typer.Option(
             "--idempotency-key",
             help="Resubmitting with the same key returns the first ad (duplicate=true)."
-            " With --count: KEY-0, KEY-1, …",
+            " With --count: KEY-0, KEY-1, … (1-200 characters, no comma or control character).",
+            callback=idempotency_key_arg,
         ),
     ] = None,
     wait: Annotated[
@@ -879,6 +891,8 @@ def submit(
             else:
                 assert count is not None
                 total, ads = count, generated_ads(count, seed, overrides)
+            if idempotency_key and total:  # the API's rule holds for the longest key sent, KEY-(N-1), too
+                idempotency_key_arg(f"{idempotency_key}-{total - 1}")
             code = submit_bulk(
                 client,
                 ads,

@@ -171,7 +171,8 @@ def top(
         if recorder is not None:
             recorder.close()
             print(f"recorded {recorder.frames:,} snapshots ({recorder.written:,} bytes) to {recorder.path}"
-                  + (" — stopped at the size cap" if recorder.full else ""), file=sys.stderr)
+                  + (" — stopped at the size cap" if recorder.full else "") if recorder.frames else
+                  f"recorded nothing: {recorder.path} left as it was", file=sys.stderr)
 
 
 def _recorder(record: Path | None, record_max_mb: float) -> Recorder | None:

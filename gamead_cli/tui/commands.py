@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gamead_core.ids import AD_ID_RULE, is_ad_id
+from gamead_core.ids import AD_ID_RULE, is_ad_id, normal_id
 
 #: the largest ``scale`` hold the command line accepts (the API has its own bound too)
 MAX_SCALE_SECONDS = 24 * 3600
@@ -105,9 +105,10 @@ def parse(line: str) -> Command:
         return Command(name, {"replicas": replicas, "seconds": duration(rest[2])})
     if name == "logs":
         if len(rest) == 2 and rest[0].lower() == "ad":
-            if not is_ad_id(rest[1]):
+            ad_id = normal_id(rest[1])  # a ULID in capitals is the same id
+            if not is_ad_id(ad_id):
                 raise CommandError(f"not an ad id: {rest[1][:30]!r} ({AD_ID_RULE})")
-            return Command(name, {"ad_id": rest[1]})
+            return Command(name, {"ad_id": ad_id})
         if len(rest) != 1 or not _NODE.match(rest[0]):
             raise CommandError("say logs WORKER (a node id, e.g. local-1) or logs ad AD_ID")
         return Command(name, {"worker": rest[0]})

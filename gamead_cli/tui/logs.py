@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gamead_core.datadir import STATE_FILE
-from gamead_core.ids import AD_ID_RULE, is_ad_id
+from gamead_core.ids import AD_ID_RULE, is_ad_id, normal_id
 from gamead_core.safe_text import shown
 
 #: bytes read from the end of a file at first, and at most per later read
@@ -85,6 +85,8 @@ def log_files(log_dir: Path) -> list[Path]:
 
 
 def check_ad_id(ad_id: str) -> str:
+    """``ad_id`` in lowercase (a ULID in capitals is the same id); raises :class:`LogsUnavailable` if it is none."""
+    ad_id = normal_id(ad_id)
     if not is_ad_id(ad_id):
         raise LogsUnavailable(f"not an ad id: {ad_id[:40]!r} ({AD_ID_RULE})")
     return ad_id

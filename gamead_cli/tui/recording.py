@@ -18,10 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from gamead_cli.atomic import PendingFile
 from gamead_cli.inputs import (
     BadInputFile,
     bounded_lines,
     json_line,
+    load_json,
     open_input,
     strict_dumps,
 )
@@ -96,7 +98,10 @@ def _last_time(history: Any) -> float | None:
 
 class Recorder:
     """Appends every snapshot to ``path`` as a JSON line until the file would pass ``max_bytes``; then it stops
-    (``full`` turns True) and writes nothing more. The file is created (truncated) when the recorder is."""
+    (``full`` turns True) and writes nothing more. The lines go to a temporary file beside ``path``
+    (:class:`gamead_cli.atomic.PendingFile`; a killed dashboard leaves what it recorded there) that
+    :meth:`close` renames over ``path`` once at least one snapshot is in it: a session that recorded nothing
+    (the API down) leaves an existing ``path`` as it was."""
 
     def __init__(self, path: str | Path, max_bytes: int = DEFAULT_MAX_MB * 1024 * 1024) -> None:
         self.path = Path(path)
@@ -107,7 +112,8 @@ class Recorder:
         self._since: float | None = None
         self._last: dict[str, Any] = {}
         try:
-            self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+            self._pending: PendingFile | None = PendingFile(self.path)
+            self._file: IO[str] | None = self._pending.file
         except OSError as exc:
             raise ConfigError(f"cannot record to {path}: {exc.strerror or exc}") from exc
 
@@ -143,9 +149,18 @@ class Recorder:
         return True
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """End the recording: its file replaces ``path`` if a snapshot was recorded, else it is deleted (an old
+        ``path`` stays). Raises ``ConfigError`` if the rename fails."""
+        pending, self._pending, self._file = self._pending, None, None
+        if pending is None:
+            return
+        if not self.frames:
+            pending.discard()
+            return
+        try:
+            pending.commit()
+        except OSError as exc:
+            raise ConfigError(f"cannot record to {self.path}: {exc.strerror or exc}") from exc
 
 
 # --- replaying ----------------------------------------------------------------------------------------------
@@ -200,10 +215,34 @@ class Player:
         """Frame ``i``'s line, decoded; raises :class:`BadInputFile` naming the file and line for one that is not
         JSON (:func:`gamead_cli.inputs.json_line`, the reader of every input file) or not a recording's line."""
         self._file.seek(self._offsets[i][0])
-        line = json_line(self.line_of(i), self._file.readline(MAX_LINE + 1), str(self.path), MAX_LINE, hint=HINT)
+        try:
+            line = json_line(self.line_of(i), self._file.readline(MAX_LINE + 1), str(self.path), MAX_LINE,
+                             hint=HINT)
+        except BadInputFile as exc:  # an ad.json of several lines is valid JSON: say what it is not
+            if i == 0 and exc.problem.startswith("not valid JSON") and (lines := self._one_document()):
+                raise BadInputFile(str(self.path), f"not a gamead top recording (one JSON document over {lines} "
+                                   "lines; a recording is one snapshot a line, from gamead top --record FILE)",
+                                   self.line_of(i), HINT) from None
+            raise
         if not isinstance(line, dict) or not isinstance(line.get("snapshot"), dict):
-            raise BadInputFile(str(self.path), "not a gamead top recording", self.line_of(i), HINT)
+            kind = {dict: "object without a snapshot", list: "array", str: "string", bool: "true/false",
+                    type(None): "null"}.get(type(line), "number")
+            what = f"a JSON {kind}"
+            raise BadInputFile(str(self.path), f"not a gamead top recording ({what}; a recording is one snapshot a "
+                               "line, from gamead top --record FILE)", self.line_of(i), HINT)
         return line
+
+    def _one_document(self) -> int:
+        """The number of lines of the file when it is, whole, one JSON document (not JSON lines), else 0."""
+        self._file.seek(0)
+        data = self._file.read(MAX_LINE + 1)
+        if len(data) > MAX_LINE:
+            return 0
+        try:
+            load_json(data, str(self.path), hint=HINT)
+        except BadInputFile:
+            return 0
+        return data.count(b"\n") + (not data.endswith(b"\n"))
 
     def frame(self, i: int) -> Snapshot:
         """The snapshot at position ``i`` (clamped to the recording). Going back rebuilds the history from the

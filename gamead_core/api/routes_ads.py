@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -16,7 +15,14 @@ from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
 from gamead_core.errors import IdempotencyKeyReused, NotFound
-from gamead_core.ids import AD_CURSOR_MAX_LENGTH, AD_CURSOR_PATTERN, is_ad_id
+from gamead_core.ids import (
+    AD_CURSOR_MAX_LENGTH,
+    AD_CURSOR_PATTERN,
+    KEY_REFUSED,
+    MAX_IDEMPOTENCY_KEY,
+    is_ad_id,
+    normal_id,
+)
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
 from gamead_core.safe_text import code_point
 
@@ -29,14 +35,6 @@ def _link(request: Request) -> QueueLink:
     return request.app.state.link  # type: ignore[no-any-return]
 
 
-MAX_IDEMPOTENCY_KEY = 200
-#: what a key may hold: no comma (a header holding one is two keys folded into one line) and no control
-#: character (no header can carry a C0 one), so a key sent in a batch item can be sent again as a header; nor a
-#: C1 control or a bidi embedding/override/isolate control (gamead_core.safe_text: a key is shown back)
-_KEY_REFUSED = r",\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
-IDEMPOTENCY_KEY_PATTERN = f"^[^{_KEY_REFUSED}]*$"
-#: the first character a key may not hold (the header's check; a batch item's key is checked by the pattern)
-KEY_REFUSED = re.compile(f"[{_KEY_REFUSED}]")
 
 
 def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -129,7 +127,9 @@ async def submit_ad(
 async def get_ad(ad_id: str, request: Request) -> Response:
     """Completed and failed records are read through the cache (``X-Cache: hit|miss``); others always
     from the store, so a cached answer never hides a newer status. A string that is not an ad id
-    (``gamead_core.ids``) is 404 at once: it never reaches the cache, NATS or a KV key."""
+    (``gamead_core.ids``) is 404 at once: it never reaches the cache, NATS or a KV key. An id in capitals is
+    the same id (a ULID is case-insensitive): read as its lowercase form."""
+    ad_id = normal_id(ad_id)
     if not is_ad_id(ad_id):
         raise NotFound(f"no ad with id {ad_id[:40]!r}: not an ad id")
     cache = request.app.state.cache

@@ -47,8 +47,8 @@ from gamead_core.api.errors import (
 )
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import JsonResponse
-from gamead_core.api.routes_ads import IDEMPOTENCY_KEY_PATTERN, KEY_REFUSED, MAX_IDEMPOTENCY_KEY
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
+from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, KEY_REFUSED, MAX_IDEMPOTENCY_KEY
 from gamead_core.intake import Accepted, Queued
 from gamead_core.models import AdAccepted, AdSubmission
 from gamead_core.queue.liveness import unsent_bytes

@@ -27,7 +27,7 @@ from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import not_an_action
 from gamead_core.errors import NotFound
-from gamead_core.ids import AdId, is_ad_id
+from gamead_core.ids import AdId, is_ad_id, normal_id
 from gamead_core.jobs.model import Job, JobKind, Selection
 from gamead_core.jobs.runner import JobService
 from gamead_core.models import DlqEntry
@@ -229,6 +229,7 @@ async def list_dlq(
 @router.get("/{ad_id}", summary="One dead-lettered ad", response_model=DlqEntry, response_model_exclude_none=True,
             responses=error_responses(404))
 async def get_dlq(ad_id: str, request: Request) -> Response:
+    ad_id = normal_id(ad_id)  # a ULID in capitals is the same id
     if not is_ad_id(ad_id):
         raise NotFound(f"no dead-lettered ad with id {ad_id[:40]!r}: not an ad id")
     return _json(_entry(await _link(request).dlq.get(ad_id)))

@@ -26,7 +26,7 @@ from gamead_core.api.schemas import NDJSON_JOB, JobPage
 from gamead_core.audit import JobAudit, record_action
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import NotFound, QueueUnavailable
-from gamead_core.ids import is_job_id, new_job_id
+from gamead_core.ids import is_job_id, new_job_id, normal_id
 from gamead_core.jobs.model import Job, JobKind, JobState
 from gamead_core.jobs.runner import JobService
 from gamead_core.jobs.store import JobStore
@@ -71,6 +71,8 @@ _json = functools.partial(json_response, no_store=True)  #: live data: never cac
 
 
 def _checked(job_id: str) -> str:
+    """The job id of a path, lowercase (a ULID in capitals is the same id); 404 for one that is no job id."""
+    job_id = normal_id(job_id)
     if not is_job_id(job_id):
         raise NotFound(f"no job with id {job_id[:40]!r}: not a job id")
     return job_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -38,6 +39,14 @@ class ClientSettings(Section):
         description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
                     "connection, where that is safe (gamead_cli.retry); 0 never retries.")
 
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_is_http(cls, value: str) -> str:
+        """A URL the CLI can send requests to (:func:`api_url_problem`)."""
+        if (problem := api_url_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("token")
     @classmethod
     def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
@@ -47,3 +56,19 @@ class ClientSettings(Section):
                 "must be printable ASCII without spaces: it is sent as an HTTP Bearer token (GAMEAD_TOKEN)")
         return value
 
+
+
+def api_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as the API's address, or None: it must be ``http://`` or ``https://`` with a
+    host (and a port, if any, from 0 to 65535). The one rule of ``--api``, ``GAMEAD_API_URL`` and
+    ``client.api_url``. Pure."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        return f"{url[:80]!r} is not a URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"{url[:80]!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:8080)"
+    if not parts.hostname:
+        return f"{url[:80]!r} names no host (e.g. http://127.0.0.1:8080)"
+    return None

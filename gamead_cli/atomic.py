@@ -1,0 +1,79 @@
+"""Every file a CLI verb writes (``dlq export FILE``, ``top --record FILE``) goes through here: it is written to a
+temporary file in the same directory and renamed over FILE only when the verb succeeded, so a failure (the API
+down, a full disk, Ctrl-C) leaves an existing FILE as it was instead of empty or half written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+class PendingFile:
+    """A text file being written beside ``path`` (``.NAME.XXXX.partial`` in the same directory, so the rename is
+    atomic and a killed process leaves what it wrote there, never over ``path``). :meth:`commit` renames it over
+    ``path``; :meth:`discard` deletes it. Either one closes it; the second call does nothing.
+    Raises ``OSError`` when the directory cannot take the temporary file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent or ".")
+        self.tmp = Path(name)
+        try:
+            os.chmod(self.tmp, _mode_for(self.path))
+            self.file: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            self.tmp.unlink(missing_ok=True)
+            raise
+        self.done = False
+
+    def commit(self) -> None:
+        """Flush, close and rename the file over ``path`` (raises ``OSError`` if that fails; the old file stays)."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+    def discard(self) -> None:
+        """Close and delete the temporary file: ``path`` stays as it was (absent, or its old content)."""
+        if self.done:
+            return
+        self.done = True
+        with contextlib.suppress(OSError):
+            self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def replaced_on_success(path: str | Path) -> Iterator[IO[str]]:
+    """A text file to write that replaces ``path`` when the ``with`` block ends without an exception; on any
+    exception ``path`` is left as it was and the exception goes on. Raises ``OSError`` when the file cannot be
+    created (a missing directory, no permission)."""
+    pending = PendingFile(path)
+    try:
+        yield pending.file
+    except BaseException:
+        pending.discard()
+        raise
+    pending.commit()
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits the written file gets: those of the file it replaces, else what ``open(path, 'w')``
+    would give a new file (0o666 less the umask); mkstemp's own 0o600 would surprise the user."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
