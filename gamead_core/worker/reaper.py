@@ -32,6 +32,9 @@ death, or a recovery racing a redelivery that has started, never hand an ad out 
   ad back already and only the record changes.
 
 Recovered ads get ``retryAt`` = the moment they became due, so they keep their place in the aging order.
+
+The reaper also watches API nodes: one whose entry expires (or comes back as another process) died, perhaps
+between an ad's record and its work message; :mod:`gamead_core.worker.orphans` queues those records again.
 """
 
 from __future__ import annotations
