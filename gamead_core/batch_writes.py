@@ -66,7 +66,8 @@ async def create_records(js: JetStreamContext, store: AdStore, atomic: AtomicBat
     prefix = names.kv_prefix(names.ADS_BUCKET)
 
     async def one(chunk: list[int]) -> list[int]:
-        messages = [(prefix + ad_ids[i], payloads[i], {_EXPECTED: "0"}) for i in chunk]
+        headers = {_EXPECTED: "0", names.HDR_ORIGIN: store.origin} if store.origin else {_EXPECTED: "0"}
+        messages = [(prefix + ad_ids[i], payloads[i], headers) for i in chunk]
         revisions, again = await _one_batch(js, atomic, stream, messages, store.timeout, chunk, results)
         for i, revision in zip(chunk, revisions):
             results[i] = revision

@@ -18,8 +18,10 @@ compare-and-set over ``r``, so a record changed meanwhile makes it lose and the 
   (a new ad; with an ``Idempotency-Key`` the same one); the message is published again under the same
   message id in the background (:mod:`gamead_core.unsettled`: JetStream deduplicates it), so the record never
   stays without its message: the ad completes, as an ambiguous publish always could.
-* The API dies between the two writes: no 202 was given; a ``queued`` record without a message is left, which
-  ``gamead doctor`` reports as ``no_message`` and ``gamead doctor --repair`` queues again.
+* The API dies between the two writes: no 202 was given; a ``queued`` record without a message is left. The
+  record's create names this API process (``Gamead-Origin``, :attr:`AdStore.origin`), and the reaper queues it
+  again once this API's registry entry expires (:mod:`gamead_core.worker.orphans`; ``gamead doctor``'s
+  ``no_message`` if it was created more than ``queue.duplicate_window`` ago).
 
 The keyed path (``Idempotency-Key``) keeps the older order, publish first: JetStream's deduplication of the
 derived ad id is its guard against concurrent repeats, and its record is written (awaited) right after; if the

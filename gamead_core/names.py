@@ -164,6 +164,10 @@ HDR_KV_OPERATION: Final[str] = "KV-Operation"
 #: API created (and awaited) before publishing it, so a worker's first delivery need not read the record back
 #: (issue 14.2). Digits only; absent on keyed ads, replays, sweeps and repairs (the worker then reads the record).
 HDR_RECORD_REVISION: Final[str] = "Gamead-Record-Revision"
+#: On a record create by an API node (records' stream): the incarnation that wrote it (``<node id>:<pid>@<started
+#: at>``, gamead_core.registry.incarnation). Gone with the next write of the key: whoever finds it, finds the record
+#: as that API created it (gamead_core.worker.orphans, when that API died).
+HDR_ORIGIN: Final[str] = "Gamead-Origin"
 #: JetStream's per-message TTL header (seconds, ADR-43; nats-server >= 2.11): the final records' expiry.
 HDR_TTL: Final[str] = "Nats-TTL"
 #: On a delete marker the server wrote itself (a per-key TTL ran out, ADR-48): why (``MaxAge``, ``Remove``…).

@@ -27,7 +27,8 @@ withdrawal) or an id and its record's bytes (a publish), bounded by :data:`MAX_W
 503'd in a 4 s stall left 3,000 records without a message when this was a task per write capped at 1,000.
 While either bound is reached :attr:`full` is True and the API refuses new submits (503) rather than leave
 their writes unsettled; what is not settled within :data:`TRIES` rounds (NATS away longer) is logged and left
-to ``gamead doctor --repair``.
+to ``gamead doctor --repair``. What is pending when the API dies is lost with it: the reaper then queues the
+records it left without a message (:mod:`gamead_core.worker.orphans`).
 """
 
 from __future__ import annotations

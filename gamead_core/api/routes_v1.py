@@ -77,8 +77,8 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
     """
     settings = app.state.settings
     link = app.state.link
-    node_id = new_api_node_id()
-    started = time.time()
+    # the link's: its record creates name this incarnation (Gamead-Origin), which the reaper finds by the heartbeat
+    node_id, started = getattr(link, "node_id", None) or new_api_node_id(), getattr(link, "started", time.time())
     metrics_url = api_metrics_url(settings.api.host, settings.api.port) if settings.metrics.enabled else None
     sampler = QueueSampler(link, settings, node_id=node_id, extras=_optional_sections(app))
     app.state.stats_sampler = sampler

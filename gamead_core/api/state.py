@@ -40,7 +40,7 @@ from gamead_core.queue.storage import StorageProbe
 from gamead_core.queue.topology import TopologyReport
 from gamead_core.queue.watch import TopologyWatch
 from gamead_core.redact import redact_url
-from gamead_core.registry import new_api_node_id
+from gamead_core.registry import api_incarnation, new_api_node_id
 from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
 
@@ -99,6 +99,7 @@ class QueueLink:
         self.settings = settings
         self.url = nats_url
         self.node_id = node_id or new_api_node_id()
+        self.started = time.time()  #: epoch seconds: with node_id, this process's incarnation (its heartbeat's too)
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         self._store: AdStore | None = None
@@ -140,6 +141,7 @@ class QueueLink:
                 watch = TopologyWatch(js, self.settings, interval=self.settings.api.topology_check_interval)
                 await watch.check_once(startup=True)  # creates, updates limits, reports; never overwrites
                 store = await AdStore.open(nc, js)
+                store.origin = api_incarnation(self.node_id, self.started)  # its creates' Gamead-Origin
             except GameadError as exc:
                 self.last_error = exc.message
                 await asyncio.sleep(1.0)

@@ -1,9 +1,10 @@
-"""Reading a stream in order, once, from a start sequence up to its current end (ordered consumer)."""
+"""Reading a stream in order, once, from a start sequence or time up to its current end (ordered consumer)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -15,10 +16,11 @@ from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
 
 async def read_stream(
     js: JetStreamContext, stream: str, subject: str, *, start_seq: int | None = None, tail: int | None = None,
-    timeout: float = 5.0,
+    timeout: float = 5.0, start_time: datetime | None = None, headers_only: bool = False,
 ) -> AsyncIterator[Msg]:
-    """Yield the messages of ``stream`` on ``subject`` from ``start_seq`` (or the last ``tail`` sequences)
-    to the end as it was when the call started. Stops early after ``timeout`` seconds without a message."""
+    """Yield the messages of ``stream`` on ``subject`` from ``start_seq`` (or the last ``tail`` sequences, or the
+    first stored at or after ``start_time``, an aware datetime) to the end as it was when the call started; with
+    ``headers_only``, without their bodies. Stops early after ``timeout`` seconds without a message."""
     with nats_boundary():
         info = await js.stream_info(stream)
     last = info.state.last_seq
@@ -33,7 +35,10 @@ async def read_stream(
         subject,
         stream=stream,
         ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start),
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
+                              headers_only=headers_only or None) if start_time is None else
+        ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time,
+                       headers_only=headers_only or None),
     )
     try:
         while True:

@@ -128,9 +128,23 @@ def api_node_info(
     )
 
 
+def incarnation(node_id: str, pid: int, started_at: datetime) -> str:
+    """One process of a node, ``"<node id>:<pid>@<started at, ISO 8601>"`` (pure): what tells two processes with the
+    same id apart (``gamead up`` restarts a worker under its id). Of a heartbeat: ``incarnation(n.id, n.pid,
+    n.started_at)``."""
+    return f"{node_id}:{pid}@{started_at.isoformat()}"
+
+
+def api_incarnation(node_id: str, started: float) -> str:
+    """:func:`incarnation` of this API process (``started``: epoch seconds, as given to :func:`api_node_info`):
+    the ``Gamead-Origin`` of its record creates."""
+    return incarnation(node_id, os.getpid(), _at(started))
+
+
 def new_api_node_id() -> str:
     return f"api-{socket.gethostname()}-{os.getpid()}"
 
 
-__all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_node_info", "new_api_node_id", "node_key",
+__all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "incarnation",
+           "new_api_node_id", "node_key",
            "worker_node_info"]

@@ -89,10 +89,12 @@ def _lost(exc: BaseException) -> bool:
     return isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE
 
 
-def _write_headers(last: int | None, ttl: float | None, *, delete: bool = False) -> dict[str, str]:
+def _write_headers(last: int | None, ttl: float | None, *, delete: bool = False,
+                   origin: str | None = None) -> dict[str, str]:
     """The headers of a write to a record's key: the compare-and-set over revision ``last`` (None: none), the
-    TTL in whole seconds (as nats-py's ``js.publish(msg_ttl=…)`` writes it), a delete marker (ADR-8)."""
-    headers = {names.HDR_KV_OPERATION: "DEL"} if delete else {}
+    TTL in whole seconds (as nats-py's ``js.publish(msg_ttl=…)`` writes it), a delete marker (ADR-8), the
+    ``Gamead-Origin`` of a create (``origin``: :attr:`AdStore.origin`)."""
+    headers = {names.HDR_KV_OPERATION: "DEL"} if delete else {names.HDR_ORIGIN: origin} if origin else {}
     if last is not None:
         headers[names.HDR_EXPECTED_LAST_SUBJECT_SEQ] = str(last)
     if ttl is not None:
@@ -144,6 +146,7 @@ class AdStore:
         self._kv = kv or _bucket(js, direct=True)  #: direct gets: any replica answers
         self._leader = _bucket(js, direct=False)  #: STREAM.MSG.GET: the stream leader answers
         self.final_ttl = final_ttl
+        self.origin: str | None = None  #: an API's incarnation: its creates' Gamead-Origin (worker.orphans)
 
     @classmethod
     async def open(cls, nc: NATS, js: JetStreamContext) -> AdStore:
@@ -179,9 +182,10 @@ class AdStore:
 
     async def _send(self, record: AdRecord, last: int, payload: bytes | None = None) -> asyncio.Future[Ack]:
         """:meth:`_put` sent, its ack still to come (:func:`publish_acked`): for pipelining."""
+        headers = _write_headers(last, self._ttl_of(record), origin=None if last else self.origin)
         return await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, record.id),
-                                   encode(record) if payload is None else payload,
-                                   headers=_write_headers(last, self._ttl_of(record)), timeout=self._timeout)
+                                   encode(record) if payload is None else payload, headers=headers,
+                                   timeout=self._timeout)
 
     async def send_create(self, record: AdRecord, payload: bytes) -> asyncio.Future[Ack]:
         """The create-only put of a fresh record (``payload``: its :func:`encode`) sent, the future of its ack
@@ -257,15 +261,14 @@ class AdStore:
         ``payloads``: the records' :func:`encode`. Never raises for one record. Unlike :meth:`create`, a key
         with a delete marker is not written over: fresh ids have none."""
         answers = await publish_many(self._js, [
-            (names.kv_subject(names.ADS_BUCKET, r.id), p, _write_headers(0, self._ttl_of(r)))
+            (names.kv_subject(names.ADS_BUCKET, r.id), p, _write_headers(0, self._ttl_of(r), origin=self.origin))
             for r, p in zip(records, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
 
     async def create_queued_many(self, ad_ids: list[str], payloads: list[bytes]) -> list[int | GameadError]:
-        """:meth:`create_many` for fresh ``queued`` records given by id and encoded bytes (no :class:`AdRecord`
-        at hand: the batch path, :mod:`gamead_core.store.queued_json`): the same writes (no TTL: not final),
-        one header dict for all; the same results and errors."""
-        headers, prefix = _write_headers(0, None), names.kv_prefix(names.ADS_BUCKET)
+        """:meth:`create_many` for fresh ``queued`` records by id and encoded bytes (the batch path, no
+        :class:`AdRecord`: :mod:`gamead_core.store.queued_json`): the same writes (no TTL), one header dict for all."""
+        headers, prefix = _write_headers(0, None, origin=self.origin), names.kv_prefix(names.ADS_BUCKET)
         answers = await publish_many(
             self._js, [(prefix + i, p, headers) for i, p in zip(ad_ids, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]

@@ -32,6 +32,9 @@ death, or a recovery racing a redelivery that has started, never hand an ad out 
   ad back already and only the record changes.
 
 Recovered ads get ``retryAt`` = the moment they became due, so they keep their place in the aging order.
+
+The reaper also watches API nodes: one whose entry expires (or comes back as another process) died, perhaps
+between an ad's record and its work message; :mod:`gamead_core.worker.orphans` queues those records again.
 """
 
 from __future__ import annotations
@@ -51,13 +54,14 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus
-from gamead_core.registry import HeldAd, NodeInfo, Registry
+from gamead_core.registry import HeldAd, NodeInfo, Registry, incarnation
 from gamead_core.scaling.lease import LeaseKeeper
 from gamead_core.scaling.store import open_bucket
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import death_verdict, held_state, nak_window_open
 from gamead_core.worker.mover import Sweeper
+from gamead_core.worker.orphans import Orphans, api_deaths
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ def death_id(node: NodeInfo) -> str:
     """The identity of one worker death, ``"<worker id>:<pid>@<started at, ISO 8601>"`` (pure): the incarnation
     that died (``gamead up`` restarts a worker under the same id). Written as the record's ``lostIn`` by the
     recovery that settles an ad that was running then."""
-    return f"{node.id}:{node.pid}@{node.started_at.isoformat()}"
+    return incarnation(node.id, node.pid, node.started_at)
 
 
 def _utc(epoch: float) -> datetime:
@@ -253,13 +257,15 @@ async def run_reaper(
     nc: NATS, js: JetStreamContext, store: AdStore, registry: Registry, settings: GameadSettings, me: str,
     stop: asyncio.Event, sweeper: Sweeper | None = None,
 ) -> None:
-    """While holding the reaper lease, watch the registry and recover the ads of dead workers, and sweep the
-    work stream for stranded messages with ``sweeper`` (every ``SWEEP_EVERY`` s unless given one;
-    :mod:`gamead_core.worker.mover`). Never raises."""
+    """While holding the reaper lease, watch the registry and recover the ads of dead workers, queue the records
+    dead API nodes left without a message (:mod:`gamead_core.worker.orphans`), and sweep the work stream for
+    stranded messages with ``sweeper`` (every ``SWEEP_EVERY`` s unless given one; :mod:`gamead_core.worker.mover`).
+    Never raises."""
     interval = settings.registry.heartbeat_interval
     keeper: LeaseKeeper | None = None
     seen: dict[str, NodeInfo] = {}
-    sweeper = sweeper or Sweeper()
+    apis: dict[str, NodeInfo] = {}
+    sweeper, orphans = sweeper or Sweeper(), Orphans()
     while not stop.is_set():
         try:
             if keeper is None:
@@ -268,17 +274,23 @@ async def run_reaper(
                 keeper = LeaseKeeper(kv, me, ttl, key=names.REAPER_LEASE, connected=lambda: bool(nc.is_connected))
             await keeper.step()
             if keeper.is_leader:
-                nodes = {n.id: n for n in await registry.list() if n.role == "worker"}
-                for dead in deaths(seen, nodes):
-                    if dead.id not in nodes:
+                everyone = await registry.list()
+                nodes = {n.id: n for n in everyone if n.role == "worker"}
+                now_apis = {n.id: n for n in everyone if n.role == "api"}
+                for dead in deaths(seen, nodes) + api_deaths(apis, now_apis):
+                    if dead.id not in nodes and dead.id not in now_apis:
                         _, deleted = await registry.lookup(dead.id)
-                        if deleted:  # a clean shutdown: it handed its ads back itself
+                        if deleted:  # a clean shutdown: it handed its ads back (an API: settled its writes) itself
                             continue
-                    await recover(nc, store, dead, settings)
-                seen = nodes
+                    if dead.role == "api":
+                        orphans.died(dead)  # its records left without a message (gamead_core.worker.orphans)
+                    else:
+                        await recover(nc, store, dead, settings)
+                seen, apis = nodes, now_apis
+                await orphans.settle(js, settings, registry)
                 await sweeper.tick(True, js, store, settings, me)
             else:
-                seen = {}
+                seen, apis = {}, {}
                 await sweeper.tick(False, js, store, settings, me)
         except asyncio.CancelledError:
             raise

@@ -1,0 +1,165 @@
+"""An API killed (SIGKILL) between its record creates and their work messages: the reaper queues the records it
+left (gamead_core.worker.orphans), with no operator action. Real nats-server, API and worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from tests.support import (
+    Proc,
+    ad,
+    assert_doctor_clean,
+    frozen,
+    start_api,
+    start_worker,
+    wait_for,
+)
+
+#: no redelivery by timeout; an API that waits long for its acks (NATS is stopped under it); the doctor quick
+ENV = {"GAMEAD_QUEUE__ACK_WAIT": "30", "GAMEAD_API__PUBLISH_TIMEOUT": "20", "GAMEAD_DOCTOR__SETTLE": "0.3",
+       "GAMEAD_DOCTOR__OVERDUE_AFTER": "0"}
+BATCH = 40
+#: ads queued (record and message) just before, still waiting behind a slow worker when the reaper settles
+WAITING = 100
+#: the stated bound: every record the dead API left is settled within this many seconds of its death
+BOUND = 60.0
+
+
+def _run(url: str, action: Callable[[Any], Any]) -> Any:
+    """``action(js)`` on a connection of the test's own."""
+
+    async def go() -> Any:
+        nc = await nats.connect(url)
+        try:
+            return await action(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def _records(url: str) -> dict[str, str]:
+    """ad id → status of every record."""
+    from gamead_core.store.ads import AdStore
+
+    async def read(js: Any) -> dict[str, str]:
+        store = await AdStore.open(js._nc, js)
+        return {r.id: r.status.value for r in await store.scan(limit=1000)}
+
+    return dict(_run(url, read))
+
+
+def _lease_revision(url: str) -> int:
+    async def read(js: Any) -> int:
+        try:
+            return int((await (await js.key_value(names.LEASES_BUCKET)).get(names.REAPER_LEASE)).revision or 0)
+        except Exception:  # noqa: BLE001 - not there yet
+            return 0
+
+    return int(_run(url, read))
+
+
+def _received_by(port: int) -> int:
+    """Bytes waiting, unread, in the receive queues of the connections accepted on ``port`` (/proc/net/tcp)."""
+    waiting = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # local port, ESTABLISHED
+            waiting += int(fields[4].split(":")[1], 16)
+    return waiting
+
+
+def test_an_api_killed_between_its_records_and_their_messages_leaves_no_record_queued_for_ever(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """A reviewer's ``kill -9`` of an API during a burst left 30 records ``queued`` without a message for over
+    5 minutes (until ``gamead doctor --repair``). Here NATS is stopped while the API creates a batch's 40 records,
+    the API is killed (SIGKILL) with the creates sent and no message published, and NATS resumed: the 40 records
+    land with no message. Before: they stayed ``queued``. Now the reaper, seeing the API's entry expire, queues
+    exactly those 40 again; 100 ads it had queued whole, still waiting behind a slow worker, are published again
+    too and dropped by JetStream as duplicates. Every record completes within the bound, each analysed once (as
+    many analyses as ads), and the doctor finds nothing."""
+    server = fresh_nats()
+    assert server.proc is not None
+    api, url = start_api(server.url, tmp_path, **ENV)
+    procs.append(api)
+    worker = start_worker(server.url, tmp_path, worker_id="reaper-1", concurrency=1, ready=True,
+                          GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="200", **ENV)  # 100 waiting ads: 20 s of work
+    procs.append(worker)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        first = http.post("/ads", json=ad("Before the kill"))
+        assert first.status_code == 202, first.text
+    # the reaper lease is held and renewed twice: the reaper has listed the registry with the API in it
+    held = wait_for(lambda: _lease_revision(server.url), timeout=30, what="the reaper lease taken")
+    wait_for(lambda: _lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
+
+    answers: list[object] = []
+
+    def submit() -> None:
+        try:
+            with httpx.Client(base_url=url, timeout=60) as own:
+                answers.append(own.post("/ads/batch", json={"ads": [ad(f"Orphan {i}") for i in range(BATCH)]}))
+        except httpx.HTTPError as exc:  # the API dies under it: the client cannot know (maybe queued)
+            answers.append(exc)
+
+    with httpx.Client(base_url=url, timeout=30) as http:  # all queued: behind these, the API's last ones
+        waiting = http.post("/ads/batch", json={"ads": [ad(f"Waiting {i}") for i in range(WAITING)]})
+        assert waiting.status_code == 200 and waiting.json()["accepted"] == WAITING, waiting.text[:500]
+    port = int(server.url.rsplit(":", 1)[1])
+    with frozen(server.proc.pid):
+        client = threading.Thread(target=submit)
+        client.start()
+        # the batch's creates are in NATS's socket, unread: about 500 bytes each
+        wait_for(lambda: _received_by(port) > BATCH * 400, timeout=30, what="the batch's record creates sent")
+        api.kill()
+    client.join(timeout=60)
+    assert answers and isinstance(answers[0], httpx.HTTPError), answers  # no 202: the client was told nothing
+
+    def all_stored() -> dict[str, str] | None:
+        found = _records(server.url)
+        return found if len(found) == BATCH + WAITING + 1 else None
+
+    records = wait_for(all_stored, timeout=30, what="the batch's records stored once NATS runs again")
+    left = sorted(i for i, status in records.items() if status == "queued")
+    assert len(left) >= BATCH, records  # the batch's: nothing will ever run them but the reaper
+
+    # every record completes within the bound, with no operator action
+    last: dict[str, str] = {}
+
+    def all_completed() -> bool:
+        last.update(_records(server.url))
+        return set(last.values()) == {"completed"}
+
+    try:
+        wait_for(all_completed, timeout=BOUND, what="every record the dead API left, completed")
+    except AssertionError:
+        queued = sum(1 for status in last.values() if status == "queued")
+        raise AssertionError(f"{queued} records still queued {BOUND:g} s after the kill (the batch's {BATCH} had "
+                             "no message)") from None
+    report = wait_for(lambda: re.search(r"dead API \S+: (\d+) record\(s\) without a message queued again, (\d+) had "
+                                        r"theirs, (\d+) too old", worker.output()), timeout=10, what="the report")
+    republished, already, too_old = map(int, report.groups())
+    # exactly the batch is queued again; waiting ads (their message stored: in the stream, or the one analysed
+    # now) are published again too, and JetStream drops each as a duplicate
+    assert (republished, too_old) == (BATCH, 0) and 0 < already <= WAITING, report.group(0)
+    assert_doctor_clean(server.url)
+
+    async def processed(js: Any) -> int:
+        from gamead_core.config import load_settings
+        from gamead_core.registry import Registry
+
+        nodes = await Registry(js._nc, js, load_settings(None).registry).list()
+        return sum(n.processed for n in nodes if n.role == "worker")
+
+    # each ad analysed once: as many analyses as ads (a second copy of a message would make one more)
+    wait_for(lambda: _run(server.url, processed) == BATCH + WAITING + 1, timeout=10, what="one analysis per ad")
