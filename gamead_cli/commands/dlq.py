@@ -292,8 +292,8 @@ def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
 
 
 def _phase_text(job: dict[str, Any]) -> str:
-    """What the progress bar says: e.g. ``replaying · replayed 7 · skipped 0`` then ``waiting for outcomes ·
-    completed 5 · dead again 0 · still running 7``."""
+    """What the progress bar says: e.g. ``replaying · replayed 7 · completed 2 · dead again 1 · skipped 0``
+    (outcomes counted as they happen) then ``waiting for outcomes · completed 5 · dead again 0 · still running 7``."""
     c, phase, kind = job.get("counts") or {}, job.get("phase"), job.get("kind", "")
     if phase == "selecting":
         return "checking every invariant" if kind == "repair" else "selecting entries"
@@ -302,7 +302,9 @@ def _phase_text(job: dict[str, Any]) -> str:
                 f"· still running {c.get('stillRunning', 0)}")
     if phase == "done":
         return "done"
-    return f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)} · skipped {c.get('skipped', 0)}"
+    outcomes = f" · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)}" if kind == "replay" else ""
+    return (f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)}{outcomes} "
+            f"· skipped {c.get('skipped', 0)}")
 
 
 def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:

@@ -24,7 +24,9 @@ def tally(kind: JobKind, marks: str) -> tuple[dict[str, int], dict[str, int]]:
 
     counts: ``matched`` (items), ``done`` (items handled), ``remaining`` (not handled: the job stopped),
     ``<acted>`` (``replayed``/``purged``/``imported``), ``skipped``; for a replay also ``completed``,
-    ``deadAgain`` and ``stillRunning`` (replayed ads neither completed nor dead again yet).
+    ``deadAgain`` and ``stillRunning`` (replayed ads not seen completed nor dead again yet: while the job
+    runs, its runner looks at them as it goes, at least every second or so for up to 200 of them, see
+    ``gamead_core.jobs.run.OBSERVE_BATCH``; so these figures are true while it runs, not only after it).
     """
     seen = Counter(marks)
     acted = sum(seen[m] for m in Mark.ACTED_ALL)
