@@ -45,7 +45,9 @@ from gamead_cli.options import (
     duration_seconds,
     job_id_arg,
 )
-from gamead_cli.output import clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, utc_when
+from gamead_cli.output import (
+    clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, time_column, utc_when,
+)
 from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 from gamead_cli.program import gamead_program
@@ -160,8 +162,8 @@ def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> 
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
-ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT (UTC)", "TITLE")
-ENTRY_DROPS = ("TITLE", "ATT", "P", "DEAD AT (UTC)", "MESSAGE")
+ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", time_column("DEAD AT"), "TITLE")
+ENTRY_DROPS = ("TITLE", "ATT", "P", time_column("DEAD AT"), "MESSAGE")
 MESSAGE_MIN = 20
 ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dlq show has it whole)
 
@@ -440,8 +442,8 @@ def purge(
                        dry_run=dry_run, yes=yes, output=output, detach=detach)
 
 
-JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", "CREATED (UTC)")
-JOB_DROPS = ("BY", "PHASE", "CREATED (UTC)")
+JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", time_column("CREATED"))
+JOB_DROPS = ("BY", "PHASE", time_column("CREATED"))
 
 
 def _jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> RenderableType:
