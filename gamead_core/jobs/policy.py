@@ -99,6 +99,21 @@ def summary(job: Job) -> str:
     return " · ".join(parts)
 
 
+def mark_words(mark: str) -> str:
+    """What a work item's mark (:class:`Mark`, one character) means, in words for logs and people: e.g. ``W`` →
+    ``DLQ entry written``, ``h`` → ``skipped: healthy again …``, ``D`` → ``dead again``."""
+    if mark in Mark.SKIPPED:
+        return f"skipped: {Mark.SKIPPED[mark]}"
+    return _MARK_WORDS.get(mark, f"mark {mark!r}")
+
+
+_MARK_WORDS = {
+    Mark.PENDING: "not done yet", Mark.ACTED: "done", Mark.COMPLETED: "completed", Mark.DEAD_AGAIN: "dead again",
+    Mark.REPUBLISHED: "re-published", Mark.DEAD_LETTERED: "dead-lettered", Mark.ENTRY_WRITTEN: "DLQ entry written",
+    Mark.MESSAGE_REMOVED: "work message removed", Mark.ENTRY_REMOVED: "DLQ entry removed",
+    Mark.RECORD_CREATED: "record created", Mark.OBJECT_CREATED: "stream/consumer/bucket created",
+    Mark.OBJECT_DELETED: "obsolete stream deleted", Mark.JOB_TAKEN_OVER: "stuck job taken over",
+}
 _REPAIR_WORDS = {
     "republished": "re-published", "deadLettered": "dead-lettered", "entriesWritten": "DLQ entries written",
     "messagesRemoved": "work messages removed", "entriesRemoved": "DLQ entries removed",
