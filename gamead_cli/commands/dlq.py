@@ -185,10 +185,16 @@ def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any
     more = f" · more after --cursor {body['nextCursor']}" if body.get("nextCursor") else ""
     stopped = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
     if not body.get("items"):
-        if body.get("total") == 0 and not body.get("nextCursor"):
+        if _in_dlq(body) == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
-        return empty_text("no DLQ entries", flags, f"{body.get('total')} in the DLQ{stopped}{more}")
-    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} in the DLQ{more}{stopped}"))
+        return empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
+    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} matching "
+                                             f"({_in_dlq(body)} in the DLQ){more}{stopped}"))
+
+
+def _in_dlq(body: dict[str, Any]) -> Any:
+    """The whole DLQ's size of a ``GET /v1/dlq`` answer (``inDlq``; an older API's ``total`` meant it)."""
+    return body.get("inDlq", body.get("total"))
 
 
 @app.command("list")
@@ -537,7 +543,8 @@ def export(
             cursor = 0
             while True:
                 page = client.request("GET", "/v1/dlq", params={**params, "cursor": cursor})
-                progress.update(task, total=page["total"])
+                if cursor == 0:  # the entries matching, counted from the first one (later pages: from theirs)
+                    progress.update(task, total=page["total"])
                 for entry in page["items"]:
                     entry.pop("seq", None)
                     out.write(strict_dumps(entry, separators=(",", ":")) + "\n")

@@ -355,7 +355,7 @@ def error_groups(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
 def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, error: str | None) -> Text:
     size_ = ((stats or {}).get("dlq") or {}).get("size")
     if size_ is None and dlq is not None:
-        size_ = dlq.get("total")
+        size_ = dlq.get("inDlq", dlq.get("total"))  # (a recording of an older gamead: total was the size)
     text = Text("DLQ ", style="bold")
     text.append(f"{num(size_)} entr{'y' if size_ == 1 else 'ies'}", style="bold red" if size_ else "green")
     if error:
