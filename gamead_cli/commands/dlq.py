@@ -477,7 +477,7 @@ def jobs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="With JOB: show its progress until it ends.")] = False,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
-    """List the DLQ's operator jobs (replay, purge, import), newest first; or show (--follow) one.
+    """List the DLQ's operator jobs (replay, purge, import, repair), newest first; or show (--follow) one.
 
     Example: gamead dlq jobs --state running · gamead dlq jobs 01jb2… --follow
     """

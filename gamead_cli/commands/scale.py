@@ -198,7 +198,7 @@ class _CountCommand(TyperCommand):
 
 @app.command("set", cls=_CountCommand)
 def set_override(
-    replicas: Annotated[int, typer.Argument(min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
+    replicas: Annotated[int, typer.Argument(metavar="REPLICAS", min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
     for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,

@@ -6,7 +6,7 @@ Keys: q (or Ctrl-C, exit 130) quit · ? help · : command line · ctrl+p palette
 (r and x ask you to type the count, then run ONE server-side job) · p pause.
 
 Commands: :dlq :workers :level 2 :audit :doctor :scale 4 for 10m
-:replay class=Timeout :purge class=Timeout
+:replay class=TaskTimeout :purge class=TaskTimeout
 
 --readonly hides every action; so does a token that may not act.
 
