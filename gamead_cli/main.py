@@ -24,7 +24,7 @@ import traceback
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 try:  # Typer ≥ 0.2x ships its own copy of Click; older ones use Click itself
     from typer._click import exceptions as click_errors
@@ -53,6 +53,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("gamead_cli.commands.serve", "serve", "Run one stateless API node (FastAPI on uvicorn)."),
     "worker": ("gamead_cli.commands.worker", "worker", "Run one worker: pull ads by priority, analyse them."),
 }
+
+
+
+def _usage_name(self: TyperArgument) -> str:
+    """An argument as the usage line shows it, as the help text names it: ``ID`` (required), ``[JOB]``
+    (optional), ``[ID]...``; upper case. Typer 0.29 wrote ``{ID}``, ``{replicas}`` and ``[[JOB]]`` (ops13)."""
+    name = self.display_name_raw if self.metavar is not None else self.display_name_raw.upper()
+    if not self.required and not name.startswith("["):
+        name = f"[{name}]"
+    return name if self.nargs == 1 or name.endswith("...") else f"{name}..."
+
+
+if hasattr(TyperArgument, "_usage_display_name"):  # the Typer versions that brace required arguments
+    TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+
 
 def error_line(message: Any) -> None:
     """:func:`gamead_cli.output.error_line`, imported when an error is shown: ``gamead --help`` and a

@@ -172,6 +172,16 @@ def utc_when(value: Any, *, now: datetime | None = None) -> str:
     return f"{text} ({ago(seconds)})" if seconds >= 0 else text
 
 
+#: the zone of every time the CLI and the dashboard print (the API's times are UTC; nothing is converted)
+TIME_ZONE = "UTC"
+
+
+def time_column(label: str) -> str:
+    """A table's label for a column of times: ``SUBMITTED`` → ``SUBMITTED (UTC)``. Every time column of every
+    table (CLI and dashboard) says its zone through this one helper (ops13 finding 3: a bare ``13:06:30``)."""
+    return f"{label} ({TIME_ZONE})"
+
+
 def short_time(value: Any) -> str:
     """The clock part of an ISO 8601 time: ``2024-05-01T12:34:56.789Z`` → ``12:34:56`` (``-`` for none)."""
     if not value:
@@ -198,8 +208,8 @@ def score_bar(score: float, *, width: int = 20, maximum: float = 10.0) -> Text:
 
 #: the columns of `gamead ads list`, and the order a narrower terminal drops them in (gamead_cli.fitted: the id
 #: is never cut; the title takes what is left, at least TITLE_MIN cells, or goes too)
-AD_COLUMNS = ("ID", "STATUS", "PRI", "SCORE", "SUBMITTED", "TITLE")
-AD_DROPS = ("SUBMITTED", "SCORE", "PRI", "TITLE")
+AD_COLUMNS = ("ID", "STATUS", "PRI", "SCORE", time_column("SUBMITTED"), "TITLE")
+AD_DROPS = (time_column("SUBMITTED"), "SCORE", "PRI", "TITLE")
 TITLE_MIN = 12
 
 

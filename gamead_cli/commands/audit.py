@@ -25,7 +25,7 @@ from rich.text import Text
 
 from gamead_cli.commands.dlq import window_options
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
-from gamead_cli.output import emit, empty_text, plain, stdout_console
+from gamead_cli.output import emit, empty_text, plain, stdout_console, time_column
 from gamead_cli.tui.view import audit_outcome, audit_selection
 from gamead_core.errors import ApiClientError
 from gamead_core.ids import JOB_ID_RULE, is_job_id, normal_id
@@ -41,7 +41,7 @@ def _table(body: dict[str, Any], width: int) -> Table:
     """The records as a table that fits ``width`` columns: the job id from 110, role and client from 140."""
     wide, wider = width >= 110, width >= 140
     table = Table(box=None, header_style="bold", pad_edge=False)
-    columns = ["TIME (UTC)", "WHO", *(["ROLE", "CLIENT"] if wider else []), "ACTION", "SELECTION", "ADS",
+    columns = [time_column("TIME"), "WHO", *(["ROLE", "CLIENT"] if wider else []), "ACTION", "SELECTION", "ADS",
                "OUTCOME", *(["JOB"] if wide else [])]
     for col in columns:
         table.add_column(col, no_wrap=col not in ("SELECTION", "OUTCOME"), justify="right" if col == "ADS" else "left")

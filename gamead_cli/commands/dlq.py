@@ -46,7 +46,9 @@ from gamead_cli.options import (
     duration_seconds,
     job_id_arg,
 )
-from gamead_cli.output import clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, utc_when
+from gamead_cli.output import (
+    clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, time_column, utc_when,
+)
 from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 from gamead_cli.program import gamead_program
@@ -161,8 +163,8 @@ def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> 
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
-ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT (UTC)", "TITLE")
-ENTRY_DROPS = ("TITLE", "ATT", "P", "DEAD AT (UTC)", "MESSAGE")
+ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", time_column("DEAD AT"), "TITLE")
+ENTRY_DROPS = ("TITLE", "ATT", "P", time_column("DEAD AT"), "MESSAGE")
 MESSAGE_MIN = 20
 ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dlq show has it whole)
 
@@ -184,10 +186,16 @@ def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any
     more = f" · more after --cursor {body['nextCursor']}" if body.get("nextCursor") else ""
     stopped = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
     if not body.get("items"):
-        if body.get("total") == 0 and not body.get("nextCursor"):
+        if _in_dlq(body) == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
-        return empty_text("no DLQ entries", flags, f"{body.get('total')} in the DLQ{stopped}{more}")
-    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} in the DLQ{more}{stopped}"))
+        return empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
+    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} matching "
+                                             f"({_in_dlq(body)} in the DLQ){more}{stopped}"))
+
+
+def _in_dlq(body: dict[str, Any]) -> Any:
+    """The whole DLQ's size of a ``GET /v1/dlq`` answer (``inDlq``; an older API's ``total`` meant it)."""
+    return body.get("inDlq", body.get("total"))
 
 
 @app.command("list")
@@ -293,8 +301,8 @@ def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
 
 
 def _phase_text(job: dict[str, Any]) -> str:
-    """What the progress bar says: e.g. ``replaying · replayed 7 · skipped 0`` then ``waiting for outcomes ·
-    completed 5 · dead again 0 · still running 7``."""
+    """What the progress bar says: e.g. ``replaying · replayed 7 · completed 2 · dead again 1 · skipped 0``
+    (outcomes counted as they happen) then ``waiting for outcomes · completed 5 · dead again 0 · still running 7``."""
     c, phase, kind = job.get("counts") or {}, job.get("phase"), job.get("kind", "")
     if phase == "selecting":
         return "checking every invariant" if kind == "repair" else "selecting entries"
@@ -303,7 +311,9 @@ def _phase_text(job: dict[str, Any]) -> str:
                 f"· still running {c.get('stillRunning', 0)}")
     if phase == "done":
         return "done"
-    return f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)} · skipped {c.get('skipped', 0)}"
+    outcomes = f" · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)}" if kind == "replay" else ""
+    return (f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)}{outcomes} "
+            f"· skipped {c.get('skipped', 0)}")
 
 
 def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
@@ -439,8 +449,8 @@ def purge(
                        dry_run=dry_run, yes=yes, output=output, detach=detach)
 
 
-JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", "CREATED (UTC)")
-JOB_DROPS = ("BY", "PHASE", "CREATED (UTC)")
+JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", time_column("CREATED"))
+JOB_DROPS = ("BY", "PHASE", time_column("CREATED"))
 
 
 def _jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> RenderableType:
@@ -468,7 +478,7 @@ def jobs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="With JOB: show its progress until it ends.")] = False,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
-    """List the DLQ's operator jobs (replay, purge, import), newest first; or show (--follow) one.
+    """List the DLQ's operator jobs (replay, purge, import, repair), newest first; or show (--follow) one.
 
     Example: gamead dlq jobs --state running · gamead dlq jobs 01jb2… --follow
     """
@@ -535,7 +545,8 @@ def export(
             cursor = 0
             while True:
                 page = client.request("GET", "/v1/dlq", params={**params, "cursor": cursor})
-                progress.update(task, total=page["total"])
+                if cursor == 0:  # the entries matching, counted from the first one (later pages: from theirs)
+                    progress.update(task, total=page["total"])
                 for entry in page["items"]:
                     entry.pop("seq", None)
                     out.write(strict_dumps(entry, separators=(",", ":")) + "\n")

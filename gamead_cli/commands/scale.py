@@ -20,7 +20,7 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
-from gamead_cli.output import emit, empty_text, plain, short_time
+from gamead_cli.output import emit, empty_text, plain, short_time, time_column
 from gamead_core.errors import ApiClientError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
@@ -86,7 +86,7 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
 
 def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
-    table.add_column("TIME", no_wrap=True)
+    table.add_column(time_column("TIME"), no_wrap=True)
     table.add_column("TICKS", justify="right", no_wrap=True)  # ticks folded into the line (record_decision)
     table.add_column("FROM", justify="right", no_wrap=True)
     table.add_column("TO", justify="right", no_wrap=True)
@@ -198,7 +198,7 @@ class _CountCommand(TyperCommand):
 
 @app.command("set", cls=_CountCommand)
 def set_override(
-    replicas: Annotated[int, typer.Argument(min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
+    replicas: Annotated[int, typer.Argument(metavar="REPLICAS", min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
     for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,

@@ -1,12 +1,12 @@
 """Live dashboard of the queue, the nodes and the dead letters (reads the API over HTTP).
 
-Keys: q quit · ? help · : command line · ctrl+p palette · tab panels
+Keys: q (or Ctrl-C, exit 130) quit · ? help · : command line · ctrl+p palette · tab panels
 · / filter (/!x inverts) · enter details (on a queue level: its ads)
 · escape back · space mark · ctrl+a mark all shown · r replay · x purge
 (r and x ask you to type the count, then run ONE server-side job) · p pause.
 
 Commands: :dlq :workers :level 2 :audit :doctor :scale 4 for 10m
-:replay class=Timeout :purge class=Timeout
+:replay class=TaskTimeout :purge class=TaskTimeout
 
 --readonly hides every action; so does a token that may not act.
 
@@ -46,14 +46,17 @@ sparklines say how far back they reach.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, RenderableType
 
+from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, settings_from
 from gamead_cli.output import emit
@@ -62,6 +65,9 @@ from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
 from gamead_cli.tui.source import ApiSource, fetch_snapshot
 from gamead_cli.tui.view import snapshot_view
 from gamead_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gamead_cli.tui.app import DashboardApp
 
 #: history points of the one-shot view (its sparklines are this many seconds long at most)
 ONCE_HISTORY = 120
@@ -130,8 +136,8 @@ def top(
         from gamead_cli.tui.app import DashboardApp
 
         try:
-            DashboardApp(player, refresh=refresh, player=player,  # type: ignore[arg-type]
-                         log_dir=logs).run()
+            _run(DashboardApp(player, refresh=refresh, player=player,  # type: ignore[arg-type]
+                              log_dir=logs))
         finally:
             player.close()
         return
@@ -164,8 +170,8 @@ def top(
         client.close()
         raise
     try:
-        DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder,
-                     log_dir=log_dir).run()
+        _run(DashboardApp(ApiSource(client), refresh=refresh, readonly=readonly, recorder=recorder,
+                          log_dir=log_dir))
     finally:
         client.close()
         if recorder is not None:
@@ -173,6 +179,26 @@ def top(
             print(f"recorded {recorder.frames:,} snapshots ({recorder.written:,} bytes) to {recorder.path}"
                   + (" — stopped at the size cap" if recorder.full else "") if recorder.frames else
                   f"recorded nothing: {recorder.path} left as it was", file=sys.stderr)
+
+
+def _run(dashboard: DashboardApp) -> None:
+    """Run the full-screen dashboard; Ctrl-C in it, or SIGINT to this process, exits 130 (README exit codes),
+    after the terminal is given back."""
+    def on_sigint(signum: int, frame: object) -> None:
+        # asyncio.run's own handler cancels Textual's main task, which Textual takes as a clean quit (exit 0)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # before or after the dashboard's loop: an ordinary interrupt
+            raise KeyboardInterrupt from None
+        loop.call_soon_threadsafe(dashboard.action_interrupt)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        dashboard.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if dashboard.return_code == exitcodes.INTERRUPTED:
+        raise typer.Exit(exitcodes.INTERRUPTED)
 
 
 def _recorder(record: Path | None, record_max_mb: float) -> Recorder | None:
@@ -190,4 +216,4 @@ def rendered(view: RenderableType) -> str:
     """``view`` rendered to text off-screen (to find a fault in it before anything reaches the terminal)."""
     console = Console(file=io.StringIO(), width=120, color_system=None)
     console.print(view)
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    return console.file.getvalue()

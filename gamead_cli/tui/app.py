@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -23,6 +24,7 @@ from textual.reactive import var
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input
 
+from gamead_cli import exitcodes
 from gamead_cli.tui import commands, view
 from gamead_cli.tui.commands import CommandError
 from gamead_cli.tui.logs import LogsUnavailable, follower
@@ -107,6 +109,9 @@ class DashboardApp(App[None]):
     #: in footer order: quit and help first, so a narrow footer still shows them
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
+        # Ctrl-C quits, as in k9s and every other terminal program, from any panel, input or screen (Textual's
+        # own ctrl+c only showed a toast naming another key); exit code 130 as for SIGINT (README exit codes)
+        Binding("ctrl+c", "interrupt", "quit", show=False, priority=True),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("colon", "command", "command", key_display=":"),
         Binding("slash", "filter", "filter", key_display="/"),
@@ -164,11 +169,18 @@ class DashboardApp(App[None]):
     # --- layout ---------------------------------------------------------------------------------------
 
     def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
-               markup: bool = False) -> None:
-        """Textual's toast, but its text is shown as is: a notification carries ids, filters and error messages
-        from the server (``[link=x]y``, ``/[/``), never markup. Every ``notify`` of the app and its screens
-        comes here."""
+               markup: bool | None = None) -> None:
+        """Textual's toast, but gamead's text is shown as is: a notification carries ids, filters and error
+        messages from the server (``[link=x]y``, ``/[/``), never markup. Every ``notify`` of the app and its
+        screens comes here. Textual's own toasts (called from a ``textual`` module, e.g. a saved screenshot)
+        are written in its markup and rendered as such: no toast shows raw ``[b]…[/b]`` (ops13 finding 2)."""
+        if markup is None:
+            markup = sys._getframe(1).f_globals.get("__name__", "").startswith("textual.")
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def action_interrupt(self) -> None:
+        """Ctrl-C: quit at once, with exit code 130 (``gamead top`` passes it on)."""
+        self.exit(return_code=exitcodes.INTERRUPTED)
 
     def compose(self) -> ComposeResult:
         yield SummaryBar(self.source.api_url, id="summary").data_bind(

@@ -2,7 +2,7 @@
 is parsed, and what completes it. Pure: no Textual, no I/O, so every example of the help is a test.
 
 A line is ``name [args]``: ``dlq``, ``workers``, ``audit``, ``doctor``, ``level 2``, ``scale 4 for 10m``,
-``replay class=Timeout``, ``purge class=Timeout``, ``logs local-1``, ``logs ad ID``, ``help``, ``pause``, ``quit``. Bad input raises
+``replay class=TaskTimeout``, ``purge class=TaskTimeout``, ``logs local-1``, ``logs ad ID``, ``help``, ``pause``, ``quit``. Bad input raises
 :class:`CommandError` (its message is shown on one line); nothing here reaches NATS: ``scale`` and ``replay``
 go to the API, which validates again.
 """
@@ -42,8 +42,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("logs", "logs WORKER / ad ID", "follow a log, or an ad's story"),
     CommandSpec("doctor", "doctor", "check once; verdict in the header"),
     CommandSpec("scale", "scale N for 10m", "hold N workers (s, m or h)", acts=True),
-    CommandSpec("replay", "replay class=Timeout", "replay a whole error class", acts=True),
-    CommandSpec("purge", "purge class=Timeout", "purge a whole error class", acts=True),
+    CommandSpec("replay", "replay class=TaskTimeout", "replay a whole error class", acts=True),
+    CommandSpec("purge", "purge class=TaskTimeout", "purge a whole error class", acts=True),
     CommandSpec("pause", "pause", "pause / resume refreshing"),
     CommandSpec("help", "help", "every key and command"),
     CommandSpec("quit", "quit", "leave the dashboard"),

@@ -245,6 +245,8 @@ class RecordedSource:
         dlq["items"] = kept
         gone = len(before) - len(kept)
         dlq["total"] = max(0, int(dlq.get("total", len(before))) - gone)
+        if isinstance(dlq.get("inDlq"), int):
+            dlq["inDlq"] = max(0, dlq["inDlq"] - gone)
         stats_dlq = (self.data.get("stats") or {}).get("dlq")
         if isinstance(stats_dlq, dict) and isinstance(stats_dlq.get("size"), int):
             stats_dlq["size"] = max(0, stats_dlq["size"] - gone)

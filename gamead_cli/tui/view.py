@@ -19,7 +19,7 @@ from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
-from gamead_cli.output import age, ago, clip, plain, short_datetime, short_time  # noqa: F401 - re-exported to the TUI
+from gamead_cli.output import age, ago, clip, plain, short_datetime, short_time, time_column  # noqa: F401 - re-exported to the TUI
 from gamead_core.safe_text import shown_tree
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -344,7 +344,7 @@ def dlq_row(entry: Mapping[str, Any]) -> tuple[Text, ...]:
     )
 
 
-DLQ_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", "DEAD AT")
+DLQ_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", time_column("DEAD AT"))
 
 
 def error_groups(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
@@ -356,7 +356,7 @@ def error_groups(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
 def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, error: str | None) -> Text:
     size_ = ((stats or {}).get("dlq") or {}).get("size")
     if size_ is None and dlq is not None:
-        size_ = dlq.get("total")
+        size_ = dlq.get("inDlq", dlq.get("total"))  # (a recording of an older gamead: total was the size)
     text = Text("DLQ ", style="bold")
     text.append(f"{num(size_)} entr{'y' if size_ == 1 else 'ies'}", style="bold red" if size_ else "green")
     if error:
@@ -379,7 +379,7 @@ def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, 
 #: outcome → rich style
 OUTCOME_STYLES: dict[str, str] = {"accepted": "cyan", "succeeded": "green", "refused": "bold red", "failed": "red",
                                   "cancelled": "yellow", "interrupted": "yellow"}
-AUDIT_COLUMNS = ("TIME", "WHO", "ACTION", "WHAT", "ADS", "OUTCOME")
+AUDIT_COLUMNS = (time_column("TIME"), "WHO", "ACTION", "WHAT", "ADS", "OUTCOME")
 
 
 def audit_selection(record: Mapping[str, Any]) -> str:
@@ -541,7 +541,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     items = [e for e in list((snap.dlq or {}).get("items") or [])[:10] if isinstance(e, Mapping)]
     if items:
         parts.append(FittedTable(DLQ_COLUMNS, [dlq_row(e) for e in items], flex="MESSAGE",
-                                 drop=("DEAD AT", "ATT"), flex_max=60))
+                                 drop=(time_column("DEAD AT"), "ATT"), flex_max=60))
     parts += [Text(""), Text("audit · last operator actions", style="bold"),
               audit_table(snap.audit, snap.audit_error, header=True, limit=5)]
     parts += [Text(""), autoscaler_text(stats)]

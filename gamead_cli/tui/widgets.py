@@ -501,6 +501,7 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("p", "pause / resume refreshing"),
     ("?", "this help"),
     ("q", "quit"),
+    ("ctrl+c", "quit too (exit code 130)"),
 )
 _ACTION_KEYS = frozenset({"space", "ctrl+a", "r", "x"})
 HELP_NOTES = """\

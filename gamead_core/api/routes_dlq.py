@@ -216,14 +216,15 @@ async def list_dlq(
     until: Annotated[UtcDatetime | None, Query(description="dead before (no offset = UTC)")] = None,
     newest: bool = False,
 ) -> Response:
-    """`{items, count, total, nextCursor, scanned, complete}`: `complete` is false when the read stopped at
+    """`{items, count, total, inDlq, nextCursor, scanned, complete}`: `total` counts the entries matching the
+    filters (from `cursor` on), `inDlq` every entry; `complete` is false when the read stopped at
     `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on from where it stopped."""
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)
     page = await _link(request).dlq.page(flt, limit=limit, after=cursor, newest_first=newest,
                                          budget=_budget(request))
     return _json({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
-                  "nextCursor": page.next_cursor, "scanned": page.scanned, "complete": page.complete})
+                  "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "scanned": page.scanned, "complete": page.complete})
 
 
 @router.get("/{ad_id}", summary="One dead-lettered ad", response_model=DlqEntry, response_model_exclude_none=True,

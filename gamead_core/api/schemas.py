@@ -40,7 +40,9 @@ class DlqPage(_Doc):
 
     items: list[DlqEntry]
     count: int = Field(description="Items in this page.")
-    total: int = Field(description="Entries in the DLQ, filters aside.")
+    total: int = Field(description="Entries matching the filters (every entry without one), from `cursor` on, "
+                                   "among those read (`complete` false: the read stopped short), as for `GET /ads`.")
+    in_dlq: int = Field(0, description="Entries in the whole DLQ, filters aside.")
     next_cursor: int | None = Field(None, description="Pass as `cursor` to read on; null at the end.")
     scanned: int = Field(description="Entries this request read.")
     complete: bool = Field(description="False when the read stopped at `dlq.scan_limit` or `dlq.scan_time`.")

@@ -51,6 +51,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.doctor.diagnose import Doctor
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.jobs.model import Mark
+from gamead_core.jobs.policy import mark_words
 from gamead_core.jobs.runner import JobService
 from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, clip_error, utcnow
 from gamead_core.queue.connection import delete_if_present, nats_boundary
@@ -111,8 +112,8 @@ class RepairOps:
         """Take one action; returns the :class:`Mark` of what happened."""
         code, key = item[0], item[1]
         mark = await getattr(self, f"_{code}")(item, job_id)
-        log.info("repair %s %s: %s", code, key, mark, extra={"job_id": job_id, "kind": code,
-                                                               "ad_id" if code not in _NOT_ADS else "object": key})
+        log.info("repair %s %s: %s", code, key, mark_words(mark), extra={  # words, not the one-letter mark
+            "job_id": job_id, "kind": code, "mark": str(mark), "ad_id" if code not in _NOT_ADS else "object": key})
         return str(mark)
 
     def _work_stream(self, ad_id: str) -> str:

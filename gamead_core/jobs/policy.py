@@ -24,7 +24,9 @@ def tally(kind: JobKind, marks: str) -> tuple[dict[str, int], dict[str, int]]:
 
     counts: ``matched`` (items), ``done`` (items handled), ``remaining`` (not handled: the job stopped),
     ``<acted>`` (``replayed``/``purged``/``imported``), ``skipped``; for a replay also ``completed``,
-    ``deadAgain`` and ``stillRunning`` (replayed ads neither completed nor dead again yet).
+    ``deadAgain`` and ``stillRunning`` (replayed ads not seen completed nor dead again yet: while the job
+    runs, its runner looks at them as it goes, at least every second or so for up to 200 of them, see
+    ``gamead_core.jobs.run.OBSERVE_BATCH``; so these figures are true while it runs, not only after it).
     """
     seen = Counter(marks)
     acted = sum(seen[m] for m in Mark.ACTED_ALL)
@@ -97,6 +99,21 @@ def summary(job: Job) -> str:
     return " · ".join(parts)
 
 
+def mark_words(mark: str) -> str:
+    """What a work item's mark (:class:`Mark`, one character) means, in words for logs and people: e.g. ``W`` →
+    ``DLQ entry written``, ``h`` → ``skipped: healthy again …``, ``D`` → ``dead again``."""
+    if mark in Mark.SKIPPED:
+        return f"skipped: {Mark.SKIPPED[mark]}"
+    return _MARK_WORDS.get(mark, f"mark {mark!r}")
+
+
+_MARK_WORDS = {
+    Mark.PENDING: "not done yet", Mark.ACTED: "done", Mark.COMPLETED: "completed", Mark.DEAD_AGAIN: "dead again",
+    Mark.REPUBLISHED: "re-published", Mark.DEAD_LETTERED: "dead-lettered", Mark.ENTRY_WRITTEN: "DLQ entry written",
+    Mark.MESSAGE_REMOVED: "work message removed", Mark.ENTRY_REMOVED: "DLQ entry removed",
+    Mark.RECORD_CREATED: "record created", Mark.OBJECT_CREATED: "stream/consumer/bucket created",
+    Mark.OBJECT_DELETED: "obsolete stream deleted", Mark.JOB_TAKEN_OVER: "stuck job taken over",
+}
 _REPAIR_WORDS = {
     "republished": "re-published", "deadLettered": "dead-lettered", "entriesWritten": "DLQ entries written",
     "messagesRemoved": "work messages removed", "entriesRemoved": "DLQ entries removed",

@@ -13,10 +13,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, QueueUnavailable, error_text
+from gamead_core.jobs.hooks import RepairActions
 from gamead_core.jobs.model import Job, JobKind, JobPhase, JobState, Mark
 from gamead_core.jobs.policy import failure_rate_exceeded, pace_delay, tally
 from gamead_core.jobs.store import WorkList
@@ -30,34 +31,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 0.5  #: seconds between two checkpoints of a running job (progress, lease, cancel check)
-OBSERVE_EVERY = 1.0  #: seconds between two looks at replayed ads while replaying (stopOnFailureRate)
-OBSERVE_BATCH = 200  #: replayed ads looked at per look while replaying
+OBSERVE_EVERY = 1.0  #: seconds between two looks at replayed ads while replaying (live counts, stopOnFailureRate)
+OBSERVE_BATCH = 200  #: replayed ads looked at per look while replaying (record reads; the cost is bounded by this)
 FOLLOW_POLL = 0.5  #: seconds between two passes over unsettled replayed ads while following
 FOLLOW_CONCURRENCY = 16  #: record reads in flight while following
 LAST_LOOK_ADS = 1024  #: replayed ads a cancelled job looks at once more before it ends
 LAST_LOOK_SECONDS = 3.0  #: how long that last look may take
-
-
-class RepairActions(Protocol):
-    """What a ``repair`` job needs (``gamead_core.doctor.repair.RepairOps``): the actions to take, and taking one."""
-
-    async def plan(self) -> tuple[list[list[Any]], dict[str, int]]:
-        """The repair actions for what the doctor finds now, and the count of each kind of problem it found."""
-        ...
-
-    async def act(self, item: list[Any], job_id: str) -> str:
-        """Take one action (fenced); returns its ``Mark``."""
-        ...
-class JobAuditHook(Protocol):
-    """What the job framework tells the audit trail, for every kind of job (``gamead_core.audit.JobAudit``).
-
-    ``job_started`` runs before the job is stored; if it raises, the job is not created (the audit trail fails
-    closed). ``job_ended`` runs once the job has ended (succeeded, failed, cancelled, interrupted); it does its
-    own retrying and never raises."""
-
-    async def job_started(self, job: Job) -> None: ...
-
-    async def job_ended(self, job: Job) -> None: ...
 
 
 class LostLease(Exception):
@@ -77,6 +56,8 @@ class JobRun:
         self.revision = revision
         self.work = work
         self._last_flush = 0.0
+        self._observed = 0.0  #: monotonic seconds of the last look at replayed ads while acting
+        self._cursor = 0  #: where the next look at replayed ads starts in the work list (it goes round)
         self._final: tuple[JobState, str | None] = (JobState.SUCCEEDED, None)
 
     @property
@@ -176,7 +157,7 @@ class JobRun:
         rate = job.rate if job.kind == JobKind.REPLAY else None
         started = time.monotonic()
         actions = 0
-        observed = time.monotonic()
+        judged = self._observed = time.monotonic()
         for i in range(work.first_pending(), len(work.items)):
             if work.mark(i) != Mark.PENDING:
                 continue
@@ -186,9 +167,9 @@ class JobRun:
             work.set(i, mark)
             if mark == Mark.ACTED:
                 actions += 1
-            if job.stop_on_failure_rate is not None and time.monotonic() - observed >= OBSERVE_EVERY:
-                observed = time.monotonic()
-                await self._retrying(lambda: self._observe(OBSERVE_BATCH))
+            await self._look_while_acting()
+            if job.stop_on_failure_rate is not None and self._observed > judged:
+                judged = self._observed
                 counts, _ = tally(job.kind, work.text())
                 if failure_rate_exceeded(counts["completed"], counts["deadAgain"], job.stop_on_failure_rate):
                     left = counts["remaining"]
@@ -222,11 +203,23 @@ class JobRun:
         except Conflict:
             return Mark.BUSY
 
-    async def _observe(self, limit: int | None) -> None:
-        """Look at replayed ads whose outcome is not known yet (oldest first, at most ``limit``)."""
+    async def _look_while_acting(self) -> None:
+        """While a replay acts, every :data:`OBSERVE_EVERY` s: look at up to :data:`OBSERVE_BATCH` replayed ads
+        not known to have finished (going round), so the live counts say what they became as it happens
+        (ops13: "dead again 0 · still running 72" with ads dead again). At most OBSERVE_BATCH reads a second."""
+        if self.job.kind != JobKind.REPLAY or self.job.phase != JobPhase.ACTING or self.work is None:
+            return
+        if time.monotonic() - self._observed < OBSERVE_EVERY:
+            return
+        self._observed = time.monotonic()
+        self._cursor = await self._retrying(lambda: self._observe(OBSERVE_BATCH, self._cursor))
+
+    async def _observe(self, limit: int | None, start: int = 0) -> int:
+        """Look at replayed ads whose outcome is not known yet: at most ``limit`` (all if ``None``), from work
+        item ``start`` on, going round to the first. Returns where the next look should start."""
         work = self.work
         assert work is not None
-        pending = [i for i in range(len(work.items)) if work.mark(i) == Mark.ACTED][:limit]
+        pending = work.find(Mark.ACTED, start, len(work.items) if limit is None else limit)
         gate = asyncio.Semaphore(FOLLOW_CONCURRENCY)
         job_id = self.job.id
 
@@ -235,8 +228,9 @@ class JobRun:
                 ad_id, seq = work.items[i]
                 work.set(i, await self.ops.outcome(ad_id, seq, job_id))
 
-        for start in range(0, len(pending), 256):
-            await asyncio.gather(*(look(i) for i in pending[start:start + 256]))
+        for at in range(0, len(pending), 256):
+            await asyncio.gather(*(look(i) for i in pending[at:at + 256]))
+        return pending[-1] + 1 if pending else 0
 
     async def _last_look(self) -> None:
         """A cancelled replay looks once more at the ads it replayed (at most :data:`LAST_LOOK_ADS`, for up to
@@ -306,6 +300,7 @@ class JobRun:
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             await asyncio.sleep(min(left, FLUSH_EVERY))
+            await self._look_while_acting()  # a slow rate's long pauses keep the live counts true too
             await self._retrying(self.checkpoint)
 
     async def _retrying(self, call: Callable[[], Awaitable[Any]]) -> Any:

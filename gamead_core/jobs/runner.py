@@ -29,10 +29,11 @@ from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
 from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable, error_text
 from gamead_core.ids import new_job_id
+from gamead_core.jobs.hooks import JobAuditHook, RepairActions
 from gamead_core.jobs.model import CancelRequest, Job, JobKind, JobPhase, JobState, Selection
 from gamead_core.jobs.policy import lease_expired, resume_decision, tally
+from gamead_core.jobs.run import JobRun
 from gamead_core.jobs.store import JobStore, WorkList
-from gamead_core.jobs.run import JobAuditHook, JobRun, RepairActions
 from gamead_core.models import utcnow
 
 log = logging.getLogger(__name__)

@@ -99,6 +99,11 @@ class DlqFilter:
                    since=as_utc(datetime.fromisoformat(since)) if since else None,
                    until=as_utc(datetime.fromisoformat(until)) if until else None)
 
+    @property
+    def active(self) -> bool:
+        """True if the filter narrows anything (False: every entry matches)."""
+        return self.ids is not None or bool(self.wire())
+
     def matches(self, entry: DlqEntry) -> bool:
         if self.ids is not None and entry.ad_id not in self.ids:
             return False
@@ -149,9 +154,10 @@ class Current:
 class Page:
     items: list[DlqEntry]
     next_cursor: int | None  #: pass as ``after`` to read on; None at the end
-    total: int  #: entries in the DLQ, all filters aside
+    total: int  #: entries matching the filter from ``after`` on, among those read (as ``GET /ads``'s total)
     scanned: int = 0  #: entries this page read
     complete: bool = True  #: False if the scan budget stopped it before the end of the DLQ
+    in_dlq: int = 0  #: entries in the whole DLQ, all filters aside
 
 
 def _decode(data: bytes | None, seq: int) -> DlqEntry | None:
@@ -280,26 +286,34 @@ class DeadLetters:
 
     async def page(self, flt: DlqFilter | None = None, *, limit: int = 50, after: int = 0,
                    newest_first: bool = False, budget: ScanBudget | None = None) -> Page:
-        """One page of matching entries: oldest first from ``after`` with a cursor, or the newest ``limit``.
+        """One page of matching entries: oldest first from ``after`` with a cursor, or the newest ``limit``;
+        ``total`` counts every matching entry the read passes (ops13 finding 6: "2 shown of 27" said 27 for the
+        whole DLQ), so a filtered page reads on past its last item, within ``budget``; without a filter the
+        first page's (or the newest) total is the DLQ's size (nothing to read for it).
 
-        ``budget`` bounds the read; a page it cut short has ``complete=False`` and (oldest first) a
-        ``next_cursor`` at the last entry read, so the next page goes on from there. Newest first reads the
-        most recent ``budget.entries`` entries only.
+        ``budget`` bounds the read; a read it cut short has ``complete=False`` (``total`` then counts the
+        entries read) and (oldest first) a ``next_cursor`` at the last item, or the last entry read, so the
+        next page goes on from there. Newest first reads the most recent ``budget.entries`` entries only.
         """
         budget = budget or ScanBudget()
         state = await self._state()
-        total = int(state.messages) if state is not None else 0
+        in_dlq = int(state.messages) if state is not None else 0
+        flt = flt or DlqFilter()
+        counted = not flt.active and after == 0  # every entry matches: total is the DLQ's size, nothing to count
         items: list[DlqEntry] = []
         next_cursor: int | None = None
         if newest_first and budget.entries is not None and state is not None:
             after = max(after, int(state.last_seq) - budget.entries)
         complete = True
+        total = 0
         async for entry in self.entries(flt, after=after, budget=budget):
-            items.append(entry)
-            if not newest_first and len(items) > limit:
-                items.pop()
-                next_cursor = items[-1].seq
-                break
+            total += 1
+            if newest_first or len(items) < limit:
+                items.append(entry)
+            elif next_cursor is None:
+                next_cursor = items[-1].seq  # one more than the page: there is more
+                if counted:
+                    break
         if budget.exhausted:
             complete = False
             if not newest_first and next_cursor is None:
@@ -308,4 +322,4 @@ class DeadLetters:
             items = list(reversed(items[-limit:]))
             next_cursor = None
             complete = complete and (state is None or after < int(state.first_seq))
-        return Page(items, next_cursor, total, budget.scanned, complete)
+        return Page(items, next_cursor, in_dlq if counted else total, budget.scanned, complete, in_dlq)

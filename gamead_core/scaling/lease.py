@@ -193,11 +193,13 @@ class LeaseKeeper:
             return None
         return self.seen.holder
 
-    def _note_leadership(self) -> None:
+    def _note_leadership(self, given_up: str = "lost") -> None:
+        """Log and signal a change of leadership; ``given_up`` is the word for an end of it: ``lost`` (taken
+        over, or not renewed in time) unless this process gave it up on a clean stop (:meth:`release`)."""
         now_leader = self.is_leader
         if now_leader != self._was_leader:
             self._was_leader = now_leader
-            log.info("%s the %s lease (%s)", "acquired" if now_leader else "lost", self.key, self.me)
+            log.info("%s the %s lease (%s)", "acquired" if now_leader else given_up, self.key, self.me)
             self.changed.set()
 
     async def step(self) -> float:
@@ -274,10 +276,11 @@ class LeaseKeeper:
         try:
             await last_write(lambda: self.kv.update(self.key, released.to_json(), last=revision), timeout=2.0,
                              connected=self._connected())
-            log.info("released the %s lease (%s)", self.key, self.me)
+            word = "released"  # a clean stop: never "lost", which reads like a fault (ops13 finding 5)
         except Exception as exc:  # noqa: BLE001 - it expires on its own anyway
             log.info("could not release the %s lease (it expires in %.1fs): %s", self.key, self.ttl, error_text(exc))
-        self._note_leadership()
+            word = "stopped holding (on a clean stop)"
+        self._note_leadership(given_up=word)
 
 
 __all__ = [

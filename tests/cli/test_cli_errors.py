@@ -217,7 +217,8 @@ def test_non_ascii_output_on_an_ascii_terminal(tmp_path: Path, api_url: str) -> 
     submitted = gamead("submit", "--title", title, "--genre", "RPG", "--api", api_url, cwd=tmp_path,
                        PYTHONIOENCODING="ascii")
     assert submitted.returncode == 0, submitted.stderr
-    listing = gamead("ads", "list", "--api", api_url, cwd=tmp_path, PYTHONIOENCODING="ascii")
+    # 120 columns: the title whole (at 80, since SUBMITTED says its zone, the title column is 12 wide)
+    listing = gamead("ads", "list", "--api", api_url, cwd=tmp_path, PYTHONIOENCODING="ascii", COLUMNS="120")
     assert listing.returncode == 0 and "Traceback" not in listing.stderr, listing.stderr
     assert "Drachenk?nig" in listing.stdout
 

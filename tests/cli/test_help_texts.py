@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import subprocess
@@ -90,3 +91,75 @@ def test_completion_is_offered_on_the_root_help_only() -> None:
     shown = subprocess.run(["bash", "-c", f"{command}; true"], env=clean_env(), capture_output=True, text=True,
                            timeout=60)
     assert shown.returncode == 0 and "_GAMEAD_COMPLETE" in shown.stdout, shown.stderr
+
+
+#: the error classes a DLQ entry can carry: gamead_core.errors' task errors, and what the workers and the doctor write
+def _error_classes() -> set[str]:
+    from gamead_core import errors
+
+    task = {n for n, c in vars(errors).items() if isinstance(c, type) and issubclass(c, errors.TaskError)}
+    return task | {"WorkerLost", "Unknown"}
+
+
+def _examples(path: list[str]) -> list[str]:
+    """Every ``gamead …`` example in the help page of ``path`` (its description, above the boxes): the lines
+    that start with it, and ``Example: gamead …`` (several joined by `` · ``); comments and pipes cut."""
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    out = []
+    for raw in _description(result.output):
+        line = raw.strip().removeprefix("Example:").strip()
+        for part in line.split(" · ") if line.startswith("gamead ") else []:
+            command = re.split(r"\s{2,}|\s\|\s", part.strip())[0]
+            for piece in re.split(r"\s&&\s|(?<=:)\s(?=gamead )", command):  # `a && b`; `gamead up, then …: b`
+                if piece.startswith("gamead "):
+                    out.append(re.sub(r"^(gamead [\w-]+),.*", r"\1", piece.strip()))
+    return out
+
+
+def test_the_dashboards_command_examples_name_real_error_classes() -> None:
+    """``:replay class=Timeout`` (top's help, the README) matched no entry: workers write ``TaskTimeout``."""
+    from gamead_cli.commands import top
+    from gamead_cli.tui.commands import COMMANDS as TUI_COMMANDS
+
+    texts = [spec.usage for spec in TUI_COMMANDS] + [top.__doc__ or ""]
+    named = {m for text in texts for m in re.findall(r"class=(\w+)", text)}
+    assert named and named <= _error_classes(), named - _error_classes()
+
+
+EXAMPLES = sorted({(" ".join(p), e) for p in [*PATHS, *GROUPS, []] for e in _examples(p)})
+
+
+@pytest.mark.parametrize(("where", "example"), EXAMPLES, ids=[e for _, e in EXAMPLES])
+def test_every_help_example_parses_and_names_real_error_classes(where: str, example: str) -> None:
+    """ops13 finding 4: every example in every ``--help`` page is a command line gamead accepts (its flags and
+    arguments parse; nothing is run), and the error classes it names exist (``--error-class TaskTimeout``; the
+    README's ``class=Timeout`` matched nothing)."""
+    from typer.main import get_command
+
+    args = shlex.split(example.replace("…", "x"))[1:]
+    command: Any = get_command(app)
+    ctx = command.context_class(command, info_name="gamead")
+    rest = list(args)
+    while getattr(command, "commands", None) is not None:  # down to the verb
+        assert rest, f"{where}: {example!r} names no verb"
+        name, *rest = rest
+        command = load_command(name) if ctx.parent is None else command.get_command(ctx, name)  # (root: lazy)
+        assert command is not None, f"{where}: {example!r}: no command {name!r}"
+        ctx = command.context_class(command, info_name=name, parent=ctx)
+    with command.make_context(ctx.info_name, rest, parent=ctx.parent):  # what does not parse raises here
+        pass
+    for flag, value in itertools.pairwise(args):
+        if flag in ("--error-class", "-e") or flag.startswith("class="):
+            assert value in _error_classes(), f"{where}: {example!r} names no real error class: {value}"
+    for word in args:
+        if word.startswith("class="):
+            assert word[6:] in _error_classes(), f"{where}: {example!r} names no real error class: {word}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[" ".join(p) for p in PATHS])
+def test_usage_lines_name_arguments_as_the_help_text_does(path: list[str]) -> None:
+    """``gamead scale set [OPTIONS] {replicas}`` while the text said REPLICAS; ``{ID}``, ``[[JOB]]``."""
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+    assert not re.search(r"[{}]|\[\[|\b[a-z_]+\b(?=\s*$)", usage.split("[OPTIONS]")[-1]), usage

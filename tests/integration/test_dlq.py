@@ -250,3 +250,25 @@ def test_bulk_replay_stops_when_replayed_ads_keep_failing(lane: Lane) -> None:
     assert counts["replayed"] < len(ids) and counts["remaining"] == len(ids) - counts["done"]  # the rest stayed
     assert "died again" in job["stopReason"] and f"{counts['remaining']} entries left in the DLQ" in job["stopReason"]
     assert broken_invariants(lane.nats.url, ids) == []
+
+
+def test_dlq_total_counts_the_entries_matching_the_filters_as_for_ads(lane: Lane) -> None:
+    """ops13 finding 6: `dlq list -p 5` printed "2 shown of 27 in the DLQ" and `-o json` `"total": 27` for 2
+    matches, while `total` means "matching the filters" for `GET /ads`. Now `total` counts the matches (also
+    past the page), `inDlq` the whole DLQ."""
+    from tests.integration.dlq_lane import made_up_entry
+
+    entries = [made_up_entry(f"Dead {i}", priority=5 if i < 3 else 2) for i in range(8)]
+    assert lane.run_job("/v1/dlq/import", {"entries": entries})["counts"]["imported"] == 8
+    page = lane.http.get("/v1/dlq", params={"priority": 5, "limit": 2}).json()
+    assert (page["count"], page["total"], page["inDlq"]) == (2, 3, 8), page
+    assert page["nextCursor"] is not None and page["complete"] is True
+    whole = lane.http.get("/v1/dlq", params={"limit": 2}).json()
+    assert (whole["count"], whole["total"], whole["inDlq"]) == (2, 8, 8), whole
+    nothing = lane.http.get("/v1/dlq", params={"errorClass": "NoSuchClass"}).json()
+    assert (nothing["count"], nothing["total"], nothing["inDlq"]) == (0, 0, 8), nothing
+    shown = CliRunner().invoke(cli, ["dlq", "list", "-p", "5", "--api", lane.url])
+    assert shown.exit_code == 0, shown.output
+    assert "3 shown of 3 matching (8 in the DLQ)" in " ".join(shown.stdout.split()), shown.stdout
+    as_json = CliRunner().invoke(cli, ["dlq", "list", "-p", "5", "--api", lane.url, "-o", "json"])
+    assert (json.loads(as_json.stdout)["total"], json.loads(as_json.stdout)["inDlq"]) == (3, 8)

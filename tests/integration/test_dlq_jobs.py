@@ -195,3 +195,34 @@ def test_a_replay_refused_by_a_full_work_queue_puts_the_record_back_and_says_why
     assert broken_invariants(server.url, [*ids, *waiting]) == []
     assert_doctor_clean(url)
     small.http.close()
+
+
+def test_a_running_replays_live_counts_say_what_its_replayed_ads_became(lane: Lane) -> None:
+    """ops13 finding 1: `gamead dlq jobs JOB` during `dlq replay --all --rate 4 --detach` of always-failing ads
+    said "replayed 72 … dead again 0 · still running 72" while `GET /ads/<id>` showed a replayed ad dead again
+    with that jobId (outcomes were counted only after the job). Now, while the job still acts, the ads seen
+    dead again are counted as dead again, in the job document and in the CLI's line."""
+    lane.worker(**DOOMED)
+    ids = [lane.submit(f"Doomed {i}") for i in range(16)]
+    for ad_id in ids:
+        lane.dead(ad_id)
+    job = lane.start_job("/v1/dlq/replay", {"all": True, "rate": 2})  # 8 s of acting
+
+    def dead_again_while_acting() -> dict | None:
+        doc = lane.http.get(f"/v1/jobs/{job['id']}").json()
+        assert doc["phase"] in ("selecting", "acting"), f"the job was past acting before any outcome was seen: {doc}"
+        return doc if doc["counts"].get("deadAgain", 0) >= 1 else None
+
+    live = wait_for(dead_again_while_acting, timeout=20, what="a replayed ad counted dead again while the job acts")
+    assert live["state"] == "running"
+    _adds_up(live)
+    # what an operator reads then says it too (the API's answer is read again: the counts only grow)
+    shown = CliRunner().invoke(cli, ["dlq", "jobs", job["id"], "--api", lane.url, "-o", "json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["counts"]["deadAgain"] >= 1
+    line = " ".join(CliRunner().invoke(cli, ["dlq", "jobs", job["id"], "--api", lane.url]).stdout.split())
+    assert "dead again 0" not in line, line
+    done = lane.job_done(job["id"])
+    _adds_up(done)
+    wait_for(lambda: not broken_invariants(lane.nats.url, ids), timeout=20, what="every ad settled")
+    assert_doctor_clean(lane.url)

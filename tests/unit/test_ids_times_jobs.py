@@ -201,3 +201,17 @@ def test_what_stands_is_said_in_words() -> None:
     assert standing_text(StoredOverride(Override(4, now - 1, now - 60, "alice"), 5), now) == "no override"  # expired
     text = standing_text(StoredOverride(Override(4, now + 60, now, "alice"), 5), now)
     assert text.startswith("override 4 until ") and text.endswith(" (set by alice)")
+
+
+@given(st.text(alphabet=".rcD", max_size=60), st.integers(0, 70), st.integers(0, 80))
+def test_a_work_lists_find_goes_round_once_from_where_it_starts(marks: str, start: int, limit: int) -> None:
+    """A running replay looks at its replayed ads a batch at a time, going round (ops13 finding 1): each
+    batch is the next ``limit`` items marked ``r`` from ``start``, wrapping to the front, none twice."""
+    from gamead_core.jobs.store import WorkList
+
+    work = WorkList.new([[str(i), i] for i in range(len(marks))])
+    for i, m in enumerate(marks):
+        work.set(i, m)
+    at = min(start, len(marks))
+    expected = [i for i in [*range(at, len(marks)), *range(at)] if marks[i] == Mark.ACTED][:limit]
+    assert work.find(Mark.ACTED, start, limit) == expected

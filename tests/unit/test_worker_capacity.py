@@ -216,7 +216,7 @@ def test_status_view_labels_the_ticks_column_and_the_per_worker_row() -> None:
     text = console.export_text()
     assert "per worker  847.5 ads/s (CPU-bound: 1.18 ms CPU per ad)" in text
     header = next(line for line in text.splitlines() if "TIME" in line and "REASON" in line)
-    assert header.split()[:2] == ["TIME", "TICKS"]
+    assert header.split()[:3] == ["TIME", "(UTC)", "TICKS"]
 
 
 def test_the_decision_reason_names_the_bound() -> None:
