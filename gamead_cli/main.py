@@ -55,7 +55,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-
 def _usage_name(self: TyperArgument) -> str:
     """An argument as the usage line shows it, as the help text names it: ``ID`` (required), ``[JOB]``
     (optional), ``[ID]...``; upper case. Typer 0.29 wrote ``{ID}``, ``{replicas}`` and ``[[JOB]]`` (ops13)."""
