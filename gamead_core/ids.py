@@ -16,6 +16,8 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, WithJsonSchema
 from ulid import ULID
 
+from gamead_core.safe_text import OBEYED_PAST_C0
+
 #: 26 characters: the first ``0``-``7`` (a ULID is 128 bits), the rest Crockford base32, lowercase.
 ULID_PATTERN: Final[str] = r"[0-7][0-9a-hjkmnp-tv-z]{25}"
 _ULID = re.compile(ULID_PATTERN)
@@ -117,7 +119,7 @@ MAX_IDEMPOTENCY_KEY: Final[int] = 200
 #: what a key may not hold: a comma (a header holding one is two keys folded into one line) or a control
 #: character (no header can carry a C0 one), so a key sent in a batch item can be sent again as a header; nor a
 #: C1 control or a bidi embedding/override/isolate control (gamead_core.safe_text: a key is shown back)
-_KEY_REFUSED = r",\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_KEY_REFUSED = r",\x00-\x1f" + OBEYED_PAST_C0
 IDEMPOTENCY_KEY_PATTERN: Final[str] = f"^[^{_KEY_REFUSED}]*$"
 #: the first character a key may not hold (the header's check; a batch item's key is checked by the pattern)
 KEY_REFUSED: Final[re.Pattern[str]] = re.compile(f"[{_KEY_REFUSED}]")

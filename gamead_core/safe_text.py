@@ -28,8 +28,11 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+#: what a terminal or renderer obeys beyond the C0 controls: DEL, the C1 controls, the bidi embedding/override/
+#: isolate controls (a character-class body, for :data:`REFUSED` and the idempotency-key rule, gamead_core.ids)
+OBEYED_PAST_C0 = r"\x7f-\x9f\u202a-\u202e\u2066-\u2069"
 #: refused in client text (see the module docstring); tab, LF and CR are layout, not commands
-REFUSED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+REFUSED = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f{OBEYED_PAST_C0}]")
 
 #: format characters shown as themselves: joiners and directional marks (text needs them), the tag characters
 #: of flag emoji (U+E0020-U+E007F) and the visible prepended concatenation marks of Arabic and other scripts
@@ -77,4 +80,4 @@ def shown_tree(value: Any) -> Any:
     return value
 
 
-__all__ = ["REFUSED", "code_point", "refused_char", "shown", "shown_tree"]
+__all__ = ["OBEYED_PAST_C0", "REFUSED", "code_point", "refused_char", "shown", "shown_tree"]

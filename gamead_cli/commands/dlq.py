@@ -189,7 +189,8 @@ def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any
         if _in_dlq(body) == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
         return empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
-    return Group(_entries_table(body), plain(f"{body['count']} shown of {body['total']} matching "
+    at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
+    return Group(_entries_table(body), plain(f"{body['count']} shown of {at_least}{body['total']} matching "
                                              f"({_in_dlq(body)} in the DLQ){more}{stopped}"))
 
 
@@ -544,8 +545,10 @@ def export(
             task = progress.add_task("exporting", total=None)
             cursor = 0
             while True:
-                page = client.request("GET", "/v1/dlq", params={**params, "cursor": cursor})
-                if cursor == 0:  # the entries matching, counted from the first one (later pages: from theirs)
+                # the total matching is counted once, by the first page; later pages count nothing (count=false)
+                page = client.request("GET", "/v1/dlq", params={**params, "cursor": cursor,
+                                                                 **({} if cursor == 0 else {"count": "false"})})
+                if cursor == 0:
                     progress.update(task, total=page["total"])
                 for entry in page["items"]:
                     entry.pop("seq", None)

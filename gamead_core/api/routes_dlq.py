@@ -215,14 +215,16 @@ async def list_dlq(
     since: Annotated[UtcDatetime | None, Query(description="dead at or after (no offset = UTC)")] = None,
     until: Annotated[UtcDatetime | None, Query(description="dead before (no offset = UTC)")] = None,
     newest: bool = False,
+    count: Annotated[bool, Query(description="false: `total` is not counted (null), the read stops one entry "
+                                             "past the page (a reader of every page, as `dlq export`)")] = True,
 ) -> Response:
     """`{items, count, total, inDlq, nextCursor, scanned, complete}`: `total` counts the entries matching the
-    filters (from `cursor` on), `inDlq` every entry; `complete` is false when the read stopped at
-    `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on from where it stopped."""
+    filters (from `cursor` on; null with `count=false`), `inDlq` every entry; `complete` is false when the read
+    stopped at `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on from there."""
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)
     page = await _link(request).dlq.page(flt, limit=limit, after=cursor, newest_first=newest,
-                                         budget=_budget(request))
+                                         budget=_budget(request), count=count)
     return _json({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
                   "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "scanned": page.scanned, "complete": page.complete})
 

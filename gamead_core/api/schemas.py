@@ -40,8 +40,9 @@ class DlqPage(_Doc):
 
     items: list[DlqEntry]
     count: int = Field(description="Items in this page.")
-    total: int = Field(description="Entries matching the filters (every entry without one), from `cursor` on, "
-                                   "among those read (`complete` false: the read stopped short), as for `GET /ads`.")
+    total: int | None = Field(description="Entries matching the filters (every entry without one), from `cursor` "
+                                          "on, among those read (`complete` false: the read stopped short), as for "
+                                          "`GET /ads`; null when `count=false` asked for none.")
     in_dlq: int = Field(0, description="Entries in the whole DLQ, filters aside.")
     next_cursor: int | None = Field(None, description="Pass as `cursor` to read on; null at the end.")
     scanned: int = Field(description="Entries this request read.")

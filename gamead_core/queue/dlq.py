@@ -154,7 +154,7 @@ class Current:
 class Page:
     items: list[DlqEntry]
     next_cursor: int | None  #: pass as ``after`` to read on; None at the end
-    total: int  #: entries matching the filter from ``after`` on, among those read (as ``GET /ads``'s total)
+    total: int | None  #: entries matching the filter from ``after`` on, among those read; None: not counted
     scanned: int = 0  #: entries this page read
     complete: bool = True  #: False if the scan budget stopped it before the end of the DLQ
     in_dlq: int = 0  #: entries in the whole DLQ, all filters aside
@@ -285,11 +285,13 @@ class DeadLetters:
                 return
 
     async def page(self, flt: DlqFilter | None = None, *, limit: int = 50, after: int = 0,
-                   newest_first: bool = False, budget: ScanBudget | None = None) -> Page:
+                   newest_first: bool = False, budget: ScanBudget | None = None, count: bool = True) -> Page:
         """One page of matching entries: oldest first from ``after`` with a cursor, or the newest ``limit``;
         ``total`` counts every matching entry the read passes (ops13 finding 6: "2 shown of 27" said 27 for the
         whole DLQ), so a filtered page reads on past its last item, within ``budget``; without a filter the
-        first page's (or the newest) total is the DLQ's size (nothing to read for it).
+        first page's (or the newest) total is the DLQ's size (nothing to read for it). ``count=False``: a reader
+        that needs no total (``dlq export`` past its first page) reads one entry past the page and no more,
+        ``total`` None (counting on every page made an export of N entries read ~N²/500 of them).
 
         ``budget`` bounds the read; a read it cut short has ``complete=False`` (``total`` then counts the
         entries read) and (oldest first) a ``next_cursor`` at the last item, or the last entry read, so the
@@ -299,7 +301,8 @@ class DeadLetters:
         state = await self._state()
         in_dlq = int(state.messages) if state is not None else 0
         flt = flt or DlqFilter()
-        counted = not flt.active and after == 0  # every entry matches: total is the DLQ's size, nothing to count
+        # every entry matches (total is the DLQ's size), or no total wanted: nothing to count past the page
+        counted = not count or (not flt.active and after == 0)
         items: list[DlqEntry] = []
         next_cursor: int | None = None
         if newest_first and budget.entries is not None and state is not None:
@@ -322,4 +325,5 @@ class DeadLetters:
             items = list(reversed(items[-limit:]))
             next_cursor = None
             complete = complete and (state is None or after < int(state.first_seq))
-        return Page(items, next_cursor, in_dlq if counted else total, budget.scanned, complete, in_dlq)
+        shown_total = None if not count else in_dlq if counted else total
+        return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq)

@@ -23,7 +23,8 @@ added per ad to the submit path or to the worker's handling of an ad:
   answered ``duplicate``, one after the window is stored). The API publishes after its create, so for a record
   written less than ``duplicate_window`` − :data:`SAFETY` s ago (checked just before publishing, the server's
   time of the create against this host's clock) the API's own publish, if it landed, is still remembered: the
-  ad is queued again only if it never was. Older ones are left to ``gamead doctor`` (logged).
+  ad is queued again only if it never was. Older ones are left to ``gamead doctor`` (logged when the read
+  finds them; records written before the read's start are not read at all).
 * **bound**: the entry's expiry (``registry.ttl``, 10 s) + a reaper round (``heartbeat_interval`` / 2) + the
   read: about 15 s after the death by default. A settling that fails is tried again every round until the
   window closes, by whoever holds the lease then if it saw the death.
@@ -114,21 +115,26 @@ async def settle_dead_api(js: JetStreamContext, dead: NodeInfo, settings: Gamead
         back, _ = await registry.lookup(dead.id)
         if back is not None and incarnation(back.id, back.pid, back.started_at) == origin:
             return report  # its heartbeat is back: it was cut off from NATS (or stalled), not dead
-    outgoing: list[Outgoing] = []
+    candidates: list[tuple[Outgoing, datetime]] = []
     for ad_id, seq, created in found:
-        if time.time() >= created.timestamp() + window - SAFETY:
-            report.too_old += 1
-            log.warning("ad %s: queued by API %s, which died before publishing it perhaps; created too long ago to "
-                        "queue again safely: gamead doctor will name it (no_message)", ad_id, dead.id,
-                        extra={"ad_id": ad_id, "origin": origin})
-            continue
         with nats_boundary():
             try:
                 raw = await js.get_msg(stream, seq)
             except nats.js.errors.NotFoundError:
                 continue  # written since: no longer as the API left it
         if raw.data and (level := _fresh(raw.data, ad_id)) is not None:
-            outgoing.append(Outgoing(ad_id, level, raw.data, seq))
+            candidates.append((Outgoing(ad_id, level, raw.data, seq), created))
+    # the age is judged now, just before the publish, not before the reads (thousands of them can take longer
+    # than SAFETY): a record whose API publish may have left the duplicate window is never published again
+    outgoing: list[Outgoing] = []
+    for out, created in candidates:
+        if time.time() < created.timestamp() + window - SAFETY:
+            outgoing.append(out)
+            continue
+        report.too_old += 1
+        log.warning("ad %s: queued by API %s, which died before publishing it perhaps; created too long ago to "
+                    "queue again safely: gamead doctor will name it (no_message)", out.ad_id, dead.id,
+                    extra={"ad_id": out.ad_id, "origin": origin})
     answers = await publish_ads(js, outgoing, timeout=settings.nats.request_timeout,
                                 partitions=settings.queue.partitions) if outgoing else []
     for out, answer in zip(outgoing, answers, strict=True):

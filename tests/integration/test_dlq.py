@@ -272,3 +272,28 @@ def test_dlq_total_counts_the_entries_matching_the_filters_as_for_ads(lane: Lane
     assert "3 shown of 3 matching (8 in the DLQ)" in " ".join(shown.stdout.split()), shown.stdout
     as_json = CliRunner().invoke(cli, ["dlq", "list", "-p", "5", "--api", lane.url, "-o", "json"])
     assert (json.loads(as_json.stdout)["total"], json.loads(as_json.stdout)["inDlq"]) == (3, 8)
+
+
+def test_a_page_asked_not_to_count_reads_one_entry_past_it_and_export_still_writes_every_match(
+    lane: Lane, tmp_path: Path
+) -> None:
+    """review13: counting `total` on every page made `dlq export` of N filtered entries read ~N²/500 of them
+    (each 500-entry page read on to `dlq.scan_limit` to count). A page with `count=false` (export's pages after
+    the first) reads one match past itself and says `total: null`; the export still writes every match."""
+    from tests.integration.dlq_lane import made_up_entry
+
+    entries = [made_up_entry(f"Uncounted {i}", priority=4) for i in range(12)]
+    assert lane.run_job("/v1/dlq/import", {"entries": entries})["counts"]["imported"] == 12
+    first = lane.http.get("/v1/dlq", params={"priority": 4, "limit": 2}).json()
+    matching = first["total"]
+    assert matching >= 12 and first["nextCursor"] is not None, first
+    params = {"priority": 4, "limit": 2, "cursor": first["nextCursor"]}
+    counted = lane.http.get("/v1/dlq", params=params).json()
+    uncounted = lane.http.get("/v1/dlq", params={**params, "count": "false"}).json()
+    assert counted["total"] == matching - 2 and uncounted["total"] is None, (counted, uncounted)
+    assert uncounted["items"] == counted["items"] and uncounted["nextCursor"] == counted["nextCursor"]
+    assert uncounted["scanned"] < counted["scanned"], "the uncounted page stopped one match past itself"
+    out = tmp_path / "p4.jsonl"
+    done = CliRunner().invoke(cli, ["dlq", "export", str(out), "-p", "4", "--api", lane.url])
+    assert done.exit_code == 0, done.output
+    assert len(out.read_text().splitlines()) == matching

