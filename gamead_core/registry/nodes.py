@@ -6,7 +6,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -141,10 +141,28 @@ def api_incarnation(node_id: str, started: float) -> str:
     return incarnation(node_id, os.getpid(), _at(started))
 
 
+def same_incarnation(a: NodeInfo, b: NodeInfo) -> bool:
+    """True when two registry entries are of one process: same host, pid and start time (pure)."""
+    return (a.host, a.pid, a.started_at) == (b.host, b.pid, b.started_at)
+
+
+def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo],
+           counts: Callable[[NodeInfo], bool]) -> list[NodeInfo]:
+    """The nodes of ``before`` (by id) that ``counts`` and that are gone from ``after`` or came back as another
+    incarnation: another host, pid or start time under the same id (``gamead up`` restarts a child under its
+    name). Pure; a vanished entry may also be a clean shutdown (deleted): the caller asks the registry."""
+    out = []
+    for node_id, old in before.items():
+        new = after.get(node_id)
+        if counts(old) and (new is None or not same_incarnation(old, new)):
+            out.append(old)
+    return out
+
+
 def new_api_node_id() -> str:
     return f"api-{socket.gethostname()}-{os.getpid()}"
 
 
-__all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "incarnation",
+__all__ = ["RECENT_WINDOW", "VERSION", "WorkerSelf", "api_incarnation", "api_node_info", "deaths", "incarnation", "same_incarnation",
            "new_api_node_id", "node_key",
            "worker_node_info"]

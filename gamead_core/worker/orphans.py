@@ -52,7 +52,7 @@ from gamead_core.models import AdStatus
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.publish import Outgoing, Published, publish_ads
 from gamead_core.queue.scan import read_stream
-from gamead_core.registry import NodeInfo, Registry, incarnation
+from gamead_core.registry import NodeInfo, Registry, deaths, incarnation
 from gamead_core.store.ads import decode
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,9 @@ SAFETY = 20.0
 
 
 def api_deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[NodeInfo]:
-    """API nodes of ``before`` gone from ``after`` or back as another incarnation (pure; a vanished entry may be a
-    clean shutdown: the caller asks the registry)."""
-    out = []
-    for node_id, old in before.items():
-        new = after.get(node_id)
-        if old.role == "api" and (new is None or (new.pid, new.started_at) != (old.pid, old.started_at)):
-            out.append(old)
-    return out
+    """API nodes of ``before`` gone from ``after`` or back as another incarnation
+    (:func:`gamead_core.registry.deaths`; pure)."""
+    return deaths(before, after, lambda node: node.role == "api")
 
 
 @dataclass

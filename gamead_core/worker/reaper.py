@@ -54,7 +54,8 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus
-from gamead_core.registry import HeldAd, NodeInfo, Registry, incarnation
+from gamead_core.registry import HeldAd, NodeInfo, Registry, incarnation, same_incarnation
+from gamead_core.registry import deaths as node_deaths
 from gamead_core.scaling.lease import LeaseKeeper
 from gamead_core.scaling.store import open_bucket
 from gamead_core.store.ads import AdStore
@@ -213,7 +214,7 @@ async def adopt_predecessor(
     except GameadError as exc:
         log.warning("could not read the registry entry of a predecessor: %s", exc.message)
         return None
-    if previous is None or previous.role != "worker" or _same_incarnation(previous, me):
+    if previous is None or previous.role != "worker" or same_incarnation(previous, me):
         return None
     log.info("adopting what the previous worker %s (pid %d) held", me.id, previous.pid)
     return await recover(nc, store, previous, settings)
@@ -237,20 +238,10 @@ async def recover_exited(
         return None
 
 
-def _same_incarnation(a: NodeInfo, b: NodeInfo) -> bool:
-    return (a.host, a.pid, a.started_at) == (b.host, b.pid, b.started_at)
-
-
 def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[NodeInfo]:
-    """Workers seen in ``before`` that are gone from ``after`` or came back as another incarnation (pure).
-
-    A vanished entry may also be a clean shutdown (deleted); the caller checks that."""
-    out = []
-    for node_id, old in before.items():
-        new = after.get(node_id)
-        if old.holding and (new is None or not _same_incarnation(old, new)):
-            out.append(old)
-    return out
+    """Workers seen in ``before`` holding ads that are gone from ``after`` or came back as another incarnation
+    (:func:`gamead_core.registry.deaths`; pure). A vanished entry may also be a clean shutdown: the caller checks."""
+    return node_deaths(before, after, lambda node: node.holding)
 
 
 async def run_reaper(
