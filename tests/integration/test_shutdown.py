@@ -24,7 +24,7 @@ def _after(proc: Proc, marker: Callable[[dict], bool]) -> list[dict]:
 
 #: A warning of a background loop that found NATS gone (not one about stopping).
 NATS_GONE = re.compile(r"^heartbeat failed|cannot reach the leases bucket|NATS did not answer|cannot be read "
-                       r"\(nats: timeout|nats: connection closed|nats: no servers")
+                       r"\((?:\w+: )?nats: timeout|nats: connection closed|nats: no servers")  # (TimeoutError: nats: …
 
 
 def test_the_api_and_a_worker_stop_at_once_and_quietly_when_nats_is_gone(
