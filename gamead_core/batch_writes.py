@@ -33,9 +33,8 @@ from gamead_core.queue.atomic import MAX_BATCH, AtomicBatches, BatchRefused, Bat
 from gamead_core.queue.connection import translate
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import Outgoing, Published, publish_ads
-from gamead_core.store.ads import AdStore, decode
+from gamead_core.store.ads import AdStore, decode, write_headers
 
-_EXPECTED = names.HDR_EXPECTED_LAST_SUBJECT_SEQ
 _MSG_ID, _AD_ID, _REVISION = names.HDR_MSG_ID, names.HDR_AD_ID, names.HDR_RECORD_REVISION
 
 
@@ -63,10 +62,9 @@ async def create_records(js: JetStreamContext, store: AdStore, atomic: AtomicBat
     if not atomic.usable(js, stream):
         return await store.create_queued_many(ad_ids, payloads)
     results: list[int | GameadError | None] = [None] * len(ad_ids)
-    prefix = names.kv_prefix(names.ADS_BUCKET)
+    prefix, headers = names.kv_prefix(names.ADS_BUCKET), write_headers(0, None, origin=store.origin)
 
     async def one(chunk: list[int]) -> list[int]:
-        headers = {_EXPECTED: "0", names.HDR_ORIGIN: store.origin} if store.origin else {_EXPECTED: "0"}
         messages = [(prefix + ad_ids[i], payloads[i], headers) for i in chunk]
         revisions, again = await _one_batch(js, atomic, stream, messages, store.timeout, chunk, results)
         for i, revision in zip(chunk, revisions):

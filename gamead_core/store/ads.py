@@ -89,7 +89,7 @@ def _lost(exc: BaseException) -> bool:
     return isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in _WRONG_LAST_SEQUENCE
 
 
-def _write_headers(last: int | None, ttl: float | None, *, delete: bool = False,
+def write_headers(last: int | None, ttl: float | None, *, delete: bool = False,
                    origin: str | None = None) -> dict[str, str]:
     """The headers of a write to a record's key: the compare-and-set over revision ``last`` (None: none), the
     TTL in whole seconds (as nats-py's ``js.publish(msg_ttl=…)`` writes it), a delete marker (ADR-8), the
@@ -182,7 +182,7 @@ class AdStore:
 
     async def _send(self, record: AdRecord, last: int, payload: bytes | None = None) -> asyncio.Future[Ack]:
         """:meth:`_put` sent, its ack still to come (:func:`publish_acked`): for pipelining."""
-        headers = _write_headers(last, self._ttl_of(record), origin=None if last else self.origin)
+        headers = write_headers(last, self._ttl_of(record), origin=None if last else self.origin)
         return await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, record.id),
                                    encode(record) if payload is None else payload, headers=headers,
                                    timeout=self._timeout)
@@ -261,14 +261,14 @@ class AdStore:
         ``payloads``: the records' :func:`encode`. Never raises for one record. Unlike :meth:`create`, a key
         with a delete marker is not written over: fresh ids have none."""
         answers = await publish_many(self._js, [
-            (names.kv_subject(names.ADS_BUCKET, r.id), p, _write_headers(0, self._ttl_of(r), origin=self.origin))
+            (names.kv_subject(names.ADS_BUCKET, r.id), p, write_headers(0, self._ttl_of(r), origin=self.origin))
             for r, p in zip(records, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
 
     async def create_queued_many(self, ad_ids: list[str], payloads: list[bytes]) -> list[int | GameadError]:
         """:meth:`create_many` for fresh ``queued`` records by id and encoded bytes (the batch path, no
         :class:`AdRecord`: :mod:`gamead_core.store.queued_json`): the same writes (no TTL), one header dict for all."""
-        headers, prefix = _write_headers(0, None, origin=self.origin), names.kv_prefix(names.ADS_BUCKET)
+        headers, prefix = write_headers(0, None, origin=self.origin), names.kv_prefix(names.ADS_BUCKET)
         answers = await publish_many(
             self._js, [(prefix + i, p, headers) for i, p in zip(ad_ids, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
@@ -287,7 +287,7 @@ class AdStore:
         Raises a gamead error only if nothing could be sent (:func:`nats_boundary`)."""
         with nats_boundary():
             answers = await publish_many(self._js, [
-                (names.kv_subject(names.ADS_BUCKET, ad_id), b"", _write_headers(revision, self.final_ttl,
+                (names.kv_subject(names.ADS_BUCKET, ad_id), b"", write_headers(revision, self.final_ttl,
                                                                                  delete=True))
                 for ad_id, revision in withdrawals], timeout=self._timeout)
         return [None if isinstance(a, Ack) or _lost(a) else _translated(a) for a in answers]
@@ -314,7 +314,7 @@ class AdStore:
         write."""
         ttl = self.final_ttl if final else None
         answers = await publish_many(self._js, [
-            (names.kv_subject(names.ADS_BUCKET, ad_id), payload, _write_headers(revision, ttl))
+            (names.kv_subject(names.ADS_BUCKET, ad_id), payload, write_headers(revision, ttl))
             for ad_id, payload, revision in writes], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _update_error(a) for a in answers]
 
