@@ -8,8 +8,11 @@ compare-and-set over ``r``, so a record changed meanwhile makes it lose and the 
 
 * The record write is refused (an error ack): no message was published, the client gets a 503, nothing is
   left behind. Its ack does not come in time (NATS stalled: the record may be stored, now or once NATS
-  answers again): the client gets a 503, nothing is published, and the record is withdrawn in the
-  background (:mod:`gamead_core.unsettled`).
+  answers again): nothing is published and the record is withdrawn in the background
+  (:mod:`gamead_core.unsettled`; a create landing after its delete marker is refused, being create-only), but
+  the client gets the "may still be queued" 503 with the ad's id (:func:`~gamead_core.errors.maybe_queued`),
+  not a "stored nothing": should this API die before the withdrawal lands, the reaper settles the record as in
+  the last case below and the ad runs.
 * The publish definitely fails (the stream is full, no stream, an error ack): the record is deleted again
   (compare-and-set at ``r``) and the client gets the same 503 as before. If that delete fails too (the
   records' stream failing over with the work stream's), it is sent again in the background until answered
@@ -138,7 +141,8 @@ class Intake:
 
         Raises :class:`IdempotencyKeyReused` for a known key with another ad (422); :class:`QueueFull` when the
         stream is at ``queue.max_msgs``/``max_bytes``, :class:`StorageFailed` when JetStream cannot store, and
-        :class:`QueueUnavailable` when NATS did not ack within ``api.publish_timeout`` seconds (all 503).
+        :class:`MaybeQueued` (``details.adId``) when the record's or the message's ack did not come within
+        ``api.publish_timeout`` seconds, other :class:`QueueUnavailable` when NATS certainly took nothing (all 503).
         """
         if idempotency_key is None:  # the common path: the record, then the message, both awaited
             ad_id = new_ad_id()
@@ -149,7 +153,8 @@ class Intake:
             try:
                 revision = await self._create(record, payload)
             except GameadError as exc:
-                await self._withdraw_if_ambiguous(ad_id, exc)
+                if self._withdraw_if_ambiguous(ad_id, exc):
+                    raise maybe_queued(ad_id, keyed=False) from exc
                 raise
             try:
                 published = await publish_ad_acked(
@@ -183,12 +188,17 @@ class Intake:
         except Conflict as exc:  # nobody else writes a fresh id: a try of ours won, its answer lost (withdrawn)
             raise QueueUnavailable(f"the record of ad {record.id} may be stored: {exc.message}") from exc
 
-    async def _withdraw_if_ambiguous(self, ad_id: str, exc: GameadError) -> None:
+    def _withdraw_if_ambiguous(self, ad_id: str, exc: GameadError) -> bool:
         """A record create of the fresh id ``ad_id`` failed with ``exc``: if its ack merely did not come (the
         record may be stored, or be stored once NATS answers again), withdraw it in the background, so a 503
-        leaves no ``queued`` record without a message."""
-        if not isinstance(exc, Conflict) and not not_stored(exc):
-            self.unsettled.record_maybe_created(ad_id)
+        leaves no ``queued`` record without a message, and answer True: the ad's answer is then
+        :func:`maybe_queued`, never a "stored nothing" (should this API stop before the withdrawal lands, the
+        record's create is settled by the worker holding the reaper lease, :mod:`gamead_core.worker.orphans`,
+        and the ad runs: an attacker's drill analysed 450 ads a 503 had told the client to send again)."""
+        if isinstance(exc, Conflict) or not_stored(exc):
+            return False
+        self.unsettled.record_maybe_created(ad_id)
+        return True
 
     async def _after_failed_publishes(self, failed: list[tuple[Outgoing, GameadError]]) -> None:
         """The publishes of ``failed`` (each ad's :class:`Outgoing`, its record at ``revision``, and the error
@@ -275,8 +285,8 @@ class Intake:
             if isinstance(revision, int):
                 outgoing.append(Outgoing(ad_id, ads[i].priority, payloads[i], revision))
                 stored.append(i)
-            else:
-                await self._withdraw_if_ambiguous(ad_id, revision)
+            elif self._withdraw_if_ambiguous(ad_id, revision):
+                revision = maybe_queued(ad_id, keyed=False)
             results.append(revision)  # type: ignore[arg-type]  # each int is replaced below
         published = await publish_messages(self._js, self.atomic, outgoing, timeout=self._timeout,
                                            partitions=self._partitions) if outgoing else []

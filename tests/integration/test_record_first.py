@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from gamead_cli.main import app
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
+from gamead_core.ids import is_ulid_id
 from tests.support import (
     KvWatch, Proc, SubjectTap, ad, assert_doctor_clean, doctor_report, frozen, start_api, start_worker, wait_for,
     wait_terminal,
@@ -250,7 +251,11 @@ def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answe
     create's ack never came), yet once NATS ran again each create landed: thousands of ``queued`` records without
     a message, analysed after ``doctor --repair`` though their clients were told 503. Now a create that times out
     is followed, on the same connection, by a delete marker: after the stall one single submit and a batch of
-    three (all 503 ``queue_unavailable``) leave no record and nothing on the queue; the doctor finds nothing."""
+    three leave no record and nothing on the queue; the doctor finds nothing. Each is answered "may still be
+    queued" with its id (503 ``queue_unavailable``, ``details.adId``; in the batch, each ad's own result), never
+    "stored nothing, send it again": had this API died before its withdrawal landed, the record's create would be
+    settled by the reaper and the ad analysed (an attacker's cluster drill: 450 ads a whole-batch 503 had told the
+    client to resend)."""
     server, url = _stack_to_stall(fresh_nats, procs, tmp_path)
     with httpx.Client(base_url=url, timeout=20) as http:
         kept = _submit(http, "Before the stall")
@@ -258,7 +263,11 @@ def test_a_submit_whose_record_create_times_out_leaves_no_record_once_nats_answe
             single = http.post("/ads", json=ad("Stalled single"))
             batch = http.post("/ads/batch", json={"ads": [ad("Stalled 1"), ad("Stalled 2"), ad("Stalled 3")]})
         assert single.status_code == 503 and single.json()["error"]["code"] == "queue_unavailable", single.text
-        assert batch.status_code == 503 and batch.json()["error"]["code"] == "queue_unavailable", batch.text
+        assert is_ulid_id(single.json()["error"]["details"]["adId"]), single.text
+        assert batch.status_code == 200 and batch.json()["accepted"] == 0, batch.text
+        errors = [r["error"] for r in batch.json()["results"]]
+        assert [e["code"] for e in errors] == ["queue_unavailable"] * 3, errors
+        assert len({e["details"]["adId"] for e in errors}) == 3, errors
 
     # the creates and their delete markers land once NATS reads its socket again: only the first ad is left
     wait_for(lambda: _run(server.url, _record_ids) == [kept], timeout=20, what="the stalled submits' records withdrawn")
@@ -272,21 +281,25 @@ def test_a_burst_of_batches_503d_in_a_stall_leaves_no_record_once_nats_answers_a
     """A reviewer's finding: 40 batches of 100 ads, all 503 in a 4 s stall, left 3,000 ``queued`` records without
     a message (``gamead doctor`` ``no_message``): the settling of ambiguous creates was a task per write, capped
     at 1,000. Now one task settles them all in rounds: here 12 batches of 100 (1,200 ambiguous creates, past the
-    old cap) answered 503 during a stall leave no record once NATS runs again, and the doctor finds nothing."""
+    old cap) answered during a stall (each ad "may still be queued", with its id) leave no record once NATS runs
+    again, and the doctor finds nothing."""
     from concurrent.futures import ThreadPoolExecutor
 
     server, url = _stack_to_stall(fresh_nats, procs, tmp_path)
     with httpx.Client(base_url=url, timeout=30) as http:
         kept = _submit(http, "Before the stall")
 
-        def batch(n: int) -> int:
+        def batch(n: int) -> tuple[int, int]:
             body = {"ads": [ad(f"Stalled {n}.{i}") for i in range(100)]}
             with httpx.Client(base_url=url, timeout=30) as own:
-                return own.post("/ads/batch", json=body).status_code
+                answer = own.post("/ads/batch", json=body)
+            maybe = [r for r in answer.json().get("results", [])
+                     if r.get("error", {}).get("details", {}).get("adId")] if answer.status_code == 200 else []
+            return answer.status_code, len(maybe)
 
         with frozen(server.proc.pid), ThreadPoolExecutor(12) as pool:
             codes = list(pool.map(batch, range(12)))
-    assert codes == [503] * 12, codes
+    assert codes == [(200, 100)] * 12, codes
 
     wait_for(lambda: _run(server.url, _record_ids) == [kept], timeout=60, what="1,200 stalled creates withdrawn")
     assert _work_messages(server.url) == 1
