@@ -1,6 +1,16 @@
 """The ``message`` filter of DLQ verbs: an RE2 pattern, compiled one way by the API (:class:`gamead_core.queue.dlq.
 DlqFilter`) and by the CLI before it sends one (``gamead dlq … --message``), so a pattern the API would refuse
-(422) is a usage error (exit 2) before any request. Imports only ``re2``: a client command stays light.
+(422) is a usage error (exit 2) before any request. Imports only ``re2`` and ``cachetools``: a client command
+stays light.
+
+What one pattern may cost, whoever sends it (``GET /v1/dlq`` is open to viewers): RE2 matches in linear time,
+but compiling runs on the caller's thread with the GIL held (google-re2's binding does not release it), so on
+the API's event loop. A pattern RE2 may give :data:`PATTERN_MAX_MEM` compiles in ≤ ~25 ms (the slowest found:
+``\\pL{10}``, a big Unicode class repeated, on a loaded 2-core machine) and one needing more is refused in
+~6 ms; with 8 MiB (RE2's default) ``(.*){1,1000}`` × 42 took 0.3-3 s each and 30 of them left ``/healthz``
+unanswered for 10 s (attack14a). Memory: RE2's module cache would keep 128 compiled patterns of up to
+``max_mem`` each (an API went 111 → 710 MB); it is emptied after each compile (``re2.purge``) and
+:data:`CACHED` patterns are kept here instead, so at most ``CACHED × PATTERN_MAX_MEM`` (8 MiB) in all.
 """
 
 from __future__ import annotations
@@ -8,22 +18,40 @@ from __future__ import annotations
 from typing import Any
 
 import re2
+from cachetools import LRUCache
 
 #: Longest ``message`` filter accepted (characters).
 MAX_PATTERN = 1000
-#: Memory RE2 may use to compile one pattern; a pattern that needs more is refused (422), never slow.
-PATTERN_MAX_MEM = 8 << 20
+#: Memory RE2 may use for one pattern, compiled program and matching caches together; a pattern that needs more
+#: is refused (422), never slow (see the module doc).
+PATTERN_MAX_MEM = 256 << 10
+#: Compiled patterns (and refusals) kept, most recently used first: a dashboard's filter repeated every refresh
+#: is compiled once.
+CACHED = 32
+
+_compiled: LRUCache[str, Any] = LRUCache(maxsize=CACHED)  #: pattern → compiled pattern, or the ValueError refusing it
 
 
 def compile_pattern(pattern: str) -> Any:
-    """Compile an operator's ``message`` filter with RE2 (linear-time matching, bounded memory).
+    """Compile an operator's ``message`` filter with RE2 (linear-time matching, bounded memory and compile time:
+    the module doc); the compiled pattern (``.search(text)``).
 
     Raises ValueError (with RE2's reason) for a pattern longer than :data:`MAX_PATTERN`, one RE2 cannot
     parse (e.g. look-behind ``(?<=…)`` or back-references, which need backtracking) or one that needs more
-    than :data:`PATTERN_MAX_MEM` to compile. Syntax: https://github.com/google/re2/wiki/Syntax.
+    than :data:`PATTERN_MAX_MEM` (``pattern too large``). Syntax: https://github.com/google/re2/wiki/Syntax.
     """
     if len(pattern) > MAX_PATTERN:
         raise ValueError(f"the pattern is {len(pattern)} characters; the limit is {MAX_PATTERN}")
+    known = _compiled.get(pattern)
+    if known is None:
+        known = _compiled[pattern] = _compile(pattern)
+    if isinstance(known, ValueError):
+        raise ValueError(*known.args)
+    return known
+
+
+def _compile(pattern: str) -> Any:
+    """RE2's compiled ``pattern``, or the ValueError saying why not; RE2's own cache left empty."""
     options = re2.Options()
     options.log_errors = False  # RE2 would print to stderr, outside the JSON logs
     options.max_mem = PATTERN_MAX_MEM
@@ -33,4 +61,8 @@ def compile_pattern(pattern: str) -> Any:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
-        raise ValueError(f"not a valid RE2 regular expression: {reason}") from None
+        if "too large" in str(reason):
+            reason = f"{reason} (a pattern may use {PATTERN_MAX_MEM >> 10} KiB: repeat less, e.g. `x{{1,50}}`)"
+        return ValueError(f"not a valid RE2 regular expression: {reason}")
+    finally:
+        re2.purge()  # its lru_cache would keep 128 of them: ours above is the bound
