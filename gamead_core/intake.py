@@ -190,11 +190,9 @@ class Intake:
 
     def _withdraw_if_ambiguous(self, ad_id: str, exc: GameadError) -> bool:
         """A record create of the fresh id ``ad_id`` failed with ``exc``: if its ack merely did not come (the
-        record may be stored, or be stored once NATS answers again), withdraw it in the background, so a 503
-        leaves no ``queued`` record without a message, and answer True: the ad's answer is then
-        :func:`maybe_queued`, never a "stored nothing" (should this API stop before the withdrawal lands, the
-        record's create is settled by the worker holding the reaper lease, :mod:`gamead_core.worker.orphans`,
-        and the ad runs: an attacker's drill analysed 450 ads a 503 had told the client to send again)."""
+        record may be stored, now or later), withdraw it in the background and answer True: the ad's answer is
+        then :func:`maybe_queued`, never "stored nothing" (should this API stop first, the reaper queues the
+        record, :mod:`gamead_core.worker.orphans`: a drill analysed 450 ads a 503 had told to send again)."""
         if isinstance(exc, Conflict) or not_stored(exc):
             return False
         self.unsettled.record_maybe_created(ad_id)
