@@ -18,7 +18,10 @@ uvicorn times out a client that trickles its head or body (``timeout_keep_alive`
 * a request not received whole (line, headers and body) within ``api.read_timeout`` of the connection's
   opening or of its first byte → ``408 request_timeout`` (a connection that never sent a byte is just
   closed); idle keep-alive connections close after ``api.keep_alive_timeout`` (uvicorn's own timer);
-* malformed framing → ``400 bad_request``.
+* malformed framing → ``400 bad_request``;
+* a ``Content-Encoding`` other than ``identity`` → ``415 unsupported_media_type``: bodies are read as sent, never
+  decompressed (so no gzip bomb can grow in the API), and a compressed one would otherwise be answered as bad
+  JSON, or, for ``br`` on a plain body, taken as if the header were not there (attack14a).
 
 Every refusal is the API's JSON error shape with ``Connection: close``; then the write side is shut down and
 whatever the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the socket is
@@ -83,6 +86,12 @@ class Refusal:
         parts += [b"content-type: application/json\r\ncontent-length: ", str(len(body)).encode(),
                   b"\r\nconnection: close\r\n\r\n", body]
         return b"".join(parts)
+
+
+#: the ``Content-Encoding`` values of a body read as sent (RFC 9110 §8.4: ``identity`` is no encoding at all)
+_IDENTITY = frozenset({b"", b"identity"})
+_ENCODED = Refusal(415, "unsupported_media_type", "the API does not decode a Content-Encoding: send the body "
+                   "uncompressed, without that header (or Content-Encoding: identity)")
 
 
 class _Refused(Exception):
@@ -167,6 +176,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
+        elif name == b"content-encoding" and value.strip().lower() not in _IDENTITY:
+            self._stop(_ENCODED)
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:

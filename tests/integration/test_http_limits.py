@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, start_api, wait_for
+from tests.support import Proc, ad, start_api, wait_for
 
 READ_TIMEOUT = 1.0  #: api.read_timeout of the API under test (seconds), small so slow-client tests are quick
 MB = 1024 * 1024
@@ -116,6 +116,25 @@ def test_a_long_request_line_gets_414(api: tuple[Proc, str]) -> None:
 def test_malformed_framing_is_answered_in_json(api: tuple[Proc, str]) -> None:
     resp = send_then_read(api[1], b"NOT HTTP AT ALL\r\n\r\n")
     assert resp.status == 400 and resp.error()["code"] == "bad_request"
+
+
+def test_a_compressed_body_is_refused_415_whatever_it_holds(api: tuple[Proc, str]) -> None:
+    """attack14a: a gzip body got 400 ``invalid_json`` ("not UTF-8 text (byte 1)") and ``Content-Encoding: br`` on
+    a plain body was accepted as if the header were not there. Bodies are never decompressed (no gzip bomb can
+    grow in the API): any encoding but ``identity`` is 415 ``unsupported_media_type``, before the route runs."""
+    import gzip
+
+    body = json.dumps(ad("Compressed")).encode()
+    bomb = gzip.compress(b"{" + b" " * (20 * MB) + b"}")  # 20 MB of JSON whitespace in ~20 KB
+    for encoding, data in (("gzip", gzip.compress(body)), ("gzip", bomb), ("br", body), ("GZIP , identity", body)):
+        resp = httpx.post(api[1] + "/ads", content=data, timeout=10,
+                          headers={"Content-Type": "application/json", "Content-Encoding": encoding})
+        assert resp.status_code == 415, (encoding, resp.text)
+        error = resp.json()["error"]
+        assert error["code"] == "unsupported_media_type" and "uncompressed" in error["message"], error
+    plain = httpx.post(api[1] + "/ads", content=body, timeout=10,
+                       headers={"Content-Type": "application/json", "Content-Encoding": "identity"})
+    assert plain.status_code == 202, plain.text
 
 
 # --- slow clients ----------------------------------------------------------------------------------------
