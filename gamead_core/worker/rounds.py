@@ -1,9 +1,10 @@
-"""Settle rounds: the outcome writes of ads whose analyses finish in the same event-loop turn, written and
-acknowledged together (issue 14.2: one wake-up per round instead of a task, a shield and a wake-up per ad).
+"""Settle rounds: the outcome writes of ads whose analyses finish while no round is being acknowledged, written
+and acknowledged together (issue 14.2: one wake-up per round instead of a task, a shield and a wake-up per ad).
 
 :meth:`SettleRounds.complete` queues one completed record (its bytes, built by hand:
-:mod:`gamead_core.worker.completed_json`; its compare-and-set over the revision the attempt read) and returns a future of its result. The first one queued in a turn starts the round, a task of its own
-that runs on the next turn: every record queued by then is published back to back
+:mod:`gamead_core.worker.completed_json`; its compare-and-set over the revision the attempt read) and returns a
+future of its result. One round is in flight at a time, run by one task of its own: the first record queued while
+none runs starts it, on the next turn; every record queued by then is published back to back
 (:meth:`~gamead_core.store.ads.AdStore.update_many`, each a compare-and-set), their acks are awaited together
 on the connection's one reply subscription, then every message whose write was acknowledged is acknowledged
 (``ack``), all in the same turn, so nats-py sends them in one write. Each future then gets its write's result:
@@ -12,10 +13,16 @@ read; a storage error). A write that did not succeed leaves its message unacknow
 decide (:meth:`~gamead_core.worker.settle.Settler.complete`: read again and finish unless final, or retry
 after the storage back-off); the other writes of its round are settled regardless.
 
+Records queued while a round awaits its acks form the next round, published by the same task in the turn the
+acks arrive, right after that round's message acks (issue 14, session 14): the acks of one round and the writes
+of the next leave in one socket write, and a round holds every ad finished meanwhile, not one start step's.
+At a backlog that halved the worker's socket writes per ad (each wakes nats-server, which on a busy machine
+takes the worker's core); an outcome waits at most one round's acks (a KV round trip) longer to be sent.
+
 The guarantees stay those of one ad at a time: one awaited compare-and-set per ad, ``ack`` only after its
-write was acknowledged, and the round is a task of the worker's shield (:class:`~gamead_core.worker.shield.Shield`),
-so a shutdown that cancels a handler waiting for its round does not cut the round in half: the write and the
-``ack`` still happen, and the drain waits for them.
+write was acknowledged, and the round task is a task of the worker's shield
+(:class:`~gamead_core.worker.shield.Shield`), so a shutdown that cancels a handler waiting for its round does
+not cut the round in half: the write and the ``ack`` still happen, and the drain waits for them.
 """
 
 from __future__ import annotations
@@ -44,24 +51,40 @@ class SettleRounds:
         self._store = store
         self._track = track
         self._queued: list[tuple[Msg, tuple[str, bytes, int], asyncio.Future[Result]]] = []
+        self._running = False  #: a round task runs (it takes what is queued when its round ends)
         self.rounds = 0
         self.written = 0
 
     def complete(self, msg: Msg, ad_id: str, done: bytes, revision: int) -> asyncio.Future[Result]:
         """Queue the write of ``ad_id``'s completed record ``done`` (its encoded bytes) over ``revision`` and the
         ``ack`` of ``msg`` after it; the future gets the new revision once both are sent, or the error of the
-        write (then ``msg`` is not acknowledged). Call it from the event loop; a round starts on the next turn
-        with everything queued by then."""
+        write (then ``msg`` is not acknowledged). Call it from the event loop; with no round running a round starts
+        on the next turn with everything queued by then, else the running one's next round takes it."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queued.append((msg, (ad_id, done, revision), future))
-        if len(self._queued) == 1:
-            task = asyncio.ensure_future(self._round())
-            if self._track is not None:
-                self._track(task)
+        if not self._running:
+            self._start()
         return future
 
-    async def _round(self) -> None:
-        batch, self._queued = self._queued, []
+    def _start(self) -> None:
+        self._running = True
+        task = asyncio.ensure_future(self._rounds())
+        if self._track is not None:
+            self._track(task)
+
+    async def _rounds(self) -> None:
+        """Rounds, one after another, while records are queued; a round that raised (a cancelled loop) leaves
+        what was queued meanwhile to a new task."""
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                await self._round(batch)
+        finally:
+            self._running = False
+            if self._queued:  # only after a round raised: the loop above takes everything otherwise
+                self._start()
+
+    async def _round(self, batch: list[tuple[Msg, tuple[str, bytes, int], asyncio.Future[Result]]]) -> None:
         self.rounds += 1
         try:
             results = await self._store.update_many([write for _, write, _ in batch], final=True)

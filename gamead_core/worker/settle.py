@@ -161,10 +161,10 @@ class Settler:
     async def complete(self, msg: Msg, current: Versioned, analysis: Analysis, delivery: str) -> None:
         """Write the completed record (compare-and-set), then acknowledge. Counted only if our write did it.
 
-        The write and the ``ack`` go in a settle round with the others finished in the same turn
-        (:mod:`gamead_core.worker.rounds`). A write that lost its compare-and-set (the record changed since it
-        was read) reads the record again and finishes the ad unless it is final; one our storage failed is
-        retried after the storage back-off (lease held) until it is taken."""
+        The write and the ``ack`` go in a settle round with the others finished in the same turn, or while the
+        previous round awaited its acks (:mod:`gamead_core.worker.rounds`). A write that lost its compare-and-set
+        (the record changed since it was read) reads the record again and finishes the ad unless it is final; one
+        our storage failed is retried after the storage back-off (lease held) until it is taken."""
         store = self._store
         now = utcnow()
         started = current.record
