@@ -314,6 +314,11 @@ class ApiClient:
             raise error
         return response
 
+    def count_retry(self) -> None:
+        """Count one request sent again by a caller (``gamead submit`` resending a batch's refused ads)."""
+        with self._lock:
+            self.retried += 1
+
     def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None) -> bool:
         """Sleep before sending again and answer True, or answer False (not allowed, or no budget left)."""
         if not allowed:

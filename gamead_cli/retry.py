@@ -14,6 +14,12 @@ A request is sent again only when that cannot do anything twice:
   route answers so only when NATS took none of the ads ("retry it as it is",
   :mod:`gamead_core.api.routes_batch`; an ad that may be stored gets its own result in a 200 instead).
 
+One ad of a ``POST /ads/batch`` answered 200 may carry its own error: when that error says NATS certainly took
+nothing of it (:func:`resendable`: a 503 or 429 code without ``details.adId``), ``gamead submit`` sends those
+ads again in a smaller batch, within the same budget, as it would a whole batch answered 503 (a 4 s leader
+election left 908 ads "rejected" unretried, attack14b). An ad that may be stored carries its ``adId`` and is
+never resent.
+
 The wait honours ``Retry-After`` (RFC 9110 §10.2.3: delay-seconds or an HTTP-date); without one it backs off
 ``min(cap, base·2^(n−1))`` with full jitter. All retries of one request fit in ``client.retry_for`` seconds:
 a wait that would end past that budget is not started and the last answer stands.
@@ -56,6 +62,30 @@ def may_retry(method: str, headers: Mapping[str, str] | None, *, status: int | N
     if status == 429:
         return True
     return status in RETRY_STATUSES and (once or (status == 503 and took_nothing))
+
+
+#: Codes of one ad's error in a ``POST /ads/batch`` answer that a whole request would have been retried for (503,
+#: 429); with no ``details.adId`` NATS certainly took nothing of that ad (gamead_core.api.routes_batch).
+RESENDABLE_CODES = frozenset({"queue_unavailable", "storage_failed", "topology_missing", "queue_full",
+                              "rate_limited"})
+
+
+def resendable(error: object) -> bool:
+    """True if ``error``, one ad's ``{"code", "message", "details"}`` in a ``POST /ads/batch`` answer, says NATS
+    took nothing of that ad for a passing reason (:data:`RESENDABLE_CODES`, no ``details.adId``), so it may be
+    sent again. Pure."""
+    if not isinstance(error, Mapping) or error.get("code") not in RESENDABLE_CODES:
+        return False
+    details = error.get("details")
+    return not (isinstance(details, Mapping) and details.get("adId"))
+
+
+def ad_retry_after(errors: list[Mapping[str, object]]) -> float | None:
+    """The longest ``details.retryAfter`` (seconds) among ads' errors (a ``rate_limited`` ad says when tokens come
+    back), or None when none says. Pure."""
+    waits = [float(d["retryAfter"]) for e in errors if isinstance(d := e.get("details"), Mapping)  # type: ignore[arg-type]
+             and isinstance(d.get("retryAfter"), (int, float)) and not isinstance(d.get("retryAfter"), bool)]
+    return max(waits) if waits else None
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:

@@ -52,7 +52,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from gamead_cli import exitcodes
+from gamead_cli import exitcodes, retry
 from gamead_cli.client import ApiClient
 from gamead_cli.generate import generate_ads
 from gamead_cli.inputs import (
@@ -542,8 +542,10 @@ def send_many(
             finally:
                 slots.release()
 
-        def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[int, str, Any]]:
-            """(index, where, result or GameadError) for each ad; splits on a size refusal."""
+        def post(good: list[tuple[int, str, Mapping[str, Any]]], attempt: int = 1,
+                 deadline: float | None = None) -> list[tuple[int, str, Any]]:
+            """(index, where, result or GameadError) for each ad; splits on a size refusal; sends again the ads
+            NATS certainly took nothing of (:func:`gamead_cli.retry.resendable`) within ``client.retry_for``."""
             try:
                 results = client.submit_batch([keyed(i, ad) for i, _, ad in good])["results"]
                 if not isinstance(results, list) or len(results) != len(good):
@@ -565,7 +567,24 @@ def send_many(
                 return [(i, where, exc) for i, where, _ in good]
             except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
                 return [(i, where, exc) for i, where, _ in good]
-            return [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
+            answers = [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
+            return resend_refused(good, answers, attempt, deadline)
+
+        def resend_refused(good: list[tuple[int, str, Mapping[str, Any]]], answers: list[tuple[int, str, Any]],
+                           attempt: int, deadline: float | None) -> list[tuple[int, str, Any]]:
+            """``answers`` with the ads whose own error says NATS took nothing of them sent again (after the
+            back-off, or their ``retryAfter``) while the budget lasts; the rest as answered."""
+            errors = {i: body["error"] for i, _, body in answers
+                      if isinstance(body, dict) and retry.resendable(body.get("error"))}
+            if not errors or stop.is_set():
+                return answers
+            deadline = time.monotonic() + client.retry_for if deadline is None else deadline
+            wait = retry.next_wait(attempt, retry.ad_retry_after(list(errors.values())), deadline - time.monotonic())
+            if wait is None or stop.wait(wait):
+                return answers
+            client.count_retry()
+            again = {i: body for i, _, body in post([g for g in good if g[0] in errors], attempt + 1, deadline)}
+            return [(i, where, again.get(i, body)) for i, where, body in answers]
 
         def send(chunk: list[Item]) -> None:
             named = [(i, *labelled(i, item)) for i, item in chunk]
