@@ -40,7 +40,7 @@ _MSG_ID, _AD_ID, _REVISION = names.HDR_MSG_ID, names.HDR_AD_ID, names.HDR_RECORD
 
 def _unanswered(exc: BatchUnanswered) -> GameadError:
     """The error of one ad of an unanswered batch: what an unanswered publish of it would raise (its cause kept, so
-    :func:`gamead_core.intake.not_stored` reads it as ambiguous)."""
+    :func:`gamead_core.queue.publish.not_stored` reads it as ambiguous)."""
     if exc.cause is not None:
         out = translate(exc.cause)
         if isinstance(out, GameadError):

@@ -118,11 +118,14 @@ class NoStreamLeader(QueueUnavailable):
 
 
 class MaybeQueued(QueueUnavailable):
-    """An ad's work message got no acknowledgement in time: it may be stored, and is being published again under
-    the same message id until JetStream answers (:mod:`gamead_core.unsettled`; with an ``Idempotency-Key`` the
-    worker writes the record from the message), so the ad may still be analysed. 503 ``queue_unavailable``
-    like any other; ``details``: ``{"adId"}``, so the client can look it up instead of sending it again, or
-    resend it with an ``Idempotency-Key`` to get one ad, not two (:func:`maybe_queued`)."""
+    """An ad may be stored though its submit failed, so it may still be analysed: its work message got no
+    acknowledgement in time (it is being published again under the same message id until JetStream answers,
+    :mod:`gamead_core.unsettled`; with an ``Idempotency-Key`` the worker writes the record from the message), or
+    its record was written (or may have been: its create got no answer) and could not be withdrawn yet (it is
+    being withdrawn in the background; should the API stop first, the reaper queues it,
+    :mod:`gamead_core.worker.orphans`). 503 ``queue_unavailable`` like any other; ``details``: ``{"adId"}``, so
+    the client can look it up instead of sending it again, or resend it with an ``Idempotency-Key`` to get one
+    ad, not two (:func:`maybe_queued`). Any other 503 of a submit means NATS took nothing of it."""
 
     client_message = None
 

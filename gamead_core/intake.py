@@ -62,15 +62,12 @@ from ulid import ULID
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id, new_ad_ids
 from gamead_core.batch_writes import create_records, publish_messages
-from gamead_core.errors import (
-    Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueFull, QueueUnavailable, StorageFailed,
-    TopologyMissing, maybe_queued,
-)
+from gamead_core.errors import Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueUnavailable, maybe_queued
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.atomic import AtomicBatches
-from gamead_core.queue.publish import Outgoing, publish_ad_acked
+from gamead_core.queue.publish import Outgoing, not_stored, publish_ad_acked
 from gamead_core.store.ads import AdStore, decode, encode
 from gamead_core.store.queued_json import queued_records
 from gamead_core.telemetry.metrics import ad_submitted
@@ -162,8 +159,8 @@ class Intake:
                     partitions=self._partitions, record_revision=revision,
                 )
             except GameadError as exc:
-                await self._after_failed_publishes([(Outgoing(ad_id, ad.priority, payload, revision), exc)])
-                if not_stored(exc):
+                kept = await self._after_failed_publishes([(Outgoing(ad_id, ad.priority, payload, revision), exc)])
+                if not_stored(exc) and not kept:
                     raise
                 raise maybe_queued(ad_id, keyed=False) from exc
             if published.duplicate:  # a fresh ULID never repeats; answered as it would be, should it ever
@@ -198,32 +195,36 @@ class Intake:
         self.unsettled.record_maybe_created(ad_id)
         return True
 
-    async def _after_failed_publishes(self, failed: list[tuple[Outgoing, GameadError]]) -> None:
+    async def _after_failed_publishes(self, failed: list[tuple[Outgoing, GameadError]]) -> set[str]:
         """The publishes of ``failed`` (each ad's :class:`Outgoing`, its record at ``revision``, and the error
         met): the records of those certainly not stored are taken back, all at once (one deadline); the
-        ambiguous ones are finished in the background (:meth:`Unsettled.message_maybe_published`)."""
+        ambiguous ones are finished in the background (:meth:`Unsettled.message_maybe_published`). Returns the
+        ids of refused ads whose record is still there (its delete left to the background): their answer is
+        "may still be queued" too, for should this API stop first, the reaper queues the record (review14)."""
         refused = []
         for out, exc in failed:
             if not_stored(exc):
                 refused.append((out.ad_id, out.revision))
             else:
                 self.unsettled.message_maybe_published(out.ad_id, out.level, out.payload, out.revision)
-        if refused:
-            await self._take_back(refused)
+        return await self._take_back(refused) if refused else set()
 
-    async def _take_back(self, refused: list[tuple[str, int | None]]) -> None:
+    async def _take_back(self, refused: list[tuple[str, int | None]]) -> set[str]:
         """Delete the records of ads whose message JetStream refused (``(ad_id, revision)`` pairs: each
         only while still at its revision): now, or, for each that fails too, in the background until answered
-        (:meth:`Unsettled.take_back`)."""
+        (:meth:`Unsettled.take_back`); the ids of the latter."""
         try:
             answers: list[GameadError | None] = list(await self._store.withdraw_many(refused))
         except GameadError as exc:
             answers = [exc] * len(refused)
+        kept = set()
         for (ad_id, revision), answer in zip(refused, answers, strict=True):
             if answer is not None:
                 log.info("ad %s was refused by the queue and its record could not be taken back yet (%s): "
                          "retrying in the background", ad_id, answer.message, extra={"ad_id": ad_id})
                 self.unsettled.take_back(ad_id, revision)
+                kept.add(ad_id)
+        return kept
 
     async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str) -> Accepted:
         ad_id = keyed_ad_id(scope, key)
@@ -301,8 +302,10 @@ class Intake:
                 results[i] = Queued(out.ad_id, out.level, now, outcome.duplicate)
                 if not outcome.duplicate:
                     ad_submitted(out.level)  # gamead_ads_submitted_total, as for a single submit
-        if failed:
-            await self._after_failed_publishes(failed)
+        kept = await self._after_failed_publishes(failed) if failed else set()
+        for i in stored if kept else ():
+            if ids[i] in kept:
+                results[i] = maybe_queued(ids[i], keyed=False)
         return results
 
     async def _first_ad(self, ad_id: str, seq: int) -> AdRecord | None:
@@ -322,25 +325,6 @@ class Intake:
                 return decode(msg.data)
             await asyncio.sleep(pause)
         return None
-
-
-#: What a failed publish raised when JetStream (or the client) certainly did not store the message: an error ack
-#: (stream full, storage failed …), no stream listening, or a connection that could not send it. A timeout is
-#: not among them: the message may be stored, its ack lost.
-_NOT_SENT = (nats.js.errors.APIError, nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError,
-             nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-             nats.errors.ConnectionDrainingError, nats.errors.NoServersError, nats.errors.OutboundBufferLimitError,
-             nats.errors.MaxPayloadError)
-
-
-def not_stored(exc: GameadError) -> bool:
-    """True when the failed publish that raised ``exc`` (a gamead error translated from nats-py's, see
-    :func:`gamead_core.queue.connection.translate`) certainly left no message: :class:`QueueFull`,
-    :class:`StorageFailed`, :class:`TopologyMissing`, or a translated error whose cause is in ``_NOT_SENT``.
-    False for a timeout (ambiguous) or a message stored by an unexpected stream."""
-    if isinstance(exc, (QueueFull, StorageFailed, TopologyMissing)):
-        return True
-    return isinstance(exc.__cause__, _NOT_SENT)
 
 
 def _repeat(first: AdRecord, fingerprint: str, key: str) -> Accepted:

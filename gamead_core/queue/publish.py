@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import nats.errors
+import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 
 from gamead_core import names
-from gamead_core.errors import QueueFull, QueueUnavailable, WorkStreamMissing
+from gamead_core.errors import GameadError, QueueFull, QueueUnavailable, StorageFailed, TopologyMissing, WorkStreamMissing
 from gamead_core.queue.connection import nats_boundary, translate
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.partitions import partition_of
@@ -98,7 +100,7 @@ def named(exc: Exception, partition: int, subject: str) -> Exception:
 
 def _translated(exc: BaseException) -> Exception:
     """:func:`translate`, chained to ``exc`` as ``raise … from exc`` would (the submit path reads the cause to
-    tell a refused publish from an ambiguous one: :func:`gamead_core.intake.not_stored`)."""
+    tell a refused publish from an ambiguous one: :func:`not_stored`)."""
     out = translate(exc)
     if out is not exc:
         out.__cause__ = exc
@@ -154,3 +156,22 @@ async def publish_ads(js: JetStreamContext, ads: list[Outgoing], *, timeout: flo
         else:
             results.append(Published(answer.seq, answer.duplicate))
     return results
+
+
+#: What a failed publish raised when JetStream (or the client) certainly did not store the message: an error ack
+#: (stream full, storage failed …), no stream listening, or a connection that could not send it. A timeout is
+#: not among them: the message may be stored, its ack lost.
+_NOT_SENT = (nats.js.errors.APIError, nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError,
+             nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+             nats.errors.ConnectionDrainingError, nats.errors.NoServersError, nats.errors.OutboundBufferLimitError,
+             nats.errors.MaxPayloadError)
+
+
+def not_stored(exc: GameadError) -> bool:
+    """True when the failed publish that raised ``exc`` (a gamead error translated from nats-py's, see
+    :func:`gamead_core.queue.connection.translate`) certainly left no message: :class:`QueueFull`,
+    :class:`StorageFailed`, :class:`TopologyMissing`, or a translated error whose cause is in ``_NOT_SENT``.
+    False for a timeout (ambiguous) or a message stored by an unexpected stream."""
+    if isinstance(exc, (QueueFull, StorageFailed, TopologyMissing)):
+        return True
+    return isinstance(exc.__cause__, _NOT_SENT)

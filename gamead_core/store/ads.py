@@ -105,7 +105,7 @@ def write_headers(last: int | None, ttl: float | None, *, delete: bool = False,
 def _translated(exc: BaseException) -> GameadError:
     """A write's error as the gamead error tree (a lost create-only put: :class:`Conflict`), chained to ``exc`` as
     ``raise … from exc`` would: the API reads the cause (a "no responders" from a stream electing its leader is
-    not a missing stream: :func:`gamead_core.api.leaderless.leaderless`; ``intake.not_stored``)."""
+    not a missing stream: :func:`gamead_core.api.leaderless.leaderless`; ``queue.publish.not_stored``)."""
     if _lost(exc):
         return Conflict(f"the record already exists ({exc.description})")
     out = translate(exc)

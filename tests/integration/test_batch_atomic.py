@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from nats.js.api import StreamConfig
+from nats.js.api import DiscardPolicy, StreamConfig
 
 from gamead_core import names
 from gamead_core.batch_writes import create_records
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import Conflict, MaybeQueued, QueueFull, QueueUnavailable
-from gamead_core.intake import Intake, Queued, not_stored
+from gamead_core.intake import Intake, Queued
+from gamead_core.queue.publish import not_stored
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.atomic import AtomicBatches, atomic_wanted
 from gamead_core.store.ads import AdStore
@@ -238,3 +239,33 @@ def test_an_unanswered_batch_is_withdrawn_and_nothing_is_analysed(fresh_nats: Ca
 def test_atomic_batches_are_wanted_on_replicated_streams_unless_told() -> None:
     assert [atomic_wanted("auto", r) for r in (1, 3)] == [False, True]
     assert [atomic_wanted("always", 1), atomic_wanted("never", 3)] == [True, False]
+
+
+def test_a_refused_ad_whose_record_cannot_be_taken_back_yet_may_still_be_queued(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review14: the work stream refuses the messages (full) and the records' delete markers are refused too (here
+    the bucket takes no more writes): each record is left to the background take-back, and should the API stop
+    before that lands, the reaper queues it (gamead_core.worker.orphans). Such an ad was answered as refused
+    (``queue_full``, "NATS took nothing": the CLI sends it again), now "may still be queued" with its id, in a
+    batch (no whole-batch 503) and alone."""
+    server = fresh_nats()
+
+    async def run() -> tuple[list[Any], Exception | None]:
+        async with fresh_intake(server.url) as (js, _store, intake):
+            assert isinstance((await intake.submit_many(_ads(1)))[0], Queued)
+            await _set(js, names.ADS_STREAM, max_msgs=1)  # full: every message refused
+            # a fresh key takes its record; a key holding one (history 1) takes nothing more: no delete marker
+            await _set(js, names.ADS_BUCKET_STREAM, discard=DiscardPolicy.NEW, discard_new_per_subject=True)
+            results = await intake.submit_many(_ads(3))
+            single: Exception | None = None
+            try:
+                await intake.submit(AdSubmission.model_validate(ad("Alone")))
+            except Exception as exc:  # noqa: BLE001 - the answer under test
+                single = exc
+            await intake.unsettled.close()
+            return results, single
+
+    results, single = asyncio.run(run())
+    assert all(isinstance(r, MaybeQueued) for r in results), results
+    assert len({r.details["adId"] for r in results}) == 3
+    assert isinstance(single, MaybeQueued) and single.details["adId"], single

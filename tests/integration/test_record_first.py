@@ -200,10 +200,11 @@ def test_a_refused_submit_whose_record_cannot_be_taken_back_at_once_is_taken_bac
     without a message (a doctor ``no_message``): a submit whose publish was refused while the records' stream
     failed over too could not delete its record, and the take-back was best effort. Here the work stream is full
     (``queue.max_msgs`` 1) and the records' stream refuses writes to keys it holds (``discard_new_per_subject``):
-    the next submit's record is created, its publish refused (503 ``queue_full``), and its take-back refused
-    too. Before: that record stayed
-    for good (1 record too many, the doctor's ``no_message``). Now it is deleted as soon as the records' stream
-    takes writes again; the doctor finds nothing."""
+    the next submit's record is created, its publish refused, and its take-back refused too. Before: that record
+    stayed for good (1 record too many, the doctor's ``no_message``). Now it is deleted as soon as the records'
+    stream takes writes again; the doctor finds nothing. Its answer is "may still be queued" with its id (503
+    ``queue_unavailable``, ``details.adId``), not ``queue_full`` ("NATS took nothing": send it again): should
+    the API stop before the take-back lands, the reaper queues the record (review14)."""
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, GAMEAD_QUEUE__MAX_MSGS="1", **ENV)
     procs.append(api)
@@ -225,7 +226,8 @@ def test_a_refused_submit_whose_record_cannot_be_taken_back_at_once_is_taken_bac
         first = _submit(http, "The one that fits")
         _run(server.url, lambda js, store: records_refuse_changes(js, store, True))
         refused = http.post("/ads", json=ad("Refused, and its record stuck for a while"))
-        assert refused.status_code == 503 and refused.json()["error"]["code"] == "queue_full", refused.text
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "queue_unavailable", refused.text
+        assert is_ulid_id(refused.json()["error"]["details"]["adId"]), refused.text
         assert len(_run(server.url, _record_ids)) == 2, "the take-back was refused: the record is still there"
         _run(server.url, lambda js, store: records_refuse_changes(js, store, False))
         wait_for(lambda: _run(server.url, _record_ids) == [first], timeout=30,

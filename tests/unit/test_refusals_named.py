@@ -15,7 +15,7 @@ from gamead_core.errors import (
     TopologyMissing,
     WorkStreamMissing,
 )
-from gamead_core.intake import not_stored
+from gamead_core.queue.publish import not_stored
 from gamead_core.queue.connection import translate
 from gamead_core.queue.publish import named
 

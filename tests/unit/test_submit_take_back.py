@@ -1,4 +1,4 @@
-"""Which failed publishes make the un-keyed submit take its record back (:func:`gamead_core.intake.not_stored`):
+"""Which failed publishes make the un-keyed submit take its record back (:func:`gamead_core.queue.publish.not_stored`):
 only those that certainly stored nothing. A timeout may have stored the message, so its record is kept (a
 stored message must find its record); both answer 503."""
 
@@ -11,7 +11,7 @@ import nats.js.errors
 import pytest
 
 from gamead_core.errors import GameadError, QueueFull, QueueUnavailable, StorageFailed, TopologyMissing
-from gamead_core.intake import not_stored
+from gamead_core.queue.publish import not_stored
 from gamead_core.queue.connection import translate
 
 
