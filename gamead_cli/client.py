@@ -220,6 +220,7 @@ class ApiClient:
         self.again = ""
         self._reached = False  #: has the API answered this client yet?
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()  #: set by :meth:`cancel_retries` (Ctrl-C): no more waits to retry
         self._verified: bool | None = None  # does api_url answer like a gamead API? (asked on a 404)
         headers = {"Accept": "application/json", "User-Agent": "gamead-cli"}
         if token:
@@ -314,6 +315,11 @@ class ApiClient:
             raise error
         return response
 
+    def cancel_retries(self) -> None:
+        """End every wait to send a request again, now and later (from any thread): the requests waiting give
+        their last answer at once (a Ctrl-C must not wait out a ``Retry-After``)."""
+        self._cancelled.set()
+
     def count_retry(self) -> None:
         """Count one request sent again by a caller (``gamead submit`` resending a batch's refused ads)."""
         with self._lock:
@@ -321,14 +327,13 @@ class ApiClient:
 
     def _wait_to_retry(self, attempt: int, deadline: float, allowed: bool, retry_after: float | None = None) -> bool:
         """Sleep before sending again and answer True, or answer False (not allowed, or no budget left)."""
-        if not allowed:
+        if not allowed or self._cancelled.is_set():
             return False
         wait = retry.next_wait(attempt, retry_after, deadline - time.monotonic())
-        if wait is None:
+        if wait is None or self._cancelled.wait(wait):
             return False
         with self._lock:
             self.retried += 1
-        time.sleep(wait)
         return True
 
     def _is_gamead_api(self) -> bool:

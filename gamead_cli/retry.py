@@ -82,10 +82,10 @@ def resendable(error: object) -> bool:
 
 def ad_retry_after(errors: list[Mapping[str, object]]) -> float | None:
     """The longest ``details.retryAfter`` (seconds) among ads' errors (a ``rate_limited`` ad says when tokens come
-    back), or None when none says. Pure."""
+    back), or None when none says more than 0. Pure."""
     waits = [float(d["retryAfter"]) for e in errors if isinstance(d := e.get("details"), Mapping)  # type: ignore[arg-type]
              and isinstance(d.get("retryAfter"), (int, float)) and not isinstance(d.get("retryAfter"), bool)]
-    return max(waits) if waits else None
+    return max(waits) if waits and max(waits) > 0 else None  # 0 says nothing: the back-off then
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:

@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, NamedTuple
@@ -542,10 +543,8 @@ def send_many(
             finally:
                 slots.release()
 
-        def post(good: list[tuple[int, str, Mapping[str, Any]]], attempt: int = 1,
-                 deadline: float | None = None) -> list[tuple[int, str, Any]]:
-            """(index, where, result or GameadError) for each ad; splits on a size refusal; sends again the ads
-            NATS certainly took nothing of (:func:`gamead_cli.retry.resendable`) within ``client.retry_for``."""
+        def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[int, str, Any]]:
+            """(index, where, result or GameadError) for each ad; splits on a size refusal."""
             try:
                 results = client.submit_batch([keyed(i, ad) for i, _, ad in good])["results"]
                 if not isinstance(results, list) or len(results) != len(good):
@@ -567,57 +566,66 @@ def send_many(
                 return [(i, where, exc) for i, where, _ in good]
             except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
                 return [(i, where, exc) for i, where, _ in good]
-            answers = [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
-            return resend_refused(good, answers, attempt, deadline)
+            return [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
 
-        def resend_refused(good: list[tuple[int, str, Mapping[str, Any]]], answers: list[tuple[int, str, Any]],
-                           attempt: int, deadline: float | None) -> list[tuple[int, str, Any]]:
-            """``answers`` with the ads whose own error says NATS took nothing of them sent again (after the
-            back-off, or their ``retryAfter``) while the budget lasts; the rest as answered."""
-            errors = {i: body["error"] for i, _, body in answers
-                      if isinstance(body, dict) and retry.resendable(body.get("error"))}
-            if not errors or stop.is_set():
-                return answers
-            deadline = time.monotonic() + client.retry_for if deadline is None else deadline
-            wait = retry.next_wait(attempt, retry.ad_retry_after(list(errors.values())), deadline - time.monotonic())
-            if wait is None or stop.wait(wait):
-                return answers
-            client.count_retry()
-            again = {i: body for i, _, body in post([g for g in good if g[0] in errors], attempt + 1, deadline)}
-            return [(i, where, again.get(i, body)) for i, where, body in answers]
+        def settle(i: int, where: str, body: Any) -> None:  # under the lock: what became of one ad
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
+                unknown.append(i)
+                done(i, where, "maybeQueued", None)
+            elif isinstance(body, GameadError):
+                reject(i, where, body.code, body.message)
+            elif (maybe := maybe_queued_id(error)) is not None:
+                unsure.append(maybe)  # its publish got no answer: it may still be analysed
+                done(i, where, "maybeQueued", maybe)
+            elif isinstance(error, dict):
+                reject(i, where, str(error.get("code") or "error"), rejection_text(error))
+            elif not isinstance(body, dict) or "id" not in body:
+                reject(i, where, "bad_answer", "the API's answer has no ad id")
+            elif body.get("duplicate"):
+                counts["duplicates"] += 1
+                done(i, where, "duplicate", str(body["id"]))
+            else:
+                counts["accepted"] += 1
+                order[i] = str(body["id"])
+                done(i, where, "accepted", str(body["id"]))
 
         def send(chunk: list[Item]) -> None:
+            """Send one chunk and count what became of each ad; the ads whose own error says NATS took nothing of
+            them (:func:`gamead_cli.retry.resendable`) are sent again after the back-off (or their
+            ``retryAfter``) within ``client.retry_for`` of the chunk's start, the others counted at once (a
+            Ctrl-C during the wait counts those as answered)."""
             named = [(i, *labelled(i, item)) for i, item in chunk]
             good = [(i, where, ad) for i, where, ad in named if not isinstance(ad, GameadError)]
-            bad = [(i, where, ad) for i, where, ad in named if isinstance(ad, GameadError)]
-            answers = post(good) if good else []
-            with lock:
-                for i, where, err in bad:
-                    reject(i, where, err.code, err.message)
-                for i, where, body in answers:
-                    error = body.get("error") if isinstance(body, dict) else None
-                    if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
-                        unknown.append(i)
-                        done(i, where, "maybeQueued", None)
-                    elif isinstance(body, GameadError):
-                        reject(i, where, body.code, body.message)
-                    elif (maybe := maybe_queued_id(error)) is not None:
-                        unsure.append(maybe)  # its publish got no answer: it may still be analysed
-                        done(i, where, "maybeQueued", maybe)
-                    elif isinstance(error, dict):
-                        reject(i, where, str(error.get("code") or "error"), rejection_text(error))
-                    elif not isinstance(body, dict) or "id" not in body:
-                        reject(i, where, "bad_answer", "the API's answer has no ad id")
-                    elif body.get("duplicate"):
-                        counts["duplicates"] += 1
-                        done(i, where, "duplicate", str(body["id"]))
-                    else:
-                        counts["accepted"] += 1
-                        order[i] = str(body["id"])
-                        done(i, where, "accepted", str(body["id"]))
-                info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
-                        + (f", {len(unsure) + len(unknown)} may still be queued" if unsure or unknown else ""))
-            progress.update(task, advance=len(chunk), info=info)
+            answers: list[tuple[int, str, Any]] = [(i, where, ad) for i, where, ad in named
+                                                   if isinstance(ad, GameadError)]
+            deadline = time.monotonic() + client.retry_for
+            answers += post(good) if good else []
+            for attempt in itertools.count(1):
+                again = {i: body["error"] for i, _, body in answers
+                         if isinstance(body, dict) and retry.resendable(body.get("error"))}
+                wait = None if not again or stop.is_set() else retry.next_wait(
+                    attempt, retry.ad_retry_after(list(again.values())), deadline - time.monotonic())
+                if wait is None:
+                    again = {}
+                with lock:
+                    for i, where, body in answers:
+                        if i not in again:
+                            settle(i, where, body)
+                    info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
+                            + (f", {len(unsure) + len(unknown)} may still be queued" if unsure or unknown else ""))
+                progress.update(task, advance=len(answers) - len(again), info=info)
+                if not again:
+                    return
+                answers = [a for a in answers if a[0] in again]
+                if stop.wait(wait):  # Ctrl-C or a fatal error meanwhile: they stay as answered
+                    with lock:
+                        for i, where, body in answers:
+                            settle(i, where, body)
+                    progress.update(task, advance=len(answers))
+                    return
+                client.count_retry()
+                answers = post([g for g in good if g[0] in again])
 
         start = time.monotonic()
         interrupted = False
@@ -636,11 +644,20 @@ def send_many(
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
+            client.cancel_retries()
         try:
             pool.shutdown(wait=True)  # the requests in flight finish (each bounded by the client timeout)
-        except KeyboardInterrupt:  # a second Ctrl-C: do not wait for them
-            interrupted = True
-            pool.shutdown(wait=False, cancel_futures=True)
+        except KeyboardInterrupt:  # the first Ctrl-C after the last send: stop the resends, let those finish
+            stop.set()
+            client.cancel_retries()
+            try:
+                if interrupted:  # a second Ctrl-C: do not wait for them
+                    raise
+                interrupted = True
+                # not pool.shutdown again: a join cut by KeyboardInterrupt may not wait a second time (CPython)
+                wait_futures(futures)
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
         elapsed = time.monotonic() - start
         for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):

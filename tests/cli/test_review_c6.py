@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from gamead_cli.main import app
 from tests.integration.dlq_lane import Lane, made_up_entry, shared_lane  # noqa: F401 - shared_lane is a fixture
-from tests.support import ad
+from tests.support import ad, wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -161,7 +161,11 @@ def test_a_json_array_file_is_sent_as_a_batch_naming_each_id(url: str, tmp_path:
 def test_top_once_and_workers_say_what_each_figure_is(url: str) -> None:
     """N8: ``gamead top --once`` headed a column "PENDING, LAST 111 S". Its window keeps its unit as written, the
     abbreviated columns are told under their tables, rates count ads per second, the time is in UTC."""
-    top = " ".join(_ANSI.sub("", gamead(url, "top", "--once").stdout).split())
+    shown: list[str] = []  # the rates line comes with the API's first stats sample (a fresh API: a second)
+    wait_for(lambda: shown.append(" ".join(_ANSI.sub("", gamead(url, "top", "--once").stdout).split())) or
+             re.search(r"submitted \d+\.\d ads/s", shown[-1]) is not None, timeout=30,
+             what="top --once to show the API's first rates (two stats samples: a fresh API's first seconds show -)")
+    top = shown[-1]
     assert re.search(r"PENDING, LAST \d+ (s|min) ", top), top
     assert "ACK-P: ack pending" in top and "MAX WAIT: the level's promised wait" in top
     assert re.search(r"submitted \d+\.\d ads/s", top) and re.search(r"at \d\d:\d\d:\d\d UTC", top)

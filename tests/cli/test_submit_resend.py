@@ -7,6 +7,7 @@ limit, whose ads past the tokens left get `rate_limited` with `retryAfter` (befo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -51,3 +52,47 @@ def test_which_ad_errors_of_a_batch_are_sent_again() -> None:
     assert retry.ad_retry_after([err("rate_limited", retryAfter=1.5), err("rate_limited", retryAfter=0.2),
                                  err("queue_unavailable")]) == 1.5
     assert retry.ad_retry_after([err("queue_unavailable")]) is None
+
+
+def test_a_ctrl_c_while_refused_ads_wait_to_be_sent_again_counts_the_ads_already_accepted(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """review14: the resend waited inside the chunk, so a Ctrl-C then reported `accepted: 0` though 10 ads were
+    stored (a script reading `acceptedIds` would send them again). The accepted ads are counted before the wait;
+    a Ctrl-C ends it: exit 130, the 10 accepted listed, the 10 refused ones rejected as answered."""
+    import signal
+    import subprocess
+
+    import nats
+
+    from gamead_core import names
+    from tests.support import clean_env, gamead_argv, wait_for
+
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **{**LIMITED, "GAMEAD_RATELIMIT__RATE": "0.1"})
+    procs.append(api)
+    cli = subprocess.Popen(gamead_argv("submit", "--count", "20", "--api", url, "-o", "json"), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=clean_env(GAMEAD_CLIENT__RETRY_FOR="600"))  # the 10 wait ~100 s
+
+    def stored() -> int:
+        async def count() -> int:
+            nc = await nats.connect(server.url)
+            try:
+                return int((await nc.jetstream().stream_info(names.ADS_STREAM)).state.messages)
+            finally:
+                await nc.close()
+        return asyncio.run(count())
+
+    try:
+        wait_for(lambda: stored() == 10, timeout=60, what="the bucket's 10 ads stored, the 10 others refused")
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    summary = json.loads(out)
+    assert cli.returncode == 130, (out[-300:], err)
+    assert summary["interrupted"] is True and summary["accepted"] == 10, summary
+    assert summary["rejected"] == {"rate_limited": 10}, summary
+    assert len(summary["acceptedIds"]) == 10, summary
