@@ -487,7 +487,8 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
                 raise GameadError(f"gamead up cannot connect to NATS at {nats_url}: {exc}") from exc
         if nc is not None:
-            guard_reader(nc)  # a dead read loop (nats-py #624) is reconnected, as for every other role
+            # a dead read loop (nats-py #624) is reconnected, a stopped server left, as for every other role
+            guard_reader(nc, settings.nats.stale_after)
             link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
                                    ready=asyncio.Event())
             link.ready.set()

@@ -1,10 +1,13 @@
 """The API node's link to NATS: connected in the background, so the node starts (and answers 503 with a
 clear code) even while NATS is down, and recovers on its own when NATS returns.
 
-Once connected the link runs three small loops, each read by the probes from memory:
+Once connected, the probes read from memory what these find:
 
 * the topology watch (:mod:`gamead_core.queue.watch`): recreates a missing stream, consumer or bucket;
 * the storage probe (:mod:`gamead_core.queue.storage`): does JetStream still store writes? (``/readyz``);
+* the server's answers: the guard of every connection (:func:`gamead_core.queue.liveness.check_answers`) PINGs
+  the server it is on every second; ``/readyz``'s nats check fails while a PING waits longer than half of
+  ``nats.stale_after``, and the connection is left for another server past it;
 * the contact check: a JetStream API round trip (:func:`gamead_core.queue.liveness.round_trip`; never
   ``flush(timeout)``, which can kill nats-py's read loop) every few seconds; ``/healthz`` fails when NATS has
   not answered for ``api.nats_unhealthy_after`` seconds, so Kubernetes restarts a node cut off for good, and
@@ -34,7 +37,14 @@ from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, Top
 from gamead_core.intake import Accepted, Intake, Queued
 from gamead_core.queue.atomic import atomic_wanted
 from gamead_core.queue.connection import connect
-from gamead_core.queue.liveness import check_outbound, outbound_excess, reader_alive, round_trip, unsent_bytes
+from gamead_core.queue.liveness import (
+    check_outbound,
+    outbound_excess,
+    reader_alive,
+    round_trip,
+    unanswered_for,
+    unsent_bytes,
+)
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
 from gamead_core.queue.topology import TopologyReport
@@ -291,6 +301,10 @@ class QueueLink:
         if (waiting := outbound_excess(self.nc, self.settings.nats.max_pending_bytes)) is not None:
             return {"nats": f"unavailable: not taking writes ({waiting} bytes wait to be sent, "
                             f"nats.max_pending_bytes = {self.settings.nats.max_pending_bytes})",
+                    "topology": "unknown", "storage": "unknown"}
+        if (silent := unanswered_for(self.nc)) >= self.settings.nats.stale_after / 2:
+            return {"nats": f"unavailable: the server does not answer (a PING unanswered for {silent:.1f} s; left "
+                            f"for another server after nats.stale_after = {self.settings.nats.stale_after:g} s)",
                     "topology": "unknown", "storage": "unknown"}
         return {
             "nats": "ok",

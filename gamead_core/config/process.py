@@ -81,6 +81,10 @@ class NatsSettings(Section):
         10.0, gt=0, description="Seconds between the client's PINGs; a connection whose server misses "
         "max_outstanding_pings of them in a row is stale and reconnected (nats-py's default is 120 s).")
     max_outstanding_pings: int = Field(3, ge=1, description="Unanswered PINGs that make a connection stale.")
+    stale_after: float = Field(
+        3.0, gt=0, description="Seconds the server a connection is on may leave gamead's PING (one a second) "
+        "unanswered before the connection is left for another server of nats.url (a stopped, frozen or cut-off "
+        "server); /readyz's nats check fails from half of it.")
     max_pending_bytes: int = Field(
         4 * 1024 * 1024, ge=64 * 1024, description="Most bytes a process lets wait to be sent to NATS (nats-py's "
         "pending buffer + the socket's write buffer); above it a write answers 503 queue_unavailable at once "

@@ -183,7 +183,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
                 reconnected_cb=_reconnected,
             ), timeout=max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0)
             made.append(nc)
-            guard_reader(nc)
+            guard_reader(nc, settings.stale_after)
             return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             if loop.time() >= deadline:

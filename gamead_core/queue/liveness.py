@@ -7,6 +7,13 @@ break``) while the client still says connected and never reconnects (nats-io/nat
 gamead never uses ``flush`` as a probe (:func:`round_trip` is a JetStream API request, whose late answer is
 dropped), and every connection made by :func:`gamead_core.queue.connection.connect` is guarded
 (:func:`guard_reader`): a dead reader is found within a second and the connection reconnected.
+
+The guard also asks the server a connection is on whether it still answers: one PING a second (never a
+``flush``: the guard never cancels its PONG's future). A server that leaves it unanswered for ``nats.stale_after``
+seconds (3 s; stopped by SIGSTOP, frozen, cut off) is left for another server of ``nats.url``: the socket is
+dropped (its unsent bytes with it: their requests time out) and nats-py reconnects. Before, nats-py's own
+PINGs (``ping_interval`` × ``max_outstanding_pings``: 10 s × 3) kept an API and the workers on a stopped server of
+three for 30-37 s, every submit answered 503. :func:`unanswered_for` tells ``/readyz`` meanwhile.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
+from dataclasses import dataclass
 
 import nats.errors
 import nats.js.errors
@@ -24,8 +33,30 @@ from gamead_core.errors import QueueUnavailable
 
 log = logging.getLogger(__name__)
 
-#: seconds between two looks at a connection's read loop (an attribute read: no traffic)
+#: seconds between two looks at a connection's read loop (an attribute read: no traffic) and two PINGs of the guard
 READER_CHECK_INTERVAL = 1.0
+_PING = b"PING\r\n"
+
+
+@dataclass
+class _Pulse:
+    """The guard's PING to the server a connection is on, awaiting its PONG."""
+
+    transport: object = None  #: the socket it went on (another one: the connection reconnected, start over)
+    pong: asyncio.Future[bool] | None = None  #: completed by nats-py's read loop when the PONG comes
+    sent_at: float = 0.0  #: loop time it was sent
+    misses: int = 0  #: guard rounds it has been unanswered (a blocked event loop counts one round, not its seconds)
+
+
+_PULSES: weakref.WeakKeyDictionary[NATS, _Pulse] = weakref.WeakKeyDictionary()
+
+
+def unanswered_for(nc: NATS | None) -> float:
+    """Seconds the guard's PING to the server ``nc`` is on has waited for its PONG (0: answered, or none out)."""
+    pulse = _PULSES.get(nc) if nc is not None else None
+    if pulse is None or pulse.pong is None or pulse.pong.done() or pulse.transport is not getattr(nc, "_transport", 0):
+        return 0.0
+    return max(0.0, asyncio.get_running_loop().time() - pulse.sent_at)
 
 
 def reader_alive(nc: NATS) -> bool:
@@ -88,12 +119,53 @@ async def recover_reader(nc: NATS) -> bool:
     return True
 
 
-async def _guard(nc: NATS) -> None:
+def _unstick_reconnect(nc: NATS) -> None:
+    """While nats-py reconnects, the socket it left is closing; ``close`` waits for its unsent bytes, which a
+    stopped server never reads (nats-py's own stale PINGs then hang in ``wait_closed``): dropped at once."""
+    writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
+    transport = getattr(writer, "transport", None)
+    if nc.is_reconnecting and transport is not None and transport.is_closing():
+        with contextlib.suppress(Exception):
+            transport.abort()
+
+
+async def check_answers(nc: NATS, stale_after: float) -> bool:
+    """One round of the guard's PINGs: send one if none is out; if the one out has gone unanswered for
+    ``stale_after`` seconds of rounds, drop the socket and let nats-py reconnect to another server of its list
+    (``Client.force_reconnect``). True if it did. Needs the read loop alive (see :func:`recover_reader`)."""
+    pulse = _PULSES.setdefault(nc, _Pulse())
+    transport = getattr(nc, "_transport", None)
+    if not nc.is_connected or nc.is_draining or transport is not pulse.transport:
+        pulse.transport, pulse.pong, pulse.misses = transport, None, 0
+        if not nc.is_connected or nc.is_draining:
+            return False
+    if pulse.pong is not None and not pulse.pong.done():
+        pulse.misses += 1
+        if pulse.misses * READER_CHECK_INTERVAL < stale_after:
+            return False
+        log.warning("the NATS server this connection is on has not answered a PING for %.0f s; leaving it for "
+                    "another server of nats.url", unanswered_for(nc), extra={"client": nc.options.get("name")})
+        pulse.pong, pulse.misses = None, 0
+        _abort_socket(nc)
+        await nc.force_reconnect()
+        return True
+    loop = asyncio.get_running_loop()
+    pulse.pong, pulse.sent_at, pulse.misses = loop.create_future(), loop.time(), 0
+    # as nats-py's own PINGs (Client._send_ping), without awaiting its flush queue, which a stalled server fills:
+    # the PONGs come in order and complete the futures of _pongs in order; this one is never cancelled (#624)
+    nc._pongs.append(pulse.pong)
+    transport.write(_PING)  # type: ignore[union-attr]
+    return False
+
+
+async def _guard(nc: NATS, stale_after: float | None) -> None:
     while not nc.is_closed:
         try:
-            await recover_reader(nc)
+            _unstick_reconnect(nc)
+            if not await recover_reader(nc) and stale_after:
+                await check_answers(nc, stale_after)
         except Exception:  # noqa: BLE001 - a guard must outlive any one failed attempt
-            log.exception("recovering the NATS read loop failed; trying again")
+            log.exception("guarding the NATS connection failed; trying again")
         await asyncio.sleep(READER_CHECK_INTERVAL)
 
 
@@ -101,11 +173,12 @@ async def _guard(nc: NATS) -> None:
 _GUARDS: set[asyncio.Task[None]] = set()
 
 
-def guard_reader(nc: NATS) -> None:
+def guard_reader(nc: NATS, stale_after: float | None = None) -> None:
     """Watch ``nc`` until it is closed: a dead read loop (see :func:`reader_alive`) is recovered within
-    :data:`READER_CHECK_INTERVAL` seconds (:func:`recover_reader`). Called by :func:`connect` for every
-    connection; call it for a client made with ``nats.connect`` directly."""
-    task = asyncio.get_running_loop().create_task(_guard(nc), name="gamead-nats-reader-guard")
+    :data:`READER_CHECK_INTERVAL` seconds (:func:`recover_reader`), and with ``stale_after`` (seconds:
+    ``nats.stale_after``) a server that stopped answering PINGs is left for another (:func:`check_answers`).
+    Called by :func:`connect` for every connection; call it for a client made with ``nats.connect`` directly."""
+    task = asyncio.get_running_loop().create_task(_guard(nc, stale_after), name="gamead-nats-reader-guard")
     _GUARDS.add(task)
     task.add_done_callback(_GUARDS.discard)
 

@@ -13,7 +13,7 @@ added per ad to the submit path or to the worker's handling of an ad:
 * **when**: the reaper (:func:`gamead_core.worker.reaper.run_reaper`) sees an API's registry entry expire (the
   node went silent: ``registry.ttl``) or come back as another incarnation (:func:`api_deaths`); a clean shutdown
   deletes its entry, settles its own writes and is not a death.
-* **what**: the records' stream is read once per death, headers only, from the later of the API's start and
+* **what**: the records' stream is read, headers only, from the later of the API's start and
   ``queue.duplicate_window`` − :data:`SAFETY` s ago (an ordered consumer from a start time: the records last
   written since, one message per key; not the whole store). Each message with the dead incarnation's origin is
   read (one get by sequence) and, if it is a fresh un-keyed ``queued`` record, its work message is published
@@ -25,6 +25,13 @@ added per ad to the submit path or to the worker's handling of an ad:
   time of the create against this host's clock) the API's own publish, if it landed, is still remembered: the
   ad is queued again only if it never was. Older ones are left to ``gamead doctor`` (logged when the read
   finds them; records written before the read's start are not read at all).
+* **late**: a create the API sent before it died may land after its death was settled (an attacker's drill: the
+  API's server stopped by SIGSTOP, the API killed, the server resumed 50 s later and applied an atomic batch of 30
+  creates left in its socket; before, they stayed ``queued`` for ever, doctor ``no_message``). So each death is
+  watched for ``queue.duplicate_window`` − :data:`SAFETY` s after it was seen (100 s by default; later, a
+  re-publish may no longer be deduplicated): every reaper round reads only what the records' stream took since
+  the round before, once for all the deaths watched, and queues what carries a watched origin. Work per round:
+  the records written since the last; memory: at most :data:`MAX_WATCHED` deaths.
 * **bound**: the entry's expiry (``registry.ttl``, 10 s) + a reaper round (``heartbeat_interval`` / 2) + the
   read: about 15 s after the death by default. A settling that fails is tried again every round until the
   window closes, by whoever holds the lease then if it saw the death.
@@ -41,6 +48,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -60,6 +68,8 @@ log = logging.getLogger(__name__)
 #: seconds kept from the duplicate window: clock skew between this host and the server, and the time the publish
 #: takes (a record is re-published only while created less than ``duplicate_window - SAFETY`` s ago)
 SAFETY = 20.0
+#: a record found with a dead incarnation's origin: (ad id, records' stream sequence, server time of the write)
+Found = tuple[str, int, datetime]
 
 
 def api_deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[NodeInfo]:
@@ -76,7 +86,7 @@ class OrphanReport:
     republished: int = 0  #: messages stored now: the API had died before its publish
     already: int = 0  #: messages JetStream answered duplicate: the API's own publish had landed
     too_old: int = 0  #: created too long ago to re-publish safely: left to gamead doctor
-    failed: list[str] = field(default_factory=list)  #: ad ids whose publish got no answer: tried again
+    failed: list[Found] = field(default_factory=list)  #: records whose publish got no answer: tried again
 
 
 def _fresh(data: bytes, ad_id: str) -> int | None:
@@ -91,25 +101,34 @@ def _fresh(data: bytes, ad_id: str) -> int | None:
     return record.priority
 
 
-async def settle_dead_api(js: JetStreamContext, dead: NodeInfo, settings: GameadSettings, *,
-                          registry: Registry | None = None) -> OrphanReport:
-    """Queue the records the dead API ``dead`` created and left without their message (see the module doc).
-    Raises :class:`~gamead_core.errors.GameadError` when the records' stream cannot be read (tried again later)."""
-    origin = incarnation(dead.id, dead.pid, dead.started_at)
-    report = OrphanReport(origin)
-    window, now = settings.queue.duplicate_window, time.time()
-    since = max(dead.started_at.timestamp(), now - window + SAFETY)
-    stream, found = names.ADS_BUCKET_STREAM, []
+#: the most dead API incarnations watched at once (the oldest beyond it is dropped: its late records left to the doctor)
+MAX_WATCHED = 1000
+
+
+async def _read(js: JetStreamContext, wanted: dict[str, int], timeout: float, *, start_seq: int | None = None,
+                start_time: datetime | None = None) -> tuple[dict[str, list[Found]], int | None]:
+    """The records' stream read once, headers only, from ``start_seq`` or ``start_time`` to its end: per origin of
+    ``wanted`` (origin → the last sequence already read for it), the creates carrying it past that sequence, and
+    the last sequence this read covered (None: it read nothing and learnt nothing new). Raises GameadError."""
+    stream, found, last = names.ADS_BUCKET_STREAM, {}, None  # type: ignore[var-annotated]
+    if start_time is not None:  # nothing at or after start_time is a read that times out: it covered the end
+        with nats_boundary():
+            last = (await js.stream_info(stream)).state.last_seq
     async for msg in read_stream(js, stream, names.kv_prefix(names.ADS_BUCKET) + ">", headers_only=True,
-                                 start_time=datetime.fromtimestamp(since, UTC), timeout=settings.nats.request_timeout):
-        if (msg.headers or {}).get(names.HDR_ORIGIN) == origin:
-            found.append((msg.subject.rsplit(".", 1)[-1], msg.metadata.sequence.stream, msg.metadata.timestamp))
-    if not found:
-        return report
-    if registry is not None:
-        back, _ = await registry.lookup(dead.id)
-        if back is not None and incarnation(back.id, back.pid, back.started_at) == origin:
-            return report  # its heartbeat is back: it was cut off from NATS (or stalled), not dead
+                                 start_seq=start_seq, start_time=start_time, timeout=timeout):
+        seq = msg.metadata.sequence.stream
+        last = seq if last is None else max(last, seq)
+        origin = (msg.headers or {}).get(names.HDR_ORIGIN)
+        if origin is not None and seq > wanted.get(origin, seq):
+            found.setdefault(origin, []).append((msg.subject.rsplit(".", 1)[-1], seq, msg.metadata.timestamp))
+    return found, last
+
+
+async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found: list[Found],
+                       settings: GameadSettings) -> OrphanReport:
+    """Publish the work message of each record of ``found`` still exactly as the dead API created it (one get by
+    sequence each) and young enough for JetStream to drop a repeat (see the module doc)."""
+    report, stream, window = OrphanReport(origin), names.ADS_BUCKET_STREAM, settings.queue.duplicate_window
     candidates: list[tuple[Outgoing, datetime]] = []
     for ad_id, seq, created in found:
         with nats_boundary():
@@ -122,9 +141,11 @@ async def settle_dead_api(js: JetStreamContext, dead: NodeInfo, settings: Gamead
     # the age is judged now, just before the publish, not before the reads (thousands of them can take longer
     # than SAFETY): a record whose API publish may have left the duplicate window is never published again
     outgoing: list[Outgoing] = []
+    created_at: dict[str, datetime] = {}
     for out, created in candidates:
         if time.time() < created.timestamp() + window - SAFETY:
             outgoing.append(out)
+            created_at[out.ad_id] = created
             continue
         report.too_old += 1
         log.warning("ad %s: queued by API %s, which died before publishing it perhaps; created too long ago to "
@@ -134,51 +155,123 @@ async def settle_dead_api(js: JetStreamContext, dead: NodeInfo, settings: Gamead
                                 partitions=settings.queue.partitions) if outgoing else []
     for out, answer in zip(outgoing, answers, strict=True):
         if not isinstance(answer, Published):
-            report.failed.append(out.ad_id)
+            report.failed.append((out.ad_id, out.revision or 0, created_at[out.ad_id]))
         elif answer.duplicate:
             report.already += 1
         else:
             report.republished += 1
             log.info("ad %s queued again: API %s died between its record and its message", out.ad_id, dead.id,
-                        extra={"ad_id": out.ad_id, "origin": origin})
+                     extra={"ad_id": out.ad_id, "origin": origin})
     return report
 
 
+@dataclass
+class _Death:
+    """A dead API incarnation watched for its records: those written before its death was seen, and those that
+    land later (a create left in a stopped server's socket, applied when it resumes)."""
+
+    node: NodeInfo
+    seen_at: float  #: time.time() when the reaper saw the death
+    read_to: int | None = None  #: the last records' stream sequence read for it (None: its first read is to come)
+    unanswered: list[Found] = field(default_factory=list)  #: found, publish unanswered: published again next tick
+
+
 class Orphans:
-    """The dead APIs whose records are still to be settled, tried every reaper round until done (or until
-    ``queue.duplicate_window`` has passed since their death). ``reports``: the last report of each (tests)."""
+    """The dead APIs whose records are settled by the reaper: each is watched from its death for
+    ``queue.duplicate_window`` − :data:`SAFETY` s (while a re-publish is still deduplicated). Its first read goes
+    back to the later of its start and that window; every later round reads only what the records' stream took
+    since the last read, once for all the deaths watched (headers only), so a create of a dead API that lands
+    after its death was settled is queued too. Work per round: the records written since the last round; memory:
+    at most :data:`MAX_WATCHED` deaths. ``reports``: the reports made (tests)."""
 
     def __init__(self) -> None:
-        self._pending: dict[str, NodeInfo] = {}
+        self._watched: dict[str, _Death] = {}
         self.reports: list[OrphanReport] = []
 
     def died(self, node: NodeInfo) -> None:
         """``node`` (an API) died: settle its records from the next :meth:`settle` on."""
-        self._pending[incarnation(node.id, node.pid, node.started_at)] = node
+        origin = incarnation(node.id, node.pid, node.started_at)
+        self._watched.setdefault(origin, _Death(node, time.time()))
+        while len(self._watched) > MAX_WATCHED:
+            gone = next(iter(self._watched))
+            log.warning("watching %d dead APIs at once: the records API %s may still land are left to gamead doctor",
+                        MAX_WATCHED, self._watched.pop(gone).node.id, extra={"origin": gone})
 
     async def settle(self, js: JetStreamContext, settings: GameadSettings, registry: Registry) -> None:
-        """Settle every dead API pending (see :func:`settle_dead_api`). Never raises: a failure is logged and
-        that death tried again next time, while its heartbeat is younger than the duplicate window."""
-        for origin, node in list(self._pending.items()):
-            try:
-                report = await settle_dead_api(js, node, settings, registry=registry)
-            except GameadError as exc:
-                report = None
-                log.warning("settling the records of dead API %s: %s (tried again)", node.id, exc.message)
-            except Exception as exc:  # noqa: BLE001 - one bad death must not stop the reaper
-                report = None
-                log.warning("settling the records of dead API %s: %s (tried again)", node.id, error_text(exc))
+        """One round: read the records' stream for the deaths watched and queue what they left. Never raises: a
+        failed read or publish is logged and tried again next round while the death is watched."""
+        span, timeout = settings.queue.duplicate_window - SAFETY, settings.nats.request_timeout
+        for origin, death in list(self._watched.items()):
+            if time.time() > death.seen_at + span:
+                self._watched.pop(origin, None)
+        found: dict[str, list[Found]] = {}
+        later = {o: d.read_to for o, d in self._watched.items() if d.read_to is not None}
+        for origin, death in list(self._watched.items()):
+            if death.read_to is None:
+                since = max(death.node.started_at.timestamp(), time.time() - span)
+                got = await self._guarded(death, _read(js, {origin: 0}, timeout,
+                                                       start_time=datetime.fromtimestamp(since, UTC)))
+                if got is not None:
+                    found[origin], death.read_to = got[0].get(origin, []), got[1] or 0
+        if later:
+            got = await self._guarded(None, _read(js, later, timeout, start_seq=min(later.values()) + 1))
+            if got is not None:
+                for origin, items in got[0].items():
+                    found.setdefault(origin, []).extend(items)
+                for origin in later:
+                    death = self._watched[origin]
+                    death.read_to = max(death.read_to or 0, got[1] or 0)
+        for origin, death in list(self._watched.items()):
+            items, first = death.unanswered + found.get(origin, []), origin in found and origin not in later
+            if not items:
+                if first:  # its first read found nothing: said once
+                    self._report(OrphanReport(origin), death, first)
+                continue
+            back = await self._alive(registry, death, origin)
+            if back:
+                self._watched.pop(origin, None)
+                continue
+            report = None if back is None else await self._guarded(
+                death, _queue_again(js, death.node, origin, items, settings))
             if report is not None:
-                self.reports.append(report)
-                log.log(logging.WARNING if report.republished or report.too_old else logging.INFO,
-                        "dead API %s: %d record(s) without a message queued again, %d had theirs, %d too old "
-                        "(left to gamead doctor), %d unanswered", node.id, report.republished, report.already,
-                        report.too_old, len(report.failed),
-                        extra={"origin": origin, "republished": report.republished, "already": report.already,
-                               "too_old": report.too_old, "unanswered": len(report.failed)})
-            done = report is not None and not report.failed
-            if done or time.time() > node.heartbeat_at.timestamp() + settings.queue.duplicate_window:
-                self._pending.pop(origin, None)
+                death.unanswered = list(report.failed)
+                self._report(report, death, first)
+            elif first:  # read, not settled: what it found is tried again next round
+                death.unanswered = items
+
+    @staticmethod
+    async def _alive(registry: Registry, death: _Death, origin: str) -> bool | None:
+        """True if the dead incarnation's heartbeat is back (it was cut off from NATS or stalled, not dead: its
+        own writes are its business), None if the registry cannot be read (tried again)."""
+        try:
+            back, _ = await registry.lookup(death.node.id)
+        except Exception as exc:  # noqa: BLE001 - tried again next round
+            log.warning("settling the records of dead API %s: %s (tried again)", death.node.id, error_text(exc))
+            return None
+        return back is not None and incarnation(back.id, back.pid, back.started_at) == origin
+
+    async def _guarded(self, death: _Death | None, step: Any) -> Any:
+        """``await step``; None (logged) if it failed: tried again next round."""
+        try:
+            return await step
+        except GameadError as exc:
+            text = exc.message
+        except Exception as exc:  # noqa: BLE001 - one bad death must not stop the reaper
+            text = error_text(exc)
+        log.warning("settling the records of dead API%s: %s (tried again)",
+                    f" {death.node.id}" if death else "s", text)
+        return None
+
+    def _report(self, report: OrphanReport, death: _Death, first: bool) -> None:
+        self.reports.append(report)
+        if not first and not (report.republished or report.too_old or report.failed):
+            return
+        log.log(logging.WARNING if report.republished or report.too_old else logging.INFO,
+                "dead API %s: %d record(s) without a message queued again, %d had theirs, %d too old "
+                "(left to gamead doctor), %d unanswered%s", death.node.id, report.republished, report.already,
+                report.too_old, len(report.failed), "" if first else " (written after its death was settled)",
+                extra={"origin": report.origin, "republished": report.republished, "already": report.already,
+                       "too_old": report.too_old, "unanswered": len(report.failed)})
 
 
-__all__ = ["SAFETY", "OrphanReport", "Orphans", "api_deaths", "settle_dead_api"]
+__all__ = ["MAX_WATCHED", "SAFETY", "OrphanReport", "Orphans", "api_deaths"]

@@ -163,3 +163,53 @@ def test_an_api_killed_between_its_records_and_their_messages_leaves_no_record_q
 
     # each ad analysed once: as many analyses as ads (a second copy of a message would make one more)
     wait_for(lambda: _run(server.url, processed) == BATCH + WAITING + 1, timeout=10, what="one analysis per ad")
+
+
+def test_a_create_of_a_dead_api_that_lands_after_its_death_was_settled_is_queued_too(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """An attacker's drill (3 nodes): the APIs' server stopped (SIGSTOP), the API SIGKILLed, the reaper settled its
+    death (30 queued again), then the server resumed and applied an atomic batch the API had left in its socket:
+    30 more records carrying the dead incarnation's ``Gamead-Origin``, ``queued``, no message, for ever (doctor
+    ``no_message``). Here the late create is written by the test, with that origin, once the reaper has reported
+    the death settled. Before: it stayed ``queued``. Now the reaper, which keeps watching the death while a
+    re-publish is still deduplicated, queues it again and it completes."""
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.config import load_settings
+    from gamead_core.models import AdRecord, AdStatus, utcnow
+    from gamead_core.registry import Registry, incarnation
+    from gamead_core.store.ads import AdStore
+    from tests.support import submission
+
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **ENV)
+    procs.append(api)
+    worker = start_worker(server.url, tmp_path, worker_id="reaper-1", concurrency=2, ready=True, **ENV)
+    procs.append(worker)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        assert http.post("/ads", json=ad("Before the kill")).status_code == 202
+    held = wait_for(lambda: _lease_revision(server.url), timeout=30, what="the reaper lease taken")
+    wait_for(lambda: _lease_revision(server.url) >= held + 2, timeout=30, what="two reaper rounds")
+
+    async def api_origin(js: Any) -> tuple[str, str]:
+        nodes = await Registry(js._nc, js, load_settings(None).registry).list()
+        node = next(n for n in nodes if n.role == "api")
+        return node.id, incarnation(node.id, node.pid, node.started_at)
+
+    api_id, origin = _run(server.url, api_origin)
+    api.kill()
+    wait_for(lambda: f"dead API {api_id}: 0 record(s)" in worker.output(), timeout=60,
+             what="the reaper's report of the API's death, settled with nothing to queue")
+    record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
+                      ad=submission(title="Landed late"))
+
+    async def land_late(js: Any) -> int:
+        store = await AdStore.open(js._nc, js)
+        store.origin = origin  # exactly as the dead API's create, applied by a server that resumed
+        return await store.create(record)
+
+    _run(server.url, land_late)
+    wait_for(lambda: _records(server.url).get(record.id) == "completed", timeout=BOUND,
+             what="the dead API's late create, queued again by the reaper and completed")
+    assert f"ad {record.id} queued again: API {api_id} died" in worker.output()
+    assert_doctor_clean(server.url)
