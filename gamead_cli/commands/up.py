@@ -634,6 +634,7 @@ def up(
                 "by an earlier stack")
         api_url = f"http://{settings.api.host}:{settings.api.port}"
         _check_port(settings.api.host, settings.api.port, "the API", "--port")
+        data.serve_api(api_url)  # a CLI verb run here (no --api) talks to this stack: gamead-up.json says where
         if settings.nats.url:
             nats_url = settings.nats.url
             say(f"using NATS at {escape(redact_url(nats_url))}")
