@@ -97,10 +97,10 @@ class DataDir:
                 self._write()
 
     def serve_api(self, url: str) -> None:
-        """Record the URL of this stack's API (``http://127.0.0.1:8080``) in the state file; rewrites it."""
+        """The URL of this stack's API (``http://127.0.0.1:8080``): in the state file from its next rewrite (the
+        next process started), so a start refused before any process leaves no file."""
         with self._guard:
             self._api_url = url
-            self._write()
 
     def live(self) -> list[dict[str, Any]]:
         """The processes of this stack that run now: ``[{"name", "pid", "start"}, …]``, oldest first."""
