@@ -12,8 +12,9 @@ dead worker.
 
 Silent is not yet hung: on a machine overloaded with work (load 17 on 2 cores), a busy worker can go past
 ``registry.ttl`` without a beat because it is starved of CPU. Before a kill, :func:`judge` (pure) looks at the
-process (:func:`gamead_core.proc.cpu_sample`): one stopped (SIGSTOP, state ``T``) or one that used no CPU since
-the previous reading is frozen or hung and killed at once; one that kept using CPU is busy or starved, and gets up
+process (:func:`gamead_core.proc.cpu_sample`): one stopped (SIGSTOP, state ``T``) or one asleep that used no CPU
+since the previous reading is frozen or hung and killed at once; one that kept using CPU, or is runnable (state
+``R``) and waits for a CPU, is busy or starved, and gets up
 to :data:`BUSY_FACTOR` × ``registry.ttl`` of silence before it is killed as wedged (a loop spinning without
 beating), so a worker's loop that never yields again is still replaced.
 
@@ -71,11 +72,11 @@ class Silent:
 @dataclass(frozen=True)
 class Verdict:
     """What to do with a :class:`Silent` worker (:func:`judge`). ``kill``: kill it now, or leave it running;
-    ``why``: ``stopped`` (state T/t: SIGSTOP, a frozen cgroup, a debugger), ``idle`` (no CPU used since the
-    previous reading: hung), ``unknown`` (its process cannot be read), ``busy`` (it used CPU: starved or busy,
-    left running) or ``wedged`` (it used CPU but stayed silent past ``limit``); ``limit``: the silence (s) a
-    worker that uses CPU gets; ``cpu_used``: CPU seconds it used over the last ``over`` seconds (None if
-    unknown); ``state``: its scheduler state (``R``, ``S``, ``D``, ``T`` …; None if unknown)."""
+    ``why``: ``stopped`` (state T/t: SIGSTOP, a frozen cgroup, a debugger), ``idle`` (asleep, no CPU used
+    since the previous reading: hung), ``unknown`` (its process cannot be read), ``busy`` (it used CPU, or is
+    runnable and waits for one: busy or starved, left running) or ``wedged`` (so, but silent past ``limit``);
+    ``limit``: the silence (s) such a busy worker gets; ``cpu_used``: CPU seconds it used over the last ``over``
+    seconds (None if unknown); ``state``: its scheduler state (``R``, ``S``, ``D``, ``T`` …; None if unknown)."""
 
     kill: bool
     why: str
@@ -95,7 +96,7 @@ def judge(silent: Silent, ttl: float, before: CpuSample | None, now: CpuSample |
     used = round(max(0.0, now.cpu_seconds - before.cpu_seconds), 3)
     if now.state in ("T", "t"):
         return Verdict(True, "stopped", limit, used, over, now.state)
-    if used <= 0:
+    if used <= 0 and now.state != "R":  # runnable (R) without CPU: waiting for a CPU, starved, not hung
         return Verdict(True, "idle", limit, used, over, now.state)
     return Verdict(silent.silent_for > limit, "wedged" if silent.silent_for > limit else "busy", limit, used,
                    over, now.state)

@@ -87,6 +87,8 @@ def test_a_silent_worker_that_uses_cpu_waits_up_to_three_ttls_then_is_killed_as_
     busy = judge(_silent(10.2), 10, CpuSample("R", 5.0), CpuSample("R", 5.06), 2.0)
     assert (busy.kill, busy.why, busy.limit, busy.cpu_used, busy.state) == (False, "busy", 30.0, 0.06, "R")
     assert not judge(_silent(30.0), 10, CpuSample("S", 5.0), CpuSample("R", 5.01), 2.0).kill  # at the bound
+    waiting = judge(_silent(12.0), 10, CpuSample("R", 5.0), CpuSample("R", 5.0), 0.5)  # runnable, no CPU given
+    assert (waiting.kill, waiting.why) == (False, "busy")  # starved: waits for a CPU, not hung
     wedged = judge(_silent(30.5), 10, CpuSample("R", 5.0), CpuSample("R", 7.0), 2.0)
     assert (wedged.kill, wedged.why, wedged.limit) == (True, "wedged", 30.0)
     assert BUSY_FACTOR == 3
