@@ -52,7 +52,8 @@ ApiOpt = Annotated[
     str | None,
     typer.Option(
         "--api",
-        help="URL of the gamead API \\[env GAMEAD_API_URL; default http://127.0.0.1:8080].",
+        help="URL of the gamead API \\[env GAMEAD_API_URL, config client.api_url; default: the API of the gamead up "
+             "running on ./.gamead (embedded.data_dir), else http://127.0.0.1:8080].",
         show_default=False,
         callback=api_url_arg,
     ),
@@ -100,12 +101,29 @@ def settings_from(config: Path | None, **overrides: Any) -> GameadSettings:
     return load_settings(config, **overrides)
 
 
+def client_settings_from(config: Path | None, api: str | None) -> GameadSettings:
+    """The settings of a client command (``--config``, ``--api``): ``client.api_url`` is ``--api``, else
+    GAMEAD_API_URL (or GAMEAD_CLIENT__API_URL), else the config file's ``client.api_url``, else the API of the
+    ``gamead up`` running on ``embedded.data_dir`` (``./.gamead``: its ``gamead-up.json``, stale ones ignored:
+    :func:`gamead_core.datadir.running_stack`), else ``http://127.0.0.1:8080``. So a verb run in a stack's
+    directory talks to that stack, never silently to another one on 8080."""
+    from gamead_core.datadir import running_stack
+
+    settings = settings_from(config, client={"api_url": api})
+    if "api_url" not in settings.client.model_fields_set:
+        stack = running_stack(settings.embedded.data_dir)
+        if stack is not None and stack.api_url is not None:
+            settings.client = settings.client.model_copy(update={"api_url": stack.api_url})
+    return settings
+
+
 def api_client(config: Path | None, api: str | None) -> ApiClient:
-    """The API client of a client command: ``--api`` wins over GAMEAD_API_URL and the config file. Its
-    ``again`` is :func:`reach_again` of the same flags, for the commands it prints next."""
+    """The API client of a client command: ``--api`` wins over GAMEAD_API_URL, the config file and the local
+    stack (:func:`client_settings_from`). Its ``again`` is :func:`reach_again` of the same flags, for the
+    commands it prints next."""
     from gamead_cli.client import ApiClient
 
-    client = ApiClient.from_settings(settings_from(config, client={"api_url": api}).client)
+    client = ApiClient.from_settings(client_settings_from(config, api).client)
     client.again = reach_again(api, config)
     return client
 

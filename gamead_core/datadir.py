@@ -10,7 +10,10 @@ at once, naming the directory and the holder's PID.
 supervisor starts one, finds one dead or stops one (a restart replaces the dead PID; a worker stopped by a
 scale-down leaves once it has ended). Tests and operators read PIDs from it. At the next start, a recorded process
 that still runs with the same PID *and* start time (so not a reused PID) is a stray from a stack that died
-without its children (possible where the kernel cannot signal them): it is stopped and reported.
+without its children (possible where the kernel cannot signal them): it is stopped and reported. It also holds
+``up``'s own PID and start time (``pid``, ``pidStart``) and its API's URL (``apiUrl``): :func:`running_stack` reads
+them, so that a CLI verb run where a stack runs talks to that stack (the rule: README, "Which API a command talks
+to"); a file whose ``up`` is gone (PID dead, or reused by another process) is stale and ignored.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class DataDir:
     #: record/forget come from the event loop's thread and from a scale-down's draining thread; reentrant, for
     #: a signal handler reading :meth:`live` while its own thread writes
     _guard: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _api_url: str | None = field(default=None, init=False, repr=False)
 
     @property
     def state_file(self) -> Path:
@@ -92,13 +96,20 @@ class DataDir:
             if self._live.pop(pid, None) is not None:
                 self._write()
 
+    def serve_api(self, url: str) -> None:
+        """The URL of this stack's API (``http://127.0.0.1:8080``): in the state file from its next rewrite (the
+        next process started), so a start refused before any process leaves no file."""
+        with self._guard:
+            self._api_url = url
+
     def live(self) -> list[dict[str, Any]]:
         """The processes of this stack that run now: ``[{"name", "pid", "start"}, …]``, oldest first."""
         with self._guard:
             return list(self._live.values())
 
     def _write(self) -> None:
-        doc = {"pid": os.getpid(), "started": list(self._live.values())}
+        doc = {"pid": os.getpid(), "pidStart": start_time(os.getpid()), "apiUrl": self._api_url,
+               "started": list(self._live.values())}
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, self.state_file)  # atomic: a reader sees the old file or the new one, whole
@@ -140,4 +151,30 @@ class DataDir:
         return found
 
 
-__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "STATE_FILE"]
+@dataclass(frozen=True)
+class RunningStack:
+    """A ``gamead up`` that runs now on ``data_dir``: its PID and its API's URL (None if its file has none)."""
+
+    data_dir: Path
+    pid: int
+    api_url: str | None
+
+
+def running_stack(data_dir: Path) -> RunningStack | None:
+    """The ``gamead up`` running on ``data_dir``, from its ``gamead-up.json``; None without that file, or when
+    the file is stale: its ``up`` PID is dead, or is another process now (start time, where recorded)."""
+    try:
+        doc = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    pid, started, url = doc.get("pid"), doc.get("pidStart"), doc.get("apiUrl")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not alive(pid):
+        return None
+    if started is not None and start_time(pid) != started:
+        return None  # the PID was reused: not the stack that wrote the file
+    return RunningStack(data_dir, pid, url if isinstance(url, str) and url else None)
+
+
+__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "RunningStack", "STATE_FILE", "running_stack"]

@@ -13,6 +13,8 @@
   entries are read: nothing scans other processes.
 * :func:`start_time` — a PID's start time (``/proc/<pid>/stat`` field 22), so a recorded PID is never
   confused with a later process that reused the number.
+* :func:`cpu_sample` — a PID's scheduler state and CPU time so far (``/proc/<pid>/stat`` fields 3, 14, 15):
+  tells a process starved of CPU (running, its CPU time advancing) from a stopped or hung one.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 #: env var naming the PID of the ``gamead up`` that started a child (read by :func:`watch_parent`)
 PARENT_PID_ENV = "GAMEAD_PARENT_PID"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+#: clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ, 100 on Linux)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _load_prctl() -> Callable[..., int] | None:
@@ -104,6 +109,25 @@ def start_time(pid: int) -> int | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    """One reading of a process: its scheduler ``state`` (``/proc/<pid>/stat`` field 3: ``R`` running or
+    runnable, ``S`` sleeping, ``D`` uninterruptible, ``T``/``t`` stopped or traced, ``Z`` zombie) and
+    ``cpu_seconds``, the user + system CPU time it has used since it started (fields 14 + 15, seconds)."""
+
+    state: str
+    cpu_seconds: float
+
+
+def cpu_sample(pid: int) -> CpuSample | None:
+    """``pid``'s state and CPU time now (:class:`CpuSample`); None if it is gone or /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return CpuSample(fields[0], (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie."""
     try:
@@ -170,7 +194,9 @@ def port_owned_by(pid: int, port: int) -> bool | None:
 
 __all__ = [
     "PARENT_PID_ENV",
+    "CpuSample",
     "alive",
+    "cpu_sample",
     "die_with_parent",
     "pdeathsig_supported",
     "port_free",

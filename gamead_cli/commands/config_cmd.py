@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
 
 from gamead_cli.inputs import strict_dumps
-from gamead_cli.options import ConfigOpt, settings_from
+from gamead_cli.options import ConfigOpt, client_settings_from
 from gamead_core.config import check_file, config_path, masked_dump
+from gamead_core.datadir import running_stack
 
 app = typer.Typer(
     help="Show the effective configuration: defaults < config file < GAMEAD_* env vars < flags.\n\n"
@@ -40,12 +42,31 @@ def show(
 
     Example: gamead config show --config prod.yaml -o json
     """
-    data = masked_dump(settings_from(config))
+    settings = client_settings_from(config, None)  # client.api_url: the API a verb run here talks to
+    if (note := stack_note(settings.embedded.data_dir, config)) is not None:
+        sys.stderr.write(note + "\n")
+    data = masked_dump(settings)
     if output == ConfigFormat.json:
         text = strict_dumps(data, indent=2, default=str) + "\n"
     else:
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
     sys.stdout.write(text)
+
+
+def stack_note(data_dir: Path, config: Path | None) -> str | None:
+    """The line ``config show`` writes to stderr where a ``gamead up`` runs on ``data_dir`` (None elsewhere): which
+    configuration that stack runs with (its copy, ``config-in-force.yaml``, made at its start) and that what is
+    shown is this directory's settings (``config``: the file given, if any), not the stack's."""
+    stack = running_stack(data_dir)
+    if stack is None:
+        return None
+    copy = data_dir / "config-in-force.yaml"
+    given = f"--config {config}" if config is not None else "this directory's config file"
+    return (f"note: a gamead up (pid {stack.pid}, API {stack.api_url or 'unknown'}) runs on {data_dir}; it and its "
+            f"children run with {copy} (the config file of its start, copied; plus its flags and the GAMEAD_* "
+            f"variables it was started with). Shown below: the settings of {given} and GAMEAD_* here, not the "
+            f"stack's (client.api_url: the API commands run here talk to). The stack's: gamead config show "
+            f"--config {copy}")
 
 
 @app.command("path")

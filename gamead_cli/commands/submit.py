@@ -65,7 +65,7 @@ from gamead_cli.inputs import (
     open_input,
 )
 from gamead_cli.options import (
-    ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, reach_again, settings_from,
+    ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from, reach_again,
 )
 from gamead_cli.output import (
     accepted_view,
@@ -910,7 +910,7 @@ def submit(
     if quiet and (count is not None or bulk_file or array is not None):
         raise typer.BadParameter("prints the id of one ad: it does not go with --count", param_hint="--quiet")
 
-    settings = settings_from(config, client={"api_url": api})
+    settings = client_settings_from(config, api)  # --api, env, config, else the stack running here
     with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
         client.again = reach_again(api, config)
         if count is None and not bulk_file and array is None:

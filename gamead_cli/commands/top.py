@@ -58,7 +58,7 @@ from rich.console import Console, RenderableType
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, settings_from
+from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from
 from gamead_cli.output import emit
 from gamead_cli.tui.logs import default_log_dir
 from gamead_cli.tui.recording import DEFAULT_MAX_MB, Recorder
@@ -141,8 +141,9 @@ def top(
         finally:
             player.close()
         return
-    settings = settings_from(config, client={"api_url": api})
-    log_dir = logs if logs is not None else default_log_dir(settings.embedded.data_dir)
+    settings = client_settings_from(config, api)  # --api, env, config, else the stack running here
+    # the local stack's logs only under the dashboard of that stack's API, never another's
+    log_dir = logs if logs is not None else default_log_dir(settings.embedded.data_dir, settings.client.api_url)
     if once or output == OutputFormat.json:
         recorder = _recorder(record, record_max_mb)  # --record with --once: the one snapshot is recorded
         try:

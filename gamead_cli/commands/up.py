@@ -384,7 +384,13 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
     restarts it (and its held ads are recovered as for any dead worker); a scale-down stops such workers first."""
     from gamead_core.registry import Registry
     from gamead_core.scaling.local import worker_id_of
-    from gamead_core.scaling.probe import HeartbeatProbe, Silent, Watched, run_probe
+    from gamead_core.scaling.probe import (
+        HeartbeatProbe,
+        Silent,
+        Verdict,
+        Watched,
+        run_probe,
+    )
 
     registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                         timeout=settings.nats.request_timeout)
@@ -403,22 +409,57 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
                 out.append(Watched(name, worker_id_of(name), child.pid, child.started_at))
         return out
 
-    def replace(silent: Silent) -> None:
+    told: set[int] = set()  # pids left running while silent, already said so
+
+    def replace(silent: Silent, verdict: Verdict) -> None:
         child = scaler.supervisor.children.get(silent.name)
         if child is None or child.pid != silent.pid or not child.alive:
             return  # replaced, stopped or dead meanwhile
-        what = (f"has not renewed its registry heartbeat for {silent.silent_for:.1f}s (registry.ttl "
-                f"{settings.registry.ttl:g}s)" if silent.beat_before else
-                f"has written no registry heartbeat in the {silent.silent_for:.1f}s since its start")
-        say(f"[yellow]![/] {escape(silent.name)} (pid {silent.pid}) {what}: frozen or hung; killing it "
-            "(SIGKILL) to restart it")
+        say_line = silent_line(silent, verdict, settings.registry.ttl)
+        if not verdict.kill:
+            if silent.pid not in told:
+                told.add(silent.pid)
+                say(say_line)
+            return
+        told.discard(silent.pid)
+        say(say_line)
         try:
             os.kill(silent.pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
         except ProcessLookupError:
             pass
 
+    def back(worker: Watched, silent_for: float) -> None:
+        told.discard(worker.pid)
+        say(f"[green]✓[/] {escape(worker.name)} (pid {worker.pid}) renewed its registry heartbeat again after "
+            f"{silent_for:.1f}s of silence: it was busy, not hung; left running")
+
     return asyncio.create_task(run_probe(probe, registry.list, watched, replace, stop,
-                                         settings.registry.heartbeat_interval), name="gamead-up-probe")
+                                         settings.registry.heartbeat_interval, on_back=back),
+                               name="gamead-up-probe")
+
+
+def silent_line(silent: Any, verdict: Any, ttl: float) -> str:
+    """The console line of a worker silent past ``ttl`` (``registry.ttl``, s): killed (frozen, hung or wedged,
+    and why) or left running (busy or starved of CPU), from the probe's :class:`~gamead_core.scaling.probe.Silent`
+    and :class:`~gamead_core.scaling.probe.Verdict`."""
+    from gamead_core.scaling.probe import BUSY_FACTOR
+
+    what = (f"has not renewed its registry heartbeat for {silent.silent_for:.1f}s (registry.ttl {ttl:g}s)"
+            if silent.beat_before else
+            f"has written no registry heartbeat in the {silent.silent_for:.1f}s since its start")
+    who = f"{escape(silent.name)} (pid {silent.pid}) {what}"
+    cpu = (f"{verdict.cpu_used:.2f}s of CPU in the last {verdict.over:.1f}s, state {verdict.state}"
+           if verdict.cpu_used is not None and verdict.over is not None else "")
+    if verdict.why == "busy":
+        return (f"[yellow]![/] {who} but it is running ({cpu}): busy or starved of CPU, not hung; waiting up to "
+                f"{verdict.limit:g}s of silence ({BUSY_FACTOR:g} × registry.ttl) before killing it")
+    if verdict.why == "wedged":
+        return (f"[yellow]![/] {who}, past the {verdict.limit:g}s a busy worker gets ({BUSY_FACTOR:g} × "
+                f"registry.ttl), though it kept using CPU ({cpu}): wedged; killing it (SIGKILL) to restart it")
+    because = {"stopped": f" (it is stopped: state {verdict.state})",
+               "idle": f" (it used no CPU in the last {verdict.over or 0:.1f}s, state {verdict.state})"}
+    return (f"[yellow]![/] {who}: frozen or hung; killing it (SIGKILL) to restart it"
+            f"{because.get(verdict.why, '')}")
 
 
 async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: asyncio.Event,
@@ -594,6 +635,7 @@ def up(
                 "by an earlier stack")
         api_url = f"http://{settings.api.host}:{settings.api.port}"
         _check_port(settings.api.host, settings.api.port, "the API", "--port")
+        data.serve_api(api_url)  # a CLI verb run here (no --api) talks to this stack: gamead-up.json says where
         if settings.nats.url:
             nats_url = settings.nats.url
             say(f"using NATS at {escape(redact_url(nats_url))}")

@@ -17,7 +17,13 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from gamead_cli.client import ApiClient
-from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, settings_from
+from gamead_cli.options import (
+    ApiOpt,
+    ConfigOpt,
+    OutputFormat,
+    OutputOpt,
+    client_settings_from,
+)
 from gamead_cli.output import emit, empty_text
 from gamead_cli.tui.view import NODES_LEGEND, Legend, nodes_table
 from gamead_core.errors import ApiClientError
@@ -56,7 +62,7 @@ def workers(
 ) -> None:
     if role not in (None, "api", "worker"):
         raise typer.BadParameter("must be api or worker", param_hint="--role")
-    settings = settings_from(config, client={"api_url": api})
+    settings = client_settings_from(config, api)
     with ApiClient.from_settings(settings.client) as client:
         body = client.request("GET", "/v1/workers", params={"role": role} if role else None)
     if not isinstance(body, dict):

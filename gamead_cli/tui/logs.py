@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gamead_core.datadir import STATE_FILE
+from gamead_core.datadir import running_stack
 from gamead_core.ids import AD_ID_RULE, is_ad_id, normal_id
 from gamead_core.safe_text import shown
 
@@ -43,16 +43,36 @@ class LogsUnavailable(Exception):
     """The logs cannot be read; the message says why, on one line."""
 
 
-def default_log_dir(data_dir: Path) -> Path | None:
-    """The logs of the local ``gamead up`` on ``data_dir`` (``data_dir/logs``) if its state file is there."""
-    return data_dir / "logs" if (data_dir / STATE_FILE).is_file() else None
+def default_log_dir(data_dir: Path, api_url: str) -> Path | None:
+    """The logs of the ``gamead up`` running on ``data_dir`` (``data_dir/logs``) if the API watched (``api_url``)
+    is that stack's (its ``gamead-up.json`` says so); else None: another stack's dashboard never shows these."""
+    stack = running_stack(data_dir)
+    if stack is None or stack.api_url is None or not same_api(stack.api_url, api_url):
+        return None
+    return data_dir / "logs"
+
+
+def same_api(a: str, b: str) -> bool:
+    """Do URLs ``a`` and ``b`` name the same API (scheme, host and port; ``localhost`` is ``127.0.0.1``)? Pure."""
+    from urllib.parse import urlsplit
+
+    def key(url: str) -> tuple[str, str, int | None]:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        except ValueError:
+            port = None
+        return parts.scheme.lower(), "127.0.0.1" if host == "localhost" else host, port
+
+    return key(a) == key(b)
 
 
 def check_dir(log_dir: Path | None) -> Path:
     """``log_dir`` if it is a readable directory, else :class:`LogsUnavailable` saying so in one line."""
     if log_dir is None:
-        raise LogsUnavailable("logs not reachable: no local `gamead up` found (its .gamead/gamead-up.json); "
-                              "start the dashboard with --logs DIR")
+        raise LogsUnavailable("logs not reachable: no `gamead up` running here serves the API watched (its "
+                              ".gamead/gamead-up.json); start the dashboard with --logs DIR")
     if not log_dir.is_dir():
         raise LogsUnavailable(f"logs not reachable: {log_dir} is not a directory")
     return log_dir

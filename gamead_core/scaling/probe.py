@@ -10,6 +10,14 @@ ones (pure bookkeeping, clocked by ``time.monotonic``); :func:`run_probe` reads 
 process dies by nothing else) so that the supervisor restarts it and its held ads are recovered as for any
 dead worker.
 
+Silent is not yet hung: on a machine overloaded with work (load 17 on 2 cores), a busy worker can go past
+``registry.ttl`` without a beat because it is starved of CPU. Before a kill, :func:`judge` (pure) looks at the
+process (:func:`gamead_core.proc.cpu_sample`): one stopped (SIGSTOP, state ``T``) or one asleep that used no CPU
+since the previous reading is frozen or hung and killed at once; one that kept using CPU, or is runnable (state
+``R``) and waits for a CPU, is busy or starved, and gets up
+to :data:`BUSY_FACTOR` × ``registry.ttl`` of silence before it is killed as wedged (a loop spinning without
+beating), so a worker's loop that never yields again is still replaced.
+
 Renewals are timed on the observer's clock, when it sees an entry's ``heartbeatAt`` change, never by comparing
 clocks. What the observer could not see is no evidence: after a failed read of the registry, every worker's
 clock starts again at the next good one (a NATS restart empties the memory-stored registry too). A process
@@ -27,12 +35,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gamead_core.errors import error_text
+from gamead_core.proc import CpuSample, cpu_sample
 from gamead_core.registry.wire import NodeInfo
 
 log = logging.getLogger(__name__)
 
 #: Seconds a (re)started worker process gets, beyond ``registry.ttl``, to write its first heartbeat.
 START_GRACE = 30.0
+#: A silent worker still using CPU (busy or starved, not hung) is killed only after this many times
+#: ``registry.ttl`` of silence (plus :data:`START_GRACE` before its first beat).
+BUSY_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,39 @@ class Silent:
     pid: int
     silent_for: float
     beat_before: bool  #: it had beaten since its start (False: it never wrote its first heartbeat)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a :class:`Silent` worker (:func:`judge`). ``kill``: kill it now, or leave it running;
+    ``why``: ``stopped`` (state T/t: SIGSTOP, a frozen cgroup, a debugger), ``idle`` (asleep, no CPU used
+    since the previous reading: hung), ``unknown`` (its process cannot be read), ``busy`` (it used CPU, or is
+    runnable and waits for one: busy or starved, left running) or ``wedged`` (so, but silent past ``limit``);
+    ``limit``: the silence (s) such a busy worker gets; ``cpu_used``: CPU seconds it used over the last ``over``
+    seconds (None if unknown); ``state``: its scheduler state (``R``, ``S``, ``D``, ``T`` …; None if unknown)."""
+
+    kill: bool
+    why: str
+    limit: float
+    cpu_used: float | None = None
+    over: float | None = None
+    state: str | None = None
+
+
+def judge(silent: Silent, ttl: float, before: CpuSample | None, now: CpuSample | None, over: float | None, *,
+          start_grace: float = START_GRACE) -> Verdict:
+    """Kill ``silent`` now, or leave it running? ``before``/``now``: its process's readings (state, CPU time)
+    ``over`` seconds apart, the later one taken now (None: not read). Pure."""
+    limit = BUSY_FACTOR * ttl + (0.0 if silent.beat_before else start_grace)
+    if now is None or before is None:
+        return Verdict(True, "unknown", limit, state=now.state if now is not None else None)
+    used = round(max(0.0, now.cpu_seconds - before.cpu_seconds), 3)
+    if now.state in ("T", "t"):
+        return Verdict(True, "stopped", limit, used, over, now.state)
+    if used <= 0 and now.state != "R":  # runnable (R) without CPU: waiting for a CPU, starved, not hung
+        return Verdict(True, "idle", limit, used, over, now.state)
+    return Verdict(silent.silent_for > limit, "wedged" if silent.silent_for > limit else "busy", limit, used,
+                   over, now.state)
 
 
 @dataclass
@@ -114,13 +159,22 @@ async def run_probe(
     probe: HeartbeatProbe,
     read: Callable[[], Awaitable[list[NodeInfo]]],
     workers: Callable[[], list[Watched]],
-    on_silent: Callable[[Silent], None],
+    on_silent: Callable[[Silent, Verdict], None],
     stop: asyncio.Event,
     interval: float,
+    *,
+    sample: Callable[[int], CpuSample | None] = cpu_sample,
+    on_back: Callable[[Watched, float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Every ``interval`` s until ``stop``: ``read()`` the registry's entries, and call ``on_silent`` for each
-    worker of ``workers()`` silent past the bound. Never raises (a failed read is logged and makes the probe
-    :meth:`~HeartbeatProbe.blind`)."""
+    """Every ``interval`` s until ``stop``: ``read()`` the registry's entries, ``sample(pid)`` each worker of
+    ``workers()`` (state, CPU time), and call ``on_silent`` for each one silent past the bound with
+    :func:`judge`'s verdict (a worker left running is handed over again at each reading until it beats or is
+    killed); ``on_back(worker, silent_for)`` once such a worker beats again after ``silent_for`` s. ``clock``:
+    the observer's clock (s). Never
+    raises (a failed read is logged and makes the probe :meth:`~HeartbeatProbe.blind`)."""
+    readings: dict[int, tuple[float, CpuSample]] = {}  # pid → (monotonic time, its previous reading)
+    waiting: dict[tuple[str, int], float] = {}  # (name, pid) left running while silent → its silence (s)
     while not stop.is_set():
         try:
             entries = {n.id: n for n in await read() if n.role == "worker"}
@@ -130,15 +184,31 @@ async def run_probe(
             log.info("liveness probe: cannot read the registry: %s", error_text(exc))
             probe.blind()
         else:
-            for silent in probe.observe(workers(), entries, time.monotonic()):
+            watched, now = workers(), clock()
+            current = {w.pid: (now, s) for w in watched if (s := sample(w.pid)) is not None}
+            silent_now = set()
+            for silent in probe.observe(watched, entries, now):
+                silent_now.add((silent.name, silent.pid))
+                before = readings.get(silent.pid)
+                reading = current.get(silent.pid)
+                verdict = judge(silent, probe.ttl, before[1] if before else None, reading[1] if reading else None,
+                                now - before[0] if before else None, start_grace=probe.start_grace)
+                if not verdict.kill:
+                    waiting[(silent.name, silent.pid)] = silent.silent_for
                 try:
-                    on_silent(silent)
+                    on_silent(silent, verdict)
                 except Exception:  # a failing hook is logged, never fatal
                     log.exception("liveness probe: on_silent failed for %s", silent.name)
+            for w in watched:
+                if (w.name, w.pid) in waiting and (w.name, w.pid) not in silent_now and on_back is not None:
+                    on_back(w, waiting[(w.name, w.pid)])
+            for key in [k for k in waiting if k not in silent_now]:
+                del waiting[key]
+            readings = current
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except TimeoutError:
             pass
 
 
-__all__ = ["START_GRACE", "HeartbeatProbe", "Silent", "Watched", "run_probe"]
+__all__ = ["BUSY_FACTOR", "START_GRACE", "HeartbeatProbe", "Silent", "Verdict", "Watched", "judge", "run_probe"]

@@ -475,6 +475,68 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
         up.kill_everything()
 
 
+# --- stack14 item 2: a busy worker starved of CPU is told from a frozen one ----------------------------------
+
+#: Put on the children's PYTHONPATH: SIGUSR1 makes a Python child spin on CPU for 7 s of wall time inside a signal
+#: handler (its event loop blocked: no heartbeat, CPU time advancing, as a worker starved by an overloaded
+#: machine or busy on one long ad), SIGUSR2 spins for ever (a wedged loop). Only processes signalled by the test.
+_SPIN_SITE = """
+import signal, time
+
+def _spin(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+signal.signal(signal.SIGUSR1, lambda *_: _spin(7.0))
+signal.signal(signal.SIGUSR2, lambda *_: _spin(float("inf")))
+"""
+
+
+def test_a_silent_worker_still_using_cpu_is_left_running_and_one_spinning_past_three_ttls_is_killed(
+        tmp_path: Path) -> None:
+    """attack14a: under load 17 on 2 cores, ``gamead up`` SIGKILLed a busy worker as frozen after 10 s without
+    a heartbeat. Now a worker silent past ``registry.ttl`` (here 4 s) whose CPU time advances and which is not
+    stopped is named as busy or starved and left running (and named again once it beats); one that never beats
+    again while spinning is killed as wedged after 3 × registry.ttl (12 s). (The SIGSTOP case: the test above.)"""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_SPIN_SITE)
+    (tmp_path / "config.yaml").write_text("registry: {ttl: 4, heartbeat_interval: 0.5}\n")
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", PYTHONPATH=path, **FAST).start()
+    try:
+        up.wait_ready()
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            busy = up.pid_of("worker-1")
+            wait_for(lambda: _worker_entry(client, "local-1", busy), timeout=30, what="worker-1 beating")
+            os.kill(busy, signal.SIGUSR1)  # 7 s on CPU without a beat
+            wait_for(lambda: f"worker-1 (pid {busy}) has not renewed its registry heartbeat" in up.output(),
+                     timeout=30, what="gamead up to name the silent worker")
+            line = next(ln for ln in up.output().splitlines() if f"(pid {busy}) has not renewed" in ln)
+            assert "(registry.ttl 4s) but it is running (" in line, line
+            assert "busy or starved of CPU, not hung; waiting up to 12s of silence (3 × registry.ttl)" in line
+            wait_for(lambda: f"worker-1 (pid {busy}) renewed its registry heartbeat again after" in up.output(),
+                     timeout=30, what="gamead up to see the busy worker beat again")
+            assert up.running_pid("worker-1") == busy and pid_alive(busy)
+            assert "(SIGKILL)" not in up.output()
+            ad_id = client.post("/ads", json=ad("After The Busy Spell", 1)).json()["id"]
+            assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
+
+            os.kill(busy, signal.SIGUSR2)  # spins for ever: wedged
+            wait_for(lambda: f"(pid {busy}) has not renewed" in up.output() and "wedged" in up.output(),
+                     timeout=60, what="gamead up to kill the wedged worker")
+            line = next(ln for ln in up.output().splitlines() if "wedged" in ln)
+            assert f"worker-1 (pid {busy}) has not renewed its registry heartbeat for " in line, line
+            assert "past the 12s a busy worker gets (3 × registry.ttl), though it kept using CPU" in line
+            assert line.endswith("wedged; killing it (SIGKILL) to restart it"), line
+            wait_for(lambda: not pid_alive(busy), timeout=10, what="the wedged worker to be killed")
+            wait_for(lambda: (pid := up.running_pid("worker-1")) not in (None, busy) and pid, timeout=30,
+                     what="worker-1 to be restarted")
+    finally:
+        up.kill_everything()
+
+
 def test_a_child_refused_after_the_stack_is_up_is_one_line_and_retried_while_the_rest_runs(tmp_path: Path) -> None:
     """The streams changed under a running stack (a 3-partition ``queue.repartition`` run from elsewhere on the
     drained queue): the API, restarted after ``kill -9``, refuses its 1 partition (exit 5). Before, ``gamead up``

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -61,9 +62,35 @@ def test_an_ad_story_merges_every_log_by_time_and_names_are_never_paths(tmp_path
             follower(tmp_path, bad)
     with pytest.raises(LogsUnavailable, match="not reachable"):
         follower(None, ["local-1"])
-    assert default_log_dir(tmp_path) is None  # no gamead-up.json: no default
-    (tmp_path / "gamead-up.json").write_text("{}")
-    assert default_log_dir(tmp_path) == tmp_path / "logs"
+    assert default_log_dir(tmp_path, "http://127.0.0.1:8080") is None  # no gamead-up.json: no default
+
+
+def test_the_local_logs_are_shown_only_under_the_dashboard_of_the_api_of_the_stack_running_there(
+        tmp_path: Path) -> None:
+    """stack14: ``gamead top --api <stack B>`` run in stack C's directory showed C's worker logs under B's
+    dashboard. The logs of the stack on the data dir are the default only if it runs (its ``up`` PID alive, the
+    same process: start time) and the API watched is its own (``apiUrl`` in its gamead-up.json)."""
+    import subprocess
+
+    from gamead_core.proc import start_time
+
+    state = tmp_path / "gamead-up.json"
+    here = {"pid": os.getpid(), "pidStart": start_time(os.getpid()), "apiUrl": "http://127.0.0.1:18630",
+            "started": []}  # this test process stands for the running `gamead up`
+    state.write_text(json.dumps(here))
+    assert default_log_dir(tmp_path, "http://127.0.0.1:18630") == tmp_path / "logs"
+    assert default_log_dir(tmp_path, "http://localhost:18630/") == tmp_path / "logs"  # the same API
+    assert default_log_dir(tmp_path, "http://127.0.0.1:8080") is None  # another stack's API: not these logs
+    assert default_log_dir(tmp_path, "https://127.0.0.1:18630") is None
+    state.write_text(json.dumps({**here, "pidStart": (here["pidStart"] or 0) + 1}))  # the PID reused since
+    assert default_log_dir(tmp_path, "http://127.0.0.1:18630") is None
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    state.write_text(json.dumps({**here, "pid": gone.pid}))  # a stale file: its up is dead
+    assert default_log_dir(tmp_path, "http://127.0.0.1:18630") is None
+    for doc in ("{}", "[]", "not json", json.dumps({**here, "apiUrl": None})):  # no URL recorded: no default
+        state.write_text(doc)
+        assert default_log_dir(tmp_path, "http://127.0.0.1:18630") is None
 
 
 def test_logs_not_reachable_is_one_line() -> None:

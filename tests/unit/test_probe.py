@@ -1,12 +1,22 @@
 """The liveness probe of ``gamead up``'s workers (gamead_core.scaling.probe), pure: silent past the registry's
-bound (``registry.ttl``) on the observer's clock; a blind spell is no evidence; a new process starts afresh."""
+bound (``registry.ttl``) on the observer's clock; a blind spell is no evidence; a new process starts afresh; a
+silent one still using CPU (busy, starved) is left running up to 3 × ttl, a stopped or idle one is killed."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+from gamead_core.proc import CpuSample
 from gamead_core.registry.wire import NodeInfo
-from gamead_core.scaling.probe import HeartbeatProbe, Watched
+from gamead_core.scaling.probe import (
+    BUSY_FACTOR,
+    HeartbeatProbe,
+    Silent,
+    Watched,
+    judge,
+    run_probe,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -50,3 +60,68 @@ def test_a_blind_spell_is_no_evidence() -> None:
     assert probe.observe(w, {}, now=10.0) == []
     assert probe.observe(w, {}, now=13.0) == []
     assert probe.observe(w, {}, now=13.5)[0].silent_for == 3.5
+
+
+# --- stack14 item 2: a busy worker starved of CPU is not killed as frozen ------------------------------------
+
+
+def _silent(silent_for: float, beat_before: bool = True) -> Silent:
+    return Silent("worker-1", "local-1", 100, silent_for, beat_before)
+
+
+def test_a_stopped_or_idle_silent_worker_is_killed_at_once() -> None:
+    stopped = judge(_silent(3.5), 3, CpuSample("T", 1.0), CpuSample("T", 1.0), 0.5)
+    assert (stopped.kill, stopped.why, stopped.state) == (True, "stopped", "T")
+    traced = judge(_silent(3.5), 3, CpuSample("R", 1.0), CpuSample("t", 1.2), 0.5)
+    assert (traced.kill, traced.why) == (True, "stopped")  # stopped now, whatever it used before
+    idle = judge(_silent(3.5), 3, CpuSample("S", 1.0), CpuSample("S", 1.0), 0.5)  # hung: waits, no CPU
+    assert (idle.kill, idle.why, idle.cpu_used, idle.over) == (True, "idle", 0.0, 0.5)
+    stuck = judge(_silent(3.5), 3, CpuSample("D", 1.0), CpuSample("D", 1.0), 0.5)
+    assert (stuck.kill, stuck.why) == (True, "idle")
+    for before, now in ((None, CpuSample("R", 1.0)), (CpuSample("R", 1.0), None), (None, None)):
+        unknown = judge(_silent(3.5), 3, before, now, None)  # no evidence that it runs: the old rule
+        assert (unknown.kill, unknown.why) == (True, "unknown")
+
+
+def test_a_silent_worker_that_uses_cpu_waits_up_to_three_ttls_then_is_killed_as_wedged() -> None:
+    busy = judge(_silent(10.2), 10, CpuSample("R", 5.0), CpuSample("R", 5.06), 2.0)
+    assert (busy.kill, busy.why, busy.limit, busy.cpu_used, busy.state) == (False, "busy", 30.0, 0.06, "R")
+    assert not judge(_silent(30.0), 10, CpuSample("S", 5.0), CpuSample("R", 5.01), 2.0).kill  # at the bound
+    waiting = judge(_silent(12.0), 10, CpuSample("R", 5.0), CpuSample("R", 5.0), 0.5)  # runnable, no CPU given
+    assert (waiting.kill, waiting.why) == (False, "busy")  # starved: waits for a CPU, not hung
+    wedged = judge(_silent(30.5), 10, CpuSample("R", 5.0), CpuSample("R", 7.0), 2.0)
+    assert (wedged.kill, wedged.why, wedged.limit) == (True, "wedged", 30.0)
+    assert BUSY_FACTOR == 3
+    starting = judge(_silent(45.0, beat_before=False), 10, CpuSample("R", 1.0), CpuSample("R", 2.0), 2.0,
+                     start_grace=30)  # before its first beat it has the start grace too
+    assert (starting.kill, starting.limit) == (False, 60.0)
+
+
+def test_run_probe_hands_over_the_verdict_and_says_when_a_waiting_worker_beats_again() -> None:
+    """run_probe with stand-ins for the registry and /proc: a worker silent for 3 readings while its CPU time
+    advances is left running (verdict ``busy`` each time), then beats: ``on_back`` once; then it stops
+    (state T) and is handed over to be killed."""
+    beats = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0]
+    states = ["R"] * 9 + ["T"] * 3
+    clock = {"n": -1}
+    seen: list[tuple[str, bool]] = []
+    back: list[float] = []
+
+    async def read() -> list[NodeInfo]:
+        clock["n"] += 1
+        if clock["n"] >= len(beats) - 1:
+            stop.set()
+        return list(entry(100, beats[min(clock["n"], len(beats) - 1)]).values())
+
+    def sample(pid: int) -> CpuSample:
+        n = min(clock["n"], len(states) - 1)
+        return CpuSample(states[n], n * 0.1 if states[n] == "R" else 0.8)
+
+    stop = asyncio.Event()
+    probe = HeartbeatProbe(ttl=2.5, start_grace=30)  # one reading per second of its clock (the reading's number)
+    w = [Watched("worker-1", "local-1", 100, started_at=0.0)]
+    asyncio.run(run_probe(probe, read, lambda: w, lambda s, v: seen.append((v.why, v.kill)), stop, 0,
+                          sample=sample, on_back=lambda worker, silent_for: back.append(silent_for),
+                          clock=lambda: float(clock["n"])))
+    assert seen == [("busy", False)] * 3 + [("stopped", True)] * 3  # readings 3-5 silent and busy; 9-11 stopped
+    assert back == [5.0]  # it beat at reading 6, after 5 s of silence

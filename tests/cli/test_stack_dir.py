@@ -1,0 +1,66 @@
+"""stack14 item 1: a CLI verb run where a ``gamead up`` runs (its ``.gamead/gamead-up.json``) talks to that stack.
+
+Before, ``gamead doctor``, ``top --once``, ``ads list``, ``workers``, ``dlq list`` without ``--api`` went to
+127.0.0.1:8080 even in the directory of a stack on port 18630: exit 3 there, or, worse, another stack's answers;
+``config show`` said 8080. Now with no ``--api`` / GAMEAD_API_URL / ``client.api_url`` they use the API the stack
+wrote in its gamead-up.json; a stale file (its ``up`` gone) is ignored. A real ``gamead up`` (no worker), stopped
+by its PID."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.support import clean_env, gamead_argv, up_stack
+
+
+def _gamead(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(gamead_argv(*args), cwd=cwd, env=clean_env(**env), capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_config_still_win(
+        tmp_path: Path, closed_api_url: str) -> None:
+    up = up_stack(tmp_path, "--workers", "0", data_dir=tmp_path / ".gamead").start()  # cwd: tmp_path
+    try:
+        up.wait_ready()
+        state = json.loads((up.data_dir / "gamead-up.json").read_text())
+        assert state["apiUrl"] == up.url and state["pid"] == up.pid
+        for verb in (["workers"], ["ads", "list"], ["dlq", "list"], ["top", "--once"]):
+            done = _gamead(tmp_path, *verb, "-o", "json")
+            assert done.returncode == 0, (verb, done.stderr[-2000:])
+            json.loads(done.stdout)
+        doctor = _gamead(tmp_path, "doctor")  # its header names the API it asked
+        assert doctor.returncode in (0, 1) and f"API {up.url}" in doctor.stdout, doctor.stdout + doctor.stderr
+        shown = _gamead(tmp_path, "config", "show", "-o", "json")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["client"]["api_url"] == up.url
+        note = " ".join(shown.stderr.split())
+        assert f"a gamead up (pid {up.pid}, API {up.url}) runs on .gamead" in note, note
+        assert "config-in-force.yaml" in note and "not the stack's" in note
+
+        # an explicit choice wins over the stack of the directory: --api, GAMEAD_API_URL, client.api_url
+        for args, env in (((("--api", closed_api_url)), {}), ((), {"GAMEAD_API_URL": closed_api_url})):
+            done = _gamead(tmp_path, "workers", *args, **env)
+            assert done.returncode == 3 and closed_api_url in done.stderr, done.stderr[-2000:]
+        (tmp_path / "other.yaml").write_text(f"client: {{api_url: '{closed_api_url}'}}\n")
+        done = _gamead(tmp_path, "ads", "list", "--config", "other.yaml")
+        assert done.returncode == 3 and closed_api_url in done.stderr, done.stderr[-2000:]
+        elsewhere = tmp_path / "elsewhere"  # no stack there: the default, as before
+        elsewhere.mkdir()
+        assert json.loads(_gamead(elsewhere, "config", "show", "-o", "json").stdout)["client"]["api_url"] == \
+            "http://127.0.0.1:8080"
+    finally:
+        if up.popen is not None and up.popen.poll() is None:
+            up.popen.send_signal(signal.SIGTERM)
+            try:
+                up.popen.wait(60)
+            except subprocess.TimeoutExpired:
+                pass
+        up.kill_everything()
+    # its gamead-up.json stays, stale (its up is gone): ignored
+    assert (up.data_dir / "gamead-up.json").is_file()
+    shown = _gamead(tmp_path, "config", "show", "-o", "json")
+    assert json.loads(shown.stdout)["client"]["api_url"] == "http://127.0.0.1:8080" and "note:" not in shown.stderr
