@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
@@ -134,10 +136,12 @@ class TooLarge(ValueError):
 
 def bounded_lines(fh: IO[bytes], limit: int, max_total: int | None = None) -> Iterator[tuple[int, bytes | None]]:
     """``(line number, line)`` for every line of a binary file, each read with at most ``limit + 1`` bytes in
-    memory; a line longer than ``limit`` bytes is skipped to its end in bounded reads and comes as
-    ``(number, None)``. Memory stays ``O(limit)`` whatever the file holds (one 50 MB line).
+    memory. A line longer than ``limit`` bytes comes as ``(number, None)`` as soon as its ``limit + 1``-th byte
+    is read (a caller that refuses it stops there: a 1 GB line costs ``limit + 1`` bytes and one read, not a
+    pass over the gigabyte); only a caller that asks for the next line has the rest of the long one skipped, in
+    bounded reads. Memory stays ``O(limit)`` whatever the file holds.
 
-    Raises :class:`TooLarge` once more than ``max_total`` bytes were read (``/dev/zero`` ends too)."""
+    Raises :class:`TooLarge` once more than ``max_total`` bytes were read (``/dev/zero`` on stdin ends too)."""
     number = total = 0
 
     def read() -> bytes:
@@ -156,9 +160,9 @@ def bounded_lines(fh: IO[bytes], limit: int, max_total: int | None = None) -> It
             return
         number += 1
         if len(line) > limit and not line.endswith(b"\n"):
+            yield number, None  # most callers refuse it here: the rest of the line is never read
             while line and not line.endswith(b"\n"):
                 line = read()
-            yield number, None
             continue
         yield number, line
 
@@ -211,17 +215,42 @@ def input_name(source: str | Any) -> str:
     return "stdin" if str(source) == "-" else str(source)
 
 
-def open_input(source: str | Any, hint: str = "FILE") -> IO[bytes]:
-    """The bytes of an input file, ``-`` for stdin (the caller closes a file it opened). Raises
-    :class:`BadInputFile` (exit 2) for a file that does not exist or cannot be read."""
+#: what a message calls a file that is not a regular file (``S_IFMT`` bits)
+_KINDS = {stat.S_IFCHR: "a device", stat.S_IFBLK: "a device", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+          stat.S_IFDIR: "a directory"}
+
+
+def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False) -> IO[bytes]:
+    """The bytes of an input file, ``-`` for stdin (the caller closes a file it opened). Only a regular file is
+    read, as ``--config`` reads one (:func:`gamead_core.config.load.check_file`): a device (``/dev/zero``,
+    ``/dev/urandom``: endless), a FIFO (opened without waiting for a writer, then refused), a socket or a
+    directory is refused before a byte is read. With ``seekable`` (a reader that reads the file twice) stdin
+    must be a regular file too (``< rec.jsonl``, not a pipe). Raises :class:`BadInputFile` (exit 2) naming the
+    file for one that does not exist, cannot be read or is not a regular file."""
+    where = input_name(source)
     if str(source) == "-":
-        return sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin  # type: ignore[return-value]
-    try:
-        return open(source, "rb")  # noqa: SIM115 - closed by the caller
+        stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+        if seekable:
+            try:
+                regular = stat.S_ISREG(os.fstat(stdin.fileno()).st_mode)
+            except (OSError, ValueError, AttributeError):  # no descriptor (a test's stdin)
+                regular = False
+            if not regular:
+                raise BadInputFile(where, "must be a file (it is read twice), not a pipe: give its path", hint=hint)
+        return stdin  # type: ignore[return-value]
+    try:  # O_NONBLOCK: a FIFO with no writer must not hang the open (no effect on a regular file's reads)
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise BadInputFile(input_name(source), "does not exist", hint=hint) from None
+        raise BadInputFile(where, "does not exist", hint=hint) from None
     except OSError as exc:
-        raise BadInputFile(input_name(source), f"cannot be read ({exc.strerror or exc})", hint=hint) from None
+        raise BadInputFile(where, f"cannot be read ({exc.strerror or exc})", hint=hint) from None
+    mode = os.fstat(fd).st_mode  # of the file opened: no window for a swap between a check and the open
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a file")
+        raise BadInputFile(where, f"is not a regular file ({kind}, whose reading may never end): is it the right "
+                           "file?", hint=hint)
+    return os.fdopen(fd, "rb")
 
 
 def load_json(data: bytes, where: str, *, line: int | None = None, hint: str = "FILE") -> Any:

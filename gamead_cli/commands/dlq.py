@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 from urllib.parse import quote
 
 import typer
@@ -573,25 +574,16 @@ def export(
         note_line("no DLQ entries match: nothing exported")
 
 
-def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
-    """``(line number, entry)`` for every non-blank line of a JSONL file (``-`` = stdin), each line read with
-    at most :data:`MAX_IMPORT_LINE_BYTES` in memory (:func:`gamead_cli.inputs.bounded_lines`). Raises
-    :class:`gamead_cli.inputs.BadInputFile` (exit 2, the shared reader of every input file) for a file that
-    does not exist, cannot be read or is larger than :data:`MAX_IMPORT_BYTES`, and naming ``FILE:LINE`` for a
-    line longer than :data:`MAX_IMPORT_LINE_BYTES`, not UTF-8 (UTF-16/32 refused, a UTF-8 BOM dropped), not
-    strict JSON (``NaN``, ``Infinity`` included) or not a JSON object."""
-    from gamead_cli.inputs import (
-        BadInputFile,
-        TooLarge,
-        bounded_lines,
-        input_name,
-        json_line,
-        open_input,
-    )
+def entries_of(fh: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, entry)`` for every non-blank line of the JSONL file open in ``fh`` (named ``where`` in
+    messages), read and checked one line at a time: memory is one line (at most :data:`MAX_IMPORT_LINE_BYTES`,
+    :func:`gamead_cli.inputs.bounded_lines`) whatever the file, and a fault stops the reading where it is.
+    Raises :class:`gamead_cli.inputs.BadInputFile` (exit 2) for a file larger than :data:`MAX_IMPORT_BYTES` or
+    that cannot be read, and naming ``FILE:LINE`` for a line longer than :data:`MAX_IMPORT_LINE_BYTES`, not UTF-8
+    (UTF-16/32 refused, a UTF-8 BOM dropped), not strict JSON (``NaN``, ``Infinity`` included), not a JSON
+    object, or an object without ``adId`` (every DLQ entry names its ad: a file of ads is refused at line 1)."""
+    from gamead_cli.inputs import BadInputFile, TooLarge, bounded_lines, json_line
 
-    where = input_name(file)
-    fh = open_input(file)
-    entries: list[tuple[int, dict[str, Any]]] = []
     try:
         for n, line in bounded_lines(fh, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES):
             if line is not None and not line.strip():
@@ -604,28 +596,58 @@ def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
                 raise
             if not isinstance(entry, dict):
                 raise BadInputFile(where, "not a JSON object (expected JSON Lines from `gamead dlq export`)", n)
-            entries.append((n, entry))
+            if "adId" not in entry:
+                raise BadInputFile(where, "not a DLQ entry (no adId; expected JSON Lines from `gamead dlq export`)",
+                                   n)
+            yield n, entry
     except TooLarge:
         raise BadInputFile(where, f"larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it") from None
     except OSError as exc:
         raise BadInputFile(where, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
+    """:func:`entries_of` the file ``file`` (``-`` = stdin), as a list (a small file: ``dlq import`` itself
+    streams). Raises as :func:`entries_of`, and :class:`gamead_cli.inputs.BadInputFile` for a file that does not
+    exist, cannot be read or is not a regular file."""
+    from gamead_cli.inputs import input_name, open_input
+
+    fh = open_input(file)
+    try:
+        return list(entries_of(fh, input_name(file)))
     finally:
         if file != "-":
             fh.close()
-    return entries
 
 
-def _batches(entries: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, dict[str, Any]]]]:
-    out: list[list[tuple[int, dict[str, Any]]]] = [[]]
+class _Tee:
+    """``readline`` of a binary file that also writes what it read to ``copy`` (stdin, read again from it)."""
+
+    def __init__(self, fh: IO[bytes], copy: IO[bytes]) -> None:
+        self.fh, self.copy = fh, copy
+
+    def readline(self, limit: int = -1) -> bytes:
+        data: bytes | str = self.fh.readline(limit)
+        if isinstance(data, str):  # a text stdin (tests): same bytes
+            data = data.encode("utf-8", "surrogateescape")
+        self.copy.write(data)
+        return data
+
+
+def _batches(entries: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """``entries`` in lists of at most :data:`IMPORT_BATCH_ENTRIES` and about :data:`IMPORT_BATCH_BYTES` of
+    JSON (one request each), read lazily: one batch in memory at a time."""
+    batch: list[tuple[int, dict[str, Any]]] = []
     size = 0
     for item in entries:
         n = len(json.dumps(item[1], separators=(",", ":")))
-        if out[-1] and (size + n > IMPORT_BATCH_BYTES or len(out[-1]) >= IMPORT_BATCH_ENTRIES):
-            out.append([])
-            size = 0
-        out[-1].append(item)
+        if batch and (size + n > IMPORT_BATCH_BYTES or len(batch) >= IMPORT_BATCH_ENTRIES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
         size += n
-    return [b for b in out if b]
+    if batch:
+        yield batch
 
 
 def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> typer.BadParameter:
@@ -644,21 +666,14 @@ def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiCl
     return BadInputFile(input_name(file), f"{exc.message} (nothing was imported)")
 
 
-@app.command("import")
-def import_(
-    file: Annotated[str, typer.Argument(metavar="FILE", help="JSONL from `gamead dlq export`, or - for stdin.")],
-    output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
-) -> None:
-    """Put exported entries into this environment's DLQ (then `gamead dlq replay` them here). Every line is
-    checked by the API before anything is written; ads alive here are skipped.
-
-    Example: gamead dlq import dead.jsonl --api http://staging:8080
-    """
-    entries = read_entries(file)
-    batches = _batches(entries)
-    totals: dict[str, Any] = {"lines": len(entries), "imported": 0, "skipped": 0, "skippedReasons": {}, "jobs": []}
+def _import(file: str, batches: Callable[[], Iterator[list[tuple[int, dict[str, Any]]]]], lines: int,
+            config: str | None, api: str | None) -> dict[str, Any]:
+    """Send the ``lines`` entries ``batches()`` yields (a fresh pass over the file each call, one batch in memory
+    at a time): every batch validated first (``dryRun``: a 422 names ``file:line``, exit 2, nothing written),
+    then imported batch by batch, each job followed to its end. Returns the totals ``dlq import`` prints."""
+    totals: dict[str, Any] = {"lines": lines, "imported": 0, "skipped": 0, "skippedReasons": {}, "jobs": []}
     with api_client(config, api) as client:
-        for batch in batches:  # validate everything first
+        for batch in batches():  # validate everything first
             try:
                 client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch], "dryRun": True})
             except ApiClientError as exc:
@@ -666,8 +681,8 @@ def import_(
                     raise _invalid_line(file, batch, exc) from None
                 raise
         with _progress() as progress:
-            task = progress.add_task("importing", total=len(entries))
-            for batch in batches:
+            task = progress.add_task("importing", total=lines)
+            for batch in batches():
                 job = client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch]})
                 final = follow_job(client, job, quiet=True)
                 counts = final.get("counts") or {}
@@ -679,7 +694,40 @@ def import_(
                 progress.advance(task, len(batch))
                 if final.get("state") != "succeeded":
                     raise GameadError(f"import job {final['id']} {final.get('state')}: {final.get('stopReason')}; "
-                                      f"imported {totals['imported']} of {len(entries)} lines so far")
+                                      f"imported {totals['imported']} of {lines} lines so far")
+    return totals
+
+
+@app.command("import")
+def import_(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="JSONL from `gamead dlq export`, or - for stdin.")],
+    output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Put exported entries into this environment's DLQ (then `gamead dlq replay` them here). Every line is
+    checked by the API before anything is written; ads alive here are skipped.
+
+    Example: gamead dlq import dead.jsonl --api http://staging:8080
+    """
+    from gamead_cli.inputs import input_name, open_input
+
+    where = input_name(file)
+    fh = open_input(file)
+    copy = tempfile.TemporaryFile() if file == "-" else None  # noqa: SIM115 - closed below
+    try:
+        # 1. every line checked here, one at a time, before any request (stdin kept in a file to be read again)
+        lines = sum(1 for _ in entries_of(fh if copy is None else _Tee(fh, copy), where))  # type: ignore[arg-type]
+        again = fh if copy is None else copy
+
+        def batches() -> Iterator[list[tuple[int, dict[str, Any]]]]:
+            again.seek(0)
+            return _batches(entries_of(again, where))
+
+        totals = _import(file, batches, lines, config, api)
+    finally:
+        if copy is not None:
+            copy.close()
+        if file != "-":
+            fh.close()
 
     def view(t: dict[str, Any]) -> Any:
         text = f"imported {t['imported']} of {t['lines']} lines · skipped {t['skipped']}"

@@ -923,7 +923,8 @@ def submit(
                 total, ads = len(labelled), iter(labelled)
             elif bulk_file:
                 assert file is not None
-                total, ads = count_ndjson(file), first_read(read_ndjson(file, overrides))
+                ads = first_read(read_ndjson(file, overrides))  # a file that is not NDJSON: refused first,
+                total = count_ndjson(file)  # before the count reads it whole
             else:
                 assert count is not None
                 total, ads = count, generated_ads(count, seed, overrides)

@@ -7,13 +7,15 @@ and the parts that did not change since the previous line (the DLQ page, the aud
 :data:`KEPT`) are left out and named in ``"same"``; so an hour at one refresh a second is a few MB, not the
 70 MB of whole snapshots. The recorder stops at a
 size cap (it never grows a file without bound) and says so; the player reads one line at a time (memory is
-one frame plus the line offsets) and refuses a line over :data:`MAX_LINE` bytes.
+one frame plus 16 bytes a line) and refuses a device, a line over :data:`MAX_LINE` bytes and a first line that is
+not a recording's as it indexes the file (a later one when it is played).
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from array import array
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +36,8 @@ FORMAT = 1
 DEFAULT_MAX_MB = 200  #: about 6 h at one refresh a second with 8 workers (~10 KB a snapshot, measured)
 #: the longest line a replay accepts (a recorded snapshot is tens of KB)
 MAX_LINE = 8 * 1024 * 1024
+#: the most snapshots a replay indexes (its offsets: 16 bytes each; 23 days at one refresh a second)
+MAX_FRAMES = 2_000_000
 #: parts of a snapshot left out of a line when equal to the previous line's
 KEPT = ("workers", "dlq", "dlqError", "audit", "auditError")
 HINT = "--replay"  #: the option a fault of a recording is reported under
@@ -175,15 +179,16 @@ class Player:
         self.path = Path(path)
         self.api_url = f"replay of {self.path.name}"
         self.history = history
-        #: each frame: (byte offset, 1-based line number) in the file (blank lines are skipped)
-        self._offsets: list[tuple[int, int]] = []
+        #: each frame's byte offset and 1-based line number in the file (blank lines are skipped): 16 bytes a frame
+        self._offsets, self._lines = array("q"), array("q")
         self.position = -1
         self.reading = -1
         self._current: Snapshot | None = None
         self._history: dict[str, Any] = {}
         self._at: float | None = None
         where = str(path)
-        self._file = open_input(path, hint=HINT)  # missing or unreadable: bad input, exit 2 (gamead_cli.inputs)
+        # a regular file only (a device never ends: gamead_cli.inputs), and stdin only when it is one (read twice)
+        self._file = open_input(path, hint=HINT, seekable=True)
         try:
             offset = 0
             for number, line in bounded_lines(self._file, MAX_LINE):
@@ -191,7 +196,13 @@ class Player:
                     raise BadInputFile(where, f"longer than {MAX_LINE // 1024 // 1024} MB: not a recording", number,
                                        HINT)
                 if line.strip():
-                    self._offsets.append((offset, number))
+                    if not self._offsets:  # a file that is not a recording: refused at its first line, now
+                        self._decoded(number, line, first=True)  # (the others as played: parsing each twice
+                    if len(self._offsets) >= MAX_FRAMES:  # made a 440 MB replay 1.8x slower)
+                        raise BadInputFile(where, f"more than {MAX_FRAMES:,} snapshots: split the recording", number,
+                                           HINT)
+                    self._offsets.append(offset)
+                    self._lines.append(number)
                 offset += len(line)
             if not self._offsets:
                 raise BadInputFile(where, "an empty recording (record one with gamead top --record FILE)", hint=HINT)
@@ -209,27 +220,31 @@ class Player:
 
     def line_of(self, i: int) -> int:
         """The file's 1-based line number of frame ``i`` (0-based; clamped to the recording)."""
-        return self._offsets[max(0, min(len(self._offsets) - 1, i))][1]
+        return self._lines[max(0, min(len(self._lines) - 1, i))]
 
     def _read(self, i: int) -> dict[str, Any]:
-        """Frame ``i``'s line, decoded; raises :class:`BadInputFile` naming the file and line for one that is not
-        JSON (:func:`gamead_cli.inputs.json_line`, the reader of every input file) or not a recording's line."""
-        self._file.seek(self._offsets[i][0])
+        """Frame ``i``'s line, decoded (:meth:`_decoded`)."""
+        self._file.seek(self._offsets[i])
+        return self._decoded(self.line_of(i), self._file.readline(MAX_LINE + 1), first=i == 0)
+
+    def _decoded(self, number: int, data: bytes, *, first: bool) -> dict[str, Any]:
+        """Line ``number`` of the file (``data``, its bytes), decoded; raises :class:`BadInputFile` naming the file
+        and line for one that is not JSON (:func:`gamead_cli.inputs.json_line`, the reader of every input file)
+        or not a recording's line (a JSON object with a ``snapshot`` object)."""
         try:
-            line = json_line(self.line_of(i), self._file.readline(MAX_LINE + 1), str(self.path), MAX_LINE,
-                             hint=HINT)
+            line = json_line(number, data, str(self.path), MAX_LINE, hint=HINT)
         except BadInputFile as exc:  # an ad.json of several lines is valid JSON: say what it is not
-            if i == 0 and exc.problem.startswith("not valid JSON") and (lines := self._one_document()):
+            if first and exc.problem.startswith("not valid JSON") and (lines := self._one_document()):
                 raise BadInputFile(str(self.path), f"not a gamead top recording (one JSON document over {lines} "
                                    "lines; a recording is one snapshot a line, from gamead top --record FILE)",
-                                   self.line_of(i), HINT) from None
+                                   number, HINT) from None
             raise
         if not isinstance(line, dict) or not isinstance(line.get("snapshot"), dict):
             kind = {dict: "object without a snapshot", list: "array", str: "string", bool: "true/false",
                     type(None): "null"}.get(type(line), "number")
             what = f"a JSON {kind}"
             raise BadInputFile(str(self.path), f"not a gamead top recording ({what}; a recording is one snapshot a "
-                               "line, from gamead top --record FILE)", self.line_of(i), HINT)
+                               "line, from gamead top --record FILE)", number, HINT)
         return line
 
     def _one_document(self) -> int:

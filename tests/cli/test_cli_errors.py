@@ -65,9 +65,10 @@ def test_submit_of_a_bad_file_is_one_line_and_exit_2(tmp_path: Path, content: st
 
 
 def test_submit_of_dev_zero_reads_a_bounded_amount(tmp_path: Path) -> None:
+    """Refused before a byte is read (files14: every input file must be a regular file, as --config must)."""
     result = gamead("submit", "/dev/zero", cwd=tmp_path)
     assert result.returncode == exitcodes.USAGE
-    one_red_line(result, "/dev/zero", "larger than 1024 KiB")
+    one_red_line(result, "/dev/zero", "not a regular file")
 
 
 @pytest.mark.parametrize("path", ["missing.json", "."], ids=["missing", "a-directory"])
