@@ -5,12 +5,14 @@ stays light.
 
 What one pattern may cost, whoever sends it (``GET /v1/dlq`` is open to viewers): RE2 matches in linear time,
 but compiling runs on the caller's thread with the GIL held (google-re2's binding does not release it), so on
-the API's event loop. A pattern RE2 may give :data:`PATTERN_MAX_MEM` compiles in ≤ ~25 ms (the slowest found:
-``\\pL{10}``, a big Unicode class repeated, on a loaded 2-core machine) and one needing more is refused in
-~6 ms; with 8 MiB (RE2's default) ``(.*){1,1000}`` × 42 took 0.3-3 s each and 30 of them left ``/healthz``
-unanswered for 10 s (attack14a). Memory: RE2's module cache would keep 128 compiled patterns of up to
+the API's event loop. A pattern RE2 may give :data:`PATTERN_MAX_MEM` compiles in tens of milliseconds (the
+slowest found: 20-80 ms for ``\\pL{10}`` or ``[^x]{1,1000}`` on a loaded 2-core machine) and one needing more is
+refused in ~6 ms; with 8 MiB (RE2's default) ``(.*){1,1000}`` × 42 took 0.3-3 s each and 30 of them left
+``/healthz`` unanswered for 10 s (attack14a). A pattern compiling to more than :data:`MAX_PROGRAM` instructions
+is refused too: it bounds each search. Memory: RE2's module cache would keep 128 compiled patterns of up to
 ``max_mem`` each (an API went 111 → 710 MB); it is emptied after each compile (``re2.purge``) and
-:data:`CACHED` patterns are kept here instead, so at most ``CACHED × PATTERN_MAX_MEM`` (8 MiB) in all.
+:data:`CACHED` patterns are kept here instead: at most ``CACHED × PATTERN_MAX_MEM`` (8 MiB) in the cache, plus
+the patterns of filters in use (a running job, a request being answered).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ MAX_PATTERN = 1000
 #: Memory RE2 may use for one pattern, compiled program and matching caches together; a pattern that needs more
 #: is refused (422), never slow (see the module doc).
 PATTERN_MAX_MEM = 256 << 10
+#: Largest RE2 program a pattern may compile to (instructions, ``programsize``): when RE2's DFA runs out of its
+#: memory a search is linear in the text times this (``.{1,200}ZZ``, 1,805 instructions, searched 4,000 characters
+#: in 22 ms, ``.{1,500}ZZ``, 4,505, in 41 ms; ``.{1,1000}ZZ``, 9,005, in 75-225 ms), so a search of one DLQ entry's
+#: message (at most 4,000 characters) holds the event loop ~50 ms at worst (review14). ``\\pL+`` is 1,201.
+MAX_PROGRAM = 5000
 #: Compiled patterns (and refusals) kept, most recently used first: a dashboard's filter repeated every refresh
 #: is compiled once.
 CACHED = 32
@@ -56,7 +63,11 @@ def _compile(pattern: str) -> Any:
     options.log_errors = False  # RE2 would print to stderr, outside the JSON logs
     options.max_mem = PATTERN_MAX_MEM
     try:
-        return re2.compile(pattern, options)
+        compiled = re2.compile(pattern, options)
+        if compiled.programsize > MAX_PROGRAM:
+            return ValueError(f"the pattern compiles to {compiled.programsize} RE2 instructions; the limit is "
+                              f"{MAX_PROGRAM} (`.{{1,500}}` is about 4,500): repeat less, e.g. `+` for `{{1,1000}}`")
+        return compiled
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):

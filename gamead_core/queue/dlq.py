@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: A scan hands the event loop back after this many entries.
 YIELD_EVERY = 100
+#: ... or as soon as this many seconds of the loop were spent since the last yield (a costly ``message`` filter:
+#: ~50 ms a search at worst, :data:`gamead_core.dlq_pattern.MAX_PROGRAM`)
+YIELD_SECONDS = 0.02
 #: JetStream's error code for a publish refused by ``Nats-Expected-Last-Subject-Sequence``.
 WRONG_LAST_SEQUENCE = 10071
 
@@ -266,9 +269,11 @@ class DeadLetters:
         budget: ScanBudget | None = None,
     ) -> AsyncIterator[DlqEntry]:
         """Every matching, readable entry in DLQ order (oldest first), from sequence ``after`` + 1 up to
-        ``up_to``, within ``budget``. Yields to the event loop every :data:`YIELD_EVERY` entries read."""
+        ``up_to``, within ``budget``. Yields to the event loop every :data:`YIELD_EVERY` entries read, or
+        :data:`YIELD_SECONDS` of work (filters matched), whichever comes first."""
         flt = flt or DlqFilter()
         read = 0
+        yielded = time.monotonic()
         async for msg in read_stream(self._js, names.DLQ_STREAM, names.DLQ_SUBJECT_WILDCARD, start_seq=after + 1):
             seq = msg.metadata.sequence.stream
             if up_to is not None and seq > up_to:
@@ -276,8 +281,9 @@ class DeadLetters:
             read += 1
             if budget is not None:
                 budget.last_seq = seq
-            if read % YIELD_EVERY == 0:
+            if read % YIELD_EVERY == 0 or time.monotonic() - yielded >= YIELD_SECONDS:
                 await asyncio.sleep(0)
+                yielded = time.monotonic()
             entry = _decode(msg.data, seq)
             if entry is not None and flt.matches(entry):
                 yield entry
