@@ -22,9 +22,11 @@ INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
 TABLE: tuple[tuple[int, str], ...] = (
     (OK, "success"),
     (ERROR, "the request failed, or an unexpected error (the message says why; `--debug` shows the traceback)"),
-    (USAGE, "bad usage: flags, arguments, or an input file that is missing, unreadable or not valid JSON/NDJSON "
-            "(the one red line names the file and line; an NDJSON file is refused whole when its first line is not "
-            "JSON, while a later bad line is that one ad rejected, `invalid_json`, and the others are sent: exit 1)"),
+    (USAGE, "bad usage: flags, arguments, or an input file that is missing, unreadable, not a regular file "
+            "(`/dev/zero`, a FIFO: refused before a byte is read, as `--config` refuses it) or not valid JSON/NDJSON "
+            "(the one red line names the file and line; every file is read a bounded line at a time and refused at "
+            "its first bad line; an NDJSON file is refused whole when its first line is not JSON, while a later bad "
+            "line is that one ad rejected, `invalid_json`, and the others are sent: exit 1)"),
     (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API; or a request went out and "
                   "no answer came (`got the request but gave no answer`: it may have been carried out, and a submit "
                   "says how to find or settle its ad)"),
