@@ -134,14 +134,16 @@ class TooLarge(ValueError):
     """A file larger than its reader's total bound."""
 
 
-def bounded_lines(fh: IO[bytes], limit: int, max_total: int | None = None) -> Iterator[tuple[int, bytes | None]]:
+def bounded_lines(fh: IO[bytes], limit: int, max_total: int | None = None,
+                  max_skip: int | None = None) -> Iterator[tuple[int, bytes | None]]:
     """``(line number, line)`` for every line of a binary file, each read with at most ``limit + 1`` bytes in
     memory. A line longer than ``limit`` bytes comes as ``(number, None)`` as soon as its ``limit + 1``-th byte
     is read (a caller that refuses it stops there: a 1 GB line costs ``limit + 1`` bytes and one read, not a
     pass over the gigabyte); only a caller that asks for the next line has the rest of the long one skipped, in
     bounded reads. Memory stays ``O(limit)`` whatever the file holds.
 
-    Raises :class:`TooLarge` once more than ``max_total`` bytes were read (``/dev/zero`` on stdin ends too)."""
+    Raises :class:`TooLarge` once more than ``max_total`` bytes were read (``/dev/zero`` on stdin ends too), or
+    once the rest of a long line skipped passes ``max_skip`` bytes (a sparse terabyte after a valid line)."""
     number = total = 0
 
     def read() -> bytes:
@@ -161,8 +163,13 @@ def bounded_lines(fh: IO[bytes], limit: int, max_total: int | None = None) -> It
         number += 1
         if len(line) > limit and not line.endswith(b"\n"):
             yield number, None  # most callers refuse it here: the rest of the line is never read
+            skipped = 0
             while line and not line.endswith(b"\n"):
                 line = read()
+                skipped += len(line)
+                if max_skip is not None and skipped > max_skip:
+                    raise TooLarge(f"line {number} is longer than {max_skip // 1024**2} MiB: the rest of the file "
+                                   "is not read")
             continue
         yield number, line
 
@@ -248,8 +255,10 @@ def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False)
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = _KINDS.get(stat.S_IFMT(mode), "not a file")
+        pipe = (" (for a pipe or `<(…)`, give it on stdin as `-`, e.g. `… | gamead submit -`)"
+                if stat.S_ISFIFO(mode) and not seekable else "")
         raise BadInputFile(where, f"is not a regular file ({kind}, whose reading may never end): is it the right "
-                           "file?", hint=hint)
+                           f"file?{pipe}", hint=hint)
     return os.fdopen(fd, "rb")
 
 

@@ -33,6 +33,7 @@ unreachable, 6 an ad failed (--wait), 130 interrupted.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections import Counter
@@ -58,6 +59,7 @@ from gamead_cli.client import ApiClient
 from gamead_cli.generate import generate_ads
 from gamead_cli.inputs import (
     BadInputFile,
+    TooLarge,
     bounded_lines,
     input_name,
     json_line,
@@ -191,11 +193,25 @@ def _open_lines(source: str) -> Any:
     return open_input(source)
 
 
+#: a line longer than MAX_NDJSON_LINE_BYTES is rejected and skipped to its end, but no further than this: then the
+#: rest of the file is not read (named in the summary)
+MAX_NDJSON_SKIP_BYTES = 64 * 1024**2
+#: an NDJSON file larger than this is not counted first: its progress bar has no total (review14b: a valid line
+#: and a 1 TiB sparse hole kept `gamead submit` reading to count before it sent anything)
+COUNT_MAX_BYTES = 256 * 1024**2
+
+
 def count_ndjson(source: str) -> int | None:
-    """Lines holding something in an NDJSON file (for the progress bar); None for stdin."""
+    """Lines holding something in an NDJSON file (for the progress bar); None for stdin or a file of more than
+    :data:`COUNT_MAX_BYTES` (counting would read it all before the first ad is sent)."""
     if source == "-":
         return None
     with _open_lines(source) as fh:
+        try:
+            if os.fstat(fh.fileno()).st_size > COUNT_MAX_BYTES:
+                return None
+        except (OSError, ValueError, AttributeError):  # not a real file (tests): counted
+            pass
         return sum(1 for _, line in bounded_lines(fh, MAX_NDJSON_LINE_BYTES) if line is None or line.strip())
 
 
@@ -220,7 +236,15 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
     where = input_name(source)
     first = True
     with _open_lines(source) as fh:
-        for number, line in bounded_lines(fh, MAX_NDJSON_LINE_BYTES):
+        lines = bounded_lines(fh, MAX_NDJSON_LINE_BYTES, max_skip=MAX_NDJSON_SKIP_BYTES)
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                return
+            except TooLarge as exc:  # a line too long to skip (a sparse hole): the rest is named, not read
+                yield Labeled(f"{where}:{number}", _bad_line(str(exc)))
+                return
             label = f"{where}:{number}"
             if line is not None and not line.strip():
                 continue

@@ -42,21 +42,29 @@ _PING = b"PING\r\n"
 class _Pulse:
     """The guard's PING to the server a connection is on, awaiting its PONG."""
 
-    transport: object = None  #: the socket it went on (another one: the connection reconnected, start over)
+    transport: object = None  #: the transport it went on
+    pongs: list[asyncio.Future[bool]] | None = None  #: nats-py's list of awaited PONGs it joined: a reconnect
+    #: makes a new one (the transport object is reused), so another list means the PING went on an older socket
     pong: asyncio.Future[bool] | None = None  #: completed by nats-py's read loop when the PONG comes
     sent_at: float = 0.0  #: loop time it was sent
     misses: int = 0  #: guard rounds it has been unanswered (a blocked event loop counts one round, not its seconds)
+
+    def current(self, nc: NATS) -> bool:
+        """True if this pulse's PING went on ``nc``'s present connection (same transport, same PONG list)."""
+        return self.transport is getattr(nc, "_transport", 0) and self.pongs is getattr(nc, "_pongs", 0)
 
 
 _PULSES: weakref.WeakKeyDictionary[NATS, _Pulse] = weakref.WeakKeyDictionary()
 
 
 def unanswered_for(nc: NATS | None) -> float:
-    """Seconds the guard's PING to the server ``nc`` is on has waited for its PONG (0: answered, or none out)."""
+    """Seconds the guard's PING to the server ``nc`` is on has waited for its PONG (0: answered, or none out),
+    counted in guard rounds (:data:`READER_CHECK_INTERVAL` each): an event loop blocked for seconds counts one
+    round, so a stalled API never reads its own stall as a silent server (review14b)."""
     pulse = _PULSES.get(nc) if nc is not None else None
-    if pulse is None or pulse.pong is None or pulse.pong.done() or pulse.transport is not getattr(nc, "_transport", 0):
+    if pulse is None or pulse.pong is None or pulse.pong.done() or not pulse.current(nc):  # type: ignore[arg-type]
         return 0.0
-    return max(0.0, asyncio.get_running_loop().time() - pulse.sent_at)
+    return pulse.misses * READER_CHECK_INTERVAL
 
 
 def reader_alive(nc: NATS) -> bool:
@@ -134,14 +142,18 @@ async def check_answers(nc: NATS, stale_after: float) -> bool:
     ``stale_after`` seconds of rounds, drop the socket and let nats-py reconnect to another server of its list
     (``Client.force_reconnect``). True if it did. Needs the read loop alive (see :func:`recover_reader`)."""
     pulse = _PULSES.setdefault(nc, _Pulse())
-    transport = getattr(nc, "_transport", None)
-    if not nc.is_connected or nc.is_draining or transport is not pulse.transport:
-        pulse.transport, pulse.pong, pulse.misses = transport, None, 0
+    transport, pongs = getattr(nc, "_transport", None), getattr(nc, "_pongs", None)
+    if not isinstance(pongs, list):  # nats-py changed its internals: no PINGs of ours (its own still run)
+        return False
+    if not nc.is_connected or nc.is_draining or not pulse.current(nc):
+        pulse.transport, pulse.pongs, pulse.pong, pulse.misses = transport, pongs, None, 0
         if not nc.is_connected or nc.is_draining:
             return False
     if pulse.pong is not None and not pulse.pong.done():
         pulse.misses += 1
-        if pulse.misses * READER_CHECK_INTERVAL < stale_after:
+        # with one server known (nats.url and the cluster's gossip) there is nowhere else to go: dropping the
+        # socket of a slow server would only lose its unsent bytes (nats-py's own stale PINGs still apply)
+        if pulse.misses * READER_CHECK_INTERVAL < stale_after or len(nc.servers) < 2:
             return False
         log.warning("the NATS server this connection is on has not answered a PING for %.0f s; leaving it for "
                     "another server of nats.url", unanswered_for(nc), extra={"client": nc.options.get("name")})
@@ -153,7 +165,7 @@ async def check_answers(nc: NATS, stale_after: float) -> bool:
     pulse.pong, pulse.sent_at, pulse.misses = loop.create_future(), loop.time(), 0
     # as nats-py's own PINGs (Client._send_ping), without awaiting its flush queue, which a stalled server fills:
     # the PONGs come in order and complete the futures of _pongs in order; this one is never cancelled (#624)
-    nc._pongs.append(pulse.pong)
+    pongs.append(pulse.pong)
     transport.write(_PING)  # type: ignore[union-attr]
     return False
 

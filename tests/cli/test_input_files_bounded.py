@@ -75,6 +75,18 @@ def test_submit_refuses_a_long_first_line_at_its_limit(tmp_path: Path, closed_ap
     one_red_line(result, "ads.ndjson:1: longer than 64 KiB")
 
 
+def test_submit_of_a_valid_line_then_a_terabyte_hole_ends_and_names_where_it_stopped(
+        tmp_path: Path, closed_api_url: str) -> None:
+    """review14b: a valid line 1, then a 1 TiB sparse hole: `gamead submit` counted the whole file for its progress
+    bar (and would then skip the hole as one long line) before sending anything; still running at 25 s. Now a file
+    over COUNT_MAX_BYTES is not counted and a long line is skipped no further than 64 MiB: the run ends (here at the
+    closed API: exit 3, a JSON error document)."""
+    _sparse(tmp_path / "ads.ndjson", (json.dumps(AD) + "\n").encode())
+    result = gamead("submit", "ads.ndjson", "--api", closed_api_url, "-o", "json", cwd=tmp_path, timeout=120)
+    assert result.returncode == exitcodes.UNREACHABLE, result.stderr
+    assert json.loads(result.stdout)["error"]["code"] == "api_unreachable"
+
+
 def test_top_replay_refuses_a_first_line_that_is_not_a_recording_at_once(tmp_path: Path) -> None:
     """``million.ndjson`` (175 MB of ads) was read whole before its line 1 was refused."""
     _sparse(tmp_path / "ads.ndjson", (json.dumps(AD) + "\n").encode())

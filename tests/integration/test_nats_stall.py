@@ -181,3 +181,35 @@ def test_a_stall_under_submits_bounds_the_unsent_bytes_and_answers_503(
     # run went to 340 KB against the 256 KiB bound.
     slack = 4 * 8 * 1024 + 16 * 1024
     assert max(unsent) <= bound + slack, f"unsent bytes grew to {max(unsent)} (bound {bound} + {slack})"
+
+
+def test_a_reconnect_with_a_ping_of_the_guard_out_does_not_count_it_against_the_new_socket(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """review14b: nats-py keeps its transport object across a reconnect and makes a new list of awaited PONGs, so a
+    guard PING out when a reconnect happened was never answered and, counted against the new socket, made the
+    guard drop a healthy connection 3 s later ("has not answered a PING for 2 s") and /readyz fail from 1.5 s.
+    Here: a PING out, a reconnect, then four guard rounds on the healthy server: nothing unanswered, no drop."""
+    from gamead_core.queue.liveness import check_answers, unanswered_for
+
+    server = fresh_nats()
+
+    async def run() -> list[float]:
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1)
+        seen = []
+        try:
+            await check_answers(nc, 3)  # a PING out
+            await nc.force_reconnect()
+            await until(lambda: _true(nc.is_connected), timeout=10, what="the reconnect")
+            for _ in range(4):
+                assert not await check_answers(nc, 3), "the guard dropped a healthy connection"
+                await asyncio.sleep(0.2)  # its PONG comes
+                seen.append(unanswered_for(nc))
+        finally:
+            await nc.close()
+        return seen
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.queue.liveness"):
+        seen = asyncio.run(run())
+    assert seen == [0.0] * 4, seen
+    assert not any("has not answered a PING" in r.getMessage() for r in caplog.records)
