@@ -94,13 +94,18 @@ def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]
     wait_for(lambda: not_ok(server.url) == {}, timeout=15, what=f"all {len(WANTED)} objects recreated")
     recreated = {line.get("object_kind", "") + " " + line.get("object_name", "") for line in log_lines(api)
                  if line.get("action") == "recreated"}
-    assert recreated == {w.label for w in WANTED}, "one JSON log line per recreated object, named as a field"
+    # the registry and leases buckets are also recreated by their own users (a heartbeat, a lease renewal), which
+    # may come before the check: then the check finds them there (a full run's race); every other object is the
+    # check's to recreate, log and show
+    own = {w.label for w in WANTED if w.label.split()[-1] in (names.REGISTRY_BUCKET, names.LEASES_BUCKET)}
+    everything = {w.label for w in WANTED}
+    assert everything - own <= recreated <= everything, "one JSON log line per recreated object, named as a field"
     with httpx.Client(base_url=url, timeout=10) as client:
         ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r.json(), what="ready again")
-        assert {r["object"] for r in ready["repairs"]} == {w.label for w in WANTED}
+        assert {r["object"] for r in ready["repairs"]} == recreated
         topology = wait_for(lambda: (t := client.get("/v1/stats").json()["topology"])["apiCallsPerCheck"] == 2
                             and t, what="a quiet check: STREAM.LIST + CONSUMER.LIST")
-        assert topology["ok"] and {r["object"] for r in topology["repairs"]} == {w.label for w in WANTED}
+        assert topology["ok"] and {r["object"] for r in topology["repairs"]} == recreated
         assert client.post("/ads", json=ad("After the repair")).status_code == 202
     assert_doctor_clean(url)
 
