@@ -52,6 +52,9 @@ class DataDir:
     #: a signal handler reading :meth:`live` while its own thread writes
     _guard: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _api_url: str | None = field(default=None, init=False, repr=False)
+    #: this process (``up``): its PID and start time, read once, written with every rewrite
+    _me: dict[str, Any] = field(default_factory=lambda: {"pid": os.getpid(), "pidStart": start_time(os.getpid())},
+                                init=False, repr=False)
 
     @property
     def state_file(self) -> Path:
@@ -108,8 +111,7 @@ class DataDir:
             return list(self._live.values())
 
     def _write(self) -> None:
-        doc = {"pid": os.getpid(), "pidStart": start_time(os.getpid()), "apiUrl": self._api_url,
-               "started": list(self._live.values())}
+        doc = {**self._me, "apiUrl": self._api_url, "started": list(self._live.values())}
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, self.state_file)  # atomic: a reader sees the old file or the new one, whole

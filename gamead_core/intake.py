@@ -303,7 +303,7 @@ class Intake:
                 if not outcome.duplicate:
                     ad_submitted(out.level)  # gamead_ads_submitted_total, as for a single submit
         kept = await self._after_failed_publishes(failed) if failed else set()
-        for i in stored if kept else ():
+        for i in stored:
             if ids[i] in kept:
                 results[i] = maybe_queued(ids[i], keyed=False)
         return results

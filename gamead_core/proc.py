@@ -100,11 +100,16 @@ def watch_parent(interval: float = 1.0) -> threading.Thread | None:
     return thread
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3, the state, first: the name, in
+    parentheses, may hold spaces and ``)``). Raises OSError when the file cannot be read."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def start_time(pid: int) -> int | None:
     """Clock ticks after boot at which ``pid`` started (``/proc/<pid>/stat`` field 22); None if unknown."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])
+        return int(_stat_fields(pid)[19])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -122,7 +127,7 @@ class CpuSample:
 def cpu_sample(pid: int) -> CpuSample | None:
     """``pid``'s state and CPU time now (:class:`CpuSample`); None if it is gone or /proc cannot tell."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat_fields(pid)
         return CpuSample(fields[0], (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
     except (OSError, IndexError, ValueError):
         return None
@@ -137,7 +142,7 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat_fields(pid)[0] != "Z"
     except OSError:
         return True  # no /proc: trust kill(0)
 

@@ -140,22 +140,20 @@ async def _queue_again(js: JetStreamContext, dead: NodeInfo, origin: str, found:
             candidates.append((Outgoing(ad_id, level, raw.data, seq), created))
     # the age is judged now, just before the publish, not before the reads (thousands of them can take longer
     # than SAFETY): a record whose API publish may have left the duplicate window is never published again
-    outgoing: list[Outgoing] = []
-    created_at: dict[str, datetime] = {}
+    young: list[tuple[Outgoing, datetime]] = []
     for out, created in candidates:
         if time.time() < created.timestamp() + window - SAFETY:
-            outgoing.append(out)
-            created_at[out.ad_id] = created
+            young.append((out, created))
             continue
         report.too_old += 1
         log.warning("ad %s: queued by API %s, which died before publishing it perhaps; created too long ago to "
                     "queue again safely: gamead doctor will name it (no_message)", out.ad_id, dead.id,
                     extra={"ad_id": out.ad_id, "origin": origin})
-    answers = await publish_ads(js, outgoing, timeout=settings.nats.request_timeout,
-                                partitions=settings.queue.partitions) if outgoing else []
-    for out, answer in zip(outgoing, answers, strict=True):
+    answers = await publish_ads(js, [out for out, _ in young], timeout=settings.nats.request_timeout,
+                                partitions=settings.queue.partitions) if young else []
+    for (out, created), answer in zip(young, answers, strict=True):
         if not isinstance(answer, Published):
-            report.failed.append((out.ad_id, out.revision or 0, created_at[out.ad_id]))
+            report.failed.append((out.ad_id, out.revision or 0, created))
         elif answer.duplicate:
             report.already += 1
         else:
