@@ -358,9 +358,12 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     if analysis := record.get("analysis"):
         parts.append(Panel(analysis_view(analysis), title="analysis", title_align="left"))
     if error := record.get("error"):
-        text = Text(f"{error.get('errorClass', 'error')}: ", style="bold red")
+        # the record keeps its last failure as history once a later attempt or a replay moved it on
+        current = record.get("status") in ("dead", "failed") or bool(record.get("retryAt"))
+        text = Text(f"{error.get('errorClass', 'error')}: ", style="bold red" if current else "bold")
         text.append(str(error.get("message", "")))
-        parts.append(Panel(text, title="error", title_align="left", border_style="red"))
+        parts.append(Panel(text, title="error" if current else "earlier failure", title_align="left",
+                           border_style="red" if current else "dim"))
     if not record.get("analysis") and not record.get("error"):
         ad_id = record.get("id", "")
         if record.get("status") == "dead":  # final: nothing more will come

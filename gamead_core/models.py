@@ -177,7 +177,9 @@ class AdRecord(BaseModel):
                                          "analysis (a shutdown, storage down, another ad's crash) are not counted.")
     worker_id: str | None = Field(None, description="The worker that ran the last attempt, e.g. \"local-1\".")
     analysis: Analysis | None = Field(None, description="The verdict, once completed.")
-    error: AdError | None = Field(None, description="The last failure, while retrying and once dead or failed.")
+    error: AdError | None = Field(None, description="The last failure: while retrying, once dead or failed, and "
+                                   "kept as history when a later attempt or a DLQ replay completes the ad (the "
+                                   "replayed DLQ entry is deleted; status says where the ad is now).")
     idempotency_key: str | None = Field(None, description="The Idempotency-Key header the ad was submitted with.")
     #: sha256 of the validated ad a keyed submit carried: a repeat of the key with another ad is refused
     idempotency_fingerprint: str | None = Field(
