@@ -41,6 +41,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 
 from gamead_core import names
 from gamead_core.queue.deadlines import expire_after
+from gamead_core.queue.inline_sub import subscribe_inline
 
 __all__ = ["Ack", "parse_ack", "pending", "publish_acked", "publish_many"]
 
@@ -122,12 +123,13 @@ class _Acks:
             if self._prefix:
                 return
             prefix = self._nc.new_inbox() + "."
-            await self._nc.subscribe(prefix + "*", cb=self._on_reply)
+            # handled in nats-py's read loop, no task hop per ack (gamead_core.queue.inline_sub)
+            await subscribe_inline(self._nc, prefix + "*", self._on_reply)
             self._loop = asyncio.get_running_loop()
             self._cut = len(prefix)
             self._prefix = prefix
 
-    async def _on_reply(self, msg: Msg) -> None:
+    def _on_reply(self, msg: Msg) -> None:
         entry = self._waiting.pop(msg.subject[self._cut:], None)
         if entry is None:
             return  # expired (its group gave up), or swept

@@ -30,6 +30,7 @@ where nothing waits, instead of 5 ``consumer_info`` requests and their ~1 kB ans
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 
@@ -41,6 +42,7 @@ from nats.aio.subscription import Subscription
 
 from gamead_core import names
 from gamead_core.queue.connection import unsubscribe_quietly
+from gamead_core.queue.inline_sub import subscribe_inline
 from gamead_core.queue.pull_request import nak_now, take_delivered
 
 _STATUS = names.HDR_STATUS
@@ -78,17 +80,11 @@ class LongPolls:
         for key, queue in self.inbox.items():
             inbox = self._nc.new_inbox()
 
-            async def deliver(msg: Msg, queue: asyncio.Queue[Msg] = queue) -> None:
-                queue.put_nowait(msg)
-
-            self._subs.append(await self._nc.subscribe(inbox, cb=deliver))
+            # both handled in nats-py's read loop: no task hop per ad (gamead_core.queue.inline_sub)
+            self._subs.append(await subscribe_inline(self._nc, inbox, queue.put_nowait))
             self.reply[key] = inbox
             bell = self._nc.new_inbox()
-
-            async def ring(msg: Msg, key: Key = key) -> None:
-                self._on_bell(key, msg)
-
-            self._subs.append(await self._nc.subscribe(bell, cb=ring))
+            self._subs.append(await subscribe_inline(self._nc, bell, functools.partial(self._on_bell, key)))
             self._bell[key] = bell
 
     async def stop(self) -> None:
