@@ -9,7 +9,8 @@ session of its own, interpreter shutdown as usual). Every gamead line still runs
 on real servers; only the interpreter start is shared. ``tests.support.Proc`` uses it for ``gamead``
 commands; set ``GAMEAD_TEST_FORKSERVER=0`` to start every process with a fresh interpreter instead.
 
-Protocol (JSON lines): requests on stdin ``{"id", "args", "env", "cwd", "log"}``; answers on stdout
+Protocol (JSON lines): requests on stdin ``{"id", "args", "env", "cwd", "log"}`` (optionally ``"err"``: a file of
+its own for stderr, which otherwise goes to ``log`` with stdout); answers on stdout
 ``{"id", "pid"}`` once a child is forked, ``{"exit": pid, "code": returncode, "cpu": seconds}`` when it has
 ended (``-N`` for signal N, as :mod:`subprocess` says; the CPU time it used). The server reaps every child.
 When its stdin closes (pytest ended, or died however it died: the kernel closes the pipe) it exits, and its
@@ -104,11 +105,14 @@ def _become(request: dict[str, Any], server: int) -> None:
     if os.getppid() != server:  # the server died between fork and prctl
         os._exit(1)
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    err = os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if request.get("err") else log
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(log, 1)
-    os.dup2(log, 2)
+    os.dup2(err, 2)
     os.close(log)
+    if err != log:
+        os.close(err)
     os.close(devnull)
     os.chdir(request["cwd"])
     os.environ.clear()

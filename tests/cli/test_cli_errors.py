@@ -21,15 +21,14 @@ from typer.testing import CliRunner
 
 from gamead_cli import exitcodes
 from gamead_cli.main import app
-from tests.support import clean_env, gamead_argv, sigint_reaches_it, wait_for
+from tests.support import clean_env, gamead_argv, run_gamead, sigint_reaches_it, wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def gamead(*args: str, cwd: Path, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gamead_argv(*args), env=clean_env(**env), cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
+    return run_gamead(*args, env=clean_env(**env), cwd=cwd, timeout=timeout, errors="replace")
 
 
 def one_red_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:

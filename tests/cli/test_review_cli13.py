@@ -9,15 +9,14 @@ import subprocess
 from pathlib import Path
 
 from gamead_cli import exitcodes
-from tests.support import clean_env, gamead_argv
+from tests.support import clean_env, run_gamead
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 AD = {"title": "Sky Saga", "description": "An epic RPG.", "genre": "RPG", "callToAction": "Play", "duration": 30}
 
 
 def gamead(*args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gamead_argv(*args), check=False, env=clean_env(**env), cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
+    return run_gamead(*args, env=clean_env(**env), cwd=cwd, timeout=timeout, errors="replace")
 
 
 def red_line(result: subprocess.CompletedProcess[str]) -> str:

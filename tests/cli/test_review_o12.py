@@ -24,15 +24,14 @@ import pytest
 from gamead_cli import exitcodes
 from gamead_core.ad_ids import new_ad_id
 from gamead_core.embedded import EmbeddedNats
-from tests.support import ad, clean_env, gamead_argv, start_api
+from tests.support import ad, clean_env, run_gamead, start_api
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def gamead(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The real ``gamead`` as an operator runs it (not a terminal: rich takes its width from ``COLUMNS``)."""
-    return subprocess.run(gamead_argv(*args), env=clean_env(**env), cwd=cwd, capture_output=True, text=True,
-                          check=False, timeout=120, stdin=subprocess.DEVNULL, errors="replace")
+    return run_gamead(*args, env=clean_env(**env), cwd=cwd, timeout=120, errors="replace")
 
 
 def red_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -21,7 +21,7 @@ import pytest
 
 from gamead_core.embedded import EmbeddedNats
 from tests.integration.dlq_lane import made_up_entry
-from tests.support import clean_env, gamead_argv, start_api, wait_for
+from tests.support import clean_env, gamead_argv, run_gamead, start_api, wait_for
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -51,8 +51,7 @@ def own_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def gamead(*args: str, cwd: Path, api: str) -> subprocess.CompletedProcess[str]:
     """The real ``gamead`` (stdin no terminal), its API given as an operator's environment gives it
     (``GAMEAD_API_URL``)."""
-    return subprocess.run(gamead_argv(*args), env=clean_env(GAMEAD_API_URL=api, COLUMNS="200"), cwd=cwd,
-                          capture_output=True, text=True, check=False, timeout=120, stdin=subprocess.DEVNULL)
+    return run_gamead(*args, env=clean_env(GAMEAD_API_URL=api, COLUMNS="200"), cwd=cwd, timeout=120)
 
 
 def answered_on_a_terminal(*args: str, answer: bytes, cwd: Path, api: str) -> subprocess.CompletedProcess[str]:

@@ -13,12 +13,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.support import clean_env, gamead_argv, up_stack
+from tests.support import clean_env, run_gamead, up_stack
 
 
 def _gamead(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gamead_argv(*args), cwd=cwd, env=clean_env(**env), capture_output=True, text=True,
-                          timeout=120, check=False)
+    return run_gamead(*args, cwd=cwd, env=clean_env(**env), timeout=120)
 
 
 def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_config_still_win(

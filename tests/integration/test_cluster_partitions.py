@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_core import names
 from tests.cluster import NatsCluster, fresh_cluster
-from tests.support import ad, assert_doctor_clean, clean_env, gamead_argv, start_api, start_worker, wait_for
+from tests.support import ad, assert_doctor_clean, clean_env, run_gamead, start_api, start_worker, wait_for
 
 pytestmark = pytest.mark.xdist_group("tests/integration/test_cluster.py")
 
@@ -65,8 +65,7 @@ def _completed(client: httpx.Client, ids: list[str]) -> dict[str, dict] | None:
 
 def _gamead(cluster: NatsCluster, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run one ``gamead`` command to its end (a refused start ends at once; 60 s bound)."""
-    return subprocess.run(gamead_argv(*args), env=clean_env(GAMEAD_NATS__URL=cluster.url, **env),
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return run_gamead(*args, env=clean_env(GAMEAD_NATS__URL=cluster.url, **env), timeout=60)
 
 
 def test_an_urgent_ad_behind_a_backlog_spread_over_partitions_is_done_first(p3_stack: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.store.ads import AdStore
 from tests.cluster import NatsCluster, fresh_cluster
-from tests.support import SAMPLE_AD, clean_env, gamead_argv, start_api
+from tests.support import SAMPLE_AD, clean_env, run_gamead, start_api
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -102,8 +102,7 @@ def test_an_empty_bucket_is_a_complete_scan_of_nothing(fresh_nats: Callable[[], 
 
 
 def _gamead(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gamead_argv(*args), env=clean_env(COLUMNS="200"), cwd=cwd, capture_output=True, text=True,
-                          check=False, timeout=120, stdin=subprocess.DEVNULL)
+    return run_gamead(*args, env=clean_env(COLUMNS="200"), cwd=cwd, timeout=120)
 
 
 def test_get_ads_and_ads_list_say_how_much_was_scanned(fresh_nats: Callable[[], EmbeddedNats],

@@ -26,7 +26,7 @@ import pytest
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats, free_port
 from gamead_core.queue.partitions import partition_of
-from tests.support import Proc, ad, clean_env, gamead_argv, start_api, start_worker, up_stack, wait_for, wait_terminal
+from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, up_stack, wait_for, wait_terminal
 
 P3 = {"GAMEAD_QUEUE__PARTITIONS": "3", "GAMEAD_QUEUE__ACK_WAIT": "3", "GAMEAD_QUEUE__IDLE_POLL": "0.1",
       "GAMEAD_NATS__CONNECT_TIMEOUT": "5"}
@@ -67,8 +67,7 @@ def _streams(url: str) -> dict[str, dict[str, Any]]:
 
 def _gamead(nats_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """One ``gamead`` command to its end (a refused start ends at once; 60 s bound)."""
-    return subprocess.run(gamead_argv(*args), env=clean_env(GAMEAD_NATS__URL=nats_url, **env), capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return run_gamead(*args, env=clean_env(GAMEAD_NATS__URL=nats_url, **env), timeout=60)
 
 
 def _red_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
