@@ -50,7 +50,7 @@ from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.handback import hand_back, over_bound
-from gamead_core.worker.held import HeldAds
+from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.idle import IdleWait
 from gamead_core.worker.own_hooks import worker_hooks
@@ -142,7 +142,7 @@ class Worker:
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
                                       held=self._held, announce=self._announce_held,
-                                      analysed=lambda: self._slots.analysed(asyncio.current_task()))
+                                      analysed=self._analysed)
             registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                 timeout=self.settings.nats.request_timeout)
             self._registry = registry
@@ -280,7 +280,7 @@ class Worker:
             # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
             if fast and (meta.num_delivered or 1) == 1:
                 changed = self._held.mark_started((meta.stream, meta.sequence.stream)) or changed
-        self.stats.in_flight = len(self._held) - len(buffer)
+        self.stats.in_flight = self._running(len(starting))
         if changed:
             await self._announce_held()
         for msg in starting:
@@ -293,6 +293,19 @@ class Worker:
         shutdown, when no slot freed for :func:`.prefetch.buffer_stall` s, and beyond the buffer's bound."""
         await hand_back(self._buffer.take_all() if msgs is None else msgs, why, held=self._held, stats=self.stats,
                         keepalive=self._keepalive, shielded=self._shielded, worker_id=self.id)
+
+    def _running(self, starting: int = 0) -> int:
+        """Analyses running (``inFlight``, ≤ ``worker.concurrency``): tasks (+ ``starting``) less those settling
+        (analysed, slot given back); neither those nor buffered ads count, though held."""
+        return len(self._tasks) + starting - len(self._slots.settling)
+
+    def _analysed(self, key: HeldKey) -> None:
+        """The task's ad ``key`` was analysed: once its slot is given back it is not running, nor (its ``started``
+        flag cleared for the next announcement) an analysis a crash may be attributed to."""
+        task = asyncio.current_task()
+        if self._slots.analysed(task):
+            self._held.unmark(key)
+            self.stats.in_flight = self._running()
 
     def _pull_failed(self, problem: str | None) -> None:
         """Log pull trouble once when it starts (or changes) and once when it ends, not every second."""
@@ -331,4 +344,4 @@ class Worker:
             task = asyncio.current_task()
             self._tasks.discard(task)  # type: ignore[arg-type] # before the loop wakes
             self._slots.ended(task)
-            self.stats.in_flight = len(self._held) - len(self._buffer)
+            self.stats.in_flight = self._running()

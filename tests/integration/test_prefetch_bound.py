@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,13 +76,63 @@ class Watch:
             await nc.close()
 
 
+def test_a_worker_never_hoards_beyond_its_prefetch_while_others_come_and_go(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """1,500 ads over the 5 priorities; worker 'keeper' (4 slots, 300 ms analyses, ``worker.prefetch: 8``) runs all
+    along while worker 'comer' (4 slots) starts and is stopped (SIGTERM: its buffer and drained ads handed back,
+    redelivered with their old aging keys) three times, 300 ads/s arriving meanwhile. 'keeper''s entry never shows
+    ``inFlight`` above its 4 slots (before: 6-8: ``len(held) - len(buffer)`` counted ads analysed whose outcome
+    was being written, slot given back), nor holding beyond running + ``worker.prefetch`` + a few settling."""
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **FAST)
+    procs.append(api)
+    http = httpx.Client(base_url=url, timeout=30)
+    try:
+        ads = [ad(f"Hoard {i}", 1 + i % 5) for i in range(ADS)]
+
+        def submit() -> None:  # 300 ads/s, as the finding's `gamead submit --rate`
+            with httpx.Client(base_url=url, timeout=30) as feed:
+                for i in range(0, ADS, 30):
+                    resp = feed.post("/ads/batch", json={"ads": ads[i:i + 30]})
+                    assert resp.status_code == 200, resp.text
+                    time.sleep(0.1)
+
+        feeder = threading.Thread(target=submit, daemon=True)
+        env = {**FAST, **SLOW, "GAMEAD_WORKER__PREFETCH": str(CAP),
+               "GAMEAD_WORKER__PREFETCH_WAIT": "0"}  # the buffer always at its full bound, never handed back
+        with Watch(server.url, "keeper") as watch:
+            keeper = start_worker(server.url, tmp_path, worker_id="keeper", concurrency=SLOTS, **env)
+            procs.append(keeper)
+            feeder.start()
+            for round_ in range(3):
+                comer = start_worker(server.url, tmp_path, worker_id=f"comer{round_}", concurrency=SLOTS, **env)
+                procs.append(comer)
+                wait_for(lambda c=comer: "worker started" in c.output(), timeout=30, what="comer to start")
+                wait_for(lambda: watch.seen > 0, timeout=30, what="keeper's entry")
+                time.sleep(2)  # a run of work for both, then comer hands its ads back (no assert on time)
+                comer.signal(signal.SIGTERM)
+                wait_for(lambda c=comer: not c.alive(), timeout=30, what="comer to exit")
+
+            feeder.join(timeout=60)
+            time.sleep(5)  # keeper alone with the backlog a while longer
+        print(f"keeper: most inFlight {watch.most_in_flight}, "
+              f"{watch.seen} entries seen, most holding {watch.most_holding}")
+        print("\n".join(line for line in keeper.output().splitlines() if "handing back" in line))
+        assert watch.seen > 10
+        # running + buffered (≤ prefetch_depth ≤ CAP) + settling ones (analysed, outcome being written: a few)
+        assert watch.most_holding <= 2 * SLOTS + CAP, watch.most_holding
+        assert watch.most_in_flight <= SLOTS, watch.most_in_flight
+    finally:
+        http.close()
+
+
 def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
         fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
     """The mechanism: a busy worker's long polls (one per level) each bring an arriving ad whatever its slots
     can take, and its next step took them all for one free slot. Worker 'one' (1 slot, ``worker.prefetch: 0``)
     runs 'First' (P3) while one ad arrives in each other level: when 'First' ends, it starts the best (P1) and
     hands the other 3 back at once (before: buffered, holding 4-5 with 1 slot and a bound of 0). Each completes,
-    with 1 attempt (a hand-back is not charged)."""
+    with 1 attempt (a hand-back is not charged); ``inFlight`` never above 1."""
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, **FAST)
     procs.append(api)
@@ -100,5 +152,6 @@ def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
         assert str(records[1]["completedAt"]) < min(str(r["completedAt"]) for r in records[2:])  # P1 next
         assert "beyond the buffer's bound" in one.output()
         assert watch.most_holding <= 2, watch.most_holding  # 1 running + 1 settling at most
+        assert watch.most_in_flight <= 1, watch.most_in_flight
     finally:
         http.close()
