@@ -38,6 +38,17 @@ async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckW
     stats.handed_back += await nak_now(msgs, shielded)
 
 
+def bound_broken(buffered: int, running: int, *, depth: int, concurrency: int) -> str | None:
+    """The worker's invariant after a start step (pure): at most ``depth`` (``prefetch_depth(...)``, ≤
+    ``worker.prefetch``) ads ``buffered`` and at most ``concurrency`` analyses ``running`` (``inFlight``). None
+    when it holds, else what broke (the worker logs it as an error: a bug, not a state to live with)."""
+    if buffered > max(0, depth):
+        return f"{buffered} ads buffered beyond the bound of {depth}"
+    if running > concurrency:
+        return f"{running} analyses running in {concurrency} slots"
+    return None
+
+
 def over_bound(buffer: PrefetchBuffer, bound: int) -> list[Msg]:
     """Take from ``buffer`` its worst deliveries beyond ``bound`` ads (none when it holds no more)."""
     return buffer.take_worst(len(buffer) - max(0, bound))

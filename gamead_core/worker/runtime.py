@@ -49,7 +49,7 @@ from gamead_core.worker.announce import announcement, beat_head
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.handle import AdHandler
-from gamead_core.worker.handback import hand_back, over_bound
+from gamead_core.worker.handback import bound_broken, hand_back, over_bound
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.idle import IdleWait
@@ -273,14 +273,16 @@ class Worker:
         if starting:
             self._last_start = time.monotonic()
         ws = self.settings.worker  # the bound holds whatever the pull brought (gamead_core.worker.handback)
-        await self._hand_back(over_bound(buffer, prefetch_depth(ws.prefetch, self.concurrency, self._slot_time,
-                                                                ws.prefetch_wait)), "beyond the buffer's bound")
+        depth = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
+        await self._hand_back(over_bound(buffer, depth), "beyond the buffer's bound")
         for msg in starting:
             meta = msg.metadata
             # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
             if fast and (meta.num_delivered or 1) == 1:
                 changed = self._held.mark_started((meta.stream, meta.sequence.stream)) or changed
         self.stats.in_flight = self._running(len(starting))
+        if broken := bound_broken(len(buffer), self.stats.in_flight, depth=depth, concurrency=self.concurrency):
+            log.error("worker invariant broken: %s", broken, extra={"worker_id": self.id})
         if changed:
             await self._announce_held()
         for msg in starting:

@@ -119,6 +119,7 @@ def test_a_worker_never_hoards_beyond_its_prefetch_while_others_come_and_go(
               f"{watch.seen} entries seen, most holding {watch.most_holding}")
         print("\n".join(line for line in keeper.output().splitlines() if "handing back" in line))
         assert watch.seen > 10
+        assert "invariant broken" not in keeper.output()
         # running + buffered (≤ prefetch_depth ≤ CAP) + settling ones (analysed, outcome being written: a few)
         assert watch.most_holding <= 2 * SLOTS + CAP, watch.most_holding
         assert watch.most_in_flight <= SLOTS, watch.most_in_flight
@@ -151,6 +152,7 @@ def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
         assert [r["attempts"] for r in records] == [1] * 5
         assert str(records[1]["completedAt"]) < min(str(r["completedAt"]) for r in records[2:])  # P1 next
         assert "beyond the buffer's bound" in one.output()
+        assert "invariant broken" not in one.output()
         assert watch.most_holding <= 2, watch.most_holding  # 1 running + 1 settling at most
         assert watch.most_in_flight <= 1, watch.most_in_flight
     finally:

@@ -14,7 +14,7 @@ from gamead_core.queue.pull_request import next_head_age
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.queue.aging import delivery_key
-from gamead_core.worker.handback import over_bound
+from gamead_core.worker.handback import bound_broken, over_bound
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, next_pace, prefetch_depth
 
 STEP = 10.0
@@ -76,6 +76,13 @@ def test_the_surplus_beyond_the_bound_is_the_worst_keys_and_the_rest_stays_in_ag
     assert [buffer.pop(), buffer.pop()] == [old_p5, p1] and len(buffer) == 0
     buffer.push(p3, 1.0)
     assert over_bound(buffer, -1) == [p3]
+
+
+def test_the_worker_invariant_names_what_broke() -> None:
+    assert bound_broken(3, 4, depth=3, concurrency=4) is None
+    assert bound_broken(0, 0, depth=-1, concurrency=4) is None
+    assert bound_broken(4, 4, depth=3, concurrency=4) == "4 ads buffered beyond the bound of 3"
+    assert bound_broken(0, 5, depth=3, concurrency=4) == "5 analyses running in 4 slots"
 
 
 def test_the_bar_of_a_pull_is_the_last_buffered_ad_that_would_start() -> None:
