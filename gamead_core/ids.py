@@ -10,7 +10,9 @@ query) and never reaches NATS. Nothing else in gamead builds a subject or a key 
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, WithJsonSchema
@@ -135,3 +137,8 @@ def idempotency_key_problem(key: str) -> str | None:
         return ("an idempotency key cannot hold a comma (two keys folded into one header) or a control "
                 "character")
     return None
+
+
+def new_worker_id() -> str:
+    """A fresh worker id, ``<host>-<pid>-<6 chars of a ULID>`` (see :data:`WorkerId`)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{str(ULID())[-6:].lower()}"

@@ -22,8 +22,9 @@ def percentiles(values: Iterable[float]) -> Percentiles:
 
 
 def is_stuck(info: NodeInfo, now: datetime, task_timeout: float) -> bool:
-    """A worker is stuck when it holds ads yet finished nothing for longer than ``task_timeout``."""
-    if info.role != "worker" or info.in_flight <= 0:
+    """A worker is stuck when it holds ads (running, buffered or being written) yet finished nothing for longer
+    than ``task_timeout``."""
+    if info.role != "worker" or (info.in_flight <= 0 and not info.holding):
         return False
     since = info.last_progress_at or info.started_at
     return (now - since).total_seconds() > task_timeout

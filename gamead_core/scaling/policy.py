@@ -6,8 +6,9 @@ One decision, given an :class:`Observation`:
    ever measured, keep the current count (clamped to ``[min, max]``) — never "max because unknown". A
    level that could not be read (``unreadable_levels``) makes the need a lower bound: it may scale up on the
    others, never down; at 0 replicas it is activation (1 replica), since ads may wait there unseen.
-2. **Need.** ``work = pending + ack_pending`` (the reason line says "backlog" for the pending ads and "in
-   flight" for the ack pending ones); the pool must keep up with arrivals and drain the work within
+2. **Need.** ``work = pending + ack_pending`` (the reason line says "backlog" for the pending ads and
+   "delivered" for the ack pending ones: delivered to a worker and not yet acknowledged, whether running,
+   in its prefetch buffer or being written; a worker's ``inFlight`` counts only the running ones); the pool must keep up with arrivals and drain the work within
    ``target_drain_seconds``::
 
        need_rate = arrival_rate + work / target_drain_seconds
@@ -181,7 +182,7 @@ class ScalingPolicy:
 
         idle = work == 0 and arrival == 0
         unseen = ", ".join(map(str, obs.unreadable_levels))
-        what = f"backlog {backlog:,}" if backlog else f"{work:,} in flight" if work else "arrivals"
+        what = f"backlog {backlog:,}" if backlog else f"{work:,} delivered" if work else "arrivals"
         if current == 0 and s.max_replicas > 0 and (obs.unreadable_levels if idle else rate is None):
             # KEDA's activation: someone must run to measure a rate, or to drain what may wait unseen.
             what = f"priority {unseen} unreadable" if idle else what
@@ -189,7 +190,7 @@ class ScalingPolicy:
             return self._finish(obs.at, current, 1, f"{what} at 0 replicas: activation", [], 1)
         if idle:
             raw = 0
-            demand = "no backlog, nothing in flight, no arrivals"
+            demand = "no backlog, nothing delivered, no arrivals"
         elif rate is None:
             return self._hold(obs, f"{what} but no per-worker rate measured yet")
         else:

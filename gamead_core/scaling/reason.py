@@ -1,6 +1,6 @@
 """The demand half of the policy's reason line, pure: what the queue holds and what it needs, in words.
 
-``backlog 5,000 (oldest p1 12.3s > 10s) + 40 in flight, arriving 2.0 ads/s at 40.0 ads/s per worker
+``backlog 5,000 (oldest p1 12.3s > 10s) + 40 delivered, arriving 2.0 ads/s at 40.0 ads/s per worker
 (measured) needs 8`` — :func:`demand_text` builds it from figures
 :class:`~gamead_core.scaling.policy.ScalingPolicy` already worked out.
 """
@@ -17,7 +17,8 @@ BOUND_NOTES = {"measured": " (measured)", "cpu": " (CPU-bound)", "latency": " (l
 
 def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arrival: float, late: LevelDepth | None,
                 rate: float, rate_note: str, bound: str | None, raw: int) -> str:
-    """``backlog`` (ads pending), ``ack_pending`` (ads in flight), ``arrival`` (ads/s), the level that is
+    """``backlog`` (ads pending), ``ack_pending`` (ads delivered to workers, not acknowledged: running, buffered
+    or being written — not "in flight": a prefetched ad waits), ``arrival`` (ads/s), the level that is
     late (``late``, None: none), the per-worker ``rate`` (ads/s) with its ``rate_note`` (``" (last
     measured)"``…; empty: the ``bound`` that gave it is named) and the raw recommendation ``raw`` (replicas)
     → one line without a newline."""
@@ -27,7 +28,7 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
         limit = s.max_wait_seconds if urgent or s.max_age_seconds is None else s.max_age_seconds
         parts.append(f" (oldest p{late.level} {(late.oldest_age or 0.0):.1f}s > {limit:g}s)")
     if ack_pending > 0:
-        parts.append(f" + {ack_pending:,} in flight")
+        parts.append(f" + {ack_pending:,} delivered")
     if arrival > 0:
         parts.append(f", arriving {arrival:.1f} ads/s")
     if not rate_note and bound in BOUND_NOTES:

@@ -66,13 +66,14 @@ class AdHandler:
     """Handles one delivery at a time per call, for the worker ``worker_id``; shares the worker's counters,
     solo gate, storage pause, hooks and shield (:class:`~gamead_core.worker.runtime.Worker` builds it).
     ``held``: the worker's held deliveries (their ``started`` flags); ``announce``: put them into the registry
-    now (an unconfirmed publish); ``analysed``: called in the ad's task when its analysis succeeded, before
-    its outcome is written (the worker may then start another analysis in its slot)."""
+    now (an unconfirmed publish); ``analysed``: called in the ad's task with its held key when its analysis
+    succeeded, before its outcome is written (the worker may then start another analysis in its slot, and no
+    longer counts this one as running)."""
 
     def __init__(self, settings: GameadSettings, worker_id: str, *, stats: WorkerStats, settle: Settler,
                  gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield,
                  held: HeldAds | None = None, announce: Callable[[], Awaitable[None]] | None = None,
-                 analysed: Callable[[], None] | None = None) -> None:
+                 analysed: Callable[[HeldKey], None] | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.stats = stats
@@ -193,7 +194,7 @@ class AdHandler:
                 settled = True
                 if isinstance(outcome, Analysis):
                     if self._analysed is not None:  # its slot may analyse another while this one is written
-                        self._analysed()
+                        self._analysed(key)
                     await settle.complete(msg, current, outcome, delivery)
                 else:
                     await settle.fail(msg, current, outcome, delivery, marked=marked)

@@ -16,6 +16,9 @@ yet here. No I/O: the worker (:mod:`gamead_core.worker.runtime`) does the rest, 
   arriving, which aging bounds as for any waiting ad);
 * **held, not started** – each is in the worker's held ads (heartbeat ``holding``, ``started: false``: a crash
   does not charge it) and kept alive (``in_progress``) until it starts or is handed back;
+* **bounded** – after each start step the buffer holds at most :func:`prefetch_depth` ads (≤ ``worker.prefetch``),
+  whatever the pull brought (a long poll's ads, redeliveries beating the bar): the worst beyond it are handed
+  back at once (:mod:`gamead_core.worker.handback`);
 * **handed back at once** – on shutdown each is ``nak``'ed without delay, before the drain.
 """
 
@@ -101,6 +104,16 @@ class PrefetchBuffer:
     def pop(self) -> Msg:
         """The best buffered delivery (raises ``IndexError`` when empty)."""
         return heapq.heappop(self._heap)[2]
+
+    def take_worst(self, n: int) -> list[Msg]:
+        """Remove and return the ``n`` worst buffered deliveries (highest keys; the latest arrival first among
+        ties), worst first; none for ``n <= 0``."""
+        if n <= 0:
+            return []
+        self._heap.sort()
+        out = [m for _, _, m in reversed(self._heap[-n:])]
+        del self._heap[-n:]  # a sorted list is a heap
+        return out
 
     def take_all(self) -> list[Msg]:
         """Empty the buffer: every delivery, best first (for the hand-back on shutdown)."""

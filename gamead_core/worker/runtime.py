@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections.abc import Sequence
 
@@ -31,17 +29,16 @@ import orjson
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from ulid import ULID
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
+from gamead_core.ids import new_worker_id
 from gamead_core.models import iso_z, utcnow
 from gamead_core.queue.aging import delivery_key
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.pull import AgingPuller
-from gamead_core.queue.pull_request import nak_now
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
 from gamead_core.shutdown import close_connection
@@ -52,7 +49,8 @@ from gamead_core.worker.announce import announcement, beat_head
 from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.handle import AdHandler
-from gamead_core.worker.held import HeldAds
+from gamead_core.worker.handback import bound_broken, hand_back, over_bound
+from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.idle import IdleWait
 from gamead_core.worker.own_hooks import worker_hooks
@@ -66,9 +64,6 @@ from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import StoragePause
 
 log = logging.getLogger(__name__)
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{str(ULID())[-6:].lower()}"
 
 
 class Worker:
@@ -147,7 +142,7 @@ class Worker:
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
                                       held=self._held, announce=self._announce_held,
-                                      analysed=lambda: self._slots.analysed(asyncio.current_task()))
+                                      analysed=self._analysed)
             registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                 timeout=self.settings.nats.request_timeout)
             self._registry = registry
@@ -166,7 +161,7 @@ class Worker:
                     await self._loop(puller, stop)
                 finally:
                     await puller.stop()
-                    await self._hand_back_buffer()
+                    await self._hand_back()
                     await self._drain()
                     await asyncio.gather(reaper, return_exceptions=True)
         finally:
@@ -228,7 +223,7 @@ class Worker:
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
                     woke = await self._slots.wait(wait)  # a slot freed, the stop, or the stall's timeout
                     if not woke and stall is not None and time.monotonic() - self._last_start >= stall:
-                        await self._hand_back_buffer(f"no slot freed for {stall:g} s")
+                        await self._hand_back(why=f"no slot freed for {stall:g} s")
                     continue
                 buffered = len(buffer)
                 seen = puller.published
@@ -277,12 +272,17 @@ class Worker:
         starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
         if starting:
             self._last_start = time.monotonic()
+        ws = self.settings.worker  # the bound holds whatever the pull brought (gamead_core.worker.handback)
+        depth = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
+        await self._hand_back(over_bound(buffer, depth), "beyond the buffer's bound")
         for msg in starting:
             meta = msg.metadata
             # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
             if fast and (meta.num_delivered or 1) == 1:
                 changed = self._held.mark_started((meta.stream, meta.sequence.stream)) or changed
-        self.stats.in_flight = len(self._held) - len(buffer)
+        self.stats.in_flight = self._running(len(starting))
+        if broken := bound_broken(len(buffer), self.stats.in_flight, depth=depth, concurrency=self.concurrency):
+            log.error("worker invariant broken: %s", broken, extra={"worker_id": self.id})
         if changed:
             await self._announce_held()
         for msg in starting:
@@ -290,18 +290,24 @@ class Worker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _hand_back_buffer(self, why: str = "shutting down") -> None:
-        """``nak`` every buffered (never started, never charged) delivery at once, for another worker: on
-        shutdown, and when no slot freed for :func:`~gamead_core.worker.prefetch.buffer_stall` seconds."""
-        msgs = self._buffer.take_all()
-        for msg in msgs:
-            self._keepalive.release(msg)
-            self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
-        if msgs:
-            log.info("handing back %d prefetched ads (%s)", len(msgs), why,
-                     extra={"worker_id": self.id, "count": len(msgs)})
-            self.stats.handed_back += await nak_now(msgs, self._shielded)
-        self.stats.in_flight = len(self._held)
+    async def _hand_back(self, msgs: list[Msg] | None = None, why: str = "shutting down") -> None:
+        """``nak`` ``msgs`` (default: the whole buffer), never started nor charged, at once for another worker: on
+        shutdown, when no slot freed for :func:`.prefetch.buffer_stall` s, and beyond the buffer's bound."""
+        await hand_back(self._buffer.take_all() if msgs is None else msgs, why, held=self._held, stats=self.stats,
+                        keepalive=self._keepalive, shielded=self._shielded, worker_id=self.id)
+
+    def _running(self, starting: int = 0) -> int:
+        """Analyses running (``inFlight``, ≤ ``worker.concurrency``): tasks (+ ``starting``) less those settling
+        (analysed, slot given back); neither those nor buffered ads count, though held."""
+        return len(self._tasks) + starting - len(self._slots.settling)
+
+    def _analysed(self, key: HeldKey) -> None:
+        """The task's ad ``key`` was analysed: once its slot is given back it is not running, nor (its ``started``
+        flag cleared for the next announcement) an analysis a crash may be attributed to."""
+        task = asyncio.current_task()
+        if self._slots.analysed(task):
+            self._held.unmark(key)
+            self.stats.in_flight = self._running()
 
     def _pull_failed(self, problem: str | None) -> None:
         """Log pull trouble once when it starts (or changes) and once when it ends, not every second."""
@@ -337,7 +343,7 @@ class Worker:
             self._slot_time = next_pace(self._slot_time, time.monotonic() - began)
         finally:
             self._held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
-            self.stats.in_flight = len(self._held) - len(self._buffer)
             task = asyncio.current_task()
             self._tasks.discard(task)  # type: ignore[arg-type] # before the loop wakes
             self._slots.ended(task)
+            self.stats.in_flight = self._running()

@@ -40,12 +40,14 @@ class SlotWatch:
         none while ``blocked`` (a suspect ad runs alone, :class:`~gamead_core.worker.solo.SoloGate`)."""
         return 0 if blocked else self.concurrency - running + len(self.settling)
 
-    def analysed(self, ad: object) -> None:
+    def analysed(self, ad: object) -> bool:
         """``ad`` (its task) analysed, its outcome being written: its slot is free, unless ``writing`` ads are
-        being written already."""
+        being written already. True when its slot was given back."""
         if len(self.settling) < self.writing:
             self.settling.add(ad)
             self.freed()
+            return True
+        return False
 
     def ended(self, ad: object) -> None:
         """``ad`` is settled (or handed back): its slot is free."""

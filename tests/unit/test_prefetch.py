@@ -14,6 +14,7 @@ from gamead_core.queue.pull_request import next_head_age
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.queue.aging import delivery_key
+from gamead_core.worker.handback import bound_broken, over_bound
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, next_pace, prefetch_depth
 
 STEP = 10.0
@@ -61,6 +62,27 @@ def test_the_buffer_starts_the_most_urgent_after_aging_first_ties_in_arrival_ord
     assert [buffer.pop() for _ in range(2)] == [old_p5, fresh_p1]
     assert len(buffer) == 2
     assert buffer.take_all() == [twin_p1, fresh_p5] and len(buffer) == 0 and buffer.best_key() is None
+
+
+def test_the_surplus_beyond_the_bound_is_the_worst_keys_and_the_rest_stays_in_aging_order() -> None:
+    """A buffer over its bound gives up its worst ads (the last arrival first among equal keys); what stays still
+    pops best first (prefetch15: the surplus handed back at once, not kept)."""
+    buffer = PrefetchBuffer()
+    p5, old_p5, p1, twin_p1, p3 = _msg(5, 1, NOW), _msg(5, 2, NOW - 45), _msg(1, 3, NOW), _msg(1, 4, NOW), _msg(3, 5, NOW)
+    for msg in (p5, old_p5, p1, twin_p1, p3):
+        buffer.push(msg, delivery_key(msg, NOW, STEP))
+    assert over_bound(buffer, 5) == [] and buffer.take_worst(0) == []
+    assert over_bound(buffer, 2) == [p5, p3, twin_p1]
+    assert [buffer.pop(), buffer.pop()] == [old_p5, p1] and len(buffer) == 0
+    buffer.push(p3, 1.0)
+    assert over_bound(buffer, -1) == [p3]
+
+
+def test_the_worker_invariant_names_what_broke() -> None:
+    assert bound_broken(3, 4, depth=3, concurrency=4) is None
+    assert bound_broken(0, 0, depth=-1, concurrency=4) is None
+    assert bound_broken(4, 4, depth=3, concurrency=4) == "4 ads buffered beyond the bound of 3"
+    assert bound_broken(0, 5, depth=3, concurrency=4) == "5 analyses running in 4 slots"
 
 
 def test_the_bar_of_a_pull_is_the_last_buffered_ad_that_would_start() -> None:

@@ -87,11 +87,11 @@ def test_the_reason_is_one_line_with_the_numbers_behind_the_decision() -> None:
 
 def test_need_counts_in_flight_work_and_keeps_up_with_arrivals() -> None:
     policy = ScalingPolicy(AutoscalerSettings())
-    # (600 backlog + 600 in flight) / 30 s = 40 ads/s, + 80 ads/s arriving = 120 ads/s -> 3 workers
+    # (600 backlog + 600 delivered) / 30 s = 40 ads/s, + 80 ads/s arriving = 120 ads/s -> 3 workers
     decision = policy.decide(obs(0, 600, in_flight=600, arrival=80.0, current=3))
     assert decision.raw_recommendation == 3
     assert decision.desired == 3
-    expected = "backlog 600 + 600 in flight, arriving 80.0 ads/s at 40.0 ads/s per worker needs 3"
+    expected = "backlog 600 + 600 delivered, arriving 80.0 ads/s at 40.0 ads/s per worker needs 3"
     assert expected in decision.reason
     assert decision.reason.endswith("→ hold 3")
 
@@ -183,7 +183,7 @@ def test_a_fresh_policy_new_leader_does_not_skip_the_window() -> None:
     decisions = run(policy, [0] * 60, start=10)  # 295 s of an idle queue, starting right now
     assert {d.desired for d in decisions} == {10}
     assert decisions[0].reason == (
-        "no backlog, nothing in flight, no arrivals → hold 10 (highest recommendation in last 300s is 10)"
+        "no backlog, nothing delivered, no arrivals → hold 10 (highest recommendation in last 300s is 10)"
     )
 
 
@@ -203,7 +203,7 @@ def test_idle_queue_without_any_rate_reaches_min_after_the_window() -> None:
         current = decision.desired
     assert current == 1
     assert decision.raw_recommendation == 0
-    assert decision.reason.startswith("no backlog, nothing in flight, no arrivals")
+    assert decision.reason.startswith("no backlog, nothing delivered, no arrivals")
 
 
 # --- no flapping ---------------------------------------------------------------------------------------
@@ -539,7 +539,7 @@ def test_after_an_override_is_cleared_the_window_covers_the_count_it_ran() -> No
         policy.overridden(t, 4)
     first = policy.decide(obs(405, 0, current=4))
     assert first.desired == 4
-    assert first.reason == ("no backlog, nothing in flight, no arrivals → hold 4 "
+    assert first.reason == ("no backlog, nothing delivered, no arrivals → hold 4 "
                             "(highest recommendation in last 300s is 4)")
     held = [policy.decide(obs(t, 0, current=4)).desired for t in range(410, 705, 5)]
     assert set(held) == {4}  # through t = 700: the first decision after the override (t = 405) is in the window

@@ -12,13 +12,13 @@ from gamead_core.worker.slots import WRITING_PER_SLOT, SlotWatch
 def test_an_analysed_ad_gives_its_slot_back_while_written_at_most_writing_of_them() -> None:
     slots = SlotWatch(2, writing=2)
     assert slots.free(2) == 0  # two analyses running: full
-    slots.analysed("a")  # its outcome is being written: its slot analyses another meanwhile
+    assert slots.analysed("a")  # its outcome is being written: its slot analyses another meanwhile
     assert slots.free(2) == 1
     slots.analysed("b")
     assert slots.free(2) == 2
     assert slots.free(4) == 0  # c and d analysing, a and b being written
     slots.analysed("c")
-    slots.analysed("d")  # two are written already: c and d keep their slots until theirs are
+    assert not slots.analysed("d")  # two are written already: c and d keep their slots until theirs are
     assert slots.free(4) == 0 and slots.settling == {"a", "b"}
     slots.ended("a")  # written and acknowledged: its task ends
     assert slots.free(3) == 0 and slots.settling == {"b"}

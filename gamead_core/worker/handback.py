@@ -1,0 +1,54 @@
+"""Handing prefetched (never started, never charged) deliveries back to the queue, and the buffer's bound.
+
+The worker's prefetch buffer (:mod:`gamead_core.worker.prefetch`) holds at most ``prefetch_depth(...)`` ads
+(≤ ``worker.prefetch``) once a start step is done, whatever a pull brought: a long poll's ads come beyond what a
+pull asked for (at most one per level and partition, each step), and a pull against the buffer's bar may bring
+redeliveries whose old aging keys beat it. Before, the surplus stayed buffered: one worker held 301 ads with
+4 slots (800 ms analyses: no slot stayed busy for the 1 s stall that hands a buffer back) while others idled.
+Now the worst keys beyond the bound are ``nak``'ed at once (:func:`hand_back`), as on shutdown: redelivered
+without delay to whichever worker asks, uncharged, so the aging order holds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.msg import Msg
+
+from gamead_core.queue.pull_request import nak_now
+from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.held import HeldAds
+from gamead_core.worker.keepalive import AckWaitKeepAlive
+from gamead_core.worker.prefetch import PrefetchBuffer
+from gamead_core.worker.shield import Shield
+
+log = logging.getLogger(__name__)
+
+
+async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckWaitKeepAlive, shielded: Shield,
+                    stats: WorkerStats, worker_id: str) -> None:
+    """``nak`` each of ``msgs`` (buffered deliveries, never started) at once: no longer kept alive nor held,
+    counted in ``stats.handed_back``, logged once with ``why``. A no-op for none."""
+    if not msgs:
+        return
+    for msg in msgs:
+        keepalive.release(msg)
+        held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
+    log.info("handing back %d prefetched ads (%s)", len(msgs), why, extra={"worker_id": worker_id, "count": len(msgs)})
+    stats.handed_back += await nak_now(msgs, shielded)
+
+
+def bound_broken(buffered: int, running: int, *, depth: int, concurrency: int) -> str | None:
+    """The worker's invariant after a start step (pure): at most ``depth`` (``prefetch_depth(...)``, ≤
+    ``worker.prefetch``) ads ``buffered`` and at most ``concurrency`` analyses ``running`` (``inFlight``). None
+    when it holds, else what broke (the worker logs it as an error: a bug, not a state to live with)."""
+    if buffered > max(0, depth):
+        return f"{buffered} ads buffered beyond the bound of {depth}"
+    if running > concurrency:
+        return f"{running} analyses running in {concurrency} slots"
+    return None
+
+
+def over_bound(buffer: PrefetchBuffer, bound: int) -> list[Msg]:
+    """Take from ``buffer`` its worst deliveries beyond ``bound`` ads (none when it holds no more)."""
+    return buffer.take_worst(len(buffer) - max(0, bound))
