@@ -1,0 +1,59 @@
+"""Settings that cannot work are refused at start (exit 5, one line naming them): a ``GAMEAD_*`` variable that is
+no setting, related durations that contradict each other, periods too short to be anything but a busy loop.
+Pure validation: ``load_settings`` over a clean environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gamead_core.config import GameadSettings, load_settings
+from gamead_core.config.env_names import OTHER_VARIABLES, refuse_unknown_variables
+from gamead_core.errors import ConfigError
+from tests.support import drop_gamead_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_gamead_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    drop_gamead_env(monkeypatch, tmp_path)
+
+
+def _refusal(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+# --- finding 4: a GAMEAD_* variable that is no setting ---------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "nearest"), [
+    ("GAMEAD_WROKER__CONCURRENCY", "GAMEAD_WORKER__CONCURRENCY"),  # a mistyped section: was ignored, exit 0
+    ("GAMEAD_WORKER_CONCURRENCY", "GAMEAD_WORKER__CONCURRENCY"),  # one underscore
+    ("GAMEAD_API_ULR", "GAMEAD_API_URL"),
+    ("GAMEAD_NOTHING_LIKE_IT", None),
+])
+def test_an_env_variable_that_is_no_setting_is_refused_with_the_nearest_name(
+        monkeypatch: pytest.MonkeyPatch, name: str, nearest: str | None) -> None:
+    message = _refusal(monkeypatch, **{name: "8"})
+    assert f"environment variable {name} is no gamead setting" in message
+    assert (f"did you mean {nearest}?" in message) if nearest else "did you mean" not in message
+
+
+def test_a_wrong_key_in_a_real_section_is_still_named_by_the_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "queue.nope (GAMEAD_QUEUE__NOPE)" in _refusal(monkeypatch, GAMEAD_QUEUE__NOPE="1")
+
+
+def test_every_setting_and_documented_variable_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {name: "x" for name in OTHER_VARIABLES} | {
+        "GAMEAD_WORKER__CONCURRENCY": "8", "GAMEAD_AUTOSCALER__KUBERNETES__NAMESPACE": "n",
+        "GAMEAD_RATELIMIT__ROLES__OPERATOR__RATE": "1", "GAMEAD_WORKER": "{}", "gamead_log__level": "INFO"}
+    refuse_unknown_variables(env, GameadSettings)  # no raise
+    readme = (ROOT / "README.md").read_text()
+    for name in OTHER_VARIABLES:  # each one documented, by name or as a family (`GAMEAD_TEST_FORKSERVER*`)
+        assert f"`{name}`" in readme or any(f"`{name[:i]}*`" in readme for i in range(8, len(name) + 1)), name
