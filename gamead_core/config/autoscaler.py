@@ -80,6 +80,15 @@ class AutoscalerSettings(Section):
     )
 
     @model_validator(mode="after")
+    def _metrics_outlive_a_round(self) -> AutoscalerSettings:
+        # metrics are read once per interval and judged at the next decision (scaling.policy holds on metrics
+        # older than stale_after_seconds): below one interval every reading would be stale and nothing scaled
+        if self.stale_after_seconds < self.interval:
+            raise ValueError(f"autoscaler.stale_after_seconds ({self.stale_after_seconds:g}s) must be at least "
+                             f"autoscaler.interval ({self.interval:g}s): every reading would be too old to act on")
+        return self
+
+    @model_validator(mode="after")
     def _min_not_above_max(self) -> AutoscalerSettings:
         if self.min_replicas > self.max_replicas:
             raise ValueError(

@@ -129,6 +129,15 @@ class QueueSettings(Section):
         "an ad (one per level, answered the moment an ad arrives); then it looks at the queue again."
     )
 
+    @model_validator(mode="after")
+    def _poll_within_the_long_poll(self) -> QueueSettings:
+        # the long polls wait idle_wait at the server, then the worker looks again within idle_poll
+        # (gamead_core.queue.long_poll, worker.runtime): a poll period past the long poll leaves levels unwatched
+        if self.idle_poll > self.idle_wait:
+            raise ValueError(f"queue.idle_poll ({self.idle_poll:g}s) must not exceed queue.idle_wait "
+                             f"({self.idle_wait:g}s): an idle worker would leave the queue unwatched between them")
+        return self
+
 
 class FaultSettings(Section):
     """Fault injection for drills. Off unless ``rate`` > 0; logged loudly when on."""
@@ -181,6 +190,14 @@ class WorkerSettings(Section):
         description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives each worker one).",
     )
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on (0.0.0.0 in a pod).")
+
+    @model_validator(mode="after")
+    def _base_within_the_cap(self) -> WorkerSettings:
+        # the delay is min(cap, base·2^(n−1)): a base above the cap would be silently cut to it at every retry
+        if self.backoff_base > self.backoff_cap:
+            raise ValueError(f"worker.backoff_base ({self.backoff_base:g}s) must not exceed worker.backoff_cap "
+                             f"({self.backoff_cap:g}s)")
+        return self
 
 
 class MetricsSettings(Section):

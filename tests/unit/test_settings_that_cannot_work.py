@@ -57,3 +57,35 @@ def test_every_setting_and_documented_variable_is_accepted(monkeypatch: pytest.M
     readme = (ROOT / "README.md").read_text()
     for name in OTHER_VARIABLES:  # each one documented, by name or as a family (`GAMEAD_TEST_FORKSERVER*`)
         assert f"`{name}`" in readme or any(f"`{name[:i]}*`" in readme for i in range(8, len(name) + 1)), name
+
+
+# --- finding 2: related durations that contradict each other ----------------------------------------------------
+
+@pytest.mark.parametrize(("env", "named"), [
+    # the registry TTL below two heartbeats: `up` restarted its worker every ~30 s, the reaper called the API dead
+    ({"GAMEAD_REGISTRY__TTL": "1"}, ("registry.ttl (1s)", "registry.heartbeat_interval (2s)")),
+    ({"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "6"}, ("registry.ttl (10s)", "registry.heartbeat_interval (6s)")),
+    ({"GAMEAD_JOBS__RETENTION": "10"}, ("jobs.retention (10s)", "jobs.lease (15s)")),
+    ({"GAMEAD_QUEUE__IDLE_POLL": "10"}, ("queue.idle_poll (10s)", "queue.idle_wait (5s)")),
+    ({"GAMEAD_WORKER__BACKOFF_BASE": "90"}, ("worker.backoff_base (90s)", "worker.backoff_cap (60s)")),
+    ({"GAMEAD_AUTOSCALER__STALE_AFTER_SECONDS": "2"},
+     ("autoscaler.stale_after_seconds (2s)", "autoscaler.interval (5s)")),
+    # NATS 10052 "duplicates window can not be larger then max age" when GAMEAD_DLQ / GAMEAD_AUDIT are created
+    ({"GAMEAD_DLQ__MAX_AGE": "60"}, ("dlq.max_age (60s)", "queue.duplicate_window (120s)")),
+    ({"GAMEAD_AUDIT__MAX_AGE": "100"}, ("audit.max_age (100s)", "queue.duplicate_window (120s)")),
+    ({"GAMEAD_RECORDS__COMPLETED_MAX_AGE": "60"}, ("records.completed_max_age (60s)", "queue.duplicate_window")),
+])
+def test_related_durations_that_cannot_work_together_are_refused_naming_both(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: tuple[str, str]) -> None:
+    message = _refusal(monkeypatch, **env)
+    for text in named:
+        assert text in message, message
+    assert next(iter(env)) in message  # where the value in force was written
+
+
+def test_the_edges_of_each_rule_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"GAMEAD_REGISTRY__TTL": "4", "GAMEAD_JOBS__RETENTION": "15", "GAMEAD_QUEUE__IDLE_POLL": "5",
+                        "GAMEAD_WORKER__BACKOFF_BASE": "60", "GAMEAD_AUTOSCALER__STALE_AFTER_SECONDS": "5",
+                        "GAMEAD_DLQ__MAX_AGE": "120", "GAMEAD_AUDIT__MAX_AGE": "120"}.items():
+        monkeypatch.setenv(name, value)
+    load_settings()  # no raise
