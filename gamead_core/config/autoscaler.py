@@ -36,7 +36,8 @@ class AutoscalerSettings(Section):
     backend: Literal["kubernetes", "local", "none"] = Field(
         "none", description="What sets the worker count: a Kubernetes Deployment, local processes, nothing."
     )
-    interval: float = Field(5.0, gt=0, description="Seconds between two observations and decisions.")
+    interval: float = Field(5.0, ge=0.2, description="Seconds between two observations and decisions; at least 0.2 s "
+                            "(each round reads the queue and the registry and writes its state: less is a busy loop).")
     min_replicas: int = Field(1, ge=0, description="Fewest workers, whatever the load.")
     max_replicas: int = Field(20, ge=1, description="Most workers, whatever the load.")
     target_drain_seconds: float = Field(

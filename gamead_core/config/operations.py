@@ -39,7 +39,8 @@ class JobSettings(Section):
     retention: float = Field(7 * 86400, gt=0, description="Seconds a job's document is kept after its last change.")
     max_bytes: BucketBytes = Field(256 * 1024**2, ge=-1, description="Most bytes the jobs bucket holds (-1 = unlimited). "
                            "JetStream reserves it from the server's file store (max_file_store).")
-    lease: float = Field(15.0, gt=0, description="A job whose runner is silent this long is resumed elsewhere.")
+    lease: float = Field(15.0, ge=1, description="A job whose runner is silent this long is resumed elsewhere; at "
+                         "least 1 s (renewed every max(0.2 s, lease / 3): a shorter lease lapses between renewals).")
     follow_timeout: float = Field(
         60.0, ge=0, description="Seconds a replay job follows its replayed ads after the last replay."
     )
@@ -100,7 +101,8 @@ class RegistrySettings(Section):
     """``registry:`` – the KV bucket where every node says it is alive: heartbeat period and time to live
     (seconds). A node silent for ``ttl`` is gone from ``gamead workers`` and the autoscaler's count."""
 
-    heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between two heartbeats of a node.")
+    heartbeat_interval: float = Field(2.0, ge=0.1, description="Seconds between two heartbeats of a node; at least "
+                                      "0.1 s (each is a KV write, and the reaper runs every half of it).")
     ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry "
                        "(at least 2 × heartbeat_interval).")
 

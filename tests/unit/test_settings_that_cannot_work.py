@@ -89,3 +89,36 @@ def test_the_edges_of_each_rule_are_accepted(monkeypatch: pytest.MonkeyPatch) ->
                         "GAMEAD_DLQ__MAX_AGE": "120", "GAMEAD_AUDIT__MAX_AGE": "120"}.items():
         monkeypatch.setenv(name, value)
     load_settings()  # no raise
+
+
+# --- finding 3: periods so short that an idle process busy-loops ---------------------------------------------
+
+#: every period, interval or lease with its floor (README Configuration; each Field's description says why)
+FLOORS = {
+    "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": 0.1, "GAMEAD_QUEUE__IDLE_POLL": 0.05, "GAMEAD_QUEUE__IDLE_WAIT": 0.5,
+    "GAMEAD_QUEUE__ACK_WAIT": 1, "GAMEAD_QUEUE__DUPLICATE_WINDOW": 1, "GAMEAD_AUTOSCALER__INTERVAL": 0.2,
+    "GAMEAD_JOBS__LEASE": 1, "GAMEAD_NATS__STALE_AFTER": 2, "GAMEAD_NATS__PING_INTERVAL": 1,
+    "GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": 0.1, "GAMEAD_API__STORAGE_PROBE_INTERVAL": 0.1,
+    "GAMEAD_API__NATS_UNHEALTHY_AFTER": 1, "GAMEAD_REDIS__BREAKER_RESET": 0.1,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_a_period_below_its_floor_is_refused_and_its_floor_is_accepted(
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    floor = FLOORS[name]
+    message = _refusal(monkeypatch, **{name: str(floor / 1000)})  # the attacker's 0.0001-like values
+    assert f"({name}={floor / 1000:g})" in message or f"({name}={floor / 1000})" in message, message
+    assert f"greater than or equal to {floor:g}" in message
+    section, key = name.removeprefix("GAMEAD_").lower().split("__")
+    field = GameadSettings.model_fields[section].annotation.model_fields[key]  # type: ignore[union-attr]
+    assert f"at least {floor:g} s" in (field.description or "").lower(), f"{section}.{key} does not say its floor and why"
+    monkeypatch.setenv(name, str(floor))
+    monkeypatch.setenv("GAMEAD_REGISTRY__TTL", "10")  # the related rules hold at every floor
+    load_settings()  # no raise
+
+
+def test_the_attackers_idle_worker_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _refusal(monkeypatch, GAMEAD_QUEUE__IDLE_POLL="0.000001", GAMEAD_QUEUE__IDLE_WAIT="0.001",
+                       GAMEAD_QUEUE__HEAD_CACHE_MS="0")
+    assert "queue.idle_poll" in message and "queue.idle_wait" in message
