@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.embedded import EmbeddedNats, free_port
 from tests.support import clean_env, gamead_argv
 
 
@@ -52,3 +52,12 @@ def test_worker_on_a_taken_metrics_port_exits_5_with_one_line(nats_server: Embed
     assert result.stderr.strip().splitlines()[-1:] == [
         f"error: cannot listen on 127.0.0.1:{held_port} (worker.metrics_port): port {held_port} is taken by another "
         "process (address already in use); choose another worker.metrics_port"]
+
+
+@pytest.mark.parametrize("role", ["serve", "worker"])
+def test_a_taken_port_is_refused_before_nats_is_even_tried(role: str, held_port: int) -> None:
+    """No NATS at the URL (it would be tried for ever, nats.give_up_after 0): the port is refused first."""
+    variable = "GAMEAD_API__PORT" if role == "serve" else "GAMEAD_WORKER__METRICS_PORT"
+    result = _run([role], clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}", **{variable: str(held_port)}))
+    assert result.returncode == 5, result.stderr[-2000:]
+    assert f"port {held_port} is taken" in result.stderr and "nats" not in result.stderr.lower()
