@@ -116,7 +116,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "GAMEAD_LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "GAMEAD_LOG__LEVEL": "WARNING"}
         try:
             log = open(Path(tmp) / "up.log", "wb")  # noqa: SIM115 - closed with the temp dir
             procs.append(subprocess.Popen(

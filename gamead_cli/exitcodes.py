@@ -31,7 +31,9 @@ TABLE: tuple[tuple[int, str], ...] = (
                   "no answer came (`got the request but gave no answer`: it may have been carried out, and a submit "
                   "says how to find or settle its ad)"),
     (NOT_FOUND, "the ad (or DLQ entry) does not exist"),
-    (CONFIG, "the configuration is invalid (config file or `GAMEAD_*` variable)"),
+    (CONFIG, "the configuration is invalid or cannot work (config file, `GAMEAD_*` variable or flag; also a port it "
+             "names that a listener cannot bind — `api.port`, `worker.metrics_port`, `embedded.nats_port`, `up --port`: "
+             "taken or not ours — refused at start)"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
 )

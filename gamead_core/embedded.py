@@ -120,15 +120,15 @@ class EmbeddedNats:
         """Create the data dir, fix the port (a free one if 0) and write the config; return the argv.
 
         The config pins the port, so every restart from this argv listens where clients reconnect.
-        Raises :class:`QueueUnavailable` if a fixed port is already taken.
+        Raises :class:`ConfigError` (exit 5, as every taken port of a setting) if a fixed port is already taken.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port(self.host)
         elif not port_free(self.host, self.port):
-            raise QueueUnavailable(
-                f"port {self.port} on {self.host} is already in use: set embedded.nats_port to a free port "
-                "(0 = any free port)"
+            raise ConfigError(
+                f"port {self.port} on {self.host} is taken by another process (address already in use): "
+                "set embedded.nats_port to a free port (0 = any free port)"
             )
         conf = self._write_config()
         return [nats_server_binary(), "-c", str(conf)]

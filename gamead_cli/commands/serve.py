@@ -20,6 +20,7 @@ from gamead_cli.runtime import reach_nats, require_nats_url
 from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
 from gamead_core.api.http_limits import HttpLimits, bounded_protocol
+from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
 from gamead_core.queue.preflight import refuse_partition_change
 
@@ -36,6 +37,9 @@ def serve(
     check_serve_safety(settings)  # no open API on a network address by accident
     url = require_nats_url(settings)
     setup_logging(settings.log, role="api")
+    # the port first, before NATS or the app: a taken api.port is one line and exit 5, with nothing started to stop
+    # (uvicorn binds only after the app's start-up, and its shutdown after a failed bind hung for ever)
+    listener = bind_listener(settings.api.host, settings.api.port, "api.port")
     if settings.nats.give_up_after:  # wait for NATS, then exit 3: for a supervisor that wants to know
         asyncio.run(reach_nats(settings, url, role="api"))
     refuse_partition_change(settings, url)  # queue.partitions against a live queue: one line, exit 5
@@ -56,6 +60,9 @@ def serve(
             server_header=False,
         )
     )
-    server.run()
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
     if not server.started:
         raise typer.Exit(1)

@@ -285,9 +285,10 @@ def fault_banner(settings: GameadSettings) -> str | None:
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
+    """Refuse (exit 5, as ``gamead serve`` and ``gamead worker`` refuse a taken port) a port ``what`` cannot bind."""
     if not port_free(host, port):
-        raise GameadError(f"port {port} on {host} is already in use (another `gamead up`?): "
-                          f"{what} cannot listen there — choose another with {flag}")
+        raise ConfigError(f"port {port} on {host} is taken by another process (address already in use; another "
+                          f"`gamead up`?): {what} cannot listen there — choose another with {flag}")
 
 
 class _StopRequested(Exception):

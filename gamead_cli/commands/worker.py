@@ -20,6 +20,7 @@ import uvloop
 from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import install_stop_signals, reach_nats, require_nats_url, run_until_stopped
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
+from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
@@ -43,6 +44,8 @@ def worker(
     settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
                              nats={"url": nats_url, "give_up_after": give_up_after})
     url = require_nats_url(settings)
+    if settings.worker.metrics_port and settings.metrics.enabled:  # a taken port: one line, exit 5, before NATS
+        bind_listener(settings.worker.metrics_host, settings.worker.metrics_port, "worker.metrics_port").close()
     setup_logging(settings.log, role="worker")
     setup_tracing("worker")  # only when OTEL_* variables ask for traces
     runtime = Worker(settings, url, worker_id=worker_id)

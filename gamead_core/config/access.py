@@ -20,7 +20,8 @@ class RedisSettings(Section):
     connect_timeout: float = Field(0.5, gt=0)
     max_connections: int = Field(64, ge=1)
     breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open the circuit breaker.")
-    breaker_reset: float = Field(5.0, gt=0, description="Seconds the breaker stays open before a half-open probe.")
+    breaker_reset: float = Field(5.0, ge=0.1, description="Seconds the breaker stays open before a half-open probe; at "
+                                 "least 0.1 s (each probe is a Redis round trip).")
 
 
 class CacheSettings(Section):

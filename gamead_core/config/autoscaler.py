@@ -36,7 +36,8 @@ class AutoscalerSettings(Section):
     backend: Literal["kubernetes", "local", "none"] = Field(
         "none", description="What sets the worker count: a Kubernetes Deployment, local processes, nothing."
     )
-    interval: float = Field(5.0, gt=0, description="Seconds between two observations and decisions.")
+    interval: float = Field(5.0, ge=0.2, description="Seconds between two observations and decisions; at least 0.2 s "
+                            "(each round reads the queue and the registry and writes its state: less is a busy loop).")
     min_replicas: int = Field(1, ge=0, description="Fewest workers, whatever the load.")
     max_replicas: int = Field(20, ge=1, description="Most workers, whatever the load.")
     target_drain_seconds: float = Field(
@@ -78,6 +79,15 @@ class AutoscalerSettings(Section):
     kubernetes: KubernetesScalerSettings = Field(
         default_factory=KubernetesScalerSettings, description="Where the kubernetes backend finds workers."
     )
+
+    @model_validator(mode="after")
+    def _metrics_outlive_a_round(self) -> AutoscalerSettings:
+        # metrics are read once per interval and judged at the next decision (scaling.policy holds on metrics
+        # older than stale_after_seconds): below one interval every reading would be stale and nothing scaled
+        if self.stale_after_seconds < self.interval:
+            raise ValueError(f"autoscaler.stale_after_seconds ({self.stale_after_seconds:g}s) must be at least "
+                             f"autoscaler.interval ({self.interval:g}s): every reading would be too old to act on")
+        return self
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> AutoscalerSettings:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import SettingsError, YamlConfigSettingsSource
 
+from gamead_core.config.env_names import refuse_unknown_variables
 from gamead_core.config.origin import origin
 from gamead_core.config.yaml_nodes import Part, key_part, walk
 from gamead_core.config.settings import _YAML_SOURCE, GameadSettings
@@ -231,6 +232,7 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> GameadS
     Raises :class:`ConfigError` with every problem named by its dotted key and where its value came from
     (the ``GAMEAD_*`` variable, the config file and line, or a flag).
     """
+    refuse_unknown_variables(os.environ, GameadSettings)  # a mistyped GAMEAD_* section was silently ignored
     path = config_path(config)
     init = _deep_merge(_env_overrides(), _drop_none(overrides))
     source = _yaml_source(path) if path else None

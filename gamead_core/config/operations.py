@@ -39,11 +39,21 @@ class JobSettings(Section):
     retention: float = Field(7 * 86400, gt=0, description="Seconds a job's document is kept after its last change.")
     max_bytes: BucketBytes = Field(256 * 1024**2, ge=-1, description="Most bytes the jobs bucket holds (-1 = unlimited). "
                            "JetStream reserves it from the server's file store (max_file_store).")
-    lease: float = Field(15.0, gt=0, description="A job whose runner is silent this long is resumed elsewhere.")
+    lease: float = Field(15.0, ge=1, description="A job whose runner is silent this long is resumed elsewhere; at "
+                         "least 1 s (renewed every max(0.2 s, lease / 3): a shorter lease lapses between renewals).")
     follow_timeout: float = Field(
         60.0, ge=0, description="Seconds a replay job follows its replayed ads after the last replay."
     )
     max_resumes: int = Field(3, ge=0, description="Times a job is resumed after its runner died; then interrupted.")
+
+    @model_validator(mode="after")
+    def _document_outlives_its_lease(self) -> JobSettings:
+        # the bucket drops a key not written for `retention` (its max_age); a running job rewrites its document
+        # only when it renews its lease: a retention below the lease loses a live job's document
+        if self.retention < self.lease:
+            raise ValueError(f"jobs.retention ({self.retention:g}s) must be at least jobs.lease ({self.lease:g}s): "
+                             "a running job's document would expire between two renewals")
+        return self
 
 
 class DoctorSettings(Section):
@@ -91,8 +101,20 @@ class RegistrySettings(Section):
     """``registry:`` – the KV bucket where every node says it is alive: heartbeat period and time to live
     (seconds). A node silent for ``ttl`` is gone from ``gamead workers`` and the autoscaler's count."""
 
-    heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between two heartbeats of a node.")
-    ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry.")
+    heartbeat_interval: float = Field(2.0, ge=0.1, description="Seconds between two heartbeats of a node; at least "
+                                      "0.1 s (each is a KV write, and the reaper runs every half of it).")
+    ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry "
+                       "(at least 2 × heartbeat_interval).")
+
+    @model_validator(mode="after")
+    def _ttl_outlives_two_beats(self) -> RegistrySettings:
+        # the reaper's lease lives min(3 × heartbeat_interval, ttl / 2) and is renewed every heartbeat_interval
+        # (gamead_core.worker.reaper), and `gamead up` kills a worker silent for ttl: below two beats the lease
+        # lapses between renewals and live nodes are taken for dead (ttl 1 s: a worker restarted every ~30 s)
+        if self.ttl < 2 * self.heartbeat_interval:
+            raise ValueError(f"registry.ttl ({self.ttl:g}s) must be at least 2 × registry.heartbeat_interval "
+                             f"({self.heartbeat_interval:g}s): a node would vanish between two of its heartbeats")
+        return self
 
 
 

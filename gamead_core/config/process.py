@@ -42,13 +42,16 @@ class ApiSettings(Section):
         5.0, gt=0, description="Seconds an idle keep-alive connection is kept open between two requests."
     )
     nats_unhealthy_after: float = Field(
-        60.0, gt=0, description="`/healthz` fails once NATS has not answered for this many seconds (restart me)."
+        60.0, ge=1, description="`/healthz` fails once NATS has not answered for this many seconds (restart me); "
+        "at least 1 s (a connection's ordinary reconnect must not fail the probe)."
     )
     topology_check_interval: float = Field(
-        5.0, gt=0, description="Seconds between two checks of the JetStream topology (missing objects recreated)."
+        5.0, ge=0.1, description="Seconds between two checks of the JetStream topology (missing objects recreated); "
+        "at least 0.1 s (each check lists every stream and bucket: less is a busy loop of JetStream API calls)."
     )
     storage_probe_interval: float = Field(
-        5.0, gt=0, description="Seconds between two probe writes that tell `/readyz` whether JetStream stores writes."
+        5.0, ge=0.1, description="Seconds between two probe writes that tell `/readyz` whether JetStream stores writes; "
+        "at least 0.1 s (each probe is a KV write)."
     )
     # --- batch submit (POST /ads/batch) -------------------------------------------------------------
     batch_max: int = Field(
@@ -78,13 +81,14 @@ class NatsSettings(Section):
     connect_timeout: float = Field(2.0, gt=0)
     request_timeout: float = Field(2.0, gt=0, description="Timeout of JetStream API calls.")
     ping_interval: float = Field(
-        10.0, gt=0, description="Seconds between the client's PINGs; a connection whose server misses "
-        "max_outstanding_pings of them in a row is stale and reconnected (nats-py's default is 120 s).")
+        10.0, ge=1, description="Seconds between the client's PINGs; a connection whose server misses "
+        "max_outstanding_pings of them in a row is stale and reconnected (nats-py's default is 120 s); at least 1 s.")
     max_outstanding_pings: int = Field(3, ge=1, description="Unanswered PINGs that make a connection stale.")
     stale_after: float = Field(
-        3.0, gt=0, description="Seconds the server a connection is on may leave gamead's PING (one a second) "
+        3.0, ge=2, description="Seconds the server a connection is on may leave gamead's PING (one a second) "
         "unanswered before the connection is left for another server of nats.url (a stopped, frozen or cut-off "
-        "server); /readyz's nats check fails from half of it.")
+        "server); /readyz's nats check fails from half of it. At least 2 s: two PING rounds "
+        "(gamead_core.queue.liveness), so that half of it is one whole round.")
     max_pending_bytes: int = Field(
         4 * 1024 * 1024, ge=64 * 1024, description="Most bytes a process lets wait to be sent to NATS (nats-py's "
         "pending buffer + the socket's write buffer); above it a write answers 503 queue_unavailable at once "
@@ -108,8 +112,10 @@ class QueueSettings(Section):
     polls (milliseconds it reuses queue heads, seconds between polls of an empty queue)."""
 
     aging_step: float = Field(10.0, gt=0, description="Seconds of waiting that lift an ad one priority level.")
-    ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacknowledged ad is redelivered.")
-    duplicate_window: float = Field(120.0, gt=0, description="Window in which a repeated message id is dropped.")
+    ack_wait: float = Field(30.0, ge=1, description="Seconds before an unacknowledged ad is redelivered; at least 1 s "
+                            "(a worker renews every ad it holds at a fraction of it: less is a busy loop of acks).")
+    duplicate_window: float = Field(120.0, ge=1, description="Window in which a repeated message id is dropped; at "
+                                    "least 1 s (JetStream keeps it in whole seconds of message ids).")
     max_msgs: int = Field(1_000_000, description="Most ads waiting in the work stream (-1 = unlimited).")
     max_bytes: int = Field(1024**3, description="Most bytes in the work stream (-1 = unlimited).")
     replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a production cluster).")
@@ -122,12 +128,24 @@ class QueueSettings(Section):
         "(every other node stopped, the queue drained; README: Partitions). Without it a start whose "
         "queue.partitions differs from the streams is refused (exit 5) and touches nothing."
     )
-    head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads.")
-    idle_poll: float = Field(0.5, gt=0, description="Longest a worker waits between polls of an empty queue.")
+    head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads (0 = "
+                               "read them at every look; the looks themselves are paced by idle_poll).")
+    idle_poll: float = Field(0.5, ge=0.05, description="Longest a worker waits between polls of an empty queue; at "
+                             "least 0.05 s (each poll reads the queue heads: less is an idle worker busy-polling).")
     idle_wait: float = Field(
-        5.0, gt=0, le=300, description="Seconds an idle worker's long-poll pull request waits at the server for "
-        "an ad (one per level, answered the moment an ad arrives); then it looks at the queue again."
+        5.0, ge=0.5, le=300, description="Seconds an idle worker's long-poll pull request waits at the server for "
+        "an ad (one per level, answered the moment an ad arrives); then it looks at the queue again. At least "
+        "0.5 s: the long polls are re-sent every idle_wait (5 × partitions requests per idle_wait per idle worker)."
     )
+
+    @model_validator(mode="after")
+    def _poll_within_the_long_poll(self) -> QueueSettings:
+        # the long polls wait idle_wait at the server, then the worker looks again within idle_poll
+        # (gamead_core.queue.long_poll, worker.runtime): a poll period past the long poll leaves levels unwatched
+        if self.idle_poll > self.idle_wait:
+            raise ValueError(f"queue.idle_poll ({self.idle_poll:g}s) must not exceed queue.idle_wait "
+                             f"({self.idle_wait:g}s): an idle worker would leave the queue unwatched between them")
+        return self
 
 
 class FaultSettings(Section):
@@ -181,6 +199,14 @@ class WorkerSettings(Section):
         description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives each worker one).",
     )
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on (0.0.0.0 in a pod).")
+
+    @model_validator(mode="after")
+    def _base_within_the_cap(self) -> WorkerSettings:
+        # the delay is min(cap, base·2^(n−1)): a base above the cap would be silently cut to it at every retry
+        if self.backoff_base > self.backoff_cap:
+            raise ValueError(f"worker.backoff_base ({self.backoff_base:g}s) must not exceed worker.backoff_cap "
+                             f"({self.backoff_cap:g}s)")
+        return self
 
 
 class MetricsSettings(Section):

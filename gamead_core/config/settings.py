@@ -79,6 +79,14 @@ class GameadSettings(BaseSettings):
         if self.records.completed_max_age < self.queue.duplicate_window:
             raise ValueError(f"records.completed_max_age ({self.records.completed_max_age:g}s) must be at least "
                              f"queue.duplicate_window ({self.queue.duplicate_window:g}s)")
+        # GAMEAD_DLQ and GAMEAD_AUDIT are created with queue.duplicate_window and their own max_age: JetStream
+        # refuses a duplicate window longer than the max age (NATS 10052 "duplicates window can not be larger
+        # then max age"), so the stream could not be created or updated
+        for name, max_age in (("dlq", self.dlq.max_age), ("audit", self.audit.max_age)):
+            if max_age < self.queue.duplicate_window:
+                raise ValueError(f"{name}.max_age ({max_age:g}s) must be at least queue.duplicate_window "
+                                 f"({self.queue.duplicate_window:g}s): JetStream refuses a duplicate window longer "
+                                 f"than the max age of stream GAMEAD_{name.upper()}")
         return self
 
     @classmethod

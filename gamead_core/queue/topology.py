@@ -72,6 +72,7 @@ from gamead_core.queue.topology_plan import (  # the pure half, re-exported for 
     health_bucket_config,
     kv_config,
     kv_stream_config,
+    limit_values,
     plain_bucket_config,
     plan,
     stream_config,
@@ -233,11 +234,7 @@ async def _create(js: JetStreamContext, w: Wanted) -> None:
 async def _update_limits(js: JetStreamContext, w: Wanted, have: StreamConfig | ConsumerConfig,
                          limits: tuple[str, ...]) -> None:
     """Change only ``limits`` of the existing object, keeping every other field as it is."""
-    target = w.stream_config() if w.kind != "consumer" else w.config
-    values = {k: getattr(target, k) for k in limits}
-    if "metadata" in values:  # add or change gamead's keys, keep the server's
-        values["metadata"] = {**(getattr(have, "metadata", None) or {}), **(values["metadata"] or {})}
-    changed = have.evolve(**values)
+    changed = have.evolve(**limit_values(w.stream_config() if w.kind != "consumer" else w.config, have, limits))
     if w.kind == "consumer":
         await js.add_consumer(w.stream, changed)  # CONSUMER.CREATE on an existing durable updates it
     else:

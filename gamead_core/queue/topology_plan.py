@@ -177,6 +177,21 @@ def wanted_topology(settings: GameadSettings) -> tuple[Wanted, ...]:
     )
 
 
+def limit_values(target: StreamConfig | ConsumerConfig, have: StreamConfig | ConsumerConfig,
+                 limits: tuple[str, ...]) -> dict[str, object]:
+    """The fields to change on ``have`` to bring its ``limits`` to ``target``'s: gamead's ``metadata`` keys added
+    to the server's, and a duplicate window cut to a new, shorter ``max_age`` (a KV bucket's ttl lowered below
+    the window nats-py gave it at creation, min(120 s, ttl): JetStream refused the update, NATS 10052
+    "duplicates window can not be larger then max age", and the bucket kept its old ttl). Pure."""
+    values: dict[str, object] = {k: getattr(target, k) for k in limits}
+    if "metadata" in values:  # add or change gamead's keys, keep the server's
+        values["metadata"] = {**(getattr(have, "metadata", None) or {}), **(values["metadata"] or {})}  # type: ignore[dict-item]
+    age, window = values.get("max_age"), getattr(have, "duplicate_window", None) or 0
+    if isinstance(age, (int, float)) and age > 0 and "duplicate_window" not in values and window > age:
+        values["duplicate_window"] = age
+    return values
+
+
 # --- pure comparison ---------------------------------------------------------------------------------------
 
 #: Stream fields gamead updates in place when they differ from its config (JetStream allows the change), and

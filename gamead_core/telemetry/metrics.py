@@ -30,7 +30,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from gamead_core.config import GameadSettings
-from gamead_core.errors import ConfigError
+from gamead_core.listen import listen_refusal
 from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
 from gamead_core.telemetry.tracing import mark_span
 
@@ -201,13 +201,14 @@ def serve_worker_metrics(host: str, port: int) -> tuple[object, str]:
     """Serve :data:`REGISTRY` as Prometheus text on ``http://host:port/metrics`` from a daemon thread
     (prometheus-client's ``start_http_server``). Returns (server, the URL to advertise).
 
-    Raises :class:`ConfigError` when the port cannot be bound (taken, or not ours to use)."""
+    Raises :class:`~gamead_core.errors.ConfigError` (:func:`~gamead_core.listen.listen_refusal`) when the port
+    cannot be bound (taken, or not ours to use)."""
     from prometheus_client import start_http_server
 
     try:
         server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
     except OSError as exc:
-        raise ConfigError(f"cannot serve worker metrics on {host}:{port} (worker.metrics_port): {exc}") from exc
+        raise listen_refusal(host, port, "worker.metrics_port", exc) from exc
     return server, api_metrics_url(host, int(server.server_address[1]))
 
 

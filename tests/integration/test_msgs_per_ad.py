@@ -25,7 +25,7 @@ from tests.support import Proc, SubjectTap, ad, start_api, start_worker, wait_fo
 
 ADS = 20
 #: no periodic look at the heads and no heartbeat during the count: what is counted is what the ads cause
-QUIET = {"GAMEAD_QUEUE__IDLE_WAIT": "120", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "60"}
+QUIET = {"GAMEAD_QUEUE__IDLE_WAIT": "120", "GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "60", "GAMEAD_REGISTRY__TTL": "120"}
 
 
 def test_each_ad_costs_its_budget_of_nats_messages(

@@ -85,7 +85,7 @@ def test_registry_put_list_delete_and_clean_shutdown(stack: Stack) -> None:
     async def scenario() -> None:
         nc = await nats.connect(stack.nats.url)
         try:
-            registry = Registry(nc, nc.jetstream(), RegistrySettings(ttl=TTL))
+            registry = Registry(nc, nc.jetstream(), RegistrySettings(ttl=TTL, heartbeat_interval=1))
             node_id = f"probe/{uuid.uuid4().hex[:6]}"  # '/' is not a valid key character: it must be mapped
             await registry.put(api_node_info(node_id, started=time.time()))
             assert node_id in [n.id for n in await registry.list()]
@@ -115,7 +115,7 @@ def test_heartbeat_never_raises_when_nats_is_gone(tmp_path: Any) -> None:
     async def scenario() -> None:
         server = EmbeddedNats(tmp_path / "short-lived").start()
         nc = await nats.connect(server.url, max_reconnect_attempts=1, reconnect_time_wait=0.1)
-        registry = Registry(nc, nc.jetstream(timeout=0.3), RegistrySettings(ttl=TTL), timeout=0.3)
+        registry = Registry(nc, nc.jetstream(timeout=0.3), RegistrySettings(ttl=TTL, heartbeat_interval=1), timeout=0.3)
         server.stop()
         stop = asyncio.Event()
         beats = 0

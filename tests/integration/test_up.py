@@ -287,9 +287,10 @@ def test_nothing_outlives_a_sigkilled_up_not_even_a_stopped_worker_and_its_data_
         # a second stack on the same port: one red line naming the port, before it starts anything
         same_port = subprocess.run(gamead_argv("up", "--port", str(first.port), "--data-dir", str(tmp_path / "other")),
                                    env=clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
-        assert same_port.returncode == 1 and "✓" not in same_port.stdout + same_port.stderr
+        assert same_port.returncode == 5 and "✓" not in same_port.stdout + same_port.stderr
         assert same_port.stderr.strip().splitlines() == [
-            f"error: port {first.port} on 127.0.0.1 is already in use (another `gamead up`?): "
+            f"error: port {first.port} on 127.0.0.1 is taken by another process (address already in use; another "
+            "`gamead up`?): "
             "the API cannot listen there — choose another with --port"]
 
         # a worker frozen (SIGSTOP: a debugger, Ctrl-Z of its own, a frozen cgroup) when `up` is SIGKILLed: its
@@ -347,9 +348,10 @@ def test_a_taken_nats_port_is_one_red_line(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         up = up_stack(tmp_path, "--workers", "0", GAMEAD_EMBEDDED__NATS_PORT=str(port))
         result = subprocess.run(up.argv, env=up.env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 5  # a setting that cannot work: as serve's api.port and worker.metrics_port
     assert result.stderr.strip().splitlines() == [
-        f"error: port {port} on 127.0.0.1 is already in use: set embedded.nats_port to a free port "
+        f"error: port {port} on 127.0.0.1 is taken by another process (address already in use): "
+        "set embedded.nats_port to a free port "
         "(0 = any free port)"]
     assert not (up.data_dir / "gamead-up.json").exists()  # nothing was started
 

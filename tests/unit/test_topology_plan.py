@@ -150,3 +150,14 @@ def test_gamead_s_metadata_keys_are_a_limit_and_the_server_s_are_ignored() -> No
     assert compare_stream(wanted, have).limits == ()
     have = replace(wanted, metadata={"_nats.req.level": "1", "gamead_key": "30"})
     assert compare_stream(wanted, have).limits == ("metadata",)
+
+
+def test_a_bucket_ttl_cut_below_its_duplicate_window_cuts_the_window_too() -> None:
+    """``registry.ttl`` 10 → 4 on an existing bucket: nats-py created it with a 10 s window (min(120, ttl)), and
+    JetStream refused the update to max_age 4 with the window left at 10 (NATS 10052); the window follows."""
+    from gamead_core.queue.topology_plan import limit_values
+    have = StreamConfig(name="KV_r", subjects=["$KV.r.>"], max_age=10.0, duplicate_window=10.0)
+    target = StreamConfig(name="KV_r", subjects=["$KV.r.>"], max_age=4.0)
+    assert limit_values(target, have, ("max_age",)) == {"max_age": 4.0, "duplicate_window": 4.0}
+    longer = StreamConfig(name="KV_r", subjects=["$KV.r.>"], max_age=60.0)
+    assert limit_values(longer, have, ("max_age",)) == {"max_age": 60.0}  # a window within the age is kept

@@ -1,0 +1,86 @@
+"""Every ``GAMEAD_*`` variable gamead knows: the settings (``GAMEAD_<SECTION>__<KEY>``, a whole section as JSON
+``GAMEAD_<SECTION>``) and the few of the CLI, ``gamead up`` and the tests. Any other is refused (exit 5): a
+mistyped section (``GAMEAD_WROKER__CONCURRENCY``) was ignored without a word by pydantic-settings."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from gamead_core.errors import ConfigError
+
+PREFIX = "GAMEAD_"
+
+#: ``GAMEAD_*`` variables that are no setting, and who reads them (README: Configuration, exit codes).
+OTHER_VARIABLES: Mapping[str, str] = {
+    "GAMEAD_CONFIG": "the config file (as --config)",
+    "GAMEAD_API_URL": "the API the CLI talks to (client.api_url)",
+    "GAMEAD_TOKEN": "the API token the CLI sends (client.token)",
+    "GAMEAD_DEBUG": "tracebacks for unexpected errors (as --debug)",
+    "GAMEAD_PARENT_PID": "set by `gamead up` for its children: stop when it dies",
+    "GAMEAD_TEST_FORKSERVER": "the test suite: 0 starts every process with a fresh interpreter",
+    "GAMEAD_TEST_FORKSERVER_REPORT": "the test suite: CPU per process of the fork server",
+    "GAMEAD_BENCH_KEEP": "the benchmarks: keep their data directories",
+}
+
+
+def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The settings model a field of ``annotation`` holds, and whether below it any name goes (a mapping of
+    models such as ``ratelimit.roles``: its keys are the operator's). ``(None, False)`` for a plain value."""
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if origin in (dict, Mapping, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            model, _ = _model_of(arg)
+            if model is not None:
+                return model, origin in (dict, Mapping)
+    return None, False
+
+
+def setting_names(model: type[BaseModel], prefix: str = PREFIX) -> tuple[set[str], set[str]]:
+    """``(names, open prefixes)``: every ``GAMEAD_*`` name of a setting or section of ``model`` (upper case),
+    and the prefixes below which any name is a key of the operator's (``GAMEAD_RATELIMIT__ROLES__``). Pure."""
+    names: set[str] = set()
+    open_prefixes: set[str] = set()
+    for field_name, field in model.model_fields.items():
+        name = prefix + field_name.upper()
+        names.add(name)
+        sub, is_open = _model_of(field.annotation)
+        if is_open:
+            open_prefixes.add(name + "__")
+        elif sub is not None:
+            more, more_open = setting_names(sub, name + "__")
+            names |= more
+            open_prefixes |= more_open
+    return names, open_prefixes
+
+
+def refuse_unknown_variables(environ: Mapping[str, str], model: type[BaseModel]) -> None:
+    """Raise :class:`ConfigError` naming the first ``GAMEAD_*`` variable of ``environ`` (names compared in upper
+    case, as pydantic-settings reads them) that is neither a setting of ``model``, nor below one of its sections
+    (``GAMEAD_QUEUE__NOPE``: the section refuses the key itself, naming it), nor one of :data:`OTHER_VARIABLES`,
+    with the nearest known name when one is close (difflib)."""
+    names, _ = setting_names(model)
+    known = names | set(OTHER_VARIABLES)
+    # a wrong key inside a known section is refused by the section itself (extra="forbid"), naming the key
+    sections = tuple(f"{PREFIX}{name.upper()}__" for name in model.model_fields)
+    unknown = sorted(
+        key for key in environ
+        if key.upper().startswith(PREFIX) and key.upper() not in known and not key.upper().startswith(sections)
+    )
+    if not unknown:
+        return
+    key = unknown[0]
+    tails = {name[len(PREFIX):]: name for name in known}
+    close = difflib.get_close_matches(key.upper()[len(PREFIX):], sorted(tails), n=1, cutoff=0.75)
+    hint = f" (did you mean {tails[close[0]]}?)" if close else ""
+    more = f" (and {len(unknown) - 1} more: {', '.join(unknown[1:4])}{'…' if len(unknown) > 4 else ''})" \
+        if len(unknown) > 1 else ""
+    raise ConfigError(f"invalid configuration: environment variable {key[:60]} is no gamead setting{hint}{more}; "
+                      "a setting is GAMEAD_<SECTION>__<KEY> (e.g. GAMEAD_WORKER__CONCURRENCY): unset it or fix it")

@@ -1,0 +1,49 @@
+"""Opening a listening TCP socket for a setting, or one line saying why it cannot be (a taken port, a port below
+1024 without the privilege, an address not of this machine).
+
+Every listener gamead opens from a setting goes through :func:`listen_refusal`: the API (``api.port``, bound by
+:func:`bind_listener` *before* the app starts, so a refused start connects to nothing and leaves nothing running),
+a worker's ``worker.metrics_port`` and the ports ``gamead up`` checks. A refusal is a
+:class:`~gamead_core.errors.ConfigError`: exit 5 (README exit-code table), one red line.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from gamead_core.errors import ConfigError
+
+
+def listen_refusal(host: str, port: int, setting: str, exc: OSError) -> ConfigError:
+    """The one-line refusal of a listener on ``host:port`` (from ``setting``, e.g. ``"api.port"``) that could not
+    bind: ``exc`` is the bind's error. Says the port is taken (``address already in use``) when it is. Pure."""
+    if exc.errno == errno.EADDRINUSE:
+        why = f"port {port} is taken by another process (address already in use)"
+    elif exc.errno == errno.EACCES:
+        why = f"port {port} is not ours to use (permission denied; ports below 1024 need privileges)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = f"{host} is not an address of this machine"
+    else:
+        why = exc.strerror or str(exc)
+    return ConfigError(f"cannot listen on {host}:{port} ({setting}): {why}; choose another {setting}")
+
+
+def bind_listener(host: str, port: int, setting: str, backlog: int = 2048) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening (SO_REUSEADDR, as uvicorn binds; IPv6 when ``host`` holds
+    a colon; ``port`` 0 = a free one). The caller owns and closes it. Raises :class:`ConfigError`
+    (:func:`listen_refusal`) when it cannot bind; ``setting`` names the setting the port came from."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise listen_refusal(host, port, setting, exc) from exc
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
