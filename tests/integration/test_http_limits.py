@@ -118,6 +118,16 @@ def test_malformed_framing_is_answered_in_json(api: tuple[Proc, str]) -> None:
     assert resp.status == 400 and resp.error()["code"] == "bad_request"
 
 
+def test_a_huge_or_malformed_chunk_size_is_refused_at_once_not_timed_out(api: tuple[Proc, str]) -> None:
+    """An attacker's ``FFFFFFFFFFFFFFFF`` chunk then a stall got 408 after the read timeout: now 413 as soon as
+    the size line is read (408 is what a stall alone gets); a size line too long is 400 at once."""
+    head = b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    resp = send_then_read(api[1], head + b"FFFFFFFFFFFFFFFF\r\n{")
+    assert resp.status == 413 and resp.error()["code"] == "payload_too_large", resp.raw[:300]
+    resp = send_then_read(api[1], head + b"0" * 2000)
+    assert resp.status == 400 and "chunk size line" in str(resp.error()["message"])
+
+
 def test_a_compressed_body_is_refused_415_whatever_it_holds(api: tuple[Proc, str]) -> None:
     """attack14a: a gzip body got 400 ``invalid_json`` ("not UTF-8 text (byte 1)") and ``Content-Encoding: br`` on
     a plain body was accepted as if the header were not there. Bodies are never decompressed (no gzip bomb can
