@@ -259,3 +259,14 @@ def test_ten_unfinished_50_mb_headers_leave_memory_flat(api: tuple[Proc, str]) -
     print(f"API RSS idle {idle / MB:.1f} MB, peak under attack {peak / MB:.1f} MB (+{grown:.1f} MB)")
     assert grown < 20, f"RSS grew by {grown:.1f} MB under the attack (idle {idle / MB:.1f} MB)"
     assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # and it still serves
+
+
+def test_a_repeated_query_parameter_and_an_unmet_expect_are_refused_by_a_real_serve(api: tuple[Proc, str]) -> None:
+    twice = httpx.get(api[1] + "/v1/levels/1/oldest?limit=1&limit=500", timeout=5)
+    assert twice.status_code == 400 and twice.json()["error"]["details"] == {"parameter": "limit"}
+    resp = send_then_read(api[1], b"POST /ads HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n"
+                                  b"Connection: close\r\n\r\n{}")
+    assert resp.status == 417 and resp.error()["code"] == "expectation_failed"
+    go_on = send_then_read(api[1], b"POST /ads HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                                   b"Connection: close\r\n\r\n{}")
+    assert b"HTTP/1.1 417" not in go_on.raw and b"validation_failed" in go_on.raw, go_on.raw[:300]  # the route's
