@@ -46,6 +46,13 @@ def iso_time(value: Any) -> Any:
     raise ValueError("must be an ISO-8601 time, e.g. 2026-11-24T10:00:00Z (no offset = UTC)")
 
 
+def read_utc(text: str) -> datetime:
+    """A time string read exactly as the API reads one (:data:`UtcDatetime`): ISO 8601, no offset = UTC, converted
+    to aware UTC. Raises ValueError with the API's reason (not ISO 8601, or out of range once in UTC), so a client
+    can refuse before sending what the API would answer 422 (``gamead dlq list --since``, ``gamead audit``)."""
+    return as_utc(iso_time(text))
+
+
 #: A datetime field or query parameter that follows the module's rule (naive = UTC; always aware UTC); a string
 #: must be ISO-8601.
 UtcDatetime = Annotated[datetime, BeforeValidator(iso_time), AfterValidator(as_utc)]

@@ -69,13 +69,33 @@ def stack_note(data_dir: Path, config: Path | None) -> str | None:
             f"--config {copy}")
 
 
-@app.command("path")
-def path(config: ConfigOpt = None) -> None:
-    """Print which config file is in force (--config, else $GAMEAD_CONFIG, else ./config.yaml), or "none".
+class PathFormat(str, Enum):
+    text = "text"
+    json = "json"
 
-    Example: gamead config path
+
+@app.command("path")
+def path(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    output: Annotated[
+        PathFormat,
+        typer.Option("--output", "-o", help="text for people, json for scripts.", case_sensitive=False),
+    ] = PathFormat.text,
+) -> None:
+    """Print which config file is in force (--config, else $GAMEAD_CONFIG, else ./config.yaml), or "none";
+    ``-o json``: ``{"path": ... or null, "source": "--config" | "GAMEAD_CONFIG" | "default" | null}``.
+
+    Example: gamead config path -o json
     """
     found = config_path(config)
     if found is not None:
         check_file(found)  # missing, /dev/zero, a FIFO, a directory, over 1 MiB: the reason, exit 5
+    if output == PathFormat.json:
+        given = ctx.get_parameter_source("config")  # --config or $GAMEAD_CONFIG (the option's envvar)
+        source = (None if found is None else "default" if config is None
+                  else "GAMEAD_CONFIG" if getattr(given, "name", None) == "ENVIRONMENT" else "--config")
+        data = {"path": str(found.resolve()) if found else None, "source": source}
+        sys.stdout.write(strict_dumps(data) + "\n")
+        return
     sys.stdout.write(f"{found.resolve() if found else 'none'}\n")

@@ -83,11 +83,13 @@ def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
             return (now - timedelta(seconds=ago)).isoformat()
         except OverflowError:
             raise GameadError(f"cannot read time {value!r}: that is before the year 1") from None
+    from gamead_core.times import read_utc  # the API's own reading: what it would refuse (422) is refused here
+
     try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise GameadError(f"cannot read time {value!r}: use ISO-8601 (2026-11-24T10:00) or an age like 2h, 7d")
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
+        return read_utc(value).isoformat()
+    except ValueError as exc:
+        hint = " or an age like 2h, 7d" if "ISO-8601" in str(exc) else ""
+        raise GameadError(f"cannot read time {value!r}: {exc}{hint}") from None
 
 
 def when_option(value: str | None, flag: str, *, now: datetime | None = None) -> str | None:

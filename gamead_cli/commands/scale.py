@@ -27,8 +27,6 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
 #: The API's bound of an override's worker count (POST /v1/scale/override).
 MAX_REPLICAS = 10_000
-#: The API's limit (7 days).
-MAX_FOR_SECONDS = 7 * 86400
 
 
 def parse_duration(value: str) -> float:
@@ -36,11 +34,14 @@ def parse_duration(value: str) -> float:
 
     Raises ``typer.BadParameter`` (a usage error, exit 2) for anything else or outside (0, 7d].
     """
+    # the API's own bound (7 days), so the two never disagree
+    from gamead_core.scaling.store import MAX_OVERRIDE_SECONDS
+
     seconds = duration_seconds(value)
     if seconds is None:
         raise typer.BadParameter(f"cannot read duration {value!r}: use a number with s, m, h or d (30s, 10m, 2h)",
                                  param_hint="--for")
-    if not 0 < seconds <= MAX_FOR_SECONDS:
+    if not 0 < seconds <= MAX_OVERRIDE_SECONDS:
         raise typer.BadParameter(f"duration {value!r} must be more than 0 and at most 7d", param_hint="--for")
     return seconds
 

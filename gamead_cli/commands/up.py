@@ -309,8 +309,11 @@ def _check_stop() -> None:
 
 
 def _wait_api_ready(url: str, port: int, api: Child, timeout: float) -> None:
-    """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's)."""
+    """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's). Past
+    ``timeout``, the error says what /readyz last answered and what the API's log holds (an empty log said "see
+    api.log" and nothing more)."""
     deadline = time.monotonic() + timeout
+    last = "no answer on the port"
     while time.monotonic() < deadline:
         _check_stop()
         if not api.alive:
@@ -320,15 +323,21 @@ def _wait_api_ready(url: str, port: int, api: Child, timeout: float) -> None:
             raise GameadError(f"the API exited during start-up (exit code {code}): "
                               f"{_last_log_line(api.log_path) or 'no output'} — full log: {api.log_path}")
         try:
-            ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
+            answer = httpx.get(f"{url}/readyz", timeout=1)
+            ready = answer.status_code == 200
+            last = f"/readyz answered {answer.status_code}: {' '.join(answer.text.split())[:200] or 'no body'}"
+        except httpx.HTTPError as exc:
             ready = False
+            last = f"/readyz: {type(exc).__name__}"
         if ready and api.pid is not None:
             owned = port_owned_by(api.pid, port)
             if owned is None or owned:
                 return
+            last = f"another process holds port {port}"
         time.sleep(0.1)
-    raise GameadError(f"the API at {url} was not ready after {timeout:.0f}s; see {api.log_path}")
+    tail = _last_log_line(api.log_path)
+    log_says = f"its log {api.log_path} ends: {tail}" if tail else f"its log {api.log_path} is empty so far"
+    raise GameadError(f"the API at {url} was not ready after {timeout:.0f}s (last: {last}); {log_says}")
 
 
 class _Stack:

@@ -69,7 +69,7 @@ ERROR_REF: Final = {"$ref": "#/components/schemas/Error"}
 ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     400: "`bad_request`: not valid HTTP/1.1 (the connection is closed); `invalid_json`: the body is not a JSON "
          "object; `confirmation_required` (purge without `confirm: true`); `duplicate_header`: `Idempotency-Key` or "
-         "`Authorization` sent twice",
+         "`Authorization` sent twice; `duplicate_query_parameter`: a query parameter given twice (`details.parameter`)",
     401: "`unauthenticated`: no token, or an unknown one (`Authorization: Bearer <token>`)",
     403: "`forbidden`: the token's role may not do this (the message names the role needed)",
     404: "`not_found`: no such resource (or the id is not in gamead's id form)",
@@ -78,6 +78,7 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
          "`details.override` is what stands, `details.overrideRevision` its revision)",
     413: "`payload_too_large`: the body is over `api.max_body_bytes`",
     414: "`request_line_too_long`: the request target is over `api.max_request_line_bytes`",
+    417: "`expectation_failed`: an `Expect` other than `100-continue` (RFC 9110 §10.1.1)",
     422: "`validation_failed` (details: each field path and why); `idempotency_key_reused`",
     429: "`rate_limited`: over the caller's token bucket; retry after `Retry-After` seconds",
     431: "`headers_too_large` / `too_many_headers`: over `api.max_header_bytes` / `api.max_headers`",
@@ -85,8 +86,8 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
          "`audit_unavailable`, `stats_unavailable`: retry after `Retry-After` seconds",
 }
 
-#: answered by the server to any request, before routing (framing bounds, body cap)
-EVERY_ROUTE: Final = frozenset({400, 408, 413, 414, 431})
+#: answered by the server to any request, before routing (framing bounds, body cap, an unmet ``Expect``)
+EVERY_ROUTE: Final = frozenset({400, 408, 413, 414, 417, 431})
 #: answered by the gate and by NATS to any route that is not open (health and docs are open)
 GUARDED_ROUTE: Final = frozenset({401, 403, 429, 503})
 

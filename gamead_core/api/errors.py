@@ -111,6 +111,17 @@ class DuplicateHeader(ApiError):
                    f"§5.3); {why}: send one value, once", details={"header": header, "folded": True})
 
 
+class DuplicateQueryParameter(ApiError):
+    """A query parameter was given more than once (``?limit=1&limit=500``): which one would count is a guess, so
+    the request is refused on every route (400); ``details``: ``{"parameter": name}`` (percent-decoded)."""
+
+    status, code = 400, "duplicate_query_parameter"
+
+    @classmethod
+    def of(cls, name: str) -> DuplicateQueryParameter:
+        return cls(f"the query parameter {name!r} is given more than once: give it once", details={"parameter": name})
+
+
 class PayloadTooLarge(ApiError):
     """The body is over ``api.max_body_bytes`` (413)."""
 

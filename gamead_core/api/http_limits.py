@@ -18,7 +18,9 @@ uvicorn times out a client that trickles its head or body (``timeout_keep_alive`
 * a request not received whole (line, headers and body) within ``api.read_timeout`` of the connection's
   opening or of its first byte → ``408 request_timeout`` (a connection that never sent a byte is just
   closed); idle keep-alive connections close after ``api.keep_alive_timeout`` (uvicorn's own timer);
-* malformed framing → ``400 bad_request``;
+* malformed framing → ``400 bad_request``, a chunk size line not hex (llhttp) or over :data:`MAX_CHUNK_LINE`;
+* a chunk size over the route's body cap → ``413 payload_too_large`` once its size line is read (a stalled
+  ``FFFFFFFFFFFFFFFF`` chunk was a 408 after ``api.read_timeout``), the cap of the middleware's byte count;
 * a ``Content-Encoding`` other than ``identity`` → ``415 unsupported_media_type``: bodies are read as sent, never
   decompressed (so no gzip bomb can grow in the API), and a compressed one would otherwise be answered as bad
   JSON, or, for ``br`` on a plain body, taken as if the header were not there (attack14a).
@@ -39,6 +41,7 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from gamead_core.api.middleware import BATCH_PATHS
 from gamead_core.config import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,9 @@ LINGER_SECONDS = 2.0
 _LINE_OVERHEAD = 16
 #: ``": "`` and CRLF around each header field in a head's byte count
 _FIELD_OVERHEAD = 4
+#: longest chunk size line (hex size, extensions, CRLF) taken, bytes
+MAX_CHUNK_LINE = 1024
+_NOT_CHUNKED, _SIZE_LINE, _CHUNK_DATA = 0, 1, 2  #: where a chunked body's framing is
 #: key of the ASGI scope where a refusal of a request the application is already serving is put (a 408 in
 #: the middle of its body): the app sees only ``http.disconnect`` and answers into the void, so whatever
 #: reports the request afterwards (the audit trail, :mod:`gamead_core.api.audit_gate`) reads what the client
@@ -64,10 +70,19 @@ class HttpLimits:
     max_header_bytes: int = 16 * 1024
     max_headers: int = 100
     read_timeout: float = 15.0
+    max_body: int = 64 * 1024  #: ``api.max_body_bytes``
+    max_batch_body: int = 2 * 1024 * 1024  #: ``api.batch_max_body_bytes`` (the batch route's)
 
     @classmethod
     def from_settings(cls, api: ApiSettings) -> HttpLimits:
-        return cls(api.max_request_line_bytes, api.max_header_bytes, api.max_headers, api.read_timeout)
+        return cls(api.max_request_line_bytes, api.max_header_bytes, api.max_headers, api.read_timeout,
+                   api.max_body_bytes, api.batch_max_body_bytes)
+
+    def body_cap(self, url: bytes) -> tuple[int, str]:
+        """The body cap of a request target (bytes) and the setting it comes from."""
+        if url.partition(b"?")[0].decode("latin-1") in BATCH_PATHS:
+            return self.max_batch_body, "api.batch_max_body_bytes"
+        return self.max_body, "api.max_body_bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +107,7 @@ class Refusal:
 _IDENTITY = frozenset({b"", b"identity"})
 _ENCODED = Refusal(415, "unsupported_media_type", "the API does not decode a Content-Encoding: send the body "
                    "uncompressed, without that header (or Content-Encoding: identity)")
+_LONG_CHUNK_LINE = Refusal(400, "bad_request", f"a chunk size line is longer than {MAX_CHUNK_LINE} bytes")
 
 
 class _Refused(Exception):
@@ -119,6 +135,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: Refusal | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._lingering = False
+        self._framing = _NOT_CHUNKED  #: where the current chunked body is (_SIZE_LINE, _CHUNK_DATA)
+        self._te_chunked = False  #: the current head said Transfer-Encoding: chunked
+        self._line_tail = b""  #: an unfinished chunk size line, from earlier reads
+        self._sized, self._chunk_read = False, 0  #: a size line ended in the read parsed; its chunk's bytes there
 
     # --- connection ------------------------------------------------------------------------------------
 
@@ -150,6 +170,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as exc:
             self._refuse(self._refusal or Refusal(400, "bad_request", f"the request is not valid HTTP/1.1: {exc}"))
             return
+        if self._framing:
+            self._check_chunk_line(data)
         if self._in_head:  # an unfinished head: bound what the parser may be holding
             self._raw_head += len(data)
             if self._raw_head > self.limits.max_header_bytes:
@@ -178,6 +200,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.expect_100_continue = True
         elif name == b"content-encoding" and value.strip().lower() not in _IDENTITY:
             self._stop(_ENCODED)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            self._te_chunked = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -188,12 +212,53 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # A head that fits in the bytes seen so far fits the limit; only a big read needs the exact count.
         if self._raw_head + self._chunk > limits.max_header_bytes and self._head_size() > limits.max_header_bytes:
             self._stop(self._too_large())
+        if self._te_chunked:
+            self._framing, self._line_tail, self._sized, self._te_chunked = _SIZE_LINE, b"", False, False
         super().on_headers_complete()
+
+    def on_chunk_header(self) -> None:
+        self._framing, self._sized, self._chunk_read = _CHUNK_DATA, True, 0
+
+    def on_body(self, body: bytes) -> None:
+        self._chunk_read += len(body)
+        super().on_body(body)
+
+    def on_chunk_complete(self) -> None:
+        self._framing, self._line_tail, self._sized = _SIZE_LINE, b"", False
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        self._framing = _NOT_CHUNKED
         self._deadline = None
         super().on_message_complete()
+
+    # --- chunk size lines ----------------------------------------------------------------------------------
+
+    def _check_chunk_line(self, data: bytes) -> None:
+        """A read's last chunk size line (finished or not) is at most :data:`MAX_CHUNK_LINE` and its size at
+        most the cap (llhttp checks the hex); a chunk in progress ends the read, its size line just before."""
+        if self._framing == _SIZE_LINE:  # unfinished: what follows the last line feed
+            cut = data.rfind(b"\n")
+            self._line_tail = data[cut + 1:] if cut >= 0 else self._line_tail + data
+            if len(self._line_tail) > MAX_CHUNK_LINE:
+                self._refuse(_LONG_CHUNK_LINE)
+        if not self._sized:
+            return
+        self._sized = False
+        head = data[:len(data) - self._chunk_read]  # ... + the size line + its CRLF
+        cut = head.rfind(b"\n", 0, len(head) - 1)
+        line = head[cut + 1:] if cut >= 0 else self._line_tail + head
+        self._line_tail = b""
+        if len(line) > MAX_CHUNK_LINE:
+            return self._refuse(_LONG_CHUNK_LINE)
+        try:
+            size = int(line.partition(b";")[0].strip(), 16)
+        except ValueError:
+            return  # trailer fields after the last chunk, not a size line
+        cap, setting = self.limits.body_cap(self.url)
+        if size > cap:
+            self._refuse(Refusal(413, "payload_too_large", f"a chunk of {size} bytes passes the body limit of "
+                                 f"{cap} bytes ({setting})"))
 
     # --- refusing -----------------------------------------------------------------------------------------
 

@@ -16,7 +16,9 @@ other    anything else                                      any role / operator 
 =======  =================================================  ===================================  ===============
 
 ``HEAD`` is served as ``GET`` without a body on every path (:meth:`GateMiddleware._head`); an ``Authorization``
-header sent twice is refused (400 ``duplicate_header``: which token counts would be a guess).
+header sent twice is refused (400 ``duplicate_header``: which token counts would be a guess), so is a query
+parameter given twice on any route (400 ``duplicate_query_parameter``), and an ``Expect`` other than
+``100-continue`` (417 ``expectation_failed``, RFC 9110 §10.1.1; uvicorn ignores one).
 
 Batch submits (``/ads/batch``, ``/ads:batch``) take no token here: the route takes one per ad from the
 caller's submit bucket (:class:`~gamead_core.api.quota.RateQuota` in ``scope["state"]["rate_quota"]``), and
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -49,7 +52,11 @@ from gamead_core.api.auth import (
     needed_roles_text,
     route_class,
 )
-from gamead_core.api.errors import DuplicateHeader, error_response
+from gamead_core.api.errors import (
+    DuplicateHeader,
+    DuplicateQueryParameter,
+    error_response,
+)
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.config import ROLES, GameadSettings, RateSettings
@@ -102,6 +109,10 @@ class GateMiddleware:
         if scope["method"] == "HEAD":
             await self._head(scope, receive, send)
             return
+        if scope["query_string"] and (repeated := repeated_parameter(scope["query_string"])) is not None:
+            twice = DuplicateQueryParameter.of(repeated)
+            await self._error(scope, receive, send, twice.status, twice.code, twice.message, details=twice.details)
+            return
         klass = route_class(scope["path"])
         max_body = self.max_batch_body if scope["path"] in BATCH_PATHS else self.max_body
 
@@ -122,6 +133,10 @@ class GateMiddleware:
                 authorization = value
             elif name == b"transfer-encoding":
                 streamed = True
+            elif name == b"expect" and value.strip().lower() != b"100-continue":
+                await self._error(scope, receive, send, 417, "expectation_failed", "the API meets no Expect but "
+                                  "100-continue (RFC 9110 §10.1.1): send the request without it")
+                return
         if length is not None:
             try:
                 declared = int(length)
@@ -280,6 +295,17 @@ class GateMiddleware:
         if extra:
             response.raw_headers.extend(extra)
         await response(scope, receive, send)
+
+
+def repeated_parameter(query: bytes) -> str | None:
+    """The first query parameter name given more than once in ``query`` (the raw query string), decoded as
+    Starlette decodes it (``l%69mit`` is ``limit``); None when each name is given once."""
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def _limit_name(path: str) -> str:

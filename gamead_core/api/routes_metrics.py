@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.responses import Response
 
 from gamead_core.telemetry.collectors import ApiCollector
-from gamead_core.telemetry.metrics import REGISTRY
+from gamead_core.telemetry.metrics import API_REGISTRY
 
 router = APIRouter()
 
@@ -30,5 +30,5 @@ def _app_registry(request: Request) -> CollectorRegistry:
 @router.get("/metrics", summary="Prometheus metrics of this API process (text exposition format)",
             response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request) -> Response:
-    body = generate_latest(REGISTRY) + generate_latest(_app_registry(request))
+    body = generate_latest(API_REGISTRY) + generate_latest(_app_registry(request))
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

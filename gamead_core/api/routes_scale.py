@@ -136,6 +136,7 @@ async def set_override(request: Request) -> Response:
     low, high = doc.get("minReplicas", settings.min_replicas), doc.get("maxReplicas", settings.max_replicas)
     effective, note = clamp_override(body.replicas, int(low), int(high))
     log.info("manual override: %d workers for %.0fs", body.replicas, body.for_seconds)
+    _poke(request)
     return _json({"override": ov.wire(now), "effectiveReplicas": effective, "note": note, "status": doc}, 201)
 
 
@@ -157,6 +158,7 @@ async def clear_override(request: Request) -> Response:
             await store.delete_override(expected=expected)
         except Conflict:
             raise _changed(await store.read_override(), "override not cleared") from None
+    _poke(request)
     doc, stands = await _document(request)
     if stands.override is not None:
         raise _changed(stands, "override cleared, then set again before this answer" if cleared
@@ -165,6 +167,14 @@ async def clear_override(request: Request) -> Response:
 
 
 # --- wiring ------------------------------------------------------------------------------------------
+
+
+def _poke(request: Request) -> None:
+    """This node's autoscaler, if it leads, acts on a new override now, back-off forgotten (a leader elsewhere
+    sees it within an interval, even during a back-off: :mod:`gamead_core.scaling.retry`)."""
+    autoscaler: Autoscaler | None = getattr(request.app.state, "autoscaler", None)
+    if autoscaler is not None:
+        autoscaler.poke()
 
 
 def autoscaler_status(app: FastAPI) -> dict[str, Any] | None:

@@ -21,7 +21,8 @@ Read top-down (:meth:`Autoscaler.run`):
 4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease
    is still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and
    records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and
-   the whole tick is retried after :func:`~gamead_core.scaling.policy.retry_delay`. A call with no answer is
+   the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: per kind of
+   failure, reset by a success and by a new override, which a back-off's wait looks for every interval). A call with no answer is
    read back (applied, not applied, or unknown when that read fails too). While an override wins, the policy
    is told what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
@@ -50,6 +51,7 @@ from gamead_core.scaling.lease import LeaseKeeper, lease_ttl
 from gamead_core.scaling.local import NoneScaler
 from gamead_core.scaling.observe import decision_entry, observation_of, usable_reading
 from gamead_core.scaling.policy import ScalingPolicy, retry_delay
+from gamead_core.scaling.retry import Backoff, wait_any, wait_backoff
 from gamead_core.scaling.shared import SharedState
 from gamead_core.scaling.status import STALE_INTERVALS, observed_document, status_document
 from gamead_core.scaling.store import (
@@ -83,7 +85,8 @@ class Autoscaler:
         self._policy: ScalingPolicy | None = None
         self._leading = False
         self._leader_since: float | None = None
-        self._failures = 0
+        self._backoff = Backoff()  #: the retry back-off after a failed tick
+        self.poked = asyncio.Event()  #: set by :meth:`poke`: decide again now
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
         self._override_read: Override | None = None  # the override as last read (kept while it cannot be read)
         self._expected: int | None = None  # the replica count the last tick left (None: unknown)
@@ -96,6 +99,11 @@ class Autoscaler:
     @property
     def can_lead(self) -> bool:
         return self.backend is not None
+
+    def poke(self) -> None:
+        """Decide again at once, back-off forgotten (this node wrote or cleared an override)."""
+        self._backoff.reset()
+        self.poked.set()
 
     @property
     def is_leader(self) -> bool:
@@ -141,7 +149,7 @@ class Autoscaler:
         attempt = 0
         while not stop.is_set():
             if not self.link.ready.is_set():
-                await _wait_any(stop, self.link.ready, timeout=None)
+                await wait_any(stop, self.link.ready, timeout=None)
                 continue
             try:
                 assert self.link.js is not None
@@ -156,7 +164,7 @@ class Autoscaler:
                 attempt += 1
                 delay = retry_delay(attempt)
                 log.warning("autoscaler: cannot open its buckets (%s); retrying in %.1fs", error_text(exc), delay)
-                await _wait_any(stop, timeout=delay)
+                await wait_any(stop, timeout=delay)
         return False
 
     async def _loop(self, stop: asyncio.Event) -> None:
@@ -171,23 +179,34 @@ class Autoscaler:
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - one bad tick must not end the loop
-                    self._failures += 1
-                    delay = retry_delay(self._failures)
+                    delay = self._backoff.failed(("tick",))[1]
                     log.exception("autoscaler: tick failed; retrying in %.1fs", delay)
             else:
                 if self._leading:
                     self._deposed()
                 await self.shared.follow()
                 delay = self.interval
-            waits = [stop] + ([self.keeper.changed] if self.keeper is not None else [])
-            await _wait_any(*waits, timeout=delay)
+            waits = [stop, self.poked] + ([self.keeper.changed] if self.keeper is not None else [])
+            await wait_backoff(delay, self.interval, waits, self._new_override)
+            self.poked.clear()
+
+    async def _new_override(self) -> bool:
+        """During a back-off: a changed override (``gamead scale set``/``clear`` on any node) ends it."""
+        now = self._clock()
+        try:
+            read = active_override(await self.store.override(), now) if self.store is not None else None
+        except GameadError:
+            return False
+        if changed := read != active_override(self._override_read, now):
+            self._backoff.reset()
+        return changed
 
     async def _elected(self) -> None:
         assert self.store is not None
         self._leading = True
         self._leader_since = self._clock()
         self._policy = ScalingPolicy(self.settings)
-        self._failures = 0
+        self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
         self._expected = None
         await self.shared.resume()
@@ -257,13 +276,12 @@ class Autoscaler:
         entry = decision_entry(wall, current, desired, reason, outcome.applied, error, override is not None,
                                self.node_id)
         if error is not None:
-            self._failures += 1
-            delay = retry_delay(self._failures)
+            attempt, delay = self._backoff.failed(("scale", desired))  # a new desired count: the first step again
             log.warning("autoscaler: %s %d→%d (attempt %d, retrying in %.1fs): %s",
                         "outcome unknown of scale" if outcome.applied is None else "could not scale",
-                        current, desired, self._failures, delay, error)
+                        current, desired, attempt, delay, error)
         else:
-            self._failures = 0
+            self._backoff.reset()
             delay = self.interval
         self._expected = None if error is not None else now_running  # a failed call may still have landed
         if await self._record(entry, observed, stored if override is not None else None, now_running,
@@ -288,10 +306,9 @@ class Autoscaler:
         """Record a tick that could not decide: ``what`` failed (the entry's ``reason``) because of ``exc`` (its
         ``error``, :func:`error_text`), each said once: a status line shows ``reason: error``, so a reason that
         held the error too read it twice. Returns the seconds until the next try (the back-off)."""
-        self._failures += 1
-        delay = retry_delay(self._failures)
+        attempt, delay = self._backoff.failed((what,))  # another kind of failure than the last: the first step
         error = error_text(exc)
-        log.warning("autoscaler: %s: %s (attempt %d, retrying in %.1fs)", what, error, self._failures, delay)
+        log.warning("autoscaler: %s: %s (attempt %d, retrying in %.1fs)", what, error, attempt, delay)
         entry = decision_entry(wall, current, None, what, False, error, False, self.node_id)
         await self._record(entry, observed, None, current, delay)
         return delay
@@ -320,16 +337,6 @@ class Autoscaler:
     def status(self) -> dict[str, Any]:
         """This node's last view of the shared state (no I/O): for ``/v1/stats``."""
         return self.shared.status()
-
-
-async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:
-    """Wait until any of ``events`` is set, or ``timeout`` seconds."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
 
 
 __all__ = [

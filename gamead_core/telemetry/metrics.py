@@ -5,13 +5,16 @@ histograms, one ``gamead_`` prefix. Label values are bounded: ``priority`` is 1â
 
 Who serves what:
 
-* every process: the series of this module's :data:`REGISTRY` (the ones a process counts itself) plus
-  ``process_*`` and ``python_*`` (prometheus-client's collectors);
-* the API (``GET /metrics``, :mod:`gamead_core.api.routes_metrics`): submits, HTTP requests, and the
-  read-outs of its once-a-second stats sampler (queue gauges, DLQ size, workers, autoscaler, cache, rate
-  limits, the Redis circuit breaker) through :class:`gamead_core.telemetry.collectors.ApiCollector`;
-* each worker (``worker.metrics_port``, :func:`serve_worker_metrics`): ads processed by outcome, wait and
-  processing histograms, DLQ additions.
+* a process exports only the series it produces (registration per role): the API never serves a worker's
+  series as 0s, nor a worker the API's. Both registries carry ``process_*`` and ``python_*``
+  (prometheus-client's collectors);
+* the API (``GET /metrics``, :mod:`gamead_core.api.routes_metrics`): :data:`API_REGISTRY` (submits, replays,
+  HTTP requests) and the read-outs of its once-a-second stats sampler (queue gauges, DLQ size, workers,
+  autoscaler, cache, rate limits, the Redis circuit breaker) through
+  :class:`gamead_core.telemetry.collectors.ApiCollector`;
+* each worker (``worker.metrics_port``, :func:`serve_worker_metrics`): :data:`WORKER_REGISTRY` (ads
+  processed by outcome, wait and processing histograms, DLQ additions);
+* ``gamead up`` itself and the CLI serve none.
 
 Recording is a dictionary lookup and an addition under a lock (prometheus-client's): cheap enough for the
 hot path (figures in benchmarks/README.md).
@@ -36,43 +39,52 @@ from gamead_core.telemetry.tracing import mark_span
 
 log = logging.getLogger(__name__)
 
-#: Everything this process counts itself (one per process; the API adds its per-app collector beside it).
-REGISTRY: Final = CollectorRegistry(auto_describe=True)
-ProcessCollector(registry=REGISTRY)
-PlatformCollector(registry=REGISTRY)
+
+
+def _role_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+#: What the API counts itself (its ``/metrics`` adds its per-app collector beside it).
+API_REGISTRY: Final = _role_registry()
+#: What a worker counts itself (served on ``worker.metrics_port``).
+WORKER_REGISTRY: Final = _role_registry()
 
 OUTCOMES: Final[tuple[str, ...]] = ("completed", "retried", "dead")
 
 ADS_SUBMITTED = Counter(
     "gamead_ads_submitted", "Ads the API accepted (202, not duplicates), by priority.",
-    ["priority"], registry=REGISTRY,
+    ["priority"], registry=API_REGISTRY,
 )
 ADS_PROCESSED = Counter(
     "gamead_ads_processed", "Analysis attempts a worker settled, by priority and outcome "
     "(completed; retried: failed, will be retried; dead: moved to the DLQ).",
-    ["priority", "outcome"], registry=REGISTRY,
+    ["priority", "outcome"], registry=WORKER_REGISTRY,
 )
 AD_WAIT = Histogram(
     "gamead_ad_wait_seconds", "Seconds from submit to the start of the attempt that completed the ad.",
-    ["priority"], buckets=BUCKETS, registry=REGISTRY,
+    ["priority"], buckets=BUCKETS, registry=WORKER_REGISTRY,
 )
 AD_PROCESSING = Histogram(
     "gamead_ad_processing_seconds", "Seconds the completing analysis attempt took.",
-    ["priority"], buckets=BUCKETS, registry=REGISTRY,
+    ["priority"], buckets=BUCKETS, registry=WORKER_REGISTRY,
 )
 DLQ_ADDED = Counter(
     "gamead_dlq_added", "Ads this process moved to the DLQ, by the class of their last error.",
-    ["error_class"], registry=REGISTRY,
+    ["error_class"], registry=WORKER_REGISTRY,
 )
-REPLAYED = Counter("gamead_replayed", "Ads put back on the queue from the DLQ (replays).", registry=REGISTRY)
+REPLAYED = Counter("gamead_replayed", "Ads put back on the queue from the DLQ (replays).", registry=API_REGISTRY)
 HTTP_REQUESTS = Counter(
     "gamead_http_requests", "HTTP requests the API answered, by route template, method and status.",
-    ["route", "method", "status"], registry=REGISTRY,
+    ["route", "method", "status"], registry=API_REGISTRY,
 )
 HTTP_DURATION = Histogram(
     "gamead_http_request_duration_seconds", "Seconds from request to the end of the response, by route template.",
     ["route"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-    registry=REGISTRY,
+    registry=API_REGISTRY,
 )
 
 _LEVELS = tuple(str(level) for level in range(1, 6))
@@ -198,7 +210,7 @@ def api_metrics_url(host: str, port: int) -> str:
 
 
 def serve_worker_metrics(host: str, port: int) -> tuple[object, str]:
-    """Serve :data:`REGISTRY` as Prometheus text on ``http://host:port/metrics`` from a daemon thread
+    """Serve :data:`WORKER_REGISTRY` as Prometheus text on ``http://host:port/metrics`` from a daemon thread
     (prometheus-client's ``start_http_server``). Returns (server, the URL to advertise).
 
     Raises :class:`~gamead_core.errors.ConfigError` (:func:`~gamead_core.listen.listen_refusal`) when the port
@@ -206,7 +218,7 @@ def serve_worker_metrics(host: str, port: int) -> tuple[object, str]:
     from prometheus_client import start_http_server
 
     try:
-        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+        server, _thread = start_http_server(port, addr=host, registry=WORKER_REGISTRY)
     except OSError as exc:
         raise listen_refusal(host, port, "worker.metrics_port", exc) from exc
     return server, api_metrics_url(host, int(server.server_address[1]))
@@ -217,12 +229,13 @@ __all__ = [
     "AD_WAIT",
     "ADS_PROCESSED",
     "ADS_SUBMITTED",
+    "API_REGISTRY",
     "DLQ_ADDED",
     "HTTP_DURATION",
     "HTTP_REQUESTS",
     "OUTCOMES",
-    "REGISTRY",
     "REPLAYED",
+    "WORKER_REGISTRY",
     "WorkerMetrics",
     "ad_submitted",
     "ads_replayed",

@@ -156,3 +156,19 @@ def test_path_of_a_file_that_is_no_config(runner: CliRunner, tmp_path: Path) -> 
     result = runner.invoke(app, ["config", "path", "--config", "/dev/zero"])
     assert result.exit_code == exitcodes.CONFIG
     assert "/dev/zero is not a regular file" in unstyle(result.stderr)
+
+
+def test_path_takes_o_json(runner: CliRunner, isolated_env: Path, tmp_path: Path) -> None:
+    import json
+
+    result = runner.invoke(app, ["config", "path", "-o", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"path": None, "source": None}
+    (isolated_env / "config.yaml").write_text("{}\n", encoding="utf-8")
+    result = runner.invoke(app, ["config", "path", "-o", "json"])
+    assert json.loads(result.stdout) == {"path": str((isolated_env / "config.yaml").resolve()), "source": "default"}
+    other = tmp_path / "other.yaml"
+    other.write_text("{}\n", encoding="utf-8")
+    result = runner.invoke(app, ["config", "path", "--config", str(other), "--output", "json"])
+    assert json.loads(result.stdout) == {"path": str(other.resolve()), "source": "--config"}
+    result = runner.invoke(app, ["config", "path", "-o", "json"], env={"GAMEAD_CONFIG": str(other)})
+    assert json.loads(result.stdout) == {"path": str(other.resolve()), "source": "GAMEAD_CONFIG"}

@@ -28,6 +28,10 @@ CASES = [
     (["dlq", "list", "--since", "99999999d"], "before the year 1"),
     (["dlq", "list", "--since", "2x"], "cannot read time '2x'"),
     (["dlq", "list", "--until", "yesterday"], "cannot read time 'yesterday'"),
+    # attacker: sent, and the API's 422 made exit 1; now refused here by the API's own rule (times.read_utc)
+    (["dlq", "list", "--since", "0001-01-01T00:00:00+14:00"], "out of range once converted to UTC"),
+    (["audit", "--until", "0001-01-01T00:00:00+01:00"], "out of range once converted to UTC"),
+    (["dlq", "export", "-", "--until", "10:00"], "must be an ISO-8601 time"),
     # reviewer V10, N3: a reversed window printed "the DLQ is empty" and exited 0
     (["dlq", "list", "--since", "2h", "--until", "3h"], "is not before --until 3h"),
     (["dlq", "export", "-", "--since", "2026-01-02", "--until", "2026-01-01"], "is not before --until"),

@@ -118,6 +118,16 @@ def test_malformed_framing_is_answered_in_json(api: tuple[Proc, str]) -> None:
     assert resp.status == 400 and resp.error()["code"] == "bad_request"
 
 
+def test_a_huge_or_malformed_chunk_size_is_refused_at_once_not_timed_out(api: tuple[Proc, str]) -> None:
+    """An attacker's ``FFFFFFFFFFFFFFFF`` chunk then a stall got 408 after the read timeout: now 413 as soon as
+    the size line is read (408 is what a stall alone gets); a size line too long is 400 at once."""
+    head = b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    resp = send_then_read(api[1], head + b"FFFFFFFFFFFFFFFF\r\n{")
+    assert resp.status == 413 and resp.error()["code"] == "payload_too_large", resp.raw[:300]
+    resp = send_then_read(api[1], head + b"0" * 2000)
+    assert resp.status == 400 and "chunk size line" in str(resp.error()["message"])
+
+
 def test_a_compressed_body_is_refused_415_whatever_it_holds(api: tuple[Proc, str]) -> None:
     """attack14a: a gzip body got 400 ``invalid_json`` ("not UTF-8 text (byte 1)") and ``Content-Encoding: br`` on
     a plain body was accepted as if the header were not there. Bodies are never decompressed (no gzip bomb can
@@ -249,3 +259,14 @@ def test_ten_unfinished_50_mb_headers_leave_memory_flat(api: tuple[Proc, str]) -
     print(f"API RSS idle {idle / MB:.1f} MB, peak under attack {peak / MB:.1f} MB (+{grown:.1f} MB)")
     assert grown < 20, f"RSS grew by {grown:.1f} MB under the attack (idle {idle / MB:.1f} MB)"
     assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # and it still serves
+
+
+def test_a_repeated_query_parameter_and_an_unmet_expect_are_refused_by_a_real_serve(api: tuple[Proc, str]) -> None:
+    twice = httpx.get(api[1] + "/v1/levels/1/oldest?limit=1&limit=500", timeout=5)
+    assert twice.status_code == 400 and twice.json()["error"]["details"] == {"parameter": "limit"}
+    resp = send_then_read(api[1], b"POST /ads HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n"
+                                  b"Connection: close\r\n\r\n{}")
+    assert resp.status == 417 and resp.error()["code"] == "expectation_failed"
+    go_on = send_then_read(api[1], b"POST /ads HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                                   b"Connection: close\r\n\r\n{}")
+    assert b"HTTP/1.1 417" not in go_on.raw and b"validation_failed" in go_on.raw, go_on.raw[:300]  # the route's

@@ -71,6 +71,7 @@ class ApiDouble:
 
     replicas: dict[tuple[str, str], int] = field(default_factory=lambda: {(NS, DEPLOYMENT): 2})
     fail_with: int | None = None  # answer every request with this status (a Kubernetes Status body)
+    patch_fail_with: int | None = None  # answer every PATCH with this status (reads still answered)
     hang: bool = False  # never answer (until the test ends)
     get_delay: float = 0.0  # seconds before a GET is answered (a slow API server)
     patch_delay: float = 0.0  # seconds before a PATCH, applied at once, is answered (a reply that comes too late)
@@ -134,6 +135,8 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             ns, name, scale = match.groups()
             if state.fail_with is not None:
                 return self._send(state.fail_with, _status_body(state.fail_with, ns, name, self.command))
+            if state.patch_fail_with is not None and self.command == "PATCH":
+                return self._send(state.patch_fail_with, _status_body(state.patch_fail_with, ns, name, "PATCH"))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._send(401, {"kind": "Status", "code": 401, "message": "Unauthorized"})
             if (ns, name) not in state.replicas:
@@ -846,3 +849,47 @@ def test_a_patch_with_no_answer_whose_count_cannot_be_read_back_is_unknown(
     text = console.export_text()
     assert "outcome unknown" in text
     assert any(line.split()[2:5] == ["1", "2", "unknown"] for line in text.splitlines()), text  # FROM TO APPLIED
+
+
+# --- brief edges15: the retry back-off is per kind of failure, reset by a success and by a new override ----
+
+
+@pytest.mark.timeout(120)
+def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_the_error_clears(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attacker: after seven 409s to the PATCH, an unrelated read timeout was "attempt 8, retrying in 30.0s", so a
+    new ``gamead scale set`` waited up to 30 s, and ``scale status`` kept the 409 after the 409s stopped. Now: a
+    read timeout after 409s is attempt 1; a new override written during an 8 s back-off (by another node: only the
+    bucket says so) is PATCHed well before the back-off would end; once the PATCH succeeds the error is gone."""
+    settings = _at(api, tmp_path, 2, kube={"request_timeout": 1.0})
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    def warned(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        store = ScaleStore(js)
+        now = time.time()
+        api.patch_fail_with = 409
+        revision = await store.put_override(Override(5, now + 300, now, "alice"), expected=0)
+        await _until(lambda: bool(warned("2→5 (attempt 4,")), "four 409s in a row")
+        api.get_delay = 1.5  # the next read times out (request_timeout 1 s)
+        await _until(lambda: bool(warned("cannot read the replica count")), "a read timeout")
+        api.get_delay = 0.0
+        assert "(attempt 1, retrying in 0.5s)" in warned("cannot read the replica count")[0]  # before: attempt 5
+        await _until(lambda: bool(warned("2→5 (attempt 5,")), "409s again, up to an 8 s back-off")
+        assert warned("2→5 (attempt 1,")[1:]  # the 409s started again from the first step after the read failed
+        now = time.time()
+        await store.put_override(Override(7, now + 300, now, "bob"), expected=revision)  # another node's set
+        await _until(lambda: any(p["spec"]["replicas"] == 7 for p in _patches(api)),
+                     "the new override acted on within the 8 s back-off", within=5.0)
+        await _until(lambda: bool(warned("2→7 (attempt 1,")) and autoscaler.status()["error"] is not None,
+                     "its 409 logged as attempt 1 and shown", within=5.0)
+        api.patch_fail_with = None
+        await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 7 and autoscaler.status()["error"] is None,
+                     "the PATCH succeeding clears the error")
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-backoff", scenario)
+    status = autoscaler.status()
+    assert status["applied"] is True and status["current"] == 7 and status["error"] is None

@@ -68,6 +68,9 @@ def test_metrics_move_and_add_up_across_the_fleet(fresh_nats, procs, tmp_path: P
     # the fleet adds up: what the workers completed is what the API accepted
     workers = [scrape(f"http://127.0.0.1:{p}/metrics") for p in ports]
     completed = sum(total(w["gamead_ads_processed_total"], outcome="completed") for w in workers)
+    # each process exports only what it counts: no worker series (as 0s) on the API, no API series on a worker
+    assert not [n for n in api_m if n.startswith(("gamead_ads_processed", "gamead_ad_wait", "gamead_dlq_added"))]
+    assert not [n for w in workers for n in w if n.startswith(("gamead_ads_submitted", "gamead_http_"))]
     assert completed == total(submitted) == len(ids)
     assert sum(total(w["gamead_ad_processing_seconds_count"]) for w in workers) == len(ids)
     assert sum(total(w["gamead_ad_wait_seconds_count"], priority="5") for w in workers) == per_priority[5]

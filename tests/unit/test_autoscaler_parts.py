@@ -182,3 +182,40 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations_are_refused_with_a_hint(text: str) -> None:
     with pytest.raises(typer.BadParameter, match="duration"):  # a usage error: exit 2
         parse_duration(text)
+
+
+def test_the_back_off_grows_per_kind_and_starts_again_for_another_kind_or_after_a_reset() -> None:
+    from gamead_core.scaling.retry import Backoff
+
+    b = Backoff()
+    assert [b.failed(("scale", 5)) for _ in range(7)][-1] == (7, 30.0)
+    assert b.failed(("cannot read the replica count",)) == (1, 0.5)  # before: attempt 8, 30 s
+    assert b.failed(("scale", 5)) == (1, 0.5)
+    assert b.failed(("scale", 5)) == (2, 1.0)
+    assert b.failed(("scale", 7)) == (1, 0.5)  # a new desired count
+    b.reset()
+    assert b.failed(("scale", 7)) == (1, 0.5)
+
+
+def test_a_back_off_wait_ends_when_asked_what_changed_or_on_an_event() -> None:
+    import asyncio
+
+    from gamead_core.scaling.retry import wait_backoff
+
+    async def go() -> tuple[int, int]:
+        asked = 0
+
+        async def changed() -> bool:
+            nonlocal asked
+            asked += 1
+            return asked == 2
+
+        await wait_backoff(60.0, 0.01, [asyncio.Event()], changed)  # ends at the second look, not after 60 s
+        event = asyncio.Event()
+        event.set()
+        before = asked
+        await wait_backoff(60.0, 0.01, [event], changed)
+        return asked, before
+
+    asked, before = asyncio.run(go())
+    assert asked == before == 2

@@ -135,3 +135,41 @@ def test_limits_come_from_the_api_settings() -> None:
                                                   max_request_line_bytes=1024))
     assert limits == HttpLimits(max_request_line=1024, max_header_bytes=4096, max_headers=20, read_timeout=3)
     assert sweep_interval(3) == 0.75 and sweep_interval(60) == 1.0
+
+
+def chunked(target: bytes = b"/ads") -> bytes:
+    return b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def refusal(transport: Transport) -> tuple[int, str, str]:
+    body = json.loads(bytes(transport.out).partition(b"\r\n\r\n")[2])["error"]
+    return statuses(transport)[0], body["code"], body["message"]
+
+
+def test_a_chunk_size_over_the_body_cap_is_413_at_once_not_a_408_later() -> None:
+    # an attacker's FFFFFFFFFFFFFFFF chunk and a stall got 408 after 15 s; a 0x100000 one got 413 once sent
+    status, code, message = refusal(drive(chunked() + b"FFFFFFFFFFFFFFFF\r\nab"))
+    assert (status, code) == (413, "payload_too_large") and "(api.max_body_bytes)" in message
+    for reads in ([chunked(), b"FFFF", b"FFFF\r", b"\n"], [chunked() + b"5\r\nhello\r\n10001;a=b\r\n"]):
+        assert refusal(drive(*reads))[:2] == (413, "payload_too_large")  # split lines, a later chunk, extensions
+    assert statuses(drive(chunked() + b"10000\r\nab")) == []  # at the cap: waits for its bytes
+    assert statuses(drive(chunked(b"/ads/batch") + b"100000\r\nab")) == []  # the batch route's cap is 2 MiB
+    assert refusal(drive(chunked(b"/ads/batch?x=1") + b"200001\r\n"))[2].endswith("(api.batch_max_body_bytes)")
+
+
+def test_a_chunk_size_line_too_long_or_not_hex_is_400_at_once() -> None:
+    for reads in ([chunked() + b"0" * 1100], [chunked(), b"0" * 600, b"0" * 600],
+                  [chunked() + b"5;" + b"e" * 1100 + b"\r\nhe"]):
+        status, code, message = refusal(drive(*reads))
+        assert (status, code) == (400, "bad_request") and "chunk size line" in message
+    assert refusal(drive(chunked() + b"zz\r\n"))[:2] == (400, "bad_request")
+    assert refusal(drive(chunked() + b"1" + b"F" * 16 + b"\r\n"))[:2] == (400, "bad_request")  # overflow
+
+
+def test_valid_chunked_bodies_are_served_however_they_are_split() -> None:
+    data = chunked() + b"5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    assert statuses(drive(data)) == [200]
+    out = drive(*(data[i : i + 1] for i in range(len(data))))
+    assert statuses(out) == [200] and out.out.endswith(b"8")
+    assert statuses(drive(data + request(body=b"a") + data)) == [200, 200, 200]  # pipelined
+    assert statuses(drive(chunked() + b"4\r\n\n\n\n\n\r\n0\r\n\r\n")) == [200]  # line feeds in the data

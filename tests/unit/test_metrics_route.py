@@ -10,7 +10,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_core.api.app import create_app
 from gamead_core.config import GameadSettings
-from gamead_core.telemetry.metrics import set_recording
+from gamead_core.telemetry.metrics import (
+    API_REGISTRY,
+    WORKER_REGISTRY,
+    WorkerMetrics,
+    set_recording,
+)
 
 TOKENS = [{"name": "grafana", "token": "v" * 32, "role": "viewer"},
           {"name": "ci", "token": "s" * 32, "role": "submitter"}]
@@ -69,3 +74,20 @@ def test_metrics_disabled_serves_no_metrics() -> None:
     assert response.status_code == 404
 
 
+
+
+WORKER_ONLY = ("gamead_ads_processed", "gamead_ad_wait_seconds", "gamead_ad_processing_seconds", "gamead_dlq_added")
+API_ONLY = ("gamead_ads_submitted", "gamead_replayed", "gamead_http_requests", "gamead_http_request_duration_seconds")
+
+
+def test_each_process_exports_only_the_series_it_produces() -> None:
+    # the API's /metrics said gamead_ads_processed_total 0 for every label after 2,000 ads (the workers count them)
+    WorkerMetrics().completed(3, 0.01, 0.02)  # a worker's series moves in this process: still not the API's
+    (response,) = call(GameadSettings(ratelimit={"enabled": False}), ("/metrics", {}))
+    families = {f.name for f in text_string_to_metric_families(response.text)}
+    assert not families & set(WORKER_ONLY), families & set(WORKER_ONLY)
+    assert {"gamead_http_requests", "gamead_nats_connected", "process_cpu_seconds"} <= families
+    api = {f.name for f in API_REGISTRY.collect() if f.name.startswith("gamead_")}
+    worker = {f.name for f in WORKER_REGISTRY.collect() if f.name.startswith("gamead_")}
+    assert api == set(API_ONLY) and worker == set(WORKER_ONLY)
+    assert {f.name for f in WORKER_REGISTRY.collect()} >= {"process_cpu_seconds", "python_info"}

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gamead_core.telemetry.collectors import ApiCollector
-from gamead_core.telemetry.metrics import REGISTRY
+from gamead_core.telemetry.metrics import API_REGISTRY, WORKER_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2] / "manifests"
 MON = ROOT / "monitoring"
@@ -30,7 +30,7 @@ def _docs(path: Path) -> list[dict[str, Any]]:
 def exported_series() -> set[str]:
     """Every series name a gamead process serves (sample names: ``_total``, ``_bucket``… included)."""
     names: set[str] = set()
-    for family in [*REGISTRY.collect(), *ApiCollector(SimpleNamespace(state=SimpleNamespace())).collect()]:
+    for family in [*API_REGISTRY.collect(), *WORKER_REGISTRY.collect(), *ApiCollector(SimpleNamespace(state=SimpleNamespace())).collect()]:
         names.add(family.name)
         suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
         names.update(family.name + s for s in suffixes.get(family.type, ()))

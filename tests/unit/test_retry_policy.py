@@ -84,3 +84,24 @@ def test_parse_when_reads_ages_and_iso_times() -> None:
     assert parse_when(None) is None
     with pytest.raises(GameadError, match="cannot read time"):
         parse_when("yesterday")
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-01:00",
+                                  "0001-01-01T00:00:00-14:00", "9999-12-31T23:59:59+14:00", "2026-11-24T10:00",
+                                  "2026-11-24", "2026-11-24T10:00:00Z", "10:00", "2026-13-01"])
+def test_the_cli_refuses_a_time_exactly_when_the_api_would(text: str) -> None:
+    """``--since``/``--until`` are read by the API's own rule (gamead_core.times.read_utc): a time the API answers 422
+    is exit 2 before sending (``0001-01-01T00:00:00+14:00`` was sent, and the 422 made exit 1)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from gamead_core.times import UtcDatetime
+
+    try:
+        api = TypeAdapter(UtcDatetime).validate_python(text)
+    except ValidationError:
+        api = None
+    try:
+        cli = parse_when(text)
+    except GameadError:
+        cli = None
+    assert cli == (api.isoformat() if api is not None else None)
