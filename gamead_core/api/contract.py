@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
 from typing import Any, Final
 
 from fastapi import FastAPI
