@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,7 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import nats  # noqa: E402
 from nats.aio.msg import Msg  # noqa: E402
 
+from bench_submit_steady import paced  # noqa: E402
+
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
+from gamead_core.proc import cpu_sample  # noqa: E402
 from gamead_core.queue import acks  # noqa: E402
 
 
@@ -51,13 +55,12 @@ class TaskAcks(acks._Acks):  # noqa: SLF001 - the same map and futures, the repl
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    sample = cpu_sample(pid)
+    return sample.cpu_seconds if sample else 0.0
 
 
-async def paced(way: acks._Acks, rate: float, seconds: float, per: int) -> int:  # noqa: SLF001
-    n = int(rate * seconds)
-    running: set[asyncio.Future[None]] = set()
+def publishes(way: acks._Acks, per: int) -> Callable[[int], Awaitable[None]]:  # noqa: SLF001
+    """One operation: ``per`` acknowledged publishes in sequence (a submit's record create and work message)."""
     payload = b"x" * 600
 
     async def op(i: int) -> None:
@@ -65,17 +68,7 @@ async def paced(way: acks._Acks, rate: float, seconds: float, per: int) -> int: 
             msg_id = f"{id(way)}-{i}-{k}-{time.monotonic_ns()}"
             await (await way.publish(f"bench.ack.{k}", payload, {"Nats-Msg-Id": msg_id}, 5.0))
 
-    start = time.perf_counter()
-    for i in range(n):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.ensure_future(op(i))
-        running.add(task)
-        task.add_done_callback(running.discard)
-    while running:
-        await asyncio.sleep(0.005)
-    return n
+    return op
 
 
 async def run(a: argparse.Namespace) -> None:
@@ -87,14 +80,13 @@ async def run(a: argparse.Namespace) -> None:
         await nc.jetstream().add_stream(name="BENCH_ACK", subjects=["bench.ack.>"], storage="file")
         ways = {"task": TaskAcks(nc), "inline": acks._Acks(nc)}  # noqa: SLF001
         for way in ways.values():  # warm-up
-            await paced(way, a.rate, 1.0, a.per)
+            await paced(publishes(way, a.per), a.rate, 1.0)
         own: dict[str, list[float]] = {k: [] for k in ways}
         srv: dict[str, list[float]] = {k: [] for k in ways}
         for r in range(a.rounds):
             for k in (list(ways) if r % 2 == 0 else list(ways)[::-1]):
-                c0, s0 = time.process_time(), cpu_seconds(server.proc.pid)
-                n = await paced(ways[k], a.rate, a.seconds, a.per)
-                own[k].append((time.process_time() - c0) / n * 1e6)
+                s0, n = cpu_seconds(server.proc.pid), max(1, int(a.rate * a.seconds))
+                own[k].append(await paced(publishes(ways[k], a.per), a.rate, a.seconds))  # the open-loop pacer
                 srv[k].append((cpu_seconds(server.proc.pid) - s0) / n * 1e6)
         await nc.close()
     finally:
