@@ -112,8 +112,9 @@ class RegistrySettings(Section):
         # (gamead_core.worker.reaper), and `gamead up` kills a worker silent for ttl: below two beats the lease
         # lapses between renewals and live nodes are taken for dead (ttl 1 s: a worker restarted every ~30 s)
         if self.ttl < 2 * self.heartbeat_interval:
-            raise ValueError(f"registry.ttl ({self.ttl:g}s) must be at least 2 × registry.heartbeat_interval "
-                             f"({self.heartbeat_interval:g}s): a node would vanish between two of its heartbeats")
+            raise ValueError(f"registry.ttl ({self.ttl:g}s) must be at least twice registry.heartbeat_interval "
+                             f"({self.heartbeat_interval:g}s), so {2 * self.heartbeat_interval:g}s: a node would "
+                             "vanish between two of its heartbeats")
         return self
 
 
