@@ -21,8 +21,9 @@ Read top-down (:meth:`Autoscaler.run`):
 4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease
    is still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and
    records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and
-   the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: per kind of
-   failure, reset by a success and by a new override, which a back-off's wait looks for every interval). A call with no answer is
+   the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the
+   failures in a row, reset by a success and by a changed override, which a back-off's wait looks for every
+   interval; the attempt it names counts per kind of failure). A call with no answer is
    read back (applied, not applied, or unknown when that read fails too). While an override wins, the policy
    is told what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
@@ -276,7 +277,7 @@ class Autoscaler:
         entry = decision_entry(wall, current, desired, reason, outcome.applied, error, override is not None,
                                self.node_id)
         if error is not None:
-            attempt, delay = self._backoff.failed(("scale", desired))  # a new desired count: the first step again
+            attempt, delay = self._backoff.failed(("scale", desired))  # a new desired count: its attempt 1
             log.warning("autoscaler: %s %d→%d (attempt %d, retrying in %.1fs): %s",
                         "outcome unknown of scale" if outcome.applied is None else "could not scale",
                         current, desired, attempt, delay, error)
@@ -306,7 +307,7 @@ class Autoscaler:
         """Record a tick that could not decide: ``what`` failed (the entry's ``reason``) because of ``exc`` (its
         ``error``, :func:`error_text`), each said once: a status line shows ``reason: error``, so a reason that
         held the error too read it twice. Returns the seconds until the next try (the back-off)."""
-        attempt, delay = self._backoff.failed((what,))  # another kind of failure than the last: the first step
+        attempt, delay = self._backoff.failed((what,))  # another kind than the last: its attempt 1
         error = error_text(exc)
         log.warning("autoscaler: %s: %s (attempt %d, retrying in %.1fs)", what, error, attempt, delay)
         entry = decision_entry(wall, current, None, what, False, error, False, self.node_id)

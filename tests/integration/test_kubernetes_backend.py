@@ -860,8 +860,9 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
 ) -> None:
     """Attacker: after seven 409s to the PATCH, an unrelated read timeout was "attempt 8, retrying in 30.0s", so a
     new ``gamead scale set`` waited up to 30 s, and ``scale status`` kept the 409 after the 409s stopped. Now: a
-    read timeout after 409s is attempt 1; a new override written during an 8 s back-off (by another node: only the
-    bucket says so) is PATCHed well before the back-off would end; once the PATCH succeeds the error is gone."""
+    read timeout after 409s is attempt 1 (its wait still grows with the failures in a row: review); a new override
+    written during a 16 s back-off (by another node: only the bucket says so) is PATCHed well before the back-off
+    would end; once the PATCH succeeds the error is gone."""
     settings = _at(api, tmp_path, 2, kube={"request_timeout": 1.0})
     caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
 
@@ -877,13 +878,15 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
         api.get_delay = 1.5  # the next read times out (request_timeout 1 s)
         await _until(lambda: bool(warned("cannot read the replica count")), "a read timeout")
         api.get_delay = 0.0
-        assert "(attempt 1, retrying in 0.5s)" in warned("cannot read the replica count")[0]  # before: attempt 5
-        await _until(lambda: bool(warned("2→5 (attempt 5,")), "409s again, up to an 8 s back-off")
-        assert warned("2→5 (attempt 1,")[1:]  # the 409s started again from the first step after the read failed
+        # its own attempt 1 (before: attempt 5); the wait grows with the failures in a row (0.5, 1, 2, 4, 8 s)
+        assert "(attempt 1, retrying in 8.0s)" in warned("cannot read the replica count")[0]
+        await _until(lambda: len(warned("2→5 (attempt 1,")) >= 2, "409s again: their attempt 1, a 16 s back-off",
+                     within=30.0)
+        assert "retrying in 16.0s" in warned("2→5 (attempt 1,")[1]
         now = time.time()
         await store.put_override(Override(7, now + 300, now, "bob"), expected=revision)  # another node's set
         await _until(lambda: any(p["spec"]["replicas"] == 7 for p in _patches(api)),
-                     "the new override acted on within the 8 s back-off", within=5.0)
+                     "the new override acted on within the 16 s back-off", within=5.0)
         await _until(lambda: bool(warned("2→7 (attempt 1,")) and autoscaler.status()["error"] is not None,
                      "its 409 logged as attempt 1 and shown", within=5.0)
         api.patch_fail_with = None

@@ -184,15 +184,18 @@ def test_bad_durations_are_refused_with_a_hint(text: str) -> None:
         parse_duration(text)
 
 
-def test_the_back_off_grows_per_kind_and_starts_again_for_another_kind_or_after_a_reset() -> None:
+def test_the_attempt_counts_per_kind_the_wait_grows_with_the_failures_in_a_row_until_a_reset() -> None:
     from gamead_core.scaling.retry import Backoff
 
     b = Backoff()
     assert [b.failed(("scale", 5)) for _ in range(7)][-1] == (7, 30.0)
-    assert b.failed(("cannot read the replica count",)) == (1, 0.5)  # before: attempt 8, 30 s
-    assert b.failed(("scale", 5)) == (1, 0.5)
-    assert b.failed(("scale", 5)) == (2, 1.0)
-    assert b.failed(("scale", 7)) == (1, 0.5)  # a new desired count
+    assert b.failed(("cannot read the replica count",)) == (1, 30.0)  # its own attempt 1 (before: attempt 8)
+    b.reset()  # a tick succeeded, or an operator's override changed
+    # an outage whose calls fail in turn (the read, then the PATCH of a desired count that keeps changing)
+    # backs off to the cap: per-kind waits retried every 0.5-1 s for ever (review)
+    waits = [b.failed(kind)[1] for kind in [("cannot read the replica count",), ("scale", 6), ("scale", 7)] * 3]
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert b.failed(("scale", 7)) == (2, 30.0)
     b.reset()
     assert b.failed(("scale", 7)) == (1, 0.5)
 
