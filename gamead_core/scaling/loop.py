@@ -22,8 +22,7 @@ Read top-down (:meth:`Autoscaler.run`):
    is still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and
    records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and
    the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the
-   failures in a row, reset by a success and by a changed override, which a back-off's wait looks for every
-   interval; the attempt it names counts per kind of failure). A call with no answer is
+   failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call with no answer is
    read back (applied, not applied, or unknown when that read fails too). While an override wins, the policy
    is told what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.

@@ -12,6 +12,7 @@ without delay to whichever worker asks, uncharged, so the aging order holds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 
@@ -26,14 +27,20 @@ log = logging.getLogger(__name__)
 
 
 async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckWaitKeepAlive, shielded: Shield,
-                    stats: WorkerStats, worker_id: str) -> None:
+                    stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]]) -> None:
     """``nak`` each of ``msgs`` (buffered deliveries, never started) at once: no longer kept alive nor held,
-    counted in ``stats.handed_back``, logged once with ``why``. A no-op for none."""
+    counted in ``stats.handed_back``, logged once with ``why``. A no-op for none.
+
+    The held-ads announcement without them (``announce``) is put before the ``nak``s, on the same connection: a
+    worker killed after its ``nak`` must not leave them announced as its own, or the reaper, taking them for
+    waiting in a dead worker's hands, would claim and ``nak`` what another worker may be running already
+    (review15; :mod:`gamead_core.worker.reaper`)."""
     if not msgs:
         return
     for msg in msgs:
         keepalive.release(msg)
         held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
+    await announce()
     log.info("handing back %d prefetched ads (%s)", len(msgs), why, extra={"worker_id": worker_id, "count": len(msgs)})
     stats.handed_back += await nak_now(msgs, shielded)
 

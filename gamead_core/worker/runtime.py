@@ -294,7 +294,8 @@ class Worker:
         """``nak`` ``msgs`` (default: the whole buffer), never started nor charged, at once for another worker: on
         shutdown, when no slot freed for :func:`.prefetch.buffer_stall` s, and beyond the buffer's bound."""
         await hand_back(self._buffer.take_all() if msgs is None else msgs, why, held=self._held, stats=self.stats,
-                        keepalive=self._keepalive, shielded=self._shielded, worker_id=self.id)
+                        keepalive=self._keepalive, shielded=self._shielded, worker_id=self.id,
+                        announce=self._announce_held)
 
     def _running(self, starting: int = 0) -> int:
         """Analyses running (``inFlight``, ≤ ``worker.concurrency``): tasks (+ ``starting``) less those settling
