@@ -5,6 +5,7 @@ mistyped section (``GAMEAD_WROKER__CONCURRENCY``) was ignored without a word by 
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -29,50 +30,56 @@ OTHER_VARIABLES: Mapping[str, str] = {
 }
 
 
-def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The settings model a field of ``annotation`` holds, and whether below it any name goes (a mapping of
-    models such as ``ratelimit.roles``: its keys are the operator's). ``(None, False)`` for a plain value."""
-    origin = typing.get_origin(annotation)
+#: The variables Kubernetes puts into every pod for each Service of its namespace (service links, unless the pod
+#: says ``enableServiceLinks: false``): the Service ``gamead-api`` gives ``GAMEAD_API_SERVICE_HOST``,
+#: ``GAMEAD_API_SERVICE_PORT[_<port name>]``, ``GAMEAD_API_PORT=tcp://…`` and ``GAMEAD_API_PORT_80_TCP[_PROTO|_PORT|
+#: _ADDR]`` (kubernetes.io/docs/concepts/services-networking/service/#environment-variables). Not refused; a bare
+#: ``…_PORT`` only with a Service's value (``tcp://…``), so a mistyped ``GAMEAD_API_PORT=9000`` still is.
+_SERVICE_LINK = re.compile(r"GAMEAD_\w+?_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)")
+_SERVICE_LINK_PORT = re.compile(r"GAMEAD_\w+_PORT")
+_SERVICE_URL = re.compile(r"(tcp|udp|sctp)://\S+")
+
+
+def _service_link(key: str, value: str) -> bool:
+    return bool(_SERVICE_LINK.fullmatch(key) or (_SERVICE_LINK_PORT.fullmatch(key) and _SERVICE_URL.fullmatch(value)))
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings model a field of ``annotation`` holds (itself, in a union, or as a mapping's values); None for
+    a plain value."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    if origin in (dict, Mapping, typing.Union, types.UnionType):
+        return annotation
+    if typing.get_origin(annotation) in (dict, Mapping, typing.Union, types.UnionType):
         for arg in typing.get_args(annotation):
-            model, _ = _model_of(arg)
-            if model is not None:
-                return model, origin in (dict, Mapping)
-    return None, False
+            if (model := _model_of(arg)) is not None:
+                return model
+    return None
 
 
-def setting_names(model: type[BaseModel], prefix: str = PREFIX) -> tuple[set[str], set[str]]:
-    """``(names, open prefixes)``: every ``GAMEAD_*`` name of a setting or section of ``model`` (upper case),
-    and the prefixes below which any name is a key of the operator's (``GAMEAD_RATELIMIT__ROLES__``). Pure."""
+def setting_names(model: type[BaseModel], prefix: str = PREFIX) -> set[str]:
+    """Every ``GAMEAD_*`` name of a setting or section of ``model`` (upper case). Pure."""
     names: set[str] = set()
-    open_prefixes: set[str] = set()
     for field_name, field in model.model_fields.items():
         name = prefix + field_name.upper()
         names.add(name)
-        sub, is_open = _model_of(field.annotation)
-        if is_open:
-            open_prefixes.add(name + "__")
-        elif sub is not None:
-            more, more_open = setting_names(sub, name + "__")
-            names |= more
-            open_prefixes |= more_open
-    return names, open_prefixes
+        if (sub := _model_of(field.annotation)) is not None:
+            names |= setting_names(sub, name + "__")
+    return names
 
 
 def refuse_unknown_variables(environ: Mapping[str, str], model: type[BaseModel]) -> None:
     """Raise :class:`ConfigError` naming the first ``GAMEAD_*`` variable of ``environ`` (names compared in upper
     case, as pydantic-settings reads them) that is neither a setting of ``model``, nor below one of its sections
     (``GAMEAD_QUEUE__NOPE``: the section refuses the key itself, naming it), nor one of :data:`OTHER_VARIABLES`,
-    with the nearest known name when one is close (difflib)."""
-    names, _ = setting_names(model)
-    known = names | set(OTHER_VARIABLES)
+    nor a Kubernetes service link (:data:`_SERVICE_LINK`), with the nearest known name when one is close
+    (difflib)."""
+    known = setting_names(model) | set(OTHER_VARIABLES)
     # a wrong key inside a known section is refused by the section itself (extra="forbid"), naming the key
     sections = tuple(f"{PREFIX}{name.upper()}__" for name in model.model_fields)
     unknown = sorted(
         key for key in environ
         if key.upper().startswith(PREFIX) and key.upper() not in known and not key.upper().startswith(sections)
+        and not _service_link(key, environ[key])
     )
     if not unknown:
         return
