@@ -1,9 +1,9 @@
 """Opening a listening TCP socket for a setting, or one line saying why it cannot be (a taken port, a port below
 1024 without the privilege, an address not of this machine).
 
-Every listener gamead opens from a setting goes through :func:`listen_refusal`: the API (``api.port``, bound by
-:func:`bind_listener` *before* the app starts, so a refused start connects to nothing and leaves nothing running),
-a worker's ``worker.metrics_port`` and the ports ``gamead up`` checks. A refusal is a
+The API (``api.port``, bound by :func:`bind_listener` *before* the app starts, so a refused start connects to
+nothing and leaves nothing running) and a worker's ``worker.metrics_port`` go through :func:`listen_refusal`;
+``gamead up`` checks its ``--port`` and ``embedded.nats_port`` with words of its own (same exit code). A refusal is a
 :class:`~gamead_core.errors.ConfigError`: exit 5 (README exit-code table), one red line.
 """
 

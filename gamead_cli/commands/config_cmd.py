@@ -84,7 +84,7 @@ def path(
     ] = PathFormat.text,
 ) -> None:
     """Print which config file is in force (--config, else $GAMEAD_CONFIG, else ./config.yaml), or "none";
-    ``-o json``: ``{"path": ... or null, "source": "--config" | "GAMEAD_CONFIG" | "default" | null}``.
+    -o json: {"path": ... or null, "source": "--config" | "GAMEAD_CONFIG" | "default" | null}.
 
     Example: gamead config path -o json
     """

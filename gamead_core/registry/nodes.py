@@ -48,7 +48,7 @@ class WorkerSelf:
     id: str
     concurrency: int
     started: float  #: epoch seconds
-    in_flight: int  #: ads it holds now
+    in_flight: int  #: analyses running now (≤ concurrency; ``holding`` also has buffered and settling ads)
     processed: int
     failed: int
     last_error: str | None

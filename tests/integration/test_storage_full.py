@@ -115,8 +115,9 @@ def wait_uncharged(client: httpx.Client, url: str, ids: list[str], timeout: floa
         assert set(statuses) <= {"queued", "processing", "completed"}, statuses
         held = sum(status != "completed" for status in statuses)
         w1 = next((w for w in client.get("/v1/workers").json()["items"] if w["id"] == "w1"), {})
-        return held > len(ids) // 2 and w1.get("inFlight") == held and (w1.get("lastError") or "").startswith(
-            "storage:")
+        # held: in its registry entry's holding; not in flight (inFlight counts analyses running: these ended)
+        return held > len(ids) // 2 and len(w1.get("holding") or []) == held and w1.get("inFlight") == 0 and (
+            w1.get("lastError") or "").startswith("storage:")
 
     wait_for(held_all, timeout=timeout, interval=0.2,
              what="every ad analysed and its outcome waiting for storage, held by the worker")
