@@ -65,14 +65,17 @@ def test_a_ctrl_c_while_refused_ads_wait_to_be_sent_again_counts_the_ads_already
     import nats
 
     from gamead_core import names
-    from tests.support import clean_env, gamead_argv, wait_for
+    from tests.support import clean_env, gamead_argv, sigint_reaches_it, wait_for
 
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, **{**LIMITED, "GAMEAD_RATELIMIT__RATE": "0.1"})
     procs.append(api)
     cli = subprocess.Popen(gamead_argv("submit", "--count", "20", "--api", url, "-o", "json"), text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=clean_env(GAMEAD_CLIENT__RETRY_FOR="600"))  # the 10 wait ~100 s
+                           env=clean_env(GAMEAD_CLIENT__RETRY_FOR="600"),  # the 10 wait ~100 s
+                           # a runner started in the background (`make test &`) ignores SIGINT, and so would the
+                           # CLI: both fresh-clone runs of session 15 timed out here, SIGINT never seen
+                           preexec_fn=sigint_reaches_it)
 
     def stored() -> int:
         async def count() -> int:
