@@ -22,11 +22,10 @@ from typer.core import TyperCommand
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
 from gamead_cli.output import emit, empty_text, plain, short_time, time_column
 from gamead_core.errors import ApiClientError
+from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
-#: The API's bound of an override's worker count (POST /v1/scale/override).
-MAX_REPLICAS = 10_000
 
 
 def parse_duration(value: str) -> float:
@@ -34,9 +33,6 @@ def parse_duration(value: str) -> float:
 
     Raises ``typer.BadParameter`` (a usage error, exit 2) for anything else or outside (0, 7d].
     """
-    # the API's own bound (7 days), so the two never disagree
-    from gamead_core.scaling.store import MAX_OVERRIDE_SECONDS
-
     seconds = duration_seconds(value)
     if seconds is None:
         raise typer.BadParameter(f"cannot read duration {value!r}: use a number with s, m, h or d (30s, 10m, 2h)",
@@ -192,14 +188,14 @@ class _CountCommand(TyperCommand):
             if token in valued:
                 next(tokens, None)  # an option's value, e.g. --for 10m
             elif re.fullmatch(r"-\d+", token):
-                raise typer.BadParameter(f"the worker count must be ≥ 0 (0 to {MAX_REPLICAS:,}), not {token}",
+                raise typer.BadParameter(f"the worker count must be ≥ 0 (0 to {MAX_OVERRIDE_REPLICAS:,}), not {token}",
                                          ctx=ctx, param_hint="REPLICAS")
         return super().parse_args(ctx, args)
 
 
 @app.command("set", cls=_CountCommand)
 def set_override(
-    replicas: Annotated[int, typer.Argument(metavar="REPLICAS", min=0, max=MAX_REPLICAS, help="Workers to hold (0 to 10000).")],
+    replicas: Annotated[int, typer.Argument(metavar="REPLICAS", min=0, max=MAX_OVERRIDE_REPLICAS, help="Workers to hold (0 to 10000).")],
     for_: Annotated[str, typer.Option("--for", help="How long: 30s, 10m, 2h, 1d (at most 7d).")] = "10m",
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,

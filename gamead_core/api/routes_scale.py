@@ -31,6 +31,7 @@ from gamead_core.api.responses import json_response
 from gamead_core.api.schemas import OverrideCleared, OverrideSet, ScaleDocument
 from gamead_core.audit import record_action
 from gamead_core.errors import Conflict, QueueUnavailable
+from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for, new_holder_id, status_document
 from gamead_core.scaling.store import (
     MAX_OVERRIDE_SECONDS,
@@ -50,7 +51,7 @@ router = APIRouter(prefix="/v1/scale", tags=["scale"])
 class OverrideBody(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    replicas: int = Field(ge=0, le=10_000, description="Worker count to hold while the override lasts.")
+    replicas: int = Field(ge=0, le=MAX_OVERRIDE_REPLICAS, description="Worker count to hold while the override lasts.")
     for_seconds: float = Field(gt=0, le=MAX_OVERRIDE_SECONDS, description="How long it lasts (at most 7 days).")
 
 

@@ -27,6 +27,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from gamead_core import names
 from gamead_core.errors import Conflict, TopologyError
 from gamead_core.models import utc_iso
+from gamead_core.scaling.bounds import MAX_OVERRIDE_SECONDS
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
 
@@ -34,8 +35,6 @@ STATE_KEY = "state"
 OVERRIDE_KEY = "override"
 #: Decisions kept in ``state`` (consecutive identical ones are folded into one entry with a count).
 KEEP_DECISIONS = 20
-#: Longest manual override (a forgotten override must not pin the pool for ever).
-MAX_OVERRIDE_SECONDS = 7 * 86400.0
 
 
 def iso(epoch: float | None) -> str | None:
