@@ -9,6 +9,7 @@ A port that is taken is refused before the start, and readiness is confirmed on 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,9 +23,46 @@ from gamead_core.errors import ConfigError, QueueUnavailable
 from gamead_core.proc import die_with_parent, port_free, port_owned_by
 
 
+#: Where :func:`free_port` looks first: above the well-known and registered ports most services default to
+#: (4222, 6379, 8080 …), below the kernel's ephemeral range.
+PICK_FROM = 10000
+#: The ephemeral range assumed where ``/proc/sys/net/ipv4/ip_local_port_range`` cannot be read (Linux's default).
+EPHEMERAL_DEFAULT = (32768, 60999)
+_PICKS = 64
+
+
+def ephemeral_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections' local ends, ``(low, high)`` inclusive
+    (``net.ipv4.ip_local_port_range``); :data:`EPHEMERAL_DEFAULT` where it cannot be read."""
+    try:
+        low, high = (int(v) for v in path.read_text().split())
+    except (OSError, ValueError):
+        return EPHEMERAL_DEFAULT
+    return (low, high) if 0 < low <= high <= 65535 else EPHEMERAL_DEFAULT
+
+
+def listen_candidates(ephemeral: tuple[int, int], start: int = PICK_FROM) -> list[range]:
+    """The port ranges from ``start`` to 65535 outside ``ephemeral`` (``(low, high)`` inclusive), non-empty
+    ones only. Pure."""
+    low, high = ephemeral
+    spans = [range(start, min(low, 65536)), range(max(start, high + 1), 65536)]
+    return [span for span in spans if len(span)]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port that was free a moment ago on ``host`` (a listener with SO_REUSEADDR could bind it).
+
+    Chosen at random outside the kernel's ephemeral range (:func:`ephemeral_range`) when it can be: a port kept
+    for a process's restarts (an embedded nats-server's, a worker's ``/metrics``) inside that range can be
+    given to any outgoing connection's local end while the process is down, the connection of a client
+    reconnecting to that very port included (a TCP self-connect), and the restart then cannot listen. Falls
+    back to a port the kernel picks (``bind(host, 0)``: inside the range) after 64 taken picks."""
+    spans = listen_candidates(ephemeral_range())
+    for _ in range(_PICKS if spans else 0):
+        port = random.choice(random.choices(spans, weights=[len(span) for span in spans])[0])  # uniform
+        if port_free(host, port):
+            return port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

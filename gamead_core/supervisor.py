@@ -68,6 +68,9 @@ class Child:
     refused: int | None = None  #: the exit code of a refused start (one of the supervisor's refusal_codes)
     #: called with this child once its process has ended (found dead or stopped); set by the starting supervisor
     on_end: Callable[[Child], None] | None = field(default=None, repr=False)
+    #: builds ``argv`` again before each restart (e.g. a port kept for the child was taken meanwhile); None: the
+    #: same ``argv`` every time
+    command: Callable[[], list[str]] | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int | None:
@@ -99,13 +102,20 @@ class Supervisor:
         """The children that exited with a refusal code (not restarted), oldest first."""
         return [c for c in self.children.values() if c.refused is not None]
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Child:
-        child = Child(name, argv, env, log_path, on_end=self.on_end)
+    def start(self, name: str, argv: list[str] | Callable[[], list[str]], env: dict[str, str],
+              log_path: Path) -> Child:
+        """Start child ``name`` (replacing any earlier one of that name) and return it. ``argv``: its command
+        line, or a function returning it, called again before each restart."""
+        command = argv if callable(argv) else None
+        child = Child(name, command() if command is not None else argv, env, log_path, on_end=self.on_end,
+                      command=command)
         self.children[name] = child
-        self._spawn(child)
+        self._spawn(child, first=True)
         return child
 
-    def _spawn(self, child: Child) -> None:
+    def _spawn(self, child: Child, *, first: bool = False) -> None:
+        if child.command is not None and not first:
+            child.argv = child.command()
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(child.log_path, "ab") as out:
             child.proc = subprocess.Popen(

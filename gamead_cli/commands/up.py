@@ -86,7 +86,9 @@ class WorkerMetricsPorts:
     """Each local worker's ``/metrics`` port, predictable: worker ``local-<k>`` listens on ``base + k - 1``
     (``--metrics-port``; by default the API's port + 1, so 8081, 8082, … beside the API on 8080), kept for the
     worker's restarts. A port that is taken (or past 65535) falls back to a free one, and ``on_fallback`` gets
-    one line saying which worker serves where instead."""
+    one line saying which worker serves where instead; so does a kept port taken while its worker was down
+    (another process, or an outgoing connection given it as its local port), found when the worker restarts:
+    a worker started on it again would refuse to start for as long as it stays taken."""
 
     def __init__(self, host: str, base: int, *, enabled: bool = True,
                  on_fallback: Callable[[str], None] | None = None) -> None:
@@ -108,17 +110,22 @@ class WorkerMetricsPorts:
         return self.base + int(k) - 1
 
     def port_for(self, worker_id: str) -> int:
-        if worker_id not in self.ports:
-            planned = self.planned(worker_id)
-            if planned is not None and planned <= 65535 and port_free(self._bind_host, planned):
-                self.ports[worker_id] = planned
-            else:
-                self.ports[worker_id] = free_port(self._bind_host)
-                if self.on_fallback is not None:
-                    taken = f"port {planned} is taken" if planned is not None and planned <= 65535 else (
-                        f"port {planned} is past 65535" if planned is not None else "it has no planned port")
-                    self.on_fallback(f"metrics: {taken}: {worker_id} serves http://{self.host}:"
-                                     f"{self.ports[worker_id]}/metrics instead")
+        """The port for a (re)start of ``worker_id`` (call it only while no process of that id runs): the one it
+        had if it is still free, else its planned one if free, else a free one (said through ``on_fallback``)."""
+        kept = self.ports.get(worker_id)
+        if kept is not None and port_free(self._bind_host, kept):
+            return kept
+        planned = self.planned(worker_id)
+        if kept is None and planned is not None and planned <= 65535 and port_free(self._bind_host, planned):
+            self.ports[worker_id] = planned
+            return planned
+        self.ports[worker_id] = free_port(self._bind_host)
+        if self.on_fallback is not None:
+            taken = (f"port {kept}, {worker_id}'s until it stopped, is taken now" if kept is not None else
+                     f"port {planned} is taken" if planned is not None and planned <= 65535 else
+                     f"port {planned} is past 65535" if planned is not None else "it has no planned port")
+            self.on_fallback(f"metrics: {taken}: {worker_id} serves http://{self.host}:"
+                             f"{self.ports[worker_id]}/metrics instead")
         return self.ports[worker_id]
 
     def args(self, worker_id: str) -> list[str]:

@@ -68,7 +68,8 @@ class LocalScaler:
         log_dir: Path,
         drain_timeout: float,
     ) -> None:
-        """``argv(worker_id)`` is the command line of one worker; ``env`` its environment."""
+        """``argv(worker_id)`` is the command line of one worker, asked again at each of its restarts; ``env``
+        its environment."""
         self.supervisor = supervisor
         self._argv = argv
         self._env = dict(env)
@@ -121,7 +122,7 @@ class LocalScaler:
         k = self._free_index()
         name = f"worker-{k}"
         worker_id = worker_id_of(name)
-        self.supervisor.start(name, self._argv(worker_id), self._env, self._log_dir / f"{name}.log")
+        self.supervisor.start(name, lambda: self._argv(worker_id), self._env, self._log_dir / f"{name}.log")
         self._workers.append(name)
         log.info("started %s (%s)", name, worker_id)
         return name

@@ -395,6 +395,19 @@ def _worker_entry(client: httpx.Client, worker_id: str, pid: int) -> dict[str, o
     return next((n for n in items if n["id"] == worker_id and n["pid"] == pid), None)
 
 
+def _wait_beating(up: UpStack, client: httpx.Client, name: str, pid: int, what: str) -> dict[str, object]:
+    """Wait (30 s) for child ``name`` (``worker-1``) as process ``pid`` to beat; on a timeout, fail with what
+    ``gamead up`` said and the worker's log (a CI run once timed out here with nothing else to go on)."""
+    worker_id = f"local-{name.rsplit('-', 1)[1]}"
+    try:
+        return wait_for(lambda: _worker_entry(client, worker_id, pid), timeout=30, what=what)
+    except AssertionError as exc:
+        log = up.data_dir / "logs" / f"{name}.log"
+        raise AssertionError(f"{exc}; {name} now: pid {up.running_pid(name)}; gamead up said:\n"
+                             f"{up.output()[-3000:]}\n{name}'s log:\n"
+                             f"{log.read_text(errors='replace')[-3000:] if log.exists() else '(none)'}") from None
+
+
 def test_an_edited_config_file_changes_no_restarted_child_and_never_stops_the_stack(tmp_path: Path) -> None:
     """A reviewer's repro: with ``gamead up`` running, ``./config.yaml`` (in up's cwd) written with one slot and
     fault injection on, then ``kill -9`` of the worker, restarted it with 1 slot and failing every ad; then
@@ -459,7 +472,7 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
         assert (up.data_dir / "config-in-force.yaml").read_text() == config
         with httpx.Client(base_url=up.url, timeout=10) as client:
             frozen_pid = up.pid_of("worker-1")
-            wait_for(lambda: _worker_entry(client, "local-1", frozen_pid), timeout=30, what="worker-1 beating")
+            _wait_beating(up, client, "worker-1", frozen_pid, "worker-1 beating")
             os.kill(frozen_pid, signal.SIGSTOP)
             wait_for(lambda: f"worker-1 (pid {frozen_pid}) has not renewed its registry heartbeat" in up.output(),
                      timeout=30, what="gamead up to name the frozen worker")
@@ -468,11 +481,60 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
             wait_for(lambda: not pid_alive(frozen_pid), timeout=10, what="the frozen worker to be killed")
             new = wait_for(lambda: (pid := up.running_pid("worker-1")) not in (None, frozen_pid) and pid,
                            timeout=30, what="worker-1 to be restarted")
-            wait_for(lambda: _worker_entry(client, "local-1", new), timeout=30, what="the new worker-1 beating")
+            _wait_beating(up, client, "worker-1", new, "the new worker-1 beating")
             assert up.running_pid("worker-2") is not None
             ad_id = client.post("/ads", json=ad("After The Freeze", 1)).json()["id"]
             assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
         assert "worker-2 (pid" not in up.output()  # the healthy one was left alone
+    finally:
+        up.kill_everything()
+
+
+def _bound(port: int) -> socket.socket | None:
+    """A listening socket on ``127.0.0.1:port``, or None while the port is taken."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return None
+    sock.listen()
+    return sock
+
+
+def test_a_workers_metrics_port_taken_while_it_was_down_does_not_keep_it_from_restarting(tmp_path: Path) -> None:
+    """Session 16: the frozen-worker test above failed in CI, its restarted worker never beating. A worker's
+    /metrics port is kept for its restarts; taken meanwhile (here: bound by the test while ``up`` is stopped,
+    between the worker's death and its restart), the worker refused to start for as long as it stayed taken
+    (exit 5 at every restart, the back-off growing to 30 s, the stack a worker short). It now restarts on
+    another port, said in one line, and serves its metrics there."""
+    up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", **FAST).start()
+    try:
+        up.wait_ready()
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            dead = up.pid_of("worker-1")
+            kept = int(str(_wait_beating(up, client, "worker-1", dead, "worker-1 beating")["metricsUrl"])
+                       .rsplit(":", 1)[1].split("/")[0])
+            os.kill(up.pid, signal.SIGSTOP)  # no restart until the port is taken
+            try:
+                os.kill(dead, signal.SIGKILL)
+                # a killed process's sockets close when its last thread has exited (after its pid reads as dead)
+                other = wait_for(lambda: _bound(kept), timeout=10, what=f"worker-1's port {kept} to be free")
+                with other:
+                    os.kill(up.pid, signal.SIGCONT)
+                    line = wait_for(lambda: next((ln for ln in up.output().splitlines()
+                                                  if f"metrics: port {kept}, local-1's" in ln), None),
+                                    timeout=30, what="gamead up to move worker-1's metrics port")
+                    moved = int(line.rsplit(":", 1)[1].split("/")[0])
+                    assert line.endswith(f"is taken now: local-1 serves http://127.0.0.1:{moved}/metrics instead")
+                    new = wait_for(lambda: (pid := up.running_pid("worker-1")) not in (None, dead) and pid,
+                                   timeout=30, what="worker-1 to be restarted")
+                    entry = _wait_beating(up, client, "worker-1", new, "the restarted worker-1 beating")
+                    assert entry["metricsUrl"] == f"http://127.0.0.1:{moved}/metrics"
+                    assert "gamead_ads_processed_total" in httpx.get(f"http://127.0.0.1:{moved}/metrics").text
+            finally:
+                os.kill(up.pid, signal.SIGCONT)
+        assert "refused to start" not in up.output()
     finally:
         up.kill_everything()
 

@@ -41,6 +41,34 @@ def test_a_child_killed_by_sigkill_is_restarted(tmp_path: Path) -> None:
     assert not sup.children
 
 
+def test_a_child_given_a_command_function_is_restarted_with_the_command_it_builds_then(tmp_path: Path) -> None:
+    """``gamead up`` starts each worker with a function building its command line, asked again at each restart
+    (its /metrics port may have been taken while it was down): the restarted process runs the new line."""
+    runs: list[str] = []
+
+    def command() -> list[str]:
+        runs.append(f"run-{len(runs) + 1}")
+        return [sys.executable, "-c", f"import time; print({runs[-1]!r}, flush=True); time.sleep(60)"]
+
+    sup = Supervisor(on_event=lambda _: None)
+    child = sup.start("sleeper", command, dict(os.environ), tmp_path / "sleeper.log")
+    first = child.pid
+    assert first is not None and runs == ["run-1"]
+    wait_for(lambda: "run-1" in (tmp_path / "sleeper.log").read_text(), timeout=10, what="the first run")
+    os.kill(first, signal.SIGKILL)
+
+    def restarted() -> bool:
+        sup.poll()
+        return child.alive and child.pid != first
+
+    try:
+        wait_for(restarted, timeout=10, what="the child to be restarted")
+        wait_for(lambda: "run-2" in (tmp_path / "sleeper.log").read_text(), timeout=10, what="the second run")
+        assert runs == ["run-1", "run-2"] and "run-2" in " ".join(child.argv)
+    finally:
+        sup.stop_all(timeout=5)
+
+
 def test_stopping_sends_sigterm_and_does_not_restart(tmp_path: Path) -> None:
     script = (
         "import signal, sys, time\n"

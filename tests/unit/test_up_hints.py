@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from gamead_cli.commands.up import gamead_program, next_commands
+from gamead_core.embedded import free_port
+from gamead_core.proc import port_free
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -37,7 +39,6 @@ def test_elsewhere_the_hint_is_an_absolute_path(monkeypatch: pytest.MonkeyPatch,
 
 def _taken_port_after_a_free_one() -> tuple[socket.socket, int]:
     """A listening socket on port P whose port P - 1 is free (a few tries on the ephemeral range)."""
-    from gamead_core.proc import port_free
 
     for _ in range(50):
         sock = socket.socket()
@@ -70,6 +71,28 @@ def test_worker_metrics_ports_follow_the_api_port_and_a_taken_one_falls_back_wit
     assert ports.rule(4) == f"local-k on port {base - 1}+k, up to local-4"
     assert WorkerMetricsPorts("127.0.0.1", 8081).planned("local-3") == 8083
     assert WorkerMetricsPorts("127.0.0.1", 8081, enabled=False).args("local-1") == []
+
+
+def test_a_workers_kept_metrics_port_taken_while_it_was_down_falls_back_at_its_restart_with_a_line() -> None:
+    """Session 16 (a CI run of the frozen-worker test): a worker's /metrics port, kept for its restarts, can be
+    taken while it is down (another process; an outgoing connection given it as its local port). Restarted on
+    it, the worker refused to start for as long as it stayed taken (exit 5, back-off growing to 30 s, the
+    stack a worker short). A restart now gets another port, said in one line."""
+    from gamead_cli.commands.up import WorkerMetricsPorts
+
+    lines: list[str] = []
+    ports = WorkerMetricsPorts("127.0.0.1", free_port(), on_fallback=lines.append)
+    kept = ports.port_for("local-1")
+    assert ports.port_for("local-1") == kept and not lines  # still free: the restart keeps it
+    with socket.socket() as other:  # taken while local-1 was down
+        other.bind(("127.0.0.1", kept))
+        other.listen()
+        moved = ports.port_for("local-1")
+        assert moved != kept and port_free("127.0.0.1", moved)
+        assert lines == [f"metrics: port {kept}, local-1's until it stopped, is taken now: local-1 serves "
+                         f"http://127.0.0.1:{moved}/metrics instead"]
+    assert ports.port_for("local-1") == moved and len(lines) == 1  # its new port, kept from now on
+    assert ports.urls() == f"local-1 http://127.0.0.1:{moved}/metrics"
 
 
 def test_up_names_the_partitions_and_their_streams() -> None:
