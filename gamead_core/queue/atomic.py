@@ -38,12 +38,12 @@ import uuid
 from collections.abc import Sequence
 
 import nats.errors
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError
 
 from gamead_core import names
 from gamead_core.queue.acks import publish_acked
+from gamead_core.queue.liveness import connection_of
 
 __all__ = ["MAX_BATCH", "RETRY_AFTER", "AtomicBatches", "BatchRefused", "BatchUnanswered", "atomic_wanted",
            "publish_batch"]
@@ -95,10 +95,6 @@ class BatchUnanswered(Exception):
         self.cause = cause
 
 
-def _connection(js: JetStreamContext) -> NATS:
-    return js._nc  # noqa: SLF001 - nats-py keeps the connection of a JetStream context here (all 2.x)
-
-
 async def publish_batch(js: JetStreamContext, messages: Sequence[tuple[str, bytes, dict[str, str]]], *,
                         stream: str, timeout: float) -> range:
     """Publish ``messages`` (each ``(subject, payload, headers)``; 1 to :data:`MAX_BATCH` of them, every subject one
@@ -111,7 +107,7 @@ async def publish_batch(js: JetStreamContext, messages: Sequence[tuple[str, byte
     count = len(messages)
     if not 0 < count <= MAX_BATCH:
         raise ValueError(f"an atomic batch has 1-{MAX_BATCH} messages, not {count}")
-    publish = _connection(js).publish
+    publish = connection_of(js).publish
     batch_id = uuid.uuid4().hex
     try:
         for seq in range(1, count):
@@ -161,7 +157,7 @@ class AtomicBatches:
 
     def _server_supports(self, js: JetStreamContext) -> bool:
         try:
-            version = _connection(js).connected_server_version  # "0.0.0-unknown" before the first INFO
+            version = connection_of(js).connected_server_version  # "0.0.0-unknown" before the first INFO
             return (version.major, version.minor, version.patch) >= MIN_SERVER
         except (TypeError, ValueError, AttributeError):  # a version nats-py cannot parse: do not guess
             return False

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -105,6 +106,58 @@ def check_outbound(nc: NATS | None, limit: int) -> None:
     if (waiting := outbound_excess(nc, limit)) is not None:
         raise QueueUnavailable(f"NATS is not taking writes: {waiting} bytes wait to be sent "
                                f"(nats.max_pending_bytes = {limit})")
+
+
+def connection_of(js: JetStreamContext) -> NATS:
+    """The client a JetStream context sends through."""
+    return js._nc  # noqa: SLF001 - nats-py keeps the connection of a JetStream context here (all 2.x)
+
+
+class OutboundBacklog(nats.errors.OutboundBufferLimitError):
+    """A request refused before it was sent: more than ``limit`` bytes (``nats.max_pending_bytes``) already wait
+    to be sent (:func:`guard_requests`). :func:`gamead_core.queue.connection.translate` makes it a
+    :class:`QueueUnavailable` with this text."""
+
+    def __init__(self, waiting: int, limit: int) -> None:
+        super().__init__()
+        self.waiting, self.limit = waiting, limit
+
+    def __str__(self) -> str:
+        return (f"NATS is not taking writes: {self.waiting} bytes wait to be sent (nats.max_pending_bytes = "
+                f"{self.limit}); not sent")
+
+
+_LIMITS: weakref.WeakKeyDictionary[NATS, int] = weakref.WeakKeyDictionary()
+
+
+def outbound_limit(nc: NATS) -> int | None:
+    """The ``nats.max_pending_bytes`` :func:`guard_requests` put on ``nc`` (None: none)."""
+    return _LIMITS.get(nc)
+
+
+def backed_up(nc: NATS | None) -> int | None:
+    """The bytes waiting to be sent on ``nc`` when they are more than its :func:`outbound_limit`, else None."""
+    limit = outbound_limit(nc) if nc is not None else None
+    return outbound_excess(nc, limit) if limit is not None else None
+
+
+def guard_requests(nc: NATS, limit: int) -> None:
+    """Refuse every request on ``nc`` at once (:class:`OutboundBacklog`, not sent) while more than ``limit`` bytes
+    (``nats.max_pending_bytes``) wait to be sent: a stalled server reads none of them, and each request that
+    timed out left its bytes in the buffer — a node's own periodic ones (heartbeat, storage probe, stats
+    sample, topology check, leases, round trips) grew it by ~450 B/s past the bound after the submits had
+    stopped there, for as long as a stall lasted. Every JetStream API call, KV read and write and JetStream
+    publish goes through ``nc.request``; the submit path's own acked publishes check the bound before sending
+    (:func:`check_outbound`). Wraps the client's ``request`` (nats-py has no hook for it)."""
+    _LIMITS[nc] = limit
+    send = nc.request
+
+    async def request(subject: str, *args: Any, **kwargs: Any) -> Any:
+        if (waiting := outbound_excess(nc, limit)) is not None:
+            raise OutboundBacklog(waiting, limit)
+        return await send(subject, *args, **kwargs)
+
+    nc.request = request  # type: ignore[method-assign]
 
 
 def _abort_socket(nc: NATS) -> None:

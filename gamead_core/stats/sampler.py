@@ -36,6 +36,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
+from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import Percentiles, Registry
 from gamead_core.stats.document import records_section, stats_document, workers_document
@@ -165,8 +166,12 @@ class QueueSampler:
         if self.sections:
             await self._sample_extras()
         nc, js = self.link.nc, self.link.js
+        reason = None
         if nc is None or js is None or not nc.is_connected:
             reason = redact_text(getattr(self.link, "last_error", None) or "reconnecting")
+        elif (waiting := backed_up(nc)) is not None:  # a stalled server: ask nothing
+            reason = f"not taking writes ({waiting} bytes wait to be sent)"
+        if reason is not None or js is None:
             self.errors = [f"NATS unavailable: {reason}"]
             self.nodes_ok = False
             sample = Sample(QueueReading(t=now, connected=False))

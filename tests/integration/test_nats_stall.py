@@ -213,3 +213,42 @@ def test_a_reconnect_with_a_ping_of_the_guard_out_does_not_count_it_against_the_
         seen = asyncio.run(run())
     assert seen == [0.0] * 4, seen
     assert not any("has not answered a PING" in r.getMessage() for r in caplog.records)
+
+
+def test_during_a_stall_the_nodes_own_periodic_requests_add_nothing_past_the_bound(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """Session 16 (a loaded fresh-clone run of the test above went to 326 KB against its 256 KiB bound + slack):
+    with the submits stopped at ``nats.max_pending_bytes``, the API's own periodic requests (storage probe,
+    heartbeat, stats sample, topology check, leases, round trips) kept adding ~450 B/s to the unsent bytes for
+    as long as the stall lasted, each timing out with its bytes left in the buffer. Now a request is refused
+    unsent while the bound is passed: the figure stays where the submits left it."""
+    server = fresh_nats()
+    bound = 256 * 1024
+    api, url = start_api(server.url, tmp_path, GAMEAD_NATS__MAX_PENDING_BYTES=str(bound),
+                         GAMEAD_NATS__REQUEST_TIMEOUT="1", GAMEAD_API__PUBLISH_TIMEOUT="1",
+                         GAMEAD_NATS__STALE_AFTER="600", GAMEAD_API__STORAGE_PROBE_INTERVAL="1")
+    procs.append(api)
+    batch = {"ads": [ad(f"Stalled ad {i}", description="x" * 1500) for i in range(30)]}
+
+    with httpx.Client(base_url=url, timeout=15) as client, stalled(server):
+        def unsent() -> int:
+            return int(client.get("/healthz").json()["nats"]["unsentBytes"])
+
+        def probes() -> int:
+            return int(client.get("/v1/stats").json()["storage"]["probes"])
+
+        def over_the_bound() -> bool:
+            if unsent() > bound:
+                return True
+            client.post("/ads/batch", json=batch)
+            return False
+
+        wait_for(over_the_bound, timeout=120, interval=0.01, what="the submits to fill the buffer past the bound")
+        wait_for(lambda: client.post("/ads", json=ad("Refused")).status_code == 503, timeout=30,
+                 what="a submit to be refused")  # the submit path has stopped adding too
+        first, since = unsent(), probes()
+        wait_for(lambda: probes() >= since + 5, timeout=60, interval=0.2,
+                 what="5 more storage probes (and the other periodic requests of as many seconds)")
+        last = unsent()
+        assert last - first < 1024, f"the unsent bytes grew from {first} to {last} with no submit"
