@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from gamead_core.embedded import EmbeddedNats, free_port
@@ -120,7 +121,7 @@ def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -
                GAMEAD_AUTOSCALER__PERIOD_SECONDS="0.5", GAMEAD_API_URL=url)
     up = up_stack(tmp_path, "--workers", "1", "--max-workers", "3", port=port, **env).start()
     try:
-        up.wait_ready(timeout=40)
+        up.wait_ready()
         # the lease is taken before the leader's first decision is recorded: wait for both
         doc = wait_for(lambda: (d := _scale(url)).get("leader") and d.get("current") is not None and d,
                        timeout=10, interval=0.1, what="the autoscaler to lead and record its first decision")
@@ -178,6 +179,7 @@ def _file_lists_exactly(up: UpStack, names: set[str]) -> Callable[[], dict[str, 
     return probe
 
 
+@pytest.mark.timeout(300)  # a stack's start and 1 → 3 → 1 workers, each start slow on a loaded machine
 def test_gamead_up_state_file_lists_exactly_the_running_processes_as_it_scales(tmp_path: Path) -> None:
     """A newcomer found ``.gamead/gamead-up.json`` still listing workers the autoscaler had stopped (and a
     restarted worker's dead PID). Scaled 1 → 3 → (one killed, restarted) → 1 → stopped, the file names exactly
@@ -190,7 +192,7 @@ def test_gamead_up_state_file_lists_exactly_the_running_processes_as_it_scales(t
     up = up_stack(tmp_path, "--workers", "1", "--max-workers", "3", port=port, **env).start()
     base = {"nats-server", "api"}
     try:
-        up.wait_ready(timeout=40)
+        up.wait_ready()
         wait_for(_file_lists_exactly(up, base | {"worker-1"}), timeout=10, what="nats-server, api, worker-1")
         setting = subprocess.run(gamead_argv("scale", "set", "3", "--for", "1m", "--api", url), env=up.env,
                                  capture_output=True, text=True, timeout=30, check=False)

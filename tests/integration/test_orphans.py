@@ -161,8 +161,19 @@ def test_an_api_killed_between_its_records_and_their_messages_leaves_no_record_q
         nodes = await Registry(js._nc, js, load_settings(None).registry).list()
         return sum(n.processed for n in nodes if n.role == "worker")
 
-    # each ad analysed once: as many analyses as ads (a second copy of a message would make one more)
-    wait_for(lambda: _run(server.url, processed) == BATCH + WAITING + 1, timeout=10, what="one analysis per ad")
+    # each ad analysed once: as many analyses as ads (a second copy of a message would make one more); a timeout
+    # says the counts seen (the worker's heartbeats, every 2 s)
+    seen: list[int] = []
+
+    def one_per_ad() -> bool:
+        seen.append(_run(server.url, processed))
+        return seen[-1] == BATCH + WAITING + 1
+
+    try:
+        wait_for(one_per_ad, timeout=10, what="one analysis per ad")
+    except AssertionError:
+        raise AssertionError(f"the workers' heartbeats count {seen[-1]} analyses (last counts seen: {seen[-5:]}), "
+                             f"not one per ad ({BATCH + WAITING + 1})") from None
 
 
 def test_a_create_of_a_dead_api_that_lands_after_its_death_was_settled_is_queued_too(

@@ -36,7 +36,7 @@ from tests.support import (
 #: Small registry figures so deaths are noticed in a second or two; ack_wait far above every deadline
 #: below, so an ad that finishes in time was handed back, not redelivered by JetStream's timeout.
 FAST_REGISTRY = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "3"}
-LONG_ACK_WAIT = {"GAMEAD_QUEUE__ACK_WAIT": "90"}
+LONG_ACK_WAIT = {"GAMEAD_QUEUE__ACK_WAIT": "300"}
 
 
 class Lane:
@@ -82,13 +82,16 @@ def lane(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Pa
     lane.http.close()
 
 
+@pytest.mark.timeout(300)  # the deadline below (180 s) and the lane's start-up, on a loaded machine
 def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_lose_nothing(lane: Lane) -> None:
     """Issue 9 item 11. Two workers × 4 slots run by the local scaler as ``gamead up`` runs them (gamead's
     Supervisor restarts them with back-off; a death is recovered at once through ``attach_recovery``); one
     ad whose analysis kills its worker (fault mode ``crash``) among 20 normal ones. Before: the ads in
     flight beside it waited a full ack_wait after each crash and were charged a delivery each time (1 of 20
-    unfinished 70 s later). Now: all 20 complete with 1 attempt each, well inside ack_wait (90 s here), and
-    the poison ad ends dead after exactly max_attempts (3) crashes of its own."""
+    unfinished 70 s later). Now: all 20 complete with 1 attempt each, well inside ack_wait (300 s here), and
+    the poison ad ends dead after exactly max_attempts (3) crashes of its own. The deadline is 180 s: the poison
+    ad's 3 crashes are 3 worker restarts in a row, each a Python start-up (~3 s of CPU) that takes 20 s and more
+    on a loaded 2-core machine (flaky16: at load 13 a 60 s deadline passed with the poison ad at 2 crashes)."""
     from functools import partial
 
     from gamead_core.config import load_settings
@@ -119,10 +122,14 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
                 started = time.monotonic()
                 poison = await submit("Poison Pill")
                 normal = [await submit(f"Innocent {i}") for i in range(20)]
-                deadline = started + 60
+                deadline = started + 180  # well inside ack_wait (300 s)
                 while True:
                     scaler.poll()  # what gamead up's loop does: restart the dead, recover what they held
-                    records = {i: (await http.get(f"/ads/{i}")).json() for i in [poison, *normal]}
+                    try:
+                        records = {i: (await http.get(f"/ads/{i}")).json() for i in [poison, *normal]}
+                    except httpx.TransportError:  # a kept-alive connection the API closed as we sent: look again
+                        await asyncio.sleep(0.1)
+                        continue
                     if all(r["status"] in ("completed", "dead") for r in records.values()):
                         break
                     assert time.monotonic() < deadline, {i: r["status"] for i, r in records.items()}
@@ -175,7 +182,7 @@ def test_a_dead_workers_ads_go_to_another_worker_within_seconds_uncharged(lane: 
     """Issue 9 item 11, the Kubernetes way: no supervisor, and the replacement has another id. A worker
     holding 3 ads in analysis is SIGKILLed; the reaper (another worker, holding the ``reaper`` lease) sees
     its heartbeat expire (registry ttl 3 s here) and hands the 3 ads back at once, none charged (it was
-    running 3, so none is to blame): they complete well inside ack_wait (90 s) with 1 attempt each."""
+    running 3, so none is to blame): they complete well inside ack_wait (300 s) with 1 attempt each."""
     doomed = lane.worker("doomed", concurrency=3, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="60000",
                          **FAST_REGISTRY, **LONG_ACK_WAIT)
     ids = [lane.submit(f"Held {i}", priority=4) for i in range(3)]
