@@ -14,6 +14,9 @@ from typer.testing import CliRunner
 from gamead_cli.main import COMMANDS, app, load_command
 from tests.support import clean_env, gamead_argv
 
+#: every verb's click command, built once for the whole module's collection (each one imports its module)
+LOADED = {name: load_command(name) for name in COMMANDS}
+
 
 def _paths() -> list[list[str]]:
     """Every runnable command as its argv: ``[up]``, ``[dlq, replay]``…"""
@@ -27,9 +30,21 @@ def _paths() -> list[list[str]]:
         else:
             out.append(path)
 
-    for name in COMMANDS:
-        walk(load_command(name), [name])
+    for name, command in LOADED.items():
+        walk(command, [name])
     return out
+
+
+def _command(path: list[str]) -> Any:
+    """The click command of ``path``: ``[]`` the root group, ``[dlq, replay]`` a group's subcommand."""
+    if not path:
+        from typer.main import get_command
+
+        return get_command(app)
+    command = LOADED[path[0]]
+    for name in path[1:]:
+        command = command.commands[name]
+    return command
 
 
 PATHS = _paths()
@@ -50,7 +65,7 @@ def test_the_walk_covers_the_review_cases() -> None:
     assert {("scale", "status"), ("scale", "clear"), ("dlq", "replay")} <= {tuple(p) for p in PATHS}
 
 
-GROUPS = [[name] for name in COMMANDS if getattr(load_command(name), "commands", None)]
+GROUPS = [[name] for name, command in LOADED.items() if getattr(command, "commands", None)]
 COMPLETION = ("--install-completion", "--show-completion")
 
 
@@ -102,12 +117,24 @@ def _error_classes() -> set[str]:
 
 
 def _examples(path: list[str]) -> list[str]:
-    """Every ``gamead …`` example in the help page of ``path`` (its description, above the boxes): the lines
-    that start with it, and ``Example: gamead …`` (several joined by `` · ``); comments and pipes cut."""
+    """Every ``gamead …`` example in the help page of ``path`` as the terminal shows it (its description, above
+    the boxes; rendered, so at test time: the parity test below)."""
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
+    return _example_lines(_description(result.output))
+
+
+def _source_examples(path: list[str]) -> list[str]:
+    """Every ``gamead …`` example in the help text of ``path``'s command (what its page shows, unrendered: no
+    ``--help`` rendered 4 times at collection, once per pytest-xdist worker)."""
+    return _example_lines((_command(path).help or "").splitlines())
+
+
+def _example_lines(lines: list[str]) -> list[str]:
+    """The ``gamead …`` examples in ``lines``: the lines that start with it, and ``Example: gamead …`` (several
+    joined by `` · ``); comments and pipes cut."""
     out = []
-    for raw in _description(result.output):
+    for raw in lines:
         line = raw.strip().removeprefix("Example:").strip()
         for part in line.split(" · ") if line.startswith("gamead ") else []:
             command = re.split(r"\s{2,}|\s\|\s", part.strip())[0]
@@ -127,7 +154,17 @@ def test_the_dashboards_command_examples_name_real_error_classes() -> None:
     assert named and named <= _error_classes(), named - _error_classes()
 
 
-EXAMPLES = sorted({(" ".join(p), e) for p in [*PATHS, *GROUPS, []] for e in _examples(p)})
+EXAMPLES = sorted({(" ".join(p), e) for p in [*PATHS, *GROUPS, []] for e in _source_examples(p)})
+
+
+@pytest.mark.parametrize("path", [*PATHS, *GROUPS, []], ids=[" ".join(p) or "gamead" for p in [*PATHS, *GROUPS, []]])
+def test_the_examples_checked_are_those_each_help_page_shows(path: list[str]) -> None:
+    """The examples below are read from the commands' help texts; each page shows the same ones, in order (a
+    page wrapped at its width shows the start of a long one: the root's, by Click's formatter at 80 columns)."""
+    shown, source = _examples(path), _source_examples(path)
+    assert len(shown) == len(source), (shown, source)
+    for seen, written in zip(shown, source):
+        assert written.startswith(seen), (seen, written)
 
 
 @pytest.mark.parametrize(("where", "example"), EXAMPLES, ids=[e for _, e in EXAMPLES])

@@ -5,6 +5,7 @@ bodies, ``Allow``)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -32,9 +33,19 @@ from gamead_core.ids import is_ulid_id
 from gamead_core.models import AdSubmission
 from tests.support import SAMPLE_AD
 
-SETTINGS = load_settings(None, auth={"tokens": [{"name": "op", "token": "t" * 24, "role": "operator"}]})
-APP = create_app(SETTINGS, "nats://127.0.0.1:1")
-DOC = APP.openapi()
+
+@functools.cache
+def _app() -> Any:
+    """The API app of a config with an operator's token, built on first use (not at collection: once per
+    pytest-xdist worker) and kept for the module."""
+    settings = load_settings(None, auth={"tokens": [{"name": "op", "token": "t" * 24, "role": "operator"}]})
+    return create_app(settings, "nats://127.0.0.1:1")
+
+
+def _doc() -> dict[str, Any]:
+    """The OpenAPI document of :func:`_app` (built once, by the app)."""
+    return _app().openapi()
+
 
 # --- the audit trail -------------------------------------------------------------------------------------
 
@@ -104,15 +115,15 @@ def test_the_throttle_forgets_the_least_recent_callers_beyond_its_bound() -> Non
 
 def test_openapi_has_no_dangling_ref_and_one_error_schema() -> None:
     """Issue 11 item 8: ``DlqEntry`` and ``FilterBody`` were referenced and not defined."""
-    assert dangling_refs(DOC) == set()
-    schemas = DOC["components"]["schemas"]
+    assert dangling_refs(_doc()) == set()
+    schemas = _doc()["components"]["schemas"]
     assert {"DlqEntry", "FilterBody", "ImportedEntry", "Error", "AuditRecord", "Whoami"} <= set(schemas)
     assert "HTTPValidationError" not in schemas  # FastAPI's 422 body, which gamead never sends
     assert schemas["Error"]["properties"]["error"]["$ref"] == "#/components/schemas/ErrorDetail"
 
 
 def test_every_operation_documents_every_status_the_server_and_the_gate_can_answer() -> None:
-    operations = [(p, m, op) for p, ops in DOC["paths"].items() for m, op in ops.items()]
+    operations = [(p, m, op) for p, ops in _doc()["paths"].items() for m, op in ops.items()]
     assert len(operations) >= 21
     for path, method, op in operations:
         documented = {int(s) for s in op["responses"]}
@@ -123,8 +134,8 @@ def test_every_operation_documents_every_status_the_server_and_the_gate_can_answ
                 assert content == {"$ref": "#/components/schemas/Error"}, (method, path, status)
         assert ("security" in op) == (not path.endswith(("healthz", "readyz")))
     assert error_statuses("/healthz") == EVERY_ROUTE and error_statuses("/v1/audit") == EVERY_ROUTE | GUARDED_ROUTE
-    assert {"429", "503"} <= set(DOC["paths"]["/v1/scale/override"]["post"]["responses"])
-    assert "Retry-After" in DOC["paths"]["/v1/dlq/replay"]["post"]["responses"]["503"]["headers"]
+    assert {"429", "503"} <= set(_doc()["paths"]["/v1/scale/override"]["post"]["responses"])
+    assert "Retry-After" in _doc()["paths"]["/v1/dlq/replay"]["post"]["responses"]["503"]["headers"]
 
 
 @pytest.mark.parametrize(("path", "methods"), [
@@ -134,7 +145,7 @@ def test_every_operation_documents_every_status_the_server_and_the_gate_can_answ
 ])
 def test_allow_lists_the_methods_of_the_resource_at_the_path(path: str, methods: list[str]) -> None:
     """``OPTIONS /ads`` said ``Allow: POST`` though ``GET /ads`` exists (issue 11 item 8)."""
-    assert allowed_methods(APP, path) == methods
+    assert allowed_methods(_app(), path) == methods
 
 
 def test_options_and_405_answer_with_the_right_allow_without_nats() -> None:
@@ -249,7 +260,7 @@ def test_a_body_that_is_not_a_json_object_is_400_and_a_wrong_one_422(body: bytes
 
 
 def _items_schema(field: str) -> dict[str, Any]:
-    props = DOC["components"]["schemas"]["AdSubmission"]["properties"]
+    props = _doc()["components"]["schemas"]["AdSubmission"]["properties"]
     return props[field]["items"] if "items" in props[field] else props[field]
 
 

@@ -5,6 +5,7 @@ A newcomer met ``delivery`` (and ``lostIn``, ``suspect``…) in ``GET /ads/{id}`
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,13 @@ from gamead_core.config import load_settings
 from gamead_core.models import AdError, AdRecord, Analysis
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-DOC = create_app(load_settings(None), "nats://127.0.0.1:1").openapi()
-SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]
+
+
+@functools.cache
+def _schemas() -> dict[str, Any]:
+    """The component schemas of the OpenAPI document the API serves, built on first use (not at collection:
+    once per pytest-xdist worker)."""
+    return create_app(load_settings(None), "nats://127.0.0.1:1").openapi()["components"]["schemas"]
 
 
 def _refs(node: Any) -> set[str]:
@@ -35,8 +41,8 @@ def _record_schemas() -> dict[str, dict[str, Any]]:
         name = todo.pop()
         if name in seen:
             continue
-        seen[name] = SCHEMAS[name]
-        todo.extend(_refs(SCHEMAS[name]) - set(seen))
+        seen[name] = _schemas()[name]
+        todo.extend(_refs(_schemas()[name]) - set(seen))
     return {n: s for n, s in seen.items() if s.get("type") == "object"}
 
 
@@ -46,8 +52,8 @@ def test_every_field_of_the_record_has_a_description_in_the_served_openapi() -> 
     undocumented = [f"{name}.{prop}" for name, schema in schemas.items()
                     for prop, spec in schema["properties"].items() if not (spec.get("description") or "").strip()]
     assert undocumented == []
-    assert "<stream sequence>.<delivery count>" in SCHEMAS["AdRecord"]["properties"]["delivery"]["description"]
-    assert set(SCHEMAS["AdRecord"]["properties"]) == {f.alias or n for n, f in AdRecord.model_fields.items()}
+    assert "<stream sequence>.<delivery count>" in _schemas()["AdRecord"]["properties"]["delivery"]["description"]
+    assert set(_schemas()["AdRecord"]["properties"]) == {f.alias or n for n, f in AdRecord.model_fields.items()}
 
 
 def test_the_readme_record_table_names_every_field() -> None:
