@@ -38,7 +38,7 @@ from gamead_cli import exitcodes
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.program import gamead_program
 from gamead_core.api.auth import auth_required
-from gamead_core.config import ClientSettings, GameadSettings
+from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
 from gamead_core.errors import ConfigError, GameadError
@@ -239,7 +239,10 @@ def refused_start(child: Child) -> ConfigError:
 def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
                   worker: str | None = None, auth: bool = False) -> list[str]:
     """What to try next, each runnable verbatim in another terminal (``program`` is how it runs gamead, see
-    :func:`gamead_program`). ``--api`` unless it is the default.
+    :func:`gamead_program`). Every ``gamead`` line says ``--api api_url``, the default port's too: without it,
+    run where another stack's ``./.gamead`` lies (or with ``GAMEAD_API_URL`` or a config's ``client.api_url``
+    set), it would reach that other API (README, "Which API a command talks to"); only ``--api`` wins from
+    anywhere. ``client_api_url`` is no longer read (kept for callers).
 
     ``worker``: the command that starts a worker on this stack (:func:`worker_command`), given when ``gamead up``
     runs none (``--workers 0``): it comes first, and the submit hint has no ``--wait`` (with no worker an ad is
@@ -249,8 +252,7 @@ def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
     comment saying to ``export GAMEAD_TOKEN=…`` (a token of ``auth.tokens``; never the token itself), the gamead
     lines read it from the environment, and the curl line sends it as ``Authorization: Bearer $GAMEAD_TOKEN``:
     given the export, every line runs verbatim."""
-    default = ClientSettings.model_fields["api_url"].default
-    api = "" if api_url == default == client_api_url else f" --api {api_url}"
+    api = f" --api {api_url}"
     wait = "" if worker else " --wait"
     note = ("# auth is on: first export GAMEAD_TOKEN=<a token of auth.tokens> (an operator's runs every line "
             "below; a submitter's the submits and ads list)")
