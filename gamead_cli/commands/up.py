@@ -42,6 +42,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
 from gamead_core.errors import ConfigError, GameadError
+from gamead_core.port_claims import PortClaims
 from gamead_core.proc import alive, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
 from gamead_core.supervisor import Child, Supervisor
@@ -88,15 +89,18 @@ class WorkerMetricsPorts:
     worker's restarts. A port that is taken (or past 65535) falls back to a free one, and ``on_fallback`` gets
     one line saying which worker serves where instead; so does a kept port taken while its worker was down
     (another process, or an outgoing connection given it as its local port), found when the worker restarts:
-    a worker started on it again would refuse to start for as long as it stays taken."""
+    a worker started on it again would refuse to start for as long as it stays taken. With ``claims``, each port
+    is claimed for the stack's life (:mod:`gamead_core.port_claims`), and one another stack claims counts as taken."""
 
     def __init__(self, host: str, base: int, *, enabled: bool = True,
-                 on_fallback: Callable[[str], None] | None = None) -> None:
+                 on_fallback: Callable[[str], None] | None = None, claims: PortClaims | None = None) -> None:
         self.host = host
         self.base = base
         self.enabled = enabled
         self.on_fallback = on_fallback
+        self.claims = claims
         self.ports: dict[str, int] = {}
+        self._claimed: set[int] = set()  # ports claimed here (not the API's, nor nats-server's)
 
     @property
     def _bind_host(self) -> str:
@@ -116,17 +120,45 @@ class WorkerMetricsPorts:
         if kept is not None and port_free(self._bind_host, kept):
             return kept
         planned = self.planned(worker_id)
-        if kept is None and planned is not None and planned <= 65535 and port_free(self._bind_host, planned):
-            self.ports[worker_id] = planned
-            return planned
-        self.ports[worker_id] = free_port(self._bind_host)
+        purpose = f"its worker {worker_id}'s /metrics"
+        other = None
+        if kept is None and planned is not None and planned <= 65535:
+            other = self._claim(planned, purpose)
+            if other is None and port_free(self._bind_host, planned):
+                self.ports[worker_id] = planned
+                return planned
+        self._release(worker_id, kept, planned)  # taken by some other process: not kept for this worker
+        if self.claims is not None:
+            self.ports[worker_id] = self.claims.pick(self._bind_host, purpose)
+            self._claimed.add(self.ports[worker_id])
+        else:
+            self.ports[worker_id] = free_port(self._bind_host)
         if self.on_fallback is not None:
             taken = (f"port {kept}, {worker_id}'s until it stopped, is taken now" if kept is not None else
+                     f"port {planned} is reserved by {other.describe()}" if other is not None else
                      f"port {planned} is taken" if planned is not None and planned <= 65535 else
                      f"port {planned} is past 65535" if planned is not None else "it has no planned port")
             self.on_fallback(f"metrics: {taken}: {worker_id} serves http://{self.host}:"
                              f"{self.ports[worker_id]}/metrics instead")
         return self.ports[worker_id]
+
+    def _claim(self, port: int, purpose: str) -> Any:
+        """Claim ``port`` (see :meth:`PortClaims.claim`); None without claims."""
+        if self.claims is None:
+            return None
+        mine = port in self.claims.held
+        other = self.claims.claim(port, purpose)
+        if other is None and not mine:
+            self._claimed.add(port)
+        return other
+
+    def _release(self, worker_id: str, *ports: int | None) -> None:
+        """Give back the ports claimed here among ``ports`` that no worker but ``worker_id`` keeps."""
+        kept = {port for wid, port in self.ports.items() if wid != worker_id}
+        for port in ports:
+            if self.claims is not None and port in self._claimed and port not in kept:
+                self._claimed.discard(port)
+                self.claims.release(port)
 
     def args(self, worker_id: str) -> list[str]:
         if not self.enabled:
@@ -641,7 +673,10 @@ def up(
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID
     logs = data.path / "logs"
     stack = _Stack(settings, data)
+    claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile
     try:
+        if claims.unusable:
+            say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
         snapshot = snapshot_config(in_force, data.path)
         # up itself runs with the copy too: what it checked is exactly what its children read
         settings = settings_from(snapshot, api={"port": port}, embedded={"data_dir": settings.embedded.data_dir},
@@ -653,13 +688,18 @@ def up(
                 f"{escape(str(data.path))} "
                 "by an earlier stack")
         api_url = f"http://{settings.api.host}:{settings.api.port}"
+        claims.require(settings.api.port, "its API", "the API", "choose another with --port")
         _check_port(settings.api.host, settings.api.port, "the API", "--port")
         data.serve_api(api_url)  # a CLI verb run here (no --api) talks to this stack: gamead-up.json says where
         if settings.nats.url:
             nats_url = settings.nats.url
             say(f"using NATS at {escape(redact_url(nats_url))}")
         else:
-            embedded = EmbeddedNats(data.path, port=settings.embedded.nats_port,
+            nats_port = settings.embedded.nats_port
+            if nats_port:
+                claims.require(nats_port, "its embedded nats-server", "the embedded nats-server",
+                               "set embedded.nats_port to another port (0 = any free port)")
+            embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
                                     sync_always=settings.embedded.sync_always)
             nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), dict(os.environ), embedded.log_path)
             assert nats_child.proc is not None
@@ -680,7 +720,8 @@ def up(
         env["GAMEAD_CONFIG"] = str(snapshot)  # every child, every (re)start: the configuration of up's start
         metrics = WorkerMetricsPorts(  # each worker its own /metrics port: local-k on base + k - 1
             settings.worker.metrics_host, metrics_port if metrics_port is not None else settings.api.port + 1,
-            enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"))
+            enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"),
+            claims=claims)
         scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid, *metrics.args(wid)), env=env,
                              log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
@@ -722,6 +763,7 @@ def up(
         try:
             stack.stop_all(settings.worker.drain_timeout)
         finally:
+            claims.release_all()
             data.unlock()
             _install(signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
