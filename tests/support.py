@@ -531,7 +531,9 @@ class UpStack:
     def output(self) -> str:
         return self.out.read_text(errors="replace") if self.out.exists() else ""
 
-    def wait_ready(self, timeout: float = 60) -> str:
+    def wait_ready(self, timeout: float = 240) -> str:
+        """Wait for ``up``'s "Press Ctrl-C" line; ``timeout`` covers its API's start, which ``up`` waits on for
+        up to ``API_START_CAP`` (180 s) while it makes progress (a loaded machine), plus nats-server's."""
         def ready() -> bool:
             if self.popen is not None and self.popen.poll() is not None:
                 raise AssertionError(f"gamead up exited with {self.popen.returncode}:\n{self.output()[-3000:]}")

@@ -43,16 +43,20 @@ from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.port_claims import PortClaims
-from gamead_core.proc import alive, port_free, port_owned_by, start_time
+from gamead_core.proc import alive, cpu_sample, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
+from gamead_core.start_watch import StartWatch
 from gamead_core.supervisor import Child, Supervisor
 
 console = Console(stderr=True, highlight=False)
 _console_ok = {"ok": True}
 T = TypeVar("T")
 
-#: Seconds the API gets to answer /readyz after its start (imports, NATS connect, topology).
-API_READY_TIMEOUT = 30.0
+#: Seconds the API's start may go without progress (its CPU time unchanged, not waiting for a CPU or a disk)
+#: before ``gamead up`` gives up on it (imports, NATS connect, topology: :class:`StartWatch`) …
+API_STALL_AFTER = 30.0
+#: … and the most it waits on a start that keeps progressing (a loaded machine: 18.6 s to import at load 20)
+API_START_CAP = 180.0
 NATS_READY_TIMEOUT = 10.0
 API_STOP_TIMEOUT = 15.0
 NATS_STOP_TIMEOUT = 10.0
@@ -349,13 +353,14 @@ def _check_stop() -> None:
         raise _StopRequested
 
 
-def _wait_api_ready(url: str, port: int, api: Child, timeout: float) -> None:
-    """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's). Past
-    ``timeout``, the error says what /readyz last answered and what the API's log holds (an empty log said "see
-    api.log" and nothing more)."""
-    deadline = time.monotonic() + timeout
+def _wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
+    """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's), for as
+    long as its process makes progress (``watch``: CPU time advancing, or waiting for a CPU; a loaded machine
+    makes a start slow, not stuck), saying so once past ``watch.note_after``. Gives up at once if it died, after
+    ``watch.stall_after`` s without progress or ``watch.cap`` s in all: the error says what /readyz last answered
+    and what the API's log holds (an empty log said "see api.log" and nothing more)."""
     last = "no answer on the port"
-    while time.monotonic() < deadline:
+    while True:
         _check_stop()
         if not api.alive:
             code = api.proc.returncode if api.proc is not None else "?"
@@ -375,10 +380,30 @@ def _wait_api_ready(url: str, port: int, api: Child, timeout: float) -> None:
             if owned is None or owned:
                 return
             last = f"another process holds port {port}"
+        now = time.monotonic()
+        verdict = watch.observe(now, cpu_sample(api.pid) if api.pid is not None else None)
+        if verdict != "wait":
+            break
+        if watch.note_due(now):
+            say(f"[yellow]![/] the API (pid {api.pid}) is still starting after {now - watch.started:.0f}s "
+                f"({_cpu_words(watch)}): a loaded machine makes its start slow; waiting while its process makes "
+                f"progress (CPU time advancing, or waiting for a CPU), up to {watch.cap:g}s, or until "
+                f"{watch.stall_after:g}s pass without any")
         time.sleep(0.1)
+    why = (f"it kept making progress ({_cpu_words(watch)}) up to the cap of {watch.cap:g}s" if verdict == "cap" else
+           f"its process made no progress for the last {watch.idle_for(now):.0f}s ({_cpu_words(watch)}): stuck, "
+           "not slow")
     tail = _last_log_line(api.log_path)
     log_says = f"its log {api.log_path} ends: {tail}" if tail else f"its log {api.log_path} is empty so far"
-    raise GameadError(f"the API at {url} was not ready after {timeout:.0f}s (last: {last}); {log_says}")
+    raise GameadError(f"the API at {url} was not ready after {now - watch.started:.0f}s (last: {last}); {why}; "
+                      f"{log_says}")
+
+
+def _cpu_words(watch: StartWatch) -> str:
+    """``3.3s of CPU so far, state R`` from ``watch``'s last reading; ``its process cannot be read``."""
+    if watch.cpu_seconds is None:
+        return "its process cannot be read"
+    return f"{watch.cpu_seconds:.1f}s of CPU so far, state {watch.state}"
 
 
 class _Stack:
@@ -726,7 +751,8 @@ def up(
                              log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
         api = stack.sup.start(API_CHILD, _gamead("serve"), env, logs / "api.log")
-        _wait_api_ready(api_url, settings.api.port, api, API_READY_TIMEOUT)
+        _wait_api_ready(api_url, settings.api.port, api,
+                        StartWatch(api.started_at, stall_after=API_STALL_AFTER, cap=API_START_CAP))
         say(f"[green]✓[/] API (pid {api.pid}) on {escape(api_url)}  "
             f"(docs: {escape(api_url)}/docs, logs: {escape(str(logs))})")
         say(f"[green]✓[/] {partitions_line(settings.queue.partitions)}")
