@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from functools import partial
 import os
 import re
@@ -42,6 +43,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
 from gamead_core.errors import ConfigError, GameadError
+from gamead_core.logs import ConsoleLines
 from gamead_core.port_claims import PortClaims
 from gamead_core.proc import alive, cpu_sample, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
@@ -77,6 +79,11 @@ def say(message: str) -> None:
         console.print(message, highlight=False, soft_wrap=True)
     except (OSError, ValueError):
         _console_ok["ok"] = False
+
+
+def _log_line(record: logging.LogRecord, text: str) -> None:
+    """A warning (or worse) logged in this process, as a console line with its ``!`` (red from ERROR)."""
+    say(f"[{'red' if record.levelno >= logging.ERROR else 'yellow'}]![/] {escape(text)}")
 
 
 def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
@@ -694,6 +701,8 @@ def up(
     )
     _stop_requested.clear()
     _install(_request_stop)  # also when started in the background, where SIGINT is ignored
+    lines = ConsoleLines(_log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
+    logging.getLogger().addHandler(lines)
     data = DataDir(settings.embedded.data_dir)
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID
     logs = data.path / "logs"
@@ -791,6 +800,7 @@ def up(
         finally:
             claims.release_all()
             data.unlock()
+            logging.getLogger().removeHandler(lines)
             _install(signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
     say("[green]✓[/] stopped")
