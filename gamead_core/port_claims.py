@@ -9,7 +9,9 @@ stack's NATS, their ads landing in the other stack's store. So ``up`` *claims* e
 ``flock`` when its holder dies, however it dies, so a claim is never stale. Another ``up`` treats a claimed
 port as taken: it refuses a fixed one (exit 5, naming the holder) and skips one when it picks a port itself.
 A port is claimed whatever the host it is bound on. Lock files are opened close-on-exec: children never hold
-them, so a claim ends with its ``up``.
+them, so a claim ends with its ``up``. A claim given back removes its file while still locked, and a claimer
+checks that the file it locked is still the one at the path (else it tries again), so files do not pile up and
+two claimers never lock two files of one port; a file left by a killed ``up`` is reused.
 """
 
 from __future__ import annotations
@@ -125,9 +127,13 @@ class PortClaims:
         return free_port(host)
 
     def release(self, port: int) -> None:
-        """Give ``port`` back (no-op if it is not ours)."""
+        """Give ``port`` back (no-op if it is not ours): its file is removed, then unlocked."""
         fh = self.held.pop(port, None)
         if fh is not None:
+            try:
+                (self.directory / f"{port}.lock").unlink()
+            except OSError:
+                pass  # gone already: nothing to tidy
             fh.close()  # closing the file drops the flock
 
     def release_all(self) -> None:
@@ -137,20 +143,36 @@ class PortClaims:
 
     def _try_lock(self, port: int) -> IO[str] | Holder | None:
         """The port's lock file, locked by us; else its :class:`Holder`; None if it cannot be opened."""
+        path = self.directory / f"{port}.lock"
+        for _ in range(8):
+            try:
+                fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held while claimed
+            except OSError:
+                return None
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return self._holder_of(fh)
+            try:
+                same = os.fstat(fh.fileno()).st_ino == path.stat().st_ino
+            except OSError:
+                same = False  # removed by a release meanwhile
+            if same:
+                return fh
+            fh.close()  # we locked a file a release removed: try the one at the path now
+        return None
+
+    @staticmethod
+    def _holder_of(fh: IO[str]) -> Holder:
+        """The :class:`Holder` written in a lock file someone else holds; closes ``fh``."""
         try:
-            fh = open(self.directory / f"{port}.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held while claimed
-        except OSError:
-            return None
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
             fh.seek(0)
             lines = fh.read().splitlines()
+        finally:
             fh.close()
-            pid = lines[0].strip() if lines else ""
-            return Holder(int(pid) if pid.isdigit() else None, lines[1].strip() if len(lines) > 1 else "",
-                          lines[2].strip() if len(lines) > 2 else "")
-        return fh
+        pid = lines[0].strip() if lines else ""
+        return Holder(int(pid) if pid.isdigit() else None, lines[1].strip() if len(lines) > 1 else "",
+                      lines[2].strip() if len(lines) > 2 else "")
 
 
 __all__ = ["Holder", "PortClaims", "PortReserved", "claims_dir"]

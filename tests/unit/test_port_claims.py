@@ -32,7 +32,10 @@ def test_a_claimed_port_is_refused_to_another_stack_naming_the_holder_until_it_i
         "cannot listen there — set embedded.nats_port to another port (0 = any free port)")
     assert refused.value.code == "config_error"  # exit 5, as a taken port
     first.release_all()
+    assert not (tmp_path / "claims" / f"{port}.lock").exists()  # a claim given back leaves no file
     assert second.claim(port, "its API") is None and first.claim(port, "x") is not None
+    (tmp_path / "claims" / "1.lock").write_text("4242\n/gone\nits API\n")  # left by a killed up: unlocked
+    assert first.claim(1, "its API") is None and 1 in first.held
 
 
 def test_a_port_picked_skips_the_ones_another_stack_claims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
