@@ -28,15 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from gamead_core.errors import GameadError
+from gamead_core.errors import ConfigError
 from gamead_core.proc import alive, start_time
 
 LOCK_FILE = "gamead-up.lock"
 STATE_FILE = "gamead-up.json"
 
 
-class DataDirBusy(GameadError):
-    """Another ``gamead up`` holds the data directory."""
+class DataDirBusy(ConfigError):
+    """Another ``gamead up`` holds the data directory: exit 5, as a port another stack holds."""
 
     code = "data_dir_busy"
 

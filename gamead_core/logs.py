@@ -13,7 +13,7 @@ import contextvars
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -116,6 +116,22 @@ class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def format(self, record: logging.LogRecord) -> str:
         return redact_text(super().format(record))
+
+
+class ConsoleLines(logging.Handler):
+    """Records of this process's loggers (WARNING and up by default) handed to ``write(record, text)`` as one
+    line each, credentials masked: ``gamead up`` prints them with its console's ``!`` prefix, not as Python's
+    bare last-resort lines (``autoscaler lease: cannot reach …``)."""
+
+    def __init__(self, write: Callable[[logging.LogRecord, str], None], level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write(record, " ".join(redact_text(record.getMessage()).split()))
+        except Exception:  # noqa: BLE001 - a console line must never break the caller
+            self.handleError(record)
 
 
 def setup_logging(settings: LogSettings, *, role: str, stream: object = None) -> None:

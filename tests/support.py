@@ -531,10 +531,9 @@ class UpStack:
     def output(self) -> str:
         return self.out.read_text(errors="replace") if self.out.exists() else ""
 
-    def wait_ready(self, timeout: float = 90) -> str:
-        """Wait (``timeout`` s) for ``gamead up``'s "Press Ctrl-C" line and return its output. The time covers up's
-        own start-up, nats-server's and the API's (up gives the API 60 s: API_READY_TIMEOUT) on a loaded machine;
-        a stack that gave up fails the test with what it said."""
+    def wait_ready(self, timeout: float = 240) -> str:
+        """Wait for ``up``'s "Press Ctrl-C" line; ``timeout`` covers its API's start, which ``up`` waits on for
+        up to ``API_START_CAP`` (180 s) while it makes progress (a loaded machine), plus nats-server's."""
         def ready() -> bool:
             if self.popen is not None and self.popen.poll() is not None:
                 raise AssertionError(f"gamead up exited with {self.popen.returncode}:\n{self.output()[-3000:]}")

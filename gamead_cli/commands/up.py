@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from functools import partial
 import os
 import re
@@ -38,21 +39,27 @@ from gamead_cli import exitcodes
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.program import gamead_program
 from gamead_core.api.auth import auth_required
-from gamead_core.config import ClientSettings, GameadSettings
+from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
-from gamead_core.embedded import EmbeddedNats, free_port, wait_for_listener
+from gamead_core.embedded import EmbeddedNats, wait_for_listener
 from gamead_core.errors import ConfigError, GameadError
-from gamead_core.proc import alive, port_free, port_owned_by, start_time
+from gamead_core.logs import ConsoleLines
+from gamead_core.metrics_ports import WorkerMetricsPorts
+from gamead_core.port_claims import PortClaims
+from gamead_core.proc import alive, cpu_sample, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
+from gamead_core.start_watch import StartWatch
 from gamead_core.supervisor import Child, Supervisor
 
 console = Console(stderr=True, highlight=False)
 _console_ok = {"ok": True}
 T = TypeVar("T")
 
-#: Seconds the API gets to answer /readyz after its start (imports, NATS connect, topology): its imports alone
-#: (~3 s of CPU) took 16 s of wall time at load 15 on 2 cores, and 30 s stopped such stacks with an empty api.log.
-API_READY_TIMEOUT = 60.0
+#: Seconds the API's start may go without progress (its CPU time unchanged, not waiting for a CPU or a disk)
+#: before ``gamead up`` gives up on it (imports, NATS connect, topology: :class:`StartWatch`) …
+API_STALL_AFTER = 30.0
+#: … and the most it waits on a start that keeps progressing (a loaded machine: 18.6 s to import at load 20)
+API_START_CAP = 180.0
 NATS_READY_TIMEOUT = 10.0
 API_STOP_TIMEOUT = 15.0
 NATS_STOP_TIMEOUT = 10.0
@@ -75,72 +82,17 @@ def say(message: str) -> None:
         _console_ok["ok"] = False
 
 
+def _log_line(record: logging.LogRecord, text: str) -> None:
+    """A warning (or worse) logged in this process, as a console line with its ``!`` (red from ERROR)."""
+    say(f"[{'red' if record.levelno >= logging.ERROR else 'yellow'}]![/] {escape(text)}")
+
+
 def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["GAMEAD_NATS__URL"] = nats_url
     env["GAMEAD_API__HOST"] = settings.api.host
     env["GAMEAD_API__PORT"] = str(settings.api.port)
     return env
-
-
-class WorkerMetricsPorts:
-    """Each local worker's ``/metrics`` port, predictable: worker ``local-<k>`` listens on ``base + k - 1``
-    (``--metrics-port``; by default the API's port + 1, so 8081, 8082, … beside the API on 8080), kept for the
-    worker's restarts. A port that is taken (or past 65535) falls back to a free one, and ``on_fallback`` gets
-    one line saying which worker serves where instead; so does a kept port taken while its worker was down
-    (another process, or an outgoing connection given it as its local port), found when the worker restarts:
-    a worker started on it again would refuse to start for as long as it stays taken."""
-
-    def __init__(self, host: str, base: int, *, enabled: bool = True,
-                 on_fallback: Callable[[str], None] | None = None) -> None:
-        self.host = host
-        self.base = base
-        self.enabled = enabled
-        self.on_fallback = on_fallback
-        self.ports: dict[str, int] = {}
-
-    @property
-    def _bind_host(self) -> str:
-        return self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
-
-    def planned(self, worker_id: str) -> int | None:
-        """The port ``worker_id`` gets when it is free: ``base + k - 1`` for ``local-<k>``; None for another id."""
-        prefix, _, k = worker_id.rpartition("-")
-        if prefix != "local" or not (k.isascii() and k.isdigit()) or int(k) < 1:
-            return None
-        return self.base + int(k) - 1
-
-    def port_for(self, worker_id: str) -> int:
-        """The port for a (re)start of ``worker_id`` (call it only while no process of that id runs): the one it
-        had if it is still free, else its planned one if free, else a free one (said through ``on_fallback``)."""
-        kept = self.ports.get(worker_id)
-        if kept is not None and port_free(self._bind_host, kept):
-            return kept
-        planned = self.planned(worker_id)
-        if kept is None and planned is not None and planned <= 65535 and port_free(self._bind_host, planned):
-            self.ports[worker_id] = planned
-            return planned
-        self.ports[worker_id] = free_port(self._bind_host)
-        if self.on_fallback is not None:
-            taken = (f"port {kept}, {worker_id}'s until it stopped, is taken now" if kept is not None else
-                     f"port {planned} is taken" if planned is not None and planned <= 65535 else
-                     f"port {planned} is past 65535" if planned is not None else "it has no planned port")
-            self.on_fallback(f"metrics: {taken}: {worker_id} serves http://{self.host}:"
-                             f"{self.ports[worker_id]}/metrics instead")
-        return self.ports[worker_id]
-
-    def args(self, worker_id: str) -> list[str]:
-        if not self.enabled:
-            return []
-        return ["--metrics-port", str(self.port_for(worker_id))]
-
-    def urls(self) -> str:
-        return ", ".join(f"{wid} http://{self.host}:{port}/metrics" for wid, port in sorted(self.ports.items()))
-
-    def rule(self, most: int) -> str:
-        """How the ports are chosen, for the start-up line: ``local-k on port 8080+k (up to local-4)``."""
-        offset = self.base - 1
-        return f"local-k on port {offset}+k, up to local-{most}" if offset else f"local-k on port k, up to local-{most}"
 
 
 def partitions_line(partitions: int) -> str:
@@ -240,7 +192,10 @@ def refused_start(child: Child) -> ConfigError:
 def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
                   worker: str | None = None, auth: bool = False) -> list[str]:
     """What to try next, each runnable verbatim in another terminal (``program`` is how it runs gamead, see
-    :func:`gamead_program`). ``--api`` unless it is the default.
+    :func:`gamead_program`). Every ``gamead`` line says ``--api api_url``, the default port's too: without it,
+    run where another stack's ``./.gamead`` lies (or with ``GAMEAD_API_URL`` or a config's ``client.api_url``
+    set), it would reach that other API (README, "Which API a command talks to"); only ``--api`` wins from
+    anywhere. ``client_api_url`` is no longer read (kept for callers).
 
     ``worker``: the command that starts a worker on this stack (:func:`worker_command`), given when ``gamead up``
     runs none (``--workers 0``): it comes first, and the submit hint has no ``--wait`` (with no worker an ad is
@@ -250,8 +205,7 @@ def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
     comment saying to ``export GAMEAD_TOKEN=…`` (a token of ``auth.tokens``; never the token itself), the gamead
     lines read it from the environment, and the curl line sends it as ``Authorization: Bearer $GAMEAD_TOKEN``:
     given the export, every line runs verbatim."""
-    default = ClientSettings.model_fields["api_url"].default
-    api = "" if api_url == default == client_api_url else f" --api {api_url}"
+    api = f" --api {api_url}"
     wait = "" if worker else " --wait"
     note = ("# auth is on: first export GAMEAD_TOKEN=<a token of auth.tokens> (an operator's runs every line "
             "below; a submitter's the submits and ads list)")
@@ -316,13 +270,14 @@ def _check_stop() -> None:
         raise _StopRequested
 
 
-def _wait_api_ready(url: str, port: int, api: Child, timeout: float) -> None:
-    """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's). Past
-    ``timeout``, the error says what /readyz last answered and what the API's log holds (an empty log said "see
-    api.log" and nothing more)."""
-    deadline = time.monotonic() + timeout
+def _wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
+    """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's), for as
+    long as its process makes progress (``watch``: CPU time advancing, or waiting for a CPU; a loaded machine
+    makes a start slow, not stuck), saying so once past ``watch.note_after``. Gives up at once if it died, after
+    ``watch.stall_after`` s without progress or ``watch.cap`` s in all: the error says what /readyz last answered
+    and what the API's log holds (an empty log said "see api.log" and nothing more)."""
     last = "no answer on the port"
-    while time.monotonic() < deadline:
+    while True:
         _check_stop()
         if not api.alive:
             code = api.proc.returncode if api.proc is not None else "?"
@@ -342,10 +297,30 @@ def _wait_api_ready(url: str, port: int, api: Child, timeout: float) -> None:
             if owned is None or owned:
                 return
             last = f"another process holds port {port}"
+        now = time.monotonic()
+        verdict = watch.observe(now, cpu_sample(api.pid) if api.pid is not None else None)
+        if verdict != "wait":
+            break
+        if watch.note_due(now):
+            say(f"[yellow]![/] the API (pid {api.pid}) is still starting after {now - watch.started:.0f}s "
+                f"({_cpu_words(watch)}): a loaded machine makes its start slow; waiting while its process makes "
+                f"progress (CPU time advancing, or waiting for a CPU), up to {watch.cap:g}s, or until "
+                f"{watch.stall_after:g}s pass without any")
         time.sleep(0.1)
+    why = (f"it kept making progress ({_cpu_words(watch)}) up to the cap of {watch.cap:g}s" if verdict == "cap" else
+           f"its process made no progress for the last {watch.idle_for(now):.0f}s ({_cpu_words(watch)}): stuck, "
+           "not slow")
     tail = _last_log_line(api.log_path)
     log_says = f"its log {api.log_path} ends: {tail}" if tail else f"its log {api.log_path} is empty so far"
-    raise GameadError(f"the API at {url} was not ready after {timeout:.0f}s (last: {last}); {log_says}")
+    raise GameadError(f"the API at {url} was not ready after {now - watch.started:.0f}s (last: {last}); {why}; "
+                      f"{log_says}")
+
+
+def _cpu_words(watch: StartWatch) -> str:
+    """``3.3s of CPU so far, state R`` from ``watch``'s last reading; ``its process cannot be read``."""
+    if watch.cpu_seconds is None:
+        return "its process cannot be read"
+    return f"{watch.cpu_seconds:.1f}s of CPU so far, state {watch.state}"
 
 
 class _Stack:
@@ -636,11 +611,16 @@ def up(
     )
     _stop_requested.clear()
     _install(_request_stop)  # also when started in the background, where SIGINT is ignored
+    lines = ConsoleLines(_log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
+    logging.getLogger().addHandler(lines)
     data = DataDir(settings.embedded.data_dir)
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID
     logs = data.path / "logs"
     stack = _Stack(settings, data)
+    claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile
     try:
+        if claims.unusable:
+            say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
         snapshot = snapshot_config(in_force, data.path)
         # up itself runs with the copy too: what it checked is exactly what its children read
         settings = settings_from(snapshot, api={"port": port}, embedded={"data_dir": settings.embedded.data_dir},
@@ -652,13 +632,18 @@ def up(
                 f"{escape(str(data.path))} "
                 "by an earlier stack")
         api_url = f"http://{settings.api.host}:{settings.api.port}"
+        claims.require(settings.api.port, "its API", "the API", "choose another with --port")
         _check_port(settings.api.host, settings.api.port, "the API", "--port")
         data.serve_api(api_url)  # a CLI verb run here (no --api) talks to this stack: gamead-up.json says where
         if settings.nats.url:
             nats_url = settings.nats.url
             say(f"using NATS at {escape(redact_url(nats_url))}")
         else:
-            embedded = EmbeddedNats(data.path, port=settings.embedded.nats_port,
+            nats_port = settings.embedded.nats_port
+            if nats_port:
+                claims.require(nats_port, "its embedded nats-server", "the embedded nats-server",
+                               "set embedded.nats_port to another port (0 = any free port)")
+            embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
                                     sync_always=settings.embedded.sync_always)
             nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), dict(os.environ), embedded.log_path)
             assert nats_child.proc is not None
@@ -679,12 +664,14 @@ def up(
         env["GAMEAD_CONFIG"] = str(snapshot)  # every child, every (re)start: the configuration of up's start
         metrics = WorkerMetricsPorts(  # each worker its own /metrics port: local-k on base + k - 1
             settings.worker.metrics_host, metrics_port if metrics_port is not None else settings.api.port + 1,
-            enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"))
+            enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"),
+            claims=claims)
         scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid, *metrics.args(wid)), env=env,
                              log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
         api = stack.sup.start(API_CHILD, _gamead("serve"), env, logs / "api.log")
-        _wait_api_ready(api_url, settings.api.port, api, API_READY_TIMEOUT)
+        _wait_api_ready(api_url, settings.api.port, api,
+                        StartWatch(api.started_at, stall_after=API_STALL_AFTER, cap=API_START_CAP))
         say(f"[green]✓[/] API (pid {api.pid}) on {escape(api_url)}  "
             f"(docs: {escape(api_url)}/docs, logs: {escape(str(logs))})")
         say(f"[green]✓[/] {partitions_line(settings.queue.partitions)}")
@@ -721,7 +708,9 @@ def up(
         try:
             stack.stop_all(settings.worker.drain_timeout)
         finally:
+            claims.release_all()
             data.unlock()
+            logging.getLogger().removeHandler(lines)
             _install(signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
     say("[green]✓[/] stopped")

@@ -194,11 +194,14 @@ async def recover(
         if window and await _nak(nc, held, delay):
             report.handed_back += 1
     if report.running or report.handed_back:
+        # every held ad is accounted for: handed back, left as it was, or left to JetStream's redelivery
+        later = len(node.holding) - report.handed_back - report.untouched
         log.warning(
-            "worker %s died holding %d ad(s), %d of them running: %s; %d handed back",
+            "worker %s died holding %d ad(s), %d of them running: %s; %d handed back, %d left as they were "
+            "(settled, gone, or already redelivered), %d left to JetStream's redelivery after ack_wait (%gs)",
             node.id, len(node.holding), report.running,
             "the one running was charged an attempt" if charge else "none charged (each runs alone next)",
-            report.handed_back,
+            report.handed_back, report.untouched, later, ack_wait,
             extra={"worker_id": node.id, "charged": report.charged, "refunded": report.refunded},
         )
     return report

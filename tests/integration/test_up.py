@@ -280,17 +280,18 @@ def test_nothing_outlives_a_sigkilled_up_not_even_a_stopped_worker_and_its_data_
         # a second stack on the same data dir: refused at once, naming the dir and the PID holding it
         same_dir = subprocess.run(gamead_argv("up", "--port", str(free_port()), "--data-dir", str(first.data_dir)),
                                   env=clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
-        assert same_dir.returncode == 1
+        assert same_dir.returncode == 5  # the configuration cannot work, as a held port (stacks16 item 4; was 1)
         assert same_dir.stderr.strip() == (
             f"error: data dir {first.data_dir.resolve()} is in use by another `gamead up` (pid {first.pid}): "
             "stop it first, or give this one its own --data-dir")
-        # a second stack on the same port: one red line naming the port, before it starts anything
+        # a second stack on the same port: one red line naming the port and the stack that keeps it (reserved for
+        # its restarts, stacks16 item 1), before it starts anything
         same_port = subprocess.run(gamead_argv("up", "--port", str(first.port), "--data-dir", str(tmp_path / "other")),
                                    env=clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path)
         assert same_port.returncode == 5 and "✓" not in same_port.stdout + same_port.stderr
         assert same_port.stderr.strip().splitlines() == [
-            f"error: port {first.port} on 127.0.0.1 is taken by another process (address already in use; another "
-            "`gamead up`?): "
+            f"error: port {first.port} is reserved by another `gamead up` (pid {first.pid}, data dir "
+            f"{first.data_dir.resolve()}) for its API (kept for its restarts while that stack runs): "
             "the API cannot listen there — choose another with --port"]
 
         # a worker frozen (SIGSTOP: a debugger, Ctrl-Z of its own, a frozen cgroup) when `up` is SIGKILLed: its

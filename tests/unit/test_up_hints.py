@@ -101,3 +101,15 @@ def test_up_names_the_partitions_and_their_streams() -> None:
     assert partitions_line(1) == "queue: 1 partition (work stream GAMEAD_ADS; queue.partitions)"
     assert partitions_line(3) == ("queue: 3 partitions (work streams GAMEAD_ADS, GAMEAD_ADS_1, GAMEAD_ADS_2; "
                                   "queue.partitions)")
+
+
+def test_every_gamead_hint_names_its_api_even_on_the_default_port() -> None:
+    """stacks16 item 2: a stack on the default 8080 printed its hints without ``--api``; run from a directory
+    whose ``./.gamead`` is another stack's (or with GAMEAD_API_URL set), ``gamead ads list`` / ``scale status``
+    reached that other stack (README, "Which API a command talks to"). Only ``--api`` wins from anywhere."""
+    default = "http://127.0.0.1:8080"
+    for worker in (None, "gamead worker --nats-url nats://127.0.0.1:4222"):
+        commands = next_commands(default, default, "gamead", worker=worker)
+        gamead_lines = [c for c in commands if c.startswith("gamead ") and " worker " not in f" {c} "]
+        assert len(gamead_lines) == 5
+        assert all(c.endswith(f" --api {default}") for c in gamead_lines), gamead_lines

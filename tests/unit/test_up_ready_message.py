@@ -4,7 +4,9 @@ holds ("not ready after 30s; see …/logs/api.log" pointed at an empty file)."""
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +15,7 @@ import pytest
 
 from gamead_cli.commands.up import _wait_api_ready
 from gamead_core.errors import GameadError
+from gamead_core.start_watch import StartWatch
 
 
 class NotReady(BaseHTTPRequestHandler):
@@ -38,12 +41,15 @@ def test_not_ready_says_what_readyz_answered_and_what_the_log_holds(tmp_path: Pa
     port = server.server_address[1]
     try:
         with pytest.raises(GameadError) as caught:
-            _wait_api_ready(f"http://127.0.0.1:{port}", port, api, timeout=0.5)  # type: ignore[arg-type]
+            _wait_api_ready(f"http://127.0.0.1:{port}", port, api,  # type: ignore[arg-type]
+                            StartWatch(time.monotonic(), stall_after=0.5))
     finally:
         server.shutdown()
         server.server_close()
     message = caught.value.message
-    assert "not ready after 0s (last: /readyz answered 503:" in message and '"nats": "down"' in message
+    assert re.search(r"not ready after \d+s \(last: /readyz answered 503:", message) and '"nats": "down"' in message
+    assert re.search(r"its process made no progress for the last \d+s \(its process cannot be read\): stuck, not slow",
+                     message), message
     if log_text:
         assert message.endswith(f"its log {log} ends: WARNING nats: connection refused")
     else:

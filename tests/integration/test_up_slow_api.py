@@ -1,0 +1,66 @@
+"""stacks16 item 3: ``gamead up`` waits on a slow API start while the process makes progress, not a fixed 30 s.
+
+Before: at load 20, importing the API took 18.6 s of wall time for 3.3 s of CPU, and ``up`` gave up after its
+fixed ``API_READY_TIMEOUT`` (30 s) in 4 starts of 7 ("not ready after 30s … log is empty so far"). Now it waits
+while the API's CPU time advances (or it waits for a CPU), up to a cap, says once why it waits, and gives up
+after a stall window without progress. A real child process stands for the API, with a short stall window: one
+that keeps using CPU for longer than the window is waited for; one asleep is given up on, said to be stuck."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gamead_cli.commands import up as up_module
+from gamead_core.embedded import free_port
+from gamead_core.errors import GameadError
+from gamead_core.start_watch import StartWatch
+from gamead_core.supervisor import Supervisor
+
+#: spends CPU in small slices for argv[2] s of wall time (a slow import), then answers /readyz 200 on argv[1]
+SLOW_START = """
+import sys, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+port, slow = int(sys.argv[1]), float(sys.argv[2])
+end = time.monotonic() + slow
+while time.monotonic() < end:
+    spent = time.process_time()
+    while time.process_time() - spent < 0.1:
+        pass
+    time.sleep(0.2)
+class Ready(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+HTTPServer(("127.0.0.1", port), Ready).serve_forever()
+"""
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_a_start_using_cpu_is_waited_for_past_the_stall_window_and_an_idle_one_is_given_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, busy: bool) -> None:
+    lines: list[str] = []
+    monkeypatch.setattr(up_module, "say", lines.append)
+    port = free_port()
+    argv = ([sys.executable, "-c", SLOW_START, str(port), "8"] if busy
+            else [sys.executable, "-c", "import time; time.sleep(600)"])
+    sup = Supervisor()
+    api = sup.start("api", argv, {}, tmp_path / "api.log")
+    try:
+        watch = StartWatch(time.monotonic(), stall_after=3.0, cap=300.0, note_after=1.0)
+        if busy:
+            up_module._wait_api_ready(f"http://127.0.0.1:{port}", port, api, watch)
+            assert watch.idle_for(time.monotonic()) < 3.0  # it was ready, never stalled
+        else:
+            with pytest.raises(GameadError) as caught:
+                up_module._wait_api_ready(f"http://127.0.0.1:{port}", port, api, watch)
+            assert "stuck, not slow" in caught.value.message and "state S" in caught.value.message, \
+                caught.value.message
+        said = [line for line in lines if "is still starting after" in line]
+        assert len(said) == 1 and f"the API (pid {api.pid})" in said[0] and "up to 300s, or until 3s pass" in said[0]
+    finally:
+        sup.stop_all(10)

@@ -1,0 +1,46 @@
+"""stacks16 item 4: a second ``gamead up`` on a held ``--data-dir`` exits 5 (README's table: a configuration that
+cannot work, as a port another stack holds; it exited 1), and warnings logged inside ``gamead up`` (the
+autoscaler's lease, the reaper's recoveries) are console lines with its ``!`` prefix, not Python's bare
+last-resort lines."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from gamead_cli import exitcodes
+from gamead_core.datadir import DataDir, DataDirBusy
+from gamead_core.logs import ConsoleLines
+
+
+def test_a_held_data_dir_is_exit_5(tmp_path: Path) -> None:
+    holder = DataDir(tmp_path / "s")
+    holder.lock()
+    try:
+        with pytest.raises(DataDirBusy) as refused:
+            DataDir(tmp_path / "s").lock()
+        assert exitcodes.exit_code_for(refused.value) == exitcodes.CONFIG == 5
+        assert refused.value.code == "data_dir_busy"
+    finally:
+        holder.unlock()
+
+
+def test_up_prints_a_logged_warning_as_one_prefixed_line_credentials_masked(capsys: pytest.CaptureFixture[str]) \
+        -> None:
+    from gamead_cli.commands import up
+
+    handler = ConsoleLines(up._log_line)
+    logger = logging.getLogger("gamead_core.scaling.lease.test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("autoscaler lease: cannot reach the leases bucket: nats://u:secret@h:4222\n  refused")
+        logger.info("not shown: below WARNING")
+        logger.error("worker local-1 died [oops]")
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["! autoscaler lease: cannot reach the leases bucket: nats://u:***@h:4222 refused",
+                   "! worker local-1 died [oops]"], err
