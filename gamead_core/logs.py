@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -121,7 +122,9 @@ class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 class ConsoleLines(logging.Handler):
     """Records of this process's loggers (WARNING and up by default) handed to ``write(record, text)`` as one
     line each, credentials masked: ``gamead up`` prints them with its console's ``!`` prefix, not as Python's
-    bare last-resort lines (``autoscaler lease: cannot reach …``)."""
+    bare last-resort lines (``autoscaler lease: cannot reach …``). A record with an exception (``log.exception``)
+    keeps it on the same line, ``… (ValueError: why, at module.py:42)``: ``gamead up`` has no log file of its own
+    (review16: the traceback Python's last resort printed was lost)."""
 
     def __init__(self, write: Callable[[logging.LogRecord, str], None], level: int = logging.WARNING) -> None:
         super().__init__(level)
@@ -129,9 +132,21 @@ class ConsoleLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.write(record, " ".join(redact_text(record.getMessage()).split()))
+            self.write(record, " ".join(redact_text(record.getMessage() + _exception_words(record)).split()))
         except Exception:  # noqa: BLE001 - a console line must never break the caller
             self.handleError(record)
+
+
+def _exception_words(record: logging.LogRecord) -> str:
+    """`` (ValueError: why, at module.py:42)`` for a record carrying an exception, where it was raised; else ``""``."""
+    if not record.exc_info or record.exc_info[1] is None:
+        return ""
+    exc = record.exc_info[1]
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f", at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}" if tb is not None else ""
+    return f" ({type(exc).__name__}: {exc}{where})"
 
 
 def setup_logging(settings: LogSettings, *, role: str, stream: object = None) -> None:

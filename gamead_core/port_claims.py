@@ -119,10 +119,11 @@ class PortClaims:
 
     def pick(self, host: str, purpose: str) -> int:
         """A port free on ``host`` a moment ago (:func:`gamead_core.embedded.free_port`), now claimed for
-        ``purpose``: one another stack claims is skipped."""
+        ``purpose``: one another stack claims is skipped, and so is one this stack holds already (a child's kept
+        port, free while that child restarts: given out twice, its release would drop the other's claim)."""
         for _ in range(_PICKS):
             port = free_port(host)
-            if self.claim(port, purpose) is None:
+            if port not in self.held and self.claim(port, purpose) is None:
                 return port
         return free_port(host)
 

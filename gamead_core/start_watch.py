@@ -5,8 +5,10 @@ the API took 18.6 s of wall time for 3.3 s of CPU, and ``gamead up`` gave up aft
 7. As the liveness probe of the workers does (:mod:`gamead_core.scaling.probe`), :class:`StartWatch` looks at the
 process (:func:`gamead_core.proc.cpu_sample`): its CPU time advancing, or its being runnable (state ``R``:
 waiting for a CPU) or in a disk wait (``D``), is progress; a start is given up after ``stall_after`` seconds
-without any, or after ``cap`` seconds whatever it does. Pure bookkeeping, clocked by the caller (seconds of
-``time.monotonic()``).
+without any, or after ``cap`` seconds whatever it does. Once the process answers (:meth:`StartWatch.serving`: its
+imports and bind are done), what is left is not a slow start: it gets ``stall_after`` seconds from its first
+answer, CPU or not (an API retrying an unreachable NATS uses a little CPU for ever). Pure bookkeeping, clocked
+by the caller (seconds of ``time.monotonic()``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class StartWatch:
     progress_at: float = field(init=False)
     cpu_seconds: float | None = field(default=None, init=False)  #: the process's CPU time at the last reading
     state: str | None = field(default=None, init=False)  #: its scheduler state at the last reading
+    serving_since: float | None = field(default=None, init=False)  #: when it first answered (None: not yet)
     _cpu_base: float | None = field(default=None, init=False)
     _noted: bool = field(default=False, init=False)
 
@@ -42,7 +45,8 @@ class StartWatch:
 
     def observe(self, now: float, sample: CpuSample | None) -> str:
         """Take one reading (``sample``: None if the process cannot be read) at ``now``; returns ``wait``
-        (keep waiting), ``stalled`` (no progress for ``stall_after`` s) or ``cap`` (``cap`` s since the start)."""
+        (keep waiting), ``stalled`` (no progress for ``stall_after`` s), ``unready`` (answering, not ready, for
+        ``stall_after`` s) or ``cap`` (``cap`` s since the start)."""
         if sample is not None:
             self.cpu_seconds, self.state = sample.cpu_seconds, sample.state
             if self._cpu_base is None:
@@ -51,13 +55,20 @@ class StartWatch:
                 self.progress_at, self._cpu_base = now, sample.cpu_seconds
         if now - self.started >= self.cap:
             return "cap"
+        if self.serving_since is not None:
+            return "unready" if now - self.serving_since >= self.stall_after else "wait"
         if now - self.progress_at >= self.stall_after:
             return "stalled"
         return "wait"
 
+    def serving(self, now: float) -> None:
+        """The process answered (at ``now``): its start is done, whether or not it is ready."""
+        if self.serving_since is None:
+            self.serving_since = now
+
     def note_due(self, now: float) -> bool:
         """True once, the first time it is asked ``note_after`` s or more after the start."""
-        if self._noted or now - self.started < self.note_after:
+        if self._noted or self.serving_since is not None or now - self.started < self.note_after:
             return False
         self._noted = True
         return True

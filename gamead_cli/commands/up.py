@@ -287,6 +287,7 @@ def _wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
                               f"{_last_log_line(api.log_path) or 'no output'} — full log: {api.log_path}")
         try:
             answer = httpx.get(f"{url}/readyz", timeout=1)
+            watch.serving(time.monotonic())
             ready = answer.status_code == 200
             last = f"/readyz answered {answer.status_code}: {' '.join(answer.text.split())[:200] or 'no body'}"
         except httpx.HTTPError as exc:
@@ -308,6 +309,8 @@ def _wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
                 f"{watch.stall_after:g}s pass without any")
         time.sleep(0.1)
     why = (f"it kept making progress ({_cpu_words(watch)}) up to the cap of {watch.cap:g}s" if verdict == "cap" else
+           f"it has answered /readyz for {now - (watch.serving_since or now):.0f}s without being ready (its start "
+           "is done: not a slow machine)" if verdict == "unready" else
            f"its process made no progress for the last {watch.idle_for(now):.0f}s ({_cpu_words(watch)}): stuck, "
            "not slow")
     tail = _last_log_line(api.log_path)
@@ -487,7 +490,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
     import nats.errors
 
     from gamead_core.queue.connection import connect_options
-    from gamead_core.queue.liveness import guard_reader
+    from gamead_core.queue.liveness import guard_reader, guard_requests
     from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, new_holder_id
 
     loop = asyncio.get_running_loop()
@@ -523,6 +526,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
         if nc is not None:
             # a dead read loop (nats-py #624) is reconnected, a stopped server left, as for every other role
             guard_reader(nc, settings.nats.stale_after)
+            guard_requests(nc, settings.nats.max_pending_bytes)  # its own requests too (leases, recoveries, probe)
             link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
                                    ready=asyncio.Event())
             link.ready.set()
@@ -611,10 +615,10 @@ def up(
     )
     _stop_requested.clear()
     _install(_request_stop)  # also when started in the background, where SIGINT is ignored
-    lines = ConsoleLines(_log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
-    logging.getLogger().addHandler(lines)
     data = DataDir(settings.embedded.data_dir)
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID
+    lines = ConsoleLines(_log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
+    logging.getLogger().addHandler(lines)  # removed with the lock (a refused lock left it on the root logger)
     logs = data.path / "logs"
     stack = _Stack(settings, data)
     claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile

@@ -113,10 +113,13 @@ def connection_of(js: JetStreamContext) -> NATS:
     return js._nc  # noqa: SLF001 - nats-py keeps the connection of a JetStream context here (all 2.x)
 
 
-class OutboundBacklog(nats.errors.OutboundBufferLimitError):
+class OutboundBacklog(nats.errors.Error):
     """A request refused before it was sent: more than ``limit`` bytes (``nats.max_pending_bytes``) already wait
     to be sent (:func:`guard_requests`). :func:`gamead_core.queue.connection.translate` makes it a
-    :class:`QueueUnavailable` with this text."""
+    :class:`QueueUnavailable` with this text. Deliberately not nats-py's ``OutboundBufferLimitError``, which
+    :func:`gamead_core.queue.publish.not_stored` reads as "this write certainly left no message": the refused
+    request may be the read that follows an ambiguous write (a record create's conflict checked by a read), so
+    the write it serves stays ambiguous (review16)."""
 
     def __init__(self, waiting: int, limit: int) -> None:
         super().__init__()

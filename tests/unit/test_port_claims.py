@@ -48,6 +48,19 @@ def test_a_port_picked_skips_the_ones_another_stack_claims(tmp_path: Path, monke
     assert mine.pick("127.0.0.1", "its embedded nats-server") == free and free in mine.held
 
 
+def test_a_port_picked_is_never_one_this_stack_holds_already(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """review16: the stack's own API port (or a worker's kept port), free while that child restarts, could be
+    picked as a worker's fallback: given out twice, and the worker's release dropped the API's claim."""
+    mine = PortClaims(tmp_path / "sA", directory=tmp_path / "claims")
+    api, other = free_port(), free_port()
+    assert mine.claim(api, "its API") is None
+    offered = iter([api, api, other])
+    monkeypatch.setattr("gamead_core.port_claims.free_port", lambda host: next(offered))
+    assert mine.pick("127.0.0.1", "worker local-1's /metrics") == other
+    mine.release(other)
+    assert api in mine.held  # the API's claim stands
+
+
 def test_a_directory_others_can_write_turns_claims_off_with_a_reason(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -31,3 +31,20 @@ def test_the_note_is_due_once_after_its_delay() -> None:
     watch = StartWatch(started=0.0, note_after=15.0)
     assert not watch.note_due(14.9)
     assert watch.note_due(15.0) and not watch.note_due(40.0)
+
+
+def test_once_it_answers_its_start_is_done_and_cpu_no_longer_buys_time() -> None:
+    """review16: an API retrying an unreachable NATS (``GAMEAD_NATS__URL=nats://127.0.0.1:1``) answers /readyz 503
+    and uses ~0.02 s of CPU every 5 s, often read in state R on a loaded machine: ``gamead up`` took that for a
+    slow start and waited 188 s (the cap), saying "a loaded machine makes its start slow". Once the process
+    answers, it gets ``stall_after`` s to be ready, CPU or not, and no "still starting" note."""
+    watch = StartWatch(started=0.0, stall_after=30.0, cap=180.0, note_after=15.0)
+    assert watch.observe(5.0, CpuSample("R", 3.0)) == "wait"
+    watch.serving(6.0)
+    watch.serving(9.0)  # the first answer counts
+    cpu = 3.0
+    for second in range(10, 36, 5):
+        cpu += 0.5  # busy, runnable: no matter
+        assert watch.observe(float(second), CpuSample("R", cpu)) == "wait", second
+        assert not watch.note_due(float(second))
+    assert watch.observe(36.0, CpuSample("R", cpu + 1)) == "unready"

@@ -131,3 +131,21 @@ def test_error_messages_logged_by_the_api_have_credentials_masked() -> None:
 
     text = "the queue (NATS at nats://u:PW@h:4222,nats://TOKEN@h2:4222) is unavailable"
     assert mask_urls(text) == "the queue (NATS at nats://u:***@h:4222,nats://***@h2:4222) is unavailable"
+
+
+def test_a_request_refused_by_the_outbound_guard_is_unavailable_and_leaves_the_write_it_serves_ambiguous() -> None:
+    """review16: the guard's refusal (:class:`OutboundBacklog`, nothing sent) may be the read that checks an
+    ambiguous record create; read as nats-py's OutboundBufferLimitError it made that create "certainly not
+    stored", the client told to resubmit while the record might be queued by the reaper later."""
+    from gamead_core.errors import QueueUnavailable
+    from gamead_core.queue.connection import translate
+    from gamead_core.queue.liveness import OutboundBacklog
+    from gamead_core.queue.publish import not_stored
+
+    refused = OutboundBacklog(300_000, 262_144)
+    err = translate(refused)
+    err.__cause__ = refused
+    assert isinstance(err, QueueUnavailable)
+    assert err.message == ("NATS is not taking writes: 300000 bytes wait to be sent (nats.max_pending_bytes = "
+                           "262144); not sent")
+    assert not not_stored(err)

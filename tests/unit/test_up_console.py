@@ -44,3 +44,22 @@ def test_up_prints_a_logged_warning_as_one_prefixed_line_credentials_masked(caps
     err = capsys.readouterr().err.splitlines()
     assert err == ["! autoscaler lease: cannot reach the leases bucket: nats://u:***@h:4222 refused",
                    "! worker local-1 died [oops]"], err
+
+
+def test_a_logged_exception_keeps_its_type_message_and_place_on_its_line() -> None:
+    """review16: ``log.exception`` in ``gamead up``'s own process (a lease step, a supervisor hook) printed only
+    its message: the traceback Python's last resort printed was lost, and up has no log file of its own."""
+    lines: list[str] = []
+    handler = ConsoleLines(lambda record, text: lines.append(text))
+    logger = logging.getLogger("gamead_core.scaling.lease.test_exc")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            {}["leader"]
+        except KeyError:
+            logger.exception("autoscaler lease: step failed")
+    finally:
+        logger.removeHandler(handler)
+    assert len(lines) == 1 and lines[0].startswith("autoscaler lease: step failed (KeyError: 'leader', at "
+                                                   "test_up_console.py:"), lines
