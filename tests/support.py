@@ -572,6 +572,18 @@ class UpStack:
         alive = [pid for pid, start in self.seen.items() if pid_alive(pid) and start_time(pid) == start]
         return alive + ([self.pid] if self.popen is not None and self.popen.poll() is None else [])
 
+    def stop(self, timeout: float = 60) -> None:
+        """Stop ``gamead up`` as a terminal's SIGTERM would (resumed first, if the test stopped it), waiting up to
+        ``timeout`` s for its drain; then SIGKILL whatever it started that is still there, by PID."""
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill_everything()
+
     def kill_everything(self) -> None:
         """The cleanup of a failed test: SIGKILL ``up`` and every process it recorded, by PID."""
         for pid in self.ours_alive():

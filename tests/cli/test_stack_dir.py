@@ -9,7 +9,6 @@ by its PID."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from pathlib import Path
 
@@ -52,13 +51,7 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         assert json.loads(_gamead(elsewhere, "config", "show", "-o", "json").stdout)["client"]["api_url"] == \
             "http://127.0.0.1:8080"
     finally:
-        if up.popen is not None and up.popen.poll() is None:
-            up.popen.send_signal(signal.SIGTERM)
-            try:
-                up.popen.wait(60)
-            except subprocess.TimeoutExpired:
-                pass
-        up.kill_everything()
+        up.stop()
     # its gamead-up.json stays, stale (its up is gone): ignored
     assert (up.data_dir / "gamead-up.json").is_file()
     shown = _gamead(tmp_path, "config", "show", "-o", "json")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -26,17 +25,6 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _stop(up: UpStack) -> None:
-    if up.popen is not None and up.popen.poll() is None:
-        os.kill(up.pid, signal.SIGCONT)
-        up.popen.send_signal(signal.SIGTERM)
-        try:
-            up.popen.wait(60)
-        except subprocess.TimeoutExpired:
-            pass
-    up.kill_everything()
 
 
 @pytest.mark.parametrize("child", ["nats-server", "api"])
@@ -68,5 +56,5 @@ def test_a_port_a_stopped_stack_keeps_for_a_restart_is_refused_to_another_stack(
             wait_for(lambda: _ready(first.url), timeout=90, what="A's API ready again")
     finally:
         if second is not None:
-            _stop(second)
-        _stop(first)
+            second.stop()
+        first.stop()
