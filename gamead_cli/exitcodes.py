@@ -33,7 +33,8 @@ TABLE: tuple[tuple[int, str], ...] = (
     (NOT_FOUND, "the ad (or DLQ entry) does not exist"),
     (CONFIG, "the configuration is invalid or cannot work (config file, `GAMEAD_*` variable or flag; also a port it "
              "names that a listener cannot bind — `api.port`, `worker.metrics_port`, `embedded.nats_port`, `up --port`: "
-             "taken or not ours — refused at start)"),
+             "taken, not ours, or reserved by another running `gamead up` — refused at start; and a `--data-dir` "
+             "another `gamead up` holds)"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
 )
