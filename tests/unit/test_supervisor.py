@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from gamead_core.supervisor import Supervisor, restart_delay
+from gamead_core.supervisor import Child, Supervisor, restart_delay
 from tests.support import wait_for
 
 
@@ -19,11 +19,8 @@ def test_restart_delay_grows_and_is_capped() -> None:
     assert max(delays) == 30.0
 
 
-def test_a_child_killed_by_sigkill_is_restarted(tmp_path: Path) -> None:
-    events: list[str] = []
-    sup = Supervisor(on_event=events.append)
-    child = sup.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
-                      tmp_path / "sleeper.log")
+def _kill_and_see_it_restarted(sup: Supervisor, child: Child) -> None:
+    """SIGKILL ``child``'s process and poll ``sup`` until it runs again as another process (10 s)."""
     first = child.pid
     assert first is not None
     os.kill(first, signal.SIGKILL)
@@ -32,8 +29,16 @@ def test_a_child_killed_by_sigkill_is_restarted(tmp_path: Path) -> None:
         sup.poll()
         return child.alive and child.pid != first
 
+    wait_for(restarted, timeout=10, what="the child to be restarted")
+
+
+def test_a_child_killed_by_sigkill_is_restarted(tmp_path: Path) -> None:
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append)
+    child = sup.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
+                      tmp_path / "sleeper.log")
     try:
-        wait_for(restarted, timeout=10, what="the child to be restarted")
+        _kill_and_see_it_restarted(sup, child)
         assert child.restarts == 1
         assert any("died with signal 9" in e for e in events)
     finally:
@@ -52,17 +57,10 @@ def test_a_child_given_a_command_function_is_restarted_with_the_command_it_build
 
     sup = Supervisor(on_event=lambda _: None)
     child = sup.start("sleeper", command, dict(os.environ), tmp_path / "sleeper.log")
-    first = child.pid
-    assert first is not None and runs == ["run-1"]
+    assert runs == ["run-1"]
     wait_for(lambda: "run-1" in (tmp_path / "sleeper.log").read_text(), timeout=10, what="the first run")
-    os.kill(first, signal.SIGKILL)
-
-    def restarted() -> bool:
-        sup.poll()
-        return child.alive and child.pid != first
-
     try:
-        wait_for(restarted, timeout=10, what="the child to be restarted")
+        _kill_and_see_it_restarted(sup, child)
         wait_for(lambda: "run-2" in (tmp_path / "sleeper.log").read_text(), timeout=10, what="the second run")
         assert runs == ["run-1", "run-2"] and "run-2" in " ".join(child.argv)
     finally:
