@@ -149,9 +149,11 @@ def guard_requests(nc: NATS, limit: int) -> None:
     (``nats.max_pending_bytes``) wait to be sent: a stalled server reads none of them, and each request that
     timed out left its bytes in the buffer — a node's own periodic ones (heartbeat, storage probe, stats
     sample, topology check, leases, round trips) grew it by ~450 B/s past the bound after the submits had
-    stopped there, for as long as a stall lasted. Every JetStream API call, KV read and write and JetStream
-    publish goes through ``nc.request``; the submit path's own acked publishes check the bound before sending
-    (:func:`check_outbound`). Wraps the client's ``request`` (nats-py has no hook for it)."""
+    stopped there, for as long as a stall lasted. JetStream API calls and nats-py's KV reads and writes
+    (``kv.put``, ``js.publish``) go through ``nc.request``; the ads' records and work messages do not (they are
+    :func:`gamead_core.queue.acks.publish_acked`, checked before sending by the submit path's
+    :func:`check_outbound`), so the per-ad paths pay nothing here. Wraps the client's ``request`` (nats-py has no
+    hook for it)."""
     _LIMITS[nc] = limit
     send = nc.request
 
