@@ -490,7 +490,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
     import nats.errors
 
     from gamead_core.queue.connection import connect_options
-    from gamead_core.queue.liveness import guard_reader, guard_requests
+    from gamead_core.queue.liveness import guard_reader, guard_writes
     from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, new_holder_id
 
     loop = asyncio.get_running_loop()
@@ -526,7 +526,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
         if nc is not None:
             # a dead read loop (nats-py #624) is reconnected, a stopped server left, as for every other role
             guard_reader(nc, settings.nats.stale_after)
-            guard_requests(nc, settings.nats.max_pending_bytes)  # its own requests too (leases, recoveries, probe)
+            guard_writes(nc, settings.nats.max_pending_bytes)  # its own writes too (leases, recoveries, probe)
             link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
                                    ready=asyncio.Event())
             link.ready.set()

@@ -43,7 +43,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 
 from gamead_core import names
 from gamead_core.queue.acks import publish_acked
-from gamead_core.queue.liveness import connection_of
+from gamead_core.queue.liveness import admit, connection_of, wire_size
 
 __all__ = ["MAX_BATCH", "RETRY_AFTER", "AtomicBatches", "BatchRefused", "BatchUnanswered", "atomic_wanted",
            "publish_batch"]
@@ -98,8 +98,10 @@ class BatchUnanswered(Exception):
 async def publish_batch(js: JetStreamContext, messages: Sequence[tuple[str, bytes, dict[str, str]]], *,
                         stream: str, timeout: float) -> range:
     """Publish ``messages`` (each ``(subject, payload, headers)``; 1 to :data:`MAX_BATCH` of them, every subject one
-    of ``stream``'s) as one atomic batch and wait at most ``timeout`` seconds for its one ack. Each headers dict is
-    extended in place with the batch headers (callers make one per message).
+    of ``stream``'s) as one atomic batch and wait at most ``timeout`` seconds for its one ack. Each message is sent
+    with its headers and the batch's (a copy: one headers dict may serve every message). Sent whole or not at
+    all: a batch that would take the bytes waiting to be sent over ``nats.max_pending_bytes`` is refused before
+    its first message (:func:`gamead_core.queue.liveness.admit`).
 
     Returns the stream sequences of the messages, in order (a ``range`` of ``len(messages)``). Raises
     :class:`BatchRefused` (nothing stored) or :class:`BatchUnanswered` (any may be stored); never a nats-py error.
@@ -107,18 +109,18 @@ async def publish_batch(js: JetStreamContext, messages: Sequence[tuple[str, byte
     count = len(messages)
     if not 0 < count <= MAX_BATCH:
         raise ValueError(f"an atomic batch has 1-{MAX_BATCH} messages, not {count}")
-    publish = connection_of(js).publish
+    nc = connection_of(js)
+    publish = nc.publish
     batch_id = uuid.uuid4().hex
+    batch = [(subject, payload, {**headers, _ID: batch_id, _SEQ: str(seq)})
+             for seq, (subject, payload, headers) in enumerate(messages, 1)]
+    batch[-1][2][_COMMIT] = "1"
     try:
-        for seq in range(1, count):
-            subject, payload, headers = messages[seq - 1]
-            headers[_ID] = batch_id
-            headers[_SEQ] = str(seq)
+        # the whole batch or none of it on the way (a stalled server: nats.max_pending_bytes), not cut part-way
+        admit(nc, sum(wire_size(subject, payload, headers=headers) for subject, payload, headers in batch))
+        for subject, payload, headers in batch[:-1]:
             await publish(subject, payload, headers=headers)
-        subject, payload, headers = messages[-1]
-        headers[_ID] = batch_id
-        headers[_SEQ] = str(count)
-        headers[_COMMIT] = "1"
+        subject, payload, headers = batch[-1]
         future = await publish_acked(js, subject, payload, headers=headers, timeout=timeout)
     except (nats.errors.Error, asyncio.TimeoutError) as exc:  # the commit did not leave: the batch is abandoned
         raise BatchRefused(exc) from exc

@@ -31,7 +31,7 @@ from gamead_core.errors import (
     TopologyMissing,
     error_text,
 )
-from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_requests
+from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
@@ -184,7 +184,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             ), timeout=max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0)
             made.append(nc)
             guard_reader(nc, settings.stale_after)
-            guard_requests(nc, settings.max_pending_bytes)
+            guard_writes(nc, settings.max_pending_bytes)
             return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             if loop.time() >= deadline:
@@ -254,7 +254,7 @@ def translate(exc: BaseException) -> Exception:
     ``NoStreamResponseError`` (a publish no stream took)        :class:`TopologyMissing` (503 ``topology_missing``)
     ``NoRespondersError``                                       :class:`QueueUnavailable` (JetStream not answering)
     connection errors (closed, reconnecting, no servers, …)     :class:`QueueUnavailable`
-    ``OutboundBacklog`` (a request refused, not sent)           :class:`QueueUnavailable` "not taking writes"
+    ``OutboundBacklog`` (a write refused, not sent)             :class:`QueueUnavailable` "not taking writes"
     ``InvalidKeyError``, ``BadSubjectError``                    :class:`NotFound` (no record can have that id)
     10077 "message too large", ``MaxPayloadError``               :class:`QueueUnavailable` (over a size limit)
     any other ``nats.errors.Error``                             :class:`QueueUnavailable`
@@ -279,7 +279,7 @@ def translate(exc: BaseException) -> Exception:
         return NotFound("not a valid id")
     if isinstance(exc, nats.errors.MaxPayloadError):
         return QueueUnavailable("the message is larger than the NATS server accepts (max_payload)")
-    if isinstance(exc, OutboundBacklog):  # refused before it was sent (guard_requests)
+    if isinstance(exc, OutboundBacklog):  # refused before it was sent (guard_writes)
         return QueueUnavailable(str(exc))
     if isinstance(exc, (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
                         nats.errors.ConnectionDrainingError, nats.errors.NoServersError,

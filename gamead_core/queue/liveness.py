@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,16 +94,29 @@ def unsent_bytes(nc: NATS | None) -> int:
     return max(size, 0)
 
 
+#: per connection, the bytes that waited to be sent when :func:`guard_writes` last refused a write there; kept
+#: until fewer wait (NATS has read some since)
+_REFUSED_AT: weakref.WeakKeyDictionary[NATS, int] = weakref.WeakKeyDictionary()
+
+
 def outbound_excess(nc: NATS | None, limit: int) -> int | None:
-    """The bytes waiting to be sent (:func:`unsent_bytes`) when they are more than ``limit``, else None."""
+    """The bytes waiting to be sent (:func:`unsent_bytes`) while the connection is full, else None. Full: more than
+    ``limit`` wait, or a write was refused (:func:`guard_writes`, which keeps what waits within ``limit``) and no
+    fewer bytes wait now than then (NATS has read none of them since)."""
     waiting = unsent_bytes(nc)
-    return waiting if waiting > limit else None
+    if waiting > limit:
+        return waiting
+    if _REFUSED_AT and nc is not None and (mark := _REFUSED_AT.get(nc)) is not None:
+        if waiting >= mark:
+            return waiting
+        del _REFUSED_AT[nc]
+    return None
 
 
 def check_outbound(nc: NATS | None, limit: int) -> None:
-    """Refuse a write at once when more than ``limit`` bytes (``nats.max_pending_bytes``) already wait to be
-    sent: NATS is connected but not reading (stalled, or a slow network), and buffering more would only grow
-    memory. Raises :class:`QueueUnavailable` (503 ``queue_unavailable``)."""
+    """Refuse a write at once while the connection is full (:func:`outbound_excess` with ``limit``,
+    ``nats.max_pending_bytes``): NATS is connected but not reading (stalled, or a slow network), and buffering more
+    would only grow memory. Raises :class:`QueueUnavailable` (503 ``queue_unavailable``)."""
     if (waiting := outbound_excess(nc, limit)) is not None:
         raise QueueUnavailable(f"NATS is not taking writes: {waiting} bytes wait to be sent "
                                f"(nats.max_pending_bytes = {limit})")
@@ -114,10 +128,10 @@ def connection_of(js: JetStreamContext) -> NATS:
 
 
 class OutboundBacklog(nats.errors.Error):
-    """A request refused before it was sent: more than ``limit`` bytes (``nats.max_pending_bytes``) already wait
-    to be sent (:func:`guard_requests`). :func:`gamead_core.queue.connection.translate` makes it a
-    :class:`QueueUnavailable` with this text. Deliberately not nats-py's ``OutboundBufferLimitError``, which
-    :func:`gamead_core.queue.publish.not_stored` reads as "this write certainly left no message": the refused
+    """A request refused before it was sent: the bytes already waiting to be sent plus its own would be more
+    than ``limit`` (``nats.max_pending_bytes``; :func:`guard_writes`). :func:`gamead_core.queue.connection.translate`
+    makes it a :class:`QueueUnavailable` with this text. Deliberately not nats-py's ``OutboundBufferLimitError``,
+    which :func:`gamead_core.queue.publish.not_stored` reads as "this write certainly left no message": the refused
     request may be the read that follows an ambiguous write (a record create's conflict checked by a read), so
     the write it serves stays ambiguous (review16)."""
 
@@ -130,39 +144,99 @@ class OutboundBacklog(nats.errors.Error):
                 f"{self.limit}); not sent")
 
 
+class PublishRefused(OutboundBacklog, nats.errors.OutboundBufferLimitError):
+    """A publish refused before it was sent (:func:`guard_writes`): the message itself certainly left nothing, as
+    nats-py's own ``OutboundBufferLimitError`` (so :func:`gamead_core.queue.publish.not_stored` answers True). The
+    reads gamead makes on the submit path are requests (:class:`OutboundBacklog`), never a bare publish."""
+
+
 _LIMITS: weakref.WeakKeyDictionary[NATS, int] = weakref.WeakKeyDictionary()
+#: the connection whose request is being sent in this task: its own publish was admitted with the request
+_ADMITTED: ContextVar[NATS | None] = ContextVar("gamead_admitted_request", default=None)
 
 
 def outbound_limit(nc: NATS) -> int | None:
-    """The ``nats.max_pending_bytes`` :func:`guard_requests` put on ``nc`` (None: none)."""
+    """The ``nats.max_pending_bytes`` :func:`guard_writes` put on ``nc`` (None: none)."""
     return _LIMITS.get(nc)
 
 
 def backed_up(nc: NATS | None) -> int | None:
-    """The bytes waiting to be sent on ``nc`` when they are more than its :func:`outbound_limit`, else None."""
+    """The bytes waiting to be sent on ``nc`` while it is full (:func:`outbound_excess` with its
+    :func:`outbound_limit`), else None (also for a connection without a limit)."""
     limit = outbound_limit(nc) if nc is not None else None
     return outbound_excess(nc, limit) if limit is not None else None
 
 
-def guard_requests(nc: NATS, limit: int) -> None:
-    """Refuse every request on ``nc`` at once (:class:`OutboundBacklog`, not sent) while more than ``limit`` bytes
-    (``nats.max_pending_bytes``) wait to be sent: a stalled server reads none of them, and each request that
-    timed out left its bytes in the buffer — a node's own periodic ones (heartbeat, storage probe, stats
-    sample, topology check, leases, round trips) grew it by ~450 B/s past the bound after the submits had
-    stopped there, for as long as a stall lasted. JetStream API calls and nats-py's KV reads and writes
-    (``kv.put``, ``js.publish``) go through ``nc.request``; the ads' records and work messages do not (they are
-    :func:`gamead_core.queue.acks.publish_acked`, checked before sending by the submit path's
-    :func:`check_outbound`), so the per-ad paths pay nothing here. Wraps the client's ``request`` (nats-py has no
-    hook for it)."""
-    _LIMITS[nc] = limit
-    send = nc.request
+#: the protocol line around a message (``HPUB <subject> <reply> <header bytes> <total bytes>``, two line ends)
+#: less its subject and reply; a reply inbox as long as a request's (``_INBOX.<22-char nuid>.<26-char token>``)
+_FRAME, _INBOX = 48, "_INBOX." + 50 * "x"
 
-    async def request(subject: str, *args: Any, **kwargs: Any) -> Any:
-        if (waiting := outbound_excess(nc, limit)) is not None:
-            raise OutboundBacklog(waiting, limit)
-        return await send(subject, *args, **kwargs)
+
+def wire_size(subject: str, payload: bytes, reply: str = "", headers: dict[str, str] | None = None) -> int:
+    """Bytes one message puts on the way to NATS: its payload, subject and reply, its headers as the NATS protocol
+    writes them (a ``NATS/1.0`` line, a ``key: value`` line each, an empty line) and the protocol line (at most
+    :data:`_FRAME` more). An upper bound within a few bytes (ASCII names and values, as gamead writes)."""
+    size = len(payload) + len(subject) + len(reply) + _FRAME
+    if headers:
+        size += 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
+    return size
+
+
+def admit(nc: NATS, size: int) -> None:
+    """Refuse a write of ``size`` bytes on ``nc`` (:class:`PublishRefused`, nothing sent) when the bytes waiting to
+    be sent plus ``size`` would be more than its :func:`outbound_limit`; no limit, no check. For a caller about to
+    write several messages back to back (an atomic batch: refused whole rather than cut part-way)."""
+    limit = _LIMITS.get(nc)
+    if limit is not None and (waiting := unsent_bytes(nc)) + size > limit:
+        raise _refused(nc, PublishRefused(waiting, limit), size)
+
+
+def _refused(nc: NATS, exc: OutboundBacklog, size: int) -> OutboundBacklog:
+    """``exc``, the refusal of a write of ``size`` bytes, noted: ``nc`` is full (:func:`outbound_excess`) until
+    fewer bytes wait than now. Not for a write over the limit on its own (nothing waiting could make it fit)."""
+    if 0 < exc.waiting and size <= exc.limit:
+        _REFUSED_AT[nc] = exc.waiting
+    return exc
+
+
+def guard_writes(nc: NATS, limit: int) -> None:
+    """Refuse every write on ``nc`` whose bytes would take what waits to be sent over ``limit``
+    (``nats.max_pending_bytes``), at once and unsent: a publish with :class:`PublishRefused` (certainly not
+    stored), a request with :class:`OutboundBacklog` (before nats-py makes its reply future, which a failed
+    send would leave in its map for good). A stalled server reads none of them, and each request that timed
+    out left its bytes in the buffer (a node's own periodic ones: heartbeat, storage probe, stats sample,
+    topology check, leases, round trips).
+
+    The check and the write are one step of the event loop (nats-py appends a publish to its pending buffer before
+    its first await), so writes started together cannot each pass a check made before any of them was counted
+    (CI of stop 26: 331,582 bytes against 262,144; batches started together went past a route's own check; a
+    test of them all started at once: 540,465).
+    The routes' own checks (:func:`check_outbound`, the batch's room) stay: they refuse earlier, with a message
+    of their own. Wraps the client's ``request`` and ``publish`` (nats-py has no hook for either); the publish
+    a request makes is admitted with the request."""
+    _LIMITS[nc] = limit
+    send, write = nc.request, nc.publish
+
+    async def request(subject: str, payload: bytes = b"", *args: Any, **kwargs: Any) -> Any:
+        size = wire_size(subject, payload, _INBOX, kwargs.get("headers"))
+        if (waiting := unsent_bytes(nc)) + size > limit:
+            raise _refused(nc, OutboundBacklog(waiting, limit), size)
+        admitted = _ADMITTED.set(nc)
+        try:
+            return await send(subject, payload, *args, **kwargs)
+        finally:
+            _ADMITTED.reset(admitted)
+
+    async def publish(subject: str, payload: bytes = b"", reply: str = "", headers: dict[str, str] | None = None
+                      ) -> None:
+        if _ADMITTED.get() is not nc:
+            size = wire_size(subject, payload, reply, headers)
+            if (waiting := unsent_bytes(nc)) + size > limit:
+                raise _refused(nc, PublishRefused(waiting, limit), size)
+        await write(subject, payload, reply=reply, headers=headers)
 
     nc.request = request  # type: ignore[method-assign]
+    nc.publish = publish  # type: ignore[method-assign]
 
 
 def _abort_socket(nc: NATS) -> None:
