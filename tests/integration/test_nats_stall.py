@@ -297,10 +297,13 @@ def test_writes_of_every_kind_started_together_in_a_stall_stop_at_the_bound(
                     with contextlib.suppress(nats.errors.Error):
                         await nc.publish("storm.fill", b"f" * 16 * 1024)
                     await asyncio.sleep(0.01)
+                async def beat() -> None:
+                    await nc.publish("storm.beat", b"b" * 1024)
+
                 started = [*(atomic.submit_many(ads(30, f"atomic {b}")) for b in range(3)),
                            *(plain.submit_many(ads(30, f"plain {b}")) for b in range(3)),
                            *(plain.submit(a) for a in ads(40, "single")),
-                           *(nc.publish("storm.beat", b"b" * 1024) for _ in range(40))]
+                           *(beat() for _ in range(40))]
                 results = await asyncio.gather(*started, return_exceptions=True)
                 waiting = unsent_bytes(nc)
             await plain.unsettled.close()
