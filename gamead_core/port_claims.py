@@ -11,7 +11,8 @@ port as taken: it refuses a fixed one (exit 5, naming the holder) and skips one 
 A port is claimed whatever the host it is bound on. Lock files are opened close-on-exec: children never hold
 them, so a claim ends with its ``up``. A claim given back removes its file while still locked, and a claimer
 checks that the file it locked is still the one at the path (else it tries again), so files do not pile up and
-two claimers never lock two files of one port; a file left by a killed ``up`` is reused.
+two claimers never lock two files of one port; a file left by a killed ``up`` is reused, and removed by the next
+``up``'s sweep at its start (:meth:`PortClaims.sweep`) if nobody claims it then.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class PortClaims:
     directory: Path = field(default_factory=claims_dir)
     held: dict[int, IO[str]] = field(default_factory=dict, init=False, repr=False)
     unusable: str | None = field(default=None, init=False)
+    #: lock files nobody held, removed when this was made (:meth:`sweep`)
+    swept: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         try:
@@ -80,16 +83,45 @@ class PortClaims:
         if not self.directory.is_dir() or self.directory.is_symlink() or info.st_uid != os.getuid() \
                 or parent.st_uid != os.getuid() or (info.st_mode | parent.st_mode) & 0o022:
             self.unusable = f"{self.directory} is not a directory only this user can write"
+            return
+        self.swept = self.sweep()
+
+    def sweep(self) -> int:
+        """Remove the lock files nobody holds (left by an ``up`` that was killed, which cannot remove its own):
+        each is locked, removed while locked, then closed, as :meth:`release` does, so a claimer racing with the
+        sweep finds the file gone and claims a new one. Returns how many were removed. Run at every start."""
+        removed = 0
+        try:
+            names = [entry.name for entry in os.scandir(self.directory) if entry.name.endswith(".lock")]
+        except OSError:
+            return 0
+        for name in names:
+            port = name.removesuffix(".lock")
+            if port.isdigit() and int(port) not in self.held:
+                fh = self._try_lock(int(port), create=False)
+                if fh is not None and not isinstance(fh, Holder):
+                    removed += self._drop(int(port), fh)
+        return removed
+
+    def _drop(self, port: int, fh: IO[str]) -> int:
+        """Remove ``port``'s lock file, locked by us in ``fh``, then unlock it; 1 if removed."""
+        try:
+            (self.directory / f"{port}.lock").unlink()
+            gone = 1
+        except OSError:
+            gone = 0  # removed already: nothing to tidy
+        fh.close()  # closing the file drops the flock
+        return gone
 
     def holder(self, port: int) -> Holder | None:
         """Who else claims ``port`` now; None if nobody (or this process) does."""
         if port in self.held or self.unusable:
             return None
-        fh = self._try_lock(port)
+        fh = self._try_lock(port, create=False)
         if isinstance(fh, Holder):
             return fh
         if fh is not None:
-            fh.close()
+            self._drop(port, fh)  # a file nobody holds: tidied as the sweep does
         return None
 
     def claim(self, port: int, purpose: str) -> Holder | None:
@@ -131,23 +163,21 @@ class PortClaims:
         """Give ``port`` back (no-op if it is not ours): its file is removed, then unlocked."""
         fh = self.held.pop(port, None)
         if fh is not None:
-            try:
-                (self.directory / f"{port}.lock").unlink()
-            except OSError:
-                pass  # gone already: nothing to tidy
-            fh.close()  # closing the file drops the flock
+            self._drop(port, fh)
 
     def release_all(self) -> None:
         """Give every claimed port back (also done by the kernel when this process ends)."""
         for port in list(self.held):
             self.release(port)
 
-    def _try_lock(self, port: int) -> IO[str] | Holder | None:
-        """The port's lock file, locked by us; else its :class:`Holder`; None if it cannot be opened."""
+    def _try_lock(self, port: int, *, create: bool = True) -> IO[str] | Holder | None:
+        """The port's lock file, locked by us; else its :class:`Holder`; None if it cannot be opened (or, not
+        ``create``-ing, there is none: nobody claims the port)."""
         path = self.directory / f"{port}.lock"
         for _ in range(8):
             try:
-                fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held while claimed
+                # "a+" creates; "r+" only opens, so a look (holder, sweep) leaves no file behind
+                fh = open(path, "a+" if create else "r+", encoding="utf-8")  # noqa: SIM115 - held while claimed
             except OSError:
                 return None
             try:

@@ -85,3 +85,23 @@ def test_a_workers_planned_metrics_port_another_stack_claims_falls_back_with_a_l
                       f"{(tmp_path / 'sA').resolve()}) for its worker local-1's /metrics: local-1 serves "
                       f"http://127.0.0.1:{moved}/metrics instead")]
     assert ports.port_for("local-1") == moved and len(lines) == 1  # kept, and claimed, for its restarts
+
+
+def test_lock_files_nobody_holds_are_swept_at_start_and_a_look_leaves_none(tmp_path: Path) -> None:
+    """Session 16 left out: the claim files of killed stacks piled up (69 after one session, 141 at the start of
+    the next), as did one per port a stack only looked at (:meth:`PortClaims.holder`). Now a new stack removes
+    the ones nobody holds when it starts, keeps the ones a running stack holds, and a look creates none."""
+    claims = tmp_path / "claims"
+    running = PortClaims(tmp_path / "sA", directory=claims)
+    held = free_port()
+    assert running.claim(held, "its API") is None
+    for port in (10001, 10002, 10003):  # left by killed stacks: unlocked
+        (claims / f"{port}.lock").write_text(f"{port}\n/gone\nits API\n")
+    (claims / "notes.txt").write_text("not a claim")
+    fresh = PortClaims(tmp_path / "sB", directory=claims)
+    assert fresh.swept == 3
+    assert sorted(p.name for p in claims.iterdir()) == sorted([f"{held}.lock", "notes.txt"])
+    assert fresh.holder(held) is not None and fresh.holder(free_port()) is None
+    assert sorted(p.name for p in claims.iterdir()) == sorted([f"{held}.lock", "notes.txt"])
+    running.release_all()
+    assert [p.name for p in claims.iterdir()] == ["notes.txt"]
