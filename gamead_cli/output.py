@@ -463,9 +463,12 @@ def summary_view(summary: Mapping[str, Any]) -> RenderableType:
     if summary.get("batchSize"):
         grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
     grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")
-    rate = f"{summary.get('ratePerSecond', 0.0):.1f} ads/s"
+    rate = f"{summary.get('ratePerSecond', 0.0):.1f} ads/s sent"
     if summary.get("targetRate"):
         rate += f" (target {summary['targetRate']:g})"
+    taken = summary.get("acceptedPerSecond")
+    if taken is not None and summary.get("accepted", 0) + summary.get("duplicates", 0) != summary.get("sent", 0):
+        rate += f", {taken:.1f} ads/s accepted"  # not all taken: the sent rate alone would read as throughput
     grid.add_row("rate", rate)
     if "completed" in summary:
         grid.add_row("completed", Text(str(summary["completed"]), style="green"))

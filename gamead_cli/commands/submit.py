@@ -697,7 +697,9 @@ def send_many(
         "rejected": dict(rejected),  # by code, counted after the client's retries (gamead_cli.retry)
         "retried": client.retried,  # requests sent again after a 429, a 503 or a lost connection
         "elapsedSeconds": round(elapsed, 3),
-        "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
+        "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,  # ads sent a second
+        # ads the API took a second (accepted and duplicates: each has its id)
+        "acceptedPerSecond": round((counts["accepted"] + counts["duplicates"]) / elapsed, 1) if elapsed > 0 else 0.0,
         "targetRate": rate or None,
         # the first REJECTIONS_LISTED rejected ads (as answered), in input order: where, code, message
         "rejections": [listed[i] for i in sorted(listed)],

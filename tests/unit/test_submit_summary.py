@@ -1,0 +1,27 @@
+"""The end-of-run summary of ``gamead submit --count`` says what its rate is (rule 7: every figure printed says
+what it is). A stall drill of session 17 printed ``rate 642.8 ads/s`` under ``accepted 0``: the rate was of ads
+sent, read as throughput."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from gamead_cli.output import summary_view
+
+
+def _text(summary: dict[str, object]) -> str:
+    console = Console(width=120, record=True, color_system=None)
+    console.print(summary_view(summary))
+    return console.export_text()
+
+
+def test_a_run_nothing_was_accepted_of_says_its_rate_was_of_ads_sent_and_none_accepted() -> None:
+    text = _text({"sent": 3000, "accepted": 0, "duplicates": 0, "rejected": {"queue_unavailable": 3000},
+                  "elapsedSeconds": 16.96, "ratePerSecond": 176.9, "acceptedPerSecond": 0.0})
+    assert "176.9 ads/s sent, 0.0 ads/s accepted" in text
+
+
+def test_a_run_every_ad_was_accepted_of_gives_one_rate_with_its_target() -> None:
+    text = _text({"sent": 100, "accepted": 98, "duplicates": 2, "elapsedSeconds": 2.01, "ratePerSecond": 49.6,
+                  "acceptedPerSecond": 49.6, "targetRate": 50})
+    assert "49.6 ads/s sent (target 50)" in text and "ads/s accepted" not in text
