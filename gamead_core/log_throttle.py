@@ -32,3 +32,38 @@ class Throttle:
         while len(self._kinds) > self._max:
             self._kinds.popitem(last=False)
         return seen[1] if seen is not None else 0
+
+
+class Outage:
+    """The lines of one thing that keeps failing, each try logged (pure: the caller passes the time): the first
+    failure in full; then, while it keeps failing, at most one line every ``every`` seconds saying for how long and
+    how many tries; once it works again, one line saying so. A loop retrying every second through a 3-minute NATS
+    stall wrote 70 identical WARNING lines to ``gamead up``'s console; now 4 (first, two "still", "again").
+    Memory: three numbers."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self._since: float | None = None  # the first failure of this outage (monotonic s); None: working
+        self._logged = 0.0  # when its last line was written
+        self._tries = 0  # failures in this outage
+
+    def failed(self, now: float) -> str | None:
+        """A try failed at ``now``: ``""`` to log it as the first failure, ``"still failing for 65 s (12 tries)"`` to
+        log it as a reminder, None to leave it out."""
+        self._tries += 1
+        if self._since is None:
+            self._since = self._logged = now
+            return ""
+        if now - self._logged < self.every:
+            return None
+        self._logged = now
+        return f"still failing for {now - self._since:.0f} s ({self._tries} tries)"
+
+    def recovered(self, now: float) -> str | None:
+        """A try worked at ``now``: ``"works again after 190 s (70 failed tries)"`` when it ends an outage, else
+        None."""
+        if self._since is None:
+            return None
+        line = f"works again after {now - self._since:.0f} s ({self._tries} failed tries)"
+        self._since, self._tries = None, 0
+        return line

@@ -44,6 +44,7 @@ import nats.js.errors
 import orjson
 
 from gamead_core.errors import GameadError, error_text
+from gamead_core.log_throttle import Outage
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.shutdown import last_write
 
@@ -180,6 +181,7 @@ class LeaseKeeper:
         self.seen: Lease | None = None  #: the lease as last read or written
         self.changed = asyncio.Event()  #: set whenever leadership is gained or lost
         self._was_leader = False
+        self._outage = Outage()  # the bucket unreachable: its first failure, then a line a minute, then "again"
 
     @property
     def is_leader(self) -> bool:
@@ -220,6 +222,7 @@ class LeaseKeeper:
                     current = Lease.from_json(entry.value) if entry is not None else None
                     decision = lease_decision(self._clock(), current, self.me, self.ttl, self.acts)
                     if decision.write is None:
+                        self._reached()
                         self.seen = current
                         self._held_until = -math.inf
                         return decision.check_in
@@ -229,16 +232,24 @@ class LeaseKeeper:
                         revision = await self.kv.update(self.key, decision.write.to_json(), last=entry.revision)
                 except nats.js.errors.KeyWrongLastSequenceError:
                     # Another candidate wrote first: it holds the lease now. Look again soon.
+                    self._reached()
                     self._held_until = -math.inf
                     return min(self.ttl / TTL_INTERVALS, 0.25)
         except GameadError as exc:
             # Keep trusting a lease we hold until its local deadline; is_leader turns False by itself.
-            log.warning("%s lease: cannot reach the leases bucket: %s", self.key, error_text(exc))
+            if (still := self._outage.failed(self._mono())) is not None:
+                log.warning("%s lease: cannot reach the leases bucket%s: %s", self.key, f", {still}" if still else "",
+                            error_text(exc))
             return min(self.ttl / TTL_INTERVALS, 1.0)
+        self._reached()
         self.seen = decision.write
         self._revision = revision
         self._held_until = sent + self.ttl
         return decision.check_in
+
+    def _reached(self) -> None:
+        if (again := self._outage.recovered(self._mono())) is not None:
+            log.info("%s lease: the leases bucket %s", self.key, again)
 
     async def _get(self) -> Any:
         try:

@@ -153,3 +153,16 @@ def test_acts_round_trips_and_an_old_lease_without_it_acts() -> None:
     assert Lease.from_json(advice.to_json()) == advice
     old = b'{"holder": "a", "acquiredAt": 1.0, "renewedAt": 2.0, "expiresAt": 3.0, "ttl": 1.0}'
     assert Lease.from_json(old) == Lease("a", 1.0, 2.0, 3.0, acts=True)
+
+
+def test_an_outage_is_said_first_then_once_a_minute_then_when_it_ends() -> None:
+    from gamead_core.log_throttle import Outage
+
+    outage = Outage(every=60.0)
+    assert outage.recovered(0.0) is None  # nothing failed: nothing to say
+    said = [outage.failed(t) for t in range(0, 200, 10)]  # a try every 10 s for 190 s
+    assert said[0] == "" and said[6] == "still failing for 60 s (7 tries)"
+    assert said[12] == "still failing for 120 s (13 tries)" and said[18] == "still failing for 180 s (19 tries)"
+    assert sum(s is not None for s in said) == 4
+    assert outage.recovered(200.0) == "works again after 200 s (20 failed tries)"
+    assert outage.failed(210.0) == ""  # a new outage starts over
