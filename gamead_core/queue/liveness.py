@@ -168,6 +168,8 @@ def backed_up(nc: NATS | None) -> int | None:
 #: the protocol line around a message (``HPUB <subject> <reply> <header bytes> <total bytes>``, two line ends)
 #: less its subject and reply; a reply inbox as long as a request's (``_INBOX.<22-char nuid>.<26-char token>``)
 _FRAME, _INBOX = 48, "_INBOX." + 50 * "x"
+#: the subjects of JetStream's flow-control replies (``$JS.FC.<stream>.<token>.<token>``)
+_FLOW_CONTROL = "$JS.FC."
 
 
 def wire_size(subject: str, payload: bytes, reply: str = "", headers: dict[str, str] | None = None) -> int:
@@ -231,7 +233,9 @@ def guard_writes(nc: NATS, limit: int) -> None:
         # nats-py's publish, which appends the message to its buffer as soon as it is awaited
         if _ADMITTED.get() is not nc:
             size = wire_size(subject, payload, reply, headers)
-            if (waiting := unsent_bytes(nc)) + size > limit:
+            # a flow-control reply (~100 B, one per window the server waits on) goes regardless: nats-py sends it
+            # from its read loop, which a refusal would end (review17)
+            if (waiting := unsent_bytes(nc)) + size > limit and not subject.startswith(_FLOW_CONTROL):
                 raise _refused(nc, PublishRefused(waiting, limit), size)
         return write(subject, payload, reply=reply, headers=headers)
 
