@@ -4,13 +4,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import nats
 import pytest
 
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.config import NatsSettings
+from gamead_core.embedded import EmbeddedNats, nats_server_binary
+from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import guard_writes, reader_alive
+from tests.support import frozen, wait_for
 
 
 def test_a_flow_control_reply_nats_py_sends_from_its_read_loop_is_never_refused(
@@ -53,3 +61,59 @@ def test_a_flow_control_reply_nats_py_sends_from_its_read_loop_is_never_refused(
             await nc.close()
 
     assert asyncio.run(run()) == 600
+
+
+def _waiting_over_tls(nc: nats.NATS) -> int:
+    """Every byte ``nc`` has not yet handed to the kernel: nats-py's pending buffer, the TLS transport's buffer and
+    the TCP transport's under it (asyncio's SSL protocol hands it the encrypted bytes)."""
+    tls = nc._transport._io_writer.transport  # type: ignore[union-attr]
+    return nc.pending_data_size + tls.get_write_buffer_size() + tls._ssl_protocol._transport.get_write_buffer_size()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test cert")
+def test_over_tls_what_waits_to_be_sent_stays_within_the_bound(tmp_path: Path) -> None:
+    """Over TLS, asyncio's TLS transport reports only the bytes not yet encrypted; the encrypted ones wait in the
+    TCP transport under it (up to its high-water mark, 64 KiB, before it pauses the writer). The guard counted the
+    first only: in a stall, 260,568 bytes counted against a bound of 262,144 while 67,584 more waited (review17)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "tls.conf"
+    conf.write_text(f'listen: "127.0.0.1:{port}"\ntls {{ cert_file: "{cert}", key_file: "{key}" }}\n')
+    server = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    bound = 256 * 1024
+    settings = NatsSettings(request_timeout=1.0, max_pending_bytes=bound, stale_after=600, tls_ca=str(cert))
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    async def run() -> int:
+        nc = await connect(settings, f"tls://127.0.0.1:{port}", name="tls")
+        try:
+            with frozen(server.pid):
+                refused = 0
+                while refused < 20:  # write until the guard has refused 20 in a row (the buffers are full)
+                    try:
+                        await nc.publish("tls.fill", b"f" * 4096)
+                        refused = 0
+                    except nats.errors.OutboundBufferLimitError:
+                        refused += 1
+                    await asyncio.sleep(0.001)  # the flusher moves what is pending into the transports
+                return _waiting_over_tls(nc)
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    try:
+        wait_for(listening, timeout=10, interval=0.05, what="the TLS nats-server to listen")
+        waiting = asyncio.run(run())
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert waiting <= bound + 1024, f"{waiting} bytes wait to be sent over TLS (nats.max_pending_bytes {bound})"
