@@ -79,14 +79,19 @@ def reader_alive(nc: NATS) -> bool:
     return task is not None and not task.done()
 
 
+_TLS = asyncio.sslproto._SSLProtocolTransport  # noqa: SLF001 - asyncio's TLS transport (3.11+)
+
+
 def unsent_bytes(nc: NATS | None) -> int:
-    """Bytes written by this process and not yet sent to NATS: nats-py's pending buffer plus the socket
-    transport's write buffer (``asyncio.WriteTransport.get_write_buffer_size``). 0 for no client."""
+    """Bytes written by this process and not yet sent to NATS: nats-py's pending buffer plus the socket transport's
+    write buffer (``get_write_buffer_size``; over TLS, the TCP transport's under it too). 0 for no client."""
     if nc is None:
         return 0
     size: int = nc._pending_data_size  # noqa: SLF001 - what nats-py's pending_data_size property returns
     try:  # (no getattr with defaults, no contextlib.suppress: this runs for every publish and API request)
-        size += nc._transport._io_writer.transport.get_write_buffer_size()  # noqa: SLF001 - nats-py's TcpTransport
+        size += (transport := nc._transport._io_writer.transport).get_write_buffer_size()  # noqa: SLF001
+        if type(transport) is _TLS:  # its encrypted bytes wait in the TCP transport under it (review17: 64 KiB)
+            size += transport._ssl_protocol._transport.get_write_buffer_size()  # noqa: SLF001
     except Exception:  # noqa: BLE001 - no transport yet, or one being torn down: its buffer is not ours to count
         pass
     return max(size, 0)
