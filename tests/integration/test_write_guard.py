@@ -117,3 +117,50 @@ def test_over_tls_what_waits_to_be_sent_stays_within_the_bound(tmp_path: Path) -
         server.terminate()
         server.wait(10)
     assert waiting <= bound + 1024, f"{waiting} bytes wait to be sent over TLS (nats.max_pending_bytes {bound})"
+
+
+def test_a_shutdown_hand_back_whose_ack_is_refused_does_not_raise(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """``Settler.hand_back`` (a worker's shutdown giving an ad back) never raises, its docstring says: for an ad
+    already final it acknowledges the message, and that ack, refused by the write guard (the worker's connection
+    full), was raised out of it, ending the ad's task with the refusal instead of its cancellation (review17).
+    The message is on its own connection, guarded with no room for an ack; the records' connection is not."""
+    from gamead_core import names
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.config import GameadSettings
+    from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+    from gamead_core.queue.dlq import DeadLetters
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.store.ads import AdStore, encode
+    from gamead_core.worker.budget import delivery_id
+    from gamead_core.worker.counters import WorkerStats
+    from gamead_core.worker.settle import Settler
+    from gamead_core.worker.shield import Shield
+    from gamead_core.worker.storage_pause import StoragePause
+    from tests.support import ad
+
+    server = fresh_nats()
+
+    async def run() -> None:
+        settings = GameadSettings()
+        records_nc, work_nc = await nats.connect(server.url), await nats.connect(server.url)
+        try:
+            js = records_nc.jetstream()
+            await ensure_topology(js, settings)
+            store = await AdStore.open(records_nc, js)
+            record = AdRecord(id=new_ad_id(), status=AdStatus.COMPLETED, priority=3, submitted_at=utcnow(),
+                              ad=AdSubmission.model_validate(ad("Already done")))
+            await store.create(record)
+            await js.publish(names.level_subject(3), encode(record), headers={
+                names.HDR_MSG_ID: record.id, names.HDR_AD_ID: record.id})
+            sub = await work_nc.jetstream().pull_subscribe_bind(names.level_consumer(3), names.ADS_STREAM)
+            [msg] = await sub.fetch(1, timeout=5)
+            guard_writes(work_nc, 64)  # no room for the ack
+            stats = WorkerStats()
+            settle = Settler(store, DeadLetters(js), settings.worker, worker_id="w", stats=stats,
+                             pause=StoragePause(stats), shielded=Shield(), ack_wait=30)
+            await settle.hand_back(msg, record.id, delivery_id(msg.metadata.sequence.stream, 1))
+        finally:
+            await work_nc.close()
+            await records_nc.close()
+
+    asyncio.run(run())
