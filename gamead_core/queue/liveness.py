@@ -79,14 +79,19 @@ def reader_alive(nc: NATS) -> bool:
     return task is not None and not task.done()
 
 
+_TLS = asyncio.sslproto._SSLProtocolTransport  # noqa: SLF001 - asyncio's TLS transport (3.11+)
+
+
 def unsent_bytes(nc: NATS | None) -> int:
-    """Bytes written by this process and not yet sent to NATS: nats-py's pending buffer plus the socket
-    transport's write buffer (``asyncio.WriteTransport.get_write_buffer_size``). 0 for no client."""
+    """Bytes written by this process and not yet sent to NATS: nats-py's pending buffer plus the socket transport's
+    write buffer (``get_write_buffer_size``; over TLS, the TCP transport's under it too). 0 for no client."""
     if nc is None:
         return 0
     size: int = nc._pending_data_size  # noqa: SLF001 - what nats-py's pending_data_size property returns
     try:  # (no getattr with defaults, no contextlib.suppress: this runs for every publish and API request)
-        size += nc._transport._io_writer.transport.get_write_buffer_size()  # noqa: SLF001 - nats-py's TcpTransport
+        size += (transport := nc._transport._io_writer.transport).get_write_buffer_size()  # noqa: SLF001
+        if type(transport) is _TLS:  # its encrypted bytes wait in the TCP transport under it (review17: 64 KiB)
+            size += transport._ssl_protocol._transport.get_write_buffer_size()  # noqa: SLF001
     except Exception:  # noqa: BLE001 - no transport yet, or one being torn down: its buffer is not ours to count
         pass
     return max(size, 0)
@@ -168,6 +173,8 @@ def backed_up(nc: NATS | None) -> int | None:
 #: the protocol line around a message (``HPUB <subject> <reply> <header bytes> <total bytes>``, two line ends)
 #: less its subject and reply; a reply inbox as long as a request's (``_INBOX.<22-char nuid>.<26-char token>``)
 _FRAME, _INBOX = 48, "_INBOX." + 50 * "x"
+#: the subjects of JetStream's flow-control replies (``$JS.FC.<stream>.<token>.<token>``)
+_FLOW_CONTROL = "$JS.FC."
 
 
 def wire_size(subject: str, payload: bytes, reply: str = "", headers: dict[str, str] | None = None) -> int:
@@ -231,7 +238,9 @@ def guard_writes(nc: NATS, limit: int) -> None:
         # nats-py's publish, which appends the message to its buffer as soon as it is awaited
         if _ADMITTED.get() is not nc:
             size = wire_size(subject, payload, reply, headers)
-            if (waiting := unsent_bytes(nc)) + size > limit:
+            # a flow-control reply (~100 B, one per window the server waits on) goes regardless: nats-py sends it
+            # from its read loop, which a refusal would end (review17)
+            if (waiting := unsent_bytes(nc)) + size > limit and not subject.startswith(_FLOW_CONTROL):
                 raise _refused(nc, PublishRefused(waiting, limit), size)
         return write(subject, payload, reply=reply, headers=headers)
 

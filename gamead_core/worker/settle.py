@@ -338,7 +338,7 @@ class Settler:
                 if (await store.get(ad_id)).record.status.terminal:
                     await msg.ack()
                 return
-        except (GameadError, ValueError) as exc:
+        except (GameadError, ValueError, nats.errors.Error) as exc:  # (an ack refused: ack_wait brings it back)
             log.warning("ad %s: could not refund its attempt on hand-back: %s", ad_id,
                         error_text(exc), extra={"ad_id": ad_id})
         try:
