@@ -234,6 +234,7 @@ class Proc:
     env: dict[str, str]
     log: Path
     popen: subprocess.Popen[bytes] | ForkedChild | None = field(default=None, repr=False)
+    cwd: Path | None = None  #: its working directory (default: pytest's)
 
     def start(self) -> Proc:
         """Start it: a ``gamead`` command through the fork server (:class:`ForkServer`), anything else (or
@@ -241,7 +242,7 @@ class Proc:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         server = ForkServer.get() if _forkable(self.argv, self.env) else None
         if server is not None:
-            self.popen = server.start(self.argv[3:], self.env, self.log)
+            self.popen = server.start(self.argv[3:], self.env, self.log, cwd=self.cwd)
             return self
         dies_with_pytest = die_with_parent()
 
@@ -253,7 +254,7 @@ class Proc:
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=preexec,
+                start_new_session=True, preexec_fn=preexec, cwd=self.cwd,
             )
         return self
 

@@ -289,8 +289,8 @@ def test_a_role_that_never_reaches_nats_exits_3_after_give_up_after(tmp_path: Pa
 
     port = free_port()
     argv = gamead_argv(verb, "--give-up-after", "2", *(["--port", str(free_port())] if verb == "serve" else []))
-    proc = subprocess.run(argv, env=clean_env(GAMEAD_NATS__URL=f"nats://ops:s3cret@127.0.0.1:{port}"),
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = run_gamead(*argv[3:], env=clean_env(GAMEAD_NATS__URL=f"nats://ops:s3cret@127.0.0.1:{port}"),
+                      cwd=tmp_path, timeout=120)
     assert proc.returncode == exitcodes.UNREACHABLE, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot connect to NATS at nats://ops:***@127.0.0.1:{port}: "), last
@@ -338,8 +338,8 @@ def test_a_client_command_whose_api_cannot_reach_nats_exits_3(tmp_path: Path, ap
     tells "down, try later" from "the request failed" (1) expects (reviewer V10: they exited 1 while nats-server
     was SIGSTOPped)."""
     for args in (["ads", "list"], ["ads", "get", "01m8qx6zxxe4pjjehad9yjvjjw"]):
-        proc = subprocess.run(gamead_argv(*args, "--api", api_without_nats), env=clean_env(GAMEAD_CLIENT__RETRY_FOR="0"),
-                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        proc = run_gamead(*args, "--api", api_without_nats, env=clean_env(GAMEAD_CLIENT__RETRY_FOR="0"), cwd=tmp_path,
+                          timeout=60)
         assert proc.returncode == exitcodes.UNREACHABLE, (args, proc.returncode, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and "queue_unavailable" in lines[0], lines

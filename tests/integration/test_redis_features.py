@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from gamead_core.config import RedisSettings
 from gamead_core.embedded import EmbeddedNats, free_port
 from gamead_core.redis_link import RedisLink
 from tests.redis_fixtures import ValkeyProc
-from tests.support import Proc, ad, clean_env, drop_gamead_env, gamead_argv, start_api, start_worker, wait_for
+from tests.support import Proc, ad, clean_env, drop_gamead_env, run_gamead, start_api, start_worker, wait_for
 
 SUBMIT, SUBMIT2, RATE, OPS, OPS2 = "s3cret-ci", "s3cret-ci2", "s3cret-rl", "s3cret-ops", "s3cret-ops2"
 VIEW = "s3cret-view"
@@ -467,10 +466,8 @@ def test_redis_outage_under_load_degrades_without_5xx_and_recovers(
 
 def test_serve_on_0_0_0_0_without_tokens_refuses_to_start(nats: EmbeddedNats) -> None:
     port = free_port()
-    result = subprocess.run(
-        gamead_argv("serve", "--host", "0.0.0.0", "--port", str(port)),
-        env=clean_env(GAMEAD_NATS__URL=nats.url), capture_output=True, text=True, timeout=30,
-    )
+    result = run_gamead("serve", "--host", "0.0.0.0", "--port", str(port), env=clean_env(GAMEAD_NATS__URL=nats.url),
+                        timeout=30)
     assert result.returncode == 5  # the config error exit code
     assert "refusing to start" in result.stderr
     assert "auth.tokens" in result.stderr and "auth.enabled: false" in result.stderr

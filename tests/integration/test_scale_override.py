@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, clean_env, gamead_argv, start_api, wait_for
+from tests.support import Proc, clean_env, gamead_argv, run_gamead, start_api, wait_for
 
 ROUNDS = 6
 ENV = {"GAMEAD_AUTOSCALER__BACKEND": "local"}  # shows the shared state, never leads: only operators write
@@ -139,8 +139,7 @@ def test_scale_set_says_when_no_autoscaler_will_apply_the_override(
     nats = fresh_nats()
     lone, lone_url = start_api(nats.url, tmp_path, **ENV)
     procs.append(lone)
-    run = subprocess.run(gamead_argv("scale", "set", "3", "--for", "1m", "--api", lone_url), env=clean_env(),
-                         capture_output=True, text=True, timeout=60, check=False)
+    run = run_gamead("scale", "set", "3", "--for", "1m", "--api", lone_url, env=clean_env(), timeout=60)
     assert run.returncode == 0, run.stderr
     assert "no autoscaler holds the lease" in run.stdout and "applied by" not in run.stdout, run.stdout
 
@@ -150,7 +149,6 @@ def test_scale_set_says_when_no_autoscaler_will_apply_the_override(
     procs.append(adviser)
     wait_for(lambda: httpx.get(f"{adviser_url}/v1/scale", timeout=5).json().get("leader"), timeout=10,
              what="the advice-only node to lead")
-    run = subprocess.run(gamead_argv("scale", "set", "3", "--for", "1m", "--api", adviser_url), env=clean_env(),
-                         capture_output=True, text=True, timeout=60, check=False)
+    run = run_gamead("scale", "set", "3", "--for", "1m", "--api", adviser_url, env=clean_env(), timeout=60)
     assert run.returncode == 0, run.stderr
     assert "backend none" in run.stdout and "applied by" not in run.stdout, run.stdout

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from gamead_core.embedded import EmbeddedNats, free_port
-from tests.support import clean_env, gamead_argv
+from tests.support import clean_env, run_gamead
 
 
 @pytest.fixture
@@ -27,8 +27,8 @@ def held_port() -> Iterator[int]:
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``gamead *args``; a process still alive after the deadline is killed (by subprocess.run) and fails."""
-    return subprocess.run(gamead_argv(*args), env=env, capture_output=True, text=True, timeout=90)
+    """Run ``gamead *args``; a process still alive after the deadline is killed (as subprocess.run does) and fails; forked by the fork server."""
+    return run_gamead(*args, env=env, timeout=90)
 
 
 def test_serve_on_a_taken_api_port_exits_5_with_one_line(nats_server: EmbeddedNats, held_port: int) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Callable
 
 import nats
@@ -15,7 +14,7 @@ from gamead_core.embedded import EmbeddedNats
 from gamead_core.errors import QueueFull
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
-from tests.support import clean_env, gamead_argv
+from tests.support import clean_env, run_gamead
 
 
 def test_topology_is_created_once_and_then_left_alone(fresh_nats: Callable[[], EmbeddedNats]) -> None:
@@ -48,8 +47,7 @@ def test_a_worker_refuses_an_incompatible_stream_with_one_clear_line(fresh_nats:
         await nc.close()
 
     asyncio.run(squat())
-    done = subprocess.run(gamead_argv("worker"), env=clean_env(GAMEAD_NATS__URL=server.url),
-                          capture_output=True, text=True, timeout=60)
+    done = run_gamead("worker", env=clean_env(GAMEAD_NATS__URL=server.url), timeout=60)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
