@@ -38,7 +38,7 @@ class Outage:
     """The lines of one thing that keeps failing, each try logged (pure: the caller passes the time): the first
     failure in full; then, while it keeps failing, at most one line every ``every`` seconds saying for how long and
     how many tries; once it works again, one line saying so. A loop retrying every second through a 3-minute NATS
-    stall wrote 70 identical WARNING lines to ``gamead up``'s console; now 4 (first, two "still", "again").
+    stall wrote 70 identical WARNING lines to ``gamead up``'s console; now one, one a minute, and one at the end.
     Memory: three numbers."""
 
     def __init__(self, every: float = 60.0) -> None:
