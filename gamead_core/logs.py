@@ -120,17 +120,23 @@ class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class ConsoleLines(logging.Handler):
-    """Records of this process's loggers (WARNING and up by default) handed to ``write(record, text)`` as one
+    """Records of this process's loggers (WARNING and up by default, and an INFO record marked ``ends_warning``)
+    handed to ``write(record, text)`` as one
     line each, credentials masked: ``gamead up`` prints them with its console's ``!`` prefix, not as Python's
     bare last-resort lines (``autoscaler lease: cannot reach …``). A record with an exception (``log.exception``)
     keeps it on the same line, ``… (ValueError: why, at module.py:42)``: ``gamead up`` has no log file of its own
     (review16: the traceback Python's last resort printed was lost)."""
 
     def __init__(self, write: Callable[[logging.LogRecord, str], None], level: int = logging.WARNING) -> None:
-        super().__init__(level)
+        super().__init__(min(level, logging.INFO))
+        self.threshold = level
         self.write = write
 
     def emit(self, record: logging.LogRecord) -> None:
+        # below the threshold only a line that ends what a warning said (``extra={"ends_warning": True}``: "the
+        # leases bucket works again after 80 s"): the console showed the failure, so it shows its end
+        if record.levelno < self.threshold and not getattr(record, "ends_warning", False):
+            return
         try:
             self.write(record, " ".join(redact_text(record.getMessage() + _exception_words(record)).split()))
         except Exception:  # noqa: BLE001 - a console line must never break the caller

@@ -83,8 +83,12 @@ def say(message: str) -> None:
 
 
 def _log_line(record: logging.LogRecord, text: str) -> None:
-    """A warning (or worse) logged in this process, as a console line with its ``!`` (red from ERROR)."""
-    say(f"[{'red' if record.levelno >= logging.ERROR else 'yellow'}]![/] {escape(text)}")
+    """A warning (or worse) logged in this process, as a console line with its ``!`` (red from ERROR); the end of
+    what one said (an INFO record marked ``ends_warning``) with a ``✓``."""
+    if record.levelno < logging.WARNING:
+        say(f"[green]✓[/] {escape(text)}")
+    else:
+        say(f"[{'red' if record.levelno >= logging.ERROR else 'yellow'}]![/] {escape(text)}")
 
 
 def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
@@ -619,6 +623,8 @@ def up(
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID
     lines = ConsoleLines(_log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
     logging.getLogger().addHandler(lines)  # removed with the lock (a refused lock left it on the root logger)
+    if not logging.getLogger("gamead_core").isEnabledFor(logging.INFO):  # the ends of warnings are INFO records
+        logging.getLogger("gamead_core").setLevel(logging.INFO)
     logs = data.path / "logs"
     stack = _Stack(settings, data)
     claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile

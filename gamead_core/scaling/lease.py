@@ -249,7 +249,7 @@ class LeaseKeeper:
 
     def _reached(self) -> None:
         if (again := self._outage.recovered(self._mono())) is not None:
-            log.info("%s lease: the leases bucket %s", self.key, again)
+            log.info("%s lease: the leases bucket %s", self.key, again, extra={"ends_warning": True})
 
     async def _get(self) -> Any:
         try:

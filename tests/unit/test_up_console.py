@@ -35,15 +35,20 @@ def test_up_prints_a_logged_warning_as_one_prefixed_line_credentials_masked(caps
     logger = logging.getLogger("gamead_core.scaling.lease.test")
     logger.addHandler(handler)
     logger.propagate = False
+    logger.setLevel(logging.INFO)  # as gamead up sets gamead_core's loggers
     try:
         logger.warning("autoscaler lease: cannot reach the leases bucket: nats://u:secret@h:4222\n  refused")
         logger.info("not shown: below WARNING")
         logger.error("worker local-1 died [oops]")
+        # the end of what a warning said is shown too (session 17: the console said the failure, never its end)
+        logger.info("autoscaler lease: the leases bucket works again after 80 s (8 failed tries)",
+                    extra={"ends_warning": True})
     finally:
         logger.removeHandler(handler)
     err = capsys.readouterr().err.splitlines()
     assert err == ["! autoscaler lease: cannot reach the leases bucket: nats://u:***@h:4222 refused",
-                   "! worker local-1 died [oops]"], err
+                   "! worker local-1 died [oops]",
+                   "✓ autoscaler lease: the leases bucket works again after 80 s (8 failed tries)"], err
 
 
 def test_a_logged_exception_keeps_its_type_message_and_place_on_its_line() -> None:
