@@ -4,10 +4,9 @@ claimed against other stacks (:mod:`gamead_core.port_claims`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from gamead_core.embedded import free_port
-from gamead_core.port_claims import PortClaims
+from gamead_core.port_claims import Holder, PortClaims
 from gamead_core.proc import port_free
 
 
@@ -70,7 +69,7 @@ class WorkerMetricsPorts:
                              f"{self.ports[worker_id]}/metrics instead")
         return self.ports[worker_id]
 
-    def _claim(self, port: int, purpose: str) -> Any:
+    def _claim(self, port: int, purpose: str) -> Holder | None:
         """Claim ``port`` (see :meth:`PortClaims.claim`); None without claims."""
         if self.claims is None:
             return None

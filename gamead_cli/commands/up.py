@@ -193,13 +193,13 @@ def refused_start(child: Child) -> ConfigError:
     return ConfigError(f"{message} [{child.name} refused to start; log: {child.log_path}]")
 
 
-def next_commands(api_url: str, client_api_url: str, program: str = "gamead", *,
+def next_commands(api_url: str, program: str = "gamead", *,
                   worker: str | None = None, auth: bool = False) -> list[str]:
     """What to try next, each runnable verbatim in another terminal (``program`` is how it runs gamead, see
     :func:`gamead_program`). Every ``gamead`` line says ``--api api_url``, the default port's too: without it,
     run where another stack's ``./.gamead`` lies (or with ``GAMEAD_API_URL`` or a config's ``client.api_url``
     set), it would reach that other API (README, "Which API a command talks to"); only ``--api`` wins from
-    anywhere. ``client_api_url`` is no longer read (kept for callers).
+    anywhere.
 
     ``worker``: the command that starts a worker on this stack (:func:`worker_command`), given when ``gamead up``
     runs none (``--workers 0``): it comes first, and the submit hint has no ``--wait`` (with no worker an ad is
@@ -703,7 +703,7 @@ def up(
         if joining:
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
-        hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, settings.client.api_url, program,
+        hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, program,
                                                                worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"
             f"Processes running: {escape(str(data.state_file))}. Press Ctrl-C to stop.\n")

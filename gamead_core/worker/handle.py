@@ -56,7 +56,7 @@ from gamead_core.worker.timers import Deadlines
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as before the split
 #: what nats-py raises when a reply to JetStream (ack, nak, term) was not sent: refused unsent (nats.max_pending_bytes,
 #: NATS not reading: gamead_core.queue.liveness.guard_writes), or the connection closed or reconnecting (review17)
-_NOT_SENT = (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError,
+_REPLY_NOT_SENT = (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError,
              nats.errors.ConnectionReconnectingError)
 
 #: What an ad id in a work message must look like to be used as a record key.
@@ -216,7 +216,7 @@ class AdHandler:
                 await self._shielded(msg.nak(delay=delay))
             except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
                 pass
-        except _NOT_SENT as exc:  # an ack, nak or term not sent (the writes go through nats_boundary): not a bug
+        except _REPLY_NOT_SENT as exc:  # an ack, nak or term not sent (the writes go through nats_boundary): not a bug
             log.info("ad %s: a reply to NATS was not sent (%s); unless it was acknowledged, it comes back after "
                      "queue.ack_wait", ad_id, exc, extra={"ad_id": ad_id})
         except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker

@@ -203,13 +203,7 @@ class Settler:
             self._sample(current.record, now)
         # Not shielded (the hot path: one task fewer per ad): an ack is a publish nats-py puts in its pending
         # buffer before its first await, so a cancellation cannot cut it in half; it is flushed regardless.
-        try:
-            await msg.ack()
-        except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError) as exc:
-            # refused unsent (NATS not reading: nats.max_pending_bytes) or closed: written, so ack_wait
-            # redelivers it, it is found final and acked then
-            log.debug("ad %s: ack after its final write failed: %r", current.record.id, exc,
-                      extra={"ad_id": current.record.id})
+        await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it
 
     def _sample(self, record: AdRecord, finished: datetime) -> None:
         started, submitted = record.started_at, record.submitted_at

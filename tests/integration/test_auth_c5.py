@@ -70,7 +70,7 @@ def test_may_use_path_is_the_grant_table_over_the_paths_methods() -> None:
 
 
 def test_up_hints_with_auth_on_say_how_to_pass_the_token_and_run_verbatim(auth_api: str, tmp_path: Path) -> None:
-    hints = next_commands(auth_api, auth_api, "gamead", auth=True)
+    hints = next_commands(auth_api, "gamead", auth=True)
     assert hints[0].startswith("# auth is on: first export GAMEAD_TOKEN=")
     assert not any(token in line for line in hints for token, _ in TOKENS.values())  # never a secret
     curl = hints[-1]
@@ -85,4 +85,4 @@ def test_up_hints_with_auth_on_say_how_to_pass_the_token_and_run_verbatim(auth_a
         assert "unauthenticated" not in done.stdout + done.stderr, line  # was: 401 for the curl line
     assert "items" in json.loads(subprocess.run(["bash", "-c", curl], capture_output=True, text=True, env=env,
                                                 timeout=30).stdout)
-    assert not next_commands(auth_api, auth_api, "gamead")[-1].count("Authorization")  # auth off: as before
+    assert not next_commands(auth_api, "gamead")[-1].count("Authorization")  # auth off: as before

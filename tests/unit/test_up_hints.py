@@ -21,7 +21,7 @@ def test_a_hint_names_the_venv_gamead_when_the_path_does_not_find_it(monkeypatch
     monkeypatch.chdir(VENV_BIN.parent.parent)  # the checkout, where `make up` runs
     program = gamead_program()
     assert program == str(VENV_BIN.absolute() / "gamead")  # absolute: a hint works from any directory
-    assert all(cmd.startswith(f"{program} ") for cmd in next_commands("http://127.0.0.1:9", "x", program)[:5])
+    assert all(cmd.startswith(f"{program} ") for cmd in next_commands("http://127.0.0.1:9", program)[:5])
 
 
 @pytest.mark.skipif(not (VENV_BIN / "gamead").is_file(), reason="gamead is not installed beside this Python")
@@ -109,7 +109,7 @@ def test_every_gamead_hint_names_its_api_even_on_the_default_port() -> None:
     reached that other stack (README, "Which API a command talks to"). Only ``--api`` wins from anywhere."""
     default = "http://127.0.0.1:8080"
     for worker in (None, "gamead worker --nats-url nats://127.0.0.1:4222"):
-        commands = next_commands(default, default, "gamead", worker=worker)
+        commands = next_commands(default, "gamead", worker=worker)
         gamead_lines = [c for c in commands if c.startswith("gamead ") and " worker " not in f" {c} "]
         assert len(gamead_lines) == 5
         assert all(c.endswith(f" --api {default}") for c in gamead_lines), gamead_lines
