@@ -21,6 +21,7 @@ Only run as a script (``python tests/forkserver.py``): it must not import pytest
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -68,6 +69,7 @@ def _serve() -> dict[str, Any]:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 request = json.loads(line)
+                gc.freeze()  # what exists now is never traversed by a child's collector (see main)
                 pid = os.fork()
                 if pid == 0:
                     return request  # type: ignore[no-any-return]
@@ -117,6 +119,7 @@ def _become(request: dict[str, Any], server: int) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    gc.enable()  # off in the server only (see main); the child collects its own garbage as usual
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -124,6 +127,11 @@ def _become(request: dict[str, Any], server: int) -> None:
 
 
 def main() -> None:
+    # The collector is off in the server and the preloaded objects are frozen before each fork (the recipe of
+    # the `gc.freeze` documentation): a child's collections, and above all its collection at interpreter
+    # shutdown, otherwise traverse every object it inherited, ~0.5 s of CPU per child here (0.1 s frozen;
+    # 490 children per `make test`), and write to those pages, which the kernel then copies.
+    gc.disable()
     for name in PRELOAD:
         try:
             importlib.import_module(name)
