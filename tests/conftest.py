@@ -4,6 +4,7 @@ real worker process on it. Tests that need a queue of their own use ``fresh_nats
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -104,3 +105,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     items.sort(key=_rank)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Spare the tests the collector's traversals of what collection built (the modules, the items): freeze it,
+    and collect the young generation every 50,000 allocations instead of 700. Textual apps and hypothesis
+    allocate a lot, and a pytest process's full collections each walked its whole heap: in the TUI tests the
+    collector took 22 of 90 s of CPU, 7 s after this (``gc.callbacks`` timing, tests/tui in one process)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
