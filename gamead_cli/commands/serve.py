@@ -17,6 +17,7 @@ import uvicorn
 
 from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import reach_nats, require_nats_url
+from gamead_core import collector
 from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
 from gamead_core.api.http_limits import HttpLimits, bounded_protocol
@@ -44,6 +45,7 @@ def serve(
         asyncio.run(reach_nats(settings, url, role="api"))
     refuse_partition_change(settings, url)  # queue.partitions against a live queue: one line, exit 5
     app = create_app(settings, url)
+    collector.tune()  # start-up is done: out of every later collection, and fewer collections (issue 14)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

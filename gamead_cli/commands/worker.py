@@ -19,6 +19,7 @@ import uvloop
 
 from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import install_stop_signals, reach_nats, require_nats_url, run_until_stopped
+from gamead_core import collector
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
@@ -49,6 +50,7 @@ def worker(
     setup_logging(settings.log, role="worker")
     setup_tracing("worker")  # only when OTEL_* variables ask for traces
     runtime = Worker(settings, url, worker_id=worker_id)
+    collector.tune()  # start-up is done: out of every later collection, and fewer collections (issue 14)
 
     async def main() -> None:
         stop = asyncio.Event()

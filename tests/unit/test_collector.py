@@ -1,0 +1,28 @@
+"""gamead_core.collector: a role's start-up is frozen out of later collections, and collections are rarer."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from gamead_core import collector
+
+
+@pytest.fixture
+def restored() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+def test_tune_freezes_what_exists_and_raises_every_threshold(restored: None) -> None:
+    gc.unfreeze()
+    made_before = object.__new__(type("MadeAtStartUp", (), {}))
+    collector.tune()
+    assert gc.get_freeze_count() > 0  # start-up's objects, this one among them, are out of every collection
+    assert not any(made_before is o for o in gc.get_objects())
+    assert gc.get_threshold() == (50_000, 20, 100)
+    assert all(new > default for new, default in zip(gc.get_threshold(), (700, 10, 10), strict=True))
