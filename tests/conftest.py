@@ -4,13 +4,13 @@ real worker process on it. Tests that need a queue of their own use ``fresh_nats
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from gamead_core import collector
 from gamead_core.embedded import EmbeddedNats
 from tests.support import ForkServer, Proc, start_api, start_worker
 
@@ -108,9 +108,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Spare the tests the collector's traversals of what collection built (the modules, the items): freeze it,
-    and collect the young generation every 50,000 allocations instead of 700. Textual apps and hypothesis
-    allocate a lot, and a pytest process's full collections each walked its whole heap: in the TUI tests the
-    collector took 22 of 90 s of CPU, 7 s after this (``gc.callbacks`` timing, tests/tui in one process)."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    """Spare the tests the collector's traversals of what collection built (the modules, the items): the same
+    tuning as ``serve`` and ``worker`` (:func:`gamead_core.collector.tune`: frozen, the young generation collected
+    every 50,000 allocations instead of 700). Textual apps and hypothesis allocate a lot, and a pytest process's
+    full collections each walked its whole heap: in the TUI tests the collector took 22 of 90 s of CPU, 7 s after
+    this (``gc.callbacks`` timing, tests/tui in one process)."""
+    collector.tune()

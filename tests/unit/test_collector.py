@@ -12,10 +12,13 @@ from gamead_core import collector
 
 @pytest.fixture
 def restored() -> Iterator[None]:
-    before = gc.get_threshold()
+    """This pytest process's own tuning (tests/conftest.py) as it was, whatever the test did to it."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
     yield
     gc.unfreeze()
     gc.set_threshold(*before)
+    if frozen:
+        gc.freeze()
 
 
 def test_tune_freezes_what_exists_and_raises_every_threshold(restored: None) -> None:
