@@ -28,6 +28,7 @@ from tests.support import (
     clean_env,
     gamead_argv,
     pid_alive,
+    run_gamead,
     start_api,
     up_stack,
     wait_for,
@@ -43,7 +44,7 @@ def _scale(url: str) -> dict[str, Any]:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gamead_argv(*args), env=clean_env(), capture_output=True, text=True, timeout=30)
+    return run_gamead(*args, env=clean_env(), timeout=30)
 
 
 # --- local backend ---------------------------------------------------------------------------------------
@@ -129,16 +130,14 @@ def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -
         assert doc["backend"] == "local" and (doc["minReplicas"], doc["maxReplicas"]) == (1, 3)
         assert doc["current"] == 1
 
-        setting = subprocess.run(gamead_argv("scale", "set", "5", "--for", "1m", "--api", url), env=up.env,
-                                 capture_output=True, text=True, timeout=30)
+        setting = run_gamead("scale", "set", "5", "--for", "1m", "--api", url, env=up.env, timeout=30)
         assert setting.returncode == 0, setting.stderr
         assert "clamped to 3" in setting.stdout
         wait_for(lambda: _scale(url).get("current") == 3, timeout=30, interval=0.1, what="3 workers")
         wait_for(lambda: "autoscaler: manual override to 5" in up.output(), timeout=15,
                  what="the scale-up on the console")
 
-        cleared = subprocess.run(gamead_argv("scale", "clear", "--api", url), env=up.env, capture_output=True,
-                                 text=True, timeout=30)
+        cleared = run_gamead("scale", "clear", "--api", url, env=up.env, timeout=30)
         assert cleared.returncode == 0 and "override cleared" in cleared.stdout
         doc = wait_for(lambda: (d := _scale(url)).get("current") == 1 and d, timeout=20, interval=0.1,
                        what="back to 1 worker (draining)")
@@ -194,8 +193,7 @@ def test_gamead_up_state_file_lists_exactly_the_running_processes_as_it_scales(t
     try:
         up.wait_ready()
         wait_for(_file_lists_exactly(up, base | {"worker-1"}), timeout=10, what="nats-server, api, worker-1")
-        setting = subprocess.run(gamead_argv("scale", "set", "3", "--for", "1m", "--api", url), env=up.env,
-                                 capture_output=True, text=True, timeout=30, check=False)
+        setting = run_gamead("scale", "set", "3", "--for", "1m", "--api", url, env=up.env, timeout=30)
         assert setting.returncode == 0, setting.stderr
         three = base | {"worker-1", "worker-2", "worker-3"}
         pids = wait_for(_file_lists_exactly(up, three), timeout=30, what="3 workers listed, and only they")
@@ -205,8 +203,7 @@ def test_gamead_up_state_file_lists_exactly_the_running_processes_as_it_scales(t
                          timeout=30, what="worker-2 restarted, its dead PID gone from the file")
         assert pids["worker-2"] not in again.values()
 
-        cleared = subprocess.run(gamead_argv("scale", "clear", "--api", url), env=up.env, capture_output=True,
-                                 text=True, timeout=30, check=False)
+        cleared = run_gamead("scale", "clear", "--api", url, env=up.env, timeout=30)
         assert cleared.returncode == 0, cleared.stderr
         wait_for(lambda: _scale(url).get("current") == 1, timeout=20, interval=0.1, what="back to 1 worker")
         left = wait_for(_file_lists_exactly(up, base | {"worker-1"}), timeout=30,
