@@ -235,6 +235,14 @@ def _translate_api(exc: nats.js.errors.APIError) -> GameadError:
     return QueueUnavailable(f"JetStream refused the request: {_describe(exc)}")
 
 
+#: What nats-py raises for a write a connection could not send: closed, reconnecting, draining, without a server or
+#: stale, or refused unsent past ``nats.max_pending_bytes`` (:func:`gamead_core.queue.liveness.guard_writes`).
+#: :func:`translate` makes it :class:`QueueUnavailable`; a worker says in one line that a reply was not sent.
+NOT_SENDING = (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+               nats.errors.ConnectionDrainingError, nats.errors.NoServersError,
+               nats.errors.OutboundBufferLimitError, nats.errors.StaleConnectionError)
+
+
 def translate(exc: BaseException) -> Exception:
     """Map a nats-py exception to the gamead error tree (returned, so the caller can ``raise … from exc``).
 
@@ -281,9 +289,7 @@ def translate(exc: BaseException) -> Exception:
         return QueueUnavailable("the message is larger than the NATS server accepts (max_payload)")
     if isinstance(exc, OutboundBacklog):  # refused before it was sent (guard_writes)
         return QueueUnavailable(str(exc))
-    if isinstance(exc, (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                        nats.errors.ConnectionDrainingError, nats.errors.NoServersError,
-                        nats.errors.OutboundBufferLimitError, nats.errors.StaleConnectionError)):
+    if isinstance(exc, NOT_SENDING):
         return QueueUnavailable(f"NATS is unavailable: {type(exc).__name__}")
     if isinstance(exc, nats.errors.Error):
         return QueueUnavailable(f"NATS error: {type(exc).__name__}")

@@ -28,7 +28,6 @@ import logging
 import re
 import time
 
-import nats.errors
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
@@ -39,6 +38,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import QueueUnavailable
 from gamead_core.logs import pop_ad_fields, push_ad_fields
 from gamead_core.models import AdRecord, AdStatus, Analysis
+from gamead_core.queue.connection import NOT_SENDING
 from gamead_core.store.ads import Versioned
 from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enabled
 from gamead_core.worker.analyzer import analyze, check_analysable
@@ -54,10 +54,6 @@ from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
 from gamead_core.worker.timers import Deadlines
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as before the split
-#: what nats-py raises when a reply to JetStream (ack, nak, term) was not sent: refused unsent (nats.max_pending_bytes,
-#: NATS not reading: gamead_core.queue.liveness.guard_writes), or the connection closed or reconnecting (review17)
-_REPLY_NOT_SENT = (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError,
-             nats.errors.ConnectionReconnectingError)
 
 #: What an ad id in a work message must look like to be used as a record key.
 _AD_KEY = re.compile(r"[-_=a-zA-Z0-9]{1,128}")
@@ -216,7 +212,7 @@ class AdHandler:
                 await self._shielded(msg.nak(delay=delay))
             except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
                 pass
-        except _REPLY_NOT_SENT as exc:  # an ack, nak or term not sent (the writes go through nats_boundary): not a bug
+        except NOT_SENDING as exc:  # a reply (ack, nak, term) the connection could not send: not a bug
             log.info("ad %s: a reply to NATS was not sent (%s); unless it was acknowledged, it comes back after "
                      "queue.ack_wait", ad_id, exc, extra={"ad_id": ad_id})
         except Exception as exc:  # noqa: BLE001 - one bad ad must not stop the worker

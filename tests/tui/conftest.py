@@ -90,6 +90,13 @@ async def until(pilot: Pilot[Any], probe: Callable[[], T], *, timeout: float = 1
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def raised_toasts(app: Any) -> list[str]:
+    """The messages of every toast ``app`` raised, expired or not. Iterating ``app._notifications`` drops a toast
+    whose timeout (5-6 s) has passed since it was raised, and under load one ``pilot.pause()`` alone took that
+    long (flaky17: a check read an empty list)."""
+    return [n.message for n in app._notifications._notifications.values()]
+
+
 def screen_text(app: Any) -> str:
     """What the terminal shows now, as plain text (the same render as the SVG snapshots)."""
     import io

@@ -19,7 +19,7 @@ from gamead_cli.tui.screens import LogScreen
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.widgets import NodesTable
 from tests.support import ad, wait_for, wait_worker_ready
-from tests.tui.conftest import Observed, until
+from tests.tui.conftest import Observed, raised_toasts, until
 
 pytestmark = pytest.mark.xdist_group("tui-observed")
 
@@ -99,9 +99,7 @@ def test_logs_not_reachable_is_one_line() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             app.run_command_line("logs local-1")
             await pilot.pause()
-            # the toasts raised, expired or not: iterating app._notifications drops a toast whose 6 s have passed
-            # since it was raised, and under load the pause alone took that long (flaky17: read empty)
-            notes = [n.message for n in app._notifications._notifications.values()]
+            notes = raised_toasts(app)
             assert any(m.startswith("logs not reachable") and "--logs DIR" in m and "\n" not in m for m in notes)
             assert not isinstance(app.screen, LogScreen)
 

@@ -14,7 +14,7 @@ from gamead_cli.tui.source import RecordedSource
 from gamead_cli.tui.view import details_view
 from gamead_cli.tui.widgets import Banner, DlqTable, NodesTable
 from gamead_core.errors import ApiUnreachable
-from tests.tui.conftest import until
+from tests.tui.conftest import raised_toasts, until
 
 KEYS = {"[": "left_square_bracket", "]": "right_square_bracket", "/": "slash", "=": "equals_sign"}
 
@@ -65,9 +65,7 @@ def test_a_notification_and_the_banner_show_server_text_as_is(recorded: dict[str
     async def scenario(app: DashboardApp, pilot: Any) -> None:
         app.notify("DLQ entry [link=x]y [/ is gone", severity="warning")
         await pilot.pause()
-        # the toasts raised, expired or not: iterating app._notifications drops a toast whose 5 s have passed
-        # since it was raised, and under load the pause alone took that long (flaky17: read empty)
-        notes = [n.message for n in app._notifications._notifications.values()]
+        notes = raised_toasts(app)
         assert "DLQ entry [link=x]y [/ is gone" in notes
         source.failure = ApiUnreachable("GET /v1/stats: [link=x]y [/ connection refused")
         banner = app.query_one(Banner)
