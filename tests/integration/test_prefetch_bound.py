@@ -133,7 +133,13 @@ def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
     can take, and its next step took them all for one free slot. Worker 'one' (1 slot, ``worker.prefetch: 0``)
     runs 'First' (P3) while one ad arrives in each other level: when 'First' ends, it starts the best (P1) and
     hands the other 3 back at once (before: buffered, holding 4-5 with 1 slot and a bound of 0). Each completes,
-    with 1 attempt (a hand-back is not charged); ``inFlight`` never above 1."""
+    with 1 attempt (a hand-back is not charged); ``inFlight`` never above 1.
+
+    What it needs is timing-free: the other levels' long polls live while the others arrive, and the others arrive
+    together. A busy worker does not renew its long polls, which live ``queue.idle_wait`` (default 5 s: one could
+    expire between 'First' starting and the others arriving), and four single submits on a loaded machine can
+    each land after the last finished. Stop 27's CI run saw neither a hand-back nor a holding above 1. So the long
+    polls live 120 s here, past the whole test, and the others come in one ``POST /ads/batch``, P1 first."""
     server = fresh_nats()
     api, url = start_api(server.url, tmp_path, **FAST)
     procs.append(api)
@@ -141,11 +147,13 @@ def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
     try:
         with Watch(server.url, "one") as watch:
             one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **FAST,
-                               GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="1500", GAMEAD_WORKER__PREFETCH="0")
+                               GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="1500", GAMEAD_WORKER__PREFETCH="0",
+                               GAMEAD_QUEUE__IDLE_WAIT="120")
             procs.append(one)
             first = http.post("/ads", json=ad("First", 3)).json()["id"]
             wait_for(lambda: watch.started(first), timeout=20, what="'one' to run 'First'")
-            others = [http.post("/ads", json=ad(f"Other {p}", p)).json()["id"] for p in (1, 2, 4, 5)]
+            batch = http.post("/ads/batch", json={"ads": [ad(f"Other {p}", p) for p in (1, 2, 4, 5)]})
+            others = [r["id"] for r in batch.json()["results"]]
             records = [wait_terminal(http, i, timeout=60) for i in [first, *others]]
         print(f"one: most holding {watch.most_holding}, most inFlight {watch.most_in_flight}")
         assert [r["status"] for r in records] == ["completed"] * 5
