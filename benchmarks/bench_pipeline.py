@@ -343,6 +343,18 @@ def scratch_dir(prefix: str) -> Path:
     return path
 
 
+def tune_like_serve() -> None:
+    """The collector as ``gamead serve`` sets it after start-up (:func:`gamead_core.collector.tune`), for a
+    benchmark that runs the app in-process; call it after ``create_app``. Process-wide: a plain peer app in the
+    same process runs on the same collector. A tree from before ``gamead_core.collector`` (``--code``) froze its
+    heap in the API's lifespan instead, so there it does nothing."""
+    try:
+        from gamead_core import collector  # noqa: PLC0415 - from whichever tree --code put first
+    except ImportError:
+        return
+    collector.tune()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -33,7 +33,6 @@ import json
 import os
 import pstats
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -119,10 +118,11 @@ async def main_batch(args: argparse.Namespace) -> None:
     ads = [json.dumps(a, separators=(",", ":")).encode() for a in generate_ads(2000, seed=5)]
     n = args.batch
     batches = [b'{"ads":[' + b",".join(ads[k:k + n]) + b"]}" for k in range(0, len(ads) - n + 1, n)]
-    from bench_pipeline import scratch_dir  # noqa: PLC0415 - after the --code path is set
+    from bench_pipeline import scratch_dir, tune_like_serve  # noqa: PLC0415 - after the --code path is set
     server = EmbeddedNats(scratch_dir("gamead-bench-batch-")).start()
     try:
         gamead = create_app(load_settings(), server.url)
+        tune_like_serve()
         async with gamead.router.lifespan_context(gamead):
             await asyncio.sleep(1.0)
             await batch_rounds(gamead, batches, 4 * n * 8, n)
@@ -143,11 +143,12 @@ async def main_batch(args: argparse.Namespace) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     bodies = [json.dumps(a).encode() for a in generate_ads(2000, seed=5)]
-    from bench_pipeline import scratch_dir  # noqa: PLC0415 - after the --code path is set
+    from bench_pipeline import scratch_dir, tune_like_serve  # noqa: PLC0415 - after the --code path is set
     server = EmbeddedNats(scratch_dir("gamead-bench-submit-")).start()
     try:
         gamead = create_app(load_settings(), server.url)
         plain = plain_app()
+        tune_like_serve()
         async with gamead.router.lifespan_context(gamead):
             await asyncio.sleep(1.0)
             await rounds(gamead, bodies, 1024)

@@ -83,12 +83,13 @@ async def _stub_submit(ad: AdSubmission, idempotency_key: str | None = None, *, 
 
 async def run(rates: list[float], seconds: float) -> list[dict[str, Any]]:
     bodies = [json.dumps(a, separators=(",", ":")).encode() for a in generate_ads(2000, seed=5)]
-    from bench_pipeline import scratch_dir  # noqa: PLC0415
+    from bench_pipeline import scratch_dir, tune_like_serve  # noqa: PLC0415
     server = EmbeddedNats(scratch_dir("gamead-bench-steady-")).start()
     rows: list[dict[str, Any]] = []
     try:
         gamead = create_app(load_settings(), server.url)
         plain = plain_app()
+        tune_like_serve()
         async with gamead.router.lifespan_context(gamead):
             link = gamead.state.link
             await asyncio.wait_for(link.ready.wait(), 30)

@@ -38,7 +38,6 @@ from gamead_core.api.scan_gate import ScanGate
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import AuditLog
 from gamead_core.config import GameadSettings
-from gamead_core.heap import freeze_startup_heap, thaw_heap
 from gamead_core.redis_link import RedisLink
 from gamead_core.telemetry.http import HttpMetrics
 from gamead_core.telemetry.metrics import set_recording
@@ -82,11 +81,9 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         await link.start()
         stop_observers = await routes_v1.start_observers(app)  # stats sampler + this node's heartbeat
         stop_autoscaler = await routes_scale.start_autoscaler(app)  # never raises; runs in the background
-        freeze_startup_heap()  # the collector no longer walks start-up's ~100,000 objects per pass
         try:
             yield
         finally:
-            thaw_heap()
             await stop_autoscaler()  # releases the lease if this node held it
             await stop_observers()  # removes this node's registry entry
             await link.stop()

@@ -29,3 +29,13 @@ def test_tune_freezes_what_exists_and_raises_every_threshold(restored: None) -> 
     assert not any(made_before is o for o in gc.get_objects())
     assert gc.get_threshold() == (50_000, 20, 100)
     assert all(new > default for new, default in zip(gc.get_threshold(), (700, 10, 10), strict=True))
+
+
+def test_a_cycle_made_later_is_still_collected_and_a_higher_threshold_is_kept(restored: None) -> None:
+    gc.set_threshold(100_000, 10, 10)  # set higher by someone before: never lowered
+    collector.tune()
+    assert gc.get_threshold() == (100_000, 20, 100)
+    cycle: list[object] = []
+    cycle.append(cycle)  # a cycle made while serving
+    del cycle
+    assert gc.collect() >= 1
