@@ -20,7 +20,9 @@ async def dead_letter(
     still alive and repeats this (the DLQ keeps one entry per ad). ``owns(current record)`` says whether
     the caller still owns the ad (e.g. its delivery is the one the record names); when it does not, or the
     ad is final already, the record is left alone and the copy just made is taken back unless the ad is
-    ``dead`` (so a completed ad never has a DLQ entry). Raises QueueFull/QueueUnavailable.
+    ``dead`` (so a completed ad never has a DLQ entry). A repeat with the same ``error`` (its ``at``: one clock
+    reading) after the first made it dead returns True too: the first write landed though its answer was lost,
+    and the caller retried it (the storage pause). Raises QueueFull/QueueUnavailable.
     """
     now = utcnow()
     error_class, message = clip_error(error.error_class, error.message)  # what an export must import again
@@ -54,6 +56,8 @@ async def dead_letter(
 
     if await store.mutate(record.id, dead) is not None:
         return True
-    if (await store.get(record.id)).record.status != AdStatus.DEAD:
-        await dlq.delete(entry.model_copy(update={"seq": seq}))
+    now_is = (await store.get(record.id)).record
+    if now_is.status == AdStatus.DEAD:  # with our ``error`` (its own clock reading): a repeat of this call whose
+        return now_is.error == error  # write landed though its answer was lost (a NATS stall): ours, made
+    await dlq.delete(entry.model_copy(update={"seq": seq}))
     return False

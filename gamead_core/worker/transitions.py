@@ -60,3 +60,26 @@ def handed_back(rec: AdRecord, delivery: str, now: datetime) -> AdRecord | None:
     elif rec.status == AdStatus.PROCESSING:  # an older delivery's attempt never ended
         update["suspect"] = True
     return rec.model_copy(update=update)
+
+
+def landed_here(rec: AdRecord, written: AdRecord) -> bool:
+    """True when ``rec``, read after our write of ``written`` lost its compare-and-set, is that write itself: it
+    landed though its answer was lost (a timeout, then a retry over the old revision). Same status, delivery
+    and attempts, and the same ``completedAt`` and ``retryAt`` (each from one clock reading of ours)."""
+    return (rec.status == written.status and rec.delivery == written.delivery and rec.attempts == written.attempts
+            and rec.completed_at == written.completed_at and rec.retry_at == written.retry_at)
+
+
+def unless_landed(written: AdRecord, change: Callable[[AdRecord], AdRecord | None]) -> tuple[
+        list[bool], Callable[[AdRecord], AdRecord | None]]:
+    """For the compare-and-set loop that follows our write of ``written`` when that write lost (or timed out and
+    then lost): ``(found, wrapped)``. ``wrapped(rec)`` is ``change(rec)``, or None (write nothing) when ``rec``
+    is ``written`` itself (:func:`landed_here`); ``found`` gets each such finding, so ``any(found)`` says our
+    write landed and counts as ours (before, a write whose answer a NATS stall lost was never counted)."""
+    found: list[bool] = []
+
+    def wrapped(rec: AdRecord) -> AdRecord | None:
+        found.append(landed_here(rec, written))
+        return None if found[-1] else change(rec)
+
+    return found, wrapped

@@ -1,0 +1,115 @@
+"""An outcome write that landed though its answer was lost (NATS stalled past the write's timeout) is counted as
+the worker's own: ``processed`` for a completion, ``failed`` for a retry. Before, the write's retry lost its
+compare-and-set to that very write, read the record, found it final (or no longer the attempt's) and counted
+nothing: ``gamead workers`` said 0 processed for an ad this worker completed. Dead-lettering likewise. Real nats-server, stopped by PID
+(SIGSTOP) while the write is in flight; the worker's own Settler on a real delivery."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import nats
+import pytest
+
+from gamead_core import names
+from gamead_core.ad_ids import new_ad_id
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.models import AdError, AdRecord, AdStatus, AdSubmission, utcnow
+from gamead_core.queue.dlq import DeadLetters
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.store.ads import AdStore, Versioned, encode
+from gamead_core.worker.analyzer import analyze
+from gamead_core.worker.budget import delivery_id
+from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.deadletter import dead_letter
+from gamead_core.worker.hooks import Failure
+from gamead_core.worker.settle import Settler
+from gamead_core.worker.shield import Shield
+from gamead_core.worker.storage_pause import StoragePause
+from tests.support import ad, frozen
+
+WRITE_TIMEOUT = 1.0  #: seconds a record write waits for its ack here
+
+
+async def _settle_through_a_stall(server: EmbeddedNats, outcome: str) -> dict[str, Any]:
+    """One ad queued and delivered; the server stopped; the outcome (``complete`` or a retryable ``fail``)
+    written; the server resumed once the write has timed out, so the write lands and its answer is lost."""
+    settings = GameadSettings()
+    nc = await nats.connect(server.url)
+    try:
+        js = nc.jetstream(timeout=WRITE_TIMEOUT)
+        await ensure_topology(js, settings)
+        store = await AdStore.open(nc, js)
+        record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
+                          ad=AdSubmission.model_validate(ad("Landed")))
+        revision = await store.create(record)
+        await js.publish(names.level_subject(3), encode(record), headers={
+            names.HDR_MSG_ID: record.id, names.HDR_AD_ID: record.id, names.HDR_RECORD_REVISION: str(revision)})
+        msg = (await (await js.pull_subscribe_bind(names.level_consumer(3), names.ADS_STREAM)).fetch(1, timeout=5))[0]
+        stats = WorkerStats()
+        settle = Settler(store, DeadLetters(js), settings.worker, worker_id="landed", stats=stats,
+                         pause=StoragePause(stats), shielded=Shield(), ack_wait=30)
+        delivery = delivery_id(msg.metadata.sequence.stream, 1)
+        current = Versioned(settle.started(record, delivery), revision)
+        with frozen(server.proc.pid):
+            if outcome == "complete":
+                task = asyncio.create_task(settle.complete(msg, current, analyze(record.ad), delivery))
+            else:
+                failure = Failure("FlakyDependency", "try again", retryable=True, delay=30.0)
+                task = asyncio.create_task(settle.fail(msg, current, failure, delivery, marked=False))
+            async with asyncio.timeout(30):
+                while not stats.storage_failures:  # the write timed out: it waits in the stopped server
+                    await asyncio.sleep(0.05)
+        await asyncio.wait_for(task, 60)  # resumed: the write lands, its retry loses the compare-and-set to it
+        return {"stats": stats, "final": (await store.get(record.id)).record}
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("outcome", ["complete", "fail"])
+def test_a_write_that_landed_though_its_answer_was_lost_is_counted(fresh_nats: Any, outcome: str) -> None:
+    out = asyncio.run(_settle_through_a_stall(fresh_nats(), outcome))
+    stats: WorkerStats = out["stats"]
+    final: AdRecord = out["final"]
+    print(f"{outcome}: storage failures {stats.storage_failures}, processed {stats.processed}, "
+          f"failed {stats.failed}, record {final.status.value} with {final.attempts} attempt(s)")
+    assert stats.storage_failures >= 1  # the stall was seen: the write's answer never came in time
+    if outcome == "complete":
+        assert final.status == AdStatus.COMPLETED and final.attempts == 1
+        assert (stats.processed, stats.failed) == (1, 0)  # before: (0, 0) for an ad this worker completed
+    else:
+        assert final.status == AdStatus.QUEUED and final.attempts == 1 and final.error is not None
+        assert (stats.processed, stats.failed) == (0, 1)  # before: (0, 0)
+
+
+async def _dead_letter_twice(url: str) -> tuple[bool, bool, AdRecord, int]:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await ensure_topology(js, GameadSettings())
+        store = await AdStore.open(nc, js)
+        record = AdRecord(id=new_ad_id(), status=AdStatus.PROCESSING, priority=2, submitted_at=utcnow(),
+                          attempts=1, ad=AdSubmission.model_validate(ad("Dead twice")))
+        await store.create(record)
+        dlq = DeadLetters(js)
+        error = AdError(error_class="BadAd", message="no", retryable=False, at=utcnow())
+        first = await dead_letter(store, dlq, record, error, 1, source_seq=None, worker_id="landed")
+        again = await dead_letter(store, dlq, record, error, 1, source_seq=None, worker_id="landed")
+        other = AdError(error_class="BadAd", message="no", retryable=False, at=utcnow())  # someone else's
+        assert not await dead_letter(store, dlq, record, other, 1, source_seq=None, worker_id="other")
+        entries = (await js.stream_info(names.DLQ_STREAM)).state.messages
+        return first, again, (await store.get(record.id)).record, entries
+    finally:
+        await nc.close()
+
+
+def test_dead_lettering_repeated_after_its_write_landed_counts_as_made(fresh_nats: Any) -> None:
+    """The storage pause repeats a dead-lettering whose record write timed out; that write had landed. The repeat
+    finds the record ``dead`` with its own error (same clock reading) and says "made" (the worker counts it
+    ``failed`` and acknowledges); one DLQ entry. Another caller's error is not ours: "not made"."""
+    first, again, final, entries = asyncio.run(_dead_letter_twice(fresh_nats().url))
+    print(f"first call made it dead: {first}; the repeat: {again}; DLQ entries: {entries}")
+    assert (first, again) == (True, True)  # before: (True, False), never counted
+    assert final.status == AdStatus.DEAD and entries == 1
