@@ -56,7 +56,7 @@ def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
     nats = fresh_nats()
     api, url = start_api(nats.url, tmp_path, GAMEAD_AUTOSCALER__BACKEND="local")  # shows state; never leads
     procs.append(api)
-    env = clean_env(GAMEAD_NATS__URL=nats.url, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="2500",
+    env = clean_env(GAMEAD_NATS__URL=nats.url, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="8000",
                     GAMEAD_WORKER__DRAIN_TIMEOUT="20")
     scaler = LocalScaler(Supervisor(), argv=lambda wid: gamead_argv("worker", "--id", wid, "--concurrency", "1"),
                          env=env, log_dir=tmp_path / "workers", drain_timeout=20)
@@ -70,11 +70,14 @@ def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
         assert all(pid is not None and pid_alive(pid) for pid in pids.values())
 
         # One slot per worker: three slow ads end up on three different workers, once all three run (a worker
-        # still starting on a loaded machine would leave its ad to the first free one after 2.5 s)
+        # still starting on a loaded machine would leave its ad to the first free one after 8 s). The three come
+        # in one request and run 8 s each: all three are seen running together, and still run at the scale-down,
+        # however slow the machine (2.5 s and three single submits left too little room on a loaded one)
         await asyncio.to_thread(
             wait_for, lambda: client.get("/v1/workers", params={"role": "worker"}).json()["count"] == 3,
             timeout=30, what="3 workers registered")
-        ids = [client.post("/ads", json=ad(f"Drain {i}", 3)).json()["id"] for i in range(3)]
+        batch = client.post("/ads/batch", json={"ads": [ad(f"Drain {i}", 3) for i in range(3)]})
+        ids = [r["id"] for r in batch.json()["results"]]
 
         def all_processing() -> set[str] | None:
             records = [client.get(f"/ads/{i}").json() for i in ids]
@@ -89,7 +92,7 @@ def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
         assert workers == {"local-1", "local-2", "local-3"}
 
         await scaler.set_replicas_async(1)  # SIGTERM the two newest, mid-ad; returns without waiting for them
-        # it returned while both were still running their 2.5 s ads: the drain goes on in the background
+        # it returned while both were still running their 8 s ads: the drain goes on in the background
         assert pid_alive(pids["worker-2"]) and pid_alive(pids["worker-3"])
         assert scaler.current_replicas() == 1 and scaler.draining == 2
         assert scaler.worker_names == ["worker-1"]

@@ -65,8 +65,13 @@ def test_a_later_urgent_ad_is_analysed_next(lane: dict, procs: list[Proc]) -> No
     # analyses of 400 ms, marked processing after 0.1 s (issue 14.2: shorter ones show only their outcome)
     procs.append(start_worker(nats_url, lane["logs"], concurrency=1, GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="400",
                               GAMEAD_WORKER__PROCESSING_MARK_AFTER="0.1"))
-    backlog = [_submit(client, f"Backlog {i}", 5) for i in range(5)]
-    wait_for(lambda: client.get(f"/ads/{backlog[0]}").json()["status"] == "processing", what="first p5 started")
+    # the backlog in one request (it is all queued before the worker's first pull), 8 ads (3.2 s of analyses for
+    # the urgent ad's 202 to come back in); the first one's start seen by its startedAt, which its ``processing``
+    # mark and its outcome both carry (waiting for ``processing``, a 0.3 s window polled every 0.2 s, could miss)
+    response = client.post("/ads/batch", json={"ads": [ad(f"Backlog {i}", 5) for i in range(8)]})
+    assert response.status_code == 200, response.text
+    backlog = [str(r["id"]) for r in response.json()["results"]]
+    wait_for(lambda: client.get(f"/ads/{backlog[0]}").json().get("startedAt"), what="first p5 started")
     urgent = _submit(client, "Urgent", 1)
     accepted = time.time()  # the urgent ad is in the stream: JetStream acknowledged it before the 202
     records = {ad_id: wait_terminal(client, ad_id, timeout=30) for ad_id in [*backlog, urgent]}

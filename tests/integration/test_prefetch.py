@@ -20,7 +20,7 @@ import pytest
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry.nodes import node_key
-from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+from tests.support import Proc, ad, frozen, start_api, start_worker, wait_for, wait_terminal
 
 #: deaths noticed within seconds; ack_wait far above every deadline below, so an ad that finishes in time was
 #: handed back (or recovered), not redelivered by JetStream's timeout
@@ -95,11 +95,13 @@ def test_an_urgent_ad_starts_before_the_buffered_low_ones(lane: Lane) -> None:
     """A worker holds a full buffer of priority-5 ads (1 running, 4 buffered); a priority-1 ad submitted then
     completes before the buffered ones still waiting: at most the one running when it arrived (and one more
     that may have started in the same instant) finish before it. Without the check against the queue before each
-    start, all 5 would."""
+    start, all 5 would. The urgent ad is submitted while the worker is stopped (SIGSTOP): however slow the submit,
+    no buffered ad starts meanwhile."""
     low = [lane.submit(f"Low {i}", priority=5) for i in range(LOW)]
-    lane.worker("busy", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="1000", **PREFETCH)
+    busy = lane.worker("busy", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="1000", **PREFETCH)
     lane.full_buffer("busy", low)
-    urgent = lane.submit("Urgent", priority=1)
+    with frozen(busy.pid):
+        urgent = lane.submit("Urgent", priority=1)
     urgent_at = _completed_at(lane, urgent)
     low_at = [_completed_at(lane, i) for i in low]
     before = sum(1 for t in low_at if t < urgent_at)
@@ -110,9 +112,12 @@ def test_an_urgent_ad_starts_before_the_buffered_low_ones(lane: Lane) -> None:
 def test_sigterm_hands_the_buffered_ads_back_at_once_uncharged(lane: Lane) -> None:
     """SIGTERM to a worker with a full buffer: it naks the 4 buffered ads at once (its running ad drains
     meanwhile), so another worker completes them long before ``ack_wait`` (90 s) — before the drained ad
-    even finishes — each with 1 attempt."""
+    even finishes — each with 1 attempt. The running ad takes 20 s (drained within 40): the other worker's
+    start-up and its 4 ads all fit in it however loaded the machine (6 s did not leave room for a start-up
+    that can take 20 s under load)."""
     low = [lane.submit(f"Leaving {i}", priority=4) for i in range(LOW)]
-    leaving = lane.worker("leaving", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="6000", **PREFETCH)
+    leaving = lane.worker("leaving", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="20000",
+                          GAMEAD_WORKER__DRAIN_TIMEOUT="40", **PREFETCH)
     held = lane.full_buffer("leaving", low)
     running = next(h["adId"] for h in held if h["started"])
     buffered = [i for i in low if i != running]
@@ -122,11 +127,11 @@ def test_sigterm_hands_the_buffered_ads_back_at_once_uncharged(lane: Lane) -> No
     assert [r["status"] for r in records] == ["completed"] * 4
     assert [r["workerId"] for r in records] == ["taker"] * 4
     assert [r["attempts"] for r in records] == [1] * 4  # a hand-back is not an attempt
-    first = wait_terminal(lane.http, running, timeout=30)
+    first = wait_terminal(lane.http, running, timeout=60)
     assert first["status"] == "completed" and first["workerId"] == "leaving" and first["attempts"] == 1
     # handed back at once: all 4 done by the other worker while the leaving one still drained its running ad
     assert all(str(r["completedAt"]) < str(first["completedAt"]) for r in records)
-    wait_for(lambda: not leaving.alive(), timeout=20, what="the leaving worker to exit")
+    wait_for(lambda: not leaving.alive(), timeout=30, what="the leaving worker to exit")
     assert "handing back 4 prefetched ads" in leaving.output()
 
 

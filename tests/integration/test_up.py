@@ -366,9 +366,13 @@ def test_with_no_autoscale_a_killed_workers_ad_is_recovered_by_the_supervisor_no
     """A reviewer's crash drill under ``gamead up --no-autoscale`` charged innocent ads: the supervisor recovered
     a dead worker's ads only when the autoscaler ran, so the death waited for JetStream's redelivery (here
     ``ack_wait`` 120 s). Now it recovers them at once either way: the ad a killed worker was analysing carries
-    the death's mark (``lostIn``) and completes on the other worker."""
+    the death's mark (``lostIn``) and completes on the other worker. Its first attempt hangs (a fault drill: until
+    ``task_timeout``, 60 s), so the kill always lands while it runs (a 1.5 s analysis left 1 s after its mark on
+    a loaded machine); the recovered attempt runs as usual."""
     up = up_stack(tmp_path, "--workers", "2", "--no-autoscale", **{
-        **FAST, "GAMEAD_QUEUE__ACK_WAIT": "120", "GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "1500"}).start()
+        **FAST, "GAMEAD_QUEUE__ACK_WAIT": "120", "GAMEAD_WORKER__FAULTS__RATE": "1",
+        "GAMEAD_WORKER__FAULTS__MODE": "hang", "GAMEAD_WORKER__FAULTS__ATTEMPTS": "1",
+        "GAMEAD_WORKER__FAULTS__MATCH": "^Killed"}).start()
     try:
         up.wait_ready()
         with httpx.Client(base_url=up.url, timeout=10) as client:

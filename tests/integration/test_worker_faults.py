@@ -161,14 +161,15 @@ def test_a_frozen_worker_that_resumes_after_its_ad_completed_elsewhere_does_not_
     worker B and completes there; A resumes (SIGCONT) and finishes its now stale analysis. Before: A
     counted it too (2 processed for 1 ad). Now: processed 0 on A, 1 on B, and nobody counts a failure."""
     fast = {**FAST_REGISTRY, "GAMEAD_QUEUE__ACK_WAIT": "2"}
-    frozen = lane.worker("frozen", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="4000", **fast)
+    # 10 s analyses: the stop lands mid-analysis however slow the machine (seen running from its 0.5 s mark)
+    frozen = lane.worker("frozen", GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="10000", **fast)
     ad_id = lane.submit("Frozen In Time", priority=3)
     wait_for(lambda: lane.record(ad_id).get("workerId") == "frozen", timeout=20, what="A to start the ad")
     with stopped_process(frozen.pid):
         lane.worker("rescuer", **fast)
         record = wait_terminal(lane.http, ad_id, timeout=30)
         assert record["status"] == "completed" and record["workerId"] == "rescuer"
-    # A finishes its stale analysis (4 s after it started) and heartbeats again
+    # A finishes its stale analysis (10 s after it started) and heartbeats again
     wait_for(lambda: _workers(lane).get("frozen", {}).get("inFlight") == 0, timeout=20,
              what="the resumed worker to settle its stale ad")
     workers = _workers(lane)
