@@ -730,9 +730,12 @@ def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
 
 
 def _run_autoscaler(server: EmbeddedNats, settings: GameadSettings, node_id: str,
-                    scenario: Callable[[Autoscaler, JetStreamContext], Awaitable[None]]) -> Autoscaler:
+                    scenario: Callable[[Autoscaler, JetStreamContext], Awaitable[None]],
+                    backlog: list[str] | None = None) -> Autoscaler:
     """Run an autoscaler of ``settings`` on ``server`` (fresh topology) while ``scenario(autoscaler, js)`` runs;
-    stopped after it. Returns the autoscaler (its ``status()`` and ``shared.decisions`` stay readable)."""
+    stopped after it. ``backlog``: ad ids published (:func:`_publish`) before it starts, so its first look sees
+    them all (published from the scenario, a tick in the middle saw 16 of 60 on a loaded machine). Returns the
+    autoscaler (its ``status()`` and ``shared.decisions`` stay readable)."""
 
     async def main() -> Autoscaler:
         nc = await nats.connect(server.url)
@@ -740,6 +743,7 @@ def _run_autoscaler(server: EmbeddedNats, settings: GameadSettings, node_id: str
         stop = asyncio.Event()
         try:
             await ensure_topology(js, settings)
+            await _publish(js, backlog or [])
             autoscaler = _standalone(settings, nc, js, node_id)
             task = asyncio.create_task(autoscaler.run(stop))
             try:
@@ -810,12 +814,12 @@ def test_a_patch_that_timed_out_but_landed_counts_as_applied(
     settings = _stepping(api, tmp_path)
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _publish(js, [f"01KLATE{i:019d}" for i in range(60)])
         await _until(lambda: bool(_scaled(autoscaler)), "it never scaled")
         seen = _ticks(autoscaler)
         await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
 
-    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-late", scenario)
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-late", scenario,
+                                 backlog=[f"01KLATE{i:019d}" for i in range(60)])
     assert _patches(api) == [{"spec": {"replicas": 2}}]
     first = _scaled(autoscaler)
     assert [(d["current"], d["desired"], d["applied"], d["error"]) for d in first] == [(1, 2, True, None)], first
@@ -835,10 +839,10 @@ def test_a_patch_with_no_answer_whose_count_cannot_be_read_back_is_unknown(
     api.after_patch = {"get_delay": 3.0}
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
-        await _publish(js, [f"01KLOST{i:019d}" for i in range(60)])
         await _until(lambda: bool(_scaled(autoscaler)), "it never scaled")
 
-    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-lost", scenario)
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-lost", scenario,
+                                 backlog=[f"01KLOST{i:019d}" for i in range(60)])
     assert _patches(api) == [{"spec": {"replicas": 2}}] and api.replicas[(NS, DEPLOYMENT)] == 2
     [entry] = _scaled(autoscaler)
     assert (entry["current"], entry["desired"], entry["applied"]) == (1, 2, None)
