@@ -126,14 +126,16 @@ def test_the_summary_reports_what_the_replayed_ads_became_and_a_closed_stream_ne
 
 def test_a_job_whose_api_node_dies_is_resumed_by_another_and_replays_each_ad_once(lane: Lane) -> None:
     """A job is not "running" for ever when its node dies: another API node takes it over once its lease
-    (2 s here) expires and finishes it; the fences make the re-examined items safe."""
+    (2 s here) expires and finishes it; the fences make the re-examined items safe. The worker starts after the
+    kill: until then the job cannot finish (it follows its replayed ads to their outcome), however slow the
+    machine (with a worker already running, it could end before the kill)."""
     ids = _dead_ads(lane, 6)
-    lane.worker()
     doomed_node, doomed_url = lane.api()
     with httpx.Client(base_url=doomed_url, timeout=10) as doomed_http:
         job = lane.start_job("/v1/dlq/replay", {"all": True, "rate": 3}, http=doomed_http)
         wait_for(lambda: _replayed_at_least(lane, job["id"], 2, doomed_http), timeout=20, what="2 replays")
     doomed_node.kill()
+    lane.worker()
     done = lane.job_done(job["id"], timeout=60)
     assert done["state"] == "succeeded" and done["resumes"] == 1 and done["runner"] != job["runner"], done
     _adds_up(done)

@@ -66,7 +66,11 @@ def test_metrics_move_and_add_up_across_the_fleet(fresh_nats, procs, tmp_path: P
     for p, n in per_priority.items():
         assert total(submitted, priority=str(p)) == n
     # the fleet adds up: what the workers completed is what the API accepted
-    workers = [scrape(f"http://127.0.0.1:{p}/metrics") for p in ports]
+    # a worker counts an ad once its outcome's write and ack are done, a moment after the record reads completed:
+    # scraped once they have all counted (then every series of the ad moved, in the same step)
+    workers = wait_for(lambda: (ws := [scrape(f"http://127.0.0.1:{p}/metrics") for p in ports]) and sum(
+        total(w["gamead_ads_processed_total"], outcome="completed") for w in ws) >= len(ids) and ws,
+        what="the workers' completed counters")
     completed = sum(total(w["gamead_ads_processed_total"], outcome="completed") for w in workers)
     # each process exports only what it counts: no worker series (as 0s) on the API, no API series on a worker
     assert not [n for n in api_m if n.startswith(("gamead_ads_processed", "gamead_ad_wait", "gamead_dlq_added"))]

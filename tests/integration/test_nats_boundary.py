@@ -85,7 +85,8 @@ def test_clients_never_see_the_nats_url_and_healthz_follows_nats(
         try:
             wait_for(lambda: client.get("/healthz").status_code == 200, timeout=20, what="/healthz ok again")
             wait_for(lambda: client.post("/ads", json=ad("After")).status_code == 202, timeout=20, what="submits")
-            assert client.get("/readyz").status_code == 200
+            # ready once the storage probe has written again (its first write after the reconnect)
+            wait_for(lambda: client.get("/readyz").status_code == 200, timeout=20, what="/readyz ready again")
             assert_doctor_clean(url)
         finally:
             api.stop()

@@ -122,12 +122,14 @@ def test_stats_show_the_bucket_and_a_completed_ad_expires(
            "GAMEAD_RECORDS__MAX_BYTES": str(64 * MIB)}  # (cache.ttl stays 300 s: capped by the record's life)
     api, url = start_api(server.url, tmp_path, **env)
     procs.append(api)
-    procs.append(start_worker(server.url, tmp_path, worker_id="records-worker", **env))
     with httpx.Client(base_url=url, timeout=5) as c:
         ad_id = c.post("/ads", json=ad("Short Lived")).json()["id"]
-        wait_for(lambda: c.get(f"/ads/{ad_id}").json().get("status") == "completed", timeout=20, what="completion")
+        # read while the ad is queued (a queued record never expires); the worker starts after: before, the stats
+        # sampler (every 1 s) had to see the record within its 3 s after completion
         records = wait_for(lambda: (r := c.get("/v1/stats").json()["records"]) and r["keys"] >= 1 and r,
                            timeout=10, what="the records section of /v1/stats")
+        procs.append(start_worker(server.url, tmp_path, worker_id="records-worker", **env))
+        wait_for(lambda: c.get(f"/ads/{ad_id}").json().get("status") == "completed", timeout=20, what="completion")
         assert records["bytes"] > 0
         assert records["maxBytes"] == 64 * MIB and records["completedMaxAgeSeconds"] == 3
         assert records["maxAgeSeconds"] == GameadSettings().records.max_age

@@ -92,13 +92,20 @@ def test_every_deleted_object_is_recreated_logged_and_shown(lane: dict[str, Any]
     js_call(server.url, delete_everything)  # as `nats consumer rm`, `nats stream rm`, `nats kv rm` would
 
     wait_for(lambda: not_ok(server.url) == {}, timeout=15, what=f"all {len(WANTED)} objects recreated")
-    recreated = {line.get("object_kind", "") + " " + line.get("object_name", "") for line in log_lines(api)
-                 if line.get("action") == "recreated"}
     # the registry and leases buckets are also recreated by their own users (a heartbeat, a lease renewal), which
     # may come before the check: then the check finds them there (a full run's race); every other object is the
     # check's to recreate, log and show
     own = {w.label for w in WANTED if w.label.split()[-1] in (names.REGISTRY_BUCKET, names.LEASES_BUCKET)}
     everything = {w.label for w in WANTED}
+
+    def logged() -> set[str]:
+        return {line.get("object_kind", "") + " " + line.get("object_name", "") for line in log_lines(api)
+                if line.get("action") == "recreated"}
+
+    # a check logs its repairs once it has made them all, in one go: the log is read once that has happened (the
+    # objects can all be back a moment before their lines are written)
+    recreated = wait_for(lambda: (seen := logged()) >= everything - own and seen, timeout=15,
+                         what="the recreated objects' log lines")
     assert everything - own <= recreated <= everything, "one JSON log line per recreated object, named as a field"
     with httpx.Client(base_url=url, timeout=10) as client:
         ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r.json(), what="ready again")
