@@ -62,7 +62,9 @@ class GameadApi(FastAPI):
 
 
 def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
-    """Build the API. NATS is connected in the lifespan; the app serves (503s) even before it is."""
+    """Build the API. NATS is connected in the lifespan; the app serves (503s) even before it is. A process that
+    serves it (``gamead serve``, an embedder, a benchmark) calls :func:`gamead_core.collector.tune` once it is
+    built: the app does not tune the process's garbage collector itself."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, clip_error, utcnow
 from gamead_core.queue.dlq import DeadLetters
@@ -13,6 +14,7 @@ from gamead_core.telemetry.tracing import current_traceparent
 async def dead_letter(
     store: AdStore, dlq: DeadLetters, record: AdRecord, error: AdError, attempts: int, *,
     source_seq: int | None, worker_id: str | None, owns: Callable[[AdRecord], bool] | None = None,
+    dead_at: datetime | None = None,
 ) -> bool:
     """Put ``record`` into the DLQ and mark it ``dead``. Returns True when this call made the ad dead.
 
@@ -20,11 +22,13 @@ async def dead_letter(
     still alive and repeats this (the DLQ keeps one entry per ad). ``owns(current record)`` says whether
     the caller still owns the ad (e.g. its delivery is the one the record names); when it does not, or the
     ad is final already, the record is left alone and the copy just made is taken back unless the ad is
-    ``dead`` (so a completed ad never has a DLQ entry). A repeat with the same ``error`` (its ``at``: one clock
-    reading) after the first made it dead returns True too: the first write landed though its answer was lost,
-    and the caller retried it (the storage pause). Raises QueueFull/QueueUnavailable.
+    ``dead`` (so a completed ad never has a DLQ entry). ``dead_at`` (default now): when it died; a caller that
+    retries this call (the storage pause) passes one clock reading for all its tries, and a try that finds the
+    record dead at that very ``dead_at`` with ``error`` returns True: an earlier try's write landed though its
+    answer was lost. (The error alone is no proof: a crashed ad's error is the reaper's, the same for every
+    caller.) Raises QueueFull/QueueUnavailable.
     """
-    now = utcnow()
+    now = dead_at or utcnow()
     error_class, message = clip_error(error.error_class, error.message)  # what an export must import again
     entry = DlqEntry(
         ad_id=record.id,
@@ -57,7 +61,7 @@ async def dead_letter(
     if await store.mutate(record.id, dead) is not None:
         return True
     now_is = (await store.get(record.id)).record
-    if now_is.status == AdStatus.DEAD:  # with our ``error`` (its own clock reading): a repeat of this call whose
-        return now_is.error == error  # write landed though its answer was lost (a NATS stall): ours, made
+    if now_is.status == AdStatus.DEAD:  # at our ``dead_at`` with our error: an earlier try's write landed unseen
+        return dead_at is not None and now_is.completed_at == dead_at and now_is.error == error
     await dlq.delete(entry.model_copy(update={"seq": seq}))
     return False

@@ -247,8 +247,9 @@ class Settler:
         async def stalled() -> None:
             await self.mark(current)
 
+        dead_at = utcnow()  # one reading for every retry of the write: how a repeat knows its own (dead_letter)
         made_dead = await self._persist(lambda: self._or_recreated(msg, lambda: self._dead_letter(
-            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns)),
+            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns, dead_at=dead_at)),
             None if marked else stalled)
         if made_dead:
             self._count_failure(error)
@@ -290,12 +291,12 @@ class Settler:
 
     async def _dead_letter(
         self, record: AdRecord, error: AdError, attempts: int, *, source_seq: int | None,
-        owns: Callable[[AdRecord], bool] | None = None,
+        owns: Callable[[AdRecord], bool] | None = None, dead_at: datetime,
     ) -> bool:
-        """Copy the ad into the DLQ first, then mark its record ``dead``. Safe to repeat."""
+        """Copy the ad into the DLQ first, then mark its record ``dead`` at ``dead_at``. Safe to repeat."""
         store, dlq = self._store, self._dlq
         made = await dead_letter(store, dlq, record, error, attempts, source_seq=source_seq,
-                                 worker_id=self.worker_id, owns=owns)
+                                 worker_id=self.worker_id, owns=owns, dead_at=dead_at)
         if made:
             self.metrics.dead(record.priority, error.error_class)
             log.warning("ad %s dead-lettered after %d attempt(s): %s: %s", record.id, attempts,
@@ -310,8 +311,9 @@ class Settler:
         def owns(rec: AdRecord) -> bool:
             return budget_spent(rec, max_attempts) and not superseded(rec, delivery)
 
+        dead_at = utcnow()  # one reading for every retry of the write (the error may be the reaper's, shared)
         made = await self._persist(lambda: self._dead_letter(
-            record, error, record.attempts, source_seq=msg.metadata.sequence.stream, owns=owns))
+            record, error, record.attempts, source_seq=msg.metadata.sequence.stream, owns=owns, dead_at=dead_at))
         if made:
             self._count_failure(error)
             await self._shielded(msg.ack())

@@ -63,10 +63,11 @@ def handed_back(rec: AdRecord, delivery: str, now: datetime) -> AdRecord | None:
 
 
 def landed_here(rec: AdRecord, written: AdRecord) -> bool:
-    """True when ``rec``, read after our write of ``written`` lost its compare-and-set, is that write itself: it
-    landed though its answer was lost (a timeout, then a retry over the old revision). Same status, delivery
-    and attempts, and the same ``completedAt`` and ``retryAt`` (each from one clock reading of ours)."""
-    return (rec.status == written.status and rec.delivery == written.delivery and rec.attempts == written.attempts
+    """True when ``rec``, read after our write of ``written`` lost its compare-and-set, is that write or one of the
+    compare-and-set loop's variants of it (their ``attempts`` may differ): it landed though its answer was lost (a
+    timeout, then a retry over the old revision). Same status and delivery, and the same ``completedAt`` and
+    ``retryAt``, each from one clock reading of ours that no other writer has."""
+    return (rec.status == written.status and rec.delivery == written.delivery
             and rec.completed_at == written.completed_at and rec.retry_at == written.retry_at)
 
 

@@ -84,32 +84,41 @@ def test_a_write_that_landed_though_its_answer_was_lost_is_counted(fresh_nats: A
         assert (stats.processed, stats.failed) == (0, 1)  # before: (0, 0)
 
 
-async def _dead_letter_twice(url: str) -> tuple[bool, bool, AdRecord, int]:
+async def _dead_letter_repeated(url: str) -> dict[str, Any]:
+    """A crashed ad whose budget is spent (its error the reaper's ``WorkerLost``, the same for every caller):
+    dead-lettered by one caller, then that caller's repeat (same ``dead_at``), another caller (its own
+    ``dead_at``, the same error) and the doctor's way (no ``dead_at``)."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
         await ensure_topology(js, GameadSettings())
         store = await AdStore.open(nc, js)
-        record = AdRecord(id=new_ad_id(), status=AdStatus.PROCESSING, priority=2, submitted_at=utcnow(),
-                          attempts=1, ad=AdSubmission.model_validate(ad("Dead twice")))
+        lost = AdError(error_class="WorkerLost", message="its worker died", retryable=True, at=utcnow())
+        record = AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(), attempts=3,
+                          error=lost, ad=AdSubmission.model_validate(ad("Dead twice")))
         await store.create(record)
         dlq = DeadLetters(js)
-        error = AdError(error_class="BadAd", message="no", retryable=False, at=utcnow())
-        first = await dead_letter(store, dlq, record, error, 1, source_seq=None, worker_id="landed")
-        again = await dead_letter(store, dlq, record, error, 1, source_seq=None, worker_id="landed")
-        other = AdError(error_class="BadAd", message="no", retryable=False, at=utcnow())  # someone else's
-        assert not await dead_letter(store, dlq, record, other, 1, source_seq=None, worker_id="other")
+        ours, theirs = utcnow(), utcnow()
+
+        async def dead(dead_at: Any) -> bool:
+            return await dead_letter(store, dlq, record, lost, 3, source_seq=None, worker_id="landed",
+                                     dead_at=dead_at)
+
+        made = {"first": await dead(ours), "its repeat": await dead(ours), "another caller": await dead(theirs),
+                "the doctor's way": await dead(None)}
         entries = (await js.stream_info(names.DLQ_STREAM)).state.messages
-        return first, again, (await store.get(record.id)).record, entries
+        return {"made": made, "final": (await store.get(record.id)).record, "entries": entries}
     finally:
         await nc.close()
 
 
-def test_dead_lettering_repeated_after_its_write_landed_counts_as_made(fresh_nats: Any) -> None:
+def test_dead_lettering_repeated_after_its_write_landed_counts_as_made_and_only_by_its_caller(
+        fresh_nats: Any) -> None:
     """The storage pause repeats a dead-lettering whose record write timed out; that write had landed. The repeat
-    finds the record ``dead`` with its own error (same clock reading) and says "made" (the worker counts it
-    ``failed`` and acknowledges); one DLQ entry. Another caller's error is not ours: "not made"."""
-    first, again, final, entries = asyncio.run(_dead_letter_twice(fresh_nats().url))
-    print(f"first call made it dead: {first}; the repeat: {again}; DLQ entries: {entries}")
-    assert (first, again) == (True, True)  # before: (True, False), never counted
-    assert final.status == AdStatus.DEAD and entries == 1
+    finds the record ``dead`` at its own ``dead_at`` with its error and says "made" (the worker counts it
+    ``failed`` and acknowledges); one DLQ entry. Another caller with the same error (a crashed ad's is the
+    reaper's: a review found every caller then counted it) and the doctor are told "not made"."""
+    out = asyncio.run(_dead_letter_repeated(fresh_nats().url))
+    print(f"made: {out['made']}; DLQ entries: {out['entries']}")
+    assert out["made"] == {"first": True, "its repeat": True, "another caller": False, "the doctor's way": False}
+    assert out["final"].status == AdStatus.DEAD and out["entries"] == 1  # before: the repeat said not made

@@ -21,6 +21,7 @@ from gamead_core.worker.budget import (
 from gamead_core.worker.faults import pick_fault
 from gamead_core.worker.reaper import deaths, reaper_lease_ttl
 from gamead_core.worker.solo import SoloGate
+from gamead_core.worker.transitions import landed_here
 
 from tests.support import submission
 
@@ -229,3 +230,19 @@ def test_a_replay_is_a_new_draw() -> None:
 def test_faults_can_be_limited_to_the_first_attempts() -> None:
     flaky = FaultSettings(rate=1, attempts=2)
     assert [pick_fault(flaky, "x", "a", n) is not None for n in (1, 2, 3, 4)] == [True, True, False, False]
+
+
+def test_a_write_of_ours_is_recognised_by_its_delivery_and_its_clock_reading_whatever_its_attempts() -> None:
+    """``landed_here`` (a write that landed though its answer was lost): our completion, also the compare-and-set
+    loop's variant with more attempts (a review found those uncounted), not another delivery's, not another
+    clock reading's."""
+    done = AdRecord(id="01kz0000000000000000000000", status=AdStatus.COMPLETED, priority=3, submitted_at=T0,
+                    ad=AD, attempts=1, delivery=delivery_id(7, 1), completed_at=T0 + timedelta(seconds=2))
+    assert landed_here(done, done)
+    assert landed_here(done.model_copy(update={"attempts": 3}), done)  # finish()'s max(attempts) variant
+    assert not landed_here(done.model_copy(update={"delivery": delivery_id(7, 2)}), done)
+    assert not landed_here(done.model_copy(update={"completed_at": T0 + timedelta(seconds=3)}), done)
+    retry = done.model_copy(update={"status": AdStatus.QUEUED, "completed_at": None,
+                                    "retry_at": T0 + timedelta(seconds=5)})
+    assert landed_here(retry, retry) and not landed_here(retry, done)
+    assert not landed_here(retry.model_copy(update={"retry_at": T0 + timedelta(seconds=6)}), retry)
