@@ -512,12 +512,17 @@ class UpStack:
     out: Path
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     seen: dict[int, int | None] = field(default_factory=dict, repr=False)  # pid → start time
+    #: the API port was picked here (:func:`up_stack`), not by the test: another one is picked if it is taken
+    picked: bool = False
+    _from: int = field(default=0, repr=False)  #: where this start's output begins in ``out``
 
     @property
     def url(self) -> str:
+        """The API's URL; read it after :meth:`wait_ready` (a picked port may have been picked again)."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> UpStack:
+        self._from = self.out.stat().st_size if self.out.exists() else 0
         with open(self.out, "ab") as sink:
             self.popen = subprocess.Popen(self.argv, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, cwd=self.out.parent,
@@ -537,12 +542,27 @@ class UpStack:
         up to ``API_START_CAP`` (180 s) while it makes progress (a loaded machine), plus nats-server's."""
         def ready() -> bool:
             if self.popen is not None and self.popen.poll() is not None:
+                if self.picked and self.popen.returncode == 5 and "choose another with --port" in self._said():
+                    self._again()  # another stack claimed (or a process took) the picked port first
+                    return False
                 raise AssertionError(f"gamead up exited with {self.popen.returncode}:\n{self.output()[-3000:]}")
-            return "Press Ctrl-C" in self.output()
+            return "Press Ctrl-C" in self._said()
 
         wait_for(ready, timeout=timeout, interval=0.1, what="gamead up to be ready")
         self.started()
-        return self.output()
+        return self._said()
+
+    def _said(self) -> str:
+        """What this start printed (not an earlier start's)."""
+        return self.output()[self._from:]
+
+    def _again(self) -> None:
+        """Start again on another free port: the one picked was taken between :func:`free_port` and ``up``'s
+        own claim of it (a parallel run saw another test's stack claim it, exit 5)."""
+        assert self.argv[self.argv.index("--port") + 1] == str(self.port)
+        self.port = free_port()
+        self.argv[self.argv.index("--port") + 1] = str(self.port)
+        self.start()
 
     def started(self) -> list[dict[str, object]]:
         """Every process this stack started so far (``{"name", "pid", "start"}``), from its PID file."""
@@ -598,11 +618,13 @@ class UpStack:
 
 def up_stack(tmp_path: Path, *args: str, port: int | None = None, data_dir: Path | None = None,
              name: str = "up", **env: str) -> UpStack:
-    """A ``gamead up`` (not yet started) on a free port with its own data dir under ``tmp_path``."""
+    """A ``gamead up`` (not yet started) on ``port`` (default: a free one, picked again if another process takes
+    it first: read :attr:`UpStack.url` after :meth:`UpStack.wait_ready`) with its own data dir under ``tmp_path``."""
+    picked = port is None
     port = port or free_port()
     data_dir = data_dir or tmp_path / f"{name}-data"
     argv = gamead_argv("up", "--port", str(port), "--data-dir", str(data_dir), *args)
-    return UpStack(data_dir, port, argv, clean_env(**env), tmp_path / f"{name}.out")
+    return UpStack(data_dir, port, argv, clean_env(**env), tmp_path / f"{name}.out", picked=picked)
 
 
 # --- gamead doctor: the check every fault test ends with ----------------------------------------------------

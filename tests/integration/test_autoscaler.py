@@ -119,13 +119,12 @@ def test_local_backend_starts_workers_and_drains_the_ones_it_stops(
 
 
 def test_gamead_up_runs_the_autoscaler_and_follows_an_override(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = dict(GAMEAD_AUTOSCALER__INTERVAL="0.5", GAMEAD_AUTOSCALER__SCALE_DOWN_STABILIZATION_SECONDS="1",
-               GAMEAD_AUTOSCALER__PERIOD_SECONDS="0.5", GAMEAD_API_URL=url)
-    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "3", port=port, **env).start()
+               GAMEAD_AUTOSCALER__PERIOD_SECONDS="0.5")
+    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "3", **env).start()
     try:
         up.wait_ready()
+        url = up.url  # its port, picked again if another stack claimed it first
         # the lease is taken before the leader's first decision is recorded: wait for both
         doc = wait_for(lambda: (d := _scale(url)).get("leader") and d.get("current") is not None and d,
                        timeout=10, interval=0.1, what="the autoscaler to lead and record its first decision")
@@ -186,15 +185,14 @@ def test_gamead_up_state_file_lists_exactly_the_running_processes_as_it_scales(t
     """A newcomer found ``.gamead/gamead-up.json`` still listing workers the autoscaler had stopped (and a
     restarted worker's dead PID). Scaled 1 → 3 → (one killed, restarted) → 1 → stopped, the file names exactly
     the processes that run, each time."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {"GAMEAD_AUTOSCALER__INTERVAL": "0.5", "GAMEAD_AUTOSCALER__SCALE_DOWN_STABILIZATION_SECONDS": "1",
-           "GAMEAD_AUTOSCALER__PERIOD_SECONDS": "0.5", "GAMEAD_API_URL": url, "GAMEAD_WORKER__DRAIN_TIMEOUT": "3",
+           "GAMEAD_AUTOSCALER__PERIOD_SECONDS": "0.5", "GAMEAD_WORKER__DRAIN_TIMEOUT": "3",
            "GAMEAD_LOG__LEVEL": "WARNING"}
-    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "3", port=port, **env).start()
+    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "3", **env).start()
     base = {"nats-server", "api"}
     try:
         up.wait_ready()
+        url = up.url  # its port, picked again if another stack claimed it first (a parallel run's exit 5)
         wait_for(_file_lists_exactly(up, base | {"worker-1"}), timeout=10, what="nats-server, api, worker-1")
         setting = run_gamead("scale", "set", "3", "--for", "1m", "--api", url, env=up.env, timeout=30)
         assert setting.returncode == 0, setting.stderr
