@@ -3,7 +3,7 @@
 Every write is a compare-and-set made only while the record still names this delivery (or, for a completed
 analysis, while the ad is not final), so a delivery whose ad was handed over meanwhile never overwrites the
 new owner's work; it is counted only when the write was ours (also when it landed though its answer was lost:
-:func:`~gamead_core.worker.transitions.unless_landed`). Writes go through the storage pause (retried
+:class:`~gamead_core.worker.transitions.UnlessLanded`). Writes go through the storage pause (retried
 until our storage takes them) and, with every ack, are shielded from cancellation: an ad is never left
 half-written.
 
@@ -49,7 +49,7 @@ from gamead_core.worker.records import read_record, recreate
 from gamead_core.worker.rounds import SettleRounds
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
-from gamead_core.worker.transitions import handed_back, owner, retrying, unless_landed
+from gamead_core.worker.transitions import UnlessLanded, handed_back, owner, retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -179,11 +179,11 @@ class Settler:
             return
         done = completed_record(started, now, analysis)  # the record itself only where a retry needs it
 
-        landed, finished = unless_landed(done, lambda rec: None if rec.status.terminal else done.model_copy(
+        finished = UnlessLanded(done, lambda rec: None if rec.status.terminal else done.model_copy(
             update={"attempts": max(rec.attempts, done.attempts)}))  # attempts: ours may be unwritten
 
         async def finish() -> bool:  # changed meanwhile (a hand-over while we were cut off): finish unless final
-            return await self._or_recreated(msg, lambda: store.mutate(done.id, finished)) is not None or any(landed)
+            return await self._or_recreated(msg, lambda: store.mutate(done.id, finished)) is not None or finished.landed
 
         async def write() -> bool:
             try:
@@ -282,12 +282,12 @@ class Settler:
         new = retry(current.record)
         if new is None:
             return False
-        landed, again = unless_landed(new, retry)
         try:
             await store.update(new, current.revision)
             return True
         except Conflict:
-            return await store.mutate(current.record.id, again) is not None or any(landed)
+            again = UnlessLanded(new, retry)
+            return await store.mutate(current.record.id, again) is not None or again.landed
 
     async def _dead_letter(
         self, record: AdRecord, error: AdError, attempts: int, *, source_seq: int | None,

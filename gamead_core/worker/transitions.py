@@ -71,16 +71,16 @@ def landed_here(rec: AdRecord, written: AdRecord) -> bool:
             and rec.completed_at == written.completed_at and rec.retry_at == written.retry_at)
 
 
-def unless_landed(written: AdRecord, change: Callable[[AdRecord], AdRecord | None]) -> tuple[
-        list[bool], Callable[[AdRecord], AdRecord | None]]:
-    """For the compare-and-set loop that follows our write of ``written`` when that write lost (or timed out and
-    then lost): ``(found, wrapped)``. ``wrapped(rec)`` is ``change(rec)``, or None (write nothing) when ``rec``
-    is ``written`` itself (:func:`landed_here`); ``found`` gets each such finding, so ``any(found)`` says our
-    write landed and counts as ours (before, a write whose answer a NATS stall lost was never counted)."""
-    found: list[bool] = []
+class UnlessLanded:
+    """The change for the compare-and-set loop that follows our write of ``written`` when that write lost (or timed
+    out and then lost): ``change(rec)``, or None (write nothing) when ``rec`` is ``written`` itself
+    (:func:`landed_here`), which :attr:`landed` then says: our write landed and counts as ours (before, a write
+    whose answer a NATS stall lost was never counted)."""
 
-    def wrapped(rec: AdRecord) -> AdRecord | None:
-        found.append(landed_here(rec, written))
-        return None if found[-1] else change(rec)
+    def __init__(self, written: AdRecord, change: Callable[[AdRecord], AdRecord | None]) -> None:
+        self._written, self._change = written, change
+        self.landed = False  #: the last record read was our own write (the loop then writes nothing and ends)
 
-    return found, wrapped
+    def __call__(self, rec: AdRecord) -> AdRecord | None:
+        self.landed = landed_here(rec, self._written)
+        return None if self.landed else self._change(rec)
