@@ -51,6 +51,12 @@ def wait_for(probe: Callable[[], T], *, timeout: float = 10.0, interval: float =
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def process_environ(pid: int) -> dict[str, str]:
+    """The environment process ``pid`` started with (``/proc/PID/environ``; Linux), name → value."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode("utf-8", "replace").split("=", 1) for item in raw if b"=" in item)
+
+
 def sigint_reaches_it() -> None:
     """``preexec_fn`` for a child a test interrupts with SIGINT: the default disposition, so that Python
     installs its Ctrl-C handler. A runner started as a background job (``make test &`` in a script) has SIGINT

@@ -654,15 +654,18 @@ def up(
                 claims.require(nats_port, "its embedded nats-server", "the embedded nats-server",
                                "set embedded.nats_port to another port (0 = any free port)")
             embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
-                                    sync_always=settings.embedded.sync_always)
-            nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), dict(os.environ), embedded.log_path)
+                                    sync_always=settings.embedded.sync_always,
+                                    gomaxprocs=settings.embedded.gomaxprocs)
+            nats_env = embedded.env(os.environ)
+            nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), nats_env, embedded.log_path)
             assert nats_child.proc is not None
             wait_for_listener(embedded.host, embedded.port, nats_child.proc,
                               time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)
             nats_url = embedded.url
             _check_stop()
             say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
-                f"data in {escape(str(data.path))}")
+                f"data in {escape(str(data.path))}, "
+                f"its Go runtime on {escape(nats_env['GOMAXPROCS'])} core(s) at once (embedded.gomaxprocs)")
         say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
         env = _child_env(settings, nats_url)
         # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.

@@ -13,11 +13,17 @@ from gamead_core.config.section import Section
 
 
 class EmbeddedSettings(Section):
-    """``embedded:`` – the nats-server ``gamead up`` starts: data directory, port (0: a free one), fsync."""
+    """``embedded:`` – the nats-server ``gamead up`` starts: data directory, port (0: a free one), fsync, and
+    the cores its Go runtime may run on at once (``GOMAXPROCS``; :func:`gamead_core.embedded.go_max_procs`)."""
 
     data_dir: Path = Field(Path(".gamead"), description="Where `gamead up` keeps NATS data and logs.")
     nats_port: int = Field(0, ge=0, le=65535, description="Port of the embedded nats-server (0 = free port).")
     sync_always: bool = Field(False, description="fsync before every ack (survives power loss; ~10x slower).")
+    gomaxprocs: int = Field(
+        0, ge=0, le=1024,
+        description="GOMAXPROCS of the embedded nats-server: cores its Go runtime runs on at once. 0 = a "
+                    "GOMAXPROCS in the environment, else half this machine's usable cores (at least 1): it shares "
+                    "them with the API and the workers.")
 
 
 class LogSettings(Section):
