@@ -42,6 +42,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gamead_core.api.middleware import BATCH_PATHS
+from gamead_core.api.turn_writes import OneWritePerTurn
 from gamead_core.config import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # --- connection ------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # a response's head and body in one write, not two (gamead_core.api.turn_writes)
+        super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
         self._deadline = self.loop.time() + self.limits.read_timeout
         _start_sweeper(self.loop, self.server_state, self.limits.read_timeout)
 

@@ -1,0 +1,74 @@
+"""One socket write per connection per event-loop turn for ``gamead serve`` (issue 14.4, single submit).
+
+uvicorn's httptools protocol writes a response's status line and headers as soon as the application sends
+``http.response.start``, and its body as a second write when ``http.response.body`` follows, in the same turn
+of the loop: two ``write(2)`` calls, and with ``TCP_NODELAY`` (uvloop's default) two TCP segments, for every
+JSON answer. On loopback the kernel runs the receiver's TCP path inside the sender's ``write``, so each costs
+the API several µs and wakes the client twice. :class:`OneWritePerTurn` stands between the protocol and its
+transport: the writes of one turn are kept and sent together by a callback the loop runs next (``call_soon``),
+one write and one segment per answer, before any timer and before the loop polls for I/O again.
+
+A turn's writes are sent at once when they reach :data:`SEND_AT` bytes: a streaming response that writes many
+chunks without yielding then meets the transport's flow control (``pause_writing``) as before, instead of
+growing a list for its whole length. Every other transport call goes to the transport; those that end or half-close the stream (``close``,
+``write_eof``) first send what is kept, ``abort`` drops it (as the transport drops its own buffer), and
+``get_write_buffer_size`` counts it, so uvicorn's flow control sees what is not yet written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+#: bytes kept in one turn at which they are written at once (a response's head and JSON body are far below)
+SEND_AT = 64 * 1024
+
+
+class OneWritePerTurn:
+    """``transport`` (a connected :class:`asyncio.Transport`) whose :meth:`write` calls of one loop turn go out
+    as one write, sent by a ``loop.call_soon`` callback (module doc). Not thread-safe, as the transport."""
+
+    __slots__ = ("_transport", "_loop", "_kept", "_size")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._kept: list[bytes] = []  #: this turn's writes, in order
+        self._size = 0  #: their bytes
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Keep ``data`` (bytes-like) for this turn's write; the first of a turn schedules it. Written at once
+        when this turn's writes reach :data:`SEND_AT` bytes."""
+        if not data:
+            return
+        if not self._kept:
+            self._loop.call_soon(self.send_kept)
+        part = bytes(data)
+        self._kept.append(part)
+        self._size += len(part)
+        if self._size >= SEND_AT:
+            self.send_kept()  # the scheduled call then finds nothing kept
+
+    def send_kept(self) -> None:
+        """Write what this turn kept, as one write (nothing if the transport is closing: the peer is gone)."""
+        kept, self._kept, self._size = self._kept, [], 0
+        if kept and not self._transport.is_closing():
+            self._transport.write(kept[0] if len(kept) == 1 else b"".join(kept))
+
+    def close(self) -> None:
+        self.send_kept()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.send_kept()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._kept, self._size = [], 0
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + self._size
+
+    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, pause_reading … : the transport's
+        return getattr(self._transport, name)
