@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gamead_core.errors import ConfigError, QueueUnavailable
+from gamead_core.go_runtime import go_max_procs, usable_cores
 from gamead_core.proc import die_with_parent, port_free, port_owned_by
 
 
@@ -123,31 +124,6 @@ def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
     return int(proc.returncode)
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` where that cannot be read), ≥ 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def go_max_procs(setting: int, environ: Mapping[str, str], cores: int) -> str | None:
-    """The ``GOMAXPROCS`` to start the embedded nats-server with, or None to leave the environment's.
-
-    ``setting`` (``embedded.gomaxprocs``) > 0 wins; at 0 a ``GOMAXPROCS`` already in ``environ`` is the
-    operator's and is kept (None); else half of ``cores`` (the usable cores, :func:`usable_cores`), at least 1.
-    Why half: the server shares the machine with the API and the workers, Python processes that each keep a
-    core busy under load; given every core, Go's scheduler keeps idle threads spinning and waking for work
-    (context switches were a quarter of the server's CPU at a steady 800 ads/s on 2 cores). Measured with
-    ``benchmarks/bench_sweep.py`` (README, issue 14): nats-server's CPU per ad ~17 % lower at 600-900 ads/s.
-    Pure."""
-    if setting > 0:
-        return str(setting)
-    if environ.get("GOMAXPROCS", "").strip():
-        return None
-    return str(max(1, cores // 2))
-
-
 @dataclass
 class EmbeddedNats:
     """A ``nats-server`` child process with JetStream on, data under ``data_dir``."""
@@ -156,7 +132,7 @@ class EmbeddedNats:
     host: str = "127.0.0.1"
     port: int = 0
     sync_always: bool = False
-    gomaxprocs: int = 0  #: ``embedded.gomaxprocs`` (0: :func:`go_max_procs` decides)
+    gomaxprocs: int = 0  #: ``embedded.gomaxprocs`` (0: :func:`~gamead_core.go_runtime.go_max_procs` decides)
     max_memory: str = "256MB"
     max_file: str = "10GB"
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -198,13 +174,14 @@ class EmbeddedNats:
         conf = self._write_config()
         return [nats_server_binary(), "-c", str(conf)]
 
+    def go_runtime(self, base: Mapping[str, str]) -> tuple[int, str]:
+        """The server's ``GOMAXPROCS`` started from environment ``base``, and where it comes from
+        (:func:`~gamead_core.go_runtime.go_max_procs` over this machine's :func:`~gamead_core.go_runtime.usable_cores`)."""
+        return go_max_procs(self.gomaxprocs, base, usable_cores())
+
     def env(self, base: Mapping[str, str]) -> dict[str, str]:
-        """The server's environment: ``base`` (e.g. ``os.environ``) with its ``GOMAXPROCS`` (:func:`go_max_procs`)."""
-        env = dict(base)
-        procs = go_max_procs(self.gomaxprocs, base, usable_cores())
-        if procs is not None:
-            env["GOMAXPROCS"] = procs
-        return env
+        """The server's environment: ``base`` (e.g. ``os.environ``) with its ``GOMAXPROCS`` (:meth:`go_runtime`)."""
+        return {**base, "GOMAXPROCS": str(self.go_runtime(base)[0])}
 
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
         argv = self.prepare()

@@ -656,8 +656,8 @@ def up(
             embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
                                     sync_always=settings.embedded.sync_always,
                                     gomaxprocs=settings.embedded.gomaxprocs)
-            nats_env = embedded.env(os.environ)
-            nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), nats_env, embedded.log_path)
+            go_procs, go_why = embedded.go_runtime(os.environ)
+            nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), embedded.env(os.environ), embedded.log_path)
             assert nats_child.proc is not None
             wait_for_listener(embedded.host, embedded.port, nats_child.proc,
                               time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)
@@ -665,7 +665,7 @@ def up(
             _check_stop()
             say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
                 f"data in {escape(str(data.path))}, "
-                f"its Go runtime on {escape(nats_env['GOMAXPROCS'])} core(s) at once (embedded.gomaxprocs)")
+                f"its Go runtime on {go_procs} core(s) at once (GOMAXPROCS: {escape(go_why)})")
         say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
         env = _child_env(settings, nats_url)
         # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.

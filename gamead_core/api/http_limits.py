@@ -149,6 +149,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = self.loop.time() + self.limits.read_timeout
         _start_sweeper(self.loop, self.server_state, self.limits.read_timeout)
 
+    def eof_received(self) -> None:
+        # the client half-closed: the transport closes itself once this returns, past the write proxy, so an
+        # answer kept for this turn is sent now (gamead_core.api.turn_writes), as uvicorn had written it already
+        self.transport.send_kept()  # type: ignore[attr-defined]
+        super().eof_received()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline = None
         if self._linger_timer is not None:

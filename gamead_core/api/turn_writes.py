@@ -5,14 +5,19 @@ uvicorn's httptools protocol writes a response's status line and headers as soon
 of the loop: two ``write(2)`` calls, and with ``TCP_NODELAY`` (uvloop's default) two TCP segments, for every
 JSON answer. On loopback the kernel runs the receiver's TCP path inside the sender's ``write``, so each costs
 the API several µs and wakes the client twice. :class:`OneWritePerTurn` stands between the protocol and its
-transport: the writes of one turn are kept and sent together by a callback the loop runs next (``call_soon``),
-one write and one segment per answer, before any timer and before the loop polls for I/O again.
+transport: the writes of one turn are kept and sent together (one ``writelines``: one ``writev(2)`` on uvloop)
+by a callback the loop runs after the current one (``call_soon``; on uvloop in its next idle phase, so a poll
+for I/O and due timers may come first). Whatever closes the stream through this object sends what is kept
+first; a close the transport makes itself (uvloop and asyncio close it when the client's EOF arrives and the
+protocol's ``eof_received`` returns a false value) does not pass here, so the protocol sends what is kept from
+its ``eof_received`` (:class:`~gamead_core.api.http_limits.BoundedHttpToolsProtocol`).
 
 A turn's writes are sent at once when they reach :data:`SEND_AT` bytes: a streaming response that writes many
 chunks without yielding then meets the transport's flow control (``pause_writing``) as before, instead of
-growing a list for its whole length. Every other transport call goes to the transport; those that end or half-close the stream (``close``,
-``write_eof``) first send what is kept, ``abort`` drops it (as the transport drops its own buffer), and
-``get_write_buffer_size`` counts it, so uvicorn's flow control sees what is not yet written.
+growing a list for its whole length. Every other transport call goes to the transport; those that end or
+half-close the stream (``close``, ``write_eof``) first send what is kept, ``abort`` drops it (as the transport
+drops its own buffer), and ``get_write_buffer_size`` counts it, so uvicorn's flow control sees what is not
+yet written.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ class OneWritePerTurn:
         """Write what this turn kept, as one write (nothing if the transport is closing: the peer is gone)."""
         kept, self._kept, self._size = self._kept, [], 0
         if kept and not self._transport.is_closing():
-            self._transport.write(kept[0] if len(kept) == 1 else b"".join(kept))
+            self._transport.writelines(kept)  # one call, not joined: a large body is not copied again
 
     def close(self) -> None:
         self.send_kept()

@@ -22,8 +22,8 @@ class EmbeddedSettings(Section):
     gomaxprocs: int = Field(
         0, ge=0, le=1024,
         description="GOMAXPROCS of the embedded nats-server: cores its Go runtime runs on at once. 0 = a "
-                    "GOMAXPROCS in the environment, else half this machine's usable cores (at least 1): it shares "
-                    "them with the API and the workers.")
+                    "GOMAXPROCS in the environment, else half the usable cores (CPU affinity and a container's "
+                    "CPU limit; at least 1): it shares them with the API and the workers.")
 
 
 class LogSettings(Section):

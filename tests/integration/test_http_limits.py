@@ -270,3 +270,38 @@ def test_a_repeated_query_parameter_and_an_unmet_expect_are_refused_by_a_real_se
     go_on = send_then_read(api[1], b"POST /ads HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
                                    b"Connection: close\r\n\r\n{}")
     assert b"HTTP/1.1 417" not in go_on.raw and b"validation_failed" in go_on.raw, go_on.raw[:300]  # the route's
+
+
+def _responses(raw: bytes) -> list[Response]:
+    """The responses in ``raw``, one after another (each framed by its ``content-length``)."""
+    answers = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        one = Response(head + b"\r\n\r\n")
+        size = int(one.headers["content-length"])
+        answers.append(Response(head + b"\r\n\r\n" + rest[:size]))
+        raw = rest[size:]
+    return answers
+
+
+def test_each_answer_arrives_whole_and_in_order_pipelined_or_before_the_clients_eof(api: tuple[Proc, str]) -> None:
+    """A response's head and body go out in one write (gamead_core.api.turn_writes): three pipelined requests
+    in one send get three whole answers in order, and a client that half-closes after its request (as
+    ``nc -N`` does) still gets its answer, also when its EOF comes just after the request."""
+    _, url = api
+    probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(address(url), timeout=10) as sock:
+        sock.sendall(probe + probe + last)
+        answers = _responses(read_all(sock))
+    assert [a.status for a in answers] == [200, 200, 404]
+    assert [json.loads(a.body)["status"] for a in answers[:2]] == ["ok", "ok"]
+    assert answers[2].error()["code"] == "not_found"
+    for pause in (0.0, 0.001, 0.01):
+        with socket.create_connection(address(url), timeout=10) as sock:
+            sock.sendall(probe)
+            if pause:
+                threading.Event().wait(pause)  # the EOF a moment after the request, not with it
+            sock.shutdown(socket.SHUT_WR)
+            got = read_all(sock)
+        assert [(a.status, json.loads(a.body)["status"]) for a in _responses(got)] == [(200, "ok")], (pause, got)

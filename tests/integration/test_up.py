@@ -29,7 +29,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gamead_core.embedded import free_port, usable_cores
+from gamead_core.embedded import free_port
+from gamead_core.go_runtime import go_max_procs, usable_cores
 from gamead_core.proc import port_owned_by, start_time
 from tests.support import (
     SAMPLE_AD,
@@ -128,10 +129,10 @@ def test_up_says_what_it_started_and_every_hint_works_verbatim(stack: UpStack, t
     assert {"nats-server", "api", "worker-1"} <= started
     assert f"API (pid {stack.pid_of('api')}) on {stack.url}" in output
     assert f"nats-server (JetStream, pid {stack.pid_of('nats-server')})" in output
-    # its Go runtime on half the usable cores (embedded.gomaxprocs 0, no GOMAXPROCS here): said, and in force
-    given = process_environ(stack.pid_of("nats-server")).get("GOMAXPROCS")
-    assert given == (os.environ.get("GOMAXPROCS", "").strip() or str(max(1, usable_cores() // 2)))
-    assert f"its Go runtime on {given} core(s) at once (embedded.gomaxprocs)" in output
+    # its Go runtime's cores (embedded.gomaxprocs 0: half the usable ones, unless GOMAXPROCS is set): said, in force
+    procs, why = go_max_procs(0, os.environ, usable_cores())
+    assert process_environ(stack.pid_of("nats-server")).get("GOMAXPROCS") == str(procs)
+    assert f"its Go runtime on {procs} core(s) at once (GOMAXPROCS: {why})" in output
     assert "fault injection" not in output  # off unless configured
     assert "queue: 1 partition (work stream GAMEAD_ADS; queue.partitions)" in output  # the reviewer's finding 2
     # finding 3: local-1's /metrics on the API port + 1 (or a line naming the fallback), printed and served

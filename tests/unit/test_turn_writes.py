@@ -24,6 +24,10 @@ class _Counted:
         self.writes.append(bytes(data))
         self.transport.write(data)
 
+    def writelines(self, parts: list[bytes]) -> None:  # one call: one writev(2) on uvloop
+        self.writes.append(b"".join(parts))
+        self.transport.writelines(parts)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
 
