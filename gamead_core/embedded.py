@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,9 @@ PICK_FROM = 10000
 #: The ephemeral range assumed where ``/proc/sys/net/ipv4/ip_local_port_range`` cannot be read (Linux's default).
 EPHEMERAL_DEFAULT = (32768, 60999)
 _PICKS = 64
+#: starts of a server on a port it picked itself, each on a new pick when another process took the last one
+#: between the pick and the server's bind (:meth:`EmbeddedNats.start`)
+PICKED_STARTS = 3
 
 
 def ephemeral_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> tuple[int, int]:
@@ -110,6 +113,13 @@ def wait_for_listener(host: str, port: int, proc: subprocess.Popen[bytes], deadl
     raise QueueUnavailable(f"{what} did not listen on {host}:{port} in time")
 
 
+def _port_lost(problem: str, host: str, port: int) -> bool:
+    """True when ``problem`` (a :class:`QueueUnavailable` of :func:`wait_for_listener`) says another process
+    holds ``host:port``: the server could not bind it, or someone else answers there."""
+    return f"{host}:{port}: bind: address already in use" in problem or (
+        f"port {port} on {host} answers, but not from" in problem)
+
+
 def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
     """Stop a child by PID: SIGTERM, then SIGKILL if it is still alive after ``timeout``. Returns its code. A child
     that exited (and was reaped) since ``poll()`` is not an error: ``send_signal`` ignores it (before, ``os.kill``
@@ -135,6 +145,8 @@ class EmbeddedNats:
     gomaxprocs: int = 0  #: ``embedded.gomaxprocs`` (0: :func:`~gamead_core.go_runtime.go_max_procs` decides)
     max_memory: str = "256MB"
     max_file: str = "10GB"
+    #: how a port is picked when ``port`` is 0: ``pick_port(host)`` → a port free now (:func:`free_port`)
+    pick_port: Callable[[str], int] = field(default=free_port, repr=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -165,7 +177,7 @@ class EmbeddedNats:
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
-            self.port = free_port(self.host)
+            self.port = self.pick_port(self.host)
         elif not port_free(self.host, self.port):
             raise ConfigError(
                 f"port {self.port} on {self.host} is taken by another process (address already in use): "
@@ -184,6 +196,26 @@ class EmbeddedNats:
         return {**base, "GOMAXPROCS": str(self.go_runtime(base)[0])}
 
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
+        """Start the server and wait until it listens on its port (``timeout`` s each start); returns self.
+
+        With ``port`` 0 the port is picked (:attr:`pick_port`); a pick another process took before the server
+        could bind it (the server says ``bind: address already in use``, or someone else answers there) is
+        picked again, up to :data:`PICKED_STARTS` starts: a free port is free only when it is looked at. A
+        fixed ``port`` is started once. Raises :class:`ConfigError` for a fixed port already taken and
+        :class:`QueueUnavailable` if the server exits, does not listen in time or loses its port every time;
+        a server that did not start is stopped first."""
+        picked = not self.port
+        for left in range(PICKED_STARTS - 1 if picked else 0, -1, -1):
+            try:
+                return self._start_once(timeout)
+            except QueueUnavailable as exc:
+                self.stop()  # exited already, or still trying: ours to end
+                if not left or not _port_lost(exc.message, self.host, self.port):
+                    raise
+                self.port = 0  # taken between the pick and the bind: pick another
+        raise AssertionError("unreachable: the last start returns or raises")
+
+    def _start_once(self, timeout: float) -> EmbeddedNats:
         argv = self.prepare()
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(

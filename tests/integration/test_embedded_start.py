@@ -1,0 +1,49 @@
+"""Starting an embedded nats-server: it runs with the GOMAXPROCS it was given (``embedded.gomaxprocs``), read from
+its own process (``/proc/PID/environ``, what its Go runtime reads at start), and on a port it picked itself even
+when another process took the first pick before the server could bind it."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.errors import ConfigError
+from gamead_core.proc import port_owned_by
+from tests.support import process_environ
+
+
+def test_the_started_server_runs_with_the_gomaxprocs_of_its_setting(tmp_path: Path) -> None:
+    server = EmbeddedNats(tmp_path / "nats", gomaxprocs=3).start()
+    try:
+        assert server.proc is not None
+        assert process_environ(server.proc.pid)["GOMAXPROCS"] == "3"
+    finally:
+        server.stop()
+
+
+def test_a_picked_port_another_process_took_before_the_server_bound_it_is_picked_again(tmp_path: Path) -> None:
+    """The race every picked port runs (free when looked at, taken before the server binds): a listener of this
+    test holds the first pick; the server starts on the next one and serves there."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        first = taken.getsockname()[1]
+        picks = iter([first])
+        server = EmbeddedNats(tmp_path / "nats", pick_port=lambda host: next(picks, None) or free_port(host))
+        server.start()
+        try:
+            assert server.port != first and server.proc is not None
+            assert port_owned_by(server.proc.pid, server.port)
+            assert f"127.0.0.1:{first}: bind: address already in use" in server.log_path.read_text()
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+                assert client.recv(4096).startswith(b"INFO ")  # a NATS server's greeting
+        finally:
+            server.stop()
+
+
+def test_a_fixed_port_that_is_taken_is_refused_not_moved(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"port {port} on 127.0.0.1 is taken"):
+            EmbeddedNats(tmp_path / "nats", port=port).start()
