@@ -113,10 +113,11 @@ def wait_for_listener(host: str, port: int, proc: subprocess.Popen[bytes], deadl
     raise QueueUnavailable(f"{what} did not listen on {host}:{port} in time")
 
 
-def _port_lost(problem: str, host: str, port: int) -> bool:
-    """True when ``problem`` (a :class:`QueueUnavailable` of :func:`wait_for_listener`) says another process
-    holds ``host:port``: the server could not bind it, or someone else answers there."""
-    return f"{host}:{port}: bind: address already in use" in problem or (
+def port_lost(problem: str, host: str, port: int) -> bool:
+    """True when ``problem`` (the message of :func:`wait_for_listener`'s :class:`QueueUnavailable`, with the
+    server's log) says another process holds ``host:port``: the server could not bind it (nats-server's and
+    valkey-server's ``<host>:<port>: bind: address already in use``), or someone else answers there. Pure."""
+    return f"{host}:{port}: bind: address already in use" in problem.lower() or (
         f"port {port} on {host} answers, but not from" in problem)
 
 
@@ -210,7 +211,7 @@ class EmbeddedNats:
                 return self._start_once(timeout)
             except QueueUnavailable as exc:
                 self.stop()  # exited already, or still trying: ours to end
-                if not left or not _port_lost(exc.message, self.host, self.port):
+                if not left or not port_lost(exc.message, self.host, self.port):
                     raise
                 self.port = 0  # taken between the pick and the bind: pick another
         raise AssertionError("unreachable: the last start returns or raises")

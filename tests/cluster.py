@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ import httpx
 import nats
 import pytest
 
-from gamead_core.embedded import free_port, nats_server_binary, terminate
+from gamead_core.embedded import PICKED_STARTS, free_port, nats_server_binary, port_lost, terminate, wait_for_listener
+from gamead_core.errors import QueueUnavailable
 from gamead_core.proc import die_with_parent
 from tests.support import wait_for
 
@@ -65,6 +67,21 @@ class ClusterNode:
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True,
                                          preexec_fn=die_with_parent())  # dies with pytest, however it dies
+
+    @property
+    def ports(self) -> tuple[int, int, int]:
+        """Its client, route and monitoring ports."""
+        return self.port, self.route_port, self.http_port
+
+    def wait_listening(self, timeout: float = 15.0) -> None:
+        """Wait until this node's own process listens on each of :attr:`ports` (nats-server binds its client
+        port before its route port, and exits if one is taken); :class:`QueueUnavailable` if it exits or not
+        in time (:func:`~gamead_core.embedded.wait_for_listener`)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            wait_for_listener("127.0.0.1", port, self.proc, deadline, self.data_dir / "nats-server.log",
+                              f"nats-server {self.name}")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -112,9 +129,23 @@ class NatsCluster:
         return [n.url for n in self.nodes]
 
     def start(self, timeout: float = 30.0) -> NatsCluster:
-        routes = [n.route_port for n in self.nodes]
-        for node in self.nodes:
-            node.start(routes)
+        """Start the three nodes, wait until each listens on all its ports and the cluster has a JetStream meta
+        leader. Its ports were picked when it was built: if another process took one before a node bound it
+        (the race every picked port runs), every node's ports are picked again, up to ``PICKED_STARTS`` starts."""
+        for left in range(PICKED_STARTS - 1, -1, -1):
+            routes = [n.route_port for n in self.nodes]
+            for node in self.nodes:
+                node.start(routes)
+            try:
+                for node in self.nodes:
+                    node.wait_listening()
+                break
+            except QueueUnavailable as exc:
+                self.stop()
+                if not left or not any(port_lost(exc.message, "127.0.0.1", p) for n in self.nodes for p in n.ports):
+                    raise
+                for node in self.nodes:
+                    node.port, node.route_port, node.http_port = free_port(), free_port(), free_port()
         wait_for(self.jetstream_ready, timeout=timeout, interval=0.2, what="JetStream cluster meta leader")
         return self
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import free_port, terminate
+from gamead_core.embedded import terminate
 from gamead_core.proc import die_with_parent
+from tests.support import start_on_picked_port
 
 
 def valkey_binary() -> str:
@@ -40,20 +41,27 @@ class ValkeyProc:
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> ValkeyProc:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if not self.port:
-            self.port = free_port(self.host)
-        log = self.data_dir / "valkey.log"
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
         argv = [
-            valkey_binary(), "--bind", self.host, "--port", str(self.port), "--save", "", "--appendonly", "no",
+            valkey_binary(), "--bind", self.host, "--port", str(port), "--save", "", "--appendonly", "no",
             "--dir", str(self.data_dir), "--protected-mode", "no",
         ]
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
+        with open(self.data_dir / "valkey.log", "ab") as out:
+            return subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=die_with_parent(),  # dies with pytest, however it dies
             )
+
+    def start(self, timeout: float = 10.0) -> ValkeyProc:
+        """Start on ``port`` (a restart), or on a port picked now when it is 0 (picked again if another process
+        takes it first: :func:`tests.support.start_on_picked_port`); return once it answers ``PING``."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.data_dir / "valkey.log"
+        if self.port:
+            self.proc = self._spawn(self.port)
+        else:
+            self.port, self.proc = start_on_picked_port(self._spawn, log, "valkey-server", host=self.host,
+                                                        timeout=timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -235,3 +237,21 @@ def test_killing_the_stream_leader_under_load_loses_nothing(r3_stack: dict[str, 
     assert _tracebacks(api, *workers) == []
     cluster.start_node(leader)  # the session's cluster is whole again for later tests
     assert_doctor_clean(url, timeout=40)
+
+
+def test_a_cluster_whose_picked_route_port_another_process_took_starts_on_new_ports(tmp_path: Path) -> None:
+    """The ports of a test cluster are picked when it is built; one taken before its node binds it (here a listener
+    of this test holds node 2's route port; nats-server then listens for clients and exits on the route) makes
+    the harness pick every node's ports again, not leave a node dead under the tests."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        held = taken.getsockname()[1]
+        cluster = NatsCluster(tmp_path)
+        cluster.nodes[1].route_port = held
+        try:
+            cluster.start()
+            assert held not in {port for node in cluster.nodes for port in node.ports}
+            assert all(node.alive() for node in cluster.nodes)
+            assert f"127.0.0.1:{held}: bind: address already in use" in (
+                tmp_path / "n2" / "nats-server.log").read_text()
+        finally:
+            cluster.stop()

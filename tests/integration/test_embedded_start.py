@@ -5,13 +5,15 @@ when another process took the first pick before the server could bind it."""
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary, terminate
 from gamead_core.errors import ConfigError
 from gamead_core.proc import port_owned_by
+from tests.support import start_on_picked_port
 from tests.support import process_environ
 
 
@@ -47,3 +49,24 @@ def test_a_fixed_port_that_is_taken_is_refused_not_moved(tmp_path: Path) -> None
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=f"port {port} on 127.0.0.1 is taken"):
             EmbeddedNats(tmp_path / "nats", port=port).start()
+
+
+def test_the_harness_picks_again_for_its_other_servers_too(tmp_path: Path) -> None:
+    """tests.support.start_on_picked_port (valkey, the guarded nats-server of the scaler's tests): the same race,
+    the same answer: a taken first pick, then a server of its own on the next."""
+    conf, log = tmp_path / "nats.conf", tmp_path / "nats.log"
+
+    def spawn(port: int) -> subprocess.Popen[bytes]:
+        conf.write_text(f'listen: "127.0.0.1:{port}"\n')
+        with open(log, "ab") as out:
+            return subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        first = taken.getsockname()[1]
+        picks = iter([first])
+        port, proc = start_on_picked_port(spawn, log, "nats-server", pick=lambda host: next(picks, None) or free_port(host))
+        try:
+            assert port != first and port_owned_by(proc.pid, port)
+            assert f"127.0.0.1:{first}: bind: address already in use" in log.read_text()
+        finally:
+            terminate(proc, 10)

@@ -34,7 +34,7 @@ from gamead_cli.commands.scale import status_view
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.config.autoscaler import KubernetesScalerSettings
-from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary
+from gamead_core.embedded import EmbeddedNats, nats_server_binary
 from gamead_core.errors import GameadError
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
@@ -49,6 +49,7 @@ from gamead_core.scaling.kubernetes import (
 )
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
 from gamead_core.scaling.store import Override, ScaleStore
+from tests.support import start_on_picked_port
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
 NS = "gamead-test"
@@ -578,10 +579,16 @@ class GuardedNats:
     while the rest works, as a KV timeout under load does. Stopped (by PID) with :meth:`stop`."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.port, self.conf, self.store = free_port(), tmp_path / "nats.conf", tmp_path / "js"
-        self._write([])
-        self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.port, self.conf, self.store, log = 0, tmp_path / "nats.conf", tmp_path / "js", tmp_path / "nats.log"
+
+        def spawn(port: int) -> subprocess.Popen[bytes]:
+            self.port = port
+            self._write([])
+            with open(log, "ab") as out:
+                return subprocess.Popen([nats_server_binary(), "-c", str(self.conf)], stdout=out,
+                                        stderr=subprocess.STDOUT)
+
+        self.port, self.proc = start_on_picked_port(spawn, log, "the guarded nats-server")
 
     def _write(self, deny: list[str]) -> None:
         rules = json.dumps(deny or ["gamead.test.nothing"])
