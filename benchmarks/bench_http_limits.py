@@ -6,7 +6,9 @@ httptools protocol. On demand, never a test:
 Both protocols are driven in one process, on one uvloop loop, through an in-memory transport: a keep-alive
 connection receives a typical ``POST /ads`` (9 header fields, a 330-byte body), a trivial ASGI app answers
 202, and the next request follows. That isolates the protocol's own work (parsing, the head counters, the
-read deadline) from the network and from gamead's handler. Many short rounds alternate the two protocols so
+read deadline) from the network and from gamead's handler. (``gamead serve`` also sends each answer's head and
+body as one write, :mod:`gamead_core.api.turn_writes`: left out here, where there is no socket write to save; its
+net effect is measured over real sockets by ``bench_submit_profile.py --http``.) Many short rounds alternate the two protocols so
 machine noise hits both alike; the figures are medians of the per-round CPU microseconds per request and of
 the paired per-round differences.
 """
@@ -24,7 +26,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gamead_core.api.http_limits import HttpLimits, bounded_protocol
+from gamead_core.api.http_limits import BoundedHttpToolsProtocol, HttpLimits
 
 BODY = (b'{"title":"Dragon Kingdom: Rise to Power","description":"Build your kingdom, train your dragons, and '
         b'conquer new territories!","genre":"Strategy","targetAudience":["18-34","Strategy Gamers"],'
@@ -101,7 +103,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3_000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
-    bounded = bounded_protocol(HttpLimits())
+    bounded = type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": HttpLimits()})
     plain: list[float] = []
     limited: list[float] = []
     loop = uvloop.new_event_loop()

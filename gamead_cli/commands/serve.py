@@ -20,7 +20,8 @@ from gamead_cli.runtime import reach_nats, require_nats_url
 from gamead_core import collector
 from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
-from gamead_core.api.http_limits import HttpLimits, bounded_protocol
+from gamead_core.api.http_limits import HttpLimits
+from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
 from gamead_core.queue.preflight import refuse_partition_change

@@ -42,7 +42,6 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gamead_core.api.middleware import BATCH_PATHS
-from gamead_core.api.turn_writes import OneWritePerTurn
 from gamead_core.config import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -144,16 +143,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # --- connection ------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        # a response's head and body in one write, not two (gamead_core.api.turn_writes)
-        super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
+        super().connection_made(transport)
         self._deadline = self.loop.time() + self.limits.read_timeout
         _start_sweeper(self.loop, self.server_state, self.limits.read_timeout)
-
-    def eof_received(self) -> None:
-        # the client half-closed: the transport closes itself once this returns, past the write proxy, so an
-        # answer kept for this turn is sent now (gamead_core.api.turn_writes), as uvicorn had written it already
-        self.transport.send_kept()  # type: ignore[attr-defined]
-        super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline = None
@@ -351,8 +343,3 @@ def _start_sweeper(loop: asyncio.AbstractEventLoop, server_state: Any, read_time
             server_state._gamead_sweeping = False
 
     loop.call_later(interval, sweep)
-
-
-def bounded_protocol(limits: HttpLimits) -> type[BoundedHttpToolsProtocol]:
-    """A :class:`BoundedHttpToolsProtocol` class carrying ``limits``, for ``uvicorn.Config(http=...)``."""
-    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})

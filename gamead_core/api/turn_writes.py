@@ -10,7 +10,7 @@ by a callback the loop runs after the current one (``call_soon``; on uvloop in i
 for I/O and due timers may come first). Whatever closes the stream through this object sends what is kept
 first; a close the transport makes itself (uvloop and asyncio close it when the client's EOF arrives and the
 protocol's ``eof_received`` returns a false value) does not pass here, so the protocol sends what is kept from
-its ``eof_received`` (:class:`~gamead_core.api.http_limits.BoundedHttpToolsProtocol`).
+its ``eof_received`` (:class:`OneWritePerTurnProtocol`, which ``gamead serve``'s protocol is built on).
 
 A turn's writes are sent at once when they reach :data:`SEND_AT` bytes: a streaming response that writes many
 chunks without yielding then meets the transport's flow control (``pause_writing``) as before, instead of
@@ -77,3 +77,20 @@ class OneWritePerTurn:
 
     def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, pause_reading … : the transport's
         return getattr(self._transport, name)
+
+
+class OneWritePerTurnProtocol:
+    """Base for a protocol class beside uvicorn's ``HttpToolsProtocol`` (it needs ``self.loop``): its transport
+    is wrapped in :class:`OneWritePerTurn`, and what a turn kept is sent when the client's EOF arrives, since the
+    transport then closes itself once ``eof_received`` returns (past the wrapper: a client that half-closes
+    after its request, as ``nc -N`` does, would otherwise lose its answer)."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: Any
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[misc]
+
+    def eof_received(self) -> bool | None:
+        self.transport.send_kept()
+        return super().eof_received()  # type: ignore[misc,no-any-return]

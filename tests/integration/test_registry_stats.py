@@ -16,10 +16,10 @@ import nats
 import pytest
 
 from gamead_core.config import RegistrySettings
-from gamead_core.embedded import EmbeddedNats, free_port
+from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry import NodeInfo, Registry, api_node_info, run_heartbeat
 from gamead_core.stats import aging_horizon
-from tests.support import Proc, ad, clean_env, gamead_argv, run_gamead, start_worker, wait_for, wait_terminal
+from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, wait_for, wait_terminal
 
 TTL = 3.0
 ENV = {
@@ -38,10 +38,7 @@ class Stack:
     def __init__(self, root: Any) -> None:
         self.root = root
         self.nats = EmbeddedNats(root / "nats").start()
-        port = free_port()
-        self.api = Proc("api", gamead_argv("serve", "--port", str(port)),
-                        clean_env(GAMEAD_NATS__URL=self.nats.url, **ENV), root / "api.log").start()
-        self.url = f"http://127.0.0.1:{port}"
+        self.api, self.url = start_api(self.nats.url, root, **ENV)  # its port picked again if taken first
         self.http = httpx.Client(base_url=self.url, timeout=10)
         wait_for(self._observing, timeout=30, what="API up and in its own registry")
 

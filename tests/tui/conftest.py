@@ -47,8 +47,9 @@ class Observed:
                             **OBSERVED_ENV, **env)
 
 
-def serve(nats_url: str, port: int, logs: Path, **env: str) -> tuple[Proc, str]:
-    """Start ``gamead serve`` on ``port`` and wait until it is ready."""
+def serve(nats_url: str, port: int | None, logs: Path, **env: str) -> tuple[Proc, str]:
+    """Start ``gamead serve`` on ``port`` (None: a free one, picked again if another process takes it first) and
+    wait until it is ready."""
     proc, url = start_api(nats_url, logs, port=port, **{**OBSERVED_ENV, **env})
 
     def observing() -> bool:  # its stats sampler has listed the registry, its own heartbeat included
@@ -61,11 +62,9 @@ def serve(nats_url: str, port: int, logs: Path, **env: str) -> tuple[Proc, str]:
 
 @pytest.fixture(scope="package")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
-    from gamead_core.embedded import free_port
-
     root = tmp_path_factory.mktemp("observed")
     nats = EmbeddedNats(root / "nats").start()
-    api, url = serve(nats.url, free_port(), root)
+    api, url = serve(nats.url, None, root)
     yield Observed(nats, api, url, root)
     api.stop()
     nats.stop()

@@ -16,7 +16,6 @@ from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.screens import LevelScreen, RecordScreen, TypedConfirmScreen
 from gamead_cli.tui.widgets import Banner, DlqTable, JobLine, NodesTable, SparkRow, SummaryBar
-from gamead_core.embedded import free_port
 from tests.support import Proc, ad, wait_terminal
 from tests.tui.conftest import TTL, Observed, row_keys, screen_text, serve, until
 
@@ -165,8 +164,8 @@ def test_selecting_a_dlq_entry_and_pressing_r_replays_it(
 
 
 def test_the_api_going_away_shows_the_banner_and_the_dashboard_recovers(observed: Observed, procs: list[Proc]) -> None:
-    port = free_port()
-    first, url = serve(observed.nats.url, port, observed.logs)
+    first, url = serve(observed.nats.url, None, observed.logs)
+    port = int(url.rsplit(":", 1)[1])  # the restart below comes back on the same port
     procs.append(first)
 
     async def scenario() -> None:

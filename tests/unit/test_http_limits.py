@@ -15,7 +15,8 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from gamead_core.api.http_limits import HttpLimits, Refusal, bounded_protocol, sweep_interval
+from gamead_core.api.http_limits import HttpLimits, Refusal, sweep_interval
+from gamead_core.api.protocol import bounded_protocol
 from gamead_core.config import ApiSettings
 
 LIMITS = HttpLimits(max_request_line=256, max_header_bytes=1024, max_headers=10, read_timeout=60)
