@@ -85,6 +85,6 @@ def go_max_procs(setting: int, environ: Mapping[str, str], cores: int) -> tuple[
     if setting > 0:
         return setting, "embedded.gomaxprocs"
     given = environ.get("GOMAXPROCS", "").strip()
-    if given.isdigit() and int(given) > 0:
+    if given.isascii() and given.isdigit() and int(given) > 0:
         return int(given), "GOMAXPROCS in the environment"
     return max(1, cores // 2), f"half of {cores} usable core(s); embedded.gomaxprocs 0"

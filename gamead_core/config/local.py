@@ -14,7 +14,7 @@ from gamead_core.config.section import Section
 
 class EmbeddedSettings(Section):
     """``embedded:`` – the nats-server ``gamead up`` starts: data directory, port (0: a free one), fsync, and
-    the cores its Go runtime may run on at once (``GOMAXPROCS``; :func:`gamead_core.embedded.go_max_procs`)."""
+    the cores its Go runtime may run on at once (``GOMAXPROCS``; :func:`gamead_core.go_runtime.go_max_procs`)."""
 
     data_dir: Path = Field(Path(".gamead"), description="Where `gamead up` keeps NATS data and logs.")
     nats_port: int = Field(0, ge=0, le=65535, description="Port of the embedded nats-server (0 = free port).")

@@ -19,7 +19,7 @@ def test_half_the_cores_at_least_one_unless_set_or_given_by_the_environment() ->
     assert go_max_procs(0, {}, 8) == (4, half.format(8))
     assert go_max_procs(0, {}, 1) == (1, half.format(1))  # never 0: Go would read that as "all"
     assert go_max_procs(0, {"GOMAXPROCS": "2"}, 8) == (2, "GOMAXPROCS in the environment")  # the operator's
-    for ignored in (" ", "0", "abc", "-3", "1.5"):  # values Go itself ignores are not said to be in force
+    for ignored in (" ", "0", "abc", "-3", "1.5", "\u00b2"):  # values Go itself ignores are not said to be in force
         assert go_max_procs(0, {"GOMAXPROCS": ignored}, 8) == (4, half.format(8)), ignored
     assert go_max_procs(3, {"GOMAXPROCS": "2"}, 8) == (3, "embedded.gomaxprocs")  # the setting wins
 
