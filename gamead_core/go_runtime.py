@@ -3,8 +3,9 @@
 The embedded server (``gamead up``) shares its machine with the API and the workers, Python processes that
 each keep a core busy under load. Given every core, Go's scheduler keeps threads sleeping and waking for work:
 ``perf`` on nats-server at a steady 800 ads/s on 2 cores found a quarter of its CPU in the kernel's
-``finish_task_switch`` (on one core still 18 %, 11 % under Go's ``sysmon``). On half the cores its CPU per ad was 16-20 % lower at
-500-1,000 ads/s (medians of three alternating ``benchmarks/bench_sweep.py`` runs each; README, "Session 20").
+``finish_task_switch`` (on one core still 18 %, 11 % under Go's ``sysmon``). On half the cores its CPU per ad
+was 16-20 % lower at 500-1,000 ads/s (medians of three alternating ``benchmarks/bench_sweep.py`` runs each;
+README, "Session 20").
 """
 
 from __future__ import annotations
