@@ -121,6 +121,28 @@ def port_lost(problem: str, host: str, port: int) -> bool:
         f"port {port} on {host} answers, but not from" in problem)
 
 
+def start_on_picked_port(spawn: Callable[[int], subprocess.Popen[bytes]], log: Path, what: str, *,
+                         host: str = "127.0.0.1", timeout: float = 10.0,
+                         pick: Callable[[str], int] = free_port) -> tuple[int, subprocess.Popen[bytes]]:
+    """``spawn(port)`` a server child on a port picked now (``pick(host)``) and wait until that child itself
+    listens there (:func:`wait_for_listener`; ``log``: the file the child writes, quoted if it fails). A pick
+    another process took before the child could bind it (:func:`port_lost`: a free port is free only when it is
+    looked at) is picked again, up to :data:`PICKED_STARTS` starts. Returns ``(port, child)``; raises
+    :class:`QueueUnavailable` otherwise, the child stopped (:func:`terminate`). Used by
+    :meth:`EmbeddedNats.start` and by the test harness for its other servers."""
+    for left in range(PICKED_STARTS - 1, -1, -1):
+        port = pick(host)
+        proc = spawn(port)
+        try:
+            wait_for_listener(host, port, proc, time.monotonic() + timeout, log, what)
+            return port, proc
+        except QueueUnavailable as exc:
+            terminate(proc, 10.0)
+            if not left or not port_lost(exc.message, host, port):
+                raise
+    raise AssertionError("unreachable: the last start returns or raises")
+
+
 def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
     """Stop a child by PID: SIGTERM, then SIGKILL if it is still alive after ``timeout``. Returns its code. A child
     that exited (and was reaped) since ``poll()`` is not an error: ``send_signal`` ignores it (before, ``os.kill``
@@ -176,7 +198,6 @@ class EmbeddedNats:
         The config pins the port, so every restart from this argv listens where clients reconnect.
         Raises :class:`ConfigError` (exit 5, as every taken port of a setting) if a fixed port is already taken.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = self.pick_port(self.host)
         elif not port_free(self.host, self.port):
@@ -184,17 +205,22 @@ class EmbeddedNats:
                 f"port {self.port} on {self.host} is taken by another process (address already in use): "
                 "set embedded.nats_port to a free port (0 = any free port)"
             )
-        conf = self._write_config()
-        return [nats_server_binary(), "-c", str(conf)]
+        return self._argv()
+
+    def _argv(self) -> list[str]:
+        """Write the config for :attr:`port` (the data dir made); the server's argv."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return [nats_server_binary(), "-c", str(self._write_config())]
 
     def go_runtime(self, base: Mapping[str, str]) -> tuple[int, str]:
         """The server's ``GOMAXPROCS`` started from environment ``base``, and where it comes from
         (:func:`~gamead_core.go_runtime.go_max_procs` over this machine's :func:`~gamead_core.go_runtime.usable_cores`)."""
         return go_max_procs(self.gomaxprocs, base, usable_cores())
 
-    def env(self, base: Mapping[str, str]) -> dict[str, str]:
-        """The server's environment: ``base`` (e.g. ``os.environ``) with its ``GOMAXPROCS`` (:meth:`go_runtime`)."""
-        return {**base, "GOMAXPROCS": str(self.go_runtime(base)[0])}
+    def env(self, base: Mapping[str, str], procs: int | None = None) -> dict[str, str]:
+        """The server's environment: ``base`` (e.g. ``os.environ``) with its ``GOMAXPROCS``: ``procs`` if
+        :meth:`go_runtime` already decided it, else decided here."""
+        return {**base, "GOMAXPROCS": str(procs if procs is not None else self.go_runtime(base)[0])}
 
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
         """Start the server and wait until it listens on its port (``timeout`` s each start); returns self.
@@ -205,21 +231,25 @@ class EmbeddedNats:
         fixed ``port`` is started once. Raises :class:`ConfigError` for a fixed port already taken and
         :class:`QueueUnavailable` if the server exits, does not listen in time or loses its port every time;
         a server that did not start is stopped first."""
-        picked = not self.port
-        for left in range(PICKED_STARTS - 1 if picked else 0, -1, -1):
-            try:
-                return self._start_once(timeout)
-            except QueueUnavailable as exc:
-                self.stop()  # exited already, or still trying: ours to end
-                if not left or not port_lost(exc.message, self.host, self.port):
-                    raise
-                self.port = 0  # taken between the pick and the bind: pick another
-        raise AssertionError("unreachable: the last start returns or raises")
+        if not self.port:
+            def spawn(port: int) -> subprocess.Popen[bytes]:
+                self.port = port
+                return self._spawn(self._argv())
 
-    def _start_once(self, timeout: float) -> EmbeddedNats:
-        argv = self.prepare()
+            self.port, self.proc = start_on_picked_port(spawn, self.log_path, "nats-server", host=self.host,
+                                                        timeout=timeout, pick=self.pick_port)
+            return self
+        self.proc = self._spawn(self.prepare())
+        try:
+            self.wait_ready(self.proc, timeout)
+        except QueueUnavailable:
+            self.stop()  # exited already, or still trying: ours to end
+            raise
+        return self
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 env=self.env(os.environ),
                 stdout=out,
@@ -230,8 +260,6 @@ class EmbeddedNats:
                 process_group=0,
                 preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - two syscalls, nothing else
             )
-        self.wait_ready(self.proc, timeout)
-        return self
 
     def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         """Wait until ``proc`` (a server started from :meth:`prepare`'s argv) listens on our port."""

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import terminate
+from gamead_core.embedded import start_on_picked_port, terminate
 from gamead_core.proc import die_with_parent
-from tests.support import start_on_picked_port
 
 
 def valkey_binary() -> str:
@@ -41,12 +40,16 @@ class ValkeyProc:
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "valkey.log"
+
     def _spawn(self, port: int) -> subprocess.Popen[bytes]:
         argv = [
             valkey_binary(), "--bind", self.host, "--port", str(port), "--save", "", "--appendonly", "no",
             "--dir", str(self.data_dir), "--protected-mode", "no",
         ]
-        with open(self.data_dir / "valkey.log", "ab") as out:
+        with open(self.log_path, "ab") as out:
             return subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=die_with_parent(),  # dies with pytest, however it dies
@@ -54,9 +57,9 @@ class ValkeyProc:
 
     def start(self, timeout: float = 10.0) -> ValkeyProc:
         """Start on ``port`` (a restart), or on a port picked now when it is 0 (picked again if another process
-        takes it first: :func:`tests.support.start_on_picked_port`); return once it answers ``PING``."""
+        takes it first: :func:`gamead_core.embedded.start_on_picked_port`); return once it answers ``PING``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.data_dir / "valkey.log"
+        log = self.log_path
         if self.port:
             self.proc = self._spawn(self.port)
         else:

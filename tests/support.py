@@ -20,8 +20,7 @@ import httpx
 import pytest
 
 from gamead_core import names
-from gamead_core.embedded import PICKED_STARTS, free_port, port_lost, terminate, wait_for_listener
-from gamead_core.errors import QueueUnavailable
+from gamead_core.embedded import PICKED_STARTS, free_port, terminate
 from gamead_core.models import AdSubmission
 from gamead_core.proc import die_with_parent, start_time
 
@@ -56,28 +55,6 @@ def process_environ(pid: int) -> dict[str, str]:
     """The environment process ``pid`` started with (``/proc/PID/environ``; Linux), name → value."""
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode("utf-8", "replace").split("=", 1) for item in raw if b"=" in item)
-
-
-def start_on_picked_port(spawn: Callable[[int], subprocess.Popen[bytes]], log: Path, what: str, *,
-                         host: str = "127.0.0.1", timeout: float = 15.0,
-                         pick: Callable[[str], int] = free_port) -> tuple[int, subprocess.Popen[bytes]]:
-    """``spawn(port)`` a server child on a port picked now (``pick(host)``) and wait until that child itself
-    listens there (:func:`~gamead_core.embedded.wait_for_listener`; ``log``: the file the child writes, quoted
-    if it fails). A pick another process took before the child could bind it (the race every picked port runs:
-    :func:`~gamead_core.embedded.port_lost`) is picked again, up to ``PICKED_STARTS`` starts, as
-    :meth:`EmbeddedNats.start <gamead_core.embedded.EmbeddedNats.start>` does. Returns ``(port, child)``;
-    raises :class:`QueueUnavailable` otherwise, the child stopped."""
-    for left in range(PICKED_STARTS - 1, -1, -1):
-        port = pick(host)
-        proc = spawn(port)
-        try:
-            wait_for_listener(host, port, proc, time.monotonic() + timeout, log, what)
-            return port, proc
-        except QueueUnavailable as exc:
-            terminate(proc, 10)
-            if not left or not port_lost(exc.message, host, port):
-                raise
-    raise AssertionError("unreachable: the last start returns or raises")
 
 
 def sigint_reaches_it() -> None:
@@ -374,8 +351,8 @@ def start_api(
 ) -> tuple[Proc, str]:
     """``gamead serve`` on ``nats_url`` and ``port`` (a free one by default); with ``ready``, return once
     ``/readyz`` answers 200. A free port another process took before the API bound it (a full parallel run did,
-    once) is given up for another, up to 3 times; a port the caller chose is not."""
-    for attempt in range(3):
+    once) is given up for another, up to ``PICKED_STARTS`` times; a port the caller chose is not."""
+    for attempt in range(PICKED_STARTS):
         chosen = port or free_port()
         proc = Proc(
             "api",
@@ -390,7 +367,7 @@ def start_api(
             wait_api_ready(proc, url)
         except PortTaken:
             proc.stop(timeout=10)
-            if port is not None or attempt == 2:
+            if port is not None or attempt == PICKED_STARTS - 1:
                 raise
             continue
         return proc, url

@@ -657,7 +657,8 @@ def up(
                                     sync_always=settings.embedded.sync_always,
                                     gomaxprocs=settings.embedded.gomaxprocs)
             go_procs, go_why = embedded.go_runtime(os.environ)
-            nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), embedded.env(os.environ), embedded.log_path)
+            nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), embedded.env(os.environ, go_procs),
+                                         embedded.log_path)
             assert nats_child.proc is not None
             wait_for_listener(embedded.host, embedded.port, nats_child.proc,
                               time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)

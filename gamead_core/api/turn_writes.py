@@ -75,7 +75,10 @@ class OneWritePerTurn:
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + self._size
 
-    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, pause_reading … : the transport's
+    def is_closing(self) -> bool:  # asked by uvicorn after every response: not through __getattr__
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:  # get_extra_info, pause_reading … : the transport's
         return getattr(self._transport, name)
 
 

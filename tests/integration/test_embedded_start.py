@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary, terminate
+from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary, start_on_picked_port, terminate
 from gamead_core.errors import ConfigError
 from gamead_core.proc import port_owned_by
-from tests.support import start_on_picked_port
 from tests.support import process_environ
 
 
@@ -52,7 +51,7 @@ def test_a_fixed_port_that_is_taken_is_refused_not_moved(tmp_path: Path) -> None
 
 
 def test_the_harness_picks_again_for_its_other_servers_too(tmp_path: Path) -> None:
-    """tests.support.start_on_picked_port (valkey, the guarded nats-server of the scaler's tests): the same race,
+    """gamead_core.embedded.start_on_picked_port (valkey, the guarded nats-server of the scaler's tests): the same race,
     the same answer: a taken first pick, then a server of its own on the next."""
     conf, log = tmp_path / "nats.conf", tmp_path / "nats.log"
 
@@ -64,7 +63,8 @@ def test_the_harness_picks_again_for_its_other_servers_too(tmp_path: Path) -> No
     with socket.create_server(("127.0.0.1", 0)) as taken:
         first = taken.getsockname()[1]
         picks = iter([first])
-        port, proc = start_on_picked_port(spawn, log, "nats-server", pick=lambda host: next(picks, None) or free_port(host))
+        port, proc = start_on_picked_port(spawn, log, "nats-server", timeout=15.0,
+                                          pick=lambda host: next(picks, None) or free_port(host))
         try:
             assert port != first and port_owned_by(proc.pid, port)
             assert f"127.0.0.1:{first}: bind: address already in use" in log.read_text()

@@ -34,7 +34,7 @@ from gamead_cli.commands.scale import status_view
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.config.autoscaler import KubernetesScalerSettings
-from gamead_core.embedded import EmbeddedNats, nats_server_binary
+from gamead_core.embedded import EmbeddedNats, nats_server_binary, start_on_picked_port
 from gamead_core.errors import GameadError
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
@@ -49,7 +49,6 @@ from gamead_core.scaling.kubernetes import (
 )
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
 from gamead_core.scaling.store import Override, ScaleStore
-from tests.support import start_on_picked_port
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
 NS = "gamead-test"
@@ -588,7 +587,7 @@ class GuardedNats:
                 return subprocess.Popen([nats_server_binary(), "-c", str(self.conf)], stdout=out,
                                         stderr=subprocess.STDOUT)
 
-        self.port, self.proc = start_on_picked_port(spawn, log, "the guarded nats-server")
+        self.port, self.proc = start_on_picked_port(spawn, log, "the guarded nats-server", timeout=15.0)
 
     def _write(self, deny: list[str]) -> None:
         rules = json.dumps(deny or ["gamead.test.nothing"])
