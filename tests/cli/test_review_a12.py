@@ -62,7 +62,13 @@ def test_a_batch_a_frozen_api_never_answered_may_be_queued_it_is_not_rejected(
     keyed_summary = json.loads(keyed.stdout)
     assert keyed_summary["maybeQueuedKeys"] == ["run-7-0", "run-7-1", "run-7-2"], keyed_summary
     # continued, the API queues every ad it was sent (the reviewer's 800 "rejected" ads all completed)
-    wait_for(lambda: _queued(url) == sent + 3 + 3, timeout=30, what="every ad the frozen API was sent, queued")
+    seen: list[int] = []  # what the list said, for the failure's message (a full run once timed out here)
+    try:
+        wait_for(lambda: seen.append(_queued(url)) or seen[-1] == sent + 3 + 3, timeout=30,
+                 what="every ad the frozen API was sent, queued")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; queued ads listed, last polls: {seen[-3:]}; sent {sent} + 3 + 3; "
+                             f"API log tail:\n{api.output()[-2000:]}") from None
     again = CliRunner().invoke(app, ["submit", "--count", "3", "--batch-size", "3", "--idempotency-key", "run-7",
                                      "--api", url, "-o", "json"], env=QUICK)
     settled = json.loads(again.stdout)
