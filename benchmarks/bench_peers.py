@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench_common import load_average  # noqa: E402
 from bench_pipeline import Procs  # noqa: E402
-from bench_worker_drain import drain_gamead, drain_raw, publish_backlog  # noqa: E402
+from bench_worker_drain import drain_gamead, drain_levels, publish_backlog, raw_batch  # noqa: E402
 
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
 from tests.redis_fixtures import ValkeyProc  # noqa: E402
@@ -120,7 +120,7 @@ def main() -> None:
                 asyncio.run(publish_backlog(server.url, args.ads, seed=r))
                 runs["gamead"].append(asyncio.run(drain_gamead(server.url, args.ads, procs, None)))
                 asyncio.run(publish_backlog(server.url, args.ads, seed=100 + r))
-                runs["raw"].append(asyncio.run(drain_raw(server.url, args.ads)))
+                runs["raw"].append(asyncio.run(drain_levels(server.url, raw_batch)))
                 for peer in PEER_REQUIREMENTS:
                     runs[peer].append(drain_peer(peer, valkey.url, args.ads, procs, root / f"{peer}-{r}.json"))
                 print(f"round {r + 1}, tasks/s (CPU µs per task): " + "   ".join(
