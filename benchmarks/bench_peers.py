@@ -120,7 +120,7 @@ def main() -> None:
                 asyncio.run(publish_backlog(server.url, args.ads, seed=r))
                 runs["gamead"].append(asyncio.run(drain_gamead(server.url, args.ads, procs, None)))
                 asyncio.run(publish_backlog(server.url, args.ads, seed=100 + r))
-                runs["raw"].append(asyncio.run(drain_levels(server.url, raw_batch)))
+                runs["raw"].append(asyncio.run(drain_levels(server.url, args.ads, raw_batch)))
                 for peer in PEER_REQUIREMENTS:
                     runs[peer].append(drain_peer(peer, valkey.url, args.ads, procs, root / f"{peer}-{r}.json"))
                 print(f"round {r + 1}, tasks/s (CPU µs per task): " + "   ".join(

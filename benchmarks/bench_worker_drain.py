@@ -1,4 +1,5 @@
-"""One worker process draining a backlog vs a raw nats-py fetch+ack loop running the same analyser (issue 14).
+"""One worker process draining a backlog vs a raw nats-py fetch+ack loop running the same analyser, and vs that loop
+with each outcome written before its ack: the protocol floor (issue 14).
 
 Run from the repository root::
 
@@ -20,16 +21,22 @@ backlog is drained (burn-down, not steady state):
   first acknowledged ad (its start-up is not counted) to an empty work stream; its CPU (``/proc``) over the
   same window, per ad.
 * **raw**: in this process, nats-py ``fetch(100)`` + ``ack`` on the same durable level consumers, most urgent
-  level first, decoding each record and running gamead's own ``analyze()`` on it (no record writes).
-* **raw + outcome write** (the protocol floor): the raw loop plus what gamead's promise needs per ad and nothing
-  else: the completed record (gamead's own bytes) written as a compare-and-set over the revision the message
-  names, the writes of one ``fetch`` published together, each ``ack`` only after its write was acknowledged.
+  level first, decoding each record and running gamead's own ``analyze()`` on it (no record writes). Its rate
+  counts its busy time: the fetches that found a level empty (each waits out 50 ms) are left out.
+* **raw + outcome write** (the protocol floor), twice: the raw loop plus what gamead's promise needs per ad and
+  nothing else: the completed record (the worker's bytes and headers: the compare-and-set over the revision the
+  message names, the completed-record TTL) written before each ``ack``, one ``fetch``'s writes published
+  together, through ``AdStore.update_many`` (the worker's own call) and through nats-py's ``js.publish``.
   What it costs over raw is what persisting outcomes costs; what gamead costs over it is gamead's machinery
   (aging-aware pulls, the prefetch bound, heartbeats and held-ads announcements, a task per ad, the hooks).
+  It is serial (fetch, write, wait, ack) where the worker overlaps its settle rounds: a floor, not a bound.
+* ``--code``, ``--prefetch``, ``--env``: more gamead workers (another checkout, other settings).
 
-Printed per round and as medians: ads/s of each, the ratio gamead / raw (target ≥ 0.8), the floor / raw and
-gamead / floor, and CPU µs per ad of each. ``--profile PATH`` runs one more gamead round under cProfile (CPU
-time) and prints its top functions. Every process is stopped by PID at the end.
+The contenders run one after another in each round, their order rotated from round to round (the ad bucket
+grows with every drain). Printed per round: each contender's ads/s and CPU µs per ad (its process), × raw and
+× the floor (``update_many``); then the medians of the rates and CPU, and of the rounds' own ratios (target:
+the gamead worker ≥ 0.8× raw). ``--profile PATH`` runs one more gamead round under cProfile (CPU time) and prints
+its top functions. Every process is stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -37,12 +44,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import pstats
+import re
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -58,11 +66,11 @@ from gamead_core.ad_ids import new_ad_id  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa: E402
-from gamead_core.queue.acks import Ack, publish_many  # noqa: E402
 from gamead_core.queue.publish import Outgoing, publish_ads  # noqa: E402
 from gamead_core.queue.topology import ensure_topology  # noqa: E402
-from gamead_core.store.ads import AdStore, decode, encode  # noqa: E402
+from gamead_core.store.ads import AdStore, decode, encode, write_headers  # noqa: E402
 from gamead_core.worker.analyzer import analyze  # noqa: E402
+from gamead_core.worker.budget import delivery_id  # noqa: E402
 from gamead_core.worker.completed_json import completed_bytes  # noqa: E402
 
 
@@ -117,6 +125,7 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
     while left:
         await asyncio.sleep(0.02)
         left = await backlog(js)
+        assert worker.poll() is None, "the worker exited"
     t1, cpu1 = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0
     procs.stop(worker)
     await nc.close()
@@ -124,161 +133,196 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
     return {"rate": done / (t1 - t0), "cpu_us": (cpu1 - cpu0) / done * 1e6}
 
 
-async def drain_levels(url: str, handle: Callable[[Any, list[Any]], Awaitable[None]]) -> dict[str, float]:
-    """Fetch the backlog 100 at a time on the level consumers, most urgent level first, each until a fetch finds
-    nothing, and again until the work stream is empty (under load a ``fetch`` can time out with ads left), giving
-    each batch to ``handle(js, msgs)``. Its rate and this process's CPU per ad, timed from the first fetch."""
+Handle = Callable[[AdStore, list[Any]], Awaitable[None]]
+#: the worker id the floor writes (the gamead contender's, so the records are the same size)
+_WORKER_ID = "bench-drain"
+
+
+async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
+    """Fetch the backlog of ``n`` ads 100 at a time on the level consumers, most urgent level first, each until a
+    fetch finds nothing, and again until all ``n`` were handled (under load a ``fetch`` can time out with ads
+    left), giving each batch to ``handle(store, msgs)``. The rate is ``n`` over the busy time: the clock stops
+    once the ``n``-th ad is handled, and the fetches that found nothing (each waits out its 50 ms) are not
+    counted, as the gamead worker's ``no_wait`` pulls do not wait. CPU per ad: this process's over the same
+    window. Raises when more than ``n`` ads come (a redelivery) or the stream is not empty 10 s after."""
     nc = await nats.connect(url)
     js = nc.jetstream(timeout=10)
+    store = await AdStore.open(nc, js)  # the worker's store: its completed-record TTL included
     subs = {lvl: await js.pull_subscribe_bind(names.level_consumer(lvl), names.ADS_STREAM) for lvl in names.LEVELS}
-    done = 0
+    done, idle = 0, 0.0
     t0, cpu0 = time.monotonic(), time.process_time()
-    while True:
+    while done < n:
         for lvl in names.LEVELS:
-            while True:
+            while done < n:
+                asked = time.monotonic()
                 try:
                     msgs = await subs[lvl].fetch(100, timeout=0.05)
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    idle += time.monotonic() - asked
                     break
-                await handle(js, msgs)
+                await handle(store, msgs)
                 done += len(msgs)
-        await nc.flush()
-        if not await backlog(js):
-            break
+    await nc.flush()
     t1, cpu1 = time.monotonic(), time.process_time()
+    if done != n:
+        raise RuntimeError(f"handled {done} deliveries of {n} ads (a redelivery?)")
+    deadline = time.monotonic() + 10
+    while (left := await backlog(js)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if left:
+        raise RuntimeError(f"{left} ads still in the work stream after the drain")
     await nc.close()
-    return {"rate": done / (t1 - t0), "cpu_us": (cpu1 - cpu0) / done * 1e6}
+    return {"rate": n / (t1 - t0 - idle), "cpu_us": (cpu1 - cpu0) / n * 1e6}
 
 
-async def raw_batch(js: Any, msgs: list[Any]) -> None:
+async def raw_batch(store: AdStore, msgs: list[Any]) -> None:
     """The raw loop's work on one fetch: each ad decoded and analysed, then acknowledged (no record writes)."""
     for msg in msgs:
         analyze(decode(msg.data).ad)
         await msg.ack()
 
 
-def floor_batch(lean: bool) -> Callable[[Any, list[Any]], Awaitable[None]]:
-    """The raw loop's work plus the one thing gamead's protocol adds per ad ("the protocol floor"): the completed
-    record written as a compare-and-set over the revision the message names, and the ``ack`` only once that
-    write is acknowledged. Per fetch, every ad decoded, analysed and its completed record built (gamead's own
-    ``completed_bytes``), the batch's writes published together with ``Nats-Expected-Last-Subject-Sequence``,
-    then the acks. ``lean``: the writes through gamead's ``publish_many`` (one reply subscription, one timer for
-    the batch: the cheapest publish we have); else nats-py's own ``js.publish`` each, gathered. No heartbeats,
-    no aging, no prefetch bound, no crash accounting: what a worker that persists outcomes cannot do without."""
+def floor_batch(lean: bool) -> Handle:
+    """The raw loop's work plus what gamead's promise needs per ad and nothing else ("the protocol floor"): the
+    completed record written as a compare-and-set over the revision the message names, and the ``ack`` only once
+    that write is acknowledged. Per fetch: every ad decoded, analysed, its completed record built as the worker
+    builds it (its ``processing`` record as ``Settler.started`` makes it, then ``completed_bytes``), the batch's
+    writes published together with the worker's headers (``write_headers``: the compare-and-set and the
+    completed-record TTL), then the acks. ``lean``: through ``AdStore.update_many`` (the worker's own call: one
+    reply subscription, one timer per batch); else nats-py's own ``js.publish`` each, gathered. Serial (fetch,
+    write, wait, ack), where the worker overlaps its rounds; no heartbeats, aging, prefetch bound, crash
+    accounting or hooks."""
 
-    async def handle(js: Any, msgs: list[Any]) -> None:
+    async def handle(store: AdStore, msgs: list[Any]) -> None:
         writes = []
         for msg in msgs:
             meta = msg.metadata
             record = decode(msg.data)
             started = record.model_copy(update={
                 "status": AdStatus.PROCESSING, "started_at": utcnow(), "attempts": record.attempts + 1,
-                "worker_id": "floor", "delivery": f"{meta.sequence.stream}.{meta.num_delivered}"})
-            writes.append((names.kv_subject(names.ADS_BUCKET, record.id),
-                           completed_bytes(started, utcnow(), analyze(record.ad)),
-                           {names.HDR_EXPECTED_LAST_SUBJECT_SEQ: (msg.headers or {})[names.HDR_RECORD_REVISION]}))
+                "worker_id": _WORKER_ID, "delivery": delivery_id(meta.sequence.stream, meta.num_delivered)})
+            writes.append((record.id, completed_bytes(started, utcnow(), analyze(record.ad)),
+                           int((msg.headers or {})[names.HDR_RECORD_REVISION])))
         if lean:
-            acks = await publish_many(js, writes, timeout=10)
-            assert all(isinstance(a, Ack) for a in acks), acks[:3]
+            results = await store.update_many(writes, final=True)
         else:
-            await asyncio.gather(*(js.publish(subject, data, headers=headers) for subject, data, headers in writes))
+            results = await asyncio.gather(*(store._js.publish(  # noqa: SLF001 - the store's own context
+                names.kv_subject(names.ADS_BUCKET, ad_id), data, headers=write_headers(revision, store.final_ttl))
+                for ad_id, data, revision in writes), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} outcome writes failed, e.g. {failed[0]!r}")
         for msg in msgs:
             await msg.ack()
 
     return handle
 
 
-#: the two protocol floors, by ``lean``
-_FLOOR = {False: "nats-py js.publish", True: "gamead publish_many"}
+def env_items(text: str) -> dict[str, str]:
+    """``NAME=VALUE[,NAME=VALUE…]`` → a dict, for ``--env`` (a value may hold ``=`` and ``,``: a comma splits only
+    before the next ``NAME=``). Raises ``argparse.ArgumentTypeError`` for an item without ``=``."""
+    items = {}
+    for item in re.split(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*=)", text):
+        name, sep, value = item.strip().partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise argparse.ArgumentTypeError(f"not NAME=VALUE: {item!r}")
+        items[name] = value
+    return items
+
+
+def prefetch_items(text: str) -> list[dict[str, str]]:
+    """``--prefetch 0,4,8`` → one environment per value (whole numbers; else ``argparse.ArgumentTypeError``)."""
+    try:
+        return [{"GAMEAD_WORKER__PREFETCH": str(int(v))} for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of whole numbers: {text!r}") from None
+
+
+def _label(env: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in env.items())
+
+
+def _median(values: Any) -> float:
+    return statistics.median(list(values))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--ads", type=int, default=10_000, help="backlog per round and contender")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", default=None, help="also profile one gamead round into this file")
     parser.add_argument("--code", default=None,
                         help="also drain with a worker from this source tree (PYTHONPATH), e.g. the code before")
-    parser.add_argument("--prefetch", default=None,
+    parser.add_argument("--prefetch", type=prefetch_items, default=[],
                         help="also drain with the worker at each of these worker.prefetch values (comma list), "
                         "e.g. 0,4,8,16")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
+    parser.add_argument("--env", type=env_items, action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
                         help="also drain with the worker under these settings (repeatable: one worker each), e.g. "
                         "--env GAMEAD_METRICS__ENABLED=false: what a part of the machinery costs")
     args = parser.parse_args()
-    variants = [f"GAMEAD_WORKER__PREFETCH={v}" for v in args.prefetch.split(",")] if args.prefetch else []
-    variants += args.env
-    sweep: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    variants = {_label(env): env for env in [*args.prefetch, *args.env]}  # one worker per distinct setting
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "logs").mkdir()
         procs = Procs(root / "logs")
         server = EmbeddedNats(root / "nats").start()
-        rows: list[tuple[dict[str, float], dict[str, float]]] = []
-        other: list[dict[str, float]] = []
-        floors: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+        # name → what it drains with; the order rotates every round (the bucket grows with every drain)
+        contenders: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
+            "gamead worker": lambda: drain_gamead(server.url, args.ads, procs, None),
+            "raw fetch+ack+analyse": lambda: drain_levels(server.url, args.ads, raw_batch),
+            f"raw + outcome write ({_FLOOR[True]})": lambda: drain_levels(server.url, args.ads, floor_batch(True)),
+            f"raw + outcome write ({_FLOOR[False]})": lambda: drain_levels(server.url, args.ads, floor_batch(False)),
+        }
+        if args.code:
+            contenders[f"worker from {args.code}"] = lambda: drain_gamead(server.url, args.ads, procs, None, args.code)
+        for label, env in variants.items():
+            contenders[f"worker with {label}"] = (
+                lambda env=env: drain_gamead(server.url, args.ads, procs, None, env=env))  # type: ignore[misc]
+        names_ = list(contenders)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in names_}
         try:
             for r in range(args.rounds):
-                asyncio.run(publish_backlog(server.url, args.ads, seed=r))
-                g = asyncio.run(drain_gamead(server.url, args.ads, procs, None))
-                asyncio.run(publish_backlog(server.url, args.ads, seed=100 + r))
-                w = asyncio.run(drain_levels(server.url, raw_batch))
-                rows.append((g, w))
-                print(f"round {r + 1}: gamead worker {g['rate']:7.0f} ads/s ({g['cpu_us']:5.0f} µs CPU/ad)   "
-                      f"raw fetch+ack+analyse {w['rate']:7.0f} ads/s ({w['cpu_us']:5.0f} µs CPU/ad)   "
-                      f"ratio {g['rate'] / w['rate']:.2f}", flush=True)
-                for lean, runs in floors.items():
-                    asyncio.run(publish_backlog(server.url, args.ads, seed=400 + 10 * r + lean))
-                    f = asyncio.run(drain_levels(server.url, floor_batch(lean)))
-                    runs.append(f)
-                    print(f"         raw + outcome write ({_FLOOR[lean]}) {f['rate']:7.0f} ads/s "
-                          f"({f['cpu_us']:5.0f} µs CPU/ad): {f['rate'] / w['rate']:.2f}× raw; "
-                          f"gamead {g['rate'] / f['rate']:.2f}× it", flush=True)
-                if args.code:
-                    asyncio.run(publish_backlog(server.url, args.ads, seed=200 + r))
-                    o = asyncio.run(drain_gamead(server.url, args.ads, procs, None, args.code))
-                    other.append(o)
-                    print(f"         worker from {args.code}: {o['rate']:7.0f} ads/s ({o['cpu_us']:5.0f} µs CPU/ad)   "
-                          f"ratio {o['rate'] / w['rate']:.2f}", flush=True)
-                for k, v in enumerate(variants):
-                    asyncio.run(publish_backlog(server.url, args.ads, seed=300 + 10 * r + k))
-                    o = asyncio.run(drain_gamead(server.url, args.ads, procs, None, env=dict(
-                        item.split("=", 1) for item in v.split(","))))
-                    sweep[v].append(o)
-                    print(f"         worker with {v}: {o['rate']:7.0f} ads/s ({o['cpu_us']:5.0f} µs CPU/ad)   "
-                          f"ratio {o['rate'] / w['rate']:.2f}, {o['rate'] / g['rate']:.2f}× the default",
-                          flush=True)
+                for k in range(len(names_)):
+                    name = names_[(k + r) % len(names_)]
+                    asyncio.run(publish_backlog(server.url, args.ads, seed=1000 * r + k))
+                    runs[name].append(asyncio.run(contenders[name]()))
+                _print_round(r, runs)
             if args.profile:
-                asyncio.run(publish_backlog(server.url, args.ads, seed=999))
+                asyncio.run(publish_backlog(server.url, args.ads, seed=999_999))
                 asyncio.run(drain_gamead(server.url, args.ads, procs, args.profile))
         finally:
             procs.stop_all()
             server.stop()
-    g_rate = statistics.median(g["rate"] for g, _ in rows)
-    w_rate = statistics.median(w["rate"] for _, w in rows)
-    print(f"median of {args.rounds} (burn-down of {args.ads:,} ads, one worker process at the default "
-          f"concurrency, single ads):")
-    print(f"  gamead worker          {g_rate:7.0f} ads/s, {statistics.median(g['cpu_us'] for g, _ in rows):5.0f} µs "
-          "CPU per ad (worker process)")
-    print(f"  raw fetch+ack+analyse  {w_rate:7.0f} ads/s, {statistics.median(w['cpu_us'] for _, w in rows):5.0f} µs "
-          "CPU per ad (its process)")
-    print(f"  ratio gamead / raw     {g_rate / w_rate:.2f}  (target ≥ 0.80)")
-    for lean, runs in floors.items():  # what persisting each outcome before its ack costs with nothing else
-        f_rate = statistics.median(f["rate"] for f in runs)
-        print(f"  raw + outcome write, {_FLOOR[lean]}: {f_rate:7.0f} ads/s, "
-              f"{statistics.median(f['cpu_us'] for f in runs):5.0f} µs CPU per ad (its process); "
-              f"{f_rate / w_rate:.2f}× raw, gamead {g_rate / f_rate:.2f}× it")
-    if other:
-        o_rate = statistics.median(o["rate"] for o in other)
-        print(f"  worker from {args.code}: {o_rate:7.0f} ads/s, {statistics.median(o['cpu_us'] for o in other):5.0f} "
-              f"µs CPU per ad, ratio {o_rate / w_rate:.2f}")
-    for v, runs in sweep.items():
-        v_rate = statistics.median(o["rate"] for o in runs)
-        print(f"  worker with {v}: {v_rate:7.0f} ads/s, {statistics.median(o['cpu_us'] for o in runs):5.0f} "
-              f"µs CPU per ad, ratio {v_rate / w_rate:.2f}, {v_rate / g_rate:.2f}× the default")
+    print(f"medians of {args.rounds} rounds (burn-down of {args.ads:,} ads, one worker process at the default "
+          f"concurrency, single ads; each ratio is the median of the rounds' own ratios):")
+    raw, floor = runs["raw fetch+ack+analyse"], runs[f"raw + outcome write ({_FLOOR[True]})"]
+    for name, results in runs.items():
+        line = (f"  {name:<44} {_median(x['rate'] for x in results):7.0f} ads/s, "
+                f"{_median(x['cpu_us'] for x in results):5.0f} µs CPU per ad")
+        if results is not raw:
+            line += f", {_median(x['rate'] / w['rate'] for x, w in zip(results, raw)):.2f}× raw"
+        if results is not raw and results is not floor:
+            line += f", {_median(x['rate'] / f['rate'] for x, f in zip(results, floor)):.2f}× the floor"
+        print(line)
+    print("  target: gamead worker ≥ 0.80× raw; the floor ("
+          f"{_FLOOR[True]}) is what persisting each outcome before its ack costs with nothing else")
     if args.profile:
         print(f"\nprofile of one gamead round ({args.profile}), top 30 by own time:")
         pstats.Stats(args.profile).sort_stats("tottime").print_stats(30)
+
+
+def _print_round(r: int, runs: dict[str, list[dict[str, float]]]) -> None:
+    raw = runs["raw fetch+ack+analyse"][-1]
+    floor = runs[f"raw + outcome write ({_FLOOR[True]})"][-1]
+    print(f"round {r + 1}:", flush=True)
+    for name, results in runs.items():
+        x = results[-1]
+        print(f"  {name:<44} {x['rate']:7.0f} ads/s ({x['cpu_us']:5.0f} µs CPU/ad)   {x['rate'] / raw['rate']:.2f}× raw"
+              f"   {x['rate'] / floor['rate']:.2f}× the floor", flush=True)
+
+
+#: the two protocol floors, by ``lean``
+_FLOOR = {False: "nats-py js.publish", True: "gamead update_many"}
 
 
 if __name__ == "__main__":

@@ -61,7 +61,12 @@ def test_each_ad_costs_its_budget_of_nats_messages(
                 tap.close()
     assert {r["status"] for r in records} == {"completed"}
     count = {kind: len(tap.messages) - before[kind] for kind, tap in taps.items()}
-    assert count["records"] == 2 * ADS, count  # create + outcome: no read, no `processing` mark
+    # create + outcome: no read, and a `processing` mark only for an analysis that ran past
+    # worker.processing_mark_after (0.5 s): none on an idle machine; a starved one (a full run beside benchmarks)
+    # once wrote one (41 writes for 20 ads), as designed, so the marks are counted, not assumed away
+    written = taps["records"].messages[before["records"]:]
+    marks = sum(b'"status":"processing"' in body for body in written)
+    assert count["records"] == 2 * ADS + marks, (count, marks)
     # the publish (its delivery goes to the long poll's inbox: a subscriber on the subject never sees it)
     assert count["work"] == ADS, count
     assert count["acks"] == ADS and set(taps["acks"].messages[before["acks"]:]) <= {b"", b"+ACK"}, count  # an ack: no nak, no +WPI
