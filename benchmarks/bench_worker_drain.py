@@ -317,8 +317,8 @@ def _print_round(r: int, runs: dict[str, list[dict[str, float]]]) -> None:
     print(f"round {r + 1}:", flush=True)
     for name, results in runs.items():
         x = results[-1]
-        print(f"  {name:<44} {x['rate']:7.0f} ads/s ({x['cpu_us']:5.0f} µs CPU/ad)   {x['rate'] / raw['rate']:.2f}× raw"
-              f"   {x['rate'] / floor['rate']:.2f}× the floor", flush=True)
+        print(f"  {name:<44} {x['rate']:7.0f} ads/s ({x['cpu_us']:5.0f} µs CPU/ad)   "
+              f"{x['rate'] / raw['rate']:.2f}× raw   {x['rate'] / floor['rate']:.2f}× the floor", flush=True)
 
 
 #: the two protocol floors, by ``lean``
