@@ -134,6 +134,8 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
 
 
 Handle = Callable[[AdStore, list[Any]], Awaitable[None]]
+#: seconds without a fetched ad after which a raw drain gives up (past the work stream's ack_wait, 30 s)
+_STUCK_AFTER = 45.0
 #: the worker id the floor writes (the gamead contender's, so the records are the same size)
 _WORKER_ID = "bench-drain"
 
@@ -144,14 +146,18 @@ async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
     left), giving each batch to ``handle(store, msgs)``. The rate is ``n`` over the busy time: the clock stops
     once the ``n``-th ad is handled, and the fetches that found nothing (each waits out its 50 ms) are not
     counted, as the gamead worker's ``no_wait`` pulls do not wait. CPU per ad: this process's over the same
-    window. Raises when more than ``n`` ads come (a redelivery) or the stream is not empty 10 s after."""
+    window. Raises when more than ``n`` ads come (a redelivery), when no fetch brings any for ``_STUCK_AFTER``
+    seconds (ack_wait, 30 s, would bring back an ad lost on the way), or the stream is not empty 10 s after."""
     nc = await nats.connect(url)
     js = nc.jetstream(timeout=10)
     store = await AdStore.open(nc, js)  # the worker's store: its completed-record TTL included
     subs = {lvl: await js.pull_subscribe_bind(names.level_consumer(lvl), names.ADS_STREAM) for lvl in names.LEVELS}
     done, idle = 0, 0.0
     t0, cpu0 = time.monotonic(), time.process_time()
+    progress = t0  #: when a fetch last brought ads
     while done < n:
+        if time.monotonic() - progress > _STUCK_AFTER:
+            raise RuntimeError(f"no ad fetched for {_STUCK_AFTER:g} s: {done} of {n} handled")
         for lvl in names.LEVELS:
             while done < n:
                 asked = time.monotonic()
@@ -162,6 +168,7 @@ async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
                     break
                 await handle(store, msgs)
                 done += len(msgs)
+                progress = time.monotonic()
     await nc.flush()
     t1, cpu1 = time.monotonic(), time.process_time()
     if done != n:

@@ -455,21 +455,6 @@ def wait_terminal(client: httpx.Client, ad_id: str, timeout: float = 20.0) -> di
     return wait_for(probe, timeout=timeout, interval=0.05, what=f"ad {ad_id} to finish")
 
 
-#: ``worker.processing_mark_after``'s default, seconds: an analysis running past it is marked ``processing``
-PROCESSING_MARK_AFTER = 0.5
-
-
-def may_be_marked(record: dict[str, object]) -> bool:
-    """Whether the completed ``record`` (its JSON, as ``GET /ads/{id}`` gives it) may have been marked
-    ``processing`` under the default ``worker.processing_mark_after``: its analysis ran that long by its own
-    ``startedAt`` and ``completedAt`` (less 50 ms for the two clocks). A short analysis on a starved machine
-    (a full run beside benchmarks) can: a test counting record writes must allow that mark, not assume it away."""
-    from datetime import datetime  # noqa: PLC0415
-
-    began, ended = (datetime.fromisoformat(str(record[k]).replace("Z", "+00:00")) for k in ("startedAt", "completedAt"))
-    return (ended - began).total_seconds() >= PROCESSING_MARK_AFTER - 0.05
-
-
 def pid_alive(pid: int) -> bool:
     """True if ``pid`` runs and is not a zombie."""
     try:
