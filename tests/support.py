@@ -702,6 +702,9 @@ class SubjectTap:
         self.subject = subject
         self.messages: list[bytes] = []
         self.subjects: list[str] = []  #: the subject of each message, in the same order
+        #: the reply subject of each message ("" for none), in the same order: a request's names its sender's
+        #: connection (nats-py's replies share one ``_INBOX.<connection>.`` prefix per connection)
+        self.replies: list[str] = []
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -723,6 +726,7 @@ class SubjectTap:
 
             async def on_msg(msg) -> None:  # noqa: ANN001 - nats.aio.msg.Msg
                 self.subjects.append(msg.subject)
+                self.replies.append(msg.reply or "")
                 self.messages.append(msg.data)
 
             await nc.subscribe(self.subject, cb=on_msg)
@@ -738,6 +742,16 @@ class SubjectTap:
     @property
     def count(self) -> int:
         return len(self.messages)
+
+    def senders(self) -> set[str]:
+        """The connections whose requests reached the tap so far: each reply subject's inbox prefix."""
+        return {reply.rsplit(".", 1)[0] for reply in list(self.replies) if reply}
+
+    def count_from(self, sender: str | set[str], *, exclude: bool = False) -> int:
+        """Requests whose reply subject is under ``sender`` (an inbox prefix, :meth:`senders`), or with
+        ``exclude``, those that are not."""
+        senders = {sender} if isinstance(sender, str) else sender
+        return sum((reply.rsplit(".", 1)[0] in senders) != exclude for reply in list(self.replies))
 
     def close(self) -> None:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
