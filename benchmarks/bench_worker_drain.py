@@ -72,6 +72,7 @@ from gamead_core.store.ads import AdStore, decode, encode, write_headers  # noqa
 from gamead_core.worker.analyzer import analyze  # noqa: E402
 from gamead_core.worker.budget import delivery_id  # noqa: E402
 from gamead_core.worker.completed_json import completed_bytes  # noqa: E402
+from gamead_core.worker.transitions import started_record  # noqa: E402
 
 
 async def publish_backlog(url: str, n: int, seed: int) -> None:
@@ -133,7 +134,7 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
     return {"rate": done / (t1 - t0), "cpu_us": (cpu1 - cpu0) / done * 1e6}
 
 
-Handle = Callable[[AdStore, list[Any]], Awaitable[None]]
+Handle = Callable[[Any, AdStore, list[Any]], Awaitable[None]]  #: (its JetStream context, the ad store, a fetch)
 #: seconds without a fetched ad after which a raw drain gives up (past the work stream's ack_wait, 30 s)
 _STUCK_AFTER = 45.0
 #: the worker id the floor writes (the gamead contender's, so the records are the same size)
@@ -143,7 +144,7 @@ _WORKER_ID = "bench-drain"
 async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
     """Fetch the backlog of ``n`` ads 100 at a time on the level consumers, most urgent level first, each until a
     fetch finds nothing, and again until all ``n`` were handled (under load a ``fetch`` can time out with ads
-    left), giving each batch to ``handle(store, msgs)``. The rate is ``n`` over the busy time: the clock stops
+    left), giving each batch to ``handle(js, store, msgs)``. The rate is ``n`` over the busy time: the clock stops
     once the ``n``-th ad is handled, and the fetches that found nothing (each waits out its 50 ms) are not
     counted, as the gamead worker's ``no_wait`` pulls do not wait. CPU per ad: this process's over the same
     window. Raises when more than ``n`` ads come (a redelivery), when no fetch brings any for ``_STUCK_AFTER``
@@ -166,7 +167,7 @@ async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
                 except (nats.errors.TimeoutError, asyncio.TimeoutError):
                     idle += time.monotonic() - asked
                     break
-                await handle(store, msgs)
+                await handle(js, store, msgs)
                 done += len(msgs)
                 progress = time.monotonic()
     await nc.flush()
@@ -182,7 +183,7 @@ async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
     return {"rate": n / (t1 - t0 - idle), "cpu_us": (cpu1 - cpu0) / n * 1e6}
 
 
-async def raw_batch(store: AdStore, msgs: list[Any]) -> None:
+async def raw_batch(js: Any, store: AdStore, msgs: list[Any]) -> None:
     """The raw loop's work on one fetch: each ad decoded and analysed, then acknowledged (no record writes)."""
     for msg in msgs:
         analyze(decode(msg.data).ad)
@@ -193,27 +194,25 @@ def floor_batch(lean: bool) -> Handle:
     """The raw loop's work plus what gamead's promise needs per ad and nothing else ("the protocol floor"): the
     completed record written as a compare-and-set over the revision the message names, and the ``ack`` only once
     that write is acknowledged. Per fetch: every ad decoded, analysed, its completed record built as the worker
-    builds it (its ``processing`` record as ``Settler.started`` makes it, then ``completed_bytes``), the batch's
+    builds it (its ``processing`` record by ``started_record``, then ``completed_bytes``), the batch's
     writes published together with the worker's headers (``write_headers``: the compare-and-set and the
     completed-record TTL), then the acks. ``lean``: through ``AdStore.update_many`` (the worker's own call: one
     reply subscription, one timer per batch); else nats-py's own ``js.publish`` each, gathered. Serial (fetch,
     write, wait, ack), where the worker overlaps its rounds; no heartbeats, aging, prefetch bound, crash
     accounting or hooks."""
 
-    async def handle(store: AdStore, msgs: list[Any]) -> None:
+    async def handle(js: Any, store: AdStore, msgs: list[Any]) -> None:
         writes = []
         for msg in msgs:
             meta = msg.metadata
             record = decode(msg.data)
-            started = record.model_copy(update={
-                "status": AdStatus.PROCESSING, "started_at": utcnow(), "attempts": record.attempts + 1,
-                "worker_id": _WORKER_ID, "delivery": delivery_id(meta.sequence.stream, meta.num_delivered)})
+            started = started_record(record, delivery_id(meta.sequence.stream, meta.num_delivered), _WORKER_ID)
             writes.append((record.id, completed_bytes(started, utcnow(), analyze(record.ad)),
                            int((msg.headers or {})[names.HDR_RECORD_REVISION])))
         if lean:
             results = await store.update_many(writes, final=True)
         else:
-            results = await asyncio.gather(*(store._js.publish(  # noqa: SLF001 - the store's own context
+            results = await asyncio.gather(*(js.publish(
                 names.kv_subject(names.ADS_BUCKET, ad_id), data, headers=write_headers(revision, store.final_ttl))
                 for ad_id, data, revision in writes), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
@@ -247,10 +246,6 @@ def prefetch_items(text: str) -> list[dict[str, str]]:
 
 def _label(env: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in env.items())
-
-
-def _median(values: Any) -> float:
-    return statistics.median(list(values))
 
 
 def main() -> None:
@@ -304,12 +299,12 @@ def main() -> None:
           f"concurrency, single ads; each ratio is the median of the rounds' own ratios):")
     raw, floor = runs["raw fetch+ack+analyse"], runs[f"raw + outcome write ({_FLOOR[True]})"]
     for name, results in runs.items():
-        line = (f"  {name:<44} {_median(x['rate'] for x in results):7.0f} ads/s, "
-                f"{_median(x['cpu_us'] for x in results):5.0f} µs CPU per ad")
+        line = (f"  {name:<44} {statistics.median(x['rate'] for x in results):7.0f} ads/s, "
+                f"{statistics.median(x['cpu_us'] for x in results):5.0f} µs CPU per ad")
         if results is not raw:
-            line += f", {_median(x['rate'] / w['rate'] for x, w in zip(results, raw)):.2f}× raw"
+            line += f", {statistics.median(x['rate'] / w['rate'] for x, w in zip(results, raw)):.2f}× raw"
         if results is not raw and results is not floor:
-            line += f", {_median(x['rate'] / f['rate'] for x, f in zip(results, floor)):.2f}× the floor"
+            line += f", {statistics.median(x['rate'] / f['rate'] for x, f in zip(results, floor)):.2f}× the floor"
         print(line)
     print("  target: gamead worker ≥ 0.80× raw; the floor ("
           f"{_FLOOR[True]}) is what persisting each outcome before its ack costs with nothing else")

@@ -747,10 +747,9 @@ class SubjectTap:
         """The connections whose requests reached the tap so far: each reply subject's inbox prefix."""
         return {reply.rsplit(".", 1)[0] for reply in list(self.replies) if reply}
 
-    def count_from(self, sender: str | set[str], *, exclude: bool = False) -> int:
-        """Requests whose reply subject is under ``sender`` (an inbox prefix, :meth:`senders`), or with
+    def count_from(self, senders: set[str], *, exclude: bool = False) -> int:
+        """Requests whose reply subject is under one of ``senders`` (inbox prefixes, :meth:`senders`), or with
         ``exclude``, those that are not."""
-        senders = {sender} if isinstance(sender, str) else sender
         return sum((reply.rsplit(".", 1)[0] in senders) != exclude for reply in list(self.replies))
 
     def close(self) -> None:

@@ -34,13 +34,13 @@ from nats.aio.msg import Msg
 
 from gamead_core.config import WorkerSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
-from gamead_core.models import AdError, AdRecord, AdStatus, Analysis, utcnow
+from gamead_core.models import AdError, AdRecord, Analysis, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.completed_json import completed_bytes, completed_record
 from gamead_core.worker.budget import (
-    budget_spent, lost_attempt, lost_error, parse_delivery, superseded, waiting_since,
+    budget_spent, lost_error, parse_delivery, superseded, waiting_since,
 )
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
@@ -49,7 +49,7 @@ from gamead_core.worker.records import read_record, recreate
 from gamead_core.worker.rounds import SettleRounds
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
-from gamead_core.worker.transitions import UnlessLanded, handed_back, owner, retrying
+from gamead_core.worker.transitions import UnlessLanded, handed_back, owner, retrying, started_record
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,15 +97,9 @@ class Settler:
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
         """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by this worker, one attempt
-        charged (pure; written by :meth:`begin`, :meth:`mark`, or with the outcome)."""
-        return rec.model_copy(update={
-            "status": AdStatus.PROCESSING,
-            "started_at": utcnow(),
-            "attempts": rec.attempts + 1,
-            "worker_id": self.worker_id,
-            "delivery": delivery,
-            "suspect": True if (suspect or rec.suspect or lost_attempt(rec, delivery)) else None,
-        })
+        charged (pure: :func:`~gamead_core.worker.transitions.started_record`; written by :meth:`begin`, :meth:`mark`,
+        or with the outcome)."""
+        return started_record(rec, delivery, self.worker_id, suspect)
 
     async def mark(self, current: Versioned) -> Versioned:
         """Write ``current.record`` (a :meth:`started` record, not yet written) over ``current.revision``: the

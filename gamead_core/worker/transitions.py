@@ -1,5 +1,6 @@
-"""The record changes of a settled attempt, as pure functions of the record read (no I/O): who still owns
-the ad, the ``queued``-with-backoff record of a retry, and the record of a shutdown hand-back.
+"""The record changes of an attempt, as pure functions of the record read (no I/O): the record an attempt
+starts from, who still owns the ad, the ``queued``-with-backoff record of a retry, and the record of a shutdown
+hand-back.
 :class:`~gamead_core.worker.settle.Settler` writes what they answer with a compare-and-set (or
 ``AdStore.mutate``), so each may run again on a record that changed meanwhile; ``None`` means "not ours:
 write nothing"."""
@@ -10,7 +11,20 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
-from gamead_core.worker.budget import parse_delivery, superseded
+from gamead_core.worker.budget import lost_attempt, parse_delivery, superseded
+
+
+def started_record(rec: AdRecord, delivery: str, worker_id: str, suspect: bool = False) -> AdRecord:
+    """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by ``worker_id`` since now, one attempt
+    charged, ``suspect`` if asked, already so, or the attempt it follows was lost (:func:`lost_attempt`)."""
+    return rec.model_copy(update={
+        "status": AdStatus.PROCESSING,
+        "started_at": utcnow(),
+        "attempts": rec.attempts + 1,
+        "worker_id": worker_id,
+        "delivery": delivery,
+        "suspect": True if (suspect or rec.suspect or lost_attempt(rec, delivery)) else None,
+    })
 
 
 def owner(delivery: str) -> Callable[[AdRecord], bool]:
