@@ -327,6 +327,36 @@ def proc_cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def proc_switches(pid: int) -> tuple[int, int] | None:
+    """(voluntary, involuntary) context switches of every thread of a live process, None if it is gone.
+
+    Voluntary: a thread went to sleep waiting (on a socket, a lock, a timer), so each is followed by a wake-up.
+    Involuntary: a runnable thread was preempted for another. Summed over ``/proc/PID/task/*/status``
+    (``voluntary_ctxt_switches``, ``nonvoluntary_ctxt_switches``); a thread that exited meanwhile takes its
+    counts with it, so a delta can undercount."""
+    counts = [0, 0]
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        counts[0] += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        counts[1] += int(line.split()[1])
+        except (OSError, ValueError):
+            continue  # the thread has just exited
+    return counts[0], counts[1]
+
+
+def switches_snapshot(pids: dict[str, int]) -> dict[str, tuple[int, int] | None]:
+    """:func:`proc_switches` of each named process."""
+    return {name: proc_switches(pid) for name, pid in pids.items()}
+
+
 def children_cpu_seconds() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime

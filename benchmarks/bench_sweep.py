@@ -27,6 +27,12 @@ per step:
 * CPU ms per ad for each role (API, each worker, nats-server) and all roles together, from /proc/PID/stat
   deltas between the first send and the last completion, divided by the accepted ads; the generator's and this
   process's (the observer's) CPU are shown apart and not in "all roles";
+* context switches per ad for each role, over the same span, per accepted ad (summed over
+  ``/proc/PID/task/*/status``): **wake-ups**, the times its threads went to sleep waiting and so were woken
+  again (``voluntary_ctxt_switches``), and **preemptions**, the times a runnable thread was switched out for
+  another (``nonvoluntary_ctxt_switches``). At a steady rate each wake-up costs a process CPU of its own
+  (``bench_wake_cost.py`` measures how much on this machine), which is why an ad costs more CPU at a low
+  steady rate than in a drain;
 * peak RSS per role, MB (10^6 bytes), sampled every 0.5 s;
 * the whole machine's busy cores and the load average: the box is shared, so a figure taken while it is busy
   elsewhere is low.
@@ -70,6 +76,7 @@ from bench_pipeline import (  # noqa: E402
     Stack,
     children_cpu_seconds,
     cpu_snapshot,
+    switches_snapshot,
     lat_summary_ms,
     log,
     use_uvloop,
@@ -110,6 +117,19 @@ def child_paced_batch(argv: list[str]) -> None:
 # ====================================================================================================
 
 
+def _switches_per_ad(before: dict[str, tuple[int, int] | None], after: dict[str, tuple[int, int] | None],
+                     n: int) -> dict[str, dict[str, float]]:
+    """Per role and for all roles together, per accepted ad: ``wake_ups`` (times its threads went to sleep
+    waiting and were woken: voluntary context switches) and ``preemptions`` (involuntary ones)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, b in before.items():
+        a = after.get(name)
+        if b is not None and a is not None and n:
+            out[name] = {"wake_ups": round((a[0] - b[0]) / n, 2), "preemptions": round((a[1] - b[1]) / n, 2)}
+    out["all roles"] = {k: round(sum(v[k] for v in out.values()), 2) for k in ("wake_ups", "preemptions")}
+    return out
+
+
 def _per_ad_ms(before: dict[str, float | None], after: dict[str, float | None], n: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, b in before.items():
@@ -135,7 +155,7 @@ async def one_step(stack: Stack, procs: Procs, obs: KvObserver, tmp: Path, a: ar
     gen_cpu0 = children_cpu_seconds()
     gen = procs.start(f"paced-{rate:g}", argv)
     await asyncio.sleep(max(0.0, start_at - time.time()))
-    before = cpu_snapshot(pids)
+    before, switches0 = cpu_snapshot(pids), switches_snapshot(pids)
     self0 = time.process_time()
     t0 = time.monotonic()
     load_at_start = load_average()
@@ -149,7 +169,7 @@ async def one_step(stack: Stack, procs: Procs, obs: KvObserver, tmp: Path, a: ar
         recs = d["records"]
         accepted = {r[0]: r for r in recs if r[4] == 202 and r[0]}
         await obs.wait_for(set(accepted), a.drain)
-        after = cpu_snapshot(pids)
+        after, switches1 = cpu_snapshot(pids), switches_snapshot(pids)
         wall = time.monotonic() - t0
     gen_cpu = children_cpu_seconds() - gen_cpu0
     observer_cpu = time.process_time() - self0
@@ -175,6 +195,7 @@ async def one_step(stack: Stack, procs: Procs, obs: KvObserver, tmp: Path, a: ar
         "missing": missing,
         "latency_ms": lat_summary_ms(lat),
         "cpu_ms_per_ad": _per_ad_ms(before, after, len(accepted)),
+        "switches_per_ad": _switches_per_ad(switches0, switches1, len(accepted)),
         "generator_cpu_ms_per_ad": round(gen_cpu / max(1, len(accepted)) * 1000.0, 3),
         "observer_cpu_ms_per_ad": round(observer_cpu / max(1, len(accepted)) * 1000.0, 3),
         "rss_mb_peak": {k: round(v, 1) for k, v in rss.peak.items()},
@@ -305,6 +326,11 @@ def print_table(results: dict[str, Any]) -> None:
     gens = ", ".join(f"{s['target']:g}/s: {s['generator_cpu_ms_per_ad']:.2f} + {s['observer_cpu_ms_per_ad']:.2f}"
                      for s in steps)
     print(f"not in 'all roles': load generator + this process's KV observer, CPU ms per ad: {gens}")
+    print("context switches per ad, wake-ups (a role's threads went to sleep waiting and were woken) / "
+          "preemptions (a runnable thread switched out for another):")
+    for s in steps:
+        print(f"  {s['target']:g}/s: " + ", ".join(f"{k} {v['wake_ups']:.1f} / {v['preemptions']:.1f}"
+                                                   for k, v in s["switches_per_ad"].items()))
     for t in results["targets"]:
         verdict = "-" if t["pass"] is None else "PASS" if t["pass"] else "MISS"
         print(f"target: {t['figure']}: {_f(t['value'], 2)} (target {t['target']}): {verdict}"
