@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_block_churn.py                 # 3 rounds of 1,000 ads at 200/s (~35 s)
-    .venv/bin/python benchmarks/bench_block_churn.py --rate 0        # back to back: the stream never waits empty
+    .venv/bin/python benchmarks/bench_block_churn.py --rate 0        # back to back (it still empties per ad)
     .venv/bin/python benchmarks/bench_block_churn.py --output json
 
 Why: at a steady rate gamead's work stream (``GAMEAD_ADS``, work-queue retention, file storage) is empty most of
@@ -21,8 +21,9 @@ worker would, with no record writes and no analysis:
   stream's last block never empties while its ads come and go.
 
 Printed per contender: nats-server's CPU µs per ad (every thread's ``/proc/PID/task/*/schedstat``), its wake-ups
-per ad (times its threads went to sleep waiting: ``voluntary_ctxt_switches``) and message blocks created per ad (the last block file's index at the end, from the store directory), the median over
-``--rounds`` rounds in an order that rotates, and "kept non-empty" as a multiple of "emptied" in the same round.
+per ad (times its threads went to sleep waiting: ``voluntary_ctxt_switches``) and message blocks created per ad
+(how far the newest ``<n>.blk`` index in the store directory moved), each the median over ``--rounds`` rounds in
+an order that rotates, and "kept non-empty" as a multiple of "emptied" in the same round.
 Every server started is stopped by PID at the end.
 """
 
@@ -31,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import nats  # noqa: E402
 
-from bench_pipeline import proc_switches  # noqa: E402
+from bench_pipeline import proc_oncpu_seconds, proc_switches  # noqa: E402
 from gamead_core import names  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
@@ -56,15 +56,11 @@ CONTENDERS = ("emptied", "kept non-empty")
 
 
 def server_cpu_seconds(pid: int) -> float:
-    """Seconds every thread of process ``pid`` has run on a core (``/proc/PID/task/*/schedstat``, ns)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue  # the thread has just exited
-    return total / 1e9
+    """Seconds every thread of nats-server (``pid``) has run on a core (``/proc/PID/task/*/schedstat``)."""
+    seconds = proc_oncpu_seconds(pid)
+    if seconds is None:
+        raise RuntimeError(f"nats-server (pid {pid}) is gone")
+    return seconds
 
 
 def sleeps(pid: int) -> int:
@@ -77,7 +73,9 @@ def sleeps(pid: int) -> int:
 
 def last_block_index(store_dir: Path) -> int:
     """The index of the newest message block file of the work stream (``<n>.blk``): blocks created so far."""
-    msgs = next(store_dir.glob(f"**/streams/{names.ADS_STREAM}/msgs"))
+    msgs = next(store_dir.glob(f"**/streams/{names.ADS_STREAM}/msgs"), None)
+    if msgs is None:
+        raise RuntimeError(f"no {names.ADS_STREAM} message store under {store_dir}")
     return max((int(p.stem) for p in msgs.glob("*.blk")), default=0)
 
 
@@ -92,7 +90,8 @@ async def one(contender: str, n: int, rate: float, body: bytes) -> dict[str, flo
             sub = await js.pull_subscribe_bind(names.level_consumer(LEVEL), names.ADS_STREAM)
             subject = names.level_subject(LEVEL)
             pid = server.proc.pid
-            blocks0, cpu0, sleeps0 = last_block_index(Path(tmp)), server_cpu_seconds(pid), sleeps(pid)
+            blocks0, cpu0 = last_block_index(Path(tmp)), server_cpu_seconds(pid)
+            sleeps0 = sleeps(pid)
             start = time.monotonic()
             for i in range(n):
                 if rate:
@@ -116,8 +115,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         for c in order:
             this[c] = await one(c, args.ads, args.rate, body)
             print(f"[bench] round {r + 1}, {c}: nats-server {this[c]['server_cpu_us']:.0f} µs CPU per ad, "
-                  f"{this[c]['wake_ups_per_ad']:.1f} wake-ups per ad, {this[c]['blocks_per_ad']:.2f} blocks created per ad",
-                  file=sys.stderr)
+                  f"{this[c]['wake_ups_per_ad']:.1f} wake-ups per ad, "
+                  f"{this[c]['blocks_per_ad']:.2f} blocks created per ad", file=sys.stderr)
         rounds.append(this)
     return {
         "ads": args.ads, "rate": args.rate, "bytes": args.bytes, "rounds": args.rounds,

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -335,21 +336,44 @@ def proc_switches(pid: int) -> tuple[int, int] | None:
     (``voluntary_ctxt_switches``, ``nonvoluntary_ctxt_switches``); a thread that exited meanwhile takes its
     counts with it, so a delta can undercount."""
     counts = [0, 0]
+
+    def add(text: str) -> None:
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                counts[0] += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                counts[1] += int(line.split()[1])
+
+    return (counts[0], counts[1]) if _each_task(pid, "status", add) else None
+
+
+def proc_oncpu_seconds(pid: int) -> float | None:
+    """Seconds every thread of a live process has run on a core, from ``/proc/PID/task/*/schedstat`` (ns: finer
+    than ``/proc/PID/stat``'s 10 ms ticks); None if it is gone."""
+    total = [0]
+
+    def add(text: str) -> None:
+        total[0] += int(text.split()[0])
+
+    return total[0] / 1e9 if _each_task(pid, "schedstat", add) else None
+
+
+def _each_task(pid: int, name: str, add: Callable[[str], None]) -> bool:
+    """Call ``add`` with the text of ``/proc/PID/task/*/<name>`` of each thread of ``pid``; False if none could be
+    read (the process is gone). A thread that exits meanwhile is skipped."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return None
+        return False
+    read = 0
     for tid in tasks:
         try:
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
-                        counts[0] += int(line.split()[1])
-                    elif line.startswith("nonvoluntary_ctxt_switches:"):
-                        counts[1] += int(line.split()[1])
-        except (OSError, ValueError):
+            with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                add(f.read())
+            read += 1
+        except (OSError, ValueError, IndexError):
             continue  # the thread has just exited
-    return counts[0], counts[1]
+    return read > 0
 
 
 def switches_snapshot(pids: dict[str, int]) -> dict[str, tuple[int, int] | None]:

@@ -11,18 +11,20 @@ gamead role talks over. This process sends 64 bytes, an echo process (a child of
 role) reads ``--touch`` KB of its own memory (a stand-in for the code and data a role touches per ad) and sends
 them back: one round trip. Contenders, measured in the same round, in an order that rotates:
 
-* **busy**: round trips back to back. Neither side sleeps for long, so no core goes idle between them.
+* **busy**: round trips back to back. The echo still sleeps in ``recv`` between round trips and is woken by
+  each one, but after a few µs, so no core goes idle between them.
 * **asleep, gap G ms**: this process sleeps G ms after each round trip. The echo process is then blocked in
   ``recv`` between round trips, as a gamead role is between two ads at a steady rate, and each round trip wakes it.
 
-Printed per contender and ``--touch`` size: CPU µs per round trip of the echo process (woken once per round trip
-when asleep) and of this process (woken by its own timer too), from ``/proc/PID/schedstat`` (ns on a core); each
-is the median over rounds, and the echo's "asleep" figure is also given as a multiple of its "busy" one in the
-same round. The echo's extra CPU over "busy" is what one wake-up costs it here: the kernel's and the hypervisor's
-work to put a process to sleep and wake it, and the caches it finds cold (more, the more memory it touches). At
-a steady rate every ad wakes each of gamead's processes several times (``bench_sweep.py`` prints the wake-ups
-per ad), so this cost times those wake-ups is CPU per ad that no change to gamead's Python removes, only fewer
-wake-ups per ad.
+Printed per contender and ``--touch`` size: CPU µs per round trip of the echo process and of this process (woken
+by its own timer too), from ``/proc/PID/schedstat`` (ns on a core), and the echo's sleeps per round trip
+(``voluntary_ctxt_switches``: about 1 in every contender); each is the median over rounds. The echo's figure is
+also given as a multiple of, and a difference from, its "busy" one in the same round (medians of the rounds'
+own ratios and differences). That difference is what a wake-up after G ms asleep costs more than one after a few
+µs: the kernel's and the hypervisor's work to wake an idle core, and the caches the process finds cold (more, the
+more memory it touches). At a steady rate every ad wakes each of gamead's processes several times, often after
+ms asleep (``bench_sweep.py`` prints the wake-ups per ad), and no change to gamead's Python removes that cost,
+only fewer wake-ups per ad.
 """
 
 from __future__ import annotations
@@ -61,26 +63,45 @@ def on_cpu_seconds(pid: int | str) -> float:
         raise RuntimeError(f"cannot read the CPU time of process {pid}: {e}") from None
 
 
+def sleeps(pid: int) -> int:
+    """Times process ``pid`` (one thread) has gone to sleep waiting: ``voluntary_ctxt_switches``."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError as e:
+        raise RuntimeError(f"cannot read the context switches of process {pid}: {e}") from None
+    raise RuntimeError(f"/proc/{pid}/status has no voluntary_ctxt_switches")
+
+
 def measure(conn: socket.socket, child: int, n: int, gap_s: float) -> dict[str, float]:
-    """``n`` round trips with ``gap_s`` of sleep after each: CPU µs per round trip of each side."""
-    c0, o0 = on_cpu_seconds(child), on_cpu_seconds("self")
+    """``n`` round trips with ``gap_s`` of sleep after each: CPU µs per round trip of each side, and the echo's
+    sleeps per round trip. Raises RuntimeError if the echo closes the connection (it died)."""
+    c0, o0, w0 = on_cpu_seconds(child), on_cpu_seconds("self"), sleeps(child)
     for _ in range(n):
         conn.sendall(PAYLOAD)
         got = 0
         while got < len(PAYLOAD):
-            got += len(conn.recv(4096))
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise RuntimeError("the echo process closed the connection")
+            got += len(chunk)
         if gap_s:
             time.sleep(gap_s)
-    return {"child_us": (on_cpu_seconds(child) - c0) / n * 1e6, "self_us": (on_cpu_seconds("self") - o0) / n * 1e6}
+    return {"child_us": (on_cpu_seconds(child) - c0) / n * 1e6, "self_us": (on_cpu_seconds("self") - o0) / n * 1e6,
+            "child_sleeps": (sleeps(child) - w0) / n}
 
 
 def echo_round(args: argparse.Namespace, touch_kb: int, gaps: list[float], r: int) -> dict[float, dict[str, float]]:
     """One round of every gap against a fresh echo process touching ``touch_kb`` KB per round trip."""
     srv = socket.create_server(("127.0.0.1", 0))
     proc = subprocess.Popen([sys.executable, __file__, "_echo", str(srv.getsockname()[1]), str(touch_kb)])
+    conn: socket.socket | None = None
     try:
         srv.settimeout(30)
         conn, _ = srv.accept()
+        conn.settimeout(30)  # an echo that hangs ends the benchmark instead of stalling it
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         measure(conn, proc.pid, 200, 0.0)  # warm-up
         this: dict[float, dict[str, float]] = {}
@@ -88,15 +109,19 @@ def echo_round(args: argparse.Namespace, touch_kb: int, gaps: list[float], r: in
             this[gap] = measure(conn, proc.pid, args.trips, gap / 1000.0)
             print(f"[bench] round {r + 1}, touching {touch_kb} KB, {label(gap)}: echo {this[gap]['child_us']:.0f} µs, "
                   f"this process {this[gap]['self_us']:.0f} µs CPU per round trip", file=sys.stderr)
-        conn.close()
-        return this
+    except BaseException:
+        proc.kill()  # stopped by PID at once on any failure
+        raise
     finally:
+        if conn is not None:
+            conn.close()  # the echo's recv returns b"": it exits
         srv.close()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    return this
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -112,6 +137,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "child_cpu_us_per_round_trip": round(statistics.median(r[gap]["child_us"] for r in rounds), 1),
                 "self_cpu_us_per_round_trip": round(statistics.median(r[gap]["self_us"] for r in rounds), 1),
                 "child_x_busy": round(statistics.median(r[gap]["child_us"] / r[0.0]["child_us"] for r in rounds), 2),
+                "child_over_busy_us": round(statistics.median(r[gap]["child_us"] - r[0.0]["child_us"]
+                                                              for r in rounds), 1),
+                "child_sleeps_per_round_trip": round(statistics.median(r[gap]["child_sleeps"] for r in rounds), 2),
             })
     return {"round_trips": args.trips, "rounds": args.rounds, "cores": os.cpu_count(), "contenders": table}
 
@@ -123,17 +151,16 @@ def label(gap: float) -> str:
 def print_table(res: dict[str, object]) -> None:
     print(f"CPU per loopback TCP round trip ({res['round_trips']} round trips, median of {res['rounds']} rounds, "
           f"{res['cores']} cores)")
-    print(f"{'echo touches':>12} {'contender':<24} {'echo process µs':>16} {'× busy':>7} {'this process µs':>16}")
+    print(f"{'echo touches':>12} {'contender':<24} {'echo process µs':>16} {'× busy':>7} {'over busy µs':>13} "
+          f"{'echo sleeps':>12} {'this process µs':>16}")
     rows: list[dict[str, float]] = res["contenders"]  # type: ignore[assignment]
     for row in rows:
         print(f"{row['touch_kb']:>9,} KB {row['contender']:<24} {row['child_cpu_us_per_round_trip']:>16.0f} "
-              f"{row['child_x_busy']:>7.2f} {row['self_cpu_us_per_round_trip']:>16.0f}")
-    for touch_kb in dict.fromkeys(r["touch_kb"] for r in rows):
-        mine = [r for r in rows if r["touch_kb"] == touch_kb]
-        busy = mine[0]["child_cpu_us_per_round_trip"]
-        extra = ", ".join(f"{r['child_cpu_us_per_round_trip'] - busy:.0f} µs after {r['gap_ms']:g} ms"
-                          for r in mine[1:])
-        print(f"one wake-up costs an echo touching {touch_kb:,} KB (asleep minus busy): {extra}")
+              f"{row['child_x_busy']:>7.2f} {row['child_over_busy_us']:>13.0f} "
+              f"{row['child_sleeps_per_round_trip']:>12.2f} {row['self_cpu_us_per_round_trip']:>16.0f}")
+    print("echo sleeps: times the echo went to sleep waiting per round trip (about 1 in every contender: busy too, "
+          "it waits in recv between round trips, but for µs); over busy: the median of each round's difference, "
+          "what a wake-up after that long asleep costs more than one after a few µs")
 
 
 def main(argv: list[str]) -> int:
