@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import nats  # noqa: E402
 
+from bench_common import print_result  # noqa: E402
 from bench_pipeline import proc_oncpu_seconds, proc_switches  # noqa: E402
 from gamead_core import names  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
@@ -152,11 +152,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.ads < 1 or args.rounds < 1 or args.rate < 0 or args.bytes < 1:
         p.error("--ads, --rounds and --bytes must be ≥ 1 and --rate ≥ 0")
-    res = asyncio.run(run(args))
-    if args.output == "json":
-        print(json.dumps(res, indent=2))
-    else:
-        print_table(res)
+    print_result(asyncio.run(run(args)), args.output, print_table)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by ``bench_sweep.py`` and ``bench_scaling.py`` (on top of ``bench_pipeline.py``'s ``Procs``,
+"""Helpers shared by ``bench_sweep.py``, ``bench_scaling.py`` and others (on top of ``bench_pipeline.py``'s ``Procs``,
 ``Stack``, ``KvObserver`` and CPU readers, which they import): worker processes with extra settings, memory
 and load readings, waiting for workers to register, and a paced ``POST /ads/batch`` generator.
 
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,15 @@ sys.path.insert(0, str(HERE.parent))
 from bench_pipeline import Procs, Stack, gamead_env, http_request_bytes, log, read_response  # noqa: E402
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def print_result(result: dict[str, Any], output: str, print_table: Callable[[dict[str, Any]], None]) -> None:
+    """Print a benchmark's ``result`` as indented JSON on stdout when ``output`` is ``"json"`` (``--output json``,
+    for scripts), else as its table (``print_table(result)``)."""
+    if output == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
 
 
 def rss_mb(pid: int) -> float | None:

@@ -30,7 +30,6 @@ only fewer wake-ups per ad.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -178,11 +177,9 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.trips < 1 or args.rounds < 1 or any(g <= 0 for g in args.gaps) or any(k < 0 for k in args.touch):
         p.error("--trips and --rounds must be ≥ 1, every gap > 0 and every --touch ≥ 0")
-    res = run(args)
-    if args.output == "json":
-        print(json.dumps(res, indent=2))
-    else:
-        print_table(res)
+    from bench_common import print_result  # noqa: PLC0415 (not in the echo processes: they import nothing more)
+
+    print_result(run(args), args.output, print_table)
     return 0
 
 
