@@ -30,9 +30,9 @@ per step:
 * context switches per ad for each role, over the same span, per accepted ad (summed over
   ``/proc/PID/task/*/status``): **wake-ups**, the times its threads went to sleep waiting and so were woken
   again (``voluntary_ctxt_switches``), and **preemptions**, the times a runnable thread was switched out for
-  another (``nonvoluntary_ctxt_switches``). At a steady rate each wake-up costs a process CPU of its own
-  (``bench_wake_cost.py`` measures how much on this machine), which is why an ad costs more CPU at a low
-  steady rate than in a drain;
+  another (``nonvoluntary_ctxt_switches``). A wake-up after milliseconds asleep costs a process more CPU
+  than one after microseconds (``bench_wake_cost.py`` measures how much more on this machine), which is part
+  of why an ad costs more CPU at a low steady rate than in a drain;
 * peak RSS per role, MB (10^6 bytes), sampled every 0.5 s;
 * the whole machine's busy cores and the load average: the box is shared, so a figure taken while it is busy
   elsewhere is low.
@@ -76,9 +76,9 @@ from bench_pipeline import (  # noqa: E402
     Stack,
     children_cpu_seconds,
     cpu_snapshot,
-    switches_snapshot,
     lat_summary_ms,
     log,
+    switches_snapshot,
     use_uvloop,
     write_bodies,
 )
