@@ -1,4 +1,4 @@
-"""What nats-server spends when gamead's work stream empties after every ad (issue 14: the steady-state floor).
+"""nats-server's CPU when gamead's work stream empties after every ad (issue 14: steady ads vs drained ones).
 
 Run from the repository root::
 

@@ -1,4 +1,4 @@
-"""What waking a sleeping process costs on this machine, in CPU (issue 14: the steady-state floor).
+"""What waking a sleeping process costs in CPU on this machine (issue 14: steady ads vs drained ones).
 
 Run from the repository root::
 
