@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nats  # noqa: E402
 
 from bench_common import print_result  # noqa: E402
-from bench_pipeline import proc_oncpu_seconds, proc_switches  # noqa: E402
+from bench_pipeline import proc_oncpu_seconds, proc_switches, required  # noqa: E402
 from gamead_core import names  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
@@ -53,22 +53,6 @@ LEVEL = 3
 #: a subject of the work stream (``gamead.ads.*``) that no level's consumer reads
 KEEPER_SUBJECT = f"{names.ADS_SUBJECT_PREFIX}.keep"
 CONTENDERS = ("emptied", "kept non-empty")
-
-
-def server_cpu_seconds(pid: int) -> float:
-    """Seconds every thread of nats-server (``pid``) has run on a core (``/proc/PID/task/*/schedstat``)."""
-    seconds = proc_oncpu_seconds(pid)
-    if seconds is None:
-        raise RuntimeError(f"nats-server (pid {pid}) is gone")
-    return seconds
-
-
-def sleeps(pid: int) -> int:
-    """Times the threads of process ``pid`` have gone to sleep waiting (voluntary context switches)."""
-    counts = proc_switches(pid)
-    if counts is None:
-        raise RuntimeError(f"nats-server (pid {pid}) is gone")
-    return counts[0]
 
 
 def last_block_index(store_dir: Path) -> int:
@@ -90,8 +74,8 @@ async def one(contender: str, n: int, rate: float, body: bytes) -> dict[str, flo
             sub = await js.pull_subscribe_bind(names.level_consumer(LEVEL), names.ADS_STREAM)
             subject = names.level_subject(LEVEL)
             pid = server.proc.pid
-            blocks0, cpu0 = last_block_index(Path(tmp)), server_cpu_seconds(pid)
-            sleeps0 = sleeps(pid)
+            blocks0, cpu0 = last_block_index(Path(tmp)), required(proc_oncpu_seconds(pid), pid)
+            sleeps0 = required(proc_switches(pid), pid)[0]
             start = time.monotonic()
             for i in range(n):
                 if rate:
@@ -99,7 +83,8 @@ async def one(contender: str, n: int, rate: float, body: bytes) -> dict[str, flo
                 await js.publish(subject, body)
                 msgs = await sub.fetch(1, timeout=10)
                 await msgs[0].ack_sync()
-            cpu, woken = server_cpu_seconds(pid) - cpu0, sleeps(pid) - sleeps0
+            cpu = required(proc_oncpu_seconds(pid), pid) - cpu0
+            woken = required(proc_switches(pid), pid)[0] - sleeps0
             return {"server_cpu_us": cpu / n * 1e6, "blocks_per_ad": (last_block_index(Path(tmp)) - blocks0) / n,
                     "wake_ups_per_ad": woken / n}
         finally:

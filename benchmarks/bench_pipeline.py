@@ -42,7 +42,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 THIS = Path(__file__).resolve()
@@ -374,6 +374,17 @@ def _each_task(pid: int, name: str, add: Callable[[str], None]) -> bool:
         except (OSError, ValueError, IndexError):
             continue  # the thread has just exited
     return read > 0
+
+
+T = TypeVar("T")
+
+
+def required(reading: T | None, pid: int) -> T:
+    """``reading`` (a ``proc_*`` helper's answer for process ``pid``); RuntimeError if it is None: the process
+    is gone, which a benchmark measuring it cannot go on without."""
+    if reading is None:
+        raise RuntimeError(f"process {pid} is gone")
+    return reading
 
 
 def switches_snapshot(pids: dict[str, int]) -> dict[str, tuple[int, int] | None]:

@@ -17,7 +17,7 @@ them back: one round trip. Contenders, measured in the same round, in an order t
   ``recv`` between round trips, as a gamead role is between two ads at a steady rate, and each round trip wakes it.
 
 Printed per contender and ``--touch`` size: CPU µs per round trip of the echo process and of this process (woken
-by its own timer too), from ``/proc/PID/schedstat`` (ns on a core), and the echo's sleeps per round trip
+by its own timer too), from ``/proc/PID/task/*/schedstat`` (ns on a core), and the echo's sleeps per round trip
 (``voluntary_ctxt_switches``: about 1 in every contender); each is the median over rounds. The echo's figure is
 also given as a multiple of, and a difference from, its "busy" one in the same round (medians of the rounds'
 own ratios and differences). That difference is what a wake-up after G ms asleep costs more than one after a few
@@ -37,6 +37,9 @@ import subprocess
 import sys
 import time
 
+from bench_common import print_result
+from bench_pipeline import proc_oncpu_seconds, proc_switches, required
+
 PAYLOAD = b"x" * 64
 
 
@@ -52,32 +55,12 @@ def child_echo(port: int, touch_kb: int) -> None:
         s.sendall(data)
 
 
-def on_cpu_seconds(pid: int | str) -> float:
-    """Seconds process ``pid`` (one thread: its main one) has run on a core, from ``/proc/PID/schedstat``'s first
-    field (nanoseconds; ``/proc/PID/stat`` counts in 10 ms ticks, too coarse for µs per round trip)."""
-    try:
-        with open(f"/proc/{pid}/schedstat") as f:
-            return int(f.read().split()[0]) / 1e9
-    except OSError as e:
-        raise RuntimeError(f"cannot read the CPU time of process {pid}: {e}") from None
-
-
-def sleeps(pid: int) -> int:
-    """Times process ``pid`` (one thread) has gone to sleep waiting: ``voluntary_ctxt_switches``."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("voluntary_ctxt_switches:"):
-                    return int(line.split()[1])
-    except OSError as e:
-        raise RuntimeError(f"cannot read the context switches of process {pid}: {e}") from None
-    raise RuntimeError(f"/proc/{pid}/status has no voluntary_ctxt_switches")
-
-
 def measure(conn: socket.socket, child: int, n: int, gap_s: float) -> dict[str, float]:
     """``n`` round trips with ``gap_s`` of sleep after each: CPU µs per round trip of each side, and the echo's
     sleeps per round trip. Raises RuntimeError if the echo closes the connection (it died)."""
-    c0, o0, w0 = on_cpu_seconds(child), on_cpu_seconds("self"), sleeps(child)
+    me = os.getpid()
+    c0, o0 = required(proc_oncpu_seconds(child), child), required(proc_oncpu_seconds(me), me)
+    w0 = required(proc_switches(child), child)[0]
     for _ in range(n):
         conn.sendall(PAYLOAD)
         got = 0
@@ -88,8 +71,9 @@ def measure(conn: socket.socket, child: int, n: int, gap_s: float) -> dict[str, 
             got += len(chunk)
         if gap_s:
             time.sleep(gap_s)
-    return {"child_us": (on_cpu_seconds(child) - c0) / n * 1e6, "self_us": (on_cpu_seconds("self") - o0) / n * 1e6,
-            "child_sleeps": (sleeps(child) - w0) / n}
+    return {"child_us": (required(proc_oncpu_seconds(child), child) - c0) / n * 1e6,
+            "self_us": (required(proc_oncpu_seconds(me), me) - o0) / n * 1e6,
+            "child_sleeps": (required(proc_switches(child), child)[0] - w0) / n}
 
 
 def echo_round(args: argparse.Namespace, touch_kb: int, gaps: list[float], r: int) -> dict[float, dict[str, float]]:
@@ -177,8 +161,6 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.trips < 1 or args.rounds < 1 or any(g <= 0 for g in args.gaps) or any(k < 0 for k in args.touch):
         p.error("--trips and --rounds must be ≥ 1, every gap > 0 and every --touch ≥ 0")
-    from bench_common import print_result  # noqa: PLC0415 (not in the echo processes: they import nothing more)
-
     print_result(run(args), args.output, print_table)
     return 0
 

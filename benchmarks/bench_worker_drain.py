@@ -139,6 +139,10 @@ Handle = Callable[[Any, AdStore, list[Any]], Awaitable[None]]  #: (its JetStream
 _STUCK_AFTER = 45.0
 #: the worker id the floor writes (the gamead contender's, so the records are the same size)
 _WORKER_ID = "bench-drain"
+#: the two protocol floors, by ``lean``
+_FLOOR = {False: "nats-py js.publish", True: "gamead update_many"}
+#: the contenders every ratio is taken against
+RAW, FLOOR = "raw fetch+ack+analyse", f"raw + outcome write ({_FLOOR[True]})"
 
 
 async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
@@ -271,8 +275,8 @@ def main() -> None:
         # name → what it drains with; the order rotates every round (the bucket grows with every drain)
         contenders: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
             "gamead worker": lambda: drain_gamead(server.url, args.ads, procs, None),
-            "raw fetch+ack+analyse": lambda: drain_levels(server.url, args.ads, raw_batch),
-            f"raw + outcome write ({_FLOOR[True]})": lambda: drain_levels(server.url, args.ads, floor_batch(True)),
+            RAW: lambda: drain_levels(server.url, args.ads, raw_batch),
+            FLOOR: lambda: drain_levels(server.url, args.ads, floor_batch(True)),
             f"raw + outcome write ({_FLOOR[False]})": lambda: drain_levels(server.url, args.ads, floor_batch(False)),
         }
         if args.code:
@@ -297,7 +301,7 @@ def main() -> None:
             server.stop()
     print(f"medians of {args.rounds} rounds (burn-down of {args.ads:,} ads, one worker process at the default "
           f"concurrency, single ads; each ratio is the median of the rounds' own ratios):")
-    raw, floor = runs["raw fetch+ack+analyse"], runs[f"raw + outcome write ({_FLOOR[True]})"]
+    raw, floor = runs[RAW], runs[FLOOR]
     for name, results in runs.items():
         line = (f"  {name:<44} {statistics.median(x['rate'] for x in results):7.0f} ads/s, "
                 f"{statistics.median(x['cpu_us'] for x in results):5.0f} µs CPU per ad")
@@ -306,25 +310,20 @@ def main() -> None:
         if results is not raw and results is not floor:
             line += f", {statistics.median(x['rate'] / f['rate'] for x, f in zip(results, floor)):.2f}× the floor"
         print(line)
-    print("  target: gamead worker ≥ 0.80× raw; the floor ("
-          f"{_FLOOR[True]}) is what persisting each outcome before its ack costs with nothing else")
+    print(f"  target: gamead worker ≥ 0.80× raw; the floor ({_FLOOR[True]}) is what persisting each outcome before "
+          "its ack costs with nothing else")
     if args.profile:
         print(f"\nprofile of one gamead round ({args.profile}), top 30 by own time:")
         pstats.Stats(args.profile).sort_stats("tottime").print_stats(30)
 
 
 def _print_round(r: int, runs: dict[str, list[dict[str, float]]]) -> None:
-    raw = runs["raw fetch+ack+analyse"][-1]
-    floor = runs[f"raw + outcome write ({_FLOOR[True]})"][-1]
+    raw, floor = runs[RAW][-1], runs[FLOOR][-1]
     print(f"round {r + 1}:", flush=True)
     for name, results in runs.items():
         x = results[-1]
         print(f"  {name:<44} {x['rate']:7.0f} ads/s ({x['cpu_us']:5.0f} µs CPU/ad)   "
               f"{x['rate'] / raw['rate']:.2f}× raw   {x['rate'] / floor['rate']:.2f}× the floor", flush=True)
-
-
-#: the two protocol floors, by ``lean``
-_FLOOR = {False: "nats-py js.publish", True: "gamead update_many"}
 
 
 if __name__ == "__main__":

@@ -690,6 +690,11 @@ def assert_doctor_clean(target: str, *, timeout: float = 20.0, settle: float = 0
         raise AssertionError(f"gamead doctor found problems: {json.dumps(last.get('findings'))[:3000]}; "
                              f"partial: {last.get('partial')}") from None
     return last
+def _inbox(reply: str) -> str:
+    """The inbox prefix of a nats-py reply subject (``_INBOX.<connection>.<n>`` → ``_INBOX.<connection>``)."""
+    return reply.rsplit(".", 1)[0]
+
+
 class SubjectTap:
     """A plain NATS subscription on ``subject``, run on a thread of its own: counts (and keeps) every message
     published there. For waiting on what a process *does* (its pull requests, its KV writes) instead of on
@@ -745,12 +750,12 @@ class SubjectTap:
 
     def senders(self) -> set[str]:
         """The connections whose requests reached the tap so far: each reply subject's inbox prefix."""
-        return {reply.rsplit(".", 1)[0] for reply in list(self.replies) if reply}
+        return {_inbox(reply) for reply in list(self.replies) if reply}
 
     def count_from(self, senders: set[str], *, exclude: bool = False) -> int:
         """Requests whose reply subject is under one of ``senders`` (inbox prefixes, :meth:`senders`), or with
         ``exclude``, those that are not."""
-        return sum((reply.rsplit(".", 1)[0] in senders) != exclude for reply in list(self.replies))
+        return sum((_inbox(reply) in senders) != exclude for reply in list(self.replies))
 
     def close(self) -> None:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():

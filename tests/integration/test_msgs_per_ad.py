@@ -73,7 +73,7 @@ def test_each_ad_costs_its_budget_of_nats_messages(
                 tap.close()
     assert {r["status"] for r in records} == {"completed"}
     count = {kind: len(tap.messages) - before[kind] for kind, tap in taps.items()}
-    writes = Counter(subject.rsplit(".", 1)[-1] for subject in taps["records"].subjects)
+    writes = Counter(_key(subject) for subject in taps["records"].subjects)
     assert [writes[i] for i in ids] == [2] * ADS, (count, writes)  # create + outcome: no read, no `processing` mark
     # the publish (its delivery goes to the long poll's inbox: a subscriber on the subject never sees it)
     assert count["work"] == ADS, count
@@ -84,5 +84,9 @@ def test_each_ad_costs_its_budget_of_nats_messages(
 
 def _keys(tap: SubjectTap, marker: bytes) -> set[str]:
     """The record keys (ad ids) of the writes ``tap`` saw whose body holds ``marker``."""
-    return {subject.rsplit(".", 1)[-1] for subject, body in zip(list(tap.subjects), list(tap.messages))
-            if marker in body}
+    return {_key(subject) for subject, body in zip(list(tap.subjects), list(tap.messages)) if marker in body}
+
+
+def _key(subject: str) -> str:
+    """A record write's key (its ad id): the last token of ``$KV.<bucket>.<key>``."""
+    return subject.rsplit(".", 1)[-1]
