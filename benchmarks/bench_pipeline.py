@@ -1006,6 +1006,10 @@ class KvObserver:
             except asyncio.TimeoutError:
                 pass
 
+    async def collect(self, ids: set[str], since: float) -> None:
+        """Nothing to read afterwards: ``done`` is filled as the writes arrive (the interface of ``bench_sweep``'s
+        ``StoredCompletions``)."""
+
     async def close(self) -> None:
         if self.nc is not None:
             await self.nc.close()

@@ -17,16 +17,26 @@ Ctrl-C or failure. The API's per-client rate limit is raised out of reach (still
 Each step is **steady state**: an open-loop paced generator (a process of its own: ``bench_pipeline.py``'s
 ``_paced`` role, 64 keep-alive connections, one ad per ``POST /ads`` — **single submits**; with ``--batch N``,
 ``bench_common.paced_batches``, N ads per ``POST /ads/batch``) submits at the target rate for ``--step``
-seconds (15), then the run waits (up to ``--drain`` s) for every accepted ad to complete. Completion is
-observed as in ``bench_pipeline.py``: a core-NATS subscription to the ad-record KV bucket's subjects. Printed
-per step:
+seconds (15), then the run waits (up to ``--drain`` s) for every accepted ad to complete. How completion is
+seen (``--completions``):
+
+* ``stored`` (the default): nothing watches the records during the step. The step ends when the work stream is
+  empty (polled every 0.1 s: an ad is acknowledged only after its final record is stored); then, outside the
+  measured window, the records stored since the step began are read back, and an ad's completion time is the
+  moment nats-server stored its final record (its stream timestamp, on this machine's clock);
+* ``live``: as in ``bench_pipeline.py``, a core-NATS subscription to the ad-record KV bucket's subjects, in this
+  process, sees every record write as it happens. It costs this process ~0.25 ms of CPU per ad and nats-server a
+  copy of every record write, on the cores the stack runs on (session 23: nats-server 0.49 vs 0.43-0.45 ms per ad
+  at 800 ads/s).
+
+Printed per step:
 
 * target and achieved rate (accepted ads / the sending window), ads/s;
 * submit→completed p50/p95/p99, ms (from the moment the generator wrote the request to the moment the
-  completed record was seen);
+  completed record was stored, or with ``live`` seen);
 * CPU ms per ad for each role (API, each worker, nats-server) and all roles together, from /proc/PID/stat
   deltas between the first send and the last completion, divided by the accepted ads; the generator's and this
-  process's (the observer's) CPU are shown apart and not in "all roles";
+  process's CPU are shown apart and not in "all roles";
 * context switches per ad for each role, over the same span, per accepted ad (summed over
   ``/proc/PID/task/*/status``): **wake-ups**, the times its threads went to sleep waiting and so were woken
   again (``voluntary_ctxt_switches``), and **preemptions**, the times a runnable thread was switched out for
@@ -117,6 +127,60 @@ def child_paced_batch(argv: list[str]) -> None:
 # ====================================================================================================
 
 
+class StoredCompletions:
+    """When each ad's final record was stored, read from the ad-record stream **after** the step (``--completions
+    stored``, the default): nothing watches the records while the stack works, so neither this process's CPU nor
+    nats-server's forwarding of every record write to a watcher lands in the step (a live
+    :class:`~bench_pipeline.KvObserver` took 0.2-0.3 ms of CPU per ad on the same two cores). The same
+    interface as ``KvObserver``: ``done`` maps an ad id to (seconds since the epoch, the record's bytes).
+
+    * :meth:`wait_for` waits until the work stream is empty (every accepted ad acknowledged, and an ad is
+      acknowledged only after its final record is stored), polling its message count every 0.1 s (one JetStream
+      API call each); the stack is ``gamead up``'s, with one work stream (``queue.partitions`` 1);
+    * :meth:`collect` reads the ad-record stream from a start time with gamead's own ordered reader
+      (``gamead_core.queue.scan.read_stream``) and keeps, per ad asked for, the first terminal record
+      (``completed``, ``failed`` or ``dead``) with its stream timestamp: the moment nats-server stored it, on
+      this machine's clock, as the generator's send times are."""
+
+    TERMINAL = (b'"status":"completed"', b'"status":"failed"', b'"status":"dead"')
+
+    def __init__(self) -> None:
+        self.done: dict[str, tuple[float, bytes]] = {}
+        self.nc: Any = None
+
+    async def start(self, url: str) -> None:
+        import nats  # noqa: PLC0415
+
+        self.nc = await nats.connect(url, name="gamead-bench-completions")
+
+    async def wait_for(self, ids: set[str], timeout: float) -> None:
+        """Until the work stream holds no message, or ``timeout`` seconds (``ids``: unused, for the interface)."""
+        from gamead_core import names  # noqa: PLC0415
+
+        js = self.nc.jetstream()
+        deadline = time.monotonic() + timeout
+        while (await js.stream_info(names.ADS_STREAM)).state.messages and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
+    async def collect(self, ids: set[str], since: float) -> None:
+        """Add to ``done`` the ads of ``ids`` whose terminal record was stored at or after ``since`` (epoch s)."""
+        from datetime import datetime, timezone  # noqa: PLC0415
+
+        from gamead_core import names  # noqa: PLC0415
+        from gamead_core.queue.scan import read_stream  # noqa: PLC0415
+
+        prefix = names.kv_prefix(names.ADS_BUCKET)
+        async for msg in read_stream(self.nc.jetstream(), names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
+                                     start_time=datetime.fromtimestamp(since, timezone.utc), timeout=5.0):
+            key = msg.subject[len(prefix):]
+            if key in ids and key not in self.done and any(t in msg.data for t in self.TERMINAL):
+                self.done[key] = (msg.metadata.timestamp.timestamp(), msg.data)
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+
+
 def _switches_per_ad(before: dict[str, tuple[int, int] | None], after: dict[str, tuple[int, int] | None],
                      n: int) -> dict[str, dict[str, float]]:
     """Per role and for all roles together, per accepted ad: ``wake_ups`` (times its threads went to sleep
@@ -140,7 +204,7 @@ def _per_ad_ms(before: dict[str, float | None], after: dict[str, float | None], 
     return out
 
 
-async def one_step(stack: Stack, procs: Procs, obs: KvObserver, tmp: Path, a: argparse.Namespace,
+async def one_step(stack: Stack, procs: Procs, obs: KvObserver | StoredCompletions, tmp: Path, a: argparse.Namespace,
                    rate: float) -> dict[str, Any]:
     out = tmp / f"paced-{rate:g}.json"
     start_at = time.time() + 1.0
@@ -173,6 +237,7 @@ async def one_step(stack: Stack, procs: Procs, obs: KvObserver, tmp: Path, a: ar
         wall = time.monotonic() - t0
     gen_cpu = children_cpu_seconds() - gen_cpu0
     observer_cpu = time.process_time() - self0
+    await obs.collect(set(accepted), start_at - 1.0)  # after the window: its reads are not the step's cost
     lat = [obs.done[i][0] - r[2] for i, r in accepted.items() if i in obs.done]
     statuses = Counter(str(r[4]) for r in recs)
     sent = [r[2] for r in recs if r[4] == 202]
@@ -249,17 +314,19 @@ async def sweep(stack: Stack, procs: Procs, tmp: Path, a: argparse.Namespace, ra
     import httpx  # noqa: PLC0415
 
     assert stack.nats is not None
-    obs = KvObserver()
+    obs: KvObserver | StoredCompletions = KvObserver() if a.completions == "live" else StoredCompletions()
     await obs.start(stack.nats.url)
     try:
         bodies = json.loads((tmp / "bodies.json").read_text())
         warm: set[str] = set()
+        warm_from = time.time() - 1.0
         async with httpx.AsyncClient(base_url=stack.url, timeout=10) as client:
             for k in range(100):
                 r = await client.post("/ads", content=bodies[k % len(bodies)].encode())
                 r.raise_for_status()
                 warm.add(r.json()["id"])
         await obs.wait_for(warm, 30)
+        await obs.collect(warm, warm_from)
         if not warm <= obs.done.keys():
             raise RuntimeError(f"the workers did not complete the warm-up ads; see {procs.logdir}")
         obs.done.clear()
@@ -325,7 +392,8 @@ def print_table(results: dict[str, Any]) -> None:
           "divided by the accepted ads; RSS: peak resident set per process during the step (MB = 10^6 bytes).")
     gens = ", ".join(f"{s['target']:g}/s: {s['generator_cpu_ms_per_ad']:.2f} + {s['observer_cpu_ms_per_ad']:.2f}"
                      for s in steps)
-    print(f"not in 'all roles': load generator + this process's KV observer, CPU ms per ad: {gens}")
+    print(f"not in 'all roles': load generator + this process ({results['completions']} completions), "
+          f"CPU ms per ad: {gens}")
     print("context switches per ad, wake-ups (a role's threads went to sleep waiting and were woken) / "
           "preemptions (a runnable thread switched out for another):")
     for s in steps:
@@ -358,6 +426,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="keep-alive connections of the generator (64)")
     p.add_argument("--stop-p95-ms", type=float, default=10_000.0, help="end the sweep after a step above this p95")
     p.add_argument("--output", choices=("table", "json"), default="table", help="summary format on stdout")
+    p.add_argument("--completions", choices=("stored", "live"), default="stored",
+                   help="stored: each ad's completion time is when nats-server stored its final record, read "
+                        "after the step (default); live: a subscriber sees every record write during the step")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, raw results)")
     a = p.parse_args(argv)
     a.step = a.step if a.step is not None else (5.0 if a.quick else 15.0)
@@ -383,6 +454,7 @@ def main(argv: list[str]) -> int:
         "what": "rate sweep, steady state, open loop; " + (f"batched submits of {a.batch}" if a.batch
                                                             else "single submits"),
         "workers": a.workers, "concurrency": concurrency, "batch": a.batch, "step_seconds": a.step,
+        "completions": a.completions,
         "drain_seconds": a.drain, "cpus": os.cpu_count(), "load_average_start": load_average(), "steps": [],
     }
 
