@@ -7,23 +7,23 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_cold_work.py --output json   # for scripts
 
 No NATS, no I/O, one process and one thread. The work is what a worker's CPU does per ad besides talking to
-NATS, as ``bench_worker_drain.py``'s protocol floor does it: decode the work message's record
-(``gamead_core.store.ads.decode``), ``analyze()`` its ad, build the ``processing`` record (``started_record``) and
-the completed record's bytes (``completed_bytes``). Each ad is timed alone (``time.thread_time_ns``: this thread's
+NATS, with ``bench_worker_drain.py``'s protocol floor's own function (``outcome``): decode the work message's
+record, ``analyze()`` its ad, build the ``processing`` record (``started_record``) and the completed record's
+bytes (``completed_bytes``). Each ad is timed alone (``time.thread_time_ns``: this thread's
 CPU, not the gap). Between two ads, one of:
 
 * **back to back**: no gap, as in a burn-down;
-* **busy gap, G ms**: this thread spins on the clock for G ms, so it keeps its core and touches almost no memory;
+* **busy gap, G ms**: this thread spins on the clock for G ms, so it should keep its core, and it touches almost
+  no memory;
 * **asleep gap, G ms**: this thread sleeps G ms, so its core may run something else or go idle, as a gamead
   role's does between two ads at a steady rate.
 
 The **control** does the same with a loop over a few integers (a tiny working set) sized to take about as much
 CPU back to back as the ad does. Printed per work and contender: CPU µs per ad (median over rounds) and × its back
 to back figure (median of the rounds' own ratios). If the ad's work costs more after a *busy* gap while the
-control's does not, the extra is neither the wake-up (there is none) nor a slower core: it is the ad's code and
-data, evicted from the caches while it waited by whatever else the machine (a shared host) runs. At a steady rate
-each gamead role meets that after most ads; in a burn-down it does not (``bench_worker_drain.py``); so the same
-code costs more CPU per ad at a steady rate (``bench_sweep.py``).
+control's does not, the extra is neither a wake-up (there is none) nor a slower core; it fits the ad's code and
+data having been evicted from the caches while it waited, by whatever else the machine (a shared host) runs. At
+a steady rate a worker meets such gaps after most ads; in a burn-down it does not (``bench_worker_drain.py``).
 """
 
 from __future__ import annotations
@@ -40,25 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_common import print_result  # noqa: E402
-from gamead_cli.generate import generate_ads  # noqa: E402
-from gamead_core.ad_ids import new_ad_id  # noqa: E402
-from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa: E402
-from gamead_core.store.ads import decode, encode  # noqa: E402
-from gamead_core.worker.analyzer import analyze  # noqa: E402
+from bench_worker_drain import make_records, outcome  # noqa: E402
+from gamead_core.store.ads import encode  # noqa: E402
 from gamead_core.worker.budget import delivery_id  # noqa: E402
-from gamead_core.worker.completed_json import completed_bytes  # noqa: E402
-from gamead_core.worker.transitions import started_record  # noqa: E402
 
 BACK_TO_BACK = "back to back"
 AD_WORK = "an ad's work"
 
 
 def ad_work(payload: bytes) -> None:
-    """A worker's CPU work for one ad beyond NATS: the record decoded, analysed, its processing and completed
-    records built (as ``bench_worker_drain.floor_batch`` does it)."""
-    record = decode(payload)
-    started = started_record(record, delivery_id(1, 1), "bench-cold")
-    completed_bytes(started, utcnow(), analyze(record.ad))
+    """A worker's CPU work for one ad beyond NATS (``bench_worker_drain.outcome``, as its protocol floor does it)."""
+    outcome(payload, delivery_id(1, 1))
 
 
 def small_loop(n: int) -> Callable[[bytes], None]:
@@ -108,11 +100,7 @@ def calibrated_loop(payloads: list[bytes], target_us: float) -> tuple[int, Calla
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
-    payloads = []
-    for body in generate_ads(args.ads, seed=7):
-        ad = AdSubmission.model_validate(body)
-        payloads.append(encode(AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority,
-                                        submitted_at=utcnow(), ad=ad)))
+    payloads = [encode(r) for r in make_records(args.ads, seed=7)]
     for p in payloads:  # warm: imports, regex compilation, the analyser's caches
         ad_work(p)
     loop_n, control = calibrated_loop(payloads, timed(ad_work, payloads, None, 0.0))
@@ -148,7 +136,8 @@ def print_table(res: dict[str, object]) -> None:
     rows: list[dict[str, object]] = res["rows"]  # type: ignore[assignment]
     for row in rows:
         print(f"{row['work']:<36} {row['contender']:<22} {row['cpu_us_per_ad']:>14.0f} {row['x_back_to_back']:>15.2f}")
-    print("busy gap: this thread spins on the clock (keeps its core, touches almost no memory); asleep gap: it sleeps. "
+    print("busy gap: this thread spins on the clock (it should keep its core; it touches almost no memory); asleep "
+          "gap: it sleeps. "
           "× back to back: the median of each round's ratio")
 
 

@@ -969,6 +969,8 @@ class KvObserver:
     forwarded here; the first write of a terminal status per ad is timestamped on arrival."""
 
     PREFIX = "$KV.gamead_ads."
+    #: what a terminal record holds (records are compact JSON)
+    TERMINAL = (b'"status":"completed"', b'"status":"failed"', b'"status":"dead"')
 
     def __init__(self) -> None:
         self.done: dict[str, tuple[float, bytes]] = {}
@@ -988,7 +990,7 @@ class KvObserver:
         t = time.time()
         self.writes += 1
         data = msg.data
-        if b'"status":"completed"' in data or b'"status":"failed"' in data or b'"status":"dead"' in data:
+        if any(t in data for t in self.TERMINAL):
             key = msg.subject[len(self.PREFIX):]
             if key not in self.done:
                 self.done[key] = (t, data)
@@ -1006,7 +1008,10 @@ class KvObserver:
             except asyncio.TimeoutError:
                 pass
 
-    async def collect(self, ids: set[str], since: float) -> None:
+    async def begin(self) -> None:
+        """Nothing to note before a step (the interface of ``bench_sweep``'s ``StoredCompletions``)."""
+
+    async def collect(self, ids: set[str]) -> None:
         """Nothing to read afterwards: ``done`` is filled as the writes arrive (the interface of ``bench_sweep``'s
         ``StoredCompletions``)."""
 

@@ -22,8 +22,9 @@ seen (``--completions``):
 
 * ``stored`` (the default): nothing watches the records during the step. The step ends when the work stream is
   empty (polled every 0.1 s: an ad is acknowledged only after its final record is stored); then, outside the
-  measured window, the records stored since the step began are read back, and an ad's completion time is the
-  moment nats-server stored its final record (its stream timestamp, on this machine's clock);
+  measured window, the records stored since the step began are read back (:class:`StoredCompletions`), and an
+  ad's completion time is the moment nats-server stored its final record (its stream timestamp, on this
+  machine's clock);
 * ``live``: as in ``bench_pipeline.py``, a core-NATS subscription to the ad-record KV bucket's subjects, in this
   process, sees every record write as it happens. It costs this process ~0.25 ms of CPU per ad and nats-server a
   copy of every record write, on the cores the stack runs on (session 23: nats-server 0.49 vs 0.43-0.45 ms per ad
@@ -35,8 +36,9 @@ Printed per step:
 * submit→completed p50/p95/p99, ms (from the moment the generator wrote the request to the moment the
   completed record was stored, or with ``live`` seen);
 * CPU ms per ad for each role (API, each worker, nats-server) and all roles together, from /proc/PID/stat
-  deltas between the first send and the last completion, divided by the accepted ads; the generator's and this
-  process's CPU are shown apart and not in "all roles";
+  deltas between the first send and the last completion (with ``stored``: the poll that found the work stream
+  empty), divided by the accepted ads; the generator's and this process's CPU are shown apart and not in "all
+  roles";
 * context switches per ad for each role, over the same span, per accepted ad (summed over
   ``/proc/PID/task/*/status``): **wake-ups**, the times its threads went to sleep waiting and so were woken
   again (``voluntary_ctxt_switches``), and **preemptions**, the times a runnable thread was switched out for
@@ -134,47 +136,82 @@ class StoredCompletions:
     :class:`~bench_pipeline.KvObserver` took 0.2-0.3 ms of CPU per ad on the same two cores). The same
     interface as ``KvObserver``: ``done`` maps an ad id to (seconds since the epoch, the record's bytes).
 
+    * :meth:`begin` (before a step, outside its window) notes the ad-record stream's last sequence;
     * :meth:`wait_for` waits until the work stream is empty (every accepted ad acknowledged, and an ad is
       acknowledged only after its final record is stored), polling its message count every 0.1 s (one JetStream
-      API call each); the stack is ``gamead up``'s, with one work stream (``queue.partitions`` 1);
-    * :meth:`collect` reads the ad-record stream from a start time with gamead's own ordered reader
-      (``gamead_core.queue.scan.read_stream``) and keeps, per ad asked for, the first terminal record
-      (``completed``, ``failed`` or ``dead``) with its stream timestamp: the moment nats-server stored it, on
-      this machine's clock, as the generator's send times are."""
-
-    TERMINAL = (b'"status":"completed"', b'"status":"failed"', b'"status":"dead"')
+      API call each), or until its timeout; the stack is ``gamead up``'s, with one work stream
+      (``queue.partitions`` 1). The moment it returns ends the step;
+    * :meth:`collect` reads the ad-record stream from the noted sequence with a pull consumer of its own (deleted
+      after) and keeps, per ad asked for, the first terminal record (``completed``, ``failed`` or ``dead``) stored
+      before the step ended, with its stream timestamp: the moment nats-server stored it, on this machine's
+      clock, as the generator's send times are. Raises RuntimeError if the work stream was drained but a record
+      asked for was not read (a reader fault, not an ad that did not complete)."""
 
     def __init__(self) -> None:
         self.done: dict[str, tuple[float, bytes]] = {}
         self.nc: Any = None
+        self._from_seq = 1  #: the first ad-record stream sequence of the step
+        self._ended_at = 0.0  #: when the step ended (epoch s)
+        self._drained = False  #: the work stream was empty when it ended
+        self._reads = 0
 
     async def start(self, url: str) -> None:
         import nats  # noqa: PLC0415
 
         self.nc = await nats.connect(url, name="gamead-bench-completions")
 
+    async def begin(self) -> None:
+        """Note where the ad-record stream ends now: the step's records come after."""
+        from gamead_core import names  # noqa: PLC0415
+
+        info = await self.nc.jetstream().stream_info(names.ADS_BUCKET_STREAM)
+        self._from_seq = info.state.last_seq + 1
+
     async def wait_for(self, ids: set[str], timeout: float) -> None:
         """Until the work stream holds no message, or ``timeout`` seconds (``ids``: unused, for the interface)."""
-        from gamead_core import names  # noqa: PLC0415
+        from bench_worker_drain import backlog  # noqa: PLC0415
 
         js = self.nc.jetstream()
         deadline = time.monotonic() + timeout
-        while (await js.stream_info(names.ADS_STREAM)).state.messages and time.monotonic() < deadline:
+        while (left := await backlog(js)) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        self._ended_at, self._drained = time.time(), not left
 
-    async def collect(self, ids: set[str], since: float) -> None:
-        """Add to ``done`` the ads of ``ids`` whose terminal record was stored at or after ``since`` (epoch s)."""
-        from datetime import datetime, timezone  # noqa: PLC0415
+    async def collect(self, ids: set[str]) -> None:
+        """Add to ``done`` the ads of ``ids`` whose terminal record was stored in the step (see the class)."""
+        import nats.errors  # noqa: PLC0415
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy  # noqa: PLC0415
 
         from gamead_core import names  # noqa: PLC0415
-        from gamead_core.queue.scan import read_stream  # noqa: PLC0415
 
-        prefix = names.kv_prefix(names.ADS_BUCKET)
-        async for msg in read_stream(self.nc.jetstream(), names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET),
-                                     start_time=datetime.fromtimestamp(since, timezone.utc), timeout=5.0):
-            key = msg.subject[len(prefix):]
-            if key in ids and key not in self.done and any(t in msg.data for t in self.TERMINAL):
-                self.done[key] = (msg.metadata.timestamp.timestamp(), msg.data)
+        js = self.nc.jetstream()
+        stream, prefix = names.ADS_BUCKET_STREAM, KvObserver.PREFIX
+        self._reads += 1
+        name = f"bench-completions-{os.getpid()}-{self._reads}"
+        await js.add_consumer(stream, ConsumerConfig(
+            name=name, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._from_seq,
+            ack_policy=AckPolicy.NONE, filter_subject=prefix + ">", inactive_threshold=60.0, mem_storage=True))
+        try:
+            sub = await js.pull_subscribe_bind(name, stream)
+            while True:
+                try:
+                    msgs = await sub.fetch(1000, timeout=5)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    break
+                for msg in msgs:
+                    key = msg.subject[len(prefix):]
+                    stored = msg.metadata.timestamp.timestamp()
+                    if (key in ids and key not in self.done and stored <= self._ended_at
+                            and any(t in msg.data for t in KvObserver.TERMINAL)):
+                        self.done[key] = (stored, msg.data)
+                if msgs[-1].metadata.num_pending == 0:
+                    break
+            await sub.unsubscribe()
+        finally:
+            await js.delete_consumer(stream, name)
+        if self._drained and not ids <= self.done.keys():
+            raise RuntimeError(f"the work stream was drained but {len(ids - self.done.keys())} of {len(ids)} final "
+                               "records were not read back")
 
     async def close(self) -> None:
         if self.nc is not None:
@@ -215,6 +252,7 @@ async def one_step(stack: Stack, procs: Procs, obs: KvObserver | StoredCompletio
                 "--connections", str(a.connections)]
     else:
         argv = [sys.executable, str(PIPELINE), "_paced", *common, "--connections", str(a.connections)]
+    await obs.begin()  # outside the window
     pids = stack.pids()
     gen_cpu0 = children_cpu_seconds()
     gen = procs.start(f"paced-{rate:g}", argv)
@@ -237,7 +275,7 @@ async def one_step(stack: Stack, procs: Procs, obs: KvObserver | StoredCompletio
         wall = time.monotonic() - t0
     gen_cpu = children_cpu_seconds() - gen_cpu0
     observer_cpu = time.process_time() - self0
-    await obs.collect(set(accepted), start_at - 1.0)  # after the window: its reads are not the step's cost
+    await obs.collect(set(accepted))  # after the window: its reads are not the step's cost
     lat = [obs.done[i][0] - r[2] for i, r in accepted.items() if i in obs.done]
     statuses = Counter(str(r[4]) for r in recs)
     sent = [r[2] for r in recs if r[4] == 202]
@@ -319,14 +357,14 @@ async def sweep(stack: Stack, procs: Procs, tmp: Path, a: argparse.Namespace, ra
     try:
         bodies = json.loads((tmp / "bodies.json").read_text())
         warm: set[str] = set()
-        warm_from = time.time() - 1.0
+        await obs.begin()
         async with httpx.AsyncClient(base_url=stack.url, timeout=10) as client:
             for k in range(100):
                 r = await client.post("/ads", content=bodies[k % len(bodies)].encode())
                 r.raise_for_status()
                 warm.add(r.json()["id"])
         await obs.wait_for(warm, 30)
-        await obs.collect(warm, warm_from)
+        await obs.collect(warm)
         if not warm <= obs.done.keys():
             raise RuntimeError(f"the workers did not complete the warm-up ads; see {procs.logdir}")
         obs.done.clear()

@@ -75,29 +75,45 @@ from gamead_core.worker.completed_json import completed_bytes  # noqa: E402
 from gamead_core.worker.transitions import started_record  # noqa: E402
 
 
-async def publish_backlog(url: str, n: int, seed: int) -> None:
-    """``n`` ads into the ad bucket and the work stream, as the API's un-keyed submit path writes them
-    (``Intake.submit_many``): the records created first (pipelined, acknowledged), then the messages with
-    ``Gamead-Record-Revision`` naming each record's revision."""
-    nc = await nats.connect(url)
-    js = nc.jetstream(timeout=10)
-    await ensure_topology(js, GameadSettings())
-    store = AdStore(nc, js, timeout=30)
-    records = []
+def make_records(n: int, seed: int) -> list[AdRecord]:
+    """``n`` queued records of generated ads (``gamead_cli.generate``, their own priorities 1-5), as ``POST /ads``
+    makes them."""
+    out = []
     for body in generate_ads(n, seed=seed):
         ad = AdSubmission.model_validate(body)
-        records.append(AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(),
-                                ad=ad))
-    for start in range(0, len(records), 1000):
-        chunk = records[start:start + 1000]
-        payloads = [encode(r) for r in chunk]
-        revisions = await store.create_many(chunk, payloads)
-        assert all(isinstance(r, int) for r in revisions), revisions[:3]
-        results = await publish_ads(js, [Outgoing(r.id, r.priority, p, rev)  # type: ignore[arg-type]
-                                         for r, p, rev in zip(chunk, payloads, revisions, strict=True)], timeout=30)
-        assert all(not isinstance(r, Exception) for r in results), results[:3]
-    await nc.flush()
-    await nc.close()
+        out.append(AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(),
+                            ad=ad))
+    return out
+
+
+async def publish_records(js: Any, store: AdStore, records: list[AdRecord]) -> None:
+    """``records`` written as the API's un-keyed submit path writes them (``Intake.submit_many``): created first
+    (pipelined, acknowledged), then their messages with ``Gamead-Record-Revision`` naming each record's revision.
+    Raises RuntimeError if a write fails."""
+    payloads = [encode(r) for r in records]
+    revisions = await store.create_many(records, payloads)
+    if not all(isinstance(r, int) for r in revisions):
+        raise RuntimeError(f"record creates failed, e.g. {revisions[:3]!r}")
+    results = await publish_ads(js, [Outgoing(r.id, r.priority, p, rev)  # type: ignore[arg-type]
+                                     for r, p, rev in zip(records, payloads, revisions, strict=True)], timeout=30)
+    if any(isinstance(r, BaseException) for r in results):
+        raise RuntimeError(f"publishes failed, e.g. {results[:3]!r}")
+
+
+async def publish_backlog(url: str, n: int, seed: int) -> None:
+    """``n`` ads (:func:`make_records`) into the ad bucket and the work stream, 1,000 at a time
+    (:func:`publish_records`)."""
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    try:
+        await ensure_topology(js, GameadSettings())
+        store = AdStore(nc, js, timeout=30)
+        records = make_records(n, seed)
+        for start in range(0, len(records), 1000):
+            await publish_records(js, store, records[start:start + 1000])
+        await nc.flush()
+    finally:
+        await nc.close()
 
 
 async def backlog(js: Any) -> int:
@@ -117,26 +133,47 @@ async def drain_gamead(url: str, n: int, procs: Procs, profile: str | None,
                 f"finally:\n    p.disable(); p.dump_stats({profile!r})")
         argv = [sys.executable, "-P", "-c", script]
     worker = procs.start("drain-worker", argv, gamead_env(url, **({"PYTHONPATH": code} if code else {}), **(env or {})))
-    left = n
-    while left >= n:  # start-up: not counted
-        await asyncio.sleep(0.01)
-        left = await backlog(js)
-        assert worker.poll() is None, "the worker exited"
-    t0, cpu0, start_left = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0, left
-    while left:
-        await asyncio.sleep(0.02)
-        left = await backlog(js)
-        assert worker.poll() is None, "the worker exited"
-    t1, cpu1 = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0
-    procs.stop(worker)
-    await nc.close()
+    try:
+        left = n
+        deadline = time.monotonic() + STUCK_AFTER
+        while left >= n:  # start-up: not counted
+            await asyncio.sleep(0.01)
+            left = await backlog(js)
+            check_alive(worker, deadline, "started")
+        t0, cpu0, start_left = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0, left
+        await wait_drained(js, worker)
+        t1, cpu1 = time.monotonic(), proc_cpu_seconds(worker.pid) or 0.0
+    finally:
+        procs.stop(worker)
+        await nc.close()
     done = start_left
     return {"rate": done / (t1 - t0), "cpu_us": (cpu1 - cpu0) / done * 1e6}
 
 
+async def wait_drained(js: Any, worker: Any, what: str = "drained an ad") -> None:
+    """Until the work stream is empty (every ad published so far acknowledged), polled every 20 ms. Raises
+    RuntimeError if ``worker`` (a Popen) exits, or no ad leaves the stream for :data:`STUCK_AFTER` s."""
+    left = await backlog(js)
+    deadline = time.monotonic() + STUCK_AFTER
+    while left:
+        await asyncio.sleep(0.02)
+        before, left = left, await backlog(js)
+        if left < before:
+            deadline = time.monotonic() + STUCK_AFTER
+        check_alive(worker, deadline, what)
+
+
+def check_alive(worker: Any, deadline: float, what: str) -> None:
+    """Raise RuntimeError if ``worker`` (a Popen) exited, or has not ``what`` by ``deadline`` (monotonic s)."""
+    if worker.poll() is not None:
+        raise RuntimeError(f"the worker exited (code {worker.returncode})")
+    if time.monotonic() > deadline:
+        raise RuntimeError(f"the worker has not {what} for {STUCK_AFTER:g} s")
+
+
 Handle = Callable[[Any, AdStore, list[Any]], Awaitable[None]]  #: (its JetStream context, the ad store, a fetch)
 #: seconds without a fetched ad after which a raw drain gives up (past the work stream's ack_wait, 30 s)
-_STUCK_AFTER = 45.0
+STUCK_AFTER = 45.0
 #: the worker id the floor writes (the gamead contender's, so the records are the same size)
 _WORKER_ID = "bench-drain"
 #: the two protocol floors, by ``lean``
@@ -151,7 +188,7 @@ async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
     left), giving each batch to ``handle(js, store, msgs)``. The rate is ``n`` over the busy time: the clock stops
     once the ``n``-th ad is handled, and the fetches that found nothing (each waits out its 50 ms) are not
     counted, as the gamead worker's ``no_wait`` pulls do not wait. CPU per ad: this process's over the same
-    window. Raises when more than ``n`` ads come (a redelivery), when no fetch brings any for ``_STUCK_AFTER``
+    window. Raises when more than ``n`` ads come (a redelivery), when no fetch brings any for ``STUCK_AFTER``
     seconds (ack_wait, 30 s, would bring back an ad lost on the way), or the stream is not empty 10 s after."""
     nc = await nats.connect(url)
     js = nc.jetstream(timeout=10)
@@ -161,8 +198,8 @@ async def drain_levels(url: str, n: int, handle: Handle) -> dict[str, float]:
     t0, cpu0 = time.monotonic(), time.process_time()
     progress = t0  #: when a fetch last brought ads
     while done < n:
-        if time.monotonic() - progress > _STUCK_AFTER:
-            raise RuntimeError(f"no ad fetched for {_STUCK_AFTER:g} s: {done} of {n} handled")
+        if time.monotonic() - progress > STUCK_AFTER:
+            raise RuntimeError(f"no ad fetched for {STUCK_AFTER:g} s: {done} of {n} handled")
         for lvl in names.LEVELS:
             while done < n:
                 asked = time.monotonic()
@@ -194,6 +231,15 @@ async def raw_batch(js: Any, store: AdStore, msgs: list[Any]) -> None:
         await msg.ack()
 
 
+def outcome(payload: bytes, delivery: str) -> tuple[str, bytes]:
+    """A worker's CPU work for one ad beyond NATS: the work message's record decoded, its ad analysed, its
+    ``processing`` record built (``started_record``) and then the completed record's bytes (``completed_bytes``).
+    Returns the ad id and those bytes."""
+    record = decode(payload)
+    started = started_record(record, delivery, _WORKER_ID)
+    return record.id, completed_bytes(started, utcnow(), analyze(record.ad))
+
+
 def floor_batch(lean: bool) -> Handle:
     """The raw loop's work plus what gamead's promise needs per ad and nothing else ("the protocol floor"): the
     completed record written as a compare-and-set over the revision the message names, and the ``ack`` only once
@@ -209,10 +255,8 @@ def floor_batch(lean: bool) -> Handle:
         writes = []
         for msg in msgs:
             meta = msg.metadata
-            record = decode(msg.data)
-            started = started_record(record, delivery_id(meta.sequence.stream, meta.num_delivered), _WORKER_ID)
-            writes.append((record.id, completed_bytes(started, utcnow(), analyze(record.ad)),
-                           int((msg.headers or {})[names.HDR_RECORD_REVISION])))
+            ad_id, data = outcome(msg.data, delivery_id(meta.sequence.stream, meta.num_delivered))
+            writes.append((ad_id, data, int((msg.headers or {})[names.HDR_RECORD_REVISION])))
         if lean:
             results = await store.update_many(writes, final=True)
         else:

@@ -9,7 +9,7 @@ Run from the repository root::
 
 One fresh ``nats-server`` with gamead's topology, no ``gamead serve``: this process writes each ad as the API
 does (its record created and acknowledged, then its message published with the record's revision,
-``bench_worker_drain.py``'s ``publish_backlog`` one ad at a time). Contenders, in an order that rotates from round
+``bench_worker_drain.publish_records``, one ad at a time). Contenders, in an order that rotates from round
 to round, each with a fresh ``gamead worker`` process at the default settings:
 
 * **steady, R ads/s**: ``--ads`` ads published at R ads/s (open loop, paced from the first), while the worker runs
@@ -19,11 +19,12 @@ to round, each with a fresh ``gamead worker`` process at the default settings:
 
 Printed per contender: the worker's CPU µs per ad (``/proc/PID/stat``) and its wake-ups per ad
 (``voluntary_ctxt_switches`` over its threads: times it slept waiting and was woken), medians over rounds, and
-CPU × backlog (the median of the rounds' own ratios); the steady contenders' achieved publish rates. The worker
-and nats-server are this benchmark's only busy processes, so what a steady ad costs more than a drained one
-here is not the API's or the load generator's doing (``bench_sweep.py`` runs all of them on the same cores);
-``bench_cold_work.py`` measures how much a gap between two ads costs the same per-ad work with no I/O at all.
-Every process is stopped by PID at the end.
+CPU × backlog (the median of the rounds' own ratios); the steady contenders' achieved publish rates and this
+process's own CPU per ad while it publishes (it runs beside the worker then, and is idle during a backlog's
+drain). No API and no HTTP load generator run, unlike in ``bench_sweep.py``; ``bench_cold_work.py`` measures how
+much a gap between two ads costs the same per-ad work with no I/O at all. The steady worker's figure includes
+its per-second work (heartbeats, the reaper, ~4-7 ms a second idle) spread over the ads. Every process is
+stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -45,77 +46,46 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_common import print_result  # noqa: E402
 from bench_pipeline import Procs, gamead_env, proc_cpu_seconds, proc_switches, required  # noqa: E402
-from bench_worker_drain import backlog, drain_gamead, publish_backlog  # noqa: E402
-from gamead_cli.generate import generate_ads  # noqa: E402
-from gamead_core.ad_ids import new_ad_id  # noqa: E402
+from bench_worker_drain import drain_gamead, make_records, publish_backlog, publish_records, wait_drained  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
 from gamead_core.embedded import EmbeddedNats  # noqa: E402
-from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow  # noqa: E402
-from gamead_core.queue.publish import Outgoing, publish_ads  # noqa: E402
 from gamead_core.queue.topology import ensure_topology  # noqa: E402
-from gamead_core.store.ads import AdStore, encode  # noqa: E402
+from gamead_core.store.ads import AdStore  # noqa: E402
 
 BACKLOG = "backlog (burn-down)"
-#: seconds the work stream may stay non-empty after the last publish before the run is called stuck
-_STUCK_AFTER = 60.0
-
-
-def records(n: int, seed: int) -> list[AdRecord]:
-    out = []
-    for body in generate_ads(n, seed=seed):
-        ad = AdSubmission.model_validate(body)
-        out.append(AdRecord(id=new_ad_id(), status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(),
-                            ad=ad))
-    return out
 
 
 async def steady(url: str, n: int, rate: float, procs: Procs, seed: int) -> dict[str, float]:
-    """``n`` ads at ``rate`` ads/s to a fresh worker: its CPU µs and wake-ups per ad, and the rate achieved."""
+    """``n`` ads at ``rate`` ads/s to a fresh worker: its CPU µs and wake-ups per ad, this process's CPU µs per ad
+    (the publisher's), and the rate achieved. Raises RuntimeError if the worker exits, or stalls (no ad drained for
+    ``bench_worker_drain.STUCK_AFTER`` s)."""
     nc = await nats.connect(url)
     js = nc.jetstream(timeout=10)
     await ensure_topology(js, GameadSettings())
     store = AdStore(nc, js, timeout=30)
-    todo = records(n, seed)
+    todo = make_records(n, seed)
     worker = procs.start("steady-worker", [sys.executable, "-P", "-m", "gamead_cli", "worker", "--id",
                                            "bench-steady"], gamead_env(url))
     try:
-        await publish_one(js, store, records(1, seed + 1)[0])  # the worker is up once it has run this one
-        deadline = time.monotonic() + 60
-        while await backlog(js):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the worker did not start; see its log in " + str(procs.logdir))
-            await asyncio.sleep(0.05)
+        await publish_records(js, store, make_records(1, seed + 1))  # the worker is up once it has run this one
+        await wait_drained(js, worker, "run its first ad")
         pid = worker.pid
         cpu0, wake0 = required(proc_cpu_seconds(pid), pid), required(proc_switches(pid), pid)[0]
-        t0 = time.monotonic()
+        mine0, t0 = time.process_time(), time.monotonic()
         for i, record in enumerate(todo):
             delay = t0 + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await publish_one(js, store, record)
+            await publish_records(js, store, [record])
         sent = time.monotonic() - t0
-        deadline = time.monotonic() + _STUCK_AFTER
-        while await backlog(js):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the worker exited or stalled; see its log in " + str(procs.logdir))
-            await asyncio.sleep(0.02)
+        await wait_drained(js, worker)
         cpu1, wake1 = required(proc_cpu_seconds(pid), pid), required(proc_switches(pid), pid)[0]
+        mine = time.process_time() - mine0
     finally:
         procs.stop(worker)
         await nc.close()
-    return {"cpu_us": (cpu1 - cpu0) / n * 1e6, "wakeups": (wake1 - wake0) / n,
+    return {"cpu_us": (cpu1 - cpu0) / n * 1e6, "wakeups": (wake1 - wake0) / n, "publisher_us": mine / n * 1e6,
             "achieved": (n - 1) / sent if sent > 0 else 0.0}
-
-
-async def publish_one(js: Any, store: AdStore, record: AdRecord) -> None:
-    """One ad as the API's un-keyed submit writes it: the record created (acknowledged), then the message."""
-    payload = encode(record)
-    revision = (await store.create_many([record], [payload]))[0]
-    if not isinstance(revision, int):
-        raise RuntimeError(f"record create failed: {revision!r}")
-    result = (await publish_ads(js, [Outgoing(record.id, record.priority, payload, revision)], timeout=30))[0]
-    if isinstance(result, BaseException):
-        raise RuntimeError(f"publish failed: {result!r}")
 
 
 async def burn_down(url: str, n: int, procs: Procs, seed: int) -> dict[str, float]:
@@ -161,6 +131,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "x_backlog": round(statistics.median(r[name]["cpu_us"] / r[BACKLOG]["cpu_us"] for r in rounds), 2),
             "wakeups_per_ad": (round(statistics.median(r[name]["wakeups"] for r in rounds), 2)
                                if name != BACKLOG else None),
+            "publisher_cpu_us_per_ad": (round(statistics.median(r[name]["publisher_us"] for r in rounds), 1)
+                                        if name != BACKLOG else None),
             "achieved_per_s": (round(statistics.median(r[name]["achieved"] for r in rounds), 1)
                                if name != BACKLOG else round(statistics.median(r[name]["rate"] for r in rounds), 1)),
         })
@@ -170,14 +142,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 def print_table(res: dict[str, object]) -> None:
     print(f"one gamead worker (default settings), {res['ads']:,} ads per contender, median of {res['rounds']} rounds, "
           f"{res['cores']} cores, no API")
-    print(f"{'contender':<24} {'worker CPU µs per ad':>21} {'× backlog':>10} {'wake-ups per ad':>16} {'ads/s':>8}")
+    print(f"{'contender':<24} {'worker CPU µs per ad':>21} {'× backlog':>10} {'wake-ups per ad':>16} {'ads/s':>8} "
+          f"{'publisher µs per ad':>20}")
     rows: list[dict[str, Any]] = res["rows"]  # type: ignore[assignment]
     for row in rows:
         wake = "-" if row["wakeups_per_ad"] is None else f"{row['wakeups_per_ad']:.2f}"
+        pub = "-" if row["publisher_cpu_us_per_ad"] is None else f"{row['publisher_cpu_us_per_ad']:.0f}"
         print(f"{row['contender']:<24} {row['cpu_us_per_ad']:>21.0f} {row['x_backlog']:>10.2f} {wake:>16} "
-              f"{row['achieved_per_s']:>8.0f}")
+              f"{row['achieved_per_s']:>8.0f} {pub:>20}")
     print("ads/s: published (steady) or drained (backlog); wake-ups: the worker's voluntary context switches per ad; "
-          "× backlog: the median of each round's ratio")
+          "× backlog: the median of each round's ratio; publisher: this process's CPU per ad while it feeds the "
+          "worker (it is idle during the backlog's drain)")
 
 
 def main(argv: list[str]) -> int:
