@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_common import print_result  # noqa: E402
+from bench_common import comma_floats, print_result, rounds_and_output  # noqa: E402
 from bench_worker_drain import make_records, outcome  # noqa: E402
 from gamead_core.store.ads import encode  # noqa: E402
 from gamead_core.worker.budget import delivery_id  # noqa: E402
@@ -144,10 +144,9 @@ def print_table(res: dict[str, object]) -> None:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ads", type=int, default=300, help="ads per contender per round (300)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds (3); each figure is the median")
-    p.add_argument("--gaps", type=lambda s: [float(g) for g in s.split(",")], default=[0.3, 1.0, 3.0, 10.0],
+    p.add_argument("--gaps", type=comma_floats, default=[0.3, 1.0, 3.0, 10.0],
                    help="gaps between two ads, ms, comma-separated (0.3,1,3,10)")
-    p.add_argument("--output", choices=["table", "json"], default="table")
+    rounds_and_output(p)
     args = p.parse_args(argv)
     if args.ads < 50 or args.rounds < 1 or any(g <= 0 for g in args.gaps):
         p.error("--ads must be ≥ 50, --rounds ≥ 1 and every gap > 0")

@@ -29,6 +29,18 @@ from bench_pipeline import Procs, Stack, gamead_env, http_request_bytes, log, re
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+def comma_floats(text: str) -> list[float]:
+    """``"1,2.5,10"`` → ``[1.0, 2.5, 10.0]``: an argparse ``type`` for a comma-separated list of numbers."""
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def rounds_and_output(p: argparse.ArgumentParser) -> None:
+    """Add the options every rounds-based benchmark has: ``--rounds`` (3; each figure is the median over them) and
+    ``--output table|json``."""
+    p.add_argument("--rounds", type=int, default=3, help="rounds (3); each figure is the median")
+    p.add_argument("--output", choices=["table", "json"], default="table")
+
+
 def print_result(result: dict[str, Any], output: str, print_table: Callable[[dict[str, Any]], None]) -> None:
     """Print a benchmark's ``result`` as indented JSON on stdout when ``output`` is ``"json"`` (``--output json``,
     for scripts), else as its table (``print_table(result)``)."""

@@ -44,7 +44,7 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_common import print_result  # noqa: E402
+from bench_common import comma_floats, print_result, rounds_and_output  # noqa: E402
 from bench_pipeline import Procs, gamead_env, proc_cpu_seconds, proc_switches, required  # noqa: E402
 from bench_worker_drain import drain_gamead, make_records, publish_backlog, publish_records, wait_drained  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
@@ -158,10 +158,9 @@ def print_table(res: dict[str, object]) -> None:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ads", type=int, default=2000, help="ads per contender per round (2,000)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds (3); each figure is the median")
-    p.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[100.0, 250.0, 500.0],
+    p.add_argument("--rates", type=comma_floats, default=[100.0, 250.0, 500.0],
                    help="steady rates, ads/s, comma-separated (100,250,500)")
-    p.add_argument("--output", choices=["table", "json"], default="table")
+    rounds_and_output(p)
     args = p.parse_args(argv)
     if args.ads < 10 or args.rounds < 1 or any(r <= 0 for r in args.rates):
         p.error("--ads must be ≥ 10, --rounds ≥ 1 and every rate > 0")
