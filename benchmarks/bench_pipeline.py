@@ -990,7 +990,7 @@ class KvObserver:
         t = time.time()
         self.writes += 1
         data = msg.data
-        if any(t in data for t in self.TERMINAL):
+        if any(mark in data for mark in self.TERMINAL):
             key = msg.subject[len(self.PREFIX):]
             if key not in self.done:
                 self.done[key] = (t, data)

@@ -202,7 +202,7 @@ class StoredCompletions:
                     key = msg.subject[len(prefix):]
                     stored = msg.metadata.timestamp.timestamp()
                     if (key in ids and key not in self.done and stored <= self._ended_at
-                            and any(t in msg.data for t in KvObserver.TERMINAL)):
+                            and any(mark in msg.data for mark in KvObserver.TERMINAL)):
                         self.done[key] = (stored, msg.data)
                 if msgs[-1].metadata.num_pending == 0:
                     break
