@@ -194,8 +194,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._fields > self.limits.max_headers:
             self._stop(Refusal(431, "too_many_headers",
                                f"more than {self.limits.max_headers} header fields (api.max_headers)"))
-        # the body of uvicorn's HttpToolsProtocol.on_header, inlined: a super() call per field is measurable
+        # the body of uvicorn's HttpToolsProtocol.on_header, inlined: a super() call per field is measurable.
+        # llhttp drops the leading whitespace of a value and keeps the trailing; RFC 9110 §5.5 excludes both from
+        # the field value, so every reader (Idempotency-Key, X-Request-Id, If-Match…) gets the value as meant.
         name = name.lower()
+        value = value.rstrip(b" \t")
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
         elif name == b"content-encoding" and value.strip().lower() not in _IDENTITY:

@@ -5,6 +5,7 @@ callers allowed (``auth.enabled: false``: tokens still say who is calling), no w
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -116,3 +117,29 @@ def test_concurrent_repeats_enqueue_once_and_are_still_compared(api: str) -> Non
     assert len(accepted) + len(refused) == 12 and len(accepted) == 6 and len(refused) == 6
     assert sum(not r.json()["duplicate"] for r in accepted) == 1
     assert {r.json()["error"]["code"] for r in refused} == {"idempotency_key_reused"}
+
+
+def _raw_post(url: str, key_field: bytes, body: bytes) -> dict[str, object]:
+    """One ``POST /ads`` over a socket of its own, with the ``Idempotency-Key`` field exactly as given (httpx
+    refuses a value with surrounding whitespace, which a proxy or a hand-written client may still send)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nIdempotency-Key:" + key_field
+                  + b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 202"), answer[:300]
+    return json.loads(payload)  # type: ignore[no-any-return]
+
+
+def test_whitespace_around_a_key_is_not_part_of_it(api: str) -> None:
+    """RFC 9110 §5.5 (an attack drill's example, session 23): ``Idempotency-Key: k `` and ``k\\t`` after ``k``
+    name the first ad, not a second one with a space in its key."""
+    k = key()
+    body = json.dumps(ad("Spaced Key")).encode()
+    first = _raw_post(api, b" " + k.encode(), body)
+    again = [_raw_post(api, b" " + k.encode() + tail, body) for tail in (b" ", b"\t", b" \t  ")]
+    assert first["duplicate"] is False
+    assert [(a["id"], a["duplicate"]) for a in again] == [(first["id"], True)] * 3
