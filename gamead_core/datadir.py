@@ -33,6 +33,8 @@ from gamead_core.proc import alive, start_time
 
 LOCK_FILE = "gamead-up.lock"
 STATE_FILE = "gamead-up.json"
+#: the ``GAMEAD_*`` variables ``gamead up`` starts its children with (``gamead config show --stack``)
+STACK_ENV_FILE = "stack-env.json"
 
 
 class DataDirBusy(ConfigError):
@@ -179,4 +181,4 @@ def running_stack(data_dir: Path) -> RunningStack | None:
     return RunningStack(data_dir, pid, url if isinstance(url, str) and url else None)
 
 
-__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "RunningStack", "STATE_FILE", "running_stack"]
+__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "RunningStack", "STACK_ENV_FILE", "STATE_FILE", "running_stack"]

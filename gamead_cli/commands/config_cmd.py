@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -12,8 +14,8 @@ import yaml
 
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import ConfigOpt, client_settings_from
-from gamead_core.config import check_file, config_path, masked_dump
-from gamead_core.datadir import running_stack
+from gamead_core.config import GameadSettings, check_file, config_path, load_settings, masked_dump
+from gamead_core.datadir import STACK_ENV_FILE, running_stack
 
 app = typer.Typer(
     help="Show the effective configuration: defaults < config file < GAMEAD_* env vars < flags.\n\n"
@@ -37,13 +39,21 @@ def show(
         ConfigFormat,
         typer.Option("--output", "-o", help="yaml for people, json for scripts.", case_sensitive=False),
     ] = ConfigFormat.yaml,
+    stack: Annotated[
+        bool,
+        typer.Option("--stack", help="Show instead what the gamead up running on this directory's data dir "
+                     "(embedded.data_dir, ./.gamead) runs its API and workers with: its config copy, plus the "
+                     "flags and GAMEAD_* it started them with."),
+    ] = False,
 ) -> None:
     """Print the effective configuration with every secret masked.
 
     Example: gamead config show --config prod.yaml -o json
     """
     settings = client_settings_from(config, None)  # client.api_url: the API a verb run here talks to
-    if (note := stack_note(settings.embedded.data_dir, config)) is not None:
+    if stack:
+        settings = stack_settings(settings.embedded.data_dir)
+    elif (note := stack_note(settings.embedded.data_dir, config)) is not None:
         sys.stderr.write(note + "\n")
     data = masked_dump(settings)
     if output == ConfigFormat.json:
@@ -51,6 +61,33 @@ def show(
     else:
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
     sys.stdout.write(text)
+
+
+def stack_settings(data_dir: Path) -> GameadSettings:
+    """The settings the API and the workers of the ``gamead up`` running on ``data_dir`` run with: loaded as they
+    load them, from the ``GAMEAD_*`` variables it starts them with (:data:`~gamead_core.datadir.STACK_ENV_FILE`,
+    its config copy named there by ``GAMEAD_CONFIG``) instead of this shell's. Each worker also gets its own
+    ``--id`` and ``/metrics`` port, not shown. Raises ``typer.BadParameter`` (exit 2) when no ``gamead up`` runs
+    there, or it started before it wrote that file; :class:`~gamead_core.errors.ConfigError` (exit 5) if the
+    settings no longer load (its copy was edited or removed)."""
+    running = running_stack(data_dir)
+    if running is None:
+        raise typer.BadParameter(f"no gamead up runs on {data_dir} (embedded.data_dir)", param_hint="--stack")
+    try:
+        env = json.loads((data_dir / STACK_ENV_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise typer.BadParameter(f"the gamead up on {data_dir} (pid {running.pid}) did not record its children's "
+                                 f"settings ({STACK_ENV_FILE}): it started before gamead did so",
+                                 param_hint="--stack") from None
+    saved = dict(os.environ)
+    try:  # as a child loads them: this process's environment less its GAMEAD_*, plus the stack's
+        for name in [n for n in os.environ if n.startswith("GAMEAD_")]:
+            del os.environ[name]
+        os.environ.update({str(k): str(v) for k, v in env.items() if str(k).startswith("GAMEAD_")})
+        return load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def stack_note(data_dir: Path, config: Path | None) -> str | None:
@@ -66,7 +103,7 @@ def stack_note(data_dir: Path, config: Path | None) -> str | None:
             f"children run with {copy} (the config file of its start, copied; plus its flags and the GAMEAD_* "
             f"variables it was started with). Shown below: the settings of {given} and GAMEAD_* here, not the "
             f"stack's (client.api_url: the API commands run here talk to). The stack's: gamead config show "
-            f"--config {copy}")
+            f"--stack")
 
 
 class PathFormat(str, Enum):

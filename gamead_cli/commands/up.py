@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from functools import partial
+import json
 import os
 import re
 import shlex
@@ -133,14 +134,30 @@ def snapshot_config(path: Path | None, data_dir: Path) -> Path:
     else:
         text = _NO_CONFIG.encode()
     snapshot = data_dir / CONFIG_SNAPSHOT
-    tmp = snapshot.with_name(snapshot.name + ".tmp")
-    # owner-only, whatever the umask: the file may hold tokens and passwords (nats.url, auth.tokens)
+    _write_private(snapshot, text)
+    return snapshot.resolve()
+
+
+def snapshot_env(env: dict[str, str], data_dir: Path) -> None:
+    """Write the ``GAMEAD_*`` variables every child of ``gamead up`` is started with (``env``: the children's
+    environment; its flags travel as such variables, e.g. ``GAMEAD_API__PORT``, ``GAMEAD_NATS__URL``) to
+    ``<data_dir>/`` :data:`gamead_core.datadir.STACK_ENV_FILE`, for ``gamead config show --stack``. Owner-only, as
+    the config copy: a variable may hold a secret."""
+    from gamead_core.datadir import STACK_ENV_FILE
+
+    ours = {k: v for k, v in sorted(env.items()) if k.startswith("GAMEAD_")}
+    _write_private(data_dir / STACK_ENV_FILE, (json.dumps(ours, indent=2) + "\n").encode())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """``data`` into ``path``, owner-only whatever the umask (it may hold tokens and passwords: nats.url,
+    auth.tokens), through a temporary file renamed over it: never half-written."""
+    tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
-        out.write(text)
+        out.write(data)
     os.chmod(tmp, 0o600)  # an older .tmp left by a killed start keeps its mode through O_CREAT
-    os.replace(tmp, snapshot)
-    return snapshot.resolve()
+    os.replace(tmp, path)
 
 
 def config_line(path: Path | None, snapshot: Path) -> str:
@@ -676,6 +693,7 @@ def up(
         if concurrency is not None:
             env["GAMEAD_WORKER__CONCURRENCY"] = str(concurrency)
         env["GAMEAD_CONFIG"] = str(snapshot)  # every child, every (re)start: the configuration of up's start
+        snapshot_env(env, data.path)  # what `gamead config show --stack` shows
         metrics = WorkerMetricsPorts(  # each worker its own /metrics port: local-k on base + k - 1
             settings.worker.metrics_host, metrics_port if metrics_port is not None else settings.api.port + 1,
             enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"),

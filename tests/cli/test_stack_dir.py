@@ -21,7 +21,8 @@ def _gamead(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 
 def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_config_still_win(
         tmp_path: Path, closed_api_url: str) -> None:
-    up = up_stack(tmp_path, "--workers", "0", data_dir=tmp_path / ".gamead").start()  # cwd: tmp_path
+    up = up_stack(tmp_path, "--workers", "0", data_dir=tmp_path / ".gamead",  # cwd: tmp_path
+                  GAMEAD_WORKER__MAX_ATTEMPTS="7").start()
     try:
         up.wait_ready()
         state = json.loads((up.data_dir / "gamead-up.json").read_text())
@@ -38,6 +39,14 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         note = " ".join(shown.stderr.split())
         assert f"a gamead up (pid {up.pid}, API {up.url}) runs on .gamead" in note, note
         assert "config-in-force.yaml" in note and "not the stack's" in note
+        # the hint it ends with shows what the stack's children run with, its start's GAMEAD_* and flags included
+        # (an attack drill, session 23: the hinted `--config .gamead/config-in-force.yaml` showed neither)
+        assert note.endswith("The stack's: gamead config show --stack"), note
+        stack = _gamead(tmp_path, "config", "show", "--stack", "-o", "json")
+        assert stack.returncode == 0 and "note:" not in stack.stderr, stack.stderr
+        children = json.loads(stack.stdout)
+        assert children["worker"]["max_attempts"] == 7 and json.loads(shown.stdout)["worker"]["max_attempts"] == 5
+        assert children["api"]["port"] == up.port and children["nats"]["url"].startswith("nats://127.0.0.1:")
 
         # an explicit choice wins over the stack of the directory: --api, GAMEAD_API_URL, client.api_url
         for args, env in (((("--api", closed_api_url)), {}), ((), {"GAMEAD_API_URL": closed_api_url})):
@@ -50,6 +59,9 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         elsewhere.mkdir()
         assert json.loads(_gamead(elsewhere, "config", "show", "-o", "json").stdout)["client"]["api_url"] == \
             "http://127.0.0.1:8080"
+        nothing = _gamead(elsewhere, "config", "show", "--stack")
+        assert nothing.returncode == 2 and "no gamead up runs on .gamead" in nothing.stderr, nothing.stderr
+        assert "Traceback" not in nothing.stderr
     finally:
         up.stop()
     # its gamead-up.json stays, stale (its up is gone): ignored

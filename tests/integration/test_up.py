@@ -207,10 +207,11 @@ def test_every_readme_command_works_verbatim(stack: UpStack, tmp_path: Path) -> 
 
     The README's examples assume the default API at :8080; this stack runs on a free port so the suite
     can run beside a real ``gamead up``, so ``localhost:8080`` is read as this stack's address and
-    ``GAMEAD_API_URL`` points the CLI at it. ``ad.json`` is the README's sample, as the README says.
+    ``GAMEAD_API_URL`` points the CLI at it (``GAMEAD_EMBEDDED__DATA_DIR`` at its data dir). ``ad.json`` is the README's sample, as the README says.
     """
     (tmp_path / "ad.json").write_text(json.dumps(SAMPLE_AD), encoding="utf-8")
-    env = {**shell_env(stack), "GAMEAD_API_URL": stack.url}
+    # and its data dir stands for ./.gamead: the README's second terminal is in the directory `make up` runs in
+    env = {**shell_env(stack), "GAMEAD_API_URL": stack.url, "GAMEAD_EMBEDDED__DATA_DIR": str(stack.data_dir)}
     ran = 0
     for block in readme_bash_blocks():
         script = runnable(block).replace("localhost:8080", f"127.0.0.1:{stack.port}")
@@ -431,6 +432,9 @@ def test_an_edited_config_file_changes_no_restarted_child_and_never_stops_the_st
         snapshot = up.data_dir / "config-in-force.yaml"
         assert "config: no config file (defaults, GAMEAD_* and flags); every child runs with it as it is now" in output
         assert snapshot.is_file() and snapshot.stat().st_mode & 0o777 == 0o600  # owner-only: it may hold secrets
+        recorded = up.data_dir / "stack-env.json"  # the GAMEAD_* its children get (config show --stack), as private
+        assert recorded.stat().st_mode & 0o777 == 0o600
+        assert json.loads(recorded.read_text())["GAMEAD_CONFIG"] == str(snapshot.resolve())
         with httpx.Client(base_url=up.url, timeout=10) as client:
             first = up.pid_of("worker-1")
             assert wait_for(lambda: _worker_entry(client, "local-1", first), timeout=30,
