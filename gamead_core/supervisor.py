@@ -203,7 +203,8 @@ class Supervisor:
         self.stop_many([name], timeout)
 
     def stop_many(self, names: list[str], timeout: float) -> None:
-        """SIGTERM the named children (they drain), SIGKILL whoever is still alive after ``timeout``."""
+        """SIGTERM the named children (they drain), SIGKILL whoever is still alive after ``timeout`` seconds, and
+        say so (``on_event``): a child killed on the way out is named, not stopped in silence."""
         targets = [self.children[n] for n in names if n in self.children]
         for child in targets:
             child.retired = True
@@ -219,6 +220,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.kill(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
+                self.on_event(f"{child.name} (pid {child.proc.pid}) did not stop within {timeout:g}s of its SIGTERM; "
+                              f"killed (SIGKILL); its log: {child.log_path}")
             self._ended(child)
         for child in targets:
             self.children.pop(child.name, None)

@@ -198,3 +198,21 @@ def test_a_scale_down_stops_an_unhealthy_worker_before_a_healthy_one(tmp_path: P
     finally:
         scaler.set_replicas(0)
         sup.stop_all(timeout=5)
+
+
+def test_a_child_killed_because_it_ignored_its_sigterm_is_named(tmp_path: Path) -> None:
+    """An attack drill (session 23) saw Ctrl-C of ``gamead up`` wait and print only "stopped": the API had ignored
+    its SIGTERM and was SIGKILLed in silence. Now the console says which child, after how long, and where its log
+    is."""
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append)
+    ready = tmp_path / "ready"
+    script = (f"import signal, time, pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)")
+    child = sup.start("stubborn", [sys.executable, "-c", script], dict(os.environ), tmp_path / "stubborn.log")
+    pid = child.pid
+    wait_for(ready.exists, timeout=20, what="the child to ignore SIGTERM")
+    sup.stop_many(["stubborn"], timeout=0.5)
+    assert not sup.children and child.proc is not None and child.proc.returncode == -signal.SIGKILL
+    assert events == [f"stubborn (pid {pid}) did not stop within 0.5s of its SIGTERM; killed (SIGKILL); its log: "
+                      f"{tmp_path / 'stubborn.log'}"], events
