@@ -25,6 +25,10 @@ ULID_PATTERN: Final[str] = r"[0-7][0-9a-hjkmnp-tv-z]{25}"
 _ULID = re.compile(ULID_PATTERN)
 ID_LENGTH: Final[int] = 26
 
+#: The largest page cursor a client may send (``nextCursor``: a stream sequence): a signed 64-bit integer's maximum,
+#: so every client's int64 holds it (NATS sequences are uint64; no stream here comes near either).
+MAX_CURSOR: Final[int] = 2**63 - 1
+
 AD_ID_RULE: Final[str] = "an ad id is a ULID as gamead issues it: 26 characters, digits and lowercase letters"
 JOB_ID_RULE: Final[str] = "a job id is a ULID as gamead issues it: 26 characters, digits and lowercase letters"
 

@@ -28,7 +28,7 @@ from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_c
 from gamead_cli.output import emit, empty_text, plain, stdout_console, time_column
 from gamead_cli.tui.view import audit_outcome, audit_selection
 from gamead_core.errors import ApiClientError
-from gamead_core.ids import JOB_ID_RULE, is_job_id, normal_id
+from gamead_core.ids import JOB_ID_RULE, MAX_CURSOR, is_job_id, normal_id
 
 _ACTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
@@ -102,7 +102,7 @@ def audit(
                                                                "(2h, 7d).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before: ISO time (UTC if no offset) or age.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Records to show.")] = 20,
-    cursor: Annotated[int, typer.Option("--cursor", min=0, max=2**63, help="Older than this (the nextCursor shown).")] = 0,
+    cursor: Annotated[int, typer.Option("--cursor", min=0, max=MAX_CURSOR, help="Older than this (the nextCursor shown).")] = 0,
     output: OutputOpt = OutputFormat.table,
     api: ApiOpt = None,
     config: ConfigOpt = None,

@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.inputs import strict_dumps
+from gamead_core.ids import MAX_CURSOR
 from gamead_cli.atomic import PendingFile
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
@@ -207,7 +208,7 @@ def list_(
     error_class: ErrorClassOpt = None, message: MessageOpt = None, priority: PriorityOpt = None,
     since: SinceOpt = None, until: UntilOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Entries per page.")] = 50,
-    cursor: Annotated[int, typer.Option(min=0, max=2**63, help="Continue after this cursor (from the previous page).")] = 0,
+    cursor: Annotated[int, typer.Option(min=0, max=MAX_CURSOR, help="Continue after this cursor (from the previous page).")] = 0,
     newest: Annotated[bool, typer.Option("--newest", help="The most recent entries first.")] = False,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:

@@ -23,7 +23,7 @@ from gamead_core.api.responses import json_response
 from gamead_core.audit.log import AuditLog
 from gamead_core.audit.model import ACTOR_PATTERN, AuditAction, AuditFilter, AuditRecord, Outcome
 from gamead_core.errors import QueueUnavailable
-from gamead_core.ids import ULID_PATTERN
+from gamead_core.ids import MAX_CURSOR, ULID_PATTERN
 from gamead_core.times import UtcDatetime
 
 router = APIRouter(tags=["audit"])
@@ -78,7 +78,7 @@ async def list_audit(
     since: Annotated[UtcDatetime | None, Query(description="At or after (ISO 8601; no offset = UTC).")] = None,
     until: Annotated[UtcDatetime | None, Query(description="Before (ISO 8601; no offset = UTC).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[int, Query(ge=0, le=2**63, description="`nextCursor` of the previous page.")] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="`nextCursor` of the previous page.")] = 0,
 ) -> Response:
     """`{items, count, nextCursor, scanned, complete}`. Each record: `at`, `actor`, `role`, `client`, `action`,
     `outcome` (`accepted`, `refused` with `code`, `failed`, or a job's end: `succeeded`, `cancelled`…),

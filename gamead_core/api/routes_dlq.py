@@ -27,7 +27,7 @@ from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import not_an_action
 from gamead_core.errors import NotFound
-from gamead_core.ids import AdId, is_ad_id, normal_id
+from gamead_core.ids import MAX_CURSOR, AdId, is_ad_id, normal_id
 from gamead_core.jobs.model import Job, JobKind, Selection
 from gamead_core.jobs.runner import JobService
 from gamead_core.models import DlqEntry
@@ -206,7 +206,7 @@ def _dry_run_or_stream(model: type, what: str) -> dict[int | str, dict[str, Any]
 async def list_dlq(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[int, Query(ge=0, le=2**63, description="nextCursor of the previous page")] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="nextCursor of the previous page")] = 0,
     error_class: Annotated[str | None, Query(alias="errorClass", max_length=MAX_TEXT)] = None,
     error_class_snake: Annotated[str | None, Query(alias="error_class", include_in_schema=False,
                                                    max_length=MAX_TEXT)] = None,

@@ -343,3 +343,14 @@ def test_a_client_command_whose_api_cannot_reach_nats_exits_3(tmp_path: Path, ap
         assert proc.returncode == exitcodes.UNREACHABLE, (args, proc.returncode, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and "queue_unavailable" in lines[0], lines
+
+
+@pytest.mark.parametrize("verb", [["dlq", "list"], ["audit"]])
+def test_a_cursor_past_the_int64_maximum_is_refused_and_the_bound_said_is_that_maximum(
+        tmp_path: Path, closed_api_url: str, verb: list[str]) -> None:
+    """An attack drill (session 23): the bound said was 2**63, one past the largest int64, and 2**63 was taken."""
+    refused = gamead(*verb, "--cursor", str(2**63), "--api", closed_api_url, cwd=tmp_path)
+    assert refused.returncode == exitcodes.USAGE
+    one_red_line(refused, str(2**63 - 1))
+    taken = gamead(*verb, "--cursor", str(2**63 - 1), "--api", closed_api_url, cwd=tmp_path)
+    assert taken.returncode == exitcodes.UNREACHABLE, taken.stderr  # past the options: it went for the API

@@ -156,7 +156,7 @@ def test_the_trail_is_paged_newest_first_filtered_and_kept_within_its_limits(sta
             assert [r["details"]["replicas"] for r in stack.trail(actor="carol", since=since)] == [6, 5, 4]
             assert len(stack.trail(actor="carol", until=since)) == 4
             for params in ({"action": "nope"}, {"actor": "a b"}, {"actor": "x" * 65}, {"jobId": "x"},
-                           {"since": "0.5"}, {"outcome": "won"}, {"limit": 0}, {"cursor": -1}):
+                           {"since": "0.5"}, {"outcome": "won"}, {"limit": 0}, {"cursor": -1}, {"cursor": 2**63}):
                 resp = wall.get("/v1/audit", params=params)
                 assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_failed", params
         assert carol.delete("/v1/scale/override").status_code == 200
