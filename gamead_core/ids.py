@@ -126,21 +126,31 @@ MAX_IDEMPOTENCY_KEY: Final[int] = 200
 #: character (no header can carry a C0 one), so a key sent in a batch item can be sent again as a header; nor a
 #: C1 control or a bidi embedding/override/isolate control (gamead_core.safe_text: a key is shown back)
 _KEY_REFUSED = r",\x00-\x1f" + OBEYED_PAST_C0
-IDEMPOTENCY_KEY_PATTERN: Final[str] = f"^[^{_KEY_REFUSED}]*$"
+#: ... nor begin or end with a space: a header's surrounding whitespace is not part of its value (RFC 9110 §5.5),
+#: so such a key could not be sent again as a header (no look-around: pydantic's regex engine has none)
+IDEMPOTENCY_KEY_PATTERN: Final[str] = f"^([^{_KEY_REFUSED} ]([^{_KEY_REFUSED}]*[^{_KEY_REFUSED} ])?)?$"
 #: the first character a key may not hold (the header's check; a batch item's key is checked by the pattern)
 KEY_REFUSED: Final[re.Pattern[str]] = re.compile(f"[{_KEY_REFUSED}]")
 
 
 def idempotency_key_problem(key: str) -> str | None:
     """What the API would refuse in the idempotency key ``key`` (the rule of the header and of a batch item's
-    ``idempotencyKey``), or None: 1-:data:`MAX_IDEMPOTENCY_KEY` characters, no comma, no control character.
+    ``idempotencyKey``), or None: 1-:data:`MAX_IDEMPOTENCY_KEY` characters, no comma, no control character, no
+    space at either end.
     Pure; the CLI checks ``--idempotency-key`` with it before sending anything."""
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         return f"an idempotency key is 1-{MAX_IDEMPOTENCY_KEY} characters (got {len(key)})"
     if KEY_REFUSED.search(key) is not None:
         return ("an idempotency key cannot hold a comma (two keys folded into one header) or a control "
                 "character")
+    if key != key.strip(" "):
+        return EDGE_SPACE
     return None
+
+
+#: why a key that begins or ends with a space is refused (a batch item's, the CLI's)
+EDGE_SPACE: Final[str] = ("an idempotency key cannot begin or end with a space: around a header's value it is not "
+                          "part of the key (RFC 9110 §5.5)")
 
 
 def new_worker_id() -> str:

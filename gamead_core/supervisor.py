@@ -220,8 +220,11 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.kill(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
-                self.on_event(f"{child.name} (pid {child.proc.pid}) did not stop within {timeout:g}s of its SIGTERM; "
-                              f"killed (SIGKILL); its log: {child.log_path}")
+                try:  # a failing hook must not leave the other children unstopped
+                    self.on_event(f"{child.name} (pid {child.proc.pid}) did not stop within {timeout:g}s of its "
+                                  f"SIGTERM; killed (SIGKILL); its log: {child.log_path}")
+                except Exception:  # noqa: BLE001 - logged, never fatal
+                    log.exception("on_event hook failed for %s", child.name)
             self._ended(child)
         for child in targets:
             self.children.pop(child.name, None)

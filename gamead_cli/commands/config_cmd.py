@@ -73,17 +73,23 @@ def stack_settings(data_dir: Path) -> GameadSettings:
     running = running_stack(data_dir)
     if running is None:
         raise typer.BadParameter(f"no gamead up runs on {data_dir} (embedded.data_dir)", param_hint="--stack")
+    where = data_dir / STACK_ENV_FILE
     try:
-        env = json.loads((data_dir / STACK_ENV_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise typer.BadParameter(f"the gamead up on {data_dir} (pid {running.pid}) did not record its children's "
-                                 f"settings ({STACK_ENV_FILE}): it started before gamead did so",
-                                 param_hint="--stack") from None
+        env = json.loads(where.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise typer.BadParameter(f"the gamead up on {data_dir} (pid {running.pid}) has not recorded its children's "
+                                 f"settings ({STACK_ENV_FILE}): it is still starting, or started before gamead did "
+                                 "so", param_hint="--stack") from None
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not JSON"
+        raise typer.BadParameter(f"cannot read {where}: {why}", param_hint="--stack") from None
+    if not isinstance(env, dict):
+        raise typer.BadParameter(f"{where} is not a JSON object", param_hint="--stack")
     saved = dict(os.environ)
-    try:  # as a child loads them: this process's environment less its GAMEAD_*, plus the stack's
-        for name in [n for n in os.environ if n.startswith("GAMEAD_")]:
+    try:  # as a child loads them: this process's environment less its GAMEAD_* (any case), plus the stack's
+        for name in [n for n in os.environ if n.upper().startswith("GAMEAD_")]:
             del os.environ[name]
-        os.environ.update({str(k): str(v) for k, v in env.items() if str(k).startswith("GAMEAD_")})
+        os.environ.update({str(k): str(v) for k, v in env.items() if str(k).upper().startswith("GAMEAD_")})
         return load_settings()
     finally:
         os.environ.clear()

@@ -95,6 +95,8 @@ def _log_line(record: logging.LogRecord, text: str) -> None:
 def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["GAMEAD_NATS__URL"] = nats_url
+    # unused by the children (embedded.* is up's own), but `config show --stack` then names the stack's data dir
+    env["GAMEAD_EMBEDDED__DATA_DIR"] = str(settings.embedded.data_dir)
     env["GAMEAD_API__HOST"] = settings.api.host
     env["GAMEAD_API__PORT"] = str(settings.api.port)
     return env
@@ -145,8 +147,16 @@ def snapshot_env(env: dict[str, str], data_dir: Path) -> None:
     the config copy: a variable may hold a secret."""
     from gamead_core.datadir import STACK_ENV_FILE
 
-    ours = {k: v for k, v in sorted(env.items()) if k.startswith("GAMEAD_")}
+    ours = {k: v for k, v in sorted(env.items()) if k.upper().startswith("GAMEAD_")}  # as pydantic-settings reads
     _write_private(data_dir / STACK_ENV_FILE, (json.dumps(ours, indent=2) + "\n").encode())
+
+
+def forget_env(data_dir: Path) -> None:
+    """Remove what :func:`snapshot_env` wrote, if anything: at ``gamead up``'s start (an earlier run's) and end."""
+    from gamead_core.datadir import STACK_ENV_FILE
+
+    with contextlib.suppress(FileNotFoundError):
+        (data_dir / STACK_ENV_FILE).unlink()
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -638,6 +648,7 @@ def up(
     _install(_request_stop)  # also when started in the background, where SIGINT is ignored
     data = DataDir(settings.embedded.data_dir)
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID
+    forget_env(data.path)  # an earlier run's: never shown as this one's
     lines = ConsoleLines(_log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
     logging.getLogger().addHandler(lines)  # removed with the lock (a refused lock left it on the root logger)
     if not logging.getLogger("gamead_core").isEnabledFor(logging.INFO):  # the ends of warnings are INFO records
@@ -741,6 +752,7 @@ def up(
             stack.stop_all(settings.worker.drain_timeout)
         finally:
             claims.release_all()
+            forget_env(data.path)  # it may hold secrets of the environment: not kept past the stack
             data.unlock()
             logging.getLogger().removeHandler(lines)
             _install(signal.SIG_DFL)

@@ -48,7 +48,7 @@ from gamead_core.api.errors import (
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
-from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, KEY_REFUSED, MAX_IDEMPOTENCY_KEY
+from gamead_core.ids import EDGE_SPACE, IDEMPOTENCY_KEY_PATTERN, KEY_REFUSED, MAX_IDEMPOTENCY_KEY
 from gamead_core.intake import Accepted, Queued
 from gamead_core.models import AdAccepted, AdSubmission
 from gamead_core.queue.liveness import unsent_bytes
@@ -117,6 +117,9 @@ def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
                          f"Idempotency-Key header cannot; found {point})",
                          [{"loc": KEY_FIELD, "msg": f"comma or control character ({point})",
                            "type": "string_pattern_mismatch"}])
+        if key != key.strip(" "):
+            return error("validation_failed", f"{KEY_FIELD}: {EDGE_SPACE}",
+                         [{"loc": KEY_FIELD, "msg": "space at an end", "type": "string_pattern_mismatch"}])
         item = {k: v for k, v in item.items() if k != KEY_FIELD}
     try:
         return AdSubmission.model_validate(item, strict=True), key

@@ -354,3 +354,14 @@ def test_a_cursor_past_the_int64_maximum_is_refused_and_the_bound_said_is_that_m
     one_red_line(refused, str(2**63 - 1))
     taken = gamead(*verb, "--cursor", str(2**63 - 1), "--api", closed_api_url, cwd=tmp_path)
     assert taken.returncode == exitcodes.UNREACHABLE, taken.stderr  # past the options: it went for the API
+
+
+@pytest.mark.parametrize("key", ["order-1 ", " order-1"])
+def test_an_idempotency_key_with_a_space_at_an_end_is_refused_before_sending(tmp_path: Path, closed_api_url: str,
+                                                                             key: str) -> None:
+    """The API reads ``Idempotency-Key: order-1 `` as ``order-1`` (RFC 9110 §5.5): the CLI refuses such a key
+    rather than let the user believe the space counts (session 23)."""
+    refused = gamead("submit", "--title", "Spaced", "--genre", "RPG", "--idempotency-key", key, "--api",
+                     closed_api_url, cwd=tmp_path)
+    assert refused.returncode == exitcodes.USAGE
+    one_red_line(refused, "begin or end with a space")

@@ -42,11 +42,13 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         # the hint it ends with shows what the stack's children run with, its start's GAMEAD_* and flags included
         # (an attack drill, session 23: the hinted `--config .gamead/config-in-force.yaml` showed neither)
         assert note.endswith("The stack's: gamead config show --stack"), note
-        stack = _gamead(tmp_path, "config", "show", "--stack", "-o", "json")
+        stack = _gamead(tmp_path, "config", "show", "--stack", "-o", "json",  # this shell's GAMEAD_* do not count
+                        GAMEAD_WORKER__MAX_ATTEMPTS="9", gamead_worker__backoff_cap="7")
         assert stack.returncode == 0 and "note:" not in stack.stderr, stack.stderr
         children = json.loads(stack.stdout)
         assert children["worker"]["max_attempts"] == 7 and json.loads(shown.stdout)["worker"]["max_attempts"] == 5
         assert children["api"]["port"] == up.port and children["nats"]["url"].startswith("nats://127.0.0.1:")
+        assert children["worker"]["backoff_cap"] == 60 and children["embedded"]["data_dir"] == str(up.data_dir)
 
         # an explicit choice wins over the stack of the directory: --api, GAMEAD_API_URL, client.api_url
         for args, env in (((("--api", closed_api_url)), {}), ((), {"GAMEAD_API_URL": closed_api_url})):
@@ -64,6 +66,7 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         assert "Traceback" not in nothing.stderr
     finally:
         up.stop()
+    assert not (up.data_dir / "stack-env.json").exists()  # it may hold secrets: not kept past the stack
     # its gamead-up.json stays, stale (its up is gone): ignored
     assert (up.data_dir / "gamead-up.json").is_file()
     shown = _gamead(tmp_path, "config", "show", "-o", "json")

@@ -29,6 +29,7 @@ ITEMS: list[Any] = [
     {**ad("Bad key"), "idempotencyKey": ""},
     {**ad("Null key"), "idempotencyKey": None},
     {**ad("Long key"), "idempotencyKey": "k" * 201},
+    {**ad("Spaced key"), "idempotencyKey": "k "},
     {**ad("Number key"), "idempotencyKey": 7},
     {"ad": ad("Nested"), "key": "k-2"},
     {**ad("Too long"), "duration": 9999},
@@ -164,3 +165,14 @@ def test_the_json_response_is_starlettes_byte_for_byte(status: int, headers: dic
     ours = JsonResponse(b'{"id":"x"}', status, headers)
     theirs = Response(b'{"id":"x"}', status, headers, media_type="application/json")
     assert (ours.status_code, ours.body, ours.raw_headers) == (theirs.status_code, theirs.body, theirs.raw_headers)
+
+
+def test_a_batch_key_with_a_space_at_an_end_is_refused_as_the_header_could_not_carry_it() -> None:
+    """The header's ``k `` is the key ``k`` (RFC 9110 §5.5), so a batch item's ``k `` (or `` k``) could name
+    another ad than the same key sent again as a header: refused, saying why (session 23)."""
+    for key in ("k ", " k"):
+        item = parse_item({**ad("Spaced"), "idempotencyKey": key})
+        assert isinstance(item, dict) and item["error"]["code"] == "validation_failed", item
+        assert "begin or end with a space" in item["error"]["message"]
+    ok = parse_item({**ad("Inner"), "idempotencyKey": "k 1"})
+    assert not isinstance(ok, dict) and ok[1] == "k 1"

@@ -211,8 +211,10 @@ def test_a_child_killed_because_it_ignored_its_sigterm_is_named(tmp_path: Path) 
               f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)")
     child = sup.start("stubborn", [sys.executable, "-c", script], dict(os.environ), tmp_path / "stubborn.log")
     pid = child.pid
-    wait_for(ready.exists, timeout=20, what="the child to ignore SIGTERM")
-    sup.stop_many(["stubborn"], timeout=0.5)
+    try:
+        wait_for(ready.exists, timeout=20, what="the child to ignore SIGTERM")
+    finally:
+        sup.stop_many(["stubborn"], timeout=0.5)
     assert not sup.children and child.proc is not None and child.proc.returncode == -signal.SIGKILL
     assert events == [f"stubborn (pid {pid}) did not stop within 0.5s of its SIGTERM; killed (SIGKILL); its log: "
                       f"{tmp_path / 'stubborn.log'}"], events
