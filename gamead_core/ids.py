@@ -131,6 +131,9 @@ _KEY_REFUSED = r",\x00-\x1f" + OBEYED_PAST_C0
 IDEMPOTENCY_KEY_PATTERN: Final[str] = f"^([^{_KEY_REFUSED} ]([^{_KEY_REFUSED}]*[^{_KEY_REFUSED} ])?)?$"
 #: the first character a key may not hold (the header's check; a batch item's key is checked by the pattern)
 KEY_REFUSED: Final[re.Pattern[str]] = re.compile(f"[{_KEY_REFUSED}]")
+#: why a key that begins or ends with a space is refused (a batch item's, the CLI's)
+EDGE_SPACE: Final[str] = ("an idempotency key cannot begin or end with a space: around a header's value it is not "
+                          "part of the key (RFC 9110 §5.5)")
 
 
 def idempotency_key_problem(key: str) -> str | None:
@@ -147,10 +150,6 @@ def idempotency_key_problem(key: str) -> str | None:
         return EDGE_SPACE
     return None
 
-
-#: why a key that begins or ends with a space is refused (a batch item's, the CLI's)
-EDGE_SPACE: Final[str] = ("an idempotency key cannot begin or end with a space: around a header's value it is not "
-                          "part of the key (RFC 9110 §5.5)")
 
 
 def new_worker_id() -> str:

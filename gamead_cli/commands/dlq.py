@@ -31,7 +31,6 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.inputs import strict_dumps
-from gamead_core.ids import MAX_CURSOR
 from gamead_cli.atomic import PendingFile
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
@@ -53,6 +52,7 @@ from gamead_cli.output import (
 )
 from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
+from gamead_core.ids import MAX_CURSOR
 from gamead_cli.program import gamead_program
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
