@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_common import comma_floats, print_result, rounds_and_output  # noqa: E402
+from bench_common import comma_floats, finish_main, rounds_and_output  # noqa: E402
 from bench_worker_drain import make_records, outcome  # noqa: E402
 from gamead_core.store.ads import encode  # noqa: E402
 from gamead_core.worker.budget import delivery_id  # noqa: E402
@@ -147,11 +147,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--gaps", type=comma_floats, default=[0.3, 1.0, 3.0, 10.0],
                    help="gaps between two ads, ms, comma-separated (0.3,1,3,10)")
     rounds_and_output(p)
-    args = p.parse_args(argv)
-    if args.ads < 50 or args.rounds < 1 or any(g <= 0 for g in args.gaps):
-        p.error("--ads must be ≥ 50, --rounds ≥ 1 and every gap > 0")
-    print_result(run(args), args.output, print_table)
-    return 0
+    return finish_main(p, argv, lambda a: None if a.ads >= 50 and a.rounds >= 1 and all(g > 0 for g in a.gaps)
+                       else "--ads must be ≥ 50, --rounds ≥ 1 and every gap > 0", run, print_table)
 
 
 if __name__ == "__main__":

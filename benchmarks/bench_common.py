@@ -41,6 +41,19 @@ def rounds_and_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", choices=["table", "json"], default="table")
 
 
+def finish_main(p: argparse.ArgumentParser, argv: list[str], problem: Callable[[argparse.Namespace], str | None],
+                run: Callable[[argparse.Namespace], dict[str, Any]],
+                print_table: Callable[[dict[str, Any]], None]) -> int:
+    """The end of a rounds-based benchmark's ``main``: parse ``argv`` with ``p`` (its options, plus
+    :func:`rounds_and_output`'s), refuse what ``problem(args)`` names (exit 2), then run and print
+    (:func:`print_result`). Returns 0."""
+    args = p.parse_args(argv)
+    if (why := problem(args)) is not None:
+        p.error(why)
+    print_result(run(args), args.output, print_table)
+    return 0
+
+
 def print_result(result: dict[str, Any], output: str, print_table: Callable[[dict[str, Any]], None]) -> None:
     """Print a benchmark's ``result`` as indented JSON on stdout when ``output`` is ``"json"`` (``--output json``,
     for scripts), else as its table (``print_table(result)``)."""

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 
-from bench_common import print_result
+from bench_common import comma_floats, finish_main, rounds_and_output
 from bench_pipeline import proc_oncpu_seconds, proc_switches, required
 
 PAYLOAD = b"x" * 64
@@ -152,17 +152,14 @@ def main(argv: list[str]) -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--trips", type=int, default=500, help="round trips per contender per round (500)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds (3); each contender's figure is the median")
-    p.add_argument("--gaps", type=lambda s: [float(g) for g in s.split(",")], default=[1.0, 2.0, 5.0, 20.0],
+    p.add_argument("--gaps", type=comma_floats, default=[1.0, 2.0, 5.0, 20.0],
                    help="sleeps after each round trip, ms, comma-separated (1,2,5,20)")
     p.add_argument("--touch", type=lambda s: [int(k) for k in s.split(",")], default=[0, 1024],
                    help="KB the echo process reads before each answer, one set of contenders each (0,1024)")
-    p.add_argument("--output", choices=["table", "json"], default="table")
-    args = p.parse_args(argv)
-    if args.trips < 1 or args.rounds < 1 or any(g <= 0 for g in args.gaps) or any(k < 0 for k in args.touch):
-        p.error("--trips and --rounds must be ≥ 1, every gap > 0 and every --touch ≥ 0")
-    print_result(run(args), args.output, print_table)
-    return 0
+    rounds_and_output(p)
+    return finish_main(p, argv, lambda a: None if a.trips >= 1 and a.rounds >= 1 and all(g > 0 for g in a.gaps)
+                       and all(k >= 0 for k in a.touch)
+                       else "--trips and --rounds must be ≥ 1, every gap > 0 and every --touch ≥ 0", run, print_table)
 
 
 if __name__ == "__main__":

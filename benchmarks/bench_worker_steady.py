@@ -44,7 +44,7 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_common import comma_floats, print_result, rounds_and_output  # noqa: E402
+from bench_common import comma_floats, finish_main, rounds_and_output  # noqa: E402
 from bench_pipeline import Procs, gamead_env, proc_cpu_seconds, proc_switches, required  # noqa: E402
 from bench_worker_drain import drain_gamead, make_records, publish_backlog, publish_records, wait_drained  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
@@ -161,11 +161,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--rates", type=comma_floats, default=[100.0, 250.0, 500.0],
                    help="steady rates, ads/s, comma-separated (100,250,500)")
     rounds_and_output(p)
-    args = p.parse_args(argv)
-    if args.ads < 10 or args.rounds < 1 or any(r <= 0 for r in args.rates):
-        p.error("--ads must be ≥ 10, --rounds ≥ 1 and every rate > 0")
-    print_result(run(args), args.output, print_table)
-    return 0
+    return finish_main(p, argv, lambda a: None if a.ads >= 10 and a.rounds >= 1 and all(r > 0 for r in a.rates)
+                       else "--ads must be ≥ 10, --rounds ≥ 1 and every rate > 0", run, print_table)
 
 
 if __name__ == "__main__":
