@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import nats  # noqa: E402
 
-from bench_common import print_result  # noqa: E402
+from bench_common import finish_main, rounds_and_output  # noqa: E402
 from bench_pipeline import proc_oncpu_seconds, proc_switches, required  # noqa: E402
 from gamead_core import names  # noqa: E402
 from gamead_core.config import GameadSettings  # noqa: E402
@@ -132,13 +132,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--ads", type=int, default=1000, help="ads per contender per round (1000)")
     p.add_argument("--rate", type=float, default=200.0, help="ads per second, one at a time; 0 = back to back (200)")
     p.add_argument("--bytes", type=int, default=1000, help="message body size (1000, about a work message)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds (3); each figure is the median")
-    p.add_argument("--output", choices=["table", "json"], default="table")
-    args = p.parse_args(argv)
-    if args.ads < 1 or args.rounds < 1 or args.rate < 0 or args.bytes < 1:
-        p.error("--ads, --rounds and --bytes must be ≥ 1 and --rate ≥ 0")
-    print_result(asyncio.run(run(args)), args.output, print_table)
-    return 0
+    rounds_and_output(p)
+    return finish_main(p, argv, lambda a: None if a.ads >= 1 and a.rounds >= 1 and a.rate >= 0 and a.bytes >= 1
+                       else "--ads, --rounds and --bytes must be ≥ 1 and --rate ≥ 0", lambda a: asyncio.run(run(a)),
+                       print_table)
 
 
 if __name__ == "__main__":
