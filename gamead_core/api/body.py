@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
+import orjson
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import ClientDisconnect
@@ -26,6 +27,11 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
 
     Validation is pydantic's **strict** mode on the JSON text (one parse): a JSON boolean is never an integer
     (``{"replicas": false}`` was read as 0), a string never a number or a boolean; times are ISO-8601 strings.
+
+    What is JSON is RFC 8259's answer, the same as ``POST /ads/batch``'s (orjson): pydantic's parser also takes
+    ``NaN`` and ``Infinity``, so a body it read but the model refused is read again by orjson (on the error path
+    only), and one orjson refuses is a 400, not a 422 about the field that held the ``NaN``. No body model takes
+    a non-finite number (every float field is bounded), so no such body is ever accepted either.
     """
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {max_bytes}")
@@ -36,20 +42,52 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":
         raise not_json(body, (first.get("ctx") or {}).get("error") or first.get("msg"))
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise not_json(body, exc) from None
     if not first.get("loc") and first.get("type") in ("model_type", "model_attributes_type", "dict_type"):
         raise InvalidJson("the body must be a JSON object")
     details = validation_details(errors)
     raise ValidationFailed(validation_message(details), details=details)
 
 
+#: Where a parser's message says it tripped: pydantic's "... at line 1 column 202", orjson's "...: line 1 column
+#: 1026 (char 1025)".
+_AT = re.compile(r"line (\d+) column (\d+)")
+#: Words some parsers take for a number that JSON has no way to write (RFC 8259 §6).
+_NOT_NUMBERS: Final[tuple[str, ...]] = ("NaN", "Infinity", "-Infinity")
+
+
 def not_json(body: bytes, reason: object) -> InvalidJson:
-    """The 400 ``invalid_json`` for a body a JSON parser refused with ``reason``: one message for a body that is
-    not UTF-8, whichever parser (pydantic's, orjson) read it and wherever it tripped (JSON text is UTF-8,
-    RFC 8259 §8.1); else ``reason``. Called on the error path only: the hot path never decodes twice."""
+    """The 400 ``invalid_json`` for a body a JSON parser refused with ``reason`` (its message, or orjson's
+    ``JSONDecodeError``), worded the same whichever parser (pydantic's for the one-object routes, orjson for
+    ``POST /ads/batch``) read it and wherever it tripped:
+
+    * a body that is not UTF-8 (JSON text is UTF-8, RFC 8259 §8.1);
+    * an unpaired UTF-16 surrogate escape (RFC 8259 §8.2);
+    * ``NaN`` / ``Infinity`` / ``-Infinity`` where a value starts (no JSON number, RFC 8259 §6);
+    * arrays and objects nested deeper than the parser reads (pydantic's "recursion limit", orjson's "depth
+      limit": 200 and 1,024 levels; no body of this API nests more than 4);
+    * else ``the body is not valid JSON: <reason>``.
+
+    Called on the error path only: the hot path never decodes twice."""
     try:
-        body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return InvalidJson(f"the body is not UTF-8 text (byte {exc.start} is not): JSON is UTF-8 (RFC 8259 §8.1)")
+    pos = getattr(reason, "pos", None)
+    word = next((w for w in _NOT_NUMBERS if text.startswith(w, pos)), None) if isinstance(pos, int) else None
+    if word is not None:
+        if pos and text[pos - 1] == "-":  # orjson trips on the "I" of "-Infinity", after the sign
+            word, pos = f"-{word}", pos - 1
+        at = len(text[:pos].encode())  # orjson counts characters; the other messages count bytes
+        return InvalidJson(f"the body is not valid JSON: {word} at byte {at} is not a JSON number "
+                           "(JSON has no NaN or Infinity; RFC 8259 §6)")
+    if "recursion limit" in str(reason) or "depth limit" in str(reason):
+        where = _AT.search(str(reason))
+        at = f" (line {where[1]} column {where[2]})" if where else ""
+        return InvalidJson(f"the body nests arrays and objects deeper than this API reads{at}")
     lone = unpaired_surrogate(body) if "surrogate" in str(reason) or "hex escape" in str(reason) else None
     if lone is not None:  # pydantic's parser says "unexpected end of hex escape" for "\ud800"
         at, escape = lone

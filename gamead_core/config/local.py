@@ -66,8 +66,9 @@ class ClientSettings(Section):
 
 def api_url_problem(url: str) -> str | None:
     """What is wrong with ``url`` as the API's address, or None: it must be ``http://`` or ``https://`` with a
-    host (and a port, if any, from 0 to 65535). The one rule of ``--api``, ``GAMEAD_API_URL`` and
-    ``client.api_url``. Pure."""
+    host (and a port, if any, from 0 to 65535), and no query or fragment: it is a base each request's path is
+    added to, and httpx sent ``GET /ads?limit=5`` under ``http://h:8080/?x=1`` as ``GET /?limit=5``. The one
+    rule of ``--api``, ``GAMEAD_API_URL`` and ``client.api_url``. Pure."""
     try:
         parts = urlsplit(url.strip())
         _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
@@ -77,4 +78,7 @@ def api_url_problem(url: str) -> str | None:
         return f"{url[:80]!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:8080)"
     if not parts.hostname:
         return f"{url[:80]!r} names no host (e.g. http://127.0.0.1:8080)"
+    if parts.query or parts.fragment or url.strip().endswith(("?", "#")):
+        return (f"{url[:80]!r} has a query (?…) or a fragment (#…): the API's address is a base URL that each "
+                "request's path is added to (e.g. http://127.0.0.1:8080)")
     return None

@@ -126,14 +126,21 @@ def test_every_failure_under_o_json_is_one_json_document(tmp_path: Path, closed_
 # --- 4: --api that is not an http(s) URL is bad usage; GAMEAD_API_URL of the same is bad configuration ----------
 
 
+#: A drill (session 24): a query or fragment was taken, and each request's path was added after it.
+_NOT_A_BASE = ("http://127.0.0.1:8080/?x=1", "http://127.0.0.1:8080#top", "http://127.0.0.1:8080/?")
+
+
 def test_an_api_flag_that_is_no_http_url_is_bad_usage(tmp_path: Path) -> None:
-    cases = [(["workers"], url) for url in ("notaurl", "ftp://x", "http://", "http://h:99999")]
-    for verb, url in [*cases, (["submit", "--count", "2"], "notaurl"), (["top", "--once"], "ftp://x")]:
+    cases = [(["workers"], url) for url in ("notaurl", "ftp://x", "http://", "http://h:99999", *_NOT_A_BASE)]
+    for verb, url in [*cases, (["submit", "--count", "2"], "notaurl"), (["top", "--once"], "ftp://x"),
+                      (["ads", "list"], _NOT_A_BASE[0])]:
         result = gamead(*verb, "--api", url, cwd=tmp_path)
         assert result.returncode == exitcodes.USAGE, (verb, url, result.stderr)  # was 1
         assert "'--api'" in red_line(result), result.stderr
-    result = gamead("workers", cwd=tmp_path, GAMEAD_API_URL="ftp://x")
-    assert result.returncode == exitcodes.CONFIG and "GAMEAD_API_URL" in red_line(result), result.stderr
+    for url in ("ftp://x", *_NOT_A_BASE):
+        result = gamead("workers", cwd=tmp_path, GAMEAD_API_URL=url)
+        assert result.returncode == exitcodes.CONFIG and "GAMEAD_API_URL" in red_line(result), result.stderr
+    assert "has a query (?…) or a fragment (#…)" in red_line(result), result.stderr
 
 
 # --- 5: an idempotency key the API would refuse is refused before anything is sent ------------------------------

@@ -97,3 +97,40 @@ def test_a_surrogate_pair_or_an_escaped_backslash_goes_through(http: httpx.Clien
 def test_other_bad_escapes_keep_the_parsers_reason(http: httpx.Client) -> None:
     resp = http.post("/ads", content=_title_body("\\u12"), headers={"Content-Type": "application/json"})
     assert resp.status_code == 400 and "surrogate" not in resp.text, resp.text
+
+
+def _with_value(path: str, value: str) -> bytes:
+    """A body for ``path`` whose ad's duration (or the override's forSeconds) is ``value``, written as is."""
+    if path == "/v1/scale/override":
+        return f'{{"replicas": 1, "forSeconds": {value}}}'.encode()
+    ad = json.dumps({**SAMPLE_AD, "duration": "@@"}).replace('"@@"', value)
+    return f'{{"ads": [{ad}]}}'.encode() if path == "/ads/batch" else ad.encode()
+
+
+@pytest.mark.parametrize("word", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("path", ["/ads", "/ads/batch", "/v1/scale/override"])
+def test_nan_or_infinity_is_not_json_on_every_route(http: httpx.Client, word: str, path: str) -> None:
+    """A drill's ``"duration": NaN`` got 422 ``validation_failed`` ("Input should be a valid integer") from
+    ``POST /ads`` but 400 ``invalid_json`` from ``POST /ads/batch``: pydantic's parser takes NaN, orjson does not.
+    No JSON number is NaN or Infinity (RFC 8259 §6): every route says so, and where."""
+    body = _with_value(path, word)
+    resp = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_json", error
+    at = body.index(word.encode())
+    assert error["message"] == (f"the body is not valid JSON: {word} at byte {at} is not a JSON number (JSON has "
+                                "no NaN or Infinity; RFC 8259 §6)"), error
+
+
+@pytest.mark.parametrize("path", ["/ads", "/ads/batch"])
+def test_a_body_nested_too_deep_is_worded_the_same_by_both_parsers(http: httpx.Client, path: str) -> None:
+    """``POST /ads`` said "recursion limit exceeded", ``POST /ads/batch`` "depth limit exceeded" (pydantic's and
+    orjson's words for the same refusal): one message now, with where each parser stopped."""
+    body = b'{"ads": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    resp = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_json", error
+    assert error["message"].startswith("the body nests arrays and objects deeper than this API reads (line 1 "
+                                       "column "), error
