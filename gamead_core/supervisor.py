@@ -10,7 +10,10 @@ watch_parent`, the fallback where the kernel cannot). Start children from one lo
 Hooks: ``on_event(message)`` for the console; ``on_spawn(child)`` after every (re)start, e.g. to record
 PIDs; ``on_exit(child, code)`` when a child is found dead (before its restart is scheduled; ``code`` is
 the exit status, negative for a signal), e.g. to hand its in-flight work to others; ``on_end(child)`` once a
-process of it has ended, found dead or stopped, e.g. to drop its PID from a record of the live ones. ``on_end``
+process of it has ended, found dead or stopped, e.g. to drop its PID from a record of the live ones. A hook
+that raises is logged (and ``on_spawn``'s said on the console), never fatal: ``gamead up``'s hooks rewrite
+``gamead-up.json``, which fails on a full disk, exactly when children die. A restart whose process cannot be
+started (``OSError``) is said and tried again after a longer back-off, never the end of the stack. ``on_end``
 travels with the child (:attr:`Child.on_end`): a child moved to another supervisor to be stopped there (a
 local scale-down) still tells the supervisor that started it.
 
@@ -135,7 +138,37 @@ class Supervisor:
         child.restart_at = None
         child.refusal_final = not self.settled
         if self.on_spawn is not None:
-            self.on_spawn(child)
+            try:
+                self.on_spawn(child)
+            except Exception as exc:  # noqa: BLE001 - a failing hook is logged, never fatal
+                # gamead up's hook rewrites gamead-up.json: on a full disk that fails, and the stack must keep
+                # its children running (the drill's one dead worker took the whole stack down with it)
+                log.exception("on_spawn hook failed for %s", child.name)
+                self._say(child, f"{child.name} (pid {child.pid}) runs, but its start could not be recorded: "
+                                 f"{type(exc).__name__}: {exc}")
+
+    def _restart(self, child: Child, now: float) -> None:
+        """Start ``child`` again after its back-off. A process that cannot be started (``OSError``: no space
+        for its log, no memory or PIDs for a fork) is not the end of the stack: it is said, and tried again
+        after the next, longer back-off."""
+        child.restarts += 1
+        try:
+            self._spawn(child)
+        except OSError as exc:
+            child.failures += 1
+            delay = restart_delay(child.failures)
+            child.restart_at = now + delay
+            self._say(child, f"{child.name} could not be restarted ({type(exc).__name__}: {exc}); "
+                             f"retrying in {delay:.1f}s")
+            return
+        self._say(child, f"{child.name} restarted (pid {child.pid})")
+
+    def _say(self, child: Child, message: str) -> None:
+        """``on_event(message)``; a failing console hook is logged, never fatal."""
+        try:
+            self.on_event(message)
+        except Exception:  # noqa: BLE001 - logged, never fatal
+            log.exception("on_event hook failed for %s", child.name)
 
     def _notify_exit(self, child: Child, code: int) -> None:
         """Tell ``on_exit`` that ``child`` ended with ``code``; a failing hook is logged, never fatal."""
@@ -195,9 +228,7 @@ class Supervisor:
                 self._ended(child)
                 self._notify_exit(child, code)
             elif now >= child.restart_at:
-                child.restarts += 1
-                self._spawn(child)
-                self.on_event(f"{child.name} restarted (pid {child.pid})")
+                self._restart(child, now)
 
     def stop(self, name: str, timeout: float) -> None:
         self.stop_many([name], timeout)
@@ -220,11 +251,9 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.kill(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
-                try:  # a failing hook must not leave the other children unstopped
-                    self.on_event(f"{child.name} (pid {child.proc.pid}) did not stop within {timeout:g}s of its "
-                                  f"SIGTERM; killed (SIGKILL); its log: {child.log_path}")
-                except Exception:  # noqa: BLE001 - logged, never fatal
-                    log.exception("on_event hook failed for %s", child.name)
+                # a failing hook must not leave the other children unstopped
+                self._say(child, f"{child.name} (pid {child.proc.pid}) did not stop within {timeout:g}s of its "
+                                 f"SIGTERM; killed (SIGKILL); its log: {child.log_path}")
             self._ended(child)
         for child in targets:
             self.children.pop(child.name, None)

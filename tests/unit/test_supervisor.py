@@ -218,3 +218,62 @@ def test_a_child_killed_because_it_ignored_its_sigterm_is_named(tmp_path: Path) 
     assert not sup.children and child.proc is not None and child.proc.returncode == -signal.SIGKILL
     assert events == [f"stubborn (pid {pid}) did not stop within 0.5s of its SIGTERM; killed (SIGKILL); its log: "
                       f"{tmp_path / 'stubborn.log'}"], events
+
+
+def test_a_start_that_cannot_be_recorded_keeps_the_stack_running(tmp_path: Path) -> None:
+    """A drill (session 24): ``gamead-up.json`` could not be rewritten (a full disk; here its temp file is a
+    directory) when a SIGKILLed worker was restarted; ``on_spawn`` (``DataDir.record``) raised through the
+    supervisor and ``gamead up`` stopped every child, API and NATS included. Now the restart happens, the
+    console names the failed record, and the record is whole again at the next write that succeeds."""
+    from gamead_core.datadir import DataDir
+
+    data = DataDir(tmp_path / "data")
+    data.path.mkdir()
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append, on_spawn=lambda c: data.record(c.name, c.pid or 0),
+                     on_end=lambda c: data.forget(c.pid or 0))
+    child = sup.start("worker-1", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
+                      tmp_path / "w.log")
+    try:
+        blocker = data.state_file.with_suffix(".tmp")
+        blocker.mkdir()  # every rewrite of the state file now fails (IsADirectoryError)
+        _kill_and_see_it_restarted(sup, child)
+        assert any(e.startswith(f"worker-1 (pid {child.pid}) runs, but its start could not be recorded: "
+                                "IsADirectoryError") for e in events), events
+        assert any(e == f"worker-1 restarted (pid {child.pid})" for e in events), events
+        blocker.rmdir()
+        _kill_and_see_it_restarted(sup, child)  # the next rewrite succeeds: the record is whole again
+        assert [e["pid"] for e in data.live()] == [child.pid]
+        assert f'"pid": {child.pid}' in data.state_file.read_text()
+    finally:
+        sup.stop_all(timeout=5)
+
+
+def test_a_restart_that_cannot_start_its_process_is_retried_not_fatal(tmp_path: Path) -> None:
+    """Whatever stops a restart's process from starting (no space for its log, no memory or PIDs for the fork:
+    an ``OSError``) is one console line and another try after a longer back-off, not the end of the stack."""
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append)
+    logs = tmp_path / "logs"
+    child = sup.start("api", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
+                      logs / "api.log")
+    try:
+        first = child.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        (logs / "api.log").unlink()
+        logs.rmdir()
+        logs.write_text("not a directory")  # the restart's log cannot be opened
+
+        def said_it() -> bool:
+            sup.poll()
+            return any("could not be restarted" in e for e in events)
+
+        wait_for(said_it, timeout=10, what="the failed restart to be said")
+        line = next(e for e in events if "could not be restarted" in e)
+        assert line.startswith("api could not be restarted (FileExistsError") and "retrying in 1.0s" in line, line
+        logs.unlink()  # the cause goes away: the next try starts it
+        wait_for(lambda: (sup.poll(), child.alive and child.pid != first)[1], timeout=10, what="the restart")
+        assert any(e == f"api restarted (pid {child.pid})" for e in events), events
+    finally:
+        sup.stop_all(timeout=5)
