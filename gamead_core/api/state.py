@@ -23,6 +23,7 @@ wrong, not where; logs show URLs through :func:`gamead_core.redact.redact_url` o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -46,7 +47,7 @@ from gamead_core.queue.liveness import (
     unsent_bytes,
 )
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.queue.storage import StorageProbe
+from gamead_core.queue.storage import StorageProbe, writes_stored
 from gamead_core.queue.topology import TopologyReport
 from gamead_core.queue.watch import TopologyWatch
 from gamead_core.redact import redact_url
@@ -172,8 +173,10 @@ class QueueLink:
             self._dlq = DeadLetters(js)
             self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout,
                                partitions=self.settings.queue.partitions)
+            timeout, partitions = self.settings.nats.request_timeout, self.settings.queue.partitions
             self.storage = StorageProbe(js, self.node_id, interval=self.settings.api.storage_probe_interval,
-                                        timeout=self.settings.nats.request_timeout, on_failure=self._probe_failed)
+                                        timeout=timeout, on_failure=self._probe_failed,
+                                        write_check=functools.partial(writes_stored, js, partitions, timeout))
             self.last_error = None
             self.last_contact = time.monotonic()
             self._loops = [

@@ -14,8 +14,13 @@ The probe bucket is not the work stream, and nats-server keeps a write error per
 work stream can be dead to writes while the probe's small puts still fit. So the node's own writes count too
 (:meth:`StorageProbe.observe_write`): a submit whose publish JetStream did not answer, or refused for storage,
 while the connection is up, marks the work stream ``failing`` until a later publish succeeds, the connection is
-re-established (nats-server restarted: the one thing that clears a stream's write error on a single server) or
-:data:`WRITE_FAILURE_HOLD` seconds pass (a cluster moves the stream to another leader by itself).
+re-established (nats-server restarted: the one thing that clears a stream's write error on a single server) or,
+once :data:`WRITE_FAILURE_HOLD` seconds have passed, a **write check** stores a message again (:func:`writes_stored`:
+one empty message on a subject no consumer reads, in each work stream and in the ad bucket, purged at once; a
+cluster moves a stream to another leader by itself, and a refusal past a limit clears when space is freed). Until
+then the check stays ``failing``: on a full disk nats-server answers header checks (``Nats-Expected-…``) and stream
+info as usual but never answers a write to the marked stream, so only a write tells (a drill saw ``/readyz`` turn
+``ready`` 15 s after the last failed submit, while every submit still failed).
 
 The check is stale by at most one interval plus ``nats.request_timeout``. It recovers by itself as soon as
 writes succeed again; what an operator frees or restarts is in the README ("Operating it").
@@ -27,7 +32,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.js import JetStreamContext
@@ -44,8 +49,12 @@ FAILING_INTERVAL = 1.0
 #: Least seconds between two probes, however often the probe is poked.
 MIN_GAP = 0.5
 
-#: Seconds a failed submit-path write keeps the storage check failing unless a write succeeds or NATS reconnects.
+#: Seconds a failed submit-path write keeps the storage check failing before a write check may clear it (unless a
+#: submit's write succeeds or NATS reconnects first).
 WRITE_FAILURE_HOLD = 15.0
+#: The last subject token of the write check's messages in each work stream (no consumer filters on it) and its key
+#: in the ad bucket (never an ad id: those are 26 base-32 characters or a ``k``-prefixed hash).
+CHECK_TOKEN = "storage-check"
 
 _KEY_UNSAFE = re.compile(r"[^-/_=.a-zA-Z0-9]")
 
@@ -60,6 +69,7 @@ class StorageProbe:
 
     def __init__(self, js: JetStreamContext, node_id: str, *, interval: float, timeout: float,
                  on_failure: Callable[[GameadError], None] | None = None,
+                 write_check: Callable[[], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._kv = KeyValue(name=names.HEALTH_BUCKET, stream=names.kv_stream(names.HEALTH_BUCKET),
                             pre=names.kv_prefix(names.HEALTH_BUCKET), js=js, direct=False)
@@ -75,6 +85,10 @@ class StorageProbe:
         self._last = 0.0
         self._wake = asyncio.Event()
         self._write_failure: tuple[float, str] | None = None  #: (when, why) the node's last write failed
+        #: ``write_check()`` returns once a write is stored again (raises ``GameadError`` if not): what clears a held
+        #: write failure after :data:`WRITE_FAILURE_HOLD`; without one (tests of the rule), the hold's end does
+        self._write_check = write_check
+        self._check_failed: str | None = None  #: why the last write check failed
 
     def poke(self) -> None:
         """Probe now (a write of this node just failed: is it storage?)."""
@@ -86,7 +100,7 @@ class StorageProbe:
         if error is None:
             if self._write_failure is not None:
                 log.info("writes to the work stream succeed again")
-            self._write_failure = None
+            self._write_failure = self._check_failed = None
             return
         first = self._write_failure is None
         self._write_failure = (self._clock(), error.message)
@@ -96,16 +110,38 @@ class StorageProbe:
 
     def reconnected(self) -> None:
         """The connection to NATS was re-established (a restarted nats-server clears its write errors)."""
-        self._write_failure = None
+        self._write_failure = self._check_failed = None
 
     def _failed_write(self) -> str | None:
         if self._write_failure is None:
             return None
         at, why = self._write_failure
-        if self._clock() - at > WRITE_FAILURE_HOLD:
+        if self._write_check is None and self._clock() - at > WRITE_FAILURE_HOLD:
             self._write_failure = None
             return None
-        return f"a submit's write to the work stream failed {self._clock() - at:.0f} s ago: {why}"
+        check = f"; a write check failed too: {self._check_failed}" if self._check_failed else ""
+        return f"a submit's write to the work stream failed {self._clock() - at:.0f} s ago: {why}{check}"
+
+    def _check_due(self) -> bool:
+        return (self._write_check is not None and self._write_failure is not None
+                and self._clock() - self._write_failure[0] > WRITE_FAILURE_HOLD)
+
+    async def check_writes(self) -> bool:
+        """Run the write check (past the hold of a failed write): True, and the failure cleared, if a write was
+        stored again. Never raises."""
+        assert self._write_check is not None
+        try:
+            await self._write_check()  # each of its requests has its own timeout
+        except asyncio.TimeoutError:
+            self._check_failed = "NATS did not answer in time"
+            return False
+        except GameadError as exc:
+            self._check_failed = exc.message
+            return False
+        if self._write_failure is not None:
+            log.info("writes are stored again (a write check to the work streams and the ad bucket)")
+        self._write_failure = self._check_failed = None
+        return True
 
     async def probe_once(self) -> bool:
         """One probe write; True if JetStream stored it. Never raises."""
@@ -143,7 +179,10 @@ class StorageProbe:
         """Probe every ``interval`` seconds (every second while failing, sooner when poked). Never raises."""
         while not stop.is_set():
             await self.probe_once()
-            wait = FAILING_INTERVAL if self.state == "failing" else self.interval
+            if self._check_due():
+                await self.check_writes()
+            failing = self.state == "failing" or self._write_failure is not None
+            wait = FAILING_INTERVAL if failing else self.interval
             waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
             _, pending = await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             for fut in pending:
@@ -172,3 +211,18 @@ class StorageProbe:
         return {"state": "failing" if failed else self.state, "probe": self.state, "detail": self.detail,
                 "forSeconds": round(self._clock() - self.since, 1), "lastFailedWrite": failed,
                 "probeIntervalSeconds": self.interval, "probes": self.probes}
+
+
+async def writes_stored(js: JetStreamContext, partitions: int, timeout: float) -> None:
+    """Store one empty message in each work stream (``<partition's prefix>.storage-check``, a subject no
+    consumer filters on) and in the ad bucket (key ``storage-check``, never an ad id), and purge that subject
+    at once (the bucket denies deleting one message, not a purge by subject; no marker is left, and readers skip
+    an empty value meanwhile). Returns when every write was stored; raises
+    :class:`~gamead_core.errors.GameadError` (through ``nats_boundary``) or ``asyncio.TimeoutError`` when one
+    was not. ``timeout``: seconds per publish."""
+    targets = [(names.work_stream(p), f"{names.work_subject_prefix(p)}.{CHECK_TOKEN}") for p in range(partitions)]
+    targets.append((names.ADS_BUCKET_STREAM, names.kv_subject(names.ADS_BUCKET, CHECK_TOKEN)))
+    with nats_boundary():
+        for stream, subject in targets:
+            await js.publish(subject, b"", timeout=timeout, stream=stream)
+            await js.purge_stream(stream, subject=subject)

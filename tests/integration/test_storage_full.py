@@ -242,6 +242,11 @@ def test_a_full_disk_fails_readyz_charges_no_attempt_and_after_a_nats_restart_ev
             body = wait_for(lambda: (r := readyz(client))["httpStatus"] == 503 and r, timeout=15,
                             what="/readyz unready on a full disk")
             assert body["checks"]["storage"].startswith("failing: ")
+            # no submit since: past the hold (15 s) a drill saw /readyz say ready, storage ok, while every
+            # submit still failed; now the write check (a real write) tries, fails, and the node stays unready
+            body = wait_for(lambda: "a write check failed too" in (r := readyz(client))["checks"]["storage"] and r,
+                            timeout=40, what="the write check to fail past the hold")
+            assert body["httpStatus"] == 503, body
 
             ballast.unlink()  # the operator frees space, then restarts nats-server (same data, same port)
             server.stop()
@@ -255,4 +260,33 @@ def test_a_full_disk_fails_readyz_charges_no_attempt_and_after_a_nats_restart_ev
     finally:
         for proc in procs:
             proc.stop(timeout=10)
+        server.stop()
+
+
+def test_the_write_check_leaves_no_message_and_no_record_behind(tmp_path: Path) -> None:
+    """:func:`writes_stored` (what clears a held write failure once its hold has passed) really stores one message
+    in the work stream and one in the ad bucket, and purges both at once: no consumer gets a delivery, no
+    record appears, and the doctor finds nothing."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.storage import writes_stored
+    from gamead_core.queue.topology import ensure_topology
+
+    server = EmbeddedNats(tmp_path / "nats").start()
+    try:
+        async def check(js: Any) -> tuple[list[int], list[int], list[int]]:
+            await ensure_topology(js, load_settings(None))
+            streams = (names.ADS_STREAM, names.ADS_BUCKET_STREAM)
+            before = [(await js.stream_info(s)).state.last_seq for s in streams]
+            await writes_stored(js, 1, 2.0)
+            await writes_stored(js, 1, 2.0)
+            after = [(await js.stream_info(s)).state for s in streams]
+            pending = [(await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))).num_pending
+                       for level in names.LEVELS]
+            return [x.last_seq - b for x, b in zip(after, before)], [x.messages for x in after], pending
+
+        stored, messages, pending = js_call(server.url, check)
+        assert stored == [2, 2], "each write was really stored (a sequence each)"
+        assert messages == [0, 0] and pending == [0] * len(names.LEVELS), "and purged: nothing left, nothing due"
+        assert_doctor_clean(server.url)
+    finally:
         server.stop()
