@@ -77,6 +77,7 @@ class Unsettled:
         self._tries: dict[str, int] = {}  # ad id → rounds tried so far (either kind)
         self._publish_bytes = 0
         self._task: asyncio.Task[None] | None = None
+        self._closed = False  #: close() ran: the API is stopping
         self._failures = Throttle(every=60.0)  #: a round that fails unexpectedly logs its traceback once a minute
         #: True while more than ``nats.max_pending_bytes`` wait to be sent (set by the API's QueueLink): a round
         #: is then skipped, as a request's write is refused
@@ -120,8 +121,12 @@ class Unsettled:
 
     async def close(self) -> None:
         """Stop settling (the API is stopping): one last round for what is pending, at most
-        :data:`LAST_ROUND` seconds (NATS may be back since the last one); what is left after it is the doctor's,
-        each ad id logged."""
+        :data:`LAST_ROUND` seconds (NATS may be back since the last one); what is left after it is the reaper's (the
+        API leaves its registry entry to expire: :func:`gamead_core.registry.beat.run_heartbeat`) or the doctor's,
+        each ad id logged. Once: a second call returns at once."""
+        if self._closed:
+            return
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -131,8 +136,9 @@ class Unsettled:
             except Exception as exc:  # noqa: BLE001 - stopping: what is left is logged below
                 log.info("settling ambiguous submits at shutdown: %r", exc)
         if len(self):
-            log.warning("%d ambiguous submits left unsettled at shutdown: gamead doctor will find them "
-                        "(no_message)", len(self), extra={"ad_ids": [*self._withdrawals, *self._publishes][:100]})
+            log.warning("%d ambiguous submits left unsettled at shutdown: the reaper settles them once this node's "
+                        "registry entry expires (else gamead doctor finds them: no_message)", len(self),
+                        extra={"ad_ids": [*self._withdrawals, *self._publishes][:100]})
 
     def _wake(self) -> None:
         if self._task is None or self._task.done():

@@ -87,7 +87,8 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
             yield
         finally:
             await stop_autoscaler()  # releases the lease if this node held it
-            await stop_observers()  # removes this node's registry entry
+            await link.settle_writes()  # the last round of ambiguous submits, before the heartbeat ends
+            await stop_observers()  # removes this node's registry entry (left to expire if writes are unsettled)
             await link.stop()
             if redis is not None:
                 await redis.close()

@@ -96,6 +96,7 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
                 update={"metrics_url": metrics_url}),
             settings.registry.heartbeat_interval,
             stop,
+            unfinished=link.unsettled_count,  # left unsettled: the entry expires, the reaper settles them
         )
 
     tasks = [

@@ -214,6 +214,16 @@ class QueueLink:
             except asyncio.TimeoutError:
                 pass
 
+    async def settle_writes(self) -> None:
+        """The last round of the ambiguous submits not settled yet (:meth:`gamead_core.unsettled.Unsettled.close`,
+        bounded); what is left stays counted by :meth:`unsettled_count`."""
+        if self._intake is not None:
+            await self._intake.unsettled.close()
+
+    def unsettled_count(self) -> int:
+        """Ambiguous submits this node has not settled (0 before NATS was reached)."""
+        return len(self._intake.unsettled) if self._intake is not None else 0
+
     async def stop(self) -> None:
         """Stop the loops and close the connection: drained (at most 5 s) when NATS is there, closed at once
         when it is away (a drain could only wait for a server that is not coming back in time). Bounded,

@@ -16,9 +16,13 @@ log = logging.getLogger(__name__)
 
 
 async def run_heartbeat(
-    registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, stop: asyncio.Event
+    registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, stop: asyncio.Event,
+    *, unfinished: Callable[[], int] | None = None,
 ) -> None:
-    """Put ``snapshot()`` every ``interval`` seconds until ``stop`` is set, then delete the entry.
+    """Put ``snapshot()`` every ``interval`` seconds until ``stop`` is set, then delete the entry: a clean stop,
+    which the reaper does not take for a death. Unless ``unfinished()`` (work the node leaves behind that the
+    reaper finishes for a dead node, e.g. an API's unsettled submits: :mod:`gamead_core.worker.orphans`) is not
+    0: then the entry is left to expire (``registry.ttl``), so the reaper sees a death and finishes that work.
 
     Never raises: a failed beat is logged (once per outage) and retried at the next tick.
     """
@@ -43,7 +47,11 @@ async def run_heartbeat(
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except asyncio.TimeoutError:
             pass
-    if node_id is not None:
+    left = unfinished() if unfinished is not None else 0
+    if node_id is not None and left:
+        log.warning("%s leaves %d unsettled writes: its registry entry is left to expire (registry.ttl) so that the "
+                    "reaper settles them as a dead node's", node_id, left, extra={"node_id": node_id, "left": left})
+    elif node_id is not None:
         try:
             await last_write(lambda: registry.delete(node_id), timeout=2.0, connected=registry.connected)
         except Exception as exc:  # noqa: BLE001 - the TTL removes it anyway

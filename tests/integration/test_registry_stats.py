@@ -107,6 +107,35 @@ def test_registry_put_list_delete_and_clean_shutdown(stack: Stack) -> None:
     asyncio.run(scenario())
 
 
+def test_a_node_that_stops_with_unsettled_writes_leaves_its_entry_to_expire(stack: Stack) -> None:
+    """A drill (session 24): an API stopped cleanly with 1,374 ambiguous submits it could not settle (NATS without
+    disk space); it deleted its registry entry as on any clean stop, so the reaper, which finishes a dead API's
+    writes, never saw a death, and 25 records stayed ``queued`` with no message until ``doctor --repair``. Now a
+    node that leaves work unfinished leaves its entry to expire: the reaper sees a death."""
+    async def scenario() -> None:
+        nc = await nats.connect(stack.nats.url)
+        try:
+            registry = Registry(nc, nc.jetstream(), RegistrySettings(ttl=TTL, heartbeat_interval=1))
+            stop = asyncio.Event()
+            beat = asyncio.create_task(run_heartbeat(
+                registry, lambda: api_node_info("unsettled-api", started=time.time()), 0.2, stop,
+                unfinished=lambda: 3))
+            for _ in range(100):
+                if "unsettled-api" in [n.id for n in await registry.list()]:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("heartbeat never appeared")
+            stop.set()
+            await beat
+            _, deleted = await registry.lookup("unsettled-api")
+            assert not deleted, "a clean stop's delete marker would tell the reaper it settled its writes itself"
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
 def test_heartbeat_never_raises_when_nats_is_gone(tmp_path: Any) -> None:
     async def scenario() -> None:
         server = EmbeddedNats(tmp_path / "short-lived").start()
