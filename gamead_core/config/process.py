@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from gamead_core.config.section import Section
+from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern
 
 
 class ApiSettings(Section):
@@ -149,16 +150,48 @@ class QueueSettings(Section):
 
 
 class FaultSettings(Section):
-    """Fault injection for drills. Off unless ``rate`` > 0; logged loudly when on."""
+    """Fault injection for drills. Off unless ``rate`` > 0; logged loudly when on.
+
+    ``match`` is an RE2 pattern, checked and compiled once when the settings are built, under the bounds of the
+    DLQ ``--message`` filter (:func:`gamead_core.dlq_pattern.compile_pattern`: linear-time search, bounded memory
+    and program size); a pattern it refuses is a :class:`ValueError` here, so a
+    :class:`~gamead_core.errors.ConfigError` naming ``worker.faults.match`` from :func:`load_settings`. It was a
+    Python ``re`` pattern searched on the worker's event loop: ``(a+)+$`` on a title of 34 a's blocked a worker
+    until it was killed as wedged, and ``(`` passed validation and dead-lettered every ad (attack24 #2)."""
 
     rate: float = Field(0.0, ge=0, le=1, description="Share of matching ads that fail (0 = off).")
-    match: str | None = Field(None, description="Regex on the title; only matching ads can fail.")
+    match: str | None = Field(
+        None, description="RE2 regular expression searched in the title; only matching ads can fail (unset or "
+        "empty = every ad). RE2 syntax (https://github.com/google/re2/wiki/Syntax), not Python's `re`: no "
+        f"look-behind or look-ahead, no back-references. At most {MAX_PATTERN} characters, under the cost bounds of "
+        "`gamead dlq … --message` (gamead_core.dlq_pattern); a pattern RE2 refuses, or one over them, is a config "
+        "error (exit 5).")
     mode: Literal["retryable", "permanent", "crash", "hang"] = Field(
         "retryable", description="retryable error, permanent error, crash (hard exit) or hang (past task_timeout)."
     )
     attempts: int = Field(
         0, ge=0, description="Only the first N attempts of a matching ad can fail (0 = every attempt)."
     )
+    #: ``match`` compiled by RE2 (None: every title matches); set once, after validation
+    _title_pattern: Any = PrivateAttr(None)
+
+    @field_validator("match")
+    @classmethod
+    def _an_re2_pattern(cls, value: str | None) -> str | None:
+        """A pattern :func:`~gamead_core.dlq_pattern.compile_pattern` accepts; its ValueError (RE2's reason, or the
+        bound passed) otherwise."""
+        if value:
+            compile_pattern(value)
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        # compiled here, once per settings object, not at each ad (compile_pattern keeps it cached too)
+        self._title_pattern = compile_pattern(self.match) if self.match else None
+
+    def title_matches(self, title: str) -> bool:
+        """True if ``match`` is unset or empty, or found anywhere in ``title`` (an RE2 search: linear in the title,
+        never a backtracking blow-up)."""
+        return self._title_pattern is None or self._title_pattern.search(title) is not None
 
 
 class WorkerSettings(Section):
