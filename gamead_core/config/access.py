@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from gamead_core.config.section import Section
+from gamead_core.config.section import HOUR, WEEK, Section
 
 
 class RedisSettings(Section):
@@ -16,25 +16,34 @@ class RedisSettings(Section):
     and tries again after ``breaker_reset`` seconds (a Redis outage never fails a request)."""
 
     url: str | None = Field(None, description="redis:// URL of Redis 6+ or Valkey; unset = in-process fallbacks.")
-    socket_timeout: float = Field(0.25, gt=0, description="Seconds per Redis command before it counts as failed.")
-    connect_timeout: float = Field(0.5, gt=0)
-    max_connections: int = Field(64, ge=1)
-    breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open the circuit breaker.")
-    breaker_reset: float = Field(5.0, ge=0.1, description="Seconds the breaker stays open before a half-open probe; at "
-                                 "least 0.1 s (each probe is a Redis round trip).")
+    socket_timeout: float = Field(
+        0.25, gt=0, le=60, description="Seconds per Redis command before it counts as failed. At most 60 s.")
+    connect_timeout: float = Field(0.5, gt=0, le=60, description="Seconds to open a connection to Redis. At most 60 s.")
+    max_connections: int = Field(
+        64, ge=1, le=10_000, description="Connections one process keeps to Redis. At most 10,000 (Redis' default "
+        "maxclients).")
+    breaker_failures: int = Field(
+        3, ge=1, le=1000, description="Consecutive failures that open the circuit breaker. At most 1000.")
+    breaker_reset: float = Field(
+        5.0, ge=0.1, le=HOUR, description="Seconds the breaker stays open before a half-open probe; at least 0.1 s "
+        "(each probe is a Redis round trip). At most 1 hour (3600 s).")
 
 
 class CacheSettings(Section):
     """``cache:`` – the cache of final ad records behind ``GET /ads/{id}`` (seconds an entry lives)."""
 
-    ttl: float = Field(300.0, gt=0, description="Seconds a terminal ad record stays cached in Redis.")
+    ttl: float = Field(
+        300.0, gt=0, le=WEEK, description="Seconds a terminal ad record stays cached in Redis. At most 7 days "
+        "(604800 s).")
 
 
 class RateSettings(Section):
     """One token bucket: ``rate`` requests per second refilled, ``burst`` requests at once."""
 
-    rate: float = Field(gt=0, description="Requests per second refilled into the bucket.")
-    burst: int = Field(ge=1, description="Bucket size: requests allowed at once.")
+    rate: float = Field(
+        gt=0, le=1_000_000_000, description="Requests per second refilled into the bucket. At most 1,000,000,000.")
+    burst: int = Field(
+        ge=1, le=1_000_000_000, description="Bucket size: requests allowed at once. At most 1,000,000,000.")
 
 
 class RateLimitSettings(Section):
@@ -44,8 +53,10 @@ class RateLimitSettings(Section):
     enabled: bool | None = Field(
         None, description="Limit requests. Unset = on unless the API binds to a loopback address (one machine)."
     )
-    rate: float = Field(200.0, gt=0, description="Requests per second per API key (per IP when anonymous).")
-    burst: int = Field(400, ge=1, description="Bucket size per API key.")
+    rate: float = Field(
+        200.0, gt=0, le=1_000_000_000, description="Requests per second per API key (per IP when anonymous). At most "
+        "1,000,000,000 (a huge rate and burst are how a benchmark turns the limit off).")
+    burst: int = Field(400, ge=1, le=1_000_000_000, description="Bucket size per API key. At most 1,000,000,000.")
     roles: dict[str, RateSettings] = Field(
         default_factory=dict, description="Overrides per role, e.g. {operator: {rate: 50, burst: 100}}."
     )

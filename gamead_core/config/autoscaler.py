@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gamead_core.config.section import Section
+from gamead_core.config.section import DAY, HOUR, MAX_REPLICAS, MINUTES_10, WEEK, Section
 
 
 class KubernetesScalerSettings(Section):
@@ -28,54 +28,57 @@ class KubernetesScalerSettings(Section):
     )
     context: str | None = Field(None, description="kubeconfig context; unset = the file's current-context.")
     request_timeout: float = Field(
-        5.0, gt=0, description="Seconds one Kubernetes API call may take (connect + read)."
-    )
+        5.0, gt=0, le=MINUTES_10, description="Seconds one Kubernetes API call may take (connect + read). At most 10 "
+        "minutes (600 s).")
 
 
 class AutoscalerSettings(Section):
     backend: Literal["kubernetes", "local", "none"] = Field(
         "none", description="What sets the worker count: a Kubernetes Deployment, local processes, nothing."
     )
-    interval: float = Field(5.0, ge=0.2, description="Seconds between two observations and decisions; at least 0.2 s "
-                            "(each round reads the queue and the registry and writes its state: less is a busy loop).")
-    min_replicas: int = Field(1, ge=0, description="Fewest workers, whatever the load.")
-    max_replicas: int = Field(20, ge=1, description="Most workers, whatever the load.")
+    interval: float = Field(
+        5.0, ge=0.2, le=HOUR, description="Seconds between two observations and decisions; at least 0.2 s (each round "
+        "reads the queue and the registry and writes its state: less is a busy loop). At most 1 hour (3600 s).")
+    min_replicas: int = Field(
+        1, ge=0, le=MAX_REPLICAS, description="Fewest workers, whatever the load. At most 10,000.")
+    max_replicas: int = Field(20, ge=1, le=MAX_REPLICAS, description="Most workers, whatever the load. At most 10,000.")
     target_drain_seconds: float = Field(
-        30.0, gt=0, description="Size the pool to drain backlog plus in-flight ads within this many seconds."
-    )
+        30.0, gt=0, le=DAY, description="Size the pool to drain backlog plus in-flight ads within this many seconds. "
+        "At most 1 day (86400 s).")
     max_wait_seconds: float = Field(
-        10.0, gt=0, description="Longest the oldest urgent ad may wait; past it, urgent work drains in this."
-    )
+        10.0, gt=0, le=DAY, description="Longest the oldest urgent ad may wait; past it, urgent work drains in this. "
+        "At most 1 day (86400 s).")
     urgent_max_level: int = Field(
-        2, ge=1, le=5, description="Levels 1..this count as urgent for max_wait_seconds."
+        2, ge=1, le=5, description="Levels 1..this count as urgent for max_wait_seconds. At most 5."
     )
     scale_down_stabilization_seconds: float = Field(
-        300.0, ge=0, description="Scale down only to the highest recommendation of this trailing window."
-    )
+        300.0, ge=0, le=HOUR, description="Scale down only to the highest recommendation of this trailing window. At "
+        "most 1 hour (3600 s, as Kubernetes' HPA).")
     scale_up_max_step: int = Field(
-        4, ge=1, description="Replicas one period may add (or scale_up_max_percent, if that is more)."
-    )
+        4, ge=1, le=MAX_REPLICAS, description="Replicas one period may add (or scale_up_max_percent, if that is "
+        "more). At most 10,000.")
     scale_up_max_percent: float = Field(
-        100.0, ge=0, description="Percent of the replicas one period may add (or the step, if larger)."
-    )
-    scale_down_max_step: int = Field(1, ge=1, description="Replicas one period may remove.")
-    period_seconds: float = Field(15.0, gt=0, description="The period the step limits apply to.")
+        100.0, ge=0, le=10_000, description="Percent of the replicas one period may add (or the step, if larger). At "
+        "most 10,000.")
+    scale_down_max_step: int = Field(
+        1, ge=1, le=MAX_REPLICAS, description="Replicas one period may remove. At most 10,000.")
+    period_seconds: float = Field(
+        15.0, gt=0, le=HOUR, description="The period the step limits apply to. At most 1 hour (3600 s).")
     tolerance: float = Field(
-        0.1, ge=0, lt=1, description="No change while |needed / current - 1| is within this fraction."
-    )
+        0.1, ge=0, lt=1, description="No change while |needed / current - 1| is within this fraction. At most just "
+        "under 1.")
     stale_after_seconds: float = Field(
-        30.0, gt=0, description="Metrics older than this are not acted upon: the replica count is held."
-    )
+        30.0, gt=0, le=DAY, description="Metrics older than this are not acted upon: the replica count is held. At "
+        "most 1 day (86400 s).")
     initial_per_worker_rate: float | None = Field(
-        None, gt=0,
+        None, gt=0, le=1_000_000,
         description="Ads/s one worker is assumed to complete until a rate is measured (unset: hold until then,"
-                    " except 0 → 1 replica when there is work).",
+                    " except 0 → 1 replica when there is work). At most 1,000,000.",
     )
     max_age_seconds: float | None = Field(
-        None, gt=0,
-        description="Longest the oldest pending ad of any level may wait; past it, that level and the more urgent"
-                    " ones must drain within this many seconds (unset: only the urgent rule applies).",
-    )
+        None, gt=0, le=WEEK, description="Longest the oldest pending ad of any level may wait; past it, that level "
+        "and the more urgent ones must drain within this many seconds (unset: only the urgent rule applies). At most "
+        "7 days (604800 s).")
     kubernetes: KubernetesScalerSettings = Field(
         default_factory=KubernetesScalerSettings, description="Where the kubernetes backend finds workers."
     )

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from gamead_core.config.section import Section
+from gamead_core.config.section import HOUR, Section
 
 
 class EmbeddedSettings(Section):
@@ -17,13 +17,14 @@ class EmbeddedSettings(Section):
     the cores its Go runtime may run on at once (``GOMAXPROCS``; :func:`gamead_core.go_runtime.go_max_procs`)."""
 
     data_dir: Path = Field(Path(".gamead"), description="Where `gamead up` keeps NATS data and logs.")
-    nats_port: int = Field(0, ge=0, le=65535, description="Port of the embedded nats-server (0 = free port).")
+    nats_port: int = Field(
+        0, ge=0, le=65535, description="Port of the embedded nats-server (0 = free port). At most 65535.")
     sync_always: bool = Field(False, description="fsync before every ack (survives power loss; ~10x slower).")
     gomaxprocs: int = Field(
         0, ge=0, le=1024,
         description="GOMAXPROCS of the embedded nats-server: cores its Go runtime runs on at once. 0 = a "
                     "GOMAXPROCS in the environment, else half the usable cores (CPU affinity and a container's "
-                    "CPU limit; at least 1): it shares them with the API and the workers.")
+                    "CPU limit; at least 1): it shares them with the API and the workers. At most 1024.")
 
 
 class LogSettings(Section):
@@ -39,11 +40,12 @@ class ClientSettings(Section):
 
     api_url: str = Field("http://127.0.0.1:8080", description="API the CLI talks to (env GAMEAD_API_URL).")
     token: SecretStr | None = Field(None, description="API token the CLI sends (env GAMEAD_TOKEN).")
-    timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(
+        10.0, gt=0, le=HOUR, description="Seconds the CLI waits for one answer of the API. At most 1 hour (3600 s).")
     retry_for: float = Field(
         10.0, ge=0, le=600,
         description="Seconds the CLI may spend sending one request again after a 429, a 503 or a lost "
-                    "connection, where that is safe (gamead_cli.retry); 0 never retries.")
+                    "connection, where that is safe (gamead_cli.retry); 0 never retries. At most 600 s.")
 
     @field_validator("api_url")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from gamead_core.config.section import Section
+from gamead_core.config.section import DAY, HOUR, MAX_COUNT, MINUTES_10, TIB, YEARS_10, Section
 
 
 def _unlimited_or_a_mebibyte(value: int) -> int:
@@ -24,27 +24,38 @@ class DlqSettings(Section):
     """``dlq:`` – the dead-letter stream: how long and how many entries it keeps (seconds, messages; -1
     unlimited) and the default pace of a replay (entries per second)."""
 
-    max_age: float = Field(14 * 86400, gt=0, description="Seconds a dead-lettered ad is kept (default 14 days).")
-    max_msgs: int = Field(1_000_000, description="Most entries kept in the DLQ (-1 = unlimited).")
-    replay_rate: float = Field(100.0, gt=0, description="Default replays per second.")
+    max_age: float = Field(
+        14 * 86400, gt=0, le=YEARS_10, description="Seconds a dead-lettered ad is kept (default 14 days). At most 10 "
+        "years (3650 days).")
+    max_msgs: int = Field(
+        1_000_000, ge=-1, le=MAX_COUNT, description="Most entries kept in the DLQ (-1 = unlimited). At most "
+        "1,000,000,000.")
+    replay_rate: float = Field(100.0, gt=0, le=100_000, description="Default replays per second. At most 100,000.")
     scan_limit: int = Field(
-        100_000, ge=10, description="Most entries one list or dry-run request reads; the answer says if it stopped."
-    )
-    scan_time: float = Field(2.0, gt=0, description="Most seconds one list or dry-run request spends reading.")
+        100_000, ge=10, le=10_000_000, description="Most entries one list or dry-run request reads; the answer says "
+        "if it stopped. At most 10,000,000.")
+    scan_time: float = Field(
+        2.0, gt=0, le=MINUTES_10, description="Most seconds one list or dry-run request spends reading. At most 10 "
+        "minutes (600 s).")
 
 
 class JobSettings(Section):
     """Operator jobs (DLQ replay, purge, import): server-side, resumable, kept in KV bucket ``gamead_jobs``."""
 
-    retention: float = Field(7 * 86400, gt=0, description="Seconds a job's document is kept after its last change.")
-    max_bytes: BucketBytes = Field(256 * 1024**2, ge=-1, description="Most bytes the jobs bucket holds (-1 = unlimited). "
-                           "JetStream reserves it from the server's file store (max_file_store).")
-    lease: float = Field(15.0, ge=1, description="A job whose runner is silent this long is resumed elsewhere; at "
-                         "least 1 s (renewed every max(0.2 s, lease / 3): a shorter lease lapses between renewals).")
+    retention: float = Field(
+        7 * 86400, gt=0, le=YEARS_10, description="Seconds a job's document is kept after its last change. At most 10 "
+        "years (3650 days).")
+    max_bytes: BucketBytes = Field(
+        256 * 1024**2, ge=-1, le=TIB, description="Most bytes the jobs bucket holds (-1 = unlimited). JetStream "
+        "reserves it from the server's file store (max_file_store). At most 1 TiB.")
+    lease: float = Field(
+        15.0, ge=1, le=HOUR, description="A job whose runner is silent this long is resumed elsewhere; at least 1 s "
+        "(renewed every max(0.2 s, lease / 3): a shorter lease lapses between renewals). At most 1 hour (3600 s).")
     follow_timeout: float = Field(
-        60.0, ge=0, description="Seconds a replay job follows its replayed ads after the last replay."
-    )
-    max_resumes: int = Field(3, ge=0, description="Times a job is resumed after its runner died; then interrupted.")
+        60.0, ge=0, le=DAY, description="Seconds a replay job follows its replayed ads after the last replay. At most "
+        "1 day (86400 s).")
+    max_resumes: int = Field(
+        3, ge=0, le=100, description="Times a job is resumed after its runner died; then interrupted. At most 100.")
 
     @model_validator(mode="after")
     def _document_outlives_its_lease(self) -> JobSettings:
@@ -60,51 +71,51 @@ class DoctorSettings(Section):
     """``gamead doctor`` / ``GET /v1/doctor``: the check of every invariant (``gamead_core.doctor``)."""
 
     scan_time: float = Field(
-        60.0, gt=0, description="Most seconds one doctor run spends reading; past it the answer is partial."
-    )
+        60.0, gt=0, le=HOUR, description="Most seconds one doctor run spends reading; past it the answer is partial. "
+        "At most 1 hour (3600 s).")
     scan_limit: int = Field(
-        5_000_000, ge=100, description="Most messages one doctor run reads per stream; past it the answer is partial."
-    )
+        5_000_000, ge=100, le=100_000_000, description="Most messages one doctor run reads per stream; past it the "
+        "answer is partial. At most 100,000,000.")
     settle: float = Field(
-        1.5, ge=0, le=60, description="Seconds before a finding is checked again (ads move while the doctor reads)."
-    )
-    sample: int = Field(20, ge=1, le=1000, description="Ad ids shown per kind of finding.")
-    concurrency: int = Field(64, ge=1, le=1024, description="Record reads in flight.")
+        1.5, ge=0, le=60, description="Seconds before a finding is checked again (ads move while the doctor reads). "
+        "At most 60 s.")
+    sample: int = Field(20, ge=1, le=1000, description="Ad ids shown per kind of finding. At most 1000.")
+    concurrency: int = Field(64, ge=1, le=1024, description="Record reads in flight. At most 1024.")
     overdue_after: float = Field(
-        60.0, ge=0, description="Seconds an ad whose analysis budget is spent may wait, once due, for a worker to "
-        "dead-letter it before the doctor reports it."
-    )
+        60.0, ge=0, le=DAY, description="Seconds an ad whose analysis budget is spent may wait, once due, for a "
+        "worker to dead-letter it before the doctor reports it. At most 1 day (86400 s).")
 
 
 class AuditSettings(Section):
     """The audit trail of operator actions: stream ``GAMEAD_AUDIT`` (limits retention, oldest dropped first)."""
 
-    max_age: float = Field(90 * 86400, gt=0, description="Seconds an audit record is kept (default 90 days).")
+    max_age: float = Field(
+        90 * 86400, gt=0, le=YEARS_10, description="Seconds an audit record is kept (default 90 days). At most 10 "
+        "years (3650 days).")
     max_msgs: int = Field(
-        250_000, ge=-1, description="Most records kept; then the oldest go first (-1 = no limit). A record is "
-        "~0.5 KB, so the default bounds the stream to ~125 MB."
-    )
+        250_000, ge=-1, le=MAX_COUNT, description="Most records kept; then the oldest go first (-1 = no limit). A "
+        "record is ~0.5 KB, so the default bounds the stream to ~125 MB. At most 1,000,000,000.")
     max_bytes: int = Field(
-        -1, ge=-1, description="Most bytes kept; then the oldest records go first (-1 = bounded by max_msgs only). "
-        "A limit is reserved from the server's file store (max_file_store) when the stream is created."
-    )
+        -1, ge=-1, le=TIB, description="Most bytes kept; then the oldest records go first (-1 = bounded by max_msgs "
+        "only). A limit is reserved from the server's file store (max_file_store) when the stream is created. At most "
+        "1 TiB.")
     scan_limit: int = Field(
-        10_000, ge=100, description="Most records one `GET /v1/audit` reads; the answer says when it stopped."
-    )
+        10_000, ge=100, le=1_000_000, description="Most records one `GET /v1/audit` reads; the answer says when it "
+        "stopped. At most 1,000,000.")
     refusals_per_minute: int = Field(
-        30, ge=1, description="Refused actions recorded per caller per API node a minute; beyond that they are "
-        "counted into the next record written (`repeats`)."
-    )
+        30, ge=1, le=10_000, description="Refused actions recorded per caller per API node a minute; beyond that they "
+        "are counted into the next record written (`repeats`). At most 10,000.")
 
 
 class RegistrySettings(Section):
     """``registry:`` – the KV bucket where every node says it is alive: heartbeat period and time to live
     (seconds). A node silent for ``ttl`` is gone from ``gamead workers`` and the autoscaler's count."""
 
-    heartbeat_interval: float = Field(2.0, ge=0.1, description="Seconds between two heartbeats of a node; at least "
-                                      "0.1 s (each is a KV write, and the reaper runs every half of it).")
-    ttl: float = Field(10.0, gt=0, description="A node silent this long disappears from the registry "
-                       "(at least 2 × heartbeat_interval).")
+    heartbeat_interval: float = Field(
+        2.0, ge=0.1, le=HOUR, description="Seconds between two heartbeats of a node; at least 0.1 s (each is a KV "
+        "write, and the reaper runs every half of it). At most 1 hour (3600 s).")
+    ttl: float = Field(10.0, gt=0, le=DAY, description="A node silent this long disappears from the registry "
+                       "(at least 2 × heartbeat_interval). At most 1 day (86400 s).")
 
     @model_validator(mode="after")
     def _ttl_outlives_two_beats(self) -> RegistrySettings:
@@ -124,14 +135,14 @@ class RecordSettings(Section):
     nats-server ≥ 2.11); everything else is bounded by the bucket's age and size limits."""
 
     max_age: float = Field(
-        30 * 86400, gt=0, description="Seconds any record is kept after its last write (default 30 days)."
-    )
+        30 * 86400, gt=0, le=YEARS_10, description="Seconds any record is kept after its last write (default 30 "
+        "days). At most 10 years (3650 days).")
     completed_max_age: float = Field(
-        7 * 86400, ge=1, description="Seconds a completed or failed record is kept (default 7 days)."
-    )
+        7 * 86400, ge=1, le=YEARS_10, description="Seconds a completed or failed record is kept (default 7 days). At "
+        "most 10 years (3650 days).")
     max_bytes: BucketBytes = Field(
-        4 * 1024**3, ge=-1, description="Most bytes the bucket holds; past it the oldest records go first "
-        "(-1 = unlimited). JetStream reserves it from the server's file store (max_file_store)."
+        4 * 1024**3, ge=-1, le=TIB, description="Most bytes the bucket holds; past it the oldest records go first "
+        "(-1 = unlimited). JetStream reserves it from the server's file store (max_file_store). At most 1 TiB."
     )
 
     @model_validator(mode="after")

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from gamead_core.config.section import Section
+from gamead_core.config.section import DAY, GIB, HOUR, MAX_COUNT, MIB, MINUTES_10, TIB, WEEK, Section
+from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern
 
 
 class ApiSettings(Section):
@@ -16,50 +17,51 @@ class ApiSettings(Section):
     Invalid values raise :class:`~gamead_core.errors.ConfigError` from :func:`load_settings`."""
 
     host: str = Field("127.0.0.1", description="Address `gamead serve` binds to.")
-    port: int = Field(8080, ge=0, le=65535, description="Port `gamead serve` listens on.")
-    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted.")
-    publish_timeout: float = Field(2.0, gt=0, description="Seconds to wait for JetStream to ack a submit.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `gamead serve` listens on. At most 65535.")
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=64 * MIB, description="Largest request body accepted. At most 64 MiB.")
+    publish_timeout: float = Field(
+        2.0, gt=0, le=MINUTES_10, description="Seconds to wait for JetStream to ack a submit. At most 10 minutes (600 "
+        "s).")
     list_scan_limit: int = Field(
-        10_000, ge=100, description="Most ad records `GET /ads` scans to build one filtered page."
-    )
+        10_000, ge=100, le=1_000_000, description="Most ad records `GET /ads` scans to build one filtered page. At "
+        "most 1,000,000.")
     list_scans: int = Field(
-        2, ge=1, le=64, description="`GET /ads` scans one API node runs at once; as many again wait, more get "
-        "503 `list_busy` (each scan reads up to `list_scan_limit` records: this bounds their memory and CPU)."
-    )
+        2, ge=1, le=64, description="`GET /ads` scans one API node runs at once; as many again wait, more get 503 "
+        "`list_busy` (each scan reads up to `list_scan_limit` records: this bounds their memory and CPU). At most 64.")
     # --- HTTP framing limits (enforced by gamead_core.api.http_limits before any handler runs) ---------
     max_request_line_bytes: int = Field(
-        8 * 1024, ge=256, description="Longest request target (path and query); longer → 414."
+        8 * 1024, ge=256, le=MIB, description="Longest request target (path and query); longer → 414. At most 1 MiB."
     )
     max_header_bytes: int = Field(
-        16 * 1024, ge=1024, description="Most bytes of request line and headers together; more → 431."
-    )
-    max_headers: int = Field(100, ge=8, description="Most header fields in one request; more → 431.")
+        16 * 1024, ge=1024, le=MIB, description="Most bytes of request line and headers together; more → 431. At most "
+        "1 MiB.")
+    max_headers: int = Field(
+        100, ge=8, le=10_000, description="Most header fields in one request; more → 431. At most 10,000.")
     read_timeout: float = Field(
-        15.0, gt=0, description="Seconds a client may take to send one whole request (line, headers, body), "
-        "counted from the connection's opening or the request's first byte; slower → 408 and close."
-    )
+        15.0, gt=0, le=HOUR, description="Seconds a client may take to send one whole request (line, headers, body), "
+        "counted from the connection's opening or the request's first byte; slower → 408 and close. At most 1 hour "
+        "(3600 s).")
     keep_alive_timeout: float = Field(
-        5.0, gt=0, description="Seconds an idle keep-alive connection is kept open between two requests."
-    )
+        5.0, gt=0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests. At "
+        "most 1 hour (3600 s).")
     nats_unhealthy_after: float = Field(
-        60.0, ge=1, description="`/healthz` fails once NATS has not answered for this many seconds (restart me); "
-        "at least 1 s (a connection's ordinary reconnect must not fail the probe)."
-    )
+        60.0, ge=1, le=DAY, description="`/healthz` fails once NATS has not answered for this many seconds (restart "
+        "me); at least 1 s (a connection's ordinary reconnect must not fail the probe). At most 1 day (86400 s).")
     topology_check_interval: float = Field(
-        5.0, ge=0.1, description="Seconds between two checks of the JetStream topology (missing objects recreated); "
-        "at least 0.1 s (each check lists every stream and bucket: less is a busy loop of JetStream API calls)."
-    )
+        5.0, ge=0.1, le=HOUR, description="Seconds between two checks of the JetStream topology (missing objects "
+        "recreated); at least 0.1 s (each check lists every stream and bucket: less is a busy loop of JetStream API "
+        "calls). At most 1 hour (3600 s).")
     storage_probe_interval: float = Field(
-        5.0, ge=0.1, description="Seconds between two probe writes that tell `/readyz` whether JetStream stores writes; "
-        "at least 0.1 s (each probe is a KV write)."
-    )
+        5.0, ge=0.1, le=HOUR, description="Seconds between two probe writes that tell `/readyz` whether JetStream "
+        "stores writes; at least 0.1 s (each probe is a KV write). At most 1 hour (3600 s).")
     # --- batch submit (POST /ads/batch) -------------------------------------------------------------
     batch_max: int = Field(
-        500, ge=1, le=10_000, description="Most ads in one `POST /ads/batch`; more → 422 `batch_too_large`."
-    )
+        500, ge=1, le=10_000, description="Most ads in one `POST /ads/batch`; more → 422 `batch_too_large`. At most "
+        "10,000.")
     batch_max_body_bytes: int = Field(
-        2 * 1024 * 1024, ge=1024, description="Largest `POST /ads/batch` body (other routes: `max_body_bytes`)."
-    )
+        2 * 1024 * 1024, ge=1024, le=128 * MIB, description="Largest `POST /ads/batch` body (other routes: "
+        "`max_body_bytes`). At most 128 MiB.")
     batch_atomic: Literal["auto", "always", "never"] = Field(
         "auto", description="Write `POST /ads/batch`'s records and messages as JetStream atomic batches, one ack "
         "per batch (NATS ADR-50, nats-server >= 2.12.1): `auto` when `queue.replicas` > 1 (faster there; on R1 "
@@ -78,25 +80,30 @@ class NatsSettings(Section):
     tls_ca: str | None = Field(None, description="CA bundle to verify the server's certificate.")
     tls_cert: str | None = None
     tls_key: str | None = None
-    connect_timeout: float = Field(2.0, gt=0)
-    request_timeout: float = Field(2.0, gt=0, description="Timeout of JetStream API calls.")
+    connect_timeout: float = Field(
+        2.0, gt=0, le=MINUTES_10, description="Seconds to open a connection to a NATS server. At most 10 minutes "
+        "(600 s).")
+    request_timeout: float = Field(
+        2.0, gt=0, le=MINUTES_10, description="Timeout of JetStream API calls. At most 10 minutes (600 s).")
     ping_interval: float = Field(
-        10.0, ge=1, description="Seconds between the client's PINGs; a connection whose server misses "
-        "max_outstanding_pings of them in a row is stale and reconnected (nats-py's default is 120 s); at least 1 s.")
-    max_outstanding_pings: int = Field(3, ge=1, description="Unanswered PINGs that make a connection stale.")
+        10.0, ge=1, le=HOUR, description="Seconds between the client's PINGs; a connection whose server misses "
+        "max_outstanding_pings of them in a row is stale and reconnected (nats-py's default is 120 s); at least 1 s. "
+        "At most 1 hour (3600 s).")
+    max_outstanding_pings: int = Field(
+        3, ge=1, le=100, description="Unanswered PINGs that make a connection stale. At most 100.")
     stale_after: float = Field(
-        3.0, ge=2, description="Seconds the server a connection is on may leave gamead's PING (one a second) "
-        "unanswered before the connection is left for another server of nats.url (a stopped, frozen or cut-off "
-        "server); /readyz's nats check fails from half of it. At least 2 s: two PING rounds "
-        "(gamead_core.queue.liveness), so that half of it is one whole round.")
+        3.0, ge=2, le=MINUTES_10, description="Seconds the server a connection is on may leave gamead's PING (one a "
+        "second) unanswered before the connection is left for another server of nats.url (a stopped, frozen or "
+        "cut-off server); /readyz's nats check fails from half of it. At least 2 s: two PING rounds "
+        "(gamead_core.queue.liveness), so that half of it is one whole round. At most 10 minutes (600 s).")
     max_pending_bytes: int = Field(
-        4 * 1024 * 1024, ge=64 * 1024, description="Most bytes a process lets wait to be sent to NATS (nats-py's "
-        "pending buffer + the socket's write buffer); above it a write answers 503 queue_unavailable at once "
-        "instead of buffering (NATS connected but not reading, e.g. stalled).")
+        4 * 1024 * 1024, ge=64 * 1024, le=GIB, description="Most bytes a process lets wait to be sent to NATS "
+        "(nats-py's pending buffer + the socket's write buffer); above it a write answers 503 queue_unavailable at "
+        "once instead of buffering (NATS connected but not reading, e.g. stalled). At most 1 GiB.")
     give_up_after: float = Field(
         0.0, ge=0, le=7 * 86400, description="Seconds `gamead serve` and `gamead worker` try to reach NATS at start "
         "before they exit with code 3 (cannot reach); 0 = keep trying, with a WARNING line naming the URL, the error "
-        "and the next attempt every few seconds.")
+        "and the next attempt every few seconds. At most 7 days (604800 s).")
 
     @model_validator(mode="after")
     def _key_goes_with_a_cert(self) -> NatsSettings:
@@ -111,32 +118,41 @@ class QueueSettings(Section):
     and duplicate window (seconds), its limits (messages, bytes; -1 unlimited), replicas, and how a worker
     polls (milliseconds it reuses queue heads, seconds between polls of an empty queue)."""
 
-    aging_step: float = Field(10.0, gt=0, description="Seconds of waiting that lift an ad one priority level.")
-    ack_wait: float = Field(30.0, ge=1, description="Seconds before an unacknowledged ad is redelivered; at least 1 s "
-                            "(a worker renews every ad it holds at a fraction of it: less is a busy loop of acks).")
-    duplicate_window: float = Field(120.0, ge=1, description="Window in which a repeated message id is dropped; at "
-                                    "least 1 s (JetStream keeps it in whole seconds of message ids).")
-    max_msgs: int = Field(1_000_000, description="Most ads waiting in the work stream (-1 = unlimited).")
-    max_bytes: int = Field(1024**3, description="Most bytes in the work stream (-1 = unlimited).")
-    replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a production cluster).")
+    aging_step: float = Field(
+        10.0, gt=0, le=WEEK, description="Seconds of waiting that lift an ad one priority level. At most 7 days "
+        "(604800 s).")
+    ack_wait: float = Field(
+        30.0, ge=1, le=DAY, description="Seconds before an unacknowledged ad is redelivered; at least 1 s (a worker "
+        "renews every ad it holds at a fraction of it: less is a busy loop of acks). At most 1 day (86400 s).")
+    duplicate_window: float = Field(
+        120.0, ge=1, le=DAY, description="Window in which a repeated message id is dropped; at least 1 s (JetStream "
+        "keeps it in whole seconds of message ids). At most 1 day (86400 s).")
+    max_msgs: int = Field(
+        1_000_000, ge=-1, le=MAX_COUNT, description="Most ads waiting in the work stream (-1 = unlimited). At most "
+        "1,000,000,000.")
+    max_bytes: int = Field(
+        1024**3, ge=-1, le=TIB, description="Most bytes in the work stream (-1 = unlimited). At most 1 TiB.")
+    replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a production cluster). At most 5.")
     partitions: int = Field(
         1, ge=1, le=64, description="Work streams the ads are spread over (by ad id), so a cluster's stream leaders "
-        "share the load; 1 = the single stream GAMEAD_ADS. Changed only on a drained queue (see the README)."
-    )
+        "share the load; 1 = the single stream GAMEAD_ADS. Changed only on a drained queue (see the README). At most "
+        "64.")
     repartition: bool = Field(
         False, description="One-shot operator act: this start may change the work streams to queue.partitions "
         "(every other node stopped, the queue drained; README: Partitions). Without it a start whose "
         "queue.partitions differs from the streams is refused (exit 5) and touches nothing."
     )
-    head_cache_ms: int = Field(200, ge=0, description="How long a worker reuses its view of queue heads (0 = "
-                               "read them at every look; the looks themselves are paced by idle_poll).")
-    idle_poll: float = Field(0.5, ge=0.05, description="Longest a worker waits between polls of an empty queue; at "
-                             "least 0.05 s (each poll reads the queue heads: less is an idle worker busy-polling).")
+    head_cache_ms: int = Field(
+        200, ge=0, le=60_000, description="How long a worker reuses its view of queue heads (0 = read them at every "
+        "look; the looks themselves are paced by idle_poll). At most 60000 ms.")
+    idle_poll: float = Field(
+        0.5, ge=0.05, le=300, description="Longest a worker waits between polls of an empty queue; at least 0.05 s "
+        "(each poll reads the queue heads: less is an idle worker busy-polling). At most 300 s.")
     idle_wait: float = Field(
-        5.0, ge=0.5, le=300, description="Seconds an idle worker's long-poll pull request waits at the server for "
-        "an ad (one per level, answered the moment an ad arrives); then it looks at the queue again. At least "
-        "0.5 s: the long polls are re-sent every idle_wait (5 × partitions requests per idle_wait per idle worker)."
-    )
+        5.0, ge=0.5, le=300, description="Seconds an idle worker's long-poll pull request waits at the server for an "
+        "ad (one per level, answered the moment an ad arrives); then it looks at the queue again. At least 0.5 s: the "
+        "long polls are re-sent every idle_wait (5 × partitions requests per idle_wait per idle worker). At most 300 "
+        "s.")
 
     @model_validator(mode="after")
     def _poll_within_the_long_poll(self) -> QueueSettings:
@@ -149,16 +165,48 @@ class QueueSettings(Section):
 
 
 class FaultSettings(Section):
-    """Fault injection for drills. Off unless ``rate`` > 0; logged loudly when on."""
+    """Fault injection for drills. Off unless ``rate`` > 0; logged loudly when on.
 
-    rate: float = Field(0.0, ge=0, le=1, description="Share of matching ads that fail (0 = off).")
-    match: str | None = Field(None, description="Regex on the title; only matching ads can fail.")
+    ``match`` is an RE2 pattern, checked and compiled once when the settings are built, under the bounds of the
+    DLQ ``--message`` filter (:func:`gamead_core.dlq_pattern.compile_pattern`: linear-time search, bounded memory
+    and program size); a pattern it refuses is a :class:`ValueError` here, so a
+    :class:`~gamead_core.errors.ConfigError` naming ``worker.faults.match`` from :func:`load_settings`. It was a
+    Python ``re`` pattern searched on the worker's event loop: ``(a+)+$`` on a title of 34 a's blocked a worker
+    until it was killed as wedged, and ``(`` passed validation and dead-lettered every ad (attack24 #2)."""
+
+    rate: float = Field(0.0, ge=0, le=1, description="Share of matching ads that fail (0 = off). At most 1.")
+    match: str | None = Field(
+        None, description="RE2 regular expression searched in the title; only matching ads can fail (unset or "
+        "empty = every ad). RE2 syntax (https://github.com/google/re2/wiki/Syntax), not Python's `re`: no "
+        f"look-behind or look-ahead, no back-references. At most {MAX_PATTERN} characters, under the cost bounds of "
+        "`gamead dlq … --message` (gamead_core.dlq_pattern); a pattern RE2 refuses, or one over them, is a config "
+        "error (exit 5).")
     mode: Literal["retryable", "permanent", "crash", "hang"] = Field(
         "retryable", description="retryable error, permanent error, crash (hard exit) or hang (past task_timeout)."
     )
     attempts: int = Field(
-        0, ge=0, description="Only the first N attempts of a matching ad can fail (0 = every attempt)."
-    )
+        0, ge=0, le=100, description="Only the first N attempts of a matching ad can fail (0 = every attempt). At "
+        "most 100 (worker.max_attempts' own bound).")
+    #: ``match`` compiled by RE2 (None: every title matches); set once, after validation
+    _title_pattern: Any = PrivateAttr(None)
+
+    @field_validator("match")
+    @classmethod
+    def _an_re2_pattern(cls, value: str | None) -> str | None:
+        """A pattern :func:`~gamead_core.dlq_pattern.compile_pattern` accepts; its ValueError (RE2's reason, or the
+        bound passed) otherwise."""
+        if value:
+            compile_pattern(value)
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        # compiled here, once per settings object, not at each ad (compile_pattern keeps it cached too)
+        self._title_pattern = compile_pattern(self.match) if self.match else None
+
+    def title_matches(self, title: str) -> bool:
+        """True if ``match`` is unset or empty, or found anywhere in ``title`` (an RE2 search: linear in the title,
+        never a backtracking blow-up)."""
+        return self._title_pattern is None or self._title_pattern.search(title) is not None
 
 
 class WorkerSettings(Section):
@@ -166,38 +214,40 @@ class WorkerSettings(Section):
     terminationGracePeriodSeconds), the analysis budget (attempts before the DLQ), the time limit of one
     attempt and the retry backoff ``min(cap, base·2^(n−1))`` with full jitter (seconds), fault injection."""
 
-    concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once.")
-    drain_timeout: float = Field(25.0, ge=0, description="Seconds to finish in-flight ads on SIGTERM.")
+    concurrency: int = Field(4, ge=1, le=1024, description="Ads one worker process analyses at once. At most 1024.")
+    drain_timeout: float = Field(
+        25.0, ge=0, le=DAY, description="Seconds to finish in-flight ads on SIGTERM. At most 1 day (86400 s).")
     max_attempts: int = Field(
         5, ge=1, le=100,
-        description="Analysis attempts (not deliveries) an ad may use before it goes to the DLQ.",
+        description="Analysis attempts (not deliveries) an ad may use before it goes to the DLQ. At most 100.",
     )
-    task_timeout: float = Field(60.0, gt=0, description="Seconds one analysis may take; longer is a failed attempt.")
+    task_timeout: float = Field(
+        60.0, gt=0, le=DAY, description="Seconds one analysis may take; longer is a failed attempt. At most 1 day "
+        "(86400 s).")
     processing_mark_after: float = Field(
-        0.5, ge=0,
-        description="Seconds an analysis runs before its record is marked `processing` (one more KV write); "
-        "shorter analyses go from queued to completed in one write (0 = mark every attempt before it starts).",
-    )
+        0.5, ge=0, le=HOUR, description="Seconds an analysis runs before its record is marked `processing` (one more "
+        "KV write); shorter analyses go from queued to completed in one write (0 = mark every attempt before it "
+        "starts). At most 1 hour (3600 s).")
     prefetch: int = Field(
         32, ge=0, le=1024,
         description="Ads a worker pulls beyond its free slots when a level has a backlog, held (kept alive, not "
         "started) in a local buffer ordered by priority with aging; an urgent arrival still starts first, a "
-        "buffered ad waits at most this many analyses of its worker. 0 = pull only for free slots.",
+        "buffered ad waits at most this many analyses of its worker. 0 = pull only for free slots. At most 1024.",
     )
     prefetch_wait: float = Field(
-        0.05, ge=0, le=60,
-        description="Seconds of analyses a worker prefetches: only as many ads as its slots finish in this time at "
-        "their recent pace (none before it has timed an ad; at most `worker.prefetch`), so uniformly slow "
-        "analyses are not hoarded while other workers idle; a worker whose slots all stay busy for 4 × this (at "
-        "least 1 s) hands its buffer back. 0 = no limit: always `worker.prefetch`, kept, hoarding included.",
-    )
-    backoff_base: float = Field(1.0, gt=0, description="First retry delay ceiling in seconds (full jitter).")
-    backoff_cap: float = Field(60.0, gt=0, description="Largest retry delay in seconds.")
+        0.05, ge=0, le=60, description="Seconds of analyses a worker prefetches: only as many ads as its slots finish "
+        "in this time at their recent pace (none before it has timed an ad; at most `worker.prefetch`), so uniformly "
+        "slow analyses are not hoarded while other workers idle; a worker whose slots all stay busy for 4 × this (at "
+        "least 1 s) hands its buffer back. 0 = no limit: always `worker.prefetch`, kept, hoarding included. At most "
+        "60 s.")
+    backoff_base: float = Field(
+        1.0, gt=0, le=DAY, description="First retry delay ceiling in seconds (full jitter). At most 1 day (86400 s).")
+    backoff_cap: float = Field(
+        60.0, gt=0, le=DAY, description="Largest retry delay in seconds. At most 1 day (86400 s).")
     faults: FaultSettings = FaultSettings()
     metrics_port: int = Field(
-        0, ge=0, le=65535,
-        description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives each worker one).",
-    )
+        0, ge=0, le=65535, description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives "
+        "each worker one). At most 65535.")
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on (0.0.0.0 in a pod).")
 
     @model_validator(mode="after")
@@ -220,5 +270,6 @@ class MetricsSettings(Section):
 class AnalysisSettings(Section):
     """``analysis:`` – the analyser; ``simulated_latency_ms`` adds a delay (milliseconds) per analysis."""
 
-    simulated_latency_ms: int = Field(0, ge=0, le=600_000, description="Extra I/O-like delay per analysis.")
+    simulated_latency_ms: int = Field(
+        0, ge=0, le=600_000, description="Extra I/O-like delay per analysis. At most 600000 ms (10 minutes).")
 

@@ -7,6 +7,33 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
+from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS
+
+
+# --- Upper bounds of the settings -------------------------------------------------------------------------------
+# Every number of the settings tree has one, said in its description (tests/unit/test_setting_bounds.py walks the
+# tree): without it ``registry.ttl: 1e300`` passed validation, then nats-py's seconds → int nanoseconds overflowed
+# and `gamead serve` retried for ever (attack24 #4). A bound is the most an operator could mean, and within what
+# the consumer takes: JetStream holds durations as int64 nanoseconds (at most ~292 years), Python's socket and
+# selector timeouts and asyncio's timers take far less than 1e300, and sizes are bytes a process or a stream can
+# hold (NATS' largest max_payload is 64 MiB).
+
+#: Seconds: the timeout of one call or request (NATS, Redis, Kubernetes, an HTTP answer).
+MINUTES_10 = 600
+HOUR = 3600
+DAY = 86_400
+WEEK = 7 * DAY
+#: Seconds: the retention of a stream or bucket (JetStream max age): ten years.
+YEARS_10 = 3650 * DAY
+MIB = 1024**2
+GIB = 1024**3
+#: Bytes: the most a stream or bucket limit may say (-1 = unlimited where the setting allows it).
+TIB = 1024**4
+#: Messages a stream limit may say (-1 = unlimited): a billion ads.
+MAX_COUNT = 1_000_000_000
+#: Workers an autoscaler may run or add at once: the most a manual override may hold.
+MAX_REPLICAS = MAX_OVERRIDE_REPLICAS
+
 
 def leaf_types(annotation: Any) -> list[Any]:
     """The plain types a field's ``annotation`` is made of (``int | None`` → ``[NoneType, int]``; ``list[str]`` →

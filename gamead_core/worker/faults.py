@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import re
 from dataclasses import dataclass
 
 from gamead_core.config import FaultSettings
@@ -45,7 +44,7 @@ def pick_fault(
         return None
     if settings.attempts and attempt > settings.attempts:
         return None
-    if settings.match and not re.search(settings.match, title):
+    if not settings.title_matches(title):  # RE2, compiled when the settings were built
         return None
     if settings.rate < 1:
         key = f"{ad_id}:{attempt}" if not generation else f"{ad_id}:{generation}:{attempt}"

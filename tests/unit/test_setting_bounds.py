@@ -1,0 +1,119 @@
+"""Every number of the settings tree has an upper bound, said in its description, and a value past it is one config
+error naming the setting (attack24 #4: ``GAMEAD_REGISTRY__TTL=1e300`` passed validation, then `gamead serve` retried
+for ever on nats-py's OverflowError and `gamead up` blamed NATS). The walk below reads the pydantic models, so a
+number added later without a bound fails here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+import pytest
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from gamead_core.config import GameadSettings, load_settings
+from gamead_core.config.section import leaf_types
+from gamead_core.errors import ConfigError
+from tests.support import drop_gamead_env
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the key a ``dict[str, Section]`` setting is walked under (``ratelimit.roles.operator.rate``)
+_DICT_KEY = "operator"
+
+
+def _models(annotation: Any) -> list[tuple[type[BaseModel], bool]]:
+    """The sections ``annotation`` holds, each with True if it is held as the values of a dict."""
+    found = []
+    for kind in leaf_types(annotation):
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            found.append((kind, False))
+    args = getattr(annotation, "__args__", ())
+    if getattr(annotation, "__origin__", None) is dict and len(args) == 2:
+        found = [(m, True) for m, _ in _models(args[1])]
+    return found
+
+
+def numeric_fields(model: type[BaseModel] = GameadSettings,
+                   path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], FieldInfo, type]]:
+    """Every setting of the tree that takes an int or a float: (its path, its field, int or float)."""
+    for name, field in model.model_fields.items():
+        kinds = leaf_types(field.annotation)
+        for sub, in_dict in _models(field.annotation):
+            yield from numeric_fields(sub, (*path, name, _DICT_KEY) if in_dict else (*path, name))
+        if bool not in kinds and (float in kinds or int in kinds):
+            yield (*path, name), field, float if float in kinds else int
+
+
+FIELDS = sorted(numeric_fields(), key=lambda f: f[0])
+IDS = [".".join(p) for p, _, _ in FIELDS]
+
+
+def _upper_bound(field: FieldInfo) -> float | None:
+    for rule in field.metadata:
+        if isinstance(rule, annotated_types.Le):
+            return rule.le  # type: ignore[return-value]
+        if isinstance(rule, annotated_types.Lt):
+            return rule.lt  # type: ignore[return-value]
+    return None
+
+
+def test_the_walk_finds_the_settings_of_the_drill() -> None:
+    assert len(FIELDS) > 80
+    for key in ("registry.ttl", "queue.aging_step", "client.timeout", "api.max_body_bytes", "api.list_scan_limit",
+                "ratelimit.roles.operator.rate", "autoscaler.kubernetes.request_timeout", "worker.faults.attempts"):
+        assert key in IDS, key
+
+
+@pytest.mark.parametrize(("path", "field", "kind"), FIELDS, ids=IDS)
+def test_every_number_has_an_upper_bound_said_in_its_description(path: tuple[str, ...], field: FieldInfo,
+                                                                 kind: type) -> None:
+    bound = _upper_bound(field)
+    assert bound is not None, f"{'.'.join(path)} has no upper bound (le=…): what is the most it may be?"
+    assert bound < 1e15, f"{'.'.join(path)}: {bound} is no bound an operator could mean"
+    assert field.description and "at most" in field.description.lower(), \
+        f"{'.'.join(path)}: its description should say its bound ('At most …')"
+    if field.default is not None and isinstance(field.default, int | float):
+        assert field.default <= bound  # the default stays valid
+
+
+@pytest.mark.parametrize(("path", "field", "kind"), FIELDS, ids=IDS)
+def test_a_value_past_the_bound_is_one_config_error_naming_the_setting(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, path: tuple[str, ...], field: FieldInfo, kind: type) -> None:
+    drop_gamead_env(monkeypatch, tmp_path)
+    huge = "1e300" if kind is float else "9" * 30  # an int setting refuses "1e300" as no integer at all
+    variable = "GAMEAD_" + "__".join(p.upper() for p in path)
+    monkeypatch.setenv(variable, huge)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    # "(GAMEAD_…=value)", or the variable alone under a dict's key; "less than" (or equal to) the bound
+    assert f"{'.'.join(path)} ({variable}" in message and "Input should be less than" in message, message
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("GAMEAD_REGISTRY__TTL", "1e300", "registry.ttl"),
+    ("GAMEAD_QUEUE__AGING_STEP", "1e308", "queue.aging_step"),
+    ("GAMEAD_CLIENT__TIMEOUT", "1e12", "client.timeout"),
+    ("GAMEAD_API__MAX_BODY_BYTES", "99999999999999999999999", "api.max_body_bytes"),
+    ("GAMEAD_API__LIST_SCAN_LIMIT", "1000000000", "api.list_scan_limit"),
+])
+def test_the_drills_values_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str,
+                                       named: str) -> None:
+    drop_gamead_env(monkeypatch, tmp_path)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"^invalid configuration: {named} \({variable}=.*less than or equal"):
+        load_settings()
+
+
+def test_the_bounds_in_the_file_name_the_file_and_the_example_still_loads(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    drop_gamead_env(monkeypatch, tmp_path)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("registry:\n  ttl: 1.0e+300\n")
+    with pytest.raises(ConfigError, match=r"registry\.ttl \(.*config\.yaml.*\).*less than or equal to 86400"):
+        load_settings(cfg)
+    load_settings(ROOT / "config.yaml.example")  # every value the example shows is within its bound
