@@ -87,6 +87,18 @@ class DataDir:
         fh.flush()
         self._lock = fh
 
+    def make_dir(self, name: str) -> Path:
+        """The directory ``name`` of the data dir (``logs``), created if missing. Raises :class:`ConfigError`
+        (exit 5, :func:`data_dir_unusable`) when it cannot be (a file there, no permission)."""
+        path = self.path / name
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as exc:
+            raise data_dir_unusable(path, exc, self.path) from None
+        return path
+
     def unlock(self) -> None:
         fh, self._lock = self._lock, None
         if fh is not None:
@@ -160,10 +172,15 @@ class DataDir:
         return found
 
 
-def data_dir_unusable(path: Path, exc: OSError) -> ConfigError:
-    """The error (exit 5) for a data directory ``path`` that cannot be created or written, ``exc`` being what the
-    attempt raised: one sentence naming ``--data-dir`` and why, in words (never "unexpected FileExistsError"). Pure
-    but for looking at what ``path`` is."""
+def data_dir_unusable(path: Path, exc: OSError, root: Path | None = None) -> ConfigError:
+    """The error (exit 5) for a data directory ``path`` (or ``path``, a directory of the data dir ``root``: its
+    ``logs/``) that cannot be created or written, ``exc`` being what the attempt raised: one sentence naming
+    ``--data-dir`` and why, in words (never "unexpected FileExistsError"). Pure but for looking at what ``path``
+    is."""
+    if root is not None:
+        inner = data_dir_unusable(path, exc)
+        return ConfigError(inner.message.replace(f"--data-dir {path} (embedded.data_dir)",
+                                                 f"--data-dir {root} (embedded.data_dir): its {path.name}/", 1))
     if path.is_file() or (isinstance(exc, FileExistsError) and not path.is_dir()):
         why = "is a file, not a directory"
     elif isinstance(exc, NotADirectoryError):

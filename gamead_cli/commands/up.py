@@ -659,10 +659,10 @@ def up(
     logging.getLogger().addHandler(lines)  # removed with the lock (a refused lock left it on the root logger)
     if not logging.getLogger("gamead_core").isEnabledFor(logging.INFO):  # the ends of warnings are INFO records
         logging.getLogger("gamead_core").setLevel(logging.INFO)
-    logs = data.path / "logs"
     stack = _Stack(settings, data)
     claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile
     try:
+        logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
         if claims.unusable:
             say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
         snapshot = snapshot_config(in_force, data.path)

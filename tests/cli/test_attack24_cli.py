@@ -65,6 +65,17 @@ def test_a_data_dir_under_a_file_is_exit_5_naming_the_flag(tmp_path: Path) -> No
     assert "--data-dir" in line and "a part of its path is a file" in line and "unexpected" not in line, line
 
 
+def test_a_data_dir_whose_logs_is_a_file_is_exit_5_naming_the_flag(tmp_path: Path) -> None:
+    """The directories up creates in its data dir (logs/) are the flag's too. Was: "unexpected
+    NotADirectoryError" once nats-server had started."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "logs").write_text("x")
+    result = _up(tmp_path / "d", tmp_path)
+    assert result.returncode == exitcodes.CONFIG, result.stderr
+    line = red_line(result)
+    assert "--data-dir" in line and "its logs/ is a file, not a directory" in line, line
+
+
 @pytest.fixture
 def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory nobody can write in: ``chattr +i`` as root (root ignores permission bits), else mode 0o500."""
