@@ -128,6 +128,14 @@ def test_a_filter_the_api_would_refuse_is_bad_usage_before_any_request(
         assert doc["error"]["code"] == "bad_usage" and doc["error"]["exitCode"] == exitcodes.USAGE, doc
 
 
+def test_an_actor_the_api_would_refuse_names_the_bound(tmp_path: Path, closed_api_url: str) -> None:
+    """``audit --actor`` by the API's own ACTOR_PATTERN (gamead_core.audit.model), its bound said."""
+    result = gamead("audit", "--actor", "a" * 65, "--api", closed_api_url, cwd=tmp_path)
+    assert result.returncode == exitcodes.USAGE, result.stderr
+    line = red_line(result)
+    assert "--actor" in line and "at most 64 characters" in line, line
+
+
 def test_an_error_class_at_the_bound_goes_to_the_api(tmp_path: Path, closed_api_url: str) -> None:
     result = gamead("dlq", "list", "--error-class", "A" * 200, "--api", closed_api_url, cwd=tmp_path)
     assert result.returncode == exitcodes.UNREACHABLE, result.stderr  # it was sent (to a closed port)
