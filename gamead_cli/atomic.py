@@ -20,8 +20,9 @@ class PendingFile:
     ``path``; :meth:`discard` deletes it. Either one closes it; the second call does nothing.
     Raises ``OSError`` when the directory cannot take the temporary file.
 
-    A ``path`` that exists and is not a regular file (``/dev/full``, ``/dev/stdout``, a FIFO) is written directly:
-    a rename would replace the device itself with a regular file; ``tmp`` is then None."""
+    A ``path`` that exists and is not a regular file (``/dev/full``, ``/dev/stdout`` on a pipe, a FIFO) is written
+    directly: a rename would replace the device itself with a regular file; ``tmp`` is then None. A symbolic link
+    to a regular file has its target replaced, never the link."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -34,10 +35,13 @@ class PendingFile:
         if not regular:
             self.file: IO[str] = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
             return
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent or ".")
+        #: what the rename replaces: the file itself, a link's target (``/dev/stdout`` redirected to a file too)
+        self.target = Path(os.path.realpath(self.path)) if self.path.is_symlink() else self.path
+        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".partial",
+                                    dir=self.target.parent or ".")
         self.tmp = tmp = Path(name)
         try:
-            os.chmod(tmp, _mode_for(self.path))
+            os.chmod(tmp, _mode_for(self.target))
             self.file = os.fdopen(fd, "w", encoding="utf-8")
         except BaseException:
             os.close(fd)
@@ -54,7 +58,7 @@ class PendingFile:
             return
         try:
             self.file.close()
-            os.replace(self.tmp, self.path)
+            os.replace(self.tmp, self.target)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise

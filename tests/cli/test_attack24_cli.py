@@ -216,6 +216,16 @@ def test_dlq_export_to_a_device_that_is_full_is_exit_1_and_the_device_stays(tmp_
     assert stat.S_ISCHR(dev_full.stat().st_mode)  # still the device
 
 
+def test_dlq_export_to_a_link_replaces_its_target_never_the_link(tmp_path: Path, lane_with_an_entry: str) -> None:
+    """Was: the temporary file renamed over the link itself (``/dev/stdout`` redirected to a file: the link gone)."""
+    (tmp_path / "real.jsonl").write_text("old\n")
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "real.jsonl")
+    result = gamead("dlq", "export", "link.jsonl", "--api", lane_with_an_entry, cwd=tmp_path)
+    assert result.returncode == exitcodes.OK, result.stderr
+    assert (tmp_path / "link.jsonl").is_symlink()
+    assert "Export Drill Entry" in (tmp_path / "real.jsonl").read_text()
+
+
 @pytest.mark.parametrize("args", [["dlq", "export"], ["ads", "list", "-o", "json"]])
 def test_a_live_verb_whose_stdout_is_full_is_exit_1(tmp_path: Path, dev_full: Path, lane_with_an_entry: str,
                                                     args: list[str]) -> None:
