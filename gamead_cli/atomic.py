@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,29 +18,47 @@ class PendingFile:
     """A text file being written beside ``path`` (``.NAME.XXXX.partial`` in the same directory, so the rename is
     atomic and a killed process leaves what it wrote there, never over ``path``). :meth:`commit` renames it over
     ``path``; :meth:`discard` deletes it. Either one closes it; the second call does nothing.
-    Raises ``OSError`` when the directory cannot take the temporary file."""
+    Raises ``OSError`` when the directory cannot take the temporary file.
+
+    A ``path`` that exists and is not a regular file (``/dev/full``, ``/dev/stdout`` on a pipe, a FIFO) is written
+    directly: a rename would replace the device itself with a regular file; ``tmp`` is then None. A symbolic link
+    to a regular file has its target replaced, never the link."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent or ".")
-        self.tmp = Path(name)
+        self.done = False
+        self.tmp: Path | None = None
         try:
-            os.chmod(self.tmp, _mode_for(self.path))
-            self.file: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
+            regular = stat.S_ISREG(os.stat(self.path).st_mode)
+        except FileNotFoundError:
+            regular = True
+        if not regular:
+            self.file: IO[str] = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
+            return
+        #: what the rename replaces: the file itself, a link's target (``/dev/stdout`` redirected to a file too)
+        self.target = Path(os.path.realpath(self.path)) if self.path.is_symlink() else self.path
+        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".partial",
+                                    dir=self.target.parent or ".")
+        self.tmp = tmp = Path(name)
+        try:
+            os.chmod(tmp, _mode_for(self.target))
+            self.file = os.fdopen(fd, "w", encoding="utf-8")
         except BaseException:
             os.close(fd)
-            self.tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
-        self.done = False
 
     def commit(self) -> None:
         """Flush, close and rename the file over ``path`` (raises ``OSError`` if that fails; the old file stays)."""
         if self.done:
             return
         self.done = True
+        if self.tmp is None:
+            self.file.close()  # raises if what was buffered cannot be written
+            return
         try:
             self.file.close()
-            os.replace(self.tmp, self.path)
+            os.replace(self.tmp, self.target)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
@@ -51,7 +70,8 @@ class PendingFile:
         self.done = True
         with contextlib.suppress(OSError):
             self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -45,6 +45,15 @@ def _connect_cause(exc: Exception) -> str:
     return error_text(exc)
 
 
+def _unsendable(method: str, path: str, exc: Exception) -> Exception:
+    """A request httpx cannot even build from a valid API URL (``URL component 'query' too long``): a value given
+    to the command makes it, so bad usage (exit 2), sent nowhere; never blamed on the API URL."""
+    import typer
+
+    return typer.BadParameter(f"{method} {path} cannot be sent: {exc}; a value given to this command is too long or "
+                              "malformed for a URL (nothing was sent)")
+
+
 def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
     if isinstance(exc, httpx.ConnectTimeout):
         cause = f"connect timed out after {timeout:g}s"
@@ -289,7 +298,9 @@ class ApiClient:
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
                     raise _unreachable(self.api_url, exc, self.timeout) from exc
                 raise _no_answer(self.api_url, exc, self.timeout) from exc
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            except httpx.InvalidURL as exc:  # the API URL was checked above: the request's own path or query
+                raise _unsendable(method, path, exc) from exc
+            except httpx.UnsupportedProtocol as exc:
                 raise ApiClientError(
                     f"invalid API URL {self.api_url!r}: {exc} — set --api or GAMEAD_API_URL"
                 ) from exc

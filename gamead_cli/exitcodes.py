@@ -21,7 +21,9 @@ INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell convention)
 #: (code, meaning) in the order the README shows them.
 TABLE: tuple[tuple[int, str], ...] = (
     (OK, "success"),
-    (ERROR, "the request failed, or an unexpected error (the message says why; `--debug` shows the traceback)"),
+    (ERROR, "the request failed, or its output could not be written (stdout or a FILE it writes: a full disk, an "
+            "I/O error; the line names where), or an unexpected error (the message says why; `--debug` shows the "
+            "traceback)"),
     (USAGE, "bad usage: flags, arguments, or an input file that is missing, unreadable, not a regular file "
             "(`/dev/zero`, a FIFO: refused before a byte is read, as `--config` refuses it) or not valid JSON/NDJSON "
             "(the one red line names the file and line; every file is read a bounded line at a time and refused at "
@@ -34,10 +36,17 @@ TABLE: tuple[tuple[int, str], ...] = (
     (CONFIG, "the configuration is invalid or cannot work (config file, `GAMEAD_*` variable or flag; also a port it "
              "names that a listener cannot bind — `api.port`, `worker.metrics_port`, `embedded.nats_port`, `up --port`: "
              "taken, not ours, or reserved by another running `gamead up` — refused at start; and a `--data-dir` "
-             "another `gamead up` holds)"),
+             "another `gamead up` holds, or that is a file or cannot be created or written)"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
 )
+
+
+class OutputFailed(GameadError):
+    """The command's output could not be written (stdout, or a FILE it writes: ``ENOSPC``, ``EIO``…): one red line
+    naming where, exit :data:`ERROR`. A closed pipe (``| head``) is not this: it ends the command quietly."""
+
+    code = "output_failed"
 
 
 def exit_code_for(exc: GameadError) -> int:

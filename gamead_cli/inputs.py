@@ -227,6 +227,12 @@ _KINDS = {stat.S_IFCHR: "a device", stat.S_IFBLK: "a device", stat.S_IFIFO: "a F
           stat.S_IFDIR: "a directory"}
 
 
+def _why_not(mode: int) -> str:
+    """Why a file of ``mode`` is not read, as a message's aside: nothing for a directory (it is plainly not a file
+    of data); a device, FIFO or socket, whose reading may never end. Pure."""
+    return "" if stat.S_ISDIR(mode) else ", whose reading may never end"
+
+
 def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False) -> IO[bytes]:
     """The bytes of an input file, ``-`` for stdin (the caller closes a file it opened). Only a regular file is
     read, as ``--config`` reads one (:func:`gamead_core.config.load.check_file`): a device (``/dev/zero``,
@@ -257,8 +263,8 @@ def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False)
         kind = _KINDS.get(stat.S_IFMT(mode), "not a file")
         pipe = (" (for a pipe or `<(…)`, give it on stdin as `-`, e.g. `… | gamead submit -`)"
                 if stat.S_ISFIFO(mode) and not seekable else "")
-        raise BadInputFile(where, f"is not a regular file ({kind}, whose reading may never end): is it the right "
-                           f"file?{pipe}", hint=hint)
+        raise BadInputFile(where, f"is not a regular file ({kind}{_why_not(mode)}): is it the right file?{pipe}",
+                           hint=hint)
     return os.fdopen(fd, "rb")
 
 

@@ -9,13 +9,16 @@ Two jobs live here and nowhere else:
 * **The error boundary.** Whatever a command raises ends as one red ``error: …`` line on stderr and the
   exit code of :mod:`gamead_cli.exitcodes` (the README's table): a usage error (``click.UsageError``,
   ``typer.BadParameter``, from parsing or from a command body) → 2; a :class:`GameadError` → its code; an
-  unexpected exception → 1, with the traceback only under ``--debug`` / ``GAMEAD_DEBUG=1``. Under ``-o json``
-  the same failure is also one ``{"error": {"code", "message", "exitCode"}}`` document on stdout. Output never
+  unexpected exception → 1, with the traceback only under ``--debug`` / ``GAMEAD_DEBUG=1``; output that cannot be
+  written (stdout on a full disk, :class:`_GuardedStdout`) → 1 naming it, a closed pipe (``| head``) → quiet.
+  Under ``-o json`` the same failure is also one ``{"error": {"code", "message", "exitCode"}}`` document on
+  stdout (when stdout can take it). Output never
   crashes on an encoding that cannot show a character (``PYTHONIOENCODING=ascii``): it is replaced.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import io
 import os
@@ -215,8 +218,23 @@ class _GuardedGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         if (output := sys.modules.get("gamead_cli.output")) is not None:  # a runner calling main() again
             output.JSON_PRINTED["done"] = False
+        real = sys.stdout
+        sys.stdout = guard = _GuardedStdout(real)  # type: ignore[assignment]
+        try:
+            return self._guarded(argv, args, prog_name, complete_var, **extra)
+        finally:
+            if sys.stdout is guard:
+                sys.stdout = real
+            if guard.broken:  # nothing more may reach it: the interpreter's last flush would fail (exit 120)
+                _silence_stdout(real)
+
+    def _guarded(self, argv: list[str], args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.stdout.flush()  # the output is written before the exit code says it was
+        except BrokenPipeError:  # stdout's reader went away (`| head`): quiet, as Unix tools are
+            _stdout_broken()
+            return exitcodes.ERROR
         except _kinds("UsageError") as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help
                 exc.show()  # type: ignore[attr-defined]
@@ -233,12 +251,83 @@ class _GuardedGroup(TyperGroup):
                          exc.details)
         except KeyboardInterrupt:
             return _fail(argv, "interrupted", "interrupted", exitcodes.INTERRUPTED)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                return _unexpected(argv, exc)
+            _stdout_broken()  # a closed pipe found by a write of the command's own: quiet too
+            return exitcodes.ERROR
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one red line, not a traceback
-            if _debug_on():
-                traceback.print_exc()
-            hint = "" if _debug_on() else f" (run with --debug or {_DEBUG_ENV}=1 for the traceback)"
-            return _fail(argv, f"unexpected {type(exc).__name__}: {exc}{hint}", "internal_error", exitcodes.ERROR)
+            return _unexpected(argv, exc)
         return result if isinstance(result, int) and not isinstance(result, bool) else exitcodes.OK
+
+
+def _unexpected(argv: list[str], exc: BaseException) -> int:
+    """A bug: one red line (the traceback under ``--debug``), exit 1."""
+    if _debug_on():
+        traceback.print_exc()
+    hint = "" if _debug_on() else f" (run with --debug or {_DEBUG_ENV}=1 for the traceback)"
+    return _fail(argv, f"unexpected {type(exc).__name__}: {exc}{hint}", "internal_error", exitcodes.ERROR)
+
+
+def _stdout_where(stream: Any) -> str:
+    """``stream`` (stdout) as the operator knows it: ``stdout (/dev/full)`` where Linux tells which file its
+    descriptor is, else ``stdout``."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{stream.fileno()}")
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test runner's buffer), or not Linux
+        return "stdout"
+    return f"stdout ({target})" if target.startswith("/") else "stdout"
+
+
+class _GuardedStdout:
+    """``sys.stdout`` while a command runs: a write or flush that fails (a full disk, ``EIO``) raises
+    :class:`gamead_cli.exitcodes.OutputFailed` naming stdout, so the command ends with one red line and exit 1
+    instead of exit 0 (or "unexpected OSError"); a closed pipe (``EPIPE``) is raised as it is (quiet). Everything
+    else is the real stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def _guard(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            self.broken = True
+            raise
+        except OSError as exc:
+            self.broken = True
+            raise exitcodes.OutputFailed(
+                f"cannot write the output to {_stdout_where(self._stream)}: {exc.strerror or exc}") from exc
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)  # type: ignore[no-any-return]
+
+    def writelines(self, lines: Any) -> None:
+        self._guard(self._stream.writelines, lines)
+
+    def flush(self) -> None:
+        if not self.broken:
+            self._guard(self._stream.flush)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _stdout_broken() -> None:
+    if isinstance(sys.stdout, _GuardedStdout):
+        sys.stdout.broken = True
+
+
+def _silence_stdout(stream: Any) -> None:
+    """Point fd 1 at ``/dev/null``: what is left in ``stream``'s buffer is dropped there, not an "Exception
+    ignored" at exit (Python's own advice for a closed pipe)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - a stream without a descriptor
+        pass
 
 
 def _fail(argv: list[str], message: str, code: str, exit_code: int, details: Any = None) -> int:
@@ -249,7 +338,7 @@ def _fail(argv: list[str], message: str, code: str, exit_code: int, details: Any
     else ``bad_usage``, ``interrupted``, ``failed`` or ``internal_error``. No second document when the command
     already printed its own (a submit's summary, a job's final state)."""
     error_line(message)
-    if json_wanted(argv) and not _json_printed():
+    if json_wanted(argv) and not _json_printed() and not getattr(sys.stdout, "broken", False):
         from gamead_cli.inputs import strict_dumps
         from gamead_core.redact import redact_text
 
@@ -257,8 +346,11 @@ def _fail(argv: list[str], message: str, code: str, exit_code: int, details: Any
                                "exitCode": exit_code}
         if details is not None:
             doc["details"] = details
-        sys.stdout.write(strict_dumps({"error": doc}, indent=2, default=str) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(strict_dumps({"error": doc}, indent=2, default=str) + "\n")
+            sys.stdout.flush()
+        except (GameadError, OSError):  # stdout itself failed: the red line above is all that can be said
+            pass
     return exit_code
 
 

@@ -63,9 +63,14 @@ class DataDir:
         return self.path / STATE_FILE
 
     def lock(self) -> None:
-        """Take the lock or raise :class:`DataDirBusy` naming the holder's PID. Never waits."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the stack's life
+        """Take the lock or raise :class:`DataDirBusy` naming the holder's PID. Never waits. Raises
+        :class:`ConfigError` (exit 5), from :func:`data_dir_unusable`, when the directory cannot be created or
+        written (a file, a part of its path a file, no permission, immutable, a read-only file system)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the stack's life
+        except OSError as exc:
+            raise data_dir_unusable(self.path, exc) from None
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -81,6 +86,18 @@ class DataDir:
         fh.write(f"{os.getpid()}\n")
         fh.flush()
         self._lock = fh
+
+    def make_dir(self, name: str) -> Path:
+        """The directory ``name`` of the data dir (``logs``), created if missing. Raises :class:`ConfigError`
+        (exit 5, :func:`data_dir_unusable`) when it cannot be (a file there, no permission)."""
+        path = self.path / name
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as exc:
+            raise data_dir_unusable(path, exc, self.path) from None
+        return path
 
     def unlock(self) -> None:
         fh, self._lock = self._lock, None
@@ -155,6 +172,28 @@ class DataDir:
         return found
 
 
+def data_dir_unusable(path: Path, exc: OSError, root: Path | None = None) -> ConfigError:
+    """The error (exit 5) for a data directory ``path`` (or ``path``, a directory of the data dir ``root``: its
+    ``logs/``) that cannot be created or written, ``exc`` being what the attempt raised: one sentence naming
+    ``--data-dir`` and why, in words (never "unexpected FileExistsError"). Pure but for looking at what ``path``
+    is."""
+    if root is not None:
+        inner = data_dir_unusable(path, exc)
+        return ConfigError(inner.message.replace(f"--data-dir {path} (embedded.data_dir)",
+                                                 f"--data-dir {root} (embedded.data_dir): its {path.name}/", 1))
+    if path.is_file() or (isinstance(exc, FileExistsError) and not path.is_dir()):
+        why = "is a file, not a directory"
+    elif isinstance(exc, NotADirectoryError):
+        why = "cannot be created: a part of its path is a file, not a directory"
+    elif isinstance(exc, PermissionError):
+        why = (f"cannot be written ({exc.strerror or exc}: no write permission there, or the directory is "
+               "immutable or on a read-only file system)")
+    else:
+        why = f"cannot be written ({exc.strerror or exc})"
+    return ConfigError(f"--data-dir {path} (embedded.data_dir) {why}: give gamead up a directory it can create "
+                       "and write")
+
+
 @dataclass(frozen=True)
 class RunningStack:
     """A ``gamead up`` that runs now on ``data_dir``: its PID and its API's URL (None if its file has none)."""
@@ -181,4 +220,5 @@ def running_stack(data_dir: Path) -> RunningStack | None:
     return RunningStack(data_dir, pid, url if isinstance(url, str) and url else None)
 
 
-__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "RunningStack", "STACK_ENV_FILE", "STATE_FILE", "running_stack"]
+__all__ = ["DataDir", "DataDirBusy", "LOCK_FILE", "RunningStack", "STACK_ENV_FILE", "STATE_FILE", "data_dir_unusable",
+           "running_stack"]

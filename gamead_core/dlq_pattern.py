@@ -22,8 +22,12 @@ from typing import Any
 import re2
 from cachetools import LRUCache
 
+from gamead_core.safe_text import code_point, refused_char
+
 #: Longest ``message`` filter accepted (characters).
 MAX_PATTERN = 1000
+#: Longest ``errorClass`` filter accepted (characters): ``GET /v1/dlq``'s query and a job's filter body.
+MAX_ERROR_CLASS = 200
 #: Memory RE2 may use for one pattern, compiled program and matching caches together; a pattern that needs more
 #: is refused (422), never slow (see the module doc).
 PATTERN_MAX_MEM = 256 << 10
@@ -55,6 +59,20 @@ def compile_pattern(pattern: str) -> Any:
     if isinstance(known, ValueError):
         raise ValueError(*known.args)
     return known
+
+
+def filter_refusal(field: str, text: str | None) -> str | None:
+    """Why the API refuses ``text`` as the DLQ filter ``field`` (``"errorClass"`` or ``"message"``), or None: an
+    error class longer than :data:`MAX_ERROR_CLASS`, or a control character in either (they are kept in a job and
+    shown back to operators: :func:`gamead_core.safe_text.refused_char`). One rule for the API (422) and the CLI
+    (exit 2 before any request); a ``message`` is also compiled by :func:`compile_pattern`. Pure."""
+    if text is None:
+        return None
+    if field == "errorClass" and len(text) > MAX_ERROR_CLASS:
+        return f"at most {MAX_ERROR_CLASS} characters (this one has {len(text):,})"
+    if (bad := refused_char(text)) is not None:
+        return f"must not contain control characters (found {code_point(bad)})"
+    return None
 
 
 def _compile(pattern: str) -> Any:

@@ -30,9 +30,6 @@ from gamead_cli.tui.view import audit_outcome, audit_selection
 from gamead_core.errors import ApiClientError
 from gamead_core.ids import JOB_ID_RULE, MAX_CURSOR, is_job_id, normal_id
 
-_ACTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
-
-
 def _time(value: Any) -> str:
     return str(value or "-").replace("T", " ")[:19]
 
@@ -78,10 +75,11 @@ def audit_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
 
 
 def _checked(actor: str | None, action: str | None, outcome: str | None, job: str | None) -> None:
-    from gamead_core.audit.model import OUTCOMES, AuditAction
+    from gamead_core.audit.model import ACTOR_PATTERN, OUTCOMES, AuditAction
 
-    if actor is not None and not _ACTOR.fullmatch(actor):
-        raise typer.BadParameter(f"{actor[:40]!r} is not a token name", param_hint="--actor")
+    if actor is not None and not re.fullmatch(ACTOR_PATTERN, actor):  # the API's own rule (GET /v1/audit)
+        raise typer.BadParameter(f"{actor[:40]!r} is not a token name (a letter or digit, then letters, digits, "
+                                 "_ . @ -: at most 64 characters)", param_hint="--actor")
     actions = [a.value for a in AuditAction]
     if action is not None and action not in actions:
         raise typer.BadParameter(f"{action!r} is not one of {', '.join(actions)}", param_hint="--action")

@@ -33,6 +33,7 @@ from rich.text import Text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.atomic import PendingFile
 from gamead_cli import exitcodes
+from gamead_cli.exitcodes import OutputFailed
 from gamead_cli.client import ApiClient
 from gamead_cli.options import (
     ApiOpt,
@@ -114,16 +115,30 @@ DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and ret
 
 def message_option(value: str | None) -> str | None:
     """``--message`` as given, checked the way the API checks it (:func:`gamead_core.dlq_pattern.compile_pattern`:
-    RE2 syntax, at most ``MAX_PATTERN`` characters): a pattern the API would refuse (422) is bad usage, raised as
+    RE2 syntax, at most ``MAX_PATTERN`` characters; no control character,
+    :func:`gamead_core.dlq_pattern.filter_refusal`): a pattern the API would refuse (422) is bad usage, raised as
     ``typer.BadParameter`` (exit 2, README "Exit codes") before any request is sent."""
     if value is None:
         return None
-    from gamead_core.dlq_pattern import compile_pattern  # re2 only: a client command imports no server stack
+    from gamead_core.dlq_pattern import compile_pattern, filter_refusal  # re2 only: no server stack
 
     try:
         compile_pattern(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--message") from None
+    if (why := filter_refusal("message", value)) is not None:
+        raise typer.BadParameter(why, param_hint="--message")
+    return value
+
+
+def error_class_option(value: str | None) -> str | None:
+    """``--error-class`` as given, checked by the API's own rule (:func:`gamead_core.dlq_pattern.filter_refusal`:
+    at most ``MAX_ERROR_CLASS`` characters, no control character): one the API would refuse (422, or a URL too
+    long to send) is bad usage, ``typer.BadParameter`` (exit 2), before any request is sent."""
+    from gamead_core.dlq_pattern import filter_refusal
+
+    if (why := filter_refusal("errorClass", value)) is not None:
+        raise typer.BadParameter(why, param_hint="--error-class")
     return value
 
 
@@ -140,7 +155,7 @@ def window_options(since: str | None, until: str | None) -> dict[str, str | None
 
 def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
-    raw = {"errorClass": error_class, "message": message_option(message), "priority": priority,
+    raw = {"errorClass": error_class_option(error_class), "message": message_option(message), "priority": priority,
            **window_options(since, until)}
     return {k: v for k, v in raw.items() if v is not None}
 
@@ -556,7 +571,7 @@ def export(
                     progress.update(task, total=page["total"])
                 for entry in page["items"]:
                     entry.pop("seq", None)
-                    out.write(strict_dumps(entry, separators=(",", ":")) + "\n")
+                    _write_out(out, strict_dumps(entry, separators=(",", ":")) + "\n", pending, file)
                     written += 1
                 progress.update(task, completed=written)
                 if not page.get("nextCursor"):
@@ -569,12 +584,24 @@ def export(
     if pending is not None:
         try:
             pending.commit()
-        except OSError as exc:
-            raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}", param_hint="FILE") from None
+        except OSError as exc:  # the data could not be stored (a full disk): not bad usage, exit 1
+            raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}; nothing was exported") from None
     if file != "-":
         note_line(f"exported {written} entr{'y' if written == 1 else 'ies'} to {file}")
     elif written == 0:  # stdout holds nothing: say why on stderr
         note_line("no DLQ entries match: nothing exported")
+
+
+def _write_out(out: IO[str], text: str, pending: PendingFile | None, file: str) -> None:
+    """``text`` to the export's output; raises :class:`OutputFailed` naming FILE when it cannot be written (stdout
+    is guarded by the error boundary, ``gamead_cli.main``)."""
+    if pending is None:
+        out.write(text)
+        return
+    try:
+        out.write(text)
+    except OSError as exc:
+        raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}; nothing was exported") from None
 
 
 def entries_of(fh: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -150,7 +150,10 @@ def top(
             with ApiClient.from_settings(settings.client) as client:
                 snap = fetch_snapshot(ApiSource(client), ONCE_HISTORY)
             if recorder is not None:
-                recorder.write(snap)
+                try:
+                    recorder.write(snap)
+                except OSError as exc:  # a full disk: exit 1 naming the file, not "unexpected"
+                    raise exitcodes.OutputFailed(f"cannot record to {recorder.path}: {exc.strerror or exc}") from None
         finally:
             if recorder is not None:
                 recorder.close()

@@ -160,14 +160,20 @@ def forget_env(data_dir: Path) -> None:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """``data`` into ``path``, owner-only whatever the umask (it may hold tokens and passwords: nats.url,
-    auth.tokens), through a temporary file renamed over it: never half-written."""
+    """``data`` into ``path`` (a file of the data dir), owner-only whatever the umask (it may hold tokens and
+    passwords: nats.url, auth.tokens), through a temporary file renamed over it: never half-written. Raises
+    :class:`ConfigError` (exit 5) naming ``--data-dir`` when it cannot be written (a full disk)."""
+    from gamead_core.datadir import data_dir_unusable
+
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.chmod(tmp, 0o600)  # an older .tmp left by a killed start keeps its mode through O_CREAT
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o600)  # an older .tmp left by a killed start keeps its mode through O_CREAT
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise data_dir_unusable(path.parent, exc) from None
 
 
 def config_line(path: Path | None, snapshot: Path) -> str:
@@ -653,10 +659,10 @@ def up(
     logging.getLogger().addHandler(lines)  # removed with the lock (a refused lock left it on the root logger)
     if not logging.getLogger("gamead_core").isEnabledFor(logging.INFO):  # the ends of warnings are INFO records
         logging.getLogger("gamead_core").setLevel(logging.INFO)
-    logs = data.path / "logs"
     stack = _Stack(settings, data)
     claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile
     try:
+        logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
         if claims.unusable:
             say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
         snapshot = snapshot_config(in_force, data.path)

@@ -1,6 +1,7 @@
 """List the live API nodes and workers from the service registry, with their health.
 
-A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone.
+A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone (while the
+registry cannot be read, its last entry is shown stuck).
 
 [bold]Examples[/bold]
 
@@ -29,13 +30,20 @@ from gamead_cli.tui.view import NODES_LEGEND, Legend, nodes_table
 from gamead_core.errors import ApiClientError
 
 
+def registry_note(error: Any) -> Text:
+    """The line saying why the registry could not be read: ``registry: …`` once, whether or not the API's
+    ``error`` already starts with it (it says "registry: NATS did not answer in time"). Pure."""
+    text = " ".join(str(error).split())
+    return Text(text if text.lower().startswith("registry") else f"registry: {text}", style="yellow")
+
+
 def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
     items = body.get("items") or []
     if not items:
         nothing = {"api": "no live API nodes", "worker": "no live workers"}.get(role or "", "no live nodes")
         parts = [empty_text(nothing, None, "none sent a heartbeat within registry.ttl")]
         if body.get("error"):
-            parts.append(Text(f"registry: {body['error']}", style="yellow"))
+            parts.append(registry_note(body["error"]))
         return Group(*parts)
     workers = [n for n in items if n.get("role") == "worker"]
     stuck = sum(1 for n in items if n.get("state") == "stuck")
@@ -48,7 +56,7 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
     if scrape:  # one address a line: a URL cut across two lines cannot be pasted
         parts.append(Text("metrics (Prometheus):\n" + "\n".join(scrape), style="dim"))
     if body.get("error"):
-        parts.append(Text(f"registry: {body['error']}", style="yellow"))
+        parts.append(registry_note(body["error"]))
     return Group(*parts)
 
 

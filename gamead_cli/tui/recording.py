@@ -154,7 +154,8 @@ class Recorder:
 
     def close(self) -> None:
         """End the recording: its file replaces ``path`` if a snapshot was recorded, else it is deleted (an old
-        ``path`` stays). Raises ``ConfigError`` if the rename fails."""
+        ``path`` stays). Raises :class:`gamead_cli.exitcodes.OutputFailed` (exit 1) if what was recorded cannot be
+        written (a full disk) or the rename fails."""
         pending, self._pending, self._file = self._pending, None, None
         if pending is None:
             return
@@ -164,7 +165,9 @@ class Recorder:
         try:
             pending.commit()
         except OSError as exc:
-            raise ConfigError(f"cannot record to {self.path}: {exc.strerror or exc}") from exc
+            from gamead_cli.exitcodes import OutputFailed
+
+            raise OutputFailed(f"cannot record to {self.path}: {exc.strerror or exc}") from exc
 
 
 # --- replaying ----------------------------------------------------------------------------------------------

@@ -309,15 +309,16 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
     """ID, ROLE, STATE, IN-FL (slots), PROCESSED, FAILED, PROC P95 (processing), HEARTBEAT (ago), LAST ERROR."""
     state = str(node.get("state") or "?")
     proc = node.get("processingMs") or {}
-    in_flight = f"{node.get('inFlight', 0)}/{node.get('concurrency', 0)}" if node.get("role") == "worker" else "-"
+    worker = node.get("role") == "worker"  # an API node analyses nothing: "-", not 0, as IN-FL
+    in_flight = f"{node.get('inFlight', 0)}/{node.get('concurrency', 0)}" if worker else "-"
     failed = node.get("failed") or 0
     return (
         plain(node.get("id", "?")),
         plain(node.get("role", "?")),
         Text(state, style=STATE_STYLES.get(state, "")),
         Text(in_flight, justify="right"),
-        Text(num(node.get("processed", 0)), justify="right"),
-        Text(num(failed), justify="right", style="red" if failed else ""),
+        Text(num(node.get("processed", 0)) if worker else "-", justify="right"),
+        Text(num(failed) if worker else "-", justify="right", style="red" if failed and worker else ""),
         Text(ms(proc.get("p95")), justify="right"),
         Text(ago(node.get("heartbeatAgeSeconds")), justify="right"),
         Text(clip(node.get("lastError"), 40), style="dim"),

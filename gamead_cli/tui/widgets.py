@@ -514,7 +514,7 @@ Figures are per second or percentiles over the last minute;
 ack pending and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
 [yellow]draining[/] stopping · [bold red]stuck[/] holds ads, finished none
-within its task timeout."""
+within its task timeout, or no heartbeat for registry.ttl."""
 
 
 #: the keys of a replayed recording (``gamead top --replay FILE``)

@@ -32,13 +32,13 @@ from gamead_core.jobs.model import Job, JobKind, Selection
 from gamead_core.jobs.runner import JobService
 from gamead_core.models import DlqEntry
 from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget
-from gamead_core.safe_text import code_point, refused_char
+from gamead_core.dlq_pattern import MAX_ERROR_CLASS, filter_refusal
 from gamead_core.times import UtcDatetime
 
 router = APIRouter(prefix="/v1/dlq", tags=["dlq"])
 
 MAX_SELECTION = 100_000
-MAX_TEXT = 200
+MAX_TEXT = MAX_ERROR_CLASS  #: the longest errorClass filter (gamead_core.dlq_pattern)
 NDJSON = "application/x-ndjson"
 
 
@@ -118,8 +118,7 @@ def make_filter(*, error_class: str | None = None, message: str | None = None, p
     (:func:`gamead_core.safe_text.refused_char`)."""
     ValidationFailed.unless_window(since, until)
     for loc, text in (("errorClass", error_class), ("message", message)):  # kept in a job, shown back to operators
-        if text is not None and (bad := refused_char(text)) is not None:
-            msg = f"must not contain control characters (found {code_point(bad)})"
+        if (msg := filter_refusal(loc, text)) is not None:  # the CLI's rule too (exit 2 before any request)
             raise ValidationFailed(f"{loc}: {msg}", details=[{"loc": loc, "msg": msg, "type": "value_error"}])
     try:
         return DlqFilter(error_class=error_class, message=message, priority=priority, since=since, until=until)

@@ -30,8 +30,15 @@ def is_stuck(info: NodeInfo, now: datetime, task_timeout: float) -> bool:
     return (now - since).total_seconds() > task_timeout
 
 
-def node_state(info: NodeInfo, now: datetime, task_timeout: float) -> State:
-    """The state to show: the node's own ``draining``, else ``stuck`` / ``idle`` / ``ok`` as seen at ``now``."""
+def node_state(info: NodeInfo, now: datetime, task_timeout: float, ttl: float | None = None) -> State:
+    """The state to show: the node's own ``draining``, else ``stuck`` / ``idle`` / ``ok`` as seen at ``now``.
+
+    With ``ttl`` (``registry.ttl``): a heartbeat older than it is ``stuck`` whatever the node last said (the
+    registry could not be read again, e.g. NATS away: its last ``idle``/``ok`` is not known to hold any more;
+    ``gamead up`` treats such a silence as a hung worker too). Every view (``gamead workers``, ``top --once``, the
+    live ``top``) shows the API's state, computed here. Pure."""
+    if ttl is not None and (now - info.heartbeat_at).total_seconds() > ttl:
+        return "stuck"
     if info.state == "draining":
         return "draining"
     if is_stuck(info, now, info.task_timeout or task_timeout):

@@ -25,11 +25,11 @@ def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict
     """The live nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now."""
     now = sampler.clock() if now is None else now
     at = datetime.fromtimestamp(now, timezone.utc)
-    timeout = sampler.settings.worker.task_timeout
+    timeout, ttl = sampler.settings.worker.task_timeout, sampler.settings.registry.ttl
     out = []
     for node in _nodes(sampler):
         item = node.model_dump(mode="json")
-        item["state"] = node_state(node, at, timeout)
+        item["state"] = node_state(node, at, timeout, ttl)  # a heartbeat older than the ttl: stuck, not idle/ok
         item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
         if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
             item["lastError"] = without_servers(item["lastError"])
@@ -100,7 +100,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
     nodes = _nodes(sampler)
     workers = [n for n in nodes if n.role == "worker"]
     at = datetime.fromtimestamp(now, timezone.utc)
-    states = [node_state(n, at, sampler.settings.worker.task_timeout) for n in nodes]
+    states = [node_state(n, at, sampler.settings.worker.task_timeout, sampler.settings.registry.ttl) for n in nodes]
     stream = _stream(sampler)
     cache = sampler.extra_values.get("cache") or {}
     return {
