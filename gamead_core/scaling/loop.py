@@ -17,14 +17,18 @@ Read top-down (:meth:`Autoscaler.run`):
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
    A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
-   reason (``replicas changed outside the autoscaler (4→2)``).
+   reason (``replicas changed outside the autoscaler (4→2)``), which its line of the decisions keeps while
+   later ticks fold into it, and in one WARNING log line; a scale call in doubt (below) that lands later is
+   named as such (``the scale call 1→2 of … landed late``) and its step counted then.
 4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease
    is still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and
    records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and
    the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the
-   failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call with no answer is
-   read back (applied, not applied, or unknown when that read fails too). While an override wins, the policy
-   is told what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
+   failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call
+   that went out without a sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown
+   when that read fails too); one not seen to land stays *in doubt* for :data:`LATE_LANDING_SECONDS`. A lease
+   that lapsed during the scale call leaves the state unrecorded (the new leader's to write). While an override
+   wins, the policy is told what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
    :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
@@ -65,6 +70,22 @@ from gamead_core.stats.sampler import Sample
 
 log = logging.getLogger(__name__)
 
+#: How long a scale call in doubt may still land (seconds): the API server's default request timeout.
+LATE_LANDING_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """A scale call from ``current`` to ``asked`` replicas that went out at ``at`` (monotonic seconds; ``wall``:
+    epoch seconds) and was not seen to land; ``by_policy``: the policy decided it (its step is counted if it
+    lands), not an override."""
+
+    current: int
+    asked: int
+    at: float
+    wall: float
+    by_policy: bool
+
 
 class Autoscaler:
     """One process's autoscaler: ``await Autoscaler(settings, deps).run(stop)``. Never raises out of ``run``."""
@@ -90,6 +111,7 @@ class Autoscaler:
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
         self._override_read: Override | None = None  # the override as last read (kept while it cannot be read)
         self._expected: int | None = None  # the replica count the last tick left (None: unknown)
+        self._in_doubt: InDoubt | None = None  # a scale call that went out and was not seen to land (yet)
 
     @property
     def store(self) -> ScaleStore | None:
@@ -199,6 +221,9 @@ class Autoscaler:
             return False
         if changed := read != active_override(self._override_read, now):
             self._backoff.reset()
+        # What is read is what the next check compares with: a tick that fails before reading the override
+        # (an unreadable replica count) must not leave the old one there, or every check says "changed" again.
+        self._override_read = read
         return changed
 
     async def _elected(self) -> None:
@@ -209,6 +234,7 @@ class Autoscaler:
         self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
         self._expected = None
+        self._in_doubt = None
         await self.shared.resume()
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
@@ -242,9 +268,8 @@ class Autoscaler:
         except Exception as exc:  # noqa: BLE001
             return await self._failed(wall, None, "cannot read the replica count", exc, observed)
 
-        prefix = ""
-        if self._expected is not None and current != self._expected and not isinstance(self.backend, NoneScaler):
-            prefix = f"replicas changed outside the autoscaler ({self._expected}→{current}); "  # kubectl, an HPA…
+        changed = self._changed_since(current, mono)
+        prefix = f"{changed}; " if changed else ""
         stored = await self._read_override()
         override = active_override(stored, wall)
         if stored is not None and override is None:
@@ -268,13 +293,15 @@ class Autoscaler:
             return self.interval
         outcome = await apply_replicas(self.backend, current, desired)
         reason, error, now_running = reason + outcome.note, outcome.error, outcome.running
+        if desired != current:  # a new call supersedes one in doubt (its count is the one asked now)
+            self._in_doubt = InDoubt(current, desired, mono, wall, decision is not None) if outcome.in_doubt else None
         if outcome.applied is not True and decision is not None:  # what did not (surely) happen: no step used
             self._policy.not_applied(decision)
         if override is not None:  # the scale-down window after the override covers what ran under it
             self._policy.overridden(mono, max(current, desired) if now_running is None else now_running)
 
         entry = decision_entry(wall, current, desired, reason, outcome.applied, error, override is not None,
-                               self.node_id)
+                               self.node_id, changed=changed or None)
         if error is not None:
             attempt, delay = self._backoff.failed(("scale", desired))  # a new desired count: its attempt 1
             log.warning("autoscaler: %s %d→%d (attempt %d, retrying in %.1fs): %s",
@@ -283,11 +310,38 @@ class Autoscaler:
         else:
             self._backoff.reset()
             delay = self.interval
-        self._expected = None if error is not None else now_running  # a failed call may still have landed
+        self._expected = now_running  # None: unknown; a call in doubt that lands later is named by _changed_since
+        if not self.is_leader:  # the lease lapsed during the scale call: the state is another leader's to write
+            log.warning("autoscaler: the lease lapsed during the scale call; %s (applied: %s) not recorded",
+                        reason, {True: "yes", False: "no", None: "unknown"}[outcome.applied])
+            return self.interval
         if await self._record(entry, observed, stored if override is not None else None, now_running,
                               delay) and error is None:
             log.log(logging.INFO if desired != current else logging.DEBUG, "autoscaler: %s", reason)
         return delay
+
+    def _changed_since(self, current: int, mono: float) -> str:
+        """What the reason names first about how the replica count changed since the last tick left it: a call in
+        doubt that landed late (its step counted now), or a change made outside the autoscaler (``kubectl
+        scale``, an HPA), logged once as a WARNING. Empty when nothing changed or nothing is known."""
+        doubt = self._in_doubt
+        if doubt is not None and mono - doubt.at > LATE_LANDING_SECONDS:
+            doubt = self._in_doubt = None  # past the API server's own timeout: it will not land now
+        if isinstance(self.backend, NoneScaler):
+            return ""
+        if doubt is not None and current == doubt.asked and current != doubt.current:
+            self._in_doubt = None
+            if doubt.by_policy and self._policy is not None:
+                self._policy.landed(doubt.at, doubt.asked - doubt.current)
+            text = f"the scale call {doubt.current}→{doubt.asked} of {iso(doubt.wall)} landed late"
+            log.info("autoscaler: %s", text)
+            return text
+        if self._expected is not None and current != self._expected:
+            text = f"replicas changed outside the autoscaler ({self._expected}→{current})"  # kubectl, an HPA…
+            log.warning("autoscaler: %s; the policy goes on from %d", text, current,
+                        extra={"replicas_before": self._expected, "replicas_now": current})
+            return text
+        return ""
 
     async def _observe(self) -> Sample:
         """The sampler's latest sample (taken now with ``sample_on_tick``); raises when it says nothing."""

@@ -37,7 +37,7 @@ One decision, given an :class:`Observation`:
    operator's override is in force the caller reports each tick with :meth:`ScalingPolicy.overridden`: the count
    that ran under it counts as recommended then, and once more at the first decision after it (it was in force
    until some moment before): after a clear, no scale-down below it until the window has passed.
-6. Clamp to ``[min_replicas, max_replicas]``.
+6. Clamp to ``[min_replicas, max_replicas]``; a count the bound set is named by it (``max 8``), not by a step limit.
 
 A scale event counts towards the step limits only once it happened: the caller reports one that was not
 applied (backend ``none``, a failed Kubernetes call, one whose outcome is unknown) with
@@ -61,6 +61,8 @@ from gamead_core.worker.backoff import backoff_ceiling
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
 _RAW_CAP = 1_000_000
+#: How the notes of :meth:`ScalingPolicy._stabilise` that name a step limit begin (replaced by a bound's note).
+_STEP_NOTES = ("step limit", "scale-up step", "scale-down step")
 #: Slack for float noise: ``ceil(3.0000000001)`` stays 3, and ``11/10 - 1`` is within a 0.1 tolerance.
 _EPS = 1e-9
 
@@ -280,6 +282,17 @@ class ScalingPolicy:
         if decision.desired != decision.current and self._events:
             self._events.pop()
 
+    def landed(self, at: float, delta: int) -> None:
+        """A scale call of ``delta`` replicas (+ up, - down) sent at ``at`` (the clock of :attr:`Observation.at`)
+        and reported :meth:`not_applied` was seen to land later: its scale event counts towards the step limits
+        from ``at``, as if it had been applied then."""
+        if delta == 0:
+            return
+        i = len(self._events)
+        while i > 0 and self._events[i - 1][0] > at:
+            i -= 1
+        self._events.insert(i, (at, delta))
+
     def overridden(self, at: float, running: int) -> None:
         """An operator's override was in force at ``at`` (the clock of :attr:`Observation.at`, seconds) and
         ``running`` replicas ran under it: the scale-down window counts them as recommended at ``at`` and at the
@@ -300,7 +313,12 @@ class ScalingPolicy:
     def _finish(
         self, at: float, current: int, desired: int, demand: str, notes: list[str], raw: int | None
     ) -> ScalingDecision:
-        desired = self._clamp(desired)
+        clamped = self._clamp(desired)
+        if clamped != desired:  # the bound, not a step limit, set the count: say so (not "step limit -1")
+            s = self._settings
+            bound = f"max {s.max_replicas}" if clamped == s.max_replicas else f"min {s.min_replicas}"
+            notes = [n for n in notes if not n.startswith(_STEP_NOTES) and n != bound] + [bound]
+        desired = clamped
         if desired != current:
             self._events.append((at, desired - current))
             action = f"scale {current}→{desired}"
