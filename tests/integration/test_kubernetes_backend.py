@@ -790,6 +790,42 @@ def test_a_leader_whose_lease_lapsed_during_a_slow_tick_does_not_scale(
     assert _patches(api) == []
 
 
+@pytest.mark.timeout(90)
+def test_a_leader_whose_lease_lapsed_during_its_scale_call_does_not_record_it(
+    api: ApiDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """3 ads at 0 replicas: the leader PATCHes 0→1, which the API server applies at once and answers after 6 s;
+    meanwhile its lease renewals are refused (nats-server, reloaded; in life a partition) and the 1.5 s lease
+    lapses: another node may lead and write the shared state by the time the answer comes. The old leader does not
+    write its decision over it; one WARNING says what was done and not recorded (before: the state was written
+    after the call without looking at the lease again)."""
+    server = GuardedNats(tmp_path)
+    settings = _at_zero(api, tmp_path, request_timeout=20.0)
+    api.patch_delay = 6.0
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        async with _guarded_link(server, settings) as (nc, js):
+            autoscaler = _standalone(settings, nc, js, "k8s-lapsed-call")
+            task = asyncio.create_task(autoscaler.run(stop))
+            await _until(lambda: "hold 0" in (autoscaler.status().get("reason") or ""), "no first decision")
+            await _publish(js, [f"01KLCAL{i:019d}" for i in range(3)])
+            await _until(lambda: bool(_patches(api)), "no PATCH")
+            server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
+            await _until(lambda: any("no longer leading" in r.getMessage() for r in caplog.records),
+                         "it never stepped down", within=30)
+            stop.set()
+            await task
+            state = await ScaleStore(js).state() or {}
+            assert not any(d.get("desired") == 1 for d in state.get("decisions") or []), state
+
+    _run_stopping(server, main)
+    assert _patches(api) == [{"spec": {"replicas": 1}}]
+    lapsed = [r.getMessage() for r in caplog.records if "during the scale call" in r.getMessage()]
+    assert len(lapsed) == 1 and "scale 0→1" in lapsed[0] and lapsed[0].endswith("(applied: yes) not recorded")
+
+
 def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
     api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
 ) -> None:
