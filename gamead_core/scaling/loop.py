@@ -17,18 +17,15 @@ Read top-down (:meth:`Autoscaler.run`):
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
    A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
-   reason (``replicas changed outside the autoscaler (4→2)``), which its line of the decisions keeps while
-   later ticks fold into it, and in one WARNING log line; a scale call in doubt (below) that lands later is
-   named as such (``the scale call 1→2 of … landed late``) and its step counted then.
+   reason (``replicas changed outside the autoscaler (4→2)``), and a late call (:mod:`~gamead_core.scaling.changes`).
 4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease
    is still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and
    records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and
    the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the
    failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call
-   that went out without a sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown
-   when that read fails too); one not seen to land stays *in doubt* for :data:`LATE_LANDING_SECONDS`. A lease
-   that lapsed during the scale call leaves the state unrecorded (the new leader's to write). While an override
-   wins, the policy is told what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
+   without a sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown when that read
+   fails too). A lease lapsed during the call: nothing recorded. While an override wins, the policy is told
+   what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
    :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last
@@ -43,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
@@ -51,6 +47,7 @@ from gamead_core.errors import GameadError, error_text
 from gamead_core.registry import Registry
 from gamead_core.scaling.apply import apply_replicas
 from gamead_core.scaling.backends import LazyKubernetesScaler, backend_for
+from gamead_core.scaling.changes import CountWatch
 from gamead_core.scaling.deps import AutoscalerDeps, new_holder_id
 from gamead_core.scaling.lease import LeaseKeeper, lease_ttl
 from gamead_core.scaling.local import NoneScaler
@@ -69,23 +66,6 @@ from gamead_core.scaling.store import (
 from gamead_core.stats.sampler import Sample
 
 log = logging.getLogger(__name__)
-
-#: How long a scale call in doubt may still land (seconds): the API server's default request timeout.
-LATE_LANDING_SECONDS = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class InDoubt:
-    """A scale call from ``current`` to ``asked`` replicas that went out at ``at`` (monotonic seconds; ``wall``:
-    epoch seconds) and was not seen to land; ``by_policy``: the policy decided it (its step is counted if it
-    lands), not an override."""
-
-    current: int
-    asked: int
-    at: float
-    wall: float
-    by_policy: bool
-
 
 class Autoscaler:
     """One process's autoscaler: ``await Autoscaler(settings, deps).run(stop)``. Never raises out of ``run``."""
@@ -110,8 +90,7 @@ class Autoscaler:
         self.poked = asyncio.Event()  #: set by :meth:`poke`: decide again now
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
         self._override_read: Override | None = None  # the override as last read (kept while it cannot be read)
-        self._expected: int | None = None  # the replica count the last tick left (None: unknown)
-        self._in_doubt: InDoubt | None = None  # a scale call that went out and was not seen to land (yet)
+        self._counts = CountWatch()  # the count the last tick left, and a scale call in doubt
 
     @property
     def store(self) -> ScaleStore | None:
@@ -216,14 +195,13 @@ class Autoscaler:
         """During a back-off: a changed override (``gamead scale set``/``clear`` on any node) ends it."""
         now = self._clock()
         try:
-            read = active_override(await self.store.override(), now) if self.store is not None else None
+            stored = await self.store.override() if self.store is not None else None
         except GameadError:
             return False
+        read = active_override(stored, now)
         if changed := read != active_override(self._override_read, now):
             self._backoff.reset()
-        # What is read is what the next check compares with: a tick that fails before reading the override
-        # (an unreadable replica count) must not leave the old one there, or every check says "changed" again.
-        self._override_read = read
+        self._override_read = stored  # the next check compares with it, even if the tick fails before reading
         return changed
 
     async def _elected(self) -> None:
@@ -233,8 +211,7 @@ class Autoscaler:
         self._policy = ScalingPolicy(self.settings)
         self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
-        self._expected = None
-        self._in_doubt = None
+        self._counts = CountWatch()
         await self.shared.resume()
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
@@ -268,7 +245,7 @@ class Autoscaler:
         except Exception as exc:  # noqa: BLE001
             return await self._failed(wall, None, "cannot read the replica count", exc, observed)
 
-        changed = self._changed_since(current, mono)
+        changed = "" if isinstance(self.backend, NoneScaler) else self._counts.seen(current, mono, self._policy)
         prefix = f"{changed}; " if changed else ""
         stored = await self._read_override()
         override = active_override(stored, wall)
@@ -293,8 +270,7 @@ class Autoscaler:
             return self.interval
         outcome = await apply_replicas(self.backend, current, desired)
         reason, error, now_running = reason + outcome.note, outcome.error, outcome.running
-        if desired != current:  # a new call supersedes one in doubt (its count is the one asked now)
-            self._in_doubt = InDoubt(current, desired, mono, wall, decision is not None) if outcome.in_doubt else None
+        self._counts.called(current, desired, outcome, mono, wall, decision is not None)
         if outcome.applied is not True and decision is not None:  # what did not (surely) happen: no step used
             self._policy.not_applied(decision)
         if override is not None:  # the scale-down window after the override covers what ran under it
@@ -310,7 +286,6 @@ class Autoscaler:
         else:
             self._backoff.reset()
             delay = self.interval
-        self._expected = now_running  # None: unknown; a call in doubt that lands later is named by _changed_since
         if not self.is_leader:  # the lease lapsed during the scale call: the state is another leader's to write
             log.warning("autoscaler: the lease lapsed during the scale call; %s (applied: %s) not recorded",
                         reason, {True: "yes", False: "no", None: "unknown"}[outcome.applied])
@@ -319,29 +294,6 @@ class Autoscaler:
                               delay) and error is None:
             log.log(logging.INFO if desired != current else logging.DEBUG, "autoscaler: %s", reason)
         return delay
-
-    def _changed_since(self, current: int, mono: float) -> str:
-        """What the reason names first about how the replica count changed since the last tick left it: a call in
-        doubt that landed late (its step counted now), or a change made outside the autoscaler (``kubectl
-        scale``, an HPA), logged once as a WARNING. Empty when nothing changed or nothing is known."""
-        doubt = self._in_doubt
-        if doubt is not None and mono - doubt.at > LATE_LANDING_SECONDS:
-            doubt = self._in_doubt = None  # past the API server's own timeout: it will not land now
-        if isinstance(self.backend, NoneScaler):
-            return ""
-        if doubt is not None and current == doubt.asked and current != doubt.current:
-            self._in_doubt = None
-            if doubt.by_policy and self._policy is not None:
-                self._policy.landed(doubt.at, doubt.asked - doubt.current)
-            text = f"the scale call {doubt.current}→{doubt.asked} of {iso(doubt.wall)} landed late"
-            log.info("autoscaler: %s", text)
-            return text
-        if self._expected is not None and current != self._expected:
-            text = f"replicas changed outside the autoscaler ({self._expected}→{current})"  # kubectl, an HPA…
-            log.warning("autoscaler: %s; the policy goes on from %d", text, current,
-                        extra={"replicas_before": self._expected, "replicas_now": current})
-            return text
-        return ""
 
     async def _observe(self) -> Sample:
         """The sampler's latest sample (taken now with ``sample_on_tick``); raises when it says nothing."""
@@ -393,12 +345,5 @@ class Autoscaler:
         return self.shared.status()
 
 
-__all__ = [
-    "STALE_INTERVALS",
-    "Autoscaler",
-    "AutoscalerDeps",
-    "LazyKubernetesScaler",
-    "backend_for",
-    "new_holder_id",
-    "status_document",
-]
+__all__ = ["STALE_INTERVALS", "Autoscaler", "AutoscalerDeps", "LazyKubernetesScaler", "backend_for", "new_holder_id",
+           "status_document"]

@@ -61,8 +61,6 @@ from gamead_core.worker.backoff import backoff_ceiling
 
 #: Upper bound of a raw recommendation (a near-zero rate must not produce an absurd integer).
 _RAW_CAP = 1_000_000
-#: How the notes of :meth:`ScalingPolicy._stabilise` that name a step limit begin (replaced by a bound's note).
-_STEP_NOTES = ("step limit", "scale-up step", "scale-down step")
 #: Slack for float noise: ``ceil(3.0000000001)`` stays 3, and ``11/10 - 1`` is within a 0.1 tolerance.
 _EPS = 1e-9
 
@@ -283,15 +281,9 @@ class ScalingPolicy:
             self._events.pop()
 
     def landed(self, at: float, delta: int) -> None:
-        """A scale call of ``delta`` replicas (+ up, - down) sent at ``at`` (the clock of :attr:`Observation.at`)
-        and reported :meth:`not_applied` was seen to land later: its scale event counts towards the step limits
-        from ``at``, as if it had been applied then."""
-        if delta == 0:
-            return
-        i = len(self._events)
-        while i > 0 and self._events[i - 1][0] > at:
-            i -= 1
-        self._events.insert(i, (at, delta))
+        """A call of ``delta`` replicas (+ up, - down) sent at ``at`` (:attr:`Observation.at`'s clock), reported
+        :meth:`not_applied`, landed later: its scale event counts towards the step limits from ``at``."""
+        self._events = deque(sorted([*self._events, (at, delta)]))
 
     def overridden(self, at: float, running: int) -> None:
         """An operator's override was in force at ``at`` (the clock of :attr:`Observation.at`, seconds) and
@@ -317,7 +309,7 @@ class ScalingPolicy:
         if clamped != desired:  # the bound, not a step limit, set the count: say so (not "step limit -1")
             s = self._settings
             bound = f"max {s.max_replicas}" if clamped == s.max_replicas else f"min {s.min_replicas}"
-            notes = [n for n in notes if not n.startswith(_STEP_NOTES) and n != bound] + [bound]
+            notes = [n for n in notes if not n.startswith(("step limit", "scale-up", "scale-down"))] + [bound]
         desired = clamped
         if desired != current:
             self._events.append((at, desired - current))

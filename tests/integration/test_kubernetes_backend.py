@@ -867,7 +867,7 @@ def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
     assert decisions[0]["reason"].startswith("replicas changed outside the autoscaler (1→5); no backlog")
     assert not any("outside" in d["reason"] for d in decisions[1:])  # its own decisions are not
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warned == ["autoscaler: replicas changed outside the autoscaler (1→5); the policy goes on from 5"]
+    assert warned == ["autoscaler: replicas changed outside the autoscaler (1→5); deciding from 5"]
 
 
 @pytest.mark.timeout(90)
@@ -895,7 +895,7 @@ def test_a_change_behind_its_back_stays_named_while_the_holds_after_it_fold(
     assert autoscaler.status()["reason"] == head["reason"]
     named = [(r.levelname, r.getMessage()) for r in caplog.records if "outside the autoscaler" in r.getMessage()
              and r.levelno >= logging.INFO]
-    assert named == [("WARNING", "autoscaler: replicas changed outside the autoscaler (3→1); the policy goes on "
+    assert named == [("WARNING", "autoscaler: replicas changed outside the autoscaler (3→1); deciding "
                                  "from 1")]
     assert _patches(api) == []
 
