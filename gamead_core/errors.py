@@ -290,15 +290,20 @@ class ScalerConflict(ScalerError):
 
 
 class ScalerUnavailable(ScalerError):
-    """The API server did not answer in time, refused the connection, or answered 429/5xx. Retry later.
-    ``sent``: the request went out and no answer came back (a read timeout, a connection reset, 504), so a
-    write may have landed all the same: read the object back before counting it as not done."""
+    """The API server did not answer in time, refused the connection, answered 429/5xx, or answered something
+    that is not JSON. Retry later. ``sent``: the request went out and what came back does not say whether it was
+    carried out (a read timeout, a connection reset, a 5xx such as ``etcdserver: request timed out``, an answer
+    that is not JSON), so a write may have landed all the same: read the object back before counting it as not
+    done. ``answer``: what came back, in words for a decision's reason (``no answer to the call``, ``HTTP 500 to
+    the call``…)."""
 
     code = "scaler_unavailable"
 
-    def __init__(self, message: str, *, status: int | None = None, details: Any = None, sent: bool = False) -> None:
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None, sent: bool = False,
+                 answer: str = "no answer to the call") -> None:
         super().__init__(message, status=status, details=details)
         self.sent = sent
+        self.answer = answer
 
 
 def error_text(exc: BaseException, *, limit: int | None = None) -> str:

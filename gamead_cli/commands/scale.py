@@ -150,12 +150,19 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
 
 
 def who_applies(doc: dict[str, Any]) -> str:
-    """Who will act on an override, from ``GET /v1/scale``'s ``backend`` and ``leader``. Pure."""
+    """Who will act on an override, from ``GET /v1/scale``'s ``backend``, ``leader`` and last ``error`` (its
+    ``reason`` names what failed when no count was decided). Pure. A leader whose last call failed is not promised
+    to apply it: the override is recorded, and the failure is named."""
     if not doc.get("leader"):
         return ("no autoscaler holds the lease now: nothing applies it until one leads (gamead up, or a gamead serve "
                 "with backend kubernetes or none)")
     if doc.get("backend") == "none":
         return "backend none: the leader only shows what it would do; no worker count changes"
+    if doc.get("error"):
+        failed = ("its last scale call failed" if doc.get("desired") is not None
+                  else f"its last decision failed ({doc.get('reason') or 'no reason recorded'})")
+        return (f"recorded, but not applied yet: {failed}: {doc['error']}; the leader retries, and applies the "
+                "override once a scale call succeeds (gamead scale status)")
     return "applied by the autoscaler's leader at its next decision"
 
 
@@ -189,7 +196,7 @@ class _CountCommand(TyperCommand):
                 next(tokens, None)  # an option's value, e.g. --for 10m
             elif re.fullmatch(r"-\d+", token):
                 raise typer.BadParameter(f"the worker count must be ≥ 0 (0 to {MAX_OVERRIDE_REPLICAS:,}), not {token}",
-                                         ctx=ctx, param_hint="REPLICAS")
+                                         ctx=ctx, param_hint="'REPLICAS'")  # quoted as click quotes it
         return super().parse_args(ctx, args)
 
 

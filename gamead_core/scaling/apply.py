@@ -1,35 +1,48 @@
 """The autoscaler's *apply* step: one scale call through the backend and what came of it (:func:`apply_replicas`).
 
-A call that failed before it went out did not happen. One that went out with no answer back (a timeout, a
-connection reset: :class:`~gamead_core.errors.ScalerUnavailable` with ``sent``) may have landed all the same, so
-the count is read back and what it shows counts: the Deployment at the asked count is *applied* (and uses the
-step limits), any other count is *not applied*. When that read fails too the outcome is *unknown*: recorded as
-such (``applied: null``), never as "not applied", and not counted as a scale event.
+A call that failed before it went out did not happen. One that went out and whose answer does not say whether it
+was carried out (a timeout, a connection reset, a 5xx such as ``etcdserver: request timed out``, a 2xx that is not
+JSON: :class:`~gamead_core.errors.ScalerUnavailable` with ``sent``) may have landed all the same, so the count is
+read back, again after short waits (:data:`SETTLE_SECONDS`) while it reads a count other than the asked one (a
+write held in the API server lands late): the Deployment at the asked count is *applied* (and uses the step limits),
+any other count is *not applied* — ``in_doubt`` all the same, as it may land later still (the loop then names it
+and counts its step: :class:`~gamead_core.scaling.loop.Autoscaler`). When the read fails too (and no earlier read
+showed another count) the outcome is *unknown*: recorded as such (``applied: null``), never as "not applied", and
+not counted as a scale event.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gamead_core.errors import ScalerUnavailable, error_text
 from gamead_core.scaling.local import NoneScaler, Scaler
+
+#: Waits (seconds) before reading the count back again while it does not show a sent call's count yet.
+SETTLE_SECONDS = (0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one scale call did. ``applied``: True (the backend runs the asked count), False (it does not),
     None (unknown); ``running``: the replica count after the call (None: unknown); ``error``: the backend's
-    message when the call failed (the caller retries later); ``note``: to append to the decision's reason."""
+    message when the call failed (the caller retries later); ``note``: to append to the decision's reason;
+    ``in_doubt``: the call went out and was not seen to land, so it may land later."""
 
     applied: bool | None
     running: int | None
     error: str | None = None
     note: str = ""
+    in_doubt: bool = False
 
 
-async def apply_replicas(backend: Scaler, current: int, desired: int) -> Outcome:
-    """Set ``desired`` replicas through ``backend`` (``current`` run now; equal counts: no call). Never raises
-    a backend's error: it is in the outcome."""
+async def apply_replicas(backend: Scaler, current: int, desired: int, *,
+                         settle: Sequence[float] = SETTLE_SECONDS) -> Outcome:
+    """Set ``desired`` replicas through ``backend`` (``current`` run now; equal counts: no call). A call that may
+    have landed is read back, then again after each wait of ``settle`` (seconds) while the count differs. Never
+    raises a backend's error: it is in the outcome."""
     if desired == current:
         return Outcome(True, current)
     if isinstance(backend, NoneScaler):
@@ -41,14 +54,23 @@ async def apply_replicas(backend: Scaler, current: int, desired: int) -> Outcome
         error = error_text(exc)
         if not (isinstance(exc, ScalerUnavailable) and exc.sent):
             return Outcome(False, current, error)
-    try:
-        shows = await backend.current_replicas_async()
-    except Exception as exc:  # noqa: BLE001
-        return Outcome(None, None, f"{error}; reading the count back failed too: {error_text(exc)}",
-                       " (outcome unknown: no answer to the call, and the count could not be read back)")
-    if shows == desired:
-        return Outcome(True, desired, note=f" (no answer to the call, but the count read back is {shows})")
-    return Outcome(False, shows, error, f" (no answer to the call; the count read back is {shows}: not applied)")
+        answer = exc.answer
+    shows: int | None = None
+    read_error = ""
+    for wait in (0.0, *settle):
+        if wait:
+            await asyncio.sleep(wait)
+        try:
+            shows = await backend.current_replicas_async()
+        except Exception as exc:  # noqa: BLE001 - the API is failing reads too: waiting on it says no more
+            read_error = error_text(exc)
+            break
+        if shows == desired:
+            return Outcome(True, desired, note=f" ({answer}, but the count read back is {shows})")
+    if shows is None:
+        return Outcome(None, None, f"{error}; reading the count back failed too: {read_error}",
+                       f" (outcome unknown: {answer}, and the count could not be read back)", in_doubt=True)
+    return Outcome(False, shows, error, f" ({answer}; the count read back is {shows}: not applied)", in_doubt=True)
 
 
-__all__ = ["Outcome", "apply_replicas"]
+__all__ = ["SETTLE_SECONDS", "Outcome", "apply_replicas"]

@@ -10,8 +10,10 @@ here, at the boundary, and chained with ``raise … from exc``::
         ├── ScalerForbidden      401/403: credentials rejected, or RBAC lacks the verb on the resource
         ├── ScalerNotFound       404: no such Deployment (or namespace)
         ├── ScalerConflict       409: a concurrent writer won; read again, then retry
-        └── ScalerUnavailable    timeout, refused connection, TLS failure, 429 or 5xx; retry later (``sent``:
-                                 no answer to a request that went out, so it may have landed: read back)
+        └── ScalerUnavailable    timeout, refused connection, TLS failure, 429, 5xx or an answer that is not
+                                 JSON; retry later (``sent``: a request that went out and whose answer does not
+                                 say whether it was carried out — none, a 5xx, not JSON — may have landed: read
+                                 back)
 
 Unusable credentials (no kubeconfig, unknown context) raise :class:`gamead_core.errors.ConfigError` from
 the constructor. The RBAC the scaler needs is in ``manifests/rbac.yaml``: ``get`` + ``patch`` on
@@ -174,6 +176,13 @@ class KubernetesScaler:
             return fn()
         except ApiException as exc:
             raise self._from_status(verb, exc) from exc
+        except ValueError as exc:  # a 2xx whose body the client could not read (json.JSONDecodeError, a bad field)
+            what = "not JSON" if isinstance(exc, json.JSONDecodeError) else "not a Scale object"
+            raise ScalerUnavailable(
+                f"Kubernetes API at {self.host} answered the call to {verb} {_SCALE} of {self.target}, but the "
+                f"answer was {what} ({_short(exc, 120)})",
+                sent=True, answer=f"an answer to the call that was {what}",  # a 2xx: a write may well have landed
+            ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
             # NewConnectionError subclasses urllib3's TimeoutError: a refused connection is not a timeout.
@@ -223,9 +232,12 @@ class KubernetesScaler:
             )
         if status == 0 or status == 429 or status >= 500:
             label = "no HTTP answer" if status == 0 else f"HTTP {status}"
+            # A 5xx comes after the request went out: the API server's own timeout (504), etcd's (500 "etcdserver:
+            # request timed out"), a proxy that lost the upstream's answer (502)… the write may have landed. A 429
+            # (API priority and fairness) is refused before anything is done; a status 0 is the client's own.
             return ScalerUnavailable(
                 f"Kubernetes API at {self.host} failed to {verb} {_SCALE} of {self.target} ({label}): {said}",
-                status=status or None, sent=status == 504,  # the API server's own timeout: the write may land
+                status=status or None, sent=status >= 500, answer=f"HTTP {status} to the call",
             )
         return ScalerError(
             f"Kubernetes API at {self.host} answered HTTP {status} to {verb} {_SCALE} of {self.target}: "

@@ -17,14 +17,15 @@ Read top-down (:meth:`Autoscaler.run`):
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
    which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
    A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
-   reason (``replicas changed outside the autoscaler (4→2)``).
+   reason (``replicas changed outside the autoscaler (4→2)``), and a late call (:mod:`~gamead_core.scaling.changes`).
 4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease
    is still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and
    records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and
    the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the
-   failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call with no answer is
-   read back (applied, not applied, or unknown when that read fails too). While an override wins, the policy
-   is told what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
+   failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call
+   without a sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown when that read
+   fails too). A lease lapsed during the call: nothing recorded. While an override wins, the policy is told
+   what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
    :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last
@@ -46,6 +47,7 @@ from gamead_core.errors import GameadError, error_text
 from gamead_core.registry import Registry
 from gamead_core.scaling.apply import apply_replicas
 from gamead_core.scaling.backends import LazyKubernetesScaler, backend_for
+from gamead_core.scaling.changes import CountWatch
 from gamead_core.scaling.deps import AutoscalerDeps, new_holder_id
 from gamead_core.scaling.lease import LeaseKeeper, lease_ttl
 from gamead_core.scaling.local import NoneScaler
@@ -64,7 +66,6 @@ from gamead_core.scaling.store import (
 from gamead_core.stats.sampler import Sample
 
 log = logging.getLogger(__name__)
-
 
 class Autoscaler:
     """One process's autoscaler: ``await Autoscaler(settings, deps).run(stop)``. Never raises out of ``run``."""
@@ -89,7 +90,7 @@ class Autoscaler:
         self.poked = asyncio.Event()  #: set by :meth:`poke`: decide again now
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
         self._override_read: Override | None = None  # the override as last read (kept while it cannot be read)
-        self._expected: int | None = None  # the replica count the last tick left (None: unknown)
+        self._counts = CountWatch()  # the count the last tick left, and a scale call in doubt
 
     @property
     def store(self) -> ScaleStore | None:
@@ -194,11 +195,13 @@ class Autoscaler:
         """During a back-off: a changed override (``gamead scale set``/``clear`` on any node) ends it."""
         now = self._clock()
         try:
-            read = active_override(await self.store.override(), now) if self.store is not None else None
+            stored = await self.store.override() if self.store is not None else None
         except GameadError:
             return False
+        read = active_override(stored, now)
         if changed := read != active_override(self._override_read, now):
             self._backoff.reset()
+        self._override_read = stored  # the next check compares with it, even if the tick fails before reading
         return changed
 
     async def _elected(self) -> None:
@@ -208,7 +211,7 @@ class Autoscaler:
         self._policy = ScalingPolicy(self.settings)
         self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
-        self._expected = None
+        self._counts = CountWatch()
         await self.shared.resume()
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
@@ -242,9 +245,8 @@ class Autoscaler:
         except Exception as exc:  # noqa: BLE001
             return await self._failed(wall, None, "cannot read the replica count", exc, observed)
 
-        prefix = ""
-        if self._expected is not None and current != self._expected and not isinstance(self.backend, NoneScaler):
-            prefix = f"replicas changed outside the autoscaler ({self._expected}→{current}); "  # kubectl, an HPA…
+        changed = "" if isinstance(self.backend, NoneScaler) else self._counts.seen(current, mono, self._policy)
+        prefix = f"{changed}; " if changed else ""
         stored = await self._read_override()
         override = active_override(stored, wall)
         if stored is not None and override is None:
@@ -268,13 +270,14 @@ class Autoscaler:
             return self.interval
         outcome = await apply_replicas(self.backend, current, desired)
         reason, error, now_running = reason + outcome.note, outcome.error, outcome.running
+        self._counts.called(current, desired, outcome, mono, wall, decision is not None)
         if outcome.applied is not True and decision is not None:  # what did not (surely) happen: no step used
             self._policy.not_applied(decision)
         if override is not None:  # the scale-down window after the override covers what ran under it
             self._policy.overridden(mono, max(current, desired) if now_running is None else now_running)
 
         entry = decision_entry(wall, current, desired, reason, outcome.applied, error, override is not None,
-                               self.node_id)
+                               self.node_id, changed=changed or None)
         if error is not None:
             attempt, delay = self._backoff.failed(("scale", desired))  # a new desired count: its attempt 1
             log.warning("autoscaler: %s %d→%d (attempt %d, retrying in %.1fs): %s",
@@ -283,7 +286,10 @@ class Autoscaler:
         else:
             self._backoff.reset()
             delay = self.interval
-        self._expected = None if error is not None else now_running  # a failed call may still have landed
+        if not self.is_leader:  # the lease lapsed during the scale call: the state is another leader's to write
+            log.warning("autoscaler: the lease lapsed during the scale call; %s (applied: %s) not recorded",
+                        reason, {True: "yes", False: "no", None: "unknown"}[outcome.applied])
+            return self.interval
         if await self._record(entry, observed, stored if override is not None else None, now_running,
                               delay) and error is None:
             log.log(logging.INFO if desired != current else logging.DEBUG, "autoscaler: %s", reason)
@@ -339,12 +345,5 @@ class Autoscaler:
         return self.shared.status()
 
 
-__all__ = [
-    "STALE_INTERVALS",
-    "Autoscaler",
-    "AutoscalerDeps",
-    "LazyKubernetesScaler",
-    "backend_for",
-    "new_holder_id",
-    "status_document",
-]
+__all__ = ["STALE_INTERVALS", "Autoscaler", "AutoscalerDeps", "LazyKubernetesScaler", "backend_for", "new_holder_id",
+           "status_document"]

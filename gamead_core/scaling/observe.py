@@ -48,8 +48,13 @@ def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *
 
 
 def decision_entry(wall: float, current: int | None, desired: int | None, reason: str, applied: bool | None,
-                   error: str | None, override: bool, leader: str) -> dict[str, Any]:
+                   error: str | None, override: bool, leader: str, changed: str | None = None) -> dict[str, Any]:
     """One line of the decisions (``at`` is ``wall``, epoch seconds, as ISO 8601 UTC; ``applied`` None: unknown,
-    a call with no answer whose count could not be read back)."""
-    return {"at": iso(wall), "current": current, "desired": desired, "reason": reason, "applied": applied,
-            "error": error, "override": override, "leader": leader}
+    a call with no answer whose count could not be read back). ``changed``: how the replica count changed since
+    the last tick, when the reason begins by naming it (``replicas changed outside the autoscaler (1→3)``); the
+    key is there only then, and the line keeps it while later ticks fold into it (:func:`record_decision`)."""
+    entry = {"at": iso(wall), "current": current, "desired": desired, "reason": reason, "applied": applied,
+             "error": error, "override": override, "leader": leader}
+    if changed:
+        entry["changed"] = changed
+    return entry

@@ -37,7 +37,7 @@ One decision, given an :class:`Observation`:
    operator's override is in force the caller reports each tick with :meth:`ScalingPolicy.overridden`: the count
    that ran under it counts as recommended then, and once more at the first decision after it (it was in force
    until some moment before): after a clear, no scale-down below it until the window has passed.
-6. Clamp to ``[min_replicas, max_replicas]``.
+6. Clamp to ``[min_replicas, max_replicas]``; a count the bound set is named by it (``max 8``), not by a step limit.
 
 A scale event counts towards the step limits only once it happened: the caller reports one that was not
 applied (backend ``none``, a failed Kubernetes call, one whose outcome is unknown) with
@@ -280,6 +280,11 @@ class ScalingPolicy:
         if decision.desired != decision.current and self._events:
             self._events.pop()
 
+    def landed(self, at: float, delta: int) -> None:
+        """A call of ``delta`` replicas (+ up, - down) sent at ``at`` (:attr:`Observation.at`'s clock), reported
+        :meth:`not_applied`, landed later: its scale event counts towards the step limits from ``at``."""
+        self._events = deque(sorted([*self._events, (at, delta)]))
+
     def overridden(self, at: float, running: int) -> None:
         """An operator's override was in force at ``at`` (the clock of :attr:`Observation.at`, seconds) and
         ``running`` replicas ran under it: the scale-down window counts them as recommended at ``at`` and at the
@@ -300,7 +305,12 @@ class ScalingPolicy:
     def _finish(
         self, at: float, current: int, desired: int, demand: str, notes: list[str], raw: int | None
     ) -> ScalingDecision:
-        desired = self._clamp(desired)
+        clamped = self._clamp(desired)
+        if clamped != desired:  # the bound, not a step limit, set the count: say so (not "step limit -1")
+            s = self._settings
+            bound = f"max {s.max_replicas}" if clamped == s.max_replicas else f"min {s.min_replicas}"
+            notes = [n for n in notes if not n.startswith(("step limit", "scale-up", "scale-down"))] + [bound]
+        desired = clamped
         if desired != current:
             self._events.append((at, desired - current))
             action = f"scale {current}→{desired}"

@@ -116,7 +116,7 @@ def state_document(
         "maxReplicas": settings.max_replicas,
         "current": running,
         "desired": entry["desired"],
-        "reason": entry["reason"],
+        "reason": decisions[0]["reason"] if decisions else entry["reason"],  # a change it named stays named
         "applied": entry["applied"],
         "error": entry["error"],
         "draining": draining,

@@ -129,14 +129,21 @@ def record_decision(
 ) -> list[dict[str, Any]]:
     """Put ``entry`` (``at``, ``current``, ``desired``, ``reason``, ``applied``…) first in the newest-first
     list. When the newest entry is the same kind of decision (same counts, applied, override, leader, error
-    or not) it is folded in: ``repeats`` grows, ``lastAt`` and ``reason`` follow the newest. Keeps ``keep``.
+    or not) it is folded in: ``repeats`` grows, ``lastAt`` and ``reason`` follow the newest — except that a
+    change the line began with (``changed``: ``replicas changed outside the autoscaler (1→3)``) stays named at
+    the head of its reason until a line of another kind supersedes it. Keeps ``keep``.
     """
     out = [dict(d) for d in decisions]
     if out and _same_kind(out[0], entry):
         head = out[0]
         head["repeats"] = int(head.get("repeats") or 1) + 1
         head["lastAt"] = entry["at"]
-        head["reason"] = entry.get("reason")
+        reason, changed = entry.get("reason"), entry.get("changed") or head.get("changed")
+        if changed and not entry.get("changed"):
+            reason = f"{changed}; {reason}"
+        if changed:
+            head["changed"] = changed
+        head["reason"] = reason
         head["error"] = entry.get("error")
         return out[:keep]
     first = {**entry, "repeats": 1, "lastAt": entry["at"]}

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import nats
 import pytest
 import yaml
@@ -49,6 +50,7 @@ from gamead_core.scaling.kubernetes import (
 )
 from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
 from gamead_core.scaling.store import Override, ScaleStore
+from tests.support import Proc, clean_env, run_gamead, start_api, wait_for
 
 TOKEN = "t0ken-from-kubeconfig.abc123"
 NS = "gamead-test"
@@ -78,6 +80,11 @@ class ApiDouble:
     patch_delay: float = 0.0  # seconds before a PATCH, applied at once, is answered (a reply that comes too late)
     after_patch: dict[str, Any] = field(default_factory=dict)  # fields of this double set once a PATCH is applied
     patch_unanswered: bool = False  # close the connection instead of answering a PATCH (applied all the same)
+    patch_answer_after_apply: int | None = None  # answer an applied PATCH with this status (500: etcd timed out)
+    bad_json: bool = False  # answer 200 with a body that is not JSON (a PATCH is applied all the same)
+    patch_bad_json: bool = False  # the same, to PATCHes only
+    get_fail_with: int | None = None  # answer every GET with this status (PATCHes still applied)
+    apply_late: float = 0.0  # the next PATCH (once) waits this many seconds, then is applied and answered
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -138,11 +145,16 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 return self._send(state.fail_with, _status_body(state.fail_with, ns, name, self.command))
             if state.patch_fail_with is not None and self.command == "PATCH":
                 return self._send(state.patch_fail_with, _status_body(state.patch_fail_with, ns, name, "PATCH"))
+            if state.get_fail_with is not None and self.command == "GET":
+                return self._send(state.get_fail_with, _status_body(state.get_fail_with, ns, name, "GET"))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._send(401, {"kind": "Status", "code": 401, "message": "Unauthorized"})
             if (ns, name) not in state.replicas:
                 return self._send(404, _status_body(404, ns, name, self.command))
             if self.command == "PATCH" and scale:
+                late, state.apply_late = state.apply_late, 0.0
+                if late:
+                    state.release.wait(late)  # held in the API server (etcd latency): the client may give up
                 patch = json.loads(body)
                 state.replicas[(ns, name)] = patch["spec"]["replicas"]
                 for key, value in state.after_patch.items():
@@ -152,6 +164,11 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 if state.patch_unanswered:
                     self.close_connection = True
                     return
+                if state.patch_answer_after_apply is not None:
+                    code = state.patch_answer_after_apply
+                    return self._send(code, _status_body(code, ns, name, "PATCH"))
+            if state.bad_json or (state.patch_bad_json and self.command == "PATCH"):
+                return self._send(200, raw=b'{"kind": "Scale", "spec": {"replicas": 3}, oops')
             n = state.replicas[(ns, name)]
             if scale:
                 obj = {
@@ -166,8 +183,8 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 obj = {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": name}}
             self._send(200, obj)
 
-        def _send(self, code: int, obj: dict) -> None:
-            data = json.dumps(obj).encode()
+        def _send(self, code: int, obj: dict | None = None, raw: bytes = b"") -> None:
+            data = raw or json.dumps(obj).encode()
             try:
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -404,6 +421,84 @@ def test_a_patch_whose_connection_closed_unanswered_is_read_back(api: ApiDouble,
     outcome = asyncio.run(apply_replicas(scaler, 5, 6))
     assert outcome == Outcome(True, 6, None, " (no answer to the call, but the count read back is 6)")
     assert [r.method for r in api.requests] == ["PATCH", "PATCH", "GET"]
+    scaler.close()
+
+
+# --- drill attack24b F1/F5: every answer after which a PATCH may have landed is read back ------------------
+
+
+@pytest.mark.parametrize(("fault", "answer"), [
+    ({"patch_answer_after_apply": 500}, "HTTP 500 to the call"),  # etcdserver: request timed out
+    ({"patch_answer_after_apply": 502}, "HTTP 502 to the call"),  # a proxy lost the API server's answer
+    ({"patch_bad_json": True}, "an answer to the call that was not JSON"),  # a 2xx the client cannot parse
+], ids=["500", "502", "not-json"])
+def test_a_patch_that_landed_but_was_answered_with_a_failure_is_read_back_as_applied(
+    api: ApiDouble, tmp_path: Path, fault: dict[str, Any], answer: str
+) -> None:
+    """The API server applies the PATCH 2→6, then answers 500 ``etcdserver: request timed out`` (or a 502, or a
+    200 whose body is not JSON). Before: "not applied" with no read back, so the step limits were not charged
+    and the drill saw 1→2→3→4→5 in 3.7 s under a +1 per 15 s limit. Now the error says it was sent, and the apply
+    step reads the count back: applied, with the answer named."""
+    for key, value in fault.items():
+        setattr(api, key, value)
+    scaler = make_scaler(tmp_path, api.url)
+    with pytest.raises(ScalerUnavailable) as info:
+        scaler.set_replicas(5)
+    assert info.value.sent and api.replicas[(NS, DEPLOYMENT)] == 5
+    outcome = asyncio.run(apply_replicas(scaler, 5, 6, settle=()))
+    assert outcome == Outcome(True, 6, None, f" ({answer}, but the count read back is 6)")
+    assert [r.method for r in api.requests] == ["PATCH", "PATCH", "GET"]
+    scaler.close()
+
+
+def test_a_5xx_to_a_patch_that_did_not_land_is_not_applied_but_in_doubt_and_a_429_is_not_read_back(
+    api: ApiDouble, tmp_path: Path
+) -> None:
+    """A 500 to a PATCH that did not land: read back (it may have), the count read back is the old one, so not
+    applied — and in doubt, as it may land later. A 429 (priority and fairness) is refused before anything is
+    done: nothing to read back."""
+    scaler = make_scaler(tmp_path, api.url)
+    api.patch_fail_with = 500
+    outcome = asyncio.run(apply_replicas(scaler, 2, 4, settle=(0.05,)))
+    assert (outcome.applied, outcome.running, outcome.in_doubt) == (False, 2, True)
+    assert outcome.note == " (HTTP 500 to the call; the count read back is 2: not applied)"
+    assert "HTTP 500" in (outcome.error or "") and "etcdserver: request timed out" in (outcome.error or "")
+    assert [r.method for r in api.requests] == ["PATCH", "GET", "GET"]  # read again after the wait
+    api.requests.clear()
+    api.patch_fail_with = 429
+    outcome = asyncio.run(apply_replicas(scaler, 2, 4))
+    assert (outcome.applied, outcome.running, outcome.in_doubt) == (False, 2, False)
+    assert [r.method for r in api.requests] == ["PATCH"]
+    scaler.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_patch_that_lands_after_the_client_gave_up_is_read_again_until_it_shows(
+    api: ApiDouble, tmp_path: Path
+) -> None:
+    """The API server holds the PATCH 2→4 for 1.6 s, then applies it; the client gave up after 1 s. The count read
+    back at once is still 2; read again after short waits it shows 4: applied (before: one read at once, "not
+    applied", and the drill saw the same PATCH sent again and both land)."""
+    api.apply_late = 1.6
+    scaler = make_scaler(tmp_path, api.url, timeout=1.0)
+    outcome = asyncio.run(apply_replicas(scaler, 2, 4))
+    assert outcome == Outcome(True, 4, None, " (no answer to the call, but the count read back is 4)")
+    gets = [r for r in api.requests if r.method == "GET"]
+    assert len(gets) >= 2 and api.replicas[(NS, DEPLOYMENT)] == 4
+    scaler.close()
+
+
+def test_an_answer_that_is_not_json_names_the_server_and_the_call(api: ApiDouble, tmp_path: Path) -> None:
+    """Drill F5: a garbled answer to a read was a bare parser message ("Expecting property name enclosed in double
+    quotes…"); now one of the backend's errors, naming the server, the call and what was wrong."""
+    api.bad_json = True
+    scaler = make_scaler(tmp_path, api.url)
+    with pytest.raises(ScalerUnavailable) as info:
+        scaler.current_replicas()
+    message = str(info.value)
+    assert message.startswith(f"Kubernetes API at {api.url} answered the call to get deployments/scale of "
+                              f"{NS}/{DEPLOYMENT}, but the answer was not JSON (Expecting")
+    assert isinstance(info.value.__cause__, json.JSONDecodeError)
     scaler.close()
 
 
@@ -695,12 +790,49 @@ def test_a_leader_whose_lease_lapsed_during_a_slow_tick_does_not_scale(
     assert _patches(api) == []
 
 
+@pytest.mark.timeout(90)
+def test_a_leader_whose_lease_lapsed_during_its_scale_call_does_not_record_it(
+    api: ApiDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """3 ads at 0 replicas: the leader PATCHes 0→1, which the API server applies at once and answers after 6 s;
+    meanwhile its lease renewals are refused (nats-server, reloaded; in life a partition) and the 1.5 s lease
+    lapses: another node may lead and write the shared state by the time the answer comes. The old leader does not
+    write its decision over it; one WARNING says what was done and not recorded (before: the state was written
+    after the call without looking at the lease again)."""
+    server = GuardedNats(tmp_path)
+    settings = _at_zero(api, tmp_path, request_timeout=20.0)
+    api.patch_delay = 6.0
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        async with _guarded_link(server, settings) as (nc, js):
+            autoscaler = _standalone(settings, nc, js, "k8s-lapsed-call")
+            task = asyncio.create_task(autoscaler.run(stop))
+            await _until(lambda: "hold 0" in (autoscaler.status().get("reason") or ""), "no first decision")
+            await _publish(js, [f"01KLCAL{i:019d}" for i in range(3)])
+            await _until(lambda: bool(_patches(api)), "no PATCH")
+            server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
+            await _until(lambda: any("no longer leading" in r.getMessage() for r in caplog.records),
+                         "it never stepped down", within=30)
+            stop.set()
+            await task
+            state = await ScaleStore(js).state() or {}
+            assert not any(d.get("desired") == 1 for d in state.get("decisions") or []), state
+
+    _run_stopping(server, main)
+    assert _patches(api) == [{"spec": {"replicas": 1}}]
+    lapsed = [r.getMessage() for r in caplog.records if "during the scale call" in r.getMessage()]
+    assert len(lapsed) == 1 and "scale 0→1" in lapsed[0] and lapsed[0].endswith("(applied: yes) not recorded")
+
+
 def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
-    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
 ) -> None:
     """An idle queue at 1 replica (``min_replicas: 1``); someone runs ``kubectl scale --replicas=5`` (an HPA on
     the same Deployment does the same): the next decision says so, so an operator watching workers come and go
-    learns that two controllers are fighting, instead of reading only 'scale 5→4'."""
+    learns that two controllers are fighting, instead of reading only 'scale 5→4'. One WARNING says it too."""
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
     server = fresh_nats()
     api.replicas[(NS, DEPLOYMENT)] = 1
     kube = {"namespace": NS, "deployment": DEPLOYMENT, "context": "double",
@@ -734,6 +866,38 @@ def test_a_deployment_scaled_behind_its_back_is_named_in_the_reason(
     decisions = asyncio.run(main())
     assert decisions[0]["reason"].startswith("replicas changed outside the autoscaler (1→5); no backlog")
     assert not any("outside" in d["reason"] for d in decisions[1:])  # its own decisions are not
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == ["autoscaler: replicas changed outside the autoscaler (1→5); deciding from 5"]
+
+
+@pytest.mark.timeout(90)
+def test_a_change_behind_its_back_stays_named_while_the_holds_after_it_fold(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Drill F3: idle at 3 (``min_replicas: 1``, the scale-down window holds 3); ``kubectl scale --replicas=1``
+    behind its back. The policy holds 1 from then on: the decision line that starts there keeps naming the change
+    while the identical holds after it fold into it, ``scale status``'s reason names it too, and one WARNING log
+    line says it (before: named for one tick, then replaced by the next hold's reason; holds log at DEBUG)."""
+    settings = _at(api, tmp_path, 3, min_replicas=1)
+    caplog.set_level(logging.DEBUG, logger="gamead_core.scaling.loop")
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: "hold 3" in (autoscaler.status().get("reason") or ""), "no first decision")
+        api.replicas[(NS, DEPLOYMENT)] = 1  # kubectl scale, behind its back
+        await _until(lambda: autoscaler.shared.decisions[0]["current"] == 1
+                     and autoscaler.shared.decisions[0]["repeats"] >= 4, "no folded holds at 1")
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-fold", scenario)
+    head = autoscaler.status()["decisions"][0]
+    assert head["reason"] == ("replicas changed outside the autoscaler (3→1); no backlog, nothing delivered, "
+                              "no arrivals → hold 1 (min 1)"), head
+    assert head["changed"] == "replicas changed outside the autoscaler (3→1)"
+    assert autoscaler.status()["reason"] == head["reason"]
+    named = [(r.levelname, r.getMessage()) for r in caplog.records if "outside the autoscaler" in r.getMessage()
+             and r.levelno >= logging.INFO]
+    assert named == [("WARNING", "autoscaler: replicas changed outside the autoscaler (3→1); deciding "
+                                 "from 1")]
+    assert _patches(api) == []
 
 
 def _run_autoscaler(server: EmbeddedNats, settings: GameadSettings, node_id: str,
@@ -866,6 +1030,104 @@ def test_a_patch_with_no_answer_whose_count_cannot_be_read_back_is_unknown(
     assert any(line.split()[2:5] == ["1", "2", "unknown"] for line in text.splitlines()), text  # FROM TO APPLIED
 
 
+# --- drill attack24b: a PATCH that landed whatever its answer uses its step; back-off with an override -----
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("fault", [{"patch_answer_after_apply": 500}, {"patch_bad_json": True}],
+                         ids=["500-after-apply", "not-json"])
+def test_a_patch_that_landed_but_was_answered_500_uses_its_step(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], fault: dict[str, Any]
+) -> None:
+    """Drill F1: the API server applies each PATCH, then answers 500 ``etcdserver: request timed out`` (or 200 with
+    a body that is not JSON). With +1 replica per 60 s period, 60 ads pending (need 4): one PATCH 1→2, recorded
+    applied (the count read back), and the next ticks hold 2 ("scale-up step for this 60s period used"). Before:
+    1→2→3→4 within seconds, every one recorded "not applied"."""
+    settings = _stepping(api, tmp_path)
+    api.patch_delay = 0.0
+    for key, value in fault.items():
+        setattr(api, key, value)
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: bool(_scaled(autoscaler)), "it never scaled")
+        seen = _ticks(autoscaler)
+        await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-500", scenario,
+                                 backlog=[f"01KL500{i:019d}" for i in range(60)])
+    assert _patches(api) == [{"spec": {"replicas": 2}}]
+    first = _scaled(autoscaler)
+    assert [(d["current"], d["desired"], d["applied"], d["error"]) for d in first] == [(1, 2, True, None)], first
+    assert first[0]["reason"].endswith("but the count read back is 2)")
+    newest = autoscaler.shared.decisions[0]
+    assert newest["current"] == 2 and "scale-up step for this 60s period used" in newest["reason"]
+
+
+@pytest.mark.timeout(90)
+def test_a_patch_in_doubt_that_lands_later_is_named_and_uses_its_step(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """The API server holds the PATCH 1→2 for 5 s before applying it; the client gives up after 3 s, and every read
+    fails (500) until the PATCH is applied: the outcome is unknown. When the count can be read again it is 2: the
+    decision says the call landed late (not "changed outside the autoscaler", and not nothing) and its step is
+    used — 2 is held, no PATCH 2→3 (before: the step was given back, and the count seen next was the start of a
+    new climb)."""
+    settings = _stepping(api, tmp_path)
+    api.patch_delay = 0.0
+    api.apply_late = 5.0
+    api.after_patch = {"get_fail_with": None}
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: bool(api.requests) and any(r.method == "PATCH" for r in api.requests), "no PATCH")
+        api.get_fail_with = 500  # from now until the PATCH is applied
+        await _until(lambda: any("landed late" in (d["reason"] or "") for d in autoscaler.shared.decisions),
+                     "the late landing was never named", within=40)
+        seen = _ticks(autoscaler)
+        await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-doubt", scenario,
+                                 backlog=[f"01KLDBT{i:019d}" for i in range(60)])
+    assert _patches(api) == [{"spec": {"replicas": 2}}]
+    decisions = autoscaler.shared.decisions[::-1]
+    [unknown] = [d for d in decisions if d["desired"] == 2 and d["current"] == 1]
+    assert unknown["applied"] is None
+    [late] = [d for d in decisions if "landed late" in d["reason"]]
+    assert re.match(r"the scale call 1→2 of \S+Z landed late; ", late["reason"]), late
+    assert late["current"] == 2 and "scale-up step for this 60s period used" in late["reason"]
+    assert not any("outside the autoscaler" in d["reason"] for d in decisions)
+
+
+@pytest.mark.timeout(90)
+def test_with_an_override_set_a_failing_read_still_backs_off(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Drill F2: every call to the Kubernetes API answers 403, then ``gamead scale set 3``. The new override starts
+    the back-off again once; then it grows (0.5, 1, 2, 4 s…) and the log counts the attempts (before: the failing
+    tick never read the override, so every check during the back-off saw it as new: reset every ~2.5 s, "attempt
+    1" again and again, for as long as the override stood)."""
+    settings = _at(api, tmp_path, 2)
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "cannot read the replica count" in r.getMessage()]
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: "hold 2" in (autoscaler.status().get("reason") or ""), "no first decision")
+        api.fail_with = 403
+        await _until(lambda: len(warned()) >= 2, "no failing reads")
+        now = time.time()
+        await ScaleStore(js).put_override(Override(3, now + 300, now, "alice"), expected=0)
+        await _until(lambda: any("(attempt 5, retrying in 8.0s)" in m for m in warned()), "no fifth attempt",
+                     within=40)
+
+    _run_autoscaler(fresh_nats(), settings, "k8s-f2", scenario)
+    attempts = [int(re.search(r"\(attempt (\d+),", m).group(1)) for m in warned()]  # type: ignore[union-attr]
+    restart = max(i for i, n in enumerate(attempts) if n == 1)  # the new override's (once)
+    assert attempts[:restart] == list(range(1, restart + 1)), attempts
+    assert attempts[restart:] == list(range(1, len(attempts) - restart + 1)), attempts
+    assert "forbidden to get deployments/scale" in warned()[0]
+
+
 # --- brief edges15: the retry back-off is per kind of failure, reset by a success and by a new override ----
 
 
@@ -917,3 +1179,35 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-backoff", scenario)
     status = autoscaler.status()
     assert status["applied"] is True and status["current"] == 7 and status["error"] is None
+
+
+# --- drill attack24b F6: `gamead scale set` does not promise what the leader's failing calls contradict ------
+
+
+@pytest.mark.timeout(120)
+def test_scale_set_says_the_override_is_recorded_when_the_leaders_scale_calls_fail(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc]
+) -> None:
+    """A ``gamead serve`` leading with backend ``kubernetes`` whose every PATCH is refused (403: RBAC). ``gamead
+    scale set 7`` printed "applied by the autoscaler's leader at its next decision" (exit 0) while the status it
+    got back carried the 403. Now: the override is recorded (exit 0, as documented), and the line says the last
+    scale call failed, with the error."""
+    api.patch_fail_with = 403
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    server, url = start_api(fresh_nats().url, tmp_path, GAMEAD_AUTOSCALER__BACKEND="kubernetes",
+                            GAMEAD_AUTOSCALER__INTERVAL="0.5",
+                            GAMEAD_AUTOSCALER__KUBERNETES__KUBECONFIG=str(kubeconfig),
+                            GAMEAD_AUTOSCALER__KUBERNETES__CONTEXT="double",
+                            GAMEAD_AUTOSCALER__KUBERNETES__NAMESPACE=NS,
+                            GAMEAD_AUTOSCALER__KUBERNETES__DEPLOYMENT=DEPLOYMENT)
+    procs.append(server)
+    first = run_gamead("scale", "set", "5", "--for", "5m", "--api", url, env=clean_env(), timeout=60)
+    assert first.returncode == 0, first.stderr
+    wait_for(lambda: "forbidden to patch" in (httpx.get(f"{url}/v1/scale", timeout=5).json().get("error") or ""),
+             timeout=30, what="the leader's PATCH refused")
+    run = run_gamead("scale", "set", "7", "--for", "5m", "--api", url, env=clean_env(), timeout=60)
+    assert run.returncode == 0, run.stderr
+    text = " ".join(run.stdout.split())
+    assert "applied by the autoscaler's leader" not in text, text
+    assert "recorded, but not applied yet: its last scale call failed: forbidden to patch deployments/scale" in text
+    assert api.replicas[(NS, DEPLOYMENT)] == 2

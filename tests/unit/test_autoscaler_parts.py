@@ -222,3 +222,25 @@ def test_a_back_off_wait_ends_when_asked_what_changed_or_on_an_event() -> None:
 
     asked, before = asyncio.run(go())
     assert asked == before == 2
+
+
+# --- how the count changed between ticks (drill attack24b F1, F3) ------------------------------------------
+
+
+def test_a_call_in_doubt_seen_landed_is_named_and_counted_and_forgotten_after_the_api_servers_timeout() -> None:
+    """A PATCH 1→2 with no sure answer, read back at 1: in doubt. Seen at 2 by the next tick: named as landed late
+    (not as an outside change) and its step counted by the policy; past 60 s the same count is an outside change."""
+    from gamead_core.config.autoscaler import AutoscalerSettings
+    from gamead_core.scaling.apply import Outcome
+    from gamead_core.scaling.changes import CountWatch
+    from gamead_core.scaling.policy import ScalingPolicy
+
+    policy = ScalingPolicy(AutoscalerSettings(scale_up_max_step=1, scale_up_max_percent=0, period_seconds=60))
+    watch = CountWatch()
+    watch.called(1, 2, Outcome(False, 1, "HTTP 500", in_doubt=True), at=10.0, wall=0.0, by_policy=True)
+    assert watch.seen(1, 11.0, policy) == ""  # not landed yet
+    assert watch.seen(2, 12.0, policy) == "the scale call 1→2 of 1970-01-01T00:00:00.000Z landed late"
+    assert list(policy._events) == [(10.0, 1)]  # its step, from when it was sent
+    late = CountWatch()
+    late.called(1, 2, Outcome(False, 1, "HTTP 500", in_doubt=True), at=10.0, wall=0.0, by_policy=True)
+    assert late.seen(2, 71.0, None) == "replicas changed outside the autoscaler (1→2)"

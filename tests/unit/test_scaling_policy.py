@@ -491,6 +491,38 @@ def test_a_scale_event_that_did_not_happen_does_not_use_the_step() -> None:
     assert held.desired == 4 and "scale-up step for this 15s period used" in held.reason
 
 
+def test_a_call_reported_not_applied_that_lands_later_uses_its_step_from_when_it_was_sent() -> None:
+    """A scale call 1→2 in doubt (no sure answer, not seen to land) is reported not applied; the next tick sees 2:
+    the loop reports that it landed (:meth:`ScalingPolicy.landed`), so the period's step is used (before: 2→3 at
+    once, as if the count had been set by someone else), until the period since it was *sent* has passed."""
+    policy = ScalingPolicy(AutoscalerSettings(min_replicas=1, max_replicas=20, scale_up_max_step=1,
+                                              scale_up_max_percent=0, period_seconds=60))
+    first = policy.decide(obs(0, needing(4), current=1))
+    assert first.desired == 2
+    policy.not_applied(first)
+    policy.landed(0, +1)
+    held = policy.decide(obs(5, needing(4), current=2))
+    assert held.desired == 2 and held.reason.endswith("→ hold 2 (scale-up step for this 60s period used)")
+    later = policy.decide(obs(61, needing(4), current=2))
+    assert later.desired == 3
+
+
+@pytest.mark.parametrize(("current", "bounds", "settings_", "want"), [
+    (20, "max 8", {"min_replicas": 1, "max_replicas": 8}, 8),  # the drill's: kubectl scale to 20 with max 8
+    (0, "min 3", {"min_replicas": 3, "max_replicas": 8, "scale_up_max_step": 1, "scale_up_max_percent": 0}, 3),
+], ids=["max", "min"])
+def test_a_count_set_by_the_bounds_names_the_bound_not_a_step_limit(
+    current: int, bounds: str, settings_: dict, want: int
+) -> None:
+    """Drill F4: at 20 replicas (``kubectl scale``) with ``max_replicas: 8`` the policy scales 20→8 at once; the
+    reason said "step limit -1" (the step rule's own figure, before the clamp). It names the bound that applied."""
+    policy = ScalingPolicy(AutoscalerSettings(**settings_))
+    decision = policy.decide(obs(0, 0, current=current))
+    assert decision.desired == want
+    assert f"→ scale {current}→{want} (" in decision.reason and decision.reason.endswith(f"{bounds})")
+    assert "step" not in decision.reason, decision.reason
+
+
 @pytest.mark.parametrize("cut_to", [0, 2])
 def test_a_count_cut_behind_its_back_climbs_again_at_once(cut_to: int) -> None:
     """The policy scaled 0→4, then the count was cut behind its back (an override of 0 that ended, a

@@ -1,0 +1,73 @@
+"""How the replica count changed between two ticks of the autoscaler's leader (:class:`CountWatch`).
+
+The count the last tick left is *expected*; a tick that reads another one names why in its reason: a scale call
+*in doubt* (it went out without a sure answer and was not seen to land: :class:`InDoubt`) that landed late — its
+step is counted then, from when it was sent — or a change made outside the autoscaler (``kubectl scale``, an HPA),
+also said in one WARNING log line. No I/O but those log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from gamead_core.scaling.apply import Outcome
+from gamead_core.scaling.policy import ScalingPolicy
+from gamead_core.scaling.store import iso
+
+log = logging.getLogger("gamead_core.scaling.loop")  # the autoscaler's own log lines
+
+#: How long a scale call in doubt may still land (seconds): the API server's default request timeout.
+LATE_LANDING_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """A scale call from ``current`` to ``asked`` replicas that went out at ``at`` (monotonic seconds; ``wall``:
+    epoch seconds) and was not seen to land; ``by_policy``: the policy decided it (its step is counted if it
+    lands), not an override."""
+
+    current: int
+    asked: int
+    at: float
+    wall: float
+    by_policy: bool
+
+
+class CountWatch:
+    """The count the last tick left (``expected``; None: unknown) and the scale call in doubt (``in_doubt``)."""
+
+    def __init__(self) -> None:
+        self.expected: int | None = None
+        self.in_doubt: InDoubt | None = None
+
+    def seen(self, current: int, mono: float, policy: ScalingPolicy | None) -> str:
+        """``current`` replicas read at ``mono`` (monotonic seconds) → what the reason names first about how the
+        count changed since the last tick (empty: nothing, or nothing known). A call in doubt seen to have landed
+        is told to ``policy`` (:meth:`ScalingPolicy.landed`) when the policy decided it."""
+        doubt = self.in_doubt
+        if doubt is not None and mono - doubt.at > LATE_LANDING_SECONDS:
+            doubt = self.in_doubt = None  # past the API server's own timeout: it will not land now
+        if doubt is not None and current == doubt.asked and current != doubt.current:
+            self.in_doubt = None
+            if doubt.by_policy and policy is not None:
+                policy.landed(doubt.at, doubt.asked - doubt.current)
+            text = f"the scale call {doubt.current}→{doubt.asked} of {iso(doubt.wall)} landed late"
+            log.info("autoscaler: %s", text)
+            return text
+        if self.expected is not None and current != self.expected:
+            text = f"replicas changed outside the autoscaler ({self.expected}→{current})"  # kubectl, an HPA…
+            log.warning("autoscaler: %s; deciding from %d", text, current,
+                        extra={"replicas_before": self.expected, "replicas_now": current})
+            return text
+        return ""
+
+    def called(self, current: int, desired: int, outcome: Outcome, at: float, wall: float, by_policy: bool) -> None:
+        """A tick at ``current`` replicas asked ``desired`` (at ``at`` monotonic, ``wall`` epoch seconds) and got
+        ``outcome``: the count it leaves is expected next; a new call supersedes the one in doubt."""
+        if desired != current:
+            self.in_doubt = InDoubt(current, desired, at, wall, by_policy) if outcome.in_doubt else None
+        self.expected = outcome.running
+
+
+__all__ = ["LATE_LANDING_SECONDS", "CountWatch", "InDoubt"]
