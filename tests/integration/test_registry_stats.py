@@ -77,6 +77,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 # --- registry over the real bucket --------------------------------------------------------------------------
 
 
+async def beat_then_stop(registry: Registry, node_id: str, **kw: Any) -> None:
+    """Run a heartbeat of API ``node_id`` (every 0.2 s) until its entry is listed (5 s at most), then stop it."""
+    stop = asyncio.Event()
+    beat = asyncio.create_task(
+        run_heartbeat(registry, lambda: api_node_info(node_id, started=time.time()), 0.2, stop, **kw))
+    for _ in range(100):
+        if node_id in [n.id for n in await registry.list()]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("heartbeat never appeared")
+    stop.set()
+    await beat
+
+
 def test_registry_put_list_delete_and_clean_shutdown(stack: Stack) -> None:
     async def scenario() -> None:
         nc = await nats.connect(stack.nats.url)
@@ -88,17 +103,7 @@ def test_registry_put_list_delete_and_clean_shutdown(stack: Stack) -> None:
             await registry.delete(node_id)
             assert node_id not in [n.id for n in await registry.list()]
 
-            stop = asyncio.Event()
-            beat = asyncio.create_task(
-                run_heartbeat(registry, lambda: api_node_info("beater", started=time.time()), 0.2, stop))
-            for _ in range(100):
-                if "beater" in [n.id for n in await registry.list()]:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("heartbeat never appeared")
-            stop.set()
-            await beat
+            await beat_then_stop(registry, "beater")
             # a clean stop deletes the entry at once, long before the ttl would
             assert "beater" not in [n.id for n in await registry.list()]
         finally:
@@ -116,18 +121,7 @@ def test_a_node_that_stops_with_unsettled_writes_leaves_its_entry_to_expire(stac
         nc = await nats.connect(stack.nats.url)
         try:
             registry = Registry(nc, nc.jetstream(), RegistrySettings(ttl=TTL, heartbeat_interval=1))
-            stop = asyncio.Event()
-            beat = asyncio.create_task(run_heartbeat(
-                registry, lambda: api_node_info("unsettled-api", started=time.time()), 0.2, stop,
-                unfinished=lambda: 3))
-            for _ in range(100):
-                if "unsettled-api" in [n.id for n in await registry.list()]:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("heartbeat never appeared")
-            stop.set()
-            await beat
+            await beat_then_stop(registry, "unsettled-api", unfinished=lambda: 3)
             _, deleted = await registry.lookup("unsettled-api")
             assert not deleted, "a clean stop's delete marker would tell the reaper it settled its writes itself"
         finally:
