@@ -28,6 +28,8 @@ from gamead_core.safe_text import code_point, refused_char
 MAX_PATTERN = 1000
 #: Longest ``errorClass`` filter accepted (characters): ``GET /v1/dlq``'s query and a job's filter body.
 MAX_ERROR_CLASS = 200
+#: the fastest pace a DLQ replay may be given (entries per second): ``dlq.replay_rate``, the API's ``rate``, ``--rate``
+MAX_REPLAY_RATE = 100_000.0
 #: Memory RE2 may use for one pattern, compiled program and matching caches together; a pattern that needs more
 #: is refused (422), never slow (see the module doc).
 PATTERN_MAX_MEM = 256 << 10

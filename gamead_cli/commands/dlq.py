@@ -53,6 +53,7 @@ from gamead_cli.output import (
 )
 from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
+from gamead_core.dlq_pattern import MAX_REPLAY_RATE
 from gamead_core.ids import MAX_CURSOR
 from gamead_cli.program import gamead_program
 
@@ -70,7 +71,6 @@ ACTED = {"replay": "replayed", "purge": "purged", "import": "imported", "repair"
 ACTING = {"replay": "replaying", "purge": "purging", "import": "importing", "repair": "repairing"}
 #: bounds of `dlq replay --rate` (ads per second), those of the API's replay job
 MIN_REPLAY_RATE = 0.001
-MAX_REPLAY_RATE = 100_000.0
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 

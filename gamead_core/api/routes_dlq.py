@@ -32,7 +32,7 @@ from gamead_core.jobs.model import Job, JobKind, Selection
 from gamead_core.jobs.runner import JobService
 from gamead_core.models import DlqEntry
 from gamead_core.queue.dlq import MAX_PATTERN, DlqFilter, ScanBudget
-from gamead_core.dlq_pattern import MAX_ERROR_CLASS, filter_refusal
+from gamead_core.dlq_pattern import MAX_ERROR_CLASS, MAX_REPLAY_RATE, filter_refusal
 from gamead_core.times import UtcDatetime
 
 router = APIRouter(prefix="/v1/dlq", tags=["dlq"])
@@ -72,7 +72,7 @@ class SelectionBody(_Body):
 
 class ReplayBody(SelectionBody):
     dry_run: bool = Field(False, description="Only count what would be replayed (answered at once).")
-    rate: float | None = Field(None, gt=0, le=100_000, description="Replays per second (default dlq.replay_rate).")
+    rate: float | None = Field(None, gt=0, le=MAX_REPLAY_RATE, description="Replays per second (default dlq.replay_rate).")
     stop_on_failure_rate: float | None = Field(None, ge=0, le=1)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
+from gamead_core.dlq_pattern import MAX_REPLAY_RATE
 from gamead_core.config.section import DAY, HOUR, MAX_COUNT, MINUTES_10, TIB, YEARS_10, Section
 
 
@@ -30,7 +31,7 @@ class DlqSettings(Section):
     max_msgs: int = Field(
         1_000_000, ge=-1, le=MAX_COUNT, description="Most entries kept in the DLQ (-1 = unlimited). At most "
         "1,000,000,000.")
-    replay_rate: float = Field(100.0, gt=0, le=100_000, description="Default replays per second. At most 100,000.")
+    replay_rate: float = Field(100.0, gt=0, le=MAX_REPLAY_RATE, description="Default replays per second. At most 100,000.")
     scan_limit: int = Field(
         100_000, ge=10, le=10_000_000, description="Most entries one list or dry-run request reads; the answer says "
         "if it stopped. At most 10,000,000.")
