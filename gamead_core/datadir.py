@@ -177,21 +177,20 @@ def data_dir_unusable(path: Path, exc: OSError, root: Path | None = None) -> Con
     ``logs/``) that cannot be created or written, ``exc`` being what the attempt raised: one sentence naming
     ``--data-dir`` and why, in words (never "unexpected FileExistsError"). Pure but for looking at what ``path``
     is."""
-    if root is not None:
-        inner = data_dir_unusable(path, exc)
-        return ConfigError(inner.message.replace(f"--data-dir {path} (embedded.data_dir)",
-                                                 f"--data-dir {root} (embedded.data_dir): its {path.name}/", 1))
+    what = (f"--data-dir {path} (embedded.data_dir)" if root is None
+            else f"--data-dir {root} (embedded.data_dir): its {path.name}/")
+    return ConfigError(f"{what} {_why_unusable(path, exc)}: give gamead up a directory it can create and write")
+
+
+def _why_unusable(path: Path, exc: OSError) -> str:
     if path.is_file() or (isinstance(exc, FileExistsError) and not path.is_dir()):
-        why = "is a file, not a directory"
-    elif isinstance(exc, NotADirectoryError):
-        why = "cannot be created: a part of its path is a file, not a directory"
-    elif isinstance(exc, PermissionError):
-        why = (f"cannot be written ({exc.strerror or exc}: no write permission there, or the directory is "
-               "immutable or on a read-only file system)")
-    else:
-        why = f"cannot be written ({exc.strerror or exc})"
-    return ConfigError(f"--data-dir {path} (embedded.data_dir) {why}: give gamead up a directory it can create "
-                       "and write")
+        return "is a file, not a directory"
+    if isinstance(exc, NotADirectoryError):
+        return "cannot be created: a part of its path is a file, not a directory"
+    if isinstance(exc, PermissionError):
+        return (f"cannot be written ({exc.strerror or exc}: no write permission there, or the directory is "
+                "immutable or on a read-only file system)")
+    return f"cannot be written ({exc.strerror or exc})"
 
 
 @dataclass(frozen=True)
