@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gamead_core.config.section import DAY, HOUR, MAX_REPLICAS, MINUTES_10, WEEK, Section
+from gamead_core.config.section import DAY, HOUR, MINUTES_10, WEEK, Section
+from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS  #: workers an autoscaler may run or add at once
 
 
 class KubernetesScalerSettings(Section):
@@ -40,8 +41,9 @@ class AutoscalerSettings(Section):
         5.0, ge=0.2, le=HOUR, description="Seconds between two observations and decisions; at least 0.2 s (each round "
         "reads the queue and the registry and writes its state: less is a busy loop). At most 1 hour (3600 s).")
     min_replicas: int = Field(
-        1, ge=0, le=MAX_REPLICAS, description="Fewest workers, whatever the load. At most 10,000.")
-    max_replicas: int = Field(20, ge=1, le=MAX_REPLICAS, description="Most workers, whatever the load. At most 10,000.")
+        1, ge=0, le=MAX_OVERRIDE_REPLICAS, description="Fewest workers, whatever the load. At most 10,000.")
+    max_replicas: int = Field(
+        20, ge=1, le=MAX_OVERRIDE_REPLICAS, description="Most workers, whatever the load. At most 10,000.")
     target_drain_seconds: float = Field(
         30.0, gt=0, le=DAY, description="Size the pool to drain backlog plus in-flight ads within this many seconds. "
         "At most 1 day (86400 s).")
@@ -55,13 +57,13 @@ class AutoscalerSettings(Section):
         300.0, ge=0, le=HOUR, description="Scale down only to the highest recommendation of this trailing window. At "
         "most 1 hour (3600 s, as Kubernetes' HPA).")
     scale_up_max_step: int = Field(
-        4, ge=1, le=MAX_REPLICAS, description="Replicas one period may add (or scale_up_max_percent, if that is "
+        4, ge=1, le=MAX_OVERRIDE_REPLICAS, description="Replicas one period may add (or scale_up_max_percent, if that is "
         "more). At most 10,000.")
     scale_up_max_percent: float = Field(
         100.0, ge=0, le=10_000, description="Percent of the replicas one period may add (or the step, if larger). At "
         "most 10,000.")
     scale_down_max_step: int = Field(
-        1, ge=1, le=MAX_REPLICAS, description="Replicas one period may remove. At most 10,000.")
+        1, ge=1, le=MAX_OVERRIDE_REPLICAS, description="Replicas one period may remove. At most 10,000.")
     period_seconds: float = Field(
         15.0, gt=0, le=HOUR, description="The period the step limits apply to. At most 1 hour (3600 s).")
     tolerance: float = Field(

@@ -7,8 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS
-
 
 # --- Upper bounds of the settings -------------------------------------------------------------------------------
 # Every number of the settings tree has one, said in its description (tests/unit/test_setting_bounds.py walks the
@@ -31,8 +29,6 @@ GIB = 1024**3
 TIB = 1024**4
 #: Messages a stream limit may say (-1 = unlimited): a billion ads.
 MAX_COUNT = 1_000_000_000
-#: Workers an autoscaler may run or add at once: the most a manual override may hold.
-MAX_REPLICAS = MAX_OVERRIDE_REPLICAS
 
 
 def leaf_types(annotation: Any) -> list[Any]:

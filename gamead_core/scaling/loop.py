@@ -67,6 +67,7 @@ from gamead_core.stats.sampler import Sample
 
 log = logging.getLogger(__name__)
 
+
 class Autoscaler:
     """One process's autoscaler: ``await Autoscaler(settings, deps).run(stop)``. Never raises out of ``run``."""
 
