@@ -47,7 +47,8 @@ from gamead_core.queue.liveness import (
     unsent_bytes,
 )
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.queue.storage import StorageProbe, writes_stored
+from gamead_core.queue.storage import StorageProbe
+from gamead_core.queue.write_check import purge_checks, writes_stored
 from gamead_core.queue.topology import TopologyReport
 from gamead_core.queue.watch import TopologyWatch
 from gamead_core.redact import redact_url
@@ -176,7 +177,8 @@ class QueueLink:
             timeout, partitions = self.settings.nats.request_timeout, self.settings.queue.partitions
             self.storage = StorageProbe(js, self.node_id, interval=self.settings.api.storage_probe_interval,
                                         timeout=timeout, on_failure=self._probe_failed,
-                                        write_check=functools.partial(writes_stored, js, partitions, timeout))
+                                        write_check=functools.partial(writes_stored, js, partitions, timeout),
+                                        purge_checks=functools.partial(purge_checks, js, partitions))
             self.last_error = None
             self.last_contact = time.monotonic()
             self._loops = [

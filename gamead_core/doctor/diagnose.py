@@ -67,6 +67,7 @@ from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.topology import Verdict, Wanted, is_missing, partition_change, plan, read_topology
 from gamead_core.queue.topology import wanted_topology
+from gamead_core.queue.write_check import is_check_subject
 from gamead_core.store.ads import AdStore
 
 _KV_PREFIX = names.kv_prefix(names.ADS_BUCKET)
@@ -198,6 +199,8 @@ class Doctor:
         stream = names.work_stream(partition)  # a message outside its ad's partition is only noted (repairs act
         # on an ad's messages in its partition: gamead_core.queue.partitions)
         def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
+            if is_check_subject(subject):
+                return  # a storage write check's message stored late: never an ad (the probe purges it)
             stats.work_messages += counted
             ad_id = (headers or {}).get(names.HDR_AD_ID)
             if not ad_id or not is_ad_id(ad_id) or partition_of(ad_id, len(self._parts)) != partition:

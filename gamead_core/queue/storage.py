@@ -15,12 +15,28 @@ work stream can be dead to writes while the probe's small puts still fit. So the
 (:meth:`StorageProbe.observe_write`): a submit whose publish JetStream did not answer, or refused for storage,
 while the connection is up, marks the work stream ``failing`` until a later publish succeeds, the connection is
 re-established (nats-server restarted: the one thing that clears a stream's write error on a single server) or,
-once :data:`WRITE_FAILURE_HOLD` seconds have passed, a **write check** stores a message again (:func:`writes_stored`:
+once :data:`WRITE_FAILURE_HOLD` seconds have passed, a **write check** (:mod:`gamead_core.queue.write_check`:
 one empty message on a subject no consumer reads, in each work stream and in the ad bucket, purged at once; a
-cluster moves a stream to another leader by itself, and a refusal past a limit clears when space is freed). Until
-then the check stays ``failing``: on a full disk nats-server answers header checks (``Nats-Expected-…``) and stream
-info as usual but never answers a write to the marked stream, so only a write tells (a drill saw ``/readyz`` turn
-``ready`` 15 s after the last failed submit, while every submit still failed).
+cluster moves a stream to another leader by itself, and a refusal past a limit clears when space is freed) finds
+that every target answered. Until then the check stays ``failing``: on a full disk nats-server answers header
+checks (``Nats-Expected-…``) and stream info as usual but never answers a write to the marked stream, so only a
+write tells (a drill saw ``/readyz`` turn ``ready`` 15 s after the last failed submit, while every submit still
+failed). The write check's rules:
+
+* **Answered clears.** A target answered if it stored the write, or refused it with a definite JetStream answer
+  that is not a storage failure: the stream is full (a limit with ``discard: new``, ``queue_full``), it has no
+  leader or no responders, another API error. Those are not this node's storage failing (and would keep every API
+  node unready together); ``/readyz`` then says ``degraded: …`` naming each refusing target and why, and the log
+  says it too, until a submit's write succeeds, NATS reconnects or a new failure is observed. A storage refusal
+  (10023 "insufficient resources", a store error) and no answer in time keep it ``failing``.
+* **Backs off.** A failed write check is tried again after 1, 2, 4, 8, 16 s, then every :data:`CHECK_BACKOFF_CAP`
+  seconds (:func:`check_delay`), not every second; the schedule starts over when a new failure is observed (its
+  hold starts again) or the failure clears.
+* **Clears only what it saw.** A check clears only failures observed before it started: a submit that fails (or
+  a reconnect) while a check runs voids that check's outcome (a generation count), and its own hold begins.
+* **Leaves nothing that matters.** A check message stored late (nats-py buffers a publish through a disconnect)
+  is purged after every reconnect and at startup (twice: once at once, once a probe later) and by every check;
+  meanwhile no level's backlog holds it, ``gamead doctor`` skips it and ``ads list`` shows no record for it.
 
 The check is stale by at most one interval plus ``nats.request_timeout``. It recovers by itself as soon as
 writes succeed again; what an operator frees or restarts is in the README ("Operating it").
@@ -29,7 +45,6 @@ writes succeed again; what an operator frees or restarts is in the README ("Oper
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -42,6 +57,7 @@ from nats.js.kv import KeyValue
 from gamead_core import names
 from gamead_core.errors import GameadError, QueueUnavailable
 from gamead_core.queue.connection import nats_boundary
+from gamead_core.worker.backoff import backoff_ceiling
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +69,16 @@ MIN_GAP = 0.5
 #: Seconds a failed submit-path write keeps the storage check failing before a write check may clear it (unless a
 #: submit's write succeeds or NATS reconnects first).
 WRITE_FAILURE_HOLD = 15.0
-#: The last subject token of the write check's messages in each work stream (no consumer filters on it) and its key
-#: in the ad bucket (never an ad id: those are 26 base-32 characters or a ``k``-prefixed hash).
-CHECK_TOKEN = "storage-check"
+#: The most seconds between two write checks while they fail (:func:`check_delay`).
+CHECK_BACKOFF_CAP = 30.0
 
 _KEY_UNSAFE = re.compile(r"[^-/_=.a-zA-Z0-9]")
+
+
+def check_delay(failed_checks: int) -> float:
+    """Pure: seconds from the end of the ``failed_checks``-th write check in a row that failed to the next one
+    (0 when none failed yet): 1, 2, 4, 8, 16, then :data:`CHECK_BACKOFF_CAP`."""
+    return backoff_ceiling(failed_checks, base=FAILING_INTERVAL, cap=CHECK_BACKOFF_CAP)
 
 
 def probe_key(node_id: str) -> str:
@@ -70,7 +91,8 @@ class StorageProbe:
 
     def __init__(self, js: JetStreamContext, node_id: str, *, interval: float, timeout: float,
                  on_failure: Callable[[GameadError], None] | None = None,
-                 write_check: Callable[[], Awaitable[None]] | None = None,
+                 write_check: Callable[[], Awaitable[list[str] | None]] | None = None,
+                 purge_checks: Callable[[], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._kv = KeyValue(name=names.HEALTH_BUCKET, stream=names.kv_stream(names.HEALTH_BUCKET),
                             pre=names.kv_prefix(names.HEALTH_BUCKET), js=js, direct=False)
@@ -86,10 +108,17 @@ class StorageProbe:
         self._last = 0.0
         self._wake = asyncio.Event()
         self._write_failure: tuple[float, str] | None = None  #: (when, why) the node's last write failed
-        #: ``write_check()`` returns once a write is stored again (raises ``GameadError`` if not): what clears a held
-        #: write failure after :data:`WRITE_FAILURE_HOLD`; without one (tests of the rule), the hold's end does
+        #: ``write_check()`` returns once every target answered (the refusals, ``"<stream>: <why>"``; raises
+        #: ``GameadError`` if a write was not stored): what clears a held write failure after
+        #: :data:`WRITE_FAILURE_HOLD`; without one (tests of the rule), the hold's end does
         self._write_check = write_check
+        self._purge_checks = purge_checks  #: purges every write check subject (never raises)
+        self._purges_due = 1 if purge_checks is not None else 0  #: purges owed (startup, reconnects)
         self._check_failed: str | None = None  #: why the last write check failed
+        self._checks_failed = 0  #: write checks failed in a row since the failure was observed
+        self._check_at = 0.0  #: clock time before which no write check runs (its back-off)
+        self._generation = 0  #: counts failures observed and reconnects: a check voids if it changed meanwhile
+        self.refused: str | None = None  #: the targets that refused the write check that cleared the failure
 
     def poke(self) -> None:
         """Probe now (a write of this node just failed: is it storage?)."""
@@ -101,17 +130,28 @@ class StorageProbe:
         if error is None:
             if self._write_failure is not None:
                 log.info("writes to the work stream succeed again")
-            self._write_failure = self._check_failed = None
+            self._clear()
             return
         first = self._write_failure is None
         self._write_failure = (self._clock(), error.message)
+        self._generation += 1
+        self._checks_failed, self._check_at, self.refused = 0, 0.0, None
         if first:
             log.error("a write to the work stream failed: %s", error.message, extra={"error_code": error.code})
         self.poke()
 
     def reconnected(self) -> None:
-        """The connection to NATS was re-established (a restarted nats-server clears its write errors)."""
-        self._write_failure = self._check_failed = None
+        """The connection to NATS was re-established (a restarted nats-server clears its write errors); a write
+        check message buffered through the disconnect may be stored now: purge the check subjects (twice)."""
+        self._clear()
+        self._generation += 1
+        if self._purge_checks is not None:
+            self._purges_due = 2
+            self.poke()
+
+    def _clear(self) -> None:
+        self._write_failure = self._check_failed = self.refused = None
+        self._checks_failed, self._check_at = 0, 0.0
 
     def _failed_write(self) -> str | None:
         if self._write_failure is None:
@@ -125,23 +165,38 @@ class StorageProbe:
 
     def _check_due(self) -> bool:
         return (self._write_check is not None and self._write_failure is not None
-                and self._clock() - self._write_failure[0] > WRITE_FAILURE_HOLD)
+                and self._clock() - self._write_failure[0] > WRITE_FAILURE_HOLD and self._clock() >= self._check_at)
 
     async def check_writes(self) -> bool:
-        """Run the write check (past the hold of a failed write): True, and the failure cleared, if a write was
-        stored again. Never raises."""
+        """Run the write check (past the hold of a failed write): True, and the failure cleared, if every target
+        answered (stored, or refused with a definite answer that is not a storage failure: kept in
+        :attr:`refused`). False if a write was not stored (the next check backs off: :func:`check_delay`) or a
+        failure was observed, or NATS reconnected, while it ran (it clears only what it saw). Never raises."""
         assert self._write_check is not None
+        generation = self._generation
         try:
-            await self._write_check()  # each of its requests has its own timeout
+            refused = await self._write_check()  # each of its requests has its own timeout
         except asyncio.TimeoutError:
-            self._check_failed = "NATS did not answer in time"
-            return False
+            why: str | None = "NATS did not answer in time"
         except GameadError as exc:
-            self._check_failed = exc.message
+            why = exc.message
+        else:
+            why = None
+        if generation != self._generation:  # a submit failed meanwhile: its own hold starts now
+            return False
+        if why is not None:
+            self._check_failed = why
+            self._checks_failed += 1
+            self._check_at = self._clock() + check_delay(self._checks_failed)
             return False
         if self._write_failure is not None:
-            log.info("writes are stored again (a write check to the work streams and the ad bucket)")
-        self._write_failure = self._check_failed = None
+            if refused:
+                log.warning("a write check cleared the failed write: every target answered, but some refused (not "
+                            "a storage failure): %s", "; ".join(refused))
+            else:
+                log.info("writes are stored again (a write check to the work streams and the ad bucket)")
+        self._clear()
+        self.refused = "; ".join(refused) if refused else None
         return True
 
     async def probe_once(self) -> bool:
@@ -179,6 +234,9 @@ class StorageProbe:
     async def run(self, stop: asyncio.Event) -> None:
         """Probe every ``interval`` seconds (every second while failing, sooner when poked). Never raises."""
         while not stop.is_set():
+            if self._purges_due and self._purge_checks is not None:
+                self._purges_due -= 1
+                await self._purge_checks()
             await self.probe_once()
             if self._check_due():
                 await self.check_writes()
@@ -197,13 +255,16 @@ class StorageProbe:
                     pass
 
     def readiness(self) -> str:
-        """``/readyz``'s ``storage`` check: ``ok``, ``unknown: …`` or ``failing: <why>``."""
+        """``/readyz``'s ``storage`` check: ``ok``, ``unknown: …``, ``failing: <why>`` or ``degraded: …`` (ready: the
+        write check that cleared a failed write was refused by some target, not for storage; named with why)."""
         if self.state == "failing":
             return f"failing: {self.detail} (for {self._clock() - self.since:.0f} s)"
         if failed := self._failed_write():
             return f"failing: {failed}"
         if self.state == "unknown":
             return "unknown: no probe write yet"
+        if self.refused:
+            return f"degraded: writes are stored, but the write check was refused (not for storage) by {self.refused}"
         return "ok"
 
     def status(self) -> dict[str, object]:
@@ -211,24 +272,5 @@ class StorageProbe:
         failed = self._failed_write()
         return {"state": "failing" if failed else self.state, "probe": self.state, "detail": self.detail,
                 "forSeconds": round(self._clock() - self.since, 1), "lastFailedWrite": failed,
+                "writeCheckRefused": self.refused,
                 "probeIntervalSeconds": self.interval, "probes": self.probes}
-
-
-async def writes_stored(js: JetStreamContext, partitions: int, timeout: float) -> None:
-    """Store one empty message in each work stream (``<partition's prefix>.storage-check``, a subject no
-    consumer filters on) and in the ad bucket (key ``storage-check``, never an ad id), and purge that subject
-    at once (the bucket denies deleting one message, not a purge by subject; no marker is left, and readers skip
-    an empty value meanwhile). Returns when every write was stored; raises
-    :class:`~gamead_core.errors.GameadError` (through ``nats_boundary``) or ``asyncio.TimeoutError`` when one
-    was not. ``timeout``: seconds per publish."""
-    targets = [(names.work_stream(p), f"{names.work_subject_prefix(p)}.{CHECK_TOKEN}") for p in range(partitions)]
-    targets.append((names.ADS_BUCKET_STREAM, names.kv_subject(names.ADS_BUCKET, CHECK_TOKEN)))
-    if not js._nc.is_connected:  # a publish would wait in the reconnect buffer and be stored after the check
-        raise QueueUnavailable("NATS is not connected")
-    with nats_boundary():
-        for stream, subject in targets:
-            try:
-                await js.publish(subject, b"", timeout=timeout, stream=stream)
-            finally:  # also after a timeout: a write stored late is purged too (by subject: every earlier one)
-                with contextlib.suppress(Exception):
-                    await js.purge_stream(stream, subject=subject)

@@ -33,7 +33,7 @@ import httpx
 import nats
 import nats.js.errors
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.api import DiscardPolicy, StreamConfig
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
@@ -268,7 +268,7 @@ def test_the_write_check_leaves_no_message_and_no_record_behind(tmp_path: Path) 
     in the work stream and one in the ad bucket, and purges both at once: no consumer gets a delivery, no
     record appears, and the doctor finds nothing."""
     from gamead_core.config import load_settings
-    from gamead_core.queue.storage import writes_stored
+    from gamead_core.queue.write_check import writes_stored
     from gamead_core.queue.topology import ensure_topology
 
     server = EmbeddedNats(tmp_path / "nats").start()
@@ -288,5 +288,84 @@ def test_the_write_check_leaves_no_message_and_no_record_behind(tmp_path: Path) 
         assert stored == [2, 2], "each write was really stored (a sequence each)"
         assert messages == [0, 0] and pending == [0] * len(names.LEVELS), "and purged: nothing left, nothing due"
         assert_doctor_clean(server.url)
+    finally:
+        server.stop()
+
+
+def test_a_full_or_leaderless_partition_answers_the_write_check(tmp_path: Path) -> None:
+    """Review: one held timeout needed every partition and the ad bucket to *store* a write, so a full queue
+    (``discard: new``: JetStream answers "maximum messages exceeded") or a partition stream nobody answers for kept
+    every API node unready for ever. Each is a definite answer, not this node's storage failing: the check returns
+    the refusals (what ``/readyz`` then names) and raises nothing; the ad bucket's write is still stored."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.queue.write_check import writes_stored
+
+    server = EmbeddedNats(tmp_path / "nats").start()
+    try:
+        async def check(js: Any) -> tuple[list[str], int]:
+            await ensure_topology(js, load_settings(None))
+            info = await js.stream_info(names.ADS_STREAM)
+            await js.update_stream(info.config.evolve(max_msgs=1, discard=DiscardPolicy.NEW))
+            await js.publish(names.level_subject(3), b"{}", stream=names.ADS_STREAM)  # the queue is full now
+            before = (await js.stream_info(names.ADS_BUCKET_STREAM)).state.last_seq
+            refused = await writes_stored(js, 2, 2.0)  # partition 1's stream: no one answers for it
+            return refused, (await js.stream_info(names.ADS_BUCKET_STREAM)).state.last_seq - before
+
+        refused, bucket_writes = js_call(server.url, check)
+        assert refused == [f"{names.ADS_STREAM}: the stream is full: maximum messages exceeded",
+                           f"{names.work_stream(1)}: no responders: the stream has no leader right now, or is "
+                           "missing"], refused
+        assert bucket_writes == 1
+    finally:
+        server.stop()
+
+
+def test_a_check_message_stored_late_is_never_counted_and_is_purged_after_a_reconnect(tmp_path: Path) -> None:
+    """Review: a check's publish buffered through a disconnect can be stored after the check and its purge. Such a
+    leftover (made here by publishing it directly) is no ad to ``gamead doctor`` (no "unreadable message"), is in
+    no level's backlog, and the probe purges it after the reconnect."""
+    import functools
+
+    from gamead_core.config import load_settings
+    from gamead_core.queue.storage import StorageProbe
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.queue.write_check import CHECK_TOKEN, purge_checks
+    from tests.support import doctor_report
+
+    subject = f"{names.work_subject_prefix(0)}.{CHECK_TOKEN}"
+    server = EmbeddedNats(tmp_path / "nats").start()
+    try:
+        async def leave(js: Any) -> list[int]:
+            await ensure_topology(js, load_settings(None))
+            await js.publish(subject, b"", stream=names.ADS_STREAM)
+            await js.publish(names.kv_subject(names.ADS_BUCKET, CHECK_TOKEN), b"", stream=names.ADS_BUCKET_STREAM)
+            return [(await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))).num_pending
+                    for level in names.LEVELS]
+
+        assert js_call(server.url, leave) == [0] * len(names.LEVELS), "no level's backlog holds it"
+        report = doctor_report(server.url)
+        assert [n for n in report["notes"] if n["count"]] == [], report["notes"]  # type: ignore[index,union-attr]
+        assert report["ok"], report
+
+        async def reconnect(js: Any) -> list[int]:
+            probe = StorageProbe(js, "n", interval=30, timeout=2,
+                                 purge_checks=functools.partial(purge_checks, js, 1))
+            probe.reconnected()  # what the API's link calls once NATS is back
+            stop = asyncio.Event()
+            task = asyncio.create_task(probe.run(stop))
+            try:
+                for _ in range(100):  # a deadline of ~10 s
+                    left = [(await js.stream_info(s)).state.messages
+                            for s in (names.ADS_STREAM, names.ADS_BUCKET_STREAM)]
+                    if left == [0, 0]:
+                        break
+                    await asyncio.sleep(0.1)
+                return left
+            finally:
+                stop.set()
+                await task
+
+        assert js_call(server.url, reconnect) == [0, 0], "purged after the reconnect"
     finally:
         server.stop()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import nats.errors
+import nats.js.errors
+
 from gamead_core.errors import QueueUnavailable
-from gamead_core.queue.storage import WRITE_FAILURE_HOLD, StorageProbe, probe_key
+from gamead_core.queue.storage import CHECK_BACKOFF_CAP, WRITE_FAILURE_HOLD, StorageProbe, check_delay, probe_key
+from gamead_core.queue.write_check import refusal
 
 
 class Clock:
@@ -100,3 +104,94 @@ def test_no_write_check_runs_within_the_hold() -> None:
     p.observe_write(QueueUnavailable("NATS did not answer in time"))
     clock.t += WRITE_FAILURE_HOLD - 1
     assert not p._check_due()
+
+
+class Refusing(Check):
+    """A write check every target answered, some by refusing (a full stream, a leaderless one)."""
+
+    def __init__(self, refused: list[str]) -> None:
+        super().__init__()
+        self.error = None
+        self.refused = refused
+
+    async def __call__(self) -> list[str]:  # type: ignore[override]
+        await super().__call__()
+        return self.refused
+
+
+def test_a_full_or_leaderless_stream_answers_the_check_and_readyz_names_it() -> None:
+    """Review: one held timeout needed every partition and the ad bucket to *store* a write, so a full queue
+    (discard new) or a partition without a leader kept every API node unready for ever. Answered now clears:
+    ``/readyz`` is ready (``degraded``), naming which target refused and why."""
+    clock = Clock()
+    check = Refusing(["GAMEAD_ADS_1: the stream is full: maximum messages exceeded"])
+    p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
+    p._set("ok", None)
+    p.observe_write(QueueUnavailable("NATS did not answer in time"))
+    clock.t += WRITE_FAILURE_HOLD + 0.1
+    assert asyncio.run(p.check_writes())
+    assert p.readiness() == ("degraded: writes are stored, but the write check was refused (not for storage) by "
+                             "GAMEAD_ADS_1: the stream is full: maximum messages exceeded")
+    assert p.status()["state"] == "ok" and p.status()["writeCheckRefused"] == check.refused[0]
+    p.observe_write(None)  # a submit is stored again: nothing to say any more
+    assert p.readiness() == "ok"
+
+
+def test_what_counts_as_an_answer() -> None:
+    """Pure: a definite JetStream answer that is not a storage failure counts as answered; a storage refusal, a
+    timeout or a lost connection does not."""
+    full = nats.js.errors.APIError(code=503, err_code=10077, description="maximum messages exceeded")
+    assert refusal(full) == "the stream is full: maximum messages exceeded"
+    assert refusal(nats.js.errors.NoStreamResponseError()) is not None  # no leader (or no stream) right now
+    assert refusal(nats.errors.NoRespondersError()) is not None
+    for not_stored in (nats.js.errors.APIError(code=503, err_code=10023, description="insufficient resources"),
+                       nats.js.errors.APIError(code=503, err_code=10077, description="error writing msg: disk"),
+                       nats.errors.TimeoutError(), asyncio.TimeoutError(),
+                       nats.errors.ConnectionReconnectingError()):
+        assert refusal(not_stored) is None, not_stored
+
+
+def test_failed_write_checks_back_off() -> None:
+    """Review: while held, the check ran every second, 2×(partitions+1) JetStream calls each time. Now 1, 2, 4,
+    8, 16, then every 30 s; a new failure starts the schedule over (after its hold)."""
+    assert [check_delay(n) for n in range(8)] == [0, 1, 2, 4, 8, 16, CHECK_BACKOFF_CAP, CHECK_BACKOFF_CAP]
+    clock, check = Clock(), Check()
+    p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
+    p.observe_write(QueueUnavailable("NATS did not answer in time"))
+    clock.t += WRITE_FAILURE_HOLD + 0.1
+
+    def tick_for(seconds: int) -> int:  # the probe loop, once a second while failing: checks run
+        runs = check.runs
+        for _ in range(seconds):
+            if p._check_due():
+                asyncio.run(p.check_writes())
+            clock.t += 1
+        return check.runs - runs
+
+    assert tick_for(60) == 6  # at 0, 1, 3, 7, 15, 31 s (then 61 s), not 60
+    assert "a write check failed too" in p.readiness()
+    p.observe_write(QueueUnavailable("NATS did not answer in time"))  # a new failure: its hold, then from 1 s
+    assert tick_for(int(WRITE_FAILURE_HOLD)) == 0
+    assert tick_for(4) == 2
+
+
+def test_a_submit_failing_during_a_check_is_not_cleared_by_it() -> None:
+    """Review: a submit failing while a check awaited was cleared by that check's success. A check clears only
+    failures observed before it started."""
+    clock = Clock()
+    p: StorageProbe
+
+    class FailsASubmitMeanwhile(Check):
+        async def __call__(self) -> None:
+            await super().__call__()
+            p.observe_write(QueueUnavailable("NATS did not answer in time"))  # while the check's writes wait
+
+    check = FailsASubmitMeanwhile()
+    check.error = None
+    p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
+    p._set("ok", None)
+    p.observe_write(QueueUnavailable("NATS did not answer in time"))
+    clock.t += WRITE_FAILURE_HOLD + 0.1
+    assert not asyncio.run(p.check_writes())
+    assert p.readiness().startswith("failing: a submit's write to the work stream failed 0 s ago")
+    assert not p._check_due(), "the new failure has its own hold"
