@@ -19,6 +19,7 @@ creates the new ones. ``gamead doctor`` reports a mismatch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 
@@ -29,6 +30,7 @@ from gamead_core import names
 from gamead_core.errors import PartitionsChanged
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import PartitionChange, settle_rule
+from gamead_core.queue.write_check import check_subject
 
 log = logging.getLogger("gamead_core.queue.topology")
 
@@ -39,12 +41,28 @@ async def settle_partitions(js: JetStreamContext, change: PartitionChange | None
     the fix) and touches nothing unless :func:`settle_rule` says ``"change"`` (``repartition`` asked for, a
     start-up check, the queue drained); then deletes the streams of removed partitions (sealed, then checked
     empty; the caller rewrites the kept ones and creates the new ones). NATS errors as the gamead error tree."""
+    if change is not None and change.held and repartition and update:  # a write check's message is no ad
+        change = replace(change, held=await _held_without_checks(js, change.found))
     decision = settle_rule(change, repartition=repartition, update=update)
     if decision == "none" or change is None:
         return
     if decision == "refuse":
         raise PartitionsChanged(change.describe())
     await _drop_partitions(js, change)
+
+
+async def _held_without_checks(js: JetStreamContext, found: tuple[int, ...]) -> int:
+    """Messages in the work streams of ``found`` once their storage write check subjects are purged (a check
+    message stored late, :mod:`gamead_core.queue.write_check`, never holds up a change). NATS errors as the
+    gamead error tree."""
+    held = 0
+    for p in found:
+        stream = names.work_stream(p)
+        with nats_boundary():
+            with contextlib.suppress(nats.js.errors.APIError):  # a sealed stream refuses a purge
+                await js.purge_stream(stream, subject=check_subject(p))
+            held += int((await js.stream_info(stream)).state.messages or 0)
+    return held
 
 
 async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> None:

@@ -35,10 +35,12 @@ failed). The write check's rules:
 * **Clears only what it saw.** A check clears only failures observed before it started: a submit that fails (or
   a reconnect) while a check runs voids that check's outcome (a generation count), and its own hold begins.
 * **Leaves nothing that matters.** A check message stored late (nats-py buffers a publish through a disconnect)
-  is purged after every reconnect and at startup (twice: once at once, once a probe later) and by every check;
-  meanwhile no level's backlog holds it, ``gamead doctor`` skips it and ``ads list`` shows no record for it.
+  is purged at startup, after every reconnect (twice: at once, then at the next probe) and by every check;
+  meanwhile no level's backlog holds it, ``gamead doctor`` skips it and ``ads list`` shows no record for it
+  (only the streams' raw message counts, ``/v1/stats`` ``queue.messages``, include it until it is purged).
 
-The check is stale by at most one interval plus ``nats.request_timeout``. It recovers by itself as soon as
+The probe is stale by at most one interval plus ``nats.request_timeout``; a held failure, by at most
+:data:`CHECK_BACKOFF_CAP` plus the check's own timeouts once the hold has passed. It recovers by itself as soon as
 writes succeed again; what an operator frees or restarts is in the README ("Operating it").
 """
 
@@ -127,10 +129,11 @@ class StorageProbe:
     def observe_write(self, error: GameadError | None) -> None:
         """Count one of the node's own writes to the work stream: ``None`` if JetStream stored it, else the
         error (only storage failures and unanswered writes count; call it while the connection is up)."""
-        if error is None:
-            if self._write_failure is not None:
-                log.info("writes to the work stream succeed again")
-            self._clear()
+        if error is None:  # every stored submit: two attribute reads unless something is held
+            if self._write_failure is not None or self.refused is not None:
+                if self._write_failure is not None:
+                    log.info("writes to the work stream succeed again")
+                self._clear()
             return
         first = self._write_failure is None
         self._write_failure = (self._clock(), error.message)

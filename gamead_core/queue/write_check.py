@@ -37,10 +37,15 @@ CHECK_TOKEN = "storage-check"
 _SUFFIX = f".{CHECK_TOKEN}"
 
 
+def check_subject(partition: int) -> str:
+    """The write check's subject in work stream ``partition``: ``<partition's prefix>.storage-check``."""
+    return f"{names.work_subject_prefix(partition)}{_SUFFIX}"
+
+
 def check_targets(partitions: int) -> list[tuple[str, str]]:
-    """(stream, subject) of each write check message: ``<partition's prefix>.storage-check`` in each of the
-    ``partitions`` work streams, then key ``storage-check`` in the ad bucket."""
-    targets = [(names.work_stream(p), f"{names.work_subject_prefix(p)}{_SUFFIX}") for p in range(partitions)]
+    """(stream, subject) of each write check message: :func:`check_subject` in each of the ``partitions`` work
+    streams, then key ``storage-check`` in the ad bucket."""
+    targets = [(names.work_stream(p), check_subject(p)) for p in range(partitions)]
     targets.append((names.ADS_BUCKET_STREAM, names.kv_subject(names.ADS_BUCKET, CHECK_TOKEN)))
     return targets
 

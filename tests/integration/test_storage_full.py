@@ -369,3 +369,28 @@ def test_a_check_message_stored_late_is_never_counted_and_is_purged_after_a_reco
         assert js_call(server.url, reconnect) == [0, 0], "purged after the reconnect"
     finally:
         server.stop()
+
+
+def test_a_check_message_left_in_a_drained_queue_does_not_block_a_repartition(tmp_path: Path) -> None:
+    """A leftover write check message counted as an ad held by the queue: ``queue.repartition`` on an otherwise
+    drained queue was refused ("holding 1 ad(s)"). It is purged and the change is made."""
+    from gamead_core.config import load_settings
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.queue.write_check import check_subject
+
+    server = EmbeddedNats(tmp_path / "nats").start()
+    try:
+        async def change(js: Any) -> list[str]:
+            await ensure_topology(js, load_settings(None))
+            await js.publish(check_subject(0), b"", stream=names.ADS_STREAM)  # stored after its check
+            await ensure_topology(js, load_settings(None, queue={"partitions": 2, "repartition": True}))
+            return sorted([i.config.name async for i in _streams_of(js)])
+
+        async def _streams_of(js: Any) -> Any:
+            for info in await js.streams_info():
+                if names.partition_of_stream(info.config.name) is not None:
+                    yield info
+
+        assert js_call(server.url, change) == [names.work_stream(0), names.work_stream(1)]
+    finally:
+        server.stop()
