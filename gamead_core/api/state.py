@@ -48,9 +48,9 @@ from gamead_core.queue.liveness import (
 )
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
-from gamead_core.queue.write_check import purge_checks, writes_stored
 from gamead_core.queue.topology import TopologyReport
 from gamead_core.queue.watch import TopologyWatch
+from gamead_core.queue.write_check import purge_checks, writes_stored
 from gamead_core.redact import redact_url
 from gamead_core.registry import api_incarnation, new_api_node_id
 from gamead_core.shutdown import close_connection
