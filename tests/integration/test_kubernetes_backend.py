@@ -1064,14 +1064,20 @@ def test_a_patch_that_landed_but_was_answered_500_uses_its_step(
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("window", [None, 1.0], ids=["within-the-window", "reads-failing-past-the-window"])
 def test_a_patch_in_doubt_that_lands_later_is_named_and_uses_its_step(
-    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], monkeypatch: pytest.MonkeyPatch,
+    window: float | None,
 ) -> None:
     """The API server holds the PATCH 1→2 for 5 s before applying it; the client gives up after 3 s, and every read
     fails (500) until the PATCH is applied: the outcome is unknown. When the count can be read again it is 2: the
     decision says the call landed late (not "changed outside the autoscaler", and not nothing) and its step is
     used — 2 is held, no PATCH 2→3 (before: the step was given back, and the count seen next was the start of a
-    new climb)."""
+    new climb). So too when the reads fail for longer than the window in which a call may land (here cut from 60 s
+    to 1 s): the count was not read meanwhile, so nothing said the call had not landed (before: the record lapsed
+    with the window, and the landing was named an outside change and its step not used)."""
+    if window is not None:
+        monkeypatch.setattr("gamead_core.scaling.changes.LATE_LANDING_SECONDS", window)
     settings = _stepping(api, tmp_path)
     api.patch_delay = 0.0
     api.apply_late = 5.0
