@@ -22,7 +22,7 @@
     ├── ScalerError              the Kubernetes API refused or failed a scale call (gamead_core.scaling.kubernetes)
     │   ├── ScalerForbidden      401/403: credentials rejected, or RBAC lacks the verb on the resource
     │   ├── ScalerNotFound       404: no such Deployment (or namespace)
-    │   ├── ScalerConflict       409: a concurrent writer won; read again, then retry
+    │   ├── ScalerConflict       409: the Deployment changed since its scale was read; nothing done: read again
     │   └── ScalerUnavailable    timeout, refused connection, TLS failure, 429 or 5xx; retry later
     ├── TaskError                an analysis attempt failed
     │   ├── RetryableError       try again later (backoff); dead-lettered after worker.max_attempts
@@ -284,7 +284,8 @@ class ScalerNotFound(ScalerError):
 
 
 class ScalerConflict(ScalerError):
-    """A concurrent update won (409). Read the scale again and retry."""
+    """The write was conditional on the ``resourceVersion`` read, and the Deployment has changed since (409
+    Conflict): nothing was applied, for sure. Read the scale again and retry."""
 
     code = "scaler_conflict"
 

@@ -8,7 +8,9 @@ write held in the API server lands late): the Deployment at the asked count is *
 any other count is *not applied* — ``in_doubt`` all the same, as it may land later still (the loop then names it
 and counts its step: :class:`~gamead_core.scaling.loop.Autoscaler`). When the read fails too (and no earlier read
 showed another count) the outcome is *unknown*: recorded as such (``applied: null``), never as "not applied", and
-not counted as a scale event.
+not counted as a scale event. A call refused with 409 Conflict (:class:`~gamead_core.errors.ScalerConflict`: the
+Deployment changed since its count was read, and the write carried the ``resourceVersion`` read) did nothing, for
+sure: *not applied*, not in doubt, nothing read back; the next tick reads the count again.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gamead_core.errors import ScalerUnavailable, error_text
+from gamead_core.errors import ScalerConflict, ScalerUnavailable, error_text
 from gamead_core.scaling.local import NoneScaler, Scaler
 
 #: Waits (seconds) before reading the count back again while it does not show a sent call's count yet.
 SETTLE_SECONDS = (0.5, 1.0, 2.0)
+#: Appended to the reason of a call refused with 409 Conflict.
+CONFLICT_NOTE = " (not applied: the Deployment changed since its count was read (409 Conflict); read again next tick)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,8 @@ async def apply_replicas(backend: Scaler, current: int, desired: int, *,
         return Outcome(True, desired)
     except Exception as exc:  # noqa: BLE001 - recorded and retried by the caller, never raised
         error = error_text(exc)
+        if isinstance(exc, ScalerConflict):
+            return Outcome(False, current, error, CONFLICT_NOTE)
         if not (isinstance(exc, ScalerUnavailable) and exc.sent):
             return Outcome(False, current, error)
         answer = exc.answer
@@ -73,4 +79,4 @@ async def apply_replicas(backend: Scaler, current: int, desired: int, *,
     return Outcome(False, shows, error, f" ({answer}; the count read back is {shows}: not applied)", in_doubt=True)
 
 
-__all__ = ["SETTLE_SECONDS", "Outcome", "apply_replicas"]
+__all__ = ["CONFLICT_NOTE", "SETTLE_SECONDS", "Outcome", "apply_replicas"]

@@ -4,6 +4,10 @@ The count the last tick left is *expected*; a tick that reads another one names 
 *in doubt* (it went out without a sure answer and was not seen to land: :class:`InDoubt`) that landed late — its
 step is counted then, from when it was sent — or a change made outside the autoscaler (``kubectl scale``, an HPA),
 also said in one WARNING log line. No I/O but those log lines.
+
+A call in doubt stays so until a count read *after* its window (:data:`LATE_LANDING_SECONDS` past the call) does
+not show it: only a count that was read says it did not land, so while reads fail it is kept, however long, and the
+first count read after them that shows the asked replicas is the call landing late — never an outside change.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from gamead_core.scaling.store import iso
 
 log = logging.getLogger("gamead_core.scaling.loop")  # the autoscaler's own log lines
 
-#: How long a scale call in doubt may still land (seconds): the API server's default request timeout.
+#: How long after it was sent a scale call in doubt may still land (seconds): the API server's default request
+#: timeout. The call is forgotten at the first count read later than that which does not show it.
 LATE_LANDING_SECONDS = 60.0
 
 
@@ -42,12 +47,11 @@ class CountWatch:
         self.in_doubt: InDoubt | None = None
 
     def seen(self, current: int, mono: float, policy: ScalingPolicy | None) -> str:
-        """``current`` replicas read at ``mono`` (monotonic seconds) → what the reason names first about how the
-        count changed since the last tick (empty: nothing, or nothing known). A call in doubt seen to have landed
-        is told to ``policy`` (:meth:`ScalingPolicy.landed`) when the policy decided it."""
+        """``current`` replicas read at ``mono`` (monotonic seconds; called only for a count that was read) → what
+        the reason names first about how the count changed since the last tick (empty: nothing, or nothing known).
+        A call in doubt seen to have landed is told to ``policy`` (:meth:`ScalingPolicy.landed`) when the policy
+        decided it; one not seen in a count read more than :data:`LATE_LANDING_SECONDS` after it is forgotten."""
         doubt = self.in_doubt
-        if doubt is not None and mono - doubt.at > LATE_LANDING_SECONDS:
-            doubt = self.in_doubt = None  # past the API server's own timeout: it will not land now
         if doubt is not None and current == doubt.asked and current != doubt.current:
             self.in_doubt = None
             if doubt.by_policy and policy is not None:
@@ -55,6 +59,8 @@ class CountWatch:
             text = f"the scale call {doubt.current}→{doubt.asked} of {iso(doubt.wall)} landed late"
             log.info("autoscaler: %s", text)
             return text
+        if doubt is not None and mono - doubt.at > LATE_LANDING_SECONDS:
+            self.in_doubt = None  # read past the API server's own timeout, and not there: it will not land now
         if self.expected is not None and current != self.expected:
             text = f"replicas changed outside the autoscaler ({self.expected}→{current})"  # kubectl, an HPA…
             log.warning("autoscaler: %s; deciding from %d", text, current,
@@ -64,8 +70,9 @@ class CountWatch:
 
     def called(self, current: int, desired: int, outcome: Outcome, at: float, wall: float, by_policy: bool) -> None:
         """A tick at ``current`` replicas asked ``desired`` (at ``at`` monotonic, ``wall`` epoch seconds) and got
-        ``outcome``: the count it leaves is expected next; a new call supersedes the one in doubt."""
-        if desired != current:
+        ``outcome``: the count it leaves is expected next; a new call that may have done something supersedes the
+        one in doubt (one surely not carried out — refused, 409 Conflict, never sent — leaves it as it was)."""
+        if desired != current and (outcome.applied is not False or outcome.in_doubt):
             self.in_doubt = InDoubt(current, desired, at, wall, by_policy) if outcome.in_doubt else None
         self.expected = outcome.running
 

@@ -9,11 +9,22 @@ here, at the boundary, and chained with ``raise … from exc``::
     └── ScalerError              the Kubernetes API refused or failed a scale call
         ├── ScalerForbidden      401/403: credentials rejected, or RBAC lacks the verb on the resource
         ├── ScalerNotFound       404: no such Deployment (or namespace)
-        ├── ScalerConflict       409: a concurrent writer won; read again, then retry
+        ├── ScalerConflict       409: the Deployment changed since its scale was read (a write carries the
+        │                        ``resourceVersion`` read); nothing was done: read again, then retry
         └── ScalerUnavailable    timeout, refused connection, TLS failure, 429, 5xx or an answer that is not
                                  JSON; retry later (``sent``: a request that went out and whose answer does not
                                  say whether it was carried out — none, a 5xx, not JSON — may have landed: read
                                  back)
+
+A write is conditional on the count read (optimistic concurrency, as the Kubernetes API conventions define it in
+"Concurrency Control and Consistency",
+https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md):
+:meth:`KubernetesScaler.set_replicas` sends the ``metadata.resourceVersion`` of the Scale read last by
+:meth:`KubernetesScaler.current_replicas` in its merge patch, and the API server applies it only if the Deployment
+still has that version, else answers 409 Conflict. So a decision taken on a count that changed since (``kubectl
+scale``, an HPA, another leader's write) is not applied, and a PATCH a deposed leader sent that the API server
+held lands nowhere once its successor has written. A change to the Deployment's status changes the version too: a
+409 then costs one retry at the next tick.
 
 Unusable credentials (no kubeconfig, unknown context) raise :class:`gamead_core.errors.ConfigError` from
 the constructor. The RBAC the scaler needs is in ``manifests/rbac.yaml``: ``get`` + ``patch`` on
@@ -54,7 +65,7 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
 
 #: Set in every pod by the kubelet; its presence means "use the pod's service account".
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
-#: What ``kubectl scale`` sends too: a JSON merge patch of the Scale object.
+#: What ``kubectl scale`` sends too: a JSON merge patch of the Scale object (ours with ``metadata.resourceVersion``).
 SCALE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 #: Largest kubeconfig file read (bytes): a few KiB each, embedded certificates included; not /dev/zero.
 MAX_KUBECONFIG_BYTES = 16 * 1024**2
@@ -115,6 +126,8 @@ class KubernetesScaler:
         self.host: str = configuration.host
         self._api_client = k8s.ApiClient(configuration)
         self._apps = k8s.AppsV1Api(self._api_client)
+        #: ``metadata.resourceVersion`` of the Scale read last and not written since (None: none read).
+        self._read_version: str | None = None
 
     @property
     def target(self) -> str:
@@ -127,7 +140,8 @@ class KubernetesScaler:
     # --- calls ----------------------------------------------------------------------------------------
 
     def current_replicas(self) -> int:
-        """``spec.replicas`` of the Deployment (0 when the server omits it)."""
+        """``spec.replicas`` of the Deployment (0 when the server omits it); its ``resourceVersion`` is kept for the
+        next :meth:`set_replicas`. Raises :class:`ScalerError` (a failed read keeps the version read before)."""
         s = self._settings
         scale = self._call(
             "get",
@@ -135,20 +149,31 @@ class KubernetesScaler:
                 s.deployment, s.namespace, _request_timeout=s.request_timeout
             ),
         )
+        self._read_version = getattr(getattr(scale, "metadata", None), "resource_version", None)
         spec = getattr(scale, "spec", None)
         return int(getattr(spec, "replicas", None) or 0)
 
     def set_replicas(self, n: int) -> None:
-        """Patch ``spec.replicas`` of the Deployment's scale to ``n``."""
+        """Patch ``spec.replicas`` of the Deployment's scale to ``n``, on condition that the Deployment is still at the
+        ``resourceVersion`` :meth:`current_replicas` read last (read now if none was; each read serves one write).
+        Raises :class:`ScalerConflict` (409) when it is not: nothing was applied. Other errors: :class:`ScalerError`;
+        ``ValueError`` for a count that is not a non-negative int, before any request."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"replicas must be a non-negative int, not {n!r}")
+        if self._read_version is None:
+            self.current_replicas()
+        version, self._read_version = self._read_version, None
         s = self._settings
+        # An API server always gives a version; without one the write could only be unconditional.
+        body: dict[str, object] = {"spec": {"replicas": n}}
+        if version is not None:
+            body["metadata"] = {"resourceVersion": version}
         self._call(
             "patch",
             lambda: self._apps.patch_namespaced_deployment_scale(
                 s.deployment,
                 s.namespace,
-                {"spec": {"replicas": n}},
+                body,
                 _content_type=SCALE_PATCH_CONTENT_TYPE,
                 _request_timeout=s.request_timeout,
             ),
@@ -226,8 +251,9 @@ class KubernetesScaler:
             )
         if status == 409:
             return ScalerConflict(
-                f"conflict while trying to {verb} {_SCALE} of {self.target}; read it again and retry. "
-                f"Server: {said}",
+                f"{self.target} changed since its count was read (409 Conflict: no longer at the resourceVersion "
+                f"read; its count or its status changed), so the call to {verb} {_SCALE} did nothing; it is read "
+                f"again before the next try. Server: {said}",
                 status=status,
             )
         if status == 0 or status == 429 or status >= 500:

@@ -24,8 +24,8 @@ Read top-down (:meth:`Autoscaler.run`):
    the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the
    failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call
    without a sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown when that read
-   fails too). A lease lapsed during the call: nothing recorded. While an override wins, the policy is told
-   what ran under it (:meth:`~gamead_core.scaling.policy.ScalingPolicy.overridden`).
+   fails too); one refused with 409 Conflict (the count changed since read) surely was not. A lease lapsed during
+   the call: nothing recorded. While an override wins, the policy is told what ran under it (``overridden``).
    Nothing here raises out of the loop: the API node it runs in never goes down because of it.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
    :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last

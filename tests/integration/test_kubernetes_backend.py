@@ -1,7 +1,10 @@
 """KubernetesScaler against a small HTTP double of the apps/v1 Deployment ``scale`` endpoints.
 
 The double records every request (method, path, headers, body) so the tests assert what the official
-client really puts on the wire, reached through a temporary kubeconfig with a bearer token.
+client really puts on the wire, reached through a temporary kubeconfig with a bearer token. Like the API server it
+keeps the Deployment's ``resourceVersion`` (one more at each write) and answers 409 Conflict to a PATCH whose
+``metadata.resourceVersion`` is not the current one; a PATCH without one it refuses (400): the autoscaler must
+always write on condition of what it read.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from gamead_core.errors import GameadError
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.scaling.apply import Outcome, apply_replicas
+from gamead_core.scaling.apply import CONFLICT_NOTE, Outcome, apply_replicas
 from gamead_core.scaling.kubernetes import (
     KubernetesScaler,
     ScalerConflict,
@@ -85,6 +88,10 @@ class ApiDouble:
     patch_bad_json: bool = False  # the same, to PATCHes only
     get_fail_with: int | None = None  # answer every GET with this status (PATCHes still applied)
     apply_late: float = 0.0  # the next PATCH (once) waits this many seconds, then is applied and answered
+    patch_gate: threading.Event | None = None  # the next PATCH (once) waits for this event, then is applied (or not)
+    resource_version: int = 7  # metadata.resourceVersion of the Deployment (and its Scale): one more at each write
+    modified_before_patch: bool = False  # the next PATCH (once) finds the Deployment changed since it was read
+    lock: threading.Lock = field(default_factory=threading.Lock)  # a write's check and its change are one step
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -103,7 +110,9 @@ def _status_body(code: int, ns: str, name: str, method: str) -> dict:
             f'cannot {verb} resource "deployments/scale" in API group "apps" in the namespace "{ns}"',
         ),
         404: ("NotFound", f'deployments.apps "{name}" not found'),
-        409: ("Conflict", "Operation cannot be fulfilled: the object has been modified"),
+        400: ("BadRequest", "the ApiDouble refuses a scale write without metadata.resourceVersion"),
+        409: ("Conflict", f'Operation cannot be fulfilled on deployments.apps "{name}": the object has been '
+                          "modified; please apply your changes to the latest version and try again"),
         500: ("InternalError", "etcdserver: request timed out"),
     }.get(code, ("Unknown", "boom"))
     return {
@@ -155,8 +164,21 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 late, state.apply_late = state.apply_late, 0.0
                 if late:
                     state.release.wait(late)  # held in the API server (etcd latency): the client may give up
+                gate, state.patch_gate = state.patch_gate, None
+                if gate is not None:
+                    gate.wait(30)
                 patch = json.loads(body)
-                state.replicas[(ns, name)] = patch["spec"]["replicas"]
+                version = (patch.get("metadata") or {}).get("resourceVersion")
+                if not isinstance(version, str):
+                    return self._send(400, _status_body(400, ns, name, "PATCH"))
+                with state.lock:  # as etcd's compare-and-swap: checked and changed at once
+                    if state.modified_before_patch:  # e.g. a pod became ready: the status, so the version, moved
+                        state.modified_before_patch = False
+                        state.resource_version += 1
+                    if version != str(state.resource_version):
+                        return self._send(409, _status_body(409, ns, name, "PATCH"))
+                    state.replicas[(ns, name)] = patch["spec"]["replicas"]
+                    state.resource_version += 1
                 for key, value in state.after_patch.items():
                     setattr(state, key, value)
                 if state.patch_delay:
@@ -174,7 +196,7 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 obj = {
                     "kind": "Scale",
                     "apiVersion": "autoscaling/v1",
-                    "metadata": {"name": name, "namespace": ns, "resourceVersion": "7"},
+                    "metadata": {"name": name, "namespace": ns, "resourceVersion": str(state.resource_version)},
                     # the API server omits replicas: 0 (omitempty)
                     "spec": {"replicas": n} if n else {},
                     "status": {"replicas": n, "selector": "app.kubernetes.io/name=gamead-worker"},
@@ -271,17 +293,21 @@ def free_closed_port() -> int:
 def test_set_replicas_sends_a_merge_patch_of_spec_replicas_with_the_kubeconfig_token(
     api: ApiDouble, tmp_path: Path
 ) -> None:
+    """The PATCH carries the ``resourceVersion`` of the Scale read before it (the condition it is applied on); a
+    write with no read of its own before it reads first."""
     with make_scaler(tmp_path, api.url) as scaler:
+        assert scaler.current_replicas() == 2
         scaler.set_replicas(7)
+        scaler.set_replicas(3)
 
-    assert len(api.requests) == 1
-    req = api.requests[0]
-    assert req.method == "PATCH"
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH"]
+    req = api.requests[1]
     assert req.path.split("?")[0] == SCALE_PATH
     assert req.headers["content-type"] == "application/merge-patch+json"
-    assert json.loads(req.body) == {"spec": {"replicas": 7}}
+    assert json.loads(req.body) == {"spec": {"replicas": 7}, "metadata": {"resourceVersion": "7"}}
     assert req.headers["authorization"] == f"Bearer {TOKEN}"
-    assert api.replicas[(NS, DEPLOYMENT)] == 7
+    assert json.loads(api.requests[3].body) == {"spec": {"replicas": 3}, "metadata": {"resourceVersion": "8"}}
+    assert api.replicas[(NS, DEPLOYMENT)] == 3 and api.resource_version == 9
 
 
 def test_current_replicas_reads_the_scale_subresource(api: ApiDouble, tmp_path: Path) -> None:
@@ -306,6 +332,7 @@ def test_async_wrappers_reach_the_same_endpoints(api: ApiDouble, tmp_path: Path)
 
     assert asyncio.run(scenario()) == 4
     assert [(r.method, r.path.split("?")[0]) for r in api.requests] == [
+        ("GET", SCALE_PATH),  # the write reads the resourceVersion it is conditional on first
         ("PATCH", SCALE_PATH),
         ("GET", SCALE_PATH),
     ]
@@ -325,8 +352,9 @@ def test_negative_replicas_are_refused_before_any_request(api: ApiDouble, tmp_pa
 def test_403_is_scaler_forbidden_naming_the_missing_rbac_verb_and_resource(
     api: ApiDouble, tmp_path: Path
 ) -> None:
-    api.fail_with = 403
     scaler = make_scaler(tmp_path, api.url)
+    scaler.current_replicas()  # the read a write follows
+    api.fail_with = 403
     with pytest.raises(ScalerForbidden) as info:
         scaler.set_replicas(3)
     message = str(info.value)
@@ -361,10 +389,61 @@ def test_404_is_scaler_not_found_naming_namespace_and_deployment(api: ApiDouble,
     assert path == f"/apis/apps/v1/namespaces/{NS}/deployments/no-such-worker/scale"
 
 
-def test_409_is_scaler_conflict(api: ApiDouble, tmp_path: Path) -> None:
-    api.fail_with = 409
-    with pytest.raises(ScalerConflict, match="modified"):
-        make_scaler(tmp_path, api.url).set_replicas(2)
+def test_a_write_on_a_count_that_changed_since_it_was_read_is_refused_409_and_not_applied(
+    api: ApiDouble, tmp_path: Path
+) -> None:
+    """Read at resourceVersion 7; the Deployment changes before the PATCH (another writer, or a pod becoming ready):
+    the API server refuses the PATCH (409 Conflict), and the apply step says "not applied" — surely, not in doubt:
+    nothing read back — with the reason. Before: the PATCH was unconditional, so it was applied over the change.
+    Read again, the same call is applied."""
+    scaler = make_scaler(tmp_path, api.url)
+    assert scaler.current_replicas() == 2
+    api.modified_before_patch = True
+    outcome = asyncio.run(apply_replicas(scaler, 2, 4))
+    assert (outcome.applied, outcome.running, outcome.in_doubt) == (False, 2, False)
+    assert outcome.note == CONFLICT_NOTE
+    assert "changed since its count was read (409 Conflict" in (outcome.error or "")
+    assert "the object has been modified" in (outcome.error or "")  # the server's own words
+    assert [r.method for r in api.requests] == ["GET", "PATCH"] and api.replicas[(NS, DEPLOYMENT)] == 2
+    assert scaler.current_replicas() == 2
+    api.modified_before_patch = True
+    with pytest.raises(ScalerConflict):  # the error itself, as the backend raises it
+        scaler.set_replicas(4)
+    assert scaler.current_replicas() == 2
+    assert asyncio.run(apply_replicas(scaler, 2, 4)) == Outcome(True, 4)
+    assert api.replicas[(NS, DEPLOYMENT)] == 4
+    scaler.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_deposed_leaders_held_patch_does_not_land_over_its_successors(api: ApiDouble, tmp_path: Path) -> None:
+    """The old leader read 2 and sent PATCH 2→5, which the API server holds (etcd slow); meanwhile a new leader reads
+    2 and PATCHes 2→3. When the held PATCH goes on, the Deployment has changed since the read it was made on: 409,
+    the count stays the new leader's 3 (before: the old leader's 5 landed last and stood)."""
+    old, new = make_scaler(tmp_path, api.url, timeout=20.0), make_scaler(tmp_path, api.url)
+    assert old.current_replicas() == 2
+    api.patch_gate = gate = threading.Event()
+    result: list[BaseException | None] = []
+
+    def old_leader() -> None:
+        try:
+            old.set_replicas(5)
+            result.append(None)
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            result.append(exc)
+
+    thread = threading.Thread(target=old_leader, daemon=True)
+    thread.start()
+    wait_for(lambda: any(r.method == "PATCH" for r in api.requests), timeout=10, what="the old leader's PATCH")
+    assert new.current_replicas() == 2
+    new.set_replicas(3)
+    assert api.replicas[(NS, DEPLOYMENT)] == 3
+    gate.set()
+    thread.join(20)
+    assert len(result) == 1 and isinstance(result[0], ScalerConflict), result
+    assert api.replicas[(NS, DEPLOYMENT)] == 3
+    old.close()
+    new.close()
 
 
 def test_5xx_is_scaler_unavailable(api: ApiDouble, tmp_path: Path) -> None:
@@ -378,22 +457,24 @@ def test_5xx_is_scaler_unavailable(api: ApiDouble, tmp_path: Path) -> None:
 def test_a_server_that_never_answers_is_unavailable_within_the_timeout(
     api: ApiDouble, tmp_path: Path
 ) -> None:
-    api.hang = True
     scaler = make_scaler(tmp_path, api.url, timeout=0.5)
+    scaler.current_replicas()  # answered: the write below PATCHes at once
+    api.hang = True
     for call in (scaler.current_replicas, lambda: scaler.set_replicas(3)):
         with pytest.raises(ScalerUnavailable, match=r"within 0\.5s"):
             call()
         assert not api.release.is_set()  # the double never answered: the client's timeout ended the call
-    assert len(api.requests) == 2  # one attempt each: no silent retries
+    assert [r.method for r in api.requests] == ["GET", "GET", "PATCH"]  # one attempt each: no silent retries
 
 
 @pytest.mark.timeout(10)
 def test_async_timeout_is_bounded_too(api: ApiDouble, tmp_path: Path) -> None:
-    api.hang = True
     scaler = make_scaler(tmp_path, api.url, timeout=0.3)
+    scaler.current_replicas()
+    api.hang = True
     with pytest.raises(ScalerUnavailable, match=r"within 0\.3s"):
         asyncio.run(scaler.set_replicas_async(3))
-    assert not api.release.is_set() and len(api.requests) == 1  # ended by the timeout, one attempt
+    assert not api.release.is_set() and [r.method for r in api.requests] == ["GET", "PATCH"]  # one attempt
 
 
 @pytest.mark.timeout(10)
@@ -420,7 +501,7 @@ def test_a_patch_whose_connection_closed_unanswered_is_read_back(api: ApiDouble,
     assert info.value.sent and api.replicas[(NS, DEPLOYMENT)] == 5
     outcome = asyncio.run(apply_replicas(scaler, 5, 6))
     assert outcome == Outcome(True, 6, None, " (no answer to the call, but the count read back is 6)")
-    assert [r.method for r in api.requests] == ["PATCH", "PATCH", "GET"]
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]  # each write reads first
     scaler.close()
 
 
@@ -447,7 +528,7 @@ def test_a_patch_that_landed_but_was_answered_with_a_failure_is_read_back_as_app
     assert info.value.sent and api.replicas[(NS, DEPLOYMENT)] == 5
     outcome = asyncio.run(apply_replicas(scaler, 5, 6, settle=()))
     assert outcome == Outcome(True, 6, None, f" ({answer}, but the count read back is 6)")
-    assert [r.method for r in api.requests] == ["PATCH", "PATCH", "GET"]
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]  # each write reads first
     scaler.close()
 
 
@@ -463,7 +544,7 @@ def test_a_5xx_to_a_patch_that_did_not_land_is_not_applied_but_in_doubt_and_a_42
     assert (outcome.applied, outcome.running, outcome.in_doubt) == (False, 2, True)
     assert outcome.note == " (HTTP 500 to the call; the count read back is 2: not applied)"
     assert "HTTP 500" in (outcome.error or "") and "etcdserver: request timed out" in (outcome.error or "")
-    assert [r.method for r in api.requests] == ["PATCH", "GET", "GET"]  # read again after the wait
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "GET"]  # read again after the wait
     api.requests.clear()
     api.patch_fail_with = 429
     outcome = asyncio.run(apply_replicas(scaler, 2, 4))
@@ -525,8 +606,9 @@ async def _publish(js: JetStreamContext, ids: list[str], *, partitions: int = 1)
 
 
 def _patches(api: ApiDouble) -> list[dict]:
-    """The bodies of the PATCH requests the Kubernetes API double received, in order."""
-    return [json.loads(r.body) for r in api.requests if r.method == "PATCH"]
+    """What the PATCH requests the Kubernetes API double received asked, in order: each body's ``spec`` (its
+    ``metadata.resourceVersion``, the condition, the double checks)."""
+    return [{"spec": json.loads(r.body)["spec"]} for r in api.requests if r.method == "PATCH"]
 
 
 def _at_zero(api: ApiDouble, tmp_path: Path, **kube: Any) -> GameadSettings:
@@ -1064,14 +1146,20 @@ def test_a_patch_that_landed_but_was_answered_500_uses_its_step(
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("window", [None, 1.0], ids=["within-the-window", "reads-failing-past-the-window"])
 def test_a_patch_in_doubt_that_lands_later_is_named_and_uses_its_step(
-    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], monkeypatch: pytest.MonkeyPatch,
+    window: float | None,
 ) -> None:
     """The API server holds the PATCH 1→2 for 5 s before applying it; the client gives up after 3 s, and every read
     fails (500) until the PATCH is applied: the outcome is unknown. When the count can be read again it is 2: the
     decision says the call landed late (not "changed outside the autoscaler", and not nothing) and its step is
     used — 2 is held, no PATCH 2→3 (before: the step was given back, and the count seen next was the start of a
-    new climb)."""
+    new climb). So too when the reads fail for longer than the window in which a call may land (here cut from 60 s
+    to 1 s): the count was not read meanwhile, so nothing said the call had not landed (before: the record lapsed
+    with the window, and the landing was named an outside change and its step not used)."""
+    if window is not None:
+        monkeypatch.setattr("gamead_core.scaling.changes.LATE_LANDING_SECONDS", window)
     settings = _stepping(api, tmp_path)
     api.patch_delay = 0.0
     api.apply_late = 5.0
@@ -1095,6 +1183,36 @@ def test_a_patch_in_doubt_that_lands_later_is_named_and_uses_its_step(
     assert re.match(r"the scale call 1→2 of \S+Z landed late; ", late["reason"]), late
     assert late["current"] == 2 and "scale-up step for this 60s period used" in late["reason"]
     assert not any("outside the autoscaler" in d["reason"] for d in decisions)
+
+
+@pytest.mark.timeout(90)
+def test_a_patch_refused_409_is_recorded_not_applied_and_uses_no_step(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """The Deployment changes between the leader's read of its count and its PATCH 1→2 (here its status: a pod
+    became ready): the API server refuses the PATCH, 409 Conflict. The decision is recorded as not applied, saying
+    why, not in doubt (nothing "landed late" later), and its step is not used: the next tick reads again and PATCHes
+    1→2 within the same 60 s period (+1 a period), applied; then 2 is held."""
+    settings = _stepping(api, tmp_path)
+    api.patch_delay = 0.0
+    api.modified_before_patch = True
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 2, "never scaled after the 409", within=30)
+        seen = _ticks(autoscaler)
+        await _until(lambda: _ticks(autoscaler) >= seen + 3, "the leader stopped deciding")
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-409", scenario,
+                                 backlog=[f"01KL409{i:019d}" for i in range(60)])
+    assert _patches(api) == [{"spec": {"replicas": 2}}] * 2
+    refused, applied = _scaled(autoscaler)
+    assert (refused["current"], refused["desired"], refused["applied"]) == (1, 2, False)
+    assert refused["reason"].endswith(CONFLICT_NOTE) and "409 Conflict" in refused["error"]
+    assert (applied["current"], applied["desired"], applied["applied"], applied["error"]) == (1, 2, True, None)
+    newest = autoscaler.shared.decisions[0]
+    assert newest["current"] == 2 and "scale-up step for this 60s period used" in newest["reason"]
+    assert not any("landed late" in d["reason"] or "outside the autoscaler" in d["reason"]
+                   for d in autoscaler.shared.decisions)
 
 
 @pytest.mark.timeout(90)

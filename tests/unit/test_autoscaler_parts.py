@@ -243,4 +243,31 @@ def test_a_call_in_doubt_seen_landed_is_named_and_counted_and_forgotten_after_th
     assert list(policy._events) == [(10.0, 1)]  # its step, from when it was sent
     late = CountWatch()
     late.called(1, 2, Outcome(False, 1, "HTTP 500", in_doubt=True), at=10.0, wall=0.0, by_policy=True)
-    assert late.seen(2, 71.0, None) == "replicas changed outside the autoscaler (1→2)"
+    assert late.seen(1, 71.0, None) == ""  # read past its window and not landed: it will not land now
+    assert late.seen(2, 72.0, None) == "replicas changed outside the autoscaler (1→2)"
+
+
+def test_a_call_in_doubt_outlives_its_window_while_the_count_cannot_be_read() -> None:
+    """A PATCH 1→2 in doubt at 10 s (monotonic), then every read of the count fails until 200 s (no ``seen``): the
+    first count read, 2, is the call landed late — named so and its step counted — not an outside change (before:
+    the record lapsed 60 s after the call whether or not the count was read meanwhile). Also after one read in the
+    window that did not show it yet; and a new call refused outright (409, nothing done) leaves it in doubt."""
+    from gamead_core.config.autoscaler import AutoscalerSettings
+    from gamead_core.scaling.apply import Outcome
+    from gamead_core.scaling.changes import CountWatch
+    from gamead_core.scaling.policy import ScalingPolicy
+
+    doubt = Outcome(False, 1, "HTTP 500", in_doubt=True)
+    landed = "the scale call 1→2 of 1970-01-01T00:00:00.000Z landed late"
+    for reads_in_window in ([], [30.0]):
+        policy = ScalingPolicy(AutoscalerSettings(scale_up_max_step=1, scale_up_max_percent=0, period_seconds=60))
+        watch = CountWatch()
+        watch.called(1, 2, doubt, at=10.0, wall=0.0, by_policy=True)
+        for at in reads_in_window:
+            assert watch.seen(1, at, policy) == ""
+        assert watch.seen(2, 200.0, policy) == landed, reads_in_window
+        assert list(policy._events) == [(10.0, 1)]
+    refused = CountWatch()
+    refused.called(1, 2, doubt, at=10.0, wall=0.0, by_policy=True)
+    refused.called(1, 3, Outcome(False, 1, "409 Conflict"), at=12.0, wall=2.0, by_policy=True)
+    assert refused.seen(2, 13.0, None) == landed
