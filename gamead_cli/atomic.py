@@ -1,6 +1,9 @@
 """Every file a CLI verb writes (``dlq export FILE``, ``top --record FILE``) goes through here: it is written to a
 temporary file in the same directory and renamed over FILE only when the verb succeeded, so a failure (the API
-down, a full disk, Ctrl-C) leaves an existing FILE as it was instead of empty or half written.
+down, a full disk, Ctrl-C) leaves an existing FILE as it was instead of empty or half written. A write to FILE that
+fails (a full disk or device, ``EIO``, a pipe or FIFO whose reader left: ``EPIPE``) is
+:class:`~gamead_cli.exitcodes.OutputFailed` naming FILE: one red line and exit 1, as stdout's; only stdout's closed
+pipe (``| head``) is quiet.
 """
 
 from __future__ import annotations
@@ -11,20 +14,24 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from gamead_cli.exitcodes import OutputFailed
 
 
 class PendingFile:
     """A text file being written beside ``path`` (``.NAME.XXXX.partial`` in the same directory, so the rename is
     atomic and a killed process leaves what it wrote there, never over ``path``). :meth:`commit` renames it over
     ``path``; :meth:`discard` deletes it. Either one closes it; the second call does nothing.
-    Raises ``OSError`` when the directory cannot take the temporary file.
+    Raises ``OSError`` when the directory cannot take the temporary file. A write, flush or close of :attr:`file`
+    that fails raises :class:`~gamead_cli.exitcodes.OutputFailed` ("cannot write FILE: why", then ``said``), a
+    closed pipe included: FILE is not stdout, whose closed pipe alone ends a command quietly.
 
     A ``path`` that exists and is not a regular file (``/dev/full``, ``/dev/stdout`` on a pipe, a FIFO) is written
     directly: a rename would replace the device itself with a regular file; ``tmp`` is then None. A symbolic link
     to a regular file has its target replaced, never the link."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, said: str = "") -> None:
         self.path = Path(path)
         self.done = False
         self.tmp: Path | None = None
@@ -33,7 +40,8 @@ class PendingFile:
         except FileNotFoundError:
             regular = True
         if not regular:
-            self.file: IO[str] = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
+            raw = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
+            self.file: IO[str] = _Said(raw, self.path, said)  # type: ignore[assignment]
             return
         #: what the rename replaces: the file itself, a link's target (``/dev/stdout`` redirected to a file too)
         self.target = Path(os.path.realpath(self.path)) if self.path.is_symlink() else self.path
@@ -42,7 +50,7 @@ class PendingFile:
         self.tmp = tmp = Path(name)
         try:
             os.chmod(tmp, _mode_for(self.target))
-            self.file = os.fdopen(fd, "w", encoding="utf-8")
+            self.file = _Said(os.fdopen(fd, "w", encoding="utf-8"), self.path, said)  # type: ignore[assignment]
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
@@ -68,10 +76,39 @@ class PendingFile:
         if self.done:
             return
         self.done = True
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, OutputFailed):
             self.file.close()
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
+
+
+class _Said:
+    """A text file whose failed write, flush or close is :class:`OutputFailed` naming ``path`` (then ``said``);
+    everything else is the file's."""
+
+    def __init__(self, file: IO[str], path: Path, said: str) -> None:
+        self._file, self._path, self._said = file, path, said
+
+    def _guard(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except OSError as exc:  # BrokenPipeError too: a FILE's reader that left is said, not taken for stdout's
+            raise OutputFailed(f"cannot write {self._path}: {exc.strerror or exc}{self._said}") from exc
+
+    def write(self, text: str) -> int:
+        return self._guard(self._file.write, text)  # type: ignore[no-any-return]
+
+    def writelines(self, lines: Any) -> None:
+        self._guard(self._file.writelines, lines)
+
+    def flush(self) -> None:
+        self._guard(self._file.flush)
+
+    def close(self) -> None:
+        self._guard(self._file.close)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
 
 
 @contextlib.contextmanager

@@ -30,9 +30,12 @@ from typing import IO, Any
 
 from gamead_core.errors import ConfigError
 from gamead_core.proc import alive, start_time
+from gamead_core.worker.backoff import backoff_ceiling
 
 LOCK_FILE = "gamead-up.lock"
 STATE_FILE = "gamead-up.json"
+RETRY_BASE = 0.2  #: seconds before the first retry of a failed rewrite of the state file (then doubling)
+RETRY_CAP = 5.0  #: seconds between two retries at most
 #: the ``GAMEAD_*`` variables ``gamead up`` starts its children with (``gamead config show --stack``)
 STACK_ENV_FILE = "stack-env.json"
 
@@ -57,6 +60,10 @@ class DataDir:
     #: this process (``up``): its PID and start time, read once, written with every rewrite
     _me: dict[str, Any] = field(default_factory=lambda: {"pid": os.getpid(), "pidStart": start_time(os.getpid())},
                                 init=False, repr=False)
+    #: rewrites of the state file that failed in a row (0: it says what runs); the next try is at ``_retry_at``
+    #: (``time.monotonic()``), after :data:`RETRY_BASE` · 2^(n−1) s, at most :data:`RETRY_CAP` s
+    _failed: int = field(default=0, init=False, repr=False)
+    _retry_at: float = field(default=0.0, init=False, repr=False)
 
     @property
     def state_file(self) -> Path:
@@ -129,11 +136,32 @@ class DataDir:
         with self._guard:
             return list(self._live.values())
 
+    def retry_write(self, now: float | None = None) -> bool:
+        """Rewrite the state file if its last rewrite failed (a full disk; it may name a dead process's PID) and
+        its back-off has passed (``now``: ``time.monotonic()``); ``gamead up`` calls it at every supervisor poll.
+        Returns True when this call made the file true again (say it once), else False. Never raises: a failure
+        is counted and tried again later (0.2 s, doubling up to 5 s)."""
+        with self._guard:
+            if not self._failed or (time.monotonic() if now is None else now) < self._retry_at:
+                return False
+            try:
+                self._write()
+            except OSError:
+                return False
+            return True
+
     def _write(self) -> None:
+        """Write the state file; on ``OSError`` (raised) it is marked to be written again (:meth:`retry_write`)."""
         doc = {**self._me, "apiUrl": self._api_url, "started": list(self._live.values())}
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, self.state_file)  # atomic: a reader sees the old file or the new one, whole
+        try:
+            tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, self.state_file)  # atomic: a reader sees the old file or the new one, whole
+        except OSError:
+            self._failed += 1
+            self._retry_at = time.monotonic() + backoff_ceiling(self._failed, base=RETRY_BASE, cap=RETRY_CAP)
+            raise
+        self._failed = 0
 
     def strays(self) -> list[dict[str, Any]]:
         """Processes recorded by an earlier stack on this directory that still run (same PID and start)."""

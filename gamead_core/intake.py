@@ -114,7 +114,7 @@ class Intake:
     """The submit path of the API."""
 
     def __init__(self, js: JetStreamContext, store: AdStore, *, publish_timeout: float, partitions: int = 1,
-                 atomic_batches: bool = False) -> None:
+                 atomic_batches: bool = False, reaper_reach: float = 0.0) -> None:
         self._js = js
         #: which streams take submit_many's writes as atomic batches (api.batch_atomic; gamead_core.batch_writes)
         self.atomic = AtomicBatches(enabled=atomic_batches)
@@ -122,7 +122,8 @@ class Intake:
         self._timeout = publish_timeout
         self._partitions = partitions  #: queue.partitions: which work stream each ad goes to
         #: the ambiguous submits being settled in the background (gamead_core.unsettled)
-        self.unsettled = Unsettled(js, store, timeout=publish_timeout, partitions=partitions)
+        self.unsettled = Unsettled(js, store, timeout=publish_timeout, partitions=partitions,
+                                   reaper_reach=reaper_reach)
 
     async def submit(
         self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE

@@ -8,7 +8,8 @@ Children never outlive the supervisor: each is started with :func:`gamead_core.p
 watch_parent`, the fallback where the kernel cannot). Start children from one long-lived thread.
 
 Hooks: ``on_event(message)`` for the console; ``on_spawn(child)`` after every (re)start, e.g. to record
-PIDs; ``on_exit(child, code)`` when a child is found dead (before its restart is scheduled; ``code`` is
+PIDs (``on_poll()`` after every :meth:`Supervisor.poll`, e.g. to retry such a record that failed);
+``on_exit(child, code)`` when a child is found dead (before its restart is scheduled; ``code`` is
 the exit status, negative for a signal), e.g. to hand its in-flight work to others; ``on_end(child)`` once a
 process of it has ended, found dead or stopped, e.g. to drop its PID from a record of the live ones. A hook
 that raises is logged (and ``on_spawn``'s said on the console), never fatal: ``gamead up``'s hooks rewrite
@@ -99,6 +100,9 @@ class Supervisor:
     settled: bool = False
     #: why ``child`` refused (its own error line), for the one event line of a refusal after the start
     explain: Callable[[Child], str] | None = None
+    #: called at the end of every :meth:`poll`, e.g. to retry a record a hook could not write (``gamead up``:
+    #: :meth:`gamead_core.datadir.DataDir.retry_write`); a failing hook is logged, never fatal
+    on_poll: Callable[[], None] | None = None
 
     @property
     def refused(self) -> list[Child]:
@@ -229,6 +233,11 @@ class Supervisor:
                 self._notify_exit(child, code)
             elif now >= child.restart_at:
                 self._restart(child, now)
+        if self.on_poll is not None:
+            try:
+                self.on_poll()
+            except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
+                log.exception("on_poll hook failed")
 
     def stop(self, name: str, timeout: float) -> None:
         self.stop_many([name], timeout)

@@ -28,7 +28,9 @@ withdrawal) or an id and its record's bytes (a publish), bounded by :data:`MAX_W
 While either bound is reached :attr:`full` is True and the API refuses new submits (503) rather than leave
 their writes unsettled; what is not settled within :data:`TRIES` rounds (NATS away longer) is logged and left
 to ``gamead doctor --repair``. What is pending when the API dies is lost with it: the reaper then queues the
-records it left without a message (:mod:`gamead_core.worker.orphans`).
+records it left without a message (:mod:`gamead_core.worker.orphans`), those written recently enough for their
+publish to be deduplicated still (:func:`~gamead_core.worker.orphans.reaper_reach`); the shutdown line says how many
+are left to it and how many to the doctor. After :meth:`Unsettled.close` no round starts.
 """
 
 from __future__ import annotations
@@ -64,9 +66,11 @@ class _Publish(NamedTuple):
 
 class Unsettled:
     """The background settlement of one API process's ambiguous submits (see the module doc). ``timeout``:
-    ``api.publish_timeout``; ``partitions``: ``queue.partitions``."""
+    ``api.publish_timeout``; ``partitions``: ``queue.partitions``; ``reaper_reach``: seconds before a stop within
+    which a write left then is still the reaper's (:func:`gamead_core.worker.orphans.reaper_reach`; ≤ 0: none is)."""
 
-    def __init__(self, js: JetStreamContext, store: AdStore, *, timeout: float, partitions: int = 1) -> None:
+    def __init__(self, js: JetStreamContext, store: AdStore, *, timeout: float, partitions: int = 1,
+                 reaper_reach: float = 0.0) -> None:
         self._js = js
         self._store = store
         self._timeout = timeout
@@ -75,6 +79,8 @@ class Unsettled:
         self._withdrawals: dict[str, int | None] = {}
         self._publishes: dict[str, _Publish] = {}
         self._tries: dict[str, int] = {}  # ad id → rounds tried so far (either kind)
+        self._since: dict[str, float] = {}  # ad id → time.monotonic() when it was first left here
+        self._reach = reaper_reach
         self._publish_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._closed = False  #: close() ran: the API is stopping
@@ -105,6 +111,7 @@ class Unsettled:
             self._left_to_doctor(ad_id, "record")
             return
         self._withdrawals[ad_id] = revision
+        self._since.setdefault(ad_id, time.monotonic())
         self._wake()
 
     def message_maybe_published(self, ad_id: str, level: int, payload: bytes, revision: int) -> None:
@@ -117,13 +124,15 @@ class Unsettled:
             return
         self._publishes[ad_id] = _Publish(level, payload, revision)
         self._publish_bytes += len(payload)
+        self._since.setdefault(ad_id, time.monotonic())
         self._wake()
 
     async def close(self) -> None:
         """Stop settling (the API is stopping): one last round for what is pending, at most
         :data:`LAST_ROUND` seconds (NATS may be back since the last one); what is left after it is the reaper's (the
-        API leaves its registry entry to expire: :func:`gamead_core.registry.beat.run_heartbeat`) or the doctor's,
-        each ad id logged. Once: a second call returns at once."""
+        API leaves its registry entry to expire: :func:`gamead_core.registry.beat.run_heartbeat`) while written
+        within ``reaper_reach`` s, else the doctor's; one line says which, ad ids logged. Final: no round starts
+        after it (a write left meanwhile is counted, not sent); a second call returns at once."""
         if self._closed:
             return
         self._closed = True
@@ -136,11 +145,14 @@ class Unsettled:
             except Exception as exc:  # noqa: BLE001 - stopping: what is left is logged below
                 log.info("settling ambiguous submits at shutdown: %r", exc)
         if len(self):
-            log.warning("%d ambiguous submits left unsettled at shutdown: the reaper settles them once this node's "
-                        "registry entry expires (else gamead doctor finds them: no_message)", len(self),
-                        extra={"ad_ids": [*self._withdrawals, *self._publishes][:100]})
+            now = time.monotonic()
+            ages = [now - self._since.get(ad_id, now) for ad_id in (*self._withdrawals, *self._publishes)]
+            log.warning(left_at_shutdown(ages, self._reach), extra={"ad_ids": [*self._withdrawals,
+                                                                               *self._publishes][:100]})
 
     def _wake(self) -> None:
+        if self._closed:  # stopping: the NATS connection is closing; what is pending is counted and logged
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="gamead-unsettled")
 
@@ -189,6 +201,7 @@ class Unsettled:
             self._tries[ad_id] = tries
             return
         self._tries.pop(ad_id, None)
+        self._since.pop(ad_id, None)
         self._withdrawals.pop(ad_id, None)
         if (pending := self._publishes.pop(ad_id, None)) is not None:
             self._publish_bytes -= len(pending.payload)
@@ -199,3 +212,21 @@ class Unsettled:
     def _left_to_doctor(ad_id: str, what: str) -> None:
         log.warning("ad %s: the %s of a 503'd submit could not be settled; gamead doctor will find it", ad_id, what,
                     extra={"ad_id": ad_id})
+
+
+def left_at_shutdown(ages: list[float], reach: float) -> str:
+    """The shutdown line for the writes left unsettled, ``ages`` the seconds since each was left (pure): the reaper
+    queues those younger than ``reach`` s (:func:`gamead_core.worker.orphans.reaper_reach`) once this node's
+    registry entry expires; the others only ``gamead doctor --repair`` settles."""
+    theirs = sum(1 for age in ages if age < reach)
+    said = f"{len(ages)} ambiguous submits left unsettled at shutdown"
+    if theirs == len(ages):
+        return (f"{said}: the reaper (of a running worker) queues them once this node's registry entry expires "
+                "(registry.ttl)")
+    if reach <= 0:
+        why = ("registry.ttl + a reaper round leaves nothing of queue.duplicate_window (less its safety margin), so "
+               "the reaper can queue none of them")
+    else:
+        why = (f"{len(ages) - theirs} were written more than {reach:g}s ago, too late for the reaper to queue within "
+               f"queue.duplicate_window (it queues the other {theirs})")
+    return f"{said}: {why}; run `gamead doctor --repair` once this node's registry entry has expired (registry.ttl)"

@@ -554,7 +554,7 @@ def export(
     """
     params: dict[str, Any] = {**_filter(error_class, message, priority, since, until), "limit": EXPORT_PAGE}
     try:  # the file replaces FILE only once every page is written: a failure leaves an old FILE intact
-        pending = None if file == "-" else PendingFile(file)
+        pending = None if file == "-" else PendingFile(file, said="; nothing was exported")
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}", param_hint="FILE") from None
     out = sys.stdout if pending is None else pending.file

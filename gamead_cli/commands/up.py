@@ -372,8 +372,15 @@ class _Stack:
         self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {escape(msg)}"),
                               on_spawn=lambda child: data.record(child.name, child.pid or 0),
                               on_end=lambda child: data.forget(child.pid or 0),
-                              on_exit=self._on_exit, refusal_codes=frozenset({exitcodes.CONFIG}),
+                              on_poll=self._state_file_again, on_exit=self._on_exit,
+                              refusal_codes=frozenset({exitcodes.CONFIG}),
                               explain=lambda child: _child_error_line(child.log_path) or _last_log_line(child.log_path))
+
+    def _state_file_again(self) -> None:
+        """A rewrite of gamead-up.json failed (said when a start could not be recorded): retried at every poll with
+        back-off; said once when the file lists the processes that run again."""
+        if self.data.retry_write():
+            say(f"[green]✓[/] {escape(str(self.data.state_file))} written again: it lists the processes that run now")
 
     def _on_exit(self, child: Child, code: int) -> None:
         if code in self.sup.refusal_codes:

@@ -9,6 +9,7 @@ on screen under a banner and the next tick simply tries again — the app never 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -264,9 +265,10 @@ class DashboardApp(App[None]):
         full = self.recorder.full
         try:
             await asyncio.to_thread(self.recorder.write, snap)
-        except OSError as exc:
-            self.notify(f"recording stopped: {exc.strerror or exc}", severity="error", timeout=10)
-            self.recorder.close()
+        except (OSError, exitcodes.OutputFailed) as exc:  # OutputFailed: the file cannot take it (atomic.PendingFile)
+            self.notify(f"recording stopped: {getattr(exc, 'strerror', None) or exc}", severity="error", timeout=10)
+            with contextlib.suppress(OSError, exitcodes.OutputFailed):  # what it holds cannot be written either
+                self.recorder.close()
             self.recorder = None
             return
         if self.recorder.full and not full:

@@ -122,7 +122,9 @@ class Recorder:
             raise ConfigError(f"cannot record to {path}: {exc.strerror or exc}") from exc
 
     def write(self, snap: Snapshot, at: float | None = None) -> bool:
-        """Record one snapshot; False (and nothing written) once the cap is reached or the file closed."""
+        """Record one snapshot; False (and nothing written) once the cap is reached or the file closed. Raises
+        :class:`~gamead_cli.exitcodes.OutputFailed` naming the file when it cannot take it (a full disk, a pipe
+        whose reader left)."""
         if self._file is None or self.full:
             return False
         doc = snap.as_json()

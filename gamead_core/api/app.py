@@ -42,6 +42,7 @@ from gamead_core.redis_link import RedisLink
 from gamead_core.telemetry.http import HttpMetrics
 from gamead_core.telemetry.metrics import set_recording
 from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
+from gamead_core.worker.orphans import reach_warning
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mode = auth_mode(settings)  # one line: the mode in force and tokens per role, never a token
         log.info("auth %s: %s", mode["auth_mode"], mode["auth_reason"], extra=mode)
+        if (short := reach_warning(settings)) is not None:  # what a stop leaves would be the doctor's alone
+            log.warning("configuration: %s", short)
         link = QueueLink(settings, nats_url)
         app.state.link = link
         app.state.audit = AuditLog(lambda: link.js, settings.audit)  # the trail of operator actions

@@ -55,6 +55,7 @@ from gamead_core.redact import redact_url
 from gamead_core.registry import api_incarnation, new_api_node_id
 from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
+from gamead_core.worker.orphans import reaper_reach
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,8 @@ class QueueLink:
             self._intake = Intake(js, store, publish_timeout=self.settings.api.publish_timeout,
                                   partitions=self.settings.queue.partitions,
                                   atomic_batches=atomic_wanted(self.settings.api.batch_atomic,
-                                                               self.settings.queue.replicas))
+                                                               self.settings.queue.replicas),
+                                  reaper_reach=reaper_reach(self.settings))
             bound = self.settings.nats.max_pending_bytes  # settling retries respect the outbound bound too
             self._intake.unsettled.held = lambda: outbound_excess(nc, bound) is not None
             self._observed = _ObservedIntake(self._intake, self)

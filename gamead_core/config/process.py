@@ -167,7 +167,8 @@ class QueueSettings(Section):
 class FaultSettings(Section):
     """Fault injection for drills. Off unless ``rate`` > 0; logged loudly when on.
 
-    ``match`` is an RE2 pattern, checked and compiled once when the settings are built, under the bounds of the
+    ``match`` is an RE2 pattern, checked and compiled when the settings are built (and again only if ``match``
+    changes: ``model_copy(update=…)`` runs no validation nor post-init), under the bounds of the
     DLQ ``--message`` filter (:func:`gamead_core.dlq_pattern.compile_pattern`: linear-time search, bounded memory
     and program size); a pattern it refuses is a :class:`ValueError` here, so a
     :class:`~gamead_core.errors.ConfigError` naming ``worker.faults.match`` from :func:`load_settings`. It was a
@@ -187,8 +188,9 @@ class FaultSettings(Section):
     attempts: int = Field(
         0, ge=0, le=100, description="Only the first N attempts of a matching ad can fail (0 = every attempt). At "
         "most 100 (worker.max_attempts' own bound).")
-    #: ``match`` compiled by RE2 (None: every title matches); set once, after validation
-    _title_pattern: Any = PrivateAttr(None)
+    #: (the ``match`` it was compiled from, that pattern compiled by RE2 or None: every title matches): compiled
+    #: again whenever ``match`` is no longer the string it came from (``model_copy(update=…)``, an assignment)
+    _title_pattern: tuple[str | None, Any] | None = PrivateAttr(None)
 
     @field_validator("match")
     @classmethod
@@ -200,13 +202,19 @@ class FaultSettings(Section):
         return value
 
     def model_post_init(self, context: Any, /) -> None:
-        # compiled here, once per settings object, not at each ad (compile_pattern keeps it cached too)
-        self._title_pattern = compile_pattern(self.match) if self.match else None
+        self._compiled()  # compiled when the settings are built, not at the first ad
+
+    def _compiled(self) -> Any:
+        """``match`` compiled (None: unset or empty), compiled once per pattern string, not at each ad."""
+        if self._title_pattern is None or self._title_pattern[0] != self.match:
+            self._title_pattern = (self.match, compile_pattern(self.match) if self.match else None)
+        return self._title_pattern[1]
 
     def title_matches(self, title: str) -> bool:
         """True if ``match`` is unset or empty, or found anywhere in ``title`` (an RE2 search: linear in the title,
-        never a backtracking blow-up)."""
-        return self._title_pattern is None or self._title_pattern.search(title) is not None
+        never a backtracking blow-up). Raises ValueError only for a ``match`` set past validation that RE2 refuses."""
+        pattern = self._compiled()
+        return pattern is None or pattern.search(title) is not None
 
 
 class WorkerSettings(Section):

@@ -50,7 +50,9 @@ async def run_heartbeat(
     left = unfinished() if unfinished is not None else 0
     if node_id is not None and left:
         log.warning("%s leaves %d unsettled writes: its registry entry is left to expire (registry.ttl) so that the "
-                    "reaper settles them as a dead node's", node_id, left, extra={"node_id": node_id, "left": left})
+                    "reaper takes it for dead and queues those still within queue.duplicate_window (the shutdown "
+                    "line before says if any need gamead doctor --repair)", node_id, left,
+                    extra={"node_id": node_id, "left": left})
     elif node_id is not None:
         try:
             await last_write(lambda: registry.delete(node_id), timeout=2.0, connected=registry.connected)

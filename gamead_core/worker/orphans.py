@@ -68,6 +68,28 @@ log = logging.getLogger(__name__)
 #: seconds kept from the duplicate window: clock skew between this host and the server, and the time the publish
 #: takes (a record is re-published only while created less than ``duplicate_window - SAFETY`` s ago)
 SAFETY = 20.0
+
+
+def reaper_reach(settings: GameadSettings) -> float:
+    """Seconds: how long before an API stops (or dies) a write of it may have been made for the reaper to still
+    queue it (its publish deduplicated): ``queue.duplicate_window`` − :data:`SAFETY` − the time until the death is
+    seen (``registry.ttl`` + a reaper round, ``registry.heartbeat_interval`` / 2). 0 or less: nothing an API leaves
+    is the reaper's, all of it ``gamead doctor --repair``'s (pure)."""
+    wait = settings.registry.ttl + settings.registry.heartbeat_interval / 2
+    return settings.queue.duplicate_window - SAFETY - wait
+
+
+def reach_warning(settings: GameadSettings) -> str | None:
+    """The configuration warning when the reaper cannot settle what an API leaves (:func:`reaper_reach` ≤ 0), else
+    None (pure)."""
+    if reaper_reach(settings) > 0:
+        return None
+    return (f"registry.ttl ({settings.registry.ttl:g}s) + a reaper round ({settings.registry.heartbeat_interval / 2:g}"
+            f"s) leaves nothing of queue.duplicate_window ({settings.queue.duplicate_window:g}s) − {SAFETY:g}s: the "
+            "reaper cannot queue the submits an API leaves unsettled when it stops or dies; run `gamead doctor "
+            "--repair` after such a stop, or raise queue.duplicate_window / lower registry.ttl")
+
+
 #: a record found with a dead incarnation's origin: (ad id, records' stream sequence, server time of the write)
 Found = tuple[str, int, datetime]
 
@@ -272,4 +294,4 @@ class Orphans:
                        "too_old": report.too_old, "unanswered": len(report.failed)})
 
 
-__all__ = ["MAX_WATCHED", "SAFETY", "OrphanReport", "Orphans", "api_deaths"]
+__all__ = ["MAX_WATCHED", "SAFETY", "OrphanReport", "Orphans", "api_deaths", "reach_warning", "reaper_reach"]

@@ -304,3 +304,70 @@ def test_a_directory_given_as_a_file_is_not_said_to_read_for_ever(tmp_path: Path
     assert result.returncode == exitcodes.USAGE, result.stderr
     line = red_line(result)
     assert "a directory" in line and "never end" not in line, line
+
+
+@pytest.fixture
+def fifo_read_once(tmp_path: Path) -> Iterator[Path]:
+    """A FIFO whose reader opens it (as soon as a writer does) and closes it at once, reading nothing: every
+    write then finds no reader (``EPIPE``), as a ``FILE`` given to a pipeline that already ended."""
+    import threading
+
+    path = tmp_path / "pipe.jsonl"
+    os.mkfifo(path)
+
+    def read_and_leave() -> None:
+        os.close(os.open(path, os.O_RDONLY))  # blocks until the command opens FILE for writing
+
+    reader = threading.Thread(target=read_and_leave, daemon=True)
+    reader.start()
+    yield path
+    if reader.is_alive():  # the command never opened it: let the reader's open return
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    reader.join(10)
+
+
+@pytest.mark.parametrize("verb", [["dlq", "export"], ["top", "--once", "--record"]])
+def test_a_file_argument_whose_pipe_reader_left_is_one_red_line_and_exit_1(
+        tmp_path: Path, fifo_read_once: Path, lane_with_an_entry: str, verb: list[str]) -> None:
+    """Was: quiet (the closed pipe taken for stdout's: ``| head``), so a pipeline lost the export without a word.
+    A closed pipe is quiet only on stdout; a FILE the command was told to write that cannot take it is said."""
+    result = gamead(*verb, str(fifo_read_once), "--api", lane_with_an_entry, cwd=tmp_path)
+    assert result.returncode == exitcodes.ERROR, result.stderr
+    line = red_line(result)
+    assert str(fifo_read_once) in line and "Broken pipe" in line and "unexpected" not in line, line
+
+
+def test_top_recording_to_a_full_device_is_one_red_line_naming_it(tmp_path: Path, dev_full: Path,
+                                                                  lane_with_an_entry: str) -> None:
+    result = gamead("top", "--once", "--record", str(dev_full), "--api", lane_with_an_entry, cwd=tmp_path)
+    assert result.returncode == exitcodes.ERROR, result.stderr
+    line = red_line(result)
+    assert str(dev_full) in line and "No space left on device" in line and "unexpected" not in line, line
+    assert stat.S_ISCHR(dev_full.stat().st_mode)
+
+
+def test_a_pipe_file_whose_reader_left_is_said_even_when_a_verb_lets_the_failure_through(
+        tmp_path: Path, fifo_read_once: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The error boundary took every ``BrokenPipeError`` for stdout's (``| head``: quiet, exit 1): a FILE whose
+    pipe reader left was lost without a word wherever a verb did not turn the error into a sentence itself (the
+    dashboard's recording). Now a write to FILE that fails is :class:`OutputFailed` naming FILE wherever it
+    happens (:class:`gamead_cli.atomic.PendingFile`): the boundary says it in one red line, exit 1."""
+    import click
+
+    from gamead_cli.atomic import PendingFile
+    from gamead_cli.main import _GuardedGroup
+
+    @click.command("write")
+    @click.argument("file")
+    def write(file: str) -> None:  # what a verb does with FILE, no error handling of its own
+        pending = PendingFile(file)
+        pending.file.write("x" * 100_000)
+        pending.commit()
+
+    group = _GuardedGroup(name="gamead", commands={"write": write})
+    with pytest.raises(SystemExit) as ended:
+        group.main(["write", str(fifo_read_once)], prog_name="gamead")
+    assert ended.value.code == exitcodes.ERROR
+    err = _ANSI.sub("", capsys.readouterr().err).strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert f"cannot write {fifo_read_once}" in err[0] and "Broken pipe" in err[0], err

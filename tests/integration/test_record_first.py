@@ -470,3 +470,37 @@ def test_an_ad_whose_publish_got_no_answer_is_named_in_its_503_and_a_batch_of_th
     with httpx.Client(base_url=url, timeout=20) as http:
         assert [wait_terminal(http, i, timeout=60)["status"] for i in ids] == ["completed"] * 6
     assert_doctor_clean(url)
+
+
+def test_a_write_left_after_the_settling_closed_starts_no_round_on_the_closing_connection(
+    fresh_nats: Callable[[], EmbeddedNats],
+) -> None:
+    """``close()`` is final: a request still in flight when the API stops leaves an ambiguous create after it.
+    Before, that started a new settling round (a task left running, talking to a NATS connection being closed);
+    now it starts none: the write is counted (the registry entry is left to expire for the reaper) and the record
+    is not touched."""
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+    from gamead_core.store.ads import encode
+    from gamead_core.unsettled import Unsettled
+
+    server = fresh_nats()
+    ad_id = new_ad_id()
+
+    async def after_close(js: Any, store: Any) -> tuple[list[str], int]:
+        from gamead_core.config import load_settings
+        from gamead_core.queue.topology import ensure_topology
+
+        await ensure_topology(js, load_settings(None))
+        record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
+                          ad=AdSubmission.model_validate(ad("Late", 2)))
+        await store.create(record, encode(record))
+        unsettled = Unsettled(js, store, timeout=2.0)
+        await unsettled.close()
+        unsettled.record_maybe_created(ad_id)  # the in-flight request's create got no answer
+        rounds = [t.get_name() for t in asyncio.all_tasks() if t.get_name() == "gamead-unsettled"]
+        return rounds, len(unsettled)
+
+    rounds, left = _run(server.url, after_close)
+    assert rounds == [], "a settling round started after close()"
+    assert left == 1  # counted: the API leaves its entry to expire for the reaper

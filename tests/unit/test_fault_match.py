@@ -78,3 +78,15 @@ def test_the_pattern_is_compiled_once_not_per_ad(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr("gamead_core.config.process.compile_pattern", compile_again)
     monkeypatch.setattr("gamead_core.dlq_pattern._compile", compile_again)
     assert [pick_fault(on, t, "a", 1) is not None for t in ("Poison Pill", "Fine Ad") * 50] == [True, False] * 50
+
+
+def test_a_copy_with_another_match_fails_the_ads_its_own_pattern_matches() -> None:
+    """The pattern was compiled once, in ``model_post_init``, and ``model_copy(update=…)`` (which runs no
+    post-init) kept the original's: a drill's copy with ``match="^Boom"`` still failed the original's titles and
+    spared its own. Now the compiled pattern follows ``match``, however the settings object came to hold it."""
+    original = FaultSettings(rate=1.0, match="^Keep")
+    copy = original.model_copy(update={"match": "^Boom"})
+    assert copy.title_matches("Boom sale") and not copy.title_matches("Keep calm")
+    assert original.title_matches("Keep calm") and not original.title_matches("Boom sale")
+    every = original.model_copy(update={"match": None})
+    assert every.title_matches("anything at all")

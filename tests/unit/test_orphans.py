@@ -47,3 +47,30 @@ def test_only_a_fresh_unkeyed_queued_record_is_queued_again() -> None:
     for changed in ({"idempotency_key": "k"}, {"replay_of": 3}, {"job_id": "j"}, {"attempts": 1},
                     {"status": AdStatus.COMPLETED}, {"delivery": "4.1"}):
         assert _fresh(encode(record.model_copy(update=changed)), record.id) is None, changed
+
+
+def test_the_shutdown_line_promises_the_reaper_only_what_its_duplicate_window_lets_it_queue() -> None:
+    """The API's shutdown line said the reaper settles every unsettled submit, but the reaper re-publishes only
+    within ``queue.duplicate_window`` (less SAFETY) of the write, and sees the death ``registry.ttl`` + a round
+    after it. Now the line says which are the reaper's and tells the operator to run ``gamead doctor --repair``
+    for the rest; a configuration whose ttl eats the whole window is warned about at API start."""
+    from gamead_core.config import GameadSettings
+    from gamead_core.unsettled import left_at_shutdown
+    from gamead_core.worker.orphans import SAFETY, reach_warning, reaper_reach
+
+    default = GameadSettings()
+    reach = reaper_reach(default)
+    beats = default.registry
+    assert reach == default.queue.duplicate_window - SAFETY - beats.ttl - beats.heartbeat_interval / 2
+    assert reach > 0 and reach_warning(default) is None
+    young = left_at_shutdown([1.0, 2.0], reach)
+    assert "reaper" in young and "doctor" not in young
+    mixed = left_at_shutdown([1.0, reach + 5], reach)
+    assert "1 were written more than" in mixed and "gamead doctor --repair" in mixed
+
+    slow = GameadSettings.model_validate({"registry": {"ttl": 600}})  # longer than the 120 s duplicate window
+    assert reaper_reach(slow) <= 0
+    warning = reach_warning(slow)
+    assert warning is not None and "registry.ttl (600s)" in warning and "gamead doctor --repair" in warning
+    told = left_at_shutdown([0.0], reaper_reach(slow))
+    assert "can queue none" in told and "gamead doctor --repair" in told

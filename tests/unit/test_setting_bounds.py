@@ -117,3 +117,53 @@ def test_the_bounds_in_the_file_name_the_file_and_the_example_still_loads(tmp_pa
     with pytest.raises(ConfigError, match=r"registry\.ttl \(.*config\.yaml.*\).*less than or equal to 86400"):
         load_settings(cfg)
     load_settings(ROOT / "config.yaml.example")  # every value the example shows is within its bound
+
+
+#: the README's summary of the ceilings ("Every number has a ceiling too …"), as the words it uses for each bound
+#: constant of gamead_core/config/section.py, and the settings (fnmatch patterns, as the README writes them) it
+#: puts under that bound
+_SUMMARY: dict[str, tuple[str, tuple[str, ...]]] = {
+    "MINUTES_10": ("10 min", ("nats.*_timeout", "api.publish_timeout")),
+    "HOUR": ("1 h", ("*_interval", "jobs.lease", "redis.breaker_reset", "client.timeout", "api.read_timeout",
+                     "api.keep_alive_timeout")),
+    "DAY": ("1 day", ("registry.ttl", "queue.ack_wait", "queue.duplicate_window", "worker.task_timeout",
+                      "worker.drain_timeout", "worker.backoff_*")),
+    "WEEK": ("7 days", ("queue.aging_step", "cache.ttl", "nats.give_up_after")),
+    "YEARS_10": ("10 years", ("*.max_age", "jobs.retention")),
+    "MIB": ("1 MiB", ("api.max_header_bytes", "api.max_request_line_bytes")),
+    "GIB": ("1 GiB", ("nats.max_pending_bytes",)),
+    "TIB": ("1 TiB", ("*.max_bytes",)),
+    "MAX_COUNT": ("10⁹", ("*.max_msgs", "ratelimit.*")),
+}
+#: the other bounds the summary names
+_SUMMARY_OTHERS: dict[str, float] = {"redis.*_timeout": 60, "api.max_body_bytes": 64 * 1024**2,
+                                     "api.batch_max_body_bytes": 128 * 1024**2, "worker.concurrency": 1024,
+                                     "queue.partitions": 64}
+
+
+def test_the_readme_summary_of_the_ceilings_names_every_bound_constant_and_says_true() -> None:
+    """The README's summary omitted 7 days, 1 MiB and 1 GiB (``queue.aging_step``, the request line and headers,
+    ``nats.max_pending_bytes``) and put a few settings under a bound they do not have. Now: every bound constant
+    of ``section.py`` is in it, in the words above, and every setting it names under a bound has that bound."""
+    import fnmatch
+    import re
+
+    from gamead_core.config import section
+
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    start = text.index("Every number has a ceiling too")
+    summary = text[start:text.index("A `GAMEAD_*` variable that is no setting", start)]
+    constants = {name for name, value in vars(section).items() if re.fullmatch(r"[A-Z][A-Z0-9_]*", name)
+                 and isinstance(value, int)}
+    assert constants == set(_SUMMARY), "a bound constant of section.py the README summary does not say (or gone)"
+    bounds = {".".join(p): _upper_bound(f) for p, f, _ in FIELDS}
+    claims = [(pattern, getattr(section, name), words) for name, (words, patterns) in _SUMMARY.items()
+              for pattern in patterns] + [(pattern, bound, None) for pattern, bound in _SUMMARY_OTHERS.items()]
+    for pattern, bound, words in claims:
+        assert f"`{pattern}`" in summary, f"the README summary no longer names `{pattern}`"
+        if words is not None:
+            assert words in summary, f"the README summary does not say {words}"
+        matched = [key for key in bounds if fnmatch.fnmatchcase(key, pattern)]
+        assert matched, f"`{pattern}` names no setting"
+        wrong = {key: bounds[key] for key in matched if bounds[key] != bound}
+        assert not wrong, f"the README puts `{pattern}` at {bound:g}, but: {wrong}"

@@ -249,6 +249,40 @@ def test_a_start_that_cannot_be_recorded_keeps_the_stack_running(tmp_path: Path)
         sup.stop_all(timeout=5)
 
 
+def test_a_state_file_rewrite_that_failed_is_retried_until_it_names_the_running_pid(tmp_path: Path) -> None:
+    """After a failed rewrite of ``gamead-up.json`` (its temp file a directory, as a full disk) the file named the
+    dead worker's PID until some later start or stop rewrote it: ``gamead stop`` or a newcomer read a PID that no
+    longer ran. Now the rewrite is retried at every poll (with back-off) once the obstacle is gone: the file
+    names the restarted worker within a deadline, and the success is reported once (``gamead up`` says it)."""
+    from gamead_core.datadir import DataDir
+
+    data = DataDir(tmp_path / "data")
+    data.path.mkdir()
+    again: list[bool] = []
+    sup = Supervisor(on_event=lambda _: None, on_spawn=lambda c: data.record(c.name, c.pid or 0),
+                     on_end=lambda c: data.forget(c.pid or 0), on_poll=lambda: again.append(data.retry_write()))
+    child = sup.start("worker-1", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
+                      tmp_path / "w.log")
+    try:
+        first = child.pid
+        blocker = data.state_file.with_suffix(".tmp")
+        blocker.mkdir()  # every rewrite of the state file now fails (IsADirectoryError)
+        _kill_and_see_it_restarted(sup, child)
+        assert f'"pid": {first}' in data.state_file.read_text()  # stale: names the dead process
+        blocker.rmdir()
+
+        def names_the_running_pid() -> bool:
+            sup.poll()  # no start or stop meanwhile: only the retry can rewrite it
+            text = data.state_file.read_text()
+            return f'"pid": {child.pid}' in text and f'"pid": {first}' not in text
+
+        wait_for(names_the_running_pid, timeout=15, what="gamead-up.json to name the restarted worker")
+        sup.poll()
+        assert again.count(True) == 1  # said once
+    finally:
+        sup.stop_all(timeout=5)
+
+
 def test_a_restart_that_cannot_start_its_process_is_retried_not_fatal(tmp_path: Path) -> None:
     """Whatever stops a restart's process from starting (no space for its log, no memory or PIDs for the fork:
     an ``OSError``) is one console line and another try after a longer back-off, not the end of the stack."""
