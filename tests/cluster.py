@@ -10,6 +10,7 @@ shared by every test that asks for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import nats.js.errors
 import pytest
 
 from gamead_core.embedded import PICKED_STARTS, free_port, nats_server_binary, port_lost, terminate, wait_for_listener
@@ -195,16 +197,21 @@ def fresh_cluster(nats_cluster: NatsCluster) -> NatsCluster:
             nats_cluster.start_node(node)
     wait_for(nats_cluster.jetstream_ready, timeout=30, interval=0.2, what="JetStream cluster ready")
 
-    async def wipe() -> None:
+    async def wipe() -> int:
+        """Delete every stream listed; the number listed. A stream gone meanwhile is what we want: the list can
+        come from a node whose view still has a stream an earlier test deleted (a setup error seen on a loaded CI)."""
         nc = await nats.connect(nats_cluster.servers)
         try:
             js = nc.jetstream(timeout=5)
-            for info in await js.streams_info():
-                await js.delete_stream(info.config.name)
+            listed = await js.streams_info()
+            for info in listed:
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    await js.delete_stream(info.config.name)
+            return len(listed)
         finally:
             await nc.close()
 
-    asyncio.run(wipe())
+    wait_for(lambda: asyncio.run(wipe()) == 0, timeout=30, interval=0.2, what="no stream left on the cluster")
     # a deleted stream's reservation is released on each node a moment later: a test that created a big topology
     # right after the wipe was refused "insufficient storage" (an R3 KV of 4 GiB beside 5.3 GB of the last one's)
     wait_for(lambda: all(n.reserved() == 0 for n in nats_cluster.nodes), timeout=30, interval=0.1,
