@@ -32,8 +32,9 @@ failed). The write check's rules:
 * **Backs off.** A failed write check is tried again after 1, 2, 4, 8, 16 s, then every :data:`CHECK_BACKOFF_CAP`
   seconds (:func:`check_delay`), not every second; the schedule starts over when a new failure is observed (its
   hold starts again) or the failure clears.
-* **Clears only what it saw.** A check clears only failures observed before it started: a submit that fails (or
-  a reconnect) while a check runs voids that check's outcome (a generation count), and its own hold begins.
+* **Clears only what it saw.** A check clears only failures observed before it started: a submit that fails, is
+  stored, or a reconnect while a check runs voids that check's outcome (a generation count); a new failure's own
+  hold begins.
 * **Leaves nothing that matters.** A check message stored late (nats-py buffers a publish through a disconnect)
   is purged at startup, after every reconnect (twice: at once, then at the next probe) and by every check;
   meanwhile no level's backlog holds it, ``gamead doctor`` skips it and ``ads list`` shows no record for it
@@ -119,7 +120,7 @@ class StorageProbe:
         self._check_failed: str | None = None  #: why the last write check failed
         self._checks_failed = 0  #: write checks failed in a row since the failure was observed
         self._check_at = 0.0  #: clock time before which no write check runs (its back-off)
-        self._generation = 0  #: counts failures observed and reconnects: a check voids if it changed meanwhile
+        self._generation = 0  #: counts failures observed and clears: a check voids if it changed meanwhile
         self.refused: str | None = None  #: the targets that refused the write check that cleared the failure
 
     def poke(self) -> None:
@@ -147,14 +148,16 @@ class StorageProbe:
         """The connection to NATS was re-established (a restarted nats-server clears its write errors); a write
         check message buffered through the disconnect may be stored now: purge the check subjects (twice)."""
         self._clear()
-        self._generation += 1
         if self._purge_checks is not None:
             self._purges_due = 2
             self.poke()
 
     def _clear(self) -> None:
+        """Forget the held failure and the checks' outcomes; a check running now voids (a stored submit, a
+        reconnect: the later word)."""
         self._write_failure = self._check_failed = self.refused = None
         self._checks_failed, self._check_at = 0, 0.0
+        self._generation += 1
 
     def _failed_write(self) -> str | None:
         if self._write_failure is None:

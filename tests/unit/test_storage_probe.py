@@ -195,3 +195,43 @@ def test_a_submit_failing_during_a_check_is_not_cleared_by_it() -> None:
     assert not asyncio.run(p.check_writes())
     assert p.readiness().startswith("failing: a submit's write to the work stream failed 0 s ago")
     assert not p._check_due(), "the new failure has its own hold"
+
+
+class Held(Check):
+    """A write check held on an event (its writes waiting for JetStream), then failing or refused."""
+
+    def __init__(self, refused: list[str] | None = None) -> None:
+        super().__init__()
+        self.refused = refused
+        self.error = None if refused is not None else self.error
+        self.release = asyncio.Event()
+
+    async def __call__(self) -> list[str] | None:  # type: ignore[override]
+        await self.release.wait()
+        await super().__call__()
+        return self.refused
+
+
+def test_a_check_running_when_a_submit_is_stored_does_not_apply_its_outcome() -> None:
+    """Review: a stored submit cleared the failure but a check running at that moment still applied its result:
+    a refusal made ``/readyz`` ``degraded`` with no log line, a failure was remembered and the next unrelated
+    failure read "…; a write check failed too: …". The stored submit is the later word."""
+    async def run(check: Held) -> tuple[StorageProbe, bool]:
+        clock = Clock()
+        p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
+        p._set("ok", None)
+        p.observe_write(QueueUnavailable("NATS did not answer in time"))
+        clock.t += WRITE_FAILURE_HOLD + 0.1
+        task = asyncio.create_task(p.check_writes())
+        await asyncio.sleep(0)  # the check's writes are waiting
+        p.observe_write(None)  # a submit is stored meanwhile
+        check.release.set()
+        return p, await task
+
+    p, cleared = asyncio.run(run(Held(["GAMEAD_ADS_1: the stream is full: maximum messages exceeded"])))
+    assert not cleared and p.readiness() == "ok" and p.status()["writeCheckRefused"] is None
+    p, cleared = asyncio.run(run(Held()))
+    assert not cleared and p.readiness() == "ok"
+    p.observe_write(QueueUnavailable("JetStream could not store the write: insufficient resources (code 10023)"))
+    assert p.readiness() == ("failing: a submit's write to the work stream failed 0 s ago: JetStream could not "
+                             "store the write: insufficient resources (code 10023)")
