@@ -27,7 +27,9 @@ failed). The write check's rules:
   that is not a storage failure: the stream is full (a limit with ``discard: new``, ``queue_full``), it has no
   leader or no responders, another API error. Those are not this node's storage failing (and would keep every API
   node unready together); ``/readyz`` then says ``degraded: …`` naming each refusing target and why, and the log
-  says it too, until a submit's write succeeds, NATS reconnects or a new failure is observed. A storage refusal
+  says it too, until a submit's write succeeds, NATS reconnects, a new failure is observed or a later write check
+  (run again every :data:`CHECK_BACKOFF_CAP` seconds while degraded, so an idle node recovers too) finds every
+  target storing; ``/v1/stats`` ``storage.state`` says ``degraded`` meanwhile. A storage refusal
   (10023 "insufficient resources", a store error) and no answer in time keep it ``failing``.
 * **Backs off.** A failed write check is tried again after 1, 2, 4, 8, 16 s, then every :data:`CHECK_BACKOFF_CAP`
   seconds (:func:`check_delay`), not every second; the schedule starts over when a new failure is observed (its
@@ -170,14 +172,21 @@ class StorageProbe:
         return f"a submit's write to the work stream failed {self._clock() - at:.0f} s ago: {why}{check}"
 
     def _check_due(self) -> bool:
-        return (self._write_check is not None and self._write_failure is not None
-                and self._clock() - self._write_failure[0] > WRITE_FAILURE_HOLD and self._clock() >= self._check_at)
+        """A write check is due: past a held failure's hold, or while degraded (:attr:`refused`), once its
+        back-off (``_check_at``) has passed."""
+        if self._write_check is None or self._clock() < self._check_at:
+            return False
+        if self._write_failure is not None:
+            return self._clock() - self._write_failure[0] > WRITE_FAILURE_HOLD
+        return self.refused is not None
 
     async def check_writes(self) -> bool:
-        """Run the write check (past the hold of a failed write): True, and the failure cleared, if every target
-        answered (stored, or refused with a definite answer that is not a storage failure: kept in
-        :attr:`refused`). False if a write was not stored (the next check backs off: :func:`check_delay`) or a
-        failure was observed, or NATS reconnected, while it ran (it clears only what it saw). Never raises."""
+        """Run the write check (past the hold of a failed write, or while degraded): True, and the failure
+        cleared, if every target answered (stored, or refused with a definite answer that is not a storage
+        failure: kept in :attr:`refused`, and checked again after :data:`CHECK_BACKOFF_CAP` seconds). False if a
+        write was not stored (the next check backs off: :func:`check_delay`; while only degraded, it stays so) or
+        a failure was observed, a submit stored, or NATS reconnected, while it ran (it clears only what it saw).
+        Never raises."""
         assert self._write_check is not None
         generation = self._generation
         try:
@@ -188,7 +197,10 @@ class StorageProbe:
             why = exc.message
         else:
             why = None
-        if generation != self._generation:  # a submit failed meanwhile: its own hold starts now
+        if generation != self._generation:  # a submit failed or was stored meanwhile, or NATS reconnected
+            return False
+        if why is not None and self._write_failure is None:  # a re-check while degraded: stays so, tried later
+            self._check_at = self._clock() + CHECK_BACKOFF_CAP
             return False
         if why is not None:
             self._check_failed = why
@@ -201,8 +213,11 @@ class StorageProbe:
                             "a storage failure): %s", "; ".join(refused))
             else:
                 log.info("writes are stored again (a write check to the work streams and the ad bucket)")
+        elif self.refused and not refused:
+            log.info("every target of the write check stores again: storage no longer degraded")
         self._clear()
-        self.refused = "; ".join(refused) if refused else None
+        if refused:  # degraded: checked again every CHECK_BACKOFF_CAP seconds until every target stores
+            self.refused, self._check_at = "; ".join(refused), self._clock() + CHECK_BACKOFF_CAP
         return True
 
     async def probe_once(self) -> bool:
@@ -274,9 +289,11 @@ class StorageProbe:
         return "ok"
 
     def status(self) -> dict[str, object]:
-        """The ``storage`` section of ``/v1/stats``."""
+        """The ``storage`` section of ``/v1/stats``; ``state`` as :meth:`readiness` says it: ``unknown``, ``ok``,
+        ``degraded`` or ``failing``."""
         failed = self._failed_write()
-        return {"state": "failing" if failed else self.state, "probe": self.state, "detail": self.detail,
+        state = "failing" if failed else "degraded" if self.state == "ok" and self.refused else self.state
+        return {"state": state, "probe": self.state, "detail": self.detail,
                 "forSeconds": round(self._clock() - self.since, 1), "lastFailedWrite": failed,
                 "writeCheckRefused": self.refused,
                 "probeIntervalSeconds": self.interval, "probes": self.probes}

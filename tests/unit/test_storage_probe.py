@@ -132,7 +132,7 @@ def test_a_full_or_leaderless_stream_answers_the_check_and_readyz_names_it() -> 
     assert asyncio.run(p.check_writes())
     assert p.readiness() == ("degraded: writes are stored, but the write check was refused (not for storage) by "
                              "GAMEAD_ADS_1: the stream is full: maximum messages exceeded")
-    assert p.status()["state"] == "ok" and p.status()["writeCheckRefused"] == check.refused[0]
+    assert p.status()["state"] == "degraded" and p.status()["writeCheckRefused"] == check.refused[0]
     p.observe_write(None)  # a submit is stored again: nothing to say any more
     assert p.readiness() == "ok"
 
@@ -235,3 +235,25 @@ def test_a_check_running_when_a_submit_is_stored_does_not_apply_its_outcome() ->
     p.observe_write(QueueUnavailable("JetStream could not store the write: insufficient resources (code 10023)"))
     assert p.readiness() == ("failing: a submit's write to the work stream failed 0 s ago: JetStream could not "
                              "store the write: insufficient resources (code 10023)")
+
+
+def test_degraded_ends_by_itself_on_an_idle_node_and_stats_say_it() -> None:
+    """Review: ``degraded`` lasted until a submit was stored, so an idle node (a load balancer sends it nothing)
+    said it for ever, while ``/v1/stats`` ``storage.state`` said ``ok``. While degraded the write check runs
+    again every :data:`CHECK_BACKOFF_CAP` s; once every target stores, ``/readyz`` says ``ok``."""
+    clock = Clock()
+    check = Refusing(["GAMEAD_ADS_1: the stream is full: maximum messages exceeded"])
+    p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
+    p._set("ok", None)
+    p.observe_write(QueueUnavailable("NATS did not answer in time"))
+    clock.t += WRITE_FAILURE_HOLD + 0.1
+    assert asyncio.run(p.check_writes()) and p.readiness().startswith("degraded: ")
+    assert p.status()["state"] == "degraded"
+    clock.t += CHECK_BACKOFF_CAP - 1
+    assert not p._check_due(), "not at every probe"
+    clock.t += 1
+    assert p._check_due() and asyncio.run(p.check_writes()) and p.readiness().startswith("degraded: ")
+    check.refused = []  # the workers drained the full stream
+    clock.t += CHECK_BACKOFF_CAP
+    assert p._check_due() and asyncio.run(p.check_writes())
+    assert p.readiness() == "ok" and p.status()["state"] == "ok" and not p._check_due()
