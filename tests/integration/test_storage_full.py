@@ -324,7 +324,8 @@ def test_a_full_or_leaderless_partition_answers_the_write_check(tmp_path: Path) 
 def test_a_check_message_stored_late_is_never_counted_and_is_purged_after_a_reconnect(tmp_path: Path) -> None:
     """Review: a check's publish buffered through a disconnect can be stored after the check and its purge. Such a
     leftover (made here by publishing it directly) is no ad to ``gamead doctor`` (no "unreadable message"), is in
-    no level's backlog, and the probe purges it after the reconnect."""
+    no level's backlog, and the probe purges it after the reconnect: one left after the probe's startup purge (so
+    only the reconnect's purge can remove it) is gone once :meth:`StorageProbe.reconnected` was called."""
     import functools
 
     from gamead_core.config import load_settings
@@ -335,15 +336,29 @@ def test_a_check_message_stored_late_is_never_counted_and_is_purged_after_a_reco
 
     subject = f"{names.work_subject_prefix(0)}.{CHECK_TOKEN}"
     server = EmbeddedNats(tmp_path / "nats").start()
-    try:
-        async def leave(js: Any) -> list[int]:
-            await ensure_topology(js, load_settings(None))
-            await js.publish(subject, b"", stream=names.ADS_STREAM)
-            await js.publish(names.kv_subject(names.ADS_BUCKET, CHECK_TOKEN), b"", stream=names.ADS_BUCKET_STREAM)
-            return [(await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))).num_pending
-                    for level in names.LEVELS]
 
-        assert js_call(server.url, leave) == [0] * len(names.LEVELS), "no level's backlog holds it"
+    async def left(js: Any) -> list[int]:
+        return [(await js.stream_info(s)).state.messages for s in (names.ADS_STREAM, names.ADS_BUCKET_STREAM)]
+
+    async def leave(js: Any) -> list[int]:
+        await js.publish(subject, b"", stream=names.ADS_STREAM)
+        await js.publish(names.kv_subject(names.ADS_BUCKET, CHECK_TOKEN), b"", stream=names.ADS_BUCKET_STREAM)
+        return [(await js.consumer_info(names.ADS_STREAM, names.level_consumer(level))).num_pending
+                for level in names.LEVELS]
+
+    async def until(what: Callable[[], Any], deadline: float = 10.0) -> None:
+        for _ in range(int(deadline * 10)):
+            if await what():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"not within {deadline} s: {what.__doc__}")
+
+    try:
+        async def first(js: Any) -> list[int]:
+            await ensure_topology(js, load_settings(None))
+            return await leave(js)
+
+        assert js_call(server.url, first) == [0] * len(names.LEVELS), "no level's backlog holds it"
         report = doctor_report(server.url)
         assert [n for n in report["notes"] if n["count"]] == [], report["notes"]  # type: ignore[index,union-attr]
         assert report["ok"], report
@@ -351,17 +366,25 @@ def test_a_check_message_stored_late_is_never_counted_and_is_purged_after_a_reco
         async def reconnect(js: Any) -> list[int]:
             probe = StorageProbe(js, "n", interval=30, timeout=2,
                                  purge_checks=functools.partial(purge_checks, js, 1))
-            probe.reconnected()  # what the API's link calls once NATS is back
             stop = asyncio.Event()
             task = asyncio.create_task(probe.run(stop))
             try:
-                for _ in range(100):  # a deadline of ~10 s
-                    left = [(await js.stream_info(s)).state.messages
-                            for s in (names.ADS_STREAM, names.ADS_BUCKET_STREAM)]
-                    if left == [0, 0]:
-                        break
-                    await asyncio.sleep(0.1)
-                return left
+                async def started() -> bool:
+                    """the startup purge and first probe"""
+                    return probe.state != "unknown"
+
+                await until(started)
+                assert await left(js) == [0, 0], "the startup purge removed the first leftovers"
+                await leave(js)  # stored after the startup purge: only the reconnect's purge removes it
+                assert await left(js) == [1, 1]
+                probe.reconnected()  # what the API's link calls once NATS is back
+
+                async def purged() -> bool:
+                    """the leftovers purged after the reconnect"""
+                    return await left(js) == [0, 0]
+
+                await until(purged)
+                return await left(js)
             finally:
                 stop.set()
                 await task
