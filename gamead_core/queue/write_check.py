@@ -15,7 +15,8 @@ target in turn and purges that subject at once. What it counts (:func:`refusal`,
 Leftovers: a publish nats-py buffered through a disconnect inside a check may be stored after the check and its
 purge. Such a message never matters and never lingers: no consumer filters on its subject (it is never in a
 level's backlog), ``gamead doctor`` skips it (:func:`is_check_subject`), an empty value is no record to ``ads
-list``, and :func:`purge_checks` removes every one after each reconnect (the probe's run, twice) and each check.
+list``, and :func:`purge_checks` removes every one after each reconnect (the probe's run, twice) and each check
+(:func:`writes_stored` purges every target, also those after the write that stopped it).
 """
 
 from __future__ import annotations
@@ -70,33 +71,46 @@ def refusal(exc: BaseException) -> str | None:
 async def writes_stored(js: JetStreamContext, partitions: int, timeout: float) -> list[str]:
     """Store one empty message on each of :func:`check_targets` (``partitions`` work streams and the ad bucket),
     purging its subject at once (also after a failure: a write stored late goes too; the bucket denies deleting
-    one message, not a purge by subject, so no marker is left). ``timeout``: seconds per publish.
+    one message, not a purge by subject, so no marker is left); a check stopped by a write not stored still
+    purges every target it did not reach (a leftover of an earlier check goes), unless NATS is disconnected.
+    ``timeout``: seconds per publish.
 
     Returns the targets that refused with a definite answer other than a storage failure, as
     ``"<stream>: <why>"`` (empty: every write was stored). Raises :class:`~gamead_core.errors.GameadError`
     (naming the stream) at the first write not stored: a storage refusal, no answer in time, no connection."""
     refused: list[str] = []
-    for stream, subject in check_targets(partitions):
-        if not js._nc.is_connected:  # a publish would wait in the reconnect buffer and be stored after the check
-            raise QueueUnavailable(f"NATS is not connected (write check of {stream})")
-        try:
-            await js.publish(subject, b"", timeout=timeout, stream=stream)
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
-            if (why := refusal(exc)) is None:
-                error = translate(exc)
-                if isinstance(error, GameadError):
-                    raise type(error)(f"{error.message} ({stream})") from exc
-                raise error from exc  # pragma: no cover - translate maps every NATS error
-            refused.append(f"{stream}: {why}")
-        finally:
-            with contextlib.suppress(Exception):
-                await js.purge_stream(stream, subject=subject)
+    targets = check_targets(partitions)
+    reached = 0
+    try:
+        for stream, subject in targets:
+            if not js._nc.is_connected:  # a publish would wait in the reconnect buffer and be stored after the check
+                raise QueueUnavailable(f"NATS is not connected (write check of {stream})")
+            reached += 1
+            try:
+                await js.publish(subject, b"", timeout=timeout, stream=stream)
+            except (nats.errors.Error, asyncio.TimeoutError) as exc:
+                if (why := refusal(exc)) is None:
+                    error = translate(exc)
+                    if isinstance(error, GameadError):
+                        raise type(error)(f"{error.message} ({stream})") from exc
+                    raise error from exc  # pragma: no cover - translate maps every NATS error
+                refused.append(f"{stream}: {why}")
+            finally:
+                with contextlib.suppress(Exception):
+                    await js.purge_stream(stream, subject=subject)
+    finally:
+        if reached < len(targets) and js._nc.is_connected:  # stopped early: purge the rest too
+            await _purge(js, targets[reached:])
     return refused
 
 
 async def purge_checks(js: JetStreamContext, partitions: int) -> None:
     """Purge every write check subject (:func:`check_targets`): a message stored after its check goes. Never
     raises (a target that cannot be purged now is purged at the next check or reconnect)."""
-    for stream, subject in check_targets(partitions):
+    await _purge(js, check_targets(partitions))
+
+
+async def _purge(js: JetStreamContext, targets: list[tuple[str, str]]) -> None:
+    for stream, subject in targets:
         with contextlib.suppress(Exception):
             await js.purge_stream(stream, subject=subject)

@@ -292,6 +292,40 @@ def test_the_write_check_leaves_no_message_and_no_record_behind(tmp_path: Path) 
         server.stop()
 
 
+def test_a_write_check_that_fails_purges_every_target_not_only_those_it_reached(tmp_path: Path) -> None:
+    """Review: the docs say every check purges leftovers, but a check stopped by a write not stored purged only
+    the targets it had reached: a leftover (a publish stored late) in a later partition's stream or in the ad
+    bucket stayed. A failing check now purges every target."""
+    from gamead_core.config import load_settings
+    from gamead_core.errors import StorageFailed
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.queue.write_check import check_targets, writes_stored
+
+    server = EmbeddedNats(tmp_path / "nats", max_file="1MB").start()
+    unlimited = {"max_bytes": -1}
+    try:
+        async def check(js: Any) -> tuple[str, list[int]]:
+            await ensure_topology(js, load_settings(None, queue={"partitions": 2, **unlimited}, records=unlimited,
+                                                    jobs=unlimited))
+            targets = check_targets(2)
+            for stream, subject in targets[1:]:  # stored late by an earlier check: partition 1's, the bucket's
+                await js.publish(subject, b"", stream=stream)
+            await fill_until_refused(js)
+            try:
+                await writes_stored(js, 2, 2.0)
+            except StorageFailed as exc:  # partition 0's write: the check stops there
+                why = exc.message
+            else:
+                raise AssertionError("the write check stored a write in a full store")
+            return why, [(await js.stream_info(stream)).state.messages for stream, _ in targets]
+
+        why, left = js_call(server.url, check)
+        assert why.endswith(f"({names.ADS_STREAM})"), why
+        assert left == [0, 0, 0], "every target's check subject was purged"
+    finally:
+        server.stop()
+
+
 def test_a_full_or_leaderless_partition_answers_the_write_check(tmp_path: Path) -> None:
     """Review: one held timeout needed every partition and the ad bucket to *store* a write, so a full queue
     (``discard: new``: JetStream answers "maximum messages exceeded") or a partition stream nobody answers for kept
