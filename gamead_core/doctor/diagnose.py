@@ -65,6 +65,7 @@ from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
+from gamead_core.queue.repartition import ads_held
 from gamead_core.queue.topology import Verdict, Wanted, is_missing, partition_change, plan, read_topology
 from gamead_core.queue.topology import wanted_topology
 from gamead_core.queue.write_check import is_check_subject
@@ -122,7 +123,8 @@ class Doctor:
             elif v.state == "limits":
                 add(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
         absent = {v.wanted.stream for v in missing if v.wanted.kind != "consumer"}
-        if (change := partition_change(self.settings.queue.partitions, snapshot.work_streams())) is not None:
+        change = await ads_held(self.js, partition_change(self.settings.queue.partitions, snapshot.work_streams()))
+        if change is not None:
             add(found["topology_incompatible"], "queue.partitions", change.describe())
         for name in names.OBSOLETE_STREAMS:
             if name in snapshot.streams:

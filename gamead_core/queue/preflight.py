@@ -21,6 +21,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import PartitionsChanged, QueueUnavailable
 from gamead_core.queue.connection import close_connection, connect_options
 from gamead_core.queue.partitions import settle_rule
+from gamead_core.queue.repartition import ads_held
 from gamead_core.queue.topology import partition_change, read_topology
 
 
@@ -38,12 +39,13 @@ async def check_partitions(settings: GameadSettings, url: str) -> None:
     except (OSError, nats.errors.Error, asyncio.TimeoutError):
         return
     try:
-        snapshot = await read_topology(nc.jetstream(timeout=settings.nats.request_timeout))
+        js = nc.jetstream(timeout=settings.nats.request_timeout)
+        snapshot = await read_topology(js)
+        change = await ads_held(js, partition_change(settings.queue.partitions, snapshot.work_streams()))
     except QueueUnavailable:
         return
     finally:
         await close_connection(nc)
-    change = partition_change(settings.queue.partitions, snapshot.work_streams())
     if settle_rule(change, repartition=settings.queue.repartition, update=True) == "refuse" and change is not None:
         raise PartitionsChanged(change.describe())
 

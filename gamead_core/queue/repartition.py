@@ -43,12 +43,32 @@ async def settle_partitions(js: JetStreamContext, change: PartitionChange | None
     empty; the caller rewrites the kept ones and creates the new ones). NATS errors as the gamead error tree."""
     if change is not None and change.held and repartition and update:  # a write check's message is no ad
         change = replace(change, held=await _held_without_checks(js, change.found))
+    else:
+        change = await ads_held(js, change)
     decision = settle_rule(change, repartition=repartition, update=update)
     if decision == "none" or change is None:
         return
     if decision == "refuse":
         raise PartitionsChanged(change.describe())
     await _drop_partitions(js, change)
+
+
+async def ads_held(js: JetStreamContext, change: PartitionChange | None) -> PartitionChange | None:
+    """``change`` with ``held`` counting ads only: the messages of each work stream of ``change.found`` less
+    those on its storage write check subject (:mod:`gamead_core.queue.write_check`; a check message stored late
+    is no ad). Read-only, and only when ``change`` holds messages (one ``STREAM.INFO`` per work stream, at a
+    refused change: no hot path). ``None`` stays ``None``. NATS errors as the gamead error tree."""
+    if change is None or not change.held:
+        return change
+    held = 0
+    for p in change.found:
+        with nats_boundary():
+            try:
+                info = await js.stream_info(names.work_stream(p), subjects_filter=check_subject(p))
+            except nats.js.errors.NotFoundError:  # deleted since the listing
+                continue
+        held += int(info.state.messages or 0) - sum((info.state.subjects or {}).values())
+    return replace(change, held=max(held, 0))
 
 
 async def _held_without_checks(js: JetStreamContext, found: tuple[int, ...]) -> int:
@@ -95,4 +115,4 @@ async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> Non
                 "/".join(sorted({str(m) for m in change.made_with if m is not None})) or "unknown", change.setting)
 
 
-__all__ = ["settle_partitions"]
+__all__ = ["ads_held", "settle_partitions"]

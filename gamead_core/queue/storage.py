@@ -39,8 +39,9 @@ failed). The write check's rules:
   hold begins.
 * **Leaves nothing that matters.** A check message stored late (nats-py buffers a publish through a disconnect)
   is purged at startup, after every reconnect (twice: at once, then at the next probe) and by every check;
-  meanwhile no level's backlog holds it, ``gamead doctor`` skips it and ``ads list`` shows no record for it
-  (only the streams' raw message counts, ``/v1/stats`` ``queue.messages``, include it until it is purged).
+  meanwhile no level's backlog holds it, ``gamead doctor`` skips it, ``ads list`` shows no record for it and no
+  check of ``queue.partitions`` counts it as an ad held (:func:`gamead_core.queue.repartition.ads_held`; only the
+  streams' raw message counts, ``/v1/stats`` ``queue.messages`` and ``records.keys``, include it until purged).
 
 The probe is stale by at most one interval plus ``nats.request_timeout``; a held failure, by at most
 :data:`CHECK_BACKOFF_CAP` plus the check's own timeouts once the hold has passed. It recovers by itself as soon as
