@@ -326,7 +326,7 @@ def test_a_write_check_that_fails_purges_every_target_not_only_those_it_reached(
         server.stop()
 
 
-def test_a_full_or_leaderless_partition_answers_the_write_check(tmp_path: Path) -> None:
+def test_a_full_or_missing_partition_stream_answers_the_write_check(tmp_path: Path) -> None:
     """Review: one held timeout needed every partition and the ad bucket to *store* a write, so a full queue
     (``discard: new``: JetStream answers "maximum messages exceeded") or a partition stream nobody answers for kept
     every API node unready for ever. Each is a definite answer, not this node's storage failing: the check returns
