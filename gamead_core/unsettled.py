@@ -106,12 +106,14 @@ class Unsettled:
         yet: delete it at ``revision`` (a compare-and-set delete marker) until acknowledged or lost."""
         self._withdraw(ad_id, revision)
 
-    def _withdraw(self, ad_id: str, revision: int | None) -> None:
+    def _withdraw(self, ad_id: str, revision: int | None, since: float | None = None) -> None:
+        """Withdraw ``ad_id``'s record (at ``revision``; None: any); ``since``: when its write was first left here
+        (monotonic seconds; None: now), kept when a refused publish hands it over as a take-back."""
         if len(self._withdrawals) >= MAX_WITHDRAWALS:
             self._left_to_doctor(ad_id, "record")
             return
         self._withdrawals[ad_id] = revision
-        self._since.setdefault(ad_id, time.monotonic())
+        self._since.setdefault(ad_id, time.monotonic() if since is None else since)
         self._wake()
 
     def message_maybe_published(self, ad_id: str, level: int, payload: bytes, revision: int) -> None:
@@ -145,8 +147,11 @@ class Unsettled:
             except Exception as exc:  # noqa: BLE001 - stopping: what is left is logged below
                 log.info("settling ambiguous submits at shutdown: %r", exc)
         if len(self):
+            # the age of the write, not of its wait here: it was left here after its ack did not come within
+            # api.publish_timeout, so the record (and a publish the reaper's must be deduplicated with) is older
             now = time.monotonic()
-            ages = [now - self._since.get(ad_id, now) for ad_id in (*self._withdrawals, *self._publishes)]
+            ages = [now - self._since.get(ad_id, now) + self._timeout
+                    for ad_id in (*self._withdrawals, *self._publishes)]
             log.warning(left_at_shutdown(ages, self._reach), extra={"ad_ids": [*self._withdrawals,
                                                                                *self._publishes][:100]})
 
@@ -188,14 +193,16 @@ class Unsettled:
                 # would have been answered "duplicate"; not "no responders" (a stream electing a leader):
                 # that says nothing of the earlier try, which is sent again
                 refused = isinstance(answer, (QueueFull, StorageFailed))
+                since = self._since.get(ad_id)  # the write's age goes on across the hand-over to a take-back
                 self._tried(ad_id, refused or not isinstance(answer, Exception), "message")
                 if refused:  # stored before or not, the stream cannot take it now: take the record back
-                    self._withdraw(ad_id, pending.revision)
+                    self._withdraw(ad_id, pending.revision, since)
             if self.held():
                 return
 
     def _tried(self, ad_id: str, settled: bool, what: str) -> None:
-        """One round's answer for ``ad_id``: settled, or given up after :data:`TRIES` rounds, it leaves."""
+        """One round's answer for ``ad_id``: settled, or given up after :data:`TRIES` rounds, it leaves (a caller
+        that hands it on, as a take-back, passes its ``_since`` on)."""
         tries = self._tries.get(ad_id, 0) + 1
         if not settled and tries < TRIES:
             self._tries[ad_id] = tries
@@ -215,7 +222,7 @@ class Unsettled:
 
 
 def left_at_shutdown(ages: list[float], reach: float) -> str:
-    """The shutdown line for the writes left unsettled, ``ages`` the seconds since each was left (pure): the reaper
+    """The shutdown line for the writes left unsettled, ``ages`` the seconds since each was written (pure): the reaper
     queues those younger than ``reach`` s (:func:`gamead_core.worker.orphans.reaper_reach`) once this node's
     registry entry expires; the others only ``gamead doctor --repair`` settles."""
     theirs = sum(1 for age in ages if age < reach)
