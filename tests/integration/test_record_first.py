@@ -473,12 +473,17 @@ def test_an_ad_whose_publish_got_no_answer_is_named_in_its_503_and_a_batch_of_th
 
 
 def test_a_write_left_after_the_settling_closed_starts_no_round_on_the_closing_connection(
-    fresh_nats: Callable[[], EmbeddedNats],
+    fresh_nats: Callable[[], EmbeddedNats], caplog: Any,
 ) -> None:
     """``close()`` is final: a request still in flight when the API stops leaves an ambiguous create after it.
     Before, that started a new settling round (a task left running, talking to a NATS connection being closed);
     now it starts none: the write is counted (the registry entry is left to expire for the reaper) and the record
-    is not touched."""
+    is not touched. And it is said whose it is (review: it was counted by the heartbeat's last line, which pointed
+    to "the shutdown line before", but none had been logged: nothing was pending at close()): here the reaper
+    can reach nothing (``reaper_reach`` 0), so the line says to run ``gamead doctor --repair``."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="gamead_core.unsettled")
     from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
     from gamead_core.store.ads import encode
@@ -499,11 +504,14 @@ def test_a_write_left_after_the_settling_closed_starts_no_round_on_the_closing_c
         await unsettled.close()
         unsettled.record_maybe_created(ad_id)  # the in-flight request's create got no answer
         rounds = [t.get_name() for t in asyncio.all_tasks() if t.get_name() == "gamead-unsettled"]
+        await asyncio.sleep(0)  # the line is said at the loop's next turn
         return rounds, len(unsettled)
 
     rounds, left = _run(server.url, after_close)
     assert rounds == [], "a settling round started after close()"
     assert left == 1  # counted: the API leaves its entry to expire for the reaper
+    [line] = [r.getMessage() for r in caplog.records if "left unsettled" in r.getMessage()]
+    assert line.startswith("1 ambiguous submits left unsettled after shutdown") and "gamead doctor --repair" in line
 
 
 def test_a_refused_publish_taken_back_keeps_its_age_so_an_old_write_is_left_to_the_doctor(
