@@ -57,7 +57,9 @@ class PendingFile:
             raise
 
     def commit(self) -> None:
-        """Flush, close and rename the file over ``path`` (raises ``OSError`` if that fails; the old file stays)."""
+        """Flush, close and rename the file over ``path``; the old file stays if that fails. Raises
+        :class:`~gamead_cli.exitcodes.OutputFailed` ("cannot write FILE: why", then ``said``) when what is buffered
+        cannot be written, ``OSError`` when the rename fails."""
         if self.done:
             return
         self.done = True

@@ -18,6 +18,7 @@ to"); a file whose ``up`` is gone (PID dead, or reused by another process) is st
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -64,6 +65,8 @@ class DataDir:
     #: (``time.monotonic()``), after :data:`RETRY_BASE` · 2^(n−1) s, at most :data:`RETRY_CAP` s
     _failed: int = field(default=0, init=False, repr=False)
     _retry_at: float = field(default=0.0, init=False, repr=False)
+    #: a rewrite succeeded after failures and :meth:`retry_write` has not said so yet
+    _recovered: bool = field(default=False, init=False, repr=False)
 
     @property
     def state_file(self) -> Path:
@@ -139,16 +142,15 @@ class DataDir:
     def retry_write(self, now: float | None = None) -> bool:
         """Rewrite the state file if its last rewrite failed (a full disk; it may name a dead process's PID) and
         its back-off has passed (``now``: ``time.monotonic()``); ``gamead up`` calls it at every supervisor poll.
-        Returns True when this call made the file true again (say it once), else False. Never raises: a failure
-        is counted and tried again later (0.2 s, doubling up to 5 s)."""
+        Returns True once the file is true again after a failed rewrite — made so by this call, or by a
+        :meth:`record`/:meth:`forget` since (say it once) — else False. Never raises: a failure is counted and tried
+        again later (0.2 s, doubling up to 5 s)."""
         with self._guard:
-            if not self._failed or (time.monotonic() if now is None else now) < self._retry_at:
-                return False
-            try:
-                self._write()
-            except OSError:
-                return False
-            return True
+            if self._failed and (time.monotonic() if now is None else now) >= self._retry_at:
+                with contextlib.suppress(OSError):
+                    self._write()
+            said, self._recovered = self._recovered, False
+            return said
 
     def _write(self) -> None:
         """Write the state file; on ``OSError`` (raised) it is marked to be written again (:meth:`retry_write`)."""
@@ -159,8 +161,10 @@ class DataDir:
             os.replace(tmp, self.state_file)  # atomic: a reader sees the old file or the new one, whole
         except OSError:
             self._failed += 1
+            self._recovered = False  # stale again: nothing to say until a rewrite succeeds
             self._retry_at = time.monotonic() + backoff_ceiling(self._failed, base=RETRY_BASE, cap=RETRY_CAP)
             raise
+        self._recovered = self._recovered or self._failed > 0  # the first success after failures: said once
         self._failed = 0
 
     def strays(self) -> list[dict[str, Any]]:

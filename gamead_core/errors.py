@@ -285,9 +285,16 @@ class ScalerNotFound(ScalerError):
 
 class ScalerConflict(ScalerError):
     """The write was conditional on the ``resourceVersion`` read, and the Deployment has changed since (409
-    Conflict): nothing was applied, for sure. Read the scale again and retry."""
+    Conflict): nothing was applied, for sure. Read the scale again and retry. ``replicas_read``: the count the write
+    was decided on; ``replicas_now``: the count read after the 409 (None: not read)."""
 
     code = "scaler_conflict"
+
+    def __init__(self, message: str, *, status: int | None = None, details: Any = None,
+                 replicas_read: int | None = None, replicas_now: int | None = None) -> None:
+        super().__init__(message, status=status, details=details)
+        self.replicas_read = replicas_read
+        self.replicas_now = replicas_now
 
 
 class ScalerUnavailable(ScalerError):

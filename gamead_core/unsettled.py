@@ -84,6 +84,7 @@ class Unsettled:
         self._publish_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._closed = False  #: close() ran: the API is stopping
+        self._late: list[str] = []  #: ad ids left after close(), to be said in the next line
         self._failures = Throttle(every=60.0)  #: a round that fails unexpectedly logs its traceback once a minute
         #: True while more than ``nats.max_pending_bytes`` wait to be sent (set by the API's QueueLink): a round
         #: is then skipped, as a request's write is refused
@@ -106,13 +107,15 @@ class Unsettled:
         yet: delete it at ``revision`` (a compare-and-set delete marker) until acknowledged or lost."""
         self._withdraw(ad_id, revision)
 
-    def _withdraw(self, ad_id: str, revision: int | None) -> None:
+    def _withdraw(self, ad_id: str, revision: int | None, since: float | None = None) -> None:
+        """Withdraw ``ad_id``'s record (at ``revision``; None: any); ``since``: when its write was first left here
+        (monotonic seconds; None: now), kept when a refused publish hands it over as a take-back."""
         if len(self._withdrawals) >= MAX_WITHDRAWALS:
             self._left_to_doctor(ad_id, "record")
             return
         self._withdrawals[ad_id] = revision
-        self._since.setdefault(ad_id, time.monotonic())
-        self._wake()
+        self._since.setdefault(ad_id, time.monotonic() if since is None else since)
+        self._wake(ad_id)
 
     def message_maybe_published(self, ad_id: str, level: int, payload: bytes, revision: int) -> None:
         """The publish of ``ad_id`` (its record at ``revision``, ``payload`` its bytes) got no answer: publish
@@ -125,14 +128,15 @@ class Unsettled:
         self._publishes[ad_id] = _Publish(level, payload, revision)
         self._publish_bytes += len(payload)
         self._since.setdefault(ad_id, time.monotonic())
-        self._wake()
+        self._wake(ad_id)
 
     async def close(self) -> None:
         """Stop settling (the API is stopping): one last round for what is pending, at most
         :data:`LAST_ROUND` seconds (NATS may be back since the last one); what is left after it is the reaper's (the
         API leaves its registry entry to expire: :func:`gamead_core.registry.beat.run_heartbeat`) while written
         within ``reaper_reach`` s, else the doctor's; one line says which, ad ids logged. Final: no round starts
-        after it (a write left meanwhile is counted, not sent); a second call returns at once."""
+        after it (a write left meanwhile is counted, not sent, and said in a line of its own, as the reaper's or the
+        doctor's); a second call returns at once."""
         if self._closed:
             return
         self._closed = True
@@ -145,13 +149,25 @@ class Unsettled:
             except Exception as exc:  # noqa: BLE001 - stopping: what is left is logged below
                 log.info("settling ambiguous submits at shutdown: %r", exc)
         if len(self):
-            now = time.monotonic()
-            ages = [now - self._since.get(ad_id, now) for ad_id in (*self._withdrawals, *self._publishes)]
-            log.warning(left_at_shutdown(ages, self._reach), extra={"ad_ids": [*self._withdrawals,
-                                                                               *self._publishes][:100]})
+            self._say_left([*self._withdrawals, *self._publishes])
 
-    def _wake(self) -> None:
-        if self._closed:  # stopping: the NATS connection is closing; what is pending is counted and logged
+    def _say_late(self) -> None:
+        late, self._late = self._late, []
+        self._say_left(late, "after shutdown (by a request still in flight)")
+
+    def _say_left(self, ad_ids: list[str], when: str = "at shutdown") -> None:
+        """The WARNING line saying whose ``ad_ids`` (left unsettled) are: the reaper's or the doctor's."""
+        # the age of the write, not of its wait here: it was left here after its ack did not come within
+        # api.publish_timeout, so the record (and a publish the reaper's must be deduplicated with) is older
+        now = time.monotonic()
+        ages = [now - self._since.get(ad_id, now) + self._timeout for ad_id in ad_ids]
+        log.warning(left_at_shutdown(ages, self._reach, when), extra={"ad_ids": ad_ids[:100]})
+
+    def _wake(self, ad_id: str) -> None:
+        if self._closed:  # stopping: the NATS connection is closing; what is left now is counted and said
+            if not self._late:  # one line for those a request (a batch: many) leaves at once
+                asyncio.get_running_loop().call_soon(self._say_late)
+            self._late.append(ad_id)
             return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="gamead-unsettled")
@@ -188,14 +204,16 @@ class Unsettled:
                 # would have been answered "duplicate"; not "no responders" (a stream electing a leader):
                 # that says nothing of the earlier try, which is sent again
                 refused = isinstance(answer, (QueueFull, StorageFailed))
+                since = self._since.get(ad_id)  # the write's age goes on across the hand-over to a take-back
                 self._tried(ad_id, refused or not isinstance(answer, Exception), "message")
                 if refused:  # stored before or not, the stream cannot take it now: take the record back
-                    self._withdraw(ad_id, pending.revision)
+                    self._withdraw(ad_id, pending.revision, since)
             if self.held():
                 return
 
     def _tried(self, ad_id: str, settled: bool, what: str) -> None:
-        """One round's answer for ``ad_id``: settled, or given up after :data:`TRIES` rounds, it leaves."""
+        """One round's answer for ``ad_id``: settled, or given up after :data:`TRIES` rounds, it leaves (a caller
+        that hands it on, as a take-back, passes its ``_since`` on)."""
         tries = self._tries.get(ad_id, 0) + 1
         if not settled and tries < TRIES:
             self._tries[ad_id] = tries
@@ -214,12 +232,12 @@ class Unsettled:
                     extra={"ad_id": ad_id})
 
 
-def left_at_shutdown(ages: list[float], reach: float) -> str:
-    """The shutdown line for the writes left unsettled, ``ages`` the seconds since each was left (pure): the reaper
-    queues those younger than ``reach`` s (:func:`gamead_core.worker.orphans.reaper_reach`) once this node's
-    registry entry expires; the others only ``gamead doctor --repair`` settles."""
+def left_at_shutdown(ages: list[float], reach: float, when: str = "at shutdown") -> str:
+    """The shutdown line for the writes left unsettled ``when``, ``ages`` the seconds since each was written (pure):
+    the reaper queues those younger than ``reach`` s (:func:`gamead_core.worker.orphans.reaper_reach`) once this
+    node's registry entry expires; the others only ``gamead doctor --repair`` settles."""
     theirs = sum(1 for age in ages if age < reach)
-    said = f"{len(ages)} ambiguous submits left unsettled at shutdown"
+    said = f"{len(ages)} ambiguous submits left unsettled {when}"
     if theirs == len(ages):
         return (f"{said}: the reaper (of a running worker) queues them once this node's registry entry expires "
                 "(registry.ttl)")

@@ -571,7 +571,8 @@ def export(
                     progress.update(task, total=page["total"])
                 for entry in page["items"]:
                     entry.pop("seq", None)
-                    _write_out(out, strict_dumps(entry, separators=(",", ":")) + "\n", pending, file)
+                    # FILE's failed write is OutputFailed naming it (PendingFile's file); stdout's, the boundary's
+                    out.write(strict_dumps(entry, separators=(",", ":")) + "\n")
                     written += 1
                 progress.update(task, completed=written)
                 if not page.get("nextCursor"):
@@ -582,26 +583,14 @@ def export(
             pending.discard()
         raise
     if pending is not None:
-        try:
+        try:  # what is buffered cannot be written: OutputFailed already; the rename failing: OSError, said here
             pending.commit()
-        except OSError as exc:  # the data could not be stored (a full disk): not bad usage, exit 1
+        except OSError as exc:  # not bad usage, exit 1
             raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}; nothing was exported") from None
     if file != "-":
         note_line(f"exported {written} entr{'y' if written == 1 else 'ies'} to {file}")
     elif written == 0:  # stdout holds nothing: say why on stderr
         note_line("no DLQ entries match: nothing exported")
-
-
-def _write_out(out: IO[str], text: str, pending: PendingFile | None, file: str) -> None:
-    """``text`` to the export's output; raises :class:`OutputFailed` naming FILE when it cannot be written (stdout
-    is guarded by the error boundary, ``gamead_cli.main``)."""
-    if pending is None:
-        out.write(text)
-        return
-    try:
-        out.write(text)
-    except OSError as exc:
-        raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}; nothing was exported") from None
 
 
 def entries_of(fh: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, Any]]]:

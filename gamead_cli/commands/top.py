@@ -149,11 +149,8 @@ def top(
         try:
             with ApiClient.from_settings(settings.client) as client:
                 snap = fetch_snapshot(ApiSource(client), ONCE_HISTORY)
-            if recorder is not None:
-                try:
-                    recorder.write(snap)
-                except OSError as exc:  # a full disk: exit 1 naming the file, not "unexpected"
-                    raise exitcodes.OutputFailed(f"cannot record to {recorder.path}: {exc.strerror or exc}") from None
+            if recorder is not None:  # a full disk: OutputFailed naming the file (the recording's file says it)
+                recorder.write(snap)
         finally:
             if recorder is not None:
                 recorder.close()

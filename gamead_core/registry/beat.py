@@ -50,8 +50,8 @@ async def run_heartbeat(
     left = unfinished() if unfinished is not None else 0
     if node_id is not None and left:
         log.warning("%s leaves %d unsettled writes: its registry entry is left to expire (registry.ttl) so that the "
-                    "reaper takes it for dead and queues those still within queue.duplicate_window (the shutdown "
-                    "line before says if any need gamead doctor --repair)", node_id, left,
+                    "reaper takes it for dead and queues those still within queue.duplicate_window (the lines "
+                    "'ambiguous submits left unsettled' say if any need gamead doctor --repair)", node_id, left,
                     extra={"node_id": node_id, "left": left})
     elif node_id is not None:
         try:

@@ -8,9 +8,11 @@ write held in the API server lands late): the Deployment at the asked count is *
 any other count is *not applied* — ``in_doubt`` all the same, as it may land later still (the loop then names it
 and counts its step: :class:`~gamead_core.scaling.loop.Autoscaler`). When the read fails too (and no earlier read
 showed another count) the outcome is *unknown*: recorded as such (``applied: null``), never as "not applied", and
-not counted as a scale event. A call refused with 409 Conflict (:class:`~gamead_core.errors.ScalerConflict`: the
-Deployment changed since its count was read, and the write carried the ``resourceVersion`` read) did nothing, for
-sure: *not applied*, not in doubt, nothing read back; the next tick reads the count again.
+not counted as a scale event. A call refused with 409 Conflict (:class:`~gamead_core.errors.ScalerConflict`) is
+one the backend already sent again while only the Deployment's status had moved; what it raises did nothing, for
+sure: the count changed since it was read (an outside change), or every attempt was refused. *Not applied*, not in
+doubt, nothing read back, and no error: not a failure to back off from (the note says why); the next tick reads the
+count again and decides from it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from gamead_core.scaling.local import NoneScaler, Scaler
 
 #: Waits (seconds) before reading the count back again while it does not show a sent call's count yet.
 SETTLE_SECONDS = (0.5, 1.0, 2.0)
-#: Appended to the reason of a call refused with 409 Conflict.
-CONFLICT_NOTE = " (not applied: the Deployment changed since its count was read (409 Conflict); read again next tick)"
+#: Appended to the reason of a call refused with 409 Conflict because the count changed (``{now}``: the new count).
+CONFLICT_NOTE = (" (not applied: the count changed to {now} since it was read, outside the autoscaler (409 Conflict); "
+                 "decided again next tick)")
+#: Appended to the reason of a call whose every attempt was refused with 409 Conflict at the same count.
+CONFLICT_RETRIED_NOTE = (" (not applied: the Deployment kept changing (409 Conflict to each attempt) though its count "
+                         "did not; tried again next tick)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,12 @@ async def apply_replicas(backend: Scaler, current: int, desired: int, *,
     except Exception as exc:  # noqa: BLE001 - recorded and retried by the caller, never raised
         error = error_text(exc)
         if isinstance(exc, ScalerConflict):
-            return Outcome(False, current, error, CONFLICT_NOTE)
+            now = exc.replicas_now
+            if now is None:  # not read again: nothing known of the count (a failure, then)
+                return Outcome(False, current, error, " (not applied: 409 Conflict, and the count could not be read "
+                                                      "again)")
+            return Outcome(False, current, None, CONFLICT_NOTE.format(now=now) if now != exc.replicas_read
+                           else CONFLICT_RETRIED_NOTE)
         if not (isinstance(exc, ScalerUnavailable) and exc.sent):
             return Outcome(False, current, error)
         answer = exc.answer
@@ -79,4 +90,4 @@ async def apply_replicas(backend: Scaler, current: int, desired: int, *,
     return Outcome(False, shows, error, f" ({answer}; the count read back is {shows}: not applied)", in_doubt=True)
 
 
-__all__ = ["CONFLICT_NOTE", "SETTLE_SECONDS", "Outcome", "apply_replicas"]
+__all__ = ["CONFLICT_NOTE", "CONFLICT_RETRIED_NOTE", "SETTLE_SECONDS", "Outcome", "apply_replicas"]

@@ -23,8 +23,11 @@ https://github.com/kubernetes/community/blob/master/contributors/devel/sig-archi
 :meth:`KubernetesScaler.current_replicas` in its merge patch, and the API server applies it only if the Deployment
 still has that version, else answers 409 Conflict. So a decision taken on a count that changed since (``kubectl
 scale``, an HPA, another leader's write) is not applied, and a PATCH a deposed leader sent that the API server
-held lands nowhere once its successor has written. A change to the Deployment's status changes the version too: a
-409 then costs one retry at the next tick.
+held lands nowhere once its successor has written. A change to the Deployment's status (a pod becoming ready) changes
+the version too, so on a 409 the Scale is read again in the same call (as client-go's ``RetryOnConflict``): still at
+the count the decision was made on, the PATCH is sent again with the new version (at most :data:`SCALE_ATTEMPTS`
+PATCHes); at another count (an outside change) nothing is applied: :class:`ScalerConflict` with ``replicas_now``.
+A write must follow a read of its own (:meth:`KubernetesScaler.set_replicas` refuses one that does not).
 
 Unusable credentials (no kubeconfig, unknown context) raise :class:`gamead_core.errors.ConfigError` from
 the constructor. The RBAC the scaler needs is in ``manifests/rbac.yaml``: ``get`` + ``patch`` on
@@ -69,6 +72,9 @@ IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
 SCALE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 #: Largest kubeconfig file read (bytes): a few KiB each, embedded certificates included; not /dev/zero.
 MAX_KUBECONFIG_BYTES = 16 * 1024**2
+#: PATCHes one :meth:`KubernetesScaler.set_replicas` sends at most: each 409 whose fresh read shows the count the
+#: decision was made on (only the Deployment's status moved) is sent once more, with the new ``resourceVersion``.
+SCALE_ATTEMPTS = 3
 _API_GROUP = "apps"
 _SCALE = "deployments/scale"
 
@@ -126,8 +132,8 @@ class KubernetesScaler:
         self.host: str = configuration.host
         self._api_client = k8s.ApiClient(configuration)
         self._apps = k8s.AppsV1Api(self._api_client)
-        #: ``metadata.resourceVersion`` of the Scale read last and not written since (None: none read).
-        self._read_version: str | None = None
+        #: (``metadata.resourceVersion``, ``spec.replicas``) of the Scale read last and not written since (None: none).
+        self._read: tuple[str | None, int] | None = None
 
     @property
     def target(self) -> str:
@@ -149,20 +155,49 @@ class KubernetesScaler:
                 s.deployment, s.namespace, _request_timeout=s.request_timeout
             ),
         )
-        self._read_version = getattr(getattr(scale, "metadata", None), "resource_version", None)
         spec = getattr(scale, "spec", None)
-        return int(getattr(spec, "replicas", None) or 0)
+        replicas = int(getattr(spec, "replicas", None) or 0)
+        self._read = (getattr(getattr(scale, "metadata", None), "resource_version", None), replicas)
+        return replicas
 
     def set_replicas(self, n: int) -> None:
         """Patch ``spec.replicas`` of the Deployment's scale to ``n``, on condition that the Deployment is still at the
-        ``resourceVersion`` :meth:`current_replicas` read last (read now if none was; each read serves one write).
-        Raises :class:`ScalerConflict` (409) when it is not: nothing was applied. Other errors: :class:`ScalerError`;
-        ``ValueError`` for a count that is not a non-negative int, before any request."""
+        ``resourceVersion`` :meth:`current_replicas` read last (each read serves one write). On 409 Conflict the Scale
+        is read again: at the count read before (only its status moved) the PATCH is sent again with the new version,
+        up to :data:`SCALE_ATTEMPTS` PATCHes in all. Raises :class:`ScalerConflict` when nothing was applied: the count
+        changed since it was read (``replicas_now`` is the new one), every attempt was refused, or the read again
+        failed (``replicas_now`` None). Other errors: :class:`ScalerError`; ``ValueError`` for a count that is not a
+        non-negative int, and ``RuntimeError`` (a programming error) for a write with no read of its own before it —
+        both before any request."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"replicas must be a non-negative int, not {n!r}")
-        if self._read_version is None:
-            self.current_replicas()
-        version, self._read_version = self._read_version, None
+        if self._read is None:
+            raise RuntimeError("set_replicas: no current_replicas read before it (a write is conditional on the "
+                               "count its decision read; each read serves one write)")
+        (version, based_on), self._read = self._read, None
+        for attempt in range(1, SCALE_ATTEMPTS + 1):
+            try:
+                return self._patch(n, version)
+            except ScalerConflict as exc:
+                conflict = exc
+            if attempt == SCALE_ATTEMPTS:
+                break
+            try:
+                now = self.current_replicas()
+            except ScalerError as exc:
+                raise ScalerConflict(f"{conflict.message}; reading it again failed: {exc.message}",
+                                     status=409, replicas_read=based_on) from exc
+            (version, _), self._read = self._read or (None, now), None
+            if now != based_on:
+                raise ScalerConflict(
+                    f"{self.target}'s count changed from {based_on} to {now} since it was read (409 Conflict), so "
+                    f"the call to patch {_SCALE} did nothing", status=409, replicas_read=based_on, replicas_now=now,
+                ) from conflict
+        raise ScalerConflict(f"{conflict.message} ({SCALE_ATTEMPTS} attempts, each read again at {based_on} "
+                             "replicas first)", status=409, replicas_read=based_on, replicas_now=based_on)
+
+    def _patch(self, n: int, version: str | None) -> None:
+        """One PATCH of ``spec.replicas`` to ``n`` on condition of ``version``. Raises :class:`ScalerError`."""
         s = self._settings
         # An API server always gives a version; without one the write could only be unconditional.
         body: dict[str, object] = {"spec": {"replicas": n}}

@@ -43,7 +43,7 @@ from gamead_core.errors import GameadError
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.scaling.apply import CONFLICT_NOTE, Outcome, apply_replicas
+from gamead_core.scaling.apply import CONFLICT_NOTE, CONFLICT_RETRIED_NOTE, Outcome, apply_replicas
 from gamead_core.scaling.kubernetes import (
     KubernetesScaler,
     ScalerConflict,
@@ -91,6 +91,7 @@ class ApiDouble:
     patch_gate: threading.Event | None = None  # the next PATCH (once) waits for this event, then is applied (or not)
     resource_version: int = 7  # metadata.resourceVersion of the Deployment (and its Scale): one more at each write
     modified_before_patch: bool = False  # the next PATCH (once) finds the Deployment changed since it was read
+    replicas_before_patch: int | None = None  # the next PATCH (once) finds the count set to this (kubectl scale)
     lock: threading.Lock = field(default_factory=threading.Lock)  # a write's check and its change are one step
     requests: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
@@ -174,6 +175,9 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 with state.lock:  # as etcd's compare-and-swap: checked and changed at once
                     if state.modified_before_patch:  # e.g. a pod became ready: the status, so the version, moved
                         state.modified_before_patch = False
+                        state.resource_version += 1
+                    if state.replicas_before_patch is not None:  # another writer's scale, just before ours
+                        state.replicas[(ns, name)], state.replicas_before_patch = state.replicas_before_patch, None
                         state.resource_version += 1
                     if version != str(state.resource_version):
                         return self._send(409, _status_body(409, ns, name, "PATCH"))
@@ -294,10 +298,15 @@ def test_set_replicas_sends_a_merge_patch_of_spec_replicas_with_the_kubeconfig_t
     api: ApiDouble, tmp_path: Path
 ) -> None:
     """The PATCH carries the ``resourceVersion`` of the Scale read before it (the condition it is applied on); a
-    write with no read of its own before it reads first."""
+    write with no read of its own before it is refused before any request (a programming error: it would be
+    conditional on nothing the caller decided on)."""
     with make_scaler(tmp_path, api.url) as scaler:
         assert scaler.current_replicas() == 2
         scaler.set_replicas(7)
+        with pytest.raises(RuntimeError, match="no current_replicas read before it"):
+            scaler.set_replicas(3)
+        assert len(api.requests) == 2
+        assert scaler.current_replicas() == 7
         scaler.set_replicas(3)
 
     assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH"]
@@ -327,12 +336,13 @@ def test_async_wrappers_reach_the_same_endpoints(api: ApiDouble, tmp_path: Path)
     scaler = make_scaler(tmp_path, api.url)
 
     async def scenario() -> int:
+        await scaler.current_replicas_async()
         await scaler.set_replicas_async(4)
         return await scaler.current_replicas_async()
 
     assert asyncio.run(scenario()) == 4
     assert [(r.method, r.path.split("?")[0]) for r in api.requests] == [
-        ("GET", SCALE_PATH),  # the write reads the resourceVersion it is conditional on first
+        ("GET", SCALE_PATH),  # the read whose resourceVersion the write is conditional on
         ("PATCH", SCALE_PATH),
         ("GET", SCALE_PATH),
     ]
@@ -382,35 +392,60 @@ def test_wrong_token_is_scaler_forbidden_with_401(api: ApiDouble, tmp_path: Path
 def test_404_is_scaler_not_found_naming_namespace_and_deployment(api: ApiDouble, tmp_path: Path) -> None:
     scaler = make_scaler(tmp_path, api.url, deployment="no-such-worker")
     with pytest.raises(ScalerNotFound) as info:
-        scaler.set_replicas(2)
+        scaler.current_replicas()
     assert "'no-such-worker'" in str(info.value) and f"'{NS}'" in str(info.value)
     assert info.value.status == 404
     path = api.requests[0].path.split("?")[0]
     assert path == f"/apis/apps/v1/namespaces/{NS}/deployments/no-such-worker/scale"
 
 
-def test_a_write_on_a_count_that_changed_since_it_was_read_is_refused_409_and_not_applied(
+def test_a_409_from_a_status_change_is_sent_again_with_the_new_version_and_applied(
     api: ApiDouble, tmp_path: Path
 ) -> None:
-    """Read at resourceVersion 7; the Deployment changes before the PATCH (another writer, or a pod becoming ready):
-    the API server refuses the PATCH (409 Conflict), and the apply step says "not applied" — surely, not in doubt:
-    nothing read back — with the reason. Before: the PATCH was unconditional, so it was applied over the change.
-    Read again, the same call is applied."""
+    """Read 2 at resourceVersion 7; before the PATCH a pod becomes ready (the status, so the version, moves): the API
+    server refuses the PATCH (409 Conflict). The scaler reads the Scale again — still 2, the count the decision was
+    made on — and sends the PATCH again with the new version: applied, in the same call. Before: "not applied" and
+    the error counted as a failure (a back-off of 0.5, 1, 2… s at each pod becoming ready during a rollout)."""
     scaler = make_scaler(tmp_path, api.url)
     assert scaler.current_replicas() == 2
     api.modified_before_patch = True
-    outcome = asyncio.run(apply_replicas(scaler, 2, 4))
-    assert (outcome.applied, outcome.running, outcome.in_doubt) == (False, 2, False)
-    assert outcome.note == CONFLICT_NOTE
-    assert "changed since its count was read (409 Conflict" in (outcome.error or "")
-    assert "the object has been modified" in (outcome.error or "")  # the server's own words
-    assert [r.method for r in api.requests] == ["GET", "PATCH"] and api.replicas[(NS, DEPLOYMENT)] == 2
-    assert scaler.current_replicas() == 2
-    api.modified_before_patch = True
-    with pytest.raises(ScalerConflict):  # the error itself, as the backend raises it
-        scaler.set_replicas(4)
-    assert scaler.current_replicas() == 2
     assert asyncio.run(apply_replicas(scaler, 2, 4)) == Outcome(True, 4)
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH"]
+    assert [json.loads(r.body)["metadata"]["resourceVersion"] for r in api.requests if r.method == "PATCH"] == [
+        "7", "8"]
+    assert api.replicas[(NS, DEPLOYMENT)] == 4
+    # the attempts are bounded: a 409 to each (same count read again every time) is not applied, and no failure
+    api.patch_fail_with = 409
+    api.requests.clear()
+    assert scaler.current_replicas() == 4
+    outcome = asyncio.run(apply_replicas(scaler, 4, 5))
+    assert outcome == Outcome(False, 4, None, CONFLICT_RETRIED_NOTE)
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET", "PATCH"]
+    scaler.close()
+
+
+def test_a_write_on_a_count_that_changed_since_it_was_read_is_refused_409_and_not_applied(
+    api: ApiDouble, tmp_path: Path
+) -> None:
+    """Read 2; before the PATCH 2→4 someone scales to 3 (``kubectl scale``, an HPA): the API server refuses the PATCH
+    (409 Conflict), the scaler reads 3 again and does not send it again: the decision was made on 2. The apply
+    step says "not applied" — surely, not in doubt, nothing read back, no error to back off from — naming the new
+    count. Read again, the same call is applied."""
+    scaler = make_scaler(tmp_path, api.url)
+    assert scaler.current_replicas() == 2
+    api.replicas_before_patch = 3
+    outcome = asyncio.run(apply_replicas(scaler, 2, 4))
+    assert outcome == Outcome(False, 2, None, CONFLICT_NOTE.format(now=3))
+    assert "count changed to 3 since it was read" in outcome.note
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET"] and api.replicas[(NS, DEPLOYMENT)] == 3
+    assert scaler.current_replicas() == 3
+    api.replicas_before_patch = 5
+    with pytest.raises(ScalerConflict) as info:  # the error itself, as the backend raises it
+        scaler.set_replicas(4)
+    assert (info.value.replicas_read, info.value.replicas_now) == (3, 5)
+    assert "count changed from 3 to 5 since it was read (409 Conflict)" in str(info.value)
+    assert scaler.current_replicas() == 5
+    assert asyncio.run(apply_replicas(scaler, 5, 4)) == Outcome(True, 4)
     assert api.replicas[(NS, DEPLOYMENT)] == 4
     scaler.close()
 
@@ -483,12 +518,10 @@ def test_a_closed_port_is_unavailable_at_once(tmp_path: Path) -> None:
     # a request timeout far past this test's own deadline (10 s): only an answer at once can pass
     scaler = make_scaler(tmp_path, f"http://127.0.0.1:{port}", timeout=300.0)
     with pytest.raises(ScalerUnavailable, match=f"127.0.0.1:{port} is unreachable") as info:
-        scaler.set_replicas(2)
+        scaler.current_replicas()
     assert "refused" in str(info.value).lower()
     assert info.value.__cause__ is not None  # chained from the client's error
-    assert not info.value.sent  # never sent: nothing to read back
-    outcome = asyncio.run(apply_replicas(scaler, 1, 2))
-    assert (outcome.applied, outcome.running) == (False, 1) and "refused" in (outcome.error or "").lower()
+    assert not info.value.sent  # never sent: nothing to read back (the apply step's side: the 429 test below)
 
 
 def test_a_patch_whose_connection_closed_unanswered_is_read_back(api: ApiDouble, tmp_path: Path) -> None:
@@ -496,12 +529,14 @@ def test_a_patch_whose_connection_closed_unanswered_is_read_back(api: ApiDouble,
     went out): the error says it was sent, and the apply step reads the count back and counts it as applied."""
     api.patch_unanswered = True
     scaler = make_scaler(tmp_path, api.url)
+    scaler.current_replicas()
     with pytest.raises(ScalerUnavailable, match="closed the connection without an answer") as info:
         scaler.set_replicas(5)
     assert info.value.sent and api.replicas[(NS, DEPLOYMENT)] == 5
+    assert scaler.current_replicas() == 5  # each write follows a read of its own
     outcome = asyncio.run(apply_replicas(scaler, 5, 6))
     assert outcome == Outcome(True, 6, None, " (no answer to the call, but the count read back is 6)")
-    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]  # each write reads first
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]
     scaler.close()
 
 
@@ -523,12 +558,14 @@ def test_a_patch_that_landed_but_was_answered_with_a_failure_is_read_back_as_app
     for key, value in fault.items():
         setattr(api, key, value)
     scaler = make_scaler(tmp_path, api.url)
+    scaler.current_replicas()
     with pytest.raises(ScalerUnavailable) as info:
         scaler.set_replicas(5)
     assert info.value.sent and api.replicas[(NS, DEPLOYMENT)] == 5
+    assert scaler.current_replicas() == 5  # each write follows a read of its own
     outcome = asyncio.run(apply_replicas(scaler, 5, 6, settle=()))
     assert outcome == Outcome(True, 6, None, f" ({answer}, but the count read back is 6)")
-    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]  # each write reads first
+    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]
     scaler.close()
 
 
@@ -539,6 +576,7 @@ def test_a_5xx_to_a_patch_that_did_not_land_is_not_applied_but_in_doubt_and_a_42
     applied — and in doubt, as it may land later. A 429 (priority and fairness) is refused before anything is
     done: nothing to read back."""
     scaler = make_scaler(tmp_path, api.url)
+    scaler.current_replicas()
     api.patch_fail_with = 500
     outcome = asyncio.run(apply_replicas(scaler, 2, 4, settle=(0.05,)))
     assert (outcome.applied, outcome.running, outcome.in_doubt) == (False, 2, True)
@@ -562,6 +600,7 @@ def test_a_patch_that_lands_after_the_client_gave_up_is_read_again_until_it_show
     applied", and the drill saw the same PATCH sent again and both land)."""
     api.apply_late = 1.6
     scaler = make_scaler(tmp_path, api.url, timeout=1.0)
+    scaler.current_replicas()
     outcome = asyncio.run(apply_replicas(scaler, 2, 4))
     assert outcome == Outcome(True, 4, None, " (no answer to the call, but the count read back is 4)")
     gets = [r for r in api.requests if r.method == "GET"]
@@ -1186,16 +1225,18 @@ def test_a_patch_in_doubt_that_lands_later_is_named_and_uses_its_step(
 
 
 @pytest.mark.timeout(90)
-def test_a_patch_refused_409_is_recorded_not_applied_and_uses_no_step(
-    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+def test_a_409_from_a_status_change_is_applied_at_once_without_a_warning_or_back_off(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The Deployment changes between the leader's read of its count and its PATCH 1→2 (here its status: a pod
-    became ready): the API server refuses the PATCH, 409 Conflict. The decision is recorded as not applied, saying
-    why, not in doubt (nothing "landed late" later), and its step is not used: the next tick reads again and PATCHes
-    1→2 within the same 60 s period (+1 a period), applied; then 2 is held."""
+    """The Deployment's status changes between the leader's read of its count and its PATCH 1→2 (a pod became
+    ready): the API server refuses the PATCH, 409 Conflict. The count read again is still 1, so the PATCH is sent
+    again with the new version in the same tick: the decision is recorded as applied, with no error, no WARNING
+    and no back-off; its step is used (2 is held). Before: "could not scale … (attempt 1, retrying in 0.5s)", a
+    decision not applied, and each such 409 in a row grew the wait (0.5, 1, 2… 30 s) during a rollout."""
     settings = _stepping(api, tmp_path)
     api.patch_delay = 0.0
     api.modified_before_patch = True
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
 
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
         await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 2, "never scaled after the 409", within=30)
@@ -1204,15 +1245,40 @@ def test_a_patch_refused_409_is_recorded_not_applied_and_uses_no_step(
 
     autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-409", scenario,
                                  backlog=[f"01KL409{i:019d}" for i in range(60)])
-    assert _patches(api) == [{"spec": {"replicas": 2}}] * 2
-    refused, applied = _scaled(autoscaler)
-    assert (refused["current"], refused["desired"], refused["applied"]) == (1, 2, False)
-    assert refused["reason"].endswith(CONFLICT_NOTE) and "409 Conflict" in refused["error"]
+    assert _patches(api) == [{"spec": {"replicas": 2}}] * 2  # the one refused, and the one sent again
+    [applied] = _scaled(autoscaler)
     assert (applied["current"], applied["desired"], applied["applied"], applied["error"]) == (1, 2, True, None)
     newest = autoscaler.shared.decisions[0]
     assert newest["current"] == 2 and "scale-up step for this 60s period used" in newest["reason"]
-    assert not any("landed late" in d["reason"] or "outside the autoscaler" in d["reason"]
-                   for d in autoscaler.shared.decisions)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "autoscaler" in r.getMessage()]
+    assert not any("retrying in" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.timeout(90)
+def test_a_409_from_another_writers_scale_is_not_applied_and_no_failure(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Between the leader's read of 1 and its PATCH 1→2, someone scales to 3: the PATCH is refused (409) and not sent
+    again. The decision is recorded as not applied, naming the outside change, with no error and no back-off; the
+    next tick decides from 3 and names the change in a WARNING (its step unused: 3→4)."""
+    settings = _stepping(api, tmp_path)
+    api.patch_delay = 0.0
+    api.replicas_before_patch = 3
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: any(d["current"] == 3 for d in autoscaler.shared.decisions), "3 never read", within=30)
+
+    autoscaler = _run_autoscaler(fresh_nats(), settings, "k8s-409b", scenario,
+                                 backlog=[f"01KL40B{i:019d}" for i in range(60)])
+    # not applied, so its step is not used: the next tick scales 3→4 (+1 a period)
+    assert _patches(api)[:2] == [{"spec": {"replicas": 2}}, {"spec": {"replicas": 4}}]
+    refused = _scaled(autoscaler)[0]
+    assert (refused["current"], refused["desired"], refused["applied"], refused["error"]) == (1, 2, False, None)
+    assert refused["reason"].endswith(CONFLICT_NOTE.format(now=3))
+    assert not any("could not scale" in r.getMessage() or "retrying in" in r.getMessage() for r in caplog.records)
+    assert any(r.levelno == logging.WARNING and "changed outside the autoscaler (1→3)" in r.getMessage()
+               for r in caplog.records)
 
 
 @pytest.mark.timeout(90)
@@ -1254,8 +1320,8 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
     api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Attacker: after seven 409s to the PATCH, an unrelated read timeout was "attempt 8, retrying in 30.0s", so a
-    new ``gamead scale set`` waited up to 30 s, and ``scale status`` kept the 409 after the 409s stopped. Now: a
-    read timeout after 409s is attempt 1 (its wait still grows with the failures in a row: review); a new override
+    new ``gamead scale set`` waited up to 30 s, and ``scale status`` kept the 409 after the 409s stopped. (A 409 is
+    no failure to back off from now: the PATCHes here are refused 403.) Now: a read timeout after those is attempt 1 (its wait still grows with the failures in a row: review); a new override
     written during a 16 s back-off (by another node: only the bucket says so) is PATCHed well before the back-off
     would end; once the PATCH succeeds the error is gone."""
     settings = _at(api, tmp_path, 2, kube={"request_timeout": 1.0})
@@ -1270,15 +1336,15 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
     async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
         store = ScaleStore(js)
         now = time.time()
-        api.patch_fail_with = 409
+        api.patch_fail_with = 403
         revision = await store.put_override(Override(5, now + 300, now, "alice"), expected=0)
-        await _until(lambda: bool(warned("2→5 (attempt 4,")), "four 409s in a row")
+        await _until(lambda: bool(warned("2→5 (attempt 4,")), "four 403s in a row")
         api.get_delay = 1.5  # the next read times out (request_timeout 1 s)
         await _until(lambda: bool(warned("cannot read the replica count")), "a read timeout")
         api.get_delay = 0.0
         # its own attempt 1 (before: attempt 5); the wait grows with the failures in a row (0.5, 1, 2, 4, 8 s)
         assert "(attempt 1, retrying in 8.0s)" in warned("cannot read the replica count")[0]
-        await _until(lambda: len(warned("2→5 (attempt 1,")) >= 2, "409s again: their attempt 1, a 16 s back-off",
+        await _until(lambda: len(warned("2→5 (attempt 1,")) >= 2, "403s again: their attempt 1, a 16 s back-off",
                      within=30.0)
         assert "retrying in 16.0s" in warned("2→5 (attempt 1,")[1]
         now = time.time()
@@ -1289,7 +1355,7 @@ def test_the_back_off_starts_again_for_another_failure_and_a_new_override_and_th
         seven = next(r.at for r in api.requests if r.method == "PATCH" and json.loads(r.body)["spec"]["replicas"] == 7)
         assert seven < warned_at("2→5 (attempt 1,")[1] + 16.0
         await _until(lambda: bool(warned("2→7 (attempt 1,")) and autoscaler.status()["error"] is not None,
-                     "its 409 logged as attempt 1 and shown", within=30.0)
+                     "its 403 logged as attempt 1 and shown", within=30.0)
         api.patch_fail_with = None
         await _until(lambda: api.replicas[(NS, DEPLOYMENT)] == 7 and autoscaler.status()["error"] is None,
                      "the PATCH succeeding clears the error")

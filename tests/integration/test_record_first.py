@@ -473,12 +473,17 @@ def test_an_ad_whose_publish_got_no_answer_is_named_in_its_503_and_a_batch_of_th
 
 
 def test_a_write_left_after_the_settling_closed_starts_no_round_on_the_closing_connection(
-    fresh_nats: Callable[[], EmbeddedNats],
+    fresh_nats: Callable[[], EmbeddedNats], caplog: Any,
 ) -> None:
     """``close()`` is final: a request still in flight when the API stops leaves an ambiguous create after it.
     Before, that started a new settling round (a task left running, talking to a NATS connection being closed);
     now it starts none: the write is counted (the registry entry is left to expire for the reaper) and the record
-    is not touched."""
+    is not touched. And it is said whose it is (review: it was counted by the heartbeat's last line, which pointed
+    to "the shutdown line before", but none had been logged: nothing was pending at close()): here the reaper
+    can reach nothing (``reaper_reach`` 0), so the line says to run ``gamead doctor --repair``."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="gamead_core.unsettled")
     from gamead_core.ad_ids import new_ad_id
     from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
     from gamead_core.store.ads import encode
@@ -499,8 +504,65 @@ def test_a_write_left_after_the_settling_closed_starts_no_round_on_the_closing_c
         await unsettled.close()
         unsettled.record_maybe_created(ad_id)  # the in-flight request's create got no answer
         rounds = [t.get_name() for t in asyncio.all_tasks() if t.get_name() == "gamead-unsettled"]
+        await asyncio.sleep(0)  # the line is said at the loop's next turn
         return rounds, len(unsettled)
 
     rounds, left = _run(server.url, after_close)
     assert rounds == [], "a settling round started after close()"
     assert left == 1  # counted: the API leaves its entry to expire for the reaper
+    [line] = [r.getMessage() for r in caplog.records if "left unsettled" in r.getMessage()]
+    assert line.startswith("1 ambiguous submits left unsettled after shutdown") and "gamead doctor --repair" in line
+
+
+def test_a_refused_publish_taken_back_keeps_its_age_so_an_old_write_is_left_to_the_doctor(
+    fresh_nats: Callable[[], EmbeddedNats], monkeypatch: Any, caplog: Any,
+) -> None:
+    """A publish left to the settling 100 s before the stop is refused at its next try (the work stream full), and
+    its take-back refused too (the records' stream refusing changes): it is still pending at the stop. Before: the
+    hand-over from publish to take-back restarted its age at that try, and the shutdown line promised the write to
+    the reaper, which could no longer queue it (outside ``queue.duplicate_window``): ``gamead doctor --repair`` was
+    never suggested. Now its age runs from the write (its ``api.publish_timeout`` included): the doctor's. So too a
+    record create left 29 s before the stop: its write went out up to ``api.publish_timeout`` (2 s) earlier, 31 s."""
+    import logging
+    from types import SimpleNamespace
+
+    from gamead_core.ad_ids import new_ad_id
+    from gamead_core.config import load_settings
+    from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.store.ads import encode
+    from gamead_core.unsettled import Unsettled
+
+    server = fresh_nats()
+    ad_id, created = new_ad_id(), new_ad_id()
+    clock = [1000.0]  # the settling's monotonic clock, moved by the test (the event loop keeps the real one)
+    monkeypatch.setattr("gamead_core.unsettled.time", SimpleNamespace(monotonic=lambda: clock[0]))
+    caplog.set_level(logging.WARNING, logger="gamead_core.unsettled")
+
+    async def left_long_ago(js: Any, store: Any) -> None:
+        await ensure_topology(js, load_settings(None))
+        record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=2, submitted_at=utcnow(),
+                          ad=AdSubmission.model_validate(ad("Refused late", 2)))
+        payload = encode(record)
+        revision = int(await store.create(record, payload))
+        await store.create(record.model_copy(update={"id": created}), encode(record.model_copy(update={"id": created})))
+        work = (await js.stream_info(names.ADS_STREAM)).config
+        work.max_msgs, work.discard = 1, DiscardPolicy.NEW  # full once the filler is in: every publish refused
+        await js.publish(names.level_subject(1), b"filler", headers={"Nats-Msg-Id": "filler"})
+        await js.update_stream(work)
+        records = (await js.stream_info(names.ADS_BUCKET_STREAM)).config
+        records.discard, records.discard_new_per_subject = DiscardPolicy.NEW, True  # no take-back either
+        await js.update_stream(records)
+        unsettled = Unsettled(js, store, timeout=2.0, reaper_reach=30.0)
+        unsettled.message_maybe_published(ad_id, 2, payload, revision)  # left at 1000
+        clock[0] = 1071.0
+        unsettled.record_maybe_created(created)  # left 29 s before the stop, its create sent up to 2 s before
+        clock[0] = 1100.0  # the publish's next try, refused, comes 100 s after it was left (NATS was away)
+        while ad_id not in unsettled._withdrawals:  # noqa: SLF001 - handed over to a take-back
+            await asyncio.sleep(0.05)
+        await unsettled.close()
+
+    _run(server.url, left_long_ago)
+    [line] = [r.getMessage() for r in caplog.records if "left unsettled at shutdown" in r.getMessage()]
+    assert "2 ambiguous submits" in line and "2 were written more than 30s ago" in line, line
+    assert "gamead doctor --repair" in line, line

@@ -7,6 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from gamead_core.supervisor import Child, Supervisor, restart_delay
 from tests.support import wait_for
 
@@ -311,3 +313,23 @@ def test_a_restart_that_cannot_start_its_process_is_retried_not_fatal(tmp_path: 
         assert any(e == f"api restarted (pid {child.pid})" for e in events), events
     finally:
         sup.stop_all(timeout=5)
+
+
+def test_a_state_file_made_true_again_by_a_start_or_stop_is_said_once_too(tmp_path: Path) -> None:
+    """A rewrite of ``gamead-up.json`` failed; the next one that succeeded was a start's or a stop's (``record`` /
+    ``forget``), not the retry's: the failure count went back to 0 and "written again" was never said, though the
+    console had said the start could not be recorded. Now any rewrite that succeeds after a failure is reported
+    once, by the next ``retry_write``."""
+    from gamead_core.datadir import DataDir
+
+    data = DataDir(tmp_path / "data")
+    data.path.mkdir()
+    data.record("api", os.getpid())
+    blocker = data.state_file.with_suffix(".tmp")
+    blocker.mkdir()  # every rewrite of the state file now fails (IsADirectoryError)
+    with pytest.raises(OSError):
+        data.record("worker-1", os.getppid())
+    blocker.rmdir()
+    data.forget(os.getppid())  # a stop rewrites it before any retry: the file says what runs again
+    assert f'"pid": {os.getpid()}' in data.state_file.read_text()
+    assert [data.retry_write(), data.retry_write()] == [True, False]  # said once
