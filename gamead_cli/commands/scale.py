@@ -46,6 +46,11 @@ def _n(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _seconds(value: float | None) -> str:
+    """``12.3 s``; ``-`` for None (nothing pending: no oldest ad), as ``gamead top`` shows it."""
+    return "-" if value is None else f"{value:.1f} s"
+
+
 def _ms(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
@@ -152,7 +157,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     if obs:
         facts.add_row("observed", plain(
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
-            f"{obs.get('oldestAgeSeconds', 0):.1f} s, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
+            f"{_seconds(obs.get('oldestAgeSeconds'))}, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
     updated = Text(f"{short_time(doc.get('updatedAt'))} UTC")
     if doc.get("stale"):
