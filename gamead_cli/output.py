@@ -6,6 +6,7 @@ always be piped into ``jq``. JSON is printed without colour or markup.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
@@ -263,18 +264,19 @@ def scan_note(body: Mapping[str, Any]) -> str:
 
 
 def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",
-                      limit: int | None = None) -> str | None:
-    """The exact command of the page after ``body`` (``GET /ads``), None on the last page: ``gamead ads list
-    --cursor C``, the same ``flags`` (as :func:`ad_list_view`), ``--limit`` when not the default 50, and
-    ``again`` (the flags that reach the same API); ``gamead`` as the PATH finds it (:func:`gamead_program`). The
-    caller prints it on one line
-    (:func:`print_command`)."""
+                      limit: int | None = None, command: str = "ads list", limit_flag: str = "--limit") -> str | None:
+    """The exact command of the page after ``body`` (``GET /ads``, ``GET /v1/dlq``), None on the last page:
+    ``gamead <command> --cursor C``, the same ``flags`` (as :func:`ad_list_view`; values shell-quoted, a
+    ``True`` one as the bare flag), ``limit_flag`` with ``limit`` when not the default 50, and ``again`` (the
+    flags that reach the same API); ``gamead`` as the PATH finds it (:func:`gamead_program`). The caller prints it
+    on one line (:func:`print_command`)."""
     cursor = body.get("nextCursor")
     if not cursor:
         return None
-    given = "".join(f" {flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
-    more = f" --limit {limit}" if limit not in (None, 50) else ""
-    return f"{gamead_program()} ads list --cursor {cursor}{given}{more}{again}"
+    given = "".join(f" {flag}" if value is True else f" {flag} {shlex.quote(str(value))}"
+                    for flag, value in (flags or {}).items() if value not in (None, False, ""))
+    more = f" {limit_flag} {limit}" if limit not in (None, 50) else ""
+    return f"{gamead_program()} {command} --cursor {cursor}{given}{more}{again}"
 
 
 def print_command(command: str) -> None:

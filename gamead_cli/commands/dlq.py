@@ -49,7 +49,8 @@ from gamead_cli.options import (
     job_id_arg,
 )
 from gamead_cli.output import (
-    clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, time_column, utc_when,
+    clip, dlq_entry_view, emit, empty_text, next_page_command, note_line, plain, print_command, stderr_console,
+    time_column, utc_when,
 )
 from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
@@ -202,7 +203,7 @@ def _entries_table(body: dict[str, Any]) -> RenderableType:
 def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     from rich.console import Group
 
-    more = f" · more after --cursor {body['nextCursor']}" if body.get("nextCursor") else ""
+    more = " · more exist; the next page:" if body.get("nextCursor") else ""  # the command follows the table
     stopped = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
     if not body.get("items"):
         if _in_dlq(body) == 0 and not body.get("nextCursor"):
@@ -231,13 +232,19 @@ def list_(
 
     Example: gamead dlq list --error-class TaskTimeout --since 2h
     """
-    params: dict[str, Any] = {**_filter(error_class, message, priority, since, until), "limit": limit,
-                              "cursor": cursor, "newest": newest}
+    flt = _filter(error_class, message, priority, since, until)
+    params: dict[str, Any] = {**flt, "limit": limit, "cursor": cursor, "newest": newest}
     with api_client(config, api) as client:
         body = client.request("GET", "/v1/dlq", params=params)
     flags = {"--error-class": error_class, "--message": message, "--priority": priority, "--since": since,
              "--until": until, "--cursor": cursor or None}
     emit(body, output, partial(_list_view, flags=flags))
+    # the next page's command repeats the filter as sent: an age (--since 2h) as the time it stood for
+    same = {"--error-class": flt.get("errorClass"), "--message": flt.get("message"), "--priority": priority,
+            "--since": flt.get("since"), "--until": flt.get("until")}
+    command = next_page_command(body, same, client.again, limit, command="dlq list", limit_flag="-n")
+    if command and output != OutputFormat.json:  # -o json: its nextCursor
+        print_command(command)
 
 
 @app.command("show")
