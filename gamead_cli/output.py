@@ -326,6 +326,18 @@ def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def _recovered(record: Mapping[str, Any]) -> str:
+    """How an ad that moved on from its last failure (``error``, kept as history) got past it: ``recovered:
+    attempt 1 failed with `` (completed: its last charged attempt succeeded, so the one before failed), else
+    ``replayed from the DLQ after `` (``replayOf``), else ``earlier: ``. Pure."""
+    attempts = int(record.get("attempts") or 0)  # charged since the ad was (re)queued: a replay starts at 0
+    if record.get("status") == "completed" and attempts >= 2:
+        return f"recovered: attempt {attempts - 1} failed with "
+    if record.get("replayOf") is not None:
+        return "replayed from the DLQ after "
+    return "earlier: "
+
+
 def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     """One ad record: facts, then its analysis or its error."""
     ad = record.get("ad") or {}
@@ -353,6 +365,8 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
             facts.add_row(label, utc_when(record[key]))
     if record.get("attempts"):
         facts.add_row("attempts", str(record["attempts"]))
+    if record.get("firstFailureAt"):  # -o json has it: so does the table, whatever the status
+        facts.add_row("first failure", utc_when(record["firstFailureAt"]))
     if record.get("workerId"):
         facts.add_row("worker", plain(record["workerId"]))
 
@@ -362,8 +376,11 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     if error := record.get("error"):
         # the record keeps its last failure as history once a later attempt or a replay moved it on
         current = record.get("status") in ("dead", "failed") or bool(record.get("retryAt"))
-        text = Text(f"{error.get('errorClass', 'error')}: ", style="bold red" if current else "bold")
+        text = Text() if current else Text(_recovered(record))
+        text.append(f"{error.get('errorClass', 'error')}: ", style="bold red" if current else "bold")
         text.append(str(error.get("message", "")))
+        if error.get("at") and not current:
+            text.append(f" (at {short_time(error['at'])} UTC)", style="dim")
         parts.append(Panel(text, title="error" if current else "earlier failure", title_align="left",
                            border_style="red" if current else "dim"))
     if not record.get("analysis") and not record.get("error"):

@@ -179,7 +179,8 @@ class AdRecord(BaseModel):
     analysis: Analysis | None = Field(None, description="The verdict, once completed.")
     error: AdError | None = Field(None, description="The last failure: while retrying, once dead or failed, and "
                                    "kept as history when a later attempt or a DLQ replay completes the ad (the "
-                                   "replayed DLQ entry is deleted; status says where the ad is now).")
+                                   "replayed DLQ entry is deleted; status says where the ad is now): a completed "
+                                   "ad can have one, so test status, not error, to tell a failed ad.")
     idempotency_key: str | None = Field(None, description="The Idempotency-Key header the ad was submitted with.")
     #: sha256 of the validated ad a keyed submit carried: a repeat of the key with another ad is refused
     idempotency_fingerprint: str | None = Field(
