@@ -210,8 +210,9 @@ def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any
             return empty_text("the DLQ is empty", None, "0 entries")
         return empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
-    return Group(_entries_table(body), plain(f"{body['count']} shown of {at_least}{body['total']} matching "
-                                             f"({_in_dlq(body)} in the DLQ){more}{stopped}"))
+    of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
+          else " (the matches before the cursor were not all counted: scan limit)")
+    return Group(_entries_table(body), plain(f"{body['count']} shown{of} ({_in_dlq(body)} in the DLQ){more}{stopped}"))
 
 
 def _in_dlq(body: dict[str, Any]) -> Any:

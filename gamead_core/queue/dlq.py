@@ -295,8 +295,9 @@ class DeadLetters:
         """One page of matching entries: oldest first from ``after`` with a cursor, or the newest ``limit``;
         ``total`` counts every matching entry (ops13 finding 6: "2 shown of 27" said 27 for the whole DLQ), the
         same on every page (attack25d #8: a later page counted those after its cursor only), so a filtered page
-        reads on past its last item, and a later one the entries up to its cursor too, within ``budget`` each;
-        without a filter the total is the DLQ's size (nothing to read for it). ``count=False``: a reader
+        reads on past its last item, and a later one the entries up to its cursor too, within a budget like
+        ``budget`` of their own (not in ``scanned``; ``total`` None when it ran out); without a filter the total
+        is the DLQ's size (nothing to read for it). ``count=False``: a reader
         that needs no total (``dlq export`` past its first page) reads one entry past the page and no more,
         ``total`` None (counting on every page made an export of N entries read ~N²/500 of them).
 
@@ -311,7 +312,8 @@ class DeadLetters:
         # every entry matches (total is the DLQ's size), or no total wanted: nothing to count past the page
         counted = not count or not flt.active
         # matching entries up to the cursor (a budget of their own): the total is the filter's, whatever the page
-        ahead = ScanBudget(entries=budget.entries, seconds=budget.seconds)
+        ahead = ScanBudget(entries=None if budget.entries is None else budget.entries + 1,  # exactly it: not cut
+                           seconds=budget.seconds)
         before = 0
         if count and flt.active and after > 0 and not newest_first:
             before = sum([1 async for _ in self.entries(flt, up_to=after, budget=ahead)])
@@ -333,11 +335,10 @@ class DeadLetters:
             complete = False
             if not newest_first and next_cursor is None:
                 next_cursor = budget.last_seq
-        budget.scanned += ahead.scanned
-        complete = complete and not ahead.exhausted  # the total counted only part of what lies before the cursor
         if newest_first:
             items = list(reversed(items[-limit:]))
             next_cursor = None
             complete = complete and (state is None or after < int(state.first_seq))
-        shown_total = None if not count else in_dlq if counted else before + total
+        # None when the count before the cursor stopped at its budget (a DLQ past scan_limit): not a wrong figure
+        shown_total = None if not count or ahead.exhausted else in_dlq if counted else before + total
         return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq)
