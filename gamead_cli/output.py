@@ -398,7 +398,8 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
 def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
     """One DLQ entry (``GET /v1/dlq/{id}``) for people, as :func:`ad_view` shows an ad: labels an operator reads,
     times in UTC with their age, the error with whether it was retryable, the ad's own fields, then the command
-    that replays it (``again``: the flags that reach the same API). ``-o json`` keeps the wire names."""
+    that replays it (``again``: the flags that reach the same API). ``-o json`` keeps the wire names. A repeat
+    death (``replays``) says so: its attempts count since its last replay, its first failure is its first ever."""
     ad = entry.get("ad") or {}
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
@@ -407,14 +408,19 @@ def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
     facts.add_row("ad id", plain(ad_id))
     facts.add_row("title", plain(entry.get("title", ad.get("title", ""))))
     facts.add_row("priority", plain(entry.get("priority", "")))
-    facts.add_row("attempts", plain(f"{entry.get('attempts', '?')} analysis attempt(s)"))
+    replays = entry.get("replays")
+    since = f" since its last replay at {short_time(entry.get('replayedAt'))} UTC" if replays else ""
+    facts.add_row("attempts", plain(f"{entry.get('attempts', '?')} analysis attempt(s){since}"))
+    if replays:  # a repeat death: the first failure below is from its first life, the attempts from this one
+        facts.add_row("replayed", Text(f"{replays}× from the DLQ, then dead again", style="yellow"))
     error = Text(str(entry.get("errorClass") or "?"), style="bold red")
     retryable = entry.get("retryable")
     if retryable is not None:
         error.append(" (retryable; its attempts ran out)" if retryable else " (not retryable)", style="dim")
     facts.add_row("error", error)
     facts.add_row("message", plain(entry.get("errorMessage", "")))
-    facts.add_row("first failure", utc_when(entry.get("firstFailureAt")))
+    first = utc_when(entry.get("firstFailureAt")) + (" — its first ever, before the replay" if replays else "")
+    facts.add_row("first failure", first)
     facts.add_row("last failure", utc_when(entry.get("lastFailureAt")))
     facts.add_row("dead at", utc_when(entry.get("deadAt")))
     facts.add_row("worker", plain(entry.get("workerId") or "-"))

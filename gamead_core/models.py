@@ -190,6 +190,10 @@ class AdRecord(BaseModel):
     retry_at: datetime | None = Field(None, description="While retrying (status queued after a failure): when the "
                                                         "next attempt is due (ISO 8601, UTC).")
     replay_of: int | None = Field(None, description="The DLQ stream sequence the ad was last replayed from.")
+    replays: int | None = Field(None, description="Times the ad was replayed from the DLQ (null: never); attempts "
+                                                  "count since the last replay, firstFailureAt since the submit.")
+    replayed_at: datetime | None = Field(None, description="When the ad was last replayed from the DLQ (ISO 8601, "
+                                                           "UTC): its attempts count from there.")
     #: The delivery that last started an analysis: ``"<stream seq>.<delivery count>"`` of its message. Tells a
     #: delivery that is still running from one that was lost (a worker died), and which worker held it.
     delivery: str | None = Field(
@@ -253,6 +257,10 @@ class DlqEntry(BaseModel):
     source_seq: int | None = None  #: sequence the ad had in the work stream
     #: W3C ``traceparent`` of the attempt that dead-lettered the ad (tracing on): a replay's trace links to it
     traceparent: str | None = Field(None, max_length=128)
+    #: times the ad was replayed from the DLQ before this death (None: never, a first death); ``attempts`` then
+    #: count since ``replayed_at``, its last replay, while ``first_failure_at`` is its first failure ever
+    replays: int | None = Field(None, ge=1)
+    replayed_at: UtcDatetime | None = None
 
 
 class AdAccepted(BaseModel):

@@ -189,11 +189,18 @@ MESSAGE_MIN = 20
 ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dlq show has it whole)
 
 
+def attempts_cell(entry: dict[str, Any]) -> str:
+    """ATT of ``dlq list``: the attempts, and for a repeat death how often it was replayed (``3 ↻1``: 3 attempts
+    since its one replay; ``dlq show`` says when). Pure."""
+    replays = entry.get("replays")
+    return f"{entry['attempts']} ↻{replays}" if replays else str(entry["attempts"])
+
+
 def _entries_table(body: dict[str, Any]) -> RenderableType:
     """One row per entry; every label and id whole at any width: the message wraps, the title, the attempts,
     the priority and the time go first when the terminal is narrow, then the message (``gamead dlq show ID`` or
     ``-o json`` have everything)."""
-    rows = [(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
+    rows = [(plain(e["adId"]), str(e["priority"]), attempts_cell(e), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
              plain(e["errorMessage"]), plain(str(e["deadAt"])[5:19].replace("T", " ")), plain(clip(e["title"], 30)))
             for e in body["items"]]
     return FittedTable(ENTRY_COLUMNS, rows, flex="MESSAGE", drop=ENTRY_DROPS, flex_max=60, wrap=True,

@@ -327,3 +327,29 @@ def test_dlq_list_prints_the_next_pages_command_whole_and_keeps_the_total(lane: 
         argv = words[1:]
     assert sorted(seen) == sorted(mine)  # every page of the filter, none twice, nothing else
     assert [line.split(" matching")[0] for line in lines] == ["2 shown of 5", "2 shown of 5", "1 shown of 5"], lines
+
+
+def test_a_replayed_ad_that_dies_again_says_so_in_dlq_list_and_show(lane: Lane) -> None:
+    """attack25d #14: after a replay, a dead-again entry showed ``ATT 3`` (attempts since the replay) beside the
+    first failure of its first life, and nothing said it had been replayed. Now the entry carries ``replays`` and
+    ``replayedAt``; ``dlq list`` ATT says ``1 ↻1`` and ``dlq show`` labels both periods."""
+    lane.worker(GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="permanent",
+                GAMEAD_WORKER__FAULTS__MATCH="^Twice")
+    ad_id = lane.submit("Twice Dead", priority=3)
+    first = lane.dead(ad_id)
+    entry = lane.http.get(f"/v1/dlq/{ad_id}").json()
+    assert "replays" not in entry and "replayedAt" not in entry  # a first death: nothing to label
+    assert lane.run_job("/v1/dlq/replay", {"ids": [ad_id]})["counts"]["replayed"] == 1
+    again = wait_for(lambda: (e := lane.http.get(f"/v1/dlq/{ad_id}").json()).get("replays") and e,
+                     what="the entry of its second death")
+    assert again["replays"] == 1 and again["attempts"] == 1 and again["replayedAt"] > first["firstFailureAt"]
+    assert again["firstFailureAt"] == entry["firstFailureAt"]  # its first failure ever, before the replay
+    shown = CliRunner().invoke(cli, ["dlq", "show", ad_id, "--api", lane.url], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    assert "attempts 1 analysis attempt(s) since its last replay at" in text, text
+    assert "replayed 1× from the DLQ, then dead again" in text, text
+    assert "its first ever, before the replay" in text, text
+    listed = CliRunner().invoke(cli, ["dlq", "list", "--api", lane.url], env={"COLUMNS": "200"})
+    row = next(line for line in listed.stdout.splitlines() if ad_id in line)
+    assert " 1 ↻1 " in row, listed.stdout
