@@ -6,6 +6,7 @@ always be piped into ``jq``. JSON is printed without colour or markup.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
@@ -263,18 +264,19 @@ def scan_note(body: Mapping[str, Any]) -> str:
 
 
 def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",
-                      limit: int | None = None) -> str | None:
-    """The exact command of the page after ``body`` (``GET /ads``), None on the last page: ``gamead ads list
-    --cursor C``, the same ``flags`` (as :func:`ad_list_view`), ``--limit`` when not the default 50, and
-    ``again`` (the flags that reach the same API); ``gamead`` as the PATH finds it (:func:`gamead_program`). The
-    caller prints it on one line
-    (:func:`print_command`)."""
+                      limit: int | None = None, command: str = "ads list", limit_flag: str = "--limit") -> str | None:
+    """The exact command of the page after ``body`` (``GET /ads``, ``GET /v1/dlq``), None on the last page:
+    ``gamead <command> --cursor C``, the same ``flags`` (as :func:`ad_list_view`; values shell-quoted, a
+    ``True`` one as the bare flag), ``limit_flag`` with ``limit`` when not the default 50, and ``again`` (the
+    flags that reach the same API); ``gamead`` as the PATH finds it (:func:`gamead_program`). The caller prints it
+    on one line (:func:`print_command`)."""
     cursor = body.get("nextCursor")
     if not cursor:
         return None
-    given = "".join(f" {flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
-    more = f" --limit {limit}" if limit not in (None, 50) else ""
-    return f"{gamead_program()} ads list --cursor {cursor}{given}{more}{again}"
+    given = "".join(f" {flag}" if value is True else f" {flag} {shlex.quote(str(value))}"
+                    for flag, value in (flags or {}).items() if value not in (None, False, ""))
+    more = f" {limit_flag} {limit}" if limit not in (None, 50) else ""
+    return f"{gamead_program()} {command} --cursor {cursor}{given}{more}{again}"
 
 
 def print_command(command: str) -> None:
@@ -324,6 +326,18 @@ def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def _recovered(record: Mapping[str, Any]) -> str:
+    """How an ad that moved on from its last failure (``error``, kept as history) got past it: ``recovered:
+    attempt 1 failed with `` (completed: its last charged attempt succeeded, so the one before failed), else
+    ``replayed from the DLQ after `` (``replayOf``), else ``earlier: ``. Pure."""
+    attempts = int(record.get("attempts") or 0)  # charged since the ad was (re)queued: a replay starts at 0
+    if record.get("status") == "completed" and attempts >= 2:
+        return f"recovered: attempt {attempts - 1} failed with "
+    if record.get("replayOf") is not None:
+        return "replayed from the DLQ after "
+    return "earlier: "
+
+
 def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     """One ad record: facts, then its analysis or its error."""
     ad = record.get("ad") or {}
@@ -351,6 +365,8 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
             facts.add_row(label, utc_when(record[key]))
     if record.get("attempts"):
         facts.add_row("attempts", str(record["attempts"]))
+    if record.get("firstFailureAt"):  # -o json has it: so does the table, whatever the status
+        facts.add_row("first failure", utc_when(record["firstFailureAt"]))
     if record.get("workerId"):
         facts.add_row("worker", plain(record["workerId"]))
 
@@ -360,8 +376,11 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     if error := record.get("error"):
         # the record keeps its last failure as history once a later attempt or a replay moved it on
         current = record.get("status") in ("dead", "failed") or bool(record.get("retryAt"))
-        text = Text(f"{error.get('errorClass', 'error')}: ", style="bold red" if current else "bold")
+        text = Text() if current else Text(_recovered(record))
+        text.append(f"{error.get('errorClass', 'error')}: ", style="bold red" if current else "bold")
         text.append(str(error.get("message", "")))
+        if error.get("at") and not current:
+            text.append(f" (at {short_time(error['at'])} UTC)", style="dim")
         parts.append(Panel(text, title="error" if current else "earlier failure", title_align="left",
                            border_style="red" if current else "dim"))
     if not record.get("analysis") and not record.get("error"):
@@ -379,7 +398,8 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
 def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
     """One DLQ entry (``GET /v1/dlq/{id}``) for people, as :func:`ad_view` shows an ad: labels an operator reads,
     times in UTC with their age, the error with whether it was retryable, the ad's own fields, then the command
-    that replays it (``again``: the flags that reach the same API). ``-o json`` keeps the wire names."""
+    that replays it (``again``: the flags that reach the same API). ``-o json`` keeps the wire names. A repeat
+    death (``replays``) says so: its attempts count since its last replay, its first failure is its first ever."""
     ad = entry.get("ad") or {}
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
@@ -388,14 +408,19 @@ def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
     facts.add_row("ad id", plain(ad_id))
     facts.add_row("title", plain(entry.get("title", ad.get("title", ""))))
     facts.add_row("priority", plain(entry.get("priority", "")))
-    facts.add_row("attempts", plain(f"{entry.get('attempts', '?')} analysis attempt(s)"))
+    replays = entry.get("replays")
+    since = f" since its last replay at {short_time(entry.get('replayedAt'))} UTC" if replays else ""
+    facts.add_row("attempts", plain(f"{entry.get('attempts', '?')} analysis attempt(s){since}"))
+    if replays:  # a repeat death: the first failure below is from its first life, the attempts from this one
+        facts.add_row("replayed", Text(f"{replays}× from the DLQ, then dead again", style="yellow"))
     error = Text(str(entry.get("errorClass") or "?"), style="bold red")
     retryable = entry.get("retryable")
     if retryable is not None:
         error.append(" (retryable; its attempts ran out)" if retryable else " (not retryable)", style="dim")
     facts.add_row("error", error)
     facts.add_row("message", plain(entry.get("errorMessage", "")))
-    facts.add_row("first failure", utc_when(entry.get("firstFailureAt")))
+    first = utc_when(entry.get("firstFailureAt")) + (" — its first ever, before the replay" if replays else "")
+    facts.add_row("first failure", first)
     facts.add_row("last failure", utc_when(entry.get("lastFailureAt")))
     facts.add_row("dead at", utc_when(entry.get("deadAt")))
     facts.add_row("worker", plain(entry.get("workerId") or "-"))

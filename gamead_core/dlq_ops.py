@@ -45,7 +45,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.errors import Conflict, NotFound, QueueFull, WorkStreamMissing
 from gamead_core.jobs.model import Mark
-from gamead_core.models import AdRecord, AdStatus, DlqEntry
+from gamead_core.models import AdRecord, AdStatus, DlqEntry, utcnow
 from gamead_core.queue.dlq import DeadLetters, DlqFilter, ScanBudget
 from gamead_core.queue.publish import publish_ad
 from gamead_core.telemetry.metrics import ads_replayed
@@ -189,15 +189,18 @@ class DlqOps:
         if versioned is None:  # e.g. imported, or the record expired: the entry has everything needed
             record = AdRecord(
                 id=entry.ad_id, status=AdStatus.QUEUED, priority=entry.priority, submitted_at=entry.submitted_at,
-                ad=entry.ad, replay_of=seq, job_id=job_id,
+                ad=entry.ad, replay_of=seq, job_id=job_id, replays=(entry.replays or 0) + 1, replayed_at=utcnow(),
+                first_failure_at=entry.first_failure_at,
             )
             dead = record.model_copy(update={"status": AdStatus.DEAD, "attempts": entry.attempts,
-                                             "replay_of": None, "job_id": None})
+                                             "replay_of": None, "job_id": None, "replays": entry.replays,
+                                             "replayed_at": entry.replayed_at})
             return record, await self._store.create(record), dead
         record = versioned.record
         if record.status == AdStatus.DEAD:
             queued = record.model_copy(update={
                 "status": AdStatus.QUEUED, "attempts": 0, "replay_of": seq, "job_id": job_id, "retry_at": None,
+                "replays": (record.replays or 0) + 1, "replayed_at": utcnow(),
                 "started_at": None, "completed_at": None, "worker_id": None, "purged_from": None,
             })
             return queued, await self._store.update(queued, versioned.revision), record

@@ -179,7 +179,8 @@ class AdRecord(BaseModel):
     analysis: Analysis | None = Field(None, description="The verdict, once completed.")
     error: AdError | None = Field(None, description="The last failure: while retrying, once dead or failed, and "
                                    "kept as history when a later attempt or a DLQ replay completes the ad (the "
-                                   "replayed DLQ entry is deleted; status says where the ad is now).")
+                                   "replayed DLQ entry is deleted; status says where the ad is now): a completed "
+                                   "ad can have one, so test status, not error, to tell a failed ad.")
     idempotency_key: str | None = Field(None, description="The Idempotency-Key header the ad was submitted with.")
     #: sha256 of the validated ad a keyed submit carried: a repeat of the key with another ad is refused
     idempotency_fingerprint: str | None = Field(
@@ -189,6 +190,10 @@ class AdRecord(BaseModel):
     retry_at: datetime | None = Field(None, description="While retrying (status queued after a failure): when the "
                                                         "next attempt is due (ISO 8601, UTC).")
     replay_of: int | None = Field(None, description="The DLQ stream sequence the ad was last replayed from.")
+    replays: int | None = Field(None, description="Times the ad was replayed from the DLQ (null: never); attempts "
+                                                  "count since the last replay, firstFailureAt since the submit.")
+    replayed_at: datetime | None = Field(None, description="When the ad was last replayed from the DLQ (ISO 8601, "
+                                                           "UTC): its attempts count from there.")
     #: The delivery that last started an analysis: ``"<stream seq>.<delivery count>"`` of its message. Tells a
     #: delivery that is still running from one that was lost (a worker died), and which worker held it.
     delivery: str | None = Field(
@@ -252,6 +257,10 @@ class DlqEntry(BaseModel):
     source_seq: int | None = None  #: sequence the ad had in the work stream
     #: W3C ``traceparent`` of the attempt that dead-lettered the ad (tracing on): a replay's trace links to it
     traceparent: str | None = Field(None, max_length=128)
+    #: times the ad was replayed from the DLQ before this death (None: never, a first death); ``attempts`` then
+    #: count since ``replayed_at``, its last replay, while ``first_failure_at`` is its first failure ever
+    replays: int | None = Field(None, ge=1)
+    replayed_at: UtcDatetime | None = None
 
 
 class AdAccepted(BaseModel):

@@ -49,7 +49,8 @@ from gamead_cli.options import (
     job_id_arg,
 )
 from gamead_cli.output import (
-    clip, dlq_entry_view, emit, empty_text, note_line, plain, stderr_console, time_column, utc_when,
+    clip, dlq_entry_view, emit, empty_text, next_page_command, note_line, plain, print_command, stderr_console,
+    time_column, utc_when,
 )
 from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
@@ -188,11 +189,18 @@ MESSAGE_MIN = 20
 ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dlq show has it whole)
 
 
+def attempts_cell(entry: dict[str, Any]) -> str:
+    """ATT of ``dlq list``: the attempts, and for a repeat death how often it was replayed (``3 ↻1``: 3 attempts
+    since its one replay; ``dlq show`` says when). Pure."""
+    replays = entry.get("replays")
+    return f"{entry['attempts']} ↻{replays}" if replays else str(entry["attempts"])
+
+
 def _entries_table(body: dict[str, Any]) -> RenderableType:
     """One row per entry; every label and id whole at any width: the message wraps, the title, the attempts,
     the priority and the time go first when the terminal is narrow, then the message (``gamead dlq show ID`` or
     ``-o json`` have everything)."""
-    rows = [(plain(e["adId"]), str(e["priority"]), str(e["attempts"]), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
+    rows = [(plain(e["adId"]), str(e["priority"]), attempts_cell(e), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
              plain(e["errorMessage"]), plain(str(e["deadAt"])[5:19].replace("T", " ")), plain(clip(e["title"], 30)))
             for e in body["items"]]
     return FittedTable(ENTRY_COLUMNS, rows, flex="MESSAGE", drop=ENTRY_DROPS, flex_max=60, wrap=True,
@@ -202,15 +210,16 @@ def _entries_table(body: dict[str, Any]) -> RenderableType:
 def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     from rich.console import Group
 
-    more = f" · more after --cursor {body['nextCursor']}" if body.get("nextCursor") else ""
+    more = " · more exist; the next page:" if body.get("nextCursor") else ""  # the command follows the table
     stopped = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
     if not body.get("items"):
         if _in_dlq(body) == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
         return empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
-    return Group(_entries_table(body), plain(f"{body['count']} shown of {at_least}{body['total']} matching "
-                                             f"({_in_dlq(body)} in the DLQ){more}{stopped}"))
+    of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
+          else " (the matches before the cursor were not all counted: scan limit)")
+    return Group(_entries_table(body), plain(f"{body['count']} shown{of} ({_in_dlq(body)} in the DLQ){more}{stopped}"))
 
 
 def _in_dlq(body: dict[str, Any]) -> Any:
@@ -231,13 +240,19 @@ def list_(
 
     Example: gamead dlq list --error-class TaskTimeout --since 2h
     """
-    params: dict[str, Any] = {**_filter(error_class, message, priority, since, until), "limit": limit,
-                              "cursor": cursor, "newest": newest}
+    flt = _filter(error_class, message, priority, since, until)
+    params: dict[str, Any] = {**flt, "limit": limit, "cursor": cursor, "newest": newest}
     with api_client(config, api) as client:
         body = client.request("GET", "/v1/dlq", params=params)
     flags = {"--error-class": error_class, "--message": message, "--priority": priority, "--since": since,
              "--until": until, "--cursor": cursor or None}
     emit(body, output, partial(_list_view, flags=flags))
+    # the next page's command repeats the filter as sent: an age (--since 2h) as the time it stood for
+    same = {"--error-class": flt.get("errorClass"), "--message": flt.get("message"), "--priority": priority,
+            "--since": flt.get("since"), "--until": flt.get("until")}
+    command = next_page_command(body, same, client.again, limit, command="dlq list", limit_flag="-n")
+    if command and output != OutputFormat.json:  # -o json: its nextCursor
+        print_command(command)
 
 
 @app.command("show")

@@ -46,6 +46,11 @@ def _n(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _seconds(value: float | None) -> str:
+    """``12.3 s``; ``-`` for None (nothing pending: no oldest ad), as ``gamead top`` shows it."""
+    return "-" if value is None else f"{value:.1f} s"
+
+
 def _ms(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
@@ -81,6 +86,23 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     return text
 
 
+def _reason_text(d: dict[str, Any]) -> Text:
+    """A decision line's REASON cell. A line of folded ticks (``repeats`` > 1) says whose reason it shows: the
+    newest tick's, labelled with its time (``lastAt``), then the first tick's (``firstReason`` at ``at``) when it
+    read otherwise — the figures of one line may change from its first tick to its last."""
+    text = Text()
+    folded = d.get("repeats", 1) > 1
+    if folded:
+        text.append(f"latest {short_time(d.get('lastAt'))}: ", style="dim")
+    text.append_text(plain(d.get("reason") or ""))
+    if d.get("error") and d["error"] not in (d.get("reason") or ""):
+        text.append(f" — {d['error']}", style="red")
+    first = d.get("firstReason")
+    if folded and first and first != d.get("reason"):
+        text.append(f"\nfirst {short_time(d.get('at'))}: {plain(first).plain}", style="dim")
+    return text
+
+
 def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
     table.add_column(time_column("TIME"), no_wrap=True)
@@ -95,9 +117,7 @@ def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
             mark = Text("unknown", style="red")  # no answer to the call, and the count could not be read back
         else:
             mark = Text("yes", style="green") if applied else Text("no", style="red" if d.get("error") else "yellow")
-        reason = plain(d.get("reason") or "")
-        if d.get("error") and d["error"] not in (d.get("reason") or ""):
-            reason.append(f" — {d['error']}", style="red")
+        reason = _reason_text(d)
         times = short_time(d.get("at"))
         if d.get("repeats", 1) > 1:
             times += f"–{short_time(d.get('lastAt'))}"
@@ -137,7 +157,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     if obs:
         facts.add_row("observed", plain(
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
-            f"{obs.get('oldestAgeSeconds', 0):.1f} s, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
+            f"{_seconds(obs.get('oldestAgeSeconds'))}, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
     updated = Text(f"{short_time(doc.get('updatedAt'))} UTC")
     if doc.get("stale"):

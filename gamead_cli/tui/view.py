@@ -383,9 +383,12 @@ OUTCOME_STYLES: dict[str, str] = {"accepted": "cyan", "succeeded": "green", "ref
 AUDIT_COLUMNS = (time_column("TIME"), "WHO", "ACTION", "WHAT", "ADS", "OUTCOME")
 
 
+_BOUND_FIELDS = {"max_replicas": "maxReplicas", "min_replicas": "minReplicas"}
+
+
 def audit_selection(record: Mapping[str, Any]) -> str:
     """What an action chose, in a few words: ``3 ids``, ``filter errorClass=Timeout``, ``all``, ``replicas 4
-    for 600s``."""
+    for 600s``, ``replicas 3 for 60s, clamped to 2 (max_replicas 2)`` (the record's ``effectiveReplicas``)."""
     sel = record.get("selection") or {}
     details = record.get("details") or {}
     mode = sel.get("mode")
@@ -399,7 +402,12 @@ def audit_selection(record: Mapping[str, Any]) -> str:
     if mode:
         return str(mode)
     if "replicas" in details:
-        return f"replicas {details['replicas']} for {float(details.get('forSeconds') or 0):g}s"
+        asked, held = details["replicas"], details.get("effectiveReplicas", details["replicas"])
+        text = f"replicas {asked} for {float(details.get('forSeconds') or 0):g}s"
+        if held != asked:  # clamped: the record says to what, and by which bound
+            bound = "max_replicas" if asked > held else "min_replicas"
+            text += f", clamped to {held} ({bound} {details.get(_BOUND_FIELDS[bound], '?')})"
+        return text
     if record.get("action") == "job.cancel" and details.get("kind"):
         return f"a {details['kind']} job"
     return "-"

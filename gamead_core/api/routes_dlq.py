@@ -218,7 +218,7 @@ async def list_dlq(
                                              "past the page (a reader of every page, as `dlq export`)")] = True,
 ) -> Response:
     """`{items, count, total, inDlq, nextCursor, scanned, complete}`: `total` counts the entries matching the
-    filters (from `cursor` on; null with `count=false`), `inDlq` every entry; `complete` is false when the read
+    filters (all of them, the same on every page; null with `count=false`), `inDlq` every entry; `complete` is false when the read
     stopped at `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on from there."""
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)

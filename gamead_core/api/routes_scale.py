@@ -121,10 +121,16 @@ async def set_override(request: Request) -> Response:
     who = getattr(principal, "name", None) or (request.client.host if request.client else None)
     ov = Override(body.replicas, now + body.for_seconds, now, who)
     store = _store(request)
-    expected = _expected(request, await store.read_override())
-    # before acting: no record, no override
+    before, read = await _document(request)
+    expected = _expected(request, read)
+    # Clamped by the leader's bounds when known (gamead up passes its own), else this node's settings.
+    low = int(before.get("minReplicas", settings.min_replicas))
+    high = int(before.get("maxReplicas", settings.max_replicas))
+    effective, note = clamp_override(body.replicas, low, high)
+    # before acting: no record, no override; the record says what was asked and what will hold (the bounds too)
     await record_action(getattr(request.app.state, "audit", None), "scale.set",
-                        details={"replicas": body.replicas, "forSeconds": body.for_seconds})
+                        details={"replicas": body.replicas, "forSeconds": body.for_seconds,
+                                 "effectiveReplicas": effective, "minReplicas": low, "maxReplicas": high})
     what = f"override {body.replicas} not set"
     try:
         revision = await store.put_override(ov, expected=expected)
@@ -133,9 +139,6 @@ async def set_override(request: Request) -> Response:
     doc, stands = await _document(request)
     if stands.revision != revision:
         raise _changed(stands, f"override {body.replicas} was set, then replaced before this answer")
-    # Clamped by the leader's bounds when known (gamead up passes its own), else this node's settings.
-    low, high = doc.get("minReplicas", settings.min_replicas), doc.get("maxReplicas", settings.max_replicas)
-    effective, note = clamp_override(body.replicas, int(low), int(high))
     log.info("manual override: %d workers for %.0fs", body.replicas, body.for_seconds)
     _poke(request)
     return _json({"override": ov.wire(now), "effectiveReplicas": effective, "note": note, "status": doc}, 201)

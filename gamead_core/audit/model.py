@@ -74,7 +74,8 @@ class AuditRecord(BaseModel):
     ads: int | None = Field(None, description="How many ads: given (ids, entries) when accepted; acted on when "
                                               "a job ended.")
     counts: dict[str, int] | None = Field(None, description="A job's counts when it ended.")
-    details: dict[str, Any] | None = Field(None, description="Action-specific: the override's replicas, …")
+    details: dict[str, Any] | None = Field(None, description="Action-specific: the override's replicas (asked) and "
+                                           "effectiveReplicas (clamped to minReplicas..maxReplicas, also recorded), …")
     repeats: int | None = Field(None, description="Refusals of this caller not recorded one by one since the "
                                                   "previous record (audit.refusals_per_minute).")
 

@@ -293,9 +293,11 @@ class DeadLetters:
     async def page(self, flt: DlqFilter | None = None, *, limit: int = 50, after: int = 0,
                    newest_first: bool = False, budget: ScanBudget | None = None, count: bool = True) -> Page:
         """One page of matching entries: oldest first from ``after`` with a cursor, or the newest ``limit``;
-        ``total`` counts every matching entry the read passes (ops13 finding 6: "2 shown of 27" said 27 for the
-        whole DLQ), so a filtered page reads on past its last item, within ``budget``; without a filter the
-        first page's (or the newest) total is the DLQ's size (nothing to read for it). ``count=False``: a reader
+        ``total`` counts every matching entry (ops13 finding 6: "2 shown of 27" said 27 for the whole DLQ), the
+        same on every page (attack25d #8: a later page counted those after its cursor only), so a filtered page
+        reads on past its last item, and a later one the entries up to its cursor too, within a budget like
+        ``budget`` of their own (not in ``scanned``; ``total`` None when it ran out); without a filter the total
+        is the DLQ's size (nothing to read for it). ``count=False``: a reader
         that needs no total (``dlq export`` past its first page) reads one entry past the page and no more,
         ``total`` None (counting on every page made an export of N entries read ~N²/500 of them).
 
@@ -308,7 +310,13 @@ class DeadLetters:
         in_dlq = int(state.messages) if state is not None else 0
         flt = flt or DlqFilter()
         # every entry matches (total is the DLQ's size), or no total wanted: nothing to count past the page
-        counted = not count or (not flt.active and after == 0)
+        counted = not count or not flt.active
+        # matching entries up to the cursor (a budget of their own): the total is the filter's, whatever the page
+        ahead = ScanBudget(entries=None if budget.entries is None else budget.entries + 1,  # exactly it: not cut
+                           seconds=budget.seconds)
+        before = 0
+        if count and flt.active and after > 0 and not newest_first:
+            before = sum([1 async for _ in self.entries(flt, up_to=after, budget=ahead)])
         items: list[DlqEntry] = []
         next_cursor: int | None = None
         if newest_first and budget.entries is not None and state is not None:
@@ -331,5 +339,6 @@ class DeadLetters:
             items = list(reversed(items[-limit:]))
             next_cursor = None
             complete = complete and (state is None or after < int(state.first_seq))
-        shown_total = None if not count else in_dlq if counted else total
+        # None when the count before the cursor stopped at its budget (a DLQ past scan_limit): not a wrong figure
+        shown_total = None if not count or ahead.exhausted else in_dlq if counted else before + total
         return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq)

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import re
+
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.depth import LevelDepth
 
@@ -35,3 +37,23 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
         rate_note = BOUND_NOTES[bound]
     parts.append(f" at {rate:.1f} ads/s per worker{rate_note} needs {raw:,}")
     return "".join(parts)
+
+
+#: The phrase of each rule's reason line (:class:`~gamead_core.scaling.policy.ScalingPolicy` and the override), in
+#: the order :func:`reason_kind` looks for them.
+_KINDS = (("manual override to ", "override"), (": activation", "activation"),
+          ("no per-worker rate measured yet", "no rate"), ("no backlog, nothing delivered, no arrivals", "idle"),
+          (" ads/s per worker", "demand"))
+_STALE = re.compile(r"\bmetrics [0-9.]+s old \(")
+
+
+def reason_kind(reason: str | None) -> str:
+    """Which rule a decision's ``reason`` line comes from: ``override``, ``activation``, ``no rate``, ``stale``,
+    ``idle`` (no work, no arrivals), ``demand`` (backlog, delivered or arrivals weighed against a per-worker
+    rate), else the line itself (a failed tick names what failed). Pure. Two ticks of one kind may differ in
+    their figures only; the decision log folds only ticks of one kind (:func:`~gamead_core.scaling.store.
+    record_decision`)."""
+    text = reason or ""
+    if _STALE.search(text):
+        return "stale"
+    return next((kind for phrase, kind in _KINDS if phrase in text), text)

@@ -60,6 +60,12 @@ def status_document(
     }
 
 
+def _oldest(reading: Any) -> float | None:
+    """Seconds the oldest pending ad of the readable levels has waited; None when none is pending."""
+    ages = [d.oldest_age or 0.0 for d in reading.levels if d.pending]
+    return round(max(ages), 3) if ages else None
+
+
 def observed_document(sample: Sample, rates: dict[str, float | None],
                       basis: dict[str, Any] | None = None) -> dict[str, Any]:
     """``observed`` of ``/v1/scale``: the figures the decision used, named as ``/v1/stats`` names them.
@@ -75,7 +81,8 @@ def observed_document(sample: Sample, rates: dict[str, float | None],
         "unreadableLevels": [lvl for lvl, _ in reading.unreadable],
         #: of an unreadable level, what its readable partitions hold (the autoscaler counts it, a lower bound)
         "partialPendingByLevel": {str(d.level): d.pending for d in reading.partial},
-        "oldestAgeSeconds": round(max((d.oldest_age or 0.0 for d in reading.levels if d.pending), default=0.0), 3),
+        #: None with nothing pending, as /v1/stats' levels say it (0.0 read as "an ad arrived just now")
+        "oldestAgeSeconds": _oldest(reading),
         "submittedPerSec": rates.get("submittedPerSec"),
         "completedPerSec": rates.get("completedPerSec"),
         "perWorkerPerSec": rates.get("perWorkerPerSec"),

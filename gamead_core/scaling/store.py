@@ -30,6 +30,7 @@ from gamead_core.models import utc_iso
 from gamead_core.scaling.bounds import MAX_OVERRIDE_SECONDS
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
+from gamead_core.scaling.reason import reason_kind
 
 STATE_KEY = "state"
 OVERRIDE_KEY = "override"
@@ -121,21 +122,24 @@ def override_reason(override: Override, current: int, min_replicas: int, max_rep
 
 def _same_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("current", "desired", "applied", "override", "leader")
-    return all(a.get(k) == b.get(k) for k in keys) and (a.get("error") is None) == (b.get("error") is None)
+    return (all(a.get(k) == b.get(k) for k in keys) and (a.get("error") is None) == (b.get("error") is None)
+            and reason_kind(a.get("reason")) == reason_kind(b.get("reason")))
 
 
 def record_decision(
     decisions: Sequence[dict[str, Any]], entry: dict[str, Any], keep: int = KEEP_DECISIONS
 ) -> list[dict[str, Any]]:
     """Put ``entry`` (``at``, ``current``, ``desired``, ``reason``, ``applied``…) first in the newest-first
-    list. When the newest entry is the same kind of decision (same counts, applied, override, leader, error
-    or not) it is folded in: ``repeats`` grows, ``lastAt`` and ``reason`` follow the newest — except that a
-    change the line began with (``changed``: ``replicas changed outside the autoscaler (1→3)``) stays named at
-    the head of its reason until a line of another kind supersedes it. Keeps ``keep``.
+    list. When the newest line is the same decision (same counts, applied, override, leader, error or not, and
+    the same kind of reason: :func:`~gamead_core.scaling.reason.reason_kind`) ``entry`` is folded into it:
+    ``repeats`` grows; ``at`` and ``firstReason`` stay those of its first tick, ``lastAt`` and ``reason`` follow
+    the newest — except that a change the line began with (``changed``: ``replicas changed outside the autoscaler
+    (1→3)``) stays named at the head of its reason until a line of another kind supersedes it. Keeps ``keep``.
     """
     out = [dict(d) for d in decisions]
     if out and _same_kind(out[0], entry):
         head = out[0]
+        head.setdefault("firstReason", head.get("reason"))  # a line an older leader wrote
         head["repeats"] = int(head.get("repeats") or 1) + 1
         head["lastAt"] = entry["at"]
         reason, changed = entry.get("reason"), entry.get("changed") or head.get("changed")
@@ -146,7 +150,7 @@ def record_decision(
         head["reason"] = reason
         head["error"] = entry.get("error")
         return out[:keep]
-    first = {**entry, "repeats": 1, "lastAt": entry["at"]}
+    first = {**entry, "firstReason": entry.get("reason"), "repeats": 1, "lastAt": entry["at"]}
     return [first, *out][:keep]
 
 

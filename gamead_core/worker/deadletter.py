@@ -46,6 +46,8 @@ async def dead_letter(
         submitted_at=record.submitted_at,
         ad=record.ad,
         source_seq=source_seq,
+        replays=record.replays or None,  # a repeat death: its attempts count since replayed_at
+        replayed_at=record.replayed_at if record.replays else None,
     )
     seq, _ = await dlq.add(entry)
 

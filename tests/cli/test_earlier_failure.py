@@ -34,3 +34,17 @@ def test_a_dead_or_retrying_ad_shows_its_failure_as_its_error() -> None:
         shown = _shown(record)
         assert "earlier failure" not in shown and "PermanentError" in shown, shown
         assert " error " in shown, shown
+
+
+def test_an_ad_completed_on_its_second_attempt_shows_the_failure_json_carries() -> None:
+    """attack25d #10: ``ads get -o json`` of an ad completed on its 2nd attempt carries ``error`` and
+    ``firstFailureAt``; the table must say the same: the first failure's time and the recovered failure."""
+    record = {**_BASE, "status": "completed", "attempts": 2, "completedAt": "2026-12-01T18:30:05Z",
+              "firstFailureAt": "2026-12-01T18:30:00Z",
+              "error": {"errorClass": "RetryableError", "message": "injected retryable fault (worker.faults)",
+                        "retryable": True, "at": "2026-12-01T18:30:00Z"},
+              "analysis": {"effectivenessScore": 7.5, "components": []}}
+    shown = " ".join(_shown(record).split())
+    assert "first failure 2026-12-01 18:30:00 UTC" in shown, shown
+    assert ("recovered: attempt 1 failed with RetryableError: injected retryable fault (worker.faults) "
+            "(at 18:30:00 UTC)") in shown, shown

@@ -31,6 +31,7 @@ TOKENS = {  # name → (token, role)
     "carol": ("carol-operator-token", "operator"),
     "dave": ("dave-operator-token", "operator"),
     "erin": ("erin-operator-token", "operator"),
+    "frank": ("frank-operator-token", "operator"),
     "wall": ("wall-viewer-token", "viewer"),
     "kiosk": ("kiosk-viewer-token", "viewer"),
     "ci": ("ci-submitter-token", "submitter"),
@@ -140,7 +141,29 @@ def test_refusals_cancels_and_overrides_are_recorded_and_dry_runs_and_unknown_ca
     cancelled = wait_for(lambda: stack.trail(jobId=slow["id"], outcome="cancelled"), what="the cancelled job's end")
     assert cancelled[0]["counts"]["replayed"] < 6 and "cancelled by alice" in cancelled[0]["message"]
     override = stack.trail(action="scale.set", outcome="accepted")[0]
-    assert override["details"] == {"replicas": 2, "forSeconds": 60.0}
+    assert override["details"] == {"replicas": 2, "forSeconds": 60.0, "effectiveReplicas": 2, "minReplicas": 1,
+                                   "maxReplicas": 20}
+
+
+def test_a_clamped_override_is_recorded_with_the_count_that_held_and_the_bound(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack25d #12: ``gamead scale set 50`` (max_replicas 20) printed "override 50 clamped to 20 (max_replicas)"
+    while the trail recorded ``replicas 50 … accepted``: now it records the asked and the held count and the
+    bounds, and ``gamead audit`` says it was clamped."""
+    with stack.as_("frank") as frank:  # no other test acts as frank
+        answer = frank.post("/v1/scale/override", json={"replicas": 50, "forSeconds": 60})
+        assert answer.status_code == 201 and answer.json()["effectiveReplicas"] == 20
+        assert frank.delete("/v1/scale/override").status_code == 200
+    (record,) = stack.trail(actor="frank", action="scale.set")
+    assert record["details"] == {"replicas": 50, "forSeconds": 60.0, "effectiveReplicas": 20, "minReplicas": 1,
+                                 "maxReplicas": 20}
+    from gamead_cli.main import app
+
+    monkeypatch.setenv("GAMEAD_TOKEN", TOKENS["wall"][0])
+    monkeypatch.setenv("GAMEAD_API_URL", stack.url)
+    result = CliRunner().invoke(app, ["audit", "--actor", "frank", "--action", "scale.set"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "replicas 50 for 60s, clamped to 20 (max_replicas 20)" in result.stdout
 
 
 def test_the_trail_is_paged_newest_first_filtered_and_kept_within_its_limits(stack: Stack) -> None:

@@ -290,10 +290,66 @@ def test_a_page_asked_not_to_count_reads_one_entry_past_it_and_export_still_writ
     params = {"priority": 4, "limit": 2, "cursor": first["nextCursor"]}
     counted = lane.http.get("/v1/dlq", params=params).json()
     uncounted = lane.http.get("/v1/dlq", params={**params, "count": "false"}).json()
-    assert counted["total"] == matching - 2 and uncounted["total"] is None, (counted, uncounted)
+    assert counted["total"] == matching and uncounted["total"] is None, (counted, uncounted)  # the filter's
     assert uncounted["items"] == counted["items"] and uncounted["nextCursor"] == counted["nextCursor"]
     assert uncounted["scanned"] < counted["scanned"], "the uncounted page stopped one match past itself"
     out = tmp_path / "p4.jsonl"
     done = CliRunner().invoke(cli, ["dlq", "export", str(out), "-p", "4", "--api", lane.url])
     assert done.exit_code == 0, done.output
     assert len(out.read_text().splitlines()) == matching
+
+
+def test_dlq_list_prints_the_next_pages_command_whole_and_keeps_the_total(lane: Lane) -> None:
+    """attack25d #8: the hint was ``more after --cursor 81`` (not a command; run as ``dlq list --cursor 81`` it
+    dropped --since and showed an unrelated page) and "61 matching" became "60 matching" on page 2 (those left
+    after the cursor). Now it prints the whole next command, filters and --api included, which runs verbatim,
+    and every page says the filter's total."""
+    import shlex
+    from datetime import timezone
+
+    from tests.integration.dlq_lane import made_up_entry
+
+    since = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    entries = [made_up_entry(f"Paged {i}", priority=1 if i % 2 == 0 else 2) for i in range(10)]
+    assert lane.run_job("/v1/dlq/import", {"entries": entries})["counts"]["imported"] == 10
+    mine = {e["adId"] for e in entries if e["priority"] == 1}
+    argv, seen, lines = ["dlq", "list", "-p", "1", "--since", since, "-n", "2", "--api", lane.url], [], []
+    for _ in range(5):
+        shown = CliRunner().invoke(cli, argv, env={"COLUMNS": "300"})
+        assert shown.exit_code == 0, shown.output
+        seen += [e for e in mine if e in shown.stdout]
+        out = shown.stdout.strip().splitlines()
+        lines.append(" ".join(out[-2 if "--cursor" in out[-1] else -1].split()))
+        if "--cursor" not in out[-1]:
+            break
+        words = shlex.split(out[-1])
+        assert words[1:3] == ["dlq", "list"] and "--since" in words and "--api" in words, out[-1]
+        argv = words[1:]
+    assert sorted(seen) == sorted(mine)  # every page of the filter, none twice, nothing else
+    assert [line.split(" matching")[0] for line in lines] == ["2 shown of 5", "2 shown of 5", "1 shown of 5"], lines
+
+
+def test_a_replayed_ad_that_dies_again_says_so_in_dlq_list_and_show(lane: Lane) -> None:
+    """attack25d #14: after a replay, a dead-again entry showed ``ATT 3`` (attempts since the replay) beside the
+    first failure of its first life, and nothing said it had been replayed. Now the entry carries ``replays`` and
+    ``replayedAt``; ``dlq list`` ATT says ``1 ↻1`` and ``dlq show`` labels both periods."""
+    lane.worker(GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="permanent",
+                GAMEAD_WORKER__FAULTS__MATCH="^Twice")
+    ad_id = lane.submit("Twice Dead", priority=3)
+    first = lane.dead(ad_id)
+    entry = lane.http.get(f"/v1/dlq/{ad_id}").json()
+    assert "replays" not in entry and "replayedAt" not in entry  # a first death: nothing to label
+    assert lane.run_job("/v1/dlq/replay", {"ids": [ad_id]})["counts"]["replayed"] == 1
+    again = wait_for(lambda: (e := lane.http.get(f"/v1/dlq/{ad_id}").json()).get("replays") and e,
+                     what="the entry of its second death")
+    assert again["replays"] == 1 and again["attempts"] == 1 and again["replayedAt"] > first["firstFailureAt"]
+    assert again["firstFailureAt"] == entry["firstFailureAt"]  # its first failure ever, before the replay
+    shown = CliRunner().invoke(cli, ["dlq", "show", ad_id, "--api", lane.url], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    assert "attempts 1 analysis attempt(s) since its last replay at" in text, text
+    assert "replayed 1× from the DLQ, then dead again" in text, text
+    assert "its first ever, before the replay" in text, text
+    listed = CliRunner().invoke(cli, ["dlq", "list", "--api", lane.url], env={"COLUMNS": "200"})
+    row = next(line for line in listed.stdout.splitlines() if ad_id in line)
+    assert " 1 ↻1 " in row, listed.stdout

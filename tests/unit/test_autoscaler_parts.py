@@ -100,14 +100,15 @@ def entry(at: str, current: int | None, desired: int | None, reason: str = "r", 
 
 
 def test_repeated_decisions_fold_into_one_line_with_a_count() -> None:
-    log = record_decision([], entry("t1", 1, 1, "hold a"))
-    log = record_decision(log, entry("t2", 1, 1, "hold b"))
+    a, b = (f"backlog {n} at 1.0 ads/s per worker needs 1 → hold 1" for n in (1, 2))
+    log = record_decision([], entry("t1", 1, 1, a))
+    log = record_decision(log, entry("t2", 1, 1, b))
     log = record_decision(log, entry("t3", 1, 3, "scale"))
     log = record_decision(log, entry("t4", 3, 3, "hold c"))
-    assert [(d["at"], d["repeats"], d["lastAt"], d["reason"]) for d in log] == [
-        ("t4", 1, "t4", "hold c"),
-        ("t3", 1, "t3", "scale"),
-        ("t1", 2, "t2", "hold b"),  # the newest reason of the folded run
+    assert [(d["at"], d["firstReason"], d["repeats"], d["lastAt"], d["reason"]) for d in log] == [
+        ("t4", "hold c", 1, "t4", "hold c"),
+        ("t3", "scale", 1, "t3", "scale"),
+        ("t1", a, 2, "t2", b),  # each end of the folded run with its own reason
     ]
 
 

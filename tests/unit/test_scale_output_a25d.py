@@ -1,0 +1,38 @@
+"""attack25d #12: ``gamead scale status`` said ``oldest 0.0 s`` (JSON ``observed.oldestAgeSeconds: 0.0``) for an empty
+queue, where ``top`` and ``/v1/stats`` say ``-``/null (0.0 read as "an ad arrived just now"); ``gamead audit`` said
+``replicas 3 for 60s`` for an override clamped to 2. Now null/``-``, and the record names the count that held."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from gamead_cli.commands.scale import status_view
+from gamead_cli.tui.view import audit_selection
+from gamead_core.queue.depth import LevelDepth
+from gamead_core.scaling.status import observed_document
+from gamead_core.stats.reading import QueueReading
+from gamead_core.stats.sampler import Sample
+
+
+def _observed(*levels: LevelDepth) -> dict:
+    return observed_document(Sample(QueueReading(t=100.0, connected=True, levels=levels)), {})
+
+
+def test_an_empty_queue_has_no_oldest_ad_in_json_or_table() -> None:
+    idle = _observed(LevelDepth(1, 0), LevelDepth(3, 0))
+    assert idle["oldestAgeSeconds"] is None
+    assert _observed(LevelDepth(1, 0), LevelDepth(3, 2, oldest_age=12.34))["oldestAgeSeconds"] == 12.34
+    console = Console(width=160, record=True)
+    console.print(status_view({"backend": "local", "current": 1, "desired": 1, "observed": idle, "decisions": []}))
+    row = next(line for line in console.export_text().splitlines() if line.startswith("observed"))
+    assert "oldest -," in row and "0.0 s" not in row
+
+
+def test_the_audit_line_of_a_clamped_override_names_the_count_that_held_and_the_bound() -> None:
+    clamped = {"action": "scale.set", "details": {"replicas": 3, "forSeconds": 60.0, "effectiveReplicas": 2,
+                                                  "minReplicas": 1, "maxReplicas": 2}}
+    assert audit_selection(clamped) == "replicas 3 for 60s, clamped to 2 (max_replicas 2)"
+    kept = {"action": "scale.set", "details": {"replicas": 2, "forSeconds": 60.0, "effectiveReplicas": 2}}
+    assert audit_selection(kept) == "replicas 2 for 60s"
+    older = {"action": "scale.set", "details": {"replicas": 2, "forSeconds": 60.0}}  # a record written before
+    assert audit_selection(older) == "replicas 2 for 60s"
