@@ -18,7 +18,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, WithJsonSchema
 from ulid import ULID
 
-from gamead_core.safe_text import OBEYED_PAST_C0
+from gamead_core.safe_text import code_point
 
 #: 26 characters: the first ``0``-``7`` (a ULID is 128 bits), the rest Crockford base32, lowercase.
 ULID_PATTERN: Final[str] = r"[0-7][0-9a-hjkmnp-tv-z]{25}"
@@ -122,34 +122,40 @@ def is_ad_cursor(value: object) -> bool:
 
 #: the longest ``Idempotency-Key`` (header, or a batch item's ``idempotencyKey``) the API takes, in characters
 MAX_IDEMPOTENCY_KEY: Final[int] = 200
-#: what a key may not hold: a comma (a header holding one is two keys folded into one line) or a control
-#: character (no header can carry a C0 one), so a key sent in a batch item can be sent again as a header; nor a
-#: C1 control or a bidi embedding/override/isolate control (gamead_core.safe_text: a key is shown back)
-_KEY_REFUSED = r",\x00-\x1f" + OBEYED_PAST_C0
-#: ... nor begin or end with a space: a header's surrounding whitespace is not part of its value (RFC 9110 §5.5),
-#: so such a key could not be sent again as a header (no look-around: pydantic's regex engine has none)
-IDEMPOTENCY_KEY_PATTERN: Final[str] = f"^([^{_KEY_REFUSED} ]([^{_KEY_REFUSED}]*[^{_KEY_REFUSED} ])?)?$"
-#: the first character a key may not hold (the header's check; a batch item's key is checked by the pattern)
-KEY_REFUSED: Final[re.Pattern[str]] = re.compile(f"[{_KEY_REFUSED}]")
-#: why a key that begins or ends with a space is refused (a batch item's, the CLI's)
+#: The one rule of an idempotency key, on every path (the ``Idempotency-Key`` header, a batch item's
+#: ``idempotencyKey``, ``gamead submit --idempotency-key`` and the ``KEY-N`` it derives): draft-ietf-httpapi-
+#: idempotency-key-header makes the header a Structured Field string, whose characters are printable ASCII
+#: (U+0020-U+007E, RFC 8941 §3.3.3). A key outside it (``ключ-😀``, a tab, a control) could not be sent as a
+#: header by a conforming client (httpx refuses to encode it), so it is refused on every path alike. Besides:
+#: no comma (a header holding one is two keys folded into one line) and no space at either end (around a
+#: header's value it is not part of the key, RFC 9110 §5.5). 1-:data:`MAX_IDEMPOTENCY_KEY` characters.
+_KEY_CHARS = r"\x20-\x2b\x2d-\x7e"  # printable ASCII but the comma (0x2c)
+_KEY_EDGE = r"\x21-\x2b\x2d-\x7e"  # ... nor a space at either end
+#: the rule as one pattern (a batch item's key; no look-around: pydantic's regex engine has none)
+IDEMPOTENCY_KEY_PATTERN: Final[str] = f"^([{_KEY_EDGE}]([{_KEY_CHARS}]*[{_KEY_EDGE}])?)?$"
+#: the first character a key may not hold (a comma, or anything but printable ASCII)
+KEY_REFUSED: Final[re.Pattern[str]] = re.compile(f"[^{_KEY_CHARS}]")
+#: the stable error code of a key outside the rule (400 on ``POST /ads``; a batch item's own error)
+INVALID_KEY_CODE: Final[str] = "invalid_idempotency_key"
+#: why a key that begins or ends with a space is refused
 EDGE_SPACE: Final[str] = ("an idempotency key cannot begin or end with a space: around a header's value it is not "
                           "part of the key (RFC 9110 §5.5)")
 
 
 def idempotency_key_problem(key: str) -> str | None:
-    """What the API would refuse in the idempotency key ``key`` (the rule of the header and of a batch item's
-    ``idempotencyKey``), or None: 1-:data:`MAX_IDEMPOTENCY_KEY` characters, no comma, no control character, no
-    space at either end.
-    Pure; the CLI checks ``--idempotency-key`` with it before sending anything."""
+    """What the API refuses in the idempotency key ``key`` (:data:`IDEMPOTENCY_KEY_PATTERN`: 1-
+    :data:`MAX_IDEMPOTENCY_KEY` printable ASCII characters, no comma, no space at either end), or None.
+    Pure; the API checks the header and each batch item's key with it, the CLI ``--idempotency-key``."""
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         return f"an idempotency key is 1-{MAX_IDEMPOTENCY_KEY} characters (got {len(key)})"
-    if KEY_REFUSED.search(key) is not None:
-        return ("an idempotency key cannot hold a comma (two keys folded into one header) or a control "
-                "character")
+    if (bad := KEY_REFUSED.search(key)) is not None:
+        if bad.group() == ",":
+            return "an idempotency key cannot hold a comma (two keys folded into one header)"
+        return (f"an idempotency key holds only printable ASCII characters (U+0020-U+007E: a Structured Field "
+                f"string, draft-ietf-httpapi-idempotency-key-header), not {code_point(bad.group())}")
     if key != key.strip(" "):
         return EDGE_SPACE
     return None
-
 
 
 def new_worker_id() -> str:

@@ -186,6 +186,14 @@ def who_applies(doc: dict[str, Any]) -> str:
     return "applied by the autoscaler's leader at its next decision"
 
 
+def override_text(ov: dict[str, Any]) -> str:
+    """An override of the API (``replaced``, ``removed``) for people: ``5 worker(s) until 00:28:09 UTC, set by
+    alice at 00:18:09 UTC``. Pure."""
+    by = f" by {ov['setBy']}" if ov.get("setBy") else ""
+    return (f"{ov.get('replicas')} worker(s) until {short_time(ov.get('until'))} UTC, set{by} at "
+            f"{short_time(ov.get('setAt'))} UTC")
+
+
 def _expect_dict(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiClientError(f"the API answered {what} with unexpected data")
@@ -241,6 +249,8 @@ def set_override(
     def view(b: dict[str, Any]) -> RenderableType:
         ov = b.get("override") or {}
         line = Text(f"override: {ov.get('replicas')} worker(s) until {short_time(ov.get('until'))} UTC", style="bold")
+        # what this write replaced (a concurrent operator's loses with 409, naming what stands): drill attack25 F6
+        line.append(f" (replaced {override_text(b['replaced'])})" if b.get("replaced") else " (no override stood)")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
         line.append(f"\n{who_applies(b.get('status') or {})}; undo with: gamead scale clear{client.again}",
@@ -258,4 +268,5 @@ def clear(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: Co
     """
     with api_client(config, api) as client:
         body = _expect_dict(client.request("DELETE", "/v1/scale/override"), "DELETE /v1/scale/override")
-    emit(body, output, lambda b: Text("override cleared" if b.get("cleared") else "no override was set"))
+    emit(body, output, lambda b: Text(f"override cleared (it was {override_text(b['removed'])})" if b.get("removed")
+                                      else "override cleared" if b.get("cleared") else "no override was set"))

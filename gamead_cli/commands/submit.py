@@ -86,7 +86,8 @@ TERMINAL = frozenset({"completed", "failed", "dead"})
 
 def idempotency_key_arg(value: str | None) -> str | None:
     """``--idempotency-key KEY`` checked by the API's own rule (:func:`gamead_core.ids.idempotency_key_problem`)
-    before anything is sent: a key the API would refuse (``a,b``: 400 ``duplicate_header``) is bad usage, exit 2,
+    before anything is sent: a key the API would refuse (``a,b``: 400 ``duplicate_header``; ``ключ``: not printable
+    ASCII, which httpx cannot even put in a header) is bad usage, exit 2,
     one line naming the flag."""
     from gamead_core.ids import idempotency_key_problem
 
@@ -864,7 +865,7 @@ def submit(
         typer.Option(
             "--idempotency-key",
             help="Resubmitting with the same key returns the first ad (duplicate=true)."
-            " With --count: KEY-0, KEY-1, … (1-200 characters, no comma or control character).",
+            " With --count: KEY-0, KEY-1, … (1-200 printable ASCII characters, no comma).",
             callback=idempotency_key_arg,
         ),
     ] = None,

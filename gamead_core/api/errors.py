@@ -26,6 +26,7 @@ from gamead_core.errors import (
     TopologyError,
     TopologyMissing,
 )
+from gamead_core.ids import INVALID_KEY_CODE
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.times import check_window
@@ -109,6 +110,14 @@ class DuplicateHeader(ApiError):
         a proxy may do), so it is refused as if sent twice. ``why``: why a comma cannot be part of one value."""
         return cls(f"the {header} header holds a comma, the form of two {header} headers joined into one (RFC 9110 "
                    f"§5.3); {why}: send one value, once", details={"header": header, "folded": True})
+
+
+class InvalidIdempotencyKey(ApiError):
+    """An idempotency key outside the rule of :func:`gamead_core.ids.idempotency_key_problem` (printable ASCII,
+    1-200 characters, no comma, no space at either end): 400 ``invalid_idempotency_key`` on ``POST /ads`` (a batch
+    item gets the same code as its own error); ``details``: ``{"header": "Idempotency-Key"}``."""
+
+    status, code = 400, INVALID_KEY_CODE
 
 
 class DuplicateQueryParameter(ApiError):

@@ -10,21 +10,21 @@ from starlette.responses import Response
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_bytes, body_schema, parse_body
 from gamead_core.api.contract import error_responses
-from gamead_core.api.errors import DuplicateHeader, ValidationFailed
+from gamead_core.api.errors import DuplicateHeader, InvalidIdempotencyKey
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
-from gamead_core.errors import IdempotencyKeyReused, NotFound
+from gamead_core.errors import NotFound
 from gamead_core.ids import (
     AD_CURSOR_MAX_LENGTH,
     AD_CURSOR_PATTERN,
-    KEY_REFUSED,
+    IDEMPOTENCY_KEY_PATTERN,
     MAX_IDEMPOTENCY_KEY,
+    idempotency_key_problem,
     is_ad_id,
     normal_id,
 )
 from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
-from gamead_core.safe_text import code_point
 
 router = APIRouter()
 
@@ -39,11 +39,12 @@ def _link(request: Request) -> QueueLink:
 
 def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The ``Idempotency-Key`` of the raw ASGI headers (names arrive lower-cased), without building the header map
-    on the hot path: its bytes as UTF-8 text, so a key names the same ad whether it came in this header or in a
-    batch item's ``idempotencyKey`` (JSON text); bytes that are not UTF-8 are read as latin-1 (as Starlette's
-    ``request.headers.get`` reads every header), which keeps each byte: such a key still names one ad. Raises
-    :class:`DuplicateHeader` (400) when it is sent twice, or once holding a comma (two keys folded into one
-    line, RFC 9110 §5.3): keeping either silently deduplicated on a key the client may not have meant."""
+    on the hot path, checked by the one rule of every path (:func:`gamead_core.ids.idempotency_key_problem`:
+    printable ASCII, so the bytes that reach the app are the key, whatever a server's latin-1 reading would make
+    of others). Raises :class:`DuplicateHeader` (400) when it is sent twice, or once holding a comma (two keys
+    folded into one line, RFC 9110 §5.3): keeping either silently deduplicated on a key the client may not have
+    meant; :class:`InvalidIdempotencyKey` (400 ``invalid_idempotency_key``) for a key outside the rule (its bytes
+    read as UTF-8 to name the character, an invalid byte as U+FFFD)."""
     found: bytes | None = None
     for name, value in headers:
         if name == b"idempotency-key":
@@ -54,16 +55,10 @@ def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
         raise DuplicateHeader.folded("Idempotency-Key", "a key cannot hold a comma")
     if found is None:
         return None
-    try:
-        return found.decode("utf-8")
-    except UnicodeDecodeError:
-        return found.decode("latin-1")
-
-
-def key_as_sent(headers: list[tuple[bytes, bytes]]) -> str:
-    """The ``Idempotency-Key`` header for messages: its bytes decoded as UTF-8, an invalid byte shown as U+FFFD
-    (``bad\ufffd-key``, not the latin-1 reading ``badÿ-key``). Pure; the header must be there."""
-    return next(v for n, v in headers if n == b"idempotency-key").decode("utf-8", "replace")
+    key = found.decode("utf-8", "replace")
+    if (problem := idempotency_key_problem(key)) is not None:
+        raise InvalidIdempotencyKey(f"Idempotency-Key {key[:60]!r}: {problem}", details={"header": "Idempotency-Key"})
+    return key
 
 
 async def submit(request: Request) -> Response:
@@ -71,24 +66,13 @@ async def submit(request: Request) -> Response:
     (about half of the API's CPU per request, measured with py-spy). It is mounted ahead of the router;
     the FastAPI route below documents it in OpenAPI."""
     idempotency_key = _idempotency_key(request.scope["headers"])
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters",
-                               details=[{"loc": "Idempotency-Key", "msg": "length out of range"}])
-    if idempotency_key is not None and (bad := KEY_REFUSED.search(idempotency_key)) is not None:
-        point = code_point(bad.group())
-        raise ValidationFailed(f"Idempotency-Key must not contain control characters (found {point})",
-                               details=[{"loc": "Idempotency-Key", "msg": f"control character {point}",
-                                         "type": "string_pattern_mismatch"}])
     settings = request.app.state.settings
     ad = parse_body(await body_bytes(request), AdSubmission, settings.api.max_body_bytes)  # any Content-Type
     if idempotency_key is None:
         accepted = await _link(request).intake.submit(ad)
     else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)
         principal = request.scope.get("state", {}).get("principal", ANONYMOUS)
-        try:
-            accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope)
-        except IdempotencyKeyReused as exc:  # say the key as sent, not its latin-1 reading
-            raise IdempotencyKeyReused.of(key_as_sent(request.scope["headers"]), exc.details["adId"]) from None
+        accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope)
     rec = accepted.record
     payload = {
         "id": rec.id,
@@ -110,11 +94,13 @@ async def submit(request: Request) -> Response:
 )
 async def submit_ad(
     request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
+                                                      pattern=IDEMPOTENCY_KEY_PATTERN)] = None,
 ) -> Response:
     """Queue an ad at its priority (1 most urgent … 5 least). Any Content-Type is accepted.
 
-    `Idempotency-Key` (1-200 characters) is scoped to the caller (its token, or every anonymous caller
+    `Idempotency-Key` (1-200 printable ASCII characters, no comma, no space at either end: else 400
+    `invalid_idempotency_key`) is scoped to the caller (its token, or every anonymous caller
     together) and bound to the ad: an exact repeat returns the first ad with `duplicate: true` and enqueues
     nothing; the same key with another ad gets 422 `idempotency_key_reused`. A key is remembered as long as
     its ad's record (`records.*`), never less than `queue.duplicate_window`."""

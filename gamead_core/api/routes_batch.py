@@ -48,11 +48,10 @@ from gamead_core.api.errors import (
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
-from gamead_core.ids import EDGE_SPACE, IDEMPOTENCY_KEY_PATTERN, KEY_REFUSED, MAX_IDEMPOTENCY_KEY
+from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY_CODE, MAX_IDEMPOTENCY_KEY, idempotency_key_problem
 from gamead_core.intake import Accepted, Queued
 from gamead_core.models import AdAccepted, AdSubmission
 from gamead_core.queue.liveness import unsent_bytes
-from gamead_core.safe_text import code_point
 
 router = APIRouter()
 
@@ -67,8 +66,8 @@ class BatchAd(AdSubmission):
 
     idempotency_key: str | None = Field(
         None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="This ad's `Idempotency-Key` (scoped to the caller as on `POST /ads`; no comma or control "
-                    "character, as in the header).")
+        description="This ad's `Idempotency-Key` (scoped to the caller as on `POST /ads`; the header's rule: "
+                    "printable ASCII, no comma, no space at either end; else this item's `invalid_idempotency_key`).")
 
 
 class AdBatch(BaseModel):
@@ -108,18 +107,10 @@ def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
                       [{"loc": "(item)", "msg": f"got {type(item).__name__}", "type": "model_type"}])
     key = item.get(KEY_FIELD)
     if KEY_FIELD in item:
-        if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-            return error("validation_failed", f"{KEY_FIELD} must be a string of 1-{MAX_IDEMPOTENCY_KEY} characters",
-                          [{"loc": KEY_FIELD, "msg": "must be a string of 1-200 characters", "type": "string_type"}])
-        if (bad := KEY_REFUSED.search(key)) is not None:
-            point = code_point(bad.group())
-            return error("validation_failed", f"{KEY_FIELD} cannot hold a comma or a control character (as the "
-                         f"Idempotency-Key header cannot; found {point})",
-                         [{"loc": KEY_FIELD, "msg": f"comma or control character ({point})",
-                           "type": "string_pattern_mismatch"}])
-        if key != key.strip(" "):
-            return error("validation_failed", f"{KEY_FIELD}: {EDGE_SPACE}",
-                         [{"loc": KEY_FIELD, "msg": "space at an end", "type": "string_pattern_mismatch"}])
+        problem = (idempotency_key_problem(key) if isinstance(key, str)
+                   else f"an idempotency key is a string, not {type(key).__name__}")
+        if problem is not None:  # the header's rule and code (gamead_core.ids), so a key works on both paths
+            return error(INVALID_KEY_CODE, f"{KEY_FIELD}: {problem}", {"field": KEY_FIELD})
         item = {k: v for k, v in item.items() if k != KEY_FIELD}
     try:
         return AdSubmission.model_validate(item, strict=True), key

@@ -113,7 +113,8 @@ async def get_scale(request: Request) -> Response:
              responses=error_responses(400, 409, 422))
 async def set_override(request: Request) -> Response:
     """A compare-and-set on the override's revision (the one read, or ``If-Match``): 201 only when this override
-    was written and still stands once the answer is made; else 409 ``conflict`` naming what stands."""
+    was written and still stands once the answer is made, naming the override it replaced (``replaced``: the one
+    in force at that revision, or null); else 409 ``conflict`` naming what stands."""
     body = await read_body(request, OverrideBody)
     settings = request.app.state.settings.autoscaler
     now = time.time()
@@ -123,6 +124,7 @@ async def set_override(request: Request) -> Response:
     store = _store(request)
     before, read = await _document(request)
     expected = _expected(request, read)
+    replaced = active_override(read.override, now) if expected == read.revision else None  # else: no write
     # Clamped by the leader's bounds when known (gamead up passes its own), else this node's settings.
     low = int(before.get("minReplicas", settings.min_replicas))
     high = int(before.get("maxReplicas", settings.max_replicas))
@@ -141,14 +143,15 @@ async def set_override(request: Request) -> Response:
         raise _changed(stands, f"override {body.replicas} was set, then replaced before this answer")
     log.info("manual override: %d workers for %.0fs", body.replicas, body.for_seconds)
     _poke(request)
-    return _json({"override": ov.wire(now), "effectiveReplicas": effective, "note": note, "status": doc}, 201)
+    return _json({"override": ov.wire(now), "replaced": replaced.wire(now) if replaced else None,
+                  "effectiveReplicas": effective, "note": note, "status": doc}, 201)
 
 
 @router.delete("/override", summary="End the manual override; the policy decides again at the next tick",
                response_model=OverrideCleared, responses=error_responses(409, 422))
 async def clear_override(request: Request) -> Response:
-    """A compare-and-set like ``POST``: ``cleared`` true when this request removed the override, false when none
-    was set; 409 ``conflict`` (naming what stands) when another operator set one first or right after."""
+    """A compare-and-set like ``POST``: ``cleared`` true when this request removed the override (``removed``: it),
+    false when none was set; 409 ``conflict`` (naming what stands) when another operator set one first or right after."""
     await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
     store = _store(request)
     read = await store.read_override()
@@ -167,7 +170,8 @@ async def clear_override(request: Request) -> Response:
     if stands.override is not None:
         raise _changed(stands, "override cleared, then set again before this answer" if cleared
                        else "no override to clear, then one was set before this answer")
-    return _json({"cleared": cleared, "status": doc})
+    removed = read.override.wire(time.time()) if cleared and read.override is not None else None
+    return _json({"cleared": cleared, "removed": removed, "status": doc})
 
 
 # --- wiring ------------------------------------------------------------------------------------------

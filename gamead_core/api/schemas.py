@@ -86,6 +86,8 @@ class OverrideSet(_Doc):
     """``POST /v1/scale/override``."""
 
     override: dict[str, Any]
+    replaced: dict[str, Any] | None = Field(None, description="The override this one replaced (in force when it "
+                                            "was written, as `override` is shown), or null: none stood.")
     effective_replicas: int = Field(description="The override clamped to the autoscaler's min and max.")
     note: str | None = None
     status: ScaleDocument
@@ -95,6 +97,7 @@ class OverrideCleared(_Doc):
     """``DELETE /v1/scale/override``."""
 
     cleared: bool = Field(description="False if no override was set.")
+    removed: dict[str, Any] | None = Field(None, description="The override this request removed, or null.")
     status: ScaleDocument
 
 

@@ -16,9 +16,12 @@ Every write is a compare-and-set on the key's revision (``kv.create`` when the k
 ``kv.update(last=revision)`` otherwise), so two candidates that race for an expired lease cannot both win:
 the loser gets ``KeyWrongLastSequenceError`` and stays a follower.
 
-* :func:`lease_decision` is the pure rule: no lease → acquire; my lease → renew (even if it has just
-  expired, the compare-and-set proves nobody took it meanwhile); someone else's expired lease → take over;
-  someone else's live lease → follow until it expires.
+* :func:`lease_decision` is the pure rule: no lease → acquire; my lease → renew, keeping its ``acquiredAt``,
+  while I held it without a break; my lease expired, or not renewed by my own deadline (the process was
+  frozen, or cut off from NATS) → acquire it again as a new term (``acquiredAt`` now: the leadership lapsed,
+  drill attack25 finding 8, so "leader since" must not claim it never did; the compare-and-set still proves
+  nobody took it meanwhile); someone else's expired lease → take over; someone else's live lease → follow until
+  it expires.
 * :class:`LeaseKeeper` applies it against the bucket. The holder renews every ``ttl / 3``; a follower
   checks again when the lease it sees is due to expire, so it takes over within ``ttl`` of the holder's
   last renewal. The holder counts itself leader only until ``ttl`` after it *sent* its last successful
@@ -47,6 +50,7 @@ from gamead_core.errors import GameadError, error_text
 from gamead_core.log_throttle import Outage
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.shutdown import last_write
+from gamead_core.models import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +126,19 @@ class LeaseDecision:
     check_in: float
 
 
-def lease_decision(now: float, current: Lease | None, me: str, ttl: float, acts: bool = True) -> LeaseDecision:
+def lease_decision(now: float, current: Lease | None, me: str, ttl: float, acts: bool = True,
+                   held: bool = True) -> LeaseDecision:
     """The pure lease rule (see the module docstring). ``now`` is epoch seconds; ``ttl`` > 0; ``acts``: the
-    candidate changes the worker count (not advice only)."""
+    candidate changes the worker count (not advice only); ``held``: the candidate still counted itself leader
+    (its own deadline had not passed): without it, its own lease starts a new term."""
     if not ttl > 0:
         raise ValueError(f"ttl must be positive, not {ttl!r}")
     if not me:
         raise ValueError("the candidate needs a non-empty id")
     renew_every = ttl / TTL_INTERVALS
     if current is None or not current.holder:
+        return LeaseDecision("acquire", Lease(me, now, now, now + ttl, acts), renew_every)
+    if current.holder == me and (not held or current.expired(now)):  # a lapse: a new term
         return LeaseDecision("acquire", Lease(me, now, now, now + ttl, acts), renew_every)
     if current.holder == me:
         return LeaseDecision("renew", Lease(me, current.acquired_at, now, now + ttl, acts), renew_every)
@@ -181,6 +189,10 @@ class LeaseKeeper:
         self.seen: Lease | None = None  #: the lease as last read or written
         self.changed = asyncio.Event()  #: set whenever leadership is gained or lost
         self._was_leader = False
+        self.term = 0  #: grows with each term this process starts (acquire, take over, or again after a lapse)
+        self._noted_term = 0
+        #: (from, to) epoch seconds of the last lapse of this process's own lease that it re-acquired, or None
+        self.lapse: tuple[float, float] | None = None
         self._outage = Outage()  # the bucket unreachable: its first failure, then a line a minute, then "again"
 
     @property
@@ -195,13 +207,25 @@ class LeaseKeeper:
             return None
         return self.seen.holder
 
+    def new_term(self, since: float) -> tuple[int, str]:
+        """This process's term (:attr:`term`) for a leader that starts leading at ``since`` (epoch seconds), and
+        what to say of a lapse of its own lease that this term ended (``""`` if none): the decision log names it."""
+        lapse = self.lapse
+        if lapse is None or lapse[1] < since - self.ttl:
+            return self.term, ""
+        return self.term, (f"leadership lapsed {utc_iso(lapse[0], 'seconds')} to {utc_iso(lapse[1], 'seconds')} "
+                           f"({lapse[1] - lapse[0]:.0f} s without renewing the lease: this process was paused or "
+                           "cut off from NATS); leading again")
+
     def _note_leadership(self, given_up: str = "lost") -> None:
         """Log and signal a change of leadership; ``given_up`` is the word for an end of it: ``lost`` (taken
         over, or not renewed in time) unless this process gave it up on a clean stop (:meth:`release`)."""
         now_leader = self.is_leader
-        if now_leader != self._was_leader:
-            self._was_leader = now_leader
-            log.info("%s the %s lease (%s)", "acquired" if now_leader else given_up, self.key, self.me)
+        if now_leader != self._was_leader or self.term != self._noted_term:
+            lapsed = now_leader and self._was_leader  # lost and acquired again within one step
+            self._was_leader, self._noted_term = now_leader, self.term
+            log.info("%s the %s lease (%s)", ("re-acquired (after a lapse)" if lapsed else "acquired")
+                     if now_leader else given_up, self.key, self.me)
             self.changed.set()
 
     async def step(self) -> float:
@@ -220,7 +244,8 @@ class LeaseKeeper:
                 try:
                     entry = await self._get()
                     current = Lease.from_json(entry.value) if entry is not None else None
-                    decision = lease_decision(self._clock(), current, self.me, self.ttl, self.acts)
+                    now, held = self._clock(), self.is_leader
+                    decision = lease_decision(now, current, self.me, self.ttl, self.acts, held)
                     if decision.write is None:
                         self._reached()
                         self.seen = current
@@ -242,6 +267,13 @@ class LeaseKeeper:
                             error_text(exc))
             return min(self.ttl / TTL_INTERVALS, 1.0)
         self._reached()
+        if decision.action != "renew":
+            self.term += 1
+            if current is not None and current.holder == self.me:  # my own lease, after a lapse
+                # from when this process stopped counting itself leader (its own deadline), or the lease's end
+                since = (now - (sent - self._held_until) if math.isfinite(self._held_until)
+                         else min(current.expires_at, now))
+                self.lapse = (since, now)
         self.seen = decision.write
         self._revision = revision
         self._held_until = sent + self.ttl

@@ -3,9 +3,9 @@
 Read top-down (:meth:`Autoscaler.run`):
 
 1. **Lease.** A :class:`~gamead_core.scaling.lease.LeaseKeeper` competes for the ``autoscaler`` lease
-   (TTL = 3 × interval) in a task of its own, so a slow scale call never delays a renewal. A process
-   without a backend (``backend=None``: an API node while ``gamead up`` owns the local workers) never
-   competes; it only reads the shared state.
+   (TTL = 3 × interval) in a task of its own, so a slow scale call never delays a renewal; a lapse (a frozen
+   process) starts a new term: "leader since" restarts and the next decision names the lapse. A process
+   without a backend (``backend=None``: an API node while ``gamead up`` owns the local workers) only reads.
 2. **Observe** (leader only): the latest sample of the process's one
    :class:`~gamead_core.stats.sampler.QueueSampler` — the same reading and the same rates ``/v1/stats``
    and ``gamead top`` show (per level ``pending``, ``ack_pending`` and the oldest pending ad's age;
@@ -24,12 +24,11 @@ Read top-down (:meth:`Autoscaler.run`):
    the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the
    failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call
    without a sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown when that read
-   fails too); one refused with 409 Conflict (the count changed since read) surely was not. A lease lapsed during
-   the call: nothing recorded. While an override wins, the policy is told what ran under it (``overridden``).
-   Nothing here raises out of the loop: the API node it runs in never goes down because of it.
+   fails too); one refused with 409 Conflict surely was not. While an override wins, the policy is told what
+   ran under it (``overridden``). Nothing here raises out of the loop, nor takes its API node down.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
-   :mod:`gamead_core.scaling.store`): what was decided, why, whether it was applied, and the last
-   decisions, so every API node shows the same thing; a follower reads it every interval.
+   :mod:`gamead_core.scaling.store`): what was decided, why, whether applied, and the last decisions (one view
+   for every API node; a follower reads it every interval).
 
 The per-worker service rate is the sampler's (:func:`~gamead_core.stats.rates.per_worker_capacity`: measured
 while the queue stays non-empty, else Little's law capped by each worker's CPU per ad); unknown → ``None`` and
@@ -87,6 +86,7 @@ class Autoscaler:
         self._policy: ScalingPolicy | None = None
         self._leading = False
         self._leader_since: float | None = None
+        self._term, self._lapse_note = 0, ""  #: the keeper's term this node leads in; a lapse to name next
         self._backoff = Backoff()  #: the retry back-off after a failed tick
         self.poked = asyncio.Event()  #: set by :meth:`poke`: decide again now
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
@@ -174,7 +174,7 @@ class Autoscaler:
             if self.keeper is not None:
                 self.keeper.changed.clear()
             if self.is_leader:
-                if not self._leading:
+                if not self._leading or (self.keeper is not None and self._term != self.keeper.term):  # new term
                     await self._elected()
                 try:
                     delay = await self._tick()
@@ -209,6 +209,7 @@ class Autoscaler:
         assert self.store is not None
         self._leading = True
         self._leader_since = self._clock()
+        self._term, self._lapse_note = self.keeper.new_term(self._leader_since) if self.keeper else (0, "")
         self._policy = ScalingPolicy(self.settings)
         self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
@@ -247,6 +248,7 @@ class Autoscaler:
             return await self._failed(wall, None, "cannot read the replica count", exc, observed)
 
         changed = "" if isinstance(self.backend, NoneScaler) else self._counts.seen(current, mono, self._policy)
+        changed, self._lapse_note = "; ".join(filter(None, (self._lapse_note, changed))), ""
         prefix = f"{changed}; " if changed else ""
         stored = await self._read_override()
         override = active_override(stored, wall)
@@ -338,8 +340,6 @@ class Autoscaler:
             entry, observed=observed, override=override, running=running, backend=self.backend_name,
             leader_since=self._leader_since, draining=getattr(self.backend, "draining", None),
             lease_seen=self.keeper.seen if self.keeper is not None else None, next_in=next_in)
-
-    # --- reading --------------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """This node's last view of the shared state (no I/O): for ``/v1/stats``."""

@@ -152,10 +152,18 @@ def test_an_idempotency_key_the_api_refuses_is_bad_usage_before_sending(tmp_path
     for args in (["ad.json", "--idempotency-key", "a,b"],  # was: sent, 400 duplicate_header, exit 1
                  ["ad.json", "--idempotency-key", "tab\there"],
                  ["ad.json", "--idempotency-key", "k" * 201],
-                 ["--count", "10", "--idempotency-key", "k" * 199]):  # KEY-9 is 201 characters
+                 ["--count", "10", "--idempotency-key", "k" * 199],  # KEY-9 is 201 characters
+                 # drill attack25 finding 5: "unexpected UnicodeEncodeError", exit 1 (the single POST's header),
+                 # while --count sent the same key in batch items; one rule (printable ASCII) on every path now
+                 ["--title", "Uni key", "--genre", "RPG", "--idempotency-key", "ключ-😀"],
+                 ["ad.json", "--idempotency-key", "ключ-😀"],
+                 ["--count", "3", "--idempotency-key", "ключ2"]):
         result = gamead("submit", *args, "--api", closed_api_url, cwd=tmp_path)
         assert result.returncode == exitcodes.USAGE, (args, result.stderr)
         assert "--idempotency-key" in red_line(result), result.stderr
+        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr, result.stderr
+        if "ключ" in args[-1]:
+            assert "printable ASCII" in red_line(result) and "U+043A" in red_line(result), result.stderr
     fine = gamead("submit", "ad.json", "--idempotency-key", "k" * 200, "--api", closed_api_url, cwd=tmp_path)
     assert fine.returncode == exitcodes.UNREACHABLE, fine.stderr  # a key the API takes is sent
 

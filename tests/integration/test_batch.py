@@ -109,7 +109,7 @@ def test_per_ad_idempotency_keys_are_the_callers_own(guarded: str) -> None:
     assert first["duplicate"] is False
     assert again[0] == {**first, "duplicate": True}
     assert again[1]["error"]["code"] == "idempotency_key_reused"
-    assert again[2]["error"]["code"] == "validation_failed"
+    assert again[2]["error"]["code"] == "invalid_idempotency_key"  # the header's rule and code
     assert single["id"] == first["id"] and single["duplicate"] is True  # one key space with the single route
     assert bobs["id"] != first["id"] and bobs["duplicate"] is False
 
@@ -117,15 +117,15 @@ def test_per_ad_idempotency_keys_are_the_callers_own(guarded: str) -> None:
 def test_a_batch_key_follows_the_header_s_rules(client: httpx.Client) -> None:
     """A reviewer's finding: a batch took ``"a,b"`` and keys with control characters as ``idempotencyKey``,
     which the ``Idempotency-Key`` header refuses (400 ``duplicate_header``) or cannot carry, so such an ad could
-    never be sent again as a header. Now each is that item's ``validation_failed``, in a batch whose other items
-    are valid (one validation pass) and in one holding an invalid ad too (read item by item)."""
+    never be sent again as a header. Now each is that item's ``invalid_idempotency_key`` (the header's code), in a
+    batch whose other items are valid (one validation pass) and in one holding an invalid ad too (read item by item)."""
     k = f"ok-{uuid.uuid4().hex[:8]}"
     for other in (ad("Valid beside"), {"title": ""}):
         body = client.post("/ads/batch", json={"ads": [
             {**ad("Comma"), "idempotencyKey": "a,b"}, {**ad("Escape"), "idempotencyKey": "red\u001b[31m"},
             {**ad("Fine"), "idempotencyKey": k}, other]}).json()
         codes = [r.get("error", {}).get("code", "queued") for r in body["results"]]
-        assert codes[:3] == ["validation_failed", "validation_failed", "queued"], body
+        assert codes[:3] == ["invalid_idempotency_key", "invalid_idempotency_key", "queued"], body
 
 
 def test_rate_limits_count_every_ad(guarded: str) -> None:

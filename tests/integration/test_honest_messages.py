@@ -1,8 +1,9 @@
 """API messages that misled a reviewer (brief small12 items 4 and 5), against a real API on its own NATS:
 
-4. A non-ASCII ``Idempotency-Key`` (``ключ😀``) came back garbled in the 422 message and ``details``
-   (``'ÐºÐ»Ñ\\x8e…'``: the header's latin-1 reading): both now show what the client sent (its bytes as UTF-8,
-   an invalid byte as U+FFFD); and a UTF-8 key names the same ad in the header as in a batch item.
+4. A non-ASCII ``Idempotency-Key`` (``ключ😀``) came back garbled in the 422 message (the header's latin-1
+   reading). Since drill attack25 finding 5 a key is printable ASCII on every path: a non-ASCII one is refused
+   (400 ``invalid_idempotency_key``), its message showing the key as sent (its bytes as UTF-8, an invalid byte as
+   U+FFFD); and a key names the same ad in the header as in a batch item.
 5. A body holding a lone surrogate ``"\\ud800"`` got 400 "unexpected end of hex escape": the message now names
    the fault, an unpaired UTF-16 surrogate, and where it is; a proper pair still goes through.
 """
@@ -33,31 +34,39 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         server.stop()
 
 
-@pytest.mark.parametrize("sent, shown", [("ключ😀".encode(), "ключ😀"), (b"caf\xc3\xa9-1", "café-1"),
-                                         (b"bad\xff-key", "bad\ufffd-key")], ids=["cyrillic-emoji", "latin", "not-utf8"])
-def test_a_reused_non_ascii_idempotency_key_is_shown_as_sent(http: httpx.Client, sent: bytes, shown: str) -> None:
-    first = http.post("/ads", json=SAMPLE_AD, headers={"Idempotency-Key": sent})
-    assert first.status_code == 202, first.text
-    again = http.post("/ads", json=SAMPLE_AD, headers={"Idempotency-Key": sent})
-    assert again.status_code in (200, 202), again.text
-    assert again.json()["id"] == first.json()["id"], "the same bytes name the same ad"
-    reused = http.post("/ads", json={**SAMPLE_AD, "title": "Another"}, headers={"Idempotency-Key": sent})
-    assert reused.status_code == 422, reused.text
-    error = reused.json()["error"]
-    assert error["code"] == "idempotency_key_reused"
-    assert error["details"] == {"idempotencyKey": shown, "adId": first.json()["id"]}, error
-    assert f"Idempotency-Key {shown!r} was used for ad {first.json()['id']}" in error["message"], error
+@pytest.mark.parametrize("sent, shown, point", [
+    ("ключ-😀".encode(), "ключ-😀", "U+043A"), (b"caf\xc3\xa9-1", "café-1", "U+00E9"),
+    (b"bad\xff-key", "bad\ufffd-key", "U+FFFD"), (b"tab\there", "tab\there", "U+0009")],
+    ids=["cyrillic-emoji", "latin", "not-utf8", "tab"])
+def test_a_key_outside_printable_ascii_is_refused_on_both_paths(
+        http: httpx.Client, sent: bytes, shown: str, point: str) -> None:
+    """Drill attack25 finding 5: the API took a raw UTF-8 ``Idempotency-Key`` (202) that ``gamead submit`` could
+    not send (httpx: UnicodeEncodeError, exit 1). One rule now holds on every path (draft-ietf-httpapi-idempotency-
+    key-header: a Structured Field string, printable ASCII): the header and a batch item's key outside it get 400
+    ``invalid_idempotency_key`` (the item: its own error), the message naming the key as sent and the character."""
+    single = http.post("/ads", json=SAMPLE_AD, headers={"Idempotency-Key": sent})
+    assert single.status_code == 400, single.text
+    error = single.json()["error"]
+    assert error["code"] == "invalid_idempotency_key" and error["details"] == {"header": "Idempotency-Key"}, error
+    assert repr(shown) in error["message"] and point in error["message"], error
+    batch = http.post("/ads/batch", json={"ads": [{**SAMPLE_AD, "idempotencyKey": shown}, SAMPLE_AD]})
+    assert batch.status_code == 200, batch.text
+    item, fine = batch.json()["results"]
+    assert item["error"]["code"] == "invalid_idempotency_key" and point in item["error"]["message"], item
+    assert "id" in fine, fine  # the other ad is queued
 
 
-def test_a_non_ascii_key_names_the_same_ad_in_a_header_and_in_a_batch_item(http: httpx.Client) -> None:
+def test_an_ascii_key_names_the_same_ad_in_a_header_and_in_a_batch_item(http: httpx.Client) -> None:
     """The header's bytes were read as latin-1 for the key's identity, a batch item's key as the JSON text: the same
-    key ``ключ-7`` named two different ads, so a batch resent after a single submit queued the ad twice."""
-    first = http.post("/ads", json=SAMPLE_AD, headers={"Idempotency-Key": "ключ-7".encode()})
+    key named two different ads, so a batch resent after a single submit queued the ad twice."""
+    first = http.post("/ads", json=SAMPLE_AD, headers={"Idempotency-Key": "key 7~!"})
     assert first.status_code == 202, first.text
-    batch = http.post("/ads/batch", json={"ads": [{**SAMPLE_AD, "idempotencyKey": "ключ-7"}]})
+    batch = http.post("/ads/batch", json={"ads": [{**SAMPLE_AD, "idempotencyKey": "key 7~!"}]})
     assert batch.status_code == 200, batch.text
     result = batch.json()["results"][0]
     assert result["id"] == first.json()["id"] and result["duplicate"] is True, result
+    reused = http.post("/ads", json={**SAMPLE_AD, "title": "Another"}, headers={"Idempotency-Key": "key 7~!"})
+    assert reused.status_code == 422 and reused.json()["error"]["details"]["idempotencyKey"] == "key 7~!", reused.text
 
 
 def _title_body(escaped_title: str) -> bytes:

@@ -912,6 +912,41 @@ def test_a_leader_whose_lease_lapsed_during_a_slow_tick_does_not_scale(
 
 
 @pytest.mark.timeout(90)
+def test_a_leader_whose_lease_lapsed_and_came_back_says_so_and_leads_since_its_return(
+    api: ApiDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Drill attack25 finding 8: `gamead up` frozen 30 s lost the lease (`scale status`: leader none), then renewed
+    its own expired lease and `scale status` said `leader … (since 00:18:09 UTC)`, its first start, as if it had
+    led throughout. Here the leader's renewals are refused (a partition from the leases bucket) past its 1.5 s
+    lease, then allowed again: it leads again from a new term ("since" restarts) and its next decision names the
+    lapse."""
+    server = GuardedNats(tmp_path)
+    settings = _at(api, tmp_path, 1)
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        async with _guarded_link(server, settings) as (nc, js):
+            autoscaler = _standalone(settings, nc, js, "k8s-lapse")
+            task = asyncio.create_task(autoscaler.run(stop))
+            await _until(lambda: bool(autoscaler.status().get("leader")) and _ticks(autoscaler) > 0, "no first decision")
+            first = autoscaler.status()["leader"]["since"]
+            server.deny([f"$KV.{names.LEASES_BUCKET}.>"])  # its renewals fail from now on
+            await _until(lambda: any("no longer leading" in r.getMessage() for r in caplog.records), "never stepped down")
+            server.deny([])
+            await _until(lambda: any("leadership lapsed" in (d.get("reason") or "") for d in autoscaler.shared.decisions),
+                         "the lapse is never named in the decisions")
+            doc = autoscaler.status()
+            assert doc["leader"] is not None and doc["leader"]["since"] > first, (first, doc["leader"])
+            named = next(d for d in autoscaler.shared.decisions if "leadership lapsed" in (d.get("reason") or ""))
+            assert "leading again" in named["reason"], named
+            stop.set()
+            await task
+
+    _run_stopping(server, main)
+
+
+@pytest.mark.timeout(90)
 def test_a_leader_whose_lease_lapsed_during_its_scale_call_does_not_record_it(
     api: ApiDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

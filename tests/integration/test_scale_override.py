@@ -61,6 +61,14 @@ def _check_round(answers: list[tuple[int | None, httpx.Response]], final: dict[s
             assert status["override"]["replicas"] == replicas == body["override"]["replicas"], body
             wins.append((status["overrideRevision"], replicas))
     assert len({rev for rev, _ in wins}) == len(wins), wins  # no two writes both won one revision
+    # each set names what it replaced (drill attack25 finding 6): the win just before it, when in this round
+    by_revision = dict(wins)
+    for replicas, resp in answers:
+        if replicas is not None and resp.status_code == 201:
+            body = resp.json()
+            before = body["status"]["overrideRevision"] - 1
+            if before in by_revision:
+                assert (body["replaced"] or {}).get("replicas") == by_revision[before], (body, wins)
     if wins:
         revision, value = max(wins, key=lambda w: w[0])
         assert final["overrideRevision"] == revision, (wins, final)
@@ -126,6 +134,7 @@ def test_concurrent_cli_operators_each_exit_0_or_a_single_red_line_and_1(
             assert len(lines) == 1 and "stands" in lines[0] and "conflict" not in out, (command, err)
         elif command[1] == "set":
             winners.append(int(command[2]))
+            assert "(replaced " in out or "(no override stood)" in out, (command, out)
     # the final state is what one operator was told stands (or none, when a clear was last)
     assert final is None or final["replicas"] in winners, (final, results)
 
@@ -152,3 +161,25 @@ def test_scale_set_says_when_no_autoscaler_will_apply_the_override(
     run = run_gamead("scale", "set", "3", "--for", "1m", "--api", adviser_url, env=clean_env(), timeout=60)
     assert run.returncode == 0, run.stderr
     assert "backend none" in run.stdout and "applied by" not in run.stdout, run.stdout
+
+
+def test_each_scale_set_names_the_override_it_replaced_and_clear_the_one_it_removed(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """Drill attack25 finding 6: `gamead scale set 1..4` each printed `override: N worker(s) until …` and nothing
+    told an operator that their override replaced another's (or was then replaced). Each now says what it
+    replaced, and `scale clear` what it removed; what it prints is what holds when it returns."""
+    url = _nodes(fresh_nats, procs, tmp_path)[0]
+    env = clean_env(GAMEAD_API_URL=url)
+    first = run_gamead("scale", "set", "5", "--for", "10m", env=env, timeout=60)
+    assert first.returncode == 0 and "override: 5 worker(s)" in first.stdout, first.stderr
+    assert "(no override stood)" in first.stdout, first.stdout
+    second = run_gamead("scale", "set", "3", "--for", "10m", env=env, timeout=60)
+    assert second.returncode == 0, second.stderr
+    flat = " ".join(second.stdout.split())
+    assert "override: 3 worker(s)" in flat and "(replaced 5 worker(s) until " in flat and " set by " in flat, flat
+    assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"]["replicas"] == 3
+    cleared = run_gamead("scale", "clear", env=env, timeout=60)
+    assert cleared.returncode == 0, cleared.stderr
+    assert "override cleared (it was 3 worker(s) until " in " ".join(cleared.stdout.split()), cleared.stdout
+    assert httpx.get(f"{url}/v1/scale", timeout=10).json()["override"] is None

@@ -172,7 +172,7 @@ def test_a_batch_key_with_a_space_at_an_end_is_refused_as_the_header_could_not_c
     another ad than the same key sent again as a header: refused, saying why (session 23)."""
     for key in ("k ", " k"):
         item = parse_item({**ad("Spaced"), "idempotencyKey": key})
-        assert isinstance(item, dict) and item["error"]["code"] == "validation_failed", item
+        assert isinstance(item, dict) and item["error"]["code"] == "invalid_idempotency_key", item  # the one rule's code
         assert "begin or end with a space" in item["error"]["message"]
     ok = parse_item({**ad("Inner"), "idempotencyKey": "k 1"})
     assert not isinstance(ok, dict) and ok[1] == "k 1"

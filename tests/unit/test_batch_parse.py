@@ -40,7 +40,8 @@ def test_each_item_is_validated_as_post_ads_validates_its_body() -> None:
     assert bad["error"]["details"][0]["loc"] == "duration"
     for key in ("", "k" * 201, 7):
         refused = parse_item({**ad("Key"), "idempotencyKey": key})
-        assert isinstance(refused, dict) and refused["error"]["details"][0]["loc"] == "idempotencyKey"
+        assert isinstance(refused, dict) and refused["error"]["details"] == {"field": "idempotencyKey"}, refused
+        assert refused["error"]["code"] == "invalid_idempotency_key", refused  # the header's rule and code
     assert parse_item("an ad")["error"]["code"] == "validation_failed"  # type: ignore[index]
 
 

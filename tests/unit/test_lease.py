@@ -36,11 +36,16 @@ def test_the_holder_renews_and_keeps_its_start() -> None:
     assert d.write == Lease("a", 10.0, 105.0, 120.0)
 
 
-def test_the_holder_renews_even_just_after_expiry() -> None:
-    # The compare-and-set on the revision proves nobody took it meanwhile.
+def test_the_holder_takes_its_own_lease_again_after_expiry_as_a_new_term() -> None:
+    """The compare-and-set on the revision proves nobody took it meanwhile, but the leadership lapsed (drill
+    attack25 finding 8: "leader … since 00:18:09" after a 30 s freeze): the term starts again, and so it does
+    when the holder's own deadline passed (``held`` False) while the lease had not yet expired."""
     mine = Lease("a", 10.0, 100.0, 115.0)
     d = lease_decision(116.0, mine, "a", TTL)
-    assert d.action == "renew" and d.write is not None and d.write.expires_at == 131.0
+    assert d.action == "acquire" and d.write == Lease("a", 116.0, 116.0, 131.0)
+    d = lease_decision(114.0, mine, "a", TTL, held=False)
+    assert d.action == "acquire" and d.write == Lease("a", 114.0, 114.0, 129.0)
+    assert lease_decision(114.0, mine, "a", TTL).write == Lease("a", 10.0, 114.0, 129.0)  # held: kept
 
 
 def test_a_live_lease_of_another_is_followed_until_it_expires() -> None:

@@ -1,0 +1,56 @@
+"""Drill attack25 finding 8: `gamead up` frozen 30 s lost the autoscaler lease (`scale status`: leader none), then
+renewed its own expired lease on waking and `scale status` said `leader up-vm-3394 (since 00:18:09 UTC)` as if
+leadership never lapsed. A lease keeper on a real nats-server with fake clocks: a renewal keeps the term's start;
+a step after the lease expired starts a new term (``acquiredAt`` now), counts it, records the lapse and signals
+the change, so the autoscaler restarts its "leader since" and names the lapse in its next decision."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import nats
+
+from gamead_core.config.settings import AutoscalerSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.scaling.lease import Lease, LeaseKeeper
+from gamead_core.scaling.status import status_document
+
+
+def test_a_lapsed_lease_taken_again_starts_a_new_term(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    server = fresh_nats()
+    wall, mono = [1000.0], [50.0]
+
+    async def run() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            kv = await nc.jetstream(timeout=5).create_key_value(bucket="gamead_leases_lapse", history=1)
+            keeper = LeaseKeeper(kv, "up-1", 15.0, clock=lambda: wall[0], monotonic=lambda: mono[0])
+            await keeper.step()
+            assert keeper.is_leader and keeper.term == 1 and keeper.seen is not None
+            assert keeper.seen.acquired_at == 1000.0
+            keeper.changed.clear()
+            wall[0] += 5.0
+            mono[0] += 5.0
+            await keeper.step()  # an ordinary renewal: the same term
+            assert keeper.seen.acquired_at == 1000.0 and keeper.term == 1 and not keeper.changed.is_set()
+            assert keeper.lapse is None
+            wall[0] += 30.0  # frozen 30 s: the lease (renewed at 1005, ttl 15) expired at 1020
+            mono[0] += 30.0
+            assert not keeper.is_leader
+            await keeper.step()
+            assert keeper.is_leader and keeper.term == 2 and keeper.changed.is_set()
+            assert keeper.seen.acquired_at == 1035.0  # leader since the re-acquisition, not since 1000
+            assert keeper.lapse == (1020.0, 1035.0)
+            stored = await kv.get("autoscaler")
+            lease = Lease.from_json(stored.value)
+            assert lease is not None and lease.acquired_at == 1035.0
+            term, note = keeper.new_term(1035.0)  # what the autoscaler's next decision names
+            assert term == 2 and note.startswith("leadership lapsed 1970-01-01T00:17:00Z to 1970-01-01T00:17:15Z "
+                                                 "(15 s without renewing the lease"), note
+            doc = status_document(None, lease, None, now=1036.0, settings=AutoscalerSettings(), node_id="up-1")
+            assert doc["leader"]["since"].startswith("1970-01-01T00:17:15"), doc["leader"]
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
