@@ -98,7 +98,7 @@ def stack_settings(data_dir: Path) -> GameadSettings:
 
 def stack_note(data_dir: Path, config: Path | None) -> str | None:
     """The line ``config show`` writes to stderr where a ``gamead up`` runs on ``data_dir`` (None elsewhere): which
-    configuration that stack runs with (its copy, ``config-in-force.yaml``, made at its start) and that what is
+    configuration that stack runs with (``config-in-force.yaml``, its settings written at its start) and that what is
     shown is this directory's settings (``config``: the file given, if any), not the stack's."""
     stack = running_stack(data_dir)
     if stack is None:
@@ -106,7 +106,7 @@ def stack_note(data_dir: Path, config: Path | None) -> str | None:
     copy = data_dir / "config-in-force.yaml"
     given = f"--config {config}" if config is not None else "this directory's config file"
     return (f"note: a gamead up (pid {stack.pid}, API {stack.api_url or 'unknown'}) runs on {data_dir}; it and its "
-            f"children run with {copy} (the config file of its start, copied; plus its flags and the GAMEAD_* "
+            f"children run with {copy} (the settings of its start: its config file, flags and the GAMEAD_* "
             f"variables it was started with). Shown below: the settings of {given} and GAMEAD_* here, not the "
             f"stack's (client.api_url: the API commands run here talk to). The stack's: gamead config show "
             f"--stack")
