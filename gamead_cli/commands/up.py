@@ -38,7 +38,7 @@ from rich.console import Console
 
 from gamead_cli import exitcodes
 from gamead_cli.options import ConfigOpt, settings_from
-from gamead_cli.program import gamead_program
+from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
@@ -738,10 +738,10 @@ def up(
             say(f"[green]✓[/] {workers} worker(s) (pid {pids}), {settings.worker.concurrency} slot(s) each")
             if metrics.enabled:
                 say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} ({metrics.rule(most)}; "
-                    "also in gamead workers)")
+                    f"also in {escape(follow_up('workers', again=f' --api {api_url}'))})")
         if autoscaling:
             say(f"[green]✓[/] autoscaler: {workers}-{most} workers, every {scaling.interval:g}s "
-                f"(gamead scale status; --no-autoscale keeps {workers})")
+                f"({escape(follow_up('scale', 'status', again=f' --api {api_url}'))}; --no-autoscale keeps {workers})")
         if banner := fault_banner(settings):
             say(banner)
         program = gamead_program()
