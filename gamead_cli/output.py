@@ -43,8 +43,11 @@ def stderr_console() -> Console:
 
 
 def command_text(text: str, style: str = "dim") -> Text:
-    """A text that holds a command to paste (``undo with: gamead scale clear --api …``)."""
-    return Text(text, style=style)
+    """A text that holds a command to paste (``undo with: gamead scale clear --api …``), which rich must never
+    wrap: a command cut across lines with a real newline pastes as a different one (attack25 finding 4). Not
+    wrapped nor cut however narrow the terminal (the terminal folds it on screen; a pipe gets it whole), printed
+    by :func:`emit` (no crop) or with ``soft_wrap``."""
+    return Text(text, style=style, no_wrap=True, overflow="ignore")
 
 
 def _one_line(text: str) -> str:
@@ -106,7 +109,10 @@ def emit(
     if output == OutputFormat.json or render is None:
         print_json(data)
         return
-    stdout_console().print(render(shown_tree(data)))
+    shown_view = render(shown_tree(data))
+    if isinstance(shown_view, Text) and shown_view.no_wrap:  # print() joins a bare Text into a new one, wrapped
+        shown_view = Group(shown_view)
+    stdout_console().print(shown_view, crop=False)  # a command_text line runs past the width, whole
 
 
 # --- ad records ------------------------------------------------------------------------------------

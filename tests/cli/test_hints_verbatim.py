@@ -20,8 +20,9 @@ from gamead_core.ad_ids import new_ad_id
 from gamead_core.models import DlqEntry
 from tests.support import Proc, drop_gamead_env, start_api, submission
 
-#: a narrow terminal (rich reads COLUMNS), a PATH without this venv (gamead is then named by its full path)
-NARROW = {"COLUMNS": "1000", "PATH": "/usr/bin:/bin", "GAMEAD_CLIENT__RETRY_FOR": "0"}
+#: a narrow terminal (rich reads COLUMNS; the runner's output is a pipe, as in the drill), a PATH without this venv
+#: (gamead is then named by its full path): every command must still stand whole on one line
+NARROW = {"COLUMNS": "40", "PATH": "/usr/bin:/bin", "GAMEAD_CLIENT__RETRY_FOR": "0"}
 
 
 def printed(text: str, lead: str) -> list[str]:
