@@ -650,6 +650,9 @@ def up(
     )
     in_force = config_path(config)
     settings.api.host = "127.0.0.1"
+    # absolute: every path it prints (data, logs, gamead-up.json, the worker's --config) is for another terminal,
+    # which may be in another directory (attack25 finding 9: `--data-dir rel-d` printed `logs: rel-d/logs`)
+    settings.embedded.data_dir = Path(os.path.abspath(settings.embedded.data_dir))
     most = max_workers if max_workers is not None else max(4, workers)
     if most < workers:
         raise typer.BadParameter(f"must be at least --workers ({workers})", param_hint="--max-workers")
