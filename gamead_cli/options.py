@@ -119,20 +119,35 @@ def client_settings_from(config: Path | None, api: str | None) -> GameadSettings
 
 def api_client(config: Path | None, api: str | None) -> ApiClient:
     """The API client of a client command: ``--api`` wins over GAMEAD_API_URL, the config file and the local
-    stack (:func:`client_settings_from`). Its ``again`` is :func:`reach_again` of the same flags, for the
-    commands it prints next."""
+    stack (:func:`client_settings_from`). Its ``again`` is :func:`reach_again` of the same flags and the API it
+    reaches, for the commands it prints next."""
     from gamead_cli.client import ApiClient
 
     client = ApiClient.from_settings(client_settings_from(config, api).client)
-    client.again = reach_again(api, config)
+    client.again = reach_again(api, config, client.api_url)
     return client
 
 
-def reach_again(api: str | None, config: Path | None) -> str:
-    """The flags a command printed as the next step needs to reach the same API, run verbatim in the same shell:
-    `` --api URL`` and `` --config PATH`` where this command was given them, else ``""`` (GAMEAD_API_URL and
-    GAMEAD_CONFIG are read again by the next command). Pure."""
-    return (f" --api {api}" if api else "") + (f" --config {config}" if config else "")
+def reach_again(api: str | None, config: Path | None, reached: str | None = None) -> str:
+    """The context flags a command printed as the next step needs to reach the same API with the same
+    configuration, pasted into another terminal in another directory (where neither GAMEAD_API_URL nor this
+    directory's ``./config.yaml`` or ``./.gamead`` stack is found): `` --api URL`` of ``api`` as given, else of
+    ``reached`` (the API this command talks to, however it was found; left out when it holds a password this
+    command was not given on its command line), then `` --config PATH`` (absolute) of the config file in force
+    (``--config``, GAMEAD_CONFIG or ``./config.yaml``), if any. Values shell-quoted. ``""`` when there is
+    neither."""
+    import os
+    import shlex
+    from urllib.parse import urlsplit
+
+    from gamead_core.config import config_path
+
+    url = api
+    if url is None and reached and not urlsplit(reached).password:
+        url = reached
+    found = config_path(config)
+    return ((f" --api {shlex.quote(url)}" if url else "")
+            + (f" --config {shlex.quote(os.path.abspath(found))}" if found is not None else ""))
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

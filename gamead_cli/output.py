@@ -20,7 +20,7 @@ from rich.text import Text
 from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
-from gamead_cli.program import gamead_program
+from gamead_cli.program import follow_up
 from gamead_core.safe_text import shown, shown_tree
 
 STATUS_STYLES: dict[str, str] = {
@@ -40,6 +40,14 @@ def stdout_console() -> Console:
 def stderr_console() -> Console:
     """A console on the current ``sys.stderr``: errors, spinners, progress bars."""
     return Console(file=sys.stderr, highlight=False)
+
+
+def command_text(text: str, style: str = "dim") -> Text:
+    """A text that holds a command to paste (``undo with: gamead scale clear --api …``), which rich must never
+    wrap: a command cut across lines with a real newline pastes as a different one (attack25 finding 4). Not
+    wrapped nor cut however narrow the terminal (the terminal folds it on screen; a pipe gets it whole), printed
+    by :func:`emit` (no crop) or with ``soft_wrap``."""
+    return Text(text, style=style, no_wrap=True, overflow="ignore")
 
 
 def _one_line(text: str) -> str:
@@ -101,7 +109,10 @@ def emit(
     if output == OutputFormat.json or render is None:
         print_json(data)
         return
-    stdout_console().print(render(shown_tree(data)))
+    shown_view = render(shown_tree(data))
+    if isinstance(shown_view, Text) and shown_view.no_wrap:  # print() joins a bare Text into a new one, wrapped
+        shown_view = Group(shown_view)
+    stdout_console().print(shown_view, crop=False)  # a command_text line runs past the width, whole
 
 
 # --- ad records ------------------------------------------------------------------------------------
@@ -268,7 +279,7 @@ def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None =
     """The exact command of the page after ``body`` (``GET /ads``, ``GET /v1/dlq``), None on the last page:
     ``gamead <command> --cursor C``, the same ``flags`` (as :func:`ad_list_view`; values shell-quoted, a
     ``True`` one as the bare flag), ``limit_flag`` with ``limit`` when not the default 50, and ``again`` (the
-    flags that reach the same API); ``gamead`` as the PATH finds it (:func:`gamead_program`). The caller prints it
+    flags that reach the same API); ``gamead`` as another terminal runs it (:func:`gamead_cli.program.follow_up`). The caller prints it
     on one line (:func:`print_command`)."""
     cursor = body.get("nextCursor")
     if not cursor:
@@ -276,13 +287,13 @@ def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None =
     given = "".join(f" {flag}" if value is True else f" {flag} {shlex.quote(str(value))}"
                     for flag, value in (flags or {}).items() if value not in (None, False, ""))
     more = f" {limit_flag} {limit}" if limit not in (None, 50) else ""
-    return f"{gamead_program()} {command} --cursor {cursor}{given}{more}{again}"
+    return f"{follow_up(*command.split(), '--cursor', str(cursor))}{given}{more}{again}"
 
 
 def print_command(command: str) -> None:
     """``command`` on stdout as one line however narrow the terminal (it folds it; rich would break it at a space,
     and a command cut across lines cannot be pasted)."""
-    stdout_console().print(Text(command), soft_wrap=True)
+    stdout_console().print(command_text(command, style=""), soft_wrap=True)
 
 
 def analysis_view(analysis: Mapping[str, Any]) -> RenderableType:
@@ -386,12 +397,12 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     if not record.get("analysis") and not record.get("error"):
         ad_id = record.get("id", "")
         if record.get("status") == "dead":  # final: nothing more will come
-            hint = f"no analysis: the ad is dead (its DLQ entry: gamead dlq show {ad_id}{again})"
+            hint = f"no analysis: the ad is dead (its DLQ entry: {follow_up('dlq', 'show', ad_id, again=again)})"
         elif record.get("status") == "failed":
             hint = "no analysis: the ad failed for good (purged from the DLQ)"
         else:
-            hint = f"no analysis yet — check again with: gamead ads get {ad_id}{again}"
-        parts.append(Text(hint, style="dim"))
+            hint = f"no analysis yet — check again with: {follow_up('ads', 'get', ad_id, again=again)}"
+        parts.append(command_text(hint))
     return Group(*parts)
 
 
@@ -437,7 +448,7 @@ def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
         facts.add_row("work sequence", plain(f"{entry['sourceSeq']} (in the work stream)"))
     if entry.get("traceparent"):
         facts.add_row("trace", plain(entry["traceparent"]))
-    hint = Text(f"replay it with: gamead dlq replay {ad_id}{again}", style="dim")
+    hint = command_text(f"replay it with: {follow_up('dlq', 'replay', ad_id, again=again)}")
     return Group(facts, Text(""), hint)
 
 
@@ -449,13 +460,15 @@ def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:
     text.append(str(body.get("id", "")), style="bold cyan")
     text.append(f"  (priority {body.get('priority', '?')}, ")
     text.append_text(status_text(body.get("status")))
-    text.append(")\n")
-    text.append(f"follow it with: {gamead_program()} ads get {body.get('id', '')}{again}", style="dim")
-    return text
+    text.append(")")
+    hint = command_text(f"follow it with: {follow_up('ads', 'get', str(body.get('id', '')), again=again)}")
+    return Group(text, hint)
 
 
-def summary_view(summary: Mapping[str, Any]) -> RenderableType:
-    """The end-of-run summary of ``submit --count``."""
+def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
+    """The end-of-run summary of ``submit --count``; below it, when ads whose ids are unknown may be queued, the
+    command that lists them (``again``: the flags that reach the same API)."""
+    look: Text | None = None
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -475,9 +488,10 @@ def summary_view(summary: Mapping[str, Any]) -> RenderableType:
                       "queued answers as a duplicate, none is queued twice")
         elif unknown:
             known = summary["maybeQueued"] - unknown
-            settle = ("do not resend: their batches got no answer, so their ids are unknown: find them in `gamead ads "
-                      "list`" if not known else f"do not resend: {unknown} got no answer at all (ids unknown: find them "
-                      f"in `gamead ads list`), the other {known} ids are in -o json, maybeQueuedIds")
+            settle = ("do not resend: their batches got no answer, so their ids are unknown: find them with the "
+                      "command below" if not known else f"do not resend: {unknown} got no answer at all (ids unknown: "
+                      f"find them with the command below), the other {known} ids are in -o json, maybeQueuedIds")
+            look = command_text(f"find them with: {follow_up('ads', 'list', again=again)}", style="yellow")
         else:
             settle = "look them up, do not resend: ids in -o json, maybeQueuedIds"
         grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time: they may still be analysed; "
@@ -506,4 +520,5 @@ def summary_view(summary: Mapping[str, Any]) -> RenderableType:
             grid.add_row("latency", f"p50 {p50:.2f} s · p95 {p95:.2f} s (submit → completed)")
     if summary.get("interrupted"):
         grid.add_row("interrupted", Text("yes (Ctrl-C): the figures above are what was done so far", style="yellow"))
-    return Panel(grid, title="submit summary", title_align="left", expand=False)
+    panel = Panel(grid, title="submit summary", title_align="left", expand=False)
+    return panel if look is None else Group(panel, look)

@@ -4,6 +4,7 @@ verbatim): the gamead on the ``PATH``, else this one's absolute path (``make up`
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -21,3 +22,14 @@ def gamead_program() -> str:
     if found and os.path.realpath(found) == os.path.realpath(ours):
         return "gamead"
     return str(ours.absolute())
+
+
+def follow_up(*words: str, again: str = "") -> str:
+    """The one form of every command a hint prints (README: it works verbatim, pasted into another terminal in
+    another directory): this ``gamead`` as another terminal runs it (:func:`gamead_program`), ``words`` (the verb
+    and its arguments, each shell-quoted where needed: ``ads``, ``get``, an id), then ``again``, the context flags
+    that reach the same API and configuration (:func:`gamead_cli.options.reach_again`: `` --api URL --config
+    PATH``). Pure but for the ``PATH`` lookup. The caller prints it unwrapped
+    (:func:`gamead_cli.output.command_text`)."""
+    return " ".join([gamead_program(), *(shlex.quote(w) for w in words)]) + again
+

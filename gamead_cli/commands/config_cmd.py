@@ -14,6 +14,7 @@ import yaml
 
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import ConfigOpt, client_settings_from
+from gamead_cli.program import follow_up
 from gamead_core.config import GameadSettings, check_file, config_path, load_settings, masked_dump
 from gamead_core.datadir import STACK_ENV_FILE, running_stack
 
@@ -41,19 +42,25 @@ def show(
     ] = ConfigFormat.yaml,
     stack: Annotated[
         bool,
-        typer.Option("--stack", help="Show instead what the gamead up running on this directory's data dir "
-                     "(embedded.data_dir, ./.gamead) runs its API and workers with: its config copy, plus the "
-                     "flags and GAMEAD_* it started them with."),
+        typer.Option("--stack", help="Show instead what the gamead up running on --data-dir (else "
+                     "embedded.data_dir, ./.gamead) runs its API and workers with: its config-in-force.yaml, "
+                     "plus the flags and GAMEAD_* it started them with, and the URL its API serves."),
     ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="The data dir of the gamead up to look at, as given to gamead up "
+                     "\\[embedded.data_dir, default ./.gamead].", show_default=False),
+    ] = None,
 ) -> None:
     """Print the effective configuration with every secret masked.
 
     Example: gamead config show --config prod.yaml -o json
     """
     settings = client_settings_from(config, None)  # client.api_url: the API a verb run here talks to
+    where = data_dir if data_dir is not None else settings.embedded.data_dir
     if stack:
-        settings = stack_settings(settings.embedded.data_dir)
-    elif (note := stack_note(settings.embedded.data_dir, config)) is not None:
+        settings = stack_settings(where)
+    elif (note := stack_note(where, config)) is not None:
         sys.stderr.write(note + "\n")
     data = masked_dump(settings)
     if output == ConfigFormat.json:
@@ -67,12 +74,14 @@ def stack_settings(data_dir: Path) -> GameadSettings:
     """The settings the API and the workers of the ``gamead up`` running on ``data_dir`` run with: loaded as they
     load them, from the ``GAMEAD_*`` variables it starts them with (:data:`~gamead_core.datadir.STACK_ENV_FILE`,
     its config copy named there by ``GAMEAD_CONFIG``) instead of this shell's. Each worker also gets its own
-    ``--id`` and ``/metrics`` port, not shown. Raises ``typer.BadParameter`` (exit 2) when no ``gamead up`` runs
+    ``--id`` and ``/metrics`` port, not shown; ``client.api_url`` is the URL its API serves (its
+    ``gamead-up.json``), not the default the children never use. Raises ``typer.BadParameter`` (exit 2) when no ``gamead up`` runs
     there, or it started before it wrote that file; :class:`~gamead_core.errors.ConfigError` (exit 5) if the
     settings no longer load (its copy was edited or removed)."""
     running = running_stack(data_dir)
     if running is None:
-        raise typer.BadParameter(f"no gamead up runs on {data_dir} (embedded.data_dir)", param_hint="--stack")
+        raise typer.BadParameter(f"no gamead up runs on {data_dir} (--data-dir, else embedded.data_dir: ./.gamead "
+                                 "by default)", param_hint="--stack")
     where = data_dir / STACK_ENV_FILE
     try:
         env = json.loads(where.read_text(encoding="utf-8"))
@@ -90,15 +99,18 @@ def stack_settings(data_dir: Path) -> GameadSettings:
         for name in [n for n in os.environ if n.upper().startswith("GAMEAD_")]:
             del os.environ[name]
         os.environ.update({str(k): str(v) for k, v in env.items() if str(k).upper().startswith("GAMEAD_")})
-        return load_settings()
+        settings = load_settings()
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    if running.api_url:  # its children never read client.api_url: show the URL its API serves (gamead-up.json)
+        settings.client = settings.client.model_copy(update={"api_url": running.api_url})
+    return settings
 
 
 def stack_note(data_dir: Path, config: Path | None) -> str | None:
     """The line ``config show`` writes to stderr where a ``gamead up`` runs on ``data_dir`` (None elsewhere): which
-    configuration that stack runs with (its copy, ``config-in-force.yaml``, made at its start) and that what is
+    configuration that stack runs with (``config-in-force.yaml``, its settings written at its start) and that what is
     shown is this directory's settings (``config``: the file given, if any), not the stack's."""
     stack = running_stack(data_dir)
     if stack is None:
@@ -106,10 +118,10 @@ def stack_note(data_dir: Path, config: Path | None) -> str | None:
     copy = data_dir / "config-in-force.yaml"
     given = f"--config {config}" if config is not None else "this directory's config file"
     return (f"note: a gamead up (pid {stack.pid}, API {stack.api_url or 'unknown'}) runs on {data_dir}; it and its "
-            f"children run with {copy} (the config file of its start, copied; plus its flags and the GAMEAD_* "
+            f"children run with {copy} (the settings of its start: its config file, flags and the GAMEAD_* "
             f"variables it was started with). Shown below: the settings of {given} and GAMEAD_* here, not the "
-            f"stack's (client.api_url: the API commands run here talk to). The stack's: gamead config show "
-            f"--stack")
+            f"stack's (client.api_url: the API commands run here talk to). The stack's: "
+            f"{follow_up('config', 'show', '--stack', '--data-dir', os.path.abspath(data_dir))}")
 
 
 class PathFormat(str, Enum):

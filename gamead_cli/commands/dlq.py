@@ -49,14 +49,14 @@ from gamead_cli.options import (
     job_id_arg,
 )
 from gamead_cli.output import (
-    clip, dlq_entry_view, emit, empty_text, next_page_command, note_line, plain, print_command, stderr_console,
-    time_column, utc_when,
+    clip, command_text, dlq_entry_view, emit, empty_text, next_page_command, note_line, plain, print_command,
+    stderr_console, time_column, utc_when,
 )
 from gamead_cli.fitted import FittedTable
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 from gamead_core.dlq_pattern import MAX_REPLAY_RATE
 from gamead_core.ids import MAX_CURSOR
-from gamead_cli.program import gamead_program
+from gamead_cli.program import follow_up
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
@@ -331,7 +331,7 @@ def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
             lost_since = lost_since or time.monotonic()
             if time.monotonic() - lost_since > FOLLOW_RETRY_SECONDS:
                 raise ApiUnreachable(f"lost the API while following job {job_id}; the job goes on on the server: "
-                                     f"{gamead_program()} dlq jobs {job_id}{client.again}") from None
+                                     f"{follow_up('dlq', 'jobs', job_id, again=client.again)}") from None
             time.sleep(1.0)
 
 
@@ -364,7 +364,8 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -
                 if final.get("state") not in ("queued", "running"):
                     break
     except KeyboardInterrupt:
-        note_line(f"job {job['id']} continues on the server: gamead dlq jobs / gamead dlq cancel {job['id']}")
+        note_line(f"job {job['id']} continues on the server: {follow_up('dlq', 'jobs', job['id'], again=client.again)}"
+                  f" · {follow_up('dlq', 'cancel', job['id'], again=client.again)}")
         raise typer.Exit(exitcodes.INTERRUPTED) from None
     return final
 
@@ -372,8 +373,9 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -
 def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputFormat, detach: bool) -> None:
     job = client.request("POST", path, json=body)
     if detach:
-        emit(job, output, lambda j: plain(f"job {j['id']} started ({j['kind']}): gamead dlq jobs {j['id']} "
-                                          f"--follow{client.again} · gamead dlq cancel {j['id']}{client.again}"))
+        emit(job, output, lambda j: command_text(
+            f"job {j['id']} started ({j['kind']}): {follow_up('dlq', 'jobs', j['id'], '--follow', again=client.again)}"
+            f" · {follow_up('dlq', 'cancel', j['id'], again=client.again)}", style=""))
         return
     final = follow_job(client, job)
     emit(final, output, _job_view)
@@ -550,8 +552,8 @@ def cancel(
     path = f"/v1/jobs/{quote(_job_id(job), safe='')}/cancel"
     with api_client(config, api) as client:
         found = client.request("POST", path)
-    emit(found, output, lambda j: plain(f"cancel asked for job {j['id']}: it stops within a second "
-                                        f"(gamead dlq jobs {j['id']}{client.again})"))
+    emit(found, output, lambda j: command_text(f"cancel asked for job {j['id']}: it stops within a second "
+                                               f"({follow_up('dlq', 'jobs', j['id'], again=client.again)})", style=""))
 
 
 # --- export / import ---------------------------------------------------------------------------------

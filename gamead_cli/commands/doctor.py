@@ -36,7 +36,8 @@ from gamead_cli.options import (
     bounded_float,
     confirm,
 )
-from gamead_cli.output import emit, note_line, plain, stderr_console, took
+from gamead_cli.output import command_text, emit, note_line, plain, stderr_console, took
+from gamead_cli.program import follow_up
 from gamead_core.errors import GameadError
 
 #: Seconds the CLI waits for one check (the server bounds a run by doctor.scan_time, 60 s by default).
@@ -195,8 +196,9 @@ def doctor(
         confirm(f"Repair {fixable} problem(s) as listed above?", yes, api=client.api_url)
         job = client.request("POST", "/v1/doctor/repair")
         if detach:
-            emit(job, output, lambda j: plain(f"repair job {j['id']} started: gamead dlq jobs {j['id']} --follow"
-                                                         f"{client.again}"))
+            emit(job, output, lambda j: command_text(
+                f"repair job {j['id']} started: {follow_up('dlq', 'jobs', j['id'], '--follow', again=client.again)}",
+                style=""))
             return
         final = follow_job(client, job)
         if output != OutputFormat.json:

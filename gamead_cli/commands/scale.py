@@ -20,7 +20,8 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
-from gamead_cli.output import emit, empty_text, plain, short_time, time_column
+from gamead_cli.output import command_text, emit, empty_text, plain, short_time, time_column
+from gamead_cli.program import follow_up
 from gamead_core.errors import ApiClientError
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 
@@ -169,10 +170,11 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     return Group(facts, Text(""), Text("last decisions (times in UTC)", style="bold"), listed)
 
 
-def who_applies(doc: dict[str, Any]) -> str:
+def who_applies(doc: dict[str, Any], again: str = "") -> str:
     """Who will act on an override, from ``GET /v1/scale``'s ``backend``, ``leader`` and last ``error`` (its
     ``reason`` names what failed when no count was decided). Pure. A leader whose last call failed is not promised
-    to apply it: the override is recorded, and the failure is named."""
+    to apply it: the override is recorded, and the failure is named (``again``: the flags of the command it names,
+    :func:`gamead_cli.options.reach_again`)."""
     if not doc.get("leader"):
         return ("no autoscaler holds the lease now: nothing applies it until one leads (gamead up, or a gamead serve "
                 "with backend kubernetes or none)")
@@ -182,7 +184,7 @@ def who_applies(doc: dict[str, Any]) -> str:
         failed = ("its last scale call failed" if doc.get("desired") is not None
                   else f"its last decision failed ({doc.get('reason') or 'no reason recorded'})")
         return (f"recorded, but not applied yet: {failed}: {doc['error']}; the leader retries, and applies the "
-                "override once a scale call succeeds (gamead scale status)")
+                f"override once a scale call succeeds ({follow_up('scale', 'status', again=again)})")
     return "applied by the autoscaler's leader at its next decision"
 
 
@@ -253,9 +255,9 @@ def set_override(
         line.append(f" (replaced {override_text(b['replaced'])})" if b.get("replaced") else " (no override stood)")
         if b.get("note"):
             line.append(f" — {b['note']}", style="yellow")
-        line.append(f"\n{who_applies(b.get('status') or {})}; undo with: gamead scale clear{client.again}",
-                    style="dim")
-        return line
+        undo = command_text(f"{who_applies(b.get('status') or {}, client.again)}; undo with: "
+                            f"{follow_up('scale', 'clear', again=client.again)}")
+        return Group(line, undo)
 
     emit(body, output, view)
 

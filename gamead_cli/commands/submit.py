@@ -69,6 +69,7 @@ from gamead_cli.inputs import (
 from gamead_cli.options import (
     ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from, reach_again,
 )
+from gamead_cli.program import follow_up
 from gamead_cli.output import (
     accepted_view,
     ad_view,
@@ -346,7 +347,7 @@ def wait_for_ad(client: ApiClient, ad_id: str, timeout: float) -> dict[str, Any]
             if remaining <= 0:
                 raise GameadError(
                     f"ad {ad_id} is still {status} after {timeout:g}s"
-                    f" — check later with `gamead ads get {ad_id}`"
+                    f" — check later with: {follow_up('ads', 'get', ad_id, again=client.again)}"
                 )
             time.sleep(min(interval, remaining))
             interval = min(interval * 1.5, 1.0)
@@ -373,8 +374,8 @@ def submit_one(
     except NoAnswer as exc:
         settle = (f"send the same command again with --idempotency-key {idempotency_key} (a repeat queues nothing "
                   "and prints its id)" if idempotency_key else
-                  "look for it with `gamead ads list` before sending it again (or send it with --idempotency-key "
-                  "KEY, which a repeat cannot queue twice)")
+                  f"look for it with `{follow_up('ads', 'list', again=client.again)}` before sending it again (or send "
+                  "it with --idempotency-key KEY, which a repeat cannot queue twice)")
         raise NoAnswer(f"{exc.message}; the ad may be queued: {settle}") from exc
     if not wait:
         if quiet:
@@ -816,7 +817,7 @@ def submit_bulk(
         summary.update(
             completed=0, failed=0, dead=0, pending=len(ids), latencyP50Seconds=None, latencyP95Seconds=None
         )
-    emit(summary, output, summary_view)
+    emit(summary, output, partial(summary_view, again=client.again))
     if output != OutputFormat.json:
         for line in rejections_lines(summary):
             red_line(line)
@@ -939,7 +940,7 @@ def submit(
 
     settings = client_settings_from(config, api)  # --api, env, config, else the stack running here
     with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
-        client.again = reach_again(api, config)
+        client.again = reach_again(api, config, client.api_url)
         if count is None and not bulk_file and array is None:
             code = submit_one(client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout,
                               output=output, quiet=quiet)

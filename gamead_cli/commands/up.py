@@ -38,7 +38,7 @@ from rich.console import Console
 
 from gamead_cli import exitcodes
 from gamead_cli.options import ConfigOpt, settings_from
-from gamead_cli.program import gamead_program
+from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
@@ -113,30 +113,30 @@ def partitions_line(partitions: int) -> str:
     return f"queue: {partitions} partitions (work streams {streams}; queue.partitions)"
 
 
-#: the copy of the configuration in force that every child of ``gamead up`` reads (``GAMEAD_CONFIG``)
+#: the settings in force that every child of ``gamead up`` reads (``GAMEAD_CONFIG``), and its printed worker command
 CONFIG_SNAPSHOT = "config-in-force.yaml"
-_NO_CONFIG = "# no config file was in force when gamead up started: defaults, GAMEAD_* variables and flags\n{}\n"
 
 
-def snapshot_config(path: Path | None, data_dir: Path) -> Path:
-    """Copy the config file ``gamead up`` read (``path``; None: there was none) to ``<data_dir>/config-in-force
-    .yaml`` and return the copy, which every child is pointed at (``GAMEAD_CONFIG``): a child restarted or
-    started later runs with the configuration of ``up``'s start, never with an edited ``./config.yaml``, nor
-    with one created meanwhile. Written (owner-only: it may hold secrets) to a temporary file renamed over the
-    copy. Raises :class:`ConfigError`
-    if ``path`` cannot be read (it was read a moment ago)."""
-    from gamead_core.config import check_file
+def snapshot_config(path: Path | None, settings: GameadSettings, data_dir: Path) -> Path:
+    """Write the settings ``gamead up`` runs with (``settings``: from the config file ``path``, None if there was
+    none, the ``GAMEAD_*`` variables and its flags) that differ from the defaults
+    (:func:`gamead_core.config.differing_dump`) to ``<data_dir>/config-in-force.yaml`` and return its absolute
+    path, which every child is pointed at (``GAMEAD_CONFIG``): a child restarted or started later runs with the
+    configuration of ``up``'s start, never with an edited ``./config.yaml``, nor with one created meanwhile; and
+    the ``gamead worker --config …`` it prints runs as they do from another terminal, where none of the stack's
+    ``GAMEAD_*`` is set (attack25 finding 2: a file of ``{}`` ran a worker with 1 partition against 3). Written
+    (owner-only: it holds secrets) to a temporary file renamed over it. Raises :class:`ConfigError` (exit 5)
+    if it cannot be written."""
+    import yaml
 
-    if path is not None:
-        check_file(path)
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    else:
-        text = _NO_CONFIG.encode()
+    from gamead_core.config import differing_dump
+
+    source = f"config file {path}" if path is not None else "no config file"
+    head = (f"# the settings gamead up started with ({source}, GAMEAD_* variables, flags) that differ from the "
+            "defaults;\n# every child reads this file: edit the config file and restart gamead up instead\n")
+    text = head + yaml.safe_dump(differing_dump(settings), sort_keys=False, allow_unicode=True)
     snapshot = data_dir / CONFIG_SNAPSHOT
-    _write_private(snapshot, text)
+    _write_private(snapshot, text.encode())
     return snapshot.resolve()
 
 
@@ -178,10 +178,10 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def config_line(path: Path | None, snapshot: Path) -> str:
     """What ``gamead up`` says of its configuration, once at start: the file in force (or none) and that
-    every child reads a copy of it, so an edit waits for the next ``gamead up``."""
+    every child reads the settings of the start (:func:`snapshot_config`), so an edit waits for the next ``gamead up``."""
     what = f"config file {escape(str(path))}" if path is not None else "no config file (defaults, GAMEAD_* and flags)"
-    return (f"[green]✓[/] config: {what}; every child runs with it as it is now (a copy: "
-            f"{escape(str(snapshot))}); an edit takes effect at the next gamead up")
+    return (f"[green]✓[/] config: {what}; every child runs with it as it is now (the settings in force, "
+            f"GAMEAD_* and flags included: {escape(str(snapshot))}); an edit takes effect at the next gamead up")
 
 
 def _gamead(*args: str) -> list[str]:
@@ -650,6 +650,9 @@ def up(
     )
     in_force = config_path(config)
     settings.api.host = "127.0.0.1"
+    # absolute: every path it prints (data, logs, gamead-up.json, the worker's --config) is for another terminal,
+    # which may be in another directory (attack25 finding 9: `--data-dir rel-d` printed `logs: rel-d/logs`)
+    settings.embedded.data_dir = Path(os.path.abspath(settings.embedded.data_dir))
     most = max_workers if max_workers is not None else max(4, workers)
     if most < workers:
         raise typer.BadParameter(f"must be at least --workers ({workers})", param_hint="--max-workers")
@@ -672,7 +675,7 @@ def up(
         logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
         if claims.unusable:
             say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
-        snapshot = snapshot_config(in_force, data.path)
+        snapshot = snapshot_config(in_force, settings, data.path)
         # up itself runs with the copy too: what it checked is exactly what its children read
         settings = settings_from(snapshot, api={"port": port}, embedded={"data_dir": settings.embedded.data_dir},
                                  worker={"concurrency": concurrency})
@@ -738,10 +741,10 @@ def up(
             say(f"[green]✓[/] {workers} worker(s) (pid {pids}), {settings.worker.concurrency} slot(s) each")
             if metrics.enabled:
                 say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} ({metrics.rule(most)}; "
-                    "also in gamead workers)")
+                    f"also in {escape(follow_up('workers', again=f' --api {api_url}'))})")
         if autoscaling:
             say(f"[green]✓[/] autoscaler: {workers}-{most} workers, every {scaling.interval:g}s "
-                f"(gamead scale status; --no-autoscale keeps {workers})")
+                f"({escape(follow_up('scale', 'status', again=f' --api {api_url}'))}; --no-autoscale keeps {workers})")
         if banner := fault_banner(settings):
             say(banner)
         program = gamead_program()

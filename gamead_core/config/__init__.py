@@ -29,6 +29,7 @@ from gamead_core.config.load import (
     check_file,
     config_path,
     load_settings,
+    differing_dump,
     masked_dump,
 )
 from gamead_core.config.local import ClientSettings, EmbeddedSettings, LogSettings
@@ -57,5 +58,5 @@ __all__ = [
     "ClientSettings", "DlqSettings", "DoctorSettings", "EmbeddedSettings", "FaultSettings", "GameadSettings",
     "JobSettings", "LogSettings", "MetricsSettings", "NatsSettings", "QueueSettings", "RateLimitSettings",
     "RateSettings", "RecordSettings", "RedisSettings", "RegistrySettings", "Role", "TokenSettings",
-    "WorkerSettings", "check_file", "config_path", "load_settings", "masked_dump",
+    "WorkerSettings", "check_file", "config_path", "load_settings", "masked_dump", "differing_dump",
 ]

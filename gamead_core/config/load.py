@@ -8,6 +8,7 @@ import json
 import os
 import re
 import stat
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +283,39 @@ def masked_dump(settings: GameadSettings) -> dict[str, Any]:
         return value
 
     return mask(settings)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as YAML-ready data, secrets revealed (:func:`differing_dump`'s file is owner-only)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def differing_dump(settings: GameadSettings) -> dict[str, Any]:
+    """The settings of ``settings`` that differ from the defaults, whatever set them (the config file,
+    ``GAMEAD_*``, flags), as nested plain data a config file can hold: loaded as one (:func:`load_settings`),
+    with no ``GAMEAD_*`` set, it gives back the same settings. Secrets are revealed (``auth.tokens``, a password
+    in ``nats.url``): whoever writes it must keep it owner-only. Pure."""
+    def differ(ours: BaseModel, default: BaseModel) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in type(ours).model_fields:
+            value, usual = getattr(ours, name), getattr(default, name)
+            if isinstance(value, BaseModel) and type(value) is type(usual):  # a section: only what differs in it
+                if inner := differ(value, usual):
+                    out[name] = inner
+            elif _plain(value) != _plain(usual):  # a whole value (a list, a dict, a secret): as it is
+                out[name] = _plain(value)
+        return out
+
+    return differ(settings, GameadSettings.model_construct())

@@ -17,6 +17,7 @@ import httpx
 from typer.testing import CliRunner
 
 from gamead_cli.main import app
+from gamead_cli.program import gamead_program
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, frozen, start_api, wait_for
 
@@ -54,7 +55,8 @@ def test_a_batch_a_frozen_api_never_answered_may_be_queued_it_is_not_rejected(
     text = " ".join(table.stdout.replace("│", " ").split())
     assert table.exit_code == 1, table.output
     assert ("rejected 0 may be queued 3 (no answer in time: they may still be analysed; do not resend: their batches "
-            "got no answer, so their ids are unknown: find them in `gamead ads list`)") in text, text
+            "got no answer, so their ids are unknown: find them with the command below)") in text, text
+    assert text.endswith(f"find them with: {gamead_program()} ads list --api {url}"), text  # runs as printed
     # with a key, the summary names it: the same command with the same key settles them, nothing queued twice
     with frozen(api.pid):
         keyed = CliRunner().invoke(app, ["submit", "--count", "3", "--batch-size", "3", "--idempotency-key", "run-7",
@@ -85,5 +87,6 @@ def test_one_ad_a_frozen_api_never_answered_is_one_line_saying_it_may_be_queued(
     lines = cli.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in cli.output, cli.output
     assert f"the gamead API at {url} got the request but gave no answer (no answer within 1s)" in lines[0]
-    assert "the ad may be queued: look for it with `gamead ads list` before sending it again" in lines[0]
+    assert f"the ad may be queued: look for it with `{gamead_program()} ads list --api {url}` before sending it " \
+           "again" in lines[0]
     assert "cannot reach" not in lines[0]

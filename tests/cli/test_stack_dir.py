@@ -9,6 +9,7 @@ by its PID."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -22,9 +23,14 @@ def _gamead(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_config_still_win(
         tmp_path: Path, closed_api_url: str) -> None:
     up = up_stack(tmp_path, "--workers", "0", data_dir=tmp_path / ".gamead",  # cwd: tmp_path
-                  GAMEAD_WORKER__MAX_ATTEMPTS="7").start()
+                  GAMEAD_WORKER__MAX_ATTEMPTS="7")
+    up.argv[up.argv.index("--data-dir") + 1] = ".gamead"  # relative, as an operator types it (attack25 finding 9)
+    up.start()
     try:
-        up.wait_ready()
+        said = up.wait_ready()
+        # every path it prints is absolute: its hints are for another terminal, maybe in another directory
+        assert f"data in {up.data_dir}," in said and f"logs: {up.data_dir / 'logs'})" in said, said
+        assert f"Processes running: {up.data_dir / 'gamead-up.json'}." in said, said
         state = json.loads((up.data_dir / "gamead-up.json").read_text())
         assert state["apiUrl"] == up.url and state["pid"] == up.pid
         for verb in (["workers"], ["ads", "list"], ["dlq", "list"], ["top", "--once"]):
@@ -41,7 +47,9 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         assert "config-in-force.yaml" in note and "not the stack's" in note
         # the hint it ends with shows what the stack's children run with, its start's GAMEAD_* and flags included
         # (an attack drill, session 23: the hinted `--config .gamead/config-in-force.yaml` showed neither)
-        assert note.endswith("The stack's: gamead config show --stack"), note
+        # (gamead as another terminal finds it, the absolute data dir: it works from anywhere)
+        assert re.search(rf"The stack's: \S*gamead config show --stack --data-dir {re.escape(str(up.data_dir))}$",
+                         note), note
         stack = _gamead(tmp_path, "config", "show", "--stack", "-o", "json",  # this shell's GAMEAD_* do not count
                         GAMEAD_WORKER__MAX_ATTEMPTS="9", gamead_worker__backoff_cap="7")
         assert stack.returncode == 0 and "note:" not in stack.stderr, stack.stderr
@@ -64,6 +72,11 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
         nothing = _gamead(elsewhere, "config", "show", "--stack")
         assert nothing.returncode == 2 and "no gamead up runs on .gamead" in nothing.stderr, nothing.stderr
         assert "Traceback" not in nothing.stderr
+        # elsewhere, the stack is named by its data dir, as given to gamead up; its API is the one it serves
+        named = _gamead(elsewhere, "config", "show", "--stack", "--data-dir", str(up.data_dir), "-o", "json")
+        assert named.returncode == 0, named.stderr
+        assert json.loads(named.stdout)["worker"]["max_attempts"] == 7
+        assert json.loads(named.stdout)["client"]["api_url"] == up.url == children["client"]["api_url"]
     finally:
         up.stop()
     assert not (up.data_dir / "stack-env.json").exists()  # it may hold secrets: not kept past the stack

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from gamead_core.embedded import free_port
 from gamead_core.go_runtime import go_max_procs, usable_cores
@@ -486,8 +487,9 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
     up = up_stack(tmp_path, "--workers", "2", "--max-workers", "2", **FAST).start()
     try:
         output = up.wait_ready()
-        assert "config: config file config.yaml; every child runs with it as it is now (a copy: " in output
-        assert (up.data_dir / "config-in-force.yaml").read_text() == config
+        assert "config: config file config.yaml; every child runs with it as it is now (the settings in force" in output
+        assert yaml.safe_load((up.data_dir / "config-in-force.yaml").read_text())["registry"] == yaml.safe_load(
+            config)["registry"]  # with the flags' and GAMEAD_*'s settings beside it
         with httpx.Client(base_url=up.url, timeout=10) as client:
             frozen_pid = up.pid_of("worker-1")
             _wait_beating(up, client, "worker-1", frozen_pid, "worker-1 beating")
