@@ -19,7 +19,7 @@ from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
-from gamead_cli.output import age, ago, clip, plain, short_datetime, short_time, time_column  # noqa: F401 - re-exported to the TUI
+from gamead_cli.output import age, ago, byte_size, clip, plain, short_datetime, short_time, time_column  # noqa: F401 - re-exported to the TUI
 from gamead_core.safe_text import shown_tree
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -67,17 +67,6 @@ def ms(value: float | None) -> str:
     if value < 1000:
         return f"{value:.0f}ms" if value >= 10 else f"{value:.1f}ms"
     return f"{value / 1000:.2f}s"
-
-
-def size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def series(values: Iterable[Any] | None) -> list[float]:
@@ -269,11 +258,18 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             storage = nats.get("storage") or {}
             if storage:
                 used = (storage.get("fileBytes") or 0) + (storage.get("memoryBytes") or 0)
-                text.append(f" · {size(used)} stored", style="dim")
+                text.append(f" · {byte_size(used)} stored{_storage_age(stats, storage)}", style="dim")
         else:
             text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
         text.append(f"  at {short_time(stats.get('generatedAt'))} UTC", style="dim")
     return text
+
+
+def _storage_age(stats: Mapping[str, Any], storage: Mapping[str, Any]) -> str:
+    """`` 4.0s ago`` when the storage figure (``nats.storage.sampledAt``: read every ``ACCOUNT_EVERY`` samples) is
+    older than the answer (``generatedAt``) by a second or more, else "" (an API without ``sampledAt`` too)."""
+    at, now = epoch(storage.get("sampledAt")), epoch(stats.get("generatedAt"))
+    return "" if at is None or now is None or now - at < 1 else f" {ago(now - at)}"
 
 
 def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:

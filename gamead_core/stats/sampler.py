@@ -36,6 +36,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
+from gamead_core.models import utc_iso
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import Percentiles, Registry
@@ -254,6 +255,8 @@ class QueueSampler:
                 "memoryBytes": account.memory, "fileBytes": account.storage,
                 "maxMemoryBytes": account.limits.max_memory, "maxFileBytes": account.limits.max_storage,
                 "streams": account.streams, "consumers": account.consumers,
+                # read every ACCOUNT_EVERY samples only: when, so a reader can say how old the figure is
+                "sampledAt": utc_iso(self.clock()),
             }
         return errors
 
