@@ -183,6 +183,23 @@ def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, comp
     return title + unreadable_note(stats)  # the levels whose figures show "-", and why
 
 
+def metrics_title(stats: Mapping[str, Any] | None) -> str:
+    """The metrics panel's title, with the windows the figures are really over: ``throughput & latency · last
+    minute`` when both are 60 s; ``throughput · last 11 s · latency · last minute`` when the API's rates cover
+    less (``rates.windowSeconds``: its sampler restarted 11 s ago), so a rate over 11 s is never called a
+    minute's."""
+    stats = stats or {}
+    rates_w = (stats.get("rates") or {}).get("windowSeconds")
+    lat_w = (stats.get("latency") or {}).get("windowSeconds")
+
+    def words(w: Any) -> str:
+        return "last minute" if not isinstance(w, (int, float)) or round(w) == 60 else f"last {span(round(w))}"
+
+    if words(rates_w) == words(lat_w):
+        return f"throughput & latency · {words(rates_w)}"
+    return f"throughput · {words(rates_w)} · latency · {words(lat_w)}"
+
+
 def span(seconds: float) -> str:
     """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline reaches."""
     return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
@@ -526,7 +543,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
         ("", "VALUE", " ", trend_label),
         [(m.label, _with_unit(m), Text(m.note, style="dim"), "") for m in rows],
         flex=trend_label, flex_max=width, drop=(" ",), right=("VALUE",),
-        title="throughput & latency · last minute (ack pending: now)",
+        title=f"{metrics_title(stats)} (ack pending: now)",
         fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])
     parts += [Text(""), metrics]
 

@@ -255,6 +255,8 @@ class MetricsPanel(Vertical, can_focus=True):
                     yield Static(classes="note")
 
     def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
+        if stats is not None:  # the windows the API's figures are really over (a restarted API: 11 s)
+            self.border_title = view.metrics_title(stats)
         for m in view.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
             row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,
@@ -510,7 +512,8 @@ server-side job acts on them all, its progress shows live.
 A queue row turns red when its OLDEST ad waited past MAX,
 the level's promised wait (its aging horizon: (level − 1)
 × queue.aging_step, one step for P1): the level is late.
-Figures are per second or percentiles over the last minute;
+Figures are per second or percentiles over the last minute
+(less just after the API started: the panel's title says);
 ack pending and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
 [yellow]draining[/] stopping · [bold red]stuck[/] holds ads, finished none

@@ -7,7 +7,8 @@ functions of :mod:`gamead_core.stats.rates`. It is the one source of truth: ``/v
 ``gamead top``) renders it (:mod:`gamead_core.stats.document`), and the autoscaler decides on it and records
 the same figures in ``/v1/scale``'s ``observed``.
 
-Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples are known):
+Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples are known; while the sampler
+is younger than that, over the samples it has: :attr:`QueueSampler.rate_window` says how many seconds):
 
 * ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one);
 * ``completedPerSec`` / ``failedPerSec``: Δ of the workers' ``processed`` / ``failed`` counters from the
@@ -51,6 +52,7 @@ from gamead_core.stats.rates import (
     fleet_percentiles,
     per_worker_capacity,
     window_rate,
+    window_span,
 )
 from gamead_core.stats.reading import QueueReading, read_queue
 
@@ -121,6 +123,9 @@ class QueueSampler:
         self.rates: dict[str, float | None] = {**{k: None for k in COUNTERS}, "perWorkerPerSec": None}
         #: how ``perWorkerPerSec`` was derived (``PerWorkerRate.wire()``: ``bound``, ``cpuPerAdMs``…), or None
         self.per_worker_basis: dict[str, Any] | None = None
+        #: seconds the rates are over (``rates.windowSeconds``): up to ``RATE_WINDOW``, the span of the samples
+        #: the ring holds while it is younger (11 s after an API restart); None until a rate is known
+        self.rate_window: float | None = None
         self.began = clock()
         self._submitted = MonotonicTotal()
         self._completed = MonotonicTotal()
@@ -214,8 +219,13 @@ class QueueSampler:
         """Add ``sample`` to the ring and derive what readers use: the history series and the rates."""
         prev = self.ring[-1] if self.ring else None
         self.ring.append(sample)
+        spans = []
         for key, attr in COUNTERS.items():
-            self.rates[key] = window_rate([(s.t, getattr(s, attr)) for s in self.ring], sample.t)
+            points = [(s.t, getattr(s, attr)) for s in self.ring]
+            self.rates[key] = window_rate(points, sample.t)
+            spans.append(window_span(points, sample.t))
+        # what the rates divide by: RATE_WINDOW once the ring reaches back that far, less after a (re)start
+        self.rate_window = max((x for x in spans if x is not None), default=None)
         self.rates["perWorkerPerSec"] = self._per_worker(sample)
         self.history.add(prev, sample)
 
