@@ -229,7 +229,9 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
     return [
         MetricRow("submitted", "submitted", rate(rates.get("submittedPerSec")), series(hist.get("submittedPerSec"))),
         MetricRow("completed", "completed", rate(rates.get("completedPerSec")), series(hist.get("completedPerSec"))),
-        MetricRow("failed", "failed", rate(rates.get("failedPerSec")), series(hist.get("failedPerSec"))),
+        # failed attempts that will be retried (attempts: an ad may fail several) apart from ads dead-lettered
+        MetricRow("retried", "retried", rate(rates.get("retriedPerSec")), series(hist.get("retriedPerSec"))),
+        MetricRow("dead", "dead", rate(rates.get("deadLetteredPerSec")), series(hist.get("deadLetteredPerSec"))),
         MetricRow("wait", "wait p95", ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
         MetricRow("proc", "proc p95", ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
         MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending"))),
@@ -502,8 +504,11 @@ class Legend:
 
 
 def _with_unit(row: MetricRow) -> str:
-    """A metric's value with what it counts: ``0.1 ads/s`` (rates), ``3 ads`` (ack pending); times carry theirs."""
-    if row.key in ("submitted", "completed", "failed") and row.value.endswith("/s"):
+    """A metric's value with what it counts: ``0.1 ads/s`` (rates of ads), ``1.4 attempts/s`` (retried attempts),
+    ``3 ads`` (ack pending); times carry theirs."""
+    if row.key == "retried" and row.value.endswith("/s"):
+        return row.value[:-2] + " attempts/s"
+    if row.key in ("submitted", "completed", "dead") and row.value.endswith("/s"):
         return row.value[:-2] + " ads/s"
     if row.key == "inflight" and row.value != "-":
         return f"{row.value} ads"

@@ -239,7 +239,7 @@ class QueuePanel(Vertical, can_focus=True):
 
 
 class MetricsPanel(Vertical, can_focus=True):
-    """Submitted / completed / failed per second and queue-wait / processing p95, with sparklines."""
+    """Submitted / completed ads, retried attempts, dead-lettered ads per second and queue-wait / processing p95, with sparklines."""
 
     BORDER_TITLE = "throughput & latency · last minute"
     stats: var[Mapping[str, Any] | None] = var(None)
@@ -248,7 +248,7 @@ class MetricsPanel(Vertical, can_focus=True):
     NOTED = frozenset({"wait", "proc"})
 
     def compose(self) -> ComposeResult:
-        for key in ("submitted", "completed", "failed", "wait", "proc", "inflight"):
+        for key in ("submitted", "completed", "retried", "dead", "wait", "proc", "inflight"):
             with Horizontal(id=f"metric-{key}", classes="metric"):
                 yield SparkRow(classes="spark-row")
                 if key in self.NOTED:
@@ -260,7 +260,7 @@ class MetricsPanel(Vertical, can_focus=True):
         for m in view.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
             row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,
-                                          late=m.key == "failed" and any(m.history))
+                                          late=m.key == "dead" and any(m.history))
             if m.key not in self.NOTED:
                 continue
             note = row.query_one(".note", Static)

@@ -16,8 +16,10 @@ from gamead_core.registry import NodeInfo, Percentiles
 from gamead_core.telemetry.histogram import BUCKETS, bucket_quantile, sum_counts
 
 RATE_WINDOW = 60.0  #: seconds behind "per second over the last minute"
-#: rate name → the sample total it is the rate of
-COUNTERS = {"submittedPerSec": "submitted", "completedPerSec": "completed", "failedPerSec": "failed"}
+#: rate name → the sample total it is the rate of: ads submitted, ads completed, failed attempts that will be
+#: retried (attempts, not ads: one ad may fail several), ads dead-lettered (``failedPerSec`` before: the two summed)
+COUNTERS = {"submittedPerSec": "submitted", "completedPerSec": "completed", "retriedPerSec": "retried",
+            "deadLetteredPerSec": "dead"}
 FORGET_AFTER = 600.0  #: a vanished node's counters are remembered this long (it may come back)
 
 

@@ -11,8 +11,8 @@ Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples ar
 is younger than that, over the samples it has: :attr:`QueueSampler.rate_window` says how many seconds):
 
 * ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one);
-* ``completedPerSec`` / ``failedPerSec``: Δ of the workers' ``processed`` / ``failed`` counters from the
-  registry, turned into totals that only grow (:class:`~gamead_core.stats.rates.MonotonicTotal`), so a
+* ``completedPerSec`` / ``retriedPerSec`` / ``deadLetteredPerSec``: Δ of the workers' ``processed``,
+  ``failed − dead`` (failed attempts to be retried) and ``dead`` (ads dead-lettered) counters from the registry, turned into totals that only grow (:class:`~gamead_core.stats.rates.MonotonicTotal`), so a
   worker that restarts or leaves never makes a rate negative;
 * ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_capacity` — the completion rate per worker
   while ads were pending at every sample of the window, else Little's law from the heartbeats capped by the
@@ -69,7 +69,8 @@ class Sample:
     reading: QueueReading
     submitted: int | None = None  #: monotonic totals
     completed: int | None = None
-    failed: int | None = None
+    retried: int | None = None  #: failed attempts to be retried
+    dead: int | None = None  #: ads dead-lettered
     processing: Percentiles = field(default_factory=Percentiles)
     queue_wait: Percentiles = field(default_factory=Percentiles)
     dlq_size: int | None = None
@@ -129,7 +130,8 @@ class QueueSampler:
         self.began = clock()
         self._submitted = MonotonicTotal()
         self._completed = MonotonicTotal()
-        self._failed = MonotonicTotal()
+        self._retried = MonotonicTotal()
+        self._dead = MonotonicTotal()
         self.nodes_ok = False
         self.dlq_bytes: int | None = None
         self._dlq_size: int | None = None
@@ -198,7 +200,7 @@ class QueueSampler:
         submitted = None
         if reading.last_seq is not None:
             submitted = self._submitted.update({"stream": (reading.last_seq, False)}, now)
-        completed = failed = None
+        completed = retried = dead = None
         processing = queue_wait = Percentiles()
         level_wait: dict[int, float | None] = {}
         workers = reading.workers
@@ -207,13 +209,14 @@ class QueueSampler:
             by_key = {f"{n.id}@{n.started_at.timestamp():.3f}": n for n in workers}
             fresh = {k: n.started_at.timestamp() >= self.began for k, n in by_key.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
-            failed = self._failed.update({k: (n.failed, fresh[k]) for k, n in by_key.items()}, now)
+            retried = self._retried.update({k: (max(0, n.failed - n.dead), fresh[k]) for k, n in by_key.items()}, now)
+            dead = self._dead.update({k: (n.dead, fresh[k]) for k, n in by_key.items()}, now)
             processing = fleet_percentiles(workers, "processing")
             queue_wait = fleet_percentiles(workers, "queue_wait")
             level_wait = fleet_level_wait_p95(workers)
         elif any(e.startswith("registry") for e in reading.errors):
             self.nodes_ok = False
-        return Sample(reading, submitted, completed, failed, processing, queue_wait, self._dlq_size, level_wait)
+        return Sample(reading, submitted, completed, retried, dead, processing, queue_wait, self._dlq_size, level_wait)
 
     def _append(self, sample: Sample) -> None:
         """Add ``sample`` to the ring and derive what readers use: the history series and the rates."""
