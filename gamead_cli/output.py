@@ -169,6 +169,21 @@ def ago(seconds: float | None) -> str:
     return "-" if seconds is None else f"{age(seconds)} ago"
 
 
+def byte_size(n: int | float | None) -> str:
+    """A byte count in IEC units, the one way the CLI writes sizes (``gamead top``, ``gamead doctor``):
+    ``512 B``, ``511.5 KiB``, ``3.0 GiB`` (1 KiB = 1024 B; one decimal above bytes); ``-`` for None. Pure."""
+    if n is None:
+        return "-"
+    value = float(n)
+    if value < 1024:
+        return f"{value:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
 def utc_when(value: Any, *, now: datetime | None = None) -> str:
     """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age
     when the time can be read and is in the past; ``-`` for none). Pure given ``now`` (an aware datetime)."""

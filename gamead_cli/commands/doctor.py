@@ -36,19 +36,12 @@ from gamead_cli.options import (
     bounded_float,
     confirm,
 )
-from gamead_cli.output import command_text, emit, note_line, plain, stderr_console, took
+from gamead_cli.output import byte_size, command_text, emit, note_line, plain, stderr_console, took
 from gamead_cli.program import follow_up
 from gamead_core.errors import GameadError
 
 #: Seconds the CLI waits for one check (the server bounds a run by doctor.scan_time, 60 s by default).
 CHECK_TIMEOUT = 300.0
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 _NOUNS = {"ad": ("ad", "ads"), "object": ("object", "objects"), "job": ("job", "jobs")}
@@ -120,7 +113,7 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         f"{_streams(read.get('workStreams'))} · {read.get('dlqEntries', 0):,} DLQ entries · {read.get('recordReads', 0):,} whole records · "
         f"{read.get('jobs', 0):,} job{'' if read.get('jobs', 0) == 1 else 's'} · "
         f"{read.get('apiCalls', 0):,} JetStream API calls · "
-        f"{_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
+        f"{byte_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
     for why in report.get("partial") or []:
         parts.append(Text(f"partial: {why} (counts are lower bounds; raise doctor.scan_time / doctor.scan_limit)",
                           style="yellow"))

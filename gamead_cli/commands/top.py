@@ -29,8 +29,9 @@ Small terminals drop whole panels in a fixed order: the metrics below
 80 columns; then the audit panel, the autoscaler line, the queue and the
 nodes as rows shrink. The dead letters and the footer always stay.
 
---once prints one snapshot; rates and percentiles are over the last minute, the
-sparklines say how far back they reach.
+--once prints one snapshot; rates and percentiles are over the last minute
+(the title says when the API has sampled less), the sparklines say how far
+back they reach.
 
 [bold]Examples[/bold]
 

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
-from gamead_cli.output import age, ago, clip, plain, short_datetime, short_time, time_column  # noqa: F401 - re-exported to the TUI
+from gamead_cli.output import age, ago, byte_size, clip, plain, short_datetime, short_time, time_column  # noqa: F401 - re-exported to the TUI
 from gamead_core.safe_text import shown_tree
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -67,17 +67,6 @@ def ms(value: float | None) -> str:
     if value < 1000:
         return f"{value:.0f}ms" if value >= 10 else f"{value:.1f}ms"
     return f"{value / 1000:.2f}s"
-
-
-def size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def series(values: Iterable[Any] | None) -> list[float]:
@@ -194,6 +183,23 @@ def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, comp
     return title + unreadable_note(stats)  # the levels whose figures show "-", and why
 
 
+def metrics_title(stats: Mapping[str, Any] | None) -> str:
+    """The metrics panel's title, with the windows the figures are really over: ``throughput & latency · last
+    minute`` when both are 60 s; ``throughput · last 11 s · latency · last minute`` when the API's rates cover
+    less (``rates.windowSeconds``: its sampler restarted 11 s ago), so a rate over 11 s is never called a
+    minute's."""
+    stats = stats or {}
+    rates_w = (stats.get("rates") or {}).get("windowSeconds")
+    lat_w = (stats.get("latency") or {}).get("windowSeconds")
+
+    def words(w: Any) -> str:
+        return "last minute" if not isinstance(w, (int, float)) or round(w) == 60 else f"last {span(round(w))}"
+
+    if words(rates_w) == words(lat_w):
+        return f"throughput & latency · {words(rates_w)}"
+    return f"throughput · {words(rates_w)} · latency · {words(lat_w)}"
+
+
 def span(seconds: float) -> str:
     """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline reaches."""
     return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
@@ -223,7 +229,9 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
     return [
         MetricRow("submitted", "submitted", rate(rates.get("submittedPerSec")), series(hist.get("submittedPerSec"))),
         MetricRow("completed", "completed", rate(rates.get("completedPerSec")), series(hist.get("completedPerSec"))),
-        MetricRow("failed", "failed", rate(rates.get("failedPerSec")), series(hist.get("failedPerSec"))),
+        # failed attempts that will be retried (attempts: an ad may fail several) apart from ads dead-lettered
+        MetricRow("retried", "retried", rate(rates.get("retriedPerSec")), series(hist.get("retriedPerSec"))),
+        MetricRow("dead", "dead", rate(rates.get("deadLetteredPerSec")), series(hist.get("deadLetteredPerSec"))),
         MetricRow("wait", "wait p95", ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
         MetricRow("proc", "proc p95", ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
         MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending"))),
@@ -269,11 +277,18 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             storage = nats.get("storage") or {}
             if storage:
                 used = (storage.get("fileBytes") or 0) + (storage.get("memoryBytes") or 0)
-                text.append(f" · {size(used)} stored", style="dim")
+                text.append(f" · {byte_size(used)} stored{_storage_age(stats, storage)}", style="dim")
         else:
             text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
         text.append(f"  at {short_time(stats.get('generatedAt'))} UTC", style="dim")
     return text
+
+
+def _storage_age(stats: Mapping[str, Any], storage: Mapping[str, Any]) -> str:
+    """`` 4.0s ago`` when the storage figure (``nats.storage.sampledAt``: read every ``ACCOUNT_EVERY`` samples) is
+    older than the answer (``generatedAt``) by a second or more, else "" (an API without ``sampledAt`` too)."""
+    at, now = epoch(storage.get("sampledAt")), epoch(stats.get("generatedAt"))
+    return "" if at is None or now is None or now - at < 1 else f" {ago(now - at)}"
 
 
 def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
@@ -497,8 +512,11 @@ class Legend:
 
 
 def _with_unit(row: MetricRow) -> str:
-    """A metric's value with what it counts: ``0.1 ads/s`` (rates), ``3 ads`` (ack pending); times carry theirs."""
-    if row.key in ("submitted", "completed", "failed") and row.value.endswith("/s"):
+    """A metric's value with what it counts: ``0.1 ads/s`` (rates of ads), ``1.4 attempts/s`` (retried attempts),
+    ``3 ads`` (ack pending); times carry theirs."""
+    if row.key == "retried" and row.value.endswith("/s"):
+        return row.value[:-2] + " attempts/s"
+    if row.key in ("submitted", "completed", "dead") and row.value.endswith("/s"):
         return row.value[:-2] + " ads/s"
     if row.key == "inflight" and row.value != "-":
         return f"{row.value} ads"
@@ -538,7 +556,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
         ("", "VALUE", " ", trend_label),
         [(m.label, _with_unit(m), Text(m.note, style="dim"), "") for m in rows],
         flex=trend_label, flex_max=width, drop=(" ",), right=("VALUE",),
-        title="throughput & latency · last minute (ack pending: now)",
+        title=f"{metrics_title(stats)} (ack pending: now)",
         fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])
     parts += [Text(""), metrics]
 

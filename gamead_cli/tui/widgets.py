@@ -239,7 +239,7 @@ class QueuePanel(Vertical, can_focus=True):
 
 
 class MetricsPanel(Vertical, can_focus=True):
-    """Submitted / completed / failed per second and queue-wait / processing p95, with sparklines."""
+    """Submitted / completed ads, retried attempts, dead-lettered ads per second and queue-wait / processing p95, with sparklines."""
 
     BORDER_TITLE = "throughput & latency · last minute"
     stats: var[Mapping[str, Any] | None] = var(None)
@@ -248,17 +248,19 @@ class MetricsPanel(Vertical, can_focus=True):
     NOTED = frozenset({"wait", "proc"})
 
     def compose(self) -> ComposeResult:
-        for key in ("submitted", "completed", "failed", "wait", "proc", "inflight"):
+        for key in ("submitted", "completed", "retried", "dead", "wait", "proc", "inflight"):
             with Horizontal(id=f"metric-{key}", classes="metric"):
                 yield SparkRow(classes="spark-row")
                 if key in self.NOTED:
                     yield Static(classes="note")
 
     def watch_stats(self, stats: Mapping[str, Any] | None) -> None:
+        if stats is not None:  # the windows the API's figures are really over (a restarted API: 11 s)
+            self.border_title = view.metrics_title(stats)
         for m in view.metric_rows(stats):
             row = self.query_one(f"#metric-{m.key}")
             row.query_one(SparkRow).show(f"{m.label:<9} {m.value:>8}", m.history,
-                                          late=m.key == "failed" and any(m.history))
+                                          late=m.key == "dead" and any(m.history))
             if m.key not in self.NOTED:
                 continue
             note = row.query_one(".note", Static)
@@ -510,7 +512,8 @@ server-side job acts on them all, its progress shows live.
 A queue row turns red when its OLDEST ad waited past MAX,
 the level's promised wait (its aging horizon: (level − 1)
 × queue.aging_step, one step for P1): the level is late.
-Figures are per second or percentiles over the last minute;
+Figures are per second or percentiles over the last minute
+(less just after the API started: the panel's title says);
 ack pending and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
 [yellow]draining[/] stopping · [bold red]stuck[/] holds ads, finished none

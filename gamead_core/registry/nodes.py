@@ -63,6 +63,7 @@ class WorkerSelf:
     latency_buckets: LatencyBuckets | None = None
     #: ms of process CPU per settled ad over its last ~30 s of work (``WorkerStats.cpu_per_ad_ms()``)
     cpu_per_ad_ms: float | None = None
+    dead: int = 0  #: of ``failed``, the ads it dead-lettered
 
 
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
@@ -83,6 +84,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         in_flight=me.in_flight,
         processed=me.processed,
         failed=me.failed,
+        dead=me.dead,
         last_error=me.last_error,
         processing_ms=percentiles(s[1] for s in recent),
         queue_wait_ms=percentiles(s[2] for s in recent),

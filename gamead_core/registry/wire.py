@@ -54,7 +54,9 @@ class NodeInfo(BaseModel):
     concurrency: int = 0
     in_flight: int = 0
     processed: int = 0
-    failed: int = 0
+    failed: int = 0  #: a worker's failed attempts since it started: retried + dead
+    #: of ``failed``, the ads a worker dead-lettered (0 from an older worker, which does not send it)
+    dead: int = 0
     last_error: str | None = None
     processing_ms: Percentiles = Percentiles()
     queue_wait_ms: Percentiles = Percentiles()

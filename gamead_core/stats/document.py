@@ -2,8 +2,8 @@
 
 Field names follow the README's Glossary: per level ``pending`` (never delivered), ``ackPending``
 (delivered, not yet acknowledged), ``redelivered``, ``oldestAgeSeconds``; ``rates`` are per second over the
-last ``windowSeconds``. ``topology`` and ``storage`` come from the API node's link (its topology watch and
-storage probe), read from memory at answer time.
+last ``windowSeconds`` (60, or the seconds of samples a younger sampler has). ``topology`` and ``storage``
+come from the API node's link (its topology watch and storage probe), read from memory at answer time.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from gamead_core import names
 from gamead_core.models import utc_iso
 from gamead_core.redact import redact_text, without_servers
 from gamead_core.registry import Percentiles, node_state
-from gamead_core.stats.rates import RATE_WINDOW, aging_horizon
+from gamead_core.stats.rates import aging_horizon
+from gamead_core.telemetry.histogram import WINDOW
 
 if TYPE_CHECKING:
     from gamead_core.stats.sampler import QueueSampler, Sample
@@ -120,9 +121,11 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "bytes": stream[1],
             "partitions": sampler.settings.queue.partitions,  # work streams read and summed (queue.partitions)
         },
-        "rates": {"windowSeconds": RATE_WINDOW, **sampler.rates, "perWorkerBasis": sampler.per_worker_basis},
+        # the seconds the rates were really computed over: RATE_WINDOW, or less while the sampler is younger
+        "rates": {"windowSeconds": None if sampler.rate_window is None else round(sampler.rate_window, 1),
+                  **sampler.rates, "perWorkerBasis": sampler.per_worker_basis},
         "latency": {
-            "windowSeconds": RATE_WINDOW,
+            "windowSeconds": WINDOW,  # the workers' own histogram window (not the sampler's age)
             "queueWaitMs": last.queue_wait.model_dump() if last else Percentiles().model_dump(),
             "processingMs": last.processing.model_dump() if last else Percentiles().model_dump(),
         },

@@ -16,8 +16,10 @@ from gamead_core.registry import NodeInfo, Percentiles
 from gamead_core.telemetry.histogram import BUCKETS, bucket_quantile, sum_counts
 
 RATE_WINDOW = 60.0  #: seconds behind "per second over the last minute"
-#: rate name → the sample total it is the rate of
-COUNTERS = {"submittedPerSec": "submitted", "completedPerSec": "completed", "failedPerSec": "failed"}
+#: rate name → the sample total it is the rate of: ads submitted, ads completed, failed attempts that will be
+#: retried (attempts, not ads: one ad may fail several), ads dead-lettered (``failedPerSec`` before: the two summed)
+COUNTERS = {"submittedPerSec": "submitted", "completedPerSec": "completed", "retriedPerSec": "retried",
+            "deadLetteredPerSec": "dead"}
 FORGET_AFTER = 600.0  #: a vanished node's counters are remembered this long (it may come back)
 
 
@@ -85,12 +87,23 @@ class MonotonicTotal:
 
 def window_rate(points: Sequence[tuple[float, int | None]], now: float, window: float = RATE_WINDOW) -> float | None:
     """Per-second increase of a total over the last ``window`` seconds; ``points`` are (t, total), oldest
-    first. None with fewer than two known points in the window."""
+    first. None with fewer than two known points in the window. The rate is over :func:`window_span`
+    seconds, which is less than ``window`` while the samples do not reach back that far (a sampler started
+    11 s ago: a rate over 11 s, to be labelled so)."""
     known = [(t, v) for t, v in points if v is not None and t >= now - window]
     if len(known) < 2 or known[-1][0] <= known[0][0]:
         return None
     (t0, v0), (t1, v1) = known[0], known[-1]
     return round(max(0, v1 - v0) / (t1 - t0), 3)  # type: ignore[operator]
+
+
+def window_span(points: Sequence[tuple[float, int | None]], now: float, window: float = RATE_WINDOW) -> float | None:
+    """Seconds :func:`window_rate` of the same ``points`` divides by: from the first to the last known point
+    within the last ``window`` seconds (at most ``window``); None when it gives no rate."""
+    known = [t for t, v in points if v is not None and t >= now - window]
+    if len(known) < 2 or known[-1] <= known[0]:
+        return None
+    return known[-1] - known[0]
 
 
 def step_rates(points: Sequence[tuple[float, int | None]]) -> list[float | None]:
@@ -302,5 +315,6 @@ __all__ = [
     "per_worker_rate",
     "step_rates",
     "window_rate",
+    "window_span",
     "worker_capacity",
 ]

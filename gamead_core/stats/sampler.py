@@ -7,11 +7,12 @@ functions of :mod:`gamead_core.stats.rates`. It is the one source of truth: ``/v
 ``gamead top``) renders it (:mod:`gamead_core.stats.document`), and the autoscaler decides on it and records
 the same figures in ``/v1/scale``'s ``observed``.
 
-Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples are known):
+Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples are known; while the sampler
+is younger than that, over the samples it has: :attr:`QueueSampler.rate_window` says how many seconds):
 
 * ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one);
-* ``completedPerSec`` / ``failedPerSec``: Δ of the workers' ``processed`` / ``failed`` counters from the
-  registry, turned into totals that only grow (:class:`~gamead_core.stats.rates.MonotonicTotal`), so a
+* ``completedPerSec`` / ``retriedPerSec`` / ``deadLetteredPerSec``: Δ of the workers' ``processed``,
+  ``failed − dead`` (failed attempts to be retried) and ``dead`` (ads dead-lettered) counters from the registry, turned into totals that only grow (:class:`~gamead_core.stats.rates.MonotonicTotal`), so a
   worker that restarts or leaves never makes a rate negative;
 * ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_capacity` — the completion rate per worker
   while ads were pending at every sample of the window, else Little's law from the heartbeats capped by the
@@ -36,6 +37,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
+from gamead_core.models import utc_iso
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import Percentiles, Registry
@@ -50,6 +52,7 @@ from gamead_core.stats.rates import (
     fleet_percentiles,
     per_worker_capacity,
     window_rate,
+    window_span,
 )
 from gamead_core.stats.reading import QueueReading, read_queue
 
@@ -66,7 +69,8 @@ class Sample:
     reading: QueueReading
     submitted: int | None = None  #: monotonic totals
     completed: int | None = None
-    failed: int | None = None
+    retried: int | None = None  #: failed attempts to be retried
+    dead: int | None = None  #: ads dead-lettered
     processing: Percentiles = field(default_factory=Percentiles)
     queue_wait: Percentiles = field(default_factory=Percentiles)
     dlq_size: int | None = None
@@ -120,10 +124,14 @@ class QueueSampler:
         self.rates: dict[str, float | None] = {**{k: None for k in COUNTERS}, "perWorkerPerSec": None}
         #: how ``perWorkerPerSec`` was derived (``PerWorkerRate.wire()``: ``bound``, ``cpuPerAdMs``…), or None
         self.per_worker_basis: dict[str, Any] | None = None
+        #: seconds the rates are over (``rates.windowSeconds``): up to ``RATE_WINDOW``, the span of the samples
+        #: the ring holds while it is younger (11 s after an API restart); None until a rate is known
+        self.rate_window: float | None = None
         self.began = clock()
         self._submitted = MonotonicTotal()
         self._completed = MonotonicTotal()
-        self._failed = MonotonicTotal()
+        self._retried = MonotonicTotal()
+        self._dead = MonotonicTotal()
         self.nodes_ok = False
         self.dlq_bytes: int | None = None
         self._dlq_size: int | None = None
@@ -192,7 +200,7 @@ class QueueSampler:
         submitted = None
         if reading.last_seq is not None:
             submitted = self._submitted.update({"stream": (reading.last_seq, False)}, now)
-        completed = failed = None
+        completed = retried = dead = None
         processing = queue_wait = Percentiles()
         level_wait: dict[int, float | None] = {}
         workers = reading.workers
@@ -201,20 +209,26 @@ class QueueSampler:
             by_key = {f"{n.id}@{n.started_at.timestamp():.3f}": n for n in workers}
             fresh = {k: n.started_at.timestamp() >= self.began for k, n in by_key.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
-            failed = self._failed.update({k: (n.failed, fresh[k]) for k, n in by_key.items()}, now)
+            retried = self._retried.update({k: (max(0, n.failed - n.dead), fresh[k]) for k, n in by_key.items()}, now)
+            dead = self._dead.update({k: (n.dead, fresh[k]) for k, n in by_key.items()}, now)
             processing = fleet_percentiles(workers, "processing")
             queue_wait = fleet_percentiles(workers, "queue_wait")
             level_wait = fleet_level_wait_p95(workers)
         elif any(e.startswith("registry") for e in reading.errors):
             self.nodes_ok = False
-        return Sample(reading, submitted, completed, failed, processing, queue_wait, self._dlq_size, level_wait)
+        return Sample(reading, submitted, completed, retried, dead, processing, queue_wait, self._dlq_size, level_wait)
 
     def _append(self, sample: Sample) -> None:
         """Add ``sample`` to the ring and derive what readers use: the history series and the rates."""
         prev = self.ring[-1] if self.ring else None
         self.ring.append(sample)
+        spans = []
         for key, attr in COUNTERS.items():
-            self.rates[key] = window_rate([(s.t, getattr(s, attr)) for s in self.ring], sample.t)
+            points = [(s.t, getattr(s, attr)) for s in self.ring]
+            self.rates[key] = window_rate(points, sample.t)
+            spans.append(window_span(points, sample.t))
+        # what the rates divide by: RATE_WINDOW once the ring reaches back that far, less after a (re)start
+        self.rate_window = max((x for x in spans if x is not None), default=None)
         self.rates["perWorkerPerSec"] = self._per_worker(sample)
         self.history.add(prev, sample)
 
@@ -254,6 +268,8 @@ class QueueSampler:
                 "memoryBytes": account.memory, "fileBytes": account.storage,
                 "maxMemoryBytes": account.limits.max_memory, "maxFileBytes": account.limits.max_storage,
                 "streams": account.streams, "consumers": account.consumers,
+                # read every ACCOUNT_EVERY samples only: when, so a reader can say how old the figure is
+                "sampledAt": utc_iso(self.clock()),
             }
         return errors
 

@@ -37,9 +37,12 @@ class ApiCollector(Collector):
 
         backlog = GaugeMetricFamily("gamead_queue_backlog", "Ads waiting on a level (consumer num_pending).",
                                     labels=["priority"])
-        in_flight = GaugeMetricFamily("gamead_queue_in_flight",
-                                      "Ads delivered to a worker and not yet acknowledged (num_ack_pending).",
-                                      labels=["priority"])
+        # ack pending, not "in flight": it counts prefetched ads and ads waiting out a retry back-off too;
+        # "in flight" is a worker's busy slots (/v1/stats nodes.inFlight, the IN-FL column) — attack25d #3
+        ack_pending = GaugeMetricFamily("gamead_queue_ack_pending",
+                                        "Ads delivered to a worker and not yet acknowledged (JetStream "
+                                        "num_ack_pending: running, prefetched, or waiting out a retry back-off).",
+                                        labels=["priority"])
         oldest = GaugeMetricFamily("gamead_queue_oldest_age_seconds",
                                    "Seconds the oldest waiting ad of a level has waited (0 when none waits).",
                                    labels=["priority"])
@@ -47,10 +50,10 @@ class ApiCollector(Collector):
             for ls in sample.reading.levels:
                 label = [str(ls.level)]
                 backlog.add_metric(label, float(ls.pending))
-                in_flight.add_metric(label, float(ls.ack_pending))
+                ack_pending.add_metric(label, float(ls.ack_pending))
                 oldest.add_metric(label, float(ls.oldest_age or 0.0))
         yield backlog
-        yield in_flight
+        yield ack_pending
         yield oldest
 
         dlq = GaugeMetricFamily("gamead_dlq_entries", "Ads in the dead-letter queue.")

@@ -68,7 +68,8 @@ class WorkerStats:
     """Counters a worker keeps about itself (shown by the registry and logs). See the module doc."""
 
     processed: int = 0
-    failed: int = 0
+    failed: int = 0  #: failed attempts recorded: retried + dead
+    dead: int = 0  #: of ``failed``, the ads it dead-lettered
     skipped: int = 0
     handed_back: int = 0
     storage_failures: int = 0  #: deliveries or writes that failed because our storage did

@@ -178,7 +178,7 @@ class Worker:
         st = self.stats
         return WorkerSelf(
             id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
-            processed=st.processed, failed=st.failed, last_error=st.last_error, last_progress=st.last_progress,
+            processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error, last_progress=st.last_progress,
             recent=list(st.recent), holding=self.holding(), task_timeout=self.settings.worker.task_timeout,
             ack_wait=self.settings.queue.ack_wait, metrics_url=self.metrics.url,
             latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),

@@ -230,7 +230,7 @@ class Settler:
             written = await self._persist(lambda: self._or_recreated(
                 msg, lambda: self._record_retry(current, error, delay, owns)))
             if written:
-                self._count_failure(error)
+                self._count_failure(error, dead=False)
                 self.metrics.retried(current.record.priority)
                 await self._shielded(msg.nak(delay=delay))
                 log.info("ad %s attempt %d failed (%s); retry in %.2fs", current.record.id, attempt,
@@ -246,13 +246,15 @@ class Settler:
             current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns, dead_at=dead_at)),
             None if marked else stalled)
         if made_dead:
-            self._count_failure(error)
+            self._count_failure(error, dead=True)
             await self._shielded(msg.ack())
         else:
             await self._settle_foreign(msg, current.record.id)
 
-    def _count_failure(self, error: AdError) -> None:
+    def _count_failure(self, error: AdError, *, dead: bool) -> None:
+        """One failed attempt recorded: retried (``dead`` False) or dead-lettered (True)."""
         self.stats.failed += 1
+        self.stats.dead += int(dead)
         self.stats.last_error = f"{error.error_class}: {error.message}"
 
     async def _settle_foreign(self, msg: Msg, ad_id: str) -> None:
@@ -309,7 +311,7 @@ class Settler:
         made = await self._persist(lambda: self._dead_letter(
             record, error, record.attempts, source_seq=msg.metadata.sequence.stream, owns=owns, dead_at=dead_at))
         if made:
-            self._count_failure(error)
+            self._count_failure(error, dead=True)
             await self._shielded(msg.ack())
         else:
             await self._settle_foreign(msg, record.id)

@@ -88,7 +88,7 @@ def test_metrics_move_and_add_up_across_the_fleet(fresh_nats, procs, tmp_path: P
     def drained() -> bool:
         m = scrape(f"{url}/metrics")
         backlog = m.get("gamead_queue_backlog", {})
-        return len(backlog) == 5 and total(backlog) == 0 and total(m["gamead_queue_in_flight"]) == 0
+        return len(backlog) == 5 and total(backlog) == 0 and total(m["gamead_queue_ack_pending"]) == 0
     wait_for(drained, what="queue gauges at 0 for all 5 levels")
     m = scrape(f"{url}/metrics")
     assert total(m["gamead_workers"], state="idle") + total(m["gamead_workers"], state="ok") == 2

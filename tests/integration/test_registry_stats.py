@@ -213,7 +213,7 @@ def test_stats_count_what_was_submitted_per_level(stack: Stack) -> None:
     for lv in queue["levels"]:
         assert (lv["oldestAgeSeconds"] is None) == (expected[lv["priority"]] == 0)
         assert lv["agingHorizonSeconds"] == aging_horizon(lv["priority"], queue["agingStepSeconds"])
-    assert stats["rates"]["submittedPerSec"] > 0 and stats["rates"]["failedPerSec"] == 0
+    assert stats["rates"]["submittedPerSec"] > 0 and stats["rates"]["retriedPerSec"] == 0 == stats["rates"]["deadLetteredPerSec"]
     assert stats["dlq"]["size"] == 0
     nats_info = stats["nats"]
     assert nats_info["connected"] and nats_info["version"] and nats_info["server"]

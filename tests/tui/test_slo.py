@@ -36,7 +36,7 @@ def test_the_panel_reds_the_late_level_and_titles_the_fleet_wait_p95(recorded: d
             assert "wait p95 25ms" in str(panel.border_title)  # queueWaitMs.p95 24.547 over the last minute
             assert "late: P5" in str(panel.border_subtitle)
             header = str(app.query_one(SummaryBar).render())
-            assert "NATS gamead_embedded v2.15.1" in header and "2.8 MB stored" in header
+            assert "NATS gamead_embedded v2.15.1" in header and "2.8 MiB stored" in header
 
     asyncio.run(main())
 

@@ -37,7 +37,7 @@ def test_top_once_prints_every_panel(observed: Observed) -> None:
     result = CliRunner().invoke(app, ["top", "--once", "--api", observed.url])
     assert result.exit_code == 0, result.output
     out = _ANSI.sub("", result.stdout)
-    for heading in ("queue", "throughput & latency", "nodes", "DLQ", "autoscaler"):
+    for heading in ("queue", "throughput", "latency", "nodes", "DLQ", "autoscaler"):
         assert heading in out
     assert re.search(r"^P5\b", out, re.M) and "api-" in out
 

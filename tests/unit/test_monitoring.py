@@ -131,3 +131,23 @@ def write_prometheusrule() -> None:
     Dumper.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v,
                                                                  style="|" if "\n" in v else None))
     (MON / "prometheusrule.yaml").write_text(head + yaml.dump(doc, Dumper=Dumper, sort_keys=False, width=120))
+
+
+def test_ack_pending_is_named_ack_pending_and_in_flight_means_busy_slots_only() -> None:
+    """attack25d #3: ``gamead_queue_in_flight`` was JetStream's ack pending (prefetched and backing-off ads too),
+    while ``workers``/``top`` IN-FL and ``/v1/stats nodes.inFlight`` are busy slots: one name per thing."""
+    from gamead_core.queue.depth import LevelDepth
+    from gamead_core.stats.reading import QueueReading
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    reading = QueueReading(t=0.0, connected=True, levels=(LevelDepth(level=2, pending=5, ack_pending=3),))
+    sampler = SimpleNamespace(latest=SimpleNamespace(reading=reading, dlq_size=None), nodes_ok=False, extras={})
+    registry = CollectorRegistry()
+    registry.register(ApiCollector(SimpleNamespace(state=SimpleNamespace(stats_sampler=sampler))))
+    text = generate_latest(registry).decode()
+    assert 'gamead_queue_ack_pending{priority="2"} 3.0' in text
+    assert "in_flight" not in text
+    dashboard = json.loads((MON / "gamead-dashboard.json").read_text())
+    for panel in dashboard["panels"]:
+        if any("ack_pending" in t["expr"] for t in panel["targets"]):
+            assert "in flight" not in panel["title"].lower(), panel["title"]
