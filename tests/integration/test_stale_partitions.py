@@ -17,7 +17,7 @@ import nats
 
 from gamead_core import names
 from gamead_core.queue.partitions import partition_of
-from tests.support import Proc, ad, start_api, start_worker, wait_for
+from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, wait_for
 
 FAST = {"GAMEAD_QUEUE__ACK_WAIT": "3", "GAMEAD_QUEUE__IDLE_POLL": "0.1", "GAMEAD_NATS__CONNECT_TIMEOUT": "5",
         "GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "0.5"}
@@ -84,3 +84,27 @@ def test_a_stale_api_node_turns_unready_and_refuses_submits(fresh_nats: Any, pro
         assert stats["topology"]["ok"] is False and stats["topology"]["partitions"] == STALE_LINE
     assert http.get("/readyz").status_code == 200  # the node that fits is served as before
     http.close()
+
+
+def test_doctor_repair_on_a_stale_api_node_refuses_and_changes_nothing(fresh_nats: Any, procs: list[Proc],
+                                                                      tmp_path: Path) -> None:
+    """The drill saw 78 false ``no_message`` findings (ads in GAMEAD_ADS_3/_4, which a 3-partition node does not
+    read) re-published by ``--repair``. Now the per-ad checks are not run, and the repair is refused: exit 5."""
+    url = fresh_nats().url
+    stale_url, http, ids = _repartitioned_under_a_p3_api(url, tmp_path, procs)
+    http.close()
+    with httpx.Client(base_url=stale_url, timeout=60) as stale:
+        wait_for(lambda: stale.get("/readyz").status_code == 503, timeout=30, what="the stale node to notice")
+        before = _held(url)
+        assert sum(before.values()) == len(ids)
+        report = stale.get("/v1/doctor", params={"settle": 0}).json()
+        assert [f["kind"] for f in report["findings"]] == ["topology_incompatible"], report["findings"]
+        assert report["topologyChanged"] == STALE_LINE and report["ok"] is False
+        refused = stale.post("/v1/doctor/repair")
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "topology_changed", refused.text
+        run = run_gamead("doctor", "--repair", "--yes", "--api", stale_url, env=clean_env(), timeout=120)
+        red = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("{")]
+        assert run.returncode == 5, (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
+        assert len(red) == 1 and "--repair refused, nothing changed" in red[0] and STALE_LINE in red[0], red
+        assert "no_message" not in run.stdout and "per-ad checks not run" in run.stdout, run.stdout
+        assert _held(url) == before  # not one message re-published
