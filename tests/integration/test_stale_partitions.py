@@ -108,3 +108,16 @@ def test_doctor_repair_on_a_stale_api_node_refuses_and_changes_nothing(fresh_nat
         assert len(red) == 1 and "--repair refused, nothing changed" in red[0] and STALE_LINE in red[0], red
         assert "no_message" not in run.stdout and "per-ad checks not run" in run.stdout, run.stdout
         assert _held(url) == before  # not one message re-published
+
+
+def test_a_stale_worker_stops_and_exits_5_naming_the_partitions(fresh_nats: Any, procs: list[Proc],
+                                                                tmp_path: Path) -> None:
+    """A 3-partition worker left running through the change stops pulling and exits 5 with the one line (its
+    supervisor restarts it; a start with the old setting is then refused, as before)."""
+    url = fresh_nats().url
+    worker = start_worker(url, tmp_path, worker_id="p3-stale", ready=True, GAMEAD_QUEUE__PARTITIONS="3", **FAST)
+    procs.append(worker)
+    _repartitioned_under_a_p3_api(url, tmp_path, procs)
+    wait_for(lambda: worker.popen.poll() is not None, timeout=30, what="the stale worker to exit")
+    assert worker.popen.returncode == 5, worker.output()[-3000:]
+    assert STALE_LINE in worker.output()
