@@ -15,6 +15,7 @@
     │   └── OutboundFull         a write would put more than nats.max_pending_bytes on the way to NATS
     │   └── AuditUnavailable     an operator action's audit record could not be written: the action was not done
     ├── TopologyError            a stream, consumer or bucket exists with an incompatible config
+    ├── TopologyChanged          the work streams were repartitioned under this running node: it takes no submit
     ├── QueueFull                the stream refused a publish because a limit was reached
     ├── NotFound                 an ad (or other record) does not exist
     ├── Conflict                 a compare-and-set lost: someone else updated the record first
@@ -167,6 +168,20 @@ class PartitionsChanged(ConfigError):
     queue, then change the setting (README, "Partitions"); the process does not start."""
 
     code = "partitions_changed"
+
+    def __init__(self, message: str, *, change: Any = None) -> None:
+        super().__init__(message)
+        #: the :class:`~gamead_core.queue.partitions.PartitionChange` refused (None: not known)
+        self.change = change
+
+
+class TopologyChanged(GameadError):
+    """This running node's ``queue.partitions`` no longer fits the work streams (they were repartitioned while
+    it ran): it would put ads into the wrong partition, so it takes no submit, replay or repair (HTTP 503)
+    until it is restarted with the queue's setting. ``message``: the one line of
+    :meth:`~gamead_core.queue.partitions.PartitionChange.stale_node`."""
+
+    code = "topology_changed"
 
 
 class QueueFull(GameadError):

@@ -38,7 +38,7 @@ from gamead_cli.options import (
 )
 from gamead_cli.output import byte_size, command_text, emit, note_line, plain, stderr_console, took
 from gamead_cli.program import follow_up
-from gamead_core.errors import GameadError
+from gamead_core.errors import ConfigError, GameadError
 
 #: Seconds the CLI waits for one check (the server bounds a run by doctor.scan_time, 60 s by default).
 CHECK_TIMEOUT = 300.0
@@ -114,6 +114,9 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         f"{read.get('jobs', 0):,} job{'' if read.get('jobs', 0) == 1 else 's'} · "
         f"{read.get('apiCalls', 0):,} JetStream API calls · "
         f"{byte_size(int(read.get('payloadBytes', 0)))} of message bodies received", style="dim"))
+    if report.get("topologyChanged"):
+        parts.append(Text(f"per-ad checks not run (they would look for each ad in the wrong partition): "
+                          f"{report['topologyChanged']}", style="yellow"))
     for why in report.get("partial") or []:
         parts.append(Text(f"partial: {why} (counts are lower bounds; raise doctor.scan_time / doctor.scan_limit)",
                           style="yellow"))
@@ -179,6 +182,8 @@ def doctor(
             raise typer.Exit(exitcodes.OK if before.get("ok") else exitcodes.ERROR)
         if output != OutputFormat.json:
             emit(before, output, partial(report_view, api=client.api_url))
+        if before.get("topologyChanged"):  # its findings were read with the wrong partition map: never act on them
+            raise ConfigError(f"--repair refused, nothing changed: {before['topologyChanged']}")
         fixable = _repairable(before)
         if not fixable:
             if output == OutputFormat.json:

@@ -83,7 +83,7 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     429: "`rate_limited`: over the caller's token bucket; retry after `Retry-After` seconds",
     431: "`headers_too_large` / `too_many_headers`: over `api.max_header_bytes` / `api.max_headers`",
     503: "`queue_unavailable`, `queue_full`, `storage_failed`, `topology_missing`, `topology_error`, "
-         "`audit_unavailable`, `stats_unavailable`: retry after `Retry-After` seconds",
+         "`topology_changed`, `audit_unavailable`, `stats_unavailable`: retry after `Retry-After` seconds",
 }
 
 #: answered by the server to any request, before routing (framing bounds, body cap, an unmet ``Expect``)

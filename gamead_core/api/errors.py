@@ -23,6 +23,7 @@ from gamead_core.errors import (
     QueueFull,
     QueueUnavailable,
     StorageFailed,
+    TopologyChanged,
     TopologyError,
     TopologyMissing,
 )
@@ -56,6 +57,7 @@ STATUS_OF: dict[type[GameadError], int] = {
     TopologyMissing: 503,
     QueueUnavailable: 503,
     TopologyError: 503,
+    TopologyChanged: 503,
     ConfigError: 500,
 }
 

@@ -112,6 +112,7 @@ async def repair(request: Request) -> Response:
     `messagesRemoved`, `entriesRemoved`, `recordsCreated`, `objectsCreated`, `objectsDeleted`,
     `jobsTakenOver`) and `skippedReasons` what it left and why; `findings` what the check found."""
     await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
+    request.app.state.link.check_partitions()  # 503 topology_changed: this node's partition map is not the queue's
     jobs: JobService | None = getattr(request.app.state, "jobs", None)
     if jobs is None:
         raise JobsNotRunning("operator jobs are not running on this API node")

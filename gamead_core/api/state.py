@@ -34,7 +34,8 @@ from nats.js import JetStreamContext
 from gamead_core.config import GameadSettings
 from gamead_core.api.leaderless import leaderless
 from gamead_core.dlq_ops import DlqOps
-from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
+from gamead_core.errors import (GameadError, QueueUnavailable, StorageFailed, TopologyChanged, TopologyError,
+                                TopologyMissing)
 from gamead_core.intake import Accepted, Intake, Queued
 from gamead_core.queue.atomic import atomic_wanted
 from gamead_core.queue.connection import connect
@@ -251,10 +252,17 @@ class QueueLink:
             raise QueueUnavailable(f"NATS is not taking writes: {len(self._intake.unsettled)} ambiguous submits "
                                    "are still being settled")
 
+    def check_partitions(self) -> None:
+        """Raise :class:`TopologyChanged` while the topology watch finds the work streams repartitioned under
+        this node: anything it publishes (a submit, a replay, a repair) would go by the wrong modulus."""
+        if self.watch is not None and self.watch.mismatch is not None:
+            raise TopologyChanged(f"this API node takes no submit: {self.watch.mismatch.stale_node()}")
+
     @property
     def intake(self) -> Intake:
         """The submit path (writes observed by the storage probe)."""
         self._check()
+        self.check_partitions()
         report = self.watch.report if self.watch is not None else None
         if report is not None:  # never publish into a stream we cannot use
             seen, unusable = self._verdict
@@ -282,6 +290,7 @@ class QueueLink:
     @property
     def ops(self) -> DlqOps:
         self._check()
+        self.check_partitions()
         assert self._ops is not None
         return self._ops
 

@@ -130,6 +130,9 @@ class Doctor:
             if name in snapshot.streams:
                 add(notes["obsolete_object"], f"stream {name}", "unused since the level consumers have "
                     "no delivery limit (the reaper's sweep finds stranded messages instead)")
+        if change is not None:  # each ad would be looked for in the wrong partition: no per-ad check, no action
+            report.topology_changed = change.stale_node()
+            return self._finish(report, found, notes, [], budget, started, bytes_before)
 
         # 2. the work streams (one per partition), then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
         first = Look()
@@ -181,7 +184,12 @@ class Doctor:
                     actions.append(["topology_missing", v.wanted.label, None])
         actions.sort(key=lambda a: REPAIR_ORDER.get(a[0], len(REPAIR_ORDER)))
         actions += [["obsolete_object", label.split(" ", 1)[1], None] for label in notes["obsolete_object"].items]
+        return self._finish(report, found, notes, actions, budget, started, bytes_before)
 
+    def _finish(self, report: Report, found: dict[str, Finding], notes: dict[str, Note], actions: list[list[Any]],
+                budget: ReadBudget, started: float, bytes_before: int) -> Diagnosis:
+        """The report's findings, notes and figures, with its repair ``actions``."""
+        stats = report.read
         report.partial = list(budget.partial)
         for f in found.values():
             f.lower_bound = bool(report.partial) and f.kind.items == "ad"

@@ -164,6 +164,9 @@ class Report:
     notes: list[Note] = field(default_factory=list)
     partial: list[str] = field(default_factory=list)  #: why the read stopped early (empty: it read everything)
     read: ReadStats = field(default_factory=ReadStats)
+    #: the work streams do not fit this node's ``queue.partitions`` (one line, both settings): the per-ad checks
+    #: were not run (they would look for each ad in the wrong partition) and ``--repair`` refuses. None: they fit
+    topology_changed: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -188,6 +191,7 @@ class Report:
             "findings": [f.wire(sample) for f in self.findings if f.count],
             "notes": [n.wire(sample) for n in self.notes if n.count],
             "read": self.read.wire(),
+            "topologyChanged": self.topology_changed,
         }
 
 

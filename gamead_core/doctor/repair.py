@@ -49,7 +49,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.diagnose import Doctor
-from gamead_core.errors import Conflict, NotFound
+from gamead_core.errors import Conflict, NotFound, TopologyChanged
 from gamead_core.jobs.model import Mark
 from gamead_core.jobs.policy import mark_words
 from gamead_core.jobs.runner import JobService
@@ -102,8 +102,11 @@ class RepairOps:
         self._topology: TopologyReport | None = None
 
     async def plan(self) -> tuple[list[list[Any]], dict[str, int]]:
-        """A fresh diagnosis: its repair actions, and how many problems of each kind it found."""
+        """A fresh diagnosis: its repair actions, and how many problems of each kind it found. Raises
+        :class:`TopologyChanged` (nothing done) when the work streams do not fit ``queue.partitions``."""
         diagnosis = await Doctor(self.nc, self.js, self.settings, self.store).diagnose()
+        if diagnosis.report.topology_changed:  # its findings were read with the wrong partition map
+            raise TopologyChanged(f"no repair: {diagnosis.report.topology_changed}")
         found = {f.kind.code: f.count for f in diagnosis.report.findings if f.count}
         log.info("repair planned", extra={"findings": found, "actions": len(diagnosis.actions)})
         return diagnosis.actions, found

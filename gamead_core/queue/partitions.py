@@ -107,6 +107,25 @@ class PartitionChange:
         """Partitions that exist and the setting no longer has (deleted by a drained change)."""
         return tuple(p for p in self.found if p >= self.setting)
 
+    @property
+    def live(self) -> int | None:
+        """The ``queue.partitions`` every work stream was made with, when they agree and it is not this
+        setting (a finished repartition); None otherwise (mixed, made by hand, or streams the setting lacks)."""
+        made = set(self.made_with)
+        live = next(iter(made)) if len(made) == 1 else None
+        return live if live is not None and live != self.setting and len(self.found) == live else None
+
+    def stale_node(self) -> str:
+        """One line for a node that is running while its setting no longer fits the work streams (``/readyz``,
+        a refused submit, the worker's log, the doctor's refusal): the queue's partitions, the node's, the fix."""
+        if self.live is not None:
+            return (f"the queue has {self.live} partitions, this node is configured for {self.setting} — "
+                    f"restart it with queue.partitions={self.live}")
+        was = "/".join(sorted({str(m) for m in self.made_with if m is not None})) or "unknown"
+        return (f"the work streams ({', '.join(names.work_stream(p) for p in self.found)}, made with "
+                f"queue.partitions {was}) do not fit this node's queue.partitions {self.setting} — restart it "
+                f"with the queue's setting (README: Partitions)")
+
     def describe(self) -> str:
         """One line: what exists against the setting (both values), and the fix."""
         was = sorted({m for m in self.made_with if m is not None})

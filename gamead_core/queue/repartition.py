@@ -49,7 +49,7 @@ async def settle_partitions(js: JetStreamContext, change: PartitionChange | None
     if decision == "none" or change is None:
         return
     if decision == "refuse":
-        raise PartitionsChanged(change.describe())
+        raise PartitionsChanged(change.describe(), change=change)
     await _drop_partitions(js, change)
 
 

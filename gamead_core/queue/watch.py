@@ -9,6 +9,12 @@ consumer skips that level until an API node has recreated it.
 Cost: one check is two JetStream API calls (``STREAM.LIST`` and ``CONSUMER.LIST`` of the work stream), plus
 two per missing object (confirm, create): at the default interval of 5 s, 0.4 calls per second per API node.
 
+A node whose ``queue.partitions`` no longer fits the work streams (they were repartitioned while it ran: README,
+"Partitions") is told by its next check (:class:`~gamead_core.errors.PartitionsChanged`, nothing touched):
+:attr:`TopologyWatch.mismatch` holds the change, ``/readyz`` fails naming both settings, and the API takes no
+submit (:class:`~gamead_core.errors.TopologyChanged`) rather than publish by the wrong modulus. Said once in the
+log when it appears, and once when it is gone.
+
 A check never overwrites anything that exists: an incompatible object is reported (logged once when it appears
 and once when it is gone, shown in ``/readyz`` and ``/v1/stats``). Limits that differ from the config are
 updated only by the start-up check (``startup=True``).
@@ -26,8 +32,9 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from gamead_core.config import GameadSettings
-from gamead_core.errors import GameadError
+from gamead_core.errors import GameadError, PartitionsChanged
 from gamead_core.models import utc_iso
+from gamead_core.queue.partitions import PartitionChange
 from gamead_core.queue.topology import TopologyReport, check_topology
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,8 @@ class TopologyWatch:
         self.error: str | None = None  #: why the last check could not run (NATS unreachable…); None if it ran
         self.repairs: deque[tuple[float, dict[str, Any]]] = deque(maxlen=KEEP_REPAIRS)  #: (when, what), newest first
         self._problems: dict[str, str | None] = {}
+        #: the work streams do not fit ``queue.partitions`` (repartitioned under this node); None: they fit
+        self.mismatch: PartitionChange | None = None
         self._wake = asyncio.Event()
         self.checks = 0
 
@@ -66,14 +75,29 @@ class TopologyWatch:
         Raises the gamead error of a failed listing (the caller decides whether to retry)."""
         try:
             report = await check_topology(self.js, self.settings, create=True, update=startup)
+        except PartitionsChanged as exc:
+            self.checks += 1
+            self._mismatched(exc.change)
+            self.error = exc.message
+            raise
         except GameadError as exc:
             self.error = exc.message
             raise
         self.checks += 1
+        self._mismatched(None)
         self.error = None
         self.report, self.checked_at = report, self._clock()
         self._record(report, startup=startup)
         return report
+
+    def _mismatched(self, change: PartitionChange | None) -> None:
+        """Remember whether the work streams fit ``queue.partitions``; log when that changes."""
+        if change is not None and (self.mismatch is None or self.mismatch.stale_node() != change.stale_node()):
+            log.error("this node takes no submit: %s", change.stale_node(),
+                      extra={"problem": "partitions_changed", "partitions": change.setting, "live": change.live})
+        elif change is None and self.mismatch is not None:
+            log.info("the work streams fit queue.partitions %d again", self.settings.queue.partitions)
+        self.mismatch = change
 
     def _record(self, report: TopologyReport, *, startup: bool) -> None:
         for obj in report.objects:
@@ -126,6 +150,8 @@ class TopologyWatch:
     def readiness(self) -> str:
         """``/readyz``'s ``topology`` check: ``ok``; ``degraded: …`` when only non-essential objects are
         unusable (the node still takes submits); ``failing: …`` when the work stream or the ad bucket is."""
+        if self.mismatch is not None:
+            return f"failing: {self.mismatch.stale_node()}"
         if self.report is None:
             return f"unknown: {self.error or 'not checked yet'}"
         problems = self.report.problems
@@ -147,8 +173,9 @@ class TopologyWatch:
             "checkedAt": utc_iso(self.checked_at) if self.checked_at else None,
             "checkIntervalSeconds": self.interval,
             "apiCallsPerCheck": report.calls if report else None,
-            "ok": bool(report) and not report.problems,  # type: ignore[union-attr]
+            "ok": bool(report) and not report.problems and self.mismatch is None,  # type: ignore[union-attr]
             "error": self.error,
+            "partitions": self.mismatch.stale_node() if self.mismatch is not None else None,
             "objects": len(report.objects) if report else None,
             "problems": [o.as_dict() for o in report.problems] if report else [],
             "repairs": [{"at": utc_iso(t), **r} for t, r in self.repairs],

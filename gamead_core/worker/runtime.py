@@ -38,6 +38,7 @@ from gamead_core.models import iso_z, utcnow
 from gamead_core.queue.aging import delivery_key
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
+from gamead_core.queue.partition_watch import stop_if_repartitioned
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
@@ -124,9 +125,9 @@ class Worker:
         After ``stop``: no new pulls, buffered ads are handed back at once (``nak``), in-flight ads get
         ``worker.drain_timeout`` seconds (or until :meth:`hand_back_now`), the rest are handed back (``nak``,
         attempt refunded). Raises :class:`~gamead_core.errors.QueueUnavailable` if NATS cannot be reached at
-        start or :class:`~gamead_core.errors.TopologyError` if a stream exists with an incompatible config;
-        errors of single ads or pulls are logged and never end the run.
-        """
+        start, :class:`~gamead_core.errors.TopologyError` if a stream exists with an incompatible config, or
+        :class:`~gamead_core.errors.PartitionsChanged` after the drain once the queue was repartitioned under it;
+        errors of single ads or pulls are logged and never end the run."""
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         self._nc = nc
         metrics_server = None
@@ -155,6 +156,7 @@ class Worker:
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
             reaper = asyncio.create_task(run_reaper(nc, js, store, registry, self.settings, self.id, stop))
+            stale = asyncio.create_task(stop_if_repartitioned(js, self.settings, stop))  # exit 5 once repartitioned
             async with heartbeating(registry, lambda: self._snapshot(draining=stop.is_set()),
                                     self.settings.registry.heartbeat_interval):
                 try:
@@ -164,14 +166,12 @@ class Worker:
                     await self._hand_back()
                     await self._drain()
                     await asyncio.gather(reaper, return_exceptions=True)
+                    stale.cancel() if not stale.done() else stale.result()  # raises its PartitionsChanged
         finally:
             await close_connection(nc)  # drained; or closed at once if NATS is away
             self.metrics.stop_serving(metrics_server)
-            log.info(
-                "worker stopped",
-                extra={"worker_id": self.id, "processed": self.stats.processed, "failed": self.stats.failed,
-                       "handed_back": self.stats.handed_back},
-            )
+            log.info("worker stopped", extra={"worker_id": self.id, "processed": self.stats.processed,
+                                              "failed": self.stats.failed, "handed_back": self.stats.handed_back})
 
     def describe(self) -> WorkerSelf:
         """What this worker says of itself in its heartbeat (the registry needs nothing else of it)."""

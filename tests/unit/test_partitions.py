@@ -212,3 +212,16 @@ def test_repartition_changes_only_a_drained_queue_at_start_up(held: int, update:
     change = partition_change(1, _existing(3, range(3), held=held).work_streams())
     assert settle_rule(change, repartition=True, update=update) == expected
     assert settle_rule(None, repartition=True, update=update) == "none"
+
+
+def test_a_stale_node_is_told_the_queues_partitions_and_the_fix() -> None:
+    """attack25c finding 2: a node with 3 partitions after a repartition to 5 is told both, and the fix."""
+    from gamead_core.queue.partitions import partition_change
+
+    change = partition_change(3, {p: (5, 0) for p in range(5)})
+    assert change is not None and change.live == 5
+    assert change.stale_node() == ("the queue has 5 partitions, this node is configured for 3 — restart it with "
+                                   "queue.partitions=5")
+    mixed = partition_change(3, {0: (5, 0), 1: (3, 0), 2: (3, 0)})  # a repartition half done: no count claimed
+    assert mixed is not None and mixed.live is None
+    assert "made with queue.partitions 3/5" in mixed.stale_node() and "queue has" not in mixed.stale_node()
