@@ -1,7 +1,8 @@
 """List the live API nodes and workers from the service registry, with their health.
 
 A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone (while the
-registry cannot be read, its last entry is shown stuck).
+registry cannot be read, its last entry is shown stuck). An API node that could not read the registry yet (just
+started, NATS away) says so in one red line, exit 3, rather than listing no node.
 
 [bold]Examples[/bold]
 
@@ -27,7 +28,7 @@ from gamead_cli.options import (
 )
 from gamead_cli.output import emit, empty_text
 from gamead_cli.tui.view import NODES_LEGEND, Legend, nodes_table
-from gamead_core.errors import ApiClientError
+from gamead_core.errors import ApiClientError, NatsUnreachable
 
 
 def registry_note(error: Any) -> Text:
@@ -75,4 +76,6 @@ def workers(
         body = client.request("GET", "/v1/workers", params={"role": role} if role else None)
     if not isinstance(body, dict):
         raise ApiClientError("the API answered GET /v1/workers with unexpected data")
+    if "readAt" in body and body["readAt"] is None:  # never read: an empty list would claim no node beat
+        raise NatsUnreachable(str(body.get("error") or "registry not read yet"))
     emit(body, output, lambda b: _view(b, role))

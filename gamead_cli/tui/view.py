@@ -255,11 +255,14 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
     else:
         nodes = stats.get("nodes") or {}
         nats = stats.get("nats") or {}
-        text.append(f"{nodes.get('api', 0)} api", style="bold")
-        text.append(" · ", style="dim")
-        n_workers = nodes.get("workers", 0)
-        text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
-        text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
+        if registry_unread(stats):  # its counts would say no node beat
+            text.append("registry not read yet", style="bold red")
+        else:
+            text.append(f"{nodes.get('api', 0)} api", style="bold")
+            text.append(" · ", style="dim")
+            n_workers = nodes.get("workers", 0)
+            text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
+            text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
         if nodes.get("stuck"):
             text.append(f" {nodes['stuck']} stuck", style="bold red")
         text.append("  NATS ", style="dim")
@@ -274,6 +277,15 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
         text.append(f"  at {short_time(stats.get('generatedAt'))} UTC", style="dim")
     return text
+
+
+def registry_unread(stats: Mapping[str, Any] | None) -> str | None:
+    """Why the API has not read the registry yet (``nodes.readAt`` null: its node counts and empty list say
+    nothing of the nodes), or None when it has (or the API does not say: an older API). Pure."""
+    nodes = (stats or {}).get("nodes") or {}
+    if not isinstance(nodes, Mapping) or "readAt" not in nodes or nodes["readAt"] is not None:
+        return None
+    return str(nodes.get("error") or "registry not read yet")
 
 
 def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
@@ -534,7 +546,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
         fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])
     parts += [Text(""), metrics]
 
-    nodes = nodes_table(snap.nodes)
+    nodes = nodes_table(snap.nodes, unread=registry_unread(stats))
     parts += [Text(""), nodes]
     if snap.nodes:
         parts.append(Legend(nodes, NODES_LEGEND))
@@ -549,13 +561,15 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     return Group(*parts)
 
 
-def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes") -> FittedTable:
+def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes", *,
+                unread: str | None = None) -> FittedTable:
     """One row per node; every label and id whole: an empty LAST ERROR goes first, then the last error gives
-    way down to its label, then PROC P95, then the heartbeat (stuck nodes are told by it)."""
+    way down to its label, then PROC P95, then the heartbeat (stuck nodes are told by it). ``unread``: why the
+    API has not read the registry yet (:func:`registry_unread`), said instead of "no live nodes"."""
     rows = [node_row(n) for n in nodes]
     return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
                        drop=("PROC P95", "HEARTBEAT", "FAILED", "PROCESSED", "ROLE"),
-                       caption=None if rows else "no live nodes",
+                       caption=None if rows else unread or "no live nodes",
                        right=("IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT"))
 
 

@@ -46,22 +46,27 @@ def workers_document(sampler: QueueSampler, role: str | None = None) -> dict[str
         "count": len(items),
         "generatedAt": utc_iso(now),
         "ttlSeconds": sampler.settings.registry.ttl,
+        # when this API node last read the registry; None: never (``items`` empty says nothing of the nodes)
+        "readAt": _read_at(sampler),
         "error": None if sampler.nodes_ok else without_servers(_registry_error(sampler)),
     }
 
 
 def _nodes(sampler: QueueSampler) -> tuple[Any, ...]:
-    """The registry entries of the last sample that could read them."""
-    for sample in reversed(sampler.ring):
-        if sample.reading.nodes is not None:
-            return sample.reading.nodes
-    return ()
+    """The registry entries at its last read (none before the first)."""
+    return sampler.registry_nodes or ()
+
+
+def _read_at(sampler: QueueSampler) -> str | None:
+    return None if sampler.registry_read_at is None else utc_iso(sampler.registry_read_at)
 
 
 def _registry_error(sampler: QueueSampler) -> str:
-    if sampler.registry is None:
-        return "registry not connected yet"
-    return next((e for e in sampler.errors if e.startswith(("registry", "NATS"))), "registry unavailable")
+    why = next((e for e in sampler.errors if e.startswith(("registry", "NATS"))), None)
+    if sampler.registry_read_at is None:  # never read: not "no node beat"
+        why = (why or "").removeprefix("registry: ") or "NATS not reached since this API node started"
+        return f"registry not read yet: {why}"
+    return why or "registry unavailable"
 
 
 def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[str, Any]:
@@ -136,6 +141,8 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "idle": states.count("idle"),
             "inFlight": sum(n.in_flight for n in workers),
             "concurrency": sum(n.concurrency for n in workers),
+            "readAt": _read_at(sampler),  # None: the registry was never read (the counts say nothing)
+            "error": None if sampler.nodes_ok else without_servers(_registry_error(sampler)),
         },
         "autoscaler": sampler.extra_values.get("autoscaler"),
         # the link's own read-outs: the topology watch (objects missing, incompatible, recreated) and the

@@ -38,7 +38,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
-from gamead_core.registry import Percentiles, Registry
+from gamead_core.registry import NodeInfo, Percentiles, Registry
 from gamead_core.stats.document import records_section, stats_document, workers_document
 from gamead_core.stats.history import History
 from gamead_core.stats.rates import (
@@ -125,6 +125,9 @@ class QueueSampler:
         self._completed = MonotonicTotal()
         self._failed = MonotonicTotal()
         self.nodes_ok = False
+        #: the registry's entries at its last read, and when (epoch s): None until this node first read it
+        self.registry_nodes: tuple[NodeInfo, ...] | None = None
+        self.registry_read_at: float | None = None
         self.dlq_bytes: int | None = None
         self._dlq_size: int | None = None
         self.records: dict[str, Any] | None = None
@@ -198,6 +201,7 @@ class QueueSampler:
         workers = reading.workers
         if workers is not None:
             self.nodes_ok = True
+            self.registry_nodes, self.registry_read_at = reading.nodes, now
             by_key = {f"{n.id}@{n.started_at.timestamp():.3f}": n for n in workers}
             fresh = {k: n.started_at.timestamp() >= self.began for k, n in by_key.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
@@ -230,6 +234,21 @@ class QueueSampler:
         )
         self.per_worker_basis = None if found is None else found.wire()
         return None if found is None else round(found.rate, 3)
+
+    async def read_registry_once(self) -> None:
+        """Before this node answers about nodes for the first time: read the registry now if no sample has (a
+        fresh API samples within a second; answering meanwhile that no node beat would be false). Bounded by
+        ``nats.request_timeout``; does nothing without a registry (NATS not reached yet) or once it was read.
+        Never raises: a failed read leaves ``registry_read_at`` None and its error in ``errors``."""
+        if self.registry_read_at is not None or self.registry is None:
+            return
+        try:
+            nodes = await asyncio.wait_for(self.registry.list(), timeout=self.settings.nats.request_timeout)
+        except Exception as exc:  # noqa: BLE001 - said in the answer (``error``), as a sample's failed read
+            self.errors = [*self.errors, f"registry: {error_text(exc)}"]
+            return
+        if self.registry_read_at is None:  # a sample may have read it meanwhile
+            self.registry_nodes, self.registry_read_at, self.nodes_ok = tuple(nodes), self.clock(), True
 
     # --- what only /v1/stats shows ---------------------------------------------------------------------
 

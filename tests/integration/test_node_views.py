@@ -1,0 +1,134 @@
+"""What the operator's node views (``gamead workers``, ``top``, ``/v1/workers``, ``/v1/stats``) say of the
+registry, on a real NATS: an API that has not read the registry yet (drill attack25d #11), a frozen worker (#4)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from fastapi import FastAPI
+
+from gamead_cli import exitcodes
+from gamead_core.api.routes_v1 import router
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.registry import NodeInfo, Registry
+from gamead_core.stats import QueueSampler
+from tests.support import clean_env, run_gamead, wait_for
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    s = EmbeddedNats(tmp_path / "nats").start()
+    yield s
+    s.stop()
+
+
+def worker_entry(node_id: str, *, age: float = 0.0, in_flight: int = 0) -> NodeInfo:
+    now = time.time()
+    return NodeInfo.model_validate({
+        "id": node_id, "role": "worker", "host": "h", "pid": 4242, "version": "0", "concurrency": 2,
+        "inFlight": in_flight, "startedAt": now - 100, "heartbeatAt": now - age, "lastProgressAt": now - age})
+
+
+async def answer(sampler: QueueSampler, path: str) -> dict[str, Any]:
+    app = FastAPI()
+    app.include_router(router)
+    app.state.stats_sampler = sampler
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        resp = await client.get(path)
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def test_an_api_that_has_not_sampled_yet_reads_the_registry_before_it_answers(server: EmbeddedNats) -> None:
+    """#11: right after an API restart (``/readyz`` 200) ``gamead workers`` printed "no live nodes (none sent a
+    heartbeat within registry.ttl)" and exited 0 while two workers beat: the API had the registry but had not
+    read it yet. Now the first answer reads it: the beating worker is listed, and counted in ``/v1/stats``."""
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            settings = GameadSettings()
+            registry = Registry(nc, nc.jetstream(), settings.registry)
+            await registry.put(worker_entry("beating-w"))
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+            sampler = QueueSampler(link, settings, node_id="fresh-api", registry=registry)  # never sampled
+            workers = await answer(sampler, "/v1/workers")
+            assert [n["id"] for n in workers["items"]] == ["beating-w"], workers
+            assert workers["error"] is None and workers["readAt"], workers
+            stats = await answer(QueueSampler(link, settings, node_id="fresh-api", registry=registry), "/v1/stats")
+            assert stats["nodes"]["workers"] == 1 and stats["nodes"]["readAt"], stats["nodes"]
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_api_that_could_not_read_the_registry_says_so_not_that_no_node_beat(server: EmbeddedNats) -> None:
+    """#11: with no registry yet (NATS not reached since the start) the answer says the registry was not read
+    (``readAt`` null, ``error`` why) rather than an empty, read registry."""
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+            sampler = QueueSampler(link, GameadSettings(), node_id="fresh-api")  # no registry yet
+            workers = await answer(sampler, "/v1/workers")
+            assert workers["items"] == [] and workers["readAt"] is None, workers
+            assert "not read yet" in workers["error"], workers
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def unread_api() -> Iterator[str]:
+    """The real ``/v1/workers`` route (uvicorn, in a thread) of an API node that has not reached NATS yet: its
+    sampler has no registry."""
+    import threading
+
+    import uvicorn
+
+    from gamead_core.embedded import free_port
+
+    app = FastAPI()
+    app.include_router(router)
+    app.state.stats_sampler = QueueSampler(SimpleNamespace(nc=None, js=None, last_error=None), GameadSettings(),
+                                           node_id="fresh-api")
+    port = free_port()
+    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    wait_for(lambda: served.started, timeout=20, what="uvicorn to listen")
+    yield f"http://127.0.0.1:{port}"
+    served.should_exit = True
+    thread.join(10)
+
+
+def test_gamead_workers_says_the_registry_was_not_read_in_one_red_line_exit_3(unread_api: str,
+                                                                            tmp_path: Path) -> None:
+    """#11: "no live nodes (none sent a heartbeat within registry.ttl)" + "registry unavailable", exit 0, from an
+    API that had not read the registry. Now one red line saying so, exit 3 (NATS unreachable, the README's code),
+    for people and for ``-o json`` alike; ``top --once`` says it in place of the node counts."""
+    for args in (("workers",), ("workers", "-o", "json")):
+        result = run_gamead(*args, "--api", unread_api, env=clean_env(), cwd=tmp_path)
+        assert result.returncode == exitcodes.UNREACHABLE, (args, result.stdout, result.stderr)
+        assert "no live" not in result.stdout + result.stderr, result
+        lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "registry not read yet" in lines[0], result.stderr
+    from rich.console import Console
+
+    from gamead_cli.tui import view
+
+    stats = httpx.get(f"{unread_api}/v1/stats").json()
+    console = Console(width=160, record=True, color_system=None)
+    console.print(view.snapshot_view(view.Snapshot(stats=stats, nodes=[]), unread_api))
+    shown = console.export_text()
+    assert "registry not read yet" in shown and "0 workers" not in shown and "no live nodes" not in shown, shown
