@@ -26,7 +26,8 @@ LEVELS = (1, 2, 3, 4, 5)
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 #: node state → rich style (the one place these colours are chosen; TCSS styles everything else)
-STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yellow", "stuck": "bold red"}
+STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yellow", "late": "yellow",
+                                 "stuck": "bold red", "gone": "bold red"}
 
 
 @dataclass(frozen=True)
@@ -263,8 +264,9 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             n_workers = nodes.get("workers", 0)
             text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
             text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
-        if nodes.get("stuck"):
-            text.append(f" {nodes['stuck']} stuck", style="bold red")
+        for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
+            if nodes.get(word):  # late: heartbeat overdue; gone: its entry expired (not counted above)
+                text.append(f" {nodes[word]} {word}", style=style)
         text.append("  NATS ", style="dim")
         if nats.get("connected"):
             name = "" if compact else f"{nats.get('server') or '?'} "
@@ -477,6 +479,8 @@ QUEUE_LEGEND: dict[str, str] = {
 
 #: what each figure of the nodes table is (``gamead workers``, ``gamead top --once``)
 NODES_LEGEND: dict[str, str] = {
+    "STATE": "late = heartbeat overdue (2.5 beats), stuck = silent past registry.ttl or no progress, "
+             "gone = its entry expired (listed a while, may still hold ads)",
     "IN-FL": "slots busy / slots", "PROCESSED": "ads analysed since the process started",
     "FAILED": "analyses failed since the process started", "PROC P95": "analysis time, last minute",
     "HEARTBEAT": "age of its last heartbeat", "LAST ERROR": "the latest error an analysis raised there"}

@@ -405,11 +405,11 @@ class NodesPanel(Vertical):
 
     def watch_nodes(self, nodes: Sequence[Mapping[str, Any]]) -> None:
         self.query_one(NodesTable).set_rows((str(n.get("id")), view.node_row(n)) for n in nodes)
-        workers = [n for n in nodes if n.get("role") == "worker"]
-        stuck = sum(1 for n in nodes if n.get("state") == "stuck")
-        title = f"nodes · {len(workers)} workers" + (f" · {stuck} stuck" if stuck else "")
+        workers = [n for n in nodes if n.get("role") == "worker" and n.get("state") != "gone"]
+        counts = {w: sum(1 for n in nodes if n.get("state") == w) for w in ("late", "stuck", "gone")}
+        title = f"nodes · {len(workers)} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)
         set_border(self, title=title)
-        self.set_class(bool(stuck), "-alert")
+        self.set_class(bool(counts["stuck"] or counts["gone"]), "-alert")
 
 
 class DlqPanel(Vertical):

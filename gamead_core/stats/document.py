@@ -22,19 +22,30 @@ if TYPE_CHECKING:
 
 
 def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict[str, Any]]:
-    """The live nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now."""
+    """The nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now: the live ones, and those
+    whose entry expired a short while ago (``gone``: :mod:`gamead_core.registry.gone`), sorted by role then id."""
     now = sampler.clock() if now is None else now
     at = datetime.fromtimestamp(now, timezone.utc)
-    timeout, ttl = sampler.settings.worker.task_timeout, sampler.settings.registry.ttl
-    out = []
-    for node in _nodes(sampler):
-        item = node.model_dump(mode="json")
-        item["state"] = node_state(node, at, timeout, ttl)  # a heartbeat older than the ttl: stuck, not idle/ok
-        item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
-        if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
-            item["lastError"] = without_servers(item["lastError"])
-        out.append(item)
+    out = [_node_item(node, _state(sampler, node, at), now) for node in _nodes(sampler)]
+    out += [_node_item(g.node, "gone", now) for g in sampler.gone.values()]
+    out.sort(key=lambda n: (n["role"], n["id"]))
     return out
+
+
+def _state(sampler: QueueSampler, node: Any, at: datetime) -> str:
+    """:func:`~gamead_core.registry.node_state` under this API's settings: a heartbeat older than the ttl is stuck,
+    one older than 2.5 beats late, whatever the node last said."""
+    registry = sampler.settings.registry
+    return node_state(node, at, sampler.settings.worker.task_timeout, registry.ttl, registry.heartbeat_interval)
+
+
+def _node_item(node: Any, state: str, now: float) -> dict[str, Any]:
+    item = node.model_dump(mode="json")
+    item["state"] = state
+    item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
+    if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
+        item["lastError"] = without_servers(item["lastError"])
+    return item
 
 
 def workers_document(sampler: QueueSampler, role: str | None = None) -> dict[str, Any]:
@@ -105,7 +116,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
     nodes = _nodes(sampler)
     workers = [n for n in nodes if n.role == "worker"]
     at = datetime.fromtimestamp(now, timezone.utc)
-    states = [node_state(n, at, sampler.settings.worker.task_timeout, sampler.settings.registry.ttl) for n in nodes]
+    states = [_state(sampler, n, at) for n in nodes]
     stream = _stream(sampler)
     cache = sampler.extra_values.get("cache") or {}
     return {
@@ -139,6 +150,8 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "stuck": states.count("stuck"),
             "draining": states.count("draining"),
             "idle": states.count("idle"),
+            "late": states.count("late"),  # heartbeat overdue (2.5 beats), not yet past the ttl
+            "gone": len(sampler.gone),  # entry expired a short while ago: not in api/workers, may still hold ads
             "inFlight": sum(n.in_flight for n in workers),
             "concurrency": sum(n.concurrency for n in workers),
             "readAt": _read_at(sampler),  # None: the registry was never read (the counts say nothing)

@@ -39,6 +39,7 @@ from gamead_core.errors import error_text
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry
+from gamead_core.registry.gone import Gone, keep_seconds, remember_gone, vanished
 from gamead_core.stats.document import records_section, stats_document, workers_document
 from gamead_core.stats.history import History
 from gamead_core.stats.rates import (
@@ -128,6 +129,8 @@ class QueueSampler:
         #: the registry's entries at its last read, and when (epoch s): None until this node first read it
         self.registry_nodes: tuple[NodeInfo, ...] | None = None
         self.registry_read_at: float | None = None
+        #: nodes whose entry expired (silent past registry.ttl) by id, listed ``gone`` for a while
+        self.gone: dict[str, Gone] = {}
         self.dlq_bytes: int | None = None
         self._dlq_size: int | None = None
         self.records: dict[str, Any] | None = None
@@ -186,9 +189,23 @@ class QueueSampler:
         else:
             reading, extra = await read_queue(js, self.registry, now, self.settings.queue.partitions), []
         self.errors = [*reading.errors, *extra]
+        if reading.nodes is not None:
+            await self._note_gone(reading.nodes, now)
         sample = self._derive(reading)
         self._append(sample)
         return sample
+
+    async def _note_gone(self, nodes: tuple[NodeInfo, ...], now: float) -> None:
+        """Remember the nodes whose entries vanished since the previous read and were not deleted (expired: the
+        node went silent) as :attr:`gone` (:func:`~gamead_core.registry.gone.remember_gone`). One KV get per
+        vanished entry; one that cannot be looked up counts as expired (it may hold ads)."""
+        lost = vanished(self.registry_nodes or (), nodes)
+        expired: list[NodeInfo] = []
+        if lost and self.registry is not None:
+            looked = await asyncio.gather(*(self.registry.lookup(n.id) for n in lost), return_exceptions=True)
+            expired = [n for n, got in zip(lost, looked)
+                       if isinstance(got, BaseException) or (got[0] is None and not got[1])]
+        self.gone = remember_gone(self.gone, nodes, expired, now, keep_seconds(self.settings.registry.ttl))
 
     def _derive(self, reading: QueueReading) -> Sample:
         now = reading.t

@@ -132,3 +132,44 @@ def test_gamead_workers_says_the_registry_was_not_read_in_one_red_line_exit_3(un
     console.print(view.snapshot_view(view.Snapshot(stats=stats, nodes=[]), unread_api))
     shown = console.export_text()
     assert "registry not read yet" in shown and "0 workers" not in shown and "no live nodes" not in shown, shown
+
+
+# --- #4: a frozen worker is late, then gone; never ok/idle for the ttl, never silently dropped -----------------
+
+
+def test_a_silent_worker_is_late_then_gone_not_idle_then_absent(server: EmbeddedNats) -> None:
+    """#4: a SIGSTOPped worker showed ``idle``/``ok`` for the whole ``registry.ttl``, then either ``stuck`` or, once
+    its KV entry expired (max_age = ttl), nothing at all (``workers: 1, stuck: 0``) while it still held ads. Now a
+    heartbeat older than 2.5 beats is ``late``, and an entry that expired is listed ``gone`` (counted in
+    ``/v1/stats`` ``nodes.gone``); a node that left cleanly (its entry deleted) is not."""
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            settings = GameadSettings(registry={"ttl": 2.0, "heartbeat_interval": 0.5})
+            registry = Registry(nc, nc.jetstream(), settings.registry)
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+            sampler = QueueSampler(link, settings, node_id="api", registry=registry, sections=False)
+            await registry.put(worker_entry("frozen-w", age=1.5, in_flight=2))  # its last beat 1.5 s ago
+            await registry.put(worker_entry("leaving-w"))
+            await sampler.sample()
+            nodes = {n["id"]: n for n in sampler.workers_payload()["items"]}
+            assert nodes["frozen-w"]["state"] == "late", nodes["frozen-w"]  # 1.5 s > 2.5 × 0.5 s, not idle/ok
+            assert sampler.stats()["nodes"]["late"] == 1
+            await registry.delete("leaving-w")  # a clean stop
+            for _ in range(200):  # the entry expires ~2 s after its put (the bucket's max_age)
+                if "frozen-w" not in [n.id for n in await registry.list()]:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the frozen worker's entry never expired")
+            await sampler.sample()
+            nodes = {n["id"]: n for n in sampler.workers_payload()["items"]}
+            assert "leaving-w" not in nodes, nodes
+            assert nodes["frozen-w"]["state"] == "gone" and nodes["frozen-w"]["heartbeatAgeSeconds"] >= 2, nodes
+            counts = sampler.stats()["nodes"]
+            assert counts["gone"] == 1 and counts["workers"] == 0, counts
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
