@@ -43,6 +43,8 @@ def _node_item(node: Any, state: str, now: float) -> dict[str, Any]:
     item = node.model_dump(mode="json")
     item["state"] = state
     item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
+    # how long its process runs (``processed``/``failed`` count since its start: a restart keeps the id)
+    item["uptimeSeconds"] = None if state == "gone" else round(max(0.0, now - node.started_at.timestamp()), 1)
     if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
         item["lastError"] = without_servers(item["lastError"])
     return item

@@ -4,7 +4,9 @@ registry, on a real NATS: an API that has not read the registry yet (drill attac
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -173,3 +175,47 @@ def test_a_silent_worker_is_late_then_gone_not_idle_then_absent(server: Embedded
 
     asyncio.run(scenario())
 
+
+# --- #2, #9: what the nodes table says of a restarted worker's counters ------------------------------------------
+
+
+@pytest.fixture
+def api_on(server: EmbeddedNats, tmp_path: Path) -> Iterator[str]:
+    """A real API process on this test's NATS."""
+    from tests.support import start_api
+
+    api, url = start_api(server.url, tmp_path)
+    try:
+        yield url
+    finally:
+        api.stop()
+
+
+def workers_table(api_url: str, nats_url: str, tmp_path: Path, entry: NodeInfo) -> str:
+    """``gamead workers`` (200 columns, no colour) once ``entry``'s node is listed; the entry is put again (its
+    heartbeat fresh) before each try."""
+    async def put() -> None:
+        nc = await nats.connect(nats_url)
+        try:
+            fresh = entry.model_copy(update={"heartbeat_at": datetime.now(timezone.utc)})
+            await Registry(nc, nc.jetstream(), GameadSettings().registry).put(fresh)
+        finally:
+            await nc.close()
+
+    def shown() -> str | None:
+        asyncio.run(put())
+        result = run_gamead("workers", "--api", api_url, env=clean_env(COLUMNS="200", NO_COLOR="1"), cwd=tmp_path)
+        return result.stdout if entry.id in result.stdout else None
+
+    return " ".join(wait_for(shown, timeout=30, what=f"{entry.id} in gamead workers").split())
+
+
+def test_a_restarted_worker_shows_when_its_process_started(api_on: str, server: EmbeddedNats, tmp_path: Path) -> None:
+    """#2: ``gamead up`` restarts a worker under its id and its counters start again (444 → 18) with nothing saying
+    so. The nodes table now has UP (the process's uptime, from ``startedAt``), and its legend says the counters
+    are since that start."""
+    entry = worker_entry("restarted-w").model_copy(update={"processed": 18, "failed": 1})  # started 100 s ago
+    shown = workers_table(api_on, server.url, tmp_path, entry)
+    row = shown.split(" restarted-w ", 1)[1].split()  # ROLE STATE UP …
+    assert " UP " in shown and re.fullmatch(r"1m[45]\ds", row[2]), shown  # up 100 s (and the wait)
+    assert "UP: time since the process started" in shown, shown
