@@ -320,8 +320,8 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
 
 
 def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
-    """ID, ROLE, STATE, UP (since its process started), IN-FL (slots), PROCESSED, FAILED, PROC P95 (processing),
-    HEARTBEAT (ago), LAST ERROR."""
+    """ID, ROLE, STATE, UP (since its process started), IN-FL (slots), COMPLETED (its ``processed``: ads completed),
+    FAILED (failed attempts), PROC P95 (processing), HEARTBEAT (ago), LAST ERROR."""
     state = str(node.get("state") or "?")
     proc = node.get("processingMs") or {}
     worker = node.get("role") == "worker"  # an API node analyses nothing: "-", not 0, as IN-FL
@@ -341,7 +341,7 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
     )
 
 
-NODE_COLUMNS = ("ID", "ROLE", "STATE", "UP", "IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
+NODE_COLUMNS = ("ID", "ROLE", "STATE", "UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
 
 
 def dlq_id(entry: Mapping[str, Any]) -> str:
@@ -484,8 +484,8 @@ NODES_LEGEND: dict[str, str] = {
     "STATE": "late = heartbeat overdue (2.5 beats), stuck = silent past registry.ttl or no progress, "
              "gone = its entry expired (listed a while, may still hold ads)",
     "UP": "time since the process started (a restarted node keeps its id: its counts start again)",
-    "IN-FL": "slots busy / slots", "PROCESSED": "ads analysed since the process started",
-    "FAILED": "analyses failed since the process started", "PROC P95": "analysis time, last minute",
+    "IN-FL": "slots busy / slots", "COMPLETED": "ads completed since the process started",
+    "FAILED": "failed analysis attempts (retried or dead-lettered) since the process started", "PROC P95": "analysis time, last minute",
     "HEARTBEAT": "age of its last heartbeat", "LAST ERROR": "the latest error an analysis raised there"}
 
 
@@ -575,9 +575,9 @@ def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes",
     API has not read the registry yet (:func:`registry_unread`), said instead of "no live nodes"."""
     rows = [node_row(n) for n in nodes]
     return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
-                       drop=("PROC P95", "HEARTBEAT", "FAILED", "UP", "PROCESSED", "ROLE"),
+                       drop=("PROC P95", "HEARTBEAT", "FAILED", "UP", "COMPLETED", "ROLE"),
                        caption=None if rows else unread or "no live nodes",
-                       right=("UP", "IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT"))
+                       right=("UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT"))
 
 
 def details_view(data: Mapping[str, Any]) -> Table:

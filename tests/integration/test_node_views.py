@@ -219,3 +219,16 @@ def test_a_restarted_worker_shows_when_its_process_started(api_on: str, server: 
     row = shown.split(" restarted-w ", 1)[1].split()  # ROLE STATE UP …
     assert " UP " in shown and re.fullmatch(r"1m[45]\ds", row[2]), shown  # up 100 s (and the wait)
     assert "UP: time since the process started" in shown, shown
+
+
+def test_the_completed_column_says_what_it_counts(api_on: str, server: EmbeddedNats, tmp_path: Path) -> None:
+    """#9: the column PROCESSED was told as "ads analysed since the process started" but counts completions only
+    (= ``gamead_ads_processed_total{outcome="completed"}``): failed attempts, analysed too, are in FAILED. It is
+    COMPLETED now, and FAILED is told as failed attempts."""
+    entry = worker_entry("counting-w").model_copy(update={"processed": 1153, "failed": 258})
+    shown = workers_table(api_on, server.url, tmp_path, entry)
+    row = shown.split(" counting-w ", 1)[1].split()  # ROLE STATE UP IN-FL COMPLETED FAILED …
+    assert " COMPLETED FAILED " in shown and row[4:6] == ["1,153", "258"], shown
+    assert "PROCESSED" not in shown and "analysed" not in shown, shown
+    assert "COMPLETED: ads completed since the process started" in shown, shown
+    assert "FAILED: failed analysis attempts (retried or dead-lettered)" in shown, shown
