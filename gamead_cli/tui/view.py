@@ -144,13 +144,19 @@ def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
 
 def level_text(row: LevelRow, *, compact: bool = False) -> str:
     """``P5     177     0     2    47s   40s``: pending (never delivered), ack pending, redelivered, the oldest
-    ad's age, the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
+    ad's age (``47s!`` past the promised wait), the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
     queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms); ``compact`` (a narrow panel)
     leaves out the redelivered count and the p95 (the panel's title keeps the fleet's)."""
     redel = "" if compact else f" {num(row.redelivered):>5}"
     p95 = "" if compact else f" {ms(row.wait_p95):>6}"
     return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5}{redel} "
-            f"{age(row.oldest):>6} {age(row.horizon):>5}{p95}")
+            f"{oldest(row):>6} {age(row.horizon):>5}{p95}")
+
+
+def oldest(row: LevelRow) -> str:
+    """The oldest waiting ad's age, ``47s!`` past the level's promised wait (``overHorizon``): marked in the text,
+    not by colour alone (a pipe, an SSH log, ``NO_COLOR`` show no red). Pure."""
+    return age(row.oldest) + ("!" if row.late else "")
 
 
 def partitions_note(stats: Mapping[str, Any] | None) -> str:
@@ -475,7 +481,7 @@ def history_span(stats: Mapping[str, Any] | None) -> int:
 QUEUE_LEGEND: dict[str, str] = {
     "PENDING": "ads never delivered", "ACK-P": "ack pending, delivered and not yet acknowledged",
     "REDEL": "redelivered", "OLDEST": "age of the oldest waiting ad",
-    "MAX WAIT": "the level's promised wait (its aging horizon; OLDEST turns red past it)",
+    "MAX WAIT": "the level's promised wait (its aging horizon; OLDEST is marked ! past it, and red)",
     "WAIT P95": "queue wait over the last minute"}
 
 
@@ -535,7 +541,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     queue = FittedTable(
         ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95", spark_label),
         [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
-          Text(age(r.oldest), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
+          Text(oldest(r), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
          for r in levels],
         flex=spark_label, flex_max=width, title=queue_title(stats, history_span(stats)),
         drop=("REDEL", "WAIT P95", "MAX WAIT"),
