@@ -507,14 +507,18 @@ _ACTION_KEYS = frozenset({"space", "ctrl+a", "r", "x"})
 HELP_NOTES = """\
 r and x ask you to type the number of entries first; one
 server-side job acts on them all, its progress shows live.
-A queue row turns red when its OLDEST ad waited past MAX,
-the level's promised wait (its aging horizon: (level − 1)
-× queue.aging_step, one step for P1): the level is late.
+A queue row turns red, its OLDEST marked !, when its oldest
+ad waited past MAX, the level's promised wait (its aging
+horizon: (level − 1) × queue.aging_step, one step for P1):
+the level is late.
 Figures are per second or percentiles over the last minute;
 ack pending and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
-[yellow]draining[/] stopping · [bold red]stuck[/] holds ads, finished none
-within its task timeout, or no heartbeat for registry.ttl."""
+[yellow]draining[/] stopping · [yellow]late[/] heartbeat 2.5 beats overdue ·
+[bold red]stuck[/] holds ads, finished none within its task timeout,
+or no heartbeat for registry.ttl · [bold red]gone[/] its registry entry
+expired (listed a while; it may still hold ads). UP: since
+its process started; COMPLETED and FAILED count from then."""
 
 
 #: the keys of a replayed recording (``gamead top --replay FILE``)

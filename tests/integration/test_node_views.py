@@ -105,7 +105,8 @@ def unread_api() -> Iterator[str]:
     app.state.stats_sampler = QueueSampler(SimpleNamespace(nc=None, js=None, last_error=None), GameadSettings(),
                                            node_id="fresh-api")
     port = free_port()
-    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    # log_config None: uvicorn's own would reconfigure this process's logging for the tests after this one
+    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()
     wait_for(lambda: served.started, timeout=20, what="uvicorn to listen")
