@@ -1,7 +1,9 @@
 """List the live API nodes and workers from the service registry, with their health.
 
 A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone (while the
-registry cannot be read, its last entry is shown stuck).
+registry cannot be read, its last entry is shown stuck). One whose heartbeat is 2.5 beats overdue is late; one
+whose entry expired is listed gone for 2 × registry.ttl (at least a minute): it may still hold ads. An API node that could not read the registry yet (just
+started, NATS away) says so in one red line, exit 3, rather than listing no node.
 
 [bold]Examples[/bold]
 
@@ -27,7 +29,7 @@ from gamead_cli.options import (
 )
 from gamead_cli.output import emit, empty_text
 from gamead_cli.tui.view import NODES_LEGEND, Legend, nodes_table
-from gamead_core.errors import ApiClientError
+from gamead_core.errors import ApiClientError, NatsUnreachable
 
 
 def registry_note(error: Any) -> Text:
@@ -45,11 +47,13 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
         if body.get("error"):
             parts.append(registry_note(body["error"]))
         return Group(*parts)
-    workers = [n for n in items if n.get("role") == "worker"]
-    stuck = sum(1 for n in items if n.get("state") == "stuck")
-    line = Text(f"{len(items)} node(s): {len(items) - len(workers)} api, {len(workers)} worker(s)", style="dim")
-    if stuck:
-        line.append(f" — {stuck} stuck", style="bold red")
+    live = [n for n in items if n.get("state") != "gone"]
+    workers = [n for n in live if n.get("role") == "worker"]
+    line = Text(f"{len(live)} node(s): {len(live) - len(workers)} api, {len(workers)} worker(s)", style="dim")
+    for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
+        count = sum(1 for n in items if n.get("state") == word)
+        if count:  # gone: its entry expired, not counted as a live node
+            line.append(f" — {count} {word}", style=style)
     table = nodes_table(items, title=None)
     parts: list[RenderableType] = [table, Legend(table, NODES_LEGEND), line]
     scrape = [f"  {n.get('id')} {n['metricsUrl']}" for n in items if n.get("metricsUrl")]
@@ -75,4 +79,6 @@ def workers(
         body = client.request("GET", "/v1/workers", params={"role": role} if role else None)
     if not isinstance(body, dict):
         raise ApiClientError("the API answered GET /v1/workers with unexpected data")
+    if "readAt" in body and body["readAt"] is None:  # never read: an empty list would claim no node beat
+        raise NatsUnreachable(str(body.get("error") or "registry not read yet"))
     emit(body, output, lambda b: _view(b, role))

@@ -26,7 +26,8 @@ LEVELS = (1, 2, 3, 4, 5)
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 #: node state → rich style (the one place these colours are chosen; TCSS styles everything else)
-STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yellow", "stuck": "bold red"}
+STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yellow", "late": "yellow",
+                                 "stuck": "bold red", "gone": "bold red"}
 
 
 @dataclass(frozen=True)
@@ -132,13 +133,19 @@ def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
 
 def level_text(row: LevelRow, *, compact: bool = False) -> str:
     """``P5     177     0     2    47s   40s``: pending (never delivered), ack pending, redelivered, the oldest
-    ad's age, the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
+    ad's age (``47s!`` past the promised wait), the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
     queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms); ``compact`` (a narrow panel)
     leaves out the redelivered count and the p95 (the panel's title keeps the fleet's)."""
     redel = "" if compact else f" {num(row.redelivered):>5}"
     p95 = "" if compact else f" {ms(row.wait_p95):>6}"
     return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5}{redel} "
-            f"{age(row.oldest):>6} {age(row.horizon):>5}{p95}")
+            f"{oldest(row):>6} {age(row.horizon):>5}{p95}")
+
+
+def oldest(row: LevelRow) -> str:
+    """The oldest waiting ad's age, ``47s!`` past the level's promised wait (``overHorizon``): marked in the text,
+    not by colour alone (a pipe, an SSH log, ``NO_COLOR`` show no red). Pure."""
+    return age(row.oldest) + ("!" if row.late else "")
 
 
 def partitions_note(stats: Mapping[str, Any] | None) -> str:
@@ -263,13 +270,17 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
     else:
         nodes = stats.get("nodes") or {}
         nats = stats.get("nats") or {}
-        text.append(f"{nodes.get('api', 0)} api", style="bold")
-        text.append(" · ", style="dim")
-        n_workers = nodes.get("workers", 0)
-        text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
-        text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
-        if nodes.get("stuck"):
-            text.append(f" {nodes['stuck']} stuck", style="bold red")
+        if registry_unread(stats):  # its counts would say no node beat
+            text.append("registry not read yet", style="bold red")
+        else:
+            text.append(f"{nodes.get('api', 0)} api", style="bold")
+            text.append(" · ", style="dim")
+            n_workers = nodes.get("workers", 0)
+            text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
+            text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
+        for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
+            if nodes.get(word):  # late: heartbeat overdue; gone: its entry expired (not counted above)
+                text.append(f" {nodes[word]} {word}", style=style)
         text.append("  NATS ", style="dim")
         if nats.get("connected"):
             name = "" if compact else f"{nats.get('server') or '?'} "
@@ -289,6 +300,15 @@ def _storage_age(stats: Mapping[str, Any], storage: Mapping[str, Any]) -> str:
     older than the answer (``generatedAt``) by a second or more, else "" (an API without ``sampledAt`` too)."""
     at, now = epoch(storage.get("sampledAt")), epoch(stats.get("generatedAt"))
     return "" if at is None or now is None or now - at < 1 else f" {ago(now - at)}"
+
+
+def registry_unread(stats: Mapping[str, Any] | None) -> str | None:
+    """Why the API has not read the registry yet (``nodes.readAt`` null: its node counts and empty list say
+    nothing of the nodes), or None when it has (or the API does not say: an older API). Pure."""
+    nodes = (stats or {}).get("nodes") or {}
+    if not isinstance(nodes, Mapping) or "readAt" not in nodes or nodes["readAt"] is not None:
+        return None
+    return str(nodes.get("error") or "registry not read yet")
 
 
 def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
@@ -321,7 +341,8 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
 
 
 def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
-    """ID, ROLE, STATE, IN-FL (slots), PROCESSED, FAILED, PROC P95 (processing), HEARTBEAT (ago), LAST ERROR."""
+    """ID, ROLE, STATE, UP (since its process started), IN-FL (slots), COMPLETED (its ``processed``: ads completed),
+    FAILED (failed attempts), PROC P95 (processing), HEARTBEAT (ago), LAST ERROR."""
     state = str(node.get("state") or "?")
     proc = node.get("processingMs") or {}
     worker = node.get("role") == "worker"  # an API node analyses nothing: "-", not 0, as IN-FL
@@ -331,6 +352,7 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
         plain(node.get("id", "?")),
         plain(node.get("role", "?")),
         Text(state, style=STATE_STYLES.get(state, "")),
+        Text(age(node.get("uptimeSeconds")), justify="right"),
         Text(in_flight, justify="right"),
         Text(num(node.get("processed", 0)) if worker else "-", justify="right"),
         Text(num(failed) if worker else "-", justify="right", style="red" if failed and worker else ""),
@@ -340,7 +362,7 @@ def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
     )
 
 
-NODE_COLUMNS = ("ID", "ROLE", "STATE", "IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
+NODE_COLUMNS = ("ID", "ROLE", "STATE", "UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
 
 
 def dlq_id(entry: Mapping[str, Any]) -> str:
@@ -482,14 +504,17 @@ def history_span(stats: Mapping[str, Any] | None) -> int:
 QUEUE_LEGEND: dict[str, str] = {
     "PENDING": "ads never delivered", "ACK-P": "ack pending, delivered and not yet acknowledged",
     "REDEL": "redelivered", "OLDEST": "age of the oldest waiting ad",
-    "MAX WAIT": "the level's promised wait (its aging horizon; OLDEST turns red past it)",
+    "MAX WAIT": "the level's promised wait (its aging horizon; OLDEST is marked ! past it, and red)",
     "WAIT P95": "queue wait over the last minute"}
 
 
 #: what each figure of the nodes table is (``gamead workers``, ``gamead top --once``)
 NODES_LEGEND: dict[str, str] = {
-    "IN-FL": "slots busy / slots", "PROCESSED": "ads analysed since the process started",
-    "FAILED": "analyses failed since the process started", "PROC P95": "analysis time, last minute",
+    "STATE": "late = heartbeat overdue (2.5 beats), stuck = silent past registry.ttl or no progress, "
+             "gone = its entry expired (listed a while, may still hold ads)",
+    "UP": "time since the process started (a restarted node keeps its id: its counts start again)",
+    "IN-FL": "slots busy / slots", "COMPLETED": "ads completed since the process started",
+    "FAILED": "failed analysis attempts (retried or dead-lettered) since the process started", "PROC P95": "analysis time, last minute",
     "HEARTBEAT": "age of its last heartbeat", "LAST ERROR": "the latest error an analysis raised there"}
 
 
@@ -542,7 +567,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     queue = FittedTable(
         ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95", spark_label),
         [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
-          Text(age(r.oldest), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
+          Text(oldest(r), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
          for r in levels],
         flex=spark_label, flex_max=width, title=queue_title(stats, history_span(stats)),
         drop=("REDEL", "WAIT P95", "MAX WAIT"),
@@ -560,7 +585,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
         fill=lambda w: [Text(spark(m.history, w), style="cyan") for m in rows])
     parts += [Text(""), metrics]
 
-    nodes = nodes_table(snap.nodes)
+    nodes = nodes_table(snap.nodes, unread=registry_unread(stats))
     parts += [Text(""), nodes]
     if snap.nodes:
         parts.append(Legend(nodes, NODES_LEGEND))
@@ -575,14 +600,16 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     return Group(*parts)
 
 
-def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes") -> FittedTable:
+def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes", *,
+                unread: str | None = None) -> FittedTable:
     """One row per node; every label and id whole: an empty LAST ERROR goes first, then the last error gives
-    way down to its label, then PROC P95, then the heartbeat (stuck nodes are told by it)."""
+    way down to its label, then PROC P95, then the heartbeat (stuck nodes are told by it). ``unread``: why the
+    API has not read the registry yet (:func:`registry_unread`), said instead of "no live nodes"."""
     rows = [node_row(n) for n in nodes]
     return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
-                       drop=("PROC P95", "HEARTBEAT", "FAILED", "PROCESSED", "ROLE"),
-                       caption=None if rows else "no live nodes",
-                       right=("IN-FL", "PROCESSED", "FAILED", "PROC P95", "HEARTBEAT"))
+                       drop=("PROC P95", "HEARTBEAT", "FAILED", "UP", "COMPLETED", "ROLE"),
+                       caption=None if rows else unread or "no live nodes",
+                       right=("UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT"))
 
 
 def details_view(data: Mapping[str, Any]) -> Table:

@@ -407,11 +407,11 @@ class NodesPanel(Vertical):
 
     def watch_nodes(self, nodes: Sequence[Mapping[str, Any]]) -> None:
         self.query_one(NodesTable).set_rows((str(n.get("id")), view.node_row(n)) for n in nodes)
-        workers = [n for n in nodes if n.get("role") == "worker"]
-        stuck = sum(1 for n in nodes if n.get("state") == "stuck")
-        title = f"nodes · {len(workers)} workers" + (f" · {stuck} stuck" if stuck else "")
+        workers = [n for n in nodes if n.get("role") == "worker" and n.get("state") != "gone"]
+        counts = {w: sum(1 for n in nodes if n.get("state") == w) for w in ("late", "stuck", "gone")}
+        title = f"nodes · {len(workers)} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)
         set_border(self, title=title)
-        self.set_class(bool(stuck), "-alert")
+        self.set_class(bool(counts["stuck"] or counts["gone"]), "-alert")
 
 
 class DlqPanel(Vertical):
@@ -509,15 +509,19 @@ _ACTION_KEYS = frozenset({"space", "ctrl+a", "r", "x"})
 HELP_NOTES = """\
 r and x ask you to type the number of entries first; one
 server-side job acts on them all, its progress shows live.
-A queue row turns red when its OLDEST ad waited past MAX,
-the level's promised wait (its aging horizon: (level − 1)
-× queue.aging_step, one step for P1): the level is late.
+A queue row turns red, its OLDEST marked !, when its oldest
+ad waited past MAX, the level's promised wait (its aging
+horizon: (level − 1) × queue.aging_step, one step for P1):
+the level is late.
 Figures are per second or percentiles over the last minute
 (less just after the API started: the panel's title says);
 ack pending and the queue are now; sparklines show the last
 5 minutes. Node states: [green]ok[/] busy · [cyan]idle[/] no work ·
-[yellow]draining[/] stopping · [bold red]stuck[/] holds ads, finished none
-within its task timeout, or no heartbeat for registry.ttl."""
+[yellow]draining[/] stopping · [yellow]late[/] heartbeat 2.5 beats overdue ·
+[bold red]stuck[/] holds ads, finished none within its task timeout,
+or no heartbeat for registry.ttl · [bold red]gone[/] its registry entry
+expired (listed a while; it may still hold ads). UP: since
+its process started; COMPLETED and FAILED count from then."""
 
 
 #: the keys of a replayed recording (``gamead top --replay FILE``)

@@ -51,7 +51,9 @@ async def get_stats(
         int, Query(ge=0, le=HISTORY_MAX, description="Most recent one-second samples returned in `history`.")
     ] = HISTORY_MAX,
 ) -> Response:
-    return _json(_sampler(request).stats(history))
+    sampler = _sampler(request)
+    await sampler.read_registry_once()  # a fresh API: the nodes as read, not "none" before its first sample
+    return _json(sampler.stats(history))
 
 
 @router.get("/v1/workers", summary="Live API nodes and workers from the registry, with their health",
@@ -60,7 +62,9 @@ async def get_workers(
     request: Request,
     role: Annotated[Literal["api", "worker"] | None, Query(description="Only nodes of this role.")] = None,
 ) -> Response:
-    return _json(_sampler(request).workers_payload(role))
+    sampler = _sampler(request)
+    await sampler.read_registry_once()  # a fresh API: the nodes as read, not "none" before its first sample
+    return _json(sampler.workers_payload(role))
 
 
 def _optional_sections(app: FastAPI) -> dict[str, Callable[[], Any]]:

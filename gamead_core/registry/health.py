@@ -30,22 +30,33 @@ def is_stuck(info: NodeInfo, now: datetime, task_timeout: float) -> bool:
     return (now - since).total_seconds() > task_timeout
 
 
-def node_state(info: NodeInfo, now: datetime, task_timeout: float, ttl: float | None = None) -> State:
-    """The state to show: the node's own ``draining``, else ``stuck`` / ``idle`` / ``ok`` as seen at ``now``.
+#: a heartbeat older than this many ``registry.heartbeat_interval``\ s is ``late`` (two beats missed, and some)
+LATE_BEATS = 2.5
+
+
+def node_state(info: NodeInfo, now: datetime, task_timeout: float, ttl: float | None = None,
+               heartbeat_interval: float | None = None) -> State:
+    """The state to show: the node's own ``draining``, else ``stuck`` / ``late`` / ``idle`` / ``ok`` as seen at
+    ``now`` (``task_timeout``, ``ttl``, ``heartbeat_interval``: seconds).
 
     With ``ttl`` (``registry.ttl``): a heartbeat older than it is ``stuck`` whatever the node last said (the
     registry could not be read again, e.g. NATS away: its last ``idle``/``ok`` is not known to hold any more;
-    ``gamead up`` treats such a silence as a hung worker too). Every view (``gamead workers``, ``top --once``, the
-    live ``top``) shows the API's state, computed here. Pure."""
-    if ttl is not None and (now - info.heartbeat_at).total_seconds() > ttl:
+    ``gamead up`` treats such a silence as a hung worker too). With ``heartbeat_interval``: one older than
+    :data:`LATE_BEATS` beats is ``late`` (frozen, hung, or its beats delayed: what it last said may not hold).
+    Every view (``gamead workers``, ``top --once``, the live ``top``) shows the API's state, computed here. A node
+    whose entry expired is ``gone`` (:mod:`gamead_core.registry.gone`), not computed here. Pure."""
+    age = (now - info.heartbeat_at).total_seconds()
+    if ttl is not None and age > ttl:
         return "stuck"
+    if info.state != "draining" and is_stuck(info, now, info.task_timeout or task_timeout):
+        return "stuck"
+    if heartbeat_interval is not None and age > LATE_BEATS * heartbeat_interval:
+        return "late"
     if info.state == "draining":
         return "draining"
-    if is_stuck(info, now, info.task_timeout or task_timeout):
-        return "stuck"
     if info.role == "worker" and info.in_flight <= 0:
         return "idle"
     return "ok"
 
 
-__all__ = ["is_stuck", "node_state", "percentiles"]
+__all__ = ["LATE_BEATS", "is_stuck", "node_state", "percentiles"]

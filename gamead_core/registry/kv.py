@@ -139,8 +139,8 @@ class Registry:
                 entry = await kv.get(node_key(node_id))
             except nats.js.errors.KeyDeletedError:
                 return None, True
-            except nats.js.errors.KeyNotFoundError:
-                return None, False
+            except nats.js.errors.KeyNotFoundError as exc:  # nats-py's get() turns a delete marker into this,
+                return None, getattr(exc, "op", None) in ("DEL", "PURGE")  # with the marker's operation
         return (_decode(entry.value) if entry.value else None), False
 
     async def delete(self, node_id: str) -> None:

@@ -11,7 +11,9 @@ from gamead_core.models import _WIRE
 from gamead_core.telemetry.histogram import LatencyBuckets
 
 Role = Literal["api", "worker"]
-State = Literal["ok", "idle", "stuck", "draining"]
+#: a node's own state (``ok``, ``idle``, ``stuck``, ``draining``) or, as the API shows it, also ``late`` (its
+#: heartbeat overdue) and ``gone`` (its entry expired: silent past ``registry.ttl``)
+State = Literal["ok", "idle", "stuck", "draining", "late", "gone"]
 
 
 class Percentiles(BaseModel):

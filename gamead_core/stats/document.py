@@ -23,19 +23,32 @@ if TYPE_CHECKING:
 
 
 def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict[str, Any]]:
-    """The live nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now."""
+    """The nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now: the live ones, and those
+    whose entry expired a short while ago (``gone``: :mod:`gamead_core.registry.gone`), sorted by role then id."""
     now = sampler.clock() if now is None else now
     at = datetime.fromtimestamp(now, timezone.utc)
-    timeout, ttl = sampler.settings.worker.task_timeout, sampler.settings.registry.ttl
-    out = []
-    for node in _nodes(sampler):
-        item = node.model_dump(mode="json")
-        item["state"] = node_state(node, at, timeout, ttl)  # a heartbeat older than the ttl: stuck, not idle/ok
-        item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
-        if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
-            item["lastError"] = without_servers(item["lastError"])
-        out.append(item)
+    out = [_node_item(node, _state(sampler, node, at), now) for node in _nodes(sampler)]
+    out += [_node_item(g.node, "gone", now) for g in sampler.gone.values()]
+    out.sort(key=lambda n: (n["role"], n["id"]))
     return out
+
+
+def _state(sampler: QueueSampler, node: Any, at: datetime) -> str:
+    """:func:`~gamead_core.registry.node_state` under this API's settings: a heartbeat older than the ttl is stuck,
+    one older than 2.5 beats late, whatever the node last said."""
+    registry = sampler.settings.registry
+    return node_state(node, at, sampler.settings.worker.task_timeout, registry.ttl, registry.heartbeat_interval)
+
+
+def _node_item(node: Any, state: str, now: float) -> dict[str, Any]:
+    item = node.model_dump(mode="json")
+    item["state"] = state
+    item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
+    # how long its process runs (``processed``/``failed`` count since its start: a restart keeps the id)
+    item["uptimeSeconds"] = None if state == "gone" else round(max(0.0, now - node.started_at.timestamp()), 1)
+    if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
+        item["lastError"] = without_servers(item["lastError"])
+    return item
 
 
 def workers_document(sampler: QueueSampler, role: str | None = None) -> dict[str, Any]:
@@ -47,22 +60,27 @@ def workers_document(sampler: QueueSampler, role: str | None = None) -> dict[str
         "count": len(items),
         "generatedAt": utc_iso(now),
         "ttlSeconds": sampler.settings.registry.ttl,
+        # when this API node last read the registry; None: never (``items`` empty says nothing of the nodes)
+        "readAt": _read_at(sampler),
         "error": None if sampler.nodes_ok else without_servers(_registry_error(sampler)),
     }
 
 
 def _nodes(sampler: QueueSampler) -> tuple[Any, ...]:
-    """The registry entries of the last sample that could read them."""
-    for sample in reversed(sampler.ring):
-        if sample.reading.nodes is not None:
-            return sample.reading.nodes
-    return ()
+    """The registry entries at its last read (none before the first)."""
+    return sampler.registry_nodes or ()
+
+
+def _read_at(sampler: QueueSampler) -> str | None:
+    return None if sampler.registry_read_at is None else utc_iso(sampler.registry_read_at)
 
 
 def _registry_error(sampler: QueueSampler) -> str:
-    if sampler.registry is None:
-        return "registry not connected yet"
-    return next((e for e in sampler.errors if e.startswith(("registry", "NATS"))), "registry unavailable")
+    why = next((e for e in sampler.errors if e.startswith(("registry", "NATS"))), None)
+    if sampler.registry_read_at is None:  # never read: not "no node beat"
+        why = (why or "").removeprefix("registry: ") or "NATS not reached since this API node started"
+        return f"registry not read yet: {why}"
+    return why or "registry unavailable"
 
 
 def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[str, Any]:
@@ -101,7 +119,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
     nodes = _nodes(sampler)
     workers = [n for n in nodes if n.role == "worker"]
     at = datetime.fromtimestamp(now, timezone.utc)
-    states = [node_state(n, at, sampler.settings.worker.task_timeout, sampler.settings.registry.ttl) for n in nodes]
+    states = [_state(sampler, n, at) for n in nodes]
     stream = _stream(sampler)
     cache = sampler.extra_values.get("cache") or {}
     return {
@@ -137,8 +155,12 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "stuck": states.count("stuck"),
             "draining": states.count("draining"),
             "idle": states.count("idle"),
+            "late": states.count("late"),  # heartbeat overdue (2.5 beats), not yet past the ttl
+            "gone": len(sampler.gone),  # entry expired a short while ago: not in api/workers, may still hold ads
             "inFlight": sum(n.in_flight for n in workers),
             "concurrency": sum(n.concurrency for n in workers),
+            "readAt": _read_at(sampler),  # None: the registry was never read (the counts say nothing)
+            "error": None if sampler.nodes_ok else without_servers(_registry_error(sampler)),
         },
         "autoscaler": sampler.extra_values.get("autoscaler"),
         # the link's own read-outs: the topology watch (objects missing, incompatible, recreated) and the

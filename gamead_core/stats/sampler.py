@@ -40,7 +40,8 @@ from gamead_core.errors import error_text
 from gamead_core.models import utc_iso
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
-from gamead_core.registry import Percentiles, Registry
+from gamead_core.registry import NodeInfo, Percentiles, Registry
+from gamead_core.registry.gone import Gone, keep_seconds, remember_gone, vanished
 from gamead_core.stats.document import records_section, stats_document, workers_document
 from gamead_core.stats.history import History
 from gamead_core.stats.rates import (
@@ -133,6 +134,11 @@ class QueueSampler:
         self._retried = MonotonicTotal()
         self._dead = MonotonicTotal()
         self.nodes_ok = False
+        #: the registry's entries at its last read, and when (epoch s): None until this node first read it
+        self.registry_nodes: tuple[NodeInfo, ...] | None = None
+        self.registry_read_at: float | None = None
+        #: nodes whose entry expired (silent past registry.ttl) by id, listed ``gone`` for a while
+        self.gone: dict[str, Gone] = {}
         self.dlq_bytes: int | None = None
         self._dlq_size: int | None = None
         self.records: dict[str, Any] | None = None
@@ -191,9 +197,23 @@ class QueueSampler:
         else:
             reading, extra = await read_queue(js, self.registry, now, self.settings.queue.partitions), []
         self.errors = [*reading.errors, *extra]
+        if reading.nodes is not None:
+            await self._note_gone(reading.nodes, now)
         sample = self._derive(reading)
         self._append(sample)
         return sample
+
+    async def _note_gone(self, nodes: tuple[NodeInfo, ...], now: float) -> None:
+        """Remember the nodes whose entries vanished since the previous read and were not deleted (expired: the
+        node went silent) as :attr:`gone` (:func:`~gamead_core.registry.gone.remember_gone`). One KV get per
+        vanished entry; one that cannot be looked up counts as expired (it may hold ads)."""
+        lost = vanished(self.registry_nodes or (), nodes)
+        expired: list[NodeInfo] = []
+        if lost and self.registry is not None:
+            looked = await asyncio.gather(*(self.registry.lookup(n.id) for n in lost), return_exceptions=True)
+            expired = [n for n, got in zip(lost, looked)
+                       if isinstance(got, BaseException) or (got[0] is None and not got[1])]
+        self.gone = remember_gone(self.gone, nodes, expired, now, keep_seconds(self.settings.registry.ttl))
 
     def _derive(self, reading: QueueReading) -> Sample:
         now = reading.t
@@ -206,6 +226,7 @@ class QueueSampler:
         workers = reading.workers
         if workers is not None:
             self.nodes_ok = True
+            self.registry_nodes, self.registry_read_at = reading.nodes, now
             by_key = {f"{n.id}@{n.started_at.timestamp():.3f}": n for n in workers}
             fresh = {k: n.started_at.timestamp() >= self.began for k, n in by_key.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
@@ -244,6 +265,21 @@ class QueueSampler:
         )
         self.per_worker_basis = None if found is None else found.wire()
         return None if found is None else round(found.rate, 3)
+
+    async def read_registry_once(self) -> None:
+        """Before this node answers about nodes for the first time: read the registry now if no sample has (a
+        fresh API samples within a second; answering meanwhile that no node beat would be false). Bounded by
+        ``nats.request_timeout``; does nothing without a registry (NATS not reached yet) or once it was read.
+        Never raises: a failed read leaves ``registry_read_at`` None and its error in ``errors``."""
+        if self.registry_read_at is not None or self.registry is None:
+            return
+        try:
+            nodes = await asyncio.wait_for(self.registry.list(), timeout=self.settings.nats.request_timeout)
+        except Exception as exc:  # noqa: BLE001 - said in the answer (``error``), as a sample's failed read
+            self.errors = [*self.errors, f"registry: {error_text(exc)}"]
+            return
+        if self.registry_read_at is None:  # a sample may have read it meanwhile
+            self.registry_nodes, self.registry_read_at, self.nodes_ok = tuple(nodes), self.clock(), True
 
     # --- what only /v1/stats shows ---------------------------------------------------------------------
 

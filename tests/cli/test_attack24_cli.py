@@ -293,10 +293,10 @@ def test_an_api_row_shows_dashes_for_what_an_api_never_does() -> None:
 
     row = dict(zip(NODE_COLUMNS, (str(cell) for cell in node_row(
         {"id": "api-1", "role": "api", "state": "ok", "processed": 0, "failed": 0, "heartbeatAgeSeconds": 1.0}))))
-    assert (row["IN-FL"], row["PROCESSED"], row["FAILED"]) == ("-", "-", "-"), row
+    assert (row["IN-FL"], row["COMPLETED"], row["FAILED"]) == ("-", "-", "-"), row
     worker = dict(zip(NODE_COLUMNS, (str(cell) for cell in node_row(
         {"id": "w", "role": "worker", "state": "idle", "processed": 0, "failed": 0, "inFlight": 0, "concurrency": 4}))))
-    assert (worker["PROCESSED"], worker["FAILED"]) == ("0", "0"), worker
+    assert (worker["COMPLETED"], worker["FAILED"]) == ("0", "0"), worker
 
 
 def test_a_directory_given_as_a_file_is_not_said_to_read_for_ever(tmp_path: Path, closed_api_url: str) -> None:

@@ -17,10 +17,10 @@ def test_each_level_shows_its_oldest_age_against_its_promised_wait(recorded: dic
     rows = {r.priority: r for r in view.level_rows(recorded["stats"])}
     # P5: the oldest ad waited 47 s, its horizon is (5 − 1) × 10 s = 40 s: late
     # and its ads' queue wait p95 over the last minute, from the workers' per-level histograms (waitP95Ms)
-    assert view.level_text(rows[5]).split() == ["P5", "177", "0", "2", "47s", "40s", "52.00s"]
+    assert view.level_text(rows[5]).split() == ["P5", "177", "0", "2", "47s!", "40s", "52.00s"]
     assert view.level_text(rows[4]).split()[-1] == "-"  # no ad of P4 in the minute
     assert rows[5].late and not rows[1].late
-    assert view.level_text(rows[5], compact=True).split() == ["P5", "177", "0", "47s", "40s"]
+    assert view.level_text(rows[5], compact=True).split() == ["P5", "177", "0", "47s!", "40s"]
     assert view.level_header().split() == ["PENDING", "ACK-P", "REDEL", "OLDEST", "MAX", "P95", "DEPTH"]
 
 
@@ -46,3 +46,20 @@ def test_the_doctor_verdict_and_its_time() -> None:
     assert view.doctor_text({"ok": False, "problems": 3, "checkedAt": "2026-11-24T22:42:13Z"}).plain == \
         "doctor 3 problems at 22:42:13"
     assert view.doctor_text(None, "not allowed").plain == "doctor failed: not allowed"
+
+
+def test_a_level_past_its_promised_wait_is_marked_in_plain_text_not_only_red(recorded: dict[str, Any]) -> None:
+    """attack25d #6: ``gamead top --once | cat`` printed ``P5 … 47s 40s`` with nothing past colour saying OLDEST
+    was past MAX WAIT (a script, an SSH log never sees red). Now OLDEST carries ``!`` there (the legend says so), in
+    ``top --once`` and in the live dashboard's level rows alike."""
+    from rich.console import Console
+
+    console = Console(width=160, record=True, color_system=None)
+    console.print(view.snapshot_view(view.Snapshot(stats=recorded["stats"]), "http://recorded"))
+    lines = console.export_text().splitlines()
+    p5 = next(ln for ln in lines if ln.split()[:1] == ["P5"]).split()
+    p1 = next(ln for ln in lines if ln.split()[:1] == ["P1"]).split()
+    assert p5[4:6] == ["47s!", "40s"] and not any(cell.endswith("!") for cell in p1), (p5, p1)
+    assert "OLDEST is marked ! past it" in " ".join(lines)
+    rows = {r.priority: r for r in view.level_rows(recorded["stats"])}
+    assert view.level_text(rows[5]).split()[4] == "47s!" and "!" not in view.level_text(rows[1])

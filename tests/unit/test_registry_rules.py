@@ -36,6 +36,30 @@ def test_node_state_prefers_draining_then_stuck_then_idle() -> None:
     assert node_state(node(role="api"), late, 60) == "ok"
 
 
+def test_a_heartbeat_past_two_and_a_half_beats_is_late_before_it_is_stuck() -> None:
+    """attack25d #4: a frozen worker kept its last ``idle``/``ok`` for the whole ttl."""
+    quiet = node(in_flight=0)
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    assert node_state(quiet, at(4.9), 60, ttl=10, heartbeat_interval=2) == "idle"
+    assert node_state(quiet, at(5.1), 60, ttl=10, heartbeat_interval=2) == "late"
+    assert node_state(node(state="draining"), at(5.1), 60, ttl=10, heartbeat_interval=2) == "late"
+    assert node_state(quiet, at(10.1), 60, ttl=10, heartbeat_interval=2) == "stuck"
+    assert node_state(node(in_flight=1, last_progress_at=T0), at(61), 60, ttl=100, heartbeat_interval=2) == "stuck"
+
+
+def test_an_expired_node_is_gone_for_a_while_and_until_its_id_beats_again() -> None:
+    from gamead_core.registry.gone import keep_seconds, remember_gone, vanished
+
+    a, b = node(id="a"), node(id="b")
+    assert vanished([a, b], [b]) == [a]
+    assert keep_seconds(10) == 60 and keep_seconds(45) == 90
+    gone = remember_gone({}, [b], [a], now=100.0, keep=60)
+    assert list(gone) == ["a"] and gone["a"].missed_at == 100.0
+    assert list(remember_gone(gone, [b], [], now=160.0, keep=60)) == ["a"]  # still within the minute
+    assert remember_gone(gone, [b], [], now=160.5, keep=60) == {}  # forgotten after it
+    assert remember_gone(gone, [a, b], [], now=101.0, keep=60) == {}  # "a" beats again (a restart under its id)
+
+
 def test_percentiles_are_nearest_rank() -> None:
     p = percentiles(range(1, 101))
     assert (p.p50, p.p95, p.p99, p.count) == (50, 95, 99, 100)

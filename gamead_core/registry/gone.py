@@ -1,0 +1,53 @@
+"""Nodes whose registry entry expired: remembered by the API for a while, shown ``gone`` (pure).
+
+The bucket's ``max_age`` (``registry.ttl``) removes the entry of a node that stopped beating: frozen (SIGSTOP),
+hung, or killed. Its process may still be alive and hold ads, so a view that simply stops listing it hides the
+one node that needs attention. The API remembers each node it saw whose entry then expired (not deleted: a
+clean stop deletes its entry and is not "gone") and lists its last entry as ``gone`` for :func:`keep_seconds`,
+or until a node of that id beats again (``gamead up`` restarts a worker under its id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from gamead_core.registry.wire import NodeInfo
+
+#: a gone node is listed for at least this many seconds (and at least 2 × ``registry.ttl``)
+GONE_KEEP_MIN = 60.0
+
+
+def keep_seconds(ttl: float) -> float:
+    """How long (s) a node whose entry expired stays listed ``gone``: 2 × ``ttl`` (seconds), at least a minute."""
+    return max(GONE_KEEP_MIN, 2 * ttl)
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A node whose entry expired: its last entry, and when (epoch s) the API found the entry gone."""
+
+    node: NodeInfo
+    missed_at: float
+
+
+def vanished(before: Iterable[NodeInfo], after: Iterable[NodeInfo]) -> list[NodeInfo]:
+    """The entries of ``before`` whose id is not in ``after`` (two reads of the registry). Pure."""
+    live = {n.id for n in after}
+    return [n for n in before if n.id not in live]
+
+
+def remember_gone(gone: Mapping[str, Gone], after: Iterable[NodeInfo], expired: Iterable[NodeInfo],
+                  now: float, keep: float) -> dict[str, Gone]:
+    """The gone nodes after a read of the registry: those of ``gone`` not beating again (no id in ``after``) and
+    missed at most ``keep`` seconds before ``now`` (epoch s), plus ``expired`` (entries that vanished since the
+    previous read and were not deleted), keyed by node id. Pure."""
+    live: Collection[str] = {n.id for n in after}
+    out = {k: g for k, g in gone.items() if k not in live and now - g.missed_at <= keep}
+    for node in expired:
+        if node.id not in live and node.id not in out:
+            out[node.id] = Gone(node, now)
+    return out
+
+
+__all__ = ["GONE_KEEP_MIN", "Gone", "keep_seconds", "remember_gone", "vanished"]

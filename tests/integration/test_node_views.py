@@ -1,0 +1,235 @@
+"""What the operator's node views (``gamead workers``, ``top``, ``/v1/workers``, ``/v1/stats``) say of the
+registry, on a real NATS: an API that has not read the registry yet (drill attack25d #11), a frozen worker (#4)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import datetime, timezone
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from fastapi import FastAPI
+
+from gamead_cli import exitcodes
+from gamead_core.api.routes_v1 import router
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.registry import NodeInfo, Registry
+from gamead_core.stats import QueueSampler
+from tests.support import clean_env, run_gamead, wait_for
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    s = EmbeddedNats(tmp_path / "nats").start()
+    yield s
+    s.stop()
+
+
+def worker_entry(node_id: str, *, age: float = 0.0, in_flight: int = 0) -> NodeInfo:
+    now = time.time()
+    return NodeInfo.model_validate({
+        "id": node_id, "role": "worker", "host": "h", "pid": 4242, "version": "0", "concurrency": 2,
+        "inFlight": in_flight, "startedAt": now - 100, "heartbeatAt": now - age, "lastProgressAt": now - age})
+
+
+async def answer(sampler: QueueSampler, path: str) -> dict[str, Any]:
+    app = FastAPI()
+    app.include_router(router)
+    app.state.stats_sampler = sampler
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        resp = await client.get(path)
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def test_an_api_that_has_not_sampled_yet_reads_the_registry_before_it_answers(server: EmbeddedNats) -> None:
+    """#11: right after an API restart (``/readyz`` 200) ``gamead workers`` printed "no live nodes (none sent a
+    heartbeat within registry.ttl)" and exited 0 while two workers beat: the API had the registry but had not
+    read it yet. Now the first answer reads it: the beating worker is listed, and counted in ``/v1/stats``."""
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            settings = GameadSettings()
+            registry = Registry(nc, nc.jetstream(), settings.registry)
+            await registry.put(worker_entry("beating-w"))
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+            sampler = QueueSampler(link, settings, node_id="fresh-api", registry=registry)  # never sampled
+            workers = await answer(sampler, "/v1/workers")
+            assert [n["id"] for n in workers["items"]] == ["beating-w"], workers
+            assert workers["error"] is None and workers["readAt"], workers
+            stats = await answer(QueueSampler(link, settings, node_id="fresh-api", registry=registry), "/v1/stats")
+            assert stats["nodes"]["workers"] == 1 and stats["nodes"]["readAt"], stats["nodes"]
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_api_that_could_not_read_the_registry_says_so_not_that_no_node_beat(server: EmbeddedNats) -> None:
+    """#11: with no registry yet (NATS not reached since the start) the answer says the registry was not read
+    (``readAt`` null, ``error`` why) rather than an empty, read registry."""
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+            sampler = QueueSampler(link, GameadSettings(), node_id="fresh-api")  # no registry yet
+            workers = await answer(sampler, "/v1/workers")
+            assert workers["items"] == [] and workers["readAt"] is None, workers
+            assert "not read yet" in workers["error"], workers
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def unread_api() -> Iterator[str]:
+    """The real ``/v1/workers`` route (uvicorn, in a thread) of an API node that has not reached NATS yet: its
+    sampler has no registry."""
+    import threading
+
+    import uvicorn
+
+    from gamead_core.embedded import free_port
+
+    app = FastAPI()
+    app.include_router(router)
+    app.state.stats_sampler = QueueSampler(SimpleNamespace(nc=None, js=None, last_error=None), GameadSettings(),
+                                           node_id="fresh-api")
+    port = free_port()
+    # log_config None: uvicorn's own would reconfigure this process's logging for the tests after this one
+    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    wait_for(lambda: served.started, timeout=20, what="uvicorn to listen")
+    yield f"http://127.0.0.1:{port}"
+    served.should_exit = True
+    thread.join(10)
+
+
+def test_gamead_workers_says_the_registry_was_not_read_in_one_red_line_exit_3(unread_api: str,
+                                                                            tmp_path: Path) -> None:
+    """#11: "no live nodes (none sent a heartbeat within registry.ttl)" + "registry unavailable", exit 0, from an
+    API that had not read the registry. Now one red line saying so, exit 3 (NATS unreachable, the README's code),
+    for people and for ``-o json`` alike; ``top --once`` says it in place of the node counts."""
+    for args in (("workers",), ("workers", "-o", "json")):
+        result = run_gamead(*args, "--api", unread_api, env=clean_env(), cwd=tmp_path)
+        assert result.returncode == exitcodes.UNREACHABLE, (args, result.stdout, result.stderr)
+        assert "no live" not in result.stdout + result.stderr, result
+        lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "registry not read yet" in lines[0], result.stderr
+    from rich.console import Console
+
+    from gamead_cli.tui import view
+
+    stats = httpx.get(f"{unread_api}/v1/stats").json()
+    console = Console(width=160, record=True, color_system=None)
+    console.print(view.snapshot_view(view.Snapshot(stats=stats, nodes=[]), unread_api))
+    shown = console.export_text()
+    assert "registry not read yet" in shown and "0 workers" not in shown and "no live nodes" not in shown, shown
+
+
+# --- #4: a frozen worker is late, then gone; never ok/idle for the ttl, never silently dropped -----------------
+
+
+def test_a_silent_worker_is_late_then_gone_not_idle_then_absent(server: EmbeddedNats) -> None:
+    """#4: a SIGSTOPped worker showed ``idle``/``ok`` for the whole ``registry.ttl``, then either ``stuck`` or, once
+    its KV entry expired (max_age = ttl), nothing at all (``workers: 1, stuck: 0``) while it still held ads. Now a
+    heartbeat older than 2.5 beats is ``late``, and an entry that expired is listed ``gone`` (counted in
+    ``/v1/stats`` ``nodes.gone``); a node that left cleanly (its entry deleted) is not."""
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            settings = GameadSettings(registry={"ttl": 2.0, "heartbeat_interval": 0.5})
+            registry = Registry(nc, nc.jetstream(), settings.registry)
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+            sampler = QueueSampler(link, settings, node_id="api", registry=registry, sections=False)
+            await registry.put(worker_entry("frozen-w", age=1.5, in_flight=2))  # its last beat 1.5 s ago
+            await registry.put(worker_entry("leaving-w"))
+            await sampler.sample()
+            nodes = {n["id"]: n for n in sampler.workers_payload()["items"]}
+            assert nodes["frozen-w"]["state"] == "late", nodes["frozen-w"]  # 1.5 s > 2.5 × 0.5 s, not idle/ok
+            assert sampler.stats()["nodes"]["late"] == 1
+            await registry.delete("leaving-w")  # a clean stop
+            for _ in range(200):  # the entry expires ~2 s after its put (the bucket's max_age)
+                if "frozen-w" not in [n.id for n in await registry.list()]:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the frozen worker's entry never expired")
+            await sampler.sample()
+            nodes = {n["id"]: n for n in sampler.workers_payload()["items"]}
+            assert "leaving-w" not in nodes, nodes
+            assert nodes["frozen-w"]["state"] == "gone" and nodes["frozen-w"]["heartbeatAgeSeconds"] >= 2, nodes
+            counts = sampler.stats()["nodes"]
+            assert counts["gone"] == 1 and counts["workers"] == 0, counts
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+# --- #2, #9: what the nodes table says of a restarted worker's counters ------------------------------------------
+
+
+@pytest.fixture
+def api_on(server: EmbeddedNats, tmp_path: Path) -> Iterator[str]:
+    """A real API process on this test's NATS."""
+    from tests.support import start_api
+
+    api, url = start_api(server.url, tmp_path)
+    try:
+        yield url
+    finally:
+        api.stop()
+
+
+def workers_table(api_url: str, nats_url: str, tmp_path: Path, entry: NodeInfo) -> str:
+    """``gamead workers`` (200 columns, no colour) once ``entry``'s node is listed; the entry is put again (its
+    heartbeat fresh) before each try."""
+    async def put() -> None:
+        nc = await nats.connect(nats_url)
+        try:
+            fresh = entry.model_copy(update={"heartbeat_at": datetime.now(timezone.utc)})
+            await Registry(nc, nc.jetstream(), GameadSettings().registry).put(fresh)
+        finally:
+            await nc.close()
+
+    def shown() -> str | None:
+        asyncio.run(put())
+        result = run_gamead("workers", "--api", api_url, env=clean_env(COLUMNS="200", NO_COLOR="1"), cwd=tmp_path)
+        return result.stdout if entry.id in result.stdout else None
+
+    return " ".join(wait_for(shown, timeout=30, what=f"{entry.id} in gamead workers").split())
+
+
+def test_a_restarted_worker_shows_when_its_process_started(api_on: str, server: EmbeddedNats, tmp_path: Path) -> None:
+    """#2: ``gamead up`` restarts a worker under its id and its counters start again (444 → 18) with nothing saying
+    so. The nodes table now has UP (the process's uptime, from ``startedAt``), and its legend says the counters
+    are since that start."""
+    entry = worker_entry("restarted-w").model_copy(update={"processed": 18, "failed": 1})  # started 100 s ago
+    shown = workers_table(api_on, server.url, tmp_path, entry)
+    row = shown.split(" restarted-w ", 1)[1].split()  # ROLE STATE UP …
+    assert " UP " in shown and re.fullmatch(r"1m[45]\ds", row[2]), shown  # up 100 s (and the wait)
+    assert "UP: time since the process started" in shown, shown
+
+
+def test_the_completed_column_says_what_it_counts(api_on: str, server: EmbeddedNats, tmp_path: Path) -> None:
+    """#9: the column PROCESSED was told as "ads analysed since the process started" but counts completions only
+    (= ``gamead_ads_processed_total{outcome="completed"}``): failed attempts, analysed too, are in FAILED. It is
+    COMPLETED now, and FAILED is told as failed attempts."""
+    entry = worker_entry("counting-w").model_copy(update={"processed": 1153, "failed": 258})
+    shown = workers_table(api_on, server.url, tmp_path, entry)
+    row = shown.split(" counting-w ", 1)[1].split()  # ROLE STATE UP IN-FL COMPLETED FAILED …
+    assert " COMPLETED FAILED " in shown and row[4:6] == ["1,153", "258"], shown
+    assert "PROCESSED" not in shown and "analysed" not in shown, shown
+    assert "COMPLETED: ads completed since the process started" in shown, shown
+    assert "FAILED: failed analysis attempts (retried or dead-lettered)" in shown, shown
