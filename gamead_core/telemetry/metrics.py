@@ -34,7 +34,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from gamead_core.config import GameadSettings
 from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
-from gamead_core.telemetry.metrics_server import MetricsServer
+from gamead_core.telemetry.metrics_listener import MetricsListener, serve_metrics
 from gamead_core.telemetry.tracing import mark_span
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class WorkerMetrics:
         ADS_PROCESSED.labels(_priority(priority), "dead").inc()
         DLQ_ADDED.labels(error_class[:_ERROR_CLASS_MAX] or "unknown").inc()
 
-    async def serve(self, settings: GameadSettings, worker_id: str) -> MetricsServer | None:
+    async def serve(self, settings: GameadSettings, worker_id: str) -> MetricsListener | None:
         """Serve this process's metrics on ``worker.metrics_port`` (when set and ``metrics.enabled``); sets
         :attr:`url`. Returns the server for :meth:`stop_serving`. Raises :class:`ConfigError` (port taken)."""
         wcfg = settings.worker
@@ -187,7 +187,7 @@ class WorkerMetrics:
         log.info("worker metrics on %s", self.url, extra={"worker_id": worker_id})
         return server
 
-    async def stop_serving(self, server: MetricsServer | None) -> None:
+    async def stop_serving(self, server: MetricsListener | None) -> None:
         if server is not None:
             await server.close()
 
@@ -208,16 +208,15 @@ def api_metrics_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/metrics"
 
 
-async def serve_worker_metrics(host: str, port: int) -> tuple[MetricsServer, str]:
-    """Serve :data:`WORKER_REGISTRY` as Prometheus text on ``http://host:port/metrics`` from this event loop, with
-    bounded connections, time and bytes (:mod:`gamead_core.telemetry.metrics_server`). Returns (server, the URL to
-    advertise).
+async def serve_worker_metrics(host: str, port: int) -> tuple[MetricsListener, str]:
+    """Serve :data:`WORKER_REGISTRY` as Prometheus text on ``http://host:port/metrics`` from this event loop (uvicorn,
+    bounded connections, time and bytes: :mod:`gamead_core.telemetry.metrics_listener`). Returns (listener, the URL
+    to advertise).
 
     Raises :class:`~gamead_core.errors.ConfigError` (:func:`~gamead_core.listen.listen_refusal`) when the port
     cannot be bound (taken, or not ours to use)."""
-    server = MetricsServer(WORKER_REGISTRY)
-    await server.start(host, port)
-    return server, api_metrics_url(host, server.port)
+    listener = await serve_metrics(WORKER_REGISTRY, host, port)
+    return listener, api_metrics_url(host, listener.port)
 
 
 __all__ = [

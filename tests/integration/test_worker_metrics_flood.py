@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from gamead_core.embedded import free_port
-from gamead_core.telemetry.metrics_server import MAX_CONNECTIONS, READ_TIMEOUT
+from gamead_core.telemetry.metrics_listener import MAX_CONNECTIONS, READ_TIMEOUT
 from tests.support import start_worker, wait_for
 
 FLOOD = 500
