@@ -33,8 +33,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from gamead_core.config import GameadSettings
-from gamead_core.listen import listen_refusal
 from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
+from gamead_core.telemetry.metrics_listener import MetricsListener, serve_metrics
 from gamead_core.telemetry.tracing import mark_span
 
 log = logging.getLogger(__name__)
@@ -177,20 +177,19 @@ class WorkerMetrics:
         ADS_PROCESSED.labels(_priority(priority), "dead").inc()
         DLQ_ADDED.labels(error_class[:_ERROR_CLASS_MAX] or "unknown").inc()
 
-    def serve(self, settings: GameadSettings, worker_id: str) -> object | None:
+    async def serve(self, settings: GameadSettings, worker_id: str) -> MetricsListener | None:
         """Serve this process's metrics on ``worker.metrics_port`` (when set and ``metrics.enabled``); sets
         :attr:`url`. Returns the server for :meth:`stop_serving`. Raises :class:`ConfigError` (port taken)."""
         wcfg = settings.worker
         if not (wcfg.metrics_port and settings.metrics.enabled):
             return None
-        server, self.url = serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port)
+        server, self.url = await serve_worker_metrics(wcfg.metrics_host, wcfg.metrics_port)
         log.info("worker metrics on %s", self.url, extra={"worker_id": worker_id})
         return server
 
-    def stop_serving(self, server: object | None) -> None:
+    async def stop_serving(self, server: MetricsListener | None) -> None:
         if server is not None:
-            server.shutdown()  # type: ignore[attr-defined]
-            server.server_close()  # type: ignore[attr-defined]
+            await server.close()
 
     def buckets(self, now: float | None = None) -> dict[str, Any]:
         """The heartbeat's ``latencyBuckets`` fields: ``processing`` and ``queue_wait`` counts of the window,
@@ -209,19 +208,15 @@ def api_metrics_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/metrics"
 
 
-def serve_worker_metrics(host: str, port: int) -> tuple[object, str]:
-    """Serve :data:`WORKER_REGISTRY` as Prometheus text on ``http://host:port/metrics`` from a daemon thread
-    (prometheus-client's ``start_http_server``). Returns (server, the URL to advertise).
+async def serve_worker_metrics(host: str, port: int) -> tuple[MetricsListener, str]:
+    """Serve :data:`WORKER_REGISTRY` as Prometheus text on ``http://host:port/metrics`` from this event loop (uvicorn,
+    bounded connections, time and bytes: :mod:`gamead_core.telemetry.metrics_listener`). Returns (listener, the URL
+    to advertise).
 
     Raises :class:`~gamead_core.errors.ConfigError` (:func:`~gamead_core.listen.listen_refusal`) when the port
     cannot be bound (taken, or not ours to use)."""
-    from prometheus_client import start_http_server
-
-    try:
-        server, _thread = start_http_server(port, addr=host, registry=WORKER_REGISTRY)
-    except OSError as exc:
-        raise listen_refusal(host, port, "worker.metrics_port", exc) from exc
-    return server, api_metrics_url(host, int(server.server_address[1]))
+    listener = await serve_metrics(WORKER_REGISTRY, host, port)
+    return listener, api_metrics_url(host, listener.port)
 
 
 __all__ = [

@@ -132,7 +132,7 @@ class Worker:
         self._nc = nc
         metrics_server = None
         try:
-            metrics_server = self.metrics.serve(self.settings, self.id)  # worker.metrics_port (0 = none)
+            metrics_server = await self.metrics.serve(self.settings, self.id)  # worker.metrics_port (0 = none)
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
             await ensure_topology(js, self.settings)
             store = await AdStore.open(nc, js)
@@ -169,7 +169,7 @@ class Worker:
                     stale.cancel() if not stale.done() else stale.result()  # raises its PartitionsChanged
         finally:
             await close_connection(nc)  # drained; or closed at once if NATS is away
-            self.metrics.stop_serving(metrics_server)
+            await self.metrics.stop_serving(metrics_server)
             log.info("worker stopped", extra={"worker_id": self.id, "processed": self.stats.processed,
                                               "failed": self.stats.failed, "handed_back": self.stats.handed_back})
 

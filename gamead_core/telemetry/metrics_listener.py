@@ -1,0 +1,130 @@
+"""A worker's ``/metrics`` listener (``worker.metrics_port``): uvicorn on the worker's own event loop, serving
+prometheus-client's ASGI app (``make_asgi_app``: text or OpenMetrics by ``Accept``, ``name[]`` filters, gzip when
+accepted) through the API's bounded httptools protocol (:mod:`gamead_core.api.http_limits`) with limits for a
+scrape.
+
+Why: prometheus-client's ``start_http_server`` starts one thread per connection, with no cap and no read timeout,
+so 3,000 connections trickling their headers took a worker from 72 MB to 236 MB and 5,202 threads and silenced its
+heartbeat until ``gamead up`` killed it as wedged (attack25, finding 1). uvicorn, not an HTTP server of our own
+(house rule 8: outside the core, a well-kept library beats our code). The bounds (fixed, no settings):
+
+* at most :data:`MAX_CONNECTIONS` connections: one more closes the oldest connection not being answered (so a
+  client holding connections open cannot keep a scrape out); when every one is being answered, uvicorn's
+  ``limit_concurrency`` answers it ``503``; the kernel's listen backlog is :data:`BACKLOG`;
+* a request must arrive whole within :data:`READ_TIMEOUT` seconds of the connection's opening or of its first
+  byte (a deadline, not per byte): ``408``, or just closed when it never sent a byte; an idle keep-alive
+  connection is closed after :data:`READ_TIMEOUT` seconds too (uvicorn's ``timeout_keep_alive``);
+* request line and headers at most :data:`MAX_HEAD_BYTES` bytes and :data:`MAX_HEADERS` fields (``431``), the
+  request target at most :data:`MAX_REQUEST_LINE` bytes (``414``); a body is ``413``; a method other than
+  ``GET``/``HEAD`` is ``405``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry, make_asgi_app
+
+from gamead_core.api.http_limits import HttpLimits
+from gamead_core.api.protocol import bounded_protocol
+from gamead_core.listen import bind_listener
+
+MAX_CONNECTIONS = 32  #: connections served at once
+BACKLOG = 64  #: the listen backlog (connections the kernel holds before they are accepted)
+READ_TIMEOUT = 5.0  #: seconds for a whole request; also the idle keep-alive time
+MAX_HEAD_BYTES = 8 * 1024  #: request line + header fields, bytes
+MAX_HEADERS = 64  #: header fields
+MAX_REQUEST_LINE = 2 * 1024  #: the request target, bytes
+#: the bounded protocol's limits for a scrape: no body (a chunk that is still arriving is refused by its size line;
+#: any request with a body by :func:`scrape_app`)
+SCRAPE_LIMITS = HttpLimits(max_request_line=MAX_REQUEST_LINE, max_header_bytes=MAX_HEAD_BYTES,
+                           max_headers=MAX_HEADERS, read_timeout=READ_TIMEOUT, max_body=0, max_batch_body=0)
+_SHUTDOWN_SECONDS = 2  #: how long :meth:`MetricsListener.close` lets answers being written finish
+
+
+class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
+    """The bounded protocol with :data:`SCRAPE_LIMITS` that, past :data:`MAX_CONNECTIONS` open connections, closes
+    the oldest ones not being answered."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.opened = self.loop.time()
+        others = [c for c in self.connections if c is not self and not c.transport.is_closing()]
+        if len(others) < MAX_CONNECTIONS:
+            return
+        idle = sorted((c for c in others if c.cycle is None or c.cycle.response_complete), key=_opened)
+        for conn in idle[:len(others) + 1 - MAX_CONNECTIONS]:
+            conn.transport.close()
+            # out of the count now, not at its connection_lost (a later loop turn): uvicorn's limit_concurrency
+            # counts this set, and a scrape read in the same turn would be a 503
+            self.connections.discard(conn)
+
+
+def _opened(conn: Any) -> float:
+    return getattr(conn, "opened", 0.0)
+
+
+def scrape_app(registry: CollectorRegistry) -> Any:
+    """An ASGI app: prometheus-client's page of ``registry`` for ``GET``/``HEAD``; ``405`` for another method,
+    ``413`` for a request with a body (``Transfer-Encoding``, or a ``Content-Length`` other than 0)."""
+    page = make_asgi_app(registry=registry)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = dict(scope["headers"])
+        if scope["method"] not in ("GET", "HEAD"):
+            status, text, extra = 405, b"use GET\n", [(b"allow", b"GET, HEAD")]
+        elif b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() != b"0":
+            status, text, extra = 413, b"a scrape has no body\n", []
+        else:
+            return await page(scope, receive, send)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"), *extra]})
+        await send({"type": "http.response.body", "body": text})
+
+    return app
+
+
+class MetricsListener:
+    """uvicorn serving a registry on a bound socket (:func:`serve_metrics`); :attr:`port`, then :meth:`close`."""
+
+    def __init__(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.port = int(sock.getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop listening and close every connection (an answer still being written gets a moment to finish)."""
+        try:
+            await self.server.shutdown(sockets=[self.sock])
+        finally:
+            self.sock.close()
+            for conn in list(self.server.server_state.connections):
+                conn.transport.abort()
+
+
+async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> MetricsListener:
+    """Serve ``registry`` on ``host:port`` (0 = a free one) from this event loop, bounded as the module docstring
+    says; no signal handlers are installed (uvicorn's ``startup``, not ``serve``). Raises
+    :class:`~gamead_core.errors.ConfigError` when it cannot bind (``worker.metrics_port``)."""
+    sock = bind_listener(host, port, "worker.metrics_port", backlog=BACKLOG)
+    sock.set_inheritable(False)
+    config = uvicorn.Config(scrape_app(registry), http=ScrapeProtocol, interface="asgi3", lifespan="off",
+                            limit_concurrency=MAX_CONNECTIONS + 1,  # uvicorn counts the connection asking too
+                            timeout_keep_alive=int(READ_TIMEOUT), timeout_graceful_shutdown=_SHUTDOWN_SECONDS,
+                            backlog=BACKLOG, access_log=False, log_config=None, proxy_headers=False,
+                            server_header=False, date_header=False)
+    try:
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+    except BaseException:
+        sock.close()
+        raise
+    return MetricsListener(server, sock)
+
+
+__all__ = ["BACKLOG", "MAX_CONNECTIONS", "MAX_HEADERS", "MAX_HEAD_BYTES", "MAX_REQUEST_LINE", "READ_TIMEOUT",
+           "SCRAPE_LIMITS", "MetricsListener", "ScrapeProtocol", "scrape_app", "serve_metrics"]

@@ -1,0 +1,83 @@
+"""The worker's bounded ``/metrics`` listener (gamead_core.telemetry.metrics_listener: uvicorn, prometheus-client's
+ASGI app, the API's bounded protocol), in process on loopback: what a scraper or an abusive client gets back. The
+flood on a real worker is tests/integration/test_worker_metrics_flood.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter
+
+from gamead_core.telemetry.metrics_listener import MAX_CONNECTIONS, MAX_HEAD_BYTES, serve_metrics
+
+
+def _registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Counter("gamead_probe", "A probe.", registry=registry).inc(3)
+    Counter("gamead_other", "Another.", registry=registry).inc()
+    return registry
+
+
+async def _exchange(port: int, data: bytes) -> bytes:
+    """What the server sends back to ``data`` until it closes the connection (bounded by a deadline)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    try:
+        return await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+
+
+def test_answers_scrapes_by_prometheus_client_and_refuses_what_no_scrape_sends() -> None:
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        port = listener.port
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                text = await client.get("/metrics")
+                assert text.status_code == 200 and "gamead_probe_total 3.0" in text.text
+                assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
+                om = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+                assert om.headers["content-type"].startswith("application/openmetrics-text")
+                assert om.text.endswith("# EOF\n")
+                one = await client.get("/metrics", params={"name[]": "gamead_other_total"})
+                assert "gamead_other_total 1.0" in one.text and "gamead_probe" not in one.text
+                zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})  # httpx unzips it
+                assert zipped.headers["content-encoding"] == "gzip" and "gamead_probe_total 3.0" in zipped.text
+            big = await _exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-a: " + b"a" * MAX_HEAD_BYTES + b"\r\n")
+            assert big.startswith(b"HTTP/1.1 431 ")  # refused before the head ends, the connection closed
+            body = await _exchange(port, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            assert body.startswith(b"HTTP/1.1 405 ")
+            sized = await _exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            assert sized.startswith(b"HTTP/1.1 413 ")
+            chunked = await _exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      b"5\r\nhello\r\n0\r\n\r\n")
+            assert chunked.startswith(b"HTTP/1.1 413 ")
+        finally:
+            await listener.close()
+
+    asyncio.run(run())
+
+
+def test_idle_connections_past_the_cap_make_room_for_a_scrape() -> None:
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        held = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(MAX_CONNECTIONS + 10)]
+        try:
+            for _, writer in held:
+                writer.write(b"GET /metrics HTTP/1.1\r\n")  # half a request, never finished
+            text = await _exchange(listener.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert text.startswith(b"HTTP/1.1 200 ")
+            assert len(listener.server.server_state.connections) <= MAX_CONNECTIONS
+            # the oldest were closed to make room (without an answer: EOF, or a reset for the bytes sent after)
+            try:
+                assert await asyncio.wait_for(held[0][0].read(), timeout=10) == b""
+            except ConnectionResetError:
+                pass
+        finally:
+            for _, writer in held:
+                writer.close()
+            await listener.close()
+
+    asyncio.run(run())
