@@ -125,14 +125,10 @@ class QueueSampler:
         self.rates: dict[str, float | None] = {**{k: None for k in COUNTERS}, "perWorkerPerSec": None}
         #: how ``perWorkerPerSec`` was derived (``PerWorkerRate.wire()``: ``bound``, ``cpuPerAdMs``…), or None
         self.per_worker_basis: dict[str, Any] | None = None
-        #: seconds the rates are over (``rates.windowSeconds``): up to ``RATE_WINDOW``, the span of the samples
-        #: the ring holds while it is younger (11 s after an API restart); None until a rate is known
+        #: seconds the rates are over (``rates.windowSeconds``, ≤ ``RATE_WINDOW``: less after a restart), or None
         self.rate_window: float | None = None
         self.began = clock()
-        self._submitted = MonotonicTotal()
-        self._completed = MonotonicTotal()
-        self._retried = MonotonicTotal()
-        self._dead = MonotonicTotal()
+        self._submitted, self._completed, self._retried, self._dead = (MonotonicTotal() for _ in range(4))
         self.nodes_ok = False
         #: the registry's entries at its last read, and when (epoch s): None until this node first read it
         self.registry_nodes: tuple[NodeInfo, ...] | None = None
@@ -204,9 +200,8 @@ class QueueSampler:
         return sample
 
     async def _note_gone(self, nodes: tuple[NodeInfo, ...], now: float) -> None:
-        """Remember the nodes whose entries vanished since the previous read and were not deleted (expired: the
-        node went silent) as :attr:`gone` (:func:`~gamead_core.registry.gone.remember_gone`). One KV get per
-        vanished entry; one that cannot be looked up counts as expired (it may hold ads)."""
+        """Remember nodes whose entries vanished, not deleted (expired: silent), as :attr:`gone` (one KV get each;
+        one that cannot be looked up counts as expired: it may hold ads). :func:`~.registry.gone.remember_gone`."""
         lost = vanished(self.registry_nodes or (), nodes)
         expired: list[NodeInfo] = []
         if lost and self.registry is not None:
@@ -267,10 +262,8 @@ class QueueSampler:
         return None if found is None else round(found.rate, 3)
 
     async def read_registry_once(self) -> None:
-        """Before this node answers about nodes for the first time: read the registry now if no sample has (a
-        fresh API samples within a second; answering meanwhile that no node beat would be false). Bounded by
-        ``nats.request_timeout``; does nothing without a registry (NATS not reached yet) or once it was read.
-        Never raises: a failed read leaves ``registry_read_at`` None and its error in ``errors``."""
+        """Read the registry now (``nats.request_timeout``) if no sample has, before a first answer about nodes
+        (saying no node beat would be false). Never raises: a failed read leaves ``registry_read_at`` None."""
         if self.registry_read_at is not None or self.registry is None:
             return
         try:

@@ -63,9 +63,12 @@ class ApiCollector(Collector):
 
         workers = GaugeMetricFamily("gamead_workers", "Live worker processes in the registry, by state.",
                                     labels=["state"])
-        if sampler is not None and sampler.nodes_ok and sample is not None and sample.reading.nodes is not None:
+        # the nodes /v1/workers lists (the last registry read: a sample's, or the read before a fresh API's first
+        # answer), so the metric and the views never disagree about which nodes beat
+        nodes = getattr(sampler, "registry_nodes", None) if sampler is not None and sampler.nodes_ok else None
+        if nodes is not None:
             counts = dict.fromkeys(WORKER_STATES, 0)
-            for node in sample.reading.nodes:
+            for node in nodes:
                 if node.role == "worker" and node.state in counts:
                     counts[node.state] += 1
             for name, n in counts.items():
