@@ -30,6 +30,11 @@ from gamead_core.proc import die_with_parent
 from tests.support import wait_for
 
 CLUSTER_NAME = "gamead-test"
+#: a stopped (SIGSTOP'd, hung) node's routes are closed as stale after about ping_interval × (ping_max + 1), and
+#: with them the interest it registered (a replica's direct-get queue subscription, …): until then a share of the
+#: requests meant for any replica go to it unanswered. As manifests/nats.conf sets them (README "Durability").
+ROUTE_PING_INTERVAL = "2s"
+ROUTE_PING_MAX = 3
 
 
 @dataclass
@@ -58,7 +63,8 @@ class ClusterNode:
             f'jetstream {{\n  store_dir: "{(self.data_dir / "js").resolve()}"\n'
             f"  max_memory_store: 128MB\n  max_file_store: 8GB\n}}\n"
             f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: "127.0.0.1:{self.route_port}"\n'
-            f"  routes: [{route_urls}]\n}}\n"
+            f"  routes: [{route_urls}]\n"
+            f'  ping_interval: "{ROUTE_PING_INTERVAL}"\n  ping_max: {ROUTE_PING_MAX}\n}}\n'
         )
         return conf
 
