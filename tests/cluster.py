@@ -30,6 +30,11 @@ from gamead_core.proc import die_with_parent
 from tests.support import wait_for
 
 CLUSTER_NAME = "gamead-test"
+#: a stopped (SIGSTOP'd, hung) node's routes are closed as stale after about ping_interval × (ping_max + 1), and
+#: with them the interest it registered (a replica's direct-get queue subscription, …): until then a share of the
+#: requests meant for any replica go to it unanswered. As manifests/nats.conf sets them (README "Durability").
+ROUTE_PING_INTERVAL = "2s"
+ROUTE_PING_MAX = 3
 
 
 @dataclass
@@ -42,6 +47,9 @@ class ClusterNode:
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     http_port: int = field(default_factory=free_port)  #: its monitoring port (``/jsz``: its storage reservations)
+    #: its routes' ``ping_interval`` and ``ping_max``; None: nats-server's defaults (2 min × 2), as a NATS of
+    #: the user's own may run
+    route_ping: tuple[str, int] | None = (ROUTE_PING_INTERVAL, ROUTE_PING_MAX)
 
     @property
     def url(self) -> str:
@@ -58,7 +66,10 @@ class ClusterNode:
             f'jetstream {{\n  store_dir: "{(self.data_dir / "js").resolve()}"\n'
             f"  max_memory_store: 128MB\n  max_file_store: 8GB\n}}\n"
             f'cluster {{\n  name: "{CLUSTER_NAME}"\n  listen: "127.0.0.1:{self.route_port}"\n'
-            f"  routes: [{route_urls}]\n}}\n"
+            f"  routes: [{route_urls}]\n"
+            + (f'  ping_interval: "{self.route_ping[0]}"\n  ping_max: {self.route_ping[1]}\n'
+               if self.route_ping else "")
+            + "}\n"
         )
         return conf
 
@@ -115,10 +126,12 @@ class NatsCluster:
 
     root: Path
     nodes: list[ClusterNode] = field(default_factory=list)
+    route_ping: tuple[str, int] | None = (ROUTE_PING_INTERVAL, ROUTE_PING_MAX)  #: each node's (ClusterNode)
 
     def __post_init__(self) -> None:
         if not self.nodes:
-            self.nodes = [ClusterNode(f"n{i}", free_port(), free_port(), self.root / f"n{i}") for i in (1, 2, 3)]
+            self.nodes = [ClusterNode(f"n{i}", free_port(), free_port(), self.root / f"n{i}",
+                                      route_ping=self.route_ping) for i in (1, 2, 3)]
 
     @property
     def url(self) -> str:

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 
 from gamead_core import names
+from gamead_core.queue.direct_read import hedged
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,15 @@ async def peek_next(js: JetStreamContext, stream: str, subject: str, after_seq: 
     ``batch``, ``max_bytes`` (at least one whole message is sent), ``start_time``, ``multi_last``, ``up_to_seq``,
     ``up_to_time`` and ``no_hdr``, which drops the *headers*), and a headers-only consumer would cost a consumer create per read, so the
     body is carried but never parsed. Any replica may answer a direct get (a head read is a view, not a
-    decision). A stream without direct gets (an older topology) is read with ``STREAM.MSG.GET``.
-    Raises nats-py's errors untranslated.
+    decision). A stream without direct gets (an older topology) is read with ``STREAM.MSG.GET``, and so is one
+    whose direct get was not answered within :data:`~gamead_core.queue.direct_read.DIRECT_HEDGE` (a replica on
+    a stopped server, :mod:`~gamead_core.queue.direct_read`). Raises nats-py's errors untranslated.
     """
     try:
-        return await js.get_msg(stream, seq=after_seq + 1, subject=subject, next=True, direct=True)
+        return await hedged(js).get_msg(stream, seq=after_seq + 1, subject=subject, next=True, direct=True)
     except nats.js.errors.NotFoundError:
         return None
-    except nats.errors.NoRespondersError:
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
         pass
     try:
         return await js.get_msg(stream, seq=after_seq + 1, subject=subject, next=True)

@@ -32,6 +32,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import STORED, AdRecord, AdStatus
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
+from gamead_core.queue.direct_read import hedged
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
 from gamead_core.store.retention import final_record_ttl
 
@@ -143,7 +144,7 @@ class AdStore:
         self._nc = nc
         self._js = js
         self._timeout = timeout if timeout is not None else float(getattr(js, "_timeout", None) or 5.0)
-        self._kv = kv or _bucket(js, direct=True)  #: direct gets: any replica answers
+        self._kv = kv or _bucket(hedged(js), direct=True)  #: direct gets: any replica answers, or the leader
         self._leader = _bucket(js, direct=False)  #: STREAM.MSG.GET: the stream leader answers
         self.final_ttl = final_ttl
         self.origin: str | None = None  #: an API's incarnation: its creates' Gamead-Origin (worker.orphans)
@@ -206,16 +207,15 @@ class AdStore:
     async def get(self, ad_id: str, *, consistent: bool = False) -> Versioned:
         """The record of ``ad_id``; raises :class:`NotFound`.
 
-        A direct read (any replica) first; if it finds nothing, or ``consistent`` is set, the stream leader is
-        asked: a record that exists is never reported missing because a replica lagged.
-        """
+        A direct read (any replica, :func:`~gamead_core.queue.direct_read.hedged`) first; if it finds nothing
+        or no answer, or ``consistent`` is set, the leader is asked: a record is never missing as a replica lags."""
         with nats_boundary():
             entry = None
             if not consistent:
                 try:
                     entry = await self._entry(self._kv, ad_id)
-                except nats.errors.NoRespondersError:  # the stream does not allow direct gets (or is gone)
-                    entry = None
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):  # no direct gets (or no stream);
+                    entry = None  # a replica on a stopped server given the get (queue.direct_read): the leader
             if entry is None:
                 entry = await self._entry(self._leader, ad_id)
         if entry is None:

@@ -103,3 +103,58 @@ def test_a_stopped_server_is_left_within_seconds_and_readyz_says_it_does_not_ans
         failed = [c for c in checks if c != "ok"]
         assert any(c.startswith("unavailable: the server does not answer") for c in failed), checks
         assert all(c.startswith("unavailable: ") for c in failed), failed
+
+
+#: seconds for the ads submitted with another server stopped to be completed: the stopped server's routes are
+#: found stale after ~ping_interval x (ping_max + 1) (tests/cluster.py: 2 s x 4; measured 6.2 s), plus the
+#: election of new leaders for what it led, plus the ads' own work. Before (nats-server's route pings, 2 min x 2):
+#: ~1 % speed until the routes went stale, 80 s in the drill (attack25c).
+FROZEN_PEER_BOUND = 30.0
+FROZEN_PEER_ADS = 40
+
+
+@pytest.fixture
+def cluster_of_default_route_pings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """A cluster of its own whose routes ping as nats-server does by default (2 min × 2): a stopped server stays
+    in its replicas' queue groups for minutes, as on a NATS of the user's own that lacks manifests/nats.conf."""
+    cluster = NatsCluster(tmp_path_factory.mktemp("default-pings"), route_ping=None).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.parametrize("pings", ["ours", "nats-server defaults"])
+def test_a_stopped_server_the_clients_are_not_on_does_not_stall_processing(
+    pings: str, request: pytest.FixtureRequest, procs: list[Proc], tmp_path: Path
+) -> None:
+    """SIGSTOP a server neither the API nor the worker is connected to: the ads submitted meanwhile are all
+    completed while it is still stopped. Before, the healthy servers kept giving the stopped one its share of
+    the requests any replica may answer (direct gets of ad records and queue heads) until its routes went
+    stale, so processing ran at ~1 % for as long as it stayed stopped (attack25c). With our route pings
+    (tests/cluster.py, manifests/nats.conf) that is ~6 s; with nats-server's defaults it is minutes, and a direct
+    get the stopped replica is given is given up after DIRECT_HEDGE for the stream leader (queue.direct_read)."""
+    cluster = (fresh_cluster(request.getfixturevalue("nats_cluster")) if pings == "ours"
+               else request.getfixturevalue("cluster_of_default_route_pings"))
+    on_api, on_worker, stopped = cluster.nodes
+    env = {**R3, "GAMEAD_QUEUE__PARTITIONS": "3"}  # as in the drill (5 there): 5 levels × 3 queue heads per look
+    api, url = start_api(on_api.url, tmp_path, **env)
+    procs.append(api)
+    procs.append(start_worker(on_worker.url, tmp_path, worker_id="w1", concurrency=4, ready=True, **env))
+    with httpx.Client(base_url=url, timeout=15) as client:
+        first = client.post("/ads", json=ad("Before the stop")).json()["id"]
+        wait_for(lambda: client.get(f"/ads/{first}").json().get("status") == "completed", timeout=30,
+                 what="an ad completed before the stop")
+        assert stopped.proc is not None
+        with frozen(stopped.proc.pid):
+            def accepted(title: str) -> str | None:  # a 503 while a leader it held is elected again: retried
+                resp = client.post("/ads", json=ad(title))
+                return resp.json()["id"] if resp.status_code == 202 else None
+
+            ids = [wait_for(lambda i=i: accepted(f"While another server is stopped {i}"), timeout=20, interval=0.2,
+                            what="a submit accepted") for i in range(FROZEN_PEER_ADS)]
+
+            def all_completed() -> bool:  # stops at the first one not completed: a poll stays short
+                return all(client.get(f"/ads/{a}").json().get("status") == "completed" for a in ids)
+
+            # before: "timed out after 30.0s waiting for the 40 ads …" (processing at ~1 %)
+            wait_for(all_completed, timeout=FROZEN_PEER_BOUND, interval=0.5,
+                     what=f"the {FROZEN_PEER_ADS} ads submitted with {stopped.name} stopped to complete")
