@@ -48,7 +48,7 @@ from gamead_core.stats.rates import (
     RATE_WINDOW,
     MonotonicTotal,
     WorkerLoad,
-    fleet_level_wait_p95,
+    fleet_level_wait,
     fleet_percentiles,
     per_worker_capacity,
     window_rate,
@@ -76,6 +76,8 @@ class Sample:
     dlq_size: int | None = None
     #: queue-wait p95 (ms) per priority level over the last minute (levels with data only)
     level_wait_p95: dict[int, float | None] = field(default_factory=dict)
+    #: per level, what the p95 is known to lie in (rates.bucket_estimate): it is read off histogram buckets
+    level_wait_estimate: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def t(self) -> float:
@@ -202,7 +204,7 @@ class QueueSampler:
             submitted = self._submitted.update({"stream": (reading.last_seq, False)}, now)
         completed = retried = dead = None
         processing = queue_wait = Percentiles()
-        level_wait: dict[int, float | None] = {}
+        level_wait: dict[int, Percentiles] = {}
         workers = reading.workers
         if workers is not None:
             self.nodes_ok = True
@@ -213,10 +215,12 @@ class QueueSampler:
             dead = self._dead.update({k: (n.dead, fresh[k]) for k, n in by_key.items()}, now)
             processing = fleet_percentiles(workers, "processing")
             queue_wait = fleet_percentiles(workers, "queue_wait")
-            level_wait = fleet_level_wait_p95(workers)
+            level_wait = fleet_level_wait(workers)
         elif any(e.startswith("registry") for e in reading.errors):
             self.nodes_ok = False
-        return Sample(reading, submitted, completed, retried, dead, processing, queue_wait, self._dlq_size, level_wait)
+        return Sample(reading, submitted, completed, retried, dead, processing, queue_wait, self._dlq_size,
+                      {lv: p.p95 for lv, p in level_wait.items()},
+                      {lv: p.estimate for lv, p in level_wait.items() if p.estimate is not None})
 
     def _append(self, sample: Sample) -> None:
         """Add ``sample`` to the ring and derive what readers use: the history series and the rates."""
