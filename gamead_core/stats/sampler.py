@@ -42,14 +42,13 @@ from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import Percentiles, Registry
 from gamead_core.stats.document import records_section, stats_document, workers_document
+from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles
 from gamead_core.stats.history import History
 from gamead_core.stats.rates import (
     COUNTERS,
     RATE_WINDOW,
     MonotonicTotal,
     WorkerLoad,
-    fleet_level_wait,
-    fleet_percentiles,
     per_worker_capacity,
     window_rate,
     window_span,
@@ -76,7 +75,7 @@ class Sample:
     dlq_size: int | None = None
     #: queue-wait p95 (ms) per priority level over the last minute (levels with data only)
     level_wait_p95: dict[int, float | None] = field(default_factory=dict)
-    #: per level, what the p95 is known to lie in (rates.bucket_estimate): it is read off histogram buckets
+    #: per level, what the p95 is known to lie in (fleet.bucket_estimate): it is read off histogram buckets
     level_wait_estimate: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property

@@ -15,7 +15,7 @@ from gamead_cli.client import ApiClient
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.widgets import SparkRow
-from gamead_core.stats.rates import fleet_level_wait_p95
+from gamead_core.stats.fleet import fleet_level_wait_p95
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
 from tests.support import ad, wait_for, wait_terminal, wait_worker_ready
