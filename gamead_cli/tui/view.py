@@ -8,10 +8,11 @@ renders the same screen.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -70,6 +71,49 @@ def ms(value: float | None) -> str:
     return f"{value / 1000:.2f}s"
 
 
+def approx_ms(value: float | None) -> str:
+    """An estimate read off histogram buckets (ms), as ``≈31s`` / ``≈400ms`` / ``≈0.38ms``: ``≈`` and 2
+    significant digits, all a bucket supports (``ms()`` would print ``31.03s`` as if exact)."""
+    if value is None:
+        return "-"
+    if value <= 0:
+        return "≈0ms"
+    shown = round(value, 1 - math.floor(math.log10(value)))
+    return f"≈{shown:g}ms" if shown < 1000 else f"≈{shown / 1000:g}s"
+
+
+Verdict = Literal["within", "over", "unsure"]
+
+
+def wait_verdict(p95_ms: float | None, horizon_s: float | None, estimate: Mapping[str, Any] | None) -> Verdict:
+    """Is a level's queue-wait p95 (ms, a bucket estimate) over its MAX WAIT (``horizon_s``)? ``over`` only
+    when the whole bucket holding it (``estimate.bucketMs.p95``) lies above MAX WAIT; ``within`` when the
+    estimate and its bucket lie below, or when nothing observed (``estimate.observedMs``) exceeded MAX WAIT;
+    else ``unsure`` (the bucket straddles MAX WAIT: the true p95 may be on either side)."""
+    if p95_ms is None or horizon_s is None:
+        return "within"
+    limit = horizon_s * 1000
+    est = estimate if isinstance(estimate, Mapping) else {}
+    observed = est.get("observedMs")
+    if isinstance(observed, list) and len(observed) == 2 and isinstance(observed[1], (int, float)) \
+            and observed[1] <= limit:
+        return "within"
+    bucket = (est.get("bucketMs") or {}).get("p95") if isinstance(est.get("bucketMs"), Mapping) else None
+    if isinstance(bucket, list) and len(bucket) == 2 and isinstance(bucket[0], (int, float)):
+        hi = bucket[1] if isinstance(bucket[1], (int, float)) else math.inf
+        if bucket[0] >= limit:
+            return "over"
+        return "within" if hi <= limit else "unsure"
+    return "unsure" if p95_ms > limit else "within"
+
+
+def wait_p95_text(row: LevelRow) -> Text:
+    """A level's WAIT P95 cell: ``≈31s``; red when over its MAX WAIT, ``≈56s?`` in yellow when unsure."""
+    verdict = wait_verdict(row.wait_p95, row.horizon, row.wait_estimate)
+    shown = approx_ms(row.wait_p95) + ("?" if verdict == "unsure" else "")
+    return Text(shown, style={"over": "bold red", "unsure": "yellow"}.get(verdict, ""))
+
+
 def series(values: Iterable[Any] | None) -> list[float]:
     """A history series with gaps (None) as zeros, ready for a sparkline."""
     return [float(v) if isinstance(v, (int, float)) else 0.0 for v in (values or [])]
@@ -108,6 +152,7 @@ class LevelRow:
     late: bool
     history: list[float]
     wait_p95: float | None = None  #: ms, queue wait of the level's ads over the last minute (fleet histogram)
+    wait_estimate: Mapping[str, Any] | None = None  #: ``waitP95Estimate``: the bucket and range it lies in
 
 
 def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
@@ -127,6 +172,7 @@ def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
             late=bool(lv.get("overHorizon")),
             history=series(hist.get(str(level))),
             wait_p95=lv.get("waitP95Ms"),
+            wait_estimate=lv.get("waitP95Estimate"),
         ))
     return rows
 
@@ -137,7 +183,7 @@ def level_text(row: LevelRow, *, compact: bool = False) -> str:
     queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms); ``compact`` (a narrow panel)
     leaves out the redelivered count and the p95 (the panel's title keeps the fleet's)."""
     redel = "" if compact else f" {num(row.redelivered):>5}"
-    p95 = "" if compact else f" {ms(row.wait_p95):>6}"
+    p95 = "" if compact else f" {wait_p95_text(row).plain:>6}"
     return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5}{redel} "
             f"{oldest(row):>6} {age(row.horizon):>5}{p95}")
 
@@ -184,7 +230,7 @@ def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, comp
     minute, ``latency.queueWaitMs.p95``; how far back the depth sparklines reach, ``history_seconds``) and the
     levels that could not be read. ``compact`` (a narrow panel): ``queue (5 min) · wait p95 25ms``."""
     wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
-    p95 = f"wait p95 {ms(wait.get('p95') if isinstance(wait, Mapping) else None)}"
+    p95 = f"wait p95 {approx_ms(wait.get('p95') if isinstance(wait, Mapping) else None)}"
     title = (f"queue ({span(history_seconds)}) · {p95}" if compact
              else f"queue{partitions_note(stats)} · {p95} · depth: last {span(history_seconds)}")
     return title + unreadable_note(stats)  # the levels whose figures show "-", and why
@@ -230,7 +276,7 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
     proc = lat.get("processingMs") or {}
 
     def pct(p: Mapping[str, Any]) -> str:
-        return f"p50 {ms(p.get('p50'))} · p99 {ms(p.get('p99'))}"
+        return f"p50 {approx_ms(p.get('p50'))} · p99 {approx_ms(p.get('p99'))}"
 
     # rates and percentiles are over the last minute (the API's window); "ack pending" is the value now
     return [
@@ -239,8 +285,8 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
         # failed attempts that will be retried (attempts: an ad may fail several) apart from ads dead-lettered
         MetricRow("retried", "retried", rate(rates.get("retriedPerSec")), series(hist.get("retriedPerSec"))),
         MetricRow("dead", "dead", rate(rates.get("deadLetteredPerSec")), series(hist.get("deadLetteredPerSec"))),
-        MetricRow("wait", "wait p95", ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
-        MetricRow("proc", "proc p95", ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
+        MetricRow("wait", "wait p95", approx_ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
+        MetricRow("proc", "proc p95", approx_ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
         MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending"))),
                   series(hist.get("ackPending"))),
     ]
@@ -505,7 +551,8 @@ QUEUE_LEGEND: dict[str, str] = {
     "PENDING": "ads never delivered", "ACK-P": "ack pending, delivered and not yet acknowledged",
     "REDEL": "redelivered", "OLDEST": "age of the oldest waiting ad",
     "MAX WAIT": "the level's promised wait (its aging horizon; OLDEST is marked ! past it, and red)",
-    "WAIT P95": "queue wait over the last minute"}
+    "WAIT P95": "queue wait over the last minute (≈: estimated from histogram buckets; red: over MAX WAIT; "
+                "?: its bucket straddles MAX WAIT, so over or not is unknown)"}
 
 
 #: what each figure of the nodes table is (``gamead workers``, ``gamead top --once``)
@@ -567,7 +614,7 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
     queue = FittedTable(
         ("P", "PENDING", "ACK-P", "REDEL", "OLDEST", "MAX WAIT", "WAIT P95", spark_label),
         [(f"P{r.priority}", num(r.pending), num(r.ack_pending), num(r.redelivered),
-          Text(oldest(r), style="bold red" if r.late else ""), age(r.horizon), ms(r.wait_p95), "")
+          Text(oldest(r), style="bold red" if r.late else ""), age(r.horizon), wait_p95_text(r), "")
          for r in levels],
         flex=spark_label, flex_max=width, title=queue_title(stats, history_span(stats)),
         drop=("REDEL", "WAIT P95", "MAX WAIT"),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gamead_core.models import _WIRE
 from gamead_core.telemetry.histogram import LatencyBuckets
@@ -25,6 +25,10 @@ class Percentiles(BaseModel):
     p95: float | None = None
     p99: float | None = None
     count: int = 0
+    #: set when the figures are estimates read off histogram buckets (the fleet's, ``/v1/stats``):
+    #: ``{"method": "histogram buckets", "bucketMs": {"p50": [lo, hi], …}, "observedMs": [min, max]}``;
+    #: left out of the JSON when None (a worker's own figures are exact)
+    estimate: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class HeldAd(BaseModel):

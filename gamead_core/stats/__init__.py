@@ -11,12 +11,12 @@ A request never talks to NATS: the sampler samples every ``interval`` seconds in
 API node and the documents are rendered from memory.
 """
 
+from gamead_core.stats.fleet import fleet_percentiles
 from gamead_core.stats.rates import (
     RATE_WINDOW,
     MonotonicTotal,
     WorkerLoad,
     aging_horizon,
-    fleet_percentiles,
     merge_percentiles,
     per_worker_rate,
     step_rates,

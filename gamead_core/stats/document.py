@@ -106,6 +106,8 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "agingHorizonSeconds": horizon,
             "overHorizon": age is not None and age > horizon,
             "waitP95Ms": last.level_wait_p95.get(level) if last else None,
+            # the p95 is read off histogram buckets: the bucket it lies in and the range observed
+            "waitP95Estimate": last.level_wait_estimate.get(level) if last else None,
             "readable": level not in unreadable if reading and reading.connected else None,
             "error": unreadable.get(level),
         })

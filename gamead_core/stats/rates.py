@@ -12,8 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from gamead_core.registry import NodeInfo, Percentiles
-from gamead_core.telemetry.histogram import BUCKETS, bucket_quantile, sum_counts
+from gamead_core.registry import Percentiles
 
 RATE_WINDOW = 60.0  #: seconds behind "per second over the last minute"
 #: rate name → the sample total it is the rate of: ads submitted, ads completed, failed attempts that will be
@@ -249,56 +248,6 @@ def per_worker_rate(
     return None if found is None else found.rate
 
 
-def _quantile_ms(q: float, counts: list[int]) -> float | None:
-    """The ``q`` quantile (ms, 3 decimals) of summed bucket counts, as ``histogram_quantile()`` reads them."""
-    value = bucket_quantile(q, counts)
-    return None if value is None else round(value * 1000, 3)
-
-
-def _our_buckets(node: NodeInfo) -> bool:
-    """Does ``node`` send bucket counts on this version's bounds (an older worker may send none or others)?"""
-    return node.latency_buckets is not None and node.latency_buckets.bounds == list(BUCKETS)
-
-
-def fleet_percentiles(workers: Iterable[NodeInfo], kind: str) -> Percentiles:
-    """The fleet's p50/p95/p99 (ms) of ``kind`` (``processing`` or ``queue_wait``) over the last minute.
-
-    From the sum of the workers' heartbeat bucket counts (``latencyBuckets``, gamead_core.telemetry.histogram)
-    when every worker that finished something sends them: exact to the bucket, and what Prometheus'
-    ``histogram_quantile()`` over ``gamead_ad_<kind>_seconds_bucket`` gives. Else (an older worker in the
-    fleet) the estimate of :func:`merge_percentiles`."""
-    nodes = list(workers)
-    legacy = [n.processing_ms if kind == "processing" else n.queue_wait_ms for n in nodes]
-    if any(not _our_buckets(n) for n, p in zip(nodes, legacy) if p.count):
-        return merge_percentiles(legacy)
-    counts = sum_counts((getattr(n.latency_buckets, kind) for n in nodes if n.latency_buckets is not None),
-                        len(BUCKETS) + 1)
-    total = sum(counts)
-    if not total:
-        return Percentiles()
-    return Percentiles(p50=_quantile_ms(0.50, counts), p95=_quantile_ms(0.95, counts),
-                       p99=_quantile_ms(0.99, counts), count=total)
-
-
-def fleet_level_wait_p95(workers: Iterable[NodeInfo]) -> dict[int, float | None]:
-    """Per priority level, the fleet's queue-wait p95 (ms) over the last minute: the sum of the workers'
-    ``latencyBuckets.queueWaitByLevel`` counts, read as :func:`fleet_percentiles` reads the fleet's (Prometheus'
-    ``histogram_quantile(0.95, …)`` over ``gamead_ad_wait_seconds_bucket{priority=…}``, exact to the bucket).
-    Levels no worker reported (idle, or only older workers without the field) are absent."""
-    size = len(BUCKETS) + 1
-    per_level: dict[int, list[list[int]]] = {}
-    for n in workers:
-        if _our_buckets(n):
-            assert n.latency_buckets is not None
-            for level, counts in n.latency_buckets.queue_wait_by_level.items():
-                per_level.setdefault(level, []).append(counts)
-    out: dict[int, float | None] = {}
-    for level, parts in sorted(per_level.items()):
-        if (value := _quantile_ms(0.95, sum_counts(parts, size))) is not None:
-            out[level] = value
-    return out
-
-
 __all__ = [
     "COUNTERS",
     "RATE_WINDOW",
@@ -308,8 +257,6 @@ __all__ = [
     "PerWorkerRate",
     "WorkerLoad",
     "aging_horizon",
-    "fleet_level_wait_p95",
-    "fleet_percentiles",
     "merge_percentiles",
     "per_worker_capacity",
     "per_worker_rate",

@@ -43,14 +43,13 @@ from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry
 from gamead_core.registry.gone import Gone, keep_seconds, remember_gone, vanished
 from gamead_core.stats.document import records_section, stats_document, workers_document
+from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles
 from gamead_core.stats.history import History
 from gamead_core.stats.rates import (
     COUNTERS,
     RATE_WINDOW,
     MonotonicTotal,
     WorkerLoad,
-    fleet_level_wait_p95,
-    fleet_percentiles,
     per_worker_capacity,
     window_rate,
     window_span,
@@ -75,8 +74,9 @@ class Sample:
     processing: Percentiles = field(default_factory=Percentiles)
     queue_wait: Percentiles = field(default_factory=Percentiles)
     dlq_size: int | None = None
-    #: queue-wait p95 (ms) per priority level over the last minute (levels with data only)
+    #: queue-wait p95 (ms) per level over the last minute (levels with data); ``level_wait_estimate``: its bucket
     level_wait_p95: dict[int, float | None] = field(default_factory=dict)
+    level_wait_estimate: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def t(self) -> float:
@@ -84,8 +84,7 @@ class Sample:
 
 
 class Link(Protocol):
-    """What the sampler needs of a NATS link (:class:`gamead_core.api.state.QueueLink` fits; either may be
-    None while down)."""
+    """What the sampler needs of a NATS link (``api.state.QueueLink`` fits; either may be None while down)."""
 
     nc: NATS | None
     js: JetStreamContext | None
@@ -217,7 +216,7 @@ class QueueSampler:
             submitted = self._submitted.update({"stream": (reading.last_seq, False)}, now)
         completed = retried = dead = None
         processing = queue_wait = Percentiles()
-        level_wait: dict[int, float | None] = {}
+        level_wait: dict[int, Percentiles] = {}
         workers = reading.workers
         if workers is not None:
             self.nodes_ok = True
@@ -229,10 +228,12 @@ class QueueSampler:
             dead = self._dead.update({k: (n.dead, fresh[k]) for k, n in by_key.items()}, now)
             processing = fleet_percentiles(workers, "processing")
             queue_wait = fleet_percentiles(workers, "queue_wait")
-            level_wait = fleet_level_wait_p95(workers)
+            level_wait = fleet_level_wait(workers)
         elif any(e.startswith("registry") for e in reading.errors):
             self.nodes_ok = False
-        return Sample(reading, submitted, completed, retried, dead, processing, queue_wait, self._dlq_size, level_wait)
+        return Sample(reading, submitted, completed, retried, dead, processing, queue_wait, self._dlq_size,
+                      {lv: p.p95 for lv, p in level_wait.items()},
+                      {lv: p.estimate for lv, p in level_wait.items() if p.estimate is not None})
 
     def _append(self, sample: Sample) -> None:
         """Add ``sample`` to the ring and derive what readers use: the history series and the rates."""

@@ -193,11 +193,15 @@ class WorkerMetrics:
 
     def buckets(self, now: float | None = None) -> dict[str, Any]:
         """The heartbeat's ``latencyBuckets`` fields: ``processing`` and ``queue_wait`` counts of the window,
-        and ``queue_wait_by_level`` (level → counts) for the levels with an ad in the window only."""
+        ``queue_wait_by_level`` (level → counts) for the levels with an ad in the window only, and ``ranges``
+        (series → ``[min, max]`` seconds observed in the window)."""
         now = time.time() if now is None else now
         by_level = {p: c for p, h in sorted(self.queue_wait_by_level.items()) if any(c := h.counts(now))}
+        series = {"processing": self.processing, "queueWait": self.queue_wait,
+                  **{f"queueWait.{p}": self.queue_wait_by_level[p] for p in by_level}}
+        ranges = {k: r for k, h in series.items() if (r := h.extremes(now)) is not None}
         return {"processing": self.processing.counts(now), "queue_wait": self.queue_wait.counts(now),
-                "queue_wait_by_level": by_level}
+                "queue_wait_by_level": by_level, "ranges": ranges}
 
 
 def api_metrics_url(host: str, port: int) -> str:

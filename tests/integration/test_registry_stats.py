@@ -182,6 +182,9 @@ def test_a_worker_heartbeats_its_figures_and_a_sigkilled_one_disappears_once_its
     stats = wait_for(lambda: (s := stack.stats()) and s["latency"]["processingMs"]["count"] >= 6 and s,
                      timeout=20, what="latency in /v1/stats")
     assert stats["nodes"]["workers"] >= 1 and stats["rates"]["completedPerSec"] > 0
+    # the fleet's figures are bucket estimates and say so; a worker's own are exact (no estimate)
+    assert stats["latency"]["processingMs"]["estimate"]["method"] == "histogram buckets"
+    assert "estimate" not in node["processingMs"]
 
     worker.kill()
     killed = time.monotonic()

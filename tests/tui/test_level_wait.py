@@ -15,7 +15,7 @@ from gamead_cli.client import ApiClient
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.widgets import SparkRow
-from gamead_core.stats.rates import fleet_level_wait_p95
+from gamead_core.stats.fleet import fleet_level_wait_p95
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
 from tests.support import ad, wait_for, wait_terminal, wait_worker_ready
@@ -46,7 +46,8 @@ def test_the_fleet_p95_of_each_level_sums_the_workers_counts() -> None:
     assert set(LatencyBuckets(**b.buckets(now)).queue_wait_by_level) == {1, 3}  # only the levels with ads
     # an older worker without the field: its levels are simply not counted
     old = SimpleNamespace(latency_buckets=LatencyBuckets(processing=[0] * 17, queue_wait=[0] * 17))
-    assert fleet_level_wait_p95([old, node(a, now)]) == {1: 24.25}  # a's 95 ads alone: rank 90.25 of 95
+    # a's 95 ads alone, all of 20 ms: rank 90.25 of 95 interpolates to 24.25 ms, clamped to the 20 ms observed
+    assert fleet_level_wait_p95([old, node(a, now)]) == {1: 20.0}
 
 
 def test_stats_and_the_queue_panel_show_each_levels_wait_p95(observed: Observed) -> None:

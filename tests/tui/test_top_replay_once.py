@@ -66,7 +66,7 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
     table = CliRunner().invoke(app, ["top", "--replay", str(path), "--once"], env={"COLUMNS": "120"})
     assert table.exit_code == 0, table.output
     depth = view.span(view.history_span(stats))
-    title = f"queue · 3 partitions · wait p95 25ms · depth: last {depth}"  # queueWaitMs.p95 24.547
+    title = f"queue · 3 partitions · wait p95 ≈25ms · depth: last {depth}"  # queueWaitMs.p95 24.547
     assert title == view.queue_title(stats, view.history_span(stats))
     titles = [line.strip() for line in table.stdout.splitlines() if line.strip().split(" ·")[0] == "queue"]
     assert titles == [title]
@@ -80,4 +80,4 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
             return str(dashboard.query_one(QueuePanel).border_title)
 
     shown = asyncio.run(asyncio.wait_for(live(), 30))
-    assert shown == view.queue_title(stats, 300) == "queue · 3 partitions · wait p95 25ms · depth: last 5 min"
+    assert shown == view.queue_title(stats, 300) == "queue · 3 partitions · wait p95 ≈25ms · depth: last 5 min"
