@@ -10,8 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -445,6 +447,32 @@ def drop_gamead_env(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> Path:
 def ad(title: str, priority: int = 3, **fields: object) -> dict[str, object]:
     """A valid submission with ``title`` and ``priority``."""
     return {**SAMPLE_AD, "title": title, "priority": priority, **fields}
+
+
+def submit_concurrently(url: str, bodies: list[dict[str, Any]], *, threads: int = 8,
+                        timeout: float = 10.0) -> list[str]:
+    """``POST /ads`` each of ``bodies`` from ``threads`` threads, each with an ``httpx.Client`` of its own (one
+    client shared by threads once failed a cluster test with ``ReadError: [Errno 9] Bad file descriptor`` on a
+    loaded CI); every answer must be 202. The ids, in the order of ``bodies``."""
+    local = threading.local()
+    clients: list[httpx.Client] = []
+    lock = threading.Lock()
+
+    def submit(body: dict[str, Any]) -> str:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=url, timeout=timeout)
+            with lock:
+                clients.append(local.client)
+        resp = local.client.post("/ads", json=body)
+        assert resp.status_code == 202, resp.text
+        return str(resp.json()["id"])
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(submit, bodies))
+    finally:
+        for client in clients:
+            client.close()
 
 
 def wait_terminal(client: httpx.Client, ad_id: str, timeout: float = 20.0) -> dict[str, object]:

@@ -22,7 +22,6 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,16 @@ from gamead_core.errors import Conflict, NotFound
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.store.ads import AdStore
 from tests.cluster import NatsCluster, fresh_cluster
-from tests.support import SAMPLE_AD, Proc, ad, assert_doctor_clean, start_api, start_worker, wait_for
+from tests.support import (
+    SAMPLE_AD,
+    Proc,
+    ad,
+    assert_doctor_clean,
+    start_api,
+    start_worker,
+    submit_concurrently,
+    wait_for,
+)
 
 #: ack_wait 15 s: held ads live on keep-alives every ack_wait / 3, and a worker stalled ~1.7 s on a loaded machine
 #: (5 s) had one redelivered, which the replica test counts; the kill test's 60 s still covers a redelivery
@@ -154,13 +162,8 @@ def test_a_record_written_through_one_node_is_read_through_every_other(r3_stack:
 
 def test_no_ad_waits_for_a_replica_that_is_behind(r3_stack: dict[str, Any]) -> None:
     url, workers = r3_stack["url"], r3_stack["workers"]
-    with httpx.Client(base_url=url, timeout=10) as client, ThreadPoolExecutor(8) as pool:
-        def submit(i: int) -> str:
-            resp = client.post("/ads", json=ad(f"Cluster ad {i}", 1 + i % 5))
-            assert resp.status_code == 202, resp.text
-            return str(resp.json()["id"])
-
-        ids = list(pool.map(submit, range(300)))
+    ids = submit_concurrently(url, [ad(f"Cluster ad {i}", 1 + i % 5) for i in range(300)])
+    with httpx.Client(base_url=url, timeout=10) as client:
         records = wait_for(lambda: _all_completed(client, ids), timeout=60, interval=0.5,
                            what="all 300 ads completed")
     redelivered = [i for i, r in records.items() if r["attempts"] != 1]

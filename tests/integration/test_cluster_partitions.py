@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +22,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_core import names
 from tests.cluster import NatsCluster, fresh_cluster
-from tests.support import ad, assert_doctor_clean, clean_env, run_gamead, start_api, start_worker, wait_for
+from tests.support import (
+    ad,
+    assert_doctor_clean,
+    clean_env,
+    run_gamead,
+    start_api,
+    start_worker,
+    submit_concurrently,
+    wait_for,
+)
 
 pytestmark = pytest.mark.xdist_group("tests/integration/test_cluster.py")
 
@@ -124,13 +132,8 @@ def test_ads_spread_over_three_streams_are_all_processed(p3_stack: dict[str, Any
     before = {name: int(info.state.last_seq) for name, info in _streams(cluster).items()}
     p3_stack["workers"].append(start_worker(cluster.url, p3_stack["logs"], worker_id="p3-w2", concurrency=8,
                                             ready=True, **P3))
-    with httpx.Client(base_url=url, timeout=15) as client, ThreadPoolExecutor(8) as pool:
-        def submit(i: int) -> str:
-            resp = client.post("/ads", json=ad(f"Partitioned {i}", 1 + i % 5))
-            assert resp.status_code == 202, resp.text
-            return str(resp.json()["id"])
-
-        ids = list(pool.map(submit, range(150)))
+    ids = submit_concurrently(url, [ad(f"Partitioned {i}", 1 + i % 5) for i in range(150)], timeout=15)
+    with httpx.Client(base_url=url, timeout=15) as client:
         records = wait_for(lambda: _completed(client, ids), timeout=90, interval=0.5, what="150 ads completed")
     assert len(records) == 150
     streams = _streams(cluster)
