@@ -47,7 +47,7 @@ async def check_partitions(settings: GameadSettings, url: str) -> None:
     finally:
         await close_connection(nc)
     if settle_rule(change, repartition=settings.queue.repartition, update=True) == "refuse" and change is not None:
-        raise PartitionsChanged(change.describe())
+        raise PartitionsChanged(change.describe(), change=change)
 
 
 def refuse_partition_change(settings: GameadSettings, url: str) -> None:

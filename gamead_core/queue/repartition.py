@@ -96,7 +96,8 @@ async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> Non
             except nats.js.errors.NotFoundError:
                 continue
             if int(info.state.messages or 0):
-                raise PartitionsChanged(replace(change, held=int(info.state.messages)).describe())
+                held_now = replace(change, held=int(info.state.messages))
+                raise PartitionsChanged(held_now.describe(), change=held_now)
             if not info.config.sealed:  # no new message can land in it from here on
                 await js.update_stream(info.config.evolve(sealed=True))
             held = int((await js.stream_info(stream)).state.messages or 0)
@@ -105,7 +106,7 @@ async def _drop_partitions(js: JetStreamContext, change: PartitionChange) -> Non
                     f"{stream} got {held} ad(s) while queue.repartition was changing the partitions (some node "
                     f"is still running): it is left sealed, with its ads, and nothing else was changed; stop every "
                     f"node, then start with queue.partitions {max(m or 0 for m in change.made_with)} to "
-                    f"drain it (README: Partitions)")
+                    f"drain it (README: Partitions)", change=replace(change, held=held))
             await js.delete_stream(stream)
         log.warning("queue.repartition: deleted the empty (sealed) work stream %s of partition %d; "
                     "queue.partitions is now %d", stream, p, change.setting,

@@ -77,7 +77,8 @@ class TopologyWatch:
             report = await check_topology(self.js, self.settings, create=True, update=startup)
         except PartitionsChanged as exc:
             self.checks += 1
-            self._mismatched(exc.change)
+            if exc.change is not None:  # one raised without its change says nothing new: the mismatch stands
+                self._mismatched(exc.change)
             self.error = exc.message
             raise
         except GameadError as exc:
