@@ -9,7 +9,6 @@ already final is acknowledged without being analysed again, so each ad completes
 One ad: :class:`~gamead_core.worker.handle.AdHandler` (its record → checks → analyse → outcome → ack/nak).
 The inline concerns are hooks around that handler (:mod:`gamead_core.worker.hooks`, as dramatiq's
 middleware): the ack-wait keep-alive from pull to settlement, the time limit of an attempt, fault injection. Outcomes are written by :mod:`gamead_core.worker.settle`.
-
 Our own storage failing is never the ad's fault (:mod:`gamead_core.worker.storage_pause`).
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for
@@ -26,7 +25,6 @@ import time
 from collections.abc import Sequence
 
 import orjson
-
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
@@ -38,7 +36,7 @@ from gamead_core.models import iso_z, utcnow
 from gamead_core.queue.aging import delivery_key
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.queue.partition_watch import stop_if_repartitioned
+from gamead_core.queue.partition_watch import stop_if_repartitioned, watch_result
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
@@ -156,7 +154,7 @@ class Worker:
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
             reaper = asyncio.create_task(run_reaper(nc, js, store, registry, self.settings, self.id, stop))
-            stale = asyncio.create_task(stop_if_repartitioned(js, self.settings, stop))  # exit 5 once repartitioned
+            stale = asyncio.create_task(stop_if_repartitioned(js, self.settings, stop))
             async with heartbeating(registry, lambda: self._snapshot(draining=stop.is_set()),
                                     self.settings.registry.heartbeat_interval):
                 try:
@@ -166,7 +164,9 @@ class Worker:
                     await self._hand_back()
                     await self._drain()
                     await asyncio.gather(reaper, return_exceptions=True)
-                    stale.cancel() if not stale.done() else stale.result()  # raises its PartitionsChanged
+                    changed = await watch_result(stale)  # raised below: never in place of the loop's error
+                if changed is not None:
+                    raise changed  # exit 5 once repartitioned
         finally:
             await close_connection(nc)  # drained; or closed at once if NATS is away
             await self.metrics.stop_serving(metrics_server)
