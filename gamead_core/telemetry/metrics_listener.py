@@ -16,16 +16,26 @@ heartbeat until ``gamead up`` killed it as wedged (attack25, finding 1). uvicorn
   connection is closed after :data:`READ_TIMEOUT` seconds too (uvicorn's ``timeout_keep_alive``);
 * request line and headers at most :data:`MAX_HEAD_BYTES` bytes and :data:`MAX_HEADERS` fields (``431``), the
   request target at most :data:`MAX_REQUEST_LINE` bytes (``414``); a body is ``413``; a method other than
-  ``GET``/``HEAD`` is ``405``.
+  ``GET``/``HEAD`` is ``405``; a header or query string that is not ASCII is ``400`` (prometheus-client would
+  raise on it: a ``500`` and a traceback in the worker's log for every such request).
+
+The page is built on the worker's event loop (~2 ms, more gzipped), the loop that sends heartbeats and settles
+ads, so it is built at most once per :data:`CACHE_SECONDS` per variant (content type chosen by ``Accept``, gzip
+or not, the ``name[]`` filters) and the same bytes are sent to every scrape of that variant meanwhile: a
+scrape flood costs a few builds a second, and a scraped figure is at most :data:`CACHE_SECONDS` old. Only a
+client varying ``name[]`` on every request costs a build each (a filtered page: the matching series only).
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
@@ -41,6 +51,8 @@ MAX_REQUEST_LINE = 2 * 1024  #: the request target, bytes
 #: any request with a body by :func:`scrape_app`)
 SCRAPE_LIMITS = HttpLimits(max_request_line=MAX_REQUEST_LINE, max_header_bytes=MAX_HEAD_BYTES,
                            max_headers=MAX_HEADERS, read_timeout=READ_TIMEOUT, max_body=0, max_batch_body=0)
+CACHE_SECONDS = 1.0  #: how long a built page is served again to scrapes asking for the same variant
+_CACHED_VARIANTS = 16  #: page variants kept at once (content type x gzip x name[] filters)
 _SHUTDOWN_SECONDS = 2  #: how long :meth:`MetricsListener.close` lets answers being written finish
 
 
@@ -67,9 +79,13 @@ def _opened(conn: Any) -> float:
 
 
 def scrape_app(registry: CollectorRegistry) -> Any:
-    """An ASGI app: prometheus-client's page of ``registry`` for ``GET``/``HEAD``; ``405`` for another method,
-    ``413`` for a request with a body (``Transfer-Encoding``, or a ``Content-Length`` other than 0)."""
+    """An ASGI app: prometheus-client's page of ``registry`` for ``GET``/``HEAD``, built at most once per
+    :data:`CACHE_SECONDS` per page variant (:func:`_variant`) and replayed meanwhile; ``405`` for another method,
+    ``413`` for a request with a body (``Transfer-Encoding``, or a ``Content-Length`` other than 0), ``400`` for a
+    header or query string that is not ASCII (the library would raise ``UnicodeDecodeError`` on it: a ``500`` and
+    a traceback in the worker's log per request)."""
     page = make_asgi_app(registry=registry)
+    built: dict[tuple[str, bool, tuple[str, ...]], tuple[float, list[dict[str, Any]]]] = {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = dict(scope["headers"])
@@ -77,13 +93,41 @@ def scrape_app(registry: CollectorRegistry) -> Any:
             status, text, extra = 405, b"use GET\n", [(b"allow", b"GET, HEAD")]
         elif b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() != b"0":
             status, text, extra = 413, b"a scrape has no body\n", []
+        elif not scope["query_string"].isascii() or not all(n.isascii() and v.isascii() for n, v in scope["headers"]):
+            status, text, extra = 400, b"headers and query string must be ASCII\n", []
         else:
-            return await page(scope, receive, send)
+            key = _variant(scope)
+            now = time.monotonic()
+            cached = built.get(key)
+            if cached is None or now - cached[0] >= CACHE_SECONDS:
+                sent: list[dict[str, Any]] = []
+
+                async def keep(message: dict[str, Any]) -> None:
+                    sent.append(message)
+
+                await page(scope, receive, keep)
+                if not sent:  # the client left before the page was sent: nothing to keep
+                    return
+                if len(built) >= _CACHED_VARIANTS:
+                    built.clear()  # variants past the bound (a client varying name[]): start again
+                cached = built[key] = (now, sent)
+            for message in cached[1]:
+                await send(message)
+            return
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"), *extra]})
         await send({"type": "http.response.body", "body": text})
 
     return app
+
+
+def _variant(scope: dict[str, Any]) -> tuple[str, bool, tuple[str, ...]]:
+    """Which page a scrape gets, as prometheus-client decides it: (content type by ``Accept``, gzip by
+    ``Accept-Encoding``, the ``name[]`` filters). The headers are ASCII (checked by :func:`scrape_app`)."""
+    accept = ",".join(v.decode() for n, v in scope["headers"] if n.lower() == b"accept")
+    encoding = ",".join(v.decode() for n, v in scope["headers"] if n.lower() == b"accept-encoding")
+    names = parse_qs(scope["query_string"].decode()).get("name[]", [])
+    return choose_encoder(accept)[1], gzip_accepted(encoding), tuple(sorted(set(names)))
 
 
 class MetricsListener:
@@ -126,5 +170,5 @@ async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> Me
     return MetricsListener(server, sock)
 
 
-__all__ = ["BACKLOG", "MAX_CONNECTIONS", "MAX_HEADERS", "MAX_HEAD_BYTES", "MAX_REQUEST_LINE", "READ_TIMEOUT",
+__all__ = ["BACKLOG", "CACHE_SECONDS", "MAX_CONNECTIONS", "MAX_HEADERS", "MAX_HEAD_BYTES", "MAX_REQUEST_LINE", "READ_TIMEOUT",
            "SCRAPE_LIMITS", "MetricsListener", "ScrapeProtocol", "scrape_app", "serve_metrics"]
