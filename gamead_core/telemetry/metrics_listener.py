@@ -8,9 +8,16 @@ so 3,000 connections trickling their headers took a worker from 72 MB to 236 MB 
 heartbeat until ``gamead up`` killed it as wedged (attack25, finding 1). uvicorn, not an HTTP server of our own
 (house rule 8: outside the core, a well-kept library beats our code). The bounds (fixed, no settings):
 
-* at most :data:`MAX_CONNECTIONS` connections: one more closes the oldest connection not being answered (so a
-  client holding connections open cannot keep a scrape out); when every one is being answered, uvicorn's
-  ``limit_concurrency`` answers it ``503``; the kernel's listen backlog is :data:`BACKLOG`;
+* at most :data:`MAX_CONNECTIONS` connections: past it, connections waiting for a request (none sent yet, or
+  idle after an answer) are closed, oldest first: when a connection opens, those open for at least
+  :data:`EVICT_MIN_AGE` seconds; when a request has arrived whole, any. So a client holding connections open
+  cannot keep a scrape out, and a scrape whose request arrives whole within :data:`EVICT_MIN_AGE` seconds of
+  its connecting is not closed by newer connections, however fast they come. Not guaranteed: a scrape is
+  answered ``503`` (uvicorn's ``limit_concurrency``) while :data:`MAX_CONNECTIONS` other requests are being
+  answered; its connection is closed at once when :data:`HARD_CONNECTIONS` are open, all too young to close (a
+  client opening over :data:`HARD_CONNECTIONS` connections a second); a scrape whose head is still arriving may
+  be closed to make room for a request that arrived whole, or after :data:`EVICT_MIN_AGE` seconds for a new
+  connection. The kernel's listen backlog is :data:`BACKLOG`;
 * a request must arrive whole within :data:`READ_TIMEOUT` seconds of the connection's opening or of its first
   byte (a deadline, not per byte): ``408``, or just closed when it never sent a byte; an idle keep-alive
   connection is closed after :data:`READ_TIMEOUT` seconds too (uvicorn's ``timeout_keep_alive``);
@@ -42,6 +49,8 @@ from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
 
 MAX_CONNECTIONS = 32  #: connections served at once
+EVICT_MIN_AGE = 1.0  #: seconds a connection is kept at least when newer connections want its place
+HARD_CONNECTIONS = 2 * MAX_CONNECTIONS  #: connections open at most (new ones closed at once past it)
 BACKLOG = 64  #: the listen backlog (connections the kernel holds before they are accepted)
 READ_TIMEOUT = 5.0  #: seconds for a whole request; also the idle keep-alive time
 MAX_HEAD_BYTES = 8 * 1024  #: request line + header fields, bytes
@@ -57,17 +66,35 @@ _SHUTDOWN_SECONDS = 2  #: how long :meth:`MetricsListener.close` lets answers be
 
 
 class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
-    """The bounded protocol with :data:`SCRAPE_LIMITS` that, past :data:`MAX_CONNECTIONS` open connections, closes
-    the oldest ones not being answered."""
+    """The bounded protocol with :data:`SCRAPE_LIMITS` that keeps at most :data:`MAX_CONNECTIONS` connections by
+    closing ones waiting for a request (none sent yet, or idle after an answer), oldest first: when a connection
+    opens, those older than :data:`EVICT_MIN_AGE` seconds; when a request has arrived whole, any. Past
+    :data:`HARD_CONNECTIONS` (all the others too young to close) the new connection is closed at once."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.opened = self.loop.time()
-        others = [c for c in self.connections if c is not self and not c.transport.is_closing()]
+        self._make_room(self.opened - EVICT_MIN_AGE)
+        if len(self._others()) >= HARD_CONNECTIONS:
+            transport.close()
+            self.connections.discard(self)
+
+    def on_headers_complete(self) -> None:
+        self._make_room(float("inf"))  # a request beats connections that have not sent one
+        super().on_headers_complete()
+
+    def _others(self) -> list[Any]:
+        return [c for c in self.connections if c is not self and not c.transport.is_closing()]
+
+    def _make_room(self, opened_by: float) -> None:
+        """Close the oldest connections waiting for a request opened by ``opened_by`` (loop time, seconds)
+        until this one fits in :data:`MAX_CONNECTIONS` (or none is left to close)."""
+        others = self._others()
         if len(others) < MAX_CONNECTIONS:
             return
-        idle = sorted((c for c in others if c.cycle is None or c.cycle.response_complete), key=_opened)
-        for conn in idle[:len(others) + 1 - MAX_CONNECTIONS]:
+        waiting = sorted((c for c in others if (c.cycle is None or c.cycle.response_complete)
+                          and _opened(c) <= opened_by), key=_opened)
+        for conn in waiting[:len(others) + 1 - MAX_CONNECTIONS]:
             conn.transport.close()
             # out of the count now, not at its connection_lost (a later loop turn): uvicorn's limit_concurrency
             # counts this set, and a scrape read in the same turn would be a 503
@@ -170,5 +197,6 @@ async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> Me
     return MetricsListener(server, sock)
 
 
-__all__ = ["BACKLOG", "CACHE_SECONDS", "MAX_CONNECTIONS", "MAX_HEADERS", "MAX_HEAD_BYTES", "MAX_REQUEST_LINE", "READ_TIMEOUT",
-           "SCRAPE_LIMITS", "MetricsListener", "ScrapeProtocol", "scrape_app", "serve_metrics"]
+__all__ = ["BACKLOG", "CACHE_SECONDS", "EVICT_MIN_AGE", "HARD_CONNECTIONS", "MAX_CONNECTIONS", "MAX_HEADERS",
+           "MAX_HEAD_BYTES", "MAX_REQUEST_LINE", "READ_TIMEOUT", "SCRAPE_LIMITS", "MetricsListener",
+           "ScrapeProtocol", "scrape_app", "serve_metrics"]

@@ -87,6 +87,29 @@ def test_idle_connections_past_the_cap_make_room_for_a_scrape() -> None:
     asyncio.run(run())
 
 
+def test_a_scrape_is_not_closed_by_connections_opened_after_it() -> None:
+    """A client opening connections continuously used to close every scrape whose request had not arrived
+    whole: it was the oldest connection "not being answered" once 32 newer ones opened."""
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # the scraper's head, still arriving
+        await writer.drain()
+        churn = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(MAX_CONNECTIONS + 10)]
+        try:
+            writer.write(b"Connection: close\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), timeout=10)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b"gamead_probe_total 3.0" in answer, answer[:200]
+            assert len(listener.server.server_state.connections) <= MAX_CONNECTIONS
+        finally:
+            writer.close()
+            for _, other in churn:
+                other.close()
+            await listener.close()
+
+    asyncio.run(run())
+
+
 def test_a_header_or_query_that_is_not_ascii_is_a_400_without_a_traceback(caplog: Any) -> None:
     async def run() -> None:
         listener = await serve_metrics(_registry(), "127.0.0.1", 0)
