@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 
 from gamead_core import names
-from gamead_core.queue.direct_read import hedged
+from gamead_core.queue.direct_read import fell_back, hedged
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ async def peek_next(js: JetStreamContext, stream: str, subject: str, after_seq: 
         return await hedged(js).get_msg(stream, seq=after_seq + 1, subject=subject, next=True, direct=True)
     except nats.js.errors.NotFoundError:
         return None
-    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-        pass
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+        fell_back(stream, exc)
     try:
         return await js.get_msg(stream, seq=after_seq + 1, subject=subject, next=True)
     except nats.js.errors.NotFoundError:

@@ -7,16 +7,28 @@ gets it is given go unanswered: from a healthy server 1 to 4 in 8 timed out (att
 queue heads and every record read waited a whole request timeout, so a fleet of workers ran at ~1 %. So a
 direct get waits :data:`DIRECT_HEDGE` seconds at most; its caller then asks the stream leader
 (``STREAM.MSG.GET``), which a stopped server is no longer once its leaderships moved (seconds).
+
+Each such second ask is counted (``gamead_direct_get_fallbacks_total{reason}``: :func:`fell_back`), and logged
+at most once a minute with the stream: on a busy cluster it doubles the leader's reads.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import weakref
 
+import nats.errors
 from nats.js import JetStreamContext
+
+from gamead_core.telemetry import metrics
+
+log = logging.getLogger(__name__)
 
 #: seconds a direct get waits before its caller asks the stream leader (an answering replica takes ~1 ms)
 DIRECT_HEDGE = 0.5
+LOG_EVERY = 60.0  #: seconds between two log lines of :func:`fell_back`
+_logged = {"at": float("-inf"), "since": 0}  #: when :func:`fell_back` last logged; fallbacks not logged since
 
 _hedged: weakref.WeakKeyDictionary[JetStreamContext, JetStreamContext] = weakref.WeakKeyDictionary()
 
@@ -29,3 +41,20 @@ def hedged(js: JetStreamContext) -> JetStreamContext:
         timeout = min(DIRECT_HEDGE, float(getattr(js, "_timeout", DIRECT_HEDGE) or DIRECT_HEDGE))
         short = _hedged[js] = JetStreamContext(js._nc, prefix=js._prefix, timeout=timeout)
     return short
+
+
+def fell_back(stream: str, exc: Exception, now: float | None = None) -> None:
+    """A direct get of ``stream`` raised ``exc`` (nats-py's ``TimeoutError``: no answer within
+    :data:`DIRECT_HEDGE`; ``NoRespondersError``: the stream has no direct gets) and its caller asks the stream
+    leader: counted in ``gamead_direct_get_fallbacks_total{reason}`` (when ``metrics.enabled``), logged at most
+    once per :data:`LOG_EVERY` seconds (``now``: ``time.monotonic()`` seconds) with the count since."""
+    reason = "no_responders" if isinstance(exc, nats.errors.NoRespondersError) else "timeout"
+    if metrics.recording():
+        metrics.DIRECT_GET_FALLBACKS.labels(reason).inc()
+    now = time.monotonic() if now is None else now
+    _logged["since"] += 1
+    if now - _logged["at"] >= LOG_EVERY:
+        log.warning("a direct get of stream %s was asked of its leader (%s; %d such since the last line, logged at "
+                    "most once a minute): a replica is slow or stopped, or the stream has no direct gets",
+                    stream, reason, _logged["since"], extra={"stream": stream})
+        _logged["at"], _logged["since"] = now, 0

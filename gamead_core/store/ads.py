@@ -32,7 +32,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.models import STORED, AdRecord, AdStatus
 from gamead_core.queue.acks import Ack, publish_acked, publish_many
 from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY, nats_boundary, translate
-from gamead_core.queue.direct_read import hedged
+from gamead_core.queue.direct_read import fell_back, hedged
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
 from gamead_core.store.retention import final_record_ttl
 
@@ -214,8 +214,8 @@ class AdStore:
             if not consistent:
                 try:
                     entry = await self._entry(self._kv, ad_id)
-                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):  # no direct gets (or no stream);
-                    entry = None  # a replica on a stopped server given the get (queue.direct_read): the leader
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:  # no direct gets (or
+                    fell_back(self._kv._stream, exc)  # no stream); a replica on a stopped server: the leader
             if entry is None:
                 entry = await self._entry(self._leader, ad_id)
         if entry is None:

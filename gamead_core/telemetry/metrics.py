@@ -14,6 +14,7 @@ Who serves what:
   :class:`gamead_core.telemetry.collectors.ApiCollector`;
 * each worker (``worker.metrics_port``, :func:`serve_worker_metrics`): :data:`WORKER_REGISTRY` (ads
   processed by outcome, wait and processing histograms, DLQ additions);
+* both: :data:`DIRECT_GET_FALLBACKS` (direct gets re-asked of the stream leader, :mod:`gamead_core.queue.direct_read`);
 * ``gamead up`` itself and the CLI serve none.
 
 Recording is a dictionary lookup and an addition under a lock (prometheus-client's): cheap enough for the
@@ -86,6 +87,13 @@ HTTP_DURATION = Histogram(
     ["route"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=API_REGISTRY,
 )
+#: both roles make direct gets (the API's queue heads and record reads, a worker's record reads)
+DIRECT_GET_FALLBACKS = Counter(
+    "gamead_direct_get_fallbacks", "Direct gets (any replica) this process asked the stream leader again, by reason "
+    "(timeout: no answer within 0.5 s, a replica on a stopped or slow server; no_responders: no direct gets).",
+    ["reason"], registry=API_REGISTRY,
+)
+WORKER_REGISTRY.register(DIRECT_GET_FALLBACKS)
 
 _LEVELS = tuple(str(level) for level in range(1, 6))
 _recording = True  #: ``metrics.enabled`` of this process (:func:`set_recording`)
@@ -229,6 +237,7 @@ __all__ = [
     "ADS_PROCESSED",
     "ADS_SUBMITTED",
     "API_REGISTRY",
+    "DIRECT_GET_FALLBACKS",
     "DLQ_ADDED",
     "HTTP_DURATION",
     "HTTP_REQUESTS",

@@ -8,30 +8,49 @@ so 3,000 connections trickling their headers took a worker from 72 MB to 236 MB 
 heartbeat until ``gamead up`` killed it as wedged (attack25, finding 1). uvicorn, not an HTTP server of our own
 (house rule 8: outside the core, a well-kept library beats our code). The bounds (fixed, no settings):
 
-* at most :data:`MAX_CONNECTIONS` connections: one more closes the oldest connection not being answered (so a
-  client holding connections open cannot keep a scrape out); when every one is being answered, uvicorn's
-  ``limit_concurrency`` answers it ``503``; the kernel's listen backlog is :data:`BACKLOG`;
+* at most :data:`MAX_CONNECTIONS` connections: past it, connections waiting for a request (none sent yet, or
+  idle after an answer) are closed, oldest first: when a connection opens, those open for at least
+  :data:`EVICT_MIN_AGE` seconds; when a request has arrived whole, any. So a client holding connections open
+  cannot keep a scrape out, and a scrape whose request arrives whole within :data:`EVICT_MIN_AGE` seconds of
+  its connecting is not closed by newer connections, however fast they come. Not guaranteed: a scrape is
+  answered ``503`` (uvicorn's ``limit_concurrency``) while :data:`MAX_CONNECTIONS` other requests are being
+  answered; its connection is closed at once when :data:`HARD_CONNECTIONS` are open, all too young to close (a
+  client opening over :data:`HARD_CONNECTIONS` connections a second); a scrape whose head is still arriving may
+  be closed to make room for a request that arrived whole, or after :data:`EVICT_MIN_AGE` seconds for a new
+  connection. The kernel's listen backlog is :data:`BACKLOG`;
 * a request must arrive whole within :data:`READ_TIMEOUT` seconds of the connection's opening or of its first
   byte (a deadline, not per byte): ``408``, or just closed when it never sent a byte; an idle keep-alive
   connection is closed after :data:`READ_TIMEOUT` seconds too (uvicorn's ``timeout_keep_alive``);
 * request line and headers at most :data:`MAX_HEAD_BYTES` bytes and :data:`MAX_HEADERS` fields (``431``), the
   request target at most :data:`MAX_REQUEST_LINE` bytes (``414``); a body is ``413``; a method other than
-  ``GET``/``HEAD`` is ``405``.
+  ``GET``/``HEAD`` is ``405``; a header or query string that is not ASCII is ``400`` (prometheus-client would
+  raise on it: a ``500`` and a traceback in the worker's log for every such request).
+
+The page is built on the worker's event loop (~2 ms, more gzipped), the loop that sends heartbeats and settles
+ads, so it is built at most once per :data:`CACHE_SECONDS` per variant (content type chosen by ``Accept``, gzip
+or not, the ``name[]`` filters) and the same bytes are sent to every scrape of that variant meanwhile: a
+scrape flood costs a few builds a second, and a scraped figure is at most :data:`CACHE_SECONDS` old. Only a
+client varying ``name[]`` on every request costs a build each (a filtered page: the matching series only).
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
 
 MAX_CONNECTIONS = 32  #: connections served at once
+EVICT_MIN_AGE = 1.0  #: seconds a connection is kept at least when newer connections want its place
+HARD_CONNECTIONS = 2 * MAX_CONNECTIONS  #: connections open at most (new ones closed at once past it)
 BACKLOG = 64  #: the listen backlog (connections the kernel holds before they are accepted)
 READ_TIMEOUT = 5.0  #: seconds for a whole request; also the idle keep-alive time
 MAX_HEAD_BYTES = 8 * 1024  #: request line + header fields, bytes
@@ -41,21 +60,41 @@ MAX_REQUEST_LINE = 2 * 1024  #: the request target, bytes
 #: any request with a body by :func:`scrape_app`)
 SCRAPE_LIMITS = HttpLimits(max_request_line=MAX_REQUEST_LINE, max_header_bytes=MAX_HEAD_BYTES,
                            max_headers=MAX_HEADERS, read_timeout=READ_TIMEOUT, max_body=0, max_batch_body=0)
+CACHE_SECONDS = 1.0  #: how long a built page is served again to scrapes asking for the same variant
+_CACHED_VARIANTS = 16  #: page variants kept at once (content type x gzip x name[] filters)
 _SHUTDOWN_SECONDS = 2  #: how long :meth:`MetricsListener.close` lets answers being written finish
 
 
 class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
-    """The bounded protocol with :data:`SCRAPE_LIMITS` that, past :data:`MAX_CONNECTIONS` open connections, closes
-    the oldest ones not being answered."""
+    """The bounded protocol with :data:`SCRAPE_LIMITS` that keeps at most :data:`MAX_CONNECTIONS` connections by
+    closing ones waiting for a request (none sent yet, or idle after an answer), oldest first: when a connection
+    opens, those older than :data:`EVICT_MIN_AGE` seconds; when a request has arrived whole, any. Past
+    :data:`HARD_CONNECTIONS` (all the others too young to close) the new connection is closed at once."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.opened = self.loop.time()
-        others = [c for c in self.connections if c is not self and not c.transport.is_closing()]
+        self._make_room(self.opened - EVICT_MIN_AGE)
+        if len(self._others()) >= HARD_CONNECTIONS:
+            transport.close()
+            self.connections.discard(self)
+
+    def on_headers_complete(self) -> None:
+        self._make_room(float("inf"))  # a request beats connections that have not sent one
+        super().on_headers_complete()
+
+    def _others(self) -> list[Any]:
+        return [c for c in self.connections if c is not self and not c.transport.is_closing()]
+
+    def _make_room(self, opened_by: float) -> None:
+        """Close the oldest connections waiting for a request opened by ``opened_by`` (loop time, seconds)
+        until this one fits in :data:`MAX_CONNECTIONS` (or none is left to close)."""
+        others = self._others()
         if len(others) < MAX_CONNECTIONS:
             return
-        idle = sorted((c for c in others if c.cycle is None or c.cycle.response_complete), key=_opened)
-        for conn in idle[:len(others) + 1 - MAX_CONNECTIONS]:
+        waiting = sorted((c for c in others if (c.cycle is None or c.cycle.response_complete)
+                          and _opened(c) <= opened_by), key=_opened)
+        for conn in waiting[:len(others) + 1 - MAX_CONNECTIONS]:
             conn.transport.close()
             # out of the count now, not at its connection_lost (a later loop turn): uvicorn's limit_concurrency
             # counts this set, and a scrape read in the same turn would be a 503
@@ -67,9 +106,13 @@ def _opened(conn: Any) -> float:
 
 
 def scrape_app(registry: CollectorRegistry) -> Any:
-    """An ASGI app: prometheus-client's page of ``registry`` for ``GET``/``HEAD``; ``405`` for another method,
-    ``413`` for a request with a body (``Transfer-Encoding``, or a ``Content-Length`` other than 0)."""
+    """An ASGI app: prometheus-client's page of ``registry`` for ``GET``/``HEAD``, built at most once per
+    :data:`CACHE_SECONDS` per page variant (:func:`_variant`) and replayed meanwhile; ``405`` for another method,
+    ``413`` for a request with a body (``Transfer-Encoding``, or a ``Content-Length`` other than 0), ``400`` for a
+    header or query string that is not ASCII (the library would raise ``UnicodeDecodeError`` on it: a ``500`` and
+    a traceback in the worker's log per request)."""
     page = make_asgi_app(registry=registry)
+    built: dict[tuple[str, bool, tuple[str, ...]], tuple[float, list[dict[str, Any]]]] = {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = dict(scope["headers"])
@@ -77,13 +120,41 @@ def scrape_app(registry: CollectorRegistry) -> Any:
             status, text, extra = 405, b"use GET\n", [(b"allow", b"GET, HEAD")]
         elif b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() != b"0":
             status, text, extra = 413, b"a scrape has no body\n", []
+        elif not scope["query_string"].isascii() or not all(n.isascii() and v.isascii() for n, v in scope["headers"]):
+            status, text, extra = 400, b"headers and query string must be ASCII\n", []
         else:
-            return await page(scope, receive, send)
+            key = _variant(scope)
+            now = time.monotonic()
+            cached = built.get(key)
+            if cached is None or now - cached[0] >= CACHE_SECONDS:
+                sent: list[dict[str, Any]] = []
+
+                async def keep(message: dict[str, Any]) -> None:
+                    sent.append(message)
+
+                await page(scope, receive, keep)
+                if not sent:  # the client left before the page was sent: nothing to keep
+                    return
+                if len(built) >= _CACHED_VARIANTS:
+                    built.clear()  # variants past the bound (a client varying name[]): start again
+                cached = built[key] = (now, sent)
+            for message in cached[1]:
+                await send(message)
+            return
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"), *extra]})
         await send({"type": "http.response.body", "body": text})
 
     return app
+
+
+def _variant(scope: dict[str, Any]) -> tuple[str, bool, tuple[str, ...]]:
+    """Which page a scrape gets, as prometheus-client decides it: (content type by ``Accept``, gzip by
+    ``Accept-Encoding``, the ``name[]`` filters). The headers are ASCII (checked by :func:`scrape_app`)."""
+    accept = ",".join(v.decode() for n, v in scope["headers"] if n.lower() == b"accept")
+    encoding = ",".join(v.decode() for n, v in scope["headers"] if n.lower() == b"accept-encoding")
+    names = parse_qs(scope["query_string"].decode()).get("name[]", [])
+    return choose_encoder(accept)[1], gzip_accepted(encoding), tuple(sorted(set(names)))
 
 
 class MetricsListener:
@@ -126,5 +197,6 @@ async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> Me
     return MetricsListener(server, sock)
 
 
-__all__ = ["BACKLOG", "MAX_CONNECTIONS", "MAX_HEADERS", "MAX_HEAD_BYTES", "MAX_REQUEST_LINE", "READ_TIMEOUT",
-           "SCRAPE_LIMITS", "MetricsListener", "ScrapeProtocol", "scrape_app", "serve_metrics"]
+__all__ = ["BACKLOG", "CACHE_SECONDS", "EVICT_MIN_AGE", "HARD_CONNECTIONS", "MAX_CONNECTIONS", "MAX_HEADERS",
+           "MAX_HEAD_BYTES", "MAX_REQUEST_LINE", "READ_TIMEOUT", "SCRAPE_LIMITS", "MetricsListener",
+           "ScrapeProtocol", "scrape_app", "serve_metrics"]

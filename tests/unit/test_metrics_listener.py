@@ -5,11 +5,15 @@ flood on a real worker is tests/integration/test_worker_metrics_flood.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any, Iterable
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-from gamead_core.telemetry.metrics_listener import MAX_CONNECTIONS, MAX_HEAD_BYTES, serve_metrics
+from gamead_core.telemetry.metrics_listener import CACHE_SECONDS, MAX_CONNECTIONS, MAX_HEAD_BYTES, serve_metrics
 
 
 def _registry() -> CollectorRegistry:
@@ -78,6 +82,85 @@ def test_idle_connections_past_the_cap_make_room_for_a_scrape() -> None:
         finally:
             for _, writer in held:
                 writer.close()
+            await listener.close()
+
+    asyncio.run(run())
+
+
+def test_a_scrape_is_not_closed_by_connections_opened_after_it() -> None:
+    """A client opening connections continuously used to close every scrape whose request had not arrived
+    whole: it was the oldest connection "not being answered" once 32 newer ones opened."""
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # the scraper's head, still arriving
+        await writer.drain()
+        churn = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(MAX_CONNECTIONS + 10)]
+        try:
+            writer.write(b"Connection: close\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), timeout=10)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b"gamead_probe_total 3.0" in answer, answer[:200]
+            assert len(listener.server.server_state.connections) <= MAX_CONNECTIONS
+        finally:
+            writer.close()
+            for _, other in churn:
+                other.close()
+            await listener.close()
+
+    asyncio.run(run())
+
+
+def test_a_header_or_query_that_is_not_ascii_is_a_400_without_a_traceback(caplog: Any) -> None:
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        try:
+            for request in (b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: \xff\xfe\r\nConnection: close\r\n\r\n",
+                            b"GET /metrics?name[]=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):
+                answer = await _exchange(listener.port, request)
+                assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+            fine = await _exchange(listener.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert fine.startswith(b"HTTP/1.1 200 ") and b"gamead_probe_total 3.0" in fine
+        finally:
+            await listener.close()
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(run())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+
+
+class _Builds(Collector):
+    """Counts how often the page is built (every build collects every collector of the registry)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def collect(self) -> Iterable[Metric]:
+        self.count += 1
+        return []
+
+
+def test_a_scrape_flood_builds_the_page_a_few_times_a_second_not_once_per_scrape() -> None:
+    async def run() -> None:
+        registry = _registry()
+        builds = _Builds()
+        registry.register(builds)
+        probe = Counter("gamead_fresh", "Changes during the test.", registry=registry)
+        listener = await serve_metrics(registry, "127.0.0.1", 0)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.port}", timeout=10) as client:
+                for _ in range(MAX_CONNECTIONS):
+                    text = await client.get("/metrics")
+                    assert text.status_code == 200 and "gamead_probe_total 3.0" in text.text
+                assert builds.count <= 2
+                zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})  # another variant
+                assert zipped.headers["content-encoding"] == "gzip" and "gamead_probe_total 3.0" in zipped.text
+                # a change shows within CACHE_SECONDS or so
+                probe.inc(7)
+                deadline = asyncio.get_running_loop().time() + 10 * CACHE_SECONDS
+                while "gamead_fresh_total 7.0" not in (await client.get("/metrics")).text:
+                    assert asyncio.get_running_loop().time() < deadline, "the page never showed the change"
+                    await asyncio.sleep(0.05)
+        finally:
             await listener.close()
 
     asyncio.run(run())

@@ -1,0 +1,56 @@
+"""A direct get re-asked of the stream leader (gamead_core.queue.direct_read.fell_back) is counted in
+``gamead_direct_get_fallbacks_total`` and logged at most once a minute, on a real nats-server: a member of the
+direct-get queue group that never answers (a replica on a stopped server) and a stream without direct gets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+import nats
+
+from gamead_core.queue import direct_read
+from gamead_core.queue.depth import peek_next
+from gamead_core.telemetry.metrics import API_REGISTRY, WORKER_REGISTRY
+
+
+def _fallbacks(reason: str) -> float:
+    api = API_REGISTRY.get_sample_value("gamead_direct_get_fallbacks_total", {"reason": reason}) or 0.0
+    worker = WORKER_REGISTRY.get_sample_value("gamead_direct_get_fallbacks_total", {"reason": reason}) or 0.0
+    assert api == worker  # one counter, served by whichever role this process is
+    return api
+
+
+def test_a_direct_get_asked_of_the_leader_is_counted_and_logged_once_a_minute(fresh_nats: Callable[[], Any],
+                                                                              caplog: Any) -> None:
+    async def run() -> None:
+        server = fresh_nats()
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(name="S", subjects=["s.>"])  # no direct gets: only our silent "replica" listens
+            await js.publish("s.a", b"x", headers={"k": "v"})
+            before = _fallbacks("no_responders")
+            head = await peek_next(js, "S", "s.a", 0)
+            assert head is not None and head.data == b"x"  # read from the leader
+            assert _fallbacks("no_responders") == before + 1
+            await nc.subscribe("$JS.API.DIRECT.GET.S", queue="replicas", cb=_never_answer)
+            await nc.flush()
+            before = _fallbacks("timeout")
+            for _ in range(2):
+                head = await peek_next(js, "S", "s.a", 0)
+                assert head is not None and head.data == b"x"
+            assert _fallbacks("timeout") == before + 2
+        finally:
+            await nc.close()
+
+    direct_read._logged["at"] = float("-inf")
+    with caplog.at_level(logging.WARNING, logger="gamead_core.queue.direct_read"):
+        asyncio.run(run())
+    lines = [r.getMessage() for r in caplog.records if r.name == "gamead_core.queue.direct_read"]
+    assert len(lines) == 1 and "stream S " in lines[0], lines  # three fallbacks, one line within the minute
+
+
+async def _never_answer(msg: Any) -> None:
+    return None
