@@ -57,13 +57,13 @@ from gamead_core.api.errors import (
     DuplicateQueryParameter,
     error_response,
 )
+from gamead_core.api.http_limits import BATCH_PATHS
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.config import ROLES, GameadSettings, RateSettings
 
 log = logging.getLogger(__name__)
 
-BATCH_PATHS = frozenset({"/ads/batch", "/ads:batch"})
 
 __all__ = ["BATCH_PATHS", "BodyTooLarge", "GateMiddleware", "route_class"]
 

@@ -112,3 +112,16 @@ def test_the_registry_does_not_import_the_worker() -> None:
     assert registry
     for module in registry:
         assert not any(t.startswith("gamead_core.worker") for t in graph[module]), module
+
+
+def test_a_worker_imports_no_web_framework() -> None:
+    """A worker serves only ``/metrics`` (uvicorn with the API's bounded framing): importing the API's middleware
+    for one constant pulled Starlette and FastAPI into every worker, +16 MB of RSS (74 vs 58 MB at import; issue
+    14's worker target is ≤ 80 MB, which the rate sweep then missed at 86 MB)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gamead_core.worker.runtime, gamead_core.telemetry.metrics_listener; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
