@@ -243,7 +243,7 @@ class QueueSampler:
         for key, attr in COUNTERS.items():
             points = [(s.t, getattr(s, attr)) for s in self.ring]
             self.rates[key] = window_rate(points, sample.t)
-            spans.append(window_span(points, sample.t))
+            spans.append(window_span(points, sample.t, slack=1.5 * self.interval))  # an interval and jitter
         # what the rates divide by: RATE_WINDOW once the ring reaches back that far, less after a (re)start
         self.rate_window = max((x for x in spans if x is not None), default=None)
         self.rates["perWorkerPerSec"] = self._per_worker(sample)
