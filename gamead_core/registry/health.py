@@ -43,8 +43,8 @@ def node_state(info: NodeInfo, now: datetime, task_timeout: float, ttl: float | 
     registry could not be read again, e.g. NATS away: its last ``idle``/``ok`` is not known to hold any more;
     ``gamead up`` treats such a silence as a hung worker too). One older than :data:`LATE_BEATS` beats of the
     node's own interval (``info.heartbeat_interval``; of ``heartbeat_interval`` for an older node that does not
-    say it; neither: never late) plus ``read_age`` (how much older than ``now`` the registry read may be: the
-    sampler's interval) is ``late`` (frozen, hung, or its beats delayed: what it last said may not hold).
+    say it; neither: never late) plus ``read_age`` (how much older than ``now`` the registry read is, at most
+    the sampler's interval) is ``late`` (frozen, hung, or its beats delayed: what it last said may not hold).
     Every view (``gamead workers``, ``top --once``, the live ``top``) shows the API's state, computed here. A node
     whose entry expired is ``gone`` (:mod:`gamead_core.registry.gone`), not computed here. Pure."""
     age = (now - info.heartbeat_at).total_seconds()
