@@ -135,19 +135,23 @@ def reach_again(api: str | None, config: Path | None, reached: str | None = None
     ``reached`` (the API this command talks to, however it was found; left out when it holds a password this
     command was not given on its command line), then `` --config PATH`` (absolute) of the config file in force
     (``--config``, GAMEAD_CONFIG or ``./config.yaml``), if any. Values shell-quoted. ``""`` when there is
-    neither."""
+    neither. Never a password: one in ``api`` is printed as ``***`` (:func:`~gamead_core.redact.redact_url`),
+    and a note after the flags says it was left out."""
     import os
     import shlex
     from urllib.parse import urlsplit
 
     from gamead_core.config import config_path
+    from gamead_core.redact import redact_url
 
     url = api
     if url is None and reached and not urlsplit(reached).password:
         url = reached
+    shown = redact_url(url)
     found = config_path(config)
-    return ((f" --api {shlex.quote(url)}" if url else "")
-            + (f" --config {shlex.quote(os.path.abspath(found))}" if found is not None else ""))
+    return ((f" --api {shlex.quote(shown)}" if shown else "")
+            + (f" --config {shlex.quote(os.path.abspath(found))}" if found is not None else "")
+            + (" (the password of --api was left out: *** stands for it)" if shown != url else ""))
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

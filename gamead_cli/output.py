@@ -499,8 +499,8 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
     if summary.get("maybeQueued"):
         key, unknown = summary.get("idempotencyKey"), summary.get("maybeQueuedUnknown") or 0
         if key:
-            settle = (f"to settle them, send the same command again with --idempotency-key {key}: an ad already "
-                      "queued answers as a duplicate, none is queued twice")
+            settle = (f"to settle them, send the same command again with --idempotency-key {shlex.quote(key)}: an "
+                      "ad already queued answers as a duplicate, none is queued twice")
         elif unknown:
             known = summary["maybeQueued"] - unknown
             settle = ("do not resend: their batches got no answer, so their ids are unknown: find them with the "

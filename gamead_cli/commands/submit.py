@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import threading
 import time
 from collections import Counter
@@ -372,8 +373,8 @@ def submit_one(
     try:
         accepted = client.submit(ad, idempotency_key)
     except NoAnswer as exc:
-        settle = (f"send the same command again with --idempotency-key {idempotency_key} (a repeat queues nothing "
-                  "and prints its id)" if idempotency_key else
+        settle = (f"send the same command again with --idempotency-key {shlex.quote(idempotency_key or '')} (a "
+                  "repeat queues nothing and prints its id)" if idempotency_key else
                   f"look for it with `{follow_up('ads', 'list', again=client.again)}` before sending it again (or send "
                   "it with --idempotency-key KEY, which a repeat cannot queue twice)")
         raise NoAnswer(f"{exc.message}; the ad may be queued: {settle}") from exc

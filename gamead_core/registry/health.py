@@ -35,14 +35,16 @@ LATE_BEATS = 2.5
 
 
 def node_state(info: NodeInfo, now: datetime, task_timeout: float, ttl: float | None = None,
-               heartbeat_interval: float | None = None) -> State:
+               heartbeat_interval: float | None = None, read_age: float = 0.0) -> State:
     """The state to show: the node's own ``draining``, else ``stuck`` / ``late`` / ``idle`` / ``ok`` as seen at
-    ``now`` (``task_timeout``, ``ttl``, ``heartbeat_interval``: seconds).
+    ``now`` (``task_timeout``, ``ttl``, ``heartbeat_interval``, ``read_age``: seconds).
 
     With ``ttl`` (``registry.ttl``): a heartbeat older than it is ``stuck`` whatever the node last said (the
     registry could not be read again, e.g. NATS away: its last ``idle``/``ok`` is not known to hold any more;
-    ``gamead up`` treats such a silence as a hung worker too). With ``heartbeat_interval``: one older than
-    :data:`LATE_BEATS` beats is ``late`` (frozen, hung, or its beats delayed: what it last said may not hold).
+    ``gamead up`` treats such a silence as a hung worker too). One older than :data:`LATE_BEATS` beats of the
+    node's own interval (``info.heartbeat_interval``; of ``heartbeat_interval`` for an older node that does not
+    say it; neither: never late) plus ``read_age`` (how much older than ``now`` the registry read is, at most
+    the sampler's interval) is ``late`` (frozen, hung, or its beats delayed: what it last said may not hold).
     Every view (``gamead workers``, ``top --once``, the live ``top``) shows the API's state, computed here. A node
     whose entry expired is ``gone`` (:mod:`gamead_core.registry.gone`), not computed here. Pure."""
     age = (now - info.heartbeat_at).total_seconds()
@@ -50,7 +52,8 @@ def node_state(info: NodeInfo, now: datetime, task_timeout: float, ttl: float | 
         return "stuck"
     if info.state != "draining" and is_stuck(info, now, info.task_timeout or task_timeout):
         return "stuck"
-    if heartbeat_interval is not None and age > LATE_BEATS * heartbeat_interval:
+    beat = info.heartbeat_interval or heartbeat_interval
+    if beat is not None and age > LATE_BEATS * beat + read_age:
         return "late"
     if info.state == "draining":
         return "draining"

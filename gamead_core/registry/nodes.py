@@ -64,6 +64,7 @@ class WorkerSelf:
     #: ms of process CPU per settled ad over its last ~30 s of work (``WorkerStats.cpu_per_ad_ms()``)
     cpu_per_ad_ms: float | None = None
     dead: int = 0  #: of ``failed``, the ads it dead-lettered
+    heartbeat_interval: float | None = None  #: seconds between its beats (its ``registry.heartbeat_interval``)
 
 
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
@@ -90,6 +91,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         queue_wait_ms=percentiles(s[2] for s in recent),
         last_progress_at=_at(me.last_progress),
         task_timeout=me.task_timeout,
+        heartbeat_interval=me.heartbeat_interval,
         state="draining" if draining else "ok",
         holding=list(me.holding),
         ack_wait=me.ack_wait,
@@ -111,8 +113,10 @@ def api_node_info(
     failed: int = 0,
     last_error: str | None = None,
     draining: bool = False,
+    heartbeat_interval: float | None = None,
 ) -> NodeInfo:
-    """The heartbeat of an API node (``processed``/``failed`` count requests, when the caller tracks them)."""
+    """The heartbeat of an API node (``processed``/``failed`` count requests, when the caller tracks them;
+    ``heartbeat_interval``: seconds between its beats, its ``registry.heartbeat_interval``)."""
     now = utcnow()
     return NodeInfo(
         id=node_id,
@@ -126,6 +130,7 @@ def api_node_info(
         processed=processed,
         failed=failed,
         last_error=last_error,
+        heartbeat_interval=heartbeat_interval,
         state="draining" if draining else "ok",
     )
 

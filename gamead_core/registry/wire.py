@@ -69,6 +69,8 @@ class NodeInfo(BaseModel):
     last_progress_at: datetime | None = None
     state: State = "ok"
     task_timeout: float | None = None  #: the node's own ``worker.task_timeout`` (for the stuck check)
+    #: the node's own ``registry.heartbeat_interval``, seconds (for the late check); None from an older node
+    heartbeat_interval: float | None = None
     #: A worker's held ads (written before their analyses start), so that whoever notices its death can
     #: hand them to other workers at once (gamead_core.worker.reaper).
     holding: list[HeldAd] = []

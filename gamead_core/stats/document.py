@@ -19,7 +19,7 @@ from gamead_core.stats.rates import aging_horizon
 from gamead_core.telemetry.histogram import WINDOW
 
 if TYPE_CHECKING:
-    from gamead_core.stats.sampler import QueueSampler, Sample
+    from gamead_core.stats.sampler import QueueSampler
 
 
 def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict[str, Any]]:
@@ -35,9 +35,13 @@ def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict
 
 def _state(sampler: QueueSampler, node: Any, at: datetime) -> str:
     """:func:`~gamead_core.registry.node_state` under this API's settings: a heartbeat older than the ttl is stuck,
-    one older than 2.5 beats late, whatever the node last said."""
-    registry = sampler.settings.registry
-    return node_state(node, at, sampler.settings.worker.task_timeout, registry.ttl, registry.heartbeat_interval)
+    one older than 2.5 of the node's beats (this API's for an older node that does not say) late, whatever the
+    node last said; plus the age of the registry read the answer shows (up to one sample interval: reads that
+    keep failing must not keep a silent node from ever turning late)."""
+    registry, read_at = sampler.settings.registry, sampler.registry_read_at
+    read_age = 0.0 if read_at is None else min(max(0.0, at.timestamp() - read_at), sampler.interval)
+    return node_state(node, at, sampler.settings.worker.task_timeout, registry.ttl, registry.heartbeat_interval,
+                      read_age=read_age)
 
 
 def _node_item(node: Any, state: str, now: float) -> dict[str, Any]:

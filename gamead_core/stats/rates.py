@@ -96,13 +96,17 @@ def window_rate(points: Sequence[tuple[float, int | None]], now: float, window: 
     return round(max(0, v1 - v0) / (t1 - t0), 3)  # type: ignore[operator]
 
 
-def window_span(points: Sequence[tuple[float, int | None]], now: float, window: float = RATE_WINDOW) -> float | None:
+def window_span(points: Sequence[tuple[float, int | None]], now: float, window: float = RATE_WINDOW,
+                slack: float = 0.0) -> float | None:
     """Seconds :func:`window_rate` of the same ``points`` divides by: from the first to the last known point
-    within the last ``window`` seconds (at most ``window``); None when it gives no rate."""
+    within the last ``window`` seconds (at most ``window``); None when it gives no rate. A span within
+    ``slack`` seconds of ``window`` (one sample interval and its jitter: the point a window back fell just
+    outside it) is ``window`` itself, so a steady sampler keeps saying the same window, not 59 s then 60 s."""
     known = [t for t, v in points if v is not None and t >= now - window]
     if len(known) < 2 or known[-1] <= known[0]:
         return None
-    return known[-1] - known[0]
+    found = known[-1] - known[0]
+    return window if found >= window - slack else found
 
 
 def step_rates(points: Sequence[tuple[float, int | None]]) -> list[float | None]:

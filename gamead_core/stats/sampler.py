@@ -61,7 +61,6 @@ log = logging.getLogger(__name__)
 ACCOUNT_EVERY = 5  #: account info (storage use) is read every this many samples
 
 
-
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One reading plus what was derived from it at the time: totals that only grow, merged percentiles."""
@@ -140,8 +139,8 @@ class QueueSampler:
         self.account: dict[str, Any] | None = None
         self.extra_values: dict[str, Any] = {k: None for k in self.extras}
         self.errors: list[str] = []
-        self._ticks = 0
-        self._failing = False
+        self._ticks, self._failing = 0, False
+        self._first_read: asyncio.Future[None] | None = None  #: read_registry_once's read in flight
 
     # --- sampling ----------------------------------------------------------------------------------
 
@@ -243,7 +242,7 @@ class QueueSampler:
         for key, attr in COUNTERS.items():
             points = [(s.t, getattr(s, attr)) for s in self.ring]
             self.rates[key] = window_rate(points, sample.t)
-            spans.append(window_span(points, sample.t))
+            spans.append(window_span(points, sample.t, slack=1.5 * self.interval))  # an interval and jitter
         # what the rates divide by: RATE_WINDOW once the ring reaches back that far, less after a (re)start
         self.rate_window = max((x for x in spans if x is not None), default=None)
         self.rates["perWorkerPerSec"] = self._per_worker(sample)
@@ -264,13 +263,18 @@ class QueueSampler:
 
     async def read_registry_once(self) -> None:
         """Read the registry now (``nats.request_timeout``) if no sample has, before a first answer about nodes
-        (saying no node beat would be false). Never raises: a failed read leaves ``registry_read_at`` None."""
-        if self.registry_read_at is not None or self.registry is None:
-            return
+        (saying no node beat would be false); concurrent callers share one read. Never raises: a failed read
+        leaves ``registry_read_at`` None and its error in :attr:`errors`, replacing an earlier one's."""
+        if self.registry_read_at is None and self.registry is not None:
+            if self._first_read is None or self._first_read.done():  # else: join the read in flight
+                self._first_read = asyncio.ensure_future(self._read_registry(self.registry))
+            await asyncio.shield(self._first_read)
+
+    async def _read_registry(self, registry: Registry) -> None:
         try:
-            nodes = await asyncio.wait_for(self.registry.list(), timeout=self.settings.nats.request_timeout)
+            nodes = await asyncio.wait_for(registry.list(), timeout=self.settings.nats.request_timeout)
         except Exception as exc:  # noqa: BLE001 - said in the answer (``error``), as a sample's failed read
-            self.errors = [*self.errors, f"registry: {error_text(exc)}"]
+            self.errors = [*(e for e in self.errors if not e.startswith("registry")), f"registry: {error_text(exc)}"]
             return
         if self.registry_read_at is None:  # a sample may have read it meanwhile
             self.registry_nodes, self.registry_read_at, self.nodes_ok = tuple(nodes), self.clock(), True
@@ -281,7 +285,7 @@ class QueueSampler:
         want_account = self.account is None or self._ticks % ACCOUNT_EVERY == 1
         parts = await asyncio.gather(
             self._dlq_info(js),
-            js.account_info() if want_account else _none(),
+            js.account_info() if want_account else asyncio.sleep(0),  # sleep(0): None
             js.stream_info(names.ADS_BUCKET_STREAM),
             return_exceptions=True,
         )
@@ -341,10 +345,6 @@ def worker_load(node: Any) -> WorkerLoad:
     return WorkerLoad(concurrency=int(node.concurrency or 0), p50_ms=node.processing_ms.p50,
                       started_at=node.started_at.timestamp(), draining=node.state == "draining",
                       cpu_per_ad_ms=getattr(node, "cpu_per_ad_ms", None))
-
-
-async def _none() -> None:
-    return None
 
 
 __all__ = ["ACCOUNT_EVERY", "Link", "QueueSampler", "Sample", "worker_load"]

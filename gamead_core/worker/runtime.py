@@ -180,8 +180,8 @@ class Worker:
             id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
             processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error, last_progress=st.last_progress,
             recent=list(st.recent), holding=self.holding(), task_timeout=self.settings.worker.task_timeout,
-            ack_wait=self.settings.queue.ack_wait, metrics_url=self.metrics.url,
-            latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),
+            ack_wait=self.settings.queue.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
+            metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),
             cpu_per_ad_ms=st.cpu_per_ad_ms(),  # the autoscaler's CPU bound (gamead_core.stats.rates)
         )
 

@@ -90,6 +90,56 @@ def test_an_api_that_could_not_read_the_registry_says_so_not_that_no_node_beat(s
     asyncio.run(scenario())
 
 
+class CountedRegistry(Registry):
+    """The real registry, counting its ``list()`` reads."""
+
+    lists = 0
+
+    async def list(self) -> list[NodeInfo]:  # type: ignore[override]
+        self.lists += 1
+        return await super().list()
+
+
+async def answers(sampler: QueueSampler, paths: list[str]) -> list[dict[str, Any]]:
+    app = FastAPI()
+    app.include_router(router)
+    app.state.stats_sampler = sampler
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        resps = await asyncio.gather(*(client.get(p) for p in paths))
+    assert all(r.status_code == 200 for r in resps), [r.text for r in resps]
+    return [r.json() for r in resps]
+
+
+def test_requests_to_a_fresh_api_share_one_registry_read(server: EmbeddedNats) -> None:
+    """Review stats2 #3: until its first registry read every ``/v1/stats`` and ``/v1/workers`` request of a fresh
+    API ran its own ``registry.list()`` (20 dashboards: 20 reads piling up on NATS), and each failed one appended
+    the same error again. Now concurrent requests wait on one read, and a failure is said once."""
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            settings = GameadSettings()
+            registry = CountedRegistry(nc, nc.jetstream(), settings.registry)
+            await registry.put(worker_entry("beating-w"))
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+            sampler = QueueSampler(link, settings, node_id="fresh-api", registry=registry)  # never sampled
+            got = await answers(sampler, ["/v1/workers", "/v1/stats"] * 10)
+            assert registry.lists == 1
+            assert all([n["id"] for n in g["items"]] == ["beating-w"] for g in got[::2]), got[0]
+            assert all(g["nodes"]["workers"] == 1 for g in got[1::2]), got[1]["nodes"]
+        finally:
+            await nc.close()
+        broken = CountedRegistry(nc, nc.jetstream(), settings.registry)  # its connection closed: every read fails
+        sampler = QueueSampler(link, settings, node_id="fresh-api", registry=broken)
+        got = await answers(sampler, ["/v1/workers"] * 20)
+        assert broken.lists == 1
+        await answers(sampler, ["/v1/workers"])  # tried again: still said once
+        assert broken.lists == 2
+        assert len([e for e in sampler.errors if e.startswith("registry")]) == 1, sampler.errors
+        assert got[0]["readAt"] is None and got[0]["error"], got[0]
+
+    asyncio.run(scenario())
+
+
 @pytest.fixture
 def unread_api() -> Iterator[str]:
     """The real ``/v1/workers`` route (uvicorn, in a thread) of an API node that has not reached NATS yet: its

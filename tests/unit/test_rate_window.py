@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from gamead_cli.tui.view import Snapshot, snapshot_view
+from gamead_cli.tui.view import Snapshot, metrics_title, snapshot_view
 from gamead_core.config import GameadSettings
 from gamead_core.stats.reading import QueueReading
 from gamead_core.stats.sampler import QueueSampler
@@ -50,3 +50,23 @@ def test_a_sampler_with_a_minute_of_history_says_last_minute() -> None:
     assert stats["rates"]["windowSeconds"] == 60.0
     assert stats["rates"]["submittedPerSec"] == 1.65  # 99 ads in the last minute
     assert "throughput & latency · last minute (ack pending: now)" in top_once(stats)
+
+
+def test_a_steady_sampler_with_jittered_ticks_keeps_saying_last_minute() -> None:
+    """Review stats2 #1: sample times jitter by milliseconds, so the sample 60 s back fell just outside the window
+    every other tick and ``windowSeconds`` flipped 60 → 59: the title of ``gamead top`` flickered between "last
+    minute" and "last 59 s". A span within one sample interval (and jitter) of the minute is the minute."""
+    now = [T0]
+    sampler = QueueSampler(SimpleNamespace(nc=None, js=None), GameadSettings(), node_id="api-1",
+                           clock=lambda: now[0], sections=False)
+    titles, windows = set(), set()
+    for i in range(150):
+        now[0] = T0 + i + 0.005 * (i * 37 % 11)  # 0–50 ms late, varying tick to tick
+        sampler._append(sampler._derive(QueueReading(t=now[0], connected=True, last_seq=1000 + 2 * i)))
+        if i >= 62:
+            stats = sampler.stats()
+            windows.add(stats["rates"]["windowSeconds"])
+            titles.add(metrics_title(stats))
+    assert windows == {60.0}
+    assert titles == {"throughput & latency · last minute"}
+
