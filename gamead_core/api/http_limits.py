@@ -43,8 +43,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gamead_core.config import ApiSettings
 
-#: the batch submit routes (their body bound is ``api.batch_max_body_bytes``); here, not in the middleware, so the
-#: worker's /metrics listener (the same framing) imports no Starlette or FastAPI (+16 MB of RSS per worker)
+#: the batch routes (``api.batch_max_body_bytes``); here, so a worker's /metrics listener imports no Starlette
 BATCH_PATHS = frozenset({"/ads/batch", "/ads:batch"})
 
 log = logging.getLogger(__name__)
