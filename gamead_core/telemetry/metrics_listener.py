@@ -14,10 +14,11 @@ heartbeat until ``gamead up`` killed it as wedged (attack25, finding 1). uvicorn
   cannot keep a scrape out, and a scrape whose request arrives whole within :data:`EVICT_MIN_AGE` seconds of
   its connecting is not closed by newer connections, however fast they come. Not guaranteed: a scrape is
   answered ``503`` (uvicorn's ``limit_concurrency``) while :data:`MAX_CONNECTIONS` other requests are being
-  answered; its connection is closed at once when :data:`HARD_CONNECTIONS` are open, all too young to close (a
-  client opening over :data:`HARD_CONNECTIONS` connections a second); a scrape whose head is still arriving may
-  be closed to make room for a request that arrived whole, or after :data:`EVICT_MIN_AGE` seconds for a new
-  connection. The kernel's listen backlog is :data:`BACKLOG`;
+  answered; a scrape whose head is still arriving may be closed to make room for a request that arrived whole,
+  after :data:`EVICT_MIN_AGE` seconds for a new connection, or at once by a client opening over
+  :data:`HARD_CONNECTIONS` connections a second (then the oldest waiting connections go whatever their age, so a
+  scrape that sends its request as it connects, as Prometheus does, still gets in: the new connection is closed
+  only when :data:`HARD_CONNECTIONS` requests are all being answered). The kernel's listen backlog is :data:`BACKLOG`;
 * a request must arrive whole within :data:`READ_TIMEOUT` seconds of the connection's opening or of its first
   byte (a deadline, not per byte): ``408``, or just closed when it never sent a byte; an idle keep-alive
   connection is closed after :data:`READ_TIMEOUT` seconds too (uvicorn's ``timeout_keep_alive``);
@@ -50,7 +51,7 @@ from gamead_core.listen import bind_listener
 
 MAX_CONNECTIONS = 32  #: connections served at once
 EVICT_MIN_AGE = 1.0  #: seconds a connection is kept at least when newer connections want its place
-HARD_CONNECTIONS = 2 * MAX_CONNECTIONS  #: connections open at most (new ones closed at once past it)
+HARD_CONNECTIONS = 2 * MAX_CONNECTIONS  #: connections open at most (past it the oldest waiting go, whatever their age)
 BACKLOG = 64  #: the listen backlog (connections the kernel holds before they are accepted)
 READ_TIMEOUT = 5.0  #: seconds for a whole request; also the idle keep-alive time
 MAX_HEAD_BYTES = 8 * 1024  #: request line + header fields, bytes
@@ -68,14 +69,17 @@ _SHUTDOWN_SECONDS = 2  #: how long :meth:`MetricsListener.close` lets answers be
 class ScrapeProtocol(bounded_protocol(SCRAPE_LIMITS)):  # type: ignore[misc]
     """The bounded protocol with :data:`SCRAPE_LIMITS` that keeps at most :data:`MAX_CONNECTIONS` connections by
     closing ones waiting for a request (none sent yet, or idle after an answer), oldest first: when a connection
-    opens, those older than :data:`EVICT_MIN_AGE` seconds; when a request has arrived whole, any. Past
-    :data:`HARD_CONNECTIONS` (all the others too young to close) the new connection is closed at once."""
+    opens, those older than :data:`EVICT_MIN_AGE` seconds, and any once :data:`HARD_CONNECTIONS` are open; when a
+    request has arrived whole, any. The new connection is closed at once only when :data:`HARD_CONNECTIONS` others
+    are all being answered."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.opened = self.loop.time()
         self._make_room(self.opened - EVICT_MIN_AGE)
-        if len(self._others()) >= HARD_CONNECTIONS:
+        if len(self._others()) >= HARD_CONNECTIONS:  # all too young: the oldest waiting go anyway, not the newcomer
+            self._make_room(float("inf"))
+        if len(self._others()) >= HARD_CONNECTIONS:  # every one of them is being answered
             transport.close()
             self.connections.discard(self)
 

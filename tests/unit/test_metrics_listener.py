@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from gamead_core.telemetry import metrics_listener
 from gamead_core.telemetry.metrics_listener import (
     CACHE_SECONDS,
+    HARD_CONNECTIONS,
     MAX_CONNECTIONS,
     MAX_HEAD_BYTES,
     serve_metrics,
@@ -170,6 +171,32 @@ def test_a_scrape_flood_builds_the_page_a_few_times_a_second_not_once_per_scrape
                     assert asyncio.get_running_loop().time() < deadline, "the page never showed the change"
                     await asyncio.sleep(0.05)
         finally:
+            await listener.close()
+
+    asyncio.run(run())
+
+
+def test_a_scrape_gets_in_however_fast_silent_connections_were_opened_before_it(monkeypatch: Any) -> None:
+    """A fresh clone's flood test: 500 silent connections opened within a second, all "too young" to close, and
+    the listener closed every newcomer past 64 — the scrape too (connection reset). Now the oldest waiting
+    connections go whatever their age, never a newcomer while some wait. (The minimum age is raised so that every
+    connection here is young on any machine.)"""
+    monkeypatch.setattr(metrics_listener, "EVICT_MIN_AGE", 60.0)
+
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        silent = []
+        try:
+            for _ in range(HARD_CONNECTIONS + 10):
+                _, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+                writer.write(b"GET /metrics HTTP/1.1\r\n")  # a head that never ends
+                silent.append(writer)
+            answer = await _exchange(listener.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+            assert len(listener.server.server_state.connections) <= HARD_CONNECTIONS
+        finally:
+            for writer in silent:
+                writer.close()
             await listener.close()
 
     asyncio.run(run())
