@@ -83,7 +83,9 @@ def lane(fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Pa
 
 
 @pytest.mark.timeout(300)  # the deadline below (180 s) and the lane's start-up, on a loaded machine
-def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_lose_nothing(lane: Lane) -> None:
+def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_lose_nothing(
+    lane: Lane, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Issue 9 item 11. Two workers × 4 slots run by the local scaler as ``gamead up`` runs them (gamead's
     Supervisor restarts them with back-off; a death is recovered at once through ``attach_recovery``); one
     ad whose analysis kills its worker (fault mode ``crash``) among 20 normal ones. Before: the ads in
@@ -105,12 +107,21 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
         GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="300", **FAST_REGISTRY, **LONG_ACK_WAIT,
     )
     deaths: list[str] = []
+    # the recovery runs here with the workers' settings, as `gamead up`'s does with its children's: with this
+    # process's own (ack_wait 30 s, not 300) a recovery later than 20 s after a death judges the ads already
+    # redelivered and leaves them to the real 300 s ack_wait: the likely cause of a loaded fresh clone's run with
+    # one ad `queued` past the 180 s deadline
+    for name, value in env.items():
+        if name.startswith("GAMEAD_"):
+            monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.queue.ack_wait == 300
 
     async def run() -> tuple[float, dict[str, dict], dict]:
         nc = await nats.connect(lane.nats.url)
         scaler = LocalScaler(Supervisor(on_event=deaths.append), argv=lambda wid: gamead_argv("worker", "--id", wid),
                              env=env, log_dir=lane.logs, drain_timeout=5)
-        scaler.attach_recovery(partial(recover_exited, nc, nc.jetstream(), load_settings()))
+        scaler.attach_recovery(partial(recover_exited, nc, nc.jetstream(), settings))
         scaler.set_replicas(2)
         try:
             async with httpx.AsyncClient(base_url=lane.url, timeout=20) as http:
