@@ -650,11 +650,11 @@ def snapshot_view(snap: Snapshot, api_url: str, width: int = 30) -> RenderableTy
 def nodes_table(nodes: Iterable[Mapping[str, Any]], title: str | None = "nodes", *,
                 unread: str | None = None) -> FittedTable:
     """One row per node; every label and id whole: an empty LAST ERROR goes first, then the last error gives
-    way down to its label, then PROC P95, then the heartbeat (stuck nodes are told by it). ``unread``: why the
+    way down to its label, then PROC P95, then UP, then the heartbeat (stuck nodes are told by it). ``unread``: why the
     API has not read the registry yet (:func:`registry_unread`), said instead of "no live nodes"."""
     rows = [node_row(n) for n in nodes]
     return FittedTable(NODE_COLUMNS, rows, flex="LAST ERROR", title=title,
-                       drop=("PROC P95", "HEARTBEAT", "FAILED", "UP", "COMPLETED", "ROLE"),
+                       drop=("PROC P95", "UP", "HEARTBEAT", "FAILED", "COMPLETED", "ROLE"),
                        caption=None if rows else unread or "no live nodes",
                        right=("UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT"))
 
