@@ -50,6 +50,16 @@ async def answer(sampler: QueueSampler, path: str) -> dict[str, Any]:
     return resp.json()  # type: ignore[no-any-return]
 
 
+async def fresh_api(nc: Any, registry_class: type[Registry]) -> tuple[GameadSettings, Any, Any, QueueSampler]:
+    """An API node's sampler that has never sampled, over a registry (of ``registry_class``) where worker
+    ``beating-w`` beats: (settings, registry, link, sampler)."""
+    settings = GameadSettings()
+    registry = registry_class(nc, nc.jetstream(), settings.registry)
+    await registry.put(worker_entry("beating-w"))
+    link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+    return settings, registry, link, QueueSampler(link, settings, node_id="fresh-api", registry=registry)
+
+
 def test_an_api_that_has_not_sampled_yet_reads_the_registry_before_it_answers(server: EmbeddedNats) -> None:
     """#11: right after an API restart (``/readyz`` 200) ``gamead workers`` printed "no live nodes (none sent a
     heartbeat within registry.ttl)" and exited 0 while two workers beat: the API had the registry but had not
@@ -57,11 +67,7 @@ def test_an_api_that_has_not_sampled_yet_reads_the_registry_before_it_answers(se
     async def scenario() -> None:
         nc = await nats.connect(server.url)
         try:
-            settings = GameadSettings()
-            registry = Registry(nc, nc.jetstream(), settings.registry)
-            await registry.put(worker_entry("beating-w"))
-            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
-            sampler = QueueSampler(link, settings, node_id="fresh-api", registry=registry)  # never sampled
+            settings, registry, link, sampler = await fresh_api(nc, Registry)
             workers = await answer(sampler, "/v1/workers")
             assert [n["id"] for n in workers["items"]] == ["beating-w"], workers
             assert workers["error"] is None and workers["readAt"], workers
@@ -117,11 +123,7 @@ def test_requests_to_a_fresh_api_share_one_registry_read(server: EmbeddedNats) -
     async def scenario() -> None:
         nc = await nats.connect(server.url)
         try:
-            settings = GameadSettings()
-            registry = CountedRegistry(nc, nc.jetstream(), settings.registry)
-            await registry.put(worker_entry("beating-w"))
-            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
-            sampler = QueueSampler(link, settings, node_id="fresh-api", registry=registry)  # never sampled
+            settings, registry, link, sampler = await fresh_api(nc, CountedRegistry)
             got = await answers(sampler, ["/v1/workers", "/v1/stats"] * 10)
             assert registry.lists == 1
             assert all([n["id"] for n in g["items"]] == ["beating-w"] for g in got[::2]), got[0]

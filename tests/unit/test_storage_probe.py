@@ -81,6 +81,16 @@ class Check:
             raise self.error
 
 
+def held_past_the_hold(clock: Clock, check: Check) -> StorageProbe:
+    """A probe (write check ``check``) whose last probe stored, with one submit that NATS did not answer, and
+    :data:`WRITE_FAILURE_HOLD` just past: the next round runs the write check."""
+    p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
+    p._set("ok", None)
+    p.observe_write(QueueUnavailable("NATS did not answer in time"))
+    clock.t += WRITE_FAILURE_HOLD + 0.1
+    return p
+
+
 def test_past_the_hold_only_a_stored_write_clears_a_failed_one() -> None:
     """A drill (session 24): on a full disk ``/readyz`` said ready, storage ok, 15 s after the last failed submit
     while every submit still failed (nats-server never answers a write to the marked stream). The hold's end now
@@ -125,10 +135,7 @@ def test_a_full_or_leaderless_stream_answers_the_check_and_readyz_names_it() -> 
     ``/readyz`` is ready (``degraded``), naming which target refused and why."""
     clock = Clock()
     check = Refusing(["GAMEAD_ADS_1: the stream is full: maximum messages exceeded"])
-    p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
-    p._set("ok", None)
-    p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += WRITE_FAILURE_HOLD + 0.1
+    p = held_past_the_hold(clock, check)
     assert asyncio.run(p.check_writes())
     assert p.readiness() == ("degraded: writes are stored, but the write check was refused (not for storage) by "
                              "GAMEAD_ADS_1: the stream is full: maximum messages exceeded")
@@ -188,10 +195,7 @@ def test_a_submit_failing_during_a_check_is_not_cleared_by_it() -> None:
 
     check = FailsASubmitMeanwhile()
     check.error = None
-    p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
-    p._set("ok", None)
-    p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += WRITE_FAILURE_HOLD + 0.1
+    p = held_past_the_hold(clock, check)
     assert not asyncio.run(p.check_writes())
     assert p.readiness().startswith("failing: a submit's write to the work stream failed 0 s ago")
     assert not p._check_due(), "the new failure has its own hold"
@@ -218,10 +222,7 @@ def test_a_check_running_when_a_submit_is_stored_does_not_apply_its_outcome() ->
     failure read "…; a write check failed too: …". The stored submit is the later word."""
     async def run(check: Held) -> tuple[StorageProbe, bool]:
         clock = Clock()
-        p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
-        p._set("ok", None)
-        p.observe_write(QueueUnavailable("NATS did not answer in time"))
-        clock.t += WRITE_FAILURE_HOLD + 0.1
+        p = held_past_the_hold(clock, check)
         task = asyncio.create_task(p.check_writes())
         await asyncio.sleep(0)  # the check's writes are waiting
         p.observe_write(None)  # a submit is stored meanwhile
@@ -243,10 +244,7 @@ def test_degraded_ends_by_itself_on_an_idle_node_and_stats_say_it() -> None:
     again every :data:`CHECK_BACKOFF_CAP` s; once every target stores, ``/readyz`` says ``ok``."""
     clock = Clock()
     check = Refusing(["GAMEAD_ADS_1: the stream is full: maximum messages exceeded"])
-    p = StorageProbe(None, "n", interval=5, timeout=1, clock=clock, write_check=check)  # type: ignore[arg-type]
-    p._set("ok", None)
-    p.observe_write(QueueUnavailable("NATS did not answer in time"))
-    clock.t += WRITE_FAILURE_HOLD + 0.1
+    p = held_past_the_hold(clock, check)
     assert asyncio.run(p.check_writes()) and p.readiness().startswith("degraded: ")
     assert p.status()["state"] == "degraded"
     clock.t += CHECK_BACKOFF_CAP - 1
