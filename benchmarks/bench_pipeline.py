@@ -470,6 +470,8 @@ class Procs:
 #: The limiter stays on, so its cost is measured, but with a bucket no benchmark can empty.
 UNLIMITED = {"GAMEAD_RATELIMIT__RATE": "10000000", "GAMEAD_RATELIMIT__BURST": "10000000"}
 KEEP_RATE_LIMIT = False
+#: settings every role of a benchmark's stack runs with (``bench_sweep.py --env``), over the defaults above
+EXTRA_ENV: dict[str, str] = {}
 
 
 def gamead_env(nats_url: str, **extra: str) -> dict[str, str]:
@@ -477,6 +479,7 @@ def gamead_env(nats_url: str, **extra: str) -> dict[str, str]:
     env.update(GAMEAD_NATS__URL=nats_url, GAMEAD_LOG__LEVEL="WARNING", **extra)
     if not KEEP_RATE_LIMIT:
         env.update(UNLIMITED)
+    env.update(EXTRA_ENV)
     return env
 
 

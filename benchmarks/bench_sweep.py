@@ -7,6 +7,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_sweep.py --quick              # smoke run: 100, 500, 1,000 ads/s, 5 s each
     .venv/bin/python benchmarks/bench_sweep.py --batch 50           # batched submits (POST /ads/batch, 50 ads each)
     .venv/bin/python benchmarks/bench_sweep.py --output json > sweep.json   # progress goes to stderr
+    .venv/bin/python benchmarks/bench_sweep.py --rates 1000 --env GAMEAD_WORKER__LINGER_MS=0   # other settings
 
 The stack is what ``gamead up`` runs, with default settings: an embedded ``nats-server`` (JetStream, file
 storage, temp dir), one ``gamead serve`` and ``--workers`` (2) ``gamead worker`` processes at the default
@@ -73,6 +74,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import bench_pipeline as pipeline  # noqa: E402
 from bench_common import (  # noqa: E402
     RssPeaks,
     RunGuard,
@@ -406,7 +408,8 @@ def print_table(results: dict[str, Any]) -> None:
            else "single submits (one ad per POST /ads)")
     t = Table(title=f"gamead rate sweep — steady state, {how}, open loop, {results['step_seconds']:g} s per step; "
                     f"{results['workers']} workers × concurrency {results['concurrency']}; {results['cpus']} cores "
-                    "(shared)", title_justify="left")
+                    "(shared); settings: " + (" ".join(f"{k}={v}" for k, v in results["settings"].items())
+                                              or "defaults"), title_justify="left")
     roles = ("api", *workers, "nats")
     for col in ("target /s", "achieved /s", "p50", "p95", "p99", *(f"CPU {r}" for r in roles), "CPU all",
                 *(f"RSS {r}" for r in roles), "busy cores", "others' cores",
@@ -468,7 +471,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="stored: each ad's completion time is when nats-server stored its final record, read "
                         "after the step (default); live: a subscriber sees every record write during the step")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, raw results)")
+    p.add_argument("--env", action="append", default=[], metavar="GAMEAD_X=V",
+                   help="a setting every role runs with, e.g. GAMEAD_WORKER__LINGER_MS=0 (repeatable)")
     a = p.parse_args(argv)
+    for pair in a.env:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.startswith("GAMEAD_"):
+            p.error(f"--env {pair!r}: expected GAMEAD_NAME=value")
+        pipeline.EXTRA_ENV[key] = value
     a.step = a.step if a.step is not None else (5.0 if a.quick else 15.0)
     if a.rates:
         a.rate_list = [float(x) for x in a.rates.split(",") if x.strip()]
@@ -491,6 +501,7 @@ def main(argv: list[str]) -> int:
     results: dict[str, Any] = {
         "what": "rate sweep, steady state, open loop; " + (f"batched submits of {a.batch}" if a.batch
                                                             else "single submits"),
+        "settings": dict(pipeline.EXTRA_ENV),
         "workers": a.workers, "concurrency": concurrency, "batch": a.batch, "step_seconds": a.step,
         "completions": a.completions,
         "drain_seconds": a.drain, "cpus": os.cpu_count(), "load_average_start": load_average(), "steps": [],

@@ -248,6 +248,10 @@ class WorkerSettings(Section):
         "slow analyses are not hoarded while other workers idle; a worker whose slots all stay busy for 4 × this (at "
         "least 1 s) hands its buffer back. 0 = no limit: always `worker.prefetch`, kept, hoarding included. At most "
         "60 s.")
+    linger_ms: float = Field(
+        5.0, ge=0, le=100, description="Milliseconds an idle worker woken by an arriving ad waits for more to join "
+        "it before pulling, only while ads reach it at least every this long (a trickle starts at once): fewer, "
+        "fuller rounds of writes and acks at a steady flow. 0 = never wait. At most 100 ms.")
     backoff_base: float = Field(
         1.0, gt=0, le=DAY, description="First retry delay ceiling in seconds (full jitter). At most 1 day (86400 s).")
     backoff_cap: float = Field(

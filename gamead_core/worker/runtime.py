@@ -6,10 +6,10 @@ prefetch buffer, :mod:`gamead_core.worker.prefetch`) → hand the buffer back an
 Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad whose record is
 already final is acknowledged without being analysed again, so each ad completes exactly once.
 
-One ad: :class:`~gamead_core.worker.handle.AdHandler` (its record → checks → analyse → outcome → ack/nak).
-The inline concerns are hooks around that handler (:mod:`gamead_core.worker.hooks`, as dramatiq's
-middleware): the ack-wait keep-alive from pull to settlement, the time limit of an attempt, fault injection. Outcomes are written by :mod:`gamead_core.worker.settle`.
-Our own storage failing is never the ad's fault (:mod:`gamead_core.worker.storage_pause`).
+One ad: :class:`~gamead_core.worker.handle.AdHandler` (its record → checks → analyse → outcome → ack/nak), inside
+hooks (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware: keep-alive, time limit, faults); outcomes are
+written by :mod:`gamead_core.worker.settle`; our storage failing is never the ad's fault (:mod:`.storage_pause`).
+An idle worker woken by an ad at a steady flow lets more join it first (:mod:`gamead_core.worker.linger`).
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for
 up to ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``). Writes and acks are shielded
@@ -52,6 +52,7 @@ from gamead_core.worker.handback import bound_broken, hand_back, over_bound
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.idle import IdleWait
+from gamead_core.worker.linger import Linger
 from gamead_core.worker.own_hooks import worker_hooks
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, next_pace, prefetch_depth
@@ -100,16 +101,13 @@ class Worker:
         self._pull_problem: str | None = None
 
     @property
-    def connected(self) -> bool:
-        """True once :meth:`run` reached NATS: from then on a stop drains; before, there is nothing to drain."""
+    def connected(self) -> bool:  # True once run() reached NATS: from then on a stop drains
         return self._nc is not None
 
-    def hand_back_now(self) -> None:
-        """Cut the drain short: in-flight ads are handed back (nak) at once."""
+    def hand_back_now(self) -> None:  # cut the drain short: in-flight ads are handed back (nak) at once
         self._abort.set()
 
-    def holding(self) -> list[HeldAd]:
-        """The deliveries this worker holds (for its heartbeat)."""
+    def holding(self) -> list[HeldAd]:  # the deliveries this worker holds (for its heartbeat)
         return self._held.listing()
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -208,6 +206,7 @@ class Worker:
         finish in ``worker.prefetch_wait`` at their recent pace), in one request when a level has a backlog."""
         stopping = asyncio.ensure_future(stop.wait())
         idle = IdleWait()  #: the wait for work, in this task (gamead_core.worker.idle)
+        linger = Linger(self.settings.worker.linger_ms / 1000)
         stopping.add_done_callback(lambda _: (self._slots.freed(), idle.cut()))
         buffer = self._buffer
         ws = self.settings.worker
@@ -247,7 +246,10 @@ class Worker:
                 if not msgs and not buffered:
                     if not stop.is_set():  # set now: the stop's cut may have come already; else it cuts the wait
                         await idle.wait(puller.wait_for_work(seen, self.settings.queue.idle_poll))
+                        if puller.published != seen and (gather := linger.after_wake(time.monotonic())):
+                            await idle.wait(asyncio.sleep(gather))  # woken by an ad: let more join it (.linger)
                     continue
+                linger.took(len(msgs))
                 await self._start(msgs, free)
         finally:
             stopping.cancel()
@@ -310,15 +312,13 @@ class Worker:
             self._held.unmark(key)
             self.stats.in_flight = self._running()
 
-    def _pull_failed(self, problem: str | None) -> None:
-        """Log pull trouble once when it starts (or changes) and once when it ends, not every second."""
+    def _pull_failed(self, problem: str | None) -> None:  # logged when it starts (or changes) and when it ends
         if problem != self._pull_problem:
             log.info("pulling works again") if problem is None else log.warning(
                 "pull failed (retrying every second): %s", problem)
         self._pull_problem = problem
 
-    async def _drain(self) -> None:
-        """Give in-flight ads ``drain_timeout`` to finish, then hand the rest back."""
+    async def _drain(self) -> None:  # in-flight ads get drain_timeout to finish, the rest are handed back
         if self._tasks:
             log.info("draining", extra={"in_flight": len(self._tasks)})
             abort = asyncio.ensure_future(self._abort.wait())
