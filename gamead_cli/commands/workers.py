@@ -2,8 +2,9 @@
 
 A node heartbeats every registry.heartbeat_interval seconds; one silent for registry.ttl is gone (while the
 registry cannot be read, its last entry is shown stuck). One whose heartbeat is 2.5 beats overdue is late; one
-whose entry expired is listed gone for 2 × registry.ttl (at least a minute): it may still hold ads. An API node that could not read the registry yet (just
-started, NATS away) says so in one red line, exit 3, rather than listing no node.
+whose entry expired is listed gone for 2 × registry.ttl (at least a minute): it may still hold ads. An API node
+that could not read the registry yet (just started, NATS away) says so in one red line, exit 3, rather than
+listing no node; -o json still prints the API's body (readAt null, error saying why) on stdout, exit 3 too.
 
 [bold]Examples[/bold]
 
@@ -47,12 +48,12 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
         if body.get("error"):
             parts.append(registry_note(body["error"]))
         return Group(*parts)
-    live = [n for n in items if n.get("state") != "gone"]
-    workers = [n for n in live if n.get("role") == "worker"]
-    line = Text(f"{len(live)} node(s): {len(live) - len(workers)} api, {len(workers)} worker(s)", style="dim")
+    # the rows shown, gone ones included (named below): a count beside the table that is not its rows misleads
+    workers = [n for n in items if n.get("role") == "worker"]
+    line = Text(f"{len(items)} node(s): {len(items) - len(workers)} api, {len(workers)} worker(s)", style="dim")
     for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
         count = sum(1 for n in items if n.get("state") == word)
-        if count:  # gone: its entry expired, not counted as a live node
+        if count:  # gone: its entry expired, still listed (it may hold ads)
             line.append(f" — {count} {word}", style=style)
     table = nodes_table(items, title=None)
     parts: list[RenderableType] = [table, Legend(table, NODES_LEGEND), line]
@@ -79,6 +80,9 @@ def workers(
         body = client.request("GET", "/v1/workers", params={"role": role} if role else None)
     if not isinstance(body, dict):
         raise ApiClientError("the API answered GET /v1/workers with unexpected data")
-    if "readAt" in body and body["readAt"] is None:  # never read: an empty list would claim no node beat
+    unread = "readAt" in body and body["readAt"] is None  # never read: an empty list would claim no node beat
+    if unread and output == OutputFormat.json:  # the body still, for scripts (readAt null, error why); exit 3
+        emit(body, output)
+    if unread:
         raise NatsUnreachable(str(body.get("error") or "registry not read yet"))
     emit(body, output, lambda b: _view(b, role))

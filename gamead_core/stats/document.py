@@ -22,13 +22,22 @@ if TYPE_CHECKING:
     from gamead_core.stats.sampler import QueueSampler
 
 
-def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict[str, Any]]:
-    """The nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now: the live ones, and those
-    whose entry expired a short while ago (``gone``: :mod:`gamead_core.registry.gone`), sorted by role then id."""
+def node_states(sampler: QueueSampler, now: float | None = None) -> list[tuple[Any, str]]:
+    """``(registry entry, state)`` of every node the views list, as seen at ``now`` (epoch s, default the
+    sampler's clock): the live ones with :func:`_state` (``ok``/``idle``/``stuck``/``late``/``draining``), then
+    those whose entry expired a short while ago, ``gone`` (:mod:`gamead_core.registry.gone`). The one decision
+    of a node's state for ``/v1/workers``, ``gamead workers``, ``top`` and ``/metrics``' ``gamead_workers``."""
     now = sampler.clock() if now is None else now
     at = datetime.fromtimestamp(now, timezone.utc)
-    out = [_node_item(node, _state(sampler, node, at), now) for node in _nodes(sampler)]
-    out += [_node_item(g.node, "gone", now) for g in sampler.gone.values()]
+    out = [(node, _state(sampler, node, at)) for node in _nodes(sampler)]
+    return out + [(g.node, "gone") for g in sampler.gone.values()]
+
+
+def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict[str, Any]]:
+    """The nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now (:func:`node_states`):
+    the live ones, and those whose entry expired a short while ago (``gone``), sorted by role then id."""
+    now = sampler.clock() if now is None else now
+    out = [_node_item(node, state, now) for node, state in node_states(sampler, now)]
     out.sort(key=lambda n: (n["role"], n["id"]))
     return out
 
@@ -242,4 +251,4 @@ def _no_servers(value: Any) -> Any:
     return value
 
 
-__all__ = ["nodes_document", "records_section", "stats_document", "workers_document"]
+__all__ = ["node_states", "nodes_document", "records_section", "stats_document", "workers_document"]

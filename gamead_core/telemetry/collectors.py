@@ -14,9 +14,11 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gamead_core.stats.document import node_states
 
 #: the ``state`` label of ``gamead_workers``: as ``/v1/workers`` shows them
-WORKER_STATES = ("ok", "idle", "stuck", "draining")
+#: (:func:`~gamead_core.stats.document.node_states`)
+WORKER_STATES = ("ok", "idle", "stuck", "late", "draining", "gone")
 BREAKER_STATES = ("closed", "open", "half_open")
 
 
@@ -61,16 +63,15 @@ class ApiCollector(Collector):
             dlq.add_metric([], float(sample.dlq_size))
         yield dlq
 
-        workers = GaugeMetricFamily("gamead_workers", "Live worker processes in the registry, by state.",
-                                    labels=["state"])
-        # the nodes /v1/workers lists (the last registry read: a sample's, or the read before a fresh API's first
-        # answer), so the metric and the views never disagree about which nodes beat
-        nodes = getattr(sampler, "registry_nodes", None) if sampler is not None and sampler.nodes_ok else None
-        if nodes is not None:
+        workers = GaugeMetricFamily("gamead_workers", "Workers /v1/workers lists, by the state it shows them in "
+                                    "(late: heartbeat overdue; gone: registry entry expired).", labels=["state"])
+        # the nodes and states /v1/workers lists (node_states: the last registry read, states as seen now, and the
+        # gone ones), so the metric and the views never disagree about a node
+        if sampler is not None and sampler.nodes_ok and sampler.registry_nodes is not None:
             counts = dict.fromkeys(WORKER_STATES, 0)
-            for node in nodes:
-                if node.role == "worker" and node.state in counts:
-                    counts[node.state] += 1
+            for node, shown in node_states(sampler):
+                if node.role == "worker" and shown in counts:
+                    counts[shown] += 1
             for name, n in counts.items():
                 workers.add_metric([name], float(n))
         yield workers

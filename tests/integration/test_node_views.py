@@ -4,10 +4,11 @@ registry, on a real NATS: an API that has not read the registry yet (drill attac
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,8 +34,10 @@ def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
     s.stop()
 
 
-def worker_entry(node_id: str, *, age: float = 0.0, in_flight: int = 0) -> NodeInfo:
-    now = time.time()
+def worker_entry(node_id: str, *, age: float = 0.0, in_flight: int = 0, now: float | None = None) -> NodeInfo:
+    """A worker's registry entry whose last heartbeat was ``age`` seconds before ``now`` (epoch s, default the
+    wall clock)."""
+    now = time.time() if now is None else now
     return NodeInfo.model_validate({
         "id": node_id, "role": "worker", "host": "h", "pid": 4242, "version": "0", "concurrency": 2,
         "inFlight": in_flight, "startedAt": now - 100, "heartbeatAt": now - age, "lastProgressAt": now - age})
@@ -171,13 +174,17 @@ def test_gamead_workers_says_the_registry_was_not_read_in_one_red_line_exit_3(un
                                                                             tmp_path: Path) -> None:
     """#11: "no live nodes (none sent a heartbeat within registry.ttl)" + "registry unavailable", exit 0, from an
     API that had not read the registry. Now one red line saying so, exit 3 (NATS unreachable, the README's code),
-    for people and for ``-o json`` alike; ``top --once`` says it in place of the node counts."""
+    for people and for ``-o json`` alike; ``-o json`` still prints the API's body on stdout (``readAt`` null,
+    ``error`` why), not an ``{"error": …}`` document in its place; ``top --once`` says it in place of the node
+    counts."""
     for args in (("workers",), ("workers", "-o", "json")):
         result = run_gamead(*args, "--api", unread_api, env=clean_env(), cwd=tmp_path)
         assert result.returncode == exitcodes.UNREACHABLE, (args, result.stdout, result.stderr)
         assert "no live" not in result.stdout + result.stderr, result
         lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "registry not read yet" in lines[0], result.stderr
+    body = json.loads(result.stdout)  # the -o json run's stdout: one document, the body
+    assert body["readAt"] is None and body["items"] == [] and "registry not read yet" in body["error"], body
     from rich.console import Console
 
     from gamead_cli.tui import view
@@ -192,24 +199,59 @@ def test_gamead_workers_says_the_registry_was_not_read_in_one_red_line_exit_3(un
 # --- #4: a frozen worker is late, then gone; never ok/idle for the ttl, never silently dropped -----------------
 
 
+class Clock:
+    """The sampler's clock (epoch s): ``at`` while it is set, else the wall clock."""
+
+    def __init__(self, at: float | None = None) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return time.time() if self.at is None else self.at
+
+
+async def scraped_workers(sampler: QueueSampler) -> dict[str, float]:
+    """``gamead_workers`` of the API's ``/metrics`` (the real route, over ``sampler``): ``{state: value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gamead_core.api.routes_metrics import router as metrics_router
+
+    app = FastAPI()
+    app.include_router(metrics_router)
+    app.state.stats_sampler = sampler
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        resp = await client.get("/metrics")
+    assert resp.status_code == 200, resp.text
+    return {s.labels["state"]: s.value for f in text_string_to_metric_families(resp.text) if f.name == "gamead_workers"
+            for s in f.samples}
+
+
 def test_a_silent_worker_is_late_then_gone_not_idle_then_absent(server: EmbeddedNats) -> None:
     """#4: a SIGSTOPped worker showed ``idle``/``ok`` for the whole ``registry.ttl``, then either ``stuck`` or, once
     its KV entry expired (max_age = ttl), nothing at all (``workers: 1, stuck: 0``) while it still held ads. Now a
     heartbeat older than 2.5 beats is ``late``, and an entry that expired is listed ``gone`` (counted in
-    ``/v1/stats`` ``nodes.gone``); a node that left cleanly (its entry deleted) is not."""
+    ``/v1/stats`` ``nodes.gone``); a node that left cleanly (its entry deleted) is not. The API's ``/metrics``
+    says the same states (``gamead_workers{state="late"}``, then ``"gone"``), not the node's own ``ok``.
+
+    The late read is at a set time (the sampler's clock), 1.5 s after the heartbeat written in the entry: no
+    stall of a loaded machine between the put and the read can age it past the ttl (``stuck``)."""
     async def scenario() -> None:
         nc = await nats.connect(server.url)
         try:
             settings = GameadSettings(registry={"ttl": 2.0, "heartbeat_interval": 0.5})
             registry = Registry(nc, nc.jetstream(), settings.registry)
             link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
-            sampler = QueueSampler(link, settings, node_id="api", registry=registry, sections=False)
-            await registry.put(worker_entry("frozen-w", age=1.5, in_flight=2))  # its last beat 1.5 s ago
-            await registry.put(worker_entry("leaving-w"))
+            clock = Clock()
+            sampler = QueueSampler(link, settings, node_id="api", registry=registry, sections=False, clock=clock)
+            clock.at = time.time()  # the read's time, set: 1.5 s after frozen-w's last beat (1.25 < 1.5 < 2, ttl)
+            await registry.put(worker_entry("frozen-w", age=1.5, in_flight=2, now=clock.at))
+            await registry.put(worker_entry("leaving-w", now=clock.at))
             await sampler.sample()
             nodes = {n["id"]: n for n in sampler.workers_payload()["items"]}
             assert nodes["frozen-w"]["state"] == "late", nodes["frozen-w"]  # 1.5 s > 2.5 × 0.5 s, not idle/ok
             assert sampler.stats()["nodes"]["late"] == 1
+            metric = await scraped_workers(sampler)
+            assert metric["late"] == 1 and metric["ok"] + metric["idle"] == 1, metric  # frozen-w, leaving-w
+            clock.at = None  # the wall clock again: the entry expires for real
             await registry.delete("leaving-w")  # a clean stop
             for _ in range(200):  # the entry expires ~2 s after its put (the bucket's max_age)
                 if "frozen-w" not in [n.id for n in await registry.list()]:
@@ -223,6 +265,8 @@ def test_a_silent_worker_is_late_then_gone_not_idle_then_absent(server: Embedded
             assert nodes["frozen-w"]["state"] == "gone" and nodes["frozen-w"]["heartbeatAgeSeconds"] >= 2, nodes
             counts = sampler.stats()["nodes"]
             assert counts["gone"] == 1 and counts["workers"] == 0, counts
+            metric = await scraped_workers(sampler)
+            assert metric["gone"] == 1 and sum(metric.values()) == 1, metric
         finally:
             await nc.close()
 
