@@ -5,11 +5,13 @@ the reaper calls it (:func:`gamead_core.worker.reaper.recover`)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
 import nats
+import pytest
 
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
@@ -20,6 +22,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo
 from gamead_core.store.ads import AdStore, encode
 from gamead_core.worker.budget import delivery_id
+from gamead_core.worker.consumer_ack_wait import ANNOUNCED, CONSUMER, SETTINGS, AckWaits
 from gamead_core.worker.reaper import recover
 from tests.support import ad
 
@@ -72,3 +75,40 @@ def test_a_dead_workers_waiting_ad_is_handed_back_by_the_consumers_ack_wait(
                              "ack_wait (judged with the recovering process's 30 s)") from None
     assert delivered == 2
     assert record.status == AdStatus.QUEUED and record.attempts == 0  # a waiting ad: handed back uncharged
+
+
+def test_a_consumer_that_cannot_be_read_falls_back_to_the_announced_ack_wait_and_says_so(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only when the consumer cannot be read (here: it was deleted) is a delivery judged by the ack_wait the dead
+    worker announced, then the recovering process's own; the log says which and why. A readable consumer is
+    read once per recovery however many of its deliveries the dead worker held."""
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"queue": {"ack_wait": CONSUMERS_ACK_WAIT}})
+    subject = f"$JS.ACK.{names.work_stream(0)}.{names.level_consumer(4)}.1.7.7.1.0"
+
+    async def main() -> list[tuple[float, str]]:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            read = AckWaits(nc, timeout=2.0)
+            got = [await read.of(subject, 45.0, RECOVERER_ACK_WAIT)]
+            await js.delete_consumer(names.ADS_STREAM, names.level_consumer(4))
+            other = await nats.connect(server.url)  # another process: nothing cached
+            try:
+                missing = AckWaits(other, timeout=2.0)
+                got += [await missing.of(subject, 45.0, RECOVERER_ACK_WAIT), await missing.of(subject, None, 12.0)]
+            finally:
+                await other.close()
+            return got
+        finally:
+            await nc.close()
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.worker.consumer_ack_wait"):
+        got = asyncio.run(main())
+    assert got == [(CONSUMERS_ACK_WAIT, CONSUMER), (45.0, ANNOUNCED), (12.0, SETTINGS)]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1, warned  # one failed read per consumer per recovery
+    assert f"could not read the ack_wait of consumer {names.level_consumer(4)}" in warned[0]
+    assert "announced 45 s" in warned[0], warned
