@@ -200,9 +200,9 @@ async def recover(
                 report.refunded += 1
         if window and await _nak(nc, held, delay):
             report.handed_back += 1
-    # every held ad is accounted for: handed back, left as it was, or left to JetStream's redelivery
-    later = len(node.holding) - report.handed_back - report.untouched
-    if report.running or report.handed_back or later:
+    if report.running or report.handed_back:
+        # every held ad is accounted for: handed back, left as it was, or left to JetStream's redelivery
+        later = len(node.holding) - report.handed_back - report.untouched
         log.warning(
             "worker %s died holding %d ad(s), %d of them running: %s; %d handed back, %d left as they were "
             "(settled, gone, or already redelivered), %d left to JetStream's redelivery after ack_wait (%s)",
