@@ -206,22 +206,30 @@ def kv_all(bucket: str) -> str:
 # --- JetStream API ---------------------------------------------------------------------------------
 
 
-def is_work_ack_subject(subject: str) -> bool:
-    """True for the reply subject of a delivery from a level consumer of a work stream (any partition)
-    (``$JS.ACK[.<domain>.<account hash>].GAMEAD_ADS.gamead-p<N>.<delivered>.<sseq>.<cseq>.<ts>.<pending>…``):
-    the only subjects gamead sends a ``nak`` to on behalf of a dead worker (read from its heartbeat)."""
+def work_ack_consumer(subject: str) -> tuple[str, str] | None:
+    """``(stream, consumer)`` of the reply subject of a delivery from a level consumer of a work stream (any
+    partition), ``$JS.ACK[.<domain>.<account hash>].GAMEAD_ADS.gamead-p<N>.<delivered>.<sseq>.<cseq>.<ts>.<pending>…``;
+    None for any other subject (pure)."""
     tokens = subject.split(".")
     if len(tokens) < 9 or len(subject) > 512 or tokens[:2] != ["$JS", "ACK"]:
-        return False
+        return None
     if any(not t or "*" in t or ">" in t or not t.isprintable() or " " in t for t in tokens):
-        return False
+        return None
     i = next((j for j in range(2, len(tokens)) if partition_of_stream(tokens[j]) is not None), None)
     if i is None:
-        return False
+        return None
     partition = partition_of_stream(tokens[i])
     assert partition is not None
-    return (len(tokens) >= i + 7 and tokens[i + 1] in {level_consumer(lvl, partition) for lvl in LEVELS}
-            and all(t.isdigit() for t in tokens[i + 2:i + 7]))
+    if (len(tokens) >= i + 7 and tokens[i + 1] in {level_consumer(lvl, partition) for lvl in LEVELS}
+            and all(t.isdigit() for t in tokens[i + 2:i + 7])):
+        return tokens[i], tokens[i + 1]
+    return None
+
+
+def is_work_ack_subject(subject: str) -> bool:
+    """True for the reply subject of a delivery from a level consumer of a work stream (:func:`work_ack_consumer`):
+    the only subjects gamead sends a ``nak`` to on behalf of a dead worker (read from its heartbeat)."""
+    return work_ack_consumer(subject) is not None
 
 
 def pull_next_subject(stream: str, consumer: str) -> str:

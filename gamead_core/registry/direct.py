@@ -3,13 +3,19 @@
 ``$JS.API.DIRECT.GET.<stream>`` with ``{"multi_last": [subjects], "batch": n}`` (JetStream ≥ 2.11, ADR-31)
 answers with one message per key and an end-of-batch marker (status header ``204``; ``404`` when there is
 nothing) — no consumer is created. nats.py has no call for it, so it is written out here, once.
+
+The whole batch has one deadline (the caller's ``timeout``, ``nats.request_timeout``): a replica or leader that
+stops answering half-way (stopped, stalled) ends it there, with what arrived and ``complete`` False, rather than
+each message waiting on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import NamedTuple
 
+import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
 
@@ -22,10 +28,19 @@ log = logging.getLogger(__name__)
 _STATUS = names.HDR_STATUS
 
 
-async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout: float) -> list[bytes]:
+class Values(NamedTuple):
+    """What a batched read got: the values that arrived, and whether the batch ended (False: its deadline came
+    first, so keys may be missing)."""
+
+    values: list[bytes]
+    complete: bool
+
+
+async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout: float) -> Values:
     """The last value of every key under ``prefix`` (``$KV.<bucket>.``) of ``stream``, deleted and purged
-    keys left out; at most ``batch`` of them. Raises ``QueueUnavailable`` when the answer does not end within
-    ``timeout`` seconds or fails, and the gamead error tree for NATS errors."""
+    keys left out; at most ``batch`` of them. When the answer does not end within ``timeout`` seconds (the
+    whole batch), what arrived with ``complete`` False. Raises ``QueueUnavailable`` when the server answers
+    with an error status, and the gamead error tree for NATS errors."""
     request = orjson.dumps({"multi_last": [f"{prefix}>"], "batch": batch})
     with nats_boundary():
         inbox = nc.new_inbox()
@@ -36,9 +51,12 @@ async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout
             deadline = asyncio.get_running_loop().time() + timeout
             while True:
                 left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    raise QueueUnavailable("JetStream did not finish listing the registry in time")
-                msg = await sub.next_msg(timeout=left)
+                try:
+                    if left <= 0:
+                        raise asyncio.TimeoutError
+                    msg = await sub.next_msg(timeout=left)
+                except (asyncio.TimeoutError, nats.errors.TimeoutError):
+                    return Values(out, False)
                 headers = msg.headers or {}
                 status = headers.get(_STATUS)
                 if status:
@@ -46,7 +64,7 @@ async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout
                         raise QueueUnavailable(f"listing the registry failed: status {status}")
                     if status == "204" and int(headers.get("Nats-Num-Pending", "0") or 0):
                         log.warning("registry holds more than %d nodes; listing the first ones", batch)
-                    return out
+                    return Values(out, True)
                 if headers.get(names.HDR_KV_OPERATION) in ("DEL", "PURGE") or headers.get(names.HDR_MARKER_REASON):
                     continue
                 if msg.data:
@@ -55,4 +73,4 @@ async def last_values(nc: NATS, stream: str, prefix: str, *, batch: int, timeout
             await unsubscribe_quietly(sub)
 
 
-__all__ = ["last_values"]
+__all__ = ["Values", "last_values"]

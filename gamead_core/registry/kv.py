@@ -20,9 +20,9 @@ from pydantic import ValidationError
 
 from gamead_core import names
 from gamead_core.config import RegistrySettings
-from gamead_core.errors import GameadError, TopologyError
+from gamead_core.errors import GameadError, QueueUnavailable, TopologyError
 from gamead_core.queue.connection import nats_boundary
-from gamead_core.registry.direct import last_values
+from gamead_core.registry.direct import Values, last_values
 from gamead_core.registry.nodes import node_key
 from gamead_core.registry.wire import NodeInfo
 
@@ -149,13 +149,20 @@ class Registry:
             await kv.delete(node_key(node_id))
 
     async def list(self) -> list[NodeInfo]:
-        """Every live node, sorted by role then id. One request to the server."""
+        """Every live node, sorted by role then id. One request to the server, which must end within the
+        registry's ``timeout`` (``nats.request_timeout``) for the whole listing. Raises ``QueueUnavailable``
+        when it did not (saying how many nodes arrived: a partial list must never be taken for the whole one,
+        e.g. by the reaper, which would take the missing nodes for dead), and the gamead error tree."""
         kv = await self.open()
         with self._boundary():
             if self._direct:
-                raw = await last_values(self._nc, self.stream, self.prefix, batch=MAX_NODES, timeout=self._timeout)
+                raw, complete = await last_values(self._nc, self.stream, self.prefix, batch=MAX_NODES,
+                                                  timeout=self._timeout)
             else:
-                raw = await self._scan(kv)
+                raw, complete = await self._scan(kv)
+        if not complete:
+            raise QueueUnavailable(f"the registry listing is incomplete: {len(raw)} node(s) arrived within "
+                                   f"{self._timeout:g} s (nats.request_timeout), then JetStream stopped answering")
         nodes = [info for info in map(_decode, raw) if info is not None]
         nodes.sort(key=lambda n: (n.role, n.id))
         return nodes
@@ -173,21 +180,26 @@ class Registry:
             raise
 
 
-    async def _scan(self, kv: KeyValue) -> list[bytes]:
-        """Fallback for a bucket without direct access: keys, then one get per key."""
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
+    async def _scan(self, kv: KeyValue) -> Values:
+        """Fallback for a bucket without direct access: keys, then one get per key, all within the registry's
+        ``timeout`` (what arrived by then, ``complete`` False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         out: list[bytes] = []
-        for key in keys:
-            try:
-                entry = await kv.get(key)
-            except nats.js.errors.KeyNotFoundError:
-                continue
-            if entry.value:  # an expired key can come back with value None: treat it as missing
-                out.append(entry.value)
-        return out
+        try:
+            keys = await asyncio.wait_for(kv.keys(), self._timeout)
+            for key in keys:
+                try:
+                    entry = await asyncio.wait_for(kv.get(key), deadline - loop.time())
+                except nats.js.errors.KeyNotFoundError:
+                    continue
+                if entry.value:  # an expired key can come back with value None: treat it as missing
+                    out.append(entry.value)
+        except nats.js.errors.NoKeysError:
+            return Values([], True)
+        except asyncio.TimeoutError:  # nats-py's TimeoutError too
+            return Values(out, False)
+        return Values(out, True)
 
 
 def _decode(data: bytes) -> NodeInfo | None:

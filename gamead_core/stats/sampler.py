@@ -262,9 +262,9 @@ class QueueSampler:
         return None if found is None else round(found.rate, 3)
 
     async def read_registry_once(self) -> None:
-        """Read the registry now (``nats.request_timeout``) if no sample has, before a first answer about nodes
-        (saying no node beat would be false); concurrent callers share one read. Never raises: a failed read
-        leaves ``registry_read_at`` None and its error in :attr:`errors`, replacing an earlier one's."""
+        """Read the registry now (within 2 × ``nats.request_timeout``: the listing's deadline and the bucket's opening)
+        if no sample has, before a first answer about nodes (saying no node beat would be false); concurrent callers
+        share one read. Never raises: a failed read leaves ``registry_read_at`` None and its error in :attr:`errors`."""
         if self.registry_read_at is None and self.registry is not None:
             if self._first_read is None or self._first_read.done():  # else: join the read in flight
                 self._first_read = asyncio.ensure_future(self._read_registry(self.registry))
@@ -272,7 +272,7 @@ class QueueSampler:
 
     async def _read_registry(self, registry: Registry) -> None:
         try:
-            nodes = await asyncio.wait_for(registry.list(), timeout=self.settings.nats.request_timeout)
+            nodes = await asyncio.wait_for(registry.list(), timeout=2 * self.settings.nats.request_timeout)
         except Exception as exc:  # noqa: BLE001 - said in the answer (``error``), as a sample's failed read
             self.errors = [*(e for e in self.errors if not e.startswith("registry")), f"registry: {error_text(exc)}"]
             return

@@ -48,8 +48,8 @@ from typing import Literal
 
 from gamead_core.models import AdError, AdRecord, AdStatus, utcnow
 
-#: Share of ``queue.ack_wait`` after a dead worker's last heartbeat during which nobody else can have been
-#: given its ads yet (its lease renewals run every ack_wait / 3), so a ``nak`` on its ack subjects is safe.
+#: Share of the level consumer's ``ack_wait`` after a dead worker's last heartbeat during which nobody else can
+#: have been given its ads yet (its lease renewals run every ack_wait / 3), so a ``nak`` on its ack subjects is safe.
 NAK_WINDOW = 2.0 / 3.0
 
 
@@ -138,14 +138,19 @@ def death_verdict(running: int) -> bool:
     return running == 1
 
 
-def nak_window_open(now: float, heartbeat_at: float, ack_wait: float) -> bool:
+def nak_window_open(now: float, heartbeat_at: float, ack_wait: float, renew_every: float | None = None) -> bool:
     """True while a dead worker's ads cannot have been redelivered to anyone yet (a ``nak`` is safe).
 
-    Its last lease renewal was at most ``ack_wait / 3`` before it died, and it died after its last
-    heartbeat; JetStream redelivers no earlier than ``ack_wait`` after the last renewal. A ``nak`` sent
-    later could hit a newer delivery of the same message (JetStream does not check the delivery count of a
-    ``nak``): then ``ack_wait`` has handed the ad back already.
+    ``ack_wait``: seconds, the ``ack_wait`` of the consumer that delivered them
+    (:mod:`gamead_core.worker.consumer_ack_wait`); ``renew_every``: seconds between the worker's lease renewals
+    (``keepalive_period`` of its own ``queue.ack_wait``; default ``ack_wait / 3``, never taken as less).
+    Its last renewal was at most ``renew_every`` before it died, and it died after its last heartbeat;
+    JetStream redelivers no earlier than ``ack_wait`` after the last renewal. A ``nak`` sent later could hit a
+    newer delivery of the same message (JetStream does not check the delivery count of a ``nak``): then
+    ``ack_wait`` has handed the ad back already.
     """
+    if renew_every is not None and renew_every > ack_wait * (1 - NAK_WINDOW):  # it renewed less often
+        return now < heartbeat_at + ack_wait - renew_every
     return now < heartbeat_at + NAK_WINDOW * ack_wait
 
 

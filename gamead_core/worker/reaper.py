@@ -28,8 +28,9 @@ death, or a recovery racing a redelivery that has started, never hand an ad out 
   with the death (``lostIn``, :func:`death_id`) and every recovery counts those as running too; without it,
   a recovery that found one ad not reached yet charged that innocent ad (issue I5);
 * the ``nak`` (redelivery now, or after the backoff) is sent only while no redelivery can have happened
-  yet (:func:`~gamead_core.worker.budget.nak_window_open`); later, JetStream's ``ack_wait`` has handed the
-  ad back already and only the record changes.
+  yet (:func:`~gamead_core.worker.budget.nak_window_open`, judged with the ``ack_wait`` of the consumer that
+  holds the delivery, read from the server: :mod:`gamead_core.worker.consumer_ack_wait`); later, JetStream's
+  ``ack_wait`` has handed the ad back already and only the record changes.
 
 Recovered ads get ``retryAt`` = the moment they became due, so they keep their place in the aging order.
 
@@ -61,6 +62,8 @@ from gamead_core.scaling.store import open_bucket
 from gamead_core.store.ads import AdStore
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import death_verdict, held_state, nak_window_open
+from gamead_core.worker.consumer_ack_wait import AckWaits
+from gamead_core.worker.keepalive import keepalive_period
 from gamead_core.worker.mover import Sweeper
 from gamead_core.worker.orphans import Orphans, api_deaths
 
@@ -128,8 +131,9 @@ async def recover(
     """
     now = time.time() if now is None else now
     report = Recovery(node.id)
-    ack_wait = node.ack_wait or settings.queue.ack_wait
-    window = nak_window_open(now, node.heartbeat_at.timestamp(), ack_wait)
+    ack_waits = AckWaits(nc, timeout=settings.nats.request_timeout)
+    judged: dict[float, str] = {}  # the ack_waits the held ads were judged with, and where each came from
+    renew_every = keepalive_period(node.ack_wait) if node.ack_wait else None
     found: list[tuple[HeldAd, AdRecord, int]] = []
     for held in node.holding:
         try:
@@ -152,6 +156,9 @@ async def recover(
             report.untouched += 1
             continue
         delay = 0.0
+        ack_wait, source = await ack_waits.of(held.ack_subject, node.ack_wait, settings.queue.ack_wait)
+        judged[ack_wait] = source
+        window = nak_window_open(now, node.heartbeat_at.timestamp(), ack_wait, renew_every)
         if state == "started":  # analysed unmarked: its record neither charged nor named this delivery
             record = record.model_copy(update={"attempts": record.attempts + (1 if charge else 0),
                                                "delivery": held.delivery, "worker_id": node.id})
@@ -198,10 +205,11 @@ async def recover(
         later = len(node.holding) - report.handed_back - report.untouched
         log.warning(
             "worker %s died holding %d ad(s), %d of them running: %s; %d handed back, %d left as they were "
-            "(settled, gone, or already redelivered), %d left to JetStream's redelivery after ack_wait (%gs)",
+            "(settled, gone, or already redelivered), %d left to JetStream's redelivery after ack_wait (%s)",
             node.id, len(node.holding), report.running,
             "the one running was charged an attempt" if charge else "none charged (each runs alone next)",
-            report.handed_back, report.untouched, later, ack_wait,
+            report.handed_back, report.untouched, later,
+            ", ".join(f"{wait:g} s, {source}" for wait, source in judged.items()) or "none judged",
             extra={"worker_id": node.id, "charged": report.charged, "refunded": report.refunded},
         )
     return report

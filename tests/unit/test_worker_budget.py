@@ -110,6 +110,15 @@ def test_naks_stop_before_jetstream_can_have_redelivered(ack_wait: float, elapse
     assert nak_window_open(1000.0 + elapsed, 1000.0, ack_wait) == (elapsed < ack_wait * 2 / 3)
 
 
+def test_a_worker_that_renewed_less_often_than_a_third_of_its_consumers_ack_wait_closes_the_window_sooner() -> None:
+    # consumer ack_wait 30 s, the worker's own queue.ack_wait 300 s: it renewed every 100 s, so its deliveries
+    # may be redelivered 30 - 100 < 0 s after its last heartbeat: no nak is safe. Renewing every 10 s: 20 s.
+    assert not nak_window_open(1000.0, 1000.0, 30.0, renew_every=100.0)
+    assert nak_window_open(1019.0, 1000.0, 30.0, renew_every=10.0)
+    assert not nak_window_open(1020.0, 1000.0, 30.0, renew_every=10.0)
+    assert nak_window_open(1040.0, 1000.0, 300.0, renew_every=10.0)  # the consumer's 300 s, renewed every 10 s
+
+
 def test_deaths_are_vanished_or_replaced_workers_that_held_something() -> None:
     def node(pid: int, holding: int = 1, started: datetime = T0) -> NodeInfo:
         held = [HeldAd(ad_id=f"a{i}", delivery=f"{i}.1", ack_subject="x") for i in range(holding)]
