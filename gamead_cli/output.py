@@ -6,6 +6,7 @@ always be piped into ``jq``. JSON is printed without colour or markup.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -105,14 +106,26 @@ def emit(
     """Print a command's result: JSON for ``-o json`` (JSON escapes every non-ASCII character), else
     ``render(data)`` of the data with every text escaped where it would not show as itself
     (:func:`gamead_core.safe_text.shown_tree`: a stored ``A\x9b31m`` prints as ``A\u009b31m``, never as a
-    terminal command), or the data as JSON."""
+    terminal command), or the data as JSON. Not to a terminal (a pipe, a file) and without ``COLUMNS``, each text
+    of the view (a part of a group) is printed on one line however long, never wrapped at rich's 80 columns;
+    tables and panels keep that width (or ``COLUMNS``, whenever set: then the view is printed as to a terminal)."""
     if output == OutputFormat.json or render is None:
         print_json(data)
         return
     shown_view = render(shown_tree(data))
+    console = stdout_console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):  # a pipe or a file: prose on one line each
+        for part in _parts(shown_view):  # (rich's 80 columns would cut a sentence, an id, a path: grep misses it)
+            console.print(part, soft_wrap=isinstance(part, Text), crop=False)  # tables keep their width
+        return
     if isinstance(shown_view, Text) and shown_view.no_wrap:  # print() joins a bare Text into a new one, wrapped
         shown_view = Group(shown_view)
-    stdout_console().print(shown_view, crop=False)  # a command_text line runs past the width, whole
+    console.print(shown_view, crop=False)  # a command_text line runs past the width, whole
+
+
+def _parts(view: RenderableType) -> list[RenderableType]:
+    """``view``'s parts printed one after the other: a group's (nested ones too), else ``view`` itself. Pure."""
+    return [p for r in view.renderables for p in _parts(r)] if isinstance(view, Group) else [view]
 
 
 # --- ad records ------------------------------------------------------------------------------------
@@ -162,6 +175,31 @@ def took(seconds: float) -> str:
     """A duration as ``gamead doctor`` prints how long its check took: ``350 ms`` under a second, else ``2.5 s``
     (one decimal). Pure."""
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def span(seconds: float) -> str:
+    """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline or a rate reaches. Pure."""
+    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
+
+
+#: seconds of the API's "last minute" rates: ``gamead_core.stats.rates.RATE_WINDOW`` (a test keeps them equal)
+RATE_WINDOW_SECONDS = 60
+
+
+def short_window(seconds: Any) -> str | None:
+    """``last 11 s`` when the API's rates are over less than their minute (``windowSeconds`` 11: its sampler, or the
+    autoscaler leader's, started 11 s ago); None for the full minute or an unknown window. Pure; the one wording of
+    ``gamead top`` and ``gamead scale status``."""
+    short = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and round(seconds) < RATE_WINDOW_SECONDS
+    return window_words(seconds) if short else None
+
+
+def window_words(seconds: Any) -> str:
+    """The window of an API figure for people: ``last minute`` (60 s, or unknown), ``last 11 s`` (a short one,
+    :func:`short_window`), ``last 5 min``. Pure."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or round(seconds) == RATE_WINDOW_SECONDS:
+        return "last minute"
+    return f"last {span(round(seconds))}"
 
 
 def ago(seconds: float | None) -> str:

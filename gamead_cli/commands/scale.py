@@ -20,7 +20,7 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
-from gamead_cli.output import command_text, emit, empty_text, plain, short_time, time_column
+from gamead_cli.output import command_text, emit, empty_text, plain, short_time, short_window, time_column
 from gamead_cli.program import follow_up
 from gamead_core.errors import ApiClientError
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
@@ -160,6 +160,10 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
             f"{_seconds(obs.get('oldestAgeSeconds'))}, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
+        short = short_window(obs.get("windowSeconds"))  # the rates above: a leader's sampler younger than a minute
+        if short:
+            facts.add_row("rates over", Text(f"{short} (under a minute of samples: the leader restarted)",
+                                             style="yellow"))
     updated = Text(f"{short_time(doc.get('updatedAt'))} UTC")
     if doc.get("stale"):
         updated.append("  (stale: no leader is recording)", style="yellow")

@@ -20,7 +20,8 @@ from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
 from gamead_cli.inputs import strict_dumps
-from gamead_cli.output import age, ago, byte_size, clip, plain, short_datetime, short_time, time_column  # noqa: F401 - re-exported to the TUI
+from gamead_cli.output import (  # noqa: F401 - re-exported to the TUI
+    age, ago, byte_size, clip, plain, short_datetime, short_time, span, time_column, window_words)
 from gamead_core.safe_text import shown_tree
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -245,17 +246,9 @@ def metrics_title(stats: Mapping[str, Any] | None) -> str:
     rates_w = (stats.get("rates") or {}).get("windowSeconds")
     lat_w = (stats.get("latency") or {}).get("windowSeconds")
 
-    def words(w: Any) -> str:
-        return "last minute" if not isinstance(w, (int, float)) or round(w) == 60 else f"last {span(round(w))}"
-
-    if words(rates_w) == words(lat_w):
-        return f"throughput & latency · {words(rates_w)}"
-    return f"throughput · {words(rates_w)} · latency · {words(lat_w)}"
-
-
-def span(seconds: float) -> str:
-    """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline reaches."""
-    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
+    if window_words(rates_w) == window_words(lat_w):
+        return f"throughput & latency · {window_words(rates_w)}"
+    return f"throughput · {window_words(rates_w)} · latency · {window_words(lat_w)}"
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,7 @@ class Autoscaler:
         workers = reading.workers
         if isinstance(self.backend, NoneScaler) and workers is not None:
             self.backend.tell(sum(1 for w in workers if w.state != "draining"))
-        observed = observed_document(sample, rates, self.sampler.per_worker_basis)
+        observed = observed_document(sample, rates, self.sampler.per_worker_basis, self.sampler.rate_window)
         try:
             current = await self.backend.current_replicas_async()
         except Exception as exc:  # noqa: BLE001

@@ -67,10 +67,12 @@ def _oldest(reading: Any) -> float | None:
 
 
 def observed_document(sample: Sample, rates: dict[str, float | None],
-                      basis: dict[str, Any] | None = None) -> dict[str, Any]:
+                      basis: dict[str, Any] | None = None, window: float | None = None) -> dict[str, Any]:
     """``observed`` of ``/v1/scale``: the figures the decision used, named as ``/v1/stats`` names them.
     ``basis`` is how ``perWorkerPerSec`` was derived (``QueueSampler.per_worker_basis``: ``bound`` is
-    ``measured``, ``cpu``, ``latency`` or ``mixed``, with ``cpuPerAdMs``, ``concurrency``, ``p50Ms``…)."""
+    ``measured``, ``cpu``, ``latency`` or ``mixed``, with ``cpuPerAdMs``, ``concurrency``, ``p50Ms``…).
+    ``window``: the seconds the rates are over (``QueueSampler.rate_window``, ``windowSeconds`` as in
+    ``/v1/stats``' ``rates``): 60, or less while the leader's sampler is younger (an API restarted 11 s ago: 11)."""
     reading = sample.reading
     workers = reading.workers
     return {
@@ -83,6 +85,7 @@ def observed_document(sample: Sample, rates: dict[str, float | None],
         "partialPendingByLevel": {str(d.level): d.pending for d in reading.partial},
         #: None with nothing pending, as /v1/stats' levels say it (0.0 read as "an ad arrived just now")
         "oldestAgeSeconds": _oldest(reading),
+        "windowSeconds": None if window is None else round(window, 1),  # what the rates below are over
         "submittedPerSec": rates.get("submittedPerSec"),
         "completedPerSec": rates.get("completedPerSec"),
         "perWorkerPerSec": rates.get("perWorkerPerSec"),
