@@ -160,6 +160,9 @@ class Registry:
                                                   timeout=self._timeout)
             else:
                 raw, complete = await self._scan(kv)
+        if not complete and not raw:  # nothing at all: NATS away or stalled, said as every other such read says it
+            raise QueueUnavailable(f"NATS did not answer the registry listing within {self._timeout:g} s "
+                                   "(nats.request_timeout)")
         if not complete:
             raise QueueUnavailable(f"the registry listing is incomplete: {len(raw)} node(s) arrived within "
                                    f"{self._timeout:g} s (nats.request_timeout), then JetStream stopped answering")
