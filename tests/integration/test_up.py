@@ -635,7 +635,8 @@ def test_a_child_refused_after_the_stack_is_up_is_one_line_and_retried_while_the
         assert nats_url is not None
         nats_pid = up.pid_of("nats-server")
         repartition = start_worker(nats_url.group(1), tmp_path, worker_id="repartitioner", ready=True,
-                                   GAMEAD_QUEUE__PARTITIONS="3", GAMEAD_QUEUE__REPARTITION="true")
+                                   GAMEAD_QUEUE__PARTITIONS="3", GAMEAD_QUEUE__REPARTITION="true",
+                                   GAMEAD_NATS__TOKEN=up.nats_token)  # the stack's NATS requires it
         try:
             assert "now 3 partition(s)" in repartition.output()
         finally:
