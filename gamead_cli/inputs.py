@@ -4,7 +4,8 @@ Every reader of an operator's input file (``gamead submit`` FILE / NDJSON, ``gam
 --replay``) goes through here, so a line is never read whole past its bound (a 50 MB line costs 64 KiB of memory,
 not 50 MB) and a token the API would refuse (``NaN``, ``Infinity``: RFC 8259 §6 has no such numbers) is named
 with its ``file:line`` before anything is sent. A file that is missing, unreadable, not UTF-8 or not JSON is
-refused the same way by all of them (:class:`BadInputFile`: bad usage, exit 2, one red line naming the file and
+refused the same way by all of them, and so is an object naming a key twice (I-JSON, RFC 7493 §2.3: which value
+counts is a guess) (:class:`BadInputFile`: bad usage, exit 2, one red line naming the file and
 the line where known): :func:`open_input`, :func:`load_json`, :func:`json_line`.
 """
 
@@ -20,6 +21,8 @@ from typing import IO, Any
 
 import typer
 
+from gamead_core.json_keys import RepeatedKey, repeat_message, repeats, unique_pairs
+
 #: JSON's non-numbers, refused by :func:`strict_loads` (Python's json module accepts them by default)
 _CONSTANTS = ("NaN", "Infinity", "-Infinity")
 
@@ -30,6 +33,10 @@ class NotJson(ValueError):
     def __init__(self, message: str, line: int = 1) -> None:
         super().__init__(message)
         self.line = line
+
+
+class KeyTwice(NotJson):
+    """JSON text whose object names a key twice (I-JSON, RFC 7493 §2.3); the message names the key."""
 
 
 def _constant_line(text: str) -> int:
@@ -63,9 +70,11 @@ def _token_line(text: str, token: str) -> int:
     return text.count("\n", 0, at) + 1 if at >= 0 else 1
 
 
-def strict_loads(text: str | bytes) -> Any:
+def strict_loads(text: str | bytes, *, unique: bool = False) -> Any:
     """``json.loads`` that refuses ``NaN``, ``Infinity``, ``-Infinity`` (not JSON, RFC 8259 §6) and a number
-    that overflows a float to infinity (``1e999``: RFC 8259 §6 lets a parser limit the range; ours is finite).
+    that overflows a float to infinity (``1e999``: RFC 8259 §6 lets a parser limit the range; ours is finite);
+    with ``unique``, an object naming a key twice too (I-JSON, RFC 7493 §2.3; the API refuses it: 400
+    ``invalid_json``), named with its line and path (:mod:`gamead_core.json_keys`).
 
     Raises :class:`NotJson` (a ``ValueError``) with the line of the fault for any text that is not JSON, and
     for nesting deeper than Python's recursion limit."""
@@ -79,7 +88,12 @@ def strict_loads(text: str | bytes) -> Any:
         return value
 
     try:
-        return json.loads(text, parse_constant=refuse, parse_float=finite)
+        return json.loads(text, parse_constant=refuse, parse_float=finite,
+                          object_pairs_hook=unique_pairs if unique else None)
+    except RepeatedKey:
+        body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        repeat = next(repeats(body))
+        raise KeyTwice(repeat_message(repeat), body.count("\n", 0, repeat.offset) + 1) from None
     except _Overflow as exc:
         body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
         token = str(exc)
@@ -270,18 +284,19 @@ def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False)
 
 def load_json(data: bytes, where: str, *, line: int | None = None, hint: str = "FILE") -> Any:
     """The strict JSON of ``data``: a whole file's bytes, or line ``line`` of a JSON Lines file. UTF-8 only
-    (:func:`utf8_text`, a UTF-8 BOM dropped). Raises :class:`BadInputFile` (exit 2) naming ``where`` and the
-    line of the fault (that of the file: within a whole file, where the parser stopped)."""
+    (:func:`utf8_text`, a UTF-8 BOM dropped), no key twice in one object (:func:`strict_loads`). Raises
+    :class:`BadInputFile` (exit 2) naming ``where`` and the line of the fault (that of the file: within a whole
+    file, where the parser stopped; for a key twice, its second occurrence)."""
     try:
         text = utf8_text(data)
     except NotUtf8 as exc:
         at = data.count(b"\n", 0, exc.at) + 1 if line is None else line
         raise BadInputFile(where, f"not UTF-8 text ({exc}): save it as UTF-8", at, hint) from None
     try:
-        return strict_loads(text)
+        return strict_loads(text, unique=True)
     except NotJson as exc:
-        raise BadInputFile(where, f"not valid JSON ({str(exc)[:120]})", exc.line if line is None else line,
-                           hint) from None
+        problem = str(exc)[:200] if isinstance(exc, KeyTwice) else f"not valid JSON ({str(exc)[:120]})"
+        raise BadInputFile(where, problem, exc.line if line is None else line, hint) from None
 
 
 def json_line(number: int, line: bytes | None, where: str, limit: int, *, hint: str = "FILE") -> Any:

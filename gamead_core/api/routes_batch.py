@@ -12,7 +12,8 @@ Validation: the whole body is first checked by one pydantic-core call (:func:`va
 ad's strict validation in Rust, no Python object per item but the ads themselves, and an (ad, key) pair per item
 only when the body spells ``idempotencyKey``); only when that fails is the body read again item by item (:func:`parse_batch`, :func:`parse_item`), so a bad ad still gets exactly its own
 error and the others go through. Both paths accept the same ads and refuse the same requests
-(``tests/integration/test_batch_fast.py``).
+(``tests/integration/test_batch_fast.py``). An ad naming a key twice gets its own ``invalid_json``, the outer
+object naming one twice is a 400 ``invalid_json`` (:func:`repeated`; I-JSON, RFC 7493 §2.3).
 
 Limits: at most ``api.batch_max`` ads (more → 422 ``batch_too_large``), a body of at most
 ``api.batch_max_body_bytes`` (→ 413). Rate limits count **per ad**, from the caller's ``POST /ads`` bucket
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import operator
 from typing import Any
 
 import orjson
@@ -34,7 +36,7 @@ from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.batch_answer import answer_bytes, error, result_of
-from gamead_core.api.body import body_bytes, body_schema, not_json
+from gamead_core.api.body import body_bytes, body_schema, not_json, refuse_repeats
 from gamead_core.api.contract import ErrorBody, error_responses
 from gamead_core.api.errors import (
     BatchTooLarge,
@@ -50,6 +52,7 @@ from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY_CODE, MAX_IDEMPOTENCY_KEY, idempotency_key_problem
 from gamead_core.intake import Accepted, Queued
+from gamead_core.json_keys import has_repeat, key_names, may_repeat, repeat_details, repeat_message, repeats
 from gamead_core.models import AdAccepted, AdSubmission
 from gamead_core.queue.liveness import unsent_bytes
 
@@ -156,6 +159,25 @@ class _AllValidKeyed(BaseModel):
 _ALL_VALID = _AllValid.__pydantic_validator__
 _ALL_VALID_KEYED = _AllValidKeyed.__pydantic_validator__
 _KEY_BYTES = b'"' + KEY_FIELD.encode() + b'"'
+#: every key a batch body the fast path accepts may hold (quoted), for :func:`may_repeat`
+_NAMES = (*(key_names(AdSubmission) or ()), _KEY_BYTES, b'"ads"')
+_FIELDS_SET = operator.attrgetter("__pydantic_fields_set__")  # the keys an ad was read from (no model validator)
+
+
+def repeated(body: bytes, held: int) -> dict[int, dict[str, Any]]:
+    """The items of a batch body (JSON text read as ``{"ads": [...]}``) holding an object that names a key twice:
+    index → its ``invalid_json`` error naming the first such key (parsers disagree on which value counts); ``{}``
+    at once when :func:`may_repeat` rules any out (``held``: keys the parsed body surely holds; a byte count),
+    else exact. Raises 400 ``invalid_json`` when the outer object names a key twice (``"ads"``)."""
+    if not may_repeat(body, _NAMES, held) or not has_repeat(body):
+        return {}
+    found: dict[int, dict[str, Any]] = {}
+    for rep in repeats(body.decode("utf-8", "replace")):
+        if len(rep.path) < 2:
+            refuse_repeats(body)
+        found.setdefault(int(rep.path[1]), error("invalid_json", f"the ad is not valid JSON for this API: "
+                                                 f"{repeat_message(rep)}", repeat_details(rep)))
+    return found
 
 
 def _check_size(body: bytes, max_bytes: int) -> None:
@@ -170,7 +192,8 @@ def validated(body: bytes, batch_max: int, max_bytes: int) -> tuple[list[AdSubmi
     by one pydantic-core call (strict, on the JSON text, as ``POST /ads`` validates its body). Returns ``(ads,
     None)`` when no item can carry a key (the body never spells ``"idempotencyKey"``: no object per item but the
     ad), else ``(ads, keys)`` with ``keys[i]`` the key of ``ads[i]`` or None; None when any item is refused:
-    then read the body with :func:`parse_batch` and :func:`parse_item`, which say what is wrong and where.
+    then read the body with :func:`parse_batch` and :func:`parse_item`, which say what is wrong and where
+    (also when an ad names a key twice, :func:`repeated`).
     Raises 413 ``payload_too_large`` (over ``max_bytes``, checked first) and 422 ``batch_too_large`` (more than
     ``batch_max`` ads), as :func:`parse_batch` does."""
     _check_size(body, max_bytes)
@@ -186,7 +209,8 @@ def validated(body: bytes, batch_max: int, max_bytes: int) -> tuple[list[AdSubmi
         return None
     if len(ads) > batch_max:
         raise _too_many(len(ads), batch_max)
-    return ads, keys
+    held = 1 + sum(map(len, map(_FIELDS_SET, ads))) + (len(keys) - keys.count(None) if keys else 0)
+    return None if repeated(body, held) else (ads, keys)  # an item naming a key twice: read item by item
 
 
 def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
@@ -241,6 +265,7 @@ async def submit_batch(request: Request) -> Response:
     checked = validated(body, batch_max, max_bytes)  # one pydantic-core call when every ad is valid
     ads, keys = checked if checked is not None else (None, None)
     raw: list[Any] = ads if ads is not None else parse_batch(body, batch_max, max_bytes)
+    twice = {} if ads is not None else repeated(body, 1 + sum(len(i) for i in raw if isinstance(i, dict)))
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
@@ -275,6 +300,7 @@ async def submit_batch(request: Request) -> Response:
             results = list(zip(ads[:granted], keys[:granted]))
         else:
             results = [parse_item(item) for item in raw[:granted]]
+            results = [twice.get(i, r) if isinstance(r, tuple) else r for i, r in enumerate(results)]  # else valid
         plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
         keyed_at = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
         # every publish is written before any ack is awaited: the ads without a key in one pipeline, the keyed
