@@ -72,6 +72,8 @@ class LongPolls:
         self._quiet_since = 0.0  #: monotonic; when the quiet spell began (nothing was waiting then)
         self.backlog: dict[Key, int] = {}  #: levels a long poll said hold more (module doc): key → how many more
         self.published = 0  #: ads (or trouble) the long polls brought; :meth:`wait` compares it
+        #: monotonic time of the first of them not yet taken by a pull (None: none waits in an inbox)
+        self.rung_at: float | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._subs: list[Subscription] = []
 
@@ -124,6 +126,8 @@ class LongPolls:
 
     def _ring(self) -> None:
         self.published += 1
+        if self.rung_at is None:
+            self.rung_at = time.monotonic()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -176,6 +180,8 @@ class LongPolls:
         got: list[Msg] = [] if into is None else into
         for queue in self.inbox.values():  # (level, partition) in level order
             take_delivered(queue, free, got)
+        if not self.delivered():
+            self.rung_at = None
         return got
 
     def delivered(self) -> bool:

@@ -101,8 +101,7 @@ class AgingPuller:
         await self._polls.stop()
 
     # --- level health (gamead_core.queue.level_health) ---------------------------------------------
-    def readable(self, level: int) -> bool:
-        """False while ``level`` is failing and its back-off has not passed."""
+    def readable(self, level: int) -> bool:  # False while level is failing and its back-off has not passed
         return self._levels.readable(level)
 
     def failing_levels(self) -> list[int]:
@@ -335,14 +334,16 @@ class AgingPuller:
         return got
 
     @property
-    def published(self) -> int:
-        """How many ads long polls have delivered to this worker; pass it to :meth:`wait_for_work`."""
+    def published(self) -> int:  # how many ads long polls have delivered to us; pass it to wait_for_work
         return self._polls.published
 
+    @property
+    def rung_at(self) -> float | None:  # when the oldest ad a long poll brought that no pull took yet came
+        return self._polls.rung_at
+
     async def wait_for_work(self, since: int, timeout: float) -> None:
-        """Sleep until a long poll delivers an ad after ``since`` was read, or ``timeout`` passes. The long
-        polls are (re)placed first; an ad that arrived since the last look is delivered to them at once, so
-        reading ``since`` before a pull makes the wake-up race-free (:meth:`LongPolls.wait`)."""
+        """Sleep until a long poll delivers an ad after ``since`` was read, or ``timeout`` passes; the long polls
+        are (re)placed first, so reading ``since`` before a pull makes it race-free (:meth:`LongPolls.wait`)."""
         await self._polls.wait(since, timeout)
 
 

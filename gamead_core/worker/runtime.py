@@ -6,15 +6,14 @@ prefetch buffer, :mod:`gamead_core.worker.prefetch`) → hand the buffer back an
 Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad whose record is
 already final is acknowledged without being analysed again, so each ad completes exactly once.
 
-One ad: :class:`~gamead_core.worker.handle.AdHandler` (its record → checks → analyse → outcome → ack/nak), inside
+One ad: :class:`~gamead_core.worker.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside
 hooks (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware: keep-alive, time limit, faults); outcomes are
-written by :mod:`gamead_core.worker.settle`; our storage failing is never the ad's fault (:mod:`.storage_pause`).
-An idle worker woken by an ad at a steady flow lets more join it first (:mod:`gamead_core.worker.linger`).
+written by :mod:`.settle`; our storage failing is never the ad's fault (:mod:`.storage_pause`). An idle worker
+woken by an ad at a steady flow lets more join it first (:mod:`.linger`). Counters: :mod:`.counters`.
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for
 up to ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``). Writes and acks are shielded
 from cancellation. Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
-What the counters count: :mod:`gamead_core.worker.counters`.
 """
 
 from __future__ import annotations
@@ -246,8 +245,9 @@ class Worker:
                 if not msgs and not buffered:
                     if not stop.is_set():  # set now: the stop's cut may have come already; else it cuts the wait
                         await idle.wait(puller.wait_for_work(seen, self.settings.queue.idle_poll))
-                        if puller.published != seen and (gather := linger.after_wake(time.monotonic())):
-                            await idle.wait(asyncio.sleep(gather))  # woken by an ad: let more join it (.linger)
+                        gather = linger.after_wake(time.monotonic(), puller.rung_at) if puller.published != seen else 0
+                        if gather:  # woken by an ad: let more join it (gamead_core.worker.linger)
+                            await idle.wait(asyncio.sleep(gather))
                     continue
                 linger.took(len(msgs))
                 await self._start(msgs, free)
