@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
@@ -31,15 +32,19 @@ from gamead_core.worker.mover import stranded, stranded_count
 log = logging.getLogger(__name__)
 
 
-async def stranded_on(js: JetStreamContext, level: int, stats: ReadStats, partition: int = 0) -> int:
+async def stranded_on(js: JetStreamContext, level: int, stats: ReadStats, partition: int = 0,
+                      infos: dict[tuple[int, int], ConsumerInfo] | None = None) -> int:
     """How many messages of priority ``level`` are stranded in work-stream ``partition`` (2 JetStream API
-    calls); 0 when it cannot be read."""
+    calls); 0 when it cannot be read. The consumer info it read goes into ``infos`` under ``(level, partition)``
+    (the ack-pending check reuses it: :mod:`gamead_core.doctor.unheld`)."""
     stats.api_calls += 2
     try:
-        count, _ = await stranded_count(js, level, partition)
+        count, info = await stranded_count(js, level, partition)
     except GameadError as exc:  # a missing stream is a topology finding; anything else: this level only
         log.debug("doctor: stranded count of level %d: %s", level, exc.message)
         return 0
+    if infos is not None and info is not None:
+        infos[(level, partition)] = info
     return count
 
 

@@ -50,7 +50,11 @@ class AckWaits:
         consumer's (:data:`CONSUMER`), else ``announced`` (the dead worker's ``queue.ack_wait``,
         :data:`ANNOUNCED`), else ``fallback`` (this process's ``queue.ack_wait``, :data:`SETTINGS`). Never raises
         but ``CancelledError``."""
-        key = names.work_ack_consumer(ack_subject)
+        return await self.of_consumer(names.work_ack_consumer(ack_subject), announced, fallback)
+
+    async def of_consumer(self, key: tuple[str, str] | None, announced: float | None,
+                          fallback: float) -> tuple[float, str]:
+        """:meth:`of` for the consumer ``key`` = ``(stream, consumer)`` (None: not a level consumer)."""
         if key is not None and key not in self._failed:
             cache = _read.setdefault(self._nc, {})
             hit = cache.get(key)

@@ -66,6 +66,7 @@ from gamead_core.worker.consumer_ack_wait import AckWaits
 from gamead_core.worker.keepalive import keepalive_period
 from gamead_core.worker.mover import Sweeper
 from gamead_core.worker.orphans import Orphans, api_deaths
+from gamead_core.worker.recovery_text import level_ack_waits, recovery_line
 
 log = logging.getLogger(__name__)
 
@@ -200,18 +201,16 @@ async def recover(
                 report.refunded += 1
         if window and await _nak(nc, held, delay):
             report.handed_back += 1
-    if report.running or report.handed_back:
-        # every held ad is accounted for: handed back, left as it was, or left to JetStream's redelivery
-        later = len(node.holding) - report.handed_back - report.untouched
-        log.warning(
-            "worker %s died holding %d ad(s), %d of them running: %s; %d handed back, %d left as they were "
-            "(settled, gone, or already redelivered), %d left to JetStream's redelivery after ack_wait (%s)",
-            node.id, len(node.holding), report.running,
-            "the one running was charged an attempt" if charge else "none charged (each runs alone next)",
-            report.handed_back, report.untouched, later,
-            ", ".join(f"{wait:g} s, {source}" for wait, source in judged.items()) or "none judged",
-            extra={"worker_id": node.id, "charged": report.charged, "refunded": report.refunded},
-        )
+    # one line per recovery, even when it found nothing announced: the dead worker may have held deliveries it
+    # had not announced yet, which only JetStream's ack_wait brings back (gamead_core.worker.recovery_text)
+    waits = await level_ack_waits(ack_waits, settings.queue.partitions, node.ack_wait, settings.queue.ack_wait)
+    for wait, source in judged.items():
+        waits.setdefault(wait, source)
+    log.warning(
+        "%s", recovery_line(node.id, len(node.holding), report.running, charge, report.handed_back,
+                            report.untouched, waits),
+        extra={"worker_id": node.id, "charged": report.charged, "refunded": report.refunded},
+    )
     return report
 
 

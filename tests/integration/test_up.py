@@ -392,7 +392,7 @@ def test_with_no_autoscale_a_killed_workers_ad_is_recovered_by_the_supervisor_no
                               what="the supervisor to recover the dead worker's ad")
             assert record["lostIn"].startswith(f"{holder}:")
             # recovered by gamead up's own supervisor (its log), not left to a restarted worker or ack_wait
-            wait_for(lambda: f"worker {holder} died holding 1 ad(s)" in up.output(), timeout=20,
+            wait_for(lambda: f"worker {holder} died holding 1 announced ad(s)" in up.output(), timeout=20,
                      what="gamead up to log its recovery of the dead worker's ad")
             assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
     finally:

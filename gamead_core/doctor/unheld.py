@@ -1,0 +1,146 @@
+"""Deliveries JetStream has out that no live worker holds: a dead worker's last moments, for the doctor.
+
+A worker announces the ads it holds in its registry entry (``holding``) at each step; the recovery of a dead
+worker hands those back at once (:mod:`gamead_core.worker.reaper`). Deliveries it received in its last
+milliseconds and had not announced yet (a long poll's answer, an ad it lingered on) are invisible to every
+recovery, and JetStream can be told to redeliver them only on their ack subjects, which died with the worker:
+they come back when their level consumer's ``ack_wait`` expires (attack26 finding F1: 30 s in which ``top``
+showed ``ACK-P 1`` and the doctor said nothing). This check makes them visible:
+
+    unheld = Σ num_ack_pending (every level consumer, every work-stream partition)
+             − the ads the live workers announce holding (their registry entries)
+             − the ads waiting out a timed retry (a record ``queued`` with ``retryAt`` still ahead: ``nak``'ed
+               with a delay, ack-pending until then)
+
+read twice, at least :data:`APART` seconds apart (a worker between a delivery and its announcement is
+milliseconds), the smaller excess reported. The first reading reuses the consumer infos the stranded check
+already read (:func:`gamead_core.doctor.leftovers.stranded_on`); only when it finds an excess is a second
+one made (one ``CONSUMER.INFO`` per level and partition, one registry listing). It breaks no invariant and
+fixes itself, so it is a note (never the exit code), as ``topology_limits`` is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
+
+from gamead_core import names
+from gamead_core.config import GameadSettings
+from gamead_core.doctor.model import Note, ReadStats
+from gamead_core.errors import GameadError
+from gamead_core.models import AdStatus
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.registry import Registry
+from gamead_core.store.ads import Versioned
+
+log = logging.getLogger(__name__)
+
+#: Fewest seconds between the two readings (skips announcements in flight).
+APART = 1.0
+
+Level = tuple[int, int]  #: (priority level, work-stream partition)
+
+
+def _label(level: Level) -> str:
+    return f"priority {level[0]}" + (f" of partition {level[1]}" if level[1] else "")
+
+
+def timed_retries(records: Mapping[str, Versioned | None], now: float) -> int:
+    """Records ``queued`` whose ``retryAt`` is after ``now`` (Unix seconds): ``nak``'ed with a delay, so
+    ack-pending at JetStream with no worker holding them (pure)."""
+    return sum(1 for v in records.values() if v is not None and v.record.status == AdStatus.QUEUED
+               and v.record.retry_at is not None and v.record.retry_at.timestamp() > now)
+
+
+def excess(ack_pending: int, held: int, timed: int) -> int:
+    """Deliveries ack-pending that nobody holds and no timed retry explains, ≥ 0 (pure)."""
+    return max(0, ack_pending - held - timed)
+
+
+class Unheld:
+    """The check, over one doctor run: :meth:`first` after the stranded check filled ``infos``, :meth:`confirm`
+    in the second look."""
+
+    def __init__(self, nc: NATS, js: JetStreamContext, settings: GameadSettings) -> None:
+        self._js = js
+        self._registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
+                                  timeout=settings.nats.request_timeout)
+        self._levels: list[Level] = [(lvl, p) for p in range(settings.queue.partitions) for lvl in names.LEVELS]
+        self._first = 0
+        self._first_at = 0.0
+        self._pending: dict[Level, int] = {}
+        self._ack_wait: dict[Level, float] = {}
+        self._records: Mapping[str, Versioned | None] = {}
+
+    @property
+    def suspect(self) -> bool:
+        """The first reading found an excess: the second look must read again."""
+        return self._first > 0
+
+    async def _held(self, stats: ReadStats) -> int | None:
+        """Ads every live worker announces holding; None when the registry cannot be listed."""
+        stats.api_calls += 1
+        try:
+            nodes = await self._registry.list()
+        except GameadError as exc:
+            log.debug("doctor: registry listing: %s", exc.message)
+            return None
+        return sum(len(n.holding) for n in nodes if n.role == "worker")
+
+    def _keep(self, infos: Mapping[Level, ConsumerInfo]) -> int:
+        for level, info in infos.items():
+            self._pending[level] = int(info.num_ack_pending or 0)
+            self._ack_wait[level] = float(info.config.ack_wait or 0)
+        return sum(self._pending.values())
+
+    async def first(self, infos: Mapping[Level, ConsumerInfo], records: Mapping[str, Versioned | None],
+                    stats: ReadStats) -> None:
+        """The first reading: ``infos`` (level → its consumer's info, as the stranded check read it), the live
+        workers' holdings, the timed retries among ``records`` (the first look's)."""
+        self._records = records
+        pending = self._keep(infos)
+        if not pending:
+            return
+        held = await self._held(stats)
+        if held is not None:
+            self._first, self._first_at = excess(pending, held, timed_retries(records, time.time())), time.monotonic()
+
+    async def confirm(self, stats: ReadStats, note: Note) -> None:
+        """The second reading, :data:`APART` s after the first at least; the smaller excess goes into ``note``
+        (items: the levels with deliveries ack-pending, each with its count and ``ack_wait``)."""
+        if not self._first:
+            return
+        await asyncio.sleep(max(0.0, APART - (time.monotonic() - self._first_at)))
+        infos: dict[Level, ConsumerInfo] = {}
+        for level in self._levels:
+            stats.api_calls += 1
+            try:
+                with nats_boundary():
+                    infos[level] = await self._js.consumer_info(names.work_stream(level[1]),
+                                                                names.level_consumer(*level))
+            except (GameadError, nats.errors.Error) as exc:
+                log.debug("doctor: consumer of %s: %r", _label(level), exc)
+        self._pending = {}
+        pending = self._keep(infos)
+        held = await self._held(stats)
+        if held is None:
+            return
+        count = min(self._first, excess(pending, held, timed_retries(self._records, time.time())))
+        if count <= 0:
+            return
+        note.count = count
+        for level, n in sorted(self._pending.items()):
+            if n:
+                note.items.append(_label(level))
+                note.details[_label(level)] = (f"{n} ack-pending; JetStream redelivers an unheld one within its "
+                                               f"ack_wait ({self._ack_wait.get(level, 0):g} s)")
+
+
+__all__ = ["APART", "Unheld", "excess", "timed_retries"]
