@@ -66,16 +66,25 @@ def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
     return ApiUnreachable(f"cannot reach the gamead API at {url} ({cause}) — {HINT}")
 
 
-def _no_answer(url: str, exc: Exception, timeout: float) -> NoAnswer:
-    """The request went out and no answer came (read timeout, connection closed or reset while waiting)."""
+def _changes_nothing(method: str, kw: dict[str, Any]) -> bool:
+    """Whether the request only reads: a GET/HEAD/OPTIONS, or a dry run (``"dryRun": true`` in its JSON body).
+    Pure."""
+    body = kw.get("json")
+    return method.upper() in ("GET", "HEAD", "OPTIONS") or (isinstance(body, dict) and body.get("dryRun") is True)
+
+
+def _no_answer(url: str, exc: Exception, timeout: float, *, reads: bool = False) -> NoAnswer:
+    """The request went out and no answer came (read timeout, connection closed or reset while waiting): a write
+    "may have been carried out"; a read (``reads``: :func:`_changes_nothing`) changed nothing (attack26 F6)."""
     if isinstance(exc, httpx.TimeoutException):
         cause = f"no answer within {timeout:g}s"
     elif isinstance(exc, httpx.RemoteProtocolError):
         cause = f"connection closed without an answer: {exc}"
     else:
         cause = f"connection lost without an answer: {error_text(exc)}"
-    return NoAnswer(f"the gamead API at {url} got the request but gave no answer ({cause}): it may have been "
-                    "carried out — is the API overloaded or stopped? (--api / GAMEAD_API_URL names it)")
+    outcome = "a read: nothing was changed" if reads else "it may have been carried out"
+    return NoAnswer(f"the gamead API at {url} got the request but gave no answer ({cause}): {outcome} — is the "
+                    "API overloaded or stopped? (--api / GAMEAD_API_URL names it)")
 
 
 def _field_errors(details: Any) -> str:
@@ -297,7 +306,7 @@ class ApiClient:
                     continue
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
                     raise _unreachable(self.api_url, exc, self.timeout) from exc
-                raise _no_answer(self.api_url, exc, self.timeout) from exc
+                raise _no_answer(self.api_url, exc, self.timeout, reads=_changes_nothing(method, kw)) from exc
             except httpx.InvalidURL as exc:  # the API URL was checked above: the request's own path or query
                 raise _unsendable(method, path, exc) from exc
             except httpx.UnsupportedProtocol as exc:

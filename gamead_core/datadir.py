@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -67,6 +68,9 @@ class DataDir:
     _retry_at: float = field(default=0.0, init=False, repr=False)
     #: a rewrite succeeded after failures and :meth:`retry_write` has not said so yet
     _recovered: bool = field(default=False, init=False, repr=False)
+    #: the outermost directory :meth:`lock` created (None: the data dir existed), and whether a process was started
+    _created: Path | None = field(default=None, init=False, repr=False)
+    _started: bool = field(default=False, init=False, repr=False)
 
     @property
     def state_file(self) -> Path:
@@ -76,8 +80,10 @@ class DataDir:
         """Take the lock or raise :class:`DataDirBusy` naming the holder's PID. Never waits. Raises
         :class:`ConfigError` (exit 5), from :func:`data_dir_unusable`, when the directory cannot be created or
         written (a file, a part of its path a file, no permission, immutable, a read-only file system)."""
+        missing = [p for p in (self.path.absolute(), *self.path.absolute().parents) if not p.exists()]
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            self._created = missing[-1] if missing else None
             fh = open(self.path / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the stack's life
         except OSError as exc:
             raise data_dir_unusable(self.path, exc) from None
@@ -110,15 +116,20 @@ class DataDir:
         return path
 
     def unlock(self) -> None:
+        """Drop the lock. A data dir :meth:`lock` created and no process was started in (a start refused at once,
+        e.g. its port taken: attack26 F9) is removed, with the parents it created; one that existed never is."""
         fh, self._lock = self._lock, None
         if fh is not None:
             fh.close()  # closing the file drops the flock
+            if self._created is not None and not self._started:
+                shutil.rmtree(self._created, ignore_errors=True)
 
     # --- the record of started processes -----------------------------------------------------------------
 
     def record(self, name: str, pid: int) -> None:
         """Add a process just started (``pid``) as ``name``; rewrites the file."""
         with self._guard:
+            self._started = True
             self._live[pid] = {"name": name, "pid": pid, "start": start_time(pid)}
             self._write()
 

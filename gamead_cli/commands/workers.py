@@ -48,16 +48,17 @@ def _view(body: dict[str, Any], role: str | None = None) -> RenderableType:
         if body.get("error"):
             parts.append(registry_note(body["error"]))
         return Group(*parts)
-    # the rows shown, gone ones included (named below): a count beside the table that is not its rows misleads
-    workers = [n for n in items if n.get("role") == "worker"]
-    line = Text(f"{len(items)} node(s): {len(items) - len(workers)} api, {len(workers)} worker(s)", style="dim")
+    # the rows shown; per role the live ones, the gone ones named apart (as top's header and /v1/stats count them)
+    live = [n for n in items if n.get("state") != "gone"]
+    workers = sum(1 for n in live if n.get("role") == "worker")
+    line = Text(f"{len(items)} node(s): {len(live) - workers} api, {workers} worker(s)", style="dim")
     for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
         count = sum(1 for n in items if n.get("state") == word)
         if count:  # gone: its entry expired, still listed (it may hold ads)
             line.append(f" — {count} {word}", style=style)
     table = nodes_table(items, title=None)
     parts: list[RenderableType] = [table, Legend(table, NODES_LEGEND), line]
-    scrape = [f"  {n.get('id')} {n['metricsUrl']}" for n in items if n.get("metricsUrl")]
+    scrape = [f"  {n.get('id')} {n['metricsUrl']}" for n in live if n.get("metricsUrl")]
     if scrape:  # one address a line: a URL cut across two lines cannot be pasted
         parts.append(Text("metrics (Prometheus):\n" + "\n".join(scrape), style="dim"))
     if body.get("error"):

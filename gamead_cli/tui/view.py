@@ -318,8 +318,9 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
             text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
         for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
-            if nodes.get(word):  # late: heartbeat overdue; gone: its entry expired (not counted above)
-                text.append(f" {nodes[word]} {word}", style=style)
+            count = _count(nodes, word) + _count(nodes, f"api{word.title()}")  # workers' and API nodes'
+            if count:  # late: heartbeat overdue; gone: its entry expired (not counted above), as the footer
+                text.append(f" {count} {word}", style=style)
         text.append("  NATS ", style="dim")
         if nats.get("connected"):
             name = "" if compact else f"{nats.get('server') or '?'} "
@@ -332,6 +333,12 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
             text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
         text.append(f"  at {short_time(stats.get('generatedAt'))} UTC", style="dim")
     return text
+
+
+def _count(nodes: Mapping[str, Any], key: str) -> int:
+    """``nodes[key]`` when a count (0 when absent: an older API, or not a number). Pure."""
+    value = nodes.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _storage_age(stats: Mapping[str, Any], storage: Mapping[str, Any]) -> str:

@@ -58,7 +58,7 @@ class Section(BaseModel):
     number is refused too (pydantic's lax mode reads ``queue.partitions: true`` as 1), and so are ``inf`` and
     ``nan`` for any number (``allow_inf_nan=False``: ``worker.prefetch_wait: inf`` passed ``ge=0`` and stopped
     every worker at its first sizing of the prefetch). Strings from ``GAMEAD_*`` variables are still parsed
-    as numbers."""
+    as numbers. A float given as ``-0`` is 0 (``GAMEAD_WORKER__LINGER_MS=-0`` was shown ``-0.0``: attack26 F9)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -70,3 +70,8 @@ class Section(BaseModel):
             if field is not None and _number_not_bool(field.annotation):
                 raise ValueError(f"a number is expected, not {str(value).lower()}")
         return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_negative_zero(cls, value: Any) -> Any:
+        return 0.0 if isinstance(value, float) and value == 0 else value

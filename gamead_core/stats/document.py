@@ -33,6 +33,22 @@ def node_states(sampler: QueueSampler, now: float | None = None) -> list[tuple[A
     return out + [(g.node, "gone") for g in sampler.gone.values()]
 
 
+def node_counts(shown: list[tuple[Any, str]]) -> dict[str, int]:
+    """``/v1/stats`` ``nodes``' counts of ``shown`` (:func:`node_states`), no node counted twice in a sum of
+    disjoint fields. ``api`` / ``workers``: the live ones of that role (registry entry present, in any state:
+    late and stuck included; gone ones not). ``idle`` / ``stuck`` / ``draining`` / ``late``: the workers in that
+    state (parts of ``workers``), ``gone``: the gone workers (not in ``workers``), each equal to ``/metrics``'
+    ``gamead_workers{state}``. ``apiLate`` / ``apiStuck`` (parts of ``api``) and ``apiGone`` (not in ``api``): the
+    same for API nodes. Pure."""
+    def count(role: str, states: tuple[str, ...]) -> int:
+        return sum(1 for node, state in shown if node.role == role and state in states)
+
+    live = ("ok", "idle", "stuck", "late", "draining")
+    return {"api": count("api", live), "workers": count("worker", live),
+            **{state: count("worker", (state,)) for state in ("stuck", "draining", "idle", "late", "gone")},
+            **{f"api{state.title()}": count("api", (state,)) for state in ("late", "stuck", "gone")}}
+
+
 def nodes_document(sampler: QueueSampler, now: float | None = None) -> list[dict[str, Any]]:
     """The nodes as wire dicts, with ``heartbeatAgeSeconds`` and the state as seen now (:func:`node_states`):
     the live ones, and those whose entry expired a short while ago (``gone``), sorted by role then id."""
@@ -59,6 +75,8 @@ def _node_item(node: Any, state: str, now: float) -> dict[str, Any]:
     item["heartbeatAgeSeconds"] = round(max(0.0, now - node.heartbeat_at.timestamp()), 1)
     # how long its process runs (``processed``/``failed`` count since its start: a restart keeps the id)
     item["uptimeSeconds"] = None if state == "gone" else round(max(0.0, now - node.started_at.timestamp()), 1)
+    if state == "gone":  # its process no longer beats: the address it announced may be served by another
+        item["metricsUrl"] = None  # (a restarted API reuses its port: attack26 F7)
     if item.get("lastError"):  # a status text: what failed, never which server (redact.without_servers)
         item["lastError"] = without_servers(item["lastError"])
     return item
@@ -131,10 +149,8 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
         values = [lv[key] for lv in levels if lv[key] is not None]
         return sum(values) if values else None  # type: ignore[arg-type]
 
-    nodes = _nodes(sampler)
-    workers = [n for n in nodes if n.role == "worker"]
-    at = datetime.fromtimestamp(now, timezone.utc)
-    states = [_state(sampler, n, at) for n in nodes]
+    shown = node_states(sampler, now)  # the one decision of a node's state (/v1/workers, /metrics alike)
+    workers = [n for n, state in shown if n.role == "worker" and state != "gone"]
     stream = _stream(sampler)
     cache = sampler.extra_values.get("cache") or {}
     return {
@@ -164,14 +180,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
         },
         "dlq": {"size": last.dlq_size if last else None, "bytes": sampler.dlq_bytes},
         "records": sampler.records,
-        "nodes": {
-            "api": sum(1 for n in nodes if n.role == "api"),
-            "workers": len(workers),
-            "stuck": states.count("stuck"),
-            "draining": states.count("draining"),
-            "idle": states.count("idle"),
-            "late": states.count("late"),  # heartbeat overdue (2.5 beats), not yet past the ttl
-            "gone": len(sampler.gone),  # entry expired a short while ago: not in api/workers, may still hold ads
+        "nodes": {**node_counts(shown),
             "inFlight": sum(n.in_flight for n in workers),
             "concurrency": sum(n.concurrency for n in workers),
             "readAt": _read_at(sampler),  # None: the registry was never read (the counts say nothing)
@@ -251,4 +260,4 @@ def _no_servers(value: Any) -> Any:
     return value
 
 
-__all__ = ["node_states", "nodes_document", "records_section", "stats_document", "workers_document"]
+__all__ = ["node_counts", "node_states", "nodes_document", "records_section", "stats_document", "workers_document"]

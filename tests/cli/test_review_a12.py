@@ -90,3 +90,20 @@ def test_one_ad_a_frozen_api_never_answered_is_one_line_saying_it_may_be_queued(
     assert f"the ad may be queued: look for it with `{gamead_program()} ads list --api {url}` before sending it " \
            "again" in lines[0]
     assert "cannot reach" not in lines[0]
+
+
+def test_a_read_a_frozen_api_never_answered_says_nothing_was_changed(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """attack26 F6: ``gamead workers`` against a frozen API said "it may have been carried out", words for a write,
+    of a ``GET``. A read (and a dry run) now says it changed nothing; a write still says it may have been done."""
+    api, url = _api(fresh_nats, procs, tmp_path)
+    for verb in (["workers"], ["scale", "status"], ["dlq", "replay", "--all", "--dry-run"]):
+        with frozen(api.pid):
+            cli = CliRunner().invoke(app, [*verb, "--api", url], env=QUICK)
+        lines = cli.stderr.strip().splitlines()
+        assert cli.exit_code == 3 and len(lines) == 1, (verb, cli.output)
+        assert "gave no answer (no answer within 1s): a read: nothing was changed" in lines[0], (verb, lines)
+        assert "carried out" not in lines[0], (verb, lines)
+    with frozen(api.pid):
+        cli = CliRunner().invoke(app, ["scale", "clear", "--api", url], env=QUICK)
+    assert cli.exit_code == 3 and "it may have been carried out" in cli.stderr, cli.output

@@ -365,6 +365,26 @@ def test_a_taken_nats_port_is_one_red_line(tmp_path: Path) -> None:
     assert not (up.data_dir / "gamead-up.json").exists()  # nothing was started
 
 
+
+def test_a_start_refused_at_once_removes_the_data_dir_it_created_never_one_that_existed(tmp_path: Path) -> None:
+    """attack26 F9: a ``gamead up`` refused on a taken port (exit 5) left the data dir it had just created behind
+    (``gamead-up.lock``, ``config-in-force.yaml``, ``logs/``). It now removes what it created, its parents too;
+    a data dir that existed stays, with what was in it (a stack's own files there are left as a stop leaves them)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for data_dir in (tmp_path / "new" / "x2", tmp_path / "kept"):
+            if data_dir.name == "kept":
+                data_dir.mkdir()
+                (data_dir / "notes.txt").write_text("mine")
+            up = up_stack(tmp_path, "--workers", "0", port=port, data_dir=data_dir)
+            result = subprocess.run(up.argv, env=up.env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+            assert result.returncode == 5 and f"port {port}" in result.stderr, result.stderr
+    assert not (tmp_path / "new").exists()  # created by the refused start: gone, the parent it made too
+    assert (tmp_path / "kept" / "notes.txt").read_text() == "mine"  # it existed: kept, with what was in it
+
+
 # --- issue I5: a dead worker's ads are recovered at once, autoscaler or not -----------------------------------
 
 

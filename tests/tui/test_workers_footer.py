@@ -2,7 +2,7 @@
 
 After an API ``kill -9`` the footer said "3 node(s): 1 api, 2 worker(s) — 1 gone" beside 4 rows: the gone row
 was left out of the count while the table showed it. Now the count is the rows shown, the gone one included and
-named."""
+named; per role it counts the live nodes, as ``top``'s header (``1 api · 2 workers … 1 gone``, attack26 F7)."""
 
 from __future__ import annotations
 
@@ -27,4 +27,4 @@ def test_the_footer_counts_every_row_shown_gone_ones_included_and_named() -> Non
     rows = [ln for ln in text.splitlines() if ln.split()[:1] and ln.split()[0] in {n["id"] for n in items}]
     assert len(rows) == 4, text
     footer = next(ln for ln in text.splitlines() if "node(s)" in ln)
-    assert footer.strip() == "4 node(s): 2 api, 2 worker(s) — 1 gone", footer
+    assert footer.strip() == "4 node(s): 1 api, 2 worker(s) — 1 gone", footer

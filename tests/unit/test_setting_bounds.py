@@ -167,3 +167,29 @@ def test_the_readme_summary_of_the_ceilings_names_every_bound_constant_and_says_
         assert matched, f"`{pattern}` names no setting"
         wrong = {key: bounds[key] for key in matched if bounds[key] != bound}
         assert not wrong, f"the README puts `{pattern}` at {bound:g}, but: {wrong}"
+
+
+def _value_at(settings: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        settings = settings.get(name) if isinstance(settings, dict) else getattr(settings, name)
+    return settings
+
+
+def test_a_float_given_as_minus_zero_is_zero(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """attack26 F9: ``GAMEAD_WORKER__LINGER_MS=-0`` was accepted and shown ``-0.0`` by ``gamead config show``;
+    every float setting that takes 0 now holds +0.0 (one rule, in the sections' base)."""
+    import math
+
+    checked = []
+    for path, _field, kind in FIELDS:
+        if kind is not float or _DICT_KEY in path:
+            continue
+        drop_gamead_env(monkeypatch, tmp_path)
+        monkeypatch.setenv("GAMEAD_" + "__".join(p.upper() for p in path), "-0")
+        try:
+            value = _value_at(load_settings(), path)
+        except ConfigError:  # a setting that must be above 0
+            continue
+        checked.append(".".join(path))
+        assert value == 0 and math.copysign(1.0, value) == 1.0, (path, value)
+    assert "worker.linger_ms" in checked and len(checked) > 10, checked
