@@ -12,8 +12,7 @@ an operator action):
   its cap, ``request_timeout`` when the server cut a body off at ``api.read_timeout`` — the 408 the client got
   from :mod:`gamead_core.api.http_limits`, not the app's answer into the void — and ``client_disconnected``
   when the client went away before its body was whole, so a refusal's ``code`` is never null), an accepted
-  action that then failed (``failed``, with what was asked; the ``accepted`` record written before acting is then
-  withdrawn, so the trail keeps one record per request, its real outcome: attack26 F5),
+  action that then failed (``failed``),
   or, for a ``/v1`` write added later that records nothing itself, the action (``accepted``). A dry run says it
   is not an action (:func:`gamead_core.audit.not_an_action`) and is not recorded.
 
@@ -112,29 +111,21 @@ class AuditGate:
         if ctx.principal is None or ctx.not_an_action or status == 0 or (ctx.recorded and status < 400):
             return  # unidentified caller, a dry run, a client gone before any answer, or recorded by the handler
         fields: dict[str, Any] = {}
-        accepted = ctx.record if ctx.recorded else None  # its action failed: its record is replaced (below)
         if status >= 400:
             error = _error_of(body)
             fields = {"outcome": "failed" if ctx.recorded else "refused", "code": error.get("code"),
                       "message": str(error.get("message") or "")[:300] or None,
-                      "details": {**(getattr(accepted, "details", None) or {}), "status": status}}
-            if accepted is not None:  # what was asked: the job, its selection, the ads given
-                fields |= {k: getattr(accepted, k) for k in ("job_id", "selection", "ads")
-                           if getattr(accepted, k) is not None}
-            else:  # refusals are throttled; a failure replaces an accepted record (bounded by fail closed)
-                allowed, skipped = self.throttle.take(f"{ctx.actor}|{ctx.client if ctx.role is None else ''}")
-                if not allowed:
-                    return
-                if skipped:
-                    fields["repeats"] = skipped
+                      "details": {"status": status}}
+            allowed, skipped = self.throttle.take(f"{ctx.actor}|{ctx.client if ctx.role is None else ''}")
+            if not allowed:
+                return
+            if skipped:
+                fields["repeats"] = skipped
         else:
             fields = {"message": "recorded after the fact: this route writes no record of its own"}
         audit: AuditLog | None = getattr(getattr(scope.get("app"), "state", None), "audit", None)
-        seq = ctx.record_seq
         try:
             await record_action(audit, action_for(ctx.method, ctx.path), ctx=ctx, **fields)
-            if status >= 400 and seq is not None and audit is not None:  # one record per request: its outcome
-                await audit.withdraw(seq)
         except GameadError as exc:
             log.warning("an operator request could not be recorded in the audit trail: %s", exc.message,
                         extra={"request_id": ctx.request_id, "actor": ctx.actor, "path": ctx.path,

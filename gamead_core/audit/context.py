@@ -25,10 +25,6 @@ class ActionContext:
     state: dict[str, Any] = field(default_factory=dict)
     #: the request's handler (or the job framework) wrote the action's record
     recorded: bool = False
-    #: that record (``accepted``, written before acting) and its stream sequence: replaced by the ``failed``
-    #: record when the action then fails (:class:`gamead_core.api.audit_gate.AuditGate`)
-    record: Any = None
-    record_seq: int | None = None
     #: the handler said this request changes nothing (a dry run): no record
     not_an_action: bool = False
 

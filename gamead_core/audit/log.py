@@ -114,17 +114,6 @@ class AuditLog:
             "code": record.code, "ads": record.ads})
         return int(ack.seq)
 
-    async def withdraw(self, seq: int) -> None:
-        """Delete record ``seq``: an ``accepted`` record whose action then failed, once its ``failed`` record
-        (saying what was asked) is written, so the trail keeps one record per request, its real outcome.
-        Raises :class:`AuditUnavailable`."""
-        try:
-            js = self._context()
-            with nats_boundary():
-                await js.delete_msg(names.AUDIT_STREAM, seq)
-        except GameadError as exc:
-            raise AuditUnavailable(f"the audit record could not be withdrawn: {exc.message}") from exc
-
     async def page(self, flt: AuditFilter, *, limit: int = 50, before: int = 0) -> AuditPage:
         """The newest ``limit`` records matching ``flt`` with a sequence below ``before`` (0: from the newest)."""
         js = self._context()
@@ -211,9 +200,9 @@ async def record_action(audit: AuditLog | None, action: str, *, outcome: str = "
                          **{**who, **fields})
     if audit is None:
         raise AuditUnavailable("the audit trail is not running on this API node")
-    seq = await audit.write(record)
+    await audit.write(record)
     if ctx is not None:
-        ctx.recorded, ctx.record, ctx.record_seq = True, record, seq
+        ctx.recorded = True
     return record
 
 

@@ -38,8 +38,7 @@ AuditAction = Enum("AuditAction", _actions(), type=str)  # type: ignore[misc]
 
 Outcome = Literal["accepted", "refused", "failed", "succeeded", "cancelled", "interrupted"]
 #: ``accepted``: the action passed its checks and its record was written before anything was done;
-#: ``refused`` (with ``code``): nothing was done; ``failed`` (with ``code``): accepted, then an error stopped it
-#: (it replaces the request's ``accepted`` record: one record per request);
+#: ``refused`` (with ``code``): nothing was done; ``failed`` (with ``code``): accepted, then an error stopped it;
 #: a job's end: ``succeeded`` | ``failed`` | ``cancelled`` | ``interrupted`` (its final state), with ``counts``.
 OUTCOMES: Final[tuple[str, ...]] = ("accepted", "refused", "failed", "succeeded", "cancelled", "interrupted")
 

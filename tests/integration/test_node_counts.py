@@ -19,12 +19,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.stats import QueueSampler
-from tests.integration.test_node_views import (
-    Clock,
-    scraped_workers,
-    server,
-    worker_entry,
-)
+from tests.integration.test_node_views import Clock, scraped_workers, server, worker_entry
 
 __all__ = ["server"]  # the fixture, shared with test_node_views
 
