@@ -123,6 +123,13 @@ class AuditLog:
         hi = min(before - 1, last) if before > 0 else last
         items: list[AuditRecord] = []
         scanned = 0
+        # ``--outcome accepted``: an accepted record that a later failure of the same request undid (a scale set that
+        # lost its compare-and-set: accepted, then failed 409) was never carried out. The failure is newer, so a
+        # newest-first scan meets it first; a page that starts below it looks a few records up for it.
+        undone: set[str] = set()
+        if flt.outcome == "accepted" and before > 0:
+            for _, data in await self._read(js, before, min(last, before + UNDONE_LOOKUP)):
+                _note_undone(data, undone)
         # unfiltered, the newest ``limit`` records are the page; a filter may need to look further back
         window = max(FIRST_WINDOW, limit) if flt == AuditFilter() else FILTERED_WINDOW
         lowest = hi + 1
@@ -135,7 +142,11 @@ class AuditLog:
                 at = wire_time(data) if flt.timed else None
                 if older_than_wanted(flt, at):
                     return AuditPage(items, None, scanned, True)
-                if flt.matches_wire(data, at) and (record := _record(seq, data)) is not None:
+                if flt.outcome == "accepted":
+                    _note_undone(data, undone)
+                if undone and data.get("outcome") == "accepted" and data.get("requestId") in undone:
+                    pass  # never carried out (above); the whole trail keeps both records, as they were written
+                elif flt.matches_wire(data, at) and (record := _record(seq, data)) is not None:
                     items.append(record)
                     if len(items) == limit:
                         return AuditPage(items, seq if seq > first else None, scanned, True)
@@ -175,6 +186,17 @@ class AuditLog:
             finally:
                 await unsubscribe_quietly(sub)
         return out
+
+
+#: records above a page's start read for failures that undid an accepted record on it (``--outcome accepted``)
+UNDONE_LOOKUP = 64
+
+
+def _note_undone(data: dict[str, Any], undone: set[str]) -> None:
+    """Add the request of ``data`` to ``undone`` when it is a request's own failure (a ``code``, no job: a job's
+    end is another record of an action that did start)."""
+    if data.get("outcome") == "failed" and data.get("code") and not data.get("jobId") and data.get("requestId"):
+        undone.add(str(data["requestId"]))
 
 
 def _record(seq: int, data: dict[str, Any]) -> AuditRecord | None:

@@ -32,6 +32,7 @@ TOKENS = {  # name → (token, role)
     "dave": ("dave-operator-token", "operator"),
     "erin": ("erin-operator-token", "operator"),
     "frank": ("frank-operator-token", "operator"),
+    "gina": ("gina-operator-token", "operator"),
     "wall": ("wall-viewer-token", "viewer"),
     "kiosk": ("kiosk-viewer-token", "viewer"),
     "ci": ("ci-submitter-token", "submitter"),
@@ -164,6 +165,24 @@ def test_a_clamped_override_is_recorded_with_the_count_that_held_and_the_bound(
     result = CliRunner().invoke(app, ["audit", "--actor", "frank", "--action", "scale.set"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "replicas 50 for 60s, clamped to 20 (max_replicas 20)" in result.stdout
+
+
+def test_an_override_that_lost_its_compare_and_set_is_not_listed_as_accepted(stack: Stack) -> None:
+    """attack26 F5: a ``scale set`` that lost its compare-and-set (409) was recorded ``accepted`` (written before
+    acting) and then ``failed``, so ``gamead audit --outcome accepted`` listed an override that never happened.
+    The trail keeps both records as written; ``outcome=accepted`` leaves out an accepted record its own request's
+    failure undid."""
+    with stack.as_("gina") as gina:  # no other test acts as gina
+        seen = gina.get("/v1/scale").json()["overrideRevision"]
+        assert gina.post("/v1/scale/override", json={"replicas": 2, "forSeconds": 60}).status_code == 201
+        lost = gina.post("/v1/scale/override", json={"replicas": 4, "forSeconds": 60},
+                         headers={"If-Match": f'"{seen}"'})
+        assert lost.status_code == 409, lost.text
+        assert gina.delete("/v1/scale/override").status_code == 200
+    whole = stack.trail(actor="gina", action="scale.set")
+    assert sorted(r["outcome"] for r in whole) == ["accepted", "accepted", "failed"], whole
+    accepted = stack.trail(actor="gina", action="scale.set", outcome="accepted")
+    assert [r["details"]["replicas"] for r in accepted] == [2], accepted
 
 
 def test_the_trail_is_paged_newest_first_filtered_and_kept_within_its_limits(stack: Stack) -> None:
