@@ -443,6 +443,7 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
         Silent,
         Verdict,
         Watched,
+        api_key,
         run_probe,
     )
 
@@ -457,10 +458,11 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
 
     def watched() -> list[Watched]:
         out = []
-        for name in scaler.worker_names:
+        for name in [*scaler.worker_names, API_CHILD]:  # the API is matched to its entry by pid (probe.api_key)
             child = scaler.supervisor.children.get(name)
             if child is not None and child.alive and child.pid is not None:
-                out.append(Watched(name, worker_id_of(name), child.pid, child.started_at))
+                key = api_key(child.pid) if name == API_CHILD else worker_id_of(name)
+                out.append(Watched(name, key, child.pid, child.started_at))
         return out
 
     told: set[int] = set()  # pids left running while silent, already said so

@@ -1,5 +1,6 @@
-"""A liveness probe of local workers (``gamead up``): a worker whose registry heartbeat is not renewed for the
-registry's liveness bound is replaced, as a Kubernetes liveness probe replaces a container.
+"""A liveness probe of local workers and the API (``gamead up``): a process whose registry heartbeat is not
+renewed for the registry's liveness bound is replaced, as a Kubernetes liveness probe replaces a container (the
+API too since a drill froze it, ``kill -STOP``, for 21 s and ``gamead up`` never named it).
 
 The bound is the registry's own: ``registry.ttl``, the silence after which a node's entry expires, it is gone
 from ``gamead workers`` and the autoscaler's count, and the reaper (:func:`gamead_core.worker.reaper.run_reaper`)
@@ -56,6 +57,12 @@ class Watched:
     worker_id: str
     pid: int
     started_at: float
+
+
+def api_key(pid: int) -> str:
+    """The ``worker_id`` a :class:`Watched` API process is watched under: its registry entry's id is its own
+    (random) node id, so an API entry is matched by the pid it announces."""
+    return f"api@{pid}"
 
 
 @dataclass(frozen=True)
@@ -177,7 +184,8 @@ async def run_probe(
     waiting: dict[tuple[str, int], float] = {}  # (name, pid) left running while silent → its silence (s)
     while not stop.is_set():
         try:
-            entries = {n.id: n for n in await read() if n.role == "worker"}
+            entries = {n.id if n.role == "worker" else api_key(n.pid): n
+                       for n in await read() if n.role in ("worker", "api")}
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the probe must outlive any one bad read
@@ -211,4 +219,4 @@ async def run_probe(
             pass
 
 
-__all__ = ["BUSY_FACTOR", "START_GRACE", "HeartbeatProbe", "Silent", "Verdict", "Watched", "judge", "run_probe"]
+__all__ = ["BUSY_FACTOR", "START_GRACE", "HeartbeatProbe", "api_key", "Silent", "Verdict", "Watched", "judge", "run_probe"]

@@ -532,6 +532,38 @@ def test_a_frozen_worker_is_named_killed_and_restarted_after_the_registry_ttl(tm
         up.kill_everything()
 
 
+def test_a_frozen_api_is_named_killed_and_restarted_after_the_registry_ttl(tmp_path: Path) -> None:
+    """attack26 F6: a drill froze the API (``kill -STOP``, 21 s) and ``gamead up`` never named it; workers were
+    probed, the API was not. Now the API is watched the same way (its registry entry matched by its pid): silent
+    for ``registry.ttl``, it is named with its pid, SIGKILLed and restarted, and the stack answers again."""
+    (tmp_path / "config.yaml").write_text("registry: {ttl: 4, heartbeat_interval: 0.5}\n")
+    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "1", **FAST).start()
+    try:
+        up.wait_ready()
+        frozen_pid = up.pid_of("api")
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            wait_for(lambda: any(n.get("pid") == frozen_pid for n in client.get("/v1/workers").json()["items"]),
+                     timeout=30, what="the API's own registry entry")
+        os.kill(frozen_pid, signal.SIGSTOP)
+        wait_for(lambda: f"api (pid {frozen_pid}) has not renewed its registry heartbeat" in up.output(),
+                 timeout=40, what="gamead up to name the frozen API")
+        wait_for(lambda: not pid_alive(frozen_pid), timeout=10, what="the frozen API to be killed")
+        new = wait_for(lambda: (pid := up.running_pid("api")) not in (None, frozen_pid) and pid,
+                       timeout=60, what="the API to be restarted")
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            def submitted() -> str | None:
+                try:
+                    answer = client.post("/ads", json=ad("After The API Froze", 1))
+                except httpx.HTTPError:  # the new API not listening yet
+                    return None
+                return answer.json()["id"] if answer.status_code == 202 else None
+
+            ad_id = wait_for(submitted, timeout=60, what=f"the new API (pid {new}) to take an ad")
+            assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
+    finally:
+        up.kill_everything()
+
+
 def _bound(port: int) -> socket.socket | None:
     """A listening socket on ``127.0.0.1:port``, or None while the port is taken."""
     sock = socket.socket()
