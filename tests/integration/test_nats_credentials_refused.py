@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import ad, start_api, start_worker, wait_for
+from tests.support import ad, clean_env, run_gamead, start_api, start_worker, wait_for
 
 REFUSED = "NATS refuses our credentials: Authorization Violation"
 
@@ -59,6 +59,15 @@ def test_credentials_refused_after_a_restart_are_named_everywhere_and_end_worker
             assert "Traceback" not in proc.output()
             said = [line for line in proc.output().splitlines() if "retrying every 0.5 s" in line]
             assert len(said) == 1 and REFUSED in said[0], said  # once, not every attempt
+            assert "the configured nats.token is not the one the server requires" in last, last  # not "set it"
+
+        # at start the same hint: the token is set, it is the wrong one (not "set nats.token")
+        again = run_gamead("worker", "--nats-url", server.url, env=clean_env(GAMEAD_NATS__TOKEN="first-token-f2"),
+                           cwd=tmp_path, timeout=60)
+        lines = again.stderr.strip().splitlines()
+        assert again.returncode == 5 and len(lines) == 1, again.stderr[-2000:]
+        assert "the configured nats.token is not the one the server requires" in lines[0], lines
+        assert "set nats.token, or" not in lines[0] and "first-token-f2" not in again.stderr
     finally:
         for proc in (worker, api):
             if proc is not None:
