@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gamead_core.log_bound import CHECK_EVERY, LOG_LIMIT, bound_log
 from gamead_core.proc import PARENT_PID_ENV, die_with_parent
 from gamead_core.worker.backoff import backoff_ceiling
 
@@ -103,6 +104,9 @@ class Supervisor:
     #: called at the end of every :meth:`poll`, e.g. to retry a record a hook could not write (``gamead up``:
     #: :meth:`gamead_core.datadir.DataDir.retry_write`); a failing hook is logged, never fatal
     on_poll: Callable[[], None] | None = None
+    #: bytes a child's log may reach before it is copied to ``<name>.1`` and truncated (:mod:`gamead_core.log_bound`)
+    log_limit: int = LOG_LIMIT
+    _logs_checked_at: float = field(default=0.0, repr=False)
 
     @property
     def refused(self) -> list[Child]:
@@ -233,11 +237,20 @@ class Supervisor:
                 self._notify_exit(child, code)
             elif now >= child.restart_at:
                 self._restart(child, now)
+        if now - self._logs_checked_at >= CHECK_EVERY:
+            self.bound_logs()
+            self._logs_checked_at = now
         if self.on_poll is not None:
             try:
                 self.on_poll()
             except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
                 log.exception("on_poll hook failed")
+
+    def bound_logs(self) -> None:
+        """Keep every child's log within :attr:`log_limit` (:func:`~gamead_core.log_bound.bound_log`); :meth:`poll`
+        calls it every :data:`~gamead_core.log_bound.CHECK_EVERY` s. Never raises."""
+        for path in {child.log_path for child in self.children.values()}:
+            bound_log(path, self.log_limit)
 
     def stop(self, name: str, timeout: float) -> None:
         self.stop_many([name], timeout)

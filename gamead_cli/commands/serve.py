@@ -63,9 +63,12 @@ def serve(
             server_header=False,
         )
     )
+    app.state.stop_serving = lambda: setattr(server, "should_exit", True)  # credentials refused: see below
     try:
         server.run(sockets=[listener])
     finally:
         listener.close()
+    if (refused := getattr(app.state, "refused", None)) is not None:  # NATS went on refusing them: exit 5
+        raise refused
     if not server.started:
         raise typer.Exit(1)

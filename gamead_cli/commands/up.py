@@ -109,11 +109,12 @@ def _credentials(settings: GameadSettings) -> dict[str, str | None]:
             "password": nats.password.get_secret_value() if nats.password else None}
 
 
-def _credentials_line(made: bool, snapshot: Path) -> str:
-    """What ``gamead up`` says of its embedded nats-server's credentials (never the secret itself)."""
+def _credentials_line(made: bool, snapshot: Path, token: bool = False) -> str:
+    """What ``gamead up`` says of its embedded nats-server's credentials (never the secret itself); ``token``:
+    ``nats.token`` is configured (else ``nats.user``/``nats.password``: never both, the settings refuse it)."""
     if made:
         return f"requiring this stack's own token (nats.token in {snapshot}, which its children read)"
-    return "requiring the configured nats.token or nats.user/nats.password"
+    return f"requiring the configured {'nats.token' if token else 'nats.user/nats.password'}"
 
 
 def partitions_line(partitions: int) -> str:
@@ -181,10 +182,11 @@ def _write_private(path: Path, data: bytes) -> None:
 
     tmp = path.with_name(path.name + ".tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp.unlink(missing_ok=True)  # an older .tmp left by a killed start would keep its mode through O_CREAT
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)  # owner-only before a byte
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), 0o600)  # whatever the umask
             out.write(data)
-        os.chmod(tmp, 0o600)  # an older .tmp left by a killed start keeps its mode through O_CREAT
         os.replace(tmp, path)
     except OSError as exc:
         raise data_dir_unusable(path.parent, exc) from None
@@ -725,8 +727,9 @@ def up(
                               time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)
             nats_url = embedded.url
             _check_stop()
+            said = _credentials_line(made_token, snapshot, bool(settings.nats.token))
             say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
-                f"{escape(_credentials_line(made_token, snapshot))}, data in {escape(str(data.path))}, "
+                f"{escape(said)}, data in {escape(str(data.path))}, "
                 f"its Go runtime on {go_procs} core(s) at once (GOMAXPROCS: {escape(go_why)})")
         say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
         env = _child_env(settings, nats_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,7 @@ from gamead_core.api.scan_gate import ScanGate
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import AuditLog
 from gamead_core.config import GameadSettings
+from gamead_core.queue.refusal import serve_until_refused
 from gamead_core.redis_link import RedisLink
 from gamead_core.telemetry.http import HttpMetrics
 from gamead_core.telemetry.metrics import set_recording
@@ -84,11 +86,14 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         if redis is not None:
             await redis.start()
         await link.start()
+        # NATS refusing our credentials after a connection was made: exit 5 after nats.refused_exit_after
+        refusals = asyncio.create_task(serve_until_refused(lambda: link.nc, settings.nats, nats_url, app.state))
         stop_observers = await routes_v1.start_observers(app)  # stats sampler + this node's heartbeat
         stop_autoscaler = await routes_scale.start_autoscaler(app)  # never raises; runs in the background
         try:
             yield
         finally:
+            refusals.cancel()
             await stop_autoscaler()  # releases the lease if this node held it
             await link.settle_writes()  # the last round of ambiguous submits, before the heartbeat ends
             await stop_observers()  # removes this node's registry entry (left to expire if writes are unsettled)

@@ -5,7 +5,8 @@
   seconds; else 503 ``nats_unreachable``, so Kubernetes restarts a node that is cut off from NATS for good (a
   restart re-creates the connection from scratch). ``nats`` holds ``readerAlive``, ``unsentBytes`` (bytes
   waiting to be sent, bounded by ``nats.max_pending_bytes``), ``maxPendingBytes`` and
-  ``secondsWithoutContact``.
+  ``secondsWithoutContact``. While NATS refuses the node's credentials (``Authorization Violation``, after it
+  had connected) it is 503 at once, the message saying so (:mod:`gamead_core.queue.refusal`).
 * ``GET /readyz`` — 200 when every hard check is ``ok`` or ``degraded: …``; else 503 ``not_ready``.
   Checks: ``nats`` (connected), ``topology`` (the work stream and the ad bucket usable; other objects
   ``degraded`` while missing or incompatible), ``storage`` (the last probe write was stored), ``redis``
@@ -22,6 +23,7 @@ from starlette.responses import Response
 
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import Health, Readiness
+from gamead_core.queue.refusal import refusal_text
 from gamead_core.redact import without_servers
 
 router = APIRouter()
@@ -37,9 +39,12 @@ async def healthz(request: Request) -> Response:
     silent = link.seconds_without_contact() if link is not None else 0.0
     figures = link.connection_figures() if link is not None else None
     dead = link is not None and link.reader_dead()
-    if silent <= limit and not dead:
+    refused = refusal_text(link.nc) if link is not None else None  # trying again cannot help: unhealthy at once
+    if silent <= limit and not dead and refused is None:
         return _json({"status": "ok", "nats": figures})
-    if dead:  # connected, yet nothing reads the socket: no answer can come (the guard reconnects it)
+    if refused is not None:
+        message = f"{refused}; this process exits after nats.refused_exit_after (a restart meets the same refusal)"
+    elif dead:  # connected, yet nothing reads the socket: no answer can come (the guard reconnects it)
         message = "the NATS client's read loop has died; it is being reconnected"
     else:
         message = (f"NATS has not answered for {silent:.0f} s (api.nats_unhealthy_after = {limit:g} s); "

@@ -105,11 +105,20 @@ class NatsSettings(Section):
         "before they exit with code 3 (cannot reach); 0 = keep trying, with a WARNING line naming the URL, the error "
         "and the next attempt every few seconds. At most 7 days (604800 s).")
 
+    refused_exit_after: float = Field(
+        30.0, ge=1, le=DAY, description="Seconds `gamead worker` and `gamead serve` go on retrying once NATS refuses "
+        "their credentials after they had connected (Authorization Violation: its token changed, e.g. a stack "
+        "restarted on the same port) before they exit with code 5; a reconnect in between starts it again. "
+        "At least 1 s, at most 1 day.")
+
     @model_validator(mode="after")
     def _key_goes_with_a_cert(self) -> NatsSettings:
         """A client key alone would be ignored without a word (ssl loads a key only with its certificate)."""
         if self.tls_key and not self.tls_cert:
             raise ValueError("nats.tls_key is set without nats.tls_cert: set both (mutual TLS) or neither")
+        if self.token and (self.user or self.password):  # nats-py's CONNECT then sends user/pass, never the token
+            raise ValueError("nats.token is set together with nats.user/nats.password: set one or the other (a "
+                             "NATS client sends the user and password and leaves the token out)")
         return self
 
 

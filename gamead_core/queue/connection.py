@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
-import contextlib
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,20 +18,10 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from gamead_core.config import NatsSettings, check_file
-from gamead_core.errors import (
-    ConfigError,
-    Conflict,
-    GameadError,
-    NatsUnreachable,
-    NotFound,
-    QueueFull,
-    QueueUnavailable,
-    StorageFailed,
-    TopologyError,
-    TopologyMissing,
-    error_text,
-)
+from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreachable, NotFound, QueueFull,
+                                QueueUnavailable, StorageFailed, TopologyError, TopologyMissing, error_text)
 from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
+from gamead_core.queue.refusal import REFUSED, cleared, is_refusal, note_error
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
@@ -153,6 +143,11 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
         if _closing():
             return
         last_error[:] = [exc]
+        if made and note_error(made[0], exc, away=not made[0].is_connected):  # said once, not every 0.5 s
+            log.error("%s at %s; retrying every 0.5 s, exiting after nats.refused_exit_after = %g s of it", REFUSED,
+                      where, settings.refused_exit_after, extra={"nats_url": where, "problem": "credentials_refused"})
+        if made and is_refusal(exc):
+            return
         left_out = throttle.allow(type(exc).__name__, loop.time())
         if left_out is None:
             return
@@ -167,6 +162,8 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
 
     async def _reconnected() -> None:
         log.info("reconnected to NATS")
+        if made:
+            cleared(made[0])
         if on_reconnect is not None:
             on_reconnect()
 
@@ -328,7 +325,6 @@ async def connection(settings: NatsSettings, url: str, *, name: str, retry_for: 
         yield nc
     finally:
         await close_connection(nc)
-
 
 
 async def delete_if_present(js: JetStreamContext, stream: str, seq: int) -> bool:

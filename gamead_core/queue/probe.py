@@ -20,15 +20,22 @@ from gamead_core.shutdown import close_connection
 AUTH_VIOLATION = "authorization violation"
 
 
-def refused_credentials(exc: BaseException, url: str) -> ConfigError | None:
+def refused_credentials(exc: BaseException, url: str, nats: NatsSettings | None = None) -> ConfigError | None:
     """The error for an attempt to connect to ``url`` that nats-server refused for its credentials (``exc``
     says ``Authorization Violation``: none, or not the ones it requires), else None. A configuration that cannot
-    work, not NATS away: trying again would not help (exit 5). Pure."""
+    work, not NATS away: trying again would not help (exit 5). Its hint names what ``nats`` (the settings the
+    attempt used) configures rather than telling to set it. Pure."""
     if AUTH_VIOLATION not in str(exc).lower():
         return None
+    if nats is not None and nats.token:
+        fix = "the configured nats.token is not the one the server requires: set the server's"
+    elif nats is not None and (nats.user or nats.password):
+        fix = "the configured nats.user/nats.password are not ones the server accepts: set the server's"
+    else:
+        fix = "set nats.token, or nats.user and nats.password, as the server requires"
     return ConfigError(
         f"NATS at {redact_url(url)} refused the connection: Authorization Violation (credentials missing or wrong): "
-        "set nats.token, or nats.user and nats.password, as the server requires (a gamead up stack's: --config "
+        f"{fix} (a gamead up stack's: --config "
         "<its data dir, default ./.gamead>/config-in-force.yaml, as in the gamead worker command it prints)")
 
 
@@ -52,7 +59,7 @@ async def probe(settings: NatsSettings, url: str, *, name: str) -> None:
         nc = await asyncio.wait_for(nats.connect(**options), 2 * settings.connect_timeout + 1.5)
     except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
         cause = seen[-1] if seen else exc  # what the attempts met, not "no servers" or a timeout of the whole
-        if refused := refused_credentials(cause, url):
+        if refused := refused_credentials(cause, url, settings):
             raise refused from exc
         raise NatsUnreachable(f"cannot connect to NATS at {redact_url(url)}: {error_text(cause)}") from exc
     await close_connection(nc)

@@ -55,13 +55,7 @@ from gamead_core.scaling.policy import ScalingPolicy, retry_delay
 from gamead_core.scaling.retry import Backoff, wait_any, wait_backoff
 from gamead_core.scaling.shared import SharedState
 from gamead_core.scaling.status import STALE_INTERVALS, observed_document, status_document
-from gamead_core.scaling.store import (
-    Override,
-    ScaleStore,
-    active_override,
-    iso,
-    override_reason,
-)
+from gamead_core.scaling.store import Override, ScaleStore, active_override, iso, override_reason
 from gamead_core.stats.sampler import Sample
 
 log = logging.getLogger(__name__)
@@ -71,13 +65,8 @@ class Autoscaler:
     """One process's autoscaler: ``await Autoscaler(settings, deps).run(stop)``. Never raises out of ``run``."""
 
     def __init__(self, settings: AutoscalerSettings, deps: AutoscalerDeps) -> None:
-        self.settings = settings
-        self.deps = deps
-        self.link = deps.link
-        self.node_id = deps.node_id
-        self.backend = deps.backend
-        self.sampler = deps.sampler
-        self.interval = settings.interval
+        self.settings, self.deps, self.link, self.node_id = settings, deps, deps.link, deps.node_id
+        self.backend, self.sampler, self.interval = deps.backend, deps.sampler, settings.interval
         self.ttl = lease_ttl(settings.interval)
         self._clock = deps.clock
         self._mono = deps.monotonic
@@ -88,6 +77,7 @@ class Autoscaler:
         self._leader_since: float | None = None
         self._term, self._lapse_note = 0, ""  #: the keeper's term this node leads in; a lapse to name next
         self._backoff = Backoff()  #: the retry back-off after a failed tick
+        self._failing = ""  #: what the last tick could not do ("": nothing), said again once it works (✓)
         self.poked = asyncio.Event()  #: set by :meth:`poke`: decide again now
         self._unreadable: tuple[int, ...] = ()  # levels the last observation could not read
         self._override_read: Override | None = None  # the override as last read (kept while it cannot be read)
@@ -246,6 +236,7 @@ class Autoscaler:
             current = await self.backend.current_replicas_async()
         except Exception as exc:  # noqa: BLE001
             return await self._failed(wall, None, "cannot read the replica count", exc, observed)
+        self._works_again()
 
         changed = "" if isinstance(self.backend, NoneScaler) else self._counts.seen(current, mono, self._policy)
         changed, self._lapse_note = "; ".join(filter(None, (self._lapse_note, changed))), ""
@@ -316,11 +307,17 @@ class Autoscaler:
         ``error``, :func:`error_text`), each said once: a status line shows ``reason: error``, so a reason that
         held the error too read it twice. Returns the seconds until the next try (the back-off)."""
         attempt, delay = self._backoff.failed((what,))  # another kind than the last: its attempt 1
-        error = error_text(exc)
+        error, self._failing = error_text(exc), what
         log.warning("autoscaler: %s: %s (attempt %d, retrying in %.1fs)", what, error, attempt, delay)
         entry = decision_entry(wall, current, None, what, False, error, False, self.node_id)
         await self._record(entry, observed, None, current, delay)
         return delay
+
+    def _works_again(self) -> None:
+        """Say once that what the last tick could not do works again: the console's ✓ after its warning."""
+        if self._failing:
+            log.info("autoscaler: %s again", self._failing.replace("cannot ", "can ", 1), extra={"ends_warning": True})
+            self._failing = ""
 
     async def _read_override(self) -> Override | None:
         """The stored override; when it cannot be read (a KV timeout), the one read last, which stands until it

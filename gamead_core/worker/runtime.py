@@ -12,8 +12,9 @@ written by :mod:`.settle`; our storage failing is never the ad's fault (:mod:`.s
 woken by an ad at a steady flow lets more join it first (:mod:`.linger`). Counters: :mod:`.counters`.
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for
-up to ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``). Writes and acks are shielded
-from cancellation. Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
+up to ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded.
+The same, then exit 5: the queue repartitioned, or NATS refusing our credentials (:mod:`gamead_core.queue.refusal`).
+Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from gamead_core.models import iso_z, utcnow
 from gamead_core.queue.aging import delivery_key
 from gamead_core.queue.connection import connect
 from gamead_core.queue.dlq import DeadLetters
-from gamead_core.queue.partition_watch import stop_if_repartitioned, watch_result
+from gamead_core.queue.partition_watch import watch_result
+from gamead_core.queue.refusal import stop_if_stale
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
@@ -112,17 +114,15 @@ class Worker:
     # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Run the worker until ``stop`` is set, then drain; returns once every held ad is settled or handed
-        back and the NATS connection is closed.
-
-        Connects (retrying for 30 s), ensures the topology, adopts what a dead predecessor with this id held,
-        then runs up to ``worker.concurrency`` ads at a time, best first with aging (pulled with up to
-        ``worker.prefetch`` more held in a buffer), each through the hooks (:mod:`gamead_core.worker.hooks`).
-        After ``stop``: no new pulls, buffered ads are handed back at once (``nak``), in-flight ads get
-        ``worker.drain_timeout`` seconds (or until :meth:`hand_back_now`), the rest are handed back (``nak``,
-        attempt refunded). Raises :class:`~gamead_core.errors.QueueUnavailable` if NATS cannot be reached at
-        start, :class:`~gamead_core.errors.TopologyError` if a stream exists with an incompatible config, or
-        :class:`~gamead_core.errors.PartitionsChanged` after the drain once the queue was repartitioned under it;
-        errors of single ads or pulls are logged and never end the run."""
+        back and the NATS connection is closed. Connects (retrying for 30 s), ensures the topology, adopts what a
+        dead predecessor with this id held, then runs up to ``worker.concurrency`` ads at a time, best first with
+        aging (up to ``worker.prefetch`` more buffered), through the hooks (:mod:`.hooks`). After ``stop``: no
+        new pulls, buffered ads handed back (``nak``), in-flight ads get up to ``worker.drain_timeout`` s
+        (:meth:`hand_back_now` cuts it), the rest handed back (refunded). Raises ``QueueUnavailable`` if NATS
+        cannot be reached at start, ``TopologyError`` if a stream exists with an incompatible config, or after the
+        drain ``PartitionsChanged`` (the queue repartitioned under it) or ``CredentialsRefused`` (refused for
+        ``nats.refused_exit_after`` s: :mod:`gamead_core.queue.refusal`); errors of single ads or pulls are logged
+        and never end the run."""
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         self._nc = nc
         metrics_server = None
@@ -151,7 +151,7 @@ class Worker:
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
             reaper = asyncio.create_task(run_reaper(nc, js, store, registry, self.settings, self.id, stop))
-            stale = asyncio.create_task(stop_if_repartitioned(js, self.settings, stop))
+            stale = asyncio.create_task(stop_if_stale(nc, js, self.settings, self.nats_url, stop))  # exit 5 ends
             async with heartbeating(registry, lambda: self._snapshot(draining=stop.is_set()),
                                     self.settings.registry.heartbeat_interval):
                 try:

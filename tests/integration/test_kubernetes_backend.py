@@ -1430,3 +1430,35 @@ def test_scale_set_says_the_override_is_recorded_when_the_leaders_scale_calls_fa
     assert "applied by the autoscaler's leader" not in text, text
     assert "recorded, but not applied yet: its last scale call failed: forbidden to patch deployments/scale" in text
     assert api.replicas[(NS, DEPLOYMENT)] == 2
+
+
+# --- drill attack26b F4: a tick that could not decide is followed by one line once it can again -----------------
+
+
+def test_a_failure_of_the_autoscaler_is_followed_by_one_line_saying_it_works_again(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a nats-server restart ``gamead up``'s last console line was ``! autoscaler: cannot observe the queue:
+    NATS is not connected`` though it had recovered: nothing said so. Each failure of a tick (``cannot observe the
+    queue``, ``cannot read the replica count``) is now followed by one INFO line marked ``ends_warning`` (the
+    console's ✓) once a tick gets past it; here the replica count's read times out for a while."""
+    settings = _at(api, tmp_path, 2, kube={"request_timeout": 1.0})
+    caplog.set_level(logging.INFO, logger="gamead_core.scaling.loop")
+
+    def said(text: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if text in r.getMessage()]
+
+    async def scenario(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: _ticks(autoscaler) >= 1, "a first decision")
+        api.get_delay = 1.5  # the next reads time out (request_timeout 1 s)
+        await _until(lambda: bool(said("cannot read the replica count")), "a read timeout")
+        api.get_delay = 0.0
+        await _until(lambda: bool(said("can read the replica count again")), "the line saying it works again",
+                     within=30.0)
+        await _until(lambda: _ticks(autoscaler) >= 3, "more decisions")
+
+    _run_autoscaler(fresh_nats(), settings, "k8s-again", scenario)
+    again = said("can read the replica count again")
+    assert len(again) == 1 and getattr(again[0], "ends_warning", False), [r.getMessage() for r in again]
+    assert again[0].getMessage() == "autoscaler: can read the replica count again"
+    assert again[0].created > said("cannot read the replica count")[-1].created

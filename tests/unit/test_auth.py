@@ -274,13 +274,16 @@ def test_serve_refuses_unusable_token_settings(sections: dict[str, object], ment
 # --- NATS credentials reach every connection ------------------------------------------------------------
 
 
-def test_nats_user_password_and_token_reach_the_connect_options() -> None:
-    s = settings(nats={"user": "gamead", "password": "pw", "token": "tok", "connect_timeout": 3.5})
+def test_nats_user_password_or_token_reach_the_connect_options() -> None:
+    s = settings(nats={"user": "gamead", "password": "pw", "connect_timeout": 3.5})
     opts = connect_options(s.nats, "nats://a:4222, nats://b:4222", name="gamead-api")
     assert opts["servers"] == ["nats://a:4222", "nats://b:4222"]
-    assert (opts["user"], opts["password"], opts["token"]) == ("gamead", "pw", "tok")
+    assert (opts["user"], opts["password"]) == ("gamead", "pw") and "token" not in opts
     assert opts["connect_timeout"] == 3.5 and opts["name"] == "gamead-api"
     assert "tls" not in opts
+    assert connect_options(settings(nats={"token": "tok"}).nats, "nats://a:4222", name="w")["token"] == "tok"
+    with pytest.raises(ValueError, match="nats.token is set together with nats.user/nats.password"):
+        settings(nats={"user": "gamead", "password": "pw", "token": "tok"})  # nats-py would leave the token out
 
 
 def test_no_credentials_means_none_are_sent() -> None:

@@ -45,3 +45,22 @@ def test_the_printed_worker_command_runs_with_the_stacks_env_file_and_flag_setti
     assert (joined.worker.concurrency, joined.registry.ttl, joined.api.port) == (6, 12, 18250)
     assert joined.auth.tokens[0].token.get_secret_value() == "s3cret-token"
     assert masked_dump(joined) == masked_dump(stack)  # every setting, not only those named here
+
+
+def test_a_leftover_world_readable_tmp_never_holds_the_secret(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """attack26b F5: a ``config-in-force.yaml.tmp`` left by a killed start, world-readable and opened by another
+    user's reader beforehand, was truncated and written in place, then chmod-ed: the reader got the token. Now a
+    leftover is removed and the new file is owner-only from its creation: the reader's file stays empty."""
+    drop_gamead_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("GAMEAD_NATS__TOKEN", "stack-secret-f5")
+    data = tmp_path / "d"
+    data.mkdir()
+    leftover = data / "config-in-force.yaml.tmp"
+    leftover.write_bytes(b"")
+    leftover.chmod(0o644)
+    with leftover.open("rb") as reader:  # opened while it was readable: the same file later, whatever its mode
+        snapshot = snapshot_config(None, load_settings(None), data)
+        assert "stack-secret-f5" in snapshot.read_text()
+        assert b"stack-secret-f5" not in reader.read()
+    assert snapshot.stat().st_mode & 0o777 == 0o600 and not leftover.exists()

@@ -1,0 +1,50 @@
+"""attack26b F3: ``gamead up`` appended each child's output to its log with no bound; a local script flooding the
+NATS port with refused connections grew ``nats-server.log`` by ~0.8 MB/s (a full disk stops JetStream). The
+supervisor now keeps every child's log within a limit: past it, copied to ``<name>.1`` and truncated in place,
+the child writing on at the new end (its descriptor is ``O_APPEND``). A real child writing fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from gamead_core.log_bound import rotated
+from gamead_core.supervisor import Supervisor
+from tests.support import frozen, wait_for
+
+LIMIT = 64 * 1024
+WRITE = 1024  #: one write of the child: a line of 1 KiB
+FLOOD = ("import sys, time\n"
+         "n = 0\n"
+         "while True:\n"
+         "    n += 1\n"
+         f"    sys.stdout.write(('line %08d ' % n).ljust({WRITE - 1}, 'x') + '\\n'); sys.stdout.flush()\n"
+         "    time.sleep(0.0005)\n")
+
+
+def test_a_child_writing_fast_keeps_its_log_within_the_limit_and_one_older_copy(tmp_path: Path) -> None:
+    sup = Supervisor(on_event=lambda message: None, log_limit=LIMIT)
+    log = tmp_path / "logs" / "flood.log"
+    child = sup.start("flood", [sys.executable, "-u", "-c", FLOOD], dict(os.environ), log)
+    try:
+        def rotated_once() -> bool:
+            sup.poll()
+            return rotated(log).exists()
+
+        wait_for(rotated_once, timeout=30, interval=0.1, what="the log to be rotated")
+        assert child.pid is not None
+        with frozen(child.pid):  # between two writes: what the check leaves
+            sup.bound_logs()
+            assert log.stat().st_size <= LIMIT + WRITE
+            assert rotated(log).stat().st_size > LIMIT  # the older lines are kept once, in <name>.1
+        wait_for(lambda: log.stat().st_size > 10 * WRITE, timeout=30, what="the child to write on")
+        assert log.read_bytes()[:5] == b"line "  # at the new end, not after a hole of NULs at the old offset
+        for _ in range(3):  # it keeps rotating, never growing past the limit for long
+            before = rotated(log).stat().st_ino, rotated(log).stat().st_mtime_ns
+            wait_for(lambda: rotated_once() and (rotated(log).stat().st_ino, rotated(log).stat().st_mtime_ns)
+                     != before, timeout=30, interval=0.1, what="another rotation")
+        assert child.alive and child.restarts == 0
+        assert not list(log.parent.glob("flood.log.2*"))  # one older copy, no more
+    finally:
+        sup.stop_all(timeout=5)
