@@ -39,7 +39,8 @@ TABLE: tuple[tuple[int, str], ...] = (
              "names that a listener cannot bind — `api.port`, `worker.metrics_port`, `embedded.nats_port`, `up --port`: "
              "taken, not ours, or reserved by another running `gamead up` — refused at start; a `--data-dir` "
              "another `gamead up` holds, or that is a file or cannot be created or written; and NATS credentials the "
-             "server refuses, `Authorization Violation`, at the start of `gamead worker` and `gamead serve`)"),
+             "server refuses, `Authorization Violation`, at the start of `gamead worker` and `gamead serve`, "
+             "or for `nats.refused_exit_after` seconds after they had connected)"),
     (AD_FAILED, "`submit --wait` finished with the ad failed or dead"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
 )
