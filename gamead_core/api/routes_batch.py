@@ -173,9 +173,9 @@ def repeated(body: bytes, held: int) -> dict[int, dict[str, Any]]:
         return {}
     found: dict[int, dict[str, Any]] = {}
     for rep in repeats(body.decode("utf-8", "replace")):
-        if len(rep.path) < 2:
-            refuse_repeats(body)
-        found.setdefault(int(rep.path[1]), error("invalid_json", f"the ad is not valid JSON for this API: "
+        if len(rep.path) < 2 or rep.path[0] != "ads" or not isinstance(rep.path[1], int):
+            refuse_repeats(body)  # not inside an item of the ads array (e.g. "ads" an object, then again): 400
+        found.setdefault(rep.path[1], error("invalid_json", f"the ad is not valid JSON for this API: "
                                                  f"{repeat_message(rep)}", repeat_details(rep)))
     return found
 

@@ -85,6 +85,16 @@ def test_a_batch_naming_ads_twice_is_refused_whole(client: httpx.Client) -> None
     assert again["results"][0]["duplicate"] is False
 
 
+def test_a_repeat_outside_the_ads_array_is_a_400_never_a_500(client: httpx.Client) -> None:
+    """A reviewer's body: ``"ads"`` first an object holding a repeated key, then the real array. The repeat's
+    path was ``ads.k`` (no item index) and ``int("k")`` raised: a 500 any submitter could cause."""
+    one = json.dumps(ad("Ads Object First"))
+    body = f'{{"ads": {{"k": {{"a": 1, "a": 2}}}}, "ads": [{one}]}}'.encode()
+    resp = client.post("/ads/batch", content=body)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "invalid_json"
+
+
 def test_an_operator_body_naming_a_key_twice_is_refused(client: httpx.Client) -> None:
     """``{"confirm": false, "confirm": true}`` would purge for a reader keeping the last value and not for one
     keeping the first; refused (a dry run here, so nothing is purged either way)."""
