@@ -120,9 +120,9 @@ class DataDir:
         e.g. its port taken: attack26 F9) is removed, with the parents it created; one that existed never is."""
         fh, self._lock = self._lock, None
         if fh is not None:
+            if self._created is not None and not self._started:  # removed while locked: a stack starting meanwhile
+                shutil.rmtree(self._created, ignore_errors=True)  # is refused, or makes a new dir after this
             fh.close()  # closing the file drops the flock
-            if self._created is not None and not self._started:
-                shutil.rmtree(self._created, ignore_errors=True)
 
     # --- the record of started processes -----------------------------------------------------------------
 

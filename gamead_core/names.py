@@ -208,8 +208,8 @@ def kv_all(bucket: str) -> str:
 
 def work_ack_consumer(subject: str) -> tuple[str, str] | None:
     """``(stream, consumer)`` of the reply subject of a delivery from a level consumer of a work stream (any
-    partition), ``$JS.ACK[.<domain>.<account hash>].GAMEAD_ADS.gamead-p<N>.<delivered>.<sseq>.<cseq>.<ts>.<pending>…``;
-    None for any other subject (pure)."""
+    partition): ``$JS.ACK[.<domain>.<account hash>].GAMEAD_ADS.gamead-p<N>.<delivered>.<sseq>.<cseq>.<ts>.
+    <pending>…``; None for any other subject (pure)."""
     tokens = subject.split(".")
     if len(tokens) < 9 or len(subject) > 512 or tokens[:2] != ["$JS", "ACK"]:
         return None

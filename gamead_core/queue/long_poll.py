@@ -195,6 +195,7 @@ class LongPolls:
         per wait (not ``asyncio.wait_for``'s task)."""
         if self.delivered():
             return
+        self.rung_at = None  # every inbox is empty, however it was emptied (a no_wait pull takes from it too)
         await self.place()
         if self.published != since or timeout <= 0:
             return

@@ -40,7 +40,8 @@ async def check_partitions(settings: GameadSettings, url: str) -> None:
     try:
         nc = await asyncio.wait_for(nats.connect(**options), settings.nats.connect_timeout + 1)
     except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
-        if refused := refused_credentials(exc, url, settings.nats):  # credentials it refuses: one line and exit 5, not 503s
+        # credentials it refuses: one line and exit 5, not 503s
+        if refused := refused_credentials(exc, url, settings.nats):
             raise refused from None
         return
     try:

@@ -219,4 +219,5 @@ async def run_probe(
             pass
 
 
-__all__ = ["BUSY_FACTOR", "START_GRACE", "HeartbeatProbe", "api_key", "Silent", "Verdict", "Watched", "judge", "run_probe"]
+__all__ = ["BUSY_FACTOR", "START_GRACE", "HeartbeatProbe", "Silent", "Verdict", "Watched", "api_key", "judge",
+           "run_probe"]

@@ -246,7 +246,7 @@ class Worker:
                     if not stop.is_set():  # set now: the stop's cut may have come already; else it cuts the wait
                         await idle.wait(puller.wait_for_work(seen, self.settings.queue.idle_poll))
                         gather = linger.after_wake(time.monotonic(), puller.rung_at) if puller.published != seen else 0
-                        if gather:  # woken by an ad: let more join it (gamead_core.worker.linger)
+                        if gather and not stop.is_set():  # woken by an ad: let more join it (.linger)
                             await idle.wait(asyncio.sleep(gather))
                     continue
                 linger.took(len(msgs))

@@ -80,7 +80,8 @@ def test_late_and_gone_nodes_are_counted_once_and_the_views_agree(server: Embedd
             assert nodes["api-new"]["metricsUrl"] == URL, nodes
             stats = sampler.stats()
             counts = stats["nodes"]
-            assert (counts["api"], counts["apiLate"], counts["apiGone"], counts["workers"], counts["gone"]) == (2, 1, 1, 1, 1), counts
+            seen = (counts["api"], counts["apiLate"], counts["apiGone"], counts["workers"], counts["gone"])
+            assert seen == (2, 1, 1, 1, 1), counts
             metric = await scraped_workers(sampler)
             assert metric["gone"] == counts["gone"] and sum(metric.values()) == counts["workers"] + counts["gone"]
 
