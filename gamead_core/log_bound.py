@@ -6,10 +6,17 @@ Past :data:`LOG_LIMIT` bytes the log is copied to ``<name>.1`` (replacing the ol
 as logrotate's ``copytruncate``: the child's descriptor is ``O_APPEND`` (the supervisor opens it ``"ab"``), so it
 goes on writing at the new end, with no restart and no signal. Lines written between the end of the copy and the
 truncation are lost (a few at most, as with ``copytruncate``). So a child's output takes at most about twice the
-limit on disk."""
+limit on disk.
+
+**A copy that cannot be made** (less free space than the log's size twice over, ENOSPC, EACCES, a directory in the
+way…) never stops the bound (review26 F4): the log is truncated anyway, its lines dropped, since a full disk stops
+JetStream, which is worse than lost log lines. The copy is written to ``<name>.1.tmp`` (``O_NOFOLLOW``) and renamed
+over ``<name>.1`` only once whole, so a failed copy keeps the previous ``<name>.1``. It is said once per failure
+spell (per log, until a copy succeeds again), never every second."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -28,21 +35,58 @@ def rotated(path: Path) -> Path:
     return path.with_name(path.name + ".1")
 
 
+#: logs whose last copy failed (warned once; cleared by the next copy that succeeds)
+_FAILING: set[Path] = set()
+
+
+def _copy(path: Path, older: Path, size: int) -> None:
+    """Copy ``path`` to ``older`` through ``<older>.tmp`` (replaced only when whole). Raises ``OSError``; leaves
+    no ``.tmp`` behind."""
+    free = shutil.disk_usage(path.parent).free
+    if free < 2 * size:  # the copy would leave the disk (nearly) full for JetStream
+        raise OSError(errno.ENOSPC, f"{free} bytes free, the copy needs {size} and as much left")
+    tmp = older.with_name(older.name + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with open(fd, "wb") as dst, path.open("rb") as src:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+        os.replace(tmp, older)
+    except OSError:
+        if not tmp.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def bound_log(path: Path, limit: int = LOG_LIMIT) -> bool:
     """If ``path`` holds more than ``limit`` bytes, copy it to :func:`rotated` (replacing it) and truncate it to
-    0 in place; True if it did. A missing file is nothing to do; an ``OSError`` (a full disk for the copy) is
-    logged and the log left as it is (the copy removed), never raised: a child's log must not stop the stack."""
+    0 in place; True if it was truncated. When the copy fails, the log is truncated all the same and the older
+    copy kept; a warning says what was dropped, once per failure spell. A missing file is nothing to do; an
+    ``OSError`` is logged, never raised: a child's log must not stop the stack."""
     try:
-        if path.stat().st_size <= limit:
-            return False
+        size = path.stat().st_size
     except OSError:  # gone (not started yet, removed by hand) or unreadable: nothing to bound
+        return False
+    if size <= limit:
         return False
     older = rotated(path)
     try:
-        shutil.copyfile(path, older)
+        _copy(path, older, size)
+        failed: OSError | None = None
+    except OSError as exc:
+        failed = exc
+    try:
         os.truncate(path, 0)
     except OSError as exc:
-        log.warning("could not rotate %s past %d bytes: %s", path, limit, exc)
-        older.unlink(missing_ok=True)
+        if path not in _FAILING:
+            log.warning("could not empty %s past %d bytes: %s", path, limit, exc)
+            _FAILING.add(path)
         return False
+    if failed is None:
+        if path in _FAILING:
+            _FAILING.discard(path)
+            log.info("%s is copied to %s again", path, older)
+    elif path not in _FAILING:
+        _FAILING.add(path)
+        log.warning("could not copy %s to %s (%s): emptied it anyway, its %d bytes of older lines dropped, %s "
+                    "kept as it was; said once until a copy succeeds", path, older, failed, size, older.name)
     return True

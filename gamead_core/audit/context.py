@@ -27,6 +27,9 @@ class ActionContext:
     recorded: bool = False
     #: the handler said this request changes nothing (a dry run): no record
     not_an_action: bool = False
+    #: stream sequence of this request's ``accepted`` record of an action that is not a job (a job started is
+    #: carried out whatever the request's answer): a later ``failed`` record of the request names it in ``undoes``
+    accepted_seq: int | None = None
 
     @property
     def principal(self) -> Any:

@@ -123,13 +123,14 @@ class AuditLog:
         hi = min(before - 1, last) if before > 0 else last
         items: list[AuditRecord] = []
         scanned = 0
-        # ``--outcome accepted``: an accepted record that a later failure of the same request undid (a scale set that
-        # lost its compare-and-set: accepted, then failed 409) was never carried out. The failure is newer, so a
-        # newest-first scan meets it first; a page that starts below it looks a few records up for it.
-        undone: set[str] = set()
-        if flt.outcome == "accepted" and before > 0:
-            for _, data in await self._read(js, before, min(last, before + UNDONE_LOOKUP)):
-                _note_undone(data, undone)
+        # ``--outcome accepted``: an accepted record that a later ``failed`` record of the same request ``undoes``
+        # (names its sequence: a scale set that lost its compare-and-set, accepted then failed 409) was never carried
+        # out. The failure is newer, so a newest-first scan meets it first; a page that starts below the newest
+        # record also reads the UNDONE_LOOKUP records from its start up for failures undoing a record below it.
+        undone: set[int] = set()
+        if flt.outcome == "accepted" and 0 < before <= last:
+            for seq, data in await self._read(js, before, min(last, before + UNDONE_LOOKUP - 1)):
+                _note_undone(seq, data, undone)
         # unfiltered, the newest ``limit`` records are the page; a filter may need to look further back
         window = max(FIRST_WINDOW, limit) if flt == AuditFilter() else FILTERED_WINDOW
         lowest = hi + 1
@@ -143,8 +144,8 @@ class AuditLog:
                 if older_than_wanted(flt, at):
                     return AuditPage(items, None, scanned, True)
                 if flt.outcome == "accepted":
-                    _note_undone(data, undone)
-                if undone and data.get("outcome") == "accepted" and data.get("requestId") in undone:
+                    _note_undone(seq, data, undone)
+                if seq in undone and data.get("outcome") == "accepted":
                     pass  # never carried out (above); the whole trail keeps both records, as they were written
                 elif flt.matches_wire(data, at) and (record := _record(seq, data)) is not None:
                     items.append(record)
@@ -160,6 +161,8 @@ class AuditLog:
         """``(sequence, JSON)`` of the records ``lo``-``hi``, oldest first (unreadable ones skipped, logged), from
         one ordered consumer (one API call to create it)."""
         out: list[tuple[int, dict[str, Any]]] = []
+        if lo > hi:  # nothing to read: a consumer started past the end would wait READ_TIMEOUT for nothing
+            return out
         with nats_boundary():
             sub = await js.subscribe(names.AUDIT_SUBJECT_WILDCARD, stream=names.AUDIT_STREAM, ordered_consumer=True,
                                      config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
@@ -188,15 +191,18 @@ class AuditLog:
         return out
 
 
-#: records above a page's start read for failures that undid an accepted record on it (``--outcome accepted``)
-UNDONE_LOOKUP = 64
+#: records from a page's start up read for failures that undo an accepted record below it (``--outcome
+#: accepted``). A failure is written as its request ends, so only the other records written while that one request
+#: ran lie between the two: a page boundary hides nothing unless more than this many did.
+UNDONE_LOOKUP = 1024
 
 
-def _note_undone(data: dict[str, Any], undone: set[str]) -> None:
-    """Add the request of ``data`` to ``undone`` when it is a request's own failure (a ``code``, no job: a job's
-    end is another record of an action that did start)."""
-    if data.get("outcome") == "failed" and data.get("code") and not data.get("jobId") and data.get("requestId"):
-        undone.add(str(data["requestId"]))
+def _note_undone(seq: int, data: dict[str, Any], undone: set[int]) -> None:
+    """Add to ``undone`` the sequence record ``seq`` (JSON ``data``) names in ``undoes``: the accepted record of its
+    own request that was then not carried out (written by :class:`gamead_core.api.audit_gate.AuditGate`)."""
+    undoes = data.get("undoes")
+    if isinstance(undoes, int) and not isinstance(undoes, bool) and 0 < undoes < seq:
+        undone.add(undoes)
 
 
 def _record(seq: int, data: dict[str, Any]) -> AuditRecord | None:
@@ -222,9 +228,11 @@ async def record_action(audit: AuditLog | None, action: str, *, outcome: str = "
                          **{**who, **fields})
     if audit is None:
         raise AuditUnavailable("the audit trail is not running on this API node")
-    await audit.write(record)
+    seq = await audit.write(record)
     if ctx is not None:
         ctx.recorded = True
+        if outcome == "accepted" and record.job_id is None:
+            ctx.accepted_seq = seq
     return record
 
 

@@ -76,6 +76,9 @@ class AuditRecord(BaseModel):
     counts: dict[str, int] | None = Field(None, description="A job's counts when it ended.")
     details: dict[str, Any] | None = Field(None, description="Action-specific: the override's replicas (asked) and "
                                            "effectiveReplicas (clamped to minReplicas..maxReplicas, also recorded), …")
+    undoes: int | None = Field(None, description="On a request's `failed` record: the sequence of the same "
+                               "request's `accepted` record, which was then not carried out (a scale set that lost "
+                               "its compare-and-set); `outcome=accepted` leaves that record out.")
     repeats: int | None = Field(None, description="Refusals of this caller not recorded one by one since the "
                                                   "previous record (audit.refusals_per_minute).")
 

@@ -33,6 +33,7 @@ TOKENS = {  # name → (token, role)
     "erin": ("erin-operator-token", "operator"),
     "frank": ("frank-operator-token", "operator"),
     "gina": ("gina-operator-token", "operator"),
+    "hank": ("hank-operator-token", "operator"),
     "wall": ("wall-viewer-token", "viewer"),
     "kiosk": ("kiosk-viewer-token", "viewer"),
     "ci": ("ci-submitter-token", "submitter"),
@@ -184,6 +185,32 @@ def test_an_override_that_lost_its_compare_and_set_is_not_listed_as_accepted(sta
     accepted = stack.trail(actor="gina", action="scale.set", outcome="accepted")
     assert [r["details"]["replicas"] for r in accepted] == [2], accepted
 
+
+
+def test_an_accepted_override_stays_listed_when_a_later_request_reusing_its_request_id_fails(stack: Stack) -> None:
+    """review26 F5/F6: ``outcome=accepted`` left out every accepted record whose X-Request-Id (the client's, often
+    a shared correlation id) a later failure carried, hiding an override that was carried out. Now a failure names
+    the sequence of its own request's accepted record (``undoes``) and only that one is left out, on any page."""
+    with stack.as_("hank") as hank:  # no other test acts as hank
+        same = {"X-Request-Id": "pipeline-step-7"}
+        seen = hank.get("/v1/scale").json()["overrideRevision"]
+        assert hank.post("/v1/scale/override", json={"replicas": 2, "forSeconds": 60}, headers=same).status_code == 201
+        lost = hank.post("/v1/scale/override", json={"replicas": 4, "forSeconds": 60},
+                         headers={**same, "If-Match": f'"{seen}"'})
+        assert lost.status_code == 409, lost.text
+        assert hank.delete("/v1/scale/override").status_code == 200
+    whole = stack.trail(actor="hank", action="scale.set")
+    failed, undone, done = whole  # newest first
+    assert [r["outcome"] for r in whole] == ["failed", "accepted", "accepted"], whole
+    assert [r["seq"] for r in stack.trail(actor="hank", action="scale.set", outcome="accepted")] == [done["seq"]]
+    assert failed["undoes"] == undone["seq"] and "undoes" not in done, whole
+    # a page starting between the failure and the record it undoes still leaves that record out
+    page = stack.trail(actor="hank", action="scale.set", outcome="accepted", cursor=failed["seq"])
+    assert [r["seq"] for r in page] == [done["seq"]], page
+    with stack.as_("wall") as wall:  # a cursor past the end: an empty page, at once
+        past = wall.get("/v1/audit", params={"outcome": "accepted", "actor": "hank", "action": "scale.set",
+                                             "cursor": failed["seq"] + 10**6})
+    assert past.status_code == 200 and [r["seq"] for r in past.json()["items"]] == [done["seq"]], past.text
 
 def test_the_trail_is_paged_newest_first_filtered_and_kept_within_its_limits(stack: Stack) -> None:
     with stack.as_("carol") as carol:

@@ -5,11 +5,14 @@ the child writing on at the new end (its descriptor is ``O_APPEND``). A real chi
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 
-from gamead_core.log_bound import rotated
+import pytest
+
+from gamead_core.log_bound import bound_log, rotated
 from gamead_core.supervisor import Supervisor
 from tests.support import frozen, wait_for
 
@@ -48,3 +51,27 @@ def test_a_child_writing_fast_keeps_its_log_within_the_limit_and_one_older_copy(
         assert not list(log.parent.glob("flood.log.2*"))  # one older copy, no more
     finally:
         sup.stop_all(timeout=5)
+
+
+def test_a_log_whose_copy_cannot_be_made_is_emptied_anyway_keeping_the_older_copy_and_said_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """review26 F4: when the copy failed (a full disk, a directory in the way) the log was never emptied, the
+    warning came back every second and the older copy was already overwritten. Now the log is emptied anyway,
+    ``<name>.1`` stays as it was, and one warning says what was dropped."""
+    log = tmp_path / "nats-server.log"
+    rotated(log).write_bytes(b"the older lines\n")
+    tmp = rotated(log).with_name(rotated(log).name + ".tmp")
+    tmp.mkdir()  # the copy cannot be written, even by root
+    caplog.set_level(logging.WARNING, logger="gamead_core.log_bound")
+    for n in range(3):  # three checks in a row: the log keeps growing past the limit
+        log.write_bytes(b"x" * (LIMIT + 1 + n))
+        assert bound_log(log, LIMIT)
+        assert log.stat().st_size == 0
+    assert rotated(log).read_bytes() == b"the older lines\n"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"{LIMIT + 1} bytes of older lines dropped" in warnings[0], warnings
+    tmp.rmdir()
+    log.write_bytes(b"y" * (LIMIT + 1))
+    assert bound_log(log, LIMIT)  # the way is clear: copied again
+    assert log.stat().st_size == 0 and rotated(log).read_bytes() == b"y" * (LIMIT + 1)
+    assert not tmp.exists()
