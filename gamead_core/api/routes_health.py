@@ -6,7 +6,9 @@
   restart re-creates the connection from scratch). ``nats`` holds ``readerAlive``, ``unsentBytes`` (bytes
   waiting to be sent, bounded by ``nats.max_pending_bytes``), ``maxPendingBytes`` and
   ``secondsWithoutContact``. While NATS refuses the node's credentials (``Authorization Violation``, after it
-  had connected) it is 503 at once, the message saying so (:mod:`gamead_core.queue.refusal`).
+  had connected) it stays 200, ``refused`` saying so, until the refusal has lasted ``nats.refused_exit_after``
+  (the node then exits 5; 0: never), then 503 saying so (:mod:`gamead_core.queue.refusal`; review26 F3: a
+  liveness probe must not restart a fleet over a brief refusal). ``/readyz`` is 503 from the first refusal.
 * ``GET /readyz`` — 200 when every hard check is ``ok`` or ``degraded: …``; else 503 ``not_ready``.
   Checks: ``nats`` (connected), ``topology`` (the work stream and the ad bucket usable; other objects
   ``degraded`` while missing or incompatible), ``storage`` (the last probe write was stored), ``redis``
@@ -23,7 +25,7 @@ from starlette.responses import Response
 
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import Health, Readiness
-from gamead_core.queue.refusal import refusal_text
+from gamead_core.queue.refusal import lasting, refusal_text
 from gamead_core.redact import without_servers
 
 router = APIRouter()
@@ -39,9 +41,10 @@ async def healthz(request: Request) -> Response:
     silent = link.seconds_without_contact() if link is not None else 0.0
     figures = link.connection_figures() if link is not None else None
     dead = link is not None and link.reader_dead()
-    refused = refusal_text(link.nc) if link is not None else None  # trying again cannot help: unhealthy at once
-    if silent <= limit and not dead and refused is None:
-        return _json({"status": "ok", "nats": figures})
+    refused = refusal_text(link.nc) if link is not None else None
+    lasted = link is not None and lasting(link.nc, request.app.state.settings.nats)  # the process exits 5 now
+    if not dead and ((refused is None and silent <= limit) or (refused is not None and not lasted)):
+        return _json({"status": "ok", "nats": figures} | ({"refused": refused} if refused else {}))
     if refused is not None:
         message = f"{refused}; this process exits after nats.refused_exit_after (a restart meets the same refusal)"
     elif dead:  # connected, yet nothing reads the socket: no answer can come (the guard reconnects it)

@@ -116,6 +116,8 @@ class Health(_Doc):
 
     status: str
     nats: dict[str, Any] | None = None
+    #: while NATS refuses the node's credentials for less than ``nats.refused_exit_after``: what it says of it
+    refused: str | None = None
     error: dict[str, Any] | None = None
 
 

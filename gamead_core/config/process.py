@@ -106,10 +106,12 @@ class NatsSettings(Section):
         "and the next attempt every few seconds. At most 7 days (604800 s).")
 
     refused_exit_after: float = Field(
-        30.0, ge=1, le=DAY, description="Seconds `gamead worker` and `gamead serve` go on retrying once NATS refuses "
+        30.0, ge=0, le=DAY, description="Seconds `gamead worker` and `gamead serve` go on retrying once NATS refuses "
         "their credentials after they had connected (Authorization Violation: its token changed, e.g. a stack "
         "restarted on the same port) before they exit with code 5; a reconnect in between starts it again. "
-        "At least 1 s, at most 1 day.")
+        "/healthz stays 200 (naming the refusal) until then, /readyz is 503 at once. 0 = never exit, keep retrying "
+        "(a refusal can be brief: an auth callout down, a token rotated early; a connection NATS closed, as on a "
+        "config reload with another token, cannot be retried and still exits 5 at once). At most 1 day.")
 
     @model_validator(mode="after")
     def _key_goes_with_a_cert(self) -> NatsSettings:

@@ -21,7 +21,7 @@ from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreachable, NotFound, QueueFull,
                                 QueueUnavailable, StorageFailed, TopologyError, TopologyMissing, error_text)
 from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
-from gamead_core.queue.refusal import REFUSED, cleared, is_refusal, note_error
+from gamead_core.queue.refusal import REFUSED, cleared, exit_note, is_refusal, note_closed, note_error
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.shutdown import close_connection
@@ -144,8 +144,8 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             return
         last_error[:] = [exc]
         if made and note_error(made[0], exc, away=not made[0].is_connected):  # said once, not every 0.5 s
-            log.error("%s at %s; retrying every 0.5 s, exiting after nats.refused_exit_after = %g s of it", REFUSED,
-                      where, settings.refused_exit_after, extra={"nats_url": where, "problem": "credentials_refused"})
+            log.error("%s at %s; retrying every 0.5 s, %s", REFUSED, where, exit_note(settings),
+                      extra={"nats_url": where, "problem": "credentials_refused"})
         if made and is_refusal(exc):
             return
         left_out = throttle.allow(type(exc).__name__, loop.time())
@@ -159,6 +159,12 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
     async def _disconnected() -> None:
         if not _closing():
             log.warning("disconnected from NATS; reconnecting")
+
+    async def _closed() -> None:  # a token rotated by a config reload: nats-py closes for good, no error_cb
+        if made and note_closed(made[0]):
+            log.error("%s at %s; NATS closed the connection (nats-py does not reconnect it), %s", REFUSED, where,
+                      exit_note(settings) if settings.refused_exit_after > 0 else "exiting",
+                      extra={"nats_url": where, "problem": "credentials_refused"})
 
     async def _reconnected() -> None:
         log.info("reconnected to NATS")
@@ -178,6 +184,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
                 error_cb=_log_error,
                 disconnected_cb=_disconnected,
                 reconnected_cb=_reconnected,
+                closed_cb=_closed,
             ), timeout=max(deadline - loop.time(), 0.0) + settings.connect_timeout + 1.0)
             made.append(nc)
             guard_reader(nc, settings.stale_after)

@@ -2,16 +2,23 @@
 another token (a ``gamead up`` stack re-started on a fixed ``embedded.nats_port``), or a rotated token.
 
 nats-py then retries for ever, every 0.5 s, each attempt answered ``-ERR 'Authorization Violation'`` (its
-``error_cb`` gets ``nats.errors.Error("nats: 'Authorization Violation'")``, or ``AuthorizationError`` from a
-connected client's read loop). Retrying the same credentials cannot help, so:
+``error_cb`` gets ``nats.errors.Error("nats: 'Authorization Violation'")``). A server that keeps the connection but
+reloads its config with another token (SIGHUP: the usual rotation) sends it to the connected client instead:
+nats-py 2.16 then closes that client for good (``last_error`` an ``AuthorizationError``), with no ``error_cb`` and
+no reconnect (review26 F1). Retrying the same credentials cannot help, so:
 
 * :func:`note_error` (from the ``error_cb`` of :func:`gamead_core.queue.connection.connect`) records when the
   refusals began; a successful reconnect, or an attempt that met anything else (the server away), clears it;
+  :func:`note_closed` (its ``closed_cb``) records the refusal that closed the client;
 * :func:`refusal_text` is what ``/readyz``, ``/healthz``, the 503's message and the log say meanwhile:
   ``NATS refuses our credentials: Authorization Violation`` (never "no answer");
 * :func:`stop_when_refused` ends the process's run once refusals went on for ``nats.refused_exit_after``
   seconds (30 s by default) with no reconnect in between: :class:`CredentialsRefused`, exit code 5 with one line,
-  as at start (:func:`gamead_core.queue.probe.refused_credentials`).
+  as at start (:func:`gamead_core.queue.probe.refused_credentials`). ``0`` never exits while nats-py retries (a
+  refusal can be brief: an auth callout down, a token rotated on the server before the clients' Secret); a client
+  NATS closed for good cannot retry, so that one ends at once (review26 F3);
+* :func:`lasting` is when ``/healthz`` turns 503: not before the process would exit (review26 F3: a liveness probe
+  must not restart a fleet over a refusal shorter than ``nats.refused_exit_after``).
 """
 
 from __future__ import annotations
@@ -71,6 +78,16 @@ def note_error(nc: NATS, exc: BaseException, *, away: bool) -> bool:
     return False
 
 
+def note_closed(nc: NATS) -> bool:
+    """``nc`` was closed: if nats-py closed it for a refusal (``last_error`` an ``AuthorizationError``, which only
+    its read loop sets, closing the client for good), record it as :func:`note_error` does. Returns True if this
+    starts a run of refusals (the caller says it once)."""
+    if not isinstance(nc.last_error, nats.errors.AuthorizationError) or nc in _SINCE:
+        return False
+    _SINCE[nc] = time.monotonic()
+    return True
+
+
 def cleared(nc: NATS) -> None:
     """``nc`` (re)connected: NATS took its credentials."""
     _SINCE.pop(nc, None)
@@ -80,6 +97,28 @@ def refused_for(nc: NATS | None) -> float | None:
     """Seconds NATS has been refusing ``nc``'s credentials, or None (not refused now)."""
     since = _SINCE.get(nc) if nc is not None else None
     return None if since is None else time.monotonic() - since
+
+
+def _exit_after(nc: NATS | None, settings: NatsSettings) -> float | None:
+    """Seconds of refusal after which the process ends: ``nats.refused_exit_after``; with 0, never (None), but at
+    once for a client NATS closed (nothing retries it)."""
+    if settings.refused_exit_after > 0:
+        return settings.refused_exit_after
+    return 0.0 if nc is not None and nc.is_closed else None
+
+
+def exit_note(settings: NatsSettings) -> str:
+    """What the log line of a refusal says of the exit to come. Pure."""
+    if settings.refused_exit_after > 0:
+        return f"exiting after nats.refused_exit_after = {settings.refused_exit_after:g} s of it"
+    return "not exiting while it retries (nats.refused_exit_after = 0)"
+
+
+def lasting(nc: NATS | None, settings: NatsSettings) -> bool:
+    """True once NATS has refused ``nc``'s credentials for as long as the process waits before it exits 5
+    (``nats.refused_exit_after``; never with 0 while nats-py retries). Pure but for the clock."""
+    seconds, limit = refused_for(nc), _exit_after(nc, settings)
+    return seconds is not None and limit is not None and seconds >= limit
 
 
 def refusal_text(nc: NATS | None) -> str | None:
@@ -93,16 +132,19 @@ async def stop_when_refused(nc_of: Callable[[], NATS | None], settings: NatsSett
     """Look every ``every`` s at the client ``nc_of()`` returns; once NATS has refused its credentials for
     ``settings.refused_exit_after`` seconds, log it as an ERROR and return the :class:`CredentialsRefused` to end
     the process with (its message: :func:`~gamead_core.queue.probe.refused_credentials`'s, with how long). Returns
-    None once ``stop`` is set."""
+    None once ``stop`` is set; never returns otherwise with ``refused_exit_after`` 0 (:func:`lasting`)."""
     from gamead_core.queue.probe import refused_credentials
 
     while stop is None or not stop.is_set():
-        seconds = refused_for(nc_of())
-        if seconds is not None and seconds >= settings.refused_exit_after:
+        nc = nc_of()
+        if lasting(nc, settings):
+            seconds = refused_for(nc) or 0.0
             base = refused_credentials(Exception(REFUSED), url, settings)
             assert base is not None
             exc = CredentialsRefused(f"{base.message}; refused for {seconds:.0f} s after it had connected "
-                                     f"(nats.refused_exit_after = {settings.refused_exit_after:g} s): exiting")
+                                     f"(nats.refused_exit_after = {settings.refused_exit_after:g} s)"
+                                     f"{'; NATS closed the connection' if nc is not None and nc.is_closed else ''}: "
+                                     "exiting")
             log.error("%s", exc.message, extra={"problem": "credentials_refused"})
             return exc
         await asyncio.sleep(every)

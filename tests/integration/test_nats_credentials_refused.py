@@ -8,13 +8,15 @@ its PID."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import ad, clean_env, run_gamead, start_api, start_worker, wait_for
+from tests.support import ad, clean_env, run_gamead, start_api, start_worker, wait_for, wait_terminal
 
 REFUSED = "NATS refuses our credentials: Authorization Violation"
 
@@ -48,7 +50,8 @@ def test_credentials_refused_after_a_restart_are_named_everywhere_and_end_worker
         assert posted.status_code == 503 and posted.json()["error"]["code"] == "queue_unavailable", posted.text
         assert REFUSED in posted.json()["error"]["message"], posted.text
         health = httpx.get(f"{url}/healthz", timeout=2)
-        assert health.status_code == 503 and REFUSED in health.json()["error"]["message"], health.text
+        # not a liveness failure before nats.refused_exit_after (review26 F3): 200, naming the refusal
+        assert health.status_code == 200 and REFUSED in health.json()["refused"], health.text
 
         # retrying the same credentials cannot help: both end, exit 5, the last line naming the cause
         for proc in (worker, api):
@@ -68,6 +71,92 @@ def test_credentials_refused_after_a_restart_are_named_everywhere_and_end_worker
         assert again.returncode == 5 and len(lines) == 1, again.stderr[-2000:]
         assert "the configured nats.token is not the one the server requires" in lines[0], lines
         assert "set nats.token, or" not in lines[0] and "first-token-f2" not in again.stderr
+    finally:
+        for proc in (worker, api):
+            if proc is not None:
+                proc.stop()
+        server.stop()
+
+
+def _answer(url: str, path: str) -> httpx.Response | None:
+    try:
+        return httpx.get(f"{url}{path}", timeout=2)
+    except httpx.HTTPError:
+        return None
+
+
+def _refused_readyz(url: str) -> dict[str, object] | None:
+    answer = _answer(url, "/readyz")
+    return answer.json() if answer is not None and REFUSED in answer.text else None
+
+
+@pytest.mark.timeout(180)
+def test_a_token_rotated_by_a_config_reload_ends_worker_and_api_with_exit_5(tmp_path: Path) -> None:
+    """review26 F1: a server that reloads its config (SIGHUP) with another token makes nats-py close the connected
+    client for good, with no error_cb and no reconnect. Before, nothing recorded it: the worker ran for ever on a
+    closed client and /readyz said "no answer". Now /readyz names the refusal and both exit 5 within the grace."""
+    server = EmbeddedNats(tmp_path / "nats", token="first-token-r1").start()
+    env = {"GAMEAD_NATS__TOKEN": "first-token-r1", "GAMEAD_NATS__REFUSED_EXIT_AFTER": "6",
+           "GAMEAD_WORKER__DRAIN_TIMEOUT": "2"}
+    logs = tmp_path / "logs"
+    api = worker = None
+    try:
+        api, url = start_api(server.url, logs, **env)
+        worker = start_worker(server.url, logs, ready=True, **env)
+        server.token = "second-token-r1"
+        server._argv()  # the same port: the config rewritten with the other token
+        assert server.proc is not None
+        os.kill(server.proc.pid, signal.SIGHUP)  # reload: no restart, the connections stay
+
+        ready = wait_for(lambda: _refused_readyz(url), timeout=30, what="/readyz to name the refused credentials")
+        assert ready["status"] == "unready" and "no answer" not in str(ready), ready
+        for proc in (worker, api):
+            wait_for(lambda proc=proc: not proc.alive(), timeout=60, what=f"{proc.name} to exit")  # type: ignore[misc]
+            assert proc.popen is not None and proc.popen.returncode == 5, proc.output()[-3000:]
+            last = proc.output().strip().splitlines()[-1]
+            assert "Authorization Violation" in last and "nats.refused_exit_after" in last, last
+            assert "Traceback" not in proc.output()
+    finally:
+        for proc in (worker, api):
+            if proc is not None:
+                proc.stop()
+        server.stop()
+
+
+@pytest.mark.timeout(240)
+def test_a_brief_refusal_keeps_both_running_and_healthz_200_then_they_serve_again(tmp_path: Path) -> None:
+    """review26 F3: a refusal shorter than nats.refused_exit_after (an auth callout down, a token rotated early)
+    must not make a liveness probe restart the fleet, and refused_exit_after 0 means "never exit, keep retrying".
+    Before, /healthz was 503 at the first refusal and 0 was refused at start (exit 5)."""
+    server = EmbeddedNats(tmp_path / "nats", token="right-token-r3").start()
+    logs = tmp_path / "logs"
+    api = worker = None
+    try:
+        api, url = start_api(server.url, logs, GAMEAD_NATS__TOKEN="right-token-r3",
+                             GAMEAD_NATS__REFUSED_EXIT_AFTER="600")
+        worker = start_worker(server.url, logs, ready=True, GAMEAD_NATS__TOKEN="right-token-r3",
+                              GAMEAD_NATS__REFUSED_EXIT_AFTER="0")
+        server.stop()
+        server.token = "other-token-r3"
+        server.start()
+
+        wait_for(lambda: _refused_readyz(url), timeout=60, what="/readyz to name the refused credentials")
+        health = httpx.get(f"{url}/healthz", timeout=2)
+        assert health.status_code == 200 and REFUSED in health.json()["refused"], health.text
+        assert api.alive() and worker.alive()
+
+        server.stop()
+        server.token = "right-token-r3"  # NATS takes the credentials again
+        server.start()
+        wait_for(lambda: (a := _answer(url, "/readyz")) is not None and a.status_code == 200, timeout=60,
+                 what="/readyz to be ready again")
+        health = httpx.get(f"{url}/healthz", timeout=2)
+        assert health.status_code == 200 and "refused" not in health.json(), health.text
+        with httpx.Client(base_url=url, timeout=10) as client:
+            posted = client.post("/ads", json=ad("Brief Refusal", 4))
+            assert posted.status_code == 202, posted.text
+            assert wait_terminal(client, posted.json()["id"])["status"] == "completed"
+        assert api.alive() and worker.alive()
     finally:
         for proc in (worker, api):
             if proc is not None:
