@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,19 @@ from gamead_core.errors import QueueUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+#: the NATS clients gamead itself closed (:func:`close_connection`): any other closed client nats-py closed
+_OURS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def closed_by_us(nc: Any) -> bool:
+    """True if gamead closed (or is closing) ``nc`` itself, not nats-py on a server ``-ERR``
+    (:mod:`gamead_core.queue.closed`)."""
+    return nc in _OURS
+
+
+def mark_ours(nc: Any) -> None:
+    """Record that gamead closes ``nc`` (call before ``nc.close()``/``drain()``; :func:`close_connection` does)."""
+    _OURS.add(nc)
 
 
 def _read_outcome(task: asyncio.Future[object]) -> None:
@@ -69,6 +83,7 @@ async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
     raises."""
     if nc is None or nc.is_closed:
         return
+    mark_ours(nc)  # before drain/close: its closed_cb must not take it for nats-py's close
     quiet_leftovers(asyncio.get_running_loop())
     if nc.is_connected:
         try:
@@ -82,4 +97,4 @@ async def close_connection(nc: Any, *, drain_timeout: float = 5.0) -> None:
         log.debug("closing the NATS connection failed: %r", exc)
 
 
-__all__ = ["close_connection", "last_write", "quiet_leftovers"]
+__all__ = ["close_connection", "closed_by_us", "last_write", "mark_ours", "quiet_leftovers"]

@@ -68,7 +68,7 @@ def serve(
         server.run(sockets=[listener])
     finally:
         listener.close()
-    if (refused := getattr(app.state, "refused", None)) is not None:  # NATS went on refusing them: exit 5
+    if (refused := getattr(app.state, "refused", None)) is not None:  # refused: exit 5; NATS closed it: 3
         raise refused
     if not server.started:
         raise typer.Exit(1)

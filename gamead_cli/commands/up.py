@@ -49,6 +49,7 @@ from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.port_claims import PortClaims
 from gamead_core.proc import alive, cpu_sample, port_free, port_owned_by, start_time
 from gamead_core.redact import redact_url
+from gamead_core.shutdown import mark_ours
 from gamead_core.start_watch import StartWatch
 from gamead_core.supervisor import Child, Supervisor
 
@@ -624,6 +625,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             raise refusal
     finally:
         if nc is not None:
+            mark_ours(nc)  # not a close by nats-py (gamead_core.queue.closed)
             try:
                 await asyncio.wait_for(nc.close(), 5)
             except Exception:  # noqa: BLE001 - shutting down anyway

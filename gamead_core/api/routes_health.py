@@ -9,6 +9,8 @@
   had connected) it stays 200, ``refused`` saying so, until the refusal has lasted ``nats.refused_exit_after``
   (the node then exits 5; 0: never), then 503 saying so (:mod:`gamead_core.queue.refusal`; review26 F3: a
   liveness probe must not restart a fleet over a brief refusal). ``/readyz`` is 503 from the first refusal.
+  A client nats-py closed for good on another server error (``Maximum Payload Violation``, …): 503 at once,
+  ``NATS closed the connection: <error>`` (the node exits 3; :mod:`gamead_core.queue.closed`).
 * ``GET /readyz`` — 200 when every hard check is ``ok`` or ``degraded: …``; else 503 ``not_ready``.
   Checks: ``nats`` (connected), ``topology`` (the work stream and the ad bucket usable; other objects
   ``degraded`` while missing or incompatible), ``storage`` (the last probe write was stored), ``redis``
@@ -25,6 +27,7 @@ from starlette.responses import Response
 
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import Health, Readiness
+from gamead_core.queue.closed import closed_text
 from gamead_core.queue.refusal import lasting, refusal_text
 from gamead_core.redact import without_servers
 
@@ -43,9 +46,12 @@ async def healthz(request: Request) -> Response:
     dead = link is not None and link.reader_dead()
     refused = refusal_text(link.nc) if link is not None else None
     lasted = link is not None and lasting(link.nc, request.app.state.settings.nats)  # the process exits 5 now
-    if not dead and ((refused is None and silent <= limit) or (refused is not None and not lasted)):
+    closed = closed_text(link.nc) if link is not None else None  # nats-py closed it for good: exits 3 now
+    if closed is None and not dead and ((refused is None and silent <= limit) or (refused is not None and not lasted)):
         return _json({"status": "ok", "nats": figures} | ({"refused": refused} if refused else {}))
-    if refused is not None:
+    if closed is not None:
+        message = f"{closed}; nats-py does not reconnect it: this process exits (a restart connects again)"
+    elif refused is not None:
         message = f"{refused}; this process exits after nats.refused_exit_after (a restart meets the same refusal)"
     elif dead:  # connected, yet nothing reads the socket: no answer can come (the guard reconnects it)
         message = "the NATS client's read loop has died; it is being reconnected"

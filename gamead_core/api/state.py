@@ -41,6 +41,7 @@ from gamead_core.queue.atomic import atomic_wanted
 from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import (check_outbound, outbound_excess, reader_alive, round_trip, unanswered_for,
                                         unsent_bytes)
+from gamead_core.queue.closed import closed_text
 from gamead_core.queue.refusal import RefusedNow, refusal_text
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
@@ -240,7 +241,7 @@ class QueueLink:
     def _check(self) -> None:
         if self.nc is None or not self.nc.is_connected or not reader_alive(self.nc):
             # The message is for logs (the URL redacted); clients see QueueUnavailable.client_message.
-            if (refused := refusal_text(self.nc)) is not None:  # no URL in it: what a client is told too
+            if (refused := refusal_text(self.nc) or closed_text(self.nc)) is not None:  # no URL: told to clients
                 raise RefusedNow(refused)
             reason = self.last_error or "reconnecting"
             raise QueueUnavailable(f"NATS at {redact_url(self.url)} is unavailable: {reason}")
@@ -318,7 +319,7 @@ class QueueLink:
         """Named checks for ``/readyz``: ``ok``, ``degraded: …`` (reported, still ready) or why not. No URLs."""
         if self.nc is None or not self.nc.is_connected or self.reader_dead():
             since, state = self.seconds_without_contact(), "connecting" if self.nc is None else "reconnecting"
-            state = refusal_text(self.nc) or f"{state} (no answer for {since:.0f} s)"  # refused: not "no answer"
+            state = refusal_text(self.nc) or closed_text(self.nc) or f"{state} (no answer for {since:.0f} s)"
             return {"nats": f"unavailable: {state}", "topology": "unknown", "storage": "unknown"}
         if (waiting := outbound_excess(self.nc, self.settings.nats.max_pending_bytes)) is not None:
             return {"nats": f"unavailable: not taking writes ({waiting} bytes wait to be sent, "

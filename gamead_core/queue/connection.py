@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from gamead_core.config import NatsSettings, check_file
 from gamead_core.errors import (ConfigError, Conflict, GameadError, NatsUnreachable, NotFound, QueueFull,
                                 QueueUnavailable, StorageFailed, TopologyError, TopologyMissing, error_text)
+from gamead_core.queue.closed import note_nats_closed
 from gamead_core.queue.liveness import OutboundBacklog, guard_reader, guard_writes
 from gamead_core.queue.refusal import REFUSED, cleared, exit_note, is_refusal, note_closed, note_error
 from gamead_core.log_throttle import Throttle
@@ -161,7 +162,7 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             log.warning("disconnected from NATS; reconnecting")
 
     async def _closed() -> None:  # a token rotated by a config reload: nats-py closes for good, no error_cb
-        if made and note_closed(made[0]):
+        if made and note_nats_closed(made[0]) is None and note_closed(made[0]):  # other -ERRs: queue.closed
             log.error("%s at %s; NATS closed the connection (nats-py does not reconnect it), %s", REFUSED, where,
                       exit_note(settings) if settings.refused_exit_after > 0 else "exiting",
                       extra={"nats_url": where, "problem": "credentials_refused"})

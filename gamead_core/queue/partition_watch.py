@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError, PartitionsChanged
+from gamead_core.queue.closed import NatsClosed
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import PartitionChange, partition_change
 from gamead_core.queue.topology import read_topology
@@ -127,15 +128,16 @@ async def stop_if_repartitioned(js: JetStreamContext, settings: GameadSettings, 
     raise PartitionsChanged(change.stale_node(), change=change)
 
 
-async def watch_result(task: asyncio.Task[None]) -> ConfigError | None:
+async def watch_result(task: asyncio.Task[None]) -> ConfigError | NatsClosed | None:
     """End the worker's :func:`stop_if_repartitioned` task (cancelled if still running) and return the
-    :class:`~gamead_core.errors.PartitionsChanged` it raised, or None; for the caller to raise only when nothing
-    else failed (never masking the main loop's or the drain's exception). Any other error is logged, not raised."""
+    :class:`~gamead_core.errors.PartitionsChanged` (or refusal, or :class:`NatsClosed`) it raised, or None; for
+    the caller to raise only when nothing else failed (never masking the main loop's or the drain's exception).
+    Any other error is logged, not raised."""
     if not task.done():
         task.cancel()
     try:
         await task
-    except ConfigError as exc:  # PartitionsChanged, or credentials refused (gamead_core.queue.refusal)
+    except (ConfigError, NatsClosed) as exc:  # PartitionsChanged, credentials refused, NATS closed the client
         return exc
     except asyncio.CancelledError:
         if not task.cancelled():

@@ -35,7 +35,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core.config import GameadSettings, NatsSettings
-from gamead_core.errors import ConfigError, QueueUnavailable
+from gamead_core.errors import ConfigError, GameadError, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,24 @@ def refusal_text(nc: NATS | None) -> str | None:
 
 
 async def stop_when_refused(nc_of: Callable[[], NATS | None], settings: NatsSettings, url: str,
-                            stop: asyncio.Event | None = None, *, every: float = 0.5) -> CredentialsRefused | None:
+                            stop: asyncio.Event | None = None, *, every: float = 0.5,
+                            closed_note: str = "") -> GameadError | None:
     """Look every ``every`` s at the client ``nc_of()`` returns; once NATS has refused its credentials for
     ``settings.refused_exit_after`` seconds, log it as an ERROR and return the :class:`CredentialsRefused` to end
-    the process with (its message: :func:`~gamead_core.queue.probe.refused_credentials`'s, with how long). Returns
+    the process with (its message: :func:`~gamead_core.queue.probe.refused_credentials`'s, with how long). A client
+    nats-py closed for good on another server error (:mod:`gamead_core.queue.closed`) ends it at once the same way
+    with :class:`~gamead_core.queue.closed.NatsClosed` (exit 3; ``closed_note`` appended to its message). Returns
     None once ``stop`` is set; never returns otherwise with ``refused_exit_after`` 0 (:func:`lasting`)."""
+    from gamead_core.queue.closed import NatsClosed, closed_text
     from gamead_core.queue.probe import refused_credentials
 
     while stop is None or not stop.is_set():
         nc = nc_of()
+        if (closed := closed_text(nc)) is not None:
+            gone = NatsClosed(f"{closed}; nats-py does not reconnect a client the server closed on this error, "
+                              f"only a restart does{closed_note}: exiting")
+            log.error("%s", gone.message, extra={"problem": "nats_closed"})
+            return gone
         if lasting(nc, settings):
             seconds = refused_for(nc) or 0.0
             base = refused_credentials(Exception(REFUSED), url, settings)
@@ -166,11 +175,14 @@ async def stop_if_stale(nc: NATS, js: JetStreamContext, settings: GameadSettings
                         stop: asyncio.Event) -> None:
     """The worker's watch of what ends it: the queue repartitioned under it
     (:func:`~gamead_core.queue.partition_watch.stop_if_repartitioned`) or its credentials refused for
-    ``nats.refused_exit_after`` s (:func:`stop_when_refused`). Either sets ``stop`` (the worker drains) and raises
-    its :class:`~gamead_core.errors.ConfigError` (exit 5); returns None once ``stop`` is set otherwise."""
+    ``nats.refused_exit_after`` s (:func:`stop_when_refused`), or its client closed by nats-py. Each sets ``stop``
+    (the worker drains) and raises its error (exit 5; a closed client: ``NatsClosed``, exit 3); returns None once
+    ``stop`` is set otherwise."""
     from gamead_core.queue.partition_watch import stop_if_repartitioned
 
-    refused = asyncio.ensure_future(stop_when_refused(lambda: nc, settings.nats, url, stop))
+    held = ("; the ads it held cannot be handed back: NATS redelivers them after "
+            f"queue.ack_wait = {settings.queue.ack_wait:g} s")
+    refused = asyncio.ensure_future(stop_when_refused(lambda: nc, settings.nats, url, stop, closed_note=held))
     moved = asyncio.ensure_future(stop_if_repartitioned(js, settings, stop))
     try:
         await asyncio.wait({refused, moved}, return_when=asyncio.FIRST_COMPLETED)

@@ -13,7 +13,7 @@ woken by an ad at a steady flow lets more join it first (:mod:`.linger`). Counte
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for
 up to ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded.
-The same, then exit 5: the queue repartitioned, or NATS refusing our credentials (:mod:`gamead_core.queue.refusal`).
+The same, then exit 5: the queue repartitioned, or NATS refusing our credentials; exit 3: NATS closed the client.
 Kubernetes' terminationGracePeriodSeconds must exceed the drain timeout (see manifests/).
 """
 
