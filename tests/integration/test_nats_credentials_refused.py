@@ -10,40 +10,59 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import ad, clean_env, run_gamead, start_api, start_worker, wait_for, wait_terminal
+from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, wait_for, wait_terminal
 
 REFUSED = "NATS refuses our credentials: Authorization Violation"
+
+
+@contextmanager
+def _stack(tmp_path: Path, token: str, api_env: dict[str, str], worker_env: dict[str, str] | None = None,
+           ) -> Iterator[tuple[EmbeddedNats, str, Proc, Proc]]:
+    """A plain nats-server requiring ``token``, an API and a ready worker given it (and ``api_env``, the worker
+    ``worker_env`` or the same): ``(server, api url, api, worker)``, every process stopped at the end."""
+    server = EmbeddedNats(tmp_path / "nats", token=token).start()
+    logs = tmp_path / "logs"
+    procs: list[Proc] = []
+    try:
+        api, url = start_api(server.url, logs, GAMEAD_NATS__TOKEN=token, **api_env)
+        procs.append(api)
+        procs.append(start_worker(server.url, logs, ready=True, GAMEAD_NATS__TOKEN=token,
+                                  **(api_env if worker_env is None else worker_env)))
+        yield server, url, api, procs[1]
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        server.stop()
+
+
+def _exits_5_naming_the_refusal(proc: Proc) -> str:
+    """Wait for ``proc`` to end; it must exit 5, its last line naming the refusal, with no traceback. Its output."""
+    wait_for(lambda: not proc.alive(), timeout=90, what=f"{proc.name} to exit")
+    assert proc.popen is not None and proc.popen.returncode == 5, proc.output()[-3000:]
+    last = proc.output().strip().splitlines()[-1]
+    assert "Authorization Violation" in last and "nats.refused_exit_after" in last, last
+    assert "Traceback" not in proc.output()
+    return proc.output()
 
 
 @pytest.mark.timeout(240)
 def test_credentials_refused_after_a_restart_are_named_everywhere_and_end_worker_and_api_with_exit_5(
         tmp_path: Path) -> None:
-    server = EmbeddedNats(tmp_path / "nats", token="first-token-f2").start()
-    env = {"GAMEAD_NATS__TOKEN": "first-token-f2", "GAMEAD_NATS__REFUSED_EXIT_AFTER": "8",
-           "GAMEAD_WORKER__DRAIN_TIMEOUT": "2"}
-    logs = tmp_path / "logs"
-    api = worker = None
-    try:
-        api, url = start_api(server.url, logs, **env)
-        worker = start_worker(server.url, logs, ready=True, **env)
+    env = {"GAMEAD_NATS__REFUSED_EXIT_AFTER": "8", "GAMEAD_WORKER__DRAIN_TIMEOUT": "2"}
+    with _stack(tmp_path, "first-token-f2", env) as (server, url, api, worker):
         server.stop()
         server.token = "second-token-f2"  # same port, same store dir, another token
         server.start()
 
-        def readiness() -> dict[str, object] | None:
-            try:
-                answer = httpx.get(f"{url}/readyz", timeout=2)
-            except httpx.HTTPError:
-                return None
-            return answer.json() if REFUSED in answer.text else None
-
-        ready = wait_for(readiness, timeout=60, what="/readyz to name the refused credentials")
+        ready = wait_for(lambda: _refused_readyz(url), timeout=60, what="/readyz to name the refused credentials")
         assert ready["status"] == "unready" and "no answer" not in str(ready), ready
         assert str(ready["checks"]["nats"]).startswith(f"unavailable: {REFUSED}"), ready  # type: ignore[index]
         posted = httpx.post(f"{url}/ads", json=ad("Refused Credentials", 1), timeout=10)
@@ -55,13 +74,10 @@ def test_credentials_refused_after_a_restart_are_named_everywhere_and_end_worker
 
         # retrying the same credentials cannot help: both end, exit 5, the last line naming the cause
         for proc in (worker, api):
-            wait_for(lambda proc=proc: not proc.alive(), timeout=90, what=f"{proc.name} to exit")  # type: ignore[misc]
-            assert proc.popen is not None and proc.popen.returncode == 5, proc.output()[-3000:]
-            last = proc.output().strip().splitlines()[-1]
-            assert "Authorization Violation" in last and "nats.refused_exit_after" in last, last
-            assert "Traceback" not in proc.output()
-            said = [line for line in proc.output().splitlines() if "retrying every 0.5 s" in line]
+            output = _exits_5_naming_the_refusal(proc)
+            said = [line for line in output.splitlines() if "retrying every 0.5 s" in line]
             assert len(said) == 1 and REFUSED in said[0], said  # once, not every attempt
+            last = output.strip().splitlines()[-1]
             assert "the configured nats.token is not the one the server requires" in last, last  # not "set it"
 
         # at start the same hint: the token is set, it is the wrong one (not "set nats.token")
@@ -71,11 +87,6 @@ def test_credentials_refused_after_a_restart_are_named_everywhere_and_end_worker
         assert again.returncode == 5 and len(lines) == 1, again.stderr[-2000:]
         assert "the configured nats.token is not the one the server requires" in lines[0], lines
         assert "set nats.token, or" not in lines[0] and "first-token-f2" not in again.stderr
-    finally:
-        for proc in (worker, api):
-            if proc is not None:
-                proc.stop()
-        server.stop()
 
 
 def _answer(url: str, path: str) -> httpx.Response | None:
@@ -95,14 +106,8 @@ def test_a_token_rotated_by_a_config_reload_ends_worker_and_api_with_exit_5(tmp_
     """review26 F1: a server that reloads its config (SIGHUP) with another token makes nats-py close the connected
     client for good, with no error_cb and no reconnect. Before, nothing recorded it: the worker ran for ever on a
     closed client and /readyz said "no answer". Now /readyz names the refusal and both exit 5 within the grace."""
-    server = EmbeddedNats(tmp_path / "nats", token="first-token-r1").start()
-    env = {"GAMEAD_NATS__TOKEN": "first-token-r1", "GAMEAD_NATS__REFUSED_EXIT_AFTER": "6",
-           "GAMEAD_WORKER__DRAIN_TIMEOUT": "2"}
-    logs = tmp_path / "logs"
-    api = worker = None
-    try:
-        api, url = start_api(server.url, logs, **env)
-        worker = start_worker(server.url, logs, ready=True, **env)
+    env = {"GAMEAD_NATS__REFUSED_EXIT_AFTER": "6", "GAMEAD_WORKER__DRAIN_TIMEOUT": "2"}
+    with _stack(tmp_path, "first-token-r1", env) as (server, url, api, worker):
         server.token = "second-token-r1"
         server._argv()  # the same port: the config rewritten with the other token
         assert server.proc is not None
@@ -111,16 +116,7 @@ def test_a_token_rotated_by_a_config_reload_ends_worker_and_api_with_exit_5(tmp_
         ready = wait_for(lambda: _refused_readyz(url), timeout=30, what="/readyz to name the refused credentials")
         assert ready["status"] == "unready" and "no answer" not in str(ready), ready
         for proc in (worker, api):
-            wait_for(lambda proc=proc: not proc.alive(), timeout=60, what=f"{proc.name} to exit")  # type: ignore[misc]
-            assert proc.popen is not None and proc.popen.returncode == 5, proc.output()[-3000:]
-            last = proc.output().strip().splitlines()[-1]
-            assert "Authorization Violation" in last and "nats.refused_exit_after" in last, last
-            assert "Traceback" not in proc.output()
-    finally:
-        for proc in (worker, api):
-            if proc is not None:
-                proc.stop()
-        server.stop()
+            _exits_5_naming_the_refusal(proc)
 
 
 @pytest.mark.timeout(240)
@@ -128,14 +124,8 @@ def test_a_brief_refusal_keeps_both_running_and_healthz_200_then_they_serve_agai
     """review26 F3: a refusal shorter than nats.refused_exit_after (an auth callout down, a token rotated early)
     must not make a liveness probe restart the fleet, and refused_exit_after 0 means "never exit, keep retrying".
     Before, /healthz was 503 at the first refusal and 0 was refused at start (exit 5)."""
-    server = EmbeddedNats(tmp_path / "nats", token="right-token-r3").start()
-    logs = tmp_path / "logs"
-    api = worker = None
-    try:
-        api, url = start_api(server.url, logs, GAMEAD_NATS__TOKEN="right-token-r3",
-                             GAMEAD_NATS__REFUSED_EXIT_AFTER="600")
-        worker = start_worker(server.url, logs, ready=True, GAMEAD_NATS__TOKEN="right-token-r3",
-                              GAMEAD_NATS__REFUSED_EXIT_AFTER="0")
+    with _stack(tmp_path, "right-token-r3", {"GAMEAD_NATS__REFUSED_EXIT_AFTER": "600"},
+                {"GAMEAD_NATS__REFUSED_EXIT_AFTER": "0"}) as (server, url, api, worker):
         server.stop()
         server.token = "other-token-r3"
         server.start()
@@ -157,8 +147,3 @@ def test_a_brief_refusal_keeps_both_running_and_healthz_200_then_they_serve_agai
             assert posted.status_code == 202, posted.text
             assert wait_terminal(client, posted.json()["id"])["status"] == "completed"
         assert api.alive() and worker.alive()
-    finally:
-        for proc in (worker, api):
-            if proc is not None:
-                proc.stop()
-        server.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import nats
@@ -15,11 +14,9 @@ from rich.console import Console
 
 from gamead_cli.commands.workers import _view
 from gamead_cli.tui.view import summary_text
-from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
-from gamead_core.registry import NodeInfo, Registry
-from gamead_core.stats import QueueSampler
-from tests.integration.test_node_views import Clock, scraped_workers, server, worker_entry
+from gamead_core.registry import NodeInfo
+from tests.integration.test_node_views import clocked_sampler, scraped_workers, server, worker_entry
 
 __all__ = ["server"]  # the fixture, shared with test_node_views
 
@@ -44,12 +41,8 @@ def test_late_and_gone_nodes_are_counted_once_and_the_views_agree(server: Embedd
     async def scenario() -> None:
         nc = await nats.connect(server.url)
         try:
-            settings = GameadSettings(registry={"ttl": 2.0, "heartbeat_interval": 0.5})
-            registry = Registry(nc, nc.jetstream(), settings.registry)
-            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
-            clock = Clock()
-            sampler = QueueSampler(link, settings, node_id="api", registry=registry, sections=False, clock=clock)
-            clock.at = time.time()  # 1.5 s after the late nodes' beats: late (> 2.5 × 0.5 s), not stuck (2 s)
+            registry, sampler, clock = clocked_sampler(nc)  # 1.5 s after the late nodes' beats: late
+            # (> 2.5 × 0.5 s), not stuck (2 s)
             await registry.put(worker_entry("frozen-w", age=1.5, now=clock.at))
             await registry.put(worker_entry("busy-w", in_flight=1, now=clock.at))
             await registry.put(api_entry("api-dead", now=clock.at))

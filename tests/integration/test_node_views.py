@@ -209,6 +209,17 @@ class Clock:
         return time.time() if self.at is None else self.at
 
 
+def clocked_sampler(nc: Any) -> tuple[Registry, QueueSampler, Clock]:
+    """An API's sampler over the registry (``registry.ttl`` 2 s, a beat every 0.5 s) whose clock is set to now:
+    entries written with a heartbeat ``age`` s before ``clock.at`` read exactly that old."""
+    settings = GameadSettings(registry={"ttl": 2.0, "heartbeat_interval": 0.5})
+    registry = Registry(nc, nc.jetstream(), settings.registry)
+    link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+    clock = Clock(time.time())
+    return registry, QueueSampler(link, settings, node_id="api", registry=registry, sections=False,
+                                  clock=clock), clock
+
+
 async def scraped_workers(sampler: QueueSampler) -> dict[str, float]:
     """``gamead_workers`` of the API's ``/metrics`` (the real route, over ``sampler``): ``{state: value}``."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -237,12 +248,8 @@ def test_a_silent_worker_is_late_then_gone_not_idle_then_absent(server: Embedded
     async def scenario() -> None:
         nc = await nats.connect(server.url)
         try:
-            settings = GameadSettings(registry={"ttl": 2.0, "heartbeat_interval": 0.5})
-            registry = Registry(nc, nc.jetstream(), settings.registry)
-            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
-            clock = Clock()
-            sampler = QueueSampler(link, settings, node_id="api", registry=registry, sections=False, clock=clock)
-            clock.at = time.time()  # the read's time, set: 1.5 s after frozen-w's last beat (1.25 < 1.5 < 2, ttl)
+            registry, sampler, clock = clocked_sampler(nc)  # the read's time, set: 1.5 s after frozen-w's last
+            # beat (1.25 < 1.5 < 2, ttl)
             await registry.put(worker_entry("frozen-w", age=1.5, in_flight=2, now=clock.at))
             await registry.put(worker_entry("leaving-w", now=clock.at))
             await sampler.sample()
