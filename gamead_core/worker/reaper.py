@@ -249,9 +249,11 @@ async def recover_exited(
 
 
 def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[NodeInfo]:
-    """Workers seen in ``before`` holding ads that are gone from ``after`` or came back as another incarnation
-    (:func:`gamead_core.registry.deaths`; pure). A vanished entry may also be a clean shutdown: the caller checks."""
-    return node_deaths(before, after, lambda node: node.holding)
+    """Workers seen in ``before`` that are gone from ``after`` or came back as another incarnation
+    (:func:`gamead_core.registry.deaths`; pure), holding announced ads or not: one that announced none may still
+    have held deliveries in its last moments, and its recovery line says when they come back
+    (:mod:`gamead_core.worker.recovery_text`). A vanished entry may also be a clean shutdown: the caller checks."""
+    return node_deaths(before, after, lambda node: True)
 
 
 async def run_reaper(

@@ -25,7 +25,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry
 from gamead_core.store.ads import AdStore, encode
 from gamead_core.worker.budget import delivery_id
-from gamead_core.worker.reaper import recover_exited
+from gamead_core.worker.reaper import recover_exited, run_reaper
 from tests.support import Proc, ad, doctor_report, start_worker, wait_for
 
 ACK_WAIT = 8.0  #: seconds, the level consumers' ack_wait in these tests (short: the redelivery is awaited)
@@ -97,6 +97,45 @@ def test_the_recovery_line_names_the_deliveries_a_dead_worker_had_not_announced(
     assert "1 handed back" in one and one.endswith(caveat), one
     assert "0 left" not in one, one
     assert lines["local-2"][0] == f"worker local-2 died announcing no held ad; {caveat}"
+
+
+def test_the_reaper_names_a_worker_that_died_announcing_nothing(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Outside ``gamead up`` (no supervisor to see the exit) the reaper is the one that notices a death. A worker
+    that dies with one delivery it had not announced leaves an entry holding nothing; when that entry expires the
+    reaper says so in the same one line, with the consumer's ack_wait (before: only deaths holding announced ads
+    were recovered, so this one went unsaid, visible only in the doctor's note)."""
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"queue": {"ack_wait": ACK_WAIT},
+                                              "registry": {"ttl": 2.0, "heartbeat_interval": 0.5}})
+    line = "worker remote-1 died announcing no held ad"
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            await _queue(nc, js, "Delivered Unannounced")
+            registry = Registry(nc, js, settings.registry)
+            reaper = asyncio.create_task(run_reaper(nc, js, await AdStore.open(nc, js), registry, settings,
+                                                    "worker-reaper", stop))
+            await _die_holding(server.url, settings, "remote-1", 4301, pulls=1, announce=0)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30  # the entry's ttl (2 s) and a few reaper rounds
+            while not any(line in r.getMessage() for r in caplog.records) and loop.time() < deadline:
+                await asyncio.sleep(0.1)
+            stop.set()
+            await reaper
+        finally:
+            await nc.close()
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if line in r.getMessage()]
+    assert said == [f"{line}; any delivery it had not announced yet (its last moments) comes back when "
+                    f"JetStream's ack_wait expires ({ACK_WAIT:g} s, read from its consumer)"], said
 
 
 def test_doctor_notes_ack_pending_deliveries_no_live_worker_holds_until_they_are_redelivered(

@@ -119,7 +119,7 @@ def test_a_worker_that_renewed_less_often_than_a_third_of_its_consumers_ack_wait
     assert nak_window_open(1040.0, 1000.0, 300.0, renew_every=10.0)  # the consumer's 300 s, renewed every 10 s
 
 
-def test_deaths_are_vanished_or_replaced_workers_that_held_something() -> None:
+def test_deaths_are_vanished_or_replaced_workers_whatever_they_announced() -> None:
     def node(pid: int, holding: int = 1, started: datetime = T0) -> NodeInfo:
         held = [HeldAd(ad_id=f"a{i}", delivery=f"{i}.1", ack_subject="x") for i in range(holding)]
         return NodeInfo(id="w", role="worker", host="h", pid=pid, version="1", started_at=started,
@@ -128,7 +128,8 @@ def test_deaths_are_vanished_or_replaced_workers_that_held_something() -> None:
     assert deaths({"w": node(1)}, {}) == [node(1)]  # expired (or deleted: the caller checks)
     assert deaths({"w": node(1)}, {"w": node(2)}) == [node(1)]  # restarted under the same id
     assert deaths({"w": node(1)}, {"w": node(1)}) == []
-    assert deaths({"w": node(1, holding=0)}, {}) == []  # held nothing: nothing to do
+    # announced nothing: still a death (its last deliveries, unannounced, come back at ack_wait: its recovery says so)
+    assert deaths({"w": node(1, holding=0)}, {}) == [node(1, holding=0)]
     assert reaper_lease_ttl(2.0, 10.0) == 5.0 and reaper_lease_ttl(0.5, 10.0) == 1.5
 
 
