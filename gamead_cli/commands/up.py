@@ -42,7 +42,7 @@ from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
-from gamead_core.embedded import EmbeddedNats, stack_credentials, wait_for_listener
+from gamead_core.embedded import EmbeddedNats, authorization, stack_credentials, wait_for_listener
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.logs import ConsoleLines
 from gamead_core.metrics_ports import WorkerMetricsPorts
@@ -669,6 +669,8 @@ def up(
         config, api={"port": port}, embedded={"data_dir": data_dir}, worker={"concurrency": concurrency}
     )
     in_force = config_path(config)
+    if not settings.nats.url:  # the embedded server's credentials: refused before anything starts (exit 5)
+        authorization(**_credentials(settings))
     settings.api.host = "127.0.0.1"
     # absolute: every path it prints (data, logs, gamead-up.json, the worker's --config) is for another terminal,
     # which may be in another directory (attack25 finding 9: `--data-dir rel-d` printed `logs: rel-d/logs`)
