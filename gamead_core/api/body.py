@@ -66,7 +66,10 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
         errors = list(exc.errors(include_url=False))
     else:
         if may_spell_twice(body, two_spellings(model)):
-            refuse_spelled_twice(orjson.loads(body), model)
+            try:
+                refuse_spelled_twice(orjson.loads(body), model)
+            except orjson.JSONDecodeError as exc:  # pydantic took what RFC 8259 does not (its NaN): as below
+                raise not_json(body, exc) from None
         if may_repeat(body, key_names(model), held_keys(value)):
             refuse_repeats(body)
         return value
