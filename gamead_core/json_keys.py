@@ -199,3 +199,64 @@ def repeat_details(repeat: Repeat) -> dict[str, str]:
     """An API error's ``details`` for ``repeat``: ``key`` and ``at`` (the object's path, ``""`` for the outer
     one), each cut to 200 characters."""
     return {"key": repeat.key[:200], "at": where(repeat.path)[:200]}
+
+
+class Spelling(NamedTuple):
+    """A field an object may give under either of two names (pydantic ``populate_by_name``): its JSON name
+    ``alias`` (``targetAudience``) and its Python ``name`` (``target_audience``); ``quoted``: both as JSON
+    strings, bytes (``b'"target_audience"'``, ``b'"targetAudience"'``), for :func:`may_spell_twice`."""
+
+    alias: str
+    name: str
+    quoted: tuple[bytes, bytes]
+
+
+@functools.cache
+def two_spellings(model: type[BaseModel]) -> tuple[Spelling, ...]:
+    """The fields of ``model`` (its own, not those of models it nests) that an input may name two ways: a string
+    alias other than the field's name, with names accepted too (``populate_by_name``/``validate_by_name``);
+    ``()`` when names are not accepted."""
+    config = model.model_config
+    if not (config.get("populate_by_name") or config.get("validate_by_name")):
+        return ()
+    found = []
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias if field.validation_alias is not None else field.alias
+        if isinstance(alias, str) and alias != name:
+            found.append(Spelling(alias, name, (f'"{name}"'.encode(), f'"{alias}"'.encode())))
+    return tuple(found)
+
+
+def may_spell_twice(data: bytes, spellings: tuple[Spelling, ...]) -> bool:
+    """Whether the JSON text ``data`` may give one field of ``spellings`` under both its names, by looking for
+    bytes: both quoted names in it, or a ``\\u`` escape (a name may be escaped). Pure, a few ``bytes.find`` (the
+    Python name, rarely sent, first). Never False for a text that does; True also for one holding a name in a
+    value (then ask :func:`spelled_twice` of the parsed object)."""
+    if not spellings:
+        return False
+    if b"\\u" in data:
+        return True
+    return any(s.quoted[0] in data and s.quoted[1] in data for s in spellings)
+
+
+def spelled_twice(obj: Mapping[str, Any], spellings: tuple[Spelling, ...]) -> Spelling | None:
+    """The first field of ``spellings`` that the decoded object ``obj`` gives under both its names; None if
+    none. Exact. Which one a parser would keep is a guess (pydantic keeps the alias's, refusing the name as an
+    unknown field when unknown fields are forbidden), so the API and the CLI refuse it: :func:`twice_message`."""
+    return next((s for s in spellings if s.alias in obj and s.name in obj), None)
+
+
+#: the API's error code (400) and the CLI's word for an object giving one field under both its names
+TWICE_CODE = "ambiguous_field"
+
+
+def twice_message(spelling: Spelling) -> str:
+    """``the field "targetAudience" is given twice, as "targetAudience" and as "target_audience": give one of
+    the two names`` for ``spelling``."""
+    return (f'the field "{spelling.alias}" is given twice, as "{spelling.alias}" and as "{spelling.name}": '
+            "give one of the two names")
+
+
+def twice_details(spelling: Spelling) -> dict[str, Any]:
+    """An API error's ``details`` for ``spelling``: ``field`` (the JSON name) and ``keys`` (both names)."""
+    return {"field": spelling.alias, "keys": [spelling.alias, spelling.name]}

@@ -56,6 +56,7 @@ from rich.progress import (
 )
 
 from gamead_cli import exitcodes, retry
+from gamead_cli.ad_fields import spelled_twice_problem, with_overrides
 from gamead_cli.client import ApiClient
 from gamead_cli.generate import generate_ads
 from gamead_cli.inputs import (
@@ -157,7 +158,9 @@ def ads_of_array(source: str, ads: list[Any], overrides: Mapping[str, Any]) -> l
         if not isinstance(item, dict):
             raise BadInputFile(f"{where}[{n}]", f"is {type(item).__name__}, not an ad: the file must hold one "
                                "JSON object (an ad) or an array of them")
-    return [Labeled(f"{where}[{n}]", {**item, **overrides}) for n, item in enumerate(ads)]
+        if (twice := spelled_twice_problem(item)) is not None:
+            raise BadInputFile(f"{where}[{n}]", twice)
+    return [Labeled(f"{where}[{n}]", with_overrides(item, overrides)) for n, item in enumerate(ads)]
 
 
 def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
@@ -179,6 +182,8 @@ def load_ad_input(source: str) -> dict[str, Any] | list[Any]:
                            f"{type(data).__name__}")
     if _depth(data) > MAX_AD_DEPTH + isinstance(data, list):
         raise BadInputFile(where, f"nested too deeply to be an ad (at most {MAX_AD_DEPTH} levels)")
+    if isinstance(data, dict) and (twice := spelled_twice_problem(data)) is not None:
+        raise BadInputFile(where, twice)  # one field under both its names: which counts would be a guess
     return data
 
 
@@ -235,7 +240,9 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
     read (:func:`first_read` makes it before anything is sent). After it, a line that is not JSON (``NaN`` and
     ``Infinity`` are not JSON), not UTF-8, or longer than :data:`MAX_NDJSON_LINE_BYTES`, and any line that is
     not one JSON object, comes as a :class:`GameadError` (code ``invalid_json``) in the ad's place: it is
-    counted as rejected, named, and the other lines go on (a stream is not held back for one bad ad)."""
+    counted as rejected, named, and the other lines go on (a stream is not held back for one bad ad). An ad giving
+    a field under both its names (:func:`gamead_cli.ad_fields.spelled_twice_problem`) is refused the same way:
+    the file whole on its first line, else that ad (code ``ambiguous_field``)."""
     where = input_name(source)
     first = True
     with _open_lines(source) as fh:
@@ -258,11 +265,16 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
                     raise
                 yield Labeled(label, _bad_line(_line_problem(exc.problem)))
                 continue
-            first = False
+            was_first, first = first, False
             if not isinstance(data, dict) or _depth(data) > MAX_AD_DEPTH:
                 yield Labeled(label, _bad_line("not one JSON object (an ad)"))
                 continue
-            yield Labeled(label, {**data, **overrides})
+            if (twice := spelled_twice_problem(data)) is not None:
+                if was_first:  # as a first line naming a key twice: the file is refused whole, nothing sent
+                    raise BadInputFile(where, twice, number)
+                yield Labeled(label, _Ambiguous(twice))  # as a later one: this ad rejected, the others sent
+                continue
+            yield Labeled(label, with_overrides(data, overrides))
 
 
 def _line_problem(problem: str) -> str:
@@ -283,6 +295,13 @@ class _BadLine(GameadError):
     """A line of an NDJSON input that is not one JSON object (counted as rejected ``invalid_json``)."""
 
     code = "invalid_json"
+
+
+class _Ambiguous(GameadError):
+    """A line of an NDJSON input giving one field under both its names (counted as rejected
+    ``ambiguous_field``, the API's code for it)."""
+
+    code = "ambiguous_field"
 
 
 def _bad_line(message: str) -> GameadError:
@@ -932,8 +951,7 @@ def submit(
     array = loaded if isinstance(loaded, list) else None  # a JSON array of ads: sent as a batch, as NDJSON
     if array is not None and count is not None:
         raise typer.BadParameter("sends generated ads: it does not go with a file of several ads", param_hint="--count")
-    overrides = loaded if isinstance(loaded, dict) else {}
-    overrides.update(flags)
+    overrides = with_overrides(loaded if isinstance(loaded, dict) else {}, flags)
     if count is None and not file:
         overrides = complete_flag_ad(overrides)
     if quiet and (count is not None or bulk_file or array is not None):

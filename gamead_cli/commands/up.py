@@ -42,8 +42,9 @@ from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
-from gamead_core.embedded import EmbeddedNats, stack_credentials, wait_for_listener
+from gamead_core.embedded import EmbeddedNats, authorization, stack_credentials, wait_for_listener
 from gamead_core.errors import ConfigError, GameadError
+from gamead_core.log_bound import rotated
 from gamead_core.logs import ConsoleLines
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.port_claims import PortClaims
@@ -206,7 +207,16 @@ def _gamead(*args: str) -> list[str]:
 
 
 def _log_tail(path: Path, nbytes: int) -> list[str]:
-    """The lines of the last ``nbytes`` bytes of a child's log; [] if it cannot be read."""
+    """The lines of the last ``nbytes`` bytes of a child's log; [] if it cannot be read. A log holding no line
+    (emptied by its bound just before: :func:`gamead_core.log_bound.bound_log`, copytruncate) gives those of its
+    copy ``<name>.1``, where the child's last lines went, then its own."""
+    lines = _file_tail(path, nbytes)
+    if not any(line.strip() for line in lines):
+        lines = _file_tail(rotated(path), nbytes) + lines
+    return lines
+
+
+def _file_tail(path: Path, nbytes: int) -> list[str]:
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
@@ -669,6 +679,8 @@ def up(
         config, api={"port": port}, embedded={"data_dir": data_dir}, worker={"concurrency": concurrency}
     )
     in_force = config_path(config)
+    if not settings.nats.url:  # the embedded server's credentials: refused before anything starts (exit 5)
+        authorization(**_credentials(settings))
     settings.api.host = "127.0.0.1"
     # absolute: every path it prints (data, logs, gamead-up.json, the worker's --config) is for another terminal,
     # which may be in another directory (attack25 finding 9: `--data-dir rel-d` printed `logs: rel-d/logs`)

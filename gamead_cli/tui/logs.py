@@ -10,8 +10,10 @@ per process: ``api.log``, ``nats-server.log`` and ``worker-K.log`` for the worke
 (:func:`gamead_core.logs.setup_logging`); an ad's lines carry its id in the ``ad_id`` field.
 
 Bounds: the first read of a file takes its last :data:`TAIL_BYTES` only; each later read takes what was
-appended, at most :data:`TAIL_BYTES` (a burst larger than that skips to its end); a file that shrank (rotated
-or truncated) is read again from its tail. The screen keeps at most :data:`MAX_LINES` lines.
+appended, at most :data:`TAIL_BYTES` (a burst larger than that skips to its end); a file replaced (another inode)
+or emptied in place and written again (``gamead up``'s copytruncate, :mod:`gamead_core.log_bound`: its first bytes
+changed), however much was written since, is read again from its start (its tail past :data:`TAIL_BYTES`). The
+screen keeps at most :data:`MAX_LINES` lines.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from gamead_core.safe_text import shown
 TAIL_BYTES = 64 * 1024
 #: lines the log screen keeps (older ones scroll away)
 MAX_LINES = 1000
+#: bytes of a file's start a follower keeps and compares at each read (:class:`FileTail`): a log's first line or
+#: more (its time, its message); a file emptied and written again is missed only if it starts with those very bytes
+HEAD_BYTES = 1024
 #: files one ad's story reads at most (a stack with more workers: the first ones by name)
 MAX_FILES = 64
 #: what ``:logs NAME`` accepts: a node id or a log file's name, never a path
@@ -112,25 +117,42 @@ def check_ad_id(ad_id: str) -> str:
     return ad_id
 
 
+def started_over(was: tuple[int, int, bytes] | None, now: tuple[int, int, bytes], offset: int | None,
+                 size: int) -> bool:
+    """Whether a followed file must be read from its start again: not read yet (``was`` or ``offset`` None), or
+    shorter than where the last read ended, or another file (``(st_dev, st_ino)`` of ``now`` differ: replaced),
+    or its first bytes changed (``now[2]`` does not start with ``was[2]``: emptied in place and written again,
+    whatever its size now). ``was``/``now``: (device, inode, the file's first :data:`HEAD_BYTES`). Pure."""
+    if was is None or offset is None or size < offset:
+        return True
+    return was[:2] != now[:2] or not now[2].startswith(was[2])
+
+
 @dataclass
 class FileTail:
     """Follows one file: :meth:`read` returns the complete lines appended since the last call (the last
-    :data:`TAIL_BYTES` at the first call), never more than ``limit`` bytes read at once."""
+    :data:`TAIL_BYTES` at the first call), never more than ``limit`` bytes read at once; a file replaced or
+    emptied and written again (:func:`started_over`) is read from its start again, its first line whole."""
 
     path: Path
     limit: int = TAIL_BYTES
     offset: int | None = None  #: where the next read starts (None: not read yet)
+    #: (device, inode, first bytes) of the file at the last read, for :func:`started_over`
+    seen: tuple[int, int, bytes] | None = field(default=None, repr=False)
 
     def read(self) -> list[str]:
         try:
             with open(self.path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                first = self.offset is None or size < self.offset  # new, or rotated / truncated
+                stat = os.fstat(fh.fileno())
+                size = stat.st_size
+                now = (stat.st_dev, stat.st_ino, os.pread(fh.fileno(), HEAD_BYTES, 0))
+                first = started_over(self.seen, now, self.offset, size)
+                self.seen = now
                 start = max(0, size - self.limit) if first else max(self.offset or 0, size - self.limit)
                 fh.seek(start)
                 data = fh.read(min(self.limit, size - start))
         except FileNotFoundError:
-            self.offset = None
+            self.offset = self.seen = None
             return []
         end = data.rfind(b"\n")
         if end < 0:  # no complete line yet (or one longer than the limit: skipped)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import ClientDisconnect
 
 from gamead_core.api.errors import (
+    AmbiguousField,
     InvalidJson,
     PayloadTooLarge,
     ValidationFailed,
@@ -22,9 +23,14 @@ from gamead_core.json_keys import (
     held_keys,
     key_names,
     may_repeat,
+    may_spell_twice,
     repeat_details,
     repeat_message,
     repeats,
+    spelled_twice,
+    twice_details,
+    twice_message,
+    two_spellings,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -46,6 +52,11 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     ``invalid_json`` naming the key (:func:`refuse_repeats`; I-JSON, RFC 7493 §2.3): pydantic keeps the last
     value, a proxy may read the first. A byte count rules it out first (:func:`gamead_core.json_keys.may_repeat`,
     ~0.3 µs an ad); a body refused for another reason keeps its error.
+
+    A body giving one field under both its names (``targetAudience`` and ``target_audience``: the model takes
+    either, :func:`gamead_core.json_keys.two_spellings`) is a 400 ``ambiguous_field`` naming both, whatever else
+    is wrong with it (pydantic would keep one and call the other an unknown field); on the hot path a byte test
+    rules it out first (:func:`gamead_core.json_keys.may_spell_twice`, both names quoted in the body).
     """
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {max_bytes}")
@@ -54,6 +65,11 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     except ValidationError as exc:
         errors = list(exc.errors(include_url=False))
     else:
+        if may_spell_twice(body, two_spellings(model)):
+            try:
+                refuse_spelled_twice(orjson.loads(body), model)
+            except orjson.JSONDecodeError as exc:  # pydantic took what RFC 8259 does not (its NaN): as below
+                raise not_json(body, exc) from None
         if may_repeat(body, key_names(model), held_keys(value)):
             refuse_repeats(body)
         return value
@@ -61,13 +77,31 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     if first.get("type") == "json_invalid":
         raise not_json(body, (first.get("ctx") or {}).get("error") or first.get("msg"))
     try:
-        orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise not_json(body, exc) from None
+    refuse_spelled_twice(data, model)
     if not first.get("loc") and first.get("type") in ("model_type", "model_attributes_type", "dict_type"):
         raise InvalidJson("the body must be a JSON object")
     details = validation_details(errors)
     raise ValidationFailed(validation_message(details), details=details)
+
+
+def spelled_twice_error(data: Any, model: type[BaseModel], what: str = "the body") -> AmbiguousField | None:
+    """The 400 ``ambiguous_field`` (``details``: ``field``, ``keys``) for ``data`` (``what``: the decoded body,
+    or an ad of a batch) when it is an object giving a field of ``model`` under both its names; else None.
+    Exact: a few dict lookups."""
+    twice = spelled_twice(data, two_spellings(model)) if isinstance(data, dict) else None
+    if twice is None:
+        return None
+    return AmbiguousField(f"{what} is ambiguous: {twice_message(twice)}", details=twice_details(twice))
+
+
+def refuse_spelled_twice(data: Any, model: type[BaseModel]) -> None:
+    """Raise :func:`spelled_twice_error`'s error for the decoded body ``data``, if any."""
+    exc = spelled_twice_error(data, model)
+    if exc is not None:
+        raise exc
 
 
 def refuse_repeats(body: bytes) -> None:

@@ -95,6 +95,13 @@ class InvalidJson(ApiError):
     status, code = 400, "invalid_json"
 
 
+class AmbiguousField(ApiError):
+    """An object of the body gives one field under both its names, JSON and Python (``targetAudience`` and
+    ``target_audience``): which value counts would be a guess (400; :func:`gamead_core.json_keys.spelled_twice`)."""
+
+    status, code = 400, "ambiguous_field"
+
+
 class DuplicateHeader(ApiError):
     """A header whose meaning is one value (``Idempotency-Key``, ``Authorization``) was sent more than once
     (400): which one would count is a guess (RFC 9110 §5.3: such a field must not repeat); ``details``:

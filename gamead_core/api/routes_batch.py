@@ -1,19 +1,19 @@
 """``POST /ads/batch``: many ads in one request, their publishes pipelined, one result per ad in order.
 
 Each ad goes through the very path of ``POST /ads`` (:meth:`gamead_core.intake.Intake.submit_many`: create the
-record, then publish the message naming its revision, each acknowledged), all of them at once: the creates
-leave together, then the publishes, and their acks are gathered, so a batch of N costs about two round trips
-instead of 2N. An item is
-reported ``queued`` only once JetStream acknowledged its message: a result with an ``id`` is a 202 that is
-never lost. An item that fails (invalid, a reused idempotency key, NATS refusing it) gets the JSON error the
+record, then publish the message naming its revision, each acknowledged), all of them at once: the creates leave
+together, then the publishes, and their acks are gathered, so a batch of N costs about two round trips instead of
+2N. An item is reported ``queued`` only once JetStream acknowledged its message: a result with an ``id`` is a 202
+that is never lost. An item that fails (invalid, a reused idempotency key, NATS refusing it) gets the JSON error the
 single route would have answered, in its place; the others are not affected.
 
-Validation: the whole body is first checked by one pydantic-core call (:func:`validated`: JSON parsing and every
-ad's strict validation in Rust, no Python object per item but the ads themselves, and an (ad, key) pair per item
-only when the body spells ``idempotencyKey``); only when that fails is the body read again item by item (:func:`parse_batch`, :func:`parse_item`), so a bad ad still gets exactly its own
-error and the others go through. Both paths accept the same ads and refuse the same requests
-(``tests/integration/test_batch_fast.py``). An ad naming a key twice gets its own ``invalid_json``, the outer
-object naming one twice is a 400 ``invalid_json`` (:func:`repeated`; I-JSON, RFC 7493 §2.3).
+Validation: the whole body is first checked by one pydantic-core call (:func:`validated`: JSON parsing and every ad's
+strict validation in Rust, no Python object per item but the ads themselves, and an (ad, key) pair per item only when
+the body spells ``idempotencyKey``); only when that fails is the body read again item by item (:func:`parse_batch`,
+:func:`parse_item`), so a bad ad still gets exactly its own error and the others go through. Both paths accept the same
+ads and refuse the same requests (``tests/integration/test_batch_fast.py``). An ad naming a key twice gets its own
+``invalid_json``, the outer object naming one twice is a 400 ``invalid_json`` (:func:`repeated`; I-JSON, RFC 7493
+§2.3); an ad naming a field both ways (``targetAudience``, ``target_audience``) its own ``ambiguous_field``.
 
 Limits: at most ``api.batch_max`` ads (more → 422 ``batch_too_large``), a body of at most
 ``api.batch_max_body_bytes`` (→ 413). Rate limits count **per ad**, from the caller's ``POST /ads`` bucket
@@ -35,8 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
-from gamead_core.api.batch_answer import answer_bytes, error, result_of
-from gamead_core.api.body import body_bytes, body_schema, not_json, refuse_repeats
+from gamead_core.api.batch_answer import answer_bytes, error, error_of, result_of
+from gamead_core.api.body import body_bytes, body_schema, not_json, refuse_repeats, spelled_twice_error
 from gamead_core.api.contract import ErrorBody, error_responses
 from gamead_core.api.errors import (
     BatchTooLarge,
@@ -102,12 +102,13 @@ async def _nothing() -> list[Queued | GameadError]:
 
 
 def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
-    """One decoded item → (the ad, its idempotency key or None), or its ``validation_failed`` error. Pure.
-
-    The ad is validated exactly as ``POST /ads`` validates its body (pydantic strict mode)."""
+    """One decoded item → (the ad, its idempotency key or None), or its error (``validation_failed``, or
+    ``ambiguous_field``: a field under both its names). Pure. Validated as ``POST /ads`` validates its body."""
     if not isinstance(item, dict):
         return error("validation_failed", "an item must be a JSON object (an ad)",
                       [{"loc": "(item)", "msg": f"got {type(item).__name__}", "type": "model_type"}])
+    if (twice := spelled_twice_error(item, AdSubmission, "the ad")) is not None:
+        return error_of(twice)
     key = item.get(KEY_FIELD)
     if KEY_FIELD in item:
         problem = (idempotency_key_problem(key) if isinstance(key, str)
@@ -182,8 +183,7 @@ def repeated(body: bytes, held: int) -> dict[int, dict[str, Any]]:
 
 def _check_size(body: bytes, max_bytes: int) -> None:
     if len(body) > max_bytes:
-        raise PayloadTooLarge(
-            f"the body is {len(body)} bytes; the limit is {max_bytes} (api.batch_max_body_bytes)")
+        raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {max_bytes} (api.batch_max_body_bytes)")
 
 
 def validated(body: bytes, batch_max: int, max_bytes: int) -> tuple[list[AdSubmission], list[str | None] | None] | None:

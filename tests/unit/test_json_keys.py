@@ -68,3 +68,29 @@ def test_repeats_name_each_repeat_with_its_object_s_path_in_text_order() -> None
     found = [(r.key, where(r.path)) for r in repeats(text)]
     assert found == [("c", "ads[1].b"), ("title", "ads[1]"), ("ads", "")]
     assert text[next(repeats(text)).offset:].startswith('"c": 2')
+
+
+def test_the_submission_fields_with_two_names_are_found() -> None:
+    from gamead_core.json_keys import two_spellings
+
+    assert [(s.alias, s.name) for s in two_spellings(AdSubmission)] == [
+        ("targetAudience", "target_audience"), ("visualElements", "visual_elements"),
+        ("callToAction", "call_to_action")]
+
+
+@given(text=ad_text(200) | TRICKY, escape=st.booleans(), both=st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_the_byte_prefilter_of_a_field_under_both_names_never_misses_one(
+        text: str, escape: bool, both: bool) -> None:
+    from gamead_core.json_keys import may_spell_twice, spelled_twice, two_spellings
+
+    sent = ad("Both", description=text)
+    if both:
+        sent["target_audience"] = ["x"]
+    body = json.dumps(sent, ensure_ascii=False)
+    if escape and both:
+        body = body.replace('"target_audience"', '"' + _escaped("target_audience") + '"')
+    spellings = two_spellings(AdSubmission)
+    exact = spelled_twice(json.loads(body), spellings) is not None
+    assert exact == both
+    assert may_spell_twice(body.encode(), spellings) or not exact

@@ -1,0 +1,59 @@
+"""review26 F10: a log rotated (``gamead up``'s copytruncate, :func:`gamead_core.log_bound.bound_log`, or a file
+replaced) and then written past the follower's old offset before its next read was read from that offset: a torn
+first line, the new file's head skipped. The follower now tells a file that started over by its identity (device,
+inode) and its first bytes, and shows the new file from its first line, whole. ``gamead up``'s console line of a
+child that died just after its log was emptied names the child's last line (in ``<name>.1``), not "no output".
+No servers: files only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from gamead_cli.commands.up import _last_log_line
+from gamead_cli.tui.logs import FileTail
+from gamead_core.log_bound import bound_log, rotated
+
+
+def _lines(prefix: str, count: int) -> str:
+    return "".join(json.dumps({"ts": "2026-12-03T08:00:00+0000", "message": f"{prefix} {n}"}) + "\n"
+                   for n in range(count))
+
+
+def test_a_copytruncated_log_written_past_the_old_offset_is_shown_from_its_first_line(tmp_path: Path) -> None:
+    log = tmp_path / "worker-1.log"
+    log.write_text(_lines("old", 20), encoding="utf-8")
+    tail = FileTail(log)
+    assert len(tail.read()) == 20
+    old_offset = tail.offset
+    assert bound_log(log, limit=10)  # copied to worker-1.log.1, emptied in place: the child writes on
+    with open(log, "a", encoding="utf-8") as out:  # the child's burst, past the old offset, before the next read
+        out.write(_lines("new line number", 40))
+    assert old_offset is not None and log.stat().st_size > old_offset
+    shown = tail.read()
+    assert shown[0] == json.dumps({"ts": "2026-12-03T08:00:00+0000", "message": "new line number 0"}), shown[:2]
+    assert len(shown) == 40 and all("old" not in line for line in shown)
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(_lines("after", 1))
+    assert [json.loads(line)["message"] for line in tail.read()] == ["after 0"]  # then only what is appended
+
+
+def test_a_replaced_log_longer_than_the_old_offset_is_shown_from_its_first_line(tmp_path: Path) -> None:
+    log = tmp_path / "api.log"
+    log.write_text(_lines("old", 5), encoding="utf-8")
+    tail = FileTail(log)
+    assert len(tail.read()) == 5
+    fresh = tmp_path / "api.log.new"
+    fresh.write_text(_lines("old", 5).replace("old", "new") + _lines("more", 5), encoding="utf-8")
+    os.replace(fresh, log)  # another inode, whose first bytes differ only in a word
+    shown = [json.loads(line)["message"] for line in tail.read()]
+    assert shown[:2] == ["new 0", "new 1"] and len(shown) == 10, shown
+
+
+def test_a_log_emptied_just_before_its_child_died_names_the_last_line_of_its_copy(tmp_path: Path) -> None:
+    log = tmp_path / "worker-1.log"
+    log.write_text("starting\nerror: the last words\n", encoding="utf-8")
+    assert bound_log(log, limit=4)
+    assert log.stat().st_size == 0 and rotated(log).is_file()
+    assert _last_log_line(log) == "error: the last words"  # was "" ("no output")
