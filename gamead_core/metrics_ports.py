@@ -92,6 +92,15 @@ class WorkerMetricsPorts:
             return []
         return ["--metrics-port", str(self.port_for(worker_id))]
 
+    def local_url(self, worker_id: str) -> str | None:
+        """Where this machine reaches ``worker_id``'s ``/metrics`` (its liveness endpoint for ``gamead up``'s
+        probe): ``http://<host>:<port>/metrics`` (127.0.0.1 for a wildcard host); None when metrics are off or
+        it has no port yet."""
+        port = self.ports.get(worker_id)
+        if not self.enabled or port is None:
+            return None
+        return f"http://{self._bind_host}:{port}/metrics"
+
     def urls(self) -> str:
         return ", ".join(f"{wid} http://{self.host}:{port}/metrics" for wid, port in sorted(self.ports.items()))
 

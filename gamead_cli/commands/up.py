@@ -445,11 +445,20 @@ def _show_decision(entry: dict[str, object]) -> None:
         say(f"[cyan]↕[/] autoscaler: {escape(str(entry['reason']))}")
 
 
-def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: asyncio.Event) -> asyncio.Task[None]:
-    """The liveness probe of the local workers (:mod:`gamead_core.scaling.probe`): a worker whose registry
-    heartbeat is silent for ``registry.ttl`` is named on the console and SIGKILLed, so that the supervisor
-    restarts it (and its held ads are recovered as for any dead worker); a scale-down stops such workers first."""
+def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: asyncio.Event,
+                 metrics: WorkerMetricsPorts | None = None) -> asyncio.Task[None]:
+    """The liveness probe of the local workers and the API (:mod:`gamead_core.scaling.probe`): a child whose
+    registry heartbeat is silent for ``registry.ttl`` is asked whether it is alive (the API on its ``/healthz``, a
+    worker on its ``/metrics`` from ``metrics``; :mod:`gamead_core.scaling.answers`). One that answers is left
+    running, and the console says once that it is alive but cannot write its heartbeat (with its log's heartbeat
+    error), and once when its heartbeat is back. One that does not answer is judged on its process (stopped, idle,
+    busy, wedged: :func:`~gamead_core.scaling.probe.judge`) and, if so judged, named on the console and SIGKILLed,
+    so that the supervisor restarts it (and its held ads are recovered as for any dead worker); a scale-down stops
+    such workers first."""
+    import socket
+
     from gamead_core.registry import Registry
+    from gamead_core.scaling.answers import Answer, ask, heartbeat_error
     from gamead_core.scaling.local import worker_id_of
     from gamead_core.scaling.probe import (
         HeartbeatProbe,
@@ -463,6 +472,7 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
     registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                         timeout=settings.nats.request_timeout)
     probe = HeartbeatProbe(settings.registry.ttl)
+    host = socket.gethostname()  # as this machine's children announce it in their entries
     def unhealthy(name: str) -> bool:
         child = scaler.supervisor.children.get(name)
         return probe.unhealthy(name, child.pid if child is not None else None, time.monotonic())
@@ -471,62 +481,96 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
 
     def watched() -> list[Watched]:
         out = []
-        for name in [*scaler.worker_names, API_CHILD]:  # the API is matched to its entry by pid (probe.api_key)
+        for name in [*scaler.worker_names, API_CHILD]:  # the API is matched by host and pid (probe.api_key)
             child = scaler.supervisor.children.get(name)
             if child is not None and child.alive and child.pid is not None:
-                key = api_key(child.pid) if name == API_CHILD else worker_id_of(name)
+                key = api_key(child.pid, host) if name == API_CHILD else worker_id_of(name)
                 out.append(Watched(name, key, child.pid, child.started_at))
+        for pid in [p for p in [*told, *answered] if p not in {w.pid for w in out}]:
+            told.pop(pid, None)  # gone (killed, restarted, stopped)
+            answered.pop(pid, None)
         return out
 
-    told: set[int] = set()  # pids left running while silent, already said so
+    async def check(worker: Watched) -> Answer | None:
+        if worker.name == API_CHILD:
+            return await ask(f"http://127.0.0.1:{settings.api.port}/healthz")
+        url = metrics.local_url(worker.worker_id) if metrics is not None else None
+        return await ask(url) if url is not None else None  # no /metrics: its process readings alone
+
+    told: dict[int, set[str]] = {}  # pid left running while silent → the verdicts already said of it
+    answered: dict[int, int] = {}  # pid silent → readings in a row at which it answered its liveness endpoint
 
     def replace(silent: Silent, verdict: Verdict) -> None:
         child = scaler.supervisor.children.get(silent.name)
         if child is None or child.pid != silent.pid or not child.alive:
             return  # replaced, stopped or dead meanwhile
-        say_line = silent_line(silent, verdict, settings.registry.ttl)
         if not verdict.kill:
-            if silent.pid not in told:
-                told.add(silent.pid)
-                say(say_line)
+            streak = answered[silent.pid] = answered.get(silent.pid, 0) + 1 if verdict.why == "answering" else 0
+            if streak == 1:  # a loop blocked for a while answers first and beats at the next reading: wait for it
+                return
+            if verdict.why not in told.setdefault(silent.pid, set()):
+                told[silent.pid].add(verdict.why)
+                error = (heartbeat_error(child.log_path, time.time() - silent.silent_for)
+                         if verdict.why == "answering" else None)
+                say(silent_line(silent, verdict, settings.registry.ttl, error))
             return
-        told.discard(silent.pid)
-        say(say_line)
+        told.pop(silent.pid, None)
+        answered.pop(silent.pid, None)
+        say(silent_line(silent, verdict, settings.registry.ttl))
         try:
             os.kill(silent.pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
         except ProcessLookupError:
             pass
 
     def back(worker: Watched, silent_for: float) -> None:
-        told.discard(worker.pid)
+        answered.pop(worker.pid, None)
+        said = told.pop(worker.pid, set())
+        if not said:
+            return  # nothing was said of its silence
+        if said == {"answering"}:
+            say(f"[green]✓[/] {escape(worker.name)} (pid {worker.pid}) writes its registry heartbeat again, after "
+                f"{silent_for:.1f}s of silence (alive all along); left running")
+            return
         say(f"[green]✓[/] {escape(worker.name)} (pid {worker.pid}) renewed its registry heartbeat again after "
             f"{silent_for:.1f}s of silence: it was busy, not hung; left running")
 
     return asyncio.create_task(run_probe(probe, registry.list, watched, replace, stop,
-                                         settings.registry.heartbeat_interval, on_back=back),
+                                         settings.registry.heartbeat_interval, on_back=back, check=check,
+                                         host=host),
                                name="gamead-up-probe")
 
 
-def silent_line(silent: Any, verdict: Any, ttl: float) -> str:
-    """The console line of a worker silent past ``ttl`` (``registry.ttl``, s): killed (frozen, hung or wedged,
-    and why) or left running (busy or starved of CPU), from the probe's :class:`~gamead_core.scaling.probe.Silent`
-    and :class:`~gamead_core.scaling.probe.Verdict`."""
+def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None) -> str:
+    """The console line of a child silent past ``ttl`` (``registry.ttl``, s): alive (its liveness endpoint
+    answered) but unable to write its heartbeat (``error``: its log's last heartbeat error, if known), killed
+    (frozen, hung or wedged, and why) or left running (busy or starved of CPU), from the probe's
+    :class:`~gamead_core.scaling.probe.Silent` and :class:`~gamead_core.scaling.probe.Verdict`."""
     from gamead_core.scaling.probe import BUSY_FACTOR
 
     what = (f"has not renewed its registry heartbeat for {silent.silent_for:.1f}s (registry.ttl {ttl:g}s)"
             if silent.beat_before else
             f"has written no registry heartbeat in the {silent.silent_for:.1f}s since its start")
     who = f"{escape(silent.name)} (pid {silent.pid}) {what}"
+    if verdict.why == "answering":
+        why = f"its heartbeat failed: {escape(error)}" if error else "its log names no heartbeat error yet"
+        quiet = (f"no registry heartbeat renewed for {silent.silent_for:.1f}s (registry.ttl {ttl:g}s)"
+                 if silent.beat_before else f"no registry heartbeat in the {silent.silent_for:.1f}s since its start")
+        return (f"[yellow]![/] {escape(silent.name)} (pid {silent.pid}) is alive but cannot write its heartbeat: "
+                f"{quiet}, yet {escape(verdict.answer or 'it answered')}; {why}. Left running: fix what refuses "
+                "its writes to the registry bucket (a JetStream store at its limit, its nats.max_pending_bytes; "
+                "gamead doctor)")
     cpu = (f"{verdict.cpu_used:.2f}s of CPU in the last {verdict.over:.1f}s, state {verdict.state}"
            if verdict.cpu_used is not None and verdict.over is not None else "")
+    answer = f"; {escape(verdict.answer)}" if verdict.answer else ""
     if verdict.why == "busy":
-        return (f"[yellow]![/] {who} but it is running ({cpu}): busy or starved of CPU, not hung; waiting up to "
-                f"{verdict.limit:g}s of silence ({BUSY_FACTOR:g} × registry.ttl) before killing it")
+        return (f"[yellow]![/] {who} but it is running ({cpu}{answer}): busy or starved of CPU, not hung; waiting "
+                f"up to {verdict.limit:g}s of silence ({BUSY_FACTOR:g} × registry.ttl) before killing it")
     if verdict.why == "wedged":
         return (f"[yellow]![/] {who}, past the {verdict.limit:g}s a busy worker gets ({BUSY_FACTOR:g} × "
-                f"registry.ttl), though it kept using CPU ({cpu}): wedged; killing it (SIGKILL) to restart it")
-    because = {"stopped": f" (it is stopped: state {verdict.state})",
-               "idle": f" (it used no CPU in the last {verdict.over or 0:.1f}s, state {verdict.state})"}
+                f"registry.ttl), though it kept using CPU ({cpu}{answer}): wedged; killing it (SIGKILL) to restart it")
+    because = {"stopped": f" (it is stopped: state {verdict.state}{answer})",
+               "idle": f" (it used no CPU in the last {verdict.over or 0:.1f}s, state {verdict.state}{answer})",
+               "unknown": f" ({escape(verdict.answer)})" if verdict.answer else ""}
     return (f"[yellow]![/] {who}: frozen or hung; killing it (SIGKILL) to restart it"
             f"{because.get(verdict.why, '')}")
 
@@ -556,7 +600,7 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
 
 
 async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
-                     autoscaling: bool, *, recovery: bool) -> None:
+                     autoscaling: bool, *, recovery: bool, metrics: WorkerMetricsPorts | None = None) -> None:
     """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
     recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not."""
     import nats
@@ -609,7 +653,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             from gamead_core.worker.reaper import recover_exited
 
             scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
-            probe = _start_probe(settings, nc, link.js, scaler, stop)
+            probe = _start_probe(settings, nc, link.js, scaler, stop, metrics)
         if autoscaling and nc is not None:
             deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
                                              on_decision=_show_decision)
@@ -793,7 +837,8 @@ def up(
         # the stack is up: a child refused from now on (a restart, a new worker) is retried with back-off and the
         # rest keeps running; a refusal of a first start (above) still ends up with the child's message
         stack.sup.settled = True
-        asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0))
+        asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0,
+                               metrics=metrics))
     except _StopRequested:
         say("stopping before the start finished …")
     finally:

@@ -1,6 +1,7 @@
 """A liveness probe of local workers and the API (``gamead up``): a process whose registry heartbeat is not
-renewed for the registry's liveness bound is replaced, as a Kubernetes liveness probe replaces a container (the
-API too since a drill froze it, ``kill -STOP``, for 21 s and ``gamead up`` never named it).
+renewed for the registry's liveness bound, and which does not answer its own liveness endpoint either, is
+replaced, as a Kubernetes liveness probe replaces a container (the API too since a drill froze it, ``kill
+-STOP``, for 21 s and ``gamead up`` never named it).
 
 The bound is the registry's own: ``registry.ttl``, the silence after which a node's entry expires, it is gone
 from ``gamead workers`` and the autoscaler's count, and the reaper (:func:`gamead_core.worker.reaper.run_reaper`)
@@ -19,6 +20,19 @@ since the previous reading is frozen or hung and killed at once; one that kept u
 to :data:`BUSY_FACTOR` × ``registry.ttl`` of silence before it is killed as wedged (a loop spinning without
 beating), so a worker's loop that never yields again is still replaced.
 
+Silence alone never kills (review26 F7): a heartbeat is a KV *write*, and writes can fail (JetStream's store at
+its limit, "insufficient resources") while the process serves and reads work. Before :func:`judge` looks at CPU,
+``run_probe`` asks each silent process itself (its ``check``: :func:`gamead_core.scaling.answers.ask`): the API
+on its ``/healthz``, a worker on its ``/metrics`` (served from the worker's own event loop; a worker run without
+metrics has no endpoint and is judged on its process state and CPU readings alone). One that answers 200-399
+within :data:`~gamead_core.scaling.answers.ANSWER_TIMEOUT` is alive (``answering``) and left running, however
+long its silence: it cannot write its heartbeat, which is the operator's to fix. A stopped process (SIGSTOP) or
+one whose event loop is blocked or spinning does not answer, and is judged as before.
+
+Entries are matched to processes on this machine only: a worker by its id and pid, the API by its host and pid
+(:func:`api_key`), so an entry of another machine sharing the NATS (``nats.url``) whose process has the same pid
+never stands in for a local process's heartbeat.
+
 Renewals are timed on the observer's clock, when it sees an entry's ``heartbeatAt`` change, never by comparing
 clocks. What the observer could not see is no evidence: after a failed read of the registry, every worker's
 clock starts again at the next good one (a NATS restart empties the memory-stored registry too). A process
@@ -30,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +53,7 @@ from datetime import datetime
 from gamead_core.errors import error_text
 from gamead_core.proc import CpuSample, cpu_sample
 from gamead_core.registry.wire import NodeInfo
+from gamead_core.scaling.answers import Answer
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +75,11 @@ class Watched:
     started_at: float
 
 
-def api_key(pid: int) -> str:
-    """The ``worker_id`` a :class:`Watched` API process is watched under: its registry entry's id is its own
-    (random) node id, so an API entry is matched by the pid it announces."""
-    return f"api@{pid}"
+def api_key(pid: int, host: str) -> str:
+    """The ``worker_id`` a :class:`Watched` API process is watched under, ``api@<host>/<pid>``: an API entry is
+    matched by the host *and* pid it announces (its node id ``api-HOST-PID``, :func:`gamead_core.registry.nodes.
+    new_api_node_id`), so another machine's API with the same pid never stands in for ours."""
+    return f"api@{host}/{pid}"
 
 
 @dataclass(frozen=True)
@@ -81,9 +98,11 @@ class Verdict:
     """What to do with a :class:`Silent` worker (:func:`judge`). ``kill``: kill it now, or leave it running;
     ``why``: ``stopped`` (state T/t: SIGSTOP, a frozen cgroup, a debugger), ``idle`` (asleep, no CPU used
     since the previous reading: hung), ``unknown`` (its process cannot be read), ``busy`` (it used CPU, or is
-    runnable and waits for one: busy or starved, left running) or ``wedged`` (so, but silent past ``limit``);
+    runnable and waits for one: busy or starved, left running), ``wedged`` (so, but silent past ``limit``) or
+    ``answering`` (its liveness endpoint answered: alive, it only cannot write its heartbeat; left running);
     ``limit``: the silence (s) such a busy worker gets; ``cpu_used``: CPU seconds it used over the last ``over``
-    seconds (None if unknown); ``state``: its scheduler state (``R``, ``S``, ``D``, ``T`` …; None if unknown)."""
+    seconds (None if unknown); ``state``: its scheduler state (``R``, ``S``, ``D``, ``T`` …; None if unknown);
+    ``answer``: what its liveness endpoint did (:attr:`Answer.said`; None: it has none)."""
 
     kill: bool
     why: str
@@ -91,22 +110,30 @@ class Verdict:
     cpu_used: float | None = None
     over: float | None = None
     state: str | None = None
+    answer: str | None = None
 
 
 def judge(silent: Silent, ttl: float, before: CpuSample | None, now: CpuSample | None, over: float | None, *,
-          start_grace: float = START_GRACE) -> Verdict:
+          start_grace: float = START_GRACE, answer: Answer | None = None) -> Verdict:
     """Kill ``silent`` now, or leave it running? ``before``/``now``: its process's readings (state, CPU time)
-    ``over`` seconds apart, the later one taken now (None: not read). Pure."""
+    ``over`` seconds apart, the later one taken now (None: not read); ``answer``: what its liveness endpoint did
+    just now (None: it has none). One that answered (:attr:`Answer.live`) is never killed: silence alone is no
+    proof (module docstring). Pure."""
     limit = BUSY_FACTOR * ttl + (0.0 if silent.beat_before else start_grace)
-    if now is None or before is None:
-        return Verdict(True, "unknown", limit, state=now.state if now is not None else None)
-    used = round(max(0.0, now.cpu_seconds - before.cpu_seconds), 3)
+    said = answer.said if answer is not None else None
+    used = (round(max(0.0, now.cpu_seconds - before.cpu_seconds), 3)
+            if now is not None and before is not None else None)
+    state = now.state if now is not None else None
+    if answer is not None and answer.live:
+        return Verdict(False, "answering", limit, used, over if used is not None else None, state, said)
+    if now is None or before is None or used is None:
+        return Verdict(True, "unknown", limit, state=state, answer=said)
     if now.state in ("T", "t"):
-        return Verdict(True, "stopped", limit, used, over, now.state)
+        return Verdict(True, "stopped", limit, used, over, now.state, said)
     if used <= 0 and now.state != "R":  # runnable (R) without CPU: waiting for a CPU, starved, not hung
-        return Verdict(True, "idle", limit, used, over, now.state)
+        return Verdict(True, "idle", limit, used, over, now.state, said)
     return Verdict(silent.silent_for > limit, "wedged" if silent.silent_for > limit else "busy", limit, used,
-                   over, now.state)
+                   over, now.state, said)
 
 
 @dataclass
@@ -173,19 +200,24 @@ async def run_probe(
     sample: Callable[[int], CpuSample | None] = cpu_sample,
     on_back: Callable[[Watched, float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    check: Callable[[Watched], Awaitable[Answer | None]] | None = None,
+    host: str | None = None,
 ) -> None:
     """Every ``interval`` s until ``stop``: ``read()`` the registry's entries, ``sample(pid)`` each worker of
-    ``workers()`` (state, CPU time), and call ``on_silent`` for each one silent past the bound with
-    :func:`judge`'s verdict (a worker left running is handed over again at each reading until it beats or is
+    ``workers()`` (state, CPU time), ``check(worker)`` each one silent past the bound (its liveness endpoint,
+    :func:`gamead_core.scaling.answers.ask`; None: it has none; all at once), and call ``on_silent`` for each
+    with :func:`judge`'s verdict (a worker left running is handed over again at each reading until it beats or is
     killed); ``on_back(worker, silent_for)`` once such a worker beats again after ``silent_for`` s. ``clock``:
-    the observer's clock (s). Never
-    raises (a failed read is logged and makes the probe :meth:`~HeartbeatProbe.blind`)."""
+    the observer's clock (s); ``host``: the machine whose entries count (default: this one's hostname, as its
+    processes announce it). Never raises (a failed read is logged and makes the probe
+    :meth:`~HeartbeatProbe.blind`; a failed check counts as no answer)."""
+    host = socket.gethostname() if host is None else host
     readings: dict[int, tuple[float, CpuSample]] = {}  # pid → (monotonic time, its previous reading)
     waiting: dict[tuple[str, int], float] = {}  # (name, pid) left running while silent → its silence (s)
     while not stop.is_set():
         try:
-            entries = {n.id if n.role == "worker" else api_key(n.pid): n
-                       for n in await read() if n.role in ("worker", "api")}
+            entries = {n.id if n.role == "worker" else api_key(n.pid, n.host): n
+                       for n in await read() if n.role in ("worker", "api") and n.host == host}
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the probe must outlive any one bad read
@@ -195,12 +227,15 @@ async def run_probe(
             watched, now = workers(), clock()
             current = {w.pid: (now, s) for w in watched if (s := sample(w.pid)) is not None}
             silent_now = set()
-            for silent in probe.observe(watched, entries, now):
+            silents = probe.observe(watched, entries, now)
+            answers = await _answers(check, [w for s in silents for w in watched if w.name == s.name])
+            for silent in silents:
                 silent_now.add((silent.name, silent.pid))
                 before = readings.get(silent.pid)
                 reading = current.get(silent.pid)
                 verdict = judge(silent, probe.ttl, before[1] if before else None, reading[1] if reading else None,
-                                now - before[0] if before else None, start_grace=probe.start_grace)
+                                now - before[0] if before else None, start_grace=probe.start_grace,
+                                answer=answers.get((silent.name, silent.pid)))
                 if not verdict.kill:
                     waiting[(silent.name, silent.pid)] = silent.silent_for
                 try:
@@ -217,6 +252,24 @@ async def run_probe(
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except TimeoutError:
             pass
+
+
+async def _answers(check: Callable[[Watched], Awaitable[Answer | None]] | None,
+                   workers: list[Watched]) -> dict[tuple[str, int], Answer]:
+    """``check`` each of ``workers`` at once: (name, pid) → its answer; none for one without an endpoint. A check
+    that raises counts as no answer (its error said)."""
+    if check is None or not workers:
+        return {}
+    got = await asyncio.gather(*(check(w) for w in workers), return_exceptions=True)
+    out = {}
+    for w, answer in zip(workers, got, strict=True):
+        if isinstance(answer, asyncio.CancelledError):
+            raise answer
+        if isinstance(answer, BaseException):
+            out[(w.name, w.pid)] = Answer(False, f"its liveness check failed: {error_text(answer)}")
+        elif answer is not None:
+            out[(w.name, w.pid)] = answer
+    return out
 
 
 __all__ = ["BUSY_FACTOR", "START_GRACE", "HeartbeatProbe", "Silent", "Verdict", "Watched", "api_key", "judge",

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from gamead_core.proc import CpuSample
 from gamead_core.registry.wire import NodeInfo
+from gamead_core.scaling.answers import Answer, heartbeat_error
 from gamead_core.scaling.probe import (
     BUSY_FACTOR,
     HeartbeatProbe,
     Silent,
+    Verdict,
     Watched,
+    api_key,
     judge,
     run_probe,
 )
@@ -122,6 +126,82 @@ def test_run_probe_hands_over_the_verdict_and_says_when_a_waiting_worker_beats_a
     w = [Watched("worker-1", "local-1", 100, started_at=0.0)]
     asyncio.run(run_probe(probe, read, lambda: w, lambda s, v: seen.append((v.why, v.kill)), stop, 0,
                           sample=sample, on_back=lambda worker, silent_for: back.append(silent_for),
-                          clock=lambda: float(clock["n"])))
+                          clock=lambda: float(clock["n"]), host="h"))
     assert seen == [("busy", False)] * 3 + [("stopped", True)] * 3  # readings 3-5 silent and busy; 9-11 stopped
     assert back == [5.0]  # it beat at reading 6, after 5 s of silence
+
+
+# --- review26 F7: silence alone never kills; the API's entry is matched by host and pid ----------------------
+
+
+def test_a_silent_child_that_answers_its_liveness_endpoint_is_never_killed() -> None:
+    live = Answer(True, "/healthz answered 200")
+    for before, now in ((CpuSample("S", 1.0), CpuSample("S", 1.0)), (CpuSample("T", 1.0), CpuSample("T", 1.0)),
+                        (None, None), (CpuSample("R", 1.0), CpuSample("R", 9.0))):
+        verdict = judge(_silent(99.0), 3, before, now, 0.5, answer=live)  # idle, stopped?, unknown, wedged
+        assert (verdict.kill, verdict.why, verdict.answer) == (False, "answering", "/healthz answered 200")
+    dead = Answer(False, "/healthz: no answer in 2s (ReadTimeout)")
+    idle = judge(_silent(3.5), 3, CpuSample("S", 1.0), CpuSample("S", 1.0), 0.5, answer=dead)
+    assert (idle.kill, idle.why, idle.answer) == (True, "idle", dead.said)  # no answer: judged as before
+
+
+async def _run(entries: list[list[NodeInfo]], check: object = None) -> tuple[list[Verdict], list[float]]:
+    """run_probe over one reading of ``entries`` per second of its clock; the verdicts handed over, the
+    silences ``on_back`` was told of."""
+    clock = {"n": -1}
+    seen: list[Verdict] = []
+    back: list[float] = []
+    stop = asyncio.Event()
+
+    async def read() -> list[NodeInfo]:
+        clock["n"] += 1
+        if clock["n"] >= len(entries) - 1:
+            stop.set()
+        return entries[clock["n"]]
+
+    w = [Watched("api", api_key(100, "here"), 100, started_at=0.0)]
+    await run_probe(HeartbeatProbe(ttl=2.5, start_grace=30), read, lambda: w, lambda s, v: seen.append(v), stop, 0,
+                    sample=lambda pid: CpuSample("S", 1.0), on_back=lambda _, silent_for: back.append(silent_for),
+                    clock=lambda: float(clock["n"]), check=check, host="here")  # type: ignore[arg-type]
+    return seen, back
+
+
+def _api(host: str, beat: float, pid: int = 100) -> NodeInfo:
+    return NodeInfo(id=f"api-{host}-{pid}", role="api", host=host, pid=pid, version="1", started_at=T0,
+                    heartbeat_at=T0 + timedelta(seconds=beat))
+
+
+def test_another_hosts_api_with_the_same_pid_never_stands_in_for_ours() -> None:
+    """Our API (pid 100 on ``here``) beats once, then falls silent while an API of another machine sharing the
+    NATS, also pid 100, keeps beating: ours is still found silent and killed (idle, no endpoint answering)."""
+    readings = [[_api("here", 0.0)]] + [[_api("here", 0.0), _api("elsewhere", float(t))] for t in range(1, 7)]
+    seen, _ = asyncio.run(_run(readings))
+    assert [(v.why, v.kill) for v in seen] == [("idle", True)] * 4  # readings 3-6: silent past 2.5 s
+
+
+def test_a_silent_child_answering_is_left_running_each_reading_until_it_beats_again() -> None:
+    asked: list[str] = []
+
+    async def check(worker: Watched) -> Answer:
+        asked.append(worker.name)
+        return Answer(True, "/healthz answered 200")
+
+    readings = [[_api("here", 0.0)]] * 6 + [[_api("here", 6.0)]] * 2
+    seen, back = asyncio.run(_run(readings, check))
+    assert [(v.why, v.kill) for v in seen] == [("answering", False)] * 3  # readings 3-5; it beat at 6
+    assert asked == ["api"] * 3  # asked only while silent
+    assert back == [5.0]
+
+
+def test_the_heartbeat_error_said_is_the_logs_last_of_this_outage(tmp_path: Path) -> None:
+    log = tmp_path / "api.log"
+    failed = ('{"ts": "%s", "level": "WARNING", "logger": "gamead_core.registry.beat", "message": "heartbeat failed '
+              '(retrying every 0.5s): %s"}\n')
+    since = datetime(2026, 12, 3, 8, 0, 10, tzinfo=UTC).timestamp()
+    log.write_text(failed % ("2026-12-03T08:00:01+0000", "an old outage") + '{"message": "heartbeat restored"}\n'
+                   + failed % ("2026-12-03T08:00:09+0000", "insufficient resources (code 10023)"))
+    assert heartbeat_error(log, since) == "insufficient resources (code 10023)"
+    assert heartbeat_error(log, since + 60) is None  # an earlier outage's line
+    log.write_text(log.read_text() + '{"message": "heartbeat restored"}\n')
+    assert heartbeat_error(log, since) is None
+    assert heartbeat_error(tmp_path / "missing.log", since) is None

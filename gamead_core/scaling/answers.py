@@ -1,0 +1,100 @@
+"""The second sign ``gamead up``'s liveness probe (:mod:`gamead_core.scaling.probe`) asks for before it kills a
+child whose registry heartbeat is silent: does the child answer over HTTP, and what did its heartbeat last fail on.
+
+A heartbeat is a KV *write*; writes can fail while the child serves and reads work (JetStream's memory or file
+store at its limit, "insufficient resources"; the child's ``nats.max_pending_bytes`` bound; the registry stream
+at its limits: review26 F7). Silence alone then says nothing about the process, so :func:`ask` asks the child
+itself, as a Kubernetes liveness probe does: the API on ``/healthz`` at the port ``gamead up`` gave it, a worker
+on its ``/metrics`` (:mod:`gamead_core.telemetry.metrics_listener`, served from the worker's own event loop,
+the loop that beats and settles ads). Both answer from the process's event loop, so a process that is stopped
+(SIGSTOP), or whose loop is blocked or spinning, does not answer within :data:`ANSWER_TIMEOUT`; one that
+answers 200-399 within it is alive. :func:`heartbeat_error` reads the child's own log for why its heartbeat
+fails, which is what the operator must fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from gamead_core.errors import error_text
+
+#: Seconds a child's liveness endpoint gets to answer (Kubernetes' ``timeoutSeconds`` is 1 s; 2 s leaves room for
+#: a loaded machine; a child that is slower is judged on its CPU readings as before).
+ANSWER_TIMEOUT = 2.0
+#: Bytes of a child's log searched, from its end, for its heartbeat's last error.
+LOG_TAIL = 65536
+_FAILED = re.compile(r"heartbeat failed \(retrying every [^)]*\): (.*)")
+_RESTORED = "heartbeat restored"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a child's liveness endpoint did: ``live`` (it answered 200-399 within the deadline) and ``said``
+    (``/healthz answered 200``, ``/healthz: no answer in 2s (ReadTimeout)``, ``/healthz answered 503``)."""
+
+    live: bool
+    said: str
+
+
+async def ask(url: str, timeout: float = ANSWER_TIMEOUT) -> Answer:
+    """GET ``url`` (a child's ``/healthz`` or ``/metrics``, on 127.0.0.1), at most ``timeout`` seconds in all.
+    Live: an answer 200-399, the rule of a Kubernetes HTTP liveness probe; a refused connection, a timeout or
+    another status is not. Never raises."""
+    path = httpx.URL(url).path
+    try:
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
+            answer = await client.get(url)
+    except httpx.TimeoutException as exc:
+        return Answer(False, f"{path}: no answer in {timeout:g}s ({type(exc).__name__})")
+    except httpx.HTTPError as exc:
+        return Answer(False, f"{path}: {error_text(exc) or type(exc).__name__}")
+    return Answer(200 <= answer.status_code < 400, f"{path} answered {answer.status_code}")
+
+
+def heartbeat_error(log: Path, since: float, slack: float = 2.0) -> str | None:
+    """Why the child whose log is ``log`` cannot write its heartbeat: the error of its last ``heartbeat failed``
+    line (:func:`gamead_core.registry.beat.run_heartbeat` logs one per outage) when it is later than a
+    ``heartbeat restored`` line and, for a JSON line (``ts``), not older than ``since`` - ``slack`` (epoch
+    seconds: the silence's start; ``ts`` has whole seconds). None when the last :data:`LOG_TAIL` bytes hold no
+    such line or the log cannot be read."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - LOG_TAIL))
+            lines = fh.read(LOG_TAIL).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if "heartbeat" not in line:
+            continue
+        message, at = line, None
+        if line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line)
+                message, at = str(record.get("message", "")), record.get("ts")
+            except ValueError:
+                pass
+        if _RESTORED in message:
+            return None
+        if found := _FAILED.search(message):
+            if at is not None and _epoch(str(at)) < since - slack:
+                return None  # an earlier outage's
+            return found.group(1).strip()
+    return None
+
+
+def _epoch(ts: str) -> float:
+    """Epoch seconds of a log line's ``ts`` (``2026-12-03T08:39:34+0000``); +inf when unreadable (not ruled out)."""
+    try:
+        return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return float("inf")
+
+
+__all__ = ["ANSWER_TIMEOUT", "Answer", "ask", "heartbeat_error"]
