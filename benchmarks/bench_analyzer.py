@@ -20,9 +20,10 @@ outputs for every ad. Pure CPU, one process, no I/O: not a throughput figure of 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,23 +43,33 @@ Analyse = Callable[[Any], Any]
 
 
 def load_baseline(ref: str | None) -> tuple[str, Analyse]:
-    """The analyser to compare with: ``gamead_core/worker/analyzer.py`` at git revision ``ref`` (loaded as a module
-    of its own from ``git show``); by default the ``rules-1`` analyser as first written, at the commit the
-    equivalence test reads it from (``REFERENCE_COMMIT``). Raises ``CalledProcessError`` without that history."""
+    """The analyser to compare with: ``gamead_core/worker/analyzer.py`` at git revision ``ref``, with its
+    ``analyzer_*.py`` parts there (loaded as modules of their own from ``git show``); by default the ``rules-1``
+    analyser as first written, at the commit the equivalence test reads it from (``REFERENCE_COMMIT``). Raises
+    ``CalledProcessError`` without that history."""
     if ref is None:
         from tests.unit.test_analyzer_equivalence import REFERENCE_COMMIT  # noqa: PLC0415
 
         return f"rules-1 before the change (at {REFERENCE_COMMIT[:7]})", load_baseline(REFERENCE_COMMIT)[1]
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:gamead_core/worker/analyzer.py"],
-                            check=True, capture_output=True, text=True).stdout
-    with tempfile.TemporaryDirectory(prefix="gamead-bench-analyzer-") as tmp:
-        path = Path(tmp) / "baseline_analyzer.py"
-        path.write_text(source)
-        spec = importlib.util.spec_from_file_location("baseline_analyzer", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-        spec.loader.exec_module(module)
+    git = ["git", "-C", str(ROOT)]
+    names = subprocess.run([*git, "ls-tree", "--name-only", ref, "gamead_core/worker/"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    # analyzer.py and, from the split on, its analyzer_*.py parts, each loaded as baseline_<name> (their imports
+    # of one another rewritten to match), so no part of the baseline comes from this tree
+    parts = [Path(n).stem for n in names if Path(n).name.startswith("analyzer") and n.endswith(".py")]
+    tmp = Path(tempfile.mkdtemp(prefix="gamead-bench-analyzer-"))
+    for stem in parts:
+        source = subprocess.run([*git, "show", f"{ref}:gamead_core/worker/{stem}.py"],
+                                check=True, capture_output=True, text=True).stdout
+        for other in parts:
+            source = source.replace(f"gamead_core.worker.{other} ", f"baseline_{other} ")
+        (tmp / f"baseline_{stem}.py").write_text(source)
+    sys.path.insert(0, str(tmp))
+    try:
+        module = importlib.import_module("baseline_analyzer")
+    finally:
+        sys.path.remove(str(tmp))
+        shutil.rmtree(tmp, ignore_errors=True)
     return f"gamead_core/worker/analyzer.py at {ref}", module.analyze
 
 

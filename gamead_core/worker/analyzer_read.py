@@ -1,0 +1,148 @@
+"""What the analyser's rules read from an ad, worked out once: the compiled vocabularies, the genre table entry a
+genre field names, an audience tag's age band and audience, and the title and description (``_read``)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Set as AbstractSet
+from typing import Final, NamedTuple
+
+from gamead_core.models import AdSubmission
+from gamead_core.worker.analyzer_tables import (
+    ACTION_VERBS,
+    DESCRIPTION_VERBS,
+    GENERIC_VERBS,
+    GENERIC_VISUALS,
+    GENRES,
+    INCENTIVES,
+    SECOND_PERSON,
+    URGENCY,
+    GenreProfile,
+)
+from gamead_core.worker.analyzer_text import (
+    _ascii_words,
+    _find,
+    _join,
+    _q,
+    _stem_all,
+    _stems,
+    _Text,
+    _text,
+    _Vocab,
+    _vocab,
+    _words,
+)
+
+_AGE_RANGE = re.compile(r"\b(\d{1,2})\s*(?:-|–|to)\s*(\d{1,2})\b")
+_AGE_UNDER = re.compile(r"\bunder[\s-]*(\d{1,2})\b", re.IGNORECASE)
+_AGE_PLUS = re.compile(r"\b(\d{1,2})\s*\+")
+
+_ACTION_VERBS = _vocab(ACTION_VERBS)
+_INCENTIVES = _vocab(INCENTIVES)
+_URGENCY = _vocab(URGENCY)
+_DESCRIPTION_VERBS = _vocab(DESCRIPTION_VERBS)
+_SECOND_PERSON = _vocab(SECOND_PERSON)
+
+
+class _GenreVocab(NamedTuple):
+    aliases: _Vocab
+    audiences: _Vocab
+    keywords: _Vocab
+
+
+#: Each genre table entry's vocabularies, compiled once (keyed by the entry's name).
+_GENRE_VOCAB: Final[dict[str, _GenreVocab]] = {
+    p.name: _GenreVocab(_vocab(p.aliases), _vocab(p.audiences), _vocab(p.keywords)) for p in GENRES
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def _genre_profile(genre: str) -> GenreProfile | None:
+    """The table entry whose longest alias appears in ``genre`` (first entry wins a tie). Cached: few distinct
+    genre fields (≤ 50 characters each) reach one worker; the LRU bound keeps memory flat when many do."""
+    best: tuple[int, GenreProfile] | None = None
+    text = _text(genre)
+    for profile in GENRES:
+        for alias in _find(text, _GENRE_VOCAB[profile.name].aliases):
+            if best is None or len(alias) > best[0]:
+                best = (len(alias), profile)
+    return best[1] if best else None
+
+
+def _age_band(tag: str) -> tuple[int, int] | None:
+    if m := _AGE_RANGE.search(tag):
+        return int(m[1]), int(m[2])
+    if m := _AGE_UNDER.search(tag):
+        return 0, int(m[1]) - 1
+    if m := _AGE_PLUS.search(tag):
+        return int(m[1]), 99
+    return (0, 99) if "all ages" in tag.lower() else None
+
+
+@functools.lru_cache(maxsize=512)
+def _context_stems(genre: str) -> frozenset[str]:
+    """Stems of the genre field and of its table entry's themes: the part of the visual context that is the
+    same for every ad of a genre field (≤ 50 characters; bounded LRU cache)."""
+    profile = _genre_profile(genre)
+    return _stems(genre) | _stems(" ".join(profile.keywords if profile else ()))
+
+
+def _ages_text(profile: GenreProfile) -> str:
+    return " or ".join(f"{lo}-{hi}" if lo else f"under {hi + 1}" for lo, hi in profile.ages)
+
+
+_AGES_TEXT: Final[dict[str, str]] = {p.name: _ages_text(p) for p in GENRES}
+#: Genre name ("" for none) → its example visual elements, quoted and joined, for suggestions.
+_EXAMPLES: Final[dict[str, str]] = {
+    name: _join([_q(v) for v in visuals])
+    for name, visuals in [("", GENERIC_VISUALS), *((p.name, p.visuals) for p in GENRES)]
+}
+
+
+class _Copy(NamedTuple):
+    """The ad's title and description as several rules read them, worked out once per ad."""
+
+    title_words: int  # ``_WORD`` words in the title
+    description_words: int
+    title: _Text
+    description: _Text
+    stems: AbstractSet[str]  # ``_stems(f"{title} {description}")``
+
+
+def _read(ad: AdSubmission) -> _Copy:
+    title, description = ad.title, ad.description
+    heading, text = _text(title), _text(description)
+    if title.isascii() and description.isascii():  # lower() keeps each ASCII word, lower-cased, where it was
+        title_words, words = _ascii_words(heading), _ascii_words(text)
+        stems = _stem_all({*title_words, *words})
+        return _Copy(len(title_words), len(words), heading, text, stems)
+    return _Copy(len(_words(title)), len(_words(description)), heading, text, _stems(f"{title} {description}"))
+
+
+class _Tag(NamedTuple):
+    """What the audience-fit rule reads in one audience tag, for one genre table entry."""
+
+    banded: bool  # the tag has an age band (_age_band)
+    fitting: bool  # ... that overlaps one of the entry's typical ages
+    audience: bool  # the tag names an audience of the entry
+
+
+_PROFILES: Final[dict[str, GenreProfile]] = {p.name: p for p in GENRES}
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_tag(tag: str, genre: str) -> _Tag:
+    """``tag`` read for table entry ``genre``. Tag by tag is the same as the tags joined by " ; " (no term holds
+    a ";", and a word boundary at a tag's edge is one either way); tags (≤ 100 characters) repeat across ads, so
+    the readings are cached (bounded LRU)."""
+    band, ages = _age_band(tag), _PROFILES[genre].ages
+    fitting = band is not None and any(lo <= band[1] and band[0] <= hi for lo, hi in ages)
+    return _Tag(band is not None, fitting, bool(_find(_text(tag), _GENRE_VOCAB[genre].audiences)))
+
+
+#: Genre name ("" for none) → its themes, then the generic verbs, that are description verbs (repeats kept).
+_VERB_IDEAS: Final[dict[str, tuple[str, ...]]] = {
+    name: tuple(k for k in themes + GENERIC_VERBS if k in DESCRIPTION_VERBS)
+    for name, themes in [("", ()), *((p.name, p.keywords) for p in GENRES)]
+}
