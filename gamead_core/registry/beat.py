@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from gamead_core.errors import error_text
 from gamead_core.registry.kv import Registry
@@ -15,19 +17,36 @@ from gamead_core.shutdown import last_write
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class BeatHealth:
+    """How this node's own heartbeat fares, for what must not act on a registry it cannot write (the worker's
+    fence, :mod:`gamead_core.worker.fence`; the reaper, which must not judge deaths from a registry its own
+    beats do not reach). ``last_ok``: monotonic seconds of the last put that succeeded (the start until one
+    did); ``failing``: the last put failed."""
+
+    last_ok: float = field(default_factory=time.monotonic)
+    failing: bool = False
+
+    def unwritten_for(self, now: float) -> float:
+        """Seconds (monotonic ``now``) since the last successful put while puts fail; 0 while they succeed."""
+        return max(0.0, now - self.last_ok) if self.failing else 0.0
+
+
 async def run_heartbeat(
     registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, stop: asyncio.Event,
-    *, unfinished: Callable[[], int] | None = None,
+    *, unfinished: Callable[[], int] | None = None, health: BeatHealth | None = None,
 ) -> None:
     """Put ``snapshot()`` every ``interval`` seconds until ``stop`` is set, then delete the entry: a clean stop,
     which the reaper does not take for a death. Unless ``unfinished()`` (work the node leaves behind that the
     reaper finishes for a dead node, e.g. an API's unsettled submits: :mod:`gamead_core.worker.orphans`) is not
     0: then the entry is left to expire (``registry.ttl``), so the reaper sees a death and finishes that work.
 
-    Never raises: a failed beat is logged (once per outage) and retried at the next tick.
+    Never raises: a failed beat is logged (once per outage) and retried at the next tick; ``health`` (when
+    given) says how the puts fare.
     """
     node_id: str | None = None
     failing = False
+    health = health if health is not None else BeatHealth()
     while not stop.is_set():
         try:
             info = snapshot()
@@ -35,14 +54,15 @@ async def run_heartbeat(
             await registry.put(info)
             if failing:
                 log.info("heartbeat restored")
-            failing = False
+            failing = health.failing = False
+            health.last_ok = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a heartbeat must never take its node down
             if not failing:
                 log.warning("heartbeat failed (retrying every %.1fs): %s", interval,
                             error_text(exc))
-            failing = True
+            failing = health.failing = True
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except asyncio.TimeoutError:
@@ -63,13 +83,15 @@ async def run_heartbeat(
 
 @asynccontextmanager
 async def heartbeating(
-    registry: Registry, snapshot: Callable[[], NodeInfo], interval: float
-) -> AsyncIterator[None]:
-    """``async with heartbeating(...):`` beats while the block runs; the entry is deleted on the way out."""
+    registry: Registry, snapshot: Callable[[], NodeInfo], interval: float, health: BeatHealth | None = None,
+) -> AsyncIterator[BeatHealth]:
+    """``async with heartbeating(...) as health:`` beats while the block runs (``health``: how the puts fare, the
+    one given or a new one); the entry is deleted on the way out."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_heartbeat(registry, snapshot, interval, stop))
+    health = health if health is not None else BeatHealth()
+    task = asyncio.create_task(run_heartbeat(registry, snapshot, interval, stop, health=health))
     try:
-        yield
+        yield health
     finally:
         stop.set()
         await _settle(task, timeout=interval + 3.0)
@@ -82,4 +104,4 @@ async def _settle(task: asyncio.Task[None], timeout: float) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-__all__ = ["heartbeating", "run_heartbeat"]
+__all__ = ["BeatHealth", "heartbeating", "run_heartbeat"]

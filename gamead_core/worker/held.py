@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from collections.abc import KeysView
 
+from nats.aio.msg import Msg
+
+from gamead_core import names
 from gamead_core.registry import HeldAd
+from gamead_core.worker.budget import delivery_id
 
 #: A held delivery's key: (stream, stream sequence); a sequence alone repeats across work-stream partitions.
 HeldKey = tuple[str, int]
@@ -76,3 +80,10 @@ class HeldAds:
             if other != seq and self.unmark(other):
                 changed = True
         return changed
+
+    def hold_delivery(self, msg: Msg) -> None:
+        """Hold ``msg``, a new delivery of a work stream, not started: keyed by its stream and stream sequence, with
+        its ad id (its header; ``?`` without one), its delivery id and its ack subject."""
+        meta = msg.metadata
+        self.hold((meta.stream, meta.sequence.stream), (msg.headers or {}).get(names.HDR_AD_ID, "?"),
+                  delivery_id(meta.sequence.stream, meta.num_delivered or 1), msg.reply or "")

@@ -57,6 +57,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus
 from gamead_core.registry import HeldAd, NodeInfo, Registry, incarnation, same_incarnation
 from gamead_core.registry import deaths as node_deaths
+from gamead_core.registry.beat import BeatHealth
 from gamead_core.scaling.lease import LeaseKeeper
 from gamead_core.scaling.store import open_bucket
 from gamead_core.store.ads import AdStore
@@ -258,17 +259,22 @@ def deaths(before: dict[str, NodeInfo], after: dict[str, NodeInfo]) -> list[Node
 
 async def run_reaper(
     nc: NATS, js: JetStreamContext, store: AdStore, registry: Registry, settings: GameadSettings, me: str,
-    stop: asyncio.Event, sweeper: Sweeper | None = None,
+    stop: asyncio.Event, sweeper: Sweeper | None = None, own_beat: BeatHealth | None = None,
 ) -> None:
     """While holding the reaper lease, watch the registry and recover the ads of dead workers, queue the records
     dead API nodes left without a message (:mod:`gamead_core.worker.orphans`), and sweep the work stream for
     stranded messages with ``sweeper`` (every ``SWEEP_EVERY`` s unless given one; :mod:`gamead_core.worker.mover`).
+    A death is judged only between two good reads of one registry: none from the read after a failed one or
+    after the connection came back (a restarted nats-server's registry, a memory store, starts empty: every node
+    not yet beating again would look dead, review27 F2), and none while this process's own heartbeat
+    (``own_beat``) cannot be written (the registry refuses writes: every entry expires, the nodes live on).
     Never raises."""
     interval = settings.registry.heartbeat_interval
     keeper: LeaseKeeper | None = None
     seen: dict[str, NodeInfo] = {}
     apis: dict[str, NodeInfo] = {}
     sweeper, orphans = sweeper or Sweeper(), Orphans()
+    reconnects = -1  #: the connection's reconnect count at the last good read (-1: none yet)
     while not stop.is_set():
         try:
             if keeper is None:
@@ -280,6 +286,9 @@ async def run_reaper(
                 everyone = await registry.list()
                 nodes = {n.id: n for n in everyone if n.role == "worker"}
                 now_apis = {n.id: n for n in everyone if n.role == "api"}
+                if nc.stats.get("reconnects", 0) != reconnects or (own_beat is not None and own_beat.failing):
+                    seen, apis = {}, {}  # no two good reads of one registry yet: judge nothing this round
+                reconnects = nc.stats.get("reconnects", 0)
                 for dead in deaths(seen, nodes) + api_deaths(apis, now_apis):
                     if dead.id not in nodes and dead.id not in now_apis:
                         _, deleted = await registry.lookup(dead.id)
@@ -299,6 +308,7 @@ async def run_reaper(
             raise
         except Exception as exc:  # noqa: BLE001 - the reaper must outlive any one bad round
             log.warning("reaper: %s", error_text(exc))
+            reconnects = -1  # the next good read only starts the view again
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval / 2)
         except asyncio.TimeoutError:

@@ -1,15 +1,16 @@
 """The worker process: pull ads with aging, analyse them, record the result, acknowledge.
 
-Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull for the free slots and,
-at a backlog, ``worker.prefetch`` more → start the best in aging order, one task per ad; the rest wait in the
-prefetch buffer, :mod:`gamead_core.worker.prefetch`) → hand the buffer back and drain on shutdown.
-Delivery is at-least-once; every record write is a compare-and-set, and a redelivered ad whose record is
-already final is acknowledged without being analysed again, so each ad completes exactly once.
+Read top-down: connect → topology → adopt what a dead predecessor held → loop(pull for the free slots and, at a
+backlog, ``worker.prefetch`` more → start the best in aging order, one task per ad; the rest wait in the prefetch
+buffer, :mod:`.prefetch`) → hand the buffer back and drain on shutdown. Delivery is at-least-once; every record
+write is a compare-and-set, and a redelivered ad whose record is already final is acknowledged without being
+analysed again, so each ad completes exactly once.
 
 One ad: :class:`~gamead_core.worker.handle.AdHandler` (record → checks → analyse → outcome → ack/nak), inside
 hooks (:mod:`gamead_core.worker.hooks`, as dramatiq's middleware: keep-alive, time limit, faults); outcomes are
-written by :mod:`.settle`; our storage failing is never the ad's fault (:mod:`.storage_pause`). An idle worker
-woken by an ad at a steady flow lets more join it first (:mod:`.linger`). Counters: :mod:`.counters`.
+written by :mod:`.settle`; our storage failing is never the ad's fault (:mod:`.storage_pause`); a heartbeat that
+cannot be written stops the pulls (:mod:`.fence`). An idle worker woken by an ad at a steady flow lets more join
+it first (:mod:`.linger`). Counters: :mod:`.counters`.
 
 Shutdown (SIGTERM/SIGINT): stop pulling, hand the prefetched ads back at once, let in-flight ads finish for
 up to ``worker.drain_timeout``, then hand the rest back (attempt refunded, ``nak``); writes and acks shielded.
@@ -28,7 +29,6 @@ import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import error_text
 from gamead_core.ids import new_worker_id
@@ -41,13 +41,14 @@ from gamead_core.queue.refusal import stop_if_stale
 from gamead_core.queue.pull import AgingPuller
 from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import HeldAd, NodeInfo, Registry, WorkerSelf, heartbeating, worker_node_info
+from gamead_core.registry.beat import BeatHealth
 from gamead_core.shutdown import close_connection
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.histogram import LatencyBuckets
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.announce import announcement, beat_head
-from gamead_core.worker.budget import delivery_id
 from gamead_core.worker.counters import WorkerStats
+from gamead_core.worker.fence import Fence
 from gamead_core.worker.handle import AdHandler
 from gamead_core.worker.handback import bound_broken, hand_back, over_bound
 from gamead_core.worker.held import HeldAds, HeldKey
@@ -98,6 +99,7 @@ class Worker:
         self._slot_time: float | None = None  #: recent mean seconds an ad holds a slot (prefetch_depth)
         self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
         self._pause = StoragePause(self.stats)
+        self._fence = Fence(BeatHealth(), settings.registry.ttl, settings.registry.heartbeat_interval, self.id)
         self._abort = asyncio.Event()
         self._pull_problem: str | None = None
 
@@ -113,16 +115,15 @@ class Worker:
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Run the worker until ``stop`` is set, then drain; returns once every held ad is settled or handed
-        back and the NATS connection is closed. Connects (retrying for 30 s), ensures the topology, adopts what a
-        dead predecessor with this id held, then runs up to ``worker.concurrency`` ads at a time, best first with
-        aging (up to ``worker.prefetch`` more buffered), through the hooks (:mod:`.hooks`). After ``stop``: no
-        new pulls, buffered ads handed back (``nak``), in-flight ads get up to ``worker.drain_timeout`` s
-        (:meth:`hand_back_now` cuts it), the rest handed back (refunded). Raises ``QueueUnavailable`` if NATS
-        cannot be reached at start, ``TopologyError`` if a stream exists with an incompatible config, or after the
-        drain ``PartitionsChanged`` (the queue repartitioned under it) or ``CredentialsRefused`` (refused for
-        ``nats.refused_exit_after`` s: :mod:`gamead_core.queue.refusal`); errors of single ads or pulls are logged
-        and never end the run."""
+        """Run until ``stop`` is set, then drain; returns once every held ad is settled or handed back and NATS is
+        closed. Connects (retrying for 30 s), ensures the topology, adopts what a dead predecessor with this id
+        held, then runs up to ``worker.concurrency`` ads at a time, best first with aging (up to ``worker.prefetch``
+        more buffered), through the hooks (:mod:`.hooks`). After ``stop``: no new pulls, buffered ads handed back
+        (``nak``), in-flight ads get up to ``worker.drain_timeout`` s (:meth:`hand_back_now` cuts it), the rest
+        handed back (refunded). Raises ``QueueUnavailable`` (NATS unreachable at start), ``TopologyError`` (a stream
+        with an incompatible config), after the drain ``PartitionsChanged`` (repartitioned under it) or
+        ``CredentialsRefused`` (for ``nats.refused_exit_after`` s, :mod:`gamead_core.queue.refusal`); errors of
+        single ads or pulls are logged and never end the run."""
         nc = await connect(self.settings.nats, self.nats_url, name=f"gamead-worker {self.id}", retry_for=30)
         self._nc = nc
         metrics_server = None
@@ -150,10 +151,11 @@ class Worker:
             await puller.start()
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
-            reaper = asyncio.create_task(run_reaper(nc, js, store, registry, self.settings, self.id, stop))
+            reaper = asyncio.create_task(run_reaper(nc, js, store, registry, self.settings, self.id, stop,
+                                                    own_beat=self._fence.health))
             stale = asyncio.create_task(stop_if_stale(nc, js, self.settings, self.nats_url, stop))  # exit 5 ends
             async with heartbeating(registry, lambda: self._snapshot(draining=stop.is_set()),
-                                    self.settings.registry.heartbeat_interval):
+                                    self.settings.registry.heartbeat_interval, self._fence.health):
                 try:
                     await self._loop(puller, stop)
                 finally:
@@ -211,8 +213,10 @@ class Worker:
         ws = self.settings.worker
         try:
             while not stop.is_set():
-                pause = self._pause.paused_for()
-                if pause > 0:  # our storage failed: pulling more would only hand them back
+                pause = self._pause.paused_for() or (1.0 if self._fence.closed(time.monotonic()) else 0.0)
+                if pause > 0:  # our storage failed (pulling more would only hand them back), or our heartbeat
+                    if buffer and self._fence.closed(time.monotonic()):  # is not written: hand back (.fence)
+                        await self._hand_back(why="its heartbeat cannot be written: its registry entry will expire")
                     await asyncio.wait({stopping}, timeout=pause)
                     continue
                 free = self._slots.free(len(self._tasks), blocked=self._gate.blocked)
@@ -264,16 +268,12 @@ class Worker:
             now = time.time()
             step = self.settings.queue.aging_step
             for msg in msgs:
-                meta = msg.metadata
-                ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "?")
-                self._held.hold((meta.stream, meta.sequence.stream), ad_id,
-                                delivery_id(meta.sequence.stream, meta.num_delivered or 1), msg.reply or "")
+                self._held.hold_delivery(msg)
                 self._keepalive.hold(msg)
                 buffer.push(msg, delivery_key(msg, now, step))
         fast = self.settings.worker.processing_mark_after > 0
         starting = [buffer.pop() for _ in range(min(free, len(buffer)))]
-        if starting:
-            self._last_start = time.monotonic()
+        self._last_start = time.monotonic() if starting else self._last_start
         ws = self.settings.worker  # the bound holds whatever the pull brought (gamead_core.worker.handback)
         depth = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
         await self._hand_back(over_bound(buffer, depth), "beyond the buffer's bound")

@@ -21,7 +21,7 @@ import pytest
 from nats.js.api import StorageType, StreamConfig
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import pid_alive, up_stack, wait_for
+from tests.support import ad, pid_alive, up_stack, wait_for
 
 TTL = 3.0
 MAX_MEMORY = 8 * 1024 * 1024  #: the test server's ``max_memory_store`` ("8MB")
@@ -102,6 +102,44 @@ def test_an_api_and_a_worker_that_cannot_write_their_heartbeat_are_left_serving_
             assert up.output().count(back) == 1
             wait_for(beating, timeout=30, what="both entries in the registry again")
             assert (up.running_pid("api"), up.running_pid("worker-1")) == (api, worker)
+    finally:
+        up.kill_everything()
+        server.stop()
+
+
+@pytest.mark.timeout(180)
+def test_an_ad_running_on_a_worker_that_cannot_write_its_heartbeat_is_analysed_once_and_never_charged(
+        tmp_path: Path) -> None:
+    """review27 F1: left running, the worker went on while the reaper (in that very worker) took its expired entry
+    for a death: the ad it was analysing was charged an attempt (``WorkerLost``), set back to queued and NAKed,
+    so it ran twice. Now the worker takes no work once its heartbeat has not been written for ttl - one beat
+    (gamead_core.worker.fence), and a reaper whose own heartbeat fails judges no death: the ad runs once."""
+    server = EmbeddedNats(tmp_path / "nats", max_memory="8MB").start()
+    (tmp_path / "config.yaml").write_text(f"registry: {{ttl: {TTL:g}, heartbeat_interval: 0.5}}\n")
+    up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", GAMEAD_NATS__URL=server.url, **FAST,
+                  GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="8000").start()
+    try:
+        up.wait_ready()
+        worker = up.pid_of("worker-1")
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            ad_id = client.post("/ads", json=ad("Long Running")).json()["id"]
+
+            def announced() -> bool:  # the worker holds it, and says so in its entry
+                items = client.get("/v1/workers").json()["items"]
+                return any(n.get("pid") == worker and n.get("holding") for n in items)
+
+            wait_for(announced, timeout=30, what="worker-1 to announce the ad it runs")
+            assert asyncio.run(_fill_memory(server.url)) > MAX_MEMORY
+            wait_for(lambda: f"worker-1 (pid {worker}) is alive but cannot write its heartbeat" in up.output(),
+                     timeout=30, what="gamead up to say worker-1 cannot write its heartbeat")
+            record = wait_for(lambda: (r := client.get(f"/ads/{ad_id}").json())["status"] == "completed" and r,
+                              timeout=60, what="the ad to complete")
+            assert record["attempts"] == 1, record
+            assert not record.get("error") and not record.get("suspect"), record
+            log = (up.data_dir / "logs" / "worker-1.log").read_text()
+            assert "died holding" not in log and "charged an attempt" not in log, log[-3000:]
+            assert "heartbeat not written for" in log  # the fence closed, and said so
+            assert up.running_pid("worker-1") == worker
     finally:
         up.kill_everything()
         server.stop()

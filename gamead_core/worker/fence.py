@@ -1,0 +1,55 @@
+"""A worker whose own heartbeat cannot be written stops taking work before the reaper takes it for dead.
+
+The registry entry is the worker's lease on what it holds: when it expires (``registry.ttl`` after the last put
+that succeeded) the reaper recovers the ads it announced, charging and handing back the one it was running
+(:mod:`gamead_core.worker.reaper`). Puts can fail while the worker itself is well (JetStream's memory store,
+where the registry bucket lives, at its limit: ``insufficient resources``; its own ``nats.max_pending_bytes``),
+and ``gamead up`` then leaves a worker that answers its ``/metrics`` running (review27 finding F1): if it went on
+pulling, the reaper would recover ads it is still analysing, and they would run twice.
+
+So, one heartbeat interval before its entry can expire (``registry.ttl`` − ``registry.heartbeat_interval`` of
+failed puts), the worker *fences* itself, as a holder of a lapsing lease does: it pulls nothing and hands its
+buffered (never started) ads back at once, uncharged; analyses already running finish and write their outcomes
+(the ads' bucket is not the registry's). The first put that succeeds lifts the fence. Each change is logged once.
+What is left: an analysis still running when the entry expires is recovered by the reaper like any dead
+worker's (an analysis longer than one heartbeat interval, during such an outage).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gamead_core.registry.beat import BeatHealth
+
+log = logging.getLogger(__name__)
+
+
+class Fence:
+    """The fence of one worker over its heartbeat's ``health``: :meth:`closed` says whether it may take work."""
+
+    def __init__(self, health: BeatHealth, ttl: float, interval: float, worker_id: str = "") -> None:
+        self.health = health
+        #: seconds of failed puts after which the worker takes no work: one beat before its entry can expire
+        self.after = max(interval, ttl - interval)
+        self._ttl = ttl
+        self._worker_id = worker_id
+        self._closed = False
+
+    def closed(self, now: float) -> bool:
+        """True while the heartbeat has not been written for :attr:`after` seconds (monotonic ``now``); logs when
+        the fence closes and when it lifts. Pure but for that log line."""
+        closed = self.health.unwritten_for(now) >= self.after
+        if closed != self._closed:
+            extra = {"worker_id": self._worker_id}
+            if closed:
+                log.warning("heartbeat not written for %.1f s (registry.ttl %.1f s): taking no work and handing "
+                            "buffered ads back until it is, so the reaper, which will take this worker for dead, "
+                            "never recovers an ad it still runs", self.health.unwritten_for(now), self._ttl,
+                            extra=extra)
+            else:
+                log.info("heartbeat written again: taking work", extra=extra)
+        self._closed = closed
+        return closed
+
+
+__all__ = ["Fence"]

@@ -1,0 +1,96 @@
+"""The reaper judges a death only between two good reads of one registry (review27 F2). The registry bucket is a
+memory stream: a restarted nats-server starts it empty, so the reaper's first read after the restart missed every
+node that had not beaten again yet, and it logged "worker … died" for live workers (recovering the ads of those
+holding some). Real nats-server, restarted; nodes beat through gamead's own heartbeat loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import nats
+import pytest
+
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.models import utcnow
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.registry import NodeInfo, Registry
+from gamead_core.registry.beat import run_heartbeat
+from gamead_core.store.ads import AdStore
+from gamead_core.worker.reaper import run_reaper
+
+SETTINGS = GameadSettings.model_validate({"registry": {"ttl": 2.0, "heartbeat_interval": 0.5}})
+
+
+async def _until(what: Callable[[], object], timeout: float, *, also: Callable[[], object] | None = None) -> None:
+    """Wait (a deadline, never a fixed sleep) until ``what()`` is truthy, calling ``also()`` between looks."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not what():
+        assert loop.time() < deadline, "timed out"
+        if also is not None:
+            try:
+                await also()  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 - NATS coming back
+                pass
+        await asyncio.sleep(0.1)
+
+
+def test_a_nats_restart_names_no_live_worker_dead_and_a_real_death_after_it_is_still_named(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = fresh_nats()
+
+    def said(node: str) -> bool:
+        return any(f"worker {node} died" in r.getMessage() for r in caplog.records)
+
+    async def main() -> None:
+        nc = await nats.connect(server.url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+        js = nc.jetstream()
+        await ensure_topology(js, SETTINGS)
+        registry = Registry(nc, js, SETTINGS.registry)
+        started = utcnow()
+        stop, dead_stop = asyncio.Event(), asyncio.Event()
+        beats: dict[str, tuple[nats.NATS, asyncio.Task[None]]] = {}
+        for node in ("live-1", "dead-1"):
+            nc_ = await nats.connect(server.url, reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+            reg = Registry(nc_, nc_.jetstream(), SETTINGS.registry)
+
+            def snap(node: str = node) -> NodeInfo:
+                return NodeInfo(id=node, role="worker", host="h", pid=4242, version="t", started_at=started,
+                                heartbeat_at=utcnow(), holding=[], ack_wait=30)
+
+            beats[node] = (nc_, asyncio.create_task(run_heartbeat(reg, snap, 0.5, stop if node == "live-1" else
+                                                                  dead_stop)))
+        reaper = asyncio.create_task(run_reaper(nc, js, await AdStore.open(nc, js), registry, SETTINGS, "r", stop))
+
+        async def listed() -> set[str]:
+            return {n.id for n in await registry.list()}
+
+        ids: set[str] = set()
+
+        async def look() -> None:
+            ids.clear()
+            ids.update(await listed())
+            await ensure_topology(js, SETTINGS)  # as the API's topology watch does after a restart
+
+        await _until(lambda: {"live-1", "dead-1"} <= ids, 20, also=look)
+        server.stop()
+        server.start()
+        ids.clear()
+        await _until(lambda: {"live-1", "dead-1"} <= ids, 30, also=look)  # both beat again, into a new bucket
+        beats["dead-1"][1].cancel()  # dies now: no delete, its entry expires after the ttl
+        await _until(lambda: said("dead-1"), 30, also=look)
+        stop.set()
+        await asyncio.gather(reaper, beats["live-1"][1], return_exceptions=True)
+        for c, _ in beats.values():
+            await c.close()
+        await nc.close()
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
+        asyncio.run(main())
+    assert not said("live-1"), [r.getMessage() for r in caplog.records]
+    dead = [r.getMessage() for r in caplog.records if "worker dead-1 died" in r.getMessage()]
+    assert len(dead) == 1 and dead[0].startswith("worker dead-1 died announcing no held ad"), dead
