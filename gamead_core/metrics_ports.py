@@ -10,6 +10,12 @@ from gamead_core.port_claims import Holder, PortClaims
 from gamead_core.proc import port_free
 
 
+def url_host(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 literal in brackets (``::1`` → ``[::1]``, RFC 3986 §3.2.2), else as
+    is."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 class WorkerMetricsPorts:
     """Each local worker's ``/metrics`` port, predictable: worker ``local-<k>`` listens on ``base + k - 1``
     (``--metrics-port``; by default the API's port + 1, so 8081, 8082, … beside the API on 8080), kept for the
@@ -65,7 +71,7 @@ class WorkerMetricsPorts:
                      f"port {planned} is reserved by {other.describe()}" if other is not None else
                      f"port {planned} is taken" if planned is not None and planned <= 65535 else
                      f"port {planned} is past 65535" if planned is not None else "it has no planned port")
-            self.on_fallback(f"metrics: {taken}: {worker_id} serves http://{self.host}:"
+            self.on_fallback(f"metrics: {taken}: {worker_id} serves http://{url_host(self.host)}:"
                              f"{self.ports[worker_id]}/metrics instead")
         return self.ports[worker_id]
 
@@ -94,15 +100,16 @@ class WorkerMetricsPorts:
 
     def local_url(self, worker_id: str) -> str | None:
         """Where this machine reaches ``worker_id``'s ``/metrics`` (its liveness endpoint for ``gamead up``'s
-        probe): ``http://<host>:<port>/metrics`` (127.0.0.1 for a wildcard host); None when metrics are off or
-        it has no port yet."""
+        probe): ``http://<host>:<port>/metrics`` (127.0.0.1 for a wildcard host, an IPv6 one bracketed:
+        ``http://[::1]:8081/metrics``); None when metrics are off or it has no port yet."""
         port = self.ports.get(worker_id)
         if not self.enabled or port is None:
             return None
-        return f"http://{self._bind_host}:{port}/metrics"
+        return f"http://{url_host(self._bind_host)}:{port}/metrics"
 
     def urls(self) -> str:
-        return ", ".join(f"{wid} http://{self.host}:{port}/metrics" for wid, port in sorted(self.ports.items()))
+        return ", ".join(f"{wid} http://{url_host(self.host)}:{port}/metrics"
+                         for wid, port in sorted(self.ports.items()))
 
     def rule(self, most: int) -> str:
         """How the ports are chosen, for the start-up line: ``local-k on port 8080+k (up to local-4)``."""
@@ -110,4 +117,4 @@ class WorkerMetricsPorts:
         return f"local-k on port {offset}+k, up to local-{most}" if offset else f"local-k on port k, up to local-{most}"
 
 
-__all__ = ["WorkerMetricsPorts"]
+__all__ = ["WorkerMetricsPorts", "url_host"]

@@ -801,9 +801,10 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
 
 
 def generated_ads(count: int, seed: int, overrides: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """``count`` generated ads with ``overrides`` (from a file and/or flags) applied to each."""
+    """``count`` generated ads with ``overrides`` (from a file and/or flags) applied to each: a field overridden
+    under either of its names replaces the generated one (:func:`~gamead_cli.ad_fields.with_overrides`)."""
     for ad in generate_ads(count, seed):
-        yield {**ad, **overrides}
+        yield with_overrides(ad, overrides)
 
 
 def submit_bulk(

@@ -458,7 +458,7 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
     import socket
 
     from gamead_core.registry import Registry
-    from gamead_core.scaling.answers import Answer, ask, heartbeat_error
+    from gamead_core.scaling.answers import Answer, ask, heartbeat_error, liveness_client
     from gamead_core.scaling.local import worker_id_of
     from gamead_core.scaling.probe import (
         HeartbeatProbe,
@@ -490,12 +490,6 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
             told.pop(pid, None)  # gone (killed, restarted, stopped)
             answered.pop(pid, None)
         return out
-
-    async def check(worker: Watched) -> Answer | None:
-        if worker.name == API_CHILD:
-            return await ask(f"http://127.0.0.1:{settings.api.port}/healthz")
-        url = metrics.local_url(worker.worker_id) if metrics is not None else None
-        return await ask(url) if url is not None else None  # no /metrics: its process readings alone
 
     told: dict[int, set[str]] = {}  # pid left running while silent → the verdicts already said of it
     answered: dict[int, int] = {}  # pid silent → readings in a row at which it answered its liveness endpoint
@@ -534,10 +528,18 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
         say(f"[green]✓[/] {escape(worker.name)} (pid {worker.pid}) renewed its registry heartbeat again after "
             f"{silent_for:.1f}s of silence: it was busy, not hung; left running")
 
-    return asyncio.create_task(run_probe(probe, registry.list, watched, replace, stop,
-                                         settings.registry.heartbeat_interval, on_back=back, check=check,
-                                         host=host),
-                               name="gamead-up-probe")
+    async def probing() -> None:
+        async with liveness_client() as client:  # one for the probe's life, closed when it stops (review27 F4)
+            async def check(worker: Watched) -> Answer | None:
+                if worker.name == API_CHILD:
+                    return await ask(client, f"http://127.0.0.1:{settings.api.port}/healthz")
+                url = metrics.local_url(worker.worker_id) if metrics is not None else None
+                return await ask(client, url) if url is not None else None  # no /metrics: its process alone
+
+            await run_probe(probe, registry.list, watched, replace, stop, settings.registry.heartbeat_interval,
+                            on_back=back, check=check, host=host)
+
+    return asyncio.create_task(probing(), name="gamead-up-probe")
 
 
 def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None) -> str:

@@ -23,7 +23,6 @@ from gamead_core.json_keys import (
     held_keys,
     key_names,
     may_repeat,
-    may_spell_twice,
     repeat_details,
     repeat_message,
     repeats,
@@ -55,8 +54,8 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
 
     A body giving one field under both its names (``targetAudience`` and ``target_audience``: the model takes
     either, :func:`gamead_core.json_keys.two_spellings`) is a 400 ``ambiguous_field`` naming both, whatever else
-    is wrong with it (pydantic would keep one and call the other an unknown field); on the hot path a byte test
-    rules it out first (:func:`gamead_core.json_keys.may_spell_twice`, both names quoted in the body).
+    is wrong with it (pydantic would keep one and call the other an unknown field). It is looked for only on the
+    error path: every body model is ``extra="forbid"``, so such a body never validates (review27 F7).
     """
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {max_bytes}")
@@ -65,11 +64,8 @@ def parse_body(body: bytes, model: type[M], max_bytes: int) -> M:
     except ValidationError as exc:
         errors = list(exc.errors(include_url=False))
     else:
-        if may_spell_twice(body, two_spellings(model)):
-            try:
-                refuse_spelled_twice(orjson.loads(body), model)
-            except orjson.JSONDecodeError as exc:  # pydantic took what RFC 8259 does not (its NaN): as below
-                raise not_json(body, exc) from None
+        # No ambiguity check here: every body model forbids unknown fields, so a body giving a field under both its
+        # names never validates (the second name is an extra field) and is refused on the error path below.
         if may_repeat(body, key_names(model), held_keys(value)):
             refuse_repeats(body)
         return value

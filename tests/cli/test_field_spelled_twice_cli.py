@@ -56,3 +56,17 @@ def test_a_flag_replaces_the_field_the_file_gives_under_its_python_name(tmp_path
     assert result.returncode == 0, result.stderr
     shown = gamead("ads", "get", json.loads(result.stdout)["id"], "--api", api_url, "-o", "json", cwd=tmp_path)
     assert json.loads(shown.stdout)["ad"]["targetAudience"] == ["from flag"], shown.stdout
+
+
+def test_a_template_file_giving_a_python_name_is_sent_with_count(tmp_path: Path, api_url: str) -> None:
+    """``--count N`` with a one-ad file as the template: the file's ``target_audience`` replaces the generated
+    ads' ``targetAudience`` (one name sent), so all N are accepted (review27 F3: all were 400 ambiguous_field)."""
+    ad = {k: v for k, v in RPG_AD.items() if k != "targetAudience"} | {"target_audience": ["from file"]}
+    (tmp_path / "ad.json").write_text(json.dumps(ad), encoding="utf-8")
+    result = gamead("submit", "ad.json", "--count", "2", "--api", api_url, "-o", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["accepted"], summary["rejected"]) == (2, {}), summary
+    for ad_id in summary["acceptedIds"]:
+        shown = gamead("ads", "get", ad_id, "--api", api_url, "-o", "json", cwd=tmp_path)
+        assert json.loads(shown.stdout)["ad"]["targetAudience"] == ["from file"], shown.stdout

@@ -51,6 +51,21 @@ def test_a_replaced_log_longer_than_the_old_offset_is_shown_from_its_first_line(
     assert shown[:2] == ["new 0", "new 1"] and len(shown) == 10, shown
 
 
+def test_a_log_replaced_by_one_with_the_same_first_bytes_is_shown_from_its_first_line(tmp_path: Path) -> None:
+    """Only the identity (device, inode) tells this one: the new file starts with the old one's every byte."""
+    log = tmp_path / "api.log"
+    log.write_text(_lines("same", 5), encoding="utf-8")
+    tail = FileTail(log)
+    assert len(tail.read()) == 5
+    fresh = tmp_path / "api.log.new"
+    fresh.write_text(_lines("same", 5) + _lines("more", 5), encoding="utf-8")  # written past the old offset
+    before = log.stat().st_ino
+    os.replace(fresh, log)
+    assert log.stat().st_ino != before and log.read_bytes().startswith(_lines("same", 5).encode())
+    shown = [json.loads(line)["message"] for line in tail.read()]
+    assert shown == [f"same {n}" for n in range(5)] + [f"more {n}" for n in range(5)], shown
+
+
 def test_a_log_emptied_just_before_its_child_died_names_the_last_line_of_its_copy(tmp_path: Path) -> None:
     log = tmp_path / "worker-1.log"
     log.write_text("starting\nerror: the last words\n", encoding="utf-8")
