@@ -31,7 +31,9 @@ TABLE: tuple[tuple[int, str], ...] = (
             "refuses it; so is an ad giving one field under both its names: `ad.json: the field \"targetAudience\" is "
             "given twice, as \"targetAudience\" and as \"target_audience\": give one of the two names` (in NDJSON, "
             "after the first line, that ad is rejected, `ambiguous_field`; a field flag such as `--audience` replaces "
-            "the file's field under either name); every file is read a bounded line at a time and refused at "
+            "the file's field under either name, and so does a file used as the template of `--count N`'s generated "
+            "ads: `target_audience` in it replaces their `targetAudience`); every file is read a bounded line at a "
+            "time and refused at "
             "its first bad line; an NDJSON file is refused whole when its first line is not JSON, while a later bad "
             "line is that one ad rejected, `invalid_json`, and the others are sent: exit 1)"),
     (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API; or a request went out and "
