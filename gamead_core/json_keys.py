@@ -203,12 +203,10 @@ def repeat_details(repeat: Repeat) -> dict[str, str]:
 
 class Spelling(NamedTuple):
     """A field an object may give under either of two names (pydantic ``populate_by_name``): its JSON name
-    ``alias`` (``targetAudience``) and its Python ``name`` (``target_audience``); ``quoted``: both as JSON
-    strings, bytes (``b'"target_audience"'``, ``b'"targetAudience"'``), for :func:`may_spell_twice`."""
+    ``alias`` (``targetAudience``) and its Python ``name`` (``target_audience``)."""
 
     alias: str
     name: str
-    quoted: tuple[bytes, bytes]
 
 
 @functools.cache
@@ -223,20 +221,8 @@ def two_spellings(model: type[BaseModel]) -> tuple[Spelling, ...]:
     for name, field in model.model_fields.items():
         alias = field.validation_alias if field.validation_alias is not None else field.alias
         if isinstance(alias, str) and alias != name:
-            found.append(Spelling(alias, name, (f'"{name}"'.encode(), f'"{alias}"'.encode())))
+            found.append(Spelling(alias, name))
     return tuple(found)
-
-
-def may_spell_twice(data: bytes, spellings: tuple[Spelling, ...]) -> bool:
-    """Whether the JSON text ``data`` may give one field of ``spellings`` under both its names, by looking for
-    bytes: both quoted names in it, or a ``\\u`` escape (a name may be escaped). Pure, a few ``bytes.find`` (the
-    Python name, rarely sent, first). Never False for a text that does; True also for one holding a name in a
-    value (then ask :func:`spelled_twice` of the parsed object)."""
-    if not spellings:
-        return False
-    if b"\\u" in data:
-        return True
-    return any(s.quoted[0] in data and s.quoted[1] in data for s in spellings)
 
 
 def spelled_twice(obj: Mapping[str, Any], spellings: tuple[Spelling, ...]) -> Spelling | None:

@@ -80,9 +80,9 @@ def test_the_submission_fields_with_two_names_are_found() -> None:
 
 @given(text=ad_text(200) | TRICKY, escape=st.booleans(), both=st.booleans())
 @settings(max_examples=200, deadline=None)
-def test_the_byte_prefilter_of_a_field_under_both_names_never_misses_one(
+def test_a_field_under_both_names_is_found_exactly_whatever_the_text_and_escapes(
         text: str, escape: bool, both: bool) -> None:
-    from gamead_core.json_keys import may_spell_twice, spelled_twice, two_spellings
+    from gamead_core.json_keys import spelled_twice, two_spellings
 
     sent = ad("Both", description=text)
     if both:
@@ -93,4 +93,3 @@ def test_the_byte_prefilter_of_a_field_under_both_names_never_misses_one(
     spellings = two_spellings(AdSubmission)
     exact = spelled_twice(json.loads(body), spellings) is not None
     assert exact == both
-    assert may_spell_twice(body.encode(), spellings) or not exact
