@@ -31,7 +31,6 @@ from gamead_core.errors import ConfigError, QueueUnavailable
 from gamead_core.go_runtime import go_max_procs, usable_cores
 from gamead_core.proc import die_with_parent, port_free, port_owned_by
 
-
 #: Where :func:`free_port` looks first: above the well-known and registered ports most services default to
 #: (4222, 6379, 8080 …), below the kernel's ephemeral range.
 PICK_FROM = 10000
@@ -224,6 +223,8 @@ class EmbeddedNats:
     gomaxprocs: int = 0  #: ``embedded.gomaxprocs`` (0: :func:`~gamead_core.go_runtime.go_max_procs` decides)
     max_memory: str = "256MB"
     max_file: str = "10GB"
+    #: its HTTP monitoring's loopback port (``/healthz``, :mod:`gamead_core.scaling.nats_watch`); 0: none
+    monitor_port: int = 0
     #: the credentials its clients must present (:func:`authorization`; all None: no authorization)
     token: str | None = field(default=None, repr=False)
     user: str | None = field(default=None, repr=False)
@@ -242,7 +243,8 @@ class EmbeddedNats:
         conf = self.data_dir / "nats.conf"
         text = (
             f'listen: "{self.host}:{self.port}"\n'
-            f"server_name: gamead_embedded\n"
+            + (f'http: "127.0.0.1:{self.monitor_port}"\n' if self.monitor_port else "")
+            + "server_name: gamead_embedded\n"
             f"jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: {self.max_memory}\n"
             f"  max_file_store: {self.max_file}{sync}\n}}\n"
         ) + authorization(self.token, self.user, self.password)
@@ -265,10 +267,8 @@ class EmbeddedNats:
         if not self.port:
             self.port = self.pick_port(self.host)
         elif not port_free(self.host, self.port):
-            raise ConfigError(
-                f"port {self.port} on {self.host} is taken by another process (address already in use): "
-                "set embedded.nats_port to a free port (0 = any free port)"
-            )
+            raise ConfigError(f"port {self.port} on {self.host} is taken by another process (address already in "
+                              "use): set embedded.nats_port to a free port (0 = any free port)")
         return self._argv()
 
     def _argv(self) -> list[str]:

@@ -2,7 +2,8 @@
 
 Workers scale between --workers and --max-workers with the queue; this process owns them and runs the
 autoscaler. Every child that dies (nats-server and the API included) is restarted with a back-off, on the
-same port and data dir. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers
+same port and data dir; one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named,
+killed and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers
 drain first, then the API, then NATS; a second signal makes workers hand their ads back at once. If this
 process is killed, its children stop too. One stack per --data-dir: a second one is refused.
 
@@ -542,6 +543,29 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
     return asyncio.create_task(probing(), name="gamead-up-probe")
 
 
+def _watch_nats(settings: GameadSettings, stack: _Stack, url: str, stop: asyncio.Event) -> asyncio.Task[None]:
+    """The liveness watch of the embedded nats-server (:mod:`gamead_core.scaling.nats_watch`): one that does not
+    answer ``url`` (its ``/healthz``) for ``registry.ttl`` is named on the console with its PID and state and, if
+    frozen or hung, SIGKILLed, so that the supervisor restarts it as after a crash; one busy is said and waited for."""
+    from gamead_core.scaling.nats_watch import NatsWatch, Note, run_nats_watch
+
+    def target() -> tuple[int, float] | None:
+        child = stack.sup.children.get(NATS_CHILD)
+        if child is None or child.retired or not child.alive or child.pid is None:
+            return None
+        return child.pid, child.started_at
+
+    def tell(note: Note) -> None:
+        say(f"[green]✓[/] {escape(note.text)}" if note.good else f"[yellow]![/] {escape(note.text)}")
+
+    def kill(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
+
+    return asyncio.create_task(run_nats_watch(NatsWatch(settings.registry.ttl), target, lambda: url, tell, kill, stop),
+                               name="gamead-up-nats-watch")
+
+
 def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None) -> str:
     """The console line of a child silent past ``ttl`` (``registry.ttl``, s): alive (its liveness endpoint
     answered) but unable to write its heartbeat (``error``: its log's last heartbeat error, if known), killed
@@ -602,9 +626,11 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
 
 
 async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
-                     autoscaling: bool, *, recovery: bool, metrics: WorkerMetricsPorts | None = None) -> None:
+                     autoscaling: bool, *, recovery: bool, metrics: WorkerMetricsPorts | None = None,
+                     nats_health: str | None = None) -> None:
     """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
-    recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not."""
+    recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not. ``nats_health``:
+    the embedded nats-server's ``/healthz`` (None: NATS is not ours), watched from the start (:func:`_watch_nats`)."""
     import nats
     import nats.errors
 
@@ -630,6 +656,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
     nc = None
     refusal: ConfigError | None = None
     probe: asyncio.Task[None] | None = None
+    watch = _watch_nats(settings, stack, nats_health, stop) if nats_health else None
     try:
         task = None
         if autoscaling or recovery:
@@ -676,6 +703,8 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             await task  # releases the lease
         if probe is not None:
             await probe  # it ends with stop: draining workers are never probed
+        if watch is not None:
+            await watch  # it ends with stop: the stopping nats-server is never killed by it
         await scaler.close()  # every worker drains, together with any scale-down still draining
         if refusal is not None:
             raise refusal
@@ -768,6 +797,7 @@ def up(
         claims.require(settings.api.port, "its API", "the API", "choose another with --port")
         _check_port(settings.api.host, settings.api.port, "the API", "--port")
         data.serve_api(api_url)  # a CLI verb run here (no --api) talks to this stack: gamead-up.json says where
+        nats_health = None  # the embedded nats-server's /healthz: gamead_core.scaling.nats_watch
         if settings.nats.url:
             nats_url = settings.nats.url
             say(f"using NATS at {escape(redact_url(nats_url))}")
@@ -778,7 +808,10 @@ def up(
                                "set embedded.nats_port to another port (0 = any free port)")
             embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
                                     sync_always=settings.embedded.sync_always,
-                                    gomaxprocs=settings.embedded.gomaxprocs, **_credentials(settings))
+                                    gomaxprocs=settings.embedded.gomaxprocs, **_credentials(settings),
+                                    monitor_port=claims.pick("127.0.0.1", "its embedded nats-server's /healthz"))
+            # its liveness watch (F4): js-enabled-only, never a walk of every stream (slow on a big store)
+            nats_health = f"http://127.0.0.1:{embedded.monitor_port}/healthz?js-enabled-only=true"
             go_procs, go_why = embedded.go_runtime(os.environ)
             nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), embedded.env(os.environ, go_procs),
                                          embedded.log_path)
@@ -790,6 +823,7 @@ def up(
             said = _credentials_line(made_token, snapshot, bool(settings.nats.token))
             say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
                 f"{escape(said)}, data in {escape(str(data.path))}, "
+                f"watched on http://127.0.0.1:{embedded.monitor_port}/healthz, "
                 f"its Go runtime on {go_procs} core(s) at once (GOMAXPROCS: {escape(go_why)})")
         say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
         env = _child_env(settings, nats_url)
@@ -840,7 +874,7 @@ def up(
         # rest keeps running; a refusal of a first start (above) still ends up with the child's message
         stack.sup.settled = True
         asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0,
-                               metrics=metrics))
+                               metrics=metrics, nats_health=nats_health))
     except _StopRequested:
         say("stopping before the start finished …")
     finally:

@@ -1,0 +1,162 @@
+"""The liveness watch of ``gamead up``'s embedded nats-server: a frozen one is named, killed and restarted.
+
+Every other child depends on nats-server, and a stopped one (``kill -STOP``, a frozen cgroup) or a hung one keeps
+its process and its ports: the supervisor, which restarts dead processes, counted it as running for ever, while
+every verb answered "the API cannot reach NATS" and the console named only the autoscaler's symptoms (attack27
+F4). The server has no registry heartbeat; its sign of life is its HTTP monitoring endpoint ``/healthz``
+(served by ``gamead up``'s embedded server on a loopback port of its own, claimed as its other ports are:
+:class:`gamead_core.embedded.EmbeddedNats` ``monitor_port``), asked every :data:`WATCH_EVERY` s
+(:func:`gamead_core.scaling.answers.ask`, :data:`~gamead_core.scaling.answers.ANSWER_TIMEOUT` s). Any HTTP answer
+counts as alive (a 503 says its JetStream is not healthy: a restart would not fix that); a refused connection or
+no answer in time does not.
+
+The bound is the one that replaces a frozen API or worker (:mod:`gamead_core.scaling.probe`): ``registry.ttl``
+(10 s by default) without an answer, :data:`START_GRACE` more before its first answer after a (re)start. Past it the process is judged by the workers' rule (:func:`gamead_core.scaling.probe.judge`),
+on its ``/proc`` readings since its last answer: stopped (state ``T``) or asleep without using CPU, it is frozen
+or hung, named once with its PID and state, and SIGKILLed, so that the supervisor restarts it as after a crash
+(JetStream recovers from its store dir); running or runnable (CPU advancing, state ``R``), it is busy or starved,
+said once, and killed only past :data:`~gamead_core.scaling.probe.BUSY_FACTOR` × the bound (wedged). One that
+answers again after it was named is said once too. :class:`NatsWatch` decides (pure, clocked by the caller);
+:func:`run_nats_watch` asks, reads /proc and acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gamead_core.proc import CpuSample, cpu_sample
+from gamead_core.scaling.answers import Answer, ask
+from gamead_core.scaling.probe import BUSY_FACTOR, Silent, Verdict, judge
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two questions to the server's ``/healthz``.
+WATCH_EVERY = 1.0
+#: Seconds a (re)started server gets, beyond the bound, for its first answer: the time ``gamead up`` gives its first
+#: start to listen (``NATS_READY_TIMEOUT``); its monitoring listens before JetStream recovers its store.
+START_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class Note:
+    """A console line about the server: ``text``; ``good``: it answers again (else a warning)."""
+
+    good: bool
+    text: str
+
+
+@dataclass
+class _Life:
+    pid: int
+    since: float  #: monotonic: its last answer (its start before the first)
+    base: tuple[float, CpuSample | None] | None = None  #: (monotonic, its reading) at ``since``
+    answered: bool = False  #: it has answered since its start
+    said: bool = False  #: its present silence was named on the console
+
+
+class NatsWatch:
+    """Whether the server process (``name``, ``nats-server``) has not answered for ``ttl`` s (``registry.ttl``;
+    ``start_grace`` more before its first answer) and is to be killed, from one reading at a time (:meth:`observe`).
+    """
+
+    def __init__(self, ttl: float, *, name: str = "nats-server", start_grace: float = START_GRACE) -> None:
+        self.ttl = ttl
+        self.name = name
+        self.start_grace = start_grace
+        self._life: _Life | None = None
+
+    def observe(self, pid: int, started_at: float, answer: Answer, reading: CpuSample | None,
+                now: float) -> tuple[Note | None, bool]:
+        """One reading of process ``pid`` (started at ``started_at``, monotonic s): what its ``/healthz`` did
+        (``answer``; any HTTP answer counts: :attr:`Answer.said` ``… answered NNN``), its ``/proc`` ``reading``
+        (None: unreadable) at monotonic ``now``. Returns the console line to say (None: nothing) and whether to kill
+        it now. A new ``pid`` (a restart) starts afresh. Pure."""
+        life = self._life
+        if life is None or life.pid != pid:
+            life = self._life = _Life(pid, started_at)
+        if life.base is None or life.base[1] is None:
+            life.base = (now, reading)
+        if answered(answer):
+            note = None
+            if life.said:
+                note = Note(True, f"{self.name} (pid {pid}) answers /healthz again after {now - life.since:.1f}s "
+                                  "without an answer: it was busy, not hung; left running")
+            life.since, life.base, life.answered, life.said = now, (now, reading), True, False
+            return note, False
+        silent = Silent(self.name, "", pid, now - life.since, life.answered)
+        if silent.silent_for <= self.ttl + (0.0 if life.answered else self.start_grace):
+            return None, False
+        at, before = life.base
+        verdict = judge(silent, self.ttl, before, reading, now - at, start_grace=self.start_grace, answer=answer)
+        if verdict.why == "unknown" and reading is None:
+            return None, False  # gone: the supervisor sees a dead process and restarts it
+        if not verdict.kill:
+            if life.said:
+                return None, False
+            life.said = True
+        return Note(False, frozen_line(silent, verdict, self.ttl)), verdict.kill
+
+
+def answered(answer: Answer) -> bool:
+    """Did the server answer at all (any HTTP status, not a refused connection or a timeout)? Pure."""
+    return answer.live or " answered " in answer.said
+
+
+def frozen_line(silent: Silent, verdict: Verdict, ttl: float) -> str:
+    """The console line of a server that has not answered ``/healthz`` past the bound (``ttl``, s): killed (why:
+    ``stopped``, ``idle``, ``wedged``) or left running (``busy``), with its PID, state and CPU. Pure."""
+    since = "" if silent.beat_before else "; none since its start"
+    who = (f"{silent.name} (pid {silent.pid}) does not answer /healthz for {silent.silent_for:.1f}s "
+           f"(registry.ttl {ttl:g}s{since})")
+    cpu = (f"{verdict.cpu_used:.2f}s of CPU in the last {verdict.over:.1f}s, state {verdict.state}"
+           if verdict.cpu_used is not None and verdict.over is not None else f"state {verdict.state}")
+    last = f"; {verdict.answer}" if verdict.answer else ""
+    restart = "killing it (SIGKILL) to restart it; JetStream recovers from its store"
+    if verdict.why == "busy":
+        return (f"{who}, but it is running ({cpu}{last}): busy or starved of CPU, not hung; waiting up to "
+                f"{verdict.limit:g}s without an answer ({BUSY_FACTOR:g} × registry.ttl) before killing it")
+    if verdict.why == "wedged":
+        return (f"{who}, past the {verdict.limit:g}s a busy server gets ({BUSY_FACTOR:g} × registry.ttl), though it "
+                f"kept using CPU ({cpu}{last}): wedged; {restart}")
+    because = (f"it is stopped: state {verdict.state}" if verdict.why == "stopped" else
+               f"it used no CPU in the last {verdict.over or 0:.1f}s, state {verdict.state}" if verdict.why == "idle"
+               else "its process cannot be read")
+    return f"{who} ({because}{last}): frozen or hung; {restart}"
+
+
+async def run_nats_watch(watch: NatsWatch, target: Callable[[], tuple[int, float] | None], url: Callable[[], str],
+                         say: Callable[[Note], None], kill: Callable[[int], None], stop: asyncio.Event, *,
+                         every: float = WATCH_EVERY, check: Callable[[str], Awaitable[Answer]] = ask,
+                         sample: Callable[[int], CpuSample | None] = cpu_sample,
+                         clock: Callable[[], float] = time.monotonic) -> None:
+    """Every ``every`` s until ``stop``: ``target()`` (the running server's ``(pid, started_at)``; None while it is
+    dead or restarting: skipped), ``check(url())`` (its ``/healthz``), ``sample(pid)`` and :meth:`NatsWatch.observe`;
+    ``say(note)`` each line, ``kill(pid)`` one to kill (if it is still the target). Never raises (a failing step is
+    logged)."""
+    while not stop.is_set():
+        try:
+            current = target()
+            if current is not None:
+                answer = await check(url())
+                now, reading = clock(), sample(current[0])
+                if target() == current:  # not restarted meanwhile
+                    note, kill_it = watch.observe(current[0], current[1], answer, reading, now)
+                    if note is not None:
+                        say(note)
+                    if kill_it:
+                        kill(current[0])
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the watch must outlive any one bad step
+            log.exception("nats-server liveness watch: a step failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except TimeoutError:
+            pass
+
+
+__all__ = ["START_GRACE", "WATCH_EVERY", "NatsWatch", "Note", "answered", "frozen_line", "run_nats_watch"]
