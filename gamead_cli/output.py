@@ -558,16 +558,25 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
     rate = f"{summary.get('ratePerSecond', 0.0):.1f} ads/s sent"
     if summary.get("targetRate"):
         rate += f" (target {summary['targetRate']:g})"
-    taken = summary.get("acceptedPerSecond")
+    taken = summary.get("acceptedPerSecond")  # newly queued only, duplicates not
     if taken is not None and summary.get("accepted", 0) + summary.get("duplicates", 0) != summary.get("sent", 0):
         rate += f", {taken:.1f} ads/s accepted"  # not all taken: the sent rate alone would read as throughput
     grid.add_row("rate", rate)
+    if summary.get("itemsOmitted"):
+        listed = summary.get("sent", 0) - summary["itemsOmitted"]  # gamead_cli.commands.submit.ITEMS_KEPT
+        grid.add_row("not listed", Text(f"{summary['itemsOmitted']:,} (the ads after the first {listed:,}: counted "
+                                        "above, not listed one by one in -o json items and ids)", style="yellow"))
     if "completed" in summary:
         grid.add_row("completed", Text(str(summary["completed"]), style="green"))
         failed = summary.get("failed", 0) + summary.get("dead", 0)
         grid.add_row("failed/dead", Text(str(failed), style="red" if failed else ""))
         if summary.get("pending"):
             grid.add_row("still pending", Text(str(summary["pending"]), style="yellow"))
+        if summary.get("notFollowed"):
+            from gamead_cli.commands.submit import FOLLOWED_MAX  # loaded already: the summary is submit's
+
+            grid.add_row("not followed", Text(f"{summary['notFollowed']:,} (accepted after the first {FOLLOWED_MAX:,} "
+                                              "ads sent: --wait did not follow them)", style="yellow"))
         p50, p95 = summary.get("latencyP50Seconds"), summary.get("latencyP95Seconds")
         if p50 is not None and p95 is not None:
             grid.add_row("latency", f"p50 {p50:.2f} s · p95 {p95:.2f} s (submit → completed)")

@@ -10,16 +10,17 @@
   gamead submit ads.ndjson --wait
 
 A JSON file may also hold an array of ads: it is sent as a batch, as an NDJSON file, each ad named by its jq
-path (ads.json[0]). With -o json, a batch (NDJSON, an array, --count) lists every ad in input order: items
-(where, outcome accepted / duplicate / maybeQueued with its id, or rejected with code and message) and
-acceptedIds; one ad prints its 202 body, with its id.
+path (ads.json[0]). With -o json, a batch (NDJSON, an array, --count) lists each of its first 10,000 ads in
+input order: items (where, outcome accepted / duplicate / maybeQueued with its id, or rejected with code and
+message) and acceptedIds; later ads are counted, not listed (itemsOmitted), so an endless stdin keeps memory
+flat. One ad prints its 202 body, with its id.
 
 An ad built from flags needs --title and --genre; the rest has defaults (description from the title and
 genre, --cta "Play now", --duration 30, --priority 3). --count and NDJSON files (one ad a line) are sent
 with POST /ads/batch, --batch-size ads a request: if the API's api.batch_max is smaller (422
 batch_too_large), each refused batch is split to that size and resent (a refused batch queued nothing, so no ad
 is sent twice) and the rest go at that size. Each rejected ad is named on stderr (FILE:LINE or "ad N": code:
-message, field paths for validation_failed; the first 20, then "… and N more") and in -o json
+message, field paths for validation_failed; the first 20 in input order, then "… and N more") and in -o json
 (rejections, rejectionsNotListed). An ad whose publish got no answer in time (503 queue_unavailable naming
 its id) is not rejected: it may still be analysed, so it is counted apart ("may be queued"; every id in -o json,
 maybeQueuedIds) to look up, not resend; so is every ad of a batch that got no answer at all (ids unknown:
@@ -454,6 +455,24 @@ Item = tuple[int, Any]  #: (index, an ad or the GameadError that stands for an u
 REJECTIONS_LISTED = 20
 #: API answers that refuse a batch for its size alone: nothing of it was queued, so it is split and resent
 SIZE_REFUSALS = frozenset({"batch_too_large", "payload_too_large"})
+#: per-ad detail of ``-o json`` (``items``, ``acceptedIds``, ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for
+#: the first ITEMS_KEPT ads in input order; later ads are counted only (``itemsOmitted``): an endless stdin
+#: (``tail -f ads.ndjson | gamead submit --ndjson -``) must not grow the client's memory (attack27 F6: ~20 MB/s)
+ITEMS_KEPT = 10_000
+#: ``--wait`` follows the ads accepted among the first FOLLOWED_MAX ads in input order (an id kept for each, ~150
+#: bytes); those accepted later are counted in ``notFollowed``
+FOLLOWED_MAX = 100_000
+
+
+def keep_first(kept: dict[int, Any], index: int, value: Any, most: int) -> None:
+    """Put ``value`` under ``index`` in ``kept`` if ``index`` is among the ``most`` smallest seen: ``kept`` holds the
+    first ``most`` by index (input order) whatever order they come in (batches answer in any order). Mutates
+    ``kept``; O(``most``) per call."""
+    if len(kept) < most:
+        kept[index] = value
+    elif index < (last := max(kept)):
+        del kept[last]
+        kept[index] = value
 
 
 def rejection_text(error: Mapping[str, Any]) -> str:
@@ -492,6 +511,12 @@ def _pace(stop: threading.Event, at: float) -> bool:
     return stop.is_set()
 
 
+def _counted(future: Future[None]) -> bool:
+    """True if ``future`` is done and what it raised, if anything, is an ``Exception`` (counted as ``not_sent`` in
+    ``send_many``): it need not be read again at the end."""
+    return future.done() and not future.cancelled() and isinstance(future.exception() or Exception(), Exception)
+
+
 def _chunks(ads: Iterable[Item], size: Callable[[], int]) -> Iterator[list[Item]]:
     """Runs of ``size()`` items (asked again for each run: a batch size learnt from the API applies at once)."""
     chunk: list[Item] = []
@@ -514,14 +539,16 @@ def send_many(
     idempotency_key: str | None,
     batch_size: int = BATCH_SIZE,
     keep_items: bool = False,
+    follow: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
     """Submit ``ads`` with ``POST /ads/batch``, ``batch_size`` ads a request, at ``rate`` ads per second (0 = as
     fast as possible), ``concurrency`` requests in flight.
 
     An ad that is not a JSON object (say a bad NDJSON line: pass a :class:`GameadError` in its place) is counted
     as rejected under that error's code. Each rejected ad is named (``FILE:LINE`` for a :class:`Labeled` one,
-    else ``ad N``, 1-based) with its code and message: the first :data:`REJECTIONS_LISTED` in the summary's
-    ``rejections``, the others counted in ``rejectionsNotListed``. A batch the API refuses for its size alone
+    else ``ad N``, 1-based) with its code and message: the first :data:`REJECTIONS_LISTED` in input order (not
+    in the order their batches were answered) in the summary's ``rejections``, the others counted in
+    ``rejectionsNotListed``. A batch the API refuses for its size alone
     (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued nothing: it is split (to the
     API's max, else in halves) and the parts resent, and later batches use the smaller size — no ad is sent twice.
     A chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
@@ -530,9 +557,14 @@ def send_many(
     "outcome", "id"}`` (outcome ``accepted``, ``duplicate`` — the first ad's id — or ``maybeQueued``) or ``{"where",
     "outcome": "rejected", "code", "message"}``, and ``acceptedIds``, the ids of the ads newly queued, in input
     order (a script learns which ad became which id; ~150 bytes an ad held until the end, so only when asked).
-    Returns the summary so far and the ids of newly accepted ads (in input order). If the API cannot be reached before any ad was
-    accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending, lets the requests in flight finish,
-    and returns the summary of what was sent with ``interrupted: true``.
+    Per-ad detail (``items``, ``acceptedIds``, ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for the first
+    :data:`ITEMS_KEPT` ads in input order only; ``itemsOmitted`` counts the ads sent after them (counted in the
+    figures, not listed): memory stays bounded whatever the input (an endless stdin). ``acceptedPerSecond`` is
+    the ads newly queued a second; ``answeredPerSecond`` every ad the API answered (accepted, duplicate or
+    refused) a second. Returns the summary so far and, with ``follow`` (``--wait``), the ids of the ads newly
+    accepted among the first :data:`FOLLOWED_MAX` (in input order; ``notFollowed`` counts the others). If the API
+    cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending,
+    lets the requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
 
     A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
     (if no ad was accepted before it, sending stops there and ``notSent`` counts the ads never sent) but counted
@@ -544,10 +576,10 @@ def send_many(
     stop = threading.Event()
     slots = threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
-    listed: dict[int, dict[str, str]] = {}  #: input index → rejection (listed in input order at the end)
-    unsure: list[str] = []  #: ids of ads whose publish got no answer (the API's details.adId)
-    unknown: list[int] = []  #: input indexes of ads whose batch got no answer (ids unknown)
-    counts = {"accepted": 0, "duplicates": 0, "split": 0}
+    listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED, input order
+    unsure: dict[int, str] = {}  #: input index (< ITEMS_KEPT) → id of an ad whose publish got no answer (adId)
+    unknown: list[int] = []  #: input indexes (< ITEMS_KEPT) of ads whose batch got no answer (ids unknown)
+    counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0}
     fatal: list[ApiUnreachable] = []
     sent = 0
     size = max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))  # ≥ 10 requests/s when paced
@@ -556,18 +588,19 @@ def send_many(
     def keyed(index: int, ad: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**ad, "idempotencyKey": f"{idempotency_key}-{index}"} if idempotency_key else ad
 
-    items: dict[int, dict[str, Any]] = {}  #: input index → what became of that ad (keep_items)
+    items: dict[int, dict[str, Any]] = {}  #: input index (< ITEMS_KEPT) → what became of that ad (keep_items)
     order: dict[int, str] = {}  #: input index → id of a newly accepted ad (input order at the end)
+    #: the ads whose id is kept in ``order``: those listed in acceptedIds (-o json), those --wait follows
+    ids_kept = max(ITEMS_KEPT if keep_items else 0, FOLLOWED_MAX if follow else 0)
 
     def reject(index: int, where: str, code: str, message: str) -> None:  # under the lock
         rejected[code] += 1
-        if len(listed) < REJECTIONS_LISTED:
-            listed[index] = {"where": where, "code": code, "message": message}
-        if keep_items:
+        keep_first(listed, index, {"where": where, "code": code, "message": message}, REJECTIONS_LISTED)
+        if keep_items and index < ITEMS_KEPT:
             items[index] = {"where": where, "outcome": "rejected", "code": code, "message": message}
 
     def done(index: int, where: str, outcome: str, ad_id: str | None) -> None:  # under the lock
-        if keep_items:
+        if keep_items and index < ITEMS_KEPT:
             items[index] = {"where": where, "outcome": outcome, "id": ad_id}
             if ad_id is None and idempotency_key:
                 items[index]["idempotencyKey"] = f"{idempotency_key}-{index}"
@@ -616,13 +649,20 @@ def send_many(
 
         def settle(i: int, where: str, body: Any) -> None:  # under the lock: what became of one ad
             error = body.get("error") if isinstance(body, dict) else None
+            # an answer of the API: any per-ad result, or the whole request refused (not a local bad line)
+            counts["answered"] += isinstance(body, dict) or (isinstance(body, ApiClientError)
+                                                             and not isinstance(body, ApiUnreachable))
             if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
-                unknown.append(i)
+                counts["unknown"] += 1
+                if i < ITEMS_KEPT:
+                    unknown.append(i)
                 done(i, where, "maybeQueued", None)
             elif isinstance(body, GameadError):
                 reject(i, where, body.code, body.message)
             elif (maybe := maybe_queued_id(error)) is not None:
-                unsure.append(maybe)  # its publish got no answer: it may still be analysed
+                counts["unsure"] += 1  # its publish got no answer: it may still be analysed
+                if i < ITEMS_KEPT:
+                    unsure[i] = maybe
                 done(i, where, "maybeQueued", maybe)
             elif isinstance(error, dict):
                 reject(i, where, str(error.get("code") or "error"), rejection_text(error))
@@ -633,7 +673,8 @@ def send_many(
                 done(i, where, "duplicate", str(body["id"]))
             else:
                 counts["accepted"] += 1
-                order[i] = str(body["id"])
+                if i < ids_kept:
+                    order[i] = str(body["id"])
                 done(i, where, "accepted", str(body["id"]))
 
         def send(chunk: list[Item]) -> None:
@@ -659,7 +700,8 @@ def send_many(
                         if i not in again:
                             settle(i, where, body)
                     info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
-                            + (f", {len(unsure) + len(unknown)} may still be queued" if unsure or unknown else ""))
+                            + (f", {maybe} may still be queued" if (maybe := counts["unsure"] + counts["unknown"])
+                               else ""))
                 progress.update(task, advance=len(answers) - len(again), info=info)
                 if not again:
                     return
@@ -687,6 +729,8 @@ def send_many(
                     break
                 futures.append(pool.submit(one, chunk))
                 sent += len(chunk)
+                if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
+                    futures = [f for f in futures if not _counted(f)]
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
@@ -709,9 +753,10 @@ def send_many(
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
                 future.result()
 
-    if fatal and counts["accepted"] + counts["duplicates"] == 0 and not unknown:
+    if fatal and counts["accepted"] + counts["duplicates"] == 0 and not counts["unknown"]:
         raise fatal[0]
-    ids = [order[i] for i in sorted(order)]  # input order: the batches answer in any order
+    kept = sorted(order)  # input order: the batches answer in any order
+    ids = [order[i] for i in kept if i < FOLLOWED_MAX] if follow else []  # what --wait follows
     summary: dict[str, Any] = {
         "sent": sent,
         "accepted": counts["accepted"],
@@ -720,25 +765,31 @@ def send_many(
         "retried": client.retried,  # requests sent again after a 429, a 503 or a lost connection
         "elapsedSeconds": round(elapsed, 3),
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,  # ads sent a second
-        # ads the API took a second (accepted and duplicates: each has its id)
-        "acceptedPerSecond": round((counts["accepted"] + counts["duplicates"]) / elapsed, 1) if elapsed > 0 else 0.0,
+        # ads newly queued a second (not duplicates: those were queued by an earlier run)
+        "acceptedPerSecond": round(counts["accepted"] / elapsed, 1) if elapsed > 0 else 0.0,
+        # ads the API answered a second, whatever the answer (accepted, duplicate or refused)
+        "answeredPerSecond": round(counts["answered"] / elapsed, 1) if elapsed > 0 else 0.0,
         "targetRate": rate or None,
-        # the first REJECTIONS_LISTED rejected ads (as answered), in input order: where, code, message
+        # the first REJECTIONS_LISTED rejected ads in input order (whatever order they were answered in)
         "rejections": [listed[i] for i in sorted(listed)],
         "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
         # neither accepted nor rejected: their publish (or their whole batch) got no answer in time, so they may
         # still be analysed; every id, to look up (gamead ads get), and the keys of those whose id never came back
-        "maybeQueued": len(unsure) + len(unknown),
-        "maybeQueuedIds": unsure,
+        "maybeQueued": counts["unsure"] + counts["unknown"],
+        "maybeQueuedIds": [unsure[i] for i in sorted(unsure)],
         # of those, the ones whose whole batch got no answer: ids unknown (found in `gamead ads list`); with
         # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
-        "maybeQueuedUnknown": len(unknown),
+        "maybeQueuedUnknown": counts["unknown"],
         "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown)] if idempotency_key else [],
         "idempotencyKey": idempotency_key,
+        # ads sent past the first ITEMS_KEPT: in every count above, not in items / acceptedIds / the id lists
+        "itemsOmitted": max(0, sent - ITEMS_KEPT),
     }
     if keep_items:
-        summary["acceptedIds"] = ids
+        summary["acceptedIds"] = [order[i] for i in kept if i < ITEMS_KEPT]
         summary["items"] = [items[i] for i in sorted(items)]
+    if follow:
+        summary["notFollowed"] = counts["accepted"] - len(ids)  # accepted past the first FOLLOWED_MAX ads
     if counts["split"]:
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted:
@@ -751,7 +802,7 @@ def send_many(
 def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency: int) -> dict[str, Any]:
     """Poll the accepted ads until all are terminal or ``timeout`` passes; return the wait summary."""
     pending = list(ids)
-    final: dict[str, dict[str, Any]] = {}
+    final: dict[str, tuple[str, float | None]] = {}  #: id → (status, latency): not the whole record (~2 KB)
     window = max(64, concurrency * 8)
 
     def fetch(ad_id: str) -> dict[str, Any] | None:
@@ -769,10 +820,10 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
                 batch = pending[:window]
                 for ad_id, record in zip(batch, pool.map(fetch, batch), strict=True):
                     if record is not None and record.get("status") in TERMINAL:
-                        final[ad_id] = record
+                        final[ad_id] = (str(record.get("status")), _latency(record))
                 done = set(final)
                 pending = [i for i in pending if i not in done]
-                failed = sum(1 for r in final.values() if r.get("status") in FAILED)
+                failed = sum(1 for status, _ in final.values() if status in FAILED)
                 progress.update(task, completed=len(final), info=f"{failed} failed" if failed else "")
                 remaining = deadline - time.monotonic()
                 if not pending or remaining <= 0:
@@ -783,8 +834,8 @@ def wait_many(client: ApiClient, ids: list[str], *, timeout: float, concurrency:
 
     from gamead_core.registry import percentiles  # the one percentile definition (imports nats: on use)
 
-    statuses = Counter(str(r.get("status")) for r in final.values())
-    latencies = [lat for r in final.values() if (lat := _latency(r)) is not None]
+    statuses = Counter(status for status, _ in final.values())
+    latencies = [lat for _, lat in final.values() if lat is not None]
     spread = percentiles(latencies)
     p50, p95 = (spread.p50, spread.p95) if latencies else (None, None)
     summary: dict[str, Any] = {
@@ -831,6 +882,7 @@ def submit_bulk(
         idempotency_key=idempotency_key,
         batch_size=batch_size,
         keep_items=output == OutputFormat.json,
+        follow=wait,
     )
     if wait and ids and not summary.get("interrupted"):
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))
@@ -847,7 +899,8 @@ def submit_bulk(
         return exitcodes.INTERRUPTED
     if wait and summary["failed"] + summary["dead"]:
         return exitcodes.AD_FAILED
-    if summary["rejected"] or summary.get("pending") or summary.get("maybeQueued") or summary.get("notSent"):
+    if (summary["rejected"] or summary.get("pending") or summary.get("maybeQueued") or summary.get("notSent")
+            or summary.get("notFollowed")):  # accepted, but --wait did not follow them: not known to be analysed
         return exitcodes.ERROR
     return exitcodes.OK
 
