@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gamead_core.proc import CpuSample, cpu_sample
-from gamead_core.scaling.answers import Answer, ask
+from gamead_core.scaling.answers import Answer, ask, liveness_client
 from gamead_core.scaling.probe import BUSY_FACTOR, Silent, Verdict, judge
 
 log = logging.getLogger(__name__)
@@ -130,13 +130,27 @@ def frozen_line(silent: Silent, verdict: Verdict, ttl: float) -> str:
 
 async def run_nats_watch(watch: NatsWatch, target: Callable[[], tuple[int, float] | None], url: Callable[[], str],
                          say: Callable[[Note], None], kill: Callable[[int], None], stop: asyncio.Event, *,
-                         every: float = WATCH_EVERY, check: Callable[[str], Awaitable[Answer]] = ask,
+                         every: float = WATCH_EVERY, check: Callable[[str], Awaitable[Answer]] | None = None,
                          sample: Callable[[int], CpuSample | None] = cpu_sample,
                          clock: Callable[[], float] = time.monotonic) -> None:
     """Every ``every`` s until ``stop``: ``target()`` (the running server's ``(pid, started_at)``; None while it is
     dead or restarting: skipped), ``check(url())`` (its ``/healthz``), ``sample(pid)`` and :meth:`NatsWatch.observe`;
-    ``say(note)`` each line, ``kill(pid)`` one to kill (if it is still the target). Never raises (a failing step is
+    ``say(note)`` each line, ``kill(pid)`` one to kill (if it is still the target); ``check`` by default asks with
+    one :func:`~gamead_core.scaling.answers.liveness_client` for the watch's life. Never raises (a failing step is
     logged)."""
+    client = liveness_client() if check is None else None
+    try:
+        await _watch(watch, target, url, say, kill, stop, every,
+                     check or (lambda u: ask(client, u)), sample, clock)  # type: ignore[arg-type]
+    finally:
+        if client is not None:
+            await client.aclose()
+
+
+async def _watch(watch: NatsWatch, target: Callable[[], tuple[int, float] | None], url: Callable[[], str],
+                 say: Callable[[Note], None], kill: Callable[[int], None], stop: asyncio.Event, every: float,
+                 check: Callable[[str], Awaitable[Answer]], sample: Callable[[int], CpuSample | None],
+                 clock: Callable[[], float]) -> None:
     while not stop.is_set():
         try:
             current = target()
