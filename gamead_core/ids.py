@@ -3,9 +3,11 @@
 Both are ULIDs (https://github.com/ulid/spec) written as 26 lowercase Crockford base32 characters, as
 :func:`gamead_core.ad_ids.new_ad_id` makes them (from a random ULID, or from the hash of an idempotency key:
 16 bytes, so the first character is ``0``-``7``). The alphabet has no ``I L O U`` and no ``.``, ``*``, ``>`` or
-space, so an id that passes is always a safe NATS subject token and KV key, and it is short (26 bytes):
-a string that fails is answered 404 ``not_found`` (in a path) or 422 ``validation_failed`` (in a body or
-query) and never reaches NATS. Nothing else in gamead builds a subject or a key from a client's string.
+space, so an id that passes is always a safe NATS subject token and KV key, and it is short (26 bytes). A ULID is
+case-insensitive: an id a client sends in capitals (in a path, a body or a query) is the same id, read as its
+lowercase form (:func:`normal_id`, :data:`AdId`, :data:`JobId`) before anything uses it. A string that fails is
+answered 404 ``not_found`` (in a path) or 422 ``validation_failed`` (in a body or query) and never reaches NATS.
+Nothing else in gamead builds a subject or a key from a client's string.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ ID_LENGTH: Final[int] = 26
 #: so every client's int64 holds it (NATS sequences are uint64; no stream here comes near either).
 MAX_CURSOR: Final[int] = 2**63 - 1
 
-AD_ID_RULE: Final[str] = "an ad id is a ULID as gamead issues it: 26 characters, digits and lowercase letters"
-JOB_ID_RULE: Final[str] = "a job id is a ULID as gamead issues it: 26 characters, digits and lowercase letters"
+AD_ID_RULE: Final[str] = ("an ad id is a ULID as gamead issues it: 26 characters, digits and letters (capitals "
+                          "are the same id)")
+JOB_ID_RULE: Final[str] = ("a job id is a ULID as gamead issues it: 26 characters, digits and letters (capitals "
+                           "are the same id)")
 
 
 def is_ulid_id(value: object) -> bool:
@@ -64,6 +68,7 @@ def new_job_id() -> str:
 
 def _check(rule: str):  # noqa: ANN202 - a pydantic validator factory
     def check(value: str) -> str:
+        value = normal_id(value)  # the same id in capitals, as in a path (attack27 F9)
         if not is_ulid_id(value):
             raise ValueError(f"not a valid id ({rule})")
         return value
@@ -71,14 +76,18 @@ def _check(rule: str):  # noqa: ANN202 - a pydantic validator factory
     return check
 
 
+#: an id as a client may send it: :data:`ULID_PATTERN` in either case (read as lowercase)
+ID_ANY_CASE_PATTERN: Final[str] = r"[0-7][0-9a-hjkmnp-tv-zA-HJKMNP-TV-Z]{25}"
 #: how an id is documented in ``openapi.json``
-ID_JSON_SCHEMA: Final = {"type": "string", "pattern": f"^{ULID_PATTERN}$", "minLength": ID_LENGTH,
+ID_JSON_SCHEMA: Final = {"type": "string", "pattern": f"^{ID_ANY_CASE_PATTERN}$", "minLength": ID_LENGTH,
                          "maxLength": ID_LENGTH}
 
-#: A pydantic field type for an ad id sent by a client: validation fails with :data:`AD_ID_RULE`.
+#: A pydantic field type for an ad id sent by a client (in a body or a query: the one id check besides a path's
+#: :func:`normal_id` + :func:`is_ad_id`): lowercased when it is an id in capitals, else validation fails with
+#: :data:`AD_ID_RULE`.
 AdId = Annotated[str, AfterValidator(_check(AD_ID_RULE)),
                  WithJsonSchema({**ID_JSON_SCHEMA, "description": AD_ID_RULE})]
-#: A pydantic field type for a job id sent by a client.
+#: A pydantic field type for a job id sent by a client (as :data:`AdId`).
 JobId = Annotated[str, AfterValidator(_check(JOB_ID_RULE)),
                   WithJsonSchema({**ID_JSON_SCHEMA, "description": JOB_ID_RULE})]
 

@@ -496,19 +496,30 @@ def audit_selection(record: Mapping[str, Any]) -> str:
     return "-"
 
 
-def audit_outcome(record: Mapping[str, Any]) -> Text:
-    """``refused forbidden (+3 not shown)``, ``succeeded``… in the outcome's colour."""
+def audit_repeats(record: Mapping[str, Any]) -> Text:
+    """``+3 earlier refusals not recorded`` (dim), or an empty text: a record's ``repeats`` counts the caller's
+    refusals of any action over ``audit.refusals_per_minute`` since its previous record, not more of this row's
+    action (``+18 more`` under a ``scale.set`` read as 18 more of those: attack27 F2)."""
+    repeats = record.get("repeats")
+    if not repeats:
+        return Text("")
+    return Text(f"+{repeats} earlier refusal{'' if repeats == 1 else 's'} not recorded", style="dim")
+
+
+def audit_outcome(record: Mapping[str, Any], *, repeats: bool = True) -> Text:
+    """``refused forbidden``, ``succeeded``… in the outcome's colour; with ``repeats``, followed by
+    :func:`audit_repeats`."""
     outcome = str(record.get("outcome") or "?")
     text = Text(outcome, style=OUTCOME_STYLES.get(outcome, ""))
     if record.get("code"):
         text.append(f" {record['code']}")
-    if record.get("repeats"):
-        text.append(f" +{record['repeats']} more", style="dim")
+    if repeats and record.get("repeats"):
+        text.append(" ").append_text(audit_repeats(record))
     return text
 
 
-def audit_row(record: Mapping[str, Any]) -> tuple[Text, ...]:
-    """TIME, WHO, ACTION, WHAT, ADS (``3 ads``: the figure says what it is), OUTCOME."""
+def audit_row(record: Mapping[str, Any], *, repeats: bool = True) -> tuple[Text, ...]:
+    """TIME, WHO, ACTION, WHAT, ADS (``3 ads``: the figure says what it is), OUTCOME (with ``repeats``, its note)."""
     ads = record.get("ads")
     return (
         Text(short_time(record.get("at"))),
@@ -516,7 +527,7 @@ def audit_row(record: Mapping[str, Any]) -> tuple[Text, ...]:
         plain(record.get("action") or "?"),
         plain(audit_selection(record)),
         Text("" if ads is None else f"{ads:,} ad{'' if ads == 1 else 's'}", justify="right"),
-        audit_outcome(record),
+        audit_outcome(record, repeats=repeats),
     )
 
 
@@ -531,8 +542,27 @@ def audit_table(audit: Mapping[str, Any] | None, error: str | None = None, *,
     items = [r for r in list(audit.get("items") or [])[:limit] if isinstance(r, Mapping)]
     if not items:
         return Text("no operator action recorded", style="dim")
-    return FittedTable(AUDIT_COLUMNS, [audit_row(r) for r in items], flex="WHAT", drop=("ADS",), flex_max=32,
-                       right=("ADS",), show_header=header)
+    return _AuditTable(items, header)
+
+
+class _AuditTable(FittedTable):
+    """The audit rows fitted to a width: each refusal's note (:func:`audit_repeats`) in OUTCOME where that column
+    stays with it, else the rows without notes (at 80 columns a note would push OUTCOME out)."""
+
+    def __init__(self, items: list[Mapping[str, Any]], header: bool) -> None:
+        fit: dict[str, Any] = {"flex": "WHAT", "drop": ("ADS",), "flex_max": 32, "right": ("ADS",),
+                               "show_header": header}
+        super().__init__(AUDIT_COLUMNS, [audit_row(r) for r in items], **fit)
+        self._bare = FittedTable(AUDIT_COLUMNS, [audit_row(r, repeats=False) for r in items], **fit)
+
+    def _noted(self, width: int) -> bool:
+        return "OUTCOME" in super().columns_for(width)
+
+    def columns_for(self, width: int) -> list[str]:
+        return super().columns_for(width) if self._noted(width) else self._bare.columns_for(width)
+
+    def build(self, width: int) -> Table:
+        return super().build(width) if self._noted(width) else self._bare.build(width)
 
 
 # --- the one-shot view of `gamead top --once` ------------------------------------------------------------------

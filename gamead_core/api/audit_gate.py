@@ -13,7 +13,8 @@ an operator action):
   from :mod:`gamead_core.api.http_limits`, not the app's answer into the void — and ``client_disconnected``
   when the client went away before its body was whole, so a refusal's ``code`` is never null), an accepted
   action that then failed (``failed``, with ``undoes``: the sequence of the request's own ``accepted`` record, not
-  throttled, so ``outcome=accepted`` can leave exactly that record out; review26 F5),
+  throttled, so ``outcome=accepted`` can leave exactly that record out; review26 F5; and the ``jobId`` that record
+  names, a ``job.cancel``'s: attack27 F7),
   or, for a ``/v1`` write added later that records nothing itself, the action (``accepted``). A dry run says it
   is not an action (:func:`gamead_core.audit.not_an_action`) and is not recorded.
 
@@ -116,7 +117,7 @@ class AuditGate:
             error = _error_of(body)
             fields = {"outcome": "failed" if ctx.recorded else "refused", "code": error.get("code"),
                       "message": str(error.get("message") or "")[:300] or None,
-                      "details": {"status": status}, "undoes": ctx.accepted_seq}
+                      "details": {"status": status}, "undoes": ctx.accepted_seq, "job_id": ctx.accepted_job_id}
             # a failure after an accepted record is not throttled: at most one per accepted record, and it is what
             # tells ``outcome=accepted`` the action was not carried out
             allowed, skipped = (True, 0) if ctx.recorded else self.throttle.take(

@@ -23,7 +23,10 @@ uvicorn times out a client that trickles its head or body (``timeout_keep_alive`
   ``FFFFFFFFFFFFFFFF`` chunk was a 408 after ``api.read_timeout``), the cap of the middleware's byte count;
 * a ``Content-Encoding`` other than ``identity`` → ``415 unsupported_media_type``: bodies are read as sent, never
   decompressed (so no gzip bomb can grow in the API), and a compressed one would otherwise be answered as bad
-  JSON, or, for ``br`` on a plain body, taken as if the header were not there (attack14a).
+  JSON, or, for ``br`` on a plain body, taken as if the header were not there (attack14a);
+* a transfer coding other than ``chunked`` before a final ``chunked`` (``Transfer-Encoding: gzip, chunked``) →
+  ``501 not_implemented`` naming it (RFC 9112 §6.1; it was read as a plain chunked body and answered "not UTF-8
+  JSON", attack27 F8); one whose last coding is not ``chunked`` is llhttp's ``400`` (RFC 9112 §6.3).
 
 Every refusal is the API's JSON error shape with ``Connection: close``; then the write side is shut down and
 whatever the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the socket is
@@ -41,6 +44,7 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from gamead_core.api.http_sweep import start_sweeper
 from gamead_core.config import ApiSettings
 
 #: the batch routes (``api.batch_max_body_bytes``); here, so a worker's /metrics listener imports no Starlette
@@ -112,6 +116,12 @@ _ENCODED = Refusal(415, "unsupported_media_type", "the API does not decode a Con
 _LONG_CHUNK_LINE = Refusal(400, "bad_request", f"a chunk size line is longer than {MAX_CHUNK_LINE} bytes")
 
 
+def _unknown_coding(coding: bytes) -> Refusal:
+    return Refusal(501, "not_implemented", f"the API applies no transfer coding but chunked, not "
+                   f"{coding[:40].decode('latin-1')!r} (RFC 9112 §6.1): send the body with Transfer-Encoding: "
+                   f"chunked alone, or with a Content-Length")
+
+
 class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; httptools re-raises it as a parser error."""
 
@@ -121,7 +131,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     Hot-path cost, measured by ``benchmarks/bench_http_limits.py``: a counter per header field, a clock read
     per request and a few comparisons. Read deadlines are checked by one sweep of the server's connections
-    every :func:`sweep_interval` (not a timer per request: a uvloop timer costs more than all the rest).
+    every :func:`gamead_core.api.http_sweep.sweep_interval` (not a timer per request: a uvloop timer costs more).
     """
 
     limits: ClassVar[HttpLimits] = HttpLimits()
@@ -139,6 +149,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._lingering = False
         self._framing = _NOT_CHUNKED  #: where the current chunked body is (_SIZE_LINE, _CHUNK_DATA)
         self._te_chunked = False  #: the current head said Transfer-Encoding: chunked
+        self._te_other: bytes | None = None  #: the current head's first transfer coding but chunked
+        self._te_last = b""  #: the current head's last transfer coding
         self._line_tail = b""  #: an unfinished chunk size line, from earlier reads
         self._sized, self._chunk_read = False, 0  #: a size line ended in the read parsed; its chunk's bytes there
 
@@ -147,7 +159,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline = self.loop.time() + self.limits.read_timeout
-        _start_sweeper(self.loop, self.server_state, self.limits.read_timeout)
+        start_sweeper(self.loop, self.server_state, self.limits.read_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline = None
@@ -186,6 +198,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_message = self._in_head = True
         self._raw_head = self._fields = 0
+        self._te_other, self._te_last = None, b""
         if self._deadline is None:
             self._deadline = self.loop.time() + self.limits.read_timeout
 
@@ -205,11 +218,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.expect_100_continue = True
         elif name == b"content-encoding" and value.strip().lower() not in _IDENTITY:
             self._stop(_ENCODED)
-        elif name == b"transfer-encoding" and b"chunked" in value.lower():
-            self._te_chunked = True
+        elif name == b"transfer-encoding":
+            codings = [c.partition(b";")[0].strip() for c in value.lower().split(b",") if c.strip()]
+            self._te_chunked = self._te_chunked or b"chunked" in codings
+            self._te_other = self._te_other or next((c for c in codings if c != b"chunked"), None)
+            self._te_last = codings[-1] if codings else self._te_last
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._te_other is not None and self._te_last == b"chunked":  # else llhttp's 400: chunked is not last
+            self._stop(_unknown_coding(self._te_other))  # still in the head: answered on a kept-alive connection too
         self._in_head = False
         limits = self.limits
         if len(self.url) > limits.max_request_line:
@@ -321,30 +339,3 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the client reads the answer, then EOF
         self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
-
-
-def sweep_interval(read_timeout: float) -> float:
-    """Seconds between two sweeps for overdue requests: a quarter of the timeout, at most one second."""
-    return min(1.0, read_timeout / 4)
-
-
-def _start_sweeper(loop: asyncio.AbstractEventLoop, server_state: Any, read_timeout: float) -> None:
-    """One repeating check per server of every connection's read deadline; stops when no connection is left
-    and starts again with the next one."""
-    if getattr(server_state, "_gamead_sweeping", False):
-        return
-    server_state._gamead_sweeping = True
-    interval = sweep_interval(read_timeout)
-
-    def sweep() -> None:
-        now = loop.time()
-        for conn in list(server_state.connections):
-            deadline = getattr(conn, "_deadline", None)
-            if deadline is not None and now >= deadline:
-                conn.read_timed_out()
-        if server_state.connections:
-            loop.call_later(interval, sweep)
-        else:
-            server_state._gamead_sweeping = False
-
-    loop.call_later(interval, sweep)

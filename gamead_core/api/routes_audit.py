@@ -23,7 +23,7 @@ from gamead_core.api.responses import json_response
 from gamead_core.audit.log import AuditLog
 from gamead_core.audit.model import ACTOR_PATTERN, AuditAction, AuditFilter, AuditRecord, Outcome
 from gamead_core.errors import QueueUnavailable
-from gamead_core.ids import MAX_CURSOR, ULID_PATTERN
+from gamead_core.ids import MAX_CURSOR, JobId
 from gamead_core.times import UtcDatetime
 
 router = APIRouter(tags=["audit"])
@@ -73,8 +73,7 @@ async def list_audit(
                                                                           "`anonymous`).")] = None,
     action: Annotated[AuditAction | None, Query(description="Only this action.")] = None,
     outcome: Annotated[Outcome | None, Query(description="Only this outcome.")] = None,
-    job_id: Annotated[str | None, Query(alias="jobId", pattern=f"^{ULID_PATTERN}$",
-                                        description="Only the records of this job.")] = None,
+    job_id: Annotated[JobId | None, Query(alias="jobId", description="Only the records of this job.")] = None,
     since: Annotated[UtcDatetime | None, Query(description="At or after (ISO 8601; no offset = UTC).")] = None,
     until: Annotated[UtcDatetime | None, Query(description="Before (ISO 8601; no offset = UTC).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -170,18 +170,19 @@ def job_response(request: Request, job: Job, status: int = 202) -> Response:
     """A job's document (``status``), or (``Accept: application/x-ndjson``) its progress stream (200)."""
     location = {"Location": f"/v1/jobs/{job.id}"}
     if NDJSON in request.headers.get("accept", ""):
-        return progress_stream(_jobs(request), job.id, 200, location)
+        return progress_stream(_jobs(request), job, 200, location)
     return _json(job.wire(), status, location)
 
 
-def progress_stream(jobs: JobService, job_id: str, status: int = 200,
+def progress_stream(jobs: JobService, job: Job, status: int = 200,
                     headers: dict[str, str] | None = None) -> StreamingResponse:
-    """NDJSON: the job's document, then a line each time it changes, until it finishes. Disconnecting
-    never stops the job (it runs in its own task)."""
+    """NDJSON: ``job`` (the document the route has just read: an unknown job was its 404, before any answer
+    started, attack27 F1), then a line each time it changes, until it finishes. Disconnecting never stops the job
+    (it runs in its own task)."""
 
     async def lines() -> AsyncIterator[bytes]:
-        async for job in jobs.follow(job_id):
-            yield orjson.dumps(job.wire()) + b"\n"
+        async for seen in jobs.follow(job.id, first=job):
+            yield orjson.dumps(seen.wire()) + b"\n"
 
     return StreamingResponse(lines(), status_code=status, media_type=NDJSON,
                              headers={"Cache-Control": "no-store", **(headers or {})})

@@ -71,7 +71,8 @@ _json = functools.partial(json_response, no_store=True)  #: live data: never cac
 
 
 def _checked(job_id: str) -> str:
-    """The job id of a path, lowercase (a ULID in capitals is the same id); 404 for one that is no job id."""
+    """The job id of a path, lowercase (a ULID in capitals is the same id); 404 for one that is no job id. A route
+    uses what this returns (or the document it reads with it), never its raw path value."""
     job_id = normal_id(job_id)
     if not is_job_id(job_id):
         raise NotFound(f"no job with id {job_id[:40]!r}: not a job id")
@@ -99,7 +100,7 @@ async def get_job(job_id: str, request: Request) -> Response:
     jobs = _jobs(request)
     job = await jobs.get(_checked(job_id))
     if NDJSON in request.headers.get("accept", ""):
-        return progress_stream(jobs, job.id)
+        return progress_stream(jobs, job)
     return _json(job.wire())
 
 
@@ -108,8 +109,8 @@ async def get_job(job_id: str, request: Request) -> Response:
                        **error_responses(404)})
 async def job_events(job_id: str, request: Request) -> Response:
     jobs = _jobs(request)
-    await jobs.get(_checked(job_id))  # 404 before the stream starts
-    return progress_stream(jobs, job_id)
+    job = await jobs.get(_checked(job_id))  # 404 before the stream starts; the stream's first line (attack27 F1)
+    return progress_stream(jobs, job)
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Ask a job to stop", response_model=Job,
@@ -119,12 +120,12 @@ async def cancel_job(job_id: str, request: Request) -> Response:
     entries stay in the DLQ. 409 `job_finished` if it has already ended."""
     await no_body(request)  # takes none: a body is refused, never ignored (gamead_core.api.body)
     jobs = _jobs(request)
-    job = await jobs.get(_checked(job_id))
+    job = await jobs.get(_checked(job_id))  # from here on, only the job's own (lowercase) id: attack27 F7
     if job.state.terminal:
-        raise JobFinished(f"job {job_id} has already ended ({job.state.value})",
+        raise JobFinished(f"job {job.id} has already ended ({job.state.value})",
                           details={"state": job.state.value})
-    await record_action(getattr(request.app.state, "audit", None), "job.cancel", job_id=job_id,
+    await record_action(getattr(request.app.state, "audit", None), "job.cancel", job_id=job.id,
                         details={"kind": job.kind.value})  # before acting: no record, no cancel
     principal = getattr(request.state, "principal", None)
-    job = await jobs.cancel(job_id, str(getattr(principal, "name", None) or "anonymous"))
+    job = await jobs.cancel(job.id, str(getattr(principal, "name", None) or "anonymous"))
     return _json(job.wire(), 202)

@@ -27,9 +27,13 @@ class ActionContext:
     recorded: bool = False
     #: the handler said this request changes nothing (a dry run): no record
     not_an_action: bool = False
-    #: stream sequence of this request's ``accepted`` record of an action that is not a job (a job started is
-    #: carried out whatever the request's answer): a later ``failed`` record of the request names it in ``undoes``
+    #: stream sequence of this request's ``accepted`` record of an action that is not a job's start (a job started is
+    #: carried out whatever the request's answer; a job's cancel is not): a later ``failed`` record of the request
+    #: names it in ``undoes``
     accepted_seq: int | None = None
+    #: the job that accepted record names (a ``job.cancel``'s): the ``failed`` record names it too, so a trail read
+    #: by job (``gamead audit --job``) shows the failure beside the record it undoes
+    accepted_job_id: str | None = None
 
     @property
     def principal(self) -> Any:

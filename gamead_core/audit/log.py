@@ -214,11 +214,13 @@ def _record(seq: int, data: dict[str, Any]) -> AuditRecord | None:
 
 
 async def record_action(audit: AuditLog | None, action: str, *, outcome: str = "accepted",
-                        ctx: ActionContext | None = None, **fields: Any) -> AuditRecord:
+                        ctx: ActionContext | None = None, undoable: bool = True, **fields: Any) -> AuditRecord:
     """Write the record of the action being served (who: ``ctx``, by default
     :func:`gamead_core.audit.context.current`) and mark the request as recorded. Call it *before* acting: it
     raises :class:`AuditUnavailable` when the record cannot be written, and the action must then not be done
-    (fail closed)."""
+    (fail closed). An ``accepted`` record is the one a later failure of the same request names in ``undoes``
+    (``ctx.accepted_seq``), unless ``undoable`` is False: a job's start, carried out whatever the request's answer
+    (a ``job.cancel`` names a job too, and is undoable: attack27 F7)."""
     ctx = ctx or current()
     who: dict[str, Any] = {}
     if ctx is not None:
@@ -231,8 +233,8 @@ async def record_action(audit: AuditLog | None, action: str, *, outcome: str = "
     seq = await audit.write(record)
     if ctx is not None:
         ctx.recorded = True
-        if outcome == "accepted" and record.job_id is None:
-            ctx.accepted_seq = seq
+        if outcome == "accepted" and undoable:
+            ctx.accepted_seq, ctx.accepted_job_id = seq, record.job_id
     return record
 
 
@@ -260,7 +262,8 @@ class JobAudit:
         details = {k: v for k, v in {"rate": job.rate, "stopOnFailureRate": job.stop_on_failure_rate}.items()
                    if v is not None}
         await record_action(self.audit, job.kind.value, job_id=job.id, selection=_selection(job), ads=given,
-                            details=details or None, **({} if current() else {"actor": job.started_by}))
+                            details=details or None, undoable=False,
+                            **({} if current() else {"actor": job.started_by}))
 
     async def job_ended(self, job: Job) -> None:
         """Record the job's final state with its counts, retrying while NATS is away (then it is logged)."""

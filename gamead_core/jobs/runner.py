@@ -157,23 +157,26 @@ class JobService:
             return job
         raise Conflict(f"job {job_id} kept changing; try again")
 
-    async def follow(self, job_id: str) -> AsyncIterator[Job]:
-        """The job's document now, then each time it changes (at least every few seconds) until it
-        finishes. Raises :class:`NotFound` at once for an unknown job. Stopping the iteration never stops
+    async def follow(self, job_id: str, first: Job | None = None) -> AsyncIterator[Job]:
+        """The job's document now (``first``, when the caller has just read it: then nothing here raises), then
+        each time it changes (at least every few seconds) until it finishes; a job gone meanwhile ends it. Without
+        ``first``, raises :class:`NotFound` at once for an unknown job. Stopping the iteration never stops
         the job."""
-        job, revision = await self.store.get(job_id)
+        job, revision = (first, None) if first is not None else await self.store.get(job_id)
         yield job
         sent = time.monotonic()
         while not job.state.terminal:
             await asyncio.sleep(STREAM_POLL)
             try:
-                job, new_revision = await self.store.get(job_id)
+                latest, new_revision = await self.store.get(job_id)
             except QueueUnavailable:
                 continue
             except NotFound:
                 return
-            if new_revision != revision or time.monotonic() - sent >= STREAM_KEEPALIVE:
-                revision, sent = new_revision, time.monotonic()
+            changed = latest != job if revision is None else new_revision != revision
+            job, revision = latest, new_revision
+            if changed or time.monotonic() - sent >= STREAM_KEEPALIVE:
+                sent = time.monotonic()
                 yield job
 
     # --- running and resuming ------------------------------------------------------------------------

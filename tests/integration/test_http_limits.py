@@ -147,6 +147,36 @@ def test_a_compressed_body_is_refused_415_whatever_it_holds(api: tuple[Proc, str
     assert plain.status_code == 202, plain.text
 
 
+def test_a_transfer_coding_the_api_does_not_apply_is_501_naming_it_not_bad_json(api: tuple[Proc, str]) -> None:
+    """attack27 F8: ``Transfer-Encoding: gzip, chunked`` (any coding before ``chunked``) was ignored: the gzip bytes
+    were parsed as the body and refused 400 ``invalid_json`` ("not UTF-8 text"), pointing the client at its JSON.
+    RFC 9112 §6.1: 501 for a transfer coding the server does not understand, named, before the body is read; a
+    last coding that is not ``chunked`` stays 400 (§6.3); ``chunked`` alone is served."""
+    import gzip
+
+    plain = json.dumps(ad("Transfer coded")).encode()
+    coded = gzip.compress(plain)
+    head = b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+    def chunked(data: bytes) -> bytes:
+        return b"%x\r\n" % len(data) + data + b"\r\n0\r\n\r\n"
+
+    for fields, named in ((b"Transfer-Encoding: gzip, chunked\r\n", "'gzip'"),
+                          (b"Transfer-Encoding: xyz, chunked\r\n", "'xyz'"),
+                          (b"Transfer-Encoding: identity, chunked\r\n", "'identity'"),
+                          (b"Transfer-Encoding: GZip ,Chunked\r\n", "'gzip'"),
+                          (b"Transfer-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n", "'deflate'")):
+        resp = send_then_read(api[1], head + fields + b"\r\n" + chunked(coded))
+        assert resp.status == 501, (fields, resp.raw[:300])
+        error = resp.error()
+        assert error["code"] == "not_implemented" and named in str(error["message"]), (fields, error)
+        assert "RFC 9112" in str(error["message"]) and resp.headers["connection"] == "close"
+    last = send_then_read(api[1], head + b"Transfer-Encoding: gzip\r\n\r\n" + coded)
+    assert last.status == 400 and last.error()["code"] == "bad_request", last.raw[:300]
+    ok = send_then_read(api[1], head + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked(plain))
+    assert ok.status == 202, ok.raw[:300]
+
+
 # --- slow clients ----------------------------------------------------------------------------------------
 
 

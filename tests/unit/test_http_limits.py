@@ -15,7 +15,8 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from gamead_core.api.http_limits import HttpLimits, Refusal, sweep_interval
+from gamead_core.api.http_limits import HttpLimits, Refusal
+from gamead_core.api.http_sweep import sweep_interval
 from gamead_core.api.protocol import bounded_protocol
 from gamead_core.config import ApiSettings
 
@@ -129,6 +130,14 @@ def test_limits_are_enforced_whether_the_head_arrives_whole_or_in_pieces() -> No
     assert statuses(drive(request(target=b"/" + b"a" * 300))) == [414]
     line = b"GET /" + b"a" * 2000  # a request line that never ends: refused as too long once over the head limit
     assert statuses(drive(line[:1000], line[1000:])) == [414]
+
+
+def test_a_transfer_coding_but_chunked_is_501_on_a_kept_alive_connection_too() -> None:
+    """attack27 F8 (the integration test has the first request's case): the second request of a connection is
+    answered 501, not closed without a word, and nothing of its body reaches the app."""
+    coded = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    out = drive(request(body=b"a"), coded)  # the second once the first is answered
+    assert statuses(out) == [200, 501] and b'"not_implemented"' in out.out and b"'br'" in out.out
 
 
 def test_a_refusal_is_the_api_error_shape_and_closes() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from gamead_core.ad_ids import new_ad_id
-from gamead_core.ids import AdId, is_ad_id, is_job_id, is_worker_id, new_job_id
+from gamead_core.ids import AdId, JobId, is_ad_id, is_job_id, is_worker_id, new_job_id
 from gamead_core.intake import keyed_ad_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
 from gamead_core.jobs.policy import (
@@ -39,7 +39,7 @@ def test_every_id_gamead_issues_passes_the_rule(key: str) -> None:
 
 
 @pytest.mark.parametrize("bad", [
-    "", "a" * 4000, "*", ">", ".", " ", "../stats", "gamead.dlq.*", "01M87V538CE744CFGETHVYB39N",  # upper case
+    "", "a" * 4000, "*", ">", ".", " ", "../stats", "gamead.dlq.*", "01M87V538CE744CFGETHVYB3IN",  # I: no ULID
     "01m87v538ce744cfgethvyb39", "01m87v538ce744cfgethvyb39nn", "81m87v538ce744cfgethvyb39n",  # > 128 bits
     "01m87v538ce744cfgethvyb3 n", "01m87v538ce744cfgethvyb3in", "01m87v538ce744cfgethvyb39n\n", None, 42,
 ])
@@ -47,6 +47,15 @@ def test_what_is_not_an_id_fails_the_rule(bad: object) -> None:
     assert not is_ad_id(bad) and not is_job_id(bad)
     with pytest.raises(ValidationError, match="not a valid id"):
         TypeAdapter(AdId).validate_python(bad if isinstance(bad, str) else str(bad))
+
+
+@pytest.mark.parametrize("sent", ["01M87V538CE744CFGETHVYB39N", "01m87V538ce744CFGETHVYB39n"])
+def test_an_id_in_capitals_in_a_body_or_query_is_the_same_id_read_as_lowercase(sent: str) -> None:
+    """attack27 F9: a path took ``01M8…`` as the id it names, a body (``POST /v1/dlq/replay {"ids": […]}``) refused
+    it 422; one validator now, which hands on the lowercase form (the only one in NATS keys and subjects)."""
+    assert not is_ad_id(sent)  # the stored form is lowercase ...
+    for kind in (AdId, JobId):  # ... and what a client sends is read as it
+        assert TypeAdapter(kind).validate_python(sent) == "01m87v538ce744cfgethvyb39n"
 
 
 # --- times -----------------------------------------------------------------------------------------------
