@@ -104,10 +104,10 @@ def test_a_healing_round_looks_at_no_more_than_its_batch_and_the_pass_goes_on_fr
 ) -> None:
     """Bounded work per round: five entries of completed ads and a dead ad's entry, a batch of 2 entries. Each
     round removes at most two; the third round ends the pass (the dead ad's entry stays), and no new pass starts
-    before ``every`` unless a reconnection asks for one."""
+    before ``every`` unless a reconnection asks for one; a periodic pass looks at a quarter of the batch a round."""
     server = fresh_nats()
 
-    async def main() -> tuple[list[int], int, bool]:
+    async def main() -> tuple[list[int], int, bool, list[int]]:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         await ensure_topology(js, SETTINGS)
@@ -119,9 +119,16 @@ def test_a_healing_round_looks_at_no_more_than_its_batch_and_the_pass_goes_on_fr
         rounds = [await healer.tick(js, store, reconnects=0) for _ in range(4)]
         again = await healer.tick(js, store, reconnects=1)  # a reconnection: a new pass, nothing left to remove
         kept = await dlq.current(dead) is not None
+        # a periodic pass (no reconnection asked for it) goes at a quarter of the pace: 1 entry a round here
+        slow = DlqHealer(every=0.0, batch=4)
+        await slow.tick(js, store)  # the leader's first pass: the dead ad's entry only
+        for _ in range(3):
+            await _ad_with_entry(store, dlq, AdStatus.COMPLETED)
+        periodic = [await slow.tick(js, store) for _ in range(4)]  # the dead ad's entry first
         await nc.close()
-        return rounds + [again], healer.passes, kept
+        return rounds + [again], healer.passes, kept, periodic
 
-    rounds, passes, kept = asyncio.run(main())
+    rounds, passes, kept, periodic = asyncio.run(main())
     assert rounds == [2, 2, 1, 0, 0], rounds
     assert passes == 2 and kept
+    assert periodic == [0, 1, 1, 1], periodic
