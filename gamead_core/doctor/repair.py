@@ -23,8 +23,8 @@ no_message                 record ``queued`` again by compare-and-set at the rev
 stranded                   the reaper's own sweep action (``gamead_core.worker.mover.settle_stranded``)
 budget_spent               dead-lettered like a worker does it (DLQ copy, record ``dead`` if it is still as read),
                            then its messages removed
-entry_of_completed,        the entry removed by its sequence, if the record is still completed / failed
-failed_with_entry
+entry_of_completed,        the entry removed by its sequence, if the record is still completed / failed (what the
+failed_with_entry          reaper's DLQ healing does by itself: ``gamead_core.worker.dlq_heal``)
 entry_of_live_ad           the entry removed by its sequence only if the record says it was replayed from it
                            (``replayOf``): an unfinished replay. Otherwise left alone.
 *_with_message             the message removed by its sequence, if the record is still completed / failed / dead
@@ -62,6 +62,7 @@ from gamead_core.queue.topology import TopologyReport, check_topology
 from gamead_core.store.ads import AdStore, Versioned, encode
 from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
+from gamead_core.worker.dlq_heal import remove_entry_of
 from gamead_core.worker.mover import SweepReport, settle_stranded
 
 log = logging.getLogger(__name__)
@@ -261,16 +262,8 @@ class RepairOps:
         return Mark.DEAD_LETTERED
 
     async def _remove_entry(self, item: list[Any], statuses: tuple[AdStatus, ...], *, replayed: bool = False) -> str:
-        ad_id, seq = item[1], item[2]
-        versioned = await self._record(ad_id)
-        if versioned is None or versioned.record.status not in statuses:
-            return Mark.HEALED
-        if replayed and versioned.record.replay_of != seq:
-            return Mark.LEFT
-        current = await self.dlq.current(ad_id)
-        if current is None or current.seq != seq:
-            return Mark.HEALED
-        return Mark.ENTRY_REMOVED if await self.dlq.delete_seq(seq) else Mark.HEALED
+        # the rule the reaper's DLQ healing applies by itself to final ads (gamead_core.worker.dlq_heal)
+        return await remove_entry_of(self.store, self.dlq, item[1], item[2], statuses, replayed=replayed)
 
     async def _entry_of_completed(self, item: list[Any], job_id: str) -> str:
         return await self._remove_entry(item, (AdStatus.COMPLETED,))

@@ -66,7 +66,8 @@ ADS_PROCESSED = Counter(
     ["priority", "outcome"], registry=WORKER_REGISTRY,
 )
 AD_WAIT = Histogram(
-    "gamead_ad_wait_seconds", "Seconds from submit to the start of the attempt that completed the ad.",
+    "gamead_ad_wait_seconds", "Queue wait: seconds from when the ad last became due (submit, DLQ replay, retry) "
+    "to the start of the attempt that completed it.",
     ["priority"], buckets=BUCKETS, registry=WORKER_REGISTRY,
 )
 AD_PROCESSING = Histogram(

@@ -169,12 +169,28 @@ def waiting_since(
     ``published`` (the message's timestamp) stands in for a missing ``startedAt``.
     """
     if record.status == AdStatus.QUEUED:
-        return _epoch(record.retry_at) if record.retry_at is not None else None
+        return _epoch(due_since(record)) if record.retry_at is not None else None
     if record.status == AdStatus.PROCESSING:
         started = _epoch(record.started_at) if record.started_at is not None else published
         lost_at = started + task_timeout + ack_wait
         return lost_at if lost_at <= now else None
     return None
+
+
+def due_since(record: AdRecord) -> datetime:
+    """When ``record``'s ad last became due in the queue (aware datetime): the moment both the aging order and the
+    queue-wait figures (``gamead_ad_wait_seconds``, ``/v1/stats`` ``latency.queueWaitMs``, ``top``'s WAIT P95:
+    the attempt's ``startedAt`` minus this) count its wait from. The first that is set of
+
+    * ``retryAt``: a retry's backoff ended, or a hand-back / recovery made it due (what :func:`waiting_since`
+      ages a redelivery from);
+    * ``replayedAt``: a DLQ replay published it anew (a new message, aged from its publish time by
+      :func:`gamead_core.queue.aging.delivery_key`), so the time it lay dead in the DLQ is no queue wait
+      (attack27 F3: a replay of last night's DLQ showed every level hours past its promised wait);
+    * ``submittedAt``: a first delivery.
+
+    A replay clears ``retryAt`` (``gamead_core.dlq_ops``), so the first set is also the latest. Pure."""
+    return record.retry_at or record.replayed_at or record.submitted_at
 
 
 def _epoch(at: datetime) -> float:

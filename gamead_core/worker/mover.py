@@ -26,7 +26,9 @@ for longer than any ``ack_wait``, backoff or analysis could take). :func:`sweep`
 One worker sweeps: the holder of the reaper lease (``gamead_leases``, key ``reaper``;
 :func:`gamead_core.worker.reaper.run_reaper`) calls :meth:`Sweeper.tick` on each of its rounds, and a
 :class:`Sweeper` sweeps every ``SWEEP_EVERY`` s while its worker leads. The other workers never read the
-stream for it (a sweep costs up to ``SWEEP_BATCH`` ``get_msg`` and KV reads per level).
+stream for it (a sweep costs up to ``SWEEP_BATCH`` ``get_msg`` and KV reads per level). Each round of the
+leader also heals the DLQ a little (:class:`gamead_core.worker.dlq_heal.DlqHealer`: entries of final ads that a
+nats-server crash brought back), at once after a reconnection.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from gamead_core.queue.publish import publish_ad
 from gamead_core.store.ads import AdStore, decode
 from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
+from gamead_core.worker.dlq_heal import DlqHealer
 
 log = logging.getLogger(__name__)
 
@@ -199,19 +202,25 @@ class Sweeper:
     workers that start together do not sweep together after a take-over. ``runs`` counts the sweeps done.
     """
 
-    def __init__(self, every: float = SWEEP_EVERY, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, every: float = SWEEP_EVERY, *, monotonic: Callable[[], float] = time.monotonic,
+                 healer: DlqHealer | None = None) -> None:
         self.every = every
         self.runs = 0
         self._mono = monotonic
         self._next: float | None = None
+        self.healer = healer if healer is not None else DlqHealer(monotonic=monotonic)  #: the DLQ's healing
 
     async def tick(self, leading: bool, js: JetStreamContext, store: AdStore, settings: GameadSettings,
-                   me: str) -> SweepReport | None:
-        """Sweep when ``leading`` and due; forget the schedule when not leading. The report, or None."""
+                   me: str, *, reconnects: int | None = None) -> SweepReport | None:
+        """Sweep when ``leading`` and due; forget the schedule when not leading. The report, or None. Every
+        leading round also heals the DLQ a little (:class:`~gamead_core.worker.dlq_heal.DlqHealer`; a pass at once
+        when ``reconnects``, the NATS connection's reconnect count, changed)."""
         now = self._mono()
         if not leading:
             self._next = None
+            self.healer.forget()
             return None
+        await self.healer.tick(js, store, reconnects=reconnects)
         if self._next is None:
             self._next = now + random.uniform(min(5.0, self.every), self.every)
             return None

@@ -300,7 +300,7 @@ async def run_reaper(
                         await recover(nc, store, dead, settings)
                 seen, apis = nodes, now_apis
                 await orphans.settle(js, settings, registry)
-                await sweeper.tick(True, js, store, settings, me)
+                await sweeper.tick(True, js, store, settings, me, reconnects=reconnects)  # DLQ healed after one
             else:
                 seen, apis = {}, {}
                 await sweeper.tick(False, js, store, settings, me)

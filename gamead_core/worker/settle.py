@@ -40,7 +40,7 @@ from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.completed_json import completed_bytes, completed_record
 from gamead_core.worker.budget import (
-    budget_spent, lost_error, parse_delivery, superseded, waiting_since,
+    budget_spent, due_since, lost_error, parse_delivery, superseded, waiting_since,
 )
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
@@ -200,12 +200,12 @@ class Settler:
         await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it
 
     def _sample(self, record: AdRecord, finished: datetime) -> None:
-        started, submitted = record.started_at, record.submitted_at
+        started = record.started_at
         now = time.time()
         if started is not None:
             began = started.timestamp()  # once: an aware datetime's timestamp() asks its tzinfo each time
             processing_ms = (finished.timestamp() - began) * 1000
-            wait_ms = (began - submitted.timestamp()) * 1000
+            wait_ms = max(0.0, began - due_since(record).timestamp()) * 1000  # from when it became due
             self.stats.recent.append((now, processing_ms, wait_ms))
             self.metrics.completed(record.priority, processing_ms / 1000, wait_ms / 1000, now)
         self.stats.last_progress = now

@@ -15,7 +15,7 @@ from gamead_core.config import FaultSettings
 from gamead_core.models import AdError, AdRecord, AdStatus
 from gamead_core.registry import HeldAd, NodeInfo
 from gamead_core.worker.budget import (
-    budget_spent, death_verdict, delivery_id, held_state, lost_attempt, lost_error, nak_window_open,
+    budget_spent, death_verdict, delivery_id, due_since, held_state, lost_attempt, lost_error, nak_window_open,
     parse_delivery, superseded, waiting_since,
 )
 from gamead_core.worker.faults import pick_fault
@@ -165,6 +165,19 @@ def test_an_ad_in_a_workers_hands_is_not_waiting() -> None:
     assert waiting_since(started, 0, T0.timestamp() + 89, **kw) is None  # may still be running
     assert waiting_since(started, 0, T0.timestamp() + 91, **kw) == T0.timestamp() + 90  # lease lost
     assert waiting_since(rec(AdStatus.COMPLETED), 0, T0.timestamp(), **kw) is None
+
+
+
+def test_an_ad_became_due_at_its_retry_else_its_last_replay_else_its_submit() -> None:
+    """The queue wait's start (attack27 F3), the same moment the aging order counts from: a replay of an ad
+    submitted hours ago is due from the replay; its retry after the replay from the retry's ``retryAt``."""
+    replayed = T0 + timedelta(hours=3)
+    retry = replayed + timedelta(seconds=4)
+    assert due_since(rec()) == T0
+    assert due_since(rec(replays=1, replayed_at=replayed)) == replayed
+    assert due_since(rec(replays=1, replayed_at=replayed, retry_at=retry)) == retry
+    r = rec(AdStatus.QUEUED, replays=1, replayed_at=replayed, retry_at=retry, delivery="3.1")
+    assert waiting_since(r, 0, retry.timestamp(), ack_wait=30, task_timeout=60) == retry.timestamp()
 
 
 # --- suspect ads run alone --------------------------------------------------------------------------------
