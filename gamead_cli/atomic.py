@@ -34,7 +34,7 @@ class PendingFile:
     to a regular file has its target replaced, never the link."""
 
     def __init__(self, path: str | Path, said: str = "") -> None:
-        self.path = Path(path)
+        self.path, self.said = Path(path), said
         self.done = False
         self.tmp: Path | None = None
         try:
@@ -79,6 +79,23 @@ class PendingFile:
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
+
+    def drop_lines(self, lines: set[int]) -> None:
+        """Close the file and remove its lines numbered in ``lines`` (0-based; ``\\n``-ended) in place, the others
+        kept in order: the last step before :meth:`commit` (``dlq export`` keeping each ad's newest entry). Only a
+        temporary file can be filtered (``tmp`` not None: a device's or a FIFO's lines are gone). Raises
+        :class:`~gamead_cli.exitcodes.OutputFailed` when the file cannot be written or read again."""
+        if self.tmp is None:
+            raise ValueError("lines written to a device or a FIFO cannot be taken back")
+        self.file.close()  # OutputFailed if what is buffered cannot be written
+        try:
+            with open(self.tmp, "rb") as src, open(self.tmp, "r+b") as dst:  # dst never passes src: it only shrinks
+                for n, line in enumerate(src):
+                    if n not in lines:
+                        dst.write(line)
+                dst.truncate()
+        except OSError as exc:
+            raise OutputFailed(f"cannot write {self.path}: {exc.strerror or exc}{self.said}") from exc
 
     def discard(self) -> None:
         """Close and delete the temporary file: ``path`` stays as it was (absent, or its old content)."""

@@ -53,6 +53,7 @@ from gamead_cli.output import (
     stderr_console, time_column, utc_when,
 )
 from gamead_cli.fitted import FittedTable
+from gamead_cli.once_per_ad import OncePerAd
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError
 from gamead_core.dlq_pattern import MAX_REPLAY_RATE
 from gamead_core.ids import MAX_CURSOR
@@ -234,6 +235,9 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Entries per page.")] = 50,
     cursor: Annotated[int, typer.Option(min=0, max=MAX_CURSOR, help="Continue after this cursor (from the previous page).")] = 0,
     newest: Annotated[bool, typer.Option("--newest", help="The most recent entries first.")] = False,
+    until_seq: Annotated[int | None, typer.Option(
+        "--until-seq", min=0, max=MAX_CURSOR,
+        help="Only entries at or below this DLQ sequence (the next-page command passes the first page's).")] = None,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
     """List dead-lettered ads (oldest first, or --newest), filtered.
@@ -242,14 +246,18 @@ def list_(
     """
     flt = _filter(error_class, message, priority, since, until)
     params: dict[str, Any] = {**flt, "limit": limit, "cursor": cursor, "newest": newest}
+    if until_seq is not None:
+        params["untilSeq"] = until_seq
     with api_client(config, api) as client:
         body = client.request("GET", "/v1/dlq", params=params)
     flags = {"--error-class": error_class, "--message": message, "--priority": priority, "--since": since,
-             "--until": until, "--cursor": cursor or None}
+             "--until": until, "--cursor": cursor or None, "--until-seq": until_seq}
     emit(body, output, partial(_list_view, flags=flags))
-    # the next page's command repeats the filter as sent: an age (--since 2h) as the time it stood for
+    # the next page's command repeats the filter as sent: an age (--since 2h) as the time it stood for; and the
+    # first page's fence, so that no later page shows an ad again (one replayed and dead again meanwhile is past
+    # it, attack27 F5; an older API without untilSeq: none)
     same = {"--error-class": flt.get("errorClass"), "--message": flt.get("message"), "--priority": priority,
-            "--since": flt.get("since"), "--until": flt.get("until")}
+            "--since": flt.get("since"), "--until": flt.get("until"), "--until-seq": body.get("untilSeq", until_seq)}
     command = next_page_command(body, same, client.again, limit, command="dlq list", limit_flag="-n")
     if command and output != OutputFormat.json:  # -o json: its nextCursor
         print_command(command)
@@ -575,7 +583,9 @@ def export(
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}", param_hint="FILE") from None
     out = sys.stdout if pending is None else pending.file
-    written = 0
+    # each ad once (attack27 F5): a temporary file keeps its newest entry, lines that cannot be taken back its first
+    once = OncePerAd(take_back=pending is not None and pending.tmp is not None)
+    read = 0
     try:
         with api_client(config, api) as client, _progress() as progress:
             task = progress.add_task("exporting", total=None)
@@ -589,9 +599,10 @@ def export(
                 for entry in page["items"]:
                     entry.pop("seq", None)
                     # FILE's failed write is OutputFailed naming it (PendingFile's file); stdout's, the boundary's
-                    out.write(strict_dumps(entry, separators=(",", ":")) + "\n")
-                    written += 1
-                progress.update(task, completed=written)
+                    if once.add(str(entry.get("adId"))):
+                        out.write(strict_dumps(entry, separators=(",", ":")) + "\n")
+                    read += 1
+                progress.update(task, completed=read)
                 if not page.get("nextCursor"):
                     break
                 cursor = page["nextCursor"]
@@ -601,13 +612,31 @@ def export(
         raise
     if pending is not None:
         try:  # what is buffered cannot be written: OutputFailed already; the rename failing: OSError, said here
+            if once.dropped:
+                pending.drop_lines(once.dropped)
             pending.commit()
         except OSError as exc:  # not bad usage, exit 1
             raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}; nothing was exported") from None
+    kept = once.kept
+    if once.changed:
+        _say_changed(once)
     if file != "-":
-        note_line(f"exported {written} entr{'y' if written == 1 else 'ies'} to {file}")
-    elif written == 0:  # stdout holds nothing: say why on stderr
+        note_line(f"exported {kept} entr{'y' if kept == 1 else 'ies'} to {file}")
+    elif kept == 0:  # stdout holds nothing: say why on stderr
         note_line("no DLQ entries match: nothing exported")
+
+
+def _say_changed(once: OncePerAd) -> None:
+    """On stderr: how many ads' entries changed while ``dlq export`` paged (replayed and dead again: met twice),
+    and which entry the output kept (:class:`gamead_cli.once_per_ad.OncePerAd`)."""
+    ads = f"{once.changed} ad{'' if once.changed == 1 else 's'}"
+    if once.take_back:
+        note_line(f"{ads} changed during the export (replayed and dead again): written once each, its newest entry")
+    else:
+        stderr_console().print(Text(
+            f"{ads} changed during the export (replayed and dead again): written once each with its first entry, "
+            "which is no longer in the DLQ; this output is not a consistent snapshot (export to a regular FILE to "
+            "keep the newest entries)", style="yellow"), soft_wrap=True)
 
 
 def entries_of(fh: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -215,18 +215,25 @@ async def list_dlq(
     since: Annotated[UtcDatetime | None, Query(description="dead at or after (no offset = UTC)")] = None,
     until: Annotated[UtcDatetime | None, Query(description="dead before (no offset = UTC)")] = None,
     newest: bool = False,
+    until_seq: Annotated[int | None, Query(alias="untilSeq", ge=0, le=MAX_CURSOR,
+                                           description="the listing's fence: only entries at or below this DLQ "
+                                                       "sequence (the first page's `untilSeq`)")] = None,
     count: Annotated[bool, Query(description="false: `total` is not counted (null), the read stops one entry "
                                              "past the page (a reader of every page, as `dlq export`)")] = True,
 ) -> Response:
-    """`{items, count, total, inDlq, nextCursor, scanned, complete}`: `total` counts the entries matching the
-    filters (all of them, the same on every page; null with `count=false`), `inDlq` every entry; `complete` is false when the read
-    stopped at `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on from there."""
+    """`{items, count, total, inDlq, nextCursor, untilSeq, scanned, complete}`: `total` counts the entries matching
+    the filters (all of them, the same on every page; null with `count=false`), `inDlq` every entry; `complete` is
+    false when the read stopped at `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on
+    from there. `untilSeq`: the page's fence, the highest DLQ sequence it may hold (the query's, else the DLQ's last
+    when the read began): pages asked with the first page's `untilSeq` never show an ad twice, even while a replay
+    re-dead-letters ads (their new entries are past the fence; attack27 F5)."""
     flt = make_filter(error_class=error_class or error_class_snake, message=message, priority=priority,
                       since=since, until=until)
-    page = await _link(request).dlq.page(flt, limit=limit, after=cursor, newest_first=newest,
+    page = await _link(request).dlq.page(flt, limit=limit, after=cursor, up_to=until_seq, newest_first=newest,
                                          budget=_budget(request), count=count)
     return _json({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
-                  "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "scanned": page.scanned, "complete": page.complete})
+                  "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "untilSeq": page.fence,
+                  "scanned": page.scanned, "complete": page.complete})
 
 
 @router.get("/{ad_id}", summary="One dead-lettered ad", response_model=DlqEntry, response_model_exclude_none=True,

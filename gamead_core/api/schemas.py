@@ -42,9 +42,14 @@ class DlqPage(_Doc):
     count: int = Field(description="Items in this page.")
     total: int | None = Field(description="Entries matching the filters (every entry without one), from `cursor` "
                                           "on, among those read (`complete` false: the read stopped short), as for "
-                                          "`GET /ads`; null when `count=false` asked for none.")
+                                          "`GET /ads`; null when `count=false` asked for none. A filtered count "
+                                          "stops at the fence (`untilSeq`).")
     in_dlq: int = Field(0, description="Entries in the whole DLQ, filters aside.")
     next_cursor: int | None = Field(None, description="Pass as `cursor` to read on; null at the end.")
+    until_seq: int | None = Field(None, description="The page's fence: the highest DLQ sequence it may hold (the "
+                                                    "query's `untilSeq`, else the DLQ's last when the read began). "
+                                                    "Pass it back with `cursor` so that no later page shows an ad "
+                                                    "again (an entry replayed and dead again meanwhile is past it).")
     scanned: int = Field(description="Entries this request read.")
     complete: bool = Field(description="False when the read stopped at `dlq.scan_limit` or `dlq.scan_time`.")
 

@@ -161,6 +161,7 @@ class Page:
     scanned: int = 0  #: entries this page read
     complete: bool = True  #: False if the scan budget stopped it before the end of the DLQ
     in_dlq: int = 0  #: entries in the whole DLQ, all filters aside
+    fence: int = 0  #: the highest sequence the page may hold (``up_to``, or the DLQ's last when the read began)
 
 
 def _decode(data: bytes | None, seq: int) -> DlqEntry | None:
@@ -290,7 +291,7 @@ class DeadLetters:
             if budget is not None and not budget.spend():
                 return
 
-    async def page(self, flt: DlqFilter | None = None, *, limit: int = 50, after: int = 0,
+    async def page(self, flt: DlqFilter | None = None, *, limit: int = 50, after: int = 0, up_to: int | None = None,
                    newest_first: bool = False, budget: ScanBudget | None = None, count: bool = True) -> Page:
         """One page of matching entries: oldest first from ``after`` with a cursor, or the newest ``limit``;
         ``total`` counts every matching entry (ops13 finding 6: "2 shown of 27" said 27 for the whole DLQ), the
@@ -304,10 +305,14 @@ class DeadLetters:
         ``budget`` bounds the read; a read it cut short has ``complete=False`` (``total`` then counts the
         entries read) and (oldest first) a ``next_cursor`` at the last item, or the last entry read, so the
         next page goes on from there. Newest first reads the most recent ``budget.entries`` entries only.
+        ``up_to`` (the fence, as a job's): only entries at or below that sequence, by default the DLQ's last one
+        when the read began (``Page.fence``); a listing paged with its first page's fence never shows an ad twice
+        (an entry replayed and dead again between two pages is past it: attack27 F5).
         """
         budget = budget or ScanBudget()
         state = await self._state()
         in_dlq = int(state.messages) if state is not None else 0
+        fence = up_to if up_to is not None else int(state.last_seq) if state is not None else 0
         flt = flt or DlqFilter()
         # every entry matches (total is the DLQ's size), or no total wanted: nothing to count past the page
         counted = not count or not flt.active
@@ -320,10 +325,10 @@ class DeadLetters:
         items: list[DlqEntry] = []
         next_cursor: int | None = None
         if newest_first and budget.entries is not None and state is not None:
-            after = max(after, int(state.last_seq) - budget.entries)
+            after = max(after, fence - budget.entries)
         complete = True
         total = 0
-        async for entry in self.entries(flt, after=after, budget=budget):
+        async for entry in self.entries(flt, after=after, up_to=fence, budget=budget):
             total += 1
             if newest_first or len(items) < limit:
                 items.append(entry)
@@ -341,4 +346,4 @@ class DeadLetters:
             complete = complete and (state is None or after < int(state.first_seq))
         # None when the count before the cursor stopped at its budget (a DLQ past scan_limit): not a wrong figure
         shown_total = None if not count or ahead.exhausted else in_dlq if counted else before + total
-        return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq)
+        return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq, fence)
