@@ -12,7 +12,9 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -140,23 +142,33 @@ class _Said:
 #: why a FIFO nobody reads is refused (the ``strerror`` of the ``OSError``: each verb says "cannot write FILE: …")
 NO_READER = ("a FIFO that nothing reads: the write would wait for a reader for ever; start its reader first, or "
              "give a regular file")
+#: seconds a FIFO is given for its reader to open it (a ``cmd FIFO & reader < FIFO`` starts them in either order)
+READER_WAIT = 5.0
 
 
-def _open_special(path: Path) -> int:
+def _open_special(path: Path, wait: float = READER_WAIT) -> int:
     """A descriptor open for writing on ``path``, a file that is not a regular file (a device, a FIFO), opened
-    without waiting: a FIFO that no process has open for reading is refused at once (``ENXIO``), as the input
-    files refuse a FIFO (:func:`gamead_cli.inputs.open_input`), instead of blocking the verb for ever with no word
-    (attack27 F9: ``top --once --record FIFO``, ``dlq export FIFO``). Writes then block as usual (``O_NONBLOCK``
-    is cleared). Raises ``OSError``, for a FIFO without a reader with :data:`NO_READER` as its ``strerror``."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NONBLOCK", 0), 0o666)
-    except OSError as exc:
-        fifo = False
-        with contextlib.suppress(OSError):
-            fifo = stat.S_ISFIFO(os.stat(path).st_mode)
-        if exc.errno == errno.ENXIO and fifo:
-            raise OSError(errno.ENXIO, NO_READER, str(path)) from None
-        raise
+    without blocking: a FIFO that no process has open for reading is given ``wait`` seconds for one to open it
+    (said once on stderr), then refused (``ENXIO``), instead of blocking the verb for ever with no word (attack27
+    F9: ``top --once --record FIFO``, ``dlq export FIFO``). Writes then block as usual (``O_NONBLOCK`` is cleared).
+    Raises ``OSError``, for a FIFO without a reader with :data:`NO_READER` as its ``strerror``."""
+    deadline, said = time.monotonic() + wait, False
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NONBLOCK", 0), 0o666)
+            break
+        except OSError as exc:
+            fifo = False
+            with contextlib.suppress(OSError):
+                fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+            if exc.errno != errno.ENXIO or not fifo:
+                raise
+            if time.monotonic() >= deadline:
+                raise OSError(errno.ENXIO, NO_READER, str(path)) from None
+            if not said:
+                print(f"waiting up to {wait:g} s for a process to read the FIFO {path}", file=sys.stderr)
+                said = True
+            time.sleep(0.05)
     if hasattr(os, "set_blocking"):
         os.set_blocking(fd, True)
     return fd

@@ -25,8 +25,8 @@ TABLE: tuple[tuple[int, str], ...] = (
             "I/O error; the line names where), or an unexpected error (the message says why; `--debug` shows the "
             "traceback)"),
     (USAGE, "bad usage: flags, arguments, an output FILE that is a FIFO nothing reads (`dlq export FILE`, `top "
-            "--record FILE`: refused at once, not waited on), or an input file that is missing, unreadable, not a "
-            "regular file "
+            "--record FILE`: refused after waiting 5 s for a reader, said once, not waited on for ever), or an "
+            "input file that is missing, unreadable, not a regular file "
             "(`/dev/zero`, a FIFO: refused before a byte is read, as `--config` refuses it) or not valid JSON/NDJSON "
             "(the one red line names the file and line; an object naming a key twice is refused too, naming the "
             "key: `ad.json:9: the key \"priority\" appears twice in one object (I-JSON, RFC 7493 §2.3)`, as the API "

@@ -29,7 +29,7 @@ from gamead_cli.commands import submit as submit_module
 from gamead_cli.commands.submit import ITEMS_KEPT, keep_first
 from gamead_cli.main import app
 from gamead_cli.output import summary_view
-from tests.cli.test_cli_errors import gamead, one_red_line
+from tests.cli.test_cli_errors import gamead
 from tests.integration.dlq_lane import Lane, shared_lane  # noqa: F401 - shared_lane is a fixture
 from tests.support import ad, clean_env, gamead_argv
 
@@ -131,11 +131,34 @@ def test_keep_first_keeps_the_smallest_indexes_whatever_order_they_come_in() -> 
 
 
 @pytest.mark.parametrize("verb", [["dlq", "export"], ["top", "--once", "--record"]])
-def test_an_output_fifo_nothing_reads_is_refused_at_once(tmp_path: Path, closed_api_url: str,
-                                                        verb: list[str]) -> None:
+def test_an_output_fifo_nothing_reads_is_refused_after_a_short_wait_said_once(
+        tmp_path: Path, closed_api_url: str, verb: list[str]) -> None:
     """F9: blocked for ever with no word (``timeout 10 gamead top --once --record ff``: rc 124), while the verbs
-    reading a FILE refuse a FIFO up front. Now one red line, exit 2, before the API is asked."""
+    reading a FILE refuse a FIFO up front. Now it says it waits for a reader (a ``cmd FIFO & reader < FIFO`` may
+    start either first), then one red line, exit 2, before the API is asked."""
     os.mkfifo(tmp_path / "ff")
     result = gamead(*verb, "ff", "--api", closed_api_url, cwd=tmp_path, timeout=60)
     assert result.returncode == exitcodes.USAGE, result.stderr
-    one_red_line(result, "ff: a FIFO that nothing reads", "start its reader first")
+    waiting, refused = _ANSI.sub("", result.stderr).strip().splitlines()
+    assert waiting == "waiting up to 5 s for a process to read the FIFO ff", waiting
+    assert refused.startswith("error: ") and "ff: a FIFO that nothing reads" in refused, refused
+    assert "start its reader first" in refused and "Traceback" not in result.stderr
+
+
+def test_a_fifo_whose_reader_opens_it_after_the_writer_is_written(tmp_path: Path) -> None:
+    """The refusal must not race a reader that starts a moment after the verb (under load, a test's reader
+    thread did: "unexpected OSError" from a verb writing to a FIFO a reader was about to open)."""
+    import threading
+
+    from gamead_cli.atomic import PendingFile
+
+    fifo = tmp_path / "later"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Timer(0.3, lambda: got.append(fifo.read_text()))
+    reader.start()
+    pending = PendingFile(str(fifo))
+    pending.file.write("one line\n")
+    pending.commit()
+    reader.join(timeout=30)
+    assert got == ["one line\n"]
