@@ -46,7 +46,11 @@ def normal_id(value: str) -> str:
     """An ad or job id as gamead keeps it: a ULID is case-insensitive (Crockford base32), so ``01M8RVR27Y…``
     names the same id as ``01m8rvr27y…``, and only the lowercase form is used in NATS keys and subjects. Returns
     ``value`` lowercased when that is an id, else ``value`` unchanged (for the caller's check to refuse and its
-    message to quote as given). Call it before :func:`is_ad_id` / :func:`is_job_id`. Pure."""
+    message to quote as given). Only ASCII letters are lowered: ``str.lower`` maps some other characters onto
+    ASCII ones (U+212A KELVIN SIGN → ``k``), and a confusable must not be read as an id (attack27b F6).
+    Call it before :func:`is_ad_id` / :func:`is_job_id`. Pure."""
+    if not value.isascii():
+        return value
     lowered = value.lower()
     return lowered if lowered != value and is_ulid_id(lowered) else value
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from gamead_core.ad_ids import new_ad_id
-from gamead_core.ids import AdId, JobId, is_ad_id, is_job_id, is_worker_id, new_job_id
+from gamead_core.ids import AdId, JobId, is_ad_id, is_job_id, is_worker_id, new_job_id, normal_id
 from gamead_core.intake import keyed_ad_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
 from gamead_core.jobs.policy import (
@@ -56,6 +56,17 @@ def test_an_id_in_capitals_in_a_body_or_query_is_the_same_id_read_as_lowercase(s
     assert not is_ad_id(sent)  # the stored form is lowercase ...
     for kind in (AdId, JobId):  # ... and what a client sends is read as it
         assert TypeAdapter(kind).validate_python(sent) == "01m87v538ce744cfgethvyb39n"
+
+
+def test_a_confusable_that_lowercases_to_an_id_is_not_that_id() -> None:
+    """attack27b F6: ``str.lower`` maps U+212A KELVIN SIGN to ``k``, so ``…tf\u212ap3`` named the ad ``…tfkp3``
+    in paths and bodies; only ASCII is lowered now, and the confusable is refused as an id."""
+    kelvin = "01m8xmca2b32vmd7rye93tf\u212ap3"
+    assert normal_id(kelvin) == kelvin and not is_ad_id(normal_id(kelvin))
+    for kind in (AdId, JobId):
+        with pytest.raises(ValidationError):
+            TypeAdapter(kind).validate_python(kelvin)
+    assert normal_id("01M8XMCA2B32VMD7RYE93TFKP3") == "01m8xmca2b32vmd7rye93tfkp3"
 
 
 # --- times -----------------------------------------------------------------------------------------------
