@@ -67,7 +67,7 @@ from gamead_core.worker.consumer_ack_wait import AckWaits
 from gamead_core.worker.keepalive import keepalive_period
 from gamead_core.worker.mover import Sweeper
 from gamead_core.worker.orphans import Orphans, api_deaths
-from gamead_core.worker.recovery_text import level_ack_waits, recovery_line
+from gamead_core.worker.recovery_text import expired_line, level_ack_waits, recovery_line
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,12 @@ async def recover_exited(
     try:
         registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                             timeout=settings.nats.request_timeout)
-        entry, _ = await registry.lookup(worker_id)
+        entry, deleted = await registry.lookup(worker_id)
+        if entry is None and not deleted:  # expired first (killed after registry.ttl of silence): say what it can
+            waits = await level_ack_waits(AckWaits(nc, timeout=settings.nats.request_timeout),
+                                          settings.queue.partitions, None, settings.queue.ack_wait)
+            log.warning("%s", expired_line(worker_id, pid, waits), extra={"worker_id": worker_id})
+            return None
         if entry is None or entry.pid != pid or entry.role != "worker":
             return None
         return await recover(nc, await AdStore.open(nc, js), entry, settings)

@@ -43,6 +43,16 @@ def unannounced_caveat(waits: dict[float, str], left: int = 0) -> str:
     return f"{who} back when JetStream's ack_wait expires ({wait})"
 
 
+def expired_line(worker_id: str, pid: int, waits: dict[float, str]) -> str:
+    """The line for a worker that died after its registry entry had expired (pure): a supervisor that killed it
+    after ``registry.ttl`` of silence finds no entry, so what it held is not known, and every delivery it held
+    comes back when the level consumers' ``ack_wait`` (``waits``: seconds → source) expires (attack27b F5: no
+    line said so, and the ads sat ~30 s unexplained)."""
+    wait = ", ".join(f"{w:g} s, {source}" for w, source in sorted(waits.items())) or "its consumer's"
+    return (f"worker {worker_id} (pid {pid}) died after its registry entry had expired, so what it held is not "
+            f"known: every delivery it held comes back when JetStream's ack_wait expires ({wait})")
+
+
 def recovery_line(worker_id: str, held: int, running: int, charged: bool, handed_back: int, untouched: int,
                   waits: dict[float, str]) -> str:
     """The recovery's summary (pure): ``held`` announced ads, ``running`` of them running (the verdict:
@@ -63,4 +73,4 @@ def recovery_line(worker_id: str, held: int, running: int, charged: bool, handed
             f"{', '.join(done)}; {unannounced_caveat(waits, left)}")
 
 
-__all__ = ["level_ack_waits", "recovery_line", "unannounced_caveat"]
+__all__ = ["expired_line", "level_ack_waits", "recovery_line", "unannounced_caveat"]

@@ -138,6 +138,41 @@ def test_the_reaper_names_a_worker_that_died_announcing_nothing(
                     f"JetStream's ack_wait expires ({ACK_WAIT:g} s, read from its consumer)"], said
 
 
+def test_a_worker_killed_after_its_entry_expired_still_gets_its_line(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """attack27b F5: `gamead up` kills a frozen worker after registry.ttl of silence, when its entry has just
+    expired; its supervisor's recovery found no entry and said nothing, so its held ads came back ~30 s later with
+    no line anywhere. Now the line says what it held is not known and when its deliveries come back."""
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"queue": {"ack_wait": ACK_WAIT},
+                                              "registry": {"ttl": 1.0, "heartbeat_interval": 0.5}})
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_topology(js, settings)
+            await _queue(nc, js, "Held By The Frozen")
+            await _die_holding(server.url, settings, "local-4", 4401, pulls=1, announce=1)
+            registry = Registry(nc, js, settings.registry)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while (await registry.lookup("local-4"))[0] is not None:  # expires after the ttl
+                assert loop.time() < deadline, "the entry never expired"
+                await asyncio.sleep(0.1)
+            await recover_exited(nc, js, settings, "local-4", 4401)
+        finally:
+            await nc.close()
+
+    with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if "worker local-4" in r.getMessage()]
+    assert said == ["worker local-4 (pid 4401) died after its registry entry had expired, so what it held is not "
+                    f"known: every delivery it held comes back when JetStream's ack_wait expires ({ACK_WAIT:g} s, "
+                    "read from its consumer)"], said
+
+
 def test_doctor_notes_ack_pending_deliveries_no_live_worker_holds_until_they_are_redelivered(
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path,
 ) -> None:
