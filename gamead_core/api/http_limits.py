@@ -24,9 +24,11 @@ uvicorn times out a client that trickles its head or body (``timeout_keep_alive`
 * a ``Content-Encoding`` other than ``identity`` → ``415 unsupported_media_type``: bodies are read as sent, never
   decompressed (so no gzip bomb can grow in the API), and a compressed one would otherwise be answered as bad
   JSON, or, for ``br`` on a plain body, taken as if the header were not there (attack14a);
-* a transfer coding other than ``chunked`` before a final ``chunked`` (``Transfer-Encoding: gzip, chunked``) →
-  ``501 not_implemented`` naming it (RFC 9112 §6.1; it was read as a plain chunked body and answered "not UTF-8
-  JSON", attack27 F8); one whose last coding is not ``chunked`` is llhttp's ``400`` (RFC 9112 §6.3).
+* a transfer coding whose last coding is not ``chunked`` → llhttp's ``400`` (RFC 9112 §6.3). One other than
+  ``chunked`` before a final ``chunked`` (``Transfer-Encoding: gzip, chunked``) is framed here as chunked and
+  refused ``501 not_implemented`` by the API's gate middleware (:func:`coding_refusal`), an ordinary answer in
+  request order: refused here, in the head, one pipelined behind another request closed the connection without
+  either answer (attack27b F2).
 
 Every refusal is the API's JSON error shape with ``Connection: close``; then the write side is shut down and
 whatever the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the socket is
@@ -116,7 +118,14 @@ _ENCODED = Refusal(415, "unsupported_media_type", "the API does not decode a Con
 _LONG_CHUNK_LINE = Refusal(400, "bad_request", f"a chunk size line is longer than {MAX_CHUNK_LINE} bytes")
 
 
-def _unknown_coding(coding: bytes) -> Refusal:
+def coding_refusal(value: bytes) -> Refusal | None:
+    """``501 not_implemented`` naming the first transfer coding but ``chunked`` in a ``Transfer-Encoding`` field
+    ``value`` (raw bytes, any case, parameters ignored), or None if it names only ``chunked`` (RFC 9112 §6.1: a
+    server answers 501 to a transfer coding it does not understand; attack27 F8: it was read as a plain body)."""
+    codings = (c.partition(b";")[0].strip() for c in value.lower().split(b","))
+    coding = next((c for c in codings if c and c != b"chunked"), None)
+    if coding is None:
+        return None
     return Refusal(501, "not_implemented", f"the API applies no transfer coding but chunked, not "
                    f"{coding[:40].decode('latin-1')!r} (RFC 9112 §6.1): send the body with Transfer-Encoding: "
                    f"chunked alone, or with a Content-Length")
@@ -149,8 +158,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._lingering = False
         self._framing = _NOT_CHUNKED  #: where the current chunked body is (_SIZE_LINE, _CHUNK_DATA)
         self._te_chunked = False  #: the current head said Transfer-Encoding: chunked
-        self._te_other: bytes | None = None  #: the current head's first transfer coding but chunked
-        self._te_last = b""  #: the current head's last transfer coding
         self._line_tail = b""  #: an unfinished chunk size line, from earlier reads
         self._sized, self._chunk_read = False, 0  #: a size line ended in the read parsed; its chunk's bytes there
 
@@ -198,7 +205,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_message = self._in_head = True
         self._raw_head = self._fields = 0
-        self._te_other, self._te_last = None, b""
         if self._deadline is None:
             self._deadline = self.loop.time() + self.limits.read_timeout
 
@@ -218,16 +224,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.expect_100_continue = True
         elif name == b"content-encoding" and value.strip().lower() not in _IDENTITY:
             self._stop(_ENCODED)
-        elif name == b"transfer-encoding":
-            codings = [c.partition(b";")[0].strip() for c in value.lower().split(b",") if c.strip()]
-            self._te_chunked = self._te_chunked or b"chunked" in codings
-            self._te_other = self._te_other or next((c for c in codings if c != b"chunked"), None)
-            self._te_last = codings[-1] if codings else self._te_last
+        elif name == b"transfer-encoding":  # another coding too: the gate middleware's 501 (coding_refusal)
+            self._te_chunked = self._te_chunked or b"chunked" in value.lower()
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        if self._te_other is not None and self._te_last == b"chunked":  # else llhttp's 400: chunked is not last
-            self._stop(_unknown_coding(self._te_other))  # still in the head: answered on a kept-alive connection too
         self._in_head = False
         limits = self.limits
         if len(self.url) > limits.max_request_line:

@@ -17,17 +17,17 @@ other    anything else                                      any role / operator 
 
 ``HEAD`` is served as ``GET`` without a body on every path (:meth:`GateMiddleware._head`); an ``Authorization``
 header sent twice is refused (400 ``duplicate_header``: which token counts would be a guess), so is a query
-parameter given twice on any route (400 ``duplicate_query_parameter``), and an ``Expect`` other than
-``100-continue`` (417 ``expectation_failed``, RFC 9110 §10.1.1; uvicorn ignores one).
+parameter given twice on any route (400 ``duplicate_query_parameter``), an ``Expect`` other than ``100-continue``
+(417 ``expectation_failed``, RFC 9110 §10.1.1; uvicorn ignores one), and a transfer coding other than ``chunked``
+(501 ``not_implemented`` before the body is read, then closed: :func:`~.http_limits.coding_refusal`).
 
-Batch submits (``/ads/batch``, ``/ads:batch``) take no token here: the route takes one per ad from the
-caller's submit bucket (:class:`~gamead_core.api.quota.RateQuota` in ``scope["state"]["rate_quota"]``), and
-their body cap is ``api.batch_max_body_bytes``. Anonymous callers (auth open) are
-keyed by client IP; a caller with a valid token is keyed by its name even when auth is open. Errors are the
-API's usual JSON (``unauthenticated``, ``forbidden`` naming the role needed, ``rate_limited``,
-``payload_too_large``). The principal (name and role; :data:`~gamead_core.api.auth.ANONYMOUS` without a
-valid token) is put in ``scope["state"]["principal"]`` (``request.state.principal`` in a handler), so every
-route can say who called it.
+Batch submits (``/ads/batch``, ``/ads:batch``) take no token here: the route takes one per ad from the caller's
+submit bucket (:class:`~gamead_core.api.quota.RateQuota` in ``scope["state"]["rate_quota"]``), and their body cap
+is ``api.batch_max_body_bytes``. Anonymous callers (auth open) are keyed by client IP; a caller with a valid token
+is keyed by its name even when auth is open. Errors are the API's usual JSON (``unauthenticated``, ``forbidden``
+naming the role needed, ``rate_limited``, ``payload_too_large``). The principal (name and role;
+:data:`~gamead_core.api.auth.ANONYMOUS` without a valid token) is put in ``scope["state"]["principal"]``
+(``request.state.principal`` in a handler), so every route can say who called it.
 """
 
 from __future__ import annotations
@@ -52,12 +52,8 @@ from gamead_core.api.auth import (
     needed_roles_text,
     route_class,
 )
-from gamead_core.api.errors import (
-    DuplicateHeader,
-    DuplicateQueryParameter,
-    error_response,
-)
-from gamead_core.api.http_limits import BATCH_PATHS
+from gamead_core.api.errors import DuplicateHeader, DuplicateQueryParameter, error_response
+from gamead_core.api.http_limits import BATCH_PATHS, Refusal, coding_refusal
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.config import ROLES, GameadSettings, RateSettings
@@ -120,6 +116,7 @@ class GateMiddleware:
         length: bytes | None = None
         authorization: bytes | None = None
         streamed = False
+        unapplied: Refusal | None = None  # a transfer coding but chunked (RFC 9112 §6.1)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = value
@@ -133,10 +130,15 @@ class GateMiddleware:
                 authorization = value
             elif name == b"transfer-encoding":
                 streamed = True
+                unapplied = unapplied or coding_refusal(value)
             elif name == b"expect" and value.strip().lower() != b"100-continue":
                 await self._error(scope, receive, send, 417, "expectation_failed", "the API meets no Expect but "
                                   "100-continue (RFC 9110 §10.1.1): send the request without it")
                 return
+        if unapplied is not None:  # framed as chunked by the protocol, refused here: answered in request order
+            await self._error(scope, receive, send, unapplied.status, unapplied.code, unapplied.message,
+                              headers={"Connection": "close"})
+            return
         if length is not None:
             try:
                 declared = int(length)

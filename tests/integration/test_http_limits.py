@@ -177,6 +177,30 @@ def test_a_transfer_coding_the_api_does_not_apply_is_501_naming_it_not_bad_json(
     assert ok.status == 202, ok.raw[:300]
 
 
+def test_a_501_pipelined_behind_an_accepted_ad_comes_after_its_202(api: tuple[Proc, str]) -> None:
+    """attack27b F2: ``POST /ads`` and, in the same write, a request with ``Transfer-Encoding: gzip, chunked``: the
+    first ad was queued, yet the connection was closed without a byte, neither its 202 nor the 501 (the 501 was
+    decided while the first request was still being answered). Now the answers come in request order."""
+    _, url = api
+    first = json.dumps(ad("Pipelined before a 501")).encode()
+    head = b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    valid = head + b"Content-Length: %d\r\n\r\n" % len(first)
+    coded = head + b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+    with socket.create_connection(address(url), timeout=10) as sock:
+        sock.sendall(valid + first + coded + b"0\r\n\r\n")
+        answers = _responses(read_all(sock))
+    assert [a.status for a in answers] == [202, 501], [a.raw[:200] for a in answers]
+    error = answers[1].error()
+    assert error["code"] == "not_implemented" and "'gzip'" in str(error["message"]), error
+    accepted = json.loads(answers[0].body)
+    got = httpx.get(f"{url}/ads/{accepted['id']}", timeout=10)
+    assert got.status_code == 200 and got.json()["ad"]["title"] == "Pipelined before a 501", got.text
+    probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"  # a read-only first request: its 200 too
+    with socket.create_connection(address(url), timeout=10) as sock:
+        sock.sendall(probe + coded + b"0\r\n\r\n")
+        assert [a.status for a in _responses(read_all(sock))] == [200, 501]
+
+
 # --- slow clients ----------------------------------------------------------------------------------------
 
 

@@ -17,8 +17,9 @@ from uvicorn.server import ServerState
 
 from gamead_core.api.http_limits import HttpLimits, Refusal
 from gamead_core.api.http_sweep import sweep_interval
+from gamead_core.api.middleware import GateMiddleware
 from gamead_core.api.protocol import bounded_protocol
-from gamead_core.config import ApiSettings
+from gamead_core.config import ApiSettings, GameadSettings
 
 LIMITS = HttpLimits(max_request_line=256, max_header_bytes=1024, max_headers=10, read_timeout=60)
 
@@ -132,12 +133,17 @@ def test_limits_are_enforced_whether_the_head_arrives_whole_or_in_pieces() -> No
     assert statuses(drive(line[:1000], line[1000:])) == [414]
 
 
-def test_a_transfer_coding_but_chunked_is_501_on_a_kept_alive_connection_too() -> None:
+def test_a_transfer_coding_but_chunked_is_501_after_the_answer_before_it_pipelined_or_not() -> None:
     """attack27 F8 (the integration test has the first request's case): the second request of a connection is
-    answered 501, not closed without a word, and nothing of its body reaches the app."""
+    answered 501, not closed without a word, and nothing of its body reaches the app. attack27b F2: also when it
+    comes in the same read as the first (pipelined), the first's answer then the 501: the protocol frames
+    ``br, chunked`` as chunked and the gate middleware refuses it, an answer in request order like any other."""
     coded = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-    out = drive(request(body=b"a"), coded)  # the second once the first is answered
-    assert statuses(out) == [200, 501] and b'"not_implemented"' in out.out and b"'br'" in out.out
+    gate = GateMiddleware(echo_length, settings=GameadSettings())
+    for reads in ((request(body=b"a"), coded), (request(body=b"a") + coded,)):  # the second once the first is answered
+        out = drive(*reads, app=gate)
+        assert statuses(out) == [200, 501] and b'"not_implemented"' in out.out and b"'br'" in out.out, out.out
+        assert b"connection: close" in out.out.partition(b"HTTP/1.1 501")[2].lower()
 
 
 def test_a_refusal_is_the_api_error_shape_and_closes() -> None:
