@@ -225,6 +225,19 @@ def two_spellings(model: type[BaseModel]) -> tuple[Spelling, ...]:
     return tuple(found)
 
 
+def one_name_per_field(model: type[BaseModel], data: Any) -> Any:
+    """``data`` unchanged, for a ``model_validator(mode="before")`` of ``model``; raises ``ValueError``
+    (:func:`twice_message`) when ``data`` is an object giving a field of ``model`` under both its names. For the
+    models a client's object may be nested in (an ad in a DLQ import entry, a replay's filter), where the body's
+    own check (:func:`spelled_twice`, top level only) cannot see it: pydantic keeps one name and ignores the other
+    or calls it unknown (attack27b F3, F4). A few dict lookups."""
+    if isinstance(data, Mapping):
+        twice = spelled_twice(data, two_spellings(model))
+        if twice is not None:
+            raise ValueError(twice_message(twice))
+    return data
+
+
 def spelled_twice(obj: Mapping[str, Any], spellings: tuple[Spelling, ...]) -> Spelling | None:
     """The first field of ``spellings`` that the decoded object ``obj`` gives under both its names; None if
     none. Exact. Which one a parser would keep is a guess (pydantic keeps the alias's, refusing the name as an

@@ -21,11 +21,12 @@ A failed rule is 422 ``validation_failed`` naming ``entries.N.<field>``; nothing
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gamead_core.ids import AdId, WorkerId
+from gamead_core.json_keys import one_name_per_field
 from gamead_core.models import (
     MAX_ERROR_CLASS, MAX_ERROR_MESSAGE, AdSubmission, DlqEntry, Text200, clip_text, utcnow,
 )
@@ -57,6 +58,17 @@ class ImportedEntry(DlqEntry):
     source_seq: int | None = Field(None, ge=1, le=MAX_SEQ)
     traceparent: str | None = Field(None, pattern=TRACEPARENT_PATTERN)
     id: AdId | None = Field(None, exclude=True, description="Older exports only: must equal adId.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_per_field(cls, data: Any) -> Any:
+        """An entry giving a field under both its names (``adId`` and ``ad_id``), or its ad doing so
+        (``targetAudience`` and ``target_audience``), is refused: unknown keys are ignored here (an export of a
+        later gamead may carry more), so one name would be dropped without a word (attack27b F3, F4)."""
+        one_name_per_field(cls, data)
+        if isinstance(data, dict):
+            one_name_per_field(AdSubmission, data.get("ad"))
+        return data
 
     @field_validator("error_message", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ from gamead_core.api.schemas import NDJSON_JOB, DlqPage, DryRun, ImportChecked
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import not_an_action
 from gamead_core.errors import NotFound
+from gamead_core.json_keys import one_name_per_field
 from gamead_core.ids import MAX_CURSOR, AdId, is_ad_id, normal_id
 from gamead_core.jobs.model import Job, JobKind, Selection
 from gamead_core.jobs.runner import JobService
@@ -44,6 +45,11 @@ NDJSON = "application/x-ndjson"
 
 class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_per_field(cls, data: Any) -> Any:  # a nested filter too: json_keys.one_name_per_field
+        return one_name_per_field(cls, data)
 
 
 class FilterBody(_Body):

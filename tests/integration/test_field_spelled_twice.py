@@ -11,6 +11,8 @@ import uuid
 import httpx
 import pytest
 
+from gamead_core.ad_ids import new_ad_id
+from tests.integration.dlq_lane import Lane, lane, made_up_entry  # noqa: F401 - the lane fixture
 from tests.support import ad
 
 #: (JSON name, Python name, a value) of every field of the submission model with two names
@@ -52,3 +54,22 @@ def test_a_batch_ad_giving_a_field_under_both_names_gets_its_own_error(client: h
     assert error["code"] == "ambiguous_field", error
     assert error["details"] == {"field": "callToAction", "keys": ["callToAction", "call_to_action"]}
     assert error["message"].startswith("the ad is ambiguous:")
+
+
+def test_a_nested_object_giving_a_field_under_both_names_is_refused_naming_both(lane: Lane) -> None:  # noqa: F811
+    """attack27b F3, F4: a DLQ import entry ignores unknown keys (a later gamead's export may carry more), so an
+    entry giving ``adId`` and ``ad_id`` was imported with one of them dropped without a word, and an entry's ad or
+    a replay's filter giving a field twice was a 422 calling one name unknown. Now each is refused naming both."""
+    entry = made_up_entry("Nested Both")
+    cases = [
+        ("/v1/dlq/import", {"entries": [{**entry, "ad_id": new_ad_id()}], "dryRun": True}, "entries.0", "adId"),
+        ("/v1/dlq/import", {"entries": [{**entry, "ad": {**entry["ad"], "target_audience": ["x"]}}], "dryRun": True},
+         "entries.0", "targetAudience"),
+        ("/v1/dlq/replay", {"filter": {"errorClass": "A", "error_class": "B"}, "dryRun": True}, "filter",
+         "errorClass"),
+    ]
+    for path, body, loc, field in cases:
+        resp = lane.http.post(path, json=body)
+        assert resp.status_code == 422, (path, resp.text[:300])
+        details = resp.json()["error"]["details"]
+        assert any(d["loc"] == loc and f'the field "{field}" is given twice' in d["msg"] for d in details), details
