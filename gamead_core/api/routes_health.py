@@ -14,13 +14,17 @@
 * ``GET /readyz`` — 200 when every hard check is ``ok`` or ``degraded: …``; else 503 ``not_ready``.
   Checks: ``nats`` (connected), ``topology`` (the work stream and the ad bucket usable; other objects
   ``degraded`` while missing or incompatible), ``storage`` (the last probe write was stored), ``redis``
-  (soft: ``degraded`` never makes the node unready). ``repairs`` lists objects the node recreated in the
+  (soft: ``degraded`` never makes the node unready), ``registry`` (soft: ``degraded: writes refused …`` while
+  this node's heartbeat, a write to the registry bucket, fails: :meth:`BeatHealth.readiness` says why it stays
+  ready). ``repairs`` lists objects the node recreated in the
   last ten minutes. No check names a server or a URL: each says what failed (``degraded: timed out (circuit
   open)``), and any host, port or URL an error text held reads ``a server``
   (:func:`gamead_core.redact.without_servers`).
 """
 
 from __future__ import annotations
+
+import time
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -66,7 +70,7 @@ async def healthz(request: Request) -> Response:
 
 
 #: checks that report but never make the node unready (Redis down = degraded, still serving)
-_SOFT_CHECKS = frozenset({"redis"})
+_SOFT_CHECKS = frozenset({"redis", "registry"})
 
 
 def _passes(name: str, value: str) -> bool:
@@ -82,6 +86,8 @@ async def readyz(request: Request) -> Response:
     checks = link.readiness()
     redis = request.app.state.redis
     checks["redis"] = "disabled" if redis is None else redis.status()
+    if (beat := getattr(request.app.state, "beat_health", None)) is not None:
+        checks["registry"] = beat.readiness(time.monotonic())  # degraded at worst: see BeatHealth.readiness
     checks = {name: without_servers(text) for name, text in checks.items()}  # what failed, never where
     ready = all(_passes(k, v) for k, v in checks.items())
     degraded = ready and any(v.startswith("degraded") for v in checks.values())

@@ -23,6 +23,7 @@ from gamead_core.api.responses import json_response
 from gamead_core.api.routes_scale import autoscaler_status
 from gamead_core.api.schemas import StatsDocument, WorkersDocument
 from gamead_core.registry import Registry, api_node_info, new_api_node_id, run_heartbeat
+from gamead_core.registry.beat import BeatHealth
 from gamead_core.stats import QueueSampler
 from gamead_core.telemetry.metrics import api_metrics_url
 
@@ -88,6 +89,7 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
     app.state.stats_sampler = sampler
     app.state.node_id = node_id
     stop = asyncio.Event()
+    app.state.beat_health = BeatHealth()
 
     async def beat_when_connected() -> None:
         await link.ready.wait()
@@ -102,6 +104,7 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
             settings.registry.heartbeat_interval,
             stop,
             unfinished=link.unsettled_count,  # left unsettled: the entry expires, the reaper settles them
+            health=app.state.beat_health,  # /readyz's registry check
         )
 
     tasks = [

@@ -38,6 +38,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
+from gamead_core.doctor import writable
 from gamead_core.doctor.checks import WorkMsg, records_to_read
 from gamead_core.doctor.leftovers import confirm_jobs, confirm_stranded, expired_jobs, stranded_on
 from gamead_core.doctor.model import KINDS, NOTES, Finding, Note, ReadStats, Report
@@ -126,6 +127,9 @@ class Doctor:
             elif v.state == "limits":
                 add(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
         absent = {v.wanted.stream for v in missing if v.wanted.kind != "consumer"}
+        for code, items in (await writable.check(self.js, stats, self.settings.nats.request_timeout)).items():
+            for item, detail in items.items():  # JetStream takes the writes every node needs (attack27b F1)
+                add(found[code], item, detail)
         change = await ads_held(self.js, partition_change(self.settings.queue.partitions, snapshot.work_streams()))
         if change is not None:
             add(found["topology_incompatible"], "queue.partitions", change.describe())

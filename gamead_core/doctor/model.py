@@ -38,6 +38,13 @@ KINDS: Final[tuple[Kind, ...]] = (
     _k("topology_incompatible", 4, "a stream, consumer or bucket exists with a config gamead cannot use", None,
        "never overwritten: it may hold data or belong to someone else; delete it and it is recreated",
        items="object"),
+    _k("store_full", 4, "a JetStream store (memory or file) is used up to its limit: the streams stored there "
+       "refuse writes", None, "not a fault of the data: free room in that store (delete what fills it) or raise its "
+       "limit (max_memory_store / max_file_store, or the account's)", items="object"),
+    _k("registry_unwritable", 4, "the registry bucket refuses writes: no node can write its heartbeat, so every "
+       "worker takes no work (it fences itself) and the queue waits", None,
+       "nothing of gamead's to repair: fix what refuses the write (the detail says it; a JetStream memory store "
+       "at its limit: delete what fills it); the nodes beat and work again by themselves", items="object"),
     _k("no_message", 1, "record queued or processing, and no message of the ad in its work stream",
        "re-published from the record, keeping its analysis budget (or dead-lettered if the budget is spent)"),
     _k("stranded", 3, "message in a work stream past its consumer's delivery limit (no consumer delivers it)",

@@ -26,10 +26,22 @@ class BeatHealth:
 
     last_ok: float = field(default_factory=time.monotonic)
     failing: bool = False
+    error: str | None = None  #: the last failed put's one line (None while puts succeed)
 
     def unwritten_for(self, now: float) -> float:
         """Seconds (monotonic ``now``) since the last successful put while puts fail; 0 while they succeed."""
         return max(0.0, now - self.last_ok) if self.failing else 0.0
+
+    def readiness(self, now: float) -> str:
+        """``/readyz``'s ``registry`` check (monotonic ``now``): ``ok`` while the puts succeed, else ``degraded:
+        writes refused for N s: <error> …`` (attack27b F1: a full JetStream memory store). Degraded, never
+        unready: the registry is a memory stream and the ads live on file storage, so this node's submits, reads
+        and doctor still work and a load balancer should keep sending them; what stops is the workers (they
+        fence themselves), which the text says."""
+        if not self.failing:
+            return "ok"
+        return (f"degraded: writes refused for {self.unwritten_for(now):.0f} s: {self.error or 'unknown error'} "
+                "(this node's heartbeat fails; workers that cannot beat take no work; gamead doctor)")
 
 
 async def run_heartbeat(
@@ -55,7 +67,7 @@ async def run_heartbeat(
             if failing:
                 log.info("heartbeat restored")
             failing = health.failing = False
-            health.last_ok = time.monotonic()
+            health.last_ok, health.error = time.monotonic(), None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a heartbeat must never take its node down
@@ -63,6 +75,7 @@ async def run_heartbeat(
                 log.warning("heartbeat failed (retrying every %.1fs): %s", interval,
                             error_text(exc))
             failing = health.failing = True
+            health.error = error_text(exc, limit=300)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except asyncio.TimeoutError:
