@@ -269,9 +269,9 @@ class EmbeddedNats:
         elif not port_free(self.host, self.port):
             raise ConfigError(f"port {self.port} on {self.host} is taken by another process (address already in "
                               "use): set embedded.nats_port to a free port (0 = any free port)")
-        return self._argv()
+        return self.write_argv()
 
-    def _argv(self) -> list[str]:
+    def write_argv(self) -> list[str]:
         """Write the config for :attr:`port` (the data dir made); the server's argv."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return [nats_server_binary(), "-c", str(self._write_config())]
@@ -298,7 +298,7 @@ class EmbeddedNats:
         if not self.port:
             def spawn(port: int) -> subprocess.Popen[bytes]:
                 self.port = port
-                return self._spawn(self._argv())
+                return self._spawn(self.write_argv())
 
             self.port, self.proc = start_on_picked_port(spawn, self.log_path, "nats-server", host=self.host,
                                                         timeout=timeout, pick=self.pick_port)

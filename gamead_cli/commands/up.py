@@ -543,9 +543,29 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
     return asyncio.create_task(probing(), name="gamead-up-probe")
 
 
-def _watch_nats(settings: GameadSettings, stack: _Stack, url: str, stop: asyncio.Event) -> asyncio.Task[None]:
+def _health_url(embedded: Any) -> str:
+    """The embedded nats-server's ``/healthz`` now (its monitoring port may move at a restart: :func:`_nats_argv`)."""
+    return f"http://127.0.0.1:{embedded.monitor_port}/healthz?js-enabled-only=true"
+
+
+def _nats_argv(embedded: Any, claims: Any) -> list[str]:
+    """The embedded nats-server's argv for a (re)start, its config written again: a monitoring port another
+    process took meanwhile moves to a free one, said on the console (nats-server exits at once when it cannot
+    listen there, and the data plane must never stay down for a liveness probe's port: attack27b F7)."""
+    from gamead_core.proc import port_free
+
+    if embedded.monitor_port and not port_free("127.0.0.1", embedded.monitor_port):
+        taken = embedded.monitor_port
+        embedded.monitor_port = claims.pick("127.0.0.1", "its embedded nats-server's /healthz")
+        say(f"[yellow]![/] the nats-server's monitoring port {taken} is taken by another process: its /healthz "
+            f"moves to http://127.0.0.1:{embedded.monitor_port}/healthz")
+    return embedded.write_argv()
+
+
+def _watch_nats(settings: GameadSettings, stack: _Stack, url: Callable[[], str],
+                stop: asyncio.Event) -> asyncio.Task[None]:
     """The liveness watch of the embedded nats-server (:mod:`gamead_core.scaling.nats_watch`): one that does not
-    answer ``url`` (its ``/healthz``) for ``registry.ttl`` is named on the console with its PID and state and, if
+    answer ``url()`` (its ``/healthz``, which may move at a restart) for ``registry.ttl`` is named on the console with its PID and state and, if
     frozen or hung, SIGKILLed, so that the supervisor restarts it as after a crash; one busy is said and waited for."""
     from gamead_core.scaling.nats_watch import NatsWatch, Note, run_nats_watch
 
@@ -562,7 +582,7 @@ def _watch_nats(settings: GameadSettings, stack: _Stack, url: str, stop: asyncio
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
 
-    return asyncio.create_task(run_nats_watch(NatsWatch(settings.registry.ttl), target, lambda: url, tell, kill, stop),
+    return asyncio.create_task(run_nats_watch(NatsWatch(settings.registry.ttl), target, url, tell, kill, stop),
                                name="gamead-up-nats-watch")
 
 
@@ -627,7 +647,7 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
 
 async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
                      autoscaling: bool, *, recovery: bool, metrics: WorkerMetricsPorts | None = None,
-                     nats_health: str | None = None) -> None:
+                     nats_health: Callable[[], str] | None = None) -> None:
     """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
     recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not. ``nats_health``:
     the embedded nats-server's ``/healthz`` (None: NATS is not ours), watched from the start (:func:`_watch_nats`)."""
@@ -811,10 +831,11 @@ def up(
                                     gomaxprocs=settings.embedded.gomaxprocs, **_credentials(settings),
                                     monitor_port=claims.pick("127.0.0.1", "its embedded nats-server's /healthz"))
             # its liveness watch (F4): js-enabled-only, never a walk of every stream (slow on a big store)
-            nats_health = f"http://127.0.0.1:{embedded.monitor_port}/healthz?js-enabled-only=true"
+            nats_health = partial(_health_url, embedded)
             go_procs, go_why = embedded.go_runtime(os.environ)
-            nats_child = stack.sup.start(NATS_CHILD, embedded.prepare(), embedded.env(os.environ, go_procs),
-                                         embedded.log_path)
+            embedded.prepare()
+            nats_child = stack.sup.start(NATS_CHILD, partial(_nats_argv, embedded, claims),
+                                         embedded.env(os.environ, go_procs), embedded.log_path)
             assert nats_child.proc is not None
             wait_for_listener(embedded.host, embedded.port, nats_child.proc,
                               time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)

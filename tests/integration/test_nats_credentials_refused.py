@@ -109,7 +109,7 @@ def test_a_token_rotated_by_a_config_reload_ends_worker_and_api_with_exit_5(tmp_
     env = {"GAMEAD_NATS__REFUSED_EXIT_AFTER": "6", "GAMEAD_WORKER__DRAIN_TIMEOUT": "2"}
     with _stack(tmp_path, "first-token-r1", env) as (server, url, api, worker):
         server.token = "second-token-r1"
-        server._argv()  # the same port: the config rewritten with the other token
+        server.write_argv()  # the same port: the config rewritten with the other token
         assert server.proc is not None
         os.kill(server.proc.pid, signal.SIGHUP)  # reload: no restart, the connections stay
 

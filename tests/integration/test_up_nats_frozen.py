@@ -51,3 +51,49 @@ def test_a_frozen_nats_server_is_named_with_its_pid_and_state_killed_and_restart
             assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
     finally:
         up.kill_everything()
+
+
+@pytest.mark.timeout(300)
+def test_a_monitoring_port_taken_during_a_restart_moves_and_nats_comes_back(tmp_path: Path) -> None:
+    """attack27b F7: another process that took the nats-server's monitoring port while it restarted kept it from
+    starting at all ("can't listen to the monitor port", exit 1 at every try): the whole stack without NATS for a
+    liveness probe's port. Now the port moves to a free one before the restart, said on the console."""
+    import socket
+
+    (tmp_path / "config.yaml").write_text("registry: {ttl: 4, heartbeat_interval: 0.5}\n")
+    up = up_stack(tmp_path, "--workers", "1", "--max-workers", "1", **FAST).start()
+    squatter = socket.socket()
+    try:
+        output = up.wait_ready()
+        start_line = next(ln for ln in output.splitlines() if "nats-server (JetStream" in ln)
+        port = int(start_line.split("watched on http://127.0.0.1:")[1].split("/")[0])
+        frozen = up.pid_of("nats-server")
+        os.kill(frozen, signal.SIGSTOP)  # the watch kills it after the ttl; the port is taken as it dies
+
+        def took_it() -> bool:
+            try:
+                squatter.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            squatter.listen()
+            return True
+
+        wait_for(took_it, timeout=60, interval=0.005, what="the monitoring port to be free for the squatter")
+        moved = f"the nats-server's monitoring port {port} is taken by another process: its /healthz moves to"
+        wait_for(lambda: moved in up.output(), timeout=30, what="gamead up to move the monitoring port")
+        new = wait_for(lambda: (pid := up.running_pid("nats-server")) not in (None, frozen) and pid, timeout=30,
+                       what="nats-server to be restarted")
+        assert pid_alive(new)
+        with httpx.Client(base_url=up.url, timeout=15) as client:
+            def submitted() -> str | None:
+                try:
+                    answer = client.post("/ads", json=ad("After The Port Moved", 1))
+                except httpx.HTTPError:
+                    return None
+                return answer.json()["id"] if answer.status_code == 202 else None
+
+            ad_id = wait_for(submitted, timeout=60, interval=0.2, what="the API to accept ads again")
+            assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
+    finally:
+        squatter.close()
+        up.kill_everything()
