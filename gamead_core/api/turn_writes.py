@@ -33,18 +33,19 @@ class OneWritePerTurn:
     """``transport`` (a connected :class:`asyncio.Transport`) whose :meth:`write` calls of one loop turn go out
     as one write, sent by a ``loop.call_soon`` callback (module doc). Not thread-safe, as the transport."""
 
-    __slots__ = ("_transport", "_loop", "_kept", "_size")
+    __slots__ = ("_transport", "_loop", "_kept", "_size", "_eof")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._kept: list[bytes] = []  #: this turn's writes, in order
         self._size = 0  #: their bytes
+        self._eof = False  #: write_eof was called: nothing more can be sent
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Keep ``data`` (bytes-like) for this turn's write; the first of a turn schedules it. Written at once
         when this turn's writes reach :data:`SEND_AT` bytes."""
-        if not data:
+        if not data or self._eof:  # after our EOF (a refusal closed the write side) the peer reads no more
             return
         if not self._kept:
             self._loop.call_soon(self.send_kept)
@@ -57,7 +58,7 @@ class OneWritePerTurn:
     def send_kept(self) -> None:
         """Write what this turn kept, as one write (nothing if the transport is closing: the peer is gone)."""
         kept, self._kept, self._size = self._kept, [], 0
-        if kept and not self._transport.is_closing():
+        if kept and not self._eof and not self._transport.is_closing():
             self._transport.writelines(kept)  # one call, not joined: a large body is not copied again
 
     def close(self) -> None:
@@ -66,6 +67,7 @@ class OneWritePerTurn:
 
     def write_eof(self) -> None:
         self.send_kept()
+        self._eof = True
         self._transport.write_eof()
 
     def abort(self) -> None:

@@ -121,3 +121,24 @@ def test_a_turn_that_writes_much_sends_at_the_bound_so_flow_control_still_sees_i
         assert [len(w) for w in counted.writes] == [SEND_AT] * 3  # each sent as the bound was reached
 
     _over_loopback(body)
+
+
+def test_a_write_after_our_eof_is_dropped_never_a_traceback_in_the_event_loop() -> None:
+    """attack27b F2 addendum: a pipelined request's answer finished after a refusal had already written EOF: the
+    kept write was sent at the end of the turn and uvloop raised "Cannot call writelines() after write_eof()" in
+    the loop's callback (an ERROR traceback in the API log per such request). The peer can read nothing after our
+    EOF, so the write is dropped."""
+    async def body(out: OneWritePerTurn, counted: _Counted, client: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        raised: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: raised.append(context))
+        out.write(b"refused")
+        out.write_eof()
+        out.write(b"late answer")  # the earlier request's cycle completing after the refusal
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert raised == [], raised
+        assert counted.writes == [b"refused"]
+        assert await asyncio.to_thread(_read_until, client, 100) == b"refused"  # then EOF, nothing more
+
+    _over_loopback(body)
