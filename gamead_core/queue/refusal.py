@@ -8,7 +8,9 @@ nats-py 2.16 then closes that client for good (``last_error`` an ``Authorization
 no reconnect (review26 F1). Retrying the same credentials cannot help, so:
 
 * :func:`note_error` (from the ``error_cb`` of :func:`gamead_core.queue.connection.connect`) records when the
-  refusals began; a successful reconnect, or an attempt that met anything else (the server away), clears it;
+  refusals began; a successful reconnect clears it, and so do attempts that met only something else (the server
+  away) for :data:`REFUSAL_GAP` s: one timeout between two refusals (a loaded machine) does not start a new run
+  (which said the refusal again and put the exit off);
   :func:`note_closed` (its ``closed_cb``) records the refusal that closed the client;
 * :func:`refusal_text` is what ``/readyz``, ``/healthz``, the 503's message and the log say meanwhile:
   ``NATS refuses our credentials: Authorization Violation`` (never "no answer");
@@ -46,6 +48,10 @@ AUTH_VIOLATION = "authorization violation"
 
 #: per client, the monotonic time the refusals began (since its last successful connection)
 _SINCE: weakref.WeakKeyDictionary[NATS, float] = weakref.WeakKeyDictionary()
+#: per client, the monotonic time of its last refusal
+_LAST: weakref.WeakKeyDictionary[NATS, float] = weakref.WeakKeyDictionary()
+#: seconds of other errors only (nats-py retries every 0.5 s) after which a run of refusals is over
+REFUSAL_GAP = 5.0
 
 
 class RefusedNow(QueueUnavailable):
@@ -65,15 +71,18 @@ def is_refusal(exc: BaseException) -> bool:
     return isinstance(exc, nats.errors.AuthorizationError) or AUTH_VIOLATION in str(exc).lower()
 
 
-def note_error(nc: NATS, exc: BaseException, *, away: bool) -> bool:
-    """Record a connection error of ``nc`` (``away``: met while not connected). Returns True for the first
-    refusal of a run of them (the caller says it once); another error met while away ends the run."""
+def note_error(nc: NATS, exc: BaseException, *, away: bool, now: float | None = None) -> bool:
+    """Record a connection error of ``nc`` (``away``: met while not connected) at ``now`` (monotonic s, default
+    the clock). Returns True for the first refusal of a run of them (the caller says it once); other errors met
+    while away end the run once no refusal came for :data:`REFUSAL_GAP` s (the server away, not refusing)."""
+    now = time.monotonic() if now is None else now
     if is_refusal(exc):
+        _LAST[nc] = now
         if nc in _SINCE:
             return False
-        _SINCE[nc] = time.monotonic()
+        _SINCE[nc] = now
         return True
-    if away:
+    if away and now - _LAST.get(nc, now - REFUSAL_GAP) >= REFUSAL_GAP:
         _SINCE.pop(nc, None)
     return False
 
@@ -84,13 +93,14 @@ def note_closed(nc: NATS) -> bool:
     starts a run of refusals (the caller says it once)."""
     if not isinstance(nc.last_error, nats.errors.AuthorizationError) or nc in _SINCE:
         return False
-    _SINCE[nc] = time.monotonic()
+    _SINCE[nc] = _LAST[nc] = time.monotonic()
     return True
 
 
 def cleared(nc: NATS) -> None:
     """``nc`` (re)connected: NATS took its credentials."""
     _SINCE.pop(nc, None)
+    _LAST.pop(nc, None)
 
 
 def refused_for(nc: NATS | None) -> float | None:
