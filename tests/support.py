@@ -475,6 +475,19 @@ def submit_concurrently(url: str, bodies: list[dict[str, Any]], *, threads: int 
             client.close()
 
 
+def accepted_again(client: httpx.Client, title: str, *, timeout: float, what: str) -> str:
+    """The id of an ad ``title`` (priority 1) the API behind ``client`` accepts, posted until it answers 202 (a
+    503 or no answer meanwhile: a restart, a reconnection to NATS) within ``timeout`` seconds."""
+    def post() -> str | None:
+        try:
+            answer = client.post("/ads", json=ad(title, 1))
+        except httpx.HTTPError:
+            return None
+        return answer.json()["id"] if answer.status_code == 202 else None
+
+    return wait_for(post, timeout=timeout, interval=0.2, what=what)
+
+
 def wait_terminal(client: httpx.Client, ad_id: str, timeout: float = 20.0) -> dict[str, object]:
     def probe() -> dict[str, object] | None:
         record = client.get(f"/ads/{ad_id}").json()

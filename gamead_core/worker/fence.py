@@ -18,6 +18,7 @@ worker's (an analysis longer than one heartbeat interval, during such an outage)
 from __future__ import annotations
 
 import logging
+import time
 
 from gamead_core.registry.beat import BeatHealth
 
@@ -35,9 +36,13 @@ class Fence:
         self._worker_id = worker_id
         self._closed = False
 
-    def closed(self, now: float) -> bool:
-        """True while the heartbeat has not been written for :attr:`after` seconds (monotonic ``now``); logs when
-        the fence closes and when it lifts. Pure but for that log line."""
+    def closed(self, now: float | None = None) -> bool:
+        """True while the heartbeat has not been written for :attr:`after` seconds (monotonic ``now``, read from
+        the clock only while puts fail: the worker asks before every pull); logs when the fence closes and when it
+        lifts. Pure but for that log line and the clock."""
+        if not self.health.failing and not self._closed:
+            return False
+        now = time.monotonic() if now is None else now
         closed = self.health.unwritten_for(now) >= self.after
         if closed != self._closed:
             extra = {"worker_id": self._worker_id}

@@ -213,9 +213,9 @@ class Worker:
         ws = self.settings.worker
         try:
             while not stop.is_set():
-                pause = self._pause.paused_for() or (1.0 if self._fence.closed(time.monotonic()) else 0.0)
+                pause = max(self._pause.paused_for(), 1.0 if (fenced := self._fence.closed()) else 0.0)
                 if pause > 0:  # our storage failed (pulling more would only hand them back), or our heartbeat
-                    if buffer and self._fence.closed(time.monotonic()):  # is not written: hand back (.fence)
+                    if buffer and fenced:  # is not written: hand back (.fence)
                         await self._hand_back(why="its heartbeat cannot be written: its registry entry will expire")
                     await asyncio.wait({stopping}, timeout=pause)
                     continue

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import nats
@@ -30,6 +31,18 @@ from tests.support import Proc, ad, doctor_report, start_worker, wait_for
 
 ACK_WAIT = 8.0  #: seconds, the level consumers' ack_wait in these tests (short: the redelivery is awaited)
 LEVEL = 2
+
+
+@asynccontextmanager
+async def _stream_ready(url: str, settings: GameadSettings) -> AsyncIterator[tuple[nats.NATS, JetStreamContext]]:
+    """A connection to ``url`` and its JetStream context, gamead's topology ensured; closed on the way out."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await ensure_topology(js, settings)
+        yield nc, js
+    finally:
+        await nc.close()
 
 
 async def _queue(nc: nats.NATS, js: JetStreamContext, title: str) -> str:
@@ -71,18 +84,13 @@ def test_the_recovery_line_names_the_deliveries_a_dead_worker_had_not_announced(
     settings = GameadSettings.model_validate({"queue": {"ack_wait": ACK_WAIT}})
 
     async def main() -> None:
-        nc = await nats.connect(server.url)
-        try:
-            js = nc.jetstream()
-            await ensure_topology(js, settings)
+        async with _stream_ready(server.url, settings) as (nc, js):
             for i in range(3):
                 await _queue(nc, js, f"Pulled {i}")
             await _die_holding(server.url, settings, "local-1", 4101, pulls=2, announce=1)
             await recover_exited(nc, js, settings, "local-1", 4101)
             await _die_holding(server.url, settings, "local-2", 4102, pulls=1, announce=0)
             await recover_exited(nc, js, settings, "local-2", 4102)
-        finally:
-            await nc.close()
 
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
         asyncio.run(main())
@@ -112,11 +120,8 @@ def test_the_reaper_names_a_worker_that_died_announcing_nothing(
     line = "worker remote-1 died announcing no held ad"
 
     async def main() -> None:
-        nc = await nats.connect(server.url)
-        js = nc.jetstream()
         stop = asyncio.Event()
-        try:
-            await ensure_topology(js, settings)
+        async with _stream_ready(server.url, settings) as (nc, js):
             await _queue(nc, js, "Delivered Unannounced")
             registry = Registry(nc, js, settings.registry)
             reaper = asyncio.create_task(run_reaper(nc, js, await AdStore.open(nc, js), registry, settings,
@@ -128,8 +133,6 @@ def test_the_reaper_names_a_worker_that_died_announcing_nothing(
                 await asyncio.sleep(0.1)
             stop.set()
             await reaper
-        finally:
-            await nc.close()
 
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
         asyncio.run(main())
@@ -149,10 +152,7 @@ def test_a_worker_killed_after_its_entry_expired_still_gets_its_line(
                                               "registry": {"ttl": 1.0, "heartbeat_interval": 0.5}})
 
     async def main() -> None:
-        nc = await nats.connect(server.url)
-        try:
-            js = nc.jetstream()
-            await ensure_topology(js, settings)
+        async with _stream_ready(server.url, settings) as (nc, js):
             await _queue(nc, js, "Held By The Frozen")
             await _die_holding(server.url, settings, "local-4", 4401, pulls=1, announce=1)
             registry = Registry(nc, js, settings.registry)
@@ -162,8 +162,6 @@ def test_a_worker_killed_after_its_entry_expired_still_gets_its_line(
                 assert loop.time() < deadline, "the entry never expired"
                 await asyncio.sleep(0.1)
             await recover_exited(nc, js, settings, "local-4", 4401)
-        finally:
-            await nc.close()
 
     with caplog.at_level(logging.WARNING, logger="gamead_core.worker.reaper"):
         asyncio.run(main())
@@ -184,15 +182,10 @@ def test_doctor_notes_ack_pending_deliveries_no_live_worker_holds_until_they_are
     settings = GameadSettings.model_validate({"queue": {"ack_wait": ACK_WAIT}})
 
     async def setup() -> str:
-        nc = await nats.connect(server.url)
-        try:
-            js = nc.jetstream()
-            await ensure_topology(js, settings)
+        async with _stream_ready(server.url, settings) as (nc, js):
             ad_id = await _queue(nc, js, "Delivered To The Dead")
             await _die_holding(server.url, settings, "local-1", 4201, pulls=1, announce=0)
             return ad_id
-        finally:
-            await nc.close()
 
     ad_id = asyncio.run(setup())
 

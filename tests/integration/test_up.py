@@ -36,6 +36,7 @@ from gamead_core.proc import port_owned_by, start_time
 from tests.support import (
     SAMPLE_AD,
     UpStack,
+    accepted_again,
     ad,
     clean_env,
     gamead_argv,
@@ -478,14 +479,7 @@ def test_an_edited_config_file_changes_no_restarted_child_and_never_stops_the_st
             wait_for(lambda: (pid := up.running_pid("api")) not in (None, api) and pid_alive(pid), timeout=30,
                      what="the API to be restarted")
 
-            def accepted() -> str | None:
-                try:
-                    answer = client.post("/ads", json=ad("After The Api Restart", 1))
-                except httpx.HTTPError:
-                    return None
-                return answer.json()["id"] if answer.status_code == 202 else None
-
-            ad_id = wait_for(accepted, timeout=30, interval=0.2, what="the restarted API to accept ads")
+            ad_id = accepted_again(client, "After The Api Restart", timeout=30, what="the restarted API to accept ads")
             assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
         assert up.popen is not None and up.popen.poll() is None, up.output()[-3000:]
         assert "refused" not in up.output()
@@ -551,14 +545,8 @@ def test_a_frozen_api_is_named_killed_and_restarted_after_the_registry_ttl(tmp_p
         new = wait_for(lambda: (pid := up.running_pid("api")) not in (None, frozen_pid) and pid,
                        timeout=60, what="the API to be restarted")
         with httpx.Client(base_url=up.url, timeout=10) as client:
-            def submitted() -> str | None:
-                try:
-                    answer = client.post("/ads", json=ad("After The API Froze", 1))
-                except httpx.HTTPError:  # the new API not listening yet
-                    return None
-                return answer.json()["id"] if answer.status_code == 202 else None
-
-            ad_id = wait_for(submitted, timeout=60, what=f"the new API (pid {new}) to take an ad")
+            ad_id = accepted_again(client, "After The API Froze", timeout=60,
+                                   what=f"the new API (pid {new}) to take an ad")
             assert wait_terminal(client, ad_id, timeout=40)["status"] == "completed"
     finally:
         up.kill_everything()

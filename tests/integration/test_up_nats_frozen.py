@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ad, pid_alive, up_stack, wait_for, wait_terminal
+from tests.support import accepted_again, pid_alive, up_stack, wait_for, wait_terminal
 
 #: small bounds so stops and redeliveries take seconds, not the production defaults
 FAST = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_LOG__LEVEL": "WARNING"}
@@ -40,14 +40,7 @@ def test_a_frozen_nats_server_is_named_with_its_pid_and_state_killed_and_restart
         assert pid_alive(new)
         assert up.output().count(f"nats-server (pid {frozen}) does not answer") == 1  # named once
         with httpx.Client(base_url=up.url, timeout=15) as client:
-            def submitted() -> str | None:  # 503 while the API reconnects, then 202 by itself
-                try:
-                    answer = client.post("/ads", json=ad("After NATS Froze", 1))
-                except httpx.HTTPError:
-                    return None
-                return answer.json()["id"] if answer.status_code == 202 else None
-
-            ad_id = wait_for(submitted, timeout=60, interval=0.2, what="the API to accept ads again")
+            ad_id = accepted_again(client, "After NATS Froze", timeout=60, what="the API to accept ads again")
             assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
     finally:
         up.kill_everything()
@@ -85,14 +78,7 @@ def test_a_monitoring_port_taken_during_a_restart_moves_and_nats_comes_back(tmp_
                        what="nats-server to be restarted")
         assert pid_alive(new)
         with httpx.Client(base_url=up.url, timeout=15) as client:
-            def submitted() -> str | None:
-                try:
-                    answer = client.post("/ads", json=ad("After The Port Moved", 1))
-                except httpx.HTTPError:
-                    return None
-                return answer.json()["id"] if answer.status_code == 202 else None
-
-            ad_id = wait_for(submitted, timeout=60, interval=0.2, what="the API to accept ads again")
+            ad_id = accepted_again(client, "After The Port Moved", timeout=60, what="the API to accept ads again")
             assert wait_terminal(client, ad_id, timeout=60)["status"] == "completed"
     finally:
         squatter.close()

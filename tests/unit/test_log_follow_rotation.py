@@ -39,28 +39,31 @@ def test_a_copytruncated_log_written_past_the_old_offset_is_shown_from_its_first
     assert [json.loads(line)["message"] for line in tail.read()] == ["after 0"]  # then only what is appended
 
 
-def test_a_replaced_log_longer_than_the_old_offset_is_shown_from_its_first_line(tmp_path: Path) -> None:
+def _replaced(tmp_path: Path, first: str, then: str) -> tuple[Path, FileTail, int]:
+    """``api.log`` holding ``first``, read whole by a follower, then replaced (``os.replace``: another inode) by a
+    file holding ``then``; the log, its follower and the old inode."""
     log = tmp_path / "api.log"
-    log.write_text(_lines("old", 5), encoding="utf-8")
+    log.write_text(first, encoding="utf-8")
     tail = FileTail(log)
-    assert len(tail.read()) == 5
+    assert len(tail.read()) == first.count("\n")
     fresh = tmp_path / "api.log.new"
-    fresh.write_text(_lines("old", 5).replace("old", "new") + _lines("more", 5), encoding="utf-8")
-    os.replace(fresh, log)  # another inode, whose first bytes differ only in a word
+    fresh.write_text(then, encoding="utf-8")
+    before = log.stat().st_ino
+    os.replace(fresh, log)
+    return log, tail, before
+
+
+def test_a_replaced_log_longer_than_the_old_offset_is_shown_from_its_first_line(tmp_path: Path) -> None:
+    # another inode, whose first bytes differ only in a word
+    _, tail, _ = _replaced(tmp_path, _lines("old", 5), _lines("old", 5).replace("old", "new") + _lines("more", 5))
     shown = [json.loads(line)["message"] for line in tail.read()]
     assert shown[:2] == ["new 0", "new 1"] and len(shown) == 10, shown
 
 
 def test_a_log_replaced_by_one_with_the_same_first_bytes_is_shown_from_its_first_line(tmp_path: Path) -> None:
     """Only the identity (device, inode) tells this one: the new file starts with the old one's every byte."""
-    log = tmp_path / "api.log"
-    log.write_text(_lines("same", 5), encoding="utf-8")
-    tail = FileTail(log)
-    assert len(tail.read()) == 5
-    fresh = tmp_path / "api.log.new"
-    fresh.write_text(_lines("same", 5) + _lines("more", 5), encoding="utf-8")  # written past the old offset
-    before = log.stat().st_ino
-    os.replace(fresh, log)
+    # the new file is written past the old offset
+    log, tail, before = _replaced(tmp_path, _lines("same", 5), _lines("same", 5) + _lines("more", 5))
     assert log.stat().st_ino != before and log.read_bytes().startswith(_lines("same", 5).encode())
     shown = [json.loads(line)["message"] for line in tail.read()]
     assert shown == [f"same {n}" for n in range(5)] + [f"more {n}" for n in range(5)], shown
