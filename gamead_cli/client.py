@@ -1,6 +1,6 @@
 """Synchronous client of the gamead HTTP API, used by every CLI command that talks to a running service.
 
-This module is the one boundary where httpx errors become gamead errors:
+This module and :mod:`gamead_cli.api_errors` are the one boundary where httpx errors become gamead errors:
 
 * connection refused, DNS failure, timeouts → :class:`ApiUnreachable` (names the URL, the cause, a hint)
 * ``{"error": {"code", "message", "details"}}`` with 404 → :class:`NotFound`
@@ -11,7 +11,6 @@ This module is the one boundary where httpx errors become gamead errors:
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,88 +20,19 @@ from urllib.parse import quote
 import httpx
 
 from gamead_cli import retry
-from gamead_cli.output import took
-from gamead_core.errors import ApiClientError, ApiUnreachable, NoAnswer, NotFound, error_text
+from gamead_cli.api_errors import (
+    HINT,
+    changes_nothing,
+    error_from_response,
+    from_gamead,
+    no_answer,
+    unreachable,
+    unsendable,
+)
+from gamead_core.errors import ApiClientError, ApiUnreachable
 
 if TYPE_CHECKING:
     from gamead_core.config import ClientSettings
-
-HINT = "is `gamead up` or `gamead serve` running? Set --api or GAMEAD_API_URL."
-_MAX_FIELD_ERRORS = 5
-
-
-def _connect_cause(exc: Exception) -> str:
-    text = str(exc).lower()
-    if "refused" in text:
-        return "connection refused"
-    if any(
-        s in text
-        for s in ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution")
-    ):
-        return "host name not found"
-    if "unreachable" in text:
-        return "network unreachable"
-    return error_text(exc)
-
-
-def _unsendable(method: str, path: str, exc: Exception) -> Exception:
-    """A request httpx cannot even build from a valid API URL (``URL component 'query' too long``): a value given
-    to the command makes it, so bad usage (exit 2), sent nowhere; never blamed on the API URL."""
-    import typer
-
-    return typer.BadParameter(f"{method} {path} cannot be sent: {exc}; a value given to this command is too long or "
-                              "malformed for a URL (nothing was sent)")
-
-
-def _unreachable(url: str, exc: Exception, timeout: float) -> ApiUnreachable:
-    if isinstance(exc, httpx.ConnectTimeout):
-        cause = f"connect timed out after {timeout:g}s"
-    elif isinstance(exc, httpx.TimeoutException):
-        cause = f"no answer within {timeout:g}s"
-    elif isinstance(exc, httpx.ConnectError):
-        cause = _connect_cause(exc)
-    else:
-        cause = error_text(exc)
-    return ApiUnreachable(f"cannot reach the gamead API at {url} ({cause}) — {HINT}")
-
-
-def _changes_nothing(method: str, kw: dict[str, Any]) -> bool:
-    """Whether the request only reads: a GET/HEAD/OPTIONS, or a dry run (``"dryRun": true`` in its JSON body).
-    Pure."""
-    body = kw.get("json")
-    return method.upper() in ("GET", "HEAD", "OPTIONS") or (isinstance(body, dict) and body.get("dryRun") is True)
-
-
-def _no_answer(url: str, exc: Exception, timeout: float, *, reads: bool = False) -> NoAnswer:
-    """The request went out and no answer came (read timeout, connection closed or reset while waiting): a write
-    "may have been carried out"; a read (``reads``: :func:`_changes_nothing`) changed nothing (attack26 F6)."""
-    if isinstance(exc, httpx.TimeoutException):
-        cause = f"no answer within {timeout:g}s"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        cause = f"connection closed without an answer: {exc}"
-    else:
-        cause = f"connection lost without an answer: {error_text(exc)}"
-    outcome = "a read: nothing was changed" if reads else "it may have been carried out"
-    return NoAnswer(f"the gamead API at {url} got the request but gave no answer ({cause}): {outcome} — is the "
-                    "API overloaded or stopped? (--api / GAMEAD_API_URL names it)")
-
-
-def _field_errors(details: Any) -> str:
-    """``[{"loc": "targetAudience.0", "msg": "…"}, …]`` → ``targetAudience.0: …; duration: …``."""
-    if not isinstance(details, list):
-        return ""
-    parts: list[str] = []
-    for item in details:
-        if not isinstance(item, Mapping):
-            continue
-        loc = item.get("loc", "")
-        if isinstance(loc, (list, tuple)):
-            loc = ".".join(str(p) for p in loc)
-        msg = item.get("msg", "invalid")
-        parts.append(f"{loc}: {msg}" if loc else str(msg))
-    shown = parts[:_MAX_FIELD_ERRORS]
-    more = len(parts) - len(shown)
-    return "; ".join(shown) + (f"; (+{more} more)" if more > 0 else "")
 
 
 #: longest line of an NDJSON stream from the API (a job document is a few KiB)
@@ -135,83 +65,6 @@ def _ndjson_lines(chunks: Iterable[bytes], what: str) -> Iterator[dict[str, Any]
                                  f"{MAX_STREAM_LINE_BYTES // 1024} KiB: is --api a gamead API?")
     if buf.strip():
         yield parse(buf)
-
-
-#: the API's "retry after the time in Retry-After" (gamead_core.errors client_message), said by :func:`_try_again`
-_RETRY_CLAUSE = re.compile(r"[;,.]?\s*retry after (the time in )?`?Retry-After`?\.?\s*$", re.IGNORECASE)
-#: the API's words for NATS away (gamead_core.errors client_message) → words true of any request, a read of
-#: records (``gamead ads list``) as much as a submit (reviewer V10, N9: "the queue is unavailable" for a read)
-_NATS_WORDS = {
-    "the queue is unavailable right now": "the API cannot reach NATS right now",
-    "the queue cannot store new data right now": "NATS cannot store new data right now (its storage is full or "
-                                                 "failing)",
-    "the queue is being repaired": "the API is recreating a NATS stream or bucket it needs",
-}
-
-
-def _without_retry_clause(message: str) -> str:
-    """The API's ``message`` of an answer that says when to retry (``Retry-After``), without its own "retry after
-    the time in Retry-After" (the CLI says the wait once, in seconds) and, for NATS away, in words that fit any
-    request. Pure."""
-    bare = _RETRY_CLAUSE.sub("", message).strip()
-    return _NATS_WORDS.get(bare, bare)
-
-
-def _try_again(value: str) -> str:
-    """``try again in 2.0 s`` from a ``Retry-After`` value (seconds or an HTTP-date); ``try again later`` when it
-    cannot be read."""
-    seconds = retry.retry_after_seconds(value, time.time())
-    if seconds is None:
-        return "try again later"
-    return "try again now" if seconds == 0 else f"try again in {took(seconds)}"
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any] | None:
-    """The ``error`` object of gamead's error body ``{"error": {"code", "message", "details"}}``; None when the
-    answer has none (a proxy's page, not JSON)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    err = body.get("error") if isinstance(body, dict) else None
-    return err if isinstance(err, dict) else None
-
-
-def error_from_response(response: httpx.Response) -> ApiClientError | NotFound:
-    """Turn an HTTP error answer into the matching gamead error (not raised)."""
-    status = response.status_code
-    err = _error_body(response)
-    if err is None:
-        snippet = " ".join(response.text.split())[:120]
-        what = f"{response.request.method} {response.request.url.path}"
-        if status == 404:
-            return NotFound(f"{what}: not found (HTTP 404)")
-        message = f"API answered HTTP {status} to {what}" + (f": {snippet}" if snippet else "")
-        return ApiClientError(message, status=status, api_code=f"http_{status}")
-
-    code = str(err.get("code") or f"http_{status}")
-    message = str(err.get("message") or response.reason_phrase or "error")
-    details = err.get("details")
-    if status == 404:
-        return NotFound(message, details=details)
-    fields = _field_errors(details) if status == 422 else ""
-    if fields and fields.split("; ")[0] not in message:  # the API may already name them
-        message = f"{message}: {fields}"
-    wait = response.headers.get("Retry-After")
-    if wait is None:
-        text = f"{message} [{code}, HTTP {status}]"
-    else:
-        text = f"{_without_retry_clause(message)} [{code}]; {_try_again(wait)}"
-    if status in (401, 403):
-        text += " — set GAMEAD_TOKEN (or client.token in the config file)"
-    return ApiClientError(text, status=status, details=details, api_code=code)  # e.g. "validation_failed"
-
-
-def _from_gamead(response: httpx.Response) -> bool:
-    """True if an error answer carries gamead's error body ``{"error": {"code": …}}`` (the API's own answer, not a
-    proxy's in front of it)."""
-    err = _error_body(response)
-    return err is not None and bool(err.get("code")) and str(err["code"]) != f"http_{response.status_code}"
 
 
 class ApiClient:
@@ -299,16 +152,16 @@ class ApiClient:
                 if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
                         method, headers, sent=False)):
                     continue
-                raise _unreachable(self.api_url, exc, self.timeout) from exc
+                raise unreachable(self.api_url, exc, self.timeout) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
                         method, headers, keyed=keyed)):
                     continue
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
-                    raise _unreachable(self.api_url, exc, self.timeout) from exc
-                raise _no_answer(self.api_url, exc, self.timeout, reads=_changes_nothing(method, kw)) from exc
+                    raise unreachable(self.api_url, exc, self.timeout) from exc
+                raise no_answer(self.api_url, exc, self.timeout, reads=changes_nothing(method, kw)) from exc
             except httpx.InvalidURL as exc:  # the API URL was checked above: the request's own path or query
-                raise _unsendable(method, path, exc) from exc
+                raise unsendable(method, path, exc) from exc
             except httpx.UnsupportedProtocol as exc:
                 raise ApiClientError(
                     f"invalid API URL {self.api_url!r}: {exc} — set --api or GAMEAD_API_URL"
@@ -317,7 +170,7 @@ class ApiClient:
                 raise ApiClientError(f"request to {self.api_url}{path} failed: {exc}") from exc
             self._reached = True
             status = response.status_code
-            took_nothing = whole_503_took_nothing and status == 503 and _from_gamead(response)
+            took_nothing = whole_503_took_nothing and status == 503 and from_gamead(response)
             if status in retry.RETRY_STATUSES and self._wait_to_retry(
                     attempt, deadline, retry.may_retry(method, headers, status=status, took_nothing=took_nothing,
                                                        keyed=keyed),
@@ -402,7 +255,7 @@ class ApiClient:
                     raise error
                 yield from _ndjson_lines(response.iter_bytes(), f"{method} {path}")
         except (httpx.TimeoutException, httpx.NetworkError) as exc:
-            raise _unreachable(self.api_url, exc, self.timeout) from exc
+            raise unreachable(self.api_url, exc, self.timeout) from exc
         except httpx.RemoteProtocolError as exc:
             raise ApiUnreachable(f"the gamead API at {self.api_url} closed the stream: {exc} — {HINT}") from exc
 

@@ -15,7 +15,7 @@ import pytest
 
 from gamead_cli import retry
 from gamead_cli.client import ApiClient
-from gamead_cli.commands.submit import send_many
+from gamead_cli.submit.sending import send_many
 from gamead_core.config import ClientSettings
 from gamead_core.errors import ApiClientError, ApiUnreachable, NoAnswer
 

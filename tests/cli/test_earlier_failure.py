@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from gamead_cli.output import ad_view
+from gamead_cli.record_views import ad_view
 
 _FAILURE = {"errorClass": "PermanentError", "message": "injected permanent fault", "at": "2026-12-01T18:30:00Z"}
 _BASE = {"id": "01m8rdy5e948kng8fkmbqzve15", "priority": 3, "submittedAt": "2026-12-01T18:29:59Z",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gamead_cli.commands.submit import _pace
+from gamead_cli.submit.sending import _pace
 from gamead_cli.main import app
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, ad, clean_env, start_api

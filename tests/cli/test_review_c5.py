@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gamead_cli.client import ApiClient
-from gamead_cli.commands.submit import send_many
+from gamead_cli.submit.sending import send_many
 from gamead_cli.inputs import NotJson, strict_dumps, strict_loads
 from tests.cli.test_review_c4 import invoke, one_red_line
 from tests.support import ad

@@ -10,7 +10,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from gamead_cli.main import app
-from gamead_cli.output import ad_view
+from gamead_cli.record_views import ad_view
 
 
 def _closed_port() -> int:

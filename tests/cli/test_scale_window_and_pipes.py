@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gamead_cli.main import app
-from gamead_cli.output import RATE_WINDOW_SECONDS, short_window, window_words
+from gamead_cli.formats import RATE_WINDOW_SECONDS, short_window, window_words
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.stats.rates import RATE_WINDOW
 from tests.support import Proc, start_api, wait_for

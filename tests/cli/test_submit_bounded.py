@@ -3,7 +3,7 @@ rates, and of a FILE argument that is a FIFO nobody reads.
 
 F6: ``yes '{}' | gamead submit --ndjson - -o json`` grew the client by ~20 MB/s (every ad's item and id kept for
 the whole run) and listed the first 20 rejections *answered* (``stdin:101``…) rather than lines 1-20. Now per-ad
-detail is kept for the first :data:`~gamead_cli.commands.submit.ITEMS_KEPT` ads (``itemsOmitted`` counts the rest)
+detail is kept for the first :data:`~gamead_cli.submit.sending.ITEMS_KEPT` ads (``itemsOmitted`` counts the rest)
 and the rejections listed are the first 20 in input order. The test feeds a bounded generator process (the cap +
 500 lines) through a real pipe to a real ``gamead submit`` against a real stack (nats-server + one API); memory
 itself is not measured: the cap being applied is what the user sees.
@@ -25,10 +25,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from gamead_cli import exitcodes
-from gamead_cli.commands import submit as submit_module
-from gamead_cli.commands.submit import ITEMS_KEPT, keep_first
 from gamead_cli.main import app
-from gamead_cli.output import summary_view
+from gamead_cli.submit import sending as sending_module
+from gamead_cli.submit.batches import keep_first
+from gamead_cli.submit.sending import ITEMS_KEPT
+from gamead_cli.submit.views import summary_view
 from tests.cli.test_cli_errors import gamead
 from tests.integration.dlq_lane import Lane, shared_lane  # noqa: F401 - shared_lane is a fixture
 from tests.support import ad, clean_env, gamead_argv
@@ -103,7 +104,7 @@ def test_wait_follows_the_ads_of_the_first_ones_sent_and_counts_the_others(
     """The ids ``--wait`` follows are kept for the first FOLLOWED_MAX ads sent (100,000; 3 here), not for every
     ad of an endless input: the others are counted as not followed, and the run is not a success (exit 1). The
     lane has no worker, so the followed ads stay pending until the short --timeout."""
-    monkeypatch.setattr(submit_module, "FOLLOWED_MAX", 3)
+    monkeypatch.setattr(sending_module, "FOLLOWED_MAX", 3)
     result = CliRunner().invoke(app, ["submit", "--count", "5", "--batch-size", "2", "--wait", "--timeout", "0.5",
                                       "-o", "json", "--api", shared_lane.url])
     assert result.exit_code == exitcodes.ERROR, result.output

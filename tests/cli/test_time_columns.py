@@ -10,7 +10,8 @@ from typing import Any
 from rich.console import Console, RenderableType
 
 from gamead_cli.commands import audit, dlq, scale
-from gamead_cli.output import ads_table, time_column
+from gamead_cli.formats import time_column
+from gamead_cli.record_views import ads_table
 from gamead_cli.tui import view
 
 AT = "2026-12-01T13:06:30.123Z"

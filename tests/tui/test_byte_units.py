@@ -9,7 +9,7 @@ import io
 from rich.console import Console
 
 from gamead_cli.commands.doctor import report_view
-from gamead_cli.output import byte_size
+from gamead_cli.formats import byte_size
 from gamead_cli.tui.view import summary_text
 
 

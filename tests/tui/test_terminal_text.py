@@ -25,7 +25,8 @@ from gamead_cli.commands.dlq import _list_view as dlq_list_view
 from gamead_cli.commands.workers import _view as workers_view
 from gamead_cli.fitted import FittedTable
 from gamead_cli.options import OutputFormat
-from gamead_cli.output import ad_list_view, ad_view, dlq_entry_view, emit, error_line
+from gamead_cli.output import emit, error_line
+from gamead_cli.record_views import ad_list_view, ad_view, dlq_entry_view
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.logs import format_line
 from gamead_cli.tui.source import RecordedSource, ShownSource

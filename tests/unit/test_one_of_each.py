@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gamead_cli.output import clip, short_datetime, short_time
+from gamead_cli.formats import clip, short_datetime, short_time
 from gamead_core import names
 from gamead_core.api import cache as cache_module
 from gamead_core.api.cache import AdCache

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from gamead_cli.output import summary_view
+from gamead_cli.submit.views import summary_view
 
 
 def _text(summary: dict[str, object]) -> str:

@@ -1,0 +1,151 @@
+"""How the CLI and the dashboard write values for people: user text kept literal and on one line, commands to
+paste, empty lists, times (UTC), durations, windows of rates and byte sizes. Pure: each returns a ``str`` or a rich
+``Text`` and prints nothing (:mod:`gamead_cli.output` prints)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.text import Text
+
+from gamead_core.safe_text import shown
+
+
+def command_text(text: str, style: str = "dim") -> Text:
+    """A text that holds a command to paste (``undo with: gamead scale clear --api …``), which rich must never
+    wrap: a command cut across lines with a real newline pastes as a different one (attack25 finding 4). Not
+    wrapped nor cut however narrow the terminal (the terminal folds it on screen; a pipe gets it whole), printed
+    by :func:`gamead_cli.output.emit` (no crop) or with ``soft_wrap``."""
+    return Text(text, style=style, no_wrap=True, overflow="ignore")
+
+
+def empty_text(nothing: str, flags: Mapping[str, Any] | None = None, hint: str = "") -> Text:
+    """What a list verb prints when its list is empty, instead of a bare table header: ``no jobs`` or, with the
+    filters given (``{"--state": "running"}``; ``None`` values left out), ``no jobs match --state running``, then
+    ``hint`` (what to do, or why it can be empty). ``-o json`` prints the verb's empty shape instead. Pure."""
+    given = " ".join(f"{flag} {value}" for flag, value in (flags or {}).items() if value not in (None, False, ""))
+    text = Text(f"{nothing} match {given}" if given else nothing, style="yellow")
+    if hint:
+        text.append(f" ({hint})", style="dim")
+    return text
+
+
+def plain(value: Any) -> Text:
+    """User data as literal text: a title like ``[red]x`` must not be read as rich markup, and a control
+    character shows escaped (:func:`gamead_core.safe_text.shown`)."""
+    return Text("" if value is None else shown(str(value)))
+
+
+def clip(value: Any, width: int) -> str:
+    """One line of at most ``width`` characters (an ellipsis marks a cut); runs of whitespace become one space,
+    a control character shows escaped (:func:`gamead_core.safe_text.shown`)."""
+    text = shown(" ".join(str(value or "").split()))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def short_datetime(value: Any) -> str:
+    """An ISO 8601 time as shown in tables: ``2024-05-01T12:34:56.789+00:00`` → ``2024-05-01 12:34:56``
+    (``-`` for none)."""
+    if not value:
+        return "-"
+    return str(value).replace("T", " ")[:19]
+
+
+def age(seconds: float | None) -> str:
+    """``0.4s``, ``12s``, ``3m05s``, ``2h10m``."""
+    if seconds is None:
+        return "-"
+    s = float(seconds)
+    if s < 10:
+        return f"{s:.1f}s"
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def took(seconds: float) -> str:
+    """A duration as ``gamead doctor`` prints how long its check took: ``350 ms`` under a second, else ``2.5 s``
+    (one decimal). Pure."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def span(seconds: float) -> str:
+    """``300`` → ``5 min``, ``45`` → ``45 s``: how far back a sparkline or a rate reaches. Pure."""
+    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:.0f} s"
+
+
+#: seconds of the API's "last minute" rates: ``gamead_core.stats.rates.RATE_WINDOW`` (a test keeps them equal)
+RATE_WINDOW_SECONDS = 60
+
+
+def short_window(seconds: Any) -> str | None:
+    """``last 11 s`` when the API's rates are over less than their minute (``windowSeconds`` 11: its sampler, or the
+    autoscaler leader's, started 11 s ago); None for the full minute or an unknown window. Pure; the one wording of
+    ``gamead top`` and ``gamead scale status``."""
+    short = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and round(seconds) < RATE_WINDOW_SECONDS
+    return window_words(seconds) if short else None
+
+
+def window_words(seconds: Any) -> str:
+    """The window of an API figure for people: ``last minute`` (60 s, or unknown), ``last 11 s`` (a short one,
+    :func:`short_window`), ``last 5 min``. Pure."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or round(seconds) == RATE_WINDOW_SECONDS:
+        return "last minute"
+    return f"last {span(round(seconds))}"
+
+
+def ago(seconds: float | None) -> str:
+    """``1.9s ago``: how long since something happened."""
+    return "-" if seconds is None else f"{age(seconds)} ago"
+
+
+def byte_size(n: int | float | None) -> str:
+    """A byte count in IEC units, the one way the CLI writes sizes (``gamead top``, ``gamead doctor``):
+    ``512 B``, ``511.5 KiB``, ``3.0 GiB`` (1 KiB = 1024 B; one decimal above bytes); ``-`` for None. Pure."""
+    if n is None:
+        return "-"
+    value = float(n)
+    if value < 1024:
+        return f"{value:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def utc_when(value: Any, *, now: datetime | None = None) -> str:
+    """An ISO 8601 time as the ``show``/``get`` views print it: ``2024-05-01 12:34:56 UTC (3m05s ago)`` (the age
+    when the time can be read and is in the past; ``-`` for none). Pure given ``now`` (an aware datetime)."""
+    if not value:
+        return "-"
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    text = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
+    return f"{text} ({ago(seconds)})" if seconds >= 0 else text
+
+
+#: the zone of every time the CLI and the dashboard print (the API's times are UTC; nothing is converted)
+TIME_ZONE = "UTC"
+
+
+def time_column(label: str) -> str:
+    """A table's label for a column of times: ``SUBMITTED`` → ``SUBMITTED (UTC)``. Every time column of every
+    table (CLI and dashboard) says its zone through this one helper (ops13 finding 3: a bare ``13:06:30``)."""
+    return f"{label} ({TIME_ZONE})"
+
+
+def short_time(value: Any) -> str:
+    """The clock part of an ISO 8601 time: ``2024-05-01T12:34:56.789Z`` → ``12:34:56`` (``-`` for none)."""
+    if not value:
+        return "-"
+    text = str(value)
+    return text[11:19] if len(text) >= 19 and text[10] in "T " else text

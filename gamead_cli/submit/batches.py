@@ -1,0 +1,66 @@
+"""Pure decisions of ``gamead submit``'s batches: their size, the runs of ads they are cut into, which ads are kept
+for the listing, and what one ad's answer in a ``POST /ads/batch`` result means. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+#: Ads per ``POST /ads/batch`` request (the API takes up to ``api.batch_max``, 500 by default).
+BATCH_SIZE = 100
+
+
+Item = tuple[int, Any]  #: (index, an ad or the GameadError that stands for an unreadable one)
+#: rejected ads named one by one (``FILE:LINE: code: message``) on stderr and in ``-o json``; the rest counted
+REJECTIONS_LISTED = 20
+#: API answers that refuse a batch for its size alone: nothing of it was queued, so it is split and resent
+SIZE_REFUSALS = frozenset({"batch_too_large", "payload_too_large"})
+
+
+def keep_first(kept: dict[int, Any], index: int, value: Any, most: int) -> None:
+    """Put ``value`` under ``index`` in ``kept`` if ``index`` is among the ``most`` smallest seen: ``kept`` holds the
+    first ``most`` by index (input order) whatever order they come in (batches answer in any order). Mutates
+    ``kept``; O(``most``) per call."""
+    if len(kept) < most:
+        kept[index] = value
+    elif index < (last := max(kept)):
+        del kept[last]
+        kept[index] = value
+
+
+def rejection_text(error: Mapping[str, Any]) -> str:
+    """An API error object (``{"code", "message", "details"}``) → ``message`` or, for a 422 with field paths,
+    ``title: String should have at least 1 character; duration: …``. Pure."""
+    details = error.get("details")
+    fields = [f"{d.get('loc')}: {d.get('msg')}" for d in details if isinstance(d, dict) and d.get("loc")] \
+        if isinstance(details, list) else []
+    return "; ".join(fields[:5]) if fields else str(error.get("message") or "")
+
+
+def maybe_queued_id(error: Any) -> str | None:
+    """The ad id of a per-ad ``queue_unavailable`` error that names one (``details.adId``: the API's answer to
+    an ad whose publish got no answer in time, which may still be queued and analysed), else None. Pure."""
+    if not isinstance(error, dict) or error.get("code") != "queue_unavailable":
+        return None
+    details = error.get("details")
+    ad_id = details.get("adId") if isinstance(details, dict) else None
+    return ad_id if isinstance(ad_id, str) else None
+
+
+def counted(future: Future[None]) -> bool:
+    """True if ``future`` is done and what it raised, if anything, is an ``Exception`` (counted as ``not_sent`` in
+    ``send_many``): it need not be read again at the end."""
+    return future.done() and not future.cancelled() and isinstance(future.exception() or Exception(), Exception)
+
+
+def chunks(ads: Iterable[Item], size: Callable[[], int]) -> Iterator[list[Item]]:
+    """Runs of ``size()`` items (asked again for each run: a batch size learnt from the API applies at once)."""
+    chunk: list[Item] = []
+    for item in ads:
+        chunk.append(item)
+        if len(chunk) >= size():
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,107 @@
+"""One run of ``gamead submit``: one ad (its 202 answer, or its final record with ``--wait``) or many (sent in
+batches, maybe followed, then the summary); what is printed and the exit code."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any
+
+from gamead_cli import exitcodes
+from gamead_cli.client import ApiClient
+from gamead_cli.options import OutputFormat
+from gamead_cli.output import ad_view, emit, error_line, note_line, red_line
+from gamead_cli.program import follow_up
+from gamead_cli.submit.batches import BATCH_SIZE
+from gamead_cli.submit.sending import send_many
+from gamead_cli.submit.views import accepted_view, rejections_lines, summary_view
+from gamead_cli.submit.waiting import FAILED, wait_for_ad, wait_many
+from gamead_core.errors import GameadError, NoAnswer
+
+
+def submit_one(
+    client: ApiClient,
+    ad: Mapping[str, Any],
+    *,
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+    output: OutputFormat,
+    quiet: bool = False,
+) -> int:
+    """Submit one ad, print the 202 answer (or, with ``wait``, the final record); return the exit code.
+
+    ``quiet`` prints the ad's id alone (for ``ID=$(gamead submit … -q)``). Raises :class:`NoAnswer` saying what
+    to do when the request went out and no answer came (the ad may be queued: with a key, the client sent it
+    again first, :mod:`gamead_cli.retry`).
+    """
+    try:
+        accepted = client.submit(ad, idempotency_key)
+    except NoAnswer as exc:
+        settle = (f"send the same command again with --idempotency-key {shlex.quote(idempotency_key or '')} (a "
+                  "repeat queues nothing and prints its id)" if idempotency_key else
+                  f"look for it with `{follow_up('ads', 'list', again=client.again)}` before sending it again (or send "
+                  "it with --idempotency-key KEY, which a repeat cannot queue twice)")
+        raise NoAnswer(f"{exc.message}; the ad may be queued: {settle}") from exc
+    if not wait:
+        if quiet:
+            print(accepted["id"], flush=True)
+        else:
+            emit(accepted, output, partial(accepted_view, again=client.again))
+        return exitcodes.OK
+    if output != OutputFormat.json and not quiet:
+        note_line(f"{'duplicate of' if accepted.get('duplicate') else 'accepted'} ad {accepted['id']}")
+    record = wait_for_ad(client, str(accepted["id"]), timeout)
+    if quiet:
+        print(accepted["id"], flush=True)
+    else:
+        emit(record, output, partial(ad_view, again=client.again))
+    return exitcodes.AD_FAILED if record.get("status") in FAILED else exitcodes.OK
+
+
+def submit_bulk(
+    client: ApiClient,
+    ads: Iterable[Mapping[str, Any] | GameadError],
+    *,
+    count: int | None,
+    rate: float,
+    concurrency: int,
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+    output: OutputFormat,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """Send ``ads`` (``count`` of them, if known) in batches, maybe await the analyses, print the summary;
+    return the exit code."""
+    summary, ids = send_many(
+        client,
+        ads,
+        total=count,
+        rate=rate,
+        concurrency=concurrency,
+        idempotency_key=idempotency_key,
+        batch_size=batch_size,
+        keep_items=output == OutputFormat.json,
+        follow=wait,
+    )
+    if wait and ids and not summary.get("interrupted"):
+        summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))
+    elif wait:
+        summary.update(
+            completed=0, failed=0, dead=0, pending=len(ids), latencyP50Seconds=None, latencyP95Seconds=None
+        )
+    emit(summary, output, partial(summary_view, again=client.again))
+    if output != OutputFormat.json:
+        for line in rejections_lines(summary):
+            red_line(line)
+    if summary.get("interrupted"):
+        error_line(f"interrupted: {summary['sent']} of {count if count is not None else '?'} ad(s) sent")
+        return exitcodes.INTERRUPTED
+    if wait and summary["failed"] + summary["dead"]:
+        return exitcodes.AD_FAILED
+    if (summary["rejected"] or summary.get("pending") or summary.get("maybeQueued") or summary.get("notSent")
+            or summary.get("notFollowed")):  # accepted, but --wait did not follow them: not known to be analysed
+        return exitcodes.ERROR
+    return exitcodes.OK

@@ -1,0 +1,318 @@
+"""Sending many ads with ``POST /ads/batch`` (``gamead submit --count``, NDJSON, an array): paced, a few requests
+in flight, a batch refused for its size split and resent, each ad counted (accepted, duplicate, rejected, may be
+queued); Ctrl-C stops sending and keeps what was counted."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from typing import Any
+
+from gamead_cli import retry
+from gamead_cli.client import ApiClient
+from gamead_cli.submit.batches import (
+    BATCH_SIZE,
+    REJECTIONS_LISTED,
+    SIZE_REFUSALS,
+    Item,
+    chunks,
+    counted,
+    keep_first,
+    maybe_queued_id,
+    rejection_text,
+)
+from gamead_cli.submit.reading import Labeled
+from gamead_cli.submit.views import progress_bar
+from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
+
+#: per-ad detail of ``-o json`` (``items``, ``acceptedIds``, ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for
+#: the first ITEMS_KEPT ads in input order; later ads are counted only (``itemsOmitted``): an endless stdin
+#: (``tail -f ads.ndjson | gamead submit --ndjson -``) must not grow the client's memory (attack27 F6: ~20 MB/s)
+ITEMS_KEPT = 10_000
+#: ``--wait`` follows the ads accepted among the first FOLLOWED_MAX ads in input order (an id kept for each, ~150
+#: bytes); those accepted later are counted in ``notFollowed``
+FOLLOWED_MAX = 100_000
+
+
+def _pace(stop: threading.Event, at: float) -> bool:
+    """Wait until monotonic time ``at`` (in bounded steps: ``Event.wait`` overflows past ``TIMEOUT_MAX``);
+    True if ``stop`` was set meanwhile."""
+    while (delay := at - time.monotonic()) > 0:
+        if stop.wait(min(delay, 60.0)):
+            return True
+    return stop.is_set()
+
+
+def send_many(
+    client: ApiClient,
+    ads: Iterable[Mapping[str, Any] | GameadError | Labeled],
+    *,
+    total: int | None,
+    rate: float,
+    concurrency: int,
+    idempotency_key: str | None,
+    batch_size: int = BATCH_SIZE,
+    keep_items: bool = False,
+    follow: bool = True,
+) -> tuple[dict[str, Any], list[str]]:
+    """Submit ``ads`` with ``POST /ads/batch``, ``batch_size`` ads a request, at ``rate`` ads per second (0 = as
+    fast as possible), ``concurrency`` requests in flight.
+
+    An ad that is not a JSON object (say a bad NDJSON line: pass a :class:`GameadError` in its place) is counted
+    as rejected under that error's code. Each rejected ad is named (``FILE:LINE`` for a :class:`Labeled` one,
+    else ``ad N``, 1-based) with its code and message: the first :data:`REJECTIONS_LISTED` in input order (not
+    in the order their batches were answered) in the summary's ``rejections``, the others counted in
+    ``rejectionsNotListed``. A batch the API refuses for its size alone
+    (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued nothing: it is split (to the
+    API's max, else in halves) and the parts resent, and later batches use the smaller size — no ad is sent twice.
+    A chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
+    rejected ``not_sent``, each ad named with the exception: every future of the pool is read, none vanishes.
+    With ``keep_items`` (``-o json``) the summary also has ``items``: one per ad sent, in input order, ``{"where",
+    "outcome", "id"}`` (outcome ``accepted``, ``duplicate`` — the first ad's id — or ``maybeQueued``) or ``{"where",
+    "outcome": "rejected", "code", "message"}``, and ``acceptedIds``, the ids of the ads newly queued, in input
+    order (a script learns which ad became which id; ~150 bytes an ad held until the end, so only when asked).
+    Per-ad detail (``items``, ``acceptedIds``, ``maybeQueuedIds``, ``maybeQueuedKeys``) is kept for the first
+    :data:`ITEMS_KEPT` ads in input order only; ``itemsOmitted`` counts the ads sent after them (counted in the
+    figures, not listed): memory stays bounded whatever the input (an endless stdin). ``acceptedPerSecond`` is
+    the ads newly queued a second; ``answeredPerSecond`` every ad the API answered (accepted, duplicate or
+    refused) a second. Returns the summary so far and, with ``follow`` (``--wait``), the ids of the ads newly
+    accepted among the first :data:`FOLLOWED_MAX` (in input order; ``notFollowed`` counts the others). If the API
+    cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending,
+    lets the requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
+
+    A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
+    (if no ad was accepted before it, sending stops there and ``notSent`` counts the ads never sent) but counted
+    as "may be queued" (``maybeQueuedUnknown``: their ids never came back; with ``idempotency_key``,
+    whose ``KEY-N`` per ad, N its input index, lets the client send the batch again first, :mod:`gamead_cli.retry`,
+    their keys in ``maybeQueuedKeys``: the same command with the same key settles them, queueing nothing twice).
+    """
+    lock = threading.Lock()
+    stop = threading.Event()
+    slots = threading.BoundedSemaphore(concurrency * 2)
+    rejected: Counter[str] = Counter()
+    listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED, input order
+    unsure: dict[int, str] = {}  #: input index (< ITEMS_KEPT) → id of an ad whose publish got no answer (adId)
+    unknown: list[int] = []  #: input indexes (< ITEMS_KEPT) of ads whose batch got no answer (ids unknown)
+    counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0}
+    fatal: list[ApiUnreachable] = []
+    sent = 0
+    size = max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))  # ≥ 10 requests/s when paced
+    limit = {"size": size}  # lowered when the API says its api.batch_max is smaller
+
+    def keyed(index: int, ad: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**ad, "idempotencyKey": f"{idempotency_key}-{index}"} if idempotency_key else ad
+
+    items: dict[int, dict[str, Any]] = {}  #: input index (< ITEMS_KEPT) → what became of that ad (keep_items)
+    order: dict[int, str] = {}  #: input index → id of a newly accepted ad (input order at the end)
+    #: the ads whose id is kept in ``order``: those listed in acceptedIds (-o json), those --wait follows
+    ids_kept = max(ITEMS_KEPT if keep_items else 0, FOLLOWED_MAX if follow else 0)
+
+    def reject(index: int, where: str, code: str, message: str) -> None:  # under the lock
+        rejected[code] += 1
+        keep_first(listed, index, {"where": where, "code": code, "message": message}, REJECTIONS_LISTED)
+        if keep_items and index < ITEMS_KEPT:
+            items[index] = {"where": where, "outcome": "rejected", "code": code, "message": message}
+
+    def done(index: int, where: str, outcome: str, ad_id: str | None) -> None:  # under the lock
+        if keep_items and index < ITEMS_KEPT:
+            items[index] = {"where": where, "outcome": outcome, "id": ad_id}
+            if ad_id is None and idempotency_key:
+                items[index]["idempotencyKey"] = f"{idempotency_key}-{index}"
+
+    def labelled(index: int, item: Any) -> tuple[str, Any]:
+        return (item.where, item.ad) if isinstance(item, Labeled) else (f"ad {index + 1}", item)
+
+    with progress_bar() as progress:
+        task = progress.add_task("submitting", total=total, info="")
+
+        def one(chunk: list[Item]) -> None:
+            try:
+                send(chunk)
+            except Exception as exc:  # a chunk that could not be sent is counted and named, never dropped
+                with lock:
+                    for i, item in chunk:
+                        reject(i, labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
+                raise
+            finally:
+                slots.release()
+
+        def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[int, str, Any]]:
+            """(index, where, result or GameadError) for each ad; splits on a size refusal."""
+            try:
+                results = client.submit_batch([keyed(i, ad) for i, _, ad in good])["results"]
+                if not isinstance(results, list) or len(results) != len(good):
+                    raise GameadError(f"the API answered {len(results)} results for {len(good)} ads")
+            except ApiClientError as exc:
+                if exc.code in SIZE_REFUSALS and len(good) > 1 and not isinstance(exc, ApiUnreachable):
+                    most = exc.details.get("max") if isinstance(exc.details, dict) else None
+                    part = most if isinstance(most, int) and 0 < most < len(good) else (len(good) + 1) // 2
+                    with lock:
+                        limit["size"] = min(limit["size"], part)
+                        counts["split"] += 1
+                    return [r for k in range(0, len(good), part) for r in post(good[k:k + part])]
+                if isinstance(exc, ApiUnreachable):
+                    with lock:
+                        if counts["accepted"] + counts["duplicates"] == 0:
+                            if not isinstance(exc, NoAnswer):  # one that got no answer may be queued: counted
+                                fatal.append(exc)
+                            stop.set()
+                return [(i, where, exc) for i, where, _ in good]
+            except GameadError as exc:  # the whole request was refused (429, 503…): every ad of it
+                return [(i, where, exc) for i, where, _ in good]
+            return [(i, where, body) for (i, where, _), body in zip(good, results, strict=True)]
+
+        def settle(i: int, where: str, body: Any) -> None:  # under the lock: what became of one ad
+            error = body.get("error") if isinstance(body, dict) else None
+            # an answer of the API: any per-ad result, or the whole request refused (not a local bad line)
+            counts["answered"] += isinstance(body, dict) or (isinstance(body, ApiClientError)
+                                                             and not isinstance(body, ApiUnreachable))
+            if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
+                counts["unknown"] += 1
+                if i < ITEMS_KEPT:
+                    unknown.append(i)
+                done(i, where, "maybeQueued", None)
+            elif isinstance(body, GameadError):
+                reject(i, where, body.code, body.message)
+            elif (maybe := maybe_queued_id(error)) is not None:
+                counts["unsure"] += 1  # its publish got no answer: it may still be analysed
+                if i < ITEMS_KEPT:
+                    unsure[i] = maybe
+                done(i, where, "maybeQueued", maybe)
+            elif isinstance(error, dict):
+                reject(i, where, str(error.get("code") or "error"), rejection_text(error))
+            elif not isinstance(body, dict) or "id" not in body:
+                reject(i, where, "bad_answer", "the API's answer has no ad id")
+            elif body.get("duplicate"):
+                counts["duplicates"] += 1
+                done(i, where, "duplicate", str(body["id"]))
+            else:
+                counts["accepted"] += 1
+                if i < ids_kept:
+                    order[i] = str(body["id"])
+                done(i, where, "accepted", str(body["id"]))
+
+        def send(chunk: list[Item]) -> None:
+            """Send one chunk and count what became of each ad; the ads whose own error says NATS took nothing of
+            them (:func:`gamead_cli.retry.resendable`) are sent again after the back-off (or their
+            ``retryAfter``) within ``client.retry_for`` of the chunk's start, the others counted at once (a
+            Ctrl-C during the wait counts those as answered)."""
+            named = [(i, *labelled(i, item)) for i, item in chunk]
+            good = [(i, where, ad) for i, where, ad in named if not isinstance(ad, GameadError)]
+            answers: list[tuple[int, str, Any]] = [(i, where, ad) for i, where, ad in named
+                                                   if isinstance(ad, GameadError)]
+            deadline = time.monotonic() + client.retry_for
+            answers += post(good) if good else []
+            for attempt in itertools.count(1):
+                again = {i: body["error"] for i, _, body in answers
+                         if isinstance(body, dict) and retry.resendable(body.get("error"))}
+                wait = None if not again or stop.is_set() else retry.next_wait(
+                    attempt, retry.ad_retry_after(list(again.values())), deadline - time.monotonic())
+                if wait is None:
+                    again = {}
+                with lock:
+                    for i, where, body in answers:
+                        if i not in again:
+                            settle(i, where, body)
+                    info = (f"{counts['accepted']} ok" + (f", {sum(rejected.values())} rejected" if rejected else "")
+                            + (f", {maybe} may still be queued" if (maybe := counts["unsure"] + counts["unknown"])
+                               else ""))
+                progress.update(task, advance=len(answers) - len(again), info=info)
+                if not again:
+                    return
+                answers = [a for a in answers if a[0] in again]
+                if stop.wait(wait):  # Ctrl-C or a fatal error meanwhile: they stay as answered
+                    with lock:
+                        for i, where, body in answers:
+                            settle(i, where, body)
+                    progress.update(task, advance=len(answers))
+                    return
+                client.count_retry()
+                answers = post([g for g in good if g[0] in again])
+
+        start = time.monotonic()
+        interrupted = False
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
+        futures: list[Future[None]] = []
+        try:
+            for chunk in chunks(enumerate(ads), lambda: limit["size"]):
+                if rate > 0 and _pace(stop, start + chunk[-1][0] / rate):  # its last ad's turn
+                    break
+                slots.acquire()
+                if stop.is_set():
+                    slots.release()
+                    break
+                futures.append(pool.submit(one, chunk))
+                sent += len(chunk)
+                if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
+                    futures = [f for f in futures if not counted(f)]
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            client.cancel_retries()
+        try:
+            pool.shutdown(wait=True)  # the requests in flight finish (each bounded by the client timeout)
+        except KeyboardInterrupt:  # the first Ctrl-C after the last send: stop the resends, let those finish
+            stop.set()
+            client.cancel_retries()
+            try:
+                if interrupted:  # a second Ctrl-C: do not wait for them
+                    raise
+                interrupted = True
+                # not pool.shutdown again: a join cut by KeyboardInterrupt may not wait a second time (CPython)
+                wait_futures(futures)
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
+        elapsed = time.monotonic() - start
+        for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
+            if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
+                future.result()
+
+    if fatal and counts["accepted"] + counts["duplicates"] == 0 and not counts["unknown"]:
+        raise fatal[0]
+    kept = sorted(order)  # input order: the batches answer in any order
+    ids = [order[i] for i in kept if i < FOLLOWED_MAX] if follow else []  # what --wait follows
+    summary: dict[str, Any] = {
+        "sent": sent,
+        "accepted": counts["accepted"],
+        "duplicates": counts["duplicates"],
+        "rejected": dict(rejected),  # by code, counted after the client's retries (gamead_cli.retry)
+        "retried": client.retried,  # requests sent again after a 429, a 503 or a lost connection
+        "elapsedSeconds": round(elapsed, 3),
+        "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,  # ads sent a second
+        # ads newly queued a second (not duplicates: those were queued by an earlier run)
+        "acceptedPerSecond": round(counts["accepted"] / elapsed, 1) if elapsed > 0 else 0.0,
+        # ads the API answered a second, whatever the answer (accepted, duplicate or refused)
+        "answeredPerSecond": round(counts["answered"] / elapsed, 1) if elapsed > 0 else 0.0,
+        "targetRate": rate or None,
+        # the first REJECTIONS_LISTED rejected ads in input order (whatever order they were answered in)
+        "rejections": [listed[i] for i in sorted(listed)],
+        "rejectionsNotListed": max(0, sum(rejected.values()) - len(listed)),
+        # neither accepted nor rejected: their publish (or their whole batch) got no answer in time, so they may
+        # still be analysed; every id, to look up (gamead ads get), and the keys of those whose id never came back
+        "maybeQueued": counts["unsure"] + counts["unknown"],
+        "maybeQueuedIds": [unsure[i] for i in sorted(unsure)],
+        # of those, the ones whose whole batch got no answer: ids unknown (found in `gamead ads list`); with
+        # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
+        "maybeQueuedUnknown": counts["unknown"],
+        "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown)] if idempotency_key else [],
+        "idempotencyKey": idempotency_key,
+        # ads sent past the first ITEMS_KEPT: in every count above, not in items / acceptedIds / the id lists
+        "itemsOmitted": max(0, sent - ITEMS_KEPT),
+    }
+    if keep_items:
+        summary["acceptedIds"] = [order[i] for i in kept if i < ITEMS_KEPT]
+        summary["items"] = [items[i] for i in sorted(items)]
+    if follow:
+        summary["notFollowed"] = counts["accepted"] - len(ids)  # accepted past the first FOLLOWED_MAX ads
+    if counts["split"]:
+        summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
+    if interrupted:
+        summary["interrupted"] = True
+    elif stop.is_set() and total is not None and sent < total:  # a batch got no answer before any was accepted
+        summary["notSent"] = total - sent  # stopped there rather than wait on an API that answers nothing
+    return summary, ids

@@ -1,0 +1,131 @@
+"""What ``gamead submit`` shows people: its progress bars on stderr, the ``202`` answer to one ad, the end-of-run
+summary of many, and the rejected ads named one a line. Each returns what to print; nothing here sends."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from gamead_cli.formats import command_text
+from gamead_cli.output import stderr_console
+from gamead_cli.program import follow_up
+from gamead_cli.record_views import status_text
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr; silent when stderr is not a terminal (CI logs, pipes)."""
+    console = stderr_console()
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+def accepted_view(body: Mapping[str, Any], again: str = "") -> RenderableType:
+    """The ``202`` answer to one submit, with the next command to run (``again``: the flags that reach the same
+    API, :func:`gamead_cli.options.reach_again`)."""
+    verb = "duplicate of" if body.get("duplicate") else "accepted"
+    text = Text(f"{verb} ad ", style="bold")
+    text.append(str(body.get("id", "")), style="bold cyan")
+    text.append(f"  (priority {body.get('priority', '?')}, ")
+    text.append_text(status_text(body.get("status")))
+    text.append(")")
+    hint = command_text(f"follow it with: {follow_up('ads', 'get', str(body.get('id', '')), again=again)}")
+    return Group(text, hint)
+
+
+def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
+    """The end-of-run summary of ``submit --count``; below it, when ads whose ids are unknown may be queued, the
+    command that lists them (``again``: the flags that reach the same API)."""
+    look: Text | None = None
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("sent", str(summary.get("sent", 0)))
+    grid.add_row("accepted", Text(str(summary.get("accepted", 0)), style="green"))
+    grid.add_row("duplicates", str(summary.get("duplicates", 0)))
+    rejected: Mapping[str, int] = summary.get("rejected") or {}
+    if rejected:
+        detail = ", ".join(f"{code} {n}" for code, n in sorted(rejected.items()))
+        grid.add_row("rejected", Text(f"{sum(rejected.values())} ({detail})", style="red"))
+    else:
+        grid.add_row("rejected", "0")
+    if summary.get("maybeQueued"):
+        key, unknown = summary.get("idempotencyKey"), summary.get("maybeQueuedUnknown") or 0
+        if key:
+            settle = (f"to settle them, send the same command again with --idempotency-key {shlex.quote(key)}: an "
+                      "ad already queued answers as a duplicate, none is queued twice")
+        elif unknown:
+            known = summary["maybeQueued"] - unknown
+            settle = ("do not resend: their batches got no answer, so their ids are unknown: find them with the "
+                      "command below" if not known else f"do not resend: {unknown} got no answer at all (ids unknown: "
+                      f"find them with the command below), the other {known} ids are in -o json, maybeQueuedIds")
+            look = command_text(f"find them with: {follow_up('ads', 'list', again=again)}", style="yellow")
+        else:
+            settle = "look them up, do not resend: ids in -o json, maybeQueuedIds"
+        grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time: they may still be analysed; "
+                                           f"{settle})", style="yellow"))
+    if summary.get("notSent"):
+        grid.add_row("not sent", Text(f"{summary['notSent']} (stopped: a batch got no answer before any ad was "
+                                      "accepted; none of these reached the API)", style="yellow"))
+    if summary.get("batchSize"):
+        grid.add_row("batch size", f"{summary['batchSize']} ads a request (the API refused bigger: api.batch_max)")
+    grid.add_row("elapsed", f"{summary.get('elapsedSeconds', 0.0):.2f} s")
+    rate = f"{summary.get('ratePerSecond', 0.0):.1f} ads/s sent"
+    if summary.get("targetRate"):
+        rate += f" (target {summary['targetRate']:g})"
+    taken = summary.get("acceptedPerSecond")  # newly queued only, duplicates not
+    if taken is not None and summary.get("accepted", 0) + summary.get("duplicates", 0) != summary.get("sent", 0):
+        rate += f", {taken:.1f} ads/s accepted"  # not all taken: the sent rate alone would read as throughput
+    grid.add_row("rate", rate)
+    if summary.get("itemsOmitted"):
+        listed = summary.get("sent", 0) - summary["itemsOmitted"]  # gamead_cli.submit.sending.ITEMS_KEPT
+        grid.add_row("not listed", Text(f"{summary['itemsOmitted']:,} (the ads after the first {listed:,}: counted "
+                                        "above, not listed one by one in -o json items and ids)", style="yellow"))
+    if "completed" in summary:
+        grid.add_row("completed", Text(str(summary["completed"]), style="green"))
+        failed = summary.get("failed", 0) + summary.get("dead", 0)
+        grid.add_row("failed/dead", Text(str(failed), style="red" if failed else ""))
+        if summary.get("pending"):
+            grid.add_row("still pending", Text(str(summary["pending"]), style="yellow"))
+        if summary.get("notFollowed"):
+            # loaded already: the summary is submit's
+            from gamead_cli.submit.sending import FOLLOWED_MAX
+
+            grid.add_row("not followed", Text(f"{summary['notFollowed']:,} (accepted after the first {FOLLOWED_MAX:,} "
+                                              "ads sent: --wait did not follow them)", style="yellow"))
+        p50, p95 = summary.get("latencyP50Seconds"), summary.get("latencyP95Seconds")
+        if p50 is not None and p95 is not None:
+            grid.add_row("latency", f"p50 {p50:.2f} s · p95 {p95:.2f} s (submit → completed)")
+    if summary.get("interrupted"):
+        grid.add_row("interrupted", Text("yes (Ctrl-C): the figures above are what was done so far", style="yellow"))
+    panel = Panel(grid, title="submit summary", title_align="left", expand=False)
+    return panel if look is None else Group(panel, look)
+
+
+def rejections_lines(summary: Mapping[str, Any]) -> list[str]:
+    """``FILE:LINE: code: message`` for each listed rejection, then ``… and N more rejected``. Pure."""
+    lines = [f"{r['where']}: {r['code']}: {r['message']}" for r in summary.get("rejections") or []]
+    if summary.get("rejectionsNotListed"):
+        lines.append(f"… and {summary['rejectionsNotListed']} more rejected")
+    return lines
