@@ -36,7 +36,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gamead_core.api.auth import SAFE_METHODS
-from gamead_core.api.http_limits import REFUSAL_SCOPE_KEY, Refusal
+from gamead_core.api.refusal_order import REFUSAL_SCOPE_KEY, Refusal
 from gamead_core.audit.context import ActionContext, enter, leave
 from gamead_core.audit.log import AuditLog, record_action
 from gamead_core.audit.model import RefusalThrottle, action_for, request_id_from

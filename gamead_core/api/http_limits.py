@@ -30,32 +30,26 @@ uvicorn times out a client that trickles its head or body (``timeout_keep_alive`
   request order: refused here, in the head, one pipelined behind another request closed the connection without
   either answer (attack27b F2).
 
-Every refusal is the API's JSON error shape with ``Connection: close``; then the write side is shut down and
-whatever the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the socket is
-closed (a "lingering close", as nginx does), so the client gets the answer instead of a reset.
+Every refusal is the API's JSON error shape with ``Connection: close``, after the answers of the requests
+pipelined before it on the connection; then the connection is closed with a linger
+(:mod:`gamead_core.api.refusal_order`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httptools
-import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gamead_core.api.http_sweep import start_sweeper
+from gamead_core.api.refusal_order import InOrderRefusals, Refusal
 from gamead_core.config import ApiSettings
 
 #: the batch routes (``api.batch_max_body_bytes``); here, so a worker's /metrics listener imports no Starlette
 BATCH_PATHS = frozenset({"/ads/batch", "/ads:batch"})
 
-log = logging.getLogger(__name__)
-
-#: seconds a refused connection is still read (and the bytes dropped) before it is closed
-LINGER_SECONDS = 2.0
 #: allowance for the method, version and separators around the request target in a head's byte count
 _LINE_OVERHEAD = 16
 #: ``": "`` and CRLF around each header field in a head's byte count
@@ -63,11 +57,6 @@ _FIELD_OVERHEAD = 4
 #: longest chunk size line (hex size, extensions, CRLF) taken, bytes
 MAX_CHUNK_LINE = 1024
 _NOT_CHUNKED, _SIZE_LINE, _CHUNK_DATA = 0, 1, 2  #: where a chunked body's framing is
-#: key of the ASGI scope where a refusal of a request the application is already serving is put (a 408 in
-#: the middle of its body): the app sees only ``http.disconnect`` and answers into the void, so whatever
-#: reports the request afterwards (the audit trail, :mod:`gamead_core.api.audit_gate`) reads what the client
-#: really got from here (a :class:`Refusal`)
-REFUSAL_SCOPE_KEY = "gamead.refusal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,24 +80,6 @@ class HttpLimits:
         if url.partition(b"?")[0].decode("latin-1") in BATCH_PATHS:
             return self.max_batch_body, "api.batch_max_body_bytes"
         return self.max_body, "api.max_body_bytes"
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """An answer the protocol gives itself, before (or instead of) the application."""
-
-    status: int
-    code: str
-    message: str
-
-    def encode(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
-        body = orjson.dumps({"error": {"code": self.code, "message": self.message, "details": None}})
-        parts = [STATUS_LINE[self.status]]
-        for name, value in default_headers:
-            parts += [name, b": ", value, b"\r\n"]
-        parts += [b"content-type: application/json\r\ncontent-length: ", str(len(body)).encode(),
-                  b"\r\nconnection: close\r\n\r\n", body]
-        return b"".join(parts)
 
 
 #: the ``Content-Encoding`` values of a body read as sent (RFC 9110 §8.4: ``identity`` is no encoding at all)
@@ -135,7 +106,7 @@ class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; httptools re-raises it as a parser error."""
 
 
-class BoundedHttpToolsProtocol(HttpToolsProtocol):
+class BoundedHttpToolsProtocol(InOrderRefusals):
     """uvicorn's httptools protocol with bounded heads, a read timeout and JSON refusals (module docstring).
 
     Hot-path cost, measured by ``benchmarks/bench_http_limits.py``: a counter per header field, a clock read
@@ -154,8 +125,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._fields = 0
         self._deadline: float | None = None  #: loop time by which the current request must be whole
         self._refusal: Refusal | None = None
-        self._linger_timer: asyncio.TimerHandle | None = None
-        self._lingering = False
         self._framing = _NOT_CHUNKED  #: where the current chunked body is (_SIZE_LINE, _CHUNK_DATA)
         self._te_chunked = False  #: the current head said Transfer-Encoding: chunked
         self._line_tail = b""  #: an unfinished chunk size line, from earlier reads
@@ -170,14 +139,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline = None
-        if self._linger_timer is not None:
-            self._linger_timer.cancel()
-            self._linger_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering:
-            return  # refused: read and drop until the linger ends
+        if self._lingering or self._held is not None:
+            return  # refused: read and dropped until the linger ends (none comes while held: reading is paused)
         self._unset_keepalive_if_required()
         self._chunk = len(data)
         try:
@@ -311,32 +277,3 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._refuse(Refusal(408, "request_timeout", f"the request was not received whole within "
                              f"{self.limits.read_timeout:g}s (api.read_timeout)"))
-
-    def _refuse(self, refusal: Refusal) -> None:
-        """Answer ``refusal`` (if this connection may still answer), then close with a linger."""
-        self._deadline = None
-        if self.transport.is_closing():
-            return
-        log.info("refused a request: %d %s", refusal.status, refusal.code,
-                 extra={"client": self.client[0] if self.client else None, "status": refusal.status,
-                        "code": refusal.code})
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            if self._in_head or cycle.response_started:  # another response is being written: just close
-                self.transport.close()
-                return
-            cycle.scope[REFUSAL_SCOPE_KEY] = refusal  # type: ignore[literal-required]  # what the client got
-            cycle.disconnected = True  # the handler waiting for this body gets http.disconnect
-            cycle.message_event.set()
-        elif cycle is not None and not self._in_head:  # already answered; the rest of the body is late
-            self.transport.close()
-            return
-        self.transport.write(refusal.encode(self.server_state.default_headers))
-        self._linger()
-
-    def _linger(self) -> None:
-        self._lingering = True
-        self.flow.resume_reading()
-        if self.transport.can_write_eof():
-            self.transport.write_eof()  # the client reads the answer, then EOF
-        self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)

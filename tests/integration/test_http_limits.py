@@ -359,3 +359,83 @@ def test_each_answer_arrives_whole_and_in_order_pipelined_or_before_the_clients_
             sock.shutdown(socket.SHUT_WR)
             got = read_all(sock)
         assert [(a.status, json.loads(a.body)["status"]) for a in _responses(got)] == [(200, "ok")], (pause, got)
+
+
+# --- refusals pipelined behind an accepted ad ------------------------------------------------------------
+
+_CHUNKED = b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+#: every refusal the protocol gives itself in a request's head or chunk framing: (request, status, code, says)
+_REFUSED = {
+    "431 headers_too_large": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+                              431, "headers_too_large", "api.max_header_bytes"),
+    "431 too_many_headers": (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(101))
+                             + b"\r\n", 431, "too_many_headers", "api.max_headers"),
+    "414": (b"GET /ads/" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request_line_too_long",
+            "api.max_request_line_bytes"),
+    "415": (b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: 2\r\n\r\n{}", 415, "unsupported_media_type", "Content-Encoding"),
+    "413 chunk size": (_CHUNKED + b"FFFFFFFFFFFFFFFF\r\n{", 413, "payload_too_large", "api.max_body_bytes"),
+    "400 chunk size line": (_CHUNKED + b"0" * 2000, 400, "bad_request", "chunk size line"),
+    "400 llhttp": (b"NOT HTTP AT ALL\r\n\r\n", 400, "bad_request", "not valid HTTP/1.1"),
+}
+
+
+def _read_to_eof(sock: socket.socket) -> bytes:
+    """Everything the server sends until its EOF (a reset or the socket's timeout fails the test)."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("kind", list(_REFUSED))
+def test_a_refusal_pipelined_behind_an_accepted_ad_comes_after_its_202(api: tuple[Proc, str], kind: str) -> None:
+    """The known bug named after attack27b F2: a valid ``POST /ads`` and, in the same write, a request the protocol
+    refuses itself (its head, or its chunk framing): the refusal was written and the connection closed at once, so
+    the ad was queued but its 202 (and id) never reached the client. Now the 202 comes first, then the refusal,
+    then EOF; nothing sent after the refused request is answered."""
+    _, url = api
+    refused, status, code, says = _REFUSED[kind]
+    title = f"Pipelined before a {kind}"
+    first = json.dumps(ad(title)).encode()
+    valid = (b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+             % len(first))
+    after = b"" if refused.startswith(_CHUNKED) else b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(address(url), timeout=10) as sock:
+        sock.sendall(valid + first + refused + after)
+        answers = _responses(_read_to_eof(sock))
+    assert [a.status for a in answers] == [202, status], [a.raw[:200] for a in answers]
+    error = answers[1].error()
+    assert error["code"] == code and says in str(error["message"]), error
+    assert answers[1].headers["connection"] == "close"
+    got = httpx.get(f"{url}/ads/{json.loads(answers[0].body)['id']}", timeout=10)
+    assert got.status_code == 200 and got.json()["ad"]["title"] == title, got.text
+
+
+def test_pipelined_operator_writes_are_audited_with_the_answer_each_client_got(api: tuple[Proc, str]) -> None:
+    """A ``/v1`` write pipelined before a refused request is recorded with its own answer (a 431 whose head came
+    whole in the same read was put on the earlier request: it was recorded as ``headers_too_large`` and its own
+    answer never sent), and a ``/v1`` write refused at its chunk size line while the one before it still runs
+    is recorded with the 413 its client got, once its turn comes."""
+    _, url = api
+    head = b"POST /v1/dlq/purge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    bad = b"Content-Length: 9\r\n\r\n{not json"
+    big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    chunk = b"X-Request-Id: pipelined-413\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n{"
+    got: dict[str, str] = {}
+    for first, then, status in ((b"pipelined-before-431", big, 431), (b"pipelined-before-413", head + chunk, 413)):
+        with socket.create_connection(address(url), timeout=10) as sock:
+            sock.sendall(head + b"X-Request-Id: " + first + b"\r\n" + bad + then)
+            answers = _responses(_read_to_eof(sock))
+        assert [a.status for a in answers][1:] == [status] and answers[0].status in (400, 422), answers
+        got[first.decode()] = str(answers[0].error()["code"])
+
+    def records() -> dict[str, dict[str, object]] | None:
+        items = httpx.get(f"{url}/v1/audit", params={"limit": 100, "outcome": "refused"}, timeout=5).json()["items"]
+        by_id = {r["requestId"]: r for r in items}
+        return by_id if all(w in by_id for w in (*got, "pipelined-413")) else None
+
+    by_id = wait_for(records, what="the three pipelined requests in the audit trail")
+    assert {w: by_id[w]["code"] for w in got} == got
+    assert by_id["pipelined-413"]["code"] == "payload_too_large"
+    assert by_id["pipelined-413"]["details"] == {"status": 413}

@@ -30,6 +30,7 @@ class Transport(asyncio.Transport):
         self.out = bytearray()
         self.closed = False
         self.eof = False
+        self.paused = False  #: reading paused (pause_reading, not resumed since)
 
     def write(self, data: Any) -> None:
         self.out += data
@@ -44,10 +45,10 @@ class Transport(asyncio.Transport):
         self.closed = True
 
     def pause_reading(self) -> None:
-        pass
+        self.paused = True
 
     def resume_reading(self) -> None:
-        pass
+        self.paused = False
 
     def can_write_eof(self) -> bool:
         return True
@@ -210,3 +211,50 @@ def test_header_values_reach_the_app_without_surrounding_whitespace() -> None:
         assert statuses(out) == [200]
         seen = dict(json.loads(bytes(out.out).split(b"\r\n\r\n", 1)[1]))
         assert (seen["idempotency-key"], seen["x-request-id"], seen["x-inner"]) == ("repro", "r-1", "a  b")
+
+
+def test_a_refusal_behind_requests_still_running_waits_for_their_answers_and_reads_nothing_meanwhile() -> None:
+    """A refusal decided while earlier pipelined requests are still being served is written after their answers
+    (it was written at once and the connection closed: their answers were lost). Meanwhile reading stays
+    paused, though the running requests wait in ``receive`` (uvicorn resumes reading there), a read that comes
+    all the same is dropped unparsed, and nothing after the refused request runs."""
+    async def scenario() -> tuple[Transport, list[str], list[bool]]:
+        release = asyncio.Event()
+        started: list[str] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            started.append(scope["path"])
+            while (await receive()).get("more_body"):
+                pass
+            if scope["path"] == "/slow":
+                await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        config = Config(app, lifespan="off", log_config=None, access_log=False)
+        config.load()
+        proto = bounded_protocol(LIMITS)(config=config, server_state=ServerState(), app_state={},
+                                        _loop=asyncio.get_running_loop())
+        transport = Transport()
+        proto.connection_made(transport)
+
+        async def settle() -> None:
+            for _ in range(50):
+                await asyncio.sleep(0)
+
+        held: list[bool] = []
+        proto.data_received(request(b"/slow") + request(b"/second") + request(headers=11))  # the third: 431
+        await settle()
+        held += [statuses(transport) == [], transport.paused, not transport.eof]
+        proto.data_received(request(b"/after"))  # a read already under way: dropped
+        await settle()
+        held += [transport.paused]
+        release.set()
+        await settle()
+        proto.connection_lost(None)
+        return transport, started, held
+
+    transport, started, held = asyncio.run(scenario())
+    assert held == [True, True, True, True]  # nothing answered while /slow runs, reading paused throughout
+    assert statuses(transport) == [200, 200, 431] and transport.eof, bytes(transport.out)
+    assert b'"too_many_headers"' in transport.out and started == ["/slow", "/second"]

@@ -1,0 +1,152 @@
+"""The answers :class:`~gamead_core.api.http_limits.BoundedHttpToolsProtocol` gives itself (414, 415, 431, 408, a
+chunk's 413, a framing 400), in request order, then a lingering close.
+
+A client may pipeline requests: send the next before the answer to the one before. A refusal decided in a
+request's head, in its chunked body's framing or by the read deadline can then come while requests before it on
+the connection are still being served. It is held, and written once the last of them is answered (uvicorn calls
+``on_response_complete`` as each answer is complete; it starts the next pipelined request from there), so the
+client reads every earlier answer first, in order. Before, the refusal was written and the connection closed at
+once: a ``POST /ads`` sent in the same write as a refused request was queued, and its 202 with the ad's id never
+reached the client. While a refusal is held nothing more is read or parsed: reading is paused and stays so
+(:class:`HeldFlow`: uvicorn resumes it whenever an application waits in ``receive`` and as each answer is
+complete), so the connection holds no more than before the refusal; the refused request's own application, if
+its head was complete, gets ``http.disconnect``. A refusal with nothing before it in flight is written at once.
+
+Every refusal is the API's JSON error shape with ``Connection: close``; then the write side is shut down and
+whatever the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the socket is
+closed (a "lingering close", as nginx does), so the client gets the answer instead of a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+log = logging.getLogger(__name__)
+
+#: seconds a refused connection is still read (and the bytes dropped) before it is closed
+LINGER_SECONDS = 2.0
+#: key of the ASGI scope where a refusal of a request the application serves (or will serve: pipelined) is put
+#: (a 408 in the middle of its body, a chunk's 413): the app sees only ``http.disconnect`` and answers into the
+#: void, so whatever reports the request afterwards (the audit trail, :mod:`gamead_core.api.audit_gate`) reads
+#: what the client really got from here (a :class:`Refusal`)
+REFUSAL_SCOPE_KEY = "gamead.refusal"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An answer the protocol gives itself, before (or instead of) the application."""
+
+    status: int
+    code: str
+    message: str
+
+    def encode(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+        body = orjson.dumps({"error": {"code": self.code, "message": self.message, "details": None}})
+        parts = [STATUS_LINE[self.status]]
+        for name, value in default_headers:
+            parts += [name, b": ", value, b"\r\n"]
+        parts += [b"content-type: application/json\r\ncontent-length: ", str(len(body)).encode(),
+                  b"\r\nconnection: close\r\n\r\n", body]
+        return b"".join(parts)
+
+
+class HeldFlow(FlowControl):
+    """uvicorn's flow control of one connection, whose reading stays paused while ``held`` (a refusal waits for
+    earlier answers: nothing more is read)."""
+
+    held = False
+
+    def resume_reading(self) -> None:
+        if not self.held:
+            super().resume_reading()
+
+
+class InOrderRefusals(HttpToolsProtocol):
+    """uvicorn's httptools protocol whose own refusals (:meth:`_refuse`) come after the answers owed to the
+    requests before them on the connection, then close with a linger (module docstring)."""
+
+    _deadline: float | None  #: the read deadline (the subclass's); none once a refusal is decided
+    flow: HeldFlow
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: decided, waiting for the answers of earlier requests; then, and while lingering, nothing more is parsed
+        self._held: Refusal | None = None
+        self._running: RequestResponseCycle | None = None  #: the last request started (uvicorn runs one at a time)
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._lingering = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.flow = HeldFlow(self.transport)  # the cycles get it from here, as they are made
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._held = None
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next pipelined request, if any
+        if self._held is not None and not self.transport.is_closing() and not self._owed():
+            self._answer(self._held)
+
+    def _owed(self) -> bool:
+        """Whether a request before the refused one is still unanswered: the running one, unless it is the refused
+        request itself (its application was told ``http.disconnect``); those queued behind it come after it."""
+        running = self._running
+        return running is not None and not running.response_complete and not running.disconnected
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Answer ``refusal`` to the request being read, once every request before it is answered (held until
+        then), then close with a linger; nothing if the connection is closing or already refused. The request's
+        own application (if its head was complete) gets ``http.disconnect`` and ``refusal`` in its scope; if it
+        answered before its body was all read, the connection is just closed (a second answer would be a lie)."""
+        self._deadline = None
+        if self.transport.is_closing() or self._lingering or self._held is not None:
+            return
+        log.info("refused a request: %d %s", refusal.status, refusal.code,
+                 extra={"client": self.client[0] if self.client else None, "status": refusal.status,
+                        "code": refusal.code})
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:  # the refused request's own (running or queued)
+            if cycle.response_started or cycle.response_complete:
+                self.transport.close()
+                return
+            cycle.scope[REFUSAL_SCOPE_KEY] = refusal  # type: ignore[literal-required]  # what the client got
+            cycle.disconnected = True  # the handler waiting for this body gets http.disconnect
+            cycle.message_event.set()
+        if self._owed():
+            self._held = refusal
+            self.flow.pause_reading()
+            self.flow.held = True
+        else:
+            self._answer(refusal)
+
+    def _answer(self, refusal: Refusal) -> None:
+        self._held = None
+        self._unset_keepalive_if_required()  # armed when the last earlier answer completed
+        self.transport.write(refusal.encode(self.server_state.default_headers))
+        self._lingering = True
+        self.flow.held = False
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the client reads the answer, then EOF
+        self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
