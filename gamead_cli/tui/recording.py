@@ -29,7 +29,8 @@ from gamead_cli.inputs import (
     open_input,
     strict_dumps,
 )
-from gamead_cli.tui.view import Snapshot, dlq_id
+from gamead_cli.tui.view import Snapshot
+from gamead_cli.tui.view_tables import dlq_id
 from gamead_core.errors import ConfigError, NotFound
 
 FORMAT = 1

@@ -19,9 +19,9 @@ from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Input, Log, Static
 
-from gamead_cli.tui import commands, view
+from gamead_cli.tui import commands, view_queue
 from gamead_cli.tui.logs import MAX_LINES, LogFollower, LogsUnavailable
-from gamead_cli.tui.widgets import FilterTable
+from gamead_cli.tui.widgets_tables import FilterTable
 
 if TYPE_CHECKING:
     from gamead_cli.tui.app import DashboardApp
@@ -116,7 +116,7 @@ class DashboardCommands(Provider):
 
 class AdsTable(FilterTable):
     def __init__(self, **kw: Any) -> None:
-        super().__init__(view.LEVEL_AD_COLUMNS, **kw)
+        super().__init__(view_queue.LEVEL_AD_COLUMNS, **kw)
 
 
 class LevelScreen(Crumbed):

@@ -289,7 +289,7 @@ def test_workers_past_the_ttl_are_stuck_in_every_view_and_registry_is_said_once(
 
 
 def test_an_api_row_shows_dashes_for_what_an_api_never_does() -> None:
-    from gamead_cli.tui.view import NODE_COLUMNS, node_row
+    from gamead_cli.tui.view_tables import NODE_COLUMNS, node_row
 
     row = dict(zip(NODE_COLUMNS, (str(cell) for cell in node_row(
         {"id": "api-1", "role": "api", "state": "ok", "processed": 0, "failed": 0, "heartbeatAgeSeconds": 1.0}))))

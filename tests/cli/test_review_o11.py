@@ -117,7 +117,8 @@ PLAIN = {"ID", "ROLE", "STATE", "P"}
 
 def _recording(tmp_path: Path) -> Path:
     from gamead_cli.tui.recording import Recorder
-    from gamead_cli.tui.source import RecordedSource, fetch_snapshot
+    from gamead_cli.tui.source import fetch_snapshot
+    from gamead_cli.tui.source_recorded import RecordedSource
 
     path = tmp_path / "incident.jsonl"
     rec = Recorder(path)

@@ -10,9 +10,10 @@ from typing import Any
 from rich.console import Console, RenderableType
 
 from gamead_cli.commands import audit, dlq, scale
+from gamead_cli.fitted import FittedTable
 from gamead_cli.formats import time_column
 from gamead_cli.record_views import ads_table
-from gamead_cli.tui import view
+from gamead_cli.tui import view_audit, view_tables
 
 AT = "2026-12-01T13:06:30.123Z"
 _CLOCK = re.compile(r"\b\d\d:\d\d(:\d\d)?\b")
@@ -36,8 +37,8 @@ def _tables() -> dict[str, RenderableType]:
         "dlq jobs": dlq._jobs_table({"items": [job]}),
         "audit": audit._table({"items": [record]}, 200),
         "scale status": scale._decisions_table([{"at": AT, "current": 1, "desired": 2, "applied": True}]),
-        "top: dlq": view.FittedTable(view.DLQ_COLUMNS, [view.dlq_row(entry)], flex="MESSAGE"),
-        "top: audit": view.audit_table({"items": [record]}, header=True),
+        "top: dlq": FittedTable(view_tables.DLQ_COLUMNS, [view_tables.dlq_row(entry)], flex="MESSAGE"),
+        "top: audit": view_audit.audit_table({"items": [record]}, header=True),
     }
 
 

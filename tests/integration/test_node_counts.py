@@ -13,7 +13,7 @@ import nats
 from rich.console import Console
 
 from gamead_cli.commands.workers import _view
-from gamead_cli.tui.view import summary_text
+from gamead_cli.tui.view_header import summary_text
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry import NodeInfo
 from tests.integration.test_node_views import clocked_sampler, scraped_workers, server, worker_entry

@@ -10,11 +10,11 @@ from typing import Any
 
 from rich.console import Console
 
-from gamead_cli.tui import view
+from gamead_cli.tui import view, view_queue
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.source import RecordedSource
+from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import TypedConfirmScreen
-from gamead_cli.tui.widgets import DlqTable
+from gamead_cli.tui.widgets_tables import DlqTable
 from tests.tui.conftest import screen_text, until
 
 
@@ -122,4 +122,4 @@ def test_levels_the_api_cannot_read_are_named_with_the_reason(recorded: dict[str
     console = Console(width=100, file=io.StringIO(), record=True, color_system=None)
     console.print(view.snapshot_view(snap, "http://recorded"))
     assert "P1,P3 unreadable (nats: timeout)" in console.export_text()
-    assert view.unreadable_note(recorded["stats"]) == ""
+    assert view_queue.unreadable_note(recorded["stats"]) == ""

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from gamead_cli.commands.doctor import report_view
 from gamead_cli.formats import byte_size
-from gamead_cli.tui.view import summary_text
+from gamead_cli.tui.view_header import summary_text
 
 
 def test_byte_size_is_iec() -> None:

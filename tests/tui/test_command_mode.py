@@ -11,8 +11,10 @@ from textual.command import CommandPalette
 
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.screens import CommandLine, LevelScreen, RecordScreen, TypedConfirmScreen, breadcrumb
-from gamead_cli.tui.source import RecordedSource
-from gamead_cli.tui.widgets import DlqTable, HelpScreen, NodesTable, SummaryBar
+from gamead_cli.tui.source_recorded import RecordedSource
+from gamead_cli.tui.widgets import SummaryBar
+from gamead_cli.tui.widgets_help import HelpScreen
+from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
 from tests.tui.conftest import row_keys, screen_text, until
 
 #: ads of level 2 in the recording's time (its stats were generated at 22:42:13.9897Z)
@@ -191,7 +193,7 @@ def test_help_lists_every_key_and_command(recorded: dict[str, Any]) -> None:
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         from gamead_cli.tui.commands import COMMANDS
-        from gamead_cli.tui.widgets import help_text
+        from gamead_cli.tui.widgets_help import help_text
 
         text = help_text(replay=True).plain
         for binding in app.BINDINGS:

@@ -23,8 +23,8 @@ from textual.content import Content
 from gamead_cli import exitcodes
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.recording import Recorder
-from gamead_cli.tui.source import RecordedSource
-from gamead_cli.tui.widgets import DlqTable
+from gamead_cli.tui.source_recorded import RecordedSource
+from gamead_cli.tui.widgets_tables import DlqTable
 from tests.support import clean_env, gamead_argv
 from tests.tui.conftest import until
 from tests.tui.test_record_replay import frames

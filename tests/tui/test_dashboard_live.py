@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from gamead_cli.client import ApiClient
-from gamead_cli.tui import view
+from gamead_cli.tui import view_tables
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.source import ApiSource
 from gamead_cli.tui.screens import LevelScreen, RecordScreen, TypedConfirmScreen
-from gamead_cli.tui.widgets import Banner, DlqTable, JobLine, NodesTable, SparkRow, SummaryBar
+from gamead_cli.tui.widgets import Banner, JobLine, SparkRow, SummaryBar
+from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
 from tests.support import Proc, ad, wait_terminal
 from tests.tui.conftest import TTL, Observed, row_keys, screen_text, serve, until
 
@@ -83,7 +84,7 @@ def test_the_nodes_table_agrees_with_the_registry_of_the_shared_stack(api_url: s
         table = app.query_one(NodesTable)
         if "session-worker" not in row_keys(table):
             return None
-        return int(str(table.get_row("session-worker")[view.NODE_COLUMNS.index("COMPLETED")]).replace(",", ""))
+        return int(str(table.get_row("session-worker")[view_tables.NODE_COLUMNS.index("COMPLETED")]).replace(",", ""))
 
     async def scenario() -> None:
         app = dashboard(api_url)
@@ -115,7 +116,7 @@ def test_a_killed_worker_is_gone_from_the_table_once_its_ttl_lapses(observed: Ob
             worker.kill()  # SIGKILL: no clean shutdown, no deletion — only the ttl removes it
             killed = time.monotonic()
             # expected: ttl, plus one heartbeat that may have landed just before the kill, one sample, one refresh
-            state = view.NODE_COLUMNS.index("STATE")
+            state = view_tables.NODE_COLUMNS.index("STATE")
             await until(pilot, lambda: worker_id in row_keys(table)
                         and str(table.get_row(worker_id)[state]) == "gone", timeout=60,
                         what=f"{worker_id} to be gone in the table")

@@ -7,17 +7,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.source import RecordedSource
+from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import TypedConfirmScreen
-from gamead_cli.tui.widgets import (
-    Banner,
-    DetailScreen,
-    DlqTable,
-    FilterBar,
-    HelpScreen,
-    NodesTable,
-    SummaryBar,
-)
+from gamead_cli.tui.widgets import Banner, SummaryBar
+from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
+from gamead_cli.tui.widgets_tables import DlqTable, FilterBar, NodesTable
 from gamead_core.errors import ApiClientError, ApiUnreachable
 from tests.tui.conftest import row_keys, until
 

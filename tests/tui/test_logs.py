@@ -14,10 +14,10 @@ import pytest
 
 from gamead_cli.client import ApiClient
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.logs import TAIL_BYTES, FileTail, LogFollower, LogsUnavailable, default_log_dir, follower
+from gamead_cli.tui.logs import TAIL_BYTES, FileTail, LogsUnavailable, default_log_dir, follower
 from gamead_cli.tui.screens import LogScreen
 from gamead_cli.tui.source import ApiSource
-from gamead_cli.tui.widgets import NodesTable
+from gamead_cli.tui.widgets_tables import NodesTable
 from tests.support import ad, wait_for, wait_worker_ready
 from tests.tui.conftest import Observed, raised_toasts, until
 

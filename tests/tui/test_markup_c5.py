@@ -10,9 +10,10 @@ from typing import Any
 from rich.console import Console
 
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.source import RecordedSource
-from gamead_cli.tui.view import details_view
-from gamead_cli.tui.widgets import Banner, DlqTable, NodesTable
+from gamead_cli.tui.source_recorded import RecordedSource
+from gamead_cli.tui.view_tables import details_view
+from gamead_cli.tui.widgets import Banner
+from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
 from gamead_core.errors import ApiUnreachable
 from tests.tui.conftest import raised_toasts, until
 

@@ -9,7 +9,8 @@ import random
 from types import SimpleNamespace
 from typing import Any
 
-from gamead_cli.tui.view import LevelRow, approx_ms, level_text, metric_rows, queue_title, wait_verdict
+from gamead_cli.tui.view_figures import approx_ms, wait_verdict
+from gamead_cli.tui.view_queue import LevelRow, level_text, metric_rows, queue_title
 from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles
 from gamead_core.telemetry.histogram import BUCKETS, LatencyBuckets, bucket_index
 from gamead_core.telemetry.metrics import WorkerMetrics

@@ -11,9 +11,11 @@ from typing import Any
 
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.recording import Player, Recorder, apply_delta, history_delta
-from gamead_cli.tui.source import RecordedSource, fetch_snapshot
+from gamead_cli.tui.source import fetch_snapshot
+from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.view import Snapshot
-from gamead_cli.tui.widgets import DlqTable, SparkRow, SummaryBar
+from gamead_cli.tui.widgets import SparkRow, SummaryBar
+from gamead_cli.tui.widgets_tables import DlqTable
 from tests.tui.conftest import screen_text, until
 
 

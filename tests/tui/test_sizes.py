@@ -18,9 +18,10 @@ from rich.console import Console
 
 from gamead_cli.tui import view
 from gamead_cli.tui.app import DROP_ORDER, DashboardApp
-from gamead_cli.tui.source import RecordedSource
+from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.screens import TypedConfirmScreen
-from gamead_cli.tui.widgets import DetailScreen, DlqTable, HelpScreen
+from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
+from gamead_cli.tui.widgets_tables import DlqTable
 from tests.tui.conftest import screen_text, until
 
 ALL_PANELS = ("top-row", "metrics", "nodes", "dlq", "audit", "autoscaler")

@@ -6,23 +6,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gamead_cli.tui import view
+from gamead_cli.tui import view, view_header, view_queue
 from gamead_cli.tui.app import DashboardApp
-from gamead_cli.tui.source import RecordedSource
+from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.widgets import QueuePanel, SparkRow, SummaryBar
 from tests.tui.conftest import until
 
 
 def test_each_level_shows_its_oldest_age_against_its_promised_wait(recorded: dict[str, Any]) -> None:
-    rows = {r.priority: r for r in view.level_rows(recorded["stats"])}
+    rows = {r.priority: r for r in view_queue.level_rows(recorded["stats"])}
     # P5: the oldest ad waited 47 s, its horizon is (5 − 1) × 10 s = 40 s: late
     # and its ads' queue wait p95 over the last minute, from the workers' per-level histograms (waitP95Ms): an
     # estimate (≈); this recording has no waitP95Estimate (its bucket), so 52 s against 40 s is "?", not a breach
-    assert view.level_text(rows[5]).split() == ["P5", "177", "0", "2", "47s!", "40s", "≈52s?"]
-    assert view.level_text(rows[4]).split()[-1] == "-"  # no ad of P4 in the minute
+    assert view_queue.level_text(rows[5]).split() == ["P5", "177", "0", "2", "47s!", "40s", "≈52s?"]
+    assert view_queue.level_text(rows[4]).split()[-1] == "-"  # no ad of P4 in the minute
     assert rows[5].late and not rows[1].late
-    assert view.level_text(rows[5], compact=True).split() == ["P5", "177", "0", "47s!", "40s"]
-    assert view.level_header().split() == ["PENDING", "ACK-P", "REDEL", "OLDEST", "MAX", "P95", "DEPTH"]
+    assert view_queue.level_text(rows[5], compact=True).split() == ["P5", "177", "0", "47s!", "40s"]
+    assert view_queue.level_header().split() == ["PENDING", "ACK-P", "REDEL", "OLDEST", "MAX", "P95", "DEPTH"]
 
 
 def test_the_panel_reds_the_late_level_and_titles_the_fleet_wait_p95(recorded: dict[str, Any]) -> None:
@@ -43,10 +43,10 @@ def test_the_panel_reds_the_late_level_and_titles_the_fleet_wait_p95(recorded: d
 
 
 def test_the_doctor_verdict_and_its_time() -> None:
-    assert view.doctor_text({"ok": True, "checkedAt": "2026-11-24T22:42:13Z"}).plain == "doctor ok at 22:42:13"
-    assert view.doctor_text({"ok": False, "problems": 3, "checkedAt": "2026-11-24T22:42:13Z"}).plain == \
+    assert view_header.doctor_text({"ok": True, "checkedAt": "2026-11-24T22:42:13Z"}).plain == "doctor ok at 22:42:13"
+    assert view_header.doctor_text({"ok": False, "problems": 3, "checkedAt": "2026-11-24T22:42:13Z"}).plain == \
         "doctor 3 problems at 22:42:13"
-    assert view.doctor_text(None, "not allowed").plain == "doctor failed: not allowed"
+    assert view_header.doctor_text(None, "not allowed").plain == "doctor failed: not allowed"
 
 
 def test_a_level_past_its_promised_wait_is_marked_in_plain_text_not_only_red(recorded: dict[str, Any]) -> None:
@@ -62,5 +62,5 @@ def test_a_level_past_its_promised_wait_is_marked_in_plain_text_not_only_red(rec
     p1 = next(ln for ln in lines if ln.split()[:1] == ["P1"]).split()
     assert p5[4:6] == ["47s!", "40s"] and not any(cell.endswith("!") for cell in p1), (p5, p1)
     assert "OLDEST is marked ! past it" in " ".join(lines)
-    rows = {r.priority: r for r in view.level_rows(recorded["stats"])}
-    assert view.level_text(rows[5]).split()[4] == "47s!" and "!" not in view.level_text(rows[1])
+    rows = {r.priority: r for r in view_queue.level_rows(recorded["stats"])}
+    assert view_queue.level_text(rows[5]).split()[4] == "47s!" and "!" not in view_queue.level_text(rows[1])

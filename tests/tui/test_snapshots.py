@@ -13,8 +13,9 @@ from textual.widgets import Input
 
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.screens import TypedConfirmScreen
-from gamead_cli.tui.source import RecordedSource
-from gamead_cli.tui.widgets import DetailScreen, DlqTable, HelpScreen
+from gamead_cli.tui.source_recorded import RecordedSource
+from gamead_cli.tui.widgets_help import DetailScreen, HelpScreen
+from gamead_cli.tui.widgets_tables import DlqTable
 from tests.tui.conftest import until
 
 

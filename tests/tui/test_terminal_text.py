@@ -29,9 +29,10 @@ from gamead_cli.output import emit, error_line
 from gamead_cli.record_views import ad_list_view, ad_view, dlq_entry_view
 from gamead_cli.tui.app import DashboardApp
 from gamead_cli.tui.logs import format_line
-from gamead_cli.tui.source import RecordedSource, ShownSource
+from gamead_cli.tui.source import ShownSource
+from gamead_cli.tui.source_recorded import RecordedSource
 from gamead_cli.tui.view import Snapshot, snapshot_view
-from gamead_cli.tui.widgets import DlqTable, NodesTable
+from gamead_cli.tui.widgets_tables import DlqTable, NodesTable
 from gamead_core.safe_text import REFUSED, refused_char, shown, shown_tree
 from tests.tui.conftest import screen_text, until
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from gamead_cli.main import app
 from gamead_cli.tui.recording import Recorder
-from gamead_cli.tui.source import RecordedSource, fetch_snapshot
+from gamead_cli.tui.source import fetch_snapshot
+from gamead_cli.tui.source_recorded import RecordedSource
 
 
 def _recording(tmp_path: Path, recorded: dict[str, Any]) -> Path:
@@ -53,11 +54,12 @@ def test_a_missing_or_broken_replay_file_is_exit_2(tmp_path: Path) -> None:
 
 def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, recorded: dict[str, Any]) -> None:
     """A newcomer's find: ``--once`` titled its queue table "queue" alone, without the fleet's wait p95 the
-    README says the dashboard shows there. Both now print :func:`view.queue_title`: the partitions, the fleet's
+    README says the dashboard shows there. Both now print :func:`view_queue.queue_title`: the partitions, the fleet's
     queue-wait p95 over the last minute and how far back the depth reaches, each said for what it is."""
     import asyncio
 
-    from gamead_cli.tui import view
+    from gamead_cli.output import span
+    from gamead_cli.tui import view, view_queue
     from gamead_cli.tui.app import DashboardApp
     from gamead_cli.tui.widgets import QueuePanel
 
@@ -65,9 +67,9 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
     path = _recording(tmp_path, {**recorded, "stats": stats})
     table = CliRunner().invoke(app, ["top", "--replay", str(path), "--once"], env={"COLUMNS": "120"})
     assert table.exit_code == 0, table.output
-    depth = view.span(view.history_span(stats))
+    depth = span(view.history_span(stats))
     title = f"queue · 3 partitions · wait p95 ≈25ms · depth: last {depth}"  # queueWaitMs.p95 24.547
-    assert title == view.queue_title(stats, view.history_span(stats))
+    assert title == view_queue.queue_title(stats, view.history_span(stats))
     titles = [line.strip() for line in table.stdout.splitlines() if line.strip().split(" ·")[0] == "queue"]
     assert titles == [title]
 
@@ -80,4 +82,4 @@ def test_once_titles_the_queue_as_the_live_dashboard_does(tmp_path: Path, record
             return str(dashboard.query_one(QueuePanel).border_title)
 
     shown = asyncio.run(asyncio.wait_for(live(), 30))
-    assert shown == view.queue_title(stats, 300) == "queue · 3 partitions · wait p95 ≈25ms · depth: last 5 min"
+    assert shown == view_queue.queue_title(stats, 300) == "queue · 3 partitions · wait p95 ≈25ms · depth: last 5 min"

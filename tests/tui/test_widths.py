@@ -16,8 +16,8 @@ import pytest
 from rich.console import Console, Group, RenderableType
 
 from gamead_cli.commands import dlq, workers
-from gamead_cli.tui import view
-from gamead_cli.tui.view import FittedTable
+from gamead_cli.fitted import FittedTable
+from gamead_cli.tui import view, view_tables
 
 #: a job document as GET /v1/jobs answers it (a live stack's import of three entries)
 JOB: dict[str, Any] = {
@@ -83,7 +83,7 @@ def test_top_once_shows_every_queue_and_node_label_whole(recorded: dict[str, Any
     assert re.search(r"at \d\d:\d\d:\d\d UTC", flat)
     assert "LAST ERROR" in nodes and "MESSAGE" in dead and "OUTCOME" in audit  # worker-a has an error
     if width == 120:
-        assert nodes == list(view.NODE_COLUMNS) and dead == list(view.DLQ_COLUMNS)
+        assert nodes == list(view_tables.NODE_COLUMNS) and dead == list(view_tables.DLQ_COLUMNS)
 
 
 @pytest.mark.parametrize("width", [80, 120])

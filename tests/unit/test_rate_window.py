@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from gamead_cli.tui.view import Snapshot, metrics_title, snapshot_view
+from gamead_cli.tui.view import Snapshot, snapshot_view
+from gamead_cli.tui.view_queue import metrics_title
 from gamead_core.config import GameadSettings
 from gamead_core.stats.reading import QueueReading
 from gamead_core.stats.sampler import QueueSampler

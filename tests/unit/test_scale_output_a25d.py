@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from gamead_cli.commands.scale import status_view
-from gamead_cli.tui.view import audit_selection
+from gamead_cli.tui.view_audit import audit_selection
 from gamead_core.queue.depth import LevelDepth
 from gamead_core.scaling.status import observed_document
 from gamead_core.stats.reading import QueueReading

@@ -1,0 +1,147 @@
+"""The dashboard's refreshing (mixed into :class:`~gamead_cli.tui.app.DashboardApp`): every tick one worker
+fetches a snapshot in a thread (the DLQ page only when it may have changed), records it with ``--record``, shows
+it, and asks once who the token is (read-only when it may not act). A failed refresh becomes the banner over the
+last data; the next tick tries again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from textual import work
+
+from gamead_cli import exitcodes
+from gamead_cli.tui.source import fetch_snapshot
+from gamead_cli.tui.view import Snapshot
+from gamead_core.errors import ApiClientError, ApiUnreachable, NotFound
+
+log = logging.getLogger(__name__)
+
+#: the DLQ page is re-read at least every this many refreshes (and whenever its size changes)
+DLQ_EVERY = 5
+
+
+def describe_failure(exc: BaseException, refresh: float, attempts: int) -> str:
+    """The banner for a failed refresh: what failed and that we keep trying."""
+    retry = f"retrying every {refresh:g}s (attempt {attempts})"
+    if isinstance(exc, ApiUnreachable):
+        return f"⚠ API unreachable — {exc.message} — {retry}"
+    if isinstance(exc, ApiClientError):
+        if exc.status in (401, 403):
+            return f"⚠ not allowed to read the API: {exc.message}"
+        return f"⚠ the API answered an error: {exc.message} — {retry}"
+    return f"⚠ refresh failed: {type(exc).__name__}: {exc} — {retry}"
+
+
+
+class Refreshing:
+    """Fetching snapshots and showing them: ``tick`` (the timer's), ``poll`` (the worker), ``record``,
+    ``learn_role``, ``apply`` and ``refresh_now``. Uses the app's reactives, ``source``, ``recorder`` and
+    ``player``."""
+
+    def tick(self) -> None:
+        """Start a refresh unless paused or one is still running (a slow API is not piled on)."""
+        if self.paused or self._busy:
+            return
+        self._busy = True
+        self.poll()
+
+    def _want_dlq(self, stats: Mapping[str, Any]) -> bool:
+        size = (stats.get("dlq") or {}).get("size") if isinstance(stats, Mapping) else None
+        due = self._dlq_forced or self._ticks % DLQ_EVERY == 0 or size != self._dlq_size_seen
+        if due:
+            self._dlq_size_seen = size
+        return due
+
+    @work(exclusive=True, group="poll", exit_on_error=False)
+    async def poll(self) -> None:
+        if self.player is not None:
+            await self.play(1)
+            return
+        try:
+            self._ticks += 1
+            forced = self._dlq_forced
+            snap = await asyncio.to_thread(
+                fetch_snapshot, self.source, self.history, want_dlq=self._want_dlq, previous=self.snapshot)
+            if forced:
+                self._dlq_forced = False
+            self.apply(snap)
+            if self.recorder is not None:
+                await self.record(snap)
+            if not self._role_known:
+                await self.learn_role()
+        except Exception as exc:  # noqa: BLE001 - any failure becomes the banner; the next tick retries
+            self.failures += 1
+            self._dlq_forced = True
+            self.error = describe_failure(exc, self.refresh_seconds, self.failures)
+            self._stale(True)
+        finally:
+            self._busy = False
+
+    async def record(self, snap: Snapshot) -> None:
+        """``--record``: append the snapshot; say once when the size cap stops the recording."""
+        assert self.recorder is not None
+        full = self.recorder.full
+        try:
+            await asyncio.to_thread(self.recorder.write, snap)
+        except (OSError, exitcodes.OutputFailed) as exc:  # OutputFailed: the file cannot take it (atomic.PendingFile)
+            self.notify(f"recording stopped: {getattr(exc, 'strerror', None) or exc}", severity="error", timeout=10)
+            with contextlib.suppress(OSError, exitcodes.OutputFailed):  # what it holds cannot be written either
+                self.recorder.close()
+            self.recorder = None
+            return
+        if self.recorder.full and not full:
+            self.notify(f"recording stopped at its size cap ({self.recorder.written:,} bytes, "
+                        f"{self.recorder.frames:,} snapshots in {self.recorder.path})", severity="warning",
+                        timeout=10)
+
+    async def learn_role(self) -> None:
+        """Ask the API who this token is (``GET /v1/whoami``) and turn read-only if it may not act. An API
+        without the route, or a token that may not ask, leaves the dashboard as it is; other failures are
+        retried at the next refresh."""
+        try:
+            me = await asyncio.to_thread(self.source.whoami)
+        except NotFound:
+            self._role_known = True
+            return
+        except ApiClientError as exc:
+            self._role_known = exc.status is not None and exc.status < 500
+            return
+        self._role_known = True
+        if not me.get("mayAct", True) and not self.readonly:
+            self.readonly = True
+            self.notify(f"read-only: token {me.get('name')!r} has role {me.get('role')!r}, which may not replay "
+                        "or purge", timeout=6)
+
+    def watch_readonly(self) -> None:
+        self.refresh_bindings()  # the footer drops (or shows) replay and purge
+
+    def apply(self, snap: Snapshot) -> None:
+        """Show one snapshot (called on the app's thread)."""
+        self.snapshot = snap
+        self.failures = 0
+        try:
+            self.stats = snap.stats
+            self.nodes = list(snap.nodes)
+            self.dlq = snap.dlq
+            self.dlq_error = snap.dlq_error
+            self.audit = snap.audit
+            self.audit_error = snap.audit_error
+        except Exception as exc:  # noqa: BLE001 - unexpected data must not end the app
+            log.debug("cannot show snapshot", exc_info=True)
+            self.error = f"⚠ cannot show the API's answer: {type(exc).__name__}: {exc}"
+            return
+        self.error = None
+        self._stale(False)
+
+    def _stale(self, stale: bool) -> None:
+        self.query("#top-row, NodesPanel, DlqPanel, AuditPanel").set_class(stale, "-stale")
+
+    def refresh_now(self, *, dlq: bool = False) -> None:
+        if dlq:
+            self._dlq_forced = True
+        self._busy = False
+        self.tick()

@@ -1,0 +1,103 @@
+"""Numbers → short strings for the dashboard and ``gamead top --once``: counts, rates, milliseconds, the
+``≈`` of a histogram estimate and whether a level's wait is over its MAX WAIT, sparklines, ISO times → epoch.
+Pure: no I/O, no Textual."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+
+
+def num(value: Any) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def rate(per_sec: float | None) -> str:
+    if per_sec is None:
+        return "-"
+    return f"{per_sec:,.1f}/s" if per_sec < 1000 else f"{per_sec / 1000:,.1f}k/s"
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value:.2f}ms"
+    if value < 1000:
+        return f"{value:.0f}ms" if value >= 10 else f"{value:.1f}ms"
+    return f"{value / 1000:.2f}s"
+
+
+def approx_ms(value: float | None) -> str:
+    """An estimate read off histogram buckets (ms), as ``≈31s`` / ``≈400ms`` / ``≈0.38ms``: ``≈`` and 2
+    significant digits, all a bucket supports (``ms()`` would print ``31.03s`` as if exact)."""
+    if value is None:
+        return "-"
+    if value <= 0:
+        return "≈0ms"
+    shown = round(value, 1 - math.floor(math.log10(value)))
+    return f"≈{shown:g}ms" if shown < 1000 else f"≈{shown / 1000:g}s"
+
+
+Verdict = Literal["within", "over", "unsure"]
+
+
+def wait_verdict(p95_ms: float | None, horizon_s: float | None, estimate: Mapping[str, Any] | None) -> Verdict:
+    """Is a level's queue-wait p95 (ms, a bucket estimate) over its MAX WAIT (``horizon_s``)? ``over`` only
+    when the whole bucket holding it (``estimate.bucketMs.p95``) lies above MAX WAIT; ``within`` when the
+    estimate and its bucket lie below, or when nothing observed (``estimate.observedMs``) exceeded MAX WAIT;
+    else ``unsure`` (the bucket straddles MAX WAIT: the true p95 may be on either side)."""
+    if p95_ms is None or horizon_s is None:
+        return "within"
+    limit = horizon_s * 1000
+    est = estimate if isinstance(estimate, Mapping) else {}
+    observed = est.get("observedMs")
+    if isinstance(observed, list) and len(observed) == 2 and isinstance(observed[1], (int, float)) \
+            and observed[1] <= limit:
+        return "within"
+    bucket = (est.get("bucketMs") or {}).get("p95") if isinstance(est.get("bucketMs"), Mapping) else None
+    if isinstance(bucket, list) and len(bucket) == 2 and isinstance(bucket[0], (int, float)):
+        hi = bucket[1] if isinstance(bucket[1], (int, float)) else math.inf
+        if bucket[0] >= limit:
+            return "over"
+        return "within" if hi <= limit else "unsure"
+    return "unsure" if p95_ms > limit else "within"
+
+
+def series(values: Iterable[Any] | None) -> list[float]:
+    """A history series with gaps (None) as zeros, ready for a sparkline."""
+    return [float(v) if isinstance(v, (int, float)) else 0.0 for v in (values or [])]
+
+
+def spark(values: Sequence[float], width: int = 30, *, relative: bool = False) -> str:
+    """A one-line sparkline of the last values, each cell the max of its bucket (as Textual's widget). The
+    lowest bar is 0 (``relative=False``) or the smallest value shown (``relative=True``: the smallest of all
+    ``values``, Textual's ``Sparkline`` scale: the shape of a series that moves little around a large value)."""
+    if not values:
+        return ""
+    values = list(values)
+    low = min(values) if relative else 0.0  # of every value, as Textual's: a bucket shows its max above it
+    if len(values) > width:
+        step = len(values) / width
+        values = [max(values[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
+    top = max(values) - low
+    if top <= 0:
+        return SPARK_CHARS[0] * len(values)
+    half = 0.0 if relative else 0.5  # relative: rounded down, as Textual's
+    return "".join(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int((v - low) / top * (len(SPARK_CHARS) - 1) + half))]
+                   for v in values)
+
+
+def epoch(value: Any) -> float | None:
+    """An ISO 8601 time (``…Z``) → epoch seconds; None when absent or unreadable."""
+    from datetime import datetime
+
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

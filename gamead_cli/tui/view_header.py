@@ -1,0 +1,146 @@
+"""The dashboard's one-line texts: the header (API, nodes, workers, NATS; read-only, replay, paused, the last
+``:doctor``), the autoscaler line and a running job's line. Pure: no I/O, no Textual."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.text import Text
+
+from gamead_cli.output import ago, byte_size, clip, short_time
+from gamead_cli.tui.view_figures import epoch, num
+
+
+def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool = False,
+                 compact: bool = False, readonly: bool = False, doctor: Text | None = None,
+                 replaying: str | None = None) -> Text:
+    """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals
+    under 100 columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``),
+    ``REPLAY <file>`` when it plays a recording, and ``doctor``'s last verdict (:func:`doctor_text`) once run."""
+    text = Text()
+    text.append("gamead ", style="bold")
+    if readonly:  # first: a narrow terminal cuts the end of this line
+        text.append("READ-ONLY ", style="bold magenta")
+    if replaying:
+        text.append(f"REPLAY {replaying} ", style="bold cyan")
+    if paused:
+        text.append("PAUSED ", style="bold yellow")
+    if doctor is not None:  # before the API's address: the verdict matters more and the line gets cut
+        text.append_text(doctor)
+        text.append("  ")
+    if not compact:
+        text.append(api_url + "  ", style="dim")
+    if stats is None:
+        text.append("waiting for the first answer…", style="dim")
+    else:
+        nodes = stats.get("nodes") or {}
+        nats = stats.get("nats") or {}
+        if registry_unread(stats):  # its counts would say no node beat
+            text.append("registry not read yet", style="bold red")
+        else:
+            text.append(f"{nodes.get('api', 0)} api", style="bold")
+            text.append(" · ", style="dim")
+            n_workers = nodes.get("workers", 0)
+            text.append(f"{n_workers} worker{'' if n_workers == 1 else 's'}", style="bold")
+            text.append(f" ({nodes.get('inFlight', 0)}/{nodes.get('concurrency', 0)} slots busy)", style="dim")
+        for word, style in (("late", "yellow"), ("stuck", "bold red"), ("gone", "bold red")):
+            count = _count(nodes, word) + _count(nodes, f"api{word.title()}")  # workers' and API nodes'
+            if count:  # late: heartbeat overdue; gone: its entry expired (not counted above), as the footer
+                text.append(f" {count} {word}", style=style)
+        text.append("  NATS ", style="dim")
+        if nats.get("connected"):
+            name = "" if compact else f"{nats.get('server') or '?'} "
+            text.append(f"{name}v{nats.get('version') or '?'}", style="green")
+            storage = nats.get("storage") or {}
+            if storage:
+                used = (storage.get("fileBytes") or 0) + (storage.get("memoryBytes") or 0)
+                text.append(f" · {byte_size(used)} stored{_storage_age(stats, storage)}", style="dim")
+        else:
+            text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
+        text.append(f"  at {short_time(stats.get('generatedAt'))} UTC", style="dim")
+    return text
+
+
+def _count(nodes: Mapping[str, Any], key: str) -> int:
+    """``nodes[key]`` when a count (0 when absent: an older API, or not a number). Pure."""
+    value = nodes.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _storage_age(stats: Mapping[str, Any], storage: Mapping[str, Any]) -> str:
+    """`` 4.0s ago`` when the storage figure (``nats.storage.sampledAt``: read every ``ACCOUNT_EVERY`` samples) is
+    older than the answer (``generatedAt``) by a second or more, else "" (an API without ``sampledAt`` too)."""
+    at, now = epoch(storage.get("sampledAt")), epoch(stats.get("generatedAt"))
+    return "" if at is None or now is None or now - at < 1 else f" {ago(now - at)}"
+
+
+def registry_unread(stats: Mapping[str, Any] | None) -> str | None:
+    """Why the API has not read the registry yet (``nodes.readAt`` null: its node counts and empty list say
+    nothing of the nodes), or None when it has (or the API does not say: an older API). Pure."""
+    nodes = (stats or {}).get("nodes") or {}
+    if not isinstance(nodes, Mapping) or "readAt" not in nodes or nodes["readAt"] is not None:
+        return None
+    return str(nodes.get("error") or "registry not read yet")
+
+
+def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
+    """``autoscaler 2 → 4 replicas  <reason>`` (with leader, override, staleness and error when present)."""
+    auto = (stats or {}).get("autoscaler")
+    text = Text("autoscaler ", style="bold")
+    if not isinstance(auto, Mapping):
+        text.append("not running", style="dim")
+        return text
+    current = auto.get("current", auto.get("currentReplicas"))
+    desired = auto.get("desired", auto.get("desiredReplicas"))
+    reason = auto.get("reason", auto.get("lastReason"))
+    if current is None and desired is None:
+        text.append("no decision yet", style="dim")
+    else:
+        text.append(f"{num(current)} → {num(desired)} replicas",
+                    style="bold" if current == desired else "bold yellow")
+    if isinstance(auto.get("override"), Mapping):
+        text.append("  override", style="bold magenta")
+    if auto.get("error"):
+        text.append(f"  error: {clip(auto['error'], 60)}", style="bold red")
+    elif reason:
+        text.append(f"  {clip(reason, 90)}", style="dim")
+    if auto.get("stale"):
+        text.append("  (stale)", style="yellow")
+    leader = auto.get("leader")
+    if isinstance(leader, Mapping) and leader.get("id"):
+        text.append(f"  leader {leader['id']}", style="dim")
+    return text
+
+
+def doctor_text(verdict: Mapping[str, Any] | None, error: str | None = None) -> Text:
+    """``doctor ok 12:34:56`` / ``doctor 3 problems 12:34:56`` / ``doctor not run (:doctor)`` for the header."""
+    text = Text("doctor ", style="dim")
+    if error:
+        text.append(f"failed: {clip(error, 40)}", style="yellow")
+    elif verdict is None:
+        text.append("not run (:doctor)", style="dim")
+    else:
+        problems = verdict.get("problems") or 0
+        if verdict.get("ok"):
+            text.append("ok", style="green")
+        else:
+            text.append(f"{problems} problem{'' if problems == 1 else 's'}" if problems else "incomplete",
+                        style="bold red" if problems else "yellow")
+        text.append(f" at {short_time(verdict.get('checkedAt'))}", style="dim")
+    return text
+
+
+def job_text(job: Mapping[str, Any] | None) -> Text:
+    """One line of a running job: ``replay job 01J…: running (acting) · matched 40 · replayed 12 · skipped 0``."""
+    if not job:
+        return Text("")
+    state = str(job.get("state") or "?")
+    text = Text(f"{job.get('kind') or 'job'} job ", style="bold")
+    text.append(str(job.get("id") or "?"), style="dim")
+    text.append(f": {state}", style="green" if state == "succeeded" else "red" if state == "failed" else "cyan")
+    if job.get("phase"):
+        text.append(f" ({job['phase']})", style="dim")
+    for key, value in (job.get("counts") or {}).items():
+        text.append(f" · {key} {num(value)}")
+    return text

@@ -1,0 +1,191 @@
+"""The queue and metrics panels' rows, from ``/v1/stats``: one row per level (pending, ack pending,
+redelivered, oldest age, MAX WAIT, wait p95, depth history), the panels' titles, the throughput and latency rows,
+and a level's oldest ads (the drill-down). Pure: no I/O, no Textual."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+
+from gamead_cli.output import age, clip, plain, span, window_words
+from gamead_cli.tui.view_figures import approx_ms, num, rate, series, wait_verdict
+
+LEVELS = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class LevelRow:
+    priority: int
+    pending: int | None
+    ack_pending: int | None
+    redelivered: int | None
+    oldest: float | None
+    horizon: float | None
+    late: bool
+    history: list[float]
+    wait_p95: float | None = None  #: ms, queue wait of the level's ads over the last minute (fleet histogram)
+    wait_estimate: Mapping[str, Any] | None = None  #: ``waitP95Estimate``: the bucket and range it lies in
+
+
+def wait_p95_text(row: LevelRow) -> Text:
+    """A level's WAIT P95 cell: ``≈31s``; red when over its MAX WAIT, ``≈56s?`` in yellow when unsure."""
+    verdict = wait_verdict(row.wait_p95, row.horizon, row.wait_estimate)
+    shown = approx_ms(row.wait_p95) + ("?" if verdict == "unsure" else "")
+    return Text(shown, style={"over": "bold red", "unsure": "yellow"}.get(verdict, ""))
+
+
+def level_rows(stats: Mapping[str, Any] | None) -> list[LevelRow]:
+    queue = (stats or {}).get("queue") or {}
+    by_level = {lv.get("priority"): lv for lv in queue.get("levels") or [] if isinstance(lv, Mapping)}
+    hist = ((stats or {}).get("history") or {}).get("pending") or {}
+    rows = []
+    for level in LEVELS:
+        lv = by_level.get(level, {})
+        rows.append(LevelRow(
+            priority=level,
+            pending=lv.get("pending"),
+            ack_pending=lv.get("ackPending"),
+            redelivered=lv.get("redelivered"),
+            oldest=lv.get("oldestAgeSeconds"),
+            horizon=lv.get("agingHorizonSeconds"),
+            late=bool(lv.get("overHorizon")),
+            history=series(hist.get(str(level))),
+            wait_p95=lv.get("waitP95Ms"),
+            wait_estimate=lv.get("waitP95Estimate"),
+        ))
+    return rows
+
+
+def level_text(row: LevelRow, *, compact: bool = False) -> str:
+    """``P5     177     0     2    47s   40s``: pending (never delivered), ack pending, redelivered, the oldest
+    ad's age (``47s!`` past the promised wait), the level's promised maximum wait (its aging horizon, from the API's settings) and the level's
+    queue-wait p95 of the last minute (``waitP95Ms``, from the workers' histograms); ``compact`` (a narrow panel)
+    leaves out the redelivered count and the p95 (the panel's title keeps the fleet's)."""
+    redel = "" if compact else f" {num(row.redelivered):>5}"
+    p95 = "" if compact else f" {wait_p95_text(row).plain:>6}"
+    return (f"P{row.priority} {num(row.pending):>7} {num(row.ack_pending):>5}{redel} "
+            f"{oldest(row):>6} {age(row.horizon):>5}{p95}")
+
+
+def oldest(row: LevelRow) -> str:
+    """The oldest waiting ad's age, ``47s!`` past the level's promised wait (``overHorizon``): marked in the text,
+    not by colour alone (a pipe, an SSH log, ``NO_COLOR`` show no red). Pure."""
+    return age(row.oldest) + ("!" if row.late else "")
+
+
+def partitions_note(stats: Mapping[str, Any] | None) -> str:
+    """`` · 3 partitions`` when the queue spreads over several work streams (``queue.partitions``; the levels
+    shown are summed over them), else ""."""
+    n = ((stats or {}).get("queue") or {}).get("partitions")
+    return f" · {n} partitions" if isinstance(n, int) and n > 1 else ""
+
+
+def unreadable_note(stats: Mapping[str, Any] | None) -> str:
+    """`` · P1,P3 unreadable (nats: timeout)`` when ``/v1/stats`` could not read some levels (``unreadableLevels``:
+    their figures show "-"), with the first one's ``error``; else ""."""
+    queue = (stats or {}).get("queue") or {}
+    unreadable = [lv for lv in queue.get("unreadableLevels") or [] if isinstance(lv, int)]
+    if not unreadable:
+        return ""
+    why = next((lv.get("error") for lv in queue.get("levels") or []
+                if isinstance(lv, Mapping) and lv.get("priority") == unreadable[0]), None)
+    return f" · {','.join(f'P{lv}' for lv in unreadable)} unreadable" + (f" ({why})" if why else "")
+
+
+def level_header(*, compact: bool = False) -> str:
+    redel = "" if compact else f" {'REDEL':>5}"
+    p95 = "" if compact else f" {'P95':>6}"
+    return f"{'':2} {'PENDING':>7} {'ACK-P':>5}{redel} {'OLDEST':>6} {'MAX':>5}{p95}  DEPTH"
+
+
+LEVEL_HEADER = level_header()
+#: a queue panel narrower than this many cells shows the compact level rows (no REDEL)
+LEVEL_COMPACT_BELOW = 56
+
+
+def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, compact: bool = False) -> str:
+    """The queue panel's title, the live dashboard's and ``gamead top --once``'s alike: ``queue · 3 partitions ·
+    wait p95 25ms · depth: last 5 min`` (the partitions when several; the fleet's queue-wait p95 over the last
+    minute, ``latency.queueWaitMs.p95``; how far back the depth sparklines reach, ``history_seconds``) and the
+    levels that could not be read. ``compact`` (a narrow panel): ``queue (5 min) · wait p95 25ms``."""
+    wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
+    p95 = f"wait p95 {approx_ms(wait.get('p95') if isinstance(wait, Mapping) else None)}"
+    title = (f"queue ({span(history_seconds)}) · {p95}" if compact
+             else f"queue{partitions_note(stats)} · {p95} · depth: last {span(history_seconds)}")
+    return title + unreadable_note(stats)  # the levels whose figures show "-", and why
+
+
+def metrics_title(stats: Mapping[str, Any] | None) -> str:
+    """The metrics panel's title, with the windows the figures are really over: ``throughput & latency · last
+    minute`` when both are 60 s; ``throughput · last 11 s · latency · last minute`` when the API's rates cover
+    less (``rates.windowSeconds``: its sampler restarted 11 s ago), so a rate over 11 s is never called a
+    minute's."""
+    stats = stats or {}
+    rates_w = (stats.get("rates") or {}).get("windowSeconds")
+    lat_w = (stats.get("latency") or {}).get("windowSeconds")
+
+    if window_words(rates_w) == window_words(lat_w):
+        return f"throughput & latency · {window_words(rates_w)}"
+    return f"throughput · {window_words(rates_w)} · latency · {window_words(lat_w)}"
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    key: str
+    label: str
+    value: str
+    history: list[float]
+    note: str = ""
+
+
+def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
+    stats = stats or {}
+    rates = stats.get("rates") or {}
+    lat = stats.get("latency") or {}
+    hist = stats.get("history") or {}
+    wait = lat.get("queueWaitMs") or {}
+    proc = lat.get("processingMs") or {}
+
+    def pct(p: Mapping[str, Any]) -> str:
+        return f"p50 {approx_ms(p.get('p50'))} · p99 {approx_ms(p.get('p99'))}"
+
+    # rates and percentiles are over the last minute (the API's window); "ack pending" is the value now
+    return [
+        MetricRow("submitted", "submitted", rate(rates.get("submittedPerSec")), series(hist.get("submittedPerSec"))),
+        MetricRow("completed", "completed", rate(rates.get("completedPerSec")), series(hist.get("completedPerSec"))),
+        # failed attempts that will be retried (attempts: an ad may fail several) apart from ads dead-lettered
+        MetricRow("retried", "retried", rate(rates.get("retriedPerSec")), series(hist.get("retriedPerSec"))),
+        MetricRow("dead", "dead", rate(rates.get("deadLetteredPerSec")), series(hist.get("deadLetteredPerSec"))),
+        MetricRow("wait", "wait p95", approx_ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
+        MetricRow("proc", "proc p95", approx_ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
+        MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending"))),
+                  series(hist.get("ackPending"))),
+    ]
+
+
+# --- drill-down: one level's ads ---------------------------------------------------------------------------------
+
+LEVEL_AD_COLUMNS = ("ID", "STATE", "AGE", "ATT", "WORKER", "TITLE")
+
+
+def level_ads(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, tuple[Text, ...]]]:
+    """A level's oldest unacknowledged ads (``GET /v1/levels/{level}/oldest`` items, oldest first) as
+    ``(id, cells)``: ID, STATE (ack pending: delivered, not acknowledged / pending: never delivered), AGE (since
+    queued), ATT (attempts so far), WORKER, TITLE."""
+    out = []
+    for ad in items:
+        if not isinstance(ad, Mapping) or not ad.get("id"):
+            continue
+        state = "ack pending" if ad.get("state") == "ackPending" else "pending"
+        out.append((str(ad["id"]), (
+            plain(ad["id"]),
+            Text(state, style="cyan" if state == "ack pending" else ""),
+            Text(age(ad.get("ageSeconds")), justify="right"),
+            Text(num(ad.get("attempts")), justify="right"),
+            plain(ad.get("workerId") or "-"),
+            plain(clip(ad.get("title"), 40)),
+        )))
+    return out

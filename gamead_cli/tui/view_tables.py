@@ -1,0 +1,107 @@
+"""The rows of the nodes and dead-letter tables (the dashboard's and ``gamead top --once``'s), the DLQ summary
+line and the details of one node or entry. Pure: no I/O, no Textual."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from gamead_cli.inputs import strict_dumps
+from gamead_cli.output import age, ago, clip, plain, short_datetime, time_column
+from gamead_cli.tui.view_figures import ms, num
+
+#: node state → rich style (the one place these colours are chosen; TCSS styles everything else)
+STATE_STYLES: dict[str, str] = {"ok": "green", "idle": "cyan", "draining": "yellow", "late": "yellow",
+                                 "stuck": "bold red", "gone": "bold red"}
+
+
+def node_row(node: Mapping[str, Any]) -> tuple[Text, ...]:
+    """ID, ROLE, STATE, UP (since its process started), IN-FL (slots), COMPLETED (its ``processed``: ads completed),
+    FAILED (failed attempts), PROC P95 (processing), HEARTBEAT (ago), LAST ERROR."""
+    state = str(node.get("state") or "?")
+    proc = node.get("processingMs") or {}
+    worker = node.get("role") == "worker"  # an API node analyses nothing: "-", not 0, as IN-FL
+    in_flight = f"{node.get('inFlight', 0)}/{node.get('concurrency', 0)}" if worker else "-"
+    failed = node.get("failed") or 0
+    return (
+        plain(node.get("id", "?")),
+        plain(node.get("role", "?")),
+        Text(state, style=STATE_STYLES.get(state, "")),
+        Text(age(node.get("uptimeSeconds")), justify="right"),
+        Text(in_flight, justify="right"),
+        Text(num(node.get("processed", 0)) if worker else "-", justify="right"),
+        Text(num(failed) if worker else "-", justify="right", style="red" if failed and worker else ""),
+        Text(ms(proc.get("p95")), justify="right"),
+        Text(ago(node.get("heartbeatAgeSeconds")), justify="right"),
+        Text(clip(node.get("lastError"), 40), style="dim"),
+    )
+
+
+NODE_COLUMNS = ("ID", "ROLE", "STATE", "UP", "IN-FL", "COMPLETED", "FAILED", "PROC P95", "HEARTBEAT", "LAST ERROR")
+
+
+def dlq_id(entry: Mapping[str, Any]) -> str:
+    """A DLQ entry's ad id: ``adId`` (recordings of an older gamead also carried it as ``id``); "" if none."""
+    return str(entry.get("adId") or entry.get("id") or "")
+
+
+def dlq_row(entry: Mapping[str, Any]) -> tuple[Text, ...]:
+    """ID, P, ATT, ERROR, MESSAGE, DEAD AT (the mark column is added by the table)."""
+    return (
+        plain(dlq_id(entry) or "?"),
+        Text(num(entry.get("priority")), justify="right"),
+        Text(num(entry.get("attempts")), justify="right"),
+        Text(str(entry.get("errorClass") or "?"), style="red"),
+        plain(clip(entry.get("errorMessage"), 40)),
+        Text(short_datetime(entry.get("deadAt"))[5:]),
+    )
+
+
+DLQ_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", time_column("DEAD AT"))
+
+
+def error_groups(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """``[(errorClass, count)]``, most frequent first."""
+    counts = Counter(str(i.get("errorClass") or "?") for i in items)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, error: str | None) -> Text:
+    size_ = ((stats or {}).get("dlq") or {}).get("size")
+    if size_ is None and dlq is not None:
+        size_ = dlq.get("inDlq", dlq.get("total"))  # (a recording of an older gamead: total was the size)
+    text = Text("DLQ ", style="bold")
+    text.append(f"{num(size_)} entr{'y' if size_ == 1 else 'ies'}", style="bold red" if size_ else "green")
+    if error:
+        text.append(f"  ({error})", style="yellow")
+        return text
+    items = list((dlq or {}).get("items") or [])
+    if items:
+        shown = len(items)
+        text.append(f"  · latest {shown}: ", style="dim")
+        for i, (cls, n) in enumerate(error_groups(items)[:5]):
+            if i:
+                text.append(" · ", style="dim")
+            text.append(cls, style="red")
+            text.append(f" ×{n}")
+    return text
+
+
+def details_view(data: Mapping[str, Any]) -> Table:
+    """Every field of one node or DLQ entry, nested values as compact JSON."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in data.items():
+        if isinstance(value, Mapping) and all(not isinstance(v, (Mapping, list)) for v in value.values()):
+            shown = " · ".join(f"{k} {'-' if v is None else v}" for k, v in value.items())
+        elif isinstance(value, (Mapping, list)):
+            shown = strict_dumps(value, indent=2, default=str)
+        else:
+            shown = "-" if value is None else str(value)
+        grid.add_row(Text(str(key)), plain(shown))  # a key from the server is never read as markup
+    return grid

@@ -1,0 +1,234 @@
+"""The dashboard's tables and their panels: a row-cursor table that keeps its cursor and filters its rows, the
+nodes (``l`` follows a node's log), the dead letters (``space`` marks entries for replay / purge), the audit
+trail, and the filter bar. Colours and layout live in ``top.tcss``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.reactive import reactive, var
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Static
+
+from gamead_cli.tui import view_audit, view_tables
+from gamead_cli.tui.widgets import safe_render, set_border
+
+Row = tuple[str, Sequence[RenderableType]]
+
+
+class FilterTable(DataTable[RenderableType]):
+    """A row-cursor table that keeps its cursor across refreshes and hides rows not matching ``filter_text``."""
+
+    filter_text: reactive[str] = reactive("")
+
+    def __init__(self, columns: Sequence[str], **kw: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self._rows: list[Row] = []
+        self._shown: list[tuple[str, tuple[RenderableType, ...]]] = []
+        self._column_keys = self.add_columns(*columns)
+
+    def set_rows(self, rows: Iterable[Row]) -> None:
+        self._rows = list(rows)
+        self._redraw()
+
+    def watch_filter_text(self) -> None:
+        self._redraw()
+
+    def visible_rows(self) -> list[Row]:
+        """The rows whose text contains the filter (case-insensitive); ``!text``: the rows that do not."""
+        needle = self.filter_text.strip().lower()
+        invert = needle.startswith("!")
+        needle = needle[1:].strip() if invert else needle
+        if not needle:
+            return self._rows
+        return [r for r in self._rows if (needle in " ".join([r[0], *map(str, r[1])]).lower()) != invert]
+
+    def decorate(self, key: str, cells: Sequence[RenderableType]) -> Sequence[RenderableType]:
+        return cells
+
+    def _redraw(self) -> None:
+        panel = self.parent if isinstance(self.parent, Widget) else self
+        subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
+        set_border(panel, subtitle=subtitle)  # the filter typed is shown as typed, never read as markup
+        rows = [(k, tuple(self.decorate(k, cells))) for k, cells in self.visible_rows()]
+        if [k for k, _ in rows] == [k for k, _ in self._shown]:
+            self._update_cells(rows)  # same rows: repaint changed cells only (no layout pass)
+        else:
+            self._rebuild(rows)
+        self._shown = rows
+
+    def _update_cells(self, rows: list[tuple[str, tuple[RenderableType, ...]]]) -> None:
+        for (key, cells), (_, before) in zip(rows, self._shown):
+            for column, new, old in zip(self._column_keys, cells, before):
+                if _signature(new) != _signature(old):
+                    width = new.cell_len if isinstance(new, Text) else len(str(new))
+                    self.update_cell(key, column, new, update_width=width > self.columns[column].content_width)
+
+    def _rebuild(self, rows: list[tuple[str, tuple[RenderableType, ...]]]) -> None:
+        keep = self.current_key()
+        self.clear()
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if keep is not None and keep in {k for k, _ in rows}:
+            self.move_cursor(row=self.get_row_index(keep), animate=False)
+
+    def current_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:  # noqa: BLE001 - an empty or shrinking table has no current row
+            return None
+
+
+class NodesTable(FilterTable):
+    """The nodes; ``l`` follows the log of the node under the cursor (``:logs WORKER``)."""
+
+    BINDINGS = [Binding("l", "logs", "logs", show=False)]
+
+    def action_logs(self) -> None:
+        key = self.current_key()
+        if key is not None:
+            self.app.open_logs([key])  # type: ignore[attr-defined]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(view_tables.NODE_COLUMNS, **kw)
+
+
+class DlqTable(FilterTable):
+    """DLQ entries; ``space`` marks entries for replay / purge (none marked = the current one)."""
+
+    BINDINGS = [Binding("space", "toggle_mark", "mark", show=True),
+                Binding("ctrl+a", "mark_all", "mark all", show=False)]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(("✓", *view_tables.DLQ_COLUMNS), **kw)
+        self.marked: set[str] = set()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Marking is for replay / purge: hidden in a read-only dashboard."""
+        if action in ("toggle_mark", "mark_all") and getattr(self.app, "readonly", False):
+            return False
+        return True
+
+    def decorate(self, key: str, cells: Sequence[RenderableType]) -> Sequence[RenderableType]:
+        mark = Text("✓", style="bold yellow") if key in self.marked else Text(" ")
+        return (mark, *cells)
+
+    def set_rows(self, rows: Iterable[Row]) -> None:
+        rows = list(rows)
+        self.marked &= {k for k, _ in rows}
+        super().set_rows(rows)
+
+    def action_toggle_mark(self) -> None:
+        key = self.current_key()
+        if key is None:
+            return
+        self.marked ^= {key}
+        self._redraw()
+
+    def action_mark_all(self) -> None:
+        """Mark every row the filter shows (all rows without a filter); again when all are marked: unmark."""
+        visible = {k for k, _ in self.visible_rows()}
+        self.marked = self.marked - visible if visible <= self.marked else self.marked | visible
+        self._redraw()
+
+    def selection(self) -> list[str]:
+        """Marked entries in table order, else the entry under the cursor."""
+        visible = [k for k, _ in self.visible_rows()]
+        marked = [k for k in visible if k in self.marked]
+        if marked:
+            return marked
+        current = self.current_key()
+        return [current] if current else []
+
+
+class NodesPanel(Vertical):
+    BORDER_TITLE = "nodes"
+    nodes: var[Sequence[Mapping[str, Any]]] = var(())
+
+    def compose(self) -> ComposeResult:
+        yield NodesTable(id="nodes-table")
+
+    def watch_nodes(self, nodes: Sequence[Mapping[str, Any]]) -> None:
+        self.query_one(NodesTable).set_rows((str(n.get("id")), view_tables.node_row(n)) for n in nodes)
+        workers = [n for n in nodes if n.get("role") == "worker" and n.get("state") != "gone"]
+        counts = {w: sum(1 for n in nodes if n.get("state") == w) for w in ("late", "stuck", "gone")}
+        title = f"nodes · {len(workers)} workers" + "".join(f" · {c} {w}" for w, c in counts.items() if c)
+        set_border(self, title=title)
+        self.set_class(bool(counts["stuck"] or counts["gone"]), "-alert")
+
+
+class DlqPanel(Vertical):
+    BORDER_TITLE = "dead letters"
+    stats: var[Mapping[str, Any] | None] = var(None)
+    dlq: var[Mapping[str, Any] | None] = var(None)
+    dlq_error: var[str | None] = var(None)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="dlq-summary")
+        yield DlqTable(id="dlq-table")
+
+    def _summary(self) -> None:
+        summary = safe_render(view_tables.dlq_summary, self.stats, self.dlq, self.dlq_error)
+        self.query_one("#dlq-summary", Static).update(summary, layout=False)  # one line, fixed height
+        size = ((self.stats or {}).get("dlq") or {}).get("size")
+        self.set_class(bool(size), "-alert")
+
+    def _table(self) -> None:
+        items = (self.dlq or {}).get("items") or []
+        self.query_one(DlqTable).set_rows(
+            (view_tables.dlq_id(e), view_tables.dlq_row(e)) for e in items if isinstance(e, Mapping))
+
+    def watch_stats(self) -> None:
+        self._summary()
+
+    def watch_dlq(self) -> None:
+        self._summary()
+        self._table()
+
+    def watch_dlq_error(self) -> None:
+        self._summary()
+
+
+class AuditPanel(Vertical):
+    """The last operator actions (``GET /v1/audit``): time, who, action, what, how many ads, outcome."""
+
+    BORDER_TITLE = "audit · last operator actions"
+    audit: var[Mapping[str, Any] | None] = var(None)
+    audit_error: var[str | None] = var(None)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="audit-body")
+
+    def _show(self) -> None:
+        self.query_one("#audit-body", Static).update(safe_render(view_audit.audit_table, self.audit, self.audit_error))
+        refused = any(r.get("outcome") in ("refused", "failed") for r in (self.audit or {}).get("items") or []
+                      if isinstance(r, Mapping))
+        self.set_class(refused, "-alert")
+
+    def watch_audit(self) -> None:
+        self._show()
+
+    def watch_audit_error(self) -> None:
+        self._show()
+
+
+class FilterBar(Input):
+    """``/``: the filter of the table that had focus. Enter keeps it, Escape clears it."""
+
+    BINDINGS = [Binding("escape", "clear", "clear filter", show=False)]
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.post_message(self.Submitted(self, ""))
+
+
+def _signature(cell: RenderableType) -> tuple[str, str]:
+    return str(cell), str(getattr(cell, "style", ""))
