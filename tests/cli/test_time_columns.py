@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 
-from gamead_cli.commands import audit, dlq, scale
+from gamead_cli.commands import audit, dlq_views, scale
 from gamead_cli.output import ads_table, time_column
 from gamead_cli.tui import view
 
@@ -31,8 +31,8 @@ def _tables() -> dict[str, RenderableType]:
     record = {"at": AT, "actor": "ann", "action": "dlq.replay", "outcome": "succeeded", "ads": 2}
     return {
         "ads list": ads_table([{"id": "ad_1", "status": "queued", "priority": 3, "submittedAt": AT, "title": "x"}]),
-        "dlq list": dlq._entries_table({"items": [entry]}),
-        "dlq jobs": dlq._jobs_table({"items": [job]}),
+        "dlq list": dlq_views._entries_table({"items": [entry]}),
+        "dlq jobs": dlq_views._jobs_table({"items": [job]}),
         "audit": audit._table({"items": [record]}, 200),
         "scale status": scale._decisions_table([{"at": AT, "current": 1, "desired": 2, "applied": True}]),
         "top: dlq": view.FittedTable(view.DLQ_COLUMNS, [view.dlq_row(entry)], flex="MESSAGE"),
