@@ -23,7 +23,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gamead_cli.commands.dlq import window_options
+from gamead_cli.commands.dlq_filters import window_options
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
 from gamead_cli.output import emit, empty_text, plain, stdout_console, time_column
 from gamead_cli.tui.view import audit_outcome, audit_selection

@@ -171,7 +171,8 @@ def doctor(
                                                                       "\\[doctor.sample].")] = None,
     output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: ConfigOpt = None,
 ) -> None:
-    from gamead_cli.commands.dlq import follow_job, job_summary
+    from gamead_cli.commands.dlq_jobs import follow_job
+    from gamead_cli.commands.dlq_views import job_summary
 
     if detach and not repair:
         raise typer.BadParameter("--detach goes with --repair", param_hint="--detach")

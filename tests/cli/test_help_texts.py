@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from gamead_cli.main import COMMANDS, app, load_command
+from gamead_cli.command_table import COMMANDS, load_command
+from gamead_cli.main import app
 from tests.support import clean_env, gamead_argv
 
 #: every verb's click command, built once for the whole module's collection (each one imports its module)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from gamead_cli.commands.dlq import IMPORT_BATCH_BYTES
+from gamead_cli.commands.dlq_transfer import IMPORT_BATCH_BYTES
 from gamead_cli.main import app
 from tests.integration.dlq_lane import Lane, made_up_entry, shared_lane  # noqa: F401 - shared_lane is a fixture
 

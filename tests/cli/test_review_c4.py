@@ -188,7 +188,7 @@ def test_a_malformed_id_or_count_is_exit_2_before_any_request(args: list[str], s
 # --- item 8: the console's fault-injection line says every worker.faults setting -----------------------
 
 def test_the_fault_line_says_attempts() -> None:
-    from gamead_cli.commands.up import fault_banner
+    from gamead_cli.commands.up_console import fault_banner
     from gamead_core.config import load_settings
 
     from rich.text import Text

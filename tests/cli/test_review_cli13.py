@@ -51,10 +51,11 @@ def test_a_new_file_is_not_created_by_a_failed_export(tmp_path: Path, closed_api
 
 def _every_command() -> list[tuple[str, object]]:
     """``(path, click command)`` of the root, every command and every sub-command, each loaded as ``gamead`` loads
-    it when used (:func:`gamead_cli.main.load_command`)."""
+    it when used (:func:`gamead_cli.command_table.load_command`)."""
     import typer
 
-    from gamead_cli.main import COMMANDS, app, load_command
+    from gamead_cli.command_table import COMMANDS, load_command
+    from gamead_cli.main import app
 
     found: list[tuple[str, object]] = [("gamead", typer.main.get_command(app))]
     todo = [(f"gamead {name}", load_command(name)) for name in COMMANDS]

@@ -205,7 +205,7 @@ def test_dlq_import_of_a_wide_file_names_its_line_and_utf8(tmp_path: Path, close
 
 
 def test_dlq_import_reads_past_a_utf8_bom(tmp_path: Path) -> None:
-    from gamead_cli.commands.dlq import read_entries
+    from gamead_cli.commands.dlq_transfer import read_entries
 
     (tmp_path / "dead.jsonl").write_bytes('{"adId": "x"}\n{"adId": "y"}\n'.encode("utf-8-sig"))
     assert read_entries(str(tmp_path / "dead.jsonl")) == [(1, {"adId": "x"}), (2, {"adId": "y"})]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gamead_cli.commands.up import next_commands
+from gamead_cli.commands.up_console import next_commands
 from gamead_core.api.auth import may_use_path, route_class
 from gamead_core.embedded import EmbeddedNats
 from tests.support import Proc, clean_env, start_api

@@ -10,7 +10,7 @@ import signal
 import httpx
 from typer.testing import CliRunner
 
-from gamead_cli.commands.dlq import job_summary
+from gamead_cli.commands.dlq_views import job_summary
 from gamead_cli.main import app as cli
 from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
     DOOMED, Lane, broken_invariants, dlq_last_seq, lane, made_up_entry,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gamead_cli.commands import up as up_module
+from gamead_cli.commands import up_start as up_module
 from gamead_core.embedded import free_port
 from gamead_core.errors import GameadError
 from gamead_core.start_watch import StartWatch

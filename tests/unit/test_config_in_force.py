@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gamead_cli.commands.up import snapshot_config, worker_command
+from gamead_cli.commands.up_config import snapshot_config
+from gamead_cli.commands.up_console import worker_command
 from gamead_core.config import load_settings, masked_dump
 
 from tests.support import drop_gamead_env

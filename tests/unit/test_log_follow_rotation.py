@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from gamead_cli.commands.up import _last_log_line
+from gamead_cli.commands.up_logs import _last_log_line
 from gamead_cli.tui.logs import FileTail
 from gamead_core.log_bound import bound_log, rotated
 

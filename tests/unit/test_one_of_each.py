@@ -155,9 +155,9 @@ def test_one_confirmation_for_every_destructive_command(monkeypatch: pytest.Monk
     import typer
 
     from gamead_cli import options
-    from gamead_cli.commands import dlq, doctor
+    from gamead_cli.commands import dlq_jobs, doctor
 
-    assert dlq.confirm is doctor.confirm is options.confirm
+    assert dlq_jobs.confirm is doctor.confirm is options.confirm
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(typer.BadParameter, match=r"^API http://h:1 · Purge 3 dead-lettered ad\(s\): refusing "
                                                  r"without --yes"):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gamead_cli.commands.dlq import parse_when
+from gamead_cli.commands.dlq_filters import parse_when
 from gamead_core.config import FaultSettings
 from gamead_core.jobs.policy import failure_rate_exceeded
 from gamead_core.errors import GameadError

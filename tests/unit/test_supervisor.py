@@ -89,7 +89,7 @@ def test_a_child_refusing_its_configuration_is_not_restarted_and_up_ends_with_it
     """Exit code 5 (a configuration refusal): restarting cannot help. ``gamead up`` ends with the child's own
     ``error:`` line, whole (its fix included), "error:" once, exit code 5."""
     from gamead_cli import exitcodes
-    from gamead_cli.commands.up import refused_start
+    from gamead_cli.commands.up_logs import refused_start
 
     fix = "x" * 300 + " (README: Partitions)"  # longer than the 240-character tail line up shows for a crash
     script = ("import sys\nprint('{\"level\": \"INFO\", \"msg\": \"starting\"}')\n"

@@ -29,9 +29,9 @@ def test_a_held_data_dir_is_exit_5(tmp_path: Path) -> None:
 
 def test_up_prints_a_logged_warning_as_one_prefixed_line_credentials_masked(capsys: pytest.CaptureFixture[str]) \
         -> None:
-    from gamead_cli.commands import up
+    from gamead_cli.commands import up_console
 
-    handler = ConsoleLines(up._log_line)
+    handler = ConsoleLines(up_console._log_line)
     logger = logging.getLogger("gamead_core.scaling.lease.test")
     logger.addHandler(handler)
     logger.propagate = False

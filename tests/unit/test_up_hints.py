@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gamead_cli.commands.up import gamead_program, next_commands
+from gamead_cli.commands.up_console import next_commands
+from gamead_cli.program import gamead_program
 from gamead_core.embedded import free_port
 from gamead_core.proc import port_free
 
@@ -96,7 +97,7 @@ def test_a_workers_kept_metrics_port_taken_while_it_was_down_falls_back_at_its_r
 
 
 def test_up_names_the_partitions_and_their_streams() -> None:
-    from gamead_cli.commands.up import partitions_line
+    from gamead_cli.commands.up_console import partitions_line
 
     assert partitions_line(1) == "queue: 1 partition (work stream GAMEAD_ADS; queue.partitions)"
     assert partitions_line(3) == ("queue: 3 partitions (work streams GAMEAD_ADS, GAMEAD_ADS_1, GAMEAD_ADS_2; "

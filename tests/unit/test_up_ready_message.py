@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gamead_cli.commands.up import _wait_api_ready
+from gamead_cli.commands.up_start import _wait_api_ready
 from gamead_core.errors import GameadError
 from gamead_core.start_watch import StartWatch
 

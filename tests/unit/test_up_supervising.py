@@ -1,4 +1,4 @@
-"""``gamead up``'s supervisor connects to NATS while it keeps supervising (gamead_cli.commands.up.supervising).
+"""``gamead up``'s supervisor connects to NATS while it keeps supervising (gamead_cli.commands.up_supervise.supervising).
 
 A ``gamead up`` whose embedded nats-server died just before its supervisor connected (a test run stopped at that
 moment) hung:
@@ -13,7 +13,7 @@ import threading
 
 import nats
 
-from gamead_cli.commands.up import supervising
+from gamead_cli.commands.up_supervise import supervising
 from gamead_core.config import NatsSettings
 from gamead_core.embedded import EmbeddedNats, free_port
 from gamead_core.queue.connection import connect_options

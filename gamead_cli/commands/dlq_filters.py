@@ -1,0 +1,119 @@
+"""Which entries a ``gamead dlq`` command acts on: its options (ad ids, ``--all``, ``--error-class``,
+``--message``, ``--priority``, ``--since``, ``--until``) read and checked by the API's own rules before any
+request, so that what the API would refuse is bad usage (exit 2)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+import typer
+
+from gamead_cli.options import ad_id_arg, duration_seconds, job_id_arg
+from gamead_core.errors import GameadError
+
+
+def parse_when(value: str | None, *, now: datetime | None = None) -> str | None:
+    """``2h`` / ``30m`` / ``7d`` (ago) or an ISO-8601 time (no offset = UTC) → ISO-8601 UTC. Pure.
+    Raises :class:`GameadError` for anything else, or an age too far back to represent."""
+    if value is None:
+        return None
+    now = now or datetime.now(timezone.utc)
+    if (ago := duration_seconds(value)) is not None:
+        try:
+            return (now - timedelta(seconds=ago)).isoformat()
+        except OverflowError:
+            raise GameadError(f"cannot read time {value!r}: that is before the year 1") from None
+    from gamead_core.times import read_utc  # the API's own reading: what it would refuse (422) is refused here
+
+    try:
+        return read_utc(value).isoformat()
+    except ValueError as exc:
+        hint = " or an age like 2h, 7d" if "ISO-8601" in str(exc) else ""
+        raise GameadError(f"cannot read time {value!r}: {exc}{hint}") from None
+
+
+def when_option(value: str | None, flag: str, *, now: datetime | None = None) -> str | None:
+    """:func:`parse_when` for the option ``flag`` (``--since``…): an unreadable time is bad usage (exit 2)."""
+    try:
+        return parse_when(value, now=now)
+    except GameadError as exc:
+        raise typer.BadParameter(exc.message, param_hint=flag) from None
+
+
+ErrorClassOpt = Annotated[str | None, typer.Option("--error-class", "-e", help="Only this error class.")]
+MessageOpt = Annotated[str | None, typer.Option("--message", "-m", help="RE2 regex on the error message.")]
+PriorityOpt = Annotated[int | None, typer.Option("--priority", "-p", min=1, max=5, help="Only this priority.")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Dead at or after: ISO time (UTC if no offset) or age (2h, 7d).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Dead before: ISO time (UTC if no offset) or age (2h, 7d).")]
+IdsArg = Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Ad ids; or use --all / filters.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every entry in the DLQ.")]
+DetachOpt = Annotated[bool, typer.Option("--detach", help="Start the job and return at once (follow it with "
+                                                          "`gamead dlq jobs JOB --follow`).")]
+
+
+def message_option(value: str | None) -> str | None:
+    """``--message`` as given, checked the way the API checks it (:func:`gamead_core.dlq_pattern.compile_pattern`:
+    RE2 syntax, at most ``MAX_PATTERN`` characters; no control character,
+    :func:`gamead_core.dlq_pattern.filter_refusal`): a pattern the API would refuse (422) is bad usage, raised as
+    ``typer.BadParameter`` (exit 2, README "Exit codes") before any request is sent."""
+    if value is None:
+        return None
+    from gamead_core.dlq_pattern import compile_pattern, filter_refusal  # re2 only: no server stack
+
+    try:
+        compile_pattern(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--message") from None
+    if (why := filter_refusal("message", value)) is not None:
+        raise typer.BadParameter(why, param_hint="--message")
+    return value
+
+
+def error_class_option(value: str | None) -> str | None:
+    """``--error-class`` as given, checked by the API's own rule (:func:`gamead_core.dlq_pattern.filter_refusal`:
+    at most ``MAX_ERROR_CLASS`` characters, no control character): one the API would refuse (422, or a URL too
+    long to send) is bad usage, ``typer.BadParameter`` (exit 2), before any request is sent."""
+    from gamead_core.dlq_pattern import filter_refusal
+
+    if (why := filter_refusal("errorClass", value)) is not None:
+        raise typer.BadParameter(why, param_hint="--error-class")
+    return value
+
+
+def window_options(since: str | None, until: str | None) -> dict[str, str | None]:
+    """``--since``/``--until`` read by :func:`when_option`: ``{"since", "until"}`` (ISO, or None). A window that can
+    hold nothing (``--since`` not before ``--until``, e.g. ``--since 2h --until 3h``) is bad usage (exit 2)."""
+    now = datetime.now(timezone.utc)  # one instant for both: `--since 1d --until 1d` is empty, not a microsecond
+    start, end = when_option(since, "--since", now=now), when_option(until, "--until", now=now)
+    if start is not None and end is not None and datetime.fromisoformat(start) >= datetime.fromisoformat(end):
+        raise typer.BadParameter(f"--since {since} is not before --until {until}: nothing can match; swap them, or "
+                                 "drop one", param_hint="--since")
+    return {"since": start, "until": end}
+
+
+def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
+            until: str | None) -> dict[str, Any]:
+    raw = {"errorClass": error_class_option(error_class), "message": message_option(message), "priority": priority,
+           **window_options(since, until)}
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def _ad_id(value: str) -> str:
+    """``value`` checked as an ad id, lowercase (:func:`gamead_cli.options.ad_id_arg`)."""
+    return ad_id_arg(value) or value
+
+
+def _job_id(value: str) -> str:
+    """``value`` checked as a job id, lowercase (:func:`gamead_cli.options.job_id_arg`)."""
+    return job_id_arg(value) or value
+
+
+def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> dict[str, Any]:
+    chosen = [bool(ids), everything, bool(flt)]
+    if sum(chosen) != 1:
+        raise typer.BadParameter("say which entries: ad IDs, --all, or filters (--error-class, --message, "
+                                 "--priority, --since, --until), exactly one of these")
+    if ids:
+        return {"ids": [_ad_id(i) for i in ids]}
+    return {"all": True} if everything else {"filter": flt}

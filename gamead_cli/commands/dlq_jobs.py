@@ -1,0 +1,130 @@
+"""The DLQ's operator jobs from the command line: count first (a dry run), ask, start the job on the server
+and follow its progress until it ends (Ctrl-C detaches: the job goes on)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gamead_cli import exitcodes
+from gamead_cli.client import ApiClient
+from gamead_cli.commands.dlq_views import _job_view, _none_matched, _would
+from gamead_cli.options import OutputFormat, confirm
+from gamead_cli.output import command_text, emit, note_line, stderr_console
+from gamead_cli.program import follow_up
+from gamead_core.errors import ApiUnreachable
+
+FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
+ACTED = {"replay": "replayed", "purge": "purged", "import": "imported", "repair": "repaired"}
+ACTING = {"replay": "replaying", "purge": "purging", "import": "importing", "repair": "repairing"}
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=stderr_console(), transient=False, disable=not sys.stderr.isatty())
+
+
+def _follow_lines(client: ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
+    """The job's documents as they change, reconnecting for a while if the API node goes away."""
+    lost_since: float | None = None
+    while True:
+        try:
+            for line in client.stream_ndjson("GET", f"/v1/jobs/{quote(job_id, safe='')}"):
+                lost_since = None
+                yield line
+            return
+        except ApiUnreachable:
+            lost_since = lost_since or time.monotonic()
+            if time.monotonic() - lost_since > FOLLOW_RETRY_SECONDS:
+                raise ApiUnreachable(f"lost the API while following job {job_id}; the job goes on on the server: "
+                                     f"{follow_up('dlq', 'jobs', job_id, again=client.again)}") from None
+            time.sleep(1.0)
+
+
+def _phase_text(job: dict[str, Any]) -> str:
+    """What the progress bar says: e.g. ``replaying · replayed 7 · completed 2 · dead again 1 · skipped 0``
+    (outcomes counted as they happen) then ``waiting for outcomes · completed 5 · dead again 0 · still running 7``."""
+    c, phase, kind = job.get("counts") or {}, job.get("phase"), job.get("kind", "")
+    if phase == "selecting":
+        return "checking every invariant" if kind == "repair" else "selecting entries"
+    if phase == "following":
+        return (f"waiting for outcomes · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)} "
+                f"· still running {c.get('stillRunning', 0)}")
+    if phase == "done":
+        return "done"
+    outcomes = f" · completed {c.get('completed', 0)} · dead again {c.get('deadAgain', 0)}" if kind == "replay" else ""
+    return (f"{ACTING.get(kind, kind)} · {ACTED.get(kind, kind)} {c.get(ACTED.get(kind, ''), 0)}{outcomes} "
+            f"· skipped {c.get('skipped', 0)}")
+
+
+def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+    """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130)."""
+    final = job
+    try:
+        with _progress() as progress:
+            task = progress.add_task(_phase_text(job), total=None, visible=not quiet)
+            for final in _follow_lines(client, job["id"]):
+                counts = final.get("counts") or {}
+                progress.update(task, description=_phase_text(final), total=counts.get("matched"),
+                                completed=counts.get("done", 0))
+                if final.get("state") not in ("queued", "running"):
+                    break
+    except KeyboardInterrupt:
+        note_line(f"job {job['id']} continues on the server: {follow_up('dlq', 'jobs', job['id'], again=client.again)}"
+                  f" · {follow_up('dlq', 'cancel', job['id'], again=client.again)}")
+        raise typer.Exit(exitcodes.INTERRUPTED) from None
+    return final
+
+
+def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputFormat, detach: bool) -> None:
+    job = client.request("POST", path, json=body)
+    if detach:
+        emit(job, output, lambda j: command_text(
+            f"job {j['id']} started ({j['kind']}): {follow_up('dlq', 'jobs', j['id'], '--follow', again=client.again)}"
+            f" · {follow_up('dlq', 'cancel', j['id'], again=client.again)}", style=""))
+        return
+    final = follow_job(client, job)
+    emit(final, output, _job_view)
+    if final.get("state") != "succeeded":
+        raise typer.Exit(exitcodes.ERROR)
+
+
+def _preview(client: ApiClient, path: str, selection: dict[str, Any]) -> dict[str, Any]:
+    preview = client.request("POST", path, json={**selection, "dryRun": True})
+    if not preview.get("complete", True):
+        note_line(f"the count read {preview.get('scanned')} entries and stopped (dlq.scan_limit / dlq.scan_time); "
+                  "the job itself reads the whole DLQ")
+    return preview
+
+
+def _nothing_to_do(preview: dict[str, Any]) -> bool:
+    """The count found no entry and read the whole DLQ (a count that stopped early proves nothing: the job reads
+    it all)."""
+    return preview["matched"] == 0 and bool(preview.get("complete", True))
+
+
+def _how_many(preview: dict[str, Any]) -> str:
+    """``28`` or, after a count that stopped early, ``at least 28``."""
+    return f"{'' if preview.get('complete', True) else 'at least '}{preview['matched']}"
+
+
+def _count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body: dict[str, Any], verb: str,
+                   question: str, *, dry_run: bool, yes: bool, output: OutputFormat, detach: bool) -> None:
+    """The one course of a replay or a purge: count the ``selection`` (a dry run at ``path``); with ``dry_run``
+    say what would be ``verb``; when the count read the whole DLQ and found nothing, say nothing was done (never
+    as a dry run); else ask ``question`` (``{n}``: the count) unless ``yes``, and run the job with ``body``."""
+    preview = _preview(client, path, selection)
+    if dry_run:
+        emit(preview, output, lambda p: _would(p, verb))
+        return
+    if _nothing_to_do(preview):
+        emit({**preview, "dryRun": False}, output, lambda p: _none_matched(p, verb))  # it was no dry run
+        return
+    confirm(question.format(n=_how_many(preview)), yes, api=client.api_url)
+    _run_job(client, path, body, output, detach)

@@ -1,0 +1,162 @@
+"""``gamead dlq export`` / ``import`` files: JSON Lines of DLQ entries read and checked one line at a time,
+sent in batches of one request each (validated first, then imported as jobs), and what an export says of
+ads that changed while it paged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+import typer
+from rich.text import Text
+
+from gamead_cli.commands.dlq_jobs import _progress, follow_job
+from gamead_cli.once_per_ad import OncePerAd
+from gamead_cli.options import api_client
+from gamead_cli.output import note_line, stderr_console
+from gamead_core.errors import ApiClientError, GameadError
+
+IMPORT_BATCH_BYTES = 48 * 1024  #: one import request's entries (the API refuses bodies over api.max_body_bytes)
+IMPORT_BATCH_ENTRIES = 500
+MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
+#: longest line `dlq import` reads: one entry must fit in one import request (the API's api.max_body_bytes,
+#: 64 KiB by default, with the request's wrapping); a longer one is named, never read whole
+MAX_IMPORT_LINE_BYTES = IMPORT_BATCH_BYTES
+
+
+def _say_changed(once: OncePerAd) -> None:
+    """On stderr: how many ads' entries changed while ``dlq export`` paged (replayed and dead again: met twice),
+    and which entry the output kept (:class:`gamead_cli.once_per_ad.OncePerAd`)."""
+    ads = f"{once.changed} ad{'' if once.changed == 1 else 's'}"
+    if once.take_back:
+        note_line(f"{ads} changed during the export (replayed and dead again): written once each, its newest entry")
+    else:
+        stderr_console().print(Text(
+            f"{ads} changed during the export (replayed and dead again): written once each with its first entry, "
+            "which is no longer in the DLQ; this output is not a consistent snapshot (export to a regular FILE to "
+            "keep the newest entries)", style="yellow"), soft_wrap=True)
+
+
+def entries_of(fh: IO[bytes], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, entry)`` for every non-blank line of the JSONL file open in ``fh`` (named ``where`` in
+    messages), read and checked one line at a time: memory is one line (at most :data:`MAX_IMPORT_LINE_BYTES`,
+    :func:`gamead_cli.inputs.bounded_lines`) whatever the file, and a fault stops the reading where it is.
+    Raises :class:`gamead_cli.inputs.BadInputFile` (exit 2) for a file larger than :data:`MAX_IMPORT_BYTES` or
+    that cannot be read, and naming ``FILE:LINE`` for a line longer than :data:`MAX_IMPORT_LINE_BYTES`, not UTF-8
+    (UTF-16/32 refused, a UTF-8 BOM dropped), not strict JSON (``NaN``, ``Infinity`` included), not a JSON
+    object, or an object without ``adId`` (every DLQ entry names its ad: a file of ads is refused at line 1)."""
+    from gamead_cli.inputs import BadInputFile, TooLarge, bounded_lines, json_line
+
+    try:
+        for n, line in bounded_lines(fh, MAX_IMPORT_LINE_BYTES, MAX_IMPORT_BYTES):
+            if line is not None and not line.strip():
+                continue
+            try:
+                entry = json_line(n, line, where, MAX_IMPORT_LINE_BYTES)
+            except BadInputFile as exc:
+                if line is None:
+                    raise BadInputFile(where, f"{exc.problem} (an entry must fit in one API request)", n) from None
+                raise
+            if not isinstance(entry, dict):
+                raise BadInputFile(where, "not a JSON object (expected JSON Lines from `gamead dlq export`)", n)
+            if "adId" not in entry:
+                raise BadInputFile(where, "not a DLQ entry (no adId; expected JSON Lines from `gamead dlq export`)",
+                                   n)
+            yield n, entry
+    except TooLarge:
+        raise BadInputFile(where, f"larger than {MAX_IMPORT_BYTES // 1024**2} MiB; split it") from None
+    except OSError as exc:
+        raise BadInputFile(where, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
+    """:func:`entries_of` the file ``file`` (``-`` = stdin), as a list (a small file: ``dlq import`` itself
+    streams). Raises as :func:`entries_of`, and :class:`gamead_cli.inputs.BadInputFile` for a file that does not
+    exist, cannot be read or is not a regular file."""
+    from gamead_cli.inputs import input_name, open_input
+
+    fh = open_input(file)
+    try:
+        return list(entries_of(fh, input_name(file)))
+    finally:
+        if file != "-":
+            fh.close()
+
+
+class _Tee:
+    """``readline`` of a binary file that also writes what it read to ``copy`` (stdin, read again from it)."""
+
+    def __init__(self, fh: IO[bytes], copy: IO[bytes]) -> None:
+        self.fh, self.copy = fh, copy
+
+    def readline(self, limit: int = -1) -> bytes:
+        data: bytes | str = self.fh.readline(limit)
+        if isinstance(data, str):  # a text stdin (tests): same bytes
+            data = data.encode("utf-8", "surrogateescape")
+        self.copy.write(data)
+        return data
+
+
+def _batches(entries: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """``entries`` in lists of at most :data:`IMPORT_BATCH_ENTRIES` and about :data:`IMPORT_BATCH_BYTES` of
+    JSON (one request each), read lazily: one batch in memory at a time."""
+    batch: list[tuple[int, dict[str, Any]]] = []
+    size = 0
+    for item in entries:
+        n = len(json.dumps(item[1], separators=(",", ":")))
+        if batch and (size + n > IMPORT_BATCH_BYTES or len(batch) >= IMPORT_BATCH_ENTRIES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += n
+    if batch:
+        yield batch
+
+
+def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiClientError) -> typer.BadParameter:
+    """A 422 on ``entries.N.field`` → ``FILE:LINE: field: why``: bad input, exit 2, as a line that is not JSON
+    (:class:`gamead_cli.inputs.BadInputFile`)."""
+    from gamead_cli.inputs import BadInputFile, input_name
+
+    for item in exc.details if isinstance(exc.details, list) else []:
+        loc = str(item.get("loc", "")) if isinstance(item, dict) else ""
+        parts = loc.split(".")
+        index = parts[1] if len(parts) >= 2 and parts[0] == "entries" else ""
+        if index.isascii() and index.isdigit() and int(index) < len(batch):
+            field = ".".join(parts[2:]) or "(entry)"
+            return BadInputFile(input_name(file), f"{field}: {item.get('msg')} (nothing was imported)",
+                                batch[int(index)][0])
+    return BadInputFile(input_name(file), f"{exc.message} (nothing was imported)")
+
+
+def _import(file: str, batches: Callable[[], Iterator[list[tuple[int, dict[str, Any]]]]], lines: int,
+            config: str | None, api: str | None) -> dict[str, Any]:
+    """Send the ``lines`` entries ``batches()`` yields (a fresh pass over the file each call, one batch in memory
+    at a time): every batch validated first (``dryRun``: a 422 names ``file:line``, exit 2, nothing written),
+    then imported batch by batch, each job followed to its end. Returns the totals ``dlq import`` prints."""
+    totals: dict[str, Any] = {"lines": lines, "imported": 0, "skipped": 0, "skippedReasons": {}, "jobs": []}
+    with api_client(config, api) as client:
+        for batch in batches():  # validate everything first
+            try:
+                client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch], "dryRun": True})
+            except ApiClientError as exc:
+                if exc.status == 422:
+                    raise _invalid_line(file, batch, exc) from None
+                raise
+        with _progress() as progress:
+            task = progress.add_task("importing", total=lines)
+            for batch in batches():
+                job = client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch]})
+                final = follow_job(client, job, quiet=True)
+                counts = final.get("counts") or {}
+                totals["jobs"].append(final["id"])
+                totals["imported"] += counts.get("imported", 0)
+                totals["skipped"] += counts.get("skipped", 0)
+                for why, n in (final.get("skippedReasons") or {}).items():
+                    totals["skippedReasons"][why] = totals["skippedReasons"].get(why, 0) + n
+                progress.advance(task, len(batch))
+                if final.get("state") != "succeeded":
+                    raise GameadError(f"import job {final['id']} {final.get('state')}: {final.get('stopReason')}; "
+                                      f"imported {totals['imported']} of {lines} lines so far")
+    return totals

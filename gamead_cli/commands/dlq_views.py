@@ -1,0 +1,135 @@
+"""``gamead dlq`` for people: the DLQ's entries and the jobs as tables, one job's view and outcome in words,
+and what a dry run or an empty count says (``-o json`` keeps the wire documents)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gamead_cli.fitted import FittedTable
+from gamead_cli.output import clip, empty_text, plain, time_column, utc_when
+
+#: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
+#: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
+ENTRY_COLUMNS = ("ID", "P", "ATT", "ERROR", "MESSAGE", time_column("DEAD AT"), "TITLE")
+ENTRY_DROPS = ("TITLE", "ATT", "P", time_column("DEAD AT"), "MESSAGE")
+MESSAGE_MIN = 20
+ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dlq show has it whole)
+
+
+def attempts_cell(entry: dict[str, Any]) -> str:
+    """ATT of ``dlq list``: the attempts, and for a repeat death how often it was replayed (``3 ↻1``: 3 attempts
+    since its one replay; ``dlq show`` says when). Pure."""
+    replays = entry.get("replays")
+    return f"{entry['attempts']} ↻{replays}" if replays else str(entry["attempts"])
+
+
+def _entries_table(body: dict[str, Any]) -> RenderableType:
+    """One row per entry; every label and id whole at any width: the message wraps, the title, the attempts,
+    the priority and the time go first when the terminal is narrow, then the message (``gamead dlq show ID`` or
+    ``-o json`` have everything)."""
+    rows = [(plain(e["adId"]), str(e["priority"]), attempts_cell(e), plain(clip(e["errorClass"], ERROR_CLASS_SHOWN)),
+             plain(e["errorMessage"]), plain(str(e["deadAt"])[5:19].replace("T", " ")), plain(clip(e["title"], 30)))
+            for e in body["items"]]
+    return FittedTable(ENTRY_COLUMNS, rows, flex="MESSAGE", drop=ENTRY_DROPS, flex_max=60, wrap=True,
+                       flex_min=MESSAGE_MIN, right=("P", "ATT"))
+
+
+def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
+    from rich.console import Group
+
+    more = " · more exist; the next page:" if body.get("nextCursor") else ""  # the command follows the table
+    stopped = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
+    if not body.get("items"):
+        if _in_dlq(body) == 0 and not body.get("nextCursor"):
+            return empty_text("the DLQ is empty", None, "0 entries")
+        return empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
+    at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
+    of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
+          else " (the matches before the cursor were not all counted: scan limit)")
+    return Group(_entries_table(body), plain(f"{body['count']} shown{of} ({_in_dlq(body)} in the DLQ){more}{stopped}"))
+
+
+def _in_dlq(body: dict[str, Any]) -> Any:
+    """The whole DLQ's size of a ``GET /v1/dlq`` answer (``inDlq``; an older API's ``total`` meant it)."""
+    return body.get("inDlq", body.get("total"))
+
+
+def job_summary(job: dict[str, Any]) -> str:
+    """``replayed 28 of 28 matched · completed 28 · dead again 0 · skipped 0``: every
+    figure says what it is (same wording as ``gamead_core.jobs.policy.summary``)."""
+    from gamead_core.jobs.model import Job
+    from gamead_core.jobs.policy import summary
+
+    return summary(Job.model_validate(job))
+
+
+def _job_view(job: dict[str, Any]) -> Any:
+    """One job for people, as the other ``show``/``get`` views: labels, the outcome in words (every figure says
+    what it is), times in UTC with their age; ``-o json`` keeps the wire names."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("job", plain(job.get("id", "")))
+    grid.add_row("kind", plain(job.get("kind", "")))
+    state = str(job.get("state") or "?")
+    shown = Text(state, style="green" if state == "succeeded" else "cyan" if state in ("queued", "running")
+                 else "red")
+    if job.get("phase") and job.get("phase") != "done":
+        shown.append(f" ({job['phase']})", style="dim")
+    grid.add_row("state", shown)
+    grid.add_row("outcome", plain(job_summary(job)))
+    if job.get("stopReason"):
+        grid.add_row("stopped because", plain(job["stopReason"]))
+    reasons = job.get("skippedReasons") or {}
+    if reasons:
+        grid.add_row("skipped", plain("; ".join(f"{n} {why}" for why, n in reasons.items())))
+    if job.get("rate"):
+        grid.add_row("rate", f"{job['rate']:g} ads/s")
+    if job.get("startedBy"):
+        grid.add_row("started by", plain(job["startedBy"]))
+    for label, key in (("created", "createdAt"), ("started", "startedAt"), ("finished", "finishedAt")):
+        if job.get(key):
+            grid.add_row(label, utc_when(job[key]))
+    if job.get("resumes"):
+        grid.add_row("resumed", f"{job['resumes']} time(s) after its API node died")
+    return grid
+
+
+def _would(preview: dict[str, Any], verb: str) -> Any:
+    """A dry run's answer: ``28 entries would be purged`` (``at least`` when the count stopped early)."""
+    n = preview["matched"]
+    at_least = "" if preview.get("complete", True) else "at least "
+    return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{_not_in_dlq(preview)}")
+
+
+def _none_matched(preview: dict[str, Any], verb: str) -> Any:
+    """A real replay's or purge's answer when its count found nothing: ``no entries matched: nothing purged``
+    (never the dry run's wording: nothing was asked, nothing was done)."""
+    return plain(f"no entries matched: nothing {verb}{_not_in_dlq(preview)}")
+
+
+def _not_in_dlq(preview: dict[str, Any]) -> str:
+    return f" ({preview['notInDlq']} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
+
+
+JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", time_column("CREATED"))
+JOB_DROPS = ("BY", "PHASE", time_column("CREATED"))
+
+
+def _jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> RenderableType:
+    """One row per job; labels and job ids whole at any width: the summary wraps, who started it, the phase
+    and the creation time go first when the terminal is narrow. ``no jobs`` when there is none."""
+    if not body.get("items"):
+        return empty_text("no jobs", flags, "a job is kept jobs.retention, 7 days by default")
+    rows = []
+    for j in body["items"]:
+        c = j.get("counts") or {}
+        rows.append((plain(j["id"]), plain(j["kind"]), plain(j["state"]), plain(j.get("phase") or ""),
+                     f"{c.get('done', 0)}/{c.get('matched', 0)}", plain(job_summary(j)), plain(j.get("startedBy") or ""),
+                     plain(str(j.get("createdAt", ""))[5:19].replace("T", " "))))
+    return FittedTable(JOB_COLUMNS, rows, flex="SUMMARY", drop=JOB_DROPS, flex_max=80, wrap=True,
+                       right=("DONE/MATCHED",))

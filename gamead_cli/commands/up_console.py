@@ -1,0 +1,127 @@
+"""What ``gamead up`` says on its console: one line at a time (dropped once the terminal is gone), its own
+logged warnings, and the fixed lines of a start (credentials, queue, config in force, fault injection, the
+commands to try next, the autoscaler's decisions)."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from gamead_core.config import GameadSettings
+
+console = Console(stderr=True, highlight=False)
+_console_ok = {"ok": True}
+
+
+def say(message: str) -> None:
+    """One console line; once the terminal is gone (SIGHUP), lines are dropped, never fatal."""
+    if not _console_ok["ok"]:
+        return
+    try:
+        console.print(message, highlight=False, soft_wrap=True)
+    except (OSError, ValueError):
+        _console_ok["ok"] = False
+
+
+def _log_line(record: logging.LogRecord, text: str) -> None:
+    """A warning (or worse) logged in this process, as a console line with its ``!`` (red from ERROR); the end of
+    what one said (an INFO record marked ``ends_warning``) with a ``✓``."""
+    if record.levelno < logging.WARNING:
+        say(f"[green]✓[/] {escape(text)}")
+    else:
+        say(f"[{'red' if record.levelno >= logging.ERROR else 'yellow'}]![/] {escape(text)}")
+
+
+def _credentials_line(made: bool, snapshot: Path, token: bool = False) -> str:
+    """What ``gamead up`` says of its embedded nats-server's credentials (never the secret itself); ``token``:
+    ``nats.token`` is configured (else ``nats.user``/``nats.password``: never both, the settings refuse it)."""
+    if made:
+        return f"requiring this stack's own token (nats.token in {snapshot}, which its children read)"
+    return f"requiring the configured {'nats.token' if token else 'nats.user/nats.password'}"
+
+
+def partitions_line(partitions: int) -> str:
+    """What ``gamead up`` says of the queue: ``queue: 3 partitions (work streams GAMEAD_ADS, GAMEAD_ADS_1,
+    GAMEAD_ADS_2)``, ``queue: 1 partition (work stream GAMEAD_ADS)`` (``queue.partitions``)."""
+    from gamead_core.queue.partitions import work_streams
+
+    streams = ", ".join(work_streams(partitions))
+    if partitions == 1:
+        return f"queue: 1 partition (work stream {streams}; queue.partitions)"
+    return f"queue: {partitions} partitions (work streams {streams}; queue.partitions)"
+
+
+def config_line(path: Path | None, snapshot: Path) -> str:
+    """What ``gamead up`` says of its configuration, once at start: the file in force (or none) and that
+    every child reads the settings of the start (:func:`snapshot_config`), so an edit waits for the next ``gamead up``."""
+    what = f"config file {escape(str(path))}" if path is not None else "no config file (defaults, GAMEAD_* and flags)"
+    return (f"[green]✓[/] config: {what}; every child runs with it as it is now (the settings in force, "
+            f"GAMEAD_* and flags included: {escape(str(snapshot))}); an edit takes effect at the next gamead up")
+
+
+def next_commands(api_url: str, program: str = "gamead", *,
+                  worker: str | None = None, auth: bool = False) -> list[str]:
+    """What to try next, each runnable verbatim in another terminal (``program`` is how it runs gamead, see
+    :func:`gamead_program`). Every ``gamead`` line says ``--api api_url``, the default port's too: without it,
+    run where another stack's ``./.gamead`` lies (or with ``GAMEAD_API_URL`` or a config's ``client.api_url``
+    set), it would reach that other API (README, "Which API a command talks to"); only ``--api`` wins from
+    anywhere.
+
+    ``worker``: the command that starts a worker on this stack (:func:`worker_command`), given when ``gamead up``
+    runs none (``--workers 0``): it comes first, and the submit hint has no ``--wait`` (with no worker an ad is
+    never analysed, and ``--wait`` would only wait out its timeout).
+
+    ``auth``: tokens are required (:func:`gamead_core.api.auth.auth_required`). The first line is then a shell
+    comment saying to ``export GAMEAD_TOKEN=…`` (a token of ``auth.tokens``; never the token itself), the gamead
+    lines read it from the environment, and the curl line sends it as ``Authorization: Bearer $GAMEAD_TOKEN``:
+    given the export, every line runs verbatim."""
+    api = f" --api {api_url}"
+    wait = "" if worker else " --wait"
+    note = ("# auth is on: first export GAMEAD_TOKEN=<a token of auth.tokens> (an operator's runs every line "
+            "below; a submitter's the submits and ads list)")
+    header = ' -H "Authorization: Bearer $GAMEAD_TOKEN"' if auth else ""
+    return [
+        *([note] if auth else []),
+        *([worker] if worker else []),
+        f"{program} submit --title 'Dragon Kingdom' --genre Strategy --cta 'Download Now'{wait}{api}",
+        f"{program} submit --count 100 --rate 50{api}",
+        f"{program} ads list{api}",
+        f"{program} top{api}",
+        f"{program} scale status{api}",
+        f"curl -s{header} '{api_url}/ads?limit=5'",
+    ]
+
+
+def worker_command(program: str, nats_url: str | None, config: Path | None) -> str:
+    """``gamead worker`` joining this stack from another terminal: ``--nats-url`` of the embedded nats-server
+    (None: NATS comes from the config, as for ``gamead up``) and ``--config`` of ``config`` (``gamead up`` gives
+    the copy of the configuration it started with, which its own children read: the joining worker runs as they do)."""
+    parts = [program, "worker"]
+    if config is not None:
+        parts += ["--config", shlex.quote(str(config.resolve()))]
+    if nats_url is not None:
+        parts += ["--nats-url", nats_url]
+    return " ".join(parts)
+
+
+def fault_banner(settings: GameadSettings) -> str | None:
+    """One line saying fault injection is on, and how, or None when it is off."""
+    faults = settings.worker.faults
+    if faults.rate <= 0:
+        return None
+    which = f"ads whose title matches /{escape(faults.match)}/" if faults.match else "ads"
+    attempts = (f"their first {faults.attempts} attempt(s)" if faults.attempts else "every attempt")
+    return (f"[bold yellow]![/] fault injection is ON: {faults.rate:.0%} of {which} fail on purpose, on {attempts}, "
+            f"mode [bold]{faults.mode}[/] (worker.faults: rate, match, attempts, mode; "
+            "GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
+
+
+def _show_decision(entry: dict[str, object]) -> None:
+    if entry.get("error"):
+        say(f"[red]![/] autoscaler: {escape(str(entry['reason']))}: {escape(str(entry['error']))}")
+    elif entry.get("desired") != entry.get("current"):
+        say(f"[cyan]↕[/] autoscaler: {escape(str(entry['reason']))}")

@@ -1,0 +1,195 @@
+"""The liveness of ``gamead up``'s children: the probe of the workers and the API (a silent registry heartbeat),
+the watch of the embedded nats-server (its ``/healthz``, on a monitoring port that may move at a restart), and
+what the console says of a silent child."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.markup import escape
+
+from gamead_cli.commands.up_console import say
+from gamead_cli.commands.up_stack import API_CHILD, NATS_CHILD, _Stack
+from gamead_core.config import GameadSettings
+from gamead_core.metrics_ports import WorkerMetricsPorts
+
+
+def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: asyncio.Event,
+                 metrics: WorkerMetricsPorts | None = None) -> asyncio.Task[None]:
+    """The liveness probe of the local workers and the API (:mod:`gamead_core.scaling.probe`): a child whose
+    registry heartbeat is silent for ``registry.ttl`` is asked whether it is alive (the API on its ``/healthz``, a
+    worker on its ``/metrics`` from ``metrics``; :mod:`gamead_core.scaling.answers`). One that answers is left
+    running, and the console says once that it is alive but cannot write its heartbeat (with its log's heartbeat
+    error), and once when its heartbeat is back. One that does not answer is judged on its process (stopped, idle,
+    busy, wedged: :func:`~gamead_core.scaling.probe.judge`) and, if so judged, named on the console and SIGKILLed,
+    so that the supervisor restarts it (and its held ads are recovered as for any dead worker); a scale-down stops
+    such workers first."""
+    import socket
+
+    from gamead_core.registry import Registry
+    from gamead_core.scaling.answers import Answer, ask, heartbeat_error, liveness_client
+    from gamead_core.scaling.local import worker_id_of
+    from gamead_core.scaling.probe import (
+        HeartbeatProbe,
+        Silent,
+        Verdict,
+        Watched,
+        api_key,
+        run_probe,
+    )
+
+    registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
+                        timeout=settings.nats.request_timeout)
+    probe = HeartbeatProbe(settings.registry.ttl)
+    host = socket.gethostname()  # as this machine's children announce it in their entries
+    def unhealthy(name: str) -> bool:
+        child = scaler.supervisor.children.get(name)
+        return probe.unhealthy(name, child.pid if child is not None else None, time.monotonic())
+
+    scaler.unhealthy = unhealthy
+
+    def watched() -> list[Watched]:
+        out = []
+        for name in [*scaler.worker_names, API_CHILD]:  # the API is matched by host and pid (probe.api_key)
+            child = scaler.supervisor.children.get(name)
+            if child is not None and child.alive and child.pid is not None:
+                key = api_key(child.pid, host) if name == API_CHILD else worker_id_of(name)
+                out.append(Watched(name, key, child.pid, child.started_at))
+        for pid in [p for p in [*told, *answered] if p not in {w.pid for w in out}]:
+            told.pop(pid, None)  # gone (killed, restarted, stopped)
+            answered.pop(pid, None)
+        return out
+
+    told: dict[int, set[str]] = {}  # pid left running while silent → the verdicts already said of it
+    answered: dict[int, int] = {}  # pid silent → readings in a row at which it answered its liveness endpoint
+
+    def replace(silent: Silent, verdict: Verdict) -> None:
+        child = scaler.supervisor.children.get(silent.name)
+        if child is None or child.pid != silent.pid or not child.alive:
+            return  # replaced, stopped or dead meanwhile
+        if not verdict.kill:
+            streak = answered[silent.pid] = answered.get(silent.pid, 0) + 1 if verdict.why == "answering" else 0
+            if streak == 1:  # a loop blocked for a while answers first and beats at the next reading: wait for it
+                return
+            if verdict.why not in told.setdefault(silent.pid, set()):
+                told[silent.pid].add(verdict.why)
+                error = (heartbeat_error(child.log_path, time.time() - silent.silent_for)
+                         if verdict.why == "answering" else None)
+                say(silent_line(silent, verdict, settings.registry.ttl, error))
+            return
+        told.pop(silent.pid, None)
+        answered.pop(silent.pid, None)
+        say(silent_line(silent, verdict, settings.registry.ttl))
+        try:
+            os.kill(silent.pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
+        except ProcessLookupError:
+            pass
+
+    def back(worker: Watched, silent_for: float) -> None:
+        answered.pop(worker.pid, None)
+        said = told.pop(worker.pid, set())
+        if not said:
+            return  # nothing was said of its silence
+        if said == {"answering"}:
+            say(f"[green]✓[/] {escape(worker.name)} (pid {worker.pid}) writes its registry heartbeat again, after "
+                f"{silent_for:.1f}s of silence (alive all along); left running")
+            return
+        say(f"[green]✓[/] {escape(worker.name)} (pid {worker.pid}) renewed its registry heartbeat again after "
+            f"{silent_for:.1f}s of silence: it was busy, not hung; left running")
+
+    async def probing() -> None:
+        async with liveness_client() as client:  # one for the probe's life, closed when it stops (review27 F4)
+            async def check(worker: Watched) -> Answer | None:
+                if worker.name == API_CHILD:
+                    return await ask(client, f"http://127.0.0.1:{settings.api.port}/healthz")
+                url = metrics.local_url(worker.worker_id) if metrics is not None else None
+                return await ask(client, url) if url is not None else None  # no /metrics: its process alone
+
+            await run_probe(probe, registry.list, watched, replace, stop, settings.registry.heartbeat_interval,
+                            on_back=back, check=check, host=host)
+
+    return asyncio.create_task(probing(), name="gamead-up-probe")
+
+
+def _health_url(embedded: Any) -> str:
+    """The embedded nats-server's ``/healthz`` now (its monitoring port may move at a restart: :func:`_nats_argv`)."""
+    return f"http://127.0.0.1:{embedded.monitor_port}/healthz?js-enabled-only=true"
+
+
+def _nats_argv(embedded: Any, claims: Any) -> list[str]:
+    """The embedded nats-server's argv for a (re)start, its config written again: a monitoring port another
+    process took meanwhile moves to a free one, said on the console (nats-server exits at once when it cannot
+    listen there, and the data plane must never stay down for a liveness probe's port: attack27b F7)."""
+    from gamead_core.proc import port_free
+
+    if embedded.monitor_port and not port_free("127.0.0.1", embedded.monitor_port):
+        taken = embedded.monitor_port
+        embedded.monitor_port = claims.pick("127.0.0.1", "its embedded nats-server's /healthz")
+        say(f"[yellow]![/] the nats-server's monitoring port {taken} is taken by another process: its /healthz "
+            f"moves to http://127.0.0.1:{embedded.monitor_port}/healthz")
+    return embedded.write_argv()
+
+
+def _watch_nats(settings: GameadSettings, stack: _Stack, url: Callable[[], str],
+                stop: asyncio.Event) -> asyncio.Task[None]:
+    """The liveness watch of the embedded nats-server (:mod:`gamead_core.scaling.nats_watch`): one that does not
+    answer ``url()`` (its ``/healthz``, which may move at a restart) for ``registry.ttl`` is named on the console with its PID and state and, if
+    frozen or hung, SIGKILLed, so that the supervisor restarts it as after a crash; one busy is said and waited for."""
+    from gamead_core.scaling.nats_watch import NatsWatch, Note, run_nats_watch
+
+    def target() -> tuple[int, float] | None:
+        child = stack.sup.children.get(NATS_CHILD)
+        if child is None or child.retired or not child.alive or child.pid is None:
+            return None
+        return child.pid, child.started_at
+
+    def tell(note: Note) -> None:
+        say(f"[green]✓[/] {escape(note.text)}" if note.good else f"[yellow]![/] {escape(note.text)}")
+
+    def kill(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # a stopped process (SIGSTOP) dies by nothing else
+
+    return asyncio.create_task(run_nats_watch(NatsWatch(settings.registry.ttl), target, url, tell, kill, stop),
+                               name="gamead-up-nats-watch")
+
+
+def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None) -> str:
+    """The console line of a child silent past ``ttl`` (``registry.ttl``, s): alive (its liveness endpoint
+    answered) but unable to write its heartbeat (``error``: its log's last heartbeat error, if known), killed
+    (frozen, hung or wedged, and why) or left running (busy or starved of CPU), from the probe's
+    :class:`~gamead_core.scaling.probe.Silent` and :class:`~gamead_core.scaling.probe.Verdict`."""
+    from gamead_core.scaling.probe import BUSY_FACTOR
+
+    what = (f"has not renewed its registry heartbeat for {silent.silent_for:.1f}s (registry.ttl {ttl:g}s)"
+            if silent.beat_before else
+            f"has written no registry heartbeat in the {silent.silent_for:.1f}s since its start")
+    who = f"{escape(silent.name)} (pid {silent.pid}) {what}"
+    if verdict.why == "answering":
+        why = f"its heartbeat failed: {escape(error)}" if error else "its log names no heartbeat error yet"
+        quiet = (f"no registry heartbeat renewed for {silent.silent_for:.1f}s (registry.ttl {ttl:g}s)"
+                 if silent.beat_before else f"no registry heartbeat in the {silent.silent_for:.1f}s since its start")
+        return (f"[yellow]![/] {escape(silent.name)} (pid {silent.pid}) is alive but cannot write its heartbeat: "
+                f"{quiet}, yet {escape(verdict.answer or 'it answered')}; {why}. Left running: fix what refuses "
+                "its writes to the registry bucket (a JetStream store at its limit, its nats.max_pending_bytes; "
+                "gamead doctor)")
+    cpu = (f"{verdict.cpu_used:.2f}s of CPU in the last {verdict.over:.1f}s, state {verdict.state}"
+           if verdict.cpu_used is not None and verdict.over is not None else "")
+    answer = f"; {escape(verdict.answer)}" if verdict.answer else ""
+    if verdict.why == "busy":
+        return (f"[yellow]![/] {who} but it is running ({cpu}{answer}): busy or starved of CPU, not hung; waiting "
+                f"up to {verdict.limit:g}s of silence ({BUSY_FACTOR:g} × registry.ttl) before killing it")
+    if verdict.why == "wedged":
+        return (f"[yellow]![/] {who}, past the {verdict.limit:g}s a busy worker gets ({BUSY_FACTOR:g} × "
+                f"registry.ttl), though it kept using CPU ({cpu}{answer}): wedged; killing it (SIGKILL) to restart it")
+    because = {"stopped": f" (it is stopped: state {verdict.state}{answer})",
+               "idle": f" (it used no CPU in the last {verdict.over or 0:.1f}s, state {verdict.state}{answer})",
+               "unknown": f" ({escape(verdict.answer)})" if verdict.answer else ""}
+    return (f"[yellow]![/] {who}: frozen or hung; killing it (SIGKILL) to restart it"
+            f"{because.get(verdict.why, '')}")

@@ -1,0 +1,59 @@
+"""What a child of ``gamead up`` said in its log: its last line, its own ``error: …`` line, and the error that
+ends ``gamead up`` when a child refused its configuration."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from gamead_core.errors import ConfigError
+from gamead_core.log_bound import rotated
+from gamead_core.supervisor import Child
+
+
+def _log_tail(path: Path, nbytes: int) -> list[str]:
+    """The lines of the last ``nbytes`` bytes of a child's log; [] if it cannot be read. A log holding no line
+    (emptied by its bound just before: :func:`gamead_core.log_bound.bound_log`, copytruncate) gives those of its
+    copy ``<name>.1``, where the child's last lines went, then its own."""
+    lines = _file_tail(path, nbytes)
+    if not any(line.strip() for line in lines):
+        lines = _file_tail(rotated(path), nbytes) + lines
+    return lines
+
+
+def _file_tail(path: Path, nbytes: int) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - nbytes))
+            return fh.read(nbytes).decode("utf-8", "replace").splitlines()  # bounded if it grows meanwhile
+    except OSError:
+        return []
+
+
+def _last_log_line(path: Path, width: int = 240) -> str:
+    """The last non-empty line of a child's log, shortened: why it died, on the console."""
+    lines = [ln for ln in _log_tail(path, 8192) if ln.strip()]
+    line = " ".join(lines[-1].split()) if lines else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _child_error_line(path: Path) -> str:
+    """The child's own ``error: …`` line (the last one in its log; ``gamead`` prints exactly one), whole and
+    without the ``error:`` prefix; "" if there is none."""
+    for line in reversed(_log_tail(path, 65536)):
+        line = _ANSI.sub("", line).strip()
+        if line.startswith("error:"):
+            return line[len("error:"):].strip()
+    return ""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def refused_start(child: Child) -> ConfigError:
+    """The error that ends ``gamead up`` when ``child`` refused its configuration (exit code 5): the child's
+    message once, whole (its fix included), then where its log is. Exit code 5, as the child's."""
+    message = _child_error_line(child.log_path) or _last_log_line(child.log_path) or "no output"
+    return ConfigError(f"{message} [{child.name} refused to start; log: {child.log_path}]")

@@ -1,0 +1,73 @@
+"""The children of one ``gamead up`` (nats-server, the API, the workers): their supervisor, recorded in
+``gamead-up.json``, and the order they stop in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from rich.markup import escape
+
+from gamead_cli import exitcodes
+from gamead_cli.commands.up_console import say
+from gamead_cli.commands.up_logs import _child_error_line, _last_log_line
+from gamead_core.config import GameadSettings
+from gamead_core.datadir import DataDir
+from gamead_core.proc import alive, start_time
+from gamead_core.supervisor import Child, Supervisor
+
+API_STOP_TIMEOUT = 15.0
+NATS_STOP_TIMEOUT = 10.0
+
+
+#: names of the children in the supervisor (and in <data_dir>/gamead-up.json); workers are worker-<k>
+NATS_CHILD = "nats-server"
+API_CHILD = "api"
+
+
+def _gamead(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gamead_cli", *args]
+
+
+class _Stack:
+    """The children of one ``gamead up`` and the order they stop in: workers, then the API, then NATS."""
+
+    def __init__(self, settings: GameadSettings, data: DataDir) -> None:
+        self.settings = settings
+        self.data = data
+        self.sup = Supervisor(on_event=lambda msg: say(f"[yellow]![/] {escape(msg)}"),
+                              on_spawn=lambda child: data.record(child.name, child.pid or 0),
+                              on_end=lambda child: data.forget(child.pid or 0),
+                              on_poll=self._state_file_again, on_exit=self._on_exit,
+                              refusal_codes=frozenset({exitcodes.CONFIG}),
+                              explain=lambda child: _child_error_line(child.log_path) or _last_log_line(child.log_path))
+
+    def _state_file_again(self) -> None:
+        """A rewrite of gamead-up.json failed (said when a start could not be recorded): retried at every poll with
+        back-off; said once when the file lists the processes that run again."""
+        if self.data.retry_write():
+            say(f"[green]✓[/] {escape(str(self.data.state_file))} written again: it lists the processes that run now")
+
+    def _on_exit(self, child: Child, code: int) -> None:
+        if code in self.sup.refusal_codes:
+            return  # up ends with the child's own message (refused_start), said once
+        if code > 0 and (line := _last_log_line(child.log_path)):  # an exit, not a kill: say why
+            say(f"  [dim]{escape(child.name)} log: {escape(line)}[/]")
+
+    def hurry_workers(self) -> None:
+        """A second stop signal: SIGTERM again to every worker still running (they hand back at once)."""
+        for entry in self.data.live():  # same PID *and* start time: never a process that reused the number
+            pid = entry["pid"]
+            if entry["name"].startswith("worker") and alive(pid) and start_time(pid) == entry["start"]:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        say("stopping now: workers hand their ads back")
+
+    def stop_all(self, drain_timeout: float) -> None:
+        workers = [n for n in self.sup.children if n not in (API_CHILD, NATS_CHILD)]
+        self.sup.stop_many(workers, timeout=drain_timeout + 5)
+        self.sup.stop_many([API_CHILD], timeout=API_STOP_TIMEOUT)
+        self.sup.stop_many(list(self.sup.children), timeout=NATS_STOP_TIMEOUT)  # nats last

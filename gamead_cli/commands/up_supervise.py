@@ -1,0 +1,142 @@
+"""``gamead up`` running: restart dead children, recover a dead worker's ads, run the autoscaler, the probe and
+the nats-server's watch until a stop signal; then drain the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from functools import partial
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+from gamead_cli.commands.up_console import _show_decision, say
+from gamead_cli.commands.up_liveness import _start_probe, _watch_nats
+from gamead_cli.commands.up_logs import refused_start
+from gamead_cli.commands.up_signals import _STOP_SIGNALS, _install, _request_stop, _stop_requested
+from gamead_cli.commands.up_stack import _Stack
+from gamead_core.config import GameadSettings
+from gamead_core.errors import ConfigError, GameadError
+from gamead_core.metrics_ports import WorkerMetricsPorts
+from gamead_core.shutdown import mark_ours
+
+T = TypeVar("T")
+
+
+async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: asyncio.Event,
+                      every: float = 0.2) -> T | None:
+    """Await ``connecting`` (the supervisor's NATS connection) while still supervising: ``poll()`` (restart dead
+    children) every ``every`` s, and give up (cancel it, return None) once ``stop`` is set. nats-py's connect
+    with ``allow_reconnect`` and no attempt limit tries for ever while the server is down: if the embedded
+    nats-server died just before, the loop that restarts it never ran and Ctrl-C only said "stopping now",
+    for ever (found so when a test run was stopped, its nats-server killed just before a stack's supervisor
+    connected). Raises what ``connecting`` raises."""
+    task = asyncio.ensure_future(connecting)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not task.done():
+            if stop.is_set():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return None
+            poll()
+            await asyncio.wait({task, stopping}, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+        return task.result()
+    finally:
+        stopping.cancel()
+
+
+async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
+                     autoscaling: bool, *, recovery: bool, metrics: WorkerMetricsPorts | None = None,
+                     nats_health: Callable[[], str] | None = None) -> None:
+    """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
+    recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not. ``nats_health``:
+    the embedded nats-server's ``/healthz`` (None: NATS is not ours), watched from the start (:func:`_watch_nats`)."""
+    import nats
+    import nats.errors
+
+    from gamead_core.queue.connection import connect_options
+    from gamead_core.queue.liveness import guard_reader, guard_writes
+    from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, new_holder_id
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    seen = {"signals": 0}
+
+    def on_signal() -> None:
+        seen["signals"] += 1
+        if seen["signals"] == 1:
+            stop.set()
+        else:
+            stack.hurry_workers()
+
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal)
+    if _stop_requested.is_set():  # it came before the handlers above: stop now
+        on_signal()
+    nc = None
+    refusal: ConfigError | None = None
+    probe: asyncio.Task[None] | None = None
+    watch = _watch_nats(settings, stack, nats_health, stop) if nats_health else None
+    try:
+        task = None
+        if autoscaling or recovery:
+            async def _quiet(exc: Exception) -> None:  # nats-py reconnects; the autoscaler reports failures
+                pass
+
+            try:
+                nc = await supervising(nats.connect(**connect_options(settings.nats, nats_url,
+                                                                      name="gamead-up supervisor"),
+                                                    error_cb=_quiet), scaler.poll, stop)
+            except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+                raise GameadError(f"gamead up cannot connect to NATS at {nats_url}: {exc}") from exc
+        if nc is not None:
+            # a dead read loop (nats-py #624) is reconnected, a stopped server left, as for every other role
+            guard_reader(nc, settings.nats.stale_after)
+            guard_writes(nc, settings.nats.max_pending_bytes)  # its own writes too (leases, recoveries, probe)
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(timeout=settings.nats.request_timeout),
+                                   ready=asyncio.Event())
+            link.ready.set()
+            # a worker that dies has its held ads handed to the others at once (gamead_core.worker.reaper),
+            # with or without the autoscaler: else, with --no-autoscale, a death could go unrecovered until its
+            # ads were redelivered after ack_wait, and charge an innocent ad (a reviewer's crash drill, issue I5)
+            from gamead_core.worker.reaper import recover_exited
+
+            scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
+            probe = _start_probe(settings, nc, link.js, scaler, stop, metrics)
+        if autoscaling and nc is not None:
+            deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
+                                             on_decision=_show_decision)
+            autoscaler = Autoscaler(scaling, deps)
+            task = asyncio.create_task(autoscaler.run(stop))
+        while not stop.is_set():
+            scaler.poll()  # restart dead children (workers, the API, nats-server) with back-off
+            if refused := stack.sup.refused:  # a configuration refusal: restarting cannot help
+                refusal = refused_start(refused[0])
+                stop.set()
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), 0.2)
+            except asyncio.TimeoutError:
+                pass
+        say(f"stopping: workers drain first (up to {settings.worker.drain_timeout:g}s; again to hurry) …")
+        if task is not None:
+            await task  # releases the lease
+        if probe is not None:
+            await probe  # it ends with stop: draining workers are never probed
+        if watch is not None:
+            await watch  # it ends with stop: the stopping nats-server is never killed by it
+        await scaler.close()  # every worker drains, together with any scale-down still draining
+        if refusal is not None:
+            raise refusal
+    finally:
+        if nc is not None:
+            mark_ours(nc)  # not a close by nats-py (gamead_core.queue.closed)
+            try:
+                await asyncio.wait_for(nc.close(), 5)
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+        _install(_request_stop)  # remove_signal_handler restored the defaults: never die by a late signal
