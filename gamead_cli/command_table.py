@@ -94,7 +94,7 @@ def load_command(name: str) -> Any:
     return command
 
 
-class _LazyCommand(TyperCommand):
+class LazyCommand(TyperCommand):
     """Stands in for a command in ``gamead --help`` (name and one line) until the command is used."""
 
     def __init__(self, name: str, short_help: str) -> None:

@@ -27,21 +27,21 @@ def error_line(message: Any) -> None:
     show(message)
 
 
-_DEBUG_ENV = "GAMEAD_DEBUG"
-_state = {"debug": False}
+DEBUG_ENV = "GAMEAD_DEBUG"
+DEBUG_FLAG = {"debug": False}
 
 
 def _debug_on() -> bool:
-    return _state["debug"] or os.environ.get(_DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return DEBUG_FLAG["debug"] or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _kinds(name: str) -> tuple[type[BaseException], ...]:
+def error_kinds(name: str) -> tuple[type[BaseException], ...]:
     """Exception class ``name`` of Typer's Click and, if a command imported it, of Click itself."""
     modules = [click_errors, sys.modules.get("click.exceptions")]
     return tuple({kind for m in modules if (kind := getattr(m, name, None)) is not None})
 
 
-def _usage_line(exc: Any) -> str:
+def usage_line(exc: Any) -> str:
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "gamead"
     bare = getattr(exc, "param", None) is None and getattr(exc, "param_hint", None) is None
@@ -49,15 +49,15 @@ def _usage_line(exc: Any) -> str:
     return f"{message.rstrip('.')} (see `{path} --help`)"
 
 
-def _unexpected(argv: list[str], exc: BaseException) -> int:
+def unexpected_failure(argv: list[str], exc: BaseException) -> int:
     """A bug: one red line (the traceback under ``--debug``), exit 1."""
     if _debug_on():
         traceback.print_exc()
-    hint = "" if _debug_on() else f" (run with --debug or {_DEBUG_ENV}=1 for the traceback)"
-    return _fail(argv, f"unexpected {type(exc).__name__}: {exc}{hint}", "internal_error", exitcodes.ERROR)
+    hint = "" if _debug_on() else f" (run with --debug or {DEBUG_ENV}=1 for the traceback)"
+    return fail_with(argv, f"unexpected {type(exc).__name__}: {exc}{hint}", "internal_error", exitcodes.ERROR)
 
 
-def _fail(argv: list[str], message: str, code: str, exit_code: int, details: Any = None) -> int:
+def fail_with(argv: list[str], message: str, code: str, exit_code: int, details: Any = None) -> int:
     """Show a failure that ends the command and return its exit code: one red ``error: …`` line on stderr and,
     under ``-o json`` (:func:`json_wanted`), one JSON document on stdout for scripts, ``{"error": {"code",
     "message", "exitCode"}}`` (plus ``details`` when the error has some), ``code`` being the API's stable code

@@ -27,9 +27,17 @@ import typer
 from typer.core import TyperGroup
 
 from gamead_cli import exitcodes
-from gamead_cli.command_table import COMMANDS, _LazyCommand, load_command
-from gamead_cli.failures import _DEBUG_ENV, _fail, _kinds, _state, _unexpected, _usage_line, error_line
-from gamead_cli.stdout_guard import _GuardedStdout, _safe_streams, _silence_stdout, _stdout_broken
+from gamead_cli.command_table import COMMANDS, LazyCommand, load_command
+from gamead_cli.failures import (
+    DEBUG_ENV,
+    DEBUG_FLAG,
+    error_kinds,
+    error_line,
+    fail_with,
+    unexpected_failure,
+    usage_line,
+)
+from gamead_cli.stdout_guard import GuardedStdout, safe_streams, silence_stdout, stdout_broken
 from gamead_core.errors import GameadError
 
 
@@ -39,7 +47,7 @@ class _GuardedGroup(TyperGroup):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         for name, (_, _, short) in COMMANDS.items():
-            self.commands.setdefault(name, _LazyCommand(name, short))
+            self.commands.setdefault(name, LazyCommand(name, short))
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)
@@ -54,7 +62,7 @@ class _GuardedGroup(TyperGroup):
         self, ctx: Any, args: list[str]
     ) -> tuple[str | None, Any, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
-        if isinstance(command, _LazyCommand) and name is not None:
+        if isinstance(command, LazyCommand) and name is not None:
             command = self.commands[name] = load_command(name)
         return name, command, rest
 
@@ -75,8 +83,8 @@ class _GuardedGroup(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        _state["debug"] = False
-        _safe_streams()
+        DEBUG_FLAG["debug"] = False
+        safe_streams()
         sys.exit(self._run(args, prog_name or "gamead", complete_var, **extra))
 
     def _run(self, args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
@@ -84,45 +92,45 @@ class _GuardedGroup(TyperGroup):
         if (output := sys.modules.get("gamead_cli.output")) is not None:  # a runner calling main() again
             output.JSON_PRINTED["done"] = False
         real = sys.stdout
-        sys.stdout = guard = _GuardedStdout(real)  # type: ignore[assignment]
+        sys.stdout = guard = GuardedStdout(real)  # type: ignore[assignment]
         try:
             return self._guarded(argv, args, prog_name, complete_var, **extra)
         finally:
             if sys.stdout is guard:
                 sys.stdout = real
             if guard.broken:  # nothing more may reach it: the interpreter's last flush would fail (exit 120)
-                _silence_stdout(real)
+                silence_stdout(real)
 
     def _guarded(self, argv: list[str], args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             sys.stdout.flush()  # the output is written before the exit code says it was
         except BrokenPipeError:  # stdout's reader went away (`| head`): quiet, as Unix tools are
-            _stdout_broken()
+            stdout_broken()
             return exitcodes.ERROR
-        except _kinds("UsageError") as exc:
+        except error_kinds("UsageError") as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help
                 exc.show()  # type: ignore[attr-defined]
                 return exitcodes.USAGE
-            return _fail(argv, _usage_line(exc), "bad_usage", exitcodes.USAGE)
-        except _kinds("ClickException") as exc:  # e.g. a FileError of a file parameter
+            return fail_with(argv, usage_line(exc), "bad_usage", exitcodes.USAGE)
+        except error_kinds("ClickException") as exc:  # e.g. a FileError of a file parameter
             code = getattr(exc, "exit_code", exitcodes.ERROR) or exitcodes.ERROR
             kind = "bad_usage" if code == exitcodes.USAGE else "failed"
-            return _fail(argv, exc.format_message(), kind, code)  # type: ignore[attr-defined]
-        except (typer.Abort, *_kinds("Abort")):  # Ctrl-C / EOF at a confirmation prompt
-            return _fail(argv, "aborted", "interrupted", exitcodes.INTERRUPTED)
+            return fail_with(argv, exc.format_message(), kind, code)  # type: ignore[attr-defined]
+        except (typer.Abort, *error_kinds("Abort")):  # Ctrl-C / EOF at a confirmation prompt
+            return fail_with(argv, "aborted", "interrupted", exitcodes.INTERRUPTED)
         except GameadError as exc:
-            return _fail(argv, exc.message or type(exc).__name__, exc.code, exitcodes.exit_code_for(exc),
+            return fail_with(argv, exc.message or type(exc).__name__, exc.code, exitcodes.exit_code_for(exc),
                          exc.details)
         except KeyboardInterrupt:
-            return _fail(argv, "interrupted", "interrupted", exitcodes.INTERRUPTED)
+            return fail_with(argv, "interrupted", "interrupted", exitcodes.INTERRUPTED)
         except OSError as exc:
             if exc.errno != errno.EPIPE:
-                return _unexpected(argv, exc)
-            _stdout_broken()  # a closed pipe found by a write of the command's own: quiet too
+                return unexpected_failure(argv, exc)
+            stdout_broken()  # a closed pipe found by a write of the command's own: quiet too
             return exitcodes.ERROR
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one red line, not a traceback
-            return _unexpected(argv, exc)
+            return unexpected_failure(argv, exc)
         return result if isinstance(result, int) and not isinstance(result, bool) else exitcodes.OK
 
 
@@ -157,11 +165,11 @@ def root(
         bool, typer.Option("--version", is_eager=True, callback=_version, help="Print the version and exit.")
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help=f"Show the traceback of an unexpected error (or env {_DEBUG_ENV}=1).")
+        bool, typer.Option("--debug", help=f"Show the traceback of an unexpected error (or env {DEBUG_ENV}=1).")
     ] = False,
 ) -> None:
     """Control plane of the game ad analysis service: API, workers, queue, dashboard."""
-    _state["debug"] = debug
+    DEBUG_FLAG["debug"] = debug
     if os.environ.get("GAMEAD_PARENT_PID"):  # started by `gamead up`: stop if it dies (gamead_core.proc)
         from gamead_core.proc import watch_parent
 

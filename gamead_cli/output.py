@@ -1,7 +1,7 @@
 """Everything the CLI prints: one red error line, JSON for scripts, rich tables and panels for people.
 
 Here: the consoles, the one-line messages on stderr, JSON on stdout and :func:`emit`; how values are written is
-in :mod:`gamead_cli.formats`, the views of records in :mod:`gamead_cli.record_views` (both importable from here).
+in :mod:`gamead_cli.formats`, the views of records in :mod:`gamead_cli.record_views`.
 
 Rules: results go to stdout; errors, spinners and progress bars go to stderr, so ``-o json`` output can
 always be piped into ``jq``. JSON is printed without colour or markup.
@@ -17,28 +17,9 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-# the texts and formats (gamead_cli.formats) and the views of ad records and DLQ entries
-# (gamead_cli.record_views) are the CLI's output API too: the commands and the TUI import them from here
-from gamead_cli.formats import (  # noqa: F401
-    age,
-    ago,
-    byte_size,
-    clip,
-    command_text,
-    empty_text,
-    plain,
-    short_datetime,
-    short_time,
-    short_window,
-    span,
-    time_column,
-    took,
-    utc_when,
-    window_words,
-)
+from gamead_cli.formats import command_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
-from gamead_cli.record_views import ad_list_view, ad_view, dlq_entry_view, next_page_command  # noqa: F401
 from gamead_core.safe_text import shown, shown_tree
 
 

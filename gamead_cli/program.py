@@ -30,6 +30,6 @@ def follow_up(*words: str, again: str = "") -> str:
     and its arguments, each shell-quoted where needed: ``ads``, ``get``, an id), then ``again``, the context flags
     that reach the same API and configuration (:func:`gamead_cli.options.reach_again`: `` --api URL --config
     PATH``). Pure but for the ``PATH`` lookup. The caller prints it unwrapped
-    (:func:`gamead_cli.output.command_text`)."""
+    (:func:`gamead_cli.formats.command_text`)."""
     return " ".join([gamead_program(), *(shlex.quote(w) for w in words)]) + again
 

@@ -76,13 +76,13 @@ async def reach_nats(settings: GameadSettings, url: str, *, role: str, stop: asy
     """Wait until NATS at ``url`` takes a connection (one attempt every :data:`RETRY_EVERY` s, each closed at
     once: the role then makes its own), for ``nats.give_up_after`` seconds (0: for ever). The first failed
     attempt, then one every :data:`REACH_ROUND` s, logs a WARNING naming the URL (credentials masked), the error,
-    how long it has been (ms under a second: :func:`gamead_cli.output.took`), the next attempt and when it gives
+    how long it has been (ms under a second: :func:`gamead_cli.formats.took`), the next attempt and when it gives
     up, with fields ``nats_url``, ``waited_seconds``,
     ``attempts``, ``give_up_after``. Raises :class:`NatsUnreachable` (exit 3) once ``give_up_after`` has passed.
     Returns at once when ``stop`` is set (SIGTERM, Ctrl-C). Why keep trying by default: under Kubernetes a process
     that exits is restarted with a growing back-off (CrashLoopBackOff, up to 5 minutes), so exiting only delays
     the recovery once NATS is back; the log line says why it waits."""
-    from gamead_cli.output import took
+    from gamead_cli.formats import took
     from gamead_core.queue.probe import probe
     from gamead_core.redact import redact_url
 

@@ -12,7 +12,7 @@ from typing import Any
 from gamead_cli import exitcodes
 
 
-def _safe_streams() -> None:
+def safe_streams() -> None:
     """Never crash on a character the terminal's encoding cannot show: replace it instead."""
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
@@ -32,7 +32,7 @@ def _stdout_where(stream: Any) -> str:
     return f"stdout ({target})" if target.startswith("/") else "stdout"
 
 
-class _GuardedStdout:
+class GuardedStdout:
     """``sys.stdout`` while a command runs: a write or flush that fails (a full disk, ``EIO``) raises
     :class:`gamead_cli.exitcodes.OutputFailed` naming stdout, so the command ends with one red line and exit 1
     instead of exit 0 (or "unexpected OSError"); a closed pipe (``EPIPE``) is raised as it is (quiet). Everything
@@ -67,12 +67,12 @@ class _GuardedStdout:
         return getattr(self._stream, name)
 
 
-def _stdout_broken() -> None:
-    if isinstance(sys.stdout, _GuardedStdout):
+def stdout_broken() -> None:
+    if isinstance(sys.stdout, GuardedStdout):
         sys.stdout.broken = True
 
 
-def _silence_stdout(stream: Any) -> None:
+def silence_stdout(stream: Any) -> None:
     """Point fd 1 at ``/dev/null``: what is left in ``stream``'s buffer is dropped there, not an "Exception
     ignored" at exit (Python's own advice for a closed pipe)."""
     try:

@@ -17,13 +17,8 @@ from gamead_cli.options import (
     api_client,
     cursor_arg,
 )
-from gamead_cli.output import (
-    ad_list_view,
-    ad_view,
-    emit,
-    next_page_command,
-    print_command,
-)
+from gamead_cli.output import emit, print_command
+from gamead_cli.record_views import ad_list_view, ad_view, next_page_command
 
 app = typer.Typer(
     help="Look at submitted ads and their analyses.\n\n"

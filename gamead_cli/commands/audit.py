@@ -24,11 +24,13 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.commands.dlq_filters import window_options
+from gamead_cli.formats import empty_text, plain, time_column
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
-from gamead_cli.output import emit, empty_text, plain, stdout_console, time_column
-from gamead_cli.tui.view import audit_outcome, audit_selection
+from gamead_cli.output import emit, stdout_console
+from gamead_cli.tui.view_audit import audit_outcome, audit_selection
 from gamead_core.errors import ApiClientError
 from gamead_core.ids import JOB_ID_RULE, MAX_CURSOR, is_job_id, normal_id
+
 
 def _time(value: Any) -> str:
     return str(value or "-").replace("T", " ")[:19]

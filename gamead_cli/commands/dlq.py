@@ -23,16 +23,28 @@ from urllib.parse import quote
 
 import typer
 
-from gamead_cli.inputs import strict_dumps
 from gamead_cli.atomic import PendingFile
-from gamead_cli.exitcodes import OutputFailed
 from gamead_cli.commands.dlq_filters import (
-    AllOpt, DetachOpt, ErrorClassOpt, IdsArg, MessageOpt, PriorityOpt, SinceOpt, UntilOpt, _ad_id, _filter, _job_id,
-    _selection,
+    AllOpt,
+    DetachOpt,
+    ErrorClassOpt,
+    IdsArg,
+    MessageOpt,
+    PriorityOpt,
+    SinceOpt,
+    UntilOpt,
+    checked_ad_id,
+    checked_job_id,
+    filter_body,
+    selection_body,
 )
-from gamead_cli.commands.dlq_jobs import ACTED, _count_ask_run, _progress, follow_job
-from gamead_cli.commands.dlq_transfer import _batches, _import, _say_changed, _Tee, entries_of
-from gamead_cli.commands.dlq_views import _job_view, _jobs_table, _list_view
+from gamead_cli.commands.dlq_jobs import ACTED, count_ask_run, follow_job, job_progress
+from gamead_cli.commands.dlq_transfer import Tee, entries_of, import_batches, import_entries, say_changed
+from gamead_cli.commands.dlq_views import job_view, jobs_table, list_view
+from gamead_cli.exitcodes import OutputFailed
+from gamead_cli.formats import command_text, plain
+from gamead_cli.inputs import strict_dumps
+from gamead_cli.once_per_ad import OncePerAd
 from gamead_cli.options import (
     ApiOpt,
     ConfigOpt,
@@ -42,13 +54,11 @@ from gamead_cli.options import (
     api_client,
     bounded_float,
 )
-from gamead_cli.output import (
-    command_text, dlq_entry_view, emit, next_page_command, note_line, plain, print_command,
-)
-from gamead_cli.once_per_ad import OncePerAd
+from gamead_cli.output import emit, note_line, print_command
+from gamead_cli.program import follow_up
+from gamead_cli.record_views import dlq_entry_view, next_page_command
 from gamead_core.dlq_pattern import MAX_REPLAY_RATE
 from gamead_core.ids import MAX_CURSOR
-from gamead_cli.program import follow_up
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
@@ -74,7 +84,7 @@ def list_(
 
     Example: gamead dlq list --error-class TaskTimeout --since 2h
     """
-    flt = _filter(error_class, message, priority, since, until)
+    flt = filter_body(error_class, message, priority, since, until)
     params: dict[str, Any] = {**flt, "limit": limit, "cursor": cursor, "newest": newest}
     if until_seq is not None:
         params["untilSeq"] = until_seq
@@ -82,7 +92,7 @@ def list_(
         body = client.request("GET", "/v1/dlq", params=params)
     flags = {"--error-class": error_class, "--message": message, "--priority": priority, "--since": since,
              "--until": until, "--cursor": cursor or None, "--until-seq": until_seq}
-    emit(body, output, partial(_list_view, flags=flags))
+    emit(body, output, partial(list_view, flags=flags))
     # the next page's command repeats the filter as sent: an age (--since 2h) as the time it stood for; and the
     # first page's fence, so that no later page shows an ad again (one replayed and dead again meanwhile is past
     # it, attack27 F5; an older API without untilSeq: none)
@@ -102,7 +112,7 @@ def show(
 
     Example: gamead dlq show 01m87v538ce744cfgethvyb39n -o json
     """
-    path = f"/v1/dlq/{quote(_ad_id(ad_id), safe='')}"
+    path = f"/v1/dlq/{quote(checked_ad_id(ad_id), safe='')}"
     with api_client(config, api) as client:
         emit(client.request("GET", path), output, partial(dlq_entry_view, again=client.again))
 
@@ -129,14 +139,14 @@ def replay(
 
     Example: gamead dlq replay --error-class TaskTimeout --rate 20 --stop-on-failure-rate 0.5
     """
-    selection = _selection(ids, everything, _filter(error_class, message, priority, since, until))
+    selection = selection_body(ids, everything, filter_body(error_class, message, priority, since, until))
     body: dict[str, Any] = {**selection}
     if rate:
         body["rate"] = rate
     if stop_on_failure_rate is not None:
         body["stopOnFailureRate"] = stop_on_failure_rate
     with api_client(config, api) as client:
-        _count_ask_run(client, "/v1/dlq/replay", selection, body, "replayed", "Replay {n} dead-lettered ad(s)?",
+        count_ask_run(client, "/v1/dlq/replay", selection, body, "replayed", "Replay {n} dead-lettered ad(s)?",
                        dry_run=dry_run, yes=yes, output=output, detach=detach)
 
 
@@ -154,9 +164,9 @@ def purge(
 
     Example: gamead dlq purge --priority 5 --until 7d --yes
     """
-    selection = _selection(ids, everything, _filter(error_class, message, priority, since, until))
+    selection = selection_body(ids, everything, filter_body(error_class, message, priority, since, until))
     with api_client(config, api) as client:
-        _count_ask_run(client, "/v1/dlq/purge", selection, {**selection, "confirm": True}, "purged",
+        count_ask_run(client, "/v1/dlq/purge", selection, {**selection, "confirm": True}, "purged",
                        "Purge {n} dead-lettered ad(s)? This cannot be undone",
                        dry_run=dry_run, yes=yes, output=output, detach=detach)
 
@@ -181,11 +191,11 @@ def jobs(
         raise typer.BadParameter(f"{state!r}: use one of {', '.join(JOB_STATES)}", param_hint="--state")
     with api_client(config, api) as client:
         if job is not None:
-            path = f"/v1/jobs/{quote(_job_id(job), safe='')}"
+            path = f"/v1/jobs/{quote(checked_job_id(job), safe='')}"
             found = client.request("GET", path)
             if follow:
                 found = follow_job(client, found)
-            emit(found, output, _job_view)
+            emit(found, output, job_view)
             return
         params: dict[str, Any] = {"limit": limit}
         if kind:
@@ -193,7 +203,7 @@ def jobs(
         if state:
             params["state"] = state
         emit(client.request("GET", "/v1/jobs", params=params), output,
-             partial(_jobs_table, flags={"--kind": kind, "--state": state}))
+             partial(jobs_table, flags={"--kind": kind, "--state": state}))
 
 
 @app.command("cancel")
@@ -205,7 +215,7 @@ def cancel(
 
     Example: gamead dlq cancel 01jb2x4k7m9p3q5r8s0t2v4w6y
     """
-    path = f"/v1/jobs/{quote(_job_id(job), safe='')}/cancel"
+    path = f"/v1/jobs/{quote(checked_job_id(job), safe='')}/cancel"
     with api_client(config, api) as client:
         found = client.request("POST", path)
     emit(found, output, lambda j: command_text(f"cancel asked for job {j['id']}: it stops within a second "
@@ -225,7 +235,7 @@ def export(
 
     Example: gamead dlq export dead.jsonl --since 1d
     """
-    params: dict[str, Any] = {**_filter(error_class, message, priority, since, until), "limit": EXPORT_PAGE}
+    params: dict[str, Any] = {**filter_body(error_class, message, priority, since, until), "limit": EXPORT_PAGE}
     try:  # the file replaces FILE only once every page is written: a failure leaves an old FILE intact
         pending = None if file == "-" else PendingFile(file, said="; nothing was exported")
     except OSError as exc:
@@ -235,7 +245,7 @@ def export(
     once = OncePerAd(take_back=pending is not None and pending.tmp is not None)
     read = 0
     try:
-        with api_client(config, api) as client, _progress() as progress:
+        with api_client(config, api) as client, job_progress() as progress:
             task = progress.add_task("exporting", total=None)
             cursor = 0
             while True:
@@ -267,7 +277,7 @@ def export(
             raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}; nothing was exported") from None
     kept = once.kept
     if once.changed:
-        _say_changed(once)
+        say_changed(once)
     if file != "-":
         note_line(f"exported {kept} entr{'y' if kept == 1 else 'ies'} to {file}")
     elif kept == 0:  # stdout holds nothing: say why on stderr
@@ -291,14 +301,14 @@ def import_(
     copy = tempfile.TemporaryFile() if file == "-" else None  # noqa: SIM115 - closed below
     try:
         # 1. every line checked here, one at a time, before any request (stdin kept in a file to be read again)
-        lines = sum(1 for _ in entries_of(fh if copy is None else _Tee(fh, copy), where))  # type: ignore[arg-type]
+        lines = sum(1 for _ in entries_of(fh if copy is None else Tee(fh, copy), where))  # type: ignore[arg-type]
         again = fh if copy is None else copy
 
         def batches() -> Iterator[list[tuple[int, dict[str, Any]]]]:
             again.seek(0)
-            return _batches(entries_of(again, where))
+            return import_batches(entries_of(again, where))
 
-        totals = _import(file, batches, lines, config, api)
+        totals = import_entries(file, batches, lines, config, api)
     finally:
         if copy is not None:
             copy.close()

@@ -92,28 +92,28 @@ def window_options(since: str | None, until: str | None) -> dict[str, str | None
     return {"since": start, "until": end}
 
 
-def _filter(error_class: str | None, message: str | None, priority: int | None, since: str | None,
+def filter_body(error_class: str | None, message: str | None, priority: int | None, since: str | None,
             until: str | None) -> dict[str, Any]:
     raw = {"errorClass": error_class_option(error_class), "message": message_option(message), "priority": priority,
            **window_options(since, until)}
     return {k: v for k, v in raw.items() if v is not None}
 
 
-def _ad_id(value: str) -> str:
+def checked_ad_id(value: str) -> str:
     """``value`` checked as an ad id, lowercase (:func:`gamead_cli.options.ad_id_arg`)."""
     return ad_id_arg(value) or value
 
 
-def _job_id(value: str) -> str:
+def checked_job_id(value: str) -> str:
     """``value`` checked as a job id, lowercase (:func:`gamead_cli.options.job_id_arg`)."""
     return job_id_arg(value) or value
 
 
-def _selection(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> dict[str, Any]:
+def selection_body(ids: list[str] | None, everything: bool, flt: dict[str, Any]) -> dict[str, Any]:
     chosen = [bool(ids), everything, bool(flt)]
     if sum(chosen) != 1:
         raise typer.BadParameter("say which entries: ad IDs, --all, or filters (--error-class, --message, "
                                  "--priority, --since, --until), exactly one of these")
     if ids:
-        return {"ids": [_ad_id(i) for i in ids]}
+        return {"ids": [checked_ad_id(i) for i in ids]}
     return {"all": True} if everything else {"filter": flt}

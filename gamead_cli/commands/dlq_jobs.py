@@ -14,9 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.commands.dlq_views import _job_view, _none_matched, _would
+from gamead_cli.commands.dlq_views import job_view, none_matched_view, would_view
+from gamead_cli.formats import command_text
 from gamead_cli.options import OutputFormat, confirm
-from gamead_cli.output import command_text, emit, note_line, stderr_console
+from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_core.errors import ApiUnreachable
 
@@ -25,7 +26,7 @@ ACTED = {"replay": "replayed", "purge": "purged", "import": "imported", "repair"
 ACTING = {"replay": "replaying", "purge": "purging", "import": "importing", "repair": "repairing"}
 
 
-def _progress() -> Progress:
+def job_progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=stderr_console(), transient=False, disable=not sys.stderr.isatty())
 
@@ -67,7 +68,7 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -
     """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130)."""
     final = job
     try:
-        with _progress() as progress:
+        with job_progress() as progress:
             task = progress.add_task(_phase_text(job), total=None, visible=not quiet)
             for final in _follow_lines(client, job["id"]):
                 counts = final.get("counts") or {}
@@ -90,7 +91,7 @@ def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputF
             f" · {follow_up('dlq', 'cancel', j['id'], again=client.again)}", style=""))
         return
     final = follow_job(client, job)
-    emit(final, output, _job_view)
+    emit(final, output, job_view)
     if final.get("state") != "succeeded":
         raise typer.Exit(exitcodes.ERROR)
 
@@ -114,17 +115,17 @@ def _how_many(preview: dict[str, Any]) -> str:
     return f"{'' if preview.get('complete', True) else 'at least '}{preview['matched']}"
 
 
-def _count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body: dict[str, Any], verb: str,
+def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body: dict[str, Any], verb: str,
                    question: str, *, dry_run: bool, yes: bool, output: OutputFormat, detach: bool) -> None:
     """The one course of a replay or a purge: count the ``selection`` (a dry run at ``path``); with ``dry_run``
     say what would be ``verb``; when the count read the whole DLQ and found nothing, say nothing was done (never
     as a dry run); else ask ``question`` (``{n}``: the count) unless ``yes``, and run the job with ``body``."""
     preview = _preview(client, path, selection)
     if dry_run:
-        emit(preview, output, lambda p: _would(p, verb))
+        emit(preview, output, lambda p: would_view(p, verb))
         return
     if _nothing_to_do(preview):
-        emit({**preview, "dryRun": False}, output, lambda p: _none_matched(p, verb))  # it was no dry run
+        emit({**preview, "dryRun": False}, output, lambda p: none_matched_view(p, verb))  # it was no dry run
         return
     confirm(question.format(n=_how_many(preview)), yes, api=client.api_url)
     _run_job(client, path, body, output, detach)

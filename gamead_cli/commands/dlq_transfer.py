@@ -11,7 +11,7 @@ from typing import IO, Any
 import typer
 from rich.text import Text
 
-from gamead_cli.commands.dlq_jobs import _progress, follow_job
+from gamead_cli.commands.dlq_jobs import follow_job, job_progress
 from gamead_cli.once_per_ad import OncePerAd
 from gamead_cli.options import api_client
 from gamead_cli.output import note_line, stderr_console
@@ -25,7 +25,7 @@ MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
 MAX_IMPORT_LINE_BYTES = IMPORT_BATCH_BYTES
 
 
-def _say_changed(once: OncePerAd) -> None:
+def say_changed(once: OncePerAd) -> None:
     """On stderr: how many ads' entries changed while ``dlq export`` paged (replayed and dead again: met twice),
     and which entry the output kept (:class:`gamead_cli.once_per_ad.OncePerAd`)."""
     ads = f"{once.changed} ad{'' if once.changed == 1 else 's'}"
@@ -84,7 +84,7 @@ def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
             fh.close()
 
 
-class _Tee:
+class Tee:
     """``readline`` of a binary file that also writes what it read to ``copy`` (stdin, read again from it)."""
 
     def __init__(self, fh: IO[bytes], copy: IO[bytes]) -> None:
@@ -98,7 +98,7 @@ class _Tee:
         return data
 
 
-def _batches(entries: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+def import_batches(entries: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     """``entries`` in lists of at most :data:`IMPORT_BATCH_ENTRIES` and about :data:`IMPORT_BATCH_BYTES` of
     JSON (one request each), read lazily: one batch in memory at a time."""
     batch: list[tuple[int, dict[str, Any]]] = []
@@ -130,7 +130,7 @@ def _invalid_line(file: str, batch: list[tuple[int, dict[str, Any]]], exc: ApiCl
     return BadInputFile(input_name(file), f"{exc.message} (nothing was imported)")
 
 
-def _import(file: str, batches: Callable[[], Iterator[list[tuple[int, dict[str, Any]]]]], lines: int,
+def import_entries(file: str, batches: Callable[[], Iterator[list[tuple[int, dict[str, Any]]]]], lines: int,
             config: str | None, api: str | None) -> dict[str, Any]:
     """Send the ``lines`` entries ``batches()`` yields (a fresh pass over the file each call, one batch in memory
     at a time): every batch validated first (``dryRun``: a 422 names ``file:line``, exit 2, nothing written),
@@ -144,7 +144,7 @@ def _import(file: str, batches: Callable[[], Iterator[list[tuple[int, dict[str, 
                 if exc.status == 422:
                     raise _invalid_line(file, batch, exc) from None
                 raise
-        with _progress() as progress:
+        with job_progress() as progress:
             task = progress.add_task("importing", total=lines)
             for batch in batches():
                 job = client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch]})

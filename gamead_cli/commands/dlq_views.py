@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.output import clip, empty_text, plain, time_column, utc_when
+from gamead_cli.formats import clip, empty_text, plain, time_column, utc_when
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -27,7 +27,7 @@ def attempts_cell(entry: dict[str, Any]) -> str:
     return f"{entry['attempts']} ↻{replays}" if replays else str(entry["attempts"])
 
 
-def _entries_table(body: dict[str, Any]) -> RenderableType:
+def entries_table(body: dict[str, Any]) -> RenderableType:
     """One row per entry; every label and id whole at any width: the message wraps, the title, the attempts,
     the priority and the time go first when the terminal is narrow, then the message (``gamead dlq show ID`` or
     ``-o json`` have everything)."""
@@ -38,7 +38,7 @@ def _entries_table(body: dict[str, Any]) -> RenderableType:
                        flex_min=MESSAGE_MIN, right=("P", "ATT"))
 
 
-def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
+def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
     from rich.console import Group
 
     more = " · more exist; the next page:" if body.get("nextCursor") else ""  # the command follows the table
@@ -50,7 +50,7 @@ def _list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
     of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
           else " (the matches before the cursor were not all counted: scan limit)")
-    return Group(_entries_table(body), plain(f"{body['count']} shown{of} ({_in_dlq(body)} in the DLQ){more}{stopped}"))
+    return Group(entries_table(body), plain(f"{body['count']} shown{of} ({_in_dlq(body)} in the DLQ){more}{stopped}"))
 
 
 def _in_dlq(body: dict[str, Any]) -> Any:
@@ -67,7 +67,7 @@ def job_summary(job: dict[str, Any]) -> str:
     return summary(Job.model_validate(job))
 
 
-def _job_view(job: dict[str, Any]) -> Any:
+def job_view(job: dict[str, Any]) -> Any:
     """One job for people, as the other ``show``/``get`` views: labels, the outcome in words (every figure says
     what it is), times in UTC with their age; ``-o json`` keeps the wire names."""
     grid = Table.grid(padding=(0, 2))
@@ -99,14 +99,14 @@ def _job_view(job: dict[str, Any]) -> Any:
     return grid
 
 
-def _would(preview: dict[str, Any], verb: str) -> Any:
+def would_view(preview: dict[str, Any], verb: str) -> Any:
     """A dry run's answer: ``28 entries would be purged`` (``at least`` when the count stopped early)."""
     n = preview["matched"]
     at_least = "" if preview.get("complete", True) else "at least "
     return plain(f"{at_least}{n} entr{'y' if n == 1 else 'ies'} would be {verb}{_not_in_dlq(preview)}")
 
 
-def _none_matched(preview: dict[str, Any], verb: str) -> Any:
+def none_matched_view(preview: dict[str, Any], verb: str) -> Any:
     """A real replay's or purge's answer when its count found nothing: ``no entries matched: nothing purged``
     (never the dry run's wording: nothing was asked, nothing was done)."""
     return plain(f"no entries matched: nothing {verb}{_not_in_dlq(preview)}")
@@ -120,7 +120,7 @@ JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY",
 JOB_DROPS = ("BY", "PHASE", time_column("CREATED"))
 
 
-def _jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> RenderableType:
+def jobs_table(body: dict[str, Any], flags: dict[str, Any] | None = None) -> RenderableType:
     """One row per job; labels and job ids whole at any width: the summary wraps, who started it, the phase
     and the creation time go first when the terminal is narrow. ``no jobs`` when there is none."""
     if not body.get("items"):

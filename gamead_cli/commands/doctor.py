@@ -25,6 +25,7 @@ from rich.text import Text
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
+from gamead_cli.formats import byte_size, command_text, plain, took
 from gamead_cli.options import (
     ApiOpt,
     ConfigOpt,
@@ -36,7 +37,7 @@ from gamead_cli.options import (
     bounded_float,
     confirm,
 )
-from gamead_cli.output import byte_size, command_text, emit, note_line, plain, stderr_console, took
+from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
 from gamead_core.errors import ConfigError, GameadError
 

@@ -19,8 +19,9 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
+from gamead_cli.formats import command_text, empty_text, plain, short_time, short_window, time_column
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
-from gamead_cli.output import command_text, emit, empty_text, plain, short_time, short_window, time_column
+from gamead_cli.output import emit
 from gamead_cli.program import follow_up
 from gamead_core.errors import ApiClientError
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds

@@ -21,6 +21,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from gamead_cli.client import ApiClient
+from gamead_cli.formats import empty_text
 from gamead_cli.options import (
     ApiOpt,
     ConfigOpt,
@@ -28,7 +29,7 @@ from gamead_cli.options import (
     OutputOpt,
     client_settings_from,
 )
-from gamead_cli.output import emit, empty_text
+from gamead_cli.output import emit
 from gamead_cli.tui.view import NODES_LEGEND, Legend, nodes_table
 from gamead_core.errors import ApiClientError, NatsUnreachable
 

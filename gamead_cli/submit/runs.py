@@ -11,8 +11,9 @@ from typing import Any
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
 from gamead_cli.options import OutputFormat
-from gamead_cli.output import ad_view, emit, error_line, note_line, red_line
+from gamead_cli.output import emit, error_line, note_line, red_line
 from gamead_cli.program import follow_up
+from gamead_cli.record_views import ad_view
 from gamead_cli.submit.batches import BATCH_SIZE
 from gamead_cli.submit.sending import send_many
 from gamead_cli.submit.views import accepted_view, rejections_lines, summary_view

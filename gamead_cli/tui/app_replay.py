@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gamead_cli.output import short_time
+from gamead_cli.formats import short_time
 from gamead_core.errors import error_text
 
 #: the replay's speeds (``+``/``-``): frames per refresh period

@@ -17,8 +17,8 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.output import age, span, time_column
-from gamead_cli.tui.view_audit import audit_outcome, audit_selection, audit_table  # noqa: F401 - for commands/audit
+from gamead_cli.formats import age, span, time_column
+from gamead_cli.tui.view_audit import audit_table
 from gamead_cli.tui.view_figures import num, spark
 from gamead_cli.tui.view_header import autoscaler_text, registry_unread, summary_text
 from gamead_cli.tui.view_queue import (

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.output import plain, short_time, time_column
+from gamead_cli.formats import plain, short_time, time_column
 
 #: outcome → rich style
 OUTCOME_STYLES: dict[str, str] = {"accepted": "cyan", "succeeded": "green", "refused": "bold red", "failed": "red",

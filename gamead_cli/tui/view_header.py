@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
-from gamead_cli.output import ago, byte_size, clip, short_time
+from gamead_cli.formats import ago, byte_size, clip, short_time
 from gamead_cli.tui.view_figures import epoch, num
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
-from gamead_cli.output import age, clip, plain, span, window_words
+from gamead_cli.formats import age, clip, plain, span, window_words
 from gamead_cli.tui.view_figures import approx_ms, num, rate, series, wait_verdict
 
 LEVELS = (1, 2, 3, 4, 5)

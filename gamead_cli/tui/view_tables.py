@@ -10,8 +10,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from gamead_cli.formats import age, ago, clip, plain, short_datetime, time_column
 from gamead_cli.inputs import strict_dumps
-from gamead_cli.output import age, ago, clip, plain, short_datetime, time_column
 from gamead_cli.tui.view_figures import ms, num
 
 #: node state → rich style (the one place these colours are chosen; TCSS styles everything else)

@@ -19,7 +19,7 @@ from textual.reactive import reactive, var
 from textual.widget import Widget
 from textual.widgets import Static
 
-from gamead_cli.output import span
+from gamead_cli.formats import span
 from gamead_cli.tui import view_figures, view_header, view_queue
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ def _tables() -> dict[str, RenderableType]:
     record = {"at": AT, "actor": "ann", "action": "dlq.replay", "outcome": "succeeded", "ads": 2}
     return {
         "ads list": ads_table([{"id": "ad_1", "status": "queued", "priority": 3, "submittedAt": AT, "title": "x"}]),
-        "dlq list": dlq_views._entries_table({"items": [entry]}),
-        "dlq jobs": dlq_views._jobs_table({"items": [job]}),
+        "dlq list": dlq_views.entries_table({"items": [entry]}),
+        "dlq jobs": dlq_views.jobs_table({"items": [job]}),
         "audit": audit._table({"items": [record]}, 200),
         "scale status": scale._decisions_table([{"at": AT, "current": 1, "desired": 2, "applied": True}]),
         "top: dlq": FittedTable(view_tables.DLQ_COLUMNS, [view_tables.dlq_row(entry)], flex="MESSAGE"),

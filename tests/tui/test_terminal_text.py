@@ -21,7 +21,7 @@ import pytest
 from rich.console import Console
 
 from gamead_cli.commands.audit import audit_view
-from gamead_cli.commands.dlq_views import _list_view as dlq_list_view
+from gamead_cli.commands.dlq_views import list_view as dlq_list_view
 from gamead_cli.commands.workers import _view as workers_view
 from gamead_cli.fitted import FittedTable
 from gamead_cli.options import OutputFormat

@@ -101,14 +101,14 @@ def test_gamead_workers_shows_every_label_whole_and_each_metrics_url_on_its_line
 @pytest.mark.parametrize("width", [80, 120])
 def test_gamead_dlq_list_and_jobs_show_every_label_whole(recorded: dict[str, Any], width: int) -> None:
     items = recorded["dlq"]["items"]
-    (entries,) = assert_headers_whole(dlq_views._list_view({"items": items, "count": len(items), "total": len(items)}),
+    (entries,) = assert_headers_whole(dlq_views.list_view({"items": items, "count": len(items), "total": len(items)}),
                                       width)
     assert {"ID", "ERROR", "MESSAGE", "DEAD AT (UTC)"} <= set(entries)  # MESSAGE was dropped silently at 80
-    text = rendered(dlq_views._list_view({"items": items, "count": len(items), "total": len(items)}), width)
+    text = rendered(dlq_views.list_view({"items": items, "count": len(items), "total": len(items)}), width)
     assert all(e["adId"] in text for e in items)  # whole ids
-    (jobs,) = assert_headers_whole(dlq_views._jobs_table({"items": [JOB]}), width)
+    (jobs,) = assert_headers_whole(dlq_views.jobs_table({"items": [JOB]}), width)
     assert {"JOB", "KIND", "STATE", "DONE/MATCHED", "SUMMARY"} <= set(jobs)
-    assert JOB["id"] in rendered(dlq_views._jobs_table({"items": [JOB]}), width)
+    assert JOB["id"] in rendered(dlq_views.jobs_table({"items": [JOB]}), width)
     if width == 120:
         assert entries == list(dlq_views.ENTRY_COLUMNS) and jobs == list(dlq_views.JOB_COLUMNS)
 

@@ -93,9 +93,10 @@ def test_the_autoscaler_retries_by_the_one_formula(n: int, base: float, cap: flo
 _TABLES: set[str] = set()
 
 
-def test_no_module_of_the_core_is_a_grab_bag() -> None:
-    """Issue 12's "Done means": no module in gamead_core over ~350 lines unless it is a table."""
-    long = [f"{name}: {text.count(chr(10))} lines" for name, text in _sources("gamead_core")
+def test_no_module_is_a_grab_bag() -> None:
+    """Issue 12's "Done means": no module in gamead_core over ~350 lines unless it is a table; the CLI's too (its
+    submit, up and dlq commands were 800-1,050 lines until session 28)."""
+    long = [f"{name}: {text.count(chr(10))} lines" for name, text in _sources("gamead_core", "gamead_cli")
             if text.count("\n") > 350 and name not in _TABLES]
     assert long == []
 
