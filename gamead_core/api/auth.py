@@ -23,10 +23,11 @@ Deny is the default.
 A method the path has no route for (``PUT /ads``) is answered 405 with ``Allow`` by the app, not 403, for
 every role that may call the path with one of the methods it has (:func:`may_use_path`): a viewer's
 ``PUT /ads`` is 405 like a submitter's. A caller who may use none of the path's methods gets 403; no token
-where one is required is 401 before anything else.
+where one is required is 401 before anything else (429 past the address's limit of failed authentications).
 
 A presented token is compared with *every* configured token in constant time, so neither timing nor the
-position of a match leaks anything.
+position of a match leaks anything. Where tokens are required, a client address over its limit of failed
+authentications is refused 429 before its token is compared (:mod:`gamead_core.api.auth_failures`).
 
 Whether tokens are required at all is :func:`auth_required`: when tokens are configured they are enforced
 on every address; only ``auth.enabled: false`` set explicitly turns them off; with no tokens an API bound to

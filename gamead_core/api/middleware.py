@@ -24,7 +24,9 @@ parameter given twice on any route (400 ``duplicate_query_parameter``), an ``Exp
 Batch submits (``/ads/batch``, ``/ads:batch``) take no token here: the route takes one per ad from the caller's
 submit bucket (:class:`~gamead_core.api.quota.RateQuota` in ``scope["state"]["rate_quota"]``), and their body cap
 is ``api.batch_max_body_bytes``. Anonymous callers (auth open) are keyed by client IP; a caller with a valid token
-is keyed by its name even when auth is open. Errors are the API's usual JSON (``unauthenticated``, ``forbidden``
+is keyed by its name even when auth is open. Where tokens are required, a request without a valid one is charged
+to its client IP's bucket, and past it refused 429 before its token is compared; the 401/403 log lines are
+throttled per address (:mod:`~gamead_core.api.auth_failures`). Errors are the API's usual JSON (``unauthenticated``, ``forbidden``
 naming the role needed, ``rate_limited``, ``payload_too_large``). The principal (name and role;
 :data:`~gamead_core.api.auth.ANONYMOUS` without a valid token) is put in ``scope["state"]["principal"]``
 (``request.state.principal`` in a handler), so every route can say who called it.
@@ -37,7 +39,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gamead_core.api.auth import (
@@ -48,17 +49,16 @@ from gamead_core.api.auth import (
     auth_required,
     bearer_token,
     is_loopback,
-    may_use_path,
     needed_roles_text,
     route_class,
 )
+from gamead_core.api.auth_failures import FailedAuth, shared
 from gamead_core.api.errors import DuplicateHeader, DuplicateQueryParameter, error_response
 from gamead_core.api.http_limits import BATCH_PATHS, Refusal, coding_refusal
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.ratelimit import Decision, RateLimiter
+from gamead_core.api.unrouted import method_not_routed
 from gamead_core.config import ROLES, GameadSettings, RateSettings
-
-log = logging.getLogger(__name__)
 
 
 __all__ = ["BATCH_PATHS", "BodyTooLarge", "GateMiddleware", "route_class"]
@@ -89,6 +89,7 @@ class GateMiddleware:
         self.role_limits = dict(rl.roles)
         self.admin_limit = rl.admin
         self._limiter: RateLimiter | None = None
+        self._failures: FailedAuth | None = None  # the app's (auth_failures.shared), once a request has come
 
     def limiter(self, scope: Scope) -> RateLimiter:
         """The app's limiter (made in the lifespan); a local-only one if the lifespan did not run."""
@@ -97,6 +98,12 @@ class GateMiddleware:
             found = getattr(getattr(app, "state", None), "limiter", None)
             self._limiter = found if isinstance(found, RateLimiter) else RateLimiter(None)
         return self._limiter
+
+    def failures(self, scope: Scope) -> FailedAuth:
+        """The app's failed-authentication limits and log throttle, charged to the anonymous limit."""
+        if self._failures is None:
+            self._failures = shared(scope, self.default_limit if self.limits_on else None)
+        return self._failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -206,25 +213,25 @@ class GateMiddleware:
         # --- 2. authentication and role ----------------------------------------------------------------
         principal = ANONYMOUS
         if self.identify:
+            failures = self._failures or self.failures(scope)
+            if self.auth_required and (locked := failures.locked(_client_ip(scope))) is not None:
+                await failures.refuse(scope, receive, send, locked)  # before the token is compared
+                return
             token = bearer_token(authorization)
             found = self.tokens.lookup(token) if token else None
             if found is not None:
                 principal = found
             elif self.auth_required:
-                message = "invalid API token" if token else "an API token is required: send Authorization: Bearer <token>"
-                log.info("refused: 401 unauthenticated (%s token) %s %s", "invalid" if token else "no",
-                         scope["method"], path, extra={"client": _client_ip(scope), "status": 401})
-                await self._error(scope, receive, send, 401, "unauthenticated", message,
-                                  headers={"WWW-Authenticate": 'Bearer realm="gamead"'})
+                await self._unauthenticated(scope, receive, send, token)
                 return
             scope.setdefault("state", {})["principal"] = principal  # known before a 403: the audit trail says who
             method: str = scope["method"]
-            if self.auth_required and not principal.may(method, klass) and not _method_not_routed(
+            if self.auth_required and not principal.may(method, klass) and not method_not_routed(
                     scope, principal.role, klass):  # a method the path lacks: the app's 405 + Allow
                 needs = allowed_roles(method, klass)
-                log.warning("refused: 403 forbidden, token %r (role %s) %s %s", principal.name, principal.role,
-                            method, path, extra={"principal": principal.name, "role": principal.role,
-                                                 "client": _client_ip(scope), "status": 403})
+                failures.log_refusal(logging.WARNING, _client_ip(scope), "refused: 403 forbidden, token %r (role %s) "
+                                     "%s %s", principal.name, principal.role, method, path,
+                                     principal=principal.name, role=principal.role, status=403)
                 await self._error(
                     scope, receive, send, 403, "forbidden",
                     f"token {principal.name!r} has role {principal.role!r}, which may not {method} {path}; "
@@ -258,6 +265,20 @@ class GateMiddleware:
             await self._limited(scope, receive, send, decision, limit, principal)
             return
         await self.app(scope, receive, _with_headers(send, decision))
+
+    async def _unauthenticated(self, scope: Scope, receive: Receive, send: Send, token: str | None) -> None:
+        """401, or 429 past the address's anonymous limit, for a request without a valid token
+        (:mod:`~gamead_core.api.auth_failures`); the log line is throttled per client address."""
+        address, failures = _client_ip(scope), self.failures(scope)
+        decision = await failures.charge(self._limiter or self.limiter(scope), address)
+        if decision is not None and not decision.allowed:
+            await failures.refuse(scope, receive, send, decision)
+            return
+        failures.log_refusal(logging.INFO, address, "refused: 401 unauthenticated (%s token) %s %s",
+                                  "invalid" if token else "no", scope["method"], scope["path"], status=401)
+        message = "invalid API token" if token else "an API token is required: send Authorization: Bearer <token>"
+        await self._error(scope, receive, send, 401, "unauthenticated", message,
+                          headers={"WWW-Authenticate": 'Bearer realm="gamead"'}, extra=decision and decision.headers())
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope.setdefault("state", {})["principal"] = ANONYMOUS
@@ -327,24 +348,3 @@ def _with_headers(send: Send, decision: Decision) -> Send:
         await send(message)
 
     return sender
-
-
-def _method_not_routed(scope: Scope, role: str | None, klass: str) -> bool:
-    """True when the app has routes for ``scope``'s path but none for its method, and ``role`` may call the path
-    with one of the methods it has (:func:`~gamead_core.api.auth.may_use_path`): the request goes on to the
-    app, whose answer is 405 with ``Allow``. Asked only on a refusal (never on the hot path); each route is asked
-    with :meth:`~starlette.routing.BaseRoute.matches`, so included routers count too."""
-    routes = getattr(getattr(scope.get("app"), "router", None), "routes", None) or []
-
-    def routed(method: str) -> bool:
-        probe = {**scope, "method": method}
-        return any(route.matches(probe)[0] == Match.FULL for route in routes)
-
-    if routed(scope["method"]):
-        return False  # the method is routed: the role decides (403)
-    methods = frozenset(m for m in _METHODS if routed(m))
-    return bool(methods) and may_use_path(role, methods, klass)  # type: ignore[arg-type]
-
-
-#: the methods a route may have (RFC 9110 §9): what :func:`_method_not_routed` asks the app about
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

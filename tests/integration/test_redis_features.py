@@ -259,17 +259,20 @@ def test_configured_tokens_are_enforced_on_loopback(
 
 def test_refusals_are_logged_with_who_and_what(node_procs: list[tuple[Proc, str]]) -> None:
     proc, url = node_procs[0]
-    httpx.post(f"{url}/v1/dlq/purge", json={"all": True, "confirm": True}, headers=bearer(VIEW), timeout=5)
-    httpx.post(f"{url}/v1/dlq/purge", json={"all": True, "confirm": True}, timeout=5)
+    address = "127.0.0.7"  # its own client address: refusal lines are throttled per address (attack28a F6)
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=5) as c:
+        c.post(f"{url}/v1/dlq/purge", json={"all": True, "confirm": True}, headers=bearer(VIEW))
+        c.post(f"{url}/v1/dlq/purge", json={"all": True, "confirm": True})
 
     def logged() -> list[dict[str, object]]:
         lines = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
-        return [line for line in lines if str(line.get("message", "")).startswith("refused: 40")]
+        return [line for line in lines if str(line.get("message", "")).startswith("refused: 40")
+                and line.get("client") == address]
 
     lines = wait_for(lambda: len(logged()) >= 2 and logged(), what="the refusals in the log")
     forbidden = next(line for line in lines if line["status"] == 403 and line.get("principal") == "dash")
     assert forbidden["role"] == "viewer" and "POST /v1/dlq/purge" in str(forbidden["message"])
-    assert any(line["status"] == 401 and line["client"] == "127.0.0.1" for line in lines)
+    assert any(line["status"] == 401 and line["client"] == address for line in lines)
     assert VIEW not in proc.output()
 
 
