@@ -2,14 +2,14 @@
 
 Redis holds nothing that is the source of truth (rate-limit buckets, a cache of terminal ads), so a Redis
 outage must never become an API error. Every call goes through :meth:`RedisLink.guarded`, which returns a
-fallback instead of raising and feeds the :class:`CircuitBreaker`::
+fallback instead of raising and feeds the :class:`~gamead_core.redis_breaker.CircuitBreaker` (its states and
+rules are there). While the breaker is open, calls are not even attempted (no timeouts to wait out).
 
-    closed ──N consecutive failures──▶ open ──reset seconds──▶ half-open ──probe ok──▶ closed
-                                        ▲                          │
-                                        └──────probe failed────────┘
-
-While the breaker is open, calls are not even attempted (no timeouts to wait out); a background prober
-pings Redis so the link reports ``degraded`` without traffic and closes again on its own when Redis returns.
+Health is a *write*, not a ``PING`` (attack28a F1): :meth:`RedisLink.check` sets a key of gamead's own with a
+short TTL about once a second (``min(1 s, redis.breaker_reset / 2)``), so a full Valkey (``maxmemory`` with
+``noeviction``: ``OOM``) or a read-only replica (``READONLY``), which answer ``PING`` and reads, keep the node
+``degraded: out of memory`` until writes are stored again. Only this check closes the breaker. The same write at
+start (:meth:`RedisLink.start`) leaves a node whose Redis is away ``degraded`` from its first ``/readyz`` (F2).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -33,6 +34,7 @@ from redis.exceptions import (
     OutOfMemoryError,
     ReadOnlyError,
     RedisError,
+    ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -40,87 +42,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from gamead_core.config import RedisSettings
 from gamead_core.errors import error_text
 from gamead_core.redact import redact_url, without_servers
+from gamead_core.redis_breaker import BreakerState, CircuitBreaker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-BreakerState = Literal["closed", "open", "half_open"]
-
-
-class CircuitBreaker:
-    """A pure state machine; ``clock`` is injectable so tests drive time by hand.
-
-    * closed: calls pass; ``failures`` consecutive failures open it.
-    * open: calls are refused until ``reset`` seconds have passed, then one probe is let through
-      (half-open). A probe that never reports back is replaced after another ``reset`` seconds.
-    * half-open: the probe's success closes the breaker; its failure opens it again for ``reset``.
-    """
-
-    def __init__(self, failures: int, reset: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.threshold = failures
-        self.reset = reset
-        self._clock = clock
-        self.state: BreakerState = "closed"
-        self.reason: str | None = None
-        self.consecutive = 0
-        self._opened_at = 0.0
-        self._probe_at: float | None = None
-        # counters, for /v1/stats
-        self.failures = 0
-        self.successes = 0
-        self.opened = 0
-        self.short_circuited = 0
-
-    def allow(self) -> bool:
-        """May a call go to Redis now? (In half-open, only the single probe may.)"""
-        if self.state == "closed":
-            return True
-        now = self._clock()
-        if self.state == "open":
-            if now - self._opened_at < self.reset:
-                self.short_circuited += 1
-                return False
-            self.state = "half_open"
-            self._probe_at = now
-            return True
-        # half-open: a probe is in flight; replace it only if it has gone silent
-        if self._probe_at is None or now - self._probe_at >= self.reset:
-            self._probe_at = now
-            return True
-        self.short_circuited += 1
-        return False
-
-    def record_success(self) -> None:
-        self.successes += 1
-        self.consecutive = 0
-        if self.state != "closed":
-            log.info("redis is back; circuit breaker closed")
-        self.state = "closed"
-        self.reason = None
-        self._probe_at = None
-
-    def record_failure(self, reason: str) -> None:
-        self.failures += 1
-        self.consecutive += 1
-        self.reason = reason
-        if self.state == "half_open" or (self.state == "closed" and self.consecutive >= self.threshold):
-            if self.state == "closed":
-                self.opened += 1
-                log.warning("redis failing (%s); circuit breaker open: cache bypassed, local rate limits", reason)
-            self.state = "open"
-            self._opened_at = self._clock()
-            self._probe_at = None
-
-    def snapshot(self) -> dict[str, object]:
-        return {
-            "state": self.state,
-            "reason": self.reason,
-            "consecutiveFailures": self.consecutive,
-            "failures": self.failures,
-            "successes": self.successes,
-            "opened": self.opened,
-            "shortCircuited": self.short_circuited,
-        }
 
 
 #: Redis's answers, by kind, as a status says them (no server named: the README's "No check names a server")
@@ -142,16 +67,30 @@ def _errno(exc: BaseException) -> int | None:
     return None
 
 
-def _describe(exc: BaseException) -> str:
+def _unresolved(exc: BaseException) -> socket.gaierror | None:
+    """The name-resolution failure behind ``exc`` (``getaddrinfo``'s, whose negative code ``os.strerror`` reads
+    as ``unknown error -2``), if that is what it is."""
+    for link in (exc, exc.__cause__, exc.__context__):
+        if isinstance(link, socket.gaierror):
+            return link
+    return None
+
+
+def _describe(exc: BaseException, host: str | None = None) -> str:
     """What failed, for the breaker's ``reason`` (``/readyz``, ``/v1/stats``): ``timed out``, ``connection
-    refused``, ``authentication refused``…, never the server's host, port or URL (redis-py's own text says
-    ``Error 111 connecting to 127.0.0.1:16413``); another error is its class and its text with every server
-    named in it replaced (:func:`gamead_core.redact.without_servers`)."""
+    refused``, ``authentication refused``, ``out of memory``…, never the server's host, port or URL (redis-py's
+    own text says ``Error 111 connecting to 127.0.0.1:16413``); another error is its class and its text with
+    every server named in it replaced (:func:`gamead_core.redact.without_servers`). ``host``: for a log line,
+    where a host name that does not resolve is named (``cannot resolve host redis.invalid: name or service not
+    known``; a status says ``cannot resolve the host: …``)."""
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, RedisTimeoutError)):
         return "timed out"
     kind = next((said for cls, said in _KINDS if isinstance(exc, cls)), None)
     if kind is not None:
         return kind
+    if (dns := _unresolved(exc)) is not None:
+        why = str(dns.strerror or "name or service not known").lower()
+        return f"cannot resolve host {host}: {why}" if host else f"cannot resolve the host: {why}"
     if isinstance(exc, (RedisConnectionError, OSError)):
         number = _errno(exc)
         if number is not None:
@@ -160,8 +99,25 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {without_servers(error_text(exc, limit=200))}"
 
 
+#: Failures that are Redis's answer about itself, not a passing glitch: the breaker opens at once on one (full,
+#: a replica, the user not permitted, credentials refused, still loading its data). An error reply about one
+#: command or key (``WRONGTYPE``, a script's error) only counts towards ``redis.breaker_failures``.
+_REFUSALS: tuple[type[BaseException], ...] = (OutOfMemoryError, ReadOnlyError, NoPermissionError, RedisAuthError,
+                                              AuthorizationError, BusyLoadingError)
+
+
+def _refusal(exc: BaseException) -> bool:
+    """Is ``exc`` Redis refusing writes as a whole (:data:`_REFUSALS`, or ``MISCONF``: it cannot persist)?"""
+    return isinstance(exc, _REFUSALS) or (isinstance(exc, ResponseError) and str(exc).startswith("MISCONF"))
+_FAILURES = (RedisError, OSError, TimeoutError, asyncio.TimeoutError)
+
+#: The health check's key: gamead's own, written (one byte, this TTL) about once a second by every API node
+HEALTH_KEY = "gamead:health"
+HEALTH_TTL_MS = 10_000
+
+
 class RedisLink:
-    """A pooled ``redis.asyncio`` client of one API node, with its breaker and a background prober."""
+    """A pooled ``redis.asyncio`` client of one API node, with its breaker and a background health check."""
 
     def __init__(self, settings: RedisSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
         if not settings.url:
@@ -177,6 +133,8 @@ class RedisLink:
             socket_connect_timeout=settings.connect_timeout,
             retry=Retry(NoBackoff(), 0),  # the breaker decides about retrying, not redis-py
         )
+        #: the host the URL names (for log lines only), None for a unix socket
+        self.host: str | None = self.pool.connection_kwargs.get("host")
         self.client = aioredis.Redis(connection_pool=self.pool)
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset, clock)
         # hard bound on one call: connect + one command, whatever redis-py does inside
@@ -188,25 +146,29 @@ class RedisLink:
         """The link, or ``None`` in one-machine mode (``redis.url`` unset)."""
         return cls(settings) if settings.url else None
 
+    def _failed(self, exc: BaseException) -> None:
+        self.breaker.record_failure(_describe(exc), refusal=_refusal(exc),
+                                    said=_describe(exc, self.host))
+
     async def guarded(self, call: Callable[[aioredis.Redis], Awaitable[T]], fallback: T) -> T:
         """``await call(client)``; on any Redis error or timeout return ``fallback`` and tell the breaker.
 
-        Never raises a Redis error. While the breaker is open the call is not attempted at all.
+        Never raises a Redis error. While the breaker is not closed the call is not attempted at all.
         """
         if not self.breaker.allow():
             return fallback
         try:
             async with asyncio.timeout(self._call_timeout):
                 result = await call(self.client)
-        except (RedisError, OSError, TimeoutError, asyncio.TimeoutError) as exc:
-            self.breaker.record_failure(_describe(exc))
+        except _FAILURES as exc:
+            self._failed(exc)
             return fallback
         self.breaker.record_success()
         return result
 
     @property
     def usable(self) -> bool:
-        """False while the breaker is open (callers may skip preparing a call)."""
+        """False while the breaker is not closed (callers may skip preparing a call)."""
         return self.breaker.state == "closed"
 
     def status(self) -> str:
@@ -215,21 +177,48 @@ class RedisLink:
             return "ok"
         return f"degraded: {self.breaker.reason or 'redis unavailable'} (circuit {self.breaker.state.replace('_', '-')})"
 
-    async def ping(self) -> bool:
-        return bool(await self.guarded(lambda r: r.ping(), False))
+    async def write_probe(self) -> BaseException | None:
+        """Write :data:`HEALTH_KEY` (one byte, :data:`HEALTH_TTL_MS` ms) once, past the breaker: None when Redis
+        stored it, else the error (a full Valkey with ``noeviction`` or a read-only replica still answers
+        ``PING`` and reads, so only a write proves the node's cache and shared rate limits work). Never
+        raises a Redis error; feeds nothing."""
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                await self.client.set(HEALTH_KEY, b"1", px=HEALTH_TTL_MS)
+        except _FAILURES as exc:
+            return exc
+        return None
+
+    async def check(self) -> bool:
+        """The health check: :meth:`write_probe` when the breaker lets it run (:meth:`CircuitBreaker.check_due`),
+        its verdict fed to the breaker, the only call that may close it. True when Redis takes writes."""
+        if not self.breaker.check_due():
+            return False
+        failure = await self.write_probe()
+        if failure is not None:
+            self._failed(failure)
+            return False
+        self.breaker.record_success(check=True)
+        return True
 
     async def start(self) -> None:
-        """Check Redis once (a failure only counts against the breaker) and start the prober."""
-        if not await self.ping():
-            log.warning("redis at %s not reachable yet (%s); serving without it", self.url, self.breaker.reason)
-        self._prober = asyncio.create_task(self._probe_forever(), name="redis-prober")
+        """Check Redis once and start the health check's loop. A failed first check opens the breaker at once
+        (attack28a F2): the node says ``degraded`` from its first ``/readyz`` until a write is stored."""
+        failure = await self.write_probe()
+        if failure is None:
+            self.breaker.record_success(check=True)
+        else:
+            self.breaker.trip(_describe(failure))
+            log.warning("redis at %s not usable yet (%s); serving without it (cache bypassed, local rate limits) "
+                        "until a write to it is stored", self.url, _describe(failure, self.host))
+        self._prober = asyncio.create_task(self._check_forever(), name="redis-prober")
 
-    async def _probe_forever(self) -> None:
-        """Ping about once a second (and as the half-open probe), so state follows Redis without traffic."""
+    async def _check_forever(self) -> None:
+        """Check about once a second (and as the half-open probe), so state follows Redis without traffic."""
         interval = min(1.0, self.settings.breaker_reset / 2)
         while True:
             await asyncio.sleep(interval)
-            await self.ping()
+            await self.check()
 
     async def close(self) -> None:
         if self._prober is not None:
@@ -240,3 +229,6 @@ class RedisLink:
             await self.client.aclose()
         with contextlib.suppress(Exception):
             await self.pool.aclose()
+
+
+__all__ = ["HEALTH_KEY", "BreakerState", "CircuitBreaker", "RedisLink"]

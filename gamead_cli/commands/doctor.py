@@ -83,8 +83,9 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         style="bold")]
     for f in findings:
         block = Text()
-        block.append("✗ ", style="bold red")
-        block.append(f["kind"], style="bold red")
+        mark, tone = ("! ", "bold yellow") if f.get("severity") == "warning" else ("✗ ", "bold red")
+        block.append(mark, style=tone)
+        block.append(f["kind"], style=tone)
         block.append(f" · {_how_many(f['count'], f.get('itemKind', 'ad'), bool(f.get('countIsLowerBound')))}"
                      f" · invariant {f['invariant']}\n")
         block.append(f"  {f['what']}\n")
@@ -126,8 +127,10 @@ def report_view(report: dict[str, Any], *, title: str = "gamead doctor", api: st
         parts.append(Text("✓ every invariant holds", style="bold green"))
     elif problems:
         kinds = len(findings)
+        warnings = all(f.get("severity") == "warning" for f in findings)  # the ads flow: a warning, not an error
         parts.append(Text(f"{problems:,} problem{'s' if problems != 1 else ''} of {kinds} "
-                          f"kind{'s' if kinds != 1 else ''}", style="bold red"))
+                          f"kind{'s' if kinds != 1 else ''}{' (warnings: the ads still flow)' if warnings else ''}",
+                          style="bold yellow" if warnings else "bold red"))
     else:
         parts.append(Text("no problem in what was read, but the read was partial", style="bold yellow"))
     return Group(*parts)

@@ -22,11 +22,14 @@ from gamead_core.api.errors import JobsNotRunning
 from gamead_core.api.responses import json_response
 from gamead_core.api.routes_dlq import job_response
 from gamead_core.api.state import QueueLink
+from gamead_core.doctor import redis_writes
 from gamead_core.doctor.diagnose import Doctor
 from gamead_core.doctor.model import Report
 from gamead_core.doctor.repair import RepairOps
+from gamead_core.doctor.verdict import add
 from gamead_core.jobs.model import JobKind, Selection
 from gamead_core.jobs.runner import JobService
+from gamead_core.redis_link import RedisLink
 
 
 class _OneRun:
@@ -35,7 +38,9 @@ class _OneRun:
     def __init__(self) -> None:
         self._runs: dict[str, asyncio.Task[Report]] = {}
 
-    async def report(self, link: QueueLink, settings: Any, settle: float) -> Report:
+    async def report(self, link: QueueLink, settings: Any, settle: float, redis: RedisLink | None = None) -> Report:
+        """The report of the run in progress, or of a new one: every invariant (:class:`Doctor`), and whether
+        this node's Redis (``redis``, None when not configured) takes writes (``redis_unwritable``)."""
         task = self._runs.get("run")
         if task is None:
             store = link.store  # raises QueueUnavailable while NATS is away
@@ -43,7 +48,14 @@ class _OneRun:
             doctor = Doctor(link.nc, link.js, settings, store=store)
 
             async def run() -> Report:
-                return (await doctor.diagnose(settle=settle)).report
+                diagnosis, refused = await asyncio.gather(doctor.diagnose(settle=settle),
+                                                          redis_writes.check(redis, settle))
+                report = diagnosis.report
+                finding = report.finding("redis_unwritable")
+                for item, detail in refused.items():
+                    if finding is not None:
+                        add(finding, item, detail)
+                return report
 
             task = asyncio.create_task(run(), name="gamead-doctor")
             self._runs["run"] = task
@@ -99,7 +111,8 @@ async def get_doctor(
     settings = request.app.state.settings
     ds = settings.doctor
     report = await request.app.state.doctor.report(request.app.state.link, settings,
-                                                   ds.settle if settle is None else settle)
+                                                   ds.settle if settle is None else settle,
+                                                   getattr(request.app.state, "redis", None))
     body = report.wire(sample or ds.sample)
     return json_response(body, no_store=True)
 

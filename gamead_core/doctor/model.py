@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 ItemKind = Literal["ad", "object", "job"]
+#: ``error``: a broken invariant of the ads or of what every node needs; ``warning``: the ads still flow, a
+#: promise of the README does not hold meanwhile (``redis_unwritable``: rate limits are per node, no cache)
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,12 @@ class Kind:
     repair: str | None  #: what ``--repair`` does; None: not repaired (``why_not`` says why)
     why_not: str | None = None
     items: ItemKind = "ad"
+    severity: Severity = "error"
 
 
 def _k(code: str, invariant: int, what: str, repair: str | None, why_not: str | None = None,
-       items: ItemKind = "ad") -> Kind:
-    return Kind(code, invariant, what, repair, why_not, items)
+       items: ItemKind = "ad", severity: Severity = "error") -> Kind:
+    return Kind(code, invariant, what, repair, why_not, items, severity)
 
 
 #: Every kind, in the order of the report (and of repairs: topology first, it is what everything else needs).
@@ -45,6 +49,11 @@ KINDS: Final[tuple[Kind, ...]] = (
        "worker takes no work (it fences itself) and the queue waits", None,
        "nothing of gamead's to repair: fix what refuses the write (the detail says it; a JetStream memory store "
        "at its limit: delete what fills it); the nodes beat and work again by themselves", items="object"),
+    _k("redis_unwritable", 4, "Redis (redis.url) refuses writes: ads still flow (submits, reads, analysis), but "
+       "rate limits are counted per API node instead of shared, and GET /ads/{id} bypasses the cache", None,
+       "nothing of gamead's to repair: fix what refuses the write (the detail says it: free memory or raise "
+       "maxmemory, point redis.url at the primary, …); each API node uses Redis again once its health check's "
+       "write is stored", items="object", severity="warning"),
     _k("no_message", 1, "record queued or processing, and no message of the ad in its work stream",
        "re-published from the record, keeping its analysis budget (or dead-lettered if the budget is spent)"),
     _k("stranded", 3, "message in a work stream past its consumer's delivery limit (no consumer delivers it)",
@@ -116,6 +125,7 @@ class Finding:
             "count": self.count,
             "countIsLowerBound": self.lower_bound,
             "itemKind": k.items,
+            "severity": k.severity,
             "sample": self.items[:sample],
             "repair": k.repair,
             "notRepairedBecause": k.why_not,

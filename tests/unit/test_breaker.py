@@ -1,6 +1,11 @@
-"""The Redis circuit breaker as a pure state machine, driven by a hand-held clock."""
+"""The Redis circuit breaker as a pure state machine, driven by a hand-held clock. Only the health check (a
+write) closes it; traffic only opens it (attack28a F1)."""
 
 from __future__ import annotations
+
+import logging
+
+import pytest
 
 from gamead_core.redis_link import CircuitBreaker
 
@@ -33,53 +38,88 @@ def test_opens_after_n_consecutive_failures_only() -> None:
     assert b.opened == 1 and b.short_circuited == 1
 
 
-def test_half_open_after_reset_lets_exactly_one_probe_through() -> None:
+def test_a_refusal_opens_it_at_once() -> None:
+    """Redis said no (OOM, READONLY…): not a glitch to count up to the threshold."""
+    b, _ = make(failures=3)
+    b.record_failure("out of memory", refusal=True)
+    assert b.state == "open" and b.reason == "out of memory" and b.opened == 1
+
+
+def test_only_the_health_check_probes_an_open_breaker_after_reset() -> None:
     b, clock = make(reset=5.0)
     for _ in range(3):
         b.record_failure("refused")
     clock.now = 4.9
-    assert not b.allow()
+    assert not b.check_due() and not b.allow()
     clock.now = 5.0
-    assert b.allow()  # the probe
+    assert not b.allow()  # traffic never probes
+    assert b.check_due()  # the check does
     assert b.state == "half_open"
     assert not b.allow() and not b.allow()  # everyone else keeps the fallback
 
 
-def test_a_successful_probe_closes_it() -> None:
+def test_a_successful_check_closes_it() -> None:
     b, clock = make()
     for _ in range(3):
         b.record_failure("refused")
     clock.now = 5.0
-    assert b.allow()
-    b.record_success()
+    assert b.check_due()
+    b.record_success(check=True)
     assert b.state == "closed" and b.reason is None and b.consecutive == 0
     assert all(b.allow() for _ in range(10))
 
 
-def test_a_failed_probe_reopens_it_for_another_reset_period() -> None:
+def test_a_read_that_succeeds_never_closes_it() -> None:
+    """A full Valkey answers GET: a lucky read ending after the breaker opened must not close it."""
+    b, clock = make()
+    b.record_failure("out of memory", refusal=True)
+    b.record_success()
+    assert b.state == "open"
+    clock.now = 5.0
+    assert b.check_due()
+    b.record_success()  # a traffic read during the half-open check
+    assert b.state == "half_open"
+    assert b.reason == "out of memory"
+
+
+def test_a_failed_check_reopens_it_for_another_reset_period() -> None:
     b, clock = make()
     for _ in range(3):
         b.record_failure("refused")
     clock.now = 5.0
-    assert b.allow()
+    assert b.check_due()
     b.record_failure("still refused")
     assert b.state == "open" and b.opened == 1  # one outage, not two
     clock.now = 9.9
-    assert not b.allow()
+    assert not b.check_due()
     clock.now = 10.0
-    assert b.allow()
+    assert b.check_due()
 
 
-def test_a_probe_that_never_reports_is_replaced_after_reset() -> None:
-    b, clock = make()
-    for _ in range(3):
-        b.record_failure("refused")
-    clock.now = 5.0
-    assert b.allow()
-    clock.now = 9.0
-    assert not b.allow()
-    clock.now = 10.0
-    assert b.allow()
+def test_trip_opens_it_whatever_the_count() -> None:
+    b, _ = make(failures=3)
+    b.trip("cannot connect: connection refused")
+    assert b.state == "open" and b.opened == 1 and not b.allow()
+    assert b.reason == "cannot connect: connection refused"
+
+
+def test_a_lasting_refusal_is_one_warning_and_one_info_however_long_it_lasts(caplog: pytest.LogCaptureFixture) -> None:
+    """The flapping of F1: reads succeed, writes and checks fail for 60 s, then a check succeeds."""
+    b, clock = make(reset=5.0)
+    caplog.set_level(logging.INFO, logger="gamead_core.redis_link")
+    for second in range(60):
+        clock.now = float(second)
+        if b.allow():
+            b.record_success()  # GET answered
+            b.record_failure("out of memory", refusal=True)  # SET refused
+        if b.check_due():
+            b.record_failure("out of memory", refusal=True)
+    clock.now = 60.0
+    assert b.check_due()
+    b.record_success(check=True)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("redis failing (out of memory)") and lines[1].startswith("redis is back")
 
 
 def test_snapshot_counts_what_happened() -> None:
