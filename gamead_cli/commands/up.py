@@ -1,14 +1,15 @@
 """Run the whole stack on this machine: an embedded nats-server, the API and autoscaled workers.
 
 Workers scale between --workers and --max-workers with the queue; this process owns them and runs the
-autoscaler. Every child that dies (nats-server and the API included) is restarted with a back-off, on the
-same port and data dir; one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named,
-killed and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers
-drain first, then the API, then NATS; a second signal makes workers hand their ads back at once. If this
-process is killed, its children stop too. With --die-with-parent (what `make up` passes) it also stops, as on
-SIGTERM (exit 0), within a second of the process that started it dying, even by SIGKILL; without it, a stack
-whose starter goes away keeps running (`nohup gamead up &` from a shell that then exits). One stack per
---data-dir: a second one is refused.
+autoscaler. Every child that dies (nats-server and the API included) is restarted with a back-off, on the same
+port and data dir; one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named, killed
+and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers drain
+first, then the API, then NATS; a second signal makes workers hand their ads back at once. Started with SIGHUP
+ignored (`nohup gamead up &`), it leaves SIGHUP ignored: the stack outlives the terminal. If this process is
+killed, its children stop too. With --die-with-parent (what `make up` passes) it also stops, as on SIGTERM (exit
+0), within a second of the process that started it dying, even by SIGKILL; without it, a stack whose starter
+goes away keeps running (`nohup gamead up &` from a shell that then exits). One stack per --data-dir: a second
+one is refused.
 
 Each worker serves Prometheus /metrics on its own port: local-k on the API port + k (8081, 8082, … beside
 8080), or --metrics-port + k - 1; a taken port falls back to a free one, and the console says which.
@@ -44,7 +45,14 @@ from gamead_cli.commands.up_console import (
 )
 from gamead_cli.commands.up_liveness import _health_url, _nats_argv
 from gamead_cli.commands.up_parent import watch_parent
-from gamead_cli.commands.up_signals import _check_stop, _install, _request_stop, _stop_requested, _StopRequested
+from gamead_cli.commands.up_signals import (
+    _check_stop,
+    _choose_stop_signals,
+    _install,
+    _request_stop,
+    _stop_requested,
+    _StopRequested,
+)
 from gamead_cli.commands.up_stack import API_CHILD, NATS_CHILD, _gamead, _Stack
 from gamead_cli.commands.up_start import (
     API_STALL_AFTER,
@@ -127,6 +135,7 @@ def up(
         update={"backend": "local" if autoscaling else "none", "min_replicas": workers, "max_replicas": most}
     )
     _stop_requested.clear()
+    hangup_ignored = _choose_stop_signals()  # `nohup gamead up &`: SIGHUP stays ignored, the stack outlives the tty
     _install(_request_stop)  # also when started in the background, where SIGINT is ignored
     parent_watched = threading.Event()  # set: the watch ends (the stack stops for another reason)
     if die_with_parent:
@@ -229,6 +238,9 @@ def up(
         if joining:
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
+        if hangup_ignored:
+            say("[yellow]![/] SIGHUP is ignored (nohup): closing the terminal leaves the stack running; stop it with "
+                f"Ctrl-C or `kill {os.getpid()}` (SIGTERM)")
         hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, program,
                                                                worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"

@@ -156,3 +156,32 @@ def test_without_the_flag_a_stack_whose_starter_is_gone_keeps_running_and_servin
         assert "is gone" not in stack.output() and "stopping" not in stack.output()
     finally:
         stack.kill_everything()
+
+
+@pytest.mark.skipif(shutil.which("nohup") is None, reason="needs nohup")
+def test_nohup_gamead_up_outlives_its_shell_and_the_terminals_sighup_and_still_stops_on_sigterm(
+        tmp_path: Path) -> None:
+    """``nohup gamead up &``, then the terminal closes: the shell goes away and sends its jobs SIGHUP. ``nohup``
+    leaves SIGHUP ignored, and ``gamead up`` used to install its stop handler over it, so the stack stopped. Now it
+    says SIGHUP is ignored, keeps running and analysing through the SIGHUP, and SIGTERM still stops everything."""
+    data_dir = tmp_path / "data"
+    up_argv = gamead_argv("up", "--port", str(port := free_port()), "--data-dir", str(data_dir), "--workers", "1",
+                          "--no-autoscale")
+    stack = _start([sys.executable, "-c", PARENT, "nohup", *up_argv], tmp_path, data_dir)
+    try:
+        up = stack.wait_ready()
+        assert f"SIGHUP is ignored (nohup): closing the terminal leaves the stack running; stop it with Ctrl-C or " \
+               f"`kill {up}` (SIGTERM)" in stack.output()
+        os.kill(stack.parent.pid, signal.SIGKILL)  # the shell gone …
+        stack.parent.wait(10)
+        os.kill(up, signal.SIGHUP)  # … and the SIGHUP it sends its jobs as the terminal closes
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            answer = client.post("/ads", json=ad("Past The Hangup", 1))
+            assert answer.status_code == 202, answer.text
+            assert wait_terminal(client, answer.json()["id"], timeout=60)["status"] == "completed"
+        assert sorted(stack.alive()) == sorted(stack.seen) and "stopping" not in stack.output()
+        os.kill(up, signal.SIGTERM)
+        wait_for(lambda: not stack.alive(), timeout=60, what="gamead up and every process it started to be gone")
+        assert stack.output().rstrip().endswith("stopped")
+    finally:
+        stack.kill_everything()
