@@ -22,8 +22,8 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-up: $(VENV)/.installed          ## the whole stack: embedded NATS, API on :8080, workers
-	$(BIN)/gamead up $(ARGS)
+up: $(VENV)/.installed          ## the whole stack: embedded NATS, API on :8080, workers; it all stops if make is killed
+	$(BIN)/gamead up --die-with-parent $(ARGS)
 
 test: $(VENV)/.installed-test   ## the test suite, on real nats-server and valkey-server processes, 4 at a time
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q $(TEST_ARGS)

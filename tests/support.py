@@ -573,7 +573,7 @@ class UpStack:
         with open(self.out, "ab") as sink:
             self.popen = subprocess.Popen(self.argv, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, cwd=self.out.parent,
-                                          preexec_fn=die_with_parent())
+                                          preexec_fn=_up_preexec(die_with_parent()))
         return self
 
     @property
@@ -669,6 +669,18 @@ class UpStack:
                 pass
         if self.popen is not None and self.popen.poll() is None:
             self.popen.wait(10)
+
+
+def _up_preexec(dies_with_pytest: Callable[[], None] | None) -> Callable[[], None]:
+    """``preexec_fn`` of a test's ``gamead up``: it dies with pytest, and SIGHUP stops it (the default
+    disposition) even when the tests run under ``nohup``, which ``gamead up`` would respect (it leaves an ignored
+    SIGHUP ignored)."""
+    def preexec() -> None:
+        if dies_with_pytest is not None:
+            dies_with_pytest()
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+    return preexec
 
 
 def up_stack(tmp_path: Path, *args: str, port: int | None = None, data_dir: Path | None = None,

@@ -1,11 +1,15 @@
 """Run the whole stack on this machine: an embedded nats-server, the API and autoscaled workers.
 
 Workers scale between --workers and --max-workers with the queue; this process owns them and runs the
-autoscaler. Every child that dies (nats-server and the API included) is restarted with a back-off, on the
-same port and data dir; one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named,
-killed and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers
-drain first, then the API, then NATS; a second signal makes workers hand their ads back at once. If this
-process is killed, its children stop too. One stack per --data-dir: a second one is refused.
+autoscaler. Every child that dies (nats-server and the API included) is restarted with a back-off, on the same
+port and data dir; one frozen or hung for registry.ttl (nats-server: no answer on its /healthz) is named, killed
+and restarted too. Ctrl-C, SIGTERM or SIGHUP (closing the terminal) stop everything cleanly: workers drain
+first, then the API, then NATS; a second signal makes workers hand their ads back at once. Started with SIGHUP
+ignored (`nohup gamead up &`), it leaves SIGHUP ignored: the stack outlives the terminal. If this process is
+killed, its children stop too. With --die-with-parent (what `make up` passes) it also stops, as on SIGTERM (exit
+0), within a second of the process that started it dying, even by SIGKILL; without it, a stack whose starter
+goes away keeps running (`nohup gamead up &` from a shell that then exits). One stack per --data-dir: a second
+one is refused.
 
 Each worker serves Prometheus /metrics on its own port: local-k on the API port + k (8081, 8082, … beside
 8080), or --metrics-port + k - 1; a taken port falls back to a free one, and the console says which.
@@ -19,6 +23,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -39,7 +44,15 @@ from gamead_cli.commands.up_console import (
     worker_command,
 )
 from gamead_cli.commands.up_liveness import _health_url, _nats_argv
-from gamead_cli.commands.up_signals import _check_stop, _install, _request_stop, _stop_requested, _StopRequested
+from gamead_cli.commands.up_parent import watch_parent
+from gamead_cli.commands.up_signals import (
+    _check_stop,
+    _choose_stop_signals,
+    _install,
+    _request_stop,
+    _stop_requested,
+    _StopRequested,
+)
 from gamead_cli.commands.up_stack import API_CHILD, NATS_CHILD, _gamead, _Stack
 from gamead_cli.commands.up_start import (
     API_STALL_AFTER,
@@ -91,7 +104,16 @@ def up(
                      help="Port of worker local-1's /metrics; local-k gets this + k - 1 (a taken port falls back "
                           "to a free one, said on the console) \\[default: the API port + 1].", show_default=False),
     ] = None,
+    die_with_parent: Annotated[
+        bool,
+        typer.Option("--die-with-parent",
+                     help="Stop the stack, as on SIGTERM (exit 0), within a second of the process that started "
+                          "`gamead up` dying (even by SIGKILL): `make up` passes it, so killing the make stops "
+                          "everything. Off by default: `nohup gamead up &` from a shell that then exits keeps "
+                          "running."),
+    ] = False,
 ) -> None:
+    started_by = os.getppid()  # first thing: the parent --die-with-parent watches (gamead_cli.commands.up_parent)
     from gamead_core.config import config_path
     from gamead_core.scaling.local import LocalScaler
 
@@ -113,7 +135,11 @@ def up(
         update={"backend": "local" if autoscaling else "none", "min_replicas": workers, "max_replicas": most}
     )
     _stop_requested.clear()
+    hangup_ignored = _choose_stop_signals()  # `nohup gamead up &`: SIGHUP stays ignored, the stack outlives the tty
     _install(_request_stop)  # also when started in the background, where SIGINT is ignored
+    parent_watched = threading.Event()  # set: the watch ends (the stack stops for another reason)
+    if die_with_parent:
+        watch_parent(started_by, _parent_gone, parent_watched)
     data = DataDir(settings.embedded.data_dir)
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID
     forget_env(data.path)  # an earlier run's: never shown as this one's
@@ -212,6 +238,9 @@ def up(
         if joining:
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
+        if hangup_ignored:
+            say("[yellow]![/] SIGHUP is ignored (nohup): closing the terminal leaves the stack running; stop it with "
+                f"Ctrl-C or `kill {os.getpid()}` (SIGTERM)")
         hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, program,
                                                                worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"
@@ -224,6 +253,7 @@ def up(
     except _StopRequested:
         say("stopping before the start finished …")
     finally:
+        parent_watched.set()  # a parent dying during the stop must not hurry it (a second SIGTERM would)
         _install(lambda signum, frame: stack.hurry_workers())  # a second signal hurries, never aborts the stop
         try:
             stack.stop_all(settings.worker.drain_timeout)
@@ -235,3 +265,11 @@ def up(
             _install(signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
     say("[green]✓[/] stopped")
+
+
+def _parent_gone(parent: int) -> None:
+    """``--die-with-parent``: the process that started ``gamead up`` (PID ``parent``) is gone: say so and stop
+    exactly as on SIGTERM (the workers drain, then the API and NATS; exit 0)."""
+    say(f"[yellow]![/] the process that started gamead up (pid {parent}) is gone (--die-with-parent): stopping "
+        "the stack as on SIGTERM")
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,5 +1,6 @@
 """``gamead up``'s stop signals (SIGINT, SIGTERM, SIGHUP): a flag while the stack starts (a stop must not tear
-a start apart), and the handlers installed for them."""
+a start apart), and the handlers installed for them. SIGHUP is left ignored when ``gamead up`` starts with it
+ignored (``nohup gamead up &``): the operator asked for the stack to outlive the terminal."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: the signals that stop this run: :data:`_STOP_SIGNALS`, less SIGHUP under nohup (:func:`_choose_stop_signals`)
+_stop_signals: list[int] = list(_STOP_SIGNALS)
 
 
 class _StopRequested(Exception):
@@ -28,6 +31,25 @@ def _check_stop() -> None:
         raise _StopRequested
 
 
+def stop_signals_for(hangup: Any) -> tuple[int, ...]:
+    """The signals that stop ``gamead up``, given SIGHUP's disposition as it started (``signal.getsignal``):
+    all of :data:`_STOP_SIGNALS`, less SIGHUP if that was ``SIG_IGN``, as ``nohup`` (POSIX) leaves it. SIGINT is
+    taken whatever its disposition: a shell ignores it for a background job on its own, not at the user's ask."""
+    return tuple(s for s in _STOP_SIGNALS if not (s == signal.SIGHUP and hangup == signal.SIG_IGN))
+
+
+def _choose_stop_signals() -> bool:
+    """Read SIGHUP's disposition now (call it before installing any handler) and keep the stop signals it
+    gives (:func:`stop_signals_for`) for :func:`_install` and the supervisor. True if SIGHUP stays ignored."""
+    _stop_signals[:] = stop_signals_for(signal.getsignal(signal.SIGHUP))
+    return signal.SIGHUP not in _stop_signals
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals that stop this run (:func:`_choose_stop_signals`)."""
+    return tuple(_stop_signals)
+
+
 def _install(handler: Callable[[int, Any], None]) -> None:
-    for sig in _STOP_SIGNALS:
+    for sig in _stop_signals:
         signal.signal(sig, handler)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from gamead_cli.commands.up_console import _show_decision, say
 from gamead_cli.commands.up_liveness import _start_probe, _watch_nats
 from gamead_cli.commands.up_logs import refused_start
-from gamead_cli.commands.up_signals import _STOP_SIGNALS, _install, _request_stop, _stop_requested
+from gamead_cli.commands.up_signals import _install, _request_stop, _stop_requested, stop_signals
 from gamead_cli.commands.up_stack import _Stack
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
@@ -71,7 +71,7 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
         else:
             stack.hurry_workers()
 
-    for sig in _STOP_SIGNALS:
+    for sig in stop_signals():
         loop.add_signal_handler(sig, on_signal)
     if _stop_requested.is_set():  # it came before the handlers above: stop now
         on_signal()
@@ -137,6 +137,6 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
                 await asyncio.wait_for(nc.close(), 5)
             except Exception:  # noqa: BLE001 - shutting down anyway
                 pass
-        for sig in _STOP_SIGNALS:
+        for sig in stop_signals():
             loop.remove_signal_handler(sig)
         _install(_request_stop)  # remove_signal_handler restored the defaults: never die by a late signal
