@@ -19,11 +19,16 @@ travels with the child (:attr:`Child.on_end`): a child moved to another supervis
 local scale-down) still tells the supervisor that started it.
 
 A child that exits with one of ``refusal_codes`` (``gamead``'s exit code 5: its configuration was refused, e.g.
-``queue.partitions`` against the streams) while the stack starts is not restarted — it would only be refused
-again — and is kept in :attr:`Supervisor.refused` for the caller (``gamead up`` ends with the child's own
-message and code). Once the caller says the stack is up (:attr:`Supervisor.settled`), a refusal is one event
-line (with ``explain(child)``: why, e.g. the child's own error line) and a restart with back-off like any death:
-one child refused later (say, by a stream someone changed) must not take the running rest down.
+``queue.partitions`` against the streams) during its start, started while the stack starts, is not restarted —
+it would only be refused again — and is kept in :attr:`Supervisor.refused` for the caller (``gamead up`` ends
+with the child's own message and code). Its start ends once the caller has seen it serving
+(:meth:`Supervisor.seen_up`: ``gamead up`` calls it for nats-server and the API when the stack is up, for a
+worker or the API at its first registry heartbeat). A refusal after that, or of a process started once the caller
+said the stack is up (:attr:`Supervisor.settled`), is one event line (with ``explain(child)``: why, e.g. the
+child's own error line; a child seen serving is said to have stopped after running so long, not to have been
+refused its start) and a restart with back-off like any death: one child refused later (say, by a stream
+someone changed, or by NATS refusing its credentials after a restart) must not take the running rest down
+(attack28b F1: a worker up for 4 minutes exited 5 after a repartition and ``gamead up`` stopped everything).
 """
 
 from __future__ import annotations
@@ -68,8 +73,11 @@ class Child:
     restarts: int = 0
     restart_at: float | None = None
     retired: bool = False  # being stopped on purpose: do not restart
-    #: started before the stack was up (:attr:`Supervisor.settled`): a refusal of this process ends the stack
+    #: started before the stack was up (:attr:`Supervisor.settled`) and not seen serving since
+    #: (:meth:`Supervisor.seen_up`): a refusal of this process is a refusal of the stack's start, which it ends
     refusal_final: bool = True
+    #: this process was seen serving (:meth:`Supervisor.seen_up`): an exit of it is no refusal of its start
+    up: bool = False
     refused: int | None = None  #: the exit code of a refused start (one of the supervisor's refusal_codes)
     #: called with this child once its process has ended (found dead or stopped); set by the starting supervisor
     on_end: Callable[[Child], None] | None = field(default=None, repr=False)
@@ -145,6 +153,7 @@ class Supervisor:
         child.started_at = time.monotonic()
         child.restart_at = None
         child.refusal_final = not self.settled
+        child.up = False
         if self.on_spawn is not None:
             try:
                 self.on_spawn(child)
@@ -154,6 +163,17 @@ class Supervisor:
                 log.exception("on_spawn hook failed for %s", child.name)
                 self._say(child, f"{child.name} (pid {child.pid}) runs, but its start could not be recorded: "
                                  f"{type(exc).__name__}: {exc}")
+
+    def seen_up(self, name: str, pid: int | None = None) -> None:
+        """Child ``name`` — its process ``pid`` (None: the one running now) — was seen serving (its listener, its
+        readiness, its first registry heartbeat): its start is over. From now on an exit of that process with a
+        refusal code never ends the stack: it is one event line and a restart with back-off (module docstring).
+        Idempotent; a child not known, or run by another process now, is left as it is."""
+        child = self.children.get(name)
+        if child is None or child.proc is None or (pid is not None and child.pid != pid):
+            return
+        child.up = True
+        child.refusal_final = False
 
     def _restart(self, child: Child, now: float) -> None:
         """Start ``child`` again after its back-off. A process that cannot be started (``OSError``: no space
@@ -227,8 +247,10 @@ class Supervisor:
                 child.restart_at = now + delay
                 if code in self.refusal_codes:
                     why = self._why(child)
-                    self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code})"
-                                  f"{f': {why}' if why else ''}; the rest keeps running; retrying in {delay:.1f}s")
+                    what = (f"stopped with exit code {code} after running {ran:.0f}s (its configuration is refused "
+                            "now)" if child.up else f"refused to start (exit code {code})")
+                    self.on_event(f"{child.name} (pid {child.proc.pid}) {what}{f': {why}' if why else ''}; the rest "
+                                  f"keeps running; retrying in {delay:.1f}s")
                 else:
                     how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}" if code
                            else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")

@@ -247,7 +247,7 @@ def up(
             f"Processes running: {escape(str(data.state_file))}. Press Ctrl-C to stop.\n")
         # the stack is up: a child refused from now on (a restart, a new worker) is retried with back-off and the
         # rest keeps running; a refusal of a first start (above) still ends up with the child's message
-        stack.sup.settled = True
+        stack.settle()  # nats-server and the API are up; each worker once it beats (up_liveness)
         asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0,
                                metrics=metrics, nats_health=nats_health))
     except _StopRequested:

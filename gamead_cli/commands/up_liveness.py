@@ -29,7 +29,8 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
     error), and once when its heartbeat is back. One that does not answer is judged on its process (stopped, idle,
     busy, wedged: :func:`~gamead_core.scaling.probe.judge`) and, if so judged, named on the console and SIGKILLed,
     so that the supervisor restarts it (and its held ads are recovered as for any dead worker); a scale-down stops
-    such workers first."""
+    such workers first. A child's first heartbeat ends its start (:meth:`~gamead_core.supervisor.Supervisor.
+    seen_up`): an exit 5 after it is retried, never the end of the stack."""
     import socket
 
     from gamead_core.registry import Registry
@@ -111,8 +112,10 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
                 url = metrics.local_url(worker.worker_id) if metrics is not None else None
                 return await ask(client, url) if url is not None else None  # no /metrics: its process alone
 
+            # a child that beat is serving: its start is over, a refusal (exit 5) of it now never ends the stack
             await run_probe(probe, registry.list, watched, replace, stop, settings.registry.heartbeat_interval,
-                            on_back=back, check=check, host=host)
+                            on_back=back, check=check, host=host,
+                            on_beat=lambda w: scaler.supervisor.seen_up(w.name, w.pid))
 
     return asyncio.create_task(probing(), name="gamead-up-probe")
 

@@ -55,6 +55,15 @@ class _Stack:
         if code > 0 and (line := _last_log_line(child.log_path)):  # an exit, not a kill: say why
             say(f"  [dim]{escape(child.name)} log: {escape(line)}[/]")
 
+    def settle(self) -> None:
+        """The stack is up: a child refused from now on (a restart, a new worker) is retried with back-off and the
+        rest keeps running; so is nats-server or the API, waited for (listening, ready), if it exits 5 later. A
+        worker started before stays in its start until its first registry heartbeat (up_liveness' probe): refused
+        before it, it ends ``gamead up`` with its message."""
+        self.sup.settled = True
+        for name in (NATS_CHILD, API_CHILD):
+            self.sup.seen_up(name)
+
     def hurry_workers(self) -> None:
         """A second stop signal: SIGTERM again to every worker still running (they hand back at once)."""
         for entry in self.data.live():  # same PID *and* start time: never a process that reused the number

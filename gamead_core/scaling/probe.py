@@ -179,6 +179,12 @@ class HeartbeatProbe:
                 out.append(Silent(w.name, w.worker_id, w.pid, now - seen.renewed_at, seen.beat_at is not None))
         return out
 
+    def beaten(self, name: str, pid: int) -> bool:
+        """Has worker ``name``, as process ``pid``, written a registry heartbeat since its (re)start (seen by
+        :meth:`observe`)?"""
+        seen = self._seen.get(name)
+        return seen is not None and seen.pid == pid and seen.beat_at is not None
+
     def unhealthy(self, name: str, pid: int | None, now: float) -> bool:
         """Is worker ``name``, now process ``pid``, not known to be serving: never beaten since its (re)start
         (a restarted process is judged on its own beats, never on its predecessor's), or silent past the bound?
@@ -202,6 +208,7 @@ async def run_probe(
     clock: Callable[[], float] = time.monotonic,
     check: Callable[[Watched], Awaitable[Answer | None]] | None = None,
     host: str | None = None,
+    on_beat: Callable[[Watched], None] | None = None,
 ) -> None:
     """Every ``interval`` s until ``stop``: ``read()`` the registry's entries, ``sample(pid)`` each worker of
     ``workers()`` (state, CPU time), ``check(worker)`` each one silent past the bound (its liveness endpoint,
@@ -209,8 +216,10 @@ async def run_probe(
     with :func:`judge`'s verdict (a worker left running is handed over again at each reading until it beats or is
     killed); ``on_back(worker, silent_for)`` once such a worker beats again after ``silent_for`` s. ``clock``:
     the observer's clock (s); ``host``: the machine whose entries count (default: this one's hostname, as its
-    processes announce it). Never raises (a failed read is logged and makes the probe
-    :meth:`~HeartbeatProbe.blind`; a failed check counts as no answer)."""
+    processes announce it); ``on_beat(worker)`` at each reading for each worker that has beaten since its start
+    (it is serving: ``gamead up`` ends its start, :meth:`gamead_core.supervisor.Supervisor.seen_up`). Never
+    raises (a failed read is logged and makes the probe :meth:`~HeartbeatProbe.blind`; a failed check counts as
+    no answer; so is a failing hook)."""
     host = socket.gethostname() if host is None else host
     readings: dict[int, tuple[float, CpuSample]] = {}  # pid → (monotonic time, its previous reading)
     waiting: dict[tuple[str, int], float] = {}  # (name, pid) left running while silent → its silence (s)
@@ -228,6 +237,12 @@ async def run_probe(
             current = {w.pid: (now, s) for w in watched if (s := sample(w.pid)) is not None}
             silent_now = set()
             silents = probe.observe(watched, entries, now)
+            for w in watched if on_beat is not None else []:
+                if probe.beaten(w.name, w.pid):
+                    try:
+                        on_beat(w)
+                    except Exception:  # a failing hook is logged, never fatal
+                        log.exception("liveness probe: on_beat failed for %s", w.name)
             answers = await _answers(check, [w for s in silents for w in watched if w.name == s.name])
             for silent in silents:
                 silent_now.add((silent.name, silent.pid))

@@ -176,6 +176,39 @@ def test_a_refusal_after_the_stack_is_up_is_one_line_and_a_restart_not_the_end_o
         sup.stop_all(timeout=5)
 
 
+def test_a_child_of_the_first_start_refused_once_seen_up_is_retried_not_the_end_of_the_stack(tmp_path: Path) -> None:
+    """attack28b F1: a worker started with the stack, up for minutes, exited 5 (another node repartitioned the
+    queue) and ``gamead up`` said "refused to start … not restarted" and stopped everything: the mark "a refusal
+    of this process ends the stack" of a first-generation child was never cleared. Once a child was seen serving
+    (:meth:`Supervisor.seen_up`), its exit 5 is one line saying it stopped (not "refused to start") with its
+    reason, and a restart with back-off; one not seen up yet still ends the stack (its start's refusal)."""
+    from gamead_cli import exitcodes
+
+    late = ("import sys, time\ntime.sleep(1)\nprint('error: the queue has 3 partitions, this node is configured "
+            "for 1', file=sys.stderr)\nsys.exit(5)\n")
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append, refusal_codes=frozenset({exitcodes.CONFIG}),
+                     explain=lambda child: child.log_path.read_text().strip().splitlines()[-1].removeprefix("error: "))
+    worker = sup.start("worker-1", [sys.executable, "-c", late], dict(os.environ), tmp_path / "worker-1.log")
+    starting = sup.start("worker-2", [sys.executable, "-c", late], dict(os.environ), tmp_path / "worker-2.log")
+    sup.settled = True  # the stack is up; worker-1 beat (seen up), worker-2 has not yet
+    first = worker.pid
+    sup.seen_up("worker-1", first)
+    sup.seen_up("worker-2", -1)  # another process's beat: not this one's
+    try:
+        wait_for(lambda: (sup.poll(), worker.restarts >= 1 and sup.refused)[1], timeout=20,
+                 what="worker-1 restarted and worker-2's start refused")
+        assert worker.pid != first and worker.refused is None and sup.refused == [starting]
+        line = next(e for e in events if e.startswith(f"worker-1 (pid {first})"))
+        assert line.startswith(f"worker-1 (pid {first}) stopped with exit code 5 after running "), line
+        assert ("s (its configuration is refused now): the queue has 3 partitions, this node is configured for 1; "
+                "the rest keeps running; retrying in 0.5s") in line, line
+        assert any(e.startswith("worker-2 (pid ") and e.endswith("refused to start (exit code 5); not restarted")
+                   for e in events), events
+    finally:
+        sup.stop_all(timeout=5)
+
+
 def test_a_scale_down_stops_an_unhealthy_worker_before_a_healthy_one(tmp_path: Path) -> None:
     """A reviewer froze worker-1 of 3; the local autoscaler then scaled 3→2 by stopping a healthy worker (the
     newest). A scale-down now stops a worker that is dead (awaiting its restart) or unhealthy (silent heartbeat,
