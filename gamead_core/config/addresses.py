@@ -147,3 +147,25 @@ def host_problem(host: str) -> str | None:
     if not _HOST_NAME.fullmatch(host):
         return f"{host[:80]!r} is neither an IP address nor a host name (letters, digits, hyphens and dots)"
     return None
+
+
+def otlp_endpoint_problem(url: str, *, grpc: bool = False) -> str | None:
+    """What keeps the OpenTelemetry OTLP exporter from sending to ``url`` (``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``),
+    or None. The HTTP exporter (the default, ``http/protobuf``) takes an ``http://`` or ``https://`` URL with a host
+    and a port (if any) from 1 to 65535: it took ``http://h:notaport`` and then logged "Failed to export spans
+    batch … not a valid host or port" at every batch. The gRPC exporter also takes a bare ``host:port``, so only a
+    URL with a scheme is checked for it. Pure."""
+    text = url.strip()
+    if grpc and "://" not in text:
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https") or "://" not in text:
+        return "not an http:// or https:// URL (e.g. http://127.0.0.1:4318)"
+    if (problem := _port_problem(parts)) is not None:
+        return problem
+    if not parts.hostname:
+        return "it names no host (e.g. http://127.0.0.1:4318)"
+    return None

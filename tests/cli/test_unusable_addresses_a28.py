@@ -88,3 +88,19 @@ def test_a_flag_s_nats_url_is_checked_too(tmp_path: Path) -> None:
     result = run_gamead("serve", "--port", "0", "--nats-url", f"nats://:{SECRET}@/", env=clean_env(), cwd=tmp_path,
                         timeout=60)
     _one_config_error(result, "nats.url (a command-line option)", "names no host")
+
+
+@pytest.mark.parametrize("argv", [
+    ("serve", "--port", "0", "--nats-url", "nats://127.0.0.1:9"),
+    ("worker", "--nats-url", "nats://127.0.0.1:9"),
+    ("up", "--workers", "1", "--port", "0"),
+])
+def test_an_otlp_endpoint_no_exporter_can_use_is_refused_before_anything_starts(
+        tmp_path: Path, argv: tuple[str, ...]) -> None:
+    """Before: the process started, then logged "Failed to export spans batch … not a valid host or port" at every
+    batch of spans; ``up`` passed the variable to every child it started."""
+    extra = ("--data-dir", str(tmp_path / "d")) if argv[0] == "up" else ()
+    result = run_gamead(*argv, *extra, cwd=tmp_path, timeout=60, env=clean_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://u:{SECRET}@127.0.0.1:notaport"))
+    _one_config_error(result, "OTEL_EXPORTER_OTLP_ENDPOINT=http://u:***@127.0.0.1:notaport: its port is not a number")
+    assert not (tmp_path / "d").exists()

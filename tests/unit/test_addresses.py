@@ -9,6 +9,7 @@ from nats.aio.client import Client as NATS
 from redis.asyncio import connection as rc
 
 from gamead_core.config import addresses
+from gamead_core.telemetry import tracing
 
 
 @pytest.mark.parametrize("url", [
@@ -87,3 +88,16 @@ def test_an_empty_nats_url_is_unset_and_commas_alone_name_no_server() -> None:
 ])
 def test_a_listen_address_is_an_ip_or_a_host_name_alone(host: str, ok: bool) -> None:
     assert (addresses.host_problem(host) is None) is ok, addresses.host_problem(host)
+
+
+@pytest.mark.parametrize(("env", "refused"), [
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, None),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318: not an http://"),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://c:0/v1/traces"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, None),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:x", "OTEL_SDK_DISABLED": "true"}, None),  # tracing off
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:x", "OTEL_TRACES_EXPORTER": "console"}, None),  # not sent there
+])
+def test_an_otlp_endpoint_is_checked_only_where_spans_would_go(env: dict[str, str], refused: str | None) -> None:
+    problem = tracing.tracing_env_problem(env)
+    assert (problem is None) if refused is None else (problem is not None and problem.startswith(refused)), problem
