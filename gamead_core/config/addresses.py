@@ -155,17 +155,25 @@ def otlp_endpoint_problem(url: str, *, grpc: bool = False) -> str | None:
     and a port (if any) from 1 to 65535: it took ``http://h:notaport`` and then logged "Failed to export spans
     batch … not a valid host or port" at every batch. The gRPC exporter also takes a bare ``host:port``, so only a
     URL with a scheme is checked for it. Pure."""
-    text = url.strip()
-    if grpc and "://" not in text:
+    if grpc and "://" not in url:
         return None
+    return http_url_problem(url, "http://127.0.0.1:4318")
+
+
+def http_url_problem(url: str, example: str) -> str | None:
+    """What keeps an HTTP client from sending to ``url``, or None: it must be ``http://`` or ``https://`` with a host
+    and a port (if any) from 1 to 65535 (``example`` is shown as a good one). The OTLP endpoint's rule, and that of
+    the Kubernetes API server a kubeconfig or the pod's ``KUBERNETES_SERVICE_HOST``/``_PORT`` name (the client took
+    ``https://h:notaport`` and then said the server "answered … but the answer was not a Scale object"). Pure."""
+    text = url.strip()
     try:
         parts = urlsplit(text)
     except ValueError as exc:
         return f"not a URL ({exc})"
     if parts.scheme.lower() not in ("http", "https") or "://" not in text:
-        return "not an http:// or https:// URL (e.g. http://127.0.0.1:4318)"
+        return f"not an http:// or https:// URL (e.g. {example})"
     if (problem := _port_problem(parts)) is not None:
         return problem
     if not parts.hostname:
-        return "it names no host (e.g. http://127.0.0.1:4318)"
+        return f"it names no host (e.g. {example})"
     return None
