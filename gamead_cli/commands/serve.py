@@ -25,6 +25,7 @@ from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
 from gamead_core.queue.preflight import refuse_partition_change
+from gamead_core.telemetry.tracing import check_tracing_env
 
 
 def serve(
@@ -37,6 +38,7 @@ def serve(
     settings = settings_from(config, api={"host": host, "port": port},
                              nats={"url": nats_url, "give_up_after": give_up_after})
     check_serve_safety(settings)  # no open API on a network address by accident
+    check_tracing_env()  # an OTLP endpoint no exporter could send to: one line, exit 5, before anything starts
     url = require_nats_url(settings)
     setup_logging(settings.log, role="api")
     # the port first, before NATS or the app: a taken api.port is one line and exit 5, with nothing started to stop

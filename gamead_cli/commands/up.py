@@ -116,11 +116,13 @@ def up(
     started_by = os.getppid()  # first thing: the parent --die-with-parent watches (gamead_cli.commands.up_parent)
     from gamead_core.config import config_path
     from gamead_core.scaling.local import LocalScaler
+    from gamead_core.telemetry.tracing import check_tracing_env
 
     settings = settings_from(
         config, api={"port": port}, embedded={"data_dir": data_dir}, worker={"concurrency": concurrency}
     )
     in_force = config_path(config)
+    check_tracing_env()  # its children's OTEL_* (they inherit them): refused before anything starts (exit 5)
     if not settings.nats.url:  # the embedded server's credentials: refused before anything starts (exit 5)
         authorization(**_credentials(settings))
     settings.api.host = "127.0.0.1"

@@ -23,7 +23,7 @@ from gamead_core import collector
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
-from gamead_core.telemetry.tracing import setup_tracing, shutdown_tracing
+from gamead_core.telemetry.tracing import check_tracing_env, setup_tracing, shutdown_tracing
 from gamead_core.worker.runtime import Worker
 
 
@@ -45,6 +45,7 @@ def worker(
     settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
                              nats={"url": nats_url, "give_up_after": give_up_after})
     url = require_nats_url(settings)
+    check_tracing_env()  # an OTLP endpoint no exporter could send to: one line, exit 5, before NATS
     if settings.worker.metrics_port and settings.metrics.enabled:  # a taken port: one line, exit 5, before NATS
         bind_listener(settings.worker.metrics_host, settings.worker.metrics_port, "worker.metrics_port").close()
     setup_logging(settings.log, role="worker")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
+from gamead_core.config.addresses import redis_url_problem
 from gamead_core.config.section import HOUR, WEEK, Section
 
 
@@ -15,7 +16,9 @@ class RedisSettings(Section):
     fallbacks. Timeouts in seconds; the circuit breaker opens after ``breaker_failures`` consecutive failures
     and tries again after ``breaker_reset`` seconds (a Redis outage never fails a request)."""
 
-    url: str | None = Field(None, description="redis:// URL of Redis 6+ or Valkey; unset = in-process fallbacks.")
+    url: str | None = Field(
+        None, description="redis://, rediss:// or unix:// URL of Redis 6+ or Valkey, as redis-py reads it (checked at "
+        "load: gamead_core.config.addresses); unset = in-process fallbacks.")
     socket_timeout: float = Field(
         0.25, gt=0, le=60, description="Seconds per Redis command before it counts as failed. At most 60 s.")
     connect_timeout: float = Field(0.5, gt=0, le=60, description="Seconds to open a connection to Redis. At most 60 s.")
@@ -27,6 +30,15 @@ class RedisSettings(Section):
     breaker_reset: float = Field(
         5.0, ge=0.1, le=HOUR, description="Seconds the breaker stays open before a half-open probe; at least 0.1 s "
         "(each probe is a Redis round trip). At most 1 hour (3600 s).")
+
+    @field_validator("url")
+    @classmethod
+    def _url_redis_py_reads(cls, value: str | None) -> str | None:
+        """A URL redis-py can connect with (:func:`~gamead_core.config.addresses.redis_url_problem`): refused here,
+        not at the API's start-up as a traceback (attack28a F3)."""
+        if value is not None and (problem := redis_url_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
 
 
 class CacheSettings(Section):
@@ -82,11 +94,20 @@ class TokenSettings(Section):
 
     @field_validator("token")
     @classmethod
-    def _no_comma(cls, value: SecretStr) -> SecretStr:
-        """A comma in ``Authorization`` is refused as two headers folded into one (RFC 9110 §5.3; RFC 6750's
-        b64token has none): a token holding one could never be used."""
-        if "," in value.get_secret_value():
-            raise ValueError("must not hold a comma (RFC 6750 b64token): the API refuses an Authorization with one")
+    def _token_a_client_can_send(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        """The token is printable ASCII without spaces or commas, or no client could present it: an HTTP header
+        value is ASCII (a server reads other bytes as latin-1, so ``tök€n`` never matched), ``gamead`` refuses to
+        send a token with a space (``client.token``'s rule), and a comma in ``Authorization`` is refused as two
+        headers folded into one (RFC 9110 §5.3; RFC 6750's b64token has none). Names the entry and the character,
+        never the token (attack28a F4). An empty or blank token is ``check_serve_safety``'s to refuse ("is empty")."""
+        token = value.get_secret_value()
+        bad = next((c for c in token if not 33 <= ord(c) <= 126 or c == ","), None) if token.strip() else None
+        if bad is not None:
+            what = {" ": "a space", ",": "a comma"}.get(bad, f"{bad!r} (U+{ord(bad):04X})" if bad.isprintable()
+                                                           else f"U+{ord(bad):04X}")
+            whose = f"the token of {info.data['name']!r}" if "name" in info.data else "this entry's token"
+            raise ValueError(f"{whose} holds {what}: a token is printable ASCII without spaces or commas (it is "
+                             "sent as an HTTP Bearer token, RFC 6750), or no client could use it")
         return value
 
     @field_validator("name")

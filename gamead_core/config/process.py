@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from gamead_core.config.addresses import host_problem, nats_url_problem
 from gamead_core.config.section import DAY, GIB, HOUR, MAX_COUNT, MIB, MINUTES_10, TIB, WEEK, Section
 from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern
 
@@ -67,6 +68,14 @@ class ApiSettings(Section):
         "per batch (NATS ADR-50, nats-server >= 2.12.1): `auto` when `queue.replicas` > 1 (faster there; on R1 "
         "streams nats-server stages each batch on disk and it is slower), `always`, or `never` (one ack per ad).")
 
+    @field_validator("host")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        """An address to listen on (:func:`~gamead_core.config.addresses.host_problem`)."""
+        if (problem := host_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
 
 class NatsSettings(Section):
     """``nats:`` – how every role reaches NATS: URL(s) (unset: ``gamead up`` starts an embedded server),
@@ -112,6 +121,14 @@ class NatsSettings(Section):
         "/healthz stays 200 (naming the refusal) until then, /readyz is 503 at once. 0 = never exit, keep retrying "
         "(a refusal can be brief: an auth callout down, a token rotated early; a connection NATS closed, as on a "
         "config reload with another token, cannot be retried and still exits 5 at once). At most 1 day.")
+
+    @field_validator("url")
+    @classmethod
+    def _servers_nats_py_reads(cls, value: str | None) -> str | None:
+        """A server list nats-py can connect to (:func:`~gamead_core.config.addresses.nats_url_problem`)."""
+        if value is not None and (problem := nats_url_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _key_goes_with_a_cert(self) -> NatsSettings:
@@ -272,6 +289,14 @@ class WorkerSettings(Section):
         0, ge=0, le=65535, description="Port of this worker's Prometheus /metrics (0 = not served; `gamead up` gives "
         "each worker one). At most 65535.")
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on (0.0.0.0 in a pod).")
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        """An address to listen on (:func:`~gamead_core.config.addresses.host_problem`)."""
+        if (problem := host_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _base_within_the_cap(self) -> WorkerSettings:

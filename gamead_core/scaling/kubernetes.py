@@ -56,6 +56,7 @@ from kubernetes.config.incluster_config import (
 from kubernetes.config.kube_config import ENV_KUBECONFIG_PATH_SEPARATOR
 
 from gamead_core.config import check_file
+from gamead_core.config.addresses import http_url_problem
 from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.errors import (  # the scaler's errors live in the one tree; re-exported here
     ConfigError,
@@ -65,6 +66,7 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
     ScalerNotFound,
     ScalerUnavailable,
 )
+from gamead_core.redact import redact_url
 
 #: Set in every pod by the kubelet; its presence means "use the pod's service account".
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
@@ -127,6 +129,11 @@ class KubernetesScaler:
         except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
             where = "the pod's service account" if self.source == "in-cluster" else f"kubeconfig {kubeconfig}"
             raise ConfigError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+        if (problem := http_url_problem(configuration.host or "", "https://10.0.0.1:443")) is not None:
+            where = ("the pod's KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT" if self.source == "in-cluster" else
+                     f"kubeconfig {kubeconfig}")
+            raise ConfigError(f"the Kubernetes API server address {redact_url(configuration.host)!r} from {where} "
+                              f"cannot be used: {problem}")
         # One attempt per call: the caller decides about retries (see policy.retry_delay).
         configuration.retries = 0
         self.host: str = configuration.host

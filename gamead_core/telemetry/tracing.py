@@ -28,7 +28,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from gamead_core import names
+from gamead_core.config.addresses import otlp_endpoint_problem
 from gamead_core.errors import ConfigError
+from gamead_core.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,38 @@ def wanted(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
+#: the variables that name where OTLP spans go (the exporter reads the first set; a set one is checked either way)
+ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def tracing_env_problem(env: Mapping[str, str] | None = None) -> str | None:
+    """What keeps the OTLP exporter the ``OTEL_*`` variables ask for from sending anywhere, or None (tracing off, no
+    OTLP exporter, or endpoints it can use): ``VARIABLE=value (masked): why``
+    (:func:`~gamead_core.config.addresses.otlp_endpoint_problem`). Pure."""
+    env = os.environ if env is None else env
+    exporters = [n.strip().lower() for n in (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")]
+    if not wanted(env) or "otlp" not in exporters:
+        return None
+    grpc = _protocol(env) == "grpc"
+    for name in ENDPOINT_VARS:
+        if (value := env.get(name)) and (problem := otlp_endpoint_problem(value, grpc=grpc)) is not None:
+            return f"{name}={redact_url(value.strip()[:80])}: {problem}"
+    return None
+
+
+def check_tracing_env(env: Mapping[str, str] | None = None) -> None:
+    """Refuse (:class:`ConfigError`: one line, exit 5) an OTLP endpoint the exporter could not use
+    (:func:`tracing_env_problem`), before a process starts anything: it used to start and then log an export
+    error at every batch of spans (attack28a F3's kind)."""
+    if (problem := tracing_env_problem(env)) is not None:
+        raise ConfigError(f"invalid configuration: {problem}")
+
+
+def _protocol(env: Mapping[str, str]) -> str:
+    return (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf").strip().lower()
+
+
 def enabled() -> bool:
     return _enabled
 
@@ -59,6 +93,7 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
     if _enabled or not wanted(env):
         return _enabled
+    check_tracing_env(env)
     from opentelemetry import trace
     from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -84,9 +119,7 @@ def setup_tracing(role: str, env: Mapping[str, str] | None = None) -> bool:
 
 
 def _otlp_exporter(env: Mapping[str, str]) -> Any:
-    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-                or "http/protobuf").strip().lower()
-    if protocol == "grpc":
+    if _protocol(env) == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         except ImportError as exc:

@@ -69,3 +69,26 @@ def test_a_kubeconfig_that_never_ends_is_refused_before_the_client_reads_it(tmp_
     good.write_text(yaml.safe_dump(KUBECONFIG))
     with pytest.raises(ConfigError, match=f"kubeconfig {re.escape(named)} is (not a regular file|larger than)"):
         KubernetesScaler(KubernetesScalerSettings(kubeconfig=f"{good}:{named}"), environ={})
+
+
+@pytest.mark.parametrize(("server", "why"), [
+    ("https://127.0.0.1:notaport", "port is not a number"), ("127.0.0.1:6443", "not an http:// or https:// URL")])
+def test_an_api_server_address_the_client_cannot_use_is_a_config_error(tmp_path: Path, server: str, why: str) -> None:
+    """attack28a F3's kind: before, the scaler was built and every call failed with "answered … but the answer was
+    not a Scale object (Failed to parse: '127.0.0.1:notaport' is not a valid host or port)"."""
+    path = tmp_path / "kc"
+    config = {**KUBECONFIG, "clusters": [{"name": "double", "cluster": {"server": server}}]}
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=f"Kubernetes API server address .* from kubeconfig {path} .*{why}"):
+        KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path)), environ={})
+
+
+def test_an_in_cluster_service_port_that_is_no_number_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token, cert = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("t")
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setattr("gamead_core.scaling.kubernetes.SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr("gamead_core.scaling.kubernetes.SERVICE_CERT_FILENAME", str(cert))
+    with pytest.raises(ConfigError, match="KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT .*port is not a number"):
+        KubernetesScaler(KubernetesScalerSettings(), environ={
+            "KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "https"})
