@@ -32,36 +32,36 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from gamead_cli.commands.up_config import _child_env, _credentials, forget_env, snapshot_config, snapshot_env
+from gamead_cli.commands.up_config import child_env, forget_env, nats_credentials, snapshot_config, snapshot_env
 from gamead_cli.commands.up_console import (
-    _credentials_line,
-    _log_line,
     config_line,
+    credentials_line,
     fault_banner,
+    log_line,
     next_commands,
     partitions_line,
     say,
     worker_command,
 )
-from gamead_cli.commands.up_liveness import _health_url, _nats_argv
+from gamead_cli.commands.up_liveness import health_url, nats_argv
 from gamead_cli.commands.up_parent import watch_parent
 from gamead_cli.commands.up_signals import (
-    _check_stop,
-    _choose_stop_signals,
-    _install,
-    _request_stop,
-    _stop_requested,
-    _StopRequested,
+    StopRequested,
+    check_stop,
+    choose_stop_signals,
+    install_stop_handlers,
+    request_stop,
+    stop_requested,
 )
-from gamead_cli.commands.up_stack import API_CHILD, NATS_CHILD, _gamead, _Stack
+from gamead_cli.commands.up_stack import API_CHILD, NATS_CHILD, UpStack, gamead_argv
 from gamead_cli.commands.up_start import (
     API_STALL_AFTER,
     API_START_CAP,
     NATS_READY_TIMEOUT,
-    _check_port,
-    _wait_api_ready,
+    check_port,
+    wait_api_ready,
 )
-from gamead_cli.commands.up_supervise import _supervise
+from gamead_cli.commands.up_supervise import supervise
 from gamead_cli.options import ConfigOpt, settings_from
 from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
@@ -124,7 +124,7 @@ def up(
     in_force = config_path(config)
     check_tracing_env()  # its children's OTEL_* (they inherit them): refused before anything starts (exit 5)
     if not settings.nats.url:  # the embedded server's credentials: refused before anything starts (exit 5)
-        authorization(**_credentials(settings))
+        authorization(**nats_credentials(settings))
     settings.api.host = "127.0.0.1"
     # absolute: every path it prints (data, logs, gamead-up.json, the worker's --config) is for another terminal,
     # which may be in another directory (attack25 finding 9: `--data-dir rel-d` printed `logs: rel-d/logs`)
@@ -136,20 +136,20 @@ def up(
     scaling = settings.autoscaler.model_copy(
         update={"backend": "local" if autoscaling else "none", "min_replicas": workers, "max_replicas": most}
     )
-    _stop_requested.clear()
-    hangup_ignored = _choose_stop_signals()  # `nohup gamead up &`: SIGHUP stays ignored, the stack outlives the tty
-    _install(_request_stop)  # also when started in the background, where SIGINT is ignored
+    stop_requested.clear()
+    hangup_ignored = choose_stop_signals()  # `nohup gamead up &`: SIGHUP stays ignored, the stack outlives the tty
+    install_stop_handlers(request_stop)  # also when started in the background, where SIGINT is ignored
     parent_watched = threading.Event()  # set: the watch ends (the stack stops for another reason)
     if die_with_parent:
         watch_parent(started_by, _parent_gone, parent_watched)
     data = DataDir(settings.embedded.data_dir)
     data.lock()  # one stack per data dir: refused at once, naming the holder's PID
     forget_env(data.path)  # an earlier run's: never shown as this one's
-    lines = ConsoleLines(_log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
+    lines = ConsoleLines(log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
     logging.getLogger().addHandler(lines)  # removed with the lock (a refused lock left it on the root logger)
     if not logging.getLogger("gamead_core").isEnabledFor(logging.INFO):  # the ends of warnings are INFO records
         logging.getLogger("gamead_core").setLevel(logging.INFO)
-    stack = _Stack(settings, data)
+    stack = UpStack(settings, data)
     claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile
     try:
         logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
@@ -168,7 +168,7 @@ def up(
                 "by an earlier stack")
         api_url = f"http://{settings.api.host}:{settings.api.port}"
         claims.require(settings.api.port, "its API", "the API", "choose another with --port")
-        _check_port(settings.api.host, settings.api.port, "the API", "--port")
+        check_port(settings.api.host, settings.api.port, "the API", "--port")
         data.serve_api(api_url)  # a CLI verb run here (no --api) talks to this stack: gamead-up.json says where
         nats_health = None  # the embedded nats-server's /healthz: gamead_core.scaling.nats_watch
         if settings.nats.url:
@@ -181,26 +181,26 @@ def up(
                                "set embedded.nats_port to another port (0 = any free port)")
             embedded = EmbeddedNats(data.path, port=nats_port or claims.pick("127.0.0.1", "its embedded nats-server"),
                                     sync_always=settings.embedded.sync_always,
-                                    gomaxprocs=settings.embedded.gomaxprocs, **_credentials(settings),
+                                    gomaxprocs=settings.embedded.gomaxprocs, **nats_credentials(settings),
                                     monitor_port=claims.pick("127.0.0.1", "its embedded nats-server's /healthz"))
             # its liveness watch (F4): js-enabled-only, never a walk of every stream (slow on a big store)
-            nats_health = partial(_health_url, embedded)
+            nats_health = partial(health_url, embedded)
             go_procs, go_why = embedded.go_runtime(os.environ)
             embedded.prepare()
-            nats_child = stack.sup.start(NATS_CHILD, partial(_nats_argv, embedded, claims),
+            nats_child = stack.sup.start(NATS_CHILD, partial(nats_argv, embedded, claims),
                                          embedded.env(os.environ, go_procs), embedded.log_path)
             assert nats_child.proc is not None
             wait_for_listener(embedded.host, embedded.port, nats_child.proc,
                               time.monotonic() + NATS_READY_TIMEOUT, embedded.log_path)
             nats_url = embedded.url
-            _check_stop()
-            said = _credentials_line(made_token, snapshot, bool(settings.nats.token))
+            check_stop()
+            said = credentials_line(made_token, snapshot, bool(settings.nats.token))
             say(f"[green]✓[/] nats-server (JetStream, pid {nats_child.pid}) on {nats_url}, "
                 f"{escape(said)}, data in {escape(str(data.path))}, "
                 f"watched on http://127.0.0.1:{embedded.monitor_port}/healthz, "
                 f"its Go runtime on {go_procs} core(s) at once (GOMAXPROCS: {escape(go_why)})")
         say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
-        env = _child_env(settings, nats_url)
+        env = child_env(settings, nats_url)
         # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.
         env["GAMEAD_AUTOSCALER__BACKEND"] = scaling.backend
         env["GAMEAD_AUTOSCALER__MIN_REPLICAS"] = str(scaling.min_replicas)
@@ -213,16 +213,16 @@ def up(
             settings.worker.metrics_host, metrics_port if metrics_port is not None else settings.api.port + 1,
             enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"),
             claims=claims)
-        scaler = LocalScaler(stack.sup, argv=lambda wid: _gamead("worker", "--id", wid, *metrics.args(wid)), env=env,
+        scaler = LocalScaler(stack.sup, argv=lambda wid: gamead_argv("worker", "--id", wid, *metrics.args(wid)), env=env,
                              log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
-        api = stack.sup.start(API_CHILD, _gamead("serve"), env, logs / "api.log")
-        _wait_api_ready(api_url, settings.api.port, api,
+        api = stack.sup.start(API_CHILD, gamead_argv("serve"), env, logs / "api.log")
+        wait_api_ready(api_url, settings.api.port, api,
                         StartWatch(api.started_at, stall_after=API_STALL_AFTER, cap=API_START_CAP))
         say(f"[green]✓[/] API (pid {api.pid}) on {escape(api_url)}  "
             f"(docs: {escape(api_url)}/docs, logs: {escape(str(logs))})")
         say(f"[green]✓[/] {partitions_line(settings.queue.partitions)}")
-        _check_stop()
+        check_stop()
         scaler.set_replicas(workers)
         if workers:
             pids = ", ".join(str(p) for p in scaler.pids().values())
@@ -250,13 +250,13 @@ def up(
         # the stack is up: a child refused from now on (a restart, a new worker) is retried with back-off and the
         # rest keeps running; a refusal of a first start (above) still ends up with the child's message
         stack.settle()  # nats-server and the API are up; each worker once it beats (up_liveness)
-        asyncio.run(_supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0,
+        asyncio.run(supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0,
                                metrics=metrics, nats_health=nats_health))
-    except _StopRequested:
+    except StopRequested:
         say("stopping before the start finished …")
     finally:
         parent_watched.set()  # a parent dying during the stop must not hurry it (a second SIGTERM would)
-        _install(lambda signum, frame: stack.hurry_workers())  # a second signal hurries, never aborts the stop
+        install_stop_handlers(lambda signum, frame: stack.hurry_workers())  # a second signal hurries, never aborts the stop
         try:
             stack.stop_all(settings.worker.drain_timeout)
         finally:
@@ -264,7 +264,7 @@ def up(
             forget_env(data.path)  # it may hold secrets of the environment: not kept past the stack
             data.unlock()
             logging.getLogger().removeHandler(lines)
-            _install(signal.SIG_DFL)
+            install_stop_handlers(signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
     say("[green]✓[/] stopped")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from gamead_core.config import GameadSettings
 
 
-def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
+def child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["GAMEAD_NATS__URL"] = nats_url
     # unused by the children (embedded.* is up's own), but `config show --stack` then names the stack's data dir
@@ -22,8 +22,9 @@ def _child_env(settings: GameadSettings, nats_url: str) -> dict[str, str]:
     return env
 
 
-def _credentials(settings: GameadSettings) -> dict[str, str | None]:
-    """The credentials the embedded nats-server requires: those of ``nats`` (:func:`stack_credentials`)."""
+def nats_credentials(settings: GameadSettings) -> dict[str, str | None]:
+    """The credentials the embedded nats-server requires: those of ``nats``
+    (:func:`gamead_core.embedded.stack_credentials`)."""
     nats = settings.nats
     return {"token": nats.token.get_secret_value() if nats.token else None, "user": nats.user,
             "password": nats.password.get_secret_value() if nats.password else None}

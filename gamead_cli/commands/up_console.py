@@ -27,7 +27,7 @@ def say(message: str) -> None:
         _console_ok["ok"] = False
 
 
-def _log_line(record: logging.LogRecord, text: str) -> None:
+def log_line(record: logging.LogRecord, text: str) -> None:
     """A warning (or worse) logged in this process, as a console line with its ``!`` (red from ERROR); the end of
     what one said (an INFO record marked ``ends_warning``) with a ``✓``."""
     if record.levelno < logging.WARNING:
@@ -36,7 +36,7 @@ def _log_line(record: logging.LogRecord, text: str) -> None:
         say(f"[{'red' if record.levelno >= logging.ERROR else 'yellow'}]![/] {escape(text)}")
 
 
-def _credentials_line(made: bool, snapshot: Path, token: bool = False) -> str:
+def credentials_line(made: bool, snapshot: Path, token: bool = False) -> str:
     """What ``gamead up`` says of its embedded nats-server's credentials (never the secret itself); ``token``:
     ``nats.token`` is configured (else ``nats.user``/``nats.password``: never both, the settings refuse it)."""
     if made:
@@ -120,7 +120,7 @@ def fault_banner(settings: GameadSettings) -> str | None:
             "GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
 
 
-def _show_decision(entry: dict[str, object]) -> None:
+def show_decision(entry: dict[str, object]) -> None:
     if entry.get("error"):
         say(f"[red]![/] autoscaler: {escape(str(entry['reason']))}: {escape(str(entry['error']))}")
     elif entry.get("desired") != entry.get("current"):

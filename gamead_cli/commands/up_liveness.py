@@ -15,12 +15,12 @@ from typing import Any
 from rich.markup import escape
 
 from gamead_cli.commands.up_console import say
-from gamead_cli.commands.up_stack import API_CHILD, NATS_CHILD, _Stack
+from gamead_cli.commands.up_stack import API_CHILD, NATS_CHILD, UpStack
 from gamead_core.config import GameadSettings
 from gamead_core.metrics_ports import WorkerMetricsPorts
 
 
-def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: asyncio.Event,
+def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: asyncio.Event,
                  metrics: WorkerMetricsPorts | None = None) -> asyncio.Task[None]:
     """The liveness probe of the local workers and the API (:mod:`gamead_core.scaling.probe`): a child whose
     registry heartbeat is silent for ``registry.ttl`` is asked whether it is alive (the API on its ``/healthz``, a
@@ -120,12 +120,12 @@ def _start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: 
     return asyncio.create_task(probing(), name="gamead-up-probe")
 
 
-def _health_url(embedded: Any) -> str:
-    """The embedded nats-server's ``/healthz`` now (its monitoring port may move at a restart: :func:`_nats_argv`)."""
+def health_url(embedded: Any) -> str:
+    """The embedded nats-server's ``/healthz`` now (its monitoring port may move at a restart: :func:`nats_argv`)."""
     return f"http://127.0.0.1:{embedded.monitor_port}/healthz?js-enabled-only=true"
 
 
-def _nats_argv(embedded: Any, claims: Any) -> list[str]:
+def nats_argv(embedded: Any, claims: Any) -> list[str]:
     """The embedded nats-server's argv for a (re)start, its config written again: a monitoring port another
     process took meanwhile moves to a free one, said on the console (nats-server exits at once when it cannot
     listen there, and the data plane must never stay down for a liveness probe's port: attack27b F7)."""
@@ -139,7 +139,7 @@ def _nats_argv(embedded: Any, claims: Any) -> list[str]:
     return embedded.write_argv()
 
 
-def _watch_nats(settings: GameadSettings, stack: _Stack, url: Callable[[], str],
+def watch_nats(settings: GameadSettings, stack: UpStack, url: Callable[[], str],
                 stop: asyncio.Event) -> asyncio.Task[None]:
     """The liveness watch of the embedded nats-server (:mod:`gamead_core.scaling.nats_watch`): one that does not
     answer ``url()`` (its ``/healthz``, which may move at a restart) for ``registry.ttl`` is named on the console with its PID and state and, if

@@ -32,14 +32,14 @@ def _file_tail(path: Path, nbytes: int) -> list[str]:
         return []
 
 
-def _last_log_line(path: Path, width: int = 240) -> str:
+def last_log_line(path: Path, width: int = 240) -> str:
     """The last non-empty line of a child's log, shortened: why it died, on the console."""
     lines = [ln for ln in _log_tail(path, 8192) if ln.strip()]
     line = " ".join(lines[-1].split()) if lines else ""
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _child_error_line(path: Path) -> str:
+def child_error_line(path: Path) -> str:
     """The child's own ``error: …`` line (the last one in its log; ``gamead`` prints exactly one), whole and
     without the ``error:`` prefix; "" if there is none."""
     for line in reversed(_log_tail(path, 65536)):
@@ -55,5 +55,5 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def refused_start(child: Child) -> ConfigError:
     """The error that ends ``gamead up`` when ``child`` refused its configuration (exit code 5): the child's
     message once, whole (its fix included), then where its log is. Exit code 5, as the child's."""
-    message = _child_error_line(child.log_path) or _last_log_line(child.log_path) or "no output"
+    message = child_error_line(child.log_path) or last_log_line(child.log_path) or "no output"
     return ConfigError(f"{message} [{child.name} refused to start; log: {child.log_path}]")

@@ -10,25 +10,25 @@ from collections.abc import Callable
 from typing import Any
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-#: the signals that stop this run: :data:`_STOP_SIGNALS`, less SIGHUP under nohup (:func:`_choose_stop_signals`)
+#: the signals that stop this run: :data:`_STOP_SIGNALS`, less SIGHUP under nohup (:func:`choose_stop_signals`)
 _stop_signals: list[int] = list(_STOP_SIGNALS)
 
 
-class _StopRequested(Exception):
+class StopRequested(Exception):
     """A stop signal arrived while the stack was starting."""
 
 
 #: set by SIGINT / SIGTERM / SIGHUP. Signals set a flag, never raise: a stop must not tear a start apart.
-_stop_requested = threading.Event()
+stop_requested = threading.Event()
 
 
-def _request_stop(signum: int, frame: object) -> None:
-    _stop_requested.set()
+def request_stop(signum: int, frame: object) -> None:
+    stop_requested.set()
 
 
-def _check_stop() -> None:
-    if _stop_requested.is_set():
-        raise _StopRequested
+def check_stop() -> None:
+    if stop_requested.is_set():
+        raise StopRequested
 
 
 def stop_signals_for(hangup: Any) -> tuple[int, ...]:
@@ -38,18 +38,18 @@ def stop_signals_for(hangup: Any) -> tuple[int, ...]:
     return tuple(s for s in _STOP_SIGNALS if not (s == signal.SIGHUP and hangup == signal.SIG_IGN))
 
 
-def _choose_stop_signals() -> bool:
+def choose_stop_signals() -> bool:
     """Read SIGHUP's disposition now (call it before installing any handler) and keep the stop signals it
-    gives (:func:`stop_signals_for`) for :func:`_install` and the supervisor. True if SIGHUP stays ignored."""
+    gives (:func:`stop_signals_for`) for :func:`install_stop_handlers` and the supervisor. True if SIGHUP stays ignored."""
     _stop_signals[:] = stop_signals_for(signal.getsignal(signal.SIGHUP))
     return signal.SIGHUP not in _stop_signals
 
 
 def stop_signals() -> tuple[int, ...]:
-    """The signals that stop this run (:func:`_choose_stop_signals`)."""
+    """The signals that stop this run (:func:`choose_stop_signals`)."""
     return tuple(_stop_signals)
 
 
-def _install(handler: Callable[[int, Any], None]) -> None:
+def install_stop_handlers(handler: Callable[[int, Any], None]) -> None:
     for sig in _stop_signals:
         signal.signal(sig, handler)

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from gamead_cli import exitcodes
 from gamead_cli.commands.up_console import say
-from gamead_cli.commands.up_logs import _child_error_line, _last_log_line
+from gamead_cli.commands.up_logs import child_error_line, last_log_line
 from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.proc import alive, start_time
@@ -26,11 +26,11 @@ NATS_CHILD = "nats-server"
 API_CHILD = "api"
 
 
-def _gamead(*args: str) -> list[str]:
+def gamead_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "gamead_cli", *args]
 
 
-class _Stack:
+class UpStack:
     """The children of one ``gamead up`` and the order they stop in: workers, then the API, then NATS."""
 
     def __init__(self, settings: GameadSettings, data: DataDir) -> None:
@@ -41,7 +41,7 @@ class _Stack:
                               on_end=lambda child: data.forget(child.pid or 0),
                               on_poll=self._state_file_again, on_exit=self._on_exit,
                               refusal_codes=frozenset({exitcodes.CONFIG}),
-                              explain=lambda child: _child_error_line(child.log_path) or _last_log_line(child.log_path))
+                              explain=lambda child: child_error_line(child.log_path) or last_log_line(child.log_path))
 
     def _state_file_again(self) -> None:
         """A rewrite of gamead-up.json failed (said when a start could not be recorded): retried at every poll with
@@ -52,7 +52,7 @@ class _Stack:
     def _on_exit(self, child: Child, code: int) -> None:
         if code in self.sup.refusal_codes:
             return  # up ends with the child's own message (refused_start), said once
-        if code > 0 and (line := _last_log_line(child.log_path)):  # an exit, not a kill: say why
+        if code > 0 and (line := last_log_line(child.log_path)):  # an exit, not a kill: say why
             say(f"  [dim]{escape(child.name)} log: {escape(line)}[/]")
 
     def settle(self) -> None:

@@ -9,8 +9,8 @@ import httpx
 
 from gamead_cli import exitcodes
 from gamead_cli.commands.up_console import say
-from gamead_cli.commands.up_logs import _last_log_line, refused_start
-from gamead_cli.commands.up_signals import _check_stop
+from gamead_cli.commands.up_logs import last_log_line, refused_start
+from gamead_cli.commands.up_signals import check_stop
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.proc import cpu_sample, port_free, port_owned_by
 from gamead_core.start_watch import StartWatch
@@ -24,14 +24,14 @@ API_START_CAP = 180.0
 NATS_READY_TIMEOUT = 10.0
 
 
-def _check_port(host: str, port: int, what: str, flag: str) -> None:
+def check_port(host: str, port: int, what: str, flag: str) -> None:
     """Refuse (exit 5, as ``gamead serve`` and ``gamead worker`` refuse a taken port) a port ``what`` cannot bind."""
     if not port_free(host, port):
         raise ConfigError(f"port {port} on {host} is taken by another process (address already in use; another "
                           f"`gamead up`?): {what} cannot listen there — choose another with {flag}")
 
 
-def _wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
+def wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
     """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's), for as
     long as its process makes progress (``watch``: CPU time advancing, or waiting for a CPU; a loaded machine
     makes a start slow, not stuck), saying so once past ``watch.note_after``. Gives up at once if it died, after
@@ -39,13 +39,13 @@ def _wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
     and what the API's log holds (an empty log said "see api.log" and nothing more)."""
     last = "no answer on the port"
     while True:
-        _check_stop()
+        check_stop()
         if not api.alive:
             code = api.proc.returncode if api.proc is not None else "?"
             if code == exitcodes.CONFIG:
                 raise refused_start(api)
             raise GameadError(f"the API exited during start-up (exit code {code}): "
-                              f"{_last_log_line(api.log_path) or 'no output'} — full log: {api.log_path}")
+                              f"{last_log_line(api.log_path) or 'no output'} — full log: {api.log_path}")
         try:
             answer = httpx.get(f"{url}/readyz", timeout=1)
             watch.serving(time.monotonic())
@@ -74,7 +74,7 @@ def _wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
            "is done: not a slow machine)" if verdict == "unready" else
            f"its process made no progress for the last {watch.idle_for(now):.0f}s ({_cpu_words(watch)}): stuck, "
            "not slow")
-    tail = _last_log_line(api.log_path)
+    tail = last_log_line(api.log_path)
     log_says = f"its log {api.log_path} ends: {tail}" if tail else f"its log {api.log_path} is empty so far"
     raise GameadError(f"the API at {url} was not ready after {now - watch.started:.0f}s (last: {last}); {why}; "
                       f"{log_says}")

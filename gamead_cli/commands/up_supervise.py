@@ -10,11 +10,11 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from gamead_cli.commands.up_console import _show_decision, say
-from gamead_cli.commands.up_liveness import _start_probe, _watch_nats
+from gamead_cli.commands.up_console import say, show_decision
+from gamead_cli.commands.up_liveness import start_probe, watch_nats
 from gamead_cli.commands.up_logs import refused_start
-from gamead_cli.commands.up_signals import _install, _request_stop, _stop_requested, stop_signals
-from gamead_cli.commands.up_stack import _Stack
+from gamead_cli.commands.up_signals import install_stop_handlers, request_stop, stop_requested, stop_signals
+from gamead_cli.commands.up_stack import UpStack
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, GameadError
 from gamead_core.metrics_ports import WorkerMetricsPorts
@@ -47,12 +47,12 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
         stopping.cancel()
 
 
-async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: _Stack,
+async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: UpStack,
                      autoscaling: bool, *, recovery: bool, metrics: WorkerMetricsPorts | None = None,
                      nats_health: Callable[[], str] | None = None) -> None:
     """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
     recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not. ``nats_health``:
-    the embedded nats-server's ``/healthz`` (None: NATS is not ours), watched from the start (:func:`_watch_nats`)."""
+    the embedded nats-server's ``/healthz`` (None: NATS is not ours), watched from the start (:func:`watch_nats`)."""
     import nats
     import nats.errors
 
@@ -73,12 +73,12 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
 
     for sig in stop_signals():
         loop.add_signal_handler(sig, on_signal)
-    if _stop_requested.is_set():  # it came before the handlers above: stop now
+    if stop_requested.is_set():  # it came before the handlers above: stop now
         on_signal()
     nc = None
     refusal: ConfigError | None = None
     probe: asyncio.Task[None] | None = None
-    watch = _watch_nats(settings, stack, nats_health, stop) if nats_health else None
+    watch = watch_nats(settings, stack, nats_health, stop) if nats_health else None
     try:
         task = None
         if autoscaling or recovery:
@@ -104,10 +104,10 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
             from gamead_core.worker.reaper import recover_exited
 
             scaler.attach_recovery(partial(recover_exited, nc, link.js, settings))
-            probe = _start_probe(settings, nc, link.js, scaler, stop, metrics)
+            probe = start_probe(settings, nc, link.js, scaler, stop, metrics)
         if autoscaling and nc is not None:
             deps = AutoscalerDeps.standalone(settings, link, node_id=new_holder_id("up"), backend=scaler,
-                                             on_decision=_show_decision)
+                                             on_decision=show_decision)
             autoscaler = Autoscaler(scaling, deps)
             task = asyncio.create_task(autoscaler.run(stop))
         while not stop.is_set():
@@ -139,4 +139,4 @@ async def _supervise(settings: GameadSettings, scaling: Any, nats_url: str, scal
                 pass
         for sig in stop_signals():
             loop.remove_signal_handler(sig)
-        _install(_request_stop)  # remove_signal_handler restored the defaults: never die by a late signal
+        install_stop_handlers(request_stop)  # remove_signal_handler restored the defaults: never die by a late signal

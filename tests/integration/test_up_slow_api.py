@@ -53,11 +53,11 @@ def test_a_start_using_cpu_is_waited_for_past_the_stall_window_and_an_idle_one_i
     try:
         watch = StartWatch(time.monotonic(), stall_after=3.0, cap=300.0, note_after=1.0)
         if busy:
-            up_module._wait_api_ready(f"http://127.0.0.1:{port}", port, api, watch)
+            up_module.wait_api_ready(f"http://127.0.0.1:{port}", port, api, watch)
             assert watch.idle_for(time.monotonic()) < 3.0  # it was ready, never stalled
         else:
             with pytest.raises(GameadError) as caught:
-                up_module._wait_api_ready(f"http://127.0.0.1:{port}", port, api, watch)
+                up_module.wait_api_ready(f"http://127.0.0.1:{port}", port, api, watch)
             assert "stuck, not slow" in caught.value.message and "state S" in caught.value.message, \
                 caught.value.message
         said = [line for line in lines if "is still starting after" in line]

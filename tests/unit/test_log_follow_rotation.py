@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from gamead_cli.commands.up_logs import _last_log_line
+from gamead_cli.commands.up_logs import last_log_line
 from gamead_cli.tui.logs import FileTail
 from gamead_core.log_bound import bound_log, rotated
 
@@ -74,4 +74,4 @@ def test_a_log_emptied_just_before_its_child_died_names_the_last_line_of_its_cop
     log.write_text("starting\nerror: the last words\n", encoding="utf-8")
     assert bound_log(log, limit=4)
     assert log.stat().st_size == 0 and rotated(log).is_file()
-    assert _last_log_line(log) == "error: the last words"  # was "" ("no output")
+    assert last_log_line(log) == "error: the last words"  # was "" ("no output")

@@ -31,7 +31,7 @@ def test_up_prints_a_logged_warning_as_one_prefixed_line_credentials_masked(caps
         -> None:
     from gamead_cli.commands import up_console
 
-    handler = ConsoleLines(up_console._log_line)
+    handler = ConsoleLines(up_console.log_line)
     logger = logging.getLogger("gamead_core.scaling.lease.test")
     logger.addHandler(handler)
     logger.propagate = False

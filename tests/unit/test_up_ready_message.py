@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gamead_cli.commands.up_start import _wait_api_ready
+from gamead_cli.commands.up_start import wait_api_ready
 from gamead_core.errors import GameadError
 from gamead_core.start_watch import StartWatch
 
@@ -41,7 +41,7 @@ def test_not_ready_says_what_readyz_answered_and_what_the_log_holds(tmp_path: Pa
     port = server.server_address[1]
     try:
         with pytest.raises(GameadError) as caught:
-            _wait_api_ready(f"http://127.0.0.1:{port}", port, api,  # type: ignore[arg-type]
+            wait_api_ready(f"http://127.0.0.1:{port}", port, api,  # type: ignore[arg-type]
                             StartWatch(time.monotonic(), stall_after=0.5))
     finally:
         server.shutdown()
