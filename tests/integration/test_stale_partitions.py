@@ -82,6 +82,12 @@ def test_a_stale_api_node_turns_unready_and_refuses_submits(fresh_nats: Any, pro
         assert _held(url) == before  # nothing published, by any modulus
         stats = stale.get("/v1/stats").json()
         assert stats["topology"]["ok"] is False and stats["topology"]["partitions"] == STALE_LINE
+        # its figures (top, /metrics, its autoscaler) count the queue's 5 partitions, not its 3 (attack28b F3)
+        counted = wait_for(lambda: (q := stale.get("/v1/stats").json()["queue"])["pending"] == len(ids) and q,
+                           timeout=30, what=f"the stale node's /v1/stats to count the {len(ids)} ads waiting")
+        assert counted["partitions"] == 5 and counted["unreadableLevels"] == [], counted
+        oldest = stale.get("/v1/levels/3/oldest", params={"limit": 100}).json()  # top's drill-down
+        assert oldest["pending"] == len(ids) and sorted(i["id"] for i in oldest["items"]) == sorted(ids), oldest
     assert http.get("/readyz").status_code == 200  # the node that fits is served as before
     http.close()
 
