@@ -9,6 +9,7 @@ one line and exit 5, changing nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,11 @@ import httpx
 import nats
 
 from gamead_core import names
+from gamead_core.config import GameadSettings
 from gamead_core.queue.partitions import partition_of
+from gamead_core.queue.publish import publish_ad
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.stats.reading import QueueReading, read_queue
 from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, wait_for
 
 FAST = {"GAMEAD_QUEUE__ACK_WAIT": "3", "GAMEAD_QUEUE__IDLE_POLL": "0.1", "GAMEAD_NATS__CONNECT_TIMEOUT": "5",
@@ -162,3 +167,26 @@ def test_doctor_names_the_stale_node_and_the_ads_no_worker_pulls(fresh_nats: Any
     left = wait_for(lambda: "unpulled_ads" not in (k := doctor()) and k, timeout=60, what="a worker to pull them")
     assert list(left) == ["partitions_disagree"], left
     http.close()
+
+
+def test_a_reading_counts_the_queues_partitions_whatever_the_nodes_setting(fresh_nats: Any) -> None:
+    """The one reading behind ``/v1/stats``, ``top``, ``/metrics`` and the autoscaler, on a queue of 3
+    partitions with 12 ads in ``GAMEAD_ADS_1``/``_2``: a node set to 1 read only ``GAMEAD_ADS`` (0 pending), one
+    set to 5 found ``GAMEAD_ADS_3``/``_4`` missing and every level unreadable. Both read the queue's 3."""
+    url = fresh_nats().url
+    ids = [i for i in (f"01KREAD{n:019d}" for n in range(400)) if partition_of(i, 3) != 0][:12]
+
+    async def run() -> list[QueueReading]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream(timeout=5)
+            await ensure_topology(js, GameadSettings(queue={"partitions": 3}))
+            for ad_id in ids:
+                await publish_ad(js, ad_id=ad_id, level=2, payload=b"{}", timeout=5.0, partitions=3)
+            return [await read_queue(js, None, time.time(), setting) for setting in (1, 3, 5)]
+        finally:
+            await nc.close()
+
+    for reading in asyncio.run(run()):
+        assert reading.pending == 12 and reading.unreadable == () and reading.partitions == 3, reading
+        assert reading.messages == 12 and reading.errors == (), reading
