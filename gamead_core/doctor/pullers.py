@@ -16,8 +16,8 @@ The doctor reads this only on a node that fits the queue (otherwise it reports `
 stops), so the queue's partitions are the node's. Both are read twice (:meth:`Pullers.first` from the consumer
 infos the stranded check read, plus one registry listing, and the heads of the partitions holding ads when no
 worker pulls; :meth:`Pullers.confirm` after the doctor's settle, the same for the suspected partitions), and
-only what both readings show is reported: a worker starting, or a node being restarted with the new setting, is seconds. Neither is repaired:
-the fix is a worker, or a restart with the right setting (the finding says which).
+only what both readings show is reported: a worker starting, or a node being restarted with the new setting, is
+seconds. Neither is repaired: the fix is a worker, or a restart with the right setting (the finding says which).
 """
 
 from __future__ import annotations

@@ -93,8 +93,8 @@ def partition_of_msg(msg: object) -> int:
         return 0
 
 
-__all__ = ["PartitionChange", "made_with", "merge_depths", "oldest_first", "partition_change", "partition_of", "partition_of_msg",
-           "per_partition_limit", "settle_rule", "work_streams"]
+__all__ = ["PartitionChange", "made_with", "merge_depths", "oldest_first", "partition_change", "partition_of",
+           "partition_of_msg", "per_partition_limit", "settle_rule", "work_streams"]
 
 
 @dataclass(frozen=True)
