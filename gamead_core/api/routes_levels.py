@@ -7,7 +7,8 @@ the subject from the consumer's ack floor with ``get_msg(next=True)`` gives them
 (attempts, worker, status, title) comes from the ad-record bucket. Bounded: at most ``limit`` (≤ 100) messages
 per partition and ``limit`` record reads, whatever the backlog (``GET /ads`` instead scans the newest records
 written). With ``queue.partitions`` > 1 every partition's stream is walked and the lists merged: the ack pending
-ads first, then the pending ones, each oldest first; the counts are summed.
+ads first, then the pending ones, each oldest first; the counts are summed. The partitions walked are the queue's
+(:func:`~gamead_core.queue.partition_watch.queue_partitions`), also on a node left on an old setting.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gamead_core.api.responses import json_response
 from gamead_core.errors import NotFound, QueueUnavailable
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.depth import LevelDepth, level_depth
+from gamead_core.queue.partition_watch import queue_partitions
 from gamead_core.queue.partitions import merge_depths
 
 router = APIRouter(prefix="/v1/levels", tags=["operations"])
@@ -103,8 +105,9 @@ async def oldest(
     now = time.time()
     items: list[dict[str, Any]] = []
     depths = []
+    partitions = await queue_partitions(js, request.app.state.settings.queue.partitions)  # the queue's, not ours
     with nats_boundary():
-        for partition in range(request.app.state.settings.queue.partitions):
+        for partition in range(partitions):
             depth = await level_depth(js, level, now, partition)
             depths.append(depth)
             items.extend(await _walk(js, level, partition, depth, limit, now))

@@ -99,7 +99,8 @@ async def start_observers(app: FastAPI) -> Callable[[], Awaitable[None]]:
         await run_heartbeat(
             registry,
             lambda: api_node_info(node_id, started=started, draining=stop.is_set(),
-                                  heartbeat_interval=settings.registry.heartbeat_interval).model_copy(
+                                  heartbeat_interval=settings.registry.heartbeat_interval,
+                                  partitions=settings.queue.partitions).model_copy(
                 update={"metrics_url": metrics_url}),
             settings.registry.heartbeat_interval,
             stop,

@@ -16,7 +16,8 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
 * JetStream API calls: 3 (topology) + 5 × 2 × N (consumers and their subject counts, N = ``queue.partitions``) +
   2 per listing (each work stream, records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + a direct get per record;
   + 1 registry listing when some delivery is ack-pending, and 5 × N + 1 more when more are than the live workers
-  hold (:mod:`gamead_core.doctor.unheld`, a note);
+  hold (:mod:`gamead_core.doctor.unheld`, a note); + 1 registry listing, and 5 per partition + 1 more when ads
+  wait where no live worker pulls or a node's ``queue.partitions`` differs (:mod:`gamead_core.doctor.pullers`);
 * records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
   or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
 * the second look: per finding, one record read, one DLQ read and one read per message it names.
@@ -51,6 +52,7 @@ from gamead_core.doctor.read import (
     scan_headers,
     subject_counts,
 )
+from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.verdict import (
     MAX_ITEMS,
@@ -178,15 +180,18 @@ class Doctor:
                   if (n := await stranded_on(self.js, lvl, stats, p, infos))}
         unheld = Unheld(self.nc, self.js, self.settings)
         await unheld.first(infos, first.records, stats)
+        pullers = Pullers(self.js, unheld.registry, len(self._parts), self.settings.queue.aging_step)  # attack28b F3
+        await pullers.first(infos, stats)
         grace = self.settings.jobs.lease
         jobs = await expired_jobs(self.js, now, grace, stats) if names.JOBS_BUCKET not in {
             v.wanted.name for v in missing} else []
 
         # the second look, after the system had time to finish what it was doing
-        if suspects or levels or jobs or missing or unheld.suspect:
+        if suspects or levels or jobs or missing or unheld.suspect or pullers.suspect:
             await asyncio.sleep(settle)
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
             await unheld.confirm(stats, notes["ack_pending_unheld"])
+            await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"])
             await confirm_stranded(self.js, self.settings, self.store, levels, first.work, stats,
                                    found["stranded"], actions)
             await confirm_jobs(self.js, jobs, grace, stats, found["job_lease_expired"], actions)

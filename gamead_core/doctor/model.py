@@ -82,6 +82,13 @@ KINDS: Final[tuple[Kind, ...]] = (
        "otherwise left alone", None),
     _k("entry_without_record", 3, "DLQ entry of an ad that has no record",
        "the `dead` record is created from the entry (GET /ads/{id} then answers it)"),
+    _k("unpulled_ads", 1, "ads wait in a work stream that no live worker pulls from (none runs, or every one's "
+       "queue.partitions differs from the queue's): nothing will take them", None,
+       "nothing in the data is wrong: start a worker with the queue's queue.partitions (a worker Deployment at 0: "
+       "`gamead scale status` says why; `gamead scale set` overrides it)", items="object"),
+    _k("partitions_disagree", 4, "a running node's queue.partitions differs from the queue's (an API node takes no "
+       "submit; a worker exits, and its restart is refused while the setting stays)", None,
+       "a process's setting: restart it with the queue's queue.partitions (README: Partitions)", items="object"),
     _k("job_lease_expired", 4, "operator job still queued or running whose runner's lease expired longer than "
        "jobs.lease ago (no API node took it over)",
        "taken over by the API node running the repair: resumed, or ended `interrupted`/`cancelled` (jobs.max_resumes)",

@@ -70,8 +70,8 @@ class Unheld:
 
     def __init__(self, nc: NATS, js: JetStreamContext, settings: GameadSettings) -> None:
         self._js = js
-        self._registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
-                                  timeout=settings.nats.request_timeout)
+        self.registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
+                                 timeout=settings.nats.request_timeout)
         self._levels: list[Level] = [(lvl, p) for p in range(settings.queue.partitions) for lvl in names.LEVELS]
         self._first = 0
         self._first_at = 0.0
@@ -88,7 +88,7 @@ class Unheld:
         """Ads every live worker announces holding; None when the registry cannot be listed."""
         stats.api_calls += 1
         try:
-            nodes = await self._registry.list()
+            nodes = await self.registry.list()
         except GameadError as exc:
             log.debug("doctor: registry listing: %s", exc.message)
             return None

@@ -260,8 +260,7 @@ class JobRun:
     async def _finish(self, state: JobState, reason: str | None) -> None:
         job = self.job
         job.state, job.stop_reason, job.finished_at = state, reason, utcnow()
-        if job.phase != JobPhase.DONE and state == JobState.SUCCEEDED:
-            job.phase = JobPhase.DONE
+        job.phase = JobPhase.DONE  # ended, however: a cancelled or failed job's phase says so too (attack28b M2)
         await self._retrying(lambda: self.checkpoint(force=True))
         log.info("job finished", extra={"job_id": job.id, "kind": job.kind.value, "state": state.value,
                                         "counts": job.counts, "stop_reason": reason})

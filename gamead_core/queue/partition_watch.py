@@ -61,6 +61,15 @@ async def _stream_made_with(js: JetStreamContext, partition: int) -> tuple[bool,
     return True, int(declared) if declared and declared.isdigit() else (1 if partition == 0 else None)
 
 
+async def queue_partitions(js: JetStreamContext, setting: int) -> int:
+    """The partitions the work queue has, whatever this node's ``queue.partitions`` (``setting``): the count
+    ``GAMEAD_ADS``'s metadata says it was made with (1 without it), or ``setting`` while it does not exist. For a
+    read-out over every partition (``/v1/levels``), so a node left on an old setting still shows every waiting ad
+    (attack28b F3). One ``STREAM.INFO`` call; raises the gamead error of a failed call."""
+    exists, made = await _stream_made_with(js, 0)
+    return made if exists and made is not None else setting
+
+
 async def suspect_partitions(js: JetStreamContext, partitions: int) -> bool:
     """Whether the work streams may no longer fit ``queue.partitions`` = ``partitions``, in at most two
     ``STREAM.INFO`` calls: the stream of partition ``partitions`` exists (more partitions), or that of partition
@@ -108,7 +117,7 @@ async def watch_partitions(js: JetStreamContext, settings: GameadSettings, stop:
             return change
 
 
-__all__ = ["look_at_partitions", "stop_if_repartitioned", "suspect_partitions", "watch_partitions",
+__all__ = ["look_at_partitions", "queue_partitions", "stop_if_repartitioned", "suspect_partitions", "watch_partitions",
            "watch_result", "worker_interval"]
 
 

@@ -75,6 +75,16 @@ def oldest_first(depths: dict[int, LevelDepth]) -> list[int]:
     return pending + sorted(p for p, d in depths.items() if not d.pending and d.ack_pending)
 
 
+def made_with(partition: int, metadata: Mapping[str, str] | None) -> int | None:
+    """The ``queue.partitions`` a work stream's ``metadata`` says it was made with: 1 for partition 0 without it
+    (a single-stream install of before), None for another partition without it or a value out of 1 …
+    ``names.MAX_PARTITIONS``. Pure."""
+    declared = (metadata or {}).get(names.PARTITIONS_METADATA)
+    if not declared:
+        return 1 if partition == 0 else None
+    return int(declared) if declared.isdigit() and 1 <= int(declared) <= names.MAX_PARTITIONS else None
+
+
 def partition_of_msg(msg: object) -> int:
     """The partition a delivered JetStream message came from (its ack subject names the stream); 0 if unknown."""
     try:
@@ -83,8 +93,8 @@ def partition_of_msg(msg: object) -> int:
         return 0
 
 
-__all__ = ["PartitionChange", "merge_depths", "oldest_first", "partition_change", "partition_of", "partition_of_msg",
-           "per_partition_limit", "settle_rule", "work_streams"]
+__all__ = ["PartitionChange", "made_with", "merge_depths", "oldest_first", "partition_change", "partition_of",
+           "partition_of_msg", "per_partition_limit", "settle_rule", "work_streams"]
 
 
 @dataclass(frozen=True)

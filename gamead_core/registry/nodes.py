@@ -65,6 +65,7 @@ class WorkerSelf:
     cpu_per_ad_ms: float | None = None
     dead: int = 0  #: of ``failed``, the ads it dead-lettered
     heartbeat_interval: float | None = None  #: seconds between its beats (its ``registry.heartbeat_interval``)
+    partitions: int | None = None  #: its ``queue.partitions`` (the work streams it pulls from)
 
 
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
@@ -98,6 +99,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         metrics_url=me.metrics_url,
         latency_buckets=me.latency_buckets,
         cpu_per_ad_ms=me.cpu_per_ad_ms,
+        partitions=me.partitions,
     )
     if not draining:
         info.state = node_state(info, info.heartbeat_at, me.task_timeout)
@@ -114,9 +116,11 @@ def api_node_info(
     last_error: str | None = None,
     draining: bool = False,
     heartbeat_interval: float | None = None,
+    partitions: int | None = None,
 ) -> NodeInfo:
     """The heartbeat of an API node (``processed``/``failed`` count requests, when the caller tracks them;
-    ``heartbeat_interval``: seconds between its beats, its ``registry.heartbeat_interval``)."""
+    ``heartbeat_interval``: seconds between its beats, its ``registry.heartbeat_interval``; ``partitions``: its
+    ``queue.partitions``)."""
     now = utcnow()
     return NodeInfo(
         id=node_id,
@@ -132,6 +136,7 @@ def api_node_info(
         last_error=last_error,
         heartbeat_interval=heartbeat_interval,
         state="draining" if draining else "ok",
+        partitions=partitions,
     )
 
 

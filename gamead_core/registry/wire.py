@@ -81,6 +81,9 @@ class NodeInfo(BaseModel):
     #: (gamead_core.worker.counters.CpuPerAd): the autoscaler's CPU bound on its capacity. None (or absent,
     #: from an older worker) while unknown.
     cpu_per_ad_ms: float | None = None
+    #: the node's own ``queue.partitions``; None from an older node. ``gamead doctor`` names a node whose setting
+    #: differs from the queue's, and work streams no live worker pulls from (gamead_core.doctor.pullers)
+    partitions: int | None = None
 
 
 __all__ = ["HeldAd", "NodeInfo", "Percentiles", "Role", "State"]

@@ -12,6 +12,9 @@ Read top-down (:meth:`Autoscaler.run`):
    submitted, completed and per-worker rates over the last minute). An API node shares its stats sampler;
    ``gamead up`` gives the autoscaler a sampler of its own, sampled once per tick. A level that cannot be
    read is left out and named, and the policy then never scales down. Then the backend's replica count.
+   It reads the queue's partitions (``GAMEAD_ADS``'s metadata), not ``queue.partitions``: a node left on an old
+   setting keeps the lease and sees every waiting ad (attack28b F3), rather than stepping down — so a fleet whose
+   every API node was forgotten still scales for the ads already queued (one that saw only its own scaled to 0).
 3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so; while the
    override cannot be read, the one read last stands until it expires); otherwise
    the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,

@@ -168,7 +168,8 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "unreadableLevels": sorted(unreadable),
             "messages": stream[0],
             "bytes": stream[1],
-            "partitions": sampler.settings.queue.partitions,  # work streams read and summed (queue.partitions)
+            # work streams read and summed: the queue's partitions (GAMEAD_ADS's metadata), else queue.partitions
+            "partitions": reading.partitions if reading and reading.connected else sampler.settings.queue.partitions,
         },
         # the seconds the rates were really computed over: RATE_WINDOW, or less while the sampler is younger
         "rates": {"windowSeconds": None if sampler.rate_window is None else round(sampler.rate_window, 1),

@@ -13,6 +13,14 @@ With ``queue.partitions`` > 1 each level is read in every partition and the read
 (:func:`gamead_core.queue.partitions.merge_depths`: counts summed, the oldest head); the work streams' states
 are summed. A level with one partition that cannot be read is unreadable as a whole (its counts would be short);
 what its other partitions said is kept apart in ``partial``, a lower bound the autoscaler still scales up on.
+
+The partitions read are the queue's, not the node's setting: ``GAMEAD_ADS``'s metadata says how many partitions
+the work streams were made with (:func:`~gamead_core.queue.partitions.made_with`), read in the same round as
+everything else. When that differs from the node's ``queue.partitions`` (the queue was repartitioned under a
+node left running: README, "Partitions") the levels and streams are read again over the queue's partitions, so
+such a node's ``/v1/stats``, ``gamead top``, ``/metrics`` and autoscaler still count every waiting ad (attack28b
+F3: a 1-partition node leading the autoscaler saw only ``GAMEAD_ADS`` and scaled the workers to 0 while 40 ads
+waited in ``GAMEAD_ADS_1``/``_2``). ``GAMEAD_ADS`` missing or unreadable: the node's setting is read.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.queue.depth import LevelDepth, level_depth
-from gamead_core.queue.partitions import merge_depths
+from gamead_core.queue.partitions import made_with, merge_depths
 from gamead_core.errors import error_text
 from gamead_core.registry import NodeInfo, Registry
 
@@ -48,6 +56,7 @@ class QueueReading:
     bytes: int | None = None
     nodes: tuple[NodeInfo, ...] | None = None  #: the registry's entries; None when it could not be read
     errors: tuple[str, ...] = ()  #: what could not be read (``"work stream: timeout"``)
+    partitions: int = 1  #: the work-stream partitions read: the queue's (``GAMEAD_ADS``'s metadata), else the setting
 
     def level(self, level: int) -> LevelDepth | None:
         return next((d for d in self.levels if d.level == level), None)
@@ -69,9 +78,11 @@ class QueueReading:
 
 async def read_queue(js: JetStreamContext, registry: Registry | None, now: float,
                      partitions: int = 1) -> QueueReading:
-    """Read every level (:func:`~gamead_core.queue.depth.level_depth`) of every one of ``partitions`` work
-    streams (``queue.partitions``), the work streams' states and the registry concurrently. Never raises for a
-    part that cannot be read: it is left out and named in ``errors`` (and, for a level, in ``unreadable``)."""
+    """Read every level (:func:`~gamead_core.queue.depth.level_depth`) of every work-stream partition, the work
+    streams' states and the registry concurrently. ``partitions``: the node's ``queue.partitions``, read first;
+    when ``GAMEAD_ADS`` says the queue has another count, the levels and streams are read again over that many
+    (module docstring). Never raises for a part that cannot be read: it is left out and named in ``errors`` (and,
+    for a level, in ``unreadable``)."""
     parts = await asyncio.gather(
         asyncio.gather(*(_level(js, lvl, now, partitions) for lvl in names.LEVELS), return_exceptions=True),
         _streams(js, partitions),
@@ -79,6 +90,13 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         return_exceptions=True,
     )
     levels, stream, nodes = parts
+    live = partitions if isinstance(stream, BaseException) else stream[3]
+    if live != partitions:  # repartitioned under this node: the queue's partitions, not the setting
+        partitions = live
+        levels, stream = await asyncio.gather(
+            asyncio.gather(*(_level(js, lvl, now, live) for lvl in names.LEVELS), return_exceptions=True),
+            _streams(js, live), return_exceptions=True)
+        parts = [levels, stream, nodes]
     errors: list[str] = []
     for what, part in zip(("queue levels", "work stream", "registry"), parts):
         if isinstance(part, BaseException):
@@ -97,7 +115,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
             readable.append(depth)
     last_seq = messages = size = None
     if not isinstance(stream, BaseException):
-        last_seq, messages, size = stream
+        last_seq, messages, size, _ = stream
     return QueueReading(
         t=now,
         connected=True,
@@ -109,6 +127,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         bytes=size,
         nodes=None if isinstance(nodes, BaseException) or nodes is None else tuple(nodes),
         errors=tuple(errors),
+        partitions=partitions,
     )
 
 
@@ -125,11 +144,22 @@ async def _level(js: JetStreamContext, level: int, now: float,
     return (merge_depths(level, read) if read else None), error
 
 
-async def _streams(js: JetStreamContext, partitions: int) -> tuple[int, int, int]:
-    """(last sequence, messages, bytes) summed over the work streams."""
-    infos = await asyncio.gather(*(js.stream_info(names.work_stream(p)) for p in range(partitions)))
+async def _streams(js: JetStreamContext, partitions: int) -> tuple[int | None, int | None, int | None, int]:
+    """(last sequence, messages, bytes) summed over ``partitions`` work streams, and the partitions ``GAMEAD_ADS``
+    says the queue has (``partitions`` when it cannot be read or its metadata names none that can be). A stream
+    that cannot be read raises its error, unless the queue has another count (a stream the node's setting names
+    may not exist): then the sums are None, for the caller to read again over the queue's partitions."""
+    infos = await asyncio.gather(*(js.stream_info(names.work_stream(p)) for p in range(partitions)),
+                                 return_exceptions=True)
+    head = infos[0]
+    live = partitions if isinstance(head, BaseException) else made_with(0, head.config.metadata) or partitions
+    failed = next((i for i in infos if isinstance(i, BaseException)), None)
+    if failed is not None and (live == partitions or not isinstance(failed, Exception)):
+        raise failed
+    if failed is not None:
+        return None, None, None, live
     return (sum(int(i.state.last_seq or 0) for i in infos), sum(int(i.state.messages or 0) for i in infos),
-            sum(int(i.state.bytes or 0) for i in infos))
+            sum(int(i.state.bytes or 0) for i in infos), live)
 
 
 def _none() -> Awaitable[Any]:

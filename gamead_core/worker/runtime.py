@@ -181,7 +181,7 @@ class Worker:
             recent=list(st.recent), holding=self.holding(), task_timeout=self.settings.worker.task_timeout,
             ack_wait=self.settings.queue.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
             metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),
-            cpu_per_ad_ms=st.cpu_per_ad_ms(),  # the autoscaler's CPU bound (gamead_core.stats.rates)
+            cpu_per_ad_ms=st.cpu_per_ad_ms(), partitions=self.settings.queue.partitions,  # cpu: gamead_core.stats.rates
         )
 
     def _snapshot(self, *, draining: bool = False) -> NodeInfo:

@@ -158,6 +158,7 @@ def test_cancel_stops_a_job_and_leaves_the_rest_in_the_dlq(lane: Lane) -> None:
     assert cancelled.exit_code == 0 and "cancel asked" in cancelled.stdout, cancelled.output
     done = lane.job_done(job["id"])
     assert done["state"] == "cancelled" and done["stopReason"] == "cancelled by anonymous", done
+    assert done["phase"] == "done", done  # it ended: never "acting" for ever (attack28b M2)
     _adds_up(done)
     left = done["counts"]["remaining"]
     assert left >= 1 and lane.dlq()["total"] == left

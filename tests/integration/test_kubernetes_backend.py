@@ -788,6 +788,26 @@ def test_the_readable_partitions_of_a_level_still_count_when_another_cannot_be_r
     assert len(ids) == 60 and patches and patches[0] == {"spec": {"replicas": 4}}, patches
 
 
+def test_a_node_left_on_an_old_queue_partitions_counts_the_ads_of_every_partition_the_queue_has(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """attack28b F3: the queue repartitioned 1 → 3 (a start with ``queue.repartition``) under an autoscaler node
+    still configured for 1 partition, then 40 ads queued, all in ``GAMEAD_ADS_1``/``_2``. That node read only
+    ``GAMEAD_ADS``, saw no backlog and scaled the workers 1 → 0 with the 40 waiting. It reads the partitions the
+    queue has (``GAMEAD_ADS``'s metadata): the 40 are known, and at 0.5 ads/s per worker draining them in 30 s
+    needs 3 workers, so 0 → 3 — not 0 replicas for ever."""
+    ids = [i for i in (f"01KSTAL{n:019d}" for n in range(400)) if partition_of(i, 3) != 0][:40]
+
+    async def repartitioned_to_three(js: JetStreamContext) -> None:
+        await ensure_topology(js, GameadSettings(queue={"partitions": 3, "repartition": True}))
+        await _publish(js, ids, partitions=3)
+
+    _autoscale_from_zero(api, tmp_path, fresh_nats(), repartitioned_to_three,
+                         autoscaler={"initial_per_worker_rate": 0.5})
+    patches = _patches(api)
+    assert len(ids) == 40 and patches and patches[0] == {"spec": {"replicas": 3}}, patches
+
+
 class GuardedNats:
     """A nats-server whose one user (also the no-auth user) may publish anything but :meth:`deny`'s subjects,
     changed by a config reload (SIGHUP) while clients stay connected: a NATS that refuses one kind of request

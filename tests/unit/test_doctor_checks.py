@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from gamead_core.doctor.checks import Rules, WorkMsg, classify, records_to_read, stranded_reading
 from gamead_core.doctor.model import KIND_BY_CODE, KINDS, Finding, Report
+from gamead_core.doctor.pullers import disagreeing, late_text, nobody_pulls
 from gamead_core.doctor.read import _epoch, reply_fields
 from gamead_core.jobs.model import Job, JobKind, Mark, Selection
 from gamead_core.jobs.policy import summary, tally
 from gamead_core.models import AdRecord, AdStatus, AdSubmission
+from gamead_core.queue.depth import LevelDepth
+from gamead_core.registry import NodeInfo
 
 NOW = 1_800_000_000.0
 RULES = Rules(max_attempts=3, overdue_after=60.0, ack_wait=30.0, task_timeout=60.0)
@@ -154,3 +157,32 @@ def test_a_repair_job_counts_each_action_by_name_and_they_add_up() -> None:
     line = summary(job)
     assert line.startswith("13 of 16 repair actions taken · re-published 2 · dead-lettered 1")
     assert "skipped 2" in line and "not done 1" in line
+
+
+def _node(node_id: str, role: str, partitions: int | None, state: str = "ok") -> NodeInfo:
+    at = datetime(2026, 12, 3, tzinfo=timezone.utc)
+    return NodeInfo(id=node_id, role=role, host="h", pid=7, version="x", started_at=at, heartbeat_at=at,
+                    state=state, partitions=partitions)
+
+
+def test_who_pulls_the_queues_partitions_and_who_disagrees_with_them() -> None:
+    """attack28b F3: a worker pulls the queue only with its setting (an older one, which does not say: taken to);
+    a draining one pulls nothing; a node whose setting differs is named, with the fix."""
+    assert nobody_pulls([], 3) == "no worker is running"
+    assert nobody_pulls([_node("a", "api", 3), _node("w", "worker", 3, "draining")], 3) == "no worker is running"
+    assert nobody_pulls([_node("w1", "worker", 1), _node("w2", "worker", 5)], 3) == (
+        "every live worker (2) is configured for queue.partitions 1/5, the queue has 3")
+    assert nobody_pulls([_node("w1", "worker", 1), _node("w2", "worker", 3)], 3) is None
+    assert nobody_pulls([_node("old", "worker", None)], 3) is None
+    nodes = [_node("a1", "api", 1), _node("a3", "api", 3), _node("old", "worker", None)]
+    assert disagreeing(nodes, 3) == {"a1": "api on h (pid 7) is configured for queue.partitions 1, the queue has 3: "
+                                           "restart it with queue.partitions=3"}
+
+
+def test_only_ads_past_their_levels_promised_wait_make_a_stream_unpulled() -> None:
+    """Ads just queued while the workers start are no finding; one past its level's horizon is (step 10 s:
+    priority 1 promises 10 s, priority 3 20 s)."""
+    young = [LevelDepth(1, 2, oldest_age=9.0), LevelDepth(3, 5, oldest_age=19.0), LevelDepth(5, 0)]
+    assert late_text(young, 10.0) is None
+    late = [LevelDepth(1, 2, oldest_age=35.0), LevelDepth(3, 5, oldest_age=19.0)]
+    assert late_text(late, 10.0) == "7 ad(s) wait, the oldest 35 s (priority 1 promises 10 s)"
