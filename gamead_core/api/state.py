@@ -37,15 +37,14 @@ from nats.js import JetStreamContext
 from gamead_core.api.observed_intake import ObservedIntake
 from gamead_core.config import GameadSettings
 from gamead_core.dlq_ops import DlqOps
-from gamead_core.errors import (ConfigError, GameadError, NatsUnreachable, PartitionsChanged, QueueUnavailable,
-                                TopologyChanged, TopologyError, TopologyMissing)
+from gamead_core.errors import (ConfigError, GameadError, PartitionsChanged, QueueUnavailable, TopologyChanged,
+                                TopologyError, TopologyMissing)
 from gamead_core.intake import Intake
 from gamead_core.queue.atomic import atomic_wanted
 from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import (check_outbound, outbound_excess, reader_alive, round_trip, unanswered_for,
                                         unsent_bytes)
 from gamead_core.queue.closed import closed_text
-from gamead_core.queue.probe import refused_credentials
 from gamead_core.queue.refusal import RefusedNow, refusal_text
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.storage import StorageProbe
@@ -141,13 +140,10 @@ class QueueLink:
                 store = await AdStore.open(nc, js)
                 store.origin = api_incarnation(self.node_id, self.started)  # its creates' Gamead-Origin
             except GameadError as exc:
-                refused = exc if isinstance(exc, ConfigError) else None
-                if isinstance(exc, NatsUnreachable):  # credentials NATS refuses: a configuration, not NATS away
-                    refused = refused_credentials(exc, self.url, self.settings.nats)
-                if refused is not None:
+                if isinstance(exc, ConfigError):  # credentials NATS refuses (connect), queue.partitions (the check)…
                     self._setting_up = None
                     await close_connection(nc)
-                    self._refuse(refused)
+                    self._refuse(exc)
                     return
                 self.last_error = exc.message
                 await asyncio.sleep(1.0)
@@ -232,7 +228,7 @@ class QueueLink:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._intake is not None:  # ambiguous submits not settled yet are the doctor's
             await self._intake.unsettled.close()
-        await close_connection(self.nc)
+        await close_connection(self.nc or self._setting_up)  # or the one a start was setting up
 
     def _check(self) -> None:
         if self.nc is None or not self.nc.is_connected or not reader_alive(self.nc):
