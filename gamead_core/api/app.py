@@ -39,6 +39,7 @@ from gamead_core.api.scan_gate import ScanGate
 from gamead_core.api.state import QueueLink
 from gamead_core.audit import AuditLog
 from gamead_core.config import GameadSettings
+from gamead_core.errors import GameadError
 from gamead_core.queue.refusal import serve_until_refused
 from gamead_core.redis_link import RedisLink
 from gamead_core.telemetry.http import HttpMetrics
@@ -75,7 +76,13 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
         log.info("auth %s: %s", mode["auth_mode"], mode["auth_reason"], extra=mode)
         if (short := reach_warning(settings)) is not None:  # what a stop leaves would be the doctor's alone
             log.warning("configuration: %s", short)
-        link = QueueLink(settings, nats_url)
+        def refused(exc: GameadError) -> None:  # the link's start refused (queue.partitions…): exit 5, as serve's
+            if getattr(app.state, "refused", None) is None:  # pre-check would have; never retried into a change
+                app.state.refused = exc
+            if (stop := getattr(app.state, "stop_serving", None)) is not None:
+                stop()
+
+        link = QueueLink(settings, nats_url, on_refused=refused)
         app.state.link = link
         app.state.audit = AuditLog(lambda: link.js, settings.audit)  # the trail of operator actions
         redis = RedisLink.from_settings(settings.redis)  # None = one-machine mode: in-process cache/limits

@@ -1,5 +1,7 @@
 """The API node's link to NATS: connected in the background, so the node starts (and answers 503 with a
-clear code) even while NATS is down, and recovers on its own when NATS returns.
+clear code) even while NATS is down, and recovers on its own when NATS returns. A refusal of its configuration
+at the set-up (``queue.partitions`` against the work streams, a refused ``queue.repartition``, credentials) is
+not that: it ends the start, exit 5 (:meth:`QueueLink._refuse`).
 
 Once connected, the probes read from memory what these find:
 
@@ -26,17 +28,18 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from gamead_core.api.observed_intake import ObservedIntake
 from gamead_core.config import GameadSettings
-from gamead_core.api.leaderless import leaderless
 from gamead_core.dlq_ops import DlqOps
-from gamead_core.errors import (GameadError, QueueUnavailable, StorageFailed, TopologyChanged, TopologyError,
-                                TopologyMissing)
-from gamead_core.intake import Accepted, Intake, Queued
+from gamead_core.errors import (ConfigError, GameadError, PartitionsChanged, QueueUnavailable, TopologyChanged,
+                                TopologyError, TopologyMissing)
+from gamead_core.intake import Intake
 from gamead_core.queue.atomic import atomic_wanted
 from gamead_core.queue.connection import connect
 from gamead_core.queue.liveness import (check_outbound, outbound_excess, reader_alive, round_trip, unanswered_for,
@@ -57,55 +60,11 @@ from gamead_core.worker.orphans import reaper_reach
 log = logging.getLogger(__name__)
 
 
-class _ObservedIntake:
-    """The submit path, with the outcome of each write told to the storage probe (see
-    :meth:`gamead_core.queue.storage.StorageProbe.observe_write`)."""
-
-    def __init__(self, intake: Intake, link: QueueLink) -> None:
-        self._intake = intake
-        self._link = link
-        self._replicated = link.settings.queue.replicas > 1  #: can a stream be without a leader for a while?
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._intake, name)
-
-    async def submit(self, *args: Any, **kwargs: Any) -> Accepted:
-        """:meth:`Intake.submit` (same arguments), its outcome told to the storage probe; a "no responders"
-        from a stream that exists is answered as a leader election (:func:`leaderless`)."""
-        storage = self._link.storage
-        try:
-            accepted = await self._intake.submit(*args, **kwargs)
-        except QueueUnavailable as exc:
-            nc = self._link.nc
-            # An explicit storage refusal (StorageFailed) is server-wide and the probe sees it too; a write that
-            # JetStream did not answer while the connection is up may be this stream's own write error.
-            unanswered = not isinstance(exc, StorageFailed) and "did not answer in time" in exc.message
-            if storage is not None and unanswered and nc is not None and nc.is_connected:
-                storage.observe_write(exc)
-            if (out := leaderless(exc, self._report(), replicated=self._replicated)) is not exc:
-                raise out from exc.__cause__
-            raise
-        if storage is not None and not accepted.duplicate:
-            storage.observe_write(None)
-        return accepted
-
-    async def submit_many(self, *args: Any, **kwargs: Any) -> list[Queued | GameadError]:
-        """:meth:`Intake.submit_many` (same arguments), each ad's "no responders" from a stream that exists
-        answered as a leader election (:func:`leaderless`)."""
-        results = await self._intake.submit_many(*args, **kwargs)
-        report = self._report()
-        return [leaderless(r, report, replicated=self._replicated) if isinstance(r, GameadError) else r
-                for r in results]
-
-    def _report(self) -> TopologyReport | None:
-        watch = self._link.watch
-        return watch.report if watch is not None else None
-
-
 class QueueLink:
     """Owns the NATS connection of one API node and the services built on it."""
 
-    def __init__(self, settings: GameadSettings, nats_url: str, *, node_id: str | None = None) -> None:
+    def __init__(self, settings: GameadSettings, nats_url: str, *, node_id: str | None = None,
+                 on_refused: Callable[[GameadError], None] | None = None) -> None:
         self.settings = settings
         self.url = nats_url
         self.node_id = node_id or new_api_node_id()
@@ -114,7 +73,7 @@ class QueueLink:
         self.js: JetStreamContext | None = None
         self._store: AdStore | None = None
         self._intake: Intake | None = None
-        self._observed: _ObservedIntake | None = None
+        self._observed: ObservedIntake | None = None
         #: the last topology report looked at, and its first essential incompatibility (None: none): a report
         #: is replaced, never changed, so its verdict is worked out once, not on every submit (issue 14.4)
         self._verdict: tuple[TopologyReport | None, str | None] = (None, None)
@@ -124,6 +83,10 @@ class QueueLink:
         self.storage: StorageProbe | None = None
         #: why NATS is unavailable, for logs and operator read-outs (``/v1/stats``): URLs redacted
         self.last_error: str | None = "connecting"
+        #: the refusal that ended the start (:meth:`_connect_forever`); None while it goes on or went well
+        self.refused: GameadError | None = None
+        self._on_refused = on_refused
+        self._setting_up: NATS | None = None  #: connected, the set-up not done yet (NATS answers: not "connecting")
         self._task: asyncio.Task[None] | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -132,27 +95,56 @@ class QueueLink:
         self.last_contact = time.monotonic()
 
     async def start(self, wait: float = 5.0) -> None:
-        """Start connecting; wait up to ``wait`` seconds for the first connection, then carry on."""
+        """Start connecting; wait up to ``wait`` seconds for the first connection, then carry on (a refusal
+        ends the start at once: :attr:`refused`, ``on_refused``)."""
         self._task = asyncio.create_task(self._connect_forever(), name="gamead-nats-link")
+        ready = asyncio.ensure_future(self.ready.wait())
         try:
-            await asyncio.wait_for(asyncio.shield(self.ready.wait()), wait)
-        except asyncio.TimeoutError:
+            await asyncio.wait({ready, asyncio.shield(self._task)}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if self.ready.is_set() or self.refused is not None:
+            return
+        if self._setting_up is not None and self._setting_up.is_connected:  # NATS answers: say what is wrong
+            log.warning("connected to NATS at %s, but the queue link is not set up yet (%s); serving 503 until it "
+                        "is", redact_url(self.url), self.last_error)
+        else:
             log.warning("NATS not reachable at %s yet (%s); serving 503 until it is", redact_url(self.url),
                         self.last_error)
 
+    def _refuse(self, exc: GameadError) -> None:
+        """End the start with ``exc``: a configuration that cannot work here (``queue.partitions`` against the
+        work streams, a ``queue.repartition`` refused for a queue holding ads, credentials NATS refuses, a TLS
+        file it cannot use). Final, as at ``gamead serve``'s pre-check (exit 5, one line): trying again would
+        only change the queue later under a live fleet (attack28b F2), never make the configuration right."""
+        self.refused, self.last_error = exc, exc.message
+        if self._on_refused is not None:
+            self._on_refused(exc)
+
     async def _connect_forever(self) -> None:
+        """Connect and set up (topology check, stores, probes), retrying every second what NATS may fix by
+        itself (away, JetStream not answering); a :class:`ConfigError` (:meth:`_refuse`) ends it. One topology
+        watch for every try, so what it logs is said once, not once a try."""
         nc: NATS | None = None
+        watch: TopologyWatch | None = None
         while True:
             try:
                 if nc is None:
                     nc = await connect(self.settings.nats, self.url, name="gamead-api",
                                        on_reconnect=self._reconnected)
+                    self._setting_up = nc
                 js = nc.jetstream(timeout=self.settings.nats.request_timeout)
-                watch = TopologyWatch(js, self.settings, interval=self.settings.api.topology_check_interval)
+                if watch is None:
+                    watch = TopologyWatch(js, self.settings, interval=self.settings.api.topology_check_interval)
                 await watch.check_once(startup=True)  # creates, updates limits, reports; never overwrites
                 store = await AdStore.open(nc, js)
                 store.origin = api_incarnation(self.node_id, self.started)  # its creates' Gamead-Origin
             except GameadError as exc:
+                if isinstance(exc, ConfigError):  # credentials NATS refuses (connect), queue.partitions (the check)…
+                    self._setting_up = None
+                    await close_connection(nc)
+                    self._refuse(exc)
+                    return
                 self.last_error = exc.message
                 await asyncio.sleep(1.0)
                 continue
@@ -169,7 +161,7 @@ class QueueLink:
                                   reaper_reach=reaper_reach(self.settings))
             bound = self.settings.nats.max_pending_bytes  # settling retries respect the outbound bound too
             self._intake.unsettled.held = lambda: outbound_excess(nc, bound) is not None
-            self._observed = _ObservedIntake(self._intake, self)
+            self._observed = ObservedIntake(self._intake, self)
             self._dlq = DeadLetters(js)
             self._ops = DlqOps(js, store, self._dlq, publish_timeout=self.settings.api.publish_timeout,
                                partitions=self.settings.queue.partitions)
@@ -236,7 +228,7 @@ class QueueLink:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._intake is not None:  # ambiguous submits not settled yet are the doctor's
             await self._intake.unsettled.close()
-        await close_connection(self.nc)
+        await close_connection(self.nc or self._setting_up)  # or the one a start was setting up
 
     def _check(self) -> None:
         if self.nc is None or not self.nc.is_connected or not reader_alive(self.nc):
@@ -317,6 +309,12 @@ class QueueLink:
 
     def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``: ``ok``, ``degraded: …`` (reported, still ready) or why not. No URLs."""
+        if (refused := self.refused) is not None:  # the start was refused: the process is ending (exit 5)
+            topology = isinstance(refused, PartitionsChanged)  # else: the connection's (credentials, TLS)
+            return {"nats": "ok" if topology else f"unavailable: {refused.message}",
+                    "topology": f"failing: {refused.message}" if topology else "unknown", "storage": "unknown"}
+        if self.nc is None and self._setting_up is not None and self._setting_up.is_connected:
+            return {"nats": "ok", "topology": f"unknown: not set up yet ({self.last_error})", "storage": "unknown"}
         if self.nc is None or not self.nc.is_connected or self.reader_dead():
             since, state = self.seconds_without_contact(), "connecting" if self.nc is None else "reconnecting"
             state = refusal_text(self.nc) or closed_text(self.nc) or f"{state} (no answer for {since:.0f} s)"

@@ -128,8 +128,8 @@ def connect_options(settings: NatsSettings, url: str, *, name: str) -> dict[str,
 async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: float = 0.0,
                   on_reconnect: Callable[[], None] | None = None) -> NATS:
     """Connect to NATS, retrying for up to ``retry_for`` seconds; raises :class:`NatsUnreachable` (its message
-    names the URL with credentials masked) or :class:`ConfigError` (a TLS file it cannot use). ``on_reconnect`` is called each time the client reconnects."""
-
+    names the URL with credentials masked) or :class:`ConfigError` (a TLS file it cannot use; credentials the
+    server refuses: at once, never retried). ``on_reconnect`` is called each time the client reconnects."""
     made: list[NATS] = []  # the client, once connected: a disconnect of a client being closed is no news
     loop = asyncio.get_running_loop()
 
@@ -192,11 +192,12 @@ async def connect(settings: NatsSettings, url: str, *, name: str, retry_for: flo
             guard_writes(nc, settings.max_pending_bytes)
             return nc
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+            from gamead_core.queue.probe import refused_credentials  # probe imports this module
+            cause = last_error[0] if last_error and isinstance(exc, asyncio.TimeoutError) else exc
+            if (refused := refused_credentials(cause, url, settings)) is not None:  # a configuration: not retried
+                raise refused from exc
             if loop.time() >= deadline:
-                cause = last_error[0] if last_error and isinstance(exc, asyncio.TimeoutError) else exc
-                raise NatsUnreachable(
-                    f"cannot connect to NATS at {redact_url(url)}: {error_text(cause)}"
-                ) from exc
+                raise NatsUnreachable(f"cannot connect to NATS at {redact_url(url)}: {error_text(cause)}") from exc
             await asyncio.sleep(0.5)
 
 

@@ -6,8 +6,11 @@ own topology check cannot stop the process. This one runs before the server star
 work streams were made with another ``queue.partitions`` (holding ads or not), ``gamead serve`` ends with one
 line and exit code 5 (:class:`~gamead_core.errors.PartitionsChanged`), unless ``queue.repartition`` asks for the
 change on a drained queue. When NATS does not answer within ``nats.connect_timeout`` the
-check is skipped after at most ``nats.connect_timeout`` + 1 s (the node's own start-up check refuses to take submits instead: ``/readyz`` says why). Workers
-check in :func:`gamead_core.queue.topology.ensure_topology`.
+check is skipped after at most ``nats.connect_timeout`` + 1 s; the node's own start-up check
+(:class:`gamead_core.api.state.QueueLink`) then ends the start the same way (exit 5, one line) once NATS answers,
+and so does a ``queue.repartition`` this check let through when the queue holds ads by then: a refusal is final
+wherever the start finds it, never retried into a change made later under live traffic. Workers check in
+:func:`gamead_core.queue.topology.ensure_topology` (a refusal there ends the worker too).
 """
 
 from __future__ import annotations

@@ -14,7 +14,17 @@ partition the setting no longer has is sealed first (JetStream's ``sealed``: the
 cannot be unsealed), its message count read again, and deleted only if it is still 0 — so an ad published
 between the first look and the delete cannot be deleted with it (a sealed stream that did get an ad is left as it
 is, sealed, and the start refused). The topology check then rewrites the kept streams' limits and metadata and
-creates the new ones. ``gamead doctor`` reports a mismatch.
+creates the new ones. ``gamead doctor`` reports a mismatch. A refusal is final wherever a start meets it (the
+API's pre-check, its link set-up, a worker's topology check: exit 5), never retried until the queue drains.
+
+What is *not* checked: that the other nodes are stopped (the registry is not consulted: a node of the new setting
+may rightly be running). A repartition started next to a live fleet whose queue is empty for a moment goes
+through (attack28b F1/F2). What then guards the ads: an ad an old node publishes into a removed partition after
+the first look is refused by the sealed stream (that submit fails, 503) or, landed before the seal, counted by the
+second look (the start refused, the stream left sealed with it); one published into a kept partition stays there
+and is read by the new setting's workers. The old nodes themselves notice within ``api.topology_check_interval``
+(API: unready, 503 ``topology_changed``) or 3-6 × that (workers: drain, exit 5). So the operator's word in
+``queue.repartition`` (every other node stopped, README: Partitions) is what guards the fleet, not a check here.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class TopologyWatch:
         except PartitionsChanged as exc:
             self.checks += 1
             if exc.change is not None:  # one raised without its change says nothing new: the mismatch stands
-                self._mismatched(exc.change)
+                self._mismatched(exc.change, say=not startup)  # at start-up it ends the start: its one line
             self.error = exc.message
             raise
         except GameadError as exc:
@@ -91,12 +91,12 @@ class TopologyWatch:
         self._record(report, startup=startup)
         return report
 
-    def _mismatched(self, change: PartitionChange | None) -> None:
-        """Remember whether the work streams fit ``queue.partitions``; log when that changes."""
-        if change is not None and (self.mismatch is None or self.mismatch.stale_node() != change.stale_node()):
+    def _mismatched(self, change: PartitionChange | None, *, say: bool = True) -> None:
+        """Remember whether the work streams fit ``queue.partitions``; log when that changes (``say``)."""
+        if say and change is not None and (self.mismatch is None or self.mismatch.stale_node() != change.stale_node()):
             log.error("this node takes no submit: %s", change.stale_node(),
                       extra={"problem": "partitions_changed", "partitions": change.setting, "live": change.live})
-        elif change is None and self.mismatch is not None:
+        elif say and change is None and self.mismatch is not None:
             log.info("the work streams fit queue.partitions %d again", self.settings.queue.partitions)
         self.mismatch = change
 

@@ -1,0 +1,59 @@
+"""The API node's submit path with the outcome of each write told to the storage probe, and a "no responders"
+from a stream that exists answered as a leader election (:func:`gamead_core.api.leaderless.leaderless`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gamead_core.api.leaderless import leaderless
+from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed
+from gamead_core.intake import Accepted, Intake, Queued
+from gamead_core.queue.topology import TopologyReport
+
+if TYPE_CHECKING:
+    from gamead_core.api.state import QueueLink
+
+
+class ObservedIntake:
+    """The submit path, with the outcome of each write told to the storage probe (see
+    :meth:`gamead_core.queue.storage.StorageProbe.observe_write`)."""
+
+    def __init__(self, intake: Intake, link: QueueLink) -> None:
+        self._intake = intake
+        self._link = link
+        self._replicated = link.settings.queue.replicas > 1  #: can a stream be without a leader for a while?
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._intake, name)
+
+    async def submit(self, *args: Any, **kwargs: Any) -> Accepted:
+        """:meth:`Intake.submit` (same arguments), its outcome told to the storage probe; a "no responders"
+        from a stream that exists is answered as a leader election (:func:`leaderless`)."""
+        storage = self._link.storage
+        try:
+            accepted = await self._intake.submit(*args, **kwargs)
+        except QueueUnavailable as exc:
+            nc = self._link.nc
+            # An explicit storage refusal (StorageFailed) is server-wide and the probe sees it too; a write that
+            # JetStream did not answer while the connection is up may be this stream's own write error.
+            unanswered = not isinstance(exc, StorageFailed) and "did not answer in time" in exc.message
+            if storage is not None and unanswered and nc is not None and nc.is_connected:
+                storage.observe_write(exc)
+            if (out := leaderless(exc, self._report(), replicated=self._replicated)) is not exc:
+                raise out from exc.__cause__
+            raise
+        if storage is not None and not accepted.duplicate:
+            storage.observe_write(None)
+        return accepted
+
+    async def submit_many(self, *args: Any, **kwargs: Any) -> list[Queued | GameadError]:
+        """:meth:`Intake.submit_many` (same arguments), each ad's "no responders" from a stream that exists
+        answered as a leader election (:func:`leaderless`)."""
+        results = await self._intake.submit_many(*args, **kwargs)
+        report = self._report()
+        return [leaderless(r, report, replicated=self._replicated) if isinstance(r, GameadError) else r
+                for r in results]
+
+    def _report(self) -> TopologyReport | None:
+        watch = self._link.watch
+        return watch.report if watch is not None else None

@@ -1,0 +1,156 @@
+"""attack28b F2 and M1: a start whose configuration is refused after ``gamead serve``'s pre-check passed (here: NATS
+was away at the pre-check and came back) ends the start, exit 5 and one line, as the pre-check would have. Before,
+the API's link set-up retried the refusal every second, logged "NATS not reachable … yet (queue.partitions is 1 but
+… holding 2 ad(s) …)" with ``/readyz`` saying NATS "unavailable: connecting", an ERROR "this node takes no submit"
+once a second, and with ``queue.repartition: true`` repartitioned the queue once it drained, under live traffic.
+A plain nats-server stopped and started again by its PID (same port, same store)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary
+from tests.support import Proc, ad, clean_env, gamead_argv, start_api, wait_for
+
+P3 = {"GAMEAD_QUEUE__PARTITIONS": "3", "GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "3600"}
+
+
+def _streams(url: str, token: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every work stream: name → its config (as JSON) and the messages it holds."""
+
+    async def run() -> dict[str, dict[str, Any]]:
+        nc = await nats.connect(url, token=token)
+        try:
+            infos = await nc.jetstream(timeout=5).streams_info()
+            return {i.config.name: {"config": i.config.as_dict(), "messages": int(i.state.messages)}
+                    for i in infos if names.partition_of_stream(i.config.name) is not None}
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _queued_then_away(server: EmbeddedNats, tmp_path: Path, procs: list[Proc], count: int) -> dict[str, Any]:
+    """``count`` ads queued in a 3-partition queue (no worker), the API stopped, then NATS stopped. Returns the
+    work streams as they were."""
+    api, api_url = start_api(server.url, tmp_path, **P3, **({"GAMEAD_NATS__TOKEN": server.token}
+                                                          if server.token else {}))
+    procs.append(api)
+    with httpx.Client(base_url=api_url, timeout=30) as http:
+        for i in range(count):
+            assert http.post("/ads", json=ad(f"Waiting {i}", 2)).status_code == 202
+    api.stop(timeout=10)
+    before = _streams(server.url, server.token)
+    assert sorted(before) == ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]
+    assert sum(s["messages"] for s in before.values()) == count
+    server.stop()
+    return before
+
+
+def _serve_while_nats_is_away(url: str, tmp_path: Path, procs: list[Proc], **env: str) -> tuple[Proc, int]:
+    """``gamead serve`` (the default queue.partitions 1) started while NATS is away: its pre-check is skipped and
+    it serves 503. Returns once it answers ``/readyz`` (503)."""
+    port = free_port()
+    serve = Proc("serve", gamead_argv("serve", "--port", str(port)),
+                 clean_env(GAMEAD_NATS__URL=url, GAMEAD_NATS__CONNECT_TIMEOUT="1", **env),
+                 tmp_path / "serve.log").start()
+    procs.append(serve)
+
+    def unready() -> bool:
+        assert serve.alive(), serve.output()[-3000:]
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 503
+        except httpx.HTTPError:
+            return False
+
+    wait_for(unready, timeout=30, what="the API serving 503 while NATS is away")
+    return serve, port
+
+
+def _ended(serve: Proc) -> int:
+    wait_for(lambda: not serve.alive(), timeout=60, what="the refused start to end")
+    assert serve.popen is not None
+    code = serve.popen.poll()
+    assert code is not None
+    return code
+
+
+def _console_lines(serve: Proc) -> list[str]:
+    """What the process wrote that is not one of its JSON log lines (the CLI's red line)."""
+    return [line for line in serve.output().splitlines() if line.strip() and not line.startswith("{")]
+
+
+@pytest.mark.parametrize("repartition", ["true", "false"])
+def test_a_partitions_refusal_found_after_the_pre_check_ends_the_start(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path, repartition: str) -> None:
+    """With ``queue.repartition: true`` (the queue holds ads: refused) or without it (a stale setting): exit 5 and
+    one line naming both settings and the ads; every work stream as it was; the refusal never logged as "NATS not
+    reachable", nor once a second."""
+    server = fresh_nats()
+    before = _queued_then_away(server, tmp_path, procs, 2)
+    serve, _ = _serve_while_nats_is_away(server.url, tmp_path, procs, GAMEAD_QUEUE__REPARTITION=repartition)
+    server.start()  # the same port and store: the 3-partition queue with its 2 ads is back
+    assert _ended(serve) == 5, serve.output()[-3000:]
+    lines = _console_lines(serve)
+    assert len(lines) == 1 and lines[0].count("error:") == 1, lines
+    assert "queue.partitions is 1 but the work streams on this NATS are GAMEAD_ADS, GAMEAD_ADS_1, GAMEAD_ADS_2 " \
+           "(made with queue.partitions 3) holding 2 ad(s)" in lines[0], lines
+    assert "Traceback" not in serve.output()
+    unreachable = [line for line in serve.output().splitlines() if "NATS not reachable" in line]
+    assert not any("queue.partitions" in line for line in unreachable), unreachable
+    assert "takes no submit" not in serve.output()  # the refusal's one line says it (before: an ERROR a second)
+    assert _streams(server.url) == before  # nothing sealed, deleted or rewritten; the ads still there
+
+
+def test_credentials_refused_at_the_link_set_up_end_the_start(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """NATS away at the pre-check, back with another token: exit 5 and the credentials line, as at the pre-check,
+    not a connection retried for ever."""
+    server = EmbeddedNats(tmp_path / "nats-token", token="right-token-rf").start()
+    try:
+        _queued_then_away(server, tmp_path, procs, 1)
+        serve, _ = _serve_while_nats_is_away(server.url, tmp_path, procs, GAMEAD_NATS__TOKEN="stale-token-rf",
+                                             GAMEAD_QUEUE__PARTITIONS="3")
+        server.start()
+        assert _ended(serve) == 5, serve.output()[-3000:]
+        lines = _console_lines(serve)
+        assert len(lines) == 1 and "refused the connection: Authorization Violation" in lines[0], lines
+        assert "the configured nats.token is not the one the server requires" in lines[0]
+        assert "stale-token-rf" not in serve.output()
+    finally:
+        server.stop()
+
+
+def test_a_set_up_that_fails_on_a_reachable_nats_is_not_called_nats_unreachable(
+        procs: list[Proc], tmp_path: Path) -> None:
+    """A nats-server without JetStream: NATS answers, the link's set-up cannot be done (retried, NATS may fix it).
+    ``/readyz`` says NATS "ok" and the topology "not set up yet" with why; the log does not say "NATS not
+    reachable" (before: "unavailable: connecting (no answer for N s)" and "NATS not reachable at … yet")."""
+    port = free_port()
+    plain = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"nats://127.0.0.1:{port}"
+        api_port = free_port()
+        serve = Proc("serve", gamead_argv("serve", "--port", str(api_port)),
+                     clean_env(GAMEAD_NATS__URL=url, GAMEAD_NATS__CONNECT_TIMEOUT="1"), tmp_path / "plain.log").start()
+        procs.append(serve)
+        wait_for(lambda: "the queue link is not set up yet" in serve.output(), timeout=30,
+                 what="the start saying NATS answers but the link is not set up")
+        checks = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5).json()["checks"]
+        assert checks["nats"] == "ok", checks
+        assert checks["topology"].startswith("unknown: not set up yet (JetStream"), checks
+        assert "NATS not reachable" not in serve.output()
+        assert serve.alive()  # retried: JetStream may come
+    finally:
+        plain.terminate()
+        plain.wait(10)
