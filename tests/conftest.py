@@ -88,11 +88,13 @@ def client(api_url: str) -> Iterator[httpx.Client]:
 #: directories in the order their modules start: the long ones with real servers first, so that the short
 #: ones fill the gaps at the end and the workers finish together
 _ORDER = ("tests/integration/", "tests/tui/", "tests/cli/", "tests/unit/")
-#: the longest modules start before all others, longest first, each on a worker of its own (their own times in a
-#: fresh clone's run, session 19: 208, 136, 87, 81 s of 1,894): in alphabetical order test_up started after
-#: 1,011 s of the other integration modules' work (about 4 minutes in, on 4 workers) and ran to near the end
-_LONGEST = ("tests/integration/test_up.py", "tests/integration/test_schemathesis.py",
-            "tests/integration/test_nats_stall.py", "tests/integration/test_kubernetes_backend.py")
+#: the longest modules start before all others, longest first (the first four each on a worker of its own): their
+#: own times in a loaded run of `make test` (flakes session, load 8-11 on 2 cores): 130, 102, 88, 60, 60, 51 s of
+#: 1,874. test_schemathesis (136 s in session 19) is down to 27 s and starts with the other integration modules;
+#: test_attack24_cli and test_cli_errors, in tests/cli/, started after every integration and TUI module
+_LONGEST = ("tests/integration/test_kubernetes_backend.py", "tests/integration/test_up.py",
+            "tests/integration/test_nats_stall.py", "tests/cli/test_attack24_cli.py", "tests/cli/test_cli_errors.py",
+            "tests/integration/test_worker_faults.py")
 
 
 def _rank(item: pytest.Item) -> tuple[int, int]:
