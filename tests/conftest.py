@@ -88,11 +88,14 @@ def client(api_url: str) -> Iterator[httpx.Client]:
 #: directories in the order their modules start: the long ones with real servers first, so that the short
 #: ones fill the gaps at the end and the workers finish together
 _ORDER = ("tests/integration/", "tests/tui/", "tests/cli/", "tests/unit/")
-#: the longest modules start before all others, longest first, each on a worker of its own (their own times in a
-#: fresh clone's run, session 19: 208, 136, 87, 81 s of 1,894): in alphabetical order test_up started after
-#: 1,011 s of the other integration modules' work (about 4 minutes in, on 4 workers) and ran to near the end
-_LONGEST = ("tests/integration/test_up.py", "tests/integration/test_schemathesis.py",
-            "tests/integration/test_nats_stall.py", "tests/integration/test_kubernetes_backend.py")
+#: the longest modules start before all others, longest first (the first four each on a worker of its own). Their
+#: own times in two loaded runs of `make test` (flakes session: load 6-11, then 10-15, of 1,874 and 2,809 s): test_up
+#: 102 / 224 s, test_kubernetes_backend 130 / 142, test_schemathesis 27 / 109 (CPU-bound: the most load-sensitive;
+#: 136 in session 19), test_nats_stall 88 / 97, tests/tui/test_snapshots 38 / 87, tests/cli/test_attack24_cli
+#: 60 / 56: the last two started after every integration module (and the TUI ones before the CLI ones)
+_LONGEST = ("tests/integration/test_up.py", "tests/integration/test_kubernetes_backend.py",
+            "tests/integration/test_schemathesis.py", "tests/integration/test_nats_stall.py",
+            "tests/tui/test_snapshots.py", "tests/cli/test_attack24_cli.py")
 
 
 def _rank(item: pytest.Item) -> tuple[int, int]:

@@ -508,7 +508,7 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def _all_threads_stopped(pid: int) -> bool:
+def all_threads_stopped(pid: int) -> bool:
     """True once every thread of ``pid`` is in the stopped state (``T``/``t`` in /proc/<pid>/task/*/stat)."""
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
@@ -525,7 +525,7 @@ def frozen(pid: int, *, timeout: float = 10.0) -> Iterator[None]:
     after its SIGSTOP (CI, session 6). The block starts only once every thread of the process is stopped."""
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: _all_threads_stopped(pid), timeout=timeout, interval=0.005, what=f"process {pid} to stop")
+        wait_for(lambda: all_threads_stopped(pid), timeout=timeout, interval=0.005, what=f"process {pid} to stop")
         yield
     finally:
         os.kill(pid, signal.SIGCONT)

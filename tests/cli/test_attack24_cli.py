@@ -320,6 +320,12 @@ def fifo_read_once(tmp_path: Path) -> Iterator[Path]:
 
     reader = threading.Thread(target=read_and_leave, daemon=True)
     reader.start()
+    # the reader asleep in its open, waiting for a writer (the kernel's wait_for_partner), before the command opens
+    # FILE: a reader thread not yet there on a loaded machine made the command say "waiting up to 5 s for a process
+    # to read the FIFO" first, a second line (a full run's failure)
+    wchan = Path(f"/proc/self/task/{reader.native_id}/wchan")
+    wait_for(lambda: wchan.read_text().strip() == "wait_for_partner", timeout=10, interval=0.005,
+             what="the FIFO's reader to wait in its open")
     yield path
     if reader.is_alive():  # the command never opened it: let the reader's open return
         os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))

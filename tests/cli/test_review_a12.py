@@ -36,6 +36,20 @@ def _queued(url: str) -> int:
         return int(http.get("/ads", params={"limit": 100}).json()["count"])
 
 
+def _all_queued(api: Proc, url: str, expected: int) -> None:
+    """Wait until the API, continued, has queued every ad it was sent (``expected`` listed). Before freezing it again:
+    a freeze that caught its record creates in flight (a loaded machine gave it only milliseconds between two
+    frozen blocks) timed them out on its own clock (api.publish_timeout, 2 s) and it took the records back, as it
+    does any create that got no answer: those ads were then, rightly, not queued."""
+    seen: list[int] = []  # what the list said, for the failure's message (a full run once timed out here)
+    try:
+        wait_for(lambda: seen.append(_queued(url)) or seen[-1] == expected, timeout=30,
+                 what="every ad the frozen API was sent, queued")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; queued ads listed, last polls: {seen[-3:]}, expected {expected}; "
+                             f"API log tail:\n{api.output()[-2000:]}") from None
+
+
 def test_a_batch_a_frozen_api_never_answered_may_be_queued_it_is_not_rejected(
         fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
     api, url = _api(fresh_nats, procs, tmp_path)
@@ -49,6 +63,7 @@ def test_a_batch_a_frozen_api_never_answered_may_be_queued_it_is_not_rejected(
     assert summary["maybeQueued"] == summary["maybeQueuedUnknown"] == sent, summary
     assert [i["outcome"] for i in summary["items"]] == ["maybeQueued"] * sent
     assert summary.get("notSent", 0) == 6 - sent  # stopped after a batch got no answer: the rest said, not hidden
+    _all_queued(api, url, sent)  # continued, the API queues every ad it was sent (the reviewer's 800 all completed)
     # the table says so, and what to do: no resend (their ids never came back)
     with frozen(api.pid):
         table = CliRunner().invoke(app, ["submit", "--count", "3", "--batch-size", "3", "--api", url], env=QUICK)
@@ -57,20 +72,14 @@ def test_a_batch_a_frozen_api_never_answered_may_be_queued_it_is_not_rejected(
     assert ("rejected 0 may be queued 3 (no answer in time: they may still be analysed; do not resend: their batches "
             "got no answer, so their ids are unknown: find them with the command below)") in text, text
     assert text.endswith(f"find them with: {gamead_program()} ads list --api {url}"), text  # runs as printed
+    _all_queued(api, url, sent + 3)
     # with a key, the summary names it: the same command with the same key settles them, nothing queued twice
     with frozen(api.pid):
         keyed = CliRunner().invoke(app, ["submit", "--count", "3", "--batch-size", "3", "--idempotency-key", "run-7",
                                          "--api", url, "-o", "json"], env=QUICK)
     keyed_summary = json.loads(keyed.stdout)
     assert keyed_summary["maybeQueuedKeys"] == ["run-7-0", "run-7-1", "run-7-2"], keyed_summary
-    # continued, the API queues every ad it was sent (the reviewer's 800 "rejected" ads all completed)
-    seen: list[int] = []  # what the list said, for the failure's message (a full run once timed out here)
-    try:
-        wait_for(lambda: seen.append(_queued(url)) or seen[-1] == sent + 3 + 3, timeout=30,
-                 what="every ad the frozen API was sent, queued")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; queued ads listed, last polls: {seen[-3:]}; sent {sent} + 3 + 3; "
-                             f"API log tail:\n{api.output()[-2000:]}") from None
+    _all_queued(api, url, sent + 3 + 3)
     again = CliRunner().invoke(app, ["submit", "--count", "3", "--batch-size", "3", "--idempotency-key", "run-7",
                                      "--api", url, "-o", "json"], env=QUICK)
     settled = json.loads(again.stdout)

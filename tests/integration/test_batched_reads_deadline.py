@@ -29,7 +29,7 @@ from gamead_core.queue.topology import ensure_topology
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.registry.direct import last_values
 from gamead_core.stats import QueueSampler
-from tests.support import _all_threads_stopped, wait_for
+from tests.support import all_threads_stopped, wait_for
 
 STALLED = "GAMEAD_STALLED"  #: a stream name whose direct gets the test's responder answers, never to the end
 DEADLINE = 1.0  #: seconds, ``nats.request_timeout`` here
@@ -130,7 +130,7 @@ def test_the_doctor_listing_of_a_frozen_server_ends_with_what_arrived_and_says_i
         seen.append(seq)
         if len(seen) == 1000:  # the first batch's last message: nothing more will be answered
             os.kill(server.proc.pid, signal.SIGSTOP)
-            wait_for(lambda: _all_threads_stopped(server.proc.pid), timeout=10, interval=0.005, what="nats to stop")
+            wait_for(lambda: all_threads_stopped(server.proc.pid), timeout=10, interval=0.005, what="nats to stop")
 
     async def scenario() -> tuple[int, ReadBudget]:
         nc = await nats.connect(server.url)

@@ -38,6 +38,7 @@ from tests.support import (
     UpStack,
     accepted_again,
     ad,
+    all_threads_stopped,
     clean_env,
     gamead_argv,
     pid_alive,
@@ -305,7 +306,13 @@ def test_nothing_outlives_a_sigkilled_up_not_even_a_stopped_worker_and_its_data_
 
         # a worker frozen (SIGSTOP: a debugger, Ctrl-Z of its own, a frozen cgroup) when `up` is SIGKILLed: its
         # death signal waits while it is stopped, so before, it outlived the stack until someone continued it
-        os.kill(first.pid_of("worker-1"), signal.SIGSTOP)
+        worker = first.pid_of("worker-1")
+        os.kill(worker, signal.SIGSTOP)
+        # kill returns before the stop takes effect: SIGKILLed before the worker had stopped (a loaded machine), `up`
+        # died with no stopped member in the worker's process group, so the kernel sent no SIGHUP + SIGCONT; the
+        # parent's death SIGTERM then came before the pending SIGSTOP was acted on and the worker stayed stopped for
+        # good (the 30 s wait below failed). The case is a worker frozen *when* `up` dies: wait until it is.
+        wait_for(lambda: all_threads_stopped(worker), timeout=10, interval=0.005, what="the worker to stop")
         os.kill(first.pid, signal.SIGKILL)
         first.popen.wait(10)  # type: ignore[union-attr]
         wait_for(lambda: not first.ours_alive(), timeout=30, what="every child of the killed stack to exit")
