@@ -1,7 +1,7 @@
 """The circuit breaker of an API node's Redis link: a pure state machine (no I/O; ``clock`` is injectable).
 
-Only the link's health check (:meth:`gamead_core.redis_link.RedisLink.check`, a write, about once a second)
-may close the breaker; traffic may only open it (attack28a F1: a full Valkey, or a read-only replica, answers
+Only the link's health check (:meth:`gamead_core.redis_link.RedisLink.check`, the calls traffic makes, about once a
+second) may close the breaker; traffic may only open it (attack28a F1: a full Valkey, or a read-only replica, answers
 ``PING`` and ``GET`` while it refuses every write, so a breaker closed by any lucky read flapped and logged a
 "redis is back"/"redis failing" pair every few seconds)::
 
