@@ -1,7 +1,7 @@
 """The circuit breaker of an API node's Redis link: a pure state machine (no I/O; ``clock`` is injectable).
 
-Only the link's health check (:meth:`gamead_core.redis_link.RedisLink.check`, a write, about once a second)
-may close the breaker; traffic may only open it (attack28a F1: a full Valkey, or a read-only replica, answers
+Only the link's health check (:meth:`gamead_core.redis_link.RedisLink.check`, the calls traffic makes, about once a
+second) may close the breaker; traffic may only open it (attack28a F1: a full Valkey, or a read-only replica, answers
 ``PING`` and ``GET`` while it refuses every write, so a breaker closed by any lucky read flapped and logged a
 "redis is back"/"redis failing" pair every few seconds)::
 
@@ -12,7 +12,8 @@ may close the breaker; traffic may only open it (attack28a F1: a full Valkey, or
 
 * closed: calls pass; ``failures`` consecutive failures (timeouts, connection errors) open it, and so does a
   single *refusal*: Redis answered and said no (out of memory, read-only replica, no permission, …), which
-  is not a passing glitch. A traffic call that succeeds resets the count.
+  is not a passing glitch. A traffic call that succeeds resets the count; the health check passing does not
+  (review28 R2: the traffic's own failures open it, however often the check passes between them).
 * open: calls are refused (no timeouts to wait out); after ``reset`` seconds the health check is due
   (:meth:`CircuitBreaker.check_due`) and runs as the half-open probe. Nothing else is let through.
 * half-open: the check's success closes it, its failure opens it again for ``reset`` seconds.
@@ -68,10 +69,13 @@ class CircuitBreaker:
 
     def record_success(self, *, check: bool = False) -> None:
         """A call succeeded. Only the health check (``check``) closes an open or half-open breaker: a traffic
-        call that ends after it opened (a read Redis still answers) changes nothing."""
+        call that ends after it opened (a read Redis still answers) changes nothing. Only a traffic call resets
+        the count of consecutive failures while closed (review28 R2): a check passing every second while every
+        heavier traffic call times out would otherwise keep the count below ``failures`` for ever."""
         self.successes += 1
         if self.state == "closed":
-            self.consecutive = 0
+            if not check:  # review28 R2: a light check passing says nothing of the traffic calls failing
+                self.consecutive = 0
             return
         if not check:
             return

@@ -5,11 +5,16 @@ outage must never become an API error. Every call goes through :meth:`RedisLink.
 fallback instead of raising and feeds the :class:`~gamead_core.redis_breaker.CircuitBreaker` (its states and
 rules are there). While the breaker is open, calls are not even attempted (no timeouts to wait out).
 
-Health is a *write*, not a ``PING`` (attack28a F1): :meth:`RedisLink.check` sets a key of gamead's own with a
-short TTL about once a second (``min(1 s, redis.breaker_reset / 2)``), so a full Valkey (``maxmemory`` with
-``noeviction``: ``OOM``) or a read-only replica (``READONLY``), which answer ``PING`` and reads, keep the node
-``degraded: out of memory`` until writes are stored again. Only this check closes the breaker. The same write at
-start (:meth:`RedisLink.start`) leaves a node whose Redis is away ``degraded`` from its first ``/readyz`` (F2).
+Health is what traffic does, not a ``PING`` (attack28a F1, review28 R1): :meth:`RedisLink.check` runs, about once
+a second (``min(1 s, redis.breaker_reset / 2)``), the rate limits' token-bucket script (``EVALSHA``) on a bucket of
+its own under ``gamead:rl:`` and a cache ``SET`` with a TTL and ``GET`` under ``gamead:ad:``
+(:mod:`gamead_core.redis_calls`). So a full Valkey (``maxmemory`` with ``noeviction``: ``OOM``) or a read-only
+replica (``READONLY``), which answer ``PING`` and reads, keep the node ``degraded: out of memory`` until writes are
+stored again; an ACL user who may ``SET`` but not run scripts reads ``degraded: permission denied for the rate
+limits …`` for as long as that holds (before, a ``SET``-only check closed the breaker and the next rate-limited
+request opened it again: a flap every ``breaker_reset``), and one limited to those two prefixes reads ``ok``.
+Only this check closes the breaker. The same check at start (:meth:`RedisLink.start`) leaves a node whose Redis
+is away ``degraded`` from its first ``/readyz`` (F2).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -43,6 +48,7 @@ from gamead_core.config import RedisSettings
 from gamead_core.errors import error_text
 from gamead_core.redact import redact_url, without_servers
 from gamead_core.redis_breaker import BreakerState, CircuitBreaker
+from gamead_core.redis_calls import HEALTH_BUCKET_KEY, HEALTH_CACHE_KEY, HEALTH_TTL_MS, TOKEN_BUCKET_LUA
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,6 +82,12 @@ def _unresolved(exc: BaseException) -> socket.gaierror | None:
     return None
 
 
+def _script_acl(exc: BaseException) -> bool:
+    """Is ``exc`` a script's call refused by the user's ACL (``ACL failure in script: … no permissions to run the
+    'time' command``: a plain error reply, not ``NOPERM``)?"""
+    return isinstance(exc, ResponseError) and str(exc).startswith("ACL failure")
+
+
 def _describe(exc: BaseException, host: str | None = None) -> str:
     """What failed, for the breaker's ``reason`` (``/readyz``, ``/v1/stats``): ``timed out``, ``connection
     refused``, ``authentication refused``, ``out of memory``…, never the server's host, port or URL (redis-py's
@@ -88,6 +100,8 @@ def _describe(exc: BaseException, host: str | None = None) -> str:
     kind = next((said for cls, said in _KINDS if isinstance(exc, cls)), None)
     if kind is not None:
         return kind
+    if _script_acl(exc):
+        return "permission denied"
     if (dns := _unresolved(exc)) is not None:
         why = str(dns.strerror or "name or service not known").lower()
         return f"cannot resolve host {host}: {why}" if host else f"cannot resolve the host: {why}"
@@ -107,13 +121,31 @@ _REFUSALS: tuple[type[BaseException], ...] = (OutOfMemoryError, ReadOnlyError, N
 
 
 def _refusal(exc: BaseException) -> bool:
-    """Is ``exc`` Redis refusing writes as a whole (:data:`_REFUSALS`, or ``MISCONF``: it cannot persist)?"""
-    return isinstance(exc, _REFUSALS) or (isinstance(exc, ResponseError) and str(exc).startswith("MISCONF"))
+    """Is ``exc`` Redis refusing writes as a whole (:data:`_REFUSALS`, or ``MISCONF``: it cannot persist), or the
+    user's ACL refusing a command (``NOPERM``, or a script's ``ACL failure``)?"""
+    return isinstance(exc, _REFUSALS) or _script_acl(exc) or (
+        isinstance(exc, ResponseError) and str(exc).startswith("MISCONF"))
 _FAILURES = (RedisError, OSError, TimeoutError, asyncio.TimeoutError)
 
-#: The health check's key: gamead's own, written (one byte, this TTL) about once a second by every API node
-HEALTH_KEY = "gamead:health"
-HEALTH_TTL_MS = 10_000
+#: The parts of the health check, as a status names a part refused on its own (``permission denied for …``)
+RATE_LIMITS = "the rate limits (EVALSHA of the token-bucket script on gamead:rl:*)"
+CACHE = "the cache (SET with a TTL and GET on gamead:ad:*)"
+
+
+class ProbeFailure(NamedTuple):
+    """A health check that failed: which part (:data:`RATE_LIMITS` or :data:`CACHE`) and Redis's error."""
+
+    part: str
+    error: BaseException
+
+    def describe(self, host: str | None = None) -> str:
+        """:func:`_describe` of the error, naming the part when the refusal is about it alone (``permission
+        denied for the rate limits (EVALSHA …)``, a script's error), not about Redis as a whole (full, a
+        replica, away: said as before, ``out of memory``)."""
+        said = _describe(self.error, host)
+        alone = isinstance(self.error, NoPermissionError) or _script_acl(self.error) or (
+            isinstance(self.error, ResponseError) and not _refusal(self.error))
+        return f"{said} for {self.part}" if alone else said
 
 
 class RedisLink:
@@ -140,15 +172,17 @@ class RedisLink:
         # hard bound on one call: connect + one command, whatever redis-py does inside
         self._call_timeout = settings.connect_timeout + settings.socket_timeout
         self._prober: asyncio.Task[None] | None = None
+        #: the rate limits' script, as traffic runs it (``EVALSHA``; ``SCRIPT LOAD`` on ``NOSCRIPT``)
+        self._health_bucket = self.client.register_script(TOKEN_BUCKET_LUA)
 
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> RedisLink | None:
         """The link, or ``None`` in one-machine mode (``redis.url`` unset)."""
         return cls(settings) if settings.url else None
 
-    def _failed(self, exc: BaseException) -> None:
-        self.breaker.record_failure(_describe(exc), refusal=_refusal(exc),
-                                    said=_describe(exc, self.host))
+    def _failed(self, exc: BaseException, said: str | None = None, logged: str | None = None) -> None:
+        self.breaker.record_failure(said or _describe(exc), refusal=_refusal(exc),
+                                    said=logged or _describe(exc, self.host))
 
     async def guarded(self, call: Callable[[aioredis.Redis], Awaitable[T]], fallback: T) -> T:
         """``await call(client)``; on any Redis error or timeout return ``fallback`` and tell the breaker.
@@ -177,26 +211,35 @@ class RedisLink:
             return "ok"
         return f"degraded: {self.breaker.reason or 'redis unavailable'} (circuit {self.breaker.state.replace('_', '-')})"
 
-    async def write_probe(self) -> BaseException | None:
-        """Write :data:`HEALTH_KEY` (one byte, :data:`HEALTH_TTL_MS` ms) once, past the breaker: None when Redis
-        stored it, else the error (a full Valkey with ``noeviction`` or a read-only replica still answers
-        ``PING`` and reads, so only a write proves the node's cache and shared rate limits work). Never
-        raises a Redis error; feeds nothing."""
-        try:
-            async with asyncio.timeout(self._call_timeout):
-                await self.client.set(HEALTH_KEY, b"1", px=HEALTH_TTL_MS)
-        except _FAILURES as exc:
-            return exc
+    async def write_probe(self) -> ProbeFailure | None:
+        """The calls traffic makes, once, past the breaker (review28 R1): the rate limits' token-bucket script
+        (``EVALSHA``, loaded if the server lacks it, as traffic does) on :data:`HEALTH_BUCKET_KEY`, then ``SET``
+        (one byte, :data:`HEALTH_TTL_MS` ms) and ``GET`` of :data:`HEALTH_CACHE_KEY`. None when all were done,
+        else the first that failed and why (a full Valkey with ``noeviction`` or a read-only replica still
+        answers ``PING`` and reads, an ACL user may be allowed ``SET`` but not scripts: only these calls prove
+        the node's cache and shared rate limits work). Never raises a Redis error; feeds nothing."""
+        calls: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
+            (RATE_LIMITS, lambda: self._health_bucket(keys=[HEALTH_BUCKET_KEY], args=[1000, 1, 0],
+                                                      client=self.client)),
+            (CACHE, lambda: self.client.set(HEALTH_CACHE_KEY, b"1", px=HEALTH_TTL_MS)),
+            (CACHE, lambda: self.client.get(HEALTH_CACHE_KEY)),
+        )
+        for part, call in calls:
+            try:
+                async with asyncio.timeout(self._call_timeout):
+                    await call()
+            except _FAILURES as exc:
+                return ProbeFailure(part, exc)
         return None
 
     async def check(self) -> bool:
         """The health check: :meth:`write_probe` when the breaker lets it run (:meth:`CircuitBreaker.check_due`),
-        its verdict fed to the breaker, the only call that may close it. True when Redis takes writes."""
+        its verdict fed to the breaker, the only call that may close it. True when Redis takes traffic's calls."""
         if not self.breaker.check_due():
             return False
         failure = await self.write_probe()
         if failure is not None:
-            self._failed(failure)
+            self._failed(failure.error, failure.describe(), failure.describe(self.host))
             return False
         self.breaker.record_success(check=True)
         return True
@@ -208,9 +251,9 @@ class RedisLink:
         if failure is None:
             self.breaker.record_success(check=True)
         else:
-            self.breaker.trip(_describe(failure))
+            self.breaker.trip(failure.describe())
             log.warning("redis at %s not usable yet (%s); serving without it (cache bypassed, local rate limits) "
-                        "until a write to it is stored", self.url, _describe(failure, self.host))
+                        "until a write to it is stored", self.url, failure.describe(self.host))
         self._prober = asyncio.create_task(self._check_forever(), name="redis-prober")
 
     async def _check_forever(self) -> None:
@@ -231,4 +274,4 @@ class RedisLink:
             await self.pool.aclose()
 
 
-__all__ = ["HEALTH_KEY", "BreakerState", "CircuitBreaker", "RedisLink"]
+__all__ = ["CACHE", "RATE_LIMITS", "BreakerState", "CircuitBreaker", "ProbeFailure", "RedisLink"]

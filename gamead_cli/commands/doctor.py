@@ -157,6 +157,18 @@ class _Null:
         return None
 
 
+def holds(report: dict[str, Any]) -> bool:
+    """Does ``report`` (``GET /v1/doctor``'s body) exit 0? When every invariant holds and everything was read
+    (``ok``), or when its only findings are warnings (``severity: "warning"``, ``redis_unwritable``: the ads
+    still flow, so a script that reads exit 1 as "invariants broken" is not paged for a full cache; review28
+    R3). ``registry_unwritable`` is an error (no worker takes work while it lasts): exit 1. Pure."""
+    if report.get("ok"):
+        return True
+    findings = report.get("findings") or []
+    return bool(report.get("complete")) and not report.get("topologyChanged") and all(
+        f.get("severity") == "warning" for f in findings)
+
+
 def _repairable(report: dict[str, Any]) -> int:
     fixable = sum(f["count"] for f in report.get("findings") or [] if f.get("repair"))
     obsolete = sum(n["count"] for n in report.get("notes") or [] if n["kind"] == "obsolete_object")
@@ -184,7 +196,7 @@ def doctor(
         before = _check(client, settle, sample)
         if not repair:
             emit(before, output, partial(report_view, api=client.api_url))
-            raise typer.Exit(exitcodes.OK if before.get("ok") else exitcodes.ERROR)
+            raise typer.Exit(exitcodes.OK if holds(before) else exitcodes.ERROR)
         if output != OutputFormat.json:
             emit(before, output, partial(report_view, api=client.api_url))
         if before.get("topologyChanged"):  # its findings were read with the wrong partition map: never act on them
@@ -195,7 +207,7 @@ def doctor(
                 emit({"before": before, "job": None, "after": before}, output)
             else:
                 note_line("nothing --repair can fix" + ("" if before.get("ok") else " (see the reasons above)"))
-            raise typer.Exit(exitcodes.OK if before.get("ok") else exitcodes.ERROR)
+            raise typer.Exit(exitcodes.OK if holds(before) else exitcodes.ERROR)
         confirm(f"Repair {fixable} problem(s) as listed above?", yes, api=client.api_url)
         job = client.request("POST", "/v1/doctor/repair")
         if detach:
@@ -217,4 +229,4 @@ def doctor(
             emit({"before": before, "job": final, "after": after}, output)
         else:
             emit(after, output, lambda r: report_view(r, title="after the repair", api=client.api_url))
-    raise typer.Exit(exitcodes.OK if after.get("ok") and final.get("state") == "succeeded" else exitcodes.ERROR)
+    raise typer.Exit(exitcodes.OK if holds(after) and final.get("state") == "succeeded" else exitcodes.ERROR)

@@ -21,11 +21,12 @@ from typing import Any
 from cachetools import TTLCache
 
 from gamead_core.models import AdRecord
+from gamead_core.redis_calls import CACHE_PREFIX
 from gamead_core.redis_link import RedisLink
 from gamead_core.store.ads import FINAL_STATUSES  # statuses no record ever leaves (not dead: replay leaves it)
 
 #: Redis key of a cached terminal record: ``gamead:ad:{id}``.
-KEY_PREFIX = "gamead:ad:"
+KEY_PREFIX = CACHE_PREFIX
 
 
 def cache_key(ad_id: str) -> str:

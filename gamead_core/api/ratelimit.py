@@ -2,9 +2,9 @@
 
 A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per second; a request takes one.
 :func:`take` is the whole policy and has no I/O. :class:`MemoryBuckets` applies it per node (one-machine
-mode, and the fallback while Redis is down); :data:`TOKEN_BUCKET_LUA` is the same arithmetic run inside
-Redis, so every API node shares one bucket per key. The script reads the clock with ``TIME`` on the
-server, so clock skew between API nodes does not matter.
+mode, and the fallback while Redis is down); :data:`~gamead_core.redis_calls.TOKEN_BUCKET_LUA` is the same
+arithmetic run inside Redis, so every API node shares one bucket per key. The script reads the clock with
+``TIME`` on the server, so clock skew between API nodes does not matter.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import NamedTuple
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from gamead_core.redis_calls import RATE_LIMIT_PREFIX, TOKEN_BUCKET_LUA
 from gamead_core.redis_link import RedisLink
 
 #: Redis key of one bucket: ``gamead:rl:{bucket}:{key}`` (bucket = route class, key = principal or IP).
-KEY_PREFIX = "gamead:rl:"
+KEY_PREFIX = RATE_LIMIT_PREFIX
 
 
 def bucket_key(bucket: str, key: str) -> str:
@@ -99,35 +100,6 @@ class MemoryBuckets:
 
     def __len__(self) -> int:
         return len(self._buckets)
-
-
-#: KEYS[1] bucket key; ARGV rate, burst, cost. Returns {allowed (0/1), tokens left (string)}.
-#: The same arithmetic as :func:`take`, with the server's clock. Idle buckets expire once they would be full.
-TOKEN_BUCKET_LUA = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
-end
-local elapsed = now - ts
-if elapsed < 0 then elapsed = 0 end
-tokens = math.min(burst, tokens + elapsed * rate)
-local allowed = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.6f', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return {allowed, string.format('%.17g', tokens)}
-"""
 
 
 class RateLimiter:

@@ -84,3 +84,25 @@ def test_an_api_that_is_not_there_is_exit_3_in_one_line(closed_api_url: str) -> 
     result = CliRunner().invoke(app, ["doctor", "--api", closed_api_url])
     assert result.exit_code == exitcodes.UNREACHABLE, result.output
     assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+
+
+def _only(kind: str, severity: str, **extra: Any) -> dict[str, Any]:
+    return {**REPORT, "ok": False, "complete": True, "partial": [], "problems": 1, "notes": [], **extra,
+            "findings": [{"kind": kind, "invariant": 5, "what": "a write fails", "count": 1,
+                          "countIsLowerBound": False, "itemKind": "object", "sample": ["x"], "severity": severity,
+                          "repair": None, "notRepairedBecause": "free room"}]}
+
+
+def test_a_warning_only_report_exits_0_and_an_error_or_a_partial_read_exits_1() -> None:
+    """review28 R3: `gamead doctor` whose only finding is `redis_unwritable` (a warning: the ads still flow)
+    exits 0, printed in yellow; `registry_unwritable` (no worker takes work) and a partial read still exit 1."""
+    from gamead_cli.commands.doctor import holds
+
+    warning = _only("redis_unwritable", "warning")
+    assert holds(warning)
+    out = io.StringIO()
+    Console(file=out, width=200, no_color=True).print(report_view(warning))
+    assert "(warnings: the ads still flow)" in out.getvalue() and "every invariant holds" not in out.getvalue()
+    assert not holds(_only("registry_unwritable", "error"))
+    assert not holds(_only("redis_unwritable", "warning", complete=False, partial=["records: stopped"]))
+    assert holds({**REPORT, "ok": True, "complete": True, "partial": [], "findings": []})

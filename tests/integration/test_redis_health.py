@@ -5,7 +5,7 @@ F1: a full Valkey (``maxmemory`` with ``noeviction``) or a read-only replica ans
 ``redis: ok`` while every write was refused, the breaker flapped and the log said "redis is back"/"redis failing"
 pairs every few seconds; ``gamead doctor`` never looked at Redis. Now the health check is a write: ``/readyz``
 stays ``degraded: out of memory`` (``read-only (a replica)``) until writes are stored, the log says it once each
-way, and the doctor reports ``redis_unwritable`` (a warning: the ads still flow).
+way, and the doctor reports ``redis_unwritable`` (a warning: the ads still flow, so exit 0).
 
 F2: a node whose Redis is unreachable at start said ``redis: ok`` for its first ~2 s; now its first ``/readyz``
 says ``degraded``, and a host that does not resolve reads ``cannot resolve …`` (not ``unknown error -2``).
@@ -86,7 +86,7 @@ def test_a_valkey_that_refuses_writes_keeps_the_node_degraded_and_the_doctor_say
     _stays_degraded(url, "out of memory")
 
     code, out = _doctor(url)
-    assert code == 1, out
+    assert code == 0, out  # review28 R3: a warning (the ads still flow) is printed, not exit 1
     assert "redis_unwritable" in out and "out of memory" in out and "rate limits" in out, out
     assert "the ads still flow" in out and "every invariant holds" not in out, out
     code, out = _doctor(url, "-o", "json")

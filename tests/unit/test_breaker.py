@@ -132,3 +132,26 @@ def test_snapshot_counts_what_happened() -> None:
         "state": "open", "reason": "refused", "consecutiveFailures": 1, "failures": 1, "successes": 1,
         "opened": 1, "shortCircuited": 1,
     }
+
+
+def test_a_passing_check_does_not_reset_the_traffic_failure_streak() -> None:
+    """review28 R2: with every heavier traffic call timing out and the check passing once a second between
+    them, the traffic's consecutive failures still open the breaker (before, each check reset the count, so
+    every request waited out its full timeout and the breaker never opened)."""
+    b, _ = make(failures=3)
+    for _ in range(2):
+        b.record_failure("timed out")
+        b.record_success(check=True)  # the health check, between two slow traffic calls
+    assert b.state == "closed"
+    b.record_failure("timed out")
+    assert b.state == "open" and b.reason == "timed out" and not b.allow()
+
+
+def test_a_traffic_success_still_resets_the_streak() -> None:
+    b, _ = make(failures=3)
+    b.record_failure("timed out")
+    b.record_failure("timed out")
+    b.record_success()
+    b.record_failure("timed out")
+    b.record_failure("timed out")
+    assert b.state == "closed" and b.allow()
