@@ -151,7 +151,7 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
         if reading:
             if self._read_left is not None:
                 self._deadline, self._read_left = self.loop.time() + self._read_left, None
-        elif self._deadline is not None and self._held is None:  # a hold's bound runs on (refusal_order)
+        elif self._deadline is not None:
             self._deadline, self._read_left = None, max(0.0, self._deadline - self.loop.time())
 
     def data_received(self, data: bytes) -> None:
