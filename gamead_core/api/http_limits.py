@@ -17,7 +17,10 @@ uvicorn times out a client that trickles its head or body (``timeout_keep_alive`
 * more than ``api.max_headers`` header fields → ``431 too_many_headers``;
 * a request not received whole (line, headers and body) within ``api.read_timeout`` of the connection's
   opening or of its first byte → ``408 request_timeout`` (a connection that never sent a byte is just
-  closed); idle keep-alive connections close after ``api.keep_alive_timeout`` (uvicorn's own timer);
+  closed); only time the server reads counts: the deadline stops while the server keeps from reading (a
+  pipelined request waiting for the one before it, a body waiting for its application) and goes on with what
+  was left when reading resumes (:mod:`gamead_core.api.refusal_order`); idle keep-alive connections close after
+  ``api.keep_alive_timeout`` (uvicorn's own timer);
 * malformed framing → ``400 bad_request``, a chunk size line not hex (llhttp) or over :data:`MAX_CHUNK_LINE`;
 * a chunk size over the route's body cap → ``413 payload_too_large`` once its size line is read (a stalled
   ``FFFFFFFFFFFFFFFF`` chunk was a 408 after ``api.read_timeout``), the cap of the middleware's byte count;
@@ -124,6 +127,7 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
         self._chunk = 0  #: size of the read being parsed
         self._fields = 0
         self._deadline: float | None = None  #: loop time by which the current request must be whole
+        self._read_left: float | None = None  #: seconds left of the deadline, while the server keeps from reading
         self._refusal: Refusal | None = None
         self._framing = _NOT_CHUNKED  #: where the current chunked body is (_SIZE_LINE, _CHUNK_DATA)
         self._te_chunked = False  #: the current head said Transfer-Encoding: chunked
@@ -138,8 +142,17 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
         start_sweeper(self.loop, self.server_state, self.limits.read_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._deadline = None
+        self._deadline = self._read_left = None
         super().connection_lost(exc)
+
+    def _reading_changed(self, reading: bool) -> None:
+        """The server paused (``reading`` False) or resumed reading: the read deadline stops, keeping the seconds
+        left in ``_read_left``, and goes on with them (so only time the server reads counts; review28 P1)."""
+        if reading:
+            if self._read_left is not None:
+                self._deadline, self._read_left = self.loop.time() + self._read_left, None
+        elif self._deadline is not None:
+            self._deadline, self._read_left = None, max(0.0, self._deadline - self.loop.time())
 
     def data_received(self, data: bytes) -> None:
         if self._lingering or self._held is not None:
@@ -171,8 +184,11 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
         super().on_message_begin()
         self._in_message = self._in_head = True
         self._raw_head = self._fields = 0
-        if self._deadline is None:
-            self._deadline = self.loop.time() + self.limits.read_timeout
+        if self._deadline is None and self._read_left is None:  # else the connection's, from its opening
+            if self.flow.read_paused:  # pipelined, parsed from a read before reading was paused
+                self._read_left = self.limits.read_timeout
+            else:
+                self._deadline = self.loop.time() + self.limits.read_timeout
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Counted here, not at the end of the head: 16 KiB of 4-byte fields would otherwise keep ~4,000
@@ -219,7 +235,7 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
     def on_message_complete(self) -> None:
         self._in_message = False
         self._framing = _NOT_CHUNKED
-        self._deadline = None
+        self._deadline = self._read_left = None
         super().on_message_complete()
 
     # --- chunk size lines ----------------------------------------------------------------------------------
@@ -268,9 +284,12 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
         raise _Refused(refusal.code)
 
     def read_timed_out(self) -> None:
-        """The request was not received whole in time (called by the sweeper)."""
+        """The request was not received whole in time, or a held refusal waited too long (called by the sweeper)."""
         self._deadline = None
         if self.transport.is_closing() or self._lingering:
+            return
+        if self._held is not None:
+            self._give_up_hold(self._held)
             return
         if not self._in_message:  # opened and never spoke: nothing to answer
             self.transport.close()

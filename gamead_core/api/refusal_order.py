@@ -11,6 +11,15 @@ reached the client. While a refusal is held nothing more is read or parsed: read
 (:class:`HeldFlow`: uvicorn resumes it whenever an application waits in ``receive`` and as each answer is
 complete), so the connection holds no more than before the refusal; the refused request's own application, if
 its head was complete, gets ``http.disconnect``. A refusal with nothing before it in flight is written at once.
+A hold is bounded: once it has waited :data:`HOLD_READ_TIMEOUTS` times ``api.read_timeout`` (60 s by default) for
+the answers before it, the connection is closed (with reading paused the server cannot even see the client leave;
+an earlier answer still being written is cut off, as it would be by the client's own timeout).
+
+While the server itself keeps from reading (uvicorn's flow control pauses reading while a pipelined request waits
+for the one before it, or while a body waits for its application; a held refusal), the read deadline stops, and
+goes on with the time that was left once reading resumes (:class:`HeldFlow` tells the protocol): only time the
+server reads counts against ``api.read_timeout``. It counted from the request's first byte: a ``POST /ads``
+pipelined behind a slow ``GET``, its body sent in the next packet, got 408 because the server had not read it.
 
 Every refusal is the API's JSON error shape with ``Connection: close``; then the write side is shut down and
 whatever the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the socket is
@@ -21,8 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from uvicorn._types import ASGI3Application
@@ -37,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: seconds a refused connection is still read (and the bytes dropped) before it is closed
 LINGER_SECONDS = 2.0
+#: a held refusal waits at most this many ``api.read_timeout`` for the answers before it; then the connection is closed
+HOLD_READ_TIMEOUTS = 4
 #: key of the ASGI scope where a refusal of a request the application serves (or will serve: pipelined) is put
 #: (a 408 in the middle of its body, a chunk's 413): the app sees only ``http.disconnect`` and answers into the
 #: void, so whatever reports the request afterwards (the audit trail, :mod:`gamead_core.api.audit_gate`) reads
@@ -64,20 +76,33 @@ class Refusal:
 
 class HeldFlow(FlowControl):
     """uvicorn's flow control of one connection, whose reading stays paused while ``held`` (a refusal waits for
-    earlier answers: nothing more is read)."""
+    earlier answers: nothing more is read); ``reading(on)`` is called each time reading is paused (``False``) or
+    resumed (``True``), so the read deadline stops while the server keeps from reading."""
 
     held = False
 
+    def __init__(self, transport: asyncio.Transport, reading: Callable[[bool], None]) -> None:
+        super().__init__(transport)
+        self._reading = reading
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            super().pause_reading()
+            self._reading(False)
+
     def resume_reading(self) -> None:
-        if not self.held:
+        if self.read_paused and not self.held:
             super().resume_reading()
+            self._reading(True)
 
 
 class InOrderRefusals(HttpToolsProtocol):
     """uvicorn's httptools protocol whose own refusals (:meth:`_refuse`) come after the answers owed to the
     requests before them on the connection, then close with a linger (module docstring)."""
 
-    _deadline: float | None  #: the read deadline (the subclass's); none once a refusal is decided
+    _deadline: float | None  #: the read deadline (the subclass's); while a refusal is held, the hold's bound
+    _read_left: float | None  #: seconds left of the read deadline while reading is paused (the subclass's)
+    limits: ClassVar[Any]  #: the subclass's HttpLimits (its ``read_timeout`` bounds a hold)
     flow: HeldFlow
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -90,7 +115,10 @@ class InOrderRefusals(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.flow = HeldFlow(self.transport)  # the cycles get it from here, as they are made
+        self.flow = HeldFlow(self.transport, self._reading_changed)  # the cycles get it from here, as they are made
+
+    def _reading_changed(self, reading: bool) -> None:
+        """Reading was paused (``False``) or resumed (``True``) by the server (the subclass stops its deadline)."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._held = None
@@ -119,9 +147,9 @@ class InOrderRefusals(HttpToolsProtocol):
         then), then close with a linger; nothing if the connection is closing or already refused. The request's
         own application (if its head was complete) gets ``http.disconnect`` and ``refusal`` in its scope; if it
         answered before its body was all read, the connection is just closed (a second answer would be a lie)."""
-        self._deadline = None
         if self.transport.is_closing() or self._lingering or self._held is not None:
             return
+        self._deadline = self._read_left = None
         log.info("refused a request: %d %s", refusal.status, refusal.code,
                  extra={"client": self.client[0] if self.client else None, "status": refusal.status,
                         "code": refusal.code})
@@ -137,11 +165,22 @@ class InOrderRefusals(HttpToolsProtocol):
             self._held = refusal
             self.flow.pause_reading()
             self.flow.held = True
+            self._deadline = self.loop.time() + HOLD_READ_TIMEOUTS * self.limits.read_timeout
         else:
             self._answer(refusal)
 
+    def _give_up_hold(self, held: Refusal) -> None:
+        """The answers before the ``held`` refusal took longer than the hold's bound (:data:`HOLD_READ_TIMEOUTS`):
+        the connection is closed without the refusal (an answer still being written is cut off)."""
+        log.info("closed a connection whose refusal (%d %s) waited %gs for the answers before it", held.status,
+                 held.code, HOLD_READ_TIMEOUTS * self.limits.read_timeout,
+                 extra={"client": self.client[0] if self.client else None, "status": held.status, "code": held.code})
+        self._held = None
+        self.transport.close()
+
     def _answer(self, refusal: Refusal) -> None:
         self._held = None
+        self._deadline = self._read_left = None
         self._unset_keepalive_if_required()  # armed when the last earlier answer completed
         self.transport.write(refusal.encode(self.server_state.default_headers))
         self._lingering = True

@@ -41,7 +41,8 @@ class ApiSettings(Section):
         100, ge=8, le=10_000, description="Most header fields in one request; more → 431. At most 10,000.")
     read_timeout: float = Field(
         15.0, gt=0, le=HOUR, description="Seconds a client may take to send one whole request (line, headers, body), "
-        "counted from the connection's opening or the request's first byte; slower → 408 and close. At most 1 hour "
+        "counted from the connection's opening or the request's first byte, without the time the server itself does "
+        "not read (a pipelined request waiting for the one before it); slower → 408 and close. At most 1 hour "
         "(3600 s).")
     keep_alive_timeout: float = Field(
         5.0, gt=0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests. At "
