@@ -29,7 +29,7 @@ from gamead_core.api import (
     routes_v1,
 )
 from gamead_core.api.audit_gate import AuditGate
-from gamead_core.api.auth import auth_mode
+from gamead_core.api.auth import WEAK_BELOW_CHARS, WEAK_BELOW_DISTINCT, auth_mode, weak_tokens
 from gamead_core.api.cache import AdCache
 from gamead_core.api.errors import install_error_handlers
 from gamead_core.api.fastlane import FastLane
@@ -74,6 +74,11 @@ def create_app(settings: GameadSettings, nats_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mode = auth_mode(settings)  # one line: the mode in force and tokens per role, never a token
         log.info("auth %s: %s", mode["auth_mode"], mode["auth_reason"], extra=mode)
+        if weak := weak_tokens(settings.auth):  # one line naming them, never a secret (review28 A1)
+            log.warning("auth.tokens: the token of %s is short or repetitive (under %d characters, or under %d "
+                        "different ones): a valid token is always answered, so only its length and randomness "
+                        "bound guessing; use a long random secret (openssl rand -hex 32)",
+                        ", ".join(map(repr, weak)), WEAK_BELOW_CHARS, WEAK_BELOW_DISTINCT, extra={"weak_tokens": weak})
         if (short := reach_warning(settings)) is not None:  # what a stop leaves would be the doctor's alone
             log.warning("configuration: %s", short)
         def refused(exc: GameadError) -> None:  # the link's start refused (queue.partitions…): exit 5, as serve's

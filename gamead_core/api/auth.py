@@ -26,8 +26,9 @@ every role that may call the path with one of the methods it has (:func:`may_use
 where one is required is 401 before anything else (429 past the address's limit of failed authentications).
 
 A presented token is compared with *every* configured token in constant time, so neither timing nor the
-position of a match leaks anything. Where tokens are required, a client address over its limit of failed
-authentications is refused 429 before its token is compared (:mod:`gamead_core.api.auth_failures`).
+position of a match leaks anything. A valid token is always compared and served, whatever else its client
+address sent: the limit of failed authentications (:mod:`gamead_core.api.auth_failures`) bounds the 401s and log
+lines, not guessing, which only a token's length and randomness bound (:func:`weak_tokens`, warned at start).
 
 Whether tokens are required at all is :func:`auth_required`: when tokens are configured they are enforced
 on every address; only ``auth.enabled: false`` set explicitly turns them off; with no tokens an API bound to
@@ -242,6 +243,25 @@ def auth_mode(settings: GameadSettings) -> dict[str, Any]:
     else:
         mode, why = "open", f"no tokens are configured and the API binds loopback ({settings.api.host})"
     return {"auth_mode": mode, "auth_tokens": tokens_by_role(settings.auth), "auth_reason": why}
+
+
+#: a token shorter than this is warned about at start (``openssl rand -hex 32`` gives 64 characters)
+WEAK_BELOW_CHARS = 16
+#: a token of fewer different characters than this is warned about (``aaaa…``, ``abab…``, ``deadbeefdeadbeef``)
+WEAK_BELOW_DISTINCT = 8
+
+
+def weak_tokens(settings: AuthSettings) -> list[str]:
+    """The names (never the secrets) of the tokens that are easy to guess: shorter than :data:`WEAK_BELOW_CHARS`
+    characters, or of fewer than :data:`WEAK_BELOW_DISTINCT` different characters. Pure. A heuristic, not a
+    measure of randomness: a valid token is always served (review28 A1), so nothing but its length and randomness
+    bounds online guessing; the README asks for ``openssl rand -hex 32``."""
+    weak: list[str] = []
+    for entry in settings.tokens:
+        secret = entry.token.get_secret_value()
+        if len(secret) < WEAK_BELOW_CHARS or len(set(secret)) < WEAK_BELOW_DISTINCT:
+            weak.append(entry.name)
+    return weak
 
 
 def check_serve_safety(settings: GameadSettings) -> None:

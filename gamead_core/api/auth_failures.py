@@ -1,130 +1,130 @@
-"""Failed authentication: bounded token guessing and bounded log lines (attack28a F6).
+"""Failed authentication: bounded 401s and log lines, never a valid caller refused (attack28a F6, review28 A1-A5).
 
-With auth required and rate limits on, a request without a valid token (none, or a wrong one) takes one token
-from its client address's bucket: the anonymous limit (``ratelimit.rate`` / ``ratelimit.burst``, bucket ``api``,
-key ``ip:<address>``), shared by every API node through Redis like every other limit, per node without it. The
-401 it gets carries the ``X-RateLimit-*`` headers. Past the limit the answer is 429 ``rate_limited`` with
-``Retry-After``, and until then every request from that address is answered 429 *before its token is looked
-at* (:class:`Lockouts`, per node, no I/O): a guesser gets one answer per token of the bucket (plus at most one
-per API node as each lock runs out), so guessing runs at ``ratelimit.rate`` per address at most.
+Where tokens are required and rate limits are on, a request without a valid token (none, or a wrong one) takes
+one token from its client's *failure* bucket (``ratelimit.failed_auth``: 1/s, burst 20 by default; a budget of
+its own, apart from the anonymous request limit). The 401 it gets carries the ``X-RateLimit-*`` headers; past
+the bucket the answer is 429 ``rate_limited`` with ``Retry-After`` instead, and no log line of its own (it is
+counted in the next summary line, :mod:`~gamead_core.api.refusal_log`).
 
-A valid token is charged to its own bucket only: nothing of others' failures. But a valid token sent from an
-address while that address is locked out is answered 429 too (it is not compared: an answer that told it apart
-would be the oracle the lock removes); behind one shared (NAT) address, a client sending wrong tokens holds the
-others back for as long as it keeps at it (each lock lasts until one token has refilled, ``1 / ratelimit.rate``
-seconds).
+A valid token is always compared and served, whatever its address sent before (review28 A1): behind a load
+balancer or a NAT every caller may share one address, and one client with a stale token must not lock everyone
+out. So the limit bounds the 401s and the log, not guessing: a guess that hits is served whatever the bucket
+says. Online guessing is bounded by the token itself — a long random secret (``openssl rand -hex 32``: 2^256
+tries); a short or repetitive one is warned about at start (:func:`~gamead_core.api.auth.weak_tokens`).
 
-The 401, 403 and these 429 log lines are throttled per client address and status
-(:class:`~gamead_core.log_throttle.Throttle`: one line of each every :data:`LOG_EVERY` seconds, the next one saying
-``N more refused from <address>``; a 403 naming a valid token is not hidden behind a flood of 401s), rate limits
-on or off; every refusal is still counted in ``gamead_http_requests_total``. The audit trail records no 401 (no
-caller is known) and throttles 403s per caller (``audit.refusals_per_minute``).
+Counting is node-local and cheap (review28 A3): no Redis round trip and no Redis key per failed attempt, no I/O at
+all; the buckets live in a bounded ``cachetools.TTLCache`` (:data:`MAX_CLIENTS` clients, each forgotten once its
+bucket would be full again, the least recently used first beyond that), so memory is bounded whatever the number
+of addresses. A client is its address, an IPv6 one its /64 (:func:`client_key`: one host's subnet counts once).
+
+The ``refused: 401`` and ``refused: 403`` lines are throttled per client key and status and overall
+(:class:`~gamead_core.api.refusal_log.RefusalLog`: one line of a kind every :data:`LOG_EVERY` s, :data:`LOG_LINES`
+lines in all per :data:`LOG_EVERY` s), rate limits on or off; what was left out is said in one summary line
+``refusals not logged: N in the last 5 s (401: n, 429: m) from K clients, the most from <client> (n)``, at the
+next refusal or from a timer, so a burst that stops is summarised too. Every refusal is still counted in
+``gamead_http_requests_total``. The audit trail records no 401 (no caller is known) and throttles 403s per caller
+(``audit.refusals_per_minute``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
+from cachetools import TTLCache
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from gamead_core.api.errors import error_response
-from gamead_core.api.ratelimit import Decision, RateLimiter
+from gamead_core.api.ratelimit import Decision, take
+from gamead_core.api.refusal_log import RefusalLog
 from gamead_core.config import RateSettings
-from gamead_core.log_throttle import Throttle
 
 #: the gate's logger: the refusal lines keep the logger name they always had
 log = logging.getLogger("gamead_core.api.middleware")
 
-#: seconds between two logged refusal lines of one client address
+#: seconds between two logged refusal lines of one client and status, and of one summary window
 LOG_EVERY = 5.0
-#: (address, status) pairs whose log lines are throttled at once (the least recent is forgotten: its next line is
-#: logged)
+#: refusal lines of all clients logged per LOG_EVERY seconds at most (then they are only counted in the summary)
+LOG_LINES = 20
+#: client keys whose log lines are throttled at once (the least recent is forgotten: its next line is logged)
 LOG_ADDRESSES = 4096
-#: the bucket failed authentications are charged to (the anonymous callers' one), keyed ``ip:<address>``
-BUCKET = "api"
+#: clients whose failure buckets are kept at once (a forgotten one comes back full: what an idle one would be)
+MAX_CLIENTS = 65_536
 
 
-class Lockouts:
-    """Client addresses refused without a look at their token until a time (pure: the caller passes ``now``,
-    monotonic seconds). Bounded: beyond ``max_keys`` the oldest lock is forgotten (that address's next request is
-    compared and charged again, which re-locks it if its bucket is still empty)."""
+def client_key(address: str) -> str:
+    """The client a failed authentication is counted to: an IPv4 address itself (an IPv4-mapped IPv6 one as
+    IPv4), an IPv6 address's /64 (``2001:db8:1:2::/64``: one host or LAN gets a /64, RFC 6177); anything else
+    (``unknown``, a unix socket) as given."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return address
 
-    def __init__(self, max_keys: int = 100_000) -> None:
-        self._max = max_keys
-        self._until: OrderedDict[str, tuple[float, Decision]] = OrderedDict()  # address → (locked until, refusal)
 
-    def lock(self, address: str, now: float, refused: Decision) -> None:
-        """Lock ``address`` for ``refused.retry_after`` seconds from ``now`` (``refused``: the bucket's 429)."""
-        self._until[address] = (now + refused.retry_after, refused._replace(reset=now + refused.reset))
-        self._until.move_to_end(address)
-        while len(self._until) > self._max:
-            self._until.popitem(last=False)
+class FailureBuckets:
+    """Token buckets of failed authentications per client key, on this node only (pure arithmetic:
+    :func:`~gamead_core.api.ratelimit.take`; ``clock``: monotonic seconds). Bounded by ``max_clients``."""
 
-    def check(self, address: str, now: float) -> Decision | None:
-        """The 429 decision for ``address`` while it is locked (``Retry-After`` counting down), else None."""
-        found = self._until.get(address)
-        if found is None:
-            return None
-        until, refused = found
-        if now >= until:
-            del self._until[address]
-            return None
-        return refused._replace(retry_after=until - now, reset=max(refused.reset - now, until - now))
+    def __init__(self, limit: RateSettings, *, max_clients: int = MAX_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        # an entry untouched for burst / rate seconds is a full bucket again: dropping it then changes nothing
+        self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(
+            maxsize=max_clients, ttl=limit.burst / limit.rate, timer=clock)
+
+    def take(self, key: str) -> Decision:
+        """Take one token from ``key``'s bucket: allowed (a 401) or not (a 429), with the headers' figures."""
+        now = self._clock()
+        tokens, updated = self._buckets.get(key, (float(self.limit.burst), now))
+        level, decision = take(tokens, updated, now, rate=self.limit.rate, burst=self.limit.burst)
+        self._buckets[key] = (level, now)
+        return decision
 
     def __len__(self) -> int:
-        return len(self._until)
+        return len(self._buckets)
 
 
 class FailedAuth:
-    """What the gate does with a request that failed authentication (see the module docstring). ``limit``: the
-    anonymous limit, None when rate limits are off (then only the log lines are throttled)."""
+    """What the gate does with a request that failed authentication (see the module docstring). ``limit``:
+    ``ratelimit.failed_auth``, None when rate limits are off (then only the log lines are throttled); ``every``:
+    seconds of the log-line windows."""
 
-    def __init__(self, limit: RateSettings | None, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit: RateSettings | None, *, clock: Callable[[], float] = time.monotonic,
+                 every: float = LOG_EVERY) -> None:
         self.limit = limit
-        self.locks = Lockouts()
-        self.lines = Throttle(every=LOG_EVERY, max_kinds=LOG_ADDRESSES)
+        self.buckets = FailureBuckets(limit, clock=clock) if limit is not None else None
+        self.lines = RefusalLog(every=every, most=LOG_LINES, max_kinds=LOG_ADDRESSES)
         self._clock = clock
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
 
-    def locked(self, address: str) -> Decision | None:
-        """The 429 decision when ``address`` is locked out (no I/O: asked before any token is compared)."""
-        if self.limit is None or not self.locks:  # the usual case: nobody locked out, no clock read
-            return None
-        return self.locks.check(address, self._clock())
+    def charge(self, address: str) -> Decision | None:
+        """Take one token from ``address``'s client's failure bucket (no I/O); None when rate limits are off."""
+        return self.buckets.take(client_key(address)) if self.buckets is not None else None
 
-    async def charge(self, limiter: RateLimiter, address: str) -> Decision | None:
-        """Take one token from ``address``'s anonymous bucket for a failed authentication; lock the address when
-        the bucket had none. None when rate limits are off."""
-        if self.limit is None:
-            return None
-        rate, burst = self.limit.rate, self.limit.burst
-        if limiter.link is None:
-            decision = limiter.hit_local(BUCKET, f"ip:{address}", rate=rate, burst=burst)
-        else:
-            decision = await limiter.hit(BUCKET, f"ip:{address}", rate=rate, burst=burst)
-        if not decision.allowed:
-            self.locks.lock(address, self._clock(), decision)
-        return decision
-
-    async def refuse(self, scope: Scope, receive: Receive, send: Send, decision: Decision) -> None:
-        """Answer 429 ``rate_limited`` to a client address over its failed-authentication limit (``decision``:
-        the bucket's or the lock's); the log line is throttled per address like the 401s."""
-        address = str(scope["client"][0]) if scope.get("client") else "unknown"
-        self.log_refusal(logging.INFO, address, "refused: 429 rate_limited (too many requests without a valid "
-                         "token from this address) %s %s", scope["method"], scope["path"], status=429)
-        await self.answer(decision)(scope, receive, send)
-
-    def answer(self, decision: Decision) -> Response:
-        """The 429 ``rate_limited`` answer of an address over its failed-authentication limit."""
+    def answer(self, decision: Decision, address: str) -> Response:
+        """The 429 ``rate_limited`` answer to a client over its failed-authentication limit; no line is logged
+        (it is counted in the next summary)."""
         assert self.limit is not None
+        self.lines.left_out(client_key(address), 429, self._clock())
+        self._flush_later()
         retry = max(1, int(-(-decision.retry_after // 1)))
         response = error_response(
             429, "rate_limited",
             f"too many requests without a valid API token from this client address: {self.limit.burst} at once, "
-            f"{self.limit.rate:g}/s sustained (ratelimit.burst, ratelimit.rate); retry after {retry}s",
+            f"{self.limit.rate:g}/s sustained (ratelimit.failed_auth); retry after {retry}s (a valid token is "
+            "served meanwhile)",
             {"limit": self.limit.burst, "rate": self.limit.rate,
              "retryAfter": float(f"{decision.retry_after:.3f}")},
             None,
@@ -134,21 +134,46 @@ class FailedAuth:
 
     def log_refusal(self, level: int, address: str, message: str, *args: object, **extra: object) -> None:
         """Log one refusal line (``message % args``, with ``client`` and ``extra`` as fields: ``status`` among
-        them), at most one per ``address`` and status every :data:`LOG_EVERY` seconds; the next one logged says
-        how many were left out."""
-        left_out = self.lines.allow(f"{extra.get('status')} {address}", self._clock())
-        if left_out is None:
+        them) unless its kind or all kinds are over their line budget (:class:`RefusalLog`); a summary due is
+        logged first."""
+        now = self._clock()
+        self.flush(now)
+        status = extra.get("status")
+        if not self.lines.allow(client_key(address), status if isinstance(status, int) else 0, now, level):
+            self._flush_later()
             return
-        if left_out:
-            message += " (%d more refused from %s since the last such line, not logged)"
-            args = (*args, left_out, address)
-            extra["refusals_not_logged"] = left_out
         log.log(level, message, *args, extra={"client": address, **extra})
+
+    def flush(self, now: float | None = None) -> None:
+        """Log the summary of the lines left out when it is due (at the next refusal, or from the timer)."""
+        said = self.lines.summary(self._clock() if now is None else now)
+        if said is None:
+            return
+        log.log(max(said.level, logging.INFO), "%s", said.text(), extra={
+            "refusals_not_logged": said.count, "refusals_by_status": {str(k): v for k, v in said.by_status.items()},
+            "clients": said.clients, "top_client": said.top, "top_client_refusals": said.top_count})
+
+    def _flush_later(self) -> None:
+        """Make sure a timer will log the pending summary when it is due, should no refusal come by then (one
+        timer at a time; none outside an event loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._timer is not None and self._timer_loop is loop:  # one of another loop (closed) never fires
+            return
+        if (due := self.lines.due_in(self._clock())) is not None:
+            self._timer, self._timer_loop = loop.call_later(max(due, 0.05), self._on_timer), loop
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+        self._flush_later()  # a summary not due yet (a clock read a little early), or one counted since
 
 
 def shared(scope: Scope, limit: RateSettings | None) -> FailedAuth:
     """The app's one :class:`FailedAuth` (``app.state.failed_auth``, made on first use): the fast lane's gate and
-    the app's share its locks and log throttle. One of its own when ``scope`` has no app."""
+    the app's share its buckets and log throttle. One of its own when ``scope`` has no app."""
     state = getattr(scope.get("app"), "state", None)
     found = getattr(state, "failed_auth", None)
     if not isinstance(found, FailedAuth):

@@ -25,11 +25,12 @@ Batch submits (``/ads/batch``, ``/ads:batch``) take no token here: the route tak
 submit bucket (:class:`~gamead_core.api.quota.RateQuota` in ``scope["state"]["rate_quota"]``), and their body cap
 is ``api.batch_max_body_bytes``. Anonymous callers (auth open) are keyed by client IP; a caller with a valid token
 is keyed by its name even when auth is open. Where tokens are required, a request without a valid one is charged
-to its client IP's bucket, and past it refused 429 before its token is compared; the 401/403 log lines are
-throttled per address (:mod:`~gamead_core.api.auth_failures`). Errors are the API's usual JSON (``unauthenticated``, ``forbidden``
-naming the role needed, ``rate_limited``, ``payload_too_large``). The principal (name and role;
-:data:`~gamead_core.api.auth.ANONYMOUS` without a valid token) is put in ``scope["state"]["principal"]``
-(``request.state.principal`` in a handler), so every route can say who called it.
+to its client's failure bucket (``ratelimit.failed_auth``, per node), past which it gets 429, not 401; a valid
+token is always served; the 401/403 log lines are throttled (:mod:`~gamead_core.api.auth_failures`). Errors
+are the API's usual JSON (``unauthenticated``, ``forbidden`` naming the role needed, ``rate_limited``,
+``payload_too_large``). The principal (name and role; :data:`~gamead_core.api.auth.ANONYMOUS` without a valid
+token) is put in ``scope["state"]["principal"]`` (``request.state.principal`` in a handler), so every route can
+say who called it.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class GateMiddleware:
         self.default_limit = RateSettings(rate=rl.rate, burst=rl.burst)
         self.role_limits = dict(rl.roles)
         self.admin_limit = rl.admin
+        self.failed_limit = rl.failed_auth
         self._limiter: RateLimiter | None = None
         self._failures: FailedAuth | None = None  # the app's (auth_failures.shared), once a request has come
 
@@ -100,9 +102,9 @@ class GateMiddleware:
         return self._limiter
 
     def failures(self, scope: Scope) -> FailedAuth:
-        """The app's failed-authentication limits and log throttle, charged to the anonymous limit."""
+        """The app's failed-authentication limit (``ratelimit.failed_auth``) and refusal-line throttle."""
         if self._failures is None:
-            self._failures = shared(scope, self.default_limit if self.limits_on else None)
+            self._failures = shared(scope, self.failed_limit if self.limits_on else None)
         return self._failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -213,11 +215,7 @@ class GateMiddleware:
         # --- 2. authentication and role ----------------------------------------------------------------
         principal = ANONYMOUS
         if self.identify:
-            failures = self._failures or self.failures(scope)
-            if self.auth_required and (locked := failures.locked(_client_ip(scope))) is not None:
-                await failures.refuse(scope, receive, send, locked)  # before the token is compared
-                return
-            token = bearer_token(authorization)
+            token = bearer_token(authorization)  # always compared: a valid token is served whatever its address sent
             found = self.tokens.lookup(token) if token else None
             if found is not None:
                 principal = found
@@ -229,9 +227,10 @@ class GateMiddleware:
             if self.auth_required and not principal.may(method, klass) and not method_not_routed(
                     scope, principal.role, klass):  # a method the path lacks: the app's 405 + Allow
                 needs = allowed_roles(method, klass)
-                failures.log_refusal(logging.WARNING, _client_ip(scope), "refused: 403 forbidden, token %r (role %s) "
-                                     "%s %s", principal.name, principal.role, method, path,
-                                     principal=principal.name, role=principal.role, status=403)
+                self.failures(scope).log_refusal(
+                    logging.WARNING, _client_ip(scope), "refused: 403 forbidden, token %r (role %s) %s %s",
+                    principal.name, principal.role, method, path, principal=principal.name, role=principal.role,
+                    status=403)
                 await self._error(
                     scope, receive, send, 403, "forbidden",
                     f"token {principal.name!r} has role {principal.role!r}, which may not {method} {path}; "
@@ -267,15 +266,15 @@ class GateMiddleware:
         await self.app(scope, receive, _with_headers(send, decision))
 
     async def _unauthenticated(self, scope: Scope, receive: Receive, send: Send, token: str | None) -> None:
-        """401, or 429 past the address's anonymous limit, for a request without a valid token
-        (:mod:`~gamead_core.api.auth_failures`); the log line is throttled per client address."""
+        """401, or 429 without a log line past the client's failed-authentication limit, for a request without a
+        valid token (:mod:`~gamead_core.api.auth_failures`); the 401 line is throttled."""
         address, failures = _client_ip(scope), self.failures(scope)
-        decision = await failures.charge(self._limiter or self.limiter(scope), address)
+        decision = failures.charge(address)
         if decision is not None and not decision.allowed:
-            await failures.refuse(scope, receive, send, decision)
+            await failures.answer(decision, address)(scope, receive, send)
             return
         failures.log_refusal(logging.INFO, address, "refused: 401 unauthenticated (%s token) %s %s",
-                                  "invalid" if token else "no", scope["method"], scope["path"], status=401)
+                             "invalid" if token else "no", scope["method"], scope["path"], status=401)
         message = "invalid API token" if token else "an API token is required: send Authorization: Bearer <token>"
         await self._error(scope, receive, send, 401, "unauthenticated", message,
                           headers={"WWW-Authenticate": 'Bearer realm="gamead"'}, extra=decision and decision.headers())

@@ -75,6 +75,10 @@ class RateLimitSettings(Section):
     admin: RateSettings = Field(
         default_factory=lambda: RateSettings(rate=10, burst=20), description="Limit of /v1/* operator routes."
     )
+    failed_auth: RateSettings = Field(
+        default_factory=lambda: RateSettings(rate=1, burst=20), description="Requests without a valid token (none "
+        "or a wrong one) answered 401 per client address (IPv6: per /64) and API node; past it they get 429 "
+        "rate_limited. A valid token is always served, whatever this address sent (gamead_core.api.auth_failures).")
 
 
 Role = Literal["submitter", "viewer", "operator"]
