@@ -36,6 +36,7 @@ from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.batch_answer import answer_bytes, error, error_of, result_of
+from gamead_core.api.batch_gate import batch_turn
 from gamead_core.api.body import body_bytes, body_schema, not_json, refuse_repeats, spelled_twice_error
 from gamead_core.api.contract import ErrorBody, error_responses
 from gamead_core.api.errors import (
@@ -95,10 +96,6 @@ class AdBatchResult(BaseModel):
         description="Per ad: what `POST /ads` answers with 202 (`id`, `status`…), or its error `{error: {…}}`.")
     accepted: int = Field(description="Ads queued by this request (duplicates of earlier ads included).")
     rejected: int = Field(description="Ads answered with an error.")
-
-
-async def _nothing() -> list[Queued | GameadError]:
-    return []
 
 
 def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
@@ -258,9 +255,14 @@ def _too_many(count: int, batch_max: int) -> BatchTooLarge:
 
 
 async def submit_batch(request: Request) -> Response:
-    """The batch route as a plain Starlette endpoint (as ``POST /ads``); the FastAPI route documents it."""
-    settings = request.app.state.settings
+    """The batch route as a plain Starlette endpoint (as ``POST /ads``), in turns once read (:mod:`.batch_gate`)."""
     body = await body_bytes(request)
+    async with batch_turn(request.app):
+        return await _submit(request, body)
+
+
+async def _submit(request: Request, body: bytes) -> Response:
+    settings = request.app.state.settings
     batch_max, max_bytes = settings.api.batch_max, settings.api.batch_max_body_bytes
     checked = validated(body, batch_max, max_bytes)  # one pydantic-core call when every ad is valid
     ads, keys = checked if checked is not None else (None, None)
@@ -271,12 +273,11 @@ async def submit_batch(request: Request) -> Response:
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
     if granted == 0:
         assert decision is not None and quota is not None
-        retry = max(1, math.ceil(decision.retry_after))
         raise RateLimited(
             f"rate limit exceeded: {quota.limit.burst} ads at once, {quota.limit.rate:g}/s sustained "
-            f"(each ad of a batch counts); retry after {retry}s",
+            f"(each ad of a batch counts); retry after {max(1, math.ceil(decision.retry_after))}s",
             details={"limit": quota.limit.burst, "rate": quota.limit.rate,
-                     "retryAfter": float(f"{decision.retry_after:.3f}")},
+                     "retryAfter": round(decision.retry_after, 3)},
             headers={k.decode(): v.decode() for k, v in decision.headers()})
     scope_name = state.get("principal", ANONYMOUS).scope
     intake = request.app.state.link.intake  # 503 at once if NATS is not connected
@@ -303,10 +304,9 @@ async def submit_batch(request: Request) -> Response:
             results = [twice.get(i, r) if isinstance(r, tuple) else r for i, r in enumerate(results)]  # else valid
         plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
         keyed_at = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
-        # every publish is written before any ack is awaited: the ads without a key in one pipeline, the keyed
-        # ones (which look for an earlier ad first) concurrently with it
+        # all written before any ack is awaited: the unkeyed ads in one pipeline, the keyed ones concurrently
         outcomes = await asyncio.gather(
-            intake.submit_many([results[i][0] for i in plain]) if plain else _nothing(),
+            intake.submit_many([results[i][0] for i in plain]) if plain else asyncio.sleep(0, []),
             *(keyed(*results[i]) for i in keyed_at))
         tried = plain + keyed_at
         flat = [*outcomes[0], *outcomes[1:]]

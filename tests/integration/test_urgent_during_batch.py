@@ -1,0 +1,73 @@
+"""An urgent ad submitted while a big batch is being queued is accepted before the batch (attack26 F8): the API
+writes a batch's records and messages a slice at a time, letting other requests' writes in between, so one
+``POST /ads`` no longer waits for every ad of the batches ahead of it. Real nats-server; the order in which the two
+answers complete, never how long they took."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from gamead_core import names
+from gamead_core.api.app import create_app
+from gamead_core.api.batch_gate import BATCHES_AT_ONCE
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.models import AdSubmission
+from tests.support import ad, fresh_intake
+
+
+def test_a_single_ad_sent_during_a_batch_of_500_is_accepted_before_the_batch(nats_server: EmbeddedNats) -> None:
+    batch = [AdSubmission.model_validate(ad(f"Bulk {i}", priority=5)) for i in range(500)]
+    urgent = AdSubmission.model_validate(ad("Urgent", priority=1))
+
+    async def finished_first() -> tuple[list[str], list[object], object]:
+        async with fresh_intake(nats_server.url) as (_js, _store, intake):
+            await intake.submit_many(batch[:1])  # the connection's first writes (its reply subscription) done
+            bulk = asyncio.create_task(intake.submit_many(batch))
+            await asyncio.sleep(0)  # the batch has started writing
+            single = asyncio.create_task(intake.submit(urgent))
+            finished: list[str] = []  # the order the two answers complete in
+            bulk.add_done_callback(lambda _: finished.append("batch"))
+            single.add_done_callback(lambda _: finished.append("single"))
+            return finished, await bulk, await single
+
+    finished, results, accepted = asyncio.run(finished_first())
+    assert all(getattr(r, "id", None) for r in results), results  # the whole batch was queued too
+    assert accepted.record.priority == 1  # type: ignore[attr-defined]
+    assert finished == ["single", "batch"]
+
+
+def test_a_batch_beyond_the_ones_being_worked_on_waits_and_an_urgent_ad_sent_after_it_is_queued_first(
+        nats_server: EmbeddedNats) -> None:
+    """``BATCHES_AT_ONCE`` batches are worked on at once (:mod:`gamead_core.api.batch_gate`): a further batch,
+    already received, waits its turn, and a ``POST /ads`` arriving after it is written ahead of all its ads."""
+    batches = [{"ads": [ad(f"Bulk {b}-{i}", priority=5) for i in range(100)]} for b in range(BATCHES_AT_ONCE + 1)]
+
+    async def scenario() -> tuple[list[httpx.Response], httpx.Response, dict[str, int]]:
+        app = create_app(GameadSettings(), nats_server.url)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while (await client.get("/readyz")).status_code != 200:  # connected, topology made
+                assert loop.time() < deadline, (await client.get("/readyz")).text
+                await asyncio.sleep(0.1)
+            await client.post("/ads/batch", json={"ads": [ad("Warm", priority=5)]})  # first writes done
+            # each request runs to its first wait in the order sent: the batches, then the urgent ad
+            sent = [asyncio.create_task(client.post("/ads/batch", json=body)) for body in batches]
+            urgent = asyncio.create_task(client.post("/ads", json=ad("Urgent", priority=1)))
+            answers, single = await asyncio.gather(asyncio.gather(*sent), urgent)
+            kv = await app.state.link.js.key_value(names.ADS_BUCKET)
+            revisions = {"urgent": (await kv.get(single.json()["id"])).revision}
+            for k, answer in enumerate(answers):
+                ids = [r["id"] for r in answer.json()["results"]]
+                revisions[f"batch {k}"] = min([(await kv.get(i)).revision for i in ids])
+            return answers, single, revisions
+
+    answers, single, revisions = asyncio.run(scenario())
+    assert single.status_code == 202 and all(a.json()["accepted"] == 100 for a in answers)
+    # the batches worked on at once started writing before the urgent ad; the one beyond them after it
+    assert all(revisions[f"batch {k}"] < revisions["urgent"] for k in range(BATCHES_AT_ONCE)), revisions
+    assert revisions["urgent"] < revisions[f"batch {BATCHES_AT_ONCE}"], revisions
