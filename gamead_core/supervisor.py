@@ -69,6 +69,7 @@ class Child:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    started_wall: float = 0.0  #: ``time.time()`` just before its spawn: its registry entry starts after it
     failures: int = 0
     restarts: int = 0
     restart_at: float | None = None
@@ -137,6 +138,7 @@ class Supervisor:
             child.argv = child.command()
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(child.log_path, "ab") as out:
+            child.started_wall = time.time()
             child.proc = subprocess.Popen(
                 child.argv,
                 env={**child.env, PARENT_PID_ENV: str(os.getpid())},
