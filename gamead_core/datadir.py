@@ -13,7 +13,9 @@ that still runs with the same PID *and* start time (so not a reused PID) is a st
 without its children (possible where the kernel cannot signal them): it is stopped and reported. It also holds
 ``up``'s own PID and start time (``pid``, ``pidStart``) and its API's URL (``apiUrl``): :func:`running_stack` reads
 them, so that a CLI verb run where a stack runs talks to that stack (the rule: README, "Which API a command talks
-to"); a file whose ``up`` is gone (PID dead, or reused by another process) is stale and ignored.
+to"); a file whose ``up`` is gone (PID dead, or reused by another process) is stale and ignored. A child refused
+(exit 5) after the stack started, retried with back-off, is listed under ``"refused"`` (name, tries in a row, since,
+last, its reason) until it serves again (review28 L2): it is not up, though its retries come and go in ``"started"``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,6 +62,7 @@ class DataDir:
     #: a signal handler reading :meth:`live` while its own thread writes
     _guard: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _api_url: str | None = field(default=None, init=False, repr=False)
+    _refused: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)  # name → entry
     #: this process (``up``): its PID and start time, read once, written with every rewrite
     _me: dict[str, Any] = field(default_factory=lambda: {"pid": os.getpid(), "pidStart": start_time(os.getpid())},
                                 init=False, repr=False)
@@ -145,6 +149,22 @@ class DataDir:
         with self._guard:
             self._api_url = url
 
+    def refused(self, name: str, tries: int, reason: str) -> None:
+        """Child ``name`` was refused (exit 5) ``tries`` times in a row since it last served, the last time for
+        ``reason``: listed under ``"refused"`` (``{"name", "tries", "since", "last", "reason"}``, times ISO 8601
+        UTC) until :meth:`serving`; rewrites the file (``OSError`` raised, retried as for :meth:`record`)."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._guard:
+            since = self._refused.get(name, {}).get("since", now)
+            self._refused[name] = {"name": name, "tries": tries, "since": since, "last": now, "reason": reason}
+            self._write()
+
+    def serving(self, name: str) -> None:
+        """Child ``name`` serves again: no longer listed as refused. Not listed: no-op."""
+        with self._guard:
+            if self._refused.pop(name, None) is not None:
+                self._write()
+
     def live(self) -> list[dict[str, Any]]:
         """The processes of this stack that run now: ``[{"name", "pid", "start"}, …]``, oldest first."""
         with self._guard:
@@ -165,7 +185,8 @@ class DataDir:
 
     def _write(self) -> None:
         """Write the state file; on ``OSError`` (raised) it is marked to be written again (:meth:`retry_write`)."""
-        doc = {**self._me, "apiUrl": self._api_url, "started": list(self._live.values())}
+        doc = {**self._me, "apiUrl": self._api_url, "started": list(self._live.values()),
+               "refused": list(self._refused.values())}
         tmp = self.state_file.with_suffix(".tmp")
         try:
             tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

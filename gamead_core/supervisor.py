@@ -29,6 +29,10 @@ child's own error line; a child seen serving is said to have stopped after runni
 refused its start) and a restart with back-off like any death: one child refused later (say, by a stream
 someone changed, or by NATS refusing its credentials after a restart) must not take the running rest down
 (attack28b F1: a worker up for 4 minutes exited 5 after a repartition and ``gamead up`` stopped everything).
+Such a child is retried for as long as it is refused (the stack must not die of it), but not in silence (review28
+L2): :attr:`Child.refusals` counts its refusals in a row, the event line says the count from the second one (since it was last seen serving) and
+is said only at :func:`refusal_said`'s tries, and ``on_refused(child, why)`` (``gamead up``: listed as refused in
+``gamead-up.json``) at every one; ``on_up(child)`` once it is seen serving again.
 """
 
 from __future__ import annotations
@@ -57,6 +61,15 @@ def restart_delay(recent_failures: int, *, base: float = 0.5, cap: float = 30.0)
 
 #: A child that ran this long before dying is considered healthy again: its failure streak resets.
 HEALTHY_AFTER = 30.0
+#: A child refused again and again is said on the console at its first two refusals, then every this many
+REFUSALS_SAID_EVERY = 10
+
+
+def refusal_said(refusals: int) -> bool:
+    """Is a child's ``refusals``-th refusal in a row said on the console (pure)? The first two (the second says it
+    will be retried for as long as it is refused), then every :data:`REFUSALS_SAID_EVERY`-th: about every 5 min
+    at the 30 s back-off cap, so a stack that lost a child for good says so without flooding its console."""
+    return refusals <= 2 or refusals % REFUSALS_SAID_EVERY == 0
 
 
 @dataclass
@@ -69,6 +82,7 @@ class Child:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    started_wall: float = 0.0  #: ``time.time()`` just before its spawn: its registry entry starts after it
     failures: int = 0
     restarts: int = 0
     restart_at: float | None = None
@@ -79,6 +93,7 @@ class Child:
     #: this process was seen serving (:meth:`Supervisor.seen_up`): an exit of it is no refusal of its start
     up: bool = False
     refused: int | None = None  #: the exit code of a refused start (one of the supervisor's refusal_codes)
+    refusals: int = 0  #: its retried exits with a refusal code since it was last seen serving (:meth:`Supervisor.seen_up`)
     #: called with this child once its process has ended (found dead or stopped); set by the starting supervisor
     on_end: Callable[[Child], None] | None = field(default=None, repr=False)
     #: builds ``argv`` again before each restart (e.g. a port kept for the child was taken meanwhile); None: the
@@ -112,6 +127,10 @@ class Supervisor:
     #: called at the end of every :meth:`poll`, e.g. to retry a record a hook could not write (``gamead up``:
     #: :meth:`gamead_core.datadir.DataDir.retry_write`); a failing hook is logged, never fatal
     on_poll: Callable[[], None] | None = None
+    #: ``on_refused(child, why)`` at every retried refusal (:attr:`Child.refusals` counts them); ``on_up(child)``
+    #: once a child refused before is seen serving again; failing hooks are logged, never fatal
+    on_refused: Callable[[Child, str], None] | None = None
+    on_up: Callable[[Child], None] | None = None
     #: bytes a child's log may reach before it is copied to ``<name>.1`` and truncated (:mod:`gamead_core.log_bound`)
     log_limit: int = LOG_LIMIT
     _logs_checked_at: float = field(default=0.0, repr=False)
@@ -137,6 +156,7 @@ class Supervisor:
             child.argv = child.command()
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(child.log_path, "ab") as out:
+            child.started_wall = time.time()
             child.proc = subprocess.Popen(
                 child.argv,
                 env={**child.env, PARENT_PID_ENV: str(os.getpid())},
@@ -174,6 +194,19 @@ class Supervisor:
             return
         child.up = True
         child.refusal_final = False
+        if child.refusals:
+            self._say(child, f"{child.name} (pid {child.pid}) is serving again, after {child.refusals} refused "
+                             "start(s) in a row")
+            child.refusals = 0
+            self._hook(self.on_up, child)
+
+    def _hook(self, hook: Callable[..., None] | None, child: Child, *args: object) -> None:
+        """``hook(child, *args)``; a failing hook is logged, never fatal."""
+        if hook is not None:
+            try:
+                hook(child, *args)
+            except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
+                log.exception("hook failed for %s", child.name)
 
     def _restart(self, child: Child, now: float) -> None:
         """Start ``child`` again after its back-off. A process that cannot be started (``OSError``: no space
@@ -197,14 +230,6 @@ class Supervisor:
             self.on_event(message)
         except Exception:  # noqa: BLE001 - logged, never fatal
             log.exception("on_event hook failed for %s", child.name)
-
-    def _notify_exit(self, child: Child, code: int) -> None:
-        """Tell ``on_exit`` that ``child`` ended with ``code``; a failing hook is logged, never fatal."""
-        if self.on_exit is not None:
-            try:
-                self.on_exit(child, code)
-            except Exception:  # noqa: BLE001 - a failing hook is logged, never fatal
-                log.exception("on_exit hook failed for %s", child.name)
 
     @staticmethod
     def _ended(child: Child) -> None:
@@ -238,7 +263,7 @@ class Supervisor:
                 self.on_event(f"{child.name} (pid {child.proc.pid}) refused to start (exit code {code}); "
                               "not restarted")
                 self._ended(child)
-                self._notify_exit(child, code)
+                self._hook(self.on_exit, child, code)
                 continue
             if child.restart_at is None:
                 ran = now - child.started_at
@@ -246,17 +271,21 @@ class Supervisor:
                 delay = restart_delay(child.failures)
                 child.restart_at = now + delay
                 if code in self.refusal_codes:
-                    why = self._why(child)
+                    why, child.refusals = self._why(child), child.refusals + 1
                     what = (f"stopped with exit code {code} after running {ran:.0f}s (its configuration is refused "
                             "now)" if child.up else f"refused to start (exit code {code})")
-                    self.on_event(f"{child.name} (pid {child.proc.pid}) {what}{f': {why}' if why else ''}; the rest "
-                                  f"keeps running; retrying in {delay:.1f}s")
+                    again = (f" ({child.refusals} times in a row: retried for as long as it is refused, said every "
+                             f"{REFUSALS_SAID_EVERY} tries)" if child.refusals > 1 else "")
+                    if refusal_said(child.refusals):
+                        self.on_event(f"{child.name} (pid {child.proc.pid}) {what}{again}{f': {why}' if why else ''}; "
+                                      f"the rest keeps running; retrying in {delay:.1f}s")
+                    self._hook(self.on_refused, child, why)
                 else:
                     how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}" if code
                            else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
                     self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
                 self._ended(child)
-                self._notify_exit(child, code)
+                self._hook(self.on_exit, child, code)
             elif now >= child.restart_at:
                 self._restart(child, now)
         if now - self._logs_checked_at >= CHECK_EVERY:

@@ -136,14 +136,13 @@ def up(
     scaling = settings.autoscaler.model_copy(
         update={"backend": "local" if autoscaling else "none", "min_replicas": workers, "max_replicas": most}
     )
+    parent_watched = threading.Event()  # set: the watch ends (the stack stops for another reason)
+    data = DataDir(settings.embedded.data_dir)
+    data.lock()  # one stack per data dir: refused at once, naming the holder's PID
+    # after the lock, as the parent watch (review28 U2): a refused lock leaves no handler nor thread behind
     stop_requested.clear()
     hangup_ignored = choose_stop_signals()  # `nohup gamead up &`: SIGHUP stays ignored, the stack outlives the tty
     install_stop_handlers(request_stop)  # also when started in the background, where SIGINT is ignored
-    parent_watched = threading.Event()  # set: the watch ends (the stack stops for another reason)
-    if die_with_parent:
-        watch_parent(started_by, _parent_gone, parent_watched)
-    data = DataDir(settings.embedded.data_dir)
-    data.lock()  # one stack per data dir: refused at once, naming the holder's PID
     forget_env(data.path)  # an earlier run's: never shown as this one's
     lines = ConsoleLines(log_line)  # the autoscaler's, the reaper's warnings: console lines with their `!`
     logging.getLogger().addHandler(lines)  # removed with the lock (a refused lock left it on the root logger)
@@ -152,6 +151,8 @@ def up(
     stack = UpStack(settings, data)
     claims = PortClaims(data.path)  # the ports kept for restarts: no other stack takes one meanwhile
     try:
+        if die_with_parent:  # after the lock, inside the try whose finally ends it (review28 U2)
+            watch_parent(started_by, _parent_gone, parent_watched)
         logs = data.make_dir("logs")  # a file there, or no permission: exit 5 naming --data-dir, not "unexpected"
         if claims.unusable:
             say(f"[yellow]![/] ports are not reserved against other stacks: {escape(claims.unusable)}")
@@ -241,8 +242,8 @@ def up(
             say("[yellow]![/] no worker runs (--workers 0): ads stay queued until one does; the first command "
                 "below starts one")
         if hangup_ignored:
-            say("[yellow]![/] SIGHUP is ignored (nohup): closing the terminal leaves the stack running; stop it with "
-                f"Ctrl-C or `kill {os.getpid()}` (SIGTERM)")
+            say("[yellow]![/] SIGHUP was ignored when gamead up started (nohup?): closing the terminal leaves the "
+                f"stack running; stop it with Ctrl-C or `kill {os.getpid()}` (SIGTERM)")
         hints = "\n".join(f"  {cmd}" for cmd in next_commands(api_url, program,
                                                                worker=joining, auth=auth_required(settings)))
         say(f"\nNext, in another terminal:\n{escape(hints)}\n"
@@ -271,7 +272,11 @@ def up(
 
 def _parent_gone(parent: int) -> None:
     """``--die-with-parent``: the process that started ``gamead up`` (PID ``parent``) is gone: say so and stop
-    exactly as on SIGTERM (the workers drain, then the API and NATS; exit 0)."""
+    exactly as on SIGTERM (the workers drain, then the API and NATS; exit 0). Once a stop has begun
+    (:data:`stop_requested`: a signal, a refusal) it does nothing: its SIGTERM would be a second one, which hurries
+    the drain (review28 U1: a CI step killed with a grace period handed the ads back instead of finishing them)."""
+    if stop_requested.is_set():
+        return
     say(f"[yellow]![/] the process that started gamead up (pid {parent}) is gone (--die-with-parent): stopping "
         "the stack as on SIGTERM")
     os.kill(os.getpid(), signal.SIGTERM)

@@ -61,7 +61,7 @@ def start_probe(settings: GameadSettings, nc: Any, js: Any, scaler: Any, stop: a
             child = scaler.supervisor.children.get(name)
             if child is not None and child.alive and child.pid is not None:
                 key = api_key(child.pid, host) if name == API_CHILD else worker_id_of(name)
-                out.append(Watched(name, key, child.pid, child.started_at))
+                out.append(Watched(name, key, child.pid, child.started_at, child.started_wall))
         for pid in [p for p in [*told, *answered] if p not in {w.pid for w in out}]:
             told.pop(pid, None)  # gone (killed, restarted, stopped)
             answered.pop(pid, None)

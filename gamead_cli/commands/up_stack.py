@@ -41,7 +41,9 @@ class UpStack:
                               on_end=lambda child: data.forget(child.pid or 0),
                               on_poll=self._state_file_again, on_exit=self._on_exit,
                               refusal_codes=frozenset({exitcodes.CONFIG}),
-                              explain=lambda child: child_error_line(child.log_path) or last_log_line(child.log_path))
+                              explain=lambda child: child_error_line(child.log_path) or last_log_line(child.log_path),
+                              on_refused=lambda child, why: data.refused(child.name, child.refusals, why),
+                              on_up=lambda child: data.serving(child.name))
 
     def _state_file_again(self) -> None:
         """A rewrite of gamead-up.json failed (said when a start could not be recorded): retried at every poll with

@@ -66,6 +66,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
 
     def on_signal() -> None:
         seen["signals"] += 1
+        stop_requested.set()  # a stop has begun: the parent watch's SIGTERM must not hurry it (up._parent_gone)
         if seen["signals"] == 1:
             stop.set()
         else:
@@ -114,6 +115,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
             scaler.poll()  # restart dead children (workers, the API, nats-server) with back-off
             if refused := stack.sup.refused:  # a configuration refusal: restarting cannot help
                 refusal = refused_start(refused[0])
+                stop_requested.set()
                 stop.set()
                 break
             try:

@@ -38,6 +38,13 @@ clocks. What the observer could not see is no evidence: after a failed read of t
 clock starts again at the next good one (a NATS restart empties the memory-stored registry too). A process
 that has not beaten yet gets :data:`START_GRACE` more for its start (imports, connecting), as a startup
 probe does.
+
+A process's first beat must be its own (review28 L1): an entry with its id, host and pid can be a dead
+predecessor's, left in the registry for up to ``registry.ttl`` (a container restarted with ``nats.url``: same
+hostname, same fork order, same pids). An entry counts for a process only if it says it started (``startedAt``,
+the process's own wall clock, on this machine) at or after the process was spawned (:attr:`Watched.
+started_wall`, less :data:`START_SKEW`), or once its ``heartbeatAt`` changes after the first reading (a dead
+process's entry never changes: this holds even if the wall clock stepped back between the two).
 """
 
 from __future__ import annotations
@@ -62,17 +69,22 @@ START_GRACE = 30.0
 #: A silent worker still using CPU (busy or starved, not hung) is killed only after this many times
 #: ``registry.ttl`` of silence (plus :data:`START_GRACE` before its first beat).
 BUSY_FACTOR = 3.0
+#: Seconds an entry's ``startedAt`` may be before its process's spawn and still be its own (both read on this
+#: machine's wall clock: the entry's is taken after the spawn; this allows for rounding, not for another clock).
+START_SKEW = 1.0
 
 
 @dataclass(frozen=True)
 class Watched:
-    """One worker process to watch: its child name (``worker-1``), worker id (``local-1``), pid and the
-    ``time.monotonic()`` of its start."""
+    """One worker process to watch: its child name (``worker-1``), worker id (``local-1``), pid, the
+    ``time.monotonic()`` of its start and the ``time.time()`` of its spawn (``started_wall``, epoch s; None:
+    unknown, any entry with its pid is its own)."""
 
     name: str
     worker_id: str
     pid: int
     started_at: float
+    started_wall: float | None = None
 
 
 def api_key(pid: int, host: str) -> str:
@@ -141,6 +153,7 @@ class _Seen:
     pid: int
     renewed_at: float  #: monotonic: the last renewal seen (or the start, before the first one)
     beat_at: datetime | None = None  #: its entry's heartbeatAt at the last renewal seen
+    stale: datetime | None = None  #: the heartbeatAt of an entry with its pid started before it (a predecessor's)
 
 
 class HeartbeatProbe:
@@ -173,7 +186,10 @@ class HeartbeatProbe:
                 seen.renewed_at = max(seen.renewed_at, now)
             entry = entries.get(w.worker_id)
             if entry is not None and entry.pid == w.pid and entry.heartbeat_at != seen.beat_at:
-                seen.beat_at, seen.renewed_at = entry.heartbeat_at, now
+                if seen.beat_at is not None or _own(entry, w, seen):
+                    seen.beat_at, seen.renewed_at = entry.heartbeat_at, now
+                elif seen.stale is None:
+                    seen.stale = entry.heartbeat_at  # a predecessor's, or ours if the clock stepped back: wait
             bound = self.ttl + (0.0 if seen.beat_at is not None else self.start_grace)
             if now - seen.renewed_at > bound:
                 out.append(Silent(w.name, w.worker_id, w.pid, now - seen.renewed_at, seen.beat_at is not None))
@@ -193,6 +209,14 @@ class HeartbeatProbe:
         if seen is None or seen.pid != pid or seen.beat_at is None:
             return True
         return now - seen.renewed_at > self.ttl
+
+
+def _own(entry: NodeInfo, w: Watched, seen: _Seen) -> bool:
+    """Is ``entry`` (with ``w``'s pid) written by process ``w``, not by a dead predecessor with the same pid (module
+    docstring)? Its start is at or after ``w``'s spawn, or its heartbeat changed since the first reading."""
+    if w.started_wall is None or entry.started_at.timestamp() >= w.started_wall - START_SKEW:
+        return True
+    return seen.stale is not None and entry.heartbeat_at != seen.stale
 
 
 async def run_probe(
@@ -287,5 +311,5 @@ async def _answers(check: Callable[[Watched], Awaitable[Answer | None]] | None,
     return out
 
 
-__all__ = ["BUSY_FACTOR", "START_GRACE", "HeartbeatProbe", "Silent", "Verdict", "Watched", "api_key", "judge",
+__all__ = ["BUSY_FACTOR", "START_GRACE", "START_SKEW", "HeartbeatProbe", "Silent", "Verdict", "Watched", "api_key", "judge",
            "run_probe"]

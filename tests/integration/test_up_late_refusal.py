@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def test_a_worker_up_for_a_while_that_exits_5_is_named_and_restarted_and_the_sta
     "worker-2 refused to start (exit code 5); not restarted" and stopped everything, the embedded nats-server
     (which the new-setting nodes used) included. A child's start ends when it is seen serving (a worker: its first
     registry heartbeat): its later exit 5 is one console line saying it stopped, with its reason, and a restart
-    with back-off; nats-server and the API keep running."""
+    with back-off; nats-server and the API keep running. Refused again at its restart, the line counts the refusals
+    in a row and gamead-up.json lists it as refused (review28 L2)."""
     # a worker looks at the streams every 3-6 × api.topology_check_interval: seconds, not 15-30
     (tmp_path / "config.yaml").write_text("api: {topology_check_interval: 1}\nregistry: {heartbeat_interval: 0.5}\n")
     up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", **FAST).start()
@@ -50,8 +52,16 @@ def test_a_worker_up_for_a_while_that_exits_5_is_named_and_restarted_and_the_sta
                 # started again: with its old setting it is refused at once, said and retried with back-off
                 wait_for(lambda: "worker-1 restarted (pid " in up.output(), timeout=30,
                          what="worker-1 started again")
-                wait_for(lambda: re.search(r"worker-1 \(pid \d+\) refused to start \(exit code 5\): .*retrying in",
-                                           up.output()), timeout=60, what="the restarted worker-1's refusal said")
+                said_again = wait_for(lambda: re.search(
+                    r"worker-1 \(pid \d+\) refused to start \(exit code 5\) \(2 times in a row: retried for as long "
+                    r"as it is refused, said every 10 tries\): .*retrying in", up.output()),
+                    timeout=60, what="the restarted worker-1's refusal said, with its count")
+                assert "queue.partitions is 1 but the work streams" in said_again.group(0)
+                # review28 L2: not "up" in silence: gamead-up.json lists it as refused, with its tries and reason
+                refused = wait_for(lambda: json.loads((up.data_dir / "gamead-up.json").read_text())["refused"],
+                                   timeout=10, what="worker-1 listed as refused in gamead-up.json")
+                assert [(r["name"], r["tries"] >= 1, "queue.partitions is 1 but" in r["reason"])
+                        for r in refused] == [("worker-1", True, True)], refused
                 assert up.popen is not None and up.popen.poll() is None, up.output()[-3000:]
                 assert pid_alive(nats_pid) and up.running_pid("nats-server") == nats_pid  # NATS keeps serving
                 assert pid_alive(api_pid) and up.running_pid("api") == api_pid

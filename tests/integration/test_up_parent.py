@@ -33,9 +33,9 @@ FAST = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAM
 PARENT = "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(600)"
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     """The test's environment without GAMEAD_* and without an outer ``make``'s (``make test``'s) variables."""
-    env = clean_env(**FAST)
+    env = clean_env(**{**FAST, **extra})
     for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
         env.pop(name, None)
     return env
@@ -96,10 +96,10 @@ class Started:
         self.parent.wait(10)
 
 
-def _start(argv: list[str], tmp_path: Path, data_dir: Path) -> Started:
+def _start(argv: list[str], tmp_path: Path, data_dir: Path, **env: str) -> Started:
     out = tmp_path / "up.out"
     with open(out, "ab") as sink:  # the parent dies with pytest, however pytest dies
-        parent = subprocess.Popen(argv, env=_env(), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        parent = subprocess.Popen(argv, env=_env(**env), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                   cwd=tmp_path, start_new_session=True, preexec_fn=die_with_parent())
     return Started(parent, data_dir, out)
 
@@ -170,8 +170,8 @@ def test_nohup_gamead_up_outlives_its_shell_and_the_terminals_sighup_and_still_s
     stack = _start([sys.executable, "-c", PARENT, "nohup", *up_argv], tmp_path, data_dir)
     try:
         up = stack.wait_ready()
-        assert f"SIGHUP is ignored (nohup): closing the terminal leaves the stack running; stop it with Ctrl-C or " \
-               f"`kill {up}` (SIGTERM)" in stack.output()
+        assert ("SIGHUP was ignored when gamead up started (nohup?): closing the terminal leaves the stack running; "
+                f"stop it with Ctrl-C or `kill {up}` (SIGTERM)") in stack.output()
         os.kill(stack.parent.pid, signal.SIGKILL)  # the shell gone …
         stack.parent.wait(10)
         os.kill(up, signal.SIGHUP)  # … and the SIGHUP it sends its jobs as the terminal closes
@@ -183,5 +183,35 @@ def test_nohup_gamead_up_outlives_its_shell_and_the_terminals_sighup_and_still_s
         os.kill(up, signal.SIGTERM)
         wait_for(lambda: not stack.alive(), timeout=60, what="gamead up and every process it started to be gone")
         assert stack.output().rstrip().endswith("stopped")
+    finally:
+        stack.kill_everything()
+
+
+def test_a_parent_dying_during_the_drain_does_not_hurry_it(tmp_path: Path) -> None:
+    """review28 U1: ``timeout -k 5 10 make up`` (a CI step killed with a grace period): SIGTERM, forwarded, starts
+    the drain; the parent is SIGKILLed meanwhile, and the parent watch sent a second SIGTERM, which hurried the
+    workers (the ad handed back instead of finishing) and said the stack was stopping "as on SIGTERM" while it
+    already was. Once a stop has begun the parent's death changes nothing: the drain goes on unhurried."""
+    data_dir = tmp_path / "data"
+    up_argv = gamead_argv("up", "--port", str(port := free_port()), "--data-dir", str(data_dir), "--workers", "1",
+                          "--no-autoscale", "--die-with-parent")
+    # the ad hangs (a fault drill) so that the drain lasts its whole drain_timeout: the parent dies well within it
+    stack = _start([sys.executable, "-c", PARENT, *up_argv], tmp_path, data_dir, GAMEAD_WORKER__DRAIN_TIMEOUT="10",
+                   GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="hang",
+                   GAMEAD_WORKER__FAULTS__MATCH="^Still Draining")
+    try:
+        up = stack.wait_ready()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            ad_id = client.post("/ads", json=ad("Still Draining", 1)).json()["id"]
+            wait_for(lambda: client.get(f"/ads/{ad_id}").json().get("workerId"), timeout=30,
+                     what="the worker to start the ad")
+        os.kill(up, signal.SIGTERM)  # the stop begins …
+        wait_for(lambda: "stopping: workers drain first" in stack.output(), timeout=20, what="the drain to begin")
+        os.kill(stack.parent.pid, signal.SIGKILL)  # … and the parent is killed during it
+        stack.parent.wait(10)
+        wait_for(lambda: not stack.alive(), timeout=90, what="gamead up and every process it started to be gone")
+        said = stack.output()
+        assert "is gone" not in said and "stopping now: workers hand their ads back" not in said, said[-3000:]
+        assert said.rstrip().endswith("stopped")
     finally:
         stack.kill_everything()

@@ -205,3 +205,29 @@ def test_the_heartbeat_error_said_is_the_logs_last_of_this_outage(tmp_path: Path
     log.write_text(log.read_text() + '{"message": "heartbeat restored"}\n')
     assert heartbeat_error(log, since) is None
     assert heartbeat_error(tmp_path / "missing.log", since) is None
+
+
+def test_a_dead_predecessors_entry_with_the_same_pid_is_no_first_beat_of_a_new_process() -> None:
+    """review28 L1: a container restarted within registry.ttl (same hostname, same fork order, so the same pid)
+    left local-1's entry of the killed process in the registry (nats.url). The new worker-1, spawned 0.5 s ago
+    and not yet connected, counted it as its first heartbeat: `gamead up` took its start as over, and its start
+    refusal (exit 5) was retried for ever instead of ending the stack. Its own entry, started after its spawn,
+    counts; so does a change of the old-looking entry's heartbeat (its own, if the clock stepped back)."""
+    spawned = T0.timestamp() + 300.0
+    stale = {"local-1": NodeInfo(id="local-1", role="worker", host="h", pid=4242, version="1", started_at=T0,
+                                 heartbeat_at=T0 + timedelta(seconds=292))}
+    probe = HeartbeatProbe(ttl=10, start_grace=30)
+    w = [Watched("worker-1", "local-1", 4242, started_at=100.0, started_wall=spawned)]
+    assert probe.observe(w, stale, now=100.5) == []
+    assert not probe.beaten("worker-1", 4242)  # not its beat: its start is not over
+    assert probe.observe(w, stale, now=101.5) == [] and not probe.beaten("worker-1", 4242)
+    own = {"local-1": stale["local-1"].model_copy(update={"started_at": T0 + timedelta(seconds=300.2),
+                                                          "heartbeat_at": T0 + timedelta(seconds=301)})}
+    probe.observe(w, own, now=102.0)
+    assert probe.beaten("worker-1", 4242)  # its own entry: started after its spawn
+    # the wall clock stepped back: its entry looks older than its spawn, but its heartbeat changes after the first
+    probe = HeartbeatProbe(ttl=10, start_grace=30)
+    probe.observe(w, stale, now=100.5)
+    moved = {"local-1": stale["local-1"].model_copy(update={"heartbeat_at": T0 + timedelta(seconds=293)})}
+    probe.observe(w, moved, now=101.5)
+    assert probe.beaten("worker-1", 4242)

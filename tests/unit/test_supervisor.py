@@ -366,3 +366,55 @@ def test_a_state_file_made_true_again_by_a_start_or_stop_is_said_once_too(tmp_pa
     data.forget(os.getppid())  # a stop rewrites it before any retry: the file says what runs again
     assert f'"pid": {os.getpid()}' in data.state_file.read_text()
     assert [data.retry_write(), data.retry_write()] == [True, False]  # said once
+
+
+def test_refusals_in_a_row_are_said_first_then_every_tenth_try() -> None:
+    """review28 L2: one console line every 30 s for ever, or none: the first two refusals are said (the second
+    with the count), then every 10th (about every 5 min at the 30 s back-off cap)."""
+    from gamead_core.supervisor import refusal_said
+
+    assert [n for n in range(1, 41) if refusal_said(n)] == [1, 2, 10, 20, 30, 40]
+
+
+def test_a_child_refused_again_and_again_is_counted_and_listed_as_refused_until_it_serves(tmp_path: Path) -> None:
+    """review28 L2: a child refused for good after the start (rotated NATS credentials, a repartition) was retried
+    every 30 s for ever with the same line, the stack "up" and gamead-up.json listing its retries as started. It is
+    still retried (the stack must not die), but the line says how many times in a row, and gamead-up.json lists
+    it under "refused" (tries, reason) until it serves again, which is said."""
+    import json
+
+    from gamead_cli import exitcodes
+    from gamead_core.datadir import DataDir
+
+    data = DataDir(tmp_path / "data")
+    data.path.mkdir()
+    script = "import sys\nprint('error: NATS refuses the credentials', file=sys.stderr)\nsys.exit(5)\n"
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append, refusal_codes=frozenset({exitcodes.CONFIG}),
+                     on_spawn=lambda c: data.record(c.name, c.pid or 0), on_end=lambda c: data.forget(c.pid or 0),
+                     explain=lambda child: child.log_path.read_text().strip().splitlines()[-1].removeprefix("error: "),
+                     on_refused=lambda child, why: data.refused(child.name, child.refusals, why),
+                     on_up=lambda child: data.serving(child.name))
+    sup.settled = True
+    api = sup.start("api", [sys.executable, "-c", script], dict(os.environ), tmp_path / "api.log")
+
+    def refused() -> list[dict[str, object]]:
+        return json.loads(data.state_file.read_text())["refused"]
+
+    try:
+        wait_for(lambda: (sup.poll(), api.refusals >= 2)[1], timeout=20, what="two refusals in a row")
+        lines = [e for e in events if "refused to start" in e]
+        assert len(lines) == 2 and "times in a row" not in lines[0], lines
+        assert ("refused to start (exit code 5) (2 times in a row: retried for as long as it is refused, said "
+                "every 10 tries): NATS refuses the credentials; the rest keeps running; retrying in ") in lines[1]
+        listed = refused()
+        assert [(r["name"], r["tries"], r["reason"]) for r in listed] == [("api", 2, "NATS refuses the credentials")]
+        api.argv = sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]  # its configuration is accepted
+        wait_for(lambda: (sup.poll(), api.alive and api.proc is not None and api.proc.args == sleeper)[1],
+                 timeout=20, what="the api restarted and running")
+        tries = api.refusals
+        sup.seen_up("api", api.pid)
+        assert refused() == [] and api.refusals == 0
+        assert events[-1] == f"api (pid {api.pid}) is serving again, after {tries} refused start(s) in a row"
+    finally:
+        sup.stop_all(timeout=5)
