@@ -15,7 +15,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,16 +27,16 @@ class PendingFile:
     atomic and a killed process leaves what it wrote there, never over ``path``). :meth:`commit` renames it over
     ``path``; :meth:`discard` deletes it. Either one closes it; the second call does nothing.
     Raises ``OSError`` when the directory cannot take the temporary file. A write, flush or close of :attr:`file`
-    that fails raises :class:`~gamead_cli.exitcodes.OutputFailed` ("cannot write FILE: why", then ``said``), a
-    closed pipe included: FILE is not stdout, whose closed pipe alone ends a command quietly.
+    that fails raises :class:`~gamead_cli.exitcodes.OutputFailed` ("cannot write FILE: why", then ``said``: a text,
+    or a function asked for it at the failure, when what was written by then matters), a closed pipe included: FILE is not stdout, whose closed pipe alone ends a command quietly.
 
     A ``path`` that exists and is not a regular file (``/dev/full``, ``/dev/stdout`` on a pipe, a FIFO) is written
     directly: a rename would replace the device itself with a regular file; ``tmp`` is then None. A FIFO that no
     process reads is refused (``OSError`` whose ``strerror`` is :data:`NO_READER`), never waited on. A symbolic link
     to a regular file has its target replaced, never the link."""
 
-    def __init__(self, path: str | Path, said: str = "") -> None:
-        self.path, self.said = Path(path), said
+    def __init__(self, path: str | Path, said: str | Callable[[], str] = "") -> None:
+        self.path, self._said = Path(path), said
         self.done = False
         self.tmp: Path | None = None
         try:
@@ -97,7 +97,7 @@ class PendingFile:
                         dst.write(line)
                 dst.truncate()
         except OSError as exc:
-            raise OutputFailed(f"cannot write {self.path}: {exc.strerror or exc}{self.said}") from exc
+            raise OutputFailed(f"cannot write {self.path}: {exc.strerror or exc}{said_text(self._said)}") from exc
 
     def discard(self) -> None:
         """Close and delete the temporary file: ``path`` stays as it was (absent, or its old content)."""
@@ -110,18 +110,23 @@ class PendingFile:
             self.tmp.unlink(missing_ok=True)
 
 
+def said_text(said: str | Callable[[], str]) -> str:
+    """What follows "cannot write FILE: why": ``said``, or what the function ``said`` answers now."""
+    return said if isinstance(said, str) else said()
+
+
 class _Said:
     """A text file whose failed write, flush or close is :class:`OutputFailed` naming ``path`` (then ``said``);
     everything else is the file's."""
 
-    def __init__(self, file: IO[str], path: Path, said: str) -> None:
+    def __init__(self, file: IO[str], path: Path, said: str | Callable[[], str]) -> None:
         self._file, self._path, self._said = file, path, said
 
     def _guard(self, call: Any, *args: Any) -> Any:
         try:
             return call(*args)
         except OSError as exc:  # BrokenPipeError too: a FILE's reader that left is said, not taken for stdout's
-            raise OutputFailed(f"cannot write {self._path}: {exc.strerror or exc}{self._said}") from exc
+            raise OutputFailed(f"cannot write {self._path}: {exc.strerror or exc}{said_text(self._said)}") from exc
 
     def write(self, text: str) -> int:
         return self._guard(self._file.write, text)  # type: ignore[no-any-return]

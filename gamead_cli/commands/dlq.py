@@ -237,13 +237,13 @@ def export(
     """
     params: dict[str, Any] = {**filter_body(error_class, message, priority, since, until), "limit": EXPORT_PAGE}
     try:  # the file replaces FILE only once every page is written: a failure leaves an old FILE intact
-        pending = None if file == "-" else PendingFile(file, said="; nothing was exported")
+        pending = None if file == "-" else PendingFile(file, said=lambda: _export_failed(pending, written))
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {file}: {exc.strerror or exc}", param_hint="FILE") from None
     out = sys.stdout if pending is None else pending.file
     # each ad once (attack27 F5): a temporary file keeps its newest entry, lines that cannot be taken back its first
     once = OncePerAd(take_back=pending is not None and pending.tmp is not None)
-    read = 0
+    read, written = 0, [0]  # written: lines handed to FILE (a list: the failure's text reads it when it comes)
     try:
         with api_client(config, api) as client, job_progress() as progress:
             task = progress.add_task("exporting", total=None)
@@ -259,6 +259,7 @@ def export(
                     # FILE's failed write is OutputFailed naming it (PendingFile's file); stdout's, the boundary's
                     if once.add(str(entry.get("adId"))):
                         out.write(strict_dumps(entry, separators=(",", ":")) + "\n")
+                        written[0] += 1
                     read += 1
                 progress.update(task, completed=read)
                 if not page.get("nextCursor"):
@@ -274,7 +275,8 @@ def export(
                 pending.drop_lines(once.dropped)
             pending.commit()
         except OSError as exc:  # not bad usage, exit 1
-            raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}; nothing was exported") from None
+            said = _export_failed(pending, written)
+            raise OutputFailed(f"cannot write {file}: {exc.strerror or exc}{said}") from None
     kept = once.kept
     if once.changed:
         say_changed(once)
@@ -282,6 +284,16 @@ def export(
         note_line(f"exported {kept} entr{'y' if kept == 1 else 'ies'} to {file}")
     elif kept == 0:  # stdout holds nothing: say why on stderr
         note_line("no DLQ entries match: nothing exported")
+
+
+def _export_failed(pending: PendingFile | None, written: list[int]) -> str:
+    """What a failed export to FILE says after "cannot write FILE: why": a regular FILE is left as it was
+    ("nothing was exported"); a device or a FIFO (``tmp`` None) may have passed on the first lines already (attack27b
+    F9: ``dlq export /dev/stdout | head -c 100`` said "nothing was exported" after its reader had read some)."""
+    if pending is None or pending.tmp is not None or written[0] == 0:
+        return "; nothing was exported"
+    return (f"; the export was cut short: at most the first {written[0]} "
+            f"entr{'y' if written[0] == 1 else 'ies'} reached it")
 
 
 @app.command("import")

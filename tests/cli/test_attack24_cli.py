@@ -377,3 +377,36 @@ def test_a_pipe_file_whose_reader_left_is_said_even_when_a_verb_lets_the_failure
     err = _ANSI.sub("", capsys.readouterr().err).strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
     assert f"cannot write {fifo_read_once}" in err[0] and "Broken pipe" in err[0], err
+
+
+def test_an_export_to_a_pipe_whose_reader_left_after_reading_some_says_it_was_cut_short(
+        tmp_path: Path, shared_lane: Lane) -> None:  # noqa: F811 - the fixture imported above
+    """attack27b F9: ``gamead dlq export /dev/stdout | head -c 100`` said "nothing was exported" though its reader
+    had read the first entries: a device or a FIFO passes lines on as they are written (only a regular FILE is
+    left as it was). Last in this module: it adds 300 entries to the shared lane."""
+    import threading
+
+    for part in range(4):  # ~250 KB of JSON Lines, past what a pipe holds (64 KiB), in bodies under the API's bound
+        entries = [made_up_entry(f"Cut Short {part}-{n}") for n in range(75)]
+        job = shared_lane.run_job("/v1/dlq/import", {"entries": entries})
+        assert job["state"] == "succeeded", job
+    path = tmp_path / "head.jsonl"
+    os.mkfifo(path)
+    got: list[bytes] = []
+
+    def read_some_and_leave() -> None:  # `head -c 100`
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            got.append(os.read(fd, 100))
+        finally:
+            os.close(fd)
+
+    reader = threading.Thread(target=read_some_and_leave, daemon=True)
+    reader.start()
+    result = gamead("dlq", "export", str(path), "--api", shared_lane.url, cwd=tmp_path)
+    reader.join(10)
+    assert got and got[0].startswith(b"{"), got  # the reader did get the first bytes
+    assert result.returncode == exitcodes.ERROR, result.stderr
+    line = red_line(result)
+    assert f"cannot write {path}" in line and "Broken pipe" in line, line
+    assert "nothing was exported" not in line and "the export was cut short" in line, line
