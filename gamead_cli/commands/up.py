@@ -45,6 +45,7 @@ from gamead_cli.commands.up_console import (
 )
 from gamead_cli.commands.up_liveness import health_url, nats_argv
 from gamead_cli.commands.up_parent import watch_parent
+from gamead_cli.commands.up_ready import wait_workers_registered, worker_line
 from gamead_cli.commands.up_signals import (
     StopRequested,
     check_stop,
@@ -225,9 +226,10 @@ def up(
         say(f"[green]✓[/] {partitions_line(settings.queue.partitions)}")
         check_stop()
         scaler.set_replicas(workers)
-        if workers:
-            pids = ", ".join(str(p) for p in scaler.pids().values())
-            say(f"[green]✓[/] {workers} worker(s) (pid {pids}), {settings.worker.concurrency} slot(s) each")
+        if workers:  # said once they registered (up_ready): a burst sent at the hints finds them pulling
+            starting = wait_workers_registered(settings, nats_url, stack, scaler)
+            said = worker_line(scaler.pids(), starting, settings.worker.concurrency)
+            say(f"[yellow]![/] {escape(said)}" if starting else f"[green]✓[/] {escape(said)}")
             if metrics.enabled:
                 say(f"[green]✓[/] metrics: {api_url}/metrics; workers: {metrics.urls()} ({metrics.rule(most)}; "
                     f"also in {escape(follow_up('workers', again=f' --api {api_url}'))})")

@@ -65,14 +65,14 @@ def wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
             break
         if watch.note_due(now):
             say(f"[yellow]![/] the API (pid {api.pid}) is still starting after {now - watch.started:.0f}s "
-                f"({_cpu_words(watch)}): a loaded machine makes its start slow; waiting while its process makes "
+                f"({cpu_words(watch)}): a loaded machine makes its start slow; waiting while its process makes "
                 f"progress (CPU time advancing, or waiting for a CPU), up to {watch.cap:g}s, or until "
                 f"{watch.stall_after:g}s pass without any")
         time.sleep(0.1)
-    why = (f"it kept making progress ({_cpu_words(watch)}) up to the cap of {watch.cap:g}s" if verdict == "cap" else
+    why = (f"it kept making progress ({cpu_words(watch)}) up to the cap of {watch.cap:g}s" if verdict == "cap" else
            f"it has answered /readyz for {now - (watch.serving_since or now):.0f}s without being ready (its start "
            "is done: not a slow machine)" if verdict == "unready" else
-           f"its process made no progress for the last {watch.idle_for(now):.0f}s ({_cpu_words(watch)}): stuck, "
+           f"its process made no progress for the last {watch.idle_for(now):.0f}s ({cpu_words(watch)}): stuck, "
            "not slow")
     tail = last_log_line(api.log_path)
     log_says = f"its log {api.log_path} ends: {tail}" if tail else f"its log {api.log_path} is empty so far"
@@ -80,7 +80,7 @@ def wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
                       f"{log_says}")
 
 
-def _cpu_words(watch: StartWatch) -> str:
+def cpu_words(watch: StartWatch) -> str:
     """``3.3s of CPU so far, state R`` from ``watch``'s last reading; ``its process cannot be read``."""
     if watch.cpu_seconds is None:
         return "its process cannot be read"
