@@ -586,6 +586,9 @@ def test_a_workers_metrics_port_taken_while_it_was_down_does_not_keep_it_from_re
                        .rsplit(":", 1)[1].split("/")[0])
             os.kill(up.pid, signal.SIGSTOP)  # no restart until the port is taken
             try:
+                # kill(SIGSTOP) returns before the stop takes effect: an up still running would restart worker-1 on
+                # the port it keeps, and the port would never be free (a loaded run's failure, session 28)
+                wait_for(lambda: all_threads_stopped(up.pid), timeout=10, interval=0.005, what="gamead up to stop")
                 os.kill(dead, signal.SIGKILL)
                 # a killed process's sockets close when its last thread has exited (after its pid reads as dead)
                 other = wait_for(lambda: _bound(kept), timeout=10, what=f"worker-1's port {kept} to be free")
