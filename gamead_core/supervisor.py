@@ -30,9 +30,10 @@ refused its start) and a restart with back-off like any death: one child refused
 someone changed, or by NATS refusing its credentials after a restart) must not take the running rest down
 (attack28b F1: a worker up for 4 minutes exited 5 after a repartition and ``gamead up`` stopped everything).
 Such a child is retried for as long as it is refused (the stack must not die of it), but not in silence (review28
-L2): :attr:`Child.refusals` counts its refusals in a row, the event line says the count from the second one (since it was last seen serving) and
-is said only at :func:`refusal_said`'s tries, and ``on_refused(child, why)`` (``gamead up``: listed as refused in
-``gamead-up.json``) at every one; ``on_up(child)`` once it is seen serving again.
+L2): :attr:`Child.refusals` counts its refusals in a row (since it was last seen serving), the event line says the
+count from the second one and is said only at :func:`refusal_said`'s tries, its restart only after its first
+(:func:`restart_said`: attack28c F3, a ``restarted`` line per retry), and ``on_refused(child, why)`` (``gamead
+up``: listed as refused in ``gamead-up.json``) at every one; ``on_up(child)`` once it is seen serving again.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def refusal_said(refusals: int) -> bool:
     return refusals <= 2 or refusals % REFUSALS_SAID_EVERY == 0
 
 
+def restart_said(refusals: int) -> bool:
+    """Is the restart that follows a child's ``refusals``-th refusal in a row said on the console (pure; 0: its exit
+    was no refusal, said)? After its first only: the refusal lines say the count and "retrying in …"; a
+    ``restarted (pid …)`` line at every retry flooded the console between them (attack28c F3)."""
+    return refusals <= 1
+
+
 @dataclass
 class Child:
     """One supervised process and its restart bookkeeping."""
@@ -94,6 +102,7 @@ class Child:
     up: bool = False
     refused: int | None = None  #: the exit code of a refused start (one of the supervisor's refusal_codes)
     refusals: int = 0  #: its retried exits with a refusal code since it was last seen serving (:meth:`Supervisor.seen_up`)
+    quiet_restart: bool = False  #: its next restart is not said (a refusal in a row: :func:`restart_said`)
     #: called with this child once its process has ended (found dead or stopped); set by the starting supervisor
     on_end: Callable[[Child], None] | None = field(default=None, repr=False)
     #: builds ``argv`` again before each restart (e.g. a port kept for the child was taken meanwhile); None: the
@@ -222,7 +231,8 @@ class Supervisor:
             self._say(child, f"{child.name} could not be restarted ({type(exc).__name__}: {exc}); "
                              f"retrying in {delay:.1f}s")
             return
-        self._say(child, f"{child.name} restarted (pid {child.pid})")
+        if not child.quiet_restart:
+            self._say(child, f"{child.name} restarted (pid {child.pid})")
 
     def _say(self, child: Child, message: str) -> None:
         """``on_event(message)``; a failing console hook is logged, never fatal."""
@@ -270,6 +280,7 @@ class Supervisor:
                 child.failures = 1 if ran >= HEALTHY_AFTER else child.failures + 1
                 delay = restart_delay(child.failures)
                 child.restart_at = now + delay
+                child.quiet_restart = code in self.refusal_codes and not restart_said(child.refusals + 1)
                 if code in self.refusal_codes:
                     why, child.refusals = self._why(child), child.refusals + 1
                     what = (f"stopped with exit code {code} after running {ran:.0f}s (its configuration is refused "

@@ -78,8 +78,8 @@ class LocalScaler:
         self._workers: list[str] = []  # child names of the replicas, oldest first
         self._leaving: dict[str, Supervisor] = {}  # child name → its own supervisor while it drains
         self._drains: set[asyncio.Task[None]] = set()
-        self._exits: list[tuple[str, int]] = []  # (worker id, pid) of workers that died, not yet recovered
-        self._recover: Callable[[str, int], Awaitable[object]] | None = None
+        self._exits: list[tuple[str, int, bool]] = []  # (worker id, pid, seen up) of dead workers, not yet recovered
+        self._recover: Callable[[str, int, bool], Awaitable[object]] | None = None
         self._recoveries: set[asyncio.Task[object]] = set()
         self._chained_exit = supervisor.on_exit  # keep the owner's hook (e.g. gamead up's log line)
         #: ``unhealthy(child name)``: is this worker not known to be serving (e.g. its heartbeat is silent,
@@ -207,13 +207,14 @@ class LocalScaler:
         exits, self._exits = self._exits, []
         if self._recover is None:
             return
-        for worker_id, pid in exits:
-            task = asyncio.get_running_loop().create_task(self._recover(worker_id, pid))
+        for worker_id, pid, registered in exits:
+            task = asyncio.get_running_loop().create_task(self._recover(worker_id, pid, registered))
             self._recoveries.add(task)
             task.add_done_callback(self._recoveries.discard)
 
-    def attach_recovery(self, recover: Callable[[str, int], Awaitable[object]]) -> None:
-        """When a worker dies, :meth:`poll` runs ``recover(worker_id, pid)`` in the event loop at once, e.g.
+    def attach_recovery(self, recover: Callable[[str, int, bool], Awaitable[object]]) -> None:
+        """When a worker dies, :meth:`poll` runs ``recover(worker_id, pid, registered)`` in the event loop at once
+        (``registered``: its process was seen serving, :meth:`Supervisor.seen_up`), e.g.
         ``functools.partial(gamead_core.worker.reaper.recover_exited, nc, js, settings)``: its held ads go to
         the other workers within a poll period instead of when its heartbeat expires (``registry.ttl``), and
         a crash that was its only running analysis is charged to that ad. Without it, the worker's next
@@ -225,7 +226,9 @@ class LocalScaler:
             self._chained_exit(child, code)
         name, pid = getattr(child, "name", ""), getattr(child, "pid", None)
         if name in self._workers and pid is not None:
-            self._exits.append((worker_id_of(name), pid))
+            # seen serving (its first registry heartbeat, Supervisor.seen_up) or not: one refused at its start
+            # registered nothing, and its recovery must not say it died holding deliveries (attack28c F3)
+            self._exits.append((worker_id_of(name), pid, bool(getattr(child, "up", True))))
 
     async def wait_drained(self) -> None:
         """Wait for every background stop to finish (bounded by ``stop_timeout``)."""

@@ -67,7 +67,7 @@ from gamead_core.worker.consumer_ack_wait import AckWaits
 from gamead_core.worker.keepalive import keepalive_period
 from gamead_core.worker.mover import Sweeper
 from gamead_core.worker.orphans import Orphans, api_deaths
-from gamead_core.worker.recovery_text import expired_line, level_ack_waits, recovery_line
+from gamead_core.worker.recovery_text import expired_line, level_ack_waits, recovery_line, unregistered_line
 
 log = logging.getLogger(__name__)
 
@@ -232,15 +232,21 @@ async def adopt_predecessor(
 
 
 async def recover_exited(
-    nc: NATS, js: JetStreamContext, settings: GameadSettings, worker_id: str, pid: int
+    nc: NATS, js: JetStreamContext, settings: GameadSettings, worker_id: str, pid: int, registered: bool = True
 ) -> Recovery | None:
     """A supervisor saw worker ``worker_id`` (process ``pid``) die: recover what its registry entry says it
     held, if the entry is still that process's. For :meth:`gamead_core.scaling.local.LocalScaler.attach_recovery`.
-    Never raises (logs instead)."""
+    No entry (and no delete marker): a warning that its entry expired and its deliveries come back after
+    ``ack_wait`` if the supervisor saw the process beat (``registered``), else only an INFO record that it ended
+    before it registered, holding nothing (attack28c F3: a worker refused at every start was said to have died
+    holding deliveries, at every retry). Never raises (logs instead)."""
     try:
         registry = Registry(nc, js, settings.registry, replicas=settings.queue.replicas,
                             timeout=settings.nats.request_timeout)
         entry, deleted = await registry.lookup(worker_id)
+        if entry is None and not deleted and not registered:  # refused or dead at its start: it pulled nothing
+            log.info("%s", unregistered_line(worker_id, pid), extra={"worker_id": worker_id})
+            return None
         if entry is None and not deleted:  # expired first (killed after registry.ttl of silence): say what it can
             waits = await level_ack_waits(AckWaits(nc, timeout=settings.nats.request_timeout),
                                           settings.queue.partitions, None, settings.queue.ack_wait)

@@ -53,6 +53,13 @@ def expired_line(worker_id: str, pid: int, waits: dict[float, str]) -> str:
             f"known: every delivery it held comes back when JetStream's ack_wait expires ({wait})")
 
 
+def unregistered_line(worker_id: str, pid: int) -> str:
+    """The line for a worker process that ended before it registered (pure): a worker pulls only once its first
+    heartbeat is written (:mod:`gamead_core.worker.runtime`), so it held nothing; e.g. one refused at its start
+    (exit 5), which the expired-entry line (:func:`expired_line`) said held deliveries (attack28c F3)."""
+    return f"worker {worker_id} (pid {pid}) exited before it registered: it held nothing"
+
+
 def recovery_line(worker_id: str, held: int, running: int, charged: bool, handed_back: int, untouched: int,
                   waits: dict[float, str]) -> str:
     """The recovery's summary (pure): ``held`` announced ads, ``running`` of them running (the verdict:
@@ -73,4 +80,4 @@ def recovery_line(worker_id: str, held: int, running: int, charged: bool, handed
             f"{', '.join(done)}; {unannounced_caveat(waits, left)}")
 
 
-__all__ = ["expired_line", "level_ack_waits", "recovery_line", "unannounced_caveat"]
+__all__ = ["expired_line", "level_ack_waits", "recovery_line", "unannounced_caveat", "unregistered_line"]

@@ -171,6 +171,30 @@ def test_a_worker_killed_after_its_entry_expired_still_gets_its_line(
                     "read from its consumer)"], said
 
 
+def test_a_worker_that_never_registered_is_not_said_to_have_died_holding_deliveries(
+    fresh_nats: Callable[[], EmbeddedNats], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """attack28c F3: a worker refused at its start (exit 5) never registered, and pulled nothing, yet at every retry
+    its recovery said it "died after its registry entry had expired … every delivery it held comes back". Not seen
+    serving by its supervisor (``registered=False``), no warning is said; an INFO record says it held nothing. One
+    seen serving still gets the expired line (above)."""
+    server = fresh_nats()
+    settings = GameadSettings.model_validate({"queue": {"ack_wait": ACK_WAIT}})
+
+    async def main() -> None:
+        async with _stream_ready(server.url, settings) as (nc, js):
+            await recover_exited(nc, js, settings, "local-5", 4501, registered=False)
+            await recover_exited(nc, js, settings, "local-6", 4601)
+
+    with caplog.at_level(logging.INFO, logger="gamead_core.worker.reaper"):
+        asyncio.run(main())
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "worker local-" in r.getMessage()]
+    assert said == [("INFO", "worker local-5 (pid 4501) exited before it registered: it held nothing"),
+                    ("WARNING", "worker local-6 (pid 4601) died after its registry entry had expired, so what it held "
+                                "is not known: every delivery it held comes back when JetStream's ack_wait expires "
+                                f"({ACK_WAIT:g} s, read from its consumer)")], said
+
+
 def test_doctor_notes_ack_pending_deliveries_no_live_worker_holds_until_they_are_redelivered(
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path,
 ) -> None:

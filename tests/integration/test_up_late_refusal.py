@@ -25,7 +25,8 @@ def test_a_worker_up_for_a_while_that_exits_5_is_named_and_restarted_and_the_sta
     (which the new-setting nodes used) included. A child's start ends when it is seen serving (a worker: its first
     registry heartbeat): its later exit 5 is one console line saying it stopped, with its reason, and a restart
     with back-off; nats-server and the API keep running. Refused again at its restart, the line counts the refusals
-    in a row and gamead-up.json lists it as refused (review28 L2)."""
+    in a row and gamead-up.json lists it as refused (review28 L2); its restarts are said after its first refusal only,
+    and no line says a process refused at its start "died after its registry entry had expired" (attack28c F3)."""
     # a worker looks at the streams every 3-6 × api.topology_check_interval: seconds, not 15-30
     (tmp_path / "config.yaml").write_text("api: {topology_check_interval: 1}\nregistry: {heartbeat_interval: 0.5}\n")
     up = up_stack(tmp_path, "--workers", "1", "--no-autoscale", **FAST).start()
@@ -62,6 +63,13 @@ def test_a_worker_up_for_a_while_that_exits_5_is_named_and_restarted_and_the_sta
                                    timeout=10, what="worker-1 listed as refused in gamead-up.json")
                 assert [(r["name"], r["tries"] >= 1, "queue.partitions is 1 but" in r["reason"])
                         for r in refused] == [("worker-1", True, True)], refused
+                # attack28c F3: refused again and again, its retries are not said one by one (the refusal lines
+                # carry the count), nor is the process refused at its start said to have died holding deliveries
+                wait_for(lambda: json.loads((up.data_dir / "gamead-up.json").read_text())["refused"][0]["tries"] >= 6,
+                         timeout=120, what="worker-1 refused 6 times in a row")
+                out = up.output()  # registry.ttl (10 s) after worker-1's clean stop, its entry's delete marker is gone
+                assert "died after its registry entry had expired" not in out, out[-3000:]
+                assert out.count("worker-1 restarted (pid ") == 1, out[-3000:]  # after its first refusal only
                 assert up.popen is not None and up.popen.poll() is None, up.output()[-3000:]
                 assert pid_alive(nats_pid) and up.running_pid("nats-server") == nats_pid  # NATS keeps serving
                 assert pid_alive(api_pid) and up.running_pid("api") == api_pid

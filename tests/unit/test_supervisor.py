@@ -418,3 +418,37 @@ def test_a_child_refused_again_and_again_is_counted_and_listed_as_refused_until_
         assert events[-1] == f"api (pid {api.pid}) is serving again, after {tries} refused start(s) in a row"
     finally:
         sup.stop_all(timeout=5)
+
+
+def test_only_the_restart_after_a_first_refusal_is_said() -> None:
+    """attack28c F3: a child refused again and again printed ``restarted (pid …)`` at every retry, between refusal
+    lines said only at the 1st, 2nd and every 10th: its restart is said after its first refusal only (and after
+    any exit that was no refusal, 0)."""
+    from gamead_core.supervisor import restart_said
+
+    assert [n for n in range(0, 41) if restart_said(n)] == [0, 1]
+
+
+def test_a_child_refused_in_a_row_is_not_said_restarted_at_every_retry(tmp_path: Path) -> None:
+    """attack28c F3: refused 4 times in a row, the console says ``restarted`` once (after its first refusal), not
+    at every retry; once it dies of something else (exit 1, no refusal), its restart is said again."""
+    from gamead_cli import exitcodes
+
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append, refusal_codes=frozenset({exitcodes.CONFIG}))
+    sup.settled = True
+    worker = sup.start("worker-1", [sys.executable, "-c", "import sys; sys.exit(5)"], dict(os.environ),
+                       tmp_path / "worker.log")
+    try:
+        wait_for(lambda: (sup.poll(), worker.refusals >= 4)[1], timeout=30, what="four refusals in a row")
+
+        def restarts() -> int:
+            return sum(e.startswith("worker-1 restarted (pid ") for e in events)
+
+        assert restarts() == 1, events
+        worker.argv = [sys.executable, "-c", "import sys; sys.exit(1)"]  # dies, but is no refusal now
+        wait_for(lambda: (sup.poll(), any("died with exit code 1" in e for e in events))[1], timeout=60,
+                 what="the crash said")
+        wait_for(lambda: (sup.poll(), restarts() == 2)[1], timeout=60, what="the restart after the crash said")
+    finally:
+        sup.stop_all(timeout=5)
