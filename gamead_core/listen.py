@@ -17,13 +17,18 @@ from gamead_core.errors import ConfigError
 
 def listen_refusal(host: str, port: int, setting: str, exc: OSError) -> ConfigError:
     """The one-line refusal of a listener on ``host:port`` (from ``setting``, e.g. ``"api.port"``) that could not
-    bind: ``exc`` is the bind's error. Says the port is taken (``address already in use``) when it is. Pure."""
+    bind: ``exc`` is the bind's error. Says the port is taken (``address already in use``) when it is; a host that
+    does not resolve or is not this machine's names the host's setting (``api.host`` for ``api.port``), not the
+    port's: "choose another api.port" was the advice for ``api.host=my-host.invalid`` (attack28c F1). Pure."""
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        why = f"{host} is not an address of this machine" if exc.errno == errno.EADDRNOTAVAIL else (
+            f"{host} does not resolve ({exc.strerror or exc})")
+        where = setting.rpartition("port")[0] + "host" if setting.endswith("port") else setting
+        return ConfigError(f"cannot listen on {host}:{port} ({where}): {why}; choose another {where}")
     if exc.errno == errno.EADDRINUSE:
         why = f"port {port} is taken by another process (address already in use)"
     elif exc.errno == errno.EACCES:
         why = f"port {port} is not ours to use (permission denied; ports below 1024 need privileges)"
-    elif exc.errno == errno.EADDRNOTAVAIL:
-        why = f"{host} is not an address of this machine"
     else:
         why = exc.strerror or str(exc)
     return ConfigError(f"cannot listen on {host}:{port} ({setting}): {why}; choose another {setting}")

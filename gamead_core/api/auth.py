@@ -267,23 +267,14 @@ def weak_tokens(settings: AuthSettings) -> list[str]:
 def check_serve_safety(settings: GameadSettings) -> None:
     """Refuse (with :class:`ConfigError`) a configuration in which nobody, or everybody, could use the API.
 
-    * tokens required but none configured → refuse (on 0.0.0.0 that is the "open by accident" case);
-    * an empty or repeated token, or two tokens with one name → refuse.
+    * tokens required but none configured → refuse (on 0.0.0.0 that is the "open by accident" case).
+
+    An empty or shared token, or two entries with one name, is refused when the settings load
+    (:class:`~gamead_core.config.access.AuthSettings`: ``gamead config show`` says it, exit 5).
 
     ``auth.enabled: false`` set explicitly is the one way to run open on a network address.
     """
     tokens = settings.auth.tokens
-    empty = [t.name for t in tokens if not t.token.get_secret_value().strip()]
-    if empty:
-        raise ConfigError(f"auth.tokens: the token of {', '.join(map(repr, empty))} is empty")
-    values = [t.token.get_secret_value() for t in tokens]
-    if len(set(values)) != len(values):
-        raise ConfigError("auth.tokens: two entries share the same token; give every client its own")
-    names = [t.name for t in tokens]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ConfigError(f"auth.tokens: the name {', '.join(map(repr, repeated))} is used twice; names say "
-                          "who did what (rate limits, idempotency keys, the audit trail), so each must be unique")
     if not auth_required(settings) or tokens:
         return
     host = settings.api.host

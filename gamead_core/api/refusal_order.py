@@ -12,7 +12,7 @@ reached the client. While a refusal is held nothing more is read or parsed: read
 complete), so the connection holds no more than before the refusal; the refused request's own application, if
 its head was complete, gets ``http.disconnect``. A refusal with nothing before it in flight is written at once.
 A hold is bounded: once it has waited :data:`HOLD_READ_TIMEOUTS` times ``api.read_timeout`` (60 s by default) for
-the answers before it, the connection is closed (with reading paused the server cannot even see the client leave;
+the answers before it, the connection is cut (aborted: with reading paused the server cannot even see the client leave;
 an earlier answer still being written is cut off, as it would be by the client's own timeout).
 
 While the server itself keeps from reading (uvicorn's flow control pauses reading while a pipelined request waits
@@ -23,13 +23,20 @@ pipelined behind a slow ``GET``, its body sent in the next packet, got 408 becau
 
 Every refusal is the API's JSON error shape with ``Connection: close``; then the write side is shut down and
 whatever the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the socket is
-closed (a "lingering close", as nginx does), so the client gets the answer instead of a reset.
+closed (a "lingering close", as nginx does), so the client gets the answer instead of a reset. The close still
+sends what is buffered (the refusal itself, an answer before it), for at most :data:`HOLD_READ_TIMEOUTS` ×
+``api.read_timeout`` more; a client that reads none of it by then gets the connection cut (attack28c F2: a close
+that waited to flush kept a non-reading client's socket and its unsent answers for ever).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import socket
+import struct
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -54,6 +61,11 @@ HOLD_READ_TIMEOUTS = 4
 #: void, so whatever reports the request afterwards (the audit trail, :mod:`gamead_core.api.audit_gate`) reads
 #: what the client really got from here (a :class:`Refusal`)
 REFUSAL_SCOPE_KEY = "gamead.refusal"
+
+
+def _kernel_unsent(fd: int) -> int:
+    """Bytes of socket ``fd`` the kernel has not yet had acknowledged (``TIOCOUTQ``, Linux: its send queue)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +168,7 @@ class InOrderRefusals(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # the refused request's own (running or queued)
             if cycle.response_started or cycle.response_complete:
-                self.transport.close()
+                self._close_within_bound()
                 return
             cycle.scope[REFUSAL_SCOPE_KEY] = refusal  # type: ignore[literal-required]  # what the client got
             cycle.disconnected = True  # the handler waiting for this body gets http.disconnect
@@ -171,12 +183,36 @@ class InOrderRefusals(HttpToolsProtocol):
 
     def _give_up_hold(self, held: Refusal) -> None:
         """The answers before the ``held`` refusal took longer than the hold's bound (:data:`HOLD_READ_TIMEOUTS`):
-        the connection is closed without the refusal (an answer still being written is cut off)."""
+        the connection is cut (aborted: a reset) without the refusal, and an answer still being written is cut off.
+        ``close()`` would first flush what is buffered, so a client that never read kept the socket and megabytes of
+        unsent answers for ever while this line said "closed" (attack28c F2)."""
         log.info("closed a connection whose refusal (%d %s) waited %gs for the answers before it", held.status,
                  held.code, HOLD_READ_TIMEOUTS * self.limits.read_timeout,
                  extra={"client": self.client[0] if self.client else None, "status": held.status, "code": held.code})
         self._held = None
+        self._cut()
+
+    def _cut(self) -> None:
+        """Abort the connection; with bytes still unsent (in the transport or the kernel's send queue), with a reset
+        (``SO_LINGER`` 0), which drops them at once: a plain abort freed the transport's buffer but let the kernel
+        send its FIN after megabytes the client never read, so the socket lived on, unseen. With nothing unsent
+        the client reads the end of the connection (FIN), as before."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                if self.transport.get_write_buffer_size() or _kernel_unsent(sock.fileno()):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:  # already gone: the abort below is all there is to do
+                pass
+        self.transport.abort()
+
+    def _close_within_bound(self) -> None:
+        """Close the connection once what is buffered is sent (the refusal, an answer before it), but cut it
+        (abort) if that is not done within :data:`HOLD_READ_TIMEOUTS` × ``api.read_timeout``: a client that does
+        not read would otherwise keep the socket and the unsent bytes for ever (attack28c F2)."""
         self.transport.close()
+        if self.transport.get_write_buffer_size():
+            self._linger_timer = self.loop.call_later(HOLD_READ_TIMEOUTS * self.limits.read_timeout, self._cut)
 
     def _answer(self, refusal: Refusal) -> None:
         self._held = None
@@ -188,4 +224,4 @@ class InOrderRefusals(HttpToolsProtocol):
         self.flow.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the client reads the answer, then EOF
-        self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self._linger_timer = self.loop.call_later(LINGER_SECONDS, self._close_within_bound)

@@ -103,13 +103,16 @@ class TokenSettings(Section):
         value is ASCII (a server reads other bytes as latin-1, so ``tök€n`` never matched), ``gamead`` refuses to
         send a token with a space (``client.token``'s rule), and a comma in ``Authorization`` is refused as two
         headers folded into one (RFC 9110 §5.3; RFC 6750's b64token has none). Names the entry and the character,
-        never the token (attack28a F4). An empty or blank token is ``check_serve_safety``'s to refuse ("is empty")."""
+        never the token (attack28a F4). An empty or blank token is refused here too ("is empty"; it was refused only
+        when the API started, after ``gamead up`` had started NATS: attack28c F4)."""
         token = value.get_secret_value()
-        bad = next((c for c in token if not 33 <= ord(c) <= 126 or c == ","), None) if token.strip() else None
+        whose = f"the token of {info.data['name']!r}" if "name" in info.data else "this entry's token"
+        if not token.strip():
+            raise ValueError(f"{whose} is empty: give it the secret its client sends (e.g. from openssl rand -hex 24)")
+        bad = next((c for c in token if not 33 <= ord(c) <= 126 or c == ","), None)
         if bad is not None:
             what = {" ": "a space", ",": "a comma"}.get(bad, f"{bad!r} (U+{ord(bad):04X})" if bad.isprintable()
                                                            else f"U+{ord(bad):04X}")
-            whose = f"the token of {info.data['name']!r}" if "name" in info.data else "this entry's token"
             raise ValueError(f"{whose} holds {what}: a token is printable ASCII without spaces or commas (it is "
                              "sent as an HTTP Bearer token, RFC 6750), or no client could use it")
         return value
@@ -130,3 +133,22 @@ class AuthSettings(Section):
     )
     tokens: list[TokenSettings] = Field(default_factory=list, description="API tokens: {name, token, role}.")
 
+
+    @field_validator("tokens")
+    @classmethod
+    def _one_token_one_client(cls, tokens: list[TokenSettings]) -> list[TokenSettings]:
+        """No two entries share a token (the API could not tell whose a request is) or a name (names say who did
+        what: rate limits, idempotency keys, the audit trail). Names the entries, never a token. At load, so
+        ``gamead config show`` refuses it (exit 5) before anything starts (attack28c F4)."""
+        owners: dict[str, list[str]] = {}
+        for entry in tokens:
+            owners.setdefault(entry.token.get_secret_value(), []).append(entry.name)
+        shared = next((names for names in owners.values() if len(names) > 1), None)
+        if shared is not None:
+            raise ValueError(f"{' and '.join(map(repr, shared))} share the same token; give every client its own")
+        names = [t.name for t in tokens]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"the name {', '.join(map(repr, repeated))} is used twice; names say who did what (rate "
+                             "limits, idempotency keys, the audit trail), so each must be unique")
+        return tokens

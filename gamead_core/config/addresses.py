@@ -132,7 +132,8 @@ def nats_url_problem(url: str) -> str | None:
 
 def host_problem(host: str) -> str | None:
     """What keeps ``host`` from being an address to listen on, or None: an IPv4 or IPv6 address (without
-    brackets; ``0.0.0.0`` or ``::`` for every interface) or a host name (RFC 1123). Not a URL, and no port: the
+    brackets; ``0.0.0.0`` or ``::`` for every interface) or a host name (RFC 1123), whose last label is not all
+    digits (``256.1.1.1`` is a bad IPv4 address, not a name: attack28c F1). Not a URL, and no port: the
     port has its own setting. Pure: whether a name resolves, or is this machine's, is the bind's to say."""
     if not host.strip():
         return "it is empty: name an address (127.0.0.1, or 0.0.0.0 for every interface)"
@@ -146,18 +147,38 @@ def host_problem(host: str) -> str | None:
                 "brackets or a port (the port has its own setting)")
     if not _HOST_NAME.fullmatch(host):
         return f"{host[:80]!r} is neither an IP address nor a host name (letters, digits, hyphens and dots)"
+    if host.rstrip(".").rpartition(".")[2].isdigit():  # 256.1.1.1 passed, and the bind said "choose another api.port"
+        return (f"{host[:80]!r} is not an IP address, nor a host name: a name's last label is not a number "
+                "(RFC 1123 §2.1; an IPv4 address is four numbers from 0 to 255)")
     return None
 
 
-def otlp_endpoint_problem(url: str, *, grpc: bool = False) -> str | None:
+def otlp_endpoint_problem(url: str, *, grpc: bool = False, base: bool = False) -> str | None:
     """What keeps the OpenTelemetry OTLP exporter from sending to ``url`` (``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``),
     or None. The HTTP exporter (the default, ``http/protobuf``) takes an ``http://`` or ``https://`` URL with a host
     and a port (if any) from 1 to 65535: it took ``http://h:notaport`` and then logged "Failed to export spans
     batch … not a valid host or port" at every batch. The gRPC exporter also takes a bare ``host:port``, so only a
-    URL with a scheme is checked for it. Pure."""
+    URL with a scheme is checked for it. The HTTP exporter's URL (``url``, with ``/v1/traces`` added when ``base``:
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``) must also pass its transport's parser (:func:`_requests_problem`; a host with a
+    space passed the rule above and then failed every batch: attack28c F5). Pure but for importing ``requests``."""
     if grpc and "://" not in url:
         return None
-    return http_url_problem(url, "http://127.0.0.1:4318")
+    if (problem := http_url_problem(url, "http://127.0.0.1:4318")) is not None or grpc:
+        return problem
+    return _requests_problem(url.removesuffix("/") + "/v1/traces" if base else url)
+
+
+def _requests_problem(url: str) -> str | None:
+    """What keeps ``requests`` (the HTTP exporter's transport) from preparing a request to ``url``, or None: its
+    parser (urllib3's) refuses a host holding a space or a control character (``http://h :4318``), and the SDK
+    strips only what ``requests`` strips (leading whitespace). Pure but for importing ``requests``."""
+    from requests.models import PreparedRequest  # deferred: only a process exporting spans over HTTP pays for it
+
+    try:
+        PreparedRequest().prepare_url(url, None)
+    except Exception as exc:  # noqa: BLE001 - requests' InvalidURL, MissingSchema…: its words say why
+        return f"the exporter cannot send to it ({str(exc).replace(url, redact_url(url))})"
+    return None
 
 
 def http_url_problem(url: str, example: str) -> str | None:

@@ -63,7 +63,8 @@ def tracing_env_problem(env: Mapping[str, str] | None = None) -> str | None:
         return None
     grpc = _protocol(env) == "grpc"
     for name in ENDPOINT_VARS:
-        if (value := env.get(name)) and (problem := otlp_endpoint_problem(value, grpc=grpc)) is not None:
+        base = name == "OTEL_EXPORTER_OTLP_ENDPOINT"  # the exporter adds /v1/traces to it
+        if (value := env.get(name)) and (problem := otlp_endpoint_problem(value, grpc=grpc, base=base)) is not None:
             return f"{name}={redact_url(value.strip()[:80])}: {problem}"
     return None
 

@@ -21,6 +21,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SECRET = "s3cr3t-pw-28a"
 TOKENS = ('[{"name": "ci", "token": "sekret99 x", "role": "operator"}, '
           '{"name": "viewer-u", "token": "t\u00f6k\u20acn-28a", "role": "viewer"}]')
+#: tokens no client could use, refused at load (not only when the API started, after ``up`` had started NATS)
+EMPTY_TOKEN = '[{"name": "x", "token": "", "role": "operator"}]'
+SHARED_TOKEN = (f'[{{"name": "x", "token": "{SECRET}-tok", "role": "viewer"}}, '
+                f'{{"name": "y", "token": "{SECRET}-tok", "role": "operator"}}]')
 
 
 def _one_config_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
@@ -51,6 +55,9 @@ def _one_config_error(result: subprocess.CompletedProcess[str], *fragments: str)
     ("GAMEAD_WORKER__METRICS_HOST", "pod host", ("worker.metrics_host", "neither an IP address nor a host name")),
     ("GAMEAD_AUTH__TOKENS", TOKENS, ("auth.tokens.0.token (GAMEAD_AUTH__TOKENS)", "the token of 'ci' holds a space",
                                      "auth.tokens.1.token", "the token of 'viewer-u' holds 'ö' (U+00F6)")),
+    ("GAMEAD_API__HOST", "256.1.1.1", ("api.host (GAMEAD_API__HOST=256.1.1.1)", "a name's last label is not a number")),
+    ("GAMEAD_AUTH__TOKENS", EMPTY_TOKEN, ("auth.tokens.0.token (GAMEAD_AUTH__TOKENS)", "the token of 'x' is empty")),
+    ("GAMEAD_AUTH__TOKENS", SHARED_TOKEN, ("auth.tokens (GAMEAD_AUTH__TOKENS)", "'x' and 'y' share the same token")),
 ])
 def test_config_show_refuses_an_unusable_address_or_token_in_one_line_exit_5(
         tmp_path: Path, variable: str, value: str, fragments: tuple[str, ...]) -> None:
@@ -61,6 +68,7 @@ def test_config_show_refuses_an_unusable_address_or_token_in_one_line_exit_5(
 @pytest.mark.parametrize(("variable", "value", "named"), [
     ("GAMEAD_REDIS__URL", f"http://u:{SECRET}@127.0.0.1/0", "redis.url"),
     ("GAMEAD_AUTH__TOKENS", TOKENS, "the token of 'viewer-u'"),
+    ("GAMEAD_AUTH__TOKENS", SHARED_TOKEN, "'x' and 'y' share the same token"),
 ])
 @pytest.mark.parametrize("argv", [
     ("serve", "--port", "0", "--nats-url", "nats://127.0.0.1:9"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 
@@ -17,7 +18,7 @@ import pytest
 from gamead_core.api.refusal_order import HOLD_READ_TIMEOUTS
 from gamead_core.embedded import EmbeddedNats
 from tests.integration.test_http_limits import Response, _read_to_eof, _responses, address
-from tests.support import Proc, ad, frozen, start_api
+from tests.support import Proc, ad, frozen, start_api, wait_for
 
 READ_TIMEOUT = 1.0  #: api.read_timeout of the API under test (seconds)
 #: a GET of an ad id nobody submitted: it waits on NATS (the store), so it runs as long as NATS is frozen
@@ -106,3 +107,43 @@ def test_a_refusal_held_behind_a_slow_answer_closes_the_connection_after_its_bou
             sock.sendall(SLOW + big)
             got = _read_to_eof(sock)  # a socket timeout fails the test: the connection was never closed
     assert got == b"", Response(got).raw[:300]
+
+
+def _tcp_state(sock: socket.socket) -> int:
+    """The client socket's TCP state (``struct tcp_info``'s first byte: 1 established, 7 closed by a reset, 8 the
+    peer's FIN received): what the server did to the connection, seen without reading a byte."""
+    return struct.unpack("B", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1))[0]
+
+
+def test_a_held_refusal_behind_answers_the_client_never_reads_ends_the_connection_at_its_bound(
+    nats_and_api: tuple[EmbeddedNats, str],
+) -> None:
+    """attack28c F2's drill: pipelined ``GET /ads?limit=500`` whose answers fill the socket buffers, then a 414,
+    and the client reads nothing. The 414 is held behind an answer that cannot be written; at the hold's bound
+    (``HOLD_READ_TIMEOUTS`` × ``api.read_timeout``) the server cuts the connection: the client's socket is no
+    longer established, and what it can still read is not every answer. Before, the server "closed" it by
+    flushing first: the connection stayed established for as long as the client did not read, the answers buffered
+    in the API for ever, and a client reading at last got every byte."""
+    _, url = nats_and_api
+    body = ad("Big answers", description="d" * 2000, targetAudience=["t" * 100] * 50)
+    for _ in range(5):
+        got = httpx.post(f"{url}/ads/batch", json={"ads": [body] * 100}, timeout=30)
+        assert got.status_code in (200, 202, 207), got.text[:300]
+    size = len(httpx.get(f"{url}/ads?limit=500", timeout=30).content)
+    count = 1 + 24 * 1024 * 1024 // size  # more than loopback's socket buffers (a few MB) hold
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(address(url))
+        sock.sendall(b"GET /ads?limit=500 HTTP/1.1\r\nHost: x\r\n\r\n" * count
+                     + b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: _tcp_state(sock) != 1, timeout=HOLD_READ_TIMEOUTS * READ_TIMEOUT + 30,
+                   what="the server to end the connection of a client that does not read")
+        sock.settimeout(10)
+        read = 0
+        try:
+            while chunk := sock.recv(1 << 20):
+                read += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert read < count * size, (read, count, size)

@@ -61,3 +61,16 @@ def test_a_taken_port_is_refused_before_nats_is_even_tried(role: str, held_port:
     result = _run([role], clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}", **{variable: str(held_port)}))
     assert result.returncode == 5, result.stderr[-2000:]
     assert f"port {held_port} is taken" in result.stderr and "nats" not in result.stderr.lower()
+
+
+@pytest.mark.parametrize(("role", "setting"), [("serve", "api.host"), ("worker", "worker.metrics_host")])
+def test_a_listen_host_that_does_not_resolve_names_the_host_setting(role: str, setting: str) -> None:
+    """A host name that passes load but resolves to nothing (``.invalid``: RFC 6761) is the host's fault: the line
+    names ``api.host`` (``worker.metrics_host``), not "choose another api.port" as it did (attack28c F1)."""
+    variable = "GAMEAD_" + setting.upper().replace(".", "__")
+    result = _run([role], clean_env(GAMEAD_NATS__URL=f"nats://127.0.0.1:{free_port()}",
+                                    GAMEAD_AUTH__ENABLED="false", GAMEAD_WORKER__METRICS_PORT=str(free_port()),
+                                    **{variable: "my-host.invalid"}))
+    assert result.returncode == 5, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert f"({setting}): my-host.invalid does not resolve" in line and line.endswith(f"choose another {setting}")

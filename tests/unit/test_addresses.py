@@ -85,6 +85,7 @@ def test_an_empty_nats_url_is_unset_and_commas_alone_name_no_server() -> None:
 @pytest.mark.parametrize(("host", "ok"), [
     ("127.0.0.1", True), ("0.0.0.0", True), ("::", True), ("fe80::1%eth0", True), ("api.example.com", True),
     ("", False), ("x y", False), ("[::1]", False), ("0.0.0.0:8080", False), ("http://0.0.0.0", False),
+    ("256.1.1.1", False), ("1.2.3.4.5", False), ("10.0.0", False), ("my-host.invalid", True), ("h1.2a", True),
 ])
 def test_a_listen_address_is_an_ip_or_a_host_name_alone(host: str, ok: bool) -> None:
     assert (addresses.host_problem(host) is None) is ok, addresses.host_problem(host)
@@ -97,6 +98,9 @@ def test_a_listen_address_is_an_ip_or_a_host_name_alone(host: str, ok: bool) -> 
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, None),
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:x", "OTEL_SDK_DISABLED": "true"}, None),  # tracing off
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:x", "OTEL_TRACES_EXPORTER": "console"}, None),  # not sent there
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c :4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT=http://c :4318: the exporter"),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318 "}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://c:4318: the"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": " http://c:4318"}, None),  # requests strips leading whitespace: it is sent
 ])
 def test_an_otlp_endpoint_is_checked_only_where_spans_would_go(env: dict[str, str], refused: str | None) -> None:
     problem = tracing.tracing_env_problem(env)

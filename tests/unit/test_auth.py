@@ -259,16 +259,31 @@ def test_serve_accepts_safe_configurations(sections: dict[str, object]) -> None:
     ("sections", "mentions"),
     [
         ({"auth": {"enabled": True}}, "auth.tokens is empty"),
-        ({"auth": {"tokens": [{"name": "a", "token": " ", "role": "submitter"}]}}, "'a' is empty"),
-        ({"auth": {"tokens": [{"name": "a", "token": "t", "role": "submitter"},
-                              {"name": "b", "token": "t", "role": "operator"}]}}, "same token"),
-        ({"auth": {"tokens": [{"name": "a", "token": "t1", "role": "submitter"},
-                              {"name": "a", "token": "t2", "role": "operator"}]}}, "'a' is used twice"),
     ],
 )
 def test_serve_refuses_unusable_token_settings(sections: dict[str, object], mentions: str) -> None:
     with pytest.raises(ConfigError, match=mentions):
         check_serve_safety(settings(**sections))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "mentions"),
+    [
+        ([{"name": "a", "token": "", "role": "submitter"}], "the token of 'a' is empty"),
+        ([{"name": "a", "token": " ", "role": "submitter"}], "the token of 'a' is empty"),
+        ([{"name": "a", "token": "t", "role": "submitter"}, {"name": "b", "token": "t", "role": "operator"}],
+         "'a' and 'b' share the same token"),
+        ([{"name": "a", "token": "t1", "role": "submitter"}, {"name": "a", "token": "t2", "role": "operator"}],
+         "'a' is used twice"),
+    ],
+)
+def test_unusable_tokens_are_refused_when_the_settings_load(tokens: list[dict[str, str]], mentions: str) -> None:
+    """Refused by the settings model (so by ``gamead config show``, exit 5), not only when the API starts: an API
+    that is off (``auth.enabled: false``) refuses them too, as ``check_serve_safety`` did (attack28c F4)."""
+    with pytest.raises(ValueError, match=mentions):
+        settings(auth={"tokens": tokens})
+    with pytest.raises(ValueError, match=mentions):
+        settings(auth={"enabled": False, "tokens": tokens})
 
 
 # --- NATS credentials reach every connection ------------------------------------------------------------
