@@ -28,7 +28,8 @@ class PendingFile:
     ``path``; :meth:`discard` deletes it. Either one closes it; the second call does nothing.
     Raises ``OSError`` when the directory cannot take the temporary file. A write, flush or close of :attr:`file`
     that fails raises :class:`~gamead_cli.exitcodes.OutputFailed` ("cannot write FILE: why", then ``said``: a text,
-    or a function asked for it at the failure, when what was written by then matters), a closed pipe included: FILE is not stdout, whose closed pipe alone ends a command quietly.
+    or a function asked for it at the failure, when what was written by then matters), a closed pipe included:
+    FILE is not stdout, whose closed pipe alone ends a command quietly.
 
     A ``path`` that exists and is not a regular file (``/dev/full``, ``/dev/stdout`` on a pipe, a FIFO) is written
     directly: a rename would replace the device itself with a regular file; ``tmp`` is then None. A FIFO that no

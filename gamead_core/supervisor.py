@@ -101,7 +101,8 @@ class Child:
     #: this process was seen serving (:meth:`Supervisor.seen_up`): an exit of it is no refusal of its start
     up: bool = False
     refused: int | None = None  #: the exit code of a refused start (one of the supervisor's refusal_codes)
-    refusals: int = 0  #: its retried exits with a refusal code since it was last seen serving (:meth:`Supervisor.seen_up`)
+    #: its retried exits with a refusal code since it was last seen serving (:meth:`Supervisor.seen_up`)
+    refusals: int = 0
     quiet_restart: bool = False  #: its next restart is not said (a refusal in a row: :func:`restart_said`)
     #: called with this child once its process has ended (found dead or stopped); set by the starting supervisor
     on_end: Callable[[Child], None] | None = field(default=None, repr=False)

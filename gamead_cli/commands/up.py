@@ -215,8 +215,8 @@ def up(
             settings.worker.metrics_host, metrics_port if metrics_port is not None else settings.api.port + 1,
             enabled=settings.metrics.enabled, on_fallback=lambda line: say(f"[yellow]![/] {escape(line)}"),
             claims=claims)
-        scaler = LocalScaler(stack.sup, argv=lambda wid: gamead_argv("worker", "--id", wid, *metrics.args(wid)), env=env,
-                             log_dir=logs,
+        scaler = LocalScaler(stack.sup, argv=lambda wid: gamead_argv("worker", "--id", wid, *metrics.args(wid)),
+                             env=env, log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
         api = stack.sup.start(API_CHILD, gamead_argv("serve"), env, logs / "api.log")
         wait_api_ready(api_url, settings.api.port, api,
@@ -259,7 +259,8 @@ def up(
         say("stopping before the start finished …")
     finally:
         parent_watched.set()  # a parent dying during the stop must not hurry it (a second SIGTERM would)
-        install_stop_handlers(lambda signum, frame: stack.hurry_workers())  # a second signal hurries, never aborts the stop
+        # a second signal hurries the stop, never aborts it
+        install_stop_handlers(lambda signum, frame: stack.hurry_workers())
         try:
             stack.stop_all(settings.worker.drain_timeout)
         finally:

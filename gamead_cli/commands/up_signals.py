@@ -40,7 +40,8 @@ def stop_signals_for(hangup: Any) -> tuple[int, ...]:
 
 def choose_stop_signals() -> bool:
     """Read SIGHUP's disposition now (call it before installing any handler) and keep the stop signals it
-    gives (:func:`stop_signals_for`) for :func:`install_stop_handlers` and the supervisor. True if SIGHUP stays ignored."""
+    gives (:func:`stop_signals_for`) for :func:`install_stop_handlers` and the supervisor. True if SIGHUP stays
+    ignored."""
     _stop_signals[:] = stop_signals_for(signal.getsignal(signal.SIGHUP))
     return signal.SIGHUP not in _stop_signals
 

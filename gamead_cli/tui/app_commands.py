@@ -105,7 +105,8 @@ class CommandActions:
         rows = view_queue.level_ads(page.get("items") or [])
         how = (" (from the newest records: this API has no /v1/levels)" if page.get("partial")
                else "")
-        note = (f"P{level}: {view_figures.num(page.get('pending'))} pending, {view_figures.num(page.get('ackPending'))} ack pending; "
+        note = (f"P{level}: {view_figures.num(page.get('pending'))} pending, "
+                f"{view_figures.num(page.get('ackPending'))} ack pending; "
                 f"the oldest {len(rows)}, oldest first{how} · enter: the ad's record")
         screen.show(rows, note)
 

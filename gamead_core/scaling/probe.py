@@ -311,5 +311,5 @@ async def _answers(check: Callable[[Watched], Awaitable[Answer | None]] | None,
     return out
 
 
-__all__ = ["BUSY_FACTOR", "START_GRACE", "START_SKEW", "HeartbeatProbe", "Silent", "Verdict", "Watched", "api_key", "judge",
-           "run_probe"]
+__all__ = ["BUSY_FACTOR", "START_GRACE", "START_SKEW", "HeartbeatProbe", "Silent", "Verdict", "Watched", "api_key",
+           "judge", "run_probe"]

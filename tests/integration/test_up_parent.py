@@ -99,8 +99,9 @@ class Started:
 def _start(argv: list[str], tmp_path: Path, data_dir: Path, **env: str) -> Started:
     out = tmp_path / "up.out"
     with open(out, "ab") as sink:  # the parent dies with pytest, however pytest dies
-        parent = subprocess.Popen(argv, env=_env(**env), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  cwd=tmp_path, start_new_session=True, preexec_fn=die_with_parent())
+        parent = subprocess.Popen(argv, env=_env(**env), stdout=sink, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
+                                  preexec_fn=die_with_parent())
     return Started(parent, data_dir, out)
 
 

@@ -83,7 +83,8 @@ def test_an_api_server_address_the_client_cannot_use_is_a_config_error(tmp_path:
         KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path)), environ={})
 
 
-def test_an_in_cluster_service_port_that_is_no_number_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_in_cluster_service_port_that_is_no_number_is_a_config_error(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     token, cert = tmp_path / "token", tmp_path / "ca.crt"
     token.write_text("t")
     cert.write_text("-----BEGIN CERTIFICATE-----\n")

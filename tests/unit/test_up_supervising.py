@@ -1,4 +1,5 @@
-"""``gamead up``'s supervisor connects to NATS while it keeps supervising (gamead_cli.commands.up_supervise.supervising).
+"""``gamead up``'s supervisor connects to NATS while it keeps supervising
+(gamead_cli.commands.up_supervise.supervising).
 
 A ``gamead up`` whose embedded nats-server died just before its supervisor connected (a test run stopped at that
 moment) hung:
