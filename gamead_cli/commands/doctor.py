@@ -25,6 +25,7 @@ from rich.text import Text
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
+from gamead_cli.doctor_verdict import holds
 from gamead_cli.formats import byte_size, command_text, plain, took
 from gamead_cli.options import (
     ApiOpt,
@@ -155,18 +156,6 @@ class _Null:
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-
-def holds(report: dict[str, Any]) -> bool:
-    """Does ``report`` (``GET /v1/doctor``'s body) exit 0? When every invariant holds and everything was read
-    (``ok``), or when its only findings are warnings (``severity: "warning"``, ``redis_unwritable``: the ads
-    still flow, so a script that reads exit 1 as "invariants broken" is not paged for a full cache; review28
-    R3). ``registry_unwritable`` is an error (no worker takes work while it lasts): exit 1. Pure."""
-    if report.get("ok"):
-        return True
-    findings = report.get("findings") or []
-    return bool(report.get("complete")) and not report.get("topologyChanged") and all(
-        f.get("severity") == "warning" for f in findings)
 
 
 def _repairable(report: dict[str, Any]) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from textual import work
 
+from gamead_cli.doctor_verdict import holds, warnings
 from gamead_cli.tui import commands, view_audit, view_figures, view_queue, view_tables
 from gamead_cli.tui.commands import CommandError
 from gamead_cli.tui.logs import LogsUnavailable, follower
@@ -139,9 +140,13 @@ class CommandActions:
             return
         self.doctor_error = None
         self.doctor = verdict
-        problems = verdict.get("problems") or 0
-        self.notify("doctor: every invariant holds" if verdict.get("ok") else f"doctor: {problems} problem(s)",
-                    severity="information" if verdict.get("ok") else "warning", timeout=5)
+        problems, warned = verdict.get("problems") or 0, warnings(verdict)
+        if holds(verdict):  # gamead doctor's exit 0
+            self.notify("doctor: every invariant holds" + (f" ({warned} warning(s): see :doctor's findings)"
+                                                           if warned else ""),
+                        severity="warning" if warned else "information", timeout=5)
+        else:
+            self.notify(f"doctor: {problems} problem(s)", severity="warning", timeout=5)
 
     @work(group="scale", exclusive=True, exit_on_error=False)
     async def scale(self, replicas: int, seconds: int) -> None:

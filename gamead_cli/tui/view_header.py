@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
+from gamead_cli.doctor_verdict import holds, warnings
 from gamead_cli.formats import ago, byte_size, clip, short_time
 from gamead_cli.tui.view_figures import epoch, num
 
@@ -114,7 +115,8 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
 
 
 def doctor_text(verdict: Mapping[str, Any] | None, error: str | None = None) -> Text:
-    """``doctor ok 12:34:56`` / ``doctor 3 problems 12:34:56`` / ``doctor not run (:doctor)`` for the header."""
+    """``doctor ok 12:34:56`` / ``doctor ok · 1 warning 12:34:56`` / ``doctor 3 problems 12:34:56`` / ``doctor
+    not run (:doctor)`` for the header (:func:`~gamead_cli.doctor_verdict.holds`: gamead doctor's exit-code rule)."""
     text = Text("doctor ", style="dim")
     if error:
         text.append(f"failed: {clip(error, 40)}", style="yellow")
@@ -122,8 +124,10 @@ def doctor_text(verdict: Mapping[str, Any] | None, error: str | None = None) -> 
         text.append("not run (:doctor)", style="dim")
     else:
         problems = verdict.get("problems") or 0
-        if verdict.get("ok"):
+        if holds(verdict):  # gamead doctor's exit 0: warnings alone are not problems
             text.append("ok", style="green")
+            if n := warnings(verdict):
+                text.append(f" · {n} warning{'' if n == 1 else 's'}", style="yellow")
         else:
             text.append(f"{problems} problem{'' if problems == 1 else 's'}" if problems else "incomplete",
                         style="bold red" if problems else "yellow")

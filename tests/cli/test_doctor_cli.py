@@ -96,7 +96,7 @@ def _only(kind: str, severity: str, **extra: Any) -> dict[str, Any]:
 def test_a_warning_only_report_exits_0_and_an_error_or_a_partial_read_exits_1() -> None:
     """review28 R3: `gamead doctor` whose only finding is `redis_unwritable` (a warning: the ads still flow)
     exits 0, printed in yellow; `registry_unwritable` (no worker takes work) and a partial read still exit 1."""
-    from gamead_cli.commands.doctor import holds
+    from gamead_cli.doctor_verdict import holds
 
     warning = _only("redis_unwritable", "warning")
     assert holds(warning)

@@ -49,6 +49,16 @@ def test_the_doctor_verdict_and_its_time() -> None:
     assert view_header.doctor_text(None, "not allowed").plain == "doctor failed: not allowed"
 
 
+def test_a_warning_only_doctor_verdict_is_ok_with_its_warnings_as_gamead_doctor_exits_0() -> None:
+    """review28 R3 left the dashboard saying "1 problem" for a report `gamead doctor` exits 0 for (a Redis that
+    refuses writes: a warning, the ads still flow)."""
+    warned = {"ok": False, "complete": True, "problems": 1, "checkedAt": "2026-11-24T22:42:13Z",
+              "findings": [{"kind": "redis_unwritable", "severity": "warning"}]}
+    assert view_header.doctor_text(warned).plain == "doctor ok · 1 warning at 22:42:13"
+    erred = {**warned, "findings": [{"kind": "registry_unwritable", "severity": "error"}]}
+    assert view_header.doctor_text(erred).plain == "doctor 1 problem at 22:42:13"
+
+
 def test_a_level_past_its_promised_wait_is_marked_in_plain_text_not_only_red(recorded: dict[str, Any]) -> None:
     """attack25d #6: ``gamead top --once | cat`` printed ``P5 … 47s 40s`` with nothing past colour saying OLDEST
     was past MAX WAIT (a script, an SSH log never sees red). Now OLDEST carries ``!`` there (the legend says so), in
