@@ -202,7 +202,7 @@ class InOrderRefusals(HttpToolsProtocol):
             try:
                 if self.transport.get_write_buffer_size() or _kernel_unsent(sock.fileno()):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:  # already gone: the abort below is all there is to do
+            except (OSError, AttributeError):  # already gone, or no TIOCOUTQ (not Linux): abort all the same
                 pass
         self.transport.abort()
 
