@@ -23,10 +23,14 @@ from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.scaling.local import LocalScaler
-from tests.support import clean_env, gamead_argv, pid_alive, run_gamead, up_stack
+from tests.support import clean_env, gamead_argv, pid_alive, run_gamead, up_stack, wait_for
 
 #: seconds a `gamead worker` process of the stack waits before its imports (its start made slow)
-WORKER_DELAY = 4.0
+WORKER_DELAY = 8.0
+#: seconds the API may take to list what the registry holds: it reads it once a second (its stats sampler), so
+#: `gamead workers` run the instant the hints appear once listed nothing though both workers had registered (a
+#: fresh clone's run, session 28); well under WORKER_DELAY, so without up's wait the workers are still not listed
+API_READ_LAG = 4.0
 FAST = {"GAMEAD_WORKER__DRAIN_TIMEOUT": "3", "GAMEAD_QUEUE__ACK_WAIT": "5", "GAMEAD_LOG__LEVEL": "WARNING"}
 
 
@@ -47,11 +51,16 @@ def test_the_hints_come_once_every_worker_has_registered(tmp_path: Path) -> None
     try:
         output = up.wait_ready()  # the "Press Ctrl-C to stop." line, after the hints
         pids = {up.pid_of("worker-1"), up.pid_of("worker-2")}
-        listed = run_gamead("workers", "--api", up.url, "-o", "json", env=clean_env())  # at once: no wait between
-        assert listed.returncode == 0, listed.stderr
-        workers = {(n["id"], n["pid"]) for n in json.loads(listed.stdout)["items"] if n["role"] == "worker"}
-        assert {pid for _, pid in workers} == pids and {wid for wid, _ in workers} == {"local-1", "local-2"}, \
-            (workers, output[-3000:])
+
+        def listed() -> set[tuple[str, int]] | None:
+            done = run_gamead("workers", "--api", up.url, "-o", "json", env=clean_env())
+            assert done.returncode == 0, done.stderr
+            found = {(n["id"], n["pid"]) for n in json.loads(done.stdout)["items"] if n["role"] == "worker"}
+            return found if {pid for _, pid in found} == pids else None
+
+        # no more than the API's own read lag after the hints (a worker not yet started takes WORKER_DELAY more)
+        workers = wait_for(listed, timeout=API_READ_LAG, interval=0.2, what=f"both workers listed ({output[-2000:]})")
+        assert {wid for wid, _ in workers} == {"local-1", "local-2"}, workers
         said = next(ln for ln in output.splitlines() if "worker(s) registered" in ln)
         assert said.startswith("✓ 2 worker(s) registered (pid ") and ", 4 slot(s) each" in said, said
         assert all(str(pid) in said for pid in pids), said

@@ -73,6 +73,7 @@ def test_a_batch_beyond_the_ones_being_worked_on_waits_and_an_urgent_ad_sent_aft
 
     answers, single, revisions = asyncio.run(scenario())
     assert single.status_code == 202 and all(a.json()["accepted"] == 100 for a in answers)
-    # the batches worked on at once started writing before the urgent ad; the one beyond them after it
-    assert all(revisions[f"batch {k}"] < revisions["urgent"] for k in range(BATCHES_AT_ONCE)), revisions
+    # the batch beyond those worked on waited its turn: the urgent ad, sent after it, was written before any of its
+    # ads (whether the two batches being worked on wrote before the urgent ad is the loop's order, not the gate's:
+    # a fresh clone's run once had the second of them write after it)
     assert revisions["urgent"] < revisions[f"batch {BATCHES_AT_ONCE}"], revisions
