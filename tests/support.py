@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import nats
 import pytest
 
 from gamead_core import names
@@ -892,3 +894,27 @@ def json_log_lines(role: str) -> Iterator[io.StringIO]:
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
+
+
+def work_streams(url: str, token: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every work stream of the NATS at ``url``: name → its config (as JSON) and the messages it holds."""
+    async def run() -> dict[str, dict[str, Any]]:
+        nc = await nats.connect(url, token=token)
+        try:
+            infos = await nc.jetstream(timeout=5).streams_info()
+            return {i.config.name: {"config": i.config.as_dict(), "messages": int(i.state.messages)}
+                    for i in infos if names.partition_of_stream(i.config.name) is not None}
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+async def until_ready(client: httpx.AsyncClient, timeout: float = 30.0) -> None:
+    """Poll ``client``'s ``/readyz`` (an app in this process, through ``httpx.ASGITransport``) until 200: connected,
+    topology made; fail naming its last answer after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (await client.get("/readyz")).status_code != 200:
+        assert loop.time() < deadline, (await client.get("/readyz")).text
+        await asyncio.sleep(0.1)

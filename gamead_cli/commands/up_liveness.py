@@ -182,8 +182,7 @@ def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None)
                 f"{quiet}, yet {escape(verdict.answer or 'it answered')}; {why}. Left running: fix what refuses "
                 "its writes to the registry bucket (a JetStream store at its limit, its nats.max_pending_bytes; "
                 "gamead doctor)")
-    cpu = (f"{verdict.cpu_used:.2f}s of CPU in the last {verdict.over:.1f}s, state {verdict.state}"
-           if verdict.cpu_used is not None and verdict.over is not None else "")
+    cpu = verdict.cpu_words()
     answer = f"; {escape(verdict.answer)}" if verdict.answer else ""
     if verdict.why == "busy":
         return (f"[yellow]![/] {who} but it is running ({cpu}{answer}): busy or starved of CPU, not hung; waiting "

@@ -27,7 +27,7 @@ from gamead_cli.commands.up_console import say
 from gamead_cli.commands.up_logs import refused_start
 from gamead_cli.commands.up_signals import check_stop
 from gamead_cli.commands.up_stack import UpStack
-from gamead_cli.commands.up_start import API_STALL_AFTER, API_START_CAP, cpu_words
+from gamead_cli.commands.up_start import API_STALL_AFTER, API_START_CAP, cpu_words, progress_words
 from gamead_core.config import GameadSettings
 from gamead_core.proc import cpu_sample
 from gamead_core.redact import redact_url
@@ -163,8 +163,7 @@ def _poll(stack: UpStack) -> None:
 
 def _given_up(name: str, pid: int | None, watch: StartWatch, verdict: str, now: float) -> str:
     """The console line of a worker no longer waited for (``verdict``: ``stalled`` or ``cap``)."""
-    why = (f"it kept making progress ({cpu_words(watch)}) up to the cap of {watch.cap:g}s" if verdict == "cap" else
-           f"its process made no progress for the last {watch.idle_for(now):.0f}s ({cpu_words(watch)})")
+    why = progress_words(watch, verdict, now)
     return (f"[yellow]![/] {escape(name)} (pid {pid}) has not registered after {now - watch.started:.0f}s ({why}): "
             "going on without waiting for it; it is still starting, and is restarted if it dies or stays silent "
             "(its registry heartbeat)")

@@ -69,15 +69,21 @@ def wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
                 f"progress (CPU time advancing, or waiting for a CPU), up to {watch.cap:g}s, or until "
                 f"{watch.stall_after:g}s pass without any")
         time.sleep(0.1)
-    why = (f"it kept making progress ({cpu_words(watch)}) up to the cap of {watch.cap:g}s" if verdict == "cap" else
-           f"it has answered /readyz for {now - (watch.serving_since or now):.0f}s without being ready (its start "
+    why = (f"it has answered /readyz for {now - (watch.serving_since or now):.0f}s without being ready (its start "
            "is done: not a slow machine)" if verdict == "unready" else
-           f"its process made no progress for the last {watch.idle_for(now):.0f}s ({cpu_words(watch)}): stuck, "
-           "not slow")
+           progress_words(watch, verdict, now) + ("" if verdict == "cap" else ": stuck, not slow"))
     tail = last_log_line(api.log_path)
     log_says = f"its log {api.log_path} ends: {tail}" if tail else f"its log {api.log_path} is empty so far"
     raise GameadError(f"the API at {url} was not ready after {now - watch.started:.0f}s (last: {last}); {why}; "
                       f"{log_says}")
+
+
+def progress_words(watch: StartWatch, verdict: str, now: float) -> str:
+    """Why a start is no longer waited for (``verdict``: ``cap`` or ``stalled``, :meth:`StartWatch.observe`), e.g.
+    ``its process made no progress for the last 30s (3.3s of CPU so far, state S)``."""
+    if verdict == "cap":
+        return f"it kept making progress ({cpu_words(watch)}) up to the cap of {watch.cap:g}s"
+    return f"its process made no progress for the last {watch.idle_for(now):.0f}s ({cpu_words(watch)})"
 
 
 def cpu_words(watch: StartWatch) -> str:

@@ -112,8 +112,7 @@ def frozen_line(silent: Silent, verdict: Verdict, ttl: float) -> str:
     since = "" if silent.beat_before else "; none since its start"
     who = (f"{silent.name} (pid {silent.pid}) does not answer /healthz for {silent.silent_for:.1f}s "
            f"(registry.ttl {ttl:g}s{since})")
-    cpu = (f"{verdict.cpu_used:.2f}s of CPU in the last {verdict.over:.1f}s, state {verdict.state}"
-           if verdict.cpu_used is not None and verdict.over is not None else f"state {verdict.state}")
+    cpu = verdict.cpu_words(otherwise=f"state {verdict.state}")
     last = f"; {verdict.answer}" if verdict.answer else ""
     restart = "killing it (SIGKILL) to restart it; JetStream recovers from its store"
     if verdict.why == "busy":

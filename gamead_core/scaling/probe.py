@@ -124,6 +124,12 @@ class Verdict:
     state: str | None = None
     answer: str | None = None
 
+    def cpu_words(self, otherwise: str = "") -> str:
+        """``0.40s of CPU in the last 1.0s, state R`` for a console line; ``otherwise`` when either is unknown."""
+        if self.cpu_used is None or self.over is None:
+            return otherwise
+        return f"{self.cpu_used:.2f}s of CPU in the last {self.over:.1f}s, state {self.state}"
+
 
 def judge(silent: Silent, ttl: float, before: CpuSample | None, now: CpuSample | None, over: float | None, *,
           start_grace: float = START_GRACE, answer: Answer | None = None) -> Verdict:

@@ -21,7 +21,7 @@ from gamead_core.api.app import create_app
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.queue.closed import NatsClosed
-from tests.support import ad, start_worker, wait_for
+from tests.support import ad, start_worker, until_ready, wait_for
 
 CLOSED = "NATS closed the connection: maximum payload violation"
 
@@ -65,11 +65,8 @@ def test_the_api_says_nats_closed_the_connection_at_once_and_stops_serving(tmp_p
         app.state.stop_serving = lambda: stopped.append(True)  # what `gamead serve` sets: uvicorn stops
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+            await until_ready(client)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            while (await client.get("/readyz")).status_code != 200:  # connected, topology made
-                assert loop.time() < deadline, (await client.get("/readyz")).text
-                await asyncio.sleep(0.1)
             await asyncio.to_thread(_shrink_max_payload, server)
             await client.post("/ads", json=ad("Closed By NATS", 1))  # > 64 bytes: the server closes the client
             deadline = loop.time() + 30

@@ -26,7 +26,18 @@ import pytest
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats, free_port
 from gamead_core.queue.partitions import partition_of
-from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, up_stack, wait_for, wait_terminal
+from tests.support import (
+    Proc,
+    ad,
+    clean_env,
+    run_gamead,
+    start_api,
+    start_worker,
+    up_stack,
+    wait_for,
+    wait_terminal,
+    work_streams,
+)
 
 P3 = {"GAMEAD_QUEUE__PARTITIONS": "3", "GAMEAD_QUEUE__ACK_WAIT": "3", "GAMEAD_QUEUE__IDLE_POLL": "0.1",
       "GAMEAD_NATS__CONNECT_TIMEOUT": "5"}
@@ -50,21 +61,6 @@ def p3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         server.stop()
 
 
-def _streams(url: str) -> dict[str, dict[str, Any]]:
-    """Every work stream: name → (its config as JSON, messages it holds)."""
-
-    async def run() -> dict[str, dict[str, Any]]:
-        nc = await nats.connect(url)
-        try:
-            infos = await nc.jetstream(timeout=5).streams_info()
-            return {i.config.name: {"config": i.config.as_dict(), "messages": int(i.state.messages)}
-                    for i in infos if names.partition_of_stream(i.config.name) is not None}
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
-
-
 def _gamead(nats_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """One ``gamead`` command to its end (a refused start ends at once; 60 s bound)."""
     return run_gamead(*args, env=clean_env(GAMEAD_NATS__URL=nats_url, **env), timeout=60)
@@ -79,7 +75,7 @@ def test_a_stray_one_partition_worker_or_api_is_refused_and_touches_nothing(p3: 
                                                                            procs: list[Proc]) -> None:
     """The reviewer's finding 1: streams, limits and metadata untouched; then a submitted ad completes."""
     url = p3["nats"].url
-    before = _streams(url)
+    before = work_streams(url)
     assert sorted(before) == STREAMS and all(s["messages"] == 0 for s in before.values())
     assert {s["config"]["metadata"][names.PARTITIONS_METADATA] for s in before.values()} == {"3"}
     for args in (("worker", "--id", "stray"), ("serve", "--port", str(free_port()))):
@@ -90,7 +86,7 @@ def test_a_stray_one_partition_worker_or_api_is_refused_and_touches_nothing(p3: 
         assert "queue.partitions is 1" in lines[0] and "queue.partitions 3" in lines[0]
         assert "set queue.partitions back to 3" in lines[0] and "queue.repartition: true" in lines[0]
         assert "Traceback" not in run.stderr + run.stdout
-        assert _streams(url) == before  # no stream deleted, no limit or metadata rewritten
+        assert work_streams(url) == before  # no stream deleted, no limit or metadata rewritten
     http = p3["http"]
     ids = [http.post("/ads", json=ad(f"After the stray {i}", 3)).json()["id"] for i in range(6)]
     assert http.get("/readyz").status_code == 200
@@ -140,7 +136,7 @@ def test_a_missing_consumer_in_one_partition_does_not_block_the_levels_other_par
 
 def test_a_stray_gamead_up_exits_5_with_the_apis_message_once(p3: dict[str, Any], tmp_path: Path) -> None:
     """The reviewer's finding 5: ``gamead up`` ends with the API's refusal, whole, "error:" once, exit 5."""
-    before = _streams(p3["nats"].url)
+    before = work_streams(p3["nats"].url)
     up = up_stack(tmp_path, "--workers", "0", GAMEAD_NATS__URL=p3["nats"].url)
     run = subprocess.run(up.argv, env=up.env, capture_output=True, text=True, timeout=90, cwd=tmp_path,
                          stdin=subprocess.DEVNULL)
@@ -149,7 +145,7 @@ def test_a_stray_gamead_up_exits_5_with_the_apis_message_once(p3: dict[str, Any]
     assert len(lines) == 1 and (run.stdout + run.stderr).count("error:") == 1, run.stderr
     assert lines[0].startswith("error: queue.partitions is 1 but the work streams")
     assert "(GAMEAD_QUEUE__REPARTITION=true; README: Partitions)" in lines[0] and "api.log" in lines[0]
-    assert _streams(p3["nats"].url) == before
+    assert work_streams(p3["nats"].url) == before
 
 
 def test_repartition_is_refused_while_an_ad_waits_and_made_on_the_drained_queue(
@@ -160,12 +156,12 @@ def test_repartition_is_refused_while_an_ad_waits_and_made_on_the_drained_queue(
     procs.append(p3_api)
     http = httpx.Client(base_url=p3_url, timeout=30)
     held = http.post("/ads", json=ad("Waiting", 2)).json()["id"]
-    before = _streams(url)
+    before = work_streams(url)
     assert sum(s["messages"] for s in before.values()) == 1
     run = _gamead(url, "worker", "--id", "early", GAMEAD_QUEUE__REPARTITION="true")
     lines = _red_lines(run)
     assert run.returncode == 5 and len(lines) == 1 and "holding 1 ad(s)" in lines[0], run.stderr[-2000:]
-    assert _streams(url) == before  # the held ad, every stream and its config as they were
+    assert work_streams(url) == before  # the held ad, every stream and its config as they were
 
     # the README's procedure: a 3-partition worker drains the queue, every node stops, one start with
     # queue.repartition: true and the new setting makes the change
@@ -175,11 +171,11 @@ def test_repartition_is_refused_while_an_ad_waits_and_made_on_the_drained_queue(
     http.close()
     worker.stop(timeout=10)
     p3_api.stop(timeout=10)
-    wait_for(lambda: all(s["messages"] == 0 for s in _streams(url).values()), what="the drained queue")
+    wait_for(lambda: all(s["messages"] == 0 for s in work_streams(url).values()), what="the drained queue")
     one = start_worker(url, tmp_path, worker_id="p1-w1", ready=True, GAMEAD_QUEUE__REPARTITION="true",
                        GAMEAD_QUEUE__ACK_WAIT="3")
     procs.append(one)
-    after = _streams(url)
+    after = work_streams(url)
     assert sorted(after) == ["GAMEAD_ADS"]
     assert after["GAMEAD_ADS"]["config"]["metadata"][names.PARTITIONS_METADATA] == "1"
     assert after["GAMEAD_ADS"]["config"]["max_msgs"] == 1_000_000  # the whole queue.max_msgs again, not a third

@@ -7,36 +7,18 @@ A plain nats-server stopped and started again by its PID (same port, same store)
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
-from gamead_core import names
 from gamead_core.embedded import EmbeddedNats, free_port, nats_server_binary
-from tests.support import Proc, ad, clean_env, gamead_argv, start_api, wait_for
+from tests.support import Proc, ad, clean_env, gamead_argv, start_api, wait_for, work_streams
 
 P3 = {"GAMEAD_QUEUE__PARTITIONS": "3", "GAMEAD_API__TOPOLOGY_CHECK_INTERVAL": "3600"}
-
-
-def _streams(url: str, token: str | None = None) -> dict[str, dict[str, Any]]:
-    """Every work stream: name → its config (as JSON) and the messages it holds."""
-
-    async def run() -> dict[str, dict[str, Any]]:
-        nc = await nats.connect(url, token=token)
-        try:
-            infos = await nc.jetstream(timeout=5).streams_info()
-            return {i.config.name: {"config": i.config.as_dict(), "messages": int(i.state.messages)}
-                    for i in infos if names.partition_of_stream(i.config.name) is not None}
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
 
 
 def _queued_then_away(server: EmbeddedNats, tmp_path: Path, procs: list[Proc], count: int) -> dict[str, Any]:
@@ -49,7 +31,7 @@ def _queued_then_away(server: EmbeddedNats, tmp_path: Path, procs: list[Proc], c
         for i in range(count):
             assert http.post("/ads", json=ad(f"Waiting {i}", 2)).status_code == 202
     api.stop(timeout=10)
-    before = _streams(server.url, server.token)
+    before = work_streams(server.url, server.token)
     assert sorted(before) == ["GAMEAD_ADS", "GAMEAD_ADS_1", "GAMEAD_ADS_2"]
     assert sum(s["messages"] for s in before.values()) == count
     server.stop()
@@ -108,7 +90,7 @@ def test_a_partitions_refusal_found_after_the_pre_check_ends_the_start(
     unreachable = [line for line in serve.output().splitlines() if "NATS not reachable" in line]
     assert not any("queue.partitions" in line for line in unreachable), unreachable
     assert "takes no submit" not in serve.output()  # the refusal's one line says it (before: an ERROR a second)
-    assert _streams(server.url) == before  # nothing sealed, deleted or rewritten; the ads still there
+    assert work_streams(server.url) == before  # nothing sealed, deleted or rewritten; the ads still there
 
 
 def test_credentials_refused_at_the_link_set_up_end_the_start(

@@ -17,7 +17,7 @@ from gamead_core.api.batch_gate import BATCHES_AT_ONCE
 from gamead_core.config import GameadSettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.models import AdSubmission
-from tests.support import ad, fresh_intake
+from tests.support import ad, fresh_intake, until_ready
 
 
 def test_a_single_ad_sent_during_a_batch_of_500_is_accepted_before_the_batch(nats_server: EmbeddedNats) -> None:
@@ -54,11 +54,7 @@ def test_a_batch_beyond_the_ones_being_worked_on_waits_and_an_urgent_ad_sent_aft
         app = create_app(GameadSettings(), nats_server.url)
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            while (await client.get("/readyz")).status_code != 200:  # connected, topology made
-                assert loop.time() < deadline, (await client.get("/readyz")).text
-                await asyncio.sleep(0.1)
+            await until_ready(client)
             await client.post("/ads/batch", json={"ads": [ad("Warm", priority=5)]})  # first writes done
             # each request runs to its first wait in the order sent: the batches, then the urgent ad
             sent = [asyncio.create_task(client.post("/ads/batch", json=body)) for body in batches]

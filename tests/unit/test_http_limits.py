@@ -77,14 +77,20 @@ async def echo_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def connected(app: Any) -> tuple[Any, Transport]:
+    """gamead's protocol serving ``app``, connected to an in-memory :class:`Transport` (call it on a running loop)."""
+    config = Config(app, lifespan="off", log_config=None, access_log=False)
+    config.load()
+    proto = bounded_protocol(LIMITS)(config=config, server_state=ServerState(), app_state={},
+                                    _loop=asyncio.get_running_loop())
+    transport = Transport()
+    proto.connection_made(transport)
+    return proto, transport
+
+
 def drive(*reads: bytes, app: Any = echo_length) -> Transport:
     async def scenario() -> Transport:
-        config = Config(app, lifespan="off", log_config=None, access_log=False)
-        config.load()
-        proto = bounded_protocol(LIMITS)(config=config, server_state=ServerState(), app_state={},
-                                        _loop=asyncio.get_running_loop())
-        transport = Transport()
-        proto.connection_made(transport)
+        proto, transport = connected(app)
         for data in reads:
             if transport.is_closing():
                 break
@@ -231,12 +237,7 @@ def test_a_refusal_behind_requests_still_running_waits_for_their_answers_and_rea
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
             await send({"type": "http.response.body", "body": b"ok"})
 
-        config = Config(app, lifespan="off", log_config=None, access_log=False)
-        config.load()
-        proto = bounded_protocol(LIMITS)(config=config, server_state=ServerState(), app_state={},
-                                        _loop=asyncio.get_running_loop())
-        transport = Transport()
-        proto.connection_made(transport)
+        proto, transport = connected(app)
 
         async def settle() -> None:
             for _ in range(50):
