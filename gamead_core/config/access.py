@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from gamead_core.config.addresses import redis_url_problem
 from gamead_core.config.section import HOUR, WEEK, Section
@@ -79,6 +79,29 @@ class RateLimitSettings(Section):
         default_factory=lambda: RateSettings(rate=1, burst=20), description="Requests without a valid token (none "
         "or a wrong one) answered 401 per client address (IPv6: per /64) and API node; past it they get 429 "
         "rate_limited. A valid token is always served, whatever this address sent (gamead_core.api.auth_failures).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_buckets_keep_the_rest(cls, data: Any) -> Any:
+        """A bucket given in part keeps the field it leaves out: ``admin`` and ``failed_auth`` their defaults
+        (``ratelimit.failed_auth.rate: 5`` alone keeps ``burst: 20``), a role under ``roles`` the general
+        ``rate``/``burst`` it overrides. Before, the missing field was "Field required" (note 28's leftover).
+        ``data`` is the section as read (YAML mapping, ``GAMEAD_RATELIMIT__…`` variables); returned filled."""
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        for name in ("admin", "failed_auth"):
+            given = filled.get(name)
+            if isinstance(given, dict):
+                default = cls.model_fields[name].get_default(call_default_factory=True)
+                filled[name] = {"rate": default.rate, "burst": default.burst, **given}
+        roles = filled.get("roles")
+        if isinstance(roles, dict):
+            general = {"rate": filled.get("rate", cls.model_fields["rate"].default),
+                       "burst": filled.get("burst", cls.model_fields["burst"].default)}
+            filled["roles"] = {role: {**general, **bucket} if isinstance(bucket, dict) else bucket
+                               for role, bucket in roles.items()}
+        return filled
 
 
 Role = Literal["submitter", "viewer", "operator"]

@@ -243,3 +243,18 @@ def test_no_number_setting_takes_inf_or_nan_and_prefetch_wait_is_bounded(monkeyp
     if value != "1e308":
         with pytest.raises(ConfigError, match=r"queue\.ack_wait.*finite"):
             load_settings(None)
+
+
+def test_a_bucket_given_in_part_keeps_the_field_it_leaves_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ratelimit.failed_auth.rate: 5`` alone was refused ("failed_auth.burst: Field required"); now the burst
+    stays the default, and a role's override keeps the general bucket's other field (from the file and the env)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("ratelimit:\n  burst: 50\n  failed_auth:\n    rate: 5\n  roles:\n    operator:\n      rate: 9\n")
+    monkeypatch.setenv("GAMEAD_RATELIMIT__ADMIN__BURST", "7")
+    limits = load_settings(cfg).ratelimit
+    assert (limits.failed_auth.rate, limits.failed_auth.burst) == (5.0, 20)
+    assert (limits.admin.rate, limits.admin.burst) == (10.0, 7)
+    assert (limits.roles["operator"].rate, limits.roles["operator"].burst) == (9.0, 50)
+    cfg.write_text("ratelimit:\n  failed_auth:\n    burst: 0\n")
+    with pytest.raises(ConfigError, match="failed_auth.burst"):
+        load_settings(cfg)
