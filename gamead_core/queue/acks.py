@@ -42,7 +42,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError
 
 from gamead_core import names
-from gamead_core.queue.deadlines import expire_after
+from gamead_core.queue.deadlines import expire_after, respite
 from gamead_core.queue.inline_sub import subscribe_inline
 
 __all__ = ["Ack", "parse_ack", "pending", "publish_acked", "publish_many"]
@@ -209,7 +209,7 @@ class _Acks:
                     await asyncio.sleep(0)  # a turn of the loop for the other requests (the module doc)
             group.left -= 1
             if group.left > 0:
-                timer = loop.call_later(timeout, _give_up, group.waiter)
+                timer = loop.call_later(timeout, _give_up, group.waiter, loop, loop.time() + timeout)
                 try:
                     await group.waiter
                 finally:
@@ -232,9 +232,17 @@ _SWEEP_FLOOR = 1024
 _SWEEP_EVERY_MASK = 1023
 
 
-def _give_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
+def _give_up(waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop | None = None,
+             deadline: float = 0.0) -> None:
+    """End a group's wait at its deadline; a deadline the loop ran late (it stood still) first gets a grace to
+    read the acks that came meanwhile (:func:`gamead_core.queue.deadlines.respite`), once."""
+    if waiter.done():
+        return
+    later = respite(loop, deadline) if loop is not None else None
+    if later is None:
         waiter.set_result(None)
+    else:
+        loop.call_at(later, _give_up, waiter)  # type: ignore[union-attr]  # not None here
 
 
 _ACKS: WeakKeyDictionary[NATS, _Acks] = WeakKeyDictionary()

@@ -7,11 +7,13 @@ later publishes are answered as before."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import nats
 import pytest
+import uvloop
 from nats.js.api import StorageType
 
 from gamead_core.embedded import EmbeddedNats
@@ -112,3 +114,42 @@ def test_a_cancelled_batch_leaves_no_waiting_ack_behind(fresh_nats: Callable[[],
             await nc.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_acks_that_came_while_the_loop_stood_still_are_answers_not_timeouts(
+    fresh_nats: Callable[[], EmbeddedNats], loop_factory: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """An API whose event loop stood still past the publish deadline (SIGSTOP, starved of CPU, blocked) while
+    JetStream answered in time: the acks wait unread in its socket, and the loop runs its due timers before it
+    reads the socket. They failed as "did not answer in time", so the client got 503 "may still be queued" for an
+    ad that was stored, and a resend without a key made a second ad (note 28's leftover). Now the late deadline
+    gets a grace to read them: a single publish and a batch are answered stored, as the server answered."""
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc, js = await _connected(server)
+        try:
+            with frozen(server.proc.pid):  # sent, not yet answered: the answers come while the loop stands still
+                single = await publish_acked(js, "t.single", b"x", headers={"Nats-Msg-Id": "s"}, timeout=0.5)
+                batch = asyncio.ensure_future(publish_many(js, [(f"t.{i}", b"x", {}) for i in range(5)], timeout=0.5))
+                for _ in range(1000):  # until the batch is sent and waits for its acks (~10 s at most)
+                    if acks.pending(js) == 6:
+                        break
+                    await asyncio.sleep(0.01)
+                assert acks.pending(js) == 6
+            time.sleep(1.5)  # the loop stands still past both deadlines; nats-server answers meanwhile
+            assert isinstance(await single, Ack)
+            assert [isinstance(a, Ack) for a in await batch] == [True] * 5
+            # a server that does not answer still times out, at its deadline and the grace
+            with frozen(server.proc.pid):
+                late = await publish_acked(js, "t.late", b"x", headers={}, timeout=0.3)
+                answers = await publish_many(js, [("t.x", b"x", {})], timeout=0.3)
+                await asyncio.wait([late], timeout=10)
+            assert isinstance(late.exception(), asyncio.TimeoutError)
+            assert isinstance(answers[0], asyncio.TimeoutError)
+        finally:
+            await nc.close()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(run())
