@@ -12,8 +12,10 @@ and from a timer, so a burst that stops is summarised too. Pure (the caller pass
 from __future__ import annotations
 
 import logging
-from collections import Counter, OrderedDict
+from collections import Counter
 from typing import NamedTuple
+
+from gamead_core.log_throttle import Throttle
 
 
 class Summary(NamedTuple):
@@ -47,7 +49,7 @@ class RefusalLog:
         self.every = every
         self.most = most
         self._max = max_kinds
-        self._kinds: OrderedDict[str, float] = OrderedDict()  # kind → when its last line was logged
+        self._kinds = Throttle(every, max_kinds)  # one line per kind per window, the least recent kinds forgotten
         self._window = float("-inf")  # when the current overall window began
         self._in_window = 0  # lines logged in it
         self._since: float | None = None  # the first line left out since the last summary; None: none pending
@@ -59,21 +61,12 @@ class RefusalLog:
     def allow(self, client: str, status: int, now: float, level: int = logging.INFO) -> bool:
         """True to log this line (``client``: the client key; ``now``: monotonic seconds); False when it is left
         out (then it is counted for the summary)."""
-        kind = f"{status} {client}"
-        last = self._kinds.get(kind)
-        if last is not None and now - last < self.every:
-            self.left_out(client, status, now, level)
-            return False
         if now - self._window >= self.every:
             self._window, self._in_window = now, 0
-        if self._in_window >= self.most:
+        if self._in_window >= self.most or self._kinds.allow(f"{status} {client}", now) is None:
             self.left_out(client, status, now, level)
             return False
         self._in_window += 1
-        self._kinds[kind] = now
-        self._kinds.move_to_end(kind)
-        while len(self._kinds) > self._max:
-            self._kinds.popitem(last=False)
         return True
 
     def left_out(self, client: str, status: int, now: float, level: int = logging.INFO) -> None:
