@@ -113,11 +113,13 @@ def fault_banner(settings: GameadSettings) -> str | None:
     faults = settings.worker.faults
     if faults.rate <= 0:
         return None
-    which = f"ads whose title matches /{escape(faults.match)}/" if faults.match else "ads"
-    attempts = (f"their first {faults.attempts} attempt(s)" if faults.attempts else "every attempt")
-    return (f"[bold yellow]![/] fault injection is ON: {faults.rate:.0%} of {which} fail on purpose, on {attempts}, "
-            f"mode [bold]{faults.mode}[/] (worker.faults: rate, match, attempts, mode; "
-            "GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
+    which = f"ads whose title matches /{escape(faults.match)}/" if faults.match else "every ad"
+    # the rate is per attempt (gamead_core.worker.faults.pick_fault), not per ad: at 50 % a retried ad mostly
+    # completes (attack29a F1: "50 % of ads fail on every attempt" read as half of them dead-lettered)
+    drawn = f"attempts 1-{faults.attempts} only, each" if faults.attempts else "each"
+    return (f"[bold yellow]![/] fault injection is ON: {faults.rate:.0%} of the attempts at {which} fail on purpose "
+            f"({drawn} attempt drawn anew), mode [bold]{faults.mode}[/] (worker.faults: rate, match, attempts, "
+            "mode; GAMEAD_WORKER__FAULTS__RATE=0 turns it off)")
 
 
 def show_decision(entry: dict[str, object]) -> None:

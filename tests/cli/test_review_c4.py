@@ -198,7 +198,9 @@ def test_the_fault_line_says_attempts() -> None:
     line = fault_banner(settings)
     assert line is not None
     shown = Text.from_markup(line).plain  # what the console prints
-    assert "on their first 2 attempt(s)" in shown and "/^[a-z]/" in shown and "attempts" in shown
+    assert "on their first 2 attempt(s)" not in shown  # attack29a F1: the rate is per attempt, not per ad
+    assert "30% of the attempts at ads whose title matches /^[a-z]/ fail on purpose (attempts 1-2 only, each " \
+           "attempt drawn anew), mode permanent" in shown, shown
 
 
 def test_dlq_import_names_a_line_the_api_refuses_and_exits_2(tmp_path: Path, api_url: str) -> None:
