@@ -1,7 +1,7 @@
 """Logging set-up: one JSON object per line (or plain text for a terminal), configured once per process.
 
 Ids are fields, never only text: whatever a task logs while it works on one ad carries ``ad_id``,
-``worker_id``, ``priority`` and ``attempt`` (set once with :func:`ad_fields`, kept in a context variable, so
+``worker_id``, ``priority`` and ``delivery`` (set once with :func:`ad_fields`, kept in a context variable, so
 every line of that asyncio task has them), and ``trace_id``/``span_id`` of the current OpenTelemetry span
 when tracing is on (:mod:`gamead_core.telemetry.tracing`). One ad's story is one filter:
 ``jq 'select(.ad_id == "01h…")'``. Every line passes :func:`~gamead_core.redact.redact_text`.
@@ -35,7 +35,7 @@ _AD_FIELDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextV
 @contextmanager
 def ad_fields(**fields: Any) -> Iterator[dict[str, Any]]:
     """``with ad_fields(ad_id=…, worker_id=…, priority=…):`` every log line of this task carries them as
-    fields. The yielded dict may be updated inside the block (``attempt`` once it is known)."""
+    fields. The yielded dict may be updated inside the block (``delivery`` once it is known)."""
     current = dict(_AD_FIELDS.get() or {})
     current.update(fields)
     token = _AD_FIELDS.set(current)

@@ -98,7 +98,7 @@ class AdHandler:
         attempt = meta.num_delivered or 1
         # the fields and the span without context-manager objects when tracing is off (the hot path: issue 14)
         token = push_ad_fields({"ad_id": ad_id, "worker_id": self.worker_id, "priority": _level(msg.subject),
-                                "attempt": attempt})
+                                "delivery": attempt})  # not "attempt": the record's charged attempts differ
         try:
             if tracing_enabled():
                 with consumer_span(msg.subject, ad_id, headers, delivery_count=attempt,

@@ -126,7 +126,9 @@ def test_one_trace_from_post_ads_through_nats_to_the_worker(receiver: Receiver, 
     lines = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
     retry_line = next(r for r in lines if r.get("ad_id") == flaky and "retry in" in r["message"])
     assert retry_line["trace_id"] == attempts[0]["trace_id"] and retry_line["span_id"] == attempts[0]["span_id"]
-    assert retry_line["worker_id"] == "tw" and retry_line["priority"] == 2 and retry_line["attempt"] == 1
+    assert retry_line["worker_id"] == "tw" and retry_line["priority"] == 2 and retry_line["delivery"] == 1
+    # attack29a F2: the JetStream delivery count is `delivery`, never `attempt` beside a message's "attempt N"
+    assert "attempt" not in retry_line
 
     # a replayed ad's trace links to the trace it died in
     with httpx.Client(base_url=url, timeout=10) as client:

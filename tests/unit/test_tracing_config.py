@@ -41,15 +41,15 @@ def test_log_lines_carry_the_ad_fields_and_never_a_password() -> None:
     setup_logging(LogSettings(format="json", level="INFO"), role="worker", stream=out)
     try:
         log = logging.getLogger("gamead_core.test")
-        with ad_fields(ad_id="01abc", worker_id="w1", priority=2, attempt=1) as fields:
-            fields["attempt"] = 2
+        with ad_fields(ad_id="01abc", worker_id="w1", priority=2, delivery=1) as fields:
+            fields["delivery"] = 2
             log.info("ad %s failed talking to nats://user:hunter2@nats:4222", "01abc")
         log.info("outside")
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
     first, second = (json.loads(line) for line in out.getvalue().splitlines())
-    assert {k: first[k] for k in ("ad_id", "worker_id", "priority", "attempt")} == {
-        "ad_id": "01abc", "worker_id": "w1", "priority": 2, "attempt": 2}
+    assert {k: first[k] for k in ("ad_id", "worker_id", "priority", "delivery")} == {
+        "ad_id": "01abc", "worker_id": "w1", "priority": 2, "delivery": 2}
     assert "hunter2" not in out.getvalue()
     assert "ad_id" not in second
