@@ -87,6 +87,9 @@ def emit(
     console = stdout_console()
     if not console.is_terminal and not os.environ.get("COLUMNS"):  # a pipe or a file: prose on one line each
         for part in _parts(shown_view):  # (rich's 80 columns would cut a sentence, an id, a path: grep misses it)
+            prose = getattr(part, "prose", None)  # a table's legend: its sentences, for the width the table has
+            if callable(prose):
+                part = prose(console.width)
             console.print(part, soft_wrap=isinstance(part, Text), crop=False)  # tables keep their width
         return
     if isinstance(shown_view, Text) and shown_view.no_wrap:  # print() joins a bare Text into a new one, wrapped

@@ -101,6 +101,10 @@ class Legend:
     def __rich_console__(self, console: Any, options: Any) -> Any:
         yield self.text(options.max_width)
 
+    def prose(self, width: int) -> Text:
+        """The legend as one text for a pipe (:func:`gamead_cli.output.emit` prints it unwrapped: attack29a F7)."""
+        return self.text(width)
+
 
 def _with_unit(row: MetricRow) -> str:
     """A metric's value with what it counts: ``0.1 ads/s`` (rates of ads), ``1.4 attempts/s`` (retried attempts),

@@ -86,7 +86,9 @@ def registry_unread(stats: Mapping[str, Any] | None) -> str | None:
 
 
 def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
-    """``autoscaler 2 → 4 replicas  <reason>`` (with leader, override, staleness and error when present)."""
+    """``autoscaler 2 → 4 replicas  <reason>`` (with leader, override, staleness and error when present); the
+    decision's reason whole, as ``gamead scale status`` gives it (attack29a F7: clipped at 90 characters, a piped
+    ``top --once`` cut it mid-word, so a grep for its end found nothing)."""
     auto = (stats or {}).get("autoscaler")
     text = Text("autoscaler ", style="bold")
     if not isinstance(auto, Mapping):
@@ -105,7 +107,7 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
     if auto.get("error"):
         text.append(f"  error: {clip(auto['error'], 60)}", style="bold red")
     elif reason:
-        text.append(f"  {clip(reason, 90)}", style="dim")
+        text.append(f"  {reason}", style="dim")
     if auto.get("stale"):
         text.append("  (stale)", style="yellow")
     leader = auto.get("leader")
