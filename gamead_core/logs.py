@@ -97,12 +97,15 @@ class JsonLineFormatter(JsonFormatter):
         super().__init__(*args, **kwargs)
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
-        """The library's fields, then each renamed standard field again from the record: an extra of the same
-        name (a priority passed as ``level``) never replaces ``level``, ``ts`` or ``logger`` (reviewer V10)."""
+        """The library's fields, then each renamed standard field again from the record, and the static ones
+        (the process's ``role``): an extra of the same name (a priority passed as ``level``, a caller's role passed
+        as ``role``) never replaces ``level``, ``ts``, ``logger`` (reviewer V10) or ``role`` (attack29a F8: the
+        audit lines said ``"role": "viewer"`` on an API's line); name such an extra apart (``actor_role``)."""
         super().add_fields(log_data, record, message_dict)
         for source, shown in self.rename_fields.items():
             if source in record.__dict__:
                 log_data[shown] = record.__dict__[source]
+        log_data.update(self.static_fields)
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         for key, value in log_data.items():

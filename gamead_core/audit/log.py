@@ -110,7 +110,7 @@ class AuditLog:
             raise AuditUnavailable(f"the audit record could not be written: {exc.message}") from exc
         log.info("audit %s %s by %s", record.action, record.outcome, record.actor, extra={
             "audit_id": record.id, "action": record.action, "outcome": record.outcome, "actor": record.actor,
-            "role": record.role, "client": record.client, "request_id": record.request_id, "job_id": record.job_id,
+            "actor_role": record.role, "client": record.client, "request_id": record.request_id, "job_id": record.job_id,
             "code": record.code, "ads": record.ads})
         return int(ack.seq)
 

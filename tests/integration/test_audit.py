@@ -50,8 +50,8 @@ ENV = {
 
 
 class Stack:
-    def __init__(self, url: str, nats_url: str) -> None:
-        self.url, self.nats_url = url, nats_url
+    def __init__(self, url: str, nats_url: str, api: Proc) -> None:
+        self.url, self.nats_url, self.api = url, nats_url, api
 
     def as_(self, name: str, **kw: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=15,
@@ -79,7 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         api, url = start_api(server.url, root, GAMEAD_AUTH__TOKENS=tokens, **ENV)
         procs.append(api)
         procs.append(start_worker(server.url, root, worker_id="audit-worker", concurrency=4, **ENV))
-        yield Stack(url, server.url)
+        yield Stack(url, server.url, api)
     finally:
         for proc in reversed(procs):
             proc.stop(timeout=10)
@@ -113,6 +113,14 @@ def test_a_replay_is_recorded_when_accepted_and_when_it_ends_with_who_what_and_h
 def test_refusals_cancels_and_overrides_are_recorded_and_dry_runs_and_unknown_callers_are_not(stack: Stack) -> None:
     with stack.as_("wall") as wall:
         assert wall.post("/v1/dlq/purge", json={"all": True, "confirm": True}).status_code == 403
+
+    def audit_line() -> dict[str, Any] | None:
+        lines = [json.loads(line) for line in stack.api.output().splitlines() if line.startswith("{")]
+        return next((r for r in lines if r.get("logger") == "gamead.audit" and r.get("actor") == "wall"), None)
+
+    # attack29a F8: the JSON log line keeps the process's role; the caller's is actor_role
+    line = wait_for(audit_line, what="the audit log line of wall's refused purge")
+    assert (line["role"], line["actor_role"]) == ("api", TOKENS["wall"][1]), line
     with httpx.Client(base_url=stack.url, timeout=5) as nobody:
         assert nobody.post("/v1/dlq/purge", json={"all": True, "confirm": True}).status_code == 401
     with stack.as_("alice") as alice:
