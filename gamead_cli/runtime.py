@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from gamead_core.config import GameadSettings
 from gamead_core.errors import ConfigError, NatsUnreachable
@@ -18,14 +20,39 @@ REACH_ROUND = 5.0
 RETRY_EVERY = 0.5
 
 
-def require_nats_url(settings: GameadSettings) -> str:
-    """The NATS URL a serve/worker process must use; only ``gamead up`` runs an embedded server."""
+def require_nats_url(settings: GameadSettings, verb: str = "worker") -> str:
+    """The NATS URL a serve/worker process (``verb``) must use; only ``gamead up`` runs an embedded server. Raises
+    :class:`ConfigError` (exit 5) without one, naming the command that joins the ``gamead up`` running on
+    ``embedded.data_dir`` when one runs there (attack29a F9: run in a stack's directory, it said "run `gamead
+    up`", which already ran; its NATS needs the stack's token, so only its own config copy joins it)."""
     if not settings.nats.url:
+        joins = _join_command(settings.embedded.data_dir, verb)
         raise ConfigError(
             "nats.url is not set: point it at your NATS server (--nats-url, GAMEAD_NATS__URL or config.yaml), "
-            "or run `gamead up`, which starts an embedded one"
+            + (f"or join the gamead up running here with `{joins}`" if joins else
+               "or run `gamead up`, which starts an embedded one")
         )
     return settings.nats.url
+
+
+def _join_command(data_dir: Path, verb: str) -> str | None:
+    """``gamead worker --config <its config copy> --nats-url <its NATS>`` of the ``gamead up`` running on
+    ``data_dir`` (from its ``stack-env.json``, the variables it starts its children with), or None when none runs
+    there or its file does not say both."""
+    from gamead_cli.commands.up_console import worker_command
+    from gamead_cli.program import gamead_program
+    from gamead_core.datadir import STACK_ENV_FILE, running_stack
+
+    if running_stack(data_dir) is None:
+        return None
+    try:
+        env = json.loads((data_dir / STACK_ENV_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    url, config = (env.get("GAMEAD_NATS__URL"), env.get("GAMEAD_CONFIG")) if isinstance(env, dict) else (None, None)
+    if not isinstance(url, str) or not isinstance(config, str):
+        return None
+    return worker_command(gamead_program(), url, Path(config)).replace(" worker ", f" {verb} ", 1)
 
 
 def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None] | None = None) -> None:

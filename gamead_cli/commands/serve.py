@@ -39,7 +39,7 @@ def serve(
                              nats={"url": nats_url, "give_up_after": give_up_after})
     check_serve_safety(settings)  # no open API on a network address by accident
     check_tracing_env()  # an OTLP endpoint no exporter could send to: one line, exit 5, before anything starts
-    url = require_nats_url(settings)
+    url = require_nats_url(settings, "serve")
     setup_logging(settings.log, role="api")
     # the port first, before NATS or the app: a taken api.port is one line and exit 5, with nothing started to stop
     # (uvicorn binds only after the app's start-up, and its shutdown after a failed bind hung for ever)

@@ -37,6 +37,13 @@ def test_verbs_run_in_a_stacks_directory_talk_to_that_stack_and_flags_env_and_co
             done = _gamead(tmp_path, *verb, "-o", "json")
             assert done.returncode == 0, (verb, done.stderr[-2000:])
             json.loads(done.stdout)
+        # attack29a F9: a worker started here without nats.url names the command that joins this stack, the one
+        # up printed (its NATS needs the stack's token), not "run `gamead up`"
+        hinted = re.search(r"(\S*gamead worker --config \S+ --nats-url \S+)", said)
+        assert hinted, said
+        worker = _gamead(tmp_path, "worker")
+        assert worker.returncode == 5 and "run `gamead up`" not in worker.stderr, worker.stderr
+        assert f"join the gamead up running here with `{hinted[1]}`" in " ".join(worker.stderr.split()), worker.stderr
         doctor = _gamead(tmp_path, "doctor")  # its header names the API it asked
         assert doctor.returncode in (0, 1) and f"API {up.url}" in doctor.stdout, doctor.stdout + doctor.stderr
         shown = _gamead(tmp_path, "config", "show", "-o", "json")
