@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -117,6 +118,29 @@ class AdSubmission(BaseModel):
         if isinstance(value, bool):
             raise ValueError("must be an integer, not a boolean")
         return value
+
+
+def has_words(title: str, description: str) -> bool:
+    """Whether the analyser has words to work with: a letter (``str.isalpha``: any script) in the title or the
+    description. Pure. An ad without one can only be dead-lettered (an emoji-only or private-use text)."""
+    return any(ch.isalpha() for ch in title) or any(ch.isalpha() for ch in description)
+
+
+#: why :class:`NewAd` refuses an ad without words (the worker's PermanentError for an older one says the same)
+NO_WORDS = "the title and description contain no letters: the analyser has no words to analyse"
+
+
+class NewAd(AdSubmission):
+    """An ad as the submit routes take it (``POST /ads``, ``POST /ads/batch``): an :class:`AdSubmission` whose
+    title or description has a letter (:func:`has_words`), so no 202 is given to an ad certain to be dead-lettered
+    at its first attempt and again at every replay (attack29b F3). Records and DLQ imports keep
+    :class:`AdSubmission`: an ad stored before the rule still reads back, and dies as it always did."""
+
+    @model_validator(mode="after")
+    def _has_words(self) -> NewAd:
+        if not has_words(self.title, self.description):
+            raise ValueError(NO_WORDS)
+        return self
 
 
 class ComponentScore(BaseModel):

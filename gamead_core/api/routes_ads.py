@@ -24,7 +24,7 @@ from gamead_core.ids import (
     is_ad_id,
     normal_id,
 )
-from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, iso_z
+from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, NewAd, iso_z
 
 router = APIRouter()
 
@@ -67,7 +67,7 @@ async def submit(request: Request) -> Response:
     the FastAPI route below documents it in OpenAPI."""
     idempotency_key = _idempotency_key(request.scope["headers"])
     settings = request.app.state.settings
-    ad = parse_body(await body_bytes(request), AdSubmission, settings.api.max_body_bytes)  # any Content-Type
+    ad = parse_body(await body_bytes(request), NewAd, settings.api.max_body_bytes)  # any Content-Type
     if idempotency_key is None:
         accepted = await _link(request).intake.submit(ad)
     else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)

@@ -54,7 +54,7 @@ from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull
 from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY_CODE, MAX_IDEMPOTENCY_KEY, idempotency_key_problem
 from gamead_core.intake import Accepted, Queued
 from gamead_core.json_keys import has_repeat, key_names, may_repeat, repeat_details, repeat_message, repeats
-from gamead_core.models import AdAccepted, AdSubmission
+from gamead_core.models import AdAccepted, AdSubmission, NewAd
 from gamead_core.queue.liveness import unsent_bytes
 
 router = APIRouter()
@@ -114,7 +114,7 @@ def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
             return error(INVALID_KEY_CODE, f"{KEY_FIELD}: {problem}", {"field": KEY_FIELD})
         item = {k: v for k, v in item.items() if k != KEY_FIELD}
     try:
-        return AdSubmission.model_validate(item, strict=True), key
+        return NewAd.model_validate(item, strict=True), key
     except ValidationError as exc:
         details = validation_details(list(exc.errors(include_url=False)))
         return error("validation_failed", validation_message(details), details)
@@ -125,13 +125,13 @@ class _AllValid(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ads: list[AdSubmission] = Field(min_length=1)
+    ads: list[NewAd] = Field(min_length=1)
 
 
 class _KeyedItem(BaseModel):
     """One item of a batch that carries keys: the ad, and its ``idempotencyKey``."""
 
-    ad: AdSubmission
+    ad: NewAd
     #: "" when the item has no key (a default is not validated; a key sent as "" or null is refused)
     key: str = Field("", min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=IDEMPOTENCY_KEY_PATTERN)
 

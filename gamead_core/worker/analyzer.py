@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from gamead_core.errors import PermanentError
-from gamead_core.models import AdSubmission, Analysis
+from gamead_core.models import NO_WORDS, AdSubmission, Analysis, has_words
 from gamead_core.worker.analyzer_read import (
     _ACTION_VERBS, _AGES_TEXT, _DESCRIPTION_VERBS, _EXAMPLES, _GENRE_VOCAB, _INCENTIVES, _SECOND_PERSON, _URGENCY,
     _VERB_IDEAS, _context_stems, _Copy, _genre_profile, _read, _read_tag,
@@ -328,5 +328,5 @@ def analyze(ad: AdSubmission) -> Analysis:
 def check_analysable(ad: AdSubmission) -> None:
     """Refuse content the analyser can never work with: no letters at all in the title and description.
     Raises :class:`PermanentError` (the ad is dead-lettered at once)."""
-    if not any(ch.isalpha() for ch in f"{ad.title} {ad.description}"):
-        raise PermanentError("the title and description contain no words to analyse")
+    if not has_words(ad.title, ad.description):  # NewAd refuses such an ad at submit; an older one still comes
+        raise PermanentError(NO_WORDS)
