@@ -50,3 +50,17 @@ def derived_max_connections(limit: int, redis_connections: int = 0) -> int:
     """The API's connection bound when ``api.max_connections`` is unset: the open-files ``limit`` less
     :data:`RESERVE` and the Redis pool's ``redis_connections``, at least :data:`MIN_CONNECTIONS`. Pure."""
     return max(MIN_CONNECTIONS, limit - RESERVE - redis_connections)
+
+
+def connection_bound(limit: int, setting: int | None, redis_connections: int = 0) -> tuple[int, str, bool]:
+    """The API's connection bound for an open-files ``limit``, ``api.max_connections`` (``setting``, None: derived)
+    and a Redis pool of ``redis_connections``: (the bound, its start log line, whether that line is a warning: the
+    limit is low, or the setting is above what the limit leaves room for, so accept() fails first). Pure."""
+    fits = derived_max_connections(limit, redis_connections)
+    bound = setting or fits
+    problems = [words for words in (low_nofile_words(limit),) if words]
+    if bound > fits:
+        problems.append(f"api.max_connections is above the {fits} connections the limit leaves room for")
+    why = "api.max_connections" if setting else "api.max_connections: the open-files limit less a reserve"
+    line = f"connections: at most {bound} open ({why}); open-files limit {limit}"
+    return bound, line + (f": {'; '.join(problems)}" if problems else ""), bool(problems)

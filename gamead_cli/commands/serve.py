@@ -24,7 +24,7 @@ from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
-from gamead_core.fd_limit import derived_max_connections, low_nofile_words, raise_nofile
+from gamead_core.fd_limit import connection_bound, raise_nofile
 from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
 from gamead_core.queue.preflight import refuse_partition_change
@@ -51,12 +51,8 @@ def serve(
     # (uvicorn binds only after the app's start-up, and its shutdown after a failed bind hung for ever)
     listener = bind_listener(settings.api.host, settings.api.port, "api.port")
     redis_pool = settings.redis.max_connections if settings.redis.url else 0
-    max_connections = settings.api.max_connections or derived_max_connections(nofile, redis_pool)
-    low = low_nofile_words(nofile)
-    (log.warning if low else log.info)(
-        "connections: at most %d open (api.max_connections%s); open-files limit %d%s", max_connections,
-        "" if settings.api.max_connections else ": the open-files limit less a reserve", nofile,
-        f": {low}" if low else "", extra={"max_connections": max_connections, "nofile": nofile})
+    max_connections, line, low = connection_bound(nofile, settings.api.max_connections, redis_pool)
+    (log.warning if low else log.info)(line, extra={"max_connections": max_connections, "nofile": nofile})
     if settings.nats.give_up_after:  # wait for NATS, then exit 3: for a supervisor that wants to know
         asyncio.run(reach_nats(settings, url, role="api"))
     refuse_partition_change(settings, url)  # queue.partitions against a live queue: one line, exit 5

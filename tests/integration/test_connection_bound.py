@@ -115,6 +115,7 @@ def test_accept_out_of_descriptors_closes_a_waiting_connection_and_says_so(
                  what="the accept failure in the log")
         assert "connection(s) waiting longest for a request to make room" in proc.output()
         assert submit(url).status_code == 202  # and again: the listener still accepts
+        assert "api.max_connections is above the 64 connections the limit leaves room for" in proc.output()
     finally:
         proc.stop()
 
