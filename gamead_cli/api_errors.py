@@ -73,15 +73,23 @@ def changes_nothing(method: str, kw: dict[str, Any]) -> bool:
     return method.upper() in ("GET", "HEAD", "OPTIONS") or (isinstance(body, dict) and body.get("dryRun") is True)
 
 
-def no_answer(url: str, exc: Exception, timeout: float, *, reads: bool = False) -> NoAnswer:
+def no_answer(url: str, exc: Exception, timeout: float, *, reads: bool = False,
+              sent_whole: bool = True) -> ApiUnreachable:
     """The request went out and no answer came (read timeout, connection closed or reset while waiting): a write
-    "may have been carried out"; a read (``reads``: :func:`changes_nothing`) changed nothing (attack26 F6)."""
+    "may have been carried out" (:class:`NoAnswer`); a read (``reads``: :func:`changes_nothing`) changed nothing
+    (attack26 F6). A request not ``sent_whole`` (the connection failed while its head or body was being written)
+    cannot have been carried out, the API acting on a request only once it has it whole: :class:`ApiUnreachable`
+    saying "nothing was done", so a submit counts its ad rejected, not maybe queued (attack29b F2)."""
     if isinstance(exc, httpx.TimeoutException):
         cause = f"no answer within {timeout:g}s"
     elif isinstance(exc, httpx.RemoteProtocolError):
         cause = f"connection closed without an answer: {exc}"
     else:
         cause = f"connection lost without an answer: {error_text(exc)}"
+    if not sent_whole:
+        return ApiUnreachable(f"the gamead API at {url} closed the connection before the request was sent whole "
+                              f"({cause}): nothing was done — is the API overloaded or stopped? (--api / "
+                              "GAMEAD_API_URL names it)")
     outcome = "a read: nothing was changed" if reads else "it may have been carried out"
     return NoAnswer(f"the gamead API at {url} got the request but gave no answer ({cause}): {outcome} — is the "
                     "API overloaded or stopped? (--api / GAMEAD_API_URL names it)")

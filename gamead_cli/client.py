@@ -67,6 +67,17 @@ def _ndjson_lines(chunks: Iterable[bytes], what: str) -> Iterator[dict[str, Any]
         yield parse(buf)
 
 
+class Unsent:
+    """An httpx ``trace`` extension noting whether writing a request's head or body failed (httpcore goes on to
+    read an answer after a failed write, so the error raised is the read's: "disconnected without a response")."""
+
+    failed = False
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith((".send_request_headers.failed", ".send_request_body.failed")):
+            self.failed = True
+
+
 class ApiClient:
     """A thin, typed wrapper over ``httpx.Client`` that speaks the gamead wire format (camelCase JSON).
 
@@ -146,8 +157,9 @@ class ApiClient:
         attempt = 0
         while True:
             attempt += 1
+            unsent = Unsent()  # the request's head or body could not be written whole: nothing can have been done
             try:
-                response = self._http.request(method, path, **kw)
+                response = self._http.request(method, path, **kw, extensions={"trace": unsent})
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
                         method, headers, sent=False)):
@@ -155,11 +167,12 @@ class ApiClient:
                 raise unreachable(self.api_url, exc, self.timeout) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 if self._wait_to_retry(attempt, deadline, self._reached and retry.may_retry(
-                        method, headers, keyed=keyed)):
+                        method, headers, keyed=keyed, sent=not unsent.failed)):
                     continue
                 if isinstance(exc, httpx.PoolTimeout):  # no connection came free: nothing was sent
                     raise unreachable(self.api_url, exc, self.timeout) from exc
-                raise no_answer(self.api_url, exc, self.timeout, reads=changes_nothing(method, kw)) from exc
+                raise no_answer(self.api_url, exc, self.timeout, reads=changes_nothing(method, kw),
+                                sent_whole=not unsent.failed) from exc
             except httpx.InvalidURL as exc:  # the API URL was checked above: the request's own path or query
                 raise unsendable(method, path, exc) from exc
             except httpx.UnsupportedProtocol as exc:

@@ -40,7 +40,8 @@ TABLE: tuple[tuple[int, str], ...] = (
             "line is that one ad rejected, `invalid_json`, and the others are sent: exit 1)"),
     (UNREACHABLE, "the API (or NATS) could not be reached, or `--api` is not a gamead API; or a request went out and "
                   "no answer came (`got the request but gave no answer`: a write may have been carried out, and a "
-                  "submit says how to find or settle its ad; a read or a dry run says `a read: nothing was changed`); "
+                  "submit says how to find or settle its ad; a read or a dry run says `a read: nothing was changed`; "
+                  "one cut while the request was still being written says `nothing was done`); "
                   "or NATS closed the connection of `gamead worker` or `gamead serve` for good (a server error such "
                   "as `maximum payload violation`: the one line names it)"),
     (NOT_FOUND, "the ad (or DLQ entry) does not exist"),

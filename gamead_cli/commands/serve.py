@@ -10,6 +10,7 @@ Example: gamead serve --port 8080 --nats-url nats://127.0.0.1:4222
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import typer
@@ -18,14 +19,18 @@ import uvicorn
 from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import reach_nats, require_nats_url
 from gamead_core import collector
+from gamead_core.api.acceptor import AcceptingServer
 from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
+from gamead_core.fd_limit import connection_bound, raise_nofile
 from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
 from gamead_core.queue.preflight import refuse_partition_change
 from gamead_core.telemetry.tracing import check_tracing_env
+
+log = logging.getLogger("gamead_core.api")
 
 
 def serve(
@@ -35,6 +40,7 @@ def serve(
     nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL \\[nats.url].")] = None,
     give_up_after: GiveUpAfterOpt = None,
 ) -> None:
+    nofile = raise_nofile()  # first: the soft open-files limit up to the hard one (Go's runtime and nginx do it too)
     settings = settings_from(config, api={"host": host, "port": port},
                              nats={"url": nats_url, "give_up_after": give_up_after})
     check_serve_safety(settings)  # no open API on a network address by accident
@@ -44,19 +50,23 @@ def serve(
     # the port first, before NATS or the app: a taken api.port is one line and exit 5, with nothing started to stop
     # (uvicorn binds only after the app's start-up, and its shutdown after a failed bind hung for ever)
     listener = bind_listener(settings.api.host, settings.api.port, "api.port")
+    redis_pool = settings.redis.max_connections if settings.redis.url else 0
+    max_connections, line, low = connection_bound(nofile, settings.api.max_connections, redis_pool)
+    (log.warning if low else log.info)(line, extra={"max_connections": max_connections, "nofile": nofile})
     if settings.nats.give_up_after:  # wait for NATS, then exit 3: for a supervisor that wants to know
         asyncio.run(reach_nats(settings, url, role="api"))
     refuse_partition_change(settings, url)  # queue.partitions against a live queue: one line, exit 5
     app = create_app(settings, url)
     collector.tune()  # start-up is done: out of every later collection, and fewer collections (issue 14)
-    server = uvicorn.Server(
+    server = AcceptingServer(  # accept() failing for want of a descriptor: logged, room made (api.acceptor)
         uvicorn.Config(
             app,
             host=settings.api.host,
             port=settings.api.port,
             loop="uvloop",
             # httptools with bounded heads, a read timeout and JSON refusals (api.max_* and api.*_timeout)
-            http=bounded_protocol(HttpLimits.from_settings(settings.api)),
+            # and at most max_connections connections (api.max_connections: gamead_core.api.conn_cap)
+            http=bounded_protocol(HttpLimits.from_settings(settings.api, max_connections)),
             lifespan="on",
             access_log=False,
             log_config=None,

@@ -68,6 +68,7 @@ from gamead_cli.program import follow_up, gamead_program
 from gamead_core.api.auth import auth_required
 from gamead_core.datadir import DataDir
 from gamead_core.embedded import EmbeddedNats, authorization, stack_credentials, wait_for_listener
+from gamead_core.fd_limit import low_nofile_words, raise_nofile
 from gamead_core.logs import ConsoleLines
 from gamead_core.metrics_ports import WorkerMetricsPorts
 from gamead_core.port_claims import PortClaims
@@ -115,6 +116,7 @@ def up(
     ] = False,
 ) -> None:
     started_by = os.getppid()  # first thing: the parent --die-with-parent watches (gamead_cli.commands.up_parent)
+    nofile = raise_nofile()  # the soft open-files limit up to the hard one; every child inherits it
     from gamead_core.config import config_path
     from gamead_core.scaling.local import LocalScaler
     from gamead_core.telemetry.tracing import check_tracing_env
@@ -202,6 +204,8 @@ def up(
                 f"watched on http://127.0.0.1:{embedded.monitor_port}/healthz, "
                 f"its Go runtime on {go_procs} core(s) at once (GOMAXPROCS: {escape(go_why)})")
         say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
+        if low := low_nofile_words(nofile):  # its API bounds its connections by it (api.max_connections)
+            say(f"[yellow]![/] {escape(low)}")
         env = child_env(settings, nats_url)
         # The API shows the autoscaler's state with the same bounds; it never runs local workers itself.
         env["GAMEAD_AUTOSCALER__BACKEND"] = scaling.backend

@@ -12,6 +12,7 @@ Example: gamead worker --concurrency 8 --nats-url nats://127.0.0.1:4222
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ import uvloop
 from gamead_cli.options import ConfigOpt, GiveUpAfterOpt, settings_from
 from gamead_cli.runtime import install_stop_signals, reach_nats, require_nats_url, run_until_stopped
 from gamead_core import collector
+from gamead_core.fd_limit import low_nofile_words, raise_nofile
 from gamead_core.ids import WORKER_ID_RULE, is_worker_id
 from gamead_core.listen import bind_listener
 from gamead_core.logs import setup_logging
@@ -40,6 +42,7 @@ def worker(
     ] = None,
     give_up_after: GiveUpAfterOpt = None,
 ) -> None:
+    nofile = raise_nofile()  # first: the soft open-files limit up to the hard one (Go's runtime and nginx do it too)
     if worker_id is not None and not is_worker_id(worker_id):  # it is written into DLQ entries an export carries
         raise typer.BadParameter(f"{worker_id[:40]!r}: {WORKER_ID_RULE}", param_hint="--id")
     settings = settings_from(config, worker={"concurrency": concurrency, "metrics_port": metrics_port},
@@ -49,6 +52,8 @@ def worker(
     if settings.worker.metrics_port and settings.metrics.enabled:  # a taken port: one line, exit 5, before NATS
         bind_listener(settings.worker.metrics_host, settings.worker.metrics_port, "worker.metrics_port").close()
     setup_logging(settings.log, role="worker")
+    if low := low_nofile_words(nofile):  # said at start: each ad, NATS and Redis connection and scrape is a descriptor
+        logging.getLogger("gamead_core.worker").warning("worker: %s", low, extra={"nofile": nofile})
     setup_tracing("worker")  # only when OTEL_* variables ask for traces
     runtime = Worker(settings, url, worker_id=worker_id)
     collector.tune()  # start-up is done: out of every later collection, and fewer collections (issue 14)

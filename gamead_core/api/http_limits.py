@@ -72,11 +72,13 @@ class HttpLimits:
     read_timeout: float = 15.0
     max_body: int = 64 * 1024  #: ``api.max_body_bytes``
     max_batch_body: int = 2 * 1024 * 1024  #: ``api.batch_max_body_bytes`` (the batch route's)
+    max_connections: int = 0  #: ``api.max_connections`` in force (:mod:`gamead_core.api.conn_cap`); 0: unbounded
 
     @classmethod
-    def from_settings(cls, api: ApiSettings) -> HttpLimits:
+    def from_settings(cls, api: ApiSettings, max_connections: int = 0) -> HttpLimits:
+        """The limits of ``api``; ``max_connections``: the connection bound in force (0: none)."""
         return cls(api.max_request_line_bytes, api.max_header_bytes, api.max_headers, api.read_timeout,
-                   api.max_body_bytes, api.batch_max_body_bytes)
+                   api.max_body_bytes, api.batch_max_body_bytes, max_connections)
 
     def body_cap(self, url: bytes) -> tuple[int, str]:
         """The body cap of a request target (bytes) and the setting it comes from."""

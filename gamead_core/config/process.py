@@ -47,6 +47,10 @@ class ApiSettings(Section):
     keep_alive_timeout: float = Field(
         5.0, gt=0, le=HOUR, description="Seconds an idle keep-alive connection is kept open between two requests. At "
         "most 1 hour (3600 s).")
+    max_connections: int | None = Field(
+        None, ge=1, le=10_000_000, description="Most connections open at once; past it a new connection closes the one "
+        "waiting longest for a request (none in flight), or is answered 503 `too_many_connections`. Unset: the open-"
+        "files limit less 64 and `redis.max_connections` (at least 16). At most 10,000,000.")
     nats_unhealthy_after: float = Field(
         60.0, ge=1, le=DAY, description="`/healthz` fails once NATS has not answered for this many seconds (restart "
         "me); at least 1 s (a connection's ordinary reconnect must not fail the probe). At most 1 day (86400 s).")

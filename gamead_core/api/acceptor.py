@@ -1,0 +1,146 @@
+"""The API's accept loop: connections taken from the listening socket here, in Python, not by uvloop's server.
+
+Why: when accept() fails for want of a file descriptor (``EMFILE``: the process's open-files limit; ``ENFILE``:
+the system's), libuv accepts and at once closes every pending connection (its "EMFILE trick") and tells nobody:
+clients got resets and empty replies and the API's log said nothing for as long as a client held its sockets
+(attack29b F2); were the trick unavailable, uvloop would close the listener for good. Here such a failure:
+
+* closes the :data:`ROOM_PER_FAILURE` connections waiting longest for a request
+  (:func:`gamead_core.api.conn_cap.make_room`), and accepts again in the next loop turn, their descriptors free;
+* with none to close (every connection is serving a request), stops accepting for :data:`PAUSE_SECONDS` (a
+  level-triggered listener that cannot accept would otherwise spin a core): meanwhile new connections wait in the
+  kernel's listen backlog, they are not reset;
+* logs one WARNING line every few seconds at most, with the limit and the connections open.
+
+Each accepted socket becomes a transport with ``loop.connect_accepted_socket`` (uvloop's, as fast as its server's
+own once made); at most :data:`ACCEPTS_PER_TURN` are taken per loop turn, and at most as many wait for their
+transport, so requests in flight keep their turn and ``api.max_connections`` (counted once a transport is made)
+is not overrun by sockets accepted meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import resource
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from gamead_core.api.conn_cap import make_room, say
+
+log = logging.getLogger(__name__)
+
+#: seconds accepting stops after accept() failed for want of a descriptor
+PAUSE_SECONDS = 0.1
+#: connections accepted in one loop turn at most, and accepted sockets whose transport is still being made
+ACCEPTS_PER_TURN = 16
+#: waiting connections closed at most per accept() failed for want of a descriptor
+ROOM_PER_FAILURE = 16
+#: accept() errors that mean "no descriptor or memory for it now", not a broken listener
+_OUT_OF = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Acceptor:
+    """Accepts connections on a listening ``sock`` into protocols made by ``factory``, for uvicorn's
+    ``Server.servers`` (``close()``, ``wait_closed()``). ``server_state``: uvicorn's, whose ``connections`` are
+    counted and closed for room when accept() fails for want of a descriptor."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, factory: Callable[[], Any],
+                 server_state: Any) -> None:
+        self.loop, self.sock, self.factory, self.server_state = loop, sock, factory, server_state
+        self._starting: set[asyncio.Task[Any]] = set()
+        self._paused: asyncio.TimerHandle | None = None
+        self._closed = False
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        # the sockets accepted but not yet connections hold descriptors too: at most ACCEPTS_PER_TURN of them
+        for _ in range(ACCEPTS_PER_TURN - len(self._starting)):
+            try:
+                conn, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                self._out_of_descriptors(exc)
+                return
+            self._start(conn)
+
+    def _start(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as uvloop's own server sets it
+        except OSError:
+            pass
+        task = self.loop.create_task(self.loop.connect_accepted_socket(self.factory, conn))
+        self._starting.add(task)
+        task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[Any]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a client gone before its transport was made is no error (the transport
+            # closed its socket; the socket object, referenced by nothing else, goes with it)
+
+    def _out_of_descriptors(self, exc: OSError) -> None:
+        """accept() failed (``exc``): close up to :data:`ROOM_PER_FAILURE` waiting connections and accept again in
+        the next loop turn (their descriptors are free by then), or, with none to close, in :data:`PAUSE_SECONDS`;
+        say so (throttled)."""
+        now = self.loop.time()
+        open_now = len(self.server_state.connections) + len(self._starting)
+        closed = 0
+        if exc.errno in _OUT_OF:
+            while closed < ROOM_PER_FAILURE and make_room(self.server_state) is not None:
+                closed += 1
+            limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            say("accept_out_of_files", now, "accept failed: %s (open-files limit %d, %d connections open): %s",
+                exc.strerror or exc, limit, open_now,
+                f"closed the {closed} connection(s) waiting longest for a request to make room" if closed else
+                f"every connection is serving a request; new ones wait in the listen backlog (retried every "
+                f"{PAUSE_SECONDS:g}s)")
+        else:
+            say("accept_failed", now, "accept failed: %s (%d connections open); trying again in %gs",
+                exc.strerror or exc, open_now, PAUSE_SECONDS)
+        self.loop.remove_reader(self.sock.fileno())
+        self._paused = self.loop.call_later(0 if closed else PAUSE_SECONDS, self._resume)
+
+    def _resume(self) -> None:
+        self._paused = None
+        if not self._closed:
+            self.loop.add_reader(self.sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        """Stop accepting (the socket is closed by its owner)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._paused is not None:
+            self._paused.cancel()
+        else:
+            self.loop.remove_reader(self.sock.fileno())
+
+    async def wait_closed(self) -> None:
+        """Wait for the transports still being made."""
+        if self._starting:
+            await asyncio.gather(*self._starting, return_exceptions=True)
+
+
+class AcceptingServer(uvicorn.Server):
+    """uvicorn's server whose listening sockets are served by an :class:`Acceptor` each (module docstring)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # the lifespan's start-up; no server of uvloop's
+        config, loop = self.config, asyncio.get_running_loop()
+
+        def factory() -> asyncio.Protocol:
+            return config.http_protocol_class(config=config, server_state=self.server_state,  # type: ignore[call-arg]
+                                              app_state=self.lifespan.state, _loop=loop)
+
+        acceptors = [Acceptor(loop, sock, factory, self.server_state) for sock in sockets or []]
+        self.servers = acceptors  # type: ignore[assignment]  # close() and wait_closed(), all uvicorn asks of them
