@@ -11,8 +11,8 @@ from typing import Any
 def holds(report: Mapping[str, Any]) -> bool:
     """Does ``report`` exit 0? When every invariant holds and everything was read (``ok``), or when its only
     findings are warnings (``severity: "warning"``, ``redis_unwritable``: the ads still flow, so a script that
-    reads exit 1 as "invariants broken" is not paged for a full cache; review28 R3). ``registry_unwritable`` is an
-    error (no worker takes work while it lasts): exit 1."""
+    reads exit 1 as "invariants broken" is not paged for a full cache; review28 R3). ``registry_unwritable`` (no
+    worker takes work while it lasts) and ``store_unwritable`` (every submit is refused) are errors: exit 1."""
     if report.get("ok"):
         return True
     findings = report.get("findings") or []

@@ -163,6 +163,34 @@ def watch_nats(settings: GameadSettings, stack: UpStack, url: Callable[[], str],
                                name="gamead-up-nats-watch")
 
 
+def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Event,
+                    nats_ours: bool) -> asyncio.Task[None]:
+    """The readiness watch of the API (:mod:`gamead_core.scaling.ready_watch`): its ``/readyz`` unready for more
+    than ``registry.ttl`` is said once on the console, naming the failing checks (for storage, what to do: on
+    ``nats_ours``, the embedded nats-server's store dir and PID), and once when it is ready again."""
+    from pathlib import Path
+
+    from gamead_core.scaling.ready_watch import ReadyWatch, run_ready_watch
+
+    def who() -> str | None:
+        child = stack.sup.children.get(API_CHILD)
+        return None if child is None or not child.alive or child.pid is None else f"the API (pid {child.pid})"
+
+    def restart() -> str:
+        child = stack.sup.children.get(NATS_CHILD)
+        if not nats_ours or child is None or child.pid is None:
+            return "restart nats-server"
+        return f"restart nats-server (kill {child.pid}: gamead up starts it again)"
+
+    def tell(note: Any) -> None:
+        say(f"[green]✓[/] {escape(note.text)}" if note.good else f"[yellow]![/] {escape(note.text)}")
+
+    store = str(Path(settings.embedded.data_dir) / "jetstream") if nats_ours else None
+    watch = ReadyWatch(settings.registry.ttl, store, restart)
+    return asyncio.create_task(run_ready_watch(watch, f"http://127.0.0.1:{settings.api.port}/readyz", who, tell,
+                                               stop), name="gamead-up-ready-watch")
+
+
 def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None) -> str:
     """The console line of a child silent past ``ttl`` (``registry.ttl``, s): alive (its liveness endpoint
     answered) but unable to write its heartbeat (``error``: its log's last heartbeat error, if known), killed

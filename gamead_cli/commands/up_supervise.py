@@ -1,5 +1,5 @@
-"""``gamead up`` running: restart dead children, recover a dead worker's ads, run the autoscaler, the probe and
-the nats-server's watch until a stop signal; then drain the workers."""
+"""``gamead up`` running: restart dead children, recover a dead worker's ads, run the autoscaler, the probe, the
+nats-server's watch and the API's readiness watch until a stop signal; then drain the workers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from gamead_cli.commands.up_console import say, show_decision
-from gamead_cli.commands.up_liveness import start_probe, watch_nats
+from gamead_cli.commands.up_liveness import start_probe, watch_api_ready, watch_nats
 from gamead_cli.commands.up_logs import refused_start
 from gamead_cli.commands.up_signals import install_stop_handlers, request_stop, stop_requested, stop_signals
 from gamead_cli.commands.up_stack import UpStack
@@ -80,6 +80,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     refusal: ConfigError | None = None
     probe: asyncio.Task[None] | None = None
     watch = watch_nats(settings, stack, nats_health, stop) if nats_health else None
+    ready_watch = watch_api_ready(settings, stack, stop, nats_ours=nats_health is not None)  # attack29b F1
     try:
         task = None
         if autoscaling or recovery:
@@ -129,6 +130,7 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
             await probe  # it ends with stop: draining workers are never probed
         if watch is not None:
             await watch  # it ends with stop: the stopping nats-server is never killed by it
+        await ready_watch  # it ends with stop: a stopping API is never said unready
         await scaler.close()  # every worker drains, together with any scale-down still draining
         if refusal is not None:
             raise refusal

@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from gamead_cli.doctor_verdict import holds, warnings
-from gamead_cli.formats import ago, byte_size, clip, short_time
+from gamead_cli.formats import age, ago, byte_size, clip, short_time
 from gamead_cli.tui.view_figures import epoch, num
 
 
@@ -18,7 +18,8 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
                  replaying: str | None = None) -> Text:
     """The header line: API, nodes, workers, NATS (server, version, storage used; ``compact`` for terminals
     under 100 columns); ``READ-ONLY`` when the dashboard offers no actions (``gamead top --readonly``),
-    ``REPLAY <file>`` when it plays a recording, and ``doctor``'s last verdict (:func:`doctor_text`) once run."""
+    ``REPLAY <file>`` when it plays a recording, ``doctor``'s last verdict (:func:`doctor_text`) once run, and the
+    API's storage state while it is not ok (:func:`storage_text`)."""
     text = Text()
     text.append("gamead ", style="bold")
     if readonly:  # first: a narrow terminal cuts the end of this line
@@ -29,6 +30,9 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         text.append("PAUSED ", style="bold yellow")
     if doctor is not None:  # before the API's address: the verdict matters more and the line gets cut
         text.append_text(doctor)
+        text.append("  ")
+    if (storage := storage_text(stats)) is not None:  # every submit is refused meanwhile: as early (attack29b F1)
+        text.append_text(storage)
         text.append("  ")
     if not compact:
         text.append(api_url + "  ", style="dim")
@@ -60,6 +64,31 @@ def summary_text(stats: Mapping[str, Any] | None, api_url: str, *, paused: bool 
         else:
             text.append(f"down: {nats.get('error') or 'unknown'}", style="bold red")
         text.append(f"  at {short_time(stats.get('generatedAt'))} UTC", style="dim")
+    return text
+
+
+def storage_text(stats: Mapping[str, Any] | None) -> Text | None:
+    """``storage failing 4m12s: NATS did not answer in time`` (red) / ``storage degraded: …`` (yellow) /
+    ``storage unknown`` from ``/v1/stats`` ``storage`` (the API node's storage probe:
+    :meth:`gamead_core.queue.storage.StorageProbe.status`); None while it is ``ok`` or not said (an older API, NATS
+    not reached yet). ``failingForSeconds`` is the failure's age (an older API: ``forSeconds`` of a failing probe).
+    Pure."""
+    storage = (stats or {}).get("storage")
+    if not isinstance(storage, Mapping) or storage.get("state") in (None, "ok"):
+        return None
+    state = str(storage["state"])
+    text = Text(f"storage {state}", style="bold red" if state == "failing" else "yellow")
+    if state == "failing":
+        seconds = storage.get("failingForSeconds")
+        if seconds is None and storage.get("probe") == "failing":
+            seconds = storage.get("forSeconds")
+        if isinstance(seconds, (int, float)):
+            text.append(f" {age(seconds)}", style="bold red")
+        why = storage.get("detail") if storage.get("probe") == "failing" else storage.get("lastFailedWrite")
+    else:
+        why = storage.get("writeCheckRefused") if state == "degraded" else storage.get("detail")
+    if why:
+        text.append(f": {clip(str(why), 60)}", style="red" if state == "failing" else "yellow")
     return text
 
 

@@ -14,7 +14,8 @@ reports nothing.
 Cost, for a store of R records, B waiting ads (the work streams), D dead-lettered ads and F findings:
 
 * JetStream API calls: 3 (topology) + 5 × 2 × N (consumers and their subject counts, N = ``queue.partitions``) +
-  2 per listing (each work stream, records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + a direct get per record;
+  2 per listing (each work stream, records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + a direct get per record
+  + 4 (registry probe) + 2 × (N + 1) (the write check, :mod:`gamead_core.doctor.writable`; twice if it fails);
   + 1 registry listing when some delivery is ack-pending, and 5 × N + 1 more when more are than the live workers
   hold (:mod:`gamead_core.doctor.unheld`, a note); + 1 registry listing, and 5 per partition + 1 more when ads
   wait where no live worker pulls or a node's ``queue.partitions`` differs (:mod:`gamead_core.doctor.pullers`);
@@ -129,8 +130,9 @@ class Doctor:
             elif v.state == "limits":
                 add(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
         absent = {v.wanted.stream for v in missing if v.wanted.kind != "consumer"}
-        for code, items in (await writable.check(self.js, stats, self.settings.nats.request_timeout)).items():
-            for item, detail in items.items():  # JetStream takes the writes every node needs (attack27b F1)
+        for code, items in (await writable.check(self.js, stats, self.settings.nats.request_timeout, settle=settle,
+                                                 partitions=len(self._parts))).items():
+            for item, detail in items.items():  # JetStream takes the writes every node needs (attack27b F1, 29b F1)
                 add(found[code], item, detail)
         change = await ads_held(self.js, partition_change(self.settings.queue.partitions, snapshot.work_streams()))
         if change is not None:

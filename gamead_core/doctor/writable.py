@@ -1,5 +1,5 @@
-"""Whether JetStream takes the writes every node needs: its stores against their limits, and a write to the
-registry bucket (attack27b F1).
+"""Whether JetStream takes the writes every node needs: its stores against their limits, a write to the
+registry bucket (attack27b F1) and a write to each work stream and the ad bucket (attack29b F1).
 
 The registry bucket is a memory stream. With JetStream's memory store at its limit every put to it is refused
 (``insufficient resources``, code 10023) while reads go on: no node can write its heartbeat, every worker
@@ -11,7 +11,15 @@ ads holds. So the doctor says it as a finding (the exit code is 1), two ways:
   ``max_memory_store`` with no account limit, cannot be read by a client and is left to the probe);
 * ``registry_unwritable`` — :func:`probe_registry`: one write to the registry bucket on a key no node has
   (a body no reader decodes as a node), then purged; a refusal is said whatever refuses it, with JetStream's
-  memory use beside it.
+  memory use beside it;
+* ``store_unwritable`` — :func:`probe_store`: the API nodes' own write check
+  (:func:`gamead_core.queue.write_check.writes_stored`: one empty message in each work stream and in the ad bucket,
+  file storage, on a subject no consumer reads, purged at once), bounded by ``nats.request_timeout`` per write and
+  said only when it fails twice, ``settle`` seconds apart (a busy server's one slow answer is no finding). A full
+  disk is seen nowhere else: nats-server stops answering a stream's writes (``no space left on device``) while
+  it answers every read and ``account_info`` (no limit is reached), so every submit is refused while every
+  invariant of the ads holds; a file store at the server's ``max_file_store`` (which no client can read) refuses
+  with 10023 "insufficient resources". Each detail says what to do (:func:`unstored_line`).
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from nats.js import JetStreamContext
 
 from gamead_core import names
 from gamead_core.doctor.model import ReadStats
-from gamead_core.errors import error_text
+from gamead_core.errors import GameadError, StorageFailed, error_text
+from gamead_core.queue.write_check import check_targets, writes_stored
 
 #: The key of the doctor's write probe in the registry bucket (never a node's: node keys are node ids).
 PROBE_KEY = "gamead-doctor-write-probe"
@@ -100,9 +109,49 @@ async def probe_registry(js: JetStreamContext, stats: ReadStats, timeout: float)
     return None
 
 
-async def check(js: JetStreamContext, stats: ReadStats, timeout: float) -> dict[str, dict[str, str]]:
-    """Finding code → item → detail for what refuses writes: ``store_full`` (item ``memory``/``file``) and
-    ``registry_unwritable`` (item ``registry bucket``). Never raises."""
+def unstored_line(why: str, refused: bool, timeout: float) -> str:
+    """The ``store_unwritable`` detail: ``why`` the write check's write was not stored (naming the stream),
+    ``refused``: JetStream answered with a storage refusal (else it did not answer within ``timeout`` s), and what
+    to do about each (README "JetStream's storage is full"). Pure."""
+    if refused:
+        cause = (f"{why}: JetStream's file store is at a limit (the server's max_file_store, the account's "
+                 "max_storage) or its disk is full")
+        fix = ("free room (dead letters no longer needed: gamead dlq export, then gamead dlq purge; other streams; "
+               "other files on the disk of nats-server's store directory) or raise the limit: writes are stored "
+               "again as soon as there is room")
+    else:
+        cause = (f"JetStream did not store a write in {timeout:g} s: {why}: on a full disk nats-server stops "
+                 "answering a stream's writes (its log says 'no space left on device') and keeps refusing them "
+                 "until it restarts")
+        fix = ("free space on the disk of nats-server's store directory (gamead up's: DATA_DIR/jetstream), then "
+               "restart nats-server (one server at a time in a cluster; under gamead up, kill -9 its pid from "
+               "gamead-up.json and up restarts it)")
+    return f"{cause}; every submit is refused (503) meanwhile. What to do: {fix}"
+
+
+async def probe_store(js: JetStreamContext, stats: ReadStats, timeout: float, partitions: int) -> str | None:
+    """One write check of the work streams (``partitions`` of them) and the ad bucket (module doc), ``timeout``
+    seconds per write. Returns None when every target answered (a stream full or missing is another check's
+    finding) or NATS is not connected (the rest of the run says it), else the :func:`unstored_line` detail."""
+    stats.api_calls += 2 * len(check_targets(partitions))  # a publish and a purge each, at most
+    try:
+        await writes_stored(js, partitions, timeout)
+    except StorageFailed as exc:
+        return unstored_line(exc.message, True, timeout)
+    except GameadError as exc:
+        if not js._nc.is_connected:
+            return None
+        return unstored_line(exc.message, False, timeout)
+    except Exception as exc:  # noqa: BLE001 - not a NATS error (translated above): said as what it is
+        return None if not js._nc.is_connected else unstored_line(error_text(exc), False, timeout)
+    return None
+
+
+async def check(js: JetStreamContext, stats: ReadStats, timeout: float, *, partitions: int = 1,
+                settle: float = 0.0) -> dict[str, dict[str, str]]:
+    """Finding code → item → detail for what refuses writes: ``store_full`` (item ``memory``/``file``),
+    ``registry_unwritable`` (item ``registry bucket``) and ``store_unwritable`` (item ``file store``: the write
+    check failed twice, ``settle`` s apart). ``timeout``: seconds per probe write. Never raises."""
     info = await account(js, stats)
     used = int(getattr(info, "memory", 0) or 0)
     full: dict[str, str] = {}
@@ -115,7 +164,12 @@ async def check(js: JetStreamContext, stats: ReadStats, timeout: float) -> dict[
         out["store_full"] = full
     if refused is not None:
         out["registry_unwritable"] = {"registry bucket": refusal_line(refused[0], used, refused[1])}
+    if await probe_store(js, stats, timeout, partitions) is not None:
+        await asyncio.sleep(settle)
+        if (unstored := await probe_store(js, stats, timeout, partitions)) is not None:
+            out["store_unwritable"] = {"file store": unstored}
     return out
 
 
-__all__ = ["INSUFFICIENT_RESOURCES", "PROBE_KEY", "check", "probe_registry", "refusal_line", "store_use"]
+__all__ = ["INSUFFICIENT_RESOURCES", "PROBE_KEY", "check", "probe_registry", "probe_store", "refusal_line",
+           "store_use", "unstored_line"]

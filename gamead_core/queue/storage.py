@@ -114,6 +114,7 @@ class StorageProbe:
         self._last = 0.0
         self._wake = asyncio.Event()
         self._write_failure: tuple[float, str] | None = None  #: (when, why) the node's last write failed
+        self._held_since = 0.0  #: when the held write failure began (its first failed write)
         #: ``write_check()`` returns once every target answered (the refusals, ``"<stream>: <why>"``; raises
         #: ``GameadError`` if a write was not stored): what clears a held write failure after
         #: :data:`WRITE_FAILURE_HOLD`; without one (tests of the rule), the hold's end does
@@ -141,6 +142,8 @@ class StorageProbe:
             return
         first = self._write_failure is None
         self._write_failure = (self._clock(), error.message)
+        if first:
+            self._held_since = self._write_failure[0]
         self._generation += 1
         self._checks_failed, self._check_at, self.refused = 0, 0.0, None
         if first:
@@ -291,10 +294,13 @@ class StorageProbe:
 
     def status(self) -> dict[str, object]:
         """The ``storage`` section of ``/v1/stats``; ``state`` as :meth:`readiness` says it: ``unknown``, ``ok``,
-        ``degraded`` or ``failing``."""
+        ``degraded`` or ``failing``; ``forSeconds``: the probe's state's age; ``failingForSeconds`` (None unless
+        failing): since the probe or a held write failure began failing (the earlier), what ``gamead top`` shows."""
         failed = self._failed_write()
         state = "failing" if failed else "degraded" if self.state == "ok" and self.refused else self.state
+        starts = [*([self.since] if self.state == "failing" else []), *([self._held_since] if failed else [])]
         return {"state": state, "probe": self.state, "detail": self.detail,
                 "forSeconds": round(self._clock() - self.since, 1), "lastFailedWrite": failed,
+                "failingForSeconds": round(self._clock() - min(starts), 1) if starts else None,
                 "writeCheckRefused": self.refused,
                 "probeIntervalSeconds": self.interval, "probes": self.probes}

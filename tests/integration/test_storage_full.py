@@ -37,7 +37,16 @@ from nats.js.api import DiscardPolicy, StreamConfig
 
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, ad, assert_doctor_clean, start_api, start_worker, wait_for, wait_terminal
+from tests.support import (
+    Proc,
+    ad,
+    assert_doctor_clean,
+    doctor_report,
+    start_api,
+    start_worker,
+    wait_for,
+    wait_terminal,
+)
 
 FAST = {"GAMEAD_API__STORAGE_PROBE_INTERVAL": "0.5", "GAMEAD_QUEUE__MAX_BYTES": "-1",
         "GAMEAD_RECORDS__MAX_BYTES": "-1", "GAMEAD_JOBS__MAX_BYTES": "-1",  # reserved from the small store
@@ -247,6 +256,12 @@ def test_a_full_disk_fails_readyz_charges_no_attempt_and_after_a_nats_restart_ev
             body = wait_for(lambda: "a write check failed too" in (r := readyz(client))["checks"]["storage"] and r,
                             timeout=40, what="the write check to fail past the hold")
             assert body["httpStatus"] == 503, body
+            # attack29b F1: gamead doctor said "every invariant holds" here; its own write check goes unanswered
+            report = doctor_report(url, settle=0)
+            (finding,) = [f for f in report["findings"] if f["kind"] == "store_unwritable"]  # type: ignore[union-attr]
+            detail = finding["details"]["file store"]
+            assert detail.startswith("JetStream did not store a write in 1 s: NATS did not answer in time (")
+            assert "then restart nats-server" in detail and not report["ok"], detail
 
             ballast.unlink()  # the operator frees space, then restarts nats-server (same data, same port)
             server.stop()
@@ -366,7 +381,6 @@ def test_a_check_message_stored_late_is_never_counted_and_is_purged_after_a_reco
     from gamead_core.queue.storage import StorageProbe
     from gamead_core.queue.topology import ensure_topology
     from gamead_core.queue.write_check import CHECK_TOKEN, purge_checks
-    from tests.support import doctor_report
 
     subject = f"{names.work_subject_prefix(0)}.{CHECK_TOKEN}"
     server = EmbeddedNats(tmp_path / "nats").start()
@@ -463,7 +477,6 @@ def test_a_check_message_is_no_ad_held_to_the_topology_watch_the_start_check_or_
     from gamead_core.queue.preflight import check_partitions
     from gamead_core.queue.topology import check_topology, ensure_topology
     from gamead_core.queue.write_check import check_subject
-    from tests.support import doctor_report
 
     server = EmbeddedNats(tmp_path / "nats").start()
     try:

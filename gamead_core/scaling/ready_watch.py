@@ -1,0 +1,151 @@
+"""The readiness watch of ``gamead up``'s API: an API unready for longer than ``registry.ttl`` is said once on the
+console, naming what fails, and once when it is ready again (attack29b F1).
+
+The liveness probe (:mod:`gamead_core.scaling.probe`) and the nats-server's watch
+(:mod:`gamead_core.scaling.nats_watch`) ask whether a child is *alive*. An API that is alive can still refuse
+every submit for minutes: on a full disk JetStream stops answering writes while nats-server's ``/healthz`` and the
+API's own ``/healthz`` keep answering, and ``/readyz`` says ``storage: failing: NATS did not answer in time (for
+252 s)``; the console said nothing for 7 minutes. So the API's ``/readyz`` (served from memory) is asked every
+:data:`WATCH_EVERY` s. Unready answers (503) for more than ``ttl`` s in a row are said once, with every check that
+fails (:func:`unready_line`; for storage, what to do); the first ready answer after that is said once
+(:func:`ready_line`). No answer at all (a refused connection, a timeout) counts neither way: a silent API is the
+liveness probe's to judge. :class:`ReadyWatch` decides (pure, clocked by the caller); :func:`run_ready_watch` asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from gamead_core.scaling.answers import ANSWER_TIMEOUT, liveness_client
+from gamead_core.scaling.nats_watch import Note
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two questions to the API's ``/readyz``.
+WATCH_EVERY = 1.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One answer of ``/readyz``: ``ready`` (200; None: no answer, not counted) and ``failing`` (each check that
+    fails → its text, in the API's order)."""
+
+    ready: bool | None
+    failing: Mapping[str, str] = field(default_factory=dict)
+
+
+class ReadyWatch:
+    """Whether the API has been unready for more than ``ttl`` s (``registry.ttl``), from one reading at a time
+    (:meth:`observe`). ``store_dir``: where the embedded nats-server keeps its store (None: NATS is not ours);
+    ``restart()``: how to restart nats-server, for the storage advice."""
+
+    def __init__(self, ttl: float, store_dir: str | None = None,
+                 restart: Callable[[], str] = lambda: "restart nats-server") -> None:
+        self.ttl = ttl
+        self.store_dir = store_dir
+        self.restart = restart
+        self._since: float | None = None  #: monotonic: the first unready reading of the present spell
+        self._said = False  #: the present spell was said on the console
+
+    def observe(self, reading: Reading, now: float, who: str = "the API") -> Note | None:
+        """One reading at monotonic ``now``; ``who`` names the API in the line (``the API (pid 123)``). Returns the
+        console line to say, or None. Pure but for ``restart()``."""
+        if reading.ready is None:
+            return None
+        if reading.ready:
+            note = Note(True, ready_line(who, now - self._since)) if self._said and self._since is not None else None
+            self._since, self._said = None, False
+            return note
+        if self._since is None:
+            self._since = now
+        if self._said or now - self._since <= self.ttl:
+            return None
+        self._said = True
+        return Note(False, unready_line(who, now - self._since, self.ttl, reading.failing, self.store_dir,
+                                        self.restart() if "storage" in reading.failing else ""))
+
+
+def unready_line(who: str, seconds: float, ttl: float, failing: Mapping[str, str], store_dir: str | None = None,
+                 restart: str = "restart nats-server") -> str:
+    """The console line of an API unready for ``seconds`` (past ``ttl``, ``registry.ttl``): each failing check
+    and its text; for ``storage``, what to do (README "JetStream's storage is full"). Pure."""
+    checks = "; ".join(f"{name}: {text}" for name, text in failing.items()) or "no check named"
+    line = (f"{who} has answered /readyz 503 (unready) for {seconds:.1f}s (registry.ttl {ttl:g}s): {checks}. "
+            "It refuses submits (503) meanwhile")
+    if "storage" in failing:
+        where = f" ({store_dir})" if store_dir else ""
+        line += (f"; JetStream does not store writes: free space on the disk of nats-server's store{where}, then "
+                 f"{restart} (a full disk leaves a stream refusing writes until nats-server restarts; a store at "
+                 "max_file_store recovers once room is freed); gamead doctor says more")
+    return line
+
+
+def ready_line(who: str, seconds: float) -> str:
+    """The console line of an API ready again after ``seconds`` unready. Pure."""
+    return f"{who} is ready again after {seconds:.1f}s unready (/readyz answered 200)"
+
+
+def reading_of(status: int, body: object) -> Reading:
+    """The :class:`Reading` of a ``/readyz`` answer: 200 is ready, 503 unready with the failing checks of its
+    ``error.details`` (every check, ``ok``/``degraded`` ones left out) or ``checks``; any other status is no
+    reading. Pure."""
+    if status == 200:
+        return Reading(True)
+    if status != 503:
+        return Reading(None)
+    checks = body.get("checks") if isinstance(body, Mapping) else None
+    failing = {str(k): str(v) for k, v in (checks or {}).items()
+               if isinstance(v, str) and v != "ok" and not v.startswith("degraded") and v != "disabled"
+               and k not in ("redis", "registry")}  # as /readyz: redis and registry never make a node unready
+    return Reading(False, failing)
+
+
+async def ask_ready(client: httpx.AsyncClient, url: str, timeout: float = ANSWER_TIMEOUT) -> Reading:
+    """GET ``url`` (the API's ``/readyz``) within ``timeout`` s: its :class:`Reading`. Never raises (but
+    :class:`asyncio.CancelledError`)."""
+    try:
+        async with asyncio.timeout(timeout):
+            answer = await client.get(url)
+            body = answer.json() if answer.status_code == 503 else None
+    except Exception:  # noqa: BLE001 - no answer, or not JSON: not counted (the liveness probe judges)
+        return Reading(None)
+    return reading_of(answer.status_code, body)
+
+
+async def run_ready_watch(watch: ReadyWatch, url: str, who: Callable[[], str | None], say: Callable[[Note], None],
+                          stop: asyncio.Event, *, every: float = WATCH_EVERY,
+                          check: Callable[[str], Awaitable[Reading]] | None = None,
+                          clock: Callable[[], float] = time.monotonic) -> None:
+    """Every ``every`` s until ``stop``: ``who()`` (``the API (pid N)``; None while it is not running: skipped),
+    ``check(url)`` (by default :func:`ask_ready` with one :func:`liveness_client` for the watch's life) and
+    :meth:`ReadyWatch.observe`; ``say(note)`` each line. Never raises (a failing step is logged)."""
+    client = liveness_client() if check is None else None
+    asking = check or (lambda u: ask_ready(client, u))  # type: ignore[arg-type]
+    try:
+        while not stop.is_set():
+            try:
+                if (name := who()) is not None:
+                    reading = await asking(url)
+                    if not stop.is_set() and (note := watch.observe(reading, clock(), name)) is not None:
+                        say(note)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the watch must outlive any one bad step
+                log.exception("API readiness watch: a step failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every)
+            except TimeoutError:
+                pass
+    finally:
+        if client is not None:
+            await client.aclose()
+
+
+__all__ = ["WATCH_EVERY", "ReadyWatch", "Reading", "ask_ready", "reading_of", "ready_line", "run_ready_watch",
+           "unready_line"]
