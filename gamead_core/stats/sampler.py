@@ -235,11 +235,8 @@ class QueueSampler:
                       {lv: p.estimate for lv, p in level_wait.items() if p.estimate is not None})
 
     def _append(self, sample: Sample) -> None:
-        """Add ``sample`` to the ring and derive what readers use: the history series and the rates. Only the
-        newest sample keeps the registry's entries (``reading.nodes``: every reader takes them from the last one);
-        the one before gives them up as this one comes (attack29b F6: the ring held ``keep`` (600) listings,
-        ~25 KB each with two workers, so ``gamead up``'s autoscaler, sampling every 5 s, grew 0.3 MB a minute for
-        50 minutes, and a node's memory grew with the fleet: 600 × 64 workers' entries)."""
+        """Add ``sample`` to the ring and derive what readers use: the history series and the rates. Only the newest
+        sample keeps ``reading.nodes`` (readers take the last one's): the ring held 600 listings (attack29b F6)."""
         prev = self.ring[-1] if self.ring else None
         if prev is not None and prev.reading.nodes:
             prev = self.ring[-1] = replace(prev, reading=replace(prev.reading, nodes=()))
