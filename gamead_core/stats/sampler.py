@@ -1,22 +1,22 @@
 """The one sampler: reads the queue every ``interval`` seconds and derives every figure shown of it.
 
-:class:`QueueSampler` takes a :class:`~gamead_core.stats.reading.QueueReading` per tick (plus, for
-``/v1/stats``, the DLQ's size, the ad-record bucket and the account's storage use: ``sections=True``),
-keeps a ring of the last ``keep`` samples and derives the rates over the last minute with the pure
-functions of :mod:`gamead_core.stats.rates`. It is the one source of truth: ``/v1/stats`` (and so
-``gamead top``) renders it (:mod:`gamead_core.stats.document`), and the autoscaler decides on it and records
-the same figures in ``/v1/scale``'s ``observed``.
+:class:`QueueSampler` takes a :class:`~gamead_core.stats.reading.QueueReading` per tick (plus, for ``/v1/stats``,
+the DLQ's size, the ad-record bucket and the account's storage use: ``sections=True``), keeps a ring of the last
+``keep`` samples (the registry's entries in the newest only) and derives the rates over the last minute with the pure
+functions of :mod:`gamead_core.stats.rates`. It is the one source of truth: ``/v1/stats`` (and so ``gamead top``)
+renders it (:mod:`gamead_core.stats.document`), and the autoscaler decides on it and records the same figures in
+``/v1/scale``'s ``observed``.
 
-Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples are known; while the sampler
-is younger than that, over the samples it has: :attr:`QueueSampler.rate_window` says how many seconds):
+Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples are known; while the sampler is younger
+than that, over the samples it has: :attr:`QueueSampler.rate_window` says how many seconds):
 
 * ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one);
 * ``completedPerSec`` / ``retriedPerSec`` / ``deadLetteredPerSec``: Δ of the workers' ``processed``,
   ``failed − dead`` (failed attempts to be retried) and ``dead`` (ads dead-lettered) counters from the registry, turned into totals that only grow (:class:`~gamead_core.stats.rates.MonotonicTotal`), so a
   worker that restarts or leaves never makes a rate negative;
-* ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_capacity` — the completion rate per worker
-  while ads were pending at every sample of the window, else Little's law from the heartbeats capped by the
-  CPU each worker spends per ad (``cpuPerAdMs``); which rule gave it is :attr:`QueueSampler.per_worker_basis`.
+* ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_capacity` — the completion rate per worker while ads
+  were pending at every sample of the window, else Little's law from the heartbeats capped by the CPU each worker
+  spends per ad (``cpuPerAdMs``); which rule gave it is :attr:`QueueSampler.per_worker_basis`.
 """
 
 from __future__ import annotations
@@ -235,8 +235,7 @@ class QueueSampler:
                       {lv: p.estimate for lv, p in level_wait.items() if p.estimate is not None})
 
     def _append(self, sample: Sample) -> None:
-        """Add ``sample`` to the ring and derive what readers use: the history series and the rates. Only the newest
-        sample keeps ``reading.nodes`` (readers take the last one's): the ring held 600 listings (attack29b F6)."""
+        """Add ``sample`` to the ring; derive the history series and rates. Only the newest keeps its nodes (F6)."""
         prev = self.ring[-1] if self.ring else None
         if prev is not None and prev.reading.nodes:
             prev = self.ring[-1] = replace(prev, reading=replace(prev.reading, nodes=()))
@@ -301,13 +300,10 @@ class QueueSampler:
         if not isinstance(records, BaseException):
             self.records = records_section(records)
         if not isinstance(account, BaseException) and account is not None:
-            self.account = {
-                "memoryBytes": account.memory, "fileBytes": account.storage,
-                "maxMemoryBytes": account.limits.max_memory, "maxFileBytes": account.limits.max_storage,
-                "streams": account.streams, "consumers": account.consumers,
-                # read every ACCOUNT_EVERY samples only: when, so a reader can say how old the figure is
-                "sampledAt": utc_iso(self.clock()),
-            }
+            self.account = {  # read every ACCOUNT_EVERY samples only: sampledAt says how old the figure is
+                "memoryBytes": account.memory, "fileBytes": account.storage, "maxMemoryBytes": account.limits.max_memory,
+                "maxFileBytes": account.limits.max_storage, "streams": account.streams, "consumers": account.consumers,
+                "sampledAt": utc_iso(self.clock())}
         return errors
 
     async def _dlq_info(self, js: JetStreamContext) -> tuple[int, int]:
