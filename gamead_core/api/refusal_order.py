@@ -128,6 +128,21 @@ class InOrderRefusals(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.flow = HeldFlow(self.transport, self._reading_changed)  # the cycles get it from here, as they are made
+        if hasattr(self.transport, "before_close"):  # gamead_core.api.turn_writes.OneWritePerTurn
+            self.transport.before_close = self._linger_if_unread
+
+    def _linger_if_unread(self) -> bool:
+        """The application answered a request whose body is still coming and the connection is to close (the
+        client sent ``Connection: close``; e.g. a 413 for a declared body over the cap): close with a linger, as a
+        refusal does, and answer True (the close is taken over). A plain close with the body unread made the
+        kernel reset the connection, so a client still writing its body (urllib, which sends ``Connection:
+        close``) never read the answer (attack29b F4). False when nothing is unread, or already lingering."""
+        cycle = self.cycle
+        if self._lingering or cycle is None or not cycle.more_body or self.transport.is_closing():
+            return False
+        self._deadline = self._read_left = None
+        self._linger()
+        return True
 
     def _reading_changed(self, reading: bool) -> None:
         """Reading was paused (``False``) or resumed (``True``) by the server (the subclass stops its deadline)."""
@@ -219,9 +234,14 @@ class InOrderRefusals(HttpToolsProtocol):
         self._deadline = self._read_left = None
         self._unset_keepalive_if_required()  # armed when the last earlier answer completed
         self.transport.write(refusal.encode(self.server_state.default_headers))
+        self._linger()
+
+    def _linger(self) -> None:
+        """A lingering close: what arrives is read and dropped (``data_received``), the write side is shut after the
+        answer (the client reads it, then EOF), and the connection closes :data:`LINGER_SECONDS` later."""
         self._lingering = True
         self.flow.held = False
         self.flow.resume_reading()
         if self.transport.can_write_eof():
-            self.transport.write_eof()  # the client reads the answer, then EOF
+            self.transport.write_eof()
         self._linger_timer = self.loop.call_later(LINGER_SECONDS, self._close_within_bound)

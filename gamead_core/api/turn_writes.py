@@ -23,6 +23,7 @@ yet written.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 #: bytes kept in one turn at which they are written at once (a response's head and JSON body are far below)
@@ -33,7 +34,7 @@ class OneWritePerTurn:
     """``transport`` (a connected :class:`asyncio.Transport`) whose :meth:`write` calls of one loop turn go out
     as one write, sent by a ``loop.call_soon`` callback (module doc). Not thread-safe, as the transport."""
 
-    __slots__ = ("_transport", "_loop", "_kept", "_size", "_eof")
+    __slots__ = ("_transport", "_loop", "_kept", "_size", "_eof", "before_close")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -41,6 +42,8 @@ class OneWritePerTurn:
         self._kept: list[bytes] = []  #: this turn's writes, in order
         self._size = 0  #: their bytes
         self._eof = False  #: write_eof was called: nothing more can be sent
+        #: asked at :meth:`close`: True when the protocol takes the close over (a lingering close, which closes later)
+        self.before_close: Callable[[], bool] | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Keep ``data`` (bytes-like) for this turn's write; the first of a turn schedules it. Written at once
@@ -62,6 +65,8 @@ class OneWritePerTurn:
             self._transport.writelines(kept)  # one call, not joined: a large body is not copied again
 
     def close(self) -> None:
+        if self.before_close is not None and self.before_close():
+            return
         self.send_kept()
         self._transport.close()
 
