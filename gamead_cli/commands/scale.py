@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +20,15 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from gamead_cli.formats import command_text, empty_text, plain, short_time, short_window, time_column
+from gamead_cli.formats import (
+    RATE_WINDOW_SECONDS,
+    command_text,
+    empty_text,
+    plain,
+    short_time,
+    short_window,
+    time_column,
+)
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
 from gamead_cli.output import emit
 from gamead_cli.program import follow_up
@@ -129,6 +138,23 @@ def _decisions_table(decisions: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _epoch(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value)).timestamp() if value else None
+    except ValueError:
+        return None
+
+
+def short_why(doc: dict[str, Any]) -> str:
+    """Why the leader's rates (``observed``) cover under a minute: ``the leader restarted`` when it has led for less
+    than a minute before they were sampled (its sampler is that young), else ``samples missing: …`` (its sampler is
+    older, but could not read the queue or the registry for part of the minute). Pure."""
+    since, at = _epoch((doc.get("leader") or {}).get("since")), _epoch((doc.get("observed") or {}).get("sampledAt"))
+    if since is not None and at is not None and at - since >= RATE_WINDOW_SECONDS:
+        return "samples missing: the leader could not read the queue or the registry for part of it"
+    return "the leader restarted"
+
+
 def status_view(doc: dict[str, Any]) -> RenderableType:
     """``GET /v1/scale`` for people: the facts, then the last decisions, newest first."""
     facts = Table.grid(padding=(0, 2))
@@ -161,10 +187,9 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
             f"{_seconds(obs.get('oldestAgeSeconds'))}, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
-        short = short_window(obs.get("windowSeconds"))  # the rates above: a leader's sampler younger than a minute
+        short = short_window(obs.get("windowSeconds"))  # the rates above: under a minute of the leader's samples
         if short:
-            facts.add_row("rates over", Text(f"{short} (under a minute of samples: the leader restarted)",
-                                             style="yellow"))
+            facts.add_row("rates over", Text(f"{short} (under a minute of samples: {short_why(doc)})", style="yellow"))
     updated = Text(f"{short_time(doc.get('updatedAt'))} UTC")
     if doc.get("stale"):
         updated.append("  (stale: no leader is recording)", style="yellow")

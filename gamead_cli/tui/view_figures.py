@@ -31,15 +31,44 @@ def ms(value: float | None) -> str:
     return f"{value / 1000:.2f}s"
 
 
-def approx_ms(value: float | None) -> str:
+def approx_ms(value: float | None, bucket: Any = None) -> str:
     """An estimate read off histogram buckets (ms), as ``≈31s`` / ``≈400ms`` / ``≈0.38ms``: ``≈`` and 2
-    significant digits, all a bucket supports (``ms()`` would print ``31.03s`` as if exact)."""
+    significant digits, all a bucket supports (``ms()`` would print ``31.03s`` as if exact). ``≤0.25ms`` when
+    ``bucket`` (:func:`estimate_bucket`: ``[lo, hi]`` ms) starts at 0: all the counts know is that the figure is at
+    most ``hi`` (Prometheus' ``le``, or the largest value observed), and an interpolation inside (half the bucket
+    when analyses of 0.1-2 ms fell in one of 0-5 ms: ``≈2.5ms``, attack29a F5) is a value nothing measured."""
     if value is None:
         return "-"
+    if isinstance(bucket, Sequence) and len(bucket) == 2 and bucket[0] == 0 and _number(bucket[1]) and bucket[1] > 0:
+        return f"≤{_sig2(bucket[1], up=True)}"
     if value <= 0:
         return "≈0ms"
-    shown = round(value, 1 - math.floor(math.log10(value)))
-    return f"≈{shown:g}ms" if shown < 1000 else f"≈{shown / 1000:g}s"
+    return f"≈{_sig2(value)}"
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _sig2(value: float, *, up: bool = False) -> str:
+    """``0.38ms``, ``400ms``, ``31s``: ``value`` (ms, > 0) to 2 significant digits (rounded ``up``: a bound)."""
+    digits = 1 - math.floor(math.log10(value))
+    shown = math.ceil(round(value * 10**digits, 6)) / 10**digits if up else round(value, digits)
+    return f"{shown:g}ms" if shown < 1000 else f"{shown / 1000:g}s"
+
+
+def estimate_bucket(p: Any, name: str) -> Any:
+    """The ``[lo, hi]`` ms percentile ``name`` is known to lie in: its bucket (``estimate.bucketMs``) of a
+    ``/v1/stats`` latency figure or of an estimate itself (a level's ``waitP95Estimate``), ``hi`` lowered to the
+    largest value observed (``observedMs``) when that is less; None when absent (an exact figure, an older API)."""
+    est = (p.get("estimate") if "bucketMs" not in p else p) if isinstance(p, Mapping) else None
+    buckets = est.get("bucketMs") if isinstance(est, Mapping) else None
+    found = buckets.get(name) if isinstance(buckets, Mapping) else None
+    seen = est.get("observedMs") if isinstance(est, Mapping) else None
+    if isinstance(found, list) and len(found) == 2 and isinstance(seen, list) and len(seen) == 2 \
+            and _number(seen[1]) and (not _number(found[1]) or seen[1] < found[1]):
+        return [found[0], seen[1]]
+    return found
 
 
 Verdict = Literal["within", "over", "unsure"]

@@ -11,7 +11,7 @@ from typing import Any
 from rich.text import Text
 
 from gamead_cli.formats import age, clip, plain, span, window_words
-from gamead_cli.tui.view_figures import approx_ms, num, rate, series, wait_verdict
+from gamead_cli.tui.view_figures import approx_ms, estimate_bucket, num, rate, series, wait_verdict
 
 LEVELS = (1, 2, 3, 4, 5)
 
@@ -33,7 +33,7 @@ class LevelRow:
 def wait_p95_text(row: LevelRow) -> Text:
     """A level's WAIT P95 cell: ``≈31s``; red when over its MAX WAIT, ``≈56s?`` in yellow when unsure."""
     verdict = wait_verdict(row.wait_p95, row.horizon, row.wait_estimate)
-    shown = approx_ms(row.wait_p95) + ("?" if verdict == "unsure" else "")
+    shown = approx_ms(row.wait_p95, estimate_bucket(row.wait_estimate, "p95")) + ("?" if verdict == "unsure" else "")
     return Text(shown, style={"over": "bold red", "unsure": "yellow"}.get(verdict, ""))
 
 
@@ -112,7 +112,7 @@ def queue_title(stats: Mapping[str, Any] | None, history_seconds: float, *, comp
     minute, ``latency.queueWaitMs.p95``; how far back the depth sparklines reach, ``history_seconds``) and the
     levels that could not be read. ``compact`` (a narrow panel): ``queue (5 min) · wait p95 25ms``."""
     wait = ((stats or {}).get("latency") or {}).get("queueWaitMs") or {}
-    p95 = f"wait p95 {approx_ms(wait.get('p95') if isinstance(wait, Mapping) else None)}"
+    p95 = f"wait p95 {approx_ms(wait.get('p95'), estimate_bucket(wait, 'p95')) if isinstance(wait, Mapping) else '-'}"
     title = (f"queue ({span(history_seconds)}) · {p95}" if compact
              else f"queue{partitions_note(stats)} · {p95} · depth: last {span(history_seconds)}")
     return title + unreadable_note(stats)  # the levels whose figures show "-", and why
@@ -149,8 +149,11 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
     wait = lat.get("queueWaitMs") or {}
     proc = lat.get("processingMs") or {}
 
+    def est(p: Mapping[str, Any], name: str) -> str:  # ≤0.25ms when in the lowest bucket (approx_ms)
+        return approx_ms(p.get(name), estimate_bucket(p, name))
+
     def pct(p: Mapping[str, Any]) -> str:
-        return f"p50 {approx_ms(p.get('p50'))} · p99 {approx_ms(p.get('p99'))}"
+        return f"p50 {est(p, 'p50')} · p99 {est(p, 'p99')}"
 
     # rates and percentiles are over the last minute (the API's window); "ack pending" is the value now
     return [
@@ -159,8 +162,8 @@ def metric_rows(stats: Mapping[str, Any] | None) -> list[MetricRow]:
         # failed attempts that will be retried (attempts: an ad may fail several) apart from ads dead-lettered
         MetricRow("retried", "retried", rate(rates.get("retriedPerSec")), series(hist.get("retriedPerSec"))),
         MetricRow("dead", "dead", rate(rates.get("deadLetteredPerSec")), series(hist.get("deadLetteredPerSec"))),
-        MetricRow("wait", "wait p95", approx_ms(wait.get("p95")), series(hist.get("queueWaitP95Ms")), pct(wait)),
-        MetricRow("proc", "proc p95", approx_ms(proc.get("p95")), series(hist.get("processingP95Ms")), pct(proc)),
+        MetricRow("wait", "wait p95", est(wait, "p95"), series(hist.get("queueWaitP95Ms")), pct(wait)),
+        MetricRow("proc", "proc p95", est(proc, "p95"), series(hist.get("processingP95Ms")), pct(proc)),
         MetricRow("inflight", "ack pending", num(((stats.get("queue") or {}).get("ackPending"))),
                   series(hist.get("ackPending"))),
     ]

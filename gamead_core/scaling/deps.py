@@ -31,7 +31,10 @@ class AutoscalerDeps:
     """What one :class:`Autoscaler` works with.
 
     ``sampler`` is the process's one :class:`~gamead_core.stats.sampler.QueueSampler`: the autoscaler reads
-    its latest sample, or, with ``sample_on_tick`` (nobody else runs it), samples it once per tick.
+    its latest sample. With ``own_sampler`` (nobody else runs it: ``gamead up``) the autoscaler runs its loop,
+    every ``sampler.interval`` (1 s, as an API node's stats sampler) — not once per tick: the rates of a sampler
+    sampled every 5 s were over 55 s and said so for ever (attack29a F4), and they are over the minute
+    ``/v1/stats`` shows.
     ``backend`` None: never lead, only read the shared state. ``registry`` (settings) gives a sampler
     without a registry one once NATS is up. ``on_decision`` is called with each new kind of decision.
     """
@@ -40,7 +43,7 @@ class AutoscalerDeps:
     sampler: QueueSampler
     node_id: str
     backend: Scaler | None
-    sample_on_tick: bool = False
+    own_sampler: bool = False
     registry: RegistrySettings | None = None
     stream_replicas: int = 1
     request_timeout: float = 2.0
@@ -53,7 +56,7 @@ class AutoscalerDeps:
                    on_decision: Callable[[dict[str, Any]], None] | None = None) -> AutoscalerDeps:
         """Deps for a process without a stats sampler (``gamead up``): a queue-only sampler of its own."""
         sampler = QueueSampler(link, settings, node_id=node_id, sections=False)
-        return cls(link=link, sampler=sampler, node_id=node_id, backend=backend, sample_on_tick=True,
+        return cls(link=link, sampler=sampler, node_id=node_id, backend=backend, own_sampler=True,
                    registry=settings.registry, stream_replicas=settings.queue.replicas,
                    request_timeout=settings.nats.request_timeout, on_decision=on_decision)
 

@@ -7,35 +7,32 @@ Read top-down (:meth:`Autoscaler.run`):
    process) starts a new term: "leader since" restarts and the next decision names the lapse. A process
    without a backend (``backend=None``: an API node while ``gamead up`` owns the local workers) only reads.
 2. **Observe** (leader only): the latest sample of the process's one
-   :class:`~gamead_core.stats.sampler.QueueSampler` — the same reading and the same rates ``/v1/stats``
-   and ``gamead top`` show (per level ``pending``, ``ack_pending`` and the oldest pending ad's age;
-   submitted, completed and per-worker rates over the last minute). An API node shares its stats sampler;
-   ``gamead up`` gives the autoscaler a sampler of its own, sampled once per tick. A level that cannot be
-   read is left out and named, and the policy then never scales down. Then the backend's replica count.
-   It reads the queue's partitions (``GAMEAD_ADS``'s metadata), not ``queue.partitions``: a node left on an old
-   setting keeps the lease and sees every waiting ad (attack28b F3), rather than stepping down — so a fleet whose
-   every API node was forgotten still scales for the ads already queued (one that saw only its own scaled to 0).
-3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so; while the
-   override cannot be read, the one read last stands until it expires); otherwise
-   the pure :class:`~gamead_core.scaling.policy.ScalingPolicy`. A new leader starts with a fresh policy,
-   which assumes the current count was recommended — a leader change never shortcuts the scale-down window.
-   A replica count changed since the last tick by someone else (``kubectl scale``, an HPA) is named in the
-   reason (``replicas changed outside the autoscaler (4→2)``), and a late call (:mod:`~gamead_core.scaling.changes`).
-4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease
-   is still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and
-   records nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and
-   the whole tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the
-   failures in a row, reset by a success or a changed override, which its wait looks for every interval). A call
-   without a sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown when that read
-   fails too); one refused with 409 Conflict surely was not. While an override wins, the policy is told what
-   ran under it (``overridden``). Nothing here raises out of the loop, nor takes its API node down.
+   :class:`~gamead_core.stats.sampler.QueueSampler` — the reading and rates ``/v1/stats`` and ``gamead top`` show
+   (per level ``pending``, ``ack_pending``, the oldest pending ad's age; submitted, completed and per-worker rates
+   over the last minute). An API node shares its stats sampler; ``gamead up``'s runs its own every second. A level
+   that cannot be read is left out and named, and the policy then never scales down. Then the backend's replica
+   count. It reads the queue's partitions (``GAMEAD_ADS``'s metadata), not ``queue.partitions``: a node left on an
+   old setting keeps the lease and sees every waiting ad (attack28b F3), rather than stepping down — so a fleet
+   whose every API node was forgotten still scales for the ads already queued (one that saw only its own: to 0).
+3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so; while the override
+   cannot be read, the one read last stands until it expires); otherwise the pure :class:`~.policy.ScalingPolicy`.
+   A new leader starts with a fresh policy, which assumes the current count was recommended — a leader change never
+   shortcuts the scale-down window. A replica count changed since the last tick by someone else (``kubectl scale``,
+   an HPA) is named in the reason (``replicas changed outside the autoscaler (4→2)``), and a late call (``changes``).
+4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease is
+   still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and records
+   nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and the whole
+   tick is retried after a back-off (:class:`~gamead_core.scaling.retry.Backoff`: growing with the failures in a
+   row, reset by a success or a changed override, which its wait looks for every interval). A call without a
+   sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown when that read fails too);
+   one refused with 409 Conflict surely was not. While an override wins, the policy is told what ran under it
+   (``overridden``). Nothing here raises out of the loop, nor takes its API node down.
 5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
    :mod:`gamead_core.scaling.store`): what was decided, why, whether applied, and the last decisions (one view
    for every API node; a follower reads it every interval).
 
-The per-worker service rate is the sampler's (:func:`~gamead_core.stats.rates.per_worker_capacity`: measured
-while the queue stays non-empty, else Little's law capped by each worker's CPU per ad); unknown → ``None`` and
-the policy holds (or uses the last rate it measured). ``observed.perWorkerBasis`` says which bound gave it.
+The per-worker service rate is the sampler's (:func:`~gamead_core.stats.rates.per_worker_capacity`); unknown →
+``None`` and the policy holds (or uses the last rate it measured). ``observed.perWorkerBasis`` says what gave it.
 """
 
 from __future__ import annotations
@@ -115,7 +112,9 @@ class Autoscaler:
         if not await self._wait_ready(stop):
             return
         keeper_task: asyncio.Task[None] | None = None
-        keeper_stop = asyncio.Event()  # the caller's ``stop`` is not ours to set
+        keeper_stop = asyncio.Event()  # the caller's ``stop`` is not ours to set; it ends our own sampler's loop too
+        sampling = asyncio.create_task(self.sampler.run(keeper_stop), name="gamead-autoscaler-sampler") \
+            if self.deps.own_sampler and self.can_lead else None
         try:
             if self.can_lead:
                 assert self.store is not None
@@ -129,12 +128,13 @@ class Autoscaler:
         except Exception:  # noqa: BLE001 - the autoscaler must never take its process down
             log.exception("the autoscaler stopped on an unexpected error")
         finally:
+            keeper_stop.set()  # releases the lease if held
             if keeper_task is not None:
-                keeper_stop.set()  # releases the lease if held
                 done, _ = await asyncio.wait({keeper_task}, timeout=3.0)
                 if not done:
                     keeper_task.cancel()
                 await asyncio.gather(keeper_task, return_exceptions=True)
+            await asyncio.gather(*filter(None, [sampling]), return_exceptions=True)
             if isinstance(self.backend, LazyKubernetesScaler):
                 self.backend.close()  # a local backend's workers belong to its owner (`gamead up`)
 
@@ -293,8 +293,8 @@ class Autoscaler:
         return delay
 
     async def _observe(self) -> Sample:
-        """The sampler's latest sample (taken now with ``sample_on_tick``); raises when it says nothing."""
-        sample = await self.sampler.sample() if self.deps.sample_on_tick else self.sampler.latest
+        """The sampler's latest sample (our own sampler's first is taken now if none is yet); raises if none."""
+        sample = self.sampler.latest or (await self.sampler.sample() if self.deps.own_sampler else None)
         reading = usable_reading(sample)
         assert sample is not None
         unreadable = tuple(lvl for lvl, _ in reading.unreadable)

@@ -2,8 +2,9 @@
 
 Field names follow the README's Glossary: per level ``pending`` (never delivered), ``ackPending``
 (delivered, not yet acknowledged), ``redelivered``, ``oldestAgeSeconds``; ``rates`` are per second over the
-last ``windowSeconds`` (60, or the seconds of samples a younger sampler has). ``topology`` and ``storage``
-come from the API node's link (its topology watch and storage probe), read from memory at answer time.
+last ``windowSeconds`` (the seconds between the samples they divide by: 60 ± half a sample interval, or what a
+younger sampler has). ``topology`` and ``storage`` come from the API node's link (its topology watch and storage
+probe), read from memory at answer time.
 """
 
 from __future__ import annotations
@@ -171,8 +172,9 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             # work streams read and summed: the queue's partitions (GAMEAD_ADS's metadata), else queue.partitions
             "partitions": reading.partitions if reading and reading.connected else sampler.settings.queue.partitions,
         },
-        # the seconds the rates were really computed over: RATE_WINDOW, or less while the sampler is younger
-        "rates": {"windowSeconds": None if sampler.rate_window is None else round(sampler.rate_window, 1),
+        # the seconds the rates were divided by (the span between the two samples they are taken between, to the ms:
+        # RATE_WINDOW ± half a sample interval, or less while the sampler is younger): rate × windowSeconds = count
+        "rates": {"windowSeconds": None if sampler.rate_window is None else round(sampler.rate_window, 3),
                   **sampler.rates, "perWorkerBasis": sampler.per_worker_basis},
         "latency": {
             "windowSeconds": WINDOW,  # the workers' own histogram window (not the sampler's age)

@@ -84,29 +84,65 @@ class MonotonicTotal:
         return self.total
 
 
-def window_rate(points: Sequence[tuple[float, int | None]], now: float, window: float = RATE_WINDOW) -> float | None:
-    """Per-second increase of a total over the last ``window`` seconds; ``points`` are (t, total), oldest
-    first. None with fewer than two known points in the window. The rate is over :func:`window_span`
-    seconds, which is less than ``window`` while the samples do not reach back that far (a sampler started
-    11 s ago: a rate over 11 s, to be labelled so)."""
-    known = [(t, v) for t, v in points if v is not None and t >= now - window]
-    if len(known) < 2 or known[-1][0] <= known[0][0]:
+def window_ends(times: Sequence[float], now: float, window: float = RATE_WINDOW,
+                tolerance: float = 0.0) -> tuple[int, int] | None:
+    """Indices into ``times`` (sample times, epoch s, oldest first) of the two samples a rate over the last
+    ``window`` seconds before ``now`` is taken between: the newest, and the one nearest ``now − window`` that is
+    no older than ``now − window − tolerance`` (``tolerance``: one sample interval and its jitter, so the sample
+    just before the window's start is taken when it is the nearer). The span between the two is the window to
+    within half a sample interval once the samples reach back that far, and less while they do not (a sampler
+    started 11 s ago: 11 s). None without two distinct times in reach."""
+    start_at = now - window
+    reach = [i for i, t in enumerate(times) if t >= start_at - tolerance]
+    if len(reach) < 2:
         return None
-    (t0, v0), (t1, v1) = known[0], known[-1]
+    first, last = min(reach, key=lambda i: abs(times[i] - start_at)), reach[-1]
+    return (first, last) if times[last] > times[first] else None
+
+
+def window_rate(points: Sequence[tuple[float, int | None]], now: float, window: float = RATE_WINDOW,
+                tolerance: float = 0.0) -> float | None:
+    """Per-second increase of a total over the last ``window`` seconds; ``points`` are (t, total), oldest
+    first. Between the two known points :func:`window_ends` picks, divided by the seconds between them
+    (:func:`window_span`), so ``rate × span`` is the increase. None without two known points in reach."""
+    known = [(t, v) for t, v in points if v is not None]
+    ends = window_ends([t for t, _ in known], now, window, tolerance)
+    if ends is None:
+        return None
+    (t0, v0), (t1, v1) = known[ends[0]], known[ends[1]]
     return round(max(0, v1 - v0) / (t1 - t0), 3)  # type: ignore[operator]
 
 
 def window_span(points: Sequence[tuple[float, int | None]], now: float, window: float = RATE_WINDOW,
-                slack: float = 0.0) -> float | None:
-    """Seconds :func:`window_rate` of the same ``points`` divides by: from the first to the last known point
-    within the last ``window`` seconds (at most ``window``); None when it gives no rate. A span within
-    ``slack`` seconds of ``window`` (one sample interval and its jitter: the point a window back fell just
-    outside it) is ``window`` itself, so a steady sampler keeps saying the same window, not 59 s then 60 s."""
-    known = [t for t, v in points if v is not None and t >= now - window]
-    if len(known) < 2 or known[-1] <= known[0]:
-        return None
-    found = known[-1] - known[0]
-    return window if found >= window - slack else found
+                tolerance: float = 0.0) -> float | None:
+    """Seconds :func:`window_rate` of the same ``points`` divides by (the samples it takes are that far apart:
+    ``window`` ± half a sample interval, less for a younger sampler); None when it gives no rate."""
+    known = [t for t, v in points if v is not None]
+    ends = window_ends(known, now, window, tolerance)
+    return None if ends is None else known[ends[1]] - known[ends[0]]
+
+
+def counter_rates(samples: Sequence[tuple[float, Mapping[str, int | None]]], now: float,
+                  window: float = RATE_WINDOW, tolerance: float = 0.0) -> tuple[dict[str, float | None], float | None]:
+    """The per-second rates of several totals over the last ``window`` seconds, all over one span.
+
+    ``samples``: (t, {name: total or None}), oldest first. Returns ({name: rate or None}, span seconds). The
+    rates are taken between the two samples :func:`window_ends` picks among those where every total is known,
+    so each ``rate × span`` is that total's increase between the same two instants (the stream's and the
+    workers' counters alike). Where no two such samples are in reach (one source unreadable for a minute), each
+    total's rate is over its own known samples and the span is the longest of theirs."""
+    names = list(samples[-1][1]) if samples else []
+    whole = [(t, v) for t, v in samples if all(v.get(n) is not None for n in names)]
+    ends = window_ends([t for t, _ in whole], now, window, tolerance)
+    if ends is not None:
+        (t0, v0), (t1, v1) = whole[ends[0]], whole[ends[1]]
+        return {n: round(max(0, v1[n] - v0[n]) / (t1 - t0), 3) for n in names}, t1 - t0  # type: ignore[operator]
+    rates, spans = {}, []
+    for n in names:
+        points = [(t, v.get(n)) for t, v in samples]
+        rates[n] = window_rate(points, now, window, tolerance)
+        spans.append(window_span(points, now, window, tolerance))
+    return rates, max((x for x in spans if x is not None), default=None)
 
 
 def step_rates(points: Sequence[tuple[float, int | None]]) -> list[float | None]:
@@ -261,10 +297,12 @@ __all__ = [
     "PerWorkerRate",
     "WorkerLoad",
     "aging_horizon",
+    "counter_rates",
     "merge_percentiles",
     "per_worker_capacity",
     "per_worker_rate",
     "step_rates",
+    "window_ends",
     "window_rate",
     "window_span",
     "worker_capacity",

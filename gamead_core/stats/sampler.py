@@ -8,7 +8,8 @@ renders it (:mod:`gamead_core.stats.document`), and the autoscaler decides on it
 ``/v1/scale``'s ``observed``.
 
 Rates (per second over the last ``RATE_WINDOW`` s, ``None`` until two samples are known; while the sampler is younger
-than that, over the samples it has: :attr:`QueueSampler.rate_window` says how many seconds):
+than that, over the samples it has), all between the same two samples, divided by the seconds between them, which
+:attr:`QueueSampler.rate_window` says (:func:`~gamead_core.stats.rates.counter_rates`):
 
 * ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one);
 * ``completedPerSec`` / ``retriedPerSec`` / ``deadLetteredPerSec``: Δ of the workers' ``processed``,
@@ -50,9 +51,8 @@ from gamead_core.stats.rates import (
     RATE_WINDOW,
     MonotonicTotal,
     WorkerLoad,
+    counter_rates,
     per_worker_capacity,
-    window_rate,
-    window_span,
 )
 from gamead_core.stats.reading import QueueReading, read_queue
 
@@ -123,7 +123,8 @@ class QueueSampler:
         self.rates: dict[str, float | None] = {**{k: None for k in COUNTERS}, "perWorkerPerSec": None}
         #: how ``perWorkerPerSec`` was derived (``PerWorkerRate.wire()``: ``bound``, ``cpuPerAdMs``…), or None
         self.per_worker_basis: dict[str, Any] | None = None
-        #: seconds the rates are over (``rates.windowSeconds``, ≤ ``RATE_WINDOW``: less after a restart), or None
+        #: seconds the rates are over and divided by (``rates.windowSeconds``: ``RATE_WINDOW`` ± half an interval,
+        #: less after a restart), or None
         self.rate_window: float | None = None
         self.began = clock()
         self._submitted, self._completed, self._retried, self._dead = (MonotonicTotal() for _ in range(4))
@@ -240,13 +241,11 @@ class QueueSampler:
         if prev is not None and prev.reading.nodes:
             prev = self.ring[-1] = replace(prev, reading=replace(prev.reading, nodes=()))
         self.ring.append(sample)
-        spans = []
-        for key, attr in COUNTERS.items():
-            points = [(s.t, getattr(s, attr)) for s in self.ring]
-            self.rates[key] = window_rate(points, sample.t)
-            spans.append(window_span(points, sample.t, slack=1.5 * self.interval))  # an interval and jitter
-        # what the rates divide by: RATE_WINDOW once the ring reaches back that far, less after a (re)start
-        self.rate_window = max((x for x in spans if x is not None), default=None)
+        # all over one span (the samples nearest a minute apart: within half an interval of it, or less after a
+        # (re)start), which they divide by and ``rate_window`` says; an interval and its jitter of reach before it
+        rates, self.rate_window = counter_rates([(s.t, {k: getattr(s, a) for k, a in COUNTERS.items()})
+                                                 for s in self.ring], sample.t, tolerance=1.5 * self.interval)
+        self.rates.update(rates)
         self.rates["perWorkerPerSec"] = self._per_worker(sample)
         self.history.add(prev, sample)
 

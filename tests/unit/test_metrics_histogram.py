@@ -69,9 +69,9 @@ def test_window_forgets_what_finished_more_than_a_minute_ago() -> None:
 
 
 def test_quantile_is_prometheus_histogram_quantile() -> None:
-    # 10 values in (0, 5 ms], 10 in (5 ms, 10 ms]: the median is the top of the first bucket, p75 half-way
+    # 10 values in the first bucket, 10 in the second: the median is the top of the first bucket, p75 half-way
     counts = [10, 10] + [0] * (len(BUCKETS) - 1)
-    assert bucket_quantile(0.5, counts) == 0.005
-    assert abs(bucket_quantile(0.75, counts) - 0.0075) < 1e-12  # type: ignore[operator]
+    assert bucket_quantile(0.5, counts) == BUCKETS[0]
+    assert abs(bucket_quantile(0.75, counts) - (BUCKETS[0] + BUCKETS[1]) / 2) < 1e-12  # type: ignore[operator]
     assert bucket_quantile(0.99, [0] * len(BUCKETS) + [3]) == BUCKETS[-1]  # all in +Inf: the last finite bound
     assert bucket_quantile(0.5, [0] * (len(BUCKETS) + 1)) is None

@@ -1,0 +1,64 @@
+"""attack29a F4: ``gamead up``'s autoscaler sampled its own queue sampler once per tick (every 5 s and the tick's
+own time), so its rates never spanned the minute: ``gamead scale status`` said ``rates over last 55 s (under a
+minute of samples: the leader restarted)`` for ever, 9 % above ``/v1/stats``. Its sampler now runs every second,
+as an API node's does, and each decision reads its latest sample."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import nats
+
+from gamead_core.config import GameadSettings
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.scaling.loop import Autoscaler, AutoscalerDeps, backend_for
+
+
+async def _until(probe: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (found := probe()):
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return found
+
+
+def test_up_s_autoscaler_samples_every_second_between_its_5s_ticks(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    server = fresh_nats()
+    settings = GameadSettings(autoscaler={"backend": "none", "interval": 5})
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream(timeout=2)
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            link = SimpleNamespace(nc=nc, js=js, ready=asyncio.Event())
+            link.ready.set()
+            # as `gamead up` makes it: no stats sampler in the process, a sampler of the autoscaler's own
+            autoscaler = Autoscaler(settings.autoscaler, AutoscalerDeps.standalone(
+                settings, link, node_id="up-test", backend=backend_for(settings.autoscaler)))
+            task = asyncio.create_task(autoscaler.run(stop))
+
+            def sampled_at() -> str | None:
+                return ((autoscaler.status() or {}).get("observed") or {}).get("sampledAt")
+
+            first = await _until(sampled_at, "a first decision")
+            second = await _until(lambda: (at := sampled_at()) != first and at, "a second decision, a tick later")
+            stop.set()
+            await task
+        finally:
+            await nc.close()
+        t0, t1 = (datetime.fromisoformat(x).timestamp() for x in (first, second))
+        between = [s.t for s in autoscaler.sampler.ring if t0 + 0.001 < s.t < t1 - 0.001]
+        # one tick (5 s) apart, each decision on the latest sample: samples every second in between (3 or 4 on an
+        # idle machine; a loaded one may skip some), where a sampler sampled once per tick had none
+        assert len(between) >= 2, (first, second, between)
+        assert autoscaler.status()["observed"]["windowSeconds"] >= t1 - t0 - 0.01  # its rates span the samples it has
+
+    asyncio.run(main())
