@@ -149,3 +149,12 @@ def short_time(value: Any) -> str:
         return "-"
     text = str(value)
     return text[11:19] if len(text) >= 19 and text[10] in "T " else text
+
+
+def replay_count(entry: Mapping[str, Any]) -> str | None:
+    """How often a record or DLQ entry says its ad was replayed from the DLQ: ``replays`` (``"2"``), ``"?"`` when
+    it has a ``replayOf`` but no ``replays`` (replayed by older code, which kept no count: attack29a F10, it read
+    as never replayed), None when never. Pure."""
+    if entry.get("replays"):
+        return str(entry["replays"])
+    return "?" if entry.get("replayOf") is not None else None

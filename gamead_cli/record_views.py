@@ -19,6 +19,7 @@ from gamead_cli.formats import (
     command_text,
     empty_text,
     plain,
+    replay_count,
     short_datetime,
     short_time,
     time_column,
@@ -181,6 +182,12 @@ def _recovered(record: Mapping[str, Any]) -> str:
     return "earlier: "
 
 
+def replays_text(replays: str) -> str:
+    """``"2× from the DLQ"``, or for ``"?"`` (:func:`~gamead_cli.formats.replay_count`: a replay by older code)
+    ``"from the DLQ (count unknown: by an older gamead)"``, shown beside the label ``replayed``. Pure."""
+    return "from the DLQ (count unknown: by an older gamead)" if replays == "?" else f"{replays}× from the DLQ"
+
+
 def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
     """One ad record: facts, then its analysis or its error."""
     ad = record.get("ad") or {}
@@ -208,6 +215,8 @@ def ad_view(record: Mapping[str, Any], again: str = "") -> RenderableType:
             facts.add_row(label, utc_when(record[key]))
     if record.get("attempts"):
         facts.add_row("attempts", str(record["attempts"]))
+    if replays := replay_count(record):
+        facts.add_row("replayed", replays_text(replays))
     if record.get("firstFailureAt"):  # -o json has it: so does the table, whatever the status
         facts.add_row("first failure", utc_when(record["firstFailureAt"]))
     if record.get("workerId"):
@@ -251,11 +260,12 @@ def dlq_entry_view(entry: Mapping[str, Any], again: str = "") -> RenderableType:
     facts.add_row("ad id", plain(ad_id))
     facts.add_row("title", plain(entry.get("title", ad.get("title", ""))))
     facts.add_row("priority", plain(entry.get("priority", "")))
-    replays = entry.get("replays")
-    since = f" since its last replay at {short_time(entry.get('replayedAt'))} UTC" if replays else ""
+    replays = replay_count(entry)  # "?": replayed by older code, which kept no count
+    since = (f" since its last replay at {short_time(entry.get('replayedAt'))} UTC" if entry.get("replayedAt")
+             else " since its last replay" if replays else "")
     facts.add_row("attempts", plain(f"{entry.get('attempts', '?')} analysis attempt(s){since}"))
     if replays:  # a repeat death: the first failure below is from its first life, the attempts from this one
-        facts.add_row("replayed", Text(f"{replays}× from the DLQ, then dead again", style="yellow"))
+        facts.add_row("replayed", Text(f"{replays_text(replays)}, then dead again", style="yellow"))
     error = Text(str(entry.get("errorClass") or "?"), style="bold red")
     retryable = entry.get("retryable")
     if retryable is not None:

@@ -285,6 +285,9 @@ class DlqEntry(BaseModel):
     #: count since ``replayed_at``, its last replay, while ``first_failure_at`` is its first failure ever
     replays: int | None = Field(None, ge=1)
     replayed_at: UtcDatetime | None = None
+    #: the DLQ sequence its last replay came from (None: never replayed); with ``replays`` None, a replay by older
+    #: code that kept no count (views say "replayed (count unknown)", attack29a F10)
+    replay_of: int | None = None
 
 
 class AdAccepted(BaseModel):

@@ -130,6 +130,8 @@ class Supervisor:
     on_end: Callable[[Child], None] | None = None
     #: exit codes that mean "this configuration is refused": such a child is not restarted while the stack starts
     refusal_codes: frozenset[int] = frozenset()
+    #: what a child's exit code means, said in its death's line (``gamead up``: 70 = the injected crash fault)
+    exit_meanings: dict[int, str] = field(default_factory=dict)
     #: the stack is up: processes started from now on are restarted with back-off after a refusal too
     settled: bool = False
     #: why ``child`` refused (its own error line), for the one event line of a refusal after the start
@@ -293,7 +295,8 @@ class Supervisor:
                                       f"the rest keeps running; retrying in {delay:.1f}s")
                     self._hook(self.on_refused, child, why)
                 else:
-                    how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}" if code
+                    meaning = f" ({self.exit_meanings[code]})" if code in self.exit_meanings else ""
+                    how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}{meaning}" if code
                            else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
                     self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
                 self._ended(child)

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.fitted import FittedTable
-from gamead_cli.formats import clip, empty_text, plain, time_column, utc_when
+from gamead_cli.formats import clip, empty_text, plain, replay_count, time_column, utc_when
 
 #: the columns of `gamead dlq list`, and the order a narrower terminal drops them in (k9s-like: whole labels and
 #: ids, fewer columns; gamead_cli.fitted); the message wraps, at least MESSAGE_MIN cells wide, or goes too
@@ -23,7 +23,7 @@ ERROR_CLASS_SHOWN = 32  #: longest error class a row shows (up to 200: gamead dl
 def attempts_cell(entry: dict[str, Any]) -> str:
     """ATT of ``dlq list``: the attempts, and for a repeat death how often it was replayed (``3 ↻1``: 3 attempts
     since its one replay; ``dlq show`` says when). Pure."""
-    replays = entry.get("replays")
+    replays = replay_count(entry)
     return f"{entry['attempts']} ↻{replays}" if replays else str(entry["attempts"])
 
 

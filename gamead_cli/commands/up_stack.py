@@ -16,6 +16,7 @@ from gamead_core.config import GameadSettings
 from gamead_core.datadir import DataDir
 from gamead_core.proc import alive, start_time
 from gamead_core.supervisor import Child, Supervisor
+from gamead_core.worker.faults import CRASH_EXIT_CODE
 
 API_STOP_TIMEOUT = 15.0
 NATS_STOP_TIMEOUT = 10.0
@@ -28,6 +29,15 @@ API_CHILD = "api"
 
 def gamead_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "gamead_cli", *args]
+
+
+def exit_meanings(settings: GameadSettings) -> dict[int, str]:
+    """What a child's exit code means beyond gamead's own (README's exit codes), for the supervisor's line of its
+    death: with fault injection on in mode ``crash``, 70 is that fault (``gamead_core.worker.faults``
+    CRASH_EXIT_CODE; attack29a: "died with exit code 70" read as a bug). Pure."""
+    faults = settings.worker.faults
+    crash = faults.rate > 0 and faults.mode == "crash"
+    return {CRASH_EXIT_CODE: "the injected crash fault"} if crash else {}
 
 
 class UpStack:
@@ -43,7 +53,7 @@ class UpStack:
                               refusal_codes=frozenset({exitcodes.CONFIG}),
                               explain=lambda child: child_error_line(child.log_path) or last_log_line(child.log_path),
                               on_refused=lambda child, why: data.refused(child.name, child.refusals, why),
-                              on_up=lambda child: data.serving(child.name))
+                              on_up=lambda child: data.serving(child.name), exit_meanings=exit_meanings(settings))
 
     def _state_file_again(self) -> None:
         """A rewrite of gamead-up.json failed (said when a start could not be recorded): retried at every poll with

@@ -223,9 +223,16 @@ class LogFollower:
         if self.worker is not None:
             return [format_line(line) for _, line in out][-MAX_LINES:]
         story = [(rec.get("ts") or "", src, line) for src, line in out
-                 if (rec := parse(line)) is not None and rec.get("ad_id") == self.ad_id]
+                 if (rec := parse(line)) is not None and about(rec, self.ad_id)]
         story.sort(key=lambda t: str(t[0]))
         return [format_line(line, source=src) for _, src, line in story][-MAX_LINES:]
+
+
+def about(rec: dict, ad_id: str | None) -> bool:
+    """Whether the log record ``rec`` is about ``ad_id``: its ``ad_id``, or one of its ``ad_ids`` (a line about
+    several ads, e.g. a worker's hand-back of prefetched ads: the first 20). Pure."""
+    ids = rec.get("ad_ids")
+    return rec.get("ad_id") == ad_id or (isinstance(ids, list) and ad_id in ids)
 
 
 def follower(log_dir: Path | None, args: Iterable[str]) -> LogFollower:

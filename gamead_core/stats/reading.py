@@ -37,6 +37,7 @@ from gamead_core.queue.depth import LevelDepth, level_depth
 from gamead_core.queue.partitions import made_with, merge_depths
 from gamead_core.errors import error_text
 from gamead_core.registry import NodeInfo, Registry
+from gamead_core.worker.lost_count import read_lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,9 @@ class QueueReading:
     nodes: tuple[NodeInfo, ...] | None = None  #: the registry's entries; None when it could not be read
     errors: tuple[str, ...] = ()  #: what could not be read (``"work stream: timeout"``)
     partitions: int = 1  #: the work-stream partitions read: the queue's (``GAMEAD_ADS``'s metadata), else the setting
+    #: attempts charged for crashed workers and retried, cluster-wide (:mod:`gamead_core.worker.lost_count`); None
+    #: when it could not be read
+    lost_attempts: int | None = None
 
     def level(self, level: int) -> LevelDepth | None:
         return next((d for d in self.levels if d.level == level), None)
@@ -72,6 +76,12 @@ class QueueReading:
         return sum(d.ack_pending for d in self.levels) if self.levels else None
 
     @property
+    def lost_counter(self) -> dict[str, tuple[int, bool]]:
+        """``lost_attempts`` as a :class:`~gamead_core.stats.rates.MonotonicTotal` source (key ``lost``; none when
+        unread): the sampler adds its increase to the retried attempts (``retriedPerSec``; attack29a F11)."""
+        return {} if self.lost_attempts is None else {"lost": (self.lost_attempts, False)}
+
+    @property
     def workers(self) -> tuple[NodeInfo, ...] | None:
         return None if self.nodes is None else tuple(n for n in self.nodes if n.role == "worker")
 
@@ -79,7 +89,8 @@ class QueueReading:
 async def read_queue(js: JetStreamContext, registry: Registry | None, now: float,
                      partitions: int = 1) -> QueueReading:
     """Read every level (:func:`~gamead_core.queue.depth.level_depth`) of every work-stream partition, the work
-    streams' states and the registry concurrently. ``partitions``: the node's ``queue.partitions``, read first;
+    streams' states, the registry and the lost-attempts counter (:func:`~gamead_core.worker.lost_count.read_lost`)
+    concurrently. ``partitions``: the node's ``queue.partitions``, read first;
     when ``GAMEAD_ADS`` says the queue has another count, the levels and streams are read again over that many
     (module docstring). Never raises for a part that cannot be read: it is left out and named in ``errors`` (and,
     for a level, in ``unreadable``)."""
@@ -87,9 +98,11 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         asyncio.gather(*(_level(js, lvl, now, partitions) for lvl in names.LEVELS), return_exceptions=True),
         _streams(js, partitions),
         registry.list() if registry is not None else _none(),
+        read_lost(js),
         return_exceptions=True,
     )
-    levels, stream, nodes = parts
+    levels, stream, nodes, lost = parts
+    parts = parts[:3]
     live = partitions if isinstance(stream, BaseException) else stream[3]
     if live != partitions:  # repartitioned under this node: the queue's partitions, not the setting
         partitions = live
@@ -128,6 +141,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         nodes=None if isinstance(nodes, BaseException) or nodes is None else tuple(nodes),
         errors=tuple(errors),
         partitions=partitions,
+        lost_attempts=lost if isinstance(lost, int) else None,
     )
 
 

@@ -12,9 +12,8 @@ than that, over the samples it has), all between the same two samples, divided b
 :attr:`QueueSampler.rate_window` says (:func:`~gamead_core.stats.rates.counter_rates`):
 
 * ``submittedPerSec``: Δ of the work stream's ``last_seq`` (every accepted submit or replay adds one);
-* ``completedPerSec`` / ``retriedPerSec`` / ``deadLetteredPerSec``: Δ of the workers' ``processed``,
-  ``failed − dead`` (failed attempts to be retried) and ``dead`` (ads dead-lettered) counters from the registry, turned into totals that only grow (:class:`~gamead_core.stats.rates.MonotonicTotal`), so a
-  worker that restarts or leaves never makes a rate negative;
+* ``completed``/``retried``/``deadLetteredPerSec``: Δ of the workers' ``processed``, ``failed − dead`` (+ attempts
+  lost with crashed workers: ``lost_count``), ``dead`` counters, as :class:`~.rates.MonotonicTotal` totals (never < 0);
 * ``perWorkerPerSec``: :func:`~gamead_core.stats.rates.per_worker_capacity` — the completion rate per worker while ads
   were pending at every sample of the window, else Little's law from the heartbeats capped by the CPU each worker
   spends per ad (``cpuPerAdMs``); which rule gave it is :attr:`QueueSampler.per_worker_basis`.
@@ -224,7 +223,8 @@ class QueueSampler:
             by_key = {f"{n.id}@{n.started_at.timestamp():.3f}": n for n in workers}
             fresh = {k: n.started_at.timestamp() >= self.began for k, n in by_key.items()}
             completed = self._completed.update({k: (n.processed, fresh[k]) for k, n in by_key.items()}, now)
-            retried = self._retried.update({k: (max(0, n.failed - n.dead), fresh[k]) for k, n in by_key.items()}, now)
+            retried = self._retried.update({**{k: (max(0, n.failed - n.dead), fresh[k]) for k, n in by_key.items()},
+                                            **reading.lost_counter}, now)
             dead = self._dead.update({k: (n.dead, fresh[k]) for k, n in by_key.items()}, now)
             processing = fleet_percentiles(workers, "processing")
             queue_wait = fleet_percentiles(workers, "queue_wait")

@@ -142,7 +142,7 @@ class AdStore:
         timeout: float | None = None,
     ) -> None:
         self._nc = nc
-        self._js = js
+        self.js = js  #: the JetStream context (public: gamead_core.worker.lost_count)
         self._timeout = timeout if timeout is not None else float(getattr(js, "_timeout", None) or 5.0)
         self._kv = kv or _bucket(hedged(js), direct=True)  #: direct gets: any replica answers, or the leader
         self._leader = _bucket(js, direct=False)  #: STREAM.MSG.GET: the stream leader answers
@@ -184,7 +184,7 @@ class AdStore:
     async def _send(self, record: AdRecord, last: int, payload: bytes | None = None) -> asyncio.Future[Ack]:
         """:meth:`_put` sent, its ack still to come (:func:`publish_acked`): for pipelining."""
         headers = write_headers(last, self._ttl_of(record), origin=None if last else self.origin)
-        return await publish_acked(self._js, names.kv_subject(names.ADS_BUCKET, record.id),
+        return await publish_acked(self.js, names.kv_subject(names.ADS_BUCKET, record.id),
                                    encode(record) if payload is None else payload, headers=headers,
                                    timeout=self._timeout)
 
@@ -260,7 +260,7 @@ class AdStore:
         :class:`QueueUnavailable` for an ack that did not come within ``timeout``, :class:`StorageFailed` …).
         ``payloads``: the records' :func:`encode`. Never raises for one record. Unlike :meth:`create`, a key
         with a delete marker is not written over: fresh ids have none."""
-        answers = await publish_many(self._js, [
+        answers = await publish_many(self.js, [
             (names.kv_subject(names.ADS_BUCKET, r.id), p, write_headers(0, self._ttl_of(r), origin=self.origin))
             for r, p in zip(records, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
@@ -270,7 +270,7 @@ class AdStore:
         :class:`AdRecord`: :mod:`gamead_core.store.queued_json`): the same writes (no TTL), one header dict for all."""
         headers, prefix = write_headers(0, None, origin=self.origin), names.kv_prefix(names.ADS_BUCKET)
         answers = await publish_many(
-            self._js, [(prefix + i, p, headers) for i, p in zip(ad_ids, payloads, strict=True)], timeout=self._timeout)
+            self.js, [(prefix + i, p, headers) for i, p in zip(ad_ids, payloads, strict=True)], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _translated(a) for a in answers]
 
     async def withdraw_many(self, withdrawals: list[tuple[str, int | None]]) -> list[GameadError | None]:
@@ -286,7 +286,7 @@ class AdStore:
         compare-and-set that lost: the record changed, someone else owns it now), else the gamead error met.
         Raises a gamead error only if nothing could be sent (:func:`nats_boundary`)."""
         with nats_boundary():
-            answers = await publish_many(self._js, [
+            answers = await publish_many(self.js, [
                 (names.kv_subject(names.ADS_BUCKET, ad_id), b"", write_headers(revision, self.final_ttl,
                                                                                  delete=True))
                 for ad_id, revision in withdrawals], timeout=self._timeout)
@@ -313,7 +313,7 @@ class AdStore:
         (:class:`QueueUnavailable` for an ack that did not come within ``timeout`` …). Never raises for one
         write."""
         ttl = self.final_ttl if final else None
-        answers = await publish_many(self._js, [
+        answers = await publish_many(self.js, [
             (names.kv_subject(names.ADS_BUCKET, ad_id), payload, write_headers(revision, ttl))
             for ad_id, payload, revision in writes], timeout=self._timeout)
         return [a.seq if isinstance(a, Ack) else _update_error(a) for a in answers]
@@ -341,10 +341,10 @@ class AdStore:
                    scan_limit: int = 10_000, timeout: float = 2.0) -> list[AdRecord]:
         """The newest records matching the filters among the last ``scan_limit`` written, newest first
         (:func:`gamead_core.store.listing.newest_records`)."""
-        return await newest_records(self._js, status=status, priority=priority, limit=limit,
+        return await newest_records(self.js, status=status, priority=priority, limit=limit,
                                     scan_limit=scan_limit, timeout=timeout)
 
     async def page(self, *, before: str | None = None, limit: int = 50, **filters: object) -> RecordsPage:
         """:meth:`scan` a page at a time: the records older than the cursor ``before``, and the next cursor
         (:func:`gamead_core.store.listing.records_page`; ``filters``: its status, priority, scan_limit)."""
-        return await records_page(self._js, before=before, limit=limit, **filters)  # type: ignore[arg-type]
+        return await records_page(self.js, before=before, limit=limit, **filters)  # type: ignore[arg-type]

@@ -63,6 +63,13 @@ class ApiCollector(Collector):
             dlq.add_metric([], float(sample.dlq_size))
         yield dlq
 
+        # attempts charged for a crashed worker and retried: no worker lives to count them (attack29a F11)
+        lost = CounterMetricFamily("gamead_attempts_lost", "Analysis attempts charged for a worker that crashed during "
+                                   "them (WorkerLost) and retried, cluster-wide (every API reports the same: max).")
+        if sample is not None and sample.reading.lost_attempts is not None:
+            lost.add_metric([], float(sample.reading.lost_attempts))
+        yield lost
+
         workers = GaugeMetricFamily("gamead_workers", "Workers /v1/workers lists, by the state it shows them in "
                                     "(late: heartbeat overdue; gone: registry entry expired).", labels=["state"])
         # the nodes and states /v1/workers lists (node_states: the last registry read, states as seen now, and the

@@ -13,7 +13,7 @@ Who serves what:
   autoscaler, cache, rate limits, the Redis circuit breaker) through
   :class:`gamead_core.telemetry.collectors.ApiCollector`;
 * each worker (``worker.metrics_port``, :func:`serve_worker_metrics`): :data:`WORKER_REGISTRY` (ads
-  processed by outcome, wait and processing histograms, DLQ additions);
+  processed by outcome, redeliveries, wait and processing histograms, DLQ additions);
 * both: :data:`DIRECT_GET_FALLBACKS` (direct gets re-asked of the stream leader, :mod:`gamead_core.queue.direct_read`);
 * ``gamead up`` itself and the CLI serve none.
 
@@ -77,6 +77,12 @@ AD_PROCESSING = Histogram(
 DLQ_ADDED = Counter(
     "gamead_dlq_added", "Ads this process moved to the DLQ, by the class of their last error.",
     ["error_class"], registry=WORKER_REGISTRY,
+)
+REDELIVERIES = Counter(
+    "gamead_redeliveries", "Deliveries a worker received of an ad the queue had delivered before (JetStream's "
+    "num_delivered > 1: a retry after its back-off, a hand-back, an ack_wait expiry, a dead worker's ads), "
+    "by priority.",
+    ["priority"], registry=WORKER_REGISTRY,
 )
 REPLAYED = Counter("gamead_replayed", "Ads put back on the queue from the DLQ (replays).", registry=API_REGISTRY)
 HTTP_REQUESTS = Counter(
@@ -179,6 +185,11 @@ class WorkerMetrics:
         if self.enabled:
             ADS_PROCESSED.labels(_priority(priority), "retried").inc()
 
+    def redelivered(self, priority: int | None) -> None:
+        """A delivery with ``num_delivered > 1`` of an ad of ``priority`` (None: not a level's subject) arrived."""
+        if self.enabled:
+            REDELIVERIES.labels(_priority(priority) if priority is not None else "other").inc()
+
     def dead(self, priority: int, error_class: str) -> None:
         mark_span("dead", error_class)
         if not self.enabled:
@@ -243,6 +254,7 @@ __all__ = [
     "HTTP_DURATION",
     "HTTP_REQUESTS",
     "OUTCOMES",
+    "REDELIVERIES",
     "REPLAYED",
     "WORKER_REGISTRY",
     "WorkerMetrics",

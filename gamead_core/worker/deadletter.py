@@ -48,6 +48,7 @@ async def dead_letter(
         source_seq=source_seq,
         replays=record.replays or None,  # a repeat death: its attempts count since replayed_at
         replayed_at=record.replayed_at if record.replays else None,
+        replay_of=record.replay_of,
     )
     seq, _ = await dlq.add(entry)
 

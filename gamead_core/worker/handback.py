@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 
+from gamead_core import names
 from gamead_core.queue.pull_request import nak_now
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.held import HeldAds
@@ -25,11 +26,16 @@ from gamead_core.worker.shield import Shield
 
 log = logging.getLogger(__name__)
 
+#: Ad ids a hand-back's log line names (``ad_ids``, the first ones; ``count`` says how many were handed back), so
+#: an ad's story (``jq 'select(.ad_id == $id or (.ad_ids // [] | index($id)))'``) shows its extra delivery
+IDS_LOGGED = 20
+
 
 async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckWaitKeepAlive, shielded: Shield,
                     stats: WorkerStats, worker_id: str, announce: Callable[[], Awaitable[None]]) -> None:
     """``nak`` each of ``msgs`` (buffered deliveries, never started) at once: no longer kept alive nor held,
-    counted in ``stats.handed_back``, logged once with ``why``. A no-op for none.
+    counted in ``stats.handed_back``, logged once with ``why``, the count and the first :data:`IDS_LOGGED` ad ids
+    (``ad_ids``; attack29a F12: the line named none). A no-op for none.
 
     The held-ads announcement without them (``announce``) is put before the ``nak``s, on the same connection: a
     worker killed after its ``nak`` must not leave them announced as its own, or the reaper, taking them for
@@ -41,7 +47,10 @@ async def hand_back(msgs: list[Msg], why: str, *, held: HeldAds, keepalive: AckW
         keepalive.release(msg)
         held.pop((msg.metadata.stream, msg.metadata.sequence.stream))
     await announce()
-    log.info("handing back %d prefetched ads (%s)", len(msgs), why, extra={"worker_id": worker_id, "count": len(msgs)})
+    ids = [(msg.headers or {}).get(names.HDR_AD_ID, "?") for msg in msgs[:IDS_LOGGED]]
+    more = f" and {len(msgs) - len(ids)} more" if len(msgs) > len(ids) else ""
+    log.info("handing back %d prefetched ads (%s): %s%s", len(msgs), why, " ".join(ids), more,
+             extra={"worker_id": worker_id, "count": len(msgs), "ad_ids": ids})
     stats.handed_back += await nak_now(msgs, shielded)
 
 

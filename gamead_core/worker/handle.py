@@ -97,8 +97,11 @@ class AdHandler:
         ad_id = headers.get(names.HDR_AD_ID, "?")
         attempt = meta.num_delivered or 1
         # the fields and the span without context-manager objects when tracing is off (the hot path: issue 14)
-        token = push_ad_fields({"ad_id": ad_id, "worker_id": self.worker_id, "priority": _level(msg.subject),
+        level = _level(msg.subject)
+        token = push_ad_fields({"ad_id": ad_id, "worker_id": self.worker_id, "priority": level,
                                 "delivery": attempt})  # not "attempt": the record's charged attempts differ
+        if attempt > 1:  # gamead_redeliveries_total (attack29a F12: redeliveries had no series)
+            self._settle.metrics.redelivered(level)
         try:
             if tracing_enabled():
                 with consumer_span(msg.subject, ad_id, headers, delivery_count=attempt,

@@ -65,6 +65,7 @@ from gamead_core.worker.backoff import backoff
 from gamead_core.worker.budget import death_verdict, held_state, nak_window_open
 from gamead_core.worker.consumer_ack_wait import AckWaits
 from gamead_core.worker.keepalive import keepalive_period
+from gamead_core.worker.lost_count import count_lost
 from gamead_core.worker.mover import Sweeper
 from gamead_core.worker.orphans import Orphans, api_deaths
 from gamead_core.worker.recovery_text import expired_line, level_ack_waits, recovery_line, unregistered_line
@@ -195,6 +196,8 @@ async def recover(
         if state in ("running", "started"):
             if charge:
                 report.charged += 1
+                if record.attempts < wcfg.max_attempts:  # retried: counted (the last one is, dead-lettered, dead)
+                    await count_lost(nc.jetstream())  # where every API reads it (attack29a F11)
                 log.warning("ad %s charged an attempt (now %d): the only analysis worker %s was running when "
                             "it died", held.ad_id, record.attempts, node.id,
                             extra={"ad_id": held.ad_id, "worker_id": node.id, "lost_in": death})

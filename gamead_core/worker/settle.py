@@ -40,11 +40,12 @@ from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.completed_json import completed_bytes, completed_record
 from gamead_core.worker.budget import (
-    budget_spent, due_since, lost_error, parse_delivery, superseded, waiting_since,
+    budget_spent, due_since, lost_attempt, lost_error, parse_delivery, superseded, waiting_since,
 )
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.hooks import Failure
+from gamead_core.worker.lost_count import count_lost
 from gamead_core.worker.records import read_record, recreate
 from gamead_core.worker.rounds import SettleRounds
 from gamead_core.telemetry.metrics import WorkerMetrics
@@ -122,9 +123,13 @@ class Settler:
                 return "spent", current
             new = self.started(rec, delivery, suspect)
             try:
-                return "started", Versioned(new, await self._shielded(store.update(new, current.revision)))
+                started = Versioned(new, await self._shielded(store.update(new, current.revision)))
             except Conflict:
                 current = await self._or_recreated(msg, lambda: store.get(rec.id, consistent=True))
+                continue
+            if lost_attempt(rec, delivery):  # the attempt it follows died with its worker, and is retried now
+                await count_lost(store.js)  # counted where the APIs read it (lost_count; attack29a F11)
+            return "started", started
         raise Conflict(f"ad {current.record.id} kept changing; not started")
 
     async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:

@@ -18,7 +18,7 @@ import nats
 import pytest
 
 from gamead_core import names
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.embedded import EmbeddedNats, free_port
 from gamead_core.registry.nodes import node_key
 from tests.support import Proc, ad, frozen, start_api, start_worker, wait_for, wait_terminal
 
@@ -121,7 +121,8 @@ def test_sigterm_hands_the_buffered_ads_back_at_once_uncharged(lane: Lane) -> No
     held = lane.full_buffer("leaving", low)
     running = next(h["adId"] for h in held if h["started"])
     buffered = [i for i in low if i != running]
-    lane.worker("taker", concurrency=4, ready=True)
+    metrics_port = free_port()
+    lane.worker("taker", concurrency=4, ready=True, GAMEAD_WORKER__METRICS_PORT=str(metrics_port))
     leaving.signal(signal.SIGTERM)
     records = [wait_terminal(lane.http, i, timeout=30) for i in buffered]
     assert [r["status"] for r in records] == ["completed"] * 4
@@ -132,7 +133,13 @@ def test_sigterm_hands_the_buffered_ads_back_at_once_uncharged(lane: Lane) -> No
     # handed back at once: all 4 done by the other worker while the leaving one still drained its running ad
     assert all(str(r["completedAt"]) < str(first["completedAt"]) for r in records)
     wait_for(lambda: not leaving.alive(), timeout=30, what="the leaving worker to exit")
-    assert "handing back 4 prefetched ads" in leaving.output()
+    # attack29a F12: the hand-back line names the ads (an ad's story shows its extra delivery), and the taker's
+    # gamead_redeliveries_total counts the 4 second deliveries (redeliveries had no Prometheus series)
+    line = next(x for x in leaving.output().splitlines() if "handing back 4 prefetched ads" in x)
+    assert all(i in line for i in buffered) and running not in line, line
+    assert sorted(json.loads(line[line.index("{"):])["ad_ids"]) == sorted(buffered), line
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert 'gamead_redeliveries_total{priority="4"} 4.0' in text, [x for x in text.splitlines() if "redeliver" in x]
 
 
 def test_a_kill_with_a_full_buffer_charges_only_the_started_ad(lane: Lane) -> None:

@@ -117,6 +117,8 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
     settings = load_settings()
     assert settings.queue.ack_wait == 300
 
+    retried_rates: list[float] = []  # /v1/stats rates.retriedPerSec seen while the crash loop ran
+
     async def run() -> tuple[float, dict[str, dict], dict]:
         nc = await nats.connect(lane.nats.url)
         scaler = LocalScaler(Supervisor(on_event=deaths.append), argv=lambda wid: gamead_argv("worker", "--id", wid),
@@ -138,6 +140,7 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
                     scaler.poll()  # what gamead up's loop does: restart the dead, recover what they held
                     try:
                         records = {i: (await http.get(f"/ads/{i}")).json() for i in [poison, *normal]}
+                        retried_rates.append((await http.get("/v1/stats")).json()["rates"]["retriedPerSec"] or 0.0)
                     except httpx.TransportError:  # a kept-alive connection the API closed as we sent: look again
                         await asyncio.sleep(0.1)
                         continue
@@ -160,6 +163,11 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
     entries = lane.http.get("/v1/dlq").json()["items"]
     assert [e["adId"] for e in entries] == [dead["id"]]
     assert crashes >= 3
+    # attack29a F11: the 2 crashes charged and retried moved a counter and the retried rate (before: 0 and 0 through
+    # the whole loop, until the death); the 3rd, its last attempt, is counted dead (gamead_core.worker.lost_count)
+    metrics = lane.http.get("/metrics").text
+    assert "gamead_attempts_lost_total 2.0" in metrics, [x for x in metrics.splitlines() if "lost" in x]
+    assert max(retried_rates) > 0, retried_rates
     assert_doctor_clean(lane.url)
 
 
@@ -187,6 +195,11 @@ def test_a_frozen_worker_that_resumes_after_its_ad_completed_elsewhere_does_not_
     assert workers["frozen"]["processed"] == 0 and workers["frozen"]["failed"] == 0
     assert workers["rescuer"]["processed"] == 1 and workers["rescuer"]["failed"] == 0
     assert lane.record(ad_id)["workerId"] == "rescuer"
+    # A's attempt, charged and lost (its worker silent: the reaper's recovery or the rescuer's delivery, whichever
+    # came first, charged it), is counted once where the APIs read it (attack29a F11: before, by nobody)
+    lost = wait_for(lambda: "gamead_attempts_lost_total 1.0" in (m := lane.http.get("/metrics").text) and m,
+                    timeout=10, what="the lost attempt counted")
+    assert "gamead_attempts_lost_total 1.0" in lost
     assert_doctor_clean(lane.url)
 
 

@@ -65,6 +65,16 @@ def test_an_ad_story_merges_every_log_by_time_and_names_are_never_paths(tmp_path
     assert default_log_dir(tmp_path, "http://127.0.0.1:8080") is None  # no gamead-up.json: no default
 
 
+def test_an_ad_story_has_the_lines_that_name_it_among_several_ads(tmp_path: Path) -> None:
+    """attack29a F12: a worker's "handing back N prefetched ads" line named no ad, so an ad's story had nothing
+    explaining its extra delivery. The line carries ``ad_ids`` (the first 20); the story shows it."""
+    ad_id, other = "01" + "a" * 24, "01" + "c" * 24
+    (tmp_path / "worker-1.log").write_text(line(1, ad_id=ad_id) + line(2, ad_ids=[other, ad_id], count=2)
+                                           + line(3, ad_ids=[other], count=1))
+    story = follower(tmp_path, ["ad", ad_id]).read()
+    assert [s.split("line ")[-1].split()[0] for s in story] == ["1", "2"], story
+
+
 def test_the_local_logs_are_shown_only_under_the_dashboard_of_the_api_of_the_stack_running_there(
         tmp_path: Path) -> None:
     """stack14: ``gamead top --api <stack B>`` run in stack C's directory showed C's worker logs under B's

@@ -76,7 +76,8 @@ def test_metrics_disabled_serves_no_metrics() -> None:
 
 
 
-WORKER_ONLY = ("gamead_ads_processed", "gamead_ad_wait_seconds", "gamead_ad_processing_seconds", "gamead_dlq_added")
+WORKER_ONLY = ("gamead_ads_processed", "gamead_ad_wait_seconds", "gamead_ad_processing_seconds", "gamead_dlq_added",
+               "gamead_redeliveries")
 API_ONLY = ("gamead_ads_submitted", "gamead_replayed", "gamead_http_requests", "gamead_http_request_duration_seconds")
 
 

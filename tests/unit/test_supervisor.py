@@ -452,3 +452,22 @@ def test_a_child_refused_in_a_row_is_not_said_restarted_at_every_retry(tmp_path:
         wait_for(lambda: (sup.poll(), restarts() == 2)[1], timeout=60, what="the restart after the crash said")
     finally:
         sup.stop_all(timeout=5)
+
+
+def test_a_child_that_exits_with_the_injected_crash_faults_code_is_said_to_be_that_fault(tmp_path: Path) -> None:
+    """attack29a note: ``gamead up``'s console said "worker-2 (pid …) died with exit code 70" while fault
+    injection (mode crash) was on, without saying 70 is that fault. Now the line says so; with faults off, 70
+    is a plain exit code."""
+    from gamead_cli.commands.up_stack import exit_meanings
+    from gamead_core.config import load_settings
+
+    crash = load_settings(worker={"faults": {"rate": 0.5, "mode": "crash"}})
+    assert exit_meanings(load_settings()) == {}
+    events: list[str] = []
+    sup = Supervisor(on_event=events.append, exit_meanings=exit_meanings(crash))
+    sup.start("worker-2", [sys.executable, "-c", "import os; os._exit(70)"], dict(os.environ), tmp_path / "w.log")
+    try:
+        wait_for(lambda: (sup.poll(), any("died with" in e for e in events))[1], timeout=30, what="the death said")
+        assert any("died with exit code 70 (the injected crash fault); restarting in" in e for e in events), events
+    finally:
+        sup.stop_all(timeout=5)

@@ -1,0 +1,79 @@
+"""Analysis attempts charged for a crashed worker, counted where every API node reads them (attack29a F11).
+
+An attempt lost with its worker (``WorkerLost``: charged by whoever recovers the death,
+:mod:`gamead_core.worker.reaper`, or found unfinished by the ad's next delivery, :func:`~gamead_core.worker.budget.
+lost_attempt`) has no worker left to count it: the crashed process's counters die with it, and the recovery is
+often made by ``gamead up``'s supervisor, which serves no metrics. Before, such attempts moved no counter or rate
+(``processed{retried}`` 0, ``retriedPerSec`` 0, FAILED 0 through a whole crash loop, until the final death).
+
+So the one who charges it adds one to a cluster-wide counter, key :data:`KEY` of the ``gamead_scaling`` bucket
+(a decimal number, compare-and-set): only the writer that won the record's compare-and-set counts, so a death
+recovered several times is counted once. Only attempts that will be *retried* are counted here: the last one
+(budget spent) ends in the DLQ and is counted ``dead`` by the worker that dead-letters it. Every API node's
+stats sampler reads the key (:func:`read_lost`): ``/v1/stats`` ``retriedPerSec`` adds its increase, and the API
+serves it as ``gamead_attempts_lost_total``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import nats.errors
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from gamead_core import names
+from gamead_core.errors import error_text
+
+log = logging.getLogger(__name__)
+
+#: The counter's key in :data:`gamead_core.names.SCALING_BUCKET`.
+KEY = "attempts.lost"
+_TRIES = 10  #: compare-and-set rounds before an increment gives up (logged)
+
+
+def _bucket(js: JetStreamContext) -> KeyValue:
+    return KeyValue(name=names.SCALING_BUCKET, stream=names.kv_stream(names.SCALING_BUCKET),
+                    pre=names.kv_prefix(names.SCALING_BUCKET), js=js, direct=False)
+
+
+async def count_lost(js: JetStreamContext, n: int = 1) -> bool:
+    """Add ``n`` lost-and-retried attempts to the cluster's counter. Returns whether it was written; never raises
+    (a failure is logged: the attempt is charged in its record all the same, only the count misses it)."""
+    kv = _bucket(js)
+    for _ in range(_TRIES):
+        try:
+            try:
+                entry = await kv.get(KEY)
+            except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+                await kv.create(KEY, str(n).encode())
+                return True
+            await kv.update(KEY, str(_number(entry.value) + n).encode(), last=entry.revision)
+            return True
+        except nats.js.errors.KeyWrongLastSequenceError:
+            continue  # another charge counted meanwhile: read it again
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            log.warning("could not count a lost attempt (%s): %s", KEY, error_text(exc))
+            return False
+    log.warning("could not count a lost attempt (%s): it kept changing", KEY)
+    return False
+
+
+async def read_lost(js: JetStreamContext) -> int:
+    """The cluster's count of lost-and-retried attempts (0 when none was ever counted). Raises NATS errors."""
+    try:
+        entry = await _bucket(js).get(KEY)
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        return 0
+    return _number(entry.value)
+
+
+def _number(value: bytes | None) -> int:
+    try:
+        return max(0, int((value or b"0").decode()))
+    except (ValueError, UnicodeDecodeError):
+        return 0
+
+
+__all__ = ["KEY", "count_lost", "read_lost"]
