@@ -88,14 +88,23 @@ def client(api_url: str) -> Iterator[httpx.Client]:
 #: directories in the order their modules start: the long ones with real servers first, so that the short
 #: ones fill the gaps at the end and the workers finish together
 _ORDER = ("tests/integration/", "tests/tui/", "tests/cli/", "tests/unit/")
-#: the longest modules start before all others, longest first (the first four each on a worker of its own). Their
-#: own times in two loaded runs of `make test` (flakes session: load 6-11, then 10-15, of 1,874 and 2,809 s): test_up
-#: 102 / 224 s, test_kubernetes_backend 130 / 142, test_schemathesis 27 / 109 (CPU-bound: the most load-sensitive;
-#: 136 in session 19), test_nats_stall 88 / 97, tests/tui/test_snapshots 38 / 87, tests/cli/test_attack24_cli
-#: 60 / 56: the last two started after every integration module (and the TUI ones before the CLI ones)
+#: the longest modules start before all others, longest first (the first ones each on a worker of its own), then
+#: the rest by directory: the short ones fill the gaps at the end, so the workers finish together. Their own times
+#: in two loaded runs of `make test` (flakes session: load 6-11, then 10-15): test_up 102 / 224 s,
+#: test_kubernetes_backend 130 / 142, test_schemathesis 27 / 109 (CPU-bound: the most load-sensitive; 136 in session
+#: 19), test_nats_stall 88 / 97, tests/tui/test_snapshots 38 / 87, tests/cli/test_attack24_cli 60 / 56. Session 29
+#: (load 8-10, 730 s): test_up 179, test_kubernetes_backend 148, test_nats_stall 103, test_schemathesis 38, then
+#: test_up_parent, test_cli_errors, test_worker_faults, test_autoscaler, test_cluster_frozen, test_up_late_refusal
+#: (one test), test_dlq and test_attack24_cli 56-64 each, and, last of all on one worker, the unit modules
+#: test_analyzer_equivalence 42 (hypothesis, CPU-bound) and test_supervisor 36: started among the first now
 _LONGEST = ("tests/integration/test_up.py", "tests/integration/test_kubernetes_backend.py",
-            "tests/integration/test_schemathesis.py", "tests/integration/test_nats_stall.py",
-            "tests/tui/test_snapshots.py", "tests/cli/test_attack24_cli.py")
+            "tests/integration/test_nats_stall.py", "tests/integration/test_schemathesis.py",
+            "tests/integration/test_up_parent.py", "tests/integration/test_worker_faults.py",
+            "tests/integration/test_autoscaler.py", "tests/integration/test_cluster_frozen.py",
+            "tests/integration/test_up_late_refusal.py", "tests/integration/test_dlq.py",
+            "tests/cli/test_cli_errors.py", "tests/cli/test_attack24_cli.py",
+            "tests/unit/test_analyzer_equivalence.py", "tests/tui/test_snapshots.py",
+            "tests/unit/test_supervisor.py")
 
 
 def _rank(item: pytest.Item) -> tuple[int, int]:
