@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?= --workers 2
-# 4 pytest-xdist workers, each test module one unit of work (tests/conftest.py): the suite mostly waits on
-# servers, so 4 share 2 cores well. `make test TEST_ARGS=` runs it in one process. The suite starts ~200
-# Python processes: bytecode caches (__pycache__/, git-ignored) are kept even where PYTHONDONTWRITEBYTECODE is set.
-TEST_ARGS ?= -n 4 --dist loadgroup --no-loadscope-reorder
+# 6 pytest-xdist workers, each test module one unit of work (tests/conftest.py). On a quiet 2-core machine the suite
+# waits on its servers more than it computes: -n 4 took 7:16-7:35, -n 6 5:46 (all passed; fresh clones before
+# session 29). Beside other heavy work it is bound by the CPU and the count hardly matters (session 29, other sessions'
+# suites and drills on the machine: -n 4 12:28 at load 8-10; -n 6 15:28 at load 16-18, 14:00 at load 10-19; each run
+# had 1-3 load-timing failures, each of which passed alone). `make test TEST_ARGS=` runs it in one process. The
+# suite starts ~200 Python processes: bytecode caches (__pycache__/, git-ignored) are kept even where
+# PYTHONDONTWRITEBYTECODE is set.
+TEST_ARGS ?= -n 6 --dist loadgroup --no-loadscope-reorder
 
 .PHONY: up test bench clean
 
@@ -25,7 +29,7 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 up: $(VENV)/.installed          ## the whole stack: embedded NATS, API on :8080, workers; it all stops if make is killed
 	$(BIN)/gamead up --die-with-parent $(ARGS)
 
-test: $(VENV)/.installed-test   ## the test suite, on real nats-server and valkey-server processes, 4 at a time
+test: $(VENV)/.installed-test   ## the test suite, on real nats-server and valkey-server processes, 6 at a time
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q $(TEST_ARGS)
 
 bench: $(VENV)/.installed-test  ## benchmarks (on demand, not part of the tests)

@@ -145,6 +145,8 @@ class Supervisor:
     on_up: Callable[[Child], None] | None = None
     #: bytes a child's log may reach before it is copied to ``<name>.1`` and truncated (:mod:`gamead_core.log_bound`)
     log_limit: int = LOG_LIMIT
+    #: seconds before the first restart in a row, doubled at each further failure up to 30 s (:func:`restart_delay`)
+    restart_base: float = 0.5
     _logs_checked_at: float = field(default=0.0, repr=False)
 
     @property
@@ -229,7 +231,7 @@ class Supervisor:
             self._spawn(child)
         except OSError as exc:
             child.failures += 1
-            delay = restart_delay(child.failures)
+            delay = restart_delay(child.failures, base=self.restart_base)
             child.restart_at = now + delay
             self._say(child, f"{child.name} could not be restarted ({type(exc).__name__}: {exc}); "
                              f"retrying in {delay:.1f}s")
@@ -281,7 +283,7 @@ class Supervisor:
             if child.restart_at is None:
                 ran = now - child.started_at
                 child.failures = 1 if ran >= HEALTHY_AFTER else child.failures + 1
-                delay = restart_delay(child.failures)
+                delay = restart_delay(child.failures, base=self.restart_base)
                 child.restart_at = now + delay
                 child.quiet_restart = code in self.refusal_codes and not restart_said(child.refusals + 1)
                 if code in self.refusal_codes:

@@ -83,26 +83,40 @@ def client(api_url: str) -> Iterator[httpx.Client]:
         yield c
 
 
-# --- running in parallel: `make test` = pytest -n 4 --dist loadgroup --no-loadscope-reorder -------------
+# --- running in parallel: `make test` = pytest -n 6 --dist loadgroup --no-loadscope-reorder -------------
 
 #: directories in the order their modules start: the long ones with real servers first, so that the short
 #: ones fill the gaps at the end and the workers finish together
 _ORDER = ("tests/integration/", "tests/tui/", "tests/cli/", "tests/unit/")
-#: the longest modules start before all others, longest first (the first four each on a worker of its own). Their
-#: own times in two loaded runs of `make test` (flakes session: load 6-11, then 10-15, of 1,874 and 2,809 s): test_up
-#: 102 / 224 s, test_kubernetes_backend 130 / 142, test_schemathesis 27 / 109 (CPU-bound: the most load-sensitive;
-#: 136 in session 19), test_nats_stall 88 / 97, tests/tui/test_snapshots 38 / 87, tests/cli/test_attack24_cli
-#: 60 / 56: the last two started after every integration module (and the TUI ones before the CLI ones)
+#: the longest modules start before all others, longest first (the first ones each on a worker of its own), then
+#: the rest by directory: the short ones fill the gaps at the end, so the workers finish together. Their own times
+#: in two loaded runs of `make test` (flakes session: load 6-11, then 10-15): test_up 102 / 224 s,
+#: test_kubernetes_backend 130 / 142, test_schemathesis 27 / 109 (CPU-bound: the most load-sensitive; 136 in session
+#: 19), test_nats_stall 88 / 97, tests/tui/test_snapshots 38 / 87, tests/cli/test_attack24_cli 60 / 56. Session 29
+#: (load 8-10, -n 4, 730 s): test_up 179, test_kubernetes_backend 148, test_nats_stall 103, test_schemathesis 38,
+#: then test_up_parent, test_cli_errors, test_worker_faults, test_autoscaler, test_cluster_frozen,
+#: test_up_late_refusal (one test), test_dlq and test_attack24_cli 56-64 each
 _LONGEST = ("tests/integration/test_up.py", "tests/integration/test_kubernetes_backend.py",
-            "tests/integration/test_schemathesis.py", "tests/integration/test_nats_stall.py",
-            "tests/tui/test_snapshots.py", "tests/cli/test_attack24_cli.py")
+            "tests/integration/test_nats_stall.py", "tests/integration/test_schemathesis.py",
+            "tests/integration/test_up_parent.py", "tests/integration/test_worker_faults.py",
+            "tests/integration/test_autoscaler.py", "tests/integration/test_cluster_frozen.py",
+            "tests/integration/test_up_late_refusal.py", "tests/integration/test_dlq.py",
+            "tests/cli/test_cli_errors.py", "tests/cli/test_attack24_cli.py", "tests/tui/test_snapshots.py")
+#: CPU-bound unit modules that start first among the unit ones, not with the servers' start-ups above (session 29:
+#: started there, at load 17, test_analyzer_equivalence took 184 s and its hypothesis test passed pytest's 120 s
+#: timeout) and not last of all on one worker (at load 8-10: test_analyzer_equivalence 42 s, test_supervisor 36 s
+#: ran after every other module)
+_FIRST_OF_THEIR_DIRECTORY = ("tests/unit/test_analyzer_equivalence.py", "tests/unit/test_analyzer.py",
+                             "tests/unit/test_scaling_policy.py", "tests/unit/test_queued_json.py",
+                             "tests/unit/test_supervisor.py")
 
 
 def _rank(item: pytest.Item) -> tuple[int, int]:
     path = item.nodeid.split("::", 1)[0]
     if path in _LONGEST:
         return 0, _LONGEST.index(path)
-    return 1 + next((i for i, prefix in enumerate(_ORDER) if path.startswith(prefix)), len(_ORDER)), 0
+    directory = 1 + next((i for i, prefix in enumerate(_ORDER) if path.startswith(prefix)), len(_ORDER))
+    return directory, 0 if path in _FIRST_OF_THEIR_DIRECTORY else 1
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -110,7 +124,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Make each test module one unit of work for pytest-xdist's ``loadgroup``: its module-scoped servers start
     once, on one worker, and its tests run in their written order. A module that shares a package-scoped
     fixture with others says so with ``pytestmark = pytest.mark.xdist_group("<name>")`` (all of them run on one
-    worker). Then order the modules by ``_ORDER`` (stable: the tests of a module stay together, in order)."""
+    worker). Then order the modules: ``_LONGEST``, then by ``_ORDER``, ``_FIRST_OF_THEIR_DIRECTORY`` first in theirs
+    (stable: the tests of a module stay together, in order)."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
