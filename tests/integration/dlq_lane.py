@@ -34,7 +34,6 @@ COMMON = {
 POISON = {"GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MATCH": "^Poison"}
 DOOMED = {"GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MODE": "permanent",
           "GAMEAD_WORKER__FAULTS__MATCH": "^Doomed"}
-UNANALYSABLE = {"description": "???", "callToAction": "!!!"}
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
 
 

@@ -16,9 +16,9 @@ from gamead_core.worker.backoff import backoff_ceiling
 from tests.integration.dlq_lane import (  # noqa: F401 - lane is a fixture
     BASE,
     COMMON,
+    DOOMED,
     MAX_ATTEMPTS,
     POISON,
-    UNANALYSABLE,
     Lane,
     broken_invariants,
     lane,
@@ -60,13 +60,13 @@ def test_a_poison_ad_is_dead_lettered_after_exactly_max_attempts_with_growing_ba
 
 
 def test_a_permanent_error_is_dead_lettered_after_one_attempt(lane: Lane) -> None:
-    lane.worker()
-    ad_id = lane.submit("!!!", priority=1, **UNANALYSABLE)
+    lane.worker(**DOOMED)  # an ad without letters, the analyser's permanent error, is refused at submit (422)
+    ad_id = lane.submit("Doomed Quest", priority=1)
     record = lane.dead(ad_id)
     assert record["attempts"] == 1
     entry = lane.http.get(f"/v1/dlq/{ad_id}").json()
     assert entry["errorClass"] == "PermanentError" and entry["retryable"] is False
-    assert "no words" in entry["errorMessage"]
+    assert "injected permanent fault" in entry["errorMessage"]
 
 
 def test_sigkill_on_the_last_attempt_still_ends_in_the_dlq(lane: Lane) -> None:
@@ -118,11 +118,14 @@ def test_replay_after_the_fault_is_fixed_completes_exactly_once_and_twice_enqueu
 
 
 def test_filters_select_what_they_say_and_purge_removes_only_what_it_names(lane: Lane) -> None:
-    lane.worker(**POISON)
+    poison = lane.worker(**POISON)
     retry_ids = [lane.submit(f"Poison {i}", priority=5) for i in range(2)]
-    perm_id = lane.submit("???", priority=1, **UNANALYSABLE)
-    for ad_id in [*retry_ids, perm_id]:
+    for ad_id in retry_ids:
         lane.dead(ad_id)
+    poison.stop()  # one fault mode per worker: then one whose faults are permanent
+    lane.worker(**DOOMED)
+    perm_id = lane.submit("Doomed Filter", priority=1)
+    lane.dead(perm_id)
     assert {e["adId"] for e in lane.dlq(errorClass="PermanentError")["items"]} == {perm_id}
     assert {e["adId"] for e in lane.dlq(priority=5)["items"]} == set(retry_ids)
     assert {e["adId"] for e in lane.dlq(message="^injected retryable")["items"]} == set(retry_ids)
@@ -148,10 +151,13 @@ def test_filters_select_what_they_say_and_purge_removes_only_what_it_names(lane:
 
 
 def test_export_then_import_round_trips_every_field(lane: Lane, tmp_path: Path, fresh_nats) -> None:  # noqa: ANN001
-    lane.worker(**POISON)
-    ids = [lane.submit("Poison Export", priority=2), lane.submit("!!!", priority=3, **UNANALYSABLE)]
-    for ad_id in ids:
-        lane.dead(ad_id)
+    poison = lane.worker(**POISON)
+    ids = [lane.submit("Poison Export", priority=2)]
+    lane.dead(ids[0])
+    poison.stop()  # one fault mode per worker: then a permanent one
+    lane.worker(**DOOMED)
+    ids.append(lane.submit("Doomed Export", priority=3))
+    lane.dead(ids[1])
     before = {e["adId"]: e for e in lane.dlq()["items"]}
     dump = tmp_path / "dead.jsonl"
     runner = CliRunner()
