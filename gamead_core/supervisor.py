@@ -130,8 +130,7 @@ class Supervisor:
     on_end: Callable[[Child], None] | None = None
     #: exit codes that mean "this configuration is refused": such a child is not restarted while the stack starts
     refusal_codes: frozenset[int] = frozenset()
-    #: what a child's exit code means, said in its death's line (``gamead up``: 70 = the injected crash fault)
-    exit_meanings: dict[int, str] = field(default_factory=dict)
+    exit_meanings: dict[int, str] = field(default_factory=dict)  #: said in a death's line (70: the injected crash)
     #: the stack is up: processes started from now on are restarted with back-off after a refusal too
     settled: bool = False
     #: why ``child`` refused (its own error line), for the one event line of a refusal after the start
@@ -145,8 +144,7 @@ class Supervisor:
     on_up: Callable[[Child], None] | None = None
     #: bytes a child's log may reach before it is copied to ``<name>.1`` and truncated (:mod:`gamead_core.log_bound`)
     log_limit: int = LOG_LIMIT
-    #: seconds before the first restart in a row, doubled at each further failure up to 30 s (:func:`restart_delay`)
-    restart_base: float = 0.5
+    restart_base: float = 0.5  #: s before a first restart in a row, doubled per failure up to 30 s (restart_delay)
     _logs_checked_at: float = field(default=0.0, repr=False)
 
     @property
@@ -297,8 +295,8 @@ class Supervisor:
                                       f"the rest keeps running; retrying in {delay:.1f}s")
                     self._hook(self.on_refused, child, why)
                 else:
-                    meaning = f" ({self.exit_meanings[code]})" if code in self.exit_meanings else ""
-                    how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}{meaning}" if code
+                    how = (f"died with signal {-code}" if code < 0 else f"died with exit code {code}"
+                           + (f" ({self.exit_meanings[code]})" if code in self.exit_meanings else "") if code
                            else "exited cleanly (exit code 0: stopped from outside, e.g. a SIGTERM)")
                     self.on_event(f"{child.name} (pid {child.proc.pid}) {how}; restarting in {delay:.1f}s")
                 self._ended(child)

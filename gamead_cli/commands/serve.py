@@ -52,10 +52,11 @@ def serve(
     listener = bind_listener(settings.api.host, settings.api.port, "api.port")
     redis_pool = settings.redis.max_connections if settings.redis.url else 0
     max_connections, line, low = connection_bound(nofile, settings.api.max_connections, redis_pool)
-    (log.warning if low else log.info)(line, extra={"max_connections": max_connections, "nofile": nofile})
     if settings.nats.give_up_after:  # wait for NATS, then exit 3: for a supervisor that wants to know
         asyncio.run(reach_nats(settings, url, role="api"))
     refuse_partition_change(settings, url)  # queue.partitions against a live queue: one line, exit 5
+    # said once the start goes on: a start refused above is its one line alone
+    (log.warning if low else log.info)(line, extra={"max_connections": max_connections, "nofile": nofile})
     app = create_app(settings, url)
     collector.tune()  # start-up is done: out of every later collection, and fewer collections (issue 14)
     server = AcceptingServer(  # accept() failing for want of a descriptor: logged, room made (api.acceptor)

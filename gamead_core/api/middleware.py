@@ -229,7 +229,7 @@ class GateMiddleware:
                 needs = allowed_roles(method, klass)
                 self.failures(scope).log_refusal(
                     logging.WARNING, _client_ip(scope), "refused: 403 forbidden, token %r (role %s) %s %s",
-                    principal.name, principal.role, method, path, principal=principal.name, role=principal.role,
+                    principal.name, principal.role, method, path, principal=principal.name, actor_role=principal.role,
                     status=403)
                 await self._error(
                     scope, receive, send, 403, "forbidden",

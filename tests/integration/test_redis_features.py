@@ -271,7 +271,8 @@ def test_refusals_are_logged_with_who_and_what(node_procs: list[tuple[Proc, str]
 
     lines = wait_for(lambda: len(logged()) >= 2 and logged(), what="the refusals in the log")
     forbidden = next(line for line in lines if line["status"] == 403 and line.get("principal") == "dash")
-    assert forbidden["role"] == "viewer" and "POST /v1/dlq/purge" in str(forbidden["message"])
+    assert (forbidden["actor_role"], forbidden["role"]) == ("viewer", "api")  # role: the process's (attack29a F8)
+    assert "POST /v1/dlq/purge" in str(forbidden["message"])
     assert any(line["status"] == 401 and line["client"] == address for line in lines)
     assert VIEW not in proc.output()
 

@@ -130,9 +130,14 @@ def test_one_trace_from_post_ads_through_nats_to_the_worker(receiver: Receiver, 
     # attack29a F2: the JetStream delivery count is `delivery`, never `attempt` beside a message's "attempt N"
     assert "attempt" not in retry_line
 
-    # a replayed ad's trace links to the trace it died in
+    # a replayed ad's trace links to the trace it died in: a worker whose injected faults are permanent kills it
+    # (an ad without letters, the analyser's own permanent error, is refused at submit since attack29b F3)
+    worker.stop()
+    procs.append(start_worker(nats.url, tmp_path, worker_id="td", ready=True, **{
+        **otel, "GAMEAD_WORKER__FAULTS__MATCH": "^doomed", "GAMEAD_WORKER__FAULTS__MODE": "permanent",
+        "GAMEAD_WORKER__FAULTS__ATTEMPTS": "0"}))
     with httpx.Client(base_url=url, timeout=10) as client:
-        doomed = client.post("/ads", json=ad("1234", priority=2, description="5678")).json()["id"]
+        doomed = client.post("/ads", json=ad("doomed ad", priority=2)).json()["id"]
         assert wait_terminal(client, doomed)["status"] == "dead"
         entry = client.get(f"/v1/dlq/{doomed}").json()
         assert client.post("/v1/dlq/replay", json={"ids": [doomed]}).status_code in (200, 201, 202)
