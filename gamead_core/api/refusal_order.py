@@ -108,12 +108,22 @@ class HeldFlow(FlowControl):
             self._reading(True)
 
 
+def answered_before_its_body(response_complete: bool, keep_alive: bool, in_message: bool) -> bool:
+    """Whether a close of the connection is the one a request's own answer makes with its body still coming: the
+    answer is complete, the connection is not kept alive (``Connection: close``) and the request's last byte has not
+    come (``in_message``). Then the close lingers (attack29b F4). Not a later close of a kept-alive connection
+    that once answered early (shutdown, the keep-alive timeout, room for a new connection: review29 F3, where
+    uvicorn's ``more_body``, never cleared after an early answer, made each of them wait 2 s). Pure."""
+    return response_complete and not keep_alive and in_message
+
+
 class InOrderRefusals(HttpToolsProtocol):
     """uvicorn's httptools protocol whose own refusals (:meth:`_refuse`) come after the answers owed to the
     requests before them on the connection, then close with a linger (module docstring)."""
 
     _deadline: float | None  #: the read deadline (the subclass's); while a refusal is held, the hold's bound
     _read_left: float | None  #: seconds left of the read deadline while reading is paused (the subclass's)
+    _in_message: bool  #: between a request's first byte and its last (the subclass's; uvicorn's more_body is not)
     limits: ClassVar[Any]  #: the subclass's HttpLimits (its ``read_timeout`` bounds a hold)
     flow: HeldFlow
 
@@ -138,7 +148,8 @@ class InOrderRefusals(HttpToolsProtocol):
         kernel reset the connection, so a client still writing its body (urllib, which sends ``Connection:
         close``) never read the answer (attack29b F4). False when nothing is unread, or already lingering."""
         cycle = self.cycle
-        if self._lingering or cycle is None or not cycle.more_body or self.transport.is_closing():
+        if self._lingering or cycle is None or self.transport.is_closing() or not answered_before_its_body(
+                cycle.response_complete, cycle.keep_alive, self._in_message):
             return False
         self._deadline = self._read_left = None
         self._linger()
