@@ -52,12 +52,20 @@ class ReadyWatch:
         self.restart = restart
         self._since: float | None = None  #: monotonic: the first unready reading of the present spell
         self._said = False  #: the present spell was said on the console
+        self._who: str | None = None  #: the API process the spell is of
+        self._last: float | None = None  #: monotonic: the spell's last unready reading
 
     def observe(self, reading: Reading, now: float, who: str = "the API") -> Note | None:
         """One reading at monotonic ``now``; ``who`` names the API in the line (``the API (pid 123)``). Returns the
-        console line to say, or None. Pure but for ``restart()``."""
+        console line to say, or None. Pure but for ``restart()``. A spell is one process's unready answers with no
+        gap of silence longer than ``ttl`` between them: a restarted API (another ``who``), or one silent past
+        ``ttl`` (dead, frozen: the liveness probe's), starts a new spell (review29 F4: a restarted API's first 503
+        was said at once as "unready for 40 s", the dead one's spell and silence counted in)."""
         if reading.ready is None:
             return None
+        if self._since is not None and (who != self._who or now - (self._last or now) > self.ttl):
+            self._since, self._said = None, False  # a new spell: what was said of the old one stands
+        self._who, self._last = who, now
         if reading.ready:
             note = Note(True, ready_line(who, now - self._since)) if self._said and self._since is not None else None
             self._since, self._said = None, False

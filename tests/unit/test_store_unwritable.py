@@ -82,24 +82,39 @@ def test_up_says_an_api_unready_past_the_ttl_once_with_what_fails_and_once_when_
         "nats": "ok", "topology": "ok", "storage": "failing: NATS did not answer in time (for 12 s)",
         "redis": "disabled", "registry": "degraded: writes refused for 3 s"}})
     assert unready == Reading(False, {"storage": "failing: NATS did not answer in time (for 12 s)"})
-    assert watch.observe(unready, 100.0) is None
+    assert watch.observe(unready, 100.0, "the API (pid 7)") is None
     assert watch.observe(Reading(None), 105.0) is None  # no answer: the liveness probe's, counted neither way
-    assert watch.observe(unready, 110.0) is None  # not past the ttl yet
+    assert watch.observe(unready, 110.0, "the API (pid 7)") is None  # not past the ttl yet
     note = watch.observe(unready, 110.5, "the API (pid 7)")
     assert note is not None and not note.good
     assert note.text.startswith("the API (pid 7) has answered /readyz 503 (unready) for 10.5s (registry.ttl 10s): "
                                 "storage: failing: NATS did not answer in time (for 12 s). It refuses submits")
     assert "free space on the disk of nats-server's store (/data/jetstream), then restart nats-server (kill 42" \
         in note.text
-    assert watch.observe(unready, 200.0) is None, "said once"
-    back = watch.observe(reading_of(200, None), 201.0, "the API (pid 7)")
-    assert back is not None and back.good and back.text == ("the API (pid 7) is ready again after 101.0s unready "
+    assert watch.observe(unready, 115.0, "the API (pid 7)") is None, "said once"
+    back = watch.observe(reading_of(200, None), 121.0, "the API (pid 7)")
+    assert back is not None and back.good and back.text == ("the API (pid 7) is ready again after 21.0s unready "
                                                             "(/readyz answered 200)")
     assert watch.observe(reading_of(200, None), 202.0) is None
     assert watch.observe(unready, 203.0) is None and watch.observe(reading_of(200, None), 204.0) is None, \
         "a short spell is not said, nor its end"
     topology = watch.observe(reading_of(503, {"checks": {"topology": "failing: GAMEAD_ADS missing"}}), 205.0)
     assert topology is None
+    assert watch.observe(reading_of(503, {"checks": {"topology": "failing: GAMEAD_ADS missing"}}), 210.0) is None
     line = watch.observe(reading_of(503, {"checks": {"topology": "failing: GAMEAD_ADS missing"}}), 216.0)
     assert line is not None and "topology: failing: GAMEAD_ADS missing" in line.text and "disk" not in line.text
     assert reading_of(502, "<html>") == Reading(None)
+
+
+def test_a_restarted_or_long_silent_api_starts_a_new_unready_spell() -> None:
+    """review29 F4: unready at t=0 (pid 100), no answer while it dies and restarts, the new API's first 503 at t=40
+    (starting): said at once as "pid 200 … unready for 40.0s", with the storage advice. Now a spell is one process's
+    answers without a silence past the ttl."""
+    watch = ReadyWatch(10.0)
+    unready = Reading(False, {"storage": "failing: NATS did not answer in time (for 3 s)"})
+    assert watch.observe(unready, 0.0, "the API (pid 100)") is None
+    assert all(watch.observe(Reading(None), t, "the API (pid 100)") is None for t in range(1, 40))
+    assert watch.observe(Reading(False, {"queue": "starting"}), 40.0, "the API (pid 200)") is None
+    assert watch.observe(unready, 41.0, "the API (pid 100)") is None  # the same pid after silence: a new spell
+    assert watch.observe(unready, 46.0, "the API (pid 100)") is None
+    assert watch.observe(unready, 52.0, "the API (pid 100)") is not None  # past the ttl of its own answers
