@@ -209,7 +209,7 @@ class _Acks:
                     await asyncio.sleep(0)  # a turn of the loop for the other requests (the module doc)
             group.left -= 1
             if group.left > 0:
-                timer = loop.call_later(timeout, _give_up, group.waiter, loop, loop.time() + timeout)
+                timer = loop.call_later(timeout, _give_up, group.waiter, loop)
                 try:
                     await group.waiter
                 finally:
@@ -232,17 +232,15 @@ _SWEEP_FLOOR = 1024
 _SWEEP_EVERY_MASK = 1023
 
 
-def _give_up(waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop | None = None,
-             deadline: float = 0.0) -> None:
-    """End a group's wait at its deadline; a deadline the loop ran late (it stood still) first gets a grace to
-    read the acks that came meanwhile (:func:`gamead_core.queue.deadlines.respite`), once."""
+def _give_up(waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """End a group's wait at its deadline, after a grace to read the acks that came while the loop stood still
+    (:func:`gamead_core.queue.deadlines.respite`; the second call, without ``loop``, ends it)."""
     if waiter.done():
         return
-    later = respite(loop, deadline) if loop is not None else None
-    if later is None:
+    if loop is None:
         waiter.set_result(None)
     else:
-        loop.call_at(later, _give_up, waiter)  # type: ignore[union-attr]  # not None here
+        loop.call_at(respite(loop), _give_up, waiter)
 
 
 _ACKS: WeakKeyDictionary[NATS, _Acks] = WeakKeyDictionary()

@@ -9,13 +9,14 @@ it fires it drops the futures already done, fails the expired ones with :class:`
 answer in time") and arms itself for the next. A future is never failed before its deadline; memory is bounded by
 the futures pending within one timeout (done ones are dropped from the head of the queue at every watch).
 
-**A stalled loop is not a silent server.** A timer that fires more than :data:`STALL` late says the event loop
-itself did not run (the process stopped by SIGSTOP, starved of CPU, or blocked): the acks that came meanwhile
-wait unread in the socket, and the loop runs due timers before it reads it (uvloop: libuv's timers phase comes
-before its poll). Failing then answered "may still be queued" (503) for ads JetStream had stored in time (note
-28's leftover). So a late deadline gets :data:`GRACE` more seconds of a running loop to read what came, once
-per stall (:func:`respite`, used by the batch's group timer of :mod:`gamead_core.queue.acks` too); a server that
-truly did not answer is still failed, :data:`GRACE` later.
+**A stalled loop is not a silent server.** When the event loop itself did not run (the process stopped by
+SIGSTOP, starved of CPU, or blocked), the acks that came meanwhile wait unread in the socket, and the loop runs
+due timers before it reads it (uvloop: libuv's timers phase comes before its poll). Failing then answered "may
+still be queued" (503) for ads JetStream had stored in time (note 28's leftover). So every expired deadline gets
+:data:`GRACE` more seconds of a running loop to read what came before its future is failed (:func:`respite`, used
+by the batch's group timer of :mod:`gamead_core.queue.acks` too): a server that truly did not answer is failed
+:data:`GRACE` late. Not inferred from how late the timer ran (review29 F5: a stall ending within that margin of a
+deadline still failed acks that had come in time).
 """
 
 from __future__ import annotations
@@ -25,33 +26,28 @@ from collections import deque
 from typing import Any
 from weakref import WeakKeyDictionary
 
-__all__ = ["GRACE", "STALL", "expire_after", "respite"]
+__all__ = ["GRACE", "expire_after", "respite"]
 
-#: seconds a timer may fire late before the loop counts as stalled (a healthy loop runs a due timer within ms)
-STALL = 0.1
-#: seconds of a running loop a stalled deadline is given to read the answers that arrived while it stood still
+#: seconds of a running loop an expired deadline is given to read the answers that came while it stood still
 GRACE = 0.05
 
 
-def respite(loop: asyncio.AbstractEventLoop, deadline: float) -> float | None:
-    """The later deadline (loop time, s) a deadline already passed gets when the loop ran its timer more than
-    :data:`STALL` late, i.e. the loop stood still (see the module doc): ``now + GRACE``; None when the deadline
-    simply passed (fail it now). Call it only once per deadline: a grace is not extended again."""
-    now = loop.time()
-    return now + GRACE if now - deadline > STALL else None
+def respite(loop: asyncio.AbstractEventLoop) -> float:
+    """The loop time (s) at which a deadline that has just passed is failed: :data:`GRACE` from now (the module
+    doc). Call it once per deadline: a grace is not extended again."""
+    return loop.time() + GRACE
 
 
 class _Queue:
     """The futures of one loop watched with one timeout, oldest first, and the one timer for the oldest."""
 
-    __slots__ = ("loop", "timeout", "items", "timer", "armed_for")
+    __slots__ = ("loop", "timeout", "items", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.loop = loop
         self.timeout = timeout
         self.items: deque[tuple[float, asyncio.Future[Any]]] = deque()
         self.timer: asyncio.TimerHandle | None = None
-        self.armed_for = 0.0  #: the loop time the timer was armed for (how late it ran tells a stalled loop)
 
     def watch(self, future: asyncio.Future[Any]) -> None:
         items = self.items
@@ -65,25 +61,21 @@ class _Queue:
         self.timer = None
         items = self.items
         now = self.loop.time()
-        later = respite(self.loop, self.armed_for)
-        graced = []  # passed while the loop stood still: failed at the end of their grace
+        later = respite(self.loop)
+        graced = []  # expired: failed at the end of their grace, if still unanswered
         while items:
             deadline, future = items[0]
             if not future.done():
                 if deadline > now:
                     break
-                if later is None:
-                    future.set_exception(asyncio.TimeoutError())
-                else:  # the loop stood still: read what came first (the module doc)
-                    graced.append(future)
+                graced.append(future)  # what came while the loop stood still is read first (the module doc)
             items.popleft()
         if graced:
-            self.loop.call_at(later, self._fail_graced, graced)  # type: ignore[arg-type]  # set when graced
+            self.loop.call_at(later, self._fail_graced, graced)
         if items:
-            self._arm(max(items[0][0], later or 0.0))
+            self._arm(max(items[0][0], later))
 
     def _arm(self, when: float) -> None:
-        self.armed_for = when
         self.timer = self.loop.call_at(when, self._expire)
 
     @staticmethod

@@ -153,3 +153,27 @@ def test_acks_that_came_while_the_loop_stood_still_are_answers_not_timeouts(
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(run())
+
+
+def test_an_ack_that_came_just_before_a_short_stall_ended_is_an_answer(fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review29 F5: the stall was inferred from a timer running over 0.1 s late, so a loop that stood still until
+    just past the deadline failed the ack that had come in time. Every deadline now gets its grace."""
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc, js = await _connected(server)
+        loop = asyncio.get_running_loop()
+        try:
+            with frozen(server.proc.pid):
+                sent_at = loop.time()
+                single = await publish_acked(js, "t.short", b"x", headers={}, timeout=0.5)
+                for _ in range(1000):  # until it is written (the flusher's turn), ~10 s at most
+                    if not nc._pending_data_size:  # noqa: SLF001 - nats-py's unsent bytes
+                        break
+                    await asyncio.sleep(0.01)
+            time.sleep(max(0.0, sent_at + 0.53 - loop.time()))  # stands still until just past the deadline
+            assert isinstance(await single, Ack)
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
