@@ -141,6 +141,7 @@ class QueueSampler:
         self.errors: list[str] = []
         self._ticks, self._failing = 0, False
         self._first_read: asyncio.Future[None] | None = None  #: read_registry_once's read in flight
+        self._one_at_a_time = asyncio.Lock()
 
     # --- sampling ----------------------------------------------------------------------------------
 
@@ -168,34 +169,35 @@ class QueueSampler:
                 pass
 
     async def sample(self) -> Sample:
-        """Take one sample now, append it to the ring and update the rates."""
-        now = self.clock()
-        self._ticks += 1
-        if self.sections:
-            await self._sample_extras()
-        nc, js = self.link.nc, self.link.js
-        reason = None
-        if nc is None or js is None or not nc.is_connected:
-            reason = redact_text(getattr(self.link, "last_error", None) or "reconnecting")
-        elif (waiting := backed_up(nc)) is not None:  # a stalled server: ask nothing
-            reason = f"not taking writes ({waiting} bytes wait to be sent)"
-        if reason is not None or js is None:
-            self.errors = [f"NATS unavailable: {reason}"]
-            self.nodes_ok = False
-            sample = Sample(QueueReading(t=now, connected=False))
+        """Take one sample now, append it to the ring and update the rates; one at a time, in order (review29 F7)."""
+        async with self._one_at_a_time:
+            now = self.clock()
+            self._ticks += 1
+            if self.sections:
+                await self._sample_extras()
+            nc, js = self.link.nc, self.link.js
+            reason = None
+            if nc is None or js is None or not nc.is_connected:
+                reason = redact_text(getattr(self.link, "last_error", None) or "reconnecting")
+            elif (waiting := backed_up(nc)) is not None:  # a stalled server: ask nothing
+                reason = f"not taking writes ({waiting} bytes wait to be sent)"
+            if reason is not None or js is None:
+                self.errors = [f"NATS unavailable: {reason}"]
+                self.nodes_ok = False
+                sample = Sample(QueueReading(t=now, connected=False))
+                self._append(sample)
+                return sample
+            partitions, registry = self.settings.queue.partitions, self.registry
+            if self.sections:
+                reading, extra = await asyncio.gather(read_queue(js, registry, now, partitions), self._sections(js))
+            else:
+                reading, extra = await read_queue(js, registry, now, partitions), []
+            self.errors = [*reading.errors, *extra]
+            if reading.nodes is not None:
+                await self._note_gone(reading.nodes, now)
+            sample = self._derive(reading)
             self._append(sample)
             return sample
-        if self.sections:
-            reading, extra = await asyncio.gather(read_queue(js, self.registry, now, self.settings.queue.partitions),
-                                                   self._sections(js))
-        else:
-            reading, extra = await read_queue(js, self.registry, now, self.settings.queue.partitions), []
-        self.errors = [*reading.errors, *extra]
-        if reading.nodes is not None:
-            await self._note_gone(reading.nodes, now)
-        sample = self._derive(reading)
-        self._append(sample)
-        return sample
 
     async def _note_gone(self, nodes: tuple[NodeInfo, ...], now: float) -> None:
         """Remember nodes whose entries vanished, not deleted (expired: silent), as :attr:`gone` (one KV get each;
@@ -299,10 +301,10 @@ class QueueSampler:
         if not isinstance(records, BaseException):
             self.records = records_section(records)
         if not isinstance(account, BaseException) and account is not None:
-            self.account = {  # read every ACCOUNT_EVERY samples only: sampledAt says how old the figure is
-                "memoryBytes": account.memory, "fileBytes": account.storage, "maxMemoryBytes": account.limits.max_memory,
-                "maxFileBytes": account.limits.max_storage, "streams": account.streams, "consumers": account.consumers,
-                "sampledAt": utc_iso(self.clock())}
+            a, limits = account, account.limits  # read every ACCOUNT_EVERY samples only: sampledAt says how old
+            self.account = {"memoryBytes": a.memory, "fileBytes": a.storage, "maxMemoryBytes": limits.max_memory,
+                            "maxFileBytes": limits.max_storage, "streams": a.streams, "consumers": a.consumers,
+                            "sampledAt": utc_iso(self.clock())}
         return errors
 
     async def _dlq_info(self, js: JetStreamContext) -> tuple[int, int]:

@@ -5,6 +5,7 @@ now keeps the listing, which is the one every reader takes. Pure: the sampler's 
 
 from __future__ import annotations
 
+import asyncio
 import tracemalloc
 from datetime import datetime, timezone
 
@@ -50,3 +51,26 @@ def test_the_ring_keeps_one_registry_listing_not_one_per_sample() -> None:
     # 580 more samples of 16 workers each: before, 40 MB more (every listing kept, ~69 KB a sample); now 3.0 MB,
     # the ring's own samples (their fleet-wide percentiles), whatever the fleet's size
     assert late - early < 8_000_000, (early, late)
+
+
+def test_samples_taken_at_once_are_appended_in_the_order_they_were_taken() -> None:
+    """review29 F7: ``gamead up``'s first decision took a sample while its sampler's loop took its first; the one
+    begun first could be appended last (the ring out of time order). Samples are now taken one at a time."""
+    delays = iter([0.05, 0.0])
+
+    async def extra() -> None:  # the slower read is the first sample's
+        await asyncio.sleep(next(delays))
+
+    class Down:
+        nc = js = None
+
+    ticks = iter(range(1, 100))
+    sampler = QueueSampler(Down(), GameadSettings(), node_id="up", extras={"x": extra},  # type: ignore[arg-type]
+                           clock=lambda: T0 + next(ticks))
+
+    async def both() -> None:
+        await asyncio.gather(sampler.sample(), sampler.sample())
+
+    asyncio.run(both())
+    times = [s.t for s in sampler.ring]
+    assert len(times) == 2 and times == sorted(times), times
