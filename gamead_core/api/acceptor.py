@@ -12,6 +12,12 @@ clients got resets and empty replies and the API's log said nothing for as long 
   kernel's listen backlog, they are not reset;
 * logs one WARNING line every few seconds at most, with the limit and the connections open.
 
+A network error of the new connection that Linux's accept(2) passes on as accept's own (``EPROTO``,
+``ENETUNREACH``, ``EPERM`` from a firewall..., :data:`RETRY_AT_ONCE`: "treat them like EAGAIN by retrying") is no
+failure of the listener: the next connection is accepted at once, as libuv did. Before (review29 F6) each paused
+accepting for :data:`PAUSE_SECONDS`, so a peer able to provoke them throttled the listener. Any other error
+(unknown ones too) pauses (:func:`pauses`). Every failure is counted (``gamead_accept_failures_total{reason}``).
+
 Each accepted socket becomes a transport with ``loop.connect_accepted_socket`` (uvloop's, as fast as its server's
 own once made); at most :data:`ACCEPTS_PER_TURN` are taken per loop turn, and at most as many wait for their
 transport, so requests in flight keep their turn and ``api.max_connections`` (counted once a transport is made)
@@ -31,6 +37,7 @@ from typing import Any
 import uvicorn
 
 from gamead_core.api.conn_cap import make_room, say
+from gamead_core.telemetry.conn_metrics import accept_failed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,17 @@ ACCEPTS_PER_TURN = 16
 ROOM_PER_FAILURE = 16
 #: accept() errors that mean "no descriptor or memory for it now", not a broken listener
 _OUT_OF = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: accept() errors that are the new connection's own network errors: Linux's accept(2) (NOTES, "Error handling")
+#: says to retry at once, as for EAGAIN
+RETRY_AT_ONCE = frozenset({errno.EPROTO, errno.ENETDOWN, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.ENONET,
+                           errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH, errno.EPERM, errno.ECONNABORTED})
+
+
+def pauses(code: int | None) -> bool:
+    """Whether an accept() failure with errno ``code`` stops accepting for a while (out of descriptors or memory,
+    or an error unknown here: True) rather than going on with the next connection at once (:data:`RETRY_AT_ONCE`:
+    False)."""
+    return code not in RETRY_AT_ONCE
 
 
 class Acceptor:
@@ -65,9 +83,10 @@ class Acceptor:
                 conn, _addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except ConnectionAbortedError:
-                continue
             except OSError as exc:
+                accept_failed(exc.errno)
+                if not pauses(exc.errno):
+                    continue  # the new connection's own error: the next one, at once
                 self._out_of_descriptors(exc)
                 return
             self._start(conn)

@@ -13,7 +13,13 @@ thousands of them:
 * past the bound, a new connection makes room by closing the connection waiting longest (since its opening, its
   last answer or the first byte of its request), never a busy one;
 * if every other connection is busy, the new one is answered ``503 too_many_connections`` (JSON, ``Connection:
-  close``, a lingering close) and is the first to go when the next one needs room;
+  close``, a lingering close of at most ``LINGER_SECONDS``). A refused connection is never closed for room nor
+  counted against the bound while it lingers: before (review29 F2), the next new connection closed it (its client
+  read an empty reply instead of the 503) and was admitted in its place, the bound exceeded by one, so in a burst
+  only the first and last client got an answer;
+* a connection with a request still unanswered is busy even once the first byte of the next, pipelined, request
+  has come (review29 F1: it was "waiting" from that byte, so a new connection closed it and the answer of the
+  request in flight -- a POST /ads's 202 -- was lost);
 * each kind of event is one WARNING line at most every few seconds (:class:`gamead_core.log_throttle.Throttle`),
   saying the bound, the connections open and how many such events the throttle left out.
 
@@ -30,6 +36,7 @@ from typing import Any
 from gamead_core.api.http_limits import BoundedHttpToolsProtocol
 from gamead_core.api.refusal_order import Refusal
 from gamead_core.log_throttle import Throttle
+from gamead_core.telemetry.conn_metrics import CONNECTIONS_CLOSED_FOR_ROOM, CONNECTIONS_REFUSED, count, opened
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,8 @@ class Waiting:
 
     def __init__(self) -> None:
         self._conns: OrderedDict[Any, None] = OrderedDict()
+        #: refused connections still open (lingering): outside the bound, never closed for room
+        self.refused: set[Any] = set()
 
     def waits(self, conn: Any) -> None:
         """``conn`` waits from now: it goes last."""
@@ -51,7 +60,7 @@ class Waiting:
         self._conns.move_to_end(conn)
 
     def goes_first(self, conn: Any) -> None:
-        """``conn`` (refused, lingering) is the first closed for room."""
+        """``conn`` (taken out by :meth:`longest`, not closed) waits longest again."""
         self._conns[conn] = None
         self._conns.move_to_end(conn, last=False)
 
@@ -98,6 +107,7 @@ def make_room(server_state: Any, but: Any = None) -> Any | None:
         return None
     conn.transport.close()
     server_state.connections.discard(conn)
+    count(CONNECTIONS_CLOSED_FOR_ROOM)
     return conn
 
 
@@ -106,11 +116,12 @@ class CappedConnections(BoundedHttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        opened(1)
         self._idle_since = self.loop.time()
         self._waiting = waiting_of(self.server_state)
         self._waiting.waits(self)
         cap = self.limits.max_connections
-        if len(self.connections) <= cap:
+        if len(self.connections) - len(self._waiting.refused) <= cap:
             return
         closed = make_room(self.server_state, but=self)
         if closed is not None:
@@ -122,16 +133,21 @@ class CappedConnections(BoundedHttpToolsProtocol):
             "serving a request: a new connection was answered 503 too_many_connections", cap)
         self._answer(Refusal(503, "too_many_connections", f"the API has {cap} connections open, each serving a "
                              f"request (api.max_connections): try again shortly"))
-        self._waiting.goes_first(self)
+        count(CONNECTIONS_REFUSED)
+        self._waiting.busy(self)  # lingers with its answer: not closed for room (a client would read no 503) ...
+        self._waiting.refused.add(self)  # ... nor counted against the bound (then no newcomer is let in for it)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._waiting.busy(self)
+        self._waiting.refused.discard(self)
+        opened(-1)
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._idle_since = self.loop.time()
-        self._waiting.waits(self)
+        if self.cycle is None or self.cycle.response_complete:  # else a request before it is unanswered: busy
+            self._idle_since = self.loop.time()
+            self._waiting.waits(self)
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()

@@ -19,7 +19,9 @@ ads holds. So the doctor says it as a finding (the exit code is 1), two ways:
   disk is seen nowhere else: nats-server stops answering a stream's writes (``no space left on device``) while
   it answers every read and ``account_info`` (no limit is reached), so every submit is refused while every
   invariant of the ads holds; a file store at the server's ``max_file_store`` (which no client can read) refuses
-  with 10023 "insufficient resources". Each detail says what to do (:func:`unstored_line`).
+  with 10023 "insufficient resources". Each detail says what to do (:func:`unstored_line`). Not run when
+  ``store_full`` already names the file store (:func:`probe_store_needed`): that finding explains the refusal, and
+  one cause was reported twice (review29 F8), with two more writes per work stream.
 """
 
 from __future__ import annotations
@@ -147,6 +149,12 @@ async def probe_store(js: JetStreamContext, stats: ReadStats, timeout: float, pa
     return None
 
 
+def probe_store_needed(full: dict[str, str]) -> bool:
+    """Whether to run the ``store_unwritable`` write check, given the ``store_full`` items (:func:`store_use`): not
+    when the file store is full (its writes are refused for that reason, said once). Pure."""
+    return "file" not in full
+
+
 async def check(js: JetStreamContext, stats: ReadStats, timeout: float, *, partitions: int = 1,
                 settle: float = 0.0) -> dict[str, dict[str, str]]:
     """Finding code → item → detail for what refuses writes: ``store_full`` (item ``memory``/``file``),
@@ -164,12 +172,12 @@ async def check(js: JetStreamContext, stats: ReadStats, timeout: float, *, parti
         out["store_full"] = full
     if refused is not None:
         out["registry_unwritable"] = {"registry bucket": refusal_line(refused[0], used, refused[1])}
-    if await probe_store(js, stats, timeout, partitions) is not None:
+    if probe_store_needed(full) and await probe_store(js, stats, timeout, partitions) is not None:
         await asyncio.sleep(settle)
         if (unstored := await probe_store(js, stats, timeout, partitions)) is not None:
             out["store_unwritable"] = {"file store": unstored}
     return out
 
 
-__all__ = ["INSUFFICIENT_RESOURCES", "PROBE_KEY", "check", "probe_registry", "probe_store", "refusal_line",
-           "store_use", "unstored_line"]
+__all__ = ["INSUFFICIENT_RESOURCES", "PROBE_KEY", "check", "probe_registry", "probe_store", "probe_store_needed",
+           "refusal_line", "store_use", "unstored_line"]

@@ -34,6 +34,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from gamead_core.config import GameadSettings
+from gamead_core.telemetry import conn_metrics
 from gamead_core.telemetry.histogram import BUCKETS, WindowedHistogram
 from gamead_core.telemetry.metrics_listener import MetricsListener, serve_metrics
 from gamead_core.telemetry.tracing import mark_span
@@ -101,6 +102,7 @@ DIRECT_GET_FALLBACKS = Counter(
     ["reason"], registry=API_REGISTRY,
 )
 WORKER_REGISTRY.register(DIRECT_GET_FALLBACKS)
+conn_metrics.register(API_REGISTRY)  # the API's connection bound (gamead_connections_*, gamead_accept_failures)
 
 _LEVELS = tuple(str(level) for level in range(1, 6))
 _recording = True  #: ``metrics.enabled`` of this process (:func:`set_recording`)
@@ -110,6 +112,7 @@ def set_recording(on: bool) -> None:
     """Record Prometheus series in this process or not (``metrics.enabled``; set once at start-up)."""
     global _recording
     _recording = on
+    conn_metrics.recording = on
 
 
 def recording() -> bool:

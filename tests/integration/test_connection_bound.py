@@ -5,14 +5,19 @@ accept() failing for want of a descriptor closes a waiting connection and says s
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_core.embedded import EmbeddedNats
 from tests.support import (
@@ -98,6 +103,9 @@ def test_idle_connections_past_the_bound_make_room_for_a_submit(
                  what="the log line saying a waiting connection was closed for room")
         assert "connections: at most 64 open" in proc.output()  # the bound in force, and the low limit, at start
         assert f"open-files limit {NOFILE} (RLIMIT_NOFILE" in proc.output()
+        metrics = scrape(url)
+        assert metrics["gamead_connections_closed_for_room_total"] >= IDLE - 64  # before: in the log line alone
+        assert 1 <= metrics["gamead_connections_open"] <= 64
     finally:
         proc.stop()
 
@@ -115,6 +123,7 @@ def test_accept_out_of_descriptors_closes_a_waiting_connection_and_says_so(
                  what="the accept failure in the log")
         assert "connection(s) waiting longest for a request to make room" in proc.output()
         assert submit(url).status_code == 202  # and again: the listener still accepts
+        assert scrape(url)['gamead_accept_failures_total{reason="EMFILE"}'] >= 1
         assert "api.max_connections is above the 64 connections the limit leaves room for" in proc.output()
     finally:
         proc.stop()
@@ -146,3 +155,102 @@ def _busy_seen(url: str) -> bool:
         return False
     return answer.headers["content-type"] == "application/json" and \
         answer.json()["error"]["code"] == "too_many_connections"
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The API's ``/metrics`` samples, by name (with its labels, as Prometheus writes them, if any)."""
+    with httpx.Client(timeout=10) as client:
+        text = client.get(f"{url}/metrics").raise_for_status().text
+    return {sample.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sample.labels.items()) + "}"
+                           if sample.labels else ""): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def post_bytes(body: dict[str, object], close: bool = False) -> bytes:
+    data = json.dumps(body).encode()
+    return (b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(data)).encode() + (b"\r\nConnection: close" if close else b"") + b"\r\n\r\n" + data)
+
+
+def read_answer(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """One HTTP answer read from ``sock`` (head and ``Content-Length`` body), within ``timeout`` seconds; what came
+    before the connection ended (b'' if it ended, or was reset, with nothing)."""
+    deadline, data = time.monotonic() + timeout, b""
+    while True:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            if len(rest) >= length:
+                return data
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            part = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not part:
+            return data
+        data += part
+
+
+def _refused_503(answer: bytes) -> bool:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.startswith(b"HTTP/1.1 503") and json.loads(body)["error"]["code"] == "too_many_connections"
+
+
+def test_a_request_in_flight_is_not_closed_for_room_when_the_next_pipelined_one_begins(
+    nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
+) -> None:
+    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="2",
+                              GAMEAD_NATS__REQUEST_TIMEOUT="10")
+    assert nats_server.proc is not None
+    try:
+        pipelining, other = hold_idle(url, idle_sockets, 2)
+        os.kill(nats_server.proc.pid, signal.SIGSTOP)  # the POST's publish waits: its request is in flight
+        try:
+            pipelining.sendall(post_bytes(ad("pipelined")) + b"G")  # and the first byte of the next request
+            other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # answered after the POST was read
+            assert read_answer(other).startswith(b"HTTP/1.1 200")
+            hold_idle(url, idle_sockets, 3)  # past the bound: each closes the connection waiting longest
+            assert read_answer(other) == b""  # closed for room (the first newcomer's doing): they were let in
+        finally:
+            os.kill(nats_server.proc.pid, signal.SIGCONT)
+        answer = read_answer(pipelining)
+        # before: the pipelining connection was "waiting" from the G, closed for room: b'' and the ad queued unsaid
+        assert answer.startswith(b"HTTP/1.1 202"), answer
+    finally:
+        proc.stop()
+
+
+def test_every_client_of_a_burst_past_the_bound_reads_an_answer_and_each_refusal_is_counted(
+    nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
+) -> None:
+    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8")
+    try:
+        busy = hold_idle(url, idle_sockets, 8)
+        for sock in busy:  # a whole head, half a body: each one's request is in flight
+            sock.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"title\":")
+        wait_for(lambda: _busy_seen(url), what="a new connection refused while 8 requests are in flight")
+        burst = hold_idle(url, idle_sockets, 4)  # at once, before any of them speaks
+        answers = []
+        for sock in burst:
+            sock.sendall(post_bytes(ad("burst"), close=True))
+            answers.append(read_answer(sock))
+        # before: [b'', b'', b'', 202]: each newcomer closed the one refused before it and was let in
+        assert all(_refused_503(answer) or answer.startswith(b"HTTP/1.1 202") for answer in answers), answers
+        refused = sum(_refused_503(answer) for answer in answers)
+        for sock in busy:
+            sock.close()
+        metrics = wait_for(lambda: _scraped(url), what="/metrics answered once the busy connections are gone")
+        assert metrics["gamead_connections_refused_total"] >= refused + 1  # + _busy_seen's; before: no such series
+        assert metrics["gamead_connections_open"] >= 1
+    finally:
+        proc.stop()
+
+
+def _scraped(url: str) -> dict[str, float] | None:
+    try:
+        return scrape(url)
+    except httpx.HTTPError:  # a 503 too: the connection was refused
+        return None

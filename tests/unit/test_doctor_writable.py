@@ -4,7 +4,7 @@ and what ``/readyz`` says of a failing heartbeat."""
 from __future__ import annotations
 
 from gamead_core.doctor.model import KIND_BY_CODE
-from gamead_core.doctor.writable import INSUFFICIENT_RESOURCES, refusal_line, store_use
+from gamead_core.doctor.writable import INSUFFICIENT_RESOURCES, probe_store_needed, refusal_line, store_use
 from gamead_core.registry.beat import BeatHealth
 
 MIB = 1024 * 1024
@@ -38,3 +38,10 @@ def test_readiness_says_the_heartbeat_writes_are_refused_and_for_how_long() -> N
     health.failing, health.error = True, "insufficient resources (code 10023)"
     text = health.readiness(130.0)
     assert text.startswith("degraded: writes refused for 30 s: insufficient resources (code 10023)"), text
+
+
+def test_a_full_file_store_is_said_once_not_again_as_store_unwritable() -> None:
+    # review29 F8: a file store at the account's max_storage was both store_full and store_unwritable
+    assert not probe_store_needed(store_use(0, -1, 5 * MIB, 4 * MIB))
+    assert probe_store_needed(store_use(256 * MIB, 256 * MIB, 0, -1))  # the memory store full: writes still probed
+    assert probe_store_needed({})  # a full disk or the server's max_file_store: only the probe sees it

@@ -1,0 +1,71 @@
+"""The API's connection-bound series (review29 F9): the ``503 too_many_connections`` answers, the connections
+closed for room and the failed accept() calls went only to a throttled WARNING line; no HTTP route counts them
+(the protocol answers, not the application), so an alert on 5xx rates saw nothing. Registered in
+:data:`gamead_core.telemetry.metrics.API_REGISTRY` by that module (served on the API's ``GET /metrics``; this one
+imports nothing of gamead's, as the protocol that records them is imported by it); recorded only while
+``metrics.enabled`` (:func:`gamead_core.telemetry.metrics.set_recording` sets :data:`recording`).
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+#: ``metrics.enabled`` of this process (set with :func:`gamead_core.telemetry.metrics.set_recording`)
+recording = True
+
+CONNECTIONS_REFUSED: Final = Counter(
+    "gamead_connections_refused", "New connections answered 503 too_many_connections (api.max_connections reached, "
+    "every open connection serving a request).", registry=None,
+)
+CONNECTIONS_CLOSED_FOR_ROOM: Final = Counter(
+    "gamead_connections_closed_for_room", "Connections waiting for a request closed to make room for a new one "
+    "(api.max_connections reached, or accept() out of descriptors).", registry=None,
+)
+ACCEPT_FAILURES: Final = Counter(
+    "gamead_accept_failures", "accept() calls that failed, by reason: the errno's name (EMFILE, ENFILE, ENOBUFS, "
+    "ENOMEM, or a network error of the new socket Linux says to retry), else 'other'.",
+    ["reason"], registry=None,
+)
+CONNECTIONS_OPEN: Final = Gauge(
+    "gamead_connections_open", "HTTP connections the API holds open (a descriptor each, until closed).",
+    registry=None,
+)
+
+#: the label values of :data:`ACCEPT_FAILURES` besides 'other' (bounded: a fixed set of errno names)
+_REASONS: Final = frozenset({
+    errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EPROTO, errno.ENETDOWN, errno.ENOPROTOOPT,
+    errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH, errno.EPERM,
+    errno.ECONNABORTED,
+})
+
+
+def accept_reason(code: int | None) -> str:
+    """The ``reason`` label of an accept() failure with errno ``code``: its name if in :data:`_REASONS`, else
+    'other' (so the label's values stay bounded)."""
+    return errno.errorcode[code] if code in _REASONS and code is not None else "other"
+
+
+def count(counter: Counter) -> None:
+    """Add 1 to ``counter`` (a label-less one of this module) if recording."""
+    if recording:
+        counter.inc()
+
+
+def accept_failed(code: int | None) -> None:
+    """Count one accept() failure with errno ``code`` (:func:`accept_reason`)."""
+    if recording:
+        ACCEPT_FAILURES.labels(accept_reason(code)).inc()
+
+
+def opened(delta: int) -> None:
+    """A connection was made (``delta`` 1) or lost (-1)."""
+    CONNECTIONS_OPEN.inc(delta)
+
+
+def register(registry: CollectorRegistry) -> None:
+    """Register this module's series in ``registry`` (the API's)."""
+    for collector in (CONNECTIONS_REFUSED, CONNECTIONS_CLOSED_FOR_ROOM, ACCEPT_FAILURES, CONNECTIONS_OPEN):
+        registry.register(collector)
