@@ -8,8 +8,8 @@ the idea first (:mod:`gamead_core.telemetry.metrics_listener`: waiting connectio
 client holding connections cannot keep a request out); here it is kept in O(1) per connection, for tens of
 thousands of them:
 
-* a connection *waits* while it has not sent a complete request: none yet, a head still arriving, or idle after
-  its answer (keep-alive); from the end of a request's head until its answer is complete it is *busy*;
+* a connection *waits* while it has not sent a complete request: none yet, a head or a body still arriving, or idle
+  after its answer (keep-alive); from the end of a request's last byte until its answer is complete it is *busy*;
 * past the bound, a new connection makes room by closing the connection waiting longest (since its opening, its
   last answer or the first byte of its request), never a busy one;
 * if every other connection is busy, the new one is answered ``503 too_many_connections`` (JSON, ``Connection:
@@ -149,9 +149,12 @@ class CappedConnections(BoundedHttpToolsProtocol):
             self._idle_since = self.loop.time()
             self._waiting.waits(self)
 
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        self._waiting.busy(self)  # a whole head: its request is in flight until answered
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # a whole request is in flight until answered; one whose body still trickles in is not yet (its handler
+        # waits for the body): closable for room like an idle one (attack29c F1: 136 half-sent bodies held every
+        # slot, and so /healthz, /readyz and /metrics, at 503 for api.read_timeout)
+        self._waiting.busy(self)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # may start the next pipelined request, whose head is whole

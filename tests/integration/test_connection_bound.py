@@ -12,7 +12,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -132,17 +132,32 @@ def test_accept_out_of_descriptors_closes_a_waiting_connection_and_says_so(
 def test_a_new_connection_is_answered_503_when_every_connection_is_serving_a_request(
     nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
 ) -> None:
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8")
+    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8",
+                              **BUSY_ENV)
     try:
-        busy = hold_idle(url, idle_sockets, 8)
-        for sock in busy:  # a whole head, half a body: each one's request is in flight
-            sock.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\n\r\n{\"title\":")
-        wait_for(lambda: _busy_seen(url),
-                 what="a new connection refused while 8 requests are in flight")
+        with in_flight(nats_server, hold_idle(url, idle_sockets, 8)):
+            wait_for(lambda: _busy_seen(url), what="a new connection refused while 8 requests are in flight")
         assert "api.max_connections (8) reached with every other connection serving a request" in proc.output()
     finally:
         proc.stop()
+
+
+#: the API's publish deadlines, long enough for its requests to stay in flight while NATS is stopped
+BUSY_ENV = {"GAMEAD_API__PUBLISH_TIMEOUT": "30", "GAMEAD_NATS__REQUEST_TIMEOUT": "10"}
+
+
+@contextmanager
+def in_flight(server: EmbeddedNats, socks: list[socket.socket]) -> Iterator[None]:
+    """Each of ``socks`` sends a whole ``POST /ads`` whose publish waits (NATS stopped by SIGSTOP) inside the
+    block: its request is in flight. A request whose body is still coming is not (attack29c F1)."""
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        for sock in socks:
+            sock.sendall(post_bytes(ad("in flight")))
+        yield
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
 
 
 def _busy_seen(url: str) -> bool:
@@ -225,18 +240,17 @@ def test_a_request_in_flight_is_not_closed_for_room_when_the_next_pipelined_one_
 def test_every_client_of_a_burst_past_the_bound_reads_an_answer_and_each_refusal_is_counted(
     nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
 ) -> None:
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8")
+    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8",
+                              **BUSY_ENV)
     try:
         busy = hold_idle(url, idle_sockets, 8)
-        for sock in busy:  # a whole head, half a body: each one's request is in flight
-            sock.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\n\r\n{\"title\":")
-        wait_for(lambda: _busy_seen(url), what="a new connection refused while 8 requests are in flight")
-        burst = hold_idle(url, idle_sockets, 4)  # at once, before any of them speaks
-        answers = []
-        for sock in burst:
-            sock.sendall(post_bytes(ad("burst"), close=True))
-            answers.append(read_answer(sock))
+        with in_flight(nats_server, busy):
+            wait_for(lambda: _busy_seen(url), what="a new connection refused while 8 requests are in flight")
+            burst = hold_idle(url, idle_sockets, 4)  # at once, before any of them speaks
+            answers = []
+            for sock in burst:
+                sock.sendall(post_bytes(ad("burst"), close=True))
+                answers.append(read_answer(sock))
         # before: [b'', b'', b'', 202]: each newcomer closed the one refused before it and was let in
         assert all(_refused_503(answer) or answer.startswith(b"HTTP/1.1 202") for answer in answers), answers
         refused = sum(_refused_503(answer) for answer in answers)
@@ -254,3 +268,24 @@ def _scraped(url: str) -> dict[str, float] | None:
         return scrape(url)
     except httpx.HTTPError:  # a 503 too: the connection was refused
         return None
+
+
+def test_connections_still_sending_their_bodies_make_room_for_a_health_probe(
+    nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
+) -> None:
+    """attack29c F1: a connection whose head was whole counted as serving a request while its body trickled in, so
+    136 half-sent bodies held every slot and /healthz, /readyz and /metrics got 503 too_many_connections for
+    api.read_timeout (a Kubernetes liveness probe would restart the pod). Until its last byte a request is waiting
+    for its body, not served: such a connection is closed for room like an idle one (its ad was never received)."""
+    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8")
+    try:
+        for sock in hold_idle(url, idle_sockets, 8):
+            sock.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 200\r\n\r\n{")
+        wait_for(lambda: scrape(url)["gamead_connections_open"] >= 8, what="the slow bodies' connections open")
+        with httpx.Client(timeout=10) as client:
+            health = client.get(f"{url}/healthz")
+        assert health.status_code == 200, health.text  # before: 503 too_many_connections
+        assert submit(url).status_code == 202
+    finally:
+        proc.stop()
