@@ -147,6 +147,17 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
         self._deadline = self._read_left = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        """The server stops (SIGTERM): a request whose body is still coming, not yet answered, is cut at once (its
+        handler gets ``http.disconnect``: nothing was received whole, so nothing was done); uvicorn waited for it
+        until ``timeout_graceful_shutdown`` (10 s), then cancelled its task with a traceback per connection
+        (attack29c F7: 136 slow bodies, 136 tracebacks and a 10 s drain). Other requests finish as before."""
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_started:  # its own body unread, unanswered
+            self.transport.close()
+            return
+        super().shutdown()
+
     def _reading_changed(self, reading: bool) -> None:
         """The server paused (``reading`` False) or resumed reading: the read deadline stops, keeping the seconds
         left in ``_read_left``, and goes on with them (so only time the server reads counts; review28 P1)."""

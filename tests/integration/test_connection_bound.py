@@ -289,3 +289,23 @@ def test_connections_still_sending_their_bodies_make_room_for_a_health_probe(
         assert submit(url).status_code == 202
     finally:
         proc.stop()
+
+
+def test_a_sigterm_cuts_requests_still_sending_their_bodies_without_a_traceback(
+    nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
+) -> None:
+    """attack29c F7: on SIGTERM uvicorn waited for requests whose body was still coming until its graceful timeout
+    (10 s), then cancelled each one's task with an ERROR traceback ("Exception in ASGI application"), one per
+    connection. They are cut at once now (nothing of them was received whole), without a traceback."""
+    proc, url = start_limited(nats_server.url, tmp_path, free_port())
+    try:
+        for sock in hold_idle(url, idle_sockets, 5):
+            sock.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 200\r\n\r\n{")
+        wait_for(lambda: scrape(url)["gamead_connections_open"] >= 5, what="the slow bodies' connections open")
+        proc.signal(signal.SIGTERM)
+        wait_for(lambda: proc.popen is not None and proc.popen.poll() is not None, timeout=30,
+                 what="gamead serve to stop")
+        assert "Traceback" not in proc.output() and "Exception in ASGI application" not in proc.output()
+    finally:
+        proc.stop()
