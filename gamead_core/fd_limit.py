@@ -62,5 +62,5 @@ def connection_bound(limit: int, setting: int | None, redis_connections: int = 0
     if bound > fits:
         problems.append(f"api.max_connections is above the {fits} connections the limit leaves room for")
     why = "api.max_connections" if setting else "api.max_connections: the open-files limit less a reserve"
-    line = f"connections: at most {bound} open ({why}); open-files limit {limit}"
-    return bound, line + (f": {'; '.join(problems)}" if problems else ""), bool(problems)
+    line = f"connections: at most {bound} open ({why})"  # the low limit's own words name it (attack29c F2)
+    return bound, line + (f"; {'; '.join(problems)}" if problems else f"; open-files limit {limit}"), bool(problems)

@@ -102,10 +102,12 @@ def ready_line(who: str, seconds: float) -> str:
 def reading_of(status: int, body: object) -> Reading:
     """The :class:`Reading` of a ``/readyz`` answer: 200 is ready, 503 unready with the failing checks of its
     ``error.details`` (every check, ``ok``/``degraded`` ones left out) or ``checks``; any other status is no
-    reading. Pure."""
+    reading, and so is a 503 the connection bound answered (``too_many_connections``: the API refused the probe's
+    connection, it did not say it is unready; attack29c F6: "unready … no check named"). Pure."""
     if status == 200:
         return Reading(True)
-    if status != 503:
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if status != 503 or (isinstance(error, Mapping) and error.get("code") == "too_many_connections"):
         return Reading(None)
     checks = body.get("checks") if isinstance(body, Mapping) else None
     failing = {str(k): str(v) for k, v in (checks or {}).items()

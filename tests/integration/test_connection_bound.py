@@ -103,6 +103,7 @@ def test_idle_connections_past_the_bound_make_room_for_a_submit(
                  what="the log line saying a waiting connection was closed for room")
         assert "connections: at most 64 open" in proc.output()  # the bound in force, and the low limit, at start
         assert f"open-files limit {NOFILE} (RLIMIT_NOFILE" in proc.output()
+        assert proc.output().count(f"open-files limit {NOFILE}") == 1  # attack29c F2: said once, not twice
         metrics = scrape(url)
         assert metrics["gamead_connections_closed_for_room_total"] >= IDLE - 64  # before: in the log line alone
         assert 1 <= metrics["gamead_connections_open"] <= 64

@@ -17,6 +17,7 @@ def test_an_ad_without_a_letter_is_refused_at_submit_not_dead_lettered(client: h
         assert refused.status_code == 422, refused.text
         error = refused.json()["error"]
         assert error["code"] == "validation_failed" and "no letters" in error["message"], error
+        assert [d["loc"] for d in error["details"]] == ["description"], error  # attack29c F5: a field, not (body)
     taken = client.post("/ads", json={**AD, "title": "🎮 Sky", "description": "👨‍👩‍👧"})  # a letter in the title
     assert taken.status_code == 202, taken.text
 

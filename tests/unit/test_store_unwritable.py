@@ -104,6 +104,8 @@ def test_up_says_an_api_unready_past_the_ttl_once_with_what_fails_and_once_when_
     line = watch.observe(reading_of(503, {"checks": {"topology": "failing: GAMEAD_ADS missing"}}), 216.0)
     assert line is not None and "topology: failing: GAMEAD_ADS missing" in line.text and "disk" not in line.text
     assert reading_of(502, "<html>") == Reading(None)
+    # attack29c F6: the connection bound's 503 is the API refusing the probe's connection, not "unready"
+    assert reading_of(503, {"error": {"code": "too_many_connections", "message": "…"}}) == Reading(None)
 
 
 def test_a_restarted_or_long_silent_api_starts_a_new_unready_spell() -> None:
