@@ -23,6 +23,7 @@ from gamead_cli.inputs import (
     open_input,
 )
 from gamead_core.errors import GameadError
+from gamead_core.models import has_words
 
 #: Largest ad file read (bytes). The API takes 64 KiB bodies by default; `submit /dev/zero` must end.
 MAX_AD_FILE_BYTES = 1024 * 1024
@@ -241,6 +242,10 @@ def complete_flag_ad(fields: dict[str, Any]) -> dict[str, Any]:
         raise typer.BadParameter(
             f"an ad built from flags needs {' and '.join(missing)} (the rest has defaults), "
             "or give a JSON file", param_hint=" / ".join(missing))
+    if "description" not in fields and not has_words(str(fields["title"]), ""):  # the made-up one's words are not
+        raise typer.BadParameter(  # the user's: the API's no-letters rule must judge what was typed (attack29c F4)
+            f"the title {fields['title']!r} has no letters and no --description was given: the analyser would have "
+            "no words of yours to analyse", param_hint="--title / --description")
     ad = {**FLAG_DEFAULTS, **fields}
     ad.setdefault("description", f"{fields['title']}: a {fields['genre']} game.")
     return ad

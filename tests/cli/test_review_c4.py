@@ -230,3 +230,12 @@ def test_a_streamed_line_is_bounded_and_strict() -> None:
     for chunks in ([b'{"a": NaN}\n'], [b"[1]\n"], [b"x" * 65536] * (MAX_STREAM_LINE_BYTES // 65536 + 2)):
         with pytest.raises(ApiClientError):
             list(_ndjson_lines(chunks, "GET /x"))
+
+
+def test_an_ad_from_flags_whose_title_has_no_letters_and_no_description_is_refused() -> None:
+    """attack29c F4: `gamead submit --title "🎮 2024" --genre RPG` made up the description "🎮 2024: a RPG game." from
+    the genre, so the API's no-letters rule saw the genre's letters and the ad was analysed on words never typed."""
+    code, _, err = invoke("submit", "--title", "🎮 2024", "--genre", "RPG", "--api", "http://127.0.0.1:9")
+    assert code == 2, err
+    line = one_red_line(err)
+    assert "has no letters and no --description was given" in line, line
