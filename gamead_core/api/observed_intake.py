@@ -29,30 +29,42 @@ class ObservedIntake:
     async def submit(self, *args: Any, **kwargs: Any) -> Accepted:
         """:meth:`Intake.submit` (same arguments), its outcome told to the storage probe; a "no responders"
         from a stream that exists is answered as a leader election (:func:`leaderless`)."""
-        storage = self._link.storage
         try:
             accepted = await self._intake.submit(*args, **kwargs)
         except QueueUnavailable as exc:
-            nc = self._link.nc
-            # An explicit storage refusal (StorageFailed) is server-wide and the probe sees it too; a write that
-            # JetStream did not answer while the connection is up may be this stream's own write error.
-            unanswered = not isinstance(exc, StorageFailed) and "did not answer in time" in exc.message
-            if storage is not None and unanswered and nc is not None and nc.is_connected:
-                storage.observe_write(exc)
+            self._observe_failure(exc)
             if (out := leaderless(exc, self._report(), replicated=self._replicated)) is not exc:
                 raise out from exc.__cause__
             raise
-        if storage is not None and not accepted.duplicate:
-            storage.observe_write(None)
+        if self._link.storage is not None and not accepted.duplicate:
+            self._link.storage.observe_write(None)
         return accepted
 
     async def submit_many(self, *args: Any, **kwargs: Any) -> list[Queued | GameadError]:
-        """:meth:`Intake.submit_many` (same arguments), each ad's "no responders" from a stream that exists
-        answered as a leader election (:func:`leaderless`)."""
+        """:meth:`Intake.submit_many` (same arguments), its outcome told to the storage probe as a single
+        submit's is (an unanswered write marks storage failing, a stored ad clears it: attack29c F9, a full disk
+        met by batches left the node ready and its log silent), each ad's "no responders" from a stream that
+        exists answered as a leader election (:func:`leaderless`)."""
         results = await self._intake.submit_many(*args, **kwargs)
+        failed = next((r for r in results if isinstance(r, QueueUnavailable) and self._unanswered(r)), None)
+        if failed is not None:
+            self._observe_failure(failed)
+        elif self._link.storage is not None and any(isinstance(r, Queued) and not r.duplicate for r in results):
+            self._link.storage.observe_write(None)
         report = self._report()
         return [leaderless(r, report, replicated=self._replicated) if isinstance(r, GameadError) else r
                 for r in results]
+
+    @staticmethod
+    def _unanswered(exc: QueueUnavailable) -> bool:
+        """An explicit storage refusal (StorageFailed) is server-wide and the probe sees it too; a write JetStream
+        did not answer may be this stream's own write error (a full disk)."""
+        return not isinstance(exc, StorageFailed) and "did not answer in time" in exc.message
+
+    def _observe_failure(self, exc: QueueUnavailable) -> None:
+        storage, nc = self._link.storage, self._link.nc
+        if storage is not None and self._unanswered(exc) and nc is not None and nc.is_connected:
+            storage.observe_write(exc)
 
     def _report(self) -> TopologyReport | None:
         watch = self._link.watch
