@@ -143,21 +143,29 @@ class CappedConnections(BoundedHttpToolsProtocol):
         opened(-1)
         super().connection_lost(exc)
 
+    def _serving(self) -> bool:
+        """Whether a whole request of this connection is unanswered (its handler acts on it): busy then, else
+        waiting (none sent, a head or a body still arriving, answered early, or idle after its answer). Asked at
+        each event of a request, pipelined ones included (review29b F2, F3: a trickling POST pipelined behind an
+        answered GET counted busy; an early answer whose body then came in too)."""
+        running = self._running
+        return running is not None and not running.response_complete and not running.more_body
+
+    def _update(self) -> None:
+        if self._serving():
+            self._waiting.busy(self)
+        elif not self.transport.is_closing():
+            self._idle_since = self.loop.time()
+            self._waiting.waits(self)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self.cycle is None or self.cycle.response_complete:  # else a request before it is unanswered: busy
-            self._idle_since = self.loop.time()
-            self._waiting.waits(self)
+        self._update()
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
-        # a whole request is in flight until answered; one whose body still trickles in is not yet (its handler
-        # waits for the body): closable for room like an idle one (attack29c F1: 136 half-sent bodies held every
-        # slot, and so /healthz, /readyz and /metrics, at 503 for api.read_timeout)
-        self._waiting.busy(self)
+        super().on_message_complete()  # a whole request: in flight until answered (attack29c F1: not before)
+        self._update()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()  # may start the next pipelined request, whose head is whole
-        if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
-            self._idle_since = self.loop.time()
-            self._waiting.waits(self)
+        super().on_response_complete()  # may start the next pipelined request
+        self._update()

@@ -152,8 +152,9 @@ class BoundedHttpToolsProtocol(InOrderRefusals):
         handler gets ``http.disconnect``: nothing was received whole, so nothing was done); uvicorn waited for it
         until ``timeout_graceful_shutdown`` (10 s), then cancelled its task with a traceback per connection
         (attack29c F7: 136 slow bodies, 136 tracebacks and a 10 s drain). Other requests finish as before."""
-        cycle = self.cycle
-        if cycle is not None and cycle.more_body and not cycle.response_started:  # its own body unread, unanswered
+        cycle = self.cycle  # the newest request: cut only if it is the one running (review29b F1: one queued behind
+        # a whole POST waiting on its ack took that POST's 202 down with it)
+        if cycle is not None and cycle is self._running and cycle.more_body and not cycle.response_started:
             self.transport.close()
             return
         super().shutdown()

@@ -46,11 +46,10 @@ class ObservedIntake:
         met by batches left the node ready and its log silent), each ad's "no responders" from a stream that
         exists answered as a leader election (:func:`leaderless`)."""
         results = await self._intake.submit_many(*args, **kwargs)
-        failed = next((r for r in results if isinstance(r, QueueUnavailable) and self._unanswered(r)), None)
-        if failed is not None:
+        if self._link.storage is not None and any(isinstance(r, Queued) and not r.duplicate for r in results):
+            self._link.storage.observe_write(None)  # an ad stored: writes work (review29b F5: not one slow one)
+        elif failed := next((r for r in results if isinstance(r, QueueUnavailable) and self._unanswered(r)), None):
             self._observe_failure(failed)
-        elif self._link.storage is not None and any(isinstance(r, Queued) and not r.duplicate for r in results):
-            self._link.storage.observe_write(None)
         report = self._report()
         return [leaderless(r, report, replicated=self._replicated) if isinstance(r, GameadError) else r
                 for r in results]

@@ -15,8 +15,9 @@ due timers before it reads it (uvloop: libuv's timers phase comes before its pol
 still be queued" (503) for ads JetStream had stored in time (note 28's leftover). So every expired deadline gets
 :data:`GRACE` more seconds of a running loop to read what came before its future is failed (:func:`respite`, used
 by the batch's group timer of :mod:`gamead_core.queue.acks` too): a server that truly did not answer is failed
-:data:`GRACE` late. Not inferred from how late the timer ran (review29 F5: a stall ending within that margin of a
-deadline still failed acks that had come in time).
+:data:`GRACE` late (at most twice that: the timer is re-armed no sooner than a pending grace ends). Not inferred
+from how late the timer ran (review29 F5: a stall ending within that margin of a deadline still failed acks that
+had come in time).
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ class ReadyWatch:
         self._said = False  #: the present spell was said on the console
         self._who: str | None = None  #: the API process the spell is of
         self._last: float | None = None  #: monotonic: the spell's last unready reading
+        self._owed = False  #: a spell said unready ended without a ready answer (a restart, a silence): say the next
 
     def observe(self, reading: Reading, now: float, who: str = "the API") -> Note | None:
         """One reading at monotonic ``now``; ``who`` names the API in the line (``the API (pid 123)``). Returns the
@@ -64,11 +65,13 @@ class ReadyWatch:
         if reading.ready is None:
             return None
         if self._since is not None and (who != self._who or now - (self._last or now) > self.ttl):
-            self._since, self._said = None, False  # a new spell: what was said of the old one stands
+            self._owed = self._owed or self._said  # its "ready again" is still owed (review29b F7)
+            self._since, self._said = None, False  # a new spell
         self._who, self._last = who, now
         if reading.ready:
-            note = Note(True, ready_line(who, now - self._since)) if self._said and self._since is not None else None
-            self._since, self._said = None, False
+            note = Note(True, ready_line(who, now - self._since)) if self._said and self._since is not None else (
+                Note(True, f"{who} is ready (/readyz answered 200)") if self._owed else None)
+            self._since, self._said, self._owed = None, False, False
             return note
         if self._since is None:
             self._since = now

@@ -25,6 +25,7 @@ from tests.support import (
     ad,
     clean_env,
     free_port,
+    frozen,
     gamead_argv,
     wait_api_ready,
     wait_for,
@@ -308,5 +309,45 @@ def test_a_sigterm_cuts_requests_still_sending_their_bodies_without_a_traceback(
         wait_for(lambda: proc.popen is not None and proc.popen.poll() is not None, timeout=30,
                  what="gamead serve to stop")
         assert "Traceback" not in proc.output() and "Exception in ASGI application" not in proc.output()
+    finally:
+        proc.stop()
+
+
+def test_a_sigterm_keeps_the_202_of_a_whole_post_with_a_slow_one_pipelined_behind_it(
+    nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
+) -> None:
+    """review29b F1: a whole POST waiting on its ack with a second POST pipelined behind it, its body still coming:
+    the SIGTERM cut meant for requests still sending their bodies closed the connection, so the first ad was
+    queued and its client got no 202 (a resend without a key: a second ad)."""
+    proc, url = start_limited(nats_server.url, tmp_path, free_port(), **BUSY_ENV)
+    assert nats_server.proc is not None
+    try:
+        (sock,) = hold_idle(url, idle_sockets, 1)
+        with frozen(nats_server.proc.pid):  # the first POST's publish waits: whole, in flight
+            sock.sendall(post_bytes(ad("whole")) + b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: 200\r\n\r\n{")
+            wait_for(lambda: scrape(url)["gamead_connections_open"] >= 1, what="the pipelining connection open")
+            proc.signal(signal.SIGTERM)
+            wait_for(lambda: "Shutting down" in proc.output(), what="serve's shutdown begun, the POST unanswered")
+        answer = read_answer(sock)
+        assert answer.startswith(b"HTTP/1.1 202"), answer  # before: b'' (closed at the SIGTERM)
+    finally:
+        proc.stop()
+
+
+def test_a_slow_body_pipelined_behind_an_answered_request_still_makes_room(
+    nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
+) -> None:
+    """review29b F2: GET /healthz and a trickling POST sent in one write: once the GET was answered the connection
+    counted busy though the POST's body was still coming, so the slow-body lock-out of attack29c F1 worked again."""
+    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="3")
+    try:
+        for sock in hold_idle(url, idle_sockets, 3):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /ads HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{")
+            assert read_answer(sock).startswith(b"HTTP/1.1 200")
+        with httpx.Client(timeout=10) as client:
+            health = client.get(f"{url}/healthz")
+        assert health.status_code == 200, health.text  # before: 503 too_many_connections
     finally:
         proc.stop()

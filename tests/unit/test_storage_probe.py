@@ -255,3 +255,37 @@ def test_degraded_ends_by_itself_on_an_idle_node_and_stats_say_it() -> None:
     clock.t += CHECK_BACKOFF_CAP
     assert p._check_due() and asyncio.run(p.check_writes())
     assert p.readiness() == "ok" and p.status()["state"] == "ok" and not p._check_due()
+
+
+def test_a_batch_with_stored_ads_does_not_mark_storage_failing_for_one_slow_ad() -> None:
+    """review29b F5: a batch of stored ads and one whose ack did not come marked storage failing (/readyz 503, an
+    ERROR line) though the same batch had just shown writes work. A batch with a stored ad counts as a stored write;
+    only a batch with none, and an unanswered one, counts as a failure (attack29c F9)."""
+    import asyncio
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from gamead_core.api.observed_intake import ObservedIntake
+    from gamead_core.errors import maybe_queued
+    from gamead_core.intake import Queued
+
+    seen: list[object] = []
+    storage = SimpleNamespace(observe_write=seen.append)
+    link = SimpleNamespace(storage=storage, nc=SimpleNamespace(is_connected=True), watch=None,
+                           settings=SimpleNamespace(queue=SimpleNamespace(replicas=1)))
+    stored = Queued("01abc", 3, datetime.now(timezone.utc), False)
+
+    class Intake:
+        def __init__(self, results: list[object]) -> None:
+            self.results = results
+
+        async def submit_many(self, ads: list[object]) -> list[object]:
+            return self.results
+
+    def batch(*results: object) -> None:
+        asyncio.run(ObservedIntake(Intake(list(results)), link).submit_many([]))  # type: ignore[arg-type]
+
+    batch(stored, maybe_queued("01abd", keyed=False))
+    assert seen == [None]
+    batch(maybe_queued("01abe", keyed=False))
+    assert len(seen) == 2 and "did not answer in time" in seen[1].message  # type: ignore[attr-defined]

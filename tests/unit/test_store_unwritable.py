@@ -120,3 +120,16 @@ def test_a_restarted_or_long_silent_api_starts_a_new_unready_spell() -> None:
     assert watch.observe(unready, 41.0, "the API (pid 100)") is None  # the same pid after silence: a new spell
     assert watch.observe(unready, 46.0, "the API (pid 100)") is None
     assert watch.observe(unready, 52.0, "the API (pid 100)") is not None  # past the ttl of its own answers
+
+
+def test_an_unready_line_is_followed_by_a_ready_one_even_across_a_restart() -> None:
+    """review29b F7: a spell said "unready" then ended by a restart (another pid) or a silence past the ttl never got
+    its "ready" line: the console's last word on the API stayed "unready"."""
+    watch = ReadyWatch(10.0)
+    unready = Reading(False, {"queue": "failing: x"})
+    assert watch.observe(unready, 0.0, "the API (pid 1)") is None
+    assert watch.observe(unready, 6.0, "the API (pid 1)") is None
+    assert watch.observe(unready, 11.0, "the API (pid 1)") is not None  # said
+    back = watch.observe(Reading(True), 40.0, "the API (pid 2)")  # restarted, and ready
+    assert back is not None and back.good and back.text == "the API (pid 2) is ready (/readyz answered 200)"
+    assert watch.observe(Reading(True), 41.0, "the API (pid 2)") is None  # said once
