@@ -27,7 +27,6 @@ is not overrun by sockets accepted meanwhile.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import resource
 import socket
@@ -37,7 +36,7 @@ from typing import Any
 import uvicorn
 
 from gamead_core.api.conn_cap import make_room, say
-from gamead_core.telemetry.conn_metrics import accept_failed
+from gamead_core.telemetry.conn_metrics import OUT_OF, RETRY_AT_ONCE, accept_failed
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +46,6 @@ PAUSE_SECONDS = 0.1
 ACCEPTS_PER_TURN = 16
 #: waiting connections closed at most per accept() failed for want of a descriptor
 ROOM_PER_FAILURE = 16
-#: accept() errors that mean "no descriptor or memory for it now", not a broken listener
-_OUT_OF = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-#: accept() errors that are the new connection's own network errors: Linux's accept(2) (NOTES, "Error handling")
-#: says to retry at once, as for EAGAIN
-RETRY_AT_ONCE = frozenset({errno.EPROTO, errno.ENETDOWN, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.ENONET,
-                           errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH, errno.EPERM, errno.ECONNABORTED})
 
 
 def pauses(code: int | None) -> bool:
@@ -114,7 +107,7 @@ class Acceptor:
         now = self.loop.time()
         open_now = len(self.server_state.connections) + len(self._starting)
         closed = 0
-        if exc.errno in _OUT_OF:
+        if exc.errno in OUT_OF:
             while closed < ROOM_PER_FAILURE and make_room(self.server_state) is not None:
                 closed += 1
             limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]

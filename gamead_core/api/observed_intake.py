@@ -36,8 +36,8 @@ class ObservedIntake:
             if (out := leaderless(exc, self._report(), replicated=self._replicated)) is not exc:
                 raise out from exc.__cause__
             raise
-        if self._link.storage is not None and not accepted.duplicate:
-            self._link.storage.observe_write(None)
+        if (storage := self._link.storage) is not None and not accepted.duplicate:
+            storage.observe_write(None)
         return accepted
 
     async def submit_many(self, *args: Any, **kwargs: Any) -> list[Queued | GameadError]:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -119,4 +121,21 @@ def _epoch(ts: str) -> float:
         return float("inf")
 
 
-__all__ = ["ANSWER_TIMEOUT", "MAX_ASKS", "Answer", "ask", "heartbeat_error", "liveness_client"]
+async def each_interval(step: Callable[[], Awaitable[None]], stop: asyncio.Event, every: float, what: str) -> None:
+    """``step()`` every ``every`` s until ``stop`` is set: the loop of ``gamead up``'s watches. A step that raises is
+    logged (``what``: the watch's name) and the next one runs, so a watch outlives any bad step. Never raises (but
+    :class:`asyncio.CancelledError`)."""
+    while not stop.is_set():
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the watch must outlive any one bad step
+            logging.getLogger(__name__).exception("%s: a step failed", what)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except TimeoutError:
+            pass
+
+
+__all__ = ["ANSWER_TIMEOUT", "MAX_ASKS", "Answer", "ask", "each_interval", "heartbeat_error", "liveness_client"]

@@ -23,16 +23,13 @@ answers again after it was named is said once too. :class:`NatsWatch` decides (p
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gamead_core.proc import CpuSample, cpu_sample
-from gamead_core.scaling.answers import Answer, ask, liveness_client
+from gamead_core.scaling.answers import Answer, ask, each_interval, liveness_client
 from gamead_core.scaling.probe import BUSY_FACTOR, Silent, Verdict, judge
-
-log = logging.getLogger(__name__)
 
 #: Seconds between two questions to the server's ``/healthz``.
 WATCH_EVERY = 1.0
@@ -150,26 +147,19 @@ async def _watch(watch: NatsWatch, target: Callable[[], tuple[int, float] | None
                  say: Callable[[Note], None], kill: Callable[[int], None], stop: asyncio.Event, every: float,
                  check: Callable[[str], Awaitable[Answer]], sample: Callable[[int], CpuSample | None],
                  clock: Callable[[], float]) -> None:
-    while not stop.is_set():
-        try:
-            current = target()
-            if current is not None:
-                answer = await check(url())
-                now, reading = clock(), sample(current[0])
-                if target() == current:  # not restarted meanwhile
-                    note, kill_it = watch.observe(current[0], current[1], answer, reading, now)
-                    if note is not None:
-                        say(note)
-                    if kill_it:
-                        kill(current[0])
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - the watch must outlive any one bad step
-            log.exception("nats-server liveness watch: a step failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except TimeoutError:
-            pass
+    async def step() -> None:
+        current = target()
+        if current is not None:
+            answer = await check(url())
+            now, reading = clock(), sample(current[0])
+            if target() == current:  # not restarted meanwhile
+                note, kill_it = watch.observe(current[0], current[1], answer, reading, now)
+                if note is not None:
+                    say(note)
+                if kill_it:
+                    kill(current[0])
+
+    await each_interval(step, stop, every, "nats-server liveness watch")
 
 
 __all__ = ["START_GRACE", "WATCH_EVERY", "NatsWatch", "Note", "answered", "frozen_line", "run_nats_watch"]

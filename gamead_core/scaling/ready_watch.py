@@ -15,17 +15,14 @@ liveness probe's to judge. :class:`ReadyWatch` decides (pure, clocked by the cal
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
 
-from gamead_core.scaling.answers import ANSWER_TIMEOUT, liveness_client
+from gamead_core.scaling.answers import ANSWER_TIMEOUT, each_interval, liveness_client
 from gamead_core.scaling.nats_watch import Note
-
-log = logging.getLogger(__name__)
 
 #: Seconds between two questions to the API's ``/readyz``.
 WATCH_EVERY = 1.0
@@ -140,21 +137,15 @@ async def run_ready_watch(watch: ReadyWatch, url: str, who: Callable[[], str | N
     :meth:`ReadyWatch.observe`; ``say(note)`` each line. Never raises (a failing step is logged)."""
     client = liveness_client() if check is None else None
     asking = check or (lambda u: ask_ready(client, u))  # type: ignore[arg-type]
+
+    async def step() -> None:
+        if (name := who()) is not None:
+            reading = await asking(url)
+            if not stop.is_set() and (note := watch.observe(reading, clock(), name)) is not None:
+                say(note)
+
     try:
-        while not stop.is_set():
-            try:
-                if (name := who()) is not None:
-                    reading = await asking(url)
-                    if not stop.is_set() and (note := watch.observe(reading, clock(), name)) is not None:
-                        say(note)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the watch must outlive any one bad step
-                log.exception("API readiness watch: a step failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=every)
-            except TimeoutError:
-                pass
+        await each_interval(step, stop, every, "API readiness watch")
     finally:
         if client is not None:
             await client.aclose()

@@ -102,16 +102,14 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
         return_exceptions=True,
     )
     levels, stream, nodes, lost = parts
-    parts = parts[:3]
     live = partitions if isinstance(stream, BaseException) else stream[3]
     if live != partitions:  # repartitioned under this node: the queue's partitions, not the setting
         partitions = live
         levels, stream = await asyncio.gather(
             asyncio.gather(*(_level(js, lvl, now, live) for lvl in names.LEVELS), return_exceptions=True),
             _streams(js, live), return_exceptions=True)
-        parts = [levels, stream, nodes]
     errors: list[str] = []
-    for what, part in zip(("queue levels", "work stream", "registry"), parts):
+    for what, part in zip(("queue levels", "work stream", "registry"), (levels, stream, nodes)):
         if isinstance(part, BaseException):
             errors.append(f"{what}: {error_text(part)}")
     readable: list[LevelDepth] = []

@@ -34,12 +34,15 @@ CONNECTIONS_OPEN: Final = Gauge(
     registry=None,
 )
 
+#: accept() errors that mean "no descriptor or memory for it now", not a broken listener
+OUT_OF: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: accept() errors that are the new connection's own network errors: Linux's accept(2) (NOTES, "Error handling")
+#: says to retry at once, as for EAGAIN
+RETRY_AT_ONCE: Final = frozenset({errno.EPROTO, errno.ENETDOWN, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.ENONET,
+                                  errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH, errno.EPERM,
+                                  errno.ECONNABORTED})
 #: the label values of :data:`ACCEPT_FAILURES` besides 'other' (bounded: a fixed set of errno names)
-_REASONS: Final = frozenset({
-    errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EPROTO, errno.ENETDOWN, errno.ENOPROTOOPT,
-    errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH, errno.EPERM,
-    errno.ECONNABORTED,
-})
+_REASONS: Final = OUT_OF | RETRY_AT_ONCE
 
 
 def accept_reason(code: int | None) -> str:

@@ -6,7 +6,6 @@ accept() failing for want of a descriptor closes a waiting connection and says s
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -33,6 +32,8 @@ from tests.support import (
 
 NOFILE = 128  #: the API's open-files limit, soft and hard (so it cannot raise it)
 IDLE = 3 * NOFILE  #: idle sockets held open: more than the API has descriptors
+#: a POST /ads whose head is whole and whose body has only begun (its client sends no more)
+SLOW_BODY = b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
 
 
 def address(url: str) -> tuple[str, int]:
@@ -137,8 +138,8 @@ def test_a_new_connection_is_answered_503_when_every_connection_is_serving_a_req
     proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8",
                               **BUSY_ENV)
     try:
-        with in_flight(nats_server, hold_idle(url, idle_sockets, 8)):
-            wait_for(lambda: _busy_seen(url), what="a new connection refused while 8 requests are in flight")
+        with every_slot_busy(nats_server, url, idle_sockets):
+            pass
         assert "api.max_connections (8) reached with every other connection serving a request" in proc.output()
     finally:
         proc.stop()
@@ -149,17 +150,24 @@ BUSY_ENV = {"GAMEAD_API__PUBLISH_TIMEOUT": "30", "GAMEAD_NATS__REQUEST_TIMEOUT":
 
 
 @contextmanager
+def every_slot_busy(server: EmbeddedNats, url: str, stack: ExitStack) -> Iterator[list[socket.socket]]:
+    """8 connections to an API bounded at 8, each with a whole ``POST /ads`` in flight (:func:`in_flight`), until a
+    new connection is seen refused ``503 too_many_connections``; yields the 8, still in flight inside the block."""
+    busy = hold_idle(url, stack, 8)
+    with in_flight(server, busy):
+        wait_for(lambda: _busy_seen(url), what="a new connection refused while 8 requests are in flight")
+        yield busy
+
+
+@contextmanager
 def in_flight(server: EmbeddedNats, socks: list[socket.socket]) -> Iterator[None]:
     """Each of ``socks`` sends a whole ``POST /ads`` whose publish waits (NATS stopped by SIGSTOP) inside the
     block: its request is in flight. A request whose body is still coming is not (attack29c F1)."""
     assert server.proc is not None
-    os.kill(server.proc.pid, signal.SIGSTOP)
-    try:
+    with frozen(server.proc.pid):
         for sock in socks:
             sock.sendall(post_bytes(ad("in flight")))
         yield
-    finally:
-        os.kill(server.proc.pid, signal.SIGCONT)
 
 
 def _busy_seen(url: str) -> bool:
@@ -223,15 +231,12 @@ def test_a_request_in_flight_is_not_closed_for_room_when_the_next_pipelined_one_
     assert nats_server.proc is not None
     try:
         pipelining, other = hold_idle(url, idle_sockets, 2)
-        os.kill(nats_server.proc.pid, signal.SIGSTOP)  # the POST's publish waits: its request is in flight
-        try:
+        with frozen(nats_server.proc.pid):  # the POST's publish waits: its request is in flight
             pipelining.sendall(post_bytes(ad("pipelined")) + b"G")  # and the first byte of the next request
             other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # answered after the POST was read
             assert read_answer(other).startswith(b"HTTP/1.1 200")
             hold_idle(url, idle_sockets, 3)  # past the bound: each closes the connection waiting longest
             assert read_answer(other) == b""  # closed for room (the first newcomer's doing): they were let in
-        finally:
-            os.kill(nats_server.proc.pid, signal.SIGCONT)
         answer = read_answer(pipelining)
         # before: the pipelining connection was "waiting" from the G, closed for room: b'' and the ad queued unsaid
         assert answer.startswith(b"HTTP/1.1 202"), answer
@@ -245,9 +250,7 @@ def test_every_client_of_a_burst_past_the_bound_reads_an_answer_and_each_refusal
     proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8",
                               **BUSY_ENV)
     try:
-        busy = hold_idle(url, idle_sockets, 8)
-        with in_flight(nats_server, busy):
-            wait_for(lambda: _busy_seen(url), what="a new connection refused while 8 requests are in flight")
+        with every_slot_busy(nats_server, url, idle_sockets) as busy:
             burst = hold_idle(url, idle_sockets, 4)  # at once, before any of them speaks
             answers = []
             for sock in burst:
@@ -282,8 +285,7 @@ def test_connections_still_sending_their_bodies_make_room_for_a_health_probe(
     proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8")
     try:
         for sock in hold_idle(url, idle_sockets, 8):
-            sock.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 200\r\n\r\n{")
+            sock.sendall(SLOW_BODY)
         wait_for(lambda: scrape(url)["gamead_connections_open"] >= 8, what="the slow bodies' connections open")
         with httpx.Client(timeout=10) as client:
             health = client.get(f"{url}/healthz")
@@ -302,8 +304,7 @@ def test_a_sigterm_cuts_requests_still_sending_their_bodies_without_a_traceback(
     proc, url = start_limited(nats_server.url, tmp_path, free_port())
     try:
         for sock in hold_idle(url, idle_sockets, 5):
-            sock.sendall(b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 200\r\n\r\n{")
+            sock.sendall(SLOW_BODY)
         wait_for(lambda: scrape(url)["gamead_connections_open"] >= 5, what="the slow bodies' connections open")
         proc.signal(signal.SIGTERM)
         wait_for(lambda: proc.popen is not None and proc.popen.poll() is not None, timeout=30,
@@ -324,8 +325,7 @@ def test_a_sigterm_keeps_the_202_of_a_whole_post_with_a_slow_one_pipelined_behin
     try:
         (sock,) = hold_idle(url, idle_sockets, 1)
         with frozen(nats_server.proc.pid):  # the first POST's publish waits: whole, in flight
-            sock.sendall(post_bytes(ad("whole")) + b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                         b"application/json\r\nContent-Length: 200\r\n\r\n{")
+            sock.sendall(post_bytes(ad("whole")) + SLOW_BODY)
             wait_for(lambda: scrape(url)["gamead_connections_open"] >= 1, what="the pipelining connection open")
             proc.signal(signal.SIGTERM)
             wait_for(lambda: "Shutting down" in proc.output(), what="serve's shutdown begun, the POST unanswered")
@@ -343,8 +343,7 @@ def test_a_slow_body_pipelined_behind_an_answered_request_still_makes_room(
     proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="3")
     try:
         for sock in hold_idle(url, idle_sockets, 3):
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /ads HTTP/1.1\r\nHost: x\r\n"
-                         b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + SLOW_BODY)
             assert read_answer(sock).startswith(b"HTTP/1.1 200")
         with httpx.Client(timeout=10) as client:
             health = client.get(f"{url}/healthz")
