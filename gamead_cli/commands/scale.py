@@ -191,8 +191,11 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
         if short:
             facts.add_row("rates over", Text(f"{short} (under a minute of samples: {short_why(doc)})", style="yellow"))
     updated = Text(f"{short_time(doc.get('updatedAt'))} UTC")
-    if doc.get("stale"):
-        updated.append("  (stale: no leader is recording)", style="yellow")
+    if doc.get("stale"):  # a live lease: a leader whose tick hangs, not none (attack30b F3)
+        age = doc.get("ageSeconds")
+        updated.append("  (stale: " + (f"its leader has not recorded for {age:.0f}s: a call of its tick may hang)"
+                                       if doc.get("leader") and age is not None else "no leader is recording)"),
+                       style="yellow")
     facts.add_row("updated", updated)
     decisions = doc.get("decisions") or []
     listed: RenderableType = _decisions_table(decisions) if decisions else empty_text(

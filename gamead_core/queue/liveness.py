@@ -11,9 +11,8 @@ dropped), and every connection made by :func:`gamead_core.queue.connection.conne
 The guard also asks the server a connection is on whether it still answers: one PING a second (never a
 ``flush``: the guard never cancels its PONG's future). A server that leaves it unanswered for ``nats.stale_after``
 seconds (3 s; stopped by SIGSTOP, frozen, cut off) is left for another server of ``nats.url``: the socket is
-dropped (its unsent bytes with it: their requests time out) and nats-py reconnects. Before, nats-py's own
-PINGs (``ping_interval`` × ``max_outstanding_pings``: 10 s × 3) kept an API and the workers on a stopped server of
-three for 30-37 s, every submit answered 503. :func:`unanswered_for` tells ``/readyz`` meanwhile.
+dropped (its unsent bytes with it: their requests time out) and nats-py reconnects (nats-py's own PINGs, 10 s × 3,
+kept an API and the workers on a stopped server of three for 30-37 s). :func:`unanswered_for` tells ``/readyz``.
 """
 
 from __future__ import annotations
@@ -138,13 +137,14 @@ class OutboundBacklog(nats.errors.Error):
     request may be the read that follows an ambiguous write (a record create's conflict checked by a read), so
     the write it serves stays ambiguous (review16)."""
 
-    def __init__(self, waiting: int, limit: int) -> None:
+    def __init__(self, waiting: int, limit: int, size: int = 0) -> None:
         super().__init__()
-        self.waiting, self.limit = waiting, limit
+        self.waiting, self.limit, self.size = waiting, limit, size  #: ``size``: the refused write's bytes
 
-    def __str__(self) -> str:
-        return (f"NATS is not taking writes: {self.waiting} bytes wait to be sent (nats.max_pending_bytes = "
-                f"{self.limit}); not sent")
+    def __str__(self) -> str:  # over the limit on its own, NATS may be fine (attack30b F1: it read "0 bytes wait")
+        return ((f"a write of {self.size} bytes is larger than nats.max_pending_bytes ({self.limit}) on its own"
+                 if self.size > self.limit else f"NATS is not taking writes: {self.waiting} bytes wait to be sent "
+                 f"(nats.max_pending_bytes = {self.limit})") + "; not sent")
 
 
 class PublishRefused(OutboundBacklog, nats.errors.OutboundBufferLimitError):
@@ -193,13 +193,13 @@ def admit(nc: NATS, size: int) -> None:
     write several messages back to back (an atomic batch: refused whole rather than cut part-way)."""
     limit = _LIMITS.get(nc)
     if limit is not None and (waiting := unsent_bytes(nc)) + size > limit:
-        raise _refused(nc, PublishRefused(waiting, limit), size)
+        raise _refused(nc, PublishRefused(waiting, limit, size))
 
 
-def _refused(nc: NATS, exc: OutboundBacklog, size: int) -> OutboundBacklog:
-    """``exc``, the refusal of a write of ``size`` bytes, noted: ``nc`` is full (:func:`outbound_excess`) until
+def _refused(nc: NATS, exc: OutboundBacklog) -> OutboundBacklog:
+    """``exc``, the refusal of a write of ``exc.size`` bytes, noted: ``nc`` is full (:func:`outbound_excess`) until
     fewer bytes wait than now. Not for a write over the limit on its own (nothing waiting could make it fit)."""
-    if 0 < exc.waiting and size <= exc.limit:
+    if 0 < exc.waiting and exc.size <= exc.limit:
         _REFUSED_AT[nc] = exc.waiting
     return exc
 
@@ -225,7 +225,7 @@ def guard_writes(nc: NATS, limit: int) -> None:
     async def request(subject: str, payload: bytes = b"", *args: Any, **kwargs: Any) -> Any:
         size = wire_size(subject, payload, _INBOX, kwargs.get("headers"))
         if (waiting := unsent_bytes(nc)) + size > limit:
-            raise _refused(nc, OutboundBacklog(waiting, limit), size)
+            raise _refused(nc, OutboundBacklog(waiting, limit, size))
         admitted = _ADMITTED.set(nc)
         try:
             return await send(subject, payload, *args, **kwargs)
@@ -241,7 +241,7 @@ def guard_writes(nc: NATS, limit: int) -> None:
             # a flow-control reply (~100 B, one per window the server waits on) goes regardless: nats-py sends it
             # from its read loop, which a refusal would end (review17)
             if (waiting := unsent_bytes(nc)) + size > limit and not subject.startswith(_FLOW_CONTROL):
-                raise _refused(nc, PublishRefused(waiting, limit), size)
+                raise _refused(nc, PublishRefused(waiting, limit, size))
         return write(subject, payload, reply=reply, headers=headers)
 
     nc.request = request  # type: ignore[method-assign]

@@ -67,6 +67,7 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
     ScalerUnavailable,
 )
 from gamead_core.redact import redact_url
+from gamead_core.scaling.capped_answers import AnswerTooLarge, CappedAnswers
 
 #: Set in every pod by the kubelet; its presence means "use the pod's service account".
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
@@ -138,6 +139,8 @@ class KubernetesScaler:
         configuration.retries = 0
         self.host: str = configuration.host
         self._api_client = k8s.ApiClient(configuration)
+        # answers read up to a bound (attack30b F2: a 400 MB one took ~2 GB and froze the API's loop for seconds)
+        self._api_client.rest_client.pool_manager = CappedAnswers(self._api_client.rest_client.pool_manager)
         self._apps = k8s.AppsV1Api(self._api_client)
         #: (``metadata.resourceVersion``, ``spec.replicas``) of the Scale read last and not written since (None: none).
         self._read: tuple[str | None, int] | None = None
@@ -243,6 +246,12 @@ class KubernetesScaler:
             return fn()
         except ApiException as exc:
             raise self._from_status(verb, exc) from exc
+        except AnswerTooLarge as exc:  # any status: what it said is unread, so a write may have landed: read back
+            raise ScalerUnavailable(
+                f"Kubernetes API at {self.host} answered the call to {verb} {_SCALE} of {self.target} with more "
+                f"than {exc.limit} bytes (HTTP {exc.status}; a Scale is under 1 KiB): not read",
+                sent=True, answer=f"an answer of more than {exc.limit} bytes to the call",
+            ) from exc
         except ValueError as exc:  # a 2xx whose body the client could not read (json.JSONDecodeError, a bad field)
             what = "not JSON" if isinstance(exc, json.JSONDecodeError) else "not a Scale object"
             raise ScalerUnavailable(
@@ -315,7 +324,7 @@ class KubernetesScaler:
 
 
 def _server_message(exc: ApiException) -> str:
-    """The ``message`` of a Kubernetes ``Status`` body, else the HTTP reason."""
+    """The ``message`` of a Kubernetes ``Status`` body, else the HTTP reason; one line of at most 300 characters."""
     body = exc.body
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
@@ -325,7 +334,7 @@ def _server_message(exc: ApiException) -> str:
         except ValueError:
             return _short(body)
         if isinstance(data, dict) and data.get("message"):
-            return str(data["message"])
+            return _short(data["message"])  # attack30b F1: 3 MB of it went whole into logs and the shared state
     return _short(exc.reason or "no message")
 
 

@@ -12,7 +12,8 @@ from gamead_core.scaling.store import Override, active_override, iso
 from gamead_core.stats.sampler import Sample
 
 #: ``state`` older than this many intervals is shown as stale (its leader is gone or stuck); a leader backing off
-#: after a failure says when it records next (``nextInSeconds``), and is allowed that instead of one interval.
+#: after a failure says when it records next (``nextInSeconds``), and is allowed that instead of one interval; with
+#: the kubernetes backend, one ``autoscaler.kubernetes.request_timeout`` more (a tick's call that times out).
 STALE_INTERVALS = 3.0
 
 
@@ -34,8 +35,11 @@ def status_document(
     updated = st.get("t")
     interval = float(st.get("intervalSeconds") or settings.interval)
     age = round(max(0.0, now - float(updated)), 2) if updated is not None else None
-    # stale: the leader missed its own next record (an interval, or its back-off after a failure) by 2 intervals
+    # stale: the leader missed its own next record (an interval, or its back-off after a failure, and then the time
+    # its tick's Kubernetes call may take: attack30b F3, a leader whose calls time out was always "stale") by 2 intervals
     due = max(interval, float(st.get("nextInSeconds") or interval))
+    if (st.get("backend") or settings.backend) == "kubernetes":
+        due += settings.kubernetes.request_timeout
     ov = active_override(override, now)
     return {
         "backend": st.get("backend") or settings.backend,

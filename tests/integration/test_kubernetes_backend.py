@@ -87,6 +87,9 @@ class ApiDouble:
     bad_json: bool = False  # answer 200 with a body that is not JSON (a PATCH is applied all the same)
     patch_bad_json: bool = False  # the same, to PATCHes only
     get_fail_with: int | None = None  # answer every GET with this status (PATCHes still applied)
+    huge_answer: bytes = b""  # answer every request 200 with this body (a broken or hostile server or proxy)
+    huge_gzip: bool = False  # huge_answer is gzip-compressed (Content-Encoding: gzip)
+    forbidden_message: str = ""  # answer every request 403 with this Status message
     apply_late: float = 0.0  # the next PATCH (once) waits this many seconds, then is applied and answered
     patch_gate: threading.Event | None = None  # the next PATCH (once) waits for this event, then is applied (or not)
     resource_version: int = 7  # metadata.resourceVersion of the Deployment (and its Scale): one more at each write
@@ -135,6 +138,12 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # keep pytest output clean
             pass
 
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (BrokenPipeError, ConnectionResetError):  # the client closed an answer it would not read
+                self.close_connection = True
+
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -151,6 +160,11 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             if not match:
                 return self._send(404, _status_body(404, "?", path, self.command))
             ns, name, scale = match.groups()
+            if state.huge_answer:
+                return self._send(200, raw=state.huge_answer, gzip=state.huge_gzip)
+            if state.forbidden_message:
+                return self._send(403, {**_status_body(403, ns, name, self.command),
+                                        "message": state.forbidden_message})
             if state.fail_with is not None:
                 return self._send(state.fail_with, _status_body(state.fail_with, ns, name, self.command))
             if state.patch_fail_with is not None and self.command == "PATCH":
@@ -209,11 +223,13 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
                 obj = {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": name}}
             self._send(200, obj)
 
-        def _send(self, code: int, obj: dict | None = None, raw: bytes = b"") -> None:
+        def _send(self, code: int, obj: dict | None = None, raw: bytes = b"", gzip: bool = False) -> None:
             data = raw or json.dumps(obj).encode()
             try:
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
+                if gzip:
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -170,6 +170,32 @@ def test_a_leader_backing_off_after_failures_is_not_shown_stale_before_its_next_
         False, True]  # a leader on its interval: stale after 3 intervals, as before
 
 
+def test_a_kubernetes_leader_whose_calls_time_out_is_not_stale_and_a_stale_one_with_a_lease_is_not_called_gone(
+) -> None:
+    """attack30b F3: a leader whose every Kubernetes call timed out (``request_timeout`` 5 s, interval 1 s) records
+    after each, so its state was always older than its back-off + 2 intervals: ``gamead scale status`` named the live
+    leader and said "stale: no leader is recording". The call's own time is allowed now; and a state stale while a
+    leader holds the lease says the leader has not recorded, not that none is."""
+    from rich.console import Console
+
+    from gamead_cli.commands.scale import status_view
+
+    settings = AutoscalerSettings(interval=1.0, backend="kubernetes", kubernetes={"request_timeout": 5.0})
+    state = {"t": 100.0, "backend": "kubernetes", "intervalSeconds": 1.0, "nextInSeconds": 1.0, "decisions": []}
+    assert status_document(state, None, None, now=106.5, settings=settings)["stale"] is False  # 1 + 5 + 2 × 1 s
+    assert status_document(state, None, None, now=108.5, settings=settings)["stale"] is True
+    lease = Lease("api-1", 90.0, 107.0, 112.0)
+
+    def said(doc: dict) -> str:
+        console = Console(width=200, record=True, color_system=None)
+        console.print(status_view(doc))
+        return console.export_text()
+
+    assert "stale: its leader has not recorded for 9s" in said(
+        status_document(state, lease, None, now=109.0, settings=settings))
+    assert "stale: no leader is recording" in said(status_document(state, None, None, now=109.0, settings=settings))
+
+
 # --- CLI durations ---------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,57 @@
+"""A bound on the size of the Kubernetes API server's answers, read by the official client.
+
+Why: the client reads an answer whole, then decodes its JSON and builds its model, and neither has a size limit.
+A Scale object is under 1 KiB and a ``Status`` error a few KiB; a broken or hostile API server (or a proxy in
+front of it) answering 400 MB took the API node to ~2 GB of memory, and decoding it in the client's thread held
+the GIL for seconds: ``/healthz`` took 3.8 s, a ``POST /ads`` 6.3 s, and the autoscaler's lease lapsed five times
+(attack30b F2). So :class:`CappedAnswers` wraps the client's urllib3 pool: each answer is read (decoded, if the
+server compressed it) up to :data:`MAX_ANSWER_BYTES`; one longer is not read further, its connection is closed,
+and :class:`AnswerTooLarge` is raised (the scaler's error boundary makes it a
+:class:`~gamead_core.errors.ScalerUnavailable` that says so).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import urllib3
+
+#: longest answer read from the Kubernetes API (bytes, after decoding): 256 times a Scale object
+MAX_ANSWER_BYTES = 256 * 1024
+
+
+class AnswerTooLarge(urllib3.exceptions.HTTPError):
+    """An answer (HTTP ``status``) longer than ``limit`` bytes: not read past the limit, its connection closed."""
+
+    def __init__(self, status: int, limit: int) -> None:
+        super().__init__(f"HTTP {status} with an answer longer than {limit} bytes (not read past that)")
+        self.status, self.limit = status, limit
+
+
+class CappedAnswers:
+    """A urllib3 pool manager whose answers are at most ``limit`` bytes (module docstring). Every other attribute
+    is the wrapped ``pool``'s (``clear()`` at the client's close)."""
+
+    def __init__(self, pool: Any, limit: int = MAX_ANSWER_BYTES) -> None:
+        self._pool, self._limit = pool, limit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped pool's ``request``, its answer read here (at most ``limit`` bytes) and handed back as an
+        unread ``urllib3.HTTPResponse`` of those bytes. Raises :class:`AnswerTooLarge`, or what urllib3 raises."""
+        kwargs["preload_content"] = False  # what the client asks for (kubernetes 37): read here, bounded
+        answer = self._pool.request(method, url, *args, **kwargs)
+        try:
+            body = answer.read(self._limit + 1, decode_content=True)
+            if len(body) > self._limit:
+                raise AnswerTooLarge(answer.status, self._limit)
+        except BaseException:
+            answer.close()  # the rest unread: the connection cannot serve another request
+            raise
+        answer.release_conn()
+        return urllib3.HTTPResponse(body=io.BytesIO(body), headers=answer.headers, status=answer.status,
+                                    reason=answer.reason, version=answer.version, request_method=method,
+                                    request_url=url, preload_content=False, decode_content=False)
