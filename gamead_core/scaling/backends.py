@@ -2,41 +2,88 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings, KubernetesScalerSettings
+from gamead_core.errors import ConfigError, GameadError
+from gamead_core.scaling.kubeconfig import files_of, signature
 from gamead_core.scaling.local import NoneScaler, Scaler
+
+#: Set in every pod by the kubelet; its presence means "use the pod's service account".
+IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
+#: seconds before a refused build of the backend is tried again (its files unchanged), doubling to RETRY_CAP
+RETRY_BASE, RETRY_CAP = 5.0, 60.0
 
 
 class LazyKubernetesScaler:
     """The ``kubernetes`` backend, built on first use and rebuilt until its credentials load.
 
     A missing kubeconfig or service account must not stop the API node: the error (a ``ConfigError``)
-    surfaces on each call instead, and so in the recorded decisions.
+    surfaces on each call instead, and so in the recorded decisions. The build (importing the client, reading and
+    loading the kubeconfig, running its ``exec`` credential plugin) runs in a thread, never on the API's event loop
+    (attack30b F4: a kubeconfig the client took 45-66 s to load and refuse froze ``/healthz`` and every ``POST
+    /ads``; an ``exec`` plugin taking 8 s made ``/healthz`` take 5.8 s). A refused build is not tried again before
+    its credentials' files change (:func:`gamead_core.scaling.kubeconfig.signature`) or a back-off passes
+    (:data:`RETRY_BASE` s, doubling to :data:`RETRY_CAP`): each call until then raises the same error at once.
     """
 
     name = "kubernetes"
 
-    def __init__(self, settings: KubernetesScalerSettings) -> None:
+    def __init__(self, settings: KubernetesScalerSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._scaler: Any = None
+        self._clock = clock
+        #: the last refusal: (the files' signature then, when to try again (clock s), the error); its count in a row
+        self._refused: tuple[Any, float, GameadError] | None = None
+        self._refusals = 0
 
-    def _get(self) -> Any:
-        if self._scaler is None:
-            from gamead_core.scaling.kubernetes import KubernetesScaler
-
-            self._scaler = KubernetesScaler(self._settings)
+    async def _get(self) -> Any:
+        if self._scaler is not None:
+            return self._scaler
+        s = self._settings
+        files = files_of(s.kubeconfig, os.environ, config_source(s, os.environ) == "in-cluster")
+        seen = signature(files)
+        if self._refused is not None and self._refused[0] == seen and self._clock() < self._refused[1]:
+            raise self._refused[2]
+        try:
+            self._scaler = await asyncio.to_thread(_build, s)
+        except ConfigError as exc:
+            self._refusals += 1
+            wait = min(RETRY_CAP, RETRY_BASE * 2 ** (self._refusals - 1))
+            self._refused = (seen, self._clock() + wait, exc)
+            raise
+        self._refused, self._refusals = None, 0
         return self._scaler
 
     async def current_replicas_async(self) -> int:
-        return await self._get().current_replicas_async()  # type: ignore[no-any-return]
+        return await (await self._get()).current_replicas_async()  # type: ignore[no-any-return]
 
     async def set_replicas_async(self, n: int) -> None:
-        await self._get().set_replicas_async(n)
+        await (await self._get()).set_replicas_async(n)
 
     def close(self) -> None:
         if self._scaler is not None:
             self._scaler.close()
+
+
+def _build(settings: KubernetesScalerSettings) -> Any:
+    from gamead_core.scaling.kubernetes import (
+        KubernetesScaler,  # the client: ~0.5 s of imports, once
+    )
+
+    return KubernetesScaler(settings)
+
+
+def config_source(settings: KubernetesScalerSettings, environ: Mapping[str, str]) -> str:
+    """``kubeconfig`` or ``in-cluster``: an explicit kubeconfig wins; else the pod's service account in a cluster;
+    else ``$KUBECONFIG`` (the rule :class:`~gamead_core.scaling.kubernetes.KubernetesScaler` follows)."""
+    if settings.kubeconfig:
+        return "kubeconfig"
+    return "in-cluster" if environ.get(IN_CLUSTER_ENV) else "kubeconfig"
 
 
 def backend_for(settings: AutoscalerSettings) -> Scaler | None:
@@ -49,4 +96,4 @@ def backend_for(settings: AutoscalerSettings) -> Scaler | None:
     return None
 
 
-__all__ = ["LazyKubernetesScaler", "backend_for"]
+__all__ = ["IN_CLUSTER_ENV", "LazyKubernetesScaler", "backend_for", "config_source"]

@@ -40,7 +40,7 @@ import asyncio
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import urllib3
 import yaml
@@ -53,9 +53,7 @@ from kubernetes.config.incluster_config import (
     SERVICE_TOKEN_FILENAME,
     InClusterConfigLoader,
 )
-from kubernetes.config.kube_config import ENV_KUBECONFIG_PATH_SEPARATOR
 
-from gamead_core.config import check_file
 from gamead_core.config.addresses import http_url_problem
 from gamead_core.config.autoscaler import KubernetesScalerSettings
 from gamead_core.errors import (  # the scaler's errors live in the one tree; re-exported here
@@ -67,14 +65,12 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
     ScalerUnavailable,
 )
 from gamead_core.redact import redact_url
+from gamead_core.scaling.backends import IN_CLUSTER_ENV, config_source  # noqa: F401 - re-exported
 from gamead_core.scaling.capped_answers import AnswerTooLarge, CappedAnswers
+from gamead_core.scaling.kubeconfig import MAX_KUBECONFIG_BYTES, check_kubeconfig  # noqa: F401 - re-exported
 
-#: Set in every pod by the kubelet; its presence means "use the pod's service account".
-IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
 #: What ``kubectl scale`` sends too: a JSON merge patch of the Scale object (ours with ``metadata.resourceVersion``).
 SCALE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
-#: Largest kubeconfig file read (bytes): a few KiB each, embedded certificates included; not /dev/zero.
-MAX_KUBECONFIG_BYTES = 16 * 1024**2
 #: PATCHes one :meth:`KubernetesScaler.set_replicas` sends at most: each 409 whose fresh read shows the count the
 #: decision was made on (only the Deployment's status moved) is sent once more, with the new ``resourceVersion``.
 SCALE_ATTEMPTS = 3
@@ -82,24 +78,6 @@ _API_GROUP = "apps"
 _SCALE = "deployments/scale"
 
 _T = TypeVar("_T")
-
-
-def config_source(
-    settings: KubernetesScalerSettings, environ: Mapping[str, str]
-) -> Literal["kubeconfig", "in-cluster"]:
-    """An explicit kubeconfig wins; else the pod's service account in a cluster; else ``$KUBECONFIG``."""
-    if settings.kubeconfig:
-        return "kubeconfig"
-    return "in-cluster" if environ.get(IN_CLUSTER_ENV) else "kubeconfig"
-
-
-def _check_kubeconfig(paths: str) -> None:
-    """Each file of ``paths`` (``:``-separated, as ``$KUBECONFIG``) that exists must be a regular file of at
-    most :data:`MAX_KUBECONFIG_BYTES`: the client reads a named file whole, ``/dev/zero`` included. Missing
-    ones are the client's to skip or refuse. Raises :class:`ConfigError`."""
-    for path in filter(None, paths.split(ENV_KUBECONFIG_PATH_SEPARATOR)):
-        if os.path.lexists(os.path.expanduser(path)):
-            check_file(os.path.expanduser(path), what="kubeconfig", limit=MAX_KUBECONFIG_BYTES)
 
 
 class KubernetesScaler:
@@ -120,7 +98,7 @@ class KubernetesScaler:
                     token_filename=SERVICE_TOKEN_FILENAME, cert_filename=SERVICE_CERT_FILENAME, environ=env
                 ).load_and_set(configuration)
             else:
-                _check_kubeconfig(kubeconfig)
+                check_kubeconfig(kubeconfig)
                 k8s_config.load_kube_config(
                     config_file=kubeconfig,
                     context=settings.context,

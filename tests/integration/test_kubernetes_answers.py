@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import json
 import tracemalloc
 from pathlib import Path
 
 import pytest
+import yaml
 
+from gamead_core.config.autoscaler import KubernetesScalerSettings
+from gamead_core.errors import ConfigError
+from gamead_core.scaling.backends import RETRY_BASE, LazyKubernetesScaler
 from gamead_core.scaling.capped_answers import MAX_ANSWER_BYTES
 from gamead_core.scaling.kubernetes import ScalerForbidden, ScalerUnavailable
 from tests.integration.test_kubernetes_backend import (
+    DEPLOYMENT,
+    NS,
+    TOKEN,
     ApiDouble,
     _no_proxy,
     api,
@@ -57,3 +66,80 @@ def test_a_long_server_message_is_cut_to_a_line_in_the_error(api: ApiDouble, tmp
     message = caught.value.message
     assert "RBAC must grant verb 'get'" in message and "Server: deployments.apps is forbidden xxx" in message
     assert len(message) < 700 and message.endswith("…"), len(message)
+
+
+def _exec_kubeconfig(path: Path, server: str, script: str) -> Path:
+    """A kubeconfig whose user's token comes from an ``exec`` credential plugin running ``script`` (sh) first."""
+    credential = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                             "status": {"token": TOKEN}})
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "double",
+        "clusters": [{"name": "double", "cluster": {"server": server}}],
+        "users": [{"name": "plugin", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "sh",
+            "args": ["-c", f"{script}; echo '{credential}'"], "interactiveMode": "Never"}}}],
+        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "plugin"}}],
+    }))
+    return path
+
+
+def test_the_backend_is_built_off_the_event_loop(api: ApiDouble, tmp_path: Path) -> None:
+    """attack30b F4: the backend was built (the client imported, the kubeconfig loaded, its ``exec`` plugin run)
+    on the API's event loop: a plugin taking 8 s made ``/healthz`` take 5.8 s, a kubeconfig the client took 45 s to
+    refuse froze the node at every tick. Built in a thread, the loop runs while the plugin does."""
+    started, ended = tmp_path / "started", tmp_path / "ended"
+    kubeconfig = _exec_kubeconfig(tmp_path / "kc", api.url, f"touch {started}; sleep 2; touch {ended}")
+    backend = LazyKubernetesScaler(KubernetesScalerSettings(namespace=NS, deployment=DEPLOYMENT,
+                                                            kubeconfig=str(kubeconfig)))
+    turns_during_the_plugin = 0
+
+    async def run() -> int:
+        nonlocal turns_during_the_plugin
+
+        async def ticker() -> None:
+            nonlocal turns_during_the_plugin
+            while True:
+                turns_during_the_plugin += started.exists() and not ended.exists()
+                await asyncio.sleep(0.01)
+
+        tick = asyncio.create_task(ticker())
+        try:
+            return await backend.current_replicas_async()
+        finally:
+            tick.cancel()
+
+    try:
+        assert asyncio.run(run()) == 2
+    finally:
+        backend.close()
+    print(f"event loop turns while the exec plugin ran: {turns_during_the_plugin}")
+    assert turns_during_the_plugin > 0  # before: 0, the loop blocked until the build returned
+
+
+def test_a_refused_backend_is_not_built_again_until_its_file_changes_or_a_back_off_passes(
+        api: ApiDouble, tmp_path: Path) -> None:
+    """A kubeconfig that loads but is refused (here an address that is not http(s)) was loaded again at every
+    tick, its plugin run again each time. Now the same error comes back at once until the file changes (then it is
+    read at the next call and works) or :data:`RETRY_BASE` s pass."""
+    runs = tmp_path / "runs"
+    kubeconfig = _exec_kubeconfig(tmp_path / "kc", "ftp://127.0.0.1:1", f"echo run >> {runs}")
+    now = [1000.0]
+    backend = LazyKubernetesScaler(KubernetesScalerSettings(namespace=NS, deployment=DEPLOYMENT,
+                                                            kubeconfig=str(kubeconfig)), clock=lambda: now[0])
+
+    def read() -> int | str:
+        try:
+            return asyncio.run(backend.current_replicas_async())
+        except ConfigError as exc:
+            return exc.message
+
+    try:
+        said = [read() for _ in range(3)]
+        assert len(runs.read_text().splitlines()) == 1 and len(set(said)) == 1, said  # before: 3 runs
+        assert "cannot be used" in str(said[0])
+        now[0] += RETRY_BASE + 0.1  # the back-off passed, the file unchanged: tried again
+        assert read() == said[0] and len(runs.read_text().splitlines()) == 2
+        _exec_kubeconfig(kubeconfig, api.url, f"echo run >> {runs}")  # fixed: read at the next call
+        assert read() == 2 and len(runs.read_text().splitlines()) == 3
+    finally:
+        backend.close()

@@ -93,3 +93,20 @@ def test_an_in_cluster_service_port_that_is_no_number_is_a_config_error(tmp_path
     with pytest.raises(ConfigError, match="KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT .*port is not a number"):
         KubernetesScaler(KubernetesScalerSettings(), environ={
             "KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "https"})
+
+
+def test_a_kubeconfig_of_thousands_of_entries_is_refused_before_the_client_loads_it(tmp_path: Path) -> None:
+    """attack30b F4: a 1 MB kubeconfig of 23,000 clusters took the client's loader 66 s of CPU to load and refuse
+    (an unknown context), at every autoscaler tick. Counted first with libyaml (under a second), it is refused
+    naming the count; 1,000 entries are still read."""
+    from gamead_core.scaling.kubeconfig import MAX_KUBECONFIG_ENTRIES
+
+    many = {**KUBECONFIG, "clusters": [{"name": f"c{i}", "cluster": {"server": "http://127.0.0.1:1"}}
+                                       for i in range(23_000)], "current-context": "nosuchcontext"}
+    path = tmp_path / "kc"
+    path.write_text(yaml.dump(many, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper)))
+    with pytest.raises(ConfigError, match=f"kubeconfig {path} lists 23000 clusters; at most 1000 are read"):
+        KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path)), environ={})
+    enough = {**KUBECONFIG, "clusters": [*KUBECONFIG["clusters"], *many["clusters"][: MAX_KUBECONFIG_ENTRIES - 1]]}
+    path.write_text(yaml.safe_dump(enough))
+    assert KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path)), environ={}).host == "http://127.0.0.1:1"
