@@ -275,13 +275,18 @@ class ApiClient:
     # --- ads ---------------------------------------------------------------------------------------
 
     def submit(self, ad: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        """``POST /ads`` → the 202 body ``{"id", "status", "priority", "submittedAt", "duplicate"}``."""
+        """``POST /ads`` → the 202 body ``{"id", "status", "priority", "submittedAt", "duplicate"}``. A key that
+        starts with ``"`` is sent as a Structured Field string (RFC 8941 §3.3.3), which the API reads back as the
+        key itself (it reads a header starting with ``"`` as one): the key a batch item carries as it is."""
+        if idempotency_key and idempotency_key[0] == '"':
+            idempotency_key = '"' + idempotency_key.replace("\\", "\\\\").replace('"', '\\"') + '"'
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._expect_dict(self.request("POST", "/ads", json=dict(ad), headers=headers), "POST /ads")
 
     def submit_batch(self, ads: list[Mapping[str, Any]]) -> dict[str, Any]:
-        """``POST /ads/batch`` → ``{"results": [202 body or {"error": …}, …], "accepted", "rejected"}``, one result
-        per ad in order. An ad may carry ``idempotencyKey``. At most the API's ``api.batch_max`` ads."""
+        """``POST /ads/batch`` → ``{"results": [202 body or {"error": …}, …], "accepted", "duplicates",
+        "rejected"}``, one result per ad in order. An ad may carry ``idempotencyKey``. At most the API's
+        ``api.batch_max`` ads."""
         keyed = all(a.get("idempotencyKey") for a in ads)  # then a repeat queues nothing: it may be resent
         return self._expect_dict(self.request("POST", "/ads/batch", json={"ads": [dict(a) for a in ads]},
                                               whole_503_took_nothing=True,  # routes_batch: "retry it as it is"

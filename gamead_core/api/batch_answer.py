@@ -1,7 +1,7 @@
 """The answer of ``POST /ads/batch`` as JSON bytes: one result per ad in order, then the counts (issue 14.3).
 
-The body is ``{"results": [...], "accepted": n, "rejected": m}``, exactly ``orjson.dumps`` of that object as the
-route built it before (``tests/unit/test_batch_answer.py``), but written as bytes once: an accepted ad of the
+The body is ``{"results": [...], "accepted": n, "duplicates": d, "rejected": m}``, exactly ``orjson.dumps`` of
+that object (``tests/unit/test_queued_json.py``), but written as bytes once: an accepted ad of the
 batch pipeline (:class:`gamead_core.intake.Queued`: always ``queued``, its id a ULID and its time shared by the
 batch, nothing to escape) is one ``%``-format of a template, with no dict per ad and one ``submittedAt`` string
 per batch; any other result (an ad answered from an earlier one, an error) is ``orjson.dumps`` of its dict.
@@ -55,7 +55,9 @@ def result_of(outcome: Accepted | Queued | GameadError | dict[str, Any], stamps:
     return orjson.dumps(outcome)
 
 
-def answer_bytes(results: list[bytes], accepted: int) -> bytes:
-    """The whole body: ``results`` (each :func:`result_of`, in order) and the counts of accepted and rejected
-    ads."""
-    return b'{"results":[%s],"accepted":%d,"rejected":%d}' % (b",".join(results), accepted, len(results) - accepted)
+def answer_bytes(results: list[bytes], accepted: int, duplicates: int) -> bytes:
+    """The whole body: ``results`` (each :func:`result_of`, in order) and the counts: ``accepted`` ads on the
+    queue (those answered ``duplicate: true`` included, attack30a F6), ``duplicates`` (answered ``duplicate:
+    true``: nothing queued by this request), ``rejected`` (the rest: an error each)."""
+    return b'{"results":[%s],"accepted":%d,"duplicates":%d,"rejected":%d}' % (
+        b",".join(results), accepted, duplicates, len(results) - accepted)

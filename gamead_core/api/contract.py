@@ -69,8 +69,9 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     400: "`bad_request`: not valid HTTP/1.1 (the connection is closed); `invalid_json`: the body is not a JSON "
          "object; `confirmation_required` (purge without `confirm: true`); `duplicate_header`: `Idempotency-Key` or "
          "`Authorization` sent twice; `invalid_idempotency_key`: a key outside 1-200 printable ASCII characters "
-         "(no comma, no space at either end); `duplicate_query_parameter`: a query parameter given twice "
-         "(`details.parameter`); "
+         "(no comma, no space at either end), a quoted key that is not one Structured Field string, or a batch's "
+         "header too long for its `<header>-<index>` keys (`details.max`); `duplicate_query_parameter`: a query "
+         "parameter given twice (`details.parameter`); "
          "`ambiguous_field`: an ad gives a field under both its names (`targetAudience`, `target_audience`)",
     401: "`unauthenticated`: no token, or an unknown one (`Authorization: Bearer <token>`)",
     403: "`forbidden`: the token's role may not do this (the message names the role needed)",

@@ -123,8 +123,10 @@ class DuplicateHeader(ApiError):
 
 class InvalidIdempotencyKey(ApiError):
     """An idempotency key outside the rule of :func:`gamead_core.ids.idempotency_key_problem` (printable ASCII,
-    1-200 characters, no comma, no space at either end): 400 ``invalid_idempotency_key`` on ``POST /ads`` (a batch
-    item gets the same code as its own error); ``details``: ``{"header": "Idempotency-Key"}``."""
+    1-200 characters, no comma, no space at either end), or a quoted header that is not one sf-string
+    (:mod:`gamead_core.api.key_header`): 400 ``invalid_idempotency_key`` on ``POST /ads`` and ``POST /ads/batch``
+    (a batch item gets the same code as its own error); ``details``: ``{"header": "Idempotency-Key"}``, with
+    ``max`` for a batch's header too long for the keys it derives (:mod:`gamead_core.api.batch_keys`)."""
 
     status, code = 400, INVALID_KEY_CODE
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_bytes, body_schema, parse_body
 from gamead_core.api.contract import error_responses
-from gamead_core.api.errors import DuplicateHeader, InvalidIdempotencyKey
+from gamead_core.api.key_header import KeyHeader, header_key
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
@@ -18,9 +18,6 @@ from gamead_core.errors import NotFound
 from gamead_core.ids import (
     AD_CURSOR_MAX_LENGTH,
     AD_CURSOR_PATTERN,
-    IDEMPOTENCY_KEY_PATTERN,
-    MAX_IDEMPOTENCY_KEY,
-    idempotency_key_problem,
     is_ad_id,
     normal_id,
 )
@@ -35,37 +32,11 @@ def _link(request: Request) -> QueueLink:
     return request.app.state.link  # type: ignore[no-any-return]
 
 
-
-
-def _idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The ``Idempotency-Key`` of the raw ASGI headers (names arrive lower-cased), without building the header map
-    on the hot path, checked by the one rule of every path (:func:`gamead_core.ids.idempotency_key_problem`:
-    printable ASCII, so the bytes that reach the app are the key, whatever a server's latin-1 reading would make
-    of others). Raises :class:`DuplicateHeader` (400) when it is sent twice, or once holding a comma (two keys
-    folded into one line, RFC 9110 §5.3): keeping either silently deduplicated on a key the client may not have
-    meant; :class:`InvalidIdempotencyKey` (400 ``invalid_idempotency_key``) for a key outside the rule (its bytes
-    read as UTF-8 to name the character, an invalid byte as U+FFFD)."""
-    found: bytes | None = None
-    for name, value in headers:
-        if name == b"idempotency-key":
-            if found is not None:
-                raise DuplicateHeader.of("Idempotency-Key")
-            found = value
-    if found is not None and b"," in found:  # "k1, k2": two keys joined by a proxy, or by the client
-        raise DuplicateHeader.folded("Idempotency-Key", "a key cannot hold a comma")
-    if found is None:
-        return None
-    key = found.decode("utf-8", "replace")
-    if (problem := idempotency_key_problem(key)) is not None:
-        raise InvalidIdempotencyKey(f"Idempotency-Key {key[:60]!r}: {problem}", details={"header": "Idempotency-Key"})
-    return key
-
-
 async def submit(request: Request) -> Response:
     """The submit path, as a plain Starlette endpoint: the hot path skips FastAPI's dependency solving
     (about half of the API's CPU per request, measured with py-spy). It is mounted ahead of the router;
     the FastAPI route below documents it in OpenAPI."""
-    idempotency_key = _idempotency_key(request.scope["headers"])
+    idempotency_key = header_key(request.scope["headers"])  # plain or quoted (gamead_core.api.key_header)
     settings = request.app.state.settings
     ad = parse_body(await body_bytes(request), NewAd, settings.api.max_body_bytes)  # any Content-Type
     if idempotency_key is None:
@@ -94,16 +65,16 @@ async def submit(request: Request) -> Response:
 )
 async def submit_ad(
     request: Request,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
-                                                      pattern=IDEMPOTENCY_KEY_PATTERN)] = None,
+    idempotency_key: KeyHeader = None,
 ) -> Response:
     """Queue an ad at its priority (1 most urgent … 5 least). Any Content-Type is accepted.
 
     `Idempotency-Key` (1-200 printable ASCII characters, no comma, no space at either end: else 400
-    `invalid_idempotency_key`) is scoped to the caller (its token, or every anonymous caller
-    together) and bound to the ad: an exact repeat returns the first ad with `duplicate: true` and enqueues
-    nothing; the same key with another ad gets 422 `idempotency_key_reused`. A key is remembered as long as
-    its ad's record (`records.*`), never less than `queue.duplicate_window`."""
+    `invalid_idempotency_key`; bare, `k-1`, or the draft's Structured Field string, `"k-1"`: the same key) is
+    scoped to the caller (its token, or every anonymous caller together) and bound to the ad: an exact repeat
+    returns the first ad with `duplicate: true` and enqueues nothing; the same key with another ad gets 422
+    `idempotency_key_reused`. A key is remembered as long as its ad's record (`records.*`), never less than
+    `queue.duplicate_window`."""
     return await submit(request)
 
 

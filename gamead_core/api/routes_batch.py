@@ -14,6 +14,8 @@ the body spells ``idempotencyKey``); only when that fails is the body read again
 ads and refuse the same requests (``tests/integration/test_batch_fast.py``). An ad naming a key twice gets its own
 ``invalid_json``, the outer object naming one twice is a 400 ``invalid_json`` (:func:`repeated`; I-JSON, RFC 7493
 §2.3); an ad naming a field both ways (``targetAudience``, ``target_audience``) its own ``ambiguous_field``.
+An ``Idempotency-Key`` header gives each ad without its own key ``<header>-<index>`` (:mod:`.batch_keys`), so a
+resent batch queues nothing twice. The shapes OpenAPI shows are in :mod:`.batch_models`.
 
 Limits: at most ``api.batch_max`` ads (more → 422 ``batch_too_large``), a body of at most
 ``api.batch_max_body_bytes`` (→ 413). Rate limits count **per ad**, from the caller's ``POST /ads`` bucket
@@ -37,8 +39,10 @@ from starlette.responses import Response
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.batch_answer import answer_bytes, error, error_of, result_of
 from gamead_core.api.batch_gate import batch_turn
+from gamead_core.api.batch_keys import check_derivable, derived
+from gamead_core.api.batch_models import AdBatch, AdBatchResult
 from gamead_core.api.body import body_bytes, body_schema, not_json, refuse_repeats, spelled_twice_error
-from gamead_core.api.contract import ErrorBody, error_responses
+from gamead_core.api.contract import error_responses
 from gamead_core.api.errors import (
     BatchTooLarge,
     InvalidJson,
@@ -48,54 +52,20 @@ from gamead_core.api.errors import (
     validation_details,
     validation_message,
 )
+from gamead_core.api.key_header import KeyHeader, header_key
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY_CODE, MAX_IDEMPOTENCY_KEY, idempotency_key_problem
 from gamead_core.intake import Accepted, Queued
 from gamead_core.json_keys import has_repeat, key_names, may_repeat, repeat_details, repeat_message, repeats
-from gamead_core.models import AdAccepted, AdSubmission, NewAd
+from gamead_core.models import AdSubmission, NewAd
 from gamead_core.queue.liveness import unsent_bytes
 
 router = APIRouter()
 
 #: the one field a batch item may carry besides the ad's own
 KEY_FIELD = "idempotencyKey"
-
-
-class BatchAd(AdSubmission):
-    """One item of a batch: an ad (the body of ``POST /ads``), optionally with its own idempotency key."""
-
-    model_config = ConfigDict(title="BatchAd")
-
-    idempotency_key: str | None = Field(
-        None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="This ad's `Idempotency-Key` (scoped to the caller as on `POST /ads`; the header's rule: "
-                    "printable ASCII, no comma, no space at either end; else this item's `invalid_idempotency_key`).")
-
-
-class AdBatch(BaseModel):
-    """The body of ``POST /ads/batch``. Documentation only: the body is read by :func:`validated` (all at once)
-    or else by :func:`parse_batch` and each item by :func:`parse_item`, so that one bad ad gets its own error and
-    does not sink the others."""
-
-    model_config = ConfigDict(title="AdBatch", extra="forbid")
-
-    ads: list[BatchAd | Any] = Field(  # any item is taken: one that is not a valid BatchAd gets its own error
-        min_length=1,
-        description="1 … `api.batch_max` (default 500) ads, each as `POST /ads` takes it (`BatchAd`); an item "
-        "that is not a valid ad is answered with its own `validation_failed` in the results.")
-
-
-class AdBatchResult(BaseModel):
-    """The answer: one result per ad, in the order sent."""
-
-    model_config = ConfigDict(title="AdBatchResult")
-
-    results: list[AdAccepted | ErrorBody] = Field(
-        description="Per ad: what `POST /ads` answers with 202 (`id`, `status`…), or its error `{error: {…}}`.")
-    accepted: int = Field(description="Ads queued by this request (duplicates of earlier ads included).")
-    rejected: int = Field(description="Ads answered with an error.")
 
 
 def parse_item(item: Any) -> tuple[AdSubmission, str | None] | dict[str, Any]:
@@ -256,18 +226,20 @@ def _too_many(count: int, batch_max: int) -> BatchTooLarge:
 
 async def submit_batch(request: Request) -> Response:
     """The batch route as a plain Starlette endpoint (as ``POST /ads``), in turns once read (:mod:`.batch_gate`)."""
+    key = header_key(request.scope["headers"])  # the ads' keys derive from it (gamead_core.api.batch_keys)
     body = await body_bytes(request)
     async with batch_turn(request.app):
-        return await _submit(request, body)
+        return await _submit(request, body, key)
 
 
-async def _submit(request: Request, body: bytes) -> Response:
+async def _submit(request: Request, body: bytes, header: str | None) -> Response:
     settings = request.app.state.settings
     batch_max, max_bytes = settings.api.batch_max, settings.api.batch_max_body_bytes
     checked = validated(body, batch_max, max_bytes)  # one pydantic-core call when every ad is valid
     ads, keys = checked if checked is not None else (None, None)
     raw: list[Any] = ads if ads is not None else parse_batch(body, batch_max, max_bytes)
     twice = {} if ads is not None else repeated(body, 1 + sum(len(i) for i in raw if isinstance(i, dict)))
+    check_derivable(header, len(raw))  # 400 before any token is taken or anything queued
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
@@ -292,16 +264,17 @@ async def _submit(request: Request, body: bytes) -> Response:
     results: list[Any]
     tried: list[int] | range
     flat: list[Accepted | Queued | GameadError]
-    if ads is not None and keys is None:  # all valid, none keyed: one pipeline
+    if ads is not None and keys is None and header is None:  # all valid, none keyed: one pipeline
         results = ads[:granted]  # a copy: each ad is replaced by its result below
         tried = range(granted)
         flat = await intake.submit_many(results)
     else:
-        if ads is not None and keys is not None:  # all valid, some keyed
-            results = list(zip(ads[:granted], keys[:granted]))
+        if ads is not None:  # all valid, some keyed (or all, by the header)
+            results = list(zip(ads[:granted], keys or [None] * granted))
         else:
             results = [parse_item(item) for item in raw[:granted]]
             results = [twice.get(i, r) if isinstance(r, tuple) else r for i, r in enumerate(results)]  # else valid
+        results = derived(results, header)  # the keyless ads get the header's KEY-<index>
         plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
         keyed_at = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
         # all written before any ack is awaited: the unkeyed ads in one pipeline, the keyed ones concurrently
@@ -314,10 +287,12 @@ async def _submit(request: Request, body: bytes) -> Response:
         raise flat[0]  # type: ignore[misc]  # NATS took none of them: 503 for the whole batch, retry it as it is
     # else each ad has its own result: one whose publish got no answer may still be analysed (MaybeQueued, with
     # its id): a whole 503 would have told the client to send it again (a reviewer's drill analysed 40 twice)
-    accepted = 0
+    accepted = duplicates = 0
     for i, outcome in zip(tried, flat, strict=True):
         results[i] = outcome
-        accepted += not isinstance(outcome, GameadError)
+        if not isinstance(outcome, GameadError):
+            accepted += 1
+            duplicates += outcome.duplicate
     stamps: dict[Any, bytes] = {}
     parts = [result_of(r, stamps) for r in results]
     if granted < len(raw):
@@ -327,7 +302,7 @@ async def _submit(request: Request, body: bytes) -> Response:
                                   {"retryAfter": float(f"{decision.retry_after:.3f}")}), stamps)
         parts.extend(limited for _ in range(len(raw) - granted))
     headers = {k.decode(): v.decode() for k, v in decision.headers()} if decision is not None else None
-    return JsonResponse(answer_bytes(parts, accepted), 200, headers)
+    return JsonResponse(answer_bytes(parts, accepted, duplicates), 200, headers)
 
 
 @router.post(
@@ -338,13 +313,17 @@ async def _submit(request: Request, body: bytes) -> Response:
     responses=error_responses(400, 422, 503),
     openapi_extra=body_schema(AdBatch),
 )
-async def submit_ads_batch(request: Request) -> Response:
+async def submit_ads_batch(request: Request, idempotency_key: KeyHeader = None) -> Response:
     """Queue up to `api.batch_max` (default 500) ads in one request; their publishes are pipelined.
 
     Answers 200 with one result per ad, in order: the 202 body of `POST /ads` (the ad is on the queue), or
     that ad's error `{"error": {"code", "message", "details"}}` (`validation_failed`,
-    `idempotency_key_reused`, `rate_limited`, `queue_full`…). An ad may carry `idempotencyKey`, scoped to the
-    caller as the `Idempotency-Key` header of `POST /ads`. Each ad counts against the caller's rate limit;
-    429 when no ad could be taken, 503 when NATS certainly took none of them (then retry the whole batch)."""
+    `idempotency_key_reused`, `rate_limited`, `queue_full`…), then `accepted` (on the queue, `duplicates`
+    included), `duplicates`, `rejected`. An ad may carry `idempotencyKey`, scoped to the caller as the
+    `Idempotency-Key` header of `POST /ads`. With the header `K`, each ad without its own key gets `K-<index>`
+    (0-based): a resent batch answers each ad `duplicate: true` with its first id; `K` may then have at most
+    199 − the digits of the last index characters (else 400 `invalid_idempotency_key`). Each ad counts against
+    the caller's rate limit; 429 when no ad could be taken, 503 when NATS certainly took none of them (then
+    retry the whole batch)."""
     return await submit_batch(request)
 

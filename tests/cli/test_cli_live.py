@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -82,6 +83,19 @@ def test_idempotency_key_returns_the_first_ad(runner: CliRunner, api_url: str, a
     second = run_json(runner, api_url, "submit", str(ad_file), "--idempotency-key", key)
     assert second["id"] == first["id"]
     assert first["duplicate"] is False and second["duplicate"] is True
+
+
+def test_a_key_starting_with_a_quote_is_the_same_key_on_both_paths(runner: CliRunner, api_url: str,
+                                                                    ad_file: Path) -> None:
+    """The API reads a header starting with ``"`` as a Structured Field string (attack30a F7), so the CLI sends such
+    a key quoted and escaped: the key stays the one typed, as in a batch item (``gamead submit --count``)."""
+    key = f'"q-{uuid.uuid4().hex[:8]}\\"'
+    first = run_json(runner, api_url, "submit", str(ad_file), "--idempotency-key", key)
+    record = run_json(runner, api_url, "ads", "get", first["id"])
+    assert record["idempotencyKey"] == key
+    ad = json.loads(ad_file.read_text())
+    batch = httpx.post(f"{api_url}/ads/batch", json={"ads": [{**ad, "idempotencyKey": key}]}, timeout=10).json()
+    assert (batch["results"][0]["id"], batch["results"][0]["duplicate"]) == (first["id"], True)
 
 
 def test_submit_from_flags_and_wait_prints_the_analysis(runner: CliRunner, api_url: str) -> None:

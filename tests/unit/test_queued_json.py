@@ -97,7 +97,7 @@ def test_the_answer_bytes_are_the_json_of_the_results_as_before() -> None:
         error("validation_failed", "title: must have a character that shows «é»", [{"loc": "title"}]),
         error("rate_limited", "rate limit reached", {"retryAfter": 0.25})]
     stamps: dict[datetime, bytes] = {}
-    body = answer_bytes([result_of(o, stamps) for o in outcomes], accepted=3)
-    expected = {"results": [_before(o) for o in outcomes], "accepted": 3, "rejected": 3}
+    body = answer_bytes([result_of(o, stamps) for o in outcomes], accepted=3, duplicates=2)
+    expected = {"results": [_before(o) for o in outcomes], "accepted": 3, "duplicates": 2, "rejected": 3}
     assert body == orjson.dumps(expected)
     assert orjson.loads(body)["results"][0]["status"] == "queued"
