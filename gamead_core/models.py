@@ -167,8 +167,9 @@ class Analysis(BaseModel):
                                                          "reason.")
     strengths: list[str] = Field(description="What works in the ad, one sentence each.")
     improvement_suggestions: list[str] = Field(description="What to change, one sentence each.")
-    analyzer_version: str = Field(description="The analyser that wrote this analysis (the same ad and version "
-                                              "always give the same analysis).")
+    analyzer_version: str = Field(description="The analyser's rules that wrote this analysis, e.g. \"rules-2\" "
+                                              "(the same ad and version always give the same analysis; an analysis "
+                                              "keeps the version that wrote it).")
 
 
 class AdError(BaseModel):

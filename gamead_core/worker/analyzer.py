@@ -6,8 +6,9 @@ randomness, clock or I/O: the same ad always gets the same ``Analysis``, list or
 
 The tables are in ``analyzer_tables.py``, the reading of the ad's text in ``analyzer_text.py`` and what the rules
 read from an ad, once per ad, in ``analyzer_read.py``. Cost: about 0.2x the CPU of the regex-per-term version it
-replaced, with exactly its outputs (``benchmarks/bench_analyzer.py`` measures both in one run; README,
-"analyser CPU per ad"); the strength and suggestion texts are built only when ``analyze`` uses them.
+replaced, with exactly its outputs but for the three rules ``rules-2`` changed (``analyzer_tables.py``;
+``benchmarks/bench_analyzer.py`` measures both in one run; README, "analyser CPU per ad"); the strength and
+suggestion texts are built only when ``analyze`` uses them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gamead_core.errors import PermanentError
 from gamead_core.models import NO_WORDS, AdSubmission, Analysis, has_words
 from gamead_core.worker.analyzer_read import (
     _ACTION_VERBS, _AGES_TEXT, _DESCRIPTION_VERBS, _EXAMPLES, _GENRE_VOCAB, _INCENTIVES, _SECOND_PERSON, _URGENCY,
-    _VERB_IDEAS, _context_stems, _Copy, _genre_profile, _read, _read_tag,
+    _VERB_IDEAS, _context_stems, _Copy, _genre_profile, _incentive_numbers, _read, _read_tag,
 )
 from gamead_core.worker.analyzer_tables import (  # noqa: F401 - the vocabularies are read here too (tests)
     ACTION_VERBS, ANALYZER_VERSION, DESCRIPTION_VERBS, FORMATS, GENRES, HOOKS, INCENTIVES, MAX_NOTES, SECOND_PERSON,
@@ -33,7 +34,6 @@ from gamead_core.worker.analyzer_text import (  # noqa: F401 - the text readings
     _short_stems, _stem_all, _text, _unique, _words,
 )
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*%?")
 _HOOK_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple((n, re.compile(p)) for n, p in HOOKS)
 
 
@@ -72,16 +72,18 @@ def _call_to_action(ad: AdSubmission) -> _Verdict:
 #: recent (LRU; well under 1 MB).
 @functools.lru_cache(maxsize=1024)
 def _cta_verdict(cta: str) -> _Verdict:
+    """Verb 4, incentives 2 (two or more 3), urgency 2, a length of 8-50 characters 1; the reason names each."""
     text = _text(cta)
     verbs, urgency = _find(text, _ACTION_VERBS), _find(text, _URGENCY)
-    incentives = _unique(_NUMBER.findall(cta) + _find(text, _INCENTIVES))
+    incentives = _unique(_incentive_numbers(cta, text.folded) + _find(text, _INCENTIVES))
+    chars = len(cta)
     score = (4 if verbs else 0) + (3 if len(incentives) >= 2 else 2 if incentives else 0)
-    score += (2 if urgency else 0) + (1 if 8 <= len(cta) <= 50 else 0)
+    score += (2 if urgency else 0) + (1 if 8 <= chars <= 50 else 0)
     parts = [("an action verb", verbs[:1]), ("an incentive", incentives), ("urgency", urgency)]
     has = [f"{label} ({_quote_all(hits)})" for label, hits in parts if hits]
     missing = [label for label, hits in parts if not hits]
     clauses = has + [f"no {label.removeprefix('an ')}" for label in missing]
-    reason = f"Call to action {_q(cta, 200)} has {_join(clauses)}."
+    reason = f"Call to action {_q(cta, 200)} has {_join(clauses)}; {_n(chars, 'character')} (8-50 score a point)."
     strength = f"Call to action {_q(cta, 200)} combines {_join(has)}." if has else ""
 
     def suggestion() -> str | None:  # built only when analyze() uses it
@@ -91,8 +93,10 @@ def _cta_verdict(cta: str) -> _Verdict:
             when = (urgency or ["today"])[0].title()
             example = f"{cta.rstrip('!. ')} Today" if verbs and incentives else f"{verb} Free {when}"
             issues.append(f"add {_join(missing)} — e.g. {_q(example)}")
-        if len(cta) > 50:
-            issues.append(f"shorten it to 50 characters or fewer (now {len(cta)})")
+        if chars < 8:
+            issues.append(f"lengthen it to 8-50 characters (now {chars})")
+        elif chars > 50:
+            issues.append(f"shorten it to 50 characters or fewer (now {chars})")
         return _suggest(f"Improve call to action {_q(cta, 200)}", issues)
 
     return _Verdict(score, reason, strength, functools.cache(suggestion))  # cached with the verdict: built once

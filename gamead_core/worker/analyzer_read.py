@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Set as AbstractSet
 from typing import Final, NamedTuple
 
@@ -71,13 +72,53 @@ def _genre_profile(genre: str) -> GenreProfile | None:
 
 
 def _age_band(tag: str) -> tuple[int, int] | None:
+    """The age band a tag names, low to high ("35 to 18" is 18-35: kept as written it overlapped nothing, rules-1),
+    or None."""
     if m := _AGE_RANGE.search(tag):
-        return int(m[1]), int(m[2])
+        lo, hi = int(m[1]), int(m[2])
+        return (lo, hi) if lo <= hi else (hi, lo)
     if m := _AGE_UNDER.search(tag):
         return 0, int(m[1]) - 1
     if m := _AGE_PLUS.search(tag):
         return int(m[1]), 99
     return (0, 99) if "all ages" in tag.lower() else None
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_PERCENT = re.compile(r"\s?[%％]")
+#: After a number: an incentive word of INCENTIVES (plural allowed), past any "+", spaces or multiplier sign.
+_INCENTIVE_WORD = re.compile(r"[+\s]*(?:[x×]\s*)?(?:" + "|".join(map(re.escape, INCENTIVES)) + r")(?:e?s)?\b")
+_TIMES = "x×"
+
+
+def _currency(text: str, at: int) -> bool:
+    """Whether ``text[at]`` is a currency sign (Unicode category Sc: $ € £ ¥ ₹ …)."""
+    return 0 <= at < len(text) and unicodedata.category(text[at]) == "Sc"
+
+
+def _incentive_numbers(cta: str, folded: str) -> list[str]:
+    """The numbers of a call to action that are part of an incentive, each quoted with the sign that makes it one,
+    in reading order: with a percent sign ("50%"), a currency sign before or after it, a space allowed ("$5",
+    "4.99 €"), a multiplier sign joined to it ("2x", "x2", "3×"), or followed by an incentive word ("1000 Free Gems",
+    "500+ coins"). Any other number ("24/7", "v2.1") is none (rules-1 counted every number: attack30a F3).
+    ``folded`` is ``_text(cta).folded`` (the same length and positions, lower case)."""
+    hits = []
+    for m in _NUMBER.finditer(folded):
+        start, end = m.span()
+        if p := _PERCENT.match(folded, end):
+            end = p.end()
+        elif end < len(folded) and folded[end] in _TIMES and not folded[end + 1: end + 2].isalnum():
+            end += 1
+        elif start and folded[start - 1] in _TIMES and not folded[start - 2: start - 1].isalnum():
+            start -= 1
+        elif _currency(cta, end) or (folded[end: end + 1] == " " and _currency(cta, end + 1)):
+            end += 1 if _currency(cta, end) else 2
+        elif _currency(cta, start - 1) or (folded[start - 1: start] == " " and _currency(cta, start - 2)):
+            start -= 1 if _currency(cta, start - 1) else 2
+        elif not _INCENTIVE_WORD.match(folded, end):
+            continue
+        hits.append(cta[start:end])
+    return hits
 
 
 @functools.lru_cache(maxsize=512)

@@ -1,6 +1,13 @@
-"""The analyser's tables (``rules-1``): component weights, vocabularies, standard formats and the genre table.
+"""The analyser's tables (``rules-2``): component weights, vocabularies, standard formats and the genre table.
 
 Data only: ``analyzer.py`` scores with them and ``analyzer_read.py`` compiles the vocabularies once at import.
+
+``ANALYZER_VERSION`` names the rules; an analysis keeps the version that wrote it. ``rules-2`` (attack30a F2-F4)
+differs from ``rules-1`` in three rules only: the call to action's reason names its length (8-50 characters
+score a point) and one under 8 characters gets a suggestion to lengthen it; a number in the call to action is
+an incentive only as part of one (a % or currency sign, a multiplier, or an incentive word after it: "50%",
+"$5", "2x", "1000 Free Gems"; rules-1 counted every number, "24/7" as two); an age band written high to low
+("35 to 18") is read low to high (rules-1 kept it reversed, overlapping nothing).
 """
 
 from __future__ import annotations
@@ -8,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-ANALYZER_VERSION: Final[str] = "rules-1"
+ANALYZER_VERSION: Final[str] = "rules-2"
 
 #: Component name → weight. The order here is the order of ``Analysis.components``; weights sum to 1.0.
 WEIGHTS: Final[dict[str, float]] = {

@@ -188,6 +188,50 @@ def test_call_to_action_reason_and_suggestion_quote_the_ad() -> None:
     assert "urgency" in cta_tip and "e.g." in cta_tip
 
 
+def cta_tips(analysis: Analysis) -> list[str]:
+    return [s for s in analysis.improvement_suggestions if s.startswith("Improve call to action")]
+
+
+def test_the_call_to_action_reason_names_the_length_point_and_a_short_one_is_told_to_grow() -> None:
+    """attack30a F2: "Play it" 4.0 and "Play it!" 5.0 had the same reason and suggestion; the point is for 8-50
+    characters (rules-2)."""
+    short, long_enough = analyze(sample(call_to_action="Play it")), analyze(sample(call_to_action="Play it!"))
+    assert (score(short, "call_to_action"), score(long_enough, "call_to_action")) == (4.0, 5.0)
+    assert reason(short, "call_to_action") == ('Call to action "Play it" has an action verb ("play"), no incentive '
+                                               "and no urgency; 7 characters (8-50 score a point).")
+    assert reason(long_enough, "call_to_action").endswith("no urgency; 8 characters (8-50 score a point).")
+    assert cta_tips(short) == ['Improve call to action "Play it": add an incentive and urgency — e.g. "Play Free '
+                               'Today"; lengthen it to 8-50 characters (now 7).']
+    assert cta_tips(long_enough) == ['Improve call to action "Play it!": add an incentive and urgency — e.g. '
+                                     '"Play Free Today".']
+    assert short.analyzer_version == "rules-2"
+
+
+@pytest.mark.parametrize(("cta", "points", "incentive"), [
+    ("Play 24/7", 5.0, None),  # attack30a F3: was 8.0, an incentive ("24", "7")
+    ("Install v2.1", 5.0, None),  # was 7.0, an incentive ("2.1")
+    ("Play Level 3 Today", 7.0, None),
+    ("Claim 1000 Free Gems", 8.0, '("1000", "free", "gems")'),  # a number before an incentive word
+    ("Win 500+ coins", 8.0, '("500", "coins")'),
+    ("Get 50% off", 7.0, '("50%")'),
+    ("Get $5 Off", 7.0, '("$5")'),
+    ("Buy it for 4.99 €", 7.0, '("4.99 €")'),
+    ("Get 2x XP Now", 9.0, '("2x")'),
+])
+def test_a_number_is_an_incentive_only_as_part_of_one(cta: str, points: float, incentive: str | None) -> None:
+    analysis = analyze(sample(call_to_action=cta))
+    assert score(analysis, "call_to_action") == points
+    said = reason(analysis, "call_to_action")
+    assert (f"an incentive {incentive}" in said) if incentive else ("no incentive" in said)
+
+
+def test_an_age_band_written_high_to_low_fits_as_the_same_band() -> None:
+    """attack30a F4: "35 to 18" on Strategy scored 4.0 and was "unusual"; it is 18-35, which overlaps 18-34."""
+    backwards, forwards = (analyze(sample(target_audience=[tag])) for tag in ("35 to 18", "18-35"))
+    assert score(backwards, "audience_genre_fit") == score(forwards, "audience_genre_fit") == 8.0
+    assert not any("unusual" in s for s in backwards.improvement_suggestions)
+
+
 # --- title and description ----------------------------------------------------------------------------
 
 
