@@ -52,6 +52,11 @@ async def get_stats(
         int, Query(ge=0, le=HISTORY_MAX, description="Most recent one-second samples returned in `history`.")
     ] = HISTORY_MAX,
 ) -> Response:
+    """The stats sampler's last reading (once a second; every figure is described in the README). Per level
+    `pending`, `ackPending`, `redelivered` are JetStream's counts; `oldestAgeSeconds` is the oldest waiting ad's
+    age: the queue's head or the oldest ad a worker holds unstarted (delivered, not started: its long poll's ad
+    waiting for a free slot, its prefetch buffer), as of that worker's last heartbeat (README Glossary, "oldest
+    age"); `overHorizon`: past `agingHorizonSeconds`."""
     sampler = _sampler(request)
     await sampler.read_registry_once()  # a fresh API: the nodes as read, not "none" before its first sample
     return _json(sampler.stats(history))

@@ -32,7 +32,10 @@ class LevelDepth:
     #: due back
     ack_pending: int = 0
     redelivered: int = 0  #: delivered more than once and not yet acknowledged (NATS ``num_redelivered``)
-    oldest_age: float | None = None  #: seconds the oldest pending ad has waited; None when nothing is pending
+    #: seconds the oldest pending ad has waited; None when nothing is pending. In the sampler's reading
+    #: (gamead_core.stats.reading) also the ads workers hold unstarted (gamead_core.stats.unstarted): None
+    #: when nothing waits, though ``pending`` may be 0 while a worker holds one
+    oldest_age: float | None = None
     #: Stream sequence below which every message of the level was acknowledged (or given up on); the
     #: oldest unacknowledged ads follow it. 0 when nothing was acknowledged yet.
     ack_floor: int = 0

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import nats.errors
 import orjson
@@ -43,12 +43,20 @@ from nats.aio.subscription import Subscription
 from gamead_core import names
 from gamead_core.queue.connection import unsubscribe_quietly
 from gamead_core.queue.inline_sub import subscribe_inline
-from gamead_core.queue.pull_request import nak_now, take_delivered
+from gamead_core.queue.pull_request import is_status, nak_now, take_delivered
 
 _STATUS = names.HDR_STATUS
 
 #: (level, partition): a level's consumer in one work-stream partition
 Key = tuple[int, int]
+
+
+class Inbox(asyncio.Queue[Msg]):
+    """A (level, partition)'s inbox: an ``asyncio.Queue`` whose waiting messages can be looked at in place."""
+
+    def waiting(self) -> Iterator[Msg]:
+        """The messages in the inbox now, first in first, without taking them (iterate at once: no await between)."""
+        return iter(self._queue)  # asyncio.Queue's store, as its own subclasses (LifoQueue, PriorityQueue) use it
 
 
 class LongPolls:
@@ -60,7 +68,7 @@ class LongPolls:
         self._idle_wait = idle_wait
         self._readable = readable
         keys = [(lvl, p) for lvl in names.LEVELS for p in partitions]  #: level order, then partition
-        self.inbox: dict[Key, asyncio.Queue[Msg]] = {key: asyncio.Queue() for key in keys}
+        self.inbox: dict[Key, Inbox] = {key: Inbox() for key in keys}
         self.reply: dict[Key, str] = {}  #: subject of each inbox (the reply subject of its no_wait pulls)
         self._bell: dict[Key, str] = {}  #: reply subject of each long poll
         #: the long-poll request's subject per key and its bytes (the same for all): built once, not per ad
@@ -183,6 +191,11 @@ class LongPolls:
         if not self.delivered():
             self.rung_at = None
         return got
+
+    def unstarted(self) -> Iterator[Msg]:
+        """The ads delivered to us that no pull took yet (a long poll's ad waiting for a free slot), in level order:
+        held, not started (the worker's heartbeat says since when, :mod:`gamead_core.worker.unstarted`)."""
+        return (m for q in self.inbox.values() for m in q.waiting() if not is_status(m))
 
     def delivered(self) -> bool:
         """True when an inbox holds something (an ad or a status answer)."""

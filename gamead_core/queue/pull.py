@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
 from dataclasses import replace
 
 import nats.errors
@@ -65,7 +65,6 @@ from gamead_core.queue.pull_request import next_head_age, pending_behind, pull_n
 log = logging.getLogger(__name__)
 
 
-
 class AgingPuller:
     """Aging-aware, slot-bounded pulls across the per-level consumers of the work stream.
 
@@ -77,9 +76,7 @@ class AgingPuller:
         self, nc: NATS, js: JetStreamContext, qs: QueueSettings, *,
         waiting_since: WaitingSince | None = None, own: Callable[[], Container[tuple[str, int]]] | None = None,
     ) -> None:
-        self._nc = nc
-        self._js = js
-        self._qs = qs
+        self._nc, self._js, self._qs = nc, js, qs
         self._parts = range(qs.partitions)  #: work-stream partitions (queue.partitions); the dicts: (level, partition)
         self._levels = LevelHealth()
         self._polls = LongPolls(nc, qs.idle_wait, self._parts, self._levels.readable)  #: inboxes and long polls
@@ -336,6 +333,9 @@ class AgingPuller:
     @property
     def published(self) -> int:  # how many ads long polls have delivered to us; pass it to wait_for_work
         return self._polls.published
+
+    def unstarted(self) -> Iterator[Msg]:  # ads its long polls brought that no pull took yet (LongPolls.unstarted)
+        return self._polls.unstarted()
 
     @property
     def rung_at(self) -> float | None:  # when the oldest ad a long poll brought that no pull took yet came

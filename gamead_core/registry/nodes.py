@@ -6,8 +6,8 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 
@@ -66,6 +66,8 @@ class WorkerSelf:
     dead: int = 0  #: of ``failed``, the ads it dead-lettered
     heartbeat_interval: float | None = None  #: seconds between its beats (its ``registry.heartbeat_interval``)
     partitions: int | None = None  #: its ``queue.partitions`` (the work streams it pulls from)
+    #: priority → epoch s the oldest ad it holds unstarted was submitted (gamead_core.worker.unstarted)
+    unstarted_since: Mapping[int, float] = field(default_factory=dict)
 
 
 def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | None = None) -> NodeInfo:
@@ -100,6 +102,7 @@ def worker_node_info(me: WorkerSelf, *, draining: bool = False, now: float | Non
         latency_buckets=me.latency_buckets,
         cpu_per_ad_ms=me.cpu_per_ad_ms,
         partitions=me.partitions,
+        unstarted_since={level: _at(at) for level, at in me.unstarted_since.items()},
     )
     if not draining:
         info.state = node_state(info, info.heartbeat_at, me.task_timeout)

@@ -18,8 +18,8 @@ One decision, given an :class:`Observation`:
 
        need_rate = max(need_rate, arrival_rate + urgent_backlog / max_wait_seconds)
 
-   With ``max_age_seconds`` set, the same holds for every level: when the oldest pending ad of level ``p``
-   has waited longer, the pending ads of levels ``1..p`` must drain within ``max_age_seconds``.
+   With ``max_age_seconds`` set, the same holds for every level: when the oldest waiting ad of level ``p`` (held
+   unstarted too) has waited longer, the pending ads of levels ``1..p`` must drain within ``max_age_seconds``.
 
    ``needed = ceil(need_rate / per_worker_rate)`` (0 when there is no work and no arrival), the
    *raw recommendation*, then clamped to ``[min, max]``. No rate measured yet: ``initial_per_worker_rate``
@@ -337,14 +337,14 @@ class ScalingPolicy:
         urgent = [
             lv
             for lv in obs.levels
-            if lv.level <= s.urgent_max_level and lv.pending > 0 and (lv.oldest_age or 0.0) > s.max_wait_seconds
+            if lv.level <= s.urgent_max_level and (lv.oldest_age or 0.0) > s.max_wait_seconds  # held ads too
         ]
         return max(urgent, key=lambda lv: (lv.oldest_age or 0.0, -lv.level)) if urgent else None
 
     def _oldest_over_age(self, obs: Observation) -> LevelDepth | None:
-        """The least urgent level whose oldest pending ad waited past ``max_age_seconds`` (None: none did)."""
+        """The least urgent level whose oldest waiting ad (pending, or held unstarted) waited past max_age_seconds."""
         limit = self._settings.max_age_seconds
         if limit is None:
             return None
-        over = [lv for lv in obs.levels if lv.pending > 0 and (lv.oldest_age or 0.0) > limit]
+        over = [lv for lv in obs.levels if (lv.oldest_age or 0.0) > limit]
         return max(over, key=lambda lv: lv.level) if over else None

@@ -65,8 +65,9 @@ def status_document(
 
 
 def _oldest(reading: Any) -> float | None:
-    """Seconds the oldest pending ad of the readable levels has waited; None when none is pending."""
-    ages = [d.oldest_age or 0.0 for d in reading.levels if d.pending]
+    """Seconds the oldest waiting ad of the readable levels has waited (pending, or held unstarted by a worker:
+    gamead_core.stats.unstarted); None when none waits."""
+    ages = [d.oldest_age or 0.0 for d in reading.levels if d.pending or d.oldest_age is not None]
     return round(max(ages), 3) if ages else None
 
 
@@ -87,7 +88,7 @@ def observed_document(sample: Sample, rates: dict[str, float | None],
         "unreadableLevels": [lvl for lvl, _ in reading.unreadable],
         #: of an unreadable level, what its readable partitions hold (the autoscaler counts it, a lower bound)
         "partialPendingByLevel": {str(d.level): d.pending for d in reading.partial},
-        #: None with nothing pending, as /v1/stats' levels say it (0.0 read as "an ad arrived just now")
+        #: None with nothing waiting, as /v1/stats' levels say it (0.0 read as "an ad arrived just now")
         "oldestAgeSeconds": _oldest(reading),
         "windowSeconds": None if window is None else round(window, 3),  # what the rates below are divided by
         "submittedPerSec": rates.get("submittedPerSec"),

@@ -6,6 +6,9 @@ rates that ``/v1/stats``, ``gamead top`` and the autoscaler all show. Terms are 
 Glossary): ``pending`` (never delivered), ``ack_pending`` (delivered, not yet acknowledged),
 ``redelivered``.
 
+A level's ``oldest_age`` counts the ads workers hold unstarted (their heartbeats' ``unstartedSince``,
+:mod:`gamead_core.stats.unstarted`): the oldest waiting ad may be one a busy worker's long poll took.
+
 Each level is read on its own: one that cannot be read (its consumer deleted) is named in ``unreadable``
 with why, and the others are read as usual.
 
@@ -37,6 +40,7 @@ from gamead_core.queue.depth import LevelDepth, level_depth
 from gamead_core.queue.partitions import made_with, merge_depths
 from gamead_core.errors import error_text
 from gamead_core.registry import NodeInfo, Registry
+from gamead_core.stats.unstarted import held_since, with_held
 from gamead_core.worker.lost_count import read_lost
 
 
@@ -124,15 +128,16 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
                 partial.append(depth)
         elif depth is not None:
             readable.append(depth)
+    held = held_since(None if isinstance(nodes, BaseException) else nodes)  # ads workers hold unstarted wait too
     last_seq = messages = size = None
     if not isinstance(stream, BaseException):
         last_seq, messages, size, _ = stream
     return QueueReading(
         t=now,
         connected=True,
-        levels=tuple(readable),
+        levels=with_held(readable, held, now),
         unreadable=tuple(unreadable),
-        partial=tuple(partial),
+        partial=with_held(partial, held, now),
         last_seq=last_seq,
         messages=messages,
         bytes=size,

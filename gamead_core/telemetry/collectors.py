@@ -46,7 +46,8 @@ class ApiCollector(Collector):
                                         "num_ack_pending: running, prefetched, or waiting out a retry back-off).",
                                         labels=["priority"])
         oldest = GaugeMetricFamily("gamead_queue_oldest_age_seconds",
-                                   "Seconds the oldest waiting ad of a level has waited (0 when none waits).",
+                                   "Seconds the oldest waiting ad of a level has waited, pending or held unstarted "
+                                   "by a worker (as of its last heartbeat); 0 when none waits.",
                                    labels=["priority"])
         if sample is not None:
             for ls in sample.reading.levels:

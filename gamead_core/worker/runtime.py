@@ -64,6 +64,7 @@ from gamead_core.worker.shield import Shield
 from gamead_core.worker.slots import SlotWatch
 from gamead_core.worker.solo import SoloGate
 from gamead_core.worker.storage_pause import StoragePause
+from gamead_core.worker.unstarted import unstarted_since
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +74,25 @@ class Worker:
 
     def __init__(self, settings: GameadSettings, nats_url: str, *, worker_id: str | None = None,
                  hooks: Sequence[Hook] = ()) -> None:
-        self.settings = settings
-        self.nats_url = nats_url
+        self.settings, self.nats_url = settings, nats_url
         self.id = worker_id or new_worker_id()
         self.concurrency = settings.worker.concurrency
         self.stats = WorkerStats()
         self.metrics = WorkerMetrics(settings.metrics.enabled)  #: Prometheus series, the heartbeat's buckets
         self._tasks: set[asyncio.Task[None]] = set()
         self._shielded = Shield()  #: writes and acks a shutdown must not cut in half
-        #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
-        self._held = HeldAds()
+        self._held = HeldAds()  #: (stream, stream seq) → the delivery this worker holds (gamead_core.worker.held)
         self._gate = SoloGate()
         self._slots = SlotWatch(self.concurrency)  #: free slots; wakes the pull loop when one frees
         self._nc: NATS | None = None
+        self._puller: AgingPuller | None = None  #: its long polls' inboxes hold ads unstarted too (.unstarted)
         self._dlq: DeadLetters | None = None
         self._registry: Registry | None = None
         self._beat: NodeInfo | None = None
         self._beat_doc: tuple[NodeInfo, bytes] | None = None  #: the last beat and its announcements' head
         self._handler: AdHandler | None = None
         own_hooks = worker_hooks(settings)
-        #: the ack-wait keep-alive also keeps the prefetch buffer's deliveries alive
-        self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))
+        self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))  #: and the buffer's ads
         self._buffer = PrefetchBuffer()  #: deliveries pulled beyond the free slots (gamead_core.worker.prefetch)
         self._last_start = time.monotonic()  #: when the last step started ads (a buffer's stall is timed from it)
         self._slot_time: float | None = None  #: recent mean seconds an ad holds a slot (prefetch_depth)
@@ -146,8 +145,8 @@ class Worker:
             await registry.open()
             # Before our first heartbeat overwrites it: what a dead process with our id still held.
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot())
-            puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
-                                 own=self._held.keys)
+            puller = self._puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
+                                                own=self._held.keys)
             await puller.start()
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
@@ -182,6 +181,7 @@ class Worker:
             ack_wait=self.settings.queue.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
             metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),
             cpu_per_ad_ms=st.cpu_per_ad_ms(), partitions=self.settings.queue.partitions,  # cpu: gamead_core.stats.rates
+            unstarted_since=unstarted_since(self._buffer, self._puller.unstarted() if self._puller else ()),
         )
 
     def _snapshot(self, *, draining: bool = False) -> NodeInfo:
