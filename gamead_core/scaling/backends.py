@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -10,6 +9,7 @@ from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings, KubernetesScalerSettings
 from gamead_core.errors import ConfigError, GameadError
+from gamead_core.scaling.call_thread import CallThread
 from gamead_core.scaling.kubeconfig import files_of, signature
 from gamead_core.scaling.local import NoneScaler, Scaler
 
@@ -17,6 +17,9 @@ from gamead_core.scaling.local import NoneScaler, Scaler
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
 #: seconds before a refused build of the backend is tried again (its files unchanged), doubling to RETRY_CAP
 RETRY_BASE, RETRY_CAP = 5.0, 60.0
+#: seconds a build is awaited (an exec credential plugin that never ends: the build goes on in its thread, and no
+#: other starts before it ends: :class:`~gamead_core.scaling.call_thread.CallThread`)
+BUILD_SECONDS = 60.0
 
 
 class LazyKubernetesScaler:
@@ -24,7 +27,7 @@ class LazyKubernetesScaler:
 
     A missing kubeconfig or service account must not stop the API node: the error (a ``ConfigError``)
     surfaces on each call instead, and so in the recorded decisions. The build (importing the client, reading and
-    loading the kubeconfig, running its ``exec`` credential plugin) runs in a thread, never on the API's event loop
+    loading the kubeconfig, running its ``exec`` credential plugin) runs in a thread (awaited :data:`BUILD_SECONDS` at most), never on the API's event loop
     (attack30b F4: a kubeconfig the client took 45-66 s to load and refuse froze ``/healthz`` and every ``POST
     /ads``; an ``exec`` plugin taking 8 s made ``/healthz`` take 5.8 s). A refused build is not tried again before
     its credentials' files change (:func:`gamead_core.scaling.kubeconfig.signature`) or a back-off passes
@@ -40,6 +43,7 @@ class LazyKubernetesScaler:
         #: the last refusal: (the files' signature then, when to try again (clock s), the error); its count in a row
         self._refused: tuple[Any, float, GameadError] | None = None
         self._refusals = 0
+        self._builds = CallThread()  #: one build at a time, each awaited BUILD_SECONDS at most
 
     async def _get(self) -> Any:
         if self._scaler is not None:
@@ -50,7 +54,8 @@ class LazyKubernetesScaler:
         if self._refused is not None and self._refused[0] == seen and self._clock() < self._refused[1]:
             raise self._refused[2]
         try:
-            self._scaler = await asyncio.to_thread(_build, s)
+            self._scaler = await self._builds.run("build the Kubernetes client (its kubeconfig, any exec plugin)",
+                                                  lambda: _build(s), BUILD_SECONDS, sent=False)
         except ConfigError as exc:
             self._refusals += 1
             wait = min(RETRY_CAP, RETRY_BASE * 2 ** (self._refusals - 1))

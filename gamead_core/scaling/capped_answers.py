@@ -8,11 +8,19 @@ the GIL for seconds: ``/healthz`` took 3.8 s, a ``POST /ads`` 6.3 s, and the aut
 server compressed it) up to :data:`MAX_ANSWER_BYTES`; one longer is not read further, its connection is closed,
 and :class:`AnswerTooLarge` is raised (the scaler's error boundary makes it a
 :class:`~gamead_core.errors.ScalerUnavailable` that says so).
+
+It also knows which connection each thread's request is on, so that a call given up on (an answer a byte at a time:
+:mod:`gamead_core.scaling.call_thread`) can be cut: :meth:`CappedAnswers.abort` shuts that connection's socket
+down, its read fails at once and the thread ends (a thread left reading kept the process from exiting, and a
+daemon thread waking during the interpreter's exit aborted it: attack30b F5).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import socket
+import threading
 from typing import Any
 
 import urllib3
@@ -29,12 +37,52 @@ class AnswerTooLarge(urllib3.exceptions.HTTPError):
         self.status, self.limit = status, limit
 
 
+#: the connection each thread's request is on now (thread ident → connection), for :meth:`CappedAnswers.abort`
+_ON: dict[int, Any] = {}
+
+
+class _Tracked:
+    """A urllib3 connection that notes itself as its thread's while it sends a request and reads its answer."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        _ON[threading.get_ident()] = self
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_Tracked, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Tracked, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 class CappedAnswers:
-    """A urllib3 pool manager whose answers are at most ``limit`` bytes (module docstring). Every other attribute
-    is the wrapped ``pool``'s (``clear()`` at the client's close)."""
+    """A urllib3 pool manager whose answers are at most ``limit`` bytes, and whose requests can be cut from another
+    thread (module docstring). Every other attribute is the wrapped ``pool``'s (``clear()`` at the client's close).
+    """
 
     def __init__(self, pool: Any, limit: int = MAX_ANSWER_BYTES) -> None:
         self._pool, self._limit = pool, limit
+        pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}  # before its first pool is made
+
+    @staticmethod
+    def abort(thread: int | None) -> None:
+        """Cut the request the thread ``thread`` (an ident) is making, if any: its socket is shut down, so a read
+        waiting for the answer fails at once. From any thread; never raises."""
+        conn = _ON.get(thread) if thread is not None else None
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pool, name)
@@ -43,14 +91,17 @@ class CappedAnswers:
         """The wrapped pool's ``request``, its answer read here (at most ``limit`` bytes) and handed back as an
         unread ``urllib3.HTTPResponse`` of those bytes. Raises :class:`AnswerTooLarge`, or what urllib3 raises."""
         kwargs["preload_content"] = False  # what the client asks for (kubernetes 37): read here, bounded
-        answer = self._pool.request(method, url, *args, **kwargs)
         try:
-            body = answer.read(self._limit + 1, decode_content=True)
-            if len(body) > self._limit:
-                raise AnswerTooLarge(answer.status, self._limit)
-        except BaseException:
-            answer.close()  # the rest unread: the connection cannot serve another request
-            raise
+            answer = self._pool.request(method, url, *args, **kwargs)
+            try:
+                body = answer.read(self._limit + 1, decode_content=True)
+                if len(body) > self._limit:
+                    raise AnswerTooLarge(answer.status, self._limit)
+            except BaseException:
+                answer.close()  # the rest unread: the connection cannot serve another request
+                raise
+        finally:
+            _ON.pop(threading.get_ident(), None)
         answer.release_conn()
         return urllib3.HTTPResponse(body=io.BytesIO(body), headers=answer.headers, status=answer.status,
                                     reason=answer.reason, version=answer.version, request_method=method,

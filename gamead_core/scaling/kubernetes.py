@@ -36,7 +36,6 @@ the constructor. The RBAC the scaler needs is in ``manifests/rbac.yaml``: ``get`
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -66,6 +65,7 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
 )
 from gamead_core.redact import redact_url
 from gamead_core.scaling.backends import IN_CLUSTER_ENV, config_source  # noqa: F401 - re-exported
+from gamead_core.scaling.call_thread import CallThread
 from gamead_core.scaling.capped_answers import AnswerTooLarge, CappedAnswers
 from gamead_core.scaling.kubeconfig import MAX_KUBECONFIG_BYTES, check_kubeconfig  # noqa: F401 - re-exported
 
@@ -120,6 +120,8 @@ class KubernetesScaler:
         # answers read up to a bound (attack30b F2: a 400 MB one took ~2 GB and froze the API's loop for seconds)
         self._api_client.rest_client.pool_manager = CappedAnswers(self._api_client.rest_client.pool_manager)
         self._apps = k8s.AppsV1Api(self._api_client)
+        #: the async calls' thread: one at a time, each bounded, cut when given up on (attack30b F5)
+        self._calls = CallThread(on_give_up=CappedAnswers.abort)
         #: (``metadata.resourceVersion``, ``spec.replicas``) of the Scale read last and not written since (None: none).
         self._read: tuple[str | None, int] | None = None
 
@@ -203,10 +205,19 @@ class KubernetesScaler:
         )
 
     async def current_replicas_async(self) -> int:
-        return await asyncio.to_thread(self.current_replicas)
+        """:meth:`current_replicas` in a thread (:class:`CallThread`: its one HTTP call, connect and read, within
+        2 × ``request_timeout`` in all, however slowly the answer comes). Raises :class:`ScalerError`."""
+        return await self._calls.run(f"get {_SCALE} of {self.target} at {self.host}", self.current_replicas,
+                                     self._within(1), sent=False)
 
     async def set_replicas_async(self, n: int) -> None:
-        await asyncio.to_thread(self.set_replicas, n)
+        """:meth:`set_replicas` in a thread, within 2 × ``request_timeout`` per HTTP call it may make (its PATCHes
+        and the reads between them); cut short, it may have landed (``sent``). Raises :class:`ScalerError`."""
+        await self._calls.run(f"patch {_SCALE} of {self.target} at {self.host}", lambda: self.set_replicas(n),
+                              self._within(2 * SCALE_ATTEMPTS - 1), sent=True)
+
+    def _within(self, calls: int) -> float:
+        return 2 * self._settings.request_timeout * calls  # each call: a connect and a read, each request_timeout
 
     def close(self) -> None:
         self._api_client.close()

@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
+import subprocess
+import sys
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from tests.integration.test_kubernetes_backend import (
     api,
     make_scaler,
 )
+from tests.support import wait_for
 
 __all__ = ["_no_proxy", "api"]  # the fixtures, shared with test_kubernetes_backend
 
@@ -143,3 +148,55 @@ def test_a_refused_backend_is_not_built_again_until_its_file_changes_or_a_back_o
         assert read() == 2 and len(runs.read_text().splitlines()) == 3
     finally:
         backend.close()
+
+
+def test_an_answer_that_trickles_is_cut_at_the_calls_bound(api: ApiDouble, tmp_path: Path) -> None:
+    """attack30b F5: an API server answering a byte every 2 s kept one GET running for good (``request_timeout``
+    bounds each socket read, not the call): the autoscaler's tick never ended, nothing was logged, the leader kept its
+    lease. Now the call is given up after 2 × ``request_timeout`` (a connect and a read), says so, and is cut: its
+    thread ends (no thread piles up per tick); once the server answers properly, calls work again."""
+    api.trickle = 0.2
+    scaler = make_scaler(tmp_path, api.url, timeout=1)
+
+    async def call() -> int | str:
+        try:
+            return await scaler.current_replicas_async()
+        except ScalerUnavailable as exc:
+            return exc.message
+
+    def calls_running() -> int:
+        return sum(t.name.startswith("gamead-kubernetes") for t in threading.enumerate())
+
+    try:
+        for _ in range(2):
+            said = asyncio.run(call())
+            assert "get deployments/scale of gamead-test/gamead-worker" in str(said), said
+            assert "did not end within 2s (an answer still coming, a byte at a time?); it was cut" in str(said), said
+            wait_for(lambda: calls_running() == 0, timeout=10, what="the cut call's thread to end")
+        api.trickle = 0.0
+        assert asyncio.run(call()) == 2
+    finally:
+        scaler.close()
+
+
+def test_a_process_whose_call_trickles_still_exits(api: ApiDouble, tmp_path: Path) -> None:
+    """The same drill's SIGINT: the API logged "Finished server process" and did not exit while the stuck call's
+    thread (the loop's executor, joined at exit) waited for the answer. The call is cut now, and its thread a
+    daemon."""
+    api.trickle = 0.2
+    make_scaler(tmp_path, api.url, timeout=1).close()  # writes the kubeconfig
+    script = (
+        "import asyncio\n"
+        "from gamead_core.config.autoscaler import KubernetesScalerSettings\n"
+        "from gamead_core.errors import ScalerUnavailable\n"
+        "from gamead_core.scaling.kubernetes import KubernetesScaler\n"
+        f"s = KubernetesScaler(KubernetesScalerSettings(namespace={NS!r}, deployment={DEPLOYMENT!r}, "
+        f"kubeconfig={str(tmp_path / 'kubeconfig')!r}, context='double', request_timeout=1), environ={{}})\n"
+        "try:\n"
+        "    asyncio.run(s.current_replicas_async())\n"
+        "except ScalerUnavailable as exc:\n"
+        "    print('cut:', exc.message)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NO_PROXY": "*"})
+    assert done.returncode == 0 and "cut:" in done.stdout, (done.stdout, done.stderr[-2000:])

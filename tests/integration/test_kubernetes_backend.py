@@ -43,7 +43,12 @@ from gamead_core.errors import GameadError
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import ensure_topology
-from gamead_core.scaling.apply import CONFLICT_NOTE, CONFLICT_RETRIED_NOTE, Outcome, apply_replicas
+from gamead_core.scaling.apply import (
+    CONFLICT_NOTE,
+    CONFLICT_RETRIED_NOTE,
+    Outcome,
+    apply_replicas,
+)
 from gamead_core.scaling.kubernetes import (
     KubernetesScaler,
     ScalerConflict,
@@ -90,6 +95,7 @@ class ApiDouble:
     huge_answer: bytes = b""  # answer every request 200 with this body (a broken or hostile server or proxy)
     huge_gzip: bool = False  # huge_answer is gzip-compressed (Content-Encoding: gzip)
     forbidden_message: str = ""  # answer every request 403 with this Status message
+    trickle: float = 0.0  # answer 200 announcing 100,000 bytes, then send one every this many seconds (until 0)
     apply_late: float = 0.0  # the next PATCH (once) waits this many seconds, then is applied and answered
     patch_gate: threading.Event | None = None  # the next PATCH (once) waits for this event, then is applied (or not)
     resource_version: int = 7  # metadata.resourceVersion of the Deployment (and its Scale): one more at each write
@@ -160,6 +166,8 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             if not match:
                 return self._send(404, _status_body(404, "?", path, self.command))
             ns, name, scale = match.groups()
+            if state.trickle:
+                return self._trickle()
             if state.huge_answer:
                 return self._send(200, raw=state.huge_answer, gzip=state.huge_gzip)
             if state.forbidden_message:
@@ -222,6 +230,17 @@ def _handler(state: ApiDouble) -> type[BaseHTTPRequestHandler]:
             else:
                 obj = {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": name}}
             self._send(200, obj)
+
+        def _trickle(self) -> None:
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            while state.trickle and not state.release.is_set():
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                state.release.wait(state.trickle)
 
         def _send(self, code: int, obj: dict | None = None, raw: bytes = b"", gzip: bool = False) -> None:
             data = raw or json.dumps(obj).encode()
