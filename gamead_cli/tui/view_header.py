@@ -126,8 +126,9 @@ def autoscaler_text(stats: Mapping[str, Any] | None) -> Text:
     current = auto.get("current", auto.get("currentReplicas"))
     desired = auto.get("desired", auto.get("desiredReplicas"))
     reason = auto.get("reason", auto.get("lastReason"))
-    if current is None and desired is None:
-        text.append("no decision yet", style="dim")
+    if current is None and desired is None:  # a tick that could not read the count left both unknown: not "no
+        # decision yet" while the leader records failures (attack30b F6), its reason says what failed
+        text.append("replicas unknown" if reason or auto.get("error") else "no decision yet", style="dim")
     else:
         text.append(f"{num(current)} → {num(desired)} replicas",
                     style="bold" if current == desired else "bold yellow")

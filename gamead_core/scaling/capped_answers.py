@@ -103,6 +103,9 @@ class CappedAnswers:
         finally:
             _ON.pop(threading.get_ident(), None)
         answer.release_conn()
-        return urllib3.HTTPResponse(body=io.BytesIO(body), headers=answer.headers, status=answer.status,
+        headers = urllib3.HTTPHeaderDict(answer.headers)  # the body is decoded and whole: nothing left to decode
+        for name in ("Content-Encoding", "Content-Length", "Transfer-Encoding"):
+            headers.discard(name)
+        return urllib3.HTTPResponse(body=io.BytesIO(body), headers=headers, status=answer.status,
                                     reason=answer.reason, version=answer.version, request_method=method,
                                     request_url=url, preload_content=False, decode_content=False)

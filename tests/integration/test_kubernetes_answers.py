@@ -200,3 +200,30 @@ def test_a_process_whose_call_trickles_still_exits(api: ApiDouble, tmp_path: Pat
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "NO_PROXY": "*"})
     assert done.returncode == 0 and "cut:" in done.stdout, (done.stdout, done.stderr[-2000:])
+
+
+def test_credentials_a_failed_exec_plugin_left_out_are_built_again_after_a_401(api: ApiDouble, tmp_path: Path) -> None:
+    """review30 F14: an ``exec`` credential plugin that failed once at the build (the client logs it and goes on
+    without a token) left a scaler whose every call was 401, kept until a restart. A 401 now drops the scaler: after
+    the back-off it is built again, the plugin runs again, and the call goes through."""
+    runs, marker = tmp_path / "runs", tmp_path / "ok-now"
+    kubeconfig = _exec_kubeconfig(tmp_path / "kc", api.url,
+                                  f"echo run >> {runs}; [ -f {marker} ] || {{ touch {marker}; exit 1; }}")
+    now = [1000.0]
+    backend = LazyKubernetesScaler(KubernetesScalerSettings(namespace=NS, deployment=DEPLOYMENT,
+                                                            kubeconfig=str(kubeconfig)), clock=lambda: now[0])
+
+    def read() -> int | str:
+        try:
+            return asyncio.run(backend.current_replicas_async())
+        except ScalerForbidden as exc:
+            return exc.message
+
+    try:
+        first, again = read(), read()
+        assert "rejected the credentials (401 Unauthorized)" in str(first) and again == first
+        assert len(runs.read_text().splitlines()) == 1  # the back-off holds: not built again at once
+        now[0] += RETRY_BASE + 0.1
+        assert read() == 2 and len(runs.read_text().splitlines()) == 2  # before: 401 for good, the plugin run once
+    finally:
+        backend.close()

@@ -110,3 +110,16 @@ def test_a_kubeconfig_of_thousands_of_entries_is_refused_before_the_client_loads
     enough = {**KUBECONFIG, "clusters": [*KUBECONFIG["clusters"], *many["clusters"][: MAX_KUBECONFIG_ENTRIES - 1]]}
     path.write_text(yaml.safe_dump(enough))
     assert KubernetesScaler(KubernetesScalerSettings(kubeconfig=str(path)), environ={}).host == "http://127.0.0.1:1"
+
+
+def test_the_service_account_files_are_the_clients() -> None:
+    """kubeconfig.py names them without importing the client (0.26 s on the loop at the first tick: review30 F10)."""
+    from kubernetes.config.incluster_config import (
+        SERVICE_CERT_FILENAME,
+        SERVICE_TOKEN_FILENAME,
+    )
+
+    from gamead_core.scaling.kubeconfig import SERVICE_ACCOUNT_FILES, files_of
+
+    assert SERVICE_ACCOUNT_FILES == (SERVICE_TOKEN_FILENAME, SERVICE_CERT_FILENAME)
+    assert files_of(None, {}, in_cluster=True) == [SERVICE_TOKEN_FILENAME, SERVICE_CERT_FILENAME]
