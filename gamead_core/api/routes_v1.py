@@ -55,8 +55,9 @@ async def get_stats(
     """The stats sampler's last reading (once a second; every figure is described in the README). Per level
     `pending`, `ackPending`, `redelivered` are JetStream's counts; `oldestAgeSeconds` is the oldest waiting ad's
     age: the queue's head or the oldest ad a worker holds unstarted (delivered, not started: its long poll's ad
-    waiting for a free slot, its prefetch buffer), as of that worker's last heartbeat (README Glossary, "oldest
-    age"); `overHorizon`: past `agingHorizonSeconds`."""
+    waiting for a free slot, its prefetch buffer), as of that worker's last heartbeat or announcement, from live
+    workers only; ads delivered before and waiting again are left out (README Glossary, "oldest age");
+    `overHorizon`: past `agingHorizonSeconds`."""
     sampler = _sampler(request)
     await sampler.read_registry_once()  # a fresh API: the nodes as read, not "none" before its first sample
     return _json(sampler.stats(history))

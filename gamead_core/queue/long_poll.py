@@ -30,6 +30,7 @@ where nothing waits, instead of 5 ``consumer_info`` requests and their ~1 kB ans
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -52,11 +53,28 @@ Key = tuple[int, int]
 
 
 class Inbox(asyncio.Queue[Msg]):
-    """A (level, partition)'s inbox: an ``asyncio.Queue`` whose waiting messages can be looked at in place."""
+    """A (level, partition)'s inbox: an ``asyncio.Queue`` whose waiting messages can be looked at in place, each
+    with when it came (``time.monotonic()``, s)."""
 
-    def waiting(self) -> Iterator[Msg]:
-        """The messages in the inbox now, first in first, without taking them (iterate at once: no await between)."""
-        return iter(self._queue)  # asyncio.Queue's store, as its own subclasses (LifoQueue, PriorityQueue) use it
+    def _init(self, maxsize: int) -> None:  # asyncio.Queue's store hooks, as its own subclasses override them
+        super()._init(maxsize)
+        self._came: collections.deque[float] = collections.deque()
+
+    def _put(self, item: Msg) -> None:
+        self._queue.append(item)
+        self._came.append(time.monotonic())
+
+    def _get(self) -> Msg:
+        self._came.popleft()
+        return self._queue.popleft()
+
+    def waiting(self, came_within: float | None = None) -> Iterator[Msg]:
+        """The messages in the inbox now, first in first, without taking them (iterate at once: no await between);
+        with ``came_within`` (s) only those that came no longer ago than that."""
+        if came_within is None:
+            return iter(self._queue)
+        since = time.monotonic() - came_within
+        return (m for m, at in zip(self._queue, self._came) if at >= since)
 
 
 class LongPolls:
@@ -192,10 +210,12 @@ class LongPolls:
             self.rung_at = None
         return got
 
-    def unstarted(self) -> Iterator[Msg]:
+    def unstarted(self, ack_wait: float | None = None) -> Iterator[Msg]:
         """The ads delivered to us that no pull took yet (a long poll's ad waiting for a free slot), in level order:
-        held, not started (the worker's heartbeat says since when, :mod:`gamead_core.worker.unstarted`)."""
-        return (m for q in self.inbox.values() for m in q.waiting() if not is_status(m))
+        held, not started (the worker's heartbeat says since when, :mod:`gamead_core.worker.unstarted`). With
+        ``ack_wait`` (``queue.ack_wait``, s) only those delivered within it: nothing renews an inbox's ad, so
+        JetStream has redelivered an older one, to another worker that may run it (review30 F1)."""
+        return (m for q in self.inbox.values() for m in q.waiting(ack_wait) if not is_status(m))
 
     def delivered(self) -> bool:
         """True when an inbox holds something (an ad or a status answer)."""

@@ -334,8 +334,8 @@ class AgingPuller:
     def published(self) -> int:  # how many ads long polls have delivered to us; pass it to wait_for_work
         return self._polls.published
 
-    def unstarted(self) -> Iterator[Msg]:  # ads its long polls brought that no pull took yet (LongPolls.unstarted)
-        return self._polls.unstarted()
+    def unstarted(self) -> Iterator[Msg]:  # ads its long polls brought, no pull took, ack_wait not past: LongPolls
+        return self._polls.unstarted(self._qs.ack_wait)
 
     @property
     def rung_at(self) -> float | None:  # when the oldest ad a long poll brought that no pull took yet came

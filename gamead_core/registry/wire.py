@@ -85,8 +85,9 @@ class NodeInfo(BaseModel):
     #: differs from the queue's, and work streams no live worker pulls from (gamead_core.doctor.pullers)
     partitions: int | None = None
     #: A worker's ads held unstarted (its long polls' inboxes, its prefetch buffer; first deliveries): priority →
-    #: when the oldest of them was submitted (the work stream's time stamp). As of the beat: an announcement
-    #: between beats repeats the last beat's. The sampler counts them as waiting (gamead_core.stats.unstarted).
+    #: when the oldest of them was submitted (the work stream's time stamp). As of the beat or the held-ads
+    #: announcement (gamead_core.worker.announce). The sampler counts them as waiting while the entry is fresh
+    #: (gamead_core.stats.unstarted).
     #: Empty from an API node, an older worker, or one that holds none.
     unstarted_since: dict[int, datetime] = {}
 

@@ -18,8 +18,8 @@ One decision, given an :class:`Observation`:
 
        need_rate = max(need_rate, arrival_rate + urgent_backlog / max_wait_seconds)
 
-   With ``max_age_seconds`` set, the same holds for every level: when the oldest waiting ad of level ``p`` (held
-   unstarted too) has waited longer, the pending ads of levels ``1..p`` must drain within ``max_age_seconds``.
+   With ``max_age_seconds`` set, the same holds for every level: when the oldest waiting ad of level ``p`` has
+   waited longer, pending ads of ``1..p`` drain within it. Held unstarted ads only mark a level late (review30 F2).
 
    ``needed = ceil(need_rate / per_worker_rate)`` (0 when there is no work and no arrival), the
    *raw recommendation*, then clamped to ``[min, max]``. No rate measured yet: ``initial_per_worker_rate``

@@ -21,14 +21,17 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
                 rate: float, rate_note: str, bound: str | None, raw: int) -> str:
     """``backlog`` (ads pending), ``ack_pending`` (ads delivered to workers, not acknowledged: running, buffered
     or being written — not "in flight": a prefetched ad waits), ``arrival`` (ads/s), the level that is
-    late (``late``, None: none), the per-worker ``rate`` (ads/s) with its ``rate_note`` (``" (last
-    measured)"``…; empty: the ``bound`` that gave it is named) and the raw recommendation ``raw`` (replicas)
-    → one line without a newline."""
+    late (``late``, None: none; with nothing pending its age is of ads held unstarted, which the line says), the
+    per-worker ``rate`` (ads/s) with its ``rate_note`` (``" (last measured)"``…; empty: the ``bound`` that gave it
+    is named) and the raw recommendation ``raw`` (replicas) → one line without a newline."""
     parts = [f"backlog {backlog:,}"]
     if late is not None:
         urgent = late.level <= s.urgent_max_level and (late.oldest_age or 0.0) > s.max_wait_seconds
         limit = s.max_wait_seconds if urgent or s.max_age_seconds is None else s.max_age_seconds
-        parts.append(f" (oldest p{late.level} {(late.oldest_age or 0.0):.1f}s > {limit:g}s)")
+        # nothing pending there: the age is of ads workers hold unstarted, counted in "delivered" already; they only
+        # mark the level late, the urgent/max-age term adds the pending ads of levels 1..p alone (review30 F2)
+        held = ", held unstarted: adds no backlog" if late.pending <= 0 else ""
+        parts.append(f" (oldest p{late.level} {(late.oldest_age or 0.0):.1f}s > {limit:g}s{held})")
     if ack_pending > 0:
         parts.append(f" + {ack_pending:,} delivered")
     if arrival > 0:

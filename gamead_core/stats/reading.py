@@ -128,7 +128,7 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
                 partial.append(depth)
         elif depth is not None:
             readable.append(depth)
-    held = held_since(None if isinstance(nodes, BaseException) else nodes)  # ads workers hold unstarted wait too
+    held = held_since(None if isinstance(nodes, BaseException) else nodes, now)  # held unstarted wait too
     last_seq = messages = size = None
     if not isinstance(stream, BaseException):
         last_seq, messages, size, _ = stream

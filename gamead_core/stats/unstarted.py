@@ -9,8 +9,11 @@ says per level since when the oldest it holds so has waited (``unstartedSince``,
 ``gamead_queue_oldest_age_seconds`` and the autoscaler's oldest age all read that (attack30a F1: a P5 ad held
 12.9 s was shown as 7.7 s, not over its 8 s horizon).
 
-How stale: a worker's figure is as of its last heartbeat (``registry.heartbeat_interval``): an ad it took since is
-counted from its next beat, one it started since is counted until then. Pure, no I/O.
+How stale: a worker's figure is as of its last heartbeat or held-ads announcement (which goes out whenever it starts
+ads, so a started ad stops counting then): an ad it took since is counted from its next beat. A figure is dropped
+once its entry is more than :data:`FRESH_BEATS` beats old (a fenced or stopped worker, review30 F1). A worker does
+not count an inbox ad delivered more than ``queue.ack_wait`` ago (JetStream redelivered it elsewhere), nor a
+redelivery at all (:mod:`gamead_core.worker.unstarted`). Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -22,11 +25,29 @@ from gamead_core.queue.depth import LevelDepth
 from gamead_core.registry import NodeInfo
 
 
-def held_since(nodes: Iterable[NodeInfo] | None) -> dict[int, float]:
-    """Level → the earliest ``unstartedSince`` (epoch seconds) over the workers among ``nodes`` (the registry's
-    entries; None when it could not be read: nothing is known, ``{}``)."""
+#: A worker's figure counts while its last heartbeat (or held-ads announcement) is at most this many of its
+#: ``registry.heartbeat_interval`` old: the next beat is due after one, half a beat more for its delay (sooner
+#: than the registry's ``late``, 2.5 beats: a stale figure is not counted while the node still looks alive)
+FRESH_BEATS = 1.5
+
+
+def counts(node: NodeInfo, now: float) -> bool:
+    """Whether ``node``'s ``unstartedSince`` is counted at ``now`` (epoch s): a worker, not ``draining``, whose
+    ``heartbeatAt`` is within :data:`FRESH_BEATS` × its ``heartbeatInterval`` of ``now`` (review30 F1: a fenced
+    worker's last beat, kept until ``registry.ttl``, still said "held since" of ads it had handed back, and the
+    age grew; the autoscaler's max-age/urgent rules scaled up on it). An older node (no interval) is not."""
+    interval = node.heartbeat_interval
+    return (node.role == "worker" and node.state != "draining" and interval is not None
+            and now - node.heartbeat_at.timestamp() <= FRESH_BEATS * interval)
+
+
+def held_since(nodes: Iterable[NodeInfo] | None, now: float) -> dict[int, float]:
+    """Level → the earliest ``unstartedSince`` (epoch seconds) over the entries among ``nodes`` (the registry's;
+    None when it could not be read: nothing is known, ``{}``) that :func:`counts` at ``now`` (epoch s)."""
     out: dict[int, float] = {}
     for node in nodes or ():
+        if not node.unstarted_since or not counts(node, now):
+            continue
         for level, at in node.unstarted_since.items():
             t = at.timestamp()
             if level not in out or t < out[level]:
@@ -48,4 +69,4 @@ def with_held(depths: Iterable[LevelDepth], since: Mapping[int, float], now: flo
     return tuple(out)
 
 
-__all__ = ["held_since", "with_held"]
+__all__ = ["FRESH_BEATS", "counts", "held_since", "with_held"]

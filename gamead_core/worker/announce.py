@@ -1,21 +1,27 @@
-"""The held-ads announcement's bytes: the last heartbeat's document with ``holding``, ``inFlight`` and
-``heartbeatAt`` brought up to date, spliced from bytes made once per beat (issue 14).
+"""The held-ads announcement's bytes: the last heartbeat's document with ``holding``, ``inFlight``,
+``unstartedSince`` and ``heartbeatAt`` brought up to date, spliced from bytes made once per beat (issue 14).
 
 At a steady trickle of ads every start step announces (an unconfirmed registry put before the analyses start,
 so a crash is charged: :mod:`gamead_core.worker.reaper`). The document is ~1.8 kB, nearly all of it the beat's
 (latency buckets, counters), which changes once per heartbeat: :func:`beat_head` serialises that part once,
-and :func:`announcement` appends the three fields that change per step to it (key order aside, the same JSON
+and :func:`announcement` appends the four fields that change per step to it (key order aside, the same JSON
 object as the beat's document updated with them; readers validate it as a ``NodeInfo``, order-free).
+
+``unstartedSince`` is among them since an announcement goes out exactly when held ads start: as of the last beat,
+an ad started since still counted as waiting, its age growing, until the next beat (review30 F1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from gamead_core.models import utc_iso
+
 #: the fields an announcement brings up to date (the rest is the last beat's)
-FRESH = ("holding", "inFlight", "heartbeatAt")
+FRESH = ("holding", "inFlight", "unstartedSince", "heartbeatAt")
 
 
 def beat_head(doc: dict[str, Any]) -> bytes:
@@ -24,9 +30,12 @@ def beat_head(doc: dict[str, Any]) -> bytes:
     return orjson.dumps({k: v for k, v in doc.items() if k not in FRESH})[:-1]
 
 
-def announcement(head: bytes, holding: list[dict[str, object]], in_flight: int, heartbeat_at: str) -> bytes:
-    """``head`` (:func:`beat_head`) completed with ``holding`` (the held ads' wire form), ``inFlight`` and
-    ``heartbeatAt`` (an ISO 8601 time, :func:`gamead_core.models.iso_z`)."""
+def announcement(head: bytes, holding: list[dict[str, object]], in_flight: int, heartbeat_at: str,
+                 unstarted_since: Mapping[int, float] | None = None) -> bytes:
+    """``head`` (:func:`beat_head`) completed with ``holding`` (the held ads' wire form), ``inFlight``,
+    ``unstartedSince`` (priority → epoch s, :func:`gamead_core.worker.unstarted.unstarted_since`; None: none held)
+    and ``heartbeatAt`` (an ISO 8601 time, :func:`gamead_core.models.iso_z`)."""
     sep = b"," if len(head) > 1 else b""
-    return b"%s%s\"holding\":%s,\"inFlight\":%d,\"heartbeatAt\":%s}" % (
-        head, sep, orjson.dumps(holding), in_flight, orjson.dumps(heartbeat_at))
+    since = {str(level): utc_iso(at) for level, at in (unstarted_since or {}).items()}
+    return b"%s%s\"holding\":%s,\"inFlight\":%d,\"unstartedSince\":%s,\"heartbeatAt\":%s}" % (
+        head, sep, orjson.dumps(holding), in_flight, orjson.dumps(since), orjson.dumps(heartbeat_at))

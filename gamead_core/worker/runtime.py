@@ -176,29 +176,31 @@ class Worker:
         st = self.stats
         return WorkerSelf(
             id=self.id, concurrency=self.concurrency, started=st.started, in_flight=st.in_flight,
-            processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error, last_progress=st.last_progress,
-            recent=list(st.recent), holding=self.holding(), task_timeout=self.settings.worker.task_timeout,
+            processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error,
+            last_progress=st.last_progress, recent=list(st.recent), holding=self.holding(),
+            task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),
             ack_wait=self.settings.queue.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
             metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),
             cpu_per_ad_ms=st.cpu_per_ad_ms(), partitions=self.settings.queue.partitions,  # cpu: gamead_core.stats.rates
-            unstarted_since=unstarted_since(self._buffer, self._puller.unstarted() if self._puller else ()),
         )
+
+    def _unstarted(self) -> dict[int, float]:  # beat's and announcement's unstartedSince (.unstarted, .announce)
+        return unstarted_since(self._buffer, self._puller.unstarted() if self._puller else ())
 
     def _snapshot(self, *, draining: bool = False) -> NodeInfo:
         self._beat = worker_node_info(self.describe(), draining=draining)
         return self._beat
 
     async def _announce_held(self) -> None:
-        """Put the held ads into our registry entry before their analyses start (see the reaper): the last
-        beat with ``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date, spliced onto the beat's
-        bytes made once per beat (:mod:`gamead_core.worker.announce`), not a model copy and dump per pull."""
+        """Put the held ads into our registry entry before their analyses start (see the reaper): the last beat with
+        :data:`.announce.FRESH` brought up to date, spliced onto its bytes made once per beat, not a dump per pull."""
         if self._registry is None:
             return
         beat = self._beat if self._beat is not None else self._snapshot()
         if self._beat_doc is None or self._beat_doc[0] is not beat:
             self._beat_doc = (beat, beat_head(orjson.loads(beat.model_dump_json())))
         await self._registry.put_raw_nowait(beat.id, announcement(
-            self._beat_doc[1], self._held.wire(), self.stats.in_flight, iso_z(utcnow())))
+            self._beat_doc[1], self._held.wire(), self.stats.in_flight, iso_z(utcnow()), self._unstarted()))
 
     async def _loop(self, puller: AgingPuller, stop: asyncio.Event) -> None:
         """Fill free slots, best ad first, from the prefetch buffer and the queue (:mod:`.prefetch`): while the
@@ -300,15 +302,13 @@ class Worker:
                         announce=self._announce_held)
 
     def _running(self, starting: int = 0) -> int:
-        """Analyses running (``inFlight``, ≤ ``worker.concurrency``): tasks (+ ``starting``) less those settling
-        (analysed, slot given back); neither those nor buffered ads count, though held."""
+        """Analyses running (``inFlight``): tasks (+ ``starting``) less those settling (analysed, slot given back)."""
         return len(self._tasks) + starting - len(self._slots.settling)
 
     def _analysed(self, key: HeldKey) -> None:
         """The task's ad ``key`` was analysed: once its slot is given back it is not running, nor (its ``started``
         flag cleared for the next announcement) an analysis a crash may be attributed to."""
-        task = asyncio.current_task()
-        if self._slots.analysed(task):
+        if self._slots.analysed(asyncio.current_task()):
             self._held.unmark(key)
             self.stats.in_flight = self._running()
 

@@ -11,7 +11,9 @@ horizon). The sampler takes, per level, the earliest of these times over the liv
 
 Counted as the queue head is: first deliveries only, waiting since they were submitted (the work stream's time
 stamp of the message, the NATS server's clock). A redelivery (a retry, an ad handed back) is left out, as the head
-leaves out those waiting in the queue: its record's ``retryAt``, not read here, says when it became due.
+leaves out those waiting in the queue: its record's ``retryAt``, not read here, says when it became due (README
+Glossary, "oldest age", lists them). An inbox ad delivered more than ``queue.ack_wait`` ago is not passed in
+(:meth:`~gamead_core.queue.long_poll.LongPolls.unstarted`): JetStream has redelivered it, maybe to another worker.
 
 Pure, no I/O: read once per heartbeat (a walk over at most ``worker.prefetch`` buffered ads and one ad per long
 poll), nothing per ad on the worker's hot path.

@@ -1,5 +1,6 @@
 """The held-ads announcement spliced from the beat's bytes (``worker.announce``) is the beat's document with
-``holding``, ``inFlight`` and ``heartbeatAt`` brought up to date, as the registry reads it (issue 14)."""
+``holding``, ``inFlight``, ``unstartedSince`` and ``heartbeatAt`` brought up to date, as the registry reads it
+(issue 14; review30 F1 for ``unstartedSince``)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,22 @@ def test_an_announcement_is_the_beat_brought_up_to_date(held: list[dict[str, obj
     doc = _DOC
     at = iso_z(utcnow())
     body = announcement(beat_head(doc), held, in_flight, at)
-    assert orjson.loads(body) == {**doc, "holding": held, "inFlight": in_flight, "heartbeatAt": at}
+    assert orjson.loads(body) == {**doc, "holding": held, "inFlight": in_flight, "unstartedSince": {},
+                                  "heartbeatAt": at}
     node = NodeInfo.model_validate_json(body)  # what the reaper and /v1/workers read
     assert [h.ad_id for h in node.holding] == [h["adId"] for h in held] and node.in_flight == in_flight
 
 
 def test_an_empty_head_still_makes_an_object() -> None:
     assert orjson.loads(announcement(beat_head({"holding": [], "inFlight": 1}), [], 2, "t")) == {
-        "holding": [], "inFlight": 2, "heartbeatAt": "t"}
+        "holding": [], "inFlight": 2, "unstartedSince": {}, "heartbeatAt": "t"}
+
+
+def test_an_announcement_says_what_is_held_unstarted_now_not_at_the_last_beat() -> None:
+    """The beat said a P5 ad was held unstarted since T; the announcement made when it started (nothing held
+    unstarted now) says none, and one made when a P2 ad came into the buffer says that one. Before, every
+    announcement repeated the beat's, and the started ad counted as waiting, its age growing, until the next beat."""
+    beat = {**_DOC, "unstartedSince": {"5": "2026-12-03T17:00:00Z"}}
+    assert NodeInfo.model_validate_json(announcement(beat_head(beat), [], 1, iso_z(utcnow()))).unstarted_since == {}
+    now = NodeInfo.model_validate_json(announcement(beat_head(beat), [], 1, iso_z(utcnow()), {2: 1_800_000_000.5}))
+    assert {lv: at.timestamp() for lv, at in now.unstarted_since.items()} == {2: 1_800_000_000.5}

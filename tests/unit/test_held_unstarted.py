@@ -4,14 +4,17 @@ how the sampler counts them in a level's oldest age, and the autoscaler's late-l
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
+import pytest
 from nats.aio.msg import Msg
 
 from gamead_core import names
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.aging import delivery_key
 from gamead_core.queue.depth import LevelDepth
-from gamead_core.queue.long_poll import Inbox
+from gamead_core.queue import long_poll
+from gamead_core.queue.long_poll import Inbox, LongPolls
 from gamead_core.registry import NodeInfo
 from gamead_core.scaling.policy import Observation, ScalingPolicy
 from gamead_core.stats.unstarted import held_since, with_held
@@ -47,10 +50,33 @@ def test_a_worker_says_per_level_since_when_its_oldest_unstarted_first_delivery_
     assert unstarted_since(PrefetchBuffer(), ()) == {}
 
 
-def _worker(name: str, since: dict[int, float]) -> NodeInfo:
-    at = datetime.fromtimestamp(NOW, timezone.utc)
+def test_an_inbox_ad_delivered_longer_than_ack_wait_ago_is_not_said_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """review30 F1: nothing renews an ad a long poll left in an inbox, so after ``queue.ack_wait`` JetStream
+    redelivers it to another worker that may run it. The inbox copy was still said held unstarted, and its age grew
+    until a slot freed (up to ``worker.task_timeout``). Here ack_wait is 30 s: at 40 s the P5 ad delivered at 0 s is
+    left out, the P5 one delivered at 25 s counts; taking the first from the inbox keeps the times in step."""
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(long_poll, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    polls = LongPolls(None, 5.0, range(1), lambda _: True)  # type: ignore[arg-type]  # no NATS: inboxes only
+    inbox = polls.inbox[(5, 0)]
+    inbox.put_nowait(_msg(5, 1, NOW - 50))
+    clock.now += 25
+    inbox.put_nowait(_msg(5, 2, NOW - 30))
+    clock.now += 15
+    assert unstarted_since(polls.unstarted(30.0)) == {5: NOW - 30}
+    assert unstarted_since(polls.unstarted()) == {5: NOW - 50}  # no ack_wait given: all
+    assert inbox.get_nowait().metadata.sequence.stream == 1
+    clock.now += 20  # the second now came 35 s ago
+    assert unstarted_since(polls.unstarted(30.0)) == {} and inbox.qsize() == 1
+
+
+def _worker(name: str, since: dict[int, float], beat_age: float = 0.0, state: str = "ok",
+            interval: float | None = 2.0) -> NodeInfo:
+    """A worker's registry entry: last beat ``beat_age`` s before NOW, beating every ``interval`` s."""
+    at = datetime.fromtimestamp(NOW - beat_age, timezone.utc)
     return NodeInfo.model_validate({
         "id": name, "role": "worker", "host": "h", "pid": 1, "version": "0", "startedAt": at, "heartbeatAt": at,
+        "state": state, "heartbeatInterval": interval,
         "unstartedSince": {str(lv): datetime.fromtimestamp(t, timezone.utc).isoformat() for lv, t in since.items()}})
 
 
@@ -60,13 +86,13 @@ def test_a_levels_oldest_age_is_the_older_of_its_queue_head_and_the_oldest_ad_a_
     nodes = [_worker("a", {5: NOW - 12.5, 3: NOW - 2}), _worker("b", {5: NOW - 4}),
              NodeInfo.model_validate({"id": "api", "role": "api", "host": "h", "pid": 2, "version": "0",
                                       "startedAt": NOW, "heartbeatAt": NOW})]
-    held = held_since(nodes)
+    held = held_since(nodes, NOW)
     assert held == {5: NOW - 12.5, 3: NOW - 2}
     depths = with_held([LevelDepth(1, 4, oldest_age=1.0), LevelDepth(3, 2, 1, oldest_age=6.0),
                         LevelDepth(5, 0, 2, oldest_age=None)], held, NOW)
     assert [(d.level, d.pending, d.ack_pending, d.oldest_age) for d in depths] == [
         (1, 4, 0, 1.0), (3, 2, 1, 6.0), (5, 0, 2, 12.5)]
-    assert held_since(None) == {}
+    assert held_since(None, NOW) == {}
 
 
 def test_an_urgent_ad_held_unstarted_past_max_wait_is_late_though_nothing_is_pending() -> None:
@@ -76,3 +102,48 @@ def test_an_urgent_ad_held_unstarted_past_max_wait_is_late_though_nothing_is_pen
                            completion_rate=0.0, per_worker_rate=40.0, current_replicas=1, metrics_age_s=1.0)
     decision = ScalingPolicy(AutoscalerSettings()).decide(observed)
     assert "oldest p1 12.0s > 10s" in decision.reason, decision.reason
+
+
+def test_a_stale_fenced_or_draining_workers_figure_is_not_counted() -> None:
+    """review30 F1: a fenced worker (its beats cannot be written) or one stopped keeps its last entry until
+    ``registry.ttl``, saying it holds a P5 ad unstarted that it handed back long ago: its age kept growing. Only a
+    worker that beat within 1.5 of its intervals, not draining, counts; the rest are left out."""
+    nodes = [_worker("fresh", {5: NOW - 6, 2: NOW - 1}, beat_age=2.9),  # 1.45 beats of 2 s
+             _worker("fenced", {5: NOW - 60, 1: NOW - 60}, beat_age=3.1),  # 1.55 beats
+             _worker("draining", {3: NOW - 60}, state="draining"), _worker("old", {4: NOW - 60}, interval=None)]
+    assert held_since(nodes, NOW) == {5: NOW - 6, 2: NOW - 1}
+    [p5] = with_held([LevelDepth(5, 0, 3, oldest_age=None)], held_since(nodes, NOW), NOW)
+    assert p5.oldest_age == 6.0  # not 60: what /v1/stats, top and the gauge show
+
+
+def _decide(nodes: list[NodeInfo], **settings: float) -> tuple[int, str]:
+    """The autoscaler at 1 replica, 40 ads/s each, 1,000 young P2 ads pending, nothing pending at P1 and P5; the
+    levels' oldest ages counting what ``nodes`` hold unstarted, as the sampler reads them."""
+    levels = with_held([LevelDepth(1, 0, 1, oldest_age=None), LevelDepth(2, 1000, 0, oldest_age=1.0),
+                        LevelDepth(5, 0, 2, oldest_age=None)], held_since(nodes, NOW), NOW)
+    observed = Observation(at=0.0, levels=levels, ack_pending=3, arrival_rate=0.0, completion_rate=0.0,
+                           per_worker_rate=40.0, current_replicas=1, metrics_age_s=1.0)
+    decision = ScalingPolicy(AutoscalerSettings(target_drain_seconds=300, **settings)).decide(observed)
+    return decision.desired, decision.reason
+
+
+def test_a_fenced_workers_stale_figure_does_not_scale_up() -> None:
+    """review30 F1: a P1 ad (urgent rule) or a P5 ad (``max_age_seconds``) a fenced worker said it held 100 s ago
+    made that level late, and the 1,000 P2 ads ahead of it had to drain in 10 s: 3 replicas. From a fresh entry it
+    still does; from a stale one the count stays 1 (the work drains in 300 s at 40 ads/s)."""
+    for held, settings in (({1: NOW - 100}, {}), ({5: NOW - 100}, {"max_age_seconds": 10, "max_wait_seconds": 200})):
+        assert _decide([_worker("w", held, beat_age=1.0)], **settings)[0] == 3
+        desired, reason = _decide([_worker("w", held, beat_age=10.0)], **settings)
+        assert desired == 1 and "oldest" not in reason, reason
+
+
+def test_held_unstarted_ads_only_mark_a_level_late_and_the_reason_says_so() -> None:
+    """review30 F2: with nothing pending at or above the late level, an urgent ad held unstarted 12 s adds nothing
+    to the urgent term (it is counted in "delivered" already): the count is the one the work alone gives, and the
+    reason line says the age is of held ads that add no backlog, not a late backlog it does not act on."""
+    levels = [LevelDepth(1, 0, 3, oldest_age=12.0), LevelDepth(5, 400, 0, oldest_age=1.0)]
+    observed = Observation(at=0.0, levels=levels, ack_pending=3, arrival_rate=0.0, completion_rate=0.0,
+                           per_worker_rate=4.0, current_replicas=1, metrics_age_s=1.0)
+    decision = ScalingPolicy(AutoscalerSettings()).decide(observed)
+    assert decision.desired == 4  # ceil(403 / 30 s / 4 ads/s): as with the held ad not late
+    assert "(oldest p1 12.0s > 10s, held unstarted: adds no backlog) + 3 delivered" in decision.reason, decision.reason
