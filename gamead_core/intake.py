@@ -126,7 +126,8 @@ class Intake:
                                    reaper_reach=reaper_reach)
 
     async def submit(
-        self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE
+        self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE,
+        legacy_key: str | None = None,
     ) -> Accepted:
         """Queue ``ad`` (a validated :class:`AdSubmission`) on the work stream at its priority level; with
         ``idempotency_key``, at most once per (``scope``, key): ``scope`` is the caller's token name (or
@@ -135,7 +136,9 @@ class Intake:
         Returns :class:`Accepted`: the ``queued`` :class:`AdRecord` (a new ULID id; for a key, an id derived from
         scope and key) and ``duplicate`` (True when a repeated key answered with the first ad). When it returns,
         JetStream has stored both the record and the message (the 202 is never lost; the order and why it is
-        safe: the module doc). The record is encoded once for both writes.
+        safe: the module doc). The record is encoded once for both writes. ``legacy_key``: the key as an older API
+        stored it (a quoted header, quotes included: :class:`gamead_core.api.key_header.QuotedKey`); when no ad
+        has the key's id but one has that key's, that ad answers (as a repeat; review30 F4).
 
         Raises :class:`IdempotencyKeyReused` for a known key with another ad (422); :class:`QueueFull` when the
         stream is at ``queue.max_msgs``/``max_bytes``, :class:`StorageFailed` when JetStream cannot store, and
@@ -168,7 +171,7 @@ class Intake:
                 return Accepted(record, duplicate=True)
             ad_submitted(ad.priority)
             return Accepted(record, duplicate=False)
-        return await self._submit_keyed(ad, idempotency_key, scope)
+        return await self._submit_keyed(ad, idempotency_key, scope, legacy_key)
 
     async def _create(self, record: AdRecord, payload: bytes) -> int:
         """Create the record of a fresh id; its revision. The ack is awaited here, not three calls down in
@@ -227,13 +230,15 @@ class Intake:
                 kept.add(ad_id)
         return kept
 
-    async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str) -> Accepted:
+    async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str, legacy: str | None = None) -> Accepted:
         ad_id = keyed_ad_id(scope, key)
         fingerprint = ad_fingerprint(ad)
-        try:  # a repeat after the first request finished: answer from the record, enqueue nothing
-            return _repeat((await self._store.get(ad_id)).record, fingerprint, key)
-        except NotFound:
-            pass
+        known = [(ad_id, key)] if legacy is None else [(ad_id, key), (keyed_ad_id(scope, legacy), legacy)]
+        for known_id, known_key in known:
+            try:  # a repeat after the first request finished (or an older API's: legacy): answer from the record
+                return _repeat((await self._store.get(known_id)).record, fingerprint, known_key)
+            except NotFound:
+                pass
         record = AdRecord(
             id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad,
             idempotency_key=key, idempotency_fingerprint=fingerprint,

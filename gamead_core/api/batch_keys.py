@@ -5,7 +5,9 @@ request when it got no answer. On a batch the header was ignored, so a resent ba
 twice. Now the header's key ``K`` gives each item that has no ``idempotencyKey`` of its own the key ``K-<i>``
 (``i`` its 0-based index in the batch), as ``gamead submit --idempotency-key K`` derives its ads' keys: a resent
 batch answers every ad ``duplicate: true`` with its first id, and an item changed since gets its own 422
-``idempotency_key_reused``. An item's own key wins. The header is read by the one rule of ``POST /ads``
+``idempotency_key_reused``. An item's own key wins. Keys of the form ``K-<n>`` are the header's: a batch where an
+item's own key is the key another item derives is refused whole, before anything is queued (:func:`check_collisions`,
+review30 F6: the two ads raced for one key, one of them refused at random). The header is read by the one rule of ``POST /ads``
 (:func:`gamead_core.api.key_header.header_key`), and a key so long that ``K-<last index>`` would pass
 :data:`gamead_core.ids.MAX_IDEMPOTENCY_KEY` is refused before anything is queued (:func:`check_derivable`).
 Pure: no I/O.
@@ -19,7 +21,7 @@ from gamead_core.api.errors import InvalidIdempotencyKey
 from gamead_core.api.key_header import HEADER
 from gamead_core.ids import MAX_IDEMPOTENCY_KEY
 
-__all__ = ["check_derivable", "derived", "longest_header"]
+__all__ = ["check_collisions", "check_derivable", "derived", "longest_header"]
 
 T = TypeVar("T")
 
@@ -50,3 +52,20 @@ def derived(items: list[tuple[T, str | None] | Any], key: str | None) -> list[tu
         return items
     return [(item[0], f"{key}-{i}") if isinstance(item, tuple) and item[1] is None else item
             for i, item in enumerate(items)]
+
+
+def check_collisions(items: list[tuple[T, str | None] | Any], key: str | None) -> None:
+    """Refuse a batch (``items`` as :func:`derived` takes them, before derivation) where an item's own key is the
+    key ``<key>-<j>`` the header ``key`` gives item ``j`` (an item without its own key): two different ads would
+    share one key. Nothing to check when ``key`` is None. Raises :class:`InvalidIdempotencyKey` (400
+    ``invalid_idempotency_key``, ``details`` ``{header, idempotencyKey, indexes: [the item's, the deriving
+    item's]}``) for the first such item."""
+    if key is None:
+        return
+    derives = {f"{key}-{j}": j for j, item in enumerate(items) if isinstance(item, tuple) and item[1] is None}
+    for i, item in enumerate(items):
+        if isinstance(item, tuple) and item[1] is not None and (j := derives.get(item[1])) is not None:
+            raise InvalidIdempotencyKey(
+                f"item {i}'s idempotencyKey {item[1][:60]!r} is the key item {j} gets from the {HEADER} header "
+                f"('<header>-<index>'): keys '{key[:60]}-<n>' are the header's; give item {i} another key, or item "
+                f"{j} its own", details={"header": HEADER, "idempotencyKey": item[1], "indexes": [i, j]})

@@ -6,6 +6,11 @@ draft-ietf-httpapi-idempotency-key-header makes the header an Item Structured Fi
 (:func:`sf_string`: the quotes dropped, ``\\"`` and ``\\\\`` unescaped), any other value is the key as it is. Either
 way the key then passes the one rule of every path (:func:`gamead_core.ids.idempotency_key_problem`). Only a value
 starting with ``"`` takes the parsing path: the plain one stays a loop over the header list and a decode.
+
+Upgrades (review30 F4): an API before this rule stored a quoted value as it was sent, quotes included. The key read
+from a quoted value is a :class:`QuotedKey`, which carries that value (``sent``), so the submit also looks up the ad
+stored under it: a request sent before an upgrade, or to an older node of a rolling deploy, and resent after it is
+still answered ``duplicate: true`` with its first ad (:meth:`gamead_core.intake.Intake.submit`, ``legacy_key``).
 """
 
 from __future__ import annotations
@@ -15,24 +20,31 @@ from typing import Annotated
 from fastapi import Header
 
 from gamead_core.api.errors import DuplicateHeader, InvalidIdempotencyKey
-from gamead_core.ids import (
-    IDEMPOTENCY_KEY_PATTERN,
-    MAX_IDEMPOTENCY_KEY,
-    idempotency_key_problem,
-)
+from gamead_core.ids import MAX_IDEMPOTENCY_KEY, idempotency_key_problem
 
-__all__ = ["HEADER", "KeyHeader", "header_key", "sf_string"]
+__all__ = ["HEADER", "KeyHeader", "QuotedKey", "header_key", "sf_string"]
 
 HEADER = "Idempotency-Key"
 _NAME = b"idempotency-key"  # ASGI header names arrive lower-cased
 
-#: the header as the OpenAPI document of both submit routes shows it (documentation: :func:`header_key` reads it)
+#: the header as the OpenAPI document of both submit routes shows it (documentation: :func:`header_key` reads it).
+#: The schema describes the value as sent (review30 F7): a quoted key is 2 characters longer than the key, and an
+#: escape 1 more, so the key's length and pattern are in the description, not in ``maxLength``/``pattern``.
 KeyHeader = Annotated[str | None, Header(
-    alias=HEADER, min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=IDEMPOTENCY_KEY_PATTERN,
-    description="1-200 printable ASCII characters, no comma, no space at either end (else 400 "
-                "`invalid_idempotency_key`; a comma or the header twice: 400 `duplicate_header`). Bare (`k-1`) or "
-                'as the draft\'s Structured Field string (`"k-1"`, RFC 8941 §3.3.3; `\\"` and `\\\\` escaped): '
-                "one key.")]
+    alias=HEADER, min_length=1,
+    description=f"The key: 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters, no comma, no space at either end "
+                "(else 400 `invalid_idempotency_key`; a comma or the "
+                "header twice: 400 `duplicate_header`), sent bare (`k-1`) or as the draft's Structured Field string "
+                '(`"k-1"`, RFC 8941 §3.3.3, with `\\"` and `\\\\` escaped): one key. The rule applies to the key, '
+                f"so the quoted value sent may be longer than {MAX_IDEMPOTENCY_KEY} characters.")]
+
+
+class QuotedKey(str):
+    """A key :func:`header_key` read from a quoted value (an sf-string): the key itself, and ``sent``, the value as
+    sent (quotes and escapes included) when that value is a valid key too, else None. An API before the sf-string
+    rule (commit 1cac28b) stored such a value as the key, so the submit looks that ad up as well (review30 F4)."""
+
+    sent: str | None
 
 
 def sf_string(value: str) -> str:
@@ -70,7 +82,8 @@ def header_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     :class:`DuplicateHeader` (400 ``duplicate_header``) when the header is sent twice, or once holding a comma
     (two keys folded into one line, RFC 9110 §5.3: keeping either would deduplicate on a key the client may not
     have meant); :class:`InvalidIdempotencyKey` (400 ``invalid_idempotency_key``, ``details.header``) for an
-    invalid sf-string or a key outside the rule of :func:`gamead_core.ids.idempotency_key_problem`."""
+    invalid sf-string or a key outside the rule of :func:`gamead_core.ids.idempotency_key_problem`. A key read from
+    a quoted value is a :class:`QuotedKey` (its ``sent``: the value, if that was a key by itself)."""
     found: bytes | None = None
     for name, value in headers:
         if name == _NAME:
@@ -84,9 +97,11 @@ def header_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     key = found.decode("utf-8", "replace")
     if key[:1] == '"':  # the draft's form: a Structured Field string
         try:
-            key = sf_string(key)
+            quoted = QuotedKey(sf_string(key))
         except ValueError as exc:
             raise InvalidIdempotencyKey(f"{HEADER} {key[:60]!r}: {exc}", details={"header": HEADER}) from None
+        quoted.sent = key if idempotency_key_problem(key) is None else None  # a key before 1cac28b, if valid
+        key = quoted
     if (problem := idempotency_key_problem(key)) is not None:
         raise InvalidIdempotencyKey(f"{HEADER} {key[:60]!r}: {problem}", details={"header": HEADER})
     return key

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_bytes, body_schema, parse_body
 from gamead_core.api.contract import error_responses
-from gamead_core.api.key_header import KeyHeader, header_key
+from gamead_core.api.key_header import KeyHeader, QuotedKey, header_key
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
@@ -43,7 +43,8 @@ async def submit(request: Request) -> Response:
         accepted = await _link(request).intake.submit(ad)
     else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)
         principal = request.scope.get("state", {}).get("principal", ANONYMOUS)
-        accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope)
+        legacy = idempotency_key.sent if isinstance(idempotency_key, QuotedKey) else None  # stored quoted before
+        accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope, legacy_key=legacy)
     rec = accepted.record
     payload = {
         "id": rec.id,

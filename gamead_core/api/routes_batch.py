@@ -15,7 +15,7 @@ ads and refuse the same requests (``tests/integration/test_batch_fast.py``). An 
 ``invalid_json``, the outer object naming one twice is a 400 ``invalid_json`` (:func:`repeated`; I-JSON, RFC 7493
 §2.3); an ad naming a field both ways (``targetAudience``, ``target_audience``) its own ``ambiguous_field``.
 An ``Idempotency-Key`` header gives each ad without its own key ``<header>-<index>`` (:mod:`.batch_keys`), so a
-resent batch queues nothing twice. The shapes OpenAPI shows are in :mod:`.batch_models`.
+resent batch queues nothing twice; keyed ads go the keyed path of ``POST /ads``, 25 at a time (:mod:`.batch_keyed`). The shapes OpenAPI shows are in :mod:`.batch_models`.
 
 Limits: at most ``api.batch_max`` ads (more → 422 ``batch_too_large``), a body of at most
 ``api.batch_max_body_bytes`` (→ 413). Rate limits count **per ad**, from the caller's ``POST /ads`` bucket
@@ -39,7 +39,8 @@ from starlette.responses import Response
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.batch_answer import answer_bytes, error, error_of, result_of
 from gamead_core.api.batch_gate import batch_turn
-from gamead_core.api.batch_keys import check_derivable, derived
+from gamead_core.api.batch_keyed import at_most, keyed_bytes
+from gamead_core.api.batch_keys import check_collisions, check_derivable, derived
 from gamead_core.api.batch_models import AdBatch, AdBatchResult
 from gamead_core.api.body import body_bytes, body_schema, not_json, refuse_repeats, spelled_twice_error
 from gamead_core.api.contract import error_responses
@@ -203,13 +204,14 @@ def parse_batch(body: bytes, batch_max: int, max_bytes: int) -> list[Any]:
     return ads
 
 
-def check_room(unsent: int, body: int, limit: int) -> None:
+def check_room(unsent: int, body: int, limit: int, extra: int = 0) -> None:
     """Refuse a batch whose writes would take the bytes waiting to be sent to NATS over ``limit``
     (``nats.max_pending_bytes``), before any is sent: ``unsent`` bytes wait already; the batch sends each ad
-    twice (its record, then its message, each at least the ad's JSON), so ``2 × body`` bytes. Pure. Raises
+    twice (its record, then its message, each at least the ad's JSON), so ``2 × (body + extra)`` bytes, ``extra``
+    the bytes its keyed ads' records add to their ads (:func:`.batch_keyed.keyed_bytes`). Pure. Raises
     :class:`OutboundFull` (503 ``queue_unavailable``, ``Retry-After``); the message says when the batch alone is
     over the bound (then only smaller parts can pass)."""
-    needed = 2 * body
+    needed = 2 * (body + extra)
     if unsent + needed <= limit:
         return
     alone = ("; this batch alone is over it: send it in smaller parts" if needed > limit
@@ -240,6 +242,13 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
     raw: list[Any] = ads if ads is not None else parse_batch(body, batch_max, max_bytes)
     twice = {} if ads is not None else repeated(body, 1 + sum(len(i) for i in raw if isinstance(i, dict)))
     check_derivable(header, len(raw))  # 400 before any token is taken or anything queued
+    pairs: list[Any] | None = None  # per item: (ad, its own key or None), or its error; None: one pipeline
+    if ads is None:
+        pairs = [twice.get(i, r) if isinstance(r, tuple) else r for i, r in enumerate(map(parse_item, raw))]
+    elif keys is not None or header is not None:  # all valid, some keyed (or all, by the header)
+        pairs = list(zip(ads, keys or [None] * len(ads)))
+    if pairs is not None:
+        check_collisions(pairs, header)  # an own key that is another item's K-<n>: 400, before any token
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
@@ -253,36 +262,27 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
             headers={k.decode(): v.decode() for k, v in decision.headers()})
     scope_name = state.get("principal", ANONYMOUS).scope
     intake = request.app.state.link.intake  # 503 at once if NATS is not connected
-    check_room(unsent_bytes(request.app.state.link.nc), len(body), settings.nats.max_pending_bytes)
+    results: list[Any] = ads[:granted] if pairs is None else derived(pairs[:granted], header)  # K-<index>
+    keyed_at = [] if pairs is None else [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1]]
+    extra = keyed_bytes(results[i][1] for i in keyed_at)  # their records' fields and keys (review30 F5)
+    check_room(unsent_bytes(request.app.state.link.nc), len(body), settings.nats.max_pending_bytes, extra)
 
-    async def keyed(ad: AdSubmission, key: str) -> Accepted | GameadError:
-        try:
-            return await intake.submit(ad, key, scope=scope_name)  # type: ignore[no-any-return]
-        except GameadError as exc:
-            return exc
+    async def keyed(pair: tuple[AdSubmission, str]) -> Accepted:
+        return await intake.submit(pair[0], pair[1], scope=scope_name)  # type: ignore[no-any-return]
 
-    results: list[Any]
     tried: list[int] | range
     flat: list[Accepted | Queued | GameadError]
-    if ads is not None and keys is None and header is None:  # all valid, none keyed: one pipeline
-        results = ads[:granted]  # a copy: each ad is replaced by its result below
+    if pairs is None:  # all valid, none keyed: one pipeline (results: a copy, each ad replaced by its result)
         tried = range(granted)
         flat = await intake.submit_many(results)
     else:
-        if ads is not None:  # all valid, some keyed (or all, by the header)
-            results = list(zip(ads[:granted], keys or [None] * granted))
-        else:
-            results = [parse_item(item) for item in raw[:granted]]
-            results = [twice.get(i, r) if isinstance(r, tuple) else r for i, r in enumerate(results)]  # else valid
-        results = derived(results, header)  # the keyless ads get the header's KEY-<index>
         plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
-        keyed_at = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is not None]
-        # all written before any ack is awaited: the unkeyed ads in one pipeline, the keyed ones concurrently
+        # the unkeyed ads in one pipeline, beside the keyed ones, AT_ONCE of those at a time (batch_keyed)
         outcomes = await asyncio.gather(
             intake.submit_many([results[i][0] for i in plain]) if plain else asyncio.sleep(0, []),
-            *(keyed(*results[i]) for i in keyed_at))
+            at_most([results[i] for i in keyed_at], keyed))
         tried = plain + keyed_at
-        flat = [*outcomes[0], *outcomes[1:]]
+        flat = [*outcomes[0], *outcomes[1]]
     if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) and not isinstance(o, MaybeQueued) for o in flat):
         raise flat[0]  # type: ignore[misc]  # NATS took none of them: 503 for the whole batch, retry it as it is
     # else each ad has its own result: one whose publish got no answer may still be analysed (MaybeQueued, with
@@ -322,7 +322,8 @@ async def submit_ads_batch(request: Request, idempotency_key: KeyHeader = None) 
     included), `duplicates`, `rejected`. An ad may carry `idempotencyKey`, scoped to the caller as the
     `Idempotency-Key` header of `POST /ads`. With the header `K`, each ad without its own key gets `K-<index>`
     (0-based): a resent batch answers each ad `duplicate: true` with its first id; `K` may then have at most
-    199 − the digits of the last index characters (else 400 `invalid_idempotency_key`). Each ad counts against
+    199 − the digits of the last index characters (else 400 `invalid_idempotency_key`), and an item's own key may
+    not be another item's `K-<index>` (400 `invalid_idempotency_key`, `details.indexes`). Each ad counts against
     the caller's rate limit; 429 when no ad could be taken, 503 when NATS certainly took none of them (then
     retry the whole batch)."""
     return await submit_batch(request)
