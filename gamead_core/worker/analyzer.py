@@ -6,7 +6,7 @@ randomness, clock or I/O: the same ad always gets the same ``Analysis``, list or
 
 The tables are in ``analyzer_tables.py``, the reading of the ad's text in ``analyzer_text.py`` and what the rules
 read from an ad, once per ad, in ``analyzer_read.py``. Cost: about 0.2x the CPU of the regex-per-term version it
-replaced, with exactly its outputs but for the three rules ``rules-2`` changed (``analyzer_tables.py``;
+replaced, with exactly its outputs but for what ``rules-2`` changed (``analyzer_tables.py``;
 ``benchmarks/bench_analyzer.py`` measures both in one run; README, "analyser CPU per ad"); the strength and
 suggestion texts are built only when ``analyze`` uses them.
 """

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from collections.abc import Set as AbstractSet
 from typing import Final, NamedTuple
 
 from gamead_core.models import AdSubmission
 from gamead_core.worker.analyzer_tables import (
     ACTION_VERBS,
+    CURRENCY_SIGNS,
     DESCRIPTION_VERBS,
     GENERIC_VERBS,
     GENERIC_VISUALS,
@@ -35,9 +35,11 @@ from gamead_core.worker.analyzer_text import (
     _words,
 )
 
-_AGE_RANGE = re.compile(r"\b(\d{1,2})\s*(?:-|–|to)\s*(\d{1,2})\b")
-_AGE_UNDER = re.compile(r"\bunder[\s-]*(\d{1,2})\b", re.IGNORECASE)
-_AGE_PLUS = re.compile(r"\b(\d{1,2})\s*\+")
+#: Numbers are ASCII digits only, here and in every rule (``\d`` would follow the interpreter's Unicode tables:
+#: review30 F17).
+_AGE_RANGE = re.compile(r"\b([0-9]{1,2})\s*(?:-|–|to)\s*([0-9]{1,2})\b")
+_AGE_UNDER = re.compile(r"\bunder[\s-]*([0-9]{1,2})\b", re.IGNORECASE)
+_AGE_PLUS = re.compile(r"\b([0-9]{1,2})\s*\+")
 
 _ACTION_VERBS = _vocab(ACTION_VERBS)
 _INCENTIVES = _vocab(INCENTIVES)
@@ -84,7 +86,7 @@ def _age_band(tag: str) -> tuple[int, int] | None:
     return (0, 99) if "all ages" in tag.lower() else None
 
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NUMBER = re.compile(r"[0-9]+(?:[.,][0-9]+)*")  # ASCII digits: 0-9 on every Python (review30 F17)
 _PERCENT = re.compile(r"\s?[%％]")
 #: After a number: an incentive word of INCENTIVES (plural allowed), past any "+", spaces or multiplier sign.
 _INCENTIVE_WORD = re.compile(r"[+\s]*(?:[x×]\s*)?(?:" + "|".join(map(re.escape, INCENTIVES)) + r")(?:e?s)?\b")
@@ -92,15 +94,17 @@ _TIMES = "x×"
 
 
 def _currency(text: str, at: int) -> bool:
-    """Whether ``text[at]`` is a currency sign (Unicode category Sc: $ € £ ¥ ₹ …)."""
-    return 0 <= at < len(text) and unicodedata.category(text[at]) == "Sc"
+    """Whether ``text[at]`` is one of ``CURRENCY_SIGNS`` ($ € £ ¥ ₹ …: a fixed list, not the interpreter's
+    Unicode tables, so every Python reads the same signs)."""
+    return 0 <= at < len(text) and text[at] in CURRENCY_SIGNS
 
 
 def _incentive_numbers(cta: str, folded: str) -> list[str]:
     """The numbers of a call to action that are part of an incentive, each quoted with the sign that makes it one,
     in reading order: with a percent sign ("50%"), a currency sign before or after it, a space allowed ("$5",
     "4.99 €"), a multiplier sign joined to it ("2x", "x2", "3×"), or followed by an incentive word ("1000 Free Gems",
-    "500+ coins"). Any other number ("24/7", "v2.1") is none (rules-1 counted every number: attack30a F3).
+    "500+ coins"). Any other number ("24/7", "v2.1") is none (rules-1 counted every number: attack30a F3). A number
+    is ASCII digits, a currency sign one of ``CURRENCY_SIGNS`` ("٥٠%" has none: review30 F17).
     ``folded`` is ``_text(cta).folded`` (the same length and positions, lower case)."""
     hits = []
     for m in _NUMBER.finditer(folded):

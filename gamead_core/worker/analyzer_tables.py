@@ -7,7 +7,11 @@ differs from ``rules-1`` in three rules only: the call to action's reason names 
 score a point) and one under 8 characters gets a suggestion to lengthen it; a number in the call to action is
 an incentive only as part of one (a % or currency sign, a multiplier, or an incentive word after it: "50%",
 "$5", "2x", "1000 Free Gems"; rules-1 counted every number, "24/7" as two); an age band written high to low
-("35 to 18") is read low to high (rules-1 kept it reversed, overlapping nothing).
+("35 to 18") is read low to high (rules-1 kept it reversed, overlapping nothing). Numbers (in the call to action,
+an age band, a title's number hook) are ASCII digits 0-9 and currency signs are ``CURRENCY_SIGNS``, fixed lists,
+so one version gives one analysis whichever Python runs it (rules-1 read ``\\d``, any Unicode digit, whose set
+grows with the interpreter's Unicode tables: review30 F17). Words, their edges and case still follow the
+interpreter's tables, as in rules-1.
 """
 
 from __future__ import annotations
@@ -49,12 +53,20 @@ SECOND_PERSON: Final[tuple[str, ...]] = ("you", "your", "yours", "yourself")
 STOPWORDS: Final[frozenset[str]] = frozenset(
     "a an the and or of to in on for with your you new game it is at by from all our my".split()
 )
+#: The currency signs a number may carry to be an incentive ("$5", "4.99 €"): the Unicode currency symbols (Sc) of
+#: Unicode 14.0, the tables of Python 3.11, the oldest gamead runs on; written out, so a newer interpreter that
+#: knows more signs (Unicode 17's U+20C1 SAUDI RIYAL SIGN) reads the same ones.
+CURRENCY_SIGNS: Final[frozenset[str]] = frozenset(
+    "$\xa2\xa3\xa4\xa5\u058f\u060b\u07fe\u07ff\u09f2\u09f3\u09fb\u0af1\u0bf9\u0e3f\u17db"
+    + "".join(map(chr, range(0x20A0, 0x20C1)))  # the Currency Symbols block, ₠ to ⃀ (SOM SIGN)
+    + "\ua838\ufdfc\ufe69\uff04\uffe0\uffe1\uffe5\uffe6\U00011fdd\U00011fde\U00011fdf\U00011fe0\U0001e2ff\U0001ecb0"
+)
 FORMATS: Final[tuple[int, ...]] = (6, 15, 30, 60)  # bumper, short, standard, long (seconds)
 _FORMATS_TEXT: Final[str] = ", ".join(str(f) for f in FORMATS) + " s"
 GENERIC_VISUALS: Final[tuple[str, ...]] = ("gameplay footage", "main character", "reward screen")
 GENERIC_VERBS: Final[tuple[str, ...]] = ("play", "explore", "win")
 HOOKS: Final[tuple[tuple[str, str], ...]] = (
-    ("colon subtitle", r":"), ("dash subtitle", r"\s[-–—]\s"), ("number", r"\d"),
+    ("colon subtitle", r":"), ("dash subtitle", r"\s[-–—]\s"), ("number", r"[0-9]"),
 )
 
 

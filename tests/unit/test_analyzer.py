@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any
 
 import pytest
@@ -230,6 +231,25 @@ def test_an_age_band_written_high_to_low_fits_as_the_same_band() -> None:
     backwards, forwards = (analyze(sample(target_audience=[tag])) for tag in ("35 to 18", "18-35"))
     assert score(backwards, "audience_genre_fit") == score(forwards, "audience_genre_fit") == 8.0
     assert not any("unusual" in s for s in backwards.improvement_suggestions)
+
+
+def test_numbers_and_currency_signs_read_the_same_on_every_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """review30 F17: a number is ASCII digits and a currency sign one of a fixed list, so one rules version gives one
+    analysis whatever Unicode tables the interpreter has. Digits of another script are no number (before: "٥٠%"
+    was an incentive, "Level ٣" a number hook, "١٨-٣٤" an 18-34 band), and a sign newer than the list is none even
+    where the interpreter calls it a currency sign (simulated: U+20C1 SAUDI RIYAL SIGN, Unicode 17)."""
+    tables = unicodedata.category
+    monkeypatch.setattr(unicodedata, "category", lambda c: "Sc" if c == "\u20c1" else tables(c))
+    for cta, points in [("Get ٥٠% off", 5.0), ("Get 5\u20c1 today", 7.0)]:
+        analysis = analyze(sample(call_to_action=cta))
+        said = reason(analysis, "call_to_action")
+        assert (score(analysis, "call_to_action"), "no incentive" in said) == (points, True)
+    euro = analyze(sample(call_to_action="Get 5€ today"))
+    assert score(euro, "call_to_action") == 9.0 and 'an incentive ("5€")' in reason(euro, "call_to_action")
+    assert "has no hook" in reason(analyze(sample(title="Dragon Kingdom Level ٣")), "title_clarity")
+    foreign, unbanded = (analyze(sample(target_audience=[tag])) for tag in ("١٨-٣٤", "players"))
+    assert score(foreign, "audience_genre_fit") == score(unbanded, "audience_genre_fit")
+    assert any("add an age band" in s for s in foreign.improvement_suggestions)
 
 
 # --- title and description ----------------------------------------------------------------------------

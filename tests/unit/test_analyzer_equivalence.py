@@ -11,12 +11,17 @@ What ``rules-2`` changes, and nothing else (``analyzer_tables.py``):
   may change only when the call to action has a digit.
 * F4: an age band written high to low is read low to high: ``audience_genre_fit`` (and what follows from its
   score) may change only when an audience tag's band, as rules-1 read it, is high to low.
+* review30 F17: numbers are ASCII digits 0-9 (rules-1 read any script's) and currency signs a fixed list: a call to
+  action with a digit, a title or an audience tag with another script's digit may change.
 
 Three pins: the digests of every analysis of the fixed corpus (``analyzer_corpus.py``) recorded with ``rules-2``
-(``data/analyzer_rules2_golden.json``), so any change at all shows; and :func:`assert_rules1_but_the_three_fixes`,
+(``data/analyzer_rules2_golden.json``; recorded again after F17, which changed no corpus ad: ``rules-2`` is not
+released yet, so F17 keeps the version), so any change at all shows; and :func:`assert_rules1_but_the_three_fixes`,
 comparing ``analyze`` with the ``rules-1`` analyser over the corpus and, with hypothesis, over arbitrary valid ads
-built from the analyser's own vocabulary, punctuation, and the non-ASCII letters that case-insensitive matching
-treats as ASCII ones: everything equal, after undoing F2's wording, unless F3 or F4 can touch it. The rules-1
+built from the analyser's own vocabulary, punctuation, other scripts' digits, currency signs and the non-ASCII
+letters that case-insensitive matching treats as ASCII ones: the analysis with rules-1's readings put back equal
+to rules-1's, all of it, and everything F3, F4 and F17 cannot touch equal outright (review30 F15: the score, the
+strengths and the suggestions too, not only the untouched components). The rules-1
 analyser is read from git (:data:`REFERENCE_COMMIT`), not kept as a second copy in the tree, and itself checked
 against the digests recorded with it (``data/analyzer_rules1_golden.json``); without the history (an exported
 tarball) those tests skip and the rules-2 digests still pin the outputs.
@@ -30,6 +35,8 @@ import re
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,8 +46,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gamead_core.models import AdSubmission, is_ad_text
-from gamead_core.worker import analyzer
+from gamead_core.models import AdSubmission, Analysis, is_ad_text
+from gamead_core.worker import analyzer, analyzer_read
 from gamead_core.worker.analyzer import analyze
 from tests.unit.analyzer_corpus import corpus
 
@@ -91,33 +98,128 @@ def test_the_reference_still_gives_the_recorded_digests() -> None:
         assert hashlib.sha256(reference().analyze(ad).model_dump_json().encode()).hexdigest()[:20] == want
 
 
-def assert_rules1_but_the_three_fixes(ad: AdSubmission) -> None:
-    """``analyze(ad)`` is the rules-1 analysis of ``ad`` but for what F2-F4 (module docstring) change."""
-    new, old = analyze(ad).model_dump(), reference().analyze(ad).model_dump()
-    assert (new.pop("analyzerVersion"), old.pop("analyzerVersion")) == ("rules-2", "rules-1")
-    cta = ad.call_to_action
-    # F2, undone: the length clause in the reason, and the short one's extra issue in the suggestion
+#: The strengths and suggestions each component can write start with one of these (the all-strong fallback,
+#: "Every component scores …", depends on every score, so it is compared only when nothing is touched).
+NOTES = {
+    "call_to_action": ("Call to action ", "Improve call to action "),
+    "title_clarity": ("Title ", "Rework title "),
+    "audience_genre_fit": ("Genre ", "Sharpen the fit of ", "Name a specific genre instead of "),
+}
+_RULES1_NUMBER = re.compile(r"\d+(?:[.,]\d+)*%?")  # rules-1's numbers: every run of digits, any script's
+
+
+def _other_digits(text: str) -> bool:
+    """Whether ``text`` has a digit that is not ASCII 0-9: rules-2 reads no number there (review30 F17)."""
+    return any(c not in "0123456789" for c in re.findall(r"\d", text))
+
+
+@contextmanager
+def rules1_readings() -> Iterator[None]:
+    """The rules-2 analyser with rules-1's readings of what F3, F4 and F17 changed put back: every number in the
+    call to action an incentive, age bands as written, any script's digits (in a call to action, an age band, a
+    title's number hook). The verdict caches are emptied on the way in and out."""
+    saved = analyzer._incentive_numbers, analyzer_read._age_band, analyzer._HOOK_PATTERNS
+    caches = (analyzer._cta_verdict, analyzer_read._read_tag)
+    analyzer._incentive_numbers = lambda cta, folded: _RULES1_NUMBER.findall(cta)
+    analyzer_read._age_band = reference()._age_band
+    analyzer._HOOK_PATTERNS = tuple((name, re.compile(p.pattern.replace("[0-9]", r"\d"))) for name, p in saved[2])
+    try:
+        for cache in caches:
+            cache.cache_clear()
+        yield
+    finally:
+        analyzer._incentive_numbers, analyzer_read._age_band, analyzer._HOOK_PATTERNS = saved
+        for cache in caches:
+            cache.cache_clear()
+
+
+def _same_notes(new: list[str], old: list[str], touched: set[str], kind: str) -> None:
+    """The notes of the untouched components are the same, in the same order; one list may stop short of the
+    other only where the touched ones pushed some out past ``MAX_NOTES``."""
+    prefixes = tuple(p for name in touched for p in NOTES.get(name, ())) + ("Every component scores",)
+    ours, theirs = ([n for n in notes if not n.startswith(prefixes)] for notes in (new, old))
+    shared = min(len(ours), len(theirs))
+    assert ours[:shared] == theirs[:shared], kind
+    short = new if len(ours) < len(theirs) else old
+    assert len(ours) == len(theirs) or len(short) == analyzer.MAX_NOTES, kind
+
+
+def _without_f2(analysis: dict[str, Any], cta: str) -> dict[str, Any]:
+    """F2, undone: the length clause of the call to action's reason (checked to be there)."""
     said = f"; {len(cta)} character{'' if len(cta) == 1 else 's'} (8-50 score a point)."
-    assert new["components"][0]["reason"].endswith(said)
-    new["components"][0]["reason"] = new["components"][0]["reason"].removesuffix(said) + "."
-    if len(cta) < 8:
+    first = analysis["components"][0]
+    assert first["reason"].endswith(said)
+    first["reason"] = first["reason"].removesuffix(said) + "."
+    return analysis
+
+
+def assert_rules1_but_the_three_fixes(ad: AdSubmission) -> None:
+    """``analyze(ad)`` is the rules-1 analysis of ``ad`` but for what F2-F4 and F17 (module docstring) change:
+
+    * with rules-1's readings put back (:func:`rules1_readings`) it is the rules-1 analysis, all of it, so a
+      touched component differs only in what those readings give (a call to action: its incentive clause and
+      score; the verbs, urgency and length are rules-1's);
+    * the untouched components, and the strengths and suggestions they write, are rules-1's, in order;
+    * the effectiveness score is the weighted sum of the components (one decimal, 0-10)."""
+    cta = ad.call_to_action
+    new, old = _without_f2(analyze(ad).model_dump(), cta), reference().analyze(ad).model_dump()
+    with rules1_readings():
+        put_back = _without_f2(analyze(ad).model_dump(), cta)
+    assert (new.pop("analyzerVersion"), old.pop("analyzerVersion"), put_back.pop("analyzerVersion")) == (
+        "rules-2", "rules-1", "rules-2")
+    if len(cta) < 8:  # F2: a short call to action's extra issue, added to the rules-1 suggestion
         grow = f"; lengthen it to 8-50 characters (now {len(cta)})."
         tip = f"Improve call to action {analyzer._q(cta, 200)}: "
         old["improvementSuggestions"] = [s[:-1] + grow if s.startswith(tip) else s
                                           for s in old["improvementSuggestions"]]
-    numbers = re.search(r"\d", cta) is not None  # F3 can touch only these
+    assert put_back == old
     backwards = any((band := reference()._age_band(tag)) and band[0] > band[1] for tag in ad.target_audience)  # F4
-    touched = {"call_to_action"} if numbers else set()
-    touched |= {"audience_genre_fit"} if backwards else set()
-    for component in zip(new.pop("components"), old.pop("components"), strict=True):
-        if component[0]["name"] not in touched:
-            assert component[0] == component[1]
+    touched = {"call_to_action"} if re.search(r"\d", cta) else set()  # F3, F17
+    touched |= {"audience_genre_fit"} if backwards or any(map(_other_digits, ad.target_audience)) else set()
+    touched |= {"title_clarity"} if _other_digits(ad.title) else set()  # F17: the number hook
+    for ours, theirs in zip(new["components"], old["components"], strict=True):
+        if ours["name"] not in touched:
+            assert ours == theirs
+    weighted = sum(c["score"] * c["weight"] for c in new["components"])
+    assert new["effectivenessScore"] == round(min(10.0, max(0.0, weighted)), 1)
+    _same_notes(new["strengths"], old["strengths"], touched, "strengths")
+    if all(any(c["score"] < analyzer.STRONG for c in a["components"]) for a in (new, old)):  # else: the polish
+        _same_notes(new["improvementSuggestions"], old["improvementSuggestions"], touched, "suggestions")
     if not touched:
         assert new == old
 
 
 def test_the_corpus_gets_rules_1_but_for_the_three_fixes() -> None:
     for ad in corpus():
+        assert_rules1_but_the_three_fixes(ad)
+
+
+def _reworded(analysis: Analysis, how: str) -> Analysis:
+    first = analysis.components[0]
+    changes: dict[str, Any] = {
+        "score": {"effectiveness_score": analysis.effectiveness_score + 0.1},
+        "a strength dropped": {"strengths": [s for s in analysis.strengths if not s.startswith("Title ")]},
+        "suggestions reordered": {"improvement_suggestions": analysis.improvement_suggestions[::-1]},
+        "the verb clause": {"components": [first.model_copy(update={"reason": first.reason.replace(
+            '("play")', '("get")')}), *analysis.components[1:]]},
+    }[how]
+    return analysis.model_copy(update=changes)
+
+
+@pytest.mark.parametrize("how", ["score", "a strength dropped", "suggestions reordered", "the verb clause"])
+def test_the_comparison_sees_a_change_beside_the_fixes_when_the_call_to_action_has_a_number(
+        how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """review30 F15: an ad whose call to action has a digit (118 of the corpus' 528) was compared on its untouched
+    components only; its effectiveness score, strengths, suggestions and the call to action's verbs could change
+    unseen. Each such change beside the fixes now fails the comparison."""
+    ad = make_ad(title="Dragon Kingdom: Rise to Power", description="A game.", genre="Strategy",
+                 target_audience=["18-34", "Strategy Gamers"], visual_elements=["Logo"],
+                 call_to_action="Play 24/7: 1000 Free Gems", duration=45, priority=3)
+    assert_rules1_but_the_three_fixes(ad)  # as the analyser is: the comparison passes
+    honest = analyze(ad)
+    assert len([s for s in honest.improvement_suggestions if not s.startswith("Improve call")]) >= 2
+    monkeypatch.setattr(sys.modules[__name__], "analyze", lambda ad: _reworded(honest, how))
+    with pytest.raises(AssertionError):
         assert_rules1_but_the_three_fixes(ad)
 
 
@@ -129,7 +231,8 @@ _TERMS = sorted({
 })
 _ODD = ["\u0130", "\u0131", "\u017f", "\u212a", "\u0307", "’", "'", "-", "–", "—", ":", "!", "?", ".", ",",
         "_", "é", "Σ", "ς", "ß", "ﬀ", "1000", "50%", "18-34", "under 13", "25+", "all ages", "12 to 17",
-        "s", "es", "ies", "ing", "pre", "un", " "]
+        "s", "es", "ies", "ing", "pre", "un", " ",  # and review30 F17's: other scripts' digits, currency signs
+        "٥٠%", "١٨-٣٤", "٣", "$5", "4.99 €", "₹", "\u20c1", "2x", "×3"]
 
 
 def _mangle(word: str, style: int) -> str:
