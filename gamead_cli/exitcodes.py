@@ -63,6 +63,13 @@ class OutputFailed(GameadError):
     code = "output_failed"
 
 
+class Interrupted(GameadError):
+    """Ctrl-C that a command answers with more than "interrupted" (``dlq import``: what was imported, what was
+    not sent): its one red line, exit :data:`INTERRUPTED`."""
+
+    code = "interrupted"
+
+
 def exit_code_for(exc: GameadError) -> int:
     """The exit code of a :class:`GameadError` that ends a command. An API that answered 503 ``queue_unavailable``
     could not reach NATS: :data:`UNREACHABLE`, as the README's table says ("the API (or NATS)"), unless the answer
@@ -71,6 +78,8 @@ def exit_code_for(exc: GameadError) -> int:
         return UNREACHABLE
     if isinstance(exc, NotFound):
         return NOT_FOUND
+    if isinstance(exc, Interrupted):
+        return INTERRUPTED
     if isinstance(exc, ConfigError):
         return CONFIG
     return ERROR

@@ -4,6 +4,7 @@ terminal's encoding cannot show."""
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import sys
@@ -12,12 +13,34 @@ from typing import Any
 from gamead_cli import exitcodes
 
 
+#: the errors handler of stdout and stderr: ``?`` for a character the encoding cannot show, the original byte for
+#: an undecodable one (a lone surrogate U+DC80-U+DCFF that ``surrogateescape`` read, e.g. from a file name)
+REPLACE_HANDLER = "gamead.replace"
+
+
+def _replace(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """:data:`REPLACE_HANDLER`: ``surrogateescape``'s bytes where it has them, else ``replace``'s ``?``."""
+    if isinstance(exc, UnicodeEncodeError):
+        bad = exc.object[exc.start:exc.end]
+        if all("\udc80" <= c <= "\udcff" for c in bad):
+            return bytes(ord(c) - 0xDC00 for c in bad), exc.end
+    return codecs.replace_errors(exc)
+
+
 def safe_streams() -> None:
-    """Never crash on a character the terminal's encoding cannot show: replace it instead."""
+    """Never crash on a character the terminal's encoding cannot show: replace it instead (``?``). Python's own
+    handlers are ``strict`` (``PYTHONIOENCODING=ascii``) and, under the C/POSIX locale with UTF-8 mode off,
+    ``surrogateescape``, which raises for any non-ASCII character too (attack30c F3: ``env -u LANG LC_ALL=C
+    PYTHONUTF8=0 gamead ads list`` ended in "unexpected UnicodeEncodeError" at the first non-ASCII title);
+    both become :data:`REPLACE_HANDLER`. Set once, for every verb, by the root group (``gamead_cli.main``)."""
+    try:
+        codecs.lookup_error(REPLACE_HANDLER)
+    except LookupError:
+        codecs.register_error(REPLACE_HANDLER, _replace)
     for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+        if isinstance(stream, io.TextIOWrapper) and stream.errors in ("strict", "surrogateescape"):
             try:
-                stream.reconfigure(errors="replace")
+                stream.reconfigure(errors=REPLACE_HANDLER)
             except (ValueError, io.UnsupportedOperation):  # pragma: no cover - a detached stream
                 pass
 

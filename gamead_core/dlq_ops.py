@@ -105,11 +105,12 @@ class DlqOps:
                 break
         return out
 
-    async def resolve_ids(self, ids: Iterable[str], *, fence: int) -> tuple[list[WorkItem], int]:
-        """The current entries (at or below ``fence``) of ``ids``, in the order given, and how many of the
-        ids have none. Duplicated ids count once."""
+    async def resolve_ids(self, ids: Iterable[str], *, fence: int) -> tuple[list[WorkItem], list[str]]:
+        """The current entries (at or below ``fence``) of ``ids``, in the order given, and the ids that have
+        none (in the order given: ``gamead dlq replay/purge`` names them, attack30c F6). Duplicated ids count
+        once."""
         items: list[WorkItem] = []
-        missing = 0
+        missing: list[str] = []
         seen: set[str] = set()
         for n, ad_id in enumerate(ids):
             if ad_id in seen:
@@ -119,7 +120,7 @@ class DlqOps:
                 await asyncio.sleep(0)
             current = await self._dlq.current(ad_id)
             if current is None or current.seq > fence:
-                missing += 1
+                missing.append(ad_id)
             else:
                 items.append((ad_id, current.seq))
         return items, missing

@@ -310,20 +310,22 @@ def import_(
 
     where = input_name(file)
     fh = open_input(file)
-    copy = tempfile.TemporaryFile() if file == "-" else None  # noqa: SIM115 - closed below
+    copy = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     try:
-        # 1. every line checked here, one at a time, before any request (stdin kept in a file to be read again)
-        lines = sum(1 for _ in entries_of(fh if copy is None else Tee(fh, copy), where))  # type: ignore[arg-type]
-        again = fh if copy is None else copy
+        # 1. every line checked here, one at a time, before any request, and kept in a private copy that the
+        # validation and the import read again: stdin, and a FILE that changes meanwhile (attack30c F7: a line cut
+        # after half of it was imported was "Invalid value for FILE", exit 2), import what was checked
+        lines = sum(1 for _ in entries_of(Tee(fh, copy), where))  # type: ignore[arg-type]
+        if file != "-":
+            fh.close()
 
         def batches() -> Iterator[list[tuple[int, dict[str, Any]]]]:
-            again.seek(0)
-            return import_batches(entries_of(again, where))
+            copy.seek(0)
+            return import_batches(entries_of(copy, where))
 
         totals = import_entries(file, batches, lines, config, api)
     finally:
-        if copy is not None:
-            copy.close()
+        copy.close()
         if file != "-":
             fh.close()
 

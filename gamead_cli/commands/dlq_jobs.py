@@ -14,12 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gamead_cli import exitcodes
 from gamead_cli.client import ApiClient
-from gamead_cli.commands.dlq_views import job_view, none_matched_view, would_view
+from gamead_cli.commands.dlq_views import job_view, named_ids, none_matched_view, would_view
 from gamead_cli.formats import command_text
 from gamead_cli.options import OutputFormat, confirm
 from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
-from gamead_core.errors import ApiUnreachable
+from gamead_core.errors import ApiUnreachable, NotFound
 
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
 ACTED = {"replay": "replayed", "purge": "purged", "import": "imported", "repair": "repaired"}
@@ -64,8 +64,9 @@ def _phase_text(job: dict[str, Any]) -> str:
             f"· skipped {c.get('skipped', 0)}")
 
 
-def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
-    """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130)."""
+def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False, detach: bool = True) -> dict[str, Any]:
+    """Show a job's live progress until it ends; Ctrl-C detaches (the job goes on: exit 130), or with ``detach``
+    False is raised as it is (``dlq import``, one job per batch, says what the rest of its file became)."""
     final = job
     try:
         with job_progress() as progress:
@@ -77,23 +78,43 @@ def follow_job(client: ApiClient, job: dict[str, Any], *, quiet: bool = False) -
                 if final.get("state") not in ("queued", "running"):
                     break
     except KeyboardInterrupt:
+        if not detach:
+            raise
         note_line(f"job {job['id']} continues on the server: {follow_up('dlq', 'jobs', job['id'], again=client.again)}"
                   f" · {follow_up('dlq', 'cancel', job['id'], again=client.again)}")
         raise typer.Exit(exitcodes.INTERRUPTED) from None
     return final
 
 
-def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputFormat, detach: bool) -> None:
+def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputFormat, detach: bool,
+             missing: list[str]) -> None:
+    """Start the job and follow it (or not: ``detach``); ``missing``: the given ids the count found no entry of,
+    named in the ``-o json`` document as ``notInDlqIds``. Exit 1 for a job that did not succeed, 4 (``not_found``)
+    for one over ids none of which was in the DLQ any more when it ran (replayed or purged since the count)."""
+    extra = {"notInDlqIds": missing} if missing else {}
     job = client.request("POST", path, json=body)
     if detach:
-        emit(job, output, lambda j: command_text(
+        emit({**job, **extra}, output, lambda j: command_text(
             f"job {j['id']} started ({j['kind']}): {follow_up('dlq', 'jobs', j['id'], '--follow', again=client.again)}"
             f" · {follow_up('dlq', 'cancel', j['id'], again=client.again)}", style=""))
         return
     final = follow_job(client, job)
-    emit(final, output, job_view)
+    emit({**final, **extra}, output, job_view)
     if final.get("state") != "succeeded":
         raise typer.Exit(exitcodes.ERROR)
+    selection = final.get("selection") or {}
+    if selection.get("mode") == "ids" and not (final.get("counts") or {}).get("matched") and selection.get("notInDlq"):
+        raise NotFound(f"none of the {selection['notInDlq']} given id(s) was in the DLQ when job {final['id']} ran")
+
+
+def not_in_dlq_text(preview: dict[str, Any], given: int) -> str:
+    """``not in the DLQ: 01m8…, 01m9…`` (the ids a count found no entry of; an older API gave only their number:
+    ``2 of the 3 ids are not in the DLQ``); ``none of the given ids is in the DLQ: …`` when it is all of them."""
+    ids, n = preview.get("notInDlqIds"), int(preview.get("notInDlq") or 0)
+    named = named_ids(ids) if ids else f"{n} of the {given} ids"
+    if preview.get("matched", 0) == 0:
+        return f"none of the given ids is in the DLQ ({named})" if ids else f"none of the {given} ids is in the DLQ"
+    return f"not in the DLQ: {named}"
 
 
 def _preview(client: ApiClient, path: str, selection: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +146,13 @@ def count_ask_run(client: ApiClient, path: str, selection: dict[str, Any], body:
         emit(preview, output, lambda p: would_view(p, verb))
         return
     if _nothing_to_do(preview):
+        if "ids" in selection:  # none of the ids the operator named is in the DLQ: exit 4 (attack30c F6)
+            raise NotFound(f"{not_in_dlq_text(preview, len(selection['ids']))}: nothing {verb}",
+                           details={"notInDlq": preview.get("notInDlqIds") or preview.get("notInDlq")})
         emit({**preview, "dryRun": False}, output, lambda p: none_matched_view(p, verb))  # it was no dry run
         return
     confirm(question.format(n=_how_many(preview)), yes, api=client.api_url)
-    _run_job(client, path, body, output, detach)
+    missing = preview.get("notInDlqIds") or []
+    if missing and output != OutputFormat.json:  # the job goes on for the others; -o json: the job's notInDlqIds
+        note_line(f"{not_in_dlq_text(preview, len(selection['ids']))}: not {verb}")
+    _run_job(client, path, body, output, detach, missing)

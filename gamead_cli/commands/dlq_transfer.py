@@ -12,6 +12,7 @@ import typer
 from rich.text import Text
 
 from gamead_cli.commands.dlq_jobs import follow_job, job_progress
+from gamead_cli.exitcodes import Interrupted
 from gamead_cli.once_per_ad import OncePerAd
 from gamead_cli.options import api_client
 from gamead_cli.output import note_line, stderr_console
@@ -134,7 +135,10 @@ def import_entries(file: str, batches: Callable[[], Iterator[list[tuple[int, dic
             config: str | None, api: str | None) -> dict[str, Any]:
     """Send the ``lines`` entries ``batches()`` yields (a fresh pass over the file each call, one batch in memory
     at a time): every batch validated first (``dryRun``: a 422 names ``file:line``, exit 2, nothing written),
-    then imported batch by batch, each job followed to its end. Returns the totals ``dlq import`` prints."""
+    then imported batch by batch, each job followed to its end. Returns the totals ``dlq import`` prints.
+    Cut short after the first import request (a job that did not succeed, the API lost, Ctrl-C: exit 130), the
+    error says what was imported, which lines were not sent, and that the same command again skips the entries
+    already imported (:func:`_cut_short`, attack30c F12, F13)."""
     totals: dict[str, Any] = {"lines": lines, "imported": 0, "skipped": 0, "skippedReasons": {}, "jobs": []}
     with api_client(config, api) as client:
         for batch in batches():  # validate everything first
@@ -146,17 +150,61 @@ def import_entries(file: str, batches: Callable[[], Iterator[list[tuple[int, dic
                 raise
         with job_progress() as progress:
             task = progress.add_task("importing", total=lines)
-            for batch in batches():
-                job = client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch]})
-                final = follow_job(client, job, quiet=True)
-                counts = final.get("counts") or {}
-                totals["jobs"].append(final["id"])
-                totals["imported"] += counts.get("imported", 0)
-                totals["skipped"] += counts.get("skipped", 0)
-                for why, n in (final.get("skippedReasons") or {}).items():
-                    totals["skippedReasons"][why] = totals["skippedReasons"].get(why, 0) + n
-                progress.advance(task, len(batch))
-                if final.get("state") != "succeeded":
-                    raise GameadError(f"import job {final['id']} {final.get('state')}: {final.get('stopReason')}; "
-                                      f"imported {totals['imported']} of {lines} lines so far")
-    return totals
+            done = 0  # entries of the batches whose job ended
+            batch: list[tuple[int, dict[str, Any]]] = []
+            job: dict[str, Any] | None = None  # the job of ``batch``, once started
+            try:
+                for batch in batches():
+                    job = None
+                    job = client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch]})
+                    final = follow_job(client, job, quiet=True, detach=False)
+                    counts = final.get("counts") or {}
+                    totals["jobs"].append(final["id"])
+                    totals["imported"] += counts.get("imported", 0)
+                    totals["skipped"] += counts.get("skipped", 0)
+                    for why, n in (final.get("skippedReasons") or {}).items():
+                        totals["skippedReasons"][why] = totals["skippedReasons"].get(why, 0) + n
+                    progress.advance(task, len(batch))
+                    done += len(batch)
+                    if final.get("state") != "succeeded":
+                        break
+                else:
+                    return totals
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted{_cut_short(totals, done, batch, job, client)}",
+                                  details=totals) from None
+            except GameadError as exc:  # the API lost, an answer refused: its code and exit code kept
+                said = exc.message
+                exc.message = f"{said.rstrip('.')}{_cut_short(totals, done, batch, job, client, said=said)}"
+                raise
+    raise GameadError(f"import job {final['id']} {final.get('state')}: {final.get('stopReason')}"
+                      f"{_cut_short(totals, done, batch, None, client, ended=True)}", details=totals)
+
+
+def _cut_short(totals: dict[str, Any], done: int, batch: list[tuple[int, dict[str, Any]]],
+               job: dict[str, Any] | None, client: Any, *, ended: bool = False, said: str = "") -> str:
+    """What an import cut short after its first import request adds to its error: ``; imported N of M lines
+    (skipped K) by jobs …[; job J (lines A-B) goes on on the server: …]; the U lines after line B were not sent;
+    run the same command again: entries already imported are skipped (identical)``. ``done``: the entries of the
+    batches whose job ended; ``batch``: the last batch read, ``ended`` when its job ended (counted in ``done``),
+    else ``job`` its job still running (Ctrl-C or the API lost while following it), or None when its request
+    failed (then the lines from its first on were not sent); ``said``: the error's own text (a job it names
+    already is not named again). Pure but for ``client.again`` (the follow-up's flags)."""
+    from gamead_cli.program import follow_up
+
+    skipped = f" (skipped {totals['skipped']})" if totals["skipped"] else ""
+    ids = totals["jobs"]
+    jobs = (f" by job {ids[0]}" if len(ids) == 1 else f" by jobs {', '.join(ids)}" if len(ids) <= 3
+            else f" by {len(ids)} jobs ({ids[0]} … {ids[-1]})" if ids else "")
+    text = f"; imported {totals['imported']} of {totals['lines']} lines{skipped}{jobs}"
+    first, last = (batch[0][0], batch[-1][0]) if batch else (1, 0)
+    unsent, where = totals["lines"] - done, f"after line {last}"
+    if job is not None and not ended:
+        text += "" if job["id"] in said else (f"; job {job['id']} (lines {first}-{last}) goes on on the server: "
+                 f"{follow_up('dlq', 'jobs', job['id'], again=client.again)}")
+        unsent -= len(batch)
+    elif not ended:
+        where = f"from line {first} on"
+    if unsent > 0:
+        text += f"; the {unsent} line{'s' if unsent != 1 else ''} {where} {'were' if unsent != 1 else 'was'} not sent"
+    return text + "; run the same command again: entries already imported are skipped (identical)"

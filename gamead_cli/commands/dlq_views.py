@@ -113,7 +113,18 @@ def none_matched_view(preview: dict[str, Any], verb: str) -> Any:
 
 
 def _not_in_dlq(preview: dict[str, Any]) -> str:
+    if preview.get("notInDlqIds"):
+        return f" (not in the DLQ: {named_ids(preview['notInDlqIds'])})"
     return f" ({preview['notInDlq']} of the ids are not in the DLQ)" if preview.get("notInDlq") else ""
+
+
+NAMED_IDS = 10  #: most ids a line names (``-o json`` has them all)
+
+
+def named_ids(ids: list[str]) -> str:
+    """``a, b, c`` or, past :data:`NAMED_IDS`, the first ones ``and 990 more (-o json lists them)``. Pure."""
+    more = len(ids) - NAMED_IDS
+    return ", ".join(ids[:NAMED_IDS]) + (f" and {more} more (-o json lists them)" if more > 0 else "")
 
 
 JOB_COLUMNS = ("JOB", "KIND", "STATE", "PHASE", "DONE/MATCHED", "SUMMARY", "BY", time_column("CREATED"))

@@ -151,15 +151,15 @@ async def _selection(request: Request, body: SelectionBody) -> Selection:
 
 async def _count(request: Request, body: SelectionBody) -> dict[str, Any]:
     """How many entries a job with this selection would act on now (a bounded read): ``{matched, dryRun,
-    complete, scanned}`` (+ ``notInDlq`` for ids)."""
+    complete, scanned}`` (+ ``notInDlq`` and ``notInDlqIds`` for ids: how many, and which, have no entry)."""
     link = _link(request)
     flt = _selection_filter(body)
     fence = await link.dlq.last_seq()
     budget = _budget(request)
     if body.ids is not None:
         items, missing = await link.ops.resolve_ids(body.ids[: body.limit], fence=fence)
-        return {"matched": len(items), "notInDlq": missing, "dryRun": True, "complete": True,
-                "scanned": len(items) + missing}
+        return {"matched": len(items), "notInDlq": len(missing), "notInDlqIds": missing, "dryRun": True,
+                "complete": True, "scanned": len(items) + len(missing)}
     items = await link.ops.select(flt, fence=fence, limit=body.limit, budget=budget)
     return {"matched": len(items), "dryRun": True, "complete": not budget.exhausted, "scanned": budget.scanned}
 

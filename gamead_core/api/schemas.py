@@ -62,6 +62,7 @@ class DryRun(_Doc):
     complete: bool
     scanned: int
     not_in_dlq: int | None = Field(None, description="Given ids with no entry in the DLQ (selection by ids).")
+    not_in_dlq_ids: list[str] | None = Field(None, description="Those ids, in the order given (selection by ids).")
 
 
 class ImportChecked(_Doc):

@@ -127,7 +127,7 @@ class JobRun:
             assert self.work is not None
             ids = [item[0] for item in self.work.items]
             items, missing = await self._retrying(lambda: ops.resolve_ids(ids, fence=sel.fence))
-            sel.not_in_dlq = missing
+            sel.not_in_dlq = len(missing)
         else:
             flt = DlqFilter.from_wire(sel.filter or {}) if sel.mode == "filter" else DlqFilter()
             items = await self._retrying(lambda: ops.select(flt, fence=sel.fence, limit=sel.limit or 10_000))
