@@ -211,6 +211,7 @@ def submit(
                 timeout=timeout,
                 output=output,
                 batch_size=batch_size,
+                live=bulk_file and file == "-",  # a stream: a batch goes out when it pauses, not only when full
             )
     if code != exitcodes.OK:
         raise typer.Exit(code)
