@@ -26,6 +26,8 @@ from gamead_cli.submit.batches import (
     keep_first,
     maybe_queued_id,
     rejection_text,
+    reused_key_advice,
+    reused_key_text,
 )
 from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.reading import Labeled
@@ -190,7 +192,10 @@ def send_many(
                     unsure[i] = maybe
                 done(i, where, "maybeQueued", maybe)
             elif isinstance(error, dict):
-                reject(i, where, str(error.get("code") or "error"), rejection_text(error))
+                text = rejection_text(error)
+                if idempotency_key and error.get("code") == "idempotency_key_reused":  # keys go by position
+                    text = reused_key_text(text, idempotency_key, i)
+                reject(i, where, str(error.get("code") or "error"), text)
             elif not isinstance(body, dict) or "id" not in body:
                 reject(i, where, "bad_answer", "the API's answer has no ad id")
             elif body.get("duplicate"):
@@ -324,6 +329,8 @@ def send_many(
         summary["items"] = [items[i] for i in sorted(items)]
     if follow:
         summary["notFollowed"] = counts["accepted"] - len(ids)  # accepted past the first FOLLOWED_MAX ads
+    if idempotency_key and rejected.get("idempotency_key_reused"):
+        summary["keyAdvice"] = reused_key_advice(idempotency_key)  # said once: how to settle without doubling
     if counts["split"]:
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted:
