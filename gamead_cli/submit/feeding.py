@@ -1,10 +1,14 @@
 """Batches of ads read from a live stream (``tail -f ads.ndjson | gamead submit --ndjson -``): a batch goes out
 when it is full, when the stream has paused, or when its first ad has waited long enough — never held for as long
 as the stream stays open (attack30c F4). One reader thread per run (not one per line) hands the items over a
-bounded queue; the sender waits on that queue with a timeout (no busy waiting)."""
+bounded queue; the sender waits on that queue with a timeout (no busy waiting). That thread reads stdin through
+:class:`StreamLines`, never through ``sys.stdin``'s buffered reader: a thread blocked inside that reader's lock when
+the process exits (Ctrl-C, the stream still open) makes the interpreter abort ("could not acquire lock for
+<stdin> at interpreter shutdown", SIGABRT)."""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -101,3 +105,42 @@ class Feed:
             else:
                 rest.append(got)  # type: ignore[arg-type]
         return rest
+
+
+class StreamLines:
+    """``readline(size)`` over a file descriptor (stdin: 0) with ``os.read`` and a buffer of its own: what
+    :func:`gamead_cli.inputs.bounded_lines` reads, holding no lock of the interpreter's I/O (see the module's
+    docstring). Lines as ``BufferedReader.readline`` gives them (at most ``size`` bytes, the newline kept;
+    ``b""`` at the end); a context manager that leaves the descriptor open. Raises ``OSError`` as ``os.read``."""
+
+    def __init__(self, fd: int, chunk: int = 64 * 1024) -> None:
+        self._fd, self._chunk = fd, chunk
+        self._buf = bytearray()
+        self._pos = 0  #: where the next line starts in ``_buf`` (compacted when past half of it)
+        self._eof = False
+
+    def readline(self, size: int = -1) -> bytes:
+        while True:
+            stop = self._pos + size if size >= 0 else len(self._buf)
+            end = self._buf.find(b"\n", self._pos, stop)
+            if end >= 0:
+                cut = end + 1
+                break
+            if (size >= 0 and len(self._buf) >= stop) or self._eof:
+                cut = min(stop, len(self._buf))
+                break
+            if self._pos and self._pos * 2 >= len(self._buf):
+                del self._buf[:self._pos]
+                self._pos = 0
+            data = os.read(self._fd, self._chunk)
+            self._eof = not data
+            self._buf += data
+        line = bytes(self._buf[self._pos:cut])
+        self._pos = cut
+        return line
+
+    def __enter__(self) -> StreamLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

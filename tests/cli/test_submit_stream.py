@@ -8,10 +8,11 @@ import json
 import signal
 import subprocess
 import uuid
+from pathlib import Path
 
 import httpx
 
-from gamead_cli.submit.feeding import Feed
+from gamead_cli.submit.feeding import Feed, StreamLines
 from tests.support import clean_env, gamead_argv, sigint_reaches_it, wait_for
 
 
@@ -33,7 +34,7 @@ def _streaming(api_url: str, *extra: str) -> subprocess.Popen[str]:
 
 def test_ads_piped_in_are_queued_while_the_pipe_stays_open(api_url: str) -> None:
     """Three lines written and the pipe left open: the three ads are queued (the batch of 100 is never full);
-    closing the pipe ends the run with the three counted."""
+    Ctrl-C then ends the run (as it ends `tail -f`) with the three counted."""
     tag = f"Trickle {uuid.uuid4().hex[:8]}"
     cli = _streaming(api_url)
     try:
@@ -43,14 +44,16 @@ def test_ads_piped_in_are_queued_while_the_pipe_stays_open(api_url: str) -> None
         wait_for(lambda: len(_titles_queued(api_url, tag)) == 3, timeout=30,
                  what="the 3 ads queued while stdin stays open")
         assert cli.poll() is None  # still reading the stream
-        out, err = cli.communicate(timeout=60)  # closes stdin: the end of the stream
+        cli.send_signal(signal.SIGINT)  # the stream still open
+        cli.wait(timeout=60)  # before communicate() closes stdin: the end is the Ctrl-C's, not the stream's
+        out, err = cli.communicate(timeout=60)
     finally:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
     summary = json.loads(out)
-    assert cli.returncode == 0, (out[-300:], err)
-    assert summary["sent"] == 3 and summary["accepted"] == 3, summary
+    assert cli.returncode == 130, (out[-300:], err)
+    assert summary["sent"] == 3 and summary["accepted"] == 3 and summary["interrupted"] is True, summary
 
 
 def test_ctrl_c_sends_the_ads_read_from_the_stream_and_not_sent_yet(api_url: str) -> None:
@@ -64,6 +67,7 @@ def test_ctrl_c_sends_the_ads_read_from_the_stream_and_not_sent_yet(api_url: str
         cli.stdin.flush()
         wait_for(lambda: len(_titles_queued(api_url, tag)) == 1, timeout=30, what="the first ad queued")
         cli.send_signal(signal.SIGINT)
+        cli.wait(timeout=60)  # stdin still open
         out, err = cli.communicate(timeout=60)
     finally:
         if cli.poll() is None:
@@ -94,3 +98,26 @@ def test_a_feed_hands_out_a_partial_run_once_the_stream_pauses() -> None:
     gate.set()
     wait_for(lambda: feed._queue.qsize() or feed.held, timeout=10, what="the third item read")
     assert feed.rest() == [(2, "c")]
+
+
+def test_stream_lines_cut_a_pipe_as_the_buffered_reader_does(tmp_path: Path) -> None:
+    """StreamLines (stdin read without the interpreter's buffered reader) gives the lines, bounded and in pieces,
+    that BufferedReader.readline gives for the same bytes: long lines, a last line without its newline."""
+    import os
+    import random
+
+    from gamead_cli.inputs import bounded_lines
+
+    rng = random.Random(7)
+    data = b"".join(rng.choice([b"x" * rng.randrange(0, 300), b"\n", b"{}\n", b"\xff" * 5]) for _ in range(3000))
+    path = tmp_path / "lines"
+    path.write_bytes(data + b"tail")
+    for limit in (1, 7, 64, 1000):
+        with path.open("rb") as buffered:
+            want = list(bounded_lines(buffered, limit))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            got = list(bounded_lines(StreamLines(fd, chunk=97), limit))
+        finally:
+            os.close(fd)
+        assert got == want, limit
