@@ -288,6 +288,7 @@ def send_many(
         with lock:  # a second Ctrl-C cancelled these before they went out: named, not lost
             for i, item in (pair for f, run in futures.items() if f.cancelled() for pair in run):
                 reject(i, labelled(i, item)[0], "not_sent", "not sent: interrupted (Ctrl-C) before its batch went out")
+                sent -= 1  # counted in sent when handed to the pool; never sent
         for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
                 future.result()
