@@ -5,7 +5,8 @@ Every reader of an operator's input file (``gamead submit`` FILE / NDJSON, ``gam
 not 50 MB) and a token the API would refuse (``NaN``, ``Infinity``: RFC 8259 §6 has no such numbers) is named
 with its ``file:line`` before anything is sent. A file that is missing, unreadable, not UTF-8 or not JSON is
 refused the same way by all of them, and so is an object naming a key twice (I-JSON, RFC 7493 §2.3: which value
-counts is a guess) (:class:`BadInputFile`: bad usage, exit 2, one red line naming the file and
+counts is a guess), and a ``\\ud800`` escape without its other half (RFC 8259 §8.2: no character, no UTF-8 can
+carry it) (:class:`BadInputFile`: bad usage, exit 2, one red line naming the file and
 the line where known): :func:`open_input`, :func:`load_json`, :func:`json_line`.
 """
 
@@ -21,6 +22,7 @@ from typing import IO, Any
 
 import typer
 
+from gamead_core.json_escapes import unpaired_surrogate
 from gamead_core.json_keys import RepeatedKey, repeat_message, repeats, unique_pairs
 
 #: JSON's non-numbers, refused by :func:`strict_loads` (Python's json module accepts them by default)
@@ -286,17 +288,24 @@ def load_json(data: bytes, where: str, *, line: int | None = None, hint: str = "
     """The strict JSON of ``data``: a whole file's bytes, or line ``line`` of a JSON Lines file. UTF-8 only
     (:func:`utf8_text`, a UTF-8 BOM dropped), no key twice in one object (:func:`strict_loads`). Raises
     :class:`BadInputFile` (exit 2) naming ``where`` and the line of the fault (that of the file: within a whole
-    file, where the parser stopped; for a key twice, its second occurrence)."""
+    file, where the parser stopped; for a key twice, its second occurrence; for an unpaired UTF-16 surrogate
+    escape, RFC 8259 §8.2, where it is)."""
     try:
         text = utf8_text(data)
     except NotUtf8 as exc:
         at = data.count(b"\n", 0, exc.at) + 1 if line is None else line
         raise BadInputFile(where, f"not UTF-8 text ({exc}): save it as UTF-8", at, hint) from None
     try:
-        return strict_loads(text, unique=True)
+        value = strict_loads(text, unique=True)
     except NotJson as exc:
         problem = str(exc)[:200] if isinstance(exc, KeyTwice) else f"not valid JSON ({str(exc)[:120]})"
         raise BadInputFile(where, problem, exc.line if line is None else line, hint) from None
+    if "\\u" in text and (lone := unpaired_surrogate(text)) is not None:  # no UTF-8 can carry it: refused here,
+        at, escape = lone  # as the API refuses it, not by the HTTP client's encoder (attack30c F8)
+        raise BadInputFile(where, f"not valid JSON ({escape} is half of a UTF-16 surrogate pair without its other "
+                           "half: an unpaired surrogate is no character, RFC 8259 §8.2)",
+                           text.count("\n", 0, at) + 1 if line is None else line, hint)
+    return value
 
 
 def json_line(number: int, line: bytes | None, where: str, limit: int, *, hint: str = "FILE") -> Any:

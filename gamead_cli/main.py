@@ -11,6 +11,7 @@ Two jobs live here and nowhere else (the root group, :class:`_GuardedGroup`, dra
   ``typer.BadParameter``, from parsing or from a command body) → 2; a :class:`GameadError` → its code; an
   unexpected exception → 1, with the traceback only under ``--debug`` / ``GAMEAD_DEBUG=1``; output that cannot be
   written (stdout on a full disk, :mod:`gamead_cli.stdout_guard`) → 1 naming it, a closed pipe (``| head``) → quiet.
+  A command-line value that is not text in the locale's encoding (:mod:`gamead_cli.argv_text`) → 2 naming it.
   Under ``-o json`` the same failure is also one ``{"error": {"code", "message", "exitCode"}}`` document on
   stdout (when stdout can take it): :mod:`gamead_cli.failures`. Output never
   crashes on an encoding that cannot show a character (``PYTHONIOENCODING=ascii``): it is replaced.
@@ -27,6 +28,7 @@ import typer
 from typer.core import TyperGroup
 
 from gamead_cli import exitcodes
+from gamead_cli.argv_text import ADVICE, holder_of, unencodable_flag
 from gamead_cli.command_table import COMMANDS, LazyCommand, load_command
 from gamead_cli.failures import (
     DEBUG_ENV,
@@ -103,6 +105,8 @@ class _GuardedGroup(TyperGroup):
 
     def _guarded(self, argv: list[str], args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
         try:
+            if (flag := unencodable_flag(self, argv, load_command)) is not None:  # nothing could send it
+                raise typer.BadParameter(f"not text in this locale's encoding: {ADVICE}", param_hint=flag)
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             sys.stdout.flush()  # the output is written before the exit code says it was
         except BrokenPipeError:  # stdout's reader went away (`| head`): quiet, as Unix tools are
@@ -129,6 +133,12 @@ class _GuardedGroup(TyperGroup):
                 return unexpected_failure(argv, exc)
             stdout_broken()  # a closed pipe found by a write of the command's own: quiet too
             return exitcodes.ERROR
+        except UnicodeEncodeError as exc:  # a command-line value that is not text (PEP 383), met where it is sent
+            held = holder_of(argv, exc.object[exc.start:exc.end]) if isinstance(exc.object, str) else None
+            if held is None:
+                return unexpected_failure(argv, exc)
+            return fail_with(argv, f"{held} is not text in this locale's encoding: {ADVICE}", "bad_usage",
+                             exitcodes.USAGE)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one red line, not a traceback
             return unexpected_failure(argv, exc)
         return result if isinstance(result, int) and not isinstance(result, bool) else exitcodes.OK

@@ -25,7 +25,10 @@ message, field paths for validation_failed; the first 20 in input order, then "�
 its id) is not rejected: it may still be analysed, so it is counted apart ("may be queued"; every id in -o json,
 maybeQueuedIds) to look up, not resend; so is every ad of a batch that got no answer at all (ids unknown:
 maybeQueuedUnknown; with --idempotency-key, their keys in maybeQueuedKeys, and the same command with the same key
-settles them). Ctrl-C during --count prints what was sent so far.
+settles them). Ctrl-C during --count prints what was sent so far. The keys --idempotency-key KEY gives
+many ads go by position (KEY-<index of the ad in the input, from 0, blank lines not counted>): the same command
+on the same input settles a run, but a line deleted, blanked, inserted or moved shifts every later key (an ad
+queued twice, the next ones refused idempotency_key_reused, which the line then names as the likely cause).
 
 Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or a file missing or not JSON, 3 API
 unreachable, 6 an ad failed (--wait), 130 interrupted.
@@ -109,7 +112,9 @@ def submit(
         typer.Option(
             "--idempotency-key",
             help="Resubmitting with the same key returns the first ad (duplicate=true)."
-            " With --count: KEY-0, KEY-1, … (1-200 printable ASCII characters, no comma).",
+            " With --count or a file of several ads: KEY-0, KEY-1, … by position (the Nth ad of the input, from 0;"
+            " blank lines not counted): between runs fix a bad line in place (or replace it by {}), never delete,"
+            " blank, insert or reorder lines. 1-200 printable ASCII characters, no comma.",
             callback=idempotency_key_arg,
         ),
     ] = None,
@@ -211,6 +216,7 @@ def submit(
                 timeout=timeout,
                 output=output,
                 batch_size=batch_size,
+                live=bulk_file and file == "-",  # a stream: a batch goes out when it pauses, not only when full
             )
     if code != exitcodes.OK:
         raise typer.Exit(code)

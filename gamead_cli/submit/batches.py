@@ -38,6 +38,24 @@ def rejection_text(error: Mapping[str, Any]) -> str:
     return "; ".join(fields[:5]) if fields else str(error.get("message") or "")
 
 
+def reused_key_text(message: str, key: str, index: int) -> str:
+    """The line of an ad answered ``idempotency_key_reused`` to the key ``KEY-<index>`` that ``gamead submit
+    --idempotency-key KEY`` gave it (``index``: 0-based, in input order, blank lines not counted): the API's
+    ``message`` and the likely cause, since the keys go by position (attack30c F10). Pure."""
+    return (f"{message} (likely cause: the input changed since the run with this key: keys are {key}-<index of "
+            f"the ad in the input, from 0, blank lines not counted>, this one {key}-{index}, so a line deleted, "
+            "blanked, inserted or moved shifts the keys of every ad after it)")
+
+
+def reused_key_advice(key: str) -> str:
+    """What the summary says once when ads were answered ``idempotency_key_reused`` to keys derived from
+    ``key``: how to recover without queueing an ad twice. Pure."""
+    return (f"to settle a run with --idempotency-key {key}, put the input back as it was for that run (a bad line "
+            "fixed in place or replaced by {} — rejected again, its position kept — none deleted, blanked, "
+            "inserted or moved) and send it again: the ads queued then are answered duplicate; a new key would "
+            "queue every ad again")
+
+
 def maybe_queued_id(error: Any) -> str | None:
     """The ad id of a per-ad ``queue_unavailable`` error that names one (``details.adId``: the API's answer to
     an ad whose publish got no answer in time, which may still be queued and analysed), else None. Pure."""

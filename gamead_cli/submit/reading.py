@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -13,6 +14,7 @@ import typer
 
 from gamead_cli.ad_fields import spelled_twice_problem, with_overrides
 from gamead_cli.generate import generate_ads
+from gamead_cli.submit.feeding import StreamLines
 from gamead_cli.inputs import (
     BadInputFile,
     TooLarge,
@@ -122,6 +124,14 @@ def is_ndjson(source: str | None, flag: bool) -> bool:
 
 
 def _open_lines(source: str) -> Any:
+    """The lines of ``source``: stdin with a descriptor (a pipe, a terminal, ``< file``) is read by
+    :class:`~gamead_cli.submit.feeding.StreamLines` (a thread may read it: ``gamead submit --ndjson -``), any other
+    input by :func:`~gamead_cli.inputs.open_input`."""
+    if source == "-":
+        try:
+            return StreamLines(sys.stdin.fileno())
+        except (OSError, ValueError, AttributeError):  # no descriptor (a test's stdin)
+            pass
     return open_input(source)
 
 

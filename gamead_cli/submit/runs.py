@@ -73,9 +73,11 @@ def submit_bulk(
     timeout: float,
     output: OutputFormat,
     batch_size: int = BATCH_SIZE,
+    live: bool = False,
 ) -> int:
     """Send ``ads`` (``count`` of them, if known) in batches, maybe await the analyses, print the summary;
-    return the exit code."""
+    return the exit code. ``live``: ``ads`` come from a stream (stdin), sent as they arrive
+    (:func:`~gamead_cli.submit.sending.send_many`)."""
     summary, ids = send_many(
         client,
         ads,
@@ -86,6 +88,7 @@ def submit_bulk(
         batch_size=batch_size,
         keep_items=output == OutputFormat.json,
         follow=wait,
+        live=live,
     )
     if wait and ids and not summary.get("interrupted"):
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from functools import partial
 from typing import Any
 
 from gamead_cli import retry
@@ -25,7 +26,10 @@ from gamead_cli.submit.batches import (
     keep_first,
     maybe_queued_id,
     rejection_text,
+    reused_key_advice,
+    reused_key_text,
 )
+from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.reading import Labeled
 from gamead_cli.submit.views import progress_bar
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
@@ -59,6 +63,7 @@ def send_many(
     batch_size: int = BATCH_SIZE,
     keep_items: bool = False,
     follow: bool = True,
+    live: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """Submit ``ads`` with ``POST /ads/batch``, ``batch_size`` ads a request, at ``rate`` ads per second (0 = as
     fast as possible), ``concurrency`` requests in flight.
@@ -84,6 +89,8 @@ def send_many(
     accepted among the first :data:`FOLLOWED_MAX` (in input order; ``notFollowed`` counts the others). If the API
     cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending,
     lets the requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
+    With ``live`` (a stream: stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4)
+    and Ctrl-C sends the ads read and not sent yet; a second Ctrl-C names those it cancelled (``not_sent``).
 
     A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
     (if no ad was accepted before it, sending stops there and ``notSent`` counts the ads never sent) but counted
@@ -130,7 +137,7 @@ def send_many(
     with progress_bar() as progress:
         task = progress.add_task("submitting", total=total, info="")
 
-        def one(chunk: list[Item]) -> None:
+        def one(chunk: list[Item], slot: bool = True) -> None:
             try:
                 send(chunk)
             except Exception as exc:  # a chunk that could not be sent is counted and named, never dropped
@@ -139,7 +146,8 @@ def send_many(
                         reject(i, labelled(i, item)[0], "not_sent", f"not sent: {type(exc).__name__}: {exc}"[:200])
                 raise
             finally:
-                slots.release()
+                if slot:
+                    slots.release()
 
         def post(good: list[tuple[int, str, Mapping[str, Any]]]) -> list[tuple[int, str, Any]]:
             """(index, where, result or GameadError) for each ad; splits on a size refusal."""
@@ -184,7 +192,10 @@ def send_many(
                     unsure[i] = maybe
                 done(i, where, "maybeQueued", maybe)
             elif isinstance(error, dict):
-                reject(i, where, str(error.get("code") or "error"), rejection_text(error))
+                text = rejection_text(error)
+                if idempotency_key and error.get("code") == "idempotency_key_reused":  # keys go by position
+                    text = reused_key_text(text, idempotency_key, i)
+                reject(i, where, str(error.get("code") or "error"), text)
             elif not isinstance(body, dict) or "id" not in body:
                 reject(i, where, "bad_answer", "the API's answer has no ad id")
             elif body.get("duplicate"):
@@ -237,23 +248,29 @@ def send_many(
         start = time.monotonic()
         interrupted = False
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
-        futures: list[Future[None]] = []
+        futures: dict[Future[None], list[Item]] = {}  #: each request's ads, to name them if it is cancelled
+        feed = Feed(enumerate(ads)) if live else None
+        chunk: list[Item] = []  #: the run in hand, not yet given to the pool
         try:
-            for chunk in chunks(enumerate(ads), lambda: limit["size"]):
+            for chunk in (feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: limit["size"]):
                 if rate > 0 and _pace(stop, start + chunk[-1][0] / rate):  # its last ad's turn
                     break
                 slots.acquire()
                 if stop.is_set():
                     slots.release()
                     break
-                futures.append(pool.submit(one, chunk))
-                sent += len(chunk)
+                futures[pool.submit(one, chunk)] = chunk
+                sent, chunk = sent + len(chunk), []
                 if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
-                    futures = [f for f in futures if not counted(f)]
+                    futures = {f: c for f, c in futures.items() if not counted(f)}
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
             client.cancel_retries()
+            held = chunk + (feed.rest() if feed else [])  # read from a stream, not sent yet: sent now, not dropped
+            for k in range(0, len(held), limit["size"]):
+                futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
+                sent += len(held[k:k + limit["size"]])
         try:
             pool.shutdown(wait=True)  # the requests in flight finish (each bounded by the client timeout)
         except KeyboardInterrupt:  # the first Ctrl-C after the last send: stop the resends, let those finish
@@ -268,6 +285,10 @@ def send_many(
             except KeyboardInterrupt:
                 pool.shutdown(wait=False, cancel_futures=True)
         elapsed = time.monotonic() - start
+        with lock:  # a second Ctrl-C cancelled these before they went out: named, not lost
+            for i, item in (pair for f, run in futures.items() if f.cancelled() for pair in run):
+                reject(i, labelled(i, item)[0], "not_sent", "not sent: interrupted (Ctrl-C) before its batch went out")
+                sent -= 1  # counted in sent when handed to the pool; never sent
         for future in futures:  # every future is read: an exception not counted in one() (none is) surfaces here
             if future.done() and not future.cancelled() and not isinstance(future.exception(), Exception):
                 future.result()
@@ -309,6 +330,8 @@ def send_many(
         summary["items"] = [items[i] for i in sorted(items)]
     if follow:
         summary["notFollowed"] = counts["accepted"] - len(ids)  # accepted past the first FOLLOWED_MAX ads
+    if idempotency_key and rejected.get("idempotency_key_reused"):
+        summary["keyAdvice"] = reused_key_advice(idempotency_key)  # said once: how to settle without doubling
     if counts["split"]:
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted:

@@ -124,8 +124,11 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
 
 
 def rejections_lines(summary: Mapping[str, Any]) -> list[str]:
-    """``FILE:LINE: code: message`` for each listed rejection, then ``… and N more rejected``. Pure."""
+    """``FILE:LINE: code: message`` for each listed rejection, then ``… and N more rejected``, then how to settle
+    ads refused a reused idempotency key (``keyAdvice``), said once. Pure."""
     lines = [f"{r['where']}: {r['code']}: {r['message']}" for r in summary.get("rejections") or []]
     if summary.get("rejectionsNotListed"):
         lines.append(f"… and {summary['rejectionsNotListed']} more rejected")
+    if summary.get("keyAdvice"):
+        lines.append(str(summary["keyAdvice"]))
     return lines

@@ -18,6 +18,7 @@ from gamead_core.api.errors import (
     validation_details,
     validation_message,
 )
+from gamead_core.json_escapes import unpaired_surrogate
 from gamead_core.json_keys import (
     has_repeat,
     held_keys,
@@ -154,31 +155,6 @@ def not_json(body: bytes, reason: object) -> InvalidJson:
         return InvalidJson(f"the body is not valid JSON: {escape} at byte {at} is half of a UTF-16 surrogate pair "
                            "without its other half (an unpaired surrogate is no character; RFC 8259 §8.2)")
     return InvalidJson(f"the body is not valid JSON: {reason}")
-
-
-#: a backslash escape of JSON text, read left to right so that ``\\`` (an escaped backslash) is one token
-_ESCAPE = re.compile(rb"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
-
-
-def unpaired_surrogate(body: bytes) -> tuple[int, str] | None:
-    """The first ``\\uXXXX`` escape of ``body`` that is half a UTF-16 surrogate pair without its other half (a
-    high one, D800-DBFF, not followed at once by a low one, DC00-DFFF, or a low one alone): its byte offset and
-    text (``(7, "\\ud800")``); None if there is none. Pure; for the error path (it reads the whole body)."""
-    pending: re.Match[bytes] | None = None  # a high surrogate waiting for its low half
-    for match in _ESCAPE.finditer(body):
-        token = match.group(1)
-        unit = int(token[1:], 16) if len(token) == 5 and token[:1] == b"u" else None
-        low = unit is not None and 0xDC00 <= unit <= 0xDFFF
-        if pending is not None:
-            if low and match.start() == pending.end():
-                pending = None
-                continue
-            return pending.start(), pending.group().decode()
-        if unit is not None and 0xD800 <= unit <= 0xDBFF:
-            pending = match
-        elif low:
-            return match.start(), match.group().decode()
-    return None if pending is None else (pending.start(), pending.group().decode())
 
 
 async def body_bytes(request: Request) -> bytes:

@@ -133,7 +133,10 @@ def _piped(args: list[str], head: bytes, cwd: Path) -> tuple[int, str]:
             proc.kill()
             proc.wait()
         writer.join(timeout=10)
-        proc.stdin.close() if not proc.stdin.closed else None
+        try:
+            proc.stdin.close() if not proc.stdin.closed else None
+        except BrokenPipeError:  # what the writer could not flush: the command stopped reading, as expected
+            pass
     return code, proc.stderr.read().decode("utf-8", "replace")
 
 

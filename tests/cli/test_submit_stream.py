@@ -1,0 +1,123 @@
+"""attack30c F4: `tail -f ads.ndjson | gamead submit --ndjson -` held up to 99 ads unsent for as long as the stream
+stayed open, and Ctrl-C dropped the ads read and not sent ("sent 0"). A real pipe into a real CLI process and a
+live API: the ads are queued while the pipe stays open, and a Ctrl-C sends the ads it holds."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+
+from gamead_cli.submit.feeding import Feed, StreamLines
+from tests.support import clean_env, gamead_argv, sigint_reaches_it, wait_for
+
+
+def _line(title: str) -> str:
+    return json.dumps({"title": title, "description": "A trickle of ads arriving slowly today!", "genre": "Puzzle",
+                       "callToAction": "Play", "duration": 10}) + "\n"
+
+
+def _titles_queued(api_url: str, tag: str) -> set[str]:
+    ads = httpx.get(f"{api_url}/ads", params={"limit": 500}, timeout=10).json()["items"]
+    return {ad["ad"]["title"] for ad in ads if tag in ad["ad"]["title"]}
+
+
+def _streaming(api_url: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(gamead_argv("submit", "--ndjson", "-", "--api", api_url, "-o", "json", *extra),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env(), preexec_fn=sigint_reaches_it)
+
+
+def test_ads_piped_in_are_queued_while_the_pipe_stays_open(api_url: str) -> None:
+    """Three lines written and the pipe left open: the three ads are queued (the batch of 100 is never full);
+    Ctrl-C then ends the run (as it ends `tail -f`) with the three counted."""
+    tag = f"Trickle {uuid.uuid4().hex[:8]}"
+    cli = _streaming(api_url)
+    try:
+        assert cli.stdin is not None
+        cli.stdin.write("".join(_line(f"{tag} Ad {i}") for i in range(3)))
+        cli.stdin.flush()
+        wait_for(lambda: len(_titles_queued(api_url, tag)) == 3, timeout=30,
+                 what="the 3 ads queued while stdin stays open")
+        assert cli.poll() is None  # still reading the stream
+        cli.send_signal(signal.SIGINT)  # the stream still open
+        cli.wait(timeout=60)  # before communicate() closes stdin: the end is the Ctrl-C's, not the stream's
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    summary = json.loads(out)
+    assert cli.returncode == 130, (out[-300:], err)
+    assert summary["sent"] == 3 and summary["accepted"] == 3 and summary["interrupted"] is True, summary
+
+
+def test_ctrl_c_sends_the_ads_read_from_the_stream_and_not_sent_yet(api_url: str) -> None:
+    """--rate 0.01 sends the first ad at once and holds the next ones (one every 100 s): Ctrl-C then sends the
+    ads already read from the pipe rather than drop them; all three are queued, the summary counts them."""
+    tag = f"Held {uuid.uuid4().hex[:8]}"
+    cli = _streaming(api_url, "--rate", "0.01")
+    try:
+        assert cli.stdin is not None
+        cli.stdin.write("".join(_line(f"{tag} Ad {i}") for i in range(3)))  # one write: read together
+        cli.stdin.flush()
+        wait_for(lambda: len(_titles_queued(api_url, tag)) == 1, timeout=30, what="the first ad queued")
+        cli.send_signal(signal.SIGINT)
+        cli.wait(timeout=60)  # stdin still open
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    summary = json.loads(out)
+    assert cli.returncode == 130, (out[-300:], err)
+    assert summary["interrupted"] is True and summary["sent"] == 3 and summary["accepted"] == 3, summary
+    assert _titles_queued(api_url, tag) == {f"{tag} Ad {i}" for i in range(3)}
+
+
+def test_a_feed_hands_out_a_partial_run_once_the_stream_pauses() -> None:
+    """The batch cutter of a stream (no server): a run of 2 of 100 comes out while the stream is still open,
+    and what was read and not handed out is returned by rest()."""
+    import threading
+
+    gate = threading.Event()
+
+    def stream():  # type: ignore[no-untyped-def]
+        yield 0, "a"
+        yield 1, "b"
+        gate.wait(30)  # the stream stays open
+        yield 2, "c"
+
+    feed = Feed(stream(), idle=0.05, max_age=5)
+    runs = feed.chunks(lambda: 100)
+    assert next(runs) == [(0, "a"), (1, "b")]
+    gate.set()
+    wait_for(lambda: feed._queue.qsize() or feed.held, timeout=10, what="the third item read")
+    assert feed.rest() == [(2, "c")]
+
+
+def test_stream_lines_cut_a_pipe_as_the_buffered_reader_does(tmp_path: Path) -> None:
+    """StreamLines (stdin read without the interpreter's buffered reader) gives the lines, bounded and in pieces,
+    that BufferedReader.readline gives for the same bytes: long lines, a last line without its newline."""
+    import os
+    import random
+
+    from gamead_cli.inputs import bounded_lines
+
+    rng = random.Random(7)
+    data = b"".join(rng.choice([b"x" * rng.randrange(0, 300), b"\n", b"{}\n", b"\xff" * 5]) for _ in range(3000))
+    path = tmp_path / "lines"
+    path.write_bytes(data + b"tail")
+    for limit in (1, 7, 64, 1000):
+        with path.open("rb") as buffered:
+            want = list(bounded_lines(buffered, limit))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            got = list(bounded_lines(StreamLines(fd, chunk=97), limit))
+        finally:
+            os.close(fd)
+        assert got == want, limit
