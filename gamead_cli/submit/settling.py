@@ -22,6 +22,8 @@ from gamead_core.errors import GameadError, NotFound
 LOOKUP_SECONDS = 30.0
 #: lookups in flight at once
 LOOKUP_CONCURRENCY = 8
+#: seconds before a record found still ``queued`` is looked up again (a withdrawal lands within a round of 1 s)
+RECHECK_AFTER = 3.0
 #: ads whose where (and id) a run keeps for the lookup and the ranges; the others are only counted
 MAYBE_KEPT = 100_000
 
@@ -49,25 +51,47 @@ def where_ranges(wheres: Iterable[str]) -> list[str]:
 
 
 def look_up(client: ApiClient, ids: dict[int, str], *, seconds: float = LOOKUP_SECONDS,
-            concurrency: int = LOOKUP_CONCURRENCY) -> tuple[set[int], set[int]]:
+            concurrency: int = LOOKUP_CONCURRENCY, recheck_after: float = RECHECK_AFTER) -> tuple[set[int], set[int]]:
     """Ask the API which of ``ids`` (input index → ad id) exist: ``GET /ads/{id}``, ``concurrency`` at a time; no
-    lookup starts ``seconds`` after the first. Returns (indexes found, indexes the API says do not exist); the
-    others (an error, the time bound, Ctrl-C) are in neither. Raises nothing."""
+    lookup starts ``seconds`` after the first. A record found still ``queued`` may be one the API is withdrawing
+    (its create's ack came late: :mod:`gamead_core.unsettled` sends its delete marker within a round, 1 s): those
+    are looked up again ``recheck_after`` seconds later, and one gone by then was never queued. Returns (indexes
+    found, indexes the API says do not exist); the others (an error, the time bound, Ctrl-C) are in neither.
+    Raises nothing."""
+    deadline = time.monotonic() + seconds
+    found, missing, queued = _look(client, ids, deadline, concurrency)
+    if queued and time.monotonic() + recheck_after < deadline:
+        try:
+            time.sleep(recheck_after)
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) meanwhile: those found stay unsettled
+            return found - queued, missing
+        again, gone, _ = _look(client, {i: ids[i] for i in queued}, deadline, concurrency)
+        found, missing = (found - queued) | again, missing | gone
+    elif queued:
+        found -= queued
+    return found, missing
+
+
+def _look(client: ApiClient, ids: dict[int, str], deadline: float,
+          concurrency: int) -> tuple[set[int], set[int], set[int]]:
+    """One round of :func:`look_up`: (found, missing, found with status ``queued``)."""
     found: set[int] = set()
     missing: set[int] = set()
-    deadline = time.monotonic() + seconds
+    queued: set[int] = set()
 
     def one(index: int, ad_id: str) -> None:
         if time.monotonic() > deadline:
             return
         try:
-            client.get_ad(ad_id)
+            record = client.get_ad(ad_id)
         except NotFound:
             missing.add(index)
         except GameadError:  # NATS still away, the API gone: not settled
             return
         else:
             found.add(index)
+            if record.get("status") == "queued":
+                queued.add(index)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="gamead-lookup")
     futures: list[Future[None]] = []
@@ -77,7 +101,7 @@ def look_up(client: ApiClient, ids: dict[int, str], *, seconds: float = LOOKUP_S
         pool.shutdown(wait=True)
     except KeyboardInterrupt:  # Ctrl-C (or SIGTERM): what was settled stays settled, the rest "may be queued"
         pool.shutdown(wait=False, cancel_futures=True)
-    return set(found), set(missing)
+    return set(found), set(missing), set(queued)
 
 
 def settle(summary: dict[str, Any], client: ApiClient, *, look: bool = True) -> None:

@@ -159,14 +159,13 @@ def interrupted_line(summary: Mapping[str, Any], count: int | None) -> str:
     """The red line of an interrupted bulk submit: how many ads were sent, up to which input line, and how to
     resume without doubles (attack30c F5). Pure but for the signal remembered (:func:`gamead_cli.stops.stopped_by`)."""
     line = f"interrupted ({stopped_by()}): {summary['sent']} of {count if count is not None else '?'} ad(s) sent"
-    if summary.get("lastSent"):
-        line += f", the input up to {summary['lastSent']} (none after it)"
+    if not summary.get("lastSent"):  # nothing sent, or stopped while --wait followed them
+        return line
+    line += f", the input up to {summary['lastSent']} (none after it)"
     if not summary.get("idempotencyKey"):
-        line += ("; resume from the ad after it (next time give --idempotency-key KEY: the same command again "
-                 "then queues none twice)")
-    else:
-        line += "; the same command with the same --idempotency-key resumes, queueing none twice"
-    return line
+        return line + ("; resume from the ad after it (next time give --idempotency-key KEY: the same command again "
+                       "then queues none twice)")
+    return line + "; the same command with the same --idempotency-key resumes, queueing none twice"
 
 
 def sent_note(summary: Mapping[str, Any]) -> str:

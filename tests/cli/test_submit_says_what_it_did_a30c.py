@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gamead_cli.submit.settling import where_ranges
 from gamead_core.embedded import EmbeddedNats
@@ -45,22 +45,15 @@ def _shell(command: str, *args: str, env: dict[str, str]) -> subprocess.Complete
                           capture_output=True, text=True, timeout=120)
 
 
-class _Lines:
-    """The stderr lines of a running process, read by a thread of their own."""
+def _start(path: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``gamead args`` started, its stdout piped and its stderr written to ``path`` (read while it runs)."""
+    with path.open("w") as err:
+        return subprocess.Popen(gamead_argv(*args), env=env, stdout=subprocess.PIPE, stderr=err,
+                                stdin=subprocess.DEVNULL, text=True)
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        assert proc.stderr is not None
-        stream = proc.stderr
-        self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
-        self._thread.start()
 
-    def has(self, text: str) -> bool:
-        return any(text in line for line in list(self.lines))
-
-    def text(self) -> str:
-        self._thread.join(timeout=30)
-        return " ".join("".join(self.lines).split())
+def _said(path: Path) -> str:
+    return " ".join(path.read_text().split())
 
 
 def test_ads_left_may_be_queued_by_a_frozen_nats_are_looked_up_and_named_not_queued_by_line(
@@ -75,15 +68,14 @@ def test_ads_left_may_be_queued_by_a_frozen_nats_are_looked_up_and_named_not_que
     file = _ndjson(tmp_path / "stalled.ndjson", "Stalled line", 6)
     assert server.proc is not None
     with frozen(server.proc.pid):
-        cli = subprocess.Popen(gamead_argv("submit", str(file), "--batch-size", "3", "--api", url),
-                               env=clean_env(GAMEAD_CLIENT__RETRY_FOR="60", COLUMNS="400"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        err = _Lines(cli)
-        wait_for(lambda: err.has("looking up") or cli.poll() is not None, timeout=90,
+        err = tmp_path / "stalled.err"
+        cli = _start(err, "submit", str(file), "--batch-size", "3", "--api", url,
+                     env=clean_env(GAMEAD_CLIENT__RETRY_FOR="60", COLUMNS="400"))
+        wait_for(lambda: "looking up" in _said(err) or cli.poll() is not None, timeout=90,
                  what="the submit looking up its unanswered ads")
     out, _ = cli.communicate(timeout=120)
     text = " ".join(out.replace("│", " ").split())
-    assert cli.returncode == 1, (out, err.text())
+    assert cli.returncode == 1, (out, _said(err))
     assert f"not queued 6 (no answer in time, and looked up: no such ad, never queued; safe to resend: lines " \
            f"{file}:1-6)" in text, text
     assert "may be queued" not in text, text
@@ -96,25 +88,26 @@ def test_where_ranges_join_consecutive_lines_of_one_source() -> None:
                                                          "x.json[3]"]
 
 
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_sigterm_mid_submit_prints_the_summary_and_the_line_reached_exit_143(
-        api_url: str, tmp_path: Path) -> None:
+        api_url: str, tmp_path: Path, sig: signal.Signals, code: int) -> None:
     """``timeout 2 gamead submit big.ndjson``: before, no summary and no line though 600 ads were queued. Now
-    SIGTERM is handled as Ctrl-C: the summary (as many accepted as the API holds), the line reached, exit 143."""
-    file = _ndjson(tmp_path / "long.ndjson", "Terminated run", 400)
-    cli = subprocess.Popen(gamead_argv("submit", str(file), "--rate", "40", "--api", api_url, "-o", "json"),
-                           env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           stdin=subprocess.DEVNULL, text=True)
-    err = _Lines(cli)
-    wait_for(lambda: _listed(api_url, "Terminated run") >= 8, timeout=60, what="some ads of the run queued")
-    cli.send_signal(signal.SIGTERM)
+    SIGTERM (and SIGHUP) is handled as Ctrl-C: the summary (as many accepted as the API holds), the line reached,
+    exit 143 (129)."""
+    title = f"Stopped by {sig.name}"
+    file = _ndjson(tmp_path / "long.ndjson", title, 400)
+    err = tmp_path / "long.err"
+    cli = _start(err, "submit", str(file), "--rate", "40", "--api", api_url, "-o", "json", env=clean_env())
+    wait_for(lambda: _listed(api_url, title) >= 8, timeout=60, what="some ads of the run queued")
+    cli.send_signal(sig)
     out, _ = cli.communicate(timeout=60)
-    assert cli.returncode == 143, (out, err.text())
+    assert cli.returncode == code, (out, _said(err))
     summary = json.loads(out)
     assert summary["interrupted"] is True and 8 <= summary["sent"] < 400, summary
-    line = err.text()
-    assert f"interrupted (SIGTERM): {summary['sent']} of 400 ad(s) sent, the input up to " \
+    line = _said(err)
+    assert f"interrupted ({sig.name}): {summary['sent']} of 400 ad(s) sent, the input up to " \
            f"{file}:{summary['sent']} (none after it)" in line, line
-    wait_for(lambda: _listed(api_url, "Terminated run") == summary["accepted"], timeout=30,
+    wait_for(lambda: _listed(api_url, title) == summary["accepted"], timeout=30,
              what="the ads listed, as many as the summary says were accepted")
 
 
