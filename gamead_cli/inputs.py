@@ -255,9 +255,11 @@ def open_input(source: str | Any, hint: str = "FILE", *, seekable: bool = False)
     ``/dev/urandom``: endless), a FIFO (opened without waiting for a writer, then refused), a socket or a
     directory is refused before a byte is read. With ``seekable`` (a reader that reads the file twice) stdin
     must be a regular file too (``< rec.jsonl``, not a pipe). Raises :class:`BadInputFile` (exit 2) naming the
-    file for one that does not exist, cannot be read or is not a regular file."""
+    file for one that does not exist, cannot be read or is not a regular file, and for ``-`` with stdin closed."""
     where = input_name(source)
     if str(source) == "-":
+        if sys.stdin is None:  # fd 0 closed (`<&-`): Python's sys.stdin is None (attack30c F1)
+            raise BadInputFile(where, "is closed (no input)", hint=hint)
         stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
         if seekable:
             try:

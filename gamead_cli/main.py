@@ -39,7 +39,7 @@ from gamead_cli.failures import (
     unexpected_failure,
     usage_line,
 )
-from gamead_cli.stdout_guard import GuardedStdout, safe_streams, silence_stdout, stdout_broken
+from gamead_cli.stdout_guard import DONE, GuardedStdout, safe_streams, silence_stdout, stdout_broken
 from gamead_core.errors import GameadError
 
 
@@ -72,8 +72,10 @@ class _GuardedGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
+            from gamead_cli.stops import interrupted_code
+
             error_line("interrupted")
-            raise typer.Exit(exitcodes.INTERRUPTED) from None
+            raise typer.Exit(interrupted_code()) from None
 
     def main(  # type: ignore[override]
         self,
@@ -94,13 +96,14 @@ class _GuardedGroup(TyperGroup):
         if (output := sys.modules.get("gamead_cli.output")) is not None:  # a runner calling main() again
             output.JSON_PRINTED["done"] = False
         real = sys.stdout
+        DONE["note"] = ""
         sys.stdout = guard = GuardedStdout(real)  # type: ignore[assignment]
         try:
             return self._guarded(argv, args, prog_name, complete_var, **extra)
         finally:
             if sys.stdout is guard:
                 sys.stdout = real
-            if guard.broken:  # nothing more may reach it: the interpreter's last flush would fail (exit 120)
+            if guard.broken and real is not None:  # nothing more may reach it: the last flush would fail (exit 120)
                 silence_stdout(real)
 
     def _guarded(self, argv: list[str], args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
@@ -127,7 +130,9 @@ class _GuardedGroup(TyperGroup):
             return fail_with(argv, exc.message or type(exc).__name__, exc.code, exitcodes.exit_code_for(exc),
                          exc.details)
         except KeyboardInterrupt:
-            return fail_with(argv, "interrupted", "interrupted", exitcodes.INTERRUPTED)
+            from gamead_cli.stops import interrupted_code
+
+            return fail_with(argv, "interrupted", "interrupted", interrupted_code())
         except OSError as exc:
             if exc.errno != errno.EPIPE:
                 return unexpected_failure(argv, exc)

@@ -29,8 +29,18 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
-    """A console on the current ``sys.stderr``: errors, spinners, progress bars."""
-    return Console(file=sys.stderr, highlight=False)
+    """A console on the current ``sys.stderr``: errors, spinners, progress bars. With fd 2 closed (``2>&-``:
+    ``sys.stderr`` is None) on ``/dev/null``: never on stdout, where rich would put it (a ``-o json`` pipe)."""
+    return Console(file=sys.stderr if sys.stderr is not None else _null(), highlight=False)
+
+
+def _null() -> Any:
+    if "file" not in _NULL:
+        _NULL["file"] = open(os.devnull, "w")  # noqa: SIM115 - kept open for the process's life
+    return _NULL["file"]
+
+
+_NULL: dict[str, Any] = {}
 
 
 def _one_line(text: str) -> str:

@@ -1,6 +1,7 @@
-"""``gamead``'s output streams while a command runs: stdout guarded so that a write that fails (a full disk) ends
-the command with one red line and exit 1, a closed pipe (``| head``) quietly; and no crash on a character the
-terminal's encoding cannot show."""
+"""``gamead``'s output streams while a command runs: stdout guarded so that a write that fails (a full disk) or a
+closed stdout (``>&-``) ends the command with one red line and exit 1 — saying what a write verb already did
+(:func:`done_before_output`) — and a closed pipe (``| head``) quietly; and no crash on a character the terminal's
+encoding cannot show."""
 
 from __future__ import annotations
 
@@ -55,6 +56,23 @@ def _stdout_where(stream: Any) -> str:
     return f"stdout ({target})" if target.startswith("/") else "stdout"
 
 
+#: what the command already did when its output fails: a write verb sets it once its request succeeded (the ad id,
+#: the counts, "do not resend"), and the failure's one line carries it (attack30c F2: a retry doubled the ads)
+DONE: dict[str, str] = {"note": ""}
+
+
+def done_before_output(note: str) -> None:
+    """Say ``note`` (``the ad WAS queued: id 01…; do not resend it``) with the line of a stdout that cannot be
+    written from now on: the request succeeded, only its output is lost."""
+    DONE["note"] = note
+
+
+def _lost(where: str, why: str) -> exitcodes.OutputFailed:
+    note = DONE["note"]
+    return exitcodes.OutputFailed(f"cannot write the output to {where}{': ' + why if why else ''}"
+                                  + (f"; {note}" if note else ""))
+
+
 class GuardedStdout:
     """``sys.stdout`` while a command runs: a write or flush that fails (a full disk, ``EIO``) raises
     :class:`gamead_cli.exitcodes.OutputFailed` naming stdout, so the command ends with one red line and exit 1
@@ -65,28 +83,35 @@ class GuardedStdout:
         self._stream = stream
         self.broken = False
 
-    def _guard(self, call: Any, *args: Any) -> Any:
+    def _guard(self, name: str, *args: Any) -> Any:
+        if self._stream is None:  # fd 1 closed (`>&-`): Python's sys.stdout is None (attack30c F11)
+            self.broken = True
+            raise _lost("stdout (closed)", "")
         try:
-            return call(*args)
+            return getattr(self._stream, name)(*args)
         except BrokenPipeError:
             self.broken = True
             raise
         except OSError as exc:
             self.broken = True
-            raise exitcodes.OutputFailed(
-                f"cannot write the output to {_stdout_where(self._stream)}: {exc.strerror or exc}") from exc
+            raise _lost(_stdout_where(self._stream), str(exc.strerror or exc)) from exc
 
     def write(self, text: str) -> int:
-        return self._guard(self._stream.write, text)  # type: ignore[no-any-return]
+        return self._guard("write", text)  # type: ignore[no-any-return]
 
     def writelines(self, lines: Any) -> None:
-        self._guard(self._stream.writelines, lines)
+        self._guard("writelines", lines)
 
     def flush(self) -> None:
-        if not self.broken:
-            self._guard(self._stream.flush)
+        if not self.broken and self._stream is not None:  # nothing written to a closed stdout: nothing lost
+            self._guard("flush")
+
+    def isatty(self) -> bool:
+        return self._stream is not None and bool(self._stream.isatty())
 
     def __getattr__(self, name: str) -> Any:
+        if self._stream is None:
+            raise AttributeError(name)
         return getattr(self._stream, name)
 
 

@@ -55,6 +55,7 @@ from gamead_cli.options import (
     bounded_float,
 )
 from gamead_cli.output import emit, note_line, print_command
+from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import dlq_entry_view, next_page_command
 from gamead_core.dlq_pattern import MAX_REPLAY_RATE
@@ -335,4 +336,6 @@ def import_(
             text += " (" + "; ".join(f"{n} {why}" for why, n in t["skippedReasons"].items()) + ")"
         return plain(text)
 
+    done_before_output(f"the import WAS done: imported {totals['imported']} of {totals['lines']} lines, skipped "
+                       f"{totals['skipped']}; do not import again")
     emit(totals, output, view)

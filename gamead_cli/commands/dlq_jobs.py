@@ -19,6 +19,7 @@ from gamead_cli.formats import command_text
 from gamead_cli.options import OutputFormat, confirm
 from gamead_cli.output import emit, note_line, stderr_console
 from gamead_cli.program import follow_up
+from gamead_cli.stdout_guard import done_before_output
 from gamead_core.errors import ApiUnreachable, NotFound
 
 FOLLOW_RETRY_SECONDS = 30.0  #: how long following a job survives losing the API (the job goes on regardless)
@@ -93,12 +94,17 @@ def _run_job(client: ApiClient, path: str, body: dict[str, Any], output: OutputF
     for one over ids none of which was in the DLQ any more when it ran (replayed or purged since the count)."""
     extra = {"notInDlqIds": missing} if missing else {}
     job = client.request("POST", path, json=body)
+    done_before_output(f"job {job.get('id')} WAS started ({job.get('kind')}): "
+                       f"{follow_up('dlq', 'jobs', str(job.get('id')), again=client.again)}; do not start it again")
     if detach:
         emit({**job, **extra}, output, lambda j: command_text(
             f"job {j['id']} started ({j['kind']}): {follow_up('dlq', 'jobs', j['id'], '--follow', again=client.again)}"
             f" · {follow_up('dlq', 'cancel', j['id'], again=client.again)}", style=""))
         return
     final = follow_job(client, job)
+    counts = final.get("counts") or {}
+    done_before_output(f"job {final.get('id')} ({final.get('kind')}) ended {final.get('state')}: "
+                       f"{counts.get('done', 0)} of {counts.get('matched', '?')} done; do not start it again")
     emit({**final, **extra}, output, job_view)
     if final.get("state") != "succeeded":
         raise typer.Exit(exitcodes.ERROR)

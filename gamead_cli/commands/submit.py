@@ -22,16 +22,18 @@ batch_too_large), each refused batch is split to that size and resent (a refused
 is sent twice) and the rest go at that size. Each rejected ad is named on stderr (FILE:LINE or "ad N": code:
 message, field paths for validation_failed; the first 20 in input order, then "… and N more") and in -o json
 (rejections, rejectionsNotListed). An ad whose publish got no answer in time (503 queue_unavailable naming
-its id) is not rejected: it may still be analysed, so it is counted apart ("may be queued"; every id in -o json,
-maybeQueuedIds) to look up, not resend; so is every ad of a batch that got no answer at all (ids unknown:
+its id) is not rejected: before the summary the client looks each up (GET /ads/ID, within 30 s): "queued
+(found)", or "not queued" (no such ad: safe to resend; its FILE:LINE ranges named), or, unsettled, "may be
+queued" (ids in -o json, maybeQueuedIds; ranges named); so is every ad of a batch that got no answer at all (ids unknown:
 maybeQueuedUnknown; with --idempotency-key, their keys in maybeQueuedKeys, and the same command with the same key
 settles them). Ctrl-C during --count prints what was sent so far. The keys --idempotency-key KEY gives
 many ads go by position (KEY-<index of the ad in the input, from 0, blank lines not counted>): the same command
 on the same input settles a run, but a line deleted, blanked, inserted or moved shifts every later key (an ad
 queued twice, the next ones refused idempotency_key_reused, which the line then names as the likely cause).
 
-Exit codes: 0 ok, 1 rejected, may be queued or timed out, 2 bad usage or a file missing or not JSON, 3 API
-unreachable, 6 an ad failed (--wait), 130 interrupted.
+Exit codes: 0 ok, 1 rejected, may be queued, not queued or timed out, 2 bad usage or a file missing or not JSON,
+3 API unreachable, 6 an ad failed (--wait), 130 interrupted (Ctrl-C; SIGTERM 143 and SIGHUP 129 alike: the
+summary says what was sent, up to which line).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from gamead_cli.client import ApiClient
 from gamead_cli.options import (
     ApiOpt, ConfigOpt, OutputFormat, OutputOpt, bounded_float, client_settings_from, reach_again,
 )
+from gamead_cli.stops import signals_interrupt
 from gamead_cli.submit.batches import BATCH_SIZE
 from gamead_cli.submit.reading import (
     ad_from_flags,
@@ -186,7 +189,8 @@ def submit(
         raise typer.BadParameter("prints the id of one ad: it does not go with --count", param_hint="--quiet")
 
     settings = client_settings_from(config, api)  # --api, env, config, else the stack running here
-    with ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
+    # SIGTERM / SIGHUP as Ctrl-C: the summary says what was sent (gamead_cli.stops)
+    with signals_interrupt(), ApiClient.from_settings(settings.client, max_connections=concurrency) as client:
         client.again = reach_again(api, config, client.api_url)
         if count is None and not bulk_file and array is None:
             code = submit_one(client, overrides, idempotency_key=idempotency_key, wait=wait, timeout=timeout,

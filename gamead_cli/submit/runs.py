@@ -15,8 +15,11 @@ from gamead_cli.output import emit, error_line, note_line, red_line
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import ad_view
 from gamead_cli.submit.batches import BATCH_SIZE
+from gamead_cli.stdout_guard import done_before_output
+from gamead_cli.stops import interrupted_code
 from gamead_cli.submit.sending import send_many
-from gamead_cli.submit.views import accepted_view, rejections_lines, summary_view
+from gamead_cli.submit.settling import settle
+from gamead_cli.submit.views import accepted_view, interrupted_line, rejections_lines, sent_note, summary_view
 from gamead_cli.submit.waiting import FAILED, wait_for_ad, wait_many
 from gamead_core.errors import GameadError, NoAnswer
 
@@ -45,6 +48,8 @@ def submit_one(
                   f"look for it with `{follow_up('ads', 'list', again=client.again)}` before sending it again (or send "
                   "it with --idempotency-key KEY, which a repeat cannot queue twice)")
         raise NoAnswer(f"{exc.message}; the ad may be queued: {settle}") from exc
+    done_before_output(f"the ad WAS {'already ' if accepted.get('duplicate') else ''}queued: id {accepted['id']}; "
+                       "do not resend it")
     if not wait:
         if quiet:
             print(accepted["id"], flush=True)
@@ -90,22 +95,25 @@ def submit_bulk(
         follow=wait,
         live=live,
     )
+    settle(summary, client, look=not summary.get("interrupted"))  # which "may be queued" ads exist (F9)
+    ids = ids + summary["queuedFoundIds"] if wait else ids
     if wait and ids and not summary.get("interrupted"):
         summary.update(wait_many(client, ids, timeout=timeout, concurrency=concurrency))
     elif wait:
         summary.update(
             completed=0, failed=0, dead=0, pending=len(ids), latencyP50Seconds=None, latencyP95Seconds=None
         )
+    done_before_output(sent_note(summary))
     emit(summary, output, partial(summary_view, again=client.again))
     if output != OutputFormat.json:
         for line in rejections_lines(summary):
             red_line(line)
     if summary.get("interrupted"):
-        error_line(f"interrupted: {summary['sent']} of {count if count is not None else '?'} ad(s) sent")
-        return exitcodes.INTERRUPTED
+        error_line(interrupted_line(summary, count))
+        return interrupted_code()
     if wait and summary["failed"] + summary["dead"]:
         return exitcodes.AD_FAILED
     if (summary["rejected"] or summary.get("pending") or summary.get("maybeQueued") or summary.get("notSent")
-            or summary.get("notFollowed")):  # accepted, but --wait did not follow them: not known to be analysed
+            or summary.get("notFollowed") or summary.get("notQueued")):  # not all queued, or not known to be analysed
         return exitcodes.ERROR
     return exitcodes.OK

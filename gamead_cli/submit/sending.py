@@ -31,6 +31,7 @@ from gamead_cli.submit.batches import (
 )
 from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.reading import Labeled
+from gamead_cli.submit.settling import MAYBE_KEPT
 from gamead_cli.submit.views import progress_bar
 from gamead_core.errors import ApiClientError, ApiUnreachable, GameadError, NoAnswer
 
@@ -97,14 +98,17 @@ def send_many(
     as "may be queued" (``maybeQueuedUnknown``: their ids never came back; with ``idempotency_key``,
     whose ``KEY-N`` per ad, N its input index, lets the client send the batch again first, :mod:`gamead_cli.retry`,
     their keys in ``maybeQueuedKeys``: the same command with the same key settles them, queueing nothing twice).
+    The private ``_unsure`` (index → (where, id)) and ``_unknown`` (index → where) of the first ``MAYBE_KEPT``
+    such ads are for :func:`gamead_cli.submit.settling.settle`, which looks them up and removes them; an
+    interrupted run's ``lastSent`` is where the last ad sent came from (all before it were sent, none after).
     """
     lock = threading.Lock()
     stop = threading.Event()
     slots = threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
     listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED, input order
-    unsure: dict[int, str] = {}  #: input index (< ITEMS_KEPT) → id of an ad whose publish got no answer (adId)
-    unknown: list[int] = []  #: input indexes (< ITEMS_KEPT) of ads whose batch got no answer (ids unknown)
+    unsure: dict[int, tuple[str, str]] = {}  #: input index (< MAYBE_KEPT) → (where, adId) of an unanswered publish
+    unknown: dict[int, str] = {}  #: input index (< MAYBE_KEPT) → where of an ad whose batch got no answer (no id)
     counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0}
     fatal: list[ApiUnreachable] = []
     sent = 0
@@ -181,15 +185,15 @@ def send_many(
                                                              and not isinstance(body, ApiUnreachable))
             if isinstance(body, NoAnswer):  # sent, never answered: it may be queued (not rejected)
                 counts["unknown"] += 1
-                if i < ITEMS_KEPT:
-                    unknown.append(i)
+                if i < MAYBE_KEPT:
+                    unknown[i] = where
                 done(i, where, "maybeQueued", None)
             elif isinstance(body, GameadError):
                 reject(i, where, body.code, body.message)
             elif (maybe := maybe_queued_id(error)) is not None:
                 counts["unsure"] += 1  # its publish got no answer: it may still be analysed
-                if i < ITEMS_KEPT:
-                    unsure[i] = maybe
+                if i < MAYBE_KEPT:
+                    unsure[i] = (where, maybe)
                 done(i, where, "maybeQueued", maybe)
             elif isinstance(error, dict):
                 text = rejection_text(error)
@@ -246,7 +250,7 @@ def send_many(
                 answers = post([g for g in good if g[0] in again])
 
         start = time.monotonic()
-        interrupted = False
+        interrupted, last = False, ""
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
         futures: dict[Future[None], list[Item]] = {}  #: each request's ads, to name them if it is cancelled
         feed = Feed(enumerate(ads)) if live else None
@@ -260,7 +264,8 @@ def send_many(
                     slots.release()
                     break
                 futures[pool.submit(one, chunk)] = chunk
-                sent, chunk = sent + len(chunk), []
+                sent, last = sent + len(chunk), labelled(*chunk[-1])[0]  # ads go in input order: 1 … last
+                chunk = []
                 if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
                     futures = {f: c for f, c in futures.items() if not counted(f)}
         except KeyboardInterrupt:
@@ -316,11 +321,13 @@ def send_many(
         # neither accepted nor rejected: their publish (or their whole batch) got no answer in time, so they may
         # still be analysed; every id, to look up (gamead ads get), and the keys of those whose id never came back
         "maybeQueued": counts["unsure"] + counts["unknown"],
-        "maybeQueuedIds": [unsure[i] for i in sorted(unsure)],
+        "maybeQueuedIds": [unsure[i][1] for i in sorted(unsure) if i < ITEMS_KEPT],
+        "_unsure": unsure, "_unknown": unknown,  # for gamead_cli.submit.settling, which removes them
         # of those, the ones whose whole batch got no answer: ids unknown (found in `gamead ads list`); with
         # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
         "maybeQueuedUnknown": counts["unknown"],
-        "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown)] if idempotency_key else [],
+        "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown) if i < ITEMS_KEPT] if idempotency_key
+        else [],
         "idempotencyKey": idempotency_key,
         # ads sent past the first ITEMS_KEPT: in every count above, not in items / acceptedIds / the id lists
         "itemsOmitted": max(0, sent - ITEMS_KEPT),
@@ -336,6 +343,7 @@ def send_many(
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
     if interrupted:
         summary["interrupted"] = True
+        summary["lastSent"] = last or None  # the input's ads up to this one went out; none after it
     elif stop.is_set() and total is not None and sent < total:  # a batch got no answer before any was accepted
         summary["notSent"] = total - sent  # stopped there rather than wait on an API that answers nothing
     return summary, ids

@@ -24,6 +24,7 @@ from gamead_cli.formats import command_text
 from gamead_cli.output import stderr_console
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import status_text
+from gamead_cli.stops import stopped_by
 
 
 def progress_bar() -> Progress:
@@ -70,21 +71,27 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
         grid.add_row("rejected", Text(f"{sum(rejected.values())} ({detail})", style="red"))
     else:
         grid.add_row("rejected", "0")
+    if summary.get("queuedFound"):
+        grid.add_row("queued (found)", Text(f"{summary['queuedFound']} (no answer in time, but looked up: they are "
+                                            "queued, do not resend them)", style="green"))
+    if summary.get("notQueued"):
+        grid.add_row("not queued", Text(f"{summary['notQueued']} (no answer in time, and looked up: no such ad, "
+                                        f"never queued; safe to resend: {_ranges(summary, 'notQueuedWhere')})",
+                                        style="red"))
     if summary.get("maybeQueued"):
         key, unknown = summary.get("idempotencyKey"), summary.get("maybeQueuedUnknown") or 0
         if key:
             settle = (f"to settle them, send the same command again with --idempotency-key {shlex.quote(key)}: an "
                       "ad already queued answers as a duplicate, none is queued twice")
-        elif unknown:
-            known = summary["maybeQueued"] - unknown
-            settle = ("do not resend: their batches got no answer, so their ids are unknown: find them with the "
-                      "command below" if not known else f"do not resend: {unknown} got no answer at all (ids unknown: "
-                      f"find them with the command below), the other {known} ids are in -o json, maybeQueuedIds")
-            look = command_text(f"find them with: {follow_up('ads', 'list', again=again)}", style="yellow")
         else:
-            settle = "look them up, do not resend: ids in -o json, maybeQueuedIds"
-        grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time: they may still be analysed; "
-                                           f"{settle})", style="yellow"))
+            settle = ("do not resend them without an idempotency key: look them up"
+                      + (" (ids in -o json, maybeQueuedIds)" if summary["maybeQueued"] > unknown else "")
+                      + (", or find those whose batch got no answer with the command below" if unknown else ""))
+            if unknown:
+                look = command_text(f"find them with: {follow_up('ads', 'list', again=again)}", style="yellow")
+        grid.add_row("may be queued", Text(f"{summary['maybeQueued']} (no answer in time, still unknown: they may "
+                                           f"still be analysed; {_ranges(summary, 'maybeQueuedWhere')}; {settle})",
+                                           style="yellow"))
     if summary.get("notSent"):
         grid.add_row("not sent", Text(f"{summary['notSent']} (stopped: a batch got no answer before any ad was "
                                       "accepted; none of these reached the API)", style="yellow"))
@@ -118,7 +125,8 @@ def summary_view(summary: Mapping[str, Any], again: str = "") -> RenderableType:
         if p50 is not None and p95 is not None:
             grid.add_row("latency", f"p50 {p50:.2f} s · p95 {p95:.2f} s (submit → completed)")
     if summary.get("interrupted"):
-        grid.add_row("interrupted", Text("yes (Ctrl-C): the figures above are what was done so far", style="yellow"))
+        grid.add_row("interrupted", Text(f"yes ({stopped_by()}): the figures above are what was done so far",
+                                         style="yellow"))
     panel = Panel(grid, title="submit summary", title_align="left", expand=False)
     return panel if look is None else Group(panel, look)
 
@@ -132,3 +140,47 @@ def rejections_lines(summary: Mapping[str, Any]) -> list[str]:
     if summary.get("keyAdvice"):
         lines.append(str(summary["keyAdvice"]))
     return lines
+
+
+#: ranges of lines a summary row names; the rest are in -o json
+RANGES_SHOWN = 20
+
+
+def _ranges(summary: Mapping[str, Any], key: str) -> str:
+    """``lines ads.ndjson:3-5, ads.ndjson:9`` of ``summary[key]`` (:func:`gamead_cli.submit.settling.where_ranges`),
+    the first :data:`RANGES_SHOWN`, then how many more are in -o json. Pure."""
+    ranges = summary.get(key) or []
+    text = "lines " + ", ".join(ranges[:RANGES_SHOWN]) if ranges else "lines not kept"
+    if len(ranges) > RANGES_SHOWN:
+        text += f" … and {len(ranges) - RANGES_SHOWN} more ranges (-o json, {key})"
+    if key == "maybeQueuedWhere" and summary.get("maybeQueuedNotListed"):
+        text += f", and {summary['maybeQueuedNotListed']:,} more not kept (counted only)"
+    return text
+
+
+def interrupted_line(summary: Mapping[str, Any], count: int | None) -> str:
+    """The red line of an interrupted bulk submit: how many ads were sent, up to which input line, and how to
+    resume without doubles (attack30c F5). Pure but for the signal remembered (:func:`gamead_cli.stops.stopped_by`)."""
+    line = f"interrupted ({stopped_by()}): {summary['sent']} of {count if count is not None else '?'} ad(s) sent"
+    if not summary.get("lastSent"):  # nothing sent, or stopped while --wait followed them
+        return line
+    line += f", the input up to {summary['lastSent']} (none after it)"
+    if not summary.get("idempotencyKey"):
+        return line + ("; resume from the ad after it (next time give --idempotency-key KEY: the same command again "
+                       "then queues none twice)")
+    return line + "; the same command with the same --idempotency-key resumes, queueing none twice"
+
+
+def sent_note(summary: Mapping[str, Any]) -> str:
+    """What a bulk submit did, for the line of a stdout that then cannot take its summary (attack30c F2): the counts,
+    the lines not queued (safe to resend), "do not resend" the others. Pure."""
+    rejected = sum((summary.get("rejected") or {}).values())
+    note = (f"the ads WERE sent: {summary.get('sent', 0)} sent, {summary.get('accepted', 0)} accepted, "
+            f"{summary.get('duplicates', 0)} duplicates, {rejected} rejected")
+    if summary.get("queuedFound"):
+        note += f", {summary['queuedFound']} queued (found)"
+    if summary.get("maybeQueued"):
+        note += f", {summary['maybeQueued']} may be queued ({_ranges(summary, 'maybeQueuedWhere')})"
+    if summary.get("notQueued"):
+        note += f", {summary['notQueued']} not queued ({_ranges(summary, 'notQueuedWhere')}: safe to resend)"
+    return note + "; do not resend the others"

@@ -1,0 +1,53 @@
+"""SIGTERM and SIGHUP of a command that sends many things (``gamead submit``), treated as Ctrl-C is (attack30c F5):
+stop reading, let the requests in flight finish, print the summary of what was sent, exit 128 + the signal's
+number (143, 129; Ctrl-C 130), as a shell reports a process that signal ended. A ``timeout``, a CI job's cancel,
+systemd's stop or an SSH drop then leave a line saying how far the run got, not silence."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from gamead_cli import exitcodes
+
+#: the signal that stopped the command (None: Ctrl-C, or not stopped)
+STOPPED: dict[str, int | None] = {"signal": None}
+_NAMES = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGHUP): "SIGHUP", int(signal.SIGINT): "Ctrl-C"}
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main thread, as Ctrl-C does,
+    and are remembered (:func:`stopped_by`, :func:`interrupted_code`). Outside the main thread (a test runner's
+    thread) nothing changes: Python lets only the main thread set handlers."""
+    STOPPED["signal"] = None
+
+    def handler(signum: int, _frame: Any) -> None:
+        STOPPED["signal"] = signum
+        raise KeyboardInterrupt
+
+    before: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            before[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
+
+
+def stopped_by() -> str:
+    """What interrupted the command, as a message says it: ``SIGTERM``, ``SIGHUP`` or ``Ctrl-C``."""
+    return _NAMES.get(STOPPED["signal"] or int(signal.SIGINT), "a signal")
+
+
+def interrupted_code() -> int:
+    """The exit code of an interrupted command: :data:`~gamead_cli.exitcodes.TERMINATED` (143) after SIGTERM,
+    :data:`~gamead_cli.exitcodes.HUNG_UP` (129) after SIGHUP, else :data:`~gamead_cli.exitcodes.INTERRUPTED`."""
+    return {int(signal.SIGTERM): exitcodes.TERMINATED, int(signal.SIGHUP): exitcodes.HUNG_UP}.get(
+        STOPPED["signal"] or 0, exitcodes.INTERRUPTED)
