@@ -275,7 +275,7 @@ def send_many(
             held = chunk + (feed.rest() if feed else [])  # read from a stream, not sent yet: sent now, not dropped
             for k in range(0, len(held), limit["size"]):
                 futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
-                sent += len(held[k:k + limit["size"]])
+                sent, last = sent + len(held[k:k + limit["size"]]), labelled(*held[-1])[0]
         try:
             pool.shutdown(wait=True)  # the requests in flight finish (each bounded by the client timeout)
         except KeyboardInterrupt:  # the first Ctrl-C after the last send: stop the resends, let those finish
