@@ -35,6 +35,16 @@ T = TypeVar("T")
 POLL_CEILING = 0.2
 
 
+def hangs_once(title: str, task_timeout: float) -> dict[str, str]:
+    """Env of a worker whose ad titled exactly ``title`` hangs on its first attempt (``worker.faults`` ``hang``, cut
+    at ``worker.task_timeout`` = ``task_timeout`` s; its second attempt runs), with no prefetch and long polls that
+    live 120 s: a busy worker whose polls hold what arrives meanwhile."""
+    return {"GAMEAD_WORKER__PREFETCH": "0", "GAMEAD_QUEUE__IDLE_WAIT": "120",
+            "GAMEAD_WORKER__TASK_TIMEOUT": f"{task_timeout:g}", "GAMEAD_WORKER__FAULTS__MODE": "hang",
+            "GAMEAD_WORKER__FAULTS__RATE": "1", "GAMEAD_WORKER__FAULTS__MATCH": f"^{title}$",
+            "GAMEAD_WORKER__FAULTS__ATTEMPTS": "1"}
+
+
 def wait_for(probe: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
     """Poll ``probe`` until it returns something truthy, and return that; fail the test naming ``what`` after
     ``timeout`` seconds. The pause between polls starts at ``interval`` and grows by half each time, up to
@@ -68,6 +78,27 @@ def sigint_reaches_it() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def killed_if_left(cli: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """``cli``, SIGKILLed and reaped on the way out if it is still running (a test that failed before it ended)."""
+    try:
+        yield cli
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+
+
+def ctrl_c(cli: subprocess.Popen[str]) -> tuple[dict[str, Any], str]:
+    """Ctrl-C (SIGINT) to a running ``gamead … -o json`` process (its stdin, a pipe, left open: the end is the
+    Ctrl-C's, not the input's): its JSON summary and its stderr, once it exited 130 (asserted)."""
+    cli.send_signal(signal.SIGINT)
+    cli.wait(timeout=60)
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130, (out[-300:], err)
+    return json.loads(out), err
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ live API: the ads are queued while the pipe stays open, and a Ctrl-C sends the a
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from gamead_cli.submit.feeding import Feed, StreamLines
-from tests.support import clean_env, gamead_argv, sigint_reaches_it, wait_for
+from tests.support import clean_env, ctrl_c, gamead_argv, killed_if_left, sigint_reaches_it, wait_for
 
 
 def _line(title: str) -> str:
@@ -37,22 +36,14 @@ def test_ads_piped_in_are_queued_while_the_pipe_stays_open(api_url: str) -> None
     Ctrl-C then ends the run (as it ends `tail -f`) with the three counted."""
     tag = f"Trickle {uuid.uuid4().hex[:8]}"
     cli = _streaming(api_url)
-    try:
+    with killed_if_left(cli):
         assert cli.stdin is not None
         cli.stdin.write("".join(_line(f"{tag} Ad {i}") for i in range(3)))
         cli.stdin.flush()
         wait_for(lambda: len(_titles_queued(api_url, tag)) == 3, timeout=30,
                  what="the 3 ads queued while stdin stays open")
         assert cli.poll() is None  # still reading the stream
-        cli.send_signal(signal.SIGINT)  # the stream still open
-        cli.wait(timeout=60)  # before communicate() closes stdin: the end is the Ctrl-C's, not the stream's
-        out, err = cli.communicate(timeout=60)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-    summary = json.loads(out)
-    assert cli.returncode == 130, (out[-300:], err)
+        summary, _ = ctrl_c(cli)  # the stream still open
     assert summary["sent"] == 3 and summary["accepted"] == 3 and summary["interrupted"] is True, summary
 
 
@@ -61,20 +52,12 @@ def test_ctrl_c_sends_the_ads_read_from_the_stream_and_not_sent_yet(api_url: str
     ads already read from the pipe rather than drop them; all three are queued, the summary counts them."""
     tag = f"Held {uuid.uuid4().hex[:8]}"
     cli = _streaming(api_url, "--rate", "0.01")
-    try:
+    with killed_if_left(cli):
         assert cli.stdin is not None
         cli.stdin.write("".join(_line(f"{tag} Ad {i}") for i in range(3)))  # one write: read together
         cli.stdin.flush()
         wait_for(lambda: len(_titles_queued(api_url, tag)) == 1, timeout=30, what="the first ad queued")
-        cli.send_signal(signal.SIGINT)
-        cli.wait(timeout=60)  # stdin still open
-        out, err = cli.communicate(timeout=60)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-    summary = json.loads(out)
-    assert cli.returncode == 130, (out[-300:], err)
+        summary, _ = ctrl_c(cli)  # stdin still open
     assert summary["interrupted"] is True and summary["sent"] == 3 and summary["accepted"] == 3, summary
     assert _titles_queued(api_url, tag) == {f"{tag} Ad {i}" for i in range(3)}
 

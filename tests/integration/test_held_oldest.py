@@ -14,7 +14,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from gamead_core.embedded import EmbeddedNats
-from tests.support import Proc, ad, start_api, start_worker, wait_for
+from tests.support import Proc, ad, hangs_once, start_api, start_worker, wait_for
 
 #: beats every 0.5 s; one aging step of 1 s: priority 5's promised wait (aging horizon) is 4 s
 ENV = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "3", "GAMEAD_QUEUE__ACK_WAIT": "90",
@@ -43,10 +43,7 @@ def test_an_ad_a_busy_workers_long_poll_holds_unstarted_counts_as_the_levels_old
     procs.append(api)
     with httpx.Client(base_url=url, timeout=30) as http:
         one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **ENV,
-                           GAMEAD_WORKER__PREFETCH="0", GAMEAD_QUEUE__IDLE_WAIT="120",
-                           GAMEAD_WORKER__TASK_TIMEOUT="120", GAMEAD_WORKER__FAULTS__MODE="hang",
-                           GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MATCH="^Busy$",
-                           GAMEAD_WORKER__FAULTS__ATTEMPTS="1")
+                           **hangs_once("Busy", task_timeout=120))
         procs.append(one)
         http.post("/ads", json=ad("Busy", 1)).raise_for_status()
         wait_for(lambda: any(w["id"] == "one" and w["inFlight"] == 1 for w in http.get("/v1/workers").json()["items"]),

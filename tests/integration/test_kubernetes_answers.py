@@ -11,13 +11,14 @@ import subprocess
 import sys
 import threading
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from gamead_core.config.autoscaler import KubernetesScalerSettings
-from gamead_core.errors import ConfigError
+from gamead_core.errors import ConfigError, GameadError
 from gamead_core.scaling.backends import RETRY_BASE, LazyKubernetesScaler
 from gamead_core.scaling.capped_answers import MAX_ANSWER_BYTES
 from gamead_core.scaling.kubernetes import ScalerForbidden, ScalerUnavailable
@@ -88,6 +89,18 @@ def _exec_kubeconfig(path: Path, server: str, script: str) -> Path:
     return path
 
 
+def _reader(backend: LazyKubernetesScaler, error: type[GameadError]) -> Callable[[], int | str]:
+    """A call reading the replica count through ``backend`` in a loop of its own: the count, or the message of the
+    ``error`` it raised."""
+    def read() -> int | str:
+        try:
+            return asyncio.run(backend.current_replicas_async())
+        except error as exc:
+            return exc.message
+
+    return read
+
+
 def test_the_backend_is_built_off_the_event_loop(api: ApiDouble, tmp_path: Path) -> None:
     """attack30b F4: the backend was built (the client imported, the kubeconfig loaded, its ``exec`` plugin run)
     on the API's event loop: a plugin taking 8 s made ``/healthz`` take 5.8 s, a kubeconfig the client took 45 s to
@@ -132,12 +145,7 @@ def test_a_refused_backend_is_not_built_again_until_its_file_changes_or_a_back_o
     backend = LazyKubernetesScaler(KubernetesScalerSettings(namespace=NS, deployment=DEPLOYMENT,
                                                             kubeconfig=str(kubeconfig)), clock=lambda: now[0])
 
-    def read() -> int | str:
-        try:
-            return asyncio.run(backend.current_replicas_async())
-        except ConfigError as exc:
-            return exc.message
-
+    read = _reader(backend, ConfigError)
     try:
         said = [read() for _ in range(3)]
         assert len(runs.read_text().splitlines()) == 1 and len(set(said)) == 1, said  # before: 3 runs
@@ -213,12 +221,7 @@ def test_credentials_a_failed_exec_plugin_left_out_are_built_again_after_a_401(a
     backend = LazyKubernetesScaler(KubernetesScalerSettings(namespace=NS, deployment=DEPLOYMENT,
                                                             kubeconfig=str(kubeconfig)), clock=lambda: now[0])
 
-    def read() -> int | str:
-        try:
-            return asyncio.run(backend.current_replicas_async())
-        except ScalerForbidden as exc:
-            return exc.message
-
+    read = _reader(backend, ScalerForbidden)
     try:
         first, again = read(), read()
         assert "rejected the credentials (401 Unauthorized)" in str(first) and again == first

@@ -20,7 +20,15 @@ import nats
 from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry.nodes import node_key
-from tests.support import Proc, ad, start_api, start_worker, wait_for, wait_terminal
+from tests.support import (
+    Proc,
+    ad,
+    hangs_once,
+    start_api,
+    start_worker,
+    wait_for,
+    wait_terminal,
+)
 
 FAST = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "3", "GAMEAD_QUEUE__ACK_WAIT": "90"}
 SLOW = {"GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS": "300"}
@@ -150,10 +158,7 @@ def test_ads_long_polls_bring_beyond_the_free_slot_are_handed_back_not_buffered(
     try:
         with Watch(server.url, "one") as watch:
             one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **FAST,
-                               GAMEAD_WORKER__PREFETCH="0", GAMEAD_QUEUE__IDLE_WAIT="120",
-                               GAMEAD_WORKER__TASK_TIMEOUT="8", GAMEAD_WORKER__FAULTS__MODE="hang",
-                               GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MATCH="^First$",
-                               GAMEAD_WORKER__FAULTS__ATTEMPTS="1")
+                               **hangs_once("First", task_timeout=8))
             procs.append(one)
             first = http.post("/ads", json=ad("First", 3)).json()["id"]
             wait_for(lambda: watch.started(first), timeout=20, what="'one' to run 'First'")
