@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import signal
 import sys
 from pathlib import Path
@@ -72,6 +73,17 @@ if TYPE_CHECKING:
 
 #: history points of the one-shot view (its sparklines are this many seconds long at most)
 ONCE_HISTORY = 120
+
+
+def _no_full_screen() -> str | None:
+    """Why the full-screen UI cannot be drawn here, or None: stdout is not a terminal, or the terminal says it
+    cannot move the cursor (``TERM=dumb``, as Emacs' shell and some CI consoles set it: attack30c, Textual drew
+    its escapes there all the same)."""
+    if not sys.stdout.isatty():
+        return "needs a terminal"
+    if os.environ.get("TERM", "") == "dumb":
+        return "needs a terminal that can draw it (TERM=dumb)"
+    return None
 
 
 def top(
@@ -130,10 +142,10 @@ def top(
                 player.close()
             emit(data, output, lambda _: view)
             return
-        if not sys.stdout.isatty():
+        if (why := _no_full_screen()) is not None:
             player.close()
-            raise typer.BadParameter("the replay is full-screen and needs a terminal: add --once (or -o json) to "
-                                     "print the recording's last snapshot", param_hint="--replay")
+            raise typer.BadParameter(f"the replay is full-screen and {why}: add --once (or -o json) to print the "
+                                     "recording's last snapshot", param_hint="--replay")
         from gamead_cli.tui.app import DashboardApp
 
         try:
@@ -157,8 +169,8 @@ def top(
                 recorder.close()
         emit(snap.as_json(), output, lambda _: snapshot_view(snap, client.api_url))
         return
-    if not sys.stdout.isatty():
-        raise typer.BadParameter("the dashboard is full-screen and needs a terminal: add --once (or -o json) in "
+    if (why := _no_full_screen()) is not None:
+        raise typer.BadParameter(f"the dashboard is full-screen and {why}: add --once (or -o json) in "
                                  "scripts")  # no parameter named: nothing the operator gave is wrong
     from gamead_cli.tui.app import DashboardApp  # Textual loads only for the full-screen UI
 

@@ -47,3 +47,25 @@ def test_top_without_a_terminal_names_no_flag_it_was_not_given() -> None:
     result = CliRunner().invoke(app, ["top", "--api", f"http://127.0.0.1:{_closed_port()}"])
     assert result.exit_code == 2
     assert "needs a terminal: add --once" in result.output and "Invalid value" not in result.output, result.output
+
+
+def test_top_on_a_dumb_terminal_refuses_the_full_screen_ui() -> None:
+    """attack30c: under ``TERM=dumb`` (Emacs' shell, some CI consoles) on a real terminal, ``gamead top`` drew the
+    full-screen Textual UI and its 24-bit colour escapes all the same. It now says why it cannot, exit 2, before
+    reaching for the API. A real pseudo-terminal: stdout is a TTY, only TERM says it cannot draw."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.support import clean_env, gamead_argv
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(gamead_argv("top", "--api", f"http://127.0.0.1:{_closed_port()}"), stdin=follower,
+                              stdout=follower, stderr=subprocess.PIPE, env=clean_env(TERM="dumb"), timeout=60)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    said = done.stderr.decode()
+    assert done.returncode == 2, said
+    assert "needs a terminal that can draw it (TERM=dumb): add --once" in said, said
