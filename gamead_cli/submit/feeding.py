@@ -8,8 +8,10 @@ the process exits (Ctrl-C, the stream still open) makes the interpreter abort ("
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -91,6 +93,10 @@ class Feed:
         chunk, self.held = self.held, []
         return chunk
 
+    def partial(self) -> list[Item]:
+        """The partial run (read, not handed out: what the idle timer sends next), taken."""
+        return self._take()
+
     def rest(self) -> list[Item]:
         """The items read and not handed out yet (the partial run, then those queued behind it, in input order),
         taken: a later call returns only what was read since. Does not wait for the stream."""
@@ -105,6 +111,21 @@ class Feed:
             else:
                 rest.append(got)  # type: ignore[arg-type]
         return rest
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP held back for the block (each delivered as it ends): a hand-over of ads to the
+    sender's pool is then whole or not done, never cut half-way by a Ctrl-C. On the main thread (else, and where
+    the platform has no signal mask, a plain block)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class StreamLines:

@@ -29,7 +29,7 @@ from gamead_cli.submit.batches import (
     reused_key_advice,
     reused_key_text,
 )
-from gamead_cli.submit.feeding import Feed
+from gamead_cli.submit.feeding import Feed, signals_held
 from gamead_cli.submit.reading import Labeled
 from gamead_cli.submit.settling import MAYBE_KEPT
 from gamead_cli.submit.views import progress_bar
@@ -69,13 +69,12 @@ def send_many(
     """Submit ``ads`` with ``POST /ads/batch``, ``batch_size`` ads a request, at ``rate`` ads per second (0 = as
     fast as possible), ``concurrency`` requests in flight.
 
-    An ad that is not a JSON object (say a bad NDJSON line: pass a :class:`GameadError` in its place) is counted
-    as rejected under that error's code. Each rejected ad is named (``FILE:LINE`` for a :class:`Labeled` one,
-    else ``ad N``, 1-based) with its code and message: the first :data:`REJECTIONS_LISTED` in input order (not
-    in the order their batches were answered) in the summary's ``rejections``, the others counted in
-    ``rejectionsNotListed``. A batch the API refuses for its size alone
-    (422 ``batch_too_large``: ``details.max``; 413 ``payload_too_large``) queued nothing: it is split (to the
-    API's max, else in halves) and the parts resent, and later batches use the smaller size — no ad is sent twice.
+    An ad that is not a JSON object (a bad NDJSON line: a :class:`GameadError` in its place) is counted as rejected
+    under that error's code. Each rejected ad is named (``FILE:LINE`` for a :class:`Labeled` one, else ``ad N``,
+    1-based) with its code and message: the first :data:`REJECTIONS_LISTED` in input order (not in the order their
+    batches were answered) in the summary's ``rejections``, the others counted in ``rejectionsNotListed``. A batch the API refuses for its size alone (422 ``batch_too_large``: ``details.max``;
+    413 ``payload_too_large``) queued nothing: it is split (to the API's max, else in halves) and the parts resent,
+    and later batches use the smaller size — no ad is sent twice.
     A chunk whose sending raised anything else (a bug, an ad the HTTP client cannot encode) is counted as
     rejected ``not_sent``, each ad named with the exception: every future of the pool is read, none vanishes.
     With ``keep_items`` (``-o json``) the summary also has ``items``: one per ad sent, in input order, ``{"where",
@@ -90,28 +89,26 @@ def send_many(
     accepted among the first :data:`FOLLOWED_MAX` (in input order; ``notFollowed`` counts the others). If the API
     cannot be reached before any ad was accepted, stops and raises :class:`ApiUnreachable`. Ctrl-C stops sending,
     lets the requests in flight finish, and returns the summary of what was sent with ``interrupted: true``.
-    With ``live`` (a stream: stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4)
-    and Ctrl-C sends the ads read and not sent yet; a second Ctrl-C names those it cancelled (``not_sent``).
+    With ``live`` (a stream: stdin) a partial batch goes out once the stream pauses (:class:`Feed`, attack30c F4),
+    Ctrl-C sends the partial batch and names what was read ahead (``not_sent``), as a second Ctrl-C names those it
+    cancelled.
 
     A batch that went out and got no answer (:class:`NoAnswer`) may have been queued: its ads are not rejected
     (if no ad was accepted before it, sending stops there and ``notSent`` counts the ads never sent) but counted
-    as "may be queued" (``maybeQueuedUnknown``: their ids never came back; with ``idempotency_key``,
-    whose ``KEY-N`` per ad, N its input index, lets the client send the batch again first, :mod:`gamead_cli.retry`,
-    their keys in ``maybeQueuedKeys``: the same command with the same key settles them, queueing nothing twice).
+    as "may be queued" (``maybeQueuedUnknown``: their ids never came back; with ``idempotency_key``, whose ``KEY-N``
+    per ad, N its input index, lets the client send the batch again first, :mod:`gamead_cli.retry`, their keys in
+    ``maybeQueuedKeys``: the same command with the same key settles them, queueing nothing twice).
     The private ``_unsure`` (index → (where, id)) and ``_unknown`` (index → where) of the first ``MAYBE_KEPT``
     such ads are for :func:`gamead_cli.submit.settling.settle`, which looks them up and removes them; an
-    interrupted run's ``lastSent`` is where the last ad sent came from (all before it were sent, none after).
-    """
-    lock = threading.Lock()
-    stop = threading.Event()
-    slots = threading.BoundedSemaphore(concurrency * 2)
+    interrupted run's ``lastSent`` is where the last ad sent came from (all before it were sent, none after)."""
+    lock, stop, slots = threading.Lock(), threading.Event(), threading.BoundedSemaphore(concurrency * 2)
     rejected: Counter[str] = Counter()
     listed: dict[int, dict[str, str]] = {}  #: input index → rejection: the first REJECTIONS_LISTED, input order
     unsure: dict[int, tuple[str, str]] = {}  #: input index (< MAYBE_KEPT) → (where, adId) of an unanswered publish
     unknown: dict[int, str] = {}  #: input index (< MAYBE_KEPT) → where of an ad whose batch got no answer (no id)
     counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0}
     fatal: list[ApiUnreachable] = []
-    sent = 0
+    sent = 0  # ads handed to the pool (lowered for those a second Ctrl-C cancelled)
     size = max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))  # ≥ 10 requests/s when paced
     limit = {"size": size}  # lowered when the API says its api.batch_max is smaller
 
@@ -256,23 +253,27 @@ def send_many(
         feed = Feed(enumerate(ads)) if live else None
         chunk: list[Item] = []  #: the run in hand, not yet given to the pool
         try:
-            for chunk in (feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: limit["size"]):
+            for run in (feed.chunks if feed else partial(chunks, enumerate(ads)))(lambda: limit["size"]):
+                chunk = run
                 if rate > 0 and _pace(stop, start + chunk[-1][0] / rate):  # its last ad's turn
                     break
                 slots.acquire()
                 if stop.is_set():
                     slots.release()
                     break
-                futures[pool.submit(one, chunk)] = chunk
-                sent, last = sent + len(chunk), labelled(*chunk[-1])[0]  # ads go in input order: 1 … last
-                chunk = []
+                with signals_held():  # a Ctrl-C lands before or after the hand-over, never inside it: the run
+                    futures[pool.submit(one, run)], chunk = run, []  # could be sent twice (review30b F2)
+                sent, last = sent + len(run), labelled(*run[-1])[0]  # ads go in input order: 1 … last
                 if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
                     futures = {f: c for f, c in futures.items() if not counted(f)}
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
             client.cancel_retries()
-            held = chunk + (feed.rest() if feed else [])  # read from a stream, not sent yet: sent now, not dropped
+            held = chunk + (feed.partial() if feed else [])  # in hand, and the partial run: sent, not dropped;
+            with lock:  # read ahead of them: named (review30b F1: a paced run's Ctrl-C sent ~1,000 more at once)
+                for i, item in feed.rest() if feed else []:
+                    reject(i, labelled(i, item)[0], "not_sent", "not sent: read ahead when Ctrl-C came")
             for k in range(0, len(held), limit["size"]):
                 futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
                 sent, last = sent + len(held[k:k + limit["size"]]), labelled(*held[-1])[0]

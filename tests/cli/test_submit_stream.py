@@ -49,7 +49,8 @@ def test_ads_piped_in_are_queued_while_the_pipe_stays_open(api_url: str) -> None
 
 def test_ctrl_c_sends_the_ads_read_from_the_stream_and_not_sent_yet(api_url: str) -> None:
     """--rate 0.01 sends the first ad at once and holds the next ones (one every 100 s): Ctrl-C then sends the
-    ads already read from the pipe rather than drop them; all three are queued, the summary counts them."""
+    batch in hand (the second ad) rather than drop it, and names the ad read ahead of it (the third: not sent,
+    its line given; review30b F1), never silent: before, the two were dropped and "sent 0" said nothing."""
     tag = f"Held {uuid.uuid4().hex[:8]}"
     cli = _streaming(api_url, "--rate", "0.01")
     with killed_if_left(cli):
@@ -58,8 +59,10 @@ def test_ctrl_c_sends_the_ads_read_from_the_stream_and_not_sent_yet(api_url: str
         cli.stdin.flush()
         wait_for(lambda: len(_titles_queued(api_url, tag)) == 1, timeout=30, what="the first ad queued")
         summary, _ = ctrl_c(cli)  # stdin still open
-    assert summary["interrupted"] is True and summary["sent"] == 3 and summary["accepted"] == 3, summary
-    assert _titles_queued(api_url, tag) == {f"{tag} Ad {i}" for i in range(3)}
+    assert summary["interrupted"] is True and summary["sent"] == 2 and summary["accepted"] == 2, summary
+    assert summary["rejected"] == {"not_sent": 1}, summary
+    assert [r["where"] for r in summary["rejections"]] == ["stdin:3"], summary["rejections"]
+    assert _titles_queued(api_url, tag) == {f"{tag} Ad {i}" for i in range(2)}
 
 
 def test_a_feed_hands_out_a_partial_run_once_the_stream_pauses() -> None:
@@ -104,3 +107,51 @@ def test_stream_lines_cut_a_pipe_as_the_buffered_reader_does(tmp_path: Path) -> 
         finally:
             os.close(fd)
         assert got == want, limit
+
+
+def test_ctrl_c_to_a_paced_stream_sends_the_batch_in_hand_and_names_what_was_read_ahead(api_url: str) -> None:
+    """review30b F1: the reader reads up to 1,000 ads ahead of a paced sender; a Ctrl-C sent them all at once,
+    unpaced (~1,000 more ads queued after the operator asked to stop). Now it sends the run in hand and the partial
+    one, and names the ads read ahead ``not_sent`` (their lines: resend them)."""
+    tag = f"Paced {uuid.uuid4().hex[:8]}"
+    cli = _streaming(api_url, "--rate", "2")  # a batch of 1 every 0.5 s
+    with killed_if_left(cli):
+        assert cli.stdin is not None
+        cli.stdin.write("".join(_line(f"{tag} Ad {i}") for i in range(200)))  # ~30 KB: within the pipe's buffer
+        cli.stdin.flush()
+        wait_for(lambda: len(_titles_queued(api_url, tag)) >= 1, timeout=30, what="the first ad queued")
+        summary, _ = ctrl_c(cli)
+    queued = _titles_queued(api_url, tag)
+    print(f"queued {len(queued)}, summary sent {summary['sent']}, rejected {summary['rejected']}")
+    assert len(queued) <= 10, len(queued)  # before: all 200, at once
+    assert summary["rejected"].get("not_sent", 0) >= 150, summary["rejected"]
+    assert summary["sent"] == summary["accepted"] == len(queued), summary
+
+
+def test_a_signal_during_a_hand_over_lands_after_it() -> None:
+    """review30b F2: a Ctrl-C (or SIGTERM, raised as one) between handing a run to the pool and forgetting it had
+    the interrupt path send that run again (each ad queued twice). The hand-over holds the signals back."""
+    import os
+    import signal
+
+    from gamead_cli.submit.feeding import signals_held
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*_: object) -> None:
+        raise Stopped
+
+    handed: list[int] = []
+    before = signal.signal(signal.SIGINT, stop)
+    try:
+        try:
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                handed.append(1)  # still runs: the signal waits for the block's end
+                handed.append(2)
+        except Stopped:
+            pass
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert handed == [1, 2]
