@@ -87,8 +87,10 @@ def exit_code_for(exc: GameadError) -> int:
         return UNREACHABLE
     if isinstance(exc, NotFound):
         return NOT_FOUND
-    if isinstance(exc, Interrupted):
-        return INTERRUPTED
+    if isinstance(exc, Interrupted):  # 130 for Ctrl-C, 143 / 129 for SIGTERM / SIGHUP raised as one
+        from gamead_cli.stops import interrupted_code  # (stops imports this module)
+
+        return interrupted_code()
     if isinstance(exc, ConfigError):
         return CONFIG
     return ERROR

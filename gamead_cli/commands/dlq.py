@@ -39,7 +39,13 @@ from gamead_cli.commands.dlq_filters import (
     selection_body,
 )
 from gamead_cli.commands.dlq_jobs import ACTED, count_ask_run, follow_job, job_progress
-from gamead_cli.commands.dlq_transfer import Tee, entries_of, import_batches, import_entries, say_changed
+from gamead_cli.commands.dlq_transfer import (
+    Tee,
+    entries_of,
+    import_batches,
+    import_entries,
+    say_changed,
+)
 from gamead_cli.commands.dlq_views import job_view, jobs_table, list_view
 from gamead_cli.exitcodes import OutputFailed
 from gamead_cli.formats import command_text, plain
@@ -55,9 +61,10 @@ from gamead_cli.options import (
     bounded_float,
 )
 from gamead_cli.output import emit, note_line, print_command
-from gamead_cli.stdout_guard import done_before_output
 from gamead_cli.program import follow_up
 from gamead_cli.record_views import dlq_entry_view, next_page_command
+from gamead_cli.stdout_guard import done_before_output
+from gamead_cli.stops import signals_interrupt
 from gamead_core.dlq_pattern import MAX_REPLAY_RATE
 from gamead_core.ids import MAX_CURSOR
 
@@ -146,7 +153,7 @@ def replay(
         body["rate"] = rate
     if stop_on_failure_rate is not None:
         body["stopOnFailureRate"] = stop_on_failure_rate
-    with api_client(config, api) as client:
+    with signals_interrupt(), api_client(config, api) as client:  # SIGTERM/SIGHUP as Ctrl-C (review30b F5)
         count_ask_run(client, "/v1/dlq/replay", selection, body, "replayed", "Replay {n} dead-lettered ad(s)?",
                        dry_run=dry_run, yes=yes, output=output, detach=detach)
 
@@ -166,7 +173,7 @@ def purge(
     Example: gamead dlq purge --priority 5 --until 7d --yes
     """
     selection = selection_body(ids, everything, filter_body(error_class, message, priority, since, until))
-    with api_client(config, api) as client:
+    with signals_interrupt(), api_client(config, api) as client:
         count_ask_run(client, "/v1/dlq/purge", selection, {**selection, "confirm": True}, "purged",
                        "Purge {n} dead-lettered ad(s)? This cannot be undone",
                        dry_run=dry_run, yes=yes, output=output, detach=detach)

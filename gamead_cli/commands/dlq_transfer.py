@@ -16,6 +16,7 @@ from gamead_cli.exitcodes import Interrupted
 from gamead_cli.once_per_ad import OncePerAd
 from gamead_cli.options import api_client
 from gamead_cli.output import note_line, stderr_console
+from gamead_cli.stops import signals_interrupt, stopped_by
 from gamead_core.errors import ApiClientError, GameadError
 
 IMPORT_BATCH_BYTES = 48 * 1024  #: one import request's entries (the API refuses bodies over api.max_body_bytes)
@@ -140,7 +141,7 @@ def import_entries(file: str, batches: Callable[[], Iterator[list[tuple[int, dic
     error says what was imported, which lines were not sent, and that the same command again skips the entries
     already imported (:func:`_cut_short`, attack30c F12, F13)."""
     totals: dict[str, Any] = {"lines": lines, "imported": 0, "skipped": 0, "skippedReasons": {}, "jobs": []}
-    with api_client(config, api) as client:
+    with signals_interrupt(), api_client(config, api) as client:  # SIGTERM/SIGHUP as Ctrl-C (review30b F5)
         for batch in batches():  # validate everything first
             try:
                 client.request("POST", "/v1/dlq/import", json={"entries": [e for _, e in batch], "dryRun": True})
@@ -171,7 +172,7 @@ def import_entries(file: str, batches: Callable[[], Iterator[list[tuple[int, dic
                 else:
                     return totals
             except KeyboardInterrupt:
-                raise Interrupted(f"interrupted{_cut_short(totals, done, batch, job, client)}",
+                raise Interrupted(f"interrupted ({stopped_by()}){_cut_short(totals, done, batch, job, client)}",
                                   details=totals) from None
             except GameadError as exc:  # the API lost, an answer refused: its code and exit code kept
                 said = exc.message

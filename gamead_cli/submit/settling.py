@@ -56,15 +56,12 @@ def look_up(client: ApiClient, ids: dict[int, str], *, seconds: float = LOOKUP_S
     lookup starts ``seconds`` after the first. A record found still ``queued`` may be one the API is withdrawing
     (its create's ack came late: :mod:`gamead_core.unsettled` sends its delete marker within a round, 1 s): those
     are looked up again ``recheck_after`` seconds later, and one gone by then was never queued. Returns (indexes
-    found, indexes the API says do not exist); the others (an error, the time bound, Ctrl-C) are in neither.
-    Raises nothing."""
+    found, indexes the API says do not exist); the others (an error, the time bound) are in neither.
+    Raises only :class:`KeyboardInterrupt` (Ctrl-C, or SIGTERM as one), after stopping the lookups."""
     deadline = time.monotonic() + seconds
     found, missing, queued = _look(client, ids, deadline, concurrency)
     if queued and time.monotonic() + recheck_after < deadline:
-        try:
-            time.sleep(recheck_after)
-        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) meanwhile: those found stay unsettled
-            return found - queued, missing
+        time.sleep(recheck_after)  # a Ctrl-C (or SIGTERM) meanwhile is the caller's: the run is interrupted
         again, gone, _ = _look(client, {i: ids[i] for i in queued}, deadline, concurrency)
         found, missing = (found - queued) | again, missing | gone
     elif queued:
@@ -99,8 +96,9 @@ def _look(client: ApiClient, ids: dict[int, str], deadline: float,
         futures = [pool.submit(one, i, ad_id) for i, ad_id in ids.items()]
         wait_futures(futures)
         pool.shutdown(wait=True)
-    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM): what was settled stays settled, the rest "may be queued"
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM): no more lookups; the caller says the run was interrupted
         pool.shutdown(wait=False, cancel_futures=True)
+        raise
     return set(found), set(missing), set(queued)
 
 
@@ -118,7 +116,10 @@ def settle(summary: dict[str, Any], client: ApiClient, *, look: bool = True) -> 
     if look and unsure:
         note_line(f"looking up the {len(unsure)} ad(s) whose publish got no answer in time (GET /ads/ID, at most "
                   f"{LOOKUP_SECONDS:g} s) …")
-        found, missing = look_up(client, {i: ad_id for i, (_, ad_id) in unsure.items()})
+        try:
+            found, missing = look_up(client, {i: ad_id for i, (_, ad_id) in unsure.items()})
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM during the lookup (review30b F3: it was swallowed, the run
+            summary["interrupted"] = True  # went on and exited 1): those stay "may be queued", the run interrupted
     summary["queuedFound"] = len(found)
     summary["queuedFoundIds"] = [unsure[i][1] for i in sorted(found)]
     summary["notQueued"] = len(missing)

@@ -188,3 +188,26 @@ def test_an_ascii_locale_without_utf8_mode_prints_non_ascii_titles_with_question
         result = run_gamead(*verb, "--api", lane.url, env=env)
         assert result.returncode == 0, result.stderr  # was 1: "unexpected UnicodeEncodeError"
         assert "Drachen K?nig" in result.stdout, result.stdout
+
+
+def test_a_sigterm_during_a_multi_batch_import_says_what_was_imported_and_exits_143(lane: Lane,
+                                                                                    tmp_path: Path) -> None:
+    """review30b F5: SIGTERM and SIGHUP were "as Ctrl-C" for `gamead submit` only: a `dlq import` stopped by a
+    `timeout`, a CI cancel or systemd died without its "imported N of M lines … run the same command again" line.
+    A real process, a real SIGTERM once the first entries are in the DLQ."""
+    import signal
+    import subprocess
+
+    from tests.support import clean_env, gamead_argv, killed_if_left, wait_for
+
+    path = tmp_path / "dead.jsonl"
+    entries = _jsonl(path, 3000, "Terminated Import")
+    cli = subprocess.Popen(gamead_argv("dlq", "import", str(path), "--api", lane.url), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=clean_env())
+    with killed_if_left(cli):
+        wait_for(lambda: len(_in_dlq(lane, entries)) > 0, timeout=60, what="the first entries imported")
+        cli.send_signal(signal.SIGTERM)
+        _, err = cli.communicate(timeout=60)
+    said = " ".join(err.split())
+    assert cli.returncode == exitcodes.TERMINATED, said  # 3,000 entries take seconds: the signal comes first
+    assert "interrupted (SIGTERM); imported " in said and "run the same command again" in said, said

@@ -133,6 +133,7 @@ def test_a_signal_during_a_hand_over_lands_after_it() -> None:
     the interrupt path send that run again (each ad queued twice). The hand-over holds the signals back."""
     import os
     import signal
+    import threading
 
     from gamead_cli.submit.feeding import signals_held
 
@@ -143,15 +144,20 @@ def test_a_signal_during_a_hand_over_lands_after_it() -> None:
         raise Stopped
 
     handed: list[int] = []
+    quit_other = threading.Event()
+    other = threading.Thread(target=quit_other.wait, daemon=True)  # a thread the kernel may give the signal to
+    other.start()  # (as the submit's reader and senders are: review30b F2b, a masked signal went there)
     before = signal.signal(signal.SIGINT, stop)
     try:
         try:
             with signals_held():
                 os.kill(os.getpid(), signal.SIGINT)
-                handed.append(1)  # still runs: the signal waits for the block's end
+                handed.append(1)  # still runs: the signal waits for the block's end,
+                handed.append(sum(range(2_000_000)))  # however long the block computes
                 handed.append(2)
         except Stopped:
-            pass
+            handed.append(3)  # and then acts: after the block
     finally:
         signal.signal(signal.SIGINT, before)
-    assert handed == [1, 2]
+        quit_other.set()
+    assert handed[0] == 1 and handed[2:] == [2, 3], handed
