@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import select
 import signal
 import threading
 import time
@@ -166,7 +167,11 @@ class StreamLines:
             if self._pos and self._pos * 2 >= len(self._buf):
                 del self._buf[:self._pos]
                 self._pos = 0
-            data = os.read(self._fd, self._chunk)
+            try:
+                data = os.read(self._fd, self._chunk)
+            except BlockingIOError:  # a non-blocking stdin (set by a parent): wait until it can be read
+                select.select([self._fd], [], [])
+                continue
             self._eof = not data
             self._buf += data
         line = bytes(self._buf[self._pos:cut])

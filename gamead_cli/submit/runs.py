@@ -111,6 +111,10 @@ def submit_bulk(
     if summary.get("interrupted"):
         error_line(interrupted_line(summary, count))
         return interrupted_code()
+    if summary.get("inputError"):  # the ads read before it were sent and counted above (review30b F6)
+        error_line(f"the input could not be read on after {summary.get('lastSent') or 'its start'} "
+                   f"({summary['inputError']}): the ads after it were not read")
+        return exitcodes.ERROR
     if wait and summary["failed"] + summary["dead"]:
         return exitcodes.AD_FAILED
     if (summary["rejected"] or summary.get("pending") or summary.get("maybeQueued") or summary.get("notSent")

@@ -247,7 +247,7 @@ def send_many(
                 answers = post([g for g in good if g[0] in again])
 
         start = time.monotonic()
-        interrupted, last = False, ""
+        interrupted, last, unread = False, "", ""
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gamead-submit")
         futures: dict[Future[None], list[Item]] = {}  #: each request's ads, to name them if it is cancelled
         feed = Feed(enumerate(ads)) if live else None
@@ -266,6 +266,8 @@ def send_many(
                 sent, last = sent + len(run), labelled(*run[-1])[0]  # ads go in input order: 1 … last
                 if len(futures) > 4 * concurrency:  # those done and counted go: a long stream keeps no list of all
                     futures = {f: c for f, c in futures.items() if not counted(f)}
+        except OSError as exc:  # the input cannot be read on (review30b F6: EIO, a non-blocking pipe): what was
+            unread = f"{type(exc).__name__}: {exc}"  # read is sent and counted, the summary says where it stopped
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
@@ -311,10 +313,8 @@ def send_many(
         "retried": client.retried,  # requests sent again after a 429, a 503 or a lost connection
         "elapsedSeconds": round(elapsed, 3),
         "ratePerSecond": round(sent / elapsed, 1) if elapsed > 0 else 0.0,  # ads sent a second
-        # ads newly queued a second (not duplicates: those were queued by an earlier run)
-        "acceptedPerSecond": round(counts["accepted"] / elapsed, 1) if elapsed > 0 else 0.0,
-        # ads the API answered a second, whatever the answer (accepted, duplicate or refused)
-        "answeredPerSecond": round(counts["answered"] / elapsed, 1) if elapsed > 0 else 0.0,
+        "acceptedPerSecond": round(counts["accepted"] / elapsed, 1) if elapsed > 0 else 0.0,  # newly queued a second
+        "answeredPerSecond": round(counts["answered"] / elapsed, 1) if elapsed > 0 else 0.0,  # answered, any answer
         "targetRate": rate or None,
         # the first REJECTIONS_LISTED rejected ads in input order (whatever order they were answered in)
         "rejections": [listed[i] for i in sorted(listed)],
@@ -327,8 +327,7 @@ def send_many(
         # of those, the ones whose whole batch got no answer: ids unknown (found in `gamead ads list`); with
         # --idempotency-key their keys, which the same command with the same key settles (nothing queued twice)
         "maybeQueuedUnknown": counts["unknown"],
-        "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown) if i < ITEMS_KEPT] if idempotency_key
-        else [],
+        "maybeQueuedKeys": [f"{idempotency_key}-{i}" for i in sorted(unknown) if i < ITEMS_KEPT if idempotency_key],
         "idempotencyKey": idempotency_key,
         # ads sent past the first ITEMS_KEPT: in every count above, not in items / acceptedIds / the id lists
         "itemsOmitted": max(0, sent - ITEMS_KEPT),
@@ -342,8 +341,8 @@ def send_many(
         summary["keyAdvice"] = reused_key_advice(idempotency_key)  # said once: how to settle without doubling
     if counts["split"]:
         summary["batchSize"] = limit["size"]  # the API refused bigger batches (api.batch_max)
-    if interrupted:
-        summary["interrupted"] = True
+    if interrupted or unread:
+        summary["interrupted" if interrupted else "inputError"] = True if interrupted else unread
         summary["lastSent"] = last or None  # the input's ads up to this one went out; none after it
     elif stop.is_set() and total is not None and sent < total:  # a batch got no answer before any was accepted
         summary["notSent"] = total - sent  # stopped there rather than wait on an API that answers nothing

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -161,3 +162,45 @@ def test_a_signal_during_a_hand_over_lands_after_it() -> None:
         signal.signal(signal.SIGINT, before)
         quit_other.set()
     assert handed[0] == 1 and handed[2:] == [2, 3], handed
+
+
+def test_a_non_blocking_stdin_is_read_as_a_blocking_one(api_url: str) -> None:
+    """review30b F6: a pipe whose reading end a parent left non-blocking (Node, some IDEs) ended `submit --ndjson -`
+    at its first pause with "unexpected BlockingIOError" and no summary. Read through it: the ads written before
+    and after a pause are all queued, exit 0."""
+    import os
+
+    tag = f"Nonblocking {uuid.uuid4().hex[:8]}"
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    cli = subprocess.Popen(gamead_argv("submit", "--ndjson", "-", "--api", api_url, "-o", "json"), stdin=read_end,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    os.close(read_end)
+    with killed_if_left(cli):
+        os.write(write_end, "".join(_line(f"{tag} Ad {i}") for i in range(2)).encode())
+        wait_for(lambda: len(_titles_queued(api_url, tag)) == 2, timeout=30, what="the first 2 ads queued")
+        os.write(write_end, _line(f"{tag} Ad 2").encode())  # after a pause: the read found nothing for a while
+        os.close(write_end)
+        out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert json.loads(out)["accepted"] == 3 and len(_titles_queued(api_url, tag)) == 3
+
+
+def test_an_input_that_fails_mid_stream_still_gets_its_summary(api_url: str) -> None:
+    """review30b F6: an input whose read fails part-way (EIO of a terminal gone, a socket reset) left send_many
+    with the error before its summary: "unexpected OSError", nothing said of the ads already queued. The ads
+    read before it are sent and counted, and the summary says where the input stopped."""
+    from gamead_cli.client import ApiClient
+    from gamead_cli.submit.sending import send_many
+
+    tag = f"Cut {uuid.uuid4().hex[:8]}"
+
+    def ads() -> Iterator[dict[str, object]]:
+        for i in range(3):
+            yield json.loads(_line(f"{tag} Ad {i}"))
+        raise OSError(5, "Input/output error")
+
+    with ApiClient(api_url) as client:
+        summary, _ = send_many(client, ads(), total=None, rate=0, concurrency=2, idempotency_key=None, live=True)
+    assert summary["accepted"] == 3 and summary["inputError"] == "OSError: [Errno 5] Input/output error", summary
+    assert summary["lastSent"] == "ad 3" and len(_titles_queued(api_url, tag)) == 3, summary
