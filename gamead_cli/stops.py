@@ -1,11 +1,14 @@
 """SIGTERM and SIGHUP of a command that sends many things (``gamead submit``), treated as Ctrl-C is (attack30c F5):
 stop reading, let the requests in flight finish, print the summary of what was sent, exit 128 + the signal's
 number (143, 129; Ctrl-C 130), as a shell reports a process that signal ended. A ``timeout``, a CI job's cancel,
-systemd's stop or an SSH drop then leave a line saying how far the run got, not silence."""
+systemd's stop or an SSH drop then leave a line saying how far the run got, not silence. And the other way round,
+:func:`signals_held` keeps those signals (and Ctrl-C) out of a step that must be whole."""
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +42,34 @@ def signals_interrupt() -> Iterator[None]:
     finally:
         for sig, old in before.items():
             signal.signal(sig, old)
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP held back for the block, then acted on as the handlers before it would have (the
+    first one that came): a hand-over of ads to the sender's pool is then whole or not done, never cut half-way by
+    a Ctrl-C. Held in Python's handlers, not the thread's signal mask: the kernel gives a signal masked in the main
+    thread to another thread, and Python still raises it in the main thread within milliseconds (review30b F2b).
+    On the main thread only (elsewhere Python sets no handler: a plain block)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    before = {sig: signal.signal(sig, lambda signum, _frame: came.append(signum)) for sig in _HELD}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        if came:
+            handler = before[came[0]]
+            if callable(handler):
+                handler(came[0], None)  # raises (KeyboardInterrupt) here: after the block
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), came[0])  # its default action, now that it is back
 
 
 def stopped_by() -> str:

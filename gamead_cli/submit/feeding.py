@@ -8,11 +8,9 @@ the process exits (Ctrl-C, the stream still open) makes the interpreter abort ("
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import select
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -112,34 +110,6 @@ class Feed:
             else:
                 rest.append(got)  # type: ignore[arg-type]
         return rest
-
-
-_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP held back for the block, then acted on as the handlers before it would have (the
-    first one that came): a hand-over of ads to the sender's pool is then whole or not done, never cut half-way by
-    a Ctrl-C. Held in Python's handlers, not the thread's signal mask: the kernel gives a signal masked in the main
-    thread to another thread, and Python still raises it in the main thread within milliseconds (review30b F2b).
-    On the main thread only (elsewhere Python sets no handler: a plain block)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    came: list[int] = []
-    before = {sig: signal.signal(sig, lambda signum, _frame: came.append(signum)) for sig in _HELD}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
-        if came:
-            handler = before[came[0]]
-            if callable(handler):
-                handler(came[0], None)  # raises (KeyboardInterrupt) here: after the block
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), came[0])  # its default action, now that it is back
 
 
 class StreamLines:

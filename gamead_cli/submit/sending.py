@@ -29,7 +29,8 @@ from gamead_cli.submit.batches import (
     reused_key_advice,
     reused_key_text,
 )
-from gamead_cli.submit.feeding import Feed, signals_held
+from gamead_cli.stops import signals_held
+from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.reading import Labeled
 from gamead_cli.submit.settling import MAYBE_KEPT
 from gamead_cli.submit.views import progress_bar

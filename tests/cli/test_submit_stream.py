@@ -136,7 +136,7 @@ def test_a_signal_during_a_hand_over_lands_after_it() -> None:
     import signal
     import threading
 
-    from gamead_cli.submit.feeding import signals_held
+    from gamead_cli.stops import signals_held
 
     class Stopped(Exception):
         pass

@@ -50,6 +50,16 @@ def start_limited(nats_url: str, logs: Path, port: int, hard: int = NOFILE, **en
     return proc, url
 
 
+@contextmanager
+def bounded_at_8(server: EmbeddedNats, logs: Path, **env: str) -> Iterator[tuple[Proc, str]]:
+    """An API (:func:`start_limited`) at ``api.max_connections`` 8, with ``env``; stopped at the block's end."""
+    proc, url = start_limited(server.url, logs, free_port(), GAMEAD_API__MAX_CONNECTIONS="8", **env)
+    try:
+        yield proc, url
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 def idle_sockets() -> Iterator[ExitStack]:
     with ExitStack() as stack:
@@ -135,14 +145,10 @@ def test_accept_out_of_descriptors_closes_a_waiting_connection_and_says_so(
 def test_a_new_connection_is_answered_503_when_every_connection_is_serving_a_request(
     nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
 ) -> None:
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8",
-                              **BUSY_ENV)
-    try:
+    with bounded_at_8(nats_server, tmp_path, **BUSY_ENV) as (proc, url):
         with every_slot_busy(nats_server, url, idle_sockets):
             pass
         assert "api.max_connections (8) reached with every other connection serving a request" in proc.output()
-    finally:
-        proc.stop()
 
 
 #: the API's publish deadlines, long enough for its requests to stay in flight while NATS is stopped
@@ -247,9 +253,7 @@ def test_a_request_in_flight_is_not_closed_for_room_when_the_next_pipelined_one_
 def test_every_client_of_a_burst_past_the_bound_reads_an_answer_and_each_refusal_is_counted(
     nats_server: EmbeddedNats, tmp_path: Path, idle_sockets: ExitStack
 ) -> None:
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8",
-                              **BUSY_ENV)
-    try:
+    with bounded_at_8(nats_server, tmp_path, **BUSY_ENV) as (_, url):
         with every_slot_busy(nats_server, url, idle_sockets) as busy:
             burst = hold_idle(url, idle_sockets, 4)  # at once, before any of them speaks
             answers = []
@@ -264,8 +268,6 @@ def test_every_client_of_a_burst_past_the_bound_reads_an_answer_and_each_refusal
         metrics = wait_for(lambda: _scraped(url), what="/metrics answered once the busy connections are gone")
         assert metrics["gamead_connections_refused_total"] >= refused + 1  # + _busy_seen's; before: no such series
         assert metrics["gamead_connections_open"] >= 1
-    finally:
-        proc.stop()
 
 
 def _scraped(url: str) -> dict[str, float] | None:
@@ -282,8 +284,7 @@ def test_connections_still_sending_their_bodies_make_room_for_a_health_probe(
     136 half-sent bodies held every slot and /healthz, /readyz and /metrics got 503 too_many_connections for
     api.read_timeout (a Kubernetes liveness probe would restart the pod). Until its last byte a request is waiting
     for its body, not served: such a connection is closed for room like an idle one (its ad was never received)."""
-    proc, url = start_limited(nats_server.url, tmp_path, free_port(), GAMEAD_API__MAX_CONNECTIONS="8")
-    try:
+    with bounded_at_8(nats_server, tmp_path) as (_, url):
         for sock in hold_idle(url, idle_sockets, 8):
             sock.sendall(SLOW_BODY)
         wait_for(lambda: scrape(url)["gamead_connections_open"] >= 8, what="the slow bodies' connections open")
@@ -291,8 +292,6 @@ def test_connections_still_sending_their_bodies_make_room_for_a_health_probe(
             health = client.get(f"{url}/healthz")
         assert health.status_code == 200, health.text  # before: 503 too_many_connections
         assert submit(url).status_code == 202
-    finally:
-        proc.stop()
 
 
 def test_a_sigterm_cuts_requests_still_sending_their_bodies_without_a_traceback(
