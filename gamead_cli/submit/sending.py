@@ -29,7 +29,7 @@ from gamead_cli.submit.batches import (
     reused_key_advice,
     reused_key_text,
 )
-from gamead_cli.stops import signals_held
+from gamead_cli.stops import signals_held, stopped_by
 from gamead_cli.submit.feeding import Feed
 from gamead_cli.submit.reading import Labeled
 from gamead_cli.submit.settling import MAYBE_KEPT
@@ -276,7 +276,7 @@ def send_many(
             held = chunk + (feed.partial() if feed else [])  # in hand, and the partial run: sent, not dropped;
             with lock:  # read ahead of them: named (review30b F1: a paced run's Ctrl-C sent ~1,000 more at once)
                 for i, item in feed.rest() if feed else []:
-                    reject(i, labelled(i, item)[0], "not_sent", "not sent: read ahead when Ctrl-C came")
+                    reject(i, labelled(i, item)[0], "not_sent", f"not sent: read ahead when {stopped_by()} came")
             for k in range(0, len(held), limit["size"]):
                 futures[pool.submit(one, held[k:k + limit["size"]], False)] = held[k:k + limit["size"]]
                 sent, last = sent + len(held[k:k + limit["size"]]), labelled(*held[-1])[0]

@@ -204,3 +204,23 @@ def test_an_input_that_fails_mid_stream_still_gets_its_summary(api_url: str) -> 
         summary, _ = send_many(client, ads(), total=None, rate=0, concurrency=2, idempotency_key=None, live=True)
     assert summary["accepted"] == 3 and summary["inputError"] == "OSError: [Errno 5] Input/output error", summary
     assert summary["lastSent"] == "ad 3" and len(_titles_queued(api_url, tag)) == 3, summary
+
+
+def test_a_sigterm_to_a_paced_stream_names_it_in_the_ads_it_did_not_send(api_url: str) -> None:
+    """The ads read ahead and not sent say which signal stopped the run (a new user's drill: SIGTERM read
+    "read ahead when Ctrl-C came"); exit 143."""
+    import signal
+
+    tag = f"Termed {uuid.uuid4().hex[:8]}"
+    cli = _streaming(api_url, "--rate", "2")
+    with killed_if_left(cli):
+        assert cli.stdin is not None
+        cli.stdin.write("".join(_line(f"{tag} Ad {i}") for i in range(50)))
+        cli.stdin.flush()
+        wait_for(lambda: len(_titles_queued(api_url, tag)) >= 1, timeout=30, what="the first ad queued")
+        cli.send_signal(signal.SIGTERM)
+        cli.wait(timeout=60)
+        out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 143, err
+    said = {r["message"] for r in json.loads(out)["rejections"]}
+    assert said == {"not sent: read ahead when SIGTERM came"}, said
