@@ -201,7 +201,7 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
                 continue
             was_first, first = first, False
             if not isinstance(data, dict) or _depth(data) > MAX_AD_DEPTH:
-                yield Labeled(label, _bad_line("not one JSON object (an ad)"))
+                yield Labeled(label, _bad_line(_not_an_ad(data)))
                 continue
             if (twice := spelled_twice_problem(data)) is not None:
                 if was_first:  # as a first line naming a key twice: the file is refused whole, nothing sent
@@ -209,6 +209,14 @@ def read_ndjson(source: str, overrides: Mapping[str, Any]) -> Iterator[Labeled]:
                 yield Labeled(label, _Ambiguous(twice))  # as a later one: this ad rejected, the others sent
                 continue
             yield Labeled(label, with_overrides(data, overrides))
+
+
+def _not_an_ad(data: object) -> str:
+    """What a rejected NDJSON line that is JSON but no ad says; an array is named with the way to send one."""
+    if isinstance(data, list):
+        return ("a JSON array, not one JSON object (an ad): NDJSON holds one ad a line; a file holding one array "
+                "of ads is sent as such when it is not read as NDJSON (named *.json, no --ndjson)")
+    return "not one JSON object (an ad)"
 
 
 def _line_problem(problem: str) -> str:

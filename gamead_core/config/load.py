@@ -155,9 +155,12 @@ def _bad_env_json(exc: SettingsError) -> ConfigError:
 
     named = [k for k in candidates if not parses(k)] or candidates
     what = ", ".join(named) if named else f"a GAMEAD_* variable of section {field!r}"
+    # GAMEAD_API=http://… meant for the CLI's API address: the variable a section's own name shadows
+    meant = sorted(alias for alias in _ENV_ALIASES.values() if prefix in named and alias.startswith(prefix + "_"))
+    hint = f"; {prefix} sets the whole {field!r} section: did you mean {' or '.join(meant)}?" if meant else ""
     return ConfigError(
         f"invalid configuration: {what} is not valid JSON (a list or section in an env var is written as "
-        f"JSON, e.g. GAMEAD_AUTH__TOKENS='[{{\"name\": \"ci\", \"token\": \"…\", \"role\": \"operator\"}}]')"
+        f"JSON, e.g. GAMEAD_AUTH__TOKENS='[{{\"name\": \"ci\", \"token\": \"…\", \"role\": \"operator\"}}]'){hint}"
     )
 
 

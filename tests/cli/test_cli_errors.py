@@ -87,8 +87,10 @@ def test_submit_of_a_file_that_cannot_be_read_is_bad_usage(tmp_path: Path, path:
         ({"GAMEAD_WORKER": "x"}, "GAMEAD_WORKER is not valid JSON"),
         ({"GAMEAD_WORKER__CONCURRENCY": "many"}, "worker.concurrency"),
         ({"GAMEAD_TOKEN": "jéton"}, "GAMEAD_TOKEN"),
+        # the API's address set under the api section's own name: the line names the variable meant
+        ({"GAMEAD_API": "http://127.0.0.1:8080"}, "GAMEAD_API sets the whole 'api' section: did you mean GAMEAD_API_URL?"),
     ],
-    ids=["tokens-not-json", "section-not-json", "not-a-number", "non-ascii-token"],
+    ids=["tokens-not-json", "section-not-json", "not-a-number", "non-ascii-token", "api-url-as-section"],
 )
 def test_a_malformed_env_value_is_a_config_error(tmp_path: Path, env: dict[str, str], fragment: str) -> None:
     result = gamead("ads", "list", cwd=tmp_path, **env)

@@ -112,7 +112,7 @@ def test_submit_ndjson_names_each_rejected_line_first_20_then_a_count(tmp_path: 
     code, out, err = invoke("submit", "bad.ndjson", "--api", closed_api_url)  # isolated_env: cwd is tmp_path
     assert code == 1  # nothing valid: no request sent, every line rejected and named
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines[0] == "bad.ndjson:1: invalid_json: not one JSON object (an ad)"
+    assert lines[0].startswith("bad.ndjson:1: invalid_json: a JSON array, not one JSON object (an ad): NDJSON holds")
     assert lines[1].startswith("bad.ndjson:2: invalid_json: not valid JSON (NaN is not a JSON number")
     assert len(lines) == 21 and lines[-1] == "… and 5 more rejected"
     code, out, _ = invoke("submit", "bad.ndjson", "--api", closed_api_url, "-o", "json")
@@ -239,3 +239,12 @@ def test_an_ad_from_flags_whose_title_has_no_letters_and_no_description_is_refus
     assert code == 2, err
     line = one_red_line(err)
     assert "has no letters and no --description was given" in line, line
+
+
+def test_submit_ndjson_of_a_json_array_says_how_to_send_one(tmp_path: Path, closed_api_url: str) -> None:
+    # a file holding one array of ads, read as NDJSON (--ndjson): the rejected line says how to send it
+    (tmp_path / "ads.json").write_text('[{"title": "Star Raid", "genre": "rpg", "priority": 2}]\n', encoding="utf-8")
+    code, _, err = invoke("submit", "--ndjson", "ads.json", "--api", closed_api_url)
+    assert code == 1  # nothing valid: the line is rejected, nothing sent
+    assert "ads.json:1: invalid_json: a JSON array, not one JSON object (an ad)" in err
+    assert "sent as such when it is not read as NDJSON (named *.json, no --ndjson)" in " ".join(err.split())
