@@ -45,6 +45,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from gamead_core.api.conn_cap import say
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
 from gamead_core.listen import bind_listener
@@ -114,7 +115,9 @@ def scrape_app(registry: CollectorRegistry) -> Any:
     :data:`CACHE_SECONDS` per page variant (:func:`_variant`) and replayed meanwhile; ``405`` for another method,
     ``413`` for a request with a body (``Transfer-Encoding``, or a ``Content-Length`` other than 0), ``400`` for a
     header or query string that is not ASCII (the library would raise ``UnicodeDecodeError`` on it: a ``500`` and
-    a traceback in the worker's log per request)."""
+    a traceback in the worker's log per request); the text format for an ``Accept`` the library cannot read;
+    ``500`` if building the page fails anyway, said in one WARNING line per ``LOG_EVERY`` s (``conn_cap.say``),
+    never a traceback per request."""
     page = make_asgi_app(registry=registry)
     built: dict[tuple[str, bool, tuple[str, ...]], tuple[float, list[dict[str, Any]]]] = {}
 
@@ -127,6 +130,7 @@ def scrape_app(registry: CollectorRegistry) -> Any:
         elif not scope["query_string"].isascii() or not all(n.isascii() and v.isascii() for n, v in scope["headers"]):
             status, text, extra = 400, b"headers and query string must be ASCII\n", []
         else:
+            scope = _text_unless_accept_parses(scope)
             key = _variant(scope)
             now = time.monotonic()
             cached = built.get(key)
@@ -136,7 +140,16 @@ def scrape_app(registry: CollectorRegistry) -> Any:
                 async def keep(message: dict[str, Any]) -> None:
                     sent.append(message)
 
-                await page(scope, receive, keep)
+                try:
+                    await page(scope, receive, keep)
+                except Exception as exc:  # noqa: BLE001 - a library failure on a client's request: one line a while
+                    say("metrics_page_failed", now, "the /metrics page failed: %s: %s", type(exc).__name__, exc)
+                    sent = [{"type": "http.response.start", "status": 500,
+                             "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]},
+                            {"type": "http.response.body", "body": b"the page could not be built\n"}]
+                    for message in sent:
+                        await send(message)
+                    return
                 if not sent:  # the client left before the page was sent: nothing to keep
                     return
                 if len(built) >= _CACHED_VARIANTS:
@@ -150,6 +163,18 @@ def scrape_app(registry: CollectorRegistry) -> Any:
         await send({"type": "http.response.body", "body": text})
 
     return app
+
+
+def _text_unless_accept_parses(scope: dict[str, Any]) -> dict[str, Any]:
+    """``scope`` without its ``Accept`` headers when prometheus-client cannot read them (``application/openmetrics-text;
+    version=x``: its version compare raises ``TypeError``, a ``500`` and a traceback per request), so such a
+    scrape gets the text format, as one with no ``Accept`` (and as the API's ``/metrics`` always serves)."""
+    accept = ",".join(v.decode() for n, v in scope["headers"] if n.lower() == b"accept")
+    try:
+        choose_encoder(accept)
+    except Exception:  # noqa: BLE001 - any header the library cannot parse, not only today's TypeError
+        return {**scope, "headers": [(n, v) for n, v in scope["headers"] if n.lower() != b"accept"]}
+    return scope
 
 
 def _variant(scope: dict[str, Any]) -> tuple[str, bool, tuple[str, ...]]:

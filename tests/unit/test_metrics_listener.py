@@ -138,6 +138,53 @@ def test_a_header_or_query_that_is_not_ascii_is_a_400_without_a_traceback(caplog
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
 
 
+def test_an_accept_the_library_cannot_read_gets_the_text_format_without_a_traceback(caplog: Any) -> None:
+    # attack31b F4: `Accept: application/openmetrics-text; version=x` was a 500 and a 1 KB traceback per request
+    # (prometheus-client compares the version as a number); a flood of them rotated a worker's whole log away
+    async def run() -> None:
+        listener = await serve_metrics(_registry(), "127.0.0.1", 0)
+        try:
+            for accept in (b"application/openmetrics-text; version=x", b"application/openmetrics-text; version=1..0",
+                           b"text/plain; version=x"):
+                answer = await _exchange(listener.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: " + accept
+                                         + b"\r\nConnection: close\r\n\r\n")
+                assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+                assert b"text/plain; version=0.0.4" in answer and b"gamead_probe_total 3.0" in answer
+            openmetrics = await _exchange(listener.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: "
+                                          b"application/openmetrics-text; version=1.0.0\r\nConnection: close\r\n\r\n")
+            assert b"application/openmetrics-text" in openmetrics and b"# EOF" in openmetrics  # a readable one kept
+        finally:
+            await listener.close()
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(run())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+
+
+class _Broken(Collector):
+    def collect(self) -> Iterable[Metric]:
+        raise RuntimeError("a collector that fails")
+
+
+def test_a_page_that_fails_is_a_500_said_once_a_while_not_a_traceback_per_request(caplog: Any) -> None:
+    async def run() -> list[bytes]:
+        registry = _registry()
+        registry.register(_Broken())
+        listener = await serve_metrics(registry, "127.0.0.1", 0)
+        try:
+            return [await _exchange(listener.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    for _ in range(20)]
+        finally:
+            await listener.close()
+
+    with caplog.at_level(logging.DEBUG):
+        answers = asyncio.run(run())
+    assert all(a.startswith(b"HTTP/1.1 500 ") for a in answers), answers[0][:200]
+    said = [r.getMessage() for r in caplog.records if "/metrics page failed" in r.getMessage()]
+    assert said and "RuntimeError: a collector that fails" in said[0] and len(said) < 20  # throttled, not per request
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+
+
 class _Builds(Collector):
     """Counts how often the page is built (every build collects every collector of the registry)."""
 
