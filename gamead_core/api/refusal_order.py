@@ -51,6 +51,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from gamead_core.log_throttle import Throttle
+from gamead_core.telemetry.conn_metrics import refused_unread
 
 log = logging.getLogger(__name__)
 #: the refusal lines said, one per code every 5 s (gamead_core.log_throttle)
@@ -206,6 +207,8 @@ class InOrderRefusals(HttpToolsProtocol):
             cycle.scope[REFUSAL_SCOPE_KEY] = refusal  # type: ignore[literal-required]  # what the client got
             cycle.disconnected = True  # the handler waiting for this body gets http.disconnect
             cycle.message_event.set()
+        else:  # refused before any application saw it (not HTTP, headers too large): the middleware never counts it
+            refused_unread(refusal.status)
         if self._owed():
             self._held = refusal
             self.flow.pause_reading()

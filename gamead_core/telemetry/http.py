@@ -13,9 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gamead_core.telemetry.conn_metrics import UNMATCHED
 from gamead_core.telemetry.metrics import HTTP_DURATION, HTTP_REQUESTS
-
-UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 

@@ -86,10 +86,7 @@ REDELIVERIES = Counter(
     ["priority"], registry=WORKER_REGISTRY,
 )
 REPLAYED = Counter("gamead_replayed", "Ads put back on the queue from the DLQ (replays).", registry=API_REGISTRY)
-HTTP_REQUESTS = Counter(
-    "gamead_http_requests", "HTTP requests the API answered, by route template, method and status.",
-    ["route", "method", "status"], registry=API_REGISTRY,
-)
+HTTP_REQUESTS = conn_metrics.HTTP_REQUESTS  # defined there: the protocol counts the requests it refuses unread
 HTTP_DURATION = Histogram(
     "gamead_http_request_duration_seconds", "Seconds from request to the end of the response, by route template.",
     ["route"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),

@@ -477,3 +477,27 @@ def test_many_slow_clients_408_fills_no_log(api: tuple[Proc, str]) -> None:
             sock.close()
     assert [a.status for a in answers] == [408] * 30
     assert lines() - before <= 2, lines() - before  # before: 30
+
+
+def _unmatched_count(url: str, status: str) -> float:
+    """``gamead_http_requests_total{route="unmatched", method="other", status=…}`` on the API's ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "gamead_http_requests_total"
+               and s.labels == {"route": "unmatched", "method": "other", "status": status})
+
+
+def test_requests_refused_before_any_route_are_counted_without_their_method_as_a_label(api: tuple[Proc, str]) -> None:
+    """attack31b F1: 25,000 requests the protocol refused itself (not HTTP: 400; headers too large: 431) moved no
+    series, so an error-ratio alert saw nothing. Now each is counted as ``route="unmatched", method="other"``: the
+    junk method a client sent never becomes a label value."""
+    _, url = api
+    before_400, before_431 = _unmatched_count(url, "400"), _unmatched_count(url, "431")
+    for i in range(5):
+        assert send_then_read(url, b"ZQX%d /ads HTTP/1.1\r\nHost: x\r\n\r\n" % i).status == 400
+    assert send_then_read(url, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n").status == 431
+    assert _unmatched_count(url, "400") == before_400 + 5
+    assert _unmatched_count(url, "431") == before_431 + 1
+    assert "ZQX" not in httpx.get(f"{url}/metrics", timeout=10).text
