@@ -233,12 +233,9 @@ class Intake:
     async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str, legacy: str | None = None) -> Accepted:
         ad_id = keyed_ad_id(scope, key)
         fingerprint = ad_fingerprint(ad)
-        known = [(ad_id, key)] if legacy is None else [(ad_id, key), (keyed_ad_id(scope, legacy), legacy)]
-        for known_id, known_key in known:
-            try:  # a repeat after the first request finished (or an older API's: legacy): answer from the record
-                return _repeat((await self._store.get(known_id)).record, fingerprint, known_key)
-            except NotFound:
-                pass
+        first = await self._known(ad_id, None if legacy is None else keyed_ad_id(scope, legacy))
+        if first is not None:  # a repeat after the first request finished (or an older API's: legacy)
+            return _repeat(first, fingerprint, key)  # the key as the client reads it, never '"abc"' (review30b F9)
         record = AdRecord(
             id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad,
             idempotency_key=key, idempotency_fingerprint=fingerprint,
@@ -259,6 +256,19 @@ class Intake:
         await self._record(record, payload)  # written before answering: GET finds it
         ad_submitted(ad.priority)
         return Accepted(record, duplicate=False)
+
+    async def _known(self, ad_id: str, legacy_id: str | None) -> AdRecord | None:
+        """The record of ``ad_id``, else of ``legacy_id`` (an older API's id of a quoted key), else None; both read
+        at once (review30b F9: in turn, a fresh quoted key cost 2 round trips). Raises AdStore.get's but NotFound."""
+        try:
+            reads = [await self._store.get(ad_id)] if legacy_id is None else await asyncio.gather(
+                self._store.get(ad_id), self._store.get(legacy_id), return_exceptions=True)
+        except NotFound:  # the one read of a key not quoted
+            return None
+        for read in reads:
+            if isinstance(read, BaseException) and not isinstance(read, NotFound):
+                raise read
+        return next((read.record for read in reads if not isinstance(read, BaseException)), None)
 
     async def _record(self, record: AdRecord, payload: bytes) -> None:
         """The keyed path's record write, after its message was stored."""

@@ -15,7 +15,6 @@ cancel JOB` find and stop them.
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Iterator
 from functools import partial
 from typing import Annotated, Any
@@ -40,7 +39,7 @@ from gamead_cli.commands.dlq_filters import (
 )
 from gamead_cli.commands.dlq_jobs import ACTED, count_ask_run, follow_job, job_progress
 from gamead_cli.commands.dlq_transfer import (
-    Tee,
+    checked_copy,
     entries_of,
     import_batches,
     import_entries,
@@ -318,15 +317,15 @@ def import_(
 
     where = input_name(file)
     fh = open_input(file)
-    copy = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     try:
         # 1. every line checked here, one at a time, before any request, and kept in a private copy that the
         # validation and the import read again: stdin, and a FILE that changes meanwhile (attack30c F7: a line cut
         # after half of it was imported was "Invalid value for FILE", exit 2), import what was checked
-        lines = sum(1 for _ in entries_of(Tee(fh, copy), where))  # type: ignore[arg-type]
+        lines, copy = checked_copy(fh, where)  # a regular FILE over the bound refused by its size first (F10)
+    finally:
         if file != "-":
             fh.close()
-
+    try:
         def batches() -> Iterator[list[tuple[int, dict[str, Any]]]]:
             copy.seek(0)
             return import_batches(entries_of(copy, where))
@@ -334,8 +333,6 @@ def import_(
         totals = import_entries(file, batches, lines, config, api)
     finally:
         copy.close()
-        if file != "-":
-            fh.close()
 
     def view(t: dict[str, Any]) -> Any:
         text = f"imported {t['imported']} of {t['lines']} lines · skipped {t['skipped']}"

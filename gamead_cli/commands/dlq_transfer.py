@@ -4,7 +4,11 @@ ads that changed while it paged."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -12,7 +16,7 @@ import typer
 from rich.text import Text
 
 from gamead_cli.commands.dlq_jobs import follow_job, job_progress
-from gamead_cli.exitcodes import Interrupted
+from gamead_cli.exitcodes import Interrupted, OutputFailed
 from gamead_cli.once_per_ad import OncePerAd
 from gamead_cli.options import api_client
 from gamead_cli.output import note_line, stderr_console
@@ -21,7 +25,7 @@ from gamead_core.errors import ApiClientError, GameadError
 
 IMPORT_BATCH_BYTES = 48 * 1024  #: one import request's entries (the API refuses bodies over api.max_body_bytes)
 IMPORT_BATCH_ENTRIES = 500
-MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads
+MAX_IMPORT_BYTES = 256 * 1024**2  #: largest file `dlq import` reads (and keeps a private copy of)
 #: longest line `dlq import` reads: one entry must fit in one import request (the API's api.max_body_bytes,
 #: 64 KiB by default, with the request's wrapping); a longer one is named, never read whole
 MAX_IMPORT_LINE_BYTES = IMPORT_BATCH_BYTES
@@ -80,24 +84,81 @@ def read_entries(file: str) -> list[tuple[int, dict[str, Any]]]:
 
     fh = open_input(file)
     try:
+        refuse_too_large(fh, input_name(file))
         return list(entries_of(fh, input_name(file)))
     finally:
         if file != "-":
             fh.close()
 
 
-class Tee:
-    """``readline`` of a binary file that also writes what it read to ``copy`` (stdin, read again from it)."""
+def refuse_too_large(fh: IO[bytes], where: str) -> None:
+    """Refuse a regular file (or stdin redirected from one) with more than :data:`MAX_IMPORT_BYTES` left to read,
+    by its size, before a byte of it is read or copied (review30b F10: 256 MiB were copied to $TMPDIR and parsed
+    first); a pipe is bounded as it is read (:func:`entries_of`). Raises :class:`gamead_cli.inputs.BadInputFile`
+    (exit 2), as the bound met while reading does."""
+    from gamead_cli.inputs import BadInputFile
 
-    def __init__(self, fh: IO[bytes], copy: IO[bytes]) -> None:
-        self.fh, self.copy = fh, copy
+    try:
+        info = os.fstat(fh.fileno())
+        left = info.st_size - os.lseek(fh.fileno(), 0, os.SEEK_CUR) if stat.S_ISREG(info.st_mode) else 0
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's stdin): bounded as it is read
+        return
+    if left > MAX_IMPORT_BYTES:
+        raise BadInputFile(where, f"larger than {MAX_IMPORT_BYTES // 1024**2} MiB ({left:,} bytes); split it")
+
+
+def copy_failed(exc: OSError, where: str) -> OutputFailed:
+    """The error of a private copy of ``where`` that cannot be made or written (``ENOSPC``, ``EFBIG``, ``EACCES``…):
+    it names the directory, not the input (review30b F10: "FILE cannot be read (No space left on device)"). Exit 1."""
+    try:
+        into = tempfile.gettempdir()
+    except OSError:  # no usable directory at all
+        into = os.environ.get("TMPDIR") or "$TMPDIR"
+    return OutputFailed(f"cannot keep a private copy of {where} in {into}: {exc.strerror or exc}; set TMPDIR to a "
+                        f"directory with room for it (up to {MAX_IMPORT_BYTES // 1024**2} MiB)")
+
+
+class Tee:
+    """``readline`` of a binary file that also writes what it read to ``copy`` (stdin, read again from it); a
+    write to the copy that fails raises :func:`copy_failed` (not an OSError: :func:`entries_of` would blame FILE)."""
+
+    def __init__(self, fh: IO[bytes], copy: IO[bytes], where: str) -> None:
+        self.fh, self.copy, self.where = fh, copy, where
 
     def readline(self, limit: int = -1) -> bytes:
         data: bytes | str = self.fh.readline(limit)
         if isinstance(data, str):  # a text stdin (tests): same bytes
             data = data.encode("utf-8", "surrogateescape")
-        self.copy.write(data)
+        try:
+            self.copy.write(data)
+        except OSError as exc:
+            raise copy_failed(exc, self.where) from None
         return data
+
+
+def checked_copy(fh: IO[bytes], where: str) -> tuple[int, IO[bytes]]:
+    """Every line of ``fh`` checked (:func:`entries_of`) while a private copy is kept, which ``dlq import`` reads
+    again (stdin, and a FILE changed meanwhile, import what was checked: attack30c F7): (the entries counted, the
+    copy). The copy is an anonymous temporary file in :func:`tempfile.gettempdir` (``$TMPDIR``, else ``/tmp``:
+    Python's order), at most :data:`MAX_IMPORT_BYTES` and a line; a regular file over it is refused first
+    (:func:`refuse_too_large`). Raises as :func:`entries_of`, and :func:`copy_failed` (exit 1) naming the directory
+    when the copy cannot be made or written."""
+    refuse_too_large(fh, where)
+    try:
+        copy = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise copy_failed(exc, where) from None
+    try:
+        lines = sum(1 for _ in entries_of(Tee(fh, copy, where), where))  # type: ignore[arg-type]
+        try:
+            copy.flush()  # the last bytes' write fails here, not later in a seek that would blame nothing
+        except OSError as exc:
+            raise copy_failed(exc, where) from None
+    except BaseException:
+        with contextlib.suppress(OSError):  # a buffer that cannot be written fails the close too
+            copy.close()
+        raise
+    return lines, copy
 
 
 def import_batches(entries: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[list[tuple[int, dict[str, Any]]]]:

@@ -39,7 +39,7 @@ from starlette.responses import Response
 from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.batch_answer import answer_bytes, error, error_of, result_of
 from gamead_core.api.batch_gate import batch_turn
-from gamead_core.api.batch_keyed import at_most, keyed_bytes
+from gamead_core.api.batch_keyed import at_most, both, keyed_bytes, unexpected
 from gamead_core.api.batch_keys import check_collisions, check_derivable, derived
 from gamead_core.api.batch_models import AdBatch, AdBatchResult
 from gamead_core.api.body import body_bytes, body_schema, not_json, refuse_repeats, spelled_twice_error
@@ -58,7 +58,7 @@ from gamead_core.api.quota import RateQuota
 from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY_CODE, MAX_IDEMPOTENCY_KEY, idempotency_key_problem
-from gamead_core.intake import Accepted, Queued
+from gamead_core.intake import Accepted, Queued, keyed_ad_id
 from gamead_core.json_keys import has_repeat, key_names, may_repeat, repeat_details, repeat_message, repeats
 from gamead_core.models import AdSubmission, NewAd
 from gamead_core.queue.liveness import unsent_bytes
@@ -267,8 +267,8 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
     extra = keyed_bytes(results[i][1] for i in keyed_at)  # their records' fields and keys (review30 F5)
     check_room(unsent_bytes(request.app.state.link.nc), len(body), settings.nats.max_pending_bytes, extra)
 
-    async def keyed(pair: tuple[AdSubmission, str]) -> Accepted:
-        return await intake.submit(pair[0], pair[1], scope=scope_name)  # type: ignore[no-any-return]
+    async def keyed(i: int) -> Accepted:  # the keyed ad at index i (results[i] stays its pair until all are done)
+        return await intake.submit(results[i][0], results[i][1], scope=scope_name)  # type: ignore[no-any-return]
 
     tried: list[int] | range
     flat: list[Accepted | Queued | GameadError]
@@ -277,10 +277,10 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
         flat = await intake.submit_many(results)
     else:
         plain = [i for i, r in enumerate(results) if isinstance(r, tuple) and r[1] is None]
-        # the unkeyed ads in one pipeline, beside the keyed ones, AT_ONCE of those at a time (batch_keyed)
-        outcomes = await asyncio.gather(
+        # the unkeyed ads in one pipeline, beside the keyed ones, AT_ONCE of those at a time, each its own answer
+        outcomes = await both(  # one raising (the pipeline: a bug) stops the other first (review30b F8)
             intake.submit_many([results[i][0] for i in plain]) if plain else asyncio.sleep(0, []),
-            at_most([results[i] for i in keyed_at], keyed))
+            at_most(keyed_at, keyed, lambda i: unexpected(i, keyed_ad_id(scope_name, results[i][1]))))
         tried = plain + keyed_at
         flat = [*outcomes[0], *outcomes[1]]
     if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) and not isinstance(o, MaybeQueued) for o in flat):

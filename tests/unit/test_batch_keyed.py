@@ -58,11 +58,11 @@ def test_at_most_keeps_the_order_the_errors_and_the_bound() -> None:
             raise GameadError("refused")
         return n * 2
 
-    results = asyncio.run(at_most(list(range(60)), call, width=5))
+    results = asyncio.run(at_most(list(range(60)), call, lambda n: GameadError(f"failed {n}"), width=5))
     assert [r if isinstance(r, int) else "error" for r in results] == [
         "error" if n == 7 else n * 2 for n in range(60)]
     assert peak[0] == 5
-    assert asyncio.run(at_most([], call)) == []
+    assert asyncio.run(at_most([], call, lambda n: GameadError(f"failed {n}"))) == []
 
 
 def test_an_own_key_another_item_derives_is_refused_naming_both() -> None:
