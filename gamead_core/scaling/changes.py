@@ -13,7 +13,10 @@ first count read after them that shows the asked replicas is the call landing la
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from gamead_core.scaling.apply import Outcome
 from gamead_core.scaling.policy import ScalingPolicy
@@ -45,6 +48,31 @@ class CountWatch:
     def __init__(self) -> None:
         self.expected: int | None = None
         self.in_doubt: InDoubt | None = None
+        self._inherited = False  #: ``expected`` is the count a predecessor's last recorded decision left
+
+    @classmethod
+    def after(cls, decisions: Sequence[dict[str, Any]], policy: ScalingPolicy, wall: float,
+              mono: float) -> CountWatch:
+        """A new leader's watch, and its fresh ``policy`` told the steps its predecessor took: ``decisions`` are the
+        recorded ones (newest first, :class:`~gamead_core.scaling.shared.SharedState`), ``wall``/``mono`` now on
+        both clocks (epoch and monotonic seconds). Each scale the policy decided and saw applied within the last
+        ``period_seconds`` counts towards this leader's step limits (:meth:`ScalingPolicy.landed`), and the count
+        the newest line left is expected: a count read otherwise at the first tick is named and its step counted
+        too — the call of a leader that died before it could record it, or a change made while nobody led
+        (attack31c F1: after a failover two scale-ups landed in one period, one of them in no record)."""
+        watch = cls()
+        for line in decisions:
+            at, current, desired = _epoch(line.get("at")), line.get("current"), line.get("desired")
+            if at is None or wall - at >= policy.settings.period_seconds:
+                break  # newest first: the rest are older still
+            if line.get("applied") is True and not line.get("override") and isinstance(current, int) \
+                    and isinstance(desired, int) and desired != current:
+                policy.landed(mono - (wall - at), desired - current)
+        newest = decisions[0] if decisions else {}
+        left = {True: newest.get("desired"), False: newest.get("current")}.get(newest.get("applied"))
+        if isinstance(left, int):
+            watch.expected, watch._inherited = left, True
+        return watch
 
     def seen(self, current: int, mono: float, policy: ScalingPolicy | None) -> str:
         """``current`` replicas read at ``mono`` (monotonic seconds; called only for a count that was read) → what
@@ -61,6 +89,15 @@ class CountWatch:
             return text
         if doubt is not None and mono - doubt.at > LATE_LANDING_SECONDS:
             self.in_doubt = None  # read past the API server's own timeout, and not there: it will not land now
+        inherited, self._inherited = self._inherited, False
+        if inherited and self.expected is not None and current != self.expected:
+            if policy is not None:  # maybe a step the last leader took: counted, as the late call of our own
+                policy.landed(mono, current - self.expected)
+            text = (f"replicas changed since the last recorded decision ({self.expected}→{current}: a call of the "
+                    "previous leader that landed unrecorded, or a change made while none led)")
+            log.warning("autoscaler: %s; deciding from %d", text, current,
+                        extra={"replicas_before": self.expected, "replicas_now": current})
+            return text
         if self.expected is not None and current != self.expected:
             text = f"replicas changed outside the autoscaler ({self.expected}→{current})"  # kubectl, an HPA…
             log.warning("autoscaler: %s; deciding from %d", text, current,
@@ -75,6 +112,14 @@ class CountWatch:
         if desired != current and (outcome.applied is not False or outcome.in_doubt):
             self.in_doubt = InDoubt(current, desired, at, wall, by_policy) if outcome.in_doubt else None
         self.expected = outcome.running
+
+
+def _epoch(at: Any) -> float | None:
+    """A recorded line's ``at`` (ISO 8601 UTC, ``…Z``) as epoch seconds; None when it is not one."""
+    try:
+        return datetime.fromisoformat(str(at).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 __all__ = ["LATE_LANDING_SECONDS", "CountWatch", "InDoubt"]

@@ -16,9 +16,9 @@ Read top-down (:meth:`Autoscaler.run`):
    whose every API node was forgotten still scales for the ads already queued (one that saw only its own: to 0).
 3. **Decide.** An active manual override wins (clamped to ``[min, max]``, the reason says so; while the override
    cannot be read, the one read last stands until it expires); otherwise the pure :class:`~.policy.ScalingPolicy`.
-   A new leader starts with a fresh policy, which assumes the current count was recommended — a leader change never
-   shortcuts the scale-down window. A replica count changed since the last tick by someone else (``kubectl scale``,
-   an HPA) is named in the reason (``replicas changed outside the autoscaler (4→2)``), and a late call (``changes``).
+   A new leader's fresh policy assumes the current count was recommended (no shortcut of the scale-down window)
+   and is told the steps its predecessor recorded (:meth:`.changes.CountWatch.after`). A count changed by someone
+   else (``kubectl scale``, an HPA) is named in the reason, and a late call (:mod:`.changes`).
 4. **Apply** through the backend (:func:`~gamead_core.scaling.apply.apply_replicas`) — only while the lease is
    still held: one that lapsed during the tick's calls (a slow Kubernetes API, NATS cut off) applies and records
    nothing. A failure (Kubernetes down, RBAC, …) is logged with the backend's message, recorded, and the whole
@@ -206,8 +206,8 @@ class Autoscaler:
         self._policy = ScalingPolicy(self.settings)
         self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
-        self._counts = CountWatch()
         await self.shared.resume()
+        self._counts = CountWatch.after(self.shared.decisions, self._policy, self._clock(), self._mono())
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
     def _deposed(self) -> None:

@@ -1517,3 +1517,55 @@ def test_a_failure_of_the_autoscaler_is_followed_by_one_line_saying_it_works_aga
     assert len(again) == 1 and getattr(again[0], "ends_warning", False), [r.getMessage() for r in again]
     assert again[0].getMessage() == "autoscaler: can read the replica count again"
     assert again[0].created > said("cannot read the replica count")[-1].created
+
+
+def _successor_after(api: ApiDouble, tmp_path: Path, server: EmbeddedNats,
+                     between: Callable[[], None]) -> tuple[Autoscaler, Autoscaler]:
+    """Leader 'first' (Deployment at 1, ``min_replicas: 1``, one replica per 60 s period, 60 ads pending that need
+    4 at 0.5 ads/s per worker) scales 1→2 and records it; it stops; ``between()`` runs; leader 'second' takes the
+    lease and decides for a few ticks. Returns both (their decisions stay readable)."""
+    settings = _at(api, tmp_path, 1, min_replicas=1, scale_up_max_step=1, scale_up_max_percent=0,
+                   period_seconds=60.0, initial_per_worker_rate=0.5)
+
+    async def first_scales(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: bool(_scaled(autoscaler)), "'first' never scaled")
+        seen = _ticks(autoscaler)
+        await _until(lambda: _ticks(autoscaler) >= seen + 2, "'first' stopped deciding")
+
+    async def second_decides(autoscaler: Autoscaler, js: JetStreamContext) -> None:
+        await _until(lambda: autoscaler.is_leader and _ticks(autoscaler) >= 4, "'second' never led", within=40)
+
+    first = _run_autoscaler(server, settings, "k8s-first", first_scales,
+                            backlog=[f"01KSUCC{i:019d}" for i in range(60)])
+    between()
+    return first, _run_autoscaler(server, settings, "k8s-second", second_decides)
+
+
+@pytest.mark.timeout(120)
+def test_a_new_leader_counts_the_step_its_predecessor_recorded_in_the_period(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """attack31c F1, recorded half: the new leader started with a fresh policy, so the step 'first' took this period
+    (1→2) was not counted and 'second' scaled 2→3 at once: two scale-ups in one period of ``scale_up_max_step`` 1.
+    Now it holds 2 until the period ends."""
+    _, second = _successor_after(api, tmp_path, fresh_nats(), lambda: None)
+    assert _patches(api) == [{"spec": {"replicas": 2}}], _patches(api)  # 'first' alone scaled
+    mine = [d for d in second.shared.decisions if d.get("leader") == "k8s-second"]
+    assert mine and all(d["desired"] == 2 for d in mine), mine
+    assert "scale-up step for this 60s period used" in mine[0]["reason"]
+
+
+@pytest.mark.timeout(120)
+def test_a_new_leader_names_and_counts_a_scale_no_record_explains(
+    api: ApiDouble, tmp_path: Path, fresh_nats: Callable[[], EmbeddedNats]
+) -> None:
+    """attack31c F1, unrecorded half: the Deployment runs 3 where the last recorded decision left 2 (the PATCH of a
+    leader that died before recording it; or kubectl while nobody led). The new leader said nothing and scaled
+    3→4 within the period; now its first decision names the change and counts its step: it holds 3."""
+    _, second = _successor_after(api, tmp_path, fresh_nats(),
+                                 lambda: api.replicas.__setitem__((NS, DEPLOYMENT), 3))
+    assert _patches(api) == [{"spec": {"replicas": 2}}], _patches(api)
+    mine = [d for d in second.shared.decisions[::-1] if d.get("leader") == "k8s-second"]
+    assert mine[0]["reason"].startswith("replicas changed since the last recorded decision (2→3: a call of the "
+                                        "previous leader that landed unrecorded"), mine[0]
+    assert all(d["desired"] == 3 for d in mine), mine

@@ -298,3 +298,32 @@ def test_a_call_in_doubt_outlives_its_window_while_the_count_cannot_be_read() ->
     refused.called(1, 2, doubt, at=10.0, wall=0.0, by_policy=True)
     refused.called(1, 3, Outcome(False, 1, "409 Conflict"), at=12.0, wall=2.0, by_policy=True)
     assert refused.seen(2, 13.0, None) == landed
+
+
+def test_a_new_leader_counts_its_predecessors_steps_and_names_a_count_no_record_explains() -> None:
+    """attack31c F1: the leader that PATCHed 0→1 died before recording it; its successor, with a fresh policy,
+    scaled 1→2 six seconds later in the same 10 s period (scale_up_max_step 1): two scale-ups in one period and the
+    first in no record. A new leader now counts the steps its predecessor recorded within the period, and a count
+    read at its first tick that the newest record does not explain is named and counted as well."""
+    from gamead_core.scaling.changes import CountWatch
+    from gamead_core.scaling.policy import ScalingPolicy
+    from gamead_core.scaling.store import iso
+
+    def line(at: float, current: int, desired: int, applied: bool | None = True, override: bool = False) -> dict:
+        return {"at": iso(at), "current": current, "desired": desired, "applied": applied, "override": override}
+
+    settings = AutoscalerSettings(scale_up_max_step=1, scale_up_max_percent=0, period_seconds=10)
+    wall, mono = 1_000.0, 500.0
+    recorded = [line(996.0, 2, 2), line(995.0, 1, 2), line(993.0, 5, 1, override=True), line(980.0, 0, 1)]
+    policy = ScalingPolicy(settings)
+    watch = CountWatch.after(recorded, policy, wall, mono)
+    assert list(policy._events) == [(495.0, 1)]  # the policy's 1→2 4 s ago; not the override, nor one 20 s ago
+    assert watch.seen(2, mono, policy) == ""  # the count the newest line left
+    unrecorded = ScalingPolicy(settings)
+    watch = CountWatch.after([line(998.0, 0, 0)], unrecorded, wall, mono)
+    assert watch.seen(1, mono, unrecorded) == ("replicas changed since the last recorded decision (0→1: a call of "
+                                               "the previous leader that landed unrecorded, or a change made while "
+                                               "none led)")
+    assert list(unrecorded._events) == [(500.0, 1)]  # its step counted now
+    unknown = CountWatch.after([line(998.0, 1, 2, applied=None)], ScalingPolicy(settings), wall, mono)
+    assert unknown.expected is None  # an outcome nobody knows: nothing expected, nothing named
