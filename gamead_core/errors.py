@@ -20,6 +20,7 @@
     ├── NotFound                 an ad (or other record) does not exist
     ├── Conflict                 a compare-and-set lost: someone else updated the record first
     ├── IdempotencyKeyReused     a caller's Idempotency-Key came back with a different ad
+    ├── IdempotencyKeyExpired    a caller's Idempotency-Key came back after its first ad was no longer kept
     ├── ScalerError              the Kubernetes API refused or failed a scale call (gamead_core.scaling.kubernetes)
     │   ├── ScalerForbidden      401/403: credentials rejected, or RBAC lacks the verb on the resource
     │   ├── ScalerNotFound       404: no such Deployment (or namespace)
@@ -217,6 +218,14 @@ class IdempotencyKeyReused(GameadError):
         return cls(f"Idempotency-Key {key!r} was used for ad {ad_id} with a different body; use a new key for a "
                    "new ad, or resend exactly the first body to get the first ad back",
                    details={"idempotencyKey": key, "adId": ad_id})
+
+
+class IdempotencyKeyExpired(GameadError):
+    """A repeated ``Idempotency-Key`` whose first ad JetStream still deduplicates (``queue.duplicate_window``) but
+    whose record and message are both gone (the full bucket dropped it: ``records.max_bytes``; attack31a F2): nothing
+    is queued, nothing could be answered about it (409). ``details``: the key and the first ad's id."""
+
+    code = "idempotency_key_expired"
 
 
 class TaskError(GameadError):

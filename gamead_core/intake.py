@@ -39,10 +39,12 @@ Idempotency keys (draft-ietf-httpapi-idempotency-key-header; Stripe behaves the 
   repeat answers the first ad with ``duplicate: true`` and enqueues nothing, while the same key with another
   ad is refused (:class:`~gamead_core.errors.IdempotencyKeyReused`, 422). "The same ad" is compared after
   validation: field order, surrounding whitespace and defaults spelt out or not make no difference;
-* a key is remembered as long as its ad's record is kept (``records.*``), and never less than
-  ``queue.duplicate_window``: concurrent repeats are caught by JetStream's deduplication (the message id is
-  the derived ad id), whose ack names the first message, so even a repeat that arrives before the first
-  request wrote its record is compared with the first ad.
+* a key is remembered as long as its ad's record is kept (``records.completed_max_age``, less when the full
+  bucket drops it: ``records.max_bytes``): concurrent repeats are caught by JetStream's deduplication (the
+  message id is the derived ad id), whose ack names the first message, so even a repeat that arrives before the
+  first request wrote its record is compared with the first ad. A repeat deduplicated (``queue.duplicate_window``)
+  whose first ad is kept nowhere (no record, no message) is refused (:class:`~gamead_core.errors.
+  IdempotencyKeyExpired`, 409), never answered as a queued ad; past the window the key is a new one.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ from ulid import ULID
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id, new_ad_ids
 from gamead_core.batch_writes import create_records, publish_messages
-from gamead_core.errors import Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueUnavailable, maybe_queued
+from gamead_core.errors import (Conflict, GameadError, IdempotencyKeyExpired, IdempotencyKeyReused, NotFound,
+                                QueueUnavailable, maybe_queued)
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import partition_of
@@ -140,7 +143,8 @@ class Intake:
         stored it (a quoted header, quotes included: :class:`gamead_core.api.key_header.QuotedKey`); when no ad
         has the key's id but one has that key's, that ad answers (as a repeat; review30 F4).
 
-        Raises :class:`IdempotencyKeyReused` for a known key with another ad (422); :class:`QueueFull` when the
+        Raises :class:`IdempotencyKeyReused` for a known key with another ad (422), :class:`IdempotencyKeyExpired`
+        for a repeat whose first ad is kept nowhere (409); :class:`QueueFull` when the
         stream is at ``queue.max_msgs``/``max_bytes``, :class:`StorageFailed` when JetStream cannot store, and
         :class:`MaybeQueued` (``details.adId``) when the record's or the message's ack did not come within
         ``api.publish_timeout`` seconds, other :class:`QueueUnavailable` when NATS certainly took nothing (all 503).
@@ -252,7 +256,13 @@ class Intake:
             raise maybe_queued(ad_id, keyed=True) from exc
         if published.duplicate:  # a concurrent or retried request already enqueued this id
             first = await self._first_ad(ad_id, published.seq)
-            return _repeat(first, fingerprint, key) if first is not None else Accepted(record, duplicate=True)
+            if first is None:  # no record, no message: the full bucket dropped it (attack31a F2); nothing is queued
+                log.warning("Idempotency-Key repeat of ad %s, which is kept nowhere: answered 409", ad_id)
+                raise IdempotencyKeyExpired(f"the first ad of Idempotency-Key {key!r} (id {ad_id}) is no longer kept: "
+                                            "its record was dropped (records.max_bytes) and it is not queued; send "
+                                            "it again with a new key to analyse it again",
+                                            details={"idempotencyKey": key, "adId": ad_id})
+            return _repeat(first, fingerprint, key)
         await self._record(record, payload)  # written before answering: GET finds it
         ad_submitted(ad.priority)
         return Accepted(record, duplicate=False)

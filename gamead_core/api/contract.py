@@ -78,14 +78,15 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     404: "`not_found`: no such resource (or the id is not in gamead's id form)",
     408: "`request_timeout`: the request was not received whole within `api.read_timeout`",
     409: "`job_finished`: the job has already ended; `conflict`: another writer changed it first (a scale override: "
-         "`details.override` is what stands, `details.overrideRevision` its revision)",
+         "`details.override` is what stands, `details.overrideRevision` its revision); `idempotency_key_expired`: "
+         "the first ad of this key is no longer kept (send it with a new key to analyse it again)",
     413: "`payload_too_large`: the body is over `api.max_body_bytes`",
     414: "`request_line_too_long`: the request target is over `api.max_request_line_bytes`",
     417: "`expectation_failed`: an `Expect` other than `100-continue` (RFC 9110 §10.1.1)",
     422: "`validation_failed` (details: each field path and why); `idempotency_key_reused`",
     429: "`rate_limited`: over the caller's token bucket; retry after `Retry-After` seconds",
     431: "`headers_too_large` / `too_many_headers`: over `api.max_header_bytes` / `api.max_headers`",
-    503: "`queue_unavailable`, `queue_full`, `storage_failed`, `topology_missing`, `topology_error`, "
+    503: "`queue_unavailable`, `queue_full`, `records_full`, `storage_failed`, `topology_missing`, `topology_error`, "
          "`topology_changed`, `audit_unavailable`, `stats_unavailable`: retry after `Retry-After` seconds",
 }
 

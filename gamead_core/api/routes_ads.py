@@ -11,6 +11,7 @@ from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_bytes, body_schema, parse_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.key_header import KeyHeader, QuotedKey, header_key
+from gamead_core.api.records_gate import check_records_room
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
@@ -25,7 +26,7 @@ from gamead_core.models import AdAccepted, AdRecord, AdStatus, AdSubmission, New
 
 router = APIRouter()
 
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = error_responses(400, 422, 503)
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = error_responses(400, 409, 422, 503)
 
 
 def _link(request: Request) -> QueueLink:
@@ -39,6 +40,7 @@ async def submit(request: Request) -> Response:
     idempotency_key = header_key(request.scope["headers"])  # plain or quoted (gamead_core.api.key_header)
     settings = request.app.state.settings
     ad = parse_body(await body_bytes(request), NewAd, settings.api.max_body_bytes)  # any Content-Type
+    check_records_room(request.app)  # 503 records_full: the full record bucket would drop live ads' records
     if idempotency_key is None:
         accepted = await _link(request).intake.submit(ad)
     else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)

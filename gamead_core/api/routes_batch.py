@@ -55,6 +55,7 @@ from gamead_core.api.errors import (
 )
 from gamead_core.api.key_header import KeyHeader, header_key
 from gamead_core.api.quota import RateQuota
+from gamead_core.api.records_gate import check_records_room
 from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY_CODE, MAX_IDEMPOTENCY_KEY, idempotency_key_problem
@@ -249,6 +250,7 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
         pairs = list(zip(ads, keys or [None] * len(ads)))
     if pairs is not None:
         check_collisions(pairs, header)  # an own key that is another item's K-<n>: 400, before any token
+    check_records_room(request.app)  # 503 records_full for the whole batch, before any token is taken
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))

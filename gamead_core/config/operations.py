@@ -145,6 +145,10 @@ class RecordSettings(Section):
         4 * 1024**3, ge=-1, le=TIB, description="Most bytes the bucket holds; past it the oldest records go first "
         "(-1 = unlimited). JetStream reserves it from the server's file store (max_file_store). At most 1 TiB."
     )
+    refuse_at: float = Field(
+        0.9, ge=0.5, le=0.99, description="Share of max_bytes from which the API refuses new ads (503 records_full) "
+        "while the records the full bucket would drop next include a live (queued or retrying) ad's: the rest is "
+        "headroom for the workers' updates. At least 0.5, at most 0.99.")
 
     @model_validator(mode="after")
     def _completed_within_max_age(self) -> RecordSettings:

@@ -76,6 +76,7 @@ from gamead_core.queue.repartition import ads_held
 from gamead_core.queue.topology import Verdict, Wanted, is_missing, partition_change, plan, read_topology
 from gamead_core.queue.topology import wanted_topology
 from gamead_core.queue.write_check import is_check_subject
+from gamead_core.stats.records_room import room_detail
 from gamead_core.store.ads import AdStore
 
 _KV_PREFIX = names.kv_prefix(names.ADS_BUCKET)
@@ -134,6 +135,8 @@ class Doctor:
                                                  partitions=len(self._parts))).items():
             for item, detail in items.items():  # JetStream takes the writes every node needs (attack27b F1, 29b F1)
                 add(found[code], item, detail)
+        if (room := await room_detail(self.js, self.settings)) is not None:  # intake refused (attack31a F1)
+            add(found["records_filling"], f"bucket {names.ADS_BUCKET}", room)
         change = await ads_held(self.js, partition_change(self.settings.queue.partitions, snapshot.work_streams()))
         if change is not None:
             add(found["topology_incompatible"], "queue.partitions", change.describe())

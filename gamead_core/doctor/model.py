@@ -59,6 +59,11 @@ KINDS: Final[tuple[Kind, ...]] = (
        "nothing of gamead's to repair: fix what refuses the write (the detail says it: free memory or raise "
        "maxmemory, point redis.url at the primary, …); each API node uses Redis again once its health check's "
        "write is stored", items="object", severity="warning"),
+    _k("records_filling", 4, "the ad-record bucket holds records.refuse_at or more of records.max_bytes and the "
+       "records it would drop next include live ads' (queued or retrying): the API refuses new ads (503 "
+       "records_full) so their budgets are not lost", None, "nothing of gamead's to repair: intake resumes as workers "
+       "finish the oldest ads; for more room raise records.max_bytes (applied in place at the next start)",
+       items="object", severity="warning"),
     _k("no_message", 1, "record queued or processing, and no message of the ad in its work stream",
        "re-published from the record, keeping its analysis budget (or dead-lettered if the budget is spent)"),
     _k("stranded", 3, "message in a work stream past its consumer's delivery limit (no consumer delivers it)",

@@ -42,7 +42,7 @@ from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry
 from gamead_core.registry.gone import Gone, keep_seconds, remember_gone, vanished
-from gamead_core.stats.document import records_section, stats_document, workers_document
+from gamead_core.stats.document import stats_document, workers_document
 from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles
 from gamead_core.stats.history import History
 from gamead_core.stats.rates import (
@@ -54,6 +54,7 @@ from gamead_core.stats.rates import (
     per_worker_capacity,
 )
 from gamead_core.stats.reading import QueueReading, read_queue
+from gamead_core.stats.records_room import records_reading
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class QueueSampler:
         self.dlq_bytes: int | None = None
         self._dlq_size: int | None = None
         self.records: dict[str, Any] | None = None
+        self.records_at: float | None = None  #: when (time.monotonic()) ``records`` was read
         self.account: dict[str, Any] | None = None
         self.extra_values: dict[str, Any] = {k: None for k in self.extras}
         self.errors: list[str] = []
@@ -295,11 +297,9 @@ class QueueSampler:
         dlq, account, records = parts
         errors = [f"{what}: {error_text(part)}" for what, part in zip(("DLQ", "account", "records bucket"), parts)
                   if isinstance(part, BaseException)]
-        self._dlq_size = None
-        if not isinstance(dlq, BaseException):
-            self._dlq_size, self.dlq_bytes = dlq
-        if not isinstance(records, BaseException):
-            self.records = records_section(records)
+        self._dlq_size, self.dlq_bytes = (None, self.dlq_bytes) if isinstance(dlq, BaseException) else dlq
+        if not isinstance(records, BaseException):  # with whether intake must stop to keep live records (F1)
+            self.records, self.records_at = await records_reading(js, records, self.settings), time.monotonic()
         if not isinstance(account, BaseException) and account is not None:
             a, limits = account, account.limits  # read every ACCOUNT_EVERY samples only: sampledAt says how old
             self.account = {"memoryBytes": a.memory, "fileBytes": a.storage, "maxMemoryBytes": limits.max_memory,

@@ -10,8 +10,14 @@ as early as a finished one's. Instead:
 * the bucket's ``max_age`` (``records.max_age``) bounds every other record, counted from its last write;
 * the bucket's ``max_bytes`` (``records.max_bytes``) bounds the disk, with ``discard: old``: a full bucket
   drops its oldest records rather than refusing a worker's write (nats-py creates KV buckets with
-  ``discard: new``, which would stop the service when the bucket fills). A record lost that way is harmless
-  to the queue: the work message is the source of truth, and a worker that finds no record recreates it.
+  ``discard: new``, which would stop the service when the bucket fills). A completed or failed record lost
+  that way only ends ``GET /ads/{id}`` and its Idempotency-Key early (a resend within the key's duplicate window
+  is 409 ``idempotency_key_expired``: :mod:`gamead_core.intake`). A *live* ad's record is not harmless to lose:
+  it keeps the ad's budget (``attempts``), which a record recreated from the message would start again
+  (attack31a F1). So the API refuses new ads while the records the full bucket drops next include a live
+  ad's (``records.refuse_at``: :mod:`gamead_core.stats.records_room`), and a worker that still finds a
+  redelivered ad's record gone recreates it with its attempts floored by the deliveries, loudly
+  (:func:`gamead_core.worker.records.recreate`).
 
 The completed-record TTL is kept in the bucket's own stream metadata (:data:`~gamead_core.names.
 RECORDS_FINAL_TTL_METADATA`), so every writer (API nodes, workers, whatever their own config says) applies

@@ -86,6 +86,11 @@ REDELIVERIES = Counter(
     ["priority"], registry=WORKER_REGISTRY,
 )
 REPLAYED = Counter("gamead_replayed", "Ads put back on the queue from the DLQ (replays).", registry=API_REGISTRY)
+RECORDS_RECREATED = Counter(
+    "gamead_records_recreated", "Ad records a worker found gone at a redelivery (num_delivered > 1: dropped by the "
+    "full record bucket, records.max_bytes, or deleted) and created again from the message, its attempts floored "
+    "by the deliveries (gamead_core.worker.records).", registry=WORKER_REGISTRY,
+)
 HTTP_REQUESTS = conn_metrics.HTTP_REQUESTS  # defined there: the protocol counts the requests it refuses unread
 HTTP_DURATION = Histogram(
     "gamead_http_request_duration_seconds", "Seconds from request to the end of the response, by route template.",
@@ -135,6 +140,12 @@ def ad_submitted(priority: int) -> None:
     if _recording:
         child = _SUBMITTED.get(priority)
         (child if child is not None else ADS_SUBMITTED.labels(_priority(priority))).inc()
+
+
+def record_recreated() -> None:
+    """A worker created an ad's record again at a redelivery (``gamead_records_recreated_total``)."""
+    if _recording:
+        RECORDS_RECREATED.inc()
 
 
 def ads_replayed(n: int = 1) -> None:

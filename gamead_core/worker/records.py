@@ -13,12 +13,16 @@ older gamead) are read as before.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from nats.aio.msg import Msg
 
 from gamead_core import names
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.store.ads import AdStore, Versioned, decode
+from gamead_core.telemetry.metrics import record_recreated
+
+log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as handle.py's
 
 #: Pauses (seconds) before a first delivery looks again for a record not written yet (the keyed path writes it
 #: right after its publish; see :func:`read_record`).
@@ -50,21 +54,45 @@ def trusted_record(msg: Msg, ad_id: str) -> Versioned | None:
     return Versioned(record, revision) if record.id == ad_id else None
 
 
-async def recreate(store: AdStore, msg: Msg) -> None:
-    """Create the record from ``msg`` (the message is the truth; nothing if one exists meanwhile). Raises the
-    store's errors, ``ValueError`` for a body that is not a record."""
+def attempts_floor(delivered: int, max_attempts: int | None) -> int:
+    """The fewest ``attempts`` a record recreated at delivery ``delivered`` (``num_delivered``) is given: each earlier
+    delivery taken as one charged attempt, capped so at least one attempt is left (``max_attempts`` - 1; None: no
+    cap). A hand-back (a shutdown, our storage failing) is a delivery that charged nothing, so an ad whose record
+    was dropped may get fewer analyses than ``worker.max_attempts``, never more, and never none. Pure."""
+    floor = max(0, delivered - 1)
+    return floor if max_attempts is None else min(floor, max(0, max_attempts - 1))
+
+
+async def recreate(store: AdStore, msg: Msg, max_attempts: int | None = None) -> None:
+    """Create the record from ``msg`` (the message is the truth; nothing if one exists meanwhile). At a redelivery
+    (``num_delivered`` > 1) the record existed and is gone (the full bucket dropped it, ``records.max_bytes``, or it
+    was deleted): its ``attempts`` are floored (:func:`attempts_floor`), else the budget would start again at every
+    drop (attack31a F1: 10-11 analyses for ``max_attempts`` 5), and it is said (one WARNING, counted in
+    ``gamead_records_recreated_total``). Raises the store's errors, ``ValueError`` for a body that is not a record."""
+    record = decode(msg.data)
+    delivered = msg.metadata.num_delivered or 1
+    if delivered > 1:
+        floor = attempts_floor(delivered, max_attempts)
+        record = record.model_copy(update={"attempts": max(record.attempts, floor)})
     try:
-        await store.create(decode(msg.data))
+        await store.create(record)
     except Conflict:
-        pass
+        return
+    if delivered > 1:
+        log.warning("ad %s: its record was gone at delivery %d (dropped by the full record bucket (records.max_bytes), "
+                    "or deleted): created again from its message with %d attempt(s) charged of %s", record.id,
+                    delivered, record.attempts, max_attempts, extra={"ad_id": record.id, "deliveries": delivered})
+        record_recreated()
 
 
-async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
+async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = False,
+                      max_attempts: int | None = None) -> Versioned:
     """The record the delivery ``msg`` of ``ad_id`` starts from. ``first`` (``num_delivered == 1``): the
     message's own record when it names its revision (:func:`trusted_record`), else the store is read, and on a
     miss the stream leader asked again after each of ``RECORD_WAITS`` (17 ms in all) before the record is
     created from the message (an API that died between its two writes). Raises the store's errors
-    (:class:`~gamead_core.errors.QueueUnavailable` …), ``ValueError`` for a body that is not an ad record."""
+    (:class:`~gamead_core.errors.QueueUnavailable` …), ``ValueError`` for a body that is not an ad record.
+    ``max_attempts``: ``worker.max_attempts``, the cap of a recreated record's floor (:func:`recreate`)."""
     if first and (trusted := trusted_record(msg, ad_id)) is not None:
         return trusted
     try:
@@ -77,5 +105,5 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
             return await store.get(ad_id, consistent=True)
         except NotFound:
             continue
-    await recreate(store, msg)
+    await recreate(store, msg, max_attempts)
     return await store.get(ad_id)

@@ -89,12 +89,12 @@ class Settler:
         try:
             return await write()
         except NotFound:
-            await recreate(self._store, msg)
+            await recreate(self._store, msg, self.settings.max_attempts)
             return await write()
 
     async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
         """The ad's record (:func:`gamead_core.worker.records.read_record`; ``first``: a first delivery)."""
-        return await read_record(self._store, msg, ad_id, first=first)
+        return await read_record(self._store, msg, ad_id, first=first, max_attempts=self.settings.max_attempts)
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
         """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by this worker, one attempt

@@ -1,0 +1,175 @@
+"""attack31a F1/F2 on a real nats-server: the full ad-record bucket (``records.max_bytes``, ``discard: old``) no
+longer loses live ads' records in silence.
+
+* intake stops (503 ``records_full``) before the bucket drops a queued ad's record, said by ``/v1/stats`` and
+  ``gamead doctor``;
+* a record dropped while its ad retries is recreated with its attempts floored (a WARNING, a counter): the ad
+  still ends dead after ``worker.max_attempts`` analyses;
+* a keyed resend whose first ad is kept nowhere is 409 ``idempotency_key_expired``, not a queued duplicate; and a
+  bucket full of completed records keeps taking ads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from tests.support import (
+    Proc,
+    ad,
+    free_port,
+    start_api,
+    start_worker,
+    wait_for,
+    wait_terminal,
+)
+
+MIB = 1024 * 1024
+SMALL = {"GAMEAD_RECORDS__MAX_BYTES": str(MIB), "GAMEAD_QUEUE__MAX_MSGS": "100000"}
+
+
+def _batch(client: httpx.Client, title: str, n: int, **item: Any) -> httpx.Response:
+    return client.post("/ads/batch", json={"ads": [{**ad(f"{title} {i}"), **item} for i in range(n)]})
+
+
+def _stats_seen(client: httpx.Client, keys: int) -> dict[str, Any]:
+    """The sampler's reading of the bucket once it counts at least ``keys`` records (it read after our writes), or
+    once the bucket is at its limit (dropping records: it never will)."""
+    return wait_for(lambda: (r := client.get("/v1/stats").json().get("records"))
+                    and (r["keys"] >= keys or r["bytes"] > MIB - 64 * 1024) and r,
+                    timeout=20, what=f"/v1/stats records.keys >= {keys}")
+
+
+def test_a_full_bucket_refuses_new_ads_before_it_drops_a_queued_ads_record(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, GAMEAD_RECORDS__REFUSE_AT="0.6", **SMALL)  # no worker: all stay queued
+    procs.append(api)
+    accepted: list[str] = []
+    refusal: dict[str, Any] | None = None
+    with httpx.Client(base_url=url, timeout=20) as c:
+        for _round in range(200):  # 25 ads of ~0.7 KB a round: ~3.5 MiB at most, 3.5 times the bucket
+            answer = _batch(c, f"Filler {_round}", 25)
+            if answer.status_code == 503:
+                refusal = answer.json()["error"]
+                break
+            assert answer.status_code == 200, answer.text
+            accepted += [r["id"] for r in answer.json()["results"]]
+            _stats_seen(c, len(accepted))  # the gate decides on a reading taken after these writes
+        assert refusal is not None, f"{len(accepted)} ads taken into a 1 MiB bucket, none refused"
+        assert refusal["code"] == "records_full" and "records.max_bytes" in refusal["message"]
+        assert refusal["details"]["maxBytes"] == MIB and refusal["details"]["refuseAt"] == 0.6
+        one = c.post("/ads", json=ad("One more"))
+        assert one.status_code == 503 and one.json()["error"]["code"] == "records_full"
+        assert one.headers.get("Retry-After")
+        records = c.get("/v1/stats").json()["records"]
+        assert records["refusing"] is True and records["refuseAt"] == 0.6
+        # what the refusal is for: every ad a 202 was given for is still there, its budget with it
+        lost = [i for i in accepted if c.get(f"/ads/{i}").status_code != 200]
+        assert lost == [], f"{len(lost)} of {len(accepted)} queued ads lost their record"
+        report = c.get("/v1/doctor", params={"settle": 0}).json()
+        (filling,) = [f for f in report["findings"] if f["kind"] == "records_filling"]
+        assert filling["severity"] == "warning" and filling["count"] == 1
+
+
+def test_a_record_dropped_while_its_ad_retries_keeps_the_budget(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    env = {"GAMEAD_WORKER__MAX_ATTEMPTS": "3", "GAMEAD_WORKER__BACKOFF_BASE": "1", "GAMEAD_WORKER__BACKOFF_CAP": "1"}
+    api, url = start_api(server.url, tmp_path, **env)
+    procs.append(api)
+    port = free_port()
+    worker = start_worker(server.url, tmp_path, worker_id="dropper", ready=True, GAMEAD_WORKER__METRICS_PORT=str(port),
+                          GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="retryable",
+                          GAMEAD_WORKER__FAULTS__MATCH="^Poison", **env)
+    procs.append(worker)
+
+    async def drop_each_retry(client: httpx.Client, ad_id: str) -> dict[str, Any]:
+        """Purge the ad's record (no marker left: as the full bucket drops it) every time it waits for a retry,
+        until it is final; the final record."""
+        nc = await nats.connect(server.url)
+        try:
+            js, dropped = nc.jetstream(), set()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while loop.time() < deadline:
+                got = client.get(f"/ads/{ad_id}")
+                record = got.json() if got.status_code == 200 else {}
+                if record.get("status") in ("dead", "completed", "failed"):
+                    return record
+                if record.get("status") == "queued" and record.get("attempts", 0) not in dropped:
+                    dropped.add(record["attempts"])
+                    await js.purge_stream(names.ADS_BUCKET_STREAM,
+                                          subject=names.kv_subject(names.ADS_BUCKET, ad_id))
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"ad {ad_id} never ended (its record dropped before each retry): {record}")
+        finally:
+            await nc.close()
+
+    with httpx.Client(base_url=url, timeout=10) as c:
+        ad_id = c.post("/ads", json=ad("Poison Dropped")).json()["id"]
+        record = asyncio.run(drop_each_retry(c, ad_id))
+    assert record["status"] == "dead" and record["attempts"] == 3
+    assert int(record["delivery"].split(".")[1]) <= 3  # three analyses, not three per drop
+    log = worker.log.read_text()
+    assert "dropped by the full record bucket (records.max_bytes)" in log and ad_id in log
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    (line,) = [x for x in metrics.splitlines() if x.startswith("gamead_records_recreated_total")]
+    assert float(line.split()[-1]) >= 1
+
+
+def test_a_resent_key_whose_first_ad_was_dropped_is_refused_and_a_full_bucket_of_completed_ads_takes_ads(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    server = fresh_nats()
+    api, url = start_api(server.url, tmp_path, **SMALL)
+    procs.append(api)
+    procs.append(start_worker(server.url, tmp_path, worker_id="turner", concurrency=4, ready=True, **SMALL))
+    with httpx.Client(base_url=url, timeout=20) as c:
+        first = c.post("/ads", json=ad("Keyed Once"), headers={"Idempotency-Key": "a31-k2"})
+        assert first.status_code == 202, first.text
+        ad_id = first.json()["id"]
+        assert wait_terminal(c, ad_id)["status"] == "completed"
+        # turn the bucket over with completed ads (~2.8 KB each): its oldest records, the keyed one first, go
+        for _round in range(100):
+            answer = _batch(c, f"Turnover {_round}", 50)
+            assert answer.status_code == 200, answer.text  # never records_full: nothing live is at risk
+            ids = [r["id"] for r in answer.json()["results"]]
+            wait_for(lambda: c.get(f"/ads/{ids[-1]}").json().get("status") == "completed", timeout=30,
+                     what="the round's last ad to complete")
+            if not _kept(server.url, ad_id):
+                break
+        assert not _kept(server.url, ad_id), "the bucket never dropped the keyed ad's record"
+        again = c.post("/ads", json=ad("Keyed Once"), headers={"Idempotency-Key": "a31-k2"})
+        assert again.status_code == 409, again.text
+        error = again.json()["error"]
+        assert error["code"] == "idempotency_key_expired" and error["details"]["adId"] == ad_id
+        assert "new key" in error["message"]
+        batch = c.post("/ads/batch", json={"ads": [{**ad("Keyed Once"), "idempotencyKey": "a31-k2"}]}).json()
+        (item,) = batch["results"]
+        assert item["error"]["code"] == "idempotency_key_expired"
+
+
+def _kept(nats_url: str, ad_id: str) -> bool:
+    async def look() -> bool:
+        nc = await nats.connect(nats_url)
+        try:
+            kv = await nc.jetstream().key_value(names.ADS_BUCKET)
+            try:
+                await kv.get(ad_id)
+            except Exception:  # noqa: BLE001 - KeyNotFoundError: dropped
+                return False
+            return True
+        finally:
+            await nc.close()
+
+    return asyncio.run(look())
