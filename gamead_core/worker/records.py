@@ -8,6 +8,10 @@ record changed since (a sweep, a doctor repair, an operator, a racing copy) make
 fallback (``AdStore.mutate``: read, decide again) rules; a record that is gone is created again from the
 message (:func:`recreate`). Messages without the header (keyed ads, replays, sweeps, repairs, messages of an
 older gamead) are read as before.
+
+A body is trusted, or a record created from it, only when it is the record the API would have published for the
+message's ``Gamead-Ad-Id`` (:func:`gamead_core.worker.poison.message_record`): otherwise the message is not an ad
+(:class:`~gamead_core.worker.poison.NotAnAd`) and nothing is created under either id (attack31a F3).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from nats.aio.msg import Msg
 
 from gamead_core import names
 from gamead_core.errors import Conflict, NotFound
-from gamead_core.store.ads import AdStore, Versioned, decode
+from gamead_core.store.ads import AdStore, Versioned
+from gamead_core.worker.poison import NotAnAd, message_record
 
 #: Pauses (seconds) before a first delivery looks again for a record not written yet (the keyed path writes it
 #: right after its publish; see :func:`read_record`).
@@ -39,22 +44,23 @@ def record_revision(msg: Msg) -> int | None:
 
 def trusted_record(msg: Msg, ad_id: str) -> Versioned | None:
     """The record a first delivery carries at the revision its header names; None (read it instead) when the
-    header is absent or malformed, or the body is not ``ad_id``'s record."""
+    header is absent or malformed, or the body is not ``ad_id``'s record as the API writes it (then the store is
+    read, and a miss finds the message poison: :func:`recreate`)."""
     revision = record_revision(msg)
     if revision is None:
         return None
     try:
-        record = decode(msg.data)
-    except ValueError:  # pydantic's ValidationError is one
+        return Versioned(message_record(msg.data, ad_id), revision)
+    except NotAnAd:
         return None
-    return Versioned(record, revision) if record.id == ad_id else None
 
 
-async def recreate(store: AdStore, msg: Msg) -> None:
-    """Create the record from ``msg`` (the message is the truth; nothing if one exists meanwhile). Raises the
-    store's errors, ``ValueError`` for a body that is not a record."""
+async def recreate(store: AdStore, msg: Msg, ad_id: str) -> None:
+    """Create ``ad_id``'s record from ``msg`` (the message is the truth; nothing if one exists meanwhile). Raises
+    the store's errors, :class:`~gamead_core.worker.poison.NotAnAd` (a ``ValueError``) for a body that is not
+    ``ad_id``'s record as the API writes it: then nothing is created."""
     try:
-        await store.create(decode(msg.data))
+        await store.create(message_record(msg.data, ad_id))
     except Conflict:
         pass
 
@@ -64,7 +70,8 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
     message's own record when it names its revision (:func:`trusted_record`), else the store is read, and on a
     miss the stream leader asked again after each of ``RECORD_WAITS`` (17 ms in all) before the record is
     created from the message (an API that died between its two writes). Raises the store's errors
-    (:class:`~gamead_core.errors.QueueUnavailable` …), ``ValueError`` for a body that is not an ad record."""
+    (:class:`~gamead_core.errors.QueueUnavailable` …), :class:`~gamead_core.worker.poison.NotAnAd` for a body
+    that is not ``ad_id``'s record (:func:`recreate`), or a record that cannot be read back once created."""
     if first and (trusted := trusted_record(msg, ad_id)) is not None:
         return trusted
     try:
@@ -77,5 +84,8 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
             return await store.get(ad_id, consistent=True)
         except NotFound:
             continue
-    await recreate(store, msg)
-    return await store.get(ad_id)
+    await recreate(store, msg, ad_id)
+    try:
+        return await store.get(ad_id, consistent=True)
+    except NotFound:
+        raise NotAnAd("no_record", "its record could not be read back once created from it") from None
