@@ -53,6 +53,7 @@ from gamead_core.doctor.read import (
     scan_headers,
     subject_counts,
 )
+from gamead_core.doctor.poison import BAD_ID, id_is_poison, note_terminated, note_unrecorded
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.verdict import (
@@ -67,7 +68,6 @@ from gamead_core.doctor.verdict import (
     summary,
 )
 from gamead_core.errors import TopologyMissing
-from gamead_core.ids import is_ad_id
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.dlq import DeadLetters
@@ -165,8 +165,11 @@ class Doctor:
         if names.DLQ_STREAM not in absent:
             first.entries = await self._dlq_counts(names.DLQ_SUBJECT_WILDCARD, stats)
         stats.dlq_entries = sum(first.entries.values())
-        for seq in unreadable:
-            add(notes["unreadable_message"], f"seq {seq}")
+        for label in unreadable:  # poison: no ad id the API issues (gamead_core.doctor.poison); else a partition's
+            poison = label.startswith("poison ")
+            add(notes["poison_message" if poison else "unreadable_message"], label.removeprefix("poison "),
+                BAD_ID if poison else None)
+        await note_terminated(self.js, notes["poison_terminated"])
 
         # 5. whole records where the rules need them, 6. the rules
         wanted = records_to_read(other_keys, final_keys, first.work, first.entries)
@@ -235,8 +238,8 @@ class Doctor:
                 return  # a storage write check's message stored late: never an ad (the probe purges it)
             stats.work_messages += counted
             ad_id = (headers or {}).get(names.HDR_AD_ID)
-            if not ad_id or not is_ad_id(ad_id) or partition_of(ad_id, len(self._parts)) != partition:
-                unreadable.append(str(seq) if not partition else f"{stream} seq {seq}")
+            if id_is_poison(ad_id) or partition_of(str(ad_id), len(self._parts)) != partition:
+                unreadable.append(f"{'poison ' * id_is_poison(ad_id)}{stream} seq {seq}")
                 return
             try:
                 level = names.level_of_subject(subject)
@@ -320,8 +323,9 @@ class Doctor:
             for code in confirmed[ad_id]:
                 if code not in suspects[ad_id]:
                     continue  # new since the first look: the next run judges it
-                if code == "message_without_record":
-                    add(notes[code], ad_id)
+                if code == "message_without_record":  # or poison, when its body is not its ad's record
+                    await note_unrecorded(self.js, names.work_stream(partition_of(ad_id, len(self._parts))),
+                                          again.work.get(ad_id, []), ad_id, stats, notes)
                     continue
                 add(found[code], ad_id)
                 actions.extend(actions_for(code, ad_id, again))

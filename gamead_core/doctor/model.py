@@ -113,8 +113,14 @@ NOTES: Final[dict[str, str]] = {
     "obsolete_object": "an object gamead no longer uses (`--repair` deletes it)",
     "message_without_record": "message waiting in a work stream whose record is missing (the worker recreates "
                               "the record from the message: a 202 is never lost)",
-    "unreadable_message": "message in a work stream without an ad id, or outside its ad's partition (a worker terminates it on "
-                          "delivery)",
+    "unreadable_message": "message in a work stream outside its ad's partition (a worker terminates it on delivery)",
+    "poison_message": "message waiting in a work stream that no API published: no ad id the API issues, or its ad has "
+                      "no record and its body is not that ad's record as the API writes it (another ad's, or outside "
+                      "the API's rules). A worker terminates it on delivery and creates nothing from it (counted in "
+                      "gamead_poison_messages_total); find what publishes to gamead.ads.* besides the API",
+    "poison_terminated": "work-stream messages workers terminated as not an ad since the stack was made (nothing was "
+                         "analysed or created): the count, and the last one's stream sequence, reason, subject, size, "
+                         "headers and first bytes; find what publishes to gamead.ads.* besides the API",
     "unreadable_record": "record that cannot be read as an ad record (written by something other than gamead?)",
     "ack_pending_unheld": "deliveries acknowledgement-pending at JetStream that no live worker holds (checked twice, "
                           "~1 s apart to skip in-flight announcements; timed retries left out): a dead worker's last "

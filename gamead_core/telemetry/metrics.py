@@ -13,7 +13,7 @@ Who serves what:
   autoscaler, cache, rate limits, the Redis circuit breaker) through
   :class:`gamead_core.telemetry.collectors.ApiCollector`;
 * each worker (``worker.metrics_port``, :func:`serve_worker_metrics`): :data:`WORKER_REGISTRY` (ads
-  processed by outcome, redeliveries, wait and processing histograms, DLQ additions);
+  processed by outcome, redeliveries, wait and processing histograms, DLQ additions, poison messages terminated);
 * both: :data:`DIRECT_GET_FALLBACKS` (direct gets re-asked of the stream leader, :mod:`gamead_core.queue.direct_read`);
 * ``gamead up`` itself and the CLI serve none.
 
@@ -85,6 +85,12 @@ REDELIVERIES = Counter(
     "by priority.",
     ["priority"], registry=WORKER_REGISTRY,
 )
+POISON = Counter(
+    "gamead_poison_messages", "Work-stream messages this worker terminated as not an ad (no API published them: "
+    "gamead_core.worker.poison), by reason (a fixed set: bad_ad_id, not_a_record, id_mismatch, invalid_record, "
+    "no_record).",
+    ["reason"], registry=WORKER_REGISTRY,
+)
 REPLAYED = Counter("gamead_replayed", "Ads put back on the queue from the DLQ (replays).", registry=API_REGISTRY)
 RECORDS_RECREATED = Counter(
     "gamead_records_recreated", "Ad records a worker found gone at a redelivery (num_delivered > 1: dropped by the "
@@ -148,6 +154,13 @@ def record_recreated() -> None:
         RECORDS_RECREATED.inc()
 
 
+def count_poison(reason: str) -> None:
+    """One work-stream message settled as not an ad outside a delivery (the sweep of stranded messages), for
+    ``reason`` (:data:`gamead_core.worker.poison.REASONS`): :data:`POISON`, when this process records."""
+    if _recording:
+        POISON.labels(reason).inc()
+
+
 def ads_replayed(n: int = 1) -> None:
     """``n`` ads were put back on the queue from the DLQ."""
     if _recording:
@@ -208,6 +221,12 @@ class WorkerMetrics:
         ADS_PROCESSED.labels(_priority(priority), "dead").inc()
         DLQ_ADDED.labels(error_class[:_ERROR_CLASS_MAX] or "unknown").inc()
 
+    def poison(self, reason: str) -> None:
+        """One work-stream message terminated as not an ad, for ``reason`` (one of
+        :data:`gamead_core.worker.poison.REASONS`: the caller's fixed set, never a client's string)."""
+        if self.enabled:
+            POISON.labels(reason).inc()
+
     async def serve(self, settings: GameadSettings, worker_id: str) -> MetricsListener | None:
         """Serve this process's metrics on ``worker.metrics_port`` (when set and ``metrics.enabled``); sets
         :attr:`url`. Returns the server for :meth:`stop_serving`. Raises :class:`ConfigError` (port taken)."""
@@ -265,6 +284,7 @@ __all__ = [
     "HTTP_DURATION",
     "HTTP_REQUESTS",
     "OUTCOMES",
+    "POISON",
     "REDELIVERIES",
     "REPLAYED",
     "WORKER_REGISTRY",
@@ -272,6 +292,7 @@ __all__ = [
     "ad_submitted",
     "ads_replayed",
     "api_metrics_url",
+    "count_poison",
     "recording",
     "serve_worker_metrics",
     "set_recording",

@@ -78,13 +78,19 @@ def superseded(record: AdRecord, delivery: str) -> bool:
 
 def lost_error(max_attempts: int, record: AdRecord) -> AdError:
     """The error an ad whose budget ran out without an outcome is dead-lettered with: the ``WorkerLost``
-    its last attempt was charged with, or a new one."""
+    its last attempt was charged with, or a new one. Its message says what the record holds: an ad charged more
+    attempts than ``max_attempts`` (the setting lowered since, or a record not of the API's) is not called "the
+    last of its 5" (attack31a F4)."""
     if record.error is not None and record.error.error_class == "WorkerLost":
         return record.error
+    if record.attempts > max_attempts:
+        what = (f"its last attempt ({record.attempts} charged, more than worker.max_attempts {max_attempts} allows "
+                "now)")
+    else:
+        what = f"the last of its {max_attempts} attempt(s)"
     return AdError(
         error_class="WorkerLost",
-        message=f"no outcome was recorded for the last of its {max_attempts} attempt(s) "
-        "(its worker died or hung during it)",
+        message=f"no outcome was recorded for {what} (its worker died or hung during it)",
         retryable=True,
         at=utcnow(),
     )

@@ -19,23 +19,25 @@ Two paths (issue 14.2: one awaited KV write per completed ad in the common case;
 
 Our own storage failing is never the ad's fault: a delivery whose record cannot be read or written before the
 analysis is handed back uncharged after a back-off (:mod:`gamead_core.worker.storage_pause`).
+
+A message the API did not publish (no ad id it issues, a body that is not that ad's record where the body is used)
+is never analysed and creates nothing: it is terminated once, logged, counted and traced
+(:mod:`gamead_core.worker.poison`, attack31a F3).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 
 from nats.aio.msg import Msg
-from pydantic import ValidationError
-
 from collections.abc import Awaitable, Callable
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import QueueUnavailable
+from gamead_core.ids import ID_LENGTH
 from gamead_core.logs import pop_ad_fields, push_ad_fields
 from gamead_core.models import AdRecord, AdStatus, Analysis
 from gamead_core.queue.connection import NOT_SENDING
@@ -47,6 +49,7 @@ from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Delivery, Hooks
 from gamead_core.worker.mark import ProcessingMark
+from gamead_core.worker.poison import NotAnAd, check_ad_id
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
@@ -54,10 +57,6 @@ from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
 from gamead_core.worker.timers import Deadlines
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as before the split
-
-#: What an ad id in a work message must look like to be used as a record key.
-_AD_KEY = re.compile(r"[-_=a-zA-Z0-9]{1,128}")
-
 
 class _StorageDown(Exception):
     """Internal: the delivery could not start because our storage failed (nothing was charged)."""
@@ -95,6 +94,8 @@ class AdHandler:
         every other error of one ad is logged and counted in ``stats.last_error``."""
         headers, meta = msg.headers or {}, msg.metadata
         ad_id = headers.get(names.HDR_AD_ID, "?")
+        if len(ad_id) > ID_LENGTH:  # poison (refused below): a client's long string is not copied into every field
+            ad_id = ad_id[:ID_LENGTH] + "…"
         attempt = meta.num_delivered or 1
         # the fields and the span without context-manager objects when tracing is off (the hot path: issue 14)
         level = _level(msg.subject)
@@ -123,18 +124,11 @@ class AdHandler:
         await self._hooks.before_delivery(held)
         settled = False
         try:
-            if not _AD_KEY.fullmatch(ad_id):
-                settled = True
-                await settle.not_an_ad(msg, f"no valid {names.HDR_AD_ID} header")
-                return
+            check_ad_id(msg.headers.get(names.HDR_AD_ID) if msg.headers else None)  # NotAnAd: below
             try:
                 current = await settle.read(msg, ad_id, first=attempt == 1)
             except STORAGE_ERRORS as exc:
                 raise _StorageDown(exc.message) from exc
-            except ValidationError:
-                settled = True
-                await settle.not_an_ad(msg, "no record, and its body is not an ad record")
-                return
             record = current.record
             if record.status.terminal:
                 self.stats.skipped += 1
@@ -215,6 +209,8 @@ class AdHandler:
                 await self._shielded(msg.nak(delay=delay))
             except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
                 pass
+        except NotAnAd as poison:  # not what the API publishes (gamead_core.worker.poison): nothing made from it
+            await settle.not_an_ad(msg, poison)
         except NOT_SENDING as exc:  # a reply (ack, nak, term) the connection could not send: not a bug
             log.info("ad %s: a reply to NATS was not sent (%s); unless it was acknowledged, it comes back after "
                      "queue.ack_wait", ad_id, exc, extra={"ad_id": ad_id})

@@ -18,7 +18,9 @@ below the consumer's delivered sequence are the delivered ones; when none of the
 for longer than any ``ack_wait``, backoff or analysis could take). :func:`sweep` settles each:
 
 * record final → the message is a leftover: deleted;
-* record missing → created from the message first (the ad was acknowledged with 202);
+* record missing → created from the message first (the ad was acknowledged with 202); a message no API published
+  (:mod:`gamead_core.worker.poison`: no ad id it issues, or a body that is not that ad's record) is deleted,
+  logged, counted and traced instead, and nothing is created;
 * analysis budget spent → dead-lettered (DLQ copy, record ``dead``), then deleted;
 * otherwise → re-published as a new message (id ``revive:<ad>:<seq>``, so a repeat is dropped) and the old
   one deleted: the ad gets fresh deliveries and keeps its budget.
@@ -51,10 +53,12 @@ from gamead_core.queue.connection import delete_if_present, nats_boundary
 from gamead_core.queue.depth import peek_next
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.publish import publish_ad
-from gamead_core.store.ads import AdStore, decode
+from gamead_core.store.ads import AdStore
 from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.dlq_heal import DlqHealer
+from gamead_core.worker.poison import NotAnAd, check_ad_id, message_record
+from gamead_core.worker.poison_trace import raw_sample, reported
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +78,12 @@ class SweepReport:
 
 
 async def _record_of(store: AdStore, ad_id: str, data: bytes) -> AdRecord:
+    """``ad_id``'s record, created from ``data`` if missing. Raises :class:`NotAnAd` when it is missing and
+    ``data`` is not ``ad_id``'s record as the API writes it (:mod:`gamead_core.worker.poison`): nothing created."""
     try:
         return (await store.get(ad_id)).record
     except NotFound:
-        record = decode(data)
+        record = message_record(data, ad_id)
         try:
             await store.create(record)
         except Conflict:
@@ -97,11 +103,18 @@ async def settle_stranded(
             raw = await js.get_msg(stream, seq)
         except nats.js.errors.NotFoundError:
             return
-    ad_id = (raw.headers or {}).get(names.HDR_AD_ID)
-    if not ad_id or not raw.data or not raw.subject:
-        log.warning("work-stream message %d is not an ad; left in place", seq)
+    ad_id = (raw.headers or {}).get(names.HDR_AD_ID) or ""
+    try:
+        check_ad_id(ad_id or None)
+        if not raw.data:
+            raise NotAnAd("not_a_record", "its body is empty")
+        record = await _record_of(store, ad_id, raw.data)
+    except NotAnAd as poison:  # never queued again nor made a record: removed, loudly (attack31a F3)
+        await reported(js, raw_sample(stream, seq, raw.subject or "", raw.headers, raw.data, poison.reason,
+                                      poison.why, time.time()), poison, None, "deleting it (stranded)")
+        await delete_if_present(js, stream, seq)
+        report.removed += 1
         return
-    record = await _record_of(store, ad_id, raw.data)
     if record.status.terminal:
         report.removed += 1
     elif budget_spent(record, settings.worker.max_attempts):

@@ -8,6 +8,10 @@ record changed since (a sweep, a doctor repair, an operator, a racing copy) make
 fallback (``AdStore.mutate``: read, decide again) rules; a record that is gone is created again from the
 message (:func:`recreate`). Messages without the header (keyed ads, replays, sweeps, repairs, messages of an
 older gamead) are read as before.
+
+A body is trusted, or a record created from it, only when it is the record the API would have published for the
+message's ``Gamead-Ad-Id`` (:func:`gamead_core.worker.poison.message_record`): otherwise the message is not an ad
+(:class:`~gamead_core.worker.poison.NotAnAd`) and nothing is created under either id (attack31a F3).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from nats.aio.msg import Msg
 
 from gamead_core import names
 from gamead_core.errors import Conflict, NotFound
-from gamead_core.store.ads import AdStore, Versioned, decode
+from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.telemetry.metrics import record_recreated
+from gamead_core.worker.poison import NotAnAd, message_record
 
 log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger, as handle.py's
 
@@ -43,15 +48,15 @@ def record_revision(msg: Msg) -> int | None:
 
 def trusted_record(msg: Msg, ad_id: str) -> Versioned | None:
     """The record a first delivery carries at the revision its header names; None (read it instead) when the
-    header is absent or malformed, or the body is not ``ad_id``'s record."""
+    header is absent or malformed, or the body is not ``ad_id``'s record as the API writes it (then the store is
+    read, and a miss finds the message poison: :func:`recreate`)."""
     revision = record_revision(msg)
     if revision is None:
         return None
     try:
-        record = decode(msg.data)
-    except ValueError:  # pydantic's ValidationError is one
+        return Versioned(message_record(msg.data, ad_id), revision)
+    except NotAnAd:
         return None
-    return Versioned(record, revision) if record.id == ad_id else None
 
 
 def attempts_floor(delivered: int, max_attempts: int | None) -> int:
@@ -63,13 +68,15 @@ def attempts_floor(delivered: int, max_attempts: int | None) -> int:
     return floor if max_attempts is None else min(floor, max(0, max_attempts - 1))
 
 
-async def recreate(store: AdStore, msg: Msg, max_attempts: int | None = None) -> None:
-    """Create the record from ``msg`` (the message is the truth; nothing if one exists meanwhile). At a redelivery
-    (``num_delivered`` > 1) the record existed and is gone (the full bucket dropped it, ``records.max_bytes``, or it
-    was deleted): its ``attempts`` are floored (:func:`attempts_floor`), else the budget would start again at every
-    drop (attack31a F1: 10-11 analyses for ``max_attempts`` 5), and it is said (one WARNING, counted in
-    ``gamead_records_recreated_total``). Raises the store's errors, ``ValueError`` for a body that is not a record."""
-    record = decode(msg.data)
+async def recreate(store: AdStore, msg: Msg, ad_id: str, max_attempts: int | None = None) -> None:
+    """Create ``ad_id``'s record from ``msg`` (the message is the truth; nothing if one exists meanwhile). At a
+    redelivery (``num_delivered`` > 1) the record existed and is gone (the full bucket dropped it,
+    ``records.max_bytes``, or it was deleted): its ``attempts`` are floored (:func:`attempts_floor`), else the
+    budget would start again at every drop (attack31a F1: 10-11 analyses for ``max_attempts`` 5), and it is said
+    (one WARNING, counted in ``gamead_records_recreated_total``). Raises the store's errors,
+    :class:`~gamead_core.worker.poison.NotAnAd` (a ``ValueError``) for a body that is not ``ad_id``'s record as
+    the API writes it: then nothing is created."""
+    record = message_record(msg.data, ad_id)
     delivered = msg.metadata.num_delivered or 1
     if delivered > 1:
         floor = attempts_floor(delivered, max_attempts)
@@ -91,7 +98,8 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
     message's own record when it names its revision (:func:`trusted_record`), else the store is read, and on a
     miss the stream leader asked again after each of ``RECORD_WAITS`` (17 ms in all) before the record is
     created from the message (an API that died between its two writes). Raises the store's errors
-    (:class:`~gamead_core.errors.QueueUnavailable` …), ``ValueError`` for a body that is not an ad record.
+    (:class:`~gamead_core.errors.QueueUnavailable` …), :class:`~gamead_core.worker.poison.NotAnAd` for a body
+    that is not ``ad_id``'s record (:func:`recreate`), or a record that cannot be read back once created.
     ``max_attempts``: ``worker.max_attempts``, the cap of a recreated record's floor (:func:`recreate`)."""
     if first and (trusted := trusted_record(msg, ad_id)) is not None:
         return trusted
@@ -105,5 +113,8 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
             return await store.get(ad_id, consistent=True)
         except NotFound:
             continue
-    await recreate(store, msg, max_attempts)
-    return await store.get(ad_id)
+    await recreate(store, msg, ad_id, max_attempts)
+    try:
+        return await store.get(ad_id, consistent=True)
+    except NotFound:
+        raise NotAnAd("no_record", "its record could not be read back once created from it") from None

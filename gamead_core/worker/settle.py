@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import nats.errors
 from nats.aio.msg import Msg
 
+from gamead_core import names
 from gamead_core.config import WorkerSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, Analysis, utcnow
@@ -46,6 +47,8 @@ from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.hooks import Failure
 from gamead_core.worker.lost_count import count_lost
+from gamead_core.worker.poison import NotAnAd
+from gamead_core.worker.poison_trace import terminate
 from gamead_core.worker.records import read_record, recreate
 from gamead_core.worker.rounds import SettleRounds
 from gamead_core.telemetry.metrics import WorkerMetrics
@@ -89,7 +92,8 @@ class Settler:
         try:
             return await write()
         except NotFound:
-            await recreate(self._store, msg, self.settings.max_attempts)
+            await recreate(self._store, msg, (msg.headers or {}).get(names.HDR_AD_ID, ""),  # NotAnAd: nothing made
+                           self.settings.max_attempts)
             return await write()
 
     async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
@@ -150,14 +154,10 @@ class Settler:
             self.stats.skipped += 1
             await self._shielded(msg.ack())
 
-    async def not_an_ad(self, msg: Msg, why: str) -> None:
-        """A work-stream message no API published (no ad id, or a body that is not an ad record): without a
-        delivery limit it would come back for ever, so it is terminated, loudly. It never got a 202."""
-        log.error("work-stream message %d is not an ad (%s); terminating it", msg.metadata.sequence.stream, why)
-        try:
-            await self._shielded(msg.term())
-        except Exception as exc:  # noqa: BLE001 - it comes back after ack_wait and is refused again
-            log.warning("could not terminate message %d: %r", msg.metadata.sequence.stream, exc)
+    async def not_an_ad(self, msg: Msg, poison: NotAnAd) -> None:
+        """A work-stream message no API published: terminated once, logged, counted and traced
+        (:func:`gamead_core.worker.poison_trace.terminate`). It never got a 202."""
+        await terminate(msg, poison, self._store.js, self.metrics, self._shielded)
 
     async def complete(self, msg: Msg, current: Versioned, analysis: Analysis, delivery: str) -> None:
         """Write the completed record (compare-and-set), then acknowledge. Counted only if our write did it.

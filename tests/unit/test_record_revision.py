@@ -7,6 +7,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from gamead_core import names
+from gamead_core.ad_ids import new_ad_id
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.store.ads import encode
 from gamead_core.worker.records import record_revision, trusted_record
@@ -28,10 +29,14 @@ def test_only_a_plain_bounded_revision_is_trusted(header: str | None, revision: 
 
 
 def test_the_message_is_the_record_only_when_its_body_is_that_ads_record() -> None:
-    record = AdRecord(id="a1", status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
+    """... as the API writes it (attack31a F4): a record of priority 9, or with negative attempts, is not either."""
+    ad_id = new_ad_id()
+    record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
                       ad=AdSubmission.model_validate(ad("Trusted")))
-    trusted = trusted_record(_msg("7", encode(record)), "a1")
+    trusted = trusted_record(_msg("7", encode(record)), ad_id)
     assert trusted is not None and trusted.revision == 7 and trusted.record == record
-    assert trusted_record(_msg("7", encode(record)), "other") is None  # another ad's body: read instead
-    assert trusted_record(_msg("7", b"not json"), "a1") is None
-    assert trusted_record(_msg(None, encode(record)), "a1") is None
+    assert trusted_record(_msg("7", encode(record)), new_ad_id()) is None  # another ad's body: read instead
+    assert trusted_record(_msg("7", b"not json"), ad_id) is None
+    assert trusted_record(_msg(None, encode(record)), ad_id) is None
+    for bad in ({"priority": 9}, {"priority": 0}, {"attempts": -1}, {"id": "NOT-AN-ID"}):
+        assert trusted_record(_msg("7", encode(record.model_copy(update=bad))), ad_id) is None, bad
