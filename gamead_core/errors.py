@@ -120,14 +120,11 @@ class NoStreamLeader(QueueUnavailable):
 
 
 class MaybeQueued(QueueUnavailable):
-    """An ad may be stored though its submit failed, so it may still be analysed: its work message got no
-    acknowledgement in time (it is being published again under the same message id until JetStream answers,
-    :mod:`gamead_core.unsettled`; with an ``Idempotency-Key`` the worker writes the record from the message), or
-    its record was written (or may have been: its create got no answer) and could not be withdrawn yet (it is
-    being withdrawn in the background; should the API stop first, the reaper queues it,
-    :mod:`gamead_core.worker.orphans`). 503 ``queue_unavailable`` like any other; ``details``: ``{"adId"}``, so
-    the client can look it up instead of sending it again, or resend it with an ``Idempotency-Key`` to get one
-    ad, not two (:func:`maybe_queued`). Any other 503 of a submit means NATS took nothing of it."""
+    """An ad may be stored though its submit failed, so it may still be analysed: its message got no ack in time
+    (published again under its message id until answered, :mod:`gamead_core.unsettled`), or its record was (maybe)
+    written and is not withdrawn yet (should the API stop first, the reaper queues it). 503 ``queue_unavailable``;
+    ``details`` ``{"adId"}``: look it up rather than resend, or resend with an ``Idempotency-Key`` to get one ad,
+    not two (:func:`maybe_queued`). Any other 503 of a submit means NATS took nothing of it."""
 
     client_message = None
 
@@ -221,11 +218,17 @@ class IdempotencyKeyReused(GameadError):
 
 
 class IdempotencyKeyExpired(GameadError):
-    """A repeated ``Idempotency-Key`` whose first ad JetStream still deduplicates (``queue.duplicate_window``) but
-    whose record and message are both gone (the full bucket dropped it: ``records.max_bytes``; attack31a F2): nothing
-    is queued, nothing could be answered about it (409). ``details``: the key and the first ad's id."""
+    """A repeated ``Idempotency-Key`` JetStream still deduplicates whose first ad's record and message are gone
+    (dropped by the full bucket, attack31a F2): nothing is queued (409). ``details``: the key, the first ad's id."""
 
     code = "idempotency_key_expired"
+
+
+def key_kept_nowhere(key: str, ad_id: str) -> IdempotencyKeyExpired:
+    """The :class:`IdempotencyKeyExpired` of a repeat of ``key`` whose first ad ``ad_id`` is kept nowhere."""
+    return IdempotencyKeyExpired(f"the first ad of Idempotency-Key {key!r} (id {ad_id}) is no longer kept: its "
+                                 "record was dropped (records.max_bytes) and it is not queued; send it again with a "
+                                 "new key to analyse it again", details={"idempotencyKey": key, "adId": ad_id})
 
 
 class TaskError(GameadError):
