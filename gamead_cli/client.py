@@ -11,8 +11,11 @@ This module and :mod:`gamead_cli.api_errors` are the one boundary where httpx er
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
@@ -69,13 +72,20 @@ def _ndjson_lines(chunks: Iterable[bytes], what: str) -> Iterator[dict[str, Any]
 
 class Unsent:
     """An httpx ``trace`` extension noting whether writing a request's head or body failed (httpcore goes on to
-    read an answer after a failed write, so the error raised is the read's: "disconnected without a response")."""
+    read an answer after a failed write, so the error raised is the read's: "disconnected without a response"),
+    and handing each socket it connects to ``opened`` (:meth:`ApiClient.abort` shuts them down)."""
 
     failed = False
+
+    def __init__(self, opened: Any = None) -> None:
+        self._opened = opened
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event.endswith((".send_request_headers.failed", ".send_request_body.failed")):
             self.failed = True
+        elif event == "connection.connect_tcp.complete" and self._opened is not None and info.get("return_value"):
+            if isinstance(sock := info["return_value"].get_extra_info("socket"), socket.socket):
+                self._opened(sock)
 
 
 class ApiClient:
@@ -103,6 +113,7 @@ class ApiClient:
         self._reached = False  #: has the API answered this client yet?
         self._lock = threading.Lock()
         self._cancelled = threading.Event()  #: set by :meth:`cancel_retries` (Ctrl-C): no more waits to retry
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()  #: connected ones, for :meth:`abort`
         self._verified: bool | None = None  # does api_url answer like a gamead API? (asked on a 404)
         headers = {"Accept": "application/json", "User-Agent": "gamead-cli"}
         if token:
@@ -112,9 +123,7 @@ class ApiClient:
                 base_url=self.api_url,
                 headers=headers,
                 timeout=timeout,
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
+                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
                 transport=transport,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
@@ -140,7 +149,7 @@ class ApiClient:
     # --- the one request path ----------------------------------------------------------------------
 
     def send(self, method: str, path: str, *, whole_503_took_nothing: bool = False, keyed: bool = False,
-             **kw: Any) -> httpx.Response:
+             until: float | None = None, **kw: Any) -> httpx.Response:
         """Send one request; return the successful response or raise the matching gamead error.
 
         A 429, a 503 or a connection error is sent again within ``retry_for`` seconds when that cannot do
@@ -151,13 +160,17 @@ class ApiClient:
         ad of a batch has its ``idempotencyKey``). A connection error before the API ever answered this client
         fails at once (wrong URL, nothing running): waiting is for an API that was there and went away. Only
         the last answer or error is raised: :class:`NoAnswer` when the request went out and no answer came
-        (it may have been carried out), :class:`ApiUnreachable` when it never reached the API."""
-        deadline = time.monotonic() + self.retry_for
+        (it may have been carried out), :class:`ApiUnreachable` when it never reached the API. ``until`` (a
+        ``time.monotonic()`` value) bounds the whole request: no retry waits past it and each try's timeout is
+        cut to the seconds left (a lookup's time bound: review30b F4)."""
+        deadline = min(time.monotonic() + self.retry_for, float("inf") if until is None else until)
         headers = kw.get("headers")
         attempt = 0
         while True:
             attempt += 1
-            unsent = Unsent()  # the request's head or body could not be written whole: nothing can have been done
+            if until is not None:
+                kw["timeout"] = max(0.01, min(self.timeout, until - time.monotonic()))
+            unsent = Unsent(self._opened)  # its head or body could not be written whole: nothing can have been done
             try:
                 response = self._http.request(method, path, **kw, extensions={"trace": unsent})
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -205,6 +218,22 @@ class ApiClient:
         """End every wait to send a request again, now and later (from any thread): the requests waiting give
         their last answer at once (a Ctrl-C must not wait out a ``Retry-After``)."""
         self._cancelled.set()
+
+    def abort(self) -> None:
+        """End every request in flight now, from any thread: no more waits to retry (:meth:`cancel_retries`) and
+        every connection's socket shut down, so a request waiting for its answer gets its error at once (a
+        :class:`NoAnswer`) instead of holding the process's exit for ``timeout`` + ``retry_for`` after an
+        interrupted command printed its summary (review30b F11). The client is not to be used after it."""
+        self.cancel_retries()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _opened(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
 
     def count_retry(self) -> None:
         """Count one request sent again by a caller (``gamead submit`` resending a batch's refused ads)."""
@@ -293,10 +322,11 @@ class ApiClient:
                                               keyed=keyed),
                                  "POST /ads/batch")
 
-    def get_ad(self, ad_id: str) -> dict[str, Any]:
-        """``GET /ads/{id}`` → the ad record. Raises :class:`NotFound` for an unknown id."""
+    def get_ad(self, ad_id: str, until: float | None = None) -> dict[str, Any]:
+        """``GET /ads/{id}`` → the ad record, ended by ``until`` (:meth:`send`). Raises :class:`NotFound` for an
+        unknown id."""
         path = f"/ads/{quote(ad_id, safe='')}"
-        return self._expect_dict(self.request("GET", path), f"GET {path}")
+        return self._expect_dict(self.request("GET", path, until=until), f"GET {path}")
 
     def list_ads(
         self, status: str | None = None, priority: int | None = None, limit: int = 50, cursor: str | None = None

@@ -192,5 +192,11 @@ def root(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. Once the command has ended, a signal ends the process at once
+    (:func:`gamead_cli.stops.ended`): a Ctrl-C while the exit waits for a thread prints no traceback."""
+    try:
+        app()
+    finally:
+        from gamead_cli.stops import ended
+
+        ended()

@@ -72,6 +72,19 @@ def signals_held() -> Iterator[None]:
                 os.kill(os.getpid(), came[0])  # its default action, now that it is back
 
 
+def ended() -> None:
+    """The command has ended (its output written, its exit code known): from now on SIGINT, SIGTERM and SIGHUP
+    end the process at once, by their default action (the shell says 130, 143, 129), where a Python handler is
+    set. The interpreter's exit then joins the threads still running (a request in flight); a Ctrl-C during that
+    join printed ``Exception ignored in: <module 'threading'> … KeyboardInterrupt`` (review30b F11). A signal
+    ignored (``nohup``, a background job) stays ignored. On the main thread only (elsewhere: nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in _HELD:
+        if callable(signal.getsignal(sig)):
+            signal.signal(sig, signal.SIG_DFL)
+
+
 def stopped_by() -> str:
     """What interrupted the command, as a message says it: ``SIGTERM``, ``SIGHUP`` or ``Ctrl-C``."""
     return _NAMES.get(STOPPED["signal"] or int(signal.SIGINT), "a signal")

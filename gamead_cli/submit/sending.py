@@ -110,8 +110,7 @@ def send_many(
     counts = {"accepted": 0, "duplicates": 0, "split": 0, "unsure": 0, "unknown": 0, "answered": 0}
     fatal: list[ApiUnreachable] = []
     sent = 0  # ads handed to the pool (lowered for those a second Ctrl-C cancelled)
-    size = max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))  # ≥ 10 requests/s when paced
-    limit = {"size": size}  # lowered when the API says its api.batch_max is smaller
+    limit = {"size": max(1, min(batch_size, int(rate / 10) if rate > 0 else batch_size))}  # ≥ 10 req/s paced
 
     def keyed(index: int, ad: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**ad, "idempotencyKey": f"{idempotency_key}-{index}"} if idempotency_key else ad
@@ -291,8 +290,9 @@ def send_many(
                 interrupted = True
                 # not pool.shutdown again: a join cut by KeyboardInterrupt may not wait a second time (CPython)
                 wait_futures(futures)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # the requests in flight end now: the exit does not wait for them (F11)
                 pool.shutdown(wait=False, cancel_futures=True)
+                client.abort()
         elapsed = time.monotonic() - start
         with lock:  # a second Ctrl-C cancelled these before they went out: named, not lost
             for i, item in (pair for f, run in futures.items() if f.cancelled() for pair in run):
