@@ -19,6 +19,7 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
   + 1 registry listing when some delivery is ack-pending, and 5 × N + 1 more when more are than the live workers
   hold (:mod:`gamead_core.doctor.unheld`, a note); + 1 registry listing, and 5 per partition + 1 more when ads
   wait where no live worker pulls or a node's ``queue.partitions`` differs (:mod:`gamead_core.doctor.pullers`);
+  + 2 and a get per lease key, and 1 registry listing when a lease is live (:mod:`gamead_core.doctor.leases`);
 * records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
   or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
 * the second look: per finding, one record read, one DLQ read and one read per message it names.
@@ -42,6 +43,7 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor import writable
 from gamead_core.doctor.checks import WorkMsg, records_to_read
+from gamead_core.doctor.leases import Leases
 from gamead_core.doctor.leftovers import confirm_jobs, confirm_stranded, expired_jobs, stranded_on
 from gamead_core.doctor.model import KINDS, NOTES, Finding, Note, ReadStats, Report
 from gamead_core.doctor.read import (
@@ -184,12 +186,14 @@ class Doctor:
         await unheld.first(infos, first.records, stats)
         pullers = Pullers(self.js, unheld.registry, len(self._parts), self.settings.queue.aging_step)  # attack28b F3
         await pullers.first(infos, stats)
+        leases = Leases(self.js, self.settings, unheld.registry)  # held by a node that is gone (attack31b F2)
+        await leases.first(stats)
         grace = self.settings.jobs.lease
         jobs = await expired_jobs(self.js, now, grace, stats) if names.JOBS_BUCKET not in {
             v.wanted.name for v in missing} else []
 
         # the second look, after the system had time to finish what it was doing
-        if suspects or levels or jobs or missing or unheld.suspect or pullers.suspect:
+        if suspects or levels or jobs or missing or unheld.suspect or pullers.suspect or leases.suspect:
             await asyncio.sleep(settle)
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
             await unheld.confirm(stats, notes["ack_pending_unheld"])
@@ -197,6 +201,7 @@ class Doctor:
             await confirm_stranded(self.js, self.settings, self.store, levels, first.work, stats,
                                    found["stranded"], actions)
             await confirm_jobs(self.js, jobs, grace, stats, found["job_lease_expired"], actions)
+            await leases.confirm(stats, found["lease_stuck"], actions)
             for v in missing:
                 if await _confirm_missing(self.js, v.wanted, stats):
                     add(found["topology_missing"], v.wanted.label, "missing")

@@ -98,6 +98,10 @@ KINDS: Final[tuple[Kind, ...]] = (
        "jobs.lease ago (no API node took it over)",
        "taken over by the API node running the repair: resumed, or ended `interrupted`/`cancelled` (jobs.max_resumes)",
        items="job"),
+    _k("lease_stuck", 4, "a leader lease (the reaper's, the autoscaler's) held by a node that is gone, or with an "
+       "expiresAt further ahead than its TTL: until a node takes it over, nobody reaps (a dead node's ads), heals the "
+       "DLQ or scales", "released by compare-and-set at the revision read (only if still unchanged): a live node "
+       "takes it at its next step", items="object"),
 )
 
 KIND_BY_CODE: Final[dict[str, Kind]] = {k.code: k for k in KINDS}

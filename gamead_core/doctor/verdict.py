@@ -92,7 +92,7 @@ def add(finding: Finding | Note, item: str, detail: str | None = None) -> None:
 #: The order repairs run in: the topology first (everything else needs it), then the DLQ before the work
 #: stream (an entry is written before a message it backs up is removed).
 REPAIR_ORDER = {code: i for i, code in enumerate((
-    "topology_missing", "job_lease_expired", "entry_without_record", "dead_without_entry", "no_message",
+    "topology_missing", "job_lease_expired", "lease_stuck", "entry_without_record", "dead_without_entry", "no_message",
     "stranded", "budget_spent", "entry_of_completed", "failed_with_entry", "entry_of_live_ad",
     "dead_with_message", "completed_with_message", "failed_with_message",
 ))}

@@ -91,6 +91,7 @@ class Mark:
     OBJECT_CREATED: Final = "O"
     OBJECT_DELETED: Final = "X"
     JOB_TAKEN_OVER: Final = "T"
+    LEASE_RELEASED: Final = "R"
     HEALED: Final = "h"
     LEFT: Final = "l"
 
@@ -115,6 +116,7 @@ class Mark:
         REPUBLISHED: "republished", DEAD_LETTERED: "deadLettered", ENTRY_WRITTEN: "entriesWritten",
         MESSAGE_REMOVED: "messagesRemoved", ENTRY_REMOVED: "entriesRemoved", RECORD_CREATED: "recordsCreated",
         OBJECT_CREATED: "objectsCreated", OBJECT_DELETED: "objectsDeleted", JOB_TAKEN_OVER: "jobsTakenOver",
+        LEASE_RELEASED: "leasesReleased",
     }
     ACTED_ALL: Final = frozenset({ACTED, COMPLETED, DEAD_AGAIN, *REPAIRED})
 
