@@ -87,6 +87,13 @@ KINDS: Final[tuple[Kind, ...]] = (
        "otherwise left alone", None),
     _k("entry_without_record", 3, "DLQ entry of an ad that has no record",
        "the `dead` record is created from the entry (GET /ads/{id} then answers it)"),
+    _k("unreadable_dlq_entry", 3, "DLQ message that cannot be read as an entry (written by something other than "
+       "gamead?), of an ad with no record: counted in the DLQ's size, shown by no listing", None,
+       "there is nothing to make a record from: remove it with `gamead dlq purge ID --yes` (the detail names it)"),
+    _k("record_key_mismatch", 1, "record whose body names another ad than its key: GET /ads/{id} answers the other "
+       "ad, and the ad's own state is unknown", None, "which ad it holds is not gamead's to guess, and every repair "
+       "is fenced by the ad's own record: delete the key (the detail names the command; a waiting message of the ad "
+       "gets its record again from the message) or write the ad's record back"),
     _k("unpulled_ads", 1, "ads wait in a work stream that no live worker pulls from (none runs, or every one's "
        "queue.partitions differs from the queue's): nothing will take them", None,
        "nothing in the data is wrong: start a worker with the queue's queue.partitions (a worker Deployment at 0: "

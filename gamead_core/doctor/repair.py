@@ -5,7 +5,8 @@ its own dies, and lands in the audit trail like every job.
 
 Every action looks again before it acts and changes nothing unless the problem is still there, as the
 doctor saw it (the record at the revision it read, the DLQ entry at the sequence it read, the message at its
-sequence); otherwise it is skipped as ``healed``. Every write is a compare-and-set or is addressed by
+sequence); otherwise it is skipped as ``healed``. Data no action can act on is skipped as what it is (attack31b
+F3): a DLQ entry that is not an entry (``UNREADABLE``), a record whose body names another ad (``MISMATCHED``). Every write is a compare-and-set or is addressed by
 sequence, so a repair racing a worker, a replay or another repair never acts twice on one ad:
 
 =========================  ===================================================================================
@@ -93,6 +94,10 @@ def entry_from_record(record: AdRecord) -> DlqEntry:
     )
 
 
+class _Mismatch(Exception):
+    """The record at an ad's key names another ad: no action is fenced by it (attack31b F3)."""
+
+
 class RepairOps:
     """The repair actions of one API node (see the module doc)."""
 
@@ -118,9 +123,14 @@ class RepairOps:
         return diagnosis.actions, found
 
     async def act(self, item: list[Any], job_id: str) -> str:
-        """Take one action; returns the :class:`Mark` of what happened."""
+        """Take one action; returns the :class:`Mark` of what happened: ``MISMATCHED`` (not ``HEALED``) when the
+        ad's record names another ad, ``UNREADABLE`` when its DLQ entry is not an entry (attack31b F3: both were
+        skipped as "healthy again", untrue)."""
         code, key = item[0], item[1]
-        mark = await getattr(self, f"_{code}")(item, job_id)
+        try:
+            mark = await getattr(self, f"_{code}")(item, job_id)
+        except _Mismatch:
+            mark = Mark.MISMATCHED
         log.info("repair %s %s: %s", code, key, mark_words(mark), extra={  # words, not the one-letter mark
             "job_id": job_id, "kind": code, "mark": str(mark), "ad_id" if code not in _NOT_ADS else "object": key})
         return str(mark)
@@ -130,10 +140,14 @@ class RepairOps:
         return names.work_stream(partition_of(ad_id, self.settings.queue.partitions))
 
     async def _record(self, ad_id: str) -> Versioned | None:
+        """The ad's record (None: it has none); raises :class:`_Mismatch` when its body names another ad."""
         try:
-            return await self.store.get(ad_id, consistent=True)
+            versioned = await self.store.get(ad_id, consistent=True)
         except NotFound:
             return None
+        if versioned.record.id != ad_id:
+            raise _Mismatch(ad_id)
+        return versioned
 
     # --- topology, jobs, obsolete objects ----------------------------------------------------------------
 
@@ -189,8 +203,10 @@ class RepairOps:
     async def _entry_without_record(self, item: list[Any], job_id: str) -> str:
         ad_id, seq = item[1], item[2]
         current = await self.dlq.current(ad_id)
-        if current is None or current.seq != seq or current.entry is None:
+        if current is None or current.seq != seq:
             return Mark.HEALED
+        if current.entry is None:
+            return Mark.UNREADABLE  # still there, not an entry: nothing to make a record from
         entry = current.entry
         try:
             await self.store.create(AdRecord(
