@@ -6,8 +6,9 @@ its own dies, and lands in the audit trail like every job.
 Every action looks again before it acts and changes nothing unless the problem is still there, as the
 doctor saw it (the record at the revision it read, the DLQ entry at the sequence it read, the message at its
 sequence); otherwise it is skipped as ``healed``. Data no action can act on is skipped as what it is (attack31b
-F3): a DLQ entry that is not an entry (``UNREADABLE``), a record whose body names another ad (``MISMATCHED``). Every write is a compare-and-set or is addressed by
-sequence, so a repair racing a worker, a replay or another repair never acts twice on one ad:
+F3): a DLQ entry that is not an entry (``UNREADABLE``), a record whose body names another ad (``MISMATCHED``).
+Every write is a compare-and-set or is addressed by sequence, so a repair racing a worker, a replay or another
+repair never acts twice on one ad:
 
 =========================  ===================================================================================
 kind                       action
