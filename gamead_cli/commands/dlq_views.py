@@ -43,14 +43,30 @@ def list_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Any:
 
     more = " · more exist; the next page:" if body.get("nextCursor") else ""  # the command follows the table
     stopped = "" if body.get("complete", True) else f" · read {body.get('scanned')} entries, then stopped (scan limit)"
+    bad = unreadable_text(body.get("unreadable") or [])
     if not body.get("items"):
         if _in_dlq(body) == 0 and not body.get("nextCursor"):
             return empty_text("the DLQ is empty", None, "0 entries")
-        return empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
+        empty = empty_text("no DLQ entries", flags, f"{_in_dlq(body)} in the DLQ{stopped}{more}")
+        return Group(empty, bad) if bad is not None else empty
     at_least = "" if body.get("complete", True) else "at least "  # the count stopped with the read
     of = (f" of {at_least}{body['total']} matching" if body.get("total") is not None
           else " (the matches before the cursor were not all counted: scan limit)")
-    return Group(entries_table(body), plain(f"{body['count']} shown{of} ({_in_dlq(body)} in the DLQ){more}{stopped}"))
+    said = plain(f"{body['count']} shown{of} ({_in_dlq(body)} in the DLQ){more}{stopped}")
+    return Group(entries_table(body), said, *([bad] if bad is not None else []))
+
+
+def unreadable_text(unreadable: list[dict[str, Any]]) -> Text | None:
+    """The line naming the entries a ``GET /v1/dlq`` page could not read (``unreadable``: ``{seq, adId}``), with the
+    command that removes them; None when there are none. Pure (attack31b F3: such an entry was counted in the DLQ's
+    size and shown nowhere)."""
+    if not unreadable:
+        return None
+    n = len(unreadable)
+    ids = " ".join(str(u.get("adId")) for u in unreadable[:5]) + (" …" if n > 5 else "")
+    seqs = ", ".join(str(u.get("seq")) for u in unreadable[:5])
+    return Text(f"{n}{'+' if n >= 100 else ''} entr{'y' if n == 1 else 'ies'} cannot be read as a DLQ entry (not "
+                f"shown; DLQ seq {seqs}): remove with gamead dlq purge {ids} --yes", style="yellow")
 
 
 def _in_dlq(body: dict[str, Any]) -> Any:

@@ -155,6 +155,19 @@ def short_why(doc: dict[str, Any]) -> str:
     return "the leader restarted"
 
 
+def leader_text(leader: dict[str, Any] | None) -> Text:
+    """The ``leader`` row of ``scale status``: its id and since when, and a warning when its holder is not a registered
+    node (``registered`` false: it may be gone, attack31b F2). Pure."""
+    if not leader:
+        return Text("none (no autoscaler holds the lease)", style="yellow")
+    text = plain(f"{leader['id']} (since {short_time(leader.get('since'))} UTC)")
+    if leader.get("registered") is False:
+        ends = short_time(leader.get("expiresAt"))
+        text.append(f"  (not a registered node: it may be gone; its lease ends by {ends} UTC, or sooner once another "
+                    "node sees it unrenewed for its TTL; gamead doctor --repair releases it)", style="yellow")
+    return text
+
+
 def status_view(doc: dict[str, Any]) -> RenderableType:
     """``GET /v1/scale`` for people: the facts, then the last decisions, newest first."""
     facts = Table.grid(padding=(0, 2))
@@ -162,8 +175,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     facts.add_column()
     facts.add_row("backend", plain(doc.get("backend")))
     leader = doc.get("leader")
-    facts.add_row("leader", plain(f"{leader['id']} (since {short_time(leader.get('since'))} UTC)") if leader
-                  else Text("none (no autoscaler holds the lease)", style="yellow"))
+    facts.add_row("leader", leader_text(leader))
     workers = Text(f"{_n(doc.get('current'))} → {_n(doc.get('desired'))}")
     workers.append(f"   (min {doc.get('minReplicas')}, max {doc.get('maxReplicas')})", style="dim")
     if doc.get("draining"):

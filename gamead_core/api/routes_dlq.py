@@ -227,7 +227,9 @@ async def list_dlq(
     count: Annotated[bool, Query(description="false: `total` is not counted (null), the read stops one entry "
                                              "past the page (a reader of every page, as `dlq export`)")] = True,
 ) -> Response:
-    """`{items, count, total, inDlq, nextCursor, untilSeq, scanned, complete}`: `total` counts the entries matching
+    """`{items, count, total, inDlq, nextCursor, untilSeq, scanned, complete, unreadable}`: `unreadable` names the
+    entries this page read that cannot be read as entries (`{seq, adId}`: not in `items`, counted in `inDlq` and an
+    unfiltered `total`; `gamead dlq purge ID` removes one: attack31b F3). `total` counts the entries matching
     the filters (all of them, the same on every page; null with `count=false`), `inDlq` every entry; `complete` is
     false when the read stopped at `dlq.scan_limit` entries or `dlq.scan_time` seconds; `nextCursor` then goes on
     from there. `untilSeq`: the page's fence, the highest DLQ sequence it may hold (the query's, else the DLQ's last
@@ -239,7 +241,8 @@ async def list_dlq(
                                          budget=_budget(request), count=count)
     return _json({"items": [_entry(e) for e in page.items], "count": len(page.items), "total": page.total,
                   "inDlq": page.in_dlq, "nextCursor": page.next_cursor, "untilSeq": page.fence,
-                  "scanned": page.scanned, "complete": page.complete})
+                  "scanned": page.scanned, "complete": page.complete,
+                  "unreadable": [{"seq": seq, "adId": ad_id} for seq, ad_id in page.unreadable]})
 
 
 @router.get("/{ad_id}", summary="One dead-lettered ad", response_model=DlqEntry, response_model_exclude_none=True,

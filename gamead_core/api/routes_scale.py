@@ -42,6 +42,7 @@ from gamead_core.scaling.store import (
     clamp_override,
     standing_text,
 )
+from gamead_core.stats.document import node_states
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,19 @@ async def _document(request: Request) -> tuple[dict[str, Any], StoredOverride]:
     store = _store(request)
     state, lease, stored = await asyncio.gather(store.state(), store.lease(), store.read_override())
     autoscaler: Autoscaler | None = getattr(request.app.state, "autoscaler", None)
-    doc = status_document(state, lease, stored.override, now=time.time(),
-                          settings=request.app.state.settings.autoscaler,
-                          node_id=autoscaler.node_id if autoscaler else None)
+    now = time.time()
+    doc = status_document(state, lease, stored.override, now=now, settings=request.app.state.settings.autoscaler,
+                          node_id=autoscaler.node_id if autoscaler else None, registered=_registered(request, now))
     doc["overrideRevision"] = stored.revision
     return doc, stored
+
+
+def _registered(request: Request, now: float) -> list[str] | None:
+    """The ids of the live nodes in this API's last registry read (the one ``/v1/workers`` shows); None if none."""
+    sampler = getattr(request.app.state, "stats_sampler", None)
+    if sampler is None or sampler.registry_read_at is None:
+        return None
+    return [node.id for node, state in node_states(sampler, now) if state != "gone"]
 
 
 def _expected(request: Request, read: StoredOverride) -> int:

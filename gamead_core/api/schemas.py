@@ -45,6 +45,9 @@ class DlqPage(_Doc):
                                           "`GET /ads`; null when `count=false` asked for none. A filtered count "
                                           "stops at the fence (`untilSeq`).")
     in_dlq: int = Field(0, description="Entries in the whole DLQ, filters aside.")
+    unreadable: list[dict[str, Any]] = Field(default_factory=list, description="`{seq, adId}` of each entry this page "
+                                             "read that cannot be read as an entry (not in `items`; counted in "
+                                             "`inDlq`); `gamead dlq purge ID` removes one. At most 100.")
     next_cursor: int | None = Field(None, description="Pass as `cursor` to read on; null at the end.")
     until_seq: int | None = Field(None, description="The page's fence: the highest DLQ sequence it may hold (the "
                                                     "query's `untilSeq`, else the DLQ's last when the read began). "

@@ -13,12 +13,13 @@ reports nothing.
 
 Cost, for a store of R records, B waiting ads (the work streams), D dead-lettered ads and F findings:
 
-* JetStream API calls: 3 (topology) + 5 × 2 × N (consumers and their subject counts, N = ``queue.partitions``) +
-  2 per listing (each work stream, records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + a direct get per record
-  + 4 (registry probe) + 2 × (N + 1) (the write check, :mod:`gamead_core.doctor.writable`; twice if it fails);
-  + 1 registry listing when some delivery is ack-pending, and 5 × N + 1 more when more are than the live workers
-  hold (:mod:`gamead_core.doctor.unheld`, a note); + 1 registry listing, and 5 per partition + 1 more when ads
-  wait where no live worker pulls or a node's ``queue.partitions`` differs (:mod:`gamead_core.doctor.pullers`);
+* JetStream API calls: 3 (topology) + 5 × 2 × N (consumers and their subject counts, N = ``queue.partitions``) + 2
+  per listing (each work stream, records) + ⌈D / 100,000⌉ (DLQ subjects) + 1 (jobs) + a direct get per record + 4
+  (registry probe) + 2 × (N + 1) (the write check, :mod:`gamead_core.doctor.writable`; twice if it fails); + 1
+  registry listing when some delivery is ack-pending, and 5 × N + 1 more when more are than the live workers hold
+  (:mod:`gamead_core.doctor.unheld`, a note); + 1 registry listing, and 5 per partition + 1 more when ads wait
+  where no live worker pulls or a node's ``queue.partitions`` differs (:mod:`gamead_core.doctor.pullers`); + 2
+  and a get per lease key, 1 registry listing when a lease is live (:mod:`gamead_core.doctor.leases`);
 * records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
   or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
 * the second look: per finding, one record read, one DLQ read and one read per message it names.
@@ -42,18 +43,11 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor import writable
 from gamead_core.doctor.checks import WorkMsg, records_to_read
+from gamead_core.doctor.leases import Leases
 from gamead_core.doctor.leftovers import confirm_jobs, confirm_stranded, expired_jobs, stranded_on
 from gamead_core.doctor.model import KINDS, NOTES, Finding, Note, ReadStats, Report
-from gamead_core.doctor.read import (
-    MSG_SIZE,
-    TTL,
-    ReadBudget,
-    list_messages,
-    read_records,
-    scan_headers,
-    subject_counts,
-)
 from gamead_core.doctor.poison import BAD_ID, id_is_poison, note_terminated, note_unrecorded
+from gamead_core.doctor.read import MSG_SIZE, TTL, ReadBudget, list_messages, read_records, scan_headers, subject_counts
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.verdict import (
@@ -63,9 +57,11 @@ from gamead_core.doctor.verdict import (
     Look,
     actions_for,
     add,
+    detail_for,
     judge,
     rules_of,
     summary,
+    suspected,
 )
 from gamead_core.errors import TopologyMissing
 from gamead_core.models import utc_iso
@@ -190,12 +186,14 @@ class Doctor:
         await unheld.first(infos, first.records, stats)
         pullers = Pullers(self.js, unheld.registry, len(self._parts), self.settings.queue.aging_step)  # attack28b F3
         await pullers.first(infos, stats)
+        leases = Leases(self.js, self.settings, unheld.registry)  # held by a node that is gone (attack31b F2)
+        await leases.first(stats)
         grace = self.settings.jobs.lease
         jobs = await expired_jobs(self.js, now, grace, stats) if names.JOBS_BUCKET not in {
             v.wanted.name for v in missing} else []
 
         # the second look, after the system had time to finish what it was doing
-        if suspects or levels or jobs or missing or unheld.suspect or pullers.suspect:
+        if suspects or levels or jobs or missing or unheld.suspect or pullers.suspect or leases.suspect:
             await asyncio.sleep(settle)
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
             await unheld.confirm(stats, notes["ack_pending_unheld"])
@@ -203,6 +201,7 @@ class Doctor:
             await confirm_stranded(self.js, self.settings, self.store, levels, first.work, stats,
                                    found["stranded"], actions)
             await confirm_jobs(self.js, jobs, grace, stats, found["job_lease_expired"], actions)
+            await leases.confirm(stats, found["lease_stuck"], actions)
             for v in missing:
                 if await _confirm_missing(self.js, v.wanted, stats):
                     add(found["topology_missing"], v.wanted.label, "missing")
@@ -316,18 +315,20 @@ class Doctor:
             again.entries[ad_id] = 0 if current is None else 1
             if current is not None:
                 again.entry_seq[ad_id] = current.seq
+                if current.entry is None:  # not an entry: no record can be made from it (attack31b F3)
+                    again.unreadable_entries.add(ad_id)
                 if first.entries.get(ad_id, 0) > 1:
                     again.entries[ad_id] = sum((await self._dlq_counts(names.dlq_subject(ad_id), stats)).values())
         confirmed = judge(again, time.time(), self.rules, work_whole=self._work_whole)
         for ad_id in sorted(confirmed):
             for code in confirmed[ad_id]:
-                if code not in suspects[ad_id]:
+                if not suspected(code, suspects[ad_id]):
                     continue  # new since the first look: the next run judges it
                 if code == "message_without_record":  # or poison, when its body is not its ad's record
                     await note_unrecorded(self.js, names.work_stream(partition_of(ad_id, len(self._parts))),
                                           again.work.get(ad_id, []), ad_id, stats, notes)
                     continue
-                add(found[code], ad_id)
+                add(found[code], ad_id, detail_for(code, ad_id, again))
                 actions.extend(actions_for(code, ad_id, again))
 
     async def _message_there(self, seq: int, stats: ReadStats, ad_id: str) -> bool:

@@ -92,6 +92,13 @@ KINDS: Final[tuple[Kind, ...]] = (
        "otherwise left alone", None),
     _k("entry_without_record", 3, "DLQ entry of an ad that has no record",
        "the `dead` record is created from the entry (GET /ads/{id} then answers it)"),
+    _k("unreadable_dlq_entry", 3, "DLQ message that cannot be read as an entry (written by something other than "
+       "gamead?), of an ad with no record: counted in the DLQ's size, shown by no listing", None,
+       "there is nothing to make a record from: remove it with `gamead dlq purge ID --yes` (the detail names it)"),
+    _k("record_key_mismatch", 1, "record whose body names another ad than its key: GET /ads/{id} answers the other "
+       "ad, and the ad's own state is unknown", None, "which ad it holds is not gamead's to guess, and every repair "
+       "is fenced by the ad's own record: delete the key (the detail names the command; a waiting message of the ad "
+       "gets its record again from the message) or write the ad's record back"),
     _k("unpulled_ads", 1, "ads wait in a work stream that no live worker pulls from (none runs, or every one's "
        "queue.partitions differs from the queue's): nothing will take them", None,
        "nothing in the data is wrong: start a worker with the queue's queue.partitions (a worker Deployment at 0: "
@@ -103,6 +110,10 @@ KINDS: Final[tuple[Kind, ...]] = (
        "jobs.lease ago (no API node took it over)",
        "taken over by the API node running the repair: resumed, or ended `interrupted`/`cancelled` (jobs.max_resumes)",
        items="job"),
+    _k("lease_stuck", 4, "a leader lease (the reaper's, the autoscaler's) held by a node that is gone, or with an "
+       "expiresAt further ahead than its TTL: until a node takes it over, nobody reaps (a dead node's ads), heals the "
+       "DLQ or scales", "released by compare-and-set at the revision read (only if still unchanged): a live node "
+       "takes it at its next step", items="object"),
 )
 
 KIND_BY_CODE: Final[dict[str, Kind]] = {k.code: k for k in KINDS}

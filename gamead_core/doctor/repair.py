@@ -5,14 +5,18 @@ its own dies, and lands in the audit trail like every job.
 
 Every action looks again before it acts and changes nothing unless the problem is still there, as the
 doctor saw it (the record at the revision it read, the DLQ entry at the sequence it read, the message at its
-sequence); otherwise it is skipped as ``healed``. Every write is a compare-and-set or is addressed by
-sequence, so a repair racing a worker, a replay or another repair never acts twice on one ad:
+sequence); otherwise it is skipped as ``healed``. Data no action can act on is skipped as what it is (attack31b
+F3): a DLQ entry that is not an entry (``UNREADABLE``), a record whose body names another ad (``MISMATCHED``).
+Every write is a compare-and-set or is addressed by sequence, so a repair racing a worker, a replay or another
+repair never acts twice on one ad:
 
 =========================  ===================================================================================
 kind                       action
 =========================  ===================================================================================
 topology_missing           ``check_topology(create=True)``: what the API nodes' topology watch does
 job_lease_expired          :meth:`JobService.take_over`: resume the job here, or end it (``jobs.max_resumes``)
+lease_stuck                the lease released (no holder, expired now) by compare-and-set at the revision the
+                           doctor read: a live node takes it at its next step (:mod:`gamead_core.doctor.leases`)
 entry_without_record       create the ``dead`` record from the entry (create-only: never over a record)
 dead_without_entry         write a DLQ entry from the record, only if the ad has none
                            (``Nats-Expected-Last-Subject-Sequence: 0``), then confirm the record at the revision
@@ -40,6 +44,8 @@ one entry per ad by its own limit).
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 from typing import Any
 
 import nats.js.errors
@@ -59,6 +65,7 @@ from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import TopologyReport, check_topology
+from gamead_core.scaling.lease_rule import Lease
 from gamead_core.store.ads import AdStore, Versioned, encode
 from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
@@ -88,6 +95,10 @@ def entry_from_record(record: AdRecord) -> DlqEntry:
     )
 
 
+class _Mismatch(Exception):
+    """The record at an ad's key names another ad: no action is fenced by it (attack31b F3)."""
+
+
 class RepairOps:
     """The repair actions of one API node (see the module doc)."""
 
@@ -113,9 +124,14 @@ class RepairOps:
         return diagnosis.actions, found
 
     async def act(self, item: list[Any], job_id: str) -> str:
-        """Take one action; returns the :class:`Mark` of what happened."""
+        """Take one action; returns the :class:`Mark` of what happened: ``MISMATCHED`` (not ``HEALED``) when the
+        ad's record names another ad, ``UNREADABLE`` when its DLQ entry is not an entry (attack31b F3: both were
+        skipped as "healthy again", untrue)."""
         code, key = item[0], item[1]
-        mark = await getattr(self, f"_{code}")(item, job_id)
+        try:
+            mark = await getattr(self, f"_{code}")(item, job_id)
+        except _Mismatch:
+            mark = Mark.MISMATCHED
         log.info("repair %s %s: %s", code, key, mark_words(mark), extra={  # words, not the one-letter mark
             "job_id": job_id, "kind": code, "mark": str(mark), "ad_id" if code not in _NOT_ADS else "object": key})
         return str(mark)
@@ -125,10 +141,14 @@ class RepairOps:
         return names.work_stream(partition_of(ad_id, self.settings.queue.partitions))
 
     async def _record(self, ad_id: str) -> Versioned | None:
+        """The ad's record (None: it has none); raises :class:`_Mismatch` when its body names another ad."""
         try:
-            return await self.store.get(ad_id, consistent=True)
+            versioned = await self.store.get(ad_id, consistent=True)
         except NotFound:
             return None
+        if versioned.record.id != ad_id:
+            raise _Mismatch(ad_id)
+        return versioned
 
     # --- topology, jobs, obsolete objects ----------------------------------------------------------------
 
@@ -148,6 +168,25 @@ class RepairOps:
         except NotFound:
             return Mark.HEALED
 
+    async def _lease_stuck(self, item: list[Any], job_id: str) -> str:
+        key, revision = item[1], item[2]
+        with nats_boundary():
+            try:
+                kv = await self.js.key_value(names.LEASES_BUCKET)
+                entry = await kv.get(key)
+            except (nats.js.errors.NotFoundError, nats.js.errors.KeyNotFoundError):
+                return Mark.HEALED
+            lease = Lease.from_json(entry.value)
+            if entry.revision != revision or lease is None:
+                return Mark.HEALED  # renewed (its holder lives) or taken over meanwhile
+            now = time.time()
+            try:
+                await kv.update(key, replace(lease, holder="", renewed_at=now, expires_at=now).to_json(), last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return Mark.HEALED
+        log.warning("released the %s lease held by %s", key, lease.holder, extra={"job_id": job_id})
+        return Mark.LEASE_RELEASED
+
     async def _obsolete_object(self, item: list[Any], job_id: str) -> str:
         name = item[1]
         if name not in names.OBSOLETE_STREAMS:
@@ -165,8 +204,10 @@ class RepairOps:
     async def _entry_without_record(self, item: list[Any], job_id: str) -> str:
         ad_id, seq = item[1], item[2]
         current = await self.dlq.current(ad_id)
-        if current is None or current.seq != seq or current.entry is None:
+        if current is None or current.seq != seq:
             return Mark.HEALED
+        if current.entry is None:
+            return Mark.UNREADABLE  # still there, not an entry: nothing to make a record from
         entry = current.entry
         try:
             await self.store.create(AdRecord(
@@ -294,6 +335,6 @@ class RepairOps:
         return await self._remove_message(item, AdStatus.FAILED)
 
 
-_NOT_ADS = frozenset({"topology_missing", "job_lease_expired", "obsolete_object"})
+_NOT_ADS = frozenset({"topology_missing", "job_lease_expired", "obsolete_object", "lease_stuck"})
 
 __all__ = ["RepairOps", "entry_from_record", "repair_msg_id"]

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.checks import Rules, WorkMsg, classify
 from gamead_core.doctor.model import KIND_BY_CODE, Finding, Note, Report
@@ -30,12 +31,13 @@ class Diagnosis:
 @dataclass
 class Look:
     """What one look at a set of ads found: work messages per ad id, records (``None``: no record), DLQ entry
-    counts and the stream sequence of each ad's current DLQ entry."""
+    counts, the stream sequence of each ad's current DLQ entry, and the ads whose current entry cannot be read."""
 
     work: dict[str, list[WorkMsg]] = field(default_factory=lambda: defaultdict(list))
     records: dict[str, Versioned | None] = field(default_factory=dict)
     entries: dict[str, int] = field(default_factory=dict)
     entry_seq: dict[str, int] = field(default_factory=dict)
+    unreadable_entries: set[str] = field(default_factory=set)
 
 
 def rules_of(settings: GameadSettings) -> Rules:
@@ -47,11 +49,18 @@ def rules_of(settings: GameadSettings) -> Rules:
 def judge(look: Look, now: float, rules: Rules, *, work_whole: bool) -> dict[str, list[str]]:
     """Ad id → codes of what it breaks, for every ad whose record was read (``now``: epoch seconds). When the
     work stream was not read whole (``work_whole`` false), "no message" cannot be told (the message may be in
-    the part not read): not judged."""
+    the part not read): not judged. Data no repair can act on is named as what it is (attack31b F3): a record whose
+    body names another ad is ``record_key_mismatch`` alone (every other rule would judge that other ad's state),
+    the unreadable entry of an ad with no record ``unreadable_dlq_entry`` (no record can be made from it)."""
     out: dict[str, list[str]] = {}
     for ad_id, versioned in look.records.items():
         record = versioned.record if versioned is not None else None
+        if record is not None and record.id != ad_id:
+            out[ad_id] = ["record_key_mismatch"]
+            continue
         codes = classify(record, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, rules)
+        if ad_id in look.unreadable_entries:
+            codes = ["unreadable_dlq_entry" if c == "entry_without_record" else c for c in codes]
         if not work_whole:
             codes = [c for c in codes if c != "no_message"]
         if record is None and look.work.get(ad_id):
@@ -80,6 +89,24 @@ def actions_for(code: str, ad_id: str, look: Look) -> list[list[Any]]:
     return []
 
 
+def suspected(code: str, first: list[str]) -> bool:
+    """Whether a code the second look found was suspected by the first (``first``: its codes for that ad): the same
+    code, or an unreadable entry the first look (which reads no entry) took for an ``entry_without_record``."""
+    return code in first or (code == "unreadable_dlq_entry" and "entry_without_record" in first)
+
+
+def detail_for(code: str, ad_id: str, look: Look) -> str | None:
+    """What to do about a finding no repair acts on, for its ad (None for the others). Pure."""
+    if code == "unreadable_dlq_entry":
+        return (f"DLQ seq {look.entry_seq.get(ad_id, '?')} is not an entry: remove it with "
+                f"gamead dlq purge {ad_id} --yes")
+    versioned = look.records.get(ad_id)
+    if code == "record_key_mismatch" and versioned is not None:
+        return (f"its record names ad {versioned.record.id[:40]}: GET /ads/{ad_id} answers that ad; delete the key "
+                f"(nats kv del {names.ADS_BUCKET} {ad_id}) or write the ad's own record back")
+    return None
+
+
 def add(finding: Finding | Note, item: str, detail: str | None = None) -> None:
     """Count ``item`` under a finding or note; keep it (and its detail) while fewer than :data:`MAX_ITEMS`."""
     finding.count += 1
@@ -92,7 +119,7 @@ def add(finding: Finding | Note, item: str, detail: str | None = None) -> None:
 #: The order repairs run in: the topology first (everything else needs it), then the DLQ before the work
 #: stream (an entry is written before a message it backs up is removed).
 REPAIR_ORDER = {code: i for i, code in enumerate((
-    "topology_missing", "job_lease_expired", "entry_without_record", "dead_without_entry", "no_message",
+    "topology_missing", "job_lease_expired", "lease_stuck", "entry_without_record", "dead_without_entry", "no_message",
     "stranded", "budget_spent", "entry_of_completed", "failed_with_entry", "entry_of_live_ad",
     "dead_with_message", "completed_with_message", "failed_with_message",
 ))}

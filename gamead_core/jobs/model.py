@@ -91,8 +91,10 @@ class Mark:
     OBJECT_CREATED: Final = "O"
     OBJECT_DELETED: Final = "X"
     JOB_TAKEN_OVER: Final = "T"
+    LEASE_RELEASED: Final = "R"
     HEALED: Final = "h"
     LEFT: Final = "l"
+    MISMATCHED: Final = "x"
 
     #: skipped items, by reason (the wire text of ``skippedReasons``)
     SKIPPED: Final[dict[str, str]] = {
@@ -109,12 +111,15 @@ class Mark:
         BUSY: "the ad's record kept changing under this job; run the job again",
         HEALED: "healthy again (or changed by someone else) when the repair came to it",
         LEFT: "left alone: not safe to change (e.g. an ad alive and not replayed from its DLQ entry)",
+        MISMATCHED: "the ad's record names another ad than its key: no repair acts on it (gamead doctor: "
+                    "record_key_mismatch, with the fix)",
     }
     #: the count each repair action adds to (a repair job's ``counts``)
     REPAIRED: Final[dict[str, str]] = {
         REPUBLISHED: "republished", DEAD_LETTERED: "deadLettered", ENTRY_WRITTEN: "entriesWritten",
         MESSAGE_REMOVED: "messagesRemoved", ENTRY_REMOVED: "entriesRemoved", RECORD_CREATED: "recordsCreated",
         OBJECT_CREATED: "objectsCreated", OBJECT_DELETED: "objectsDeleted", JOB_TAKEN_OVER: "jobsTakenOver",
+        LEASE_RELEASED: "leasesReleased",
     }
     ACTED_ALL: Final = frozenset({ACTED, COMPLETED, DEAD_AGAIN, *REPAIRED})
 

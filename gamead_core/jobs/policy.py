@@ -113,10 +113,12 @@ _MARK_WORDS = {
     Mark.MESSAGE_REMOVED: "work message removed", Mark.ENTRY_REMOVED: "DLQ entry removed",
     Mark.RECORD_CREATED: "record created", Mark.OBJECT_CREATED: "stream/consumer/bucket created",
     Mark.OBJECT_DELETED: "obsolete stream deleted", Mark.JOB_TAKEN_OVER: "stuck job taken over",
+    Mark.LEASE_RELEASED: "stuck lease released",
 }
 _REPAIR_WORDS = {
     "republished": "re-published", "deadLettered": "dead-lettered", "entriesWritten": "DLQ entries written",
     "messagesRemoved": "work messages removed", "entriesRemoved": "DLQ entries removed",
     "recordsCreated": "records created", "objectsCreated": "streams/consumers/buckets created",
     "objectsDeleted": "obsolete streams deleted", "jobsTakenOver": "stuck jobs taken over",
+    "leasesReleased": "stuck leases released",
 }

@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import nats.js.errors
@@ -30,13 +29,13 @@ from pydantic import ValidationError
 
 from gamead_core import names
 from gamead_core.config import DlqSettings, QueueSettings
-from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern  # noqa: F401 - MAX_PATTERN re-exported
+from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern  # noqa: F401 - re-exported
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.ids import is_ad_id
 from gamead_core.models import STORED, DlqEntry
 from gamead_core.queue.connection import delete_if_present, nats_boundary
+from gamead_core.queue.dlq_filter import DlqFilter, ScanBudget
 from gamead_core.queue.scan import read_stream
-from gamead_core.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,8 @@ YIELD_EVERY = 100
 #: ... or as soon as this many seconds of the loop were spent since the last yield (a costly ``message`` filter:
 #: ~50 ms a search at worst, :data:`gamead_core.dlq_pattern.MAX_PROGRAM`)
 YIELD_SECONDS = 0.02
+#: A page names at most this many unreadable entries (:attr:`Page.unreadable`).
+UNREADABLE_KEPT = 100
 #: JetStream's error code for a publish refused by ``Nats-Expected-Last-Subject-Sequence``.
 WRONG_LAST_SEQUENCE = 10071
 
@@ -68,82 +69,6 @@ def dlq_stream_config(ds: DlqSettings, qs: QueueSettings) -> StreamConfig:
 
 
 @dataclass(frozen=True)
-class DlqFilter:
-    """Which entries an operator means. Every field narrows; none means everything.
-
-    ``message`` is an RE2 pattern searched in the error message; an invalid one raises ValueError here.
-    ``since``/``until`` must be aware datetimes (the API reads them through ``gamead_core.times``).
-    """
-
-    ids: frozenset[str] | None = None
-    error_class: str | None = None
-    message: str | None = None  #: RE2 regex searched in the error message
-    priority: int | None = None
-    since: datetime | None = None  #: dead at or after
-    until: datetime | None = None  #: dead before
-    _pattern: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.message is not None:
-            object.__setattr__(self, "_pattern", compile_pattern(self.message))
-
-    def wire(self) -> dict[str, Any]:
-        """The filter as camelCase JSON (ids aside), e.g. to keep it in a job document."""
-        raw = {"errorClass": self.error_class, "message": self.message, "priority": self.priority,
-               "since": self.since.isoformat() if self.since else None,
-               "until": self.until.isoformat() if self.until else None}
-        return {k: v for k, v in raw.items() if v is not None}
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> DlqFilter:
-        """Inverse of :meth:`wire` (times read by the rule of ``gamead_core.times``)."""
-        since, until = data.get("since"), data.get("until")
-        return cls(error_class=data.get("errorClass"), message=data.get("message"), priority=data.get("priority"),
-                   since=as_utc(datetime.fromisoformat(since)) if since else None,
-                   until=as_utc(datetime.fromisoformat(until)) if until else None)
-
-    @property
-    def active(self) -> bool:
-        """True if the filter narrows anything (False: every entry matches)."""
-        return self.ids is not None or bool(self.wire())
-
-    def matches(self, entry: DlqEntry) -> bool:
-        if self.ids is not None and entry.ad_id not in self.ids:
-            return False
-        if self.error_class is not None and entry.error_class != self.error_class:
-            return False
-        if self._pattern is not None and not self._pattern.search(entry.error_message):
-            return False
-        if self.priority is not None and entry.priority != self.priority:
-            return False
-        if self.since is not None and entry.dead_at < self.since:
-            return False
-        return not (self.until is not None and entry.dead_at >= self.until)
-
-
-@dataclass
-class ScanBudget:
-    """How much one scan may read: ``entries`` messages and ``seconds`` of wall time (None = unbounded).
-    After the scan, ``scanned`` says how many it read and ``exhausted`` whether it stopped early."""
-
-    entries: int | None = None
-    seconds: float | None = None
-    scanned: int = 0
-    exhausted: bool = False
-    last_seq: int | None = None  #: stream sequence of the last entry read
-    _started: float = field(default_factory=time.monotonic, repr=False)
-
-    def spend(self) -> bool:
-        """Count one entry read; False (and ``exhausted``) once the budget is spent."""
-        self.scanned += 1
-        if self.entries is not None and self.scanned >= self.entries:
-            self.exhausted = True
-        elif self.seconds is not None and time.monotonic() - self._started >= self.seconds:
-            self.exhausted = True
-        return not self.exhausted
-
-
-@dataclass(frozen=True)
 class Current:
     """An ad's current DLQ entry: its sequence, the entry (None if it cannot be decoded) and the job that
     wrote it (an import), if any."""
@@ -162,6 +87,9 @@ class Page:
     complete: bool = True  #: False if the scan budget stopped it before the end of the DLQ
     in_dlq: int = 0  #: entries in the whole DLQ, all filters aside
     fence: int = 0  #: the highest sequence the page may hold (``up_to``, or the DLQ's last when the read began)
+    #: (sequence, ad id) of the entries this page read that cannot be read as entries (not in ``items``, counted in
+    #: ``in_dlq``): a message written by something other than gamead (attack31b F3), at most :data:`UNREADABLE_KEPT`
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _decode(data: bytes | None, seq: int) -> DlqEntry | None:
@@ -267,11 +195,12 @@ class DeadLetters:
 
     async def entries(
         self, flt: DlqFilter | None = None, *, after: int = 0, up_to: int | None = None,
-        budget: ScanBudget | None = None,
+        budget: ScanBudget | None = None, unreadable: list[tuple[int, str]] | None = None,
     ) -> AsyncIterator[DlqEntry]:
         """Every matching, readable entry in DLQ order (oldest first), from sequence ``after`` + 1 up to
         ``up_to``, within ``budget``. Yields to the event loop every :data:`YIELD_EVERY` entries read, or
-        :data:`YIELD_SECONDS` of work (filters matched), whichever comes first."""
+        :data:`YIELD_SECONDS` of work (filters matched), whichever comes first. Each entry that cannot be read is
+        skipped and, given ``unreadable``, added to it as (sequence, the ad id of its subject)."""
         flt = flt or DlqFilter()
         read = 0
         yielded = time.monotonic()
@@ -286,6 +215,8 @@ class DeadLetters:
                 await asyncio.sleep(0)
                 yielded = time.monotonic()
             entry = _decode(msg.data, seq)
+            if entry is None and unreadable is not None and len(unreadable) < UNREADABLE_KEPT:
+                unreadable.append((seq, msg.subject.removeprefix(f"{names.DLQ_SUBJECT_PREFIX}.")))
             if entry is not None and flt.matches(entry):
                 yield entry
             if budget is not None and not budget.spend():
@@ -328,7 +259,8 @@ class DeadLetters:
             after = max(after, fence - budget.entries)
         complete = True
         total = 0
-        async for entry in self.entries(flt, after=after, up_to=fence, budget=budget):
+        unreadable: list[tuple[int, str]] = []
+        async for entry in self.entries(flt, after=after, up_to=fence, budget=budget, unreadable=unreadable):
             total += 1
             if newest_first or len(items) < limit:
                 items.append(entry)
@@ -346,4 +278,4 @@ class DeadLetters:
             complete = complete and (state is None or after < int(state.first_seq))
         # None when the count before the cursor stopped at its budget (a DLQ past scan_limit): not a wrong figure
         shown_total = None if not count or ahead.exhausted else in_dlq if counted else before + total
-        return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq, fence)
+        return Page(items, next_cursor, shown_total, budget.scanned, complete, in_dlq, fence, unreadable)

@@ -21,15 +21,27 @@ the loser gets ``KeyWrongLastSequenceError`` and stays a follower.
   frozen, or cut off from NATS) → acquire it again as a new term (``acquiredAt`` now: the leadership lapsed,
   drill attack25 finding 8, so "leader since" must not claim it never did; the compare-and-set still proves
   nobody took it meanwhile); someone else's expired lease → take over; someone else's live lease → follow until
-  it expires.
+  it expires. It lives in :mod:`gamead_core.scaling.lease_rule`, pure, with the lease's value (:class:`Lease`).
 * :class:`LeaseKeeper` applies it against the bucket. The holder renews every ``ttl / 3``; a follower
   checks again when the lease it sees is due to expire, so it takes over within ``ttl`` of the holder's
   last renewal. The holder counts itself leader only until ``ttl`` after it *sent* its last successful
   renewal (local monotonic clock), so a holder cut off from NATS steps down on its own before anyone can
   take over.
 
-``expiresAt`` is wall-clock time: the nodes' clocks must agree to well within the TTL (NTP does that;
-on one machine it is trivially true).
+A lease of another expires two ways, whichever comes first:
+
+* ``expiresAt``, wall-clock time, written by the holder: the nodes' clocks must agree to well within the TTL
+  (NTP does that; on one machine it is trivially true);
+* on the follower's own monotonic clock: the lease it reads has kept the same KV revision for longer than
+  :func:`~gamead_core.scaling.lease_rule.silent_after` (its own ``ttl``, or the holder's written one if
+  smaller, never a larger one), so its holder missed three renewals. Without it, a holder that died with
+  ``expiresAt`` far ahead (its clock ahead, a hand edit, a bug) kept every other node a follower until then:
+  nobody reaped, healed the DLQ or scaled, for as long as the skew (attack31b F2: ``expiresAt`` +3600 held
+  the reaper and autoscaler leases an hour). The takeover is still a compare-and-set on that revision.
+  The holder's own deadline is also ``ttl`` after it sent a renewal, so the two never lead at once.
+
+``gamead doctor`` names a lease whose holder has no live registry entry or whose ``expiresAt`` lies further
+ahead than its TTL (``lease_stuck``; ``--repair`` releases it): :mod:`gamead_core.doctor.leases`.
 """
 
 from __future__ import annotations
@@ -39,121 +51,29 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import nats.errors
 import nats.js.errors
-import orjson
 
 from gamead_core.errors import GameadError, error_text
 from gamead_core.log_throttle import Outage
-from gamead_core.queue.connection import nats_boundary
-from gamead_core.shutdown import last_write
 from gamead_core.models import utc_iso
+from gamead_core.queue.connection import nats_boundary
+from gamead_core.scaling.lease_rule import (
+    AUTOSCALER_LEASE,
+    TTL_INTERVALS,
+    Lease,
+    LeaseDecision,
+    lease_decision,
+    lease_ttl,
+    silent,
+    silent_after,
+)
+from gamead_core.shutdown import last_write
 
 log = logging.getLogger(__name__)
-
-#: The key of the autoscaler's lease.
-AUTOSCALER_LEASE = "autoscaler"
-#: The lease lasts this many autoscaler intervals: a holder misses two renewals before it is replaced.
-TTL_INTERVALS = 3.0
-#: A follower checks again this long after the lease it saw is due to expire.
-_SLACK = 0.05
-
-Action = Literal["acquire", "renew", "take", "follow"]
-
-
-def lease_ttl(interval: float) -> float:
-    """The lease TTL for an autoscaler that decides every ``interval`` seconds (3 × interval)."""
-    return TTL_INTERVALS * interval
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """The value of a lease key (epoch seconds)."""
-
-    holder: str
-    acquired_at: float
-    renewed_at: float
-    expires_at: float
-    acts: bool = True  #: the holder changes the worker count (not advice only)
-
-    @property
-    def ttl(self) -> float:
-        return self.expires_at - self.renewed_at
-
-    def expired(self, now: float) -> bool:
-        return not self.holder or self.expires_at <= now
-
-    def to_json(self) -> bytes:
-        return orjson.dumps({
-            "holder": self.holder,
-            "acquiredAt": self.acquired_at,
-            "renewedAt": self.renewed_at,
-            "expiresAt": self.expires_at,
-            "ttl": round(self.ttl, 3),
-            "acts": self.acts,
-        })
-
-    @classmethod
-    def from_json(cls, data: bytes | None) -> Lease | None:
-        """The lease in ``data``; None for a missing or unreadable value (treated as no lease)."""
-        if not data:
-            return None
-        try:
-            raw: Any = orjson.loads(data)
-            lease = cls(
-                holder=str(raw.get("holder") or ""),
-                acquired_at=float(raw["acquiredAt"]),
-                renewed_at=float(raw["renewedAt"]),
-                expires_at=float(raw["expiresAt"]),
-                acts=raw.get("acts") is not False,
-            )
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-            return None
-        if not all(map(math.isfinite, (lease.acquired_at, lease.renewed_at, lease.expires_at))):
-            return None
-        return lease
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseDecision:
-    """What to do about the lease: the value to write (None when following) and when to look again."""
-
-    action: Action
-    write: Lease | None
-    check_in: float
-
-
-def lease_decision(now: float, current: Lease | None, me: str, ttl: float, acts: bool = True,
-                   held: bool = True) -> LeaseDecision:
-    """The pure lease rule (see the module docstring). ``now`` is epoch seconds; ``ttl`` > 0; ``acts``: the
-    candidate changes the worker count (not advice only); ``held``: the candidate still counted itself leader
-    (its own deadline had not passed): without it, its own lease starts a new term."""
-    if not ttl > 0:
-        raise ValueError(f"ttl must be positive, not {ttl!r}")
-    if not me:
-        raise ValueError("the candidate needs a non-empty id")
-    renew_every = ttl / TTL_INTERVALS
-    if current is None or not current.holder:
-        return LeaseDecision("acquire", Lease(me, now, now, now + ttl, acts), renew_every)
-    if current.holder == me and (not held or current.expired(now)):  # a lapse: a new term
-        return LeaseDecision("acquire", Lease(me, now, now, now + ttl, acts), renew_every)
-    if current.holder == me:
-        return LeaseDecision("renew", Lease(me, current.acquired_at, now, now + ttl, acts), renew_every)
-    if acts and not current.acts:  # an acting candidate outranks an advice-only holder
-        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
-    if current.acts and not acts:  # advice only: leave an acting holder's lease alone until it is long gone
-        gone_at = current.expires_at + TTL_INTERVALS * ttl
-        if now < gone_at:
-            return LeaseDecision("follow", None, min(renew_every * TTL_INTERVALS, gone_at - now + _SLACK))
-        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
-    if current.expired(now):
-        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
-    # Someone else holds it: look again just after it is due to expire (but at least every renewal period).
-    return LeaseDecision("follow", None, min(renew_every, max(0.0, current.expires_at - now) + _SLACK))
-
 
 class LeaseKeeper:
     """Holds (or waits for) one lease in a KV bucket. Call :meth:`step` repeatedly, or :meth:`run`.
@@ -187,6 +107,9 @@ class LeaseKeeper:
         self._held_until = -math.inf  # monotonic deadline of the lease we hold
         self._revision: int | None = None  # revision of our last write
         self.seen: Lease | None = None  #: the lease as last read or written
+        #: the KV revision of the lease as last read or written, and since when (monotonic) it has not changed
+        self._revision_seen: int | None = None
+        self._unchanged_since = self._mono()
         self.changed = asyncio.Event()  #: set whenever leadership is gained or lost
         self._was_leader = False
         self.term = 0  #: grows with each term this process starts (acquire, take over, or again after a lapse)
@@ -203,7 +126,8 @@ class LeaseKeeper:
     @property
     def leader(self) -> str | None:
         """The holder of the lease as last seen, if it had not expired by then."""
-        if self.seen is None or self.seen.expired(self._clock()):
+        if self.seen is None or self.seen.expired(self._clock()) or (
+                not self.is_leader and silent(self.seen, self._mono() - self._unchanged_since, self.ttl)):
             return None
         return self.seen.holder
 
@@ -245,7 +169,8 @@ class LeaseKeeper:
                     entry = await self._get()
                     current = Lease.from_json(entry.value) if entry is not None else None
                     now, held = self._clock(), self.is_leader
-                    decision = lease_decision(now, current, self.me, self.ttl, self.acts, held)
+                    quiet = self._unchanged_for(getattr(entry, "revision", None), sent)
+                    decision = lease_decision(now, current, self.me, self.ttl, self.acts, held, unchanged_for=quiet)
                     if decision.write is None:
                         self._reached()
                         self.seen = current
@@ -276,8 +201,16 @@ class LeaseKeeper:
                 self.lapse = (since, now)
         self.seen = decision.write
         self._revision = revision
+        self._unchanged_for(revision, sent)
         self._held_until = sent + self.ttl
         return decision.check_in
+
+    def _unchanged_for(self, revision: int | None, now: float) -> float:
+        """Seconds (monotonic, ``now``) the lease has kept KV ``revision`` (None: no key), counted from when this
+        process first saw it: a follower's own measure of a holder that stopped renewing."""
+        if revision != self._revision_seen:
+            self._revision_seen, self._unchanged_since = revision, now
+        return max(0.0, now - self._unchanged_since)
 
     def _reached(self) -> None:
         if (again := self._outage.recovered(self._mono())) is not None:
@@ -334,4 +267,6 @@ __all__ = [
     "TTL_INTERVALS",
     "lease_decision",
     "lease_ttl",
+    "silent",
+    "silent_after",
 ]

@@ -3,6 +3,7 @@ the leader writes (:func:`state_document`) and its ``observed`` figures (:func:`
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
@@ -25,13 +26,20 @@ def status_document(
     now: float,
     settings: AutoscalerSettings,
     node_id: str | None = None,
+    registered: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``GET /v1/scale`` answer from the shared state, the lease and the override (all may be None)."""
+    """The ``GET /v1/scale`` answer from the shared state, the lease and the override (all may be None).
+    ``registered``: the ids of the live registry entries (None: not read). ``leader.registered`` says whether the
+    lease's holder is one of them: False for a holder that is gone (attack31b F2: ``api-deadnode-999`` was shown as
+    the leader for an hour); None when not known, or for ``gamead up``'s own autoscaler (``up-…``), which keeps no
+    registry entry."""
     st = state or {}
     leader = None
     if lease is not None and not lease.expired(now):
+        known = registered is not None and not lease.holder.startswith("up-")
         leader = {"id": lease.holder, "since": iso(lease.acquired_at), "expiresAt": iso(lease.expires_at),
-                  "expiresInSeconds": round(max(0.0, lease.expires_at - now), 2)}
+                  "expiresInSeconds": round(max(0.0, lease.expires_at - now), 2),
+                  "registered": (lease.holder in registered) if known and registered is not None else None}
     updated = st.get("t")
     interval = float(st.get("intervalSeconds") or settings.interval)
     age = round(max(0.0, now - float(updated)), 2) if updated is not None else None

@@ -171,3 +171,40 @@ def test_an_outage_is_said_first_then_once_a_minute_then_when_it_ends() -> None:
     assert sum(s is not None for s in said) == 4
     assert outage.recovered(200.0) == "works again after 200 s (20 failed tries)"
     assert outage.failed(210.0) == ""  # a new outage starts over
+
+
+# --- a holder that died with expiresAt far ahead (attack31b F2) ----------------------------------------------
+
+
+def test_a_lease_unchanged_for_longer_than_a_ttl_is_taken_whatever_its_expires_at() -> None:
+    """A holder that died with ``expiresAt`` an hour ahead (its clock ahead, a hand edit) and a written ttl of 3600
+    kept every other node a follower for that hour (attack31b F2): the follower's own clock says it has not changed
+    for longer than its own ttl, so it is expired."""
+    ahead = Lease("worker-deadnode-999", 900.0, 999.0, 4600.0)  # written ttl 3601
+    assert lease_decision(1000.0, ahead, "b", TTL, unchanged_for=14.9).action == "follow"
+    d = lease_decision(1000.0, ahead, "b", TTL, unchanged_for=15.1)
+    assert d.action == "take" and d.write == Lease("b", 1000.0, 1000.0, 1015.0)
+    follow = lease_decision(1000.0, ahead, "b", TTL, unchanged_for=14.0)
+    assert follow.check_in == pytest.approx(min(5.0, 1.05))  # looks again just after its own limit
+
+
+def test_the_silence_limit_is_the_followers_ttl_or_a_smaller_written_one() -> None:
+    from gamead_core.scaling.lease import silent_after
+
+    assert silent_after(Lease("a", 0.0, 10.0, 3610.0), TTL) == TTL  # a larger written ttl is not trusted
+    assert silent_after(Lease("a", 0.0, 10.0, 16.0), TTL) == 6.0  # a holder renewing every 2 s
+    assert silent_after(Lease("a", 0.0, 10.0, 5.0), TTL) == TTL  # nonsense (ends before renewed): its own
+
+
+def test_a_renewing_holder_is_followed_however_long_it_leads() -> None:
+    """Each renewal is a new revision: ``unchanged_for`` restarts, so a live holder is never silent."""
+    theirs = Lease("a", 0.0, 100.0, 115.0)
+    for unchanged in (0.0, 4.9, 5.0, 14.99):
+        assert lease_decision(101.0, theirs, "b", TTL, unchanged_for=unchanged).action == "follow"
+
+
+def test_an_advice_only_candidate_takes_a_silent_acting_lease_once_long_gone() -> None:
+    acting = Lease("up-host-1", 0.0, 10.0, 3610.0)
+    assert lease_decision(20.0, acting, "api-host-2", TTL, acts=False, unchanged_for=15.1).action == "follow"
+    late = lease_decision(20.0, acting, "api-host-2", TTL, acts=False, unchanged_for=TTL + 3 * TTL + 0.1)
+    assert late.action == "take" and late.write is not None and late.write.acts is False

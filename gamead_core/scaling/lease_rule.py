@@ -1,0 +1,141 @@
+"""The leader lease's value and its rule, pure (no I/O): :func:`lease_decision` says what a candidate does about
+the lease it read; :class:`gamead_core.scaling.lease.LeaseKeeper` applies it against the bucket (its module
+docstring tells the whole rule, and where it comes from).
+
+A follower judges a lease expired two ways (attack31b F2): by the holder's wall-clock ``expiresAt`` (clocks must
+agree), and by its own monotonic clock: a lease that has not changed (the same KV revision) for longer than a TTL
+is expired whatever ``expiresAt`` says (:func:`silent`), so a holder that died with ``expiresAt`` far ahead (a
+clock ahead, a hand edit, a bug) keeps nobody a follower for longer than that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+#: The key of the autoscaler's lease.
+AUTOSCALER_LEASE = "autoscaler"
+#: The lease lasts this many autoscaler intervals: a holder misses two renewals before it is replaced.
+TTL_INTERVALS = 3.0
+#: A follower checks again this long after the lease it saw is due to expire.
+_SLACK = 0.05
+
+Action = Literal["acquire", "renew", "take", "follow"]
+
+
+def lease_ttl(interval: float) -> float:
+    """The lease TTL for an autoscaler that decides every ``interval`` seconds (3 × interval)."""
+    return TTL_INTERVALS * interval
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The value of a lease key (epoch seconds)."""
+
+    holder: str
+    acquired_at: float
+    renewed_at: float
+    expires_at: float
+    acts: bool = True  #: the holder changes the worker count (not advice only)
+
+    @property
+    def ttl(self) -> float:
+        return self.expires_at - self.renewed_at
+
+    def expired(self, now: float) -> bool:
+        return not self.holder or self.expires_at <= now
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({
+            "holder": self.holder,
+            "acquiredAt": self.acquired_at,
+            "renewedAt": self.renewed_at,
+            "expiresAt": self.expires_at,
+            "ttl": round(self.ttl, 3),
+            "acts": self.acts,
+        })
+
+    @classmethod
+    def from_json(cls, data: bytes | None) -> Lease | None:
+        """The lease in ``data``; None for a missing or unreadable value (treated as no lease)."""
+        if not data:
+            return None
+        try:
+            raw: Any = orjson.loads(data)
+            lease = cls(
+                holder=str(raw.get("holder") or ""),
+                acquired_at=float(raw["acquiredAt"]),
+                renewed_at=float(raw["renewedAt"]),
+                expires_at=float(raw["expiresAt"]),
+                acts=raw.get("acts") is not False,
+            )
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+            return None
+        if not all(map(math.isfinite, (lease.acquired_at, lease.renewed_at, lease.expires_at))):
+            return None
+        return lease
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDecision:
+    """What to do about the lease: the value to write (None when following) and when to look again."""
+
+    action: Action
+    write: Lease | None
+    check_in: float
+
+
+def silent_after(current: Lease, ttl: float) -> float:
+    """Seconds a lease of another may stay unchanged (the same KV revision) before a follower takes it as expired,
+    on the follower's own monotonic clock: its own ``ttl``, or the holder's written one (``expiresAt −
+    renewedAt``) if smaller; never a larger one (a holder's ``ttl`` of 3600 is no reason to wait an hour). A live
+    holder writes every ``ttl / 3``. Pure."""
+    return min(ttl, current.ttl) if current.ttl > 0 else ttl
+
+
+def silent(current: Lease, unchanged_for: float, ttl: float) -> bool:
+    """True when ``current`` has not changed for ``unchanged_for`` seconds (monotonic, as the follower measured
+    it), longer than :func:`silent_after`: its holder stopped renewing, whatever its ``expiresAt`` says. Pure."""
+    return unchanged_for > silent_after(current, ttl)
+
+
+def lease_decision(now: float, current: Lease | None, me: str, ttl: float, acts: bool = True,
+                   held: bool = True, unchanged_for: float = 0.0) -> LeaseDecision:
+    """The pure lease rule (see :mod:`gamead_core.scaling.lease`). ``now`` is epoch seconds; ``ttl`` > 0;
+    ``acts``: the candidate changes the worker count (not advice only); ``held``: the candidate still counted
+    itself leader (its own deadline had not passed): without it, its own lease starts a new term;
+    ``unchanged_for``: seconds the candidate has seen ``current`` unchanged (its KV revision; monotonic clock):
+    a lease of another unchanged for longer than :func:`silent_after` is expired, whatever its ``expiresAt``.
+    Raises ValueError for a ``ttl`` that is not positive or an empty ``me``."""
+    if not ttl > 0:
+        raise ValueError(f"ttl must be positive, not {ttl!r}")
+    if not me:
+        raise ValueError("the candidate needs a non-empty id")
+    renew_every = ttl / TTL_INTERVALS
+    if current is None or not current.holder:
+        return LeaseDecision("acquire", Lease(me, now, now, now + ttl, acts), renew_every)
+    if current.holder == me and (not held or current.expired(now)):  # a lapse: a new term
+        return LeaseDecision("acquire", Lease(me, now, now, now + ttl, acts), renew_every)
+    if current.holder == me:
+        return LeaseDecision("renew", Lease(me, current.acquired_at, now, now + ttl, acts), renew_every)
+    if acts and not current.acts:  # an acting candidate outranks an advice-only holder
+        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
+    if current.acts and not acts:  # advice only: leave an acting holder's lease alone until it is long gone
+        gone_at = current.expires_at + TTL_INTERVALS * ttl
+        quiet = silent_after(current, ttl) + TTL_INTERVALS * ttl  # the same, on this candidate's own clock
+        if now < gone_at and unchanged_for <= quiet:
+            return LeaseDecision("follow", None, min(renew_every * TTL_INTERVALS, gone_at - now + _SLACK,
+                                                     quiet - unchanged_for + _SLACK))
+        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
+    if current.expired(now) or silent(current, unchanged_for, ttl):
+        return LeaseDecision("take", Lease(me, now, now, now + ttl, acts), renew_every)
+    # Someone else holds it: look again just after it is due to expire (but at least every renewal period).
+    return LeaseDecision("follow", None, min(renew_every, max(0.0, current.expires_at - now) + _SLACK,
+                                             max(0.0, silent_after(current, ttl) - unchanged_for) + _SLACK))
+
+
+__all__ = ["AUTOSCALER_LEASE", "TTL_INTERVALS", "Action", "Lease", "LeaseDecision", "lease_decision", "lease_ttl",
+           "silent", "silent_after"]

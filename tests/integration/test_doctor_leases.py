@@ -1,0 +1,60 @@
+"""Drill attack31b F2: a `reaper` lease held by a node that is gone, its `expiresAt` an hour ahead, and an
+`autoscaler` lease held by an API node with no registry entry: `gamead doctor` said "every invariant holds". It
+names both (`lease_stuck`, with the holder and what waits), `--repair`'s action releases each by compare-and-set,
+and the next run is clean. The doctor runs in this process on a real nats-server; no node runs (one would take the
+leases over by itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import nats
+
+from gamead_core import names
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.scaling.lease import Lease
+
+
+def test_a_lease_held_by_a_gone_node_is_named_and_released_by_the_repair(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    from gamead_core.config import GameadSettings
+    from gamead_core.doctor import diagnose
+    from gamead_core.doctor.repair import RepairOps
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.store.ads import AdStore
+
+    server = fresh_nats()
+    settings = GameadSettings(doctor={"settle": 0.2})
+
+    async def main() -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Lease | None]]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        try:
+            await ensure_topology(js, settings)
+            kv = await js.key_value(names.LEASES_BUCKET)
+            t = time.time()
+            await kv.put(names.REAPER_LEASE, Lease("worker-deadnode-999", t - 100, t - 1, t + 3600).to_json())
+            await kv.put("autoscaler", Lease("api-gone-1", t - 100, t - 1, t + 14).to_json())
+            found = await diagnose(nc, js, settings)
+            ops = RepairOps(nc, js, settings, store=AdStore(nc, js))
+            marks = "".join([await ops.act(item, "repairjob") for item in found.actions])
+            after = await diagnose(nc, js, settings)
+            left = {k: Lease.from_json((await kv.get(k)).value) for k in (names.REAPER_LEASE, "autoscaler")}
+            return found.report.wire(10), marks, after.report.wire(10), left
+        finally:
+            await nc.close()
+
+    before, marks, after, left = asyncio.run(main())
+    stuck = next(f for f in before["findings"] if f["kind"] == "lease_stuck")
+    assert before["ok"] is False and stuck["count"] == 2, before
+    assert sorted(stuck["sample"]) == ["autoscaler lease", "reaper lease"]
+    reaper = stuck["details"]["reaper lease"]
+    assert "worker-deadnode-999" in reaper and "more than its TTL" in reaper and "heals the DLQ" in reaper, reaper
+    scaler = stuck["details"]["autoscaler lease"]
+    assert "api-gone-1" in scaler and "no live registry entry" in scaler and "gamead doctor --repair" in scaler
+    assert marks == "RR"
+    assert after["ok"] is True, after
+    assert all(lease is not None and lease.holder == "" for lease in left.values()), left

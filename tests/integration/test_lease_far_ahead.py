@@ -1,0 +1,74 @@
+"""Drill attack31b F2: a lease whose holder died with ``expiresAt`` an hour ahead (a clock ahead, a hand edit) kept
+every other node a follower for that hour: nobody reaped, healed the DLQ or scaled. Two lease keepers on a real
+nats-server, real clocks: a follower takes over a lease that has not changed for longer than its TTL, whatever its
+``expiresAt`` says, and never the lease of a live holder that renews."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import nats
+
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.scaling.lease import Lease, LeaseKeeper
+
+TTL = 1.5  #: seconds; a holder renews every 0.5 s
+
+
+async def _until(probe: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def _run(keeper: LeaseKeeper, stop: asyncio.Event) -> None:
+    await keeper.run(stop)
+
+
+def test_a_dead_holders_lease_far_ahead_is_taken_and_a_live_holders_never(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    server = fresh_nats()
+
+    async def run() -> None:
+        nc = await nats.connect(server.url)
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            kv = await nc.jetstream(timeout=5).create_key_value(bucket="gamead_leases_ahead", history=1)
+            # a live holder that renews: the follower never takes it, over many renewals
+            holder = LeaseKeeper(kv, "worker-live-1", TTL, key="reaper")
+            follower = LeaseKeeper(kv, "worker-live-2", TTL, key="reaper")
+            tasks.append(asyncio.create_task(_run(holder, stop)))
+            await _until(lambda: holder.is_leader, 10, "the first keeper leads")
+            tasks.append(asyncio.create_task(_run(follower, stop)))
+            led: list[str] = []
+            first = (await kv.get("reaper")).revision
+            deadline = time.monotonic() + 60
+            while (await kv.get("reaper")).revision < first + 12:  # ≥ 4 TTLs of renewals
+                assert time.monotonic() < deadline, "the holder stopped renewing"
+                if follower.is_leader:
+                    led.append("follower")
+                await asyncio.sleep(0.05)
+            stored = Lease.from_json((await kv.get("reaper")).value)
+            assert stored is not None and stored.holder == "worker-live-1" and not led, (stored, led)
+            assert follower.leader == "worker-live-1"
+
+            # a holder gone with expiresAt an hour ahead and a ttl of 3600 (the drill's hand-written lease)
+            t = time.time()
+            dead = Lease("worker-deadnode-999", t - 100, t - 1, t + 3600)
+            await kv.put("autoscaler", dead.to_json())
+            taker = LeaseKeeper(kv, "worker-live-3", TTL, key="autoscaler")
+            tasks.append(asyncio.create_task(_run(taker, stop)))
+            await _until(lambda: taker.is_leader, 8 * TTL, "the lease of a dead holder is taken over")
+            now_held = Lease.from_json((await kv.get("autoscaler")).value)
+            assert now_held is not None and now_held.holder == "worker-live-3"
+            assert now_held.expires_at < time.time() + 2 * TTL  # its own ttl, not the hour
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await nc.close()
+
+    asyncio.run(run())
