@@ -22,6 +22,7 @@ from gamead_core import collector
 from gamead_core.api.acceptor import AcceptingServer
 from gamead_core.api.app import create_app
 from gamead_core.api.auth import check_serve_safety
+from gamead_core.api.forwarded import ForwardedFor
 from gamead_core.api.http_limits import HttpLimits
 from gamead_core.api.protocol import bounded_protocol
 from gamead_core.fd_limit import connection_bound, raise_nofile
@@ -61,7 +62,7 @@ def serve(
     collector.tune()  # start-up is done: out of every later collection, and fewer collections (issue 14)
     server = AcceptingServer(  # accept() failing for want of a descriptor: logged, room made (api.acceptor)
         uvicorn.Config(
-            app,
+            ForwardedFor(app),  # X-Forwarded-For of a trusted peer, addresses only (uvicorn's took any text)
             host=settings.api.host,
             port=settings.api.port,
             loop="uvloop",
@@ -70,6 +71,7 @@ def serve(
             http=bounded_protocol(HttpLimits.from_settings(settings.api, max_connections)),
             lifespan="on",
             access_log=False,
+            proxy_headers=False,  # ForwardedFor instead (attack31b F6)
             log_config=None,
             timeout_graceful_shutdown=10,
             timeout_keep_alive=settings.api.keep_alive_timeout,

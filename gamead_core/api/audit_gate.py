@@ -22,14 +22,19 @@ Not recorded: requests whose caller the gate could not identify (401, a 413 with
 the server gives before a request reaches the app (414, 431, 400 framing: no caller is known yet): anyone can
 send those, and the trail keeps a bounded number of records (they are logged). A 413 for a declared body over
 its cap is recorded with the caller the gate found (``GateMiddleware._note_caller``).
-Refusals are throttled per caller (``audit.refusals_per_minute``, the rest counted in ``repeats``).
+Refusals are throttled per caller (``audit.refusals_per_minute``, the rest counted in ``repeats``) and, all callers
+together, per node (``audit.node_refusals`` per ``audit.node_refusals_window``: a caller rotating its address is a new
+caller each time, attack31b F8): the rest is counted into one ``refusals_suppressed`` record per window
+(:mod:`gamead_core.audit.refusal_cap`), written at the next refusal once the window is over, or from a timer.
 
 Reads (``GET``) and everything outside ``/v1`` pass straight through: the submit hot path pays one string test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -39,9 +44,11 @@ from gamead_core.api.auth import SAFE_METHODS
 from gamead_core.api.refusal_order import REFUSAL_SCOPE_KEY, Refusal
 from gamead_core.audit.context import ActionContext, enter, leave
 from gamead_core.audit.log import AuditLog, record_action
-from gamead_core.audit.model import RefusalThrottle, action_for, request_id_from
+from gamead_core.audit.model import AuditRecord, RefusalThrottle, action_for, request_id_from
+from gamead_core.audit.refusal_cap import Caller, RefusalCap
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError
+from gamead_core.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,9 @@ class AuditGate:
     def __init__(self, app: ASGIApp, settings: GameadSettings) -> None:
         self.app = app
         self.throttle = RefusalThrottle(settings.audit.refusals_per_minute)
+        self.cap = RefusalCap(settings.audit.node_refusals, settings.audit.node_refusals_window)
+        self._timer: asyncio.TimerHandle | None = None
+        self._writing: set[asyncio.Task[None]] = set()  # summaries being written from the timer (kept referenced)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/") or scope["method"] in SAFE_METHODS:
@@ -112,6 +122,7 @@ class AuditGate:
         """Record what the handler did not (never raises: the answer is already sent)."""
         if ctx.principal is None or ctx.not_an_action or status == 0 or (ctx.recorded and status < 400):
             return  # unidentified caller, a dry run, a client gone before any answer, or recorded by the handler
+        audit: AuditLog | None = getattr(getattr(scope.get("app"), "state", None), "audit", None)
         fields: dict[str, Any] = {}
         if status >= 400:
             error = _error_of(body)
@@ -124,17 +135,54 @@ class AuditGate:
                 f"{ctx.actor}|{ctx.client if ctx.role is None else ''}")
             if not allowed:
                 return
+            if not ctx.recorded:  # then all callers' refusals together, per node (attack31b F8)
+                await self._summarise(audit)
+                if not self.cap.allow(Caller(ctx.actor, ctx.role, ctx.client), fields["code"], time.monotonic(),
+                                      1 + skipped):
+                    self._summarise_later(audit)
+                    return
             if skipped:
                 fields["repeats"] = skipped
         else:
             fields = {"message": "recorded after the fact: this route writes no record of its own"}
-        audit: AuditLog | None = getattr(getattr(scope.get("app"), "state", None), "audit", None)
         try:
             await record_action(audit, action_for(ctx.method, ctx.path), ctx=ctx, **fields)
         except GameadError as exc:
             log.warning("an operator request could not be recorded in the audit trail: %s", exc.message,
                         extra={"request_id": ctx.request_id, "actor": ctx.actor, "path": ctx.path,
                                "status": status})
+
+
+    async def _summarise(self, audit: AuditLog | None) -> None:
+        """Write the ``refusals_suppressed`` record of a window that is over, if one is pending (never raises)."""
+        said = self.cap.summary(time.monotonic())
+        if said is None:
+            return
+        record = AuditRecord(at=utcnow(), action="refusals_suppressed", outcome="refused", actor=said.top.actor,
+                             role=said.top.role, client=said.top.client, code="refusals_suppressed",
+                             message=said.message(), details=said.details(), repeats=said.count)
+        try:
+            if audit is None:
+                raise GameadError("the audit trail is not running on this API node")
+            await audit.write(record)
+        except GameadError as exc:
+            log.warning("%s; and this could not be recorded in the audit trail: %s", said.message(), exc.message,
+                        extra={"refusals_not_recorded": said.count})
+
+    def _summarise_later(self, audit: AuditLog | None) -> None:
+        """Make sure a timer writes the pending summary when its window is over, should no refusal come by then
+        (one timer at a time)."""
+        if self._timer is not None or (due := self.cap.due_in(time.monotonic())) is None:
+            return
+        self._timer = asyncio.get_running_loop().call_later(max(due, 0.05), self._on_timer, audit)
+
+    def _on_timer(self, audit: AuditLog | None) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self._summarise(audit))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+        if self.cap.due_in(time.monotonic()) is not None:  # not due yet (a clock read a little early)
+            self._summarise_later(audit)
 
 
 def _error_of(body: bytes) -> dict[str, Any]:

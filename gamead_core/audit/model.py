@@ -27,13 +27,15 @@ from gamead_core.times import UtcDatetime
 def _actions() -> dict[str, str]:
     # every job kind (replay, purge, import, and any added later, such as the doctor's repair) is an action
     actions = {kind.name: kind.value for kind in JobKind}
-    actions.update(JOB_CANCEL="job.cancel", SCALE_SET="scale.set", SCALE_CLEAR="scale.clear", OTHER="other")
+    actions.update(JOB_CANCEL="job.cancel", SCALE_SET="scale.set", SCALE_CLEAR="scale.clear",
+                   REFUSALS_SUPPRESSED="refusals_suppressed", OTHER="other")
     return actions
 
 
 #: What an operator did. A job's action is its kind (``replay``, ``purge``, ``import``, ``repair``…);
-#: ``job.cancel``; ``scale.set`` / ``scale.clear`` (the autoscaler's manual override); ``other``: a ``/v1`` write
-#: that is not one of these (a route added later that writes no record of its own).
+#: ``job.cancel``; ``scale.set`` / ``scale.clear`` (the autoscaler's manual override); ``refusals_suppressed``: the
+#: refusals of a window past ``audit.node_refusals``, counted (:mod:`gamead_core.audit.refusal_cap`); ``other``: a
+#: ``/v1`` write that is not one of these (a route added later that writes no record of its own).
 AuditAction = Enum("AuditAction", _actions(), type=str)  # type: ignore[misc]
 
 Outcome = Literal["accepted", "refused", "failed", "succeeded", "cancelled", "interrupted"]
@@ -58,7 +60,8 @@ class AuditRecord(BaseModel):
     id: str = Field(default_factory=new_record_id, description="The record's id (ULID).")
     seq: int | None = Field(None, description="Sequence in stream GAMEAD_AUDIT (set when read; the cursor).")
     at: UtcDatetime
-    action: str = Field(description="replay | purge | import | repair | job.cancel | scale.set | scale.clear | other")
+    action: str = Field(description="replay | purge | import | repair | job.cancel | scale.set | scale.clear | "
+                                    "refusals_suppressed | other")
     outcome: Outcome
     actor: str = Field(description="The token's name, or `anonymous`.")
     role: str | None = Field(None, description="The token's role (submitter, viewer, operator).")
@@ -80,7 +83,9 @@ class AuditRecord(BaseModel):
                                "request's `accepted` record, which was then not carried out (a scale set that lost "
                                "its compare-and-set); `outcome=accepted` leaves that record out.")
     repeats: int | None = Field(None, description="Refusals of this caller not recorded one by one since the "
-                                                  "previous record (audit.refusals_per_minute).")
+                                                  "previous record (audit.refusals_per_minute); on a "
+                                                  "`refusals_suppressed` record, those of all callers past "
+                                                  "audit.node_refusals in its window.")
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -106,6 +106,12 @@ class AuditSettings(Section):
     refusals_per_minute: int = Field(
         30, ge=1, le=10_000, description="Refused actions recorded per caller per API node a minute; beyond that they "
         "are counted into the next record written (`repeats`). At most 10,000.")
+    node_refusals: int = Field(
+        60, ge=1, le=100_000, description="Refused actions recorded per API node per node_refusals_window, all "
+        "callers together (a caller rotating its address is a new caller each time); beyond that they are counted "
+        "into one `refusals_suppressed` record per window. At most 100,000.")
+    node_refusals_window: float = Field(
+        60.0, ge=1, le=HOUR, description="Seconds of one node_refusals window. At least 1, at most 1 hour (3600 s).")
 
 
 class RegistrySettings(Section):
