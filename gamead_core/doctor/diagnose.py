@@ -20,7 +20,9 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
   hold (:mod:`gamead_core.doctor.unheld`, a note); + 1 registry listing, and 5 per partition + 1 more when ads
   wait where no live worker pulls or a node's ``queue.partitions`` differs (:mod:`gamead_core.doctor.pullers`);
 * records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
-  or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
+  or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each). Each is judged
+  as it arrives and only its facts are kept, for suspects only (:mod:`gamead_core.doctor.records`): memory
+  does not grow with the records' size;
 * the second look: per finding, one record read, one DLQ read and one read per message it names.
 
 So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D) and scales with the store's *open* work, not its
@@ -49,10 +51,10 @@ from gamead_core.doctor.read import (
     TTL,
     ReadBudget,
     list_messages,
-    read_records,
     scan_headers,
     subject_counts,
 )
+from gamead_core.doctor.records import FirstLook, first_look, read_facts
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.verdict import (
@@ -165,15 +167,15 @@ class Doctor:
         for seq in unreadable:
             add(notes["unreadable_message"], f"seq {seq}")
 
-        # 5. whole records where the rules need them, 6. the rules
+        # 5. whole records where the rules need them, 6. the rules, each ad as its record arrives (none kept)
         wanted = records_to_read(other_keys, final_keys, first.work, first.entries)
+        seen = FirstLook()
         if names.ADS_BUCKET_STREAM not in absent:
-            first.records, broken = await read_records(self.store, wanted, concurrency=ds.concurrency,
-                                                       stats=stats, budget=budget)
-            for ad_id in broken:
+            seen = await first_look(self.store, wanted, first, self.rules, work_whole=self._work_whole,
+                                    concurrency=ds.concurrency, stats=stats, budget=budget)
+            for ad_id in seen.unreadable:
                 add(notes["unreadable_record"], ad_id)
-        now = time.time()
-        suspects = judge(first, now, self.rules, work_whole=self._work_whole)
+        now, suspects = time.time(), seen.suspects
 
         # 7. levels with stranded messages (and their consumers' ack-pending deliveries nobody holds), 8. jobs
         # whose runner's lease expired
@@ -181,7 +183,7 @@ class Doctor:
         levels = {(lvl, p): n for p in self._parts for lvl in names.LEVELS
                   if (n := await stranded_on(self.js, lvl, stats, p, infos))}
         unheld = Unheld(self.nc, self.js, self.settings)
-        await unheld.first(infos, first.records, stats)
+        await unheld.first(infos, seen.retry_at, stats)
         pullers = Pullers(self.js, unheld.registry, len(self._parts), self.settings.queue.aging_step)  # attack28b F3
         await pullers.first(infos, stats)
         grace = self.settings.jobs.lease
@@ -302,8 +304,8 @@ class Doctor:
         for msgs in again.work.values():
             msgs.sort(key=lambda m: m.seq)
         # records from the stream leader, and each ad's DLQ entries
-        again.records, _ = await read_records(self.store, suspects, concurrency=self.settings.doctor.concurrency,
-                                              stats=stats, budget=budget, consistent=True)
+        await read_facts(self.store, suspects, concurrency=self.settings.doctor.concurrency, stats=stats,
+                         on_facts=again.records.__setitem__, budget=budget, consistent=True)
         for ad_id in suspects:
             stats.api_calls += 1
             current = await self.dlq.current(ad_id)

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gamead_core.config import GameadSettings
-from gamead_core.doctor.checks import Rules, WorkMsg, classify
+from gamead_core.doctor.checks import Facts, Rules, WorkMsg, classify
 from gamead_core.doctor.model import KIND_BY_CODE, Finding, Note, Report
-from gamead_core.store.ads import Versioned
 
 #: Most items (ad ids, messages, objects) one kind keeps for the repair; its count stays exact beyond it.
 MAX_ITEMS = 100_000
@@ -29,11 +28,12 @@ class Diagnosis:
 
 @dataclass
 class Look:
-    """What one look at a set of ads found: work messages per ad id, records (``None``: no record), DLQ entry
-    counts and the stream sequence of each ad's current DLQ entry."""
+    """What one look at a set of ads found: work messages per ad id, the facts of their records (``None``: no
+    record; the first look judges each as it reads it and keeps none, :mod:`gamead_core.doctor.records`), DLQ
+    entry counts and the stream sequence of each ad's current DLQ entry."""
 
     work: dict[str, list[WorkMsg]] = field(default_factory=lambda: defaultdict(list))
-    records: dict[str, Versioned | None] = field(default_factory=dict)
+    records: dict[str, Facts | None] = field(default_factory=dict)
     entries: dict[str, int] = field(default_factory=dict)
     entry_seq: dict[str, int] = field(default_factory=dict)
 
@@ -49,16 +49,22 @@ def judge(look: Look, now: float, rules: Rules, *, work_whole: bool) -> dict[str
     work stream was not read whole (``work_whole`` false), "no message" cannot be told (the message may be in
     the part not read): not judged."""
     out: dict[str, list[str]] = {}
-    for ad_id, versioned in look.records.items():
-        record = versioned.record if versioned is not None else None
-        codes = classify(record, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, rules)
-        if not work_whole:
-            codes = [c for c in codes if c != "no_message"]
-        if record is None and look.work.get(ad_id):
-            codes.append("message_without_record")
-        if codes:
+    for ad_id, facts in look.records.items():
+        if codes := judge_one(look, ad_id, facts, now, rules, work_whole=work_whole):
             out[ad_id] = codes
     return out
+
+
+def judge_one(look: Look, ad_id: str, facts: Facts | None, now: float, rules: Rules, *,
+              work_whole: bool) -> list[str]:
+    """What ``ad_id`` breaks, its record's ``facts`` given (None: no record) and its messages and DLQ entries
+    from ``look`` (see :func:`judge`); [] when healthy."""
+    codes = classify(facts, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, rules)
+    if not work_whole:
+        codes = [c for c in codes if c != "no_message"]
+    if facts is None and look.work.get(ad_id):
+        codes.append("message_without_record")
+    return codes
 
 
 def actions_for(code: str, ad_id: str, look: Look) -> list[list[Any]]:
@@ -66,8 +72,8 @@ def actions_for(code: str, ad_id: str, look: Look) -> list[list[Any]]:
     kind = KIND_BY_CODE[code]
     if kind.repair is None:
         return []
-    versioned = look.records.get(ad_id)
-    revision = versioned.revision if versioned is not None else 0
+    facts = look.records.get(ad_id)
+    revision = facts.revision if facts is not None else 0
     seqs = [m.seq for m in look.work.get(ad_id, [])]
     if code in ("no_message", "dead_without_entry"):
         return [[code, ad_id, revision]]
