@@ -55,6 +55,7 @@ from gamead_core.doctor.read import (
     subject_counts,
 )
 from gamead_core.doctor.records import FirstLook, first_look, read_facts
+from gamead_core.doctor.shared import unusable_values
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.verdict import (
@@ -166,6 +167,8 @@ class Doctor:
         stats.dlq_entries = sum(first.entries.values())
         for seq in unreadable:
             add(notes["unreadable_message"], f"seq {seq}")
+        for item, detail in (await unusable_values(self.js, stats)).items():  # attack31b F5
+            add(notes["unusable_shared_value"], item, detail)
 
         # 5. whole records where the rules need them, 6. the rules, each ad as its record arrives (none kept)
         wanted = records_to_read(other_keys, final_keys, first.work, first.entries)

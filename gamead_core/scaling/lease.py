@@ -51,6 +51,7 @@ from gamead_core.log_throttle import Outage
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.shutdown import last_write
 from gamead_core.models import utc_iso
+from gamead_core.scaling.unusable import said_unusable, usable_time
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ Action = Literal["acquire", "renew", "take", "follow"]
 def lease_ttl(interval: float) -> float:
     """The lease TTL for an autoscaler that decides every ``interval`` seconds (3 × interval)."""
     return TTL_INTERVALS * interval
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +113,9 @@ class Lease:
                 acts=raw.get("acts") is not False,
             )
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-            return None
-        if not all(map(math.isfinite, (lease.acquired_at, lease.renewed_at, lease.expires_at))):
-            return None
+            return said_unusable(AUTOSCALER_LEASE, data)
+        if not all(map(usable_time, (lease.acquired_at, lease.renewed_at, lease.expires_at))):
+            return said_unusable(AUTOSCALER_LEASE, data)
         return lease
 
 
