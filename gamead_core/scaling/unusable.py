@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import logging
 
+from gamead_core.shared_numbers import MAX_EPOCH
+
 log = logging.getLogger(__name__)
-
-
-#: The latest time a stored time may name, epoch seconds (the end of year 9999, the last a timestamp can show).
-MAX_EPOCH = 253_402_300_799.0
 
 
 def usable_time(t: float) -> bool:

@@ -24,7 +24,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from gamead_core import names
+from gamead_core import names, shared_numbers
 from gamead_core.errors import error_text
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ async def read_lost(js: JetStreamContext) -> int:
 #: The largest count the key may hold: the largest integer a float (a Prometheus sample, a rate) holds exactly.
 #: A value past it is unusable, as a negative or non-numeric one is (attack31b F5: ``10**400`` made every API
 #: node's ``/metrics`` a 500 and stopped ``gamead up``'s stats sampler with ``OverflowError``).
-MAX_COUNT = 2**53
+MAX_COUNT = shared_numbers.MAX_COUNT
 _said: list[bytes] = []  #: the unusable value last logged (each value is said once, not at every sample)
 
 

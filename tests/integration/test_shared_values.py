@@ -39,6 +39,23 @@ def _put(url: str, values: dict[tuple[str, str], bytes]) -> None:
     asyncio.run(main())
 
 
+def _bad_heartbeat(url: str) -> None:
+    """A worker's registry entry copied from the API's own, its counts past every integer type: `processed`
+    10**400, `failed` -10**400 (before, every `GET /v1/workers` was a 500: integer exceeds 64-bit range)."""
+    async def main() -> None:
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value(names.REGISTRY_BUCKET)
+            [key] = await kv.keys()
+            doc = json.loads((await kv.get(key)).value or b"{}")
+            doc.update(id="w-bad", role="worker", processed=10**400, failed=-(10**400), pid=10**30)
+            await kv.put("w-bad", json.dumps(doc).encode())
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
+
+
 def _lost(http: httpx.Client, scrapes: list[int]) -> str | None:
     """The `gamead_attempts_lost_total` line of one scrape (None if absent); every scrape's status kept."""
     resp = http.get("/metrics")
@@ -62,6 +79,11 @@ def test_unusable_shared_values_are_read_as_none_said_once_and_named_by_the_doct
             _lost(http, scrapes)
         assert set(scrapes) == {200}, f"every scrape answered: {scrapes}"
         assert http.get("/v1/stats").status_code == 200
+        _bad_heartbeat(server.url)
+        workers = wait_for(lambda: [w for w in http.get("/v1/workers").json()["items"] if w["id"] == "w-bad"],
+                           timeout=30, what="the hand-written heartbeat listed")
+        assert (workers[0]["processed"], workers[0]["failed"]) == (2**53, 0)
+        assert _lost(http, scrapes) is not None and set(scrapes) == {200}
         scale = http.get("/v1/scale")
         assert scale.status_code == 200, scale.text[:300]
         assert scale.json()["override"] is None, "an override until year 1e300 is none"
@@ -79,3 +101,4 @@ def test_unusable_shared_values_are_read_as_none_said_once_and_named_by_the_doct
     log = api.output()
     assert log.count("attempts.lost (KV gamead_scaling) holds a value gamead cannot use") == 1, log[-3000:]
     assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
+    assert log.count("a shared processed is out of range") == 1, log[-3000:]
