@@ -21,13 +21,14 @@ Which records need reading at all (:func:`records_to_read`): completed and faile
 per-key TTL (``Nats-TTL``, see ``gamead_core.store.retention``), so a headers-only listing of the record bucket
 tells them from the others without reading them. A final record can only be broken together with a message or
 a DLQ entry of its ad, and those are listed too: so the doctor reads whole records only for non-final keys and
-for ads that have a message or a DLQ entry.
+for ads that have a message or a DLQ entry. Of each record read, the rules keep only its :class:`Facts`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from gamead_core.models import AdRecord, AdStatus
 from gamead_core.worker.budget import budget_spent, waiting_since
@@ -44,6 +45,32 @@ class WorkMsg:
 
 
 @dataclass(frozen=True, slots=True)
+class Facts:
+    """What the rules read of one ad's record, under the :class:`AdRecord` field names (so
+    :func:`~gamead_core.worker.budget.budget_spent` and ``waiting_since`` take it as they take a record), and the
+    KV revision it was read at (a repair's compare-and-set). Some 400 bytes, where the decoded record holds the
+    ad's texts, its analysis and its error: a record at the field limits is ~15 KB as JSON and ~25 KB decoded,
+    so the doctor keeps these instead (attack31b F9: 20,000 such dead records held whole took an API node from
+    87 MB to 584 MB RSS, past its 512 MiB limit)."""
+
+    id: str
+    status: AdStatus
+    priority: int
+    attempts: int
+    submitted_at: datetime
+    started_at: datetime | None
+    retry_at: datetime | None
+    replayed_at: datetime | None
+    revision: int
+
+    @classmethod
+    def of(cls, record: AdRecord, revision: int) -> Facts:
+        """The facts of ``record`` read at ``revision``. Pure."""
+        return cls(record.id, record.status, record.priority, record.attempts, record.submitted_at,
+                   record.started_at, record.retry_at, record.replayed_at, revision)
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     """The settings the rules depend on (seconds)."""
 
@@ -53,7 +80,7 @@ class Rules:
     task_timeout: float
 
 
-def overdue(record: AdRecord, messages: Sequence[WorkMsg], now: float, rules: Rules) -> bool:
+def overdue(record: AdRecord | Facts, messages: Sequence[WorkMsg], now: float, rules: Rules) -> bool:
     """True when ``record`` (budget spent) has been due for a worker for longer than ``rules.overdue_after``:
     due at its ``retryAt`` (a retry or a hand-back), when its last attempt was lost (``processing`` for longer
     than ``task_timeout + ack_wait``), or at submission."""
@@ -64,11 +91,11 @@ def overdue(record: AdRecord, messages: Sequence[WorkMsg], now: float, rules: Ru
     return due is not None and now - due > rules.overdue_after
 
 
-def classify(record: AdRecord | None, messages: Sequence[WorkMsg], entries: int, now: float,
+def classify(record: AdRecord | Facts | None, messages: Sequence[WorkMsg], entries: int, now: float,
              rules: Rules) -> list[str]:
     """The codes (``gamead_core.doctor.model.KINDS``) of every invariant one ad breaks; [] when it is healthy.
 
-    ``record`` None: the ad has no record. ``messages``: its messages in its work stream. ``entries``: how many
+    ``record`` None: the ad has no record (a whole record or its :class:`Facts`). ``messages``: its messages in its work stream. ``entries``: how many
     DLQ entries it has."""
     out: list[str] = []
     if record is None:
@@ -128,4 +155,4 @@ def stranded_reading(first: int, second: int) -> int:
     return min(first, second)
 
 
-__all__ = ["Rules", "WorkMsg", "classify", "overdue", "records_to_read", "stranded_reading", "unrecorded"]
+__all__ = ["Facts", "Rules", "WorkMsg", "classify", "overdue", "records_to_read", "stranded_reading", "unrecorded"]

@@ -1,15 +1,13 @@
 """One doctor run: read everything, apply the rules, wait ``doctor.settle``, check every finding again, report.
 
 The order of the reads matters (ads move while the doctor reads): the work stream is listed *before* the
-record bucket, because most paths write in the opposite order (a keyed submit publishes, then records; a worker
-records ``completed``, then acknowledges; a dead-lettering copies to the DLQ, then records ``dead``, then
-acknowledges). So a record the doctor reads is never older than the message list it is compared with, except
-for publishes that came after the listing: those are exactly what the second look reads (the tail of the work
-stream after the first listing's last sequence, and every candidate's record, messages and DLQ entry again).
-An un-keyed submit records first, then publishes (``gamead_core.intake``): its record read between the two is a
-``no_message`` suspect, cleared by the second look's whole listing of the work stream.
-A finding is reported only if the second look, with fresh data, still finds it: a busy, healthy system
-reports nothing.
+record bucket, as most paths write in the opposite order (a keyed submit publishes, then records; a worker
+records ``completed``, then acks; a dead-lettering copies to the DLQ, records ``dead``, then acks). So a record
+read is never older than the message list, but for publishes after the listing: what the second look reads (the
+stream's tail past the first listing, and every candidate's record, messages and DLQ entry again). An un-keyed
+submit records, then publishes: its record read between the two is a ``no_message`` suspect, cleared by the
+second look's whole listing. A finding is reported only if the second look still finds it: a busy, healthy
+system reports nothing.
 
 Cost, for a store of R records, B waiting ads (the work streams), D dead-lettered ads and F findings:
 
@@ -20,8 +18,9 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
   (:mod:`gamead_core.doctor.unheld`, a note); + 1 registry listing, and 5 per partition + 1 more when ads wait
   where no live worker pulls or a node's ``queue.partitions`` differs (:mod:`gamead_core.doctor.pullers`); + 2
   and a get per lease key, 1 registry listing when a lease is live (:mod:`gamead_core.doctor.leases`);
-* records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
-  or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
+* records read whole: the non-final ones (≈ B + D) and those of ads with a message or a DLQ entry; completed
+  and failed ones are only listed (~200 bytes each). Each is judged as it arrives, only a suspect's facts kept
+  (:mod:`gamead_core.doctor.records`): memory does not grow with the records' size;
 * the second look: per finding, one record read, one DLQ read and one read per message it names.
 
 So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D) and scales with the store's *open* work, not its
@@ -47,7 +46,9 @@ from gamead_core.doctor.leases import Leases
 from gamead_core.doctor.leftovers import confirm_jobs, confirm_stranded, expired_jobs, stranded_on
 from gamead_core.doctor.model import KINDS, NOTES, Finding, Note, ReadStats, Report
 from gamead_core.doctor.poison import BAD_ID, id_is_poison, note_terminated, note_unrecorded
-from gamead_core.doctor.read import MSG_SIZE, TTL, ReadBudget, list_messages, read_records, scan_headers, subject_counts
+from gamead_core.doctor.read import MSG_SIZE, TTL, ReadBudget, list_messages, scan_headers, subject_counts
+from gamead_core.doctor.records import FirstLook, first_look, read_facts
+from gamead_core.doctor.shared import unusable_values
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.verdict import (
@@ -166,24 +167,25 @@ class Doctor:
             add(notes["poison_message" if poison else "unreadable_message"], label.removeprefix("poison "),
                 BAD_ID if poison else None)
         await note_terminated(self.js, notes["poison_terminated"])
+        for item, detail in (await unusable_values(self.js, stats)).items():  # attack31b F5
+            add(notes["unusable_shared_value"], item, detail)
 
-        # 5. whole records where the rules need them, 6. the rules
+        # 5. whole records where the rules need them, 6. the rules, each ad as its record arrives (none kept)
         wanted = records_to_read(other_keys, final_keys, first.work, first.entries)
+        seen = FirstLook()
         if names.ADS_BUCKET_STREAM not in absent:
-            first.records, broken = await read_records(self.store, wanted, concurrency=ds.concurrency,
-                                                       stats=stats, budget=budget)
-            for ad_id in broken:
+            seen = await first_look(self.store, wanted, first, self.rules, work_whole=self._work_whole,
+                                    concurrency=ds.concurrency, stats=stats, budget=budget)
+            for ad_id in seen.unreadable:
                 add(notes["unreadable_record"], ad_id)
-        now = time.time()
-        suspects = judge(first, now, self.rules, work_whole=self._work_whole)
+        now, suspects = time.time(), seen.suspects
 
-        # 7. levels with stranded messages (and their consumers' ack-pending deliveries nobody holds), 8. jobs
-        # whose runner's lease expired
+        # 7. levels with stranded messages (and ack-pending deliveries nobody holds), 8. jobs whose lease expired
         infos: dict[tuple[int, int], Any] = {}
         levels = {(lvl, p): n for p in self._parts for lvl in names.LEVELS
                   if (n := await stranded_on(self.js, lvl, stats, p, infos))}
         unheld = Unheld(self.nc, self.js, self.settings)
-        await unheld.first(infos, first.records, stats)
+        await unheld.first(infos, seen.retry_at, stats)
         pullers = Pullers(self.js, unheld.registry, len(self._parts), self.settings.queue.aging_step)  # attack28b F3
         await pullers.first(infos, stats)
         leases = Leases(self.js, self.settings, unheld.registry)  # held by a node that is gone (attack31b F2)
@@ -228,10 +230,8 @@ class Doctor:
     async def _list_work(self, work: dict[str, list[WorkMsg]], unreadable: list[str], budget: ReadBudget,
                          stats: ReadStats, start_seq: int | None = None, partition: int = 0,
                          counted: bool = True) -> int:
-        """``counted``: add the messages to ``stats.work_messages`` (the first listing only: the report's figure
-        is what the work streams held, not the sum of both looks)."""
-        stream = names.work_stream(partition)  # a message outside its ad's partition is only noted (repairs act
-        # on an ad's messages in its partition: gamead_core.queue.partitions)
+        """``counted``: add the messages to ``stats.work_messages`` (the first listing only)."""
+        stream = names.work_stream(partition)  # a message outside its ad's partition is only noted
         def on_msg(subject: str, headers: dict[str, str] | None, seq: int, at: float) -> None:
             if is_check_subject(subject):
                 return  # a storage write check's message stored late: never an ad (the probe purges it)
@@ -307,8 +307,8 @@ class Doctor:
         for msgs in again.work.values():
             msgs.sort(key=lambda m: m.seq)
         # records from the stream leader, and each ad's DLQ entries
-        again.records, _ = await read_records(self.store, suspects, concurrency=self.settings.doctor.concurrency,
-                                              stats=stats, budget=budget, consistent=True)
+        await read_facts(self.store, suspects, concurrency=self.settings.doctor.concurrency, stats=stats,
+                         on_facts=again.records.__setitem__, budget=budget, consistent=True)
         for ad_id in suspects:
             stats.api_calls += 1
             current = await self.dlq.current(ad_id)

@@ -133,6 +133,8 @@ NOTES: Final[dict[str, str]] = {
                          "analysed or created): the count, and the last one's stream sequence, reason, subject, size, "
                          "headers and first bytes; find what publishes to gamead.ads.* besides the API",
     "unreadable_record": "record that cannot be read as an ad record (written by something other than gamead?)",
+    "unusable_shared_value": "a shared value every node reads (KV gamead_scaling / gamead_leases) that gamead "
+                             "cannot use: read as none (a counter as 0) until its next write replaces it",
     "ack_pending_unheld": "deliveries acknowledgement-pending at JetStream that no live worker holds (checked twice, "
                           "~1 s apart to skip in-flight announcements; timed retries left out): a dead worker's last "
                           "deliveries, not announced before it died; JetStream redelivers them within its consumer's "

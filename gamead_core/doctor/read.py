@@ -10,8 +10,8 @@ gamead errors (``nats_boundary``).
   waiting ad's record, ~0.5 KB) (:func:`list_messages`).
 * **Per-subject counts.** The DLQ has one subject per ad, so ``STREAM.INFO`` with ``subjects_filter`` lists
   which ads have entries, and how many, 100,000 subjects per call (:func:`subject_counts`).
-* **Direct gets** for the few whole records the rules need (:func:`read_records`, ``doctor.concurrency`` in
-  flight).
+* **Direct gets** for the few whole records the rules need (:func:`gamead_core.doctor.records.read_facts`,
+  ``doctor.concurrency`` in flight, each reduced to its facts as it arrives).
 
 Every listing stops at a :class:`ReadBudget` (seconds for the whole run, messages per stream) and says so:
 the report is then partial and its counts are lower bounds.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,13 +32,11 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DEFAULT_PREFIX, ConsumerConfig, DeliverPolicy
-from pydantic import ValidationError
 
 from gamead_core import names
 from gamead_core.doctor.model import ReadStats
-from gamead_core.errors import NotFound, TopologyMissing
+from gamead_core.errors import TopologyMissing
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
-from gamead_core.store.ads import AdStore, Versioned
 
 #: A listing that receives nothing for this long (seconds) stops and says so (a server or network stall).
 IDLE = 5.0
@@ -301,36 +299,5 @@ async def subject_counts(nc: NATS, stream: str, subjects: str, *, timeout: float
             return out
 
 
-async def read_records(store: AdStore, ids: Iterable[str], *, concurrency: int, stats: ReadStats,
-                       budget: ReadBudget | None = None, consistent: bool = False,
-                       ) -> tuple[dict[str, Versioned | None], list[str]]:
-    """The records of ``ids`` with their revisions (None: the ad has no record), ``concurrency`` reads in
-    flight, and the ids whose record could not be decoded. ``consistent``: ask the stream leader (see
-    ``AdStore.get``). Stops at the budget's deadline (``budget.partial`` says so)."""
-    pending = iter(list(ids))
-    found: dict[str, Versioned | None] = {}
-    unreadable: list[str] = []
-    stopped = False
-
-    async def reader() -> None:
-        nonlocal stopped
-        for ad_id in pending:
-            if budget is not None and budget.left() <= 0:
-                if not stopped:
-                    stopped = True
-                    budget.stop(f"records: read {len(found)} of them, then stopped at doctor.scan_time")
-                return
-            stats.record_reads += 1
-            try:
-                found[ad_id] = await store.get(ad_id, consistent=consistent)
-            except NotFound:
-                found[ad_id] = None
-            except ValidationError:
-                unreadable.append(ad_id)
-
-    await asyncio.gather(*(reader() for _ in range(max(1, concurrency))))
-    return found, unreadable
-
-
-__all__ = ["IDLE", "MSG_SIZE", "TTL", "ReadBudget", "list_messages", "read_records", "reply_fields", "scan_headers",
+__all__ = ["IDLE", "MSG_SIZE", "TTL", "ReadBudget", "list_messages", "reply_fields", "scan_headers",
            "subject_counts"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -35,10 +35,8 @@ from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.model import Note, ReadStats
 from gamead_core.errors import GameadError
-from gamead_core.models import AdStatus
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import Registry
-from gamead_core.store.ads import Versioned
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +50,10 @@ def _label(level: Level) -> str:
     return f"priority {level[0]}" + (f" of partition {level[1]}" if level[1] else "")
 
 
-def timed_retries(records: Mapping[str, Versioned | None], now: float) -> int:
-    """Records ``queued`` whose ``retryAt`` is after ``now`` (Unix seconds): ``nak``'ed with a delay, so
-    ack-pending at JetStream with no worker holding them (pure)."""
-    return sum(1 for v in records.values() if v is not None and v.record.status == AdStatus.QUEUED
-               and v.record.retry_at is not None and v.record.retry_at.timestamp() > now)
+def timed_retries(retry_at: Iterable[float], now: float) -> int:
+    """Of ``retry_at`` (the ``retryAt`` of each ``queued`` record that has one, Unix seconds), those after ``now``:
+    ``nak``'ed with a delay, so ack-pending at JetStream with no worker holding them (pure)."""
+    return sum(1 for at in retry_at if at > now)
 
 
 def excess(ack_pending: int, held: int, timed: int) -> int:
@@ -77,7 +74,7 @@ class Unheld:
         self._first_at = 0.0
         self._pending: dict[Level, int] = {}
         self._ack_wait: dict[Level, float] = {}
-        self._records: Mapping[str, Versioned | None] = {}
+        self._retry_at: Sequence[float] = ()
 
     @property
     def suspect(self) -> bool:
@@ -100,17 +97,18 @@ class Unheld:
             self._ack_wait[level] = float(info.config.ack_wait or 0)
         return sum(self._pending.values())
 
-    async def first(self, infos: Mapping[Level, ConsumerInfo], records: Mapping[str, Versioned | None],
+    async def first(self, infos: Mapping[Level, ConsumerInfo], retry_at: Sequence[float],
                     stats: ReadStats) -> None:
         """The first reading: ``infos`` (level → its consumer's info, as the stranded check read it), the live
-        workers' holdings, the timed retries among ``records`` (the first look's)."""
-        self._records = records
+        workers' holdings, the timed retries among ``retry_at`` (the first look's queued records' ``retryAt``,
+        epoch seconds: :class:`gamead_core.doctor.records.FirstLook`)."""
+        self._retry_at = retry_at
         pending = self._keep(infos)
         if not pending:
             return
         held = await self._held(stats)
         if held is not None:
-            self._first, self._first_at = excess(pending, held, timed_retries(records, time.time())), time.monotonic()
+            self._first, self._first_at = excess(pending, held, timed_retries(retry_at, time.time())), time.monotonic()
 
     async def confirm(self, stats: ReadStats, note: Note) -> None:
         """The second reading, :data:`APART` s after the first at least; the smaller excess goes into ``note``
@@ -132,7 +130,7 @@ class Unheld:
         held = await self._held(stats)
         if held is None:
             return
-        count = min(self._first, excess(pending, held, timed_retries(self._records, time.time())))
+        count = min(self._first, excess(pending, held, timed_retries(self._retry_at, time.time())))
         if count <= 0:
             return
         note.count = count

@@ -11,9 +11,8 @@ from typing import Any
 
 from gamead_core import names
 from gamead_core.config import GameadSettings
-from gamead_core.doctor.checks import Rules, WorkMsg, classify
+from gamead_core.doctor.checks import Facts, Rules, WorkMsg, classify
 from gamead_core.doctor.model import KIND_BY_CODE, Finding, Note, Report
-from gamead_core.store.ads import Versioned
 
 #: Most items (ad ids, messages, objects) one kind keeps for the repair; its count stays exact beyond it.
 MAX_ITEMS = 100_000
@@ -30,11 +29,12 @@ class Diagnosis:
 
 @dataclass
 class Look:
-    """What one look at a set of ads found: work messages per ad id, records (``None``: no record), DLQ entry
-    counts, the stream sequence of each ad's current DLQ entry, and the ads whose current entry cannot be read."""
+    """What one look at a set of ads found: work messages per ad id, the facts of their records (``None``: no
+    record; the first look judges each as it reads it and keeps none, :mod:`gamead_core.doctor.records`), DLQ
+    entry counts, the stream sequence of each ad's current DLQ entry, and the ads whose current entry cannot be read."""
 
     work: dict[str, list[WorkMsg]] = field(default_factory=lambda: defaultdict(list))
-    records: dict[str, Versioned | None] = field(default_factory=dict)
+    records: dict[str, Facts | None] = field(default_factory=dict)
     entries: dict[str, int] = field(default_factory=dict)
     entry_seq: dict[str, int] = field(default_factory=dict)
     unreadable_entries: set[str] = field(default_factory=set)
@@ -53,21 +53,26 @@ def judge(look: Look, now: float, rules: Rules, *, work_whole: bool) -> dict[str
     body names another ad is ``record_key_mismatch`` alone (every other rule would judge that other ad's state),
     the unreadable entry of an ad with no record ``unreadable_dlq_entry`` (no record can be made from it)."""
     out: dict[str, list[str]] = {}
-    for ad_id, versioned in look.records.items():
-        record = versioned.record if versioned is not None else None
-        if record is not None and record.id != ad_id:
-            out[ad_id] = ["record_key_mismatch"]
-            continue
-        codes = classify(record, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, rules)
-        if ad_id in look.unreadable_entries:
-            codes = ["unreadable_dlq_entry" if c == "entry_without_record" else c for c in codes]
-        if not work_whole:
-            codes = [c for c in codes if c != "no_message"]
-        if record is None and look.work.get(ad_id):
-            codes.append("message_without_record")
-        if codes:
+    for ad_id, facts in look.records.items():
+        if codes := judge_one(look, ad_id, facts, now, rules, work_whole=work_whole):
             out[ad_id] = codes
     return out
+
+
+def judge_one(look: Look, ad_id: str, facts: Facts | None, now: float, rules: Rules, *,
+              work_whole: bool) -> list[str]:
+    """What ``ad_id`` breaks, its record's ``facts`` given (None: no record) and its messages and DLQ entries
+    from ``look`` (see :func:`judge`); [] when healthy."""
+    if facts is not None and facts.id != ad_id:
+        return ["record_key_mismatch"]
+    codes = classify(facts, look.work.get(ad_id, []), look.entries.get(ad_id, 0), now, rules)
+    if ad_id in look.unreadable_entries:
+        codes = ["unreadable_dlq_entry" if c == "entry_without_record" else c for c in codes]
+    if not work_whole:
+        codes = [c for c in codes if c != "no_message"]
+    if facts is None and look.work.get(ad_id):
+        codes.append("message_without_record")
+    return codes
 
 
 def actions_for(code: str, ad_id: str, look: Look) -> list[list[Any]]:
@@ -75,8 +80,8 @@ def actions_for(code: str, ad_id: str, look: Look) -> list[list[Any]]:
     kind = KIND_BY_CODE[code]
     if kind.repair is None:
         return []
-    versioned = look.records.get(ad_id)
-    revision = versioned.revision if versioned is not None else 0
+    facts = look.records.get(ad_id)
+    revision = facts.revision if facts is not None else 0
     seqs = [m.seq for m in look.work.get(ad_id, [])]
     if code in ("no_message", "dead_without_entry"):
         return [[code, ad_id, revision]]
@@ -100,9 +105,9 @@ def detail_for(code: str, ad_id: str, look: Look) -> str | None:
     if code == "unreadable_dlq_entry":
         return (f"DLQ seq {look.entry_seq.get(ad_id, '?')} is not an entry: remove it with "
                 f"gamead dlq purge {ad_id} --yes")
-    versioned = look.records.get(ad_id)
-    if code == "record_key_mismatch" and versioned is not None:
-        return (f"its record names ad {versioned.record.id[:40]}: GET /ads/{ad_id} answers that ad; delete the key "
+    facts = look.records.get(ad_id)
+    if code == "record_key_mismatch" and facts is not None:
+        return (f"its record names ad {facts.id[:40]}: GET /ads/{ad_id} answers that ad; delete the key "
                 f"(nats kv del {names.ADS_BUCKET} {ad_id}) or write the ad's own record back")
     return None
 

@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from gamead_core.shared_numbers import Count, Epoch
 from gamead_core.times import UtcDatetime
 
 _WIRE = ConfigDict(alias_generator=AliasGenerator(alias=to_camel), populate_by_name=True, serialize_by_alias=True)
@@ -132,10 +133,10 @@ class Selection(BaseModel):
 
     mode: Literal["ids", "filter", "all", "entries", "doctor"]
     filter: dict[str, Any] | None = None
-    ids: int | None = Field(None, description="How many ids were given (mode ids).")
-    not_in_dlq: int = Field(0, description="Given ids that had no entry at or below the fence.")
-    fence: int = 0
-    limit: int | None = None
+    ids: Count | None = Field(None, description="How many ids were given (mode ids).")
+    not_in_dlq: Count = Field(0, description="Given ids that had no entry at or below the fence.")
+    fence: Count = 0
+    limit: Count | None = None
 
 
 class CancelRequest(BaseModel):
@@ -155,8 +156,8 @@ class Job(BaseModel):
     state: JobState = JobState.QUEUED
     phase: JobPhase = JobPhase.SELECTING
     selection: Selection
-    counts: dict[str, int] = Field(default_factory=dict)
-    skipped_reasons: dict[str, int] = Field(default_factory=dict)
+    counts: dict[str, Count] = Field(default_factory=dict)
+    skipped_reasons: dict[str, Count] = Field(default_factory=dict)
     started_by: str
     created_at: UtcDatetime
     started_at: UtcDatetime | None = None
@@ -165,12 +166,12 @@ class Job(BaseModel):
     stop_on_failure_rate: float | None = None
     stop_reason: str | None = None
     runner: str | None = Field(None, description="The API node running the job.")
-    lease_until: float = 0.0
-    resumes: int = Field(0, description="Times another API node took the job over from a dead runner.")
+    lease_until: Epoch = 0.0
+    resumes: Count = Field(0, description="Times another API node took the job over from a dead runner.")
     cancel_requested: CancelRequest | None = None
-    chunks: int = Field(0, description="Chunks of the work list in the jobs bucket.")
-    follow_until: float | None = None
-    findings: dict[str, int] | None = Field(
+    chunks: Count = Field(0, description="Chunks of the work list in the jobs bucket.")
+    follow_until: Epoch | None = None
+    findings: dict[str, Count] | None = Field(
         None, description="A repair: what the doctor found when the job started (count per kind of problem).")
 
     def wire(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from gamead_core.models import _WIRE
+from gamead_core.shared_numbers import Count
 from gamead_core.telemetry.histogram import LatencyBuckets
 
 Role = Literal["api", "worker"]
@@ -24,7 +25,7 @@ class Percentiles(BaseModel):
     p50: float | None = None
     p95: float | None = None
     p99: float | None = None
-    count: int = 0
+    count: Count = 0
     #: set when the figures are estimates read off histogram buckets (the fleet's, ``/v1/stats``):
     #: ``{"method": "histogram buckets", "bucketMs": {"p50": [lo, hi], …}, "observedMs": [min, max]}``;
     #: left out of the JSON when None (a worker's own figures are exact)
@@ -53,16 +54,16 @@ class NodeInfo(BaseModel):
     id: str
     role: Role
     host: str
-    pid: int
+    pid: Count
     version: str
     started_at: datetime
     heartbeat_at: datetime
-    concurrency: int = 0
-    in_flight: int = 0
-    processed: int = 0
-    failed: int = 0  #: a worker's failed attempts since it started: retried + dead
+    concurrency: Count = 0
+    in_flight: Count = 0
+    processed: Count = 0
+    failed: Count = 0  #: a worker's failed attempts since it started: retried + dead
     #: of ``failed``, the ads a worker dead-lettered (0 from an older worker, which does not send it)
-    dead: int = 0
+    dead: Count = 0
     last_error: str | None = None
     processing_ms: Percentiles = Percentiles()
     queue_wait_ms: Percentiles = Percentiles()
@@ -83,7 +84,7 @@ class NodeInfo(BaseModel):
     cpu_per_ad_ms: float | None = None
     #: the node's own ``queue.partitions``; None from an older node. ``gamead doctor`` names a node whose setting
     #: differs from the queue's, and work streams no live worker pulls from (gamead_core.doctor.pullers)
-    partitions: int | None = None
+    partitions: Count | None = None
     #: A worker's ads held unstarted (its long polls' inboxes, its prefetch buffer; first deliveries): priority →
     #: when the oldest of them was submitted (the work stream's time stamp). As of the beat or the held-ads
     #: announcement (gamead_core.worker.announce). The sampler counts them as waiting while the entry is fresh

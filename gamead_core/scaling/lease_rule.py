@@ -10,11 +10,12 @@ clock ahead, a hand edit, a bug) keeps nobody a follower for longer than that.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
+
+from gamead_core.scaling.unusable import said_unusable, usable_time
 
 #: The key of the autoscaler's lease.
 AUTOSCALER_LEASE = "autoscaler"
@@ -73,9 +74,9 @@ class Lease:
                 acts=raw.get("acts") is not False,
             )
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-            return None
-        if not all(map(math.isfinite, (lease.acquired_at, lease.renewed_at, lease.expires_at))):
-            return None
+            return said_unusable(AUTOSCALER_LEASE, data)
+        if not all(map(usable_time, (lease.acquired_at, lease.renewed_at, lease.expires_at))):
+            return said_unusable(AUTOSCALER_LEASE, data)  # past year 9999 too (attack31b F5)
         return lease
 
 

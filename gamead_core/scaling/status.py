@@ -18,6 +18,14 @@ from gamead_core.stats.sampler import Sample
 STALE_INTERVALS = 3.0
 
 
+def _seconds(value: Any, default: float | None) -> float | None:
+    """A number of the shared state document as seconds; ``default`` for anything else (a string, a list, a bool:
+    a value gamead did not write, read as absent rather than failing ``GET /v1/scale``, attack31b F5's kind). Pure."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1e12 < value < 1e12:
+        return default
+    return float(value)
+
+
 def status_document(
     state: dict[str, Any] | None,
     lease: Lease | None,
@@ -40,12 +48,12 @@ def status_document(
         leader = {"id": lease.holder, "since": iso(lease.acquired_at), "expiresAt": iso(lease.expires_at),
                   "expiresInSeconds": round(max(0.0, lease.expires_at - now), 2),
                   "registered": (lease.holder in registered) if known and registered is not None else None}
-    updated = st.get("t")
-    interval = float(st.get("intervalSeconds") or settings.interval)
-    age = round(max(0.0, now - float(updated)), 2) if updated is not None else None
+    updated = _seconds(st.get("t"), None)
+    interval = _seconds(st.get("intervalSeconds"), None) or settings.interval
+    age = round(max(0.0, now - updated), 2) if updated is not None else None
     # stale: the leader missed its own next record (an interval, or its back-off after a failure, and then the time
     # its tick's Kubernetes call may take: attack30b F3, a leader whose calls time out was always "stale") by 2 intervals
-    due = max(interval, float(st.get("nextInSeconds") or interval))
+    due = max(interval, _seconds(st.get("nextInSeconds"), None) or interval)
     if (st.get("backend") or settings.backend) == "kubernetes":
         due += settings.kubernetes.request_timeout
     ov = active_override(override, now)

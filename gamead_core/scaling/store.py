@@ -14,7 +14,6 @@ pure helpers :func:`active_override`, :func:`clamp_override` and :func:`record_d
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +26,11 @@ from nats.js.api import KeyValueConfig, StorageType
 from gamead_core import names
 from gamead_core.errors import Conflict, TopologyError
 from gamead_core.models import utc_iso
-from gamead_core.scaling.bounds import MAX_OVERRIDE_SECONDS
+from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.scaling.lease import AUTOSCALER_LEASE, Lease
 from gamead_core.scaling.reason import reason_kind
+from gamead_core.scaling.unusable import said_unusable, usable_time
 
 STATE_KEY = "state"
 OVERRIDE_KEY = "override"
@@ -67,9 +67,11 @@ class Override:
             raw = orjson.loads(data)
             ov = cls(int(raw["replicas"]), float(raw["until"]), float(raw.get("setAt") or 0.0),
                      raw.get("setBy"))
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-            return None
-        return ov if ov.replicas >= 0 and math.isfinite(ov.until) else None
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError, OverflowError):
+            return said_unusable(OVERRIDE_KEY, data)
+        if 0 <= ov.replicas <= MAX_OVERRIDE_REPLICAS and usable_time(ov.until) and usable_time(ov.set_at):
+            return ov
+        return said_unusable(OVERRIDE_KEY, data)  # a time past year 9999 makes every timestamp of it raise
 
     def wire(self, now: float) -> dict[str, Any]:
         return {"replicas": self.replicas, "until": iso(self.until), "remainingSeconds":

@@ -8,6 +8,7 @@ reported as 0: an absent series is what ``absent()`` alerts and Grafana gaps are
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gamead_core.stats.document import node_states
+
+log = logging.getLogger(__name__)
 
 #: the ``state`` label of ``gamead_workers``: as ``/v1/workers`` shows them
 #: (:func:`~gamead_core.stats.document.node_states`)
@@ -28,64 +31,86 @@ class ApiCollector(Collector):
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    def collect(self) -> Iterator[Any]:  # noqa: C901 - one flat list of families
+    def collect(self) -> Iterator[Any]:
+        """Every family, section by section: a section that raises (a value no series can hold, say) is left out
+        and logged once per section and error, never the whole page (attack31b F5: one shared counter past
+        float range made every scrape a 500, with two tracebacks)."""
         state = self.app.state
         sampler = getattr(state, "stats_sampler", None)
         sample = sampler.latest if sampler is not None else None
+        sections = (("queue", lambda: _queue(sample)), ("attempts lost", lambda: _lost(sample)), ("workers", lambda: _workers(sampler, sample)),
+                    ("autoscaler", lambda: _autoscaler(sampler)), ("cache", lambda: _cache_and_limits(state)))
+        for name, section in sections:
+            try:
+                families = list(section())
+            except Exception as exc:  # noqa: BLE001 - one section's bad value never fails the page
+                if _said.get(name) != repr(exc):
+                    _said[name] = repr(exc)
+                    log.warning("/metrics: the %s series are left out: %r (said once until the error changes)",
+                                name, exc)
+                continue
+            _said.pop(name, None)
+            yield from families
 
-        up = GaugeMetricFamily("gamead_nats_connected", "1 when the API's last sample reached NATS, else 0.")
-        up.add_metric([], 1.0 if sample is not None and sample.reading.connected else 0.0)
-        yield up
 
-        backlog = GaugeMetricFamily("gamead_queue_backlog", "Ads waiting on a level (consumer num_pending).",
+_said: dict[str, str] = {}  #: section → the error last logged for it
+
+
+def _queue(sample: Any) -> Iterator[Any]:
+    up = GaugeMetricFamily("gamead_nats_connected", "1 when the API's last sample reached NATS, else 0.")
+    up.add_metric([], 1.0 if sample is not None and sample.reading.connected else 0.0)
+    yield up
+
+    backlog = GaugeMetricFamily("gamead_queue_backlog", "Ads waiting on a level (consumer num_pending).",
+                                labels=["priority"])
+    # ack pending, not "in flight": it counts prefetched ads and ads waiting out a retry back-off too;
+    # "in flight" is a worker's busy slots (/v1/stats nodes.inFlight, the IN-FL column) — attack25d #3
+    ack_pending = GaugeMetricFamily("gamead_queue_ack_pending",
+                                    "Ads delivered to a worker and not yet acknowledged (JetStream "
+                                    "num_ack_pending: running, prefetched, or waiting out a retry back-off).",
                                     labels=["priority"])
-        # ack pending, not "in flight": it counts prefetched ads and ads waiting out a retry back-off too;
-        # "in flight" is a worker's busy slots (/v1/stats nodes.inFlight, the IN-FL column) — attack25d #3
-        ack_pending = GaugeMetricFamily("gamead_queue_ack_pending",
-                                        "Ads delivered to a worker and not yet acknowledged (JetStream "
-                                        "num_ack_pending: running, prefetched, or waiting out a retry back-off).",
-                                        labels=["priority"])
-        oldest = GaugeMetricFamily("gamead_queue_oldest_age_seconds",
-                                   "Seconds the oldest waiting ad of a level has waited, pending or held unstarted "
-                                   "by a worker (as of its last heartbeat); 0 when none waits.",
-                                   labels=["priority"])
-        if sample is not None:
-            for ls in sample.reading.levels:
-                label = [str(ls.level)]
-                backlog.add_metric(label, float(ls.pending))
-                ack_pending.add_metric(label, float(ls.ack_pending))
-                oldest.add_metric(label, float(ls.oldest_age or 0.0))
-        yield backlog
-        yield ack_pending
-        yield oldest
+    oldest = GaugeMetricFamily("gamead_queue_oldest_age_seconds",
+                               "Seconds the oldest waiting ad of a level has waited, pending or held unstarted "
+                               "by a worker (as of its last heartbeat); 0 when none waits.",
+                               labels=["priority"])
+    if sample is not None:
+        for ls in sample.reading.levels:
+            label = [str(ls.level)]
+            backlog.add_metric(label, float(ls.pending))
+            ack_pending.add_metric(label, float(ls.ack_pending))
+            oldest.add_metric(label, float(ls.oldest_age or 0.0))
+    yield backlog
+    yield ack_pending
+    yield oldest
 
-        dlq = GaugeMetricFamily("gamead_dlq_entries", "Ads in the dead-letter queue.")
-        if sample is not None and sample.dlq_size is not None:
-            dlq.add_metric([], float(sample.dlq_size))
-        yield dlq
+    dlq = GaugeMetricFamily("gamead_dlq_entries", "Ads in the dead-letter queue.")
+    if sample is not None and sample.dlq_size is not None:
+        dlq.add_metric([], float(sample.dlq_size))
+    yield dlq
 
-        # attempts charged for a crashed worker and retried: no worker lives to count them (attack29a F11)
-        lost = CounterMetricFamily("gamead_attempts_lost", "Analysis attempts charged for a worker that crashed during "
-                                   "them (WorkerLost) and retried, cluster-wide (every API reports the same: max).")
-        if sample is not None and sample.reading.lost_attempts is not None:
-            lost.add_metric([], float(sample.reading.lost_attempts))
-        yield lost
 
-        workers = GaugeMetricFamily("gamead_workers", "Workers /v1/workers lists, by the state it shows them in "
-                                    "(late: heartbeat overdue; gone: registry entry expired).", labels=["state"])
-        # the nodes and states /v1/workers lists (node_states: the last registry read, states as seen now, and the
-        # gone ones), so the metric and the views never disagree about a node
-        if sampler is not None and sampler.nodes_ok and sampler.registry_nodes is not None:
-            counts = dict.fromkeys(WORKER_STATES, 0)
-            for node, shown in node_states(sampler):
-                if node.role == "worker" and shown in counts:
-                    counts[shown] += 1
-            for name, n in counts.items():
-                workers.add_metric([name], float(n))
-        yield workers
+def _lost(sample: Any) -> Iterator[Any]:
+    # attempts charged for a crashed worker and retried: no worker lives to count them (attack29a F11)
+    lost = CounterMetricFamily("gamead_attempts_lost", "Analysis attempts charged for a worker that crashed during "
+                               "them (WorkerLost) and retried, cluster-wide (every API reports the same: max).")
+    if sample is not None and sample.reading.lost_attempts is not None:
+        lost.add_metric([], float(sample.reading.lost_attempts))
+    yield lost
 
-        yield from _autoscaler(sampler)
-        yield from _cache_and_limits(state)
+
+def _workers(sampler: Any, sample: Any) -> Iterator[Any]:
+    workers = GaugeMetricFamily("gamead_workers", "Workers /v1/workers lists, by the state it shows them in "
+                                "(late: heartbeat overdue; gone: registry entry expired).", labels=["state"])
+    # the nodes and states /v1/workers lists (node_states: the last registry read, states as seen now, and the
+    # gone ones), so the metric and the views never disagree about a node
+    if sampler is not None and sampler.nodes_ok and sampler.registry_nodes is not None:
+        counts = dict.fromkeys(WORKER_STATES, 0)
+        for node, shown in node_states(sampler):
+            if node.role == "worker" and shown in counts:
+                counts[shown] += 1
+        for name, n in counts.items():
+            workers.add_metric([name], float(n))
+    yield workers
 
 
 def _autoscaler(sampler: Any) -> Iterator[Any]:

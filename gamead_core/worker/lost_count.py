@@ -17,13 +17,14 @@ serves it as ``gamead_attempts_lost_total``.
 from __future__ import annotations
 
 import logging
+import re
 
 import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from gamead_core import names
+from gamead_core import names, shared_numbers
 from gamead_core.errors import error_text
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,36 @@ async def read_lost(js: JetStreamContext) -> int:
     return _number(entry.value)
 
 
+#: The largest count the key may hold: the largest integer a float (a Prometheus sample, a rate) holds exactly.
+#: A value past it is unusable, as a negative or non-numeric one is (attack31b F5: ``10**400`` made every API
+#: node's ``/metrics`` a 500 and stopped ``gamead up``'s stats sampler with ``OverflowError``).
+MAX_COUNT = shared_numbers.MAX_COUNT
+_said: list[bytes] = []  #: the unusable value last logged (each value is said once, not at every sample)
+
+
+def unusable(value: bytes | None) -> str | None:
+    """Why the key's ``value`` is no count gamead can use (a decimal integer from 0 to :data:`MAX_COUNT`),
+    clipped to 40 characters; None when it is one (or absent). Pure."""
+    text = (value or b"0")[:4400].decode("utf-8", "replace").strip()
+    shown = text if len(text) <= 40 else f"{text[:37]}… ({len(value or b'')} bytes)"
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        return f"{shown!r} is not a decimal integer"
+    if len(text) > 20 or not 0 <= int(text) <= MAX_COUNT:
+        return f"{shown} is outside 0 … 2**53"
+    return None
+
+
 def _number(value: bytes | None) -> int:
-    try:
-        return max(0, int((value or b"0").decode()))
-    except (ValueError, UnicodeDecodeError):
-        return 0
+    """The count in ``value``; 0 for an unusable one (:func:`unusable`, logged once per value): the next lost
+    attempt then rewrites the key as 1."""
+    why = unusable(value)
+    if why is None:
+        return int((value or b"0").decode())
+    if _said != [value or b""]:
+        _said[:] = [value or b""]
+        log.warning("the shared counter %s (KV %s) holds a value gamead cannot use: %s; read as 0 (the next lost "
+                    "attempt rewrites it as 1)", KEY, names.SCALING_BUCKET, why)
+    return 0
 
 
-__all__ = ["KEY", "count_lost", "read_lost"]
+__all__ = ["KEY", "MAX_COUNT", "count_lost", "read_lost", "unusable"]

@@ -143,6 +143,18 @@ def test_status_without_any_state_says_so() -> None:
     assert doc["leaseTtlSeconds"] == 15.0
 
 
+def test_a_state_document_gamead_did_not_write_reads_as_absent_not_a_500() -> None:
+    """attack31b F5's kind: numbers of the shared state that are not numbers (a hand edit) made `float()` raise, so
+    every `GET /v1/scale` was a 500; an override or lease naming a time past year 9999 made `iso()` raise. Each
+    now reads as absent."""
+    state = {"backend": "local", "t": "yesterday", "intervalSeconds": [5], "nextInSeconds": {"a": 1}, "current": 2}
+    doc = status_document(state, None, None, now=100.0, settings=AutoscalerSettings(backend="local"))
+    assert (doc["ageSeconds"], doc["stale"], doc["intervalSeconds"], doc["current"]) == (None, True, 5.0, 2)
+    far = b'{"replicas": 3, "until": 1e300, "setAt": 1.0}'
+    assert Override.from_json(far) is None
+    assert Lease.from_json(b'{"holder": "h", "acquiredAt": 1, "renewedAt": 1, "expiresAt": 1e300}') is None
+
+
 def test_status_shows_the_live_leader_the_active_override_and_staleness() -> None:
     settings = AutoscalerSettings(backend="kubernetes", interval=2.0)
     state = {"backend": "local", "t": 95.0, "intervalSeconds": 2.0, "current": 2, "desired": 3,

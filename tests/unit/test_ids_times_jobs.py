@@ -235,3 +235,20 @@ def test_a_work_lists_find_goes_round_once_from_where_it_starts(marks: str, star
     at = min(start, len(marks))
     expected = [i for i in [*range(at, len(marks)), *range(at)] if marks[i] == Mark.ACTED][:limit]
     assert work.find(Mark.ACTED, start, limit) == expected
+
+
+def test_a_job_document_with_numbers_past_range_reads_clamped_and_still_answers() -> None:
+    """attack31b F5's kind, in the jobs bucket: a job document edited by hand to `leaseUntil: -1e300` and a count of
+    10**400 is read with the lease at 1970 and the count at 2**53, so `GET /v1/jobs` can answer it (orjson refuses
+    an integer past 64 bits) and the doctor can say when its lease ended (before: OverflowError)."""
+    import orjson
+
+    from gamead_core.models import utc_iso
+
+    doc = _job(state=JobState.RUNNING).wire()
+    doc.update(leaseUntil=-1e300, followUntil=1e300, resumes=-3, counts={})
+    text = orjson.dumps(doc).replace(b'"counts":{}', b'"counts":{"replayed":' + str(10**400).encode() + b"}")
+    job = Job.model_validate_json(text)
+    assert (job.lease_until, job.counts, job.resumes) == (0.0, {"replayed": 2**53}, 0)
+    assert utc_iso(job.lease_until, "seconds") == "1970-01-01T00:00:00Z" and utc_iso(job.follow_until or 0.0)
+    assert orjson.loads(orjson.dumps(job.wire()))["counts"] == {"replayed": 2**53}

@@ -151,3 +151,24 @@ def test_ack_pending_is_named_ack_pending_and_in_flight_means_busy_slots_only() 
     for panel in dashboard["panels"]:
         if any("ack_pending" in t["expr"] for t in panel["targets"]):
             assert "in flight" not in panel["title"].lower(), panel["title"]
+
+
+def test_a_value_no_series_can_hold_leaves_its_section_out_never_the_page(caplog: pytest.LogCaptureFixture) -> None:
+    """attack31b F5: one number past float range in the sample (whatever let it through) made `generate_latest`
+    raise, so every `/metrics` was a 500 with two tracebacks per scrape. Now its section is left out, said once,
+    and every other series is served."""
+    from gamead_core.queue.depth import LevelDepth
+    from gamead_core.stats.reading import QueueReading
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    reading = QueueReading(t=0.0, connected=True, levels=(LevelDepth(level=2, pending=5, ack_pending=3),),
+                           lost_attempts=10**400)
+    sampler = SimpleNamespace(latest=SimpleNamespace(reading=reading, dlq_size=7), nodes_ok=False, extras={})
+    registry = CollectorRegistry()
+    registry.register(ApiCollector(SimpleNamespace(state=SimpleNamespace(stats_sampler=sampler))))
+    with caplog.at_level("WARNING", logger="gamead_core.telemetry.collectors"):
+        pages = [generate_latest(registry).decode() for _ in range(3)]
+    assert 'gamead_queue_backlog{priority="2"} 5.0' in pages[-1] and "gamead_dlq_entries 7.0" in pages[-1]
+    assert "gamead_attempts_lost" not in pages[-1]
+    said = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(said) == 1 and "attempts lost" in said[0], said
