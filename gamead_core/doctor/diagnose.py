@@ -71,7 +71,7 @@ from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.repartition import ads_held
 from gamead_core.queue.topology import Verdict, Wanted, is_missing, partition_change, plan, read_topology
-from gamead_core.queue.topology import wanted_topology
+from gamead_core.queue.topology import limit_differs, wanted_topology
 from gamead_core.queue.write_check import is_check_subject
 from gamead_core.stats.records_room import room_detail
 from gamead_core.store.ads import AdStore
@@ -126,7 +126,7 @@ class Doctor:
             elif v.state == "incompatible":
                 add(found["topology_incompatible"], v.wanted.label, v.difference.incompatible)
             elif v.state == "limits":
-                add(notes["topology_limits"], v.wanted.label, "differs: " + ", ".join(v.difference.limits))
+                add(notes["topology_limits"], v.wanted.label, limit_differs(v, snapshot))
         absent = {v.wanted.stream for v in missing if v.wanted.kind != "consumer"}
         for code, items in (await writable.check(self.js, stats, self.settings.nats.request_timeout, settle=settle,
                                                  partitions=len(self._parts))).items():

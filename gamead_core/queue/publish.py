@@ -87,7 +87,8 @@ def named(exc: Exception, partition: int, subject: str) -> Exception:
         out: Exception = QueueFull(
             f"work stream {stream} (partition {partition}) is full: {exc.message.removeprefix('the stream is full: ')}; "
             "it takes ads again as workers drain it (its limits: queue.max_msgs, queue.max_bytes, split over "
-            "queue.partitions)", details=details)
+            "queue.partitions, as the stream has them: /readyz names any that differ from this node's)",
+            details=details)
     elif isinstance(exc, QueueUnavailable) and isinstance(exc.__cause__, NoStreamResponseError):
         out = WorkStreamMissing(
             f"work stream {stream} does not exist: no stream takes {subject}; an API node (gamead serve, or the "

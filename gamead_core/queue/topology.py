@@ -30,6 +30,11 @@ created: see :data:`gamead_core.names.OBSOLETE_STREAMS`.)
   recreates what is missing; limits are the start-up's business, so nodes with different configs during a
   rolling deploy never flip a limit back and forth).
 
+The work streams' ``max_msgs``/``max_bytes``/``duplicate_window`` and the level consumers' ``ack_wait`` are the
+fleet's: a start raises them to its own, never lowers them unless ``queue.lower_limits`` says so (and never a
+stream's limit below what it holds); it keeps the live value and says so in one WARNING (:data:`DRIFT_WARNING`),
+and every check reports what differs (:attr:`TopologyReport.drift`; :mod:`gamead_core.queue.limit_rule`).
+
 A start whose ``queue.partitions`` differs from the work streams is refused and touches nothing; the change is
 made only by an explicit ``queue.repartition: true`` on a drained queue (:mod:`gamead_core.queue.repartition`).
 
@@ -44,8 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import replace
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -54,6 +58,7 @@ from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, QueueUnavailable, StorageFailed, TopologyError, TopologyMissing
+from gamead_core.queue import limit_rule
 from gamead_core.queue.connection import JS_STREAM_NAME_EXISTS, nats_boundary
 from gamead_core.queue.partitions import PartitionChange, partition_change
 from gamead_core.queue.repartition import settle_partitions
@@ -78,6 +83,7 @@ from gamead_core.queue.topology_plan import (  # the pure half, re-exported for 
     stream_config,
     wanted_topology,
 )
+from gamead_core.queue.topology_report import ObjectState, Outcome, TopologyReport
 
 __all__ = [  # the pure half re-exported, and the I/O half's own names
     "CONSUMER_LIMITS",
@@ -101,14 +107,20 @@ __all__ = [  # the pure half re-exported, and the I/O half's own names
     "stream_config",
     "wanted_topology",
     "ObjectState",
+    "Outcome",
     "TopologyReport",
     "check_topology",
     "ensure_topology",
     "is_missing",
+    "limit_differs",
     "read_topology",
 ]
 
 log = logging.getLogger(__name__)
+
+#: the start's one WARNING when this node's queue settings differ from the live topology (:mod:`.limit_rule`)
+DRIFT_WARNING = ("this node's queue settings differ from the live topology, which the fleet runs with (the live "
+                 "values stay): %s")
 
 
 # --- I/O -----------------------------------------------------------------------------------------------------
@@ -122,6 +134,7 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
     and per extra page of 256). Raises the gamead error of a failed call (``nats_boundary``)."""
     streams: dict[str, StreamConfig] = {}
     held: dict[str, int] = {}
+    held_bytes: dict[str, int] = {}
     consumers: dict[tuple[str, str], ConsumerConfig] = {}
     calls = 0
     with nats_boundary():
@@ -134,6 +147,7 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
                 if info.config.name:
                     streams[info.config.name] = info.config
                     held[info.config.name] = int(info.state.messages or 0) if info.state else 0
+                    held_bytes[info.config.name] = int(info.state.bytes or 0) if info.state else 0
             offset += len(infos)
             if not infos or offset >= (page.total or 0):
                 break
@@ -149,58 +163,7 @@ async def read_topology(js: JetStreamContext) -> Snapshot:
                 offset += len(page_c)
                 if len(page_c) < 256:
                     break
-    return Snapshot(streams, consumers, calls, held)
-
-
-Outcome = Literal["ok", "created", "updated", "incompatible", "failed"]
-
-
-@dataclass(frozen=True)
-class ObjectState:
-    """What became of one object in a check."""
-
-    wanted: Wanted
-    outcome: Outcome
-    detail: str | None = None  #: the incompatibility, the failure, or the limits updated
-    error: GameadError | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def label(self) -> str:
-        return self.wanted.label
-
-    def as_dict(self) -> dict[str, object]:
-        return {"object": self.label, "kind": self.wanted.kind, "name": self.wanted.name,
-                "essential": self.wanted.essential, "state": self.outcome, "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class TopologyReport:
-    """Per object, what a check found and did; ``calls`` = JetStream API calls it made."""
-
-    objects: tuple[ObjectState, ...]
-    calls: int = 0
-
-    @property
-    def created(self) -> tuple[str, ...]:
-        return tuple(o.label for o in self.objects if o.outcome == "created")
-
-    @property
-    def updated(self) -> tuple[str, ...]:
-        return tuple(o.label for o in self.objects if o.outcome == "updated")
-
-    @property
-    def problems(self) -> tuple[ObjectState, ...]:
-        """Objects gamead cannot use as they are: incompatible, or missing and not created."""
-        return tuple(o for o in self.objects if o.outcome in ("incompatible", "failed"))
-
-    @property
-    def essential_ok(self) -> bool:
-        """No problem with an object on the submit path (the work stream, the ad bucket)."""
-        return not any(o.wanted.essential for o in self.problems)
-
-    @property
-    def essential_incompatible(self) -> tuple[ObjectState, ...]:
-        return tuple(o for o in self.problems if o.wanted.essential and o.outcome == "incompatible")
+    return Snapshot(streams, consumers, calls, held, held_bytes)
 
 
 async def _exists(js: JetStreamContext, w: Wanted) -> StreamConfig | ConsumerConfig | None:
@@ -280,7 +243,8 @@ async def _settle(js: JetStreamContext, v: Verdict, *, create: bool, update: boo
 async def check_topology(js: JetStreamContext, settings: GameadSettings, *, create: bool = True,
                          update: bool = False, snapshot: Snapshot | None = None) -> TopologyReport:
     """Compare every object with gamead's config and make it so: create the missing ones (``create``), update
-    compatible limit changes (``update``). Never raises for an incompatible object (it is reported as such);
+    compatible limit changes (``update``; a guarded lowering only as :mod:`.limit_rule` allows; every guarded
+    difference left is in the report's ``drift``). Never raises for an incompatible object (it is reported as such);
     an object JetStream refuses to create is reported ``failed`` with the gamead error. Raises the gamead
     error of a failed listing (NATS unreachable and the like), and :class:`PartitionsChanged` (nothing touched)
     when the work streams do not fit ``queue.partitions``, unless ``queue.repartition`` asks for the change at
@@ -294,23 +258,54 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
     for verdict in plan(wanted, snap):
         w = verdict.wanted
         have = (snap.consumers.get((w.stream, w.name)) if w.kind == "consumer" else snap.streams.get(w.stream))
+        verdict, drift = _guard(verdict, have, settings, snap, update=update)
         if verdict.state == "ok" or (verdict.state == "limits" and not update):
-            states.append(ObjectState(w, "ok"))
+            states.append(ObjectState(w, "ok", drift=drift))
             continue
         try:
             with nats_boundary():
-                states.append(await _settle(js, verdict, create=create, update=update, have=have))
+                states.append(replace(await _settle(js, verdict, create=create, update=update, have=have),
+                                      drift=drift))
         except GameadError as err:
             states.append(ObjectState(w, "failed", err.message, err))
         calls += 2 if verdict.state == "missing" else 1
     return TopologyReport(tuple(states), calls)
 
 
+def _guard(verdict: Verdict, have: StreamConfig | ConsumerConfig | None, settings: GameadSettings, snap: Snapshot,
+           *, update: bool) -> tuple[Verdict, tuple[limit_rule.Drift, ...]]:
+    """The limits a check may write on a work stream or level consumer (:mod:`.limit_rule`: a start raises, lowers
+    only with ``queue.lower_limits``, never below what a stream holds), and the differences left. Pure."""
+    w, diff = verdict.wanted, verdict.difference
+    if verdict.state != "limits" or have is None or not limit_rule.guarded(w.kind, w.name):
+        return verdict, ()
+    own = w.config if w.kind == "consumer" else w.stream_config()
+    if not update:
+        return verdict, limit_rule.drift(w.label, diff.limits, have, own)
+    apply, kept = limit_rule.split(w.label, diff.limits, have, own, lower=settings.queue.lower_limits,
+                                   held_msgs=int(snap.held.get(w.stream, 0)),
+                                   held_bytes=int(snap.held_bytes.get(w.stream, 0)))
+    return replace(verdict, state="limits" if apply else "ok", difference=replace(diff, limits=apply)), kept
+
+
+def limit_differs(verdict: Verdict, snap: Snapshot) -> str:
+    """``gamead doctor``'s note on a ``limits`` verdict: each guarded limit, live against this node's
+    (:func:`.limit_rule.drift_line`), then the other differing fields by name. Pure."""
+    w = verdict.wanted
+    have = snap.consumers.get((w.stream, w.name)) if w.kind == "consumer" else snap.streams.get(w.stream)
+    own = w.config if w.kind == "consumer" else w.stream_config()
+    guarded = limit_rule.guarded(w.kind, w.name)
+    lines = [d.line() for d in limit_rule.drift(w.label, verdict.difference.limits, have, own)] if guarded else []
+    rest = [f for f in verdict.difference.limits if not guarded or f not in limit_rule.GUARDED]
+    return "; ".join([*lines, *(["differs: " + ", ".join(rest)] if rest else [])])
+
+
 async def ensure_topology(js: JetStreamContext, settings: GameadSettings, *, retry_for: float = 15.0) -> TopologyReport:
     """Create or check every stream, consumer and bucket gamead needs (start-up of a worker or CLI).
 
-    Creates what is missing and updates compatible limit changes in place. JetStream not answering (a cluster
-    electing a leader, a server restarting) is retried for up to ``retry_for`` seconds. Raises
+    Creates what is missing and updates compatible limit changes in place, but lowers the fleet's queue limits
+    only with ``queue.lower_limits`` (:mod:`.limit_rule`; what it keeps is said in one WARNING). JetStream not
+    answering (a cluster electing a leader, a server restarting) is retried for up to ``retry_for`` seconds. Raises
     :class:`TopologyError` (one line, naming the object and the fix) if an object exists with a config gamead
     cannot use, :class:`~gamead_core.errors.StorageFailed` if JetStream has no room for it, or
     :class:`~gamead_core.errors.QueueUnavailable` if JetStream still does not answer after ``retry_for``.
@@ -329,6 +324,8 @@ async def ensure_topology(js: JetStreamContext, settings: GameadSettings, *, ret
         if report.created or report.updated:
             log.info("jetstream topology ready",
                      extra={"created_objects": list(report.created), "updated_objects": list(report.updated)})
+        if lines := report.drift_lines(why=True):
+            log.warning(DRIFT_WARNING, "; ".join(lines), extra={"problem": "topology_differs", "differs": list(lines)})
         return report
 
 

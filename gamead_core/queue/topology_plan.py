@@ -267,12 +267,13 @@ def compare_consumer(stream: str, wanted: ConsumerConfig, have: ConsumerConfig) 
 class Snapshot:
     """What exists: stream name → config; (stream, consumer name) → config. ``calls``: API calls it took.
     ``held``: messages in each stream when the listing said (the work streams' are what a change of
-    ``queue.partitions`` looks at)."""
+    ``queue.partitions`` looks at, and with ``held_bytes`` the floor of a lowered limit)."""
 
     streams: Mapping[str, StreamConfig]
     consumers: Mapping[tuple[str, str], ConsumerConfig]
     calls: int = 0
     held: Mapping[str, int] = field(default_factory=dict)
+    held_bytes: Mapping[str, int] = field(default_factory=dict)  #: bytes each stream stores (a lowering's floor)
 
     def work_streams(self) -> dict[int, tuple[int | None, int]]:
         """Partition → (the ``queue.partitions`` its stream was made with, messages it holds), for every work

@@ -15,6 +15,10 @@ A node whose ``queue.partitions`` no longer fits the work streams (they were rep
 submit (:class:`~gamead_core.errors.TopologyChanged`) rather than publish by the wrong modulus. Said once in the
 log when it appears, and once when it is gone.
 
+A node whose guarded queue settings differ from the live topology (:mod:`gamead_core.queue.limit_rule`) says so
+once in a WARNING when it appears or changes (another node's start raised a value), and ``/readyz`` names each
+(``degraded: …``), so an operator sees why submits meet limits this node's config does not have.
+
 A check never overwrites anything that exists: an incompatible object is reported (logged once when it appears
 and once when it is gone, shown in ``/readyz`` and ``/v1/stats``). Limits that differ from the config are
 updated only by the start-up check (``startup=True``).
@@ -35,9 +39,12 @@ from gamead_core.config import GameadSettings
 from gamead_core.errors import GameadError, PartitionsChanged
 from gamead_core.models import utc_iso
 from gamead_core.queue.partitions import PartitionChange
-from gamead_core.queue.topology import TopologyReport, check_topology
+from gamead_core.queue.topology import DRIFT_WARNING, TopologyReport, check_topology
 
 log = logging.getLogger(__name__)
+
+#: how ``/readyz`` introduces the differences from the live topology
+DIFFERS = "this node's queue settings differ from the live topology (the live values rule)"
 
 #: Repairs remembered for ``/v1/stats`` (newest first) and how long ``/readyz`` lists one.
 KEEP_REPAIRS = 20
@@ -61,6 +68,7 @@ class TopologyWatch:
         self.error: str | None = None  #: why the last check could not run (NATS unreachable…); None if it ran
         self.repairs: deque[tuple[float, dict[str, Any]]] = deque(maxlen=KEEP_REPAIRS)  #: (when, what), newest first
         self._problems: dict[str, str | None] = {}
+        self._drift: tuple[str, ...] = ()  #: the last check's differences from the live topology (said when new)
         #: the work streams do not fit ``queue.partitions`` (repartitioned under this node); None: they fit
         self.mismatch: PartitionChange | None = None
         self._wake = asyncio.Event()
@@ -125,6 +133,13 @@ class TopologyWatch:
         for label in self._problems.keys() - problems.keys():
             log.info("%s is usable again", label, extra={"object": label})
         self._problems = problems
+        drift = report.drift_lines()
+        if drift and drift != self._drift:  # at start-up, and whenever another node's start changes a live value
+            said = report.drift_lines(why=True)
+            log.warning(DRIFT_WARNING, "; ".join(said), extra={"problem": "topology_differs", "differs": list(said)})
+        elif self._drift and not drift:
+            log.info("this node's queue settings match the live topology again")
+        self._drift = drift
 
     def _repaired(self, label: str, action: str, detail: str | None) -> None:
         self.repairs.appendleft((self._clock(), {"object": label, "action": action, "detail": detail}))
@@ -150,14 +165,16 @@ class TopologyWatch:
 
     def readiness(self) -> str:
         """``/readyz``'s ``topology`` check: ``ok``; ``degraded: …`` when only non-essential objects are
-        unusable (the node still takes submits); ``failing: …`` when the work stream or the ad bucket is."""
+        unusable, or this node's queue settings differ from the live topology (the node still takes submits, by
+        the live limits); ``failing: …`` when the work stream or the ad bucket is unusable."""
         if self.mismatch is not None:
             return f"failing: {self.mismatch.stale_node()}"
         if self.report is None:
             return f"unknown: {self.error or 'not checked yet'}"
         problems = self.report.problems
         if not problems:
-            return "ok"
+            drift = self.report.drift_lines()
+            return f"degraded: {DIFFERS}: {'; '.join(drift)}" if drift else "ok"
         text = "; ".join(f"{o.label} {'incompatible' if o.outcome == 'incompatible' else 'missing, not created'}: "
                          f"{o.detail}" for o in problems)
         return f"degraded: {text}" if self.report.essential_ok else f"failing: {text}"
@@ -179,5 +196,6 @@ class TopologyWatch:
             "partitions": self.mismatch.stale_node() if self.mismatch is not None else None,
             "objects": len(report.objects) if report else None,
             "problems": [o.as_dict() for o in report.problems] if report else [],
+            "differs": list(report.drift_lines()) if report else [],  # live value vs this node's (.limit_rule)
             "repairs": [{"at": utc_iso(t), **r} for t, r in self.repairs],
         }

@@ -38,10 +38,12 @@ _read: weakref.WeakKeyDictionary[NATS, dict[tuple[str, str], tuple[float, float]
 class AckWaits:
     """The ``ack_wait`` (seconds) of the consumers one recovery meets: :meth:`of`. At most one
     ``CONSUMER.INFO`` per consumer per recovery, none while the connection's cached value is younger than
-    :data:`TTL`; each read waits ``timeout`` seconds at most."""
+    ``max_age`` (:data:`TTL`); each read waits ``timeout`` seconds at most. Also the worker's keep-alive pacing
+    (:mod:`gamead_core.worker.keepalive`)."""
 
-    def __init__(self, nc: NATS, *, timeout: float) -> None:
+    def __init__(self, nc: NATS, *, timeout: float, max_age: float = TTL) -> None:
         self._nc = nc
+        self._max_age = max_age  #: a cached value older than this is read again (the keep-alive's is shorter)
         self._js = nc.jetstream(timeout=timeout)
         self._failed: set[tuple[str, str]] = set()
 
@@ -58,7 +60,7 @@ class AckWaits:
         if key is not None and key not in self._failed:
             cache = _read.setdefault(self._nc, {})
             hit = cache.get(key)
-            if hit is not None and time.monotonic() - hit[1] < TTL:
+            if hit is not None and time.monotonic() - hit[1] < self._max_age:
                 return hit[0], CONSUMER
             try:
                 info = await self._js.consumer_info(*key)

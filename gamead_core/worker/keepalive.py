@@ -5,19 +5,32 @@ JetStream redelivers a message not acknowledged within the consumer's ``ack_wait
 (at least 0.5 s) from pull to settlement, also for an ad in the worker's prefetch buffer
 (:mod:`gamead_core.worker.prefetch`; :meth:`AckWaitKeepAlive.hold`). This is the *ack-wait extension*, not
 the autoscaler's leader lease.
+
+The period follows the ``ack_wait`` JetStream really has, not only this worker's ``queue.ack_wait`` (attack31c
+F3: consumers lowered to 4 s under workers renewing every 5 s got their long analyses redelivered and run twice):
+the ``ack_wait`` of each level consumer it holds deliveries of is read from the server
+(:class:`~gamead_core.worker.consumer_ack_wait.AckWaits`), at most once per :data:`REREAD` seconds per consumer,
+and the period is a third of the smallest of those and its own. When the period shrinks, the pending renewals
+are brought forward at once (:meth:`Deadlines.shorten`), and the worker says so (WARNING).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from nats.aio.msg import Msg
 
+from gamead_core import names
+from gamead_core.worker.consumer_ack_wait import CONSUMER, AckWaits
 from gamead_core.worker.hooks import Delivery, Hook
 from gamead_core.worker.timers import Deadlines
 
 log = logging.getLogger(__name__)
+
+#: seconds between two reads of one level consumer's live ``ack_wait`` by a worker that holds its deliveries
+REREAD = 10.0
 
 
 def keepalive_period(ack_wait: float) -> float:
@@ -30,13 +43,25 @@ class AckWaitKeepAlive(Hook):
     deliveries (:class:`~gamead_core.worker.timers.Deadlines`: they share the period), not a task or a timer
     handle each: most deliveries end before their first in-progress ack."""
 
-    def __init__(self, ack_wait: float) -> None:
+    def __init__(self, ack_wait: float, *, timeout: float = 5.0, reread: float = REREAD) -> None:
+        self.own = ack_wait  #: this worker's ``queue.ack_wait``
         self.period = keepalive_period(ack_wait)
+        self._timeout, self._reread = timeout, reread  #: seconds: a read's bound, between two reads of a consumer
+        self._live: dict[tuple[str, str], float] = {}  #: (stream, consumer) → its ``ack_wait`` as last read
+        self._read_at: dict[tuple[str, str], float] = {}  #: … → time.monotonic() of its last read (or attempt)
         #: (stream, stream seq) → its next in-progress ack: a sequence alone repeats across work-stream partitions
         self._timers = Deadlines(self.period)
         self._sending: set[asyncio.Future[None]] = set()  #: in-progress acks on their way (kept referenced)
 
+    @property
+    def ack_wait(self) -> float:
+        """Seconds: the ``ack_wait`` the renewals are paced by, the smallest of its own and the consumers' live
+        ones it read. (The heartbeat still announces its own ``queue.ack_wait``: a reaper that takes it for the
+        renewal pace overestimates the pace, which only closes its hand-back window earlier.)"""
+        return min([self.own, *self._live.values()])
+
     async def before_delivery(self, delivery: Delivery) -> None:
+        self._look(delivery.msg)
         key = (delivery.msg.metadata.stream, delivery.seq)
         if key not in self._timers:  # held since the pull (prefetch): its deadline runs on, one per delivery
             self._timers.add(key, self._tick, key, delivery.msg)
@@ -47,6 +72,7 @@ class AckWaitKeepAlive(Hook):
     def hold(self, msg: Msg) -> None:
         """Keep ``msg`` alive before its delivery starts (a prefetched ad); its delivery takes the timer over.
         A timer of an earlier delivery of the same message is replaced (it must not tick on beside it)."""
+        self._look(msg)
         key = (msg.metadata.stream, msg.metadata.sequence.stream)
         self._timers.add(key, self._tick, key, msg)
 
@@ -54,7 +80,44 @@ class AckWaitKeepAlive(Hook):
         """Stop keeping ``msg`` alive (a prefetched ad handed back without starting)."""
         self._timers.remove((msg.metadata.stream, msg.metadata.sequence.stream))
 
+    def _look(self, msg: Msg) -> None:
+        """Read the live ``ack_wait`` of ``msg``'s level consumer if it was not read in the last :data:`REREAD`
+        seconds (in the background: a delivery never waits for it)."""
+        key = names.work_ack_consumer(getattr(msg, "reply", None) or "")
+        nc = getattr(msg, "_client", None)
+        now = time.monotonic()
+        if key is None or nc is None or now - self._read_at.get(key, -self._reread) < self._reread:
+            return
+        self._read_at[key] = now
+        reading = asyncio.ensure_future(self._read(nc, key))
+        self._sending.add(reading)
+        reading.add_done_callback(self._sending.discard)
+
+    async def _read(self, nc: object, key: tuple[str, str]) -> None:
+        reader = AckWaits(nc, timeout=self._timeout, max_age=self._reread)  # type: ignore[arg-type]
+        value, source = await reader.of_consumer(key, None, self.own)
+        if source == CONSUMER:
+            self._live[key] = value
+        self.pace(self.ack_wait)
+
+    def pace(self, ack_wait: float) -> None:
+        """Renew every :func:`keepalive_period` of ``ack_wait`` (seconds) from now on; renewals due later are
+        brought forward. Said once per change: a WARNING while the consumers' live ``ack_wait`` is below this
+        worker's own."""
+        period = keepalive_period(ack_wait)
+        if period == self.period:
+            return
+        if ack_wait < self.own:
+            log.warning("the level consumers' live ack_wait is %g s, below this worker's queue.ack_wait %g s: "
+                        "in-progress acks every %g s (README: Topology)", ack_wait, self.own, period,
+                        extra={"ack_wait": ack_wait, "own_ack_wait": self.own, "period": period})
+        else:
+            log.info("in-progress acks every %g s again (queue.ack_wait %g s)", period, self.own)
+        self.period = period
+        self._timers.shorten(period)
+
     def _tick(self, seq: tuple[str, int], msg: Msg) -> None:
+        self._look(msg)
         sending = asyncio.ensure_future(self._progress(msg))
         self._sending.add(sending)
         sending.add_done_callback(self._sending.discard)

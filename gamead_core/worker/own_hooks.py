@@ -16,5 +16,5 @@ def worker_hooks(settings: GameadSettings) -> list[Hook]:
     hooks: list[Hook] = [TimeLimit(w.task_timeout)]
     if w.faults.rate > 0:
         hooks.append(FaultInjection(w.faults, hang_for=w.task_timeout * 10))
-    hooks.append(AckWaitKeepAlive(settings.queue.ack_wait))
+    hooks.append(AckWaitKeepAlive(settings.queue.ack_wait, timeout=settings.nats.request_timeout))
     return hooks

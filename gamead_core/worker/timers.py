@@ -52,6 +52,20 @@ class Deadlines:
         if self._timer is None:
             self._timer = loop.call_at(at, self._fire)
 
+    def shorten(self, delay: float) -> None:
+        """From now on callbacks are due ``delay`` seconds after :meth:`add`; a pending one due later than
+        ``delay`` from now is brought forward to it (the order stays: ``min(at, now + delay)`` keeps it sorted); a
+        longer ``delay`` leaves the pending ones as they are."""
+        self.delay = delay
+        loop = self._loop
+        if loop is None or not self._due:
+            return
+        cap = loop.time() + delay
+        self._due = {k: (min(at, cap), cb, args) for k, (at, cb, args) in self._due.items()}
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(next(iter(self._due.values()))[0], self._fire)
+
     def remove(self, key: Hashable) -> bool:
         """Drop the pending callback under ``key``; True if there was one."""
         return self._due.pop(key, None) is not None

@@ -168,7 +168,8 @@ def _stream_messages(url: str) -> int:
 def test_a_worker_killed_mid_analysis_loses_nothing_and_the_ad_completes_once(lane: dict, procs: list[Proc]) -> None:
     client, nats_url = lane["client"], lane["nats"].url
     slow = start_worker(nats_url, lane["logs"], worker_id="doomed", concurrency=1,
-                        GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="60000", GAMEAD_QUEUE__ACK_WAIT="2")
+                        GAMEAD_ANALYSIS__SIMULATED_LATENCY_MS="60000", GAMEAD_QUEUE__ACK_WAIT="2",
+                        GAMEAD_QUEUE__LOWER_LIMITS="true")  # below the API's 30 s: a start never lowers it alone
     procs.append(slow)
     ad_id = _submit(client, "Survivor", 2)
     watch = KvWatch(lane["nats"].url, ad_id)

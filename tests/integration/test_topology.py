@@ -66,7 +66,9 @@ def test_compatible_limit_changes_are_applied_in_place_and_a_full_stream_is_queu
         for i in range(3):
             await publish_ad(js, ad_id=f"ad{i}", level=3, payload=b"x" * 500, timeout=2)
         held = (await js.stream_info(names.ADS_STREAM)).state.bytes
-        report = await ensure_topology(js, GameadSettings(queue={"max_msgs": 10, "max_bytes": held + 10}))
+        # a lowering is made only with the operator's word (README: Topology; test_topology_drift.py)
+        report = await ensure_topology(js, GameadSettings(queue={"max_msgs": 10, "max_bytes": held + 10,
+                                                                 "lower_limits": True}))
         config = (await js.stream_info(names.ADS_STREAM)).config
         try:
             await publish_ad(js, ad_id="one-too-many", level=3, payload=b"x" * 500, timeout=2)

@@ -78,3 +78,21 @@ def test_an_attempt_past_the_limit_fails_as_task_timeout_and_a_quick_one_leaves_
             await task
 
     asyncio.run(main())
+
+
+def test_shortening_the_delay_brings_pending_deadlines_forward_in_order() -> None:
+    """The keep-alive's period shrinks when the consumers' live ack_wait is lowered (attack31c F3): a renewal
+    armed with the old period must not wait for it."""
+
+    async def main() -> list[str]:
+        fired: list[str] = []
+        timers = Deadlines(30.0)
+        timers.add("a", fired.append, "a")
+        timers.add("b", fired.append, "b")
+        timers.shorten(0.05)
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(fired) < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return fired
+
+    assert asyncio.run(main()) == ["a", "b"]
