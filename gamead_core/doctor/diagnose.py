@@ -7,9 +7,8 @@ acknowledges). So a record the doctor reads is never older than the message list
 for publishes that came after the listing: those are exactly what the second look reads (the tail of the work
 stream after the first listing's last sequence, and every candidate's record, messages and DLQ entry again).
 An un-keyed submit records first, then publishes (``gamead_core.intake``): its record read between the two is a
-``no_message`` suspect, cleared by the second look's whole listing of the work stream.
-A finding is reported only if the second look, with fresh data, still finds it: a busy, healthy system
-reports nothing.
+``no_message`` suspect, cleared by the second look's whole listing of the work stream. A finding is reported
+only if the second look, with fresh data, still finds it: a busy, healthy system reports nothing.
 
 Cost, for a store of R records, B waiting ads (the work streams), D dead-lettered ads and F findings:
 
@@ -22,10 +21,10 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
   and a get per lease key, 1 registry listing when a lease is live (:mod:`gamead_core.doctor.leases`);
 * records read whole: the non-final ones (queued, processing, dead: ≈ B + D) and those of ads with a message
   or a DLQ entry; completed and failed records are only listed (headers only, ~200 bytes each);
-* the second look: per finding, one record read, one DLQ read and one read per message it names.
+* the second look: per finding, one record read (one per unreadable record of a live ad), one DLQ read and one
+  read per message it names.
 
-So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D) and scales with the store's *open* work, not its
-history. ``benchmarks/bench_doctor.py`` measures it.
+So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D): the store's *open* work, not its history (bench_doctor.py).
 """
 
 from __future__ import annotations
@@ -50,18 +49,10 @@ from gamead_core.doctor.poison import BAD_ID, id_is_poison, note_terminated, not
 from gamead_core.doctor.read import MSG_SIZE, TTL, ReadBudget, list_messages, read_records, scan_headers, subject_counts
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
+from gamead_core.doctor.unreadable import UnreadableRecords
 from gamead_core.doctor.verdict import (
-    MAX_ITEMS,
-    REPAIR_ORDER,
-    Diagnosis,
-    Look,
-    actions_for,
-    add,
-    detail_for,
-    judge,
-    rules_of,
-    summary,
-    suspected,
+    MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look, actions_for, add,
+    detail_for, judge, rules_of, summary, suspected,
 )
 from gamead_core.errors import TopologyMissing
 from gamead_core.models import utc_iso
@@ -144,7 +135,7 @@ class Doctor:
             report.topology_changed = change.stale_node()
             return self._finish(report, found, notes, [], budget, started, bytes_before)
 
-        # 2. the work streams (one per partition), then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
+        # 2. the work streams (one per partition), then 3. the record keys (order: the module doc), 4. DLQ subjects
         first = Look()
         unreadable: list[str] = []
         work_last: dict[int, int] = {}
@@ -169,11 +160,11 @@ class Doctor:
 
         # 5. whole records where the rules need them, 6. the rules
         wanted = records_to_read(other_keys, final_keys, first.work, first.entries)
+        broken: list[str] = []
         if names.ADS_BUCKET_STREAM not in absent:
             first.records, broken = await read_records(self.store, wanted, concurrency=ds.concurrency,
                                                        stats=stats, budget=budget)
-            for ad_id in broken:
-                add(notes["unreadable_record"], ad_id)
+        unread = UnreadableRecords(self.store, broken, first, notes["unreadable_record"])  # live ad's: attack31a F8
         now = time.time()
         suspects = judge(first, now, self.rules, work_whole=self._work_whole)
 
@@ -193,8 +184,9 @@ class Doctor:
             v.wanted.name for v in missing} else []
 
         # the second look, after the system had time to finish what it was doing
-        if suspects or levels or jobs or missing or unheld.suspect or pullers.suspect or leases.suspect:
+        if suspects or levels or jobs or missing or any(c.suspect for c in (unheld, pullers, leases, unread)):
             await asyncio.sleep(settle)
+            await unread.confirm(stats, found["record_unreadable"])
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
             await unheld.confirm(stats, notes["ack_pending_unheld"])
             await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"])

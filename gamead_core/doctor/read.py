@@ -32,9 +32,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DEFAULT_PREFIX, ConsumerConfig, DeliverPolicy
-from pydantic import ValidationError
 
 from gamead_core import names
+from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.doctor.model import ReadStats
 from gamead_core.errors import NotFound, TopologyMissing
 from gamead_core.queue.connection import nats_boundary, unsubscribe_quietly
@@ -325,7 +325,7 @@ async def read_records(store: AdStore, ids: Iterable[str], *, concurrency: int, 
                 found[ad_id] = await store.get(ad_id, consistent=consistent)
             except NotFound:
                 found[ad_id] = None
-            except ValidationError:
+            except UnreadableRecord:
                 unreadable.append(ad_id)
 
     await asyncio.gather(*(reader() for _ in range(max(1, concurrency))))
