@@ -89,20 +89,34 @@ def ad_list_view(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None
     (:func:`next_page_command` says how to read them). ``no ads`` (``no ads match --status dead``, with the
     ``flags`` given: ``{"--status": "dead"}``, ``None`` values left out) when there is none. When the API's scan
     did not read every record (``complete`` false), both say it: ``among the newest 100 records
-    (api.list_scan_limit)``, 100 being ``scanned``."""
+    (api.list_scan_limit)``, 100 being ``scanned``; records the API could not read (``unreadable``) are said
+    after it, with their ids (attack31a F8)."""
     items = body.get("items") or []
     among = scan_note(body)
     if not items:
         text = empty_text("no ads", flags)
         if among:
             text.append(f" {among}", style="dim")
+        text.append(unreadable_note(body), style="yellow")
         return text
     count, total = body.get("count", len(items)), body.get("total")
     line = Text(f"{count} shown" + (f" of {total}" if total is not None else "") + (f" {among}" if among else "")
                 + ", newest first", style="dim")
+    line.append(unreadable_note(body), style="yellow")
     if body.get("nextCursor"):
         line.append(" · more exist; the next page:", style="dim")
     return Group(ads_table(items), line)
+
+
+def unreadable_note(body: Mapping[str, Any]) -> str:
+    """`` · 2 records skipped: they cannot be read as ad records (01m…, 01m…; gamead doctor)`` when a ``GET /ads``
+    answer counts unreadable records (``unreadable``, ``unreadableIds``), else ``""``. Pure."""
+    count = body.get("unreadable") or 0
+    if not count:
+        return ""
+    ids = ", ".join(str(i) for i in (body.get("unreadableIds") or []))
+    return (f" · {count} record{'s' * (count != 1)} skipped: cannot be read as ad records"
+            f" ({ids + '; ' if ids else ''}gamead doctor)")
 
 
 def scan_note(body: Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@
     ├── TopologyChanged          the work streams were repartitioned under this running node: it takes no submit
     ├── QueueFull                the stream refused a publish because a limit was reached
     ├── NotFound                 an ad (or other record) does not exist
+    ├── UnreadableRecord         an ad's stored record cannot be read (store.unreadable; also a ValueError)
     ├── Conflict                 a compare-and-set lost: someone else updated the record first
     ├── IdempotencyKeyReused     a caller's Idempotency-Key came back with a different ad
     ├── IdempotencyKeyExpired    a caller's Idempotency-Key came back after its first ad was no longer kept
@@ -306,7 +307,6 @@ class ScalerForbidden(ScalerError):
 
 class ScalerNotFound(ScalerError):
     """The Deployment (or its namespace) does not exist."""
-
     code = "scaler_not_found"
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -96,9 +97,20 @@ class AdStatus(str, Enum):
 
 
 class AdSubmission(BaseModel):
-    """The body of ``POST /ads``. Unknown fields are rejected by name."""
+    """The body of ``POST /ads``. Unknown fields are rejected by name; read back from storage (the :data:`STORED`
+    context: a record, a work message's body, a DLQ entry) they are dropped instead, so an ad a newer gamead wrote
+    with a field this version does not know still reads (a rolling upgrade, attack31a F8; README "Upgrades")."""
 
     model_config = ConfigDict(**_WIRE, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _newer_fields(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and info.context and info.context.get("stored"):
+            known = _known_keys(cls)
+            if any(key not in known for key in data):
+                return {key: value for key, value in data.items() if key in known}
+        return data
 
     title: Text200 = Field(description="The ad's title: 1-200 characters, surrounding whitespace stripped.")
     description: Text2000 = Field(description="What the ad shows and says: 1-2000 characters, stripped.")
@@ -117,6 +129,18 @@ class AdSubmission(BaseModel):
         if isinstance(value, bool):
             raise ValueError("must be an integer, not a boolean")
         return value
+
+
+_KNOWN: dict[type, frozenset[str]] = {}
+
+
+def _known_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The field names and their wire aliases of ``model`` (computed once per class)."""
+    known = _KNOWN.get(model)
+    if known is None:
+        fields = model.model_fields
+        known = _KNOWN[model] = frozenset(fields) | {f.alias for f in fields.values() if f.alias}
+    return known
 
 
 def has_words(title: str, description: str) -> bool:

@@ -79,7 +79,9 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     408: "`request_timeout`: the request was not received whole within `api.read_timeout`",
     409: "`job_finished`: the job has already ended; `conflict`: another writer changed it first (a scale override: "
          "`details.override` is what stands, `details.overrideRevision` its revision); `idempotency_key_expired`: "
-         "the first ad of this key is no longer kept (send it with a new key to analyse it again)",
+         "the first ad of this key is no longer kept (send it with a new key to analyse it again); "
+         "`record_unreadable`: the ad's stored record cannot be read by this gamead (a worker rebuilds it from the "
+         "ad's waiting message; `gamead doctor` names it)",
     413: "`payload_too_large`: the body is over `api.max_body_bytes`",
     414: "`request_line_too_long`: the request target is over `api.max_request_line_bytes`",
     417: "`expectation_failed`: an `Expect` other than `100-continue` (RFC 9110 §10.1.1)",

@@ -32,6 +32,7 @@ from gamead_core.ids import INVALID_KEY_CODE
 from gamead_core.log_throttle import Throttle
 from gamead_core.redact import redact_url
 from gamead_core.times import check_window
+from gamead_core.store.unreadable import UnreadableRecord
 
 log = logging.getLogger(__name__)
 #: the 5xx answers' WARNING lines: one per code every 5 s, with the count left out
@@ -52,6 +53,7 @@ RETRY_AFTER_SECONDS = 2
 STATUS_OF: dict[type[GameadError], int] = {
     NotFound: 404,
     Conflict: 409,
+    UnreadableRecord: 409,
     IdempotencyKeyReused: 422,
     IdempotencyKeyExpired: 409,
     QueueFull: 503,

@@ -83,7 +83,7 @@ async def submit_ad(
 
 @router.get("/ads/{ad_id}", response_model=AdRecord, response_model_exclude_none=True,
             summary="One ad: status, and its analysis once completed",
-            responses=error_responses(404))
+            responses=error_responses(404, 409))
 async def get_ad(ad_id: str, request: Request) -> Response:
     """Completed and failed records are read through the cache (``X-Cache: hit|miss``); others always
     from the store, so a cached answer never hides a newer status. A string that is not an ad id
@@ -118,7 +118,8 @@ async def list_ads(
     `cursor` (with the same filters) for the next; `nextCursor` is null on the last page. The cursor is the last
     ad's key, so an ad submitted meanwhile never appears on a later page and none is skipped or repeated
     (`gamead_core.store.listing`). A cursor that is not one is 422 `validation_failed`. The scan reads the
-    newest `api.list_scan_limit` records: `scanned` says how many it read, `complete` whether that was all."""
+    newest `api.list_scan_limit` records: `scanned` says how many it read, `complete` whether that was all;
+    records this gamead cannot read are skipped, counted in `unreadable` and named in `unreadableIds`."""
     settings = request.app.state.settings
     async with request.app.state.scans.slot():  # 503 list_busy past api.list_scans (gamead_core.api.scan_gate)
         page = await _link(request).store.page(
@@ -126,4 +127,5 @@ async def list_ads(
         )
     items = [r.model_dump(mode="json", exclude_none=True) for r in page.records]
     return _json({"items": items, "count": len(items), "total": page.total, "nextCursor": page.next_cursor,
-                  "scanned": page.scanned, "complete": page.complete})
+                  "scanned": page.scanned, "complete": page.complete, "unreadable": page.unreadable,
+                  "unreadableIds": list(page.unreadable_ids)})

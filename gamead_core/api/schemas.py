@@ -33,6 +33,10 @@ class AdPage(_Doc):
     scanned: int = Field(description="Records this request read: the newest, at most `api.list_scan_limit`.")
     complete: bool = Field(description="False when older records were not read (`api.list_scan_limit`): an ad "
                                        "missing here may still exist.")
+    unreadable: int = Field(0, description="Records of the scanned window this gamead cannot read as ad records "
+                                           "(not JSON, not a record, or a value a newer gamead writes): skipped, "
+                                           "not counted in `total`; `gamead doctor` names them.")
+    unreadable_ids: list[str] = Field(default_factory=list, description="The keys of the first 20 of them.")
 
 
 class DlqPage(_Doc):

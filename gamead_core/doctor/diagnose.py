@@ -21,10 +21,10 @@ Cost, for a store of R records, B waiting ads (the work streams), D dead-lettere
 * records read whole: the non-final ones (≈ B + D) and those of ads with a message or a DLQ entry; completed
   and failed ones are only listed (~200 bytes each). Each is judged as it arrives, only a suspect's facts kept
   (:mod:`gamead_core.doctor.records`): memory does not grow with the records' size;
-* the second look: per finding, one record read, one DLQ read and one read per message it names.
+* the second look: per finding, one record read (one per unreadable record of a live ad), one DLQ read and
+  one read per message it names.
 
-So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D) and scales with the store's *open* work, not its
-history. ``benchmarks/bench_doctor.py`` measures it.
+So a run costs ≈ 200 bytes × R + (0.5-3 KB) × (B + D): the store's *open* work, not its history (bench_doctor.py).
 """
 
 from __future__ import annotations
@@ -51,18 +51,10 @@ from gamead_core.doctor.records import FirstLook, first_look, read_facts
 from gamead_core.doctor.shared import unusable_values
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
+from gamead_core.doctor.unreadable import UnreadableRecords
 from gamead_core.doctor.verdict import (
-    MAX_ITEMS,
-    REPAIR_ORDER,
-    Diagnosis,
-    Look,
-    actions_for,
-    add,
-    detail_for,
-    judge,
-    rules_of,
-    summary,
-    suspected,
+    MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look, actions_for, add,
+    detail_for, judge, rules_of, summary, suspected,
 )
 from gamead_core.errors import TopologyMissing
 from gamead_core.models import utc_iso
@@ -145,7 +137,7 @@ class Doctor:
             report.topology_changed = change.stale_node()
             return self._finish(report, found, notes, [], budget, started, bytes_before)
 
-        # 2. the work streams (one per partition), then 3. the record keys (this order: see the module doc), 4. the DLQ's subjects
+        # 2. the work streams (one per partition), then 3. the record keys (order: the module doc), 4. DLQ subjects
         first = Look()
         unreadable: list[str] = []
         work_last: dict[int, int] = {}
@@ -176,8 +168,7 @@ class Doctor:
         if names.ADS_BUCKET_STREAM not in absent:
             seen = await first_look(self.store, wanted, first, self.rules, work_whole=self._work_whole,
                                     concurrency=ds.concurrency, stats=stats, budget=budget)
-            for ad_id in seen.unreadable:
-                add(notes["unreadable_record"], ad_id)
+        unread = UnreadableRecords(self.store, seen.unreadable, first, notes["unreadable_record"])  # attack31a F8
         now, suspects = time.time(), seen.suspects
 
         # 7. levels with stranded messages (and ack-pending deliveries nobody holds), 8. jobs whose lease expired
@@ -195,8 +186,9 @@ class Doctor:
             v.wanted.name for v in missing} else []
 
         # the second look, after the system had time to finish what it was doing
-        if suspects or levels or jobs or missing or unheld.suspect or pullers.suspect or leases.suspect:
+        if suspects or levels or jobs or missing or any(c.suspect for c in (unheld, pullers, leases, unread)):
             await asyncio.sleep(settle)
+            await unread.confirm(stats, found["record_unreadable"])
             await self._second_look(first, suspects, work_last, budget, stats, found, notes, actions)
             await unheld.confirm(stats, notes["ack_pending_unheld"])
             await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"])

@@ -99,6 +99,11 @@ KINDS: Final[tuple[Kind, ...]] = (
        "ad, and the ad's own state is unknown", None, "which ad it holds is not gamead's to guess, and every repair "
        "is fenced by the ad's own record: delete the key (the detail names the command; a waiting message of the ad "
        "gets its record again from the message) or write the ad's record back"),
+    _k("record_unreadable", 1, "record that cannot be read as an ad record (not JSON, not a record, or a value a "
+       "newer gamead writes) of a live ad (a message waiting in its work stream, or a DLQ entry): GET /ads/{id} "
+       "answers 409 record_unreadable and listings skip it", None, "a worker rebuilds it from the ad's message at "
+       "its next delivery; with only a DLQ entry, delete the key and --repair makes the dead record from the entry "
+       "(the detail names the command); find what writes to the bucket besides gamead"),
     _k("unpulled_ads", 1, "ads wait in a work stream that no live worker pulls from (none runs, or every one's "
        "queue.partitions differs from the queue's): nothing will take them", None,
        "nothing in the data is wrong: start a worker with the queue's queue.partitions (a worker Deployment at 0: "
@@ -133,7 +138,8 @@ NOTES: Final[dict[str, str]] = {
     "poison_terminated": "work-stream messages workers terminated as not an ad since the stack was made (nothing was "
                          "analysed or created): the count, and the last one's stream sequence, reason, subject, size, "
                          "headers and first bytes; find what publishes to gamead.ads.* besides the API",
-    "unreadable_record": "record that cannot be read as an ad record (written by something other than gamead?)",
+    "unreadable_record": "record that cannot be read as an ad record (written by something other than gamead?) of an "
+                         "ad with no message and no DLQ entry (one with either is the finding record_unreadable)",
     "unusable_shared_value": "a shared value every node reads (KV gamead_scaling / gamead_leases) that gamead "
                              "cannot use: read as none (a counter as 0) until its next write replaces it",
     "ack_pending_unheld": "deliveries acknowledgement-pending at JetStream that no live worker holds (checked twice, "

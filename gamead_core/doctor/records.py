@@ -31,6 +31,7 @@ from gamead_core.doctor.verdict import Look, judge_one
 from gamead_core.errors import NotFound
 from gamead_core.models import AdStatus
 from gamead_core.store.ads import AdStore
+from gamead_core.store.unreadable import UnreadableRecord
 
 #: Called with an ad id and the facts of its record (None: the ad has no record) as each read answers.
 OnFacts = Callable[[str, Facts | None], None]
@@ -66,7 +67,7 @@ async def read_facts(store: AdStore, ids: Iterable[str], *, concurrency: int, st
             stats.record_reads += 1
             try:
                 facts = await _facts(store, ad_id, consistent)
-            except ValidationError:
+            except (ValidationError, UnreadableRecord):  # a record that is no ad record (attack31a F8)
                 unreadable.append(ad_id)
                 continue
             state["read"] += 1

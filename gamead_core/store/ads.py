@@ -35,9 +35,9 @@ from gamead_core.queue.connection import JS_EXPECTED_LAST_SUBJECT_SEQ_NOT_READY,
 from gamead_core.queue.direct_read import fell_back, hedged
 from gamead_core.store.listing import RecordsPage, newest_records, records_page
 from gamead_core.store.retention import final_record_ttl
+from gamead_core.store.unreadable import decode_stored
 
 log = logging.getLogger(__name__)
-
 T = TypeVar("T")
 
 #: How often a write answered "expected last sequence per subject temporarily unavailable" (10163: another
@@ -220,7 +220,7 @@ class AdStore:
                 entry = await self._entry(self._leader, ad_id)
         if entry is None:
             raise NotFound(f"no ad with id {ad_id!r}")
-        return Versioned(decode(entry.value), entry.revision or 0)  # type: ignore[arg-type]
+        return Versioned(decode_stored(ad_id, entry.value, entry.revision or 0), entry.revision or 0)  # type: ignore
 
     async def create(self, record: AdRecord, payload: bytes | None = None) -> int:
         """Write a new record; returns its revision. ``payload``: ``encode(record)`` if the caller has it

@@ -41,6 +41,7 @@ from gamead_core.queue.scan import read_stream
 from gamead_core.store.window import newest_window
 
 SCAN_YIELD_EVERY = 128  #: a record scan lets other tasks run after this many messages
+UNREADABLE_NAMED = 20  #: unreadable records a page names (it counts them all)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -79,6 +80,10 @@ class RecordsPage:
     total: int
     scanned: int = 0
     complete: bool = True
+    #: records of the window this gamead cannot read, skipped (attack31a F8: one made every listing a 500): how
+    #: many, and the keys of the first :data:`UNREADABLE_NAMED`
+    unreadable: int = 0
+    unreadable_ids: tuple[str, ...] = ()
 
 
 async def records_page(
@@ -93,14 +98,16 @@ async def records_page(
 ) -> RecordsPage:
     """The page of records matching ``status`` and ``priority``, at most ``limit``, strictly older than the
     cursor ``before`` (None: the newest), among the newest ``scan_limit`` records (bucket messages), ordered as
-    the module docstring says; with how many were read and whether that was all of them. Raises ``ValueError``
+    the module docstring says; with how many were read and whether that was all of them, and the records that
+    cannot be read as ad records (skipped, counted: :attr:`RecordsPage.unreadable`). Raises ``ValueError``
     for a bad cursor, :class:`QueueUnavailable` when the read stalls (``timeout`` seconds without a message
     before the window's end: a page of part of the window would be listed as the newest records), and the gamead
     error of a failed read (``read_stream``'s NATS boundary)."""
     after_key = parse_cursor(before) if before is not None else None
     wanted = f'"{status.value}"'.encode() if status is not None else None
     newest: list[tuple[Key, AdRecord]] = []  # a min-heap of the ``limit + 1`` newest (one more: is there more?)
-    seen = total = 0
+    seen = total = unreadable = 0
+    bad: list[str] = []
     reached = False
     window = await newest_window(js, names.ADS_BUCKET_STREAM, names.kv_all(names.ADS_BUCKET), max(1, scan_limit))
     heard = time.monotonic()  # when the read last got a message (or began: after the window's search)
@@ -116,7 +123,13 @@ async def records_page(
             reached = meta.sequence.stream == window.last or meta.num_pending == 0
             if seen % SCAN_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            record = _matching(msg, wanted, status, priority)
+            try:
+                record = _matching(msg, wanted, status, priority)
+            except ValueError:  # not a record this gamead reads: skipped, counted and named (attack31a F8)
+                unreadable += 1
+                if len(bad) < UNREADABLE_NAMED:
+                    bad.append(msg.subject.removeprefix(names.kv_prefix(names.ADS_BUCKET)))
+                continue
             if record is None:
                 continue
             total += 1
@@ -134,12 +147,13 @@ async def records_page(
     more = len(ordered) > limit
     page = ordered[:limit]
     return RecordsPage([record for _, record in page], cursor_of(page[-1][0]) if more else None, total,
-                       scanned=seen, complete=window.whole)
+                       scanned=seen, complete=window.whole, unreadable=unreadable, unreadable_ids=tuple(bad))
 
 
 def _matching(msg: Msg, wanted: bytes | None, status: AdStatus | None, priority: int | None) -> AdRecord | None:
     """The record in ``msg`` if it matches the filters (``wanted``: the status as JSON bytes, a quick test before
-    decoding), else None (also for a delete or purge marker)."""
+    decoding), else None (also for a delete or purge marker). Raises ``ValueError`` for a value that is not a
+    record this gamead reads."""
     data = msg.data
     if not data or (msg.headers and msg.headers.get(names.HDR_KV_OPERATION)):
         return None

@@ -20,6 +20,10 @@ Two paths (issue 14.2: one awaited KV write per completed ad in the common case;
 Our own storage failing is never the ad's fault: a delivery whose record cannot be read or written before the
 analysis is handed back uncharged after a back-off (:mod:`gamead_core.worker.storage_pause`).
 
+A record that cannot be read is rebuilt from the message (:func:`gamead_core.worker.records.rebuild`, attack31a
+F8); a delivery the record names as running on a live worker is put back, not called lost
+(:mod:`gamead_core.worker.holder`, attack31a F10).
+
 A message the API did not publish (no ad id it issues, a body that is not that ad's record where the body is used)
 is never analysed and creates nothing: it is terminated once, logged, counted and traced
 (:mod:`gamead_core.worker.poison`, attack31a F3).
@@ -41,12 +45,14 @@ from gamead_core.ids import ID_LENGTH
 from gamead_core.logs import pop_ad_fields, push_ad_fields
 from gamead_core.models import AdRecord, AdStatus, Analysis
 from gamead_core.queue.connection import NOT_SENDING
+from gamead_core.registry import Registry
 from gamead_core.store.ads import Versioned
 from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enabled
 from gamead_core.worker.analyzer import analyze, check_analysable
 from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.held import HeldAds, HeldKey
+from gamead_core.worker.holder import holder_of
 from gamead_core.worker.hooks import Delivery, Hooks
 from gamead_core.worker.mark import ProcessingMark
 from gamead_core.worker.poison import NotAnAd, check_ad_id
@@ -68,12 +74,13 @@ class AdHandler:
     ``held``: the worker's held deliveries (their ``started`` flags); ``announce``: put them into the registry
     now (an unconfirmed publish); ``analysed``: called in the ad's task with its held key when its analysis
     succeeded, before its outcome is written (the worker may then start another analysis in its slot, and no
-    longer counts this one as running)."""
+    longer counts this one as running); ``registry``: where a delivery the record names as running is looked up
+    before it is called lost (:func:`~gamead_core.worker.holder.holder_of`)."""
 
     def __init__(self, settings: GameadSettings, worker_id: str, *, stats: WorkerStats, settle: Settler,
                  gate: SoloGate, pause: StoragePause, hooks: Hooks, shielded: Shield,
                  held: HeldAds | None = None, announce: Callable[[], Awaitable[None]] | None = None,
-                 analysed: Callable[[HeldKey], None] | None = None) -> None:
+                 analysed: Callable[[HeldKey], None] | None = None, registry: Registry | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.stats = stats
@@ -85,6 +92,7 @@ class AdHandler:
         self._held = held if held is not None else HeldAds()
         self._announce = announce
         self._analysed = analysed
+        self._registry = registry  #: to tell a live holder of another delivery from a dead one (holder_of)
         self._mark_after = settings.worker.processing_mark_after
         self._marks = Deadlines(self._mark_after)  #: every attempt's delayed mark, on one timer
 
@@ -144,6 +152,13 @@ class AdHandler:
                 await settle.give_up(msg, record, delivery)
                 return
             lost = lost_attempt(record, delivery)
+            if lost and (holder := await holder_of(self._registry, record)) is not None:  # alive (attack31a F10)
+                settled = True
+                wait = self.settings.registry.heartbeat_interval
+                log.info("ad %s: another delivery of this ad (%s) is running on %s: this one (%s) waits %.1fs and "
+                         "looks again", ad_id, record.delivery, holder, delivery, wait, extra={"ad_id": ad_id})
+                await self._shielded(msg.nak(delay=wait))
+                return
             if lost:  # the one charge an operator cannot otherwise trace: say it (issue I5)
                 log.warning("ad %s: its attempt under delivery %s (worker %s) never ended and no recovery of "
                             "that worker's death reached it first: the attempt stays charged (%d so far); "

@@ -46,6 +46,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
 from gamead_core import names
+from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, NotFound
 from gamead_core.models import AdRecord
@@ -82,6 +83,8 @@ async def _record_of(store: AdStore, ad_id: str, data: bytes) -> AdRecord:
     ``data`` is not ``ad_id``'s record as the API writes it (:mod:`gamead_core.worker.poison`): nothing created."""
     try:
         return (await store.get(ad_id)).record
+    except UnreadableRecord:  # decided from the message; a worker rebuilds the record at its delivery (attack31a F8)
+        return message_record(data, ad_id)
     except NotFound:
         record = message_record(data, ad_id)
         try:
@@ -185,7 +188,7 @@ async def stranded(
             assert settings is not None and store is not None
             try:
                 record: AdRecord | None = (await store.get((raw.headers or {}).get(names.HDR_AD_ID, ""))).record
-            except NotFound:
+            except (NotFound, UnreadableRecord):
                 record = None
             published = raw.time.timestamp() if raw.time is not None else now
             if not _stale(record, published, now, settings):

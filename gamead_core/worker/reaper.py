@@ -52,6 +52,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from gamead_core import names
+from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.config import GameadSettings
 from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, AdStatus
@@ -141,7 +142,7 @@ async def recover(
     for held in node.holding:
         try:
             current = await store.get(held.ad_id)
-        except NotFound:
+        except (NotFound, UnreadableRecord):  # (unreadable: the worker delivering it next rebuilds it)
             report.untouched += 1
             continue
         found.append((held, current.record, current.revision))

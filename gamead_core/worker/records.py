@@ -23,7 +23,9 @@ from nats.aio.msg import Msg
 
 from gamead_core import names
 from gamead_core.errors import Conflict, NotFound
+from gamead_core.models import AdRecord
 from gamead_core.store.ads import AdStore, Versioned
+from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.telemetry.metrics import record_recreated
 from gamead_core.worker.poison import NotAnAd, message_record
 
@@ -32,6 +34,9 @@ log = logging.getLogger("gamead_core.worker.runtime")  # the worker's own logger
 #: Pauses (seconds) before a first delivery looks again for a record not written yet (the keyed path writes it
 #: right after its publish; see :func:`read_record`).
 RECORD_WAITS = (0.002, 0.005, 0.01)
+#: Seconds after its body's ``submittedAt`` within which a first delivery's message is taken as the record at the
+#: revision it names (:func:`published_at_submit`): the API publishes right after the create; later, it is read.
+TRUSTED_WITHIN = 10.0
 #: A ``Gamead-Record-Revision`` worth trusting: a KV revision (a stream sequence, a uint64) in decimal digits.
 _MAX_REVISION_DIGITS = 20
 
@@ -48,15 +53,29 @@ def record_revision(msg: Msg) -> int | None:
 
 def trusted_record(msg: Msg, ad_id: str) -> Versioned | None:
     """The record a first delivery carries at the revision its header names; None (read it instead) when the
-    header is absent or malformed, or the body is not ``ad_id``'s record as the API writes it (then the store is
-    read, and a miss finds the message poison: :func:`recreate`)."""
+    header is absent or malformed, the body is not ``ad_id``'s record as the API writes it (then the store is
+    read, and a miss finds the message poison: :func:`recreate`), or the message was stored more than
+    :data:`TRUSTED_WITHIN` seconds after the body's ``submittedAt`` (:func:`published_at_submit`)."""
     revision = record_revision(msg)
     if revision is None:
         return None
     try:
-        return Versioned(message_record(msg.data, ad_id), revision)
+        record = message_record(msg.data, ad_id)
     except NotAnAd:
         return None
+    return Versioned(record, revision) if published_at_submit(msg, record) else None
+
+
+def published_at_submit(msg: Msg, record: AdRecord) -> bool:
+    """Whether ``msg`` was stored within :data:`TRUSTED_WITHIN` seconds of ``record.submitted_at`` (its body), as the
+    API's publish right after the record's create is. A copy published later (by hand, another tool, a late
+    re-publish) may name the revision of a record that has moved on since, even a final one: its body is then not
+    trusted and the record is read, so a completed ad is never analysed again with the body's budget (attack31b
+    F7). A message without a timestamp is not trusted. Pure; clocks (the API's, nats-server's) are compared."""
+    stored = msg.metadata.timestamp
+    if stored is None:
+        return False
+    return (stored - record.submitted_at).total_seconds() <= TRUSTED_WITHIN
 
 
 def attempts_floor(delivered: int, max_attempts: int | None) -> int:
@@ -92,12 +111,36 @@ async def recreate(store: AdStore, msg: Msg, ad_id: str, max_attempts: int | Non
         record_recreated()
 
 
+async def rebuild(store: AdStore, msg: Msg, ad_id: str, bad: UnreadableRecord,
+                  max_attempts: int | None = None) -> None:
+    """Write ``ad_id``'s record from ``msg`` over the record this gamead cannot read (``bad``: its revision) by
+    compare-and-set, so the accepted ad the message carries is analysed, never lost (attack31a F8: the valid
+    message was terminated as "not an ad"). Its ``attempts`` are floored as :func:`recreate` does (the unreadable
+    record's count is unknown). Said (one WARNING) and counted in ``gamead_records_recreated_total``. Nothing is
+    written if the record changed since (someone rebuilt it: it is read again). Raises the store's errors,
+    :class:`~gamead_core.worker.poison.NotAnAd` when the body is not ``ad_id``'s record either (today's poison
+    rules): then nothing is written."""
+    record = message_record(msg.data, ad_id)
+    delivered = msg.metadata.num_delivered or 1
+    floor = attempts_floor(delivered, max_attempts)
+    record = record.model_copy(update={"attempts": max(record.attempts, floor)})
+    try:
+        await store.update(record, bad.revision)
+    except Conflict:
+        return
+    log.warning("ad %s: its record (revision %d) could not be read (%s); rebuilt from its work message at delivery "
+                "%d with %d attempt(s) charged of %s", ad_id, bad.revision, bad.why, delivered,
+                record.attempts, max_attempts, extra={"ad_id": ad_id, "deliveries": delivered})
+    record_recreated()
+
+
 async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = False,
                       max_attempts: int | None = None) -> Versioned:
     """The record the delivery ``msg`` of ``ad_id`` starts from. ``first`` (``num_delivered == 1``): the
     message's own record when it names its revision (:func:`trusted_record`), else the store is read, and on a
     miss the stream leader asked again after each of ``RECORD_WAITS`` (17 ms in all) before the record is
-    created from the message (an API that died between its two writes). Raises the store's errors
+    created from the message (an API that died between its two writes); a record this gamead cannot read is
+    rebuilt from the message (:func:`rebuild`). Raises the store's errors
     (:class:`~gamead_core.errors.QueueUnavailable` …), :class:`~gamead_core.worker.poison.NotAnAd` for a body
     that is not ``ad_id``'s record (:func:`recreate`), or a record that cannot be read back once created.
     ``max_attempts``: ``worker.max_attempts``, the cap of a recreated record's floor (:func:`recreate`)."""
@@ -107,6 +150,9 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
         return await store.get(ad_id)
     except NotFound:
         pass
+    except UnreadableRecord as bad:  # not a missing ad: rebuilt over it from the message (attack31a F8)
+        await rebuild(store, msg, ad_id, bad, max_attempts)
+        return await store.get(ad_id, consistent=True)
     for pause in RECORD_WAITS if first else ():
         await asyncio.sleep(pause)
         try:

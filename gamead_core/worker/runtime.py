@@ -135,13 +135,12 @@ class Worker:
             settle = Settler(store, self._dlq, self.settings.worker, worker_id=self.id, stats=self.stats,
                              pause=self._pause, shielded=self._shielded, ack_wait=self.settings.queue.ack_wait,
                              metrics=self.metrics)
+            registry = self._registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
+                                                 timeout=self.settings.nats.request_timeout)
             self._handler = AdHandler(self.settings, self.id, stats=self.stats, settle=settle, gate=self._gate,
                                       pause=self._pause, hooks=self._hooks, shielded=self._shielded,
                                       held=self._held, announce=self._announce_held,
-                                      analysed=self._analysed)
-            registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
-                                timeout=self.settings.nats.request_timeout)
-            self._registry = registry
+                                      analysed=self._analysed, registry=registry)
             await registry.open()
             # Before our first heartbeat overwrites it: what a dead process with our id still held.
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot())

@@ -38,6 +38,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, error_text
 from gamead_core.models import AdError, AdRecord, Analysis, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore, Versioned
+from gamead_core.store.unreadable import UnreadableRecord
 from gamead_core.worker.backoff import backoff
 from gamead_core.worker.completed_json import completed_bytes, completed_record
 from gamead_core.worker.budget import (
@@ -49,7 +50,7 @@ from gamead_core.worker.hooks import Failure
 from gamead_core.worker.lost_count import count_lost
 from gamead_core.worker.poison import NotAnAd
 from gamead_core.worker.poison_trace import terminate
-from gamead_core.worker.records import read_record, recreate
+from gamead_core.worker.records import read_record, rebuild, recreate
 from gamead_core.worker.rounds import SettleRounds
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
@@ -86,15 +87,17 @@ class Settler:
         return await self._pause.persist(write, self._shielded, stalled)
 
     async def _or_recreated(self, msg: Msg, write: Callable[[], Awaitable[T]]) -> T:
-        """``write()``; if it found no record (:class:`NotFound`), once more after the record was created from
-        the message (:func:`~gamead_core.worker.records.recreate`: a first delivery that trusted its message
-        whose record was deleted since, or never written at the revision its header named)."""
+        """``write()``; if it found no record (:class:`NotFound`), again once it is created from the message
+        (:func:`~.records.recreate`: deleted since a first delivery trusted its message, or never written at the
+        revision named), or rebuilt from it over one this gamead cannot read (:func:`~.records.rebuild`)."""
+        ad_id = (msg.headers or {}).get(names.HDR_AD_ID, "")
         try:
             return await write()
         except NotFound:
-            await recreate(self._store, msg, (msg.headers or {}).get(names.HDR_AD_ID, ""),  # NotAnAd: nothing made
-                           self.settings.max_attempts)
-            return await write()
+            await recreate(self._store, msg, ad_id, self.settings.max_attempts)  # NotAnAd: nothing made
+        except UnreadableRecord as bad:  # written over since it was read: rebuilt from the message (attack31a F8)
+            await rebuild(self._store, msg, ad_id, bad, self.settings.max_attempts)
+        return await write()
 
     async def read(self, msg: Msg, ad_id: str, *, first: bool = False) -> Versioned:
         """The ad's record (:func:`gamead_core.worker.records.read_record`; ``first``: a first delivery)."""

@@ -3,6 +3,8 @@ bounded (issue 14.2, :mod:`gamead_core.worker.records`); anything else makes it 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from nats.aio.msg import Msg
 
@@ -10,13 +12,16 @@ from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.store.ads import encode
-from gamead_core.worker.records import record_revision, trusted_record
+from gamead_core.worker.records import TRUSTED_WITHIN, record_revision, trusted_record
 from tests.support import ad
 
 
-def _msg(revision: str | None, data: bytes = b"") -> Msg:
+def _msg(revision: str | None, data: bytes = b"", stored: float | None = None) -> Msg:
+    """A work message as a first delivery brings it; ``stored``: when JetStream stored it (epoch s; default now)."""
     headers = {names.HDR_AD_ID: "a1"} | ({names.HDR_RECORD_REVISION: revision} if revision is not None else {})
-    return Msg(_client=None, subject=names.level_subject(3), headers=headers, data=data)  # type: ignore[arg-type]
+    ns = int((time.time() if stored is None else stored) * 1e9)
+    return Msg(_client=None, subject=names.level_subject(3), headers=headers, data=data,  # type: ignore[arg-type]
+               reply=f"$JS.ACK.{names.ADS_STREAM}.workers.1.7.7.{ns}.0")
 
 
 @pytest.mark.parametrize(("header", "revision"), [
@@ -40,3 +45,16 @@ def test_the_message_is_the_record_only_when_its_body_is_that_ads_record() -> No
     assert trusted_record(_msg(None, encode(record)), ad_id) is None
     for bad in ({"priority": 9}, {"priority": 0}, {"attempts": -1}, {"id": "NOT-AN-ID"}):
         assert trusted_record(_msg("7", encode(record.model_copy(update=bad))), ad_id) is None, bad
+
+
+def test_a_message_stored_well_after_its_ads_submit_is_not_taken_as_the_record() -> None:
+    """attack31b F7: a copy of a completed ad's record published later, naming the record's current revision, was
+    taken as the record (analysed again, attempts from its body). Stored past TRUSTED_WITHIN after the body's
+    submittedAt, it is read instead (the worker then finds the ad final)."""
+    ad_id = new_ad_id()
+    record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=3, submitted_at=utcnow(),
+                      ad=AdSubmission.model_validate(ad("Copied")))
+    submitted = record.submitted_at.timestamp()
+    assert trusted_record(_msg("7", encode(record), stored=submitted + 0.2), ad_id) is not None
+    late = _msg("7", encode(record), stored=submitted + TRUSTED_WITHIN + 1)
+    assert trusted_record(late, ad_id) is None
