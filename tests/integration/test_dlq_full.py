@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import nats.js.errors
 import pytest
 
+from gamead_core import names
 from gamead_core.embedded import EmbeddedNats
-from tests.integration.test_worker_faults import FAST_REGISTRY, LONG_ACK_WAIT, Lane, _workers
+from tests.integration.test_worker_faults import (
+    FAST_REGISTRY,
+    LONG_ACK_WAIT,
+    Lane,
+    _workers,
+)
 from tests.support import Proc, doctor_report, start_api, wait_for, wait_terminal
 
 
@@ -76,5 +83,50 @@ def test_ads_the_full_dlq_refuses_give_their_slots_back_and_every_other_ad_is_an
         assert "deadLetterError" not in dead or dead["deadLetterError"] is None, dead
         entry = lane.http.get(f"/v1/dlq/{dead['id']}").json()
         assert entry["errorClass"] == "PermanentError" and entry["attempts"] == 1, entry
+    finally:
+        lane.http.close()
+
+
+def test_a_full_jobs_bucket_answers_jobs_full_naming_the_bucket_and_its_setting(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """F9: the jobs bucket at ``jobs.max_bytes`` (1 MiB here, filled by the test) refuses a new DLQ job. Before: 503
+    ``queue_full`` "the stream is full: maximum bytes exceeded", details null (the work queue's code, the work stream
+    empty). Now: 503 ``jobs_full`` naming bucket gamead_jobs and jobs.max_bytes, with ``Retry-After``."""
+    server = fresh_nats()
+    env = {"GAMEAD_JOBS__MAX_BYTES": "1048576", **LONG_ACK_WAIT, **FAST_REGISTRY}
+    api, url = start_api(server.url, tmp_path, **env)
+    procs.append(api)
+    lane = Lane(server, url, tmp_path, procs)
+    try:
+        lane.worker("w1", GAMEAD_WORKER__FAULTS__RATE="1", GAMEAD_WORKER__FAULTS__MODE="permanent",
+                    GAMEAD_WORKER__FAULTS__MATCH="^Doomed", **env)
+        dead = lane.submit("Doomed One")
+        assert wait_terminal(lane.http, dead)["status"] == "dead"
+
+        async def fill(js: object) -> int:
+            """Fill the bucket to the byte with values of shrinking sizes, each until the bucket refuses it."""
+            kv = await js.key_value(names.JOBS_BUCKET)  # type: ignore[attr-defined]
+            n = 0
+            for size in (200_000, 20_000, 2_000, 200, 20):
+                while n < 400:
+                    n += 1
+                    try:
+                        await kv.put(f"fill.{n}", b"x" * size)
+                    except nats.js.errors.APIError as exc:
+                        assert "maximum bytes exceeded" in (exc.description or ""), exc
+                        break
+            assert n < 400, "the jobs bucket never refused: jobs.max_bytes not applied"
+            return n
+
+        assert lane.js(fill)
+        refused = lane.http.post("/v1/dlq/purge", json={"ids": [dead], "confirm": True})
+        assert refused.status_code == 503, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "jobs_full", error
+        assert error["details"] == {"bucket": "gamead_jobs", "setting": "jobs.max_bytes"}, error
+        assert "gamead_jobs" in error["message"] and "jobs.max_bytes" in error["message"], error
+        assert refused.headers.get("Retry-After"), refused.headers
+        assert lane.record(dead)["status"] == "dead"  # nothing was done
     finally:
         lane.http.close()

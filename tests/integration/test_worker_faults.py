@@ -375,7 +375,7 @@ def test_a_full_dlq_refuses_and_the_ad_stays_queued_until_there_is_room(
         first = lane.submit("Doomed First")
         assert wait_terminal(lane.http, first)["status"] == "dead"
         second = lane.submit("Doomed Second")
-        worker = wait_for(lambda: (w := _workers(lane).get("w1")) and "stream is full" in (w.get("lastError") or "")
+        worker = wait_for(lambda: (w := _workers(lane).get("w1")) and "DLQ (stream GAMEAD_DLQ) is full" in (w.get("lastError") or "")
                           and w, timeout=20, what="the worker to report the full DLQ")
         assert worker["failed"] == 1  # only the first ad's failure was written
         record = lane.record(second)
