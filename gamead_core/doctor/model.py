@@ -68,7 +68,7 @@ KINDS: Final[tuple[Kind, ...]] = (
        "fail for good wait queued (error DlqFull, deadLetterError) instead of being dead-lettered, retried with "
        "back-off; every other ad is analysed as usual", None, "nothing of gamead's to repair: free room (gamead dlq "
        "export, then gamead dlq purge) or raise dlq.max_msgs (applied at the next start); the waiting ads are "
-       "dead-lettered by themselves once there is room", items="object"),
+       "dead-lettered by themselves once there is room", items="object", severity="warning"),
     _k("no_message", 1, "record queued or processing, and no message of the ad in its work stream",
        "re-published from the record, keeping its analysis budget (or dead-lettered if the budget is spent)"),
     _k("stranded", 3, "message in a work stream past its consumer's delivery limit (no consumer delivers it)",
