@@ -67,6 +67,8 @@ def test_ads_the_full_dlq_refuses_give_their_slots_back_and_every_other_ad_is_an
 
         wait_for(lambda: "DLQ (stream GAMEAD_DLQ) is full" in (_workers(lane)["w1"].get("lastError") or ""),
                  timeout=20, what="the worker's last error to name the full DLQ")
+        log = (tmp_path / "worker-w1.log").read_text(errors="replace")
+        assert "the DLQ (stream GAMEAD_DLQ) is full" in log and "our storage is failing" not in log, log[-2000:]
         stats = lane.http.get("/v1/stats").json()
         assert stats["dlq"]["full"] is True and stats["dlq"]["maxMsgs"] == 1, stats["dlq"]
         report = doctor_report(url)
