@@ -262,6 +262,10 @@ class AdRecord(BaseModel):
     lost_in: str | None = Field(
         None, description="The worker death that settled the attempt the ad had running then: \"<worker id>:"
                           "<pid>@<worker start, ISO 8601>\" (one incarnation of the worker).")
+    #: While the DLQ is full: the failure the ad is dead-lettered with once there is room (attack31a F5)
+    dead_letter_error: AdError | None = Field(
+        None, description="While the DLQ is full (dlq.max_msgs): the failure the ad is dead-lettered with once it has "
+                          "room; the ad is queued meanwhile, error naming the full DLQ, no attempt charged again.")
     purged_from: int | None = Field(None, description="The DLQ stream sequence whose purge made the ad failed.")
     job_id: str | None = Field(None, description="The operator job (replay, purge, import, repair) that last "
                                                  "moved the ad (GET /v1/jobs/{id}).")

@@ -76,6 +76,10 @@ def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, 
         size_ = dlq.get("inDlq", dlq.get("total"))  # (a recording of an older gamead: total was the size)
     text = Text("DLQ ", style="bold")
     text.append(f"{num(size_)} entr{'y' if size_ == 1 else 'ies'}", style="bold red" if size_ else "green")
+    section = (stats or {}).get("dlq") or {}
+    if section.get("full"):  # at dlq.max_msgs: ads that fail for good wait queued (attack31a F5)
+        text.append(f"  FULL (dlq.max_msgs {num(section.get('maxMsgs'))}): failing ads wait queued; free room",
+                    style="bold red")
     if error:
         text.append(f"  ({error})", style="yellow")
         return text

@@ -29,8 +29,8 @@ class DlqSettings(Section):
         14 * 86400, gt=0, le=YEARS_10, description="Seconds a dead-lettered ad is kept (default 14 days). At most 10 "
         "years (3650 days).")
     max_msgs: int = Field(
-        1_000_000, ge=-1, le=MAX_COUNT, description="Most entries kept in the DLQ (-1 = unlimited). At most "
-        "1,000,000,000.")
+        1_000_000, ge=-1, le=MAX_COUNT, description="Most entries kept in the DLQ (-1 = unlimited). At it, ads that "
+        "fail for good wait queued (error DlqFull) until room is freed. At most 1,000,000,000.")
     replay_rate: float = Field(100.0, gt=0, le=MAX_REPLAY_RATE, description="Default replays per second. At most 100,000.")
     scan_limit: int = Field(
         100_000, ge=10, le=10_000_000, description="Most entries one list or dry-run request reads; the answer says "

@@ -52,19 +52,18 @@ from gamead_core.doctor.shared import unusable_values
 from gamead_core.doctor.pullers import Pullers
 from gamead_core.doctor.unheld import Unheld
 from gamead_core.doctor.unreadable import UnreadableRecords
-from gamead_core.doctor.verdict import (
-    MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look, actions_for, add,
-    detail_for, judge, rules_of, summary, suspected,
-)
+from gamead_core.doctor.verdict import (MAX_ITEMS, REPAIR_ORDER, Diagnosis, Look, actions_for, add, detail_for, judge,
+                                        rules_of, summary, suspected)
 from gamead_core.errors import TopologyMissing
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.repartition import ads_held
-from gamead_core.queue.topology import Verdict, Wanted, is_missing, partition_change, plan, read_topology
-from gamead_core.queue.topology import limit_differs, wanted_topology
+from gamead_core.queue.topology import (Verdict, Wanted, is_missing, limit_differs, partition_change, plan,
+                                        read_topology, wanted_topology)
 from gamead_core.queue.write_check import is_check_subject
+from gamead_core.stats.dlq_room import dlq_full_detail
 from gamead_core.stats.records_room import room_detail
 from gamead_core.store.ads import AdStore
 
@@ -126,6 +125,8 @@ class Doctor:
                 add(found[code], item, detail)
         if (room := await room_detail(self.js, self.settings)) is not None:  # intake refused (attack31a F1)
             add(found["records_filling"], f"bucket {names.ADS_BUCKET}", room)
+        if (full := await dlq_full_detail(self.js)) is not None:  # dead-letterings wait (attack31a F5)
+            add(found["dlq_full"], f"stream {names.DLQ_STREAM}", full)
         change = await ads_held(self.js, partition_change(self.settings.queue.partitions, snapshot.work_streams()))
         if change is not None:
             add(found["topology_incompatible"], "queue.partitions", change.describe())

@@ -64,6 +64,11 @@ KINDS: Final[tuple[Kind, ...]] = (
        "records_full) so their budgets are not lost", None, "nothing of gamead's to repair: intake resumes as workers "
        "finish the oldest ads; for more room raise records.max_bytes (applied in place at the next start)",
        items="object", severity="warning"),
+    _k("dlq_full", 2, "the DLQ (stream GAMEAD_DLQ) holds dlq.max_msgs entries and refuses every new one: ads that "
+       "fail for good wait queued (error DlqFull, deadLetterError) instead of being dead-lettered, retried with "
+       "back-off; every other ad is analysed as usual", None, "nothing of gamead's to repair: free room (gamead dlq "
+       "export, then gamead dlq purge) or raise dlq.max_msgs (applied at the next start); the waiting ads are "
+       "dead-lettered by themselves once there is room", items="object", severity="warning"),
     _k("no_message", 1, "record queued or processing, and no message of the ad in its work stream",
        "re-published from the record, keeping its analysis budget (or dead-lettered if the budget is spent)"),
     _k("stranded", 3, "message in a work stream past its consumer's delivery limit (no consumer delivers it)",

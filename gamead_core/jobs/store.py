@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from gamead_core import names
 from gamead_core.config import JobSettings
 from gamead_core.errors import Conflict, NotFound
+from gamead_core.full_stores import jobs_boundary
 from gamead_core.ids import is_job_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark
 from gamead_core.queue.connection import nats_boundary
@@ -129,7 +130,9 @@ class JobStore:
         return job.model_dump_json(by_alias=True).encode()
 
     async def create(self, job: Job) -> int:
-        with nats_boundary():
+        """Write a new job's document. Raises :class:`~gamead_core.full_stores.JobsFull` (503 ``jobs_full``) when
+        the bucket is at ``jobs.max_bytes``, as every write here (attack31a F9: it answered ``queue_full``)."""
+        with jobs_boundary():
             return await self._kv.create(names.job_key(job.id), self._encode(job))
 
     async def get(self, job_id: str) -> tuple[Job, int]:
@@ -147,7 +150,7 @@ class JobStore:
 
     async def update(self, job: Job, revision: int) -> int:
         """Compare-and-set: write ``job`` only if its stored revision is still ``revision``."""
-        with nats_boundary():
+        with jobs_boundary():
             try:
                 return await self._kv.update(names.job_key(job.id), self._encode(job), last=revision)
             except nats.js.errors.KeyWrongLastSequenceError as exc:
@@ -158,7 +161,7 @@ class JobStore:
         for n in sorted(work.dirty):
             start, end = work.bounds[n]
             value = orjson.dumps({"items": work.items[start:end], "marks": work.marks[start:end].decode("ascii")})
-            with nats_boundary():
+            with jobs_boundary():
                 await self._kv.put(names.job_work_key(job_id, n), value)
         work.dirty.clear()
 

@@ -31,6 +31,7 @@ from gamead_core import names
 from gamead_core.config import DlqSettings, QueueSettings
 from gamead_core.dlq_pattern import MAX_PATTERN, compile_pattern  # noqa: F401 - re-exported
 from gamead_core.errors import Conflict, NotFound
+from gamead_core.full_stores import dlq_boundary
 from gamead_core.ids import is_ad_id
 from gamead_core.models import STORED, DlqEntry
 from gamead_core.queue.connection import delete_if_present, nats_boundary
@@ -119,7 +120,8 @@ class DeadLetters:
 
     async def add(self, entry: DlqEntry, *, dedupe: bool = True, expected_last_seq: int | None = None,
                   job_id: str | None = None) -> tuple[int, bool]:
-        """Store ``entry``; returns (sequence, duplicate). Raises QueueFull/QueueUnavailable.
+        """Store ``entry``; returns (sequence, duplicate). Raises :class:`~gamead_core.full_stores.DlqFull` (a
+        :class:`QueueFull`: the DLQ is at ``dlq.max_msgs``), QueueUnavailable.
 
         With ``dedupe`` a repeat of the same dead-lettering (a worker retrying its copy) is dropped. With
         ``expected_last_seq`` (0 = the ad has no entry) the write happens only if the ad's current entry is
@@ -137,7 +139,7 @@ class DeadLetters:
         if job_id is not None:
             headers[names.HDR_JOB_ID] = job_id
         payload = entry.model_dump_json(exclude_none=True, exclude={"seq"}).encode()
-        with nats_boundary():
+        with dlq_boundary():
             try:
                 ack = await self._js.publish(subject, payload, headers=headers)
             except nats.js.errors.APIError as exc:

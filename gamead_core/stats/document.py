@@ -16,6 +16,7 @@ from gamead_core import names
 from gamead_core.models import utc_iso
 from gamead_core.redact import redact_text, without_servers
 from gamead_core.registry import Percentiles, node_state
+from gamead_core.stats.dlq_room import dlq_section
 from gamead_core.stats.rates import aging_horizon
 from gamead_core.telemetry.histogram import WINDOW
 
@@ -181,7 +182,7 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             "queueWaitMs": last.queue_wait.model_dump() if last else Percentiles().model_dump(),
             "processingMs": last.processing.model_dump() if last else Percentiles().model_dump(),
         },
-        "dlq": {"size": last.dlq_size if last else None, "bytes": sampler.dlq_bytes},
+        "dlq": dlq_section(last.dlq_size if last else None, sampler.dlq_bytes, sampler.dlq_max),  # full: F5
         "records": sampler.records,
         "nodes": {**node_counts(shown),
             "inFlight": sum(n.in_flight for n in workers),

@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -42,6 +41,7 @@ from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry
 from gamead_core.registry.gone import Gone, keep_seconds, remember_gone, vanished
+from gamead_core.stats.dlq_room import dlq_reading
 from gamead_core.stats.document import stats_document, workers_document
 from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles
 from gamead_core.stats.history import History
@@ -135,6 +135,7 @@ class QueueSampler:
         #: nodes whose entry expired (silent past registry.ttl) by id, listed ``gone`` for a while
         self.gone: dict[str, Gone] = {}
         self.dlq_bytes: int | None = None
+        self.dlq_max: int | None = None  #: dlq.max_msgs as the stream has it (None: unlimited)
         self._dlq_size: int | None = None
         self.records: dict[str, Any] | None = None
         self.records_at: float | None = None  #: when (time.monotonic()) ``records`` was read
@@ -289,7 +290,7 @@ class QueueSampler:
     async def _sections(self, js: JetStreamContext) -> list[str]:
         want_account = self.account is None or self._ticks % ACCOUNT_EVERY == 1
         parts = await asyncio.gather(
-            self._dlq_info(js),
+            dlq_reading(js),
             js.account_info() if want_account else asyncio.sleep(0),  # sleep(0): None
             js.stream_info(names.ADS_BUCKET_STREAM),
             return_exceptions=True,
@@ -297,7 +298,8 @@ class QueueSampler:
         dlq, account, records = parts
         errors = [f"{what}: {error_text(part)}" for what, part in zip(("DLQ", "account", "records bucket"), parts)
                   if isinstance(part, BaseException)]
-        self._dlq_size, self.dlq_bytes = (None, self.dlq_bytes) if isinstance(dlq, BaseException) else dlq
+        self._dlq_size, self.dlq_bytes, self.dlq_max = (None, self.dlq_bytes, self.dlq_max) if isinstance(
+            dlq, BaseException) else dlq
         if not isinstance(records, BaseException):  # with whether intake must stop to keep live records (F1)
             self.records, self.records_at = await records_reading(js, records, self.settings), time.monotonic()
         if not isinstance(account, BaseException) and account is not None:
@@ -306,13 +308,6 @@ class QueueSampler:
                             "maxFileBytes": limits.max_storage, "streams": a.streams, "consumers": a.consumers,
                             "sampledAt": utc_iso(self.clock())}
         return errors
-
-    async def _dlq_info(self, js: JetStreamContext) -> tuple[int, int]:
-        try:
-            info = await js.stream_info(names.DLQ_STREAM)
-        except nats.js.errors.NotFoundError:
-            return 0, 0  # no dead letter yet: the DLQ stream is created on first use
-        return int(info.state.messages or 0), int(info.state.bytes or 0)
 
     async def _sample_extras(self) -> None:
         for name, fn in self.extras.items():

@@ -26,7 +26,7 @@ async def dead_letter(
     retries this call (the storage pause) passes one clock reading for all its tries, and a try that finds the
     record dead at that very ``dead_at`` with ``error`` returns True: an earlier try's write landed though its
     answer was lost. (The error alone is no proof: a crashed ad's error is the reaper's, the same for every
-    caller.) Raises QueueFull/QueueUnavailable.
+    caller.) Raises :class:`~gamead_core.full_stores.DlqFull` (nothing written), QueueFull, QueueUnavailable.
     """
     now = dead_at or utcnow()
     error_class, message = clip_error(error.error_class, error.message)  # what an export must import again
@@ -57,7 +57,7 @@ async def dead_letter(
             return None
         return rec.model_copy(update={
             "status": AdStatus.DEAD, "error": error, "attempts": max(rec.attempts, attempts),
-            "completed_at": now, "retry_at": None,
+            "completed_at": now, "retry_at": None, "dead_letter_error": None,
             "first_failure_at": rec.first_failure_at or error.at,
         })
 

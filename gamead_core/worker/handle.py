@@ -147,8 +147,8 @@ class AdHandler:
                 settled = True
                 await settle.stale(msg, record, delivery)
                 return
-            if budget_spent(record, self.settings.worker.max_attempts):
-                settled = True
+            if record.dead_letter_error is not None or budget_spent(record, self.settings.worker.max_attempts):
+                settled = True  # dead-lettered without an analysis (a full DLQ refused it before: dlq_wait)
                 await settle.give_up(msg, record, delivery)
                 return
             lost = lost_attempt(record, delivery)

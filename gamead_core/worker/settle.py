@@ -1,11 +1,10 @@
 """The record writes of one delivery: claim the ad for an attempt, then settle the message with its outcome.
 
 Every write is a compare-and-set made only while the record still names this delivery (or, for a completed
-analysis, while the ad is not final), so a delivery whose ad was handed over meanwhile never overwrites the
-new owner's work; it is counted only when the write was ours (also when it landed though its answer was lost:
-:class:`~gamead_core.worker.transitions.UnlessLanded`). Writes go through the storage pause (retried
-until our storage takes them) and, with every ack, are shielded from cancellation: an ad is never left
-half-written.
+analysis, while the ad is not final), so a delivery whose ad was handed over meanwhile never overwrites the new
+owner's work; it is counted only when the write was ours (also when it landed though its answer was lost:
+:class:`~gamead_core.worker.transitions.UnlessLanded`). Writes go through the storage pause (retried until our
+storage takes them) and, with every ack, are shielded from cancellation: an ad is never left half-written.
 
 * :meth:`Settler.read` – the ad's record: the message itself on a first delivery naming its revision, else
   read, and created from the message if the API never wrote it (:mod:`gamead_core.worker.records`);
@@ -14,8 +13,9 @@ half-written.
   runs past ``worker.processing_mark_after`` (:mod:`gamead_core.worker.handle`);
 * :meth:`Settler.begin` – ``processing`` under this delivery, charging one attempt of the budget (slow path);
 * :meth:`Settler.complete` – ``completed`` + the analysis, then ``ack``;
-* :meth:`Settler.fail` – ``queued`` with a backoff then ``nak(delay)``, or dead-letter then ``ack``;
-* :meth:`Settler.give_up` – the budget is spent and the last attempt left no outcome: dead-letter;
+* :meth:`Settler.fail` – ``queued`` with a backoff then ``nak(delay)``, or dead-letter then ``ack`` (a full DLQ:
+  ``queued`` then ``nak(delay)``, :mod:`gamead_core.worker.dlq_wait`);
+* :meth:`Settler.give_up` – spent budget, last attempt without outcome, or waiting for the DLQ: dead-letter;
 * :meth:`Settler.hand_back` – shutdown: refund a started attempt, ``nak`` at once;
 * :meth:`Settler.stale`, :meth:`Settler.not_an_ad` – deliveries that must not run.
 """
@@ -29,12 +29,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-import nats.errors
 from nats.aio.msg import Msg
 
 from gamead_core import names
 from gamead_core.config import WorkerSettings
-from gamead_core.errors import Conflict, GameadError, NotFound, error_text
+from gamead_core.errors import Conflict, GameadError, NotFound
+from gamead_core.full_stores import DlqFull
 from gamead_core.models import AdError, AdRecord, Analysis, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore, Versioned
@@ -46,6 +46,8 @@ from gamead_core.worker.budget import (
 )
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.deadletter import dead_letter
+from gamead_core.worker.dlq_wait import DlqWait
+from gamead_core.worker.give_back import give_back
 from gamead_core.worker.hooks import Failure
 from gamead_core.worker.lost_count import count_lost
 from gamead_core.worker.poison import NotAnAd
@@ -54,7 +56,7 @@ from gamead_core.worker.records import read_record, rebuild, recreate
 from gamead_core.worker.rounds import SettleRounds
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
-from gamead_core.worker.transitions import UnlessLanded, handed_back, owner, retrying, started_record
+from gamead_core.worker.transitions import UnlessLanded, owner, retrying, started_record
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,6 +83,7 @@ class Settler:
         track = getattr(shielded, "track", None)
         #: completed outcomes written and acknowledged in rounds (gamead_core.worker.rounds)
         self.rounds = SettleRounds(store, track)
+        self.dlq_wait = DlqWait(stats, worker_id)  #: ads the full DLQ refused (gamead_core.worker.dlq_wait)
 
     async def _persist(self, write: Callable[[], Awaitable[T]],
                        stalled: Callable[[], Awaitable[object]] | None = None) -> T:
@@ -208,8 +211,7 @@ class Settler:
         await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it
 
     def _sample(self, record: AdRecord, finished: datetime) -> None:
-        started = record.started_at
-        now = time.time()
+        started, now = record.started_at, time.time()
         if started is not None:
             began = started.timestamp()  # once: an aware datetime's timestamp() asks its tzinfo each time
             processing_ms = (finished.timestamp() - began) * 1000
@@ -220,14 +222,11 @@ class Settler:
 
     async def fail(self, msg: Msg, current: Versioned, failure: Failure, delivery: str, *,
                    marked: bool = True) -> None:
-        """Retry with backoff, or dead-letter: at once for a permanent error, else after the last attempt.
-        Written only while the record is still this attempt's (:func:`~gamead_core.worker.transitions.owner`); counted only when written.
-        ``marked=False``: ``current.record`` (a :meth:`started` record) was never written (the fast path); if
-        the dead-letter copy cannot be made (a full DLQ) it is written then, so the wait shows as
-        ``processing`` with its attempt charged."""
-        self.stats.last_progress = time.time()
-        wcfg = self.settings
-        attempt = current.record.attempts
+        """Retry with backoff, or dead-letter: at once for a permanent error, else after the last attempt. Written
+        only while the record is still this attempt's (:func:`owner`); counted only when written. ``marked=False``:
+        ``current.record`` (a :meth:`started` record) was never written (the fast path); our storage failing, it is
+        written then (``processing``, charged). A full DLQ gives the slot back (:meth:`_park`)."""
+        self.stats.last_progress, wcfg, attempt = time.time(), self.settings, current.record.attempts
         error = AdError(error_class=failure.error_class, message=failure.message, retryable=failure.retryable,
                         at=utcnow())
         owns = owner(delivery)
@@ -250,9 +249,12 @@ class Settler:
             await self.mark(current)
 
         dead_at = utcnow()  # one reading for every retry of the write: how a repeat knows its own (dead_letter)
-        made_dead = await self._persist(lambda: self._or_recreated(msg, lambda: self._dead_letter(
-            current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns, dead_at=dead_at)),
-            None if marked else stalled)
+        try:
+            made_dead = await self._persist(lambda: self._or_recreated(msg, lambda: self._dead_letter(
+                current.record, error, attempt, source_seq=msg.metadata.sequence.stream, owns=owns,
+                dead_at=dead_at)), None if marked else stalled)
+        except DlqFull as full:
+            return await self._park(msg, current.record, error, full, owns)
         if made_dead:
             self._count_failure(error, dead=True)
             await self._shielded(msg.ack())
@@ -302,49 +304,50 @@ class Settler:
         made = await dead_letter(store, dlq, record, error, attempts, source_seq=source_seq,
                                  worker_id=self.worker_id, owns=owns, dead_at=dead_at)
         if made:
+            self.dlq_wait.took()
             self.metrics.dead(record.priority, error.error_class)
             log.warning("ad %s dead-lettered after %d attempt(s): %s: %s", record.id, attempts,
                         error.error_class, error.message, extra={"ad_id": record.id})
         return made
 
     async def give_up(self, msg: Msg, record: AdRecord, delivery: str) -> None:
-        """The ad's budget is spent and its last attempt left no outcome (its worker died): dead-letter it."""
+        """Dead-letter the ad without an analysis: its budget is spent and its last attempt left no outcome (its
+        worker died), or its dead-lettering waits for room in the DLQ (``deadLetterError``, :meth:`_park`)."""
         max_attempts = self.settings.max_attempts
-        error = lost_error(max_attempts, record)
+        due = record.dead_letter_error
+        error = due or lost_error(max_attempts, record)
 
         def owns(rec: AdRecord) -> bool:
-            return budget_spent(rec, max_attempts) and not superseded(rec, delivery)
+            waits = rec.dead_letter_error is not None if due else budget_spent(rec, max_attempts)
+            return waits and not superseded(rec, delivery)
 
         dead_at = utcnow()  # one reading for every retry of the write (the error may be the reaper's, shared)
-        made = await self._persist(lambda: self._dead_letter(
-            record, error, record.attempts, source_seq=msg.metadata.sequence.stream, owns=owns, dead_at=dead_at))
+        try:
+            made = await self._persist(lambda: self._dead_letter(
+                record, error, record.attempts, source_seq=msg.metadata.sequence.stream, owns=owns, dead_at=dead_at))
+        except DlqFull as full:
+            return await self._park(msg, record.model_copy(update={"delivery": delivery, "worker_id": self.worker_id}),
+                                    error, full, lambda rec: not superseded(rec, delivery))
         if made:
             self._count_failure(error, dead=True)
             await self._shielded(msg.ack())
         else:
             await self._settle_foreign(msg, record.id)
 
+    async def _park(self, msg: Msg, attempt: AdRecord, error: AdError, full: DlqFull,
+                    owns: Callable[[AdRecord], bool]) -> None:
+        """The full DLQ refused ``attempt``'s ``error``: ``queued``, ``nak`` with a back-off (``dlq_wait``)."""
+        async def write(change: Callable[[AdRecord], AdRecord | None]) -> bool:
+            return await self._persist(lambda: self._or_recreated(
+                msg, lambda: self._store.mutate(attempt.id, change))) is not None
+
+        written, delay = await self.dlq_wait.park(write, attempt, error, full, owns)
+        if written:
+            await self._shielded(msg.nak(delay=delay))
+        else:
+            await self._settle_foreign(msg, attempt.id)
+
     async def hand_back(self, msg: Msg, ad_id: str, delivery: str) -> None:
-        """Shutdown: give the ad back at once. A started attempt is refunded (record ``queued`` again)
-        before the ``nak``; a delivery that had not started is claimed in the record, so nobody mistakes it
-        for one still held (see the reaper). Never raises."""
-        store = self._store
-        now = utcnow()
-
-        def back(rec: AdRecord) -> AdRecord | None:
-            return handed_back(rec, delivery, now)
-
-        try:
-            if await store.mutate(ad_id, back) is None:
-                if (await store.get(ad_id)).record.status.terminal:
-                    await msg.ack()
-                return
-        except (GameadError, ValueError, nats.errors.Error) as exc:  # (an ack refused: ack_wait brings it back)
-            log.warning("ad %s: could not refund its attempt on hand-back: %s", ad_id,
-                        error_text(exc), extra={"ad_id": ad_id})
-        try:
-            await msg.nak()
-            self.stats.handed_back += 1
-        except Exception as exc:  # noqa: BLE001 - ack_wait brings it back anyway
-            log.warning("ad %s: hand-back failed: %r", ad_id, exc, extra={"ad_id": ad_id})
-
+        """Shutdown: give the ad back at once, its started attempt refunded
+        (:func:`~gamead_core.worker.give_back.give_back`). Never raises."""
+        await give_back(self._store, self.stats, msg, ad_id, delivery)

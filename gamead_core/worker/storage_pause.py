@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from gamead_core.errors import GameadError, QueueFull, QueueUnavailable
+from gamead_core.full_stores import DlqFull
 from gamead_core.worker.backoff import backoff_ceiling
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,15 @@ class StoragePause:
 
     async def persist(self, write: Callable[[], Awaitable[T]], shielded: Callable[[Awaitable[T]], Awaitable[T]],
                       stalled: Callable[[], Awaitable[object]] | None = None) -> T:
-        """Run ``write`` (through ``shielded``) until our storage takes it; the ad's lease is held meanwhile.
+        """Run ``write`` (through ``shielded``) until our storage takes it; the ad's lease is held meanwhile. A full
+        DLQ (:class:`DlqFull`) is not our storage failing: raised at once (attack31a F5).
         ``stalled`` (optional) runs once, after the first failure (e.g. mark the record ``processing`` so the
         wait shows); what it raises is ignored."""
         while True:
             try:
                 result = await shielded(write())
+            except DlqFull:  # one full destination, not our storage: the caller gives the slot back (dlq_wait)
+                raise
             except STORAGE_ERRORS as exc:
                 if stalled is not None:
                     try:
