@@ -79,10 +79,18 @@ def may_repeat(data: bytes, names: tuple[bytes, ...] | None, held: int) -> bool:
 
 
 @functools.cache
+def only_drops_keys(validator: Any) -> Any:
+    """Mark a ``before`` model validator (the function, under ``@classmethod``) as one that only drops keys of its
+    input, never adds one: the fields set still are keys the input held (:func:`held_keys`)."""
+    validator.__gamead_only_drops_keys__ = True
+    return validator
+
+
 def _set_by_input(model: type[BaseModel]) -> bool:
     """Whether ``model``'s fields set are the keys of its input (no ``before``/``wrap`` model validator adds
-    any)."""
-    return all(d.info.mode == "after" for d in model.__pydantic_decorators__.model_validators.values())
+    any: those marked :func:`only_drops_keys` add none)."""
+    return all(d.info.mode == "after" or getattr(d.func, "__gamead_only_drops_keys__", False)
+               for d in model.__pydantic_decorators__.model_validators.values())
 
 
 def held_keys(value: BaseModel) -> int:

@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from gamead_core.json_keys import only_drops_keys
 from gamead_core.names import DEFAULT_PRIORITY
 from gamead_core.safe_text import REFUSED, code_point
 from gamead_core.times import UtcDatetime
@@ -105,6 +106,7 @@ class AdSubmission(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
+    @only_drops_keys  # the fields set stay keys the input held: the API's repeated-key check keeps its fast path
     def _newer_fields(cls, data: Any, info: ValidationInfo) -> Any:
         if isinstance(data, dict) and info.context and info.context.get("stored"):
             known = _known_keys(cls)

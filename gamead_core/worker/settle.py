@@ -6,15 +6,14 @@ owner's work; it is counted only when the write was ours (also when it landed th
 :class:`~gamead_core.worker.transitions.UnlessLanded`). Writes go through the storage pause (retried until our
 storage takes them) and, with every ack, are shielded from cancellation: an ad is never left half-written.
 
-* :meth:`Settler.read` – the ad's record: the message itself on a first delivery naming its revision, else
-  read, and created from the message if the API never wrote it (:mod:`gamead_core.worker.records`);
-* :meth:`Settler.started` – the record as an attempt under this delivery sees it (``processing``, charged),
-  in memory: the fast path writes it only with the outcome, or by :meth:`Settler.mark` when the analysis
-  runs past ``worker.processing_mark_after`` (:mod:`gamead_core.worker.handle`);
+* :meth:`Settler.read` – the ad's record: the message on a first delivery naming its revision, else read, and
+  created from the message if the API never wrote it (:mod:`gamead_core.worker.records`);
+* :meth:`Settler.started` – the record as an attempt under this delivery sees it, in memory: written only with
+  the outcome, or by :meth:`Settler.mark` past ``worker.processing_mark_after`` (:mod:`.handle`);
 * :meth:`Settler.begin` – ``processing`` under this delivery, charging one attempt of the budget (slow path);
 * :meth:`Settler.complete` – ``completed`` + the analysis, then ``ack``;
-* :meth:`Settler.fail` – ``queued`` with a backoff then ``nak(delay)``, or dead-letter then ``ack`` (a full DLQ:
-  ``queued`` then ``nak(delay)``, :mod:`gamead_core.worker.dlq_wait`);
+* :meth:`Settler.fail` – ``queued`` with a backoff then ``nak(delay)``, or dead-letter then ``ack`` (DLQ full:
+  ``queued``, ``nak(delay)``: :mod:`.dlq_wait`);
 * :meth:`Settler.give_up` – spent budget, last attempt without outcome, or waiting for the DLQ: dead-letter;
 * :meth:`Settler.hand_back` – shutdown: refund a started attempt, ``nak`` at once;
 * :meth:`Settler.stale`, :meth:`Settler.not_an_ad` – deliveries that must not run.
@@ -80,9 +79,7 @@ class Settler:
         self._shielded = shielded
         self._ack_wait = ack_wait
         self.metrics = metrics if metrics is not None else WorkerMetrics(False)  #: Prometheus series (telemetry)
-        track = getattr(shielded, "track", None)
-        #: completed outcomes written and acknowledged in rounds (gamead_core.worker.rounds)
-        self.rounds = SettleRounds(store, track)
+        self.rounds = SettleRounds(store, getattr(shielded, "track", None))  #: completed outcomes, in rounds
         self.dlq_wait = DlqWait(stats, worker_id)  #: ads the full DLQ refused (gamead_core.worker.dlq_wait)
 
     async def _persist(self, write: Callable[[], Awaitable[T]],

@@ -107,7 +107,8 @@ def test_gamead_audit_says_repeats_are_earlier_refusals_of_any_action(fresh_nats
     """F2: 26 refused ``job.cancel`` then one refused ``scale.set`` showed ``refused validation_failed +18 more``
     under the ``scale.set``, read as 18 more of those; the 18 were the caller's cancels over
     ``audit.refusals_per_minute``. The table now says what they are."""
-    api, url = start_api(fresh_nats().url, tmp_path, GAMEAD_AUDIT__REFUSALS_PER_MINUTE="60")  # 60 at once, 1/s
+    api, url = start_api(fresh_nats().url, tmp_path, GAMEAD_AUDIT__REFUSALS_PER_MINUTE="60",  # 60 at once, 1/s
+                         GAMEAD_AUDIT__NODE_REFUSALS="1000")  # the node's own bound (attack31b F8) out of the way
     procs.append(api)
     with httpx.Client(base_url=url, timeout=10) as http:
         for n in range(64):
