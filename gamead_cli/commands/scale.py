@@ -34,6 +34,7 @@ from gamead_cli.output import emit
 from gamead_cli.program import follow_up
 from gamead_core.errors import ApiClientError
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
+from gamead_core.scaling.reason import rate_figure
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich")
 
@@ -75,7 +76,7 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     without a rate. The CPU per ad is shown whenever a worker measured it, whichever bound gave the rate."""
     if rate is None:
         return "unknown"
-    text = f"{rate:,.1f} ads/s"
+    text = f"{rate_figure(rate)} ads/s"
     b = basis or {}
     cpu = f"{b['cpuPerAdMs']:.2f} ms CPU per ad" if b.get("cpuPerAdMs") is not None else "CPU per ad"
     latency = (f"concurrency {b['concurrency']:g} / p50 {_ms(b['p50Ms'])} ms"
@@ -84,7 +85,7 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     also = f"; {cpu}" if b.get("cpuPerAdMs") is not None else ""  # measured whatever the bound: say it
     if bound == "measured":
         done = b.get("completedPerSec")
-        return text + (f" (measured: {done:,.1f} ads/s completed by {b.get('workers')} busy worker(s){also})"
+        return text + (f" (measured: {rate_figure(done)} ads/s completed by {b.get('workers')} busy worker(s){also})"
                        if done is not None else f" (measured{also})")
     if bound == "cpu":
         little = b.get("latencyBoundPerSec")
@@ -197,7 +198,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     if obs:
         facts.add_row("observed", plain(
             f"pending {obs.get('pending', 0):,}, ack pending {obs.get('ackPending', 0):,}, oldest "
-            f"{_seconds(obs.get('oldestAgeSeconds'))}, submitted {obs.get('submittedPerSec') or 0:.1f} ads/s"))
+            f"{_seconds(obs.get('oldestAgeSeconds'))}, submitted {rate_figure(obs.get('submittedPerSec') or 0)} ads/s"))
         facts.add_row("per worker", plain(per_worker_text(obs.get("perWorkerPerSec"), obs.get("perWorkerBasis"))))
         short = short_window(obs.get("windowSeconds"))  # the rates above: under a minute of the leader's samples
         if short:

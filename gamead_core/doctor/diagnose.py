@@ -183,8 +183,8 @@ class Doctor:
         leases = Leases(self.js, self.settings, unheld.registry)  # held by a node that is gone (attack31b F2)
         await leases.first(stats)
         grace = self.settings.jobs.lease
-        jobs = await expired_jobs(self.js, now, grace, stats) if names.JOBS_BUCKET not in {
-            v.wanted.name for v in missing} else []
+        jobs = await expired_jobs(self.js, now, grace, stats, leases) if names.JOBS_BUCKET not in {
+            v.wanted.name for v in missing} else {}
 
         # the second look, after the system had time to finish what it was doing
         if suspects or levels or jobs or missing or any(c.suspect for c in (unheld, pullers, leases, unread)):
@@ -195,7 +195,7 @@ class Doctor:
             await pullers.confirm(stats, found["unpulled_ads"], found["partitions_disagree"])
             await confirm_stranded(self.js, self.settings, self.store, levels, first.work, stats,
                                    found["stranded"], actions)
-            await confirm_jobs(self.js, jobs, grace, stats, found["job_lease_expired"], actions)
+            await confirm_jobs(self.js, jobs, grace, stats, found["job_lease_expired"], actions, leases)
             await leases.confirm(stats, found["lease_stuck"], actions)
             for v in missing:
                 if await _confirm_missing(self.js, v.wanted, stats):

@@ -93,6 +93,11 @@ class Leases:
         """The first reading found a stuck lease: the second look must read again."""
         return bool(self._suspects)
 
+    async def registered(self, stats: ReadStats) -> set[str] | None:
+        """The ids of the live nodes (not ``gone``); None when the registry cannot be read."""
+        ids = await self._registered(stats)
+        return None if ids is None else set(ids)
+
     async def _registered(self, stats: ReadStats) -> list[str] | None:
         stats.api_calls += 1
         try:

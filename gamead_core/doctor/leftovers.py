@@ -22,7 +22,7 @@ from gamead_core.doctor.model import Finding, ReadStats
 from gamead_core.doctor.verdict import MAX_ITEMS, add
 from gamead_core.errors import GameadError, NotFound
 from gamead_core.ids import is_job_id
-from gamead_core.jobs.policy import lease_expired
+from gamead_core.jobs.policy import lease_expired, lease_key, stuck_text
 from gamead_core.jobs.store import JobStore
 from gamead_core.models import utc_iso
 from gamead_core.queue.partitions import partition_of
@@ -76,37 +76,52 @@ async def confirm_stranded(js: JetStreamContext, settings: GameadSettings, store
             actions.append(["stranded", label, seq] + ([p] if p else []))
 
 
-async def expired_jobs(js: JetStreamContext, now: float, grace: float, stats: ReadStats) -> list[str]:
-    """Ids of the jobs not finished whose lease ended more than ``grace`` seconds (``jobs.lease``) before
-    ``now`` (Unix seconds): every API node's sweeper had time to take them over. [] when unreadable."""
+async def expired_jobs(js: JetStreamContext, now: float, grace: float, stats: ReadStats,
+                       nodes: Any = None) -> dict[str, Any]:
+    """The jobs not finished whose lease ended more than ``grace`` seconds (``jobs.lease``) before ``now`` (Unix
+    seconds): every API node's sweeper had time to take them over; and those with no live runner while their
+    lease lasts (:func:`~gamead_core.jobs.policy.stuck_text`, attack31b F2b; ``nodes``: a
+    :class:`~gamead_core.doctor.leases.Leases`, whose ``registered()`` lists the live nodes once some job is
+    unfinished). Each id → its lease as read (:func:`~gamead_core.jobs.policy.lease_key`). {} when unreadable."""
     try:
         jobs = await (await JobStore.open(js)).list(limit=10**9)
     except GameadError:
-        return []
+        return {}
     stats.api_calls += 2
     stats.jobs = len(jobs)
-    return [j.id for j in jobs if lease_expired(j, now - grace)]
+    live = any(not j.state.terminal for j in jobs)
+    registered = await nodes.registered(stats) if nodes is not None and live else None
+    return {j.id: lease_key(j) for j in jobs
+            if lease_expired(j, now - grace) or stuck_text(j, now, grace, registered) is not None}
 
 
-async def confirm_jobs(js: JetStreamContext, job_ids: list[str], grace: float, stats: ReadStats,
-                       finding: Finding, actions: list[list[Any]]) -> None:
+async def confirm_jobs(js: JetStreamContext, job_ids: dict[str, Any], grace: float, stats: ReadStats,
+                       finding: Finding, actions: list[list[Any]], nodes: Any = None) -> None:
     """Read each job of ``job_ids`` again; one still past its lease by ``grace`` seconds goes into ``finding``
-    with a ``job_lease_expired`` action."""
+    with a ``job_lease_expired`` action; one still with no live runner (``stuck_text``) and its lease as first read
+    (its runner renewed nothing meanwhile) too, with the revision read (the repair takes it over only at that).
+    ``nodes``: as for :func:`expired_jobs`."""
     if not job_ids:
         return
     try:
         store = await JobStore.open(js)
     except GameadError:  # the bucket went meanwhile: a topology finding of the next run
         return
-    now = time.time() - grace
-    for job_id in job_ids:
+    registered = await nodes.registered(stats) if nodes is not None else None
+    now = time.time()
+    for job_id, first in job_ids.items():
         stats.api_calls += 1
         try:
-            job, _ = await store.get(job_id)
+            job, revision = await store.get(job_id)
         except NotFound:
             continue
-        if is_job_id(job.id) and lease_expired(job, now):
+        if not is_job_id(job.id):
+            continue
+        if lease_expired(job, now - grace):
             add(finding, job.id,
                 f"{job.kind.value} job {job.state.value}, runner {job.runner}, lease ended "
                 f"{utc_iso(job.lease_until, 'seconds')}")
             actions.append(["job_lease_expired", job.id, None])
+        elif lease_key(job) == tuple(first) and (why := stuck_text(job, now, grace, registered)) is not None:
+            add(finding, job.id, f"{why}. Fix: gamead doctor --repair (takes it over)")
+            actions.append(["job_lease_expired", job.id, revision])

@@ -117,7 +117,8 @@ KINDS: Final[tuple[Kind, ...]] = (
        "submit; a worker exits, and its restart is refused while the setting stays)", None,
        "a process's setting: restart it with the queue's queue.partitions (README: Partitions)", items="object"),
     _k("job_lease_expired", 4, "operator job still queued or running whose runner's lease expired longer than "
-       "jobs.lease ago (no API node took it over)",
+       "jobs.lease ago (no API node took it over), or with no live runner while its lease lasts: its runner's node "
+       "is gone, or its leaseUntil lies further ahead than jobs.lease",
        "taken over by the API node running the repair: resumed, or ended `interrupted`/`cancelled` (jobs.max_resumes)",
        items="job"),
     _k("lease_stuck", 4, "a leader lease (the reaper's, the autoscaler's) held by a node that is gone, or with an "

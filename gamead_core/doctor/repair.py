@@ -164,7 +164,8 @@ class RepairOps:
         if self.jobs is None:
             return Mark.LEFT
         try:
-            return Mark.JOB_TAKEN_OVER if await self.jobs.take_over(item[1]) else Mark.HEALED
+            stuck_at = item[2] if len(item) > 2 and isinstance(item[2], int) else None  # no live runner (F2b)
+            return Mark.JOB_TAKEN_OVER if await self.jobs.take_over(item[1], stuck_at) else Mark.HEALED
         except NotFound:
             return Mark.HEALED
 

@@ -53,10 +53,58 @@ def pace_delay(started: float, actions: int, rate: float | None, now: float) -> 
     return max(0.0, started + actions / rate - now)
 
 
-def lease_expired(job: Job, now: float) -> bool:
-    """True if ``job`` is unfinished and its runner has not renewed its lease (epoch seconds) by ``now``.
-    API nodes' clocks are assumed to agree within a fraction of ``jobs.lease`` (NTP)."""
-    return not job.state.terminal and job.lease_until < now
+#: Seconds a job's ``leaseUntil`` may lie beyond ``now + jobs.lease`` before it is a clock ahead or a hand edit
+CLOCK_SLACK = 2.0
+
+
+def lease_expired(job: Job, now: float, *, unchanged_for: float = 0.0, lease: float | None = None) -> bool:
+    """True if ``job`` is unfinished and its runner has not renewed its lease (epoch seconds) by ``now``; or (with
+    ``lease``, ``jobs.lease`` s) its lease has not changed for ``unchanged_for`` s > ``lease`` on the reader's own
+    monotonic clock, whatever ``leaseUntil`` says: a live runner renews it at least every ``jobs.lease / 3``, so
+    one that died with a ``leaseUntil`` an hour ahead (its clock ahead, a hand edit) keeps its job for one lease,
+    not that hour (attack31b F2b; the rule of :func:`gamead_core.scaling.lease_rule.silent`). API nodes' clocks
+    are assumed to agree within a fraction of ``jobs.lease`` (NTP)."""
+    if job.state.terminal:
+        return False
+    return job.lease_until < now or (lease is not None and unchanged_for > lease)
+
+
+def lease_key(job: Job) -> tuple[str | None, float]:
+    """What a live runner changes at each renewal: its id and ``leaseUntil`` (for :func:`lease_expired`'s
+    ``unchanged_for``, timed by the reader)."""
+    return job.runner, job.lease_until
+
+
+def lease_too_far(job: Job, now: float, lease: float) -> bool:
+    """True if unfinished ``job``'s ``leaseUntil`` lies more than ``lease`` (``jobs.lease`` s) + :data:`CLOCK_SLACK`
+    ahead of ``now`` (epoch s): a runner renews to ``now + jobs.lease``, so a clock ahead or a hand edit wrote it."""
+    return not job.state.terminal and job.lease_until > now + lease + CLOCK_SLACK
+
+
+def runner_node(runner: str | None) -> str | None:
+    """The registry id of the API node whose job runner id is ``runner`` (``<host>-<pid>-<6 chars>`` →
+    ``api-<host>-<pid>``, :func:`gamead_core.registry.new_api_node_id`); None for none or another form."""
+    head, _, tail = (runner or "").rpartition("-")
+    return f"api-{head}" if head and len(tail) == 6 else None
+
+
+def stuck_text(job: Job, now: float, lease: float, registered: set[str] | None) -> str | None:
+    """Why unfinished ``job``, its lease not expired at ``now`` (epoch s), has no live runner, for the doctor
+    (attack31b F2b); None when it has one as far as can be told. Its ``leaseUntil`` lies further ahead than
+    ``lease`` (``jobs.lease`` s) allows (:func:`lease_too_far`), or its runner's API node has no live registry
+    entry (``registered``: live node ids; None: unknown, not judged). Pure."""
+    if job.state.terminal or lease_expired(job, now):
+        return None
+    ahead = job.lease_until - now
+    if lease_too_far(job, now, lease):
+        why = (f"its lease lies {ahead:.0f} s ahead, more than jobs.lease ({lease:g} s): its runner's clock is "
+               "ahead or it was written by hand")
+    elif registered is not None and (node := runner_node(job.runner)) is not None and node not in registered:
+        why = f"its runner's node ({node}) has no live registry entry (it is gone)"
+    else:
+        return None
+    return (f"{job.kind.value} job {job.state.value}, runner {job.runner}: {why}; nodes of this version take it "
+            "over once its lease stood unchanged for jobs.lease, older ones when it passes")
 
 
 def resume_decision(job: Job, max_resumes: int) -> JobState:

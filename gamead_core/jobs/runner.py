@@ -31,7 +31,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.ids import new_job_id
 from gamead_core.jobs.hooks import JobAuditHook, RepairActions
 from gamead_core.jobs.model import CancelRequest, Job, JobKind, JobPhase, JobState, Selection
-from gamead_core.jobs.policy import lease_expired, resume_decision, tally
+from gamead_core.jobs.policy import lease_expired, lease_key, lease_too_far, resume_decision, tally
 from gamead_core.jobs.run import JobRun
 from gamead_core.jobs.store import JobStore, WorkList
 from gamead_core.models import utcnow
@@ -55,6 +55,9 @@ class JobService:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.last_error: str | None = "starting"
+        #: job id → its lease as last seen (:func:`lease_key`) and since when (monotonic s): a lease unchanged for
+        #: longer than jobs.lease is expired, whatever its leaseUntil (attack31b F2b)
+        self._seen: dict[str, tuple[tuple[str | None, float], float]] = {}
         #: the doctor's repair actions on this node, for ``repair`` jobs (set by ``gamead_core.api.routes_doctor``)
         self.repairs: Callable[[], RepairActions] | None = None
 
@@ -139,21 +142,25 @@ class JobService:
         return await self.store.list(kind=kind, state=state, limit=limit)
 
     async def cancel(self, job_id: str, by: str) -> Job:
-        """Ask the job to stop (its runner stops within a checkpoint, ~0.5 s; items done stay done).
-        Raises :class:`NotFound`, or :class:`Conflict` if it has already finished."""
+        """Ask the job to stop (its runner stops within a checkpoint, ~0.5 s; items done stay done). A job with no
+        live runner (:meth:`runner_silent`: nobody would act on the request until its lease passed, an hour for
+        one written an hour ahead, attack31b F2b) is ended here at once, ``cancelled``; the document returned says
+        which. Raises :class:`NotFound`, or :class:`Conflict` if it has already finished."""
         store = self.store
         for _ in range(10):
             job, revision = await store.get(job_id)
             if job.state.terminal:
                 raise Conflict(f"job {job_id} has already finished ({job.state.value})")
-            if job.cancel_requested is not None:
-                return job
-            job.cancel_requested = CancelRequest(by=by, at=utcnow())
-            try:
-                await store.update(job, revision)
-            except Conflict:
-                continue
-            log.info("job cancel requested", extra={"job_id": job_id, "by": by})
+            if job.cancel_requested is None:
+                job.cancel_requested = CancelRequest(by=by, at=utcnow())
+                try:
+                    revision = await store.update(job, revision)
+                except Conflict:
+                    continue
+                log.info("job cancel requested", extra={"job_id": job_id, "by": by})
+            if self.runner_silent(job):  # nobody would act on it: end it here
+                await self._take_over(job.id, stuck_at=revision)
+                return (await store.get(job_id))[0]
             return job
         raise Conflict(f"job {job_id} kept changing; try again")
 
@@ -213,25 +220,46 @@ class JobService:
         """Take over every unfinished job whose lease expired; returns how many this node took."""
         taken = 0
         now = time.time()
-        for job in await self.store.list(limit=1_000_000):
-            if job.id not in self._runs and lease_expired(job, now):
+        jobs = [j for j in await self.store.list(limit=1_000_000) if not j.state.terminal]
+        self._seen = {j.id: self._seen[j.id] if self._seen.get(j.id, (None,))[0] == lease_key(j)
+                      else (lease_key(j), time.monotonic()) for j in jobs}
+        for job in jobs:
+            if job.id not in self._runs and lease_expired(job, now, unchanged_for=self._unchanged(job),
+                                                          lease=self.lease):
                 taken += await self._take_over(job.id)
         return taken
 
-    async def take_over(self, job_id: str) -> bool:
-        """Take over job ``job_id`` if its lease expired (resume it here, or end it: :func:`resume_decision`).
-        False if it is not expired, runs here already, or another node was faster. What ``gamead doctor
-        --repair`` does with a job no sweeper took over."""
+    def _unchanged(self, job: Job) -> float:
+        """Seconds this node has seen ``job``'s lease unchanged (0 when it was not seen so)."""
+        key, since = self._seen.get(job.id, (None, 0.0))
+        return time.monotonic() - since if key == lease_key(job) else 0.0
+
+    def runner_silent(self, job: Job) -> bool:
+        """True if ``job`` (unfinished) has no live runner as this node sees it: its lease expired, lies further
+        ahead than a runner writes it (:func:`lease_too_far`), or stood unchanged for longer than ``jobs.lease``;
+        or its runner is this node, which does not run it."""
+        now = time.time()
+        return not job.state.terminal and job.id not in self._runs and (
+            job.runner == self.node_id or lease_too_far(job, now, self.lease)
+            or lease_expired(job, now, unchanged_for=self._unchanged(job), lease=self.lease))
+
+    async def take_over(self, job_id: str, stuck_at: int | None = None) -> bool:
+        """Take over job ``job_id`` if its lease expired (resume it here, or end it: :func:`resume_decision`), or,
+        with ``stuck_at``, if it still has that revision (the doctor found its runner gone or its lease too far
+        ahead, and read it twice). False if it is not expired, runs here already, or another node was faster. What
+        ``gamead doctor --repair`` does with a job no sweeper took over."""
         before = await self.store.get(job_id)
-        await self._take_over(job_id)
+        await self._take_over(job_id, stuck_at)
         after = await self.store.get(job_id)
         return after[1] != before[1] and after[0].runner == self.node_id
 
-    async def _take_over(self, job_id: str) -> int:
+    async def _take_over(self, job_id: str, stuck_at: int | None = None) -> int:
         store = self.store
         job, revision = await store.get(job_id)
         now = time.time()
-        if job.id in self._runs or not lease_expired(job, now):
+        stuck = stuck_at is not None and stuck_at == revision and not job.state.terminal
+        if job.id in self._runs or not (stuck or lease_expired(job, now, unchanged_for=self._unchanged(job),
+                                                                lease=self.lease)):
             return 0
         previous = job.runner
         decision = resume_decision(job, self.settings.jobs.max_resumes)

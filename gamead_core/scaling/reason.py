@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from gamead_core.config.autoscaler import AutoscalerSettings
@@ -15,6 +16,15 @@ from gamead_core.queue.depth import LevelDepth
 #: How the reason line names the rule behind a per-worker rate (gamead_core.stats.rates.per_worker_capacity).
 BOUND_NOTES = {"measured": " (measured)", "cpu": " (CPU-bound)", "latency": " (latency-bound)",
                "mixed": " (CPU- and latency-bound workers)"}
+
+
+def rate_figure(per_sec: float) -> str:
+    """A rate (ads/s) for a reason line or ``scale status`` (pure): ``40.0``, ``1,500.0`` at 1 and above (and 0),
+    below 1 to 2 significant digits (``0.022``, ``0.50``): one decimal printed a 45 s analysis's 0.022 ads/s per
+    worker as ``0.0``, beside ``needs 3`` that it could not explain (attack31c F5)."""
+    if per_sec >= 1 or per_sec <= 0 or not math.isfinite(per_sec):
+        return f"{per_sec:,.1f}"
+    return f"{per_sec:.{1 - math.floor(math.log10(per_sec))}f}"
 
 
 def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arrival: float, late: LevelDepth | None,
@@ -35,10 +45,10 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
     if ack_pending > 0:
         parts.append(f" + {ack_pending:,} delivered")
     if arrival > 0:
-        parts.append(f", arriving {arrival:.1f} ads/s")
+        parts.append(f", arriving {rate_figure(arrival)} ads/s")
     if not rate_note and bound in BOUND_NOTES:
         rate_note = BOUND_NOTES[bound]
-    parts.append(f" at {rate:.1f} ads/s per worker{rate_note} needs {raw:,}")
+    parts.append(f" at {rate_figure(rate)} ads/s per worker{rate_note} needs {raw:,}")
     return "".join(parts)
 
 

@@ -161,8 +161,8 @@ class AdHandler:
                 return
             if lost:  # the one charge an operator cannot otherwise trace: say it (issue I5)
                 log.warning("ad %s: its attempt under delivery %s (worker %s) never ended and no recovery of "
-                            "that worker's death reached it first: the attempt stays charged (%d so far); "
-                            "it runs alone", ad_id, record.delivery, record.worker_id, record.attempts,
+                            "that worker (dead, frozen or too slow) reached it first: the attempt stays charged "
+                            "(%d so far); it runs alone", ad_id, record.delivery, record.worker_id, record.attempts,
                             extra={"ad_id": ad_id, "lost_delivery": record.delivery})
             suspect = bool(record.suspect) or lost
             fast = (self._mark_after > 0 and not suspect and attempt == 1
@@ -200,7 +200,7 @@ class AdHandler:
                             await settle.stale(msg, current.record, delivery)
                         return
                     if suspect:
-                        log.info("ad %s runs alone: it was in flight on a worker that died", ad_id,
+                        log.info("ad %s runs alone: it was in flight on a worker that stopped answering", ad_id,
                                  extra={"ad_id": ad_id, "worker_id": self.worker_id})
                     outcome = await self._hooks.attempt(current.record, self._analyse)
                     marked = True

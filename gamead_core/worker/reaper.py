@@ -72,6 +72,8 @@ from gamead_core.worker.orphans import Orphans, api_deaths
 from gamead_core.worker.recovery_text import expired_line, level_ack_waits, recovery_line, unregistered_line
 
 log = logging.getLogger(__name__)
+#: How the lines name a worker whose registry entry expired: dead, or only silent (SIGSTOP, a hang), it cannot tell
+SILENT = "stopped answering (its registry entry expired: dead, frozen or hung)"
 
 #: The reaper lease lasts this many heartbeat intervals (a dead reaper is replaced within it), and at most
 #: half the registry TTL, so a new reaper still sees the entry of a reaper that died holding ads.
@@ -126,9 +128,11 @@ def _utc(epoch: float) -> datetime:
 
 
 async def recover(
-    nc: NATS, store: AdStore, node: NodeInfo, settings: GameadSettings, *, now: float | None = None
+    nc: NATS, store: AdStore, node: NodeInfo, settings: GameadSettings, *, now: float | None = None,
+    silent: bool = False,
 ) -> Recovery:
-    """Hand back (and settle the budget of) the ads ``node`` held when it died. Safe to repeat.
+    """Hand back (and settle the budget of) the ads ``node`` held when it died, or (``silent``: its registry entry
+    expired, which a frozen or hung process's does too) stopped answering; the lines say which. Safe to repeat.
 
     Raises :class:`~gamead_core.errors.GameadError` only for NATS failures reading or writing records;
     what was done before stays done, and a repeat finishes the rest.
@@ -147,6 +151,7 @@ async def recover(
             continue
         found.append((held, current.record, current.revision))
     death = death_id(node)
+    gone = SILENT if silent else "died"  # an expired entry may be a frozen process (attack31c F4): not "died"
     # An ad an earlier recovery of this death already settled (lost_in) counts as it counted then: each
     # recovery must reach the verdict of the first, whatever it finds half-done (issue I5).
     running = [f for f in found if f[1].lost_in == death
@@ -174,7 +179,7 @@ async def recover(
                 delay = backoff(record.attempts, base=wcfg.backoff_base, cap=wcfg.backoff_cap)
                 error = AdError(
                     error_class="WorkerLost",
-                    message=f"worker {node.id} died during this ad's analysis (the only one it was running)",
+                    message=f"worker {node.id} {gone} during this ad's analysis (the only one it was running)",
                     retryable=True, at=_utc(now),
                 )
                 update = {"status": AdStatus.QUEUED, "suspect": True, "error": error,
@@ -200,7 +205,7 @@ async def recover(
                 if record.attempts < wcfg.max_attempts:  # retried: counted (the last one is, dead-lettered, dead)
                     await count_lost(nc.jetstream())  # where every API reads it (attack29a F11)
                 log.warning("ad %s charged an attempt (now %d): the only analysis worker %s was running when "
-                            "it died", held.ad_id, record.attempts, node.id,
+                            "it %s", held.ad_id, record.attempts, node.id, gone,
                             extra={"ad_id": held.ad_id, "worker_id": node.id, "lost_in": death})
             else:
                 report.refunded += 1
@@ -213,7 +218,7 @@ async def recover(
         waits.setdefault(wait, source)
     log.warning(
         "%s", recovery_line(node.id, len(node.holding), report.running, charge, report.handed_back,
-                            report.untouched, waits),
+                            report.untouched, waits, gone=gone),
         extra={"worker_id": node.id, "charged": report.charged, "refunded": report.refunded},
     )
     return report
@@ -312,7 +317,7 @@ async def run_reaper(
                     if dead.role == "api":
                         orphans.died(dead)  # its records left without a message (gamead_core.worker.orphans)
                     else:
-                        await recover(nc, store, dead, settings)
+                        await recover(nc, store, dead, settings, silent=dead.id not in nodes)  # not a new pid
                 seen, apis = nodes, now_apis
                 await orphans.settle(js, settings, registry)
                 await sweeper.tick(True, js, store, settings, me, reconnects=reconnects)  # DLQ healed after one

@@ -61,13 +61,14 @@ def unregistered_line(worker_id: str, pid: int) -> str:
 
 
 def recovery_line(worker_id: str, held: int, running: int, charged: bool, handed_back: int, untouched: int,
-                  waits: dict[float, str]) -> str:
+                  waits: dict[float, str], *, gone: str = "died") -> str:
     """The recovery's summary (pure): ``held`` announced ads, ``running`` of them running (the verdict:
     ``charged`` or not), ``handed_back`` ``nak``'ed now, ``untouched`` left as they were (said when
     any); the rest are left to JetStream's redelivery, said together with the deliveries it had not announced
-    (:func:`unannounced_caveat`). No clause counts 0 of what JetStream still holds: it cannot know that."""
+    (:func:`unannounced_caveat`). No clause counts 0 of what JetStream still holds: it cannot know that. ``gone``:
+    what became of the worker (``died``; the reaper's ``stopped answering …`` for an expired entry)."""
     if not held:
-        return f"worker {worker_id} died announcing no held ad; " + unannounced_caveat(waits)
+        return f"worker {worker_id} {gone} announcing no held ad; " + unannounced_caveat(waits)
     verdict = ("the one running was charged an attempt" if charged else
                "none charged (each runs alone next)" if running else "none charged")
     left = max(0, held - handed_back - untouched)
@@ -76,7 +77,7 @@ def recovery_line(worker_id: str, held: int, running: int, charged: bool, handed
         done.append(f"{untouched} left as they were (settled, gone, or already redelivered)")
     if left:
         done.append(f"{left} left to JetStream")
-    return (f"worker {worker_id} died holding {held} announced ad(s), {running} of them running: {verdict}; "
+    return (f"worker {worker_id} {gone} holding {held} announced ad(s), {running} of them running: {verdict}; "
             f"{', '.join(done)}; {unannounced_caveat(waits, left)}")
 
 

@@ -50,7 +50,7 @@ from gamead_core.worker.announce import announcement, beat_head
 from gamead_core.worker.counters import WorkerStats
 from gamead_core.worker.fence import Fence
 from gamead_core.worker.handle import AdHandler
-from gamead_core.worker.handback import bound_broken, hand_back, over_bound
+from gamead_core.worker.handback import HandBacks, bound_broken, over_bound
 from gamead_core.worker.held import HeldAds, HeldKey
 from gamead_core.worker.hooks import Hook, Hooks
 from gamead_core.worker.idle import IdleWait
@@ -94,12 +94,14 @@ class Worker:
         own_hooks = worker_hooks(settings)
         self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))  #: and the buffer's ads
         self._buffer = PrefetchBuffer()  #: deliveries pulled beyond the free slots (gamead_core.worker.prefetch)
+        self._handbacks = HandBacks(settings.worker.prefetch_wait, held=self._held, keepalive=self._keepalive,  # and
+                                    shielded=self._shielded, stats=self.stats, worker_id=self.id,  # their memory
+                                    announce=self._announce_held)
         self._last_start = time.monotonic()  #: when the last step started ads (a buffer's stall is timed from it)
         self._slot_time: float | None = None  #: recent mean seconds an ad holds a slot (prefetch_depth)
         self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
-        self._pause = StoragePause(self.stats)
+        self._pause, self._abort = StoragePause(self.stats), asyncio.Event()  # the abort cuts the drain short
         self._fence = Fence(BeatHealth(), settings.registry.ttl, settings.registry.heartbeat_interval, self.id)
-        self._abort = asyncio.Event()
         self._pull_problem: str | None = None
 
     @property
@@ -226,7 +228,7 @@ class Worker:
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
                     woke = await self._slots.wait(wait)  # a slot freed, the stop, or the stall's timeout
                     if not woke and stall is not None and time.monotonic() - self._last_start >= stall:
-                        await self._hand_back(why=f"no slot freed for {stall:g} s")
+                        await self._hand_back(buffer.take_all(), why=f"no slot freed for {stall:g} s")
                     continue
                 buffered = len(buffer)
                 seen = puller.published
@@ -294,11 +296,9 @@ class Worker:
             task.add_done_callback(self._tasks.discard)
 
     async def _hand_back(self, msgs: list[Msg] | None = None, why: str = "shutting down") -> None:
-        """``nak`` ``msgs`` (default: the whole buffer), never started nor charged, at once for another worker: on
-        shutdown, when no slot freed for :func:`.prefetch.buffer_stall` s, and beyond the buffer's bound."""
-        await hand_back(self._buffer.take_all() if msgs is None else msgs, why, held=self._held, stats=self.stats,
-                        keepalive=self._keepalive, shielded=self._shielded, worker_id=self.id,
-                        announce=self._announce_held)
+        """``nak`` ``msgs`` (never started nor charged; one handed back lately with a delay, .handback), or at once the
+        whole buffer (no ``msgs``: no more pulls, on shutdown or a fenced heartbeat), for another worker."""
+        await self._handbacks(self._buffer.take_all() if msgs is None else msgs, why, at_once=msgs is None)
 
     def _running(self, starting: int = 0) -> int:
         """Analyses running (``inFlight``): tasks (+ ``starting``) less those settling (analysed, slot given back)."""

@@ -55,7 +55,7 @@ from gamead_core.worker.records import read_record, rebuild, recreate
 from gamead_core.worker.rounds import SettleRounds
 from gamead_core.telemetry.metrics import WorkerMetrics
 from gamead_core.worker.storage_pause import STORAGE_ERRORS, StoragePause
-from gamead_core.worker.transitions import UnlessLanded, owner, retrying, started_record
+from gamead_core.worker.transitions import UnlessLanded, completing, owner, retrying, started_record
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,9 +104,7 @@ class Settler:
         return await read_record(self._store, msg, ad_id, first=first, max_attempts=self.settings.max_attempts)
 
     def started(self, rec: AdRecord, delivery: str, suspect: bool = False) -> AdRecord:
-        """``rec`` as the attempt under ``delivery`` sees it: ``processing`` by this worker, one attempt
-        charged (pure: :func:`~gamead_core.worker.transitions.started_record`; written by :meth:`begin`, :meth:`mark`,
-        or with the outcome)."""
+        """``rec`` as the attempt under ``delivery`` sees it: ``processing`` here, one attempt charged (pure)."""
         return started_record(rec, delivery, self.worker_id, suspect)
 
     async def mark(self, current: Versioned) -> Versioned:
@@ -140,8 +138,7 @@ class Settler:
         raise Conflict(f"ad {current.record.id} kept changing; not started")
 
     async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
-        """For the puller: when the delivered, unacknowledged ad ``ad_id`` is or was due for redelivery
-        (epoch seconds; None while it is in a worker's hands, or unreadable)."""
+        """For the puller: when the delivered, unacked ``ad_id`` is or was due for redelivery (epoch s; None: held)."""
         try:
             record = (await self._store.get(ad_id)).record
         except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
@@ -167,7 +164,8 @@ class Settler:
 
         The write and the ``ack`` go in a settle round with the others finished in the same turn, or while the
         previous round awaited its acks (:mod:`gamead_core.worker.rounds`). A write that lost its compare-and-set
-        (the record changed since it was read) reads the record again and finishes the ad unless it is final; one
+        (the record changed since it was read) reads the record again and finishes the ad unless it is final or a
+        later delivery runs it (:func:`~gamead_core.worker.transitions.completing`), then acknowledges if final; one
         our storage failed is retried after the storage back-off (lease held) until it is taken."""
         store = self._store
         now = utcnow()
@@ -181,10 +179,9 @@ class Settler:
             return
         done = completed_record(started, now, analysis)  # the record itself only where a retry needs it
 
-        finished = UnlessLanded(done, lambda rec: None if rec.status.terminal else done.model_copy(
-            update={"attempts": max(rec.attempts, done.attempts)}))  # attempts: ours may be unwritten
+        finished = UnlessLanded(done, lambda rec: completing(rec, done, delivery))  # attempts: ours may be unwritten
 
-        async def finish() -> bool:  # changed meanwhile (a hand-over while we were cut off): finish unless final
+        async def finish() -> bool:  # changed meanwhile (a hand-over while we were cut off): unless final or taken
             return await self._or_recreated(msg, lambda: store.mutate(done.id, finished)) is not None or finished.landed
 
         async def write() -> bool:
@@ -200,9 +197,12 @@ class Settler:
             if isinstance(first, STORAGE_ERRORS):  # the back-off, as for any failed write (storage_pause)
                 await asyncio.sleep(self._pause.failed(first))
             written = await self._persist(write)
-        if written:
-            self.stats.processed += 1
-            self._sample(current.record, now)
+        if not written:  # final already (acknowledged), or a later delivery runs it: its worker settles it
+            log.info("ad %s: analysed under delivery %s, but it is final or a later delivery runs it now: this "
+                     "outcome is not written", started.id, delivery, extra={"ad_id": started.id, "delivery": delivery})
+            return await self._settle_foreign(msg, started.id)
+        self.stats.processed += 1
+        self._sample(current.record, now)
         # Not shielded (the hot path: one task fewer per ad): an ack is a publish nats-py puts in its pending
         # buffer before its first await, so a cancellation cannot cut it in half; it is flushed regardless.
         await msg.ack()  # not sent (refused, closed): AdHandler says so; ack_wait redelivers it

@@ -40,6 +40,17 @@ def owner(delivery: str) -> Callable[[AdRecord], bool]:
     return owns
 
 
+def completing(rec: AdRecord, done: AdRecord, delivery: str) -> AdRecord | None:
+    """The completed record ``done`` of the attempt under ``delivery``, to write over ``rec`` (the record now, after
+    our first write lost its compare-and-set), keeping the higher attempt count; None (write nothing) when ``rec``
+    is final, or ``processing`` under a later delivery: a superseded attempt that ends late (its worker frozen past
+    ``ack_wait``) does not overwrite the record of the attempt running now, whose outcome stands (attack31c F4:
+    it did, and the ad read ``completed`` while its owner went on analysing it)."""
+    if rec.status.terminal or (rec.status == AdStatus.PROCESSING and superseded(rec, delivery)):
+        return None
+    return done.model_copy(update={"attempts": max(rec.attempts, done.attempts)})
+
+
 def retrying(rec: AdRecord, attempt: AdRecord, error: AdError, delay: float,
              owns: Callable[[AdRecord], bool]) -> AdRecord | None:
     """``rec`` ``queued`` again after the failed ``attempt`` (the record as the attempt started it), due in

@@ -15,8 +15,11 @@ from gamead_core.intake import keyed_ad_id
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
 from gamead_core.jobs.policy import (
     lease_expired,
+    lease_too_far,
     pace_delay,
     resume_decision,
+    runner_node,
+    stuck_text,
     summary,
     tally,
 )
@@ -180,6 +183,25 @@ def test_a_job_is_resumed_only_when_its_lease_expired_and_at_most_max_resumes_ti
     assert resume_decision(_job(state=JobState.RUNNING, resumes=3), max_resumes=3) == JobState.INTERRUPTED
     cancelled = _job(state=JobState.RUNNING, cancel_requested={"by": "bob", "at": "2026-01-01T00:00:00Z"})
     assert resume_decision(cancelled, max_resumes=3) == JobState.CANCELLED
+
+
+def test_a_job_lease_that_lies_far_ahead_expires_on_the_readers_clock_and_is_named_stuck() -> None:
+    """attack31b F2b: a runner that died with leaseUntil an hour ahead kept its job for the hour. A lease that stood
+    unchanged for longer than jobs.lease (the reader's monotonic clock) is expired, whatever leaseUntil says; the
+    doctor names a lease further ahead than jobs.lease, or a runner whose API node has no registry entry."""
+    ahead = _job(state=JobState.RUNNING, lease_until=1000.0 + 3600, runner="host-1-abcdef")
+    assert not lease_expired(ahead, 1000.0, unchanged_for=29.0, lease=30.0)
+    assert lease_expired(ahead, 1000.0, unchanged_for=31.0, lease=30.0)
+    assert not lease_expired(_job(state=JobState.SUCCEEDED, lease_until=0.0), 1000.0, unchanged_for=99, lease=1)
+    assert lease_too_far(ahead, 1000.0, 30.0) and not lease_too_far(ahead, 1000.0 + 3600 - 31, 30.0)
+    assert runner_node("my-host-4242-abcdef") == "api-my-host-4242" and runner_node("vm-deadnode-1") is None
+    text = stuck_text(ahead, 1000.0, 30.0, {"api-host-1"})
+    assert text is not None and "3600 s ahead, more than jobs.lease (30 s)" in text
+    near = _job(state=JobState.RUNNING, lease_until=1010.0, runner="host-1-abcdef")
+    assert stuck_text(near, 1000.0, 30.0, {"api-host-1"}) is None  # a live runner within its lease
+    gone = stuck_text(near, 1000.0, 30.0, {"api-other-2"})
+    assert gone is not None and "api-host-1" in gone and "no live registry entry" in gone
+    assert stuck_text(near, 1000.0, 30.0, None) is None  # the registry unread: not judged by it
 
 
 # --- work lists ------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from gamead_core.queue.pull_request import next_head_age
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.queue.aging import delivery_key
-from gamead_core.worker.handback import bound_broken, over_bound
+from gamead_core.worker.handback import REMEMBER, HandBacks, bound_broken, over_bound, repeat_delay
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, next_pace, prefetch_depth
 
 STEP = 10.0
@@ -76,6 +76,21 @@ def test_the_surplus_beyond_the_bound_is_the_worst_keys_and_the_rest_stays_in_ag
     assert [buffer.pop(), buffer.pop()] == [old_p5, p1] and len(buffer) == 0
     buffer.push(p3, 1.0)
     assert over_bound(buffer, -1) == [p3]
+
+
+def test_an_ad_handed_back_again_is_delayed_more_each_time_up_to_a_cap_and_forgotten_later() -> None:
+    """attack31c F2: the same ad came back to its worker's own long poll and was handed back at every step (230
+    times in 31 s). The first hand-back stays at once; each repeat waits 1, 2, 4, 4 s (default prefetch_wait);
+    after :data:`REMEMBER` s it is forgotten (at once again)."""
+    assert [repeat_delay(n, 0.05) for n in range(1, 7)] == [0.0, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert repeat_delay(2, 0.0) == 1.0 and repeat_delay(2, 0.5) == 2.0  # the buffer's stall time is the unit
+    backs = HandBacks(0.05, held=HeldAds(), keepalive=None, shielded=None, stats=None, worker_id="w",  # type: ignore[arg-type]
+                      announce=None)  # type: ignore[arg-type]
+    ad, other = _msg(5, 7, NOW), _msg(5, 8, NOW)
+    assert backs.delays([ad], 0.0) == [0.0]
+    assert backs.delays([ad, other], 0.3) == [1.0, 0.0]
+    assert backs.delays([ad], 1.5) == [2.0]
+    assert backs.delays([ad], 1.5 + REMEMBER + 1) == [0.0]
 
 
 def test_the_worker_invariant_names_what_broke() -> None:

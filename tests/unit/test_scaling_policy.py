@@ -96,6 +96,14 @@ def test_need_counts_in_flight_work_and_keeps_up_with_arrivals() -> None:
     assert decision.reason.endswith("→ hold 3")
 
 
+def test_a_slow_per_worker_rate_is_printed_with_the_digits_that_explain_the_need() -> None:
+    """attack31c F5: 45 s analyses measure 0.022 ads/s per worker; one decimal printed ``0.0 ads/s per worker needs
+    3``, which nobody could check. Below 1 ads/s a rate keeps 2 significant digits; from 1 up the one decimal."""
+    slow = ScalingPolicy(AutoscalerSettings()).decide(obs(0, 1, in_flight=1, arrival=0.05, rate=0.022, current=1))
+    assert "arriving 0.050 ads/s at 0.022 ads/s per worker" in slow.reason
+    assert "0.0 ads/s" not in slow.reason
+
+
 def test_a_late_urgent_ad_adds_pressure_that_an_on_time_one_does_not() -> None:
     on_time = ScalingPolicy(AutoscalerSettings()).decide(obs(0, 4_000, level=1, age=9.9, current=4))
     late = ScalingPolicy(AutoscalerSettings()).decide(obs(0, 4_000, level=1, age=10.5, current=4))

@@ -19,9 +19,10 @@ from gamead_core.worker.budget import (
     parse_delivery, superseded, waiting_since,
 )
 from gamead_core.worker.faults import pick_fault
-from gamead_core.worker.reaper import deaths, reaper_lease_ttl
+from gamead_core.worker.reaper import SILENT, deaths, reaper_lease_ttl
+from gamead_core.worker.recovery_text import recovery_line
 from gamead_core.worker.solo import SoloGate
-from gamead_core.worker.transitions import landed_here
+from gamead_core.worker.transitions import completing, landed_here
 
 from tests.support import submission
 
@@ -53,6 +54,26 @@ def test_an_attempt_under_an_older_delivery_that_never_ended_is_lost() -> None:
     assert not lost_attempt(running, "9.1")
     assert not lost_attempt(rec(delivery="9.1"), "9.2")  # it ended: a retry was recorded
     assert superseded(running, "9.0") and not superseded(running, "9.2")
+
+
+def test_a_late_completion_writes_nothing_over_a_later_delivery_running_the_ad() -> None:
+    """attack31c F4: a worker frozen past ack_wait resumed and its completion under 9.1 overwrote the record of
+    9.2, which was running the ad: the running owner's record now stands; a queued or earlier record is completed
+    (the work is done), a final one never overwritten."""
+    done = rec(AdStatus.COMPLETED, delivery="9.1", attempts=1)
+    assert completing(rec(AdStatus.PROCESSING, delivery="9.2", attempts=2), done, "9.1") is None
+    assert completing(rec(AdStatus.COMPLETED, delivery="9.2", attempts=2), done, "9.1") is None
+    requeued = completing(rec(AdStatus.QUEUED, delivery="9.1", attempts=2), done, "9.1")
+    assert requeued is not None and requeued.status == AdStatus.COMPLETED and requeued.attempts == 2
+    assert completing(rec(AdStatus.PROCESSING, delivery="9.1", attempts=1), done, "9.1") is not None
+
+
+def test_the_reaper_says_a_silent_worker_stopped_answering_not_died() -> None:
+    """attack31c F4: an expired entry may be a frozen (SIGSTOP) or hung process: the reaper cannot know it died."""
+    line = recovery_line("w1", 1, 1, True, 1, 0, {15.0: "its consumer's"}, gone=SILENT)
+    assert line.startswith("worker w1 stopped answering (its registry entry expired: dead, frozen or hung) holding 1")
+    assert "died" not in line
+    assert recovery_line("w1", 0, 0, False, 0, 0, {}).startswith("worker w1 died announcing no held ad")
 
 
 def test_lost_error_keeps_the_worker_lost_it_was_charged_with() -> None:

@@ -202,6 +202,9 @@ def test_status_says_which_bound_gave_the_per_worker_rate() -> None:
         "750.0 ads/s (measured: 1,500.0 ads/s completed by 2 busy worker(s); 1.18 ms CPU per ad)")
     assert per_worker_text(None, None) == "unknown"
     assert per_worker_text(80.0, None) == "80.0 ads/s"  # an older leader without the basis
+    # attack31c F5: a slow worker's rate keeps 2 significant digits (it was "0.0 ads/s", beside "needs 3")
+    assert per_worker_text(0.022, {"bound": "measured", "completedPerSec": 0.044, "workers": 2}) == (
+        "0.022 ads/s (measured: 0.044 ads/s completed by 2 busy worker(s))")
 
 
 def test_status_view_labels_the_ticks_column_and_the_per_worker_row() -> None:

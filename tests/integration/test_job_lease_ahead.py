@@ -1,0 +1,141 @@
+"""attack31b F2b: an operator job whose runner died with its ``leaseUntil`` an hour ahead (its clock ahead, a hand
+edit) stayed ``running`` for that hour: no node took it over, ``gamead doctor`` said nothing, and ``gamead dlq
+cancel`` said "it stops within a second" while nobody was there to stop it. Now a node takes over a job whose lease
+stood unchanged for ``jobs.lease`` on its own clock (the leader lease's rule), the doctor names such a job and
+``--repair`` takes it over, and a cancel of a job with no live runner ends it at once. Real nats-server; the cancel
+through a real API process and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from typer.testing import CliRunner
+
+from gamead_cli.main import app
+from gamead_core.config import GameadSettings
+from gamead_core.doctor import diagnose
+from gamead_core.doctor.repair import RepairOps
+from gamead_core.embedded import EmbeddedNats
+from gamead_core.ids import new_job_id
+from gamead_core.jobs.model import Job, JobKind, JobState, Selection
+from gamead_core.jobs.runner import JobService
+from gamead_core.jobs.store import JobStore
+from gamead_core.models import utcnow
+from gamead_core.queue.topology import ensure_topology
+from gamead_core.store.ads import AdStore
+from tests.support import Proc, start_api
+
+AHEAD = 3600.0  #: the dead runner's leaseUntil, seconds ahead
+
+
+def _job(runner: str = "vm-deadnode-1") -> Job:
+    """A purge job `running` on a runner that is gone, its lease written an hour ahead."""
+    return Job(id=new_job_id(), kind=JobKind.PURGE, state=JobState.RUNNING, selection=Selection(mode="all"),
+               started_by="op", created_at=utcnow(), runner=runner, lease_until=time.time() + AHEAD)
+
+
+def test_a_job_whose_lease_lies_an_hour_ahead_is_taken_over_once_it_stood_unchanged_for_a_lease(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """A node's sweeper (``jobs.lease`` 1 s, ``max_resumes`` 0: the take-over ends it ``interrupted``) takes the job
+    over once its lease stood unchanged for a lease on its own clock (before: only after the hour)."""
+    server = fresh_nats()
+    settings = GameadSettings(jobs={"lease": 1, "max_resumes": 0})
+
+    async def main() -> Job:
+        nc = await nats.connect(server.url)
+        try:
+            await ensure_topology(nc.jetstream(), settings)
+            store = await JobStore.open(nc.jetstream())
+            job = _job()
+            await store.create(job)
+            service = JobService(settings, "api-sweeper", ops=lambda: None)  # type: ignore[arg-type,return-value]
+            service._store = store
+            deadline = time.monotonic() + 20
+            while (now := (await store.get(job.id))[0]).state == JobState.RUNNING and time.monotonic() < deadline:
+                await service.sweep()
+                await asyncio.sleep(0.2)  # the sweeper's own pace (jobs.lease / 3)
+            return now
+        finally:
+            await nc.close()
+
+    ended = asyncio.run(main())
+    print(f"{ended.state.value}: {ended.stop_reason}")
+    assert ended.state == JobState.INTERRUPTED, ended
+    assert "vm-deadnode-1" in (ended.stop_reason or "")
+
+
+def test_the_doctor_names_a_job_whose_runner_is_gone_or_lease_too_far_ahead_and_the_repair_takes_it_over(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """Two jobs `running` with live-looking leases: one an hour ahead, one within ``jobs.lease`` but held by an API
+    node that has no registry entry. The doctor finds both (``job_lease_expired``; before: every invariant held),
+    its repair takes both over (ended ``interrupted``: ``max_resumes`` 0), then all is clean."""
+    server = fresh_nats()
+    settings = GameadSettings(jobs={"lease": 30, "max_resumes": 0}, doctor={"settle": 0.2})
+
+    async def main() -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        try:
+            await ensure_topology(js, settings)
+            store = await JobStore.open(js)
+            ahead, gone = _job(), _job(runner="deadhost-4242-abcdef")
+            gone.lease_until = time.time() + 20
+            for job in (ahead, gone):
+                await store.create(job)
+            found = await diagnose(nc, js, settings)
+            service = JobService(settings, "api-doctor", ops=lambda: None)  # type: ignore[arg-type,return-value]
+            service._store = store
+            ops = RepairOps(nc, js, settings, store=AdStore(nc, js), jobs=service)
+            marks = [await ops.act(item, "repairjob") for item in found.actions]
+            after = await diagnose(nc, js, settings)
+            states = [(await store.get(j.id))[0].state.value for j in (ahead, gone)]
+            return found.report.wire(10), marks + states, after.report.wire(10)
+        finally:
+            await nc.close()
+
+    before, outcome, after = asyncio.run(main())
+    print(json.dumps(before["findings"], indent=1))
+    kinds = {f["kind"]: f for f in before["findings"]}
+    assert set(kinds) == {"job_lease_expired"} and kinds["job_lease_expired"]["count"] == 2, before["findings"]
+    details = json.dumps(before["findings"])
+    assert "more than jobs.lease" in details and "api-deadhost-4242" in details
+    assert outcome == ["T", "T", "interrupted", "interrupted"], outcome
+    assert after["ok"] is True
+
+
+def test_cancelling_a_job_whose_runner_is_gone_ends_it_and_says_so(
+        fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path) -> None:
+    """``gamead dlq cancel`` of a job whose runner died with its lease an hour ahead: the API ends it at once
+    (``cancelled``, its stop reason naming the runner) and the CLI says so (before: "cancel asked …: it stops
+    within a second", and the job stayed ``running`` for the hour)."""
+    server = fresh_nats()
+    settings = GameadSettings()
+
+    async def make() -> str:
+        nc = await nats.connect(server.url)
+        try:
+            await ensure_topology(nc.jetstream(), settings)
+            job = _job()
+            await (await JobStore.open(nc.jetstream())).create(job)
+            return job.id
+        finally:
+            await nc.close()
+
+    job_id = asyncio.run(make())
+    api, url = start_api(server.url, tmp_path)
+    procs.append(api)
+    said = CliRunner().invoke(app, ["dlq", "cancel", job_id, "--api", url])
+    print(said.output)
+    assert said.exit_code == 0, said.output
+    assert f"job {job_id} cancelled" in said.output and "vm-deadnode-1" in said.output
+    assert "stops within a second" not in said.output
+    with httpx.Client(base_url=url, timeout=30) as http:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+    assert job["state"] == "cancelled", job
