@@ -13,6 +13,7 @@ first count read after them that shows the asked replicas is the call landing la
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,7 @@ class CountWatch:
         self.expected: int | None = None
         self.in_doubt: InDoubt | None = None
         self._inherited = False  #: ``expected`` is the count a predecessor's last recorded decision left
+        self._charged = False  #: and that predecessor still led when it was recorded (a change then is its step)
 
     @classmethod
     def after(cls, decisions: Sequence[dict[str, Any]], policy: ScalingPolicy, wall: float,
@@ -56,22 +58,32 @@ class CountWatch:
         """A new leader's watch, and its fresh ``policy`` told the steps its predecessor took: ``decisions`` are the
         recorded ones (newest first, :class:`~gamead_core.scaling.shared.SharedState`), ``wall``/``mono`` now on
         both clocks (epoch and monotonic seconds). Each scale the policy decided and saw applied within the last
-        ``period_seconds`` counts towards this leader's step limits (:meth:`ScalingPolicy.landed`), and the count
-        the newest line left is expected: a count read otherwise at the first tick is named and its step counted
-        too — the call of a leader that died before it could record it, or a change made while nobody led
-        (attack31c F1: after a failover two scale-ups landed in one period, one of them in no record)."""
-        watch = cls()
+        ``period_seconds`` counts towards this leader's step limits (:meth:`ScalingPolicy.landed`), a late landing
+        a line names too (``the scale call 1→2 of … landed late``), and the count the newest line left is expected:
+        a count read otherwise at the first tick is named, and its step counted when the predecessor still led then
+        (its newest line younger than 4 intervals: its unrecorded call; older, a change made while nobody led, as
+        ``kubectl scale``, is not a step). A newest line in doubt (``applied`` null) is this watch's call in doubt:
+        seen landed, it is named and counted as one (attack31c F1, review31 R9)."""
+        watch, period = cls(), policy.settings.period_seconds
         for line in decisions:
             at, current, desired = _epoch(line.get("at")), line.get("current"), line.get("desired")
-            if at is None or wall - at >= policy.settings.period_seconds:
+            if at is None or wall - at >= period:
                 break  # newest first: the rest are older still
             if line.get("applied") is True and not line.get("override") and isinstance(current, int) \
                     and isinstance(desired, int) and desired != current:
                 policy.landed(mono - (wall - at), desired - current)
+            late = _LATE.match(str(line.get("changed") or ""))
+            if late and (sent := _epoch(late[3])) is not None and wall - sent < period:
+                policy.landed(mono - (wall - sent), int(late[2]) - int(late[1]))
         newest = decisions[0] if decisions else {}
-        left = {True: newest.get("desired"), False: newest.get("current")}.get(newest.get("applied"))
+        at, current, desired = _epoch(newest.get("at")), newest.get("current"), newest.get("desired")
+        if newest.get("applied") is None and isinstance(current, int) and isinstance(desired, int) \
+                and desired != current and at is not None:
+            watch.in_doubt = InDoubt(current, desired, mono - (wall - at), at, not newest.get("override"))
+        left = {True: desired, False: current, None: current}.get(newest.get("applied"))
         if isinstance(left, int):
             watch.expected, watch._inherited = left, True
+            watch._charged = at is not None and wall - at < 4 * policy.settings.interval
         return watch
 
     def seen(self, current: int, mono: float, policy: ScalingPolicy | None) -> str:
@@ -91,7 +103,7 @@ class CountWatch:
             self.in_doubt = None  # read past the API server's own timeout, and not there: it will not land now
         inherited, self._inherited = self._inherited, False
         if inherited and self.expected is not None and current != self.expected:
-            if policy is not None:  # maybe a step the last leader took: counted, as the late call of our own
+            if policy is not None and self._charged:  # maybe a step the last leader took: counted, as a late call
                 policy.landed(mono, current - self.expected)
             text = (f"replicas changed since the last recorded decision ({self.expected}→{current}: a call of the "
                     "previous leader that landed unrecorded, or a change made while none led)")
@@ -112,6 +124,10 @@ class CountWatch:
         if desired != current and (outcome.applied is not False or outcome.in_doubt):
             self.in_doubt = InDoubt(current, desired, at, wall, by_policy) if outcome.in_doubt else None
         self.expected = outcome.running
+
+
+#: The ``changed`` of a line whose tick saw a call in doubt land (:meth:`CountWatch.seen`)
+_LATE = re.compile(r"the scale call (\d+)→(\d+) of (\S+) landed late")
 
 
 def _epoch(at: Any) -> float | None:

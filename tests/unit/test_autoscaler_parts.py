@@ -337,5 +337,27 @@ def test_a_new_leader_counts_its_predecessors_steps_and_names_a_count_no_record_
                                                "the previous leader that landed unrecorded, or a change made while "
                                                "none led)")
     assert list(unrecorded._events) == [(500.0, 1)]  # its step counted now
-    unknown = CountWatch.after([line(998.0, 1, 2, applied=None)], ScalingPolicy(settings), wall, mono)
-    assert unknown.expected is None  # an outcome nobody knows: nothing expected, nothing named
+    doubt = ScalingPolicy(settings)  # review31 R9 (c): the predecessor's last call went unanswered, then it died
+    unknown = CountWatch.after([line(998.0, 1, 2, applied=None)], doubt, wall, mono)
+    assert unknown.seen(2, mono, doubt) == "the scale call 1→2 of 1970-01-01T00:16:38.000Z landed late"
+    assert list(doubt._events) == [(498.0, 1)]  # its step, from when it was sent
+
+
+def test_a_new_leader_charges_no_step_for_a_change_made_while_nobody_led_and_counts_a_late_landing() -> None:
+    """review31 R9 (a): ``kubectl scale`` 2→5 while no node led (the newest record 5 minutes old) is named but is no
+    autoscaler step: the next scale-up is not held for it. (b): a late landing a hold line names counts its step."""
+    from gamead_core.scaling.changes import CountWatch
+    from gamead_core.scaling.policy import ScalingPolicy
+    from gamead_core.scaling.store import iso
+
+    settings = AutoscalerSettings(interval=5, scale_up_max_step=1, scale_up_max_percent=0, period_seconds=600)
+    wall, mono = 10_000.0, 5_000.0
+    gap = ScalingPolicy(settings)
+    watch = CountWatch.after([{"at": iso(wall - 300), "current": 2, "desired": 2, "applied": True}], gap, wall, mono)
+    assert watch.seen(5, mono, gap).startswith("replicas changed since the last recorded decision (2→5")
+    assert list(gap._events) == []
+    late = ScalingPolicy(settings)
+    landed = {"at": iso(wall - 20), "current": 2, "desired": 2, "applied": True,
+              "changed": f"the scale call 1→2 of {iso(wall - 30)} landed late"}
+    assert CountWatch.after([landed], late, wall, mono).seen(2, mono, late) == ""
+    assert list(late._events) == [(mono - 30, 1)]
