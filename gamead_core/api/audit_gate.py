@@ -67,9 +67,19 @@ class AuditGate:
         self.throttle = RefusalThrottle(settings.audit.refusals_per_minute)
         self.cap = RefusalCap(settings.audit.node_refusals, settings.audit.node_refusals_window)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._writing: set[asyncio.Task[None]] = set()  # summaries being written from the timer (kept referenced)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # at shutdown, the window's pending summary first (review31 R8)
+            async def shutting() -> Message:
+                message = await receive()
+                if message["type"] == "lifespan.shutdown":
+                    await self.flush(getattr(getattr(scope.get("app"), "state", None), "audit", None))
+                return message
+
+            await self.app(scope, shutting, send)
+            return
         if scope["type"] != "http" or not scope["path"].startswith("/v1/") or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
@@ -153,9 +163,20 @@ class AuditGate:
                                "status": status})
 
 
-    async def _summarise(self, audit: AuditLog | None) -> None:
-        """Write the ``refusals_suppressed`` record of a window that is over, if one is pending (never raises)."""
-        said = self.cap.summary(time.monotonic())
+    async def flush(self, audit: AuditLog | None) -> None:
+        """At shutdown: the pending summary written now, its window over or not, and the timer's writes awaited
+        (a restart within the window left no trace of the refusals it had counted; never raises)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self._summarise(audit, force=True)
+        if self._writing:
+            await asyncio.wait(set(self._writing), timeout=5)
+
+    async def _summarise(self, audit: AuditLog | None, force: bool = False) -> None:
+        """Write the ``refusals_suppressed`` record of a window that is over (``force``: or not), if one is pending
+        (never raises)."""
+        said = self.cap.summary(time.monotonic(), force=force)
         if said is None:
             return
         record = AuditRecord(at=utcnow(), action="refusals_suppressed", outcome="refused", actor=said.top.actor,
@@ -172,9 +193,11 @@ class AuditGate:
     def _summarise_later(self, audit: AuditLog | None) -> None:
         """Make sure a timer writes the pending summary when its window is over, should no refusal come by then
         (one timer at a time)."""
-        if self._timer is not None or (due := self.cap.due_in(time.monotonic())) is None:
+        loop = asyncio.get_running_loop()
+        if self._timer is not None and self._timer_loop is loop:  # one of another loop (closed) never fires
             return
-        self._timer = asyncio.get_running_loop().call_later(max(due, 0.05), self._on_timer, audit)
+        if (due := self.cap.due_in(time.monotonic())) is not None:
+            self._timer, self._timer_loop = loop.call_later(max(due, 0.05), self._on_timer, audit), loop
 
     def _on_timer(self, audit: AuditLog | None) -> None:
         self._timer = None

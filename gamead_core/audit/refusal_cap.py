@@ -102,10 +102,10 @@ class RefusalCap:
             return None
         return max(0.0, self._window + self.every - now)
 
-    def summary(self, now: float) -> Suppressed | None:
-        """The summary of the refusals left out, once their window is over (then a new window may begin), else
-        None."""
-        if self._since is None or now - self._window < self.every:
+    def summary(self, now: float, force: bool = False) -> Suppressed | None:
+        """The summary of the refusals left out, once their window is over (``force``: at once, at shutdown; then a
+        new window may begin), else None."""
+        if self._since is None or (now - self._window < self.every and not force):
             return None
         top = max(self._by_caller, key=self._by_caller.__getitem__, default=Caller("anonymous", None, None))
         out = Suppressed(sum(self._by_code.values()), dict(self._by_code), now - self._since, len(self._by_caller),

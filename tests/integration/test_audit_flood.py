@@ -148,3 +148,18 @@ def test_a_forwarded_entry_that_is_not_an_address_never_becomes_the_client(
                                   if x.startswith("{") and rid in x and '"gamead.audit"' in x), None),
                     what="the record's log line")
     assert line["client"] == client and len(json.dumps(line)) < 1000  # the 12,000-character one was 12,381 bytes
+
+
+def test_a_node_stopped_within_its_window_writes_the_pending_summary_first(nats_url: str, tmp_path: Path) -> None:
+    """review31 R8: the refusals a window left out were written only at the next refusal after it or by a timer, so
+    a node stopped (a rolling restart) within an hour-long window left no trace of them. Now its shutdown writes
+    the pending ``refusals_suppressed`` record first."""
+    with api(nats_url, tmp_path, GAMEAD_AUDIT__NODE_REFUSALS="2", GAMEAD_AUDIT__NODE_REFUSALS_WINDOW="3600") as (
+            proc, url):
+        for i in range(7):
+            assert refuse(url, f"restart-{i}", source=f"127.2.0.{i + 1}").startswith(b"HTTP/1.1 405")
+        proc.stop()  # SIGTERM: a graceful stop, within the window
+    with api(nats_url, tmp_path / "after") as (_, after):
+        summaries = [r for r in trail(after) if r["action"] == "refusals_suppressed"
+                     and r["details"].get("window") == 3600]
+    assert summaries and summaries[0]["repeats"] == 5, summaries  # 7 refused, 2 recorded one by one
