@@ -83,12 +83,18 @@ class AckWaitKeepAlive(Hook):
     def _look(self, msg: Msg) -> None:
         """Read the live ``ack_wait`` of ``msg``'s level consumer if it was not read in the last :data:`REREAD`
         seconds (in the background: a delivery never waits for it)."""
+        try:  # nats-py's parse of the reply subject, cached on the message: this runs twice per ad
+            meta = msg.metadata
+        except Exception:  # noqa: BLE001 - not a JetStream delivery: nothing to read
+            return
+        now, seen = time.monotonic(), (meta.stream, meta.consumer)
+        if now - self._read_at.get(seen, -self._reread) < self._reread:
+            return
+        self._read_at[seen] = now  # the full check of the subject below: once per REREAD s and consumer
         key = names.work_ack_consumer(getattr(msg, "reply", None) or "")
         nc = getattr(msg, "_client", None)
-        now = time.monotonic()
-        if key is None or nc is None or now - self._read_at.get(key, -self._reread) < self._reread:
+        if key is None or nc is None:
             return
-        self._read_at[key] = now
         reading = asyncio.ensure_future(self._read(nc, key))
         self._sending.add(reading)
         reading.add_done_callback(self._sending.discard)
