@@ -86,6 +86,7 @@ def only_drops_keys(validator: Any) -> Any:
     return validator
 
 
+@functools.cache
 def _set_by_input(model: type[BaseModel]) -> bool:
     """Whether ``model``'s fields set are the keys of its input (no ``before``/``wrap`` model validator adds
     any: those marked :func:`only_drops_keys` add none)."""
