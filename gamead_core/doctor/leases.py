@@ -5,28 +5,37 @@ One worker at a time reaps (the ``reaper`` lease of bucket ``gamead_leases``), o
 hand edit, a bug) kept every other node a follower until then: nobody re-queued a dead API's records, swept
 stranded messages, healed the DLQ or scaled, and the doctor said every invariant held. Nodes now also judge such a
 lease expired on their own clock (unchanged for a TTL); the doctor names it meanwhile, and where no node of this
-version follows it. A live lease (``expiresAt`` not passed) is stuck when (:func:`stuck_text`):
+version follows it. A live lease (``expiresAt`` not passed) is judged by what it says of itself, its written ttl
+(``expiresAt − renewedAt``) and its ``renewedAt``, never by this node's intervals (review31 R5: a healthy leader
+configured with a longer interval was reported stuck, and the repair released its live lease). Its holder has a
+live registry entry: never stuck. Otherwise it is stuck when (:func:`stuck_text`):
 
-* its ``expiresAt`` lies further ahead than the TTL the nodes use for that key (this node's settings:
-  :func:`lease_ttls`) by more than :data:`CLOCK_SLACK`: a holder renews to ``now + ttl``, so it was written by a
-  clock ahead, or by hand; or
+* its ``renewedAt`` lies ahead of ``now`` by more than :data:`CLOCK_SLACK`: its holder's clock is ahead; or
+* its written ttl is longer than any node trusts (:func:`gamead_core.scaling.lease_rule.trust_cap`, 10 of the TTL
+  this node uses for that key: :func:`lease_ttls`): written by hand or a bug; or
 * its holder has no live registry entry (API nodes and workers register under the id they hold leases with;
-  ``gamead up``'s own autoscaler, ``up-<host>-<pid>``, registers nothing and is judged by the first rule only).
+  ``gamead up``'s own autoscaler, ``up-<host>-<pid>``, registers nothing and is judged by the first two rules).
 
 Read twice (:meth:`Leases.first`, then :meth:`Leases.confirm` after the doctor's settle, with a fresh registry
 listing): reported only when the key kept the revision first read and is still stuck, with a repair action
-``["lease_stuck", key, revision]`` (:mod:`gamead_core.doctor.repair` releases it by compare-and-set at that
-revision; a live node takes it at its next step). Cost: 1 keys listing and 1 get per key (2 keys), 1 registry
-listing when a lease is live; again for the suspects. Never raises: an unreadable bucket is another check's.
+``["lease_stuck", key, revision]``: :func:`release_stuck` releases it by compare-and-set at that revision, only
+once it has itself seen that revision unchanged for longer than the lease's own ttl (the followers' silence rule,
+:func:`gamead_core.scaling.lease_rule.silent_after`): a live holder renews within it, and the repair is skipped as
+healed. A live node takes the released lease at its next step. Cost: 1 keys listing and 1 get per key (2 keys),
+1 registry listing when a lease is live; again for the suspects. Never raises: an unreadable bucket is another
+check's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Iterable
 from typing import Any
 
+import nats.js.errors
 from nats.js import JetStreamContext
 
 from gamead_core import names
@@ -35,8 +44,9 @@ from gamead_core.doctor.model import Finding, ReadStats
 from gamead_core.doctor.verdict import add
 from gamead_core.errors import GameadError
 from gamead_core.models import utc_iso
+from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import Registry
-from gamead_core.scaling.lease_rule import AUTOSCALER_LEASE, Lease, lease_ttl
+from gamead_core.scaling.lease_rule import AUTOSCALER_LEASE, Lease, lease_ttl, silent_after, trust_cap
 from gamead_core.worker.reaper import reaper_lease_ttl
 
 log = logging.getLogger(__name__)
@@ -58,24 +68,70 @@ def lease_ttls(settings: GameadSettings) -> dict[str, float]:
 
 def stuck_text(key: str, lease: Lease | None, now: float, ttl: float | None,
                registered: Iterable[str] | None) -> str | None:
-    """Why the lease of ``key`` is stuck (the finding's detail), or None when it is not: released, expired, or live
-    and held by a registered node within its ``ttl`` (None: unknown key, only the registry is asked). ``now``: epoch
-    seconds; ``registered``: ids of the live nodes (None: the registry could not be read). Pure."""
+    """Why the lease of ``key`` is stuck (the finding's detail), or None when it is not: released, expired, held by
+    a registered node, or consistent with a live holder by its own fields (its ``renewedAt`` not ahead, its written
+    ttl no longer than :func:`trust_cap` of ``ttl``, the TTL this node uses for ``key``; None: unknown key, no
+    cap). ``now``: epoch seconds; ``registered``: ids of the live nodes (None: the registry could not be read).
+    Pure; the rules are the module docstring's (review31 R5)."""
     if lease is None or lease.expired(now):
         return None
-    ahead = lease.expires_at - now
+    live = None if registered is None else set(registered)
+    if live is not None and lease.holder in live:
+        return None  # it heartbeats: a lease it stopped renewing is taken by its followers' own rule
     waits = WAITS.get(key, "the nodes that follow it wait")
     until = f"until {utc_iso(lease.expires_at, 'seconds')}"
-    if ttl is not None and ahead > ttl + CLOCK_SLACK:
-        why = (f"its expiresAt lies {ahead:.0f} s ahead, more than its TTL ({ttl:g} s): its holder's clock is ahead "
-               "or it was written by hand")
-    elif (registered is not None and not lease.holder.startswith(UNREGISTERED)
-          and lease.holder not in set(registered)):
+    if lease.renewed_at - now > CLOCK_SLACK:
+        why = (f"its renewedAt lies {lease.renewed_at - now:.0f} s ahead: its holder's clock is ahead or it was "
+               "written by hand")
+    elif ttl is not None and lease.ttl > trust_cap(ttl) + CLOCK_SLACK:
+        why = (f"its TTL (expiresAt − renewedAt, {lease.ttl:.0f} s) is longer than any node writes (at most "
+               f"{trust_cap(ttl):g} s): it was written by hand or by a bug")
+    elif live is not None and not lease.holder.startswith(UNREGISTERED):
         why = "its holder has no live registry entry (the node is gone)"
     else:
         return None
     return (f"held by {lease.holder} {until}: {why}; {waits} until a node takes it over (nodes of this version do "
-            f"within its TTL; older ones wait for expiresAt). Fix: gamead doctor --repair (releases it)")
+            f"once it stood unchanged for its TTL; older ones wait for expiresAt). Fix: gamead doctor --repair "
+            "(releases it)")
+
+
+def release_window(key: str, lease: Lease, settings: GameadSettings) -> float:
+    """Seconds (monotonic) ``lease`` must stand unchanged before the repair releases it: the followers' rule
+    (:func:`silent_after`) with the TTL this node uses for ``key`` (the largest known one for another key). Pure."""
+    ttls = lease_ttls(settings)
+    return silent_after(lease, ttls.get(key, max(ttls.values())))
+
+
+async def release_stuck(js: JetStreamContext, settings: GameadSettings, key: str, revision: int) -> Lease | None:
+    """The repair of ``lease_stuck``: release the lease of ``key`` (no holder, expired now) by compare-and-set at
+    ``revision``, once this call has seen it keep that revision for longer than :func:`release_window` (it looks
+    again every sixth of it). Returns the lease released (its holder), or None when it changed meanwhile (renewed:
+    its holder lives; taken over), is missing or unreadable. Raises GameadError for NATS trouble."""
+    with nats_boundary():
+        try:
+            kv = await js.key_value(names.LEASES_BUCKET)
+        except nats.js.errors.NotFoundError:
+            return None
+        since: float | None = None
+        while True:
+            try:
+                entry = await kv.get(key)
+            except (nats.js.errors.NotFoundError, nats.js.errors.KeyNotFoundError):
+                return None
+            lease = Lease.from_json(entry.value)
+            if entry.revision != revision or lease is None:
+                return None
+            since = time.monotonic() if since is None else since  # from when the first get returned
+            window = release_window(key, lease, settings)
+            if (left := since + window - time.monotonic()) < 0:
+                break
+            await asyncio.sleep(min(left + 0.05, window / 6))
+        now = time.time()
+        try:
+            await kv.update(key, replace(lease, holder="", renewed_at=now, expires_at=now).to_json(), last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+    return lease
 
 
 class Leases:
@@ -148,4 +204,4 @@ class Leases:
                 actions.append(["lease_stuck", key, revision])
 
 
-__all__ = ["CLOCK_SLACK", "Leases", "lease_ttls", "stuck_text"]
+__all__ = ["CLOCK_SLACK", "Leases", "lease_ttls", "release_stuck", "release_window", "stuck_text"]

@@ -118,13 +118,13 @@ KINDS: Final[tuple[Kind, ...]] = (
        "a process's setting: restart it with the queue's queue.partitions (README: Partitions)", items="object"),
     _k("job_lease_expired", 4, "operator job still queued or running whose runner's lease expired longer than "
        "jobs.lease ago (no API node took it over), or with no live runner while its lease lasts: its runner's node "
-       "is gone, or its leaseUntil lies further ahead than jobs.lease",
+       "is gone, or its leaseUntil lies further ahead than 10 × jobs.lease",
        "taken over by the API node running the repair: resumed, or ended `interrupted`/`cancelled` (jobs.max_resumes)",
        items="job"),
-    _k("lease_stuck", 4, "a leader lease (the reaper's, the autoscaler's) held by a node that is gone, or with an "
-       "expiresAt further ahead than its TTL: until a node takes it over, nobody reaps (a dead node's ads), heals the "
-       "DLQ or scales", "released by compare-and-set at the revision read (only if still unchanged): a live node "
-       "takes it at its next step", items="object"),
+    _k("lease_stuck", 4, "a leader lease (the reaper's, the autoscaler's) held by a node that is gone, renewed "
+       "ahead of now, or with a TTL no node writes: until a node takes it over, nobody reaps (a dead node's ads), "
+       "heals the DLQ or scales", "released by compare-and-set at the revision read, once it stood unchanged for its "
+       "own TTL: a live node takes it at its next step", items="object"),
 )
 
 KIND_BY_CODE: Final[dict[str, Kind]] = {k.code: k for k in KINDS}

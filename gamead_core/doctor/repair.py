@@ -16,7 +16,8 @@ kind                       action
 topology_missing           ``check_topology(create=True)``: what the API nodes' topology watch does
 job_lease_expired          :meth:`JobService.take_over`: resume the job here, or end it (``jobs.max_resumes``)
 lease_stuck                the lease released (no holder, expired now) by compare-and-set at the revision the
-                           doctor read: a live node takes it at its next step (:mod:`gamead_core.doctor.leases`)
+                           doctor read, once it stood so for its own ttl: a live node takes it at its next step
+                           (:func:`gamead_core.doctor.leases.release_stuck`)
 entry_without_record       create the ``dead`` record from the entry (create-only: never over a record)
 dead_without_entry         write a DLQ entry from the record, only if the ad has none
                            (``Nats-Expected-Last-Subject-Sequence: 0``), then confirm the record at the revision
@@ -44,8 +45,6 @@ one entry per ad by its own limit).
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import replace
 from typing import Any
 
 import nats.js.errors
@@ -55,6 +54,7 @@ from nats.js import JetStreamContext
 from gamead_core import names
 from gamead_core.config import GameadSettings
 from gamead_core.doctor.diagnose import Doctor
+from gamead_core.doctor.leases import release_stuck
 from gamead_core.errors import Conflict, NotFound, TopologyChanged
 from gamead_core.jobs.model import Mark
 from gamead_core.jobs.policy import mark_words
@@ -65,7 +65,6 @@ from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.partitions import partition_of
 from gamead_core.queue.publish import publish_ad
 from gamead_core.queue.topology import TopologyReport, check_topology
-from gamead_core.scaling.lease_rule import Lease
 from gamead_core.store.ads import AdStore, Versioned, encode
 from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
@@ -170,22 +169,10 @@ class RepairOps:
             return Mark.HEALED
 
     async def _lease_stuck(self, item: list[Any], job_id: str) -> str:
-        key, revision = item[1], item[2]
-        with nats_boundary():
-            try:
-                kv = await self.js.key_value(names.LEASES_BUCKET)
-                entry = await kv.get(key)
-            except (nats.js.errors.NotFoundError, nats.js.errors.KeyNotFoundError):
-                return Mark.HEALED
-            lease = Lease.from_json(entry.value)
-            if entry.revision != revision or lease is None:
-                return Mark.HEALED  # renewed (its holder lives) or taken over meanwhile
-            now = time.time()
-            try:
-                await kv.update(key, replace(lease, holder="", renewed_at=now, expires_at=now).to_json(), last=revision)
-            except nats.js.errors.KeyWrongLastSequenceError:
-                return Mark.HEALED
-        log.warning("released the %s lease held by %s", key, lease.holder, extra={"job_id": job_id})
+        lease = await release_stuck(self.js, self.settings, item[1], item[2])  # unchanged for its own ttl (R5)
+        if lease is None:
+            return Mark.HEALED  # renewed (its holder lives) or taken over meanwhile
+        log.warning("released the %s lease held by %s", item[1], lease.holder, extra={"job_id": job_id})
         return Mark.LEASE_RELEASED
 
     async def _obsolete_object(self, item: list[Any], job_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark
+from gamead_core.scaling.lease_rule import trust_cap
 
 #: Replayed ads that must have finished (completed or dead again) before a failure rate is judged.
 MIN_SAMPLE = 5
@@ -59,14 +60,23 @@ CLOCK_SLACK = 2.0
 
 def lease_expired(job: Job, now: float, *, unchanged_for: float = 0.0, lease: float | None = None) -> bool:
     """True if ``job`` is unfinished and its runner has not renewed its lease (epoch seconds) by ``now``; or (with
-    ``lease``, ``jobs.lease`` s) its lease has not changed for ``unchanged_for`` s > ``lease`` on the reader's own
-    monotonic clock, whatever ``leaseUntil`` says: a live runner renews it at least every ``jobs.lease / 3``, so
-    one that died with a ``leaseUntil`` an hour ahead (its clock ahead, a hand edit) keeps its job for one lease,
-    not that hour (attack31b F2b; the rule of :func:`gamead_core.scaling.lease_rule.silent`). API nodes' clocks
-    are assumed to agree within a fraction of ``jobs.lease`` (NTP)."""
+    ``lease``, the silence window of :func:`lease_window`, seconds) its lease has not changed for ``unchanged_for``
+    s > ``lease`` on the reader's own monotonic clock, whatever ``leaseUntil`` says: one that died with a
+    ``leaseUntil`` an hour ahead (its clock ahead, a hand edit) keeps its job for that window, not the hour
+    (attack31b F2b; the rule of :func:`gamead_core.scaling.lease_rule.silent`). API nodes' clocks are assumed to
+    agree within a fraction of ``jobs.lease`` (NTP)."""
     if job.state.terminal:
         return False
     return job.lease_until < now or (lease is not None and unchanged_for > lease)
+
+
+def lease_window(remaining: float, lease: float) -> float:
+    """Seconds a job's lease may stand unchanged before a reader takes it as silent: ``max(lease, min(remaining,
+    10 × lease))``, ``lease`` the reader's ``jobs.lease``, ``remaining`` what was left of the lease (``leaseUntil
+    − now``, s) when the reader first saw it. A runner renews every ``its own jobs.lease / 3`` to ``now + its
+    jobs.lease``, so what is left at any sighting outlasts its next renewal: a reader with a shorter ``jobs.lease``
+    never takes a live runner's job (review31 R4); the cap (:func:`trust_cap`) bounds a hand-edited one. Pure."""
+    return max(lease, min(remaining, trust_cap(lease)))
 
 
 def lease_key(job: Job) -> tuple[str | None, float]:
@@ -76,9 +86,11 @@ def lease_key(job: Job) -> tuple[str | None, float]:
 
 
 def lease_too_far(job: Job, now: float, lease: float) -> bool:
-    """True if unfinished ``job``'s ``leaseUntil`` lies more than ``lease`` (``jobs.lease`` s) + :data:`CLOCK_SLACK`
-    ahead of ``now`` (epoch s): a runner renews to ``now + jobs.lease``, so a clock ahead or a hand edit wrote it."""
-    return not job.state.terminal and job.lease_until > now + lease + CLOCK_SLACK
+    """True if unfinished ``job``'s ``leaseUntil`` lies more than 10 × ``lease`` (``jobs.lease`` s, :func:`trust_cap`)
+    + :data:`CLOCK_SLACK` ahead of ``now`` (epoch s): a runner renews to ``now + its jobs.lease``, and no node's
+    ``jobs.lease`` is trusted to be 10 times this one's, so a clock ahead or a hand edit wrote it (not a node
+    configured with a longer lease: review31 R5)."""
+    return not job.state.terminal and job.lease_until > now + trust_cap(lease) + CLOCK_SLACK
 
 
 def runner_node(runner: str | None) -> str | None:
@@ -91,20 +103,20 @@ def runner_node(runner: str | None) -> str | None:
 def stuck_text(job: Job, now: float, lease: float, registered: set[str] | None) -> str | None:
     """Why unfinished ``job``, its lease not expired at ``now`` (epoch s), has no live runner, for the doctor
     (attack31b F2b); None when it has one as far as can be told. Its ``leaseUntil`` lies further ahead than
-    ``lease`` (``jobs.lease`` s) allows (:func:`lease_too_far`), or its runner's API node has no live registry
+    10 × ``lease`` (``jobs.lease`` s) allows (:func:`lease_too_far`), or its runner's API node has no live registry
     entry (``registered``: live node ids; None: unknown, not judged). Pure."""
     if job.state.terminal or lease_expired(job, now):
         return None
     ahead = job.lease_until - now
     if lease_too_far(job, now, lease):
-        why = (f"its lease lies {ahead:.0f} s ahead, more than jobs.lease ({lease:g} s): its runner's clock is "
-               "ahead or it was written by hand")
+        why = (f"its lease lies {ahead:.0f} s ahead, more than 10 × jobs.lease ({trust_cap(lease):g} s): its "
+               "runner's clock is ahead or it was written by hand")
     elif registered is not None and (node := runner_node(job.runner)) is not None and node not in registered:
         why = f"its runner's node ({node}) has no live registry entry (it is gone)"
     else:
         return None
     return (f"{job.kind.value} job {job.state.value}, runner {job.runner}: {why}; nodes of this version take it "
-            "over once its lease stood unchanged for jobs.lease, older ones when it passes")
+            "over once its lease stood unchanged for its length (at most 10 × jobs.lease), older ones when it passes")
 
 
 def resume_decision(job: Job, max_resumes: int) -> JobState:

@@ -31,7 +31,7 @@ from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.ids import new_job_id
 from gamead_core.jobs.hooks import JobAuditHook, RepairActions
 from gamead_core.jobs.model import CancelRequest, Job, JobKind, JobPhase, JobState, Selection
-from gamead_core.jobs.policy import lease_expired, lease_key, lease_too_far, resume_decision, tally
+from gamead_core.jobs.policy import lease_expired, lease_key, lease_too_far, lease_window, resume_decision, tally
 from gamead_core.jobs.run import JobRun
 from gamead_core.jobs.store import JobStore, WorkList
 from gamead_core.models import utcnow
@@ -55,9 +55,10 @@ class JobService:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.last_error: str | None = "starting"
-        #: job id → its lease as last seen (:func:`lease_key`) and since when (monotonic s): a lease unchanged for
-        #: longer than jobs.lease is expired, whatever its leaseUntil (attack31b F2b)
-        self._seen: dict[str, tuple[tuple[str | None, float], float]] = {}
+        #: job id → its lease as last seen (:func:`lease_key`), since when (monotonic s) and what was left of it
+        #: then (s): a lease unchanged for longer than :func:`lease_window` is expired, whatever its leaseUntil
+        #: (attack31b F2b, review31 R4)
+        self._seen: dict[str, tuple[tuple[str | None, float], float, float]] = {}
         #: the doctor's repair actions on this node, for ``repair`` jobs (set by ``gamead_core.api.routes_doctor``)
         self.repairs: Callable[[], RepairActions] | None = None
 
@@ -222,26 +223,28 @@ class JobService:
         now = time.time()
         jobs = [j for j in await self.store.list(limit=1_000_000) if not j.state.terminal]
         self._seen = {j.id: self._seen[j.id] if self._seen.get(j.id, (None,))[0] == lease_key(j)
-                      else (lease_key(j), time.monotonic()) for j in jobs}
+                      else (lease_key(j), time.monotonic(), j.lease_until - now) for j in jobs}
         for job in jobs:
-            if job.id not in self._runs and lease_expired(job, now, unchanged_for=self._unchanged(job),
-                                                          lease=self.lease):
+            if job.id not in self._runs and self._silent(job, now):
                 taken += await self._take_over(job.id)
         return taken
 
-    def _unchanged(self, job: Job) -> float:
-        """Seconds this node has seen ``job``'s lease unchanged (0 when it was not seen so)."""
-        key, since = self._seen.get(job.id, (None, 0.0))
-        return time.monotonic() - since if key == lease_key(job) else 0.0
+    def _silent(self, job: Job, now: float) -> bool:
+        """:func:`lease_expired` at ``now`` (epoch s), its silence as this node saw it: the seconds it has seen
+        ``job``'s lease unchanged (0 when it was not seen so) against :func:`lease_window`."""
+        key, since, remaining = self._seen.get(job.id, (None, 0.0, 0.0))
+        seen = key == lease_key(job)
+        return lease_expired(job, now, unchanged_for=time.monotonic() - since if seen else 0.0,
+                             lease=lease_window(remaining, self.lease))
 
     def runner_silent(self, job: Job) -> bool:
         """True if ``job`` (unfinished) has no live runner as this node sees it: its lease expired, lies further
-        ahead than a runner writes it (:func:`lease_too_far`), or stood unchanged for longer than ``jobs.lease``;
+        ahead than a runner writes it (:func:`lease_too_far`), or stood unchanged for longer than :func:`lease_window`;
         or its runner is this node, which does not run it."""
         now = time.time()
         return not job.state.terminal and job.id not in self._runs and (
             job.runner == self.node_id or lease_too_far(job, now, self.lease)
-            or lease_expired(job, now, unchanged_for=self._unchanged(job), lease=self.lease))
+            or self._silent(job, now))
 
     async def take_over(self, job_id: str, stuck_at: int | None = None) -> bool:
         """Take over job ``job_id`` if its lease expired (resume it here, or end it: :func:`resume_decision`), or,
@@ -258,8 +261,7 @@ class JobService:
         job, revision = await store.get(job_id)
         now = time.time()
         stuck = stuck_at is not None and stuck_at == revision and not job.state.terminal
-        if job.id in self._runs or not (stuck or lease_expired(job, now, unchanged_for=self._unchanged(job),
-                                                                lease=self.lease)):
+        if job.id in self._runs or not (stuck or self._silent(job, now)):
             return 0
         previous = job.runner
         decision = resume_decision(job, self.settings.jobs.max_resumes)

@@ -33,8 +33,10 @@ A lease of another expires two ways, whichever comes first:
 * ``expiresAt``, wall-clock time, written by the holder: the nodes' clocks must agree to well within the TTL
   (NTP does that; on one machine it is trivially true);
 * on the follower's own monotonic clock: the lease it reads has kept the same KV revision for longer than
-  :func:`~gamead_core.scaling.lease_rule.silent_after` (its own ``ttl``, or the holder's written one if
-  smaller, never a larger one), so its holder missed three renewals. Without it, a holder that died with
+  :func:`~gamead_core.scaling.lease_rule.silent_after`: the holder's written ttl, at least the follower's own
+  and at most :func:`~gamead_core.scaling.lease_rule.trust_cap` (10 of its own TTLs), so
+  its holder missed its renewals (a live holder writes every ``ttl / 3`` of its *own* TTL: a follower with a
+  shorter one must not take it, review31 R4). Without it, a holder that died with
   ``expiresAt`` far ahead (its clock ahead, a hand edit, a bug) kept every other node a follower until then:
   nobody reaped, healed the DLQ or scaled, for as long as the skew (attack31b F2: ``expiresAt`` +3600 held
   the reaper and autoscaler leases an hour). The takeover is still a compare-and-set on that revision.
@@ -169,7 +171,9 @@ class LeaseKeeper:
                     entry = await self._get()
                     current = Lease.from_json(entry.value) if entry is not None else None
                     now, held = self._clock(), self.is_leader
-                    quiet = self._unchanged_for(getattr(entry, "revision", None), sent)
+                    # a revision first seen counts from when the get returned (it may have been written after
+                    # `sent`), so the silence never outlasts the holder's own deadline by the get's latency (R4)
+                    quiet = self._unchanged_for(getattr(entry, "revision", None), sent, self._mono())
                     decision = lease_decision(now, current, self.me, self.ttl, self.acts, held, unchanged_for=quiet)
                     if decision.write is None:
                         self._reached()
@@ -205,11 +209,12 @@ class LeaseKeeper:
         self._held_until = sent + self.ttl
         return decision.check_in
 
-    def _unchanged_for(self, revision: int | None, now: float) -> float:
+    def _unchanged_for(self, revision: int | None, now: float, seen_at: float | None = None) -> float:
         """Seconds (monotonic, ``now``) the lease has kept KV ``revision`` (None: no key), counted from when this
-        process first saw it: a follower's own measure of a holder that stopped renewing."""
+        process first saw it (``seen_at``, default ``now``): a follower's own measure of a holder that stopped
+        renewing."""
         if revision != self._revision_seen:
-            self._revision_seen, self._unchanged_since = revision, now
+            self._revision_seen, self._unchanged_since = revision, now if seen_at is None else seen_at
         return max(0.0, now - self._unchanged_since)
 
     def _reached(self) -> None:

@@ -4,7 +4,8 @@ docstring tells the whole rule, and where it comes from).
 
 A follower judges a lease expired two ways (attack31b F2): by the holder's wall-clock ``expiresAt`` (clocks must
 agree), and by its own monotonic clock: a lease that has not changed (the same KV revision) for longer than a TTL
-is expired whatever ``expiresAt`` says (:func:`silent`), so a holder that died with ``expiresAt`` far ahead (a
+is expired whatever ``expiresAt`` says (:func:`silent`; a TTL: the holder's written one, at least the follower's
+own and at most 10 of them, :func:`trust_cap`), so a holder that died with ``expiresAt`` far ahead (a
 clock ahead, a hand edit, a bug) keeps nobody a follower for longer than that.
 """
 
@@ -89,12 +90,27 @@ class LeaseDecision:
     check_in: float
 
 
+#: A follower trusts a holder's written ttl up to this many of its own TTLs (:func:`trust_cap`).
+TRUST_TTLS = 10.0
+
+
+def trust_cap(ttl: float) -> float:
+    """The longest written ttl (seconds) a node whose own lease TTL is ``ttl`` believes: ``10 × ttl``. Nodes whose
+    intervals differ up to 10× (a config rollout 30 → 5 s is 6×) keep each other's live leases; a hand-edited
+    ``expiresAt`` an hour ahead holds followers 10 TTLs (150 s at the default 5 s interval), not the hour (review31
+    R4: a follower may not take a live holder's lease, nor wait for a hand edit). A holder whose clock is ahead
+    writes its ``renewedAt`` ahead too, so its written ttl stays its own and needs no cap. Pure."""
+    return TRUST_TTLS * ttl
+
+
 def silent_after(current: Lease, ttl: float) -> float:
     """Seconds a lease of another may stay unchanged (the same KV revision) before a follower takes it as expired,
-    on the follower's own monotonic clock: its own ``ttl``, or the holder's written one (``expiresAt −
-    renewedAt``) if smaller; never a larger one (a holder's ``ttl`` of 3600 is no reason to wait an hour). A live
-    holder writes every ``ttl / 3``. Pure."""
-    return min(ttl, current.ttl) if current.ttl > 0 else ttl
+    on the follower's own monotonic clock: ``max(ttl, min(written ttl, trust_cap(ttl)))``, ``ttl`` the follower's
+    own, the written one ``expiresAt − renewedAt``. A live holder writes at least once per its written ttl (every
+    ``ttl / 3`` for the autoscaler), so waiting for it never takes a live holder's lease, whatever the two nodes'
+    intervals (review31 R4: a follower with ttl 15 took a renewing holder's ttl-60 lease); the cap bounds a
+    hand-written or buggy one (:func:`trust_cap`). Pure."""
+    return max(ttl, min(current.ttl, trust_cap(ttl)))
 
 
 def silent(current: Lease, unchanged_for: float, ttl: float) -> bool:
@@ -138,5 +154,5 @@ def lease_decision(now: float, current: Lease | None, me: str, ttl: float, acts:
                                              max(0.0, silent_after(current, ttl) - unchanged_for) + _SLACK))
 
 
-__all__ = ["AUTOSCALER_LEASE", "TTL_INTERVALS", "Action", "Lease", "LeaseDecision", "lease_decision", "lease_ttl",
-           "silent", "silent_after"]
+__all__ = ["AUTOSCALER_LEASE", "TRUST_TTLS", "TTL_INTERVALS", "Action", "Lease", "LeaseDecision",
+           "lease_decision", "lease_ttl", "silent", "silent_after", "trust_cap"]

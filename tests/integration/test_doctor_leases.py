@@ -27,7 +27,9 @@ def test_a_lease_held_by_a_gone_node_is_named_and_released_by_the_repair(
     from gamead_core.store.ads import AdStore
 
     server = fresh_nats()
-    settings = GameadSettings(doctor={"settle": 0.2})
+    # intervals short enough that the repair's wait (each lease unchanged for its own ttl, review31 R5) is seconds
+    settings = GameadSettings(doctor={"settle": 0.2}, autoscaler={"interval": 0.2},
+                              registry={"heartbeat_interval": 0.1})
 
     async def main() -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Lease | None]]:
         nc = await nats.connect(server.url)
@@ -37,7 +39,7 @@ def test_a_lease_held_by_a_gone_node_is_named_and_released_by_the_repair(
             kv = await js.key_value(names.LEASES_BUCKET)
             t = time.time()
             await kv.put(names.REAPER_LEASE, Lease("worker-deadnode-999", t - 100, t - 1, t + 3600).to_json())
-            await kv.put("autoscaler", Lease("api-gone-1", t - 100, t - 1, t + 14).to_json())
+            await kv.put("autoscaler", Lease("api-gone-1", t - 100, t - 1, t + 7).to_json())  # ttl 8: at most 6 + 2
             found = await diagnose(nc, js, settings)
             ops = RepairOps(nc, js, settings, store=AdStore(nc, js))
             marks = "".join([await ops.act(item, "repairjob") for item in found.actions])
@@ -52,9 +54,59 @@ def test_a_lease_held_by_a_gone_node_is_named_and_released_by_the_repair(
     assert before["ok"] is False and stuck["count"] == 2, before
     assert sorted(stuck["sample"]) == ["autoscaler lease", "reaper lease"]
     reaper = stuck["details"]["reaper lease"]
-    assert "worker-deadnode-999" in reaper and "more than its TTL" in reaper and "heals the DLQ" in reaper, reaper
+    assert "worker-deadnode-999" in reaper and "longer than any node writes" in reaper and "heals the DLQ" in reaper
     scaler = stuck["details"]["autoscaler lease"]
     assert "api-gone-1" in scaler and "no live registry entry" in scaler and "gamead doctor --repair" in scaler
     assert marks == "RR"
     assert after["ok"] is True, after
     assert all(lease is not None and lease.holder == "" for lease in left.values()), left
+
+
+def test_a_live_leader_with_a_longer_interval_is_not_stuck_and_the_repair_never_releases_a_renewing_lease(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review31 R5: a doctor on a node with interval 5 (ttl 15) judged an interval-30 leader's lease (ttl 90) "a
+    clock ahead" (exit 1), and the repair released the live lease (a leader flap). Now the lease is judged by its
+    own fields, and the repair releases only a lease that stood unchanged for its own ttl: a renewing holder keeps
+    it."""
+    from gamead_core.config import GameadSettings
+    from gamead_core.doctor import diagnose
+    from gamead_core.doctor.repair import RepairOps
+    from gamead_core.queue.topology import ensure_topology
+    from gamead_core.scaling.lease import LeaseKeeper
+    from gamead_core.store.ads import AdStore
+
+    server = fresh_nats()
+    settings = GameadSettings(doctor={"settle": 0.2})  # autoscaler.interval 5: ttl 15
+
+    async def main() -> tuple[dict[str, Any], str, Lease | None]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        try:
+            await ensure_topology(js, settings)
+            kv = await js.key_value(names.LEASES_BUCKET)
+            t = time.time()
+            await kv.put("autoscaler", Lease("up-slow-1", t - 100, t, t + 90).to_json())  # interval 30, renewed now
+            found = await diagnose(nc, js, settings)
+            # a renewing holder (every 0.5 s) whose lease a stale action names: the repair waits, sees it renewed
+            keeper = LeaseKeeper(kv, "up-fast-2", 1.5)
+            await kv.put("autoscaler", Lease("", t, t, t).to_json())
+            task = asyncio.create_task(keeper.run(stop))
+            deadline = time.monotonic() + 10
+            while not keeper.is_leader:
+                assert time.monotonic() < deadline, "the keeper never led"
+                await asyncio.sleep(0.05)
+            revision = (await kv.get("autoscaler")).revision
+            mark = await RepairOps(nc, js, settings, store=AdStore(nc, js)).act(
+                ["lease_stuck", "autoscaler", revision], "repairjob")
+            left = Lease.from_json((await kv.get("autoscaler")).value)
+            stop.set()
+            await task
+            return found.report.wire(10), mark, left
+        finally:
+            stop.set()
+            await nc.close()
+
+    report, mark, left = asyncio.run(main())
+    assert not [f for f in report["findings"] if f["kind"] == "lease_stuck"], report
+    assert mark == "h" and left is not None and left.holder == "up-fast-2", (mark, left)

@@ -44,7 +44,7 @@ def _job(runner: str = "vm-deadnode-1") -> Job:
 def test_a_job_whose_lease_lies_an_hour_ahead_is_taken_over_once_it_stood_unchanged_for_a_lease(
         fresh_nats: Callable[[], EmbeddedNats]) -> None:
     """A node's sweeper (``jobs.lease`` 1 s, ``max_resumes`` 0: the take-over ends it ``interrupted``) takes the job
-    over once its lease stood unchanged for a lease on its own clock (before: only after the hour)."""
+    over once its lease stood unchanged for 10 leases on its own clock (before: only after the hour)."""
     server = fresh_nats()
     settings = GameadSettings(jobs={"lease": 1, "max_resumes": 0})
 
@@ -57,7 +57,7 @@ def test_a_job_whose_lease_lies_an_hour_ahead_is_taken_over_once_it_stood_unchan
             await store.create(job)
             service = JobService(settings, "api-sweeper", ops=lambda: None)  # type: ignore[arg-type,return-value]
             service._store = store
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 40  # a written lease is trusted up to 10 × jobs.lease (review31 R4)
             while (now := (await store.get(job.id))[0]).state == JobState.RUNNING and time.monotonic() < deadline:
                 await service.sweep()
                 await asyncio.sleep(0.2)  # the sweeper's own pace (jobs.lease / 3)
@@ -69,6 +69,44 @@ def test_a_job_whose_lease_lies_an_hour_ahead_is_taken_over_once_it_stood_unchan
     print(f"{ended.state.value}: {ended.stop_reason}")
     assert ended.state == JobState.INTERRUPTED, ended
     assert "vm-deadnode-1" in (ended.stop_reason or "")
+
+
+def test_a_sweeper_with_a_shorter_jobs_lease_never_takes_a_live_runners_job(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """review31 R4 (the job lease): a runner with ``jobs.lease`` 4 renews every 1.3 s; a node with ``jobs.lease`` 1
+    judged the lease silent after 1 s unchanged and took the live job (here: ended it ``interrupted``, two runners
+    otherwise). Over six renewals it stays the runner's."""
+    server = fresh_nats()
+    settings = GameadSettings(jobs={"lease": 1, "max_resumes": 0})
+
+    async def main() -> tuple[Job, list[str]]:
+        nc = await nats.connect(server.url)
+        try:
+            await ensure_topology(nc.jetstream(), settings)
+            store = await JobStore.open(nc.jetstream())
+            job = _job(runner="livehost-77-abcdef")
+            job.lease_until = time.time() + 4.0
+            revision = await store.create(job)
+            service = JobService(settings, "api-sweeper", ops=lambda: None)  # type: ignore[arg-type,return-value]
+            service._store = store
+            lost: list[str] = []
+            for _ in range(6):
+                renew_at = time.monotonic() + 1.3
+                while time.monotonic() < renew_at:
+                    await service.sweep()
+                    await asyncio.sleep(0.2)  # the sweeper's own pace
+                current, now_rev = await store.get(job.id)
+                if now_rev != revision or current.state != JobState.RUNNING:
+                    lost.append(f"{current.state.value} by {current.runner}")
+                    break
+                current.lease_until = time.time() + 4.0  # the runner's renewal (its own jobs.lease, 4 s)
+                revision = await store.update(current, revision)
+            return (await store.get(job.id))[0], lost
+        finally:
+            await nc.close()
+
+    final, lost = asyncio.run(main())
+    assert not lost and final.state == JobState.RUNNING and final.runner == "livehost-77-abcdef", (lost, final)
 
 
 def test_the_doctor_names_a_job_whose_runner_is_gone_or_lease_too_far_ahead_and_the_repair_takes_it_over(
@@ -105,7 +143,7 @@ def test_the_doctor_names_a_job_whose_runner_is_gone_or_lease_too_far_ahead_and_
     kinds = {f["kind"]: f for f in before["findings"]}
     assert set(kinds) == {"job_lease_expired"} and kinds["job_lease_expired"]["count"] == 2, before["findings"]
     details = json.dumps(before["findings"])
-    assert "more than jobs.lease" in details and "api-deadhost-4242" in details
+    assert "more than 10 \\u00d7 jobs.lease" in details and "api-deadhost-4242" in details
     assert outcome == ["T", "T", "interrupted", "interrupted"], outcome
     assert after["ok"] is True
 

@@ -1,5 +1,5 @@
 """The doctor's rule for a stuck leader lease (attack31b F2), alone: a live lease held by a node with no registry
-entry, or whose expiresAt lies further ahead than its TTL; never a live, registered holder within its TTL."""
+entry, or renewed ahead, or with a TTL no node writes; never a registered holder (review31 R5)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,30 @@ def test_a_holder_with_no_registry_entry_is_named_with_what_waits() -> None:
     assert "nobody recovers a dead node's ads" in text and "gamead doctor --repair" in text
 
 
-def test_an_expires_at_further_ahead_than_the_ttl_is_named_even_for_a_registered_holder() -> None:
-    text = stuck_text("autoscaler", Lease("api-1", 900.0, 999.0, 4600.0), NOW, 15.0, ["api-1"])
-    assert text is not None and "3600 s ahead, more than its TTL (15 s)" in text and "nobody scales" in text
-    assert stuck_text("autoscaler", Lease("api-1", 900.0, 999.0, 1016.5), NOW, 15.0, ["api-1"]) is None  # slack
+def test_a_registered_holder_is_never_stuck_whatever_its_fields() -> None:
+    """review31 R5: a live holder heartbeats; if it stopped renewing, its followers take the lease by their own
+    rule. The doctor must not release a live leader's lease (a leader flap)."""
+    assert stuck_text("autoscaler", Lease("api-1", 900.0, 999.0, 4600.0), NOW, 15.0, ["api-1"]) is None
+    assert stuck_text("autoscaler", Lease("api-1", 900.0, 1500.0, 1515.0), NOW, 15.0, ["api-1"]) is None
 
 
-def test_gamead_ups_own_autoscaler_registers_nothing_and_is_judged_by_its_expiry_only() -> None:
+def test_a_live_holder_with_a_longer_interval_is_not_stuck() -> None:
+    """review31 R5: an autoscaler with interval 30 writes ttl 90; a doctor on a node with interval 5 (ttl 15)
+    called its expiresAt 90 s ahead "a clock ahead" and its repair released the live lease."""
+    slow = Lease("api-slow-1", 900.0, 999.0, 999.0 + 90.0)
+    assert stuck_text("autoscaler", slow, NOW, 15.0, ["api-slow-1"]) is None
+    assert stuck_text("autoscaler", slow, NOW, 15.0, None) is None  # registry unreadable: judged by its fields
+    assert stuck_text("autoscaler", Lease("up-host-1", 900.0, 999.0, 1089.0), NOW, 15.0, ["api-1"]) is None
+
+
+def test_a_lease_renewed_ahead_or_with_an_impossible_ttl_is_named_when_its_holder_is_not_registered() -> None:
+    ahead = stuck_text("autoscaler", Lease("up-host-1", 900.0, 4600.0, 4615.0), NOW, 15.0, ["api-1"])
+    assert ahead is not None and "renewedAt lies 3600 s ahead" in ahead and "nobody scales" in ahead
+    edited = stuck_text("autoscaler", Lease("up-host-1", 900.0, 999.0, 4600.0), NOW, 15.0, None)
+    assert edited is not None and "3601 s) is longer than any node writes (at most 150 s)" in edited
+    assert stuck_text("autoscaler", Lease("up-host-1", 900.0, 1001.5, 1016.5), NOW, 15.0, None) is None  # slack
+
+
+def test_gamead_ups_own_autoscaler_registers_nothing_and_is_judged_by_its_fields_only() -> None:
     assert stuck_text("autoscaler", Lease("up-host-1", 900.0, 999.0, 1014.0), NOW, 15.0, ["api-1"]) is None
     assert stuck_text("autoscaler", Lease("up-host-1", 900.0, 999.0, 4600.0), NOW, 15.0, ["api-1"]) is not None

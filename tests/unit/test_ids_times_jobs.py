@@ -16,6 +16,7 @@ from gamead_core.jobs.model import Job, JobKind, JobState, Mark, Selection
 from gamead_core.jobs.policy import (
     lease_expired,
     lease_too_far,
+    lease_window,
     pace_delay,
     resume_decision,
     runner_node,
@@ -196,7 +197,7 @@ def test_a_job_lease_that_lies_far_ahead_expires_on_the_readers_clock_and_is_nam
     assert lease_too_far(ahead, 1000.0, 30.0) and not lease_too_far(ahead, 1000.0 + 3600 - 31, 30.0)
     assert runner_node("my-host-4242-abcdef") == "api-my-host-4242" and runner_node("vm-deadnode-1") is None
     text = stuck_text(ahead, 1000.0, 30.0, {"api-host-1"})
-    assert text is not None and "3600 s ahead, more than jobs.lease (30 s)" in text
+    assert text is not None and "3600 s ahead, more than 10 × jobs.lease (300 s)" in text
     near = _job(state=JobState.RUNNING, lease_until=1010.0, runner="host-1-abcdef")
     assert stuck_text(near, 1000.0, 30.0, {"api-host-1"}) is None  # a live runner within its lease
     gone = stuck_text(near, 1000.0, 30.0, {"api-other-2"})
@@ -274,3 +275,18 @@ def test_a_job_document_with_numbers_past_range_reads_clamped_and_still_answers(
     assert (job.lease_until, job.counts, job.resumes) == (0.0, {"replayed": 2**53}, 0)
     assert utc_iso(job.lease_until, "seconds") == "1970-01-01T00:00:00Z" and utc_iso(job.follow_until or 0.0)
     assert orjson.loads(orjson.dumps(job.wire()))["counts"] == {"replayed": 2**53}
+
+
+def test_a_reader_with_a_shorter_jobs_lease_never_takes_a_live_runners_job() -> None:
+    """review31 R4 (the job lease): a runner with jobs.lease 60 renews every 20 s; a reader with jobs.lease 15
+    judged it silent after 15 s unchanged and took the live job (two runners). It now waits for what was left of
+    the lease when it saw it (at most 10 of its own leases); a lease an hour ahead is still taken after 150 s, and
+    a runner with a 60 s lease is not "too far ahead" for a doctor with 15."""
+    seen_at = 1000.0
+    live = _job(state=JobState.RUNNING, lease_until=seen_at + 60.0, runner="host-1-abcdef")
+    window = lease_window(live.lease_until - seen_at, 15.0)
+    assert window == 60.0
+    for unchanged in (15.5, 20.0, 59.9):  # its renewal every 20 s comes within the window
+        assert not lease_expired(live, seen_at + unchanged, unchanged_for=unchanged, lease=window)
+    assert lease_window(3600.0, 15.0) == 150.0 and lease_window(5.0, 15.0) == 15.0
+    assert not lease_too_far(live, seen_at, 15.0) and stuck_text(live, seen_at, 15.0, {"api-host-1"}) is None

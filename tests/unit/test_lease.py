@@ -177,23 +177,48 @@ def test_an_outage_is_said_first_then_once_a_minute_then_when_it_ends() -> None:
 
 
 def test_a_lease_unchanged_for_longer_than_a_ttl_is_taken_whatever_its_expires_at() -> None:
-    """A holder that died with ``expiresAt`` an hour ahead (its clock ahead, a hand edit) and a written ttl of 3600
-    kept every other node a follower for that hour (attack31b F2): the follower's own clock says it has not changed
-    for longer than its own ttl, so it is expired."""
+    """A holder that died with ``expiresAt`` an hour ahead (a hand edit) and a written ttl of 3601 kept every other
+    node a follower for that hour (attack31b F2): the follower trusts a written ttl up to 10 of its own TTLs
+    (review31 R4), then its own clock says the lease has not changed for that long, so it is expired."""
     ahead = Lease("worker-deadnode-999", 900.0, 999.0, 4600.0)  # written ttl 3601
-    assert lease_decision(1000.0, ahead, "b", TTL, unchanged_for=14.9).action == "follow"
-    d = lease_decision(1000.0, ahead, "b", TTL, unchanged_for=15.1)
+    assert lease_decision(1000.0, ahead, "b", TTL, unchanged_for=149.9).action == "follow"
+    d = lease_decision(1000.0, ahead, "b", TTL, unchanged_for=150.1)
     assert d.action == "take" and d.write == Lease("b", 1000.0, 1000.0, 1015.0)
-    follow = lease_decision(1000.0, ahead, "b", TTL, unchanged_for=14.0)
+    follow = lease_decision(1000.0, ahead, "b", TTL, unchanged_for=149.0)
     assert follow.check_in == pytest.approx(min(5.0, 1.05))  # looks again just after its own limit
 
 
-def test_the_silence_limit_is_the_followers_ttl_or_a_smaller_written_one() -> None:
+def test_a_dead_holder_whose_clock_was_ahead_is_taken_after_its_own_ttl() -> None:
+    """A clock an hour ahead writes ``renewedAt`` ahead too: the written ttl is the holder's own (60), so a
+    follower takes the lease once it stood unchanged for 60 s, not the hour."""
+    ahead = Lease("worker-deadnode-999", 4500.0, 4600.0, 4660.0)
+    assert lease_decision(1000.0, ahead, "b", TTL, unchanged_for=59.9).action == "follow"
+    assert lease_decision(1000.0, ahead, "b", TTL, unchanged_for=60.1).action == "take"
+
+
+def test_the_silence_limit_is_the_holders_written_ttl_between_the_followers_own_and_ten_of_them() -> None:
     from gamead_core.scaling.lease import silent_after
 
-    assert silent_after(Lease("a", 0.0, 10.0, 3610.0), TTL) == TTL  # a larger written ttl is not trusted
-    assert silent_after(Lease("a", 0.0, 10.0, 16.0), TTL) == 6.0  # a holder renewing every 2 s
+    assert silent_after(Lease("a", 0.0, 10.0, 3610.0), TTL) == 10 * TTL  # a hand edit: trusted 10 of its TTLs
+    assert silent_after(Lease("a", 0.0, 10.0, 70.0), TTL) == 60.0  # a holder with interval 20 (renews every 20 s)
+    assert silent_after(Lease("a", 0.0, 10.0, 16.0), TTL) == TTL  # a shorter one: the follower's own
     assert silent_after(Lease("a", 0.0, 10.0, 5.0), TTL) == TTL  # nonsense (ends before renewed): its own
+
+
+def test_a_follower_with_a_shorter_interval_never_takes_a_renewing_holders_lease() -> None:
+    """review31 R4: holder interval 20 (ttl 60, renews every 20 s), follower interval 5 (ttl 15). The follower
+    judged it silent after 15 s and took the live lease (two leaders until the holder's next renewal)."""
+    holder_ttl, follower_ttl = lease_ttl(20.0), lease_ttl(5.0)
+    now = 1000.0
+    theirs = Lease("api-slow-1", 0.0, now, now + holder_ttl)
+    for unchanged in (15.5, 20.0, 25.0, 59.9):  # a renewal every 20 s resets it; even a late one is waited for
+        d = lease_decision(now + unchanged, theirs, "api-fast-2", follower_ttl, unchanged_for=unchanged)
+        assert d.action == "follow", (unchanged, d)
+    # and the other way round: the slow node follows the fast one's renewals (every 5 s) as before
+    fast = Lease("api-fast-2", 0.0, now, now + follower_ttl)
+    assert lease_decision(now + 5.0, fast, "api-slow-1", holder_ttl, unchanged_for=5.0).action == "follow"
+    # the holder gone: taken once its own ttl passed unchanged
+    assert lease_decision(now + 60.1, theirs, "api-fast-2", follower_ttl, unchanged_for=60.1).action == "take"
 
 
 def test_a_renewing_holder_is_followed_however_long_it_leads() -> None:
@@ -206,5 +231,5 @@ def test_a_renewing_holder_is_followed_however_long_it_leads() -> None:
 def test_an_advice_only_candidate_takes_a_silent_acting_lease_once_long_gone() -> None:
     acting = Lease("up-host-1", 0.0, 10.0, 3610.0)
     assert lease_decision(20.0, acting, "api-host-2", TTL, acts=False, unchanged_for=15.1).action == "follow"
-    late = lease_decision(20.0, acting, "api-host-2", TTL, acts=False, unchanged_for=TTL + 3 * TTL + 0.1)
+    late = lease_decision(20.0, acting, "api-host-2", TTL, acts=False, unchanged_for=10 * TTL + 3 * TTL + 0.1)
     assert late.action == "take" and late.write is not None and late.write.acts is False
