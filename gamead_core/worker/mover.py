@@ -60,6 +60,7 @@ from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.dlq_heal import DlqHealer
 from gamead_core.worker.poison import NotAnAd, check_ad_id, message_record
 from gamead_core.worker.poison_trace import raw_sample, reported
+from gamead_core.worker.records import LeftForNewer
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ async def _record_of(store: AdStore, ad_id: str, data: bytes) -> AdRecord:
     ``data`` is not ``ad_id``'s record as the API writes it (:mod:`gamead_core.worker.poison`): nothing created."""
     try:
         return (await store.get(ad_id)).record
-    except UnreadableRecord:  # decided from the message; a worker rebuilds the record at its delivery (attack31a F8)
+    except UnreadableRecord as bad:  # decided from the message; a worker rebuilds it at its delivery (attack31a F8)
+        if bad.newer:  # a newer gamead's record: its sweep decides (review31 R10)
+            raise LeftForNewer(ad_id, bad.revision, bad.why) from None
         return message_record(data, ad_id)
     except NotFound:
         record = message_record(data, ad_id)
@@ -112,6 +115,10 @@ async def settle_stranded(
         if not raw.data:
             raise NotAnAd("not_a_record", "its body is empty")
         record = await _record_of(store, ad_id, raw.data)
+    except LeftForNewer:  # neither re-queued nor dead-lettered by an older gamead: left as it is
+        log.info("ad %s: stranded, but its record was written by a newer gamead: left to its sweep", ad_id,
+                 extra={"ad_id": ad_id})
+        return
     except NotAnAd as poison:  # never queued again nor made a record: removed, loudly (attack31a F3)
         await reported(js, raw_sample(stream, seq, raw.subject or "", raw.headers, raw.data, poison.reason,
                                       poison.why, time.time()), poison, None, "deleting it (stranded)")

@@ -22,7 +22,7 @@ import logging
 from nats.aio.msg import Msg
 
 from gamead_core import names
-from gamead_core.errors import Conflict, NotFound
+from gamead_core.errors import Conflict, NotFound, QueueUnavailable
 from gamead_core.models import AdRecord
 from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.store.unreadable import UnreadableRecord
@@ -37,8 +37,21 @@ RECORD_WAITS = (0.002, 0.005, 0.01)
 #: Seconds after its body's ``submittedAt`` within which a first delivery's message is taken as the record at the
 #: revision it names (:func:`published_at_submit`): the API publishes right after the create; later, it is read.
 TRUSTED_WITHIN = 10.0
+#: Seconds a delivery whose record a newer gamead wrote waits before it comes back (:class:`LeftForNewer`).
+NEWER_WAIT = 30.0
 #: A ``Gamead-Record-Revision`` worth trusting: a KV revision (a stream sequence, a uint64) in decimal digits.
 _MAX_REVISION_DIGITS = 20
+
+
+class LeftForNewer(Exception):
+    """The record of ``ad_id`` (at ``revision``) was written by a newer gamead (an unknown status:
+    :func:`gamead_core.store.unreadable.written_by_newer`): this worker must neither rebuild it nor run the ad; its
+    delivery is put back for :data:`NEWER_WAIT` s, for a newer worker (review31 R10, README "Upgrades")."""
+
+    def __init__(self, ad_id: str, revision: int, why: str) -> None:
+        super().__init__(f"the record of ad {ad_id} (revision {revision}) was written by a newer gamead ({why})")
+        self.ad_id = ad_id
+        self.revision = revision
 
 
 def record_revision(msg: Msg) -> int | None:
@@ -119,7 +132,10 @@ async def rebuild(store: AdStore, msg: Msg, ad_id: str, bad: UnreadableRecord,
     record's count is unknown). Said (one WARNING) and counted in ``gamead_records_recreated_total``. Nothing is
     written if the record changed since (someone rebuilt it: it is read again). Raises the store's errors,
     :class:`~gamead_core.worker.poison.NotAnAd` when the body is not ``ad_id``'s record either (today's poison
-    rules): then nothing is written."""
+    rules): then nothing is written; :class:`LeftForNewer` when ``bad`` is a newer gamead's record (never written
+    over: review31 R10)."""
+    if bad.newer:
+        raise LeftForNewer(ad_id, bad.revision, bad.why)
     record = message_record(msg.data, ad_id)
     delivered = msg.metadata.num_delivered or 1
     floor = attempts_floor(delivered, max_attempts)
@@ -141,8 +157,10 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
     miss the stream leader asked again after each of ``RECORD_WAITS`` (17 ms in all) before the record is
     created from the message (an API that died between its two writes); a record this gamead cannot read is
     rebuilt from the message (:func:`rebuild`). Raises the store's errors
-    (:class:`~gamead_core.errors.QueueUnavailable` …), :class:`~gamead_core.worker.poison.NotAnAd` for a body
-    that is not ``ad_id``'s record (:func:`recreate`), or a record that cannot be read back once created.
+    (:class:`~gamead_core.errors.QueueUnavailable` …; also when the record created from the message is gone again
+    at its read-back twice: the delivery is handed back, never terminated, review31 R7),
+    :class:`~gamead_core.worker.poison.NotAnAd` for a body that is not ``ad_id``'s record (:func:`recreate`),
+    :class:`LeftForNewer` for a record a newer gamead wrote (:func:`rebuild`).
     ``max_attempts``: ``worker.max_attempts``, the cap of a recreated record's floor (:func:`recreate`)."""
     if first and (trusted := trusted_record(msg, ad_id)) is not None:
         return trusted
@@ -159,8 +177,11 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
             return await store.get(ad_id, consistent=True)
         except NotFound:
             continue
-    await recreate(store, msg, ad_id, max_attempts)
-    try:
-        return await store.get(ad_id, consistent=True)
-    except NotFound:
-        raise NotAnAd("no_record", "its record could not be read back once created from it") from None
+    for _ in range(2):  # deleted again between the create and the read (an operator, the full bucket): once more
+        await recreate(store, msg, ad_id, max_attempts)
+        try:
+            return await store.get(ad_id, consistent=True)
+        except NotFound:
+            continue
+    # a valid ad (its body passed message_record) is never poison: handed back uncharged, as storage failing (R7)
+    raise QueueUnavailable(f"the record of ad {ad_id} vanished twice right after it was created from its message")
