@@ -92,36 +92,53 @@ def published_at_submit(msg: Msg, record: AdRecord) -> bool:
 
 
 def attempts_floor(delivered: int, max_attempts: int | None) -> int:
-    """The fewest ``attempts`` a record recreated at delivery ``delivered`` (``num_delivered``) is given: each earlier
-    delivery taken as one charged attempt, capped so at least one attempt is left (``max_attempts`` - 1; None: no
-    cap). A hand-back (a shutdown, our storage failing) is a delivery that charged nothing, so an ad whose record
-    was dropped may get fewer analyses than ``worker.max_attempts``, never more, and never none. Pure."""
+    """The ``attempts`` a record recreated at delivery ``delivered`` (``num_delivered``) is assumed to have been
+    charged: one per earlier delivery, at most half the budget (``max_attempts // 2``; None: no cap). Redeliveries
+    are not all charged attempts: hand-backs (a full buffer, a shutdown, our storage failing), ``ack_wait``
+    redeliveries and the waits beside a live holder are deliveries too (review31 R3: 231 deliveries of an ad
+    analysed once), so the count is an assumption, said as one (:func:`floored`); capped at half, the ad keeps at
+    least half its budget at each loss, and some of it is always charged, so the budget never restarts whole at
+    each drop (attack31a F1). Never ``max_attempts`` or more: never none left. Pure."""
     floor = max(0, delivered - 1)
-    return floor if max_attempts is None else min(floor, max(0, max_attempts - 1))
+    return floor if max_attempts is None else min(floor, max(0, max_attempts // 2))
+
+
+def floored(record: AdRecord, delivered: int, max_attempts: int | None) -> AdRecord:
+    """``record`` (a work message's body) as recreated at delivery ``delivered``: ``attempts`` at least
+    :func:`attempts_floor`, and ``attemptsAssumed`` how many of them are assumed (not counted by a worker), so its
+    DLQ entry says so (:func:`gamead_core.worker.deadletter.dead_letter`). Unchanged at a first delivery. Pure."""
+    if delivered <= 1:
+        return record
+    attempts = max(record.attempts, attempts_floor(delivered, max_attempts))
+    assumed = attempts - record.attempts + (record.attempts_assumed or 0)
+    return record.model_copy(update={"attempts": attempts, "attempts_assumed": assumed or None})
+
+
+def said_recreated(record: AdRecord, delivered: int, max_attempts: int | None, where: str) -> None:
+    """One WARNING for ``record`` recreated at delivery ``delivered`` (``where``: by whom), counted in
+    ``gamead_records_recreated_total``."""
+    log.warning("ad %s: its record was gone at delivery %d (dropped by the full record bucket (records.max_bytes), "
+                "or deleted): created again from its work message%s with %d attempt(s) charged of %s, %d of them "
+                "assumed", record.id, delivered, where, record.attempts, max_attempts, record.attempts_assumed or 0,
+                extra={"ad_id": record.id, "deliveries": delivered})
+    record_recreated()
 
 
 async def recreate(store: AdStore, msg: Msg, ad_id: str, max_attempts: int | None = None) -> None:
     """Create ``ad_id``'s record from ``msg`` (the message is the truth; nothing if one exists meanwhile). At a
     redelivery (``num_delivered`` > 1) the record existed and is gone (the full bucket dropped it,
-    ``records.max_bytes``, or it was deleted): its ``attempts`` are floored (:func:`attempts_floor`), else the
-    budget would start again at every drop (attack31a F1: 10-11 analyses for ``max_attempts`` 5), and it is said
-    (one WARNING, counted in ``gamead_records_recreated_total``). Raises the store's errors,
-    :class:`~gamead_core.worker.poison.NotAnAd` (a ``ValueError``) for a body that is not ``ad_id``'s record as
-    the API writes it: then nothing is created."""
-    record = message_record(msg.data, ad_id)
+    ``records.max_bytes``, or it was deleted): its ``attempts`` are floored and the assumed part named
+    (:func:`floored`), else the budget would start again at every drop (attack31a F1), and it is said
+    (:func:`said_recreated`). Raises the store's errors, :class:`~gamead_core.worker.poison.NotAnAd` (a
+    ``ValueError``) for a body that is not ``ad_id``'s record as the API writes it: then nothing is created."""
     delivered = msg.metadata.num_delivered or 1
-    if delivered > 1:
-        floor = attempts_floor(delivered, max_attempts)
-        record = record.model_copy(update={"attempts": max(record.attempts, floor)})
+    record = floored(message_record(msg.data, ad_id), delivered, max_attempts)
     try:
         await store.create(record)
     except Conflict:
         return
     if delivered > 1:
-        log.warning("ad %s: its record was gone at delivery %d (dropped by the full record bucket (records.max_bytes), "
-                    "or deleted): created again from its message with %d attempt(s) charged of %s", record.id,
-                    delivered, record.attempts, max_attempts, extra={"ad_id": record.id, "deliveries": delivered})
-        record_recreated()
+        said_recreated(record, delivered, max_attempts, "")
 
 
 async def rebuild(store: AdStore, msg: Msg, ad_id: str, bad: UnreadableRecord,
@@ -136,10 +153,8 @@ async def rebuild(store: AdStore, msg: Msg, ad_id: str, bad: UnreadableRecord,
     over: review31 R10)."""
     if bad.newer:
         raise LeftForNewer(ad_id, bad.revision, bad.why)
-    record = message_record(msg.data, ad_id)
     delivered = msg.metadata.num_delivered or 1
-    floor = attempts_floor(delivered, max_attempts)
-    record = record.model_copy(update={"attempts": max(record.attempts, floor)})
+    record = floored(message_record(msg.data, ad_id), delivered, max_attempts)
     try:
         await store.update(record, bad.revision)
     except Conflict:
