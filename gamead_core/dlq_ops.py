@@ -200,7 +200,8 @@ class DlqOps:
         record = versioned.record
         if record.status == AdStatus.DEAD:
             queued = record.model_copy(update={
-                "status": AdStatus.QUEUED, "attempts": 0, "replay_of": seq, "job_id": job_id, "retry_at": None,
+                "status": AdStatus.QUEUED, "attempts": 0, "attempts_assumed": None, "replay_of": seq, "job_id": job_id,
+                "retry_at": None,
                 "replays": (record.replays or 0) + 1, "replayed_at": utcnow(),
                 "started_at": None, "completed_at": None, "worker_id": None, "purged_from": None,
             })

@@ -253,8 +253,6 @@ class AdRecord(BaseModel):
         None, description="The delivery of the work message that last started an analysis: \"<stream sequence>."
                           "<delivery count>\" (e.g. \"4812.2\": message 4812 of its partition's work stream, "
                           "delivered the 2nd time). Tells a running attempt from one lost with its worker.")
-    #: True after the ad was in flight on a worker that died: it next runs alone on its worker, so a crash
-    #: then is its own (see gamead_core.worker.budget).
     suspect: bool | None = Field(
         None, description="True after the ad was in flight beside others on a worker that died: it next runs "
                           "alone on its worker, so a crash then is its own. Absent otherwise.")
@@ -268,6 +266,8 @@ class AdRecord(BaseModel):
     dead_letter_error: AdError | None = Field(
         None, description="While the DLQ is full (dlq.max_msgs): the failure the ad is dead-lettered with once it has "
                           "room; the ad is queued meanwhile, error naming the full DLQ, no attempt charged again.")
+    attempts_assumed: int | None = Field(None, description="Of attempts, how many are assumed, not known: its record "
+                                         "was lost and created again from its work message. Absent otherwise.")
     purged_from: int | None = Field(None, description="The DLQ stream sequence whose purge made the ad failed.")
     job_id: str | None = Field(None, description="The operator job (replay, purge, import, repair) that last "
                                                  "moved the ad (GET /v1/jobs/{id}).")

@@ -73,6 +73,7 @@ class WorkerStats:
     skipped: int = 0
     handed_back: int = 0
     storage_failures: int = 0  #: deliveries or writes that failed because our storage did
+    left_for_newer: int = 0  #: deliveries put back because a newer gamead wrote the ad's record (review31 R10)
     in_flight: int = 0
     last_error: str | None = None
     started: float = field(default_factory=time.time)

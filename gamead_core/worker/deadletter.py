@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from gamead_core.models import AdError, AdRecord, AdStatus, DlqEntry, clip_error, utcnow
+from gamead_core.models import MAX_ERROR_MESSAGE, AdError, AdRecord, AdStatus, DlqEntry, clip_error, clip_text, utcnow
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.store.ads import AdStore
 from gamead_core.telemetry.tracing import current_traceparent
+
+
+def assumed_note(record: AdRecord, attempts: int) -> str:
+    """What a DLQ entry's message adds when some of ``record``'s ``attempts`` were assumed, not counted (its
+    record was lost and created again from its work message: ``attemptsAssumed``, review31 R3), else "". Pure."""
+    assumed = min(record.attempts_assumed or 0, attempts)
+    if not assumed:
+        return ""
+    return (f" [at least {attempts - assumed} attempt(s): its record was lost and created again from its work "
+            f"message, {assumed} of the {attempts} counted are assumed]")
 
 
 async def dead_letter(
@@ -29,7 +39,10 @@ async def dead_letter(
     caller.) Raises :class:`~gamead_core.full_stores.DlqFull` (nothing written), QueueFull, QueueUnavailable.
     """
     now = dead_at or utcnow()
+    note = assumed_note(record, attempts)
     error_class, message = clip_error(error.error_class, error.message)  # what an export must import again
+    if note:
+        message = clip_text(message, MAX_ERROR_MESSAGE - len(note)) + note
     entry = DlqEntry(
         ad_id=record.id,
         title=record.ad.title,

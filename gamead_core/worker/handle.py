@@ -21,7 +21,7 @@ Our own storage failing is never the ad's fault: a delivery whose record cannot 
 analysis is handed back uncharged after a back-off (:mod:`gamead_core.worker.storage_pause`).
 
 A record that cannot be read is rebuilt from the message (:func:`gamead_core.worker.records.rebuild`, attack31a
-F8); a delivery the record names as running on a live worker is put back, not called lost
+F8), unless a newer gamead wrote it: then the delivery is put back for a newer worker (review31 R10); a delivery the record names as running on a live worker is put back, not called lost
 (:mod:`gamead_core.worker.holder`, attack31a F10).
 
 A message the API did not publish (no ad id it issues, a body that is not that ad's record where the body is used)
@@ -56,6 +56,7 @@ from gamead_core.worker.holder import holder_of
 from gamead_core.worker.hooks import Delivery, Hooks
 from gamead_core.worker.mark import ProcessingMark
 from gamead_core.worker.poison import NotAnAd, check_ad_id
+from gamead_core.worker.records import NEWER_WAIT, LeftForNewer
 from gamead_core.worker.settle import Settler
 from gamead_core.worker.shield import Shield
 from gamead_core.worker.solo import SoloGate
@@ -222,6 +223,16 @@ class AdHandler:
                       delay, extra={"ad_id": ad_id})
             try:
                 await self._shielded(msg.nak(delay=delay))
+            except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
+                pass
+        except LeftForNewer as newer:  # a newer gamead's record: neither rebuilt nor run here (review31 R10)
+            self.stats.left_for_newer += 1
+            if self.stats.left_for_newer == 1:  # said once; the rest are counted (the worker's status)
+                log.warning("ad %s: %s; this older worker leaves it (and any other such ad) to a newer worker, its "
+                            "delivery put back every %.0fs (README \"Upgrades\")", ad_id, newer, NEWER_WAIT,
+                            extra={"ad_id": ad_id})
+            try:
+                await self._shielded(msg.nak(delay=NEWER_WAIT))
             except Exception:  # noqa: BLE001 - ack_wait brings it back anyway
                 pass
         except NotAnAd as poison:  # not what the API publishes (gamead_core.worker.poison): nothing made from it

@@ -60,6 +60,7 @@ from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.dlq_heal import DlqHealer
 from gamead_core.worker.poison import NotAnAd, check_ad_id, message_record
 from gamead_core.worker.poison_trace import raw_sample, reported
+from gamead_core.worker.records import LeftForNewer, floored, said_recreated
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +79,40 @@ class SweepReport:
         return self.requeued + self.dead_lettered + self.removed
 
 
-async def _record_of(store: AdStore, ad_id: str, data: bytes) -> AdRecord:
-    """``ad_id``'s record, created from ``data`` if missing. Raises :class:`NotAnAd` when it is missing and
-    ``data`` is not ``ad_id``'s record as the API writes it (:mod:`gamead_core.worker.poison`): nothing created."""
+async def _record_of(store: AdStore, ad_id: str, data: bytes, delivered: int, max_attempts: int) -> AdRecord:
+    """``ad_id``'s record, created from ``data`` if missing, floored as a worker's recreate is (``delivered``: the
+    deliveries its consumer made, :func:`~gamead_core.worker.records.floored`; review31 R3: it had its whole budget
+    again). Raises :class:`NotAnAd` when it is missing and ``data`` is not ``ad_id``'s record as the API writes it
+    (:mod:`gamead_core.worker.poison`): nothing created."""
     try:
         return (await store.get(ad_id)).record
-    except UnreadableRecord:  # decided from the message; a worker rebuilds the record at its delivery (attack31a F8)
+    except UnreadableRecord as bad:  # decided from the message; a worker rebuilds it at its delivery (attack31a F8)
+        if bad.newer:  # a newer gamead's record: its sweep decides (review31 R10)
+            raise LeftForNewer(ad_id, bad.revision, bad.why) from None
         return message_record(data, ad_id)
     except NotFound:
-        record = message_record(data, ad_id)
+        record = floored(message_record(data, ad_id), delivered, max_attempts)
         try:
             await store.create(record)
         except Conflict:
             return (await store.get(ad_id)).record
+        said_recreated(record, delivered, max_attempts, " by the sweep of stranded messages")
         return record
+
+
+async def _deliveries(js: JetStreamContext, subject: str, partition: int) -> int:
+    """How many deliveries a stranded message of ``subject`` had: its consumer's ``max_deliver`` (it is stranded
+    once they are spent), at least 2 (it was delivered: the record existed)."""
+    try:
+        level = names.level_of_subject(subject)
+    except (ValueError, IndexError):
+        return 2
+    with nats_boundary():
+        try:
+            info = await js.consumer_info(names.work_stream(partition), names.level_consumer(level, partition))
+        except nats.js.errors.NotFoundError:
+            return 2
+    return max(2, int(info.config.max_deliver or 0))
 
 
 async def settle_stranded(
@@ -111,7 +132,12 @@ async def settle_stranded(
         check_ad_id(ad_id or None)
         if not raw.data:
             raise NotAnAd("not_a_record", "its body is empty")
-        record = await _record_of(store, ad_id, raw.data)
+        delivered = await _deliveries(js, raw.subject or "", partition)
+        record = await _record_of(store, ad_id, raw.data, delivered, settings.worker.max_attempts)
+    except LeftForNewer:  # neither re-queued nor dead-lettered by an older gamead: left as it is
+        log.info("ad %s: stranded, but its record was written by a newer gamead: left to its sweep", ad_id,
+                 extra={"ad_id": ad_id})
+        return
     except NotAnAd as poison:  # never queued again nor made a record: removed, loudly (attack31a F3)
         await reported(js, raw_sample(stream, seq, raw.subject or "", raw.headers, raw.data, poison.reason,
                                       poison.why, time.time()), poison, None, "deleting it (stranded)")

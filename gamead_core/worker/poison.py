@@ -25,7 +25,8 @@ from gamead_core.store.ads import decode
 #: ``bad_ad_id``: no ``Gamead-Ad-Id`` header, or not an id the API issues; ``not_a_record``: the body is not an ad
 #: record (not JSON, a field missing or outside the ad's rules); ``id_mismatch``: the body is another ad's record;
 #: ``invalid_record``: a record the API never makes (priority outside 1-5, negative attempts …);
-#: ``no_record``: the record created from the message could not be read back.
+#: ``no_record``: the record created from the message could not be read back (no longer used: such a delivery is
+#: handed back, review31 R7; kept so the label set stays the same).
 REASONS: Final[tuple[str, ...]] = ("bad_ad_id", "not_a_record", "id_mismatch", "invalid_record", "no_record")
 _SHOWN = 40  #: characters of a client's string quoted in a reason's detail
 

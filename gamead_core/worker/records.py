@@ -22,7 +22,7 @@ import logging
 from nats.aio.msg import Msg
 
 from gamead_core import names
-from gamead_core.errors import Conflict, NotFound
+from gamead_core.errors import Conflict, NotFound, QueueUnavailable
 from gamead_core.models import AdRecord
 from gamead_core.store.ads import AdStore, Versioned
 from gamead_core.store.unreadable import UnreadableRecord
@@ -37,8 +37,21 @@ RECORD_WAITS = (0.002, 0.005, 0.01)
 #: Seconds after its body's ``submittedAt`` within which a first delivery's message is taken as the record at the
 #: revision it names (:func:`published_at_submit`): the API publishes right after the create; later, it is read.
 TRUSTED_WITHIN = 10.0
+#: Seconds a delivery whose record a newer gamead wrote waits before it comes back (:class:`LeftForNewer`).
+NEWER_WAIT = 30.0
 #: A ``Gamead-Record-Revision`` worth trusting: a KV revision (a stream sequence, a uint64) in decimal digits.
 _MAX_REVISION_DIGITS = 20
+
+
+class LeftForNewer(Exception):
+    """The record of ``ad_id`` (at ``revision``) was written by a newer gamead (an unknown status:
+    :func:`gamead_core.store.unreadable.written_by_newer`): this worker must neither rebuild it nor run the ad; its
+    delivery is put back for :data:`NEWER_WAIT` s, for a newer worker (review31 R10, README "Upgrades")."""
+
+    def __init__(self, ad_id: str, revision: int, why: str) -> None:
+        super().__init__(f"the record of ad {ad_id} (revision {revision}) was written by a newer gamead ({why})")
+        self.ad_id = ad_id
+        self.revision = revision
 
 
 def record_revision(msg: Msg) -> int | None:
@@ -79,36 +92,53 @@ def published_at_submit(msg: Msg, record: AdRecord) -> bool:
 
 
 def attempts_floor(delivered: int, max_attempts: int | None) -> int:
-    """The fewest ``attempts`` a record recreated at delivery ``delivered`` (``num_delivered``) is given: each earlier
-    delivery taken as one charged attempt, capped so at least one attempt is left (``max_attempts`` - 1; None: no
-    cap). A hand-back (a shutdown, our storage failing) is a delivery that charged nothing, so an ad whose record
-    was dropped may get fewer analyses than ``worker.max_attempts``, never more, and never none. Pure."""
+    """The ``attempts`` a record recreated at delivery ``delivered`` (``num_delivered``) is assumed to have been
+    charged: one per earlier delivery, at most half the budget (``max_attempts // 2``; None: no cap). Redeliveries
+    are not all charged attempts: hand-backs (a full buffer, a shutdown, our storage failing), ``ack_wait``
+    redeliveries and the waits beside a live holder are deliveries too (review31 R3: 231 deliveries of an ad
+    analysed once), so the count is an assumption, said as one (:func:`floored`); capped at half, the ad keeps at
+    least half its budget at each loss, and some of it is always charged, so the budget never restarts whole at
+    each drop (attack31a F1). Never ``max_attempts`` or more: never none left. Pure."""
     floor = max(0, delivered - 1)
-    return floor if max_attempts is None else min(floor, max(0, max_attempts - 1))
+    return floor if max_attempts is None else min(floor, max(0, max_attempts // 2))
+
+
+def floored(record: AdRecord, delivered: int, max_attempts: int | None) -> AdRecord:
+    """``record`` (a work message's body) as recreated at delivery ``delivered``: ``attempts`` at least
+    :func:`attempts_floor`, and ``attemptsAssumed`` how many of them are assumed (not counted by a worker), so its
+    DLQ entry says so (:func:`gamead_core.worker.deadletter.dead_letter`). Unchanged at a first delivery. Pure."""
+    if delivered <= 1:
+        return record
+    attempts = max(record.attempts, attempts_floor(delivered, max_attempts))
+    assumed = attempts - record.attempts + (record.attempts_assumed or 0)
+    return record.model_copy(update={"attempts": attempts, "attempts_assumed": assumed or None})
+
+
+def said_recreated(record: AdRecord, delivered: int, max_attempts: int | None, where: str) -> None:
+    """One WARNING for ``record`` recreated at delivery ``delivered`` (``where``: by whom), counted in
+    ``gamead_records_recreated_total``."""
+    log.warning("ad %s: its record was gone at delivery %d (dropped by the full record bucket (records.max_bytes), "
+                "or deleted): created again from its work message%s with %d attempt(s) charged of %s, %d of them "
+                "assumed", record.id, delivered, where, record.attempts, max_attempts, record.attempts_assumed or 0,
+                extra={"ad_id": record.id, "deliveries": delivered})
+    record_recreated()
 
 
 async def recreate(store: AdStore, msg: Msg, ad_id: str, max_attempts: int | None = None) -> None:
     """Create ``ad_id``'s record from ``msg`` (the message is the truth; nothing if one exists meanwhile). At a
     redelivery (``num_delivered`` > 1) the record existed and is gone (the full bucket dropped it,
-    ``records.max_bytes``, or it was deleted): its ``attempts`` are floored (:func:`attempts_floor`), else the
-    budget would start again at every drop (attack31a F1: 10-11 analyses for ``max_attempts`` 5), and it is said
-    (one WARNING, counted in ``gamead_records_recreated_total``). Raises the store's errors,
-    :class:`~gamead_core.worker.poison.NotAnAd` (a ``ValueError``) for a body that is not ``ad_id``'s record as
-    the API writes it: then nothing is created."""
-    record = message_record(msg.data, ad_id)
+    ``records.max_bytes``, or it was deleted): its ``attempts`` are floored and the assumed part named
+    (:func:`floored`), else the budget would start again at every drop (attack31a F1), and it is said
+    (:func:`said_recreated`). Raises the store's errors, :class:`~gamead_core.worker.poison.NotAnAd` (a
+    ``ValueError``) for a body that is not ``ad_id``'s record as the API writes it: then nothing is created."""
     delivered = msg.metadata.num_delivered or 1
-    if delivered > 1:
-        floor = attempts_floor(delivered, max_attempts)
-        record = record.model_copy(update={"attempts": max(record.attempts, floor)})
+    record = floored(message_record(msg.data, ad_id), delivered, max_attempts)
     try:
         await store.create(record)
     except Conflict:
         return
     if delivered > 1:
-        log.warning("ad %s: its record was gone at delivery %d (dropped by the full record bucket (records.max_bytes), "
-                    "or deleted): created again from its message with %d attempt(s) charged of %s", record.id,
-                    delivered, record.attempts, max_attempts, extra={"ad_id": record.id, "deliveries": delivered})
-        record_recreated()
+        said_recreated(record, delivered, max_attempts, "")
 
 
 async def rebuild(store: AdStore, msg: Msg, ad_id: str, bad: UnreadableRecord,
@@ -119,11 +149,12 @@ async def rebuild(store: AdStore, msg: Msg, ad_id: str, bad: UnreadableRecord,
     record's count is unknown). Said (one WARNING) and counted in ``gamead_records_recreated_total``. Nothing is
     written if the record changed since (someone rebuilt it: it is read again). Raises the store's errors,
     :class:`~gamead_core.worker.poison.NotAnAd` when the body is not ``ad_id``'s record either (today's poison
-    rules): then nothing is written."""
-    record = message_record(msg.data, ad_id)
+    rules): then nothing is written; :class:`LeftForNewer` when ``bad`` is a newer gamead's record (never written
+    over: review31 R10)."""
+    if bad.newer:
+        raise LeftForNewer(ad_id, bad.revision, bad.why)
     delivered = msg.metadata.num_delivered or 1
-    floor = attempts_floor(delivered, max_attempts)
-    record = record.model_copy(update={"attempts": max(record.attempts, floor)})
+    record = floored(message_record(msg.data, ad_id), delivered, max_attempts)
     try:
         await store.update(record, bad.revision)
     except Conflict:
@@ -141,8 +172,10 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
     miss the stream leader asked again after each of ``RECORD_WAITS`` (17 ms in all) before the record is
     created from the message (an API that died between its two writes); a record this gamead cannot read is
     rebuilt from the message (:func:`rebuild`). Raises the store's errors
-    (:class:`~gamead_core.errors.QueueUnavailable` …), :class:`~gamead_core.worker.poison.NotAnAd` for a body
-    that is not ``ad_id``'s record (:func:`recreate`), or a record that cannot be read back once created.
+    (:class:`~gamead_core.errors.QueueUnavailable` …; also when the record created from the message is gone again
+    at its read-back twice: the delivery is handed back, never terminated, review31 R7),
+    :class:`~gamead_core.worker.poison.NotAnAd` for a body that is not ``ad_id``'s record (:func:`recreate`),
+    :class:`LeftForNewer` for a record a newer gamead wrote (:func:`rebuild`).
     ``max_attempts``: ``worker.max_attempts``, the cap of a recreated record's floor (:func:`recreate`)."""
     if first and (trusted := trusted_record(msg, ad_id)) is not None:
         return trusted
@@ -159,8 +192,11 @@ async def read_record(store: AdStore, msg: Msg, ad_id: str, *, first: bool = Fal
             return await store.get(ad_id, consistent=True)
         except NotFound:
             continue
-    await recreate(store, msg, ad_id, max_attempts)
-    try:
-        return await store.get(ad_id, consistent=True)
-    except NotFound:
-        raise NotAnAd("no_record", "its record could not be read back once created from it") from None
+    for _ in range(2):  # deleted again between the create and the read (an operator, the full bucket): once more
+        await recreate(store, msg, ad_id, max_attempts)
+        try:
+            return await store.get(ad_id, consistent=True)
+        except NotFound:
+            continue
+    # a valid ad (its body passed message_record) is never poison: handed back uncharged, as storage failing (R7)
+    raise QueueUnavailable(f"the record of ad {ad_id} vanished twice right after it was created from its message")

@@ -114,15 +114,15 @@ def test_poison_messages_are_named_by_the_doctor_then_terminated_once_counted_an
         for ad_id in (d, e, f, g, h, k):
             assert http.get(f"/ads/{ad_id}").status_code == 404, ad_id  # nothing made under either id
     log = worker.output()
-    for seq in seqs:
-        assert log.count(f"work-stream message {seq} on ") == 1, (seq, log[-3000:])
+    # one ERROR line a minute (review31 R6: one per message flooded the log); the rest counted on /metrics
+    assert sum(log.count(f"work-stream message {seq} on ") for seq in seqs) == 1, log[-3000:]
     assert "unexpected error" not in log and "Traceback" not in log
 
-    after = doctor_report(url, settle=0.3)
+    after = wait_for(lambda: (r := doctor_report(url, settle=0.3)) and _notes(r).get(
+        "poison_terminated", {}).get("count") == len(kinds) and r, what="every poison message in the trace")
     notes = _notes(after)
     assert after["ok"] and "poison_message" not in notes and "message_without_record" not in notes, after
     trace = notes["poison_terminated"]
-    assert trace["count"] == len(kinds)
     (last,) = trace["sample"]
     assert int(last.split(" seq ")[1].split(" ")[0]) in seqs, last
     assert "reason " in trace["details"][last] and "bytes" in trace["details"][last]
@@ -186,7 +186,12 @@ def test_the_sweep_deletes_a_stranded_poison_message_and_creates_nothing(
                 await asyncio.sleep(0.1)
             report = await sweep(js, await AdStore.open(nc, js), DeadLetters(js), settings)
             await ensure_topology(js, settings)  # back to max_deliver -1
-            return report, await read_trace(js)
+            for _ in range(100):  # written in the background, at most once a second (review31 R6)
+                trace = await read_trace(js)
+                if trace is not None and trace["count"] == 2:
+                    break
+                await asyncio.sleep(0.1)
+            return report, trace
         finally:
             await nc.close()
 

@@ -167,3 +167,25 @@ def test_a_second_message_of_an_ad_a_live_worker_analyses_waits_for_it(
     assert done["status"] == "completed" and done["attempts"] == 1, done
     log = worker.output()
     assert "is running on holder" in log and "never ended" not in log and "runs alone" not in log, log[-3000:]
+
+
+def test_a_record_a_newer_gamead_wrote_is_left_for_a_newer_worker_not_rebuilt_nor_analysed(
+    fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
+) -> None:
+    """Before (review31 R10): the older worker wrote the message's ``queued`` body over the newer record ("could not
+    be read … rebuilt from its work message") and analysed the ad again during a rolling upgrade."""
+    server = fresh_nats()
+    worker = start_worker(server.url, tmp_path, worker_id="older", ready=True, **ENV)
+    procs.append(worker)
+    ad_id = new_ad_id()
+    record = {"id": ad_id, "status": "paused", "priority": 3, "attempts": 2,  # a status a newer gamead added
+              "submittedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "ad": ad("From the future", 3)}
+    _put(server.url, ad_id, json.dumps(record).encode())
+    before = _entry(server.url, ad_id)
+    _publish(server.url, ad_id, json.dumps({**record, "status": "queued", "attempts": 0}).encode())
+    wait_for(lambda: "written by a newer gamead" in worker.output(), what="the newer record named")
+    assert _entry(server.url, ad_id) == before  # not written over
+    assert _work_messages(server.url) == 1  # left in the queue for a newer worker
+    log = worker.output()
+    assert "rebuilt" not in log and "not an ad" not in log and "unexpected error" not in log, log[-3000:]
+    assert "leaves it" in log and log.count("written by a newer gamead") == 1, log[-3000:]
