@@ -80,12 +80,13 @@ def test_a_burst_after_a_slow_fill_is_refused_before_a_live_record_is_dropped(
     api, url = start_api(server.url, tmp_path, GAMEAD_RECORDS__REFUSE_AT="0.6", **SMALL)  # no worker: all stay queued
     procs.append(api)
     asyncio.run(_put_records(server.url, "done", int(0.55 * MIB)))  # a quiet stack's finished ads, below the mark
-    wait_for(lambda: _oldest_record_age(server.url) >= 15, timeout=40, interval=1, what="the old records 15 s old")
+    # the bucket's records span 20 s: a time rule takes the next ones dropped as 20 s older than the live ads
+    wait_for(lambda: _oldest_record_age(server.url) >= 20, timeout=50, interval=1, what="the old records 20 s old")
     accepted: list[str] = []
     refusal: dict[str, Any] | None = None
     with httpx.Client(base_url=url, timeout=20) as c:
-        for burst in range(40):  # 50 ads of ~0.7 KB a batch: the bucket's whole 1 MiB in ~30 batches
-            answer = c.post("/ads/batch", json={"ads": [ad(f"Burst {burst} {i}") for i in range(50)]})
+        for burst in range(30):  # 100 ads of ~0.7 KB a batch: the bucket's whole 1 MiB in ~15 batches
+            answer = c.post("/ads/batch", json={"ads": [ad(f"Burst {burst} {i}") for i in range(100)]})
             if answer.status_code == 503:
                 refusal = answer.json()["error"]
                 break
