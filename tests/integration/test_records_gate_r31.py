@@ -123,7 +123,7 @@ def test_while_refusing_a_keyed_repeat_is_answered_and_a_refused_submit_spends_n
     fresh_nats: Callable[[], EmbeddedNats], procs: list[Proc], tmp_path: Path
 ) -> None:
     server = fresh_nats()
-    limits = {"GAMEAD_RATELIMIT__ENABLED": "true", "GAMEAD_RATELIMIT__RATE": "0.001", "GAMEAD_RATELIMIT__BURST": "3"}
+    limits = {"GAMEAD_RATELIMIT__ENABLED": "true", "GAMEAD_RATELIMIT__RATE": "0.001", "GAMEAD_RATELIMIT__BURST": "4"}
     api, url = start_api(server.url, tmp_path, **limits, **SMALL)  # no worker: the keyed ad stays live
     procs.append(api)
     with httpx.Client(base_url=url, timeout=20) as c:
@@ -131,9 +131,15 @@ def test_while_refusing_a_keyed_repeat_is_answered_and_a_refused_submit_spends_n
         assert first.status_code == 202, first.text
         asyncio.run(_put_records(server.url, "done", MIB - 4 * 1024))  # its record is the next one dropped
         wait_for(lambda: c.get("/v1/stats").json()["records"]["refusing"], timeout=20, what="intake refused")
-        for _ in range(4):  # more than the 2 tokens left: each is refused for the bucket, never rate-limited
+        for _ in range(5):  # more than the 3 tokens left: each is refused for the bucket, never rate-limited
             refused = c.post("/ads", json=ad("Another"))
             assert refused.status_code == 503 and refused.json()["error"]["code"] == "records_full", refused.text
         again = c.post("/ads", json=ad("Keyed Live"), headers={"Idempotency-Key": "r2-key"})
         assert again.status_code == 202, again.text
         assert again.json()["id"] == first.json()["id"] and again.json()["duplicate"] is True
+        batch = c.post("/ads/batch", json={"ads": [{**ad("Keyed Live"), "idempotencyKey": "r2-key"}]})
+        assert batch.status_code == 200, batch.text  # a batch of repeats alike
+        (item,) = batch.json()["results"]
+        assert item["id"] == first.json()["id"] and item["duplicate"] is True
+        fresh = c.post("/ads/batch", json={"ads": [{**ad("Keyed New"), "idempotencyKey": "r2-new"}]})
+        assert fresh.status_code == 503 and fresh.json()["error"]["code"] == "records_full", fresh.text
