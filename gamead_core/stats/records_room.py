@@ -20,9 +20,9 @@ records`). So intake stops before that happens:
 Dead ads' records (no TTL, kept for a DLQ replay) are not protected: ``gamead doctor`` names an entry without its
 record (``entry_without_record``) and ``--repair`` recreates it.
 
-:func:`at_risk` is the pure rule; :func:`read_room` reads what it needs (one direct get of the bucket's first
-work streams' first records, of the bucket by time, and a count), only when the bucket is over the mark. The API reads it in its
-stats sampler, once a second (:class:`~gamead_core.stats.sampler.QueueSampler`), never per request.
+:func:`at_risk` is the pure rule; :func:`read_room` reads what it needs (a few direct gets: the work streams' first
+messages and their records, the bucket by time; a count when the sequences alone cannot tell), only when the bucket is
+over the mark. The API reads it in its stats sampler, once a second (:class:`~gamead_core.stats.sampler.QueueSampler`), never per request.
 """
 
 from __future__ import annotations
