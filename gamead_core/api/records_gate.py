@@ -79,5 +79,6 @@ async def take_token(request: Request) -> None:
         raise RateLimited(
             f"rate limit exceeded: {quota.limit.burst} ads at once, {quota.limit.rate:g}/s sustained; retry after "
             f"{max(1, math.ceil(decision.retry_after))}s",
-            details={"limit": quota.limit.burst, "rate": quota.limit.rate, "retryAfter": round(decision.retry_after, 3)},
+            details={"limit": quota.limit.burst, "rate": quota.limit.rate,
+                     "retryAfter": round(decision.retry_after, 3)},
             headers={k.decode(): v.decode() for k, v in decision.headers()})

@@ -101,8 +101,8 @@ async def records_before(js: JetStreamContext, info: Any, seq: int) -> int:
         return 0
     if seq > last:
         return held
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=seq, ack_policy=AckPolicy.NONE,
-                            inactive_threshold=30.0, mem_storage=True, num_replicas=1)
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=seq,
+                            ack_policy=AckPolicy.NONE, inactive_threshold=30.0, mem_storage=True, num_replicas=1)
     made = await js.add_consumer(names.ADS_BUCKET_STREAM, config)
     try:
         return max(0, held - int(made.num_pending or 0))

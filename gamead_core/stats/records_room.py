@@ -22,7 +22,8 @@ record (``entry_without_record``) and ``--repair`` recreates it.
 
 :func:`at_risk` is the pure rule; :func:`read_room` reads what it needs (a few direct gets: the work streams' first
 messages and their records, the bucket by time; a count when the sequences alone cannot tell), only when the bucket is
-over the mark. The API reads it in its stats sampler, once a second (:class:`~gamead_core.stats.sampler.QueueSampler`), never per request.
+over the mark. The API reads it in its stats sampler, once a second (:class:`~gamead_core.stats.sampler.
+QueueSampler`), never per request.
 """
 
 from __future__ import annotations
