@@ -120,13 +120,11 @@ class Intake:
         self._timeout = publish_timeout
         self._partitions = partitions  #: queue.partitions: which work stream each ad goes to
         #: the ambiguous submits being settled in the background (gamead_core.unsettled)
-        self.unsettled = Unsettled(js, store, timeout=publish_timeout, partitions=partitions,
-                                   reaper_reach=reaper_reach)
+        self.unsettled = Unsettled(js, store, timeout=publish_timeout, partitions=partitions, reaper_reach=reaper_reach)
 
     async def submit(
         self, ad: AdSubmission, idempotency_key: str | None = None, *, scope: str = ANONYMOUS_SCOPE,
-        legacy_key: str | None = None,
-    ) -> Accepted:
+        legacy_key: str | None = None, refuse: Exception | None = None) -> Accepted:
         """Queue ``ad`` (a validated :class:`AdSubmission`) on the work stream at its priority level; with
         ``idempotency_key``, at most once per (``scope``, key): ``scope`` is the caller's token name (or
         ``anonymous``), so two callers' keys never collide (draft-ietf-httpapi-idempotency-key-header).
@@ -136,7 +134,8 @@ class Intake:
         JetStream has stored both the record and the message (the 202 is never lost; the order and why it is
         safe: the module doc). The record is encoded once for both writes. ``legacy_key``: the key as an older API
         stored it (a quoted header, quotes included: :class:`gamead_core.api.key_header.QuotedKey`); when no ad
-        has the key's id but one has that key's, that ad answers (as a repeat; review30 F4).
+        has the key's id but one has that key's, that ad answers (as a repeat; review30 F4). ``refuse`` (keyed
+        only): raised unless the key repeats (the full record bucket's refusal: a repeat adds no record; review31 R2).
 
         Raises :class:`IdempotencyKeyReused` for a known key with another ad (422), :class:`IdempotencyKeyExpired`
         for a repeat whose first ad is kept nowhere (409); :class:`QueueFull` (``queue.max_msgs``/``max_bytes``),
@@ -168,7 +167,7 @@ class Intake:
                 return Accepted(record, duplicate=True)
             ad_submitted(ad.priority)
             return Accepted(record, duplicate=False)
-        return await self._submit_keyed(ad, idempotency_key, scope, legacy_key)
+        return await self._submit_keyed(ad, idempotency_key, scope, legacy_key, refuse)
 
     async def _create(self, record: AdRecord, payload: bytes) -> int:
         """Create the record of a fresh id; its revision. The ack is awaited here, not three calls down in
@@ -227,22 +226,21 @@ class Intake:
                 kept.add(ad_id)
         return kept
 
-    async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str, legacy: str | None = None) -> Accepted:
+    async def _submit_keyed(self, ad: AdSubmission, key: str, scope: str, legacy: str | None,
+                            refuse: Exception | None) -> Accepted:
         ad_id = keyed_ad_id(scope, key)
         fingerprint = ad_fingerprint(ad)
         first = await self._known(ad_id, None if legacy is None else keyed_ad_id(scope, legacy))
         if first is not None:  # a repeat after the first request finished (or an older API's: legacy)
             return _repeat(first, fingerprint, key)  # the key as the client reads it, never '"abc"' (review30b F9)
-        record = AdRecord(
-            id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad,
-            idempotency_key=key, idempotency_fingerprint=fingerprint,
-        )
+        if refuse is not None:  # would add a record (review31 R2)
+            raise refuse
+        record = AdRecord(id=ad_id, status=AdStatus.QUEUED, priority=ad.priority, submitted_at=utcnow(), ad=ad,
+                          idempotency_key=key, idempotency_fingerprint=fingerprint)
         payload = encode(record)
         try:
-            published = await publish_ad_acked(
-                self._js, ad_id=ad_id, level=ad.priority, payload=payload, timeout=self._timeout,
-                partitions=self._partitions,
-            )
+            published = await publish_ad_acked(self._js, ad_id=ad_id, level=ad.priority, payload=payload,
+                                               timeout=self._timeout, partitions=self._partitions)
         except GameadError as exc:  # no answer: stored or not, a worker creates the record from the message
             if not_stored(exc):
                 raise

@@ -56,6 +56,7 @@ from gamead_core.api.auth import (
 from gamead_core.api.auth_failures import FailedAuth, shared
 from gamead_core.api.errors import DuplicateHeader, DuplicateQueryParameter, error_response
 from gamead_core.api.http_limits import BATCH_PATHS, Refusal, coding_refusal
+from gamead_core.api.records_gate import token_deferred
 from gamead_core.api.quota import RateQuota
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.api.unrouted import method_not_routed
@@ -252,7 +253,7 @@ class GateMiddleware:
             bucket = "api"
         who = f"tok:{principal.name}" if principal.authenticated else f"ip:{_client_ip(scope)}"
         limiter = self._limiter or self.limiter(scope)
-        if path in BATCH_PATHS:  # counted per ad by the route, from the same bucket as POST /ads
+        if path in BATCH_PATHS or token_deferred(scope, path):  # counted by the route (batch: per ad; R2)
             scope["state"]["rate_quota"] = RateQuota(limiter, bucket, who, limit)
             await self.app(scope, receive, send)
             return

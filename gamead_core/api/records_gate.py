@@ -4,15 +4,23 @@
 The decision is the stats sampler's (:mod:`gamead_core.stats.records_room`, read once a second with the rest of
 ``/v1/stats`` ``records``): no NATS call is made per request. A reading older than :data:`STALE_AFTER` seconds (the
 sampler failing: then NATS is in trouble and submits say so themselves) refuses nothing. A batch is refused whole,
-before its rate-limit tokens are taken: every ad of it would add a record.
+before its rate-limit tokens are taken: every ad of it would add a record. A single ``POST /ads`` takes no token
+either while the gate refuses (:func:`token_deferred`: the gate middleware leaves it to the route, which takes it
+once the ad is let through, :func:`take_token`), and a keyed repeat, which adds no record, is still answered
+(review31 R2).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
-from gamead_core.api.errors import ApiError
+from starlette.requests import Request
+from starlette.types import Scope
+
+from gamead_core.api.errors import ApiError, RateLimited
+from gamead_core.api.quota import RateQuota
 
 #: seconds after which the sampler's reading of the bucket no longer refuses anything
 STALE_AFTER = 5.0
@@ -20,29 +28,57 @@ STALE_AFTER = 5.0
 
 class RecordsFull(ApiError):
     """503: the ad-record bucket is over ``records.refuse_at`` of ``records.max_bytes`` and the records it would drop
-    next include live ads' (``details``: ``usedBytes``, ``maxBytes``, ``refuseAt``, ``oldestLiveAdAgeSeconds``,
-    ``oldestRecordAgeSeconds``); ``Retry-After``."""
+    next include live ads' (``details``: ``usedBytes``, ``maxBytes``, ``refuseAt``, ``recordsBeforeLive``,
+    ``refuseBelow``); ``Retry-After``."""
 
     status, code = 503, "records_full"
 
 
-def check_records_room(app: Any) -> None:
-    """Raise :class:`RecordsFull` when the API's stats sampler (``app.state.stats_sampler``) last read, within
-    :data:`STALE_AFTER` seconds, that intake must stop; else nothing (no sampler yet: nothing)."""
+def records_refusal(app: Any) -> RecordsFull | None:
+    """The :class:`RecordsFull` to answer when the API's stats sampler (``app.state.stats_sampler``) last read,
+    within :data:`STALE_AFTER` seconds, that intake must stop; else None (no sampler yet: None)."""
     sampler = getattr(app.state, "stats_sampler", None)
     records = getattr(sampler, "records", None)
     if not records or not records.get("refusing"):
-        return
+        return None
     read_at = sampler.records_at  # type: ignore[union-attr]
     if read_at is None or time.monotonic() - read_at > STALE_AFTER:
-        return
-    used, limit = records.get("bytes"), records.get("maxBytes")
+        return None
+    used, limit, before = records.get("bytes"), records.get("maxBytes"), records.get("recordsBeforeLive")
     share = f"{used / limit:.0%}" if used and limit else "over its mark"
-    raise RecordsFull(
+    return RecordsFull(
         f"the ad-record bucket is {share} full (records.max_bytes = {limit}) and the records it would drop next "
-        f"include live ads' (the oldest ad waiting is {records.get('oldestLiveAdAgeSeconds')}s old, the oldest "
-        f"record {records.get('oldestRecordAgeSeconds')}s): new ads are refused until workers finish the oldest "
-        "ones or the bucket gets room (raise records.max_bytes); retry after Retry-After",
+        f"include live ads' (only {before} of its {records.get('keys')} records are dropped before the oldest "
+        "waiting ad's): new ads are refused until workers finish the oldest ones or the bucket gets room (raise "
+        "records.max_bytes); retry after Retry-After",
         details={"usedBytes": used, "maxBytes": limit, "refuseAt": records.get("refuseAt"),
-                 "oldestLiveAdAgeSeconds": records.get("oldestLiveAdAgeSeconds"),
-                 "oldestRecordAgeSeconds": records.get("oldestRecordAgeSeconds")})
+                 "recordsBeforeLive": before, "refuseBelow": records.get("refuseBelow")})
+
+
+def check_records_room(app: Any) -> None:
+    """Raise :func:`records_refusal`'s :class:`RecordsFull`, if any; else nothing."""
+    refusal = records_refusal(app)
+    if refusal is not None:
+        raise refusal
+
+
+def token_deferred(scope: Scope, path: str) -> bool:
+    """True for a ``POST /ads`` (``path``) while the gate refuses: the rate-limit middleware then leaves its token
+    to the route (``scope["state"]["rate_quota"]``), so a refused submit spends none (review31 R2)."""
+    app = scope.get("app")
+    return path == "/ads" and scope["method"] == "POST" and app is not None and records_refusal(app) is not None
+
+
+async def take_token(request: Request) -> None:
+    """Take the token :func:`token_deferred` left to the route, if it did; raises :class:`RateLimited` (429)."""
+    quota: RateQuota | None = request.scope.get("state", {}).get("rate_quota")
+    if quota is None:
+        return
+    granted, decision = await quota.take(1)
+    if granted == 0:
+        raise RateLimited(
+            f"rate limit exceeded: {quota.limit.burst} ads at once, {quota.limit.rate:g}/s sustained; retry after "
+            f"{max(1, math.ceil(decision.retry_after))}s",
+            details={"limit": quota.limit.burst, "rate": quota.limit.rate,
+                     "retryAfter": round(decision.retry_after, 3)},
+            headers={k.decode(): v.decode() for k, v in decision.headers()})

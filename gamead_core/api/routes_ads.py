@@ -11,7 +11,7 @@ from gamead_core.api.auth import ANONYMOUS
 from gamead_core.api.body import body_bytes, body_schema, parse_body
 from gamead_core.api.contract import error_responses
 from gamead_core.api.key_header import KeyHeader, QuotedKey, header_key
-from gamead_core.api.records_gate import check_records_room
+from gamead_core.api.records_gate import records_refusal, take_token
 from gamead_core.api.responses import json_response as _json
 from gamead_core.api.schemas import AdPage
 from gamead_core.api.state import QueueLink
@@ -40,13 +40,18 @@ async def submit(request: Request) -> Response:
     idempotency_key = header_key(request.scope["headers"])  # plain or quoted (gamead_core.api.key_header)
     settings = request.app.state.settings
     ad = parse_body(await body_bytes(request), NewAd, settings.api.max_body_bytes)  # any Content-Type
-    check_records_room(request.app)  # 503 records_full: the full record bucket would drop live ads' records
+    refusal = records_refusal(request.app)  # 503 records_full: the full record bucket would drop live ads' records
     if idempotency_key is None:
+        if refusal is not None:
+            raise refusal
+        await take_token(request)  # the rate-limit token, when the gate middleware left it to us (review31 R2)
         accepted = await _link(request).intake.submit(ad)
     else:  # a key is the caller's own: scoped to its token name (or the one anonymous scope)
         principal = request.scope.get("state", {}).get("principal", ANONYMOUS)
         legacy = idempotency_key.sent if isinstance(idempotency_key, QuotedKey) else None  # stored quoted before
-        accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope, legacy_key=legacy)
+        accepted = await _link(request).intake.submit(ad, idempotency_key, scope=principal.scope, legacy_key=legacy,
+                                                      refuse=refusal)  # a repeat is answered: it adds no record
+        await take_token(request)
     rec = accepted.record
     payload = {
         "id": rec.id,

@@ -55,7 +55,7 @@ from gamead_core.api.errors import (
 )
 from gamead_core.api.key_header import KeyHeader, header_key
 from gamead_core.api.quota import RateQuota
-from gamead_core.api.records_gate import check_records_room
+from gamead_core.api.records_gate import RecordsFull, records_refusal
 from gamead_core.api.responses import JsonResponse
 from gamead_core.errors import GameadError, MaybeQueued, OutboundFull, QueueFull, QueueUnavailable
 from gamead_core.ids import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY_CODE, MAX_IDEMPOTENCY_KEY, idempotency_key_problem
@@ -250,7 +250,9 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
         pairs = list(zip(ads, keys or [None] * len(ads)))
     if pairs is not None:
         check_collisions(pairs, header)  # an own key that is another item's K-<n>: 400, before any token
-    check_records_room(request.app)  # 503 records_full for the whole batch, before any token is taken
+    refusal = records_refusal(request.app)  # 503 records_full for the whole batch, before any token is taken, but
+    if refusal is not None and (pairs is None or not all(not isinstance(p, tuple) or p[1] or header for p in pairs)):
+        raise refusal  # for a batch keyed throughout: each repeat is answered, each new ad refused (review31 R2)
     state = request.scope.get("state", {})
     quota: RateQuota | None = state.get("rate_quota")
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
@@ -270,7 +272,8 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
     check_room(unsent_bytes(request.app.state.link.nc), len(body), settings.nats.max_pending_bytes, extra)
 
     async def keyed(i: int) -> Accepted:  # the keyed ad at index i (results[i] stays its pair until all are done)
-        return await intake.submit(results[i][0], results[i][1], scope=scope_name)  # type: ignore[no-any-return]
+        return await intake.submit(results[i][0], results[i][1], scope=scope_name,  # type: ignore[no-any-return]
+                                   refuse=refusal)
 
     tried: list[int] | range
     flat: list[Accepted | Queued | GameadError]
@@ -287,6 +290,8 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
         flat = [*outcomes[0], *outcomes[1]]
     if tried and all(isinstance(o, (QueueUnavailable, QueueFull)) and not isinstance(o, MaybeQueued) for o in flat):
         raise flat[0]  # type: ignore[misc]  # NATS took none of them: 503 for the whole batch, retry it as it is
+    if refusal is not None and flat and all(isinstance(o, RecordsFull) for o in flat):
+        raise refusal  # no repeat among them: the whole batch refused, as one without keys
     # else each ad has its own result: one whose publish got no answer may still be analysed (MaybeQueued, with
     # its id): a whole 503 would have told the client to send it again (a reviewer's drill analysed 40 twice)
     accepted = duplicates = 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from gamead_core.ad_ids import new_ad_id
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
-from gamead_core.stats.records_room import at_risk, over_mark
+from gamead_core.stats.records_position import floor_of
+from gamead_core.stats.records_room import at_risk, over_mark, refuse_below
 from gamead_core.worker.deadletter import assumed_note
 from gamead_core.worker.records import attempts_floor, floored
 from tests.support import ad
@@ -13,19 +14,24 @@ MIB = 1024 * 1024
 
 
 def test_intake_stops_only_when_the_full_bucket_would_drop_a_live_ads_record() -> None:
-    now = 10_000.0
-    full = dict(used=MIB, max_bytes=MIB, refuse_at=0.9, now=now)
-    # every record live (no worker): the oldest live ad is the bucket's oldest record
-    assert at_risk(**full, bucket_oldest=now - 60, live_oldest=now - 60)
-    # a bucket full of completed records, the live ads recent: the steady state of a busy service, not refused
-    assert not at_risk(**full, bucket_oldest=now - 600, live_oldest=now - 5)
-    # the oldest live ad within the oldest 10 % of the bucket's span: its record is among the next dropped
-    assert at_risk(**full, bucket_oldest=now - 600, live_oldest=now - 550)
-    assert at_risk(**full, bucket_oldest=now - 600, live_oldest=now - 700)  # older than every record
-    assert not at_risk(**full, bucket_oldest=now - 600, live_oldest=None)  # nothing live
-    assert at_risk(**full, bucket_oldest=None, live_oldest=now)  # cannot tell: over the mark, refused
-    assert not at_risk(used=MIB // 2, max_bytes=MIB, refuse_at=0.9, now=now, bucket_oldest=now, live_oldest=now)
+    full = dict(used=MIB, max_bytes=MIB, refuse_at=0.9, messages=1005)
+    # review31 R1: 5 old records, then 1000 new ones, the oldest live ad's record the 10th of the new: 14 records
+    # go before it, fewer than the 10 % (100.5) the refusal keeps: refused, however old or new the records are
+    assert at_risk(**full, before_live=14)
+    assert at_risk(**full, before_live=0)  # every record live (no worker)
+    # a bucket full of finished ads' records, the live ones at its new end: a busy service's steady state
+    assert not at_risk(**full, before_live=900)
+    assert not at_risk(**full, before_live=None)  # nothing live
+    assert not at_risk(used=MIB // 2, max_bytes=MIB, refuse_at=0.9, messages=500, before_live=0)  # room left
+    assert refuse_below(1005, 0.9) == 1005 * (1 - 0.9) and refuse_below(-1, 0.9) == 0
     assert not over_mark(MIB, None, 0.9) and not over_mark(MIB, -1, 0.9) and over_mark(900, 1000, 0.9)
+
+
+def test_the_oldest_live_record_is_the_lowest_sequence_not_the_oldest_message() -> None:
+    # review31 R1b: the oldest message's ad was rewritten (seq 990), another live ad's record sits at 420
+    assert floor_of([990, 420, None], []) == 420  # None: a record already gone, nothing left to keep
+    assert floor_of([990], [700]) == 700  # the ads past the heads: bounded by the bucket at their message's time
+    assert floor_of([None], [None]) is None and floor_of([], []) is None  # no live ad with a record: no floor
 
 
 def test_a_recreated_records_attempts_count_the_deliveries_and_leave_half() -> None:
