@@ -147,7 +147,12 @@ def test_a_resent_key_whose_first_ad_was_dropped_is_refused_and_a_full_bucket_of
         # turn the bucket over with completed ads (~2.8 KB each): its oldest records, the keyed one first, go
         for _round in range(100):
             answer = _batch(c, f"Turnover {_round}", 50)
-            assert answer.status_code == 200, answer.text  # never records_full: nothing live is at risk
+            if answer.status_code == 503 and answer.json()["error"]["code"] == "records_full":
+                # a loaded machine: ads of the last round still queued, whose records the gate's bound (README,
+                # review31 R1) counts as maybe at risk; once every ad is finished, the bucket takes ads again
+                wait_for(lambda: _idle(c), timeout=60, what="every queued ad to finish")
+                answer = _batch(c, f"Turnover {_round}", 50)
+            assert answer.status_code == 200, answer.text  # never records_full with nothing live
             ids = [r["id"] for r in answer.json()["results"]]
             wait_for(lambda: c.get(f"/ads/{ids[-1]}").json().get("status") == "completed", timeout=30,
                      what="the round's last ad to complete")
@@ -226,3 +231,9 @@ def test_the_sweep_recreates_a_stranded_ads_lost_record_with_the_same_floor(
     report, record = asyncio.run(strand_and_sweep())
     assert report.requeued == 1, report
     assert (record.attempts, record.attempts_assumed) == (2, 2), record  # 3 deliveries, at most half of 5 assumed
+
+
+def _idle(c: httpx.Client) -> bool:
+    """Whether no ad waits or runs (``/v1/stats``: every level's pending and ack pending 0)."""
+    levels = c.get("/v1/stats").json()["queue"]["levels"]
+    return all(lv["pending"] == 0 and lv["ackPending"] == 0 for lv in levels)
