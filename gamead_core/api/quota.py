@@ -8,8 +8,10 @@ the limit. No quota in the scope means limits are off (one-machine mode).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from gamead_core.api.errors import RateLimited
 from gamead_core.api.ratelimit import Decision, RateLimiter
 from gamead_core.config import RateSettings
 
@@ -43,3 +45,12 @@ class RateQuota:
             return 0, decision
         partial = await self._hit(left)
         return (left, partial) if partial.allowed else (0, partial)
+
+    def refused(self, decision: Decision, per: str = "") -> RateLimited:
+        """The 429 of a :meth:`take` that took nothing (``decision``: its last); ``per`` says what counts, e.g.
+        ``" (each ad of a batch counts)"``."""
+        return RateLimited(
+            f"rate limit exceeded: {self.limit.burst} ads at once, {self.limit.rate:g}/s sustained{per}; retry after "
+            f"{max(1, math.ceil(decision.retry_after))}s",
+            details={"limit": self.limit.burst, "rate": self.limit.rate, "retryAfter": round(decision.retry_after, 3)},
+            headers={k.decode(): v.decode() for k, v in decision.headers()})

@@ -12,14 +12,13 @@ once the ad is let through, :func:`take_token`), and a keyed repeat, which adds 
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.types import Scope
 
-from gamead_core.api.errors import ApiError, RateLimited
+from gamead_core.api.errors import ApiError
 from gamead_core.api.quota import RateQuota
 
 #: seconds after which the sampler's reading of the bucket no longer refuses anything
@@ -76,9 +75,4 @@ async def take_token(request: Request) -> None:
         return
     granted, decision = await quota.take(1)
     if granted == 0:
-        raise RateLimited(
-            f"rate limit exceeded: {quota.limit.burst} ads at once, {quota.limit.rate:g}/s sustained; retry after "
-            f"{max(1, math.ceil(decision.retry_after))}s",
-            details={"limit": quota.limit.burst, "rate": quota.limit.rate,
-                     "retryAfter": round(decision.retry_after, 3)},
-            headers={k.decode(): v.decode() for k, v in decision.headers()})
+        raise quota.refused(decision)

@@ -48,7 +48,6 @@ from gamead_core.api.errors import (
     BatchTooLarge,
     InvalidJson,
     PayloadTooLarge,
-    RateLimited,
     ValidationFailed,
     validation_details,
     validation_message,
@@ -258,12 +257,7 @@ async def _submit(request: Request, body: bytes, header: str | None) -> Response
     granted, decision = (len(raw), None) if quota is None else await quota.take(len(raw))
     if granted == 0:
         assert decision is not None and quota is not None
-        raise RateLimited(
-            f"rate limit exceeded: {quota.limit.burst} ads at once, {quota.limit.rate:g}/s sustained "
-            f"(each ad of a batch counts); retry after {max(1, math.ceil(decision.retry_after))}s",
-            details={"limit": quota.limit.burst, "rate": quota.limit.rate,
-                     "retryAfter": round(decision.retry_after, 3)},
-            headers={k.decode(): v.decode() for k, v in decision.headers()})
+        raise quota.refused(decision, " (each ad of a batch counts)")
     scope_name = state.get("principal", ANONYMOUS).scope
     intake = request.app.state.link.intake  # 503 at once if NATS is not connected
     results: list[Any] = ads[:granted] if pairs is None else derived(pairs[:granted], header)  # K-<index>

@@ -22,49 +22,27 @@ import re
 import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 
 from gamead_core import names, shared_numbers
-from gamead_core.errors import error_text
+from gamead_core.worker.scaling_key import change_key, scaling_bucket
 
 log = logging.getLogger(__name__)
 
 #: The counter's key in :data:`gamead_core.names.SCALING_BUCKET`.
 KEY = "attempts.lost"
-_TRIES = 10  #: compare-and-set rounds before an increment gives up (logged)
-
-
-def _bucket(js: JetStreamContext) -> KeyValue:
-    return KeyValue(name=names.SCALING_BUCKET, stream=names.kv_stream(names.SCALING_BUCKET),
-                    pre=names.kv_prefix(names.SCALING_BUCKET), js=js, direct=False)
 
 
 async def count_lost(js: JetStreamContext, n: int = 1) -> bool:
     """Add ``n`` lost-and-retried attempts to the cluster's counter. Returns whether it was written; never raises
     (a failure is logged: the attempt is charged in its record all the same, only the count misses it)."""
-    kv = _bucket(js)
-    for _ in range(_TRIES):
-        try:
-            try:
-                entry = await kv.get(KEY)
-            except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-                await kv.create(KEY, str(n).encode())
-                return True
-            await kv.update(KEY, str(_number(entry.value) + n).encode(), last=entry.revision)
-            return True
-        except nats.js.errors.KeyWrongLastSequenceError:
-            continue  # another charge counted meanwhile: read it again
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            log.warning("could not count a lost attempt (%s): %s", KEY, error_text(exc))
-            return False
-    log.warning("could not count a lost attempt (%s): it kept changing", KEY)
-    return False
+    return await change_key(js, KEY, lambda value: str((0 if value is None else _number(value)) + n).encode(),
+                            "count a lost attempt")
 
 
 async def read_lost(js: JetStreamContext) -> int:
     """The cluster's count of lost-and-retried attempts (0 when none was ever counted). Raises NATS errors."""
     try:
-        entry = await _bucket(js).get(KEY)
+        entry = await scaling_bucket(js).get(KEY)
     except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
         return 0
     return _number(entry.value)

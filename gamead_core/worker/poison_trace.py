@@ -24,14 +24,13 @@ import nats.js.errors
 import orjson
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 
-from gamead_core import names
 from gamead_core.errors import error_text
 from gamead_core.log_throttle import Throttle
 from gamead_core.models import utc_iso
 from gamead_core.telemetry.metrics import WorkerMetrics, count_poison
 from gamead_core.worker.poison import NotAnAd, quoted
+from gamead_core.worker.scaling_key import change_key, scaling_bucket
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,6 @@ KEY = "poison.last"  #: the trace's key in :data:`gamead_core.names.SCALING_BUCK
 MAX_HEADERS = 16  #: headers kept of the last message
 MAX_VALUE = 200  #: characters kept of each header name and value, of its subject and of the reason
 HEAD_BYTES = 200  #: bytes of the body kept (escaped)
-_TRIES = 10
 TRACE_EVERY = 1.0  #: seconds between two trace writes of one worker
 LINE_EVERY = 60.0  #: seconds between two ERROR lines of one worker about poison messages
 
@@ -66,11 +64,6 @@ def raw_sample(stream: str, seq: int, subject: str, headers: dict[str, str] | No
     return {"at": utc_iso(at), "reason": reason, "why": _cut(why), "stream": stream, "seq": seq,
             "subject": _cut(subject), "size": len(data or b""), "headers": {_cut(k): _cut(v) for k, v in kept},
             "head": printable((data or b"")[:HEAD_BYTES])}
-
-
-def _bucket(js: JetStreamContext) -> KeyValue:
-    return KeyValue(name=names.SCALING_BUCKET, stream=names.kv_stream(names.SCALING_BUCKET),
-                    pre=names.kv_prefix(names.SCALING_BUCKET), js=js, direct=False)
 
 
 def _folded(value: bytes | None, last: dict[str, Any], counts: dict[str, int]) -> bytes:
@@ -146,23 +139,7 @@ async def keep_trace(js: JetStreamContext, last: dict[str, Any], counts: dict[st
     ``last`` (:func:`sample`) the trace's last one. Returns whether it was written; never raises (a failure is
     logged: the messages are terminated and counted on /metrics)."""
     counts = counts if counts is not None else {last["reason"]: 1}
-    kv = _bucket(js)
-    for _ in range(_TRIES):
-        try:
-            try:
-                entry = await kv.get(KEY)
-            except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-                await kv.create(KEY, _folded(None, last, counts))
-                return True
-            await kv.update(KEY, _folded(entry.value, last, counts), last=entry.revision)
-            return True
-        except nats.js.errors.KeyWrongLastSequenceError:
-            continue
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            log.warning("could not keep the trace of a poison message (%s): %s", KEY, error_text(exc))
-            return False
-    log.warning("could not keep the trace of a poison message (%s): it kept changing", KEY)
-    return False
+    return await change_key(js, KEY, lambda value: _folded(value, last, counts), "keep the trace of a poison message")
 
 
 async def reported(js: JetStreamContext, last: dict[str, Any], poison: NotAnAd, metrics: WorkerMetrics | None,
@@ -202,7 +179,7 @@ async def read_trace(js: JetStreamContext) -> dict[str, Any] | None:
     """The trace (``{"count", "byReason", "last"}``), or None when no poison message was ever terminated or it
     cannot be read as one. Raises NATS errors."""
     try:
-        entry = await _bucket(js).get(KEY)
+        entry = await scaling_bucket(js).get(KEY)
     except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
         return None
     try:
