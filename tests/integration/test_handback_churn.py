@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from gamead_core.embedded import EmbeddedNats
+from tests.integration.test_prefetch_bound import FAST  # the same fast registry, long ack_wait
 from tests.support import (
     Proc,
     ad,
@@ -22,7 +23,6 @@ from tests.support import (
     wait_terminal,
 )
 
-FAST = {"GAMEAD_REGISTRY__HEARTBEAT_INTERVAL": "0.5", "GAMEAD_REGISTRY__TTL": "3", "GAMEAD_QUEUE__ACK_WAIT": "90"}
 
 
 def handed_back(output: str, ad_id: str) -> int:
