@@ -110,7 +110,7 @@ class AdSubmission(BaseModel):
     def _newer_fields(cls, data: Any, info: ValidationInfo) -> Any:
         if isinstance(data, dict) and info.context and info.context.get("stored"):
             known = _known_keys(cls)
-            if any(key not in known for key in data):
+            if not known.issuperset(data):  # in C: a Python any() cost every stored read ~1 µs
                 return {key: value for key, value in data.items() if key in known}
         return data
 
