@@ -17,7 +17,8 @@ Both classes are :class:`QueueFull` (503, ``Retry-After``) to every caller that 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import ContextManager
 from contextlib import contextmanager
 
 from gamead_core import names
@@ -62,24 +63,22 @@ def _why(exc: QueueFull) -> str:
 
 
 @contextmanager
-def dlq_boundary() -> Iterator[None]:
+def _full_as(kind: type[QueueFull], build: Callable[[str], QueueFull]) -> Iterator[None]:
+    """:func:`nats_boundary` for a write to one store: a full stream leaves as ``build(why)`` (a ``kind``)."""
+    try:
+        with nats_boundary():
+            yield
+    except QueueFull as exc:
+        if isinstance(exc, kind):
+            raise
+        raise build(_why(exc)) from exc
+
+
+def dlq_boundary() -> ContextManager[None]:
     """:func:`nats_boundary` for a write to the DLQ: a full stream leaves as :class:`DlqFull`."""
-    try:
-        with nats_boundary():
-            yield
-    except QueueFull as exc:
-        if isinstance(exc, DlqFull):
-            raise
-        raise dlq_full(_why(exc)) from exc
+    return _full_as(DlqFull, dlq_full)
 
 
-@contextmanager
-def jobs_boundary() -> Iterator[None]:
+def jobs_boundary() -> ContextManager[None]:
     """:func:`nats_boundary` for a write to the jobs bucket: a full bucket leaves as :class:`JobsFull`."""
-    try:
-        with nats_boundary():
-            yield
-    except QueueFull as exc:
-        if isinstance(exc, JobsFull):
-            raise
-        raise jobs_full(_why(exc)) from exc
+    return _full_as(JobsFull, jobs_full)

@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from gamead_core.api.errors import error_response
+from gamead_core.api.forwarded import normal_address
 from gamead_core.api.ratelimit import Decision, take
 from gamead_core.api.refusal_log import RefusalLog
 from gamead_core.config import RateSettings
@@ -60,15 +61,12 @@ def client_key(address: str) -> str:
     """The client a failed authentication is counted to: an IPv4 address itself (an IPv4-mapped IPv6 one as
     IPv4), an IPv6 address's /64 (``2001:db8:1:2::/64``: one host or LAN gets a /64, RFC 6177); anything else
     (``unknown``, a unix socket) as given."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = normal_address(address)
+    if ip is None:
         return address
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return address
+    return str(ip)
 
 
 class FailureBuckets:

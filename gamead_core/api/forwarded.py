@@ -38,7 +38,9 @@ MAX_ENTRY: Final = 80
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _address(text: str) -> Address | None:
+def normal_address(text: str) -> Address | None:
+    """``text`` as an IP address in its normal form (an IPv4-mapped IPv6 one as IPv4, a zone dropped); None when
+    it is not one. Pure."""
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
@@ -69,7 +71,7 @@ def entry_address(entry: str) -> tuple[Address, int] | None:
         host, port = entry.split(":")
     if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
         return None
-    ip = _address(host) if ":" in host or not entry.startswith("[") else None  # brackets hold IPv6 text only
+    ip = normal_address(host) if ":" in host or not entry.startswith("[") else None  # brackets hold IPv6 text only
     if ip is None:
         return None
     return ip, int(port or 0)
@@ -104,7 +106,7 @@ class Trusted:
         (at most :data:`PEERS_KEPT`: parsing the address took ~2 µs of every request)."""
         known = self._peers.get(host)
         if known is None:
-            ip = _address(host) if len(host) <= MAX_ENTRY else None
+            ip = normal_address(host) if len(host) <= MAX_ENTRY else None
             known = self.anyone or host in self.literals or (ip is not None and self.address(ip))
             if len(self._peers) >= PEERS_KEPT:
                 self._peers.clear()
