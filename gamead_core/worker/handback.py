@@ -88,6 +88,8 @@ class HandBacks:
     async def __call__(self, msgs: list[Msg], why: str, *, at_once: bool = False) -> None:
         """Hand ``msgs`` back (:func:`hand_back`); one this worker handed back lately is delayed, unless
         ``at_once`` (the worker pulls no more: shutdown, a fenced heartbeat)."""
+        if not msgs:  # the common case, at every start step of the pull loop: nothing to remember or send
+            return
         delays = [0.0] * len(msgs) if at_once else self.delays(msgs, time.monotonic())
         await hand_back(msgs, why, delays=delays, **self._parts)  # type: ignore[arg-type]
 
