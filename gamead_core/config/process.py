@@ -177,9 +177,10 @@ class QueueSettings(Section):
     )
     lower_limits: bool = Field(
         False, description="Operator act: this start may lower the live work streams' max_msgs, max_bytes, "
-        "duplicate_window and the level consumers' ack_wait to this node's (every node runs the new values; never a "
-        "stream's limit below what it holds). Without it a start only raises them, and keeps a lower value of its "
-        "own out with a WARNING (README: Topology).")
+        "duplicate_window, the level consumers' ack_wait and the shared stores' limits (dlq.max_msgs/max_age, "
+        "audit.*, records.max_bytes/max_age, registry.ttl, jobs.max_bytes/retention) to this node's (every node runs "
+        "the new values; never a count or size below what a stream or bucket holds). Without it a start only raises "
+        "them, and keeps a lower value of its own out with a WARNING (README: Topology).")
     head_cache_ms: int = Field(
         200, ge=0, le=60_000, description="How long a worker reuses its view of queue heads (0 = read them at every "
         "look; the looks themselves are paced by idle_poll). At most 60000 ms.")

@@ -131,8 +131,9 @@ KIND_BY_CODE: Final[dict[str, Kind]] = {k.code: k for k in KINDS}
 
 #: Things worth knowing that break no invariant: reported as notes, never change the exit code.
 NOTES: Final[dict[str, str]] = {
-    "topology_limits": "a limit differs from this API node's config (a start raises the work streams' and level "
-                       "consumers' to its own, lowers them only with queue.lower_limits; updates the others)",
+    "topology_limits": "a limit differs from this API node's config (a start raises the shared limits (work streams, "
+                       "level consumers, DLQ, audit, records, registry, jobs) to its own, lowers them only with "
+                       "queue.lower_limits; updates the others)",
     "obsolete_object": "an object gamead no longer uses (`--repair` deletes it)",
     "message_without_record": "message waiting in a work stream whose record is missing (the worker recreates "
                               "the record from the message: a 202 is never lost)",

@@ -1,19 +1,24 @@
-"""Which of a node's own queue limits a start may write over the live work streams and level consumers.
+"""Which of a node's own limits a start may write over the live streams, buckets and level consumers.
 
-The rule (attack31c F3, F6: the last process to start wrote its own ``queue.*`` over the fleet's, silently): the
-work streams' ``max_msgs``, ``max_bytes``, ``duplicate_window`` and the level consumers' ``ack_wait`` are the
+The rule (attack31c F3, F6: the last process to start wrote its own ``queue.*`` over the fleet's, silently; and
+the whole kind of it, fix32lim: its own ``dlq.max_msgs``, ``records.max_bytes``… too): the limits a node's
+settings give the objects every node shares (:data:`SETTINGS`: the work streams' ``max_msgs``, ``max_bytes``,
+``duplicate_window``, the level consumers' ``ack_wait``, the DLQ's and the audit stream's count, size, age and
+window, the record bucket's size and age, the registry's ttl, the jobs bucket's size and retention) are the
 fleet's, not one node's. A start (worker, ``gamead serve``, ``gamead up``)
 
-* applies a *raise* of one of them (more room, a longer window, a longer ``ack_wait``): it refuses and drops
+* applies a *raise* of one of them (more room, a longer age or window, a longer ``ack_wait``): it refuses and drops
   nothing, and a worker that paces its in-progress acks by a shorter ``ack_wait`` only acks more often;
-* keeps the live value of a *lowering* (it could refuse every submit on every node, or get healthy workers'
-  long analyses redelivered) and says so, once, in a WARNING naming the setting, the live value and its own;
+* keeps the live value of a *lowering* (it could refuse every submit on every node, drop dead letters, audit
+  records or the records of live ads, or get healthy workers' long analyses redelivered) and says so, once, in a
+  WARNING naming the setting, the live value and its own;
 * lowers one only with ``queue.lower_limits: true`` (the operator's word that every node now runs the new
-  value), and even then never a stream's ``max_msgs``/``max_bytes`` below what the stream holds.
+  value), and even then never a ``max_msgs``/``max_bytes`` below what the stream or bucket holds (JetStream would
+  drop what does not fit, or refuse every new message).
 
 Any difference left between a node's own setting and the live value is named: :func:`drift_line`, in the start's
 WARNING, ``/readyz`` ``checks.topology`` (``degraded: …``) and ``/v1/stats``. Other limits (the fields gamead
-fixes itself, and the other streams and buckets) are applied as before. Pure, no I/O.
+fixes itself, and the buckets no setting sizes) are applied as before. Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -23,16 +28,52 @@ from dataclasses import dataclass
 
 from gamead_core import names
 
-#: the guarded limit fields → the setting they come from
+#: the work streams' guarded limit fields → the setting they come from (every partition's)
 GUARDED = {"max_msgs": "queue.max_msgs", "max_bytes": "queue.max_bytes",
            "duplicate_window": "queue.duplicate_window", "ack_wait": "queue.ack_wait"}
 
+#: the other shared objects' guarded fields (by stream or bucket name) → the setting each comes from. The record
+#: bucket's ``duplicate_window`` (min(120 s, records.max_age)) and the constant limits of the health, leases and
+#: scaling buckets are no setting: applied as before.
+SETTINGS: dict[str, dict[str, str]] = {
+    names.DLQ_STREAM: {"max_msgs": "dlq.max_msgs", "max_age": "dlq.max_age",
+                       "duplicate_window": "queue.duplicate_window"},
+    names.AUDIT_STREAM: {"max_msgs": "audit.max_msgs", "max_bytes": "audit.max_bytes", "max_age": "audit.max_age",
+                         "duplicate_window": "queue.duplicate_window"},
+    names.ADS_BUCKET: {"max_bytes": "records.max_bytes", "max_age": "records.max_age"},
+    names.REGISTRY_BUCKET: {"max_age": "registry.ttl"},
+    names.JOBS_BUCKET: {"max_bytes": "jobs.max_bytes", "max_age": "jobs.retention"},
+}
+
+#: what lowering a count or size below what an object holds would do (the work streams': refuse every submit)
+_BELOW = {
+    names.DLQ_STREAM: "refuse every new dead letter (the DLQ's entries wait for a replay or a purge)",
+    names.AUDIT_STREAM: "drop the oldest audit records",
+    names.ADS_BUCKET: "drop the oldest records, live ads' among them; let the queue drain and old records expire first",
+    names.JOBS_BUCKET: "refuse or drop job documents; let old jobs expire first",
+}
+
+
+def fields_of(kind: str, name: str) -> dict[str, str]:
+    """The guarded limit fields of the object ``kind`` ``name`` (a stream's or bucket's name, a consumer's) → the
+    setting each comes from; empty for an object whose limits are applied as before. Pure."""
+    if kind == "consumer":
+        return {"ack_wait": GUARDED["ack_wait"]}
+    if kind == "stream" and names.partition_of_stream(name) is not None:
+        return {k: v for k, v in GUARDED.items() if k != "ack_wait"}
+    return SETTINGS.get(name, {})
+
 
 def guarded(kind: str, name: str) -> bool:
-    """True for the objects whose limits the rule guards: a work stream (any partition) or a level consumer."""
-    if kind == "consumer":
-        return True
-    return kind == "stream" and names.partition_of_stream(name) is not None
+    """True for the objects whose limits the rule guards: a work stream (any partition), a level consumer, and the
+    DLQ, audit, record, registry and jobs stores (:data:`SETTINGS`)."""
+    return bool(fields_of(kind, name))
+
+
+def setting(label: str, field: str) -> str:
+    """The setting ``field`` of the object ``label`` (``stream GAMEAD_DLQ``) comes from (the field if none)."""
+    kind, _, name = label.partition(" ")
+    return fields_of(kind, name).get(field, field)
 
 
 def _room(field: str, value: object) -> float:
@@ -40,7 +81,7 @@ def _room(field: str, value: object) -> float:
     if value is None:
         return math.inf
     number = float(value)  # type: ignore[arg-type]
-    if field in ("max_msgs", "max_bytes") and number <= 0:
+    if field in ("max_msgs", "max_bytes", "max_age") and number <= 0:
         return math.inf
     return number
 
@@ -49,7 +90,9 @@ def _shown(field: str, value: object) -> str:
     room = _room(field, value)
     if room == math.inf:
         return "unlimited"
-    return f"{room:g} s" if field in ("ack_wait", "duplicate_window") else f"{int(room):,}"
+    if field in ("ack_wait", "duplicate_window", "max_age"):
+        return f"{int(room):,} s" if room == int(room) else f"{room:g} s"
+    return f"{int(room):,}"
 
 
 @dataclass(frozen=True)
@@ -69,22 +112,23 @@ class Drift:
 
 
 def drift_line(field: str, live: object, own: object, where: str) -> str:
-    """One difference, for logs and ``/readyz``: the setting, the live value and where, this node's value."""
-    return f"{GUARDED.get(field, field)}: live {_shown(field, live)} on {where}, this node's {_shown(field, own)}"
+    """One difference, for logs and ``/readyz``: the setting, the live value and ``where`` (the object's label), this
+    node's value."""
+    return f"{setting(where, field)}: live {_shown(field, live)} on {where}, this node's {_shown(field, own)}"
 
 
 def summarize(drifts: tuple[Drift, ...], *, why: bool = False) -> tuple[str, ...]:
     """One line per (setting, live value, own value[, why]), naming every object it holds for (the five level
     consumers share one line), in first-seen order. Pure."""
-    groups: dict[tuple[str, str, str, str | None], list[str]] = {}
+    groups: dict[tuple[str, str, str, str, str | None], list[str]] = {}
     for d in drifts:
-        key = (d.field, _shown(d.field, d.live), _shown(d.field, d.own), d.why if why else None)
+        kind = d.label.split(" ", 1)[0]
+        key = (setting(d.label, d.field), kind, _shown(d.field, d.live), _shown(d.field, d.own), d.why if why else None)
         groups.setdefault(key, []).append(d.label)
     lines = []
-    for (f, live, own, because), labels in groups.items():
-        kind = labels[0].split(" ", 1)[0]
+    for (name, kind, live, own, because), labels in groups.items():
         where = labels[0] if len(labels) == 1 else f"{kind}s " + ", ".join(lb.split(" ", 1)[-1] for lb in labels)
-        lines.append(f"{GUARDED.get(f, f)}: live {live} on {where}, this node's {own}"
+        lines.append(f"{name}: live {live} on {where}, this node's {own}"
                      + (f": kept the live value ({because})" if because else ""))
     return tuple(lines)
 
@@ -96,14 +140,16 @@ NEVER_LOWERED = ("a start never lowers it; set it on every node, then start one 
 
 def split(label: str, limits: tuple[str, ...], live: object, own: object, *, lower: bool, held_msgs: int = 0,
           held_bytes: int = 0) -> tuple[tuple[str, ...], tuple[Drift, ...]]:
-    """``(fields to apply, lowerings kept)`` for the differing ``limits`` of one guarded object (``live``: its
-    config on the server; ``own``: the node's; ``held_*``: what a work stream stores now). Unguarded fields are
-    always applied; a guarded raise is applied; a guarded lowering only with ``lower`` (``queue.lower_limits``)
-    and never below what the stream holds. Pure."""
+    """``(fields to apply, lowerings kept)`` for the differing ``limits`` of one guarded object (``label``: ``kind
+    name``; ``live``: its config on the server; ``own``: the node's; ``held_*``: what its stream stores now).
+    Unguarded fields are always applied; a guarded raise is applied; a guarded lowering only with ``lower``
+    (``queue.lower_limits``) and never a count or size below what the stream holds. Pure."""
     apply: list[str] = []
     kept: list[Drift] = []
+    kind, _, name = label.partition(" ")
+    fields = fields_of(kind, name)
     for field in limits:
-        if field not in GUARDED:
+        if field not in fields:
             apply.append(field)
             continue
         have, want = getattr(live, field, None), getattr(own, field, None)
@@ -115,8 +161,9 @@ def split(label: str, limits: tuple[str, ...], live: object, own: object, *, low
             kept.append(Drift(label, field, have, want, NEVER_LOWERED))
         elif below and _room(field, want) < below:
             what = "messages" if field == "max_msgs" else "bytes"
-            kept.append(Drift(label, field, have, want, f"the stream holds {below:,} {what}: lowering it below that "
-                                                        f"would refuse every submit; let the workers drain it first"))
+            does = _BELOW.get(name, "refuse every submit; let the workers drain it first")
+            kept.append(Drift(label, field, have, want, f"the {'bucket' if kind == 'bucket' else 'stream'} holds "
+                                                        f"{below:,} {what}: lowering it below that would {does}"))
         else:
             apply.append(field)
     return tuple(apply), tuple(kept)
@@ -124,7 +171,10 @@ def split(label: str, limits: tuple[str, ...], live: object, own: object, *, low
 
 def drift(label: str, limits: tuple[str, ...], live: object, own: object) -> tuple[Drift, ...]:
     """The guarded fields among ``limits`` (which differ) as :class:`Drift` items, seen only. Pure."""
-    return tuple(Drift(label, f, getattr(live, f, None), getattr(own, f, None)) for f in limits if f in GUARDED)
+    kind, _, name = label.partition(" ")
+    fields = fields_of(kind, name)
+    return tuple(Drift(label, f, getattr(live, f, None), getattr(own, f, None)) for f in limits if f in fields)
 
 
-__all__ = ["GUARDED", "NEVER_LOWERED", "Drift", "drift", "drift_line", "guarded", "split", "summarize"]
+__all__ = ["GUARDED", "NEVER_LOWERED", "SETTINGS", "Drift", "drift", "drift_line", "fields_of", "guarded", "setting",
+           "split", "summarize"]

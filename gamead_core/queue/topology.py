@@ -30,10 +30,12 @@ created: see :data:`gamead_core.names.OBSOLETE_STREAMS`.)
   recreates what is missing; limits are the start-up's business, so nodes with different configs during a
   rolling deploy never flip a limit back and forth).
 
-The work streams' ``max_msgs``/``max_bytes``/``duplicate_window`` and the level consumers' ``ack_wait`` are the
-fleet's: a start raises them to its own, never lowers them unless ``queue.lower_limits`` says so (and never a
-stream's limit below what it holds); it keeps the live value and says so in one WARNING (:data:`DRIFT_WARNING`),
-and every check reports what differs (:attr:`TopologyReport.drift`; :mod:`gamead_core.queue.limit_rule`).
+The limits a node's settings give the shared objects (the work streams' ``max_msgs``/``max_bytes``/
+``duplicate_window``, the level consumers' ``ack_wait``, the DLQ's, audit stream's, record, registry and jobs
+buckets' counts, sizes and ages: :data:`.limit_rule.SETTINGS`) are the fleet's: a start raises them to its own,
+never lowers them unless ``queue.lower_limits`` says so (and never a count or size below what a stream holds); it
+keeps the live value and says so in one WARNING (:data:`DRIFT_WARNING`), and every check reports what differs
+(:attr:`TopologyReport.drift`; :mod:`gamead_core.queue.limit_rule`).
 
 A start whose ``queue.partitions`` differs from the work streams is refused and touches nothing; the change is
 made only by an explicit ``queue.repartition: true`` on a drained queue (:mod:`gamead_core.queue.repartition`).
@@ -274,8 +276,9 @@ async def check_topology(js: JetStreamContext, settings: GameadSettings, *, crea
 
 def _guard(verdict: Verdict, have: StreamConfig | ConsumerConfig | None, settings: GameadSettings, snap: Snapshot,
            *, update: bool) -> tuple[Verdict, tuple[limit_rule.Drift, ...]]:
-    """The limits a check may write on a work stream or level consumer (:mod:`.limit_rule`: a start raises, lowers
-    only with ``queue.lower_limits``, never below what a stream holds), and the differences left. Pure."""
+    """The limits a check may write on a shared object (a work stream, a level consumer, the DLQ, audit, record,
+    registry or jobs store: :mod:`.limit_rule`; a start raises, lowers only with ``queue.lower_limits``, never a
+    count or size below what a stream holds), and the differences left. Pure."""
     w, diff = verdict.wanted, verdict.difference
     if verdict.state != "limits" or have is None or not limit_rule.guarded(w.kind, w.name):
         return verdict, ()
@@ -294,16 +297,16 @@ def limit_differs(verdict: Verdict, snap: Snapshot) -> str:
     w = verdict.wanted
     have = snap.consumers.get((w.stream, w.name)) if w.kind == "consumer" else snap.streams.get(w.stream)
     own = w.config if w.kind == "consumer" else w.stream_config()
-    guarded = limit_rule.guarded(w.kind, w.name)
-    lines = [d.line() for d in limit_rule.drift(w.label, verdict.difference.limits, have, own)] if guarded else []
-    rest = [f for f in verdict.difference.limits if not guarded or f not in limit_rule.GUARDED]
+    guarded = limit_rule.fields_of(w.kind, w.name)
+    lines = [d.line() for d in limit_rule.drift(w.label, verdict.difference.limits, have, own)]
+    rest = [f for f in verdict.difference.limits if f not in guarded]
     return "; ".join([*lines, *(["differs: " + ", ".join(rest)] if rest else [])])
 
 
 async def ensure_topology(js: JetStreamContext, settings: GameadSettings, *, retry_for: float = 15.0) -> TopologyReport:
     """Create or check every stream, consumer and bucket gamead needs (start-up of a worker or CLI).
 
-    Creates what is missing and updates compatible limit changes in place, but lowers the fleet's queue limits
+    Creates what is missing and updates compatible limit changes in place, but lowers the fleet's shared limits
     only with ``queue.lower_limits`` (:mod:`.limit_rule`; what it keeps is said in one WARNING). JetStream not
     answering (a cluster electing a leader, a server restarting) is retried for up to ``retry_for`` seconds. Raises
     :class:`TopologyError` (one line, naming the object and the fix) if an object exists with a config gamead

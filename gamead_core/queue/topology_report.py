@@ -54,6 +54,14 @@ class TopologyReport:
         """Every guarded limit whose live value differs from this node's own (:mod:`.limit_rule`)."""
         return tuple(d for o in self.objects for d in o.drift)
 
+    def live_values(self, field: str) -> dict[tuple[str, str], float]:
+        """``(stream, name)`` → the live value (a number) of ``field`` on each object where it differs from this
+        node's own after the check (a lowering kept, or only seen): e.g. the level consumers' ``ack_wait`` a worker
+        paces by (:meth:`gamead_core.worker.keepalive.AckWaitKeepAlive.seed`). Elsewhere the live value is this
+        node's own."""
+        return {(o.wanted.stream, o.wanted.name): float(d.live) for o in self.objects for d in o.drift
+                if d.field == field and isinstance(d.live, (int, float))}
+
     def drift_lines(self, *, why: bool = False) -> tuple[str, ...]:
         """:attr:`drift`, one line per setting and value (the five level consumers share one); with ``why``, why
         the start kept the live value (of those it kept)."""

@@ -57,7 +57,7 @@ class WorkerSelf:
     recent: Sequence[tuple[float, float, float]]
     holding: list[HeldAd]
     task_timeout: float  #: seconds (its ``worker.task_timeout``)
-    ack_wait: float  #: seconds (its ``queue.ack_wait``)
+    ack_wait: float  #: seconds: the live ``ack_wait`` it paces its in-progress acks by (``AckWaitKeepAlive``)
     metrics_url: str | None = None  #: where its Prometheus metrics are served (``worker.metrics_port``)
     #: its last minute's histogram bucket counts (``WorkerMetrics.buckets``), summed by /v1/stats
     latency_buckets: LatencyBuckets | None = None

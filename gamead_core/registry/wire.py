@@ -75,7 +75,9 @@ class NodeInfo(BaseModel):
     #: A worker's held ads (written before their analyses start), so that whoever notices its death can
     #: hand them to other workers at once (gamead_core.worker.reaper).
     holding: list[HeldAd] = []
-    ack_wait: float | None = None  #: the worker's ``queue.ack_wait`` (when its ads return by themselves)
+    #: the level consumers' live ``ack_wait`` a worker paces its in-progress acks by (its own ``queue.ack_wait`` until
+    #: it knows the live one; gamead_core.worker.keepalive): when its ads return by themselves
+    ack_wait: float | None = None
     metrics_url: str | None = None  #: where the node's Prometheus metrics are served (gamead_core.telemetry)
     latency_buckets: LatencyBuckets | None = None  #: a worker's last-minute histograms (summed by /v1/stats)
     #: A worker's process CPU per settled ad, milliseconds, over its last ~30 s of work

@@ -149,7 +149,8 @@ def nak_window_open(now: float, heartbeat_at: float, ack_wait: float, renew_ever
 
     ``ack_wait``: seconds, the ``ack_wait`` of the consumer that delivered them
     (:mod:`gamead_core.worker.consumer_ack_wait`); ``renew_every``: seconds between the worker's lease renewals
-    (``keepalive_period`` of its own ``queue.ack_wait``; default ``ack_wait / 3``, never taken as less).
+    (``keepalive_period`` of the ``ack_wait`` its heartbeat announces, the live one it paced by; default
+    ``ack_wait / 3``, never taken as less).
     Its last renewal was at most ``renew_every`` before it died, and it died after its last heartbeat;
     JetStream redelivers no earlier than ``ack_wait`` after the last renewal. A ``nak`` sent later could hit a
     newer delivery of the same message (JetStream does not check the delivery count of a ``nak``): then

@@ -6,12 +6,16 @@ JetStream redelivers a message not acknowledged within the consumer's ``ack_wait
 (:mod:`gamead_core.worker.prefetch`; :meth:`AckWaitKeepAlive.hold`). This is the *ack-wait extension*, not
 the autoscaler's leader lease.
 
-The period follows the ``ack_wait`` JetStream really has, not only this worker's ``queue.ack_wait`` (attack31c
-F3: consumers lowered to 4 s under workers renewing every 5 s got their long analyses redelivered and run twice):
-the ``ack_wait`` of each level consumer it holds deliveries of is read from the server
-(:class:`~gamead_core.worker.consumer_ack_wait.AckWaits`), at most once per :data:`REREAD` seconds per consumer,
-and the period is a third of the smallest of those and its own. When the period shrinks, the pending renewals
-are brought forward at once (:meth:`Deadlines.shorten`), and the worker says so (WARNING).
+The period follows the ``ack_wait`` JetStream really has, not this worker's ``queue.ack_wait`` (attack31c F3:
+consumers lowered to 4 s under workers renewing every 5 s got their long analyses redelivered and run twice):
+the live value the start left on the level consumers (:meth:`AckWaitKeepAlive.seed`, from the start's topology
+report), then the ``ack_wait`` of each level consumer it holds deliveries of, read from the server
+(:class:`~gamead_core.worker.consumer_ack_wait.AckWaits`), at most once per :data:`REREAD` seconds per consumer;
+the period is a third of the smallest of those (:attr:`AckWaitKeepAlive.ack_wait`, its own only until it knows
+one). That one value is also what the worker's settler judges a stopped renewal by and what its heartbeat
+announces (fix32lim: a worker started with a shorter ``queue.ack_wait`` than the fleet's judged the other workers'
+ads lost too early and announced a renewal pace the reaper then misjudged). When the period shrinks, the pending
+renewals are brought forward at once (:meth:`Deadlines.shorten`), and the worker says so (WARNING).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 
 from nats.aio.msg import Msg
 
@@ -55,10 +60,16 @@ class AckWaitKeepAlive(Hook):
 
     @property
     def ack_wait(self) -> float:
-        """Seconds: the ``ack_wait`` the renewals are paced by, the smallest of its own and the consumers' live
-        ones it read. (The heartbeat still announces its own ``queue.ack_wait``: a reaper that takes it for the
-        renewal pace overestimates the pace, which only closes its hand-back window earlier.)"""
-        return min([self.own, *self._live.values()])
+        """Seconds: the level consumers' live ``ack_wait``, the smallest of those seeded or read (this worker's own
+        ``queue.ack_wait`` until it knows one). The one source of the renewal pace, of the settler's judgement of
+        when a delivery nobody renews is redelivered, and of the heartbeat's ``ackWait``."""
+        return min(self._live.values()) if self._live else self.own
+
+    def seed(self, live: Mapping[tuple[str, str], float]) -> None:
+        """Take the level consumers' live ``ack_wait`` (``(stream, consumer)`` → seconds) the start found, e.g. one
+        it kept above this worker's own (:mod:`gamead_core.queue.limit_rule`), and pace by it from now on."""
+        self._live.update({k: v for k, v in live.items() if v > 0})
+        self.pace(self.ack_wait)
 
     async def before_delivery(self, delivery: Delivery) -> None:
         self._look(delivery.msg)
@@ -113,10 +124,14 @@ class AckWaitKeepAlive(Hook):
         period = keepalive_period(ack_wait)
         if period == self.period:
             return
+        extra = {"ack_wait": ack_wait, "own_ack_wait": self.own, "period": period}
         if ack_wait < self.own:
             log.warning("the level consumers' live ack_wait is %g s, below this worker's queue.ack_wait %g s: "
-                        "in-progress acks every %g s (README: Topology)", ack_wait, self.own, period,
-                        extra={"ack_wait": ack_wait, "own_ack_wait": self.own, "period": period})
+                        "in-progress acks every %g s (README: Topology)", ack_wait, self.own, period, extra=extra)
+        elif ack_wait > self.own:
+            log.info("the level consumers' live ack_wait is %g s, above this worker's queue.ack_wait %g s: "
+                     "in-progress acks every %g s, deliveries judged by %g s (README: Topology)", ack_wait, self.own,
+                     period, ack_wait, extra=extra)
         else:
             log.info("in-progress acks every %g s again (queue.ack_wait %g s)", period, self.own)
         self.period = period

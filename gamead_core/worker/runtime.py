@@ -131,11 +131,11 @@ class Worker:
         try:
             metrics_server = await self.metrics.serve(self.settings, self.id)  # worker.metrics_port (0 = none)
             js = nc.jetstream(timeout=self.settings.nats.request_timeout)
-            await ensure_topology(js, self.settings)
+            self._keepalive.seed((await ensure_topology(js, self.settings)).live_values("ack_wait"))  # the fleet's
             store = await AdStore.open(nc, js)
             self._dlq = DeadLetters(js)
             settle = Settler(store, self._dlq, self.settings.worker, worker_id=self.id, stats=self.stats,
-                             pause=self._pause, shielded=self._shielded, ack_wait=self.settings.queue.ack_wait,
+                             pause=self._pause, shielded=self._shielded, ack_wait=lambda: self._keepalive.ack_wait,
                              metrics=self.metrics)
             registry = self._registry = Registry(nc, js, self.settings.registry, replicas=self.settings.queue.replicas,
                                                  timeout=self.settings.nats.request_timeout)
@@ -180,7 +180,7 @@ class Worker:
             processed=st.processed, failed=st.failed, dead=st.dead, last_error=st.last_error,
             last_progress=st.last_progress, recent=list(st.recent), holding=self.holding(),
             task_timeout=self.settings.worker.task_timeout, unstarted_since=self._unstarted(),
-            ack_wait=self.settings.queue.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
+            ack_wait=self._keepalive.ack_wait, heartbeat_interval=self.settings.registry.heartbeat_interval,
             metrics_url=self.metrics.url, latency_buckets=LatencyBuckets(**self.metrics.buckets(time.time())),
             cpu_per_ad_ms=st.cpu_per_ad_ms(), partitions=self.settings.queue.partitions,  # cpu: gamead_core.stats.rates
         )

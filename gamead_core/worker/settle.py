@@ -68,16 +68,12 @@ class Settler:
     (a :class:`~gamead_core.worker.counters.WorkerStats`)."""
 
     def __init__(self, store: AdStore, dlq: DeadLetters, settings: WorkerSettings, *, worker_id: str,
-                 stats: WorkerStats, pause: StoragePause, shielded: Shielding, ack_wait: float,
+                 stats: WorkerStats, pause: StoragePause, shielded: Shielding, ack_wait: float | Callable[[], float],
                  metrics: WorkerMetrics | None = None) -> None:
-        self._store = store
-        self._dlq = dlq
-        self.settings = settings
-        self.worker_id = worker_id
-        self.stats = stats
-        self._pause = pause
-        self._shielded = shielded
-        self._ack_wait = ack_wait
+        self._store, self._dlq, self.settings, self.worker_id, self.stats = store, dlq, settings, worker_id, stats
+        self._pause, self._shielded = pause, shielded
+        #: seconds, or where to read them: the level consumers' live ack_wait (the keep-alive's, fix32lim)
+        self._ack_wait = ack_wait if callable(ack_wait) else (lambda: float(ack_wait))  # type: ignore[arg-type]
         self.metrics = metrics if metrics is not None else WorkerMetrics(False)  #: Prometheus series (telemetry)
         self.rounds = SettleRounds(store, getattr(shielded, "track", None))  #: completed outcomes, in rounds
         self.dlq_wait = DlqWait(stats, worker_id)  #: ads the full DLQ refused (gamead_core.worker.dlq_wait)
@@ -138,12 +134,13 @@ class Settler:
         raise Conflict(f"ad {current.record.id} kept changing; not started")
 
     async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
-        """For the puller: when the delivered, unacked ``ad_id`` is or was due for redelivery (epoch s; None: held)."""
+        """For the puller: when the delivered, unacked ``ad_id`` is or was due for redelivery (epoch s; None: held),
+        judged by the level consumers' live ``ack_wait`` (not this worker's own ``queue.ack_wait``)."""
         try:
             record = (await self._store.get(ad_id)).record
         except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
             return None
-        return waiting_since(record, published, time.time(), ack_wait=self._ack_wait,
+        return waiting_since(record, published, time.time(), ack_wait=self._ack_wait(),
                              task_timeout=self.settings.task_timeout)
 
     async def stale(self, msg: Msg, record: AdRecord, delivery: str) -> None:
