@@ -61,6 +61,7 @@ from gamead_core.ad_ids import new_ad_id, new_ad_ids
 from gamead_core.batch_writes import create_records, publish_messages
 from gamead_core.errors import (Conflict, GameadError, IdempotencyKeyReused, NotFound, QueueUnavailable,
                                 key_kept_nowhere, maybe_queued)
+from gamead_core.log_throttle import Throttle, say
 from gamead_core.models import AdRecord, AdStatus, AdSubmission, utcnow
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.queue.partitions import partition_of
@@ -73,8 +74,8 @@ from gamead_core.unsettled import Unsettled
 
 log = logging.getLogger(__name__)
 
-#: the scope of callers without a token (see the module docstring)
-ANONYMOUS_SCOPE = "anonymous"
+ANONYMOUS_SCOPE = "anonymous"  #: the scope of callers without a token (see the module docstring)
+_KEPT_NOWHERE = Throttle()  #: the 409 of a key kept nowhere: one line every 5 s (a client resends it at will)
 #: pauses while looking for the first ad of a duplicate whose record is not written yet (about 1 s in all)
 _FIRST_AD_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.3)
 
@@ -248,7 +249,8 @@ class Intake:
         if published.duplicate:  # a concurrent or retried request already enqueued this id
             first = await self._first_ad(ad_id, published.seq)
             if first is None:  # no record, no message: the full bucket dropped it (attack31a F2); nothing is queued
-                log.warning("Idempotency-Key repeat of ad %s, which is kept nowhere: answered 409", ad_id)
+                say(_KEPT_NOWHERE, "", asyncio.get_running_loop().time(), log, logging.WARNING,
+                    "Idempotency-Key repeat of ad %s, which is kept nowhere: answered 409", ad_id)
                 raise key_kept_nowhere(key, ad_id)
             return _repeat(first, fingerprint, key)
         await self._record(record, payload)  # written before answering: GET finds it

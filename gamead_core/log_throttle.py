@@ -7,7 +7,9 @@ of 2,889 API lines in one 6 s election) buries everything else. The count per ro
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
+from typing import Any
 
 
 class Throttle:
@@ -32,6 +34,20 @@ class Throttle:
         while len(self._kinds) > self._max:
             self._kinds.popitem(last=False)
         return seen[1] if seen is not None else 0
+
+
+def say(throttle: Throttle, kind: str, now: float, logger: logging.Logger, level: int, line: str, *args: Any,
+        extra: dict[str, Any] | None = None) -> bool:
+    """Log ``line % args`` at ``level`` unless ``throttle`` leaves this line of ``kind`` out (``now``: monotonic s);
+    the next one logged ends with ``(N more since the last such line)``, and carries ``left_out`` among its
+    ``extra`` fields. Returns whether it was logged. The one form of every throttled line a client can make come
+    at will (a refusal per request: one line per kind per ``throttle.every`` s, whatever the request rate)."""
+    left_out = throttle.allow(kind, now)
+    if left_out is None:
+        return False
+    logger.log(level, line + (f" ({left_out} more since the last such line)" if left_out else ""), *args,
+               extra={**(extra or {}), "left_out": left_out})
+    return True
 
 
 class Outage:

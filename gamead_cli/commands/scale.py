@@ -206,7 +206,7 @@ def status_view(doc: dict[str, Any]) -> RenderableType:
     updated = Text(f"{short_time(doc.get('updatedAt'))} UTC")
     if doc.get("stale"):  # a live lease: a leader whose tick hangs, not none (attack30b F3)
         age = doc.get("ageSeconds")
-        updated.append("  (stale: " + (f"its leader has not recorded for {age:.0f}s: a call of its tick may hang)"
+        updated.append("  (stale: " + (f"its leader has not recorded for {age:.0f}s: its tick may hang)"
                                        if doc.get("leader") and age is not None else "no leader is recording)"),
                        style="yellow")
     facts.add_row("updated", updated)

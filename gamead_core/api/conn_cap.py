@@ -35,6 +35,7 @@ from typing import Any
 
 from gamead_core.api.http_limits import BoundedHttpToolsProtocol
 from gamead_core.api.refusal_order import Refusal
+from gamead_core import log_throttle
 from gamead_core.log_throttle import Throttle
 from gamead_core.telemetry.conn_metrics import CONNECTIONS_CLOSED_FOR_ROOM, CONNECTIONS_REFUSED, count, opened
 
@@ -88,10 +89,7 @@ def waiting_of(server_state: Any) -> Waiting:
 def say(kind: str, now: float, line: str, *args: Any) -> None:
     """Log WARNING ``line % args`` unless a line of ``kind`` was logged within :data:`LOG_EVERY` seconds of ``now``
     (monotonic s); the next one logged says how many were left out."""
-    left_out = _throttle.allow(kind, now)
-    if left_out is not None:
-        log.warning(line + (f" ({left_out} more since the last such line)" if left_out else ""), *args,
-                    extra={"event": kind})
+    log_throttle.say(_throttle, kind, now, log, logging.WARNING, line, *args, extra={"event": kind})
 
 
 def make_room(server_state: Any, but: Any = None) -> Any | None:

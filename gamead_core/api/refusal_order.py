@@ -13,7 +13,9 @@ complete), so the connection holds no more than before the refusal; the refused 
 its head was complete, gets ``http.disconnect``. A refusal with nothing before it in flight is written at once.
 A hold is bounded: once it has waited :data:`HOLD_READ_TIMEOUTS` times ``api.read_timeout`` (60 s by default) for
 the answers before it, the connection is cut (aborted: with reading paused the server cannot even see the client leave;
-an earlier answer still being written is cut off, as it would be by the client's own timeout).
+an earlier answer still being written is cut off, as it would be by the client's own timeout). Each refusal's and
+each cut hold's log line is throttled per code (one every 5 s, the next saying how many it stood for): a client
+makes them come at will, one per request (fix32: the hold's line was one per request).
 
 While the server itself keeps from reading (uvicorn's flow control pauses reading while a pipelined request waits
 for the one before it, or while a body waits for its application; a held refusal), the read deadline stops, and
@@ -50,11 +52,12 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from gamead_core.log_throttle import Throttle
+from gamead_core.log_throttle import Throttle, say
 from gamead_core.telemetry.conn_metrics import refused_unread
 
 log = logging.getLogger(__name__)
-#: the refusal lines said, one per code every 5 s (gamead_core.log_throttle)
+#: the refusal lines said (refused, and held too long), one per code every 5 s each (gamead_core.log_throttle): a
+#: client makes them come at will, one per request
 _said = Throttle(every=5.0)
 
 #: seconds a refused connection is still read (and the bytes dropped) before it is closed
@@ -193,12 +196,10 @@ class InOrderRefusals(HttpToolsProtocol):
         if self.transport.is_closing() or self._lingering or self._held is not None:
             return
         self._deadline = self._read_left = None
-        left_out = _said.allow(refusal.code, self.loop.time())  # one line per code every few seconds: 185 slow
-        if left_out is not None:  # clients' 408s were 185 lines in a second (attack29c F12); the metrics count all
-            log.info("refused a request: %d %s%s", refusal.status, refusal.code,
-                     f" ({left_out} more since the last such line)" if left_out else "",
-                     extra={"client": self.client[0] if self.client else None, "status": refusal.status,
-                            "code": refusal.code})
+        # one line per code every few seconds: 185 slow clients' 408s were 185 lines in a second (attack29c F12)
+        say(_said, refusal.code, self.loop.time(), log, logging.INFO, "refused a request: %d %s", refusal.status,
+            refusal.code, extra={"client": self.client[0] if self.client else None, "status": refusal.status,
+                                 "code": refusal.code})
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # the refused request's own (running or queued)
             if cycle.response_started or cycle.response_complete:
@@ -222,9 +223,10 @@ class InOrderRefusals(HttpToolsProtocol):
         the connection is cut (aborted: a reset) without the refusal, and an answer still being written is cut off.
         ``close()`` would first flush what is buffered, so a client that never read kept the socket and megabytes of
         unsent answers for ever while this line said "closed" (attack28c F2)."""
-        log.info("closed a connection whose refusal (%d %s) waited %gs for the answers before it", held.status,
-                 held.code, HOLD_READ_TIMEOUTS * self.limits.read_timeout,
-                 extra={"client": self.client[0] if self.client else None, "status": held.status, "code": held.code})
+        say(_said, f"held {held.code}", self.loop.time(), log, logging.INFO,  # one line per code every few seconds,
+            "closed a connection whose refusal (%d %s) waited %gs for the answers before it", held.status,  # as above
+            held.code, HOLD_READ_TIMEOUTS * self.limits.read_timeout,
+            extra={"client": self.client[0] if self.client else None, "status": held.status, "code": held.code})
         self._held = None
         self._cut()
 

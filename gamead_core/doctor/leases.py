@@ -8,7 +8,8 @@ lease expired on their own clock (unchanged for a TTL); the doctor names it mean
 version follows it. A live lease (``expiresAt`` not passed) is judged by what it says of itself, its written ttl
 (``expiresAt − renewedAt``) and its ``renewedAt``, never by this node's intervals (review31 R5: a healthy leader
 configured with a longer interval was reported stuck, and the repair released its live lease). Its holder has a
-live registry entry: never stuck. Otherwise it is stuck when (:func:`stuck_text`):
+live registry entry: never stuck. Otherwise it is stuck when (:func:`stuck_text`, the rule
+:func:`gamead_core.scaling.lease_rule.stuck_why` the job leases use too):
 
 * its ``renewedAt`` lies ahead of ``now`` by more than :data:`CLOCK_SLACK`: its holder's clock is ahead; or
 * its written ttl is longer than any node trusts (:func:`gamead_core.scaling.lease_rule.trust_cap`, 10 of the TTL
@@ -46,13 +47,12 @@ from gamead_core.errors import GameadError
 from gamead_core.models import utc_iso
 from gamead_core.queue.connection import nats_boundary
 from gamead_core.registry import Registry
-from gamead_core.scaling.lease_rule import AUTOSCALER_LEASE, Lease, lease_ttl, silent_after, trust_cap
+from gamead_core.scaling.lease_rule import (  # CLOCK_SLACK re-exported: the one rule's (stuck_why)
+    AUTOSCALER_LEASE, CLOCK_SLACK, Lease, lease_ttl, silent_after, stuck_why, trust_cap)
 from gamead_core.worker.reaper import reaper_lease_ttl
 
 log = logging.getLogger(__name__)
 
-#: Seconds an ``expiresAt`` may lie beyond ``now + ttl`` before it is a clock ahead, not the reading's lag.
-CLOCK_SLACK = 2.0
 #: Holder id prefixes of processes that keep no registry entry (``gamead up``'s autoscaler).
 UNREGISTERED = ("up-",)
 #: What waits while each lease is stuck.
@@ -75,21 +75,21 @@ def stuck_text(key: str, lease: Lease | None, now: float, ttl: float | None,
     Pure; the rules are the module docstring's (review31 R5)."""
     if lease is None or lease.expired(now):
         return None
-    live = None if registered is None else set(registered)
-    if live is not None and lease.holder in live:
-        return None  # it heartbeats: a lease it stopped renewing is taken by its followers' own rule
+    known = registered is not None and not lease.holder.startswith(UNREGISTERED)  # up-…: keeps no entry
+    kind = stuck_why(renewed_ahead=lease.renewed_at - now, written_ttl=lease.ttl, ttl=ttl,
+                     registered=lease.holder in set(registered or ()) if known else None)
+    if kind is None:
+        return None
     waits = WAITS.get(key, "the nodes that follow it wait")
     until = f"until {utc_iso(lease.expires_at, 'seconds')}"
-    if lease.renewed_at - now > CLOCK_SLACK:
+    if kind == "clock_ahead":
         why = (f"its renewedAt lies {lease.renewed_at - now:.0f} s ahead: its holder's clock is ahead or it was "
                "written by hand")
-    elif ttl is not None and lease.ttl > trust_cap(ttl) + CLOCK_SLACK:
+    elif kind == "ttl_too_long":
         why = (f"its TTL (expiresAt − renewedAt, {lease.ttl:.0f} s) is longer than any node writes (at most "
-               f"{trust_cap(ttl):g} s): it was written by hand or by a bug")
-    elif live is not None and not lease.holder.startswith(UNREGISTERED):
-        why = "its holder has no live registry entry (the node is gone)"
+               f"{trust_cap(ttl or 0.0):g} s): it was written by hand or by a bug")
     else:
-        return None
+        why = "its holder has no live registry entry (the node is gone)"
     return (f"held by {lease.holder} {until}: {why}; {waits} until a node takes it over (nodes of this version do "
             f"once it stood unchanged for its TTL; older ones wait for expiresAt). Fix: gamead doctor --repair "
             "(releases it)")

@@ -167,6 +167,8 @@ class Job(BaseModel):
     stop_reason: str | None = None
     runner: str | None = Field(None, description="The API node running the job.")
     lease_until: Epoch = 0.0
+    lease_ttl: Epoch | None = Field(None, description="Seconds each renewal of the runner's lease lasts (its "
+                                    "jobs.lease): it renewed at leaseUntil − leaseTtl. None: written before fix32.")
     resumes: Count = Field(0, description="Times another API node took the job over from a dead runner.")
     cancel_requested: CancelRequest | None = None
     chunks: Count = Field(0, description="Chunks of the work list in the jobs bucket.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from gamead_core.jobs.model import Job, JobKind, JobState, Mark
-from gamead_core.scaling.lease_rule import trust_cap
+from gamead_core.scaling.lease_rule import CLOCK_SLACK, silence_window, stuck_why, trust_cap
 
 #: Replayed ads that must have finished (completed or dead again) before a failure rate is judged.
 MIN_SAMPLE = 5
@@ -54,8 +54,6 @@ def pace_delay(started: float, actions: int, rate: float | None, now: float) -> 
     return max(0.0, started + actions / rate - now)
 
 
-#: Seconds a job's ``leaseUntil`` may lie beyond ``now + jobs.lease`` before it is a clock ahead or a hand edit
-CLOCK_SLACK = 2.0
 
 
 def lease_expired(job: Job, now: float, *, unchanged_for: float = 0.0, lease: float | None = None) -> bool:
@@ -70,13 +68,21 @@ def lease_expired(job: Job, now: float, *, unchanged_for: float = 0.0, lease: fl
     return job.lease_until < now or (lease is not None and unchanged_for > lease)
 
 
-def lease_window(remaining: float, lease: float) -> float:
-    """Seconds a job's lease may stand unchanged before a reader takes it as silent: ``max(lease, min(remaining,
-    10 × lease))``, ``lease`` the reader's ``jobs.lease``, ``remaining`` what was left of the lease (``leaseUntil
-    − now``, s) when the reader first saw it. A runner renews every ``its own jobs.lease / 3`` to ``now + its
-    jobs.lease``, so what is left at any sighting outlasts its next renewal: a reader with a shorter ``jobs.lease``
-    never takes a live runner's job (review31 R4); the cap (:func:`trust_cap`) bounds a hand-edited one. Pure."""
-    return max(lease, min(remaining, trust_cap(lease)))
+def written_ttl(job: Job, now: float) -> float:
+    """Seconds ``job``'s lease lasts from its runner's last renewal, as the runner wrote it (``leaseTtl``, its
+    ``jobs.lease``), the job leases' ``expiresAt − renewedAt`` of the leader leases (fix32); for a document written
+    before there was one, what is left of it at ``now`` (epoch s), which outlasts its runner's next renewal all
+    the same. Pure."""
+    return job.lease_ttl if job.lease_ttl else max(0.0, job.lease_until - now)
+
+
+def lease_window(written: float, lease: float) -> float:
+    """Seconds a job's lease may stand unchanged before a reader takes it as silent: ``max(lease, min(written,
+    10 × lease))``, ``lease`` the reader's ``jobs.lease``, ``written`` the lease's :func:`written_ttl` when the
+    reader first saw it: the leader leases' rule, :func:`gamead_core.scaling.lease_rule.silence_window`. A runner
+    renews every ``its own jobs.lease / 3``, so a reader with a shorter ``jobs.lease`` never takes a live runner's
+    job (review31 R4); the cap (:func:`trust_cap`) bounds a hand-edited one. Pure."""
+    return silence_window(written, lease)
 
 
 def lease_key(job: Job) -> tuple[str | None, float]:
@@ -102,19 +108,28 @@ def runner_node(runner: str | None) -> str | None:
 
 def stuck_text(job: Job, now: float, lease: float, registered: set[str] | None) -> str | None:
     """Why unfinished ``job``, its lease not expired at ``now`` (epoch s), has no live runner, for the doctor
-    (attack31b F2b); None when it has one as far as can be told. Its ``leaseUntil`` lies further ahead than
-    10 × ``lease`` (``jobs.lease`` s) allows (:func:`lease_too_far`), or its runner's API node has no live registry
-    entry (``registered``: live node ids; None: unknown, not judged). Pure."""
+    (attack31b F2b); None when it may have one. The leader leases' rule (:func:`gamead_core.scaling.lease_rule.
+    stuck_why`, fix32): a runner whose API node has a live registry entry is never stuck (``registered``: live
+    node ids; None: unknown); otherwise it is when its lease was renewed ahead of ``now`` (``leaseUntil −
+    leaseTtl``: a clock ahead), its ttl is longer than 10 × ``lease`` (``jobs.lease`` s) allows (for a document
+    without ``leaseTtl``, what is left of it: :func:`written_ttl`), or its runner's node is not registered. Pure."""
     if job.state.terminal or lease_expired(job, now):
         return None
-    ahead = job.lease_until - now
-    if lease_too_far(job, now, lease):
-        why = (f"its lease lies {ahead:.0f} s ahead, more than 10 × jobs.lease ({trust_cap(lease):g} s): its "
-               "runner's clock is ahead or it was written by hand")
-    elif registered is not None and (node := runner_node(job.runner)) is not None and node not in registered:
-        why = f"its runner's node ({node}) has no live registry entry (it is gone)"
-    else:
+    node = runner_node(job.runner)
+    written = written_ttl(job, now)
+    renewed_ahead = job.lease_until - job.lease_ttl - now if job.lease_ttl else 0.0
+    kind = stuck_why(renewed_ahead=renewed_ahead, written_ttl=written, ttl=lease,
+                     registered=None if registered is None or node is None else node in registered)
+    if kind is None:
         return None
+    if kind == "clock_ahead":
+        why = (f"its lease was renewed {renewed_ahead:.0f} s ahead of now (leaseUntil − leaseTtl): its runner's "
+               "clock is ahead or it was written by hand")
+    elif kind == "ttl_too_long":
+        why = (f"its lease lasts {written:.0f} s, more than 10 × jobs.lease ({trust_cap(lease):g} s): it was written "
+               "by hand or by a bug")
+    else:
+        why = f"its runner's node ({node}) has no live registry entry (it is gone)"
     return (f"{job.kind.value} job {job.state.value}, runner {job.runner}: {why}; nodes of this version take it "
             "over once its lease stood unchanged for its length (at most 10 × jobs.lease), older ones when it passes")
 

@@ -278,7 +278,8 @@ class JobRun:
         if self.work is not None:
             await store.save_work(job.id, self.work)
             job.counts, job.skipped_reasons = tally(job.kind, self.work.text())
-        job.runner, job.lease_until = self.service.node_id, time.time() + self.service.lease
+        lease = self.service.lease  # leaseTtl too: a reader waits for it, not its own jobs.lease (fix32)
+        job.runner, job.lease_until, job.lease_ttl = self.service.node_id, time.time() + lease, lease
         for _ in range(10):
             try:
                 self.revision = await store.update(job, self.revision)

@@ -3,7 +3,9 @@
 
 A job runs on the node that created it, in a background task: a client that disconnects (or a CLI that is
 interrupted) never stops it. Its runner holds a **lease** in the job's document (``leaseUntil``, renewed at
-every checkpoint, at least every ``jobs.lease / 3`` seconds). Every node sweeps the jobs bucket every
+every checkpoint, at least every ``jobs.lease / 3`` seconds, and its ``leaseTtl``, the runner's ``jobs.lease``,
+as the leader leases carry theirs: what a reader's silence window and the doctor's stuck check judge it by, the
+one rule of :mod:`gamead_core.scaling.lease_rule`). Every node sweeps the jobs bucket every
 ``jobs.lease / 3`` seconds; a job whose lease expired (its runner died, or lost NATS for longer than a lease)
 is **resumed** by the first node whose compare-and-set on the document wins: it loads the work list and goes
 on from the first item without a mark. Items acted on after the dead runner's last checkpoint are looked at
@@ -31,7 +33,8 @@ from gamead_core.errors import Conflict, GameadError, NotFound, QueueUnavailable
 from gamead_core.ids import new_job_id
 from gamead_core.jobs.hooks import JobAuditHook, RepairActions
 from gamead_core.jobs.model import CancelRequest, Job, JobKind, JobPhase, JobState, Selection
-from gamead_core.jobs.policy import lease_expired, lease_key, lease_too_far, lease_window, resume_decision, tally
+from gamead_core.jobs.policy import (lease_expired, lease_key, lease_too_far, lease_window, resume_decision, tally,
+                                     written_ttl)
 from gamead_core.jobs.run import JobRun
 from gamead_core.jobs.store import JobStore, WorkList
 from gamead_core.models import utcnow
@@ -55,9 +58,9 @@ class JobService:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.last_error: str | None = "starting"
-        #: job id → its lease as last seen (:func:`lease_key`), since when (monotonic s) and what was left of it
-        #: then (s): a lease unchanged for longer than :func:`lease_window` is expired, whatever its leaseUntil
-        #: (attack31b F2b, review31 R4)
+        #: job id → its lease as last seen (:func:`lease_key`), since when (monotonic s) and its written ttl then
+        #: (:func:`written_ttl`, s): a lease unchanged for longer than :func:`lease_window` is expired, whatever its
+        #: leaseUntil (attack31b F2b, review31 R4)
         self._seen: dict[str, tuple[tuple[str | None, float], float, float]] = {}
         #: the doctor's repair actions on this node, for ``repair`` jobs (set by ``gamead_core.api.routes_doctor``)
         self.repairs: Callable[[], RepairActions] | None = None
@@ -110,7 +113,7 @@ class JobService:
         job = Job(
             id=new_job_id(), kind=kind, selection=selection, started_by=started_by, created_at=utcnow(),
             rate=rate, stop_on_failure_rate=stop_on_failure_rate, runner=self.node_id,
-            lease_until=time.time() + self.lease,
+            lease_until=time.time() + self.lease, lease_ttl=self.lease,
             phase=JobPhase.ACTING if selection.mode == "entries" else JobPhase.SELECTING,
         )
         work: WorkList | None = None
@@ -223,7 +226,7 @@ class JobService:
         now = time.time()
         jobs = [j for j in await self.store.list(limit=1_000_000) if not j.state.terminal]
         self._seen = {j.id: self._seen[j.id] if self._seen.get(j.id, (None,))[0] == lease_key(j)
-                      else (lease_key(j), time.monotonic(), j.lease_until - now) for j in jobs}
+                      else (lease_key(j), time.monotonic(), written_ttl(j, now)) for j in jobs}
         for job in jobs:
             if job.id not in self._runs and self._silent(job, now):
                 taken += await self._take_over(job.id)
@@ -232,10 +235,10 @@ class JobService:
     def _silent(self, job: Job, now: float) -> bool:
         """:func:`lease_expired` at ``now`` (epoch s), its silence as this node saw it: the seconds it has seen
         ``job``'s lease unchanged (0 when it was not seen so) against :func:`lease_window`."""
-        key, since, remaining = self._seen.get(job.id, (None, 0.0, 0.0))
+        key, since, written = self._seen.get(job.id, (None, 0.0, 0.0))
         seen = key == lease_key(job)
         return lease_expired(job, now, unchanged_for=time.monotonic() - since if seen else 0.0,
-                             lease=lease_window(remaining, self.lease))
+                             lease=lease_window(written, self.lease))
 
     def runner_silent(self, job: Job) -> bool:
         """True if ``job`` (unfinished) has no live runner as this node sees it: its lease expired, lies further
@@ -265,7 +268,7 @@ class JobService:
             return 0
         previous = job.runner
         decision = resume_decision(job, self.settings.jobs.max_resumes)
-        job.runner, job.lease_until = self.node_id, now + self.lease
+        job.runner, job.lease_until, job.lease_ttl = self.node_id, now + self.lease, self.lease
         if decision == JobState.RUNNING:
             job.resumes += 1
             job.state = JobState.RUNNING

@@ -26,6 +26,21 @@ from gamead_core.scaling.local import NoneScaler, Scaler
 
 #: Waits (seconds) before reading the count back again while it does not show a sent call's count yet.
 SETTLE_SECONDS = (0.5, 1.0, 2.0)
+#: PATCHes one Kubernetes scale call sends at most (:meth:`~gamead_core.scaling.kubernetes.KubernetesScaler.
+#: set_replicas`): each 409 whose fresh read shows the count the decision was made on is sent once more.
+SCALE_ATTEMPTS = 3
+#: ``request_timeout``\ s one Kubernetes HTTP call may take before it is given up on: a connect and a read
+CALL_TIMEOUTS = 2
+
+
+def tick_calls_seconds(request_timeout: float) -> float:
+    """The longest a tick's Kubernetes calls can take, ``request_timeout`` (s) per connect and per read, each call
+    given up on at :data:`CALL_TIMEOUTS` of them (:class:`~gamead_core.scaling.call_thread.CallThread`): the GET of
+    the count, a scale call's PATCHes and the reads between them (2 × :data:`SCALE_ATTEMPTS` − 1), and after a call
+    in doubt the read-back, once more after each wait of :data:`SETTLE_SECONDS`: 10 calls and 3.5 s, 103.5 s at the
+    default 5 s. What ``gamead scale status`` allows a leader before calling its state stale (review30 F12). Pure."""
+    calls = 1 + (2 * SCALE_ATTEMPTS - 1) + 1 + len(SETTLE_SECONDS)
+    return CALL_TIMEOUTS * request_timeout * calls + sum(SETTLE_SECONDS)
 #: Appended to the reason of a call refused with 409 Conflict because the count changed (``{now}``: the new count).
 CONFLICT_NOTE = (" (not applied: the count changed to {now} since it was read, outside the autoscaler (409 Conflict); "
                  "decided again next tick)")
@@ -90,4 +105,5 @@ async def apply_replicas(backend: Scaler, current: int, desired: int, *,
     return Outcome(False, shows, error, f" ({answer}; the count read back is {shows}: not applied)", in_doubt=True)
 
 
-__all__ = ["CONFLICT_NOTE", "CONFLICT_RETRIED_NOTE", "SETTLE_SECONDS", "Outcome", "apply_replicas"]
+__all__ = ["CALL_TIMEOUTS", "CONFLICT_NOTE", "CONFLICT_RETRIED_NOTE", "SCALE_ATTEMPTS", "SETTLE_SECONDS", "Outcome",
+           "apply_replicas", "tick_calls_seconds"]

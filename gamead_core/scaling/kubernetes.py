@@ -64,6 +64,7 @@ from gamead_core.errors import (  # the scaler's errors live in the one tree; re
     ScalerUnavailable,
 )
 from gamead_core.redact import redact_url
+from gamead_core.scaling.apply import CALL_TIMEOUTS, SCALE_ATTEMPTS  # there: what a tick's calls may take
 from gamead_core.scaling.backends import IN_CLUSTER_ENV, config_source  # noqa: F401 - re-exported
 from gamead_core.scaling.call_thread import CallThread
 from gamead_core.scaling.capped_answers import AnswerTooLarge, CappedAnswers
@@ -71,9 +72,6 @@ from gamead_core.scaling.kubeconfig import MAX_KUBECONFIG_BYTES, check_kubeconfi
 
 #: What ``kubectl scale`` sends too: a JSON merge patch of the Scale object (ours with ``metadata.resourceVersion``).
 SCALE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
-#: PATCHes one :meth:`KubernetesScaler.set_replicas` sends at most: each 409 whose fresh read shows the count the
-#: decision was made on (only the Deployment's status moved) is sent once more, with the new ``resourceVersion``.
-SCALE_ATTEMPTS = 3
 _API_GROUP = "apps"
 _SCALE = "deployments/scale"
 
@@ -217,7 +215,7 @@ class KubernetesScaler:
                               self._within(2 * SCALE_ATTEMPTS - 1), sent=True)
 
     def _within(self, calls: int) -> float:
-        return 2 * self._settings.request_timeout * calls  # each call: a connect and a read, each request_timeout
+        return CALL_TIMEOUTS * self._settings.request_timeout * calls  # each call: a connect and a read
 
     def close(self) -> None:
         self._api_client.close()

@@ -103,14 +103,47 @@ def trust_cap(ttl: float) -> float:
     return TRUST_TTLS * ttl
 
 
+def silence_window(written_ttl: float, ttl: float) -> float:
+    """Seconds a lease of another, whose holder wrote ``written_ttl``, may stay unchanged before a reader whose own
+    TTL is ``ttl`` takes it as expired, on the reader's monotonic clock: ``max(ttl, min(written_ttl,
+    trust_cap(ttl)))``. A live holder writes at least once per its written ttl, so waiting for it never takes a live
+    holder's lease, whatever the two nodes' settings (review31 R4: a follower with ttl 15 took a renewing holder's
+    ttl-60 lease); the cap bounds a hand-written or buggy one (:func:`trust_cap`). The one rule of the leader leases
+    (:func:`silent_after`) and the job leases (:func:`gamead_core.jobs.policy.lease_window`). Pure."""
+    return max(ttl, min(written_ttl, trust_cap(ttl)))
+
+
 def silent_after(current: Lease, ttl: float) -> float:
-    """Seconds a lease of another may stay unchanged (the same KV revision) before a follower takes it as expired,
-    on the follower's own monotonic clock: ``max(ttl, min(written ttl, trust_cap(ttl)))``, ``ttl`` the follower's
-    own, the written one ``expiresAt − renewedAt``. A live holder writes at least once per its written ttl (every
-    ``ttl / 3`` for the autoscaler), so waiting for it never takes a live holder's lease, whatever the two nodes'
-    intervals (review31 R4: a follower with ttl 15 took a renewing holder's ttl-60 lease); the cap bounds a
-    hand-written or buggy one (:func:`trust_cap`). Pure."""
-    return max(ttl, min(current.ttl, trust_cap(ttl)))
+    """:func:`silence_window` of ``current``, its written ttl ``expiresAt − renewedAt`` (every ``ttl / 3`` the
+    autoscaler renews), ``ttl`` the follower's own. Pure."""
+    return silence_window(current.ttl, ttl)
+
+
+#: Seconds a lease's renewal time may lie ahead of ``now`` before it is a clock ahead, not the reading's lag.
+CLOCK_SLACK = 2.0
+#: Why a lease not expired has no live holder (:func:`stuck_why`).
+StuckWhy = Literal["clock_ahead", "ttl_too_long", "holder_gone"]
+
+
+def stuck_why(*, renewed_ahead: float, written_ttl: float, ttl: float | None,
+              registered: bool | None) -> StuckWhy | None:
+    """Why a lease that has not expired has no live holder, or None when it may have one: the one rule of the
+    doctor's leader leases (:func:`gamead_core.doctor.leases.stuck_text`) and job leases
+    (:func:`gamead_core.jobs.policy.stuck_text`) (attack31b F2, review31 R5, fix32). ``registered``: whether its
+    holder has a live registry entry (None: not known, the registry unread or a holder that keeps none). A
+    registered holder is never stuck: it heartbeats, and a lease it stops renewing is taken by its followers' own
+    silence rule (:func:`silence_window`). Otherwise it is stuck when its renewal time lies more than
+    :data:`CLOCK_SLACK` ahead of now (``renewed_ahead``, s: ``"clock_ahead"``, its holder's clock is ahead or it was
+    written by hand), its ``written_ttl`` (s) is longer than any node trusts (:func:`trust_cap` of ``ttl``, the
+    reader's TTL for it; None: no cap) plus the slack (``"ttl_too_long"``: by hand or a bug), or its holder is not
+    registered (False: ``"holder_gone"``). Pure."""
+    if registered:
+        return None
+    if renewed_ahead > CLOCK_SLACK:
+        return "clock_ahead"
+    if ttl is not None and written_ttl > trust_cap(ttl) + CLOCK_SLACK:
+        return "ttl_too_long"
+    return "holder_gone" if registered is False else None
 
 
 def silent(current: Lease, unchanged_for: float, ttl: float) -> bool:
@@ -154,5 +187,6 @@ def lease_decision(now: float, current: Lease | None, me: str, ttl: float, acts:
                                              max(0.0, silent_after(current, ttl) - unchanged_for) + _SLACK))
 
 
-__all__ = ["AUTOSCALER_LEASE", "TRUST_TTLS", "TTL_INTERVALS", "Action", "Lease", "LeaseDecision",
-           "lease_decision", "lease_ttl", "silent", "silent_after", "trust_cap"]
+__all__ = ["AUTOSCALER_LEASE", "CLOCK_SLACK", "TRUST_TTLS", "TTL_INTERVALS", "Action", "Lease", "LeaseDecision",
+           "StuckWhy", "lease_decision", "lease_ttl", "silence_window", "silent", "silent_after", "stuck_why",
+           "trust_cap"]

@@ -8,13 +8,17 @@ from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.models import utc_iso
+from gamead_core.scaling.apply import tick_calls_seconds
 from gamead_core.scaling.lease import Lease, lease_ttl
 from gamead_core.scaling.store import Override, active_override, iso
 from gamead_core.stats.sampler import Sample
 
 #: ``state`` older than this many intervals is shown as stale (its leader is gone or stuck); a leader backing off
 #: after a failure says when it records next (``nextInSeconds``), and is allowed that instead of one interval; with
-#: the kubernetes backend, one ``autoscaler.kubernetes.request_timeout`` more (a tick's call that times out).
+#: the kubernetes backend, while a leader holds the lease, what every call one tick may make can take
+#: (:func:`~gamead_core.scaling.apply.tick_calls_seconds`: a GET, up to 3 PATCHes with a read between, a read-back
+#: after a doubt; each call cut at 2 × ``request_timeout``), so a live leader in a slow tick is not stale (review30
+#: F12: one ``request_timeout`` was allowed, and a tick may make 10 calls); with no leader, one ``request_timeout``.
 STALE_INTERVALS = 3.0
 
 
@@ -52,10 +56,11 @@ def status_document(
     interval = _seconds(st.get("intervalSeconds"), None) or settings.interval
     age = round(max(0.0, now - updated), 2) if updated is not None else None
     # stale: the leader missed its own next record (an interval, or its back-off after a failure, and then the time
-    # its tick's Kubernetes call may take: attack30b F3, a leader whose calls time out was always "stale") by 2 intervals
+    # its tick's Kubernetes calls may take: attack30b F3, review30 F12; see STALE_INTERVALS) by 2 intervals
     due = max(interval, _seconds(st.get("nextInSeconds"), None) or interval)
     if (st.get("backend") or settings.backend) == "kubernetes":
-        due += settings.kubernetes.request_timeout
+        timeout = settings.kubernetes.request_timeout
+        due += tick_calls_seconds(timeout) if leader is not None else timeout
     ov = active_override(override, now)
     return {
         "backend": st.get("backend") or settings.backend,

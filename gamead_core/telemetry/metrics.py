@@ -13,7 +13,8 @@ Who serves what:
   autoscaler, cache, rate limits, the Redis circuit breaker) through
   :class:`gamead_core.telemetry.collectors.ApiCollector`;
 * each worker (``worker.metrics_port``, :func:`serve_worker_metrics`): :data:`WORKER_REGISTRY` (ads
-  processed by outcome, redeliveries, wait and processing histograms, DLQ additions, poison messages terminated);
+  processed by outcome, redeliveries, wait and processing histograms, DLQ additions, poison messages terminated, ads
+  left for a newer worker);
 * both: :data:`DIRECT_GET_FALLBACKS` (direct gets re-asked of the stream leader, :mod:`gamead_core.queue.direct_read`);
 * ``gamead up`` itself and the CLI serve none.
 
@@ -91,6 +92,14 @@ POISON = Counter(
     "no_record).",
     ["reason"], registry=WORKER_REGISTRY,
 )
+#: where a worker met a newer gamead's record: a delivery it put back, a stranded message its sweep left
+LEFT_WHERE: Final[tuple[str, ...]] = ("delivery", "sweep")
+LEFT_FOR_NEWER = Counter(
+    "gamead_ads_left_for_newer", "Ads whose record a newer gamead wrote (a value this version cannot read) that this "
+    "older worker left for a newer one, neither rebuilt nor analysed (README \"Upgrades\"), by where: delivery (put "
+    "back every 30 s, so each such ad counts again each time) or sweep (a stranded message left alone).",
+    ["where"], registry=WORKER_REGISTRY,
+)
 REPLAYED = Counter("gamead_replayed", "Ads put back on the queue from the DLQ (replays).", registry=API_REGISTRY)
 RECORDS_RECREATED = Counter(
     "gamead_records_recreated", "Ad records a worker found gone at a redelivery (num_delivered > 1: dropped by the "
@@ -159,6 +168,13 @@ def count_poison(reason: str) -> None:
     ``reason`` (:data:`gamead_core.worker.poison.REASONS`): :data:`POISON`, when this process records."""
     if _recording:
         POISON.labels(reason).inc()
+
+
+def left_for_newer(where: str) -> None:
+    """A worker left an ad to a newer worker (``where``: one of :data:`LEFT_WHERE`): :data:`LEFT_FOR_NEWER`, when
+    this process records."""
+    if _recording:
+        LEFT_FOR_NEWER.labels(where).inc()
 
 
 def ads_replayed(n: int = 1) -> None:
@@ -283,6 +299,8 @@ __all__ = [
     "DLQ_ADDED",
     "HTTP_DURATION",
     "HTTP_REQUESTS",
+    "LEFT_FOR_NEWER",
+    "LEFT_WHERE",
     "OUTCOMES",
     "POISON",
     "REDELIVERIES",
@@ -293,6 +311,7 @@ __all__ = [
     "ads_replayed",
     "api_metrics_url",
     "count_poison",
+    "left_for_newer",
     "recording",
     "serve_worker_metrics",
     "set_recording",

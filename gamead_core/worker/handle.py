@@ -47,6 +47,7 @@ from gamead_core.models import AdRecord, AdStatus, Analysis
 from gamead_core.queue.connection import NOT_SENDING
 from gamead_core.registry import Registry
 from gamead_core.store.ads import Versioned
+from gamead_core.telemetry.metrics import left_for_newer
 from gamead_core.telemetry.tracing import consumer_span, enabled as tracing_enabled
 from gamead_core.worker.analyzer import analyze, check_analysable
 from gamead_core.worker.budget import budget_spent, delivery_id, lost_attempt, superseded
@@ -227,7 +228,8 @@ class AdHandler:
                 pass
         except LeftForNewer as newer:  # a newer gamead's record: neither rebuilt nor run here (review31 R10)
             self.stats.left_for_newer += 1
-            if self.stats.left_for_newer == 1:  # said once; the rest are counted (the worker's status)
+            left_for_newer("delivery")  # gamead_ads_left_for_newer_total on the worker's /metrics
+            if self.stats.left_for_newer == 1:  # said once; the rest are counted (the worker's status, /metrics)
                 log.warning("ad %s: %s; this older worker leaves it (and any other such ad) to a newer worker, its "
                             "delivery put back every %.0fs (README \"Upgrades\")", ad_id, newer, NEWER_WAIT,
                             extra={"ad_id": ad_id})

@@ -55,6 +55,7 @@ from gamead_core.queue.depth import peek_next
 from gamead_core.queue.dlq import DeadLetters
 from gamead_core.queue.publish import publish_ad
 from gamead_core.store.ads import AdStore
+from gamead_core.telemetry.metrics import left_for_newer
 from gamead_core.worker.budget import budget_spent, lost_error
 from gamead_core.worker.deadletter import dead_letter
 from gamead_core.worker.dlq_heal import DlqHealer
@@ -135,6 +136,7 @@ async def settle_stranded(
         delivered = await _deliveries(js, raw.subject or "", partition)
         record = await _record_of(store, ad_id, raw.data, delivered, settings.worker.max_attempts)
     except LeftForNewer:  # neither re-queued nor dead-lettered by an older gamead: left as it is
+        left_for_newer("sweep")  # gamead_ads_left_for_newer_total on the worker's /metrics
         log.info("ad %s: stranded, but its record was written by a newer gamead: left to its sweep", ad_id,
                  extra={"ad_id": ad_id})
         return

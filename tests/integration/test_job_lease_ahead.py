@@ -69,6 +69,7 @@ def test_a_job_whose_lease_lies_an_hour_ahead_is_taken_over_once_it_stood_unchan
     print(f"{ended.state.value}: {ended.stop_reason}")
     assert ended.state == JobState.INTERRUPTED, ended
     assert "vm-deadnode-1" in (ended.stop_reason or "")
+    assert ended.lease_ttl == 1.0  # fix32: the node that took it over wrote its lease's ttl (its jobs.lease)
 
 
 def test_a_sweeper_with_a_shorter_jobs_lease_never_takes_a_live_runners_job(
@@ -146,6 +147,42 @@ def test_the_doctor_names_a_job_whose_runner_is_gone_or_lease_too_far_ahead_and_
     assert "more than 10 \\u00d7 jobs.lease" in details and "api-deadhost-4242" in details
     assert outcome == ["T", "T", "interrupted", "interrupted"], outcome
     assert after["ok"] is True
+
+
+def test_the_doctor_never_names_a_job_whose_runners_node_is_registered_stuck(
+        fresh_nats: Callable[[], EmbeddedNats]) -> None:
+    """fix32: the leader leases' rule for job leases too, "a registered holder is never stuck". A job whose runner's
+    API node heartbeats, its lease written by a clock an hour ahead (``leaseUntil`` and ``leaseTtl`` 30 s), was
+    named ``job_lease_expired`` and ``--repair`` took the live job over (two runners); now the doctor finds nothing.
+    The same job once that node's entry is gone is named, with its clock ahead (``leaseUntil − leaseTtl``)."""
+    from gamead_core.registry import Registry
+    from tests.integration.test_node_counts import api_entry
+
+    server = fresh_nats()
+    settings = GameadSettings(jobs={"lease": 30, "max_resumes": 0}, doctor={"settle": 0.2})
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        try:
+            await ensure_topology(js, settings)
+            store = await JobStore.open(js)
+            job = _job(runner="livehost-77-abcdef")
+            job.lease_ttl = 30.0
+            await store.create(job)
+            registry = Registry(nc, js, settings.registry)
+            await registry.put(api_entry("api-livehost-77"))
+            live = (await diagnose(nc, js, settings)).report.wire(10)
+            await (await registry.open()).delete("api-livehost-77")
+            gone = (await diagnose(nc, js, settings)).report.wire(10)
+            return live, gone
+        finally:
+            await nc.close()
+
+    live, gone = asyncio.run(main())
+    assert live["ok"] is True, live["findings"]  # before: job_lease_expired, "3600 s ahead"
+    details = json.dumps(gone["findings"])
+    assert "job_lease_expired" in details and "renewed 3570 s ahead of now" in details, gone["findings"]
 
 
 def test_cancelling_a_job_whose_runner_is_gone_ends_it_and_says_so(

@@ -26,15 +26,16 @@ SLOW = b"GET /ads/01m8xw5egkjfh022sjtyjtx60e HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
-def nats_and_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedNats, str]]:
-    """A nats-server of this module's own (the tests freeze it) and an API on it whose NATS calls outwait a freeze."""
+def nats_and_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedNats, str, Proc]]:
+    """A nats-server of this module's own (the tests freeze it) and an API on it whose NATS calls outwait a freeze
+    (its URL and process)."""
     server = EmbeddedNats(tmp_path_factory.mktemp("paused-nats")).start()
     proc: Proc | None = None
     try:
         proc, url = start_api(server.url, tmp_path_factory.mktemp("paused-api"),
                               GAMEAD_API__READ_TIMEOUT=str(READ_TIMEOUT), GAMEAD_NATS__REQUEST_TIMEOUT="60",
                               GAMEAD_NATS__STALE_AFTER="60", GAMEAD_NATS__PING_INTERVAL="60")
-        yield server, url
+        yield server, url, proc
     finally:
         if proc is not None:
             proc.stop()
@@ -59,12 +60,12 @@ def _client_pauses() -> None:
 
 @pytest.mark.parametrize("between", [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"], ids=["next", "after another"])
 def test_a_post_pipelined_behind_a_slow_get_is_accepted_though_its_body_comes_later(
-    nats_and_api: tuple[EmbeddedNats, str], between: bytes,
+    nats_and_api: tuple[EmbeddedNats, str, Proc], between: bytes,
 ) -> None:
     """The ``POST /ads`` head goes with the slow ``GET`` (and maybe another request between them), its body more
     than ``api.read_timeout`` later while the ``GET`` still runs: the server was not reading it meanwhile (the
     request waits its turn), so it is not 408 but 202, and the ad is there."""
-    server, url = nats_and_api
+    server, url, _ = nats_and_api
     title = f"Pipelined behind a slow GET ({len(between)})"
     body = json.dumps(ad(title)).encode()
     with socket.create_connection(address(url), timeout=30) as sock:
@@ -79,11 +80,11 @@ def test_a_post_pipelined_behind_a_slow_get_is_accepted_though_its_body_comes_la
 
 
 def test_a_pipelined_body_that_never_comes_is_still_408_once_its_turn_has_come(
-    nats_and_api: tuple[EmbeddedNats, str],
+    nats_and_api: tuple[EmbeddedNats, str, Proc],
 ) -> None:
     """The deadline stops while the server does not read, not for good: once the slow ``GET`` is answered the
     server reads again, and a body that still does not come gets 408 ``request_timeout``."""
-    server, url = nats_and_api
+    server, url, _ = nats_and_api
     body = json.dumps(ad("Never sent")).encode()
     with socket.create_connection(address(url), timeout=30) as sock:
         with frozen(_nats_pid(server)):
@@ -95,18 +96,42 @@ def test_a_pipelined_body_that_never_comes_is_still_408_once_its_turn_has_come(
 
 
 def test_a_refusal_held_behind_a_slow_answer_closes_the_connection_after_its_bound(
-    nats_and_api: tuple[EmbeddedNats, str],
+    nats_and_api: tuple[EmbeddedNats, str, Proc],
 ) -> None:
     """A request refused in its head (431) behind a ``GET`` that does not end: the refusal waits for the ``GET``'s
     answer, but at most ``HOLD_READ_TIMEOUTS`` × ``api.read_timeout``; then the client reads the end of the
     connection (before, it stayed open, unread, as long as the ``GET`` ran)."""
-    server, url = nats_and_api
+    server, url, _ = nats_and_api
     big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
     with socket.create_connection(address(url), timeout=HOLD_READ_TIMEOUTS * READ_TIMEOUT + 10) as sock:
         with frozen(_nats_pid(server)):  # the GET runs until the client has read the end of the connection
             sock.sendall(SLOW + big)
             got = _read_to_eof(sock)  # a socket timeout fails the test: the connection was never closed
     assert got == b"", Response(got).raw[:300]
+
+
+def test_holds_cut_on_many_connections_at_once_are_one_log_line(nats_and_api: tuple[EmbeddedNats, str, Proc]) -> None:
+    """fix32: a client holding refusals behind slow answers on 8 connections at once gets each connection closed at
+    the hold's bound, and the API's log says so in one line (the next one, if any, counting the lines it stands
+    for), not one ``closed a connection whose refusal … waited`` line per connection: a client makes them at will."""
+    server, url, proc = nats_and_api
+    said = f"waited {HOLD_READ_TIMEOUTS * READ_TIMEOUT:g}s for the answers before it"
+    lines = lambda: proc.output().count(said)  # noqa: E731
+    before = lines()
+    # a 415 (no other test here holds one: the line of each code is said once every 5 s, whichever test made it)
+    encoded = b"POST /ads HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}"
+    socks = [socket.create_connection(address(url), timeout=HOLD_READ_TIMEOUTS * READ_TIMEOUT + 10) for _ in range(8)]
+    try:
+        with frozen(_nats_pid(server)):  # each GET runs until its connection was closed
+            for sock in socks:
+                sock.sendall(SLOW + encoded)
+            got = [_read_to_eof(sock) for sock in socks]  # a socket timeout fails the test: never closed
+    finally:
+        for sock in socks:
+            sock.close()
+    assert got == [b""] * 8, [g[:100] for g in got]
+    wait_for(lambda: lines() > before, timeout=10, what="the API to log the holds it cut")
+    assert lines() - before <= 2, proc.output()[-3000:]  # before: 8
 
 
 def _tcp_state(sock: socket.socket) -> int:
@@ -116,7 +141,7 @@ def _tcp_state(sock: socket.socket) -> int:
 
 
 def test_a_held_refusal_behind_answers_the_client_never_reads_ends_the_connection_at_its_bound(
-    nats_and_api: tuple[EmbeddedNats, str],
+    nats_and_api: tuple[EmbeddedNats, str, Proc],
 ) -> None:
     """attack28c F2's drill: pipelined ``GET /ads?limit=500`` whose answers fill the socket buffers, then a 414,
     and the client reads nothing. The 414 is held behind an answer that cannot be written; at the hold's bound
@@ -124,7 +149,7 @@ def test_a_held_refusal_behind_answers_the_client_never_reads_ends_the_connectio
     longer established, and what it can still read is not every answer. Before, the server "closed" it by
     flushing first: the connection stayed established for as long as the client did not read, the answers buffered
     in the API for ever, and a client reading at last got every byte."""
-    _, url = nats_and_api
+    _, url, _ = nats_and_api
     body = ad("Big answers", description="d" * 2000, targetAudience=["t" * 100] * 50)
     for _ in range(5):
         got = httpx.post(f"{url}/ads/batch", json={"ads": [body] * 100}, timeout=30)

@@ -20,7 +20,8 @@ import nats
 
 from gamead_core import names
 from gamead_core.ad_ids import new_ad_id
-from gamead_core.embedded import EmbeddedNats
+from gamead_core.embedded import EmbeddedNats, free_port
+from tests.integration.test_metrics import scrape, total
 from tests.support import (
     Proc,
     ad,
@@ -175,7 +176,9 @@ def test_a_record_a_newer_gamead_wrote_is_left_for_a_newer_worker_not_rebuilt_no
     """Before (review31 R10): the older worker wrote the message's ``queued`` body over the newer record ("could not
     be read … rebuilt from its work message") and analysed the ad again during a rolling upgrade."""
     server = fresh_nats()
-    worker = start_worker(server.url, tmp_path, worker_id="older", ready=True, **ENV)
+    port = free_port()
+    worker = start_worker(server.url, tmp_path, worker_id="older", ready=True, GAMEAD_WORKER__METRICS_PORT=str(port),
+                          **ENV)
     procs.append(worker)
     ad_id = new_ad_id()
     record = {"id": ad_id, "status": "paused", "priority": 3, "attempts": 2,  # a status a newer gamead added
@@ -189,3 +192,7 @@ def test_a_record_a_newer_gamead_wrote_is_left_for_a_newer_worker_not_rebuilt_no
     log = worker.output()
     assert "rebuilt" not in log and "not an ad" not in log and "unexpected error" not in log, log[-3000:]
     assert "leaves it" in log and log.count("written by a newer gamead") == 1, log[-3000:]
+    # fix32: counted where an operator looks, the worker's /metrics (it was in the process's memory only)
+    counted = wait_for(lambda: (m := scrape(f"http://127.0.0.1:{port}/metrics")).get("gamead_ads_left_for_newer_total")
+                       and m["gamead_ads_left_for_newer_total"], what="the ad left for a newer worker counted")
+    assert total(counted, where="delivery") >= 1, counted

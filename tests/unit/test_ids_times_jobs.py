@@ -21,6 +21,7 @@ from gamead_core.jobs.policy import (
     resume_decision,
     runner_node,
     stuck_text,
+    written_ttl,
     summary,
     tally,
 )
@@ -196,8 +197,8 @@ def test_a_job_lease_that_lies_far_ahead_expires_on_the_readers_clock_and_is_nam
     assert not lease_expired(_job(state=JobState.SUCCEEDED, lease_until=0.0), 1000.0, unchanged_for=99, lease=1)
     assert lease_too_far(ahead, 1000.0, 30.0) and not lease_too_far(ahead, 1000.0 + 3600 - 31, 30.0)
     assert runner_node("my-host-4242-abcdef") == "api-my-host-4242" and runner_node("vm-deadnode-1") is None
-    text = stuck_text(ahead, 1000.0, 30.0, {"api-host-1"})
-    assert text is not None and "3600 s ahead, more than 10 × jobs.lease (300 s)" in text
+    text = stuck_text(ahead, 1000.0, 30.0, None)  # a document without leaseTtl: what is left of it, 3600 s
+    assert text is not None and "lasts 3600 s, more than 10 × jobs.lease (300 s)" in text
     near = _job(state=JobState.RUNNING, lease_until=1010.0, runner="host-1-abcdef")
     assert stuck_text(near, 1000.0, 30.0, {"api-host-1"}) is None  # a live runner within its lease
     gone = stuck_text(near, 1000.0, 30.0, {"api-other-2"})
@@ -290,3 +291,27 @@ def test_a_reader_with_a_shorter_jobs_lease_never_takes_a_live_runners_job() -> 
         assert not lease_expired(live, seen_at + unchanged, unchanged_for=unchanged, lease=window)
     assert lease_window(3600.0, 15.0) == 150.0 and lease_window(5.0, 15.0) == 15.0
     assert not lease_too_far(live, seen_at, 15.0) and stuck_text(live, seen_at, 15.0, {"api-host-1"}) is None
+
+
+def test_a_job_lease_carries_its_ttl_and_is_judged_stuck_by_the_leader_leases_rule() -> None:
+    """fix32: a job lease stored no ttl, and the doctor's stuck check named a job whose runner's API node heartbeats
+    stuck when its leaseUntil lay far ahead (its repair then took a live job over); the leader leases' rule is "a
+    registered holder is never stuck". One rule now (lease_rule.stuck_why), the job's leaseTtl its written ttl: a
+    runner's node registered is never stuck; unregistered or unknown, a lease renewed ahead of now (leaseUntil −
+    leaseTtl) is a clock ahead, a leaseTtl over 10 × jobs.lease a hand edit; the silence window waits for leaseTtl."""
+    now = 1000.0
+    far = _job(state=JobState.RUNNING, lease_until=now + 3600, runner="host-1-abcdef")
+    assert stuck_text(far, now, 30.0, {"api-host-1"}) is None  # before: "3600 s ahead …", and the repair took it
+    assert stuck_text(far.model_copy(update={"lease_ttl": 30.0}), now, 30.0, {"api-host-1"}) is None
+    clock = stuck_text(far.model_copy(update={"lease_ttl": 30.0}), now, 30.0, None)
+    assert clock is not None and "renewed 3570 s ahead of now" in clock, clock
+    edited = stuck_text(far.model_copy(update={"lease_ttl": 3600.0}), now, 30.0, {"api-other-2"})
+    assert edited is not None and "lasts 3600 s, more than 10 × jobs.lease (300 s)" in edited, edited
+    live = _job(state=JobState.RUNNING, lease_until=now + 60.0, lease_ttl=60.0, runner="host-1-abcdef")
+    assert stuck_text(live, now, 15.0, None) is None and stuck_text(live, now, 15.0, {"api-host-1"}) is None
+    gone = stuck_text(live, now, 15.0, {"api-other-2"})
+    assert gone is not None and "(api-host-1) has no live registry entry" in gone
+    # its written ttl, not what is left of it, is what a reader waits for: seen 1 s before its renewal, still 60 s
+    assert written_ttl(live, now + 59.0) == 60.0 and lease_window(written_ttl(live, now + 59.0), 15.0) == 60.0
+    assert written_ttl(live.model_copy(update={"lease_ttl": None}), now + 59.0) == 1.0  # an older gamead's document
+    assert Job.model_validate(live.wire()).lease_ttl == 60.0 and live.wire()["leaseTtl"] == 60.0

@@ -77,7 +77,7 @@ def test_metrics_disabled_serves_no_metrics() -> None:
 
 
 WORKER_ONLY = ("gamead_ads_processed", "gamead_ad_wait_seconds", "gamead_ad_processing_seconds", "gamead_dlq_added",
-               "gamead_redeliveries", "gamead_poison_messages",
+               "gamead_redeliveries", "gamead_poison_messages", "gamead_ads_left_for_newer",
                "gamead_records_recreated")
 API_ONLY = ("gamead_ads_submitted", "gamead_replayed", "gamead_http_requests", "gamead_http_request_duration_seconds",
             "gamead_connections_refused", "gamead_connections_closed_for_room", "gamead_accept_failures",
