@@ -40,7 +40,7 @@ from gamead_core.models import utc_iso
 from gamead_core.queue.liveness import backed_up
 from gamead_core.redact import redact_text
 from gamead_core.registry import NodeInfo, Percentiles, Registry
-from gamead_core.registry.gone import Gone, keep_seconds, remember_gone, vanished
+from gamead_core.registry.gone import Gone, found_again, keep_seconds, remember_gone, vanished
 from gamead_core.stats.dlq_room import dlq_reading
 from gamead_core.stats.document import stats_document, workers_document
 from gamead_core.stats.fleet import fleet_level_wait, fleet_percentiles
@@ -196,22 +196,24 @@ class QueueSampler:
             else:
                 reading, extra = await read_queue(js, registry, now, partitions), []
             self.errors = [*reading.errors, *extra]
-            if reading.nodes is not None:
-                await self._note_gone(reading.nodes, now)
+            if reading.nodes is not None:  # with the nodes that beat again since the listing (found_again)
+                reading = replace(reading, nodes=await self._note_gone(reading.nodes, now))
             sample = self._derive(reading)
             self._append(sample)
             return sample
 
-    async def _note_gone(self, nodes: tuple[NodeInfo, ...], now: float) -> None:
+    async def _note_gone(self, nodes: tuple[NodeInfo, ...], now: float) -> tuple[NodeInfo, ...]:
         """Remember nodes whose entries vanished, not deleted (expired: silent), as :attr:`gone` (one KV get each;
-        one that cannot be looked up counts as expired: it may hold ads). :func:`~.registry.gone.remember_gone`."""
+        one that cannot be looked up counts as expired: it may hold ads); ``nodes`` with those found beating again
+        meanwhile. :func:`~.registry.gone.found_again`, :func:`~.registry.gone.remember_gone`."""
         lost = vanished(self.registry_nodes or (), nodes)
         expired: list[NodeInfo] = []
         if lost and self.registry is not None:
             looked = await asyncio.gather(*(self.registry.lookup(n.id) for n in lost), return_exceptions=True)
-            expired = [n for n, got in zip(lost, looked)
-                       if isinstance(got, BaseException) or (got[0] is None and not got[1])]
+            expired, back = found_again(lost, looked)
+            nodes = tuple(sorted((*nodes, *back), key=lambda n: (n.role, n.id)))
         self.gone = remember_gone(self.gone, nodes, expired, now, keep_seconds(self.settings.registry.ttl))
+        return nodes
 
     def _derive(self, reading: QueueReading) -> Sample:
         now = reading.t

@@ -280,6 +280,53 @@ def test_a_silent_worker_is_late_then_gone_not_idle_then_absent(server: Embedded
     asyncio.run(scenario())
 
 
+class LateBeatRegistry(Registry):
+    """The real registry; when :attr:`late` is set, that entry is put right after the next listing: a node's late
+    beat landing between the API's listing (its entry expired) and its lookup of the vanished entry."""
+
+    late: NodeInfo | None = None
+
+    async def list(self) -> list[NodeInfo]:  # type: ignore[override]
+        nodes = await super().list()
+        if self.late is not None:
+            late, self.late = self.late, None
+            await self.put(late)
+        return nodes
+
+
+def test_a_worker_whose_late_beat_lands_between_the_listing_and_the_lookup_is_still_listed(
+        server: EmbeddedNats) -> None:
+    """flakes32: a worker beating late on a loaded machine (its entry expired, ``registry.ttl``) whose next beat
+    landed between the API's registry listing and its lookup of the vanished entry was in neither list: not live
+    (not in the listing), not ``gone`` (the lookup found an entry): ``/v1/workers`` dropped it for a read (a test's
+    ``_workers(lane)["w1"]``: KeyError). Now the entry the lookup found is listed, live."""
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        try:
+            settings = GameadSettings(registry={"ttl": 2.0, "heartbeat_interval": 0.5})
+            registry = LateBeatRegistry(nc, nc.jetstream(), settings.registry)
+            link = SimpleNamespace(nc=nc, js=nc.jetstream(), last_error=None)
+            sampler = QueueSampler(link, settings, node_id="api", registry=registry, sections=False)
+            await registry.put(worker_entry("late-w"))
+            await sampler.sample()
+            assert [n["id"] for n in sampler.workers_payload()["items"]] == ["late-w"]
+            for _ in range(200):  # the entry expires ~2 s after its put (the bucket's max_age)
+                if "late-w" not in [n.id for n in await registry.list()]:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the late worker's entry never expired")
+            registry.late = worker_entry("late-w")  # its late beat, right after the sample's listing
+            await sampler.sample()
+            nodes = {n["id"]: n for n in (await answer(sampler, "/v1/workers"))["items"]}
+            assert "late-w" in nodes and nodes["late-w"]["state"] in ("ok", "idle"), nodes
+            assert sampler.stats()["nodes"]["workers"] == 1, sampler.stats()["nodes"]
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
 # --- #2, #9: what the nodes table says of a restarted worker's counters ------------------------------------------
 
 
