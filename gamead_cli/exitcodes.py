@@ -25,7 +25,10 @@ TABLE: tuple[tuple[int, str], ...] = (
     (OK, "success"),
     (ERROR, "the request failed, or its output could not be written (stdout or a FILE it writes: a full disk, an "
             "I/O error; the line names where; also the private copy `dlq import` keeps in `$TMPDIR`; stdout's reader "
-            "gone early, e.g. piped into `head -1`: no line, as Unix tools say nothing there), or an unexpected error "
+            "gone early, e.g. piped into `head -1`: no line, as Unix tools say nothing there, unless a write was "
+            "already done — `submit`, `dlq import/replay/purge/cancel`, `scale set/clear`, `doctor --repair` — then "
+            "one line says what, e.g. `the ad WAS queued: id …; do not resend it`, as for a closed stdout), or an "
+            "unexpected error "
             "(the message says why; `--debug` shows the traceback)"),
     (USAGE, "bad usage: flags, arguments (a flag value that is not text in the locale's encoding — a non-ASCII "
             "`--title` under `LC_ALL=C` with Python's UTF-8 mode off — is refused naming the flag: use a UTF-8 locale "

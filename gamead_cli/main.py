@@ -39,7 +39,7 @@ from gamead_cli.failures import (
     unexpected_failure,
     usage_line,
 )
-from gamead_cli.stdout_guard import DONE, GuardedStdout, safe_streams, silence_stdout, stdout_broken
+from gamead_cli.stdout_guard import DONE, GuardedStdout, reader_gone, safe_streams, say_what_was_done, silence_stdout
 from gamead_core.errors import GameadError
 
 
@@ -101,6 +101,7 @@ class _GuardedGroup(TyperGroup):
         try:
             return self._guarded(argv, args, prog_name, complete_var, **extra)
         finally:
+            say_what_was_done(guard)  # click ends a command whose pipe closed with sys.exit(1): said here
             if sys.stdout is guard:
                 sys.stdout = real
             if guard.broken and real is not None:  # nothing more may reach it: the last flush would fail (exit 120)
@@ -112,8 +113,8 @@ class _GuardedGroup(TyperGroup):
                 raise typer.BadParameter(f"not text in this locale's encoding: {ADVICE}", param_hint=flag)
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             sys.stdout.flush()  # the output is written before the exit code says it was
-        except BrokenPipeError:  # stdout's reader went away (`| head`): quiet, as Unix tools are
-            stdout_broken()
+        except BrokenPipeError:  # stdout's reader went away (`| head`): quiet, but for a write already done
+            reader_gone()
             return exitcodes.ERROR
         except error_kinds("UsageError") as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `gamead` alone, `gamead dlq`: show the help
@@ -136,7 +137,7 @@ class _GuardedGroup(TyperGroup):
         except OSError as exc:
             if exc.errno != errno.EPIPE:
                 return unexpected_failure(argv, exc)
-            stdout_broken()  # a closed pipe found by a write of the command's own: quiet too
+            reader_gone()  # a closed pipe found by a write of the command's own: the same
             return exitcodes.ERROR
         except UnicodeEncodeError as exc:  # a command-line value that is not text (PEP 383), met where it is sent
             held = holder_of(argv, exc.object[exc.start:exc.end]) if isinstance(exc.object, str) else None

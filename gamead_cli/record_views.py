@@ -128,18 +128,19 @@ def scan_note(body: Mapping[str, Any]) -> str:
 
 
 def next_page_command(body: Mapping[str, Any], flags: Mapping[str, Any] | None = None, again: str = "",
-                      limit: int | None = None, command: str = "ads list", limit_flag: str = "--limit") -> str | None:
+                      limit: int | None = None, command: str = "ads list", limit_flag: str = "--limit",
+                      default_limit: int = 50) -> str | None:
     """The exact command of the page after ``body`` (``GET /ads``, ``GET /v1/dlq``), None on the last page:
     ``gamead <command> --cursor C``, the same ``flags`` (as :func:`ad_list_view`; values shell-quoted, a
-    ``True`` one as the bare flag), ``limit_flag`` with ``limit`` when not the default 50, and ``again`` (the
-    flags that reach the same API); ``gamead`` as another terminal runs it (:func:`gamead_cli.program.follow_up`). The caller prints it
-    on one line (:func:`print_command`)."""
+    ``True`` one as the bare flag), ``limit_flag`` with ``limit`` when not ``default_limit`` (the verb's), and
+    ``again`` (the flags that reach the same API); ``gamead`` as another terminal runs it
+    (:func:`gamead_cli.program.follow_up`). The caller prints it on one line (:func:`print_command`)."""
     cursor = body.get("nextCursor")
     if not cursor:
         return None
     given = "".join(f" {flag}" if value is True else f" {flag} {shlex.quote(str(value))}"
                     for flag, value in (flags or {}).items() if value not in (None, False, ""))
-    more = f" {limit_flag} {limit}" if limit not in (None, 50) else ""
+    more = f" {limit_flag} {limit}" if limit not in (None, default_limit) else ""
     return f"{follow_up(*command.split(), '--cursor', str(cursor))}{given}{more}{again}"
 
 

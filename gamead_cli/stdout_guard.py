@@ -1,7 +1,7 @@
 """``gamead``'s output streams while a command runs: stdout guarded so that a write that fails (a full disk) or a
 closed stdout (``>&-``) ends the command with one red line and exit 1 — saying what a write verb already did
-(:func:`done_before_output`) — and a closed pipe (``| head``) quietly; and no crash on a character the terminal's
-encoding cannot show."""
+(:func:`done_before_output`) — and a closed pipe (``| head``) quietly, unless a write was done
+(:func:`say_what_was_done`); and no crash on a character the terminal's encoding cannot show."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ class GuardedStdout:
     def __init__(self, stream: Any) -> None:
         self._stream = stream
         self.broken = False
+        self.reader_left = False  #: a write met a closed pipe (EPIPE): stdout's reader went away
 
     def _guard(self, name: str, *args: Any) -> Any:
         if self._stream is None:  # fd 1 closed (`>&-`): Python's sys.stdout is None (attack30c F11)
@@ -89,8 +90,8 @@ class GuardedStdout:
             raise _lost("stdout (closed)", "")
         try:
             return getattr(self._stream, name)(*args)
-        except BrokenPipeError:
-            self.broken = True
+        except BrokenPipeError:  # click ends the command at once (sys.exit(1)): main's `finally` says what was done
+            self.broken = self.reader_left = True
             raise
         except OSError as exc:
             self.broken = True
@@ -118,6 +119,24 @@ class GuardedStdout:
 def stdout_broken() -> None:
     if isinstance(sys.stdout, GuardedStdout):
         sys.stdout.broken = True
+
+
+def reader_gone() -> None:
+    """Mark stdout's reader gone (a closed pipe met outside :class:`GuardedStdout`'s own writes)."""
+    if isinstance(sys.stdout, GuardedStdout):
+        sys.stdout.broken = sys.stdout.reader_left = True
+
+
+def say_what_was_done(guard: GuardedStdout) -> None:
+    """At the end of a command whose stdout's reader went away (``| head -1``, ``| true``): quiet, as Unix tools
+    are, unless the command had already done a write (:func:`done_before_output`): then one red line on stderr
+    says what was done (the ad's id, the counts, the job), as for a closed stdout, so a ``pipefail`` script that
+    sees exit 1 does not do it twice (attack32a F7: the ad was queued, exit 1, nothing said)."""
+    if guard.reader_left and DONE["note"]:
+        from gamead_cli.failures import error_line
+
+        error_line(str(_lost("stdout (its reader is gone)", "")))
+        DONE["note"] = ""  # said once
 
 
 def silence_stdout(stream: Any) -> None:

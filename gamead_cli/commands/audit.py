@@ -26,7 +26,8 @@ from rich.text import Text
 from gamead_cli.commands.dlq_filters import window_options
 from gamead_cli.formats import empty_text, plain, time_column
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client
-from gamead_cli.output import emit, stdout_console
+from gamead_cli.output import emit, print_command, stdout_console
+from gamead_cli.record_views import next_page_command
 from gamead_cli.tui.view_audit import audit_outcome, audit_selection
 from gamead_core.errors import ApiClientError
 from gamead_core.ids import JOB_ID_RULE, MAX_CURSOR, is_job_id, normal_id
@@ -62,17 +63,16 @@ def audit_view(body: dict[str, Any], flags: dict[str, Any] | None = None) -> Ren
     if not body.get("items"):
         why = "a record is kept audit.max_age, 90 days by default"
         if not body.get("complete", True):
-            why = f"read {body.get('scanned')} records, then stopped (audit.scan_limit): older with --cursor " \
-                  f"{body.get('nextCursor')}"
+            why = f"read {body.get('scanned')} records, then stopped (audit.scan_limit); older ones: the command below"
         return empty_text("no audit records", flags, why)
     count = body.get("count", 0)
     line = f"{count} record(s), newest first"
-    if body.get("nextCursor"):
-        line += f" · older: --cursor {body['nextCursor']}"
     if not body.get("complete", True):
         line += f" · read {body.get('scanned')} records, then stopped (audit.scan_limit)"
     if body.get("items") and stdout_console().width < 110:
         line += " · job ids and clients: -o json, or a wider terminal"
+    if body.get("nextCursor"):  # the command follows (print_command): whole, runnable as printed
+        line += " · older records, the next page:"
     return Group(_table(body, stdout_console().width), Text(line, style="dim"))
 
 
@@ -120,3 +120,7 @@ def audit(
     flags = {"--actor": actor, "--action": action, "--outcome": outcome, "--job": job, "--since": since,
              "--until": until, "--cursor": cursor or None}
     emit(body, output, lambda b: audit_view(b, flags))
+    same = {**flags, "--cursor": None}  # the filters in force, as given, and the API: attack32a F9
+    command = next_page_command(body, same, client.again, limit, command="audit", default_limit=20)
+    if command and output != OutputFormat.json:  # -o json: its nextCursor
+        print_command(command)

@@ -225,6 +225,7 @@ def cancel(
     path = f"/v1/jobs/{quote(checked_job_id(job), safe='')}/cancel"
     with api_client(config, api) as client:
         found = client.request("POST", path)
+    done_before_output(f"the cancel of job {job} WAS asked (it stops within a second); do not ask again")
     emit(found, output, lambda j: command_text((  # ended by the API when its runner was gone (attack31b F2b)
         f"job {j['id']} cancelled: {j.get('stopReason')}" if j.get("state") == "cancelled" else
         f"cancel asked for job {j['id']}: it stops within a second")

@@ -32,6 +32,7 @@ from gamead_cli.formats import (
 from gamead_cli.options import ApiOpt, ConfigOpt, OutputFormat, OutputOpt, api_client, duration_seconds
 from gamead_cli.output import emit
 from gamead_cli.program import follow_up
+from gamead_cli.stdout_guard import done_before_output
 from gamead_core.errors import ApiClientError
 from gamead_core.scaling.bounds import MAX_OVERRIDE_REPLICAS, MAX_OVERRIDE_SECONDS  # the API's own bounds
 from gamead_core.scaling.reason import rate_figure
@@ -293,6 +294,9 @@ def set_override(
         body = _expect_dict(client.request("POST", "/v1/scale/override",
                                            json={"replicas": replicas, "forSeconds": seconds}),
                             "POST /v1/scale/override")
+    stood = body.get("override") or {}
+    done_before_output(f"the override WAS set: {stood.get('replicas')} worker(s) until {stood.get('until')}; "
+                       "do not set it again")
 
     def view(b: dict[str, Any]) -> RenderableType:
         ov = b.get("override") or {}
@@ -316,5 +320,7 @@ def clear(output: OutputOpt = OutputFormat.table, api: ApiOpt = None, config: Co
     """
     with api_client(config, api) as client:
         body = _expect_dict(client.request("DELETE", "/v1/scale/override"), "DELETE /v1/scale/override")
+    done_before_output("the override WAS cleared" if body.get("removed") or body.get("cleared")
+                       else "no override was set: nothing was cleared")
     emit(body, output, lambda b: Text(f"override cleared (it was {override_text(b['removed'])})" if b.get("removed")
                                       else "override cleared" if b.get("cleared") else "no override was set"))

@@ -2,7 +2,7 @@
 error schema, request bodies whose ``$ref`` resolve, and the ``Allow`` of ``OPTIONS`` and ``405``.
 
 Why one place: most error answers do not come from a route. The HTTP framing bounds
-(:mod:`gamead_core.api.http_limits`: 400, 408, 414, 431) and the body cap (413) apply to every request before
+(:mod:`gamead_core.api.http_limits`: 400, 408, 414, 415, 431, 501) and the body cap (413) apply to every request before
 any handler runs; the gate (:mod:`gamead_core.api.middleware`: 401, 403, 429) to every route that is not open;
 NATS being away (503) to every route that reads or writes it. :func:`error_statuses` decides which of these a
 route can answer from its path alone (the same :func:`~gamead_core.api.auth.route_class` as the gate), so a route
@@ -84,6 +84,8 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
          "ad's waiting message; `gamead doctor` names it)",
     413: "`payload_too_large`: the body is over `api.max_body_bytes`",
     414: "`request_line_too_long`: the request target is over `api.max_request_line_bytes`",
+    415: "`unsupported_media_type`: a `Content-Encoding` other than `identity` (bodies are read as sent, never "
+         "decompressed)",
     417: "`expectation_failed`: an `Expect` other than `100-continue` (RFC 9110 §10.1.1)",
     422: "`validation_failed` (details: each field path and why); `idempotency_key_reused`",
     429: "`rate_limited`: over the caller's token bucket; retry after `Retry-After` seconds",
@@ -91,10 +93,12 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     503: "`queue_unavailable`, `queue_full`, `records_full`, `dlq_full`, `jobs_full`, `storage_failed`, "
          "`topology_missing`, `topology_error`, `topology_changed`, `audit_unavailable`, `stats_unavailable`: retry "
          "after `Retry-After` seconds",
+    501: "`not_implemented`: a `Transfer-Encoding` naming a coding other than `chunked` (RFC 9112 §6.1)",
 }
 
-#: answered by the server to any request, before routing (framing bounds, body cap, an unmet ``Expect``)
-EVERY_ROUTE: Final = frozenset({400, 408, 413, 414, 417, 431})
+#: answered by the server to any request, before routing (framing bounds, body cap, an unmet ``Expect``, a
+#: ``Content-Encoding`` (415) or transfer coding (501) the API does not apply: attack32b F3, they were left out)
+EVERY_ROUTE: Final = frozenset({400, 408, 413, 414, 415, 417, 431, 501})
 #: answered by the gate and by NATS to any route that is not open (health and docs are open)
 GUARDED_ROUTE: Final = frozenset({401, 403, 429, 503})
 

@@ -70,7 +70,13 @@ def api_url_problem(url: str) -> str | None:
     """What is wrong with ``url`` as the API's address, or None: it must be ``http://`` or ``https://`` with a
     host (and a port, if any, from 0 to 65535), and no query or fragment: it is a base each request's path is
     added to, and httpx sent ``GET /ads?limit=5`` under ``http://h:8080/?x=1`` as ``GET /?limit=5``. The one
-    rule of ``--api``, ``GAMEAD_API_URL`` and ``client.api_url``. Pure."""
+    rule of ``--api``, ``GAMEAD_API_URL``, ``client.api_url`` and the ``apiUrl`` of a running stack's
+    ``gamead-up.json``. A control character anywhere (C0, DEL, C1: a URL cut from a TSV file keeps its tab) or a host
+    the HTTP client cannot read (IDNA) is refused here too, named as an escape, not by the first request (attack32a
+    F3: it was exit 1 ``api_error``). Pure."""
+    if (bad := next((c for c in url if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)) is not None:
+        return (f"{url[:80]!r} holds the control character {bad!r} at position {url.index(bad)} (a URL has none; "
+                "e.g. http://127.0.0.1:8080)")
     try:
         parts = urlsplit(url.strip())
         _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
@@ -83,4 +89,16 @@ def api_url_problem(url: str) -> str | None:
     if parts.query or parts.fragment or url.strip().endswith(("?", "#")):
         return (f"{url[:80]!r} has a query (?…) or a fragment (#…): the API's address is a base URL that each "
                 "request's path is added to (e.g. http://127.0.0.1:8080)")
+    return _client_problem(url)
+
+
+def _client_problem(url: str) -> str | None:
+    """What keeps the CLI's HTTP client (httpx) from taking ``url`` as its base URL, as
+    :class:`gamead_cli.client.ApiClient` gives it (``/`` stripped at the end), or None. Pure."""
+    import httpx  # deferred: a server process reading its config does not need it
+
+    try:
+        httpx.URL(url.rstrip("/"))
+    except (httpx.InvalidURL, ValueError) as exc:
+        return f"{url[:80]!r} is not a URL the client can send to ({exc})"
     return None

@@ -111,7 +111,7 @@ def observed_document(sample: Sample, rates: dict[str, float | None],
         "partialPendingByLevel": {str(d.level): d.pending for d in reading.partial},
         #: None with nothing waiting, as /v1/stats' levels say it (0.0 read as "an ad arrived just now")
         "oldestAgeSeconds": _oldest(reading),
-        "windowSeconds": None if window is None else round(window, 3),  # what the rates below are divided by
+        "windowSeconds": None if window is None else round(window, 6),  # what the rates below are divided by
         "submittedPerSec": rates.get("submittedPerSec"),
         "completedPerSec": rates.get("completedPerSec"),
         "perWorkerPerSec": rates.get("perWorkerPerSec"),

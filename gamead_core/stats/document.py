@@ -173,9 +173,10 @@ def stats_document(sampler: QueueSampler, history: int | None = None) -> dict[st
             # work streams read and summed: the queue's partitions (GAMEAD_ADS's metadata), else queue.partitions
             "partitions": reading.partitions if reading and reading.connected else sampler.settings.queue.partitions,
         },
-        # the seconds the rates were divided by (the span between the two samples they are taken between, to the ms:
-        # RATE_WINDOW ± half a sample interval, or less while the sampler is younger): rate × windowSeconds = count
-        "rates": {"windowSeconds": None if sampler.rate_window is None else round(sampler.rate_window, 3),
+        # the seconds the rates were divided by (the span between the two samples they are taken between, to the µs:
+        # RATE_WINDOW ± half a sample interval, or less while the sampler is younger); the rates unrounded, so
+        # round(rate × windowSeconds) = count (attack32b F2: to 3 decimals, 2 ads read 1.98)
+        "rates": {"windowSeconds": None if sampler.rate_window is None else round(sampler.rate_window, 6),
                   **sampler.rates, "perWorkerBasis": sampler.per_worker_basis},
         "latency": {
             "windowSeconds": WINDOW,  # the workers' own histogram window (not the sampler's age)
