@@ -21,7 +21,7 @@ Two rules, one module (the API's input check and every CLI and dashboard print s
   tag sequence (U+1F3F4, tags, U+E007F: the flags of Scotland, Wales, England), which shows as one flag; a
   variation selector (U+FE00-FE0F, U+E0100-E01EF, the Mongolian U+180B-180D, U+180F) but one right after a
   character it can vary (a run of them hides bytes after an emoji); the Hangul fillers U+115F, U+1160, U+3164,
-  U+FFA0 and the Khmer inherent vowels U+17B4/5 (blank, or nothing); anything else of plane 14. Shown as itself:
+  U+FFA0, the Khmer inherent vowels U+17B4/5 and U+FFF0-FFF8 (blank, or nothing); anything else of plane 14. Shown as itself:
   U+2800 BRAILLE PATTERN BLANK, a braille space (blank as a space, hiding nothing), which, as whitespace,
   does not count as a character that shows (:func:`shows`). Escaped on display rather than refused on input:
   flag emoji need the tags, text needs the selectors, and stored text (older records, DLQ imports) must show
@@ -56,8 +56,9 @@ _LAYOUT = frozenset("\t\n")  #: controls a renderer lays out (rich drops CR; tab
 #: variation selectors: shown after a character they can vary, else escaped
 _SELECTORS = "\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
 _SELECTOR = re.compile(f"[{_SELECTORS}]")
-#: never show, whatever their category: Hangul fillers, Khmer inherent vowels, plane 14 (tags, selectors)
-_BLANK = "\u115f\u1160\u17b4\u17b5\u3164\uffa0"
+#: never show, whatever their category: Hangul fillers, Khmer inherent vowels, the reserved default ignorables
+#: U+FFF0-FFF8 (besides plane 14: tags, selectors)
+_BLANK = "\u115f\u1160\u17b4\u17b5\u3164\uffa0\ufff0-\ufff8"
 #: characters ``str.isprintable`` passes that may not show as themselves (the fast path of :func:`shown`)
 _QUIET = re.compile(f"[{_BLANK}{_SELECTORS}\U000e0000-\U000e0fff]")
 #: emoji tag sequences (UTS #51 ED-14a: U+1F3F4 BLACK FLAG, tag_spec, TAG CANCEL U+E007F): shown as one flag

@@ -40,6 +40,7 @@ def test_tags_fillers_and_stray_selectors_show_escaped_but_flags_and_emoji_as_th
     assert shown("🏴\U000e0067\U000e0062 no cancel") == "🏴\\U000e0067\\U000e0062 no cancel"  # not a flag
     assert shown("x\U000e007f") == "x\\U000e007f"
     assert shown("\u3164\u3164 ok \uffa0\u115f\u1160") == "\\u3164\\u3164 ok \\uffa0\\u115f\\u1160"
+    assert shown("a\u17b4\ufff0b\U000e0000") == "a\\u17b4\\ufff0b\\U000e0000"
     assert shown("❤\ufe0f 漢\U000e0100 ok") == "❤\ufe0f 漢\U000e0100 ok"  # one selector after what it varies
     # a run of selectors after an emoji hides bytes ("emoji smuggling"): all but the first show escaped
     assert shown("😀\U000e0100\U000e0101\ufe01") == "😀\U000e0100\\U000e0101\\ufe01"
