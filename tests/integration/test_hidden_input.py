@@ -9,7 +9,11 @@ and every human view printed the tags raw (invisible in xterm, tmux, VTE).
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -51,3 +55,22 @@ def test_a_text_that_shows_nothing_is_refused_and_hidden_tags_show_escaped(lane:
     for out in (_cli(lane, "ads", "get", ad_id), _cli(lane, "ads", "list")):
         assert "EVIL visible\\U000e0069\\U000e0067\\U000e006e" in out and not HIDDEN.search(out), out
     assert json.loads(_cli(lane, "ads", "get", ad_id, "-o", "json"))["ad"]["title"] == f"EVIL visible{TAGS} hidden tags"
+
+
+def test_ads_list_under_an_ascii_locale_keeps_its_80_columns(lane: Lane, tmp_path: Path) -> None:  # noqa: F811
+    """attack32a F4: ``LANG=C LC_ALL=C PYTHONUTF8=0 gamead ads list``: a title of 120 combining marks ran ~130
+    columns past the table once each mark became a one-column ``?``; a CJK title came out short."""
+    titles = ["EVIL Z" + "\u0301" * 120 + "algo", "EVIL 龍の王国：権力への台頭 超長いタイトル🐉🐉🐉" * 2, "EVIL a\u2028b " * 9]
+    for title in titles:
+        assert lane.http.post("/ads", json=ad(title)).status_code == 202
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8", "PYTHONIOENC"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", COLUMNS="80")
+    run = subprocess.run([sys.executable, "-m", "gamead_cli", "ads", "list", "--api", lane.url], env=env, cwd=tmp_path,
+                         capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.decode("ascii").splitlines()  # all ASCII: "?" for what the locale cannot write
+    rows = [line for line in lines if "EVIL" in line]
+    assert len(rows) == 3 and all(len(line) <= 80 for line in lines), "\n".join(lines)
+    assert len({len(row.rstrip()) for row in rows}) == 1, "\n".join(rows)  # each cut at the table's edge
+    assert all(row.rstrip().endswith("?") for row in rows), "\n".join(rows)  # the "…" of a cut, as "?"
+    assert not re.search(r"\\u[0-9a-f]{0,3}\?$", "\n".join(r.rstrip() for r in rows), re.M), rows  # no half escape
