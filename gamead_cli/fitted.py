@@ -1,6 +1,7 @@
 """The one table of the CLI's lists (``ads list``, ``dlq list``, ``dlq jobs``, ``workers``, ``top --once``): it fits
 the terminal's width by leaving out whole columns, as k9s does, and never cuts a label or an id. A cell's control
-and invisible format characters show escaped (:func:`gamead_core.safe_text.shown`), whoever built the cell.
+and invisible format characters show escaped (:func:`gamead_core.safe_text.shown`), whoever built the cell; cells
+are measured as the console's encoding writes them and cut only between escapes (:mod:`gamead_cli.cell_text`).
 
 An operator copies ids out of these tables: an id cut to ``01m87v538ce744cfgethv…`` or folded across two lines
 cannot be pasted. So a table's id columns (``ID``, ``JOB``) always keep their whole width on one line, and the
@@ -18,6 +19,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gamead_cli.cell_text import clip_cells, folded_cell
 from gamead_core.safe_text import shown
 
 FLEX_MIN = 4  #: fewest cells the flex column is drawn in
@@ -30,7 +32,7 @@ def _shown_cell(cell: RenderableType) -> RenderableType:
     when something had to be escaped). Other renderables pass as they are."""
     if isinstance(cell, str):
         return shown(cell)
-    if isinstance(cell, Text) and not cell.plain.isprintable() and (escaped := shown(cell.plain)) != cell.plain:
+    if isinstance(cell, Text) and (escaped := shown(cell.plain)) != cell.plain:
         return Text(escaped, style=cell.style, justify=cell.justify, overflow=cell.overflow, no_wrap=cell.no_wrap)
     return cell
 
@@ -120,8 +122,23 @@ class FittedTable:
                              justify="right" if self.columns[i] in self.right else "left")
         filled = list(self.fill(flex_width)) if self.fill is not None else None
         for n, row in enumerate(self.rows):
-            table.add_row(*(filled[n] if filled is not None and i == flex else row[i] for i in keep))
+            table.add_row(*(filled[n] if filled is not None and i == flex else self._fitted(row[i], i, flex_width)
+                            for i in keep))
         return table
 
+    def _fitted(self, cell: RenderableType, i: int, flex_width: int) -> RenderableType:
+        """The flex column's ``cell`` cut to ``flex_width`` cells here, never inside an escape (rich's own "…" cut
+        ``\\u2028`` to ``\\u202…``: gamead_cli.cell_text); a wrapped column's, or another column's, as is."""
+        if i != self.columns.index(self.flex) or self.wrap or not isinstance(cell, (str, Text)):
+            return cell
+        return clip_cells(cell, flex_width)
+
     def __rich_console__(self, console: Any, options: Any) -> Any:
+        """Measured as the console will write it: each cell folded to its encoding first (``?`` under an ASCII
+        locale: gamead_cli.cell_text.folded), so the table keeps its width."""
+        self.fold(console.encoding)
         yield self.build(options.max_width)
+
+    def fold(self, encoding: str) -> None:
+        """Every cell as a stream in ``encoding`` writes it (:func:`gamead_cli.cell_text.folded_cell`)."""
+        self.rows = [[folded_cell(c, encoding) for c in r] for r in self.rows]

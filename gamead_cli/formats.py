@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
+from gamead_cli.cell_text import cut_at
 from gamead_core.safe_text import shown
 
 
@@ -39,10 +40,11 @@ def plain(value: Any) -> Text:
 
 
 def clip(value: Any, width: int) -> str:
-    """One line of at most ``width`` characters (an ellipsis marks a cut); runs of whitespace become one space,
-    a control character shows escaped (:func:`gamead_core.safe_text.shown`)."""
+    """One line of at most ``width`` characters (an ellipsis marks a cut, never inside an escape: ``EVIL a…``, not
+    ``EVIL a\\u202…``); runs of whitespace become one space, a control character shows escaped
+    (:func:`gamead_core.safe_text.shown`)."""
     text = shown(" ".join(str(value or "").split()))
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if len(text) <= width else text[: cut_at(text, width - 1)] + "…"
 
 
 def short_datetime(value: Any) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
+from gamead_cli.cell_text import folded_tree
 from gamead_cli.formats import command_text
 from gamead_cli.inputs import strict_dumps
 from gamead_cli.options import OutputFormat
@@ -93,8 +94,8 @@ def emit(
     if output == OutputFormat.json or render is None:
         print_json(data)
         return
-    shown_view = render(shown_tree(data))
-    console = stdout_console()
+    console = stdout_console()  # the data as the stream will write it (``?`` under an ASCII locale), so a view
+    shown_view = render(folded_tree(shown_tree(data), console.encoding))  # measures what is written (cell_text)
     if not console.is_terminal and not os.environ.get("COLUMNS"):  # a pipe or a file: prose on one line each
         for part in _parts(shown_view):  # (rich's 80 columns would cut a sentence, an id, a path: grep misses it)
             prose = getattr(part, "prose", None)  # a table's legend: its sentences, for the width the table has

@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from gamead_core.json_keys import only_drops_keys
 from gamead_core.names import DEFAULT_PRIORITY
-from gamead_core.safe_text import REFUSED, code_point
+from gamead_core.safe_text import REFUSED, UNSHOWN_PRINTABLE, code_point, has_shown_char
 from gamead_core.times import UtcDatetime
 
 _WIRE = ConfigDict(
@@ -34,26 +34,26 @@ _WIRE = ConfigDict(
 STORED: dict[str, Any] = {"stored": True}
 #: C0 control characters but tab and the line ends, and DEL: what storage always refused
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-#: a character that shows: neither whitespace nor an invisible format character (zero-width space and
-#: joiners, word joiner, BOM, soft hyphen, Mongolian vowel separator, invisible operators)
+#: a character that shows, by the rule stored text was written under (before attack32a F6: not whitespace, not
+#: U+200B-F, U+2060-4 and the like); input has the stricter gamead_core.safe_text.has_shown_char
 _VISIBLE = re.compile(r"[^\s\u00ad\u180e\u200b-\u200f\u2060-\u2064\u206a-\u206f\ufeff]")
 
 
 def _stripped(text: str, info: ValidationInfo | None) -> str:
     """``text`` without surrounding whitespace. Refused (``ValueError``): a text with no character that shows
-    (only whitespace, Python's, or invisible format characters such as U+200B, U+FEFF), or with a character
+    (:func:`gamead_core.safe_text.has_shown_char`: only whitespace, U+200B, U+3164 and the like), or with a character
     :func:`gamead_core.safe_text.refused_char` refuses (C0 controls but tab, LF and CR; DEL; the C1 controls
     U+0080-U+009F; the bidi embedding/override/isolate controls U+202A-U+202E, U+2066-U+2069). Read with the
     :data:`STORED` context, only C0 controls and DEL are refused (the rule older records were written under)."""
     text = text.strip()
-    if text and text.isprintable():  # the common case, without the two regex scans: a printable text holds no
-        return text  # control character, no invisible format character and no whitespace but U+0020 (str.isprintable)
-    if _VISIBLE.search(text) is None:
-        raise ValueError("must have a character that shows (not only whitespace or invisible characters)")
+    if text and text.isprintable() and not UNSHOWN_PRINTABLE.search(text):  # the common case: no control, format
+        return text  # character, whitespace but U+0020 (str.isprintable), filler or selector: no further scan
     stored = info is not None and bool((info.context or {}).get("stored"))
     bad = _CONTROL.search(text) if stored else REFUSED.search(text)
     if bad is not None:
         raise ValueError(f"must not contain control characters (found {code_point(bad.group())})")
+    if _VISIBLE.search(text) is None if stored else not has_shown_char(text):
+        raise ValueError("must have a character that shows (not only whitespace or invisible characters)")
     return text
 
 

@@ -16,7 +16,20 @@ Two rules, one module (the API's input check and every CLI and dashboard print s
   record from before the input rule, a DLQ import of an older export, a log line, an audit entry): controls
   (but tab and LF, which a renderer lays out, and the CR of a CRLF line end, dropped), format characters
   (category Cf) but the kept ones above, line and paragraph separators, lone surrogates, each as ``\\u009b``
-  (``\\U000e0001`` above U+FFFF), visibly.
+  (``\\U000e0001`` above U+FFFF), visibly. Also escaped, though not Cf, as they never show (attack32a F2, F6):
+  the tag characters (U+E0020-U+E007F: a run of them spells hidden ASCII, "ASCII smuggling") but inside an emoji
+  tag sequence (U+1F3F4, tags, U+E007F: the flags of Scotland, Wales, England), which shows as one flag; a
+  variation selector (U+FE00-FE0F, U+E0100-E01EF, the Mongolian U+180B-180D, U+180F) but one right after a
+  character it can vary (a run of them hides bytes after an emoji); the Hangul fillers U+115F, U+1160, U+3164,
+  U+FFA0, the Khmer inherent vowels U+17B4/5 and U+FFF0-FFF8 (blank, or nothing); anything else of plane 14. Shown as itself:
+  U+2800 BRAILLE PATTERN BLANK, a braille space (blank as a space, hiding nothing), which, as whitespace,
+  does not count as a character that shows (:func:`shows`). Escaped on display rather than refused on input:
+  flag emoji need the tags, text needs the selectors, and stored text (older records, DLQ imports) must show
+  them anyway.
+
+* **a character that shows** (:func:`has_shown_char`, the input rule of every client text): not whitespace,
+  U+2800, a control, separator, surrogate or format character (but the visible prepended marks), nor any of the
+  invisible characters above.
 
 Pure: no I/O.
 """
@@ -34,12 +47,25 @@ OBEYED_PAST_C0 = r"\x7f-\x9f\u202a-\u202e\u2066-\u2069"
 #: refused in client text (see the module docstring); tab, LF and CR are layout, not commands
 REFUSED = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f{OBEYED_PAST_C0}]")
 
-#: format characters shown as themselves: joiners and directional marks (text needs them), the tag characters
-#: of flag emoji (U+E0020-U+E007F) and the visible prepended concatenation marks of Arabic and other scripts
-_SHOWN_FORMAT = frozenset("\u200c\u200d\u200e\u200f\u061c\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f"
-                          "\u0890\u0891\u08e2\U000110bd\U000110cd") | frozenset(map(chr, range(0xE0020, 0xE0080)))
+#: format characters that show: the prepended concatenation marks of Arabic and other scripts
+_VISIBLE_FORMAT = frozenset("\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f\u0890\u0891\u08e2\U000110bd\U000110cd")
+#: format characters shown as themselves: joiners and directional marks (text needs them), the visible ones
+_SHOWN_FORMAT = frozenset("\u200c\u200d\u200e\u200f\u061c") | _VISIBLE_FORMAT
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _LAYOUT = frozenset("\t\n")  #: controls a renderer lays out (rich drops CR; tables fold runs of whitespace)
+#: variation selectors: shown after a character they can vary, else escaped
+_SELECTORS = "\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
+_SELECTOR = re.compile(f"[{_SELECTORS}]")
+#: never show, whatever their category: Hangul fillers, Khmer inherent vowels, the reserved default ignorables
+#: U+FFF0-FFF8 (besides plane 14: tags, selectors)
+_BLANK = "\u115f\u1160\u17b4\u17b5\u3164\uffa0\ufff0-\ufff8"
+#: characters ``str.isprintable`` passes that may not show as themselves (the fast path of :func:`shown`)
+_QUIET = re.compile(f"[{_BLANK}{_SELECTORS}\U000e0000-\U000e0fff]")
+#: emoji tag sequences (UTS #51 ED-14a: U+1F3F4 BLACK FLAG, tag_spec, TAG CANCEL U+E007F): shown as one flag
+_FLAG = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")
+#: not a character that shows (:func:`has_shown_char`), beyond whitespace, controls and format characters: all
+#: ``str.isprintable`` passes, so a printable text without them holds a character that shows (a fast path)
+UNSHOWN_PRINTABLE = re.compile(f"[{_BLANK}{_SELECTORS}\u2800\u034f\U000e0000-\U000e0fff]")
 
 
 def refused_char(text: str) -> str | None:
@@ -53,19 +79,60 @@ def code_point(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
+def _escape(char: str) -> str:
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+
+
 def _escaped(char: str) -> str:
     if char in _LAYOUT or char in _SHOWN_FORMAT or unicodedata.category(char) not in _ESCAPED_CATEGORIES:
         return char
-    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+    return _escape(char)
+
+
+def _varied(before: str) -> bool:
+    """A variation selector right after ``before`` shows as itself: a character it can vary (not a space, a
+    control or format character, nor another selector)."""
+    return not before.isspace() and unicodedata.category(before)[0] not in "CZ" and not _SELECTOR.match(before)
+
+
+def _contextual(text: str) -> str:
+    flags = {i for m in _FLAG.finditer(text) for i in range(m.start(), m.end())}
+    out = []
+    for i, char in enumerate(text):
+        if _QUIET.match(char) is None:
+            out.append(_escaped(char))
+        elif i in flags or (_SELECTOR.match(char) and i > 0 and _varied(text[i - 1])):
+            out.append(char)
+        else:
+            out.append(_escape(char))
+    return "".join(out)
 
 
 def shown(text: str) -> str:
     """``text`` as a terminal may print it: every character that does not show as itself (module docstring)
-    written as its escape, e.g. ``"A\\x9b31m"`` → ``"A\\\\u009b31m"`` (a backslash, ``u009b``, visibly). Text
-    that is printable (nearly all) is returned as is, after one ``str.isprintable`` scan."""
-    if text.isprintable():
+    written as its escape, e.g. ``"A\\x9b31m"`` → ``"A\\\\u009b31m"`` (a backslash, ``u009b``, visibly);
+    ``"EVIL\\U000e0069"`` → ``"EVIL\\\\U000e0069"`` (a tag outside a flag). Text that is printable and holds no
+    selector or blank character (nearly all) is returned as is, after one ``str.isprintable`` and one regex scan."""
+    quiet = _QUIET.search(text) is not None
+    if not quiet and text.isprintable():
         return text
-    return "".join(_escaped(c) for c in text.replace("\r\n", "\n"))  # a CRLF line end is a line end
+    text = text.replace("\r\n", "\n")  # a CRLF line end is a line end
+    return _contextual(text) if quiet else "".join(_escaped(c) for c in text)
+
+
+def shows(char: str) -> bool:
+    """True when ``char`` shows on a terminal: not whitespace (nor U+2800, a braille space), not a control,
+    separator, surrogate or format character but the visible prepended marks (U+0600 …), not a Hangul filler,
+    variation selector, tag or other character that never shows (module docstring)."""
+    if char.isspace() or UNSHOWN_PRINTABLE.match(char):
+        return False
+    return char in _VISIBLE_FORMAT or unicodedata.category(char) not in _ESCAPED_CATEGORIES
+
+
+def has_shown_char(text: str) -> bool:
+    """True when ``text`` holds a character that :func:`shows` (the input rule: a text of only Hangul fillers,
+    U+200B or tags is refused, attack32a F6)."""
+    return any(shows(c) for c in text)
 
 
 def shown_tree(value: Any) -> Any:
@@ -80,4 +147,5 @@ def shown_tree(value: Any) -> Any:
     return value
 
 
-__all__ = ["OBEYED_PAST_C0", "REFUSED", "code_point", "refused_char", "shown", "shown_tree"]
+__all__ = ["OBEYED_PAST_C0", "REFUSED", "UNSHOWN_PRINTABLE", "code_point", "has_shown_char", "refused_char", "shown",
+           "shown_tree", "shows"]

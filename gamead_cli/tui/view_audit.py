@@ -117,3 +117,7 @@ class _AuditTable(FittedTable):
 
     def build(self, width: int) -> Table:
         return super().build(width) if self._noted(width) else self._bare.build(width)
+
+    def fold(self, encoding: str) -> None:
+        super().fold(encoding)
+        self._bare.fold(encoding)

@@ -7,11 +7,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 
 from gamead_cli.formats import age, ago, clip, plain, short_datetime, time_column
-from gamead_cli.inputs import strict_dumps
+from gamead_cli.tui.view_details import details_view  # noqa: F401 - the dashboard opens details from here
 from gamead_cli.tui.view_figures import ms, num
 
 #: node state → rich style (the one place these colours are chosen; TCSS styles everything else)
@@ -93,19 +92,3 @@ def dlq_summary(stats: Mapping[str, Any] | None, dlq: Mapping[str, Any] | None, 
             text.append(cls, style="red")
             text.append(f" ×{n}")
     return text
-
-
-def details_view(data: Mapping[str, Any]) -> Table:
-    """Every field of one node or DLQ entry, nested values as compact JSON."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    for key, value in data.items():
-        if isinstance(value, Mapping) and all(not isinstance(v, (Mapping, list)) for v in value.values()):
-            shown = " · ".join(f"{k} {'-' if v is None else v}" for k, v in value.items())
-        elif isinstance(value, (Mapping, list)):
-            shown = strict_dumps(value, indent=2, default=str)
-        else:
-            shown = "-" if value is None else str(value)
-        grid.add_row(Text(str(key)), plain(shown))  # a key from the server is never read as markup
-    return grid
