@@ -4,6 +4,9 @@ real worker process on it. Tests that need a queue of their own use ``fresh_nats
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,8 +60,25 @@ def procs(fresh_nats: Callable[[], EmbeddedNats]) -> Iterator[list[Proc]]:
     once in a full run, a work stream of ``max_msgs`` 1 took a second ad (``test_record_first``)."""
     started: list[Proc] = []
     yield started
-    for proc in started:
-        proc.stop(timeout=10)
+    stop_together(started, timeout=3)
+
+
+def stop_together(started: list[Proc], timeout: float) -> None:
+    """Stop every process of ``started`` by PID: SIGTERM to all at once, then SIGKILL to those still running
+    ``timeout`` seconds later, one deadline for all. The test has asserted all it will: before, each process was
+    given 10 s in turn, and a worker draining a hung analysis (``worker.drain_timeout`` 25 s) took 10 s of its
+    test's teardown (4 tests in a loaded run of session 32: test_prefetch, test_dlq, test_held_oldest,
+    test_dlq_export_fence), two such workers 20 s."""
+    alive = [p.popen for p in started if p.popen is not None and p.popen.poll() is None]
+    for popen in alive:
+        popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for popen in alive:
+        try:
+            popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            popen.send_signal(signal.SIGKILL)
+            popen.wait()
 
 
 @pytest.fixture(scope="session")
@@ -101,14 +121,49 @@ _LONGEST = ("tests/integration/test_up.py", "tests/integration/test_kubernetes_b
             "tests/integration/test_up_parent.py", "tests/integration/test_worker_faults.py",
             "tests/integration/test_autoscaler.py", "tests/integration/test_cluster_frozen.py",
             "tests/integration/test_up_late_refusal.py", "tests/integration/test_dlq.py",
-            "tests/cli/test_cli_errors.py", "tests/cli/test_attack24_cli.py", "tests/tui/test_snapshots.py")
+            "tests/cli/test_cli_errors.py", "tests/cli/test_attack24_cli.py", "tests/tui/test_snapshots.py",
+            "tests/cli/test_submit_lookup_bound.py")
 #: CPU-bound unit modules that start first among the unit ones, not with the servers' start-ups above (session 29:
 #: started there, at load 17, test_analyzer_equivalence took 184 s and its hypothesis test passed pytest's 120 s
 #: timeout) and not last of all on one worker (at load 8-10: test_analyzer_equivalence 42 s, test_supervisor 36 s
-#: ran after every other module)
+#: ran after every other module; session 32: test_sampler_memory, 11-32 s, ran last and ended the run 11-20 s after
+#: the other workers)
 _FIRST_OF_THEIR_DIRECTORY = ("tests/unit/test_analyzer_equivalence.py", "tests/unit/test_analyzer.py",
                              "tests/unit/test_scaling_policy.py", "tests/unit/test_queued_json.py",
-                             "tests/unit/test_supervisor.py")
+                             "tests/unit/test_supervisor.py", "tests/unit/test_sampler_memory.py")
+
+
+#: long modules whose tests share no module-scoped fixture, each split into this many units of work that can run
+#: on different workers (their tests that use a module-scoped fixture stay one unit, in their written order).
+#: Session 32: in a loaded run (load 12-20, 764 s of tests) the workers ended within 18 s of each other, but the
+#: last was test_submit_lookup_bound's (81 s, two 38 s cases that wait out the lookup's 30 s bound), a cli module
+#: started at 557 s. test_up split in 2 (+ its ``stack`` tests) ran three ``gamead up`` stacks at once and its
+#: busy-worker test, timed against ``registry.ttl`` 4 s, failed: modules of such tests are not split
+_SPLIT = {"tests/cli/test_submit_lookup_bound.py": 2}
+
+
+def _shares_a_fixture(item: pytest.Item) -> bool:
+    """True if ``item`` uses a fixture set up once for several tests of its module (scope class, module or
+    package): such tests stay one unit of work, on one worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(d.scope in ("class", "module", "package")
+                                    for defs in info.name2fixturedefs.values() for d in defs)
+
+
+def _groups(items: list[pytest.Item]) -> dict[str, str]:
+    """Each item's unit of work (``xdist_group`` name) by node id: its module's path, or for a module of
+    ``_SPLIT``, ``<path>#<k>`` (its tests that share no module fixture dealt out in turn over the units)."""
+    dealt: dict[str, int] = {}
+    groups = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path in _SPLIT and not _shares_a_fixture(item):
+            k = dealt.get(path, 0)
+            dealt[path] = k + 1
+            groups[item.nodeid] = f"{path}#{k % _SPLIT[path]}"
+        else:
+            groups[item.nodeid] = path
+    return groups
 
 
 def _rank(item: pytest.Item) -> tuple[int, int]:
@@ -124,11 +179,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Make each test module one unit of work for pytest-xdist's ``loadgroup``: its module-scoped servers start
     once, on one worker, and its tests run in their written order. A module that shares a package-scoped
     fixture with others says so with ``pytestmark = pytest.mark.xdist_group("<name>")`` (all of them run on one
-    worker). Then order the modules: ``_LONGEST``, then by ``_ORDER``, ``_FIRST_OF_THEIR_DIRECTORY`` first in theirs
-    (stable: the tests of a module stay together, in order)."""
+    worker). The long modules of ``_SPLIT`` are a few units each (:func:`_groups`). Then order the modules:
+    ``_LONGEST``, then by ``_ORDER``, ``_FIRST_OF_THEIR_DIRECTORY`` first in theirs (stable: the tests of a module
+    stay together, in order)."""
+    groups = _groups(items)
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
     items.sort(key=_rank)
 
 
