@@ -56,7 +56,8 @@ async def get_stats(
     `pending`, `ackPending`, `redelivered` are JetStream's counts; `oldestAgeSeconds` is the oldest waiting ad's
     age: the queue's head or the oldest ad a worker holds unstarted (delivered, not started: its long poll's ad
     waiting for a free slot, its prefetch buffer), as of that worker's last heartbeat or announcement, from live
-    workers only; ads delivered before and waiting again are left out (README Glossary, "oldest age");
+    workers only, or the oldest waiting for redelivery (handed back, due, its lease lost: from its first publish;
+    a retry in its back-off is left out; README Glossary, "oldest age");
     `overHorizon`: past `agingHorizonSeconds`."""
     sampler = _sampler(request)
     await sampler.read_registry_once()  # a fresh API: the nodes as read, not "none" before its first sample

@@ -7,6 +7,12 @@ Answers are cached: an ad in a worker's hands for ``BUSY_TTL`` seconds, a retry 
 level is looked at no more than once per ``DUE_REFRESH`` seconds (its finding reused meanwhile, the wait
 growing with the clock). With ``queue.partitions`` > 1 each (level, partition) is probed on its own (its
 stream's sequences; a cached verdict is keyed by partition and sequence).
+
+An ad the worker itself handed back for want of room (:mod:`gamead_core.worker.handback`) is ``queued`` with no
+``retryAt``, as one another worker holds unstarted, so its record cannot tell; the worker remembers it
+(``handed``), and the probe counts it due from its first publish (the message's time stamp) unless its record says
+another worker runs it: when a slot frees, the worker pulls it in aging order, without taking it back first
+(attack32b F1: before, a delayed hand-back won by whichever delay ended first).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
+from typing import Protocol
 
 from nats.js import JetStreamContext
 
@@ -31,8 +38,18 @@ BUSY_TTL = 1.0
 #: ``own()``: the (stream, stream sequence) of every delivery the worker holds (never due).
 #: ``waiting_since(ad_id, stream_seq, published_epoch)``: when (epoch s) a delivered, unacknowledged ad is
 #: or was due for redelivery (possibly ahead: a retry whose backoff runs), or None while it is in a worker's
-#: hands (see gamead_core.worker.budget.waiting_since).
-WaitingSince = Callable[[str, int, float], Awaitable[float | None]]
+#: hands (see gamead_core.worker.budget.waiting_since); the last argument says this worker handed it back.
+WaitingSince = Callable[[str, int, float, bool], Awaitable[float | None]]
+
+
+class HandedBack(Protocol):
+    """A worker's hand-backs as the puller sees them (:class:`~gamead_core.worker.handback.HandBacks`): ``full``,
+    the (level, partition) it had no room for (no long poll is put back there); ``handed()``, the (stream, stream
+    seq) of the ads it handed back lately."""
+
+    full: set[tuple[int, int]]
+
+    def handed(self) -> Container[tuple[str, int]]: ...
 
 
 @dataclass(frozen=True)
@@ -45,10 +62,12 @@ class DueProbe:
     """Due redeliveries per level: ``count(level, depth, now)`` → (how many are due, the longest wait in s)."""
 
     def __init__(self, js: JetStreamContext, waiting_since: WaitingSince,
-                 own: Callable[[], Container[tuple[str, int]]]) -> None:
+                 own: Callable[[], Container[tuple[str, int]]],
+                 handed: Callable[[], Container[tuple[str, int]]] | None = None) -> None:
         self._js = js
         self._waiting_since = waiting_since
         self._own = own
+        self._handed = handed or (lambda: ())  #: the ads this worker handed back: due from their publish
         self._verdicts: dict[tuple[int, int], _Verdict] = {}  # (partition, stream seq) → verdict
         # (level, partition) → (monotonic at, due, oldest due epoch)
         self._seen: dict[tuple[int, int], tuple[float, int, float]] = {}
@@ -81,7 +100,7 @@ class DueProbe:
 
     async def _due(self, level: int, d: LevelDepth, now: float, partition: int = 0) -> tuple[int, float]:
         """How many of the level's oldest unacknowledged ads are due for redelivery, and the longest wait."""
-        own = self._own()
+        own, handed = self._own(), self._handed()
         mono = time.monotonic()
         due, longest, seq, looked, reads = 0, 0.0, d.ack_floor, 0, 0
         while looked < DUE_PROBE and seq < d.delivered_seq and reads < 4 * DUE_PROBE:
@@ -100,7 +119,8 @@ class DueProbe:
             if verdict is None or mono >= verdict.until:
                 ad_id = (raw.headers or {}).get(names.HDR_AD_ID, "")
                 published = raw.time.timestamp() if raw.time is not None else now
-                since = await self._waiting_since(ad_id, seq, published) if ad_id else None
+                mine = (names.work_stream(partition), seq) in handed  # handed back by this worker: due from publish
+                since = await self._waiting_since(ad_id, seq, published, mine) if ad_id else None
                 if since is None:  # in a worker's hands: look again a little later
                     verdict = _Verdict(None, mono + BUSY_TTL)
                 elif since > now:  # a retry whose backoff runs: not due before then

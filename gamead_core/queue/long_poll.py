@@ -21,6 +21,12 @@ such ad ended the quiet spell and the next pull read every level's head (5 ``con
 direct get), twice when it came back empty: at a steady 500 ads/s per worker 0.36 ``consumer_info`` requests
 per ad, ~10 % of the worker's Python CPU.
 
+**No room** (attack31c F2, attack32b F1): a worker that hands ads back for want of room (slots busy, its buffer
+at its bound; :mod:`gamead_core.worker.handback`) puts no long poll back on their (level, partition) (:attr:`full`)
+until it has room again: else the ``nak``'ed ad came straight back to it and was handed back at every step. Such
+an ad goes to an idle worker's long poll, or waits in the queue, where this worker's view counts it due from its
+first publish (:mod:`gamead_core.queue.due`) and pulls it in aging order.
+
 **The look when the view runs dry**: a busy worker pulls in the order of its view of the heads (re-read every
 ``queue.head_cache_ms``). When that view has nothing, the long polls are placed (:meth:`quiet`, :meth:`place`):
 that *is* the fresh look, and a cheaper one than reading every level again (5 pull requests without an answer
@@ -81,8 +87,12 @@ class LongPolls:
     """Inboxes, bells and long polls of every (level, partition) in ``partitions``; ``readable(level)`` says
     whether a level may be asked now (its :class:`~gamead_core.queue.level_health.LevelHealth`)."""
 
-    def __init__(self, nc: NATS, idle_wait: float, partitions: range, readable: Callable[[int], bool]) -> None:
+    def __init__(self, nc: NATS, idle_wait: float, partitions: range, readable: Callable[[int], bool], *,
+                 full: set[Key] | None = None) -> None:
         self._nc = nc
+        #: (level, partition) the worker had no room for (it handed ads back from there, "No room" above): no long
+        #: poll is put back there until the worker empties it (room again) or waits idle (:meth:`wait` empties it)
+        self.full: set[Key] = set() if full is None else full
         self._idle_wait = idle_wait
         self._readable = readable
         keys = [(lvl, p) for lvl in names.LEVELS for p in partitions]  #: level order, then partition
@@ -189,10 +199,12 @@ class LongPolls:
                                           time.monotonic() - self._quiet_since, aging_step)
 
     async def place(self, skip: list[Key] | None = None) -> None:
-        """Make sure each readable (level, partition) not in ``skip`` has one long poll waiting at the server."""
+        """Make sure each readable (level, partition) not in ``skip`` nor :attr:`full` has one long poll waiting at
+        the server."""
         mono = time.monotonic()
         for key in self.inbox:
-            if (skip and key in skip) or self._polling.get(key, 0.0) > mono or not self._readable(key[0]):
+            if ((skip and key in skip) or key in self.full or self._polling.get(key, 0.0) > mono
+                    or not self._readable(key[0])):
                 continue
             try:
                 await self._nc.publish(self._subject[key], self._request, reply=self._bell[key])
@@ -229,6 +241,7 @@ class LongPolls:
         if self.delivered():
             return
         self.rung_at = None  # every inbox is empty, however it was emptied (a no_wait pull takes from it too)
+        self.full.clear()  # idle: room for anything, a level it handed back from included
         await self.place()
         if self.published != since or timeout <= 0:
             return

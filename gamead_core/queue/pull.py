@@ -56,7 +56,7 @@ from gamead_core.config import QueueSettings
 from gamead_core.errors import GameadError, error_text
 from gamead_core.queue.aging import LevelHead, delivery_key, head_key, pull_order
 from gamead_core.queue.depth import LevelDepth, level_depths
-from gamead_core.queue.due import DUE_PROBE, DueProbe, WaitingSince
+from gamead_core.queue.due import DUE_PROBE, DueProbe, HandedBack, WaitingSince
 from gamead_core.queue.level_health import LevelHealth
 from gamead_core.queue.partitions import merge_depths, oldest_first, partition_of_msg
 from gamead_core.queue.long_poll import LongPolls
@@ -69,17 +69,17 @@ class AgingPuller:
     """Aging-aware, slot-bounded pulls across the per-level consumers of the work stream.
 
     ``waiting_since`` (optional) lets the view see due redeliveries (see the module doc); ``own`` returns
-    the (stream, sequence) of each delivery this worker holds, which are never due.
+    the (stream, sequence) of each delivery this worker holds, which are never due; ``handed`` the worker's
+    hand-backs (:class:`~gamead_core.queue.due.HandedBack`): no long poll where it had no room, its ads due.
     """
 
-    def __init__(
-        self, nc: NATS, js: JetStreamContext, qs: QueueSettings, *,
-        waiting_since: WaitingSince | None = None, own: Callable[[], Container[tuple[str, int]]] | None = None,
-    ) -> None:
+    def __init__(self, nc: NATS, js: JetStreamContext, qs: QueueSettings, *, waiting_since: WaitingSince | None = None,
+                 own: Callable[[], Container[tuple[str, int]]] | None = None, handed: HandedBack | None = None) -> None:
         self._nc, self._js, self._qs = nc, js, qs
         self._parts = range(qs.partitions)  #: work-stream partitions (queue.partitions); the dicts: (level, partition)
         self._levels = LevelHealth()
-        self._polls = LongPolls(nc, qs.idle_wait, self._parts, self._levels.readable)  #: inboxes and long polls
+        self._polls = LongPolls(nc, qs.idle_wait, self._parts, self._levels.readable,  #: inboxes and long polls
+                                full=handed.full if handed is not None else None)
         self._depths: dict[int, dict[int, LevelDepth]] = {}  #: level → partition → its last reading
         self._heads: dict[int, LevelHead] = {}
         self._heads_at = 0.0
@@ -87,7 +87,7 @@ class AgingPuller:
         self._mono_read: dict[int, float] = {}  #: level → monotonic s of the same read (how fresh the view is)
         self._bar_at = 0.0  #: monotonic; the last look for ads beating the prefetch buffer (pull with a bar)
         self._swept_at = 0.0
-        self._due = DueProbe(js, waiting_since, own or (lambda: ())) if waiting_since is not None else None
+        self._due = waiting_since and DueProbe(js, waiting_since, own or (lambda: ()), handed and handed.handed)
 
     async def start(self) -> None:
         await self._polls.start()

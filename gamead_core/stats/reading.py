@@ -7,7 +7,8 @@ Glossary): ``pending`` (never delivered), ``ack_pending`` (delivered, not yet ac
 ``redelivered``.
 
 A level's ``oldest_age`` counts the ads workers hold unstarted (their heartbeats' ``unstartedSince``,
-:mod:`gamead_core.stats.unstarted`): the oldest waiting ad may be one a busy worker's long poll took.
+:mod:`gamead_core.stats.unstarted`): the oldest waiting ad may be one a busy worker's long poll took; and the ads
+waiting for redelivery (:mod:`gamead_core.stats.waiting_again`): one a busy worker handed back, say.
 
 Each level is read on its own: one that cannot be read (its consumer deleted) is named in ``unreadable``
 with why, and the others are read as usual.
@@ -41,6 +42,7 @@ from gamead_core.queue.partitions import made_with, merge_depths
 from gamead_core.errors import error_text
 from gamead_core.registry import NodeInfo, Registry
 from gamead_core.stats.unstarted import held_since, with_held
+from gamead_core.stats.waiting_again import Redeliveries
 from gamead_core.worker.lost_count import read_lost
 
 
@@ -91,13 +93,14 @@ class QueueReading:
 
 
 async def read_queue(js: JetStreamContext, registry: Registry | None, now: float,
-                     partitions: int = 1) -> QueueReading:
+                     partitions: int = 1, again: Redeliveries | None = None) -> QueueReading:
     """Read every level (:func:`~gamead_core.queue.depth.level_depth`) of every work-stream partition, the work
     streams' states, the registry and the lost-attempts counter (:func:`~gamead_core.worker.lost_count.read_lost`)
     concurrently. ``partitions``: the node's ``queue.partitions``, read first;
     when ``GAMEAD_ADS`` says the queue has another count, the levels and streams are read again over that many
-    (module docstring). Never raises for a part that cannot be read: it is left out and named in ``errors`` (and,
-    for a level, in ``unreadable``)."""
+    (module docstring). ``again``: also age the ads waiting for redelivery (:mod:`gamead_core.stats.waiting_again`).
+    Never raises for a part that cannot be read: it is left out and named in ``errors`` (and, for a level, in
+    ``unreadable``)."""
     parts = await asyncio.gather(
         asyncio.gather(*(_level(js, lvl, now, partitions) for lvl in names.LEVELS), return_exceptions=True),
         _streams(js, partitions),
@@ -119,8 +122,9 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
     readable: list[LevelDepth] = []
     unreadable: list[tuple[int, str]] = []
     partial: list[LevelDepth] = []
+    per_part: dict[int, dict[int, LevelDepth]] = {}  #: level → partition → reading (the readable levels')
     for level, got in zip(names.LEVELS, levels if isinstance(levels, list) else ()):
-        depth, error = (None, got) if isinstance(got, BaseException) else got
+        depth, error, parts_read = (None, got, {}) if isinstance(got, BaseException) else got
         if error is not None:  # this level only: the others are shown as usual
             unreadable.append((level, error_text(error)))
             errors.append(f"queue level {level}: {error_text(error)}")
@@ -128,7 +132,14 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
                 partial.append(depth)
         elif depth is not None:
             readable.append(depth)
+            per_part[level] = parts_read
     held = held_since(None if isinstance(nodes, BaseException) else nodes, now)  # held unstarted wait too
+    if again is not None and isinstance(nodes, list):  # and those waiting for redelivery (attack32b F6)
+        try:
+            for level, at in (await again.since(js, per_part, nodes, now)).items():
+                held[level] = min(at, held.get(level, at))
+        except Exception as exc:  # noqa: BLE001 - the figure without them, and why
+            errors.append(f"ads waiting again: {error_text(exc)}")
     last_seq = messages = size = None
     if not isinstance(stream, BaseException):
         last_seq, messages, size, _ = stream
@@ -149,16 +160,16 @@ async def read_queue(js: JetStreamContext, registry: Registry | None, now: float
 
 
 async def _level(js: JetStreamContext, level: int, now: float,
-                 partitions: int) -> tuple[LevelDepth | None, Exception | None]:
-    """One level over every partition: the readable partitions merged (None if none was) and the first
-    partition's error (None if every partition was read)."""
+                 partitions: int) -> tuple[LevelDepth | None, Exception | None, dict[int, LevelDepth]]:
+    """One level over every partition: the readable partitions merged (None if none was), the first
+    partition's error (None if every partition was read) and each readable partition's reading."""
     got = await asyncio.gather(*(level_depth(js, level, now, p) for p in range(partitions)), return_exceptions=True)
     fatal = next((g for g in got if isinstance(g, BaseException) and not isinstance(g, Exception)), None)
     if fatal is not None:
         raise fatal  # CancelledError, KeyboardInterrupt: not taken for a partition's error (the caller decides)
-    read = [g for g in got if isinstance(g, LevelDepth)]
+    read = {p: g for p, g in enumerate(got) if isinstance(g, LevelDepth)}
     error = next((g for g in got if isinstance(g, Exception)), None)
-    return (merge_depths(level, read) if read else None), error
+    return (merge_depths(level, read.values()) if read else None), error, read
 
 
 async def _streams(js: JetStreamContext, partitions: int) -> tuple[int | None, int | None, int | None, int]:

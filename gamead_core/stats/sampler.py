@@ -55,6 +55,7 @@ from gamead_core.stats.rates import (
 )
 from gamead_core.stats.reading import QueueReading, read_queue
 from gamead_core.stats.records_room import records_reading
+from gamead_core.stats.waiting_again import redeliveries
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +191,13 @@ class QueueSampler:
                 sample = Sample(QueueReading(t=now, connected=False))
                 self._append(sample)
                 return sample
-            partitions, registry = self.settings.queue.partitions, self.registry
+            partitions, registry, qs = self.settings.queue.partitions, self.registry, self.settings.queue
+            again = redeliveries(self.link, qs.ack_wait, self.settings.worker.task_timeout)  # (.waiting_again)
             if self.sections:
-                reading, extra = await asyncio.gather(read_queue(js, registry, now, partitions), self._sections(js))
+                reading, extra = await asyncio.gather(read_queue(js, registry, now, partitions, again),
+                                                      self._sections(js))
             else:
-                reading, extra = await read_queue(js, registry, now, partitions), []
+                reading, extra = await read_queue(js, registry, now, partitions, again), []
             self.errors = [*reading.errors, *extra]
             if reading.nodes is not None:  # with the nodes that beat again since the listing (found_again)
                 reading = replace(reading, nodes=await self._note_gone(reading.nodes, now))

@@ -13,7 +13,8 @@ How stale: a worker's figure is as of its last heartbeat or held-ads announcemen
 ads, so a started ad stops counting then): an ad it took since is counted from its next beat. A figure is dropped
 once its entry is more than :data:`FRESH_BEATS` beats old (a fenced or stopped worker, review30 F1). A worker does
 not count an inbox ad delivered more than ``queue.ack_wait`` ago (JetStream redelivered it elsewhere), nor a
-redelivery at all (:mod:`gamead_core.worker.unstarted`). Pure, no I/O.
+redelivery at all (:mod:`gamead_core.worker.unstarted`): an ad waiting for redelivery (handed back, say) is found
+in the queue instead (:mod:`gamead_core.stats.waiting_again`). Pure, no I/O.
 """
 
 from __future__ import annotations

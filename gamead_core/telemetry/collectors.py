@@ -70,8 +70,8 @@ def _queue(sample: Any) -> Iterator[Any]:
                                     "num_ack_pending: running, prefetched, or waiting out a retry back-off).",
                                     labels=["priority"])
     oldest = GaugeMetricFamily("gamead_queue_oldest_age_seconds",
-                               "Seconds the oldest waiting ad of a level has waited, pending or held unstarted "
-                               "by a worker (as of its last heartbeat); 0 when none waits.",
+                               "Seconds the oldest waiting ad of a level has waited, pending, held unstarted "
+                               "by a worker (as of its last heartbeat) or waiting for redelivery; 0 when none waits.",
                                labels=["priority"])
     if sample is not None:
         for ls in sample.reading.levels:

@@ -162,7 +162,7 @@ def nak_window_open(now: float, heartbeat_at: float, ack_wait: float, renew_ever
 
 
 def waiting_since(
-    record: AdRecord, published: float, now: float, *, ack_wait: float, task_timeout: float
+    record: AdRecord, published: float, now: float, *, ack_wait: float, task_timeout: float, handed: bool = False
 ) -> float | None:
     """When (epoch s) a delivered, unacknowledged ad is or was due for redelivery; None while it is in a
     worker's hands. The aging input for ads JetStream will *redeliver* (``num_pending`` counts new ones only):
@@ -171,12 +171,14 @@ def waiting_since(
       ``retryAt`` (which may still be ahead: its backoff is running);
     * ``processing`` for longer than ``task_timeout + ack_wait``: its worker stopped renewing the lease and
       JetStream redelivers it: due since then;
+    * ``queued`` with no ``retryAt`` and ``handed`` (the asking worker handed it back for want of room,
+      :mod:`gamead_core.worker.handback`): due since ``published``, its first publish (attack32b F1);
     * anything else is in a worker's hands (pulled, running) or final.
 
     ``published`` (the message's timestamp) stands in for a missing ``startedAt``.
     """
     if record.status == AdStatus.QUEUED:
-        return _epoch(due_since(record)) if record.retry_at is not None else None
+        return _epoch(due_since(record)) if record.retry_at is not None else published if handed else None
     if record.status == AdStatus.PROCESSING:
         started = _epoch(record.started_at) if record.started_at is not None else published
         lost_at = started + task_timeout + ack_wait

@@ -94,9 +94,8 @@ class Worker:
         own_hooks = worker_hooks(settings)
         self._keepalive = next(h for h in own_hooks if isinstance(h, AckWaitKeepAlive))  #: and the buffer's ads
         self._buffer = PrefetchBuffer()  #: deliveries pulled beyond the free slots (gamead_core.worker.prefetch)
-        self._handbacks = HandBacks(settings.worker.prefetch_wait, held=self._held, keepalive=self._keepalive,  # and
-                                    shielded=self._shielded, stats=self.stats, worker_id=self.id,  # their memory
-                                    announce=self._announce_held)
+        self._handbacks = HandBacks(held=self._held, keepalive=self._keepalive, shielded=self._shielded,  # and the
+                                    stats=self.stats, worker_id=self.id, announce=self._announce_held)  # no-room levels
         self._last_start = time.monotonic()  #: when the last step started ads (a buffer's stall is timed from it)
         self._slot_time: float | None = None  #: recent mean seconds an ad holds a slot (prefetch_depth)
         self._hooks = Hooks([*own_hooks, *hooks])  #: extra ``hooks`` run inside the worker's own
@@ -147,7 +146,7 @@ class Worker:
             # Before our first heartbeat overwrites it: what a dead process with our id still held.
             await adopt_predecessor(nc, store, registry, self.settings, self._snapshot())
             puller = self._puller = AgingPuller(nc, js, self.settings.queue, waiting_since=settle.waiting_since,
-                                                own=self._held.keys)
+                                                own=self._held.keys, handed=self._handbacks)  # (.handback)
             await puller.start()
             await self._hooks.on_start()
             log.info("worker started", extra={"worker_id": self.id, "concurrency": self.concurrency})
@@ -279,7 +278,8 @@ class Worker:
         self._last_start = time.monotonic() if starting else self._last_start
         ws = self.settings.worker  # the bound holds whatever the pull brought (gamead_core.worker.handback)
         depth = prefetch_depth(ws.prefetch, self.concurrency, self._slot_time, ws.prefetch_wait)
-        await self._hand_back(over_bound(buffer, depth), "beyond the buffer's bound")
+        await self._hand_back(back := over_bound(buffer, depth), "beyond the buffer's bound")
+        self._handbacks.after_step(back, room=len(starting) < free or len(buffer) < depth)  # long polls back?
         for msg in starting:
             meta = msg.metadata
             # may run unmarked (gamead_core.worker.handle, fast path): flagged so that a crash charges it
@@ -296,7 +296,7 @@ class Worker:
             task.add_done_callback(self._tasks.discard)
 
     async def _hand_back(self, msgs: list[Msg] | None = None, why: str = "shutting down") -> None:
-        """``nak`` ``msgs`` (never started nor charged; one handed back lately with a delay, .handback), or at once the
+        """``nak`` ``msgs`` at once (never started nor charged; their levels noted as without room, .handback), or the
         whole buffer (no ``msgs``: no more pulls, on shutdown or a fenced heartbeat), for another worker."""
         await self._handbacks(self._buffer.take_all() if msgs is None else msgs, why, at_once=msgs is None)
 

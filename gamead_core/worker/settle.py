@@ -133,15 +133,16 @@ class Settler:
             return "started", started
         raise Conflict(f"ad {current.record.id} kept changing; not started")
 
-    async def waiting_since(self, ad_id: str, seq: int, published: float) -> float | None:
+    async def waiting_since(self, ad_id: str, seq: int, published: float, handed: bool = False) -> float | None:
         """For the puller: when the delivered, unacked ``ad_id`` is or was due for redelivery (epoch s; None: held),
-        judged by the level consumers' live ``ack_wait`` (not this worker's own ``queue.ack_wait``)."""
+        judged by the level consumers' live ``ack_wait`` (not this worker's own ``queue.ack_wait``); ``handed``: this
+        worker handed it back (due from ``published`` while ``queued``, :func:`~.budget.waiting_since`)."""
         try:
             record = (await self._store.get(ad_id)).record
         except Exception:  # noqa: BLE001 - unreadable: treat as in a worker's hands
             return None
         return waiting_since(record, published, time.time(), ack_wait=self._ack_wait(),
-                             task_timeout=self.settings.task_timeout)
+                             task_timeout=self.settings.task_timeout, handed=handed)
 
     async def stale(self, msg: Msg, record: AdRecord, delivery: str) -> None:
         """The record names a later delivery than ours. Of the same message: someone else holds it now (our

@@ -14,7 +14,8 @@ from gamead_core.queue.pull_request import next_head_age
 from gamead_core.worker.held import HeldAds
 from gamead_core.worker.keepalive import AckWaitKeepAlive
 from gamead_core.queue.aging import delivery_key
-from gamead_core.worker.handback import REMEMBER, HandBacks, bound_broken, over_bound, repeat_delay
+from gamead_core.worker.budget import waiting_since
+from gamead_core.worker.handback import REMEMBER, HandBacks, bound_broken, over_bound
 from gamead_core.worker.prefetch import PrefetchBuffer, buffer_stall, next_pace, prefetch_depth
 
 STEP = 10.0
@@ -78,19 +79,35 @@ def test_the_surplus_beyond_the_bound_is_the_worst_keys_and_the_rest_stays_in_ag
     assert over_bound(buffer, -1) == [p3]
 
 
-def test_an_ad_handed_back_again_is_delayed_more_each_time_up_to_a_cap_and_forgotten_later() -> None:
-    """attack31c F2: the same ad came back to its worker's own long poll and was handed back at every step (230
-    times in 31 s). The first hand-back stays at once; each repeat waits 1, 2, 4, 4 s (default prefetch_wait);
-    after :data:`REMEMBER` s it is forgotten (at once again)."""
-    assert [repeat_delay(n, 0.05) for n in range(1, 7)] == [0.0, 1.0, 2.0, 4.0, 4.0, 4.0]
-    assert repeat_delay(2, 0.0) == 1.0 and repeat_delay(2, 0.5) == 2.0  # the buffer's stall time is the unit
-    backs = HandBacks(0.05, held=HeldAds(), keepalive=None, shielded=None, stats=None, worker_id="w",  # type: ignore[arg-type]
+def test_a_hand_back_for_want_of_room_notes_its_level_until_a_step_leaves_room_and_remembers_the_ad() -> None:
+    """attack32b F1 (replacing attack31c F2's delayed hand-backs): every hand-back is at once; its (level, partition)
+    gets no long poll back (``full``) until a start step leaves room and hands nothing back, and the ad is remembered
+    (:data:`REMEMBER` s) so the view counts it due from its first publish."""
+    backs = HandBacks(held=HeldAds(), keepalive=None, shielded=None, stats=None, worker_id="w",  # type: ignore[arg-type]
                       announce=None)  # type: ignore[arg-type]
-    ad, other = _msg(5, 7, NOW), _msg(5, 8, NOW)
-    assert backs.delays([ad], 0.0) == [0.0]
-    assert backs.delays([ad, other], 0.3) == [1.0, 0.0]
-    assert backs.delays([ad], 1.5) == [2.0]
-    assert backs.delays([ad], 1.5 + REMEMBER + 1) == [0.0]
+    ad, other = _msg(5, 7, NOW), _msg(4, 8, NOW)
+    backs.note([ad], 0.0)
+    backs.note([other], 0.3)
+    assert backs.full == {(5, 0), (4, 0)} and (names.ADS_STREAM, 7) in backs.handed()
+    backs.after_step([ad], room=True)  # handed back again: still no room
+    backs.after_step([], room=False)
+    assert backs.full == {(5, 0), (4, 0)}
+    backs.after_step([], room=True)
+    assert backs.full == set() and (names.ADS_STREAM, 8) in backs.handed()
+    backs.note([], REMEMBER + 1)  # forgotten after REMEMBER s
+    assert (names.ADS_STREAM, 7) not in backs.handed()
+
+
+def test_an_ad_this_worker_handed_back_is_due_from_its_first_publish_one_held_elsewhere_is_not() -> None:
+    """A handed-back ad is ``queued`` with no ``retryAt``, as one another worker holds unstarted: only the worker
+    that handed it back counts it due, from its publish time."""
+    from gamead_core.models import AdRecord  # noqa: PLC0415
+
+    record = AdRecord.model_validate({"id": "01x", "status": "queued", "priority": 5, "ad": {
+        "title": "t", "genre": "RPG", "description": "Fly", "callToAction": "Play", "duration": 15},
+        "submittedAt": "2027-01-15T08:00:00Z"})
+    assert waiting_since(record, NOW - 30, NOW, ack_wait=30, task_timeout=60, handed=True) == NOW - 30
+    assert waiting_since(record, NOW - 30, NOW, ack_wait=30, task_timeout=60) is None
 
 
 def test_the_worker_invariant_names_what_broke() -> None:
