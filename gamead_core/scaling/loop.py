@@ -206,7 +206,7 @@ class Autoscaler:
         self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
         await self.shared.resume()
-        self._counts = CountWatch.after(self.shared.decisions, self._policy, self._clock(), self._mono())
+        self._counts = CountWatch.after(self.shared.decisions, self._policy, self._clock(), self._mono(), self.backend)
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
     def _deposed(self) -> None:
