@@ -74,11 +74,19 @@ def per_worker_text(rate: float | None, basis: dict[str, Any] | None) -> str:
     ``847.5 ads/s (CPU-bound: 1.18 ms CPU per ad; concurrency / p50 alone: 8,000/s)``,
     ``80.0 ads/s (latency-bound: concurrency 4 / p50 50 ms; 1.18 ms CPU per ad)``,
     ``60.0 ads/s (measured: 120.0 ads/s completed by 2 busy worker(s); 1.18 ms CPU per ad)``; ``unknown``
-    without a rate. The CPU per ad is shown whenever a worker measured it, whichever bound gave the rate."""
+    without a rate. The CPU per ad is shown whenever a worker measured it, whichever bound gave the rate. A rate the
+    autoscaler used though none was measured now says so: ``(last measured 42s ago; CPU-bound: …)`` or
+    ``(initial_per_worker_rate: none measured yet)``, as its reason line (attack32a F1)."""
     if rate is None:
         return "unknown"
-    text = f"{rate_figure(rate)} ads/s"
     b = basis or {}
+    if b.get("bound") == "initial":
+        return f"{rate_figure(rate)} ads/s (initial_per_worker_rate: none measured yet)"
+    if b.get("lastMeasuredSecondsAgo") is not None:
+        kept = per_worker_text(rate, {k: v for k, v in b.items() if k != "lastMeasuredSecondsAgo"})
+        head, _, rest = kept.partition(" (")
+        return f"{head} (last measured {b['lastMeasuredSecondsAgo']:.0f}s ago" + (f"; {rest}" if rest else ")")
+    text = f"{rate_figure(rate)} ads/s"
     cpu = f"{b['cpuPerAdMs']:.2f} ms CPU per ad" if b.get("cpuPerAdMs") is not None else "CPU per ad"
     latency = (f"concurrency {b['concurrency']:g} / p50 {_ms(b['p50Ms'])} ms"
                if b.get("concurrency") is not None and b.get("p50Ms") is not None else "concurrency / p50")

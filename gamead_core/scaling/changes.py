@@ -51,10 +51,11 @@ class CountWatch:
         self.in_doubt: InDoubt | None = None
         self._inherited = False  #: ``expected`` is the count a predecessor's last recorded decision left
         self._charged = False  #: and that predecessor still led when it was recorded (a change then is its step)
+        self._started: int | None = None  #: the workers this process's backend started on its own (``--workers``)
 
     @classmethod
     def after(cls, decisions: Sequence[dict[str, Any]], policy: ScalingPolicy, wall: float,
-              mono: float) -> CountWatch:
+              mono: float, backend: object = None) -> CountWatch:
         """A new leader's watch, and its fresh ``policy`` told the steps its predecessor took: ``decisions`` are the
         recorded ones (newest first, :class:`~gamead_core.scaling.shared.SharedState`), ``wall``/``mono`` now on
         both clocks (epoch and monotonic seconds). Each scale the policy decided and saw applied within the last
@@ -63,8 +64,11 @@ class CountWatch:
         a count read otherwise at the first tick is named, and its step counted when the predecessor still led then
         (its newest line younger than 4 intervals: its unrecorded call; older, a change made while nobody led, as
         ``kubectl scale``, is not a step). A newest line in doubt (``applied`` null) is this watch's call in doubt:
-        seen landed, it is named and counted as one (attack31c F1, review31 R9)."""
+        seen landed, it is named and counted as one (attack31c F1, review31 R9). A ``backend`` that started workers
+        on its own (``LocalScaler.started``: ``gamead up --workers``) explains a first count equal to them: this
+        stack's start, said as such, neither warned about nor counted as a step (attack32b F5)."""
         watch, period = cls(), policy.settings.period_seconds
+        watch._started = getattr(backend, "started", None)
         for line in decisions:
             at, current, desired = _epoch(line.get("at")), line.get("current"), line.get("desired")
             if at is None or wall - at >= period:
@@ -102,6 +106,10 @@ class CountWatch:
         if doubt is not None and mono - doubt.at > LATE_LANDING_SECONDS:
             self.in_doubt = None  # read past the API server's own timeout, and not there: it will not land now
         inherited, self._inherited = self._inherited, False
+        if inherited and self.expected is not None and current != self.expected and current == self._started:
+            text = f"this stack started {current} workers (--workers; the last recorded decision left {self.expected})"
+            log.info("autoscaler: %s", text)
+            return text
         if inherited and self.expected is not None and current != self.expected:
             if policy is not None and self._charged:  # maybe a step the last leader took: counted, as a late call
                 policy.landed(mono, current - self.expected)

@@ -76,6 +76,9 @@ class LocalScaler:
         self._log_dir = log_dir
         self.stop_timeout = drain_timeout + STOP_GRACE
         self._workers: list[str] = []  # child names of the replicas, oldest first
+        #: workers this process's own start asked (``gamead up --workers``, the first :meth:`set_replicas`), None
+        #: before: a new stack's first tick finds them, not a call of a previous leader (attack32b F5)
+        self.started: int | None = None
         self._leaving: dict[str, Supervisor] = {}  # child name → its own supervisor while it drains
         self._drains: set[asyncio.Task[None]] = set()
         self._exits: list[tuple[str, int, bool]] = []  # (worker id, pid, seen up) of dead workers, not yet recovered
@@ -170,6 +173,7 @@ class LocalScaler:
 
     def set_replicas(self, n: int) -> None:
         """Start or stop workers until ``n`` remain. Blocking variant (stops and waits in this thread)."""
+        self.started = n if self.started is None else self.started
         leaving = self._start_or_detach(n)
         if leaving is not None:
             names = list(leaving.children)

@@ -27,12 +27,11 @@ Read top-down (:meth:`Autoscaler.run`):
    sure answer (none, a 5xx, not JSON) is read back (applied, not applied, or unknown when that read fails too);
    one refused with 409 Conflict surely was not. While an override wins, the policy is told what ran under it
    (``overridden``). Nothing here raises out of the loop, nor takes its API node down.
-5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`, over
-   :mod:`gamead_core.scaling.store`): what was decided, why, whether applied, and the last decisions (one view
-   for every API node; a follower reads it every interval).
+5. **Record** ``state`` in the scaling bucket (:class:`~gamead_core.scaling.shared.SharedState`): what was decided,
+   why, whether applied, and the last decisions (one view for every API node; a follower reads it every interval).
 
-The per-worker service rate is the sampler's (:func:`~gamead_core.stats.rates.per_worker_capacity`); unknown →
-``None`` and the policy holds (or uses the last rate it measured). ``observed.perWorkerBasis`` says what gave it.
+The per-worker rate is the sampler's (:func:`~gamead_core.stats.rates.per_worker_capacity`), or the one the policy
+used instead (last measured, initial), which ``observed.perWorkerPerSec``/``perWorkerBasis`` then say.
 """
 
 from __future__ import annotations
@@ -207,7 +206,7 @@ class Autoscaler:
         self._backoff.reset()
         self._override_read = self.shared.override  # as this node last read it while following (or None)
         await self.shared.resume()
-        self._counts = CountWatch.after(self.shared.decisions, self._policy, self._clock(), self._mono())
+        self._counts = CountWatch.after(self.shared.decisions, self._policy, self._clock(), self._mono(), self.backend)
         log.info("autoscaler: leading (%s, backend %s)", self.node_id, self.backend_name)
 
     def _deposed(self) -> None:
@@ -261,6 +260,7 @@ class Autoscaler:
                                  basis=self.sampler.per_worker_basis)
             decision = self._policy.decide(obs)
             desired, reason = decision.desired, prefix + decision.reason
+            observed.update(decision.per_worker or {})  # the rate it used, when not observed: one figure, one basis
 
         if not self.is_leader:  # the lease lapsed during this tick's calls: another node may lead by now
             log.warning("autoscaler: the lease lapsed during this tick; %s neither applied nor recorded", reason)

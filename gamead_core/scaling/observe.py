@@ -44,6 +44,7 @@ def observation_of(reading: QueueReading, rates: dict[str, Any], current: int, *
         current_replicas=current,
         metrics_age_s=max(0.0, now - reading.t),
         per_worker_bound=(basis or {}).get("bound"),
+        per_worker_basis=basis,
     )
 
 

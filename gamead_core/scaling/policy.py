@@ -3,56 +3,51 @@
 One decision, given an :class:`Observation`:
 
 1. **Hold on bad data.** Metrics older than ``stale_after_seconds``, or a backlog with no per-worker rate
-   ever measured, keep the current count (clamped to ``[min, max]``) — never "max because unknown". A
-   level that could not be read (``unreadable_levels``) makes the need a lower bound: it may scale up on the
-   others, never down; at 0 replicas it is activation (1 replica), since ads may wait there unseen.
-2. **Need.** ``work = pending + ack_pending`` (the reason line says "backlog" for the pending ads and
-   "delivered" for the ack pending ones: delivered to a worker and not yet acknowledged, whether running,
-   in its prefetch buffer or being written; a worker's ``inFlight`` counts only the running ones); the pool must keep up with arrivals and drain the work within
-   ``target_drain_seconds``::
+   (step 2), keep the current count (clamped to ``[min, max]``) — never "max because unknown". A level that could
+   not be read (``unreadable_levels``) makes the need a lower bound: it may scale up on the others, never down; at
+   0 replicas it is activation (1 replica), since ads may wait there unseen.
+2. **Need.** ``work = pending + ack_pending`` (the reason line says "backlog" for the pending ads and "delivered"
+   for the ack pending ones: running, buffered or being written); the pool must keep up with arrivals and drain the
+   work within ``target_drain_seconds``::
 
        need_rate = arrival_rate + work / target_drain_seconds
 
-   When the oldest urgent ad (levels ``1..urgent_max_level``) has waited longer than ``max_wait_seconds``,
-   the urgent backlog must drain within ``max_wait_seconds`` instead (workers serve urgent levels first)::
+   When the oldest urgent ad (levels ``1..urgent_max_level``) waited longer than ``max_wait_seconds``, the
+   urgent backlog must drain within it instead (workers serve urgent levels first)::
 
        need_rate = max(need_rate, arrival_rate + urgent_backlog / max_wait_seconds)
 
    With ``max_age_seconds`` set, the same holds for every level: when the oldest waiting ad of level ``p`` has
    waited longer, pending ads of ``1..p`` drain within it. Held unstarted ads only mark a level late (review30 F2).
 
-   ``needed = ceil(need_rate / per_worker_rate)`` (0 when there is no work and no arrival), the
-   *raw recommendation*, then clamped to ``[min, max]``. No rate measured yet: ``initial_per_worker_rate``
-   stands in for it when set; else the count is held — except at 0 replicas with work, which goes to 1 at
-   once (KEDA's *activation*: someone must run to measure anything).
+   ``needed = ceil(need_rate / per_worker_rate)`` (0 with no work and no arrival), the *raw recommendation*,
+   clamped to ``[min, max]``. No rate measured now: the last one measured stands in for :data:`LAST_RATE_MAX_AGE`
+   s, its age said (attack32a F1 kept one for ever), then ``initial_per_worker_rate`` when set; else the count is
+   held — but 0 replicas with work go to 1 (KEDA's *activation*: someone must run to measure anything).
+   :attr:`ScalingDecision.per_worker` is a rate used that was not observed, for ``/v1/scale``'s ``observed``.
 3. **Tolerance.** ``|needed / current - 1| <= tolerance`` → recommend ``current``.
-4. **Up at once, bounded.** Above ``current``: at most ``max(start + scale_up_max_step,
-   ceil(start * (1 + scale_up_max_percent/100)))`` where ``start`` is the count at the beginning of the
-   trailing ``period_seconds`` (HPA's ``selectPolicy: Max``): the current count less this period's
-   scale-ups, never below 0 — so a count cut behind the policy's back (0 with work included) can always
-   climb again at once.
-5. **Down after the window, bounded.** Below ``current``: only to the *highest* recommendation of the
-   trailing ``scale_down_stabilization_seconds``, and at most ``scale_down_max_step`` per period. A hold
-   counts as recommending the current count, and so does an empty history (first run, new leader). While an
-   operator's override is in force the caller reports each tick with :meth:`ScalingPolicy.overridden`: the count
-   that ran under it counts as recommended then, and once more at the first decision after it (it was in force
-   until some moment before): after a clear, no scale-down below it until the window has passed.
+4. **Up at once, bounded.** Above ``current``: at most ``max(start + scale_up_max_step, ceil(start * (1 +
+   scale_up_max_percent/100)))``, ``start`` the count at the start of the trailing ``period_seconds`` (HPA's
+   ``selectPolicy: Max``): the current count less this period's scale-ups, never below 0 (a count cut behind the
+   policy's back, 0 with work included, can always climb again at once).
+5. **Down after the window, bounded.** Below ``current``: only to the *highest* recommendation of the trailing
+   ``scale_down_stabilization_seconds``, at most ``scale_down_max_step`` per period. A hold, and an empty history
+   (first run, new leader), recommend the current count. Each tick an override wins is reported with
+   :meth:`ScalingPolicy.overridden`: its count counts as recommended then and once more at the next decision.
 6. Clamp to ``[min_replicas, max_replicas]``; a count the bound set is named by it (``max 8``), not by a step limit.
 
-A scale event counts towards the step limits only once it happened: the caller reports one that was not
-applied (backend ``none``, a failed Kubernetes call, one whose outcome is unknown) with
-:meth:`ScalingPolicy.not_applied`.
-
-:class:`ScalingPolicy` keeps the recommendation and scale-event history this needs; feed it observations
-in time order. :func:`retry_delay` is the backoff for a caller whose scaler call failed.
+A scale event counts towards the step limits only once it happened: the caller reports one that was not applied
+(backend ``none``, a failed call, an unknown outcome) with :meth:`ScalingPolicy.not_applied`. :class:`ScalingPolicy`
+keeps the history this needs (feed it observations in time order); :func:`retry_delay` is a failed call's backoff.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gamead_core.config.autoscaler import AutoscalerSettings
 from gamead_core.queue.depth import LevelDepth
@@ -63,6 +58,8 @@ from gamead_core.worker.backoff import backoff_ceiling
 _RAW_CAP = 1_000_000
 #: Slack for float noise: ``ceil(3.0000000001)`` stays 3, and ``11/10 - 1`` is within a 0.1 tolerance.
 _EPS = 1e-9
+#: Seconds a per-worker rate measured earlier may stand in for one not measured now (10 min: two scale-down windows)
+LAST_RATE_MAX_AGE = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +78,7 @@ class Observation:
     unreadable_levels: tuple[int, ...] = ()
     #: which rule gave ``per_worker_rate`` (gamead_core.stats.rates.Bound: measured, cpu, latency, mixed); shown
     per_worker_bound: str | None = None
+    per_worker_basis: Mapping[str, Any] | None = None  #: how it was derived (``PerWorkerRate.wire()``), kept with it
 
     @property
     def pending(self) -> int:
@@ -96,6 +94,9 @@ class ScalingDecision:
     reason: str
     raw_recommendation: int | None
     current: int | None = field(default=None, compare=False)  #: the replica count it was decided at
+    #: ``{"perWorkerPerSec", "perWorkerBasis"}`` of the rate used when not the observation's (last measured: its
+    #: basis with ``lastMeasuredSecondsAgo``; ``initial_per_worker_rate``: bound ``initial``); None otherwise
+    per_worker: dict[str, Any] | None = field(default=None, compare=False)
 
 
 def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
@@ -104,16 +105,8 @@ def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     return backoff_ceiling(max(1, attempt), base=base, cap=cap)
 
 
-def required_replicas(
-    *,
-    work: int,
-    arrival_rate: float,
-    per_worker_rate: float,
-    target_drain_seconds: float,
-    urgent_backlog: int = 0,
-    urgent_late: bool = False,
-    max_wait_seconds: float = 10.0,
-) -> int:
+def required_replicas(*, work: int, arrival_rate: float, per_worker_rate: float, target_drain_seconds: float,
+                      urgent_backlog: int = 0, urgent_late: bool = False, max_wait_seconds: float = 10.0) -> int:
     """Workers needed to keep up with arrivals and drain ``work`` in time (see the module docstring)."""
     arrival = max(0.0, arrival_rate)
     if work <= 0 and arrival == 0:
@@ -140,16 +133,17 @@ class ScalingPolicy:
         self._settings = settings
         self._recommendations: deque[tuple[float, int]] = deque()
         self._events: deque[tuple[float, int]] = deque()  # (at, replicas added (+) or removed (-))
-        self._last_rate: float | None = None
+        self._last_rate: tuple[float, float, dict[str, Any]] | None = None  # (ads/s, at, basis) last measured
         self._seeded = False
         self._after_override: int | None = None  # the count that ran under an override seen at the last tick
+        self._used: dict[str, Any] | None = None  # the rate the decision under way uses, when not the observation's
 
     @property
     def settings(self) -> AutoscalerSettings:
         return self._settings
 
     def decide(self, obs: Observation) -> ScalingDecision:
-        s = self._settings
+        s, self._used = self._settings, None
         self._forget_before(obs.at)
         current = max(0, obs.current_replicas)
         if not self._seeded:
@@ -165,14 +159,16 @@ class ScalingPolicy:
         if not obs.metrics_age_s <= s.stale_after_seconds:  # also catches NaN
             return self._hold(obs, f"metrics {obs.metrics_age_s:.1f}s old (> {s.stale_after_seconds:g}s)")
 
-        rate = _usable_rate(obs.per_worker_rate)
-        rate_note = ""
+        rate, rate_note, used, last = _usable_rate(obs.per_worker_rate), "", None, self._last_rate
         if rate is not None:
-            self._last_rate = rate
-        elif self._last_rate is not None:
-            rate, rate_note = self._last_rate, " (last measured)"
+            self._last_rate = (rate, obs.at, dict(obs.per_worker_basis or {"bound": obs.per_worker_bound}))
+        elif last is not None and obs.at - last[1] <= LAST_RATE_MAX_AGE:
+            age = round(obs.at - last[1])
+            rate, rate_note, used = last[0], f" (last measured {age}s ago)", {**last[2], "lastMeasuredSecondsAgo": age}
         elif s.initial_per_worker_rate is not None:
-            rate, rate_note = s.initial_per_worker_rate, " (initial, none measured yet)"
+            rate, rate_note, used = s.initial_per_worker_rate, " (initial, none measured yet)", {"bound": "initial"}
+        self._used = None if used is None else {"perWorkerPerSec": round(rate, 3), "perWorkerBasis": used}
+        none_yet = "measured yet" if last is None else f"measured in the last {LAST_RATE_MAX_AGE:g}s"
 
         backlog = obs.pending
         work = backlog + max(0, obs.ack_pending)
@@ -192,7 +188,7 @@ class ScalingPolicy:
             raw = 0
             demand = "no backlog, nothing delivered, no arrivals"
         elif rate is None:
-            return self._hold(obs, f"{what} but no per-worker rate measured yet")
+            return self._hold(obs, f"{what} but no per-worker rate {none_yet}")
         else:
             raw = required_replicas(
                 work=work,
@@ -318,7 +314,7 @@ class ScalingPolicy:
             action = f"hold {current}"
         suffix = f" ({'; '.join(notes)})" if notes else ""
         return ScalingDecision(desired=desired, reason=f"{demand} → {action}{suffix}", raw_recommendation=raw,
-                               current=current)
+                               current=current, per_worker=self._used)
 
     # --- helpers --------------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def demand_text(s: AutoscalerSettings, *, backlog: int, ack_pending: int, arriva
 #: The phrase of each rule's reason line (:class:`~gamead_core.scaling.policy.ScalingPolicy` and the override), in
 #: the order :func:`reason_kind` looks for them.
 _KINDS = (("manual override to ", "override"), (": activation", "activation"),
-          ("no per-worker rate measured yet", "no rate"), ("no backlog, nothing delivered, no arrivals", "idle"),
+          ("no per-worker rate measured", "no rate"), ("no backlog, nothing delivered, no arrivals", "idle"),
           (" ads/s per worker", "demand"))
 _STALE = re.compile(r"\bmetrics [0-9.]+s old \(")
 

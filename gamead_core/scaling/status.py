@@ -98,7 +98,8 @@ def observed_document(sample: Sample, rates: dict[str, float | None],
     ``basis`` is how ``perWorkerPerSec`` was derived (``QueueSampler.per_worker_basis``: ``bound`` is
     ``measured``, ``cpu``, ``latency`` or ``mixed``, with ``cpuPerAdMs``, ``concurrency``, ``p50Ms``…).
     ``window``: the seconds the rates are over (``QueueSampler.rate_window``, ``windowSeconds`` as in
-    ``/v1/stats``' ``rates``): 60, or less while the leader's sampler is younger (an API restarted 11 s ago: 11)."""
+    ``/v1/stats``' ``rates``): 60, or less while the leader's sampler is younger (an API restarted 11 s ago: 11).
+    A rate the policy used though none was measured replaces ``perWorker*`` (:attr:`ScalingDecision.per_worker`)."""
     reading = sample.reading
     workers = reading.workers
     return {

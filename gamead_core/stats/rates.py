@@ -163,11 +163,16 @@ class WorkerLoad:
     started_at: float  #: epoch seconds
     draining: bool = False
     cpu_per_ad_ms: float | None = None  #: the worker's process CPU per settled ad (``cpuPerAdMs``), ms
+    samples: int | None = None  #: processing times behind ``p50_ms`` (its ``count``; None: not said, an older entry)
 
 
 #: Which rule gave a per-worker rate: the completions of busy workers, one core's worth of CPU per ad,
 #: Little's law (concurrency ÷ p50 processing time), or the last two for different workers.
 Bound = Literal["measured", "cpu", "latency", "mixed"]
+#: Processing times a worker's p50 must stand on before Little's law is taken from it, as many as its CPU per ad
+#: (``gamead_core.worker.counters.CPU_MIN_ADS``): 3 sub-millisecond analyses gave 17,174.7 ads/s per worker,
+#: ~20× what one worker process can do, kept by the autoscaler as "last measured" (attack32a F1).
+MIN_LATENCY_SAMPLES = 20
 
 
 def _positive(x: float | None) -> float | None:
@@ -194,12 +199,12 @@ def worker_capacity(w: WorkerLoad) -> Capacity | None:
       cannot complete more than ``1000 / cpu_per_ad_ms`` ads/s, whatever its concurrency (the Utilisation
       Law U = X·S of operational analysis, Denning & Buzen 1978, with U ≤ 1 core).
 
-    None when the latency bound is unknown (no processing samples in the last minute, concurrency 0): the
-    CPU bound alone would overstate a worker whose analyses wait on I/O. An unknown CPU figure (an older
+    None when the latency bound is unknown (fewer than :data:`MIN_LATENCY_SAMPLES` processing samples in the
+    last minute, concurrency 0): the CPU bound alone would overstate a worker whose analyses wait on I/O. An unknown CPU figure (an older
     worker, or too few ads yet) leaves the latency bound alone, the rule before the CPU bound existed.
     """
     p50 = _positive(w.p50_ms)
-    if w.concurrency <= 0 or p50 is None:
+    if w.concurrency <= 0 or p50 is None or (w.samples is not None and w.samples < MIN_LATENCY_SAMPLES):
         return None
     little = w.concurrency * 1000.0 / p50
     cpu = _positive(w.cpu_per_ad_ms)
@@ -291,6 +296,7 @@ def per_worker_rate(
 
 __all__ = [
     "COUNTERS",
+    "MIN_LATENCY_SAMPLES",
     "RATE_WINDOW",
     "Bound",
     "Capacity",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import time
 import uuid
@@ -18,6 +19,7 @@ import pytest
 from gamead_core.config import RegistrySettings
 from gamead_core.embedded import EmbeddedNats
 from gamead_core.registry import NodeInfo, Registry, api_node_info, run_heartbeat
+from gamead_core.scaling.reason import rate_figure
 from gamead_core.stats import aging_horizon
 from tests.support import Proc, ad, clean_env, run_gamead, start_api, start_worker, wait_for, wait_terminal
 
@@ -314,3 +316,38 @@ def test_the_per_worker_rate_is_bounded_by_the_cpu_a_worker_spends_per_ad(stack:
         assert rate == pytest.approx(1000.0 / basis["cpuPerAdMs"], rel=1e-3)
     else:  # the analysis, not the CPU, bounds it: concurrency / p50 is already below one core's worth
         assert rate == pytest.approx(basis["concurrency"] * 1000.0 / basis["p50Ms"], rel=1e-2)
+
+
+def test_scale_status_says_the_per_worker_rate_the_reason_line_used(stack: Stack, procs: list[Proc]) -> None:
+    """attack32a F1: with no worker left the autoscaler decides on the rate it measured last, and its reason line
+    said "17,174.7 ads/s per worker (last measured)" while ``per worker`` said ``unknown`` and ``-o json`` null.
+    Now the three say one figure, with its age: ``(last measured 12s ago)``."""
+    worker_id = f"last-{uuid.uuid4().hex[:6]}"
+    procs.append(stack.worker(worker_id, concurrency=2))
+    wait_for(lambda: stack.nodes().get(worker_id), timeout=20, what="the worker's heartbeat")
+    ids = [stack.http.post("/ads", json=ad(f"Last Measured {i}", priority=3)).json()["id"] for i in range(24)]
+    for ad_id in ids:
+        assert wait_terminal(stack.http, ad_id)["status"] == "completed"
+    wait_for(lambda: (stack.http.get("/v1/scale").json().get("observed") or {}).get("perWorkerPerSec"), timeout=20,
+             what="a per-worker rate measured")
+    procs.pop().stop()
+    wait_for(lambda: worker_id not in stack.nodes(), timeout=20, what="the stopped worker to leave the registry")
+    stack.http.post("/ads", json=ad("Waits For A Worker", priority=3))  # a backlog: the reason names the rate
+
+    def kept() -> dict[str, Any] | None:
+        run = run_gamead("scale", "status", "--output", "json", "--api", stack.url, env=clean_env(), timeout=30)
+        assert run.returncode == 0, run.stderr
+        doc = json.loads(run.stdout)
+        return doc if "(last measured " in (doc.get("reason") or "") else None
+
+    doc = wait_for(kept, timeout=30, interval=0.5, what="a decision on the last measured rate")
+    observed = doc["observed"]
+    figure = re.search(r" at ([0-9,.]+) ads/s per worker \(last measured (\d+)s ago\)", doc["reason"])
+    assert figure is not None, doc["reason"]
+    assert observed["perWorkerPerSec"] is not None
+    assert rate_figure(observed["perWorkerPerSec"]) == figure[1]
+    assert observed["perWorkerBasis"]["lastMeasuredSecondsAgo"] == int(figure[2])
+    table = run_gamead("scale", "status", "--api", stack.url, env=clean_env(COLUMNS="200"), timeout=30)
+    assert table.returncode == 0, table.stderr
+    line = next(ln for ln in table.stdout.splitlines() if ln.strip().startswith("per worker"))
+    assert "unknown" not in line and " ads/s (last measured " in line, table.stdout

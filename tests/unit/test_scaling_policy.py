@@ -281,7 +281,7 @@ def test_a_missing_rate_falls_back_to_the_last_measured_one() -> None:
     policy.decide(obs(0, needing(2), current=2, rate=RATE))
     decision = policy.decide(obs(5, needing(4), current=2, rate=None))
     assert decision.desired == 4
-    assert "at 40.0 ads/s per worker (last measured) needs 4" in decision.reason
+    assert "at 40.0 ads/s per worker (last measured 5s ago) needs 4" in decision.reason
 
 
 # --- properties ----------------------------------------------------------------------------------------
