@@ -18,6 +18,14 @@ or hung, named once with its PID and state, and SIGKILLed, so that the superviso
 said once, and killed only past :data:`~gamead_core.scaling.probe.BUSY_FACTOR` × the bound (wedged). One that
 answers again after it was named is said once too. :class:`NatsWatch` decides (pure, clocked by the caller);
 :func:`run_nats_watch` asks, reads /proc and acts.
+
+Only silence the watch saw counts (attack32a F10): when ``gamead up`` itself is not run for a while (a machine at
+load 15, a suspended VM, its event loop held), its readings stop too, and the first one after such a gap found a
+server silent for 81.5 s and killed it at once as "past the 30s a busy server gets", though no reading had shown it
+silent for more than a second, and the console said nothing before. A gap between two readings longer than
+:data:`LATE` s is not counted (but for :data:`LATE` s of it): it is said once (both figures: the silence since the
+last answer and the time the watch did not run), and the bounds run on from there; every line gives the real silence
+and, after a gap, how much of it was counted.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ WATCH_EVERY = 1.0
 #: Seconds a (re)started server gets, beyond the bound, for its first answer: the time ``gamead up`` gives its first
 #: start to listen (``NATS_READY_TIMEOUT``); its monitoring listens before JetStream recovers its store.
 START_GRACE = 10.0
+#: Seconds between two readings past which the watch itself was not run (a reading takes :data:`WATCH_EVERY` plus
+#: at most :data:`~gamead_core.scaling.answers.ANSWER_TIMEOUT` s): a longer gap's excess is not counted as silence.
+LATE = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class _Life:
     base: tuple[float, CpuSample | None] | None = None  #: (monotonic, its reading) at ``since``
     answered: bool = False  #: it has answered since its start
     said: bool = False  #: its present silence was named on the console
+    unseen: float = 0.0  #: seconds of its present silence the watch did not see (gaps past LATE)
+    gap: float = 0.0  #: the longest of those gaps (s)
 
 
 class NatsWatch:
@@ -65,16 +78,22 @@ class NatsWatch:
         self.name = name
         self.start_grace = start_grace
         self._life: _Life | None = None
+        self._last: float | None = None  #: monotonic: the previous reading (of any pid)
 
     def observe(self, pid: int, started_at: float, answer: Answer, reading: CpuSample | None,
                 now: float) -> tuple[Note | None, bool]:
         """One reading of process ``pid`` (started at ``started_at``, monotonic s): what its ``/healthz`` did
         (``answer``; any HTTP answer counts: :attr:`Answer.said` ``… answered NNN``), its ``/proc`` ``reading``
         (None: unreadable) at monotonic ``now``. Returns the console line to say (None: nothing) and whether to kill
-        it now. A new ``pid`` (a restart) starts afresh. Pure."""
+        it now. A new ``pid`` (a restart) starts afresh. A gap since the previous reading (or, at a process's first
+        reading, since its start if that is later) longer than :data:`LATE` s is not counted as silence, but for
+        :data:`LATE` s (module docstring). Pure."""
+        last, self._last = self._last, now
         life = self._life
-        if life is None or life.pid != pid:
+        if life is None or life.pid != pid:  # its first reading: the watch saw nothing since its start either
             life = self._life = _Life(pid, started_at)
+            last = started_at if last is None or last < started_at else last
+        gap = 0.0 if last is None else now - last
         if life.base is None or life.base[1] is None:
             life.base = (now, reading)
         if answered(answer):
@@ -83,9 +102,21 @@ class NatsWatch:
                 note = Note(True, f"{self.name} (pid {pid}) answers /healthz again after {now - life.since:.1f}s "
                                   "without an answer: it was busy, not hung; left running")
             life.since, life.base, life.answered, life.said = now, (now, reading), True, False
+            life.unseen = life.gap = 0.0
             return note, False
-        silent = Silent(self.name, "", pid, now - life.since, life.answered)
-        if silent.silent_for <= self.ttl + (0.0 if life.answered else self.start_grace):
+        bound = self.ttl + (0.0 if life.answered else self.start_grace)
+        if gap > LATE:
+            life.unseen += gap - LATE
+            life.gap = max(life.gap, gap)
+            life.base = (now, reading)  # its CPU is judged on what the watch saw
+            if now - life.since > bound and not life.said:
+                life.said = True
+                counted = now - life.since - life.unseen
+                busy = BUSY_FACTOR * self.ttl + (0.0 if life.answered else self.start_grace)
+                return Note(False, late_line(self.name, pid, now - life.since, gap, self.ttl,
+                                             (bound - counted, busy - counted))), False
+        silent = Silent(self.name, "", pid, now - life.since - life.unseen, life.answered)
+        if silent.silent_for <= bound:
             return None, False
         at, before = life.base
         verdict = judge(silent, self.ttl, before, reading, now - at, start_grace=self.start_grace, answer=answer)
@@ -95,7 +126,7 @@ class NatsWatch:
             if life.said:
                 return None, False
             life.said = True
-        return Note(False, frozen_line(silent, verdict, self.ttl)), verdict.kill
+        return Note(False, frozen_line(silent, verdict, self.ttl, real=now - life.since, gap=life.gap)), verdict.kill
 
 
 def answered(answer: Answer) -> bool:
@@ -103,12 +134,29 @@ def answered(answer: Answer) -> bool:
     return answer.live or " answered " in answer.said
 
 
-def frozen_line(silent: Silent, verdict: Verdict, ttl: float) -> str:
+def late_line(name: str, pid: int, silent_for: float, gap: float, ttl: float, left: tuple[float, float]) -> str:
+    """The console line of a server found silent for ``silent_for`` s at the first reading after the watch itself
+    did not run for ``gap`` s (``ttl``: ``registry.ttl``; ``left``: the seconds of silence more before it is killed
+    if stopped or idle, and if it uses CPU). Pure."""
+    idle, busy = (max(0.0, x) for x in left)
+    return (f"{name} (pid {pid}) has not answered /healthz for {silent_for:.1f}s, but this watch itself did not run "
+            f"for {gap:.1f}s (gamead up was not scheduled: an overloaded or suspended machine, or its event loop "
+            f"held), so all but {LATE:g}s of that is not counted (registry.ttl {ttl:g}s): killed if its silence goes "
+            f"on about {idle:.1f}s more while it is stopped or idle, {busy:.1f}s more while it uses CPU")
+
+
+def frozen_line(silent: Silent, verdict: Verdict, ttl: float, *, real: float | None = None, gap: float = 0.0) -> str:
     """The console line of a server that has not answered ``/healthz`` past the bound (``ttl``, s): killed (why:
-    ``stopped``, ``idle``, ``wedged``) or left running (``busy``), with its PID, state and CPU. Pure."""
+    ``stopped``, ``idle``, ``wedged``) or left running (``busy``), with its PID, state and CPU. ``real``: the silence
+    since its last answer (s) when the watch did not see all of it (``silent.silent_for`` is the part it saw; ``gap``:
+    the longest time it did not run). Pure."""
     since = "" if silent.beat_before else "; none since its start"
-    who = (f"{silent.name} (pid {silent.pid}) does not answer /healthz for {silent.silent_for:.1f}s "
-           f"(registry.ttl {ttl:g}s{since})")
+    seen = ""
+    if real is not None and real - silent.silent_for > 0.05:
+        seen = (f", {silent.silent_for:.1f}s of it counted (this watch itself did not run for {gap:.1f}s, of which "
+                f"{LATE:g}s count: gamead up was not scheduled)")
+    who = (f"{silent.name} (pid {silent.pid}) does not answer /healthz for "
+           f"{silent.silent_for if real is None else real:.1f}s{seen} (registry.ttl {ttl:g}s{since})")
     cpu = verdict.cpu_words(otherwise=f"state {verdict.state}")
     last = f"; {verdict.answer}" if verdict.answer else ""
     restart = "killing it (SIGKILL) to restart it; JetStream recovers from its store"
@@ -162,4 +210,5 @@ async def _watch(watch: NatsWatch, target: Callable[[], tuple[int, float] | None
     await each_interval(step, stop, every, "nats-server liveness watch")
 
 
-__all__ = ["START_GRACE", "WATCH_EVERY", "NatsWatch", "Note", "answered", "frozen_line", "run_nats_watch"]
+__all__ = ["LATE", "START_GRACE", "WATCH_EVERY", "NatsWatch", "Note", "answered", "frozen_line", "late_line",
+           "run_nats_watch"]

@@ -11,6 +11,9 @@ So, one heartbeat interval before its entry can expire (``registry.ttl`` − ``r
 failed puts), the worker *fences* itself, as a holder of a lapsing lease does: it pulls nothing and hands its
 buffered (never started) ads back at once, uncharged; analyses already running finish and write their outcomes
 (the ads' bucket is not the registry's). The first put that succeeds lifts the fence. Each change is logged once.
+The worker asks before every pull, and a worker whose slots are all taken waits for a free one at most
+:meth:`Fence.bound` (one heartbeat interval) between two asks: a busy worker on a NATS that answers nothing logged
+nothing and kept its buffered ads until a slot freed (attack32a F10: "heartbeat not written for 83.0 s").
 What is left: an analysis still running when the entry expires is recovered by the reaper like any dead
 worker's (an analysis longer than one heartbeat interval, during such an outage).
 """
@@ -33,6 +36,7 @@ class Fence:
         #: seconds of failed puts after which the worker takes no work: one beat before its entry can expire
         self.after = max(interval, ttl - interval)
         self._ttl = ttl
+        self._interval = interval
         self._worker_id = worker_id
         self._closed = False
 
@@ -55,6 +59,12 @@ class Fence:
                 log.info("heartbeat written again: taking work", extra=extra)
         self._closed = closed
         return closed
+
+    def bound(self, wait: float | None) -> float:
+        """The seconds a worker whose slots are all taken may wait for a free one (``wait``: its own bound, None:
+        none) before it asks :meth:`closed` again: at most one heartbeat interval, so the fence closes within one
+        interval of :attr:`after` however long its analyses run."""
+        return self._interval if wait is None else min(wait, self._interval)
 
 
 __all__ = ["Fence"]

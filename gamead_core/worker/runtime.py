@@ -225,7 +225,7 @@ class Worker:
                 if free <= 0:
                     stall = buffer_stall(ws.prefetch_wait) if buffer else None
                     wait = None if stall is None else max(0.0, self._last_start + stall - time.monotonic())
-                    woke = await self._slots.wait(wait)  # a slot freed, the stop, or the stall's timeout
+                    woke = await self._slots.wait(self._fence.bound(wait))  # a slot freed, the stop, a timeout
                     if not woke and stall is not None and time.monotonic() - self._last_start >= stall:
                         await self._hand_back(buffer.take_all(), why=f"no slot freed for {stall:g} s")
                     continue

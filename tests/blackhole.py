@@ -1,0 +1,87 @@
+"""A TCP proxy a test puts between processes and a server, to make the server look wedged without stopping it.
+
+:class:`BlackHole` forwards both ways until :meth:`BlackHole.close_in` is called; from then on it keeps every
+connection open and accepts new ones but forwards nothing in either direction and reads nothing from the clients
+(their writes fill the sockets' buffers), as a server whose read loop stalled (attack32a F10: nats-server's
+"Readloop processing time: 1m20s"); :meth:`BlackHole.open_up` forwards again. Threads only; stopped by
+:meth:`BlackHole.stop`.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+
+
+class BlackHole:
+    """A proxy on ``127.0.0.1:<port>`` (:attr:`url_port`) to ``target`` (``host``, ``port``)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._black = threading.Event()
+        self._stop = threading.Event()
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> BlackHole:
+        threading.Thread(target=self._accept, daemon=True, name="blackhole-accept").start()
+        return self
+
+    def close_in(self) -> None:
+        """From now on forward nothing and read nothing, keeping every connection open."""
+        self._black.set()
+
+    def open_up(self) -> None:
+        """Forward again."""
+        self._black.clear()
+
+    @property
+    def black(self) -> bool:
+        return self._black.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            for s in self._socks:
+                s.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._socks += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        while not self._stop.is_set():
+            if self._black.is_set():
+                self._stop.wait(0.05)
+                continue
+            try:
+                ready, _, _ = select.select([src], [], [], 0.05)
+                if not ready or self._black.is_set():
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+            except OSError:
+                break
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
