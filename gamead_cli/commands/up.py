@@ -43,6 +43,7 @@ from gamead_cli.commands.up_console import (
     say,
     worker_command,
 )
+from gamead_cli.commands.up_drift import DriftNote
 from gamead_cli.commands.up_liveness import health_url, nats_argv
 from gamead_cli.commands.up_parent import watch_parent
 from gamead_cli.commands.up_ready import wait_workers_registered, worker_line
@@ -203,7 +204,6 @@ def up(
                 f"{escape(said)}, data in {escape(str(data.path))}, "
                 f"watched on http://127.0.0.1:{embedded.monitor_port}/healthz, "
                 f"its Go runtime on {go_procs} core(s) at once (GOMAXPROCS: {escape(go_why)})")
-        say(config_line(in_force, snapshot))  # after the checks above: a refused start is one red line
         if low := low_nofile_words(nofile):  # its API bounds its connections by it (api.max_connections)
             say(f"[yellow]![/] {escape(low)}")
         env = child_env(settings, nats_url)
@@ -223,10 +223,16 @@ def up(
                              env=env, log_dir=logs,
                              drain_timeout=settings.worker.drain_timeout)
         api = stack.sup.start(API_CHILD, gamead_argv("serve"), env, logs / "api.log")
-        wait_api_ready(api_url, settings.api.port, api,
-                        StartWatch(api.started_at, stall_after=API_STALL_AFTER, cap=API_START_CAP))
+        ready = wait_api_ready(api_url, settings.api.port, api,
+                               StartWatch(api.started_at, stall_after=API_STALL_AFTER, cap=API_START_CAP))
         say(f"[green]✓[/] API (pid {api.pid}) on {escape(api_url)}  "
             f"(docs: {escape(api_url)}/docs, logs: {escape(str(logs))})")
+        # the settings not in force (the live limits the fleet shares kept: attack32c F1), said with the config
+        drift = DriftNote(settings, gamead_program(), str(logs / "api.log"))
+        kept = drift.observe_body(ready)
+        say(config_line(in_force, snapshot, len(drift.said)))  # after the checks above: a refusal is one red line
+        if kept is not None:
+            say(f"[yellow]![/] {escape(kept.text)}")
         say(f"[green]✓[/] {partitions_line(settings.queue.partitions)}")
         check_stop()
         scaler.set_replicas(workers)
@@ -258,7 +264,7 @@ def up(
         # rest keeps running; a refusal of a first start (above) still ends up with the child's message
         stack.settle()  # nats-server and the API are up; each worker once it beats (up_liveness)
         asyncio.run(supervise(settings, scaling, nats_url, scaler, stack, autoscaling, recovery=workers > 0,
-                               metrics=metrics, nats_health=nats_health))
+                               metrics=metrics, nats_health=nats_health, drift=drift))
     except StopRequested:
         say("stopping before the start finished …")
     finally:

@@ -55,10 +55,16 @@ def partitions_line(partitions: int) -> str:
     return f"queue: {partitions} partitions (work streams {streams}; queue.partitions)"
 
 
-def config_line(path: Path | None, snapshot: Path) -> str:
-    """What ``gamead up`` says of its configuration, once at start: the file in force (or none) and that
-    every child reads the settings of the start (:func:`snapshot_config`), so an edit waits for the next ``gamead up``."""
+def config_line(path: Path | None, snapshot: Path, kept: int = 0) -> str:
+    """What ``gamead up`` says of its configuration, once its API is ready: the file in force (or none) and that
+    every child reads the settings of the start (:func:`snapshot_config`), so an edit waits for the next ``gamead up``;
+    ``kept``: how many of its settings are not in force, the live limits the fleet shares kept (said on the next
+    line: :mod:`.up_drift`; attack32c F1: "every child runs with it" while the consumers kept another ack_wait)."""
     what = f"config file {escape(str(path))}" if path is not None else "no config file (defaults, GAMEAD_* and flags)"
+    if kept:
+        return (f"[green]✓[/] config: {what}; every child runs with it as it is now (GAMEAD_* and flags included: "
+                f"{escape(str(snapshot))}), but for {kept} limit{'s' if kept != 1 else ''} the fleet shares, whose "
+                "live value stays (below); an edit takes effect at the next gamead up")
     return (f"[green]✓[/] config: {what}; every child runs with it as it is now (the settings in force, "
             f"GAMEAD_* and flags included: {escape(str(snapshot))}); an edit takes effect at the next gamead up")
 

@@ -164,10 +164,11 @@ def watch_nats(settings: GameadSettings, stack: UpStack, url: Callable[[], str],
 
 
 def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Event,
-                    nats_ours: bool) -> asyncio.Task[None]:
+                    nats_ours: bool, also: Callable[[Any], Any] | None = None) -> asyncio.Task[None]:
     """The readiness watch of the API (:mod:`gamead_core.scaling.ready_watch`): its ``/readyz`` unready for more
     than ``registry.ttl`` is said once on the console, naming the failing checks (for storage, what to do: on
-    ``nats_ours``, the embedded nats-server's store dir and PID), and once when it is ready again."""
+    ``nats_ours``, the embedded nats-server's store dir and PID), and once when it is ready again; and each note
+    ``also`` makes of a reading (the settings not in force: :meth:`.up_drift.DriftNote.observe_reading`)."""
     from pathlib import Path
 
     from gamead_core.scaling.ready_watch import ReadyWatch, run_ready_watch
@@ -188,7 +189,7 @@ def watch_api_ready(settings: GameadSettings, stack: UpStack, stop: asyncio.Even
     store = str(Path(settings.embedded.data_dir) / "jetstream") if nats_ours else None
     watch = ReadyWatch(settings.registry.ttl, store, restart)
     return asyncio.create_task(run_ready_watch(watch, f"http://127.0.0.1:{settings.api.port}/readyz", who, tell,
-                                               stop), name="gamead-up-ready-watch")
+                                               stop, also=also), name="gamead-up-ready-watch")
 
 
 def silent_line(silent: Any, verdict: Any, ttl: float, error: str | None = None) -> str:

@@ -31,12 +31,13 @@ def check_port(host: str, port: int, what: str, flag: str) -> None:
                           f"`gamead up`?): {what} cannot listen there — choose another with {flag}")
 
 
-def wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
+def wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> object:
     """Wait for *our* API: its /readyz answers 200 and its PID holds the port (never another stack's), for as
     long as its process makes progress (``watch``: CPU time advancing, or waiting for a CPU; a loaded machine
     makes a start slow, not stuck), saying so once past ``watch.note_after``. Gives up at once if it died, after
     ``watch.stall_after`` s without progress or ``watch.cap`` s in all: the error says what /readyz last answered
-    and what the API's log holds (an empty log said "see api.log" and nothing more)."""
+    and what the API's log holds (an empty log said "see api.log" and nothing more). Returns the ready answer's
+    JSON body (None if it was not JSON): what ``gamead up`` says of its topology (:mod:`.up_drift`)."""
     last = "no answer on the port"
     while True:
         check_stop()
@@ -57,7 +58,10 @@ def wait_api_ready(url: str, port: int, api: Child, watch: StartWatch) -> None:
         if ready and api.pid is not None:
             owned = port_owned_by(api.pid, port)
             if owned is None or owned:
-                return
+                try:
+                    return answer.json()
+                except ValueError:
+                    return None
             last = f"another process holds port {port}"
         now = time.monotonic()
         verdict = watch.observe(now, cpu_sample(api.pid) if api.pid is not None else None)

@@ -49,10 +49,12 @@ async def supervising(connecting: Awaitable[T], poll: Callable[[], None], stop: 
 
 async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scaler: Any, stack: UpStack,
                      autoscaling: bool, *, recovery: bool, metrics: WorkerMetricsPorts | None = None,
-                     nats_health: Callable[[], str] | None = None) -> None:
+                     nats_health: Callable[[], str] | None = None, drift: Any = None) -> None:
     """Restart dead children and run the autoscaler until a stop signal; then drain the workers. ``recovery``:
     recover what a dead worker held at once (on a NATS connection of its own), autoscaler or not. ``nats_health``:
-    the embedded nats-server's ``/healthz`` (None: NATS is not ours), watched from the start (:func:`watch_nats`)."""
+    the embedded nats-server's ``/healthz`` (None: NATS is not ours), watched from the start (:func:`watch_nats`).
+    ``drift``: what the start said of the settings not in force (:class:`.up_drift.DriftNote`), said again as the
+    API's ``/readyz`` changes it."""
     import nats
     import nats.errors
 
@@ -80,7 +82,8 @@ async def supervise(settings: GameadSettings, scaling: Any, nats_url: str, scale
     refusal: ConfigError | None = None
     probe: asyncio.Task[None] | None = None
     watch = watch_nats(settings, stack, nats_health, stop) if nats_health else None
-    ready_watch = watch_api_ready(settings, stack, stop, nats_ours=nats_health is not None)  # attack29b F1
+    ready_watch = watch_api_ready(settings, stack, stop, nats_ours=nats_health is not None,  # attack29b F1
+                                  also=drift.observe_reading if drift is not None else None)  # attack32c F1
     try:
         task = None
         if autoscaling or recovery:

@@ -17,9 +17,12 @@
   (soft: ``degraded`` never makes the node unready), ``registry`` (soft: ``degraded: writes refused …`` while
   this node's heartbeat, a write to the registry bucket, fails: :meth:`BeatHealth.readiness` says why it stays
   ready). ``repairs`` lists objects the node recreated in the
-  last ten minutes. No check names a server or a URL: each says what failed (``degraded: timed out (circuit
-  open)``), and any host, port or URL an error text held reads ``a server``
-  (:func:`gamead_core.redact.without_servers`).
+  last ten minutes. ``differs`` (once the node has checked its topology; ``[]`` when none) lists each limit the
+  fleet shares whose live value differs from this node's own setting, one line each, starting with the setting
+  (``queue.ack_wait: live 30 s on consumers …, this node's 10 s``: :func:`gamead_core.queue.limit_rule.summarize`),
+  as ``/v1/stats`` ``topology.differs``: ``gamead up`` names them on its console. No check names a server or a
+  URL: each says what failed (``degraded: timed out (circuit open)``), and any host, port or URL an error text
+  held reads ``a server`` (:func:`gamead_core.redact.without_servers`).
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ async def readyz(request: Request) -> Response:
                                "checks": checks}
     if repairs := link.recent_repairs():
         body["repairs"] = repairs
+    if (watch := getattr(link, "watch", None)) is not None and watch.report is not None:
+        body["differs"] = list(watch.report.drift_lines())  # [] once checked: each setting whose live value rules
     if not ready:
         failing = "; ".join(f"{k}: {v}" for k, v in checks.items() if not _passes(k, v))
         body["error"] = {"code": "not_ready", "message": failing, "details": checks}

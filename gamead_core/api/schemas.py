@@ -140,6 +140,7 @@ class Readiness(_Doc):
     status: str
     checks: dict[str, str]
     repairs: list[Any] | None = None
+    differs: list[str] | None = None
     error: dict[str, Any] | None = None
 
 

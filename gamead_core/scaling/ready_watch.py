@@ -30,11 +30,13 @@ WATCH_EVERY = 1.0
 
 @dataclass(frozen=True)
 class Reading:
-    """One answer of ``/readyz``: ``ready`` (200; None: no answer, not counted) and ``failing`` (each check that
-    fails → its text, in the API's order)."""
+    """One answer of ``/readyz``: ``ready`` (200; None: no answer, not counted), ``failing`` (each check that
+    fails → its text, in the API's order) and ``differs`` (its ``differs`` lines: the limits the fleet shares whose
+    live value is not this node's; None: not said)."""
 
     ready: bool | None
     failing: Mapping[str, str] = field(default_factory=dict)
+    differs: tuple[str, ...] | None = None
 
 
 class ReadyWatch:
@@ -99,13 +101,21 @@ def ready_line(who: str, seconds: float) -> str:
     return f"{who} is ready again after {seconds:.1f}s unready (/readyz answered 200)"
 
 
+def differs_of(body: object) -> tuple[str, ...] | None:
+    """The ``differs`` lines of a ``/readyz`` body; None when it has none (its node has not checked its topology
+    yet, or an older gamead): unknown, not "none". Pure."""
+    found = body.get("differs") if isinstance(body, Mapping) else None
+    return tuple(str(line) for line in found) if isinstance(found, list) else None
+
+
 def reading_of(status: int, body: object) -> Reading:
     """The :class:`Reading` of a ``/readyz`` answer: 200 is ready, 503 unready with the failing checks of its
     ``error.details`` (every check, ``ok``/``degraded`` ones left out) or ``checks``; any other status is no
     reading, and so is a 503 the connection bound answered (``too_many_connections``: the API refused the probe's
-    connection, it did not say it is unready; attack29c F6: "unready … no check named"). Pure."""
+    connection, it did not say it is unready; attack29c F6: "unready … no check named"). Its ``differs`` too
+    (:func:`differs_of`). Pure."""
     if status == 200:
-        return Reading(True)
+        return Reading(True, differs=differs_of(body))
     error = body.get("error") if isinstance(body, Mapping) else None
     if status != 503 or (isinstance(error, Mapping) and error.get("code") == "too_many_connections"):
         return Reading(None)
@@ -113,7 +123,7 @@ def reading_of(status: int, body: object) -> Reading:
     failing = {str(k): str(v) for k, v in (checks or {}).items()
                if isinstance(v, str) and v != "ok" and not v.startswith("degraded") and v != "disabled"
                and k not in ("redis", "registry")}  # as /readyz: redis and registry never make a node unready
-    return Reading(False, failing)
+    return Reading(False, failing, differs_of(body))
 
 
 async def ask_ready(client: httpx.AsyncClient, url: str, timeout: float = ANSWER_TIMEOUT) -> Reading:
@@ -125,16 +135,24 @@ async def ask_ready(client: httpx.AsyncClient, url: str, timeout: float = ANSWER
             body = answer.json() if answer.status_code == 503 else None
     except Exception:  # noqa: BLE001 - no answer, or not JSON: not counted (the liveness probe judges)
         return Reading(None)
+    if answer.status_code == 200:  # its differs (a body that is not JSON: ready all the same)
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
     return reading_of(answer.status_code, body)
 
 
 async def run_ready_watch(watch: ReadyWatch, url: str, who: Callable[[], str | None], say: Callable[[Note], None],
                           stop: asyncio.Event, *, every: float = WATCH_EVERY,
                           check: Callable[[str], Awaitable[Reading]] | None = None,
-                          clock: Callable[[], float] = time.monotonic) -> None:
+                          clock: Callable[[], float] = time.monotonic,
+                          also: Callable[[Reading], Note | None] | None = None) -> None:
     """Every ``every`` s until ``stop``: ``who()`` (``the API (pid N)``; None while it is not running: skipped),
     ``check(url)`` (by default :func:`ask_ready` with one :func:`liveness_client` for the watch's life) and
-    :meth:`ReadyWatch.observe`; ``say(note)`` each line. Never raises (a failing step is logged)."""
+    :meth:`ReadyWatch.observe`; ``say(note)`` each line, and each note ``also(reading)`` makes (``gamead up``'s
+    settings not in force: :class:`gamead_cli.commands.up_drift.DriftNote`). Never raises (a failing step is
+    logged)."""
     client = liveness_client() if check is None else None
     asking = check or (lambda u: ask_ready(client, u))  # type: ignore[arg-type]
 
@@ -143,6 +161,8 @@ async def run_ready_watch(watch: ReadyWatch, url: str, who: Callable[[], str | N
             reading = await asking(url)
             if not stop.is_set() and (note := watch.observe(reading, clock(), name)) is not None:
                 say(note)
+            if not stop.is_set() and also is not None and (extra := also(reading)) is not None:
+                say(extra)
 
     try:
         await each_interval(step, stop, every, "API readiness watch")
@@ -151,5 +171,5 @@ async def run_ready_watch(watch: ReadyWatch, url: str, who: Callable[[], str | N
             await client.aclose()
 
 
-__all__ = ["WATCH_EVERY", "ReadyWatch", "Reading", "ask_ready", "reading_of", "ready_line", "run_ready_watch",
-           "unready_line"]
+__all__ = ["WATCH_EVERY", "ReadyWatch", "Reading", "ask_ready", "differs_of", "reading_of", "ready_line",
+           "run_ready_watch", "unready_line"]
