@@ -147,7 +147,7 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
                         continue
                     if all(r["status"] in ("completed", "dead") for r in records.values()):
                         break
-                    assert time.monotonic() < deadline, {i: r["status"] for i, r in records.items()}
+                    assert time.monotonic() < deadline, _where_they_wait(lane, records)
                     await asyncio.sleep(0.1)
                 return time.monotonic() - started, {i: records[i] for i in normal}, records[poison]
         finally:
@@ -170,6 +170,17 @@ def test_a_crashing_ad_ends_dead_after_its_own_crashes_and_the_ads_beside_it_los
     assert "gamead_attempts_lost_total 2.0" in metrics, [x for x in metrics.splitlines() if "lost" in x]
     assert max(retried_rates) > 0, retried_rates
     assert_doctor_clean(lane.url)
+
+
+def _where_they_wait(lane: Lane, records: dict[str, dict]) -> str:
+    """What a timeout says (a loaded run once hit the deadline with innocent ads ``queued``, flakes32b, and nothing
+    said where they were): each unfinished ad's record fields that tell who holds it, and the workers' log lines
+    about those ads and the deaths (a delivery no recovery handed back waits for ack_wait, 300 s here)."""
+    fields = ("status", "attempts", "workerId", "delivery", "retryAt", "suspect", "lostIn")
+    left = {i: {k: r.get(k) for k in fields} for i, r in records.items() if r["status"] not in ("completed", "dead")}
+    lines = [ln for log in sorted(lane.logs.glob("worker-*.log")) for ln in log.read_text(errors="replace").splitlines()
+             if any(i in ln for i in left) or "died" in ln or "adopting" in ln]
+    return f"unfinished: {left}\nworker log lines:\n" + "\n".join(lines[-60:])
 
 
 def _workers(lane: Lane) -> dict[str, dict]:
