@@ -36,10 +36,12 @@ def _level(client: httpx.Client, level: int) -> dict[str, Any]:
     return next(lv for lv in client.get("/v1/stats").json()["queue"]["levels"] if lv["priority"] == level)
 
 
-def _busy_worker(server: EmbeddedNats, http: httpx.Client, procs: list[Proc], tmp_path: Path) -> Proc:
-    """Worker 'one' (1 slot, :data:`WORKER`), running 'Busy' (P3, hanging 3 s): the batch posted next reaches its
-    long polls, so its first free slot meets a P1 ad and a less urgent one together, and hands the latter back."""
-    one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **WORKER)
+def _busy_worker(server: EmbeddedNats, http: httpx.Client, procs: list[Proc], tmp_path: Path,
+                 hang: float = 3.0) -> Proc:
+    """Worker 'one' (1 slot, :data:`WORKER`), running 'Busy' (P3, hanging ``hang`` s): the batch posted next reaches
+    its long polls, so its first free slot meets a P1 ad and a less urgent one together, and hands the latter back."""
+    env = {**WORKER, **hangs_once("Busy", task_timeout=hang)}
+    one = start_worker(server.url, tmp_path, worker_id="one", concurrency=1, ready=True, **env)
     procs.append(one)
     busy = http.post("/ads", json=ad("Busy", 3)).json()["id"]
     wait_for(lambda: http.get(f"/ads/{busy}").json()["status"] == "processing", timeout=20, what="'one' to run 'Busy'")
@@ -86,7 +88,9 @@ def test_a_handed_back_p5_ad_shows_its_age_in_the_stats_past_its_horizon(
     api, url = start_api(server.url, tmp_path, **ENV)
     procs.append(api)
     with httpx.Client(base_url=url, timeout=30) as http:
-        one = _busy_worker(server, http, procs, tmp_path)
+        # 'Busy' hangs 8 s here: a full run at load 10 once posted the batch after a 3 s hang had ended, so no ad met
+        # a busy slot and none was handed back
+        one = _busy_worker(server, http, procs, tmp_path, hang=8.0)
         batch = http.post("/ads/batch", json={"ads": [ad("Hidden", 5)] + [ad(f"Urgent {i}", 1) for i in range(40)]})
         hidden = batch.json()["results"][0]["id"]
         wait_for(lambda: handed_back(one.output(), hidden), timeout=30, what="'one' to hand 'Hidden' back")
